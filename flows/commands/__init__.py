@@ -1,0 +1,10 @@
+"""Sub-commands of the ``wxens`` CLI.
+
+Each module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and
+``run(args) -> int``; heavy imports happen inside ``run`` so ``wxens --help`` is fast.
+Add a command by writing its module and listing it here.
+"""
+
+from flows.commands import info, ingest
+
+COMMANDS = (ingest, info)
