@@ -1,0 +1,418 @@
+"""Torch datasets of (condition, target) pairs drawn from an analysis store by time index.
+
+One sample, for an initial time ``t``, a lead ``l`` and history offsets ``o_1 < ... < 0``
+(all in native steps of the store):
+
+- ``history``  (K, C, H, W): the states ``x[t + o_k]``, normalised ``(x - mean) / std``;
+- ``static``   (S, H, W):    sin/cos latitude, sin/cos longitude, then every time-invariant
+  variable of the store (standardised over the grid);
+- ``calendar`` (F,):         sin/cos hour of day and sin/cos day of year of ``t``;
+- ``lead``     ():           the lead in hours;
+- ``target``   (C, H, W):    the normalised residual ``(x[t + l] - x[t]) / tendency_std(l)``.
+
+``mean`` and ``std`` are the store statistics; ``tendency_std(l)`` is the per-channel standard
+deviation of the ``l``-step tendency over the training period (:meth:`Normalization.fit`),
+because the store only records it at the native step. Channels are those of
+:func:`pipeline.schema.to_channels` (``t2m``, ``z500``, ...). Initial times whose history or
+target falls outside the store or on a missing time are skipped. A store smaller than
+``max_memory_bytes`` is read into memory once; a larger one is read lazily, one batch of
+states at a time, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+from torch.utils.data import Dataset
+
+from pipeline.errors import InputError, StoreError
+from pipeline.schema import CHANNEL, LAT, LEVEL, LON, TIME, split_channel, to_channels
+
+if TYPE_CHECKING:
+    from pipeline.store import AnalysisStore
+
+log = logging.getLogger(__name__)
+
+CALENDAR_FEATURES = ("sin_hour_of_day", "cos_hour_of_day", "sin_day_of_year", "cos_day_of_year")
+GEOMETRY_STATICS = ("sin_latitude", "cos_latitude", "sin_longitude", "cos_longitude")
+TENDENCY_SAMPLES = 256  # initial times used to estimate a tendency std, evenly spaced
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """What a sample holds, in native time steps of the store.
+
+    history: offsets of the conditioning states, oldest first, ending with 0 (now); at least
+             two. An integer ``n`` means the last ``n`` states, e.g. ``24`` on an hourly store
+             is every state of the last day.
+    leads:   lead times of the target. Several leads make a lead-conditioned, direct model.
+    """
+
+    history: tuple[int, ...] = (-1, 0)
+    leads: tuple[int, ...] = (1,)
+
+    def __post_init__(self) -> None:
+        history = self.history
+        if isinstance(history, int):
+            history = tuple(range(1 - history, 1))
+        history = tuple(int(o) for o in history)
+        leads = (self.leads,) if isinstance(self.leads, int) else self.leads
+        leads = tuple(sorted({int(lead) for lead in leads}))
+        if len(history) < 2 or history[-1] != 0 or list(history) != sorted(set(history)):
+            raise InputError(
+                f"history offsets {history} must be at least two distinct native steps, "
+                "ascending and ending with 0 (now), e.g. [-1, 0] or 24 for the last 24 states"
+            )
+        if not leads or leads[0] < 1:
+            raise InputError(f"leads {leads} must be positive numbers of native steps, e.g. [1]")
+        object.__setattr__(self, "history", history)
+        object.__setattr__(self, "leads", leads)
+
+
+@dataclass(frozen=True)
+class Period:
+    """Inclusive time range with pandas partial-string semantics: ``end="2019-03-21"`` keeps
+    every time of 21 March. ``None`` leaves that side open."""
+
+    start: str | None = None
+    end: str | None = None
+
+    def indexer(self, times: pd.DatetimeIndex) -> slice:
+        return times.slice_indexer(self.start, self.end)
+
+    def __str__(self) -> str:
+        return f"{self.start or '...'} to {self.end or '...'}"
+
+
+@dataclass(frozen=True, eq=False)
+class Normalization:
+    """Per-channel normalisation: states ``(x - mean) / std``; residuals at a lead
+    ``(x[t+l] - x[t]) / tendency_std[l]``.
+
+    mean, std:    (C,) from the store statistics.
+    tendency_std: (L, C), one row per entry of ``leads_hours``.
+    """
+
+    channels: tuple[str, ...]
+    mean: np.ndarray
+    std: np.ndarray
+    leads_hours: tuple[float, ...]
+    tendency_std: np.ndarray
+
+    def lead_index(self, lead_hours: float) -> int:
+        for i, lead in enumerate(self.leads_hours):
+            if abs(lead - lead_hours) < 1e-6:
+                return i
+        raise InputError(
+            f"lead {lead_hours:g} h has no tendency std: the model was trained for leads "
+            f"{[f'{h:g}' for h in self.leads_hours]} h; ask for one of them or a multiple of "
+            "a rollout step"
+        )
+
+    def residual_to_state(self, lead_hours: float) -> np.ndarray:
+        """(C,) factor turning a normalised residual into a normalised-state increment:
+        ``tendency_std[l] / std``."""
+        return (self.tendency_std[self.lead_index(lead_hours)] / self.std).astype(np.float32)
+
+    @classmethod
+    def fit(cls, data: ResidualDataset) -> Normalization:
+        """Store mean/std of ``data``, and the std of each lead's tendency over its items
+        (at most ``TENDENCY_SAMPLES`` evenly spaced initial times per lead, NaNs ignored)."""
+        rows = []
+        for j, lead in enumerate(data.spec.leads):
+            positions = data.pairs[data.pairs[:, 1] == j, 0]
+            n = min(TENDENCY_SAMPLES, len(positions))
+            pick = positions[np.linspace(0, len(positions) - 1, n).round().astype(np.int64)]
+            states = data.states(data.positions(pick, (0, lead)))
+            rows.append(np.nanstd(states[:, 1] - states[:, 0], axis=(0, 2, 3)) * data.std)
+        tendency_std = np.stack(rows).astype(np.float64)
+        if not np.all(np.isfinite(tendency_std)) or np.any(tendency_std <= 0):
+            raise InputError(
+                f"{data.name}: the tendency std over {data.period} is not positive for every "
+                f"channel and lead ({dict(zip(data.channels, tendency_std.T.tolist(), strict=True))}); "
+                "a constant channel cannot be modelled — drop it"
+            )
+        return cls(data.channels, data.mean, data.std, data.leads_hours, tendency_std)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "channels": list(self.channels),
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+            "leads_hours": list(self.leads_hours),
+            "tendency_std": self.tendency_std.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Normalization:
+        return cls(
+            channels=tuple(d["channels"]),
+            mean=np.asarray(d["mean"], dtype=np.float64),
+            std=np.asarray(d["std"], dtype=np.float64),
+            leads_hours=tuple(float(h) for h in d["leads_hours"]),
+            tendency_std=np.asarray(d["tendency_std"], dtype=np.float64),
+        )
+
+
+def calendar_features(times: Sequence[pd.Timestamp] | pd.DatetimeIndex) -> torch.Tensor:
+    """(B, F) sin/cos of the hour of day and of the day of year (year of 365.25 days)."""
+    times = pd.DatetimeIndex(times)
+    hour = (times.hour + times.minute / 60.0).to_numpy(dtype=np.float64)
+    day = (times.dayofyear - 1).to_numpy(dtype=np.float64) + hour / 24.0
+    a, b = 2 * np.pi * hour / 24.0, 2 * np.pi * day / 365.25
+    return torch.from_numpy(np.stack([np.sin(a), np.cos(a), np.sin(b), np.cos(b)], -1)).float()
+
+
+def static_fields(dataset: xr.Dataset) -> tuple[tuple[str, ...], torch.Tensor]:
+    """Names and (S, H, W) values of the static fields of a canonical dataset: the geometry
+    (sin/cos latitude and longitude), then every data variable without a time dimension,
+    standardised over the grid."""
+    lat = np.deg2rad(dataset[LAT].values.astype(np.float64))
+    lon = np.deg2rad(dataset[LON].values.astype(np.float64))
+    lat2, lon2 = np.meshgrid(lat, lon, indexing="ij")
+    fields = [np.sin(lat2), np.cos(lat2), np.sin(lon2), np.cos(lon2)]
+    names = list(GEOMETRY_STATICS)
+    for name, da in dataset.data_vars.items():
+        if TIME in da.dims:
+            continue
+        if set(da.dims) != {LAT, LON}:
+            raise StoreError(
+                f"time-invariant variable {name!r} has dims {da.dims}; a static field must "
+                f"have exactly ({LAT}, {LON}). Drop it from the store or give it those dims."
+            )
+        values = da.transpose(LAT, LON).values.astype(np.float64)
+        fields.append((values - np.nanmean(values)) / (np.nanstd(values) or 1.0))
+        names.append(str(name))
+    return tuple(names), torch.from_numpy(np.stack(fields)).float()
+
+
+def _channel_statistics(
+    statistics: xr.Dataset, channels: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(C,) mean and std per channel from a store's statistics (dims statistic[, level])."""
+    out: dict[str, list[float]] = {"mean": [], "std": []}
+    for ch in channels:
+        var, level = split_channel(ch)
+        if var not in statistics:
+            raise StoreError(
+                f"the store statistics have no entry for {var!r} (channel {ch}); the store "
+                "was not finalised — rerun `wxens ingest` on it"
+            )
+        da = statistics[var] if level is None else statistics[var].sel({LEVEL: level})
+        for stat in out:
+            out[stat].append(float(da.sel(statistic=stat)))
+    std = np.asarray(out["std"])
+    if not np.all(np.isfinite(std)) or np.any(std <= 0):
+        raise StoreError(
+            f"the store statistics give a non-positive std for channels {list(channels)}: {std}"
+        )
+    return np.asarray(out["mean"]), std
+
+
+class ResidualDataset(Dataset):
+    """(condition, target) pairs of one store period; ``dataset[indices]`` is a dict batch.
+
+    Items enumerate every valid (initial time, lead) pair of ``period``: the initial time
+    and the target's valid time both lie in the period (no target leaks out of it), the
+    history may reach back before it, and none of the states needed is missing.
+    ``dataset[i]`` or ``dataset[[i, j, ...]]`` gives a dict of batched tensors with the keys
+    and shapes of :class:`generators.base.Condition` plus ``target`` (pipeline does not
+    import generators; ``generators.train.to_batch`` wraps it).
+
+    ``normalization`` is fitted on this period when not given (the training set); give the
+    training one to a validation or forecast set.
+    """
+
+    def __init__(
+        self,
+        dataset: xr.Dataset,
+        statistics: xr.Dataset,
+        spec: SampleSpec,
+        *,
+        period: Period = Period(),
+        native_step: pd.Timedelta | None = None,
+        missing_times: Sequence[pd.Timestamp] = (),
+        normalization: Normalization | None = None,
+        channels: Sequence[str] | None = None,
+        max_memory_bytes: int = 2**31,
+        name: str = "<dataset>",
+    ) -> None:
+        self.spec, self.period, self.name = spec, period, name
+        self.times = pd.DatetimeIndex(dataset[TIME].values)
+        if (
+            len(self.times) < 2
+            or not self.times.is_monotonic_increasing
+            or self.times.has_duplicates
+        ):
+            raise StoreError(f"{name}: needs at least two strictly increasing times")
+        self.native_step = native_step if native_step is not None else _infer_step(self.times)
+        dynamic = dataset[[v for v, da in dataset.data_vars.items() if TIME in da.dims]]
+        states = to_channels(dynamic).transpose(TIME, CHANNEL, LAT, LON)
+        available = tuple(str(c) for c in states[CHANNEL].values)
+        self.channels = tuple(channels) if channels is not None else available
+        absent = [c for c in self.channels if c not in available]
+        if absent:
+            raise InputError(f"{name} has no channel(s) {absent}; it holds {list(available)}")
+        states = states.sel({CHANNEL: list(self.channels)})
+        self.latitude = np.asarray(dataset[LAT].values)
+        self.longitude = np.asarray(dataset[LON].values)
+        self.static_names, self.static = static_fields(dataset)
+        self.mean, self.std = _channel_statistics(statistics, self.channels)
+        self._shift = self.mean.astype(np.float32)[:, None, None]
+        self._scale = self.std.astype(np.float32)[:, None, None]
+        self._states: np.ndarray | xr.DataArray = states
+        if states.nbytes <= max_memory_bytes:
+            log.info("%s: reading %.1f MB of states into memory", name, states.nbytes / 2**20)
+            self._states = self._normalise(states.values)
+        self._present = np.ones(len(self.times), dtype=bool)
+        if len(missing_times):
+            self._present &= ~self.times.isin(pd.DatetimeIndex(list(missing_times)))
+        self.pairs = self._valid_pairs()
+        if normalization is None:
+            normalization = Normalization.fit(self)
+        elif tuple(normalization.channels) != self.channels:
+            raise InputError(
+                f"the normalisation is for channels {list(normalization.channels)} but {name} "
+                f"gives {list(self.channels)}"
+            )
+        self.normalization = normalization
+        self._target_scale = torch.from_numpy(
+            np.stack(
+                [
+                    self.std / normalization.tendency_std[normalization.lead_index(h)]
+                    for h in self.leads_hours
+                ]
+            ).astype(np.float32)
+        )
+
+    @classmethod
+    def from_store(cls, store: AnalysisStore, spec: SampleSpec, **kwargs: Any) -> ResidualDataset:
+        """The dataset of an :class:`~pipeline.store.AnalysisStore` (keywords as in ``__init__``)."""
+        return cls(
+            store.dataset,
+            store.statistics,
+            spec,
+            native_step=store.native_step,
+            missing_times=store.missing_times,
+            name=str(store.path),
+            **kwargs,
+        )
+
+    # -- which times -----------------------------------------------------------------------
+
+    @property
+    def leads_hours(self) -> tuple[float, ...]:
+        hours = self.native_step / pd.Timedelta(hours=1)
+        return tuple(lead * hours for lead in self.spec.leads)
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        return len(self.latitude), len(self.longitude)
+
+    def positions(self, positions: np.ndarray, offsets: Sequence[int]) -> np.ndarray:
+        """(B, len(offsets)) store positions of ``times[positions] + offset * native_step``,
+        found by timestamp (a gap in the time axis is never bridged); -1 where absent or
+        missing."""
+        positions = np.asarray(positions, dtype=np.int64)
+        wanted = self.times[positions].to_numpy()[:, None] + np.asarray(offsets)[None, :] * (
+            self.native_step.to_timedelta64()
+        )
+        index = self.times.get_indexer(wanted.ravel()).reshape(wanted.shape)
+        index[index >= 0] = np.where(self._present[index[index >= 0]], index[index >= 0], -1)
+        return index
+
+    def _valid_pairs(self) -> np.ndarray:
+        window = self.period.indexer(self.times)
+        positions = np.arange(len(self.times))[window]
+        pairs = []
+        for j, lead in enumerate(self.spec.leads):
+            if len(positions) == 0:
+                break
+            ok = (self.positions(positions, (*self.spec.history, lead)) >= 0).all(axis=1)
+            ok &= self.times[positions] + lead * self.native_step <= self.times[positions[-1]]
+            if not ok.any():
+                raise InputError(
+                    f"{self.name}: no initial time in {self.period} has its history "
+                    f"{self.spec.history} and lead {lead} (x {self.native_step}) inside the "
+                    "store and the period; widen the period or shorten the history or lead"
+                )
+            pairs.extend((p, j) for p in positions[ok])
+        if not pairs:
+            raise InputError(
+                f"{self.name}: the period {self.period} holds no time of the store "
+                f"({self.times[0]} to {self.times[-1]})"
+            )
+        return np.asarray(pairs, dtype=np.int64)
+
+    def init_positions(self, init_times: Sequence[pd.Timestamp]) -> np.ndarray:
+        """Store positions of ``init_times``; InputError naming those lacking a full history."""
+        wanted = pd.DatetimeIndex(init_times)
+        positions = self.times.get_indexer(wanted)
+        ok = positions >= 0
+        ok[ok] = (self.positions(positions[ok], self.spec.history) >= 0).all(axis=1)
+        if not ok.all():
+            raise InputError(
+                f"{self.name}: initial time(s) {[str(t) for t in wanted[~ok]]} lack the history "
+                f"{self.spec.history} x {self.native_step} in the store (it covers "
+                f"{self.times[0]} to {self.times[-1]}, missing times excluded); choose later "
+                "initial times or ingest more data"
+            )
+        return positions
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _normalise(self, values: np.ndarray) -> np.ndarray:
+        return ((values - self._shift) / self._scale).astype(np.float32)
+
+    def states(self, positions: np.ndarray) -> np.ndarray:
+        """Normalised states at store positions: (*positions.shape, C, H, W)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        if isinstance(self._states, np.ndarray):
+            return self._states[positions]
+        unique, inverse = np.unique(positions, return_inverse=True)
+        values = self._normalise(self._states.isel({TIME: unique}).values)
+        return values[inverse.reshape(positions.shape)]
+
+    def denormalise(self, states: np.ndarray) -> np.ndarray:
+        """Normalised states (..., C, H, W) back to physical units."""
+        return states * self._scale + self._shift
+
+    def history_at(self, positions: np.ndarray) -> torch.Tensor:
+        """(B, K, C, H, W) normalised history of the initial times at store ``positions``."""
+        return torch.from_numpy(self.states(self.positions(positions, self.spec.history)))
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int | Sequence[int] | np.ndarray) -> dict[str, torch.Tensor]:
+        """Batched tensors of the given item(s) (an int gives a batch of one):
+        ``history, static, calendar, lead, target`` as documented in the module."""
+        idx = np.atleast_1d(np.asarray(index, dtype=np.int64))
+        positions, lead_index = self.pairs[idx, 0], self.pairs[idx, 1]
+        history = self.history_at(positions)
+        later = np.empty_like(positions)
+        for j in np.unique(lead_index):
+            chosen = lead_index == j
+            later[chosen] = self.positions(positions[chosen], (self.spec.leads[j],))[:, 0]
+        future = torch.from_numpy(self.states(later))
+        scale = self._target_scale[torch.from_numpy(lead_index)][:, :, None, None]
+        return {
+            "history": history,
+            "static": self.static.expand(len(idx), *self.static.shape),
+            "calendar": calendar_features(self.times[positions]),
+            "lead": torch.tensor([self.leads_hours[j] for j in lead_index], dtype=torch.float32),
+            "target": (future - history[:, -1]) * scale,
+        }
+
+
+def _infer_step(times: pd.DatetimeIndex) -> pd.Timedelta:
+    """The most common spacing of ``times`` (the native step of a store without metadata)."""
+    diffs = pd.Series(np.diff(times.to_numpy()))
+    return pd.Timedelta(diffs.mode().iloc[0])

@@ -1,0 +1,243 @@
+"""Forecast stores: the Zarr v3 output of a generator, one ensemble per initial time.
+
+Layout (DESIGN.md, "Forecast store"): dims ``init_time, member, lead_time, [level],
+latitude, longitude``; coordinate ``valid_time(init_time, lead_time)``; float32 CF
+variables; one chunk holds all members of one (init_time, lead_time) so verification reads
+a whole ensemble at once.
+
+Writing (:func:`write_forecast`):
+
+- a new initial time is appended along ``init_time``;
+- an initial time already in the store is overwritten in its own region, nothing else;
+- a boolean coordinate ``complete(init_time)`` is set False before an initial time's data is written
+  and True after, so a forecast killed half-way never reads as complete:
+  :func:`open_forecast` leaves such initial times out (and says so) until a rerun fills them.
+
+Provenance (:class:`ForecastProvenance`: generator kind, checkpoint digest, sampler, NFE,
+seed, calibration) is recorded in the store attrs; writing a forecast of another provenance
+into an existing store is a :class:`~pipeline.errors.StoreError`, so one store never mixes
+models or samplers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from pipeline.errors import InputError, StoreError
+from pipeline.schema import (
+    INIT_TIME,
+    LAT,
+    LEAD_TIME,
+    LEVEL,
+    LON,
+    MEMBER,
+    SCHEMA_VERSION,
+    VALID_TIME,
+)
+
+log = logging.getLogger(__name__)
+
+COMPLETE = "complete"
+FORECAST_DIMS = (INIT_TIME, MEMBER, LEAD_TIME, LEVEL, LAT, LON)
+
+
+@dataclass(frozen=True)
+class ForecastProvenance:
+    """What produced a forecast store; recorded in its attrs and checked on every write.
+
+    calibration: ``{}`` when members are uncalibrated, else the applied spread factors per
+                 channel and lead with the SSR before/after on the fit period.
+    """
+
+    generator: str
+    checkpoint_digest: str
+    sampler: str
+    nfe: int
+    seed: int
+    calibration: dict[str, Any] = field(default_factory=dict)
+
+    def to_attrs(self) -> dict[str, Any]:
+        attrs = {f"wxens_{k}": v for k, v in asdict(self).items() if k != "calibration"}
+        attrs["wxens_calibration"] = json.dumps(self.calibration, sort_keys=True)
+        return attrs
+
+    @classmethod
+    def from_attrs(cls, attrs: dict[str, Any]) -> ForecastProvenance:
+        return cls(
+            generator=attrs["wxens_generator"],
+            checkpoint_digest=attrs["wxens_checkpoint_digest"],
+            sampler=attrs["wxens_sampler"],
+            nfe=int(attrs["wxens_nfe"]),
+            seed=int(attrs["wxens_seed"]),
+            calibration=json.loads(attrs["wxens_calibration"]),
+        )
+
+
+def _check_layout(forecast: xr.Dataset) -> None:
+    if not forecast.data_vars:
+        raise InputError("the forecast to write holds no variable")
+    for name, da in forecast.data_vars.items():
+        expected = tuple(d for d in FORECAST_DIMS if d != LEVEL or LEVEL in da.dims)
+        if da.dims != expected:
+            raise InputError(
+                f"forecast variable {name!r} has dims {da.dims}; a forecast store needs "
+                f"{expected} (transpose it first)"
+            )
+    if forecast.indexes[INIT_TIME].has_duplicates:
+        raise InputError("the forecast to write repeats an init_time")
+
+
+def _prepare(forecast: xr.Dataset, provenance: ForecastProvenance) -> xr.Dataset:
+    """Float32 variables, valid_time coordinate, a False ``complete`` flag, provenance attrs."""
+    ds = forecast.drop_vars([VALID_TIME, COMPLETE], errors="ignore")
+    ds = ds.map(lambda da: da.astype(np.float32), keep_attrs=True)
+    valid = ds[INIT_TIME] + ds[LEAD_TIME]
+    ds = ds.assign_coords({VALID_TIME: valid.transpose(INIT_TIME, LEAD_TIME)})
+    ds = ds.assign_coords({COMPLETE: (INIT_TIME, np.zeros(ds.sizes[INIT_TIME], dtype=bool))})
+    ds.attrs = {
+        **forecast.attrs,
+        "schema_version": SCHEMA_VERSION,
+        "kind": "forecast",
+        **provenance.to_attrs(),
+    }
+    return ds
+
+
+def _encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
+    """One chunk per (init_time, lead_time) holding every member, level and grid point."""
+    encoding: dict[str, dict[str, Any]] = {}
+    for name, da in ds.data_vars.items():
+        chunks = tuple(1 if d in (INIT_TIME, LEAD_TIME) else da.sizes[d] for d in da.dims)
+        encoding[name] = {"chunks": chunks}
+    encoding[VALID_TIME] = {"chunks": (1, ds.sizes[LEAD_TIME])}
+    encoding[COMPLETE] = {"chunks": (1,)}
+    encoding[INIT_TIME] = {"chunks": (1,), "units": "seconds since 1970-01-01"}
+    encoding[LEAD_TIME] = {"units": "seconds"}
+    return encoding
+
+
+def _check_compatible(path: Path, existing: xr.Dataset, new: xr.Dataset) -> None:
+    old_prov = ForecastProvenance.from_attrs(existing.attrs)
+    new_prov = ForecastProvenance.from_attrs(new.attrs)
+    if old_prov != new_prov:
+        raise StoreError(
+            f"{path} holds forecasts of {old_prov}; this one is {new_prov}. One store holds one "
+            "model, sampler and seed: write to another --out, or delete the store first"
+        )
+    if set(existing.data_vars) != set(new.data_vars):
+        raise StoreError(
+            f"{path} holds variables {sorted(existing.data_vars)}, this forecast "
+            f"{sorted(new.data_vars)}; write to another store"
+        )
+    for dim in (MEMBER, LEAD_TIME, LEVEL, LAT, LON):
+        if dim not in existing.coords and dim not in new.coords:
+            continue
+        old = existing[dim].values if dim in existing.coords else None
+        now = new[dim].values if dim in new.coords else None
+        if old is None or now is None or old.shape != now.shape or not np.array_equal(old, now):
+            raise StoreError(
+                f"{path} has {dim} = {_short(old)}, this forecast {_short(now)}; forecasts with "
+                f"other {dim} values go to another store"
+            )
+
+
+def _short(values: np.ndarray | None) -> str:
+    if values is None:
+        return "none"
+    values = np.asarray(values)
+    if values.size <= 6:
+        return str(values.tolist())
+    return f"[{values[0]} ... {values[-1]}] ({values.size} values)"
+
+
+def _mark(path: Path, index: int, done: bool) -> None:
+    flag = xr.Dataset({COMPLETE: ((INIT_TIME,), np.array([done]))})
+    flag.to_zarr(path, region={INIT_TIME: slice(index, index + 1)}, mode="r+")
+
+
+def write_forecast(path: str | Path, forecast: xr.Dataset, provenance: ForecastProvenance) -> None:
+    """Write ``forecast`` (dims ``init_time, member, lead_time, [level], latitude,
+    longitude``) into the store at ``path``: create it, append new initial times, and
+    overwrite the region of initial times it already holds (nothing else).
+
+    Each initial time is flagged incomplete before its data is written and complete after.
+    Raises StoreError if the store holds another model, sampler, seed, member count, lead
+    times, levels or grid.
+    """
+    path = Path(path)
+    _check_layout(forecast)
+    ds = _prepare(forecast, provenance)
+    if not (path / "zarr.json").exists():
+        if path.exists() and any(path.iterdir()):
+            raise StoreError(f"{path} exists and is not a Zarr store; choose another --out")
+        ds.to_zarr(path, mode="w-", zarr_format=3, encoding=_encoding(ds))
+        for i in range(ds.sizes[INIT_TIME]):
+            _mark(path, i, True)
+        log.info("created forecast store %s with %d initial time(s)", path, ds.sizes[INIT_TIME])
+        return
+    existing = xr.open_zarr(path, zarr_format=3)
+    _check_compatible(path, existing, ds)
+    stored = pd.DatetimeIndex(existing[INIT_TIME].values)
+    new_times = pd.DatetimeIndex(ds[INIT_TIME].values)
+    rerun = new_times.isin(stored)
+    for t in new_times[rerun]:
+        index = int(stored.get_loc(t))
+        _mark(path, index, False)
+        region = ds.sel({INIT_TIME: [t]}).drop_vars(
+            [v for v in ds.variables if INIT_TIME not in ds[v].dims]
+        )
+        region.to_zarr(path, region={INIT_TIME: slice(index, index + 1)}, mode="r+")
+        _mark(path, index, True)
+    if (~rerun).any():
+        appended = ds.isel({INIT_TIME: np.flatnonzero(~rerun)})
+        appended.to_zarr(path, append_dim=INIT_TIME, zarr_format=3)
+        for i in range(len(stored), len(stored) + appended.sizes[INIT_TIME]):
+            _mark(path, i, True)
+    log.info(
+        "%s: overwrote %d and appended %d initial time(s)",
+        path,
+        int(rerun.sum()),
+        int((~rerun).sum()),
+    )
+
+
+def open_forecast(path: str | Path, *, complete_only: bool = True) -> xr.Dataset:
+    """The forecast store at ``path``, lazily, sorted by ``init_time``.
+
+    With ``complete_only`` (default) initial times whose write did not finish are left out
+    with a warning; StoreError if the store is missing or holds no complete initial time.
+    """
+    path = Path(path)
+    if not (path / "zarr.json").exists():
+        raise StoreError(
+            f"no forecast store at {path}; create it with `wxens forecast --out {path}`"
+        )
+    ds = xr.open_zarr(path, zarr_format=3)
+    if ds.attrs.get("kind") != "forecast" or COMPLETE not in ds.coords:
+        raise StoreError(f"{path} is not a wxens forecast store (no 'kind: forecast' attribute)")
+    complete = ds[COMPLETE].values.astype(bool)
+    if complete_only and not complete.all():
+        unfinished = [str(t) for t in ds[INIT_TIME].values[~complete]]
+        log.warning(
+            "%s: initial time(s) %s were not completely written and are left out; rerun the "
+            "forecast for them",
+            path,
+            unfinished,
+        )
+        if not complete.any():
+            raise StoreError(f"{path} holds no completely written initial time; rerun the forecast")
+        ds = ds.isel({INIT_TIME: np.flatnonzero(complete)})
+    return ds.drop_vars(COMPLETE).sortby(INIT_TIME)
+
+
+def provenance(path: str | Path) -> ForecastProvenance:
+    """The provenance recorded in a forecast store's attrs."""
+    return ForecastProvenance.from_attrs(open_forecast(path, complete_only=False).attrs)
