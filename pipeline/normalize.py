@@ -1,0 +1,325 @@
+"""Map a producer's dataset onto the canonical wxens schema, lazily.
+
+Names (cfgrib/ERA5, WeatherBench 2, NCEP/CMIP), units (to CF: degC -> K, hPa -> Pa,
+geopotential height kept distinct from geopotential), coordinates (ascending latitude,
+contiguous regional or [0, 360) global longitudes, levels in hPa, times sorted) and
+dtype (float32). Problems raise :class:`~pipeline.errors.InputError` naming the
+origin, the variable and the fix. Nothing here reads the data values.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from pipeline.errors import InputError
+from pipeline.schema import LAT, LEVEL, LON, TIME, VARIABLES, variable_attrs
+
+log = logging.getLogger(__name__)
+
+#: Producer variable names -> canonical names. A pair is (upper-air name, surface name),
+#: chosen by whether the variable has a pressure-level dimension.
+VARIABLE_ALIASES: dict[str, str | tuple[str, str]] = {
+    # WeatherBench 2 / ARCO ERA5
+    "2m_temperature": "t2m",
+    "2m_dewpoint_temperature": "d2m",
+    "sea_surface_temperature": "sst",
+    "mean_sea_level_pressure": "msl",
+    "surface_pressure": "sp",
+    "10m_u_component_of_wind": "u10",
+    "10m_v_component_of_wind": "v10",
+    "total_precipitation": "tp",
+    "total_column_water_vapour": "tcwv",
+    "geopotential": "z",
+    "geopotential_height": "gh",
+    "temperature": "t",
+    "u_component_of_wind": "u",
+    "v_component_of_wind": "v",
+    "vertical_velocity": "w",
+    "specific_humidity": "q",
+    "relative_humidity": "r",
+    # cfgrib spellings that differ from the canonical ones
+    "2t": "t2m",
+    "10u": "u10",
+    "10v": "v10",
+    "prmsl": "msl",
+    # NCEP reanalysis
+    "air": ("t", "t2m"),
+    "hgt": "gh",
+    "uwnd": ("u", "u10"),
+    "vwnd": ("v", "v10"),
+    "shum": "q",
+    "rhum": "r",
+    "omega": "w",
+    "slp": "msl",
+    "mslp": "msl",
+    "pres": "sp",
+    # CMIP
+    "tas": "t2m",
+    "psl": "msl",
+    "ps": "sp",
+    "uas": "u10",
+    "vas": "v10",
+    "ta": "t",
+    "ua": "u",
+    "va": "v",
+    "zg": "gh",
+    "hus": "q",
+    "hur": "r",
+    "wap": "w",
+    "pr": "tp",
+}
+
+COORD_ALIASES: dict[str, str] = {
+    "lat": LAT,
+    "Latitude": LAT,
+    "nav_lat": LAT,
+    "lon": LON,
+    "Longitude": LON,
+    "nav_lon": LON,
+    "isobaricInhPa": LEVEL,
+    "pressure_level": LEVEL,
+    "plev": LEVEL,
+    "lev": LEVEL,
+    "pressure": LEVEL,
+}
+
+#: Spellings of units -> the canonical spelling.
+UNIT_ALIASES: dict[str, str] = {
+    "kelvin": "K",
+    "degK": "K",
+    "deg_K": "K",
+    "degC": "degC",
+    "deg_C": "degC",
+    "C": "degC",
+    "celsius": "degC",
+    "Celsius": "degC",
+    "degrees_Celsius": "degC",
+    "°C": "degC",
+    "m/s": "m s-1",
+    "ms-1": "m s-1",
+    "m2/s2": "m2 s-2",
+    "gpm": "m",
+    "mbar": "hPa",
+    "millibar": "hPa",
+    "mb": "hPa",
+    "kg/kg": "kg kg-1",
+    "g/kg": "g kg-1",
+    "percent": "%",
+    "(0 - 1)": "1",
+    "fraction": "1",
+    "Pa/s": "Pa s-1",
+    "kg/m2": "kg m-2",
+    "kg/m^2": "kg m-2",
+}
+
+#: (from, to) -> (scale, offset): value_to = value_from * scale + offset.
+UNIT_CONVERSIONS: dict[tuple[str, str], tuple[float, float]] = {
+    ("degC", "K"): (1.0, 273.15),
+    ("hPa", "Pa"): (100.0, 0.0),
+    ("g kg-1", "kg kg-1"): (1e-3, 0.0),
+    ("1", "kg kg-1"): (1.0, 0.0),
+    ("1", "%"): (100.0, 0.0),
+    ("mm", "m"): (1e-3, 0.0),
+    ("mm", "kg m-2"): (1.0, 0.0),
+}
+
+_DROP_COORDS = (
+    "number",
+    "step",
+    "surface",
+    "heightAboveGround",
+    "valid_time",
+    "height",
+    "realization",
+)
+
+
+def canonical_units(units: str) -> str:
+    """``"m**2 s**-2" -> "m2 s-2"``; other spellings through :data:`UNIT_ALIASES`."""
+    text = " ".join(units.replace("**", "").replace("^", "").split())
+    return UNIT_ALIASES.get(text, text)
+
+
+def normalize(ds: xr.Dataset, origin: str, variables: Sequence[str] | None = None) -> xr.Dataset:
+    """The canonical form of ``ds`` (from ``origin``, named in errors), lazily.
+
+    ``variables`` selects canonical names; without it every variable of the
+    vocabulary is kept and the others are dropped with a log message.
+    """
+    ds = _to_time_axis(_rename(ds), origin)
+    ds = _select(ds, origin, variables)
+    ds = _squeeze_extra_dims(ds, origin)
+    ds = _normalize_levels(ds)
+    ds = _normalize_horizontal(ds, origin)
+    ds = _sort_time(ds, origin)
+    out = xr.Dataset({name: _convert_units(ds[name], origin) for name in ds.data_vars})
+    order = [d for d in (TIME, LEVEL, LAT, LON) if d in out.dims]
+    out = out.transpose(*order)
+    out.attrs = {k: v for k, v in ds.attrs.items() if isinstance(v, str | int | float)}
+    return out
+
+
+def _rename(ds: xr.Dataset) -> xr.Dataset:
+    coords = {k: v for k, v in COORD_ALIASES.items() if k in ds.variables and v not in ds.variables}
+    ds = ds.rename(coords)
+    names = {}
+    for name, da in ds.data_vars.items():
+        alias = VARIABLE_ALIASES.get(str(name), str(name))
+        if isinstance(alias, tuple):
+            alias = alias[0] if LEVEL in da.dims else alias[1]
+        if alias == "z" and canonical_units(da.attrs.get("units", "")) == "m":
+            alias = "gh"  # geopotential *height*, kept distinct from geopotential
+        if alias != name:
+            names[name] = alias
+    if len(set(names.values())) != len(names):
+        raise InputError(f"two variables map to the same canonical name: {names}")
+    return ds.rename(names)
+
+
+def _to_time_axis(ds: xr.Dataset, origin: str) -> xr.Dataset:
+    """Analyses are indexed by valid time: cfgrib's (time, step) become one ``time``."""
+    if "step" in ds.dims and "time" in ds.dims:
+        ds = ds.stack(_valid=("time", "step"))
+        ds = ds.assign_coords(_valid=ds["valid_time"].values).rename({"_valid": TIME})
+        ds = ds.drop_vars(["step", "valid_time"], errors="ignore")
+    elif "step" in ds.dims:
+        ds = ds.swap_dims({"step": "valid_time"})
+    if TIME not in ds.dims and "valid_time" in ds.dims:
+        ds = ds.drop_vars(TIME, errors="ignore").rename({"valid_time": TIME})
+    elif "valid_time" in ds.coords and ds["valid_time"].dims == (TIME,):
+        ds = ds.assign_coords({TIME: ds["valid_time"].values})
+    if TIME not in ds.dims:
+        raise InputError(
+            f"{origin}: no time dimension (dims are {dict(ds.sizes)}); "
+            "an analysis needs 'time' or cfgrib's 'time'/'step'/'valid_time'"
+        )
+    return ds.drop_vars([c for c in _DROP_COORDS if c in ds.coords and c not in ds.dims])
+
+
+def _select(ds: xr.Dataset, origin: str, variables: Sequence[str] | None) -> xr.Dataset:
+    present = [str(v) for v in ds.data_vars]
+    if variables is None:
+        unknown = [v for v in present if v not in VARIABLES]
+        if unknown:
+            log.info("%s: dropping variables outside the vocabulary: %s", origin, unknown)
+        keep = [v for v in present if v in VARIABLES]
+        if not keep:
+            raise InputError(
+                f"{origin}: none of its variables {present} is one wxens knows "
+                f"({sorted(VARIABLES)}); rename them or extend pipeline.schema.VARIABLES"
+            )
+        return ds[keep]
+    missing = [v for v in variables if v not in present]
+    if missing:
+        raise InputError(
+            f"{origin}: variable(s) {missing} not found; it has {present} "
+            "(names after mapping to the canonical schema); pick from those with --variables"
+        )
+    unknown = [v for v in variables if v not in VARIABLES]
+    if unknown:
+        raise InputError(
+            f"{origin}: variable(s) {unknown} are not in the wxens vocabulary {sorted(VARIABLES)}"
+        )
+    return ds[list(variables)]
+
+
+def _squeeze_extra_dims(ds: xr.Dataset, origin: str) -> xr.Dataset:
+    extra = [d for d in ds.dims if d not in (TIME, LEVEL, LAT, LON)]
+    for dim in extra:
+        if ds.sizes[dim] != 1:
+            raise InputError(
+                f"{origin}: unexpected dimension {dim!r} of size {ds.sizes[dim]}; an analysis "
+                "has dims time, [level], latitude, longitude — select one index of it first "
+                "(an ensemble member, say) or score it as a forecast instead"
+            )
+        ds = ds.isel({dim: 0}, drop=True)
+    for dim in (LAT, LON):
+        if dim not in ds.dims:
+            raise InputError(f"{origin}: no {dim!r} dimension; dims are {dict(ds.sizes)}")
+    return ds
+
+
+def _normalize_levels(ds: xr.Dataset) -> xr.Dataset:
+    if LEVEL not in ds.dims:
+        return ds
+    level = ds[LEVEL]
+    in_pa = canonical_units(level.attrs.get("units", "")) == "Pa" or float(level.max()) > 1100
+    values = level.values / 100.0 if in_pa else level.values
+    ds = ds.assign_coords({LEVEL: values.astype("float64")}).sortby(LEVEL)
+    ds[LEVEL].attrs = {"units": "hPa", "long_name": "pressure level", "positive": "down"}
+    return ds
+
+
+def longitudes_canonical(lon: np.ndarray) -> np.ndarray:
+    """Global grids in [0, 360); regional grids contiguous, in [-180, 180) when they
+    are contiguous there (a UK box is -10..2), else in [0, 360) (a box across 180°)."""
+    lon360 = np.mod(lon, 360.0)
+    unique = np.unique(lon360)
+    if unique.size < 2:
+        return lon360
+    step = float(np.median(np.diff(unique)))
+    if abs(unique.size * step - 360.0) < step / 2:
+        return lon360
+    lon180 = np.mod(lon + 180.0, 360.0) - 180.0
+    if np.diff(np.sort(lon180)).max() <= 1.5 * step:
+        return lon180
+    return lon360
+
+
+def _normalize_horizontal(ds: xr.Dataset, origin: str) -> xr.Dataset:
+    ds = ds.assign_coords({LON: longitudes_canonical(ds[LON].values.astype("float64"))})
+    ds = ds.assign_coords({LAT: ds[LAT].values.astype("float64")})
+    for dim in (LAT, LON):
+        if pd.Index(ds[dim].values).has_duplicates:
+            raise InputError(f"{origin}: duplicate {dim} values; the grid must be regular")
+    ds = ds.sortby([LAT, LON])
+    ds[LAT].attrs = {"units": "degrees_north", "long_name": "latitude", "standard_name": "latitude"}
+    ds[LON].attrs = {
+        "units": "degrees_east",
+        "long_name": "longitude",
+        "standard_name": "longitude",
+    }
+    return ds
+
+
+def _sort_time(ds: xr.Dataset, origin: str) -> xr.Dataset:
+    times = pd.DatetimeIndex(ds[TIME].values)
+    if times.has_duplicates:
+        dup = times[times.duplicated()].unique()
+        raise InputError(
+            f"{origin}: {dup.size} duplicate time(s), first {[str(t) for t in dup[:3]]}; "
+            "give each time once (are two input files covering the same period?)"
+        )
+    if not times.is_monotonic_increasing:
+        log.info("%s: times were not in order; sorted", origin)
+        ds = ds.sortby(TIME)
+    return ds
+
+
+def _convert_units(da: xr.DataArray, origin: str) -> xr.DataArray:
+    name = str(da.name)
+    target = VARIABLES[name].units
+    raw = da.attrs.get("units")
+    if raw is None:
+        raise InputError(
+            f"{origin}: variable {name!r} has no 'units' attribute; set it (expected {target!r})"
+        )
+    units = canonical_units(str(raw))
+    if units == target:
+        out = da
+    elif (units, target) in UNIT_CONVERSIONS:
+        scale, offset = UNIT_CONVERSIONS[(units, target)]
+        out = da * scale + offset
+    else:
+        raise InputError(
+            f"{origin}: variable {name!r} has units {raw!r}, which wxens cannot convert to "
+            f"{target!r}; convert it to {target} first or fix the units attribute"
+        )
+    out = out.astype("float32")
+    out.attrs = {**variable_attrs(name), "source_units": str(raw)}
+    return out.rename(name)

@@ -1,0 +1,447 @@
+"""Analysis stores: canonical Zarr v3 stores written resumably, with statistics.
+
+Life of a store: :func:`ingest` creates it from a template of the canonical dataset
+(metadata and coordinates only), writes the data by region in blocks of whole time
+steps, records each finished block in the group attributes, and finalises: per-variable
+(per-level) statistics computed with dask, the missing times, ``complete = True``. An
+interrupted ingest leaves a store that reads as incomplete; the same command resumes it
+and writes exactly the bytes an uninterrupted run would. A repeated ingest is a no-op;
+later times append. :func:`open_store` refuses an incomplete store.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dask
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+from tqdm.auto import tqdm
+
+from pipeline.errors import InputError, StoreError
+from pipeline.normalize import normalize
+from pipeline.schema import LAT, LEVEL, LON, SCHEMA_VERSION, TIME
+from pipeline.sources.base import Source, resolve_source
+
+log = logging.getLogger(__name__)
+
+STATISTICS = ("mean", "std", "min", "max", "tendency_std")
+STATE_ATTR = "wxens_ingest"
+#: Target size of one written block (whole time steps); bounds ingest memory.
+BLOCK_BYTES = 128 * 2**20
+#: Largest chunk: a chunk is one time step, all levels and the whole grid unless larger.
+MAX_CHUNK_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class AnalysisStore:
+    """An opened, complete analysis store.
+
+    ``dataset`` is lazy (dask), dims ``time, [level], latitude, longitude``;
+    ``statistics`` holds the same variable names with dims ``(statistic[, level])``.
+    """
+
+    path: Path
+    dataset: xr.Dataset
+    statistics: xr.Dataset
+    native_step: pd.Timedelta
+    missing_times: tuple[pd.Timestamp, ...]
+
+
+def open_store(path: str | Path) -> AnalysisStore:
+    """Open a complete analysis store lazily, with its statistics."""
+    path = Path(path)
+    state = read_state(path)
+    if not state["complete"]:
+        written = sum(j - i for i, j in state["written"])
+        raise StoreError(
+            f"{path}: the store is incomplete ({written} of {state['n_times']} times written; "
+            "an ingest was interrupted); rerun the same `wxens ingest` to complete it"
+        )
+    ds = xr.open_zarr(path, consolidated=False)
+    return AnalysisStore(
+        path=path,
+        dataset=ds,
+        statistics=_statistics_from_attrs(state["statistics"]),
+        native_step=pd.Timedelta(state["native_step"]),
+        missing_times=tuple(pd.Timestamp(t) for t in state["missing_times"]),
+    )
+
+
+def read_state(path: Path) -> dict:
+    """The ingest state recorded in a store's attributes; StoreError if there is none."""
+    if not path.exists():
+        raise StoreError(
+            f"{path}: no such store; create it with `wxens ingest SOURCE --store {path}`"
+        )
+    try:
+        attrs = zarr.open_group(str(path), mode="r").attrs.asdict()
+    except Exception as err:
+        raise StoreError(f"{path}: not a Zarr store ({type(err).__name__}: {err})") from err
+    if STATE_ATTR not in attrs:
+        raise StoreError(f"{path}: a Zarr store, but not a wxens analysis store")
+    return attrs[STATE_ATTR]
+
+
+def ingest(
+    sources: str | Path | Source | Sequence[str | Path | Source],
+    store: str | Path,
+    *,
+    variables: Sequence[str] | None = None,
+    time: slice | None = None,
+    overwrite: bool = False,
+    allow_nan: bool = False,
+    progress: bool = True,
+) -> AnalysisStore:
+    """Ingest ``sources`` into the analysis store at ``store``; return it opened.
+
+    sources:   paths, globs, URLs, ``"synthetic:..."`` specs or :class:`Source` objects.
+    variables: canonical names to keep (default: every known variable).
+    time:      a ``slice`` of times (label-based, inclusive).
+    overwrite: replace a store of another grid or other variables (built aside, then
+               swapped in, so the old one survives a failure).
+    allow_nan: accept NaNs (always counted and reported).
+    """
+    path = Path(store)
+    ds, origin = open_canonical(sources, variables, time)
+    if path.exists() and overwrite:
+        aside = path.with_name(path.name + ".ingest-tmp")
+        shutil.rmtree(aside, ignore_errors=True)
+        try:
+            _ingest_into(ds, origin, aside, allow_nan, progress)
+        except BaseException:
+            shutil.rmtree(aside, ignore_errors=True)
+            raise
+        shutil.rmtree(path)
+        aside.rename(path)
+        return open_store(path)
+    _ingest_into(ds, origin, path, allow_nan, progress)
+    return open_store(path)
+
+
+def open_canonical(
+    sources: str | Path | Source | Sequence[str | Path | Source],
+    variables: Sequence[str] | None = None,
+    time: slice | None = None,
+) -> tuple[xr.Dataset, str]:
+    """All sources opened, normalised and combined lazily; with a provenance string."""
+    if isinstance(sources, str | Path | Source):
+        sources = [sources]
+    resolved = [resolve_source(s if isinstance(s, Source) else str(s)) for s in sources]
+    if not resolved:
+        raise InputError("no source given: name at least one file, glob, URL or 'synthetic'")
+    parts = [normalize(src.open(), src.description, variables) for src in resolved]
+    origin = ", ".join(src.description for src in resolved)
+    ds = parts[0] if len(parts) == 1 else _combine(parts, origin)
+    if time is not None:
+        ds = ds.sel({TIME: time})
+        if ds.sizes[TIME] == 0:
+            raise InputError(f"{origin}: no time in {time.start}..{time.stop}; check --start/--end")
+    return ds, origin
+
+
+def _combine(parts: list[xr.Dataset], origin: str) -> xr.Dataset:
+    times = pd.DatetimeIndex(np.concatenate([p[TIME].values for p in parts]))
+    by_var: dict[str, list[pd.DatetimeIndex]] = {}
+    for p in parts:
+        for v in p.data_vars:
+            by_var.setdefault(str(v), []).append(pd.DatetimeIndex(p[TIME].values))
+    for var, indexes in by_var.items():
+        joined = indexes[0].append(indexes[1:]) if len(indexes) > 1 else indexes[0]
+        if joined.has_duplicates:
+            dup = joined[joined.duplicated()].unique()
+            raise InputError(
+                f"{origin}: {var!r} has {dup.size} duplicate time(s) across the inputs, first "
+                f"{[str(t) for t in dup[:3]]}; give each time once (do two files overlap?)"
+            )
+    try:
+        combined = xr.combine_by_coords(parts, combine_attrs="drop_conflicts", join="outer")
+    except ValueError as err:
+        raise InputError(
+            f"{origin}: the inputs do not combine ({err}); give inputs on one grid that differ "
+            "in time or variables"
+        ) from err
+    log.debug("combined %d inputs, %d times", len(parts), times.unique().size)
+    return combined.sortby(TIME)
+
+
+def _ingest_into(ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progress: bool) -> None:
+    created = not path.exists()
+    if created:
+        _create(ds, origin, path)
+    else:
+        _check_compatible(xr.open_zarr(path, consolidated=False), ds, origin, path)
+    state = read_state(path)
+    store_times = pd.DatetimeIndex(xr.open_zarr(path, consolidated=False)[TIME].values)
+    old_times = store_times.size
+    source_times = pd.DatetimeIndex(ds[TIME].values)
+    new = source_times[~source_times.isin(store_times)]
+    if new.size:
+        if old_times and new.min() <= store_times.max():
+            raise StoreError(
+                f"{path}: the input has {new.size} time(s) inside or before the store's period "
+                f"({store_times.min()}..{store_times.max()}), first {new.min()}; a store only "
+                "grows at its end: ingest into a new --store, or pass --overwrite to rebuild it"
+            )
+        _append_template(ds.sel({TIME: new}), path)
+        store_times = store_times.append(new)
+        state = _update_state(path, n_times=store_times.size, complete=False)
+    written = np.zeros(store_times.size, bool)
+    for i, j in state["written"]:
+        written[i:j] = True
+    todo = np.flatnonzero(store_times.isin(source_times) & ~written)
+    if todo.size == 0 and state["complete"]:
+        log.info("%s: already holds every requested time; nothing to do", path)
+        return
+    positions = source_times.get_indexer(store_times[todo])
+    try:
+        nan_counts = _write_blocks(
+            ds,
+            list(zip(todo.tolist(), positions.tolist(), strict=True)),
+            path,
+            state,
+            allow_nan,
+            progress,
+            origin,
+        )
+    except InputError:
+        _roll_back(path, created, old_times, state)
+        raise
+    finalise(path, nan_counts)
+
+
+def _create(ds: xr.Dataset, origin: str, path: Path) -> None:
+    template = ds.copy()
+    template.attrs = {
+        "schema_version": SCHEMA_VERSION,
+        "source": origin,
+        "history": f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} created by wxens ingest from {origin}",
+        "Conventions": "CF-1.8",
+        STATE_ATTR: {
+            "complete": False,
+            "n_times": ds.sizes[TIME],
+            "written": [],
+            "nan_counts": {},
+        },
+    }
+    template.to_zarr(
+        path,
+        mode="w-",
+        compute=False,
+        zarr_format=3,
+        consolidated=False,
+        encoding={name: {"chunks": chunk_shape(da)} for name, da in ds.data_vars.items()},
+    )
+
+
+def chunk_shape(da: xr.DataArray) -> tuple[int, ...]:
+    """One time step, all levels and the whole grid, split along level if > 64 MB."""
+    shape = dict(da.sizes)
+    shape[TIME] = 1
+    if LEVEL in shape:
+        per_level = da.sizes[LAT] * da.sizes[LON] * da.dtype.itemsize
+        shape[LEVEL] = max(1, min(da.sizes[LEVEL], MAX_CHUNK_BYTES // per_level))
+    return tuple(shape[d] for d in da.dims)
+
+
+def _check_compatible(existing: xr.Dataset, ds: xr.Dataset, origin: str, path: Path) -> None:
+    def describe(d: xr.Dataset) -> str:
+        levels = f", levels {d[LEVEL].values.tolist()}" if LEVEL in d.dims else ""
+        return (
+            f"variables {sorted(map(str, d.data_vars))} on a {d.sizes[LAT]}x{d.sizes[LON]} grid "
+            f"({float(d[LAT].min()):g}..{float(d[LAT].max()):g} N, "
+            f"{float(d[LON].min()):g}..{float(d[LON].max()):g} E{levels})"
+        )
+
+    same = set(existing.data_vars) == set(ds.data_vars) and all(
+        existing.sizes.get(dim) == ds.sizes.get(dim)
+        and (dim not in ds.dims or np.allclose(existing[dim].values, ds[dim].values))
+        for dim in (LAT, LON, LEVEL)
+    )
+    if not same:
+        raise StoreError(
+            f"{path}: the store holds {describe(existing)}, but {origin} gives {describe(ds)}; "
+            "ingest into a new --store, or pass --overwrite to replace this one"
+        )
+
+
+def _append_template(target: xr.Dataset, path: Path) -> None:
+    """Grow the store's time axis by ``target``'s times; data deferred (written by region)."""
+    template = target.copy()
+    template.attrs = {}
+    template.to_zarr(path, append_dim=TIME, compute=False, consolidated=False)
+
+
+def _blocks(todo: list[tuple[int, int]], per_block: int) -> Iterator[list[tuple[int, int]]]:
+    """Runs of consecutive store indexes (and consecutive source positions), <= per_block."""
+    run: list[tuple[int, int]] = []
+    for item in todo:
+        if run and (
+            item[0] != run[-1][0] + 1 or item[1] != run[-1][1] + 1 or len(run) == per_block
+        ):
+            yield run
+            run = []
+        run.append(item)
+    if run:
+        yield run
+
+
+def _write_blocks(
+    ds: xr.Dataset,
+    todo: list[tuple[int, int]],
+    path: Path,
+    state: dict,
+    allow_nan: bool,
+    progress: bool,
+    origin: str,
+) -> dict[str, int]:
+    bytes_per_time = sum(
+        da.dtype.itemsize * int(np.prod([n for d, n in da.sizes.items() if d != TIME]))
+        for da in ds.data_vars.values()
+    )
+    per_block = max(1, BLOCK_BYTES // max(bytes_per_time, 1))
+    nan_counts = {str(k): int(v) for k, v in state.get("nan_counts", {}).items()}
+    written = [list(r) for r in state["written"]]
+    with tqdm(
+        total=len(todo), unit="time", desc=f"ingest {path.name}", disable=not progress
+    ) as bar:
+        for block in _blocks(todo, per_block):
+            (i0, s0), (i1, s1) = block[0], block[-1]
+            data = ds.isel({TIME: slice(s0, s1 + 1)}).load()
+            counts = {
+                str(name): int(np.isnan(da.values).sum()) for name, da in data.data_vars.items()
+            }
+            bad = {name: n for name, n in counts.items() if n}
+            if bad and not allow_nan:
+                first = str(pd.Timestamp(data[TIME].values[0]))
+                raise InputError(
+                    f"{origin}: {sum(bad.values())} NaN value(s) in {bad} in the block starting "
+                    f"{first}; repair the input, or pass --allow-nan to keep them (they are "
+                    "counted in the store's attributes)"
+                )
+            for name, n in counts.items():
+                nan_counts[name] = nan_counts.get(name, 0) + n
+            write_region(data, path, slice(i0, i1 + 1))
+            written.append([i0, i1 + 1])
+            _update_state(path, written=_merge_ranges(written), nan_counts=nan_counts)
+            bar.update(len(block))
+    return nan_counts
+
+
+def write_region(data: xr.Dataset, path: Path, region: slice) -> None:
+    """Write in-memory ``data`` (whole time steps) into the store's ``region`` of time."""
+    data = data.drop_vars([c for c in data.coords if TIME not in data[c].dims])
+    data.attrs = {}
+    data.to_zarr(path, region={TIME: region}, consolidated=False)
+
+
+def _merge_ranges(ranges: Iterable[Sequence[int]]) -> list[list[int]]:
+    merged: list[list[int]] = []
+    for i, j in sorted(ranges):
+        if merged and i <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], j)
+        else:
+            merged.append([i, j])
+    return merged
+
+
+def _update_state(path: Path, **changes: object) -> dict:
+    group = zarr.open_group(str(path), mode="r+")
+    state = {**group.attrs[STATE_ATTR], **changes}
+    group.attrs[STATE_ATTR] = state
+    return state
+
+
+def _roll_back(path: Path, created: bool, old_times: int, state: dict) -> None:
+    """Undo a refused ingest: remove a store it created, or shrink an appended one back."""
+    if created:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    group = zarr.open_group(str(path), mode="r+")
+    for _, array in group.arrays():
+        dims = array.metadata.dimension_names or ()
+        if TIME in dims:
+            shape = list(array.shape)
+            shape[dims.index(TIME)] = old_times
+            array.resize(tuple(shape))
+    kept = [[i, min(j, old_times)] for i, j in state["written"] if i < old_times]
+    complete = bool(state.get("statistics")) and kept == [[0, old_times]]
+    _update_state(path, n_times=old_times, written=kept, complete=complete)
+
+
+def finalise(path: Path, nan_counts: dict[str, int] | None = None) -> None:
+    """Compute statistics and missing times with dask, then mark the store complete."""
+    ds = xr.open_zarr(path, consolidated=False)
+    times = pd.DatetimeIndex(ds[TIME].values)
+    step = native_step(times)
+    stats = compute_statistics(ds, step)
+    expected = pd.date_range(times[0], times[-1], freq=step) if len(times) > 1 else times
+    missing = expected.difference(times)
+    if missing.size:
+        log.warning("%s: %d missing time(s) at the native step %s", path, missing.size, step)
+    group = zarr.open_group(str(path), mode="r+")
+    history = group.attrs.get("history", "")
+    group.attrs["history"] = (
+        f"{history}\n{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} finalised: {len(times)} times"
+    ).strip()
+    _update_state(
+        path,
+        complete=True,
+        n_times=len(times),
+        native_step=str(step),
+        missing_times=[str(t) for t in missing],
+        statistics=stats,
+        nan_counts=nan_counts if nan_counts is not None else read_state(path)["nan_counts"],
+    )
+
+
+def native_step(times: pd.DatetimeIndex) -> pd.Timedelta:
+    """The most common spacing of ``times`` (1 h for hourly ERA5 even with gaps)."""
+    if len(times) < 2:
+        return pd.Timedelta(0)
+    diffs = pd.Series(np.diff(times.values))
+    return pd.Timedelta(diffs.mode().iloc[0])
+
+
+def compute_statistics(ds: xr.Dataset, step: pd.Timedelta) -> dict:
+    """mean, std, min, max and the std of the tendency at ``step`` of each variable,
+    over time and the grid (per level for upper-air variables), in one dask pass."""
+    dims = [TIME, LAT, LON]
+    diffs = ds.diff(TIME)
+    consecutive = xr.DataArray(np.diff(ds[TIME].values) == step.to_timedelta64(), dims=[TIME])
+    tendency = diffs.where(consecutive.assign_coords({TIME: diffs[TIME]}))
+    lazy = {
+        "mean": ds.mean(dims),
+        "std": ds.std(dims),
+        "min": ds.min(dims),
+        "max": ds.max(dims),
+        "tendency_std": tendency.std(dims),
+    }
+    (values,) = dask.compute(lazy)
+    out: dict[str, dict] = {}
+    for name in ds.data_vars:
+        entry: dict[str, object] = {k: values[k][name].values.tolist() for k in STATISTICS}
+        if LEVEL in ds[name].dims:
+            entry["level"] = ds[LEVEL].values.tolist()
+        out[str(name)] = entry
+    return out
+
+
+def _statistics_from_attrs(stats: dict) -> xr.Dataset:
+    data = {}
+    for name, entry in stats.items():
+        values = np.array([entry[k] for k in STATISTICS], dtype="float64")
+        if "level" in entry:
+            data[name] = xr.DataArray(
+                values, dims=("statistic", LEVEL), coords={LEVEL: entry["level"]}
+            )
+        else:
+            data[name] = xr.DataArray(values, dims=("statistic",))
+    return xr.Dataset(data).assign_coords(statistic=list(STATISTICS))
