@@ -1,0 +1,187 @@
+"""What both generators share: the loss mix, the fair CRPS term, and drawing members.
+
+A generator here is a network over the normalised residual plus an objective. The loss
+is ``regression_weight * regression + crps_weight * fair_crps``:
+
+- the regression term is the model's own (velocity regression for flow matching,
+  weighted denoising for EDM);
+- the fair-CRPS term draws ``crps_members`` members per sample through a short,
+  differentiable sampler of at most ``crps_nfe`` network evaluations and scores them
+  against the target (the calibration lever of FGN / AIFS-ENS, generators.md lever 4).
+  After a fine-tune with it, sample with :attr:`ResidualGenerator.crps_sampler`: those
+  are the steps it trained.
+
+:meth:`ResidualGenerator.sample` encodes the condition once, repeats it over members
+(members of one sample adjacent, as :meth:`Condition.repeat_members`) and runs one
+batched sampler over all B*M members.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from generators.backbone import BackboneConfig, UNet, repeat_encoded
+from generators.base import Batch, Condition
+from generators.samplers import NetworkFn, Sampler
+from pipeline.errors import InputError
+
+Encoded = tuple[Tensor, Tensor]
+"""The backbone's encoded condition (cond_map, cond_embedding), see :meth:`UNet.encode`."""
+
+
+def fair_crps(members: Tensor, target: Tensor) -> Tensor:
+    """Pointwise fair CRPS of an ensemble: members (B, M, ...), target (B, ...) -> (B, ...).
+
+    CRPS_fair = (1/M) sum_i |x_i - y| - 1/(2 M (M-1)) sum_i sum_j |x_i - x_j|,
+    unbiased for the CRPS of the distribution the members are drawn from (Ferro 2014;
+    Zamo & Naveau 2018). The double sum uses sorted members in O(M log M):
+    sum_i sum_j |x_i - x_j| = 2 sum_k (2k - M - 1) x_(k), k = 1..M ascending.
+    Differentiable (the sort passes gradients to the members). Needs M >= 2.
+    """
+    m = members.shape[1]
+    if m < 2:
+        raise InputError(f"the fair CRPS needs at least 2 members, got {m}")
+    skill = (members - target.unsqueeze(1)).abs().mean(dim=1)
+    ranks = torch.arange(1, m + 1, device=members.device, dtype=members.dtype)
+    coefficients = (2 * ranks - m - 1).reshape((1, m) + (1,) * (members.dim() - 2))
+    pair_sum = 2 * (members.sort(dim=1).values * coefficients).sum(dim=1)
+    return skill - pair_sum / (2 * m * (m - 1))
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """The loss mix shared by both generators (see the module docstring).
+
+    regression_weight: weight of the model's own regression loss (0 for a pure CRPS fine-tune).
+    crps_weight:       weight of the fair CRPS of drawn members (0: off).
+    crps_members:      members drawn per sample for it (>= 2; FGN and AIFS-ENS use 2-4).
+    crps_nfe:          network evaluations of the short sampler they are drawn through.
+    """
+
+    regression_weight: float = 1.0
+    crps_weight: float = 0.0
+    crps_members: int = 2
+    crps_nfe: int = 2
+
+    def __post_init__(self) -> None:
+        if (
+            self.regression_weight < 0
+            or self.crps_weight < 0
+            or self.regression_weight + self.crps_weight == 0
+        ):
+            raise InputError(
+                f"loss weights must be >= 0 and not both 0, got regression_weight="
+                f"{self.regression_weight}, crps_weight={self.crps_weight}"
+            )
+        if self.crps_members < 2:
+            raise InputError(
+                f"crps_members must be at least 2 (the fair CRPS needs pairs), got {self.crps_members}"
+            )
+        if self.crps_nfe < 1:
+            raise InputError(f"crps_nfe must be at least 1, got {self.crps_nfe}")
+
+
+class ResidualGenerator(nn.Module):
+    """Base of the generators: a :class:`UNet` backbone, a regression loss, samplers.
+
+    Subclasses give :meth:`network_fn` (the function a sampler drives),
+    :meth:`regression_loss`, the sampler family they accept and :attr:`crps_sampler`.
+    Implements the :class:`~generators.base.Generator` protocol; ``loss`` and ``sample``
+    also accept an explicit ``generator`` for the training noise.
+    """
+
+    name: ClassVar[str]
+    sampler_family: ClassVar[type[Sampler]]
+
+    def __init__(self, config: ObjectiveConfig, backbone: BackboneConfig):
+        super().__init__()
+        self.config = config
+        self.backbone = UNet(backbone)
+
+    @property
+    @abstractmethod
+    def crps_sampler(self) -> Sampler:
+        """The short sampler of the fair-CRPS term (at most ``crps_nfe`` evaluations)."""
+
+    @abstractmethod
+    def default_sampler(self) -> Sampler:
+        """A sensible sampler for forecasting."""
+
+    @abstractmethod
+    def network_fn(self, encoded: Encoded) -> NetworkFn:
+        """The function the sampler integrates, for a batch of encoded conditions."""
+
+    @abstractmethod
+    def regression_loss(
+        self, target: Tensor, encoded: Encoded, generator: torch.Generator | None
+    ) -> Tensor:
+        """The model's own scalar loss on (B, C, H, W) targets."""
+
+    def loss(self, batch: Batch, *, generator: torch.Generator | None = None) -> Tensor:
+        """regression_weight * regression + crps_weight * mean fair CRPS (scalar).
+
+        The CRPS term is averaged over samples, channels and grid points (a constant
+        times their sum), so its weight does not depend on the grid size.
+        """
+        config = self.config
+        encoded = self.backbone.encode(batch.condition)
+        total = batch.target.new_zeros(())
+        if config.regression_weight:
+            total = total + config.regression_weight * self.regression_loss(
+                batch.target, encoded, generator
+            )
+        if config.crps_weight:
+            members = self._draw(
+                encoded, batch.target.shape, config.crps_members, self.crps_sampler, generator
+            )
+            total = total + config.crps_weight * fair_crps(members, batch.target).mean()
+        return total
+
+    @torch.no_grad()
+    def sample(
+        self,
+        condition: Condition,
+        n_members: int,
+        *,
+        sampler: Sampler | None = None,
+        generator: torch.Generator,
+    ) -> Tensor:
+        """Draw members of the normalised residual: (B, M, C, H, W), in the condition's dtype.
+
+        All B * M members run as one batch through ``sampler`` (default:
+        :meth:`default_sampler`); the same ``generator`` state gives the same members.
+        Put the model in ``eval()`` mode first (dropout).
+        """
+        if n_members < 1:
+            raise InputError(f"n_members must be at least 1, got {n_members}")
+        sampler = self.default_sampler() if sampler is None else sampler
+        if not isinstance(sampler, self.sampler_family):
+            raise InputError(
+                f"{self.name} cannot sample with the {getattr(sampler, 'name', type(sampler).__name__)!r} "
+                f"sampler; use one of its {self.sampler_family.__name__} samplers"
+            )
+        history = condition.history
+        shape = (history.shape[0],) + tuple(history.shape[2:])
+        members = self._draw(self.backbone.encode(condition), shape, n_members, sampler, generator)
+        return members.to(history.dtype)
+
+    def _draw(
+        self,
+        encoded: Encoded,
+        shape: Sequence[int],
+        n_members: int,
+        sampler: Sampler,
+        generator: torch.Generator | None,
+    ) -> Tensor:
+        """(B, M, C, H, W) float32 members through ``sampler`` (keeps autograd)."""
+        b = shape[0]
+        flat = (b * n_members,) + tuple(shape[1:])
+        fn = self.network_fn(repeat_encoded(encoded, n_members))
+        x = sampler(fn, flat, generator=generator, device=encoded[0].device)
+        return x.to(torch.float32).reshape((b, n_members) + tuple(shape[1:]))
