@@ -1,0 +1,78 @@
+"""Named aggregation: every average in verification goes through :func:`mean_over`.
+
+A score is computed point by point, then reduced over the dims the caller names
+(``mean_over=("init_time", "latitude", "longitude")``); nothing is averaged that was
+not asked for. Averages over ``latitude`` are weighted by cos(latitude), normalised,
+so that a global mean is an area mean. NaN points (a missing truth) are skipped, the
+weights renormalised over the valid ones, and counted by :func:`count_valid`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+
+import xarray as xr
+
+from pipeline.errors import InputError
+from pipeline.schema import LAT, cos_latitude_weights
+
+
+def dims_tuple(dims: str | Iterable[Hashable] | None) -> tuple[Hashable, ...]:
+    """``None`` -> ``()``, ``"latitude"`` -> ``("latitude",)``, a sequence -> a tuple."""
+    if dims is None:
+        return ()
+    if isinstance(dims, str):
+        return (dims,)
+    return tuple(dims)
+
+
+def check_dims(da: xr.DataArray, dims: Iterable[Hashable], what: str) -> None:
+    """Raise an :class:`InputError` naming the dims of ``da`` that are missing."""
+    missing = [d for d in dims if d not in da.dims]
+    if missing:
+        raise InputError(
+            f"{what}: dims {missing} are not in the data (its dims are {list(da.dims)}); "
+            f"name only dims the forecast has"
+        )
+
+
+def latitude_weights(latitude: xr.DataArray) -> xr.DataArray:
+    """cos(latitude) weights normalised to mean 1 over the given latitudes.
+
+    The area of a regular latitude-longitude cell is proportional to cos(φ) to first
+    order (WeatherBench 2 uses the exact sin φ_{j+½} - sin φ_{j-½}; the two agree to
+    O(Δφ²) away from the poles, where the cos weight goes to 0).
+    """
+    return cos_latitude_weights(latitude)
+
+
+def mean_over(
+    da: xr.DataArray,
+    dims: str | Iterable[Hashable] | None,
+    *,
+    weights: xr.DataArray | None = None,
+) -> xr.DataArray:
+    """Weighted mean of ``da`` over ``dims``, skipping NaN points.
+
+    .. math:: \\bar s = \\sum_p w_p s_p / \\sum_{p\\,:\\,s_p\\ \\text{valid}} w_p
+
+    ``weights`` defaults to :func:`latitude_weights` when ``latitude`` is among ``dims``
+    and to equal weights otherwise. Lazy when ``da`` is dask-backed. With no dims the
+    score is returned unchanged.
+    """
+    dims = dims_tuple(dims)
+    if not dims:
+        return da
+    check_dims(da, dims, "mean_over")
+    if weights is None and LAT in dims:
+        weights = latitude_weights(da[LAT])
+    if weights is None:
+        return da.mean(dims, skipna=True)
+    return da.weighted(weights).mean(dims, skipna=True)
+
+
+def count_valid(da: xr.DataArray, dims: str | Iterable[Hashable] | None) -> xr.DataArray:
+    """Number of non-NaN points of ``da`` over ``dims`` (what a mean actually averaged)."""
+    dims = dims_tuple(dims)
+    check_dims(da, dims, "count_valid")
+    return da.notnull().sum(dims) if dims else da.notnull()

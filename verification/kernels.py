@@ -1,0 +1,178 @@
+"""Numpy kernels of the ensemble scores: plain arrays in, plain arrays out.
+
+Convention: ``members`` has the ensemble on its **last** axis, shape ``(..., M)``;
+``truth`` has the shape ``(...)`` of one member. Sums accumulate in float64 whatever
+the input dtype. A NaN truth gives a NaN (or an excluded, ``-1``) result; NaN members
+are dropped point by point and ``n`` below is the number of valid members there.
+:mod:`verification.scores` wraps these with ``xarray.apply_ufunc(dask="parallelized")``;
+nothing here knows about dimensions, dask or aggregation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# SplitMix64 constants (Steele, Lea & Flood 2014), used to draw tie-breaking uniforms
+# from a global point index, so that the draw does not depend on the chunking.
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+def crps_ensemble(members: np.ndarray, truth: np.ndarray, *, fair: bool) -> np.ndarray:
+    """CRPS of an ensemble from its sorted members, O(M log M) per point.
+
+    .. math::
+        \\mathrm{CRPS} = \\frac{1}{n}\\sum_i |x_i - y| - \\frac{S}{2 n^2}\\ \\text{(ecdf)}
+        \\quad\\text{or}\\quad - \\frac{S}{2 n (n - 1)}\\ \\text{(fair)},\\qquad
+        S = \\sum_{i,j} |x_i - x_j| = 2 \\sum_{i=1}^{n} (2i - n - 1)\\, x_{(i)}
+
+    with :math:`x_{(i)}` the sorted valid members. The fair form is the unbiased
+    estimator of the CRPS of the distribution the members are drawn from (Ferro 2014;
+    Zamo & Naveau 2018; WeatherBench 2 ``CRPS``); the ecdf form is the CRPS of the
+    empirical distribution (properscoring, xskillscore). With one valid member the fair
+    spread term is taken as 0, so both forms give the absolute error.
+
+    Shapes: members (..., M), truth (...) -> (...). NaN where the truth is NaN or no
+    member is valid.
+    """
+    x = np.sort(members, axis=-1)  # NaNs sort last
+    m = x.shape[-1]
+    ranks = np.arange(1, m + 1, dtype=np.float64)
+    y = truth.astype(np.float64, copy=False)[..., None]
+    nan_members = np.isnan(x)
+    if nan_members.any():
+        n = m - nan_members.sum(axis=-1)
+        x64 = np.where(nan_members, 0.0, x.astype(np.float64))
+        abs_error = np.where(nan_members, 0.0, np.abs(x64 - y)).sum(axis=-1)
+        weights = np.where(nan_members, 0.0, 2.0 * ranks - n[..., None] - 1.0)
+        pair_sum = 2.0 * np.einsum("...i,...i->...", weights, x64)
+    else:
+        n = np.full(x.shape[:-1], m)
+        x64 = x.astype(np.float64)
+        abs_error = np.abs(x64 - y).sum(axis=-1)
+        pair_sum = 2.0 * (x64 @ (2.0 * ranks - m - 1.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if fair:
+            spread = np.where(n > 1, pair_sum / (2.0 * n * np.maximum(n - 1, 1)), 0.0)
+        else:
+            spread = pair_sum / (2.0 * n * n)
+        crps = abs_error / n - spread
+    return np.where(n > 0, crps, np.nan)
+
+
+def ensemble_moments(members: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Squared error of the ensemble mean and the member variance, point by point.
+
+    ``(x̄ - y)²`` and ``s² = Σ (x_i - x̄)² / (n - 1)``; both NaN where the truth is NaN,
+    so that spread and skill average over the same points. Shapes: (..., M), (...) ->
+    (...), (...).
+    """
+    x = members.astype(np.float64, copy=False)
+    if np.isnan(x).any():
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.nanmean(x, axis=-1)
+            variance = np.nanvar(x, axis=-1, ddof=1)
+    else:
+        mean = x.mean(axis=-1)
+        variance = x.var(axis=-1, ddof=1) if x.shape[-1] > 1 else np.full(mean.shape, np.nan)
+    squared_error = (mean - truth) ** 2
+    return squared_error, np.where(np.isnan(truth), np.nan, variance)
+
+
+def uniform_from_index(index: np.ndarray, seed: int) -> np.ndarray:
+    """Uniforms in [0, 1) drawn from integer point indices by SplitMix64.
+
+    The same ``(index, seed)`` always gives the same number, whatever the array it sits
+    in, so a dask-chunked computation draws exactly what an in-memory one draws.
+    """
+    z = index.astype(np.uint64) + np.uint64((seed * int(_GOLDEN)) % 2**64)
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def rank_of_truth(
+    members: np.ndarray, truth: np.ndarray, index: np.ndarray, *, seed: int
+) -> np.ndarray:
+    """Rank of the truth among the members: members strictly below it, 0..M.
+
+    Ties with ``k`` members are broken at random: the rank is ``below + ⌊u (k + 1)⌋``
+    with ``u`` uniform from :func:`uniform_from_index` (Hamill 2001). Points with a NaN
+    truth or any NaN member get ``-1`` (excluded from histograms). Shapes: (..., M),
+    (...), (...) -> (...) int16.
+    """
+    y = truth[..., None]
+    below = (members < y).sum(axis=-1)
+    ties = (members == y).sum(axis=-1)
+    if ties.any():
+        below = below + np.floor(uniform_from_index(index, seed) * (ties + 1)).astype(below.dtype)
+    invalid = np.isnan(truth) | np.isnan(members).any(axis=-1)
+    return np.where(invalid, -1, below).astype(np.int16)
+
+
+def exceedances(
+    members: np.ndarray, truth: np.ndarray, threshold: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Members above the threshold ``e``, valid members ``n`` and the observed event ``o``.
+
+    The event is ``value > threshold`` (strict). ``o`` is NaN where the truth is NaN.
+    Shapes: (..., M), (...), (...) -> (...) x3.
+    """
+    threshold = np.asarray(threshold)[..., None]
+    above = (members > threshold).sum(axis=-1)
+    n = (~np.isnan(members)).sum(axis=-1)
+    observed = np.where(np.isnan(truth), np.nan, (truth > threshold[..., 0]).astype(np.float64))
+    return above, n, observed
+
+
+def brier_score(
+    members: np.ndarray, truth: np.ndarray, threshold: np.ndarray, *, fair: bool
+) -> np.ndarray:
+    """Brier score of the event ``value > threshold``, ``(e/n - o)²``.
+
+    Fair form (Ferro 2014): ``(e/n - o)² - e (n - e) / (n² (n - 1))``, the unbiased
+    estimate of the Brier score of the distribution the members come from; its integral
+    over thresholds is the fair CRPS. Shapes: (..., M), (...), (...) -> (...).
+    """
+    e, n, o = exceedances(members, truth, threshold)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = (e / n - o) ** 2
+        if fair:
+            score = score - np.where(n > 1, e * (n - e) / (n * n * np.maximum(n - 1, 1)), 0.0)
+    return np.where(n > 0, score, np.nan)
+
+
+def reliability_counts(
+    members: np.ndarray, truth: np.ndarray, threshold: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Members above the threshold (``-1`` where the point is excluded) and the event.
+
+    A point is excluded when its truth or any member is NaN, so that every forecast
+    probability is exactly ``e / M``. Shapes: (..., M), (...), (...) -> (...) int16, (...) int8.
+    """
+    e, n, o = exceedances(members, truth, threshold)
+    valid = (n == members.shape[-1]) & ~np.isnan(o)
+    return np.where(valid, e, -1).astype(np.int16), np.where(valid, o, 0).astype(np.int8)
+
+
+def energy_score(members: np.ndarray, truth: np.ndarray, *, fair: bool) -> np.ndarray:
+    """Energy score of a multivariate ensemble (Gneiting & Raftery 2007).
+
+    .. math::
+        \\mathrm{ES} = \\frac{1}{M}\\sum_i \\lVert x_i - y\\rVert
+        - \\frac{1}{2 M^2}\\sum_{i,j}\\lVert x_i - x_j\\rVert
+        \\quad(\\text{fair: } 2M(M-1) \\text{ in the second denominator})
+
+    Shapes: members (..., M, C), truth (..., C) -> (...). NaN where any component of the
+    truth or of a member is NaN. Cost O(M² C) per point, in M passes of O(M C).
+    """
+    x = members.astype(np.float64, copy=False)
+    m = x.shape[-2]
+    error_term = np.linalg.norm(x - truth[..., None, :], axis=-1).mean(axis=-1)
+    pair_sum = np.zeros(x.shape[:-2])
+    for i in range(m):
+        pair_sum += np.linalg.norm(x - x[..., i : i + 1, :], axis=-1).sum(axis=-1)
+    denominator = 2.0 * m * (m - 1) if fair and m > 1 else 2.0 * m * m
+    return error_term - pair_sum / denominator
