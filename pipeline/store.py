@@ -275,7 +275,7 @@ def _check_compatible(existing: xr.Dataset, ds: xr.Dataset, origin: str, path: P
 def _append_template(target: xr.Dataset, path: Path) -> None:
     """Grow the store's time axis by ``target``'s times; data deferred (written by region)."""
     template = target.copy()
-    template.attrs = {}
+    template.attrs = zarr.open_group(str(path), mode="r").attrs.asdict()  # kept, not replaced
     template.to_zarr(path, append_dim=TIME, compute=False, consolidated=False)
 
 

@@ -1,0 +1,50 @@
+"""``wxens ingest SOURCE... --store PATH``: files, globs, URLs or synthetic data into Zarr."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "ingest"
+HELP = "ingest GRIB/NetCDF/Zarr files (or 'synthetic') into a canonical analysis store"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "sources",
+        nargs="+",
+        metavar="SOURCE",
+        help="files, globs (quote them), Zarr paths/URLs, or 'synthetic[:key=value,...]'",
+    )
+    parser.add_argument("--store", required=True, help="the analysis store to create or extend")
+    parser.add_argument(
+        "--variables", nargs="+", help="canonical names to keep (default: all known)"
+    )
+    parser.add_argument("--start", help="first time to ingest, e.g. 2019-03-01T00")
+    parser.add_argument("--end", help="last time to ingest (inclusive)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a store of another grid or other variables",
+    )
+    parser.add_argument(
+        "--allow-nan", action="store_true", help="keep NaNs (counted) instead of refusing"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from flows.commands.info import describe
+    from pipeline.store import ingest
+
+    time = slice(args.start, args.end) if args.start or args.end else None
+    store = ingest(
+        args.sources,
+        args.store,
+        variables=args.variables,
+        time=time,
+        overwrite=args.overwrite,
+        allow_nan=args.allow_nan,
+        progress=not args.no_progress,
+    )
+    print(describe(store))
+    return 0

@@ -1,0 +1,27 @@
+"""Shared fixtures and the ``gpu`` marker's skip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+UK_SAMPLE = REPO / "data" / "era5-t2m-uk-2019-03.grib"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def uk_sample() -> Path:
+    """The shipped ERA5 t2m sample (744 hourly 33 x 49 fields)."""
+    return UK_SAMPLE

@@ -1,0 +1,308 @@
+"""Ingest into analysis stores: the shipped GRIB sample, NetCDF/Zarr sources, appends,
+resumption after a failed write, and every kind of bad input."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import pipeline.store as store_module
+from flows.cli import main
+from pipeline.errors import InputError, StoreError
+from pipeline.sources.files import ZarrSource
+from pipeline.store import ingest, open_store
+
+
+def chunk_bytes(path: Path) -> dict[str, bytes]:
+    """Every data chunk of a store, by relative path (metadata excluded)."""
+    return {
+        str(p.relative_to(path)): p.read_bytes()
+        for p in sorted(path.rglob("*"))
+        if p.is_file() and p.name != "zarr.json"
+    }
+
+
+def make_netcdf(
+    path: Path,
+    times: pd.DatetimeIndex,
+    *,
+    seed: int = 0,
+    units: str = "degC",
+    lat=(50.0, 51.0, 52.0),
+    lon=(-2.0, -1.0, 0.0, 1.0),
+) -> xr.Dataset:
+    rng = np.random.default_rng(seed)
+    data = rng.normal(10.0, 3.0, (len(times), len(lat), len(lon)))
+    ds = xr.Dataset(
+        {"tas": (("time", "lat", "lon"), data, {"units": units})},
+        coords={"time": times, "lat": list(lat), "lon": list(lon)},
+    )
+    ds.to_netcdf(path)
+    return ds
+
+
+@pytest.fixture(scope="module")
+def uk_store(tmp_path_factory, uk_sample) -> Path:
+    workdir = tmp_path_factory.mktemp("uk")
+    sample = workdir / uk_sample.name
+    shutil.copy(uk_sample, sample)
+    path = workdir / "uk.zarr"
+    ingest(sample, path, progress=False)
+    assert sorted(p.name for p in workdir.iterdir()) == sorted([sample.name, "uk.zarr"]), (
+        "cfgrib must not write an index beside the input"
+    )
+    return path
+
+
+def test_uk_sample_matches_cfgrib_and_numpy(uk_store, uk_sample):
+    store = open_store(uk_store)
+    t2m = store.dataset["t2m"]
+    assert t2m.shape == (744, 33, 49) and t2m.dtype == np.float32
+    direct = xr.open_dataset(uk_sample, engine="cfgrib", backend_kwargs={"indexpath": ""})["t2m"]
+    when, lat, lon = "2019-03-17T13:00", 55.25, -3.5
+    assert float(t2m.sel(time=when, latitude=lat, longitude=lon)) == float(
+        direct.sel(time=when, latitude=lat, longitude=lon)
+    )
+    values = direct.values.astype("float64")
+    stats = store.statistics["t2m"]
+    assert float(stats.sel(statistic="mean")) == pytest.approx(values.mean(), rel=1e-6)
+    assert float(stats.sel(statistic="std")) == pytest.approx(values.std(), rel=1e-5)
+    assert float(stats.sel(statistic="min")) == values.min()
+    assert float(stats.sel(statistic="max")) == values.max()
+    tendency = np.diff(values, axis=0)
+    assert float(stats.sel(statistic="tendency_std")) == pytest.approx(tendency.std(), rel=1e-5)
+    assert store.native_step == pd.Timedelta("1h") and store.missing_times == ()
+    assert store.dataset.latitude.values[0] == 50.0, "latitudes ascending"
+
+
+def test_repeated_ingest_is_a_no_op(uk_store, uk_sample):
+    before = {p: p.stat().st_mtime_ns for p in uk_store.rglob("*") if p.is_file()}
+    ingest(uk_sample, uk_store, progress=False)
+    after = {p: p.stat().st_mtime_ns for p in uk_store.rglob("*") if p.is_file()}
+    assert before == after
+
+
+def test_later_times_append_and_statistics_follow(tmp_path):
+    times = pd.date_range("2021-01-01", periods=8, freq="6h")
+    full = make_netcdf(tmp_path / "all.nc", times)
+    full.isel(time=slice(0, 5)).to_netcdf(tmp_path / "first.nc")
+    store = tmp_path / "s.zarr"
+    ingest(tmp_path / "first.nc", store, progress=False)
+    assert open_store(store).dataset.sizes["time"] == 5
+    appended = ingest(tmp_path / "all.nc", store, progress=False)
+    np.testing.assert_allclose(
+        appended.dataset["t2m"].values, full["tas"].values + 273.15, rtol=1e-6
+    )
+    mean = float(appended.statistics["t2m"].sel(statistic="mean"))
+    assert mean == pytest.approx(float((full["tas"] + 273.15).mean()), rel=1e-6)
+
+
+def test_glob_of_netcdf_files_and_gaps(tmp_path):
+    times = pd.date_range("2021-01-01", periods=12, freq="6h")
+    make_netcdf(tmp_path / "a.nc", times[:4], seed=1)
+    make_netcdf(tmp_path / "b.nc", times[6:], seed=2)  # 2 missing times between the files
+    store = ingest(str(tmp_path / "*.nc"), tmp_path / "s.zarr", progress=False)
+    assert store.dataset.sizes["time"] == 10
+    assert store.missing_times == tuple(times[4:6])
+
+
+def test_zarr_sources_from_path_and_fsspec_url(tmp_path):
+    times = pd.date_range("2022-06-01", periods=4, freq="12h")
+    wb2 = xr.Dataset(
+        {
+            "2m_temperature": (
+                ("time", "latitude", "longitude"),
+                np.full((4, 3, 8), 290.0),
+                {"units": "K"},
+            ),
+            "temperature": (
+                ("time", "level", "latitude", "longitude"),
+                np.full((4, 2, 3, 8), 250.0),
+                {"units": "K"},
+            ),
+        },
+        coords={
+            "time": times,
+            "level": [500, 850],
+            "latitude": [60.0, 0.0, -60.0],
+            "longitude": np.arange(-180, 180, 45.0),
+        },
+    )
+    wb2.to_zarr(tmp_path / "wb2.zarr", zarr_format=3, consolidated=False)
+    local = ingest(str(tmp_path / "wb2.zarr"), tmp_path / "a.zarr", progress=False)
+    assert set(local.dataset.data_vars) == {"t2m", "t"}
+    assert local.dataset.longitude.values.tolist() == list(range(0, 360, 45)), "global -> [0, 360)"
+    wb2.to_zarr("memory://wb2-test.zarr", zarr_format=3, consolidated=False, mode="w")
+    remote = ingest(
+        ZarrSource("memory://wb2-test.zarr"), tmp_path / "b.zarr", variables=["t"], progress=False
+    )
+    assert list(remote.dataset.data_vars) == ["t"]
+    assert remote.statistics["t"].dims == ("statistic", "level")
+
+
+def test_failed_write_resumes_to_the_same_bytes(tmp_path, monkeypatch):
+    times = pd.date_range("2021-01-01", periods=10, freq="1h")
+    make_netcdf(tmp_path / "in.nc", times)
+    reference = tmp_path / "reference.zarr"
+    ingest(tmp_path / "in.nc", reference, progress=False)
+
+    monkeypatch.setattr(store_module, "BLOCK_BYTES", 2 * 12 * 4)  # two time steps a block
+    real_write, calls = store_module.write_region, []
+
+    def failing_write(data, path, region):
+        calls.append(region)
+        if len(calls) == 3:
+            raise OSError("disk full (simulated)")
+        real_write(data, path, region)
+
+    monkeypatch.setattr(store_module, "write_region", failing_write)
+    broken = tmp_path / "broken.zarr"
+    with pytest.raises(OSError, match="simulated"):
+        ingest(tmp_path / "in.nc", broken, progress=False)
+    with pytest.raises(StoreError, match=r"incomplete \(4 of 10 times written"):
+        open_store(broken)
+    assert main(["info", str(broken)]) == 2
+
+    monkeypatch.setattr(store_module, "write_region", real_write)
+    resumed = ingest(tmp_path / "in.nc", broken, progress=False)
+    assert chunk_bytes(broken) == chunk_bytes(reference)
+    xr.testing.assert_identical(resumed.statistics, open_store(reference).statistics)
+
+
+# --- bad input: a clear error naming the file and the fix, exit 2, nothing half-written ---
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str]:
+    code = main(list(args))
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+def test_truncated_grib(tmp_path, capsys, uk_sample):
+    bad = tmp_path / "cut.grib"
+    bad.write_bytes(uk_sample.read_bytes()[: 3360 * 5 + 1000])
+    code, err = run_cli(capsys, "ingest", str(bad), "--store", str(tmp_path / "s.zarr"))
+    assert code == 2 and "cut.grib: GRIB message 6" in err and "truncated" in err
+    assert not (tmp_path / "s.zarr").exists()
+
+
+def test_non_grib_named_grib(tmp_path, capsys):
+    fake = tmp_path / "fake.grib"
+    make_netcdf(tmp_path / "x.nc", pd.date_range("2021-01-01", periods=2, freq="h"))
+    shutil.copy(tmp_path / "x.nc", fake)
+    code, err = run_cli(capsys, "ingest", str(fake), "--store", str(tmp_path / "s.zarr"))
+    assert code == 2 and "fake.grib: is not a GRIB file" in err
+    assert not (tmp_path / "s.zarr").exists()
+
+
+def test_absent_variable(tmp_path, capsys, uk_sample):
+    code, err = run_cli(
+        capsys, "ingest", str(uk_sample), "--store", str(tmp_path / "s.zarr"), "--variables", "msl"
+    )
+    assert code == 2 and "['msl'] not found" in err and "--variables" in err
+    assert not (tmp_path / "s.zarr").exists()
+
+
+def test_unknown_units(tmp_path, capsys):
+    make_netcdf(
+        tmp_path / "odd.nc", pd.date_range("2021-01-01", periods=2, freq="h"), units="furlongs"
+    )
+    code, err = run_cli(
+        capsys, "ingest", str(tmp_path / "odd.nc"), "--store", str(tmp_path / "s.zarr")
+    )
+    assert code == 2 and "'furlongs'" in err and "odd.nc" in err
+    assert not (tmp_path / "s.zarr").exists()
+
+
+def test_duplicate_times_across_files(tmp_path, capsys):
+    times = pd.date_range("2021-01-01", periods=4, freq="h")
+    make_netcdf(tmp_path / "a.nc", times[:3])
+    make_netcdf(tmp_path / "b.nc", times[2:])
+    code, err = run_cli(
+        capsys,
+        "ingest",
+        str(tmp_path / "a.nc"),
+        str(tmp_path / "b.nc"),
+        "--store",
+        str(tmp_path / "s.zarr"),
+    )
+    assert code == 2 and "duplicate time" in err and "2021-01-01 02:00:00" in err
+    assert not (tmp_path / "s.zarr").exists()
+
+
+def test_nans_refused_unless_allowed(tmp_path, capsys):
+    times = pd.date_range("2021-01-01", periods=4, freq="h")
+    ds = make_netcdf(tmp_path / "ok.nc", times)
+    ds["tas"][2, 1, 1] = np.nan
+    ds.to_netcdf(tmp_path / "nan.nc")
+    code, err = run_cli(
+        capsys, "ingest", str(tmp_path / "nan.nc"), "--store", str(tmp_path / "s.zarr")
+    )
+    assert code == 2 and "1 NaN value(s)" in err and "--allow-nan" in err
+    assert not (tmp_path / "s.zarr").exists()
+    store = ingest(tmp_path / "nan.nc", tmp_path / "s.zarr", allow_nan=True, progress=False)
+    assert store_module.read_state(store.path)["nan_counts"] == {"t2m": 1}
+
+
+def test_nans_in_an_append_roll_back(tmp_path):
+    times = pd.date_range("2021-01-01", periods=6, freq="h")
+    ds = make_netcdf(tmp_path / "all.nc", times)
+    ds.isel(time=slice(0, 3)).to_netcdf(tmp_path / "first.nc")
+    ds["tas"][4, 0, 0] = np.nan
+    ds.to_netcdf(tmp_path / "nan.nc")
+    path = tmp_path / "s.zarr"
+    ingest(tmp_path / "first.nc", path, progress=False)
+    with pytest.raises(InputError, match="NaN"):
+        ingest(tmp_path / "nan.nc", path, progress=False)
+    kept = open_store(path)
+    assert kept.dataset.sizes["time"] == 3
+
+
+def test_store_of_another_grid_or_variables(tmp_path, capsys):
+    times = pd.date_range("2021-01-01", periods=3, freq="h")
+    make_netcdf(tmp_path / "a.nc", times)
+    make_netcdf(tmp_path / "b.nc", times, lat=(40.0, 41.0))
+    path = tmp_path / "s.zarr"
+    ingest(tmp_path / "a.nc", path, progress=False)
+    code, err = run_cli(capsys, "ingest", str(tmp_path / "b.nc"), "--store", str(path))
+    assert code == 2 and "3x4 grid" in err and "2x4 grid" in err and "--overwrite" in err
+    assert open_store(path).dataset.sizes["latitude"] == 3, "refused store left untouched"
+    code, _ = run_cli(
+        capsys,
+        "ingest",
+        str(tmp_path / "b.nc"),
+        "--store",
+        str(path),
+        "--overwrite",
+        "--no-progress",
+    )
+    assert code == 0 and open_store(path).dataset.sizes["latitude"] == 2
+
+
+def test_overwrite_failure_keeps_the_old_store(tmp_path, monkeypatch):
+    times = pd.date_range("2021-01-01", periods=3, freq="h")
+    make_netcdf(tmp_path / "a.nc", times)
+    make_netcdf(tmp_path / "b.nc", times, lat=(40.0, 41.0))
+    path = tmp_path / "s.zarr"
+    ingest(tmp_path / "a.nc", path, progress=False)
+
+    def broken(*_args):
+        raise OSError("write failed (simulated)")
+
+    monkeypatch.setattr(store_module, "write_region", broken)
+    with pytest.raises(OSError):
+        ingest(tmp_path / "b.nc", path, overwrite=True, progress=False)
+    assert open_store(path).dataset.sizes["latitude"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.nc", "b.nc", "s.zarr"]
+
+
+def test_info_command(uk_store, capsys):
+    assert main(["info", str(uk_store)]) == 0
+    out = capsys.readouterr().out
+    assert "744 times, step 0 days 01:00:00" in out and "33 x 49" in out and "t2m" in out

@@ -1,0 +1,144 @@
+"""Normalisation of other producers' conventions onto the canonical schema."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from pipeline.errors import InputError
+from pipeline.normalize import canonical_units, longitudes_canonical, normalize
+
+TIMES = pd.date_range("2020-01-01", periods=3, freq="6h")
+
+
+def field(shape, value=1.0):
+    return np.full(shape, value, dtype="float64")
+
+
+def test_weatherbench2_names_and_levels():
+    ds = xr.Dataset(
+        {
+            "2m_temperature": (
+                ("time", "latitude", "longitude"),
+                field((3, 4, 8), 280.0),
+                {"units": "K"},
+            ),
+            "geopotential": (
+                ("time", "level", "latitude", "longitude"),
+                field((3, 2, 4, 8), 5e4),
+                {"units": "m**2 s**-2"},
+            ),
+        },
+        coords={
+            "time": TIMES,
+            "level": [850, 500],
+            "latitude": [-60.0, -20.0, 20.0, 60.0],
+            "longitude": np.arange(0, 360, 45.0),
+        },
+    )
+    out = normalize(ds, "wb2.zarr")
+    assert set(out.data_vars) == {"t2m", "z"}
+    assert out["z"].dims == ("time", "level", "latitude", "longitude")
+    assert out["level"].values.tolist() == [500.0, 850.0]
+    assert out["z"].dtype == np.float32 and out["z"].attrs["units"] == "m2 s-2"
+
+
+def test_ncep_style_names_pascal_levels_and_celsius():
+    air = np.arange(3 * 2 * 3 * 4, dtype="float64").reshape(3, 2, 3, 4)
+    ds = xr.Dataset(
+        {
+            "air": (("time", "plev", "lat", "lon"), air, {"units": "degC"}),
+            "hgt": (("time", "plev", "lat", "lon"), field((3, 2, 3, 4), 1500.0), {"units": "m"}),
+        },
+        coords={
+            "time": TIMES,
+            "plev": [85000.0, 50000.0],
+            "lat": [70.0, 50.0, 30.0],
+            "lon": [350.0, 355.0, 0.0, 5.0],
+        },
+    )
+    out = normalize(ds, "ncep.nc")
+    assert set(out.data_vars) == {"t", "gh"}, "hgt is geopotential height, not geopotential"
+    assert out["level"].values.tolist() == [500.0, 850.0]
+    assert out["latitude"].values.tolist() == [30.0, 50.0, 70.0]
+    assert out["longitude"].values.tolist() == [-10.0, -5.0, 0.0, 5.0]
+    # the value at plev=85000 Pa, lat=70, lon=350 moved to level=850, latitude=70, longitude=-10
+    expected = air[0, 0, 0, 0] + 273.15
+    got = float(out["t"].sel(level=850, latitude=70, longitude=-10).isel(time=0))
+    assert got == pytest.approx(expected, abs=1e-4)
+
+
+def test_geopotential_in_metres_is_kept_as_height():
+    ds = xr.Dataset(
+        {
+            "z": (
+                ("time", "level", "latitude", "longitude"),
+                field((3, 1, 2, 2), 5500.0),
+                {"units": "gpm"},
+            )
+        },
+        coords={"time": TIMES, "level": [500], "latitude": [40.0, 50.0], "longitude": [0.0, 1.0]},
+    )
+    assert list(normalize(ds, "x.nc").data_vars) == ["gh"]
+
+
+def test_unsorted_times_are_sorted_and_duplicates_refused():
+    base = xr.Dataset(
+        {
+            "t2m": (
+                ("time", "latitude", "longitude"),
+                np.arange(12.0).reshape(3, 2, 2),
+                {"units": "K"},
+            )
+        },
+        coords={"latitude": [50.0, 51.0], "longitude": [0.0, 1.0]},
+    )
+    shuffled = base.assign_coords(time=TIMES[[2, 0, 1]])
+    out = normalize(shuffled, "shuffled.nc")
+    assert pd.DatetimeIndex(out.time.values).is_monotonic_increasing
+    assert float(out.t2m.isel(time=0, latitude=0, longitude=0)) == 4.0  # was the 2nd field
+    dup = base.assign_coords(time=TIMES[[0, 1, 1]])
+    with pytest.raises(InputError, match=r"dup\.nc: 1 duplicate time"):
+        normalize(dup, "dup.nc")
+
+
+@pytest.mark.parametrize(
+    ("lon", "expected_first", "expected_last"),
+    [
+        (np.arange(0, 360, 1.0), 0.0, 359.0),  # global stays [0, 360)
+        (np.arange(-180, 180, 1.0), 0.0, 359.0),  # global from [-180, 180)
+        (
+            np.r_[np.arange(350, 360, 0.25), np.arange(0, 2.25, 0.25)],
+            -10.0,
+            2.0,
+        ),  # UK box split at 0
+        (np.arange(170, 200, 1.0), 170.0, 199.0),  # box across 180° stays in [0, 360)
+    ],
+)
+def test_longitude_conventions(lon, expected_first, expected_last):
+    out = np.sort(longitudes_canonical(lon))
+    assert out[0] == expected_first and out[-1] == expected_last
+    assert np.diff(out).max() <= 1.0 + 1e-9, "contiguous"
+
+
+def test_unit_spellings():
+    assert canonical_units("m**2 s**-2") == "m2 s-2"
+    assert canonical_units("m s**-1") == "m s-1"
+    assert canonical_units("deg_C") == "degC"
+
+
+def test_unknown_units_and_missing_variables_name_the_fix():
+    ds = xr.Dataset(
+        {"t2m": (("time", "latitude", "longitude"), field((3, 2, 2)), {"units": "furlongs"})},
+        coords={"time": TIMES, "latitude": [50.0, 51.0], "longitude": [0.0, 1.0]},
+    )
+    with pytest.raises(
+        InputError, match=r"odd\.nc: variable 't2m' has units 'furlongs'.*convert it to K"
+    ):
+        normalize(ds, "odd.nc")
+    with pytest.raises(
+        InputError, match=r"odd\.nc: variable\(s\) \['msl'\] not found; it has \['t2m'\]"
+    ):
+        normalize(ds, "odd.nc", variables=["msl"])
