@@ -1,0 +1,215 @@
+"""Checkpoints: everything needed to resume a training run or to forecast with its model.
+
+A checkpoint file (``torch.save`` of plain containers and tensors, read back with
+``weights_only=True``) holds the model and EMA weights, the optimiser state and step, the
+training config, the resolved model config (backbone sized to the data), the normalisation
+statistics, the channels, static fields, native step, history and leads it was trained
+on, the grid, and an optional spread calibration. It is written atomically: to a
+temporary file in the same directory, flushed and fsynced, then ``os.replace``-d over the
+target, so a crash leaves the previous checkpoint intact and never a truncated one.
+
+:meth:`Checkpoint.check_matches` refuses a store of another grid, other channels, static
+fields or native step with an :class:`~pipeline.errors.InputError` naming both sides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from generators.config import TrainConfig, from_mapping, to_mapping
+from generators.registry import GENERATORS
+from pipeline.datasets import Normalization, SampleSpec
+from pipeline.errors import InputError, StoreError
+
+if TYPE_CHECKING:
+    from generators.objective import ResidualGenerator
+    from pipeline.datasets import ResidualDataset
+
+FORMAT_VERSION = 1
+GRID_TOLERANCE_DEG = 1e-4
+
+
+@dataclass(frozen=True, eq=False)
+class Checkpoint:
+    """A loaded (or about to be written) checkpoint. ``digest`` is the sha256 of the file
+    (first 16 hex digits), recorded in every forecast store made with it."""
+
+    step: int
+    kind: str
+    model_config: Any
+    train_config: TrainConfig
+    normalization: Normalization
+    spec: SampleSpec
+    native_step: pd.Timedelta
+    static_names: tuple[str, ...]
+    latitude: np.ndarray
+    longitude: np.ndarray
+    model_state: dict[str, torch.Tensor]
+    ema_state: dict[str, torch.Tensor]
+    optimizer_state: dict[str, Any] | None = None
+    calibration: dict[str, Any] | None = None
+    path: Path | None = None
+    digest: str = ""
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return self.normalization.channels
+
+    @property
+    def leads_hours(self) -> tuple[float, ...]:
+        return self.normalization.leads_hours
+
+    def build_model(
+        self, *, ema: bool = True, device: torch.device | str = "cpu"
+    ) -> ResidualGenerator:
+        """The generator with the EMA (default) or raw weights, in eval mode on ``device``."""
+        model = GENERATORS[self.kind](self.model_config)
+        model.load_state_dict(self.ema_state if ema else self.model_state)
+        return model.to(device).eval()
+
+    def check_matches(self, data: ResidualDataset) -> None:
+        """InputError unless ``data`` has this checkpoint's grid, channels, statics and step."""
+        mine = _describe(
+            self.latitude, self.longitude, self.channels, self.static_names, self.native_step
+        )
+        theirs = _describe(
+            data.latitude, data.longitude, data.channels, data.static_names, data.native_step
+        )
+        same_grid = (
+            self.latitude.shape == data.latitude.shape
+            and self.longitude.shape == data.longitude.shape
+        )
+        same_grid = same_grid and bool(
+            np.allclose(self.latitude, data.latitude, atol=GRID_TOLERANCE_DEG)
+            and np.allclose(self.longitude, data.longitude, atol=GRID_TOLERANCE_DEG)
+        )
+        if (
+            not same_grid
+            or tuple(data.channels) != self.channels
+            or (
+                tuple(data.static_names) != self.static_names
+                or data.native_step != self.native_step
+            )
+        ):
+            raise InputError(
+                f"checkpoint {self.path} was trained on {mine}; {data.name} has {theirs}. "
+                "Forecast from a store with the training grid and variables (regrid or ingest "
+                "those variables), or train a model on this store"
+            )
+
+    def replace(self, **changes: Any) -> Checkpoint:
+        return dataclasses.replace(self, **changes)
+
+    # -- files ----------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> Checkpoint:
+        """Write atomically to ``path``; returns the checkpoint with its path and digest."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "format": FORMAT_VERSION,
+            "step": self.step,
+            "kind": self.kind,
+            "model_config": to_mapping(self.model_config),
+            "train_config": to_mapping(self.train_config),
+            "normalization": self.normalization.to_dict(),
+            "history": list(self.spec.history),
+            "leads": list(self.spec.leads),
+            "native_step_seconds": self.native_step.total_seconds(),
+            "static_names": list(self.static_names),
+            "latitude": self.latitude.astype(float).tolist(),
+            "longitude": self.longitude.astype(float).tolist(),
+            "model_state": self.model_state,
+            "ema_state": self.ema_state,
+            "optimizer_state": self.optimizer_state,
+            "calibration": self.calibration,
+        }
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(payload, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return self.replace(path=path, digest=file_digest(path))
+
+
+def file_digest(path: str | Path) -> str:
+    """First 16 hex digits of the sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def resolve_checkpoint_path(path: str | Path) -> Path:
+    """``path`` itself, or ``path/last.pt`` for a training output directory."""
+    path = Path(path)
+    return path / "last.pt" if path.is_dir() else path
+
+
+def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> Checkpoint:
+    """Read a checkpoint written by :meth:`Checkpoint.save` (or a training directory's
+    ``last.pt``). StoreError if missing, unreadable or of another format."""
+    path = resolve_checkpoint_path(path)
+    if not path.is_file():
+        raise StoreError(f"no checkpoint at {path}; train one with `wxens train --out DIR`")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # a torn or foreign file: say which, and how to fix it
+        raise StoreError(
+            f"{path} is not a readable wxens checkpoint ({type(err).__name__}: {err})"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
+        raise StoreError(
+            f"{path} is not a wxens checkpoint of format {FORMAT_VERSION}; retrain it with this version"
+        )
+    kind = payload["kind"]
+    return Checkpoint(
+        step=int(payload["step"]),
+        kind=kind,
+        model_config=from_mapping(
+            GENERATORS[kind].config_class, payload["model_config"], "model_config"
+        ),
+        train_config=from_mapping(TrainConfig, payload["train_config"], "train_config"),
+        normalization=Normalization.from_dict(payload["normalization"]),
+        spec=SampleSpec(history=tuple(payload["history"]), leads=tuple(payload["leads"])),
+        native_step=pd.Timedelta(seconds=payload["native_step_seconds"]),
+        static_names=tuple(payload["static_names"]),
+        latitude=np.asarray(payload["latitude"]),
+        longitude=np.asarray(payload["longitude"]),
+        model_state=payload["model_state"],
+        ema_state=payload["ema_state"],
+        optimizer_state=payload["optimizer_state"],
+        calibration=payload["calibration"],
+        path=path,
+        digest=file_digest(path),
+    )
+
+
+def _describe(
+    latitude: np.ndarray,
+    longitude: np.ndarray,
+    channels: tuple[str, ...],
+    static_names: tuple[str, ...],
+    step: pd.Timedelta,
+) -> str:
+    return (
+        f"a {len(latitude)} x {len(longitude)} grid (latitude {latitude[0]:g} to {latitude[-1]:g}, "
+        f"longitude {longitude[0]:g} to {longitude[-1]:g}), channels {list(channels)}, static "
+        f"fields {list(static_names)}, native step {step}"
+    )

@@ -1,0 +1,376 @@
+"""Typed, frozen configuration of training and sampling, loaded from YAML or TOML.
+
+A training config file mirrors :class:`TrainConfig`::
+
+    model:
+      kind: flow_matching          # a name of generators.GENERATORS: flow_matching, edm
+      backbone: {widths: [32, 64], attention_heads: 0}
+      sample_nfe: 10
+    data:
+      history: 24                  # the last 24 states (every hour of the last day)
+      leads: [1, 3, 6, 12, 24]     # native steps; several leads = a direct, lead-conditioned model
+      train: {start: 2019-03-01, end: 2019-03-17}
+      validation: {start: 2019-03-18, end: 2019-03-21}
+    optim: {lr: 3.0e-4, warmup_steps: 100}
+    steps: 2000
+    batch_size: 16
+    fine_tune: {steps: 500, crps_weight: 1.0, regression_weight: 0.0, crps_members: 4}
+
+Every key is checked: an unknown one, or a value of the wrong type, is an
+:class:`~pipeline.errors.InputError` naming its dotted path. ``--set optim.lr=1e-4``
+overrides (:func:`apply_overrides`) are parsed as YAML scalars. The backbone's
+``channels``, ``history``, ``static_channels`` and ``calendar_features`` come from the data
+and may not be set by hand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from generators.registry import GENERATORS
+from generators.samplers import Sampler, sampler_from_config
+from pipeline.datasets import Period, SampleSpec
+from pipeline.errors import InputError
+
+DATA_DERIVED_BACKBONE_FIELDS = ("channels", "history", "static_channels", "calendar_features")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A generator kind (a key of :data:`generators.GENERATORS`) and its own config."""
+
+    kind: str
+    config: Any
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], where: str = "model") -> ModelSpec:
+        data = dict(data)
+        kind = data.pop("kind", "flow_matching")
+        generator = GENERATORS[kind]
+        derived = [k for k in DATA_DERIVED_BACKBONE_FIELDS if k in data.get("backbone", {})]
+        if derived:
+            raise InputError(
+                f"{where}.backbone sets {derived}; these come from the data (channels, history "
+                "offsets, static fields, calendar) — remove them from the config"
+            )
+        return cls(kind, from_mapping(generator.config_class, data, where))
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The user-facing mapping: the data-derived backbone fields are left out."""
+        mapping = {"kind": self.kind, **to_mapping(self.config)}
+        backbone = mapping.get("backbone", {})
+        for key in DATA_DERIVED_BACKBONE_FIELDS:
+            backbone.pop(key, None)
+        return mapping
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What the model sees (:class:`pipeline.datasets.SampleSpec`) and on which periods.
+
+    channels:   model channels (``t2m``, ``z500``, ...); None = every variable of the store.
+    history:    offsets of the conditioning states in native steps, or ``n`` = the last n.
+    leads:      target leads in native steps.
+    train:      training period; validation: held-out period for the validation loss.
+    max_memory_bytes: stores smaller than this are read into memory once.
+    """
+
+    channels: tuple[str, ...] | None = None
+    history: tuple[int, ...] | int = (-1, 0)
+    leads: tuple[int, ...] | int = (1,)
+    train: Period = field(default_factory=Period)
+    validation: Period | None = None
+    max_memory_bytes: int = 2**31
+
+    def __post_init__(self) -> None:
+        self.sample_spec  # noqa: B018  (validates history and leads now, not at training)
+
+    @property
+    def sample_spec(self) -> SampleSpec:
+        return SampleSpec(history=self.history, leads=self.leads)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with a linear warm-up then cosine decay to ``lr * min_lr_ratio``; gradient
+    norm clipped to ``grad_clip`` (0: off)."""
+
+    lr: float = 3e-4
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0 or self.warmup_steps < 0 or not 0 <= self.min_lr_ratio <= 1:
+            raise InputError(
+                f"optim: need lr > 0, warmup_steps >= 0 and 0 <= min_lr_ratio <= 1; got lr="
+                f"{self.lr}, warmup_steps={self.warmup_steps}, min_lr_ratio={self.min_lr_ratio}"
+            )
+
+
+@dataclass(frozen=True)
+class FineTuneConfig:
+    """A second phase after ``steps``: the loss mix of :class:`generators.ObjectiveConfig`
+    replaced (by default a pure fair-CRPS fine-tune of ``crps_members`` members drawn through
+    a ``crps_nfe``-evaluation sampler, generators.md lever 4), at learning rate ``lr``,
+    optionally on another ``period`` (lever 5, a held-out period)."""
+
+    steps: int = 500
+    lr: float = 1e-4
+    regression_weight: float = 0.0
+    crps_weight: float = 1.0
+    crps_members: int = 4
+    crps_nfe: int = 2
+    period: Period | None = None
+
+    def objective_overrides(self) -> dict[str, Any]:
+        return {
+            "regression_weight": self.regression_weight,
+            "crps_weight": self.crps_weight,
+            "crps_members": self.crps_members,
+            "crps_nfe": self.crps_nfe,
+        }
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """Fit a spread correction after training (:mod:`generators.calibration`).
+
+    period:      held-out period of the initial times (as long and varied as possible).
+    leads_hours: leads to calibrate; None = the trained leads.
+    members:     ensemble size of the fit forecasts.
+    init_every_hours: spacing of the fit initial times.
+    sampler:     sampler spec (``"euler:nfe=10"``); None = the model's default.
+    """
+
+    period: Period
+    leads_hours: tuple[float, ...] | None = None
+    members: int = 16
+    init_every_hours: float = 6.0
+    sampler: str | None = None
+    seed: int = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on; stored in its checkpoints.
+
+    steps:           optimiser steps of the main phase (plus ``fine_tune.steps``).
+    ema_decay:       EMA of the weights (:class:`generators.ema.EMA`); sampled and validated.
+    validate_every:  steps between validation losses (on ``data.validation``).
+    checkpoint_every: steps between checkpoints (and one at the end).
+    device:          ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``.
+    bf16:            bfloat16 autocast on CUDA (ignored on CPU).
+    """
+
+    model: ModelSpec
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    steps: int = 2000
+    batch_size: int = 16
+    ema_decay: float = 0.999
+    validate_every: int = 250
+    validation_batches: int = 8
+    checkpoint_every: int = 250
+    seed: int = 0
+    device: str = "auto"
+    bf16: bool = True
+    fine_tune: FineTuneConfig | None = None
+    calibration: CalibrationConfig | None = None
+
+    def __post_init__(self) -> None:
+        for name in (
+            "steps",
+            "batch_size",
+            "validate_every",
+            "validation_batches",
+            "checkpoint_every",
+        ):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.ema_decay < 1:
+            raise InputError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps + (self.fine_tune.steps if self.fine_tune else 0)
+
+
+# -- mapping <-> dataclass ----------------------------------------------------------------
+
+
+def from_mapping(cls: type, data: Mapping[str, Any], where: str = "config") -> Any:
+    """Build the frozen dataclass ``cls`` from a nested mapping, checking keys and types.
+
+    A dataclass with a ``from_mapping`` classmethod (e.g. :class:`ModelSpec`) builds itself.
+    """
+    if not isinstance(data, Mapping):
+        raise InputError(f"{where} must be a mapping of keys to values, got {data!r}")
+    custom = cls.__dict__.get("from_mapping")
+    if custom is not None:
+        return cls.from_mapping(data, where)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise InputError(f"unknown key(s) {unknown} in {where}; known keys: {sorted(names)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {name: _coerce(hints[name], value, f"{where}.{name}") for name, value in data.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        raise InputError(f"{where}: {err}") from None
+
+
+def to_mapping(obj: Any) -> Any:
+    """Inverse of :func:`from_mapping`: plain dicts, lists and scalars (YAML/JSON-safe)."""
+    if hasattr(obj, "to_mapping"):
+        return obj.to_mapping()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_mapping(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init}
+    if isinstance(obj, tuple | list):
+        return [to_mapping(v) for v in obj]
+    if isinstance(obj, Mapping):
+        return {k: to_mapping(v) for k, v in obj.items()}
+    return obj
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        problems = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(option, value, where)
+            except InputError as err:
+                problems.append(str(err))
+        raise InputError("; or ".join(problems))
+    if dataclasses.is_dataclass(tp):
+        return value if isinstance(value, tp) else from_mapping(tp, value, where)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise InputError(f"{where} must be a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+        if len(args) != len(value):
+            raise InputError(f"{where} must have {len(args)} entries, got {value!r}")
+        return tuple(
+            _coerce(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True))
+        )
+    if origin is dict or tp is dict:
+        if not isinstance(value, Mapping):
+            raise InputError(f"{where} must be a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise InputError(f"{where} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(f"{where} must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InputError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if isinstance(value, dt.date):  # YAML reads 2019-03-01 as a date
+            return value.isoformat()
+        if not isinstance(value, str):
+            raise InputError(f"{where} must be a string, got {value!r}")
+        return value
+    raise TypeError(f"{where}: unsupported config type {tp!r}")
+
+
+# -- files and overrides --------------------------------------------------------------------
+
+
+def read_mapping(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML (.yaml/.yml) or TOML (.toml) file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"config file {path} does not exist")
+    text = path.read_text()
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as err:
+        raise InputError(
+            f"config file {path} is not valid {path.suffix[1:].upper()}: {err}"
+        ) from None
+    if not isinstance(data, dict):
+        raise InputError(f"config file {path} must hold a mapping at top level")
+    return data
+
+
+def apply_overrides(
+    data: Mapping[str, Any], overrides: list[str] | tuple[str, ...]
+) -> dict[str, Any]:
+    """``["optim.lr=1e-4", "data.leads=[1, 6]"]`` applied to a nested mapping (copied);
+    values are parsed as YAML, so ``1e-4`` is a number and ``[1, 6]`` a list."""
+    out = _deep_copy(data)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"override {item!r} must look like key.subkey=value")
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise InputError(f"override {item!r}: {part!r} is a value, not a section")
+            node = child
+        node[parts[-1]] = yaml.safe_load(text)
+    return out
+
+
+def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+
+
+def load_train_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """A :class:`TrainConfig` from a YAML/TOML file and ``key=value`` overrides."""
+    data = apply_overrides(read_mapping(path), overrides)
+    if "model" not in data:
+        raise InputError(
+            f"{path}: no 'model' section; give at least `model: {{kind: flow_matching}}`"
+        )
+    return from_mapping(TrainConfig, data, where=str(Path(path).name))
+
+
+def parse_sampler(spec: str) -> Sampler:
+    """A sampler from ``"name"`` or ``"name:key=value,key=value"``, e.g. ``"euler:nfe=10"``,
+    ``"edm_heun:num_steps=20,churn=2.5,noise_inflation=1.05"``."""
+    name, _, rest = spec.partition(":")
+    params: dict[str, Any] = {}
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise InputError(f"sampler {spec!r}: {item!r} must look like key=value")
+        params[key.strip()] = yaml.safe_load(text)
+    return sampler_from_config(name.strip(), **params)
+
+
+def sampler_spec(sampler: Sampler) -> str:
+    """Inverse of :func:`parse_sampler` (for provenance): ``"euler:nfe=10,noise_scale=1.0"``."""
+    params = ",".join(f"{f.name}={getattr(sampler, f.name)}" for f in dataclasses.fields(sampler))
+    return f"{sampler.name}:{params}" if params else sampler.name

@@ -1,0 +1,357 @@
+"""The training loop: AdamW, warm-up + cosine learning rate, EMA weights, validation on a
+held-out period, atomic checkpoints, exact resume, an optional fair-CRPS fine-tune phase
+and an optional spread calibration at the end.
+
+Determinism: step ``k`` draws its batch indices and all of its noise from a
+``torch.Generator`` seeded with ``(seed, k)`` (and seeds the global generator the same way
+for dropout), so a run stopped after any checkpoint and resumed gives the same weights as
+an uninterrupted one on the same device. Validation uses a fixed generator and fixed items,
+so its losses are comparable across steps.
+
+On CUDA the forward pass runs under bfloat16 autocast (``bf16``); on CPU in float32.
+Progress: a tqdm bar with the running loss and the last validation loss, and one JSON line
+per logged step in ``OUT/log.jsonl``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from generators.base import Batch, Condition
+from generators.checkpoint import Checkpoint, load_checkpoint
+from generators.config import TrainConfig, to_mapping
+from generators.ema import EMA
+from generators.objective import ResidualGenerator
+from generators.registry import GENERATORS
+from pipeline.datasets import ResidualDataset
+from pipeline.errors import InputError
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "last.pt"
+LOG_NAME = "log.jsonl"
+VALIDATION_SEED_OFFSET = 7_919
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where the run ended: checkpoint path, step, last mean training loss (over the last
+    logging window) and validation loss (None without a validation period)."""
+
+    checkpoint: Path
+    step: int
+    train_loss: float | None
+    validation_loss: float | None
+    seconds: float
+
+
+def to_batch(items: Mapping[str, torch.Tensor], device: torch.device | str = "cpu") -> Batch:
+    """The dict of :class:`pipeline.datasets.ResidualDataset` as a :class:`Batch` on ``device``."""
+    condition = Condition(items["history"], items["static"], items["calendar"], items["lead"])
+    return Batch(condition.to(device), items["target"].to(device))
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is CUDA when available, else CPU; anything else as torch reads it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(
+            f"device {name!r} asked for but CUDA is not available; use device: auto or cpu"
+        )
+    return device
+
+
+def autocast(device: torch.device, bf16: bool) -> torch.autocast:
+    """bfloat16 autocast on CUDA when ``bf16``; a disabled context elsewhere."""
+    return torch.autocast(
+        device_type=device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda"
+    )
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The CPU generator of one step: a function of (seed, step) only."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Linear warm-up to ``optim.lr``, cosine decay to ``lr * min_lr_ratio`` at ``steps``;
+    in the fine-tune phase the same cosine from ``fine_tune.lr`` over its own steps."""
+    o = config.optim
+    if step < config.steps:
+        if step < o.warmup_steps:
+            return o.lr * (step + 1) / o.warmup_steps
+        progress = (step - o.warmup_steps) / max(1, config.steps - o.warmup_steps)
+        peak = o.lr
+    else:
+        assert config.fine_tune is not None
+        progress = (step - config.steps) / max(1, config.fine_tune.steps)
+        peak = config.fine_tune.lr
+    return peak * (o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def model_config_for(config: TrainConfig, data: ResidualDataset) -> object:
+    """The model config of ``config`` with the backbone sized to ``data`` (channels C,
+    history K, static fields S, calendar features F)."""
+    model = config.model.config
+    backbone = dataclasses.replace(
+        model.backbone,
+        channels=len(data.channels),
+        history=len(data.spec.history),
+        static_channels=len(data.static_names),
+        calendar_features=data[0]["calendar"].shape[1],
+    )
+    return dataclasses.replace(model, backbone=backbone)
+
+
+def phase_objective(config: TrainConfig, model_config: object, step: int) -> object:
+    """The model config whose loss mix applies at ``step`` (fine-tune weights after ``steps``)."""
+    if config.fine_tune is None or step < config.steps:
+        return model_config
+    return dataclasses.replace(model_config, **config.fine_tune.objective_overrides())
+
+
+class Trainer:
+    """One training run of ``config`` on ``store`` writing to ``out_dir`` (see module doc)."""
+
+    def __init__(
+        self, store: object, config: TrainConfig, out_dir: str | Path, *, resume: bool = True
+    ):
+        from pipeline.store import AnalysisStore, open_store
+
+        self.store = store if isinstance(store, AnalysisStore) else open_store(store)
+        self.config = config
+        self.out_dir = Path(out_dir)
+        self.device = resolve_device(config.device)
+        d = config.data
+        spec = d.sample_spec
+        self.train_data = ResidualDataset.from_store(
+            self.store,
+            spec,
+            period=d.train,
+            channels=d.channels,
+            max_memory_bytes=d.max_memory_bytes,
+        )
+        norm = self.train_data.normalization
+        self.validation_data = (
+            ResidualDataset.from_store(
+                self.store,
+                spec,
+                period=d.validation,
+                channels=d.channels,
+                normalization=norm,
+                max_memory_bytes=d.max_memory_bytes,
+            )
+            if d.validation is not None
+            else None
+        )
+        ft = config.fine_tune
+        self.fine_tune_data = (
+            ResidualDataset.from_store(
+                self.store,
+                spec,
+                period=ft.period,
+                channels=d.channels,
+                normalization=norm,
+                max_memory_bytes=d.max_memory_bytes,
+            )
+            if ft is not None and ft.period is not None
+            else self.train_data
+        )
+        self.model_config = model_config_for(config, self.train_data)
+        torch.manual_seed(config.seed)
+        self.model: ResidualGenerator = GENERATORS[config.model.kind](self.model_config).to(
+            self.device
+        )
+        self.ema = EMA(self.model, config.ema_decay)
+        o = config.optim
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay
+        )
+        self.step = 0
+        self.last_validation: float | None = None
+        if resume and (self.out_dir / CHECKPOINT_NAME).exists():
+            self._resume(load_checkpoint(self.out_dir / CHECKPOINT_NAME, map_location=self.device))
+
+    # -- state ------------------------------------------------------------------------------
+
+    def _resume(self, checkpoint: Checkpoint) -> None:
+        mine, theirs = to_mapping(self.config), to_mapping(checkpoint.train_config)
+        for key in ("model", "data", "seed", "batch_size"):
+            if mine[key] != theirs[key]:
+                raise InputError(
+                    f"{self.out_dir} holds a run with another {key!r} ({theirs[key]}, this config: "
+                    f"{mine[key]}); pass another --out, or --no-resume to start over there"
+                )
+        self.model.load_state_dict(checkpoint.model_state)
+        self.ema.load_state_dict(checkpoint.ema_state)
+        if checkpoint.optimizer_state is not None:
+            self.optimizer.load_state_dict(checkpoint.optimizer_state)
+        self.step = checkpoint.step
+        log.info("resuming %s at step %d", self.out_dir, self.step)
+
+    def checkpoint(self, calibration: dict | None = None) -> Checkpoint:
+        """The current state as a :class:`Checkpoint` (not yet written)."""
+        data = self.train_data
+        return Checkpoint(
+            step=self.step,
+            kind=self.config.model.kind,
+            model_config=phase_objective(self.config, self.model_config, self.step - 1),
+            train_config=self.config,
+            normalization=data.normalization,
+            spec=data.spec,
+            native_step=data.native_step,
+            static_names=data.static_names,
+            latitude=data.latitude,
+            longitude=data.longitude,
+            model_state=self.model.state_dict(),
+            ema_state=self.ema.state_dict(),
+            optimizer_state=self.optimizer.state_dict(),
+            calibration=calibration,
+        )
+
+    def save(self, calibration: dict | None = None) -> Checkpoint:
+        return self.checkpoint(calibration).save(self.out_dir / CHECKPOINT_NAME)
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def train_step(self, step: int) -> float:
+        """One optimiser step; returns its loss."""
+        config = self.config
+        data = self.train_data if step < config.steps else self.fine_tune_data
+        self.model.config = phase_objective(config, self.model_config, step)
+        generator = step_generator(config.seed, step)
+        torch.manual_seed(config.seed * 1_000_003 + step)
+        index = torch.randint(len(data), (config.batch_size,), generator=generator).numpy()
+        batch = to_batch(data[index], self.device)
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(config, step)
+        self.model.train()
+        with autocast(self.device, config.bf16):
+            loss = self.model.loss(batch, generator=generator)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"training loss became {loss.item()} at step {step}; lower optim.lr or raise "
+                "optim.warmup_steps"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.optim.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.optim.grad_clip)
+        self.optimizer.step()
+        self.ema.update(self.model, step)
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def validation_loss(self) -> float | None:
+        """Mean loss of the EMA model over fixed validation items with fixed noise."""
+        data = self.validation_data
+        if data is None:
+            return None
+        config = self.config
+        model = self.ema.module
+        model.config = phase_objective(config, self.model_config, max(self.step - 1, 0))
+        generator = torch.Generator().manual_seed(config.seed + VALIDATION_SEED_OFFSET)
+        n = min(len(data), config.batch_size * config.validation_batches)
+        items = np.linspace(0, len(data) - 1, n).round().astype(np.int64)
+        losses = []
+        for chunk in np.array_split(items, math.ceil(n / config.batch_size)):
+            with autocast(self.device, config.bf16):
+                losses.append(
+                    float(model.loss(to_batch(data[chunk], self.device), generator=generator))
+                    * len(chunk)
+                )
+        return sum(losses) / n
+
+    def run(self, *, progress: bool = True) -> TrainResult:
+        """Train from the current step to ``config.total_steps``; checkpoint, validate, log.
+
+        Ctrl-C writes a checkpoint of the last finished step before stopping.
+        """
+        config = self.config
+        total = config.total_steps
+        start = time.perf_counter()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        window: list[float] = []
+        mean_loss: float | None = None
+        bar = tqdm(
+            total=total,
+            initial=self.step,
+            disable=not progress,
+            desc="train",
+            unit="step",
+            dynamic_ncols=True,
+        )
+        try:
+            with bar, open(self.out_dir / LOG_NAME, "a") as log_file:
+                while self.step < total:
+                    window.append(self.train_step(self.step))
+                    self.step += 1
+                    bar.update(1)
+                    done = self.step == total
+                    if self.step % config.validate_every == 0 or done:
+                        self.last_validation = self.validation_loss()
+                    if self.step % config.checkpoint_every == 0 or done:
+                        self.save()
+                    if self.step % min(config.validate_every, 50) == 0 or done:
+                        mean_loss = sum(window) / len(window)
+                        window.clear()
+                        record = {
+                            "step": self.step,
+                            "loss": mean_loss,
+                            "lr": learning_rate(config, self.step - 1),
+                            "validation_loss": self.last_validation,
+                            "phase": "main" if self.step <= config.steps else "fine_tune",
+                            "seconds": round(time.perf_counter() - start, 2),
+                        }
+                        log_file.write(json.dumps(record) + "\n")
+                        log_file.flush()
+                        bar.set_postfix(loss=f"{mean_loss:.4f}", val=_fmt(self.last_validation))
+        except KeyboardInterrupt:
+            self.save()
+            log.warning("interrupted: checkpoint of step %d written to %s", self.step, self.out_dir)
+            raise
+        path = self.out_dir / CHECKPOINT_NAME
+        if not path.exists():
+            self.save()
+        return TrainResult(
+            path, self.step, mean_loss, self.last_validation, time.perf_counter() - start
+        )
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def train(
+    store: object,
+    config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = True,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``config`` on ``store`` (an AnalysisStore or its path) into ``out_dir``
+    (``last.pt``, ``log.jsonl``), resuming from ``out_dir/last.pt`` when it exists; fit
+    and store the spread calibration of ``config.calibration`` at the end."""
+    trainer = Trainer(store, config, out_dir, resume=resume)
+    result = trainer.run(progress=progress)
+    if config.calibration is not None:
+        from generators.calibration import calibrate_checkpoint
+
+        calibrate_checkpoint(
+            result.checkpoint, trainer.store, config.calibration, progress=progress
+        )
+    return result
