@@ -1,0 +1,324 @@
+"""Forecast layouts of other producers mapped onto the wxens forecast layout, and back;
+alignment of a forecast with an analysis on valid time.
+
+The wxens forecast layout (DESIGN.md): dims ``init_time, member, lead_time, [level],
+latitude, longitude``, coordinate ``valid_time(init_time, lead_time)``, canonical short
+variable names in CF units. Each producer layout is one :class:`ForecastLayout` class,
+registered by name; :func:`to_wxens_forecast` picks the one that claims a dataset:
+
+=============== ======================= ================== ================= ===============
+layout          members                 lead               init              levels
+=============== ======================= ================== ================= ===============
+``wxens``       ``member``              ``lead_time``      ``init_time``     ``level``
+``cfgrib``      ``number``              ``step``           ``time``          ``isobaricInhPa``
+``weatherbench2`` ``realization``/``number`` ``prediction_timedelta`` ``time`` ``level``
+=============== ======================= ================== ================= ===============
+
+Variable names go through :data:`pipeline.normalize.VARIABLE_ALIASES`
+(``2m_temperature -> t2m``, ``geopotential -> z``), units through
+:data:`pipeline.normalize.UNIT_CONVERSIONS`. A scalar member, step or time coordinate
+(a single-member or single-lead file) becomes a length-1 dim. Pure xarray, lazy.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from pipeline.errors import InputError
+from pipeline.normalize import (
+    COORD_ALIASES,
+    UNIT_CONVERSIONS,
+    VARIABLE_ALIASES,
+    canonical_units,
+)
+from pipeline.schema import (
+    INIT_TIME,
+    LAT,
+    LEAD_TIME,
+    LEVEL,
+    LON,
+    MEMBER,
+    TIME,
+    VALID_TIME,
+    VARIABLES,
+    variable_attrs,
+)
+
+log = logging.getLogger(__name__)
+
+FORECAST_DIMS = (INIT_TIME, MEMBER, LEAD_TIME, LEVEL, LAT, LON)
+#: Scalar coordinates of GRIB/WB2 files that describe a level type, not the data.
+_LEVEL_TYPE_COORDS = ("surface", "heightAboveGround", "meanSea", "height", "depthBelowLandLayer")
+
+
+class ForecastLayout(ABC):
+    """One producer's naming of a forecast: ``dims`` maps its names to the wxens ones."""
+
+    name: ClassVar[str]
+    dims: ClassVar[dict[str, str]]
+
+    @classmethod
+    @abstractmethod
+    def claims(cls, ds: xr.Dataset) -> bool:
+        """Whether ``ds`` is in this layout."""
+
+    @classmethod
+    def to_wxens(cls, ds: xr.Dataset) -> xr.Dataset:
+        """``ds`` in the wxens layout: renamed dims and variables, CF units, valid_time."""
+        ds = ds.drop_vars([c for c in (VALID_TIME, *_LEVEL_TYPE_COORDS) if c in ds.coords])
+        renames = {k: v for k, v in {**COORD_ALIASES, **cls.dims}.items() if k in ds.variables}
+        ds = ds.rename(renames)
+        for dim in (INIT_TIME, MEMBER, LEAD_TIME):
+            if dim not in ds.dims:
+                ds = ds.expand_dims(dim) if dim in ds.coords else ds.expand_dims({dim: [0]})
+        ds = xr.Dataset(
+            {_canonical_name(n, da): _to_cf_units(n, da) for n, da in ds.data_vars.items()}
+        )
+        return _finish(ds)
+
+    @classmethod
+    def from_wxens(cls, ds: xr.Dataset) -> xr.Dataset:
+        """A wxens-layout forecast renamed to this layout (the inverse of :meth:`to_wxens`)."""
+        inverse = {v: k for k, v in cls.dims.items() if v in ds.variables}
+        return ds.drop_vars(VALID_TIME, errors="ignore").rename(inverse)
+
+
+LAYOUTS: dict[str, type[ForecastLayout]] = {}
+
+
+def register_layout(cls: type[ForecastLayout]) -> type[ForecastLayout]:
+    """Class decorator: make a layout known to :func:`to_wxens_forecast` by its name."""
+    if cls.name in LAYOUTS:
+        raise ValueError(f"forecast layout {cls.name!r} registered twice")
+    LAYOUTS[cls.name] = cls
+    return cls
+
+
+@register_layout
+class WxensLayout(ForecastLayout):
+    """Already wxens: ``init_time, member, lead_time`` (as written by pipeline.forecast_store)."""
+
+    name = "wxens"
+    dims: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def claims(cls, ds: xr.Dataset) -> bool:
+        return {INIT_TIME, LEAD_TIME} <= set(ds.coords) | set(ds.dims)
+
+
+@register_layout
+class CfgribLayout(ForecastLayout):
+    """cfgrib / ECMWF ENS: ``number, time, step, isobaricInhPa`` (+ ``valid_time``)."""
+
+    name = "cfgrib"
+    dims: ClassVar[dict[str, str]] = {
+        "number": MEMBER,
+        "time": INIT_TIME,
+        "step": LEAD_TIME,
+        "isobaricInhPa": LEVEL,
+    }
+
+    @classmethod
+    def claims(cls, ds: xr.Dataset) -> bool:
+        return {"time", "step"} <= set(ds.coords)
+
+    @classmethod
+    def from_wxens(cls, ds: xr.Dataset) -> xr.Dataset:
+        out = super().from_wxens(ds)
+        return out.assign_coords(valid_time=out["time"] + out["step"])
+
+
+@register_layout
+class WeatherBench2Layout(ForecastLayout):
+    """WeatherBench 2: ``time, prediction_timedelta, realization`` (or ``number``), ``level``."""
+
+    name = "weatherbench2"
+    dims: ClassVar[dict[str, str]] = {
+        "realization": MEMBER,
+        "number": MEMBER,
+        "time": INIT_TIME,
+        "prediction_timedelta": LEAD_TIME,
+    }
+
+    @classmethod
+    def claims(cls, ds: xr.Dataset) -> bool:
+        return "prediction_timedelta" in ds.coords
+
+    @classmethod
+    def from_wxens(cls, ds: xr.Dataset) -> xr.Dataset:
+        long_names = {short: long for long, short in VARIABLE_ALIASES.items() if "_" in long}
+        out = ds.drop_vars(VALID_TIME, errors="ignore").rename(
+            {MEMBER: "realization", INIT_TIME: "time", LEAD_TIME: "prediction_timedelta"}
+        )
+        return out.rename({n: long_names[n] for n in out.data_vars if n in long_names})
+
+
+def detect_layout(ds: xr.Dataset) -> type[ForecastLayout]:
+    """The first registered layout that claims ``ds``; InputError naming its dims if none."""
+    for layout in LAYOUTS.values():
+        if layout.claims(ds):
+            return layout
+    raise InputError(
+        f"cannot tell the forecast layout of a dataset with dims {dict(ds.sizes)} and coords "
+        f"{sorted(map(str, ds.coords))}: expected wxens (init_time, member, lead_time), cfgrib "
+        f"(time, step, number) or WeatherBench 2 (time, prediction_timedelta, realization)"
+    )
+
+
+def get_layout(name: str) -> type[ForecastLayout]:
+    try:
+        return LAYOUTS[name]
+    except KeyError:
+        raise InputError(f"unknown forecast layout {name!r}; known: {sorted(LAYOUTS)}") from None
+
+
+def to_wxens_forecast(ds: xr.Dataset, layout: str | None = None) -> xr.Dataset:
+    """``ds`` (any registered layout, detected unless named) in the wxens forecast layout."""
+    cls = get_layout(layout) if layout else detect_layout(ds)
+    return cls.to_wxens(ds)
+
+
+def from_wxens_forecast(ds: xr.Dataset, layout: str) -> xr.Dataset:
+    """A wxens-layout forecast in another producer's layout (e.g. to hand to their tools)."""
+    return get_layout(layout).from_wxens(ds)
+
+
+def _canonical_name(name: object, da: xr.DataArray) -> str:
+    alias = VARIABLE_ALIASES.get(str(name), str(name))
+    if isinstance(alias, tuple):
+        alias = alias[0] if LEVEL in da.dims else alias[1]
+    if alias == "z" and canonical_units(da.attrs.get("units", "")) == "m":
+        alias = "gh"
+    return alias
+
+
+def _to_cf_units(name: object, da: xr.DataArray) -> xr.DataArray:
+    short = _canonical_name(name, da)
+    if short not in VARIABLES or "units" not in da.attrs:
+        return da
+    units, target = canonical_units(str(da.attrs["units"])), VARIABLES[short].units
+    if units == target:
+        return da
+    if (units, target) not in UNIT_CONVERSIONS:
+        raise InputError(
+            f"forecast variable {name!r} has units {da.attrs['units']!r}, which wxens cannot "
+            f"convert to {target!r}; convert it first or fix its 'units' attribute"
+        )
+    scale, offset = UNIT_CONVERSIONS[(units, target)]
+    return (da * scale + offset).assign_attrs(variable_attrs(short))
+
+
+def _finish(ds: xr.Dataset) -> xr.Dataset:
+    """Check dims, order them, convert lead times, add ``valid_time``."""
+    for name, da in ds.data_vars.items():
+        extra = [d for d in da.dims if d not in FORECAST_DIMS]
+        if extra:
+            raise InputError(
+                f"forecast variable {name!r} has dims {extra} beyond the forecast layout "
+                f"{FORECAST_DIMS}; select one index of them first"
+            )
+        if not {LAT, LON} <= set(da.dims):
+            raise InputError(
+                f"forecast variable {name!r} has no latitude/longitude dims ({da.dims})"
+            )
+    lead = ds[LEAD_TIME]
+    if not np.issubdtype(lead.dtype, np.timedelta64):
+        raise InputError(
+            f"the forecast's lead time is {lead.dtype} ({lead.values[:3]}...), not a duration; "
+            f"decode it (xr.open_dataset(..., decode_timedelta=True)) or give it units"
+        )
+    order = [d for d in FORECAST_DIMS if d in ds.dims]
+    ds = ds.transpose(*order)
+    return ds.assign_coords({VALID_TIME: ds[INIT_TIME] + ds[LEAD_TIME]})
+
+
+@dataclass(frozen=True)
+class AlignedForecast:
+    """A forecast and its truth on the same coordinates.
+
+    forecast: wxens layout, the variables and levels both hold, on the truth's grid.
+    truth:    dims ``init_time, lead_time, [level], latitude, longitude`` — the analysis
+              at each valid time; NaN where the analysis lacks that time.
+    missing_valid_times: valid times the forecast needs and the analysis lacks.
+    """
+
+    forecast: xr.Dataset
+    truth: xr.Dataset
+    missing_valid_times: tuple[pd.Timestamp, ...]
+
+
+def align_with_truth(
+    forecast: xr.Dataset, truth: xr.Dataset, *, variables: list[str] | None = None
+) -> AlignedForecast:
+    """Pair every forecast field with the analysis at its valid time, lazily.
+
+    ``forecast`` in any registered layout; ``truth`` a canonical analysis (dims ``time,
+    [level], latitude, longitude``). Keeps the variables (or the given ``variables``) and
+    pressure levels both have; selects the truth's grid points from the forecast
+    (exactly, after mapping longitudes to the truth's convention) and raises an
+    InputError when the forecast does not cover them; missing valid times become NaN
+    truth, to be skipped and counted by the scores.
+    """
+    forecast = to_wxens_forecast(forecast)
+    names = variables or [n for n in forecast.data_vars if n in truth.data_vars]
+    missing = [n for n in names if n not in forecast.data_vars or n not in truth.data_vars]
+    if not names or missing:
+        raise InputError(
+            f"no common variable to verify{f' ({missing} missing)' if missing else ''}: the "
+            f"forecast has {sorted(map(str, forecast.data_vars))}, the truth "
+            f"{sorted(map(str, truth.data_vars))}"
+        )
+    forecast, truth = forecast[names], truth[names]
+    if LEVEL in forecast.dims and LEVEL in truth.dims:
+        levels = np.intersect1d(forecast[LEVEL].values, truth[LEVEL].values)
+        if levels.size == 0:
+            raise InputError(
+                f"the forecast levels {forecast[LEVEL].values.tolist()} and the truth levels "
+                f"{truth[LEVEL].values.tolist()} have none in common"
+            )
+        forecast, truth = forecast.sel({LEVEL: levels}), truth.sel({LEVEL: levels})
+    forecast = _on_truth_grid(forecast, truth)
+    valid = forecast[VALID_TIME].transpose(INIT_TIME, LEAD_TIME)
+    needed = pd.DatetimeIndex(np.unique(valid.values))
+    absent = needed.difference(pd.DatetimeIndex(truth[TIME].values))
+    if absent.size:
+        log.warning(
+            "the truth lacks %d of the %d valid times the forecast needs (first %s); those "
+            "are scored as missing",
+            absent.size,
+            needed.size,
+            [str(t) for t in absent[:3]],
+        )
+    paired = truth.reindex({TIME: needed}).sel({TIME: valid}).drop_vars(TIME)
+    paired = paired.assign_coords({VALID_TIME: valid})
+    order = [d for d in (INIT_TIME, LEAD_TIME, LEVEL, LAT, LON) if d in paired.dims]
+    return AlignedForecast(forecast, paired.transpose(*order), tuple(absent))
+
+
+def _on_truth_grid(forecast: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
+    """The forecast at the truth's grid points; InputError if it does not cover them."""
+    # Longitudes into the truth's convention, [min, min + 360): 350 -> -10 for a UK box.
+    west = float(truth[LON].min())
+    forecast = forecast.assign_coords({LON: np.mod(forecast[LON].values - west, 360.0) + west})
+    forecast = forecast.sortby([LAT, LON])
+    selected = {}
+    for dim, want in ((LAT, truth[LAT].values), (LON, truth[LON].values)):
+        have = forecast[dim].values.astype(np.float64)
+        index = pd.Index(have).get_indexer(want, method="nearest", tolerance=1e-6)
+        if (index < 0).any():
+            raise InputError(
+                f"the forecast grid does not hold the truth's {dim} points "
+                f"{np.asarray(want)[index < 0][:5].tolist()} (forecast {dim} "
+                f"{have.min():g}..{have.max():g}, {have.size} points; truth {want.min():g}.."
+                f"{want.max():g}, {want.size} points); regrid the forecast to the analysis grid"
+            )
+        selected[dim] = index
+    out = forecast.isel(selected)
+    return out.assign_coords({LAT: truth[LAT].values, LON: truth[LON].values})

@@ -1,0 +1,170 @@
+"""Forecast layouts (wxens, cfgrib/ECMWF, WeatherBench 2) and valid-time alignment."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from pipeline.adapters import (
+    align_with_truth,
+    detect_layout,
+    from_wxens_forecast,
+    to_wxens_forecast,
+)
+from pipeline.errors import InputError
+
+LAT = np.array([50.0, 51.0, 52.0])
+LON = np.array([-2.0, -1.0, 0.0, 1.0])
+STEP = pd.Timedelta(hours=6)
+
+
+def analysis(n_times=12):
+    """A canonical analysis on a UK-like box with t2m and z on two levels."""
+    rng = np.random.default_rng(0)
+    time = pd.date_range("2020-01-01", periods=n_times, freq=STEP)
+    coords = {"time": time, "latitude": LAT, "longitude": LON}
+    t2m = xr.DataArray(
+        280 + rng.normal(size=(n_times, 3, 4)),
+        dims=("time", "latitude", "longitude"),
+        coords=coords,
+    )
+    z = xr.DataArray(
+        5e4 + rng.normal(size=(n_times, 2, 3, 4)),
+        dims=("time", "level", "latitude", "longitude"),
+        coords=coords | {"level": [500.0, 850.0]},
+    )
+    return xr.Dataset({"t2m": t2m.astype("float32"), "z": z.astype("float32")})
+
+
+def wxens_forecast(n_init=3, n_member=4, leads=(0, 1, 2)):
+    rng = np.random.default_rng(1)
+    init = pd.date_range("2020-01-01", periods=n_init, freq=STEP)
+    lead = pd.to_timedelta(np.array(leads) * 6, unit="h")
+    dims = ("init_time", "member", "lead_time", "latitude", "longitude")
+    coords = {
+        "init_time": init,
+        "member": np.arange(n_member),
+        "lead_time": lead,
+        "latitude": LAT,
+        "longitude": LON,
+    }
+    shape = (n_init, n_member, len(leads), 3, 4)
+    t2m = xr.DataArray(280 + rng.normal(size=shape), dims=dims, coords=coords, attrs={"units": "K"})
+    z = xr.DataArray(
+        5e4 + rng.normal(size=(n_init, n_member, len(leads), 2, 3, 4)),
+        dims=(*dims[:3], "level", *dims[3:]),
+        coords=coords | {"level": [500.0, 850.0]},
+        attrs={"units": "m**2 s**-2"},
+    )
+    ds = xr.Dataset({"t2m": t2m, "z": z})
+    return ds.assign_coords(valid_time=ds.init_time + ds.lead_time)
+
+
+def as_cfgrib(ds):
+    """What cfgrib gives for an ECMWF ENS GRIB: ERA5-style names, descending latitude, 0..360."""
+    out = ds.rename(
+        {"member": "number", "init_time": "time", "lead_time": "step", "level": "isobaricInhPa"}
+    ).drop_vars("valid_time")
+    out = out.assign_coords(longitude=np.mod(out.longitude, 360)).sortby("longitude")
+    out = out.isel(latitude=slice(None, None, -1))
+    out["t2m"] = (out.t2m - 273.15).assign_attrs(units="degC")
+    return out.assign_coords(valid_time=out.time + out.step, surface=0.0)
+
+
+def as_weatherbench2(ds):
+    out = ds.rename(
+        {"member": "realization", "init_time": "time", "lead_time": "prediction_timedelta"}
+    ).drop_vars("valid_time")
+    return out.rename({"t2m": "2m_temperature", "z": "geopotential"})
+
+
+def assert_same_forecast(got, expected):
+    got = got.sortby(["latitude", "longitude"])
+    got = got.assign_coords(
+        longitude=np.where(got.longitude > 180, got.longitude - 360, got.longitude)
+    )
+    got = got.sortby("longitude")
+    for name in expected.data_vars:
+        np.testing.assert_allclose(got[name].values, expected[name].values, rtol=1e-6)
+        assert got[name].dims == expected[name].dims
+    np.testing.assert_array_equal(got.valid_time.values, expected.valid_time.values)
+
+
+@pytest.mark.parametrize(
+    ("convert", "name"), [(as_cfgrib, "cfgrib"), (as_weatherbench2, "weatherbench2")]
+)
+def test_producer_layouts_map_onto_wxens(convert, name):
+    expected = wxens_forecast()
+    theirs = convert(expected)
+    assert detect_layout(theirs).name == name
+    assert_same_forecast(to_wxens_forecast(theirs), expected)
+
+
+@pytest.mark.parametrize("layout", ["cfgrib", "weatherbench2"])
+def test_round_trip_through_producer_layout(layout):
+    forecast = wxens_forecast()
+    back = to_wxens_forecast(from_wxens_forecast(forecast, layout))
+    xr.testing.assert_allclose(back.drop_attrs(), forecast.drop_attrs())
+
+
+def test_single_member_single_step_grib_gets_length_one_dims():
+    theirs = as_cfgrib(wxens_forecast(n_member=1, leads=(2,))).isel(number=0, step=0)
+    assert "number" not in theirs.dims and "step" in theirs.coords
+    got = to_wxens_forecast(theirs)
+    assert got.sizes["member"] == 1 and got.sizes["lead_time"] == 1
+    assert got.lead_time.values[0] == np.timedelta64(12, "h")
+
+
+def test_unknown_layout_and_undecoded_leads_are_clear_errors():
+    with pytest.raises(InputError, match="layout"):
+        to_wxens_forecast(xr.Dataset({"t2m": (("x",), [1.0])}))
+    wb2 = as_weatherbench2(wxens_forecast())
+    wb2 = wb2.assign_coords(prediction_timedelta=np.array([0, 6, 12]))
+    with pytest.raises(InputError, match="duration"):
+        to_wxens_forecast(wb2)
+
+
+def test_alignment_pairs_each_field_with_its_valid_time():
+    truth = analysis()
+    aligned = align_with_truth(as_cfgrib(wxens_forecast()), truth)
+    assert aligned.missing_valid_times == ()
+    assert aligned.truth.t2m.dims == ("init_time", "lead_time", "latitude", "longitude")
+    for i, init in enumerate(aligned.truth.init_time.values):
+        for j, lead in enumerate(aligned.truth.lead_time.values):
+            expected = truth.sel(time=init + lead)
+            np.testing.assert_array_equal(aligned.truth.t2m[i, j].values, expected.t2m.values)
+            np.testing.assert_array_equal(aligned.truth.z[i, j].values, expected.z.values)
+    np.testing.assert_array_equal(aligned.forecast.longitude.values, LON)
+
+
+def test_missing_truth_times_become_nan_and_are_listed():
+    truth = analysis(n_times=4)  # valid times up to init 2 + lead 2 = step 4 needed
+    aligned = align_with_truth(wxens_forecast(), truth)
+    assert [str(t) for t in aligned.missing_valid_times] == ["2020-01-02 00:00:00"]
+    nan_pairs = aligned.truth.t2m.isnull().all(("latitude", "longitude"))
+    assert int(nan_pairs.sum()) == 1 and bool(nan_pairs.isel(init_time=2, lead_time=2))
+
+
+def test_forecast_not_covering_truth_grid_is_a_clear_error():
+    forecast = wxens_forecast().isel(longitude=slice(0, 2))
+    with pytest.raises(InputError, match="regrid"):
+        align_with_truth(forecast, analysis())
+
+
+def test_alignment_keeps_common_levels_and_variables():
+    forecast = wxens_forecast().sel(level=[850.0])
+    aligned = align_with_truth(forecast, analysis())
+    assert aligned.truth.level.values.tolist() == [850.0]
+    with pytest.raises(InputError, match="common variable"):
+        align_with_truth(forecast[["t2m"]], analysis()[["z"]])
+
+
+def test_alignment_is_lazy_on_dask():
+    truth = analysis().chunk({"time": 1})
+    forecast = wxens_forecast().chunk({"init_time": 1, "lead_time": 1})
+    aligned = align_with_truth(forecast, truth)
+    assert aligned.truth.t2m.chunks is not None and aligned.forecast.t2m.chunks is not None
+    eager = align_with_truth(wxens_forecast(), analysis())
+    xr.testing.assert_equal(aligned.truth.compute(), eager.truth)
