@@ -227,7 +227,8 @@ class ResidualDataset(Dataset):
     import generators; ``generators.train.to_batch`` wraps it).
 
     ``normalization`` is fitted on this period when not given (the training set); give the
-    training one to a validation or forecast set.
+    training one to a validation or forecast set. ``with_targets=False`` enumerates no item
+    (a store that only holds the initial states of a forecast).
     """
 
     def __init__(
@@ -242,6 +243,7 @@ class ResidualDataset(Dataset):
         normalization: Normalization | None = None,
         channels: Sequence[str] | None = None,
         max_memory_bytes: int = 2**31,
+        with_targets: bool = True,
         name: str = "<dataset>",
     ) -> None:
         self.spec, self.period, self.name = spec, period, name
@@ -274,8 +276,10 @@ class ResidualDataset(Dataset):
         self._present = np.ones(len(self.times), dtype=bool)
         if len(missing_times):
             self._present &= ~self.times.isin(pd.DatetimeIndex(list(missing_times)))
-        self.pairs = self._valid_pairs()
+        self.pairs = self._valid_pairs() if with_targets else np.empty((0, 2), dtype=np.int64)
         if normalization is None:
+            if not with_targets:
+                raise InputError(f"{name}: a dataset without targets needs the training normalisation")
             normalization = Normalization.fit(self)
         elif tuple(normalization.channels) != self.channels:
             raise InputError(
