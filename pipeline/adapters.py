@@ -246,11 +246,14 @@ class AlignedForecast:
     forecast: wxens layout, the variables and levels both hold, on the truth's grid.
     truth:    dims ``init_time, lead_time, [level], latitude, longitude`` — the analysis
               at each valid time; NaN where the analysis lacks that time.
+    initial:  dims ``init_time, [level], latitude, longitude`` — the analysis at each
+              init time (the state the forecast started from), NaN where it lacks one.
     missing_valid_times: valid times the forecast needs and the analysis lacks.
     """
 
     forecast: xr.Dataset
     truth: xr.Dataset
+    initial: xr.Dataset
     missing_valid_times: tuple[pd.Timestamp, ...]
 
 
@@ -299,7 +302,8 @@ def align_with_truth(
     paired = truth.reindex({TIME: needed}).sel({TIME: valid}).drop_vars(TIME)
     paired = paired.assign_coords({VALID_TIME: valid})
     order = [d for d in (INIT_TIME, LEAD_TIME, LEVEL, LAT, LON) if d in paired.dims]
-    return AlignedForecast(forecast, paired.transpose(*order), tuple(absent))
+    initial = truth.reindex({TIME: forecast[INIT_TIME].values}).rename({TIME: INIT_TIME})
+    return AlignedForecast(forecast, paired.transpose(*order), initial, tuple(absent))
 
 
 def _on_truth_grid(forecast: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:

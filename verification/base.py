@@ -119,16 +119,20 @@ class PhysicsCheck(Protocol):
     """A physical-consistency check of forecast members against the truth.
 
     ``forecast`` is a canonical forecast Dataset (``member`` plus the truth's dims);
-    ``truth`` the aligned truth (no ``member``). ``applies`` says whether the data hold
-    what the check needs (variables, levels, grid), so that a scorecard runs every check
-    that can run and names the others.
+    ``truth`` the aligned truth (no ``member``); ``initial`` the analysis at the init
+    times (the truth's dims without ``lead_time``), for checks that need the starting
+    state. ``applies`` says whether the data hold what the check needs (variables,
+    levels, grid), so that a scorecard runs every check that can run and names the others.
     """
 
     name: ClassVar[str]
+    description: ClassVar[str]
 
     def applies(self, forecast: xr.Dataset) -> bool: ...
 
-    def __call__(self, forecast: xr.Dataset, truth: xr.Dataset) -> CheckResult: ...
+    def __call__(
+        self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset | None = None
+    ) -> CheckResult: ...
 
 
 CHECKS: dict[str, type[PhysicsCheck]] = {}

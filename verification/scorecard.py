@@ -1,0 +1,297 @@
+"""The whole verification of one forecast against one analysis, as an ``xr.DataTree``.
+
+:func:`verify` aligns the forecast with the truth on valid time, stacks variables and
+levels into channels (``z500``, ``t2m``), builds every score lazily and computes them in
+one pass over the data (each forecast chunk is read once), then runs the physics checks
+and spectra on a few init times. The tree it returns (and :func:`write_scores` saves as
+NetCDF groups, reopened with ``xr.open_datatree``):
+
+``/scorecard``       (variable, lead_time): every registered score, rank-histogram
+                     flatness, Brier scores, points verified and truth missing;
+                     ``tree["scorecard"].to_dataset().to_dataframe()`` is the tidy
+                     table (one row per variable and lead, one column per score).
+``/rank_histogram``  (variable, lead_time, rank) counts.
+``/reliability``     (variable, lead_time, event, forecast_probability) tables.
+``/multivariate``    (lead_time) energy score across channels.
+``/spectra``         (variable, lead_time, wavenumber) member and truth power.
+``/physics``         (check, member) scores and pass/fail; tolerances per check.
+``/maps``            (variable, member, latitude, longitude) a few members and the
+                     truth of the first init time at the longest lead, for plots.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dask
+import numpy as np
+import xarray as xr
+
+from pipeline.adapters import AlignedForecast, align_with_truth
+from pipeline.errors import InputError
+from pipeline.schema import CHANNEL, INIT_TIME, LAT, LEAD_TIME, LON, MEMBER, to_channels
+from verification import physics as _physics_checks  # noqa: F401  (registers the checks)
+from verification import scores as vs
+from verification.aggregation import count_valid
+from verification.base import CHECKS, SCORES, get_check, get_score
+from verification.spectra import power_spectrum
+
+log = logging.getLogger(__name__)
+
+VARIABLE = "variable"
+EVENT = "event"
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    """What :func:`verify` computes.
+
+    scores:           registered score names (default: all of :data:`verification.base.SCORES`).
+    mean_over:        dims every score is averaged over (cos-latitude weighted); the
+                      scorecard keeps the others (lead time, variable).
+    seed:             tie-breaking seed of the rank histograms.
+    event_quantiles:  Brier/reliability events ``value > threshold``, the threshold the
+                      given quantile of the truth per variable (pooled over the physics
+                      init times, lead times and the grid).
+    checks:           physics checks to run (default: all registered that apply).
+    physics_init_times: how many init times (evenly spaced) the physics checks, spectra,
+                      thresholds and energy-score scaling use; 0 turns physics off.
+    energy_score:     compute the multivariate energy score (O(M²) per point).
+    map_members:      members kept in ``/maps`` for the member-map figure.
+    """
+
+    scores: tuple[str, ...] = ()
+    mean_over: tuple[str, ...] = (INIT_TIME, LAT, LON)
+    seed: int = 0
+    event_quantiles: tuple[float, ...] = (0.1, 0.9)
+    checks: tuple[str, ...] = ()
+    physics_init_times: int = 8
+    energy_score: bool = True
+    map_members: int = 3
+    progress: bool = field(default=True, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in self.scores:
+            get_score(name)
+        for name in self.checks:
+            get_check(name)
+        if any(not 0 < q < 1 for q in self.event_quantiles):
+            raise InputError(
+                f"event_quantiles {self.event_quantiles} must lie strictly between 0 and 1"
+            )
+        if self.physics_init_times < 0:
+            raise InputError(f"physics_init_times={self.physics_init_times} must be >= 0")
+
+
+def verify(
+    forecast: xr.Dataset, truth: xr.Dataset, config: VerifyConfig | None = None
+) -> xr.DataTree:
+    """Score ``forecast`` (any registered layout) against the analysis ``truth``.
+
+    Returns the tree described in the module docstring. Lazy inputs are computed chunk
+    by chunk in a single pass; memory stays at a few forecast chunks per worker.
+    """
+    config = config or VerifyConfig()
+    aligned = align_with_truth(forecast, truth)
+    f = to_channels(aligned.forecast).rename({CHANNEL: VARIABLE})
+    t = to_channels(aligned.truth).rename({CHANNEL: VARIABLE})
+    sample = _physics_sample(aligned, config.physics_init_times)
+    thresholds = _event_thresholds(t, sample, config.event_quantiles)
+
+    lazy: dict[str, Any] = {}
+    for name in config.scores or tuple(SCORES):
+        lazy[name] = SCORES[name].function(f, t, mean_over=config.mean_over)
+    lazy["rank_histogram"] = vs.rank_histogram(f, t, over=config.mean_over, seed=config.seed)
+    lazy["brier_score"] = vs.brier_score(f, t, thresholds, mean_over=config.mean_over)
+    lazy["reliability"] = vs.reliability(f, t, thresholds, over=config.mean_over)
+    lazy["n_verified"] = count_valid(t, config.mean_over)
+    if config.energy_score:
+        scale = (
+            t.isel({INIT_TIME: sample}).std([d for d in t.dims if d != VARIABLE]) if sample else 1.0
+        )
+        lazy["energy_score"] = vs.energy_score(
+            f / scale, t / scale, component_dim=VARIABLE, mean_over=config.mean_over
+        )
+    (computed,) = _compute(lazy, progress=config.progress)
+
+    tree = {
+        "/scorecard": _scorecard(computed, t, config),
+        "/rank_histogram": _variable_first(computed["rank_histogram"].to_dataset()),
+        "/reliability": _variable_first(computed["reliability"].rename({vs.THRESHOLD: EVENT})),
+    }
+    if config.energy_score:
+        tree["/multivariate"] = computed["energy_score"].to_dataset()
+    if sample:
+        subset = {INIT_TIME: sample}
+        tree["/spectra"] = _spectra(f.isel(subset), t.isel(subset))
+        tree["/physics"] = _physics(aligned, subset, config.checks)
+        tree["/maps"] = _maps(f, t, config.map_members)
+    root = xr.Dataset(
+        attrs={
+            "n_members": f.sizes[MEMBER],
+            "n_init_times": f.sizes[INIT_TIME],
+            "missing_valid_times": [str(v) for v in aligned.missing_valid_times],
+            "config": repr(asdict(config)),
+            "mean_over": list(config.mean_over),
+            "spread_skill_ratio": "with the finite-ensemble factor sqrt((M+1)/M)",
+            "crps": "fair_crps: unbiased (WeatherBench 2); ecdf_crps: empirical (xskillscore)",
+        }
+    )
+    return xr.DataTree.from_dict({"/": root, **tree})
+
+
+def _compute(lazy: dict[str, Any], *, progress: bool) -> tuple[dict[str, Any]]:
+    """Compute every lazy result together (shared input chunks are read once)."""
+    if progress and _distributed_client() is None:
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar(dt=1.0):
+            return dask.compute(lazy)
+    return dask.compute(lazy)
+
+
+def _distributed_client() -> Any:
+    try:
+        from distributed import get_client
+
+        return get_client()
+    except (ImportError, ValueError):
+        return None
+
+
+def _physics_sample(aligned: AlignedForecast, n: int) -> list[int]:
+    """Indices of up to ``n`` evenly spaced init times."""
+    total = aligned.forecast.sizes[INIT_TIME]
+    if n == 0:
+        return []
+    return sorted(set(np.linspace(0, total - 1, min(n, total)).round().astype(int).tolist()))
+
+
+def _event_thresholds(
+    t: xr.DataArray, sample: list[int], quantiles: Iterable[float]
+) -> xr.DataArray:
+    """Per-variable thresholds: quantiles of the truth over the sample (all if no sample)."""
+    part = t.isel({INIT_TIME: sample}) if sample else t
+    values = part.quantile(
+        list(quantiles), dim=[d for d in part.dims if d != VARIABLE], skipna=True
+    )
+    values = values.compute().rename({"quantile": vs.THRESHOLD})
+    return values.assign_coords({vs.THRESHOLD: [f"q{round(100 * q):02d}" for q in quantiles]})
+
+
+def _scorecard(computed: dict[str, Any], t: xr.DataArray, config: VerifyConfig) -> xr.Dataset:
+    card = xr.Dataset()
+    for name in config.scores or tuple(SCORES):
+        spec = SCORES[name]
+        card[name] = computed[name].assign_attrs(
+            long_name=spec.long_name, units=spec.units, best=spec.best
+        )
+    flatness = vs.rank_flatness(computed["rank_histogram"])
+    card["rank_chi_square"] = flatness["chi_square"].assign_attrs(long_name="rank histogram χ²")
+    card["rank_p_value"] = flatness["p_value"].assign_attrs(
+        long_name="rank histogram flatness p-value (independent ranks assumed)"
+    )
+    card["rank_delta"] = flatness["delta"].assign_attrs(long_name="Candille-Talagrand δ", best=1.0)
+    brier = computed["brier_score"]
+    for event in brier[vs.THRESHOLD].values:
+        card[f"brier_score_{event}"] = brier.sel({vs.THRESHOLD: event}, drop=True).assign_attrs(
+            long_name=f"Brier score of value > the truth's {event} quantile", best=0.0
+        )
+    total = np.prod([t.sizes[d] for d in config.mean_over])
+    card["n_verified"] = computed["n_verified"].assign_attrs(long_name="points verified")
+    card["n_missing_truth"] = (total - computed["n_verified"]).assign_attrs(
+        long_name="points skipped: truth missing"
+    )
+    return _variable_first(card)
+
+
+def _variable_first(ds: xr.Dataset) -> xr.Dataset:
+    return ds.transpose(*[d for d in (VARIABLE, LEAD_TIME) if d in ds.dims], ...)
+
+
+def _spectra(f: xr.DataArray, t: xr.DataArray) -> xr.Dataset:
+    """Power spectra of members (averaged over members and init times) and of the truth."""
+    forecast_power = power_spectrum(f).mean([MEMBER, INIT_TIME])
+    truth_power = power_spectrum(t).mean(INIT_TIME)
+    ds = xr.Dataset({"forecast_power": forecast_power, "truth_power": truth_power}).compute()
+    return _variable_first(ds.assign(spectral_ratio=ds.forecast_power / ds.truth_power))
+
+
+def _physics(
+    aligned: AlignedForecast, subset: dict[str, list[int]], names: tuple[str, ...]
+) -> xr.Dataset:
+    forecast, truth, initial = (
+        aligned.forecast.isel(subset),
+        aligned.truth.isel(subset),
+        aligned.initial.isel(subset),
+    )
+    results, skipped = [], []
+    for name in names or tuple(CHECKS):
+        check = CHECKS[name]()
+        if not check.applies(forecast):
+            skipped.append(name)
+            continue
+        log.info("physics check %s", name)
+        results.append(check(forecast, truth, initial))
+    if not results:
+        return xr.Dataset(attrs={"not_applicable": skipped})
+    return xr.Dataset(
+        {
+            "member_score": xr.concat([r.member_score for r in results], dim="check"),
+            "passed": xr.concat([r.passed for r in results], dim="check"),
+            "truth_score": ("check", [r.truth_score for r in results]),
+            "tolerance": ("check", [r.tolerance for r in results]),
+            "tolerance_rule": ("check", [r.tolerance_rule for r in results]),
+            "description": ("check", [r.description for r in results]),
+            "units": ("check", [r.units for r in results]),
+        },
+        coords={"check": [r.name for r in results]},
+        attrs={"not_applicable": skipped},
+    )
+
+
+def _maps(f: xr.DataArray, t: xr.DataArray, n_members: int) -> xr.Dataset:
+    pick = {INIT_TIME: 0, LEAD_TIME: -1}
+    members = f.isel(pick).isel({MEMBER: slice(0, n_members)})
+    return xr.Dataset({"forecast": members, "truth": t.isel(pick)}).compute()
+
+
+def write_scores(tree: xr.DataTree, path: str | Path) -> Path:
+    """Write the tree as NetCDF groups, atomically (a temporary file renamed into place)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".nc", dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        _encodable(tree).to_netcdf(tmp, engine="netcdf4")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _encodable(tree: xr.DataTree) -> xr.DataTree:
+    """Attributes NetCDF can store: lists of strings joined, booleans as ints."""
+
+    def clean(ds: xr.Dataset) -> xr.Dataset:
+        ds = ds.copy()
+        for obj in (ds, *ds.variables.values()):
+            obj.attrs = {k: _attr(v) for k, v in obj.attrs.items()}
+        return ds
+
+    return tree.map_over_datasets(clean)
+
+
+def _attr(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return "; ".join(map(str, value)) if value else ""
+    if isinstance(value, bool | np.bool_):
+        return int(value)
+    return value
