@@ -1,0 +1,103 @@
+"""Dask clusters for the steps that scale out: ingestion and verification.
+
+A task that computes with dask enters :func:`dask_client`: it attaches to the scheduler
+the user named (``--dask-scheduler tcp://host:8786``: the cluster is theirs and stays up)
+or starts a ``distributed.LocalCluster`` on this machine for the duration of the call.
+Either way the client is dask's default scheduler inside the block, so every dask
+computation of the library call runs on the cluster, and nothing is left running after
+it. The cluster is started inside the task, so a cached (skipped) task starts none.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.errors import InputError
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 30
+"""How long a client waits for a scheduler before the address is reported unreachable."""
+
+_DISTRIBUTED_LOG_LEVEL = "DASK_LOGGING__DISTRIBUTED"
+
+
+@dataclass(frozen=True)
+class LocalClusterConfig:
+    """Shape of the ``LocalCluster`` started when no scheduler address is given.
+
+    processes: separate worker processes (true scale-out: paths, tasks and results cross
+    a process boundary as on a multi-machine cluster) rather than threads.
+    """
+
+    n_workers: int = 2
+    threads_per_worker: int = 1
+    processes: bool = True
+
+
+@contextmanager
+def dask_client(
+    scheduler: str | None = None, config: LocalClusterConfig = LocalClusterConfig()
+) -> Iterator[Any]:
+    """A ``distributed.Client``, dask's default scheduler inside the block.
+
+    scheduler: address of a running scheduler (e.g. ``tcp://10.0.0.5:8786``), or None to
+               start a ``LocalCluster`` shaped by ``config``, closed when the block exits.
+
+    Raises :class:`~pipeline.errors.InputError` naming the address when no scheduler
+    answers there.
+    """
+    from distributed import Client, LocalCluster
+
+    with ExitStack() as stack:
+        if scheduler is None:
+            stack.enter_context(_quiet_distributed())
+            log.info(
+                "starting a dask LocalCluster: %d workers x %d threads (%s)",
+                config.n_workers,
+                config.threads_per_worker,
+                "processes" if config.processes else "threads",
+            )
+            cluster = stack.enter_context(
+                LocalCluster(
+                    n_workers=config.n_workers,
+                    threads_per_worker=config.threads_per_worker,
+                    processes=config.processes,
+                    dashboard_address=":0",
+                    silence_logs=logging.WARNING,
+                )
+            )
+            log.info("dask dashboard: %s", cluster.dashboard_link)
+            scheduler = cluster.scheduler_address
+        try:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=True)
+        except (OSError, TimeoutError) as err:
+            raise InputError(
+                f"no dask scheduler answers at {scheduler!r} ({err}); start one with "
+                "`dask scheduler` and workers with `dask worker ADDRESS`, or leave "
+                "--dask-scheduler out to run on a local cluster"
+            ) from err
+        yield stack.enter_context(client)
+
+
+@contextmanager
+def _quiet_distributed() -> Iterator[None]:
+    """Only warnings from ``distributed`` (its INFO lines on every worker start and stop
+    would bury the flow's own progress), here and in the worker processes it spawns."""
+    logger = logging.getLogger("distributed")
+    old_level, old_env = logger.level, os.environ.get(_DISTRIBUTED_LOG_LEVEL)
+    logger.setLevel(logging.WARNING)
+    os.environ[_DISTRIBUTED_LOG_LEVEL] = "warning"
+    try:
+        yield
+    finally:
+        logger.setLevel(old_level)
+        if old_env is None:
+            os.environ.pop(_DISTRIBUTED_LOG_LEVEL, None)
+        else:
+            os.environ[_DISTRIBUTED_LOG_LEVEL] = old_env

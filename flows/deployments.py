@@ -1,0 +1,187 @@
+"""Scheduled runs: a schedule file of deployments, served on a Prefect server.
+
+A schedule file (YAML) lists deployments — a flow of :data:`flows.pipelines.FLOWS`, a
+cron schedule and the flow's parameters::
+
+    deployments:
+      - name: uk-ensemble
+        flow: ensemble_run
+        cron: "0 */6 * * *"          # every 6 hours, on the hour
+        timezone: UTC
+        parameters:
+          store: data/uk.zarr
+          checkpoint: runs/uk/model.pt
+          forecast: forecasts/uk.zarr
+      - name: uk-ingest
+        flow: ingest
+        cron: "20 * * * *"
+        parameters: {sources: ["incoming/*.grib"], store: data/uk.zarr}
+
+:func:`serve` registers them on the server at ``PREFECT_API_URL`` (``prefect server
+start``) and runs their flow runs — scheduled or triggered from the UI or the client —
+in subprocesses until interrupted. Relative paths in parameters are relative to the
+directory ``wxens serve`` runs in.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """One scheduled deployment: ``flow`` (a key of FLOWS) run on ``cron`` in ``timezone``."""
+
+    name: str
+    flow: str
+    cron: str
+    timezone: str = "UTC"
+    parameters: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+def load_schedule(path: str | Path) -> tuple[DeploymentSpec, ...]:
+    """The deployments of a schedule file, each checked: known flow, valid cron, valid
+    parameters for that flow. Raises InputError naming the file and the entry."""
+    from prefect.client.schemas.schedules import CronSchedule
+    from pydantic import ValidationError
+
+    from flows.pipelines import FLOWS
+
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise InputError(f"cannot read the schedule file {path}: {err}") from err
+    except yaml.YAMLError as err:
+        raise InputError(f"{path} is not valid YAML: {err}") from err
+    entries = document.get("deployments") if isinstance(document, dict) else None
+    if not entries or not isinstance(entries, list):
+        raise InputError(f"{path}: expected a top-level 'deployments:' list of deployments")
+    specs = []
+    known = {f.name for f in DeploymentSpec.__dataclass_fields__.values()}
+    for i, entry in enumerate(entries):
+        where = f"{path}: deployment {i + 1}"
+        if not isinstance(entry, dict):
+            raise InputError(f"{where}: expected a mapping with name, flow, cron, parameters")
+        if unknown := sorted(set(entry) - known):
+            raise InputError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(known)}")
+        try:
+            spec = DeploymentSpec(**entry)
+        except TypeError as err:
+            raise InputError(f"{where}: {err}") from err
+        if spec.flow not in FLOWS:
+            raise InputError(f"{where}: unknown flow {spec.flow!r}; choose from {sorted(FLOWS)}")
+        try:
+            CronSchedule(cron=spec.cron, timezone=spec.timezone)
+        except ValidationError as err:
+            raise InputError(
+                f"{where}: cron {spec.cron!r} in timezone {spec.timezone!r} is not valid "
+                f"(e.g. '0 */6 * * *' in 'UTC'): {err.errors()[0]['msg']}"
+            ) from err
+        _check_parameters(where, spec)
+        specs.append(spec)
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise InputError(f"{path}: deployment names repeat: {names}")
+    return tuple(specs)
+
+
+def _check_parameters(where: str, spec: DeploymentSpec) -> None:
+    import inspect
+
+    from prefect.exceptions import ParameterTypeError
+
+    from flows.pipelines import FLOWS
+
+    flow = FLOWS[spec.flow]
+    signature = inspect.signature(flow.fn)
+    if unknown := sorted(set(spec.parameters) - set(signature.parameters)):
+        raise InputError(
+            f"{where}: flow {spec.flow!r} has no parameter(s) {unknown}; "
+            f"its parameters are {list(signature.parameters)}"
+        )
+    missing = [
+        name
+        for name, p in signature.parameters.items()
+        if p.default is inspect.Parameter.empty and name not in spec.parameters
+    ]
+    if missing:
+        raise InputError(f"{where}: flow {spec.flow!r} needs parameter(s) {missing}")
+    try:
+        flow.validate_parameters(spec.parameters)
+    except ParameterTypeError as err:
+        raise InputError(
+            f"{where}: parameters of flow {spec.flow!r} do not validate: {err}"
+        ) from err
+
+
+def to_deployments(specs: tuple[DeploymentSpec, ...]) -> list[Any]:
+    """Prefect ``RunnerDeployment`` objects for ``specs``: cron-scheduled, importing the
+    flow by module path (``flows.pipelines.<flow>``) so a run works from any directory."""
+    from prefect.schedules import Cron
+    from prefect.types.entrypoint import EntrypointType
+
+    from flows.pipelines import FLOWS
+
+    return [
+        FLOWS[spec.flow].to_deployment(
+            name=spec.name,
+            schedule=Cron(spec.cron, timezone=spec.timezone),
+            parameters=spec.parameters,
+            description=spec.description or None,
+            tags=["wxens", spec.flow],
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        )
+        for spec in specs
+    ]
+
+
+def require_server() -> str:
+    """The API URL of the Prefect server to serve on; InputError when none is set or it
+    does not answer (a served deployment on a throwaway temporary server would vanish
+    with this process)."""
+    from prefect.settings import PREFECT_API_URL
+
+    api_url = PREFECT_API_URL.value()
+    how = (
+        "start one with `prefect server start` (in another terminal) and point wxens at it "
+        "with `prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api`"
+    )
+    if not api_url:
+        raise InputError(f"no Prefect server configured (PREFECT_API_URL is unset); {how}")
+    try:
+        with urllib.request.urlopen(f"{api_url.rstrip('/')}/health", timeout=10):
+            pass
+    except OSError as err:
+        raise InputError(f"the Prefect server at {api_url} does not answer ({err}); {how}") from err
+    return api_url
+
+
+def serve(specs: tuple[DeploymentSpec, ...], *, limit: int | None = None) -> None:
+    """Register ``specs`` on the configured Prefect server and execute their runs here
+    until interrupted (Ctrl-C / SIGTERM pauses their schedules on the way out)."""
+    from prefect import serve as prefect_serve
+
+    api_url = require_server()
+    deployments = to_deployments(specs)
+    for spec in specs:
+        log.info(
+            "serving %s/%s on cron %r (%s) at %s",
+            spec.flow,
+            spec.name,
+            spec.cron,
+            spec.timezone,
+            api_url,
+        )
+    prefect_serve(*deployments, limit=limit)

@@ -1,0 +1,182 @@
+"""What every wxens task shares: retries on transient I/O, caching on inputs and files,
+persisted results, and the library's log records shown in the Prefect UI.
+
+- **Retries** (:func:`is_transient_io_error`): an ``OSError`` (a flaky disk, a dropped
+  network mount or object store) is retried; a :class:`~pipeline.errors.WxensError`
+  (bad input, a missing or mismatched store) and any other exception fail at once —
+  retrying cannot fix them.
+- **Caching** (:class:`FilesRead` + inputs + task source): the key hashes the task's
+  arguments, its code, and the on-disk state (relative path, size, mtime of every file)
+  of the paths it reads; a rerun with the same arguments over unchanged inputs is
+  skipped. Flows pass ``refresh_cache=True`` (:func:`unless_done`) when a task's output
+  is missing or incomplete, so a deleted output is rebuilt rather than trusted.
+- **Results** are persisted under ``.wxens/prefect-results`` in the working directory
+  (resolved when written), next to the project rather than in ``~/.prefect``.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import hashlib
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from prefect import Task, task
+from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
+from prefect.logging.handlers import APILogHandler
+
+from pipeline.errors import WxensError
+
+RESULTS_DIR = Path(".wxens") / "prefect-results"
+"""Relative: Prefect resolves it against the working directory when it writes a result."""
+
+IO_RETRIES = 3
+IO_RETRY_DELAYS_S = [2, 10, 30]
+"""Waits before the 1st, 2nd and 3rd retry: long enough for a remount, short enough to see."""
+
+LIBRARY_LOGGERS = ("pipeline", "generators", "verification", "flows")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def is_transient_io_error(task: Task, task_run: Any, state: Any) -> bool:
+    """Prefect ``retry_condition_fn``: retry an ``OSError``, never a :class:`WxensError`."""
+    error = state.result(raise_on_failure=False)
+    return isinstance(error, OSError) and not isinstance(error, WxensError)
+
+
+def files_state(spec: str | Path) -> str:
+    """A digest of what is on disk at ``spec``: (path, size, mtime) of every file.
+
+    ``spec`` is a file, a directory (a Zarr store, a checkpoint folder), a glob, or
+    something else (a URL, ``synthetic:...``: "absent", its text being keyed already).
+    Cost: one ``stat`` per file.
+    """
+    roots = (
+        sorted(Path(p) for p in glob.glob(str(spec))) if glob.has_magic(str(spec)) else [Path(spec)]
+    )
+    digest = hashlib.sha256()
+    for root in roots:
+        if not root.exists():
+            digest.update(f"{root}: absent\n".encode())
+            continue
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for file in files:
+            stat = file.stat()
+            digest.update(f"{file}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+@dataclass
+class FilesRead(CachePolicy):
+    """Cache key part: the on-disk state (:func:`files_state`) of the task's input paths.
+
+    parameters: names of the task arguments that are paths (or lists of paths) it reads.
+    """
+
+    parameters: tuple[str, ...] = ()
+
+    def compute_key(
+        self,
+        task_ctx: Any,
+        inputs: dict[str, Any],
+        flow_parameters: dict[str, Any],
+        **kwargs: Any,
+    ) -> str | None:
+        digest = hashlib.sha256()
+        for name in self.parameters:
+            value = inputs.get(name)
+            paths = value if isinstance(value, list | tuple) else [value]
+            for path in paths:
+                state = "none" if path is None else files_state(path)
+                digest.update(f"{name}={path}:{state}\n".encode())
+        return digest.hexdigest()
+
+
+def wxens_task(
+    *, name: str, reads: tuple[str, ...], not_keyed: tuple[str, ...] = ()
+) -> Callable[[F], F]:
+    """The decorator of every wxens task: retried on transient I/O errors, cached on its
+    inputs, code and the state of the files named by ``reads``, result persisted; the
+    library's log records during the call go to the Prefect UI.
+
+    not_keyed: arguments left out of the cache key (e.g. the dask scheduler address,
+    which changes from run to run without changing the result).
+    """
+    inputs = INPUTS
+    for argument in not_keyed:
+        inputs = inputs - argument
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def logged(*args: Any, **kwargs: Any) -> Any:
+            with library_logs_to_run():
+                return fn(*args, **kwargs)
+
+        return task(
+            name=name,
+            cache_policy=inputs + TASK_SOURCE + FilesRead(parameters=reads),
+            retries=IO_RETRIES,
+            retry_delay_seconds=IO_RETRY_DELAYS_S,
+            retry_condition_fn=is_transient_io_error,
+            persist_result=True,
+            result_storage=RESULTS_DIR,
+        )(logged)
+
+    return decorate
+
+
+def unless_done(task_: Task, done: bool) -> Task:
+    """``task_`` set to run again, ignoring its cache, when its output is not ``done``."""
+    return task_.with_options(refresh_cache=not done)
+
+
+class _RunIds(logging.Filter):
+    """Stamp records with one run's ids, so the API handler accepts them from any thread."""
+
+    def __init__(self, flow_run_id: Any, task_run_id: Any) -> None:
+        super().__init__()
+        self.flow_run_id = flow_run_id
+        self.task_run_id = task_run_id
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.flow_run_id = getattr(record, "flow_run_id", None) or self.flow_run_id
+        record.task_run_id = getattr(record, "task_run_id", None) or self.task_run_id
+        return True
+
+
+@contextmanager
+def library_logs_to_run(level: int = logging.INFO) -> Iterator[None]:
+    """Send the wxens library's log records (``pipeline``, ``generators``, ...) at
+    ``level`` and above to the Prefect API, attached to the current flow or task run, for
+    the duration of the block. Outside a run it does nothing."""
+    from prefect.context import get_run_context
+    from prefect.exceptions import MissingContextError
+
+    try:
+        context = get_run_context()
+    except MissingContextError:
+        yield
+        return
+    task_run = getattr(context, "task_run", None)
+    flow_run = getattr(context, "flow_run", None)
+    flow_run_id = flow_run.id if flow_run is not None else task_run.flow_run_id
+    handler = APILogHandler(level=level)
+    handler.addFilter(_RunIds(flow_run_id, task_run.id if task_run is not None else None))
+    loggers = [logging.getLogger(name) for name in LIBRARY_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        if logger.getEffectiveLevel() > level:
+            logger.setLevel(level)
+    try:
+        yield
+    finally:
+        for logger, old in zip(loggers, levels, strict=True):
+            logger.removeHandler(handler)
+            logger.setLevel(old)

@@ -1,0 +1,22 @@
+"""Prefect settings that wxens needs on a small offline machine, applied before Prefect loads.
+
+An ad hoc run (``wxens run``, ``wxens demo``) without ``PREFECT_API_URL`` makes Prefect
+start a temporary local API server; on 2 busy cores that can take longer than Prefect's
+20 s default, and nothing may phone home. Values the user has set win.
+"""
+
+from __future__ import annotations
+
+import os
+
+OFFLINE_DEFAULTS = {
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+}
+
+
+def apply_offline_defaults() -> None:
+    """Set :data:`OFFLINE_DEFAULTS` in the environment where unset; call before importing
+    prefect (its settings are read once, at import)."""
+    for name, value in OFFLINE_DEFAULTS.items():
+        os.environ.setdefault(name, value)

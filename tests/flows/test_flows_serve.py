@@ -1,0 +1,105 @@
+"""``wxens serve`` on a real Prefect server: register a cron deployment, trigger it through
+the client, watch it complete; and the schedule file's bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.errors import InputError
+
+pytestmark = pytest.mark.slow
+
+SYNTHETIC = "synthetic:n_lat=6,n_lon=8,n_times=12,step=6h,seed=4"
+REGISTER_TIMEOUT_S = 180
+RUN_TIMEOUT_S = 300
+
+
+def write_schedule(path: Path, **overrides: object) -> Path:
+    deployment = {
+        "name": "tiny-ingest",
+        "flow": "ingest",
+        "cron": "0 */6 * * *",
+        "parameters": {"sources": [SYNTHETIC], "store": "tiny.zarr", "variables": ["t2m"]},
+        **overrides,
+    }
+    path.write_text(yaml.safe_dump({"deployments": [deployment]}))
+    return path
+
+
+def wait_for_deployment(name: str, serve: subprocess.Popen, log: Path):
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    deadline = time.monotonic() + REGISTER_TIMEOUT_S
+    with get_client(sync_client=True) as client:
+        while True:
+            try:
+                return client.read_deployment_by_name(name)
+            except ObjectNotFound:
+                pass
+            if serve.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"`wxens serve` did not register {name}:\n{log.read_text()[-3000:]}")
+            time.sleep(1)
+
+
+def test_serve_registers_a_cron_deployment_that_runs_when_triggered(spawn, tmp_path):
+    from prefect.deployments import run_deployment
+
+    from pipeline.store import open_store
+
+    schedule = write_schedule(tmp_path / "schedule.yaml")
+    log = tmp_path / "serve.log"
+    serve = spawn(
+        [sys.executable, "-m", "flows.cli", "serve", str(schedule)], cwd=tmp_path, log=log
+    )
+    deployment = wait_for_deployment("ingest/tiny-ingest", serve, log)
+    assert [s.schedule.cron for s in deployment.schedules] == ["0 */6 * * *"]
+    assert deployment.schedules[0].schedule.timezone == "UTC"
+
+    flow_run = run_deployment("ingest/tiny-ingest", timeout=RUN_TIMEOUT_S, poll_interval=2)
+    assert flow_run.state.is_completed(), f"{flow_run.state}\n{log.read_text()[-3000:]}"
+    store = open_store(tmp_path / "tiny.zarr")  # relative to where `wxens serve` runs
+    assert store.dataset.sizes["time"] == 12
+    assert (tmp_path / ".wxens" / "prefect-results").is_dir()  # results persisted there
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"flow": "forcast"}, "unknown flow 'forcast'"),
+        ({"cron": "every 6 hours"}, "cron 'every 6 hours'"),
+        ({"parameters": {"store": "x.zarr"}}, "needs parameter(s) ['sources']"),
+        (
+            {"parameters": {"sources": ["a.grib"], "store": "x", "members": 5}},
+            "no parameter(s) ['members']",
+        ),
+        (
+            {"parameters": {"sources": ["a.grib"], "store": "x", "overwrite": "maybe"}},
+            "do not validate",
+        ),
+    ],
+)
+def test_schedule_file_errors_name_the_entry_and_the_fix(tmp_path, overrides, message):
+    from flows.deployments import load_schedule
+
+    schedule = write_schedule(tmp_path / "schedule.yaml", **overrides)
+    with pytest.raises(InputError, match="deployment 1") as err:
+        load_schedule(schedule)
+    assert message in str(err.value)
+
+
+def test_serve_without_a_server_says_how_to_start_one(tmp_path, capsys):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.cli import main
+
+    schedule = write_schedule(tmp_path / "schedule.yaml")
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        assert main(["serve", str(schedule)]) == 2
+    assert "prefect server start" in capsys.readouterr().err
