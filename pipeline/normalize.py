@@ -191,8 +191,8 @@ def _to_time_axis(ds: xr.Dataset, origin: str) -> xr.Dataset:
         ds = ds.swap_dims({"step": "valid_time"})
     if TIME not in ds.dims and "valid_time" in ds.dims:
         ds = ds.drop_vars(TIME, errors="ignore").rename({"valid_time": TIME})
-    elif "valid_time" in ds.coords and ds["valid_time"].dims == (TIME,):
-        ds = ds.assign_coords({TIME: ds["valid_time"].values})
+    elif "step" in ds.coords and ds["step"].ndim == 0 and TIME in ds.dims:
+        ds = ds.assign_coords({TIME: ds[TIME].values + ds["step"].values})  # = valid_time
     if TIME not in ds.dims:
         raise InputError(
             f"{origin}: no time dimension (dims are {dict(ds.sizes)}); "

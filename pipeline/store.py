@@ -302,11 +302,7 @@ def _write_blocks(
     progress: bool,
     origin: str,
 ) -> dict[str, int]:
-    bytes_per_time = sum(
-        da.dtype.itemsize * int(np.prod([n for d, n in da.sizes.items() if d != TIME]))
-        for da in ds.data_vars.values()
-    )
-    per_block = max(1, BLOCK_BYTES // max(bytes_per_time, 1))
+    per_block = _times_per_block(ds)
     nan_counts = {str(k): int(v) for k, v in state.get("nan_counts", {}).items()}
     written = [list(r) for r in state["written"]]
     with tqdm(
@@ -335,11 +331,25 @@ def _write_blocks(
     return nan_counts
 
 
+def _times_per_block(ds: xr.Dataset) -> int:
+    """How many whole time steps make a block of about :data:`BLOCK_BYTES`."""
+    bytes_per_time = sum(
+        da.dtype.itemsize * int(np.prod([n for d, n in da.sizes.items() if d != TIME]))
+        for da in ds.data_vars.values()
+    )
+    return max(1, BLOCK_BYTES // max(bytes_per_time, 1))
+
+
 def write_region(data: xr.Dataset, path: Path, region: slice) -> None:
-    """Write in-memory ``data`` (whole time steps) into the store's ``region`` of time."""
-    data = data.drop_vars([c for c in data.coords if TIME not in data[c].dims])
-    data.attrs = {}
-    data.to_zarr(path, region={TIME: region}, consolidated=False)
+    """Write in-memory ``data`` (whole time steps) into the store's ``region`` of time.
+
+    Straight into the Zarr arrays the template created (coordinates and encodings are
+    already there): one batched write per variable, no per-chunk xarray overhead.
+    """
+    group = zarr.open_group(str(path), mode="r+")
+    for name, da in data.data_vars.items():
+        array = group[str(name)]
+        array[region] = da.transpose(*array.metadata.dimension_names).values
 
 
 def _merge_ranges(ranges: Iterable[Sequence[int]]) -> list[list[int]]:
@@ -378,7 +388,9 @@ def _roll_back(path: Path, created: bool, old_times: int, state: dict) -> None:
 
 def finalise(path: Path, nan_counts: dict[str, int] | None = None) -> None:
     """Compute statistics and missing times with dask, then mark the store complete."""
-    ds = xr.open_zarr(path, consolidated=False)
+    ds = xr.open_zarr(path, consolidated=False, chunks=None)
+    # few large dask tasks, each reading many zarr chunks at once, rather than one per chunk
+    ds = xr.open_zarr(path, consolidated=False, chunks={TIME: _times_per_block(ds)})
     times = pd.DatetimeIndex(ds[TIME].values)
     step = native_step(times)
     stats = compute_statistics(ds, step)
@@ -414,6 +426,7 @@ def compute_statistics(ds: xr.Dataset, step: pd.Timedelta) -> dict:
     """mean, std, min, max and the std of the tendency at ``step`` of each variable,
     over time and the grid (per level for upper-air variables), in one dask pass."""
     dims = [TIME, LAT, LON]
+    ds = ds.astype("float64")  # accumulate in double precision
     diffs = ds.diff(TIME)
     consecutive = xr.DataArray(np.diff(ds[TIME].values) == step.to_timedelta64(), dims=[TIME])
     tendency = diffs.where(consecutive.assign_coords({TIME: diffs[TIME]}))

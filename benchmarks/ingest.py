@@ -1,0 +1,149 @@
+"""Ingest benchmarks, side by side in one run; writes JSON.
+
+1. GRIB -> Zarr on the shipped sample against decoding the same GRIB with cfgrib and
+   ``.load()`` alone (median of alternating repeats). Target: ratio <= 1.25.
+2. A generated NetCDF file larger than 4 GB ingested in a child process; its peak RSS
+   (target < 2 GB) and throughput in MB/s.
+
+    python benchmarks/ingest.py [--netcdf-gb 4.2] [--repeats 5] [--out benchmarks/results/ingest.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "era5-t2m-uk-2019-03.grib"
+
+
+def time_grib(workdir: Path, repeats: int) -> dict:
+    from pipeline.store import ingest
+
+    decode, ingest_s = [], []
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        xr.open_dataset(SAMPLE, engine="cfgrib", backend_kwargs={"indexpath": ""}).load()
+        decode.append(time.perf_counter() - t0)
+        store = workdir / f"grib-{r}.zarr"
+        t0 = time.perf_counter()
+        ingest(SAMPLE, store, progress=False)
+        ingest_s.append(time.perf_counter() - t0)
+        shutil.rmtree(store)
+    return {
+        "input": str(SAMPLE.relative_to(REPO)),
+        "cfgrib_decode_load_s": decode,
+        "ingest_s": ingest_s,
+        "median_cfgrib_decode_load_s": statistics.median(decode),
+        "median_ingest_s": statistics.median(ingest_s),
+        "ratio": statistics.median(ingest_s) / statistics.median(decode),
+        "target_ratio": 1.25,
+    }
+
+
+def write_big_netcdf(path: Path, gigabytes: float) -> dict:
+    """A 0.25° global float32 t2m field, hourly, written slice by slice (bounded memory)."""
+    n_lat, n_lon = 721, 1440
+    per_time = n_lat * n_lon * 4
+    n_times = int(np.ceil(gigabytes * 1e9 / per_time))
+    rng = np.random.default_rng(0)
+    base = 250.0 + 40.0 * np.cos(np.deg2rad(np.linspace(-90, 90, n_lat)))[:, None]
+    with netCDF4.Dataset(path, "w") as nc:
+        nc.createDimension("time", n_times)
+        nc.createDimension("latitude", n_lat)
+        nc.createDimension("longitude", n_lon)
+        t = nc.createVariable("time", "f8", ("time",))
+        t.units = "hours since 2020-01-01 00:00:00"
+        t[:] = np.arange(n_times)
+        nc.createVariable("latitude", "f8", ("latitude",))[:] = np.linspace(-90, 90, n_lat)
+        nc.createVariable("longitude", "f8", ("longitude",))[:] = np.arange(n_lon) * 0.25
+        var = nc.createVariable("t2m", "f4", ("time", "latitude", "longitude"))
+        var.units = "K"
+        for i in range(n_times):
+            var[i] = (base + rng.standard_normal((n_lat, n_lon))).astype("float32")
+    return {"times": n_times, "grid": [n_lat, n_lon], "bytes": path.stat().st_size}
+
+
+CHILD = """
+import sys, time, json, resource
+from pipeline.store import ingest
+t0 = time.perf_counter()
+ingest(sys.argv[1], sys.argv[2], progress=False)
+print(json.dumps({"seconds": time.perf_counter() - t0,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def time_big_netcdf(workdir: Path, gigabytes: float) -> dict:
+    src = workdir / "big.nc"
+    info = write_big_netcdf(src, gigabytes)
+    store = workdir / "big.zarr"
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(src), str(store)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    mb = info["bytes"] / 1e6
+    out = {
+        **info,
+        "input_mb": mb,
+        "ingest_s": result["seconds"],
+        "mb_per_s": mb / result["seconds"],
+        "peak_rss_mb": max(result["peak_rss_mb"], children),
+        "target_peak_rss_mb": 2048,
+        "store_mb": sum(p.stat().st_size for p in store.rglob("*") if p.is_file()) / 1e6,
+    }
+    check = xr.open_zarr(store, consolidated=False)
+    want = xr.open_dataset(src).t2m.isel(time=-1).values
+    out["last_field_equal"] = bool(np.array_equal(check.t2m.isel(time=-1).values, want))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--netcdf-gb", type=float, default=4.2)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--skip-netcdf", action="store_true")
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="scratch dir (default: a tmp dir)"
+    )
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "ingest.json")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(dir=args.workdir, prefix="wxens-bench-"))
+    try:
+        results = {
+            "date": pd.Timestamp.now(tz="UTC").isoformat(),
+            "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+            "grib_to_zarr": time_grib(workdir, args.repeats),
+        }
+        print(json.dumps(results["grib_to_zarr"], indent=1))
+        if not args.skip_netcdf:
+            results["netcdf_over_4gb"] = time_big_netcdf(workdir, args.netcdf_gb)
+            print(json.dumps(results["netcdf_over_4gb"], indent=1))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
