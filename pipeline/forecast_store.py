@@ -160,7 +160,7 @@ def _short(values: np.ndarray | None) -> str:
 
 def _mark(path: Path, index: int, done: bool) -> None:
     flag = xr.Dataset({COMPLETE: ((INIT_TIME,), np.array([done]))})
-    flag.to_zarr(path, region={INIT_TIME: slice(index, index + 1)}, mode="r+")
+    flag.to_zarr(path, region={INIT_TIME: slice(index, index + 1)}, mode="r+", consolidated=False)
 
 
 def write_forecast(path: str | Path, forecast: xr.Dataset, provenance: ForecastProvenance) -> None:
@@ -178,12 +178,12 @@ def write_forecast(path: str | Path, forecast: xr.Dataset, provenance: ForecastP
     if not (path / "zarr.json").exists():
         if path.exists() and any(path.iterdir()):
             raise StoreError(f"{path} exists and is not a Zarr store; choose another --out")
-        ds.to_zarr(path, mode="w-", zarr_format=3, encoding=_encoding(ds))
+        ds.to_zarr(path, mode="w-", zarr_format=3, encoding=_encoding(ds), consolidated=False)
         for i in range(ds.sizes[INIT_TIME]):
             _mark(path, i, True)
         log.info("created forecast store %s with %d initial time(s)", path, ds.sizes[INIT_TIME])
         return
-    existing = xr.open_zarr(path, zarr_format=3)
+    existing = xr.open_zarr(path, zarr_format=3, consolidated=False)
     _check_compatible(path, existing, ds)
     stored = pd.DatetimeIndex(existing[INIT_TIME].values)
     new_times = pd.DatetimeIndex(ds[INIT_TIME].values)
@@ -194,11 +194,13 @@ def write_forecast(path: str | Path, forecast: xr.Dataset, provenance: ForecastP
         region = ds.sel({INIT_TIME: [t]}).drop_vars(
             [v for v in ds.variables if INIT_TIME not in ds[v].dims]
         )
-        region.to_zarr(path, region={INIT_TIME: slice(index, index + 1)}, mode="r+")
+        region.to_zarr(
+            path, region={INIT_TIME: slice(index, index + 1)}, mode="r+", consolidated=False
+        )
         _mark(path, index, True)
     if (~rerun).any():
         appended = ds.isel({INIT_TIME: np.flatnonzero(~rerun)})
-        appended.to_zarr(path, append_dim=INIT_TIME, zarr_format=3)
+        appended.to_zarr(path, append_dim=INIT_TIME, zarr_format=3, consolidated=False)
         for i in range(len(stored), len(stored) + appended.sizes[INIT_TIME]):
             _mark(path, i, True)
     log.info(
@@ -220,7 +222,7 @@ def open_forecast(path: str | Path, *, complete_only: bool = True) -> xr.Dataset
         raise StoreError(
             f"no forecast store at {path}; create it with `wxens forecast --out {path}`"
         )
-    ds = xr.open_zarr(path, zarr_format=3)
+    ds = xr.open_zarr(path, zarr_format=3, consolidated=False)
     if ds.attrs.get("kind") != "forecast" or COMPLETE not in ds.coords:
         raise StoreError(f"{path} is not a wxens forecast store (no 'kind: forecast' attribute)")
     complete = ds[COMPLETE].values.astype(bool)

@@ -1,0 +1,159 @@
+"""``wxens forecast --checkpoint K --store S --init T --members 50 --lead 24h --out F.zarr``."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "forecast"
+HELP = "draw ensemble forecasts from a trained checkpoint into a forecast store"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint", required=True, help="a checkpoint file or training directory"
+    )
+    parser.add_argument("--store", required=True, help="analysis store holding the initial states")
+    parser.add_argument(
+        "--init",
+        nargs="+",
+        required=True,
+        metavar="TIME",
+        help="initial times: 2019-03-22T00, or a range START/END/EVERY such as "
+        "2019-03-22T00/2019-03-30T18/6h",
+    )
+    parser.add_argument("--members", type=int, default=50, help="ensemble size (default 50)")
+    parser.add_argument(
+        "--lead",
+        required=True,
+        help="one lead (24h: every --every up to it) or a comma list (1h,3h,6h,12h,24h)",
+    )
+    parser.add_argument("--every", help="lead spacing with a single --lead (default: native step)")
+    parser.add_argument(
+        "--sampler",
+        help="sampler spec, e.g. euler:nfe=10, heun:nfe=20, edm_heun:num_steps=20,churn=2.5 "
+        "(default: the checkpoint's)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--out", required=True, help="forecast store to create or extend")
+    parser.add_argument(
+        "--no-calibration",
+        action="store_true",
+        help="leave members uncalibrated even if the checkpoint holds a spread calibration",
+    )
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+    parser.add_argument(
+        "--batch-members",
+        type=int,
+        default=512,
+        help="initial times x members drawn together on the device (default 512)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def parse_inits(values: list[str]):
+    """Initial times from timestamps and START/END/EVERY ranges."""
+    import pandas as pd
+
+    from pipeline.errors import InputError
+
+    times = []
+    for value in values:
+        try:
+            if "/" in value:
+                start, end, every = value.split("/")
+                times.extend(pd.date_range(start, end, freq=pd.Timedelta(every)))
+            else:
+                times.append(pd.Timestamp(value))
+        except ValueError as err:
+            raise InputError(
+                f"--init {value!r} is neither a time (2019-03-22T00) nor a range "
+                f"START/END/EVERY (2019-03-22T00/2019-03-30T18/6h): {err}"
+            ) from None
+    return pd.DatetimeIndex(sorted(set(times)))
+
+
+def parse_leads(lead: str, every: str | None, native_hours: float) -> list[float]:
+    """Lead hours from ``24h`` (+ ``every``) or ``1h,3h,6h``."""
+    import numpy as np
+    import pandas as pd
+
+    from pipeline.errors import InputError
+
+    try:
+        parts = [pd.Timedelta(p.strip()) / pd.Timedelta(hours=1) for p in lead.split(",")]
+        step = pd.Timedelta(every) / pd.Timedelta(hours=1) if every else native_hours
+    except ValueError as err:
+        raise InputError(
+            f"--lead {lead!r} / --every {every!r}: not durations such as 24h ({err})"
+        ) from None
+    if len(parts) > 1:
+        return parts
+    if step <= 0 or parts[0] <= 0:
+        raise InputError(f"--lead and --every must be positive durations, got {lead!r}, {every!r}")
+    count = parts[0] / step
+    if abs(count - round(count)) > 1e-9:
+        raise InputError(
+            f"--lead {lead} is not a multiple of the lead spacing {step:g} h; set --every"
+        )
+    return [float(h) for h in np.arange(1, int(round(count)) + 1) * step]
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from generators.calibration import SpreadCalibration
+    from generators.checkpoint import load_checkpoint
+    from generators.config import parse_sampler, sampler_spec
+    from generators.rollout import ForecastData, default_sampler, iter_forecast, to_dataset
+    from pipeline.errors import InputError
+    from pipeline.forecast_store import ForecastProvenance, write_forecast
+
+    log = logging.getLogger("wxens.forecast")
+    checkpoint = load_checkpoint(args.checkpoint)
+    data = ForecastData.from_store(checkpoint, args.store)
+    inits = parse_inits(args.init)
+    native_hours = checkpoint.native_step.total_seconds() / 3600
+    leads = parse_leads(args.lead, args.every, native_hours)
+    if args.members < 1:
+        raise InputError(f"--members must be at least 1, got {args.members}")
+    sampler = (
+        parse_sampler(args.sampler)
+        if args.sampler
+        else default_sampler(checkpoint, checkpoint.build_model())
+    )
+    calibration = None
+    if checkpoint.calibration is not None and not args.no_calibration:
+        calibration = SpreadCalibration.from_dict(checkpoint.calibration)
+        log.info("applying the checkpoint's spread calibration:\n%s", calibration.report())
+    elif checkpoint.calibration is not None:
+        log.info("the checkpoint holds a spread calibration; --no-calibration leaves it unused")
+    provenance = ForecastProvenance(
+        generator=checkpoint.kind,
+        checkpoint_digest=checkpoint.digest,
+        sampler=sampler_spec(sampler),
+        nfe=sampler.nfe,
+        seed=args.seed,
+        calibration=calibration.to_dict() if calibration else {},
+    )
+    written = 0
+    for batch, members in iter_forecast(
+        checkpoint,
+        data,
+        inits,
+        leads,
+        args.members,
+        sampler=sampler,
+        seed=args.seed,
+        device=args.device,
+        calibration=calibration,
+        batch_members=args.batch_members,
+        progress=not args.no_progress,
+    ):
+        write_forecast(args.out, to_dataset(data, batch, leads, members), provenance)
+        written += len(batch)
+    print(
+        f"{args.out}: {written} initial time(s) x {args.members} members x {len(leads)} leads "
+        f"({sampler.name}, NFE {sampler.nfe}, seed {args.seed}"
+        + (", calibrated)" if calibration else ", uncalibrated)")
+    )
+    return 0

@@ -1,0 +1,49 @@
+"""``wxens train --store S --config C.yaml --out DIR``: train a generator on an analysis store."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "train"
+HELP = "train a flow-matching or EDM generator on an analysis store (resumes from DIR/last.pt)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", required=True, help="the analysis store to train on")
+    parser.add_argument(
+        "--config", required=True, help="training config (YAML or TOML), see configs/"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set optim.lr=1e-4 --set steps=500 (repeatable)",
+    )
+    parser.add_argument("--out", required=True, help="output directory: last.pt, log.jsonl")
+    parser.add_argument(
+        "--no-resume", action="store_true", help="start over even if DIR/last.pt exists"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from generators.calibration import SpreadCalibration
+    from generators.checkpoint import load_checkpoint
+    from generators.config import load_train_config
+    from generators.train import train
+
+    config = load_train_config(args.config, args.overrides)
+    result = train(
+        args.store, config, args.out, resume=not args.no_resume, progress=not args.no_progress
+    )
+    checkpoint = load_checkpoint(result.checkpoint)
+    print(f"checkpoint {result.checkpoint} (digest {checkpoint.digest}) at step {result.step}")
+    if result.train_loss is not None:
+        print(f"last training loss {result.train_loss:.4f}")
+    if result.validation_loss is not None:
+        print(f"validation loss {result.validation_loss:.4f}")
+    if checkpoint.calibration is not None:
+        print(SpreadCalibration.from_dict(checkpoint.calibration).report())
+    return 0
