@@ -49,17 +49,37 @@ VARIABLES: dict[str, Variable] = {
         Variable("sst", "K", "sea surface temperature", lower_bound=260.0, upper_bound=320.0),
         Variable("msl", "Pa", "mean sea level pressure", lower_bound=8.5e4, upper_bound=1.1e5),
         Variable("sp", "Pa", "surface pressure", lower_bound=4.0e4, upper_bound=1.1e5),
-        Variable("u10", "m s-1", "10 metre U wind component", lower_bound=-120.0, upper_bound=120.0),
-        Variable("v10", "m s-1", "10 metre V wind component", lower_bound=-120.0, upper_bound=120.0),
+        Variable(
+            "u10", "m s-1", "10 metre U wind component", lower_bound=-120.0, upper_bound=120.0
+        ),
+        Variable(
+            "v10", "m s-1", "10 metre V wind component", lower_bound=-120.0, upper_bound=120.0
+        ),
         Variable("tp", "m", "total precipitation", lower_bound=0.0),
         Variable("tcwv", "kg m-2", "total column water vapour", lower_bound=0.0),
         Variable("z", "m2 s-2", "geopotential", upper_air=True),
         Variable("gh", "m", "geopotential height", upper_air=True),
         Variable("t", "K", "temperature", upper_air=True, lower_bound=150.0, upper_bound=350.0),
-        Variable("u", "m s-1", "U component of wind", upper_air=True, lower_bound=-200.0, upper_bound=200.0),
-        Variable("v", "m s-1", "V component of wind", upper_air=True, lower_bound=-200.0, upper_bound=200.0),
+        Variable(
+            "u",
+            "m s-1",
+            "U component of wind",
+            upper_air=True,
+            lower_bound=-200.0,
+            upper_bound=200.0,
+        ),
+        Variable(
+            "v",
+            "m s-1",
+            "V component of wind",
+            upper_air=True,
+            lower_bound=-200.0,
+            upper_bound=200.0,
+        ),
         Variable("w", "Pa s-1", "vertical velocity", upper_air=True),
-        Variable("q", "kg kg-1", "specific humidity", upper_air=True, lower_bound=0.0, upper_bound=0.05),
+        Variable(
+            "q", "kg kg-1", "specific humidity", upper_air=True, lower_bound=0.0, upper_bound=0.05
+        ),
         Variable("r", "%", "relative humidity", upper_air=True, lower_bound=0.0, upper_bound=110.0),
     )
 }
