@@ -2,7 +2,7 @@
 
 Importing the package registers the built-in generators in :data:`GENERATORS`
 (``"flow_matching"``, ``"edm"``) and samplers in :data:`SAMPLERS` (``"euler"``,
-``"heun"``, ``"edm_heun"``); unknown names raise :class:`~pipeline.errors.InputError`.
+``"heun"``, ``"edm_heun"``, ``"edm_euler"``); unknown names raise :class:`~pipeline.errors.InputError`.
 """
 
 from generators.backbone import BackboneConfig, UNet, forward_flops, parameter_count
@@ -13,6 +13,7 @@ from generators.objective import ObjectiveConfig, fair_crps
 from generators.registry import GENERATORS
 from generators.samplers import (
     SAMPLERS,
+    EDMEulerSampler,
     EDMHeunSampler,
     EulerSampler,
     HeunSampler,
@@ -28,6 +29,7 @@ __all__ = [
     "Batch",
     "Condition",
     "EDMConfig",
+    "EDMEulerSampler",
     "EDMHeunSampler",
     "EulerSampler",
     "FlowMatching",

@@ -23,7 +23,13 @@ from torch import Tensor
 from generators.backbone import BackboneConfig
 from generators.objective import Encoded, ObjectiveConfig, ResidualGenerator
 from generators.registry import GENERATORS
-from generators.samplers import DiffusionSampler, EDMHeunSampler, NetworkFn, standard_normal
+from generators.samplers import (
+    DiffusionSampler,
+    EDMEulerSampler,
+    EDMHeunSampler,
+    NetworkFn,
+    standard_normal,
+)
 from pipeline.errors import InputError
 
 
@@ -84,11 +90,12 @@ class EDM(ResidualGenerator):
         super().__init__(config, config.backbone)
 
     @property
-    def crps_sampler(self) -> EDMHeunSampler:
-        """Deterministic Heun (no churn) with the most steps within ``crps_nfe`` evaluations."""
+    def crps_sampler(self) -> EDMEulerSampler:
+        """Deterministic Euler (DDIM) steps, ``crps_nfe`` of them: unlike Heun, well
+        conditioned at 1-3 steps (2 Heun steps scale the noise by 1/2 instead of 1/80)."""
         c = self.config
-        return EDMHeunSampler(
-            num_steps=(c.crps_nfe + 1) // 2, sigma_min=c.sigma_min, sigma_max=c.sigma_max, churn=0.0
+        return EDMEulerSampler(
+            num_steps=c.crps_nfe, sigma_min=c.sigma_min, sigma_max=c.sigma_max, churn=0.0
         )
 
     def default_sampler(self) -> EDMHeunSampler:

@@ -12,9 +12,11 @@ input to the model dtype. This follows NVlabs/edm ``generate.py``.
   scaled by ``noise_scale``) to t = 1 (data) on a uniform grid: :class:`EulerSampler`,
   :class:`HeunSampler`. ``nfe`` is the exact number of network evaluations.
 - Diffusion samplers (:class:`DiffusionSampler`) take a denoiser ``D(x; sigma)``:
-  :class:`EDMHeunSampler`, Algorithm 2 of Karras et al. 2022 with churn.
+  :class:`EDMHeunSampler`, Algorithm 2 of Karras et al. 2022 with churn, and its
+  first-order variant :class:`EDMEulerSampler`.
 
-Samplers register by name in :data:`SAMPLERS` (``"euler"``, ``"heun"``, ``"edm_heun"``).
+Samplers register by name in :data:`SAMPLERS` (``"euler"``, ``"heun"``, ``"edm_heun"``,
+``"edm_euler"``).
 Nothing here disables autograd: a short sampler can be differentiated through (the
 fair-CRPS fine-tune does so); wrap calls in ``torch.no_grad()`` for inference.
 """
@@ -178,21 +180,21 @@ def karras_sigmas(num_steps: int, sigma_min: float, sigma_max: float, rho: float
     return [(a + i / span * (b - a)) ** rho for i in range(num_steps)] + [0.0]
 
 
-@SAMPLERS.register("edm_heun")
 @dataclass(frozen=True)
-class EDMHeunSampler(DiffusionSampler):
-    """Stochastic Heun sampler with churn, Karras et al. 2022 Algorithm 2 (NVlabs/edm).
+class EDMSampler(DiffusionSampler):
+    """Karras et al. 2022 Algorithm 2 (NVlabs/edm ``edm_sampler``), first or second order.
 
-    num_steps noise levels on the rho schedule (:func:`karras_sigmas`), then 0; each step
+    num_steps noise levels on the rho schedule (:func:`karras_sigmas`), then 0. Each step
     raises sigma to ``t_hat = (1 + gamma) t`` by fresh noise of std
     ``noise_inflation * sqrt(t_hat^2 - t^2)`` (gamma = min(churn / num_steps, sqrt 2 - 1)
-    while churn_sigma_min <= t <= churn_sigma_max, else 0), then takes a Heun step of the
-    probability-flow ODE dx/dsigma = (x - D(x; sigma)) / sigma; the last step, to sigma = 0,
-    is Euler. NFE = 2 num_steps - 1. churn = 0 gives the deterministic sampler.
+    while churn_sigma_min <= t <= churn_sigma_max, else 0), then steps the
+    probability-flow ODE dx/dsigma = (x - D(x; sigma)) / sigma to the next level: Euler,
+    plus the Heun correction when :attr:`second_order` (never on the last step, to
+    sigma = 0). churn = 0 gives the deterministic sampler.
     GenCast: sigma in [0.02, 88], churn 2.5 on [0.75, 80], noise inflation 1.05.
     """
 
-    name: ClassVar[str] = "edm_heun"
+    second_order: ClassVar[bool]
     num_steps: int = 20
     sigma_min: float = 0.02
     sigma_max: float = 80.0
@@ -205,21 +207,21 @@ class EDMHeunSampler(DiffusionSampler):
     def __post_init__(self) -> None:
         if self.num_steps < 1:
             raise InputError(
-                f"edm_heun sampler: num_steps must be at least 1, got {self.num_steps}"
+                f"{self.name} sampler: num_steps must be at least 1, got {self.num_steps}"
             )
         if not 0 < self.sigma_min < self.sigma_max:
             raise InputError(
-                f"edm_heun sampler: need 0 < sigma_min < sigma_max, got {self.sigma_min}, {self.sigma_max}"
+                f"{self.name} sampler: need 0 < sigma_min < sigma_max, got {self.sigma_min}, {self.sigma_max}"
             )
         if self.churn < 0 or self.noise_inflation <= 0 or self.rho <= 0:
             raise InputError(
-                f"edm_heun sampler: churn must be >= 0, noise_inflation and rho positive; got "
+                f"{self.name} sampler: churn must be >= 0, noise_inflation and rho positive; got "
                 f"churn={self.churn}, noise_inflation={self.noise_inflation}, rho={self.rho}"
             )
 
     @property
     def nfe(self) -> int:
-        return 2 * self.num_steps - 1
+        return 2 * self.num_steps - 1 if self.second_order else self.num_steps
 
     def __call__(self, fn, shape, *, generator, device, callback=None) -> Tensor:
         sigmas = karras_sigmas(self.num_steps, self.sigma_min, self.sigma_max, self.rho)
@@ -234,13 +236,37 @@ class EDMHeunSampler(DiffusionSampler):
                 x = x + math.sqrt(t_hat**2 - t**2) * self.noise_inflation * eps
             d = (x - fn(x, _full(x, t_hat)).to(torch.float64)) / t_hat
             x_next = x + (t_next - t_hat) * d
-            if i < self.num_steps - 1:
+            if self.second_order and i < self.num_steps - 1:
                 d_next = (x_next - fn(x_next, _full(x, t_next)).to(torch.float64)) / t_next
                 x_next = x + (t_next - t_hat) * 0.5 * (d + d_next)
             x = x_next
             if callback is not None:
                 callback(i, x)
         return x
+
+
+@SAMPLERS.register("edm_heun")
+@dataclass(frozen=True)
+class EDMHeunSampler(EDMSampler):
+    """Stochastic Heun with churn (the paper's sampler): NFE = 2 num_steps - 1.
+
+    Few steps are inaccurate even with the exact denoiser: on a Gaussian target the
+    deterministic sampler's std is x2.1 at 5 steps, x1.16 at 10, x1.03 at 20 (our test).
+    """
+
+    name: ClassVar[str] = "edm_heun"
+    second_order: ClassVar[bool] = True
+
+
+@SAMPLERS.register("edm_euler")
+@dataclass(frozen=True)
+class EDMEulerSampler(EDMSampler):
+    """Stochastic Euler with churn: NFE = num_steps. Each deterministic step is
+    x' = D + (sigma'/sigma)(x - D) (DDIM); one step returns D(sigma_max eps; sigma_max).
+    Well conditioned at very few steps: the fair-CRPS term of EDM draws through it."""
+
+    name: ClassVar[str] = "edm_euler"
+    second_order: ClassVar[bool] = False
 
 
 def sampler_from_config(name: str, **params: object) -> Sampler:

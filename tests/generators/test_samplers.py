@@ -10,6 +10,7 @@ import torch
 
 from generators.samplers import (
     SAMPLERS,
+    EDMEulerSampler,
     EDMHeunSampler,
     EulerSampler,
     HeunSampler,
@@ -134,11 +135,31 @@ def test_karras_sigmas_match_eq5_and_rho_one_is_linear():
 def test_edm_zero_denoiser_calls_and_result(num_steps, churn):
     # D = 0 makes dx/dsigma = x / sigma, solved exactly by Euler and Heun: x shrinks with
     # sigma and is exactly 0 at sigma = 0. Heun costs 2 calls a step, the last step 1.
-    fn = CountingFn(lambda x, s: torch.zeros_like(x))
-    sampler = EDMHeunSampler(num_steps=num_steps, churn=churn)
-    x = sampler(fn, (3, 4), generator=torch.Generator().manual_seed(0), device="cpu")
-    assert fn.calls == 2 * num_steps - 1 == sampler.nfe
-    torch.testing.assert_close(x, torch.zeros_like(x), rtol=0, atol=1e-12)
+    for sampler, calls in (
+        (EDMHeunSampler(num_steps=num_steps, churn=churn), 2 * num_steps - 1),
+        (EDMEulerSampler(num_steps=num_steps, churn=churn), num_steps),
+    ):
+        fn = CountingFn(lambda x, s: torch.zeros_like(x))
+        x = sampler(fn, (3, 4), generator=torch.Generator().manual_seed(0), device="cpu")
+        assert fn.calls == calls == sampler.nfe
+        torch.testing.assert_close(x, torch.zeros_like(x), rtol=0, atol=1e-12)
+
+
+def test_edm_euler_steps_are_ddim_steps_unrolled_by_hand():
+    # Deterministic Euler on dx/dsigma = (x - D) / sigma: x' = D + (sigma' / sigma)(x - D).
+    def denoiser(x, sigma):
+        return 0.5 * x + 0.1 * sigma[:, None]
+
+    shape = (2, 3)
+    sigmas = karras_sigmas(3, 0.02, 80.0, 7.0)
+    x = 80.0 * _noise(shape, 9)
+    for sigma, sigma_next in zip(sigmas, sigmas[1:], strict=False):
+        d = 0.5 * x + 0.1 * sigma
+        x = d + sigma_next / sigma * (x - d)
+    got = EDMEulerSampler(num_steps=3, churn=0.0)(
+        denoiser, shape, generator=torch.Generator().manual_seed(9), device="cpu"
+    )
+    torch.testing.assert_close(got, x, rtol=1e-12, atol=1e-12)
 
 
 def _gaussian_denoiser(mu, s):
@@ -207,7 +228,7 @@ def test_same_seed_same_draws(sampler):
 
 
 def test_registry_builds_by_name_and_fails_loudly():
-    assert set(SAMPLERS.names()) >= {"euler", "heun", "edm_heun"}
+    assert set(SAMPLERS.names()) >= {"euler", "heun", "edm_heun", "edm_euler"}
     assert sampler_from_config("heun", nfe=20) == HeunSampler(nfe=20)
     assert sampler_from_config("edm_heun", num_steps=10).nfe == 19
     with pytest.raises(InputError, match="unknown sampler 'rk4'.*euler"):
@@ -224,6 +245,7 @@ def test_registry_builds_by_name_and_fails_loudly():
         lambda: EDMHeunSampler(num_steps=0),
         lambda: EDMHeunSampler(sigma_min=10.0, sigma_max=1.0),
         lambda: EDMHeunSampler(churn=-1.0),
+        lambda: EDMEulerSampler(num_steps=0),
     ],
 )
 def test_invalid_sampler_configs_raise(build):
