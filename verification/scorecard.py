@@ -21,10 +21,11 @@ NetCDF groups, reopened with ``xr.open_datatree``):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -262,19 +263,32 @@ def _maps(f: xr.DataArray, t: xr.DataArray, n_members: int) -> xr.Dataset:
     return xr.Dataset({"forecast": members, "truth": t.isel(pick)}).compute()
 
 
-def write_scores(tree: xr.DataTree, path: str | Path) -> Path:
-    """Write the tree as NetCDF groups, atomically (a temporary file renamed into place)."""
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it to ``path``.
+
+    A failure (or an interrupt) removes the temporary file, so ``path`` is either the
+    previous file or the complete new one, never half-written.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".nc", dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
     try:
-        _encodable(tree).to_netcdf(tmp, engine="netcdf4")
+        yield Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+
+def write_scores(tree: xr.DataTree, path: str | Path) -> Path:
+    """Write the tree as NetCDF groups (reopen with ``xr.open_datatree``), atomically."""
+    with atomic_output(path) as tmp:
+        _encodable(tree).to_netcdf(tmp, engine="netcdf4")
+    return Path(path)
 
 
 def _encodable(tree: xr.DataTree) -> xr.DataTree:
