@@ -183,9 +183,11 @@ def fit_calibration(
     *,
     device: str = "auto",
     progress: bool = True,
+    model: torch.nn.Module | None = None,
 ) -> SpreadCalibration:
-    """Forecast the calibration period with ``checkpoint`` (uncalibrated), then fit the
-    factors per lead and channel against the store's truth (see module docstring)."""
+    """Forecast the calibration period with ``checkpoint`` (uncalibrated; ``model``
+    defaults to its EMA model), then fit the factors per lead and channel against the
+    store's truth (see module docstring)."""
     from generators.config import parse_sampler
     from generators.rollout import ForecastData, forecast_members
 
@@ -207,6 +209,7 @@ def fit_calibration(
         device=device,
         calibration=None,
         progress=progress,
+        model=model,
     )
     truths = [data.truth(inits, lead) for lead in leads]
     per_lead = [members[:, :, i] for i in range(len(leads))]

@@ -125,10 +125,13 @@ class FineTuneConfig:
     """A second phase after ``steps``: the loss mix of :class:`generators.ObjectiveConfig`
     replaced (by default a pure fair-CRPS fine-tune of ``crps_members`` members drawn through
     a ``crps_nfe``-evaluation sampler, generators.md lever 4), at learning rate ``lr``,
-    optionally on another ``period`` (lever 5, a held-out period)."""
+    optionally on another ``period`` (lever 5, a held-out period). The EMA restarts its
+    warm-up at the start of the phase (so it tracks the fine-tuned weights within a few
+    steps), with ``ema_decay`` (None: the main one)."""
 
     steps: int = 500
     lr: float = 1e-4
+    ema_decay: float | None = None
     regression_weight: float = 0.0
     crps_weight: float = 1.0
     crps_members: int = 4

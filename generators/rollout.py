@@ -250,16 +250,18 @@ def iter_forecast(
     calibration: SpreadCalibration | None = None,
     batch_members: int = 512,
     progress: bool = True,
+    model: torch.nn.Module | None = None,
 ) -> Iterator[tuple[pd.DatetimeIndex, np.ndarray]]:
     """Yield ``(initial times, members)`` batch by batch; members (B, M, L, C, H, W) float32
     in physical units, L the output leads in the order asked. ``batch_members`` bounds
-    B * M per batch (at least one initial time per batch)."""
+    B * M per batch (at least one initial time per batch). ``model`` defaults to the
+    checkpoint's EMA model; any :class:`~generators.base.Generator` module may be given."""
     if n_members < 1:
         raise InputError(f"members must be at least 1, got {n_members}")
     inits = pd.DatetimeIndex(inits)
     plan = plan_rollout(leads_hours, checkpoint.leads_hours, data.history_hours)
     dev = resolve_device(device)
-    model = checkpoint.build_model(device=dev)
+    model = checkpoint.build_model(device=dev) if model is None else model.to(dev).eval()
     sampler = sampler or default_sampler(checkpoint, model)
     norm = checkpoint.normalization
     factors = {

@@ -251,7 +251,11 @@ class Trainer:
         if config.optim.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.optim.grad_clip)
         self.optimizer.step()
-        self.ema.update(self.model, step)
+        if step < config.steps or config.fine_tune is None:
+            self.ema.update(self.model, step)
+        else:  # the fine-tune phase restarts the EMA warm-up (see FineTuneConfig)
+            self.ema.decay = config.fine_tune.ema_decay or config.ema_decay
+            self.ema.update(self.model, step - config.steps)
         return float(loss.detach())
 
     @torch.no_grad()

@@ -165,7 +165,7 @@ def calendar_features(times: Sequence[pd.Timestamp] | pd.DatetimeIndex) -> torch
     """(B, F) sin/cos of the hour of day and of the day of year (year of 365.25 days)."""
     times = pd.DatetimeIndex(times)
     hour = (times.hour + times.minute / 60.0).to_numpy(dtype=np.float64)
-    day = (times.dayofyear - 1).to_numpy(dtype=np.float64) + hour / 24.0
+    day = (times.day_of_year - 1).to_numpy(dtype=np.float64) + hour / 24.0
     a, b = 2 * np.pi * hour / 24.0, 2 * np.pi * day / 365.25
     return torch.from_numpy(np.stack([np.sin(a), np.cos(a), np.sin(b), np.cos(b)], -1)).float()
 

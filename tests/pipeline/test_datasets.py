@@ -1,0 +1,218 @@
+"""ResidualDataset: targets, history, normalisation, missing times, lazy reads, errors.
+
+References are computed another way: by timestamp with xarray ``.sel`` on the raw fields.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+
+from pipeline.datasets import (
+    CALENDAR_FEATURES,
+    Normalization,
+    Period,
+    ResidualDataset,
+    SampleSpec,
+    calendar_features,
+)
+from pipeline.errors import InputError
+
+
+def analysis(
+    n_times: int = 60, h: int = 5, w: int = 7, seed: int = 0
+) -> tuple[xr.Dataset, xr.Dataset]:
+    """A random-walk dataset (t2m and z on two levels), hourly, and its statistics."""
+    rng = np.random.default_rng(seed)
+    times = pd.date_range("2019-03-01", periods=n_times, freq="h")
+    t2m = 280 + np.cumsum(rng.normal(size=(n_times, h, w)), axis=0)
+    z = np.stack(
+        [
+            5e4 + 10 * np.cumsum(rng.normal(size=(n_times, h, w)), 0),
+            1.4e4 + 5 * np.cumsum(rng.normal(size=(n_times, h, w)), 0),
+        ],
+        axis=1,
+    )
+    ds = xr.Dataset(
+        {
+            "t2m": (("time", "latitude", "longitude"), t2m.astype("float32")),
+            "z": (("time", "level", "latitude", "longitude"), z.astype("float32")),
+        },
+        coords={
+            "time": times,
+            "level": [850, 500],  # descending on purpose: channels come out ascending
+            "latitude": np.linspace(50, 58, h),
+            "longitude": np.linspace(-10, 2, w),
+        },
+    )
+    dims = ("time", "latitude", "longitude")
+    stats = xr.Dataset(
+        {
+            name: xr.concat(
+                [
+                    da.mean(dims),
+                    da.std(dims),
+                    da.min(dims),
+                    da.max(dims),
+                    da.diff("time").std(dims),
+                ],
+                dim="statistic",
+            ).assign_coords(statistic=["mean", "std", "min", "max", "tendency_std"])
+            for name, da in ds.data_vars.items()
+        }
+    )
+    return ds, stats
+
+
+def normalised(ds: xr.Dataset, stats: xr.Dataset, channel: str, time: pd.Timestamp) -> np.ndarray:
+    var, level = (channel, None) if channel == "t2m" else (channel[0], int(channel[1:]))
+    da, st = ds[var], stats[var]
+    if level is not None:
+        da, st = da.sel(level=level), st.sel(level=level)
+    return ((da.sel(time=time) - st.sel(statistic="mean")) / st.sel(statistic="std")).values
+
+
+def test_items_match_a_reference_built_by_timestamp():
+    ds, stats = analysis()
+    spec = SampleSpec(history=(-3, -1, 0), leads=(1, 4))
+    data = ResidualDataset(ds, stats, spec, period=Period("2019-03-01T00", "2019-03-02T12"))
+    assert data.channels == ("t2m", "z500", "z850")
+    batch = data[np.arange(len(data))]
+    step = pd.Timedelta(hours=1)
+    for i in (0, 7, len(data) - 1):
+        t = data.times[data.pairs[i, 0]]
+        lead = spec.leads[data.pairs[i, 1]]
+        assert batch["lead"][i] == lead
+        for c, channel in enumerate(data.channels):
+            for k, offset in enumerate(spec.history):
+                np.testing.assert_allclose(
+                    batch["history"][i, k, c].numpy(),
+                    normalised(ds, stats, channel, t + offset * step),
+                    atol=1e-5,
+                )
+            var, level = (channel, None) if channel == "t2m" else ("z", int(channel[1:]))
+            da = ds[var] if level is None else ds[var].sel(level=level)
+            tendency = (da.sel(time=t + lead * step) - da.sel(time=t)).values
+            scale = data.normalization.tendency_std[data.normalization.lead_index(float(lead)), c]
+            np.testing.assert_allclose(
+                batch["target"][i, c].numpy(), tendency / scale, rtol=1e-4, atol=1e-4
+            )
+    # every item lies in the period, target included; history may start before it
+    end = pd.Timestamp("2019-03-02T12")
+    valid = data.times[data.pairs[:, 0]] + pd.to_timedelta(
+        np.asarray(spec.leads)[data.pairs[:, 1]], unit="h"
+    )
+    assert valid.max() == end
+    assert data.times[data.pairs[:, 0]].min() == pd.Timestamp("2019-03-01T03")
+
+
+def test_tendency_std_is_the_std_of_lead_differences_over_the_period():
+    ds, stats = analysis()
+    data = ResidualDataset(
+        ds, stats, SampleSpec(history=2, leads=(1, 6)), period=Period(None, "2019-03-02")
+    )
+    t2m = ds.t2m.sel(time=slice(None, "2019-03-02")).values.astype(np.float64)
+    for j, lead in enumerate((1, 6)):
+        inits = t2m[1 : len(t2m) - lead]  # history of 2 needs one state before
+        expected = np.std(t2m[1 + lead :] - inits)
+        assert data.normalization.tendency_std[j, 0] == pytest.approx(expected, rel=1e-4)
+    # normalised targets of the period then have unit variance per lead
+    batch = data[np.arange(len(data))]
+    for j in range(2):
+        chosen = torch.from_numpy(data.pairs[:, 1] == j)
+        assert batch["target"][chosen].std(unbiased=False).item() == pytest.approx(1.0, rel=0.05)
+
+
+def test_missing_times_and_gaps_are_never_bridged():
+    ds, stats = analysis()
+    missing = pd.Timestamp("2019-03-01T10")
+    gap = ds.drop_sel(time=[pd.Timestamp("2019-03-02T00")])
+    data = ResidualDataset(gap, stats, SampleSpec(history=2, leads=(2,)), missing_times=[missing])
+    used = set()
+    for p, _ in data.pairs:
+        t = data.times[p]
+        used |= {t - pd.Timedelta(hours=1), t, t + pd.Timedelta(hours=2)}
+    assert missing not in used
+    assert pd.Timestamp("2019-03-02T00") not in used
+    inits = data.times[data.pairs[:, 0]]
+    assert pd.Timestamp("2019-03-01T22") not in inits  # its target falls in the gap
+    assert pd.Timestamp("2019-03-02T01") not in inits  # its history falls in the gap
+    assert pd.Timestamp("2019-03-01T23") in inits  # 22 h, 23 h and 01 h are all there
+    batch = data[np.arange(len(data))]
+    assert torch.isfinite(batch["target"]).all()
+
+
+def test_lazy_reading_gives_the_same_batches_as_in_memory():
+    ds, stats = analysis()
+    spec = SampleSpec(history=(-2, 0), leads=(1, 3))
+    eager = ResidualDataset(ds, stats, spec)
+    lazy = ResidualDataset(
+        ds.chunk({"time": 1}), stats, spec, max_memory_bytes=0, normalization=eager.normalization
+    )
+    assert not isinstance(lazy._states, np.ndarray)
+    index = np.array([0, 5, 17, len(eager) - 1])
+    for key in ("history", "target", "calendar", "lead"):
+        torch.testing.assert_close(eager[index][key], lazy[index][key])
+
+
+def test_static_and_calendar_features():
+    ds, stats = analysis()
+    ds["lsm"] = (("latitude", "longitude"), np.arange(35.0).reshape(5, 7))
+    data = ResidualDataset(ds, stats, SampleSpec())
+    assert data.static_names == (
+        "sin_latitude",
+        "cos_latitude",
+        "sin_longitude",
+        "cos_longitude",
+        "lsm",
+    )
+    np.testing.assert_allclose(
+        data.static[0, :, 0].numpy(), np.sin(np.deg2rad(ds.latitude.values)), rtol=1e-6
+    )
+    assert data.static[4].mean().item() == pytest.approx(0.0, abs=1e-6)
+    assert data.static[4].std(unbiased=False).item() == pytest.approx(1.0, rel=1e-5)
+    cal = calendar_features(pd.DatetimeIndex(["2019-01-01T06", "2019-01-01T18"]))
+    assert cal.shape == (2, len(CALENDAR_FEATURES))
+    np.testing.assert_allclose(cal[:, :2].numpy(), [[1, 0], [-1, 0]], atol=1e-6)
+
+
+def test_normalisation_round_trips_through_a_dict():
+    ds, stats = analysis()
+    norm = ResidualDataset(ds, stats, SampleSpec(leads=(1, 2))).normalization
+    again = Normalization.from_dict(norm.to_dict())
+    assert again.channels == norm.channels and again.leads_hours == norm.leads_hours
+    np.testing.assert_array_equal(again.tendency_std, norm.tendency_std)
+    with pytest.raises(InputError, match="lead 5 h"):
+        norm.lead_index(5.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"spec": SampleSpec(), "channels": ["q700"]}, "no channel"),
+        ({"spec": SampleSpec(history=60)}, "no initial time"),
+        ({"spec": SampleSpec(), "period": Period("2020-01-01", None)}, "holds no time"),
+    ],
+)
+def test_unusable_requests_are_input_errors(kwargs, message):
+    ds, stats = analysis()
+    spec = kwargs.pop("spec")
+    with pytest.raises(InputError, match=message):
+        ResidualDataset(ds, stats, spec, **kwargs)
+
+
+@pytest.mark.parametrize("history", [(0, -1), (-1,), (-1, 1)])
+def test_bad_history_offsets_are_refused(history):
+    with pytest.raises(InputError, match="history offsets"):
+        SampleSpec(history=history)
+
+
+def test_init_positions_name_initial_times_without_history():
+    ds, stats = analysis()
+    data = ResidualDataset(ds, stats, SampleSpec(history=3))
+    assert list(data.init_positions([pd.Timestamp("2019-03-01T05")])) == [5]
+    with pytest.raises(InputError, match="2019-03-01 01:00:00"):
+        data.init_positions([pd.Timestamp("2019-03-01T01")])

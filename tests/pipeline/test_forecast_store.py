@@ -1,0 +1,133 @@
+"""Forecast stores: create, append, overwrite-region, completion flags, provenance checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+import zarr
+
+from pipeline import forecast_store
+from pipeline.errors import InputError, StoreError
+from pipeline.forecast_store import ForecastProvenance, open_forecast, provenance, write_forecast
+
+PROVENANCE = ForecastProvenance(
+    "flow_matching", "0123456789abcdef", "euler:nfe=10", 10, 0, {"factors": [[1.2]]}
+)
+
+
+def ensemble(inits: list[str], value: float, members: int = 3, leads=(1, 6)) -> xr.Dataset:
+    inits = pd.DatetimeIndex(inits)
+    shape = (len(inits), members, len(leads))
+    t2m = np.full((*shape, 4, 5), value, dtype="float64")
+    z = np.full((*shape, 2, 4, 5), -value, dtype="float32")
+    t2m[:, :, :, 0, 0] += np.arange(members)[None, :, None]  # members differ
+    return xr.Dataset(
+        {
+            "t2m": (("init_time", "member", "lead_time", "latitude", "longitude"), t2m),
+            "z": (("init_time", "member", "lead_time", "level", "latitude", "longitude"), z),
+        },
+        coords={
+            "init_time": inits,
+            "member": np.arange(members),
+            "lead_time": pd.to_timedelta(list(leads), unit="h"),
+            "level": [500, 850],
+            "latitude": np.linspace(50, 58, 4),
+            "longitude": np.linspace(-10, 2, 5),
+        },
+    )
+
+
+def test_append_and_rerun_overwrite_only_their_own_region(tmp_path):
+    path = tmp_path / "f.zarr"
+    write_forecast(path, ensemble(["2019-03-22T00", "2019-03-22T06"], 1.0), PROVENANCE)
+    write_forecast(path, ensemble(["2019-03-22T12"], 2.0), PROVENANCE)
+    write_forecast(path, ensemble(["2019-03-22T06", "2019-03-23T00"], 3.0), PROVENANCE)
+    ds = open_forecast(path)
+    assert list(ds.init_time.values) == list(
+        pd.DatetimeIndex(["2019-03-22T00", "2019-03-22T06", "2019-03-22T12", "2019-03-23T00"])
+    )
+    np.testing.assert_array_equal(
+        ds.t2m.isel(member=0, lead_time=1, latitude=1, longitude=1).values, [1, 3, 2, 3]
+    )
+    np.testing.assert_array_equal(
+        ds.z.isel(member=2, lead_time=0, level=1, latitude=0, longitude=0).values, [-1, -3, -2, -3]
+    )
+    np.testing.assert_array_equal(
+        ds.t2m.isel(init_time=0, lead_time=0, latitude=0, longitude=0).values, [1, 2, 3]
+    )
+    assert ds.t2m.dtype == np.float32
+    valid = pd.DatetimeIndex(ds.valid_time.sel(init_time="2019-03-22T12").values)
+    assert valid.equals(pd.DatetimeIndex(["2019-03-22T13", "2019-03-22T18"]))
+    assert provenance(path) == PROVENANCE
+    assert ds.attrs["kind"] == "forecast" and ds.attrs["wxens_nfe"] == 10
+
+
+def test_one_chunk_holds_every_member_of_one_init_and_lead(tmp_path):
+    path = tmp_path / "f.zarr"
+    write_forecast(path, ensemble(["2019-03-22T00", "2019-03-22T06"], 1.0, members=4), PROVENANCE)
+    group = zarr.open_group(str(path), mode="r")
+    assert group["t2m"].chunks == (1, 4, 1, 4, 5)
+    assert group["z"].chunks == (1, 4, 1, 2, 4, 5)
+
+
+def test_an_interrupted_write_never_reads_as_complete(tmp_path, monkeypatch, caplog):
+    path = tmp_path / "f.zarr"
+    write_forecast(path, ensemble(["2019-03-22T00", "2019-03-22T06"], 1.0), PROVENANCE)
+    original = xr.Dataset.to_zarr
+
+    def crash_on_data(self, *args, **kwargs):
+        if "t2m" in self.data_vars:
+            raise KeyboardInterrupt("killed while writing")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(xr.Dataset, "to_zarr", crash_on_data)
+    with pytest.raises(KeyboardInterrupt):
+        write_forecast(path, ensemble(["2019-03-22T06"], 5.0), PROVENANCE)
+    monkeypatch.setattr(xr.Dataset, "to_zarr", original)
+
+    with caplog.at_level("WARNING"):
+        ds = open_forecast(path)
+    assert list(ds.init_time.values) == [np.datetime64("2019-03-22T00", "ns")]
+    assert "2019-03-22T06" in caplog.text
+    assert open_forecast(path, complete_only=False).sizes["init_time"] == 2
+
+    write_forecast(path, ensemble(["2019-03-22T06"], 5.0), PROVENANCE)  # the rerun completes it
+    assert open_forecast(path).t2m.isel(
+        member=1, lead_time=0, latitude=2, longitude=2
+    ).values.tolist() == [1.0, 5.0]
+
+
+def test_a_store_never_mixes_models_or_layouts(tmp_path):
+    path = tmp_path / "f.zarr"
+    write_forecast(path, ensemble(["2019-03-22T00"], 1.0), PROVENANCE)
+    other = ForecastProvenance("edm", "fedcba9876543210", "edm_heun:num_steps=10", 19, 0, {})
+    with pytest.raises(StoreError, match="fedcba9876543210"):
+        write_forecast(path, ensemble(["2019-03-23T00"], 1.0), other)
+    with pytest.raises(StoreError, match="member"):
+        write_forecast(path, ensemble(["2019-03-23T00"], 1.0, members=5), PROVENANCE)
+    with pytest.raises(StoreError, match="lead_time"):
+        write_forecast(path, ensemble(["2019-03-23T00"], 1.0, leads=(1, 12)), PROVENANCE)
+    with pytest.raises(StoreError, match="variables"):
+        write_forecast(path, ensemble(["2019-03-23T00"], 1.0).drop_vars("z"), PROVENANCE)
+    assert open_forecast(path).sizes["init_time"] == 1
+
+
+def test_bad_layouts_and_paths_are_refused(tmp_path):
+    transposed = ensemble(["2019-03-22T00"], 1.0).transpose("member", ...)
+    with pytest.raises(InputError, match="dims"):
+        write_forecast(tmp_path / "f.zarr", transposed, PROVENANCE)
+    with pytest.raises(StoreError, match="no forecast store"):
+        open_forecast(tmp_path / "missing.zarr")
+    (tmp_path / "notzarr").mkdir()
+    (tmp_path / "notzarr" / "file.txt").write_text("x")
+    with pytest.raises(StoreError, match="not a Zarr store"):
+        write_forecast(tmp_path / "notzarr", ensemble(["2019-03-22T00"], 1.0), PROVENANCE)
+
+
+def test_completion_flag_is_a_coordinate_not_a_variable(tmp_path):
+    path = tmp_path / "f.zarr"
+    write_forecast(path, ensemble(["2019-03-22T00"], 1.0), PROVENANCE)
+    raw = xr.open_zarr(path, consolidated=False)
+    assert forecast_store.COMPLETE in raw.coords and set(raw.data_vars) == {"t2m", "z"}
