@@ -10,11 +10,20 @@ as strings, times as ISO strings) so the Prefect UI can show and edit them.
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
+import pandas as pd
 from prefect import flow
 
 from flows import tasks
 from flows.runtime import unless_done
-from pipeline.errors import StoreError
+from pipeline.errors import InputError, StoreError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CRON = "0 */6 * * *"
+"""An ensemble every 6 hours, on the hour: the usual cycle of a global forecast centre."""
 
 
 def analysis_store_complete(path: str) -> bool:
@@ -59,5 +68,255 @@ def ingest(
     )
 
 
-FLOWS = {f.name: f for f in (ingest,)}
+@flow(name="train")
+def train(
+    store: str,
+    config: str,
+    out_dir: str,
+    overrides: list[str] | None = None,
+    progress: bool = False,
+) -> str:
+    """Train the generator of the config file ``config`` (``overrides``: ``key=value``
+    strings as ``wxens train --set``) on the analysis store ``store`` into ``out_dir``,
+    resuming from ``out_dir/last.pt``. Returns the checkpoint path.
+
+    Skipped when the store, the config and the checkpoint are unchanged.
+    """
+    from generators.checkpoint import resolve_checkpoint_path
+
+    done = resolve_checkpoint_path(out_dir).is_file()
+    return unless_done(tasks.train_generator, done)(
+        store, config, list(overrides or []), out_dir, progress=progress
+    )
+
+
+@flow(name="forecast")
+def forecast(
+    checkpoint: str,
+    store: str,
+    init_times: list[str],
+    out: str,
+    leads_hours: list[float] | None = None,
+    members: int = 50,
+    sampler: str | None = None,
+    seed: int = 0,
+    calibrate: bool = True,
+    device: str = "auto",
+    batch_members: int = 512,
+    progress: bool = False,
+) -> list[str]:
+    """Ensemble forecasts of ``members`` members from ``checkpoint`` for ``init_times``
+    (ISO times) at ``leads_hours`` (default: the leads the checkpoint was trained on),
+    written into the forecast store ``out``.
+
+    Initial times already complete in ``out`` are skipped; the others are drawn in
+    batches of ``batch_members // members`` initial times, each batch one task that
+    writes its initial times when drawn — so a run killed half-way and run again
+    draws only what is missing, and writes each (init_time, lead) region once.
+    Returns every initial time now complete in ``out`` among those asked.
+    """
+    from generators.checkpoint import load_checkpoint
+
+    if members < 1 or batch_members < 1:
+        raise InputError(f"members ({members}) and batch_members ({batch_members}) must be >= 1")
+    asked = pd.DatetimeIndex(pd.to_datetime(init_times)).unique().sort_values()
+    leads = list(leads_hours or load_checkpoint(checkpoint).leads_hours)
+    pending = asked.difference(complete_init_times(out))
+    if len(pending) < len(asked):
+        log.info(
+            "%s: %d of %d initial time(s) already complete, skipped",
+            out,
+            len(asked) - len(pending),
+            len(asked),
+        )
+    per_task = max(1, batch_members // members)
+    for start in range(0, len(pending), per_task):
+        batch = [t.isoformat() for t in pending[start : start + per_task]]
+        unless_done(tasks.forecast_init_times, False)(
+            checkpoint,
+            store,
+            batch,
+            leads,
+            members,
+            out,
+            sampler,
+            seed,
+            calibrate,
+            device=device,
+            progress=progress,
+        )
+    return [t.isoformat() for t in asked.intersection(complete_init_times(out))]
+
+
+@flow(name="verify")
+def verify(
+    forecast: str,
+    truth: str,
+    scores: str,
+    report: str | None = None,
+    init_times: list[str] | None = None,
+    dask_scheduler: str | None = None,
+    progress: bool = False,
+) -> str:
+    """Verify the forecast store ``forecast`` (its ``init_times``, default every complete
+    one) against the analysis store ``truth`` on a dask cluster (a new ``LocalCluster``
+    unless ``dask_scheduler`` names one): scores to ``scores`` (NetCDF), the HTML report
+    to ``report``. Returns the scores path.
+
+    Skipped when the forecast and the truth are unchanged and both outputs exist.
+    """
+    done = Path(scores).is_file() and (report is None or Path(report).is_file())
+    return unless_done(tasks.verify_forecast, done)(
+        forecast,
+        truth,
+        init_times,
+        scores,
+        report,
+        dask_scheduler=dask_scheduler,
+        progress=progress,
+    )
+
+
+@flow(name="ensemble_run")
+def ensemble_run(
+    store: str,
+    checkpoint: str,
+    forecast_store: str,
+    scores: str,
+    report: str | None = None,
+    init_times: list[str] | None = None,
+    latest: int = 1,
+    cycle_hours: int = 6,
+    leads_hours: list[float] | None = None,
+    members: int = 50,
+    sampler: str | None = None,
+    seed: int = 0,
+    sources: list[str] | None = None,
+    train_config: str | None = None,
+    dask_scheduler: str | None = None,
+    device: str = "auto",
+    progress: bool = False,
+) -> dict[str, object]:
+    """The whole chain, each step a subflow: ingest ``sources`` into ``store`` (if given);
+    train ``train_config`` into the directory ``checkpoint`` (if given); forecast
+    ``init_times`` — by default the ``latest`` initial times of the store on the
+    ``cycle_hours`` cycle — into ``forecast_store``; then verify every initial time
+    of ``forecast_store`` whose truth has arrived in ``store`` (``scores``, ``report``).
+
+    Returns what it did: the initial times forecast and verified and the output paths.
+    """
+    if sources:
+        ingest(sources, store, dask_scheduler=dask_scheduler, progress=progress)
+    if train_config:
+        checkpoint = train(store, train_config, checkpoint, progress=progress)
+    inits = init_times or latest_init_times(store, checkpoint, latest, cycle_hours)
+    forecast_done = forecast(
+        checkpoint,
+        store,
+        inits,
+        forecast_store,
+        leads_hours=leads_hours,
+        members=members,
+        sampler=sampler,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
+    arrived = truth_arrived(forecast_store, store)
+    if arrived:
+        verify(
+            forecast_store,
+            store,
+            scores,
+            report,
+            arrived,
+            dask_scheduler=dask_scheduler,
+            progress=progress,
+        )
+    else:
+        log.info(
+            "no forecast of %s has its truth in %s yet: nothing to verify", forecast_store, store
+        )
+    return {
+        "store": store,
+        "checkpoint": checkpoint,
+        "forecast_store": forecast_store,
+        "forecast_init_times": forecast_done,
+        "verified_init_times": arrived,
+        "scores": scores if arrived else None,
+        "report": report if arrived else None,
+    }
+
+
+# -- what the flows decide from the stores (cheap metadata reads, not tasks) --------------
+
+
+def complete_init_times(forecast: str) -> pd.DatetimeIndex:
+    """The initial times completely written in the forecast store (none if it is absent)."""
+    import xarray as xr
+
+    from pipeline.forecast_store import COMPLETE
+    from pipeline.schema import INIT_TIME
+
+    if not (Path(forecast) / "zarr.json").exists():
+        return pd.DatetimeIndex([])
+    ds = xr.open_zarr(forecast, zarr_format=3, consolidated=False)
+    if COMPLETE not in ds:
+        raise StoreError(f"{forecast} is not a wxens forecast store (no {COMPLETE!r} flags)")
+    done = ds[COMPLETE].values.astype(bool)
+    return pd.DatetimeIndex(ds[INIT_TIME].values[done]).sort_values()
+
+
+def latest_init_times(store: str, checkpoint: str, latest: int, cycle_hours: int) -> list[str]:
+    """The ``latest`` most recent times of the analysis store on the ``cycle_hours`` cycle
+    (00, 06, 12, 18 UTC for 6) that have the checkpoint's whole history window."""
+    from generators.checkpoint import load_checkpoint
+    from pipeline.store import open_store
+
+    if latest < 1 or cycle_hours < 1:
+        raise InputError(f"latest ({latest}) and cycle_hours ({cycle_hours}) must be >= 1")
+    analysis = open_store(store)
+    loaded = load_checkpoint(checkpoint)
+    times = pd.DatetimeIndex(analysis.dataset["time"].values).difference(
+        pd.DatetimeIndex(analysis.missing_times)
+    )
+    earliest = times[0] - min(loaded.spec.history) * loaded.native_step
+    on_cycle = times[
+        (times >= earliest)
+        & (times.minute == 0)
+        & (times.second == 0)
+        & ((times.hour % cycle_hours) == 0)
+    ]
+    if on_cycle.empty:
+        raise InputError(
+            f"{store} holds no time on the {cycle_hours}-hourly cycle with {loaded.spec.history} "
+            f"steps of history before it (times {times[0]} to {times[-1]}); ingest more data"
+        )
+    return [t.isoformat() for t in on_cycle[-latest:]]
+
+
+def truth_arrived(forecast: str, store: str) -> list[str]:
+    """The complete initial times of ``forecast`` whose every valid time is in ``store``."""
+    import xarray as xr
+
+    from pipeline.schema import INIT_TIME, TIME, VALID_TIME
+    from pipeline.store import open_store
+
+    done = complete_init_times(forecast)
+    if done.empty:
+        return []
+    valid = xr.open_zarr(forecast, zarr_format=3, consolidated=False)[VALID_TIME]
+    analysis = open_store(store)
+    available = pd.DatetimeIndex(analysis.dataset[TIME].values).difference(
+        pd.DatetimeIndex(analysis.missing_times)
+    )
+    arrived = [
+        t.isoformat()
+        for t in done
+        if pd.DatetimeIndex(valid.sel({INIT_TIME: t}).values).isin(available).all()
+    ]
+    return arrived
+
+
+FLOWS = {f.name: f for f in (ingest, train, forecast, verify, ensemble_run)}
 """Every wxens flow by its Prefect name: what a schedule file's ``flow:`` may name."""

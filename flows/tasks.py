@@ -49,3 +49,113 @@ def ingest_store(
             progress=progress,
         )
     return str(opened.path)
+
+
+@wxens_task(name="train-generator", reads=("store", "config"), not_keyed=("progress",))
+def train_generator(
+    store: str, config: str, overrides: list[str], out_dir: str, progress: bool
+) -> str:
+    """:func:`generators.train.train` of the config file ``config`` (with ``--set``-style
+    ``overrides``) on ``store`` into ``out_dir``, resuming from its last checkpoint;
+    returns the checkpoint path."""
+    from generators.config import load_train_config
+    from generators.train import train
+
+    result = train(store, load_train_config(config, overrides), out_dir, progress=progress)
+    return str(result.checkpoint)
+
+
+@wxens_task(name="forecast-init-times", reads=("checkpoint",), not_keyed=("device", "progress"))
+def forecast_init_times(
+    checkpoint: str,
+    store: str,
+    init_times: list[str],
+    leads_hours: list[float],
+    members: int,
+    out: str,
+    sampler: str | None,
+    seed: int,
+    calibrate: bool,
+    device: str,
+    progress: bool,
+) -> list[str]:
+    """Draw ``members`` members at ``leads_hours`` from ``checkpoint`` for ``init_times``
+    (:func:`generators.rollout.iter_forecast`) and write them into the forecast store
+    ``out`` (:func:`pipeline.forecast_store.write_forecast`), one batch of initial times at
+    a time; returns the initial times written.
+
+    Every input is checked before anything is written: a missing checkpoint or store, or
+    a store on another grid than the checkpoint's, fails with nothing written.
+    """
+    from generators.calibration import SpreadCalibration
+    from generators.checkpoint import load_checkpoint
+    from generators.config import parse_sampler, sampler_spec
+    from generators.rollout import ForecastData, default_sampler, iter_forecast, to_dataset
+    from pipeline.forecast_store import ForecastProvenance, write_forecast
+
+    loaded = load_checkpoint(checkpoint)
+    data = ForecastData.from_store(loaded, store)
+    chosen = parse_sampler(sampler) if sampler else default_sampler(loaded, loaded.build_model())
+    calibration = (
+        SpreadCalibration.from_dict(loaded.calibration)
+        if calibrate and loaded.calibration is not None
+        else None
+    )
+    provenance = ForecastProvenance(
+        generator=loaded.kind,
+        checkpoint_digest=loaded.digest,
+        sampler=sampler_spec(chosen),
+        nfe=chosen.nfe,
+        seed=seed,
+        calibration=calibration.to_dict() if calibration else {},
+    )
+    written: list[str] = []
+    for batch, drawn in iter_forecast(
+        loaded,
+        data,
+        pd.DatetimeIndex(init_times),
+        leads_hours,
+        members,
+        sampler=chosen,
+        seed=seed,
+        device=device,
+        calibration=calibration,
+        progress=progress,
+    ):
+        write_forecast(out, to_dataset(data, batch, leads_hours, drawn), provenance)
+        written.extend(t.isoformat() for t in batch)
+    return written
+
+
+@wxens_task(
+    name="verify-forecast", reads=("forecast", "truth"), not_keyed=("dask_scheduler", "progress")
+)
+def verify_forecast(
+    forecast: str,
+    truth: str,
+    init_times: list[str] | None,
+    scores: str,
+    report: str | None,
+    dask_scheduler: str | None,
+    progress: bool,
+) -> str:
+    """:func:`verification.scorecard.verify` of the forecast store ``forecast`` (its
+    ``init_times``, or every complete one) against the analysis store ``truth`` on the
+    dask cluster at ``dask_scheduler`` (a new local one if None); the scores written
+    atomically to ``scores`` (NetCDF groups) and, if ``report`` is given, the HTML
+    report there. Returns ``scores``."""
+    from pipeline.forecast_store import open_forecast
+    from pipeline.schema import INIT_TIME
+    from pipeline.store import open_store
+    from verification.report import write_report
+    from verification.scorecard import VerifyConfig, verify, write_scores
+
+    with dask_client(dask_scheduler):
+        ensemble = open_forecast(forecast)
+        if init_times is not None:
+            ensemble = ensemble.sel({INIT_TIME: pd.DatetimeIndex(init_times)})
+        tree = verify(ensemble, open_store(truth).dataset, VerifyConfig(progress=progress))
+        write_scores(tree, scores)
+    if report is not None:
+        write_report(tree, report, sources=f"forecast {forecast} against analysis {truth}")
+    return scores
