@@ -34,10 +34,14 @@ log = logging.getLogger(__name__)
 
 STATISTICS = ("mean", "std", "min", "max", "tendency_std")
 STATE_ATTR = "wxens_ingest"
-#: Target size of one written block (whole time steps); bounds ingest memory.
+#: Target size of one written block (whole time chunks); bounds ingest memory.
 BLOCK_BYTES = 128 * 2**20
-#: Largest chunk: a chunk is one time step, all levels and the whole grid unless larger.
+#: Chunks hold the whole grid and all levels of one time step, split along level when
+#: larger than MAX_CHUNK_BYTES; time steps smaller than MIN_CHUNK_BYTES (a regional
+#: surface field) are grouped until a chunk reaches it, since thousands of tiny chunks
+#: cost more in per-object overhead than their data.
 MAX_CHUNK_BYTES = 64 * 2**20
+MIN_CHUNK_BYTES = 2**20
 
 
 @dataclass(frozen=True)
@@ -231,22 +235,36 @@ def _create(ds: xr.Dataset, origin: str, path: Path) -> None:
             "nan_counts": {},
         },
     }
+    steps = time_chunk(ds)
     template.to_zarr(
         path,
         mode="w-",
         compute=False,
         zarr_format=3,
         consolidated=False,
-        encoding={name: {"chunks": chunk_shape(da)} for name, da in ds.data_vars.items()},
+        safe_chunks=False,  # data are written by region in whole chunks, not through dask
+        encoding={name: {"chunks": chunk_shape(da, steps)} for name, da in ds.data_vars.items()},
     )
 
 
-def chunk_shape(da: xr.DataArray) -> tuple[int, ...]:
-    """One time step, all levels and the whole grid, split along level if > 64 MB."""
+def _bytes_per_time(da: xr.DataArray) -> int:
+    return da.dtype.itemsize * int(np.prod([n for d, n in da.sizes.items() if d != TIME]))
+
+
+def time_chunk(ds: xr.Dataset) -> int:
+    """Time steps per chunk: one, or enough for the smallest variable to reach
+    :data:`MIN_CHUNK_BYTES` while the largest stays under :data:`MAX_CHUNK_BYTES`."""
+    sizes = [_bytes_per_time(da) for da in ds.data_vars.values()]
+    steps = max(1, MIN_CHUNK_BYTES // max(min(sizes), 1))
+    return int(min(steps, max(1, MAX_CHUNK_BYTES // max(sizes))))
+
+
+def chunk_shape(da: xr.DataArray, steps: int) -> tuple[int, ...]:
+    """``steps`` time steps, all levels and the whole grid; split along level if too large."""
     shape = dict(da.sizes)
-    shape[TIME] = 1
+    shape[TIME] = steps
     if LEVEL in shape:
-        per_level = da.sizes[LAT] * da.sizes[LON] * da.dtype.itemsize
+        per_level = steps * da.sizes[LAT] * da.sizes[LON] * da.dtype.itemsize
         shape[LEVEL] = max(1, min(da.sizes[LEVEL], MAX_CHUNK_BYTES // per_level))
     return tuple(shape[d] for d in da.dims)
 
@@ -276,15 +294,16 @@ def _append_template(target: xr.Dataset, path: Path) -> None:
     """Grow the store's time axis by ``target``'s times; data deferred (written by region)."""
     template = target.copy()
     template.attrs = zarr.open_group(str(path), mode="r").attrs.asdict()  # kept, not replaced
-    template.to_zarr(path, append_dim=TIME, compute=False, consolidated=False)
+    template.to_zarr(path, append_dim=TIME, compute=False, consolidated=False, safe_chunks=False)
 
 
 def _blocks(todo: list[tuple[int, int]], per_block: int) -> Iterator[list[tuple[int, int]]]:
-    """Runs of consecutive store indexes (and consecutive source positions), <= per_block."""
+    """Runs of consecutive store indexes (and source positions) that never cross a
+    multiple of ``per_block``, so every block covers whole chunks of the store."""
     run: list[tuple[int, int]] = []
     for item in todo:
         if run and (
-            item[0] != run[-1][0] + 1 or item[1] != run[-1][1] + 1 or len(run) == per_block
+            item[0] != run[-1][0] + 1 or item[1] != run[-1][1] + 1 or item[0] % per_block == 0
         ):
             yield run
             run = []
@@ -302,7 +321,7 @@ def _write_blocks(
     progress: bool,
     origin: str,
 ) -> dict[str, int]:
-    per_block = _times_per_block(ds)
+    per_block = _times_per_block(ds, path)
     nan_counts = {str(k): int(v) for k, v in state.get("nan_counts", {}).items()}
     written = [list(r) for r in state["written"]]
     with tqdm(
@@ -331,13 +350,12 @@ def _write_blocks(
     return nan_counts
 
 
-def _times_per_block(ds: xr.Dataset) -> int:
-    """How many whole time steps make a block of about :data:`BLOCK_BYTES`."""
-    bytes_per_time = sum(
-        da.dtype.itemsize * int(np.prod([n for d, n in da.sizes.items() if d != TIME]))
-        for da in ds.data_vars.values()
-    )
-    return max(1, BLOCK_BYTES // max(bytes_per_time, 1))
+def _times_per_block(ds: xr.Dataset, path: Path) -> int:
+    """Whole time chunks of the store at ``path`` making a block of ~:data:`BLOCK_BYTES`."""
+    array = zarr.open_group(str(path), mode="r")[str(next(iter(ds.data_vars)))]
+    steps = array.chunks[array.metadata.dimension_names.index(TIME)]
+    per_time = sum(_bytes_per_time(da) for da in ds.data_vars.values())
+    return steps * max(1, BLOCK_BYTES // max(per_time * steps, 1))
 
 
 def write_region(data: xr.Dataset, path: Path, region: slice) -> None:
@@ -390,7 +408,7 @@ def finalise(path: Path, nan_counts: dict[str, int] | None = None) -> None:
     """Compute statistics and missing times with dask, then mark the store complete."""
     ds = xr.open_zarr(path, consolidated=False, chunks=None)
     # few large dask tasks, each reading many zarr chunks at once, rather than one per chunk
-    ds = xr.open_zarr(path, consolidated=False, chunks={TIME: _times_per_block(ds)})
+    ds = xr.open_zarr(path, consolidated=False, chunks={TIME: _times_per_block(ds, path)})
     times = pd.DatetimeIndex(ds[TIME].values)
     step = native_step(times)
     stats = compute_statistics(ds, step)

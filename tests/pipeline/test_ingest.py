@@ -148,6 +148,7 @@ def test_zarr_sources_from_path_and_fsspec_url(tmp_path):
 def test_failed_write_resumes_to_the_same_bytes(tmp_path, monkeypatch):
     times = pd.date_range("2021-01-01", periods=10, freq="1h")
     make_netcdf(tmp_path / "in.nc", times)
+    monkeypatch.setattr(store_module, "MIN_CHUNK_BYTES", 1)  # one time step a chunk
     reference = tmp_path / "reference.zarr"
     ingest(tmp_path / "in.nc", reference, progress=False)
 
