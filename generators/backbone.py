@@ -339,28 +339,28 @@ def parameter_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-def forward_flops(unet: UNet, height: int, width: int, batch_size: int = 1) -> int:
+def forward_flops(config: BackboneConfig, height: int, width: int, batch_size: int = 1) -> int:
     """Floating-point operations of one :meth:`UNet.forward` on a (height, width) grid.
 
-    Counted by :class:`torch.utils.flop_counter.FlopCounterMode` (matmuls, convolutions
-    and attention; 2 FLOPs per multiply-add; norms and activations not counted, as is
-    usual for MFU). The condition encoding, done once per sample, is excluded. Divide
-    achieved FLOP/s by the device peak for the MFU.
+    Counted by :class:`torch.utils.flop_counter.FlopCounterMode` on the meta device (no
+    weights, no compute): matmuls, convolutions and attention at 2 FLOPs per multiply-add;
+    norms and activations are not counted, as is usual for MFU. The condition encoding,
+    done once per sample, is excluded. MFU = forward_flops * forwards per second / peak.
     """
     from torch.utils.flop_counter import FlopCounterMode
 
-    c = unet.config
-    device = next(unet.parameters()).device
-    condition = Condition(
-        history=torch.zeros(batch_size, c.history, c.channels, height, width, device=device),
-        static=torch.zeros(batch_size, c.static_channels, height, width, device=device),
-        calendar=torch.zeros(batch_size, c.calendar_features, device=device),
-        lead=torch.ones(batch_size, device=device),
-    )
-    x = torch.zeros(batch_size, c.channels, height, width, device=device)
-    with torch.no_grad():
+    c = config
+    with torch.device("meta"):
+        unet = UNet(config)
+        condition = Condition(
+            history=torch.zeros(batch_size, c.history, c.channels, height, width),
+            static=torch.zeros(batch_size, c.static_channels, height, width),
+            calendar=torch.zeros(batch_size, c.calendar_features),
+            lead=torch.ones(batch_size),
+        )
+        x = torch.zeros(batch_size, c.channels, height, width)
         encoded = unet.encode(condition)
         counter = FlopCounterMode(display=False)
         with counter:
-            unet(x, torch.zeros(batch_size, device=device), *encoded)
+            unet(x, torch.zeros(batch_size), *encoded)
     return int(counter.get_total_flops())

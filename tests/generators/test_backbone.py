@@ -177,9 +177,21 @@ def test_forward_flops_match_a_hand_count():
         + block_16_to_8  # decoder with the skip concatenated
         + conv(8, 1)  # output
     )
-    unet = UNet(config)
-    assert forward_flops(unet, h, w) == expected
-    assert forward_flops(unet, h, w, batch_size=3) == 3 * expected
+    assert forward_flops(config, h, w) == expected
+    assert forward_flops(config, h, w, batch_size=3) == 3 * expected
+
+
+def test_forward_flops_count_attention_and_padding():
+    # The padded grid is what the network computes on: 15 x 15 costs what 16 x 16 does.
+    # Attention over the P points of the coarsest grid with c channels costs
+    # 2 c (3c) P (qkv) + 2 c c P (output) + 2 P P c (QK^T) + 2 P P c (AV) = 8 c^2 P + 4 c P^2.
+    no_attention = BackboneConfig(**{**TINY.__dict__, "attention_heads": 0})
+    assert forward_flops(TINY, 15, 15) == forward_flops(TINY, 16, 16)
+    c = TINY.widths[-1]
+    for n in (16, 32):
+        points = (n // TINY.grid_multiple) ** 2
+        extra = forward_flops(TINY, n, n) - forward_flops(no_attention, n, n)
+        assert extra == 8 * c**2 * points + 4 * c * points**2
 
 
 def test_parameter_count_counts_trainable_parameters():

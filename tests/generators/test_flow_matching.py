@@ -3,6 +3,8 @@ through an oracle velocity, seeds, and a tiny model that fits a tiny batch."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -144,6 +146,36 @@ def test_same_seed_same_members_for_any_grid_size():
     torch.testing.assert_close(draw(0), first, rtol=0, atol=0)
     assert not torch.equal(draw(1), first)
     assert not torch.equal(first[:, 0], first[:, 1])  # members differ
+
+
+def test_bf16_autocast_sampling_returns_float32_close_to_fp32():
+    # The CUDA path runs the network under bf16 autocast; the solver state stays float64.
+    model = _randomised_model()
+    cond = _condition(2, 9, 9)
+    sampler = HeunSampler(nfe=4)
+    reference = model.sample(cond, 4, sampler=sampler, generator=torch.Generator().manual_seed(0))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = model.sample(cond, 4, sampler=sampler, generator=torch.Generator().manual_seed(0))
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, reference, rtol=0, atol=0.05)
+
+
+@pytest.mark.gpu
+def test_cuda_compiled_bf16_members_match_cpu_fp32():
+    # Same CPU generator -> same noise on any device; compiled bf16 network within bf16
+    # tolerance of the eager fp32 one.
+    model = _randomised_model()
+    cond = _condition(2, 33, 49)
+    sampler = HeunSampler(nfe=4)
+    reference = model.sample(cond, 8, sampler=sampler, generator=torch.Generator().manual_seed(0))
+    gpu = copy.deepcopy(model).cuda()
+    gpu.backbone.compile()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        got = gpu.sample(
+            cond.to("cuda"), 8, sampler=sampler, generator=torch.Generator().manual_seed(0)
+        )
+    assert got.device.type == "cuda" and got.dtype == torch.float32
+    torch.testing.assert_close(got.cpu(), reference, rtol=0, atol=0.05)
 
 
 def test_training_noise_follows_the_generator():
