@@ -13,6 +13,7 @@ Dynamic Meteorology*, 5th ed., §1.6.2 and §3.2).
 
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
@@ -20,7 +21,8 @@ from typing import ClassVar
 import numpy as np
 import xarray as xr
 
-from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LEVEL, LON, MEMBER, VALID_TIME, VARIABLES
+from pipeline.errors import InputError
+from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LEVEL, LON, MEMBER, VARIABLES
 from verification.aggregation import mean_over
 from verification.base import CheckResult, register_check
 from verification.spectra import band_power, is_global, power_spectrum
@@ -233,11 +235,12 @@ def _split_half(da: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
 class SpectralRatio:
     """Member against truth power spectra in three wavenumber bands, per variable/level.
 
-    Score: the largest ``|ln(member power / truth power)|`` over variables, levels and
-    bands (spectra averaged over init times and leads first). Tolerance: the same
-    statistic between the two halves of the truth's own init times, times ``factor``,
-    at least ``floor``: members may differ from the truth spectrum no more than the
-    truth differs from itself from one period to the next.
+    Per variable and band, spectra averaged over init times and leads: the member's
+    ``|ln(member power / truth power)|`` over the band's tolerance, the same statistic
+    between the first and second halves of the truth's own init times times ``factor``
+    (at least ``floor``): the truth's own period-to-period variability of that band.
+    Score: the largest over variables and bands; a member passes at ≤ 1. The truth's
+    score is its split-half statistic on the same scale (≤ 1/factor).
     """
 
     name: ClassVar[str] = "spectral_ratio"
@@ -245,11 +248,12 @@ class SpectralRatio:
         "Power spectra of members against the truth in large/medium/small-scale bands "
         "(zonal spectra on global grids, isotropic on regional ones): a ratio below 1 at "
         "small scales means smoothed members, above 1 noisy ones. Score: largest "
-        "|ln(member/truth power)| over variables and bands."
+        "|ln(member/truth power)| over variables and bands, in units of the band's tolerance "
+        "(the truth's own variability between two periods)."
     )
-    units: ClassVar[str] = "1 (log ratio)"
+    units: ClassVar[str] = "band tolerance"
     factor: float = 2.0
-    floor: float = 0.1
+    floor: float = 0.405  # ln 1.5: band power within 50 % of the truth's on short samples
 
     def applies(self, forecast: xr.Dataset) -> bool:
         return forecast.sizes.get(LAT, 0) >= 8 and forecast.sizes.get(LON, 0) >= 8
@@ -257,31 +261,35 @@ class SpectralRatio:
     def __call__(
         self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset | None = None
     ) -> CheckResult:
-        ratios, truth_ratios = [], []
+        member_scores, truth_scores = [], []
         for name in forecast.data_vars:
             member_bands = band_power(power_spectrum(forecast[name]))
             truth_bands = band_power(power_spectrum(truth[name]))
-            sample_dims = [d for d in (INIT_TIME, LEAD_TIME) if d in truth_bands.dims]
+            samples = [d for d in (INIT_TIME, LEAD_TIME) if d in truth_bands.dims]
             first, second = _split_half(truth_bands)
-            ratios.append(
-                _max_abs_log(member_bands.mean(sample_dims) / truth_bands.mean(sample_dims))
-            )
-            truth_ratios.append(_max_abs_log(first.mean(sample_dims) / second.mean(sample_dims)))
-        member_score = xr.concat(ratios, dim="variable").max("variable").compute()
-        truth_score = float(xr.concat(truth_ratios, dim="variable").max().compute())
+            split = np.abs(np.log(first.mean(samples) / second.mean(samples)))
+            tolerance = np.maximum(self.factor * split, self.floor)
+            ratio = np.abs(np.log(member_bands.mean(samples) / truth_bands.mean(samples)))
+            member_scores.append(_max_but_member(ratio / tolerance))
+            truth_scores.append(_max_but_member(split / tolerance))
+        member_score = xr.concat(member_scores, dim="variable").max("variable").compute()
+        truth_score = float(xr.concat(truth_scores, dim="variable").max().compute())
         return CheckResult(
             name=self.name,
             description=self.description,
             units=self.units,
             member_score=member_score,
             truth_score=truth_score,
-            tolerance=max(self.factor * truth_score, self.floor),
-            tolerance_rule=f"max({self.factor:g} × truth first-half/second-half score, {self.floor:g})",
+            tolerance=1.0,
+            tolerance_rule=(
+                f"per band max({self.factor:g} × truth first-half/second-half |ln ratio|, "
+                f"{self.floor:g}); score in units of it"
+            ),
         )
 
 
-def _max_abs_log(ratio: xr.DataArray) -> xr.DataArray:
-    return np.abs(np.log(ratio)).max([d for d in ratio.dims if d != MEMBER])
+def _max_but_member(da: xr.DataArray) -> xr.DataArray:
+    return da.max([d for d in da.dims if d != MEMBER])
 
 
 def wasserstein_1(a: np.ndarray, b: np.ndarray, n_quantiles: int = 512) -> float:
@@ -299,56 +307,60 @@ def wasserstein_1(a: np.ndarray, b: np.ndarray, n_quantiles: int = 512) -> float
 @register_check
 @dataclass(frozen=True)
 class TendencyDistribution:
-    """Distribution of member time tendencies against the truth's, by Wasserstein-1 distance.
+    """Distribution of member changes since the init time against the truth's (W1 distance).
 
-    Tendencies between consecutive leads, the first one from the analysis at the init
-    time when ``initial`` (dims of the truth without ``lead_time``) is given (lead 0
-    otherwise is the first state). Per variable and level, the W1 distance between a
-    member's tendencies (pooled over init times, leads and the grid) and the truth's,
-    divided by the std of the truth's tendencies; score: the largest over variables.
+    At each lead, the change ``x(lead) - x(init)`` of a member (pooled over init times
+    and the grid) against the truth's ``y(lead) - y(init)``, both from the analysis at the
+    init time (``initial``): their Wasserstein-1 distance divided by the std of the
+    truth's change. Members drawn independently at each lead (not as trajectories) are
+    scored correctly this way. Score: the largest over variables, levels and leads.
     Tolerance: the same distance between the truth's first and second halves of init
     times, times ``factor``, at least ``floor``.
     """
 
     name: ClassVar[str] = "tendency_distribution"
     description: ClassVar[str] = (
-        "Distribution of time tendencies (change from one lead to the next) of each member "
-        "against the truth's, as a Wasserstein-1 distance in units of the truth tendency std: "
-        "members must change as fast, and as often, as the real atmosphere."
+        "Distribution of each member's change since the initial time against the truth's "
+        "change over the same lead, as a Wasserstein-1 distance in units of the truth's std: "
+        "members must evolve as fast, and as often, as the real atmosphere."
     )
-    units: ClassVar[str] = "truth tendency std"
+    units: ClassVar[str] = "truth change std"
     factor: float = 2.0
-    floor: float = 0.05
+    floor: float = 0.1
 
     def applies(self, forecast: xr.Dataset) -> bool:
-        return forecast.sizes.get(LEAD_TIME, 0) >= 2 and forecast.sizes.get(INIT_TIME, 0) >= 2
+        return forecast.sizes.get(INIT_TIME, 0) >= 2
 
     def __call__(
         self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset | None = None
     ) -> CheckResult:
+        if initial is None:
+            raise InputError(
+                "the tendency check needs the analysis at the init times (initial=...); "
+                "pipeline.adapters.align_with_truth gives it as .initial"
+            )
         member_distances, truth_distances = [], []
         for name in forecast.data_vars:
-            members = _tendency(
-                forecast[name], None if initial is None else initial[name]
-            ).compute()
-            observed = _tendency(truth[name], None if initial is None else initial[name]).compute()
-            levels = observed[LEVEL].values if LEVEL in observed.dims else [None]
-            for level in levels:
-                pick = {} if level is None else {LEVEL: level}
-                truth_values = observed.sel(pick)
-                scale = float(truth_values.std())
-                first, second = _split_half(truth_values)
+            members = (forecast[name] - initial[name]).compute()
+            observed = (truth[name] - initial[name]).compute()
+            for case in _cases(observed, keep=(INIT_TIME, LAT, LON)):
+                truth_change = observed.sel(case)
+                scale = float(truth_change.std())
+                if not scale > 0:
+                    continue  # lead 0: nothing has changed yet
+                first, second = _split_half(truth_change)
                 truth_distances.append(
                     wasserstein_1(first.values.ravel(), second.values.ravel()) / scale
                 )
+                member_change = members.sel(case)
                 member_distances.append(
                     [
                         wasserstein_1(
-                            members.sel(pick).isel({MEMBER: m}).values.ravel(),
-                            truth_values.values.ravel(),
+                            member_change.isel({MEMBER: m}).values.ravel(),
+                            truth_change.values.ravel(),
                         )
                         / scale
-                        for m in range(members.sizes[MEMBER])
+                        for m in range(member_change.sizes[MEMBER])
                     ]
                 )
         member_score = xr.DataArray(
@@ -366,11 +378,10 @@ class TendencyDistribution:
         )
 
 
-def _tendency(da: xr.DataArray, initial: xr.DataArray | None) -> xr.DataArray:
-    """Differences between consecutive leads (the first from ``initial`` when given)."""
-    da = da.drop_vars(VALID_TIME, errors="ignore")
-    if initial is not None and not (da[LEAD_TIME] == np.timedelta64(0, "ns")).any():
-        da = xr.concat(
-            [initial.expand_dims({LEAD_TIME: [np.timedelta64(0, "ns")]}), da], dim=LEAD_TIME
-        )
-    return da.diff(LEAD_TIME)
+def _cases(da: xr.DataArray, keep: tuple[str, ...]) -> list[dict[str, object]]:
+    """One selection per combination of the values of the dims not in ``keep``."""
+    other = [str(d) for d in da.dims if d not in keep]
+    return [
+        dict(zip(other, values, strict=True))
+        for values in itertools.product(*(da[d].values for d in other))
+    ]

@@ -64,8 +64,9 @@ def zonal_power_spectrum(field: xr.DataArray, *, max_abs_latitude: float = 60.0)
 def isotropic_power_spectrum(field: xr.DataArray) -> xr.DataArray:
     """Isotropic 2-D power spectrum of a regional field, binned by |k| (cycles per km).
 
-    The field is Hann-windowed in both directions (a regional field is not periodic; the
-    window keeps its edges from leaking power to high wavenumbers); ``|FFT2|² / (N Σw²)``
+    The least-squares plane ``a + b·x + c·y`` is removed and the field Hann-windowed in
+    both directions (a regional field is not periodic, and a large-scale gradient would
+    leak through the edges to every wavenumber); ``|FFT2|² / (N Σw²)``
     is summed in rings of width ``Δk = max(1/L_x, 1/L_y)`` up to the smaller Nyquist
     wavenumber: the rings hold the window-weighted variance of the field except the
     corners of the spectral plane beyond that radius. Grid
@@ -90,9 +91,13 @@ def isotropic_power_spectrum(field: xr.DataArray) -> xr.DataArray:
     n_bins = int(min(0.5 / dx, 0.5 / dy) // step)
     ring = np.rint(k / step).astype(int)
     norm = ny * nx * (window**2).sum()
+    yy, xx = np.meshgrid(np.linspace(-1, 1, ny), np.linspace(-1, 1, nx), indexing="ij")
+    plane = np.stack([np.ones(ny * nx), xx.ravel(), yy.ravel()], axis=1)  # (N, 3)
+    fit = np.linalg.pinv(plane)  # (3, N): least-squares plane coefficients of a field
 
     def power(values: np.ndarray) -> np.ndarray:
-        anomaly = values - values.mean(axis=(-2, -1), keepdims=True)
+        flat = values.reshape(*values.shape[:-2], ny * nx)
+        anomaly = (flat - (flat @ fit.T) @ plane.T).reshape(values.shape)
         spectrum = np.abs(np.fft.fft2(anomaly * window)) ** 2 / norm
         flat = spectrum.reshape(-1, ny * nx)
         out = np.stack(
