@@ -18,7 +18,17 @@ Any grid size works: the input is padded to a multiple of ``2 ** (levels - 1)``
 
 The condition is encoded once per sample (:meth:`UNet.encode`) and reused by every
 member and every sampler step; :meth:`UNet.forward` takes tensors only, so it can be
-compiled (``unet.compile()``) or captured in a CUDA graph. All members run as one batch.
+compiled (``unet.compile()``, which keeps the state-dict keys) or captured in a CUDA
+graph. All members run as one batch.
+
+Sizes (parameters; :func:`forward_flops` per member and network evaluation):
+
+- default ``BackboneConfig(channels=1, history=2)`` (widths 32/64/128, 1 block a level,
+  4 heads): 2.11 M parameters, 0.883 GFLOP on the 33 x 49 UK grid (0.906 with
+  history=24);
+- "base" ``widths=(64, 128, 256, 512), blocks_per_level=2, embedding_dim=256,
+  attention_heads=8``, 10 channels, history 2: 45.3 M parameters, 186 GFLOP on a
+  0.25 degree European grid of 169 x 281, 244 GFLOP on the 1 degree global 181 x 360.
 """
 
 from __future__ import annotations
