@@ -1,0 +1,186 @@
+"""Training: a small model learns the synthetic law, resume is exact, phases, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+
+from flows.cli import main as wxens
+from generators import BackboneConfig, EulerSampler, FlowMatchingConfig
+from generators.checkpoint import load_checkpoint
+from generators.config import DataConfig, FineTuneConfig, ModelSpec, OptimConfig, TrainConfig
+from generators.rollout import ForecastData, default_sampler, forecast_members
+from generators.train import Trainer, train
+from pipeline.datasets import Period
+from pipeline.errors import InputError
+from pipeline.store import ingest
+from verification.scores import fair_crps
+
+SYNTHETIC = "synthetic:n_lat=16,n_lon=16,n_times=480,step=6h,seed=5"
+TRAIN_END = "2000-03-31"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return ingest(
+        SYNTHETIC, tmp_path_factory.mktemp("train") / "syn.zarr", variables=["t2m"], progress=False
+    )
+
+
+def tiny_config(steps: int, **changes) -> TrainConfig:
+    model = FlowMatchingConfig(
+        backbone=BackboneConfig(widths=(16, 32), attention_heads=0, embedding_dim=32), sample_nfe=4
+    )
+    base = {
+        "model": ModelSpec("flow_matching", model),
+        "data": DataConfig(channels=("t2m",), history=2, leads=(1,), train=Period(None, TRAIN_END)),
+        "optim": OptimConfig(lr=2e-3, warmup_steps=20),
+        "steps": steps,
+        "batch_size": 16,
+        "ema_decay": 0.99,
+        "device": "cpu",
+    }
+    return TrainConfig(**(base | changes))
+
+
+def pooled_fair_crps(members: np.ndarray, truth: np.ndarray, latitude: np.ndarray) -> float:
+    """Fair CRPS (verification.scores) of members (N, M, C, H, W), cos-lat mean over all."""
+    dims = ("init", "member", "channel", "latitude", "longitude")
+    f = xr.DataArray(members, dims=dims, coords={"latitude": latitude})
+    y = xr.DataArray(truth, dims=dims[:1] + dims[2:], coords={"latitude": latitude})
+    return float(fair_crps(f, y, mean_over=("init", "channel", "latitude", "longitude")))
+
+
+def test_a_small_model_beats_a_climatology_ensemble(store, tmp_path):
+    """Fair CRPS of 6 h forecasts on held-out days: trained model < 0.85 x climatology
+    (fields of the training period at the same hour of day), untrained model worse."""
+    inits = pd.date_range("2000-04-05", periods=20, freq="18h")
+
+    def scores(steps: int) -> float:
+        result = train(
+            store,
+            tiny_config(steps, checkpoint_every=10_000, validate_every=10_000),
+            tmp_path / f"s{steps}",
+            progress=False,
+        )
+        checkpoint = load_checkpoint(result.checkpoint)
+        data = ForecastData.from_store(checkpoint, store)
+        members = forecast_members(
+            checkpoint, data, inits, [6.0], 16, sampler=EulerSampler(nfe=4), progress=False
+        )
+        return pooled_fair_crps(
+            members[:, :, 0], data.truth(inits, 6.0), data.dataset.latitude
+        ), data
+
+    trained, data = scores(80)
+    untrained, _ = scores(1)
+    t2m = store.dataset.t2m.sel(time=slice(None, TRAIN_END)).load()
+    valid = inits + pd.Timedelta(hours=6)
+    climatology = np.stack([t2m.sel(time=t2m.time.dt.hour == t.hour).values for t in valid])[
+        :, :, None
+    ]
+    reference = pooled_fair_crps(climatology, data.truth(inits, 6.0), data.dataset.latitude)
+    assert trained < 0.85 * reference, (trained, reference)
+    assert untrained > trained * 1.2, (untrained, trained)
+
+
+def test_resume_after_an_interrupt_gives_the_uninterrupted_weights(store, tmp_path, monkeypatch):
+    config = tiny_config(
+        6,
+        checkpoint_every=3,
+        validate_every=2,
+        data=DataConfig(
+            channels=("t2m",),
+            history=2,
+            leads=(1,),
+            train=Period(None, TRAIN_END),
+            validation=Period("2000-04-01", "2000-04-10"),
+        ),
+    )
+    whole = train(store, config, tmp_path / "whole", progress=False)
+
+    original = Trainer.train_step
+
+    def interrupt_at_4(self, step):
+        if step == 4:
+            raise KeyboardInterrupt
+        return original(self, step)
+
+    monkeypatch.setattr(Trainer, "train_step", interrupt_at_4)
+    with pytest.raises(KeyboardInterrupt):
+        train(store, config, tmp_path / "split", progress=False)
+    assert load_checkpoint(tmp_path / "split").step == 4
+    monkeypatch.setattr(Trainer, "train_step", original)
+    resumed = train(store, config, tmp_path / "split", progress=False)
+
+    a, b = load_checkpoint(whole.checkpoint), load_checkpoint(resumed.checkpoint)
+    assert a.step == b.step == 6
+    for key in a.model_state:
+        torch.testing.assert_close(a.model_state[key], b.model_state[key], rtol=0, atol=0)
+        torch.testing.assert_close(a.ema_state[key], b.ema_state[key], rtol=0, atol=0)
+    assert whole.validation_loss == pytest.approx(resumed.validation_loss, rel=1e-6)
+    log = [json.loads(line) for line in (tmp_path / "whole" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [2, 4, 6] and all(
+        r["validation_loss"] is not None for r in log
+    )
+
+
+def test_resume_refuses_a_directory_of_another_run(store, tmp_path):
+    train(store, tiny_config(2), tmp_path / "run", progress=False)
+    other = tiny_config(
+        2, data=DataConfig(channels=("t2m",), history=3, leads=(1,), train=Period(None, TRAIN_END))
+    )
+    with pytest.raises(InputError, match="another 'data'"):
+        train(store, other, tmp_path / "run", progress=False)
+    train(store, other, tmp_path / "run", resume=False, progress=False)  # --no-resume starts over
+
+
+def test_fine_tune_phase_switches_to_the_fair_crps_and_its_sampler(store, tmp_path):
+    config = tiny_config(3, fine_tune=FineTuneConfig(steps=2, crps_members=2, crps_nfe=2))
+    train(store, config, tmp_path / "ft", progress=False)
+    log = [json.loads(line) for line in (tmp_path / "ft" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["phase"] == "fine_tune" and log[-1]["step"] == 5
+    checkpoint = load_checkpoint(tmp_path / "ft")
+    assert (
+        checkpoint.model_config.crps_weight == 1.0
+        and checkpoint.model_config.regression_weight == 0.0
+    )
+    sampler = default_sampler(checkpoint, checkpoint.build_model())
+    assert sampler.nfe == 2
+
+
+def test_the_train_command_runs_and_reports_bad_configs(store, tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "model: {kind: edm, backbone: {widths: [8, 16], attention_heads: 0, embedding_dim: 16}}\n"
+        f"data: {{channels: [t2m], train: {{end: {TRAIN_END}}}}}\nsteps: 2\nbatch_size: 4\n"
+    )
+    args = [
+        "train",
+        "--store",
+        str(store.path),
+        "--config",
+        str(config),
+        "--out",
+        str(tmp_path / "cli"),
+        "--no-progress",
+    ]
+    assert wxens(args + ["--set", "device=cpu"]) == 0
+    assert "at step 2" in capsys.readouterr().out
+    assert load_checkpoint(tmp_path / "cli").kind == "edm"
+    assert wxens(args + ["--set", "optim.learning_rate=1"]) == 2
+    assert "unknown key(s) ['learning_rate']" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+def test_training_runs_under_bf16_autocast_on_cuda(store, tmp_path):
+    result = train(
+        store, tiny_config(3, device="cuda", bf16=True), tmp_path / "gpu", progress=False
+    )
+    checkpoint = load_checkpoint(result.checkpoint)
+    assert all(torch.isfinite(t).all() for t in checkpoint.ema_state.values())
