@@ -1,0 +1,158 @@
+"""Checkpoints and configs: round trip, atomic writes, refusal of another grid or variables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from generators import BackboneConfig, EDMConfig
+from generators.checkpoint import load_checkpoint
+from generators.config import (
+    DataConfig,
+    ModelSpec,
+    TrainConfig,
+    from_mapping,
+    load_train_config,
+    parse_sampler,
+    sampler_spec,
+    to_mapping,
+)
+from generators.rollout import ForecastData
+from generators.train import Trainer, to_batch
+from pipeline.errors import InputError, StoreError
+from pipeline.store import ingest
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ckpt")
+    spec = "synthetic:n_lat=16,n_lon=16,n_times=60,step=6h,seed=1"
+    wide = "synthetic:n_lat=16,n_lon=20,n_times=60,step=6h,seed=1"
+    return {
+        "t2m": ingest(spec, root / "a.zarr", variables=["t2m"], progress=False),
+        "t2m_z": ingest(spec, root / "b.zarr", variables=["t2m", "z"], progress=False),
+        "wide": ingest(wide, root / "c.zarr", variables=["t2m"], progress=False),
+    }
+
+
+def config(channels=("t2m",)) -> TrainConfig:
+    model = EDMConfig(backbone=BackboneConfig(widths=(8, 16), attention_heads=0, embedding_dim=16))
+    return TrainConfig(
+        model=ModelSpec("edm", model),
+        data=DataConfig(channels=channels, history=2, leads=(1, 2)),
+        steps=2,
+        batch_size=4,
+        device="cpu",
+    )
+
+
+def test_a_checkpoint_round_trips_and_rebuilds_the_same_model(stores, tmp_path):
+    trainer = Trainer(stores["t2m_z"], config(channels=("t2m", "z500", "z850")), tmp_path)
+    trainer.run(progress=False)
+    saved = trainer.save(calibration={"factors": [[1.5, 1.0, 1.0]]})
+    loaded = load_checkpoint(tmp_path)  # a training directory resolves to last.pt
+    assert loaded.digest == saved.digest and len(loaded.digest) == 16
+    assert loaded.step == 2 and loaded.kind == "edm"
+    assert loaded.channels == ("t2m", "z500", "z850")
+    assert loaded.leads_hours == (6.0, 12.0) and loaded.spec.history == (-1, 0)
+    assert loaded.train_config == trainer.config
+    assert loaded.model_config.backbone.channels == 3 and loaded.model_config.backbone.history == 2
+    np.testing.assert_array_equal(
+        loaded.normalization.tendency_std, trainer.train_data.normalization.tendency_std
+    )
+    np.testing.assert_array_equal(loaded.latitude, trainer.train_data.latitude)
+    assert loaded.calibration == {"factors": [[1.5, 1.0, 1.0]]}
+    for key, value in trainer.ema.state_dict().items():
+        torch.testing.assert_close(loaded.ema_state[key], value, rtol=0, atol=0)
+    model = loaded.build_model()
+    batch = trainer.train_data[[0, 1]]
+    b = to_batch(batch)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    sampler = parse_sampler("edm_heun:num_steps=3")
+    torch.testing.assert_close(
+        model.sample(b.condition, 2, sampler=sampler, generator=g1),
+        trainer.ema.module.eval().sample(b.condition, 2, sampler=sampler, generator=g2),
+    )
+
+
+def test_writes_are_atomic(stores, tmp_path, monkeypatch):
+    trainer = Trainer(stores["t2m"], config(), tmp_path)
+    first = trainer.save()
+    before = (tmp_path / "last.pt").read_bytes()
+
+    def torn_write(obj, f):
+        f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", torn_write)
+    with pytest.raises(OSError, match="disk full"):
+        trainer.save()
+    assert (tmp_path / "last.pt").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+    assert load_checkpoint(tmp_path).digest == first.digest
+
+
+def test_loading_against_another_grid_or_variables_names_both(stores, tmp_path):
+    trainer = Trainer(stores["t2m"], config(), tmp_path)
+    checkpoint = load_checkpoint(trainer.save().path)
+    ForecastData.from_store(checkpoint, stores["t2m"])  # same grid: fine
+    with pytest.raises(InputError, match=r"16 x 16 grid.*16 x 20 grid"):
+        ForecastData.from_store(checkpoint, stores["wide"])
+    z_trained = Trainer(stores["t2m_z"], config(channels=("t2m", "z500")), tmp_path / "z")
+    z_checkpoint = load_checkpoint(z_trained.save().path)
+    with pytest.raises(InputError, match=r"no channel\(s\) \['z500'\]"):
+        ForecastData.from_store(z_checkpoint, stores["t2m"])
+
+
+def test_garbage_and_missing_checkpoints_are_store_errors(tmp_path):
+    with pytest.raises(StoreError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "none.pt")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(StoreError, match="not a readable wxens checkpoint"):
+        load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_configs_load_from_yaml_and_toml_with_overrides(tmp_path):
+    (tmp_path / "c.yaml").write_text(
+        "model:\n  kind: flow_matching\n  backbone: {widths: [16, 32]}\n"
+        "data: {history: 24, leads: [1, 3], train: {start: 2019-03-01, end: 2019-03-17}}\n"
+        "fine_tune: {steps: 10}\n"
+    )
+    (tmp_path / "c.toml").write_text(
+        '[model]\nkind = "flow_matching"\n[model.backbone]\nwidths = [16, 32]\n'
+        '[data]\nhistory = 24\nleads = [1, 3]\n[data.train]\nstart = "2019-03-01"\nend = "2019-03-17"\n'
+        "[fine_tune]\nsteps = 10\n"
+    )
+    a = load_train_config(tmp_path / "c.yaml", ["optim.lr=1e-4", "data.leads=[1, 6]"])
+    b = load_train_config(tmp_path / "c.toml", ["optim.lr=1e-4", "data.leads=[1, 6]"])
+    assert a == b
+    assert a.optim.lr == 1e-4 and a.data.sample_spec.leads == (1, 6)
+    assert a.data.sample_spec.history == tuple(range(-23, 1))
+    assert a.data.train.start == "2019-03-01" and a.total_steps == a.steps + 10
+    assert from_mapping(TrainConfig, to_mapping(a)) == a
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optim.lrr=1", r"unknown key\(s\) \['lrr'\] in c.yaml.optim"),
+        ("steps=many", "c.yaml.steps must be an integer"),
+        ("model.backbone.channels=3", "come from the data"),
+        ("model.kind=gan", "unknown generator 'gan'"),
+        ("data.history=[0, -1]", "history offsets"),
+        ("steps", "key.subkey=value"),
+    ],
+)
+def test_bad_config_values_name_their_key(tmp_path, override, message):
+    (tmp_path / "c.yaml").write_text("model: {kind: flow_matching}\n")
+    with pytest.raises(InputError, match=message):
+        load_train_config(tmp_path / "c.yaml", [override])
+
+
+def test_sampler_specs_round_trip():
+    sampler = parse_sampler("edm_heun:num_steps=5,churn=1.5,noise_inflation=1.05")
+    assert sampler.nfe == 9 and sampler.churn == 1.5
+    assert parse_sampler(sampler_spec(sampler)) == sampler
+    with pytest.raises(InputError, match="unknown sampler"):
+        parse_sampler("rk4:nfe=3")
