@@ -1,0 +1,340 @@
+"""Rollout: the plan, per-member trajectories against an exact AR(1) generator, seeds, the CLI.
+
+The stub generator is an exact AR(1) in normalised units: a state z steps to
+``rho^k z + sqrt(1 - rho^(2k)) eps`` over k model steps, so the members of a correct
+rollout have mean ``rho^k z0`` and standard deviation ``sqrt(1 - rho^(2k))`` at lead k
+whichever way (direct or rolled out) the lead is reached; shared or reset trajectories
+would give other moments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+from torch import nn
+
+from flows.cli import main as wxens
+from generators import EulerSampler, FlowMatchingConfig
+from generators.base import Condition
+from generators.checkpoint import Checkpoint
+from generators.config import DataConfig, ModelSpec, TrainConfig
+from generators.rollout import ForecastData, Leg, forecast_members, plan_rollout
+from pipeline.datasets import ResidualDataset, SampleSpec
+from pipeline.errors import InputError
+from pipeline.forecast_store import open_forecast
+from pipeline.store import AnalysisStore, ingest
+
+RHO = 0.9
+
+
+class AR1(nn.Module):
+    """Exact AR(1) residuals; ``scale`` multiplies the noise (1: the true law)."""
+
+    def __init__(self, step_hours: float, to_state: dict[float, np.ndarray], scale: float = 1.0):
+        super().__init__()
+        self.step_hours, self.scale = step_hours, scale
+        self.to_state = {h: torch.from_numpy(f)[:, None, None] for h, f in to_state.items()}
+        self.leads_seen: list[float] = []
+
+    def sample(self, condition: Condition, n_members: int, *, sampler, generator) -> torch.Tensor:
+        lead = float(condition.lead[0])
+        self.leads_seen.append(lead)
+        k = lead / self.step_hours
+        z = condition.history[:, -1:].expand(-1, n_members, -1, -1, -1)
+        eps = torch.randn(z.shape, generator=generator)
+        nxt = RHO**k * z + self.scale * np.sqrt(1 - RHO ** (2 * k)) * eps
+        return (nxt - z) / self.to_state[lead]
+
+
+def ar1_store(n_times: int = 40) -> AnalysisStore:
+    """An in-memory 6-hourly store with t2m of mean 280 K and std 2 K."""
+    rng = np.random.default_rng(0)
+    times = pd.date_range("2019-03-01", periods=n_times, freq="6h")
+    t2m = (280 + 2 * rng.standard_normal((n_times, 6, 8))).astype("float32")
+    ds = xr.Dataset(
+        {"t2m": (("time", "latitude", "longitude"), t2m)},
+        coords={
+            "time": times,
+            "latitude": np.linspace(50, 56, 6),
+            "longitude": np.linspace(-10, 4, 8),
+        },
+    )
+    stats = xr.Dataset(
+        {"t2m": ("statistic", [280.0, 2.0, 270.0, 290.0, 2.0])},
+        coords={"statistic": ["mean", "std", "min", "max", "tendency_std"]},
+    )
+    return AnalysisStore(Path("ar1.zarr"), ds, stats, pd.Timedelta(hours=6), ())
+
+
+def ar1_checkpoint(store: AnalysisStore, leads: tuple[int, ...]) -> Checkpoint:
+    spec = SampleSpec(history=(-1, 0), leads=leads)
+    data = ResidualDataset.from_store(store, spec)
+    return Checkpoint(
+        step=0,
+        kind="flow_matching",
+        model_config=FlowMatchingConfig(),
+        train_config=TrainConfig(
+            model=ModelSpec("flow_matching", FlowMatchingConfig()), data=DataConfig()
+        ),
+        normalization=data.normalization,
+        spec=spec,
+        native_step=data.native_step,
+        static_names=data.static_names,
+        latitude=data.latitude,
+        longitude=data.longitude,
+        model_state={},
+        ema_state={},
+        path=Path("ar1.pt"),
+    )
+
+
+def stub_for(checkpoint: Checkpoint, scale: float = 1.0) -> AR1:
+    norm = checkpoint.normalization
+    return AR1(6.0, {h: norm.residual_to_state(h) for h in norm.leads_hours}, scale)
+
+
+def test_plans_take_the_fewest_network_steps():
+    hourly_day = [float(h) for h in range(-23, 1)]
+    plan = plan_rollout([1, 3, 24, 48], [1.0, 3.0, 6.0, 12.0, 24.0], hourly_day)
+    assert plan.step_hours == 1.0 and plan.window_hours == tuple(hourly_day)
+    assert plan.legs == (Leg(1, 0.0), Leg(0, 3.0), Leg(0, 24.0), Leg(24, 24.0))
+    plan = plan_rollout([12, 240], [6.0], [-6.0, 0.0])
+    assert plan.legs == (Leg(2, 0.0), Leg(40, 0.0)) and plan.network_steps == 40
+    plan = plan_rollout([6, 24], [6.0, 24.0], [-24.0, -6.0, 0.0])
+    assert plan.step_hours == 6.0 and plan.window_hours == (-24.0, -18.0, -12.0, -6.0, 0.0)
+    assert plan.history_index == (0, 3, 4)
+    with pytest.raises(InputError, match="cannot be reached"):
+        plan_rollout([9], [6.0], [-6.0, 0.0])
+    with pytest.raises(InputError, match="directly only"):
+        plan_rollout([12], [6.0], [-9.0, 0.0])
+
+
+def test_ten_day_rollout_follows_the_exact_law_and_stays_bounded():
+    store = ar1_store()
+    checkpoint = ar1_checkpoint(store, leads=(1,))
+    data = ForecastData.from_store(checkpoint, store)
+    inits = pd.DatetimeIndex(["2019-03-02T00", "2019-03-03T06"])
+    leads = [6.0, 24.0, 72.0, 240.0]
+    members = forecast_members(
+        checkpoint,
+        data,
+        inits,
+        leads,
+        400,
+        sampler=EulerSampler(nfe=1),
+        model=stub_for(checkpoint),
+        progress=False,
+    )
+    assert members.shape == (2, 400, 4, 1, 6, 8)
+    start = (store.dataset.t2m.sel(time=inits).values[:, None] - 280.0) / 2.0
+    z = (members - 280.0) / 2.0
+    spreads = []
+    for i, lead in enumerate(leads):
+        k = lead / 6.0
+        np.testing.assert_allclose(z[:, :, i].mean(axis=1), RHO**k * start, atol=0.25)
+        spread = z[:, :, i].std(axis=1, ddof=1).mean()
+        assert spread == pytest.approx(np.sqrt(1 - RHO ** (2 * k)), rel=0.05)
+        spreads.append(spread)
+    assert np.all(np.diff(spreads) > 0)
+    assert np.abs(z).max() < 7  # bounded: the stationary law is N(0, 1)
+
+
+def test_direct_and_rolled_legs_reach_their_leads():
+    store = ar1_store()
+    checkpoint = ar1_checkpoint(store, leads=(1, 4))
+    data = ForecastData.from_store(checkpoint, store)
+    stub = stub_for(checkpoint)
+    inits = pd.DatetimeIndex(["2019-03-02T00"])
+    members = forecast_members(
+        checkpoint,
+        data,
+        inits,
+        [24.0, 30.0, 48.0],
+        300,
+        sampler=EulerSampler(nfe=1),
+        model=stub,
+        progress=False,
+    )
+    # the history (-6 h, 0) makes 6 h the rollout step: 24 h direct, 30 h = 6 + 24 h,
+    # 48 h = 4 x 6 + 24 h, the four 6 h steps shared by the trajectory
+    assert sorted(stub.leads_seen) == [6.0] * 4 + [24.0] * 3
+    z = (members - 280.0) / 2.0
+    for i, k in enumerate((4, 5, 8)):
+        assert z[0, :, i].std(axis=0, ddof=1).mean() == pytest.approx(
+            np.sqrt(1 - RHO ** (2 * k)), rel=0.06
+        )
+
+
+def test_same_seed_same_members_other_seed_other_members():
+    store = ar1_store()
+    checkpoint = ar1_checkpoint(store, leads=(1,))
+    data = ForecastData.from_store(checkpoint, store)
+    inits = pd.date_range("2019-03-02", periods=3, freq="6h")
+
+    def run(seed: int, batch_members: int = 512) -> np.ndarray:
+        return forecast_members(
+            checkpoint,
+            data,
+            inits,
+            [6.0, 12.0],
+            4,
+            sampler=EulerSampler(nfe=1),
+            seed=seed,
+            model=stub_for(checkpoint),
+            batch_members=batch_members,
+            progress=False,
+        )
+
+    np.testing.assert_array_equal(run(0), run(0))
+    assert not np.allclose(run(0), run(1))
+    assert run(0, batch_members=4).shape == run(0).shape  # one initial time per batch
+    # members differ from each other, and trajectories from each other
+    assert np.all(run(0).std(axis=1) > 0)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("forecast")
+    spec = "synthetic:n_lat=16,n_lon=16,n_times=80,step=6h,seed=2"
+    store = ingest(spec, root / "syn.zarr", variables=["t2m"], progress=False)
+    other = ingest(
+        "synthetic:n_lat=12,n_lon=16,n_times=20,step=6h,seed=2",
+        root / "other.zarr",
+        variables=["t2m"],
+        progress=False,
+    )
+    config = root / "c.yaml"
+    config.write_text(
+        "model: {kind: flow_matching, backbone: {widths: [8, 16], attention_heads: 0, embedding_dim: 16}}\n"
+        "data: {channels: [t2m], history: 2, leads: [1]}\nsteps: 2\nbatch_size: 4\ndevice: cpu\n"
+    )
+    assert (
+        wxens(
+            [
+                "train",
+                "--store",
+                str(store.path),
+                "--config",
+                str(config),
+                "--out",
+                str(root / "run"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    return root, store, other
+
+
+def test_the_forecast_command_appends_and_overwrites(trained, capsys):
+    root, store, _ = trained
+    out = root / "f.zarr"
+    base = [
+        "forecast",
+        "--checkpoint",
+        str(root / "run"),
+        "--store",
+        str(store.path),
+        "--members",
+        "3",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    assert (
+        wxens(
+            base
+            + [
+                "--init",
+                "2000-01-02T00/2000-01-02T12/6h",
+                "--lead",
+                "12h",
+                "--sampler",
+                "euler:nfe=2",
+            ]
+        )
+        == 0
+    )
+    first = open_forecast(out).t2m.load()
+    assert first.dims == ("init_time", "member", "lead_time", "latitude", "longitude")
+    assert first.sizes == {
+        "init_time": 3,
+        "member": 3,
+        "lead_time": 2,
+        "latitude": 16,
+        "longitude": 16,
+    }
+    assert (
+        wxens(
+            base
+            + [
+                "--init",
+                "2000-01-02T12",
+                "2000-01-03T00",
+                "--lead",
+                "12h",
+                "--sampler",
+                "euler:nfe=2",
+                "--seed",
+                "0",
+            ]
+        )
+        == 0
+    )
+    again = open_forecast(out)
+    assert again.sizes["init_time"] == 4
+    xr.testing.assert_equal(
+        again.t2m.isel(init_time=slice(0, 2)).load(), first.isel(init_time=slice(0, 2))
+    )
+    attrs = again.attrs
+    assert (
+        attrs["wxens_generator"] == "flow_matching"
+        and attrs["wxens_nfe"] == 2
+        and attrs["wxens_seed"] == 0
+    )
+    assert len(attrs["wxens_checkpoint_digest"]) == 16
+    assert "uncalibrated" in capsys.readouterr().out
+
+
+def test_the_forecast_command_explains_bad_requests(trained, capsys):
+    root, store, other = trained
+    base = [
+        "forecast",
+        "--checkpoint",
+        str(root / "run"),
+        "--members",
+        "2",
+        "--out",
+        str(root / "g.zarr"),
+        "--no-progress",
+    ]
+    assert wxens(base + ["--store", str(other.path), "--init", "2000-01-02", "--lead", "6h"]) == 2
+    assert "12 x 16 grid" in capsys.readouterr().err
+    assert (
+        wxens(base + ["--store", str(store.path), "--init", "2000-01-01T00", "--lead", "6h"]) == 2
+    )
+    assert "lack the states" in capsys.readouterr().err
+    assert wxens(base + ["--store", str(store.path), "--init", "2000-01-02", "--lead", "9h"]) == 2
+    assert "not a multiple" in capsys.readouterr().err
+    assert (
+        wxens(
+            base
+            + [
+                "--store",
+                str(store.path),
+                "--init",
+                "2000-01-02",
+                "--lead",
+                "6h",
+                "--sampler",
+                "edm_heun",
+            ]
+        )
+        == 2
+    )
+    assert "cannot sample" in capsys.readouterr().err
