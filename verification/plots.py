@@ -21,6 +21,7 @@ from pipeline.schema import LEAD_TIME
 VARIABLE = "variable"
 MAX_COLUMNS = 4
 MAX_LEADS = 4
+MAX_VARIABLES = 8
 
 
 @dataclass(frozen=True)
@@ -36,13 +37,19 @@ def _lead_hours(ds: xr.Dataset | xr.DataArray) -> np.ndarray:
     return ds[LEAD_TIME].values / np.timedelta64(1, "h")
 
 
+def _spacing(fig: Figure, *, hspace: float = 0.45, right: float = 0.97) -> None:
+    """Fixed margins: a layout engine costs seconds per figure with dozens of axes."""
+    fig.subplots_adjust(left=0.08, right=right, bottom=0.08, top=0.93, wspace=0.3, hspace=hspace)
+
+
 def _grid(
     n: int, width: float = 3.6, height: float = 3.0, columns: int = MAX_COLUMNS
 ) -> tuple[Figure, np.ndarray]:
     cols = max(1, min(n, columns))
     rows = math.ceil(n / cols)
-    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
+    fig = Figure(figsize=(width * cols, height * rows))
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False).ravel())
+    _spacing(fig)
     for ax in axes[n:]:
         ax.set_visible(False)
     return fig, axes
@@ -71,8 +78,9 @@ def plot_scores_by_lead(scorecard: xr.Dataset) -> Figure:
 
 def plot_spread_skill_ratio(scorecard: xr.Dataset) -> Figure:
     """Spread-skill ratio (with the finite-ensemble factor) against lead time, all variables."""
-    fig = Figure(figsize=(6.5, 4), layout="constrained")
+    fig = Figure(figsize=(6.5, 4))
     ax = fig.subplots()
+    _spacing(fig)
     hours = _lead_hours(scorecard)
     for name in scorecard[VARIABLE].values:
         ax.plot(
@@ -103,9 +111,10 @@ def plot_rank_histograms(counts: xr.DataArray) -> Figure:
     sits on the line at 1; U-shaped is under-dispersive, dome over-dispersive.
     """
     counts = _some_leads(counts)
-    variables, leads = counts[VARIABLE].values, counts[LEAD_TIME].values
-    fig = Figure(figsize=(2.6 * len(leads), 1.9 * len(variables) + 0.6), layout="constrained")
+    variables, leads = counts[VARIABLE].values[:MAX_VARIABLES], counts[LEAD_TIME].values
+    fig = Figure(figsize=(2.6 * len(leads) + 0.6, 1.9 * len(variables) + 0.8))
     axes = fig.subplots(len(variables), len(leads), squeeze=False, sharex=True)
+    _spacing(fig, hspace=0.3)
     ranks = counts["rank"].values
     for i, name in enumerate(variables):
         for j, lead in enumerate(leads):
@@ -147,12 +156,13 @@ def plot_reliability(table: xr.Dataset) -> Figure:
 def plot_spectra(spectra: xr.Dataset) -> Figure:
     """Member and truth power spectra at the longest lead (top) and their ratio (bottom)."""
     last = spectra.isel({LEAD_TIME: -1})
-    variables = last[VARIABLE].values
+    variables = last[VARIABLE].values[:MAX_VARIABLES]
     k_dim = next(d for d in last["truth_power"].dims if d != VARIABLE)
-    cols = min(len(variables), 5)
+    cols = min(len(variables), MAX_COLUMNS)
     rows = math.ceil(len(variables) / cols)
-    fig = Figure(figsize=(3.2 * cols, 5.0 * rows), layout="constrained")
+    fig = Figure(figsize=(3.4 * cols, 5.4 * rows))
     axes = fig.subplots(2 * rows, cols, squeeze=False)
+    _spacing(fig, hspace=0.5)
     k = last[k_dim].values
     positive = k > 0
     for index, name in enumerate(variables):
@@ -183,8 +193,9 @@ def plot_member_maps(maps: xr.Dataset, max_variables: int = 4) -> Figure:
     """The truth beside a few members, one row per variable, one colour scale per row."""
     variables = maps[VARIABLE].values[:max_variables]
     n_members = maps.sizes["member"]
-    fig = Figure(figsize=(3.0 * (n_members + 1), 2.6 * len(variables)), layout="constrained")
+    fig = Figure(figsize=(3.0 * (n_members + 1) + 1.0, 2.6 * len(variables) + 0.4))
     axes = fig.subplots(len(variables), n_members + 1, squeeze=False)
+    _spacing(fig, right=0.88)
     for i, name in enumerate(variables):
         truth = maps["truth"].sel({VARIABLE: name})
         members = maps["forecast"].sel({VARIABLE: name})
@@ -204,7 +215,7 @@ def plot_member_maps(maps: xr.Dataset, max_variables: int = 4) -> Figure:
             )
             ax.set_title(f"{name}: {label}", fontsize="small")
             ax.set_aspect("auto")
-        fig.colorbar(mesh, ax=axes[i, :], shrink=0.8)
+        fig.colorbar(mesh, ax=axes[i, :], shrink=0.8, pad=0.02)
     return fig
 
 

@@ -337,8 +337,8 @@ def test_dask_chunked_input_gives_in_memory_numbers():
     forecast, truth = ensemble(rng, n_init=6, n_member=5)
     forecast = forecast.round(1)  # ties between members and truth
     truth = truth.round(1).where(rng.random(truth.shape) > 0.05)
-    chunked_f = forecast.chunk({"init_time": 1, "member": 2, "latitude": 2})
-    chunked_t = truth.chunk({"init_time": 2, "longitude": 3})
+    chunked_f = forecast.chunk({"init_time": 2, "member": 2, "latitude": 3})
+    chunked_t = truth.chunk({"init_time": 3, "longitude": 3})
     agg = ("init_time", "latitude")
     for score in (
         vs.fair_crps,

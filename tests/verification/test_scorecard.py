@@ -1,0 +1,231 @@
+"""Calibration against the synthetic oracle, the scorecard tree, the report and the CLI."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from conftest import balanced_members, oracle_forecast
+
+from flows.cli import main
+from pipeline.adapters import align_with_truth, from_wxens_forecast
+from pipeline.forecast_store import ForecastProvenance, write_forecast
+from pipeline.store import ingest
+from pipeline.synthetic import SyntheticConfig, synthetic_dataset
+from verification import scores as vs
+from verification.plots import report_figures
+from verification.report import render_report, write_report
+from verification.scorecard import VerifyConfig, verify, write_scores
+
+ALL = ("init_time", "lead_time", "latitude", "longitude")
+
+
+@pytest.fixture(scope="module")
+def long_synthetic():
+    config = SyntheticConfig(n_lat=16, n_lon=24, n_times=301, seed=3)
+    return config, synthetic_dataset(config)[["t2m"]].load()
+
+
+def independent_points(da: xr.DataArray) -> xr.DataArray:
+    """Every sixth grid point (~10° apart, far beyond the 500 km correlation length)."""
+    return da.isel(latitude=slice(0, None, 6), longitude=slice(0, None, 6))
+
+
+@pytest.mark.parametrize("factor", [1.0, 0.5])
+def test_oracle_ensemble_is_calibrated_and_a_narrow_one_is_not(long_synthetic, factor):
+    # One step ahead, the truth's deviations from its conditional mean are independent
+    # from one init time to the next, so ranks at distant points are independent samples.
+    config, truth = long_synthetic
+    aligned = align_with_truth(
+        oracle_forecast(config, truth, 300, (6,), 10, spread_factor=factor), truth
+    )
+    f, t = aligned.forecast["t2m"], aligned.truth["t2m"]
+    ssr = float(vs.spread_skill_ratio(f, t, mean_over=ALL))
+    counts = vs.rank_histogram(independent_points(f), independent_points(t), over=ALL)
+    flatness = vs.rank_flatness(counts)
+    if factor == 1.0:
+        assert ssr == pytest.approx(1.0, abs=0.05)
+        assert float(flatness["p_value"]) > 0.01
+    else:
+        assert ssr < 0.95
+        assert float(flatness["p_value"]) < 1e-6
+        middle = float(counts[3:8].mean())
+        assert counts[0] > 2 * middle and counts[-1] > 2 * middle  # U-shaped
+
+
+@pytest.fixture(scope="module")
+def case():
+    """A small forecast: oracle t2m and balanced upper air, 3 members, 8 inits, 2 leads."""
+    config = SyntheticConfig(n_lat=12, n_lon=16, n_times=16, levels=(500, 850))
+    truth = synthetic_dataset(config).load()
+    leads = (6, 12)
+    t2m = oracle_forecast(config, truth, 8, leads, 3, seed=1)
+    upper = balanced_members(config, truth, 8, leads, seeds=(21, 22, 23))[["z", "t"]]
+    return config, truth, xr.merge([t2m, upper.assign_coords(member=t2m.member)])
+
+
+def test_verify_builds_every_group_and_a_tidy_scorecard(case):
+    _, truth, forecast = case
+    tree = verify(forecast, truth, VerifyConfig(physics_init_times=4, progress=False))
+    assert set(tree.children) >= {
+        "scorecard",
+        "rank_histogram",
+        "reliability",
+        "multivariate",
+        "spectra",
+        "physics",
+        "maps",
+    }
+    card = tree["scorecard"].to_dataset()
+    frame = card.to_dataframe()
+    assert frame.index.names == ["variable", "lead_time"]
+    assert len(frame) == 5 * 2  # t2m, t500, t850, z500, z850 at two leads
+    assert {"fair_crps", "ecdf_crps", "spread_skill_ratio", "rank_delta", "brier_score_q90"} <= set(
+        frame.columns
+    )
+    sel = {"variable": "t2m", "lead_time": pd.Timedelta(hours=6)}
+    expected = vs.fair_crps(
+        forecast["t2m"], align_with_truth(forecast, truth).truth["t2m"], mean_over=ALL[:1] + ALL[2:]
+    )
+    assert float(card["fair_crps"].sel(sel)) == pytest.approx(
+        float(expected.sel(lead_time=sel["lead_time"]))
+    )
+    assert int(card["n_missing_truth"].sum()) == 0
+    counts = tree["rank_histogram"].to_dataset()["rank_histogram"]
+    assert (counts.sum("rank") == card["n_verified"]).all()
+    physics = tree["physics"].to_dataset()
+    assert {"hypsometric", "physical_bounds", "spectral_ratio"} <= set(
+        physics.check.values.tolist()
+    )
+    assert "geostrophic" in physics.attrs["not_applicable"]  # no winds in this forecast
+    assert bool(physics["passed"].sel(check="hypsometric").all())
+
+
+def test_missing_truth_is_skipped_and_counted(case):
+    _, truth, forecast = case
+    short = truth.isel(time=slice(0, 8))  # the last init's 12 h lead and more are missing
+    tree = verify(
+        forecast, short, VerifyConfig(physics_init_times=0, energy_score=False, progress=False)
+    )
+    card = tree["scorecard"].to_dataset()
+    grid = 12 * 16
+    missing = card["n_missing_truth"].sel(variable="t2m")
+    assert missing.values.tolist() == [1 * grid, 2 * grid]
+    assert np.isfinite(card["fair_crps"]).all()
+    assert tree.to_dataset().attrs["missing_valid_times"]
+
+
+def test_chunked_verification_equals_in_memory(case):
+    _, truth, forecast = case
+    config = VerifyConfig(physics_init_times=0, progress=False)
+    eager = verify(forecast, truth, config)["scorecard"].to_dataset()
+    lazy = verify(
+        forecast.chunk({"init_time": 1, "lead_time": 1}), truth.chunk({"time": 1}), config
+    )
+    xr.testing.assert_allclose(lazy["scorecard"].to_dataset(), eager, rtol=1e-10)
+
+
+def test_scores_file_round_trip_and_report_shows_every_figure(case, tmp_path):
+    _, truth, forecast = case
+    tree = verify(forecast[["t2m", "z"]], truth, VerifyConfig(physics_init_times=4, progress=False))
+    path = write_scores(tree, tmp_path / "scores.nc")
+    reopened = xr.open_datatree(path)
+    xr.testing.assert_allclose(reopened["scorecard"].to_dataset(), tree["scorecard"].to_dataset())
+    assert not list(tmp_path.glob(".scores.nc.*"))  # no temporary file left behind
+    html = render_report(reopened, sources="test")
+    images = re.findall(r"<img alt='([^']+)' src='data:image/png;base64,([A-Za-z0-9+/=]+)'", html)
+    assert [title for title, _ in images] == [item.title for item in report_figures(reopened)]
+    assert len(images) == 7 and all(len(data) > 1000 for _, data in images)
+    assert "<table" in html and "fair CRPS" in html and "hypsometric" in html
+    assert "PASS" in html or "FAIL" in html
+    assert "src='http" not in html and "<script" not in html  # self-contained
+
+
+def test_report_write_is_atomic(case, tmp_path, monkeypatch):
+    _, truth, forecast = case
+    tree = verify(
+        forecast[["t2m"]],
+        truth,
+        VerifyConfig(physics_init_times=0, energy_score=False, progress=False),
+    )
+    target = tmp_path / "report.html"
+    target.write_text("previous")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("verification.report.render_report", lambda *a, **k: broken())
+    with pytest.raises(RuntimeError):
+        write_report(tree, target)
+    assert target.read_text() == "previous"
+
+
+def test_cli_verifies_a_forecast_store_and_a_weatherbench2_zarr(case, tmp_path, capsys):
+    config, _, forecast = case
+    store = tmp_path / "analysis.zarr"
+    ingest(f"synthetic:{config.to_spec().partition(':')[2]}", store, progress=False)
+    provenance = ForecastProvenance(
+        generator="oracle", checkpoint_digest="none", sampler="exact", nfe=0, seed=1
+    )
+    forecast_store = tmp_path / "forecast.zarr"
+    write_forecast(forecast_store, forecast, provenance)
+    args = [
+        "verify",
+        str(forecast_store),
+        "--truth",
+        str(store),
+        "--variables",
+        "t2m",
+        "z",
+        "--no-progress",
+    ]
+    args += ["--physics-init-times", "2"]
+    out, report = tmp_path / "scores.nc", tmp_path / "report.html"
+    assert main([*args, "--out", str(out), "--report", str(report)]) == 0
+    assert out.is_file() and report.stat().st_size > 10_000
+    assert "spread_skill_ratio" in capsys.readouterr().out
+    wb2 = tmp_path / "wb2.zarr"
+    from_wxens_forecast(forecast[["t2m"]], "weatherbench2").to_zarr(wb2, consolidated=False)
+    wb2_out = tmp_path / "wb2.nc"
+    assert (
+        main(
+            [
+                "verify",
+                str(wb2),
+                "--truth",
+                str(store),
+                "--out",
+                str(wb2_out),
+                "--physics-init-times",
+                "0",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    from_store = xr.open_datatree(out)["scorecard"].to_dataset().sel(variable="t2m")
+    from_wb2 = xr.open_datatree(wb2_out)["scorecard"].to_dataset().sel(variable="t2m")
+    np.testing.assert_allclose(from_wb2["fair_crps"], from_store["fair_crps"], rtol=1e-5)
+
+
+def test_cli_bad_truth_is_a_clear_error(case, tmp_path, capsys):
+    _, _, forecast = case
+    nc = tmp_path / "forecast.nc"
+    forecast[["t2m"]].to_netcdf(nc)
+    code = main(
+        [
+            "verify",
+            str(nc),
+            "--truth",
+            str(tmp_path / "missing.zarr"),
+            "--out",
+            str(tmp_path / "s.nc"),
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "missing.zarr" in err and "Traceback" not in err
+    assert not (tmp_path / "s.nc").exists()
