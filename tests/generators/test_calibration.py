@@ -1,0 +1,207 @@
+"""Spread calibration: the SSR against verification's, recovery of a known inflation,
+application, and the whole path checkpoint -> forecast store attrs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+
+# the exact AR(1) stub generator (pytest puts this directory on sys.path)
+from test_rollout import RHO, ar1_checkpoint, stub_for
+
+from flows.cli import main as wxens
+from generators.calibration import (
+    SpreadCalibration,
+    calibrate_checkpoint,
+    fit_calibration,
+    fit_spread_factors,
+    spread_skill_ratio,
+)
+from generators.checkpoint import load_checkpoint
+from generators.config import CalibrationConfig
+from pipeline.datasets import Period
+from pipeline.forecast_store import open_forecast
+from pipeline.store import AnalysisStore, ingest
+from verification.scores import spread_skill_ratio as verification_ssr
+
+LATITUDE = np.linspace(40.0, 60.0, 4)
+
+
+def expected_ssr(scale: float, m: int) -> float:
+    """SSR of members mu + s e_m against truth mu + e (e ~ N(0, 1)): the spread is s and the
+    ensemble mean's error has variance 1 + s^2 / m, so SSR = sqrt((m+1)/m) s / sqrt(1 + s^2/m)."""
+    return np.sqrt((m + 1) / m) * scale / np.sqrt(1 + scale**2 / m)
+
+
+def dispersed(
+    scales: list[float], n: int = 300, m: int = 20, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Truth y = mu + e and members mu + scale_c * e_m, e ~ N(0, 1)."""
+    rng = np.random.default_rng(seed)
+    mu = rng.normal(size=(n, len(scales), 4, 5))
+    truth = mu + rng.normal(size=mu.shape)
+    members = mu[:, None] + np.asarray(scales)[None, None, :, None, None] * rng.normal(
+        size=(n, m, *mu.shape[1:])
+    )
+    return members, truth
+
+
+def test_ssr_agrees_with_the_verification_module():
+    members, truth = dispersed([0.5, 1.0, 2.0], n=40, m=7)
+    dims = ("init", "member", "channel", "latitude", "longitude")
+    expected = verification_ssr(
+        xr.DataArray(members, dims=dims, coords={"latitude": LATITUDE}),
+        xr.DataArray(truth, dims=dims[:1] + dims[2:], coords={"latitude": LATITUDE}),
+        mean_over=("init", "latitude", "longitude"),
+    )
+    np.testing.assert_allclose(
+        spread_skill_ratio(members, truth, LATITUDE), expected.values, rtol=1e-10
+    )
+
+
+def test_the_fit_recovers_a_known_inflation():
+    members, truth = dispersed([0.5, 2.0])
+    factors, before, after = fit_spread_factors([members], [truth], LATITUDE)
+    expected = [expected_ssr(0.5, 20), expected_ssr(2.0, 20)]  # 0.509, 1.871
+    np.testing.assert_allclose(before[0], expected, rtol=0.04)
+    np.testing.assert_allclose(factors[0], 1 / np.asarray(expected), rtol=0.04)
+    np.testing.assert_allclose(after[0], [1.0, 1.0], rtol=1e-6)
+
+
+def test_applying_keeps_the_mean_and_scales_the_spread(caplog):
+    calibration = SpreadCalibration(
+        channels=("t2m", "z500"),
+        leads_hours=(6.0,),
+        factors=np.array([[2.0, 0.5]]),
+        ssr_before=np.array([[0.5, 2.0]]),
+        ssr_after=np.ones((1, 2)),
+        period="2019-03-18 to 2019-03-21",
+        members=20,
+        n_inits=16,
+    )
+    members = torch.randn(3, 10, 2, 4, 5, generator=torch.Generator().manual_seed(0))
+    out = calibration.apply(members, 6.0)
+    torch.testing.assert_close(out.mean(dim=1), members.mean(dim=1))
+    torch.testing.assert_close(
+        out.std(dim=1), members.std(dim=1) * torch.tensor([2.0, 0.5])[:, None, None]
+    )
+    with caplog.at_level("WARNING"):
+        assert calibration.apply(members, 12.0) is members
+    assert "no spread calibration for lead 12 h" in caplog.text
+    again = SpreadCalibration.from_dict(calibration.to_dict())
+    np.testing.assert_array_equal(again.factors, calibration.factors)
+    assert "| 6 | z500 | 0.500 | 2.000 | 1.000 |" in calibration.report()
+
+
+def ar1_truth_store(n_times: int = 120) -> AnalysisStore:
+    """6-hourly t2m = 280 + 2 z with z an AR(1) of coefficient RHO per step (N(0, 1) stationary)."""
+    rng = np.random.default_rng(4)
+    z = np.empty((n_times, 6, 8))
+    z[0] = rng.standard_normal((6, 8))
+    for t in range(1, n_times):
+        z[t] = RHO * z[t - 1] + np.sqrt(1 - RHO**2) * rng.standard_normal((6, 8))
+    ds = xr.Dataset(
+        {"t2m": (("time", "latitude", "longitude"), (280 + 2 * z).astype("float32"))},
+        coords={
+            "time": pd.date_range("2019-03-01", periods=n_times, freq="6h"),
+            "latitude": np.linspace(50, 56, 6),
+            "longitude": np.linspace(-10, 4, 8),
+        },
+    )
+    stats = xr.Dataset(
+        {"t2m": ("statistic", [280.0, 2.0, 270.0, 290.0, 0.9])},
+        coords={"statistic": ["mean", "std", "min", "max", "tendency_std"]},
+    )
+    return AnalysisStore(Path("ar1-truth.zarr"), ds, stats, pd.Timedelta(hours=6), ())
+
+
+def test_fitting_on_a_period_finds_the_under_dispersion_of_a_generator():
+    store = ar1_truth_store()
+    checkpoint = ar1_checkpoint(store, leads=(1, 2))
+    config = CalibrationConfig(
+        period=Period("2019-03-05", "2019-03-29"),
+        members=16,
+        init_every_hours=6,
+        sampler="euler:nfe=1",
+    )
+    calibration = fit_calibration(
+        checkpoint, store, config, model=stub_for(checkpoint, scale=0.5), progress=False
+    )
+    assert calibration.leads_hours == (6.0, 12.0) and calibration.n_inits > 80
+    expected = expected_ssr(0.5, 16)  # 0.511: the stub's noise is half the true one
+    np.testing.assert_allclose(calibration.ssr_before[:, 0], expected, rtol=0.06)
+    np.testing.assert_allclose(calibration.factors[:, 0], 1 / expected, rtol=0.06)
+    np.testing.assert_allclose(calibration.ssr_after, 1.0, rtol=1e-6)
+
+
+def test_a_calibration_is_stored_applied_and_recorded(tmp_path, capsys):
+    store = ingest(
+        "synthetic:n_lat=16,n_lon=16,n_times=80,step=6h,seed=2",
+        tmp_path / "s.zarr",
+        variables=["t2m"],
+        progress=False,
+    )
+    (tmp_path / "c.yaml").write_text(
+        "model: {kind: flow_matching, backbone: {widths: [8, 16], attention_heads: 0, embedding_dim: 16}}\n"
+        "data: {channels: [t2m], history: 2, leads: [1], train: {end: 2000-01-15}}\nsteps: 2\nbatch_size: 4\ndevice: cpu\n"
+        "calibration: {period: {start: 2000-01-16, end: 2000-01-19}, members: 4, sampler: 'euler:nfe=2'}\n"
+    )
+    assert (
+        wxens(
+            [
+                "train",
+                "--store",
+                str(store.path),
+                "--config",
+                str(tmp_path / "c.yaml"),
+                "--out",
+                str(tmp_path / "run"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert "Spread calibration fitted on 2000-01-16 to 2000-01-19" in capsys.readouterr().out
+    checkpoint = load_checkpoint(tmp_path / "run")
+    stored = SpreadCalibration.from_dict(checkpoint.calibration)
+    assert stored.leads_hours == (6.0,) and stored.n_inits == 16
+
+    common = [
+        "forecast",
+        "--checkpoint",
+        str(tmp_path / "run"),
+        "--store",
+        str(store.path),
+        "--init",
+        "2000-01-17",
+        "--members",
+        "4",
+        "--lead",
+        "6h",
+        "--no-progress",
+    ]
+    assert wxens(common + ["--out", str(tmp_path / "cal.zarr")]) == 0
+    assert wxens(common + ["--out", str(tmp_path / "raw.zarr"), "--no-calibration"]) == 0
+    cal, raw = open_forecast(tmp_path / "cal.zarr"), open_forecast(tmp_path / "raw.zarr")
+    assert json.loads(cal.attrs["wxens_calibration"])["factors"] == stored.factors.tolist()
+    assert json.loads(raw.attrs["wxens_calibration"]) == {}
+    ratio = float(cal.t2m.std("member").mean() / raw.t2m.std("member").mean())
+    assert ratio == pytest.approx(stored.factors[0, 0], rel=1e-4)
+    xr.testing.assert_allclose(cal.t2m.mean("member"), raw.t2m.mean("member"), atol=1e-4)
+
+    before = checkpoint.digest
+    calibrate_checkpoint(
+        tmp_path / "run",
+        store,
+        CalibrationConfig(
+            period=Period("2000-01-16", "2000-01-18"), members=4, sampler="euler:nfe=2"
+        ),
+        progress=False,
+    )
+    assert load_checkpoint(tmp_path / "run").digest != before
