@@ -1,0 +1,485 @@
+"""Quality experiments of the generators issue: synthetic source against its oracle, the UK
+t2m sample against the two baselines, flow matching against EDM, CRPS against NFE, and a
+10-day synthetic rollout. Writes JSON and a markdown table per experiment into
+``benchmarks/results/`` (``quality_synthetic.*``, ``quality_uk.*``).
+
+Every score comes from :mod:`verification.scores`: fair CRPS (cos-latitude-weighted mean
+over initial times and grid), spread-skill ratio with the finite-ensemble factor
+sqrt((M+1)/M), rank histogram (random tie-breaking) summarised by its max/min bin ratio.
+
+Training goes through :func:`generators.train.train` with the configs in ``configs/`` and
+resumes, so an interrupted experiment restarts where it stopped; each evaluation row is
+cached in the work directory. Run with ``OMP_NUM_THREADS=1 nice -n 10`` on a shared CPU.
+
+    python -m benchmarks.quality synthetic --workdir /tmp/quality
+    python -m benchmarks.quality uk --workdir /tmp/quality --run fm=/tmp/runs/uk_fm ...
+
+(``-m`` from the repository root: run as a script, ``benchmarks/verification.py`` would
+shadow the ``verification`` package.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from generators.checkpoint import load_checkpoint
+from generators.config import load_train_config, parse_sampler, sampler_spec
+from generators.rollout import ForecastData, default_sampler, forecast_members
+from generators.train import train
+from pipeline.store import ingest, open_store
+from verification.scores import fair_crps, rank_histogram, spread_skill_ratio
+
+log = logging.getLogger("quality")
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DIMS = ("init", "member", "latitude", "longitude")
+
+# ---------------------------------------------------------------------------------- scoring
+
+
+def scores(
+    members: np.ndarray, truth: np.ndarray, latitude: np.ndarray, seed: int = 0
+) -> dict[str, float]:
+    """Fair CRPS, SSR and rank-histogram max/min ratio of one channel and lead:
+    members (N, M, H, W), truth (N, H, W)."""
+    f = xr.DataArray(members, dims=DIMS, coords={"latitude": latitude})
+    y = xr.DataArray(truth, dims=DIMS[:1] + DIMS[2:], coords={"latitude": latitude})
+    over = ("init", "latitude", "longitude")
+    counts = rank_histogram(f, y, over=over, seed=seed).values
+    return {
+        "fair_crps": float(fair_crps(f, y, mean_over=over)),
+        "ssr": float(spread_skill_ratio(f, y, mean_over=over)),
+        "rank_max_min": float(counts.max() / max(counts.min(), 1)),
+        "members": int(members.shape[1]),
+        "inits": int(members.shape[0]),
+    }
+
+
+def evaluate(
+    checkpoint_path: Path,
+    store,
+    inits: pd.DatetimeIndex,
+    leads: Sequence[float],
+    members: int,
+    sampler_text: str | None,
+    seed: int = 0,
+    calibrated: bool = False,
+) -> dict:
+    """Forecast ``inits`` with a checkpoint and score every lead (first channel)."""
+    checkpoint = load_checkpoint(checkpoint_path)
+    data = ForecastData.from_store(checkpoint, store)
+    model = checkpoint.build_model()
+    sampler = parse_sampler(sampler_text) if sampler_text else default_sampler(checkpoint, model)
+    calibration = None
+    if calibrated:
+        from generators.calibration import SpreadCalibration
+
+        calibration = SpreadCalibration.from_dict(checkpoint.calibration)
+    start = time.perf_counter()
+    ensemble = forecast_members(
+        checkpoint,
+        data,
+        inits,
+        leads,
+        members,
+        sampler=sampler,
+        seed=seed,
+        device="cpu",
+        calibration=calibration,
+        model=model,
+        progress=False,
+    )
+    seconds = time.perf_counter() - start
+    rows = {}
+    for i, lead in enumerate(leads):
+        truth = data.truth(inits, lead)[:, 0]
+        rows[f"{lead:g}"] = scores(ensemble[:, :, i, 0], truth, data.dataset.latitude)
+    return {
+        "checkpoint": str(checkpoint_path),
+        "digest": checkpoint.digest,
+        "kind": checkpoint.kind,
+        "step": checkpoint.step,
+        "sampler": sampler_spec(sampler),
+        "nfe": sampler.nfe,
+        "calibrated": calibrated,
+        "seconds": round(seconds, 1),
+        "leads": rows,
+    }
+
+
+class Cache:
+    """Evaluation rows by key in a JSON file of the work directory."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.rows = json.loads(path.read_text()) if path.exists() else {}
+
+    def get(self, key: str, compute) -> dict:
+        if key not in self.rows:
+            log.info("evaluating %s", key)
+            self.rows[key] = compute()
+            self.path.write_text(json.dumps(self.rows, indent=1))
+        return self.rows[key]
+
+
+def environment() -> dict:
+    return {
+        "machine": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "device": "cpu",
+        "date": pd.Timestamp.now("UTC").isoformat(timespec="seconds"),
+    }
+
+
+def write(name: str, payload: dict, markdown: str) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=1))
+    (RESULTS / f"{name}.md").write_text(markdown)
+    log.info("wrote %s", RESULTS / f"{name}.md")
+
+
+# -------------------------------------------------------------------------------- synthetic
+
+SYNTHETIC = "synthetic:n_lat=16,n_lon=24,n_times=1700,step=6h,seed=7"
+
+
+def synthetic(args: argparse.Namespace) -> None:
+    """Flow matching against the oracle ensemble at 1 and 4 model steps, and a 10-day rollout."""
+    from pipeline.synthetic import SyntheticConfig, conditional_moments, oracle_ensemble
+
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    store_path = work / "synthetic.zarr"
+    store = (
+        open_store(store_path)
+        if store_path.exists()
+        else ingest(SYNTHETIC, store_path, variables=["t2m"], progress=False)
+    )
+    config = load_train_config(ROOT / "configs" / "synthetic_flow_matching.yaml", args.set)
+    run = work / "syn_fm"
+    result = train(store, config, run, progress=not args.quiet)
+    cache = Cache(work / "synthetic_cache.json")
+    synthetic_config = SyntheticConfig.from_spec(SYNTHETIC)
+    inits = pd.date_range("2001-02-01", "2001-02-14", freq="30h")
+    t2m = store.dataset.t2m
+    latitude = store.dataset.latitude.values
+    members = args.members
+
+    model_rows = cache.get(
+        f"fm-{result.step}-{members}",
+        lambda: evaluate(run / "last.pt", store, inits, [6.0, 24.0], members, None),
+    )
+
+    def oracle() -> dict:
+        rows = {}
+        for lead in (6.0, 24.0):
+            state = t2m.sel(time=inits).load()
+            ens = oracle_ensemble(state, f"{lead:g}h", members, 0, synthetic_config).transpose(
+                "time", "member", ...
+            )
+            truth = t2m.sel(time=inits + pd.Timedelta(hours=lead)).values
+            rows[f"{lead:g}"] = scores(ens.values, truth, latitude)
+        return {"leads": rows}
+
+    oracle_rows = cache.get(f"oracle-{members}", oracle)
+
+    def rollout() -> dict:
+        leads = [24.0 * d for d in range(1, 11)]
+        first = inits[:6]
+        checkpoint = load_checkpoint(run / "last.pt")
+        data = ForecastData.from_store(checkpoint, store)
+        ens = forecast_members(
+            checkpoint, data, first, leads, members, seed=1, device="cpu", progress=False
+        )[:, :, :, 0]
+        rows = {}
+        for i, lead in enumerate(leads):
+            _, std = conditional_moments(t2m.sel(time=first).load(), f"{lead:g}h", synthetic_config)
+            rows[f"{lead:g}"] = {
+                "spread": float(np.sqrt(ens[:, :, i].var(axis=1, ddof=1).mean())),
+                "oracle_spread": float(std.values.mean()),
+                "min": float(ens[:, :, i].min()),
+                "max": float(ens[:, :, i].max()),
+                "finite": bool(np.isfinite(ens[:, :, i]).all()),
+            }
+        return {"inits": [str(t) for t in first], "members": members, "leads": rows}
+
+    rollout_rows = cache.get(f"rollout-{result.step}-{members}", rollout)
+    truth_range = (float(t2m.min()), float(t2m.max()))
+    payload = {
+        "experiment": "synthetic",
+        "source": SYNTHETIC,
+        "config": "configs/synthetic_flow_matching.yaml",
+        "overrides": args.set,
+        "train": {
+            "steps": result.step,
+            "validation_loss": result.validation_loss,
+            "seconds": round(result.seconds, 1),
+        },
+        "test_inits": [str(t) for t in inits],
+        "flow_matching": model_rows,
+        "oracle": oracle_rows,
+        "rollout": rollout_rows,
+        "truth_range": truth_range,
+        "environment": environment(),
+    }
+    lines = [
+        "# Synthetic source: flow matching against the oracle ensemble",
+        "",
+        f"Source `{SYNTHETIC}` (t2m, 6-hourly), model `configs/synthetic_flow_matching.yaml` "
+        f"({result.step} steps), {len(inits)} test initial times in February 2001 (held out), "
+        f"{members} members, sampler `{model_rows['sampler']}`. Fair CRPS in K.",
+        "",
+        "| model steps | lead | oracle CRPS | model CRPS | ratio | model SSR | oracle SSR | rank max/min (model) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for steps, lead in ((1, "6"), (4, "24")):
+        m, o = model_rows["leads"][lead], oracle_rows["leads"][lead]
+        lines.append(
+            f"| {steps} | {lead} h | {o['fair_crps']:.3f} | {m['fair_crps']:.3f} | "
+            f"{m['fair_crps'] / o['fair_crps']:.3f} | {m['ssr']:.2f} | {o['ssr']:.2f} | {m['rank_max_min']:.2f} |"
+        )
+    lines += [
+        "",
+        f"## 10-day rollout ({len(rollout_rows['inits'])} initial times, {members} members, one 6 h step at a time)",
+        "",
+        "| lead (days) | model spread (K) | oracle spread (K) | member min (K) | member max (K) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for lead, row in rollout_rows["leads"].items():
+        lines.append(
+            f"| {float(lead) / 24:g} | {row['spread']:.2f} | {row['oracle_spread']:.2f} | {row['min']:.1f} | {row['max']:.1f} |"
+        )
+    lines.append(
+        f"\nTruth range over the whole store: {truth_range[0]:.1f} to {truth_range[1]:.1f} K."
+    )
+    write("quality_synthetic", payload, "\n".join(lines) + "\n")
+
+
+# --------------------------------------------------------------------------------------- UK
+
+UK_LEADS = (1.0, 3.0, 6.0, 12.0, 24.0)
+UK_TEST = pd.date_range("2019-03-22T00", "2019-03-30T18", freq="6h")
+UK_TRAIN = ("2019-03-01", "2019-03-21")
+README_BASELINES = {
+    "climatology": (0.93, 0.93, 0.94, 0.94, 0.95),
+    "persistence": (0.20, 0.55, 0.80, 1.25, 0.91),
+}
+
+
+def uk_baselines(store, members: int = 50, seed: int = 0) -> dict:
+    """Climatology (training fields valid at the same hour) and persistence + past
+    tendencies (tendencies of the same lead from training inits at the same hour), drawn
+    ``members`` times with replacement, as in shared/data/README.md."""
+    rng = np.random.default_rng(seed)
+    t2m = store.dataset.t2m.load()
+    times = pd.DatetimeIndex(t2m.time.values)
+    train_times = times[times.slice_indexer(*UK_TRAIN)]
+    latitude = t2m.latitude.values
+    out: dict[str, dict] = {"climatology": {}, "persistence": {}}
+    for lead in UK_LEADS:
+        step = pd.Timedelta(hours=lead)
+        truth = t2m.sel(time=UK_TEST + step).values
+        clim, pers = [], []
+        for init in UK_TEST:
+            valid = init + step
+            pool = train_times[train_times.hour == valid.hour]
+            clim.append(t2m.sel(time=pool[rng.integers(len(pool), size=members)]).values)
+            starts = train_times[
+                (train_times.hour == init.hour) & (train_times + step <= train_times[-1])
+            ]
+            picks = starts[rng.integers(len(starts), size=members)]
+            tendency = t2m.sel(time=picks + step).values - t2m.sel(time=picks).values
+            pers.append(t2m.sel(time=init).values[None] + tendency)
+        out["climatology"][f"{lead:g}"] = scores(np.stack(clim), truth, latitude)
+        out["persistence"][f"{lead:g}"] = scores(np.stack(pers), truth, latitude)
+    return out
+
+
+def uk(args: argparse.Namespace) -> None:
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    store_path = work / "uk.zarr"
+    store = (
+        open_store(store_path)
+        if store_path.exists()
+        else ingest(ROOT / "data" / "era5-t2m-uk-2019-03.grib", store_path, progress=False)
+    )
+    cache = Cache(work / "uk_cache.json")
+    baselines = cache.get("baselines", lambda: uk_baselines(store))
+    runs = dict(item.split("=", 1) for item in args.run)
+    rows = {}
+    for name, path in runs.items():
+        rows[name] = cache.get(
+            f"{name}:{load_checkpoint(path).digest}:{args.members}",
+            lambda path=path: evaluate(Path(path), store, UK_TEST, UK_LEADS, args.members, None),
+        )
+        if args.calibrated and load_checkpoint(path).calibration:
+            rows[f"{name}+calibration"] = cache.get(
+                f"{name}:{load_checkpoint(path).digest}:{args.members}:calibrated",
+                lambda path=path: evaluate(
+                    Path(path), store, UK_TEST, UK_LEADS, args.members, None, calibrated=True
+                ),
+            )
+    sweep_inits = UK_TEST[:: args.sweep_stride]
+    sweeps = {}
+    for item in args.sweep:
+        name, path, samplers = item.split("=", 2)
+        for text in samplers.split(";"):
+            key = f"sweep:{name}:{load_checkpoint(path).digest}:{text}:{args.sweep_members}:{args.sweep_stride}"
+            sweeps.setdefault(name, []).append(
+                cache.get(
+                    key,
+                    lambda path=path, text=text: evaluate(
+                        Path(path), store, sweep_inits, UK_LEADS, args.sweep_members, text
+                    ),
+                )
+            )
+    payload = {
+        "experiment": "uk_t2m",
+        "train_period": UK_TRAIN,
+        "test_inits": [str(t) for t in UK_TEST],
+        "leads_hours": UK_LEADS,
+        "baselines": baselines,
+        "readme_baselines": README_BASELINES,
+        "models": rows,
+        "nfe_sweep": {
+            "inits": [str(t) for t in sweep_inits],
+            "members": args.sweep_members,
+            "rows": sweeps,
+        },
+        "environment": environment(),
+    }
+    write("quality_uk", payload, uk_markdown(payload))
+
+
+def uk_markdown(p: dict) -> str:
+    leads = [f"{h:g}" for h in p["leads_hours"]]
+    best = [
+        min(
+            p["baselines"]["climatology"][h]["fair_crps"],
+            p["baselines"]["persistence"][h]["fair_crps"],
+        )
+        for h in leads
+    ]
+    head = "| model | sampler (NFE) | " + " | ".join(f"{h} h" for h in leads) + " |"
+    rule = "| --- | --- | " + " | ".join("---" for _ in leads) + " |"
+    lines = [
+        "# UK t2m sample: fair CRPS (K), spread-skill ratio, rank histogram",
+        "",
+        f"Train 1-21 March 2019 (see each checkpoint's config), test: {len(p['test_inits'])} initial times "
+        "22-30 March every 6 h; cos-latitude-weighted means; members as listed.",
+        "",
+        "## Fair CRPS (K)",
+        "",
+        head,
+        rule,
+        "| README: climatology | - | "
+        + " | ".join(f"{v:.2f}" for v in p["readme_baselines"]["climatology"])
+        + " |",
+        "| README: persistence + past tendencies | - | "
+        + " | ".join(f"{v:.2f}" for v in p["readme_baselines"]["persistence"])
+        + " |",
+    ]
+    for name in ("climatology", "persistence"):
+        lines.append(
+            f"| ours: {name} (50 draws) | - | "
+            + " | ".join(f"{p['baselines'][name][h]['fair_crps']:.3f}" for h in leads)
+            + " |"
+        )
+    lines.append(
+        "| **best baseline (ours)** | - | " + " | ".join(f"**{v:.3f}**" for v in best) + " |"
+    )
+    for name, row in p["models"].items():
+        cells = []
+        for h, b in zip(leads, best, strict=True):
+            v = row["leads"][h]["fair_crps"]
+            cells.append(f"{v:.3f}" + (" ✓" if v < b else ""))
+        members = row["leads"][leads[0]]["members"]
+        label = f"| {name} ({members} members) | {row['sampler'].split(':')[0]} ({row['nfe']}) | "
+        lines.append(label + " | ".join(cells) + " |")
+    for title, key, fmt in (
+        ("Spread-skill ratio", "ssr", "{:.2f}"),
+        ("Rank histogram max/min bin ratio", "rank_max_min", "{:.2f}"),
+    ):
+        lines += ["", f"## {title}", "", head, rule]
+        for name in ("climatology", "persistence"):
+            lines.append(
+                f"| {name} | - | "
+                + " | ".join(fmt.format(p["baselines"][name][h][key]) for h in leads)
+                + " |"
+            )
+        for name, row in p["models"].items():
+            lines.append(
+                f"| {name} | {row['sampler'].split(':')[0]} ({row['nfe']}) | "
+                + " | ".join(fmt.format(row["leads"][h][key]) for h in leads)
+                + " |"
+            )
+    sweep = p["nfe_sweep"]
+    if sweep["rows"]:
+        lines += [
+            "",
+            f"## Fair CRPS (K) against NFE ({len(sweep['inits'])} initial times, {sweep['members']} members)",
+            "",
+            "| model | sampler | NFE | "
+            + " | ".join(f"{h} h" for h in leads)
+            + " | mean SSR | seconds |",
+            "| --- | --- | --- | " + " | ".join("---" for _ in leads) + " | --- | --- |",
+        ]
+        for name, rows in sweep["rows"].items():
+            for row in rows:
+                ssr = np.mean([row["leads"][h]["ssr"] for h in leads])
+                lines.append(
+                    f"| {name} | `{row['sampler']}` | {row['nfe']} | "
+                    + " | ".join(f"{row['leads'][h]['fair_crps']:.3f}" for h in leads)
+                    + f" | {ssr:.2f} | {row['seconds']} |"
+                )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="experiment", required=True)
+    s = sub.add_parser("synthetic", help="flow matching against the oracle; 10-day rollout")
+    s.add_argument("--workdir", required=True)
+    s.add_argument("--members", type=int, default=50)
+    s.add_argument("--set", action="append", default=[], help="config override key=value")
+    s.add_argument("--quiet", action="store_true")
+    u = sub.add_parser("uk", help="UK t2m sample: models against the baselines, NFE sweep")
+    u.add_argument("--workdir", required=True)
+    u.add_argument(
+        "--run", action="append", default=[], metavar="NAME=CHECKPOINT", help="a model to score"
+    )
+    u.add_argument("--members", type=int, default=50)
+    u.add_argument(
+        "--calibrated", action="store_true", help="also score with the stored calibration"
+    )
+    u.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="NAME=CHECKPOINT=SAMPLER;SAMPLER",
+        help="CRPS against NFE, e.g. fm=runs/uk_fm/main.pt=euler:nfe=2;euler:nfe=4",
+    )
+    u.add_argument("--sweep-members", type=int, default=10)
+    u.add_argument("--sweep-stride", type=int, default=3, help="every n-th test initial time")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    {"synthetic": synthetic, "uk": uk}[args.experiment](args)
+
+
+if __name__ == "__main__":
+    main()

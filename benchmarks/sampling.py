@@ -1,0 +1,208 @@
+"""Sampling throughput: members per second, time per member-step and MFU, fp32 eager against
+bf16 autocast + ``torch.compile`` in one run, on CUDA when present, and on the CPU.
+
+A member-step is one residual drawn for one member at one lead: ``NFE`` network
+evaluations of the backbone (the condition is encoded once per initial time and reused).
+MFU = (FLOPs per evaluation x NFE x member-steps per second) / peak, the FLOPs counted by
+:func:`generators.backbone.forward_flops` (matmuls, convolutions, attention; 2 per
+multiply-add), the peak the H100 SXM dense bf16 figure (989 TFLOP/s). On a machine without
+CUDA the GPU rows are recorded as not measured.
+
+Models (documented sizes; ``--model``): ``medium`` (the production size: 6 channels,
+widths 96/192/384, 2 blocks per level, attention at the coarsest level) on a 0.25 degree
+European grid (161 x 241) or a 1 degree global grid (181 x 360); ``uk-small`` (the CPU model
+of configs/uk_t2m_flow_matching.yaml) on the 33 x 49 UK grid.
+
+    python -m benchmarks.sampling                      # all that this machine can run
+    python -m benchmarks.sampling --grid global-1deg --members 32 --nfe 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from generators import (
+    BackboneConfig,
+    EulerSampler,
+    FlowMatching,
+    FlowMatchingConfig,
+    forward_flops,
+    parameter_count,
+)
+from generators.base import Condition
+
+RESULTS = Path(__file__).resolve().parent / "results"
+H100_BF16_PEAK = 989e12
+GRIDS = {"europe-0.25deg": (161, 241), "global-1deg": (181, 360), "uk-0.25deg": (33, 49)}
+MODELS = {
+    "medium": BackboneConfig(
+        channels=6,
+        history=2,
+        static_channels=4,
+        calendar_features=4,
+        widths=(96, 192, 384),
+        blocks_per_level=2,
+        embedding_dim=256,
+        norm_groups=16,
+        attention_heads=8,
+    ),
+    "uk-small": BackboneConfig(
+        channels=1,
+        history=24,
+        static_channels=4,
+        calendar_features=4,
+        widths=(16, 32, 64),
+        embedding_dim=32,
+        attention_heads=0,
+    ),
+}
+
+
+CPU_MEMBERS = {"medium": 2, "uk-small": 50}  # members per CPU call (the medium model is slow there)
+
+
+def build(model: str, grid: str, device: torch.device) -> FlowMatching:
+    backbone = MODELS[model]
+    if grid == "global-1deg":
+        backbone = BackboneConfig(**{**asdict(backbone), "periodic_longitude": True})
+    return FlowMatching(FlowMatchingConfig(backbone=backbone)).to(device).eval()
+
+
+def condition(
+    model: FlowMatching, inits: int, grid: tuple[int, int], device: torch.device
+) -> Condition:
+    c = model.backbone.config
+    g = torch.Generator().manual_seed(0)
+    h, w = grid
+    return Condition(
+        history=torch.randn(inits, c.history, c.channels, h, w, generator=g),
+        static=torch.randn(inits, c.static_channels, h, w, generator=g),
+        calendar=torch.randn(inits, c.calendar_features, generator=g),
+        lead=torch.full((inits,), 6.0),
+    ).to(device)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(
+    model: FlowMatching,
+    cond: Condition,
+    members: int,
+    nfe: int,
+    device: torch.device,
+    mode: str,
+    repeats: int,
+) -> dict:
+    """Seconds per ``model.sample`` call (after warm-up) and the derived rates."""
+    sampler = EulerSampler(nfe=nfe)
+    bf16 = mode == "bf16-compile"
+    if bf16:
+        model.backbone.compile(mode="max-autotune-no-cudagraphs", dynamic=False)
+    generator = torch.Generator().manual_seed(0)
+
+    def call() -> None:
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
+            model.sample(cond, members, sampler=sampler, generator=generator)
+
+    for _ in range(2 if bf16 else 1):  # compile, autotune, allocator warm-up
+        call()
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        call()
+    synchronize(device)
+    seconds = (time.perf_counter() - start) / repeats
+    member_steps = cond.history.shape[0] * members
+    h, w = cond.history.shape[-2:]
+    flops = forward_flops(model.backbone.config, h, w)
+    rate = member_steps / seconds
+    return {
+        "mode": mode,
+        "nfe": nfe,
+        "inits": cond.history.shape[0],
+        "members": members,
+        "seconds_per_call": seconds,
+        "members_per_second": rate,
+        "seconds_per_member_step": 1.0 / rate,
+        "flops_per_evaluation": flops,
+        "achieved_flop_per_second": flops * nfe * rate,
+        "mfu_h100_bf16": flops * nfe * rate / H100_BF16_PEAK if device.type == "cuda" else None,
+        "repeats": repeats,
+    }
+
+
+def run_case(
+    model_name: str, grid_name: str, device: torch.device, args: argparse.Namespace
+) -> dict:
+    grid = GRIDS[grid_name]
+    case = {"model": model_name, "grid": grid_name, "grid_shape": grid, "device": str(device)}
+    model = build(model_name, grid_name, device)
+    case["parameters"] = parameter_count(model)
+    case["backbone"] = asdict(model.backbone.config)
+    if device.type == "cuda":
+        cond = condition(model, args.inits, grid, device)
+        eager = measure(model, cond, args.members, args.nfe, device, "fp32-eager", args.repeats)
+        fast = measure(model, cond, args.members, args.nfe, device, "bf16-compile", args.repeats)
+        case["rows"] = [eager, fast]
+        case["speedup_bf16_compile"] = fast["members_per_second"] / eager["members_per_second"]
+        case["gpu_name"] = torch.cuda.get_device_name(device)
+    else:
+        cond = condition(model, 1, grid, device)
+        with torch.inference_mode():
+            case["rows"] = [
+                measure(model, cond, CPU_MEMBERS[model_name], args.cpu_nfe, device, "fp32-eager", 1)
+            ]
+        case["gpu"] = "not measured: no CUDA device on this machine"
+    return case
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        default=["medium:europe-0.25deg", "medium:global-1deg", "uk-small:uk-0.25deg"],
+    )
+    parser.add_argument("--inits", type=int, default=4, help="initial times per batch on CUDA")
+    parser.add_argument("--members", type=int, default=16, help="members per initial time on CUDA")
+    parser.add_argument("--nfe", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--cpu-nfe", type=int, default=2)
+    parser.add_argument("--out", default=str(RESULTS / "sampling.json"))
+    args = parser.parse_args()
+    devices = [torch.device("cuda")] if torch.cuda.is_available() else []
+    devices.append(torch.device("cpu"))
+    results = {
+        "description": __doc__.split("\n\n")[0],
+        "peak_flop_per_second_h100_bf16": H100_BF16_PEAK,
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+        "cases": [],
+    }
+    for device in devices:
+        for item in args.cases:
+            model_name, grid_name = item.split(":")
+            case = run_case(model_name, grid_name, device, args)
+            results["cases"].append(case)
+            print(json.dumps({k: v for k, v in case.items() if k != "backbone"}, indent=1))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
