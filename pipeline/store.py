@@ -42,6 +42,8 @@ BLOCK_BYTES = 128 * 2**20
 #: cost more in per-object overhead than their data.
 MAX_CHUNK_BYTES = 64 * 2**20
 MIN_CHUNK_BYTES = 2**20
+#: Size of one dask task when computing statistics (bounds their memory).
+STATS_CHUNK_BYTES = 32 * 2**20
 
 
 @dataclass(frozen=True)
@@ -350,12 +352,13 @@ def _write_blocks(
     return nan_counts
 
 
-def _times_per_block(ds: xr.Dataset, path: Path) -> int:
-    """Whole time chunks of the store at ``path`` making a block of ~:data:`BLOCK_BYTES`."""
+def _times_per_block(ds: xr.Dataset, path: Path, size: int | None = None) -> int:
+    """Whole time chunks of the store at ``path`` making ~``size`` bytes (default
+    :data:`BLOCK_BYTES`)."""
     array = zarr.open_group(str(path), mode="r")[str(next(iter(ds.data_vars)))]
     steps = array.chunks[array.metadata.dimension_names.index(TIME)]
     per_time = sum(_bytes_per_time(da) for da in ds.data_vars.values())
-    return steps * max(1, BLOCK_BYTES // max(per_time * steps, 1))
+    return steps * max(1, (size or BLOCK_BYTES) // max(per_time * steps, 1))
 
 
 def write_region(data: xr.Dataset, path: Path, region: slice) -> None:
@@ -407,8 +410,10 @@ def _roll_back(path: Path, created: bool, old_times: int, state: dict) -> None:
 def finalise(path: Path, nan_counts: dict[str, int] | None = None) -> None:
     """Compute statistics and missing times with dask, then mark the store complete."""
     ds = xr.open_zarr(path, consolidated=False, chunks=None)
-    # few large dask tasks, each reading many zarr chunks at once, rather than one per chunk
-    ds = xr.open_zarr(path, consolidated=False, chunks={TIME: _times_per_block(ds, path)})
+    # tasks of whole store chunks, ~STATS_CHUNK_BYTES each: few enough to keep the dask
+    # overhead low, small enough that the reductions in flight stay within memory
+    steps = _times_per_block(ds, path, STATS_CHUNK_BYTES)
+    ds = xr.open_zarr(path, consolidated=False, chunks={TIME: steps})
     times = pd.DatetimeIndex(ds[TIME].values)
     step = native_step(times)
     stats = compute_statistics(ds, step)
@@ -442,23 +447,27 @@ def native_step(times: pd.DatetimeIndex) -> pd.Timedelta:
 
 def compute_statistics(ds: xr.Dataset, step: pd.Timedelta) -> dict:
     """mean, std, min, max and the std of the tendency at ``step`` of each variable,
-    over time and the grid (per level for upper-air variables), in one dask pass."""
+    over time and the grid (per level for upper-air variables), in one dask pass.
+
+    Sums accumulate in float64 chunk by chunk (no float64 copy of the data); the
+    tendency uses only pairs of times exactly ``step`` apart, so gaps are skipped.
+    """
     dims = [TIME, LAT, LON]
-    ds = ds.astype("float64")  # accumulate in double precision
-    diffs = ds.diff(TIME)
-    consecutive = xr.DataArray(np.diff(ds[TIME].values) == step.to_timedelta64(), dims=[TIME])
-    tendency = diffs.where(consecutive.assign_coords({TIME: diffs[TIME]}))
+    consecutive = np.flatnonzero(np.diff(ds[TIME].values) == step.to_timedelta64())
+    tendency = ds.diff(TIME).isel({TIME: consecutive})
     lazy = {
-        "mean": ds.mean(dims),
-        "std": ds.std(dims),
+        "mean": ds.mean(dims, dtype="float64"),
+        "std": ds.std(dims, dtype="float64"),
         "min": ds.min(dims),
         "max": ds.max(dims),
-        "tendency_std": tendency.std(dims),
+        "tendency_std": tendency.std(dims, dtype="float64"),
     }
     (values,) = dask.compute(lazy)
     out: dict[str, dict] = {}
     for name in ds.data_vars:
-        entry: dict[str, object] = {k: values[k][name].values.tolist() for k in STATISTICS}
+        entry: dict[str, object] = {
+            k: values[k][name].astype("float64").values.tolist() for k in STATISTICS
+        }
         if LEVEL in ds[name].dims:
             entry["level"] = ds[LEVEL].values.tolist()
         out[str(name)] = entry
