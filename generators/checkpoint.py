@@ -125,6 +125,7 @@ class Checkpoint:
             "normalization": self.normalization.to_dict(),
             "history": list(self.spec.history),
             "leads": list(self.spec.leads),
+            "variability_scaling": self.spec.variability_scaling,
             "native_step_seconds": self.native_step.total_seconds(),
             "static_names": list(self.static_names),
             "latitude": self.latitude.astype(float).tolist(),
@@ -187,7 +188,13 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         ),
         train_config=from_mapping(TrainConfig, payload["train_config"], "train_config"),
         normalization=Normalization.from_dict(payload["normalization"]),
-        spec=SampleSpec(history=tuple(payload["history"]), leads=tuple(payload["leads"])),
+        spec=SampleSpec(
+            history=tuple(payload["history"]),
+            leads=tuple(payload["leads"]),
+            variability_scaling=bool(
+                payload.get("variability_scaling", False)
+            ),  # absent before it existed
+        ),
         native_step=pd.Timedelta(seconds=payload["native_step_seconds"]),
         static_names=tuple(payload["static_names"]),
         latitude=np.asarray(payload["latitude"]),

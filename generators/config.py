@@ -81,6 +81,8 @@ class DataConfig:
     channels:   model channels (``t2m``, ``z500``, ...); None = every variable of the store.
     history:    offsets of the conditioning states in native steps, or ``n`` = the last n.
     leads:      target leads in native steps.
+    variability_scaling: scale each target by its history's recent variability
+                (:class:`pipeline.datasets.SampleSpec`), a flow-dependent spread.
     train:      training period; validation: held-out period for the validation loss.
     max_memory_bytes: stores smaller than this are read into memory once.
     """
@@ -88,6 +90,7 @@ class DataConfig:
     channels: tuple[str, ...] | None = None
     history: tuple[int, ...] | int = (-1, 0)
     leads: tuple[int, ...] | int = (1,)
+    variability_scaling: bool = False
     train: Period = field(default_factory=Period)
     validation: Period | None = None
     max_memory_bytes: int = 2**31
@@ -97,7 +100,9 @@ class DataConfig:
 
     @property
     def sample_spec(self) -> SampleSpec:
-        return SampleSpec(history=self.history, leads=self.leads)
+        return SampleSpec(
+            history=self.history, leads=self.leads, variability_scaling=self.variability_scaling
+        )
 
 
 @dataclass(frozen=True)

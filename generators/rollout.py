@@ -27,7 +27,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -298,6 +298,7 @@ def iter_forecast(
                 n_members,
                 static,
                 factors,
+                functools.partial(norm.variability_scale, offsets=checkpoint.spec.history),
                 sampler,
                 generator,
                 dev,
@@ -320,13 +321,18 @@ def _run_plan(
     n_members: int,
     static: torch.Tensor,
     factors: dict[float, torch.Tensor],
+    residual_scale: Callable[[torch.Tensor], torch.Tensor],
     sampler: Sampler,
     generator: torch.Generator,
     device: torch.device,
     bf16: bool,
     tick: object,
 ) -> torch.Tensor:
-    """Follow ``plan`` for every trajectory; returns (B*M, L, C, H, W) normalised states."""
+    """Follow ``plan`` for every trajectory; returns (B*M, L, C, H, W) normalised states.
+
+    A residual r drawn at a lead l moves a state by ``r * tendency_std(l) / std * s``,
+    ``s = residual_scale(history)`` (B*M, C) (1 unless the model was trained with
+    variability scaling)."""
     n = window.shape[0]
     outputs = torch.empty(
         (n, len(plan.legs), *window.shape[2:]), dtype=torch.float32, device=device
@@ -343,7 +349,8 @@ def _run_plan(
         )
         with autocast(device, bf16):
             residual = model.sample(condition, 1, sampler=sampler, generator=generator)[:, 0]
-        state = window[:, -1] + residual.float() * _factor(factors, lead)
+        scale = residual_scale(condition.history)[:, :, None, None]
+        state = window[:, -1] + residual.float() * _factor(factors, lead) * scale
         if not torch.isfinite(state).all():
             raise FloatingPointError(
                 f"the rollout diverged (non-finite states) at {time_hours + lead:g} h from {inits[0]}"

@@ -8,7 +8,8 @@ One sample, for an initial time ``t``, a lead ``l`` and history offsets ``o_1 < 
   variable of the store (standardised over the grid);
 - ``calendar`` (F,):         sin/cos hour of day and sin/cos day of year of ``t``;
 - ``lead``     ():           the lead in hours;
-- ``target``   (C, H, W):    the normalised residual ``(x[t + l] - x[t]) / tendency_std(l)``.
+- ``target``   (C, H, W):    the normalised residual ``(x[t + l] - x[t]) / tendency_std(l)``
+  (divided further by the sample's recent-variability scale under ``variability_scaling``).
 
 ``mean`` and ``std`` are the store statistics; ``tendency_std(l)`` is the per-channel standard
 deviation of the ``l``-step tendency over the training period (:meth:`Normalization.fit`),
@@ -53,10 +54,14 @@ class SampleSpec:
              two. An integer ``n`` means the last ``n`` states, e.g. ``24`` on an hourly store
              is every state of the last day.
     leads:   lead times of the target. Several leads make a lead-conditioned, direct model.
+    variability_scaling: divide each sample's target by ``s``, the recent variability of its
+             own history relative to the training period's (:func:`variability_scale`), so
+             that a generator's unit-variance residuals carry a flow-dependent spread.
     """
 
     history: tuple[int, ...] = (-1, 0)
     leads: tuple[int, ...] = (1,)
+    variability_scaling: bool = False
 
     def __post_init__(self) -> None:
         history = self.history
@@ -91,13 +96,26 @@ class Period:
         return f"{self.start or '...'} to {self.end or '...'}"
 
 
+def recent_variability(history: torch.Tensor, offsets: Sequence[int]) -> torch.Tensor:
+    """(B, C) mean squared increment per native step of a normalised history
+    (B, K, C, H, W) with offsets ``o_1 < ... < o_K``:
+    v = mean over k and the grid of (z[o_k+1] - z[o_k])^2 / (o_k+1 - o_k)
+    (a random walk's increments scale with the square root of the gap)."""
+    gaps = torch.as_tensor(np.diff(np.asarray(offsets)), dtype=history.dtype, device=history.device)
+    increments = history[:, 1:] - history[:, :-1]
+    return (increments.square().mean(dim=(-2, -1)) / gaps[None, :, None]).mean(dim=1)
+
+
 @dataclass(frozen=True, eq=False)
 class Normalization:
     """Per-channel normalisation: states ``(x - mean) / std``; residuals at a lead
-    ``(x[t+l] - x[t]) / tendency_std[l]``.
+    ``(x[t+l] - x[t]) / (tendency_std[l] * s)``, with ``s = 1`` or, under variability
+    scaling, ``s = sqrt(v / variability)`` clipped to [1/4, 4] (:func:`recent_variability`
+    of the sample's history against its training-period mean ``variability``).
 
     mean, std:    (C,) from the store statistics.
     tendency_std: (L, C), one row per entry of ``leads_hours``.
+    variability:  (C,) or None (no variability scaling).
     """
 
     channels: tuple[str, ...]
@@ -105,6 +123,15 @@ class Normalization:
     std: np.ndarray
     leads_hours: tuple[float, ...]
     tendency_std: np.ndarray
+    variability: np.ndarray | None = None
+
+    def variability_scale(self, history: torch.Tensor, offsets: Sequence[int]) -> torch.Tensor:
+        """(B, C) residual scale ``s`` of normalised histories (B, K, C, H, W); ones
+        without variability scaling."""
+        if self.variability is None:
+            return history.new_ones(history.shape[0], history.shape[2])
+        reference = torch.as_tensor(self.variability, dtype=history.dtype, device=history.device)
+        return (recent_variability(history, offsets) / reference).sqrt().clamp(0.25, 4.0)
 
     def lead_index(self, lead_hours: float) -> int:
         for i, lead in enumerate(self.leads_hours):
@@ -125,13 +152,30 @@ class Normalization:
     def fit(cls, data: ResidualDataset) -> Normalization:
         """Store mean/std of ``data``, and the std of each lead's tendency over its items
         (at most ``TENDENCY_SAMPLES`` evenly spaced initial times per lead, NaNs ignored)."""
+        spec = data.spec
+        variability = None
+        if spec.variability_scaling:
+            inits = np.unique(data.pairs[:, 0])
+            pick = inits[
+                np.linspace(0, len(inits) - 1, min(TENDENCY_SAMPLES, len(inits)))
+                .round()
+                .astype(np.int64)
+            ]
+            variability = (
+                recent_variability(data.history_at(pick), spec.history).mean(dim=0).double().numpy()
+            )
+        unscaled = cls(
+            data.channels, data.mean, data.std, (), np.zeros((0, len(data.channels))), variability
+        )
         rows = []
-        for j, lead in enumerate(data.spec.leads):
+        for j, lead in enumerate(spec.leads):
             positions = data.pairs[data.pairs[:, 1] == j, 0]
             n = min(TENDENCY_SAMPLES, len(positions))
             pick = positions[np.linspace(0, len(positions) - 1, n).round().astype(np.int64)]
+            scale = unscaled.variability_scale(data.history_at(pick), spec.history).numpy()
             states = data.states(data.positions(pick, (0, lead)))
-            rows.append(np.nanstd(states[:, 1] - states[:, 0], axis=(0, 2, 3)) * data.std)
+            tendency = (states[:, 1] - states[:, 0]) / scale[:, :, None, None]
+            rows.append(np.nanstd(tendency, axis=(0, 2, 3)) * data.std)
         tendency_std = np.stack(rows).astype(np.float64)
         if not np.all(np.isfinite(tendency_std)) or np.any(tendency_std <= 0):
             raise InputError(
@@ -139,7 +183,7 @@ class Normalization:
                 f"channel and lead ({dict(zip(data.channels, tendency_std.T.tolist(), strict=True))}); "
                 "a constant channel cannot be modelled — drop it"
             )
-        return cls(data.channels, data.mean, data.std, data.leads_hours, tendency_std)
+        return cls(data.channels, data.mean, data.std, data.leads_hours, tendency_std, variability)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -148,6 +192,7 @@ class Normalization:
             "std": self.std.tolist(),
             "leads_hours": list(self.leads_hours),
             "tendency_std": self.tendency_std.tolist(),
+            "variability": None if self.variability is None else self.variability.tolist(),
         }
 
     @classmethod
@@ -158,6 +203,9 @@ class Normalization:
             std=np.asarray(d["std"], dtype=np.float64),
             leads_hours=tuple(float(h) for h in d["leads_hours"]),
             tendency_std=np.asarray(d["tendency_std"], dtype=np.float64),
+            variability=None
+            if d.get("variability") is None
+            else np.asarray(d["variability"], dtype=np.float64),
         )
 
 
@@ -279,8 +327,14 @@ class ResidualDataset(Dataset):
         self.pairs = self._valid_pairs() if with_targets else np.empty((0, 2), dtype=np.int64)
         if normalization is None:
             if not with_targets:
-                raise InputError(f"{name}: a dataset without targets needs the training normalisation")
+                raise InputError(
+                    f"{name}: a dataset without targets needs the training normalisation"
+                )
             normalization = Normalization.fit(self)
+        elif (normalization.variability is not None) != spec.variability_scaling:
+            raise InputError(
+                f"{name}: the normalisation and the sample spec disagree on variability scaling"
+            )
         elif tuple(normalization.channels) != self.channels:
             raise InputError(
                 f"the normalisation is for channels {list(normalization.channels)} but {name} "
@@ -406,7 +460,10 @@ class ResidualDataset(Dataset):
             chosen = lead_index == j
             later[chosen] = self.positions(positions[chosen], (self.spec.leads[j],))[:, 0]
         future = torch.from_numpy(self.states(later))
-        scale = self._target_scale[torch.from_numpy(lead_index)][:, :, None, None]
+        scale = self._target_scale[torch.from_numpy(lead_index)]
+        scale = (scale / self.normalization.variability_scale(history, self.spec.history))[
+            :, :, None, None
+        ]
         return {
             "history": history,
             "static": self.static.expand(len(idx), *self.static.shape),

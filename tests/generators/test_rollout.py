@@ -338,3 +338,37 @@ def test_the_forecast_command_explains_bad_requests(trained, capsys):
         == 2
     )
     assert "cannot sample" in capsys.readouterr().err
+
+
+def test_variability_scaling_multiplies_each_step_by_its_history_scale():
+    """With a reference variability a quarter of the initial window's, s = 2: the first
+    step moves every member twice as far as without scaling (same seed, same noise)."""
+    import dataclasses
+
+    from pipeline.datasets import recent_variability
+
+    store = ar1_store()
+    plain = ar1_checkpoint(store, leads=(1,))
+    data = ForecastData.from_store(plain, store)
+    inits = pd.DatetimeIndex(["2019-03-02T00", "2019-03-02T06"])
+    window = data.windows(inits, plan_rollout([6.0], plain.leads_hours, data.history_hours))
+    reference = (
+        recent_variability(window, plain.spec.history).numpy() / 4.0
+    )  # (B, C) -> s = 2 per init
+    for init, ref in zip(inits, reference, strict=True):
+        norm = dataclasses.replace(plain.normalization, variability=ref.astype(np.float64))
+        spec = SampleSpec(history=(-1, 0), leads=(1,), variability_scaling=True)
+        scaled = plain.replace(normalization=norm, spec=spec)
+        kwargs = {"sampler": EulerSampler(nfe=1), "progress": False}
+        a = forecast_members(plain, data, [init], [6.0], 8, model=stub_for(plain), **kwargs)
+        b = forecast_members(
+            scaled,
+            ForecastData.from_store(scaled, store),
+            [init],
+            [6.0],
+            8,
+            model=stub_for(plain),
+            **kwargs,
+        )
+        start = store.dataset.t2m.sel(time=init).values
+        np.testing.assert_allclose(b - start, 2.0 * (a - start), atol=2e-4)  # float32 K

@@ -216,3 +216,27 @@ def test_init_positions_name_initial_times_without_history():
     assert list(data.init_positions([pd.Timestamp("2019-03-01T05")])) == [5]
     with pytest.raises(InputError, match="2019-03-01 01:00:00"):
         data.init_positions([pd.Timestamp("2019-03-01T01")])
+
+
+def test_variability_scaling_makes_targets_independent_of_the_regime():
+    """A random walk calm (steps of std 0.5) then stormy (std 2): unscaled targets are
+    four times larger in the storm; scaled by their history's recent variability, alike."""
+    rng = np.random.default_rng(1)
+    steps = np.concatenate([0.5 * rng.normal(size=(100, 5, 7)), 2.0 * rng.normal(size=(100, 5, 7))])
+    ds, stats = analysis(n_times=200)
+    ds = ds[["t2m"]].copy(data={"t2m": (280 + np.cumsum(steps, axis=0)).astype("float32")})
+    stats = stats[["t2m"]]
+
+    def regime_ratio(scaling: bool) -> float:
+        data = ResidualDataset(
+            ds, stats, SampleSpec(history=6, leads=(1,), variability_scaling=scaling)
+        )
+        target = data[np.arange(len(data))]["target"]
+        calm = data.pairs[:, 0] < 95
+        stormy = data.pairs[:, 0] > 110
+        return (
+            target[torch.from_numpy(stormy)].std() / target[torch.from_numpy(calm)].std()
+        ).item()
+
+    assert regime_ratio(False) == pytest.approx(4.0, rel=0.1)
+    assert regime_ratio(True) == pytest.approx(1.0, rel=0.15)
