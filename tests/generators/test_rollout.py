@@ -9,6 +9,7 @@ would give other moments.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from generators.base import Condition
 from generators.checkpoint import Checkpoint
 from generators.config import DataConfig, ModelSpec, TrainConfig
 from generators.rollout import ForecastData, Leg, forecast_members, plan_rollout
-from pipeline.datasets import ResidualDataset, SampleSpec
+from pipeline.datasets import ResidualDataset, SampleSpec, recent_variability
 from pipeline.errors import InputError
 from pipeline.forecast_store import open_forecast
 from pipeline.store import AnalysisStore, ingest
@@ -343,10 +344,6 @@ def test_the_forecast_command_explains_bad_requests(trained, capsys):
 def test_variability_scaling_multiplies_each_step_by_its_history_scale():
     """With a reference variability a quarter of the initial window's, s = 2: the first
     step moves every member twice as far as without scaling (same seed, same noise)."""
-    import dataclasses
-
-    from pipeline.datasets import recent_variability
-
     store = ar1_store()
     plain = ar1_checkpoint(store, leads=(1,))
     data = ForecastData.from_store(plain, store)
