@@ -99,61 +99,29 @@ def parse_leads(lead: str, every: str | None, native_hours: float) -> list[float
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
-
-    from generators.calibration import SpreadCalibration
     from generators.checkpoint import load_checkpoint
-    from generators.config import parse_sampler, sampler_spec
-    from generators.rollout import ForecastData, default_sampler, iter_forecast, to_dataset
-    from pipeline.errors import InputError
-    from pipeline.forecast_store import ForecastProvenance, write_forecast
+    from generators.rollout import forecast_to_store
 
-    log = logging.getLogger("wxens.forecast")
     checkpoint = load_checkpoint(args.checkpoint)
-    data = ForecastData.from_store(checkpoint, args.store)
-    inits = parse_inits(args.init)
     native_hours = checkpoint.native_step.total_seconds() / 3600
-    leads = parse_leads(args.lead, args.every, native_hours)
-    if args.members < 1:
-        raise InputError(f"--members must be at least 1, got {args.members}")
-    sampler = (
-        parse_sampler(args.sampler)
-        if args.sampler
-        else default_sampler(checkpoint, checkpoint.build_model())
-    )
-    calibration = None
-    if checkpoint.calibration is not None and not args.no_calibration:
-        calibration = SpreadCalibration.from_dict(checkpoint.calibration)
-        log.info("applying the checkpoint's spread calibration:\n%s", calibration.report())
-    elif checkpoint.calibration is not None:
-        log.info("the checkpoint holds a spread calibration; --no-calibration leaves it unused")
-    provenance = ForecastProvenance(
-        generator=checkpoint.kind,
-        checkpoint_digest=checkpoint.digest,
-        sampler=sampler_spec(sampler),
-        nfe=sampler.nfe,
-        seed=args.seed,
-        calibration=calibration.to_dict() if calibration else {},
-    )
-    written = 0
-    for batch, members in iter_forecast(
+    done = forecast_to_store(
         checkpoint,
-        data,
-        inits,
-        leads,
+        args.store,
+        parse_inits(args.init),
+        parse_leads(args.lead, args.every, native_hours),
         args.members,
-        sampler=sampler,
+        args.out,
+        sampler=args.sampler,
         seed=args.seed,
+        calibrate=not args.no_calibration,
         device=args.device,
-        calibration=calibration,
         batch_members=args.batch_members,
         progress=not args.no_progress,
-    ):
-        write_forecast(args.out, to_dataset(data, batch, leads, members), provenance)
-        written += len(batch)
+    )
+    p = done.provenance
     print(
-        f"{args.out}: {written} initial time(s) x {args.members} members x {len(leads)} leads "
-        f"({sampler.name}, NFE {sampler.nfe}, seed {args.seed}"
-        + (", calibrated)" if calibration else ", uncalibrated)")
+        f"{done.out}: {len(done.init_times)} initial time(s) x {done.members} members x "
+        f"{len(done.leads_hours)} leads ({p.sampler.split(':')[0]}, NFE {p.nfe}, seed {p.seed}"
+        + (", calibrated)" if done.calibration else ", uncalibrated)")
     )
     return 0
