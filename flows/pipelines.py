@@ -192,13 +192,17 @@ def ensemble_run(
     sampler: str | None = None,
     seed: int = 0,
     sources: list[str] | None = None,
+    variables: list[str] | None = None,
     train_config: str | None = None,
+    train_overrides: list[str] | None = None,
     dask_scheduler: str | None = None,
     device: str = "auto",
     progress: bool = False,
 ) -> dict[str, object]:
-    """The whole chain, each step a subflow: ingest ``sources`` into ``store`` (if given);
-    train ``train_config`` into the directory ``checkpoint`` (if given); forecast
+    """The whole chain, each step a subflow: ingest ``sources`` (their ``variables``,
+    default all) into ``store`` (if given);
+    train ``train_config`` (with ``train_overrides``, ``key=value``) into the directory
+    ``checkpoint`` (if given); forecast
     ``init_times`` — by default the ``latest`` initial times of the store on the
     ``cycle_hours`` cycle — into ``forecast_store``; then verify every initial time
     of ``forecast_store`` whose truth has arrived in ``store`` (``scores``, ``report``).
@@ -206,9 +210,9 @@ def ensemble_run(
     Returns what it did: the initial times forecast and verified and the output paths.
     """
     if sources:
-        ingest(sources, store, dask_scheduler=dask_scheduler, progress=progress)
+        ingest(sources, store, variables, dask_scheduler=dask_scheduler, progress=progress)
     if train_config:
-        checkpoint = train(store, train_config, checkpoint, progress=progress)
+        checkpoint = train(store, train_config, checkpoint, train_overrides, progress=progress)
     inits = init_times or latest_init_times(store, checkpoint, latest, cycle_hours)
     forecast_done = forecast(
         checkpoint,

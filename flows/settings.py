@@ -7,6 +7,7 @@ start a temporary local API server; on 2 busy cores that can take longer than Pr
 
 from __future__ import annotations
 
+import logging
 import os
 
 OFFLINE_DEFAULTS = {
@@ -17,6 +18,8 @@ OFFLINE_DEFAULTS = {
 
 def apply_offline_defaults() -> None:
     """Set :data:`OFFLINE_DEFAULTS` in the environment where unset; call before importing
-    prefect (its settings are read once, at import)."""
+    prefect (its settings are read once, at import). Also keeps the HTTP client's
+    one-line-per-request INFO logs (Prefect's API calls) off the console."""
     for name, value in OFFLINE_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -38,6 +38,7 @@ def ingest_store(
     ``dask_scheduler`` (a new local one if None); returns the store path."""
     from pipeline import store as stores
 
+    stores.open_canonical(sources, variables, time_slice(start, end))  # bad input: fail now
     with dask_client(dask_scheduler):
         opened = stores.ingest(
             sources,
@@ -150,11 +151,12 @@ def verify_forecast(
     from verification.report import write_report
     from verification.scorecard import VerifyConfig, verify, write_scores
 
+    ensemble = open_forecast(forecast)  # lazily: a missing store fails before any cluster
+    if init_times is not None:
+        ensemble = ensemble.sel({INIT_TIME: pd.DatetimeIndex(init_times)})
+    analysis = open_store(truth).dataset
     with dask_client(dask_scheduler):
-        ensemble = open_forecast(forecast)
-        if init_times is not None:
-            ensemble = ensemble.sel({INIT_TIME: pd.DatetimeIndex(init_times)})
-        tree = verify(ensemble, open_store(truth).dataset, VerifyConfig(progress=progress))
+        tree = verify(ensemble, analysis, VerifyConfig(progress=progress))
         write_scores(tree, scores)
     if report is not None:
         write_report(tree, report, sources=f"forecast {forecast} against analysis {truth}")

@@ -5,6 +5,6 @@ Each module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and
 Add a command by writing its module and listing it here.
 """
 
-from flows.commands import forecast, info, ingest, serve, train, verify
+from flows.commands import demo, forecast, info, ingest, run, serve, train, verify
 
-COMMANDS = (ingest, info, train, forecast, verify, serve)
+COMMANDS = (ingest, info, train, forecast, verify, run, serve, demo)

@@ -1,0 +1,144 @@
+"""``wxens run``: the whole chain — ingest, train, forecast, verify — once, without a server.
+
+Each step is a Prefect flow (:mod:`flows.pipelines`), so a rerun skips what is done and
+the runs appear in the Prefect UI when ``PREFECT_API_URL`` points at a server; without
+one Prefect starts a temporary local API for the duration of the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+NAME = "run"
+HELP = "run ingest -> train -> forecast -> verify for given init times (no server needed)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    data = parser.add_argument_group("data and model")
+    data.add_argument("--store", required=True, help="analysis store (truth and initial states)")
+    data.add_argument(
+        "--source",
+        dest="sources",
+        nargs="+",
+        metavar="SOURCE",
+        help="ingest these files/globs/URLs/'synthetic:...' into --store first",
+    )
+    data.add_argument(
+        "--checkpoint",
+        required=True,
+        help="checkpoint file or training directory (the output directory with --train-config)",
+    )
+    data.add_argument(
+        "--train-config", help="train this config (YAML/TOML) into --checkpoint first"
+    )
+    data.add_argument(
+        "--set",
+        dest="train_overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a training config value (repeatable), as `wxens train --set`",
+    )
+    when = parser.add_argument_group("initial times")
+    when.add_argument(
+        "--init",
+        nargs="+",
+        metavar="TIME",
+        help="initial times (2019-03-22T00) or ranges START/END/EVERY (2019-03-22T00/2019-03-30T18/6h); "
+        "default: the --latest times of the store on the --cycle",
+    )
+    when.add_argument("--latest", type=int, default=1, help="without --init: how many (default 1)")
+    when.add_argument(
+        "--cycle", type=int, default=6, metavar="HOURS", help="without --init: cycle (default 6 h)"
+    )
+    ens = parser.add_argument_group("ensemble")
+    ens.add_argument("--members", type=int, default=50, help="ensemble size (default 50)")
+    ens.add_argument(
+        "--leads",
+        help="comma list of leads, e.g. 1h,3h,6h,12h,24h (default: the checkpoint's trained leads)",
+    )
+    ens.add_argument(
+        "--sampler", help="sampler spec, e.g. euler:nfe=10 (default: the checkpoint's)"
+    )
+    ens.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    ens.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+    out = parser.add_argument_group("outputs")
+    out.add_argument("--forecast-store", required=True, help="forecast store to create or extend")
+    out.add_argument("--scores", required=True, help="scores file (NetCDF groups) to write")
+    out.add_argument("--report", help="HTML report to write")
+    parser.add_argument(
+        "--dask-scheduler",
+        metavar="ADDRESS",
+        help="run ingestion and verification on this dask scheduler (default: a local cluster)",
+    )
+
+
+def parse_leads(text: str | None) -> list[float] | None:
+    """Hours from a comma list of durations (``1h,90min,1d``); None stays None."""
+    import pandas as pd
+
+    from pipeline.errors import InputError
+
+    if text is None:
+        return None
+    try:
+        hours = [pd.Timedelta(part.strip()) / pd.Timedelta(hours=1) for part in text.split(",")]
+    except ValueError as err:
+        raise InputError(f"--leads {text!r}: give durations such as 1h,3h,24h ({err})") from None
+    if any(h <= 0 for h in hours):
+        raise InputError(f"--leads {text!r}: every lead must be positive")
+    return hours
+
+
+def run(args: argparse.Namespace) -> int:
+    from flows.settings import apply_offline_defaults
+
+    apply_offline_defaults()
+
+    from flows.commands.forecast import parse_inits
+    from flows.pipelines import ensemble_run
+
+    inits = [t.isoformat() for t in parse_inits(args.init)] if args.init else None
+    summary = ensemble_run(
+        store=args.store,
+        checkpoint=args.checkpoint,
+        forecast_store=args.forecast_store,
+        scores=args.scores,
+        report=args.report,
+        init_times=inits,
+        latest=args.latest,
+        cycle_hours=args.cycle,
+        leads_hours=parse_leads(args.leads),
+        members=args.members,
+        sampler=args.sampler,
+        seed=args.seed,
+        sources=args.sources,
+        train_config=args.train_config,
+        train_overrides=args.train_overrides,
+        dask_scheduler=args.dask_scheduler,
+        device=args.device,
+        progress=sys.stderr.isatty(),
+    )
+    print(describe(summary))
+    return 0
+
+
+def describe(summary: dict[str, object]) -> str:
+    """What an ensemble run did and where its outputs are, for a person."""
+    forecast = summary["forecast_init_times"]
+    verified = summary["verified_init_times"]
+    lines = [
+        f"analysis store   {summary['store']}",
+        f"checkpoint       {summary['checkpoint']}",
+        f"forecast store   {summary['forecast_store']} ({len(forecast)} initial time(s) forecast)",
+    ]
+    if verified:
+        lines.append(
+            f"scores           {summary['scores']} ({len(verified)} initial time(s) verified)"
+        )
+        if summary["report"]:
+            lines.append(f"report           {summary['report']}")
+    else:
+        lines.append("scores           none yet: no forecast has its truth in the store")
+    return "\n".join(lines)
