@@ -180,3 +180,22 @@ def library_logs_to_run(level: int = logging.INFO) -> Iterator[None]:
         for logger, old in zip(loggers, levels, strict=True):
             logger.removeHandler(handler)
             logger.setLevel(old)
+
+
+def subflow_seconds(state: Any) -> list[tuple[str, float]]:
+    """(flow name, run time in seconds) of each subflow of the flow run behind ``state``
+    (a flow's ``return_state=True`` result), in the order they started."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        parent = client.read_flow_run(state.state_details.flow_run_id)
+        children = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent.id])
+            ),
+            sort=FlowRunSort.START_TIME_ASC,
+        )
+        names = {run.flow_id: client.read_flow(run.flow_id).name for run in children}
+    return [(names[run.flow_id], run.total_run_time.total_seconds()) for run in children]

@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from flows.commands.forecast import parse_inits
     from flows.commands.run import describe
     from flows.pipelines import ensemble_run
+    from flows.runtime import subflow_seconds
     from pipeline.errors import InputError
 
     for path, what in ((args.sample, "sample"), (args.config, "training config")):
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    summary = ensemble_run(
+    state = ensemble_run(
         store=str(workdir / "era5-uk.zarr"),
         checkpoint=str(workdir / "model"),
         forecast_store=str(workdir / "forecast.zarr"),
@@ -104,9 +105,11 @@ def run(args: argparse.Namespace) -> int:
         train_overrides=[*DEMO_OVERRIDES, *args.overrides],
         dask_scheduler=args.dask_scheduler,
         progress=sys.stderr.isatty(),
+        return_state=True,
     )
+    summary = state.result()
     print(f"\nwxens demo finished in {time.perf_counter() - started:.0f} s")
-    print(describe(summary))
+    print(describe(summary, subflow_seconds(state)))
     if summary["scores"]:
         print(scores_by_lead(summary["scores"]))
         print(f"\nopen the report: file://{summary['report']}")

@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="ingest these files/globs/URLs/'synthetic:...' into --store first",
     )
     data.add_argument(
+        "--variables", nargs="+", help="with --source: canonical names to keep (default: all)"
+    )
+    data.add_argument(
         "--checkpoint",
         required=True,
         help="checkpoint file or training directory (the output directory with --train-config)",
@@ -98,9 +101,10 @@ def run(args: argparse.Namespace) -> int:
 
     from flows.commands.forecast import parse_inits
     from flows.pipelines import ensemble_run
+    from flows.runtime import subflow_seconds
 
     inits = [t.isoformat() for t in parse_inits(args.init)] if args.init else None
-    summary = ensemble_run(
+    state = ensemble_run(
         store=args.store,
         checkpoint=args.checkpoint,
         forecast_store=args.forecast_store,
@@ -114,18 +118,20 @@ def run(args: argparse.Namespace) -> int:
         sampler=args.sampler,
         seed=args.seed,
         sources=args.sources,
+        variables=args.variables,
         train_config=args.train_config,
         train_overrides=args.train_overrides,
         dask_scheduler=args.dask_scheduler,
         device=args.device,
         progress=sys.stderr.isatty(),
+        return_state=True,
     )
-    print(describe(summary))
+    print(describe(state.result(), subflow_seconds(state)))
     return 0
 
 
-def describe(summary: dict[str, object]) -> str:
-    """What an ensemble run did and where its outputs are, for a person."""
+def describe(summary: dict[str, object], steps: list[tuple[str, float]] = ()) -> str:
+    """What an ensemble run did, where its outputs are, and how long each step took."""
     forecast = summary["forecast_init_times"]
     verified = summary["verified_init_times"]
     lines = [
@@ -141,4 +147,6 @@ def describe(summary: dict[str, object]) -> str:
             lines.append(f"report           {summary['report']}")
     else:
         lines.append("scores           none yet: no forecast has its truth in the store")
+    if steps:
+        lines.append("steps            " + ", ".join(f"{name} {s:.0f} s" for name, s in steps))
     return "\n".join(lines)

@@ -9,6 +9,8 @@ talks to it through ``temporary_settings`` so nothing is read from or written to
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import signal
 import socket
@@ -155,3 +157,114 @@ def spawn(prefect_server: PrefectServer) -> Iterator[Callable[..., subprocess.Po
     yield start
     for process in started:
         stop_process_group(process)
+
+
+SYNTHETIC = "synthetic:n_lat=8,n_lon=12,n_times=40,step=6h,seed=1"
+"""Ten days, 6-hourly, of the synthetic t2m on an 8 x 12 grid: small, with a known law."""
+TINY_TRAINING = {
+    "model": {
+        "kind": "flow_matching",
+        "backbone": {"widths": [8, 16], "attention_heads": 0, "embedding_dim": 16},
+        "sample_nfe": 2,
+    },
+    "data": {"history": [-1, 0], "leads": [1, 2], "train": {"end": "2000-01-07"}},
+    "optim": {"warmup_steps": 2},
+    "steps": 12,
+    "batch_size": 4,
+    "validate_every": 100,
+    "checkpoint_every": 6,
+    "device": "cpu",
+}
+"""A model trained in seconds: the flows are under test here, not its skill."""
+CHAIN_INIT_TIMES = ["2000-01-08T00", "2000-01-08T06", "2000-01-08T12", "2000-01-08T18"]
+CHAIN_MEMBERS = 8
+
+
+@dataclass(frozen=True)
+class ChainRun:
+    """The outputs of one ``ensemble_run`` over the synthetic source (ingest, train,
+    forecast, verify, report) and the summary it returned."""
+
+    workdir: Path
+    store: Path
+    checkpoint: Path
+    forecast: Path
+    scores: Path
+    report: Path
+    parameters: dict
+    summary: dict
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler() -> Iterator[str]:
+    """The address of a 2-worker, 1-thread-each ``LocalCluster`` (processes) shared by the
+    flow tests; one cluster instead of one per flow keeps the suite fast."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
+        silence_logs=logging.WARNING,
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.fixture(scope="session")
+def chain(prefect_server, dask_scheduler, tmp_path_factory) -> ChainRun:
+    """One whole ``ensemble_run`` (every step from the synthetic source), run in a
+    working directory of its own (Prefect results go to its ``.wxens``)."""
+    import yaml
+
+    from flows.pipelines import ensemble_run
+
+    workdir = tmp_path_factory.mktemp("chain")
+    config = workdir / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY_TRAINING))
+    paths = {
+        "store": workdir / "truth.zarr",
+        "checkpoint": workdir / "model",
+        "forecast": workdir / "forecast.zarr",
+        "scores": workdir / "scores.nc",
+        "report": workdir / "report.html",
+    }
+    parameters = dict(
+        store=str(paths["store"]),
+        checkpoint=str(paths["checkpoint"]),
+        forecast_store=str(paths["forecast"]),
+        scores=str(paths["scores"]),
+        report=str(paths["report"]),
+        init_times=CHAIN_INIT_TIMES,
+        members=CHAIN_MEMBERS,
+        sources=[SYNTHETIC],
+        variables=["t2m"],
+        train_config=str(config),
+        dask_scheduler=dask_scheduler,
+    )
+    with in_directory(workdir):
+        summary = ensemble_run(**parameters)
+    return ChainRun(workdir=workdir, parameters=parameters, summary=summary, **paths)
+
+
+@contextlib.contextmanager
+def in_directory(path: Path) -> Iterator[None]:
+    """Run the block with ``path`` as the working directory (Prefect's results land there)."""
+    old = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def modification_times(*roots: Path) -> dict[Path, int]:
+    """mtime (ns) of every file under ``roots``: what a skipped step must leave unchanged."""
+    files = (p for root in roots for p in ([root] if root.is_file() else root.rglob("*")))
+    return {p: p.stat().st_mtime_ns for p in files if p.is_file()}
+
+
+@pytest.fixture
+def file_times() -> Callable[..., dict[Path, int]]:
+    """:func:`modification_times`, for the tests."""
+    return modification_times

@@ -1,0 +1,123 @@
+"""The whole chain as flows (ingest, train, forecast, verify) on the synthetic source: its
+outputs, a rerun that skips finished work, and the same numbers on and off a dask cluster."""
+
+from __future__ import annotations
+
+import dask
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+pytestmark = pytest.mark.slow
+
+
+def test_ensemble_run_writes_every_output(chain):
+    from generators.checkpoint import load_checkpoint
+    from pipeline.forecast_store import open_forecast
+    from pipeline.store import open_store
+
+    inits = pd.DatetimeIndex(chain.parameters["init_times"])
+    assert pd.DatetimeIndex(chain.summary["forecast_init_times"]).equals(inits)
+    assert pd.DatetimeIndex(chain.summary["verified_init_times"]).equals(inits)
+
+    truth = open_store(chain.store)
+    assert truth.dataset.sizes["time"] == 40
+    checkpoint = load_checkpoint(chain.checkpoint)
+    assert checkpoint.step == 12
+    assert checkpoint.leads_hours == (6.0, 12.0)
+
+    forecast = open_forecast(chain.forecast)
+    assert pd.DatetimeIndex(forecast["init_time"].values).equals(inits)
+    assert forecast.sizes["member"] == chain.parameters["members"]
+    assert (forecast["lead_time"].values / np.timedelta64(1, "h")).tolist() == [6.0, 12.0]
+
+    card = xr.open_datatree(chain.scores)["scorecard"].to_dataset()
+    assert card["variable"].values.tolist() == ["t2m"]
+    assert np.isfinite(card["fair_crps"]).all()
+    assert (card["fair_crps"] > 0).all()
+    html = chain.report.read_text()
+    assert html.count("<img") >= 4 and "data:image/png;base64," in html
+
+
+def test_rerun_skips_every_finished_step(chain, file_times, monkeypatch):
+    from flows.pipelines import ensemble_run
+
+    outputs = (chain.store, chain.checkpoint, chain.forecast, chain.scores, chain.report)
+    before = file_times(*outputs)
+    monkeypatch.chdir(chain.workdir)
+    summary = ensemble_run(**chain.parameters)
+    assert summary == chain.summary
+    assert file_times(*outputs) == before  # nothing rewritten: every task skipped
+
+
+def test_verification_on_the_cluster_equals_a_local_run(chain):
+    """The chain verified on a 2-worker LocalCluster; the same call in this process, on
+    dask's synchronous scheduler, must give the same numbers."""
+    from pipeline.forecast_store import open_forecast
+    from pipeline.store import open_store
+    from verification.scorecard import VerifyConfig, verify
+
+    with dask.config.set(scheduler="synchronous"):
+        local = verify(
+            open_forecast(chain.forecast),
+            open_store(chain.store).dataset,
+            VerifyConfig(progress=False),
+        )
+    on_cluster = xr.open_datatree(chain.scores)
+    for group in ("scorecard", "rank_histogram", "reliability", "spectra"):
+        xr.testing.assert_allclose(
+            on_cluster[group].to_dataset(), local[group].to_dataset().load(), rtol=1e-6
+        )
+    np.testing.assert_array_equal(  # integer counts: exactly equal
+        on_cluster["rank_histogram"]["rank_histogram"].values,
+        local["rank_histogram"]["rank_histogram"].values,
+    )
+
+
+def test_ingestion_on_the_cluster_equals_a_local_run(chain, tmp_path):
+    from pipeline.store import ingest, open_store
+
+    with dask.config.set(scheduler="synchronous"):
+        local = ingest(
+            chain.parameters["sources"],
+            tmp_path / "local.zarr",
+            variables=chain.parameters["variables"],
+            progress=False,
+        )
+    on_cluster = open_store(chain.store)
+    xr.testing.assert_equal(on_cluster.dataset.load(), local.dataset.load())
+    xr.testing.assert_allclose(on_cluster.statistics, local.statistics, rtol=1e-6)
+
+
+def test_wxens_run_prints_where_the_outputs_are_and_the_steps(chain, monkeypatch, capsys):
+    from flows.cli import main
+
+    p = chain.parameters
+    monkeypatch.chdir(chain.workdir)
+    code = main(
+        ["run", "--store", p["store"], "--source", *p["sources"], "--variables", "t2m"]
+        + ["--checkpoint", p["checkpoint"], "--train-config", p["train_config"]]
+        + ["--init", "2000-01-08T00/2000-01-08T18/6h", "--members", str(p["members"])]
+        + ["--forecast-store", p["forecast_store"], "--scores", p["scores"]]
+        + ["--report", p["report"], "--dask-scheduler", p["dask_scheduler"]]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"forecast store   {p['forecast_store']} (4 initial time(s) forecast)" in out
+    assert f"report           {p['report']}" in out
+    steps = out.split("steps", 1)[1]
+    assert all(name in steps for name in ("ingest", "train", "forecast", "verify"))
+
+
+def test_wxens_run_with_a_missing_store_exits_2_with_the_fix(tmp_path, monkeypatch, capsys):
+    from flows.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    code = main(
+        ["run", "--store", "nowhere.zarr", "--checkpoint", "nowhere.pt"]
+        + ["--forecast-store", "f.zarr", "--scores", "s.nc"]
+    )
+    assert code == 2
+    assert "nowhere.zarr: no such store; create it with `wxens ingest" in capsys.readouterr().err
+    assert not (tmp_path / "f.zarr").exists()

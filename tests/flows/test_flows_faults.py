@@ -1,0 +1,210 @@
+"""Bad input and faults: each fails fast with a clear message and no partial output, or
+recovers — a killed forecast rerun writes each (init_time, lead) region once; an I/O
+error raised once is retried."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.errors import InputError, StoreError
+
+pytestmark = pytest.mark.slow
+
+KILL_INIT_TIMES = [t.isoformat() for t in pd.date_range("2000-01-02T00", periods=12, freq="6h")]
+
+
+def task_run_counts(state) -> list[int]:
+    """How many times each task of the flow run behind ``state`` ran (1: no retry)."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    flow_run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+    return [run.run_count for run in runs]
+
+
+def test_a_missing_store_fails_at_once_and_writes_nothing(chain, tmp_path, monkeypatch):
+    from flows.pipelines import forecast, verify
+
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "missing.zarr"
+    out = tmp_path / "forecast.zarr"
+    state = forecast(
+        str(chain.checkpoint),
+        str(missing),
+        ["2000-01-08T00"],
+        str(out),
+        members=2,
+        return_state=True,
+    )
+    with pytest.raises(StoreError, match=f"{missing}: no such store; create it with `wxens ingest"):
+        state.result()
+    assert task_run_counts(state) == [1]  # a StoreError is not retried
+    assert not out.exists()
+
+    scores = tmp_path / "scores.nc"
+    with pytest.raises(StoreError, match="missing.zarr: no such store"):
+        verify(str(chain.forecast), str(missing), str(scores), dask_scheduler=None)
+    assert not scores.exists() and not list(tmp_path.glob(".scores.nc*"))
+
+
+def test_an_unknown_variable_fails_at_once_and_writes_nothing(
+    tmp_path, monkeypatch, dask_scheduler
+):
+    from flows.pipelines import ingest
+
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "truth.zarr"
+    state = ingest(
+        ["synthetic:n_lat=6,n_lon=8,n_times=8"],
+        str(store),
+        variables=["t2mm"],
+        dask_scheduler=dask_scheduler,
+        return_state=True,
+    )
+    with pytest.raises(InputError, match="t2mm"):
+        state.result()
+    assert task_run_counts(state) == [1]
+    assert not store.exists()
+
+
+def test_a_checkpoint_from_another_grid_fails_at_once_and_writes_nothing(
+    chain, tmp_path, monkeypatch
+):
+    from flows.pipelines import forecast
+    from pipeline.store import ingest
+
+    monkeypatch.chdir(tmp_path)
+    other = ingest(
+        "synthetic:n_lat=6,n_lon=10,n_times=40,step=6h", tmp_path / "other.zarr", progress=False
+    )
+    out = tmp_path / "forecast.zarr"
+    state = forecast(
+        str(chain.checkpoint),
+        str(other.path),
+        ["2000-01-08T00"],
+        str(out),
+        members=2,
+        return_state=True,
+    )
+    with pytest.raises(InputError, match="was trained on a 8 x 12 grid.*has a 6 x 10 grid"):
+        state.result()
+    assert task_run_counts(state) == [1]
+    assert not out.exists()
+
+
+def test_an_io_error_raised_once_is_retried_and_the_run_succeeds(
+    tmp_path, monkeypatch, dask_scheduler
+):
+    import pipeline.store
+    from flows.pipelines import ingest
+    from pipeline.store import open_store
+
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "truth.zarr"
+    real_ingest = pipeline.store.ingest
+    calls = []
+
+    def flaky_ingest(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise OSError(
+                errno.EIO, "Input/output error (simulated, e.g. a dropped NFS mount)", str(store)
+            )
+        return real_ingest(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline.store, "ingest", flaky_ingest)
+    state = ingest(
+        ["synthetic:n_lat=6,n_lon=8,n_times=8"],
+        str(store),
+        dask_scheduler=dask_scheduler,
+        return_state=True,
+    )
+    assert state.is_completed()
+    assert len(calls) == 2
+    assert task_run_counts(state) == [2]
+    assert open_store(store).dataset.sizes["time"] == 8
+
+
+def written_so_far(out: Path) -> pd.DatetimeIndex:
+    """Complete initial times of a forecast store another process may be creating now."""
+    from flows.pipelines import complete_init_times
+
+    try:
+        return complete_init_times(str(out))
+    except (StoreError, OSError, KeyError, ValueError):  # caught mid-creation: nothing yet
+        return pd.DatetimeIndex([])
+
+
+def region_files(store: Path, index: int) -> list[Path]:
+    """The chunk files of initial time number ``index`` in every array along init_time."""
+    files: list[Path] = []
+    for meta in sorted(store.glob("*/zarr.json")):
+        if json.loads(meta.read_text()).get("dimension_names", [None])[0] != "init_time":
+            continue
+        chunk = meta.parent / "c" / str(index)
+        files += [chunk] if chunk.is_file() else sorted(p for p in chunk.rglob("*") if p.is_file())
+    return files
+
+
+def test_a_forecast_killed_midway_then_rerun_writes_each_region_once(
+    chain, tmp_path, spawn, monkeypatch
+):
+    from flows.pipelines import complete_init_times, forecast
+    from pipeline.forecast_store import open_forecast
+
+    out = tmp_path / "forecast.zarr"
+    arguments = dict(
+        checkpoint=str(chain.checkpoint),
+        store=str(chain.store),
+        init_times=KILL_INIT_TIMES,
+        out=str(out),
+        members=16,
+        batch_members=16,  # one initial time per task
+        sampler="euler:nfe=8",
+    )
+    code = f"from flows.pipelines import forecast; forecast(**{arguments!r})"
+    log = tmp_path / "killed.log"
+    process = spawn([sys.executable, "-c", code], cwd=tmp_path, log=log)
+    deadline = time.monotonic() + 300
+    while len(written_so_far(out)) < 2:
+        assert process.poll() is None, (
+            f"the forecast ended before it could be killed:\n{log.read_text()[-3000:]}"
+        )
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    finished = complete_init_times(str(out))
+    assert 2 <= len(finished) < len(KILL_INIT_TIMES), "the kill came too late to test anything"
+    stored = pd.DatetimeIndex(open_forecast(out, complete_only=False)["init_time"].values)
+    before = {
+        t: {p: p.stat().st_mtime_ns for p in region_files(out, int(stored.get_loc(t)))}
+        for t in finished
+    }
+    assert all(before.values())
+
+    monkeypatch.chdir(tmp_path)
+    done = forecast(**arguments)
+
+    assert done == KILL_INIT_TIMES
+    ds = open_forecast(out)  # complete initial times only
+    inits = pd.DatetimeIndex(ds["init_time"].values)
+    assert inits.is_unique and inits.equals(pd.DatetimeIndex(KILL_INIT_TIMES))
+    assert not inits.difference(complete_init_times(str(out))).size
+    assert np.isfinite(ds["t2m"]).all()
+    for t, files in before.items():  # finished before the kill: not written again
+        assert {p: p.stat().st_mtime_ns for p in files} == files, t
