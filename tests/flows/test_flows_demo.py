@@ -1,0 +1,36 @@
+"""``wxens demo`` end to end on the shipped sample, shortened to seconds by overrides."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_runs_the_chain_on_the_sample_and_prints_where_things_are(
+    prefect_server, dask_scheduler, tmp_path, monkeypatch, capsys
+):
+    from flows.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    code = main(
+        ["demo", "--workdir", "demo", "--members", "4", "--init", "2019-03-22T00"]
+        + ["--set", "steps=2", "--set", "fine_tune.steps=1", "--set", "validate_every=1"]
+        + ["--set", "data.history=2", "--dask-scheduler", dask_scheduler]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    workdir = tmp_path / "demo"
+    for name in ("era5-uk.zarr", "model/last.pt", "forecast.zarr", "scores.nc", "report.html"):
+        assert (workdir / name).exists(), name
+        assert str(workdir / name).split("/last.pt")[0] in out
+    assert f"open the report: file://{workdir / 'report.html'}" in out
+    for lead in (1, 3, 6, 12, 24):  # the scorecard table, one row per lead
+        assert f"t2m        {lead:>3} h" in out
+
+
+def test_demo_without_its_sample_says_what_to_do(tmp_path, capsys):
+    from flows.cli import main
+
+    assert main(["demo", "--workdir", str(tmp_path), "--sample", str(tmp_path / "no.grib")]) == 2
+    assert "no.grib is missing" in capsys.readouterr().err
