@@ -38,13 +38,17 @@ from pipeline.errors import InputError
 log = logging.getLogger(__name__)
 
 
+DEFAULT_CRON = "0 */6 * * *"
+"""Every 6 hours on the hour (00, 06, 12, 18): the cycle of a global forecast centre."""
+
+
 @dataclass(frozen=True)
 class DeploymentSpec:
     """One scheduled deployment: ``flow`` (a key of FLOWS) run on ``cron`` in ``timezone``."""
 
     name: str
     flow: str
-    cron: str
+    cron: str = DEFAULT_CRON
     timezone: str = "UTC"
     parameters: dict[str, Any] = field(default_factory=dict)
     description: str = ""

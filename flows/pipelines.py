@@ -10,20 +10,14 @@ as strings, times as ISO strings) so the Prefect UI can show and edit them.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import pandas as pd
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from flows import tasks
 from flows.runtime import unless_done
 from pipeline.errors import InputError, StoreError
-
-log = logging.getLogger(__name__)
-
-DEFAULT_CRON = "0 */6 * * *"
-"""An ensemble every 6 hours, on the hour: the usual cycle of a global forecast centre."""
 
 
 def analysis_store_complete(path: str) -> bool:
@@ -123,7 +117,7 @@ def forecast(
     leads = list(leads_hours or load_checkpoint(checkpoint).leads_hours)
     pending = asked.difference(complete_init_times(out))
     if len(pending) < len(asked):
-        log.info(
+        get_run_logger().info(
             "%s: %d of %d initial time(s) already complete, skipped",
             out,
             len(asked) - len(pending),
@@ -132,6 +126,7 @@ def forecast(
     per_task = max(1, batch_members // members)
     for start in range(0, len(pending), per_task):
         batch = [t.isoformat() for t in pending[start : start + per_task]]
+        # pending means not in the store: run, whatever a cache from an older store says
         unless_done(tasks.forecast_init_times, False)(
             checkpoint,
             store,
@@ -200,12 +195,11 @@ def ensemble_run(
     progress: bool = False,
 ) -> dict[str, object]:
     """The whole chain, each step a subflow: ingest ``sources`` (their ``variables``,
-    default all) into ``store`` (if given);
-    train ``train_config`` (with ``train_overrides``, ``key=value``) into the directory
-    ``checkpoint`` (if given); forecast
-    ``init_times`` — by default the ``latest`` initial times of the store on the
-    ``cycle_hours`` cycle — into ``forecast_store``; then verify every initial time
-    of ``forecast_store`` whose truth has arrived in ``store`` (``scores``, ``report``).
+    default all) into ``store`` (if given); train ``train_config`` (with
+    ``train_overrides``, ``key=value``) into the directory ``checkpoint`` (if given);
+    forecast ``init_times`` — by default the ``latest`` initial times of the store on the
+    ``cycle_hours`` cycle — into ``forecast_store``; then verify every initial time of
+    ``forecast_store`` whose truth has arrived in ``store`` (``scores``, ``report``).
 
     Returns what it did: the initial times forecast and verified and the output paths.
     """
@@ -238,7 +232,7 @@ def ensemble_run(
             progress=progress,
         )
     else:
-        log.info(
+        get_run_logger().info(
             "no forecast of %s has its truth in %s yet: nothing to verify", forecast_store, store
         )
     return {
