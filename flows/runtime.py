@@ -3,10 +3,10 @@ persisted results, and the library's log records shown in the Prefect UI.
 
 - **Retries** (:func:`is_transient_io_error`): an ``OSError`` (a flaky disk, a dropped
   network mount or object store) is retried; a :class:`~pipeline.errors.WxensError`
-  (bad input, a missing or mismatched store) and any other exception fail at once —
-  retrying cannot fix them.
+  (bad input, a missing or mismatched store), a missing file or a denied permission and
+  any other exception fail at once — retrying cannot fix them.
 - **Caching** (:class:`FilesRead` + inputs + task source): the key hashes the task's
-  arguments, its code, and the on-disk state (relative path, size, mtime of every file)
+  arguments, its code, and the on-disk state (path, size, mtime of every file)
   of the paths it reads; a rerun with the same arguments over unchanged inputs is
   skipped. Flows pass ``refresh_cache=True`` (:func:`unless_done`) when a task's output
   is missing or incomplete, so a deleted output is rebuilt rather than trusted.
@@ -44,10 +44,21 @@ LIBRARY_LOGGERS = ("pipeline", "generators", "verification", "flows")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+PERMANENT_OS_ERRORS = (
+    FileNotFoundError,
+    FileExistsError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+)
+"""OS errors that waiting does not fix: fail at once, like a WxensError."""
+
+
 def is_transient_io_error(task: Task, task_run: Any, state: Any) -> bool:
-    """Prefect ``retry_condition_fn``: retry an ``OSError``, never a :class:`WxensError`."""
+    """Prefect ``retry_condition_fn``: retry an ``OSError`` (EIO, a timeout, a dropped
+    connection), never a :class:`WxensError` nor one of :data:`PERMANENT_OS_ERRORS`."""
     error = state.result(raise_on_failure=False)
-    return isinstance(error, OSError) and not isinstance(error, WxensError)
+    return isinstance(error, OSError) and not isinstance(error, (WxensError, *PERMANENT_OS_ERRORS))
 
 
 def files_state(spec: str | Path) -> str:

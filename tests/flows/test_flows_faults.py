@@ -149,6 +149,27 @@ def written_so_far(out: Path) -> pd.DatetimeIndex:
         return pd.DatetimeIndex([])
 
 
+@pytest.mark.parametrize(
+    ("error", "retried"),
+    [
+        (OSError(errno.EIO, "Input/output error"), True),
+        (TimeoutError("read timed out"), True),
+        (ConnectionResetError("connection reset by peer"), True),
+        (FileNotFoundError(errno.ENOENT, "No such file"), False),
+        (PermissionError(errno.EACCES, "Permission denied"), False),
+        (StoreError("x.zarr: no such store"), False),
+        (InputError("unknown variable 't2mm'"), False),
+        (ValueError("a bug"), False),
+    ],
+)
+def test_only_transient_io_errors_are_retried(error, retried):
+    from prefect.states import Failed
+
+    from flows.runtime import is_transient_io_error
+
+    assert is_transient_io_error(None, None, Failed(data=error)) is retried
+
+
 def region_files(store: Path, index: int) -> list[Path]:
     """The chunk files of initial time number ``index`` in every array along init_time."""
     files: list[Path] = []
