@@ -7,8 +7,8 @@ by a documented rule, so that a check never demands more of the members than the
 analysis itself achieves. Inputs: ``forecast`` in the wxens layout (``member`` plus the
 truth's dims), ``truth`` aligned to it (:func:`pipeline.adapters.align_with_truth`).
 
-Constants as in :mod:`pipeline.synthetic_upper` (Holton & Hakim, *An Introduction to
-Dynamic Meteorology*, 5th ed., §1.6.2 and §3.2).
+Constants in :mod:`verification.constants`; the relations from Holton & Hakim, *An
+Introduction to Dynamic Meteorology*, 5th ed., §1.6.2 and §3.2.
 """
 
 from __future__ import annotations
@@ -25,13 +25,9 @@ from pipeline.errors import InputError
 from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LEVEL, LON, MEMBER, VARIABLES
 from verification.aggregation import mean_over
 from verification.base import CheckResult, register_check
+from verification.constants import EARTH_RADIUS, OMEGA, R_DRY, VIRTUAL_FACTOR
 from verification.spectra import band_power, is_global, power_spectrum
 
-G0 = 9.80665  # m s-2
-R_DRY = 287.05  # J kg-1 K-1
-OMEGA = 7.292e-5  # s-1
-EARTH_RADIUS = 6_371_000.0  # m
-VIRTUAL_FACTOR = 0.608  # T_v = T (1 + 0.608 q)
 #: Pairs of wind components whose speed is bounded by the component bound.
 WIND_PAIRS = (("u", "v"), ("u10", "v10"))
 
@@ -65,13 +61,12 @@ class TruthRelativeCheck(ABC):
     def __call__(
         self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset | None = None
     ) -> CheckResult:
-        member_score, truth_score = xr.align(self.score(forecast), self.score(truth), join="outer")
-        truth_value = float(truth_score.compute())
+        truth_value = float(self.score(truth))
         return CheckResult(
             name=self.name,
             description=self.description,
             units=self.units,
-            member_score=member_score.compute(),
+            member_score=self.score(forecast).compute(),
             truth_score=truth_value,
             tolerance=max(self.factor * truth_value, self.floor),
             tolerance_rule=f"max({self.factor:g} × truth score, {self.floor:g})",

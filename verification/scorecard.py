@@ -86,6 +86,11 @@ class VerifyConfig:
             raise InputError(
                 f"event_quantiles {self.event_quantiles} must lie strictly between 0 and 1"
             )
+        if LEAD_TIME in self.mean_over or MEMBER in self.mean_over:
+            raise InputError(
+                f"mean_over={self.mean_over}: the scorecard is by lead time and scores reduce "
+                f"members themselves; average over init_time and the grid only"
+            )
         if self.physics_init_times < 0:
             raise InputError(f"physics_init_times={self.physics_init_times} must be >= 0")
 

@@ -13,8 +13,8 @@ import xarray as xr
 
 from pipeline.schema import LAT, LON
 from verification.aggregation import latitude_weights
+from verification.constants import EARTH_RADIUS
 
-EARTH_RADIUS = 6_371_000.0  # m
 ZONAL_WAVENUMBER = "zonal_wavenumber"
 WAVENUMBER = "wavenumber"
 BAND = "band"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -188,7 +190,9 @@ def test_cli_verifies_a_forecast_store_and_a_weatherbench2_zarr(case, tmp_path, 
     assert out.is_file() and report.stat().st_size > 10_000
     assert "spread_skill_ratio" in capsys.readouterr().out
     wb2 = tmp_path / "wb2.zarr"
-    from_wxens_forecast(forecast[["t2m"]], "weatherbench2").to_zarr(wb2, consolidated=False)
+    from_wxens_forecast(forecast[["t2m"]], "weatherbench2").to_zarr(
+        wb2, zarr_format=2
+    )  # as WB2 ships
     wb2_out = tmp_path / "wb2.nc"
     assert (
         main(
@@ -229,3 +233,11 @@ def test_cli_bad_truth_is_a_clear_error(case, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "missing.zarr" in err and "Traceback" not in err
     assert not (tmp_path / "s.nc").exists()
+
+
+def test_verification_loads_without_torch():
+    code = (
+        "import sys, verification.scorecard, verification.report, verification.plots, pipeline.adapters; "
+        "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))[:3]"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
