@@ -28,6 +28,14 @@ CHANNEL = "channel"
 
 HORIZONTAL = (LAT, LON)
 
+# Physical constants (SI), shared by the synthetic source and the physics checks; values
+# as in WeatherBench 2 and the ECMWF IFS documentation.
+G0 = 9.80665  # standard gravity, m s-2
+R_DRY = 287.05  # gas constant of dry air, J kg-1 K-1
+OMEGA = 7.292e-5  # Earth's rotation rate, s-1
+EARTH_RADIUS = 6_371_000.0  # mean Earth radius, m
+VIRTUAL_FACTOR = 0.608  # virtual temperature T_v = T (1 + 0.608 q)
+
 
 @dataclass(frozen=True)
 class Variable:

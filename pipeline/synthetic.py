@@ -45,6 +45,7 @@ import xarray as xr
 
 from pipeline.errors import InputError
 from pipeline.schema import (
+    EARTH_RADIUS,
     INIT_TIME,
     LAT,
     LEAD_TIME,
@@ -56,7 +57,7 @@ from pipeline.schema import (
     variable_attrs,
 )
 from pipeline.sources.base import Source, register_source
-from pipeline.synthetic_upper import EARTH_RADIUS, UPPER_AIR_VARIABLES, balanced_upper_air
+from pipeline.synthetic_upper import UPPER_AIR_VARIABLES, balanced_upper_air
 
 _T2M_STREAM = 1  # numpy SeedSequence stream of the t2m process (the waves use 2)
 _BLOCK_STEPS = 256  # time steps per batched FFT when generating t2m

@@ -38,13 +38,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.schema import EARTH_RADIUS, G0, OMEGA, R_DRY
+
 if TYPE_CHECKING:
     from pipeline.synthetic import SyntheticConfig
 
-G0 = 9.80665  # standard gravity, m s-2
-R_DRY = 287.05  # gas constant of dry air, J kg-1 K-1
-OMEGA = 7.292e-5  # Earth's rotation rate, s-1
-EARTH_RADIUS = 6_371_000.0  # m
 
 UPPER_AIR_VARIABLES = ("z", "t", "u", "v")
 

@@ -22,10 +22,21 @@ import numpy as np
 import xarray as xr
 
 from pipeline.errors import InputError
-from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LEVEL, LON, MEMBER, VARIABLES
+from pipeline.schema import (
+    EARTH_RADIUS,
+    INIT_TIME,
+    LAT,
+    LEAD_TIME,
+    LEVEL,
+    LON,
+    MEMBER,
+    OMEGA,
+    R_DRY,
+    VARIABLES,
+    VIRTUAL_FACTOR,
+)
 from verification.aggregation import mean_over
 from verification.base import CheckResult, register_check
-from verification.constants import EARTH_RADIUS, OMEGA, R_DRY, VIRTUAL_FACTOR
 from verification.spectra import band_power, is_global, power_spectrum
 
 #: Pairs of wind components whose speed is bounded by the component bound.

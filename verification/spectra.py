@@ -11,9 +11,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from pipeline.schema import LAT, LON
+from pipeline.schema import EARTH_RADIUS, LAT, LON
 from verification.aggregation import latitude_weights
-from verification.constants import EARTH_RADIUS
 
 ZONAL_WAVENUMBER = "zonal_wavenumber"
 WAVENUMBER = "wavenumber"
