@@ -278,7 +278,9 @@ README_BASELINES = {
 }
 
 
-def uk_baselines(store, members: int = 50, seed: int = 0) -> dict:
+def uk_baselines(
+    store, inits: pd.DatetimeIndex = UK_TEST, members: int = 50, seed: int = 0
+) -> dict:
     """Climatology (training fields valid at the same hour) and persistence + past
     tendencies (tendencies of the same lead from training inits at the same hour), drawn
     ``members`` times with replacement, as in shared/data/README.md."""
@@ -290,9 +292,9 @@ def uk_baselines(store, members: int = 50, seed: int = 0) -> dict:
     out: dict[str, dict] = {"climatology": {}, "persistence": {}}
     for lead in UK_LEADS:
         step = pd.Timedelta(hours=lead)
-        truth = t2m.sel(time=UK_TEST + step).values
+        truth = t2m.sel(time=inits + step).values
         clim, pers = [], []
-        for init in UK_TEST:
+        for init in inits:
             valid = init + step
             pool = train_times[train_times.hour == valid.hour]
             clim.append(t2m.sel(time=pool[rng.integers(len(pool), size=members)]).values)
@@ -318,12 +320,15 @@ def uk(args: argparse.Namespace) -> None:
     )
     cache = Cache(work / "uk_cache.json")
     baselines = cache.get("baselines", lambda: uk_baselines(store))
-    runs = dict(item.split("=", 1) for item in args.run)
     rows = {}
-    for name, path in runs.items():
+    for item in args.run:
+        name, path, *sampler = item.split("=", 2)
+        text = sampler[0] if sampler else None
         rows[name] = cache.get(
-            f"{name}:{load_checkpoint(path).digest}:{args.members}",
-            lambda path=path: evaluate(Path(path), store, UK_TEST, UK_LEADS, args.members, None),
+            f"{name}:{load_checkpoint(path).digest}:{args.members}:{text}",
+            lambda path=path, text=text: evaluate(
+                Path(path), store, UK_TEST, UK_LEADS, args.members, text
+            ),
         )
         if args.calibrated and load_checkpoint(path).calibration:
             rows[f"{name}+calibration"] = cache.get(
@@ -333,6 +338,9 @@ def uk(args: argparse.Namespace) -> None:
                 ),
             )
     sweep_inits = UK_TEST[:: args.sweep_stride]
+    sweep_baselines = cache.get(
+        f"baselines:stride{args.sweep_stride}", lambda: uk_baselines(store, sweep_inits)
+    )
     sweeps = {}
     for item in args.sweep:
         name, path, samplers = item.split("=", 2)
@@ -357,6 +365,7 @@ def uk(args: argparse.Namespace) -> None:
         "nfe_sweep": {
             "inits": [str(t) for t in sweep_inits],
             "members": args.sweep_members,
+            "baselines": sweep_baselines,
             "rows": sweeps,
         },
         "environment": environment(),
@@ -437,6 +446,11 @@ def uk_markdown(p: dict) -> str:
             + " | mean SSR | seconds |",
             "| --- | --- | --- | " + " | ".join("---" for _ in leads) + " | --- | --- |",
         ]
+        for name in ("climatology", "persistence"):
+            base = sweep["baselines"][name]
+            cells = " | ".join(f"{base[h]['fair_crps']:.3f}" for h in leads)
+            ssr = np.mean([base[h]["ssr"] for h in leads])
+            lines.append(f"| {name} (50 draws) | - | - | {cells} | {ssr:.2f} | - |")
         for name, rows in sweep["rows"].items():
             for row in rows:
                 ssr = np.mean([row["leads"][h]["ssr"] for h in leads])
@@ -461,7 +475,11 @@ def main() -> None:
     u = sub.add_parser("uk", help="UK t2m sample: models against the baselines, NFE sweep")
     u.add_argument("--workdir", required=True)
     u.add_argument(
-        "--run", action="append", default=[], metavar="NAME=CHECKPOINT", help="a model to score"
+        "--run",
+        action="append",
+        default=[],
+        metavar="NAME=CHECKPOINT[=SAMPLER]",
+        help="a model to score (sampler spec optional, default: the checkpoint's)",
     )
     u.add_argument("--members", type=int, default=50)
     u.add_argument(
