@@ -81,51 +81,29 @@ def forecast_init_times(
     progress: bool,
 ) -> list[str]:
     """Draw ``members`` members at ``leads_hours`` from ``checkpoint`` for ``init_times``
-    (:func:`generators.rollout.iter_forecast`) and write them into the forecast store
-    ``out`` (:func:`pipeline.forecast_store.write_forecast`), one batch of initial times at
-    a time; returns the initial times written.
+    into the forecast store ``out`` (:func:`generators.rollout.forecast_to_store`, the
+    same call as ``wxens forecast``), one batch of initial times at a time; returns the
+    initial times written.
 
     Every input is checked before anything is written: a missing checkpoint or store, or
     a store on another grid than the checkpoint's, fails with nothing written.
     """
-    from generators.calibration import SpreadCalibration
-    from generators.checkpoint import load_checkpoint
-    from generators.config import parse_sampler, sampler_spec
-    from generators.rollout import ForecastData, default_sampler, iter_forecast, to_dataset
-    from pipeline.forecast_store import ForecastProvenance, write_forecast
+    from generators.rollout import forecast_to_store
 
-    loaded = load_checkpoint(checkpoint)
-    data = ForecastData.from_store(loaded, store)
-    chosen = parse_sampler(sampler) if sampler else default_sampler(loaded, loaded.build_model())
-    calibration = (
-        SpreadCalibration.from_dict(loaded.calibration)
-        if calibrate and loaded.calibration is not None
-        else None
-    )
-    provenance = ForecastProvenance(
-        generator=loaded.kind,
-        checkpoint_digest=loaded.digest,
-        sampler=sampler_spec(chosen),
-        nfe=chosen.nfe,
-        seed=seed,
-        calibration=calibration.to_dict() if calibration else {},
-    )
-    written: list[str] = []
-    for batch, drawn in iter_forecast(
-        loaded,
-        data,
+    done = forecast_to_store(
+        checkpoint,
+        store,
         pd.DatetimeIndex(init_times),
         leads_hours,
         members,
-        sampler=chosen,
+        out,
+        sampler=sampler,
         seed=seed,
+        calibrate=calibrate,
         device=device,
-        calibration=calibration,
         progress=progress,
-    ):
-        write_forecast(out, to_dataset(data, batch, leads_hours, drawn), provenance)
-        written.extend(t.isoformat() for t in batch)
-    return written
+    )
+    return [t.isoformat() for t in done.init_times]
 
 
 @wxens_task(
