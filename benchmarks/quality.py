@@ -203,8 +203,23 @@ def synthetic(args: argparse.Namespace) -> None:
         first = inits[:6]
         checkpoint = load_checkpoint(run / "last.pt")
         data = ForecastData.from_store(checkpoint, store)
+        model = checkpoint.build_model()
+        sampler = (
+            parse_sampler(args.rollout_sampler)
+            if args.rollout_sampler
+            else default_sampler(checkpoint, model)
+        )
         ens = forecast_members(
-            checkpoint, data, first, leads, members, seed=1, device="cpu", progress=False
+            checkpoint,
+            data,
+            first,
+            leads,
+            members,
+            sampler=sampler,
+            seed=1,
+            device="cpu",
+            model=model,
+            progress=False,
         )[:, :, :, 0]
         rows = {}
         for i, lead in enumerate(leads):
@@ -216,9 +231,16 @@ def synthetic(args: argparse.Namespace) -> None:
                 "max": float(ens[:, :, i].max()),
                 "finite": bool(np.isfinite(ens[:, :, i]).all()),
             }
-        return {"inits": [str(t) for t in first], "members": members, "leads": rows}
+        return {
+            "inits": [str(t) for t in first],
+            "members": members,
+            "sampler": sampler_spec(sampler),
+            "leads": rows,
+        }
 
-    rollout_rows = cache.get(f"rollout-{result.step}-{members}-{len(inits)}", rollout)
+    rollout_rows = cache.get(
+        f"rollout-{result.step}-{members}-{len(inits)}-{args.rollout_sampler}", rollout
+    )
     truth_range = (float(t2m.min()), float(t2m.max()))
     payload = {
         "experiment": "synthetic",
@@ -258,7 +280,8 @@ def synthetic(args: argparse.Namespace) -> None:
             )
     lines += [
         "",
-        f"## 10-day rollout ({len(rollout_rows['inits'])} initial times, {members} members, one 6 h step at a time)",
+        f"## 10-day rollout ({len(rollout_rows['inits'])} initial times, {members} members, one 6 h "
+        f"step at a time, `{rollout_rows.get('sampler', 'euler:nfe=10,noise_scale=1.0')}`)",
         "",
         "| lead (days) | model spread (K) | oracle spread (K) | member min (K) | member max (K) |",
         "| --- | --- | --- | --- | --- |",
@@ -483,6 +506,7 @@ def main() -> None:
         default=[],
         help="more sampler specs to score, e.g. heun:nfe=20",
     )
+    s.add_argument("--rollout-sampler", help="sampler of the 10-day rollout (default: the model's)")
     s.add_argument("--quiet", action="store_true")
     u = sub.add_parser("uk", help="UK t2m sample: models against the baselines, NFE sweep")
     u.add_argument("--workdir", required=True)
