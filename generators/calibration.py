@@ -165,15 +165,22 @@ def fit_spread_factors(
 
 
 def calibration_init_times(
-    times: pd.DatetimeIndex, period_start: str | None, period_end: str | None, every_hours: float
+    times: pd.DatetimeIndex,
+    period_start: str | None,
+    period_end: str | None,
+    every_hours: float,
+    max_lead_hours: float,
 ) -> pd.DatetimeIndex:
-    """Initial times of a period, every ``every_hours`` starting at the first time in it."""
+    """Initial times of a period, every ``every_hours`` from the first time in it, whose
+    truth at ``max_lead_hours`` still lies in the period (no truth from after it is used)."""
     window = times[times.slice_indexer(period_start, period_end)]
-    if len(window) == 0:
+    last = window[-1] - pd.Timedelta(hours=max_lead_hours) if len(window) else None
+    if last is None or last < window[0]:
         raise InputError(
-            f"the calibration period {period_start} to {period_end} holds no time of the store"
+            f"the calibration period {period_start} to {period_end} holds no initial time whose "
+            f"{max_lead_hours:g} h truth is in the period; give a longer period"
         )
-    return pd.date_range(window[0], window[-1], freq=pd.Timedelta(hours=every_hours))
+    return pd.date_range(window[0], last, freq=pd.Timedelta(hours=every_hours))
 
 
 def fit_calibration(
@@ -194,7 +201,11 @@ def fit_calibration(
     leads = config.leads_hours or checkpoint.leads_hours
     data = ForecastData.from_store(checkpoint, store)
     inits = calibration_init_times(
-        data.dataset.times, config.period.start, config.period.end, config.init_every_hours
+        data.dataset.times,
+        config.period.start,
+        config.period.end,
+        config.init_every_hours,
+        max(leads),
     )
     inits = data.usable_inits(inits, leads)
     sampler = parse_sampler(config.sampler) if config.sampler else None

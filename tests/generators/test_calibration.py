@@ -19,6 +19,7 @@ from flows.cli import main as wxens
 from generators.calibration import (
     SpreadCalibration,
     calibrate_checkpoint,
+    calibration_init_times,
     fit_calibration,
     fit_spread_factors,
     spread_skill_ratio,
@@ -26,6 +27,7 @@ from generators.calibration import (
 from generators.checkpoint import load_checkpoint
 from generators.config import CalibrationConfig
 from pipeline.datasets import Period
+from pipeline.errors import InputError
 from pipeline.forecast_store import open_forecast
 from pipeline.store import AnalysisStore, ingest
 from verification.scores import spread_skill_ratio as verification_ssr
@@ -99,6 +101,14 @@ def test_applying_keeps_the_mean_and_scales_the_spread(caplog):
     assert "| 6 | z500 | 0.500 | 2.000 | 1.000 |" in calibration.report()
 
 
+def test_fit_initial_times_keep_their_truth_inside_the_period():
+    times = pd.date_range("2019-03-01", "2019-03-31T23", freq="h")
+    inits = calibration_init_times(times, "2019-03-18", "2019-03-21", 3.0, 24.0)
+    assert inits[0] == pd.Timestamp("2019-03-18T00") and inits[-1] == pd.Timestamp("2019-03-20T21")
+    with pytest.raises(InputError, match="longer period"):
+        calibration_init_times(times, "2019-03-18T00", "2019-03-18T12", 3.0, 24.0)
+
+
 def ar1_truth_store(n_times: int = 120) -> AnalysisStore:
     """6-hourly t2m = 280 + 2 z with z an AR(1) of coefficient RHO per step (N(0, 1) stationary)."""
     rng = np.random.default_rng(4)
@@ -170,7 +180,7 @@ def test_a_calibration_is_stored_applied_and_recorded(tmp_path, capsys):
     assert "Spread calibration fitted on 2000-01-16 to 2000-01-19" in capsys.readouterr().out
     checkpoint = load_checkpoint(tmp_path / "run")
     stored = SpreadCalibration.from_dict(checkpoint.calibration)
-    assert stored.leads_hours == (6.0,) and stored.n_inits == 16
+    assert stored.leads_hours == (6.0,) and stored.n_inits == 15  # 16th 00 h to 19th 12 h
 
     common = [
         "forecast",
