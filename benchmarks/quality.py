@@ -402,6 +402,13 @@ def uk(args: argparse.Namespace) -> None:
     write("quality_uk", payload, uk_markdown(payload))
 
 
+def short_sampler(spec: str) -> str:
+    """``euler:nfe=2,noise_scale=1.5`` -> ``euler, noise x1.5`` (the noise scale only when not 1)."""
+    name, _, params = spec.partition(":")
+    scale = dict(p.split("=") for p in params.split(",") if "=" in p).get("noise_scale", "1.0")
+    return name if float(scale) == 1.0 else f"{name}, noise x{float(scale):g}"
+
+
 def uk_markdown(p: dict) -> str:
     leads = [f"{h:g}" for h in p["leads_hours"]]
     best = [
@@ -445,7 +452,7 @@ def uk_markdown(p: dict) -> str:
             v = row["leads"][h]["fair_crps"]
             cells.append(f"{v:.3f}" + (" ✓" if v < b else ""))
         members = row["leads"][leads[0]]["members"]
-        label = f"| {name} ({members} members) | {row['sampler'].split(':')[0]} ({row['nfe']}) | "
+        label = f"| {name} ({members} members) | {short_sampler(row['sampler'])} ({row['nfe']}) | "
         lines.append(label + " | ".join(cells) + " |")
     for title, key, fmt in (
         ("Spread-skill ratio", "ssr", "{:.2f}"),
@@ -460,7 +467,7 @@ def uk_markdown(p: dict) -> str:
             )
         for name, row in p["models"].items():
             lines.append(
-                f"| {name} | {row['sampler'].split(':')[0]} ({row['nfe']}) | "
+                f"| {name} | {short_sampler(row['sampler'])} ({row['nfe']}) | "
                 + " | ".join(fmt.format(row["leads"][h][key]) for h in leads)
                 + " |"
             )
@@ -484,7 +491,7 @@ def uk_markdown(p: dict) -> str:
             for row in rows:
                 ssr = np.mean([row["leads"][h]["ssr"] for h in leads])
                 lines.append(
-                    f"| {name} | `{row['sampler']}` | {row['nfe']} | "
+                    f"| {name} | `{row['sampler'].split(',')[0]}` | {row['nfe']} | "
                     + " | ".join(f"{row['leads'][h]['fair_crps']:.3f}" for h in leads)
                     + f" | {ssr:.2f} | {row['seconds']} |"
                 )
