@@ -34,12 +34,17 @@ class Condition:
         def move(t: Tensor) -> Tensor:
             return t.to(device=device, dtype=dtype if t.is_floating_point() else None)
 
-        return Condition(move(self.history), move(self.static), move(self.calendar), move(self.lead))
+        return Condition(
+            move(self.history), move(self.static), move(self.calendar), move(self.lead)
+        )
 
     def repeat_members(self, n_members: int) -> Condition:
         """(B, ...) -> (B*M, ...), members of one sample adjacent."""
         return Condition(
-            *(t.repeat_interleave(n_members, dim=0) for t in (self.history, self.static, self.calendar, self.lead))
+            *(
+                t.repeat_interleave(n_members, dim=0)
+                for t in (self.history, self.static, self.calendar, self.lead)
+            )
         )
 
 
