@@ -1,5 +1,5 @@
 """Sampling throughput: members per second, time per member-step and MFU, fp32 eager against
-bf16 autocast + ``torch.compile`` in one run, on CUDA when present, and on the CPU.
+bf16 autocast (eager, then + ``torch.compile``) in one run, on CUDA when present, and on the CPU.
 
 A member-step is one residual drawn for one member at one lead: ``NFE`` network
 evaluations of the backbone (the condition is encoded once per initial time and reused).
@@ -14,7 +14,7 @@ European grid (161 x 241) or a 1 degree global grid (181 x 360); ``uk-small`` (t
 of configs/uk_t2m_flow_matching.yaml) on the 33 x 49 UK grid.
 
     python -m benchmarks.sampling                      # all that this machine can run
-    python -m benchmarks.sampling --grid global-1deg --members 32 --nfe 10
+    python -m benchmarks.sampling --devices cuda --cases medium:global-1deg --members 32
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ MODELS = {
 
 CPU_MEMBERS = {"medium": 2, "uk-small": 50}  # members per CPU call (the medium model is slow there)
 CPU_MODES = {"medium": ("fp32-eager",), "uk-small": ("fp32-eager", "bf16-compile")}
+CUDA_MODES = ("fp32-eager", "bf16-eager", "bf16-compile")  # eager first: compiling is in place
 
 
 def build(model: str, grid: str, device: torch.device) -> FlowMatching:
@@ -106,16 +107,17 @@ def measure(
 ) -> dict:
     """Seconds per ``model.sample`` call (after warm-up) and the derived rates."""
     sampler = EulerSampler(nfe=nfe)
-    bf16 = mode == "bf16-compile"
-    if bf16:
-        model.backbone.compile(mode="max-autotune-no-cudagraphs", dynamic=False)
+    bf16 = mode.startswith("bf16")
+    compiled = mode.endswith("compile")
+    if compiled:
+        model.backbone.compile(dynamic=False)
     generator = torch.Generator().manual_seed(0)
 
     def call() -> None:
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
             model.sample(cond, members, sampler=sampler, generator=generator)
 
-    for _ in range(2 if bf16 else 1):  # compile, autotune, allocator warm-up
+    for _ in range(2 if compiled else 1):  # compile, allocator warm-up
         call()
     synchronize(device)
     start = time.perf_counter()
@@ -152,11 +154,16 @@ def run_case(
     case["backbone"] = asdict(model.backbone.config)
     if device.type == "cuda":
         cond = condition(model, args.inits, grid, device)
-        eager = measure(model, cond, args.members, args.nfe, device, "fp32-eager", args.repeats)
-        fast = measure(model, cond, args.members, args.nfe, device, "bf16-compile", args.repeats)
-        case["rows"] = [eager, fast]
-        case["speedup_bf16_compile"] = fast["members_per_second"] / eager["members_per_second"]
+        rows = {
+            mode: measure(model, cond, args.members, args.nfe, device, mode, args.repeats)
+            for mode in CUDA_MODES
+        }
+        case["rows"] = list(rows.values())
+        eager = rows["fp32-eager"]["members_per_second"]
+        case["speedup_bf16_eager"] = rows["bf16-eager"]["members_per_second"] / eager
+        case["speedup_bf16_compile"] = rows["bf16-compile"]["members_per_second"] / eager
         case["gpu_name"] = torch.cuda.get_device_name(device)
+        case["fp32_convolutions_tf32"] = torch.backends.cudnn.allow_tf32
     else:
         cond = condition(model, 1, grid, device)
         case["rows"] = [
@@ -181,10 +188,18 @@ def main() -> None:
     parser.add_argument("--nfe", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cpu-nfe", type=int, default=2)
+    parser.add_argument(
+        "--devices",
+        nargs="+",
+        choices=["cuda", "cpu"],
+        default=["cuda", "cpu"],
+        help="devices to measure (cuda is skipped without a CUDA device)",
+    )
     parser.add_argument("--out", default=str(RESULTS / "sampling.json"))
     args = parser.parse_args()
-    devices = [torch.device("cuda")] if torch.cuda.is_available() else []
-    devices.append(torch.device("cpu"))
+    devices = [
+        torch.device(name) for name in args.devices if name == "cpu" or torch.cuda.is_available()
+    ]
     results = {
         "description": __doc__.split("\n\n")[0],
         "peak_flop_per_second_h100_bf16": H100_BF16_PEAK,
@@ -194,15 +209,16 @@ def main() -> None:
         "cuda": torch.cuda.is_available(),
         "cases": [],
     }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     for device in devices:
         for item in args.cases:
             model_name, grid_name = item.split(":")
             case = run_case(model_name, grid_name, device, args)
             results["cases"].append(case)
             print(json.dumps({k: v for k, v in case.items() if k != "backbone"}, indent=1))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=1))
-    print(f"wrote {args.out}")
+            out.write_text(json.dumps(results, indent=1))  # after each case: a cut run keeps some
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

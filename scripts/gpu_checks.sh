@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The checks that need a CUDA device, in one go: the tests marked `gpu`, then the sampling
+# benchmark on CUDA only (fp32 eager, bf16 eager, bf16 + torch.compile; JSON per case).
+#   bash scripts/gpu_checks.sh [OUT_DIR]      (default benchmarks/results)
+set -uo pipefail
+out=${1:-benchmarks/results}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu_checks.log"
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$out/gpu_checks.log"
+python3 -m pytest -m gpu -p no:cacheprovider -q tests/generators/test_flow_matching.py tests/generators/test_train.py 2>&1 | tee -a "$out/gpu_checks.log"
+tests=${PIPESTATUS[0]}
+python3 -m benchmarks.sampling --devices cuda --out "$out/sampling_cuda.json" 2>&1 | tee -a "$out/gpu_checks.log"
+bench=${PIPESTATUS[0]}
+echo "gpu tests exit $tests, sampling benchmark exit $bench" | tee -a "$out/gpu_checks.log"
+exit $(( tests || bench ))
