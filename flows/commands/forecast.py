@@ -42,6 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
     parser.add_argument(
+        "--no-compile",
+        action="store_true",
+        help="on CUDA, run the network eagerly instead of through torch.compile (compiling "
+        "takes about 30 s: worth it for long runs, not for a few small forecasts)",
+    )
+    parser.add_argument(
         "--batch-members",
         type=int,
         default=512,
@@ -115,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         calibrate=not args.no_calibration,
         device=args.device,
+        compile=not args.no_compile,
         batch_members=args.batch_members,
         progress=not args.no_progress,
     )
