@@ -10,7 +10,8 @@ so its losses are comparable across steps.
 
 On CUDA the forward pass runs under bfloat16 autocast (``bf16``); on CPU in float32.
 Progress: a tqdm bar with the running loss and the last validation loss, and one JSON line
-per logged step in ``OUT/log.jsonl``.
+per logged step in ``OUT/log.jsonl`` (and, without a progress bar, as a log line, which a
+Prefect run shows).
 """
 
 from __future__ import annotations
@@ -323,6 +324,15 @@ class Trainer:
                         log_file.write(json.dumps(record) + "\n")
                         log_file.flush()
                         bar.set_postfix(loss=f"{mean_loss:.4f}", val=_fmt(self.last_validation))
+                        if not progress:  # no bar (a Prefect task, a log file): one line
+                            log.info(
+                                "step %d/%d (%s): loss %.4f, validation %s",
+                                self.step,
+                                total,
+                                record["phase"],
+                                mean_loss,
+                                _fmt(self.last_validation),
+                            )
         except KeyboardInterrupt:
             self.save()
             log.warning("interrupted: checkpoint of step %d written to %s", self.step, self.out_dir)

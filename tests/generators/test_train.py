@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pandas as pd
@@ -175,6 +176,18 @@ def test_the_train_command_runs_and_reports_bad_configs(store, tmp_path, capsys)
     assert load_checkpoint(tmp_path / "cli").kind == "edm"
     assert wxens(args + ["--set", "optim.learning_rate=1"]) == 2
     assert "unknown key(s) ['learning_rate']" in capsys.readouterr().err
+
+
+def test_without_a_bar_each_logged_step_is_a_log_line(store, tmp_path, caplog):
+    # What a Prefect run shows of a training task (flows.runtime forwards "generators").
+    caplog.set_level(logging.INFO, logger="generators.train")
+    train(store, tiny_config(4, validate_every=2), tmp_path / "quiet", progress=False)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ")]
+    assert [line.split(":")[0] for line in lines] == ["step 2/4 (main)", "step 4/4 (main)"]
+    assert all("loss " in line for line in lines)
+    caplog.clear()
+    train(store, tiny_config(6, validate_every=2), tmp_path / "bar", progress=True)
+    assert not any(r.getMessage().startswith("step ") for r in caplog.records)
 
 
 @pytest.mark.gpu
