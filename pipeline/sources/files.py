@@ -8,6 +8,7 @@ mislabelled file is named in the error instead of surfacing as a decoder traceba
 from __future__ import annotations
 
 import glob
+import warnings
 from abc import abstractmethod
 from pathlib import Path
 from typing import ClassVar
@@ -192,7 +193,10 @@ class ZarrSource(Source):
         if "://" not in self.spec and not Path(self.spec).exists():
             raise InputError(f"{self.spec}: no such Zarr store")
         try:
-            return xr.open_zarr(self.spec, storage_options=self.storage_options or None)
+            with warnings.catch_warnings():
+                # Stores without consolidated metadata (wxens's own) open just as well.
+                warnings.filterwarnings("ignore", "Failed to open Zarr store with consolidated")
+                return xr.open_zarr(self.spec, storage_options=self.storage_options or None)
         except Exception as err:
             raise InputError(
                 f"{self.spec}: cannot be opened as a Zarr store ({type(err).__name__}: {err}); "
