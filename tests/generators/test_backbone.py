@@ -10,6 +10,8 @@ from generators.backbone import BackboneConfig, UNet, forward_flops, parameter_c
 from generators.base import Condition
 from pipeline.errors import InputError
 
+from tiny import random_condition
+
 TINY = BackboneConfig(
     channels=2,
     history=2,
@@ -33,24 +35,14 @@ def _randomised(config: BackboneConfig, seed: int = 0) -> UNet:
     return unet.eval()
 
 
-def _condition(
-    config: BackboneConfig, batch: int, height: int, width: int, seed: int = 0
-) -> Condition:
-    g = torch.Generator().manual_seed(seed)
-    return Condition(
-        history=torch.randn(batch, config.history, config.channels, height, width, generator=g),
-        static=torch.randn(batch, config.static_channels, height, width, generator=g),
-        calendar=torch.randn(batch, config.calendar_features, generator=g),
-        lead=torch.randint(1, 48, (batch,), generator=g).float(),
-    )
-
-
 @pytest.mark.parametrize("height,width", [(16, 16), (17, 13), (33, 49), (5, 3), (1, 1)])
 def test_any_grid_size_comes_back_the_same_size(height, width):
     unet = _randomised(TINY)
     x = torch.randn(2, TINY.channels, height, width)
     with torch.no_grad():
-        out = unet.denoise(x, torch.rand(2), _condition(TINY, 2, height, width))
+        out = unet.denoise(
+            x, torch.rand(2), random_condition(2, height, width, config=TINY, lead=None)
+        )
     assert out.shape == x.shape
     assert torch.isfinite(out).all() and out.abs().sum() > 0
 
@@ -68,13 +60,15 @@ def test_periodic_longitude_padding_wraps_the_grid():
 def test_a_fresh_network_outputs_zero():
     # Zero-initialised output layer: flow matching starts at v = 0, EDM at D = c_skip x.
     unet = UNet(TINY)
-    out = unet.denoise(torch.randn(1, 2, 8, 8), torch.rand(1), _condition(TINY, 1, 8, 8))
+    out = unet.denoise(
+        torch.randn(1, 2, 8, 8), torch.rand(1), random_condition(1, 8, 8, config=TINY, lead=None)
+    )
     assert torch.count_nonzero(out) == 0
 
 
 def test_every_input_changes_the_output():
     unet = _randomised(TINY)
-    cond = _condition(TINY, 1, 12, 12)
+    cond = random_condition(1, 12, 12, config=TINY, lead=None)
     x, label = torch.randn(1, 2, 12, 12), torch.tensor([0.3])
 
     def run(x=x, label=label, **changes):
@@ -101,7 +95,7 @@ def test_batched_members_equal_one_by_one_calls():
     # All members run as one batch: each must get its own sample's condition, and nothing
     # may mix the members of a batch.
     unet = _randomised(TINY)
-    cond = _condition(TINY, 2, 9, 11)
+    cond = random_condition(2, 9, 11, config=TINY, lead=None)
     members = 3
     x = torch.randn(2 * members, 2, 9, 11)
     labels = torch.rand(2 * members)
@@ -120,7 +114,7 @@ def test_batched_members_equal_one_by_one_calls():
 
 def test_channels_last_gives_the_same_answer():
     unet = _randomised(TINY)
-    cond = _condition(TINY, 2, 16, 16)
+    cond = random_condition(2, 16, 16, config=TINY, lead=None)
     x, label = torch.randn(2, 2, 16, 16), torch.rand(2)
     with torch.no_grad():
         expected = unet.denoise(x, label, cond)
@@ -131,7 +125,9 @@ def test_channels_last_gives_the_same_answer():
 
 def test_mismatched_condition_is_a_clear_error():
     unet = UNet(TINY)
-    cond = _condition(BackboneConfig(**{**TINY.__dict__, "history": 3}), 1, 8, 8)
+    cond = random_condition(
+        1, 8, 8, config=BackboneConfig(**{**TINY.__dict__, "history": 3}), lead=None
+    )
     with pytest.raises(InputError, match="K=3.*K=2"):
         unet.encode(cond)
 

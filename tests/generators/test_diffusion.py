@@ -9,31 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from generators import EDM, GENERATORS, BackboneConfig, Batch, Condition, EDMConfig, Generator
+from generators import EDM, GENERATORS, Batch, EDMConfig, Generator
 from generators.diffusion import edm_loss_weight, edm_preconditioning
 from generators.samplers import EDMEulerSampler, EDMHeunSampler, EulerSampler
 from pipeline.errors import InputError
 
-TINY = BackboneConfig(
-    channels=1,
-    history=2,
-    static_channels=2,
-    calendar_features=2,
-    widths=(8, 16),
-    embedding_dim=16,
-    norm_groups=4,
-    attention_heads=2,
-)
-
-
-def _condition(batch: int, height: int, width: int, seed: int = 0) -> Condition:
-    g = torch.Generator().manual_seed(seed)
-    return Condition(
-        history=torch.randn(batch, 2, 1, height, width, generator=g),
-        static=torch.randn(batch, 2, height, width, generator=g),
-        calendar=torch.randn(batch, 2, generator=g),
-        lead=torch.full((batch,), 6.0),
-    )
+from tiny import TINY, random_condition
 
 
 class GaussianNetwork(nn.Module):
@@ -97,7 +78,7 @@ def test_preconditioning_matches_the_paper(sigma_data):
 
 def test_a_fresh_model_denoises_by_the_skip_alone():
     model = _model()
-    cond = _condition(3, 5, 7)
+    cond = random_condition(3, 5, 7)
     x = torch.randn(3, 1, 5, 7)
     sigma = torch.tensor([0.1, 1.0, 30.0])
     denoised = model.denoise(x, sigma, model.backbone.encode(cond))
@@ -110,7 +91,7 @@ def test_loss_of_the_exact_denoiser_is_one():
     # expected loss of the exact denoiser is 1 whatever the noise-level law.
     s = 0.7
     model = _model(GaussianNetwork(s, sigma_data=s), sigma_data=s)
-    cond = _condition(4096, 4, 4, seed=1)
+    cond = random_condition(4096, 4, 4, seed=1)
     target = cond.history[:, -1] + s * torch.randn(
         4096, 1, 4, 4, generator=torch.Generator().manual_seed(2)
     )
@@ -122,7 +103,7 @@ def test_loss_of_the_exact_denoiser_is_one():
 def test_exact_denoiser_samples_the_conditional_law_of_each_sample(churn):
     s, members = 0.6, 3000
     model = _model(GaussianNetwork(s, sigma_data=1.0))
-    cond = _condition(2, 3, 2, seed=4)
+    cond = random_condition(2, 3, 2, seed=4)
     sampler = EDMHeunSampler(num_steps=48, churn=churn, sigma_min=0.002)
     x = model.sample(cond, members, sampler=sampler, generator=torch.Generator().manual_seed(5))
     assert x.shape == (2, members, 1, 3, 2)
@@ -138,7 +119,7 @@ def test_same_seed_same_members():
     model = _model()
     with torch.no_grad():
         model.backbone.output_conv.weight.normal_(0, 0.1)
-    cond = _condition(2, 6, 9)
+    cond = random_condition(2, 6, 9)
 
     def draw(seed):
         return model.sample(
@@ -161,7 +142,9 @@ def test_default_and_crps_samplers_follow_the_config():
 
 def test_rejects_a_flow_sampler_and_bad_configs():
     with pytest.raises(InputError, match="edm cannot sample with the 'euler'"):
-        _model().sample(_condition(1, 4, 4), 2, sampler=EulerSampler(), generator=torch.Generator())
+        _model().sample(
+            random_condition(1, 4, 4), 2, sampler=EulerSampler(), generator=torch.Generator()
+        )
     for bad in ({"sigma_data": 0.0}, {"sigma_min": 5.0, "sigma_max": 1.0}, {"sample_steps": 0}):
         with pytest.raises(InputError):
             EDMConfig(backbone=TINY, **bad)
@@ -172,7 +155,7 @@ def test_tiny_model_fits_a_tiny_batch():
     model = _model()
     g = torch.Generator()
     batch = Batch(
-        _condition(4, 8, 8, seed=5),
+        random_condition(4, 8, 8, seed=5),
         torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(6)),
     )
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)

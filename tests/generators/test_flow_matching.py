@@ -11,9 +11,7 @@ from torch import nn
 
 from generators import (
     GENERATORS,
-    BackboneConfig,
     Batch,
-    Condition,
     FlowMatching,
     FlowMatchingConfig,
     Generator,
@@ -21,26 +19,7 @@ from generators import (
 from generators.samplers import EDMHeunSampler, EulerSampler, HeunSampler
 from pipeline.errors import InputError
 
-TINY = BackboneConfig(
-    channels=1,
-    history=2,
-    static_channels=2,
-    calendar_features=2,
-    widths=(8, 16),
-    embedding_dim=16,
-    norm_groups=4,
-    attention_heads=2,
-)
-
-
-def _condition(batch: int, height: int, width: int, seed: int = 0, channels: int = 1) -> Condition:
-    g = torch.Generator().manual_seed(seed)
-    return Condition(
-        history=torch.randn(batch, 2, channels, height, width, generator=g),
-        static=torch.randn(batch, 2, height, width, generator=g),
-        calendar=torch.randn(batch, 2, generator=g),
-        lead=torch.full((batch,), 6.0),
-    )
+from tiny import TINY, random_condition
 
 
 class StubBackbone(nn.Module):
@@ -91,7 +70,7 @@ def test_loss_in_closed_form_for_an_identity_velocity():
     #                                = 7/3 + mu^2 / 3   for t ~ U[0, 1], x0 ~ N(0, 1).
     mu = 1.5
     model = _model(StubBackbone(lambda x, t, m: x))
-    cond = _condition(8192, 2, 2)
+    cond = random_condition(8192, 2, 2)
     loss = model.loss(
         Batch(cond, torch.full((8192, 1, 2, 2), mu)), generator=torch.Generator().manual_seed(0)
     )
@@ -102,7 +81,7 @@ def test_loss_in_closed_form_for_an_identity_velocity():
 def test_oracle_velocity_samples_the_conditional_law_of_each_sample(sampler):
     s, members = 0.5, 4000
     model = _model(StubBackbone(gaussian_velocity(s)))
-    cond = _condition(2, 3, 4, seed=1)
+    cond = random_condition(2, 3, 4, seed=1)
     x = model.sample(cond, members, sampler=sampler, generator=torch.Generator().manual_seed(2))
     assert x.shape == (2, members, 1, 3, 4) and x.dtype == torch.float32
     mu = cond.history[:, -1]
@@ -114,7 +93,7 @@ def test_default_sampler_and_noise_scale():
     model = _model(StubBackbone(lambda x, t, m: torch.zeros_like(x)), sample_nfe=7)
     assert model.default_sampler() == EulerSampler(nfe=7)
     x = model.sample(
-        _condition(1, 8, 8),
+        random_condition(1, 8, 8),
         500,
         sampler=EulerSampler(nfe=2, noise_scale=1.05),
         generator=torch.Generator().manual_seed(0),
@@ -134,7 +113,7 @@ def _randomised_model(seed=0) -> FlowMatching:
 
 def test_same_seed_same_members_for_any_grid_size():
     model = _randomised_model()
-    cond = _condition(2, 7, 5)
+    cond = random_condition(2, 7, 5)
 
     def draw(seed):
         return model.sample(
@@ -151,7 +130,7 @@ def test_same_seed_same_members_for_any_grid_size():
 def test_bf16_autocast_sampling_returns_float32_close_to_fp32():
     # The CUDA path runs the network under bf16 autocast; the solver state stays float64.
     model = _randomised_model()
-    cond = _condition(2, 9, 9)
+    cond = random_condition(2, 9, 9)
     sampler = HeunSampler(nfe=4)
     reference = model.sample(cond, 4, sampler=sampler, generator=torch.Generator().manual_seed(0))
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -165,7 +144,7 @@ def test_cuda_compiled_bf16_members_match_cpu_fp32():
     # Same CPU generator -> same noise on any device; compiled bf16 network within bf16
     # tolerance of the eager fp32 one.
     model = _randomised_model()
-    cond = _condition(2, 33, 49)
+    cond = random_condition(2, 33, 49)
     sampler = HeunSampler(nfe=4)
     reference = model.sample(cond, 8, sampler=sampler, generator=torch.Generator().manual_seed(0))
     gpu = copy.deepcopy(model).cuda()
@@ -180,7 +159,7 @@ def test_cuda_compiled_bf16_members_match_cpu_fp32():
 
 def test_training_noise_follows_the_generator():
     model = _randomised_model()
-    batch = Batch(_condition(2, 6, 6), torch.randn(2, 1, 6, 6))
+    batch = Batch(random_condition(2, 6, 6), torch.randn(2, 1, 6, 6))
     a = model.loss(batch, generator=torch.Generator().manual_seed(3))
     b = model.loss(batch, generator=torch.Generator().manual_seed(3))
     assert torch.equal(a.detach(), b.detach())
@@ -189,7 +168,7 @@ def test_training_noise_follows_the_generator():
 def test_rejects_a_diffusion_sampler():
     with pytest.raises(InputError, match="flow_matching cannot sample with the 'edm_heun'"):
         _model().sample(
-            _condition(1, 4, 4), 2, sampler=EDMHeunSampler(), generator=torch.Generator()
+            random_condition(1, 4, 4), 2, sampler=EDMHeunSampler(), generator=torch.Generator()
         )
 
 
@@ -203,7 +182,7 @@ def test_tiny_model_fits_a_tiny_batch():
     model = _model()
     g = torch.Generator()
     batch = Batch(
-        _condition(4, 8, 8, seed=5),
+        random_condition(4, 8, 8, seed=5),
         2.0 + torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(6)),
     )
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import properscoring
@@ -11,9 +12,7 @@ import torch
 
 from generators import (
     EDM,
-    BackboneConfig,
     Batch,
-    Condition,
     EDMConfig,
     EulerSampler,
     FlowMatching,
@@ -23,16 +22,10 @@ from generators import (
 )
 from pipeline.errors import InputError
 
-TINY = BackboneConfig(
-    channels=1,
-    history=2,
-    static_channels=2,
-    calendar_features=2,
-    widths=(8, 16),
-    embedding_dim=16,
-    norm_groups=4,
-    attention_heads=0,
-)
+from tiny import TINY as SHARED_TINY
+from tiny import random_condition
+
+TINY = replace(SHARED_TINY, attention_heads=0)
 
 
 def brute_force_fair_crps(members: np.ndarray, y: float) -> float:
@@ -95,15 +88,6 @@ def test_invalid_objective_configs_raise(bad):
         ObjectiveConfig(**bad)
 
 
-def _condition(batch: int, g: torch.Generator) -> Condition:
-    return Condition(
-        history=torch.randn(batch, 2, 1, 8, 8, generator=g),
-        static=torch.randn(batch, 2, 8, 8, generator=g),
-        calendar=torch.randn(batch, 2, generator=g),
-        lead=torch.full((batch,), 6.0),
-    )
-
-
 def test_crps_term_scores_members_drawn_through_the_short_sampler():
     # A fresh flow-matching model has v = 0, so its members are the initial noise itself:
     # the loss must be the fair CRPS of those draws against the target.
@@ -114,7 +98,7 @@ def test_crps_term_scores_members_drawn_through_the_short_sampler():
     )
     assert model.crps_sampler == EulerSampler(nfe=2)
     g = torch.Generator().manual_seed(0)
-    batch = Batch(_condition(2, g), torch.randn(2, 1, 8, 8, generator=g))
+    batch = Batch(random_condition(2, 8, 8, generator=g), torch.randn(2, 1, 8, 8, generator=g))
     loss = model.loss(batch, generator=torch.Generator().manual_seed(1))
     members = (
         torch.randn(6, 1, 8, 8, generator=torch.Generator().manual_seed(1))
@@ -143,7 +127,7 @@ def test_crps_fine_tune_fixes_an_under_dispersed_short_sampler(model_class, conf
     )
     model = model_class(config)
     g = torch.Generator().manual_seed(0)
-    probe = _condition(4, g)
+    probe = random_condition(4, 8, 8, generator=g)
 
     def spread() -> float:
         x = model.sample(
@@ -156,7 +140,8 @@ def test_crps_fine_tune_fixes_an_under_dispersed_short_sampler(model_class, conf
     for _ in range(50):
         optimiser.zero_grad()
         model.loss(
-            Batch(_condition(4, g), 2 * torch.randn(4, 1, 8, 8, generator=g)), generator=g
+            Batch(random_condition(4, 8, 8, generator=g), 2 * torch.randn(4, 1, 8, 8, generator=g)),
+            generator=g,
         ).backward()
         optimiser.step()
     after = spread()
