@@ -37,9 +37,20 @@ def _lead_hours(ds: xr.Dataset | xr.DataArray) -> np.ndarray:
     return ds[LEAD_TIME].values / np.timedelta64(1, "h")
 
 
-def _spacing(fig: Figure, *, hspace: float = 0.45, right: float = 0.97) -> None:
-    """Fixed margins: a layout engine costs seconds per figure with dozens of axes."""
-    fig.subplots_adjust(left=0.08, right=right, bottom=0.08, top=0.93, wspace=0.3, hspace=hspace)
+def _spacing(
+    fig: Figure, *, hspace: float = 0.45, right: float = 0.97, bottom_inches: float = 0.55
+) -> None:
+    """Fixed margins, in inches so small figures keep room for titles and axis labels
+    (a layout engine costs seconds per figure with dozens of axes)."""
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(
+        left=min(0.7 / width, 0.3),
+        right=right,
+        bottom=min(bottom_inches / height, 0.4),
+        top=max(1 - 0.4 / height, 0.6),
+        wspace=0.3,
+        hspace=hspace,
+    )
 
 
 def _grid(
@@ -114,7 +125,7 @@ def plot_rank_histograms(counts: xr.DataArray) -> Figure:
     variables, leads = counts[VARIABLE].values[:MAX_VARIABLES], counts[LEAD_TIME].values
     fig = Figure(figsize=(2.6 * len(leads) + 0.6, 1.9 * len(variables) + 0.8))
     axes = fig.subplots(len(variables), len(leads), squeeze=False, sharex=True)
-    _spacing(fig, hspace=0.3)
+    _spacing(fig, hspace=0.3, bottom_inches=0.8)
     ranks = counts["rank"].values
     for i, name in enumerate(variables):
         for j, lead in enumerate(leads):
@@ -126,7 +137,7 @@ def plot_rank_histograms(counts: xr.DataArray) -> Figure:
                 ax.set_title(f"{lead / np.timedelta64(1, 'h'):g} h")
             if j == 0:
                 ax.set_ylabel(str(name))
-    fig.supxlabel("rank of the truth among the members")
+    fig.supxlabel("rank of the truth among the members", y=0.12 / fig.get_size_inches()[1])
     return fig
 
 
