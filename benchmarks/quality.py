@@ -48,19 +48,40 @@ DIMS = ("init", "member", "latitude", "longitude")
 # ---------------------------------------------------------------------------------- scoring
 
 
+PERFECT_MODEL_DRAWS = 5
+
+
+def rank_max_min(members: np.ndarray, truth: np.ndarray, seed: int = 0) -> float:
+    """Max/min bin ratio of the rank histogram pooled over initial times and the grid."""
+    f = xr.DataArray(members, dims=DIMS)
+    y = xr.DataArray(truth, dims=DIMS[:1] + DIMS[2:])
+    counts = rank_histogram(f, y, over=("init", "latitude", "longitude"), seed=seed).values
+    return float(counts.max() / max(counts.min(), 1))
+
+
 def scores(
     members: np.ndarray, truth: np.ndarray, latitude: np.ndarray, seed: int = 0
 ) -> dict[str, float]:
     """Fair CRPS, SSR and rank-histogram max/min ratio of one channel and lead:
-    members (N, M, H, W), truth (N, H, W)."""
+    members (N, M, H, W), truth (N, H, W).
+
+    ``rank_max_min_perfect_model``: the median ratio when member k (k < 5) stands in for the
+    truth against the other members: what a perfectly calibrated ensemble with the same
+    spatial and temporal dependence shows on this many initial times (the sampling noise
+    of the statistic; a pooled grid of correlated points is far from independent draws).
+    """
     f = xr.DataArray(members, dims=DIMS, coords={"latitude": latitude})
     y = xr.DataArray(truth, dims=DIMS[:1] + DIMS[2:], coords={"latitude": latitude})
     over = ("init", "latitude", "longitude")
-    counts = rank_histogram(f, y, over=over, seed=seed).values
+    perfect = [
+        rank_max_min(np.delete(members, k, axis=1), members[:, k], seed=seed + k)
+        for k in range(min(PERFECT_MODEL_DRAWS, members.shape[1] - 1))
+    ]
     return {
         "fair_crps": float(fair_crps(f, y, mean_over=over)),
         "ssr": float(spread_skill_ratio(f, y, mean_over=over)),
-        "rank_max_min": float(counts.max() / max(counts.min(), 1)),
+        "rank_max_min": rank_max_min(members, truth, seed),
+        "rank_max_min_perfect_model": float(np.median(perfect)),
         "members": int(members.shape[1]),
         "inits": int(members.shape[0]),
     }
@@ -409,6 +430,13 @@ def short_sampler(spec: str) -> str:
     return name if float(scale) == 1.0 else f"{name}, noise x{float(scale):g}"
 
 
+def _cell(fmt: str, scores_: dict, key: str) -> str:
+    """A score, with its perfect-model reference in brackets for the rank ratio."""
+    text = fmt.format(scores_[key])
+    reference = scores_.get(f"{key}_perfect_model")
+    return text if reference is None else f"{text} ({fmt.format(reference)})"
+
+
 def uk_markdown(p: dict) -> str:
     leads = [f"{h:g}" for h in p["leads_hours"]]
     best = [
@@ -468,9 +496,15 @@ def uk_markdown(p: dict) -> str:
         for name, row in p["models"].items():
             lines.append(
                 f"| {name} | {short_sampler(row['sampler'])} ({row['nfe']}) | "
-                + " | ".join(fmt.format(row["leads"][h][key]) for h in leads)
+                + " | ".join(_cell(fmt, row["leads"][h], key) for h in leads)
                 + " |"
             )
+    lines += [
+        "",
+        "Rank cells read `model (perfect model)`: the second figure is the ratio a calibrated "
+        "ensemble with the model's own dependence shows on these initial times (the median "
+        "over 5 members standing in for the truth); it is the statistic's noise floor here.",
+    ]
     sweep = p["nfe_sweep"]
     if sweep["rows"]:
         lines += [
