@@ -8,7 +8,7 @@ mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu_checks.log"
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$out/gpu_checks.log"
-python3 -m pytest -m gpu -p no:cacheprovider -q tests/generators/test_flow_matching.py tests/generators/test_train.py 2>&1 | tee -a "$out/gpu_checks.log"
+python3 -m pytest -m gpu -p no:cacheprovider -q tests/generators/test_flow_matching.py tests/generators/test_train.py tests/generators/test_rollout.py 2>&1 | tee -a "$out/gpu_checks.log"
 tests=${PIPESTATUS[0]}
 python3 -m benchmarks.sampling --devices cuda --out "$out/sampling_cuda.json" 2>&1 | tee -a "$out/gpu_checks.log"
 bench=${PIPESTATUS[0]}
