@@ -83,6 +83,10 @@ class DataConfig:
     leads:      target leads in native steps.
     variability_scaling: scale each target by its history's recent variability
                 (:class:`pipeline.datasets.SampleSpec`), a flow-dependent spread.
+    amplitude_augmentation: ``m >= 1``; during training, multiply every change of a sample
+                (history about the current state, and the target) by ``a ~ LogUniform[1/m, m]``
+                (:func:`generators.train.scale_changes`), so the model sees days livelier and
+                calmer than its training period's; 1 is off.
     train:      training period; validation: held-out period for the validation loss.
     max_memory_bytes: stores smaller than this are read into memory once.
     """
@@ -91,12 +95,23 @@ class DataConfig:
     history: tuple[int, ...] | int = (-1, 0)
     leads: tuple[int, ...] | int = (1,)
     variability_scaling: bool = False
+    amplitude_augmentation: float = 1.0
     train: Period = field(default_factory=Period)
     validation: Period | None = None
     max_memory_bytes: int = 2**31
 
     def __post_init__(self) -> None:
         self.sample_spec  # noqa: B018  (validates history and leads now, not at training)
+        if self.amplitude_augmentation < 1:
+            raise InputError(
+                f"data.amplitude_augmentation must be at least 1 (1 is off), got "
+                f"{self.amplitude_augmentation}"
+            )
+        if self.amplitude_augmentation > 1 and self.variability_scaling:
+            raise InputError(
+                "data.amplitude_augmentation and data.variability_scaling cannot be combined: "
+                "the variability scale of a scaled history cancels the scaled target; use one"
+            )
 
     @property
     def sample_spec(self) -> SampleSpec:

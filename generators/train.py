@@ -63,6 +63,23 @@ def to_batch(items: Mapping[str, torch.Tensor], device: torch.device | str = "cp
     return Batch(condition.to(device), items["target"].to(device))
 
 
+def scale_changes(batch: Batch, max_factor: float, generator: torch.Generator) -> Batch:
+    """Amplitude augmentation: per sample, ``a = exp(u)``, ``u ~ U[-ln m, ln m]`` drawn on
+    ``generator``, and every change of the sample scaled by ``a`` about the current state:
+    ``history_k' = now + a (history_k - now)``, ``target' = a target`` (the target is the
+    normalised residual). States, statics, calendar and lead are otherwise kept.
+    history (B, K, C, H, W), target (B, C, H, W)."""
+    history, target = batch.condition.history, batch.target
+    log_m = math.log(max_factor)
+    u = torch.rand(target.shape[0], generator=generator) * 2 * log_m - log_m
+    a = u.exp().to(device=target.device, dtype=target.dtype)
+    now = history[:, -1:]
+    condition = dataclasses.replace(
+        batch.condition, history=now + a[:, None, None, None, None] * (history - now)
+    )
+    return Batch(condition, a[:, None, None, None] * target)
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` is CUDA when available, else CPU; anything else as torch reads it."""
     if name == "auto":
@@ -237,6 +254,8 @@ class Trainer:
         torch.manual_seed(config.seed * 1_000_003 + step)
         index = torch.randint(len(data), (config.batch_size,), generator=generator).numpy()
         batch = to_batch(data[index], self.device)
+        if config.data.amplitude_augmentation > 1:
+            batch = scale_changes(batch, config.data.amplitude_augmentation, generator)
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
         self.model.train()

@@ -16,8 +16,8 @@ from generators import BackboneConfig, EulerSampler, FlowMatchingConfig
 from generators.checkpoint import load_checkpoint
 from generators.config import DataConfig, FineTuneConfig, ModelSpec, OptimConfig, TrainConfig
 from generators.rollout import ForecastData, default_sampler, forecast_members
-from generators.train import Trainer, train
-from pipeline.datasets import Period
+from generators.train import Trainer, scale_changes, to_batch, train
+from pipeline.datasets import Period, ResidualDataset
 from pipeline.errors import InputError
 from pipeline.store import ingest
 from verification.scores import fair_crps
@@ -176,6 +176,31 @@ def test_the_train_command_runs_and_reports_bad_configs(store, tmp_path, capsys)
     assert load_checkpoint(tmp_path / "cli").kind == "edm"
     assert wxens(args + ["--set", "optim.learning_rate=1"]) == 2
     assert "unknown key(s) ['learning_rate']" in capsys.readouterr().err
+
+
+def test_amplitude_augmentation_scales_every_change_about_the_current_state(store):
+    spec = DataConfig(history=3, leads=(1, 2), train=Period(None, TRAIN_END)).sample_spec
+    data = ResidualDataset.from_store(store, spec)
+    batch = to_batch(data[np.arange(0, 64, 4)])
+    scaled = scale_changes(batch, 1.5, torch.Generator().manual_seed(0))
+    history, target = batch.condition.history, batch.target
+    new = scaled.condition.history
+    torch.testing.assert_close(new[:, -1], history[:, -1])  # the current state is kept
+    a = (scaled.target / target).flatten(1)
+    factor = a[:, 0]
+    torch.testing.assert_close(a, factor[:, None].expand_as(a))  # one factor per sample
+    assert factor.min() >= 1 / 1.5 - 1e-6 and factor.max() <= 1.5 + 1e-6
+    assert factor.min() < 0.9 and factor.max() > 1.1  # drawn, not constant
+    torch.testing.assert_close(
+        new - new[:, -1:], factor[:, None, None, None, None] * (history - history[:, -1:])
+    )
+    assert torch.equal(scaled.condition.static, batch.condition.static)
+    same = scale_changes(batch, 1.0, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(same.target, target)
+    with pytest.raises(InputError, match="amplitude_augmentation must be at least 1"):
+        DataConfig(amplitude_augmentation=0.5)
+    with pytest.raises(InputError, match="cannot be combined"):
+        DataConfig(amplitude_augmentation=1.5, variability_scaling=True)
 
 
 def test_without_a_bar_each_logged_step_is_a_log_line(store, tmp_path, caplog):
