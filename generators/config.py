@@ -196,6 +196,10 @@ class TrainConfig:
     checkpoint_every: steps between checkpoints (and one at the end).
     device:          ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``.
     bf16:            bfloat16 autocast on CUDA (ignored on CPU).
+    sampler:         the forecasts' default sampler spec (:func:`parse_sampler`), e.g.
+                     ``euler:nfe=2,noise_scale=1.3`` chosen on held-out days; None: the
+                     fine-tune's short sampler, else the model's default
+                     (:func:`generators.rollout.default_sampler`).
     """
 
     model: ModelSpec
@@ -212,8 +216,11 @@ class TrainConfig:
     bf16: bool = True
     fine_tune: FineTuneConfig | None = None
     calibration: CalibrationConfig | None = None
+    sampler: str | None = None
 
     def __post_init__(self) -> None:
+        if self.sampler is not None:
+            parse_sampler(self.sampler)  # a bad spec fails before training, not at forecast
         for name in (
             "steps",
             "batch_size",

@@ -225,9 +225,11 @@ class ForecastData:
 
 
 def default_sampler(checkpoint: Checkpoint, model: object) -> Sampler:
-    """The sampler a checkpoint forecasts with by default: the short sampler of its fair-CRPS
-    fine-tune if it had one (those are the steps it was trained through), else the model's
-    default."""
+    """The sampler a checkpoint forecasts with by default: its config's ``sampler`` when set;
+    else the short sampler of its fair-CRPS fine-tune if it had one (those are the steps it
+    was trained through); else the model's default."""
+    if checkpoint.train_config.sampler is not None:
+        return parse_sampler(checkpoint.train_config.sampler)
     fine_tune = checkpoint.train_config.fine_tune
     if fine_tune is not None and fine_tune.crps_weight > 0:
         return model.crps_sampler

@@ -203,6 +203,20 @@ def test_amplitude_augmentation_scales_every_change_about_the_current_state(stor
         DataConfig(amplitude_augmentation=1.5, variability_scaling=True)
 
 
+def test_the_configs_sampler_is_the_forecasts_default(store, tmp_path):
+    chosen = train(
+        store, tiny_config(2, sampler="euler:nfe=3,noise_scale=1.3"), tmp_path / "a", progress=False
+    )
+    checkpoint = load_checkpoint(chosen.checkpoint)
+    assert default_sampler(checkpoint, checkpoint.build_model()) == EulerSampler(
+        nfe=3, noise_scale=1.3
+    )
+    plain = load_checkpoint(train(store, tiny_config(2), tmp_path / "b", progress=False).checkpoint)
+    assert default_sampler(plain, plain.build_model()) == EulerSampler(nfe=4)  # sample_nfe
+    with pytest.raises(InputError, match="nfe must be at least 1"):
+        tiny_config(2, sampler="euler:nfe=0")
+
+
 def test_without_a_bar_each_logged_step_is_a_log_line(store, tmp_path, caplog):
     # What a Prefect run shows of a training task (flows.runtime forwards "generators").
     caplog.set_level(logging.INFO, logger="generators.train")
