@@ -12,7 +12,8 @@ resumes, so an interrupted experiment restarts where it stopped; each evaluation
 cached in the work directory. Run with ``OMP_NUM_THREADS=1 nice -n 10`` on a shared CPU.
 
     python -m benchmarks.quality synthetic --workdir /tmp/quality
-    python -m benchmarks.quality uk --workdir /tmp/quality --run fm=/tmp/runs/uk_fm ...
+    python -m benchmarks.quality uk --workdir /tmp/quality --run fm=/tmp/runs/uk_fm/last.pt ...
+    python -m benchmarks.quality uk ... --select-noise fm=/tmp/runs/uk_fm_1_17/last.pt=1.0,1.3
 
 (``-m`` from the repository root: run as a script, ``benchmarks/verification.py`` would
 shadow the ``verification`` package.)
