@@ -408,7 +408,7 @@ def uk(args: argparse.Namespace) -> None:
             )
     selections = {}
     for item in args.select_noise:
-        name, path, scales = item.split("=", 2)
+        name, path, scales = item.rsplit("=", 2)  # the name may hold "="
         digest = load_checkpoint(path).digest
         selections[name] = {
             scale: cache.get(

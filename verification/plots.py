@@ -243,7 +243,8 @@ def plot_physics(physics: xr.Dataset) -> Figure:
         ax.axhline(float(sel["truth_score"]), color="k", lw=1, label="truth")
         ax.set_title(str(name), fontsize="small")
         ax.set_xlabel("member")
-        ax.set_ylabel(str(sel["units"].values))
+        units = str(sel["units"].values)
+        ax.set_ylabel("score (dimensionless)" if units in ("", "1") else units)
     axes[0].legend(fontsize="small")
     return fig
 
