@@ -182,7 +182,7 @@ class SelfAttention(nn.Module):
         qkv = self.qkv(self.norm(x)).reshape(n, 3, self.heads, c // self.heads, h * w)
         # (3, N, heads, HW, head_dim), contiguous: the fused (flash / memory-efficient)
         # kernels need it; strided inputs fall back to the math kernel, which materialises
-        # the (HW x HW) weights (33 GB for 32 members on a 1 degree grid).
+        # the (HW x HW) weights (33 GB for 64 members on a 1 degree grid).
         q, k, v = qkv.permute(1, 0, 2, 4, 3).contiguous().unbind(0)
         a = F.scaled_dot_product_attention(q, k, v)
         return x + self.out(a.transpose(-1, -2).reshape(n, c, h, w))
