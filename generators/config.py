@@ -219,8 +219,8 @@ class TrainConfig:
     sampler: str | None = None
 
     def __post_init__(self) -> None:
-        if self.sampler is not None:
-            parse_sampler(self.sampler)  # a bad spec fails before training, not at forecast
+        if self.sampler is not None:  # a bad spec fails before training, not at forecast
+            GENERATORS[self.model.kind].check_sampler(parse_sampler(self.sampler))
         for name in (
             "steps",
             "batch_size",

@@ -143,6 +143,15 @@ class ResidualGenerator(nn.Module):
             total = total + config.crps_weight * fair_crps(members, batch.target).mean()
         return total
 
+    @classmethod
+    def check_sampler(cls, sampler: Sampler) -> None:
+        """Refuse a sampler of another family (a diffusion sampler for flow matching, ...)."""
+        if not isinstance(sampler, cls.sampler_family):
+            raise InputError(
+                f"{cls.name} cannot sample with the {getattr(sampler, 'name', type(sampler).__name__)!r} "
+                f"sampler; use one of its {cls.sampler_family.__name__} samplers"
+            )
+
     @torch.no_grad()
     def sample(
         self,
@@ -161,11 +170,7 @@ class ResidualGenerator(nn.Module):
         if n_members < 1:
             raise InputError(f"n_members must be at least 1, got {n_members}")
         sampler = self.default_sampler() if sampler is None else sampler
-        if not isinstance(sampler, self.sampler_family):
-            raise InputError(
-                f"{self.name} cannot sample with the {getattr(sampler, 'name', type(sampler).__name__)!r} "
-                f"sampler; use one of its {self.sampler_family.__name__} samplers"
-            )
+        self.check_sampler(sampler)
         history = condition.history
         shape = (history.shape[0],) + tuple(history.shape[2:])
         members = self._draw(self.backbone.encode(condition), shape, n_members, sampler, generator)

@@ -215,6 +215,8 @@ def test_the_configs_sampler_is_the_forecasts_default(store, tmp_path):
     assert default_sampler(plain, plain.build_model()) == EulerSampler(nfe=4)  # sample_nfe
     with pytest.raises(InputError, match="nfe must be at least 1"):
         tiny_config(2, sampler="euler:nfe=0")
+    with pytest.raises(InputError, match="flow_matching cannot sample with the 'edm_heun'"):
+        tiny_config(2, sampler="edm_heun:num_steps=5")
 
 
 def test_without_a_bar_each_logged_step_is_a_log_line(store, tmp_path, caplog):
