@@ -88,6 +88,9 @@ class DataConfig:
                 (:func:`generators.train.scale_changes`), so the model sees days livelier and
                 calmer than its training period's; 1 is off.
     train:      training period; validation: held-out period for the validation loss.
+    exclude:    periods held out of training and fine-tuning (e.g. one fold of a
+                cross-validation inside ``train``): no item whose initial time or target lies
+                in one is trained on.
     max_memory_bytes: stores smaller than this are read into memory once.
     """
 
@@ -98,6 +101,7 @@ class DataConfig:
     amplitude_augmentation: float = 1.0
     train: Period = field(default_factory=Period)
     validation: Period | None = None
+    exclude: tuple[Period, ...] = ()
     max_memory_bytes: int = 2**31
 
     def __post_init__(self) -> None:

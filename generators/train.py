@@ -159,6 +159,7 @@ class Trainer:
             self.store,
             spec,
             period=d.train,
+            exclude=d.exclude,
             channels=d.channels,
             max_memory_bytes=d.max_memory_bytes,
         )
@@ -181,6 +182,7 @@ class Trainer:
                 self.store,
                 spec,
                 period=ft.period,
+                exclude=d.exclude,
                 channels=d.channels,
                 normalization=norm,
                 max_memory_bytes=d.max_memory_bytes,

@@ -92,6 +92,13 @@ class Period:
     def indexer(self, times: pd.DatetimeIndex) -> slice:
         return times.slice_indexer(self.start, self.end)
 
+    def contains(self, times: pd.DatetimeIndex) -> np.ndarray:
+        """(N,) bool: which of ``times`` (any order) lie in the period."""
+        order = np.argsort(times.to_numpy(), kind="stable")
+        inside = np.zeros(len(times), dtype=bool)
+        inside[order[self.indexer(times[order])]] = True
+        return inside
+
     def __str__(self) -> str:
         return f"{self.start or '...'} to {self.end or '...'}"
 
@@ -268,8 +275,9 @@ class ResidualDataset(Dataset):
     """(condition, target) pairs of one store period; ``dataset[indices]`` is a dict batch.
 
     Items enumerate every valid (initial time, lead) pair of ``period``: the initial time
-    and the target's valid time both lie in the period (no target leaks out of it), the
-    history may reach back before it, and none of the states needed is missing.
+    and the target's valid time both lie in the period (no target leaks out of it) and in
+    none of the ``exclude`` periods (held out), the history may reach back before it or
+    into an excluded period, and none of the states needed is missing.
     ``dataset[i]`` or ``dataset[[i, j, ...]]`` gives a dict of batched tensors with the keys
     and shapes of :class:`generators.base.Condition` plus ``target`` (pipeline does not
     import generators; ``generators.train.to_batch`` wraps it).
@@ -286,6 +294,7 @@ class ResidualDataset(Dataset):
         spec: SampleSpec,
         *,
         period: Period = Period(),
+        exclude: Sequence[Period] = (),
         native_step: pd.Timedelta | None = None,
         missing_times: Sequence[pd.Timestamp] = (),
         normalization: Normalization | None = None,
@@ -295,6 +304,7 @@ class ResidualDataset(Dataset):
         name: str = "<dataset>",
     ) -> None:
         self.spec, self.period, self.name = spec, period, name
+        self.exclude = tuple(exclude)
         self.times = pd.DatetimeIndex(dataset[TIME].values)
         if (
             len(self.times) < 2
@@ -389,25 +399,38 @@ class ResidualDataset(Dataset):
     def _valid_pairs(self) -> np.ndarray:
         window = self.period.indexer(self.times)
         positions = np.arange(len(self.times))[window]
+        positions = positions[~self._excluded(self.times[positions])]
         pairs = []
         for j, lead in enumerate(self.spec.leads):
             if len(positions) == 0:
                 break
             ok = (self.positions(positions, (*self.spec.history, lead)) >= 0).all(axis=1)
-            ok &= self.times[positions] + lead * self.native_step <= self.times[positions[-1]]
+            valid = self.times[positions] + lead * self.native_step
+            ok &= (valid <= self.times[window][-1]) & ~self._excluded(valid)
             if not ok.any():
                 raise InputError(
-                    f"{self.name}: no initial time in {self.period} has its history "
-                    f"{self.spec.history} and lead {lead} (x {self.native_step}) inside the "
-                    "store and the period; widen the period or shorten the history or lead"
+                    f"{self.name}: no initial time in {self.period}{self._excluded_text()} has "
+                    f"its history {self.spec.history} and lead {lead} (x {self.native_step}) "
+                    "inside the store and the period; widen the period, exclude less or "
+                    "shorten the history or lead"
                 )
             pairs.extend((p, j) for p in positions[ok])
         if not pairs:
             raise InputError(
-                f"{self.name}: the period {self.period} holds no time of the store "
+                f"{self.name}: the period {self.period}{self._excluded_text()} holds no time of "
+                "the store "
                 f"({self.times[0]} to {self.times[-1]})"
             )
         return np.asarray(pairs, dtype=np.int64)
+
+    def _excluded(self, times: pd.DatetimeIndex) -> np.ndarray:
+        out = np.zeros(len(times), dtype=bool)
+        for period in self.exclude:
+            out |= period.contains(times)
+        return out
+
+    def _excluded_text(self) -> str:
+        return f" (excluding {', '.join(map(str, self.exclude))})" if self.exclude else ""
 
     def init_positions(self, init_times: Sequence[pd.Timestamp]) -> np.ndarray:
         """Store positions of ``init_times``; InputError naming those lacking a full history."""

@@ -155,6 +155,26 @@ def test_fine_tune_phase_switches_to_the_fair_crps_and_its_sampler(store, tmp_pa
     assert sampler.nfe == 2
 
 
+def test_an_excluded_fold_is_held_out_of_both_phases_and_kept_in_the_checkpoint(
+    store, tmp_path
+):
+    fold = Period("2000-02-01", "2000-02-10")
+    data = DataConfig(
+        channels=("t2m",), history=2, leads=(1, 2), train=Period(None, TRAIN_END), exclude=(fold,)
+    )
+    config = tiny_config(
+        2, data=data, fine_tune=FineTuneConfig(steps=1, period=Period("2000-01-15", TRAIN_END))
+    )
+    trainer = Trainer(store, config, tmp_path / "cv")
+    for dataset in (trainer.train_data, trainer.fine_tune_data):
+        init = dataset.times[dataset.pairs[:, 0]]
+        valid = init + dataset.native_step * np.asarray(data.leads)[dataset.pairs[:, 1]]
+        assert not (fold.contains(init) | fold.contains(valid)).any()
+        assert init.max() > pd.Timestamp("2000-02-10")  # the rest of the period is kept
+    train(store, config, tmp_path / "cv", progress=False)
+    assert load_checkpoint(tmp_path / "cv").train_config.data.exclude == (fold,)
+
+
 def test_the_train_command_runs_and_reports_bad_configs(store, tmp_path, capsys):
     config = tmp_path / "c.yaml"
     config.write_text(

@@ -126,6 +126,30 @@ def test_tendency_std_is_the_std_of_lead_differences_over_the_period():
         assert batch["target"][chosen].std(unbiased=False).item() == pytest.approx(1.0, rel=0.05)
 
 
+def test_excluded_periods_hold_no_initial_time_and_no_target():
+    ds, stats = analysis()
+    spec = SampleSpec(history=2, leads=(1, 4))
+    held_out = Period("2019-03-01T20", "2019-03-02T03")
+    data = ResidualDataset(ds, stats, spec, exclude=[held_out])
+    # reference: every (init, lead) of the whole store by timestamp, then the rule
+    step, times = pd.Timedelta(hours=1), pd.DatetimeIndex(ds.time.values)
+    inside = (times >= pd.Timestamp("2019-03-01T20")) & (times <= pd.Timestamp("2019-03-02T03"))
+    out_of_fold = set(times[~inside])
+    expected = {
+        (t, lead)
+        for t in times[1:]  # history of 2 needs the state before
+        for lead in spec.leads
+        if t in out_of_fold and t + lead * step in out_of_fold and t + lead * step <= times[-1]
+    }
+    got = {(data.times[p], spec.leads[j]) for p, j in data.pairs}
+    assert got == expected
+    # the history may reach into the held-out period: 03 UTC's successor keeps its item
+    assert (pd.Timestamp("2019-03-02T04"), 1) in got
+    assert len(got) < len(ResidualDataset(ds, stats, spec).pairs)
+    with pytest.raises(InputError, match="excluding"):
+        ResidualDataset(ds, stats, spec, exclude=[Period(None, None)])
+
+
 def test_missing_times_and_gaps_are_never_bridged():
     ds, stats = analysis()
     missing = pd.Timestamp("2019-03-01T10")
