@@ -14,6 +14,7 @@ cached in the work directory. Run with ``OMP_NUM_THREADS=1 nice -n 10`` on a sha
     python -m benchmarks.quality synthetic --workdir /tmp/quality
     python -m benchmarks.quality uk --workdir /tmp/quality --run fm=/tmp/runs/uk_fm/last.pt ...
     python -m benchmarks.quality uk ... --select-noise fm=/tmp/runs/uk_fm_1_17/last.pt=1.0,1.3
+    python -m benchmarks.quality uk ... --cv-noise fm=/tmp/runs/cv1/last.pt,/tmp/runs/cv2/last.pt=1.0,1.3
 
 (``-m`` from the repository root: run as a script, ``benchmarks/verification.py`` would
 shadow the ``verification`` package.)
@@ -34,12 +35,19 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from generators.calibration import calibration_init_times
 from generators.checkpoint import load_checkpoint
 from generators.config import load_train_config, parse_sampler, sampler_spec
 from generators.rollout import ForecastData, default_sampler, forecast_members
 from generators.train import train
 from pipeline.store import ingest, open_store
-from verification.scores import fair_crps, rank_histogram, spread_skill_ratio
+from verification.scores import (
+    ensemble_mean_rmse,
+    ensemble_spread,
+    fair_crps,
+    rank_histogram,
+    spread_skill_ratio,
+)
 
 log = logging.getLogger("quality")
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,6 +89,8 @@ def scores(
     return {
         "fair_crps": float(fair_crps(f, y, mean_over=over)),
         "ssr": float(spread_skill_ratio(f, y, mean_over=over)),
+        "spread": float(ensemble_spread(f, y, mean_over=over)),
+        "rmse": float(ensemble_mean_rmse(f, y, mean_over=over)),
         "rank_max_min": rank_max_min(members, truth, seed),
         "rank_max_min_perfect_model": float(np.median(perfect)),
         "members": int(members.shape[1]),
@@ -330,6 +340,40 @@ README_BASELINES = {
 }
 
 
+def pooled(rows: Sequence[dict]) -> dict:
+    """Scores of several folds as one, per lead: the spread-skill ratio of the pooled
+    variance and squared error, ``sqrt((M+1)/M) sqrt(sum n s^2 / sum n e^2)`` (n initial
+    times of a fold), and the fair CRPS weighted by initial times."""
+    out = {}
+    for lead in rows[0]["leads"]:
+        folds = [row["leads"][lead] for row in rows]
+        n = np.array([f["inits"] for f in folds], dtype=float)
+        m = folds[0]["members"]
+        spread2 = np.dot(n, [f["spread"] ** 2 for f in folds]) / n.sum()
+        error2 = np.dot(n, [f["rmse"] ** 2 for f in folds]) / n.sum()
+        out[lead] = {
+            "ssr": float(np.sqrt((m + 1) / m * spread2 / error2)),
+            "fair_crps": float(np.dot(n, [f["fair_crps"] for f in folds]) / n.sum()),
+            "inits": int(n.sum()),
+            "members": m,
+        }
+    return {"leads": out, "folds": list(rows)}
+
+
+def held_out_inits(path: str, store) -> pd.DatetimeIndex:
+    """Every 6 h of the one period a cross-validation checkpoint excluded from training
+    (``data.exclude``), with the history in the store and the 24 h truth in the period."""
+    checkpoint = load_checkpoint(path)
+    excluded = checkpoint.train_config.data.exclude
+    if len(excluded) != 1:
+        raise SystemExit(f"{path}: a fold's checkpoint must exclude one period, not {excluded}")
+    (fold,) = excluded
+    dataset = ForecastData.from_store(checkpoint, store).dataset
+    inits = calibration_init_times(dataset.times, fold.start, fold.end, 6, max(UK_LEADS))
+    positions = dataset.times.get_indexer(inits)
+    return inits[(dataset.positions(positions, dataset.spec.history) >= 0).all(axis=1)]
+
+
 def uk_baselines(
     store, inits: pd.DatetimeIndex = UK_TEST, members: int = 50, seed: int = 0
 ) -> dict:
@@ -406,23 +450,47 @@ def uk(args: argparse.Namespace) -> None:
                     ),
                 )
             )
+    members = args.select_members or args.members
+
+    def select(name: str, folds: list[tuple[str, pd.DatetimeIndex]], scales: str) -> dict:
+        """Each initial-noise scale scored on the held-out initial times of each fold."""
+        by_scale = {}
+        for scale in scales.split(","):
+            rows = [
+                cache.get(
+                    f"select:{name}:{load_checkpoint(path).digest}:{scale}:{members}",
+                    lambda path=path, inits=inits, scale=scale: evaluate(
+                        Path(path),
+                        store,
+                        inits,
+                        UK_LEADS,
+                        members,
+                        f"euler:nfe=2,noise_scale={scale}",
+                    ),
+                )
+                for path, inits in folds
+            ]
+            by_scale[scale] = rows[0] if len(rows) == 1 else pooled(rows)
+        return {"inits": sum(len(inits) for _, inits in folds), "scales": by_scale}
+
     selections = {}
     for item in args.select_noise:
         name, path, scales = item.rsplit("=", 2)  # the name may hold "="
-        digest = load_checkpoint(path).digest
-        selections[name] = {
-            scale: cache.get(
-                f"select:{name}:{digest}:{scale}:{args.members}",
-                lambda path=path, scale=scale: evaluate(
-                    Path(path),
-                    store,
-                    UK_HELD_OUT,
-                    UK_LEADS,
-                    args.members,
-                    f"euler:nfe=2,noise_scale={scale}",
-                ),
-            )
-            for scale in scales.split(",")
+        selections[name] = select(name, [(path, UK_HELD_OUT)], scales) | {
+            "description": "Model trained on 1-17 March only, scored on {inits} initial times "
+            "18-21 March (never trained on)"
+        }
+    for item in args.cv_noise:
+        name, paths, scales = item.rsplit("=", 2)
+        folds = [(path, held_out_inits(path, store)) for path in paths.split(",")]
+        periods = ", ".join(
+            str(load_checkpoint(path).train_config.data.exclude[0]) for path, _ in folds
+        )
+        selections[name] = select(name, folds, scales) | {
+            "description": f"{len(folds)}-fold cross-validation: each model trained on all of "
+            f"1-21 March but one fold ({periods}; `data.exclude`), scored on its own fold, "
+            "{inits} initial times in all; SSR of the pooled variance and squared error, "
+            "CRPS weighted by initial times"
         }
     payload = {
         "experiment": "uk_t2m",
@@ -432,10 +500,7 @@ def uk(args: argparse.Namespace) -> None:
         "baselines": baselines,
         "readme_baselines": README_BASELINES,
         "models": rows,
-        "noise_selection": {
-            "inits": [str(t) for t in UK_HELD_OUT],
-            "rows": selections,
-        },
+        "noise_selection": selections,
         "nfe_sweep": {
             "inits": [str(t) for t in sweep_inits],
             "members": args.sweep_members,
@@ -529,15 +594,20 @@ def uk_markdown(p: dict) -> str:
         "ensemble with the model's own dependence shows on these initial times (the median "
         "over 5 members standing in for the truth); it is the statistic's noise floor here.",
     ]
-    selection = p.get("noise_selection", {"rows": {}})
-    for name, by_scale in selection["rows"].items():
+    for name, selection in p.get("noise_selection", {}).items():
+        by_scale = selection["scales"]
+        chosen = min(
+            by_scale,
+            key=lambda k: np.mean([abs(np.log(by_scale[k]["leads"][h]["ssr"])) for h in leads]),
+        )
         lines += [
             "",
             f"## Initial-noise scale chosen on held-out days: {name}",
             "",
-            f"Model trained on 1-17 March only, scored on {len(selection['inits'])} initial times "
-            "18-21 March (never trained on); the scale whose spread-skill ratio is nearest 1 "
-            "over the leads is the one to use for the model trained on all of 1-21 March.",
+            selection["description"].format(inits=selection["inits"])
+            + f", {by_scale[chosen]['leads'][leads[0]]['members']} members. "
+            f"The scale whose spread-skill ratio is nearest 1 over the leads, **{chosen}**, is "
+            "the one to use for the model trained on all of 1-21 March.",
             "",
             "| noise scale | "
             + " | ".join(f"SSR {h} h" for h in leads)
@@ -630,6 +700,17 @@ def main() -> None:
         metavar="NAME=CHECKPOINT=SCALE,SCALE",
         help="score initial-noise scales on the held-out 18-21 March with a model trained "
         "on 1-17 March, e.g. fm=runs/uk_fm_cv/last.pt=1.0,1.15,1.3,1.5",
+    )
+    u.add_argument(
+        "--cv-noise",
+        action="append",
+        default=[],
+        metavar="NAME=CHECKPOINT,CHECKPOINT,...=SCALE,SCALE",
+        help="score initial-noise scales by cross-validation: each checkpoint trained "
+        "without one fold (data.exclude), scored on that fold, pooled",
+    )
+    u.add_argument(
+        "--select-members", type=int, help="members of the noise selection (default --members)"
     )
     u.add_argument("--sweep-members", type=int, default=10)
     u.add_argument("--sweep-stride", type=int, default=3, help="every n-th test initial time")
