@@ -1,5 +1,6 @@
 """Sampling throughput: members per second, time per member-step and MFU, fp32 eager against
 bf16 autocast (eager, then + ``torch.compile``) in one run, on CUDA when present, and on the CPU.
+``--cuda-modes`` adds channels-last and ``max-autotune`` (autotuned kernels, CUDA graphs).
 
 A member-step is one residual drawn for one member at one lead: ``NFE`` network
 evaluations of the backbone (the condition is encoded once per initial time and reused).
@@ -23,7 +24,7 @@ import argparse
 import json
 import platform
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -65,9 +66,29 @@ MODELS = {
 }
 
 
+@dataclass(frozen=True)
+class Mode:
+    """How the network runs: bf16 autocast or not, ``torch.compile`` mode (None: eager),
+    weights and activations in channels-last memory format or not."""
+
+    bf16: bool
+    compile: str | None = None
+    channels_last: bool = False
+
+
+# Compiling and channels-last are applied to the model in place: eager modes go first.
+MODES = {
+    "fp32-eager": Mode(bf16=False),
+    "bf16-eager": Mode(bf16=True),
+    "bf16-compile": Mode(bf16=True, compile="default"),
+    "bf16-compile-channels-last": Mode(bf16=True, compile="default", channels_last=True),
+    "bf16-max-autotune-channels-last": Mode(  # autotuned kernels + CUDA graphs; long compile
+        bf16=True, compile="max-autotune", channels_last=True
+    ),
+}
 CPU_MEMBERS = {"medium": 2, "uk-small": 50}  # members per CPU call (the medium model is slow there)
 CPU_MODES = {"medium": ("fp32-eager",), "uk-small": ("fp32-eager", "bf16-compile")}
-CUDA_MODES = ("fp32-eager", "bf16-eager", "bf16-compile")  # eager first: compiling is in place
+CUDA_MODES = ("fp32-eager", "bf16-eager", "bf16-compile")
 
 
 def build(model: str, grid: str, device: torch.device) -> FlowMatching:
@@ -107,17 +128,18 @@ def measure(
 ) -> dict:
     """Seconds per ``model.sample`` call (after warm-up) and the derived rates."""
     sampler = EulerSampler(nfe=nfe)
-    bf16 = mode.startswith("bf16")
-    compiled = mode.endswith("compile")
-    if compiled:
-        model.backbone.compile(dynamic=False)
+    how = MODES[mode]
+    if how.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if how.compile:
+        model.backbone.compile(dynamic=False, mode=how.compile)
     generator = torch.Generator().manual_seed(0)
 
     def call() -> None:
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=how.bf16):
             model.sample(cond, members, sampler=sampler, generator=generator)
 
-    for _ in range(2 if compiled else 1):  # compile, allocator warm-up
+    for _ in range(3 if how.compile else 1):  # compile (CUDA graphs record on the 2nd), warm-up
         call()
     synchronize(device)
     start = time.perf_counter()
@@ -156,12 +178,13 @@ def run_case(
         cond = condition(model, args.inits, grid, device)
         rows = {
             mode: measure(model, cond, args.members, args.nfe, device, mode, args.repeats)
-            for mode in CUDA_MODES
+            for mode in args.cuda_modes
         }
         case["rows"] = list(rows.values())
         eager = rows["fp32-eager"]["members_per_second"]
-        case["speedup_bf16_eager"] = rows["bf16-eager"]["members_per_second"] / eager
-        case["speedup_bf16_compile"] = rows["bf16-compile"]["members_per_second"] / eager
+        case["speedup_over_fp32_eager"] = {
+            mode: row["members_per_second"] / eager for mode, row in rows.items()
+        }
         case["gpu_name"] = torch.cuda.get_device_name(device)
         case["fp32_convolutions_tf32"] = torch.backends.cudnn.allow_tf32
     else:
@@ -195,8 +218,17 @@ def main() -> None:
         default=["cuda", "cpu"],
         help="devices to measure (cuda is skipped without a CUDA device)",
     )
+    parser.add_argument(
+        "--cuda-modes",
+        nargs="+",
+        choices=list(MODES),
+        default=list(CUDA_MODES),
+        help="modes measured on CUDA, in order (fp32-eager first: the speed-ups are over it)",
+    )
     parser.add_argument("--out", default=str(RESULTS / "sampling.json"))
     args = parser.parse_args()
+    if args.cuda_modes[0] != "fp32-eager":
+        parser.error("--cuda-modes must start with fp32-eager (the reference of the speed-ups)")
     devices = [
         torch.device(name) for name in args.devices if name == "cpu" or torch.cuda.is_available()
     ]
