@@ -360,13 +360,14 @@ def pooled(rows: Sequence[dict]) -> dict:
     return {"leads": out, "folds": list(rows)}
 
 
-def held_out_inits(path: str, store) -> pd.DatetimeIndex:
+def held_out_inits(checkpoint, store) -> pd.DatetimeIndex:
     """Every 6 h of the one period a cross-validation checkpoint excluded from training
     (``data.exclude``), with the history in the store and the 24 h truth in the period."""
-    checkpoint = load_checkpoint(path)
     excluded = checkpoint.train_config.data.exclude
     if len(excluded) != 1:
-        raise SystemExit(f"{path}: a fold's checkpoint must exclude one period, not {excluded}")
+        raise SystemExit(
+            f"{checkpoint.path}: a fold's checkpoint must exclude one period, not {excluded}"
+        )
     (fold,) = excluded
     dataset = ForecastData.from_store(checkpoint, store).dataset
     inits = calibration_init_times(dataset.times, fold.start, fold.end, 6, max(UK_LEADS))
@@ -454,11 +455,12 @@ def uk(args: argparse.Namespace) -> None:
 
     def select(name: str, folds: list[tuple[str, pd.DatetimeIndex]], scales: str) -> dict:
         """Each initial-noise scale scored on the held-out initial times of each fold."""
+        digests = {path: load_checkpoint(path).digest for path, _ in folds}
         by_scale = {}
         for scale in scales.split(","):
             rows = [
                 cache.get(
-                    f"select:{name}:{load_checkpoint(path).digest}:{scale}:{members}",
+                    f"select:{name}:{digests[path]}:{scale}:{members}",
                     lambda path=path, inits=inits, scale=scale: evaluate(
                         Path(path),
                         store,
@@ -482,10 +484,9 @@ def uk(args: argparse.Namespace) -> None:
         }
     for item in args.cv_noise:
         name, paths, scales = item.rsplit("=", 2)
-        folds = [(path, held_out_inits(path, store)) for path in paths.split(",")]
-        periods = ", ".join(
-            str(load_checkpoint(path).train_config.data.exclude[0]) for path, _ in folds
-        )
+        checkpoints = [load_checkpoint(path) for path in paths.split(",")]
+        folds = [(str(c.path), held_out_inits(c, store)) for c in checkpoints]
+        periods = ", ".join(str(c.train_config.data.exclude[0]) for c in checkpoints)
         selections[name] = select(name, folds, scales) | {
             "description": f"{len(folds)}-fold cross-validation: each model trained on all of "
             f"1-21 March but one fold ({periods}; `data.exclude`), scored on its own fold, "
@@ -596,10 +597,11 @@ def uk_markdown(p: dict) -> str:
     ]
     for name, selection in p.get("noise_selection", {}).items():
         by_scale = selection["scales"]
-        chosen = min(
-            by_scale,
-            key=lambda k: np.mean([abs(np.log(by_scale[k]["leads"][h]["ssr"])) for h in leads]),
-        )
+        mean_abs_log_ssr = {
+            scale: np.mean([abs(np.log(row["leads"][h]["ssr"])) for h in leads])
+            for scale, row in by_scale.items()
+        }
+        chosen = min(mean_abs_log_ssr, key=mean_abs_log_ssr.get)
         lines += [
             "",
             f"## Initial-noise scale chosen on held-out days: {name}",
@@ -621,11 +623,10 @@ def uk_markdown(p: dict) -> str:
             + " |",
         ]
         for scale, row in by_scale.items():
-            ssr = [row["leads"][h]["ssr"] for h in leads]
             lines.append(
                 f"| {scale} | "
-                + " | ".join(f"{v:.2f}" for v in ssr)
-                + f" | {np.mean(np.abs(np.log(ssr))):.3f} | "
+                + " | ".join(f"{row['leads'][h]['ssr']:.2f}" for h in leads)
+                + f" | {mean_abs_log_ssr[scale]:.3f} | "
                 + " | ".join(f"{row['leads'][h]['fair_crps']:.3f}" for h in leads)
                 + " |"
             )
