@@ -15,5 +15,6 @@ python3 -m benchmarks.sampling --devices cuda --out "$out/sampling_cuda.json" 2>
 bench=${PIPESTATUS[0]}
 python3 -m benchmarks.sampling --devices cuda --cases medium:europe-0.25deg --out "$out/sampling_cuda_modes.json" \
   --cuda-modes fp32-eager bf16-compile bf16-compile-channels-last bf16-max-autotune-channels-last 2>&1 | tee -a "$out/gpu_checks.log"
-echo "gpu tests exit $tests, sampling benchmark exit $bench" | tee -a "$out/gpu_checks.log"
-exit $(( tests || bench ))
+modes=${PIPESTATUS[0]}
+echo "gpu tests exit $tests, sampling benchmark exit $bench, MFU modes exit $modes" | tee -a "$out/gpu_checks.log"
+exit $(( tests || bench || modes ))
