@@ -126,6 +126,7 @@ class Checkpoint:
             "history": list(self.spec.history),
             "leads": list(self.spec.leads),
             "variability_scaling": self.spec.variability_scaling,
+            "tendency_per_grid_point": self.spec.tendency_per_grid_point,
             "native_step_seconds": self.native_step.total_seconds(),
             "static_names": list(self.static_names),
             "latitude": self.latitude.astype(float).tolist(),
@@ -191,9 +192,9 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         spec=SampleSpec(
             history=tuple(payload["history"]),
             leads=tuple(payload["leads"]),
-            variability_scaling=bool(
-                payload.get("variability_scaling", False)
-            ),  # absent before it existed
+            # absent from checkpoints written before they existed
+            variability_scaling=bool(payload.get("variability_scaling", False)),
+            tendency_per_grid_point=bool(payload.get("tendency_per_grid_point", False)),
         ),
         native_step=pd.Timedelta(seconds=payload["native_step_seconds"]),
         static_names=tuple(payload["static_names"]),

@@ -83,6 +83,8 @@ class DataConfig:
     leads:      target leads in native steps.
     variability_scaling: scale each target by its history's recent variability
                 (:class:`pipeline.datasets.SampleSpec`), a flow-dependent spread.
+    tendency_per_grid_point: normalise residuals by each grid point's tendency std rather
+                than the channel's (:class:`pipeline.datasets.SampleSpec`).
     amplitude_augmentation: ``m >= 1``; during training, multiply every change of a sample
                 (history about the current state, and the target) by ``a ~ LogUniform[1/m, m]``
                 (:func:`generators.train.scale_changes`), so the model sees days livelier and
@@ -98,6 +100,7 @@ class DataConfig:
     history: tuple[int, ...] | int = (-1, 0)
     leads: tuple[int, ...] | int = (1,)
     variability_scaling: bool = False
+    tendency_per_grid_point: bool = False
     amplitude_augmentation: float = 1.0
     train: Period = field(default_factory=Period)
     validation: Period | None = None
@@ -120,7 +123,10 @@ class DataConfig:
     @property
     def sample_spec(self) -> SampleSpec:
         return SampleSpec(
-            history=self.history, leads=self.leads, variability_scaling=self.variability_scaling
+            history=self.history,
+            leads=self.leads,
+            variability_scaling=self.variability_scaling,
+            tendency_per_grid_point=self.tendency_per_grid_point,
         )
 
 

@@ -275,8 +275,7 @@ def iter_forecast(
     sampler = sampler or default_sampler(checkpoint, model)
     norm = checkpoint.normalization
     factors = {
-        h: torch.from_numpy(norm.residual_to_state(h)).to(dev)[:, None, None]
-        for h in checkpoint.leads_hours
+        h: torch.from_numpy(norm.residual_to_state(h)).to(dev) for h in checkpoint.leads_hours
     }
     per_batch = max(1, batch_members // n_members)
     log.info(

@@ -11,9 +11,10 @@ One sample, for an initial time ``t``, a lead ``l`` and history offsets ``o_1 < 
 - ``target``   (C, H, W):    the normalised residual ``(x[t + l] - x[t]) / tendency_std(l)``
   (divided further by the sample's recent-variability scale under ``variability_scaling``).
 
-``mean`` and ``std`` are the store statistics; ``tendency_std(l)`` is the per-channel standard
-deviation of the ``l``-step tendency over the training period (:meth:`Normalization.fit`),
-because the store only records it at the native step. Channels are those of
+``mean`` and ``std`` are the store statistics; ``tendency_std(l)`` is the standard deviation
+of the ``l``-step tendency over the training period (:meth:`Normalization.fit`), per channel
+or, under ``tendency_per_grid_point``, per channel and grid point; the store only records it
+per channel at the native step. Channels are those of
 :func:`pipeline.schema.to_channels` (``t2m``, ``z500``, ...). Initial times whose history or
 target falls outside the store or on a missing time are skipped. A store smaller than
 ``max_memory_bytes`` is read into memory once; a larger one is read lazily, one batch of
@@ -23,6 +24,7 @@ states at a time, so memory stays bounded.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 CALENDAR_FEATURES = ("sin_hour_of_day", "cos_hour_of_day", "sin_day_of_year", "cos_day_of_year")
 GEOMETRY_STATICS = ("sin_latitude", "cos_latitude", "sin_longitude", "cos_longitude")
 TENDENCY_SAMPLES = 256  # initial times used to estimate a tendency std, evenly spaced
+TENDENCY_FLOOR = 0.05  # a grid point's tendency std is at least this share of the grid median
 
 
 @dataclass(frozen=True)
@@ -57,11 +60,15 @@ class SampleSpec:
     variability_scaling: divide each sample's target by ``s``, the recent variability of its
              own history relative to the training period's (:func:`variability_scale`), so
              that a generator's unit-variance residuals carry a flow-dependent spread.
+    tendency_per_grid_point: normalise residuals by each grid point's own tendency std
+             rather than the channel's: a unit-variance residual then fits calm places (sea)
+             and lively ones (land) alike, and so does any noise inflation of a sampler.
     """
 
     history: tuple[int, ...] = (-1, 0)
     leads: tuple[int, ...] = (1,)
     variability_scaling: bool = False
+    tendency_per_grid_point: bool = False
 
     def __post_init__(self) -> None:
         history = self.history
@@ -115,13 +122,14 @@ def recent_variability(history: torch.Tensor, offsets: Sequence[int]) -> torch.T
 
 @dataclass(frozen=True, eq=False)
 class Normalization:
-    """Per-channel normalisation: states ``(x - mean) / std``; residuals at a lead
+    """States ``(x - mean) / std`` per channel; residuals at a lead
     ``(x[t+l] - x[t]) / (tendency_std[l] * s)``, with ``s = 1`` or, under variability
     scaling, ``s = sqrt(v / variability)`` clipped to [1/4, 4] (:func:`recent_variability`
     of the sample's history against its training-period mean ``variability``).
 
     mean, std:    (C,) from the store statistics.
-    tendency_std: (L, C), one row per entry of ``leads_hours``.
+    tendency_std: (L, C) per channel, or (L, C, H, W) per channel and grid point; one row
+                  per entry of ``leads_hours``.
     variability:  (C,) or None (no variability scaling).
     """
 
@@ -150,15 +158,24 @@ class Normalization:
             "a rollout step"
         )
 
+    @property
+    def per_grid_point(self) -> bool:
+        return self.tendency_std.ndim == 4
+
     def residual_to_state(self, lead_hours: float) -> np.ndarray:
-        """(C,) factor turning a normalised residual into a normalised-state increment:
-        ``tendency_std[l] / std``."""
-        return (self.tendency_std[self.lead_index(lead_hours)] / self.std).astype(np.float32)
+        """(C, 1, 1), or (C, H, W) per grid point: the factor turning a normalised residual
+        into a normalised-state increment, ``tendency_std[l] / std``."""
+        tendency = self.tendency_std[self.lead_index(lead_hours)]
+        tendency = tendency if self.per_grid_point else tendency[:, None, None]
+        return (tendency / self.std[:, None, None]).astype(np.float32)
 
     @classmethod
     def fit(cls, data: ResidualDataset) -> Normalization:
         """Store mean/std of ``data``, and the std of each lead's tendency over its items
-        (at most ``TENDENCY_SAMPLES`` evenly spaced initial times per lead, NaNs ignored)."""
+        (at most ``TENDENCY_SAMPLES`` evenly spaced initial times per lead, NaNs ignored):
+        over the grid as well, or per grid point under ``tendency_per_grid_point`` (floored
+        at ``TENDENCY_FLOOR`` times the grid median; the channel's value where a point has
+        no data)."""
         spec = data.spec
         variability = None
         if spec.variability_scaling:
@@ -182,14 +199,18 @@ class Normalization:
             scale = unscaled.variability_scale(data.history_at(pick), spec.history).numpy()
             states = data.states(data.positions(pick, (0, lead)))
             tendency = (states[:, 1] - states[:, 0]) / scale[:, :, None, None]
-            rows.append(np.nanstd(tendency, axis=(0, 2, 3)) * data.std)
+            channel_std = np.nanstd(tendency, axis=(0, 2, 3)) * data.std
+            if not np.all(np.isfinite(channel_std)) or np.any(channel_std <= 0):
+                raise InputError(
+                    f"{data.name}: the {lead}-step tendency std over {data.period} is not "
+                    f"positive for every channel ({dict(zip(data.channels, channel_std.tolist(), strict=True))}); "
+                    "a constant channel cannot be modelled — drop it"
+                )
+            if spec.tendency_per_grid_point:
+                rows.append(_per_grid_point(tendency, data.std, channel_std))
+            else:
+                rows.append(channel_std)
         tendency_std = np.stack(rows).astype(np.float64)
-        if not np.all(np.isfinite(tendency_std)) or np.any(tendency_std <= 0):
-            raise InputError(
-                f"{data.name}: the tendency std over {data.period} is not positive for every "
-                f"channel and lead ({dict(zip(data.channels, tendency_std.T.tolist(), strict=True))}); "
-                "a constant channel cannot be modelled — drop it"
-            )
         return cls(data.channels, data.mean, data.std, data.leads_hours, tendency_std, variability)
 
     def to_dict(self) -> dict[str, Any]:
@@ -214,6 +235,18 @@ class Normalization:
             if d.get("variability") is None
             else np.asarray(d["variability"], dtype=np.float64),
         )
+
+
+def _per_grid_point(tendency: np.ndarray, std: np.ndarray, channel_std: np.ndarray) -> np.ndarray:
+    """(C, H, W) std over the samples of normalised tendencies (N, C, H, W), in physical
+    units (times ``std``), floored at ``TENDENCY_FLOOR`` times each channel's grid median;
+    ``channel_std`` where a point has no finite sample."""
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN points: filled below
+        point = np.nanstd(tendency, axis=0) * std[:, None, None]
+    point = np.where(np.isfinite(point), point, channel_std[:, None, None])
+    floor = TENDENCY_FLOOR * np.median(point, axis=(1, 2))
+    return np.maximum(point, floor[:, None, None])
 
 
 def calendar_features(times: Sequence[pd.Timestamp] | pd.DatetimeIndex) -> torch.Tensor:
@@ -345,19 +378,24 @@ class ResidualDataset(Dataset):
             raise InputError(
                 f"{name}: the normalisation and the sample spec disagree on variability scaling"
             )
+        elif normalization.per_grid_point != spec.tendency_per_grid_point or (
+            normalization.per_grid_point
+            and normalization.tendency_std.shape[-2:] != self.grid_shape
+        ):
+            raise InputError(
+                f"{name}: the normalisation's tendency std has shape "
+                f"{normalization.tendency_std.shape} but the sample spec asks "
+                f"{'per grid point' if spec.tendency_per_grid_point else 'per channel'} on a "
+                f"{self.grid_shape} grid; use the normalisation fitted with this spec and grid"
+            )
         elif tuple(normalization.channels) != self.channels:
             raise InputError(
                 f"the normalisation is for channels {list(normalization.channels)} but {name} "
                 f"gives {list(self.channels)}"
             )
         self.normalization = normalization
-        self._target_scale = torch.from_numpy(
-            np.stack(
-                [
-                    self.std / normalization.tendency_std[normalization.lead_index(h)]
-                    for h in self.leads_hours
-                ]
-            ).astype(np.float32)
+        self._target_scale = torch.from_numpy(  # (L, C, 1 or H, 1 or W)
+            np.stack([1.0 / normalization.residual_to_state(h) for h in self.leads_hours])
         )
 
     @classmethod
@@ -483,10 +521,10 @@ class ResidualDataset(Dataset):
             chosen = lead_index == j
             later[chosen] = self.positions(positions[chosen], (self.spec.leads[j],))[:, 0]
         future = torch.from_numpy(self.states(later))
-        scale = self._target_scale[torch.from_numpy(lead_index)]
-        scale = (scale / self.normalization.variability_scale(history, self.spec.history))[
-            :, :, None, None
-        ]
+        scale = (
+            self._target_scale[torch.from_numpy(lead_index)]
+            / self.normalization.variability_scale(history, self.spec.history)[:, :, None, None]
+        )
         return {
             "history": history,
             "static": self.static.expand(len(idx), *self.static.shape),

@@ -36,11 +36,17 @@ def stores(tmp_path_factory):
     }
 
 
-def config(channels=("t2m",)) -> TrainConfig:
+def config(channels=("t2m",), tendency_per_grid_point=False) -> TrainConfig:
     model = EDMConfig(backbone=BackboneConfig(widths=(8, 16), attention_heads=0, embedding_dim=16))
+    data = DataConfig(
+        channels=channels,
+        history=2,
+        leads=(1, 2),
+        tendency_per_grid_point=tendency_per_grid_point,
+    )
     return TrainConfig(
         model=ModelSpec("edm", model),
-        data=DataConfig(channels=channels, history=2, leads=(1, 2)),
+        data=data,
         steps=2,
         batch_size=4,
         device="cpu",
@@ -48,7 +54,8 @@ def config(channels=("t2m",)) -> TrainConfig:
 
 
 def test_a_checkpoint_round_trips_and_rebuilds_the_same_model(stores, tmp_path):
-    trainer = Trainer(stores["t2m_z"], config(channels=("t2m", "z500", "z850")), tmp_path)
+    channels = ("t2m", "z500", "z850")
+    trainer = Trainer(stores["t2m_z"], config(channels, tendency_per_grid_point=True), tmp_path)
     trainer.run(progress=False)
     saved = trainer.save(calibration={"factors": [[1.5, 1.0, 1.0]]})
     loaded = load_checkpoint(tmp_path)  # a training directory resolves to last.pt
@@ -56,6 +63,8 @@ def test_a_checkpoint_round_trips_and_rebuilds_the_same_model(stores, tmp_path):
     assert loaded.step == 2 and loaded.kind == "edm"
     assert loaded.channels == ("t2m", "z500", "z850")
     assert loaded.leads_hours == (6.0, 12.0) and loaded.spec.history == (-1, 0)
+    assert loaded.spec.tendency_per_grid_point
+    assert loaded.normalization.tendency_std.shape == (2, 3, 16, 16)
     assert loaded.train_config == trainer.config
     assert loaded.model_config.backbone.channels == 3 and loaded.model_config.backbone.history == 2
     np.testing.assert_array_equal(

@@ -39,7 +39,7 @@ class AR1(nn.Module):
     def __init__(self, step_hours: float, to_state: dict[float, np.ndarray], scale: float = 1.0):
         super().__init__()
         self.step_hours, self.scale = step_hours, scale
-        self.to_state = {h: torch.from_numpy(f)[:, None, None] for h, f in to_state.items()}
+        self.to_state = {h: torch.from_numpy(f) for h, f in to_state.items()}
         self.leads_seen: list[float] = []
 
     def sample(self, condition: Condition, n_members: int, *, sampler, generator) -> torch.Tensor:
@@ -396,3 +396,26 @@ def test_variability_scaling_multiplies_each_step_by_its_history_scale():
         )
         start = store.dataset.t2m.sel(time=init).values
         np.testing.assert_allclose(b - start, 2.0 * (a - start), atol=2e-4)  # float32 K
+
+
+def test_a_per_grid_point_tendency_std_scales_each_points_step():
+    """Doubling the tendency std on the eastern half of the grid doubles every member's
+    first step there and leaves the west alone (same seed, same residuals)."""
+    store = ar1_store()
+    plain = ar1_checkpoint(store, leads=(1,))
+    norm = plain.normalization
+    per_point = np.broadcast_to(norm.tendency_std[:, :, None, None], (1, 1, 6, 8)).copy()
+    per_point[..., 4:] *= 2.0
+    spec = SampleSpec(history=(-1, 0), leads=(1,), tendency_per_grid_point=True)
+    pointwise = plain.replace(
+        normalization=dataclasses.replace(norm, tendency_std=per_point), spec=spec
+    )
+    init = pd.DatetimeIndex(["2019-03-02T00"])
+    kwargs = {"sampler": EulerSampler(nfe=1), "progress": False, "model": stub_for(plain)}
+    a = forecast_members(plain, ForecastData.from_store(plain, store), init, [6.0], 8, **kwargs)
+    b = forecast_members(
+        pointwise, ForecastData.from_store(pointwise, store), init, [6.0], 8, **kwargs
+    )
+    start = store.dataset.t2m.sel(time=init[0]).values
+    np.testing.assert_allclose((b - start)[..., :4], (a - start)[..., :4], atol=2e-4)
+    np.testing.assert_allclose((b - start)[..., 4:], 2.0 * (a - start)[..., 4:], atol=2e-4)

@@ -126,6 +126,45 @@ def test_tendency_std_is_the_std_of_lead_differences_over_the_period():
         assert batch["target"][chosen].std(unbiased=False).item() == pytest.approx(1.0, rel=0.05)
 
 
+def test_tendency_std_per_grid_point_is_each_points_std_floored():
+    ds, stats = analysis()
+    t2m = ds.t2m.values.astype(np.float64)
+    t2m[:, 0, 0] = 280.0  # a constant point: floored, not divided by zero
+    t2m[:, 0, 1] = 280.0 + 4.0 * (t2m[:, 0, 1] - 280.0)  # a lively one
+    t2m[:, 1, 0] = np.nan  # a point without data: the channel's value
+    ds["t2m"] = ds.t2m.copy(data=t2m.astype("float32"))
+    spec = SampleSpec(history=2, leads=(1, 6), tendency_per_grid_point=True)
+    data = ResidualDataset(ds, stats, spec, period=Period(None, "2019-03-02"))
+    norm = data.normalization
+    assert norm.per_grid_point and norm.tendency_std.shape == (2, 3, 5, 7)
+    period = t2m[: len(ds.time.sel(time=slice(None, "2019-03-02")))]
+    for j, lead in enumerate((1, 6)):
+        tendency = period[1 + lead :] - period[1 : len(period) - lead]
+        expected = np.std(tendency, axis=0)
+        got = norm.tendency_std[j, 0]
+        assert got[1, 0] == pytest.approx(np.nanstd(tendency), rel=1e-4)
+        assert got[0, 0] == pytest.approx(0.05 * np.median(got), rel=1e-6)
+        np.testing.assert_allclose(got[2:], expected[2:], rtol=1e-4)
+        assert got[0, 1] == pytest.approx(expected[0, 1], rel=1e-4)
+        # each point's normalised targets have unit variance
+        chosen = torch.from_numpy(data.pairs[:, 1] == j)
+        target = data[np.flatnonzero(chosen.numpy())]["target"][:, 0].numpy()
+        np.testing.assert_allclose(target[:, 2:].std(axis=0), 1.0, rtol=1e-3)
+    # the factor back to a state increment is per point too, and round-trips
+    factor = norm.residual_to_state(6.0)
+    assert factor.shape == (3, 5, 7)
+    np.testing.assert_allclose(factor[0], norm.tendency_std[1, 0] / norm.std[0], rtol=1e-6)
+    again = Normalization.from_dict(norm.to_dict())
+    np.testing.assert_array_equal(again.tendency_std, norm.tendency_std)
+    # a per-channel normalisation cannot serve a per-point spec, nor another grid
+    per_channel = ResidualDataset(ds, stats, SampleSpec(history=2, leads=(1, 6))).normalization
+    with pytest.raises(InputError, match="per grid point"):
+        ResidualDataset(ds, stats, spec, normalization=per_channel)
+    smaller = ds.isel(longitude=slice(0, 6))
+    with pytest.raises(InputError, match=r"\(2, 3, 5, 7\)"):
+        ResidualDataset(smaller, stats, spec, normalization=norm)
+
+
 def test_excluded_periods_hold_no_initial_time_and_no_target():
     ds, stats = analysis()
     spec = SampleSpec(history=2, leads=(1, 4))
