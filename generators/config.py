@@ -89,6 +89,10 @@ class DataConfig:
                 (history about the current state, and the target) by ``a ~ LogUniform[1/m, m]``
                 (:func:`generators.train.scale_changes`), so the model sees days livelier and
                 calmer than its training period's; 1 is off.
+    level_augmentation: ``std >= 0``; during training, shift each sample's history by a
+                constant ``c ~ N(0, std^2)`` per channel, in units of the channel's std
+                (:func:`generators.train.shift_levels`), so that changes do not revert to the
+                training period's mean level; 0 is off.
     train:      training period; validation: held-out period for the validation loss.
     exclude:    periods held out of training and fine-tuning (e.g. one fold of a
                 cross-validation inside ``train``): no item whose initial time or target lies
@@ -102,6 +106,7 @@ class DataConfig:
     variability_scaling: bool = False
     tendency_per_grid_point: bool = False
     amplitude_augmentation: float = 1.0
+    level_augmentation: float = 0.0
     train: Period = field(default_factory=Period)
     validation: Period | None = None
     exclude: tuple[Period, ...] = ()
@@ -113,6 +118,11 @@ class DataConfig:
             raise InputError(
                 f"data.amplitude_augmentation must be at least 1 (1 is off), got "
                 f"{self.amplitude_augmentation}"
+            )
+        if self.level_augmentation < 0:
+            raise InputError(
+                f"data.level_augmentation is a std and cannot be negative (0 is off), got "
+                f"{self.level_augmentation}"
             )
         if self.amplitude_augmentation > 1 and self.variability_scaling:
             raise InputError(

@@ -80,6 +80,18 @@ def scale_changes(batch: Batch, max_factor: float, generator: torch.Generator) -
     return Batch(condition, a[:, None, None, None] * target)
 
 
+def shift_levels(batch: Batch, std: float, generator: torch.Generator) -> Batch:
+    """Level augmentation: per sample and channel, ``c ~ N(0, std^2)`` (normalised state
+    units) drawn on ``generator`` and added to every state of the history,
+    ``history_k' = history_k + c``; the target (a change) is kept. The model then learns
+    changes that do not depend on the absolute level, rather than a reversion towards the
+    training period's mean. history (B, K, C, H, W)."""
+    history = batch.condition.history
+    c = torch.randn(history.shape[0], history.shape[2], generator=generator) * std
+    c = c.to(device=history.device, dtype=history.dtype)[:, None, :, None, None]
+    return Batch(dataclasses.replace(batch.condition, history=history + c), batch.target)
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` is CUDA when available, else CPU; anything else as torch reads it."""
     if name == "auto":
@@ -258,6 +270,8 @@ class Trainer:
         batch = to_batch(data[index], self.device)
         if config.data.amplitude_augmentation > 1:
             batch = scale_changes(batch, config.data.amplitude_augmentation, generator)
+        if config.data.level_augmentation > 0:
+            batch = shift_levels(batch, config.data.level_augmentation, generator)
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
         self.model.train()

@@ -16,7 +16,7 @@ from generators import BackboneConfig, EulerSampler, FlowMatchingConfig
 from generators.checkpoint import load_checkpoint
 from generators.config import DataConfig, FineTuneConfig, ModelSpec, OptimConfig, TrainConfig
 from generators.rollout import ForecastData, default_sampler, forecast_members
-from generators.train import Trainer, scale_changes, to_batch, train
+from generators.train import Trainer, scale_changes, shift_levels, to_batch, train
 from pipeline.datasets import Period, ResidualDataset
 from pipeline.errors import InputError
 from pipeline.store import ingest
@@ -155,9 +155,7 @@ def test_fine_tune_phase_switches_to_the_fair_crps_and_its_sampler(store, tmp_pa
     assert sampler.nfe == 2
 
 
-def test_an_excluded_fold_is_held_out_of_both_phases_and_kept_in_the_checkpoint(
-    store, tmp_path
-):
+def test_an_excluded_fold_is_held_out_of_both_phases_and_kept_in_the_checkpoint(store, tmp_path):
     fold = Period("2000-02-01", "2000-02-10")
     data = DataConfig(
         channels=("t2m",), history=2, leads=(1, 2), train=Period(None, TRAIN_END), exclude=(fold,)
@@ -221,6 +219,21 @@ def test_amplitude_augmentation_scales_every_change_about_the_current_state(stor
         DataConfig(amplitude_augmentation=0.5)
     with pytest.raises(InputError, match="cannot be combined"):
         DataConfig(amplitude_augmentation=1.5, variability_scaling=True)
+
+
+def test_level_augmentation_shifts_each_history_by_one_constant_per_channel(store):
+    spec = DataConfig(history=3, leads=(1, 2), train=Period(None, TRAIN_END)).sample_spec
+    data = ResidualDataset.from_store(store, spec)
+    batch = to_batch(data[np.arange(0, 400, 2)])
+    shifted = shift_levels(batch, 0.5, torch.Generator().manual_seed(0))
+    shift = shifted.condition.history - batch.condition.history  # (B, K, C, H, W)
+    c = shift[:, :1, :, :1, :1]
+    torch.testing.assert_close(shift, c.expand_as(shift), rtol=0, atol=1e-5)
+    assert torch.equal(shifted.target, batch.target)  # the change to learn is kept
+    assert c.std().item() == pytest.approx(0.5, rel=0.15)  # N(0, 0.5^2) over 200 samples
+    assert abs(c.mean().item()) < 0.1
+    with pytest.raises(InputError, match="level_augmentation is a std"):
+        DataConfig(level_augmentation=-0.1)
 
 
 def test_the_configs_sampler_is_the_forecasts_default(store, tmp_path):
