@@ -487,12 +487,16 @@ def uk(args: argparse.Namespace) -> None:
         checkpoints = [load_checkpoint(path) for path in paths.split(",")]
         folds = [(str(c.path), held_out_inits(c, store)) for c in checkpoints]
         periods = ", ".join(str(c.train_config.data.exclude[0]) for c in checkpoints)
-        selections[name] = select(name, folds, scales) | {
-            "description": f"{len(folds)}-fold cross-validation: each model trained on all of "
-            f"1-21 March but one fold ({periods}; `data.exclude`), scored on its own fold, "
-            "{inits} initial times in all; SSR of the pooled variance and squared error, "
-            "CRPS weighted by initial times"
-        }
+        description = (
+            f"Model trained on 1-21 March without {periods} (`data.exclude`), scored on it, "
+            "{inits} initial times"
+            if len(folds) == 1
+            else f"{len(folds)}-fold cross-validation: each model trained on all of 1-21 March "
+            f"but one fold ({periods}; `data.exclude`), scored on its own fold, {{inits}} "
+            "initial times in all; SSR of the pooled variance and squared error, CRPS "
+            "weighted by initial times"
+        )
+        selections[name] = select(name, folds, scales) | {"description": description}
     payload = {
         "experiment": "uk_t2m",
         "train_period": UK_TRAIN,
@@ -602,6 +606,9 @@ def uk_markdown(p: dict) -> str:
             for scale, row in by_scale.items()
         }
         chosen = min(mean_abs_log_ssr, key=mean_abs_log_ssr.get)
+        # a single fold keeps its rank histograms (pooled folds do not)
+        ranked = all("rank_max_min" in row["leads"][leads[0]] for row in by_scale.values())
+        rank_header = "".join(f" rank {h} h |" for h in leads) if ranked else ""
         lines += [
             "",
             f"## Initial-noise scale chosen on held-out days: {name}",
@@ -615,20 +622,28 @@ def uk_markdown(p: dict) -> str:
             + " | ".join(f"SSR {h} h" for h in leads)
             + " | mean abs(log SSR) | "
             + " | ".join(f"CRPS {h} h" for h in leads)
-            + " |",
+            + " |"
+            + rank_header,
             "| --- | "
             + " | ".join("---" for _ in leads)
             + " | --- | "
             + " | ".join("---" for _ in leads)
-            + " |",
+            + " |"
+            + " --- |" * (len(leads) if ranked else 0),
         ]
         for scale, row in by_scale.items():
+            ranks = (
+                "".join(f" {_cell('{:.2f}', row['leads'][h], 'rank_max_min')} |" for h in leads)
+                if ranked
+                else ""
+            )
             lines.append(
                 f"| {scale} | "
                 + " | ".join(f"{row['leads'][h]['ssr']:.2f}" for h in leads)
                 + f" | {mean_abs_log_ssr[scale]:.3f} | "
                 + " | ".join(f"{row['leads'][h]['fair_crps']:.3f}" for h in leads)
                 + " |"
+                + ranks
             )
     sweep = p["nfe_sweep"]
     if sweep["rows"]:
