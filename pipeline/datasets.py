@@ -165,9 +165,15 @@ class Normalization:
     def residual_to_state(self, lead_hours: float) -> np.ndarray:
         """(C, 1, 1), or (C, H, W) per grid point: the factor turning a normalised residual
         into a normalised-state increment, ``tendency_std[l] / std``."""
+        return (self._tendency(lead_hours) / self.std[:, None, None]).astype(np.float32)
+
+    def state_to_residual(self, lead_hours: float) -> np.ndarray:
+        """The inverse factor, ``std / tendency_std[l]`` (computed in float64)."""
+        return (self.std[:, None, None] / self._tendency(lead_hours)).astype(np.float32)
+
+    def _tendency(self, lead_hours: float) -> np.ndarray:
         tendency = self.tendency_std[self.lead_index(lead_hours)]
-        tendency = tendency if self.per_grid_point else tendency[:, None, None]
-        return (tendency / self.std[:, None, None]).astype(np.float32)
+        return tendency if self.per_grid_point else tendency[:, None, None]
 
     @classmethod
     def fit(cls, data: ResidualDataset) -> Normalization:
@@ -395,7 +401,7 @@ class ResidualDataset(Dataset):
             )
         self.normalization = normalization
         self._target_scale = torch.from_numpy(  # (L, C, 1 or H, 1 or W)
-            np.stack([1.0 / normalization.residual_to_state(h) for h in self.leads_hours])
+            np.stack([normalization.state_to_residual(h) for h in self.leads_hours])
         )
 
     @classmethod
