@@ -615,8 +615,8 @@ def uk_markdown(p: dict) -> str:
             "",
             selection["description"].format(inits=selection["inits"])
             + f", {by_scale[chosen]['leads'][leads[0]]['members']} members. "
-            f"The scale whose spread-skill ratio is nearest 1 over the leads, **{chosen}**, is "
-            "the one to use for the model trained on all of 1-21 March.",
+            "The scale whose spread-skill ratio is nearest 1 over the leads (least mean "
+            f"abs(log SSR)): **{chosen}**.",
             "",
             "| noise scale | "
             + " | ".join(f"SSR {h} h" for h in leads)
