@@ -36,7 +36,7 @@ import torch
 import xarray as xr
 
 from generators.calibration import calibration_init_times
-from generators.checkpoint import load_checkpoint
+from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.config import load_train_config, parse_sampler, sampler_spec
 from generators.rollout import ForecastData, default_sampler, forecast_members
 from generators.train import train
@@ -453,16 +453,15 @@ def uk(args: argparse.Namespace) -> None:
             )
     members = args.select_members or args.members
 
-    def select(name: str, folds: list[tuple[str, pd.DatetimeIndex]], scales: str) -> dict:
+    def select(name: str, folds: list[tuple[Checkpoint, pd.DatetimeIndex]], scales: str) -> dict:
         """Each initial-noise scale scored on the held-out initial times of each fold."""
-        digests = {path: load_checkpoint(path).digest for path, _ in folds}
         by_scale = {}
         for scale in scales.split(","):
             rows = [
                 cache.get(
-                    f"select:{name}:{digests[path]}:{scale}:{members}",
-                    lambda path=path, inits=inits, scale=scale: evaluate(
-                        Path(path),
+                    f"select:{name}:{checkpoint.digest}:{scale}:{members}",
+                    lambda path=checkpoint.path, inits=inits, scale=scale: evaluate(
+                        path,
                         store,
                         inits,
                         UK_LEADS,
@@ -470,7 +469,7 @@ def uk(args: argparse.Namespace) -> None:
                         f"euler:nfe=2,noise_scale={scale}",
                     ),
                 )
-                for path, inits in folds
+                for checkpoint, inits in folds
             ]
             by_scale[scale] = rows[0] if len(rows) == 1 else pooled(rows)
         return {"inits": sum(len(inits) for _, inits in folds), "scales": by_scale}
@@ -478,14 +477,14 @@ def uk(args: argparse.Namespace) -> None:
     selections = {}
     for item in args.select_noise:
         name, path, scales = item.rsplit("=", 2)  # the name may hold "="
-        selections[name] = select(name, [(path, UK_HELD_OUT)], scales) | {
+        selections[name] = select(name, [(load_checkpoint(path), UK_HELD_OUT)], scales) | {
             "description": "Model trained on 1-17 March only, scored on {inits} initial times "
             "18-21 March (never trained on)"
         }
     for item in args.cv_noise:
         name, paths, scales = item.rsplit("=", 2)
         checkpoints = [load_checkpoint(path) for path in paths.split(",")]
-        folds = [(str(c.path), held_out_inits(c, store)) for c in checkpoints]
+        folds = [(c, held_out_inits(c, store)) for c in checkpoints]
         periods = ", ".join(str(c.train_config.data.exclude[0]) for c in checkpoints)
         description = (
             f"Model trained on 1-21 March without {periods} (`data.exclude`), scored on it, "
