@@ -247,7 +247,7 @@ def _per_grid_point(tendency: np.ndarray, std: np.ndarray, channel_std: np.ndarr
     """(C, H, W) std over the samples of normalised tendencies (N, C, H, W), in physical
     units (times ``std``), floored at ``TENDENCY_FLOOR`` times each channel's grid median;
     ``channel_std`` where a point has no finite sample."""
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN points: filled below
         point = np.nanstd(tendency, axis=0) * std[:, None, None]
     point = np.where(np.isfinite(point), point, channel_std[:, None, None])
