@@ -20,7 +20,8 @@ class Condition:
     """What a member is conditioned on.
 
     history:  (B, K, C, H, W) the last K states, oldest first; ``history[:, -1]`` is now.
-    static:   (B, S, H, W)    static fields (sin/cos latitude and longitude, ...).
+    static:   (B, S, H, W)    fields known in advance: static fields (sin/cos latitude and
+                              longitude, ...) and forcings such as the TOA insolation.
     calendar: (B, F)          calendar features of the initial time (hour, day of year).
     lead:     (B,)            lead time in hours.
     """

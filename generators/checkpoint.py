@@ -127,6 +127,7 @@ class Checkpoint:
             "leads": list(self.spec.leads),
             "variability_scaling": self.spec.variability_scaling,
             "tendency_per_grid_point": self.spec.tendency_per_grid_point,
+            "solar_forcing": self.spec.solar_forcing,
             "native_step_seconds": self.native_step.total_seconds(),
             "static_names": list(self.static_names),
             "latitude": self.latitude.astype(float).tolist(),
@@ -195,6 +196,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
             # absent from checkpoints written before they existed
             variability_scaling=bool(payload.get("variability_scaling", False)),
             tendency_per_grid_point=bool(payload.get("tendency_per_grid_point", False)),
+            solar_forcing=bool(payload.get("solar_forcing", False)),
         ),
         native_step=pd.Timedelta(seconds=payload["native_step_seconds"]),
         static_names=tuple(payload["static_names"]),

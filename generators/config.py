@@ -85,6 +85,8 @@ class DataConfig:
                 (:class:`pipeline.datasets.SampleSpec`), a flow-dependent spread.
     tendency_per_grid_point: normalise residuals by each grid point's tendency std rather
                 than the channel's (:class:`pipeline.datasets.SampleSpec`).
+    solar_forcing: condition on the TOA insolation at the initial and valid times and its
+                mean between (:mod:`pipeline.solar`), as extra static fields.
     amplitude_augmentation: ``m >= 1``; during training, multiply every change of a sample
                 (history about the current state, and the target) by ``a ~ LogUniform[1/m, m]``
                 (:func:`generators.train.scale_changes`), so the model sees days livelier and
@@ -105,6 +107,7 @@ class DataConfig:
     leads: tuple[int, ...] | int = (1,)
     variability_scaling: bool = False
     tendency_per_grid_point: bool = False
+    solar_forcing: bool = False
     amplitude_augmentation: float = 1.0
     level_augmentation: float = 0.0
     train: Period = field(default_factory=Period)
@@ -137,6 +140,7 @@ class DataConfig:
             leads=self.leads,
             variability_scaling=self.variability_scaling,
             tendency_per_grid_point=self.tendency_per_grid_point,
+            solar_forcing=self.solar_forcing,
         )
 
 

@@ -298,14 +298,13 @@ def iter_forecast(
             batch = inits[start : start + per_batch]
             window = data.windows(batch, plan).to(dev).repeat_interleave(n_members, dim=0)
             generator = torch.Generator().manual_seed(batch_seed(seed, batch))
-            static = data.dataset.static.to(dev)
             outputs = _run_plan(
                 model,
                 plan,
                 window,
                 batch,
                 n_members,
-                static,
+                data.dataset.known_fields,
                 factors,
                 functools.partial(norm.variability_scale, offsets=checkpoint.spec.history),
                 sampler,
@@ -328,7 +327,7 @@ def _run_plan(
     window: torch.Tensor,
     inits: pd.DatetimeIndex,
     n_members: int,
-    static: torch.Tensor,
+    known_fields: Callable[[pd.DatetimeIndex, np.ndarray], torch.Tensor],
     factors: dict[float, torch.Tensor],
     residual_scale: Callable[[torch.Tensor], torch.Tensor],
     sampler: Sampler,
@@ -349,11 +348,12 @@ def _run_plan(
     history_index = torch.tensor(plan.history_index, device=device)
 
     def draw(time_hours: float, lead: float) -> torch.Tensor:
-        times = (inits + pd.Timedelta(hours=time_hours)).repeat(n_members)
+        times = inits + pd.Timedelta(hours=time_hours)
+        known = known_fields(times, np.full(len(times), lead)).to(device)
         condition = Condition(
             history=window.index_select(1, history_index),
-            static=static.expand(n, *static.shape),
-            calendar=calendar_features(times).to(device),
+            static=known.repeat_interleave(n_members, dim=0),
+            calendar=calendar_features(times.repeat(n_members)).to(device),
             lead=torch.full((n,), lead, dtype=torch.float32, device=device),
         )
         with autocast(device, bf16):

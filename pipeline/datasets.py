@@ -5,7 +5,8 @@ One sample, for an initial time ``t``, a lead ``l`` and history offsets ``o_1 < 
 
 - ``history``  (K, C, H, W): the states ``x[t + o_k]``, normalised ``(x - mean) / std``;
 - ``static``   (S, H, W):    sin/cos latitude, sin/cos longitude, then every time-invariant
-  variable of the store (standardised over the grid);
+  variable of the store (standardised over the grid), then, under ``solar_forcing``, the
+  TOA insolation at ``t``, at ``t + l`` and its mean between (:mod:`pipeline.solar`);
 - ``calendar`` (F,):         sin/cos hour of day and sin/cos day of year of ``t``;
 - ``lead``     ():           the lead in hours;
 - ``target``   (C, H, W):    the normalised residual ``(x[t + l] - x[t]) / tendency_std(l)``
@@ -37,6 +38,7 @@ from torch.utils.data import Dataset
 
 from pipeline.errors import InputError, StoreError
 from pipeline.schema import CHANNEL, LAT, LEVEL, LON, TIME, split_channel, to_channels
+from pipeline.solar import SOLAR_FORCINGS, solar_forcing
 
 if TYPE_CHECKING:
     from pipeline.store import AnalysisStore
@@ -63,12 +65,17 @@ class SampleSpec:
     tendency_per_grid_point: normalise residuals by each grid point's own tendency std
              rather than the channel's: a unit-variance residual then fits calm places (sea)
              and lively ones (land) alike, and so does any noise inflation of a sampler.
+    solar_forcing: add the TOA insolation at the initial and valid times and its mean over
+             the interval to the static fields (:func:`pipeline.solar.solar_forcing`): the
+             sun's strength and timing on days outside the training period, which sin/cos
+             of the day of year cannot extrapolate to.
     """
 
     history: tuple[int, ...] = (-1, 0)
     leads: tuple[int, ...] = (1,)
     variability_scaling: bool = False
     tendency_per_grid_point: bool = False
+    solar_forcing: bool = False
 
     def __post_init__(self) -> None:
         history = self.history
@@ -363,6 +370,8 @@ class ResidualDataset(Dataset):
         self.latitude = np.asarray(dataset[LAT].values)
         self.longitude = np.asarray(dataset[LON].values)
         self.static_names, self.static = static_fields(dataset)
+        if spec.solar_forcing:
+            self.static_names += SOLAR_FORCINGS
         self.mean, self.std = _channel_statistics(statistics, self.channels)
         self._shift = self.mean.astype(np.float32)[:, None, None]
         self._scale = self.std.astype(np.float32)[:, None, None]
@@ -513,6 +522,15 @@ class ResidualDataset(Dataset):
         """(B, K, C, H, W) normalised history of the initial times at store ``positions``."""
         return torch.from_numpy(self.states(self.positions(positions, self.spec.history)))
 
+    def known_fields(self, times: pd.DatetimeIndex, leads_hours: np.ndarray) -> torch.Tensor:
+        """(B, S, H, W) fields known in advance of forecasts from ``times`` (B,) at
+        ``leads_hours`` (B,): the static fields, then the solar forcing if the spec has it."""
+        static = self.static.expand(len(times), *self.static.shape)
+        if not self.spec.solar_forcing:
+            return static
+        forcing = solar_forcing(times, leads_hours, self.latitude, self.longitude)
+        return torch.cat([static, torch.from_numpy(forcing)], dim=1)
+
     def __len__(self) -> int:
         return len(self.pairs)
 
@@ -527,15 +545,16 @@ class ResidualDataset(Dataset):
             chosen = lead_index == j
             later[chosen] = self.positions(positions[chosen], (self.spec.leads[j],))[:, 0]
         future = torch.from_numpy(self.states(later))
+        leads = np.asarray(self.leads_hours, np.float64)[lead_index]
         scale = (
             self._target_scale[torch.from_numpy(lead_index)]
             / self.normalization.variability_scale(history, self.spec.history)[:, :, None, None]
         )
         return {
             "history": history,
-            "static": self.static.expand(len(idx), *self.static.shape),
+            "static": self.known_fields(self.times[positions], leads),
             "calendar": calendar_features(self.times[positions]),
-            "lead": torch.tensor([self.leads_hours[j] for j in lead_index], dtype=torch.float32),
+            "lead": torch.from_numpy(leads.astype(np.float32)),
             "target": (future - history[:, -1]) * scale,
         }
 

@@ -21,6 +21,7 @@ from generators.config import (
 from generators.rollout import ForecastData
 from generators.train import Trainer, to_batch
 from pipeline.errors import InputError, StoreError
+from pipeline.solar import SOLAR_FORCINGS
 from pipeline.store import ingest
 
 
@@ -36,13 +37,14 @@ def stores(tmp_path_factory):
     }
 
 
-def config(channels=("t2m",), tendency_per_grid_point=False) -> TrainConfig:
+def config(channels=("t2m",), tendency_per_grid_point=False, solar_forcing=False) -> TrainConfig:
     model = EDMConfig(backbone=BackboneConfig(widths=(8, 16), attention_heads=0, embedding_dim=16))
     data = DataConfig(
         channels=channels,
         history=2,
         leads=(1, 2),
         tendency_per_grid_point=tendency_per_grid_point,
+        solar_forcing=solar_forcing,
     )
     return TrainConfig(
         model=ModelSpec("edm", model),
@@ -55,7 +57,11 @@ def config(channels=("t2m",), tendency_per_grid_point=False) -> TrainConfig:
 
 def test_a_checkpoint_round_trips_and_rebuilds_the_same_model(stores, tmp_path):
     channels = ("t2m", "z500", "z850")
-    trainer = Trainer(stores["t2m_z"], config(channels, tendency_per_grid_point=True), tmp_path)
+    trainer = Trainer(
+        stores["t2m_z"],
+        config(channels, tendency_per_grid_point=True, solar_forcing=True),
+        tmp_path,
+    )
     trainer.run(progress=False)
     saved = trainer.save(calibration={"factors": [[1.5, 1.0, 1.0]]})
     loaded = load_checkpoint(tmp_path)  # a training directory resolves to last.pt
@@ -63,7 +69,9 @@ def test_a_checkpoint_round_trips_and_rebuilds_the_same_model(stores, tmp_path):
     assert loaded.step == 2 and loaded.kind == "edm"
     assert loaded.channels == ("t2m", "z500", "z850")
     assert loaded.leads_hours == (6.0, 12.0) and loaded.spec.history == (-1, 0)
-    assert loaded.spec.tendency_per_grid_point
+    assert loaded.spec.tendency_per_grid_point and loaded.spec.solar_forcing
+    assert loaded.static_names[-3:] == SOLAR_FORCINGS
+    assert loaded.model_config.backbone.static_channels == 4 + 3
     assert loaded.normalization.tendency_std.shape == (2, 3, 16, 16)
     assert loaded.train_config == trainer.config
     assert loaded.model_config.backbone.channels == 3 and loaded.model_config.backbone.history == 2

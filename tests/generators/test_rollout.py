@@ -28,6 +28,7 @@ from generators.rollout import ForecastData, Leg, forecast_members, plan_rollout
 from pipeline.datasets import ResidualDataset, SampleSpec, recent_variability
 from pipeline.errors import InputError
 from pipeline.forecast_store import open_forecast
+from pipeline.solar import toa_insolation
 from pipeline.store import AnalysisStore, ingest
 
 RHO = 0.9
@@ -41,10 +42,12 @@ class AR1(nn.Module):
         self.step_hours, self.scale = step_hours, scale
         self.to_state = {h: torch.from_numpy(f) for h, f in to_state.items()}
         self.leads_seen: list[float] = []
+        self.static_seen: list[torch.Tensor] = []
 
     def sample(self, condition: Condition, n_members: int, *, sampler, generator) -> torch.Tensor:
         lead = float(condition.lead[0])
         self.leads_seen.append(lead)
+        self.static_seen.append(condition.static)
         k = lead / self.step_hours
         z = condition.history[:, -1:].expand(-1, n_members, -1, -1, -1)
         eps = torch.randn(z.shape, generator=generator)
@@ -72,8 +75,10 @@ def ar1_store(n_times: int = 40) -> AnalysisStore:
     return AnalysisStore(Path("ar1.zarr"), ds, stats, pd.Timedelta(hours=6), ())
 
 
-def ar1_checkpoint(store: AnalysisStore, leads: tuple[int, ...]) -> Checkpoint:
-    spec = SampleSpec(history=(-1, 0), leads=leads)
+def ar1_checkpoint(
+    store: AnalysisStore, leads: tuple[int, ...], solar_forcing: bool = False
+) -> Checkpoint:
+    spec = SampleSpec(history=(-1, 0), leads=leads, solar_forcing=solar_forcing)
     data = ResidualDataset.from_store(store, spec)
     return Checkpoint(
         step=0,
@@ -169,6 +174,27 @@ def test_direct_and_rolled_legs_reach_their_leads():
         assert z[0, :, i].std(axis=0, ddof=1).mean() == pytest.approx(
             np.sqrt(1 - RHO ** (2 * k)), rel=0.06
         )
+
+
+def test_each_step_sees_the_insolation_of_its_own_start_and_valid_time():
+    """30 h = 6 h step + 24 h direct: the second 24 h draw starts 6 h after the first, and
+    every member of an initial time sees that time's solar forcing."""
+    store = ar1_store()
+    checkpoint = ar1_checkpoint(store, leads=(1, 4), solar_forcing=True)
+    stub = stub_for(checkpoint)
+    inits = pd.DatetimeIndex(["2019-03-02T00", "2019-03-02T06"])
+    kwargs = {"sampler": EulerSampler(nfe=1), "model": stub, "progress": False}
+    forecast_members(
+        checkpoint, ForecastData.from_store(checkpoint, store), inits, [24.0, 30.0], 3, **kwargs
+    )
+    assert stub.leads_seen == [24.0, 6.0, 24.0]
+    lat, lon = store.dataset.latitude.values, store.dataset.longitude.values
+    for static, start, lead in zip(stub.static_seen, (0, 0, 6), stub.leads_seen, strict=True):
+        assert static.shape == (2 * 3, 4 + 3, 6, 8)
+        now = inits + pd.Timedelta(hours=start)
+        for channel, times in ((4, now), (5, now + pd.Timedelta(hours=lead))):
+            expected = np.repeat(toa_insolation(times, lat, lon), 3, axis=0)
+            np.testing.assert_allclose(static[:, channel].numpy(), expected, atol=1e-6)
 
 
 def test_same_seed_same_members_other_seed_other_members():

@@ -20,6 +20,7 @@ from pipeline.datasets import (
     calendar_features,
 )
 from pipeline.errors import InputError
+from pipeline.solar import SOLAR_FORCINGS, toa_insolation
 
 
 def analysis(
@@ -240,6 +241,27 @@ def test_static_and_calendar_features():
     cal = calendar_features(pd.DatetimeIndex(["2019-01-01T06", "2019-01-01T18"]))
     assert cal.shape == (2, len(CALENDAR_FEATURES))
     np.testing.assert_allclose(cal[:, :2].numpy(), [[1, 0], [-1, 0]], atol=1e-6)
+
+
+def test_solar_forcing_follows_each_items_initial_and_valid_time():
+    """Under ``solar_forcing`` the static fields end with the TOA insolation of the item's
+    own initial and valid times (and the interval mean), computed from the timestamps."""
+    ds, stats = analysis()
+    data = ResidualDataset(ds, stats, SampleSpec(history=2, leads=(1, 6), solar_forcing=True))
+    plain = ResidualDataset(ds, stats, SampleSpec(history=2, leads=(1, 6)))
+    assert data.static_names == plain.static_names + SOLAR_FORCINGS
+    index = [0, 7, len(data) - 1]
+    items = data[index]
+    assert items["static"].shape == (3, 4 + 3, 5, 7)
+    torch.testing.assert_close(items["static"][:, :4], plain[index]["static"])
+    inits = data.times[data.pairs[index, 0]]
+    valid = inits + pd.to_timedelta(items["lead"].numpy(), unit="h")
+    lat, lon = ds.latitude.values, ds.longitude.values
+    for channel, times in ((4, inits), (5, valid)):
+        np.testing.assert_allclose(
+            items["static"][:, channel].numpy(), toa_insolation(times, lat, lon), atol=1e-6
+        )
+    assert set(items["lead"].tolist()) == {1.0, 6.0}
 
 
 def test_normalisation_round_trips_through_a_dict():
