@@ -30,11 +30,17 @@ MEAN_STEP_MINUTES = 10  # resolution of the interval mean of SOLAR_FORCINGS[2]
 
 
 J2000 = pd.Timestamp("2000-01-01T12:00")
+MAX_BLOCK = 2**22  # values of an interval mean's block of times (bounds memory on big grids)
 
 
-def _sun(times: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(declination rad, equation of time min, Sun-Earth distance AU), each (T,)."""
-    n = ((times - J2000) / pd.Timedelta(days=1)).to_numpy(np.float64)
+def _days(times: Sequence[pd.Timestamp] | pd.DatetimeIndex) -> np.ndarray:
+    """(T,) days since J2000.0 (2000-01-01 12:00 UTC), float64."""
+    return ((pd.DatetimeIndex(times) - J2000) / pd.Timedelta(days=1)).to_numpy(np.float64)
+
+
+def _sun(n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(declination rad, equation of time min, Sun-Earth distance AU), each (T,), at ``n``
+    days since J2000.0."""
     mean_longitude = np.deg2rad(280.460 + 0.9856474 * n)
     g = np.deg2rad(357.528 + 0.9856003 * n)
     ecliptic = mean_longitude + np.deg2rad(1.915 * np.sin(g) + 0.020 * np.sin(2 * g))
@@ -48,12 +54,26 @@ def _sun(times: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def solar_declination(times: Sequence[pd.Timestamp] | pd.DatetimeIndex) -> np.ndarray:
     """(T,) solar declination in radians."""
-    return _sun(pd.DatetimeIndex(times))[0]
+    return _sun(_days(times))[0]
 
 
 def equation_of_time_minutes(times: Sequence[pd.Timestamp] | pd.DatetimeIndex) -> np.ndarray:
     """(T,) true minus mean solar time in minutes."""
-    return _sun(pd.DatetimeIndex(times))[1]
+    return _sun(_days(times))[1]
+
+
+def _insolation(n: np.ndarray, latitude: np.ndarray, longitude: np.ndarray) -> np.ndarray:
+    """(T, H, W) insolation at ``n`` (T,) days since J2000.0 (see :func:`toa_insolation`)."""
+    delta, eot, distance = _sun(n)
+    utc_minutes = np.mod(n + 0.5, 1.0) * 1440.0  # J2000.0 is at noon
+    h0 = np.deg2rad((utc_minutes + eot) / 4.0 - 180.0)  # hour angle at longitude 0
+    lam = np.deg2rad(np.asarray(longitude, np.float64))
+    phi = np.deg2rad(np.asarray(latitude, np.float64))[None, :, None]
+    # cos(h0 + lam) expanded, so that no trigonometry runs on the (T, H, W) array
+    east = (np.cos(delta) * np.cos(h0))[:, None, None] * np.cos(lam)
+    east -= (np.cos(delta) * np.sin(h0))[:, None, None] * np.sin(lam)
+    cos_zenith = np.sin(phi) * np.sin(delta)[:, None, None] + np.cos(phi) * east
+    return np.maximum(cos_zenith, 0.0) / distance[:, None, None] ** 2
 
 
 def toa_insolation(
@@ -63,19 +83,7 @@ def toa_insolation(
 ) -> np.ndarray:
     """(T, H, W) TOA insolation ``I`` in units of ``S0`` at ``times`` (UTC, naive) on the
     grid of ``latitude`` (H,) and ``longitude`` (W,), both in degrees."""
-    times = pd.DatetimeIndex(times)
-    delta, eot, distance = _sun(times)
-    delta = delta[:, None, None]
-    utc_minutes = (times.hour * 60 + times.minute + times.second / 60.0).to_numpy(np.float64)
-    solar_minutes = utc_minutes + eot  # at longitude 0
-    hour_angle = np.deg2rad(
-        (solar_minutes[:, None, None] + 4.0 * np.asarray(longitude, np.float64)[None, None, :])
-        / 4.0
-        - 180.0
-    )
-    phi = np.deg2rad(np.asarray(latitude, np.float64))[None, :, None]
-    cos_zenith = np.sin(phi) * np.sin(delta) + np.cos(phi) * np.cos(delta) * np.cos(hour_angle)
-    return np.maximum(cos_zenith, 0.0) / distance[:, None, None] ** 2
+    return _insolation(_days(times), latitude, longitude)
 
 
 def solar_forcing(
@@ -88,16 +96,21 @@ def solar_forcing(
     the TOA insolation at the initial time, at the valid time, and its mean over the
     forecast interval (midpoint rule, one point every ``MEAN_STEP_MINUTES``), named
     :data:`SOLAR_FORCINGS`."""
-    times = pd.DatetimeIndex(times)
-    leads = np.broadcast_to(np.asarray(leads_hours, np.float64), (len(times),))
-    out = np.empty((len(times), len(SOLAR_FORCINGS), len(latitude), len(longitude)), np.float32)
-    out[:, 0] = toa_insolation(times, latitude, longitude)
-    out[:, 1] = toa_insolation(times + pd.to_timedelta(leads, unit="h"), latitude, longitude)
+    start = _days(times)
+    leads = np.broadcast_to(np.asarray(leads_hours, np.float64), start.shape)
+    grid = (len(latitude), len(longitude))
+    out = np.empty((len(start), len(SOLAR_FORCINGS), *grid), np.float32)
+    out[:, 0] = _insolation(start, latitude, longitude)
+    out[:, 1] = _insolation(start + leads / 24.0, latitude, longitude)
     for lead in np.unique(leads):
         chosen = leads == lead
         n = max(1, int(round(lead * 60 / MEAN_STEP_MINUTES)))
-        offsets = pd.to_timedelta((np.arange(n) + 0.5) * lead / n, unit="h")
-        points = (times.to_numpy()[chosen][:, None] + offsets.to_numpy()[None, :]).ravel()
-        values = toa_insolation(pd.DatetimeIndex(points), latitude, longitude)
-        out[chosen, 2] = values.reshape(chosen.sum(), n, *values.shape[1:]).mean(1)
+        offsets = (np.arange(n) + 0.5) * lead / n / 24.0
+        block = max(1, MAX_BLOCK // (chosen.sum() * grid[0] * grid[1]))
+        total = np.zeros((chosen.sum(), *grid))
+        for k in range(0, n, block):
+            points = (start[chosen][:, None] + offsets[None, k : k + block]).ravel()
+            values = _insolation(points, latitude, longitude)
+            total += values.reshape(chosen.sum(), -1, *grid).sum(1)
+        out[chosen, 2] = total / n
     return out
