@@ -360,7 +360,7 @@ def pooled(rows: Sequence[dict]) -> dict:
     return {"leads": out, "folds": list(rows)}
 
 
-def held_out_inits(checkpoint, store) -> pd.DatetimeIndex:
+def held_out_inits(checkpoint: Checkpoint, store) -> pd.DatetimeIndex:
     """Every 6 h of the one period a cross-validation checkpoint excluded from training
     (``data.exclude``), with the history in the store and the 24 h truth in the period."""
     excluded = checkpoint.train_config.data.exclude
@@ -421,15 +421,16 @@ def uk(args: argparse.Namespace) -> None:
     for item in args.run:
         name, path, *sampler = item.split("=", 2)
         text = sampler[0] if sampler else None
+        checkpoint = load_checkpoint(path)
         rows[name] = cache.get(
-            f"{name}:{load_checkpoint(path).digest}:{args.members}:{text}",
+            f"{name}:{checkpoint.digest}:{args.members}:{text}",
             lambda path=path, text=text: evaluate(
                 Path(path), store, UK_TEST, UK_LEADS, args.members, text
             ),
         )
-        if args.calibrated and load_checkpoint(path).calibration:
+        if args.calibrated and checkpoint.calibration:
             rows[f"{name}+calibration"] = cache.get(
-                f"{name}:{load_checkpoint(path).digest}:{args.members}:calibrated",
+                f"{name}:{checkpoint.digest}:{args.members}:calibrated",
                 lambda path=path: evaluate(
                     Path(path), store, UK_TEST, UK_LEADS, args.members, None, calibrated=True
                 ),
@@ -441,8 +442,9 @@ def uk(args: argparse.Namespace) -> None:
     sweeps = {}
     for item in args.sweep:
         name, path, samplers = item.split("=", 2)
+        digest = load_checkpoint(path).digest
         for text in samplers.split(";"):
-            key = f"sweep:{name}:{load_checkpoint(path).digest}:{text}:{args.sweep_members}:{args.sweep_stride}"
+            key = f"sweep:{name}:{digest}:{text}:{args.sweep_members}:{args.sweep_stride}"
             sweeps.setdefault(name, []).append(
                 cache.get(
                     key,

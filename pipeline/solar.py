@@ -27,8 +27,6 @@ import pandas as pd
 
 SOLAR_FORCINGS = ("toa_insolation_now", "toa_insolation_valid", "toa_insolation_mean")
 MEAN_STEP_MINUTES = 10  # resolution of the interval mean of SOLAR_FORCINGS[2]
-
-
 J2000 = pd.Timestamp("2000-01-01T12:00")
 MAX_BLOCK = 2**22  # values of an interval mean's block of times (bounds memory on big grids)
 
