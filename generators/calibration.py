@@ -16,14 +16,17 @@ are computed here with numpy.
 
 generators.md (lever 6) warns that a factor fitted on a short, easy period transfers badly:
 fit on as long and varied a period as the data allows, and prefer a model calibrated
-without it. The report gives SSR before and after, on the fit period and on any other.
+without it. A model trained on all the data has no held-out period of its own: then the
+factors are fitted on cross-validation folds (the same recipe trained without one period
+each, each forecasting the period it held out, pooled), as its noise scale was chosen. The
+report gives SSR before and after, on the fit period and on any other.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from pipeline.datasets import Period
 from pipeline.errors import InputError
 
 if TYPE_CHECKING:
@@ -183,59 +187,161 @@ def calibration_init_times(
     return pd.date_range(window[0], last, freq=pd.Timedelta(hours=every_hours))
 
 
+def held_out_period(checkpoint: Any) -> Period:
+    """The one period a cross-validation checkpoint held out of training (``data.exclude``)."""
+    excluded = checkpoint.train_config.data.exclude
+    if len(excluded) != 1:
+        raise InputError(
+            f"{checkpoint.path}: a cross-validation fold must hold exactly one period out of "
+            f"training (data.exclude), not {len(excluded)}; train it with "
+            "--set 'data.exclude=[{start: ..., end: ...}]'"
+        )
+    return excluded[0]
+
+
+# Training-config fields in which a fold may differ from the model it calibrates: which
+# period it held out (and validated on), and the settings used only after training.
+FOLD_FREE_FIELDS = ("data.exclude", "data.validation", "sampler", "calibration")
+
+
+def check_fold(checkpoint: Any, fold: Any) -> None:
+    """InputError unless ``fold`` is the recipe of ``checkpoint`` with one period held out:
+    same channels, grid and training config but for :data:`FOLD_FREE_FIELDS`."""
+
+    def recipe(c: Any) -> Any:
+        t = c.train_config
+        return replace(
+            t, data=replace(t.data, exclude=(), validation=None), sampler=None, calibration=None
+        )
+
+    if fold.channels != checkpoint.channels or not (
+        np.array_equal(fold.latitude, checkpoint.latitude)
+        and np.array_equal(fold.longitude, checkpoint.longitude)
+    ):
+        raise InputError(
+            f"fold {fold.path} has channels {list(fold.channels)} on a "
+            f"{len(fold.latitude)} x {len(fold.longitude)} grid, {checkpoint.path} "
+            f"{list(checkpoint.channels)} on {len(checkpoint.latitude)} x "
+            f"{len(checkpoint.longitude)}; calibrate with folds of the same recipe"
+        )
+    theirs, ours = asdict(recipe(fold)), asdict(recipe(checkpoint))
+    differ = sorted(_differences(theirs, ours))
+    if differ:
+        raise InputError(
+            f"fold {fold.path} was not trained with the recipe of {checkpoint.path}: they "
+            f"differ in {', '.join(differ)} (a fold may differ only in "
+            f"{', '.join(FOLD_FREE_FIELDS)}); retrain the fold from the same config"
+        )
+    held_out_period(fold)
+
+
+def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += _differences(x, y, f"{prefix}{key}.")
+        elif x != y:
+            out.append(f"{prefix}{key}")
+    return out
+
+
 def fit_calibration(
     checkpoint: Any,
     store: Any,
     config: CalibrationConfig,
     *,
+    folds: Sequence[Any] = (),
     device: str = "auto",
     progress: bool = True,
     model: torch.nn.Module | None = None,
 ) -> SpreadCalibration:
-    """Forecast the calibration period with ``checkpoint`` (uncalibrated; ``model``
-    defaults to its EMA model), then fit the factors per lead and channel against the
-    store's truth (see module docstring)."""
+    """Fit the factors per lead and channel (see module docstring) on uncalibrated
+    forecasts against the store's truth: ``checkpoint``'s own forecasts of
+    ``config.period`` (``model`` defaults to its EMA model), or, given cross-validation
+    ``folds`` (checkpoints of the same recipe, each trained without one period), each
+    fold's forecasts of the period it held out, pooled. Folds calibrate a model trained on
+    all the data, which has no held-out period of its own. Every forecast uses
+    ``checkpoint``'s sampler (``config.sampler`` when set)."""
     from generators.config import parse_sampler
-    from generators.rollout import ForecastData, forecast_members
+    from generators.rollout import ForecastData, default_sampler, forecast_members
+    from generators.train import resolve_device
 
     leads = config.leads_hours or checkpoint.leads_hours
-    data = ForecastData.from_store(checkpoint, store)
-    inits = calibration_init_times(
-        data.dataset.times,
-        config.period.start,
-        config.period.end,
-        config.init_every_hours,
-        max(leads),
+    if folds:
+        for fold in folds:
+            check_fold(checkpoint, fold)
+        sources = [(fold, None, held_out_period(fold)) for fold in folds]
+        period = (
+            f"the held-out periods of {len(folds)} cross-validation folds ("
+            + ", ".join(str(p) for _, _, p in sources)
+            + ")"
+        )
+    elif config.period is None:
+        raise InputError(
+            "a spread calibration needs a held-out period (calibration.period, --start/--end) "
+            "or cross-validation folds (--fold)"
+        )
+    else:
+        sources, period = [(checkpoint, model, config.period)], str(config.period)
+    ForecastData.from_store(checkpoint, store)  # the calibrated model must fit the store
+    members, truths, n_inits = [], [], 0
+    for source, source_model, source_period in sources:
+        data = ForecastData.from_store(source, store)
+        inits = calibration_init_times(
+            data.dataset.times,
+            source_period.start,
+            source_period.end,
+            config.init_every_hours,
+            max(leads),
+        )
+        inits = data.usable_inits(inits, leads)
+        if source_model is None:
+            source_model = source.build_model(device=resolve_device(device))
+        sampler = (
+            parse_sampler(config.sampler)
+            if config.sampler
+            else default_sampler(checkpoint, source_model)
+        )
+        members.append(
+            forecast_members(
+                source,
+                data,
+                inits,
+                leads,
+                config.members,
+                sampler=sampler,
+                seed=config.seed,
+                device=device,
+                calibration=None,
+                progress=progress,
+                model=source_model,
+            )
+        )
+        truths.append(np.stack([data.truth(inits, lead) for lead in leads], axis=1))
+        n_inits += len(inits)
+    pooled, truth = np.concatenate(members), np.concatenate(truths)
+    factors, before, after = fit_spread_factors(
+        [pooled[:, :, i] for i in range(len(leads))],
+        [truth[:, i] for i in range(len(leads))],
+        checkpoint.latitude,
     )
-    inits = data.usable_inits(inits, leads)
-    sampler = parse_sampler(config.sampler) if config.sampler else None
-    members = forecast_members(
-        checkpoint,
-        data,
-        inits,
-        leads,
-        config.members,
-        sampler=sampler,
-        seed=config.seed,
-        device=device,
-        calibration=None,
-        progress=progress,
-        model=model,
-    )
-    truths = [data.truth(inits, lead) for lead in leads]
-    per_lead = [members[:, :, i] for i in range(len(leads))]
-    factors, before, after = fit_spread_factors(per_lead, truths, data.dataset.latitude)
     calibration = SpreadCalibration(
         channels=checkpoint.channels,
         leads_hours=tuple(float(h) for h in leads),
         factors=factors,
         ssr_before=before,
         ssr_after=after,
-        period=str(config.period),
+        period=period,
         members=config.members,
-        n_inits=len(inits),
+        n_inits=n_inits,
     )
-    log.info("%s", calibration.report())
+    log.info(
+        "spread calibration on %s: factors %s by lead %s h",
+        period,
+        np.round(factors, 3).tolist(),
+        [f"{h:g}" for h in leads],
+    )
     return calibration
 
 
@@ -244,16 +350,27 @@ def calibrate_checkpoint(
     store: Any,
     config: CalibrationConfig,
     *,
+    folds: Sequence[str | Path] = (),
+    out: str | Path | None = None,
     device: str = "auto",
     progress: bool = True,
 ) -> SpreadCalibration:
-    """Fit a calibration for the checkpoint at ``path`` and write it into the checkpoint
-    (atomically; the digest changes, so forecasts record which calibration they used)."""
+    """Fit a calibration for the checkpoint at ``path`` (on ``config.period``, or on the
+    held-out periods of the fold checkpoints at ``folds``) and write the checkpoint with it
+    to ``out``, by default over ``path`` (atomically; the digest changes, so forecasts
+    record which calibration they used)."""
     from generators.checkpoint import load_checkpoint
     from pipeline.store import AnalysisStore, open_store
 
     store = store if isinstance(store, AnalysisStore) else open_store(store)
     checkpoint = load_checkpoint(path)
-    calibration = fit_calibration(checkpoint, store, config, device=device, progress=progress)
-    checkpoint.replace(calibration=calibration.to_dict()).save(checkpoint.path)
+    calibration = fit_calibration(
+        checkpoint,
+        store,
+        config,
+        folds=[load_checkpoint(f) for f in folds],
+        device=device,
+        progress=progress,
+    )
+    checkpoint.replace(calibration=calibration.to_dict()).save(out or checkpoint.path)
     return calibration

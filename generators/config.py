@@ -195,14 +195,16 @@ class FineTuneConfig:
 class CalibrationConfig:
     """Fit a spread correction after training (:mod:`generators.calibration`).
 
-    period:      held-out period of the initial times (as long and varied as possible).
+    period:      held-out period of the initial times (as long and varied as possible);
+                 None = the held-out periods of cross-validation folds, given apart
+                 (``wxens calibrate --fold``, :func:`generators.calibration.fit_calibration`).
     leads_hours: leads to calibrate; None = the trained leads.
     members:     ensemble size of the fit forecasts.
     init_every_hours: spacing of the fit initial times.
     sampler:     sampler spec (``"euler:nfe=10"``); None = the model's default.
     """
 
-    period: Period
+    period: Period | None = None
     leads_hours: tuple[float, ...] | None = None
     members: int = 16
     init_every_hours: float = 6.0
@@ -243,6 +245,12 @@ class TrainConfig:
     sampler: str | None = None
 
     def __post_init__(self) -> None:
+        if self.calibration is not None and self.calibration.period is None:
+            raise InputError(
+                "calibration.period is required in a training config: the calibration runs "
+                "right after training (to calibrate on cross-validation folds instead, train "
+                "them and run `wxens calibrate --checkpoint K --store S --fold F1 --fold F2 ...`)"
+            )
         if self.sampler is not None:  # a bad spec fails before training, not at forecast
             GENERATORS[self.model.kind].check_sampler(parse_sampler(self.sampler))
         for name in (

@@ -25,7 +25,8 @@ from generators.calibration import (
     spread_skill_ratio,
 )
 from generators.checkpoint import load_checkpoint
-from generators.config import CalibrationConfig
+from generators.config import CalibrationConfig, load_train_config, parse_sampler
+from generators.rollout import ForecastData, forecast_members
 from pipeline.datasets import Period
 from pipeline.errors import InputError
 from pipeline.forecast_store import open_forecast
@@ -215,3 +216,121 @@ def test_a_calibration_is_stored_applied_and_recorded(tmp_path, capsys):
         progress=False,
     )
     assert load_checkpoint(tmp_path / "run").digest != before
+
+
+TINY_RECIPE = (
+    "model: {kind: flow_matching, backbone: {widths: [8, 16], attention_heads: 0, embedding_dim: 16}}\n"
+    "data: {channels: [t2m], history: 2, leads: [1], train: {end: 2000-01-15}}\n"
+    "steps: 2\nbatch_size: 4\ndevice: cpu\nsampler: 'euler:nfe=2'\n"
+)
+FOLDS = (("2000-01-04", "2000-01-07"), ("2000-01-10", "2000-01-13"))
+
+
+@pytest.fixture(scope="module")
+def cross_validated(tmp_path_factory):
+    """A synthetic store, a tiny model trained on all of its training period, and two
+    folds of the same recipe each trained without one period (and another default sampler)."""
+    root = tmp_path_factory.mktemp("cv")
+    store = ingest(
+        "synthetic:n_lat=8,n_lon=12,n_times=80,step=6h,seed=3",
+        root / "s.zarr",
+        variables=["t2m"],
+        progress=False,
+    )
+    (root / "c.yaml").write_text(TINY_RECIPE)
+    train = ["train", "--store", str(store.path), "--config", str(root / "c.yaml"), "--no-progress"]
+    assert wxens(train + ["--out", str(root / "all")]) == 0
+    for i, (start, end) in enumerate(FOLDS):
+        held_out = f"data.exclude=[{{start: {start}, end: {end}}}]"
+        own_sampler = "sampler=euler:nfe=4"  # the calibrated model's sampler is used
+        fold = ["--out", str(root / f"fold{i}"), "--set", held_out, "--set", own_sampler]
+        assert wxens(train + fold) == 0
+    return store, root
+
+
+def test_folds_calibrate_a_model_on_the_periods_they_held_out(cross_validated, capsys):
+    store, root = cross_validated
+    folds = [str(root / f"fold{i}") for i in range(len(FOLDS))]
+    args = ["calibrate", "--checkpoint", str(root / "all"), "--store", str(store.path)]
+    args += ["--members", "6", "--out", str(root / "calibrated.pt"), "--no-progress"]
+    assert wxens(args + [a for f in folds for a in ("--fold", f)]) == 0
+    assert "held-out periods of 2 cross-validation folds (2000-01-04 to 2000-01-07, " in (
+        capsys.readouterr().out
+    )
+    assert load_checkpoint(root / "all").calibration is None  # --out leaves it as it was
+    stored = SpreadCalibration.from_dict(load_checkpoint(root / "calibrated.pt").calibration)
+
+    # independently: each fold forecasts its own held-out period, the SSR is of the pool
+    members, truths = [], []
+    for path, (start, end) in zip(folds, FOLDS, strict=True):
+        fold = load_checkpoint(path)
+        data = ForecastData.from_store(fold, store)
+        inits = data.usable_inits(
+            calibration_init_times(data.dataset.times, start, end, 6.0, 6.0), [6.0]
+        )
+        end_of_period = pd.Timestamp(end) + pd.Timedelta(days=1)
+        assert inits.min() >= pd.Timestamp(start) and inits.max() < end_of_period
+        members.append(
+            forecast_members(
+                fold,
+                data,
+                inits,
+                [6.0],
+                6,
+                sampler=parse_sampler("euler:nfe=2"),
+                seed=1,
+                device="cpu",
+                progress=False,
+            )[:, :, 0]
+        )
+        truths.append(data.truth(inits, 6.0))
+    latitude = store.dataset.latitude.values
+    pooled = spread_skill_ratio(np.concatenate(members), np.concatenate(truths), latitude)
+    assert stored.n_inits == sum(len(m) for m in members)
+    np.testing.assert_allclose(stored.ssr_before[0], pooled, rtol=1e-5)
+    np.testing.assert_allclose(stored.factors[0], 1 / pooled, rtol=1e-5)
+
+
+def test_a_fold_of_another_recipe_or_without_a_held_out_period_is_refused(cross_validated):
+    store, root = cross_validated
+    config = CalibrationConfig(members=4)
+    target = root / "all"
+    with pytest.raises(InputError, match="exactly one period"):
+        calibrate_checkpoint(target, store, config, folds=[target], progress=False)
+    other = root / "other.yaml"
+    other.write_text(TINY_RECIPE.replace("steps: 2", "steps: 3"))
+    assert (
+        wxens(
+            [
+                "train",
+                "--store",
+                str(store.path),
+                "--config",
+                str(other),
+                "--out",
+                str(root / "other"),
+                "--no-progress",
+                "--set",
+                "data.exclude=[{start: 2000-01-04, end: 2000-01-07}]",
+            ]
+        )
+        == 0
+    )
+    with pytest.raises(InputError, match="differ in steps"):
+        calibrate_checkpoint(target, store, config, folds=[root / "other"], progress=False)
+    with pytest.raises(InputError, match="held-out period .* or cross-validation folds"):
+        calibrate_checkpoint(target, store, config, progress=False)
+    assert load_checkpoint(target).calibration is None  # nothing written on refusal
+
+
+def test_the_calibrate_command_wants_a_period_or_folds_and_training_wants_a_period(
+    cross_validated, capsys
+):
+    store, root = cross_validated
+    args = ["calibrate", "--checkpoint", str(root / "all"), "--store", str(store.path)]
+    assert wxens(args) == 2
+    assert wxens(args + ["--start", "2000-01-16", "--fold", str(root / "fold0")]) == 2
+    assert "not both and not neither" in capsys.readouterr().err
+    (root / "no-period.yaml").write_text(TINY_RECIPE + "calibration: {members: 4}\n")
+    with pytest.raises(InputError, match="calibration.period is required"):
+        load_train_config(root / "no-period.yaml")

@@ -1,0 +1,75 @@
+"""``wxens calibrate --checkpoint K --store S (--start A --end B | --fold F ...)``: fit the
+spread calibration of a trained checkpoint and store it in the checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "calibrate"
+HELP = (
+    "fit a per-lead spread calibration on a held-out period, or on cross-validation folds, "
+    "and store it in the checkpoint"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint", required=True, help="the checkpoint file or training directory"
+    )
+    parser.add_argument("--store", required=True, help="analysis store holding the truth")
+    parser.add_argument("--start", help="first day of a held-out period (never trained on)")
+    parser.add_argument("--end", help="last day of the held-out period (inclusive)")
+    parser.add_argument(
+        "--fold",
+        action="append",
+        default=[],
+        metavar="CHECKPOINT",
+        help="a cross-validation fold: the same recipe trained without one period "
+        "(data.exclude), which it forecasts for the fit; repeat for each fold. For a model "
+        "trained on all the data, which has no held-out period of its own",
+    )
+    parser.add_argument(
+        "--members", type=int, default=50, help="ensemble size of the fit forecasts (50)"
+    )
+    parser.add_argument(
+        "--every", type=float, default=6.0, help="hours between fit initial times (6)"
+    )
+    parser.add_argument("--sampler", help="sampler spec (default: the checkpoint's)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed of the fit (1)")
+    parser.add_argument(
+        "--out", help="write the calibrated checkpoint here (default: over --checkpoint)"
+    )
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from generators.calibration import calibrate_checkpoint
+    from generators.config import CalibrationConfig
+    from pipeline.datasets import Period
+    from pipeline.errors import InputError
+
+    period = Period(args.start, args.end) if args.start or args.end else None
+    if (period is None) == (not args.fold):
+        raise InputError(
+            "give either a held-out period (--start, --end) or cross-validation folds "
+            "(--fold CHECKPOINT, repeated), not both and not neither"
+        )
+    calibration = calibrate_checkpoint(
+        args.checkpoint,
+        args.store,
+        CalibrationConfig(
+            period=period,
+            members=args.members,
+            init_every_hours=args.every,
+            sampler=args.sampler,
+            seed=args.seed,
+        ),
+        folds=args.fold,
+        out=args.out,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    print(calibration.report())
+    print(f"calibration stored in {args.out or args.checkpoint}")
+    return 0
