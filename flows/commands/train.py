@@ -25,6 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-resume", action="store_true", help="start over even if DIR/last.pt exists"
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads of this run (default: one per core); give runs side by side a "
+        "share each, or they slow each other down many times over",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -34,6 +40,14 @@ def run(args: argparse.Namespace) -> int:
     from generators.config import load_train_config
     from generators.train import train
 
+    if args.threads is not None:
+        import torch
+
+        from pipeline.errors import InputError
+
+        if args.threads < 1:
+            raise InputError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     config = load_train_config(args.config, args.overrides)
     result = train(
         args.store, config, args.out, resume=not args.no_resume, progress=not args.no_progress

@@ -194,6 +194,14 @@ def test_the_train_command_runs_and_reports_bad_configs(store, tmp_path, capsys)
     assert load_checkpoint(tmp_path / "cli").kind == "edm"
     assert wxens(args + ["--set", "optim.learning_rate=1"]) == 2
     assert "unknown key(s) ['learning_rate']" in capsys.readouterr().err
+    assert wxens(args + ["--threads", "0"]) == 2
+    assert "--threads must be at least 1" in capsys.readouterr().err
+    threads = torch.get_num_threads()
+    try:
+        assert wxens(args + ["--set", "device=cpu", "--threads", "1", "--no-resume"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_amplitude_augmentation_scales_every_change_about_the_current_state(store):
