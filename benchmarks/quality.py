@@ -15,6 +15,7 @@ cached in the work directory. Run with ``OMP_NUM_THREADS=1 nice -n 10`` on a sha
     python -m benchmarks.quality uk --workdir /tmp/quality --run fm=/tmp/runs/uk_fm/last.pt ...
     python -m benchmarks.quality uk ... --select-noise fm=/tmp/runs/uk_fm_1_17/last.pt=1.0,1.3
     python -m benchmarks.quality uk ... --cv-noise fm=/tmp/runs/cv1/last.pt,/tmp/runs/cv2/last.pt=1.0,1.3
+    python -m benchmarks.quality uk ... --cv-calibration fm=CV1,CV2,CV3=euler:nfe=2,noise_scale=1.2
 
 (``-m`` from the repository root: run as a script, ``benchmarks/verification.py`` would
 shadow the ``verification`` package.)
@@ -35,7 +36,11 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from generators.calibration import calibration_init_times
+from generators.calibration import (
+    calibration_init_times,
+    fit_spread_factors,
+    held_out_period,
+)
 from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.config import load_train_config, parse_sampler, sampler_spec
 from generators.rollout import ForecastData, default_sampler, forecast_members
@@ -133,10 +138,7 @@ def evaluate(
         progress=False,
     )
     seconds = time.perf_counter() - start
-    rows = {}
-    for i, lead in enumerate(leads):
-        truth = data.truth(inits, lead)[:, 0]
-        rows[f"{lead:g}"] = scores(ensemble[:, :, i, 0], truth, data.dataset.latitude)
+    truth = np.stack([data.truth(inits, lead) for lead in leads], axis=1)
     return {
         "checkpoint": str(checkpoint_path),
         "digest": checkpoint.digest,
@@ -146,12 +148,24 @@ def evaluate(
         "nfe": sampler.nfe,
         "calibrated": calibrated,
         "seconds": round(seconds, 1),
-        "leads": rows,
+        "leads": score_leads(ensemble, truth, data.dataset.latitude, leads),
+    }
+
+
+def score_leads(
+    ensemble: np.ndarray, truth: np.ndarray, latitude: np.ndarray, leads: Sequence[float]
+) -> dict:
+    """:func:`scores` by lead of members (N, M, L, C, H, W) against truth (N, L, C, H, W),
+    first channel."""
+    return {
+        f"{lead:g}": scores(ensemble[:, :, i, 0], truth[:, i, 0], latitude)
+        for i, lead in enumerate(leads)
     }
 
 
 class Cache:
-    """Evaluation rows by key in a JSON file of the work directory."""
+    """Evaluation rows in a JSON file of the work directory, keyed by what they depend on
+    (checkpoint digest, sampler, members, initial times), not by their labels."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -360,15 +374,69 @@ def pooled(rows: Sequence[dict]) -> dict:
     return {"leads": out, "folds": list(rows)}
 
 
+def cv_calibration(
+    folds: Sequence[tuple[Checkpoint, pd.DatetimeIndex]], store, sampler_text: str, members: int
+) -> dict:
+    """Leave one fold out: each fold's forecasts of its held-out days, scaled by per-lead
+    spread factors fitted (as ``wxens calibrate --fold`` fits them) on the other folds'
+    forecasts of theirs, scored on all folds' initial times together beside the same
+    forecasts unscaled: whether a calibration fitted on cross-validation folds holds on
+    days outside them."""
+    forecasts = []
+    for checkpoint, inits in folds:
+        data = ForecastData.from_store(checkpoint, store)
+        ensemble = forecast_members(
+            checkpoint,
+            data,
+            inits,
+            UK_LEADS,
+            members,
+            sampler=parse_sampler(sampler_text),
+            seed=0,
+            device="cpu",
+            progress=False,
+        )
+        truth = np.stack([data.truth(inits, lead) for lead in UK_LEADS], axis=1)
+        forecasts.append((ensemble, truth))
+    latitude = store.dataset.latitude.values
+    factors = leave_one_fold_out_factors(forecasts, latitude)
+    calibrated = []
+    for (ensemble, _), k in zip(forecasts, factors, strict=True):
+        mean = ensemble.mean(axis=1, keepdims=True)
+        calibrated.append(mean + k[None, None, :, :, None, None] * (ensemble - mean))
+    truth = np.concatenate([t for _, t in forecasts])
+    return {
+        "sampler": sampler_text,
+        "members": members,
+        "held_out": [str(held_out_period(c)) for c, _ in folds],
+        "factors": [k[:, 0].tolist() for k in factors],
+        "raw": score_leads(np.concatenate([e for e, _ in forecasts]), truth, latitude, UK_LEADS),
+        "calibrated": score_leads(np.concatenate(calibrated), truth, latitude, UK_LEADS),
+    }
+
+
+def leave_one_fold_out_factors(
+    forecasts: Sequence[tuple[np.ndarray, np.ndarray]], latitude: np.ndarray
+) -> list[np.ndarray]:
+    """For each fold, the spread factors (L, C) fitted on all the other folds' members
+    (N, M, L, C, H, W) and truths (N, L, C, H, W) together, never on its own."""
+    factors = []
+    for i in range(len(forecasts)):
+        members = np.concatenate([e for j, (e, _) in enumerate(forecasts) if j != i])
+        truth = np.concatenate([t for j, (_, t) in enumerate(forecasts) if j != i])
+        k, _, _ = fit_spread_factors(
+            [members[:, :, lead] for lead in range(members.shape[2])],
+            [truth[:, lead] for lead in range(truth.shape[1])],
+            latitude,
+        )
+        factors.append(k)
+    return factors
+
+
 def held_out_inits(checkpoint: Checkpoint, store) -> pd.DatetimeIndex:
     """Every 6 h of the one period a cross-validation checkpoint excluded from training
     (``data.exclude``), with the history in the store and the 24 h truth in the period."""
-    excluded = checkpoint.train_config.data.exclude
-    if len(excluded) != 1:
-        raise SystemExit(
-            f"{checkpoint.path}: a fold's checkpoint must exclude one period, not {excluded}"
-        )
-    (fold,) = excluded
+    fold = held_out_period(checkpoint)
     dataset = ForecastData.from_store(checkpoint, store).dataset
     inits = calibration_init_times(dataset.times, fold.start, fold.end, 6, max(UK_LEADS))
     positions = dataset.times.get_indexer(inits)
@@ -423,14 +491,14 @@ def uk(args: argparse.Namespace) -> None:
         text = sampler[0] if sampler else None
         checkpoint = load_checkpoint(path)
         rows[name] = cache.get(
-            f"{name}:{checkpoint.digest}:{args.members}:{text}",
+            f"run:{checkpoint.digest}:{args.members}:{text}",
             lambda path=path, text=text: evaluate(
                 Path(path), store, UK_TEST, UK_LEADS, args.members, text
             ),
         )
         if args.calibrated and checkpoint.calibration:
             rows[f"{name}+calibration"] = cache.get(
-                f"{name}:{checkpoint.digest}:{args.members}:calibrated",
+                f"run:{checkpoint.digest}:{args.members}:calibrated",
                 lambda path=path: evaluate(
                     Path(path), store, UK_TEST, UK_LEADS, args.members, None, calibrated=True
                 ),
@@ -444,7 +512,7 @@ def uk(args: argparse.Namespace) -> None:
         name, path, samplers = item.split("=", 2)
         digest = load_checkpoint(path).digest
         for text in samplers.split(";"):
-            key = f"sweep:{name}:{digest}:{text}:{args.sweep_members}:{args.sweep_stride}"
+            key = f"sweep:{digest}:{text}:{args.sweep_members}:{args.sweep_stride}"
             sweeps.setdefault(name, []).append(
                 cache.get(
                     key,
@@ -455,13 +523,13 @@ def uk(args: argparse.Namespace) -> None:
             )
     members = args.select_members or args.members
 
-    def select(name: str, folds: list[tuple[Checkpoint, pd.DatetimeIndex]], scales: str) -> dict:
+    def select(folds: list[tuple[Checkpoint, pd.DatetimeIndex]], scales: str) -> dict:
         """Each initial-noise scale scored on the held-out initial times of each fold."""
         by_scale = {}
         for scale in scales.split(","):
             rows = [
                 cache.get(
-                    f"select:{name}:{checkpoint.digest}:{scale}:{members}",
+                    f"select:{checkpoint.digest}:{scale}:{members}",
                     lambda path=checkpoint.path, inits=inits, scale=scale: evaluate(
                         path,
                         store,
@@ -479,7 +547,7 @@ def uk(args: argparse.Namespace) -> None:
     selections = {}
     for item in args.select_noise:
         name, path, scales = item.rsplit("=", 2)  # the name may hold "="
-        selections[name] = select(name, [(load_checkpoint(path), UK_HELD_OUT)], scales) | {
+        selections[name] = select([(load_checkpoint(path), UK_HELD_OUT)], scales) | {
             "description": "Model trained on 1-17 March only, scored on {inits} initial times "
             "18-21 March (never trained on)"
         }
@@ -487,7 +555,7 @@ def uk(args: argparse.Namespace) -> None:
         name, paths, scales = item.rsplit("=", 2)
         checkpoints = [load_checkpoint(path) for path in paths.split(",")]
         folds = [(c, held_out_inits(c, store)) for c in checkpoints]
-        periods = ", ".join(str(c.train_config.data.exclude[0]) for c in checkpoints)
+        periods = ", ".join(str(held_out_period(c)) for c in checkpoints)
         description = (
             f"Model trained on 1-21 March without {periods} (`data.exclude`), scored on it, "
             "{inits} initial times"
@@ -497,7 +565,17 @@ def uk(args: argparse.Namespace) -> None:
             "initial times in all; SSR of the pooled variance and squared error, CRPS "
             "weighted by initial times"
         )
-        selections[name] = select(name, folds, scales) | {"description": description}
+        selections[name] = select(folds, scales) | {"description": description}
+    cv_calibrations = {}
+    for item in args.cv_calibration:
+        name, paths, sampler_text = item.split("=", 2)  # the sampler spec holds "="
+        checkpoints = [load_checkpoint(path) for path in paths.split(",")]
+        folds = [(c, held_out_inits(c, store)) for c in checkpoints]
+        digests = ",".join(c.digest for c in checkpoints)
+        cv_calibrations[name] = cache.get(
+            f"cv-calibration:{digests}:{sampler_text}:{members}",
+            lambda folds=folds, text=sampler_text: cv_calibration(folds, store, text, members),
+        )
     payload = {
         "experiment": "uk_t2m",
         "train_period": UK_TRAIN,
@@ -507,6 +585,7 @@ def uk(args: argparse.Namespace) -> None:
         "readme_baselines": README_BASELINES,
         "models": rows,
         "noise_selection": selections,
+        "cv_calibration": cv_calibrations,
         "nfe_sweep": {
             "inits": [str(t) for t in sweep_inits],
             "members": args.sweep_members,
@@ -646,6 +725,8 @@ def uk_markdown(p: dict) -> str:
                 + " |"
                 + ranks
             )
+    for name, cv in p.get("cv_calibration", {}).items():
+        lines += cv_calibration_markdown(name, cv, leads)
     sweep = p["nfe_sweep"]
     if sweep["rows"]:
         lines += [
@@ -671,6 +752,45 @@ def uk_markdown(p: dict) -> str:
                     + f" | {ssr:.2f} | {row['seconds']} |"
                 )
     return "\n".join(lines) + "\n"
+
+
+def cv_calibration_markdown(name: str, cv: dict, leads: Sequence[str]) -> list[str]:
+    """The leave-one-fold-out calibration check (:func:`cv_calibration`) as a section."""
+    rows = {"uncalibrated": cv["raw"], "calibrated by the other folds' factors": cv["calibrated"]}
+    n = cv["raw"][leads[0]]["inits"]
+    lines = [
+        "",
+        f"## Per-lead spread calibration, one fold left out: {name}",
+        "",
+        f"Each fold's forecasts of the days it held out ({n} initial times in all, "
+        f"{cv['members']} members, `{cv['sampler']}`), scaled by the per-lead factors fitted "
+        "on the other folds' forecasts of theirs (as `wxens calibrate --fold` fits them for "
+        "the model trained on all the days), scored together: does a factor fitted on some "
+        "days hold on others? Rank cells read `model (perfect model)` as above.",
+        "",
+        "| forecasts | "
+        + " | ".join(f"{what} {h} h" for what in ("SSR", "CRPS", "rank") for h in leads)
+        + " |",
+        "| --- | " + " | ".join("---" for _ in range(3 * len(leads))) + " |",
+    ]
+    for label, row in rows.items():
+        lines.append(
+            f"| {label} | "
+            + " | ".join(f"{row[h]['ssr']:.2f}" for h in leads)
+            + " | "
+            + " | ".join(f"{row[h]['fair_crps']:.3f}" for h in leads)
+            + " | "
+            + " | ".join(_cell("{:.2f}", row[h], "rank_max_min") for h in leads)
+            + " |"
+        )
+    lines += [
+        "",
+        "| fold left out | " + " | ".join(f"factor {h} h" for h in leads) + " |",
+        "| --- | " + " | ".join("---" for _ in leads) + " |",
+    ]
+    for period, factors in zip(cv["held_out"], cv["factors"], strict=True):
+        lines.append(f"| {period} | " + " | ".join(f"{k:.3f}" for k in factors) + " |")
+    return lines
 
 
 def main() -> None:
@@ -725,6 +845,14 @@ def main() -> None:
         metavar="NAME=CHECKPOINT,CHECKPOINT,...=SCALE,SCALE",
         help="score initial-noise scales by cross-validation: each checkpoint trained "
         "without one fold (data.exclude), scored on that fold, pooled",
+    )
+    u.add_argument(
+        "--cv-calibration",
+        action="append",
+        default=[],
+        metavar="NAME=CHECKPOINT,CHECKPOINT,...=SAMPLER",
+        help="leave one fold out: score each fold's held-out forecasts with the per-lead "
+        "spread calibration fitted on the other folds' (as wxens calibrate --fold fits it)",
     )
     u.add_argument(
         "--select-members", type=int, help="members of the noise selection (default --members)"

@@ -1,11 +1,13 @@
-"""The quality benchmark's cross-validation pooling equals scoring all folds at once."""
+"""The quality benchmark's cross-validation pooling equals scoring all folds at once, and its
+leave-one-fold-out calibration never fits a fold's factor on that fold."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from benchmarks.quality import pooled, scores
+from benchmarks.quality import leave_one_fold_out_factors, pooled, scores
+from generators.calibration import fit_spread_factors
 
 
 def test_pooled_folds_score_like_their_concatenation():
@@ -20,3 +22,30 @@ def test_pooled_folds_score_like_their_concatenation():
     assert got["ssr"] == pytest.approx(whole["ssr"], rel=1e-6)
     assert got["fair_crps"] == pytest.approx(whole["fair_crps"], rel=1e-6)
     assert got["inits"] == 8
+
+
+def test_each_folds_factor_comes_from_the_other_folds_only():
+    rng = np.random.default_rng(1)
+    latitude = np.linspace(50, 58, 4)
+
+    def fold(n: int, spread: float) -> tuple[np.ndarray, np.ndarray]:
+        """Members (n, 8, L=2, C=1, 4, 5) with `spread` times the truth's noise."""
+        mu = rng.normal(size=(n, 2, 1, 4, 5))
+        return mu[:, None] + spread * rng.normal(size=(n, 8, *mu.shape[1:])), mu + rng.normal(
+            size=mu.shape
+        )
+
+    folds = [fold(30, 0.5), fold(30, 0.5), fold(30, 2.0)]
+    factors = leave_one_fold_out_factors(folds, latitude)
+    # fold 0's factor is the fit on folds 1 and 2 together
+    members = np.concatenate([folds[1][0], folds[2][0]])
+    truth = np.concatenate([folds[1][1], folds[2][1]])
+    expected, _, _ = fit_spread_factors(
+        [members[:, :, lead] for lead in range(2)], [truth[:, lead] for lead in range(2)], latitude
+    )
+    np.testing.assert_allclose(factors[0], expected)
+    # the over-dispersed fold is left out of its own fit: under-dispersed folds call for k > 1
+    assert np.all(factors[2] > 1.5) and np.all(factors[0] < 1)
+    # changing a fold leaves its own factor as it was
+    again = leave_one_fold_out_factors([fold(30, 5.0), *folds[1:]], latitude)
+    np.testing.assert_array_equal(again[0], factors[0])
