@@ -151,6 +151,12 @@ def test_fitting_on_a_period_finds_the_under_dispersion_of_a_generator():
     np.testing.assert_allclose(calibration.ssr_after, 1.0, rtol=1e-6)
 
 
+def train(store: AnalysisStore, config: Path, out: Path, *overrides: str) -> int:
+    """``wxens train`` of ``config`` into ``out``, with ``--set`` overrides."""
+    args = ["train", "--store", str(store.path), "--config", str(config), "--out", str(out)]
+    return wxens(args + ["--no-progress", *(a for o in overrides for a in ("--set", o))])
+
+
 def test_a_calibration_is_stored_applied_and_recorded(tmp_path, capsys):
     store = ingest(
         "synthetic:n_lat=16,n_lon=16,n_times=80,step=6h,seed=2",
@@ -163,21 +169,7 @@ def test_a_calibration_is_stored_applied_and_recorded(tmp_path, capsys):
         "data: {channels: [t2m], history: 2, leads: [1], train: {end: 2000-01-15}}\nsteps: 2\nbatch_size: 4\ndevice: cpu\n"
         "calibration: {period: {start: 2000-01-16, end: 2000-01-19}, members: 4, sampler: 'euler:nfe=2'}\n"
     )
-    assert (
-        wxens(
-            [
-                "train",
-                "--store",
-                str(store.path),
-                "--config",
-                str(tmp_path / "c.yaml"),
-                "--out",
-                str(tmp_path / "run"),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert train(store, tmp_path / "c.yaml", tmp_path / "run") == 0
     assert "Spread calibration fitted on 2000-01-16 to 2000-01-19" in capsys.readouterr().out
     checkpoint = load_checkpoint(tmp_path / "run")
     stored = SpreadCalibration.from_dict(checkpoint.calibration)
@@ -238,13 +230,11 @@ def cross_validated(tmp_path_factory):
         progress=False,
     )
     (root / "c.yaml").write_text(TINY_RECIPE)
-    train = ["train", "--store", str(store.path), "--config", str(root / "c.yaml"), "--no-progress"]
-    assert wxens(train + ["--out", str(root / "all")]) == 0
+    assert train(store, root / "c.yaml", root / "all") == 0
     for i, (start, end) in enumerate(FOLDS):
         held_out = f"data.exclude=[{{start: {start}, end: {end}}}]"
         own_sampler = "sampler=euler:nfe=4"  # the calibrated model's sampler is used
-        fold = ["--out", str(root / f"fold{i}"), "--set", held_out, "--set", own_sampler]
-        assert wxens(train + fold) == 0
+        assert train(store, root / "c.yaml", root / f"fold{i}", held_out, own_sampler) == 0
     return store, root
 
 
@@ -299,23 +289,8 @@ def test_a_fold_of_another_recipe_or_without_a_held_out_period_is_refused(cross_
         calibrate_checkpoint(target, store, config, folds=[target], progress=False)
     other = root / "other.yaml"
     other.write_text(TINY_RECIPE.replace("steps: 2", "steps: 3"))
-    assert (
-        wxens(
-            [
-                "train",
-                "--store",
-                str(store.path),
-                "--config",
-                str(other),
-                "--out",
-                str(root / "other"),
-                "--no-progress",
-                "--set",
-                "data.exclude=[{start: 2000-01-04, end: 2000-01-07}]",
-            ]
-        )
-        == 0
-    )
+    held_out = "data.exclude=[{start: 2000-01-04, end: 2000-01-07}]"
+    assert train(store, other, root / "other", held_out) == 0
     with pytest.raises(InputError, match="differ in steps"):
         calibrate_checkpoint(target, store, config, folds=[root / "other"], progress=False)
     with pytest.raises(InputError, match="held-out period .* or cross-validation folds"):
