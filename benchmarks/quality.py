@@ -626,7 +626,9 @@ def uk_markdown(p: dict) -> str:
         "# UK t2m sample: fair CRPS (K), spread-skill ratio, rank histogram",
         "",
         f"Train 1-21 March 2019 (see each checkpoint's config), test: {len(p['test_inits'])} initial times "
-        "22-30 March every 6 h; cos-latitude-weighted means; members as listed.",
+        "22-30 March every 6 h; cos-latitude-weighted means; members as listed. A row "
+        "ending in +calibration applies the spread calibration its checkpoint holds (fitted "
+        "on the period or the cross-validation folds its label names).",
         "",
         "## Fair CRPS (K)",
         "",
