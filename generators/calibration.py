@@ -199,6 +199,19 @@ def held_out_period(checkpoint: Any) -> Period:
     return excluded[0]
 
 
+def trained_on(checkpoint: Any, times: pd.DatetimeIndex) -> np.ndarray:
+    """(N,) bool: which ``times`` lie in a period ``checkpoint`` trained on (``data.train``
+    or its fine-tune's period) and outside the periods it held out (``data.exclude``)."""
+    config = checkpoint.train_config
+    periods = [config.data.train]
+    if config.fine_tune is not None and config.fine_tune.period is not None:
+        periods.append(config.fine_tune.period)
+    inside = np.any([period.contains(times) for period in periods], axis=0)
+    for period in config.data.exclude:
+        inside &= ~period.contains(times)
+    return inside
+
+
 # Training-config fields in which a fold may differ from the model it calibrates: which
 # period it held out (and validated on), and the settings used only after training.
 FOLD_FREE_FIELDS = ("data.exclude", "data.validation", "sampler", "calibration")
@@ -296,6 +309,14 @@ def fit_calibration(
             max(leads),
         )
         inits = data.usable_inits(inits, leads)
+        seen = inits[trained_on(source, inits)]
+        if len(seen):
+            raise InputError(
+                f"{len(seen)} of the {len(inits)} initial times of the calibration period "
+                f"{source_period} ({seen[0]} to {seen[-1]}) lie in the training period of "
+                f"{source.path}: its errors there are too small to calibrate on; fit on days "
+                "it never trained on, or on cross-validation folds (wxens calibrate --fold)"
+            )
         if source_model is None:
             source_model = source.build_model(device=resolve_device(device))
         sampler = (

@@ -4,6 +4,7 @@ application, and the whole path checkpoint -> forecast store attrs."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +136,10 @@ def ar1_truth_store(n_times: int = 120) -> AnalysisStore:
 def test_fitting_on_a_period_finds_the_under_dispersion_of_a_generator():
     store = ar1_truth_store()
     checkpoint = ar1_checkpoint(store, leads=(1, 2))
+    trained = checkpoint.train_config  # as if trained on the first four days only
+    checkpoint = checkpoint.replace(
+        train_config=replace(trained, data=replace(trained.data, train=Period(end="2019-03-04")))
+    )
     config = CalibrationConfig(
         period=Period("2019-03-05", "2019-03-29"),
         members=16,
@@ -281,7 +286,9 @@ def test_folds_calibrate_a_model_on_the_periods_they_held_out(cross_validated, c
     np.testing.assert_allclose(stored.factors[0], 1 / pooled, rtol=1e-5)
 
 
-def test_a_fold_of_another_recipe_or_without_a_held_out_period_is_refused(cross_validated):
+def test_training_days_and_folds_of_another_recipe_or_without_a_held_out_period_are_refused(
+    cross_validated,
+):
     store, root = cross_validated
     config = CalibrationConfig(members=4)
     target = root / "all"
@@ -295,6 +302,9 @@ def test_a_fold_of_another_recipe_or_without_a_held_out_period_is_refused(cross_
         calibrate_checkpoint(target, store, config, folds=[root / "other"], progress=False)
     with pytest.raises(InputError, match="held-out period .* or cross-validation folds"):
         calibrate_checkpoint(target, store, config, progress=False)
+    trained_days = replace(config, period=Period("2000-01-10", "2000-01-18"))
+    with pytest.raises(InputError, match=r"24 of the 35 initial times .* training period"):
+        calibrate_checkpoint(target, store, trained_days, progress=False)
     assert load_checkpoint(target).calibration is None  # nothing written on refusal
 
 
