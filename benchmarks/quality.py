@@ -40,6 +40,7 @@ from generators.calibration import (
     calibration_init_times,
     fit_spread_factors,
     held_out_period,
+    scale_spread,
 )
 from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.config import load_train_config, parse_sampler, sampler_spec
@@ -400,10 +401,7 @@ def cv_calibration(
         forecasts.append((ensemble, truth))
     latitude = store.dataset.latitude.values
     factors = leave_one_fold_out_factors(forecasts, latitude)
-    calibrated = []
-    for (ensemble, _), k in zip(forecasts, factors, strict=True):
-        mean = ensemble.mean(axis=1, keepdims=True)
-        calibrated.append(mean + k[None, None, :, :, None, None] * (ensemble - mean))
+    calibrated = [scale_spread(e, k) for (e, _), k in zip(forecasts, factors, strict=True)]
     truth = np.concatenate([t for _, t in forecasts])
     return {
         "sampler": sampler_text,
@@ -431,6 +429,13 @@ def leave_one_fold_out_factors(
         )
         factors.append(k)
     return factors
+
+
+def cv_folds(paths: str, store) -> list[tuple[Checkpoint, pd.DatetimeIndex]]:
+    """The cross-validation checkpoints of a comma list of paths, each with its held-out
+    initial times."""
+    checkpoints = [load_checkpoint(path) for path in paths.split(",")]
+    return [(c, held_out_inits(c, store)) for c in checkpoints]
 
 
 def held_out_inits(checkpoint: Checkpoint, store) -> pd.DatetimeIndex:
@@ -553,9 +558,8 @@ def uk(args: argparse.Namespace) -> None:
         }
     for item in args.cv_noise:
         name, paths, scales = item.rsplit("=", 2)
-        checkpoints = [load_checkpoint(path) for path in paths.split(",")]
-        folds = [(c, held_out_inits(c, store)) for c in checkpoints]
-        periods = ", ".join(str(held_out_period(c)) for c in checkpoints)
+        folds = cv_folds(paths, store)
+        periods = ", ".join(str(held_out_period(c)) for c, _ in folds)
         description = (
             f"Model trained on 1-21 March without {periods} (`data.exclude`), scored on it, "
             "{inits} initial times"
@@ -569,9 +573,8 @@ def uk(args: argparse.Namespace) -> None:
     cv_calibrations = {}
     for item in args.cv_calibration:
         name, paths, sampler_text = item.split("=", 2)  # the sampler spec holds "="
-        checkpoints = [load_checkpoint(path) for path in paths.split(",")]
-        folds = [(c, held_out_inits(c, store)) for c in checkpoints]
-        digests = ",".join(c.digest for c in checkpoints)
+        folds = cv_folds(paths, store)
+        digests = ",".join(c.digest for c, _ in folds)
         cv_calibrations[name] = cache.get(
             f"cv-calibration:{digests}:{sampler_text}:{members}",
             lambda folds=folds, text=sampler_text: cv_calibration(folds, store, text, members),

@@ -146,6 +146,13 @@ class SpreadCalibration:
         return "\n".join(lines)
 
 
+def scale_spread(members: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """x̄ + k (x_m − x̄) for members (N, M, *F, H, W) and factors k of shape F: (C,) for
+    F = (C,), (L, C) for F = (L, C)."""
+    mean = members.mean(axis=1, keepdims=True)
+    return mean + factors[..., None, None] * (members - mean)
+
+
 def fit_spread_factors(
     members_by_lead: Sequence[np.ndarray], truth_by_lead: Sequence[np.ndarray], latitude: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -160,11 +167,9 @@ def fit_spread_factors(
                 "or a perfect ensemble mean)"
             )
         k = 1.0 / ssr
-        mean = members.mean(axis=1, keepdims=True)
-        scaled = mean + k[None, None, :, None, None] * (members - mean)
         factors.append(k)
         before.append(ssr)
-        after.append(spread_skill_ratio(scaled, truth, latitude))
+        after.append(spread_skill_ratio(scale_spread(members, k), truth, latitude))
     return np.stack(factors), np.stack(before), np.stack(after)
 
 
@@ -219,7 +224,8 @@ FOLD_FREE_FIELDS = ("data.exclude", "data.validation", "sampler", "calibration")
 
 def check_fold(checkpoint: Any, fold: Any) -> None:
     """InputError unless ``fold`` is the recipe of ``checkpoint`` with one period held out:
-    same channels, grid and training config but for :data:`FOLD_FREE_FIELDS`."""
+    same channels, grid and training config but for :data:`FOLD_FREE_FIELDS` (its held-out
+    period is :func:`held_out_period`'s to check)."""
 
     def recipe(c: Any) -> Any:
         t = c.train_config
@@ -245,7 +251,6 @@ def check_fold(checkpoint: Any, fold: Any) -> None:
             f"differ in {', '.join(differ)} (a fold may differ only in "
             f"{', '.join(FOLD_FREE_FIELDS)}); retrain the fold from the same config"
         )
-    held_out_period(fold)
 
 
 def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -297,7 +302,6 @@ def fit_calibration(
         )
     else:
         sources, period = [(checkpoint, model, config.period)], str(config.period)
-    ForecastData.from_store(checkpoint, store)  # the calibrated model must fit the store
     members, truths, n_inits = [], [], 0
     for source, source_model, source_period in sources:
         data = ForecastData.from_store(source, store)
