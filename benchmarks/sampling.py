@@ -1,6 +1,7 @@
 """Sampling throughput: members per second, time per member-step and MFU, fp32 eager against
 bf16 autocast (eager, then + ``torch.compile``) in one run, on CUDA when present, and on the CPU.
-``--cuda-modes`` adds channels-last and ``max-autotune`` (autotuned kernels, CUDA graphs).
+``--cuda-modes`` adds channels-last, cuDNN's autotuner and ``max-autotune`` (autotuned kernels,
+CUDA graphs).
 
 A member-step is one residual drawn for one member at one lead: ``NFE`` network
 evaluations of the backbone (the condition is encoded once per initial time and reused).
@@ -24,6 +25,7 @@ import argparse
 import json
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -69,11 +71,13 @@ MODELS = {
 @dataclass(frozen=True)
 class Mode:
     """How the network runs: bf16 autocast or not, ``torch.compile`` mode (None: eager),
-    weights and activations in channels-last memory format or not."""
+    weights and activations in channels-last memory format or not, cuDNN timing its
+    convolution algorithms for these shapes (``cudnn.benchmark``) or choosing by heuristics."""
 
     bf16: bool
     compile: str | None = None
     channels_last: bool = False
+    cudnn_benchmark: bool = False
 
 
 # Compiling and channels-last are applied to the model in place: eager modes go first.
@@ -82,6 +86,9 @@ MODES = {
     "bf16-eager": Mode(bf16=True),
     "bf16-compile": Mode(bf16=True, compile="default"),
     "bf16-compile-channels-last": Mode(bf16=True, compile="default", channels_last=True),
+    "bf16-compile-channels-last-cudnn-benchmark": Mode(
+        bf16=True, compile="default", channels_last=True, cudnn_benchmark=True
+    ),
     "bf16-max-autotune-channels-last": Mode(  # autotuned kernels + CUDA graphs; long compile
         bf16=True, compile="max-autotune", channels_last=True
     ),
@@ -131,8 +138,10 @@ def measure(
     how = MODES[mode]
     if how.channels_last:
         model.to(memory_format=torch.channels_last)
-    if how.compile:
+    if how.compile:  # anew: the last mode's graphs assume its weights' memory format
+        torch._dynamo.reset()
         model.backbone.compile(dynamic=False, mode=how.compile)
+    torch.backends.cudnn.benchmark = how.cudnn_benchmark
     generator = torch.Generator().manual_seed(0)
 
     def call() -> None:
@@ -167,26 +176,31 @@ def measure(
 
 
 def run_case(
-    model_name: str, grid_name: str, device: torch.device, args: argparse.Namespace
-) -> dict:
+    model_name: str,
+    grid_name: str,
+    device: torch.device,
+    args: argparse.Namespace,
+    case: dict,
+    save: Callable[[], None],
+) -> None:
+    """Measure one model on one grid into ``case``, calling ``save`` after each CUDA mode (a
+    run cut short by a time limit keeps the modes it measured)."""
     grid = GRIDS[grid_name]
-    case = {"model": model_name, "grid": grid_name, "grid_shape": grid, "device": str(device)}
+    case.update(model=model_name, grid=grid_name, grid_shape=grid, device=str(device))
     model = build(model_name, grid_name, device)
     case["parameters"] = parameter_count(model)
     case["backbone"] = asdict(model.backbone.config)
     if device.type == "cuda":
-        cond = condition(model, args.inits, grid, device)
-        rows = {
-            mode: measure(model, cond, args.members, args.nfe, device, mode, args.repeats)
-            for mode in args.cuda_modes
-        }
-        case["rows"] = list(rows.values())
-        eager = rows["fp32-eager"]["members_per_second"]
-        case["speedup_over_fp32_eager"] = {
-            mode: row["members_per_second"] / eager for mode, row in rows.items()
-        }
         case["gpu_name"] = torch.cuda.get_device_name(device)
         case["fp32_convolutions_tf32"] = torch.backends.cudnn.allow_tf32
+        cond = condition(model, args.inits, grid, device)
+        case["rows"], case["speedup_over_fp32_eager"] = [], {}
+        for mode in args.cuda_modes:
+            row = measure(model, cond, args.members, args.nfe, device, mode, args.repeats)
+            case["rows"].append(row)
+            eager = case["rows"][0]["members_per_second"]
+            case["speedup_over_fp32_eager"][mode] = row["members_per_second"] / eager
+            save()
     else:
         cond = condition(model, 1, grid, device)
         case["rows"] = [
@@ -194,7 +208,6 @@ def run_case(
             for mode in CPU_MODES[model_name]  # eager first: compiling is in place
         ]
         case["gpu"] = "not measured: no CUDA device on this machine"
-    return case
 
 
 def main() -> None:
@@ -243,13 +256,18 @@ def main() -> None:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:
+        out.write_text(json.dumps(results, indent=1))
+
     for device in devices:
         for item in args.cases:
             model_name, grid_name = item.split(":")
-            case = run_case(model_name, grid_name, device, args)
+            case: dict = {}
             results["cases"].append(case)
+            run_case(model_name, grid_name, device, args, case, save)
             print(json.dumps({k: v for k, v in case.items() if k != "backbone"}, indent=1))
-            out.write_text(json.dumps(results, indent=1))  # after each case: a cut run keeps some
+            save()
     print(f"wrote {out}")
 
 
