@@ -47,6 +47,7 @@ from generators.config import load_train_config, parse_sampler, sampler_spec
 from generators.rollout import ForecastData, default_sampler, forecast_members
 from generators.train import train
 from pipeline.store import ingest, open_store
+from verification.resampling import block_bootstrap_means
 from verification.scores import (
     ensemble_mean_rmse,
     ensemble_spread,
@@ -92,6 +93,7 @@ def scores(
         rank_max_min(np.delete(members, k, axis=1), members[:, k], seed=seed + k)
         for k in range(min(PERFECT_MODEL_DRAWS, members.shape[1] - 1))
     ]
+    grid = ("latitude", "longitude")
     return {
         "fair_crps": float(fair_crps(f, y, mean_over=over)),
         "ssr": float(spread_skill_ratio(f, y, mean_over=over)),
@@ -101,7 +103,40 @@ def scores(
         "rank_max_min_perfect_model": float(np.median(perfect)),
         "members": int(members.shape[1]),
         "inits": int(members.shape[0]),
+        "per_init": {  # grid means of each initial time, for the bootstrap intervals
+            "fair_crps": fair_crps(f, y, mean_over=grid).values.tolist(),
+            "variance": (ensemble_spread(f, y, mean_over=grid) ** 2).values.tolist(),
+            "squared_error": (ensemble_mean_rmse(f, y, mean_over=grid) ** 2).values.tolist(),
+        },
     }
+
+
+INTERVAL_LEVEL = 0.9
+
+
+def bootstrap_intervals(
+    leads: dict, baseline: dict, inits: pd.DatetimeIndex, draws: int = 2000
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """90 % intervals by lead of a row's spread-skill ratio and of its fair CRPS minus
+    ``baseline``'s (per lead, the same initial times), days of ``inits`` resampled whole
+    (:func:`verification.resampling.block_bootstrap_means`; the model and the baseline
+    share each resample). ``leads`` and ``baseline`` map a lead to :func:`scores`."""
+    out = {}
+    for lead, row in leads.items():
+        per_init = xr.Dataset(
+            {name: ("init", values) for name, values in row["per_init"].items()}
+            | {"baseline_crps": ("init", baseline[lead]["per_init"]["fair_crps"])}
+        )
+        means = block_bootstrap_means(per_init, inits.normalize(), draws=draws)
+        m = row["members"]
+        ssr = np.sqrt((m + 1) / m * means["variance"] / means["squared_error"])
+        gain = means["fair_crps"] - means["baseline_crps"]
+        tails = [(1 - INTERVAL_LEVEL) / 2, (1 + INTERVAL_LEVEL) / 2]
+        out[lead] = {
+            "ssr": tuple(np.quantile(ssr, tails).tolist()),
+            "fair_crps_minus_baseline": tuple(np.quantile(gain, tails).tolist()),
+        }
+    return out
 
 
 def evaluate(
@@ -684,6 +719,7 @@ def uk_markdown(p: dict) -> str:
         "ensemble with the model's own dependence shows on these initial times (the median "
         "over 5 members standing in for the truth); it is the statistic's noise floor here.",
     ]
+    lines += uncertainty_markdown(p, leads)
     for name, selection in p.get("noise_selection", {}).items():
         by_scale = selection["scales"]
         mean_abs_log_ssr = {
@@ -757,6 +793,56 @@ def uk_markdown(p: dict) -> str:
                     + f" | {ssr:.2f} | {row['seconds']} |"
                 )
     return "\n".join(lines) + "\n"
+
+
+def uncertainty_markdown(p: dict, leads: Sequence[str]) -> list[str]:
+    """The rows scored with per-initial-time means: 90 % block-bootstrap intervals of the
+    spread-skill ratio and of the fair CRPS minus the better baseline at each lead."""
+    baselines = p["baselines"]
+    rows = {n: r for n, r in p["models"].items() if "per_init" in r["leads"][leads[0]]}
+    if not rows or "per_init" not in baselines["persistence"][leads[0]]:
+        return []
+    better = {
+        h: min(baselines, key=lambda name, h=h: baselines[name][h]["fair_crps"]) for h in leads
+    }
+    best = {h: baselines[better[h]][h] for h in leads}
+    inits = pd.DatetimeIndex(p["test_inits"])
+    lines = [
+        "",
+        f"## Sampling uncertainty on the test days ({INTERVAL_LEVEL:.0%} intervals)",
+        "",
+        f"The {len(inits)} initial times fall on {inits.normalize().nunique()} days, and "
+        "forecasts of one day share its weather. Each interval comes from 2000 resamples "
+        "of whole days with replacement (block bootstrap); the model and the baseline share "
+        "each resample. A CRPS interval below 0 beats the baseline beyond this sampling "
+        "noise. Better baseline by lead: " + ", ".join(f"{h} h {better[h]}" for h in leads) + ".",
+        "",
+        "| model | "
+        + " | ".join(f"SSR {h} h" for h in leads)
+        + " | "
+        + " | ".join(f"CRPS - baseline {h} h" for h in leads)
+        + " |",
+        "| --- | " + " | ".join("---" for _ in range(2 * len(leads))) + " |",
+    ]
+    for name, row in rows.items():
+        got = bootstrap_intervals(row["leads"], best, inits)
+        lines.append(
+            f"| {name} | "
+            + " | ".join(
+                f"{row['leads'][h]['ssr']:.2f} [{got[h]['ssr'][0]:.2f}, {got[h]['ssr'][1]:.2f}]"
+                for h in leads
+            )
+            + " | "
+            + " | ".join(
+                "{:+.3f} [{:+.3f}, {:+.3f}]".format(
+                    row["leads"][h]["fair_crps"] - best[h]["fair_crps"],
+                    *got[h]["fair_crps_minus_baseline"],
+                )
+                for h in leads
+            )
+            + " |"
+        )
+    return lines
 
 
 def cv_calibration_markdown(name: str, cv: dict, leads: Sequence[str]) -> list[str]:

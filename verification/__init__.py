@@ -3,6 +3,8 @@
 - :mod:`verification.kernels` — numpy kernels (sorted-member CRPS, ranks, Brier, energy).
 - :mod:`verification.scores` — their lazy xarray wrappers with named, cos-latitude
   weighted aggregation (:mod:`verification.aggregation`).
+- :mod:`verification.resampling` — sampling uncertainty of scores: the block bootstrap of
+  means over initial times (whole days resampled).
 - :mod:`verification.physics`, :mod:`verification.spectra` — physical-consistency checks
   judged against the truth's own score.
 - :mod:`verification.scorecard` — :func:`~verification.scorecard.verify`: everything for

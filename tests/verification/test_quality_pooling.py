@@ -1,12 +1,16 @@
-"""The quality benchmark's cross-validation pooling equals scoring all folds at once, and its
-leave-one-fold-out calibration never fits a fold's factor on that fold."""
+"""The quality benchmark's cross-validation pooling equals scoring all folds at once, its
+leave-one-fold-out calibration never fits a fold's factor on that fold, and its bootstrap
+intervals resample the model and the baseline together."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
+import pandas as pd
 import pytest
 
-from benchmarks.quality import leave_one_fold_out_factors, pooled, scores
+from benchmarks.quality import bootstrap_intervals, leave_one_fold_out_factors, pooled, scores
 from generators.calibration import fit_spread_factors
 
 
@@ -49,3 +53,24 @@ def test_each_folds_factor_comes_from_the_other_folds_only():
     # changing a fold leaves its own factor as it was
     again = leave_one_fold_out_factors([fold(30, 5.0), *folds[1:]], latitude)
     np.testing.assert_array_equal(again[0], factors[0])
+
+
+def test_bootstrap_intervals_pair_the_model_with_the_baseline():
+    rng = np.random.default_rng(2)
+    latitude = np.linspace(50, 58, 4)
+    mu = rng.normal(size=(16, 4, 5)) * np.repeat(rng.uniform(0.5, 2, 4), 4)[:, None, None]
+    truth = mu + rng.normal(size=mu.shape)
+    leads = {"1": scores(mu[:, None] + rng.normal(size=(16, 20, 4, 5)), truth, latitude)}
+    # a baseline worse by 0.1 at every initial time: the paired difference is exactly -0.1
+    worse = copy.deepcopy(leads)
+    worse["1"]["per_init"]["fair_crps"] = [v + 0.1 for v in worse["1"]["per_init"]["fair_crps"]]
+    four_days = pd.date_range("2019-03-22", periods=16, freq="6h")
+    got = bootstrap_intervals(leads, worse, four_days)["1"]
+    np.testing.assert_allclose(got["fair_crps_minus_baseline"], (-0.1, -0.1))
+    low, high = got["ssr"]
+    assert low < leads["1"]["ssr"] < high and low < 1.0 < high  # a reliable ensemble
+    # one day: every resample is the whole sample, and the per-init means give back the SSR
+    one_day = pd.date_range("2019-03-22", periods=16, freq="1h")
+    got = bootstrap_intervals(leads, leads, one_day)["1"]
+    np.testing.assert_allclose(got["ssr"], (leads["1"]["ssr"],) * 2, rtol=1e-9)
+    np.testing.assert_allclose(got["fair_crps_minus_baseline"], (0.0, 0.0), atol=1e-12)
