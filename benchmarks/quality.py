@@ -47,12 +47,13 @@ from generators.config import load_train_config, parse_sampler, sampler_spec
 from generators.rollout import ForecastData, default_sampler, forecast_members
 from generators.train import train
 from pipeline.store import ingest, open_store
-from verification.resampling import block_bootstrap_means
+from verification.resampling import block_bootstrap_means, score_parts
 from verification.scores import (
     ensemble_mean_rmse,
     ensemble_spread,
     fair_crps,
     rank_histogram,
+    spread_skill_from_moments,
     spread_skill_ratio,
 )
 
@@ -93,7 +94,6 @@ def scores(
         rank_max_min(np.delete(members, k, axis=1), members[:, k], seed=seed + k)
         for k in range(min(PERFECT_MODEL_DRAWS, members.shape[1] - 1))
     ]
-    grid = ("latitude", "longitude")
     return {
         "fair_crps": float(fair_crps(f, y, mean_over=over)),
         "ssr": float(spread_skill_ratio(f, y, mean_over=over)),
@@ -104,9 +104,8 @@ def scores(
         "members": int(members.shape[1]),
         "inits": int(members.shape[0]),
         "per_init": {  # grid means of each initial time, for the bootstrap intervals
-            "fair_crps": fair_crps(f, y, mean_over=grid).values.tolist(),
-            "variance": (ensemble_spread(f, y, mean_over=grid) ** 2).values.tolist(),
-            "squared_error": (ensemble_mean_rmse(f, y, mean_over=grid) ** 2).values.tolist(),
+            name: part.values.tolist()
+            for name, part in score_parts(f, y, mean_over=("latitude", "longitude")).items()
         },
     }
 
@@ -128,8 +127,7 @@ def bootstrap_intervals(
             | {"baseline_crps": ("init", baseline[lead]["per_init"]["fair_crps"])}
         )
         means = block_bootstrap_means(per_init, inits.normalize(), draws=draws)
-        m = row["members"]
-        ssr = np.sqrt((m + 1) / m * means["variance"] / means["squared_error"])
+        ssr = spread_skill_from_moments(means["variance"], means["squared_error"], row["members"])
         gain = means["fair_crps"] - means["baseline_crps"]
         tails = [(1 - INTERVAL_LEVEL) / 2, (1 + INTERVAL_LEVEL) / 2]
         out[lead] = {
@@ -402,7 +400,7 @@ def pooled(rows: Sequence[dict]) -> dict:
         spread2 = np.dot(n, [f["spread"] ** 2 for f in folds]) / n.sum()
         error2 = np.dot(n, [f["rmse"] ** 2 for f in folds]) / n.sum()
         out[lead] = {
-            "ssr": float(np.sqrt((m + 1) / m * spread2 / error2)),
+            "ssr": float(spread_skill_from_moments(spread2, error2, m)),
             "fair_crps": float(np.dot(n, [f["fair_crps"] for f in folds]) / n.sum()),
             "inits": int(n.sum()),
             "members": m,

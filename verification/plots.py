@@ -88,18 +88,24 @@ def plot_scores_by_lead(scorecard: xr.Dataset) -> Figure:
 
 
 def plot_spread_skill_ratio(scorecard: xr.Dataset) -> Figure:
-    """Spread-skill ratio (with the finite-ensemble factor) against lead time, all variables."""
+    """Spread-skill ratio (with the finite-ensemble factor) against lead time, all variables,
+    shaded over its bootstrap interval when the scorecard has one."""
     fig = Figure(figsize=(6.5, 4))
     ax = fig.subplots()
     _spacing(fig)
     hours = _lead_hours(scorecard)
     for name in scorecard[VARIABLE].values:
-        ax.plot(
-            hours,
-            scorecard["spread_skill_ratio"].sel({VARIABLE: name}).values,
-            "o-",
-            label=str(name),
-        )
+        card = scorecard.sel({VARIABLE: name})
+        (line,) = ax.plot(hours, card["spread_skill_ratio"].values, "o-", label=str(name))
+        if "spread_skill_ratio_low" in card:
+            ax.fill_between(
+                hours,
+                card["spread_skill_ratio_low"].values,
+                card["spread_skill_ratio_high"].values,
+                color=line.get_color(),
+                alpha=0.15,
+                lw=0,
+            )
     ax.axhline(1.0, color="k", lw=1)
     ax.set_xlabel("lead time (h)")
     ax.set_ylabel("spread-skill ratio")

@@ -33,9 +33,13 @@ figcaption { font-size: .9em; color: #444; margin-top: .3em; } .note { color: #5
 
 _SCORECARD_COLUMNS = {
     "fair_crps": "fair CRPS",
+    "fair_crps_low": "CRPS low",
+    "fair_crps_high": "CRPS high",
     "ensemble_mean_rmse": "RMSE (mean)",
     "ensemble_spread": "spread",
     "spread_skill_ratio": "spread/skill",
+    "spread_skill_ratio_low": "spread/skill low",
+    "spread_skill_ratio_high": "spread/skill high",
     "rank_delta": "rank δ",
     "rank_p_value": "rank p",
     "n_verified": "points",

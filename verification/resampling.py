@@ -18,6 +18,7 @@ import numpy as np
 import xarray as xr
 
 from pipeline.errors import InputError
+from verification import scores as vs
 
 DRAW = "draw"
 
@@ -36,11 +37,12 @@ def block_bootstrap_means(
     ``blocks`` (one label per element of ``dim``, e.g. each initial time's date) and
     takes every element of each drawn block. Its mean is
     ``sum_i c_i x_i / sum_i c_i``, ``c_i`` the number of times element ``i`` was drawn,
-    computed for all resamples at once as a (draw, dim) weight matrix (``xr.dot``, so
+    computed for all resamples at once from a (draw, dim) count matrix (``xr.dot``, so
     lazy on dask). With one element per block this is Efron's bootstrap of the mean.
 
     Returns the variables of ``per_init`` with ``dim`` replaced by ``draw`` (length
-    ``draws``). A NaN element makes every resample that draws it NaN.
+    ``draws``). NaN elements (no truth to verify) are skipped, as in
+    :func:`verification.aggregation.mean_over`; a resample of NaN only is NaN.
     """
     if dim not in per_init.dims:
         raise InputError(
@@ -60,6 +62,70 @@ def block_bootstrap_means(
     n_blocks = block_of.max() + 1
     picks = np.random.default_rng(seed).integers(n_blocks, size=(draws, n_blocks))
     times_drawn = np.stack([np.bincount(row, minlength=n_blocks) for row in picks])
-    counts = times_drawn[:, block_of].astype(float)
-    weights = xr.DataArray(counts / counts.sum(axis=1, keepdims=True), dims=(DRAW, dim))
-    return per_init.map(lambda da: xr.dot(da, weights, dim=dim))
+    counts = xr.DataArray(times_drawn[:, block_of].astype(float), dims=(DRAW, dim))
+
+    def mean(da: xr.DataArray) -> xr.DataArray:
+        valid = da.notnull()
+        return xr.dot(da.where(valid, 0.0), counts, dim=dim) / xr.dot(valid, counts, dim=dim)
+
+    return per_init.map(mean)
+
+
+def score_parts(
+    forecast: xr.DataArray,
+    truth: xr.DataArray,
+    *,
+    mean_over: Sequence[Hashable],
+    member_dim: str = "member",
+) -> xr.Dataset:
+    """The parts of the scores :func:`score_intervals` resamples, averaged over
+    ``mean_over`` (the grid) and kept along every other dim (the initial times):
+    ``fair_crps``, ``variance`` (member variance, ddof=1) and ``squared_error`` (of the
+    ensemble mean). Lazy on dask; shares its kernels with the scores of the same inputs."""
+    kwargs = {"member_dim": member_dim, "mean_over": mean_over}
+    return xr.Dataset(
+        {
+            "fair_crps": vs.fair_crps(forecast, truth, **kwargs),
+            "variance": vs.ensemble_spread(forecast, truth, **kwargs) ** 2,
+            "squared_error": vs.ensemble_mean_rmse(forecast, truth, **kwargs) ** 2,
+        }
+    )
+
+
+def score_intervals(
+    per_init: xr.Dataset,
+    members: int,
+    blocks: Sequence[Hashable] | np.ndarray,
+    *,
+    dim: str = "init",
+    level: float = 0.9,
+    draws: int = 2000,
+    seed: int = 0,
+) -> xr.Dataset:
+    """Percentile intervals (``level``, two-sided) of the mean fair CRPS and of the
+    spread-skill ratio from the block bootstrap of their per-initial-time parts.
+
+    ``per_init`` holds, along ``dim``, each initial time's grid means ``fair_crps``,
+    ``variance`` (member variance, ddof=1) and ``squared_error`` (of the ensemble mean),
+    as :func:`score_parts` gives them; ``members`` is M. Each resample gives ``mean(fair_crps)`` and
+    ``sqrt((M+1)/M · mean(variance) / mean(squared_error))``. Returns ``fair_crps`` and
+    ``spread_skill_ratio`` with a ``quantile`` dim (the two bounds) in place of ``dim``.
+    """
+    if not 0 < level < 1:
+        raise InputError(f"score_intervals: level={level}; give a coverage between 0 and 1")
+    means = block_bootstrap_means(
+        per_init[["fair_crps", "variance", "squared_error"]],
+        blocks,
+        dim=dim,
+        draws=draws,
+        seed=seed,
+    )
+    scores = xr.Dataset(
+        {
+            "fair_crps": means["fair_crps"],
+            "spread_skill_ratio": vs.spread_skill_from_moments(
+                means["variance"], means["squared_error"], members
+            ),
+        }
+    )
+    return scores.quantile([(1 - level) / 2, (1 + level) / 2], dim=DRAW)

@@ -32,6 +32,7 @@ from typing import Any
 
 import dask
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from pipeline.adapters import AlignedForecast, align_with_truth
@@ -41,6 +42,7 @@ from verification import physics as _physics_checks  # noqa: F401  (registers th
 from verification import scores as vs
 from verification.aggregation import count_valid
 from verification.base import CHECKS, SCORES, get_check, get_score
+from verification.resampling import score_intervals, score_parts
 from verification.spectra import power_spectrum
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,12 @@ class VerifyConfig:
                       thresholds and energy-score scaling use; 0 turns physics off.
     energy_score:     compute the multivariate energy score (O(M²) per point).
     map_members:      members kept in ``/maps`` for the member-map figure.
+    interval_level:   coverage of the intervals of fair CRPS and spread-skill ratio
+                      (``*_low``, ``*_high`` in the scorecard; 0 turns them off), from the
+                      block bootstrap of init times (:mod:`verification.resampling`).
+    interval_block:   the blocks resampled whole: init times that share this floor
+                      (a pandas frequency; ``1D``: the init times of one day).
+    interval_draws:   bootstrap resamples.
     """
 
     scores: tuple[str, ...] = ()
@@ -75,6 +83,9 @@ class VerifyConfig:
     physics_init_times: int = 8
     energy_score: bool = True
     map_members: int = 3
+    interval_level: float = 0.9
+    interval_block: str = "1D"
+    interval_draws: int = 1000
     progress: bool = field(default=True, compare=False)
 
     def __post_init__(self) -> None:
@@ -93,6 +104,20 @@ class VerifyConfig:
             )
         if self.physics_init_times < 0:
             raise InputError(f"physics_init_times={self.physics_init_times} must be >= 0")
+        if not 0 <= self.interval_level < 1:
+            raise InputError(
+                f"interval_level={self.interval_level}: give a coverage in (0, 1), or 0 for "
+                "no intervals"
+            )
+        try:
+            pd.tseries.frequencies.to_offset(self.interval_block)
+        except ValueError as error:
+            raise InputError(
+                f"interval_block={self.interval_block!r} is not a pandas frequency ({error}); "
+                "use e.g. '1D' (init times of one day) or '6h'"
+            ) from None
+        if self.interval_draws < 1:
+            raise InputError(f"interval_draws={self.interval_draws} must be >= 1")
 
 
 def verify(
@@ -124,10 +149,17 @@ def verify(
         lazy["energy_score"] = vs.energy_score(
             f / scale, t / scale, component_dim=VARIABLE, mean_over=config.mean_over
         )
+    intervals = config.interval_level > 0 and INIT_TIME in config.mean_over
+    if intervals:
+        grid = tuple(d for d in config.mean_over if d != INIT_TIME)
+        lazy["per_init"] = score_parts(f, t, mean_over=grid)
     (computed,) = _compute(lazy, progress=config.progress)
 
+    card = _scorecard(computed, t, config)
+    if intervals:
+        card = card.merge(_intervals(computed["per_init"], f.sizes[MEMBER], config))
     tree = {
-        "/scorecard": _scorecard(computed, t, config),
+        "/scorecard": card,
         "/rank_histogram": _variable_first(computed["rank_histogram"].to_dataset()),
         "/reliability": _variable_first(computed["reliability"].rename({vs.THRESHOLD: EVENT})),
     }
@@ -215,6 +247,34 @@ def _scorecard(computed: dict[str, Any], t: xr.DataArray, config: VerifyConfig) 
         long_name="points skipped: truth missing"
     )
     return _variable_first(card)
+
+
+def _intervals(per_init: xr.Dataset, members: int, config: VerifyConfig) -> xr.Dataset:
+    """``fair_crps_low/high`` and ``spread_skill_ratio_low/high``: the block-bootstrap
+    interval of each over the init times (:func:`verification.resampling.score_intervals`)."""
+    blocks = pd.DatetimeIndex(per_init[INIT_TIME].values).floor(config.interval_block)
+    bounds = score_intervals(
+        per_init,
+        members,
+        blocks,
+        dim=INIT_TIME,
+        level=config.interval_level,
+        draws=config.interval_draws,
+        seed=config.seed,
+    )
+    what = (
+        f"{config.interval_level:.0%} block-bootstrap interval, init times resampled in "
+        f"{config.interval_block} blocks ({blocks.nunique()} of them), {config.interval_draws} draws"
+    )
+    out = xr.Dataset()
+    for name in bounds.data_vars:
+        for i, side in enumerate(("low", "high")):
+            out[f"{name}_{side}"] = (
+                bounds[name]
+                .isel(quantile=i, drop=True)
+                .assign_attrs(long_name=f"{SCORES[name].long_name}: {side} end of the {what}")
+            )
+    return _variable_first(out)
 
 
 def _variable_first(ds: xr.Dataset) -> xr.Dataset:

@@ -213,11 +213,19 @@ def spread_skill_ratio(
     ratio tends to 1 for a reliable ensemble whatever M. WeatherBench 2 omits the factor
     (its ratio of a perfect 5-member ensemble is about 0.91).
     """
-    m = forecast.sizes[member_dim]
     squared_error, variance = _moments(forecast, truth, member_dim)
-    spread = np.sqrt(_mean_over(variance, mean_over, weights=weights))
-    skill = np.sqrt(_mean_over(squared_error, mean_over, weights=weights))
-    return (np.sqrt((m + 1) / m) * spread / skill).rename("spread_skill_ratio")
+    return spread_skill_from_moments(
+        _mean_over(variance, mean_over, weights=weights),
+        _mean_over(squared_error, mean_over, weights=weights),
+        forecast.sizes[member_dim],
+    ).rename("spread_skill_ratio")
+
+
+def spread_skill_from_moments(variance: Any, squared_error: Any, members: int) -> Any:
+    """``sqrt((M+1)/M · variance / squared_error)`` from the averaged member variance
+    (ddof=1) and squared error of the ensemble mean of M members: the spread-skill ratio
+    of pooled or resampled averages (arrays or DataArrays alike)."""
+    return np.sqrt((members + 1) / members * variance / squared_error)
 
 
 def _point_index(truth: xr.DataArray) -> xr.DataArray:

@@ -35,6 +35,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-energy-score", action="store_true", help="skip the multivariate energy score (O(M²))"
     )
+    parser.add_argument(
+        "--interval-level",
+        type=float,
+        default=0.9,
+        help="coverage of the block-bootstrap intervals of fair CRPS and spread-skill ratio; "
+        "0 skips them (default 0.9)",
+    )
+    parser.add_argument(
+        "--interval-block",
+        default="1D",
+        help="init times resampled together: those with the same floor to this pandas "
+        "frequency (default 1D: the init times of one day)",
+    )
     cluster = parser.add_mutually_exclusive_group()
     cluster.add_argument(
         "--dask-scheduler", help="address of a running dask scheduler to compute on"
@@ -89,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         physics_init_times=args.physics_init_times,
         energy_score=not args.no_energy_score,
+        interval_level=args.interval_level,
+        interval_block=args.interval_block,
         progress=not args.no_progress,
     )
     use_cluster = args.dask_scheduler or args.local_cluster
@@ -96,12 +111,14 @@ def run(args: argparse.Namespace) -> int:
         tree = verify(forecast, truth.dataset, config)
         write_scores(tree, args.out)
     print(f"scores: {args.out}")
-    print(
-        tree["scorecard"]
-        .to_dataset()[["fair_crps", "spread_skill_ratio"]]
-        .to_dataframe()
-        .to_string()
-    )
+    card = tree["scorecard"].to_dataset()
+    columns = [
+        name
+        for score in ("fair_crps", "spread_skill_ratio")
+        for name in (score, f"{score}_low", f"{score}_high")
+        if name in card
+    ]
+    print(card[columns].to_dataframe().to_string())
     if args.report:
         write_report(
             tree, args.report, sources=f"forecast {args.forecast} against analysis {args.truth}"

@@ -1,5 +1,6 @@
 """The block bootstrap of means: Efron's variance of the mean for single-element blocks,
-whole blocks kept together, nominal coverage under day-to-day dependence, dask, errors."""
+whole blocks kept together, nominal coverage under day-to-day dependence, missing values,
+dask, errors; and the score intervals built on it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pytest
 import xarray as xr
 
 from pipeline.errors import InputError
-from verification.resampling import block_bootstrap_means
+from verification import scores as vs
+from verification.resampling import block_bootstrap_means, score_intervals, score_parts
 
 
 def per_init(values: np.ndarray) -> xr.Dataset:
@@ -74,6 +76,15 @@ def test_several_variables_share_each_resample_and_dask_gives_the_same_draws():
     assert set(eager["a"].dims) == {"lead", "draw"}
 
 
+def test_missing_elements_are_skipped():
+    x = np.array([1.0, np.nan, 3.0, np.nan])
+    draws = block_bootstrap_means(per_init(x), [0, 0, 1, 1], draws=400)["score"]
+    # a resample holds day 0 (mean 1), day 1 (mean 3) or both (mean 2)
+    assert set(np.round(draws.values, 12)) == {1.0, 2.0, 3.0}
+    only_missing = block_bootstrap_means(per_init(np.full(3, np.nan)), [0, 1, 2], draws=5)
+    assert bool(only_missing["score"].isnull().all())
+
+
 @pytest.mark.parametrize(
     ("blocks", "kwargs", "message"),
     [
@@ -85,3 +96,23 @@ def test_several_variables_share_each_resample_and_dask_gives_the_same_draws():
 def test_bad_arguments_are_named(blocks, kwargs, message):
     with pytest.raises(InputError, match=message):
         block_bootstrap_means(per_init(np.zeros(6)), blocks, **kwargs)
+
+
+def test_one_block_score_intervals_close_on_the_scores_of_the_whole_sample():
+    # Every resample is the whole sample: both bounds equal the scores computed directly.
+    rng = np.random.default_rng(6)
+    dims = ("init", "member", "latitude", "longitude")
+    latitude = np.linspace(50, 60, 4)
+    f = xr.DataArray(rng.normal(size=(9, 7, 4, 5)), dims=dims, coords={"latitude": latitude})
+    y = xr.DataArray(rng.normal(size=(9, 4, 5)), dims=dims[:1] + dims[2:], coords=f.latitude.coords)
+    everything = ("init", "latitude", "longitude")
+    per_init = score_parts(f, y, mean_over=("latitude", "longitude"))
+    got = score_intervals(per_init, 7, ["one day"] * 9, draws=20)
+    np.testing.assert_allclose(got["fair_crps"], float(vs.fair_crps(f, y, mean_over=everything)))
+    np.testing.assert_allclose(
+        got["spread_skill_ratio"], float(vs.spread_skill_ratio(f, y, mean_over=everything))
+    )
+    nine_days = score_intervals(per_init, 7, np.arange(9), draws=500)["spread_skill_ratio"]
+    assert float(nine_days[0]) < float(vs.spread_skill_ratio(f, y, mean_over=everything))
+    with pytest.raises(InputError, match="level=1.5"):
+        score_intervals(per_init, 7, np.arange(9), level=1.5)

@@ -14,6 +14,7 @@ from conftest import balanced_members, oracle_forecast
 
 from flows.cli import main
 from pipeline.adapters import align_with_truth, from_wxens_forecast
+from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, write_forecast
 from pipeline.store import ingest
 from pipeline.synthetic import SyntheticConfig, synthetic_dataset
@@ -120,6 +121,34 @@ def test_missing_truth_is_skipped_and_counted(case):
     assert tree.to_dataset().attrs["missing_valid_times"]
 
 
+def test_scorecard_intervals_bracket_the_scores_and_survive_missing_truth(case):
+    _, truth, forecast = case
+    config = VerifyConfig(physics_init_times=0, energy_score=False, progress=False)
+    card = verify(forecast, truth, config)["scorecard"].to_dataset()
+    for score in ("fair_crps", "spread_skill_ratio"):
+        low, high = card[f"{score}_low"], card[f"{score}_high"]
+        assert (low <= card[score] + 1e-12).all() and (card[score] <= high + 1e-12).all()
+        assert (low < high).all()  # 8 init times on 2 days: two blocks
+        assert "block-bootstrap interval" in high.attrs["long_name"]
+    short = verify(forecast, truth.isel(time=slice(0, 8)), config)["scorecard"].to_dataset()
+    assert np.isfinite(short["fair_crps_high"]).all()
+    off = VerifyConfig(physics_init_times=0, energy_score=False, progress=False, interval_level=0)
+    assert "fair_crps_low" not in verify(forecast, truth, off)["scorecard"].to_dataset()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("interval_level", 1.0, "interval_level=1.0"),
+        ("interval_block", "daily", "interval_block='daily' is not a pandas frequency"),
+        ("interval_draws", 0, "interval_draws=0"),
+    ],
+)
+def test_bad_interval_settings_are_named(field, value, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        VerifyConfig(**{field: value})
+
+
 def test_chunked_verification_equals_in_memory(case):
     _, truth, forecast = case
     config = VerifyConfig(physics_init_times=0, progress=False)
@@ -188,7 +217,9 @@ def test_cli_verifies_a_forecast_store_and_a_weatherbench2_zarr(case, tmp_path, 
     out, report = tmp_path / "scores.nc", tmp_path / "report.html"
     assert main([*args, "--out", str(out), "--report", str(report)]) == 0
     assert out.is_file() and report.stat().st_size > 10_000
-    assert "spread_skill_ratio" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "spread_skill_ratio" in printed and "fair_crps_high" in printed
+    assert "spread/skill low" in report.read_text()
     wb2 = tmp_path / "wb2.zarr"
     from_wxens_forecast(forecast[["t2m"]], "weatherbench2").to_zarr(
         wb2, zarr_format=2
