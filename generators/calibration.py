@@ -70,7 +70,9 @@ def spread_skill_ratio(members: np.ndarray, truth: np.ndarray, latitude: np.ndar
 @dataclass(frozen=True, eq=False)
 class SpreadCalibration:
     """Factors k (L, C) by lead (hours) and channel, with the SSR before and after on the
-    fit period and how they were fitted."""
+    fit period and how they were fitted: ``sampler`` is the spec of the sampler of the fit
+    forecasts (None in calibrations written before it was recorded). The factors hold for
+    that sampler only: another NFE or noise scale changes the spread they correct."""
 
     channels: tuple[str, ...]
     leads_hours: tuple[float, ...]
@@ -80,6 +82,7 @@ class SpreadCalibration:
     period: str
     members: int
     n_inits: int
+    sampler: str | None = None
 
     def lead_index(self, lead_hours: float) -> int | None:
         for i, lead in enumerate(self.leads_hours):
@@ -113,6 +116,7 @@ class SpreadCalibration:
             "period": self.period,
             "members": self.members,
             "n_inits": self.n_inits,
+            "sampler": self.sampler,
         }
 
     @classmethod
@@ -126,13 +130,31 @@ class SpreadCalibration:
             period=str(d["period"]),
             members=int(d["members"]),
             n_inits=int(d["n_inits"]),
+            sampler=d.get("sampler"),
         )
+
+    def check_sampler(self, spec: str) -> None:
+        """Refuse to apply the factors to members drawn with another sampler than the fit's."""
+        if self.sampler is None:
+            log.warning(
+                "the spread calibration does not record the sampler it was fitted with (an "
+                "older checkpoint): its factors hold only for that sampler; refit with wxens "
+                "calibrate to record it"
+            )
+        elif spec != self.sampler:
+            raise InputError(
+                f"the checkpoint's spread calibration was fitted on forecasts of {self.sampler}; "
+                f"its factors do not hold for {spec}, whose spread differs. Forecast with "
+                f"--sampler {self.sampler!r} (the default of a calibrated checkpoint), leave "
+                "the calibration out (--no-calibration), or refit it for this sampler "
+                "(wxens calibrate --sampler)"
+            )
 
     def report(self) -> str:
         """A markdown table: lead, channel, factor, SSR before and after on the fit period."""
         lines = [
             f"Spread calibration fitted on {self.period} ({self.n_inits} initial times, "
-            f"{self.members} members)",
+            f"{self.members} members, {self.sampler or 'sampler not recorded'})",
             "",
             "| lead (h) | channel | factor k | SSR before | SSR after |",
             "| --- | --- | --- | --- | --- |",
@@ -281,7 +303,7 @@ def fit_calibration(
     fold's forecasts of the period it held out, pooled. Folds calibrate a model trained on
     all the data, which has no held-out period of its own. Every forecast uses
     ``checkpoint``'s sampler (``config.sampler`` when set)."""
-    from generators.config import parse_sampler
+    from generators.config import parse_sampler, sampler_spec
     from generators.rollout import ForecastData, default_sampler, forecast_members
     from generators.train import resolve_device
 
@@ -360,6 +382,7 @@ def fit_calibration(
         period=period,
         members=config.members,
         n_inits=n_inits,
+        sampler=sampler_spec(sampler),
     )
     log.info(
         "spread calibration on %s: factors %s by lead %s h",

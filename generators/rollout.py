@@ -225,9 +225,12 @@ class ForecastData:
 
 
 def default_sampler(checkpoint: Checkpoint, model: object) -> Sampler:
-    """The sampler a checkpoint forecasts with by default: its config's ``sampler`` when set;
+    """The sampler a checkpoint forecasts with by default: the one its spread calibration
+    was fitted with (the factors hold for it only); else its config's ``sampler`` when set;
     else the short sampler of its fair-CRPS fine-tune if it had one (those are the steps it
     was trained through); else the model's default."""
+    if (checkpoint.calibration or {}).get("sampler"):
+        return parse_sampler(checkpoint.calibration["sampler"])
     if checkpoint.train_config.sampler is not None:
         return parse_sampler(checkpoint.train_config.sampler)
     fine_tune = checkpoint.train_config.fine_tune
@@ -273,6 +276,8 @@ def iter_forecast(
     if compile and dev.type == "cuda":
         model.backbone.compile(dynamic=False)  # compiled on the first batch
     sampler = sampler or default_sampler(checkpoint, model)
+    if calibration is not None:
+        calibration.check_sampler(sampler_spec(sampler))
     norm = checkpoint.normalization
     factors = {
         h: torch.from_numpy(norm.residual_to_state(h)).to(dev) for h in checkpoint.leads_hours

@@ -179,6 +179,7 @@ def test_a_calibration_is_stored_applied_and_recorded(tmp_path, capsys):
     checkpoint = load_checkpoint(tmp_path / "run")
     stored = SpreadCalibration.from_dict(checkpoint.calibration)
     assert stored.leads_hours == (6.0,) and stored.n_inits == 15  # 16th 00 h to 19th 12 h
+    assert stored.sampler == "euler:nfe=2,noise_scale=1.0"  # the fit's, not the model's default
 
     common = [
         "forecast",
@@ -194,9 +195,20 @@ def test_a_calibration_is_stored_applied_and_recorded(tmp_path, capsys):
         "6h",
         "--no-progress",
     ]
+    # the factors hold for the fit's sampler only: another is refused, nothing written
+    capsys.readouterr()
+    other = common + ["--out", str(tmp_path / "other.zarr"), "--sampler", "euler:nfe=4"]
+    assert wxens(other) == 2
+    error = capsys.readouterr().err
+    assert "fitted on forecasts of euler:nfe=2,noise_scale=1.0" in error
+    assert "euler:nfe=4" in error and "--no-calibration" in error
+    assert not (tmp_path / "other.zarr").exists()
+    assert wxens([*other, "--no-calibration"]) == 0
+    # by default a calibrated checkpoint forecasts with its calibration's sampler
     assert wxens(common + ["--out", str(tmp_path / "cal.zarr")]) == 0
     assert wxens(common + ["--out", str(tmp_path / "raw.zarr"), "--no-calibration"]) == 0
     cal, raw = open_forecast(tmp_path / "cal.zarr"), open_forecast(tmp_path / "raw.zarr")
+    assert cal.attrs["wxens_sampler"] == stored.sampler
     assert json.loads(cal.attrs["wxens_calibration"])["factors"] == stored.factors.tolist()
     assert json.loads(raw.attrs["wxens_calibration"]) == {}
     ratio = float(cal.t2m.std("member").mean() / raw.t2m.std("member").mean())
