@@ -39,6 +39,7 @@ from pipeline.errors import InputError
 
 if TYPE_CHECKING:
     from generators.config import CalibrationConfig
+    from generators.samplers import Sampler
 
 log = logging.getLogger(__name__)
 
@@ -133,15 +134,18 @@ class SpreadCalibration:
             sampler=d.get("sampler"),
         )
 
-    def check_sampler(self, spec: str) -> None:
+    def check_sampler(self, sampler: Sampler) -> None:
         """Refuse to apply the factors to members drawn with another sampler than the fit's."""
+        from generators.config import parse_sampler, sampler_spec
+
         if self.sampler is None:
             log.warning(
                 "the spread calibration does not record the sampler it was fitted with (an "
                 "older checkpoint): its factors hold only for that sampler; refit with wxens "
                 "calibrate to record it"
             )
-        elif spec != self.sampler:
+        elif parse_sampler(self.sampler) != sampler:
+            spec = sampler_spec(sampler)
             raise InputError(
                 f"the checkpoint's spread calibration was fitted on forecasts of {self.sampler}; "
                 f"its factors do not hold for {spec}, whose spread differs. Forecast with "

@@ -277,7 +277,7 @@ def iter_forecast(
         model.backbone.compile(dynamic=False)  # compiled on the first batch
     sampler = sampler or default_sampler(checkpoint, model)
     if calibration is not None:
-        calibration.check_sampler(sampler_spec(sampler))
+        calibration.check_sampler(sampler)
     norm = checkpoint.normalization
     factors = {
         h: torch.from_numpy(norm.residual_to_state(h)).to(dev) for h in checkpoint.leads_hours

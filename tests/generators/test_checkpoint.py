@@ -171,5 +171,9 @@ def test_sampler_specs_round_trip():
     sampler = parse_sampler("edm_heun:num_steps=5,churn=1.5,noise_inflation=1.05")
     assert sampler.nfe == 9 and sampler.churn == 1.5
     assert parse_sampler(sampler_spec(sampler)) == sampler
+    # one sampler, one spec: an integer given for a float field is that float
+    assert sampler_spec(parse_sampler("edm_euler:churn=0,noise_scale=1")) == sampler_spec(
+        parse_sampler("edm_euler:churn=0.0,noise_scale=1.0")
+    )
     with pytest.raises(InputError, match="unknown sampler"):
         parse_sampler("rk4:nfe=3")

@@ -67,6 +67,20 @@ def test_noise_scale_scales_the_initial_state():
     torch.testing.assert_close(x1, 1.05 * _noise(shape, 3), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("sampler", [EDMEulerSampler, EDMHeunSampler])
+def test_edm_noise_scale_scales_members_of_a_linear_denoiser(sampler):
+    # D(x; s) = x v / (v + s^2), the exact denoiser of N(0, v) data, is linear in x: without
+    # churn every step is linear, so scaling the initial noise scales the members.
+    def denoiser(x, s):
+        return x * 0.3 / (0.3 + s[:, None] ** 2)
+
+    def draw(scale: float) -> torch.Tensor:
+        config = sampler(num_steps=3, churn=0.0, noise_scale=scale)
+        return config(denoiser, (4, 5), generator=torch.Generator().manual_seed(2), device="cpu")
+
+    torch.testing.assert_close(draw(1.3), 1.3 * draw(1.0), rtol=1e-12, atol=1e-12)
+
+
 def test_heun_step_of_a_linear_ode_unrolled_by_hand():
     a, b = -0.7, 2.0
 
@@ -246,6 +260,7 @@ def test_registry_builds_by_name_and_fails_loudly():
         lambda: EDMHeunSampler(sigma_min=10.0, sigma_max=1.0),
         lambda: EDMHeunSampler(churn=-1.0),
         lambda: EDMEulerSampler(num_steps=0),
+        lambda: EDMEulerSampler(noise_scale=0.0),
     ],
 )
 def test_invalid_sampler_configs_raise(build):
