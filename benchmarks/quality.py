@@ -24,6 +24,7 @@ shadow the ``verification`` package.)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import platform
@@ -471,6 +472,13 @@ def cv_folds(paths: str, store) -> list[tuple[Checkpoint, pd.DatetimeIndex]]:
     return [(c, held_out_inits(c, store)) for c in checkpoints]
 
 
+def noise_scaled(checkpoint: Checkpoint, scale: str) -> str:
+    """The spec of the checkpoint's default sampler with its initial noise scaled by
+    ``scale`` (flow matching's and EDM's ``noise_scale``)."""
+    sampler = default_sampler(checkpoint, checkpoint.build_model())
+    return sampler_spec(dataclasses.replace(sampler, noise_scale=float(scale)))
+
+
 def held_out_inits(checkpoint: Checkpoint, store) -> pd.DatetimeIndex:
     """Every 6 h of the one period a cross-validation checkpoint excluded from training
     (``data.exclude``), with the history in the store and the 24 h truth in the period."""
@@ -568,13 +576,13 @@ def uk(args: argparse.Namespace) -> None:
             rows = [
                 cache.get(
                     f"select:{checkpoint.digest}:{scale}:{members}",
-                    lambda path=checkpoint.path, inits=inits, scale=scale: evaluate(
-                        path,
+                    lambda checkpoint=checkpoint, inits=inits, scale=scale: evaluate(
+                        checkpoint.path,
                         store,
                         inits,
                         UK_LEADS,
                         members,
-                        f"euler:nfe=2,noise_scale={scale}",
+                        noise_scaled(checkpoint, scale),
                     ),
                 )
                 for checkpoint, inits in folds
@@ -933,7 +941,8 @@ def main() -> None:
         default=[],
         metavar="NAME=CHECKPOINT,CHECKPOINT,...=SCALE,SCALE",
         help="score initial-noise scales by cross-validation: each checkpoint trained "
-        "without one fold (data.exclude), scored on that fold, pooled",
+        "without one fold (data.exclude), scored on that fold with its default sampler at "
+        "noise_scale=SCALE, pooled",
     )
     u.add_argument(
         "--cv-calibration",
