@@ -48,7 +48,7 @@ from generators.config import load_train_config, parse_sampler, sampler_spec
 from generators.rollout import ForecastData, default_sampler, forecast_members
 from generators.train import train
 from pipeline.store import ingest, open_store
-from verification.resampling import block_bootstrap_means, score_parts
+from verification.resampling import score_intervals, score_parts
 from verification.scores import (
     ensemble_mean_rmse,
     ensemble_spread,
@@ -111,29 +111,28 @@ def scores(
     }
 
 
-INTERVAL_LEVEL = 0.9
+INTERVAL_LEVEL, INTERVAL_DRAWS = 0.9, 2000
 
 
 def bootstrap_intervals(
-    leads: dict, baseline: dict, inits: pd.DatetimeIndex, draws: int = 2000
+    leads: dict, baseline: dict, inits: pd.DatetimeIndex
 ) -> dict[str, dict[str, tuple[float, float]]]:
     """90 % intervals by lead of a row's spread-skill ratio and of its fair CRPS minus
     ``baseline``'s (per lead, the same initial times), days of ``inits`` resampled whole
-    (:func:`verification.resampling.block_bootstrap_means`; the model and the baseline
-    share each resample). ``leads`` and ``baseline`` map a lead to :func:`scores`."""
+    (:func:`verification.resampling.score_intervals`; the difference is taken per initial
+    time, so the model and the baseline share each resample). ``leads`` and ``baseline``
+    map a lead to :func:`scores`."""
+    kwargs = {"blocks": inits.normalize(), "level": INTERVAL_LEVEL, "draws": INTERVAL_DRAWS}
     out = {}
     for lead, row in leads.items():
-        per_init = xr.Dataset(
-            {name: ("init", values) for name, values in row["per_init"].items()}
-            | {"baseline_crps": ("init", baseline[lead]["per_init"]["fair_crps"])}
-        )
-        means = block_bootstrap_means(per_init, inits.normalize(), draws=draws)
-        ssr = spread_skill_from_moments(means["variance"], means["squared_error"], row["members"])
-        gain = means["fair_crps"] - means["baseline_crps"]
-        tails = [(1 - INTERVAL_LEVEL) / 2, (1 + INTERVAL_LEVEL) / 2]
+        parts = {name: ("init", values) for name, values in row["per_init"].items()}
+        # the CRPS part is the per-initial-time gain: its resampled mean is the paired gain
+        gain = np.subtract(row["per_init"]["fair_crps"], baseline[lead]["per_init"]["fair_crps"])
+        parts["fair_crps"] = ("init", gain)
+        bounds = score_intervals(xr.Dataset(parts), row["members"], **kwargs)
         out[lead] = {
-            "ssr": tuple(np.quantile(ssr, tails).tolist()),
-            "fair_crps_minus_baseline": tuple(np.quantile(gain, tails).tolist()),
+            "ssr": tuple(bounds["spread_skill_ratio"].values.tolist()),
+            "fair_crps_minus_baseline": tuple(bounds["fair_crps"].values.tolist()),
         }
     return out
 
@@ -818,7 +817,7 @@ def uncertainty_markdown(p: dict, leads: Sequence[str]) -> list[str]:
         f"## Sampling uncertainty on the test days ({INTERVAL_LEVEL:.0%} intervals)",
         "",
         f"The {len(inits)} initial times fall on {inits.normalize().nunique()} days, and "
-        "forecasts of one day share its weather. Each interval comes from 2000 resamples "
+        f"forecasts of one day share its weather. Each interval comes from {INTERVAL_DRAWS} resamples "
         "of whole days with replacement (block bootstrap); the model and the baseline share "
         "each resample. A CRPS interval below 0 beats the baseline beyond this sampling "
         "noise. Better baseline by lead: " + ", ".join(f"{h} h {better[h]}" for h in leads) + ".",
