@@ -1,7 +1,9 @@
 """Sampling throughput: members per second, time per member-step and MFU, fp32 eager against
 bf16 autocast (eager, then + ``torch.compile``) in one run, on CUDA when present, and on the CPU.
-``--cuda-modes`` adds channels-last, cuDNN's autotuner and ``max-autotune`` (autotuned kernels,
-CUDA graphs).
+``--cuda-modes`` adds channels-last, cuDNN's autotuner, ``max-autotune`` (autotuned kernels,
+CUDA graphs), bfloat16 weights in place of autocast and inductor's coordinate-descent tuning of
+its own kernels; ``--profile`` records where the GPU time of one call goes (convolutions,
+inductor's fused norm/pointwise kernels, the rest).
 
 A member-step is one residual drawn for one member at one lead: ``NFE`` network
 evaluations of the backbone (the condition is encoded once per initial time and reused).
@@ -72,15 +74,18 @@ MODELS = {
 class Mode:
     """How the network runs: bf16 autocast or not, ``torch.compile`` mode (None: eager),
     weights and activations in channels-last memory format or not, cuDNN timing its
-    convolution algorithms for these shapes (``cudnn.benchmark``) or choosing by heuristics."""
+    convolution algorithms for these shapes (``cudnn.benchmark``) or choosing by heuristics,
+    bfloat16 weights (every activation stored in bf16, norms included; autocast keeps norm
+    outputs in float32), inductor's coordinate-descent tuning of its generated kernels."""
 
     bf16: bool
     compile: str | None = None
     channels_last: bool = False
     cudnn_benchmark: bool = False
+    bf16_weights: bool = False
+    coordinate_descent: bool = False
 
 
-# Compiling and channels-last are applied to the model in place: eager modes go first.
 MODES = {
     "fp32-eager": Mode(bf16=False),
     "bf16-eager": Mode(bf16=True),
@@ -92,9 +97,21 @@ MODES = {
     "bf16-max-autotune-channels-last": Mode(  # autotuned kernels + CUDA graphs; long compile
         bf16=True, compile="max-autotune", channels_last=True
     ),
+    "bf16-compile-coordinate-descent": Mode(bf16=True, compile="default", coordinate_descent=True),
+    "bf16-weights-compile": Mode(bf16=False, compile="default", bf16_weights=True),
+    "bf16-weights-compile-coordinate-descent": Mode(
+        bf16=False, compile="default", bf16_weights=True, coordinate_descent=True
+    ),
 }
 CPU_MEMBERS = {"medium": 2, "uk-small": 50}  # members per CPU call (the medium model is slow there)
 CPU_MODES = {"medium": ("fp32-eager",), "uk-small": ("fp32-eager", "bf16-compile")}
+KERNEL_KINDS = (  # (kind, name fragments) of GPU kernels, first match wins (inductor names
+    # its Triton kernels after the ops they fuse, "convolution" and "cudnn" included)
+    ("inductor fused norm / pointwise (Triton)", ("triton",)),
+    ("attention", ("sdpa", "flash", "fmha", "attention")),
+    ("convolution (cuDNN / CUTLASS)", ("conv", "fprop", "xmma", "implicit", "cudnn", "cutlass")),
+    ("matmul", ("gemm", "nvjet")),
+)
 CUDA_MODES = ("fp32-eager", "bf16-eager", "bf16-compile")
 
 
@@ -125,21 +142,27 @@ def synchronize(device: torch.device) -> None:
 
 
 def measure(
-    model: FlowMatching,
+    make_model: Callable[[], FlowMatching],
     cond: Condition,
     members: int,
     nfe: int,
     device: torch.device,
     mode: str,
     repeats: int,
+    profile: bool = False,
 ) -> dict:
-    """Seconds per ``model.sample`` call (after warm-up) and the derived rates."""
+    """Seconds per ``model.sample`` call (after warm-up) and the derived rates, on a fresh
+    model (each mode sets its own dtype, memory format and compiled graphs)."""
     sampler = EulerSampler(nfe=nfe)
     how = MODES[mode]
+    model = make_model()
+    if how.bf16_weights:
+        model.to(torch.bfloat16)
     if how.channels_last:
         model.to(memory_format=torch.channels_last)
     if how.compile:  # anew: the last mode's graphs assume its weights' memory format
         torch._dynamo.reset()
+        torch._inductor.config.coordinate_descent_tuning = how.coordinate_descent
         model.backbone.compile(dynamic=False, mode=how.compile)
     torch.backends.cudnn.benchmark = how.cudnn_benchmark
     generator = torch.Generator().manual_seed(0)
@@ -148,9 +171,11 @@ def measure(
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=how.bf16):
             model.sample(cond, members, sampler=sampler, generator=generator)
 
+    start = time.perf_counter()
     for _ in range(3 if how.compile else 1):  # compile (CUDA graphs record on the 2nd), warm-up
         call()
     synchronize(device)
+    warmup = time.perf_counter() - start
     start = time.perf_counter()
     for _ in range(repeats):
         call()
@@ -160,7 +185,7 @@ def measure(
     h, w = cond.history.shape[-2:]
     flops = forward_flops(model.backbone.config, h, w)
     rate = member_steps / seconds
-    return {
+    row = {
         "mode": mode,
         "nfe": nfe,
         "inits": cond.history.shape[0],
@@ -172,6 +197,40 @@ def measure(
         "achieved_flop_per_second": flops * nfe * rate,
         "mfu_h100_bf16": flops * nfe * rate / H100_BF16_PEAK if device.type == "cuda" else None,
         "repeats": repeats,
+        "warmup_seconds": warmup,  # the compile, for compiled modes
+    }
+    if profile and device.type == "cuda":
+        row["gpu_time"] = kernel_time_shares(call)
+    return row
+
+
+def kernel_time_shares(call: Callable[[], None], top: int = 12) -> dict:
+    """GPU time of one ``call`` by kernel kind (:data:`KERNEL_KINDS`) and its ``top``
+    kernels, from :mod:`torch.profiler` (CUDA activity only)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        call()
+        torch.cuda.synchronize()
+    kernels = [
+        (e.key, e.self_device_time_total, e.count)
+        for e in prof.key_averages()
+        if e.self_device_time_total > 0
+    ]
+    total = sum(t for _, t, _ in kernels)
+    kinds: dict[str, float] = {}
+    for name, t, _ in kernels:
+        lower = name.lower()
+        kind = next((k for k, parts in KERNEL_KINDS if any(p in lower for p in parts)), "other")
+        kinds[kind] = kinds.get(kind, 0.0) + t / total
+    kernels.sort(key=lambda k: -k[1])
+    return {
+        "total_ms": total / 1e3,
+        "share_by_kind": kinds,
+        "top_kernels": [
+            {"name": n[:160], "ms": t / 1e3, "calls": c, "share": t / total}
+            for n, t, c in kernels[:top]
+        ],
     }
 
 
@@ -188,6 +247,10 @@ def run_case(
     grid = GRIDS[grid_name]
     case.update(model=model_name, grid=grid_name, grid_shape=grid, device=str(device))
     model = build(model_name, grid_name, device)
+
+    def make_model() -> FlowMatching:
+        return build(model_name, grid_name, device)
+
     case["parameters"] = parameter_count(model)
     case["backbone"] = asdict(model.backbone.config)
     if device.type == "cuda":
@@ -196,7 +259,9 @@ def run_case(
         cond = condition(model, args.inits, grid, device)
         case["rows"], case["speedup_over_fp32_eager"] = [], {}
         for mode in args.cuda_modes:
-            row = measure(model, cond, args.members, args.nfe, device, mode, args.repeats)
+            row = measure(
+                make_model, cond, args.members, args.nfe, device, mode, args.repeats, args.profile
+            )
             case["rows"].append(row)
             eager = case["rows"][0]["members_per_second"]
             case["speedup_over_fp32_eager"][mode] = row["members_per_second"] / eager
@@ -204,8 +269,8 @@ def run_case(
     else:
         cond = condition(model, 1, grid, device)
         case["rows"] = [
-            measure(model, cond, CPU_MEMBERS[model_name], args.cpu_nfe, device, mode, 1)
-            for mode in CPU_MODES[model_name]  # eager first: compiling is in place
+            measure(make_model, cond, CPU_MEMBERS[model_name], args.cpu_nfe, device, mode, 1)
+            for mode in CPU_MODES[model_name]
         ]
         case["gpu"] = "not measured: no CUDA device on this machine"
 
@@ -237,6 +302,11 @@ def main() -> None:
         choices=list(MODES),
         default=list(CUDA_MODES),
         help="modes measured on CUDA, in order (fp32-eager first: the speed-ups are over it)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="on CUDA, record each mode's GPU time of one call by kernel kind (torch.profiler)",
     )
     parser.add_argument("--out", default=str(RESULTS / "sampling.json"))
     args = parser.parse_args()

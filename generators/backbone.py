@@ -260,6 +260,12 @@ class UNet(nn.Module):
         nn.init.zeros_(self.output_conv.weight)
         nn.init.zeros_(self.output_conv.bias)
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The weights' dtype, in which the network runs: inputs are cast to it (bfloat16
+        weights, ``unet.to(torch.bfloat16)``, run without autocast's float32 norms)."""
+        return self.input_conv.weight.dtype
+
     # -- condition ---------------------------------------------------------------------
 
     def encode(self, condition: Condition) -> tuple[Tensor, Tensor]:
@@ -282,13 +288,14 @@ class UNet(nn.Module):
                 f"condition has {condition.calendar.shape[1]} calendar features, the model "
                 f"was built for {c.calendar_features}"
             )
+        dtype = self.dtype
         cond_map = self._pad(torch.cat([history.reshape(n, k * ch, h, w), static], dim=1))
         embedding = self.lead_embedding(
-            sinusoidal_embedding(condition.lead, c.embedding_dim, 1e-3, 1.0)
+            sinusoidal_embedding(condition.lead, c.embedding_dim, 1e-3, 1.0).to(dtype)
         )
         if self.calendar_embedding is not None:
-            embedding = embedding + self.calendar_embedding(condition.calendar.to(embedding.dtype))
-        return cond_map, embedding
+            embedding = embedding + self.calendar_embedding(condition.calendar.to(dtype))
+        return cond_map.to(dtype), embedding
 
     # -- network -----------------------------------------------------------------------
 
@@ -301,12 +308,13 @@ class UNet(nn.Module):
         at frequencies 0.1 ... 1000 per unit.
         """
         height, width = x.shape[-2:]
+        dtype = self.dtype
         noise = self.noise_embedding(
-            sinusoidal_embedding(noise_label, self.config.embedding_dim, 0.1, 1000.0)
+            sinusoidal_embedding(noise_label, self.config.embedding_dim, 0.1, 1000.0).to(dtype)
         )
-        emb = self.embedding_mlp(noise + cond_embedding)
+        emb = self.embedding_mlp(noise + cond_embedding.to(dtype))
 
-        h = self.input_conv(torch.cat([self._pad(x), cond_map.to(x.dtype)], dim=1))
+        h = self.input_conv(torch.cat([self._pad(x.to(dtype)), cond_map.to(dtype)], dim=1))
         skips = []
         for level, blocks in enumerate(self.encoder):
             for blk in blocks:

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The checks that need a CUDA device, in one go: the tests marked `gpu`, the MFU levers on the
-# European case at the forecast's batch (4 initial times x 50 members: channels-last, cuDNN's
-# autotuner, max-autotune with CUDA graphs; JSON after each mode), then the sampling benchmark
+# European case at the forecast's batch (4 initial times x 50 members: inductor's
+# coordinate-descent tuning, the GPU time of a call by kernel kind; JSON after each mode; the
+# levers already ruled out are in sampling_cuda_modes.json and sampling_cuda_bf16_weights.json),
+# then the sampling benchmark
 # on CUDA (fp32 eager, bf16 eager, bf16 + torch.compile; JSON per case). Each step has a time
 # limit so that one device lease of ~10 minutes brings back what it measured.
 #   bash scripts/gpu_checks.sh [OUT_DIR] [SKIP_BENCHMARK]   (default benchmarks/results)
@@ -13,9 +15,9 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$out/gpu_checks.log"
 timeout 180 python3 -m pytest -m gpu -p no:cacheprovider -q tests/generators/test_flow_matching.py tests/generators/test_train.py tests/generators/test_rollout.py 2>&1 | tee -a "$out/gpu_checks.log"
 tests=${PIPESTATUS[0]}
-timeout 330 python3 -m benchmarks.sampling --devices cuda --cases medium:europe-0.25deg --inits 4 --members 50 \
-  --out "$out/sampling_cuda_modes.json" --cuda-modes fp32-eager bf16-compile bf16-compile-channels-last \
-  bf16-compile-channels-last-cudnn-benchmark bf16-max-autotune-channels-last 2>&1 | tee -a "$out/gpu_checks.log"
+timeout 420 python3 -m benchmarks.sampling --devices cuda --cases medium:europe-0.25deg --inits 4 --members 50 \
+  --repeats 3 --profile --out "$out/sampling_cuda_kernels.json" --cuda-modes fp32-eager bf16-compile \
+  bf16-compile-coordinate-descent 2>&1 | tee -a "$out/gpu_checks.log"
 modes=${PIPESTATUS[0]}
 bench=0
 if [ -z "${2:-}" ]; then

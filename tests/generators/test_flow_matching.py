@@ -3,6 +3,7 @@ through an oracle velocity, seeds, and a tiny model that fits a tiny batch."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import pytest
@@ -127,29 +128,42 @@ def test_same_seed_same_members_for_any_grid_size():
     assert not torch.equal(first[:, 0], first[:, 1])  # members differ
 
 
-def test_bf16_autocast_sampling_returns_float32_close_to_fp32():
-    # The CUDA path runs the network under bf16 autocast; the solver state stays float64.
+def _bf16(model: FlowMatching, precision: str, device: str):
+    """The model and the context that run its network in bf16: under autocast, or with
+    bf16 weights (every activation bf16; the backbone casts its inputs)."""
+    model = copy.deepcopy(model).to(device)
+    if precision == "weights":
+        return model.to(torch.bfloat16), contextlib.nullcontext()
+    return model, torch.autocast(device, dtype=torch.bfloat16)
+
+
+@pytest.mark.parametrize("precision", ["autocast", "weights"])
+def test_bf16_sampling_returns_float32_close_to_fp32(precision):
+    # The CUDA path runs the network in bf16; the solver state stays float64.
     model = _randomised_model()
     cond = random_condition(2, 9, 9)
     sampler = HeunSampler(nfe=4)
     reference = model.sample(cond, 4, sampler=sampler, generator=torch.Generator().manual_seed(0))
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        mixed = model.sample(cond, 4, sampler=sampler, generator=torch.Generator().manual_seed(0))
+    bf16, context = _bf16(model, precision, "cpu")
+    with context:
+        mixed = bf16.sample(cond, 4, sampler=sampler, generator=torch.Generator().manual_seed(0))
     assert mixed.dtype == torch.float32
     torch.testing.assert_close(mixed, reference, rtol=0, atol=0.05)
+    assert not torch.equal(mixed, reference)  # it did run in bf16
 
 
 @pytest.mark.gpu
-def test_cuda_compiled_bf16_members_match_cpu_fp32():
+@pytest.mark.parametrize("precision", ["autocast", "weights"])
+def test_cuda_compiled_bf16_members_match_cpu_fp32(precision):
     # Same CPU generator -> same noise on any device; compiled bf16 network within bf16
     # tolerance of the eager fp32 one.
     model = _randomised_model()
     cond = random_condition(2, 33, 49)
     sampler = HeunSampler(nfe=4)
     reference = model.sample(cond, 8, sampler=sampler, generator=torch.Generator().manual_seed(0))
-    gpu = copy.deepcopy(model).cuda()
+    gpu, context = _bf16(model, precision, "cuda")
     gpu.backbone.compile()
-    with torch.autocast("cuda", dtype=torch.bfloat16):
+    with context:
         got = gpu.sample(
             cond.to("cuda"), 8, sampler=sampler, generator=torch.Generator().manual_seed(0)
         )
