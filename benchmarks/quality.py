@@ -50,6 +50,7 @@ from generators.train import train
 from pipeline.store import ingest, open_store
 from verification.resampling import score_intervals, score_parts
 from verification.scores import (
+    ensemble_mean_error,
     ensemble_mean_rmse,
     ensemble_spread,
     fair_crps,
@@ -90,7 +91,7 @@ def scores(
     """
     f = xr.DataArray(members, dims=DIMS, coords={"latitude": latitude})
     y = xr.DataArray(truth, dims=DIMS[:1] + DIMS[2:], coords={"latitude": latitude})
-    over = ("init", "latitude", "longitude")
+    over, grid = ("init", "latitude", "longitude"), ("latitude", "longitude")
     perfect = [
         rank_max_min(np.delete(members, k, axis=1), members[:, k], seed=seed + k)
         for k in range(min(PERFECT_MODEL_DRAWS, members.shape[1] - 1))
@@ -100,13 +101,16 @@ def scores(
         "ssr": float(spread_skill_ratio(f, y, mean_over=over)),
         "spread": float(ensemble_spread(f, y, mean_over=over)),
         "rmse": float(ensemble_mean_rmse(f, y, mean_over=over)),
+        "mean_error": float(ensemble_mean_error(f, y, mean_over=over)),
         "rank_max_min": rank_max_min(members, truth, seed),
         "rank_max_min_perfect_model": float(np.median(perfect)),
         "members": int(members.shape[1]),
         "inits": int(members.shape[0]),
-        "per_init": {  # grid means of each initial time, for the bootstrap intervals
+        "per_init": {  # grid means of each initial time, for the intervals and the bias
             name: part.values.tolist()
-            for name, part in score_parts(f, y, mean_over=("latitude", "longitude")).items()
+            for name, part in score_parts(f, y, mean_over=grid)
+            .assign(mean_error=ensemble_mean_error(f, y, mean_over=grid))
+            .items()
         },
     }
 
@@ -440,6 +444,7 @@ def cv_calibration(
         "sampler": sampler_text,
         "members": members,
         "held_out": [str(held_out_period(c)) for c, _ in folds],
+        "inits": [str(t) for _, inits in folds for t in inits],
         "factors": [k[:, 0].tolist() for k in factors],
         "raw": score_leads(np.concatenate([e for e, _ in forecasts]), truth, latitude, UK_LEADS),
         "calibrated": score_leads(np.concatenate(calibrated), truth, latitude, UK_LEADS),
@@ -725,6 +730,7 @@ def uk_markdown(p: dict) -> str:
         "over 5 members standing in for the truth); it is the statistic's noise floor here.",
     ]
     lines += uncertainty_markdown(p, leads)
+    lines += bias_markdown(p, leads)
     for name, selection in p.get("noise_selection", {}).items():
         by_scale = selection["scales"]
         mean_abs_log_ssr = {
@@ -845,6 +851,57 @@ def uncertainty_markdown(p: dict, leads: Sequence[str]) -> list[str]:
                 )
                 for h in leads
             )
+            + " |"
+        )
+    return lines
+
+
+def bias_by_init_hour(leads: dict, inits: pd.DatetimeIndex) -> dict[str, list[float]]:
+    """Mean error of the ensemble mean by lead and initial hour (sorted hours), from the
+    per-initial-time grid means of :func:`scores`."""
+    hours = sorted(set(inits.hour))
+    return {
+        lead: [
+            float(np.mean(np.asarray(row["per_init"]["mean_error"])[inits.hour == h]))
+            for h in hours
+        ]
+        for lead, row in leads.items()
+    }
+
+
+def bias_markdown(p: dict, leads: Sequence[str]) -> list[str]:
+    """Ensemble-mean error by initial hour: baselines and models on the test days, and the
+    uncalibrated cross-validation forecasts of the training days (rows scored with it)."""
+    test = pd.DatetimeIndex(p["test_inits"])
+    rows = [(f"{name}, test days", r, test) for name, r in p["baselines"].items()]
+    rows += [(f"{name}, test days", r["leads"], test) for name, r in p["models"].items()]
+    rows += [
+        (f"{name}, CV days", cv["raw"], pd.DatetimeIndex(cv["inits"]))
+        for name, cv in p.get("cv_calibration", {}).items()
+        if "inits" in cv
+    ]
+    rows = [(n, r, i) for n, r, i in rows if "mean_error" in r[leads[0]].get("per_init", {})]
+    if not rows:
+        return []
+    hours = " / ".join(f"{h:02d}" for h in sorted(set(test.hour)))
+    lines = [
+        "",
+        "## Ensemble-mean error (K) by initial hour",
+        "",
+        "Forecast minus truth, grid mean (cos-latitude weights), averaged over the initial "
+        f"times of each hour ({hours} UTC); the spread calibration leaves it unchanged. A "
+        "bias of either sign piles the truth into one end of the rank histogram however "
+        "well the spread matches the error. CV days: each fold model's forecasts of the "
+        "days it held out of training (1-21 March), uncalibrated.",
+        "",
+        "| forecasts | " + " | ".join(f"{h} h: {hours}" for h in leads) + " |",
+        "| --- | " + " | ".join("---" for _ in leads) + " |",
+    ]
+    for name, scored, inits in rows:
+        by_hour = bias_by_init_hour({h: scored[h] for h in leads}, inits)
+        lines.append(
+            f"| {name} | "
+            + " | ".join(" ".join(f"{b:+.2f}" for b in by_hour[h]) for h in leads)
             + " |"
         )
     return lines

@@ -10,6 +10,8 @@ nothing here knows about dimensions, dask or aggregation.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 # SplitMix64 constants (Steele, Lea & Flood 2014), used to draw tie-breaking uniforms
@@ -69,15 +71,29 @@ def ensemble_moments(members: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray
     (...), (...).
     """
     x = members.astype(np.float64, copy=False)
+    mean = _member_mean(x)
     if np.isnan(x).any():
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.nanmean(x, axis=-1)
             variance = np.nanvar(x, axis=-1, ddof=1)
     else:
-        mean = x.mean(axis=-1)
         variance = x.var(axis=-1, ddof=1) if x.shape[-1] > 1 else np.full(mean.shape, np.nan)
     squared_error = (mean - truth) ** 2
     return squared_error, np.where(np.isnan(truth), np.nan, variance)
+
+
+def ensemble_mean_error(members: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Error of the ensemble mean, ``x̄ - y``, point by point (NaN members left out; NaN
+    where the truth is NaN). Shapes: (..., M), (...) -> (...)."""
+    return _member_mean(members.astype(np.float64, copy=False)) - truth
+
+
+def _member_mean(x: np.ndarray) -> np.ndarray:
+    """Mean over the last (member) axis, NaN members left out (NaN where all are)."""
+    if not np.isnan(x).any():
+        return x.mean(axis=-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "mean of empty slice"
+        return np.nanmean(x, axis=-1)
 
 
 def uniform_from_index(index: np.ndarray, seed: int) -> np.ndarray:

@@ -36,6 +36,7 @@ _SCORECARD_COLUMNS = {
     "fair_crps_low": "CRPS low",
     "fair_crps_high": "CRPS high",
     "ensemble_mean_rmse": "RMSE (mean)",
+    "ensemble_mean_error": "bias (mean)",
     "ensemble_spread": "spread",
     "spread_skill_ratio": "spread/skill",
     "spread_skill_ratio_low": "spread/skill low",

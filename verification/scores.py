@@ -177,6 +177,28 @@ def ensemble_mean_rmse(
     )
 
 
+@register_score(
+    "ensemble_mean_error", long_name="mean error of the ensemble mean", units="variable", best=0.0
+)
+def ensemble_mean_error(
+    forecast: xr.DataArray,
+    truth: xr.DataArray,
+    *,
+    member_dim: str = MEMBER,
+    mean_over: Dims = None,
+    weights: xr.DataArray | None = None,
+) -> xr.DataArray:
+    """``mean_over(x̄ - y)``: the bias of the ensemble mean, positive where it is too high.
+
+    A biased ensemble shows a sloped rank histogram (truth piled in one end bin) even when
+    its spread matches its error (Hamill 2001, sec. 3).
+    """
+    error = _ensemble_ufunc(
+        kernels.ensemble_mean_error, forecast, truth, member_dim=member_dim, output_dtypes=[float]
+    )
+    return _mean_over(error, mean_over, weights=weights).rename("ensemble_mean_error")
+
+
 @register_score("ensemble_spread", long_name="ensemble spread", units="variable", best=float("nan"))
 def ensemble_spread(
     forecast: xr.DataArray,

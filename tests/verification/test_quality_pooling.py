@@ -1,6 +1,7 @@
 """The quality benchmark's cross-validation pooling equals scoring all folds at once, its
 leave-one-fold-out calibration never fits a fold's factor on that fold, and its bootstrap
-intervals resample the model and the baseline together."""
+intervals resample the model and the baseline together; its bias by initial hour averages
+the right initial times."""
 
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.quality import bootstrap_intervals, leave_one_fold_out_factors, pooled, scores
+from benchmarks.quality import (
+    bias_by_init_hour,
+    bootstrap_intervals,
+    leave_one_fold_out_factors,
+    pooled,
+    scores,
+)
 from generators.calibration import fit_spread_factors
 
 
@@ -74,3 +81,17 @@ def test_bootstrap_intervals_pair_the_model_with_the_baseline():
     got = bootstrap_intervals(leads, leads, one_day)["1"]
     np.testing.assert_allclose(got["ssr"], (leads["1"]["ssr"],) * 2, rtol=1e-9)
     np.testing.assert_allclose(got["fair_crps_minus_baseline"], (0.0, 0.0), atol=1e-12)
+
+
+def test_bias_by_init_hour_averages_each_hours_initial_times():
+    # members offset by +1 K at 00 UTC and -2 K at 12 UTC initial times, around the truth
+    rng = np.random.default_rng(4)
+    latitude = np.linspace(50, 58, 4)
+    inits = pd.date_range("2019-03-22", periods=6, freq="12h")  # 00, 12, 00, 12, ...
+    truth = rng.normal(size=(6, 4, 5))
+    offset = np.where(inits.hour == 0, 1.0, -2.0)[:, None, None, None]
+    noise = rng.normal(size=(6, 8, 4, 5))
+    members = truth[:, None] + offset + noise - noise.mean(axis=1, keepdims=True)
+    got = bias_by_init_hour({"6": scores(members, truth, latitude)}, inits)
+    np.testing.assert_allclose(got["6"], [1.0, -2.0], atol=1e-12)
+    assert scores(members, truth, latitude)["mean_error"] == pytest.approx(-0.5, abs=1e-12)

@@ -211,6 +211,21 @@ def test_ensemble_mean_rmse_and_spread_against_numpy():
     )
 
 
+def test_ensemble_mean_error_is_the_signed_error_of_the_mean():
+    rng = np.random.default_rng(18)
+    forecast, truth = ensemble(rng)
+    truth = truth.where(rng.random(truth.shape) > 0.1)  # NaN truths drop out
+    dims = ("init_time", "longitude")
+    bias = vs.ensemble_mean_error(forecast, truth, mean_over=dims)
+    expected = (forecast.mean("member") - truth).mean(dims, skipna=True)
+    xr.testing.assert_allclose(bias, expected.rename("ensemble_mean_error"))
+    # too warm by 0.5 everywhere: the bias moves by exactly +0.5, the RMSE grows
+    warmer = vs.ensemble_mean_error(forecast + 0.5, truth, mean_over=dims)
+    xr.testing.assert_allclose(warmer, bias + 0.5)
+    perfect_mean = forecast - forecast.mean("member") + truth
+    assert np.abs(vs.ensemble_mean_error(perfect_mean, truth, mean_over=dims)).max() < 1e-12
+
+
 def test_rank_histogram_matches_xskillscore_without_ties():
     rng = np.random.default_rng(9)
     forecast, truth = ensemble(rng, n_member=6)
@@ -344,6 +359,7 @@ def test_dask_chunked_input_gives_in_memory_numbers():
         vs.fair_crps,
         vs.ecdf_crps,
         vs.ensemble_mean_rmse,
+        vs.ensemble_mean_error,
         vs.ensemble_spread,
         vs.spread_skill_ratio,
     ):
