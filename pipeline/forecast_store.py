@@ -14,7 +14,7 @@ Writing (:func:`write_forecast`):
   :func:`open_forecast` leaves such initial times out (and says so) until a rerun fills them.
 
 Provenance (:class:`ForecastProvenance`: generator kind, checkpoint digest, sampler, NFE,
-seed, calibration) is recorded in the store attrs; writing a forecast of another provenance
+seed, calibration, bias correction) is recorded in the store attrs; writing a forecast of another provenance
 into an existing store is a :class:`~pipeline.errors.StoreError`, so one store never mixes
 models or samplers.
 """
@@ -55,6 +55,8 @@ class ForecastProvenance:
 
     calibration: ``{}`` when members are uncalibrated, else the applied spread factors per
                  channel and lead with the SSR before/after on the fit period.
+    bias_correction: ``{}`` for the generator's own members, else the correction applied
+                 after it (:mod:`generators.bias_correction`, ``wxens bias-correct``).
     """
 
     generator: str
@@ -63,10 +65,12 @@ class ForecastProvenance:
     nfe: int
     seed: int
     calibration: dict[str, Any] = field(default_factory=dict)
+    bias_correction: dict[str, Any] = field(default_factory=dict)
 
     def to_attrs(self) -> dict[str, Any]:
-        attrs = {f"wxens_{k}": v for k, v in asdict(self).items() if k != "calibration"}
-        attrs["wxens_calibration"] = json.dumps(self.calibration, sort_keys=True)
+        attrs = {f"wxens_{k}": v for k, v in asdict(self).items() if k not in _JSON_FIELDS}
+        for name in _JSON_FIELDS:
+            attrs[f"wxens_{name}"] = json.dumps(getattr(self, name), sort_keys=True)
         return attrs
 
     @classmethod
@@ -78,7 +82,11 @@ class ForecastProvenance:
             nfe=int(attrs["wxens_nfe"]),
             seed=int(attrs["wxens_seed"]),
             calibration=json.loads(attrs["wxens_calibration"]),
+            bias_correction=json.loads(attrs.get("wxens_bias_correction", "{}")),
         )
+
+
+_JSON_FIELDS = ("calibration", "bias_correction")
 
 
 def _check_layout(forecast: xr.Dataset) -> None:

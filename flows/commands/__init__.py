@@ -5,6 +5,17 @@ Each module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and
 Add a command by writing its module and listing it here.
 """
 
-from flows.commands import calibrate, demo, forecast, info, ingest, run, serve, train, verify
+from flows.commands import (
+    bias_correct,
+    calibrate,
+    demo,
+    forecast,
+    info,
+    ingest,
+    run,
+    serve,
+    train,
+    verify,
+)
 
-COMMANDS = (ingest, info, train, calibrate, forecast, verify, run, serve, demo)
+COMMANDS = (ingest, info, train, calibrate, forecast, bias_correct, verify, run, serve, demo)

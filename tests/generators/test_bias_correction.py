@@ -1,0 +1,164 @@
+"""Decaying-average bias correction: the recursion against its closed form, causality, the
+limit cases, the xarray wrapper and ``wxens bias-correct`` end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from flows.cli import main
+from generators.bias_correction import DecayingAverageBias, bias_correct
+from pipeline.errors import InputError
+from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
+from pipeline.store import ingest
+
+INITS = pd.date_range("2019-03-22", periods=14, freq="6h")  # 3.5 days, 4 times of day
+LEADS = pd.to_timedelta([1, 24, 36], unit="h")
+
+
+def closed_form(errors: np.ndarray, inits, leads, w: float) -> np.ndarray:
+    """b_t = sum_k w (1 - w)^(K-1-k) e_k over the K verified forecasts of the same lead and
+    time of day, oldest first (the recursion unrolled), by brute force; errors (N, L)."""
+    out = np.zeros_like(errors)
+    for n, t in enumerate(inits):
+        for li, lead in enumerate(leads):
+            past = [
+                j
+                for j, s in enumerate(inits)
+                if s.time() == t.time() and s + lead <= t and not np.isnan(errors[j, li])
+            ]
+            past.sort(key=lambda j: inits[j])
+            k = len(past)
+            for i, j in enumerate(past):
+                out[n, li] += w * (1 - w) ** (k - 1 - i) * errors[j, li]
+    return out
+
+
+@pytest.mark.parametrize("w", [0.2, 0.7])
+def test_recursion_matches_the_closed_form_with_gaps(w):
+    rng = np.random.default_rng(0)
+    errors = rng.normal(size=(len(INITS), len(LEADS), 2, 3))
+    errors[5, 1, 0, 0] = np.nan  # an unverified point is skipped there only
+    order = rng.permutation(len(INITS))  # any init order
+    got = DecayingAverageBias(w).bias(errors[order], INITS[order], LEADS)
+    for i, j in np.ndindex(2, 3):
+        expected = closed_form(errors[:, :, i, j], INITS, LEADS, w)[order]
+        np.testing.assert_allclose(got[:, :, i, j], expected, atol=1e-12)
+
+
+def test_only_forecasts_verified_by_the_initial_time_count():
+    rng = np.random.default_rng(1)
+    errors = rng.normal(size=(len(INITS), len(LEADS)))
+    correction = DecayingAverageBias(0.5)
+    base = correction.bias(errors, INITS, LEADS)
+    t = 9  # day 3, 06 UTC
+    changed = errors.copy()
+    future = np.array([s + lead > INITS[t] for s in INITS for lead in LEADS]).reshape(errors.shape)
+    changed[future] += 100.0  # errors not yet verified at INITS[t]
+    np.testing.assert_array_equal(correction.bias(changed, INITS, LEADS)[t], base[t])
+    # the first forecast of each time of day, and the 36 h lead on day 2, have no predecessor
+    assert np.all(base[:4] == 0) and np.all(base[4:8, 2] == 0)
+    assert np.all(base[4:8, :2] != 0)
+
+
+def test_weight_one_takes_the_last_error_and_a_constant_bias_is_learnt():
+    errors = np.full((len(INITS), 1), 2.0)
+    leads = LEADS[:1]
+    np.testing.assert_array_equal(DecayingAverageBias(1.0).bias(errors, INITS, leads)[4:], 2.0)
+    b = DecayingAverageBias(0.2).bias(errors, INITS, leads)[:, 0]
+    days = np.arange(len(INITS)) // 4  # predecessors of the same time of day
+    np.testing.assert_allclose(b, 2.0 * (1 - 0.8**days))
+
+
+@pytest.mark.parametrize("w", [0.0, -0.1, 1.5])
+def test_weight_outside_0_1_is_refused(w):
+    with pytest.raises(InputError, match="weight must be in"):
+        DecayingAverageBias(w)
+
+
+@pytest.fixture()
+def analysis(tmp_path):
+    return ingest(
+        "synthetic:n_lat=4,n_lon=5,n_times=40,step=6h,seed=3",
+        tmp_path / "truth.zarr",
+        variables=["t2m"],
+        progress=False,
+    )
+
+
+def warm_forecast(store, offset: float, members: int = 4) -> xr.Dataset:
+    """Members = the truth at each valid time + ``offset`` + zero-mean member noise."""
+    truth = store.dataset.t2m.load()
+    inits = pd.DatetimeIndex(truth.time.values[4:20])
+    leads = pd.to_timedelta([6, 24], unit="h")
+    valid = truth.sel(
+        time=xr.DataArray(
+            inits.values[:, None] + leads.values[None], dims=("init_time", "lead_time")
+        )
+    )
+    noise = np.random.default_rng(2).normal(size=(members, *valid.shape))
+    noise -= noise.mean(axis=0)
+    values = valid.values[None] + offset + noise
+    return xr.Dataset(
+        {
+            "t2m": (
+                ("init_time", "member", "lead_time", "latitude", "longitude"),
+                values.transpose(1, 0, 2, 3, 4),
+            )
+        },
+        coords={
+            "init_time": inits,
+            "member": np.arange(members),
+            "lead_time": leads,
+            "latitude": truth.latitude.values,
+            "longitude": truth.longitude.values,
+        },
+    )
+
+
+def test_bias_correct_removes_a_constant_warm_bias_and_keeps_the_spread(analysis):
+    forecast = warm_forecast(analysis, 2.0)
+    corrected, bias = bias_correct(forecast, analysis.dataset, DecayingAverageBias(1.0))
+    error = corrected.t2m.mean("member") - (forecast.t2m.mean("member") - 2.0)
+    # 6 h lead: from the second day on every forecast has a verified predecessor
+    np.testing.assert_allclose(error.isel(lead_time=0, init_time=slice(4, None)), 0.0, atol=1e-9)
+    np.testing.assert_allclose(error.isel(init_time=slice(0, 4)), 2.0, atol=1e-9)  # first day
+    np.testing.assert_allclose(bias.t2m.isel(lead_time=0, init_time=slice(4, None)), 2.0, atol=1e-9)
+    spread = corrected.t2m.std("member").drop_vars("valid_time")
+    xr.testing.assert_allclose(spread, forecast.t2m.std("member"))
+    assert json.loads(corrected.attrs["wxens_bias_correction"])["weight"] == 1.0
+
+
+def test_cli_writes_a_corrected_store_and_refuses_bad_input(analysis, tmp_path, capsys):
+    raw, out = tmp_path / "raw.zarr", tmp_path / "corrected.zarr"
+    provenance = ForecastProvenance("flow_matching", "0123456789abcdef", "euler:nfe=2", 2, 0)
+    write_forecast(raw, warm_forecast(analysis, 1.5), provenance)
+    truth = str(analysis.path)
+    assert main(["bias-correct", str(raw), "--truth", truth, "--out", str(out)]) == 0
+    assert "mean |bias| removed by lead" in capsys.readouterr().out
+    got = open_forecast(out)
+    recorded = ForecastProvenance.from_attrs(got.attrs)
+    assert recorded.bias_correction["weight"] == 0.2
+    assert recorded.checkpoint_digest == provenance.checkpoint_digest
+    late = got.t2m.isel(init_time=slice(-4, None)).mean("member")
+    before = open_forecast(raw).t2m.isel(init_time=slice(-4, None)).mean("member")
+    # the last day's forecasts have 3 verified predecessors each: 1.5 * 0.8^3 K remains
+    np.testing.assert_allclose(late - (before - 1.5), 1.5 * 0.8**3, atol=1e-4)
+    # a rerun overwrites its own store; another weight, or a corrected input, is refused
+    assert main(["bias-correct", str(raw), "--truth", truth, "--out", str(out)]) == 0
+    args = ["bias-correct", str(raw), "--truth", truth, "--out", str(out), "--weight", "0.5"]
+    assert main(args) == 2
+    assert (
+        main(["bias-correct", str(out), "--truth", truth, "--out", str(tmp_path / "x.zarr")]) == 2
+    )
+    assert main(["bias-correct", str(raw), "--truth", truth, "--out", str(raw)]) == 2
+    err = capsys.readouterr().err
+    assert "already bias-corrected" in err and "is the forecast store itself" in err
+    assert not (tmp_path / "x.zarr").exists()
+    assert "wxens_bias_correction" not in open_forecast(raw).attrs or not json.loads(
+        open_forecast(raw).attrs["wxens_bias_correction"]
+    )
