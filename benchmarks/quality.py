@@ -37,6 +37,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from generators.bias_correction import DecayingAverageBias
 from generators.calibration import (
     calibration_init_times,
     fit_spread_factors,
@@ -150,8 +151,10 @@ def evaluate(
     sampler_text: str | None,
     seed: int = 0,
     calibrated: bool = False,
+    bias_weight: float = 0.0,
 ) -> dict:
-    """Forecast ``inits`` with a checkpoint and score every lead (first channel)."""
+    """Forecast ``inits`` with a checkpoint and score every lead (first channel), after a
+    decaying-average bias correction of weight ``bias_weight`` when it is not 0."""
     checkpoint = load_checkpoint(checkpoint_path)
     data = ForecastData.from_store(checkpoint, store)
     model = checkpoint.build_model()
@@ -177,6 +180,9 @@ def evaluate(
     )
     seconds = time.perf_counter() - start
     truth = np.stack([data.truth(inits, lead) for lead in leads], axis=1)
+    if bias_weight:
+        lead_times = pd.to_timedelta(list(leads), unit="h")
+        ensemble = DecayingAverageBias(bias_weight).correct(ensemble, truth, inits, lead_times)
     return {
         "checkpoint": str(checkpoint_path),
         "digest": checkpoint.digest,
@@ -185,6 +191,7 @@ def evaluate(
         "sampler": sampler_spec(sampler),
         "nfe": sampler.nfe,
         "calibrated": calibrated,
+        "bias_weight": bias_weight,
         "seconds": round(seconds, 1),
         "leads": score_leads(ensemble, truth, data.dataset.latitude, leads),
     }
@@ -420,6 +427,27 @@ def cv_calibration(
     forecasts of theirs, scored on all folds' initial times together beside the same
     forecasts unscaled: whether a calibration fitted on cross-validation folds holds on
     days outside them."""
+    forecasts = fold_forecasts(folds, store, sampler_text, members)
+    latitude = store.dataset.latitude.values
+    factors = leave_one_fold_out_factors(forecasts, latitude)
+    calibrated = [scale_spread(e, k) for (e, _), k in zip(forecasts, factors, strict=True)]
+    truth = np.concatenate([t for _, t in forecasts])
+    return {
+        "sampler": sampler_text,
+        "members": members,
+        "held_out": [str(held_out_period(c)) for c, _ in folds],
+        "inits": [str(t) for _, inits in folds for t in inits],
+        "factors": [k[:, 0].tolist() for k in factors],
+        "raw": score_leads(np.concatenate([e for e, _ in forecasts]), truth, latitude, UK_LEADS),
+        "calibrated": score_leads(np.concatenate(calibrated), truth, latitude, UK_LEADS),
+    }
+
+
+def fold_forecasts(
+    folds: Sequence[tuple[Checkpoint, pd.DatetimeIndex]], store, sampler_text: str, members: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each fold model's members (N, M, L, C, H, W) of its held-out initial times and their
+    truths (N, L, C, H, W)."""
     forecasts = []
     for checkpoint, inits in folds:
         data = ForecastData.from_store(checkpoint, store)
@@ -436,18 +464,36 @@ def cv_calibration(
         )
         truth = np.stack([data.truth(inits, lead) for lead in UK_LEADS], axis=1)
         forecasts.append((ensemble, truth))
+    return forecasts
+
+
+def cv_bias(
+    folds: Sequence[tuple[Checkpoint, pd.DatetimeIndex]],
+    store,
+    sampler_text: str,
+    members: int,
+    weights: Sequence[float],
+) -> dict:
+    """Each decaying-average bias-correction weight (0: none) on the cross-validation
+    folds' forecasts of the days they held out, the recursion run within each fold's
+    days (causal: only errors verified by each initial time), scored on all folds
+    together."""
+    forecasts = fold_forecasts(folds, store, sampler_text, members)
     latitude = store.dataset.latitude.values
-    factors = leave_one_fold_out_factors(forecasts, latitude)
-    calibrated = [scale_spread(e, k) for (e, _), k in zip(forecasts, factors, strict=True)]
     truth = np.concatenate([t for _, t in forecasts])
+    leads = pd.to_timedelta(UK_LEADS, unit="h")
+    by_weight = {}
+    for w in weights:
+        corrected = [
+            DecayingAverageBias(w).correct(e, t, inits, leads) if w else e
+            for (e, t), (_, inits) in zip(forecasts, folds, strict=True)
+        ]
+        by_weight[f"{w:g}"] = score_leads(np.concatenate(corrected), truth, latitude, UK_LEADS)
     return {
         "sampler": sampler_text,
         "members": members,
         "held_out": [str(held_out_period(c)) for c, _ in folds],
-        "inits": [str(t) for _, inits in folds for t in inits],
-        "factors": [k[:, 0].tolist() for k in factors],
-        "raw": score_leads(np.concatenate([e for e, _ in forecasts]), truth, latitude, UK_LEADS),
-        "calibrated": score_leads(np.concatenate(calibrated), truth, latitude, UK_LEADS),
+        "weights": by_weight,
     }
 
 
@@ -536,6 +582,7 @@ def uk(args: argparse.Namespace) -> None:
     cache = Cache(work / "uk_cache.json")
     baselines = cache.get("baselines", lambda: uk_baselines(store))
     rows = {}
+    bias_weights = {n: float(w) for n, w in (item.rsplit("=", 1) for item in args.bias_correct)}
     for item in args.run:
         name, path, *sampler = item.split("=", 2)
         text = sampler[0] if sampler else None
@@ -546,6 +593,14 @@ def uk(args: argparse.Namespace) -> None:
                 Path(path), store, UK_TEST, UK_LEADS, args.members, text
             ),
         )
+        if name in bias_weights:
+            w = bias_weights[name]
+            rows[f"{name}, bias-corrected (w {w:g})"] = cache.get(
+                f"run:{checkpoint.digest}:{args.members}:{text}:bias{w:g}",
+                lambda path=path, text=text, w=w: evaluate(
+                    Path(path), store, UK_TEST, UK_LEADS, args.members, text, bias_weight=w
+                ),
+            )
         if args.calibrated and checkpoint.calibration:
             rows[f"{name}+calibration"] = cache.get(
                 f"run:{checkpoint.digest}:{args.members}:calibrated",
@@ -624,6 +679,19 @@ def uk(args: argparse.Namespace) -> None:
             f"cv-calibration:{digests}:{sampler_text}:{members}",
             lambda folds=folds, text=sampler_text: cv_calibration(folds, store, text, members),
         )
+    cv_biases = {}
+    for item in args.cv_bias:
+        name, paths, rest = item.split("=", 2)
+        sampler_text, weights = rest.rsplit("=", 1)  # the sampler spec holds "="
+        folds = cv_folds(paths, store)
+        digests = ",".join(c.digest for c, _ in folds)
+        values = [float(w) for w in weights.split(",")]
+        cv_biases[name] = cache.get(
+            f"cv-bias:{digests}:{sampler_text}:{members}:{weights}",
+            lambda folds=folds, text=sampler_text, values=values: cv_bias(
+                folds, store, text, members, values
+            ),
+        )
     payload = {
         "experiment": "uk_t2m",
         "train_period": UK_TRAIN,
@@ -634,6 +702,7 @@ def uk(args: argparse.Namespace) -> None:
         "models": rows,
         "noise_selection": selections,
         "cv_calibration": cv_calibrations,
+        "cv_bias": cv_biases,
         "nfe_sweep": {
             "inits": [str(t) for t in sweep_inits],
             "members": args.sweep_members,
@@ -779,6 +848,8 @@ def uk_markdown(p: dict) -> str:
             )
     for name, cv in p.get("cv_calibration", {}).items():
         lines += cv_calibration_markdown(name, cv, leads)
+    for name, cv in p.get("cv_bias", {}).items():
+        lines += cv_bias_markdown(name, cv, leads)
     sweep = p["nfe_sweep"]
     if sweep["rows"]:
         lines += [
@@ -912,6 +983,41 @@ def bias_markdown(p: dict, leads: Sequence[str]) -> list[str]:
     return lines
 
 
+def cv_bias_markdown(name: str, cv: dict, leads: Sequence[str]) -> list[str]:
+    """The bias-correction weights on the cross-validation days (:func:`cv_bias`)."""
+    by_weight = cv["weights"]
+    mean_crps = {w: np.mean([row[h]["fair_crps"] for h in leads]) for w, row in by_weight.items()}
+    chosen = min(mean_crps, key=mean_crps.get)
+    first = next(iter(by_weight.values()))[leads[0]]
+    lines = [
+        "",
+        f"## Decaying-average bias correction chosen on held-out days: {name}",
+        "",
+        f"Each fold model's forecasts of the days it held out ({first['inits']} initial times "
+        f"in all, {cv['members']} members, `{cv['sampler']}`), corrected by `wxens "
+        "bias-correct` with weight w (0: none) within each fold's days: only errors verified "
+        "by an initial time correct it, and each fold's first day goes uncorrected. The "
+        f"weight of least mean CRPS over the leads: **{chosen}**. Rank cells read `model "
+        "(perfect model)`.",
+        "",
+        "| w | "
+        + " | ".join(f"{what} {h} h" for what in ("CRPS", "SSR", "rank") for h in leads)
+        + " | mean CRPS |",
+        "| --- | " + " | ".join("---" for _ in range(3 * len(leads))) + " | --- |",
+    ]
+    for w, row in by_weight.items():
+        lines.append(
+            f"| {w} | "
+            + " | ".join(f"{row[h]['fair_crps']:.3f}" for h in leads)
+            + " | "
+            + " | ".join(f"{row[h]['ssr']:.2f}" for h in leads)
+            + " | "
+            + " | ".join(_cell("{:.2f}", row[h], "rank_max_min") for h in leads)
+            + f" | {mean_crps[w]:.4f} |"
+        )
+    return lines
+
+
 def cv_calibration_markdown(name: str, cv: dict, leads: Sequence[str]) -> list[str]:
     """The leave-one-fold-out calibration check (:func:`cv_calibration`) as a section."""
     rows = {"uncalibrated": cv["raw"], "calibrated by the other folds' factors": cv["calibrated"]}
@@ -1004,6 +1110,22 @@ def main() -> None:
         help="score initial-noise scales by cross-validation: each checkpoint trained "
         "without one fold (data.exclude), scored on that fold with its default sampler at "
         "noise_scale=SCALE, pooled",
+    )
+    u.add_argument(
+        "--bias-correct",
+        action="append",
+        default=[],
+        metavar="NAME=W",
+        help="also score the --run model NAME after a decaying-average bias correction of "
+        "weight W (wxens bias-correct; the test days' errors verified by each initial time)",
+    )
+    u.add_argument(
+        "--cv-bias",
+        action="append",
+        default=[],
+        metavar="NAME=CHECKPOINT,CHECKPOINT,...=SAMPLER=W,W",
+        help="score decaying-average bias-correction weights (0: none) on the "
+        "cross-validation folds' held-out days",
     )
     u.add_argument(
         "--cv-calibration",
