@@ -1000,22 +1000,29 @@ def cv_bias_markdown(name: str, cv: dict, leads: Sequence[str]) -> list[str]:
         f"weight of least mean CRPS over the leads: **{chosen}**. Rank cells read `model "
         "(perfect model)`.",
         "",
-        "| w | "
-        + " | ".join(f"{what} {h} h" for what in ("CRPS", "SSR", "rank") for h in leads)
-        + " | mean CRPS |",
+        f"| w | {_score_header(leads)} | mean CRPS |",
         "| --- | " + " | ".join("---" for _ in range(3 * len(leads))) + " | --- |",
     ]
     for w, row in by_weight.items():
-        lines.append(
-            f"| {w} | "
-            + " | ".join(f"{row[h]['fair_crps']:.3f}" for h in leads)
-            + " | "
-            + " | ".join(f"{row[h]['ssr']:.2f}" for h in leads)
-            + " | "
-            + " | ".join(_cell("{:.2f}", row[h], "rank_max_min") for h in leads)
-            + f" | {mean_crps[w]:.4f} |"
-        )
+        lines.append(f"| {w} | {_score_cells(row, leads)} | {mean_crps[w]:.4f} |")
     return lines
+
+
+SCORE_COLUMNS = (("SSR", "ssr", "{:.2f}"), ("CRPS", "fair_crps", "{:.3f}"))
+
+
+def _score_header(leads: Sequence[str]) -> str:
+    """Column titles of :func:`_score_cells`."""
+    titles = [title for title, _, _ in SCORE_COLUMNS] + ["rank"]
+    return " | ".join(f"{title} {h} h" for title in titles for h in leads)
+
+
+def _score_cells(row: dict, leads: Sequence[str]) -> str:
+    """SSR, fair CRPS and rank ratio (with its perfect-model reference) of a
+    :func:`score_leads` row at every lead, as table cells."""
+    cells = [fmt.format(row[h][key]) for _, key, fmt in SCORE_COLUMNS for h in leads]
+    cells += [_cell("{:.2f}", row[h], "rank_max_min") for h in leads]
+    return " | ".join(cells)
 
 
 def cv_calibration_markdown(name: str, cv: dict, leads: Sequence[str]) -> list[str]:
@@ -1032,21 +1039,11 @@ def cv_calibration_markdown(name: str, cv: dict, leads: Sequence[str]) -> list[s
         "the model trained on all the days), scored together: does a factor fitted on some "
         "days hold on others? Rank cells read `model (perfect model)` as above.",
         "",
-        "| forecasts | "
-        + " | ".join(f"{what} {h} h" for what in ("SSR", "CRPS", "rank") for h in leads)
-        + " |",
+        f"| forecasts | {_score_header(leads)} |",
         "| --- | " + " | ".join("---" for _ in range(3 * len(leads))) + " |",
     ]
     for label, row in rows.items():
-        lines.append(
-            f"| {label} | "
-            + " | ".join(f"{row[h]['ssr']:.2f}" for h in leads)
-            + " | "
-            + " | ".join(f"{row[h]['fair_crps']:.3f}" for h in leads)
-            + " | "
-            + " | ".join(_cell("{:.2f}", row[h], "rank_max_min") for h in leads)
-            + " |"
-        )
+        lines.append(f"| {label} | {_score_cells(row, leads)} |")
     lines += [
         "",
         "| fold left out | " + " | ".join(f"factor {h} h" for h in leads) + " |",
