@@ -143,6 +143,16 @@ def forecast(
     return [t.isoformat() for t in asked.intersection(complete_init_times(out))]
 
 
+@flow(name="bias_correct")
+def bias_correct(forecast: str, truth: str, out: str, weight: float = 0.2) -> str:
+    """Correct the forecast store ``forecast`` by the decaying average (``weight``) of its
+    errors verified in the analysis store ``truth`` into the store ``out``
+    (``wxens bias-correct``). Skipped when the forecast and the truth are unchanged and
+    ``out`` exists. Returns ``out``."""
+    done = (Path(out) / "zarr.json").is_file()
+    return unless_done(tasks.bias_correct_forecast, done)(forecast, truth, out, weight)
+
+
 @flow(name="verify")
 def verify(
     forecast: str,
@@ -190,6 +200,8 @@ def ensemble_run(
     variables: list[str] | None = None,
     train_config: str | None = None,
     train_overrides: list[str] | None = None,
+    bias_correction: float | None = None,
+    corrected_store: str | None = None,
     dask_scheduler: str | None = None,
     device: str = "auto",
     progress: bool = False,
@@ -198,11 +210,20 @@ def ensemble_run(
     default all) into ``store`` (if given); train ``train_config`` (with
     ``train_overrides``, ``key=value``) into the directory ``checkpoint`` (if given);
     forecast ``init_times`` — by default the ``latest`` initial times of the store on the
-    ``cycle_hours`` cycle — into ``forecast_store``; then verify every initial time of
-    ``forecast_store`` whose truth has arrived in ``store`` (``scores``, ``report``).
+    ``cycle_hours`` cycle — into ``forecast_store``; with a ``bias_correction`` weight,
+    correct the whole forecast store by its verified errors into ``corrected_store``
+    (``wxens bias-correct``; the raw store stays what the correction learns from); then
+    verify every initial time of the forecast (the corrected one, if any) whose truth has
+    arrived in ``store`` (``scores``, ``report``).
 
     Returns what it did: the initial times forecast and verified and the output paths.
     """
+    if bias_correction is not None:  # checked before any work
+        from generators.bias_correction import DecayingAverageBias
+
+        DecayingAverageBias(bias_correction)
+        if not corrected_store:
+            raise InputError("bias_correction needs corrected_store, the store to write")
     if sources:
         ingest(sources, store, variables, dask_scheduler=dask_scheduler, progress=progress)
     if train_config:
@@ -220,10 +241,13 @@ def ensemble_run(
         device=device,
         progress=progress,
     )
-    arrived = truth_arrived(forecast_store, store)
+    delivered = forecast_store
+    if bias_correction is not None:
+        delivered = bias_correct(forecast_store, store, corrected_store, bias_correction)
+    arrived = truth_arrived(delivered, store)
     if arrived:
         verify(
-            forecast_store,
+            delivered,
             store,
             scores,
             report,
@@ -233,13 +257,14 @@ def ensemble_run(
         )
     else:
         get_run_logger().info(
-            "no forecast of %s has its truth in %s yet: nothing to verify", forecast_store, store
+            "no forecast of %s has its truth in %s yet: nothing to verify", delivered, store
         )
     return {
         "store": store,
         "checkpoint": checkpoint,
         "forecast_store": forecast_store,
         "forecast_init_times": forecast_done,
+        "corrected_store": corrected_store if bias_correction is not None else None,
         "verified_init_times": arrived,
         "scores": scores if arrived else None,
         "report": report if arrived else None,

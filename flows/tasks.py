@@ -106,6 +106,17 @@ def forecast_init_times(
     return [t.isoformat() for t in done.init_times]
 
 
+@wxens_task(name="bias-correct-forecast", reads=("forecast", "truth"))
+def bias_correct_forecast(forecast: str, truth: str, out: str, weight: float) -> str:
+    """:func:`generators.bias_correction.bias_correct_store` (``wxens bias-correct``) of the
+    forecast store ``forecast`` against the analysis store ``truth`` into ``out``, with the
+    decaying-average weight ``weight``; returns ``out``."""
+    from generators.bias_correction import DecayingAverageBias, bias_correct_store
+
+    bias_correct_store(forecast, truth, out, DecayingAverageBias(weight))
+    return out
+
+
 @wxens_task(
     name="verify-forecast", reads=("forecast", "truth"), not_keyed=("dask_scheduler", "progress")
 )

@@ -23,9 +23,11 @@ spread. The correction learns that error from the last few days.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -33,7 +35,9 @@ import xarray as xr
 
 from pipeline.adapters import align_with_truth
 from pipeline.errors import InputError
+from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
 from pipeline.schema import INIT_TIME, LEAD_TIME, MEMBER
+from pipeline.store import open_store
 
 
 @dataclass(frozen=True)
@@ -122,3 +126,33 @@ def bias_correct(
         "wxens_bias_correction": json.dumps(correction.to_attrs(), sort_keys=True),
     }
     return corrected, xr.Dataset(biases)
+
+
+def bias_correct_store(
+    forecast: str | Path, truth: str | Path, out: str | Path, correction: DecayingAverageBias
+) -> xr.Dataset:
+    """``wxens bias-correct``: the complete initial times of the forecast store ``forecast``
+    corrected against the analysis store ``truth`` into the forecast store ``out`` (created,
+    or its initial times overwritten and new ones appended), its provenance that of the
+    raw store plus the correction. Returns the bias removed (:func:`bias_correct`).
+
+    Refused, with nothing written: ``out`` naming the raw store itself (later corrections
+    learn from it), a raw store that is already corrected, and ``out`` holding another
+    model's forecasts or another weight (:func:`pipeline.forecast_store.write_forecast`).
+    """
+    if Path(out).resolve() == Path(forecast).resolve():
+        raise InputError(
+            f"--out {out} is the forecast store itself; write the corrected forecast to "
+            "another store (the raw one is what later corrections learn from)"
+        )
+    raw = open_forecast(forecast)
+    provenance = ForecastProvenance.from_attrs(raw.attrs)
+    if provenance.bias_correction:
+        raise InputError(
+            f"{forecast} is already bias-corrected ({provenance.bias_correction}); correct "
+            "the generator's own forecast store instead"
+        )
+    corrected, bias = bias_correct(raw, open_store(truth).dataset, correction)
+    provenance = dataclasses.replace(provenance, bias_correction=correction.to_attrs())
+    write_forecast(out, corrected, provenance)
+    return bias

@@ -179,6 +179,9 @@ def verify(
             "mean_over": list(config.mean_over),
             "spread_skill_ratio": "with the finite-ensemble factor sqrt((M+1)/M)",
             "crps": "fair_crps: unbiased (WeatherBench 2); ecdf_crps: empirical (xskillscore)",
+            # what made the forecast (a wxens store's provenance: model, sampler,
+            # calibration, bias correction)
+            **{k: v for k, v in forecast.attrs.items() if str(k).startswith("wxens_")},
         }
     )
     return xr.DataTree.from_dict({"/": root, **tree})

@@ -29,40 +29,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-    from pathlib import Path
-
     import numpy as np
 
-    from generators.bias_correction import DecayingAverageBias, bias_correct
-    from pipeline.errors import InputError
-    from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
-    from pipeline.schema import LEAD_TIME
-    from pipeline.store import open_store
+    from generators.bias_correction import DecayingAverageBias, bias_correct_store
+    from pipeline.schema import INIT_TIME, LEAD_TIME
 
     correction = DecayingAverageBias(args.weight)
-    if Path(args.out).resolve() == Path(args.forecast).resolve():
-        raise InputError(
-            f"--out {args.out} is the forecast store itself; write the corrected forecast to "
-            "another store (the raw one is what later corrections learn from)"
-        )
-    forecast = open_forecast(args.forecast)
-    provenance = ForecastProvenance.from_attrs(forecast.attrs)
-    if provenance.bias_correction:
-        raise InputError(
-            f"{args.forecast} is already bias-corrected ({provenance.bias_correction}); correct "
-            "the generator's own forecast store instead"
-        )
-    corrected, bias = bias_correct(forecast, open_store(args.truth).dataset, correction)
-    write_forecast(
-        args.out,
-        corrected,
-        dataclasses.replace(provenance, bias_correction=correction.to_attrs()),
-    )
-    print(f"{args.out}: {corrected.sizes['init_time']} initial time(s), weight {args.weight:g}")
+    bias = bias_correct_store(args.forecast, args.truth, args.out, correction)
+    print(f"{args.out}: {bias.sizes[INIT_TIME]} initial time(s), weight {args.weight:g}")
+    hours = bias[LEAD_TIME].values / np.timedelta64(1, "h")
     for name, b in bias.data_vars.items():
         by_lead = np.abs(b).mean([d for d in b.dims if d != LEAD_TIME]).values
-        hours = bias[LEAD_TIME].values / np.timedelta64(1, "h")
         print(
             f"  {name}: mean |bias| removed by lead "
             + ", ".join(f"{h:g} h {v:.3f}" for h, v in zip(hours, by_lead, strict=True))

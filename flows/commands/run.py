@@ -70,6 +70,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--forecast-store", required=True, help="forecast store to create or extend")
     out.add_argument("--scores", required=True, help="scores file (NetCDF groups) to write")
     out.add_argument("--report", help="HTML report to write")
+    out.add_argument(
+        "--bias-correct",
+        metavar="STORE",
+        help="also correct the forecast store by its verified errors into this store "
+        "(wxens bias-correct) and verify that one",
+    )
+    out.add_argument(
+        "--bias-weight",
+        type=float,
+        default=0.2,
+        help="with --bias-correct: weight of the newest verified error (default 0.2)",
+    )
     parser.add_argument(
         "--dask-scheduler",
         metavar="ADDRESS",
@@ -121,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
         variables=args.variables,
         train_config=args.train_config,
         train_overrides=args.train_overrides,
+        bias_correction=args.bias_weight if args.bias_correct else None,
+        corrected_store=args.bias_correct,
         dask_scheduler=args.dask_scheduler,
         device=args.device,
         progress=sys.stderr.isatty(),
@@ -139,6 +153,8 @@ def describe(summary: dict[str, object], steps: list[tuple[str, float]] = ()) ->
         f"checkpoint       {summary['checkpoint']}",
         f"forecast store   {summary['forecast_store']} ({len(forecast)} initial time(s) forecast)",
     ]
+    if summary.get("corrected_store"):
+        lines.append(f"bias-corrected   {summary['corrected_store']}")
     if verified:
         lines.append(
             f"scores           {summary['scores']} ({len(verified)} initial time(s) verified)"

@@ -3,6 +3,8 @@ outputs, a rerun that skips finished work, and the same numbers on and off a das
 
 from __future__ import annotations
 
+import json
+
 import dask
 import numpy as np
 import pandas as pd
@@ -121,3 +123,69 @@ def test_wxens_run_with_a_missing_store_exits_2_with_the_fix(tmp_path, monkeypat
     assert code == 2
     assert "nowhere.zarr: no such store; create it with `wxens ingest" in capsys.readouterr().err
     assert not (tmp_path / "f.zarr").exists()
+
+
+def test_a_bias_corrected_run_corrects_from_verified_errors_and_verifies_that(
+    chain, tmp_path, file_times, monkeypatch
+):
+    """The chain with a bias correction, on two days of initial times (one verified
+    predecessor for each of the second day's): its corrected store holds raw members minus
+    w times the previous day's ensemble-mean error, verified in place of the raw one."""
+    from flows.pipelines import ensemble_run
+    from pipeline.forecast_store import open_forecast, provenance
+    from pipeline.store import open_store
+
+    second_day = chain.parameters["init_times"]  # 2000-01-08, four times of day
+    inits = [t.replace("01-08", "01-07") for t in second_day] + second_day
+    paths = {name: str(tmp_path / name) for name in ("raw.zarr", "corrected.zarr", "bc.nc")}
+    parameters = {
+        **chain.parameters,
+        "init_times": inits,
+        "forecast_store": paths["raw.zarr"],
+        "corrected_store": paths["corrected.zarr"],
+        "bias_correction": 0.5,
+        "scores": paths["bc.nc"],
+        "report": None,
+    }
+    monkeypatch.chdir(chain.workdir)
+    summary = ensemble_run(**parameters)
+    assert summary["corrected_store"] == paths["corrected.zarr"]
+    assert pd.DatetimeIndex(summary["verified_init_times"]).equals(pd.DatetimeIndex(inits))
+    assert provenance(paths["corrected.zarr"]).bias_correction["weight"] == 0.5
+    assert provenance(paths["raw.zarr"]).bias_correction == {}
+    scored = xr.open_datatree(paths["bc.nc"]).attrs  # the corrected store was verified
+    assert json.loads(scored["wxens_bias_correction"])["weight"] == 0.5
+
+    raw, corrected = (
+        open_forecast(paths["raw.zarr"]).t2m,
+        open_forecast(paths["corrected.zarr"]).t2m,
+    )
+    truth = open_store(chain.store).dataset.t2m
+    day = pd.Timedelta("1D")
+    for t in pd.DatetimeIndex(second_day):
+        for lead in raw["lead_time"].values:
+            previous = raw.sel(init_time=t - day, lead_time=lead).mean("member")
+            error = previous - truth.sel(time=t - day + lead)
+            shift = corrected.sel(init_time=t, lead_time=lead) - raw.sel(
+                init_time=t, lead_time=lead
+            )
+            expected = np.broadcast_to(-0.5 * error.values, shift.shape)  # every member
+            np.testing.assert_allclose(shift, expected, atol=1e-4)
+    first_day = corrected.sel(init_time=slice("2000-01-07", "2000-01-07T23"))
+    xr.testing.assert_equal(first_day, raw.sel(init_time=first_day["init_time"]))
+    xr.testing.assert_allclose(corrected.std("member"), raw.std("member"), atol=1e-4)
+
+    before = file_times(tmp_path / "corrected.zarr")
+    assert ensemble_run(**parameters) == summary
+    assert file_times(tmp_path / "corrected.zarr") == before  # skipped: nothing new
+
+
+def test_a_bias_correction_without_its_store_is_refused_before_any_work(chain, monkeypatch):
+    from flows.pipelines import ensemble_run
+    from pipeline.errors import InputError
+
+    monkeypatch.chdir(chain.workdir)
+    with pytest.raises(InputError, match="needs corrected_store"):
+        ensemble_run(**{**chain.parameters, "bias_correction": 0.2})
+    with pytest.raises(InputError, match="weight must be in"):
+        ensemble_run(**{**chain.parameters, "bias_correction": 2.0, "corrected_store": "x.zarr"})
