@@ -488,7 +488,10 @@ def cv_bias(
             DecayingAverageBias(w).correct(e, t, inits, leads) if w else e
             for (e, t), (_, inits) in zip(forecasts, folds, strict=True)
         ]
-        by_weight[f"{w:g}"] = score_leads(np.concatenate(corrected), truth, latitude, UK_LEADS)
+        scored = score_leads(np.concatenate(corrected), truth, latitude, UK_LEADS)
+        by_weight[f"{w:g}"] = {  # the per-initial-time means serve the test days only
+            lead: {k: v for k, v in row.items() if k != "per_init"} for lead, row in scored.items()
+        }
     return {
         "sampler": sampler_text,
         "members": members,

@@ -89,7 +89,13 @@ class DecayingAverageBias:
                     out[n, li] = b
         return out
 
-    def correct(self, members: np.ndarray, truth: np.ndarray, inits, leads) -> np.ndarray:
+    def correct(
+        self,
+        members: np.ndarray,
+        truth: np.ndarray,
+        inits: Sequence[pd.Timestamp],
+        leads: Sequence[pd.Timedelta],
+    ) -> np.ndarray:
         """Members (N, M, L, ...) and truth (N, L, ...) as arrays -> corrected members."""
         errors = members.mean(axis=1) - truth
         return members - self.bias(errors, inits, leads)[:, None]
