@@ -162,3 +162,9 @@ def test_cli_writes_a_corrected_store_and_refuses_bad_input(analysis, tmp_path, 
     assert "wxens_bias_correction" not in open_forecast(raw).attrs or not json.loads(
         open_forecast(raw).attrs["wxens_bias_correction"]
     )
+
+
+def test_a_variable_the_truth_lacks_is_refused(analysis):
+    forecast = warm_forecast(analysis, 1.0).rename(t2m="z500")
+    with pytest.raises(InputError, match=r"the truth has no \['z500'\]"):
+        bias_correct(forecast, analysis.dataset, DecayingAverageBias())
