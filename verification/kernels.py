@@ -71,8 +71,9 @@ def ensemble_moments(members: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray
     (...), (...).
     """
     x = members.astype(np.float64, copy=False)
-    mean = _member_mean(x)
-    if np.isnan(x).any():
+    has_nan = bool(np.isnan(x).any())  # one pass over the members, shared with the mean
+    mean = _member_mean(x, has_nan)
+    if has_nan:
         with np.errstate(invalid="ignore", divide="ignore"):
             variance = np.nanvar(x, axis=-1, ddof=1)
     else:
@@ -84,12 +85,14 @@ def ensemble_moments(members: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray
 def ensemble_mean_error(members: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """Error of the ensemble mean, ``x̄ - y``, point by point (NaN members left out; NaN
     where the truth is NaN). Shapes: (..., M), (...) -> (...)."""
-    return _member_mean(members.astype(np.float64, copy=False)) - truth
+    x = members.astype(np.float64, copy=False)
+    return _member_mean(x, bool(np.isnan(x).any())) - truth
 
 
-def _member_mean(x: np.ndarray) -> np.ndarray:
-    """Mean over the last (member) axis, NaN members left out (NaN where all are)."""
-    if not np.isnan(x).any():
+def _member_mean(x: np.ndarray, has_nan: bool) -> np.ndarray:
+    """Mean over the last (member) axis; with ``has_nan``, NaN members left out (NaN where
+    all are)."""
+    if not has_nan:
         return x.mean(axis=-1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # "mean of empty slice"
