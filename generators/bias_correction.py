@@ -23,7 +23,6 @@ spread. The correction learns that error from the last few days.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -75,10 +74,12 @@ class DecayingAverageBias:
             )
         out = np.zeros_like(errors)
         time_of_day = times - times.normalize()
+        groups = [  # the initial times of each time of day, in order
+            group[np.argsort(times[group], kind="stable")]
+            for group in (np.flatnonzero(time_of_day == tod) for tod in time_of_day.unique())
+        ]
         for li, lead in enumerate(pd.TimedeltaIndex(leads)):
-            for tod in time_of_day.unique():
-                group = np.flatnonzero(time_of_day == tod)
-                group = group[np.argsort(times[group], kind="stable")]
+            for group in groups:
                 b = np.zeros(errors.shape[2:])
                 verified = 0
                 for n in group:
@@ -111,13 +112,8 @@ def bias_correct(
     Lazy in the members; the ensemble means and errors (init_time x lead_time x grid per
     variable) are computed in memory. The corrected forecast's attrs record the correction
     (``wxens_bias_correction``)."""
-    missing = [str(n) for n in forecast.data_vars if n not in truth.data_vars]
-    if missing:
-        raise InputError(
-            f"the truth has no {missing}, which the forecast holds; bias correction needs "
-            f"the analysis of every forecast variable (truth has {sorted(map(str, truth.data_vars))})"
-        )
-    aligned = align_with_truth(forecast, truth)
+    # every forecast variable, or an InputError naming those the truth lacks
+    aligned = align_with_truth(forecast, truth, variables=list(forecast.data_vars))
     corrected, biases = aligned.forecast.copy(), {}
     inits = pd.DatetimeIndex(corrected[INIT_TIME].values)
     leads = pd.TimedeltaIndex(corrected[LEAD_TIME].values)
@@ -159,6 +155,5 @@ def bias_correct_store(
             "the generator's own forecast store instead"
         )
     corrected, bias = bias_correct(raw, open_store(truth).dataset, correction)
-    provenance = dataclasses.replace(provenance, bias_correction=correction.to_attrs())
-    write_forecast(out, corrected, provenance)
+    write_forecast(out, corrected, ForecastProvenance.from_attrs(corrected.attrs))
     return bias

@@ -274,7 +274,7 @@ def align_with_truth(
     missing = [n for n in names if n not in forecast.data_vars or n not in truth.data_vars]
     if not names or missing:
         raise InputError(
-            f"no common variable to verify{f' ({missing} missing)' if missing else ''}: the "
+            f"no common variable to pair{f' ({missing} missing)' if missing else ''}: the "
             f"forecast has {sorted(map(str, forecast.data_vars))}, the truth "
             f"{sorted(map(str, truth.data_vars))}"
         )

@@ -166,5 +166,5 @@ def test_cli_writes_a_corrected_store_and_refuses_bad_input(analysis, tmp_path, 
 
 def test_a_variable_the_truth_lacks_is_refused(analysis):
     forecast = warm_forecast(analysis, 1.0).rename(t2m="z500")
-    with pytest.raises(InputError, match=r"the truth has no \['z500'\]"):
+    with pytest.raises(InputError, match=r"\['z500'\] missing"):
         bias_correct(forecast, analysis.dataset, DecayingAverageBias())
