@@ -731,15 +731,15 @@ def _cell(fmt: str, scores_: dict, key: str) -> str:
     return text if reference is None else f"{text} ({fmt.format(reference)})"
 
 
+def better_baseline(baselines: dict, leads: Sequence[str]) -> dict[str, str]:
+    """The name of the baseline of lower fair CRPS at each lead."""
+    return {h: min(baselines, key=lambda name, h=h: baselines[name][h]["fair_crps"]) for h in leads}
+
+
 def uk_markdown(p: dict) -> str:
     leads = [f"{h:g}" for h in p["leads_hours"]]
-    best = [
-        min(
-            p["baselines"]["climatology"][h]["fair_crps"],
-            p["baselines"]["persistence"][h]["fair_crps"],
-        )
-        for h in leads
-    ]
+    better = better_baseline(p["baselines"], leads)
+    best = [p["baselines"][better[h]][h]["fair_crps"] for h in leads]
     head = "| model | sampler (NFE) | " + " | ".join(f"{h} h" for h in leads) + " |"
     rule = "| --- | --- | " + " | ".join("---" for _ in leads) + " |"
     lines = [
@@ -887,9 +887,7 @@ def uncertainty_markdown(p: dict, leads: Sequence[str]) -> list[str]:
     rows = {n: r for n, r in p["models"].items() if "per_init" in r["leads"][leads[0]]}
     if not rows or "per_init" not in baselines["persistence"][leads[0]]:
         return []
-    better = {
-        h: min(baselines, key=lambda name, h=h: baselines[name][h]["fair_crps"]) for h in leads
-    }
+    better = better_baseline(baselines, leads)
     best = {h: baselines[better[h]][h] for h in leads}
     inits = pd.DatetimeIndex(p["test_inits"])
     lines = [

@@ -246,10 +246,11 @@ def run_case(
     run cut short by a time limit keeps the modes it measured)."""
     grid = GRIDS[grid_name]
     case.update(model=model_name, grid=grid_name, grid_shape=grid, device=str(device))
-    model = build(model_name, grid_name, device)
 
     def make_model() -> FlowMatching:
         return build(model_name, grid_name, device)
+
+    model = make_model()  # for its size and the condition; each mode builds its own
 
     case["parameters"] = parameter_count(model)
     case["backbone"] = asdict(model.backbone.config)
