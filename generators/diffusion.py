@@ -106,13 +106,12 @@ class EDM(ResidualGenerator):
 
     def denoise(self, x: Tensor, sigma: Tensor, encoded: Encoded) -> Tensor:
         """D(x; sigma) for x (N, C, H, W) and sigma (N,), computed in x's dtype; the
-        network runs in the dtype of the encoded condition."""
+        network runs in its weights' dtype (it casts its inputs)."""
         c_skip, c_out, c_in, c_noise = (
             c.reshape((-1,) + (1,) * (x.dim() - 1))
             for c in edm_preconditioning(sigma.to(x.dtype), self.config.sigma_data)
         )
-        dtype = encoded[0].dtype
-        f = self.backbone((c_in * x).to(dtype), c_noise.flatten().to(dtype), *encoded)
+        f = self.backbone(c_in * x, c_noise.flatten(), *encoded)
         return c_skip * x + c_out * f.to(x.dtype)
 
     def network_fn(self, encoded: Encoded) -> NetworkFn:

@@ -56,10 +56,8 @@ class FlowMatching(ResidualGenerator):
         return EulerSampler(nfe=self.config.sample_nfe)
 
     def network_fn(self, encoded: Encoded) -> NetworkFn:
-        dtype = encoded[0].dtype
-
         def velocity(x: Tensor, t: Tensor) -> Tensor:
-            return self.backbone(x.to(dtype), t.to(dtype), *encoded)
+            return self.backbone(x, t, *encoded)  # which casts x to its weights' dtype
 
         return velocity
 
