@@ -144,13 +144,18 @@ def forecast(
 
 
 @flow(name="bias_correct")
-def bias_correct(forecast: str, truth: str, out: str, weight: float = 0.2) -> str:
+def bias_correct(
+    forecast: str, truth: str, out: str, weight: float = 0.2, spread_weight: float | None = None
+) -> str:
     """Correct the forecast store ``forecast`` by the decaying average (``weight``) of its
     errors verified in the analysis store ``truth`` into the store ``out``
-    (``wxens bias-correct``). Skipped when the forecast and the truth are unchanged and
-    ``out`` exists. Returns ``out``."""
+    (``wxens bias-correct``), and with a ``spread_weight`` scale its spread by the decaying
+    average of its recent spread-skill ratio. Skipped when the forecast and the truth are
+    unchanged and ``out`` exists. Returns ``out``."""
     done = (Path(out) / "zarr.json").is_file()
-    return unless_done(tasks.bias_correct_forecast, done)(forecast, truth, out, weight)
+    return unless_done(tasks.bias_correct_forecast, done)(
+        forecast, truth, out, weight, spread_weight
+    )
 
 
 @flow(name="verify")
@@ -201,6 +206,7 @@ def ensemble_run(
     train_config: str | None = None,
     train_overrides: list[str] | None = None,
     bias_correction: float | None = None,
+    spread_weight: float | None = None,
     corrected_store: str | None = None,
     dask_scheduler: str | None = None,
     device: str = "auto",
@@ -212,7 +218,8 @@ def ensemble_run(
     forecast ``init_times`` — by default the ``latest`` initial times of the store on the
     ``cycle_hours`` cycle — into ``forecast_store``; with a ``bias_correction`` weight,
     correct the whole forecast store by its verified errors into ``corrected_store``
-    (``wxens bias-correct``; the raw store stays what the correction learns from); then
+    (``wxens bias-correct``; the raw store stays what the correction learns from), with a
+    ``spread_weight`` its spread scaled too; then
     verify every initial time of the forecast (the corrected one, if any) whose truth has
     arrived in ``store`` (``scores``, ``report``).
 
@@ -221,9 +228,14 @@ def ensemble_run(
     if bias_correction is not None:  # checked before any work
         from generators.bias_correction import DecayingAverageBias
 
-        DecayingAverageBias(bias_correction)
+        DecayingAverageBias.with_weights(bias_correction, spread_weight)
         if not corrected_store:
             raise InputError("bias_correction needs corrected_store, the store to write")
+    elif spread_weight is not None:
+        raise InputError(
+            "spread_weight scales the spread of the bias-corrected store: give "
+            "bias_correction (its weight) and corrected_store too"
+        )
     if sources:
         ingest(sources, store, variables, dask_scheduler=dask_scheduler, progress=progress)
     if train_config:
@@ -243,7 +255,9 @@ def ensemble_run(
     )
     delivered = forecast_store
     if bias_correction is not None:
-        delivered = bias_correct(forecast_store, store, corrected_store, bias_correction)
+        delivered = bias_correct(
+            forecast_store, store, corrected_store, bias_correction, spread_weight
+        )
     arrived = truth_arrived(delivered, store)
     if arrived:
         verify(

@@ -7,7 +7,9 @@ the earlier forecasts of the same lead and time of day that have verified by t
 
     b <- (1 - w) b + w e_s,   b = 0 before the first one,
 
-and every member of forecast t is shifted by ``-b``; the spread is unchanged. ``w`` is the
+and every member of forecast t is shifted by ``-b``; the spread is unchanged unless a
+spread scaling is asked for (:class:`DecayingAverageSpread`, the same recursion on the
+squared errors and the ensemble variances). ``w`` is the
 weight of the newest error (the e-folding memory is about 1/w forecasts). This is NCEP's
 decaying-average bias correction of the NAEFS ensembles (Cui, Toth, Zhu and Hou 2012,
 Weather and Forecasting 27, 396-410; w = 0.02 there for a long archive; shorter
@@ -18,7 +20,9 @@ is left as it is, and missing truths are skipped.
 A generator trained on a few weeks of data learns the diurnal cycle of those weeks;
 on days whose cycle is wider (clear nights, sunny afternoons) its ensemble mean errs by
 the time of day, which piles the truth into one end of the rank histogram whatever the
-spread. The correction learns that error from the last few days.
+spread. The correction learns that error from the last few days. What remains of the
+error then varies from one initial time to the next more than the members do on days like
+these, which the spread scaling follows.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -35,60 +40,159 @@ import xarray as xr
 from pipeline.adapters import align_with_truth
 from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
-from pipeline.schema import INIT_TIME, LEAD_TIME, MEMBER
+from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LON, MEMBER
 from pipeline.store import open_store
+
+
+def decaying_average(
+    values: np.ndarray,
+    inits: Sequence[pd.Timestamp],
+    leads: Sequence[pd.Timedelta],
+    weight: float,
+) -> np.ndarray:
+    """The causal recursion of the module docstring: values (N, L, ...) of the forecasts of
+    ``inits`` (N) at ``leads`` (L), NaN where unverified -> a (N, L, ...), a[t] folding in
+    order the values of the earlier forecasts of the same lead and time of day that have
+    verified by t (``s + l <= t``): a <- (1 - w) a + w v_s, a = 0 before the first one."""
+    values = np.asarray(values, dtype=np.float64)
+    times = pd.DatetimeIndex(inits)
+    if values.shape[:2] != (len(times), len(leads)):
+        raise InputError(
+            f"values of shape {values.shape} do not match {len(times)} initial times x "
+            f"{len(leads)} leads"
+        )
+    out = np.zeros_like(values)
+    time_of_day = times - times.normalize()
+    groups = [  # the initial times of each time of day, in order
+        group[np.argsort(times[group], kind="stable")]
+        for group in (np.flatnonzero(time_of_day == tod) for tod in time_of_day.unique())
+    ]
+    for li, lead in enumerate(pd.TimedeltaIndex(leads)):
+        for group in groups:
+            a = np.zeros(values.shape[2:])
+            verified = 0
+            for n in group:
+                while verified < len(group) and times[group[verified]] + lead <= times[n]:
+                    v = values[group[verified], li]
+                    a = np.where(np.isnan(v), a, (1 - weight) * a + weight * v)
+                    verified += 1
+                out[n, li] = a
+    return out
+
+
+def _check_weight(weight: float, what: str, hint: str) -> None:
+    if not 0 < weight <= 1:
+        raise InputError(f"the {what} weight must be in (0, 1], got {weight}; {hint}")
+
+
+@dataclass(frozen=True)
+class DecayingAverageSpread:
+    """Spread scaling from the recent errors, applied after the bias correction: each
+    forecast's deviations from its ensemble mean are scaled by
+
+        k_t = sqrt( M/(M+1) · Σ_g c_g A_t[(x̄ - b - y)²]_g / Σ_g c_g A_t[var_m x]_g ),
+
+    A_t the decaying average (weight w) of :func:`decaying_average` over the verified
+    predecessors of the same lead and time of day, x̄ - b - y their bias-corrected
+    ensemble-mean errors, var_m x (ddof 1) their ensemble variances, g the grid points,
+    c_g = cos(latitude), M the members; k = 1 with no verified predecessor. One k per
+    lead, time of day, variable and level: the spread-skill ratio (the finite-ensemble
+    factor of Fortin et al. 2014) of the recent forecasts, over the domain, set to 1.
+    Unlike the fixed factors of :mod:`generators.calibration` it follows a change of
+    regime, as the bias does; the domain mean keeps k steady where a point's error is
+    a handful of numbers.
+
+    weight: w, the weight of the newest verified forecast, in (0, 1]."""
+
+    weight: float = 0.7
+
+    def __post_init__(self) -> None:
+        _check_weight(self.weight, "spread", "0.7 was chosen on the UK cross-validation days")
+
+    def to_attrs(self) -> dict[str, object]:
+        return {
+            "method": "decaying_average_spread_skill",
+            "weight": self.weight,
+            "by": "lead, initial time of day, variable and level (domain mean)",
+        }
+
+    def factor(
+        self,
+        errors: np.ndarray,
+        variances: np.ndarray,
+        inits: Sequence[pd.Timestamp],
+        leads: Sequence[pd.Timedelta],
+        latitude: np.ndarray,
+        members: int,
+    ) -> np.ndarray:
+        """Bias-corrected ensemble-mean errors and ensemble variances (N, L, ..., lat, lon)
+        (errors NaN: unverified) -> k (N, L, ...)."""
+        errors = np.asarray(errors, dtype=np.float64)
+        variances = np.where(np.isnan(errors), np.nan, variances)  # skipped together
+        c = np.cos(np.deg2rad(np.asarray(latitude, dtype=np.float64)))[:, None]
+        squared = (decaying_average(errors**2, inits, leads, self.weight) * c).sum((-2, -1))
+        spread = (decaying_average(variances, inits, leads, self.weight) * c).sum((-2, -1))
+        ratio = np.divide(
+            squared, spread, out=np.full_like(spread, 1 + 1 / members), where=spread > 0
+        )
+        return np.sqrt(members / (members + 1) * ratio)
 
 
 @dataclass(frozen=True)
 class DecayingAverageBias:
-    """weight: w, the weight of the newest verified error, in (0, 1]."""
+    """weight: w, the weight of the newest verified error, in (0, 1]; spread: the spread
+    scaling applied after the bias, or None to keep the spread."""
 
     weight: float = 0.2
+    spread: DecayingAverageSpread | None = None
 
     def __post_init__(self) -> None:
-        if not 0 < self.weight <= 1:
-            raise InputError(
-                f"the bias-correction weight must be in (0, 1], got {self.weight}; 0.2 "
-                "remembers about the last 5 days of forecasts of each lead and time of day"
-            )
+        _check_weight(
+            self.weight,
+            "bias-correction",
+            "0.2 remembers about the last 5 days of forecasts of each lead and time of day",
+        )
+
+    @classmethod
+    def with_weights(cls, weight: float, spread_weight: float | None = None) -> DecayingAverageBias:
+        """The bias weight and, unless None, a :class:`DecayingAverageSpread` weight."""
+        return cls(weight, None if spread_weight is None else DecayingAverageSpread(spread_weight))
 
     def to_attrs(self) -> dict[str, object]:
-        return {
+        attrs: dict[str, object] = {
             "method": "decaying_average",
             "weight": self.weight,
             "by": "lead, initial time of day, grid point",
             "reference": "Cui et al. 2012, Wea. Forecasting 27, 396-410",
         }
+        if self.spread is not None:
+            attrs["spread"] = self.spread.to_attrs()
+        return attrs
 
     def bias(
         self, errors: np.ndarray, inits: Sequence[pd.Timestamp], leads: Sequence[pd.Timedelta]
     ) -> np.ndarray:
         """Errors of the ensemble mean (N, L, ...) (NaN: unverified) at ``inits`` (N) and
         ``leads`` (L) -> the bias b (N, L, ...) to subtract from each forecast's members."""
-        errors = np.asarray(errors, dtype=np.float64)
-        times = pd.DatetimeIndex(inits)
-        if errors.shape[:2] != (len(times), len(leads)):
-            raise InputError(
-                f"errors of shape {errors.shape} do not match {len(times)} initial times x "
-                f"{len(leads)} leads"
-            )
-        out = np.zeros_like(errors)
-        time_of_day = times - times.normalize()
-        groups = [  # the initial times of each time of day, in order
-            group[np.argsort(times[group], kind="stable")]
-            for group in (np.flatnonzero(time_of_day == tod) for tod in time_of_day.unique())
-        ]
-        for li, lead in enumerate(pd.TimedeltaIndex(leads)):
-            for group in groups:
-                b = np.zeros(errors.shape[2:])
-                verified = 0
-                for n in group:
-                    while verified < len(group) and times[group[verified]] + lead <= times[n]:
-                        e = errors[group[verified], li]
-                        b = np.where(np.isnan(e), b, (1 - self.weight) * b + self.weight * e)
-                        verified += 1
-                    out[n, li] = b
-        return out
+        return decaying_average(errors, inits, leads, self.weight)
+
+    def adjustments(
+        self,
+        errors: np.ndarray,
+        variances: np.ndarray | None,
+        inits: Sequence[pd.Timestamp],
+        leads: Sequence[pd.Timedelta],
+        latitude: np.ndarray,
+        members: int,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Ensemble-mean errors (N, L, ..., lat, lon) and, with a spread scaling, ensemble
+        variances of the same shape -> the bias b (N, L, ..., lat, lon) and the spread
+        factor k (N, L, ...) or None."""
+        bias = self.bias(errors, inits, leads)
+        if self.spread is None:
+            return bias, None
+        factor = self.spread.factor(errors - bias, variances, inits, leads, latitude, members)
+        return bias, factor
 
     def correct(
         self,
@@ -96,47 +200,83 @@ class DecayingAverageBias:
         truth: np.ndarray,
         inits: Sequence[pd.Timestamp],
         leads: Sequence[pd.Timedelta],
+        latitude: np.ndarray,
     ) -> np.ndarray:
-        """Members (N, M, L, ...) and truth (N, L, ...) as arrays -> corrected members."""
-        errors = members.mean(axis=1) - truth
-        return members - self.bias(errors, inits, leads)[:, None]
+        """Members (N, M, L, ..., lat, lon) and truth (N, L, ..., lat, lon) as arrays ->
+        corrected members, x̄ - b + k (x - x̄)."""
+        mean = members.mean(axis=1)
+        variances = members.var(axis=1, ddof=1) if self.spread is not None else None
+        bias, factor = self.adjustments(
+            mean - truth, variances, inits, leads, latitude, members.shape[1]
+        )
+        if factor is None:
+            return members - bias[:, None]
+        k = factor[:, None, ..., None, None]
+        return (mean - bias)[:, None] + k * (members - mean[:, None])
+
+
+class Corrected(NamedTuple):
+    """:func:`bias_correct`'s result: the corrected forecast, the bias b removed (dims of
+    the forecast without ``member``) and the spread factor k (also without the grid), or
+    None without a spread scaling."""
+
+    forecast: xr.Dataset
+    bias: xr.Dataset
+    spread_factor: xr.Dataset | None
 
 
 def bias_correct(
     forecast: xr.Dataset, truth: xr.Dataset, correction: DecayingAverageBias
-) -> tuple[xr.Dataset, xr.Dataset]:
+) -> Corrected:
     """The wxens forecast (dims ``init_time, member, lead_time, [level], latitude,
-    longitude``) with every variable's members shifted by ``-b`` of ``correction``, and b
-    itself (the same dims without ``member``), the errors taken against the analysis
-    ``truth`` at each valid time, on the analysis grid (coordinates in its convention).
-    Lazy in the members; the ensemble means and errors (init_time x lead_time x grid per
-    variable) are computed in memory. The corrected forecast's attrs record the correction
-    (``wxens_bias_correction``)."""
+    longitude``) with every variable's members corrected to x̄ - b + k (x - x̄) by
+    ``correction`` (k = 1 without a spread scaling), the errors taken against the
+    analysis ``truth`` at each valid time, on the analysis grid (coordinates in its
+    convention). Lazy in the members; the ensemble means, variances and errors
+    (init_time x lead_time x grid per variable) are computed in memory. The corrected
+    forecast's attrs record the correction (``wxens_bias_correction``)."""
     # every forecast variable, or an InputError naming those the truth lacks
     aligned = align_with_truth(forecast, truth, variables=list(forecast.data_vars))
-    corrected, biases = aligned.forecast.copy(), {}
+    corrected, biases, factors = aligned.forecast.copy(), {}, {}
     inits = pd.DatetimeIndex(corrected[INIT_TIME].values)
     leads = pd.TimedeltaIndex(corrected[LEAD_TIME].values)
+    latitude = corrected[LAT].values
     for name, members in aligned.forecast.data_vars.items():
-        errors = (members.mean(MEMBER) - aligned.truth[name]).transpose(INIT_TIME, LEAD_TIME, ...)
-        bias = correction.bias(errors.values, inits, leads).astype(members.dtype)
-        biases[name] = xr.DataArray(bias, dims=errors.dims, coords=errors.coords)
-        corrected[name] = (members - biases[name]).transpose(*members.dims)
+        mean = members.mean(MEMBER)
+        errors = (mean - aligned.truth[name]).transpose(INIT_TIME, LEAD_TIME, ..., LAT, LON)
+        variances = None
+        if correction.spread is not None:
+            variances = members.var(MEMBER, ddof=1).transpose(*errors.dims).values
+        bias, factor = correction.adjustments(
+            errors.values, variances, inits, leads, latitude, members.sizes[MEMBER]
+        )
+        biases[name] = xr.DataArray(
+            bias.astype(members.dtype), dims=errors.dims, coords=errors.coords
+        )
+        if factor is None:
+            corrected[name] = members - biases[name]
+        else:
+            dims = errors.dims[:-2]
+            factors[name] = xr.DataArray(factor, dims=dims, coords={d: errors[d] for d in dims})
+            corrected[name] = (mean - biases[name] + factors[name] * (members - mean)).astype(
+                members.dtype
+            )
+        corrected[name] = corrected[name].transpose(*members.dims)
         corrected[name].attrs = members.attrs
     corrected.attrs = {
         **forecast.attrs,
         "wxens_bias_correction": json.dumps(correction.to_attrs(), sort_keys=True),
     }
-    return corrected, xr.Dataset(biases)
+    return Corrected(corrected, xr.Dataset(biases), xr.Dataset(factors) if factors else None)
 
 
 def bias_correct_store(
     forecast: str | Path, truth: str | Path, out: str | Path, correction: DecayingAverageBias
-) -> xr.Dataset:
+) -> Corrected:
     """``wxens bias-correct``: the complete initial times of the forecast store ``forecast``
     corrected against the analysis store ``truth`` into the forecast store ``out`` (created,
     or its initial times overwritten and new ones appended), its provenance that of the
-    raw store plus the correction. Returns the bias removed (:func:`bias_correct`).
+    raw store plus the correction. Returns :func:`bias_correct`'s result.
 
     Refused, with nothing written: ``out`` naming the raw store itself (later corrections
     learn from it), a raw store that is already corrected, and ``out`` holding another
@@ -154,6 +294,6 @@ def bias_correct_store(
             f"{forecast} is already bias-corrected ({provenance.bias_correction}); correct "
             "the generator's own forecast store instead"
         )
-    corrected, bias = bias_correct(raw, open_store(truth).dataset, correction)
-    write_forecast(out, corrected, ForecastProvenance.from_attrs(corrected.attrs))
-    return bias
+    result = bias_correct(raw, open_store(truth).dataset, correction)
+    write_forecast(out, result.forecast, ForecastProvenance.from_attrs(result.forecast.attrs))
+    return result

@@ -82,6 +82,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.2,
         help="with --bias-correct: weight of the newest verified error (default 0.2)",
     )
+    out.add_argument(
+        "--spread-weight",
+        type=float,
+        help="with --bias-correct: also scale the spread by the decaying average (this "
+        "weight; 0.7 was chosen on the UK cross-validation days) of the recent spread-skill "
+        "ratio (default: spread unchanged)",
+    )
     parser.add_argument(
         "--dask-scheduler",
         metavar="ADDRESS",
@@ -134,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         train_config=args.train_config,
         train_overrides=args.train_overrides,
         bias_correction=args.bias_weight if args.bias_correct else None,
+        spread_weight=args.spread_weight,
         corrected_store=args.bias_correct,
         dask_scheduler=args.dask_scheduler,
         device=args.device,

@@ -189,3 +189,9 @@ def test_a_bias_correction_without_its_store_is_refused_before_any_work(chain, m
         ensemble_run(**{**chain.parameters, "bias_correction": 0.2})
     with pytest.raises(InputError, match="weight must be in"):
         ensemble_run(**{**chain.parameters, "bias_correction": 2.0, "corrected_store": "x.zarr"})
+    with pytest.raises(InputError, match="spread weight must be in"):
+        ensemble_run(
+            **chain.parameters, bias_correction=0.2, spread_weight=0.0, corrected_store="x.zarr"
+        )
+    with pytest.raises(InputError, match="give bias_correction"):
+        ensemble_run(**{**chain.parameters, "spread_weight": 0.7})

@@ -1,5 +1,6 @@
-"""Decaying-average bias correction: the recursion against its closed form, causality, the
-limit cases, the xarray wrapper and ``wxens bias-correct`` end to end."""
+"""Decaying-average bias correction and spread scaling: the recursion against its closed
+form, causality, the limit cases, the xarray wrapper and ``wxens bias-correct`` end to
+end."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 import xarray as xr
 
 from flows.cli import main
-from generators.bias_correction import DecayingAverageBias, bias_correct
+from generators.bias_correction import DecayingAverageBias, DecayingAverageSpread, bias_correct
 from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
 from pipeline.store import ingest
@@ -76,8 +77,67 @@ def test_weight_one_takes_the_last_error_and_a_constant_bias_is_learnt():
 
 @pytest.mark.parametrize("w", [0.0, -0.1, 1.5])
 def test_weight_outside_0_1_is_refused(w):
-    with pytest.raises(InputError, match="weight must be in"):
+    with pytest.raises(InputError, match="bias-correction weight must be in"):
         DecayingAverageBias(w)
+    with pytest.raises(InputError, match="spread weight must be in"):
+        DecayingAverageBias.with_weights(0.2, w)
+
+
+LATITUDE = np.array([50.0, 55.0, 60.0])
+
+
+def test_spread_factor_is_the_ratio_of_the_two_closed_forms():
+    """k = sqrt(M/(M+1) sum_g c_g A[e^2] / sum_g c_g A[s^2]), A the unrolled recursion,
+    a point whose truth is missing skipped in both averages, k = 1 with no predecessor."""
+    rng = np.random.default_rng(4)
+    shape = (len(INITS), len(LEADS), 3, 2)
+    errors, variances = rng.normal(size=shape), rng.uniform(0.5, 2.0, size=shape)
+    errors[6, 0, 1, 1] = np.nan
+    members, w = 10, 0.6
+    got = DecayingAverageSpread(w).factor(errors, variances, INITS, LEADS, LATITUDE, members)
+    c = np.cos(np.deg2rad(LATITUDE))
+    squared, spread = np.zeros(shape[:2]), np.zeros(shape[:2])
+    for i, j in np.ndindex(3, 2):
+        masked = np.where(np.isnan(errors[:, :, i, j]), np.nan, variances[:, :, i, j])
+        squared += c[i] * closed_form(errors[:, :, i, j] ** 2, INITS, LEADS, w)
+        spread += c[i] * closed_form(masked, INITS, LEADS, w)
+    with np.errstate(invalid="ignore"):
+        expected = np.where(spread > 0, np.sqrt(members / (members + 1) * squared / spread), 1.0)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert np.all(got[:4] == 1.0) and np.all(got[4:8, 2] == 1.0)  # no predecessor yet
+    changed = errors.copy()
+    changed[9:] *= 10.0  # not verified by INITS[9] at any lead
+    moved = DecayingAverageSpread(w).factor(changed, variances, INITS, LEADS, LATITUDE, members)
+    np.testing.assert_array_equal(moved[9], got[9])
+
+
+def test_spread_scaling_brings_an_underdispersed_ensemble_to_a_unit_spread_skill_ratio():
+    """Members with half the spread their mean's error calls for: the corrected
+    ensemble's spread-skill ratio, measured on the forecasts that had predecessors, is
+    near 1 (it is near 0.5 before) and its ensemble mean is that of the bias correction."""
+    rng = np.random.default_rng(5)
+    inits = pd.date_range("2019-03-01", periods=40, freq="6h")
+    leads = pd.to_timedelta([6], unit="h")
+    m, shape = 20, (len(inits), 1, 30, 40)
+    truth = rng.normal(size=shape)
+    center = truth + rng.normal(size=shape)  # error of the mean: std 1
+    deviations = rng.normal(scale=0.5, size=(shape[0], m, *shape[1:]))
+    deviations -= deviations.mean(axis=1, keepdims=True)
+    members = center[:, None] + deviations
+    latitude = np.linspace(50.0, 58.0, 30)
+    correction = DecayingAverageBias.with_weights(0.2, 0.7)
+    corrected = correction.correct(members, truth, inits, leads, latitude)
+    biased_only = DecayingAverageBias(0.2).correct(members, truth, inits, leads, latitude)
+    np.testing.assert_allclose(corrected.mean(axis=1), biased_only.mean(axis=1), atol=1e-12)
+
+    def ssr(x):
+        later = slice(8, None)  # from the third day on
+        spread = x[later].var(axis=1, ddof=1).mean()
+        error = ((x[later].mean(axis=1) - truth[later]) ** 2).mean()
+        return np.sqrt((m + 1) / m * spread / error)
+
+    assert 0.4 < ssr(biased_only) < 0.6
+    assert 0.93 < ssr(corrected) < 1.07
 
 
 @pytest.fixture()
@@ -122,7 +182,8 @@ def warm_forecast(store, offset: float, members: int = 4) -> xr.Dataset:
 
 def test_bias_correct_removes_a_constant_warm_bias_and_keeps_the_spread(analysis):
     forecast = warm_forecast(analysis, 2.0)
-    corrected, bias = bias_correct(forecast, analysis.dataset, DecayingAverageBias(1.0))
+    corrected, bias, factor = bias_correct(forecast, analysis.dataset, DecayingAverageBias(1.0))
+    assert factor is None
     error = corrected.t2m.mean("member") - (forecast.t2m.mean("member") - 2.0)
     # 6 h lead: from the second day on every forecast has a verified predecessor
     np.testing.assert_allclose(error.isel(lead_time=0, init_time=slice(4, None)), 0.0, atol=1e-9)
@@ -162,6 +223,46 @@ def test_cli_writes_a_corrected_store_and_refuses_bad_input(analysis, tmp_path, 
     assert "wxens_bias_correction" not in open_forecast(raw).attrs or not json.loads(
         open_forecast(raw).attrs["wxens_bias_correction"]
     )
+
+
+def test_cli_spread_weight_is_recorded_and_another_one_refused(analysis, tmp_path, capsys):
+    raw, out = tmp_path / "raw.zarr", tmp_path / "scaled.zarr"
+    provenance = ForecastProvenance("flow_matching", "0123456789abcdef", "euler:nfe=2", 2, 0)
+    write_forecast(raw, warm_forecast(analysis, 1.5), provenance)
+    args = ["bias-correct", str(raw), "--truth", str(analysis.path), "--out", str(out)]
+    assert main([*args, "--spread-weight", "0.7"]) == 0
+    assert "t2m: mean spread factor by lead 6 h" in capsys.readouterr().out
+    recorded = ForecastProvenance.from_attrs(open_forecast(out).attrs).bias_correction
+    assert recorded["spread"]["weight"] == 0.7
+    assert main([*args, "--spread-weight", "0.5"]) == 2  # another correction into that store
+    assert main(args) == 2
+    assert main([*args[:-1], str(tmp_path / "x.zarr"), "--spread-weight", "1.5"]) == 2
+    assert "spread weight must be in (0, 1], got 1.5" in capsys.readouterr().err
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_the_xarray_wrapper_scales_the_spread_as_the_array_correction_does(analysis):
+    forecast = warm_forecast(analysis, 1.0)
+    rng = np.random.default_rng(6)
+    forecast["t2m"] = forecast.t2m + rng.normal(size=forecast.t2m.shape[:1] + (1, 2, 4, 5))
+    correction = DecayingAverageBias.with_weights(0.3, 0.5)
+    corrected, bias, factor = bias_correct(forecast, analysis.dataset, correction)
+    x = forecast.t2m.transpose("init_time", "member", "lead_time", "latitude", "longitude")
+    valid = x["init_time"] + x["lead_time"]  # (init_time, lead_time)
+    truth = analysis.dataset.t2m.sel(time=valid).transpose(*bias.t2m.dims)
+    expected = correction.correct(
+        x.values,
+        truth.values,
+        pd.DatetimeIndex(x["init_time"].values),
+        pd.TimedeltaIndex(x["lead_time"].values),
+        x["latitude"].values,
+    )
+    np.testing.assert_allclose(corrected.t2m.transpose(*x.dims).values, expected, atol=1e-9)
+    assert factor.t2m.dims == ("init_time", "lead_time")
+    assert np.all(factor.t2m.isel(init_time=slice(0, 4)) == 1.0)  # first day: unchanged
+    assert not np.allclose(factor.t2m.isel(init_time=slice(4, None)), 1.0)
+    recorded = json.loads(corrected.attrs["wxens_bias_correction"])
+    assert recorded["weight"] == 0.3 and recorded["spread"]["weight"] == 0.5
 
 
 def test_a_variable_the_truth_lacks_is_refused(analysis):
