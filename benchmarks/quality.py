@@ -151,10 +151,10 @@ def evaluate(
     sampler_text: str | None,
     seed: int = 0,
     calibrated: bool = False,
-    bias_weight: float = 0.0,
+    correction: str = "0",
 ) -> dict:
-    """Forecast ``inits`` with a checkpoint and score every lead (first channel), after a
-    decaying-average bias correction of weight ``bias_weight`` when it is not 0."""
+    """Forecast ``inits`` with a checkpoint and score every lead (first channel), after the
+    decaying-average correction of :func:`parse_correction` ``correction`` (0: none)."""
     checkpoint = load_checkpoint(checkpoint_path)
     data = ForecastData.from_store(checkpoint, store)
     model = checkpoint.build_model()
@@ -180,9 +180,7 @@ def evaluate(
     )
     seconds = time.perf_counter() - start
     truth = np.stack([data.truth(inits, lead) for lead in leads], axis=1)
-    if bias_weight:
-        lead_times = pd.to_timedelta(list(leads), unit="h")
-        ensemble = DecayingAverageBias(bias_weight).correct(ensemble, truth, inits, lead_times)
+    ensemble = corrected(ensemble, truth, inits, leads, data.dataset.latitude, correction)
     return {
         "checkpoint": str(checkpoint_path),
         "digest": checkpoint.digest,
@@ -191,10 +189,45 @@ def evaluate(
         "sampler": sampler_spec(sampler),
         "nfe": sampler.nfe,
         "calibrated": calibrated,
-        "bias_weight": bias_weight,
+        "correction": correction,
         "seconds": round(seconds, 1),
         "leads": score_leads(ensemble, truth, data.dataset.latitude, leads),
     }
+
+
+def parse_correction(text: str) -> DecayingAverageBias | None:
+    """``W`` (bias weight), ``W:S`` (and spread weight) or ``0`` (none), as
+    ``wxens bias-correct --weight W --spread-weight S``."""
+    try:
+        weights = [float(part) for part in text.split(":")]
+    except ValueError:
+        weights = []
+    if not 1 <= len(weights) <= 2:
+        raise SystemExit(f"correction {text!r}: give W, W:S (bias and spread weights) or 0")
+    return DecayingAverageBias.with_weights(*weights) if weights[0] else None
+
+
+def correction_label(text: str) -> str:
+    """How a row corrected by :func:`parse_correction` ``text`` is named."""
+    bias, *spread = text.split(":")
+    label = f"bias-corrected (w {float(bias):g})"
+    return label + (f", spread-scaled (w {float(spread[0]):g})" if spread else "")
+
+
+def corrected(
+    ensemble: np.ndarray,
+    truth: np.ndarray,
+    inits: pd.DatetimeIndex,
+    leads: Sequence[float],
+    latitude: np.ndarray,
+    correction: str,
+) -> np.ndarray:
+    """Members (N, M, L, C, H, W) after the :func:`parse_correction` ``correction`` against
+    truth (N, L, C, H, W), causal as ``wxens bias-correct``."""
+    parsed = parse_correction(correction)
+    if parsed is None:
+        return ensemble
+    return parsed.correct(ensemble, truth, inits, pd.to_timedelta(list(leads), unit="h"), latitude)
 
 
 def score_leads(
@@ -472,24 +505,23 @@ def cv_bias(
     store,
     sampler_text: str,
     members: int,
-    weights: Sequence[float],
+    corrections: Sequence[str],
 ) -> dict:
-    """Each decaying-average bias-correction weight (0: none) on the cross-validation
-    folds' forecasts of the days they held out, the recursion run within each fold's
-    days (causal: only errors verified by each initial time), scored on all folds
-    together."""
+    """Each decaying-average correction (:func:`parse_correction`; 0: none) on the
+    cross-validation folds' forecasts of the days they held out, the recursions run within
+    each fold's days (causal: only errors verified by each initial time), scored on all
+    folds together."""
     forecasts = fold_forecasts(folds, store, sampler_text, members)
     latitude = store.dataset.latitude.values
     truth = np.concatenate([t for _, t in forecasts])
-    leads = pd.to_timedelta(UK_LEADS, unit="h")
     by_weight = {}
-    for w in weights:
-        corrected = [
-            DecayingAverageBias(w).correct(e, t, inits, leads) if w else e
+    for text in corrections:
+        fixed = [
+            corrected(e, t, inits, UK_LEADS, latitude, text)
             for (e, t), (_, inits) in zip(forecasts, folds, strict=True)
         ]
-        scored = score_leads(np.concatenate(corrected), truth, latitude, UK_LEADS)
-        by_weight[f"{w:g}"] = {  # the per-initial-time means serve the test days only
+        scored = score_leads(np.concatenate(fixed), truth, latitude, UK_LEADS)
+        by_weight[text] = {  # the per-initial-time means serve the test days only
             lead: {k: v for k, v in row.items() if k != "per_init"} for lead, row in scored.items()
         }
     return {
@@ -585,7 +617,11 @@ def uk(args: argparse.Namespace) -> None:
     cache = Cache(work / "uk_cache.json")
     baselines = cache.get("baselines", lambda: uk_baselines(store))
     rows = {}
-    bias_weights = {n: float(w) for n, w in (item.rsplit("=", 1) for item in args.bias_correct)}
+    corrections: dict[str, list[str]] = {}
+    for item in args.bias_correct:
+        name, spec = item.rsplit("=", 1)
+        parse_correction(spec)  # a typo fails before any forecast
+        corrections.setdefault(name, []).append(spec)
     for item in args.run:
         name, path, *sampler = item.split("=", 2)
         text = sampler[0] if sampler else None
@@ -596,12 +632,11 @@ def uk(args: argparse.Namespace) -> None:
                 Path(path), store, UK_TEST, UK_LEADS, args.members, text
             ),
         )
-        if name in bias_weights:
-            w = bias_weights[name]
-            rows[f"{name}, bias-corrected (w {w:g})"] = cache.get(
-                f"run:{checkpoint.digest}:{args.members}:{text}:bias{w:g}",
-                lambda path=path, text=text, w=w: evaluate(
-                    Path(path), store, UK_TEST, UK_LEADS, args.members, text, bias_weight=w
+        for spec in corrections.get(name, []):
+            rows[f"{name}, {correction_label(spec)}"] = cache.get(
+                f"run:{checkpoint.digest}:{args.members}:{text}:correction{spec}",
+                lambda path=path, text=text, spec=spec: evaluate(
+                    Path(path), store, UK_TEST, UK_LEADS, args.members, text, correction=spec
                 ),
             )
         if args.calibrated and checkpoint.calibration:
@@ -688,7 +723,9 @@ def uk(args: argparse.Namespace) -> None:
         sampler_text, weights = rest.rsplit("=", 1)  # the sampler spec holds "="
         folds = cv_folds(paths, store)
         digests = ",".join(c.digest for c, _ in folds)
-        values = [float(w) for w in weights.split(",")]
+        values = weights.split(",")
+        for value in values:
+            parse_correction(value)  # a typo fails before the folds forecast
         cv_biases[name] = cache.get(
             f"cv-bias:{digests}:{sampler_text}:{members}:{weights}",
             lambda folds=folds, text=sampler_text, values=values: cv_bias(
@@ -985,10 +1022,20 @@ def bias_markdown(p: dict, leads: Sequence[str]) -> list[str]:
 
 
 def cv_bias_markdown(name: str, cv: dict, leads: Sequence[str]) -> list[str]:
-    """The bias-correction weights on the cross-validation days (:func:`cv_bias`)."""
+    """The decaying-average corrections on the cross-validation days (:func:`cv_bias`): the
+    bias weight of least mean CRPS, then with it the spread weight of least mean
+    abs(log SSR) (the noise scale's rule)."""
     by_weight = cv["weights"]
     mean_crps = {w: np.mean([row[h]["fair_crps"] for h in leads]) for w, row in by_weight.items()}
-    chosen = min(mean_crps, key=mean_crps.get)
+    log_ssr = {
+        w: np.mean([abs(np.log(row[h]["ssr"])) for h in leads]) for w, row in by_weight.items()
+    }
+    chosen = min((w for w in by_weight if ":" not in w), key=mean_crps.get)
+    spread = [w for w in by_weight if w.split(":")[0] == chosen and ":" in w]
+    choice = f"The bias weight of least mean CRPS over the leads: **{chosen}**"
+    if spread:
+        best = min(spread, key=log_ssr.get).split(":")[1]
+        choice += f"; with it, the spread weight of least mean abs(log SSR): **{best}**"
     first = next(iter(by_weight.values()))[leads[0]]
     lines = [
         "",
@@ -996,16 +1043,18 @@ def cv_bias_markdown(name: str, cv: dict, leads: Sequence[str]) -> list[str]:
         "",
         f"Each fold model's forecasts of the days it held out ({first['inits']} initial times "
         f"in all, {cv['members']} members, `{cv['sampler']}`), corrected by `wxens "
-        "bias-correct` with weight w (0: none) within each fold's days: only errors verified "
-        "by an initial time correct it, and each fold's first day goes uncorrected. The "
-        f"weight of least mean CRPS over the leads: **{chosen}**. Rank cells read `model "
-        "(perfect model)`.",
+        "bias-correct` with weight w (0: none; w:s adds the spread scaling of weight s, "
+        "`--spread-weight`) within each fold's days: only errors verified by an initial time "
+        f"correct it, and each fold's first day goes uncorrected. {choice}. Rank cells read "
+        "`model (perfect model)`.",
         "",
-        f"| w | {_score_header(leads)} | mean CRPS |",
-        "| --- | " + " | ".join("---" for _ in range(3 * len(leads))) + " | --- |",
+        f"| w | {_score_header(leads)} | mean CRPS | mean abs(log SSR) |",
+        "| --- | " + " | ".join("---" for _ in range(3 * len(leads))) + " | --- | --- |",
     ]
     for w, row in by_weight.items():
-        lines.append(f"| {w} | {_score_cells(row, leads)} | {mean_crps[w]:.4f} |")
+        lines.append(
+            f"| {w} | {_score_cells(row, leads)} | {mean_crps[w]:.4f} | {log_ssr[w]:.3f} |"
+        )
     return lines
 
 
@@ -1113,17 +1162,18 @@ def main() -> None:
         "--bias-correct",
         action="append",
         default=[],
-        metavar="NAME=W",
+        metavar="NAME=W[:S]",
         help="also score the --run model NAME after a decaying-average bias correction of "
-        "weight W (wxens bias-correct; the test days' errors verified by each initial time)",
+        "weight W and, with :S, the spread scaling of weight S (wxens bias-correct --weight W "
+        "--spread-weight S; the test days' errors verified by each initial time)",
     )
     u.add_argument(
         "--cv-bias",
         action="append",
         default=[],
-        metavar="NAME=CHECKPOINT,CHECKPOINT,...=SAMPLER=W,W",
-        help="score decaying-average bias-correction weights (0: none) on the "
-        "cross-validation folds' held-out days",
+        metavar="NAME=CHECKPOINT,CHECKPOINT,...=SAMPLER=W,W:S,...",
+        help="score decaying-average bias-correction weights W (0: none), with :S a spread "
+        "scaling of weight S, on the cross-validation folds' held-out days",
     )
     u.add_argument(
         "--cv-calibration",
