@@ -983,10 +983,10 @@ def bias_markdown(p: dict, leads: Sequence[str]) -> list[str]:
     uncalibrated cross-validation forecasts of the training days (rows scored with it)."""
     test = pd.DatetimeIndex(p["test_inits"])
     rows = [(f"{name}, test days", r, test) for name, r in p["baselines"].items()]
-    rows += [  # a calibrated row has its uncalibrated twin's mean: scaling keeps it
+    rows += [  # a calibrated or spread-scaled row has its twin's mean: scaling keeps it
         (f"{name}, test days", r["leads"], test)
         for name, r in p["models"].items()
-        if not r["calibrated"]
+        if not r["calibrated"] and ":" not in r.get("correction", "")
     ]
     rows += [
         (f"{name}, CV days", cv["raw"], pd.DatetimeIndex(cv["inits"]))
@@ -1002,8 +1002,8 @@ def bias_markdown(p: dict, leads: Sequence[str]) -> list[str]:
         "## Ensemble-mean error (K) by initial hour",
         "",
         "Forecast minus truth, grid mean (cos-latitude weights), averaged over the initial "
-        f"times of each hour ({hours} UTC); the spread calibration leaves it unchanged (the "
-        "calibrated rows are left out). A "
+        f"times of each hour ({hours} UTC); the spread calibration and the spread scaling "
+        "leave it unchanged (their rows are left out). A "
         "bias of either sign piles the truth into one end of the rank histogram however "
         "well the spread matches the error. CV days: each fold model's forecasts of the "
         "days it held out of training (1-21 March), uncalibrated.",

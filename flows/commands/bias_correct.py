@@ -32,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--spread-weight",
         type=float,
         help="also scale each forecast's spread so that the recent forecasts' spread-skill "
-        "ratio (their decaying average with this weight, in (0, 1]; 0.7 was chosen on the UK "
-        "cross-validation days) is 1 (default: spread unchanged)",
+        "ratio (their decaying average with this weight, in (0, 1]; the UK cross-validation "
+        "days chose 0.7 for flow matching, 1 for EDM) is 1 (default: spread unchanged)",
     )
 
 

@@ -86,8 +86,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--spread-weight",
         type=float,
         help="with --bias-correct: also scale the spread by the decaying average (this "
-        "weight; 0.7 was chosen on the UK cross-validation days) of the recent spread-skill "
-        "ratio (default: spread unchanged)",
+        "weight; the UK cross-validation days chose 0.7 for flow matching, 1 for EDM) of the "
+        "recent spread-skill ratio (default: spread unchanged)",
     )
     parser.add_argument(
         "--dask-scheduler",
