@@ -76,7 +76,10 @@ class Mode:
     weights and activations in channels-last memory format or not, cuDNN timing its
     convolution algorithms for these shapes (``cudnn.benchmark``) or choosing by heuristics,
     bfloat16 weights (every activation stored in bf16, norms included; autocast keeps norm
-    outputs in float32), inductor's coordinate-descent tuning of its generated kernels."""
+    outputs in float32), inductor's coordinate-descent tuning of its generated kernels,
+    inductor's layout optimisation off (``nchw``: it otherwise stores convolution
+    activations channels-last, so the group norms that follow reduce over strided memory;
+    the price is cuDNN's own transposes)."""
 
     bf16: bool
     compile: str | None = None
@@ -84,6 +87,7 @@ class Mode:
     cudnn_benchmark: bool = False
     bf16_weights: bool = False
     coordinate_descent: bool = False
+    nchw: bool = False
 
 
 MODES = {
@@ -98,6 +102,10 @@ MODES = {
         bf16=True, compile="max-autotune", channels_last=True
     ),
     "bf16-compile-coordinate-descent": Mode(bf16=True, compile="default", coordinate_descent=True),
+    "bf16-compile-nchw": Mode(bf16=True, compile="default", nchw=True),
+    "bf16-compile-nchw-coordinate-descent": Mode(
+        bf16=True, compile="default", nchw=True, coordinate_descent=True
+    ),
     "bf16-weights-compile": Mode(bf16=False, compile="default", bf16_weights=True),
     "bf16-weights-compile-coordinate-descent": Mode(
         bf16=False, compile="default", bf16_weights=True, coordinate_descent=True
@@ -163,6 +171,7 @@ def measure(
     if how.compile:  # anew: the last mode's graphs assume its weights' memory format
         torch._dynamo.reset()
         torch._inductor.config.coordinate_descent_tuning = how.coordinate_descent
+        torch._inductor.config.layout_optimization = not how.nchw
         model.backbone.compile(dynamic=False, mode=how.compile)
     torch.backends.cudnn.benchmark = how.cudnn_benchmark
     generator = torch.Generator().manual_seed(0)

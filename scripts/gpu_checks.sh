@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The checks that need a CUDA device, in one go: the tests marked `gpu`, the MFU levers on the
-# European case at the forecast's batch (4 initial times x 50 members: inductor's
-# coordinate-descent tuning, the GPU time of a call by kernel kind; JSON after each mode; the
-# levers already ruled out are in sampling_cuda_modes.json and sampling_cuda_bf16_weights.json),
+# European case at the forecast's batch (4 initial times x 50 members: inductor's layout
+# optimisation off, then with coordinate-descent tuning, the GPU time of a call by kernel kind;
+# JSON after each mode; the levers measured before are in sampling_cuda_modes.json,
+# sampling_cuda_bf16_weights.json and sampling_cuda_kernels.json),
 # then the sampling benchmark
 # on CUDA (fp32 eager, bf16 eager, bf16 + torch.compile; JSON per case). Each step has a time
 # limit so that one device lease of ~10 minutes brings back what it measured.
@@ -16,8 +17,8 @@ python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.versio
 timeout 180 python3 -m pytest -m gpu -p no:cacheprovider -q tests/generators/test_flow_matching.py tests/generators/test_train.py tests/generators/test_rollout.py 2>&1 | tee -a "$out/gpu_checks.log"
 tests=${PIPESTATUS[0]}
 timeout 420 python3 -m benchmarks.sampling --devices cuda --cases medium:europe-0.25deg --inits 4 --members 50 \
-  --repeats 3 --profile --out "$out/sampling_cuda_kernels.json" --cuda-modes fp32-eager bf16-compile \
-  bf16-compile-coordinate-descent 2>&1 | tee -a "$out/gpu_checks.log"
+  --repeats 3 --profile --out "$out/sampling_cuda_nchw.json" --cuda-modes fp32-eager bf16-compile \
+  bf16-compile-nchw bf16-compile-nchw-coordinate-descent 2>&1 | tee -a "$out/gpu_checks.log"
 modes=${PIPESTATUS[0]}
 bench=0
 if [ -z "${2:-}" ]; then
