@@ -96,8 +96,9 @@ class DecayingAverageSpread:
     predecessors of the same lead and time of day, x̄ - b - y their bias-corrected
     ensemble-mean errors, var_m x (ddof 1) their ensemble variances, g the grid points,
     c_g = cos(latitude), M the members; k = 1 with no verified predecessor. One k per
-    lead, time of day, variable and level: the spread-skill ratio (the finite-ensemble
-    factor of Fortin et al. 2014) of the recent forecasts, over the domain, set to 1.
+    forecast, lead, variable and level, from the predecessors of its time of day: their
+    spread-skill ratio over the domain (with the finite-ensemble factor of Fortin et al.
+    2014) set to 1.
     Unlike the fixed factors of :mod:`generators.calibration` it follows a change of
     regime, as the bias does; the domain mean keeps k steady where a point's error is
     a handful of numbers.
