@@ -93,8 +93,11 @@ class DecayingAverageSpread:
         k_t = sqrt( M/(M+1) · Σ_g c_g A_t[(x̄ - b - y)²]_g / Σ_g c_g A_t[var_m x]_g ),
 
     A_t the decaying average (weight w) of :func:`decaying_average` over the verified
-    predecessors of the same lead and time of day, x̄ - b - y their bias-corrected
-    ensemble-mean errors, var_m x (ddof 1) their ensemble variances, g the grid points,
+    predecessors of the same lead and time of day, x̄ - b - y their ensemble-mean errors
+    after the bias correction each had (none for the first ones, whose errors keep the
+    spread of the next few forecasts wide while the bias is being learnt; leaving them out
+    instead left the spread too narrow at 24 h on the UK cross-validation days, where
+    each record is 4 days), var_m x (ddof 1) their ensemble variances, g the grid points,
     c_g = cos(latitude), M the members; k = 1 with no verified predecessor. One k per
     forecast, lead, variable and level, from the predecessors of its time of day: their
     spread-skill ratio over the domain (with the finite-ensemble factor of Fortin et al.
@@ -208,7 +211,8 @@ class DecayingAverageBias:
         latitude: np.ndarray,
     ) -> np.ndarray:
         """Members (N, M, L, ..., lat, lon) and truth (N, L, ..., lat, lon) as arrays ->
-        corrected members, x̄ - b + k (x - x̄)."""
+        corrected members, x̄ - b + k (x - x̄), computed as x - b + (k - 1)(x - x̄) so that
+        a forecast left as it is (b = 0, k = 1) keeps its members bit for bit."""
         mean = members.mean(axis=1)
         variances = members.var(axis=1, ddof=1) if self.spread is not None else None
         bias, factor = self.adjustments(
@@ -217,7 +221,7 @@ class DecayingAverageBias:
         if factor is None:
             return members - bias[:, None]
         k = factor[:, None, ..., None, None]
-        return (mean - bias)[:, None] + k * (members - mean[:, None])
+        return members - bias[:, None] + (k - 1) * (members - mean[:, None])
 
 
 class Corrected(NamedTuple):
@@ -263,9 +267,8 @@ def bias_correct(
         else:
             dims = errors.dims[:-2]
             factors[name] = xr.DataArray(factor, dims=dims, coords={d: errors[d] for d in dims})
-            corrected[name] = (mean - biases[name] + factors[name] * (members - mean)).astype(
-                members.dtype
-            )
+            deviations = (factors[name] - 1) * (members - mean)  # as in correct()
+            corrected[name] = (members - biases[name] + deviations).astype(members.dtype)
         corrected[name] = corrected[name].transpose(*members.dims)
         corrected[name].attrs = members.attrs
     corrected.attrs = {

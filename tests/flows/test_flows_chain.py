@@ -128,9 +128,11 @@ def test_wxens_run_with_a_missing_store_exits_2_with_the_fix(tmp_path, monkeypat
 def test_a_bias_corrected_run_corrects_from_verified_errors_and_verifies_that(
     chain, tmp_path, file_times, monkeypatch
 ):
-    """The chain with a bias correction, on two days of initial times (one verified
-    predecessor for each of the second day's): its corrected store holds raw members minus
-    w times the previous day's ensemble-mean error, verified in place of the raw one."""
+    """The chain with a bias correction and spread scaling (weight 1), on two days of
+    initial times (one verified predecessor for each of the second day's): its corrected
+    store holds the raw mean minus w times the previous day's ensemble-mean error, plus the
+    raw deviations scaled by that day's spread-skill factor, verified in place of the raw
+    one."""
     from flows.pipelines import ensemble_run
     from pipeline.forecast_store import open_forecast, provenance
     from pipeline.store import open_store
@@ -144,6 +146,7 @@ def test_a_bias_corrected_run_corrects_from_verified_errors_and_verifies_that(
         "forecast_store": paths["raw.zarr"],
         "corrected_store": paths["corrected.zarr"],
         "bias_correction": 0.5,
+        "spread_weight": 1.0,
         "scores": paths["bc.nc"],
         "report": None,
     }
@@ -152,6 +155,7 @@ def test_a_bias_corrected_run_corrects_from_verified_errors_and_verifies_that(
     assert summary["corrected_store"] == paths["corrected.zarr"]
     assert pd.DatetimeIndex(summary["verified_init_times"]).equals(pd.DatetimeIndex(inits))
     assert provenance(paths["corrected.zarr"]).bias_correction["weight"] == 0.5
+    assert provenance(paths["corrected.zarr"]).bias_correction["spread"]["weight"] == 1.0
     assert provenance(paths["raw.zarr"]).bias_correction == {}
     scored = xr.open_datatree(paths["bc.nc"]).attrs  # the corrected store was verified
     assert json.loads(scored["wxens_bias_correction"])["weight"] == 0.5
@@ -162,18 +166,22 @@ def test_a_bias_corrected_run_corrects_from_verified_errors_and_verifies_that(
     )
     truth = open_store(chain.store).dataset.t2m
     day = pd.Timedelta("1D")
+    weights = np.cos(np.deg2rad(raw["latitude"]))
+    members = raw.sizes["member"]
     for t in pd.DatetimeIndex(second_day):
         for lead in raw["lead_time"].values:
-            previous = raw.sel(init_time=t - day, lead_time=lead).mean("member")
-            error = previous - truth.sel(time=t - day + lead)
-            shift = corrected.sel(init_time=t, lead_time=lead) - raw.sel(
-                init_time=t, lead_time=lead
-            )
-            expected = np.broadcast_to(-0.5 * error.values, shift.shape)  # every member
-            np.testing.assert_allclose(shift, expected, atol=1e-4)
+            previous = raw.sel(init_time=t - day, lead_time=lead)
+            error = previous.mean("member") - truth.sel(time=t - day + lead)
+            ratio = (error**2).weighted(weights).sum() / previous.var("member", ddof=1).weighted(
+                weights
+            ).sum()
+            k = np.sqrt(members / (members + 1) * ratio)
+            x = raw.sel(init_time=t, lead_time=lead)
+            expected = x.mean("member") - 0.5 * error + k * (x - x.mean("member"))
+            got = corrected.sel(init_time=t, lead_time=lead)
+            np.testing.assert_allclose(got, expected.transpose(*got.dims), atol=1e-4)
     first_day = corrected.sel(init_time=slice("2000-01-07", "2000-01-07T23"))
     xr.testing.assert_equal(first_day, raw.sel(init_time=first_day["init_time"]))
-    xr.testing.assert_allclose(corrected.std("member"), raw.std("member"), atol=1e-4)
 
     before = file_times(tmp_path / "corrected.zarr")
     assert ensemble_run(**parameters) == summary
