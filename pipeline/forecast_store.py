@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
+import zarr
 
 from pipeline.errors import InputError, StoreError
 from pipeline.schema import (
@@ -246,6 +247,16 @@ def open_forecast(path: str | Path, *, complete_only: bool = True) -> xr.Dataset
             raise StoreError(f"{path} holds no completely written initial time; rerun the forecast")
         ds = ds.isel({INIT_TIME: np.flatnonzero(complete)})
     return ds.drop_vars(COMPLETE).sortby(INIT_TIME)
+
+
+def is_forecast_store(path: str | Path) -> bool:
+    """Whether ``path`` is a Zarr store whose attrs say it is a wxens forecast store."""
+    if not (Path(path) / "zarr.json").is_file():
+        return False
+    try:
+        return zarr.open_group(str(path), mode="r").attrs.get("kind") == "forecast"
+    except Exception:  # not readable as a group: let the analysis-store path report it
+        return False
 
 
 def provenance(path: str | Path) -> ForecastProvenance:

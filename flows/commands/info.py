@@ -1,15 +1,21 @@
-"""``wxens info STORE``: what an analysis store holds, its statistics and its state."""
+"""``wxens info STORE``: what an analysis store holds, its statistics and its state; or
+what a forecast store holds and what produced it (model, sampler, calibration, bias
+correction)."""
 
 from __future__ import annotations
 
 import argparse
 
 NAME = "info"
-HELP = "describe an analysis store: variables, grid, period, statistics, missing times"
+HELP = (
+    "describe an analysis store (variables, grid, period, statistics, missing times) or a "
+    "forecast store (initial times, members, leads, and the model, sampler, calibration and "
+    "bias correction that produced it)"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("store", help="path of an analysis store")
+    parser.add_argument("store", help="path of an analysis store or a forecast store")
 
 
 def describe(store) -> str:
@@ -50,8 +56,81 @@ def describe(store) -> str:
     return "\n".join(lines)
 
 
+def describe_forecast(path: str) -> str:
+    """A few lines a person can read about a forecast store: initial times (and any not
+    completely written), members, leads, grid, variables, and its provenance."""
+    import numpy as np
+    import pandas as pd
+
+    from flows.pipelines import complete_init_times
+    from pipeline.forecast_store import ForecastProvenance, open_forecast
+    from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LON, MEMBER
+
+    written = open_forecast(path, complete_only=False)
+    inits = pd.DatetimeIndex(written[INIT_TIME].values)
+    unfinished = inits.difference(complete_init_times(path))
+    hours = written[LEAD_TIME].values / np.timedelta64(1, "h")
+    p = ForecastProvenance.from_attrs(written.attrs)
+    lines = [
+        f"forecast   {path}",
+        f"inits      {len(inits) - len(unfinished)} complete of {len(inits)} written: "
+        f"{inits[0]:%Y-%m-%dT%H:%M} .. {inits[-1]:%Y-%m-%dT%H:%M}",
+        f"members    {written.sizes[MEMBER]}   leads {', '.join(f'{h:g}' for h in hours)} h",
+        f"grid       {written.sizes[LAT]} x {written.sizes[LON]}  "
+        f"lat {float(written[LAT].min()):g}..{float(written[LAT].max()):g}  "
+        f"lon {float(written[LON].min()):g}..{float(written[LON].max()):g}",
+        "variables  "
+        + ", ".join(f"{n} ({v.attrs.get('units', '?')})" for n, v in written.data_vars.items()),
+        f"generator  {p.generator}, checkpoint {p.checkpoint_digest}, sampler {p.sampler} "
+        f"(NFE {p.nfe}), seed {p.seed}",
+        f"calibration {_calibration(p.calibration)}",
+        f"bias       {_bias_correction(p.bias_correction)}",
+    ]
+    if len(unfinished):
+        shown = ", ".join(f"{t:%Y-%m-%dT%H:%M}" for t in unfinished[:5])
+        lines.append(
+            f"incomplete {shown}{' ...' if len(unfinished) > 5 else ''} (not completely "
+            "written; rerun the forecast for them)"
+        )
+    return "\n".join(lines)
+
+
+def _calibration(c: dict) -> str:
+    """The spread calibration recorded in a forecast store, in a line."""
+    import json
+
+    import numpy as np
+
+    if not c:
+        return "none (members as drawn)"
+    if not {"channels", "leads_hours", "factors", "period"} <= c.keys():
+        return json.dumps(c, sort_keys=True)  # as recorded
+    factors = np.asarray(c["factors"])  # (L, C)
+    by_lead = ", ".join(
+        f"{h:g} h " + "/".join(f"{k:.2f}" for k in row)
+        for h, row in zip(c["leads_hours"], factors, strict=True)
+    )
+    return f"spread factors ({'/'.join(c['channels'])}) fitted on {c['period']}: {by_lead}"
+
+
+def _bias_correction(b: dict) -> str:
+    """The decaying-average correction recorded in a forecast store, in a line."""
+    if not b:
+        return "none (the generator's own members)"
+    line = f"decaying average, weight {b['weight']:g}, by {b['by']}"
+    if "spread" in b:
+        line += (
+            f"; spread scaled by the recent spread-skill ratio, weight {b['spread']['weight']:g}"
+        )
+    return line
+
+
 def run(args: argparse.Namespace) -> int:
+    from pipeline.forecast_store import is_forecast_store
     from pipeline.store import open_store
 
-    print(describe(open_store(args.store)))
+    if is_forecast_store(args.store):
+        print(describe_forecast(args.store))
+    else:
+        print(describe(open_store(args.store)))
     return 0

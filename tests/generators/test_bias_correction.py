@@ -237,6 +237,12 @@ def test_cli_spread_weight_is_recorded_and_another_one_refused(analysis, tmp_pat
     assert "t2m: mean spread factor by lead 6 h" in capsys.readouterr().out
     recorded = ForecastProvenance.from_attrs(open_forecast(out).attrs).bias_correction
     assert recorded["spread"]["weight"] == 0.7
+    assert main(["info", str(out)]) == 0
+    described = capsys.readouterr().out
+    assert "16 complete of 16 written: 2000-01-02T00:00 .. 2000-01-05T18:00" in described
+    assert "bias       decaying average, weight 0.2, by lead" in described
+    assert "spread-skill ratio, weight 0.7" in described
+    assert "calibration none" in described
     assert main([*args, "--spread-weight", "0.5"]) == 2  # another correction into that store
     assert main(args) == 2
     assert main([*args[:-1], str(tmp_path / "x.zarr"), "--spread-weight", "1.5"]) == 2

@@ -211,6 +211,11 @@ def test_a_calibration_is_stored_applied_and_recorded(tmp_path, capsys):
     assert cal.attrs["wxens_sampler"] == stored.sampler
     assert json.loads(cal.attrs["wxens_calibration"])["factors"] == stored.factors.tolist()
     assert json.loads(raw.attrs["wxens_calibration"]) == {}
+    capsys.readouterr()
+    assert wxens(["info", str(tmp_path / "cal.zarr")]) == 0  # the calibration is reported
+    described = capsys.readouterr().out
+    assert f"sampler {stored.sampler} (NFE 2)" in described
+    assert f"fitted on {stored.period}: 6 h {stored.factors[0, 0]:.2f}" in described
     ratio = float(cal.t2m.std("member").mean() / raw.t2m.std("member").mean())
     assert ratio == pytest.approx(stored.factors[0, 0], rel=1e-4)
     xr.testing.assert_allclose(cal.t2m.mean("member"), raw.t2m.mean("member"), atol=1e-4)

@@ -8,6 +8,7 @@ import pytest
 import xarray as xr
 import zarr
 
+from flows.cli import main
 from pipeline import forecast_store
 from pipeline.errors import InputError, StoreError
 from pipeline.forecast_store import ForecastProvenance, open_forecast, provenance, write_forecast
@@ -72,7 +73,7 @@ def test_one_chunk_holds_every_member_of_one_init_and_lead(tmp_path):
     assert group["z"].chunks == (1, 4, 1, 2, 4, 5)
 
 
-def test_an_interrupted_write_never_reads_as_complete(tmp_path, monkeypatch, caplog):
+def test_an_interrupted_write_never_reads_as_complete(tmp_path, monkeypatch, caplog, capsys):
     path = tmp_path / "f.zarr"
     write_forecast(path, ensemble(["2019-03-22T00", "2019-03-22T06"], 1.0), PROVENANCE)
     original = xr.Dataset.to_zarr
@@ -92,6 +93,10 @@ def test_an_interrupted_write_never_reads_as_complete(tmp_path, monkeypatch, cap
     assert list(ds.init_time.values) == [np.datetime64("2019-03-22T00", "ns")]
     assert "2019-03-22T06" in caplog.text
     assert open_forecast(path, complete_only=False).sizes["init_time"] == 2
+    assert main(["info", str(path)]) == 0
+    described = capsys.readouterr().out
+    assert "inits      1 complete of 2 written" in described
+    assert "incomplete 2019-03-22T06:00 (not completely written; rerun" in described
 
     write_forecast(path, ensemble(["2019-03-22T06"], 5.0), PROVENANCE)  # the rerun completes it
     assert open_forecast(path).t2m.isel(
