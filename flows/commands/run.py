@@ -114,6 +114,13 @@ def parse_leads(text: str | None) -> list[float] | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipeline.errors import InputError
+
+    if args.spread_weight is not None and not args.bias_correct:
+        raise InputError(
+            "--spread-weight scales the spread of the bias-corrected store: give "
+            "--bias-correct STORE too"
+        )
     from flows.settings import apply_offline_defaults
 
     apply_offline_defaults()

@@ -123,6 +123,12 @@ def test_wxens_run_with_a_missing_store_exits_2_with_the_fix(tmp_path, monkeypat
     assert code == 2
     assert "nowhere.zarr: no such store; create it with `wxens ingest" in capsys.readouterr().err
     assert not (tmp_path / "f.zarr").exists()
+    code = main(
+        ["run", "--store", "nowhere.zarr", "--checkpoint", "nowhere.pt"]
+        + ["--forecast-store", "f.zarr", "--scores", "s.nc", "--spread-weight", "0.7"]
+    )
+    assert code == 2
+    assert "give --bias-correct STORE too" in capsys.readouterr().err
 
 
 def test_a_bias_corrected_run_corrects_from_verified_errors_and_verifies_that(
