@@ -202,7 +202,7 @@ def parse_correction(text: str) -> DecayingAverageBias | None:
         weights = [float(part) for part in text.split(":")]
     except ValueError:
         weights = []
-    if not 1 <= len(weights) <= 2:
+    if not 1 <= len(weights) <= 2 or (len(weights) == 2 and not weights[0]):
         raise SystemExit(f"correction {text!r}: give W, W:S (bias and spread weights) or 0")
     return DecayingAverageBias.with_weights(*weights) if weights[0] else None
 
