@@ -12,10 +12,14 @@ MFU = (FLOPs per evaluation x NFE x member-steps per second) / peak, the FLOPs c
 multiply-add), the peak the H100 SXM dense bf16 figure (989 TFLOP/s). On a machine without
 CUDA the GPU rows are recorded as not measured.
 
-Models (documented sizes; ``--model``): ``medium`` (the production size: 6 channels,
-widths 96/192/384, 2 blocks per level, attention at the coarsest level) on a 0.25 degree
-European grid (161 x 241) or a 1 degree global grid (181 x 360); ``uk-small`` (the CPU model
-of configs/uk_t2m_flow_matching.yaml) on the 33 x 49 UK grid.
+Models (documented sizes; ``--cases MODEL:GRID``): ``medium`` (the production size, 25.7 M
+parameters: 6 channels, widths 96/192/384, 2 blocks per level, attention at the coarsest
+level, 258 GFLOP per evaluation on the European grid) on a 0.25 degree European grid
+(161 x 241) or a 1 degree global grid (181 x 360); ``large`` (the same with every width
+doubled, 102.7 M parameters, 1.01 TFLOP per evaluation there: 4x the FLOPs for 2x the
+activation traffic of the memory-bound norms, so a larger share of the time is
+convolution); ``uk-small`` (the CPU model of configs/uk_t2m_flow_matching.yaml) on the
+33 x 49 UK grid.
 
     python -m benchmarks.sampling                      # all that this machine can run
     python -m benchmarks.sampling --devices cuda --cases medium:global-1deg --members 32
@@ -56,6 +60,17 @@ MODELS = {
         blocks_per_level=2,
         embedding_dim=256,
         norm_groups=16,
+        attention_heads=8,
+    ),
+    "large": BackboneConfig(
+        channels=6,
+        history=2,
+        static_channels=4,
+        calendar_features=4,
+        widths=(192, 384, 768),
+        blocks_per_level=2,
+        embedding_dim=512,
+        norm_groups=32,
         attention_heads=8,
     ),
     "uk-small": BackboneConfig(
@@ -111,8 +126,12 @@ MODES = {
         bf16=False, compile="default", bf16_weights=True, coordinate_descent=True
     ),
 }
-CPU_MEMBERS = {"medium": 2, "uk-small": 50}  # members per CPU call (the medium model is slow there)
-CPU_MODES = {"medium": ("fp32-eager",), "uk-small": ("fp32-eager", "bf16-compile")}
+CPU_MEMBERS = {"medium": 2, "large": 1, "uk-small": 50}  # per CPU call (the larger are slow)
+CPU_MODES = {
+    "medium": ("fp32-eager",),
+    "large": ("fp32-eager",),
+    "uk-small": ("fp32-eager", "bf16-compile"),
+}
 KERNEL_KINDS = (  # (kind, name fragments) of GPU kernels, first match wins (inductor names
     # its Triton kernels after the ops they fuse, "convolution" and "cudnn" included)
     ("inductor fused norm / pointwise (Triton)", ("triton",)),
