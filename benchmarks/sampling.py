@@ -32,7 +32,7 @@ import json
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -50,29 +50,20 @@ from generators.base import Condition
 RESULTS = Path(__file__).resolve().parent / "results"
 H100_BF16_PEAK = 989e12
 GRIDS = {"europe-0.25deg": (161, 241), "global-1deg": (181, 360), "uk-0.25deg": (33, 49)}
+MEDIUM = BackboneConfig(
+    channels=6,
+    history=2,
+    static_channels=4,
+    calendar_features=4,
+    widths=(96, 192, 384),
+    blocks_per_level=2,
+    embedding_dim=256,
+    norm_groups=16,
+    attention_heads=8,
+)
 MODELS = {
-    "medium": BackboneConfig(
-        channels=6,
-        history=2,
-        static_channels=4,
-        calendar_features=4,
-        widths=(96, 192, 384),
-        blocks_per_level=2,
-        embedding_dim=256,
-        norm_groups=16,
-        attention_heads=8,
-    ),
-    "large": BackboneConfig(
-        channels=6,
-        history=2,
-        static_channels=4,
-        calendar_features=4,
-        widths=(192, 384, 768),
-        blocks_per_level=2,
-        embedding_dim=512,
-        norm_groups=32,
-        attention_heads=8,
-    ),
+    "medium": MEDIUM,
+    "large": replace(MEDIUM, widths=(192, 384, 768), embedding_dim=512, norm_groups=32),
     "uk-small": BackboneConfig(
         channels=1,
         history=24,
