@@ -18,6 +18,7 @@ from prefect import flow, get_run_logger
 from flows import tasks
 from flows.runtime import unless_done
 from pipeline.errors import InputError, StoreError
+from pipeline.forecast_store import complete_init_times
 
 
 def analysis_store_complete(path: str) -> bool:
@@ -286,22 +287,6 @@ def ensemble_run(
 
 
 # -- what the flows decide from the stores (cheap metadata reads, not tasks) --------------
-
-
-def complete_init_times(forecast: str) -> pd.DatetimeIndex:
-    """The initial times completely written in the forecast store (none if it is absent)."""
-    import xarray as xr
-
-    from pipeline.forecast_store import COMPLETE
-    from pipeline.schema import INIT_TIME
-
-    if not (Path(forecast) / "zarr.json").exists():
-        return pd.DatetimeIndex([])
-    ds = xr.open_zarr(forecast, zarr_format=3, consolidated=False)
-    if COMPLETE not in ds:
-        raise StoreError(f"{forecast} is not a wxens forecast store (no {COMPLETE!r} flags)")
-    done = ds[COMPLETE].values.astype(bool)
-    return pd.DatetimeIndex(ds[INIT_TIME].values[done]).sort_values()
 
 
 def latest_init_times(store: str, checkpoint: str, latest: int, cycle_hours: int) -> list[str]:

@@ -249,6 +249,17 @@ def open_forecast(path: str | Path, *, complete_only: bool = True) -> xr.Dataset
     return ds.drop_vars(COMPLETE).sortby(INIT_TIME)
 
 
+def complete_init_times(forecast: str | Path) -> pd.DatetimeIndex:
+    """The initial times completely written in the forecast store (none if it is absent)."""
+    if not (Path(forecast) / "zarr.json").exists():
+        return pd.DatetimeIndex([])
+    ds = xr.open_zarr(forecast, zarr_format=3, consolidated=False)
+    if COMPLETE not in ds:
+        raise StoreError(f"{forecast} is not a wxens forecast store (no {COMPLETE!r} flags)")
+    done = ds[COMPLETE].values.astype(bool)
+    return pd.DatetimeIndex(ds[INIT_TIME].values[done]).sort_values()
+
+
 def is_forecast_store(path: str | Path) -> bool:
     """Whether ``path`` is a Zarr store whose attrs say it is a wxens forecast store."""
     if not (Path(path) / "zarr.json").is_file():

@@ -62,8 +62,7 @@ def describe_forecast(path: str) -> str:
     import numpy as np
     import pandas as pd
 
-    from flows.pipelines import complete_init_times
-    from pipeline.forecast_store import ForecastProvenance, open_forecast
+    from pipeline.forecast_store import ForecastProvenance, complete_init_times, open_forecast
     from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LON, MEMBER
 
     written = open_forecast(path, complete_only=False)

@@ -141,7 +141,7 @@ def test_an_io_error_raised_once_is_retried_and_the_run_succeeds(
 
 def written_so_far(out: Path) -> pd.DatetimeIndex:
     """Complete initial times of a forecast store another process may be creating now."""
-    from flows.pipelines import complete_init_times
+    from pipeline.forecast_store import complete_init_times
 
     try:
         return complete_init_times(str(out))
@@ -184,8 +184,8 @@ def region_files(store: Path, index: int) -> list[Path]:
 def test_a_forecast_killed_midway_then_rerun_writes_each_region_once(
     chain, tmp_path, spawn, monkeypatch
 ):
-    from flows.pipelines import complete_init_times, forecast
-    from pipeline.forecast_store import open_forecast
+    from flows.pipelines import forecast
+    from pipeline.forecast_store import complete_init_times, open_forecast
 
     out = tmp_path / "forecast.zarr"
     arguments = dict(
