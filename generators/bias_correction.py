@@ -253,9 +253,12 @@ def bias_correct(
     for name, members in aligned.forecast.data_vars.items():
         mean = members.mean(MEMBER)
         errors = (mean - aligned.truth[name]).transpose(INIT_TIME, LEAD_TIME, ..., LAT, LON)
-        variances = None
+        moments = {"error": errors}
         if correction.spread is not None:
-            variances = members.var(MEMBER, ddof=1).transpose(*errors.dims).values
+            moments["variance"] = members.var(MEMBER, ddof=1).transpose(*errors.dims)
+        moments = xr.Dataset(moments).compute()  # one pass over the members for both
+        errors = moments["error"]
+        variances = moments["variance"].values if "variance" in moments else None
         bias, factor = correction.adjustments(
             errors.values, variances, inits, leads, latitude, members.sizes[MEMBER]
         )
