@@ -6,6 +6,7 @@ Add a command by writing its module and listing it here.
 """
 
 from flows.commands import (
+    baseline,
     bias_correct,
     calibrate,
     demo,
@@ -18,4 +19,16 @@ from flows.commands import (
     verify,
 )
 
-COMMANDS = (ingest, info, train, calibrate, forecast, bias_correct, verify, run, serve, demo)
+COMMANDS = (
+    ingest,
+    info,
+    train,
+    calibrate,
+    forecast,
+    baseline,
+    bias_correct,
+    verify,
+    run,
+    serve,
+    demo,
+)

@@ -1,0 +1,84 @@
+"""``wxens baseline NAME --store S --train START/END --init ... --lead ... --out F.zarr``:
+a reference ensemble (climatology, or persistence + past tendencies) drawn from the
+store's training period into a forecast store, to verify beside a model's
+(:mod:`generators.baselines`)."""
+
+from __future__ import annotations
+
+import argparse
+
+from flows.commands.forecast import parse_inits, parse_leads
+
+NAME = "baseline"
+HELP = (
+    "draw a reference ensemble (climatology, or persistence + past tendencies) from a "
+    "training period into a forecast store, to verify beside a model's"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "name",
+        metavar="NAME",
+        help="climatology (training fields valid at the same time of day) or persistence "
+        "(the initial state plus training-period changes over the same lead)",
+    )
+    parser.add_argument("--store", required=True, help="analysis store to draw from")
+    parser.add_argument(
+        "--train",
+        required=True,
+        metavar="START/END",
+        help="period the members are drawn from, ends included: 2019-03-01/2019-03-21 "
+        "(keep it apart from the initial times, as a model's training period)",
+    )
+    parser.add_argument(
+        "--init",
+        nargs="+",
+        required=True,
+        metavar="TIME",
+        help="initial times: 2019-03-22T00, or a range START/END/EVERY",
+    )
+    parser.add_argument(
+        "--lead",
+        required=True,
+        help="one lead (24h: every --every up to it) or a comma list (1h,3h,6h,12h,24h)",
+    )
+    parser.add_argument("--every", help="lead spacing with a single --lead (default: native step)")
+    parser.add_argument("--members", type=int, default=50, help="ensemble size (default 50)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--window-days",
+        type=float,
+        help="draw only from training times within this many days of the year of the valid "
+        "(climatology) or initial (persistence) date; set it on a multi-year archive "
+        "(default: the whole period)",
+    )
+    parser.add_argument("--out", required=True, help="forecast store to create or extend")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from generators.baselines import BaselineConfig, baseline_to_store
+    from pipeline.errors import InputError
+    from pipeline.store import open_store
+
+    start, sep, end = args.train.partition("/")
+    if not sep or not start or not end:
+        raise InputError(f"--train {args.train!r}: give START/END, e.g. 2019-03-01/2019-03-21")
+    config = BaselineConfig(start, end, args.members, args.seed, args.window_days)
+    native_hours = open_store(args.store).native_step.total_seconds() / 3600
+    leads = parse_leads(args.lead, args.every, native_hours)
+    inits = baseline_to_store(
+        args.name,
+        args.store,
+        config,
+        parse_inits(args.init),
+        leads,
+        args.out,
+        progress=not args.no_progress,
+    )
+    print(
+        f"{args.out}: {args.name} baseline, {len(inits)} initial time(s) x {args.members} "
+        f"members x {len(leads)} leads, drawn from {start} to {end} (seed {args.seed})"
+    )
+    return 0

@@ -1,0 +1,256 @@
+"""Reference ensembles a generator has to beat, drawn from an analysis store's past.
+
+- **climatology** (:class:`ClimatologyEnsemble`): members are analysis fields of the
+  training period valid at the same time of day as the forecast
+  (x_m = y(s_m), s_m drawn from that pool);
+- **persistence** (:class:`PersistenceEnsemble`), persistence + past tendencies: the state
+  at the initial time plus the change over the same lead of a training-period
+  initialisation at the same time of day (x_m = y(t0) + y(s_m + τ) − y(s_m)).
+
+Both draw their members with replacement, as the baselines of the shared UK sample
+(``shared/data/README.md``) and WeatherBench 2's probabilistic climatology (Rasp et al.
+2024) do; ``window_days`` keeps the pool within that many days of the year of the valid
+(climatology) or initial (persistence) date, which a multi-year archive needs so that
+March is not forecast from July. Each (initial time, lead) draws from its own stream of
+``seed``, so a rerun or an append gives the same members.
+
+:func:`baseline_to_store` writes them into a forecast store like a generator's, so
+``wxens verify`` scores them the same way and a model's scorecard can be read beside them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from tqdm.auto import tqdm
+
+from generators.registry import Registry
+from pipeline.errors import InputError
+from pipeline.forecast_store import FORECAST_DIMS, ForecastProvenance, write_forecast
+from pipeline.schema import INIT_TIME, LEAD_TIME, MEMBER, TIME
+from pipeline.store import open_store
+
+log = logging.getLogger(__name__)
+
+#: Bytes of members written to the forecast store at once (whole initial times).
+WRITE_BYTES = 256 * 2**20
+
+BASELINES: Registry[type[Baseline]] = Registry("baseline")
+"""Reference ensembles by name (``"climatology"``, ``"persistence"``)."""
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """train_start, train_end: the period (inclusive) the members are drawn from.
+    members: ensemble size. seed: the base of every (initial time, lead) stream.
+    window_days: keep only training times within this many days of the year of the
+    reference date (None: the whole period)."""
+
+    train_start: str
+    train_end: str
+    members: int = 50
+    seed: int = 0
+    window_days: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.members < 1:
+            raise InputError(f"members must be at least 1, got {self.members}")
+        if self.window_days is not None and self.window_days < 0:
+            raise InputError(f"window_days must be >= 0, got {self.window_days}")
+        for value in (self.train_start, self.train_end):
+            try:
+                pd.Timestamp(value)
+            except ValueError:
+                raise InputError(
+                    f"training period bound {value!r} is not a time (2019-03-01, 2019-03-21T18)"
+                ) from None
+        if pd.Timestamp(self.train_start) > pd.Timestamp(self.train_end):
+            raise InputError(
+                f"the training period starts ({self.train_start}) after it ends "
+                f"({self.train_end}); give START/END in order"
+            )
+
+
+class Baseline(ABC):
+    """A reference ensemble over the analysis ``dataset`` (dims ``time, [level], latitude,
+    longitude``) drawn from the training period of ``config``."""
+
+    name: ClassVar[str]
+
+    def __init__(self, dataset: xr.Dataset, config: BaselineConfig):
+        times = pd.DatetimeIndex(dataset[TIME].values)
+        self.dataset, self.config = dataset, config
+        # label slicing: a date-only end (2019-03-21) takes in that whole day
+        self.train_times = times[times.slice_indexer(config.train_start, config.train_end)]
+        if self.train_times.empty:
+            raise InputError(
+                f"the store holds no time in the training period {config.train_start} to "
+                f"{config.train_end} (it covers {times[0]} to {times[-1]}); choose a period "
+                "inside it"
+            )
+
+    @abstractmethod
+    def pool(self, init: pd.Timestamp, lead: pd.Timedelta) -> pd.DatetimeIndex:
+        """The training times the members of (init, lead) are drawn from."""
+
+    @abstractmethod
+    def fields(self, init: pd.Timestamp, lead: pd.Timedelta, picks: pd.DatetimeIndex) -> xr.Dataset:
+        """The members (dim ``time`` of length M, one per pick) of (init, lead)."""
+
+    def checked_pool(self, init: pd.Timestamp, lead: pd.Timedelta) -> pd.DatetimeIndex:
+        """:meth:`pool`, or an InputError naming the time and the fix when it is empty."""
+        pool = self.pool(init, lead)
+        if pool.empty:
+            raise InputError(
+                f"{self.name}: no training time fits the initial time {init} and lead {lead} "
+                f"(time of day {(init + lead).strftime('%H:%M')}, training "
+                f"{self.config.train_start} to {self.config.train_end}, "
+                f"{_describe_window(self.config.window_days)}); widen the training period or the "
+                "window"
+            )
+        return pool
+
+    def ensemble(self, init: pd.Timestamp, leads: Sequence[pd.Timedelta]) -> xr.Dataset:
+        """Dims ``member, lead_time, [level], latitude, longitude`` for one initial time."""
+        by_lead = []
+        for lead in leads:
+            pool = self.checked_pool(init, lead)
+            rng = np.random.default_rng(_stream(self.config.seed, init, lead))
+            picks = pool[rng.integers(len(pool), size=self.config.members)]
+            members = self.fields(init, lead, picks).rename({TIME: MEMBER})
+            by_lead.append(members.drop_vars(MEMBER).assign_coords({LEAD_TIME: lead}))
+        ensemble = xr.concat(by_lead, dim=LEAD_TIME).assign_coords(
+            {MEMBER: np.arange(self.config.members)}
+        )
+        ensemble.attrs = {}  # the store's ingest state is not the forecast's
+        return ensemble.transpose(*(d for d in FORECAST_DIMS if d in ensemble.dims))
+
+    def within_window(self, times: pd.DatetimeIndex, reference: pd.Timestamp) -> np.ndarray:
+        """Which ``times`` are within ``window_days`` of ``reference``'s day of the year."""
+        if self.config.window_days is None:
+            return np.ones(len(times), dtype=bool)
+        days = np.abs(times.day_of_year - reference.day_of_year)
+        return np.minimum(days, 365.25 - days) <= self.config.window_days
+
+
+def _describe_window(window_days: float | None) -> str:
+    return "no window" if window_days is None else f"window {window_days:g} days"
+
+
+def _stream(seed: int, init: pd.Timestamp, lead: pd.Timedelta) -> np.random.SeedSequence:
+    return np.random.SeedSequence([seed, init.value % 2**64, lead.value % 2**64])
+
+
+def _same_time_of_day(times: pd.DatetimeIndex, reference: pd.Timestamp) -> np.ndarray:
+    return (times - times.normalize()) == (reference - reference.normalize())
+
+
+@BASELINES.register("climatology")
+class ClimatologyEnsemble(Baseline):
+    """Training-period fields valid at the forecast's time of day: x_m = y(s_m)."""
+
+    name = "climatology"
+
+    def pool(self, init: pd.Timestamp, lead: pd.Timedelta) -> pd.DatetimeIndex:
+        valid, times = init + lead, self.train_times
+        return times[_same_time_of_day(times, valid) & self.within_window(times, valid)]
+
+    def fields(self, init: pd.Timestamp, lead: pd.Timedelta, picks: pd.DatetimeIndex) -> xr.Dataset:
+        return self.dataset.sel({TIME: picks})
+
+
+@BASELINES.register("persistence")
+class PersistenceEnsemble(Baseline):
+    """Persistence + past tendencies: x_m = y(t0) + y(s_m + τ) − y(s_m), s_m a training
+    initialisation at t0's time of day whose lead τ also falls in the training period."""
+
+    name = "persistence"
+
+    def pool(self, init: pd.Timestamp, lead: pd.Timedelta) -> pd.DatetimeIndex:
+        times = self.train_times
+        ends = (times + lead).isin(self.train_times)
+        return times[_same_time_of_day(times, init) & ends & self.within_window(times, init)]
+
+    def fields(self, init: pd.Timestamp, lead: pd.Timedelta, picks: pd.DatetimeIndex) -> xr.Dataset:
+        start = self.dataset.sel({TIME: picks})
+        end = self.dataset.sel({TIME: picks + lead}).assign_coords({TIME: start[TIME]})
+        return self.dataset.sel({TIME: init}, drop=True) + (end - start)
+
+
+def baseline_provenance(name: str, config: BaselineConfig) -> ForecastProvenance:
+    """The forecast-store provenance of a baseline: its name, a digest of its config, and
+    the config itself as the "sampler" (so one store never mixes two baselines)."""
+    spec = json.dumps({"baseline": name, **asdict(config)}, sort_keys=True)
+    return ForecastProvenance(
+        generator=f"baseline:{name}",
+        checkpoint_digest=hashlib.sha256(spec.encode()).hexdigest()[:16],
+        sampler=f"{name}:train={config.train_start}/{config.train_end},"
+        f"window_days={config.window_days}",
+        nfe=0,
+        seed=config.seed,
+    )
+
+
+def baseline_to_store(
+    name: str,
+    store: str | Path,
+    config: BaselineConfig,
+    inits: Sequence[pd.Timestamp] | pd.DatetimeIndex,
+    leads_hours: Sequence[float],
+    out: str | Path,
+    *,
+    progress: bool = True,
+) -> pd.DatetimeIndex:
+    """Draw the baseline ``name`` for ``inits`` and ``leads_hours`` from the analysis store
+    ``store`` into the forecast store ``out``, one initial time at a time (appended, or
+    rewritten in its own region). Every input is checked before anything is written; an
+    initial or valid time inside the training period is logged as a warning (the
+    baseline has then seen the weather it forecasts). Returns the initial times written."""
+    dataset = open_store(store).dataset
+    baseline = BASELINES[name](dataset, config)
+    inits = pd.DatetimeIndex(sorted(set(pd.DatetimeIndex(inits))))
+    leads = [pd.Timedelta(hours=h) for h in leads_hours]
+    if inits.empty or not leads or min(leads) <= pd.Timedelta(0):
+        raise InputError(f"give at least one initial time and positive leads, got {leads_hours}")
+    times = pd.DatetimeIndex(dataset[TIME].values)
+    missing = inits[~inits.isin(times)] if name == "persistence" else inits[:0]
+    if len(missing):
+        raise InputError(
+            f"{store} holds no state at the initial time(s) {', '.join(map(str, missing[:5]))}; "
+            "persistence starts from it: ingest those times first"
+        )
+    for init in inits:  # every pool, before anything is written
+        for lead in leads:
+            baseline.checked_pool(init, lead)
+    first, last = baseline.train_times[[0, -1]]
+    seen = [t for t in inits if any(first <= t + lead <= last for lead in leads)]
+    if seen:
+        log.warning(
+            "%d initial time(s) forecast weather of the training period %s to %s: the "
+            "baseline has seen it, so its scores there are too good",
+            len(seen),
+            config.train_start,
+            config.train_end,
+        )
+    provenance = baseline_provenance(name, config)
+    field_bytes = sum(v.dtype.itemsize * v[{TIME: 0}].size for v in dataset.data_vars.values())
+    per_write = max(1, WRITE_BYTES // (field_bytes * config.members * len(leads)))
+    with tqdm(total=len(inits), desc=f"{name} baseline", unit="init", disable=not progress) as bar:
+        for i in range(0, len(inits), per_write):
+            batch = inits[i : i + per_write]
+            ensembles = [baseline.ensemble(t, leads) for t in batch]
+            write_forecast(
+                out, xr.concat(ensembles, pd.Index(batch, name=INIT_TIME)).compute(), provenance
+            )
+            bar.update(len(batch))
+    return inits

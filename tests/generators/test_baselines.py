@@ -1,0 +1,183 @@
+"""Reference ensembles: climatology and persistence + past tendencies (generators.baselines)."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from flows.cli import main
+from generators.baselines import (
+    BASELINES,
+    BaselineConfig,
+    ClimatologyEnsemble,
+    PersistenceEnsemble,
+    baseline_to_store,
+)
+from pipeline.errors import InputError
+from pipeline.forecast_store import open_forecast, provenance
+from pipeline.store import ingest, open_store
+from verification.scores import fair_crps
+
+TRAIN = BaselineConfig("2000-01-01", "2000-01-10", members=40, seed=1)
+INITS = pd.date_range("2000-01-11T00", periods=6, freq="6h")
+LEADS = [pd.Timedelta(hours=h) for h in (6, 12, 24)]
+
+
+@pytest.fixture(scope="module")
+def analysis(tmp_path_factory):
+    path = tmp_path_factory.mktemp("baselines") / "truth.zarr"
+    spec = "synthetic:n_lat=4,n_lon=4,n_times=72,step=6h,seed=5"
+    return ingest(spec, path, variables=["t2m", "z"], progress=False)
+
+
+def flat(ds: xr.Dataset, dim: str) -> np.ndarray:
+    """Every variable and level of each ``dim`` entry as one row."""
+    return np.concatenate(
+        [ds[v].transpose(dim, ...).values.reshape(ds.sizes[dim], -1) for v in sorted(ds)], axis=1
+    )
+
+
+def match(members: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Index of the candidate row equal to each member row (-1 if none is)."""
+    close = np.isclose(members[:, None], candidates[None], rtol=1e-5, atol=1e-3).all(-1)
+    return np.where(close.any(1), close.argmax(1), -1)
+
+
+def test_climatology_members_are_training_fields_valid_at_the_same_time_of_day(analysis):
+    ds = analysis.dataset.load()
+    baseline = ClimatologyEnsemble(ds, TRAIN)
+    train = ds.sel(time=slice("2000-01-01", "2000-01-10"))
+    times = pd.DatetimeIndex(train.time.values)
+    for init in INITS[:3]:
+        ensemble = baseline.ensemble(init, LEADS)
+        assert ensemble.sizes["member"] == 40
+        for lead in LEADS:
+            index = match(flat(ensemble.sel(lead_time=lead), "member"), flat(train, "time"))
+            assert (index >= 0).all(), "a member is not a training field"
+            hours = times[index].hour
+            assert (hours == (init + lead).hour).all()
+            # 10 training fields at that hour, drawn 40 times with replacement: most appear
+            assert len(set(index)) >= 7
+
+
+def test_persistence_members_are_the_initial_state_plus_training_tendencies(analysis):
+    ds = analysis.dataset.load()
+    baseline = PersistenceEnsemble(ds, TRAIN)
+    train = ds.sel(time=slice("2000-01-01", "2000-01-10"))
+    init = INITS[1]
+    ensemble = baseline.ensemble(init, LEADS)
+    for lead in LEADS:
+        times = pd.DatetimeIndex(train.time.values)
+        starts = times[(times.hour == init.hour) & (times + lead).isin(times)]
+        tendencies = ds.sel(time=starts + lead).drop_vars("time") - ds.sel(time=starts).drop_vars(
+            "time"
+        )
+        changes = ensemble.sel(lead_time=lead) - ds.sel(time=init, drop=True)
+        index = match(flat(changes, "member"), flat(tendencies, "time"))
+        assert (index >= 0).all(), "a member's change is not a training tendency of its lead"
+        assert len(set(index)) >= min(len(starts), 10) * 0.6
+
+
+def test_members_depend_on_the_seed_only_not_on_how_the_store_was_written(analysis, tmp_path):
+    whole, pieces, other = (tmp_path / n for n in ("whole.zarr", "pieces.zarr", "other.zarr"))
+    leads = [6.0, 24.0]
+    baseline_to_store("persistence", analysis.path, TRAIN, INITS, leads, whole, progress=False)
+    for init in INITS[::-1]:  # one at a time, in reverse
+        baseline_to_store(
+            "persistence", analysis.path, TRAIN, [init], leads, pieces, progress=False
+        )
+    a, b = open_forecast(whole), open_forecast(pieces)
+    xr.testing.assert_equal(a.t2m.load(), b.t2m.load())
+    reseeded = BaselineConfig(TRAIN.train_start, TRAIN.train_end, TRAIN.members, seed=2)
+    baseline_to_store("persistence", analysis.path, reseeded, INITS, leads, other, progress=False)
+    assert not np.allclose(open_forecast(other).t2m, a.t2m)
+    assert provenance(whole).generator == "baseline:persistence"
+    assert provenance(whole).checkpoint_digest != provenance(other).checkpoint_digest
+
+
+def test_window_keeps_the_pool_near_the_day_of_the_year(tmp_path):
+    years = ingest(
+        "synthetic:n_lat=4,n_lon=4,n_times=800,step=24h,seed=1",
+        tmp_path / "years.zarr",
+        variables=["t2m"],
+        progress=False,
+    )
+    config = BaselineConfig("2000-01-01", "2001-12-31", window_days=10)
+    valid = pd.Timestamp("2002-01-05")
+    pool = ClimatologyEnsemble(years.dataset, config).pool(
+        valid - pd.Timedelta("1D"), pd.Timedelta("1D")
+    )
+    in_window = ((pool.month == 12) & (pool.day >= 25)) | ((pool.month == 1) & (pool.day <= 15))
+    assert in_window.all(), pool
+    assert set(pool.year) == {2000, 2001}  # across the new year, in both years
+    assert 40 <= len(pool) <= 42  # 20-21 days a year (late Dec .. Jan 15), two years
+    whole = ClimatologyEnsemble(years.dataset, BaselineConfig("2000-01-01", "2001-12-31"))
+    assert len(whole.pool(valid - pd.Timedelta("1D"), pd.Timedelta("1D"))) == 366 + 365
+
+
+def test_uk_sample_baselines_reproduce_the_shared_table(tmp_path, uk_sample):
+    """shared/data/README.md: climatology 0.93 0.93 0.94 0.94 0.95, persistence + past
+    tendencies 0.20 0.55 0.80 1.25 0.91 K at 1, 3, 6, 12, 24 h (fair CRPS, 36 inits, 50
+    members). Other draws than the table's move these by up to about 0.03 K."""
+    sample = tmp_path / uk_sample.name
+    shutil.copy(uk_sample, sample)
+    ds = ingest(sample, tmp_path / "uk.zarr", progress=False).dataset.t2m.load().to_dataset()
+    inits = pd.date_range("2019-03-22T00", "2019-03-30T18", freq="6h")
+    leads = [pd.Timedelta(hours=h) for h in (1, 3, 6, 12, 24)]
+    config = BaselineConfig("2019-03-01", "2019-03-21")
+    table = {
+        "climatology": [0.93, 0.93, 0.94, 0.94, 0.95],
+        "persistence": [0.20, 0.55, 0.80, 1.25, 0.91],
+    }
+    for name, expected in table.items():
+        baseline = BASELINES[name](ds, config)
+        members = xr.concat(
+            [baseline.ensemble(t, leads) for t in inits], pd.Index(inits, name="init_time")
+        )
+        truth = ds.t2m.sel(time=members.init_time + members.lead_time)
+        crps = fair_crps(members.t2m, truth, mean_over=("init_time", "latitude", "longitude"))
+        np.testing.assert_allclose(crps.values, expected, atol=0.04)
+
+
+def test_bad_input_is_refused_before_anything_is_written(analysis, tmp_path):
+    out = tmp_path / "f.zarr"
+
+    def refused(match: str, name="climatology", config=TRAIN, inits=INITS, leads=(6.0,)):
+        with pytest.raises(InputError, match=match):
+            baseline_to_store(name, analysis.path, config, inits, leads, out, progress=False)
+        assert not out.exists()
+
+    refused("no time in the training period", config=BaselineConfig("1999-01-01", "1999-02-01"))
+    refused("no training time fits .*time of day 03:00, .*no window", leads=(3.0,))
+    refused("persistence starts from it", "persistence", inits=[pd.Timestamp("2000-03-01")])
+    refused("unknown baseline 'analogues'", "analogues")
+    with pytest.raises(InputError, match="starts .* after it ends"):
+        BaselineConfig("2000-02-01", "2000-01-01")
+    with pytest.raises(InputError, match="'2019-13-01' is not a time"):
+        BaselineConfig("2019-13-01", "2020-01-01")
+    with pytest.raises(InputError, match="members must be at least 1"):
+        BaselineConfig("2000-01-01", "2000-01-10", members=0)
+
+
+def test_cli_draws_a_baseline_that_info_and_verify_read(analysis, tmp_path, capsys):
+    out, scores = tmp_path / "clim.zarr", tmp_path / "scores.nc"
+    store = str(analysis.path)
+    args = ["baseline", "climatology", "--store", store, "--train", "2000-01-01/2000-01-10"]
+    args += ["--init", "2000-01-11T00/2000-01-12T18/6h", "--lead", "24h", "--every", "6h"]
+    assert main([*args, "--members", "8", "--out", str(out), "--no-progress"]) == 0
+    assert "8 initial time(s) x 8 members x 4 leads" in capsys.readouterr().out
+    assert main(["info", str(out)]) == 0
+    assert "baseline:climatology" in capsys.readouterr().out
+    verify = ["verify", str(out), "--truth", store, "--out", str(scores)]
+    assert main([*verify, "--physics-init-times", "0", "--no-progress"]) == 0
+    crps = xr.open_datatree(scores)["scorecard"].to_dataset().fair_crps
+    assert crps.sizes["lead_time"] == 4 and np.isfinite(crps).all()
+    assert (
+        main([*args[:5], "2000-01-10", "--init", "2000-01-11", "--lead", "6h", "--out", "x"]) == 2
+    )
+    assert "give START/END" in capsys.readouterr().err
+    assert open_store(store).dataset.sizes["time"] == 72  # the analysis is left as it was
