@@ -37,6 +37,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from generators.baselines import BASELINES, BaselineConfig
 from generators.bias_correction import DecayingAverageBias
 from generators.calibration import (
     calibration_init_times,
@@ -425,6 +426,8 @@ def synthetic(args: argparse.Namespace) -> None:
 UK_LEADS = (1.0, 3.0, 6.0, 12.0, 24.0)
 UK_TEST = pd.date_range("2019-03-22T00", "2019-03-30T18", freq="6h")
 UK_TRAIN = ("2019-03-01", "2019-03-21")
+#: Cache key of the baselines: those of generators.baselines (one seed stream per init and lead)
+BASELINES_KEY = "baselines:generators.baselines"
 UK_HELD_OUT = pd.date_range("2019-03-18T00", "2019-03-21T18", freq="6h")  # for choices
 README_BASELINES = {
     "climatology": (0.93, 0.93, 0.94, 0.94, 0.95),
@@ -577,31 +580,20 @@ def held_out_inits(checkpoint: Checkpoint, store) -> pd.DatetimeIndex:
 def uk_baselines(
     store, inits: pd.DatetimeIndex = UK_TEST, members: int = 50, seed: int = 0
 ) -> dict:
-    """Climatology (training fields valid at the same hour) and persistence + past
-    tendencies (tendencies of the same lead from training inits at the same hour), drawn
-    ``members`` times with replacement, as in shared/data/README.md."""
-    rng = np.random.default_rng(seed)
+    """Climatology and persistence + past tendencies as in shared/data/README.md
+    (:mod:`generators.baselines`, what ``wxens baseline`` writes), ``members`` draws from
+    the training period, scored like the models."""
+    config = BaselineConfig(*UK_TRAIN, members=members, seed=seed)
     t2m = store.dataset.t2m.load()
-    times = pd.DatetimeIndex(t2m.time.values)
-    train_times = times[times.slice_indexer(*UK_TRAIN)]
-    latitude = t2m.latitude.values
-    out: dict[str, dict] = {"climatology": {}, "persistence": {}}
-    for lead in UK_LEADS:
-        step = pd.Timedelta(hours=lead)
-        truth = t2m.sel(time=inits + step).values
-        clim, pers = [], []
-        for init in inits:
-            valid = init + step
-            pool = train_times[train_times.hour == valid.hour]
-            clim.append(t2m.sel(time=pool[rng.integers(len(pool), size=members)]).values)
-            starts = train_times[
-                (train_times.hour == init.hour) & (train_times + step <= train_times[-1])
-            ]
-            picks = starts[rng.integers(len(starts), size=members)]
-            tendency = t2m.sel(time=picks + step).values - t2m.sel(time=picks).values
-            pers.append(t2m.sel(time=init).values[None] + tendency)
-        out["climatology"][f"{lead:g}"] = scores(np.stack(clim), truth, latitude)
-        out["persistence"][f"{lead:g}"] = scores(np.stack(pers), truth, latitude)
+    leads = [pd.Timedelta(hours=h) for h in UK_LEADS]
+    out: dict[str, dict] = {}
+    for name in ("climatology", "persistence"):
+        baseline = BASELINES[name](t2m.to_dataset(), config)
+        drawn = np.stack([baseline.ensemble(t, leads).t2m.values for t in inits])
+        out[name] = {
+            f"{h:g}": scores(drawn[:, :, i], t2m.sel(time=inits + lead).values, t2m.latitude.values)
+            for i, (h, lead) in enumerate(zip(UK_LEADS, leads, strict=True))
+        }
     return out
 
 
@@ -615,7 +607,7 @@ def uk(args: argparse.Namespace) -> None:
         else ingest(ROOT / "data" / "era5-t2m-uk-2019-03.grib", store_path, progress=False)
     )
     cache = Cache(work / "uk_cache.json")
-    baselines = cache.get("baselines", lambda: uk_baselines(store))
+    baselines = cache.get(BASELINES_KEY, lambda: uk_baselines(store))
     rows = {}
     corrections: dict[str, list[str]] = {}
     for item in args.bias_correct:
@@ -648,7 +640,7 @@ def uk(args: argparse.Namespace) -> None:
             )
     sweep_inits = UK_TEST[:: args.sweep_stride]
     sweep_baselines = cache.get(
-        f"baselines:stride{args.sweep_stride}", lambda: uk_baselines(store, sweep_inits)
+        f"{BASELINES_KEY}:stride{args.sweep_stride}", lambda: uk_baselines(store, sweep_inits)
     )
     sweeps = {}
     for item in args.sweep:
