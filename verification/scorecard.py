@@ -42,7 +42,7 @@ from verification import physics as _physics_checks  # noqa: F401  (registers th
 from verification import scores as vs
 from verification.aggregation import count_valid
 from verification.base import CHECKS, SCORES, get_check, get_score
-from verification.resampling import score_intervals, score_parts
+from verification.resampling import DRAW, block_bootstrap_means, score_intervals, score_parts
 from verification.spectra import power_spectrum
 
 log = logging.getLogger(__name__)
@@ -121,9 +121,17 @@ class VerifyConfig:
 
 
 def verify(
-    forecast: xr.Dataset, truth: xr.Dataset, config: VerifyConfig | None = None
+    forecast: xr.Dataset,
+    truth: xr.Dataset,
+    config: VerifyConfig | None = None,
+    reference: xr.Dataset | None = None,
 ) -> xr.DataTree:
     """Score ``forecast`` (any registered layout) against the analysis ``truth``.
+
+    ``reference``: another ensemble (a baseline, the operational model) holding at least
+    the forecast's initial times, leads, variables and grid; the scorecard then adds its
+    fair CRPS on them, the skill score 1 − CRPS/CRPS_ref and the block-bootstrap
+    interval of the paired difference CRPS − CRPS_ref (:func:`_against_reference`).
 
     Returns the tree described in the module docstring. Lazy inputs are computed chunk
     by chunk in a single pass; memory stays at a few forecast chunks per worker.
@@ -132,6 +140,7 @@ def verify(
     aligned = align_with_truth(forecast, truth)
     f = to_channels(aligned.forecast).rename({CHANNEL: VARIABLE})
     t = to_channels(aligned.truth).rename({CHANNEL: VARIABLE})
+    grid = tuple(d for d in config.mean_over if d != INIT_TIME)
     sample = _physics_sample(aligned, config.physics_init_times)
     thresholds = _event_thresholds(t, sample, config.event_quantiles)
 
@@ -151,13 +160,24 @@ def verify(
         )
     intervals = config.interval_level > 0 and INIT_TIME in config.mean_over
     if intervals:
-        grid = tuple(d for d in config.mean_over if d != INIT_TIME)
         lazy["per_init"] = score_parts(f, t, mean_over=grid)
+    if reference is not None:
+        r = _reference_channels(reference, truth, f, config)
+        lazy["paired_crps"] = xr.Dataset(
+            {
+                "forecast": lazy["per_init"]["fair_crps"]
+                if intervals
+                else vs.fair_crps(f, t, mean_over=grid),
+                "reference": vs.fair_crps(r, t, mean_over=grid),
+            }
+        )
     (computed,) = _compute(lazy, progress=config.progress)
 
     card = _scorecard(computed, t, config)
     if intervals:
         card = card.merge(_intervals(computed["per_init"], f.sizes[MEMBER], config))
+    if reference is not None:
+        card = card.merge(_against_reference(computed["paired_crps"], config))
     tree = {
         "/scorecard": card,
         "/rank_histogram": _variable_first(computed["rank_histogram"].to_dataset()),
@@ -182,6 +202,15 @@ def verify(
             # what made the forecast (a wxens store's provenance: model, sampler,
             # calibration, bias correction)
             **{k: v for k, v in forecast.attrs.items() if str(k).startswith("wxens_")},
+            **(
+                {}
+                if reference is None
+                else {
+                    f"reference_{k}": v
+                    for k, v in reference.attrs.items()
+                    if str(k).startswith("wxens_")
+                }
+            ),
         }
     )
     return xr.DataTree.from_dict({"/": root, **tree})
@@ -276,6 +305,79 @@ def _intervals(per_init: xr.Dataset, members: int, config: VerifyConfig) -> xr.D
                 bounds[name]
                 .isel(quantile=i, drop=True)
                 .assign_attrs(long_name=f"{SCORES[name].long_name}: {side} end of the {what}")
+            )
+    return _variable_first(out)
+
+
+def _reference_channels(
+    reference: xr.Dataset, truth: xr.Dataset, f: xr.DataArray, config: VerifyConfig
+) -> xr.DataArray:
+    """The reference ensemble as channels on the forecast's initial times, leads and
+    variables (both aligned with the truth's grid); an InputError naming what it lacks
+    otherwise."""
+    if INIT_TIME not in config.mean_over:
+        raise InputError(
+            f"mean_over={config.mean_over}: a comparison with a reference pairs the two "
+            "forecasts initial time by initial time; average over init_time too"
+        )
+    try:
+        aligned = align_with_truth(reference, truth)
+    except InputError as err:
+        raise InputError(f"the reference ensemble: {err}") from None
+    r = to_channels(aligned.forecast).rename({CHANNEL: VARIABLE})
+    for dim in (INIT_TIME, LEAD_TIME, VARIABLE):
+        lacking = np.setdiff1d(f[dim].values, r[dim].values)
+        if lacking.size:
+            shown = ", ".join(map(str, lacking[:3])) + (" ..." if lacking.size > 3 else "")
+            raise InputError(
+                f"the reference lacks {lacking.size} {dim} value(s) of the forecast ({shown}); "
+                "draw it for the same initial times, leads and variables (wxens baseline)"
+            )
+    r = r.sel({INIT_TIME: f[INIT_TIME], LEAD_TIME: f[LEAD_TIME], VARIABLE: f[VARIABLE]})
+    return r.drop_vars([c for c in r.coords if c not in r.dims]).assign_coords(
+        {LAT: f[LAT], LON: f[LON]}
+    )
+
+
+def _against_reference(paired: xr.Dataset, config: VerifyConfig) -> xr.Dataset:
+    """From the per-init grid-mean fair CRPS of the forecast and the reference:
+    ``reference_fair_crps`` (its mean over init times), ``fair_crps_skill_score``
+    1 − mean(CRPS)/mean(CRPS_ref) (> 0: better than the reference), and with intervals
+    ``fair_crps_minus_reference_low/high``: the block-bootstrap interval of the mean of
+    the per-init differences (both forecasts share each resample)."""
+    means = paired.mean(INIT_TIME, skipna=True)
+    out = xr.Dataset(
+        {
+            "reference_fair_crps": means["reference"].assign_attrs(
+                long_name="fair CRPS of the reference on the same init times", best=0.0
+            ),
+            "fair_crps_skill_score": xr.DataArray(
+                1 - means["forecast"] / means["reference"],
+                attrs={
+                    "long_name": "fair CRPS skill score against the reference, 1 − CRPS/CRPS_ref",
+                    "units": "1",
+                    "best": 1.0,
+                },
+            ),
+        }
+    )
+    if config.interval_level > 0:
+        blocks = pd.DatetimeIndex(paired[INIT_TIME].values).floor(config.interval_block)
+        draws = block_bootstrap_means(
+            (paired["forecast"] - paired["reference"]).to_dataset(name="difference"),
+            blocks,
+            dim=INIT_TIME,
+            draws=config.interval_draws,
+            seed=config.seed,
+        )["difference"]
+        level = config.interval_level
+        bounds = draws.quantile([(1 - level) / 2, (1 + level) / 2], dim=DRAW)
+        for i, side in enumerate(("low", "high")):
+            out[f"fair_crps_minus_reference_{side}"] = bounds.isel(
+                quantile=i, drop=True
+            ).assign_attrs(
+                long_name=f"fair CRPS minus the reference's: {side} end of the {level:.0%} "
+                f"block-bootstrap interval (init times in {config.interval_block} blocks)"
             )
     return _variable_first(out)
 

@@ -22,6 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--truth", required=True, help="analysis store to verify against")
     parser.add_argument("--out", required=True, help="scores file to write (NetCDF groups)")
     parser.add_argument("--report", help="HTML report to write (self-contained)")
+    parser.add_argument(
+        "--reference",
+        metavar="ENSEMBLE",
+        help="another ensemble (a wxens baseline, an operational model) covering the "
+        "forecast's initial times and leads: adds its fair CRPS, the skill score "
+        "1 - CRPS/CRPS_ref and the interval of the paired CRPS difference",
+    )
     parser.add_argument("--variables", nargs="+", help="variables to verify (default: all in both)")
     parser.add_argument(
         "--seed", type=int, default=0, help="rank-histogram tie-breaking seed (default 0)"
@@ -89,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     from verification.scorecard import VerifyConfig, verify, write_scores
 
     forecast = open_forecast_any(args.forecast)
+    reference = None if args.reference is None else open_forecast_any(args.reference)
     if args.variables:
         forecast = to_wxens_forecast(forecast)
         missing = [v for v in args.variables if v not in forecast.data_vars]
@@ -108,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     )
     use_cluster = args.dask_scheduler or args.local_cluster
     with dask_client(args.dask_scheduler) if use_cluster else nullcontext():
-        tree = verify(forecast, truth.dataset, config)
+        tree = verify(forecast, truth.dataset, config, reference=reference)
         write_scores(tree, args.out)
     print(f"scores: {args.out}")
     card = tree["scorecard"].to_dataset()
@@ -118,10 +126,23 @@ def run(args: argparse.Namespace) -> int:
         for name in (score, f"{score}_low", f"{score}_high")
         if name in card
     ]
+    columns += [
+        name
+        for name in (
+            "reference_fair_crps",
+            "fair_crps_skill_score",
+            "fair_crps_minus_reference_low",
+            "fair_crps_minus_reference_high",
+        )
+        if name in card
+    ]
     print(card[columns].to_dataframe().to_string())
     if args.report:
         write_report(
-            tree, args.report, sources=f"forecast {args.forecast} against analysis {args.truth}"
+            tree,
+            args.report,
+            sources=f"forecast {args.forecast} against analysis {args.truth}"
+            + ("" if args.reference is None else f", reference {args.reference}"),
         )
         print(f"report: {args.report}")
     return 0

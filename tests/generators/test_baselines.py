@@ -163,21 +163,32 @@ def test_bad_input_is_refused_before_anything_is_written(analysis, tmp_path):
         BaselineConfig("2000-01-01", "2000-01-10", members=0)
 
 
-def test_cli_draws_a_baseline_that_info_and_verify_read(analysis, tmp_path, capsys):
-    out, scores = tmp_path / "clim.zarr", tmp_path / "scores.nc"
+def test_cli_draws_baselines_that_info_and_verify_read(analysis, tmp_path, capsys):
+    """The persistence baseline verified with the climatology one as its reference."""
+    clim, pers, scores = tmp_path / "clim.zarr", tmp_path / "pers.zarr", tmp_path / "scores.nc"
     store = str(analysis.path)
-    args = ["baseline", "climatology", "--store", store, "--train", "2000-01-01/2000-01-10"]
-    args += ["--init", "2000-01-11T00/2000-01-12T18/6h", "--lead", "24h", "--every", "6h"]
-    assert main([*args, "--members", "8", "--out", str(out), "--no-progress"]) == 0
+    common = ["--store", store, "--train", "2000-01-01/2000-01-10", "--members", "8"]
+    common += ["--init", "2000-01-11T00/2000-01-12T18/6h", "--lead", "24h", "--every", "6h"]
+    assert main(["baseline", "climatology", *common, "--out", str(clim), "--no-progress"]) == 0
     assert "8 initial time(s) x 8 members x 4 leads" in capsys.readouterr().out
-    assert main(["info", str(out)]) == 0
-    assert "baseline:climatology" in capsys.readouterr().out
-    verify = ["verify", str(out), "--truth", store, "--out", str(scores)]
-    assert main([*verify, "--physics-init-times", "0", "--no-progress"]) == 0
-    crps = xr.open_datatree(scores)["scorecard"].to_dataset().fair_crps
-    assert crps.sizes["lead_time"] == 4 and np.isfinite(crps).all()
-    assert (
-        main([*args[:5], "2000-01-10", "--init", "2000-01-11", "--lead", "6h", "--out", "x"]) == 2
-    )
+    assert main(["baseline", "persistence", *common, "--out", str(pers), "--no-progress"]) == 0
+    assert main(["info", str(pers)]) == 0
+    assert "baseline:persistence" in capsys.readouterr().out
+    verify = ["verify", str(pers), "--truth", store, "--out", str(scores), "--no-progress"]
+    assert main([*verify, "--physics-init-times", "0", "--reference", str(clim)]) == 0
+    assert "fair_crps_skill_score" in capsys.readouterr().out
+    tree = xr.open_datatree(scores)
+    card = tree["scorecard"].to_dataset()
+    assert card.fair_crps.sizes["lead_time"] == 4 and np.isfinite(card.fair_crps).all()
+    # persistence is far better than climatology a few hours ahead on the synthetic source
+    assert (card.fair_crps_skill_score.isel(lead_time=0) > 0.2).all()
+    assert tree.attrs["reference_wxens_generator"] == "baseline:climatology"
+
+    short = tmp_path / "short.zarr"
+    assert main(["baseline", "climatology", *common[:-4], "--lead", "6h", "--out", str(short)]) == 0
+    assert main([*verify, "--reference", str(short)]) == 2
+    assert "the reference lacks 3 lead_time" in capsys.readouterr().err
+    bad_period = ["baseline", "climatology", "--store", store, "--train", "2000-01-10"]
+    assert main([*bad_period, "--init", "2000-01-11", "--lead", "6h", "--out", "x"]) == 2
     assert "give START/END" in capsys.readouterr().err
     assert open_store(store).dataset.sizes["time"] == 72  # the analysis is left as it was

@@ -266,6 +266,42 @@ def test_cli_bad_truth_is_a_clear_error(case, tmp_path, capsys):
     assert not (tmp_path / "s.nc").exists()
 
 
+def test_a_reference_adds_its_crps_the_skill_score_and_the_paired_interval(case):
+    config, truth, forecast = case
+    forecast = forecast[["t2m"]]
+    # a worse reference, with more init times and members than the forecast
+    reference = oracle_forecast(config, truth, 10, (6, 12), 5, seed=7, spread_factor=0.2)
+    settings = VerifyConfig(physics_init_times=0, energy_score=False, progress=False)
+    card = verify(forecast, truth, settings, reference=reference)["scorecard"].to_dataset()
+    alone = verify(reference.isel(init_time=slice(0, 8)), truth, settings)["scorecard"]
+    np.testing.assert_allclose(card.reference_fair_crps, alone.fair_crps, rtol=1e-6)
+    np.testing.assert_allclose(
+        card.fair_crps_skill_score, 1 - card.fair_crps / card.reference_fair_crps, rtol=1e-6
+    )
+    assert (card.fair_crps_skill_score > 0).all()  # the oracle beats a too-narrow ensemble
+    difference = card.fair_crps - card.reference_fair_crps
+    assert (card.fair_crps_minus_reference_low <= difference + 1e-9).all()
+    assert (difference <= card.fair_crps_minus_reference_high + 1e-9).all()
+    assert (card.fair_crps_minus_reference_high < 0).all()
+
+    itself = verify(forecast, truth, settings, reference=forecast)["scorecard"].to_dataset()
+    np.testing.assert_allclose(itself.fair_crps_skill_score, 0.0, atol=1e-7)
+    np.testing.assert_allclose(itself.fair_crps_minus_reference_low, 0.0, atol=1e-7)
+    np.testing.assert_allclose(itself.fair_crps_minus_reference_high, 0.0, atol=1e-7)
+
+
+def test_a_reference_without_the_forecasts_init_times_or_grid_is_refused(case):
+    _, truth, forecast = case
+    forecast = forecast[["t2m"]]
+    settings = VerifyConfig(physics_init_times=0, energy_score=False, progress=False)
+    with pytest.raises(InputError, match="reference lacks 2 init_time"):
+        verify(forecast, truth, settings, reference=forecast.isel(init_time=slice(2, None)))
+    with pytest.raises(InputError, match="reference lacks 1 lead_time"):
+        verify(forecast, truth, settings, reference=forecast.isel(lead_time=[0]))
+    with pytest.raises(InputError, match="the reference ensemble: .*grid does not hold"):
+        verify(forecast, truth, settings, reference=forecast.isel(longitude=slice(0, 8)))
+
+
 def test_verification_loads_without_torch():
     code = (
         "import sys, verification.scorecard, verification.report, verification.plots, pipeline.adapters; "
