@@ -1,5 +1,5 @@
-"""The Prefect flows of wxens: ``ingest``, ``train``, ``forecast``, ``verify`` and
-``ensemble_run``.
+"""The Prefect flows of wxens: ``ingest``, ``train``, ``forecast``, ``bias_correct``,
+``baseline``, ``verify`` and ``ensemble_run``.
 
 Flows hold the orchestration (which init times, which step is already done, which
 cluster); each step is one task of :mod:`flows.tasks`. Run them as plain functions (an
@@ -159,6 +159,17 @@ def bias_correct(
     )
 
 
+@flow(name="baseline")
+def baseline(name: str, store: str, train: str, forecast: str, out: str, seed: int = 0) -> str:
+    """Draw the reference ensemble ``name`` (``climatology``, ``persistence``) from the
+    ``train`` period (``START/END``) of the analysis store ``store`` for the initial times,
+    leads and member count of the forecast store ``forecast`` into the store ``out``
+    (``wxens baseline``). Skipped when the store and the forecast are unchanged and ``out``
+    exists. Returns ``out``."""
+    done = (Path(out) / "zarr.json").is_file()
+    return unless_done(tasks.draw_baseline, done)(name, store, train, forecast, out, seed)
+
+
 @flow(name="verify")
 def verify(
     forecast: str,
@@ -168,13 +179,15 @@ def verify(
     init_times: list[str] | None = None,
     dask_scheduler: str | None = None,
     progress: bool = False,
+    reference: str | None = None,
 ) -> str:
     """Verify the forecast store ``forecast`` (its ``init_times``, default every complete
     one) against the analysis store ``truth`` on a dask cluster (a new ``LocalCluster``
-    unless ``dask_scheduler`` names one): scores to ``scores`` (NetCDF), the HTML report
-    to ``report``. Returns the scores path.
+    unless ``dask_scheduler`` names one), beside the ``reference`` forecast store (a
+    baseline) if given: scores to ``scores`` (NetCDF), the HTML report to ``report``.
+    Returns the scores path.
 
-    Skipped when the forecast and the truth are unchanged and both outputs exist.
+    Skipped when the inputs are unchanged and both outputs exist.
     """
     done = Path(scores).is_file() and (report is None or Path(report).is_file())
     return unless_done(tasks.verify_forecast, done)(
@@ -185,7 +198,28 @@ def verify(
         report,
         dask_scheduler=dask_scheduler,
         progress=progress,
+        reference=reference,
     )
+
+
+def check_baseline(name: str | None, train: str | None, out: str | None) -> None:
+    """Refuse, before any work, a baseline without its period or store, or an unknown one."""
+    if name is None:
+        if train is not None or out is not None:
+            raise InputError(
+                "baseline_train and baseline_store go with baseline_name (climatology or "
+                "persistence): give it too, or leave them out"
+            )
+        return
+    from generators.baselines import BASELINES, parse_period
+
+    BASELINES[name]  # noqa: B018  (an unknown name raises, listing the known ones)
+    if train is None or not out:
+        raise InputError(
+            f"baseline_name {name!r} needs baseline_train (START/END, the period it draws "
+            "from) and baseline_store (the store to write)"
+        )
+    parse_period(train)
 
 
 @flow(name="ensemble_run")
@@ -209,6 +243,9 @@ def ensemble_run(
     bias_correction: float | None = None,
     spread_weight: float | None = None,
     corrected_store: str | None = None,
+    baseline_name: str | None = None,
+    baseline_train: str | None = None,
+    baseline_store: str | None = None,
     dask_scheduler: str | None = None,
     device: str = "auto",
     progress: bool = False,
@@ -220,9 +257,12 @@ def ensemble_run(
     ``cycle_hours`` cycle — into ``forecast_store``; with a ``bias_correction`` weight,
     correct the whole forecast store by its verified errors into ``corrected_store``
     (``wxens bias-correct``; the raw store stays what the correction learns from), with a
-    ``spread_weight`` its spread scaled too; then
-    verify every initial time of the forecast (the corrected one, if any) whose truth has
-    arrived in ``store`` (``scores``, ``report``).
+    ``spread_weight`` its spread scaled too; with a ``baseline_name`` (``climatology``,
+    ``persistence``), draw that reference ensemble from the ``baseline_train`` period
+    (``START/END``) for the same initial times and leads into ``baseline_store``
+    (``wxens baseline``); then verify every initial time of the forecast (the corrected
+    one, if any) whose truth has arrived in ``store`` (``scores``, ``report``), beside the
+    baseline if there is one.
 
     Returns what it did: the initial times forecast and verified and the output paths.
     """
@@ -237,6 +277,7 @@ def ensemble_run(
             "spread_weight scales the spread of the bias-corrected store: give "
             "bias_correction (its weight) and corrected_store too"
         )
+    check_baseline(baseline_name, baseline_train, baseline_store)
     if sources:
         ingest(sources, store, variables, dask_scheduler=dask_scheduler, progress=progress)
     if train_config:
@@ -259,6 +300,8 @@ def ensemble_run(
         delivered = bias_correct(
             forecast_store, store, corrected_store, bias_correction, spread_weight
         )
+    if baseline_name is not None:
+        baseline(baseline_name, store, baseline_train, delivered, baseline_store, seed)
     arrived = truth_arrived(delivered, store)
     if arrived:
         verify(
@@ -269,6 +312,7 @@ def ensemble_run(
             arrived,
             dask_scheduler=dask_scheduler,
             progress=progress,
+            reference=baseline_store if baseline_name is not None else None,
         )
     else:
         get_run_logger().info(
@@ -280,6 +324,7 @@ def ensemble_run(
         "forecast_store": forecast_store,
         "forecast_init_times": forecast_done,
         "corrected_store": corrected_store if bias_correction is not None else None,
+        "baseline_store": baseline_store if baseline_name is not None else None,
         "verified_init_times": arrived,
         "scores": scores if arrived else None,
         "report": report if arrived else None,
@@ -340,5 +385,5 @@ def truth_arrived(forecast: str, store: str) -> list[str]:
     return arrived
 
 
-FLOWS = {f.name: f for f in (ingest, train, forecast, verify, ensemble_run)}
+FLOWS = {f.name: f for f in (ingest, train, forecast, bias_correct, baseline, verify, ensemble_run)}
 """Every wxens flow by its Prefect name: what a schedule file's ``flow:`` may name."""

@@ -122,8 +122,32 @@ def bias_correct_forecast(
     return out
 
 
+@wxens_task(name="draw-baseline", reads=("store", "forecast"))
+def draw_baseline(name: str, store: str, train: str, forecast: str, out: str, seed: int = 0) -> str:
+    """:func:`generators.baselines.baseline_to_store` (``wxens baseline``) of the baseline
+    ``name`` drawn from the ``train`` period (``START/END``) of the analysis store
+    ``store``, for the complete initial times, the leads and the member count of the
+    forecast store ``forecast``, into ``out`` (only the initial times ``out`` lacks);
+    returns ``out``."""
+    from generators.baselines import BaselineConfig, baseline_to_store, parse_period
+    from pipeline.forecast_store import complete_init_times, is_forecast_store, open_forecast
+    from pipeline.schema import INIT_TIME, LEAD_TIME, MEMBER
+
+    ensemble = open_forecast(forecast)
+    config = BaselineConfig(*parse_period(train), members=ensemble.sizes[MEMBER], seed=seed)
+    leads = pd.TimedeltaIndex(ensemble[LEAD_TIME].values) / pd.Timedelta(hours=1)
+    inits = pd.DatetimeIndex(ensemble[INIT_TIME].values)
+    if is_forecast_store(out):  # drawn before: only the new initial times
+        inits = inits.difference(complete_init_times(out))
+    if len(inits):
+        baseline_to_store(name, store, config, inits, list(leads), out, progress=False)
+    return out
+
+
 @wxens_task(
-    name="verify-forecast", reads=("forecast", "truth"), not_keyed=("dask_scheduler", "progress")
+    name="verify-forecast",
+    reads=("forecast", "truth", "reference"),
+    not_keyed=("dask_scheduler", "progress"),
 )
 def verify_forecast(
     forecast: str,
@@ -133,12 +157,13 @@ def verify_forecast(
     report: str | None,
     dask_scheduler: str | None,
     progress: bool,
+    reference: str | None = None,
 ) -> str:
     """:func:`verification.scorecard.verify` of the forecast store ``forecast`` (its
     ``init_times``, or every complete one) against the analysis store ``truth`` on the
-    dask cluster at ``dask_scheduler`` (a new local one if None); the scores written
-    atomically to ``scores`` (NetCDF groups) and, if ``report`` is given, the HTML
-    report there. Returns ``scores``."""
+    dask cluster at ``dask_scheduler`` (a new local one if None), beside the ``reference``
+    forecast store if given; the scores written atomically to ``scores`` (NetCDF groups)
+    and, if ``report`` is given, the HTML report there. Returns ``scores``."""
     from pipeline.forecast_store import open_forecast
     from pipeline.schema import INIT_TIME
     from pipeline.store import open_store
@@ -149,9 +174,11 @@ def verify_forecast(
     if init_times is not None:
         ensemble = ensemble.sel({INIT_TIME: pd.DatetimeIndex(init_times)})
     analysis = open_store(truth).dataset
+    other = None if reference is None else open_forecast(reference)
     with dask_client(dask_scheduler):
-        tree = verify(ensemble, analysis, VerifyConfig(progress=progress))
+        tree = verify(ensemble, analysis, VerifyConfig(progress=progress), reference=other)
         write_scores(tree, scores)
     if report is not None:
-        write_report(tree, report, sources=f"forecast {forecast} against analysis {truth}")
+        against = "" if reference is None else f", reference {reference}"
+        write_report(tree, report, sources=f"forecast {forecast} against analysis {truth}{against}")
     return scores

@@ -58,13 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from generators.baselines import BaselineConfig, baseline_to_store
-    from pipeline.errors import InputError
+    from generators.baselines import BaselineConfig, baseline_to_store, parse_period
     from pipeline.store import open_store
 
-    start, sep, end = args.train.partition("/")
-    if not sep or not start or not end:
-        raise InputError(f"--train {args.train!r}: give START/END, e.g. 2019-03-01/2019-03-21")
+    start, end = parse_period(args.train)
     config = BaselineConfig(start, end, args.members, args.seed, args.window_days)
     native_hours = open_store(args.store).native_step.total_seconds() / 3600
     leads = parse_leads(args.lead, args.every, native_hours)

@@ -89,6 +89,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "weight; the UK cross-validation days chose 0.7 for flow matching, 1 for EDM) of the "
         "recent spread-skill ratio (default: spread unchanged)",
     )
+    out.add_argument(
+        "--baseline",
+        metavar="NAME",
+        help="also draw this reference ensemble (climatology or persistence) for the same "
+        "initial times and leads (wxens baseline) and verify beside it: the scorecard gains "
+        "its CRPS, the skill score and the paired interval",
+    )
+    out.add_argument(
+        "--baseline-train",
+        metavar="START/END",
+        help="with --baseline: the period it draws from, e.g. 2019-03-01/2019-03-21",
+    )
+    out.add_argument("--baseline-store", help="with --baseline: the store to write it to")
     parser.add_argument(
         "--dask-scheduler",
         metavar="ADDRESS",
@@ -121,6 +134,10 @@ def run(args: argparse.Namespace) -> int:
             "--spread-weight scales the spread of the bias-corrected store: give "
             "--bias-correct STORE too"
         )
+    if args.baseline is not None and not (args.baseline_train and args.baseline_store):
+        raise InputError("--baseline needs --baseline-train START/END and --baseline-store STORE")
+    if args.baseline is None and (args.baseline_train or args.baseline_store):
+        raise InputError("--baseline-train and --baseline-store go with --baseline NAME")
     from flows.settings import apply_offline_defaults
 
     apply_offline_defaults()
@@ -150,6 +167,9 @@ def run(args: argparse.Namespace) -> int:
         bias_correction=args.bias_weight if args.bias_correct else None,
         spread_weight=args.spread_weight,
         corrected_store=args.bias_correct,
+        baseline_name=args.baseline,
+        baseline_train=args.baseline_train,
+        baseline_store=args.baseline_store,
         dask_scheduler=args.dask_scheduler,
         device=args.device,
         progress=sys.stderr.isatty(),
@@ -170,6 +190,8 @@ def describe(summary: dict[str, object], steps: list[tuple[str, float]] = ()) ->
     ]
     if summary.get("corrected_store"):
         lines.append(f"bias-corrected   {summary['corrected_store']}")
+    if summary.get("baseline_store"):
+        lines.append(f"baseline         {summary['baseline_store']}")
     if verified:
         lines.append(
             f"scores           {summary['scores']} ({len(verified)} initial time(s) verified)"

@@ -129,6 +129,13 @@ def test_wxens_run_with_a_missing_store_exits_2_with_the_fix(tmp_path, monkeypat
     )
     assert code == 2
     assert "give --bias-correct STORE too" in capsys.readouterr().err
+    for flags, message in (
+        (["--baseline", "persistence"], "--baseline needs --baseline-train START/END"),
+        (["--baseline-store", "b.zarr"], "go with --baseline NAME"),
+    ):
+        base = ["run", "--store", "nowhere.zarr", "--checkpoint", "nowhere.pt"]
+        assert main([*base, "--forecast-store", "f.zarr", "--scores", "s.nc", *flags]) == 2
+        assert message in capsys.readouterr().err
 
 
 def test_a_bias_corrected_run_corrects_from_verified_errors_and_verifies_that(
@@ -209,3 +216,57 @@ def test_a_bias_correction_without_its_store_is_refused_before_any_work(chain, m
         )
     with pytest.raises(InputError, match="give bias_correction"):
         ensemble_run(**{**chain.parameters, "spread_weight": 0.7})
+
+
+def test_a_run_with_a_baseline_draws_it_for_the_same_forecasts_and_verifies_beside_it(
+    chain, tmp_path, file_times, monkeypatch
+):
+    from flows.pipelines import ensemble_run
+    from pipeline.forecast_store import open_forecast, provenance
+
+    paths = {name: str(tmp_path / name) for name in ("persistence.zarr", "scores.nc")}
+    parameters = {
+        **chain.parameters,
+        "baseline_name": "persistence",
+        "baseline_train": "2000-01-01/2000-01-07",
+        "baseline_store": paths["persistence.zarr"],
+        "scores": paths["scores.nc"],
+        "report": None,
+    }
+    monkeypatch.chdir(chain.workdir)
+    summary = ensemble_run(**parameters)
+    assert summary["baseline_store"] == paths["persistence.zarr"]
+    forecast, drawn = open_forecast(chain.forecast), open_forecast(paths["persistence.zarr"])
+    for dim in ("init_time", "member", "lead_time"):
+        np.testing.assert_array_equal(drawn[dim].values, forecast[dim].values)
+    assert provenance(paths["persistence.zarr"]).generator == "baseline:persistence"
+    tree = xr.open_datatree(paths["scores.nc"])
+    assert tree.attrs["reference_wxens_generator"] == "baseline:persistence"
+    card = tree["scorecard"].to_dataset()
+    np.testing.assert_allclose(
+        card["fair_crps_skill_score"], 1 - card["fair_crps"] / card["reference_fair_crps"], 1e-6
+    )
+    before = file_times(tmp_path / "persistence.zarr", tmp_path / "scores.nc")
+    assert ensemble_run(**parameters) == summary
+    assert file_times(tmp_path / "persistence.zarr", tmp_path / "scores.nc") == before
+
+
+def test_a_baseline_without_its_period_or_store_is_refused_before_any_work(chain, monkeypatch):
+    from flows.pipelines import ensemble_run
+    from pipeline.errors import InputError
+
+    monkeypatch.chdir(chain.workdir)
+    with pytest.raises(InputError, match="needs baseline_train"):
+        ensemble_run(**chain.parameters, baseline_name="persistence", baseline_store="b.zarr")
+    with pytest.raises(InputError, match="unknown baseline 'analogues'"):
+        ensemble_run(**chain.parameters, baseline_name="analogues")
+    with pytest.raises(InputError, match="give START/END"):
+        ensemble_run(
+            **chain.parameters,
+            baseline_name="climatology",
+            baseline_train="2000-01-07",
+            baseline_store="b.zarr",
+        )
+    with pytest.raises(InputError, match="go with baseline_name"):
+        ensemble_run(**chain.parameters, baseline_store="b.zarr")
+    assert not (chain.workdir / "b.zarr").exists()
