@@ -67,7 +67,8 @@ def _grid(
 
 
 def plot_scores_by_lead(scorecard: xr.Dataset) -> Figure:
-    """Fair CRPS, ensemble-mean RMSE and spread against lead time, one panel per variable."""
+    """Fair CRPS (and the reference's, when verified beside one), ensemble-mean RMSE and
+    spread against lead time, one panel per variable."""
     variables = scorecard[VARIABLE].values
     fig, axes = _grid(len(variables))
     hours = _lead_hours(scorecard)
@@ -75,6 +76,7 @@ def plot_scores_by_lead(scorecard: xr.Dataset) -> Figure:
         card = scorecard.sel({VARIABLE: name})
         for score, style in (
             ("fair_crps", "o-"),
+            ("reference_fair_crps", "x-."),
             ("ensemble_mean_rmse", "s--"),
             ("ensemble_spread", "^:"),
         ):
@@ -260,8 +262,9 @@ def report_figures(tree: xr.DataTree) -> list[Captioned]:
     figures = [
         Captioned(
             "Scores by lead time",
-            "Fair CRPS (lower is better), RMSE of the ensemble mean and ensemble spread per "
-            "variable. For a reliable ensemble the spread matches the RMSE up to sqrt((M+1)/M).",
+            "Fair CRPS (lower is better; the reference's too when verified beside one), RMSE "
+            "of the ensemble mean and ensemble spread per variable. For a reliable ensemble the "
+            "spread matches the RMSE up to sqrt((M+1)/M).",
             plot_scores_by_lead(tree["scorecard"].to_dataset()),
         ),
         Captioned(
