@@ -273,7 +273,8 @@ def test_a_reference_adds_its_crps_the_skill_score_and_the_paired_interval(case)
     reference = oracle_forecast(config, truth, 10, (6, 12), 5, seed=7, spread_factor=0.2)
     settings = VerifyConfig(physics_init_times=0, energy_score=False, progress=False)
     tree = verify(forecast, truth, settings, reference=reference)
-    assert "CRPS skill" in render_report(tree) and "reference CRPS" in render_report(tree)
+    html = render_report(tree)
+    assert "CRPS skill" in html and "reference CRPS" in html
     card = tree["scorecard"].to_dataset()
     alone = verify(reference.isel(init_time=slice(0, 8)), truth, settings)["scorecard"]
     np.testing.assert_allclose(card.reference_fair_crps, alone.fair_crps, rtol=1e-6)
