@@ -21,12 +21,16 @@ def test_demo_runs_the_chain_on_the_sample_and_prints_where_things_are(
     out = capsys.readouterr().out
     assert code == 0
     workdir = tmp_path / "demo"
-    for name in ("era5-uk.zarr", "model/last.pt", "forecast.zarr", "scores.nc", "report.html"):
+    names = ("era5-uk.zarr", "model/last.pt", "forecast.zarr", "persistence.zarr", "scores.nc")
+    for name in (*names, "report.html"):
         assert (workdir / name).exists(), name
         assert str(workdir / name).split("/last.pt")[0] in out
     assert f"open the report: file://{workdir / 'report.html'}" in out
+    rows = {line.split(" h ")[0]: line for line in out.splitlines() if line.startswith("t2m ")}
     for lead in (1, 3, 6, 12, 24):  # the scorecard table, one row per lead
-        assert f"t2m        {lead:>3} h" in out
+        values = rows[f"t2m        {lead:>3}"].split()  # CRPS, persistence's, skill, SSR
+        crps, reference, skill = float(values[3]), float(values[5]), float(values[7])
+        assert skill == pytest.approx(1 - crps / reference, abs=0.006)
 
 
 def test_demo_without_its_sample_says_what_to_do(tmp_path, capsys):
