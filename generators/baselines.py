@@ -85,9 +85,7 @@ def parse_period(text: str) -> tuple[str, str]:
     """``START/END`` (``2019-03-01/2019-03-21``) as its two bounds."""
     start, sep, end = str(text).partition("/")
     if not sep or not start or not end:
-        raise InputError(
-            f"training period {text!r}: give START/END, e.g. 2019-03-01/2019-03-21"
-        )
+        raise InputError(f"training period {text!r}: give START/END, e.g. 2019-03-01/2019-03-21")
     return start, end
 
 
@@ -116,6 +114,10 @@ class Baseline(ABC):
     @abstractmethod
     def fields(self, init: pd.Timestamp, lead: pd.Timedelta, picks: pd.DatetimeIndex) -> xr.Dataset:
         """The members (dim ``time`` of length M, one per pick) of (init, lead)."""
+
+    def missing_states(self, inits: pd.DatetimeIndex) -> pd.DatetimeIndex:
+        """The initial times whose state the baseline needs and the store lacks (none)."""
+        return inits[:0]
 
     def checked_pool(self, init: pd.Timestamp, lead: pd.Timedelta) -> pd.DatetimeIndex:
         """:meth:`pool`, or an InputError naming the time and the fix when it is empty."""
@@ -191,6 +193,9 @@ class PersistenceEnsemble(Baseline):
         ends = (times + lead).isin(self.train_times)
         return times[_same_time_of_day(times, init) & ends & self.within_window(times, init)]
 
+    def missing_states(self, inits: pd.DatetimeIndex) -> pd.DatetimeIndex:
+        return inits[~inits.isin(pd.DatetimeIndex(self.dataset[TIME].values))]
+
     def fields(self, init: pd.Timestamp, lead: pd.Timedelta, picks: pd.DatetimeIndex) -> xr.Dataset:
         start = self.dataset.sel({TIME: picks})
         end = self.dataset.sel({TIME: picks + lead}).assign_coords({TIME: start[TIME]})
@@ -222,8 +227,8 @@ def baseline_to_store(
     progress: bool = True,
 ) -> pd.DatetimeIndex:
     """Draw the baseline ``name`` for ``inits`` and ``leads_hours`` from the analysis store
-    ``store`` into the forecast store ``out``, one initial time at a time (appended, or
-    rewritten in its own region). Every input is checked before anything is written; an
+    ``store`` into the forecast store ``out``, whole initial times at a time (up to
+    :data:`WRITE_BYTES`; appended, or rewritten in their own region). Every input is checked before anything is written; an
     initial or valid time inside the training period is logged as a warning (the
     baseline has then seen the weather it forecasts). Returns the initial times written."""
     dataset = open_store(store).dataset
@@ -232,12 +237,11 @@ def baseline_to_store(
     leads = [pd.Timedelta(hours=h) for h in leads_hours]
     if inits.empty or not leads or min(leads) <= pd.Timedelta(0):
         raise InputError(f"give at least one initial time and positive leads, got {leads_hours}")
-    times = pd.DatetimeIndex(dataset[TIME].values)
-    missing = inits[~inits.isin(times)] if name == "persistence" else inits[:0]
+    missing = baseline.missing_states(inits)
     if len(missing):
         raise InputError(
             f"{store} holds no state at the initial time(s) {', '.join(map(str, missing[:5]))}; "
-            "persistence starts from it: ingest those times first"
+            f"{name} starts from it: ingest those times first"
         )
     for init in inits:  # every pool, before anything is written
         for lead in leads:
