@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from flows.commands.forecast import parse_inits, parse_leads
+from flows.commands.forecast import add_time_arguments, parse_inits, parse_leads
 
 NAME = "baseline"
 HELP = (
@@ -31,20 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="period the members are drawn from, ends included: 2019-03-01/2019-03-21 "
         "(keep it apart from the initial times, as a model's training period)",
     )
-    parser.add_argument(
-        "--init",
-        nargs="+",
-        required=True,
-        metavar="TIME",
-        help="initial times: 2019-03-22T00, or a range START/END/EVERY",
-    )
-    parser.add_argument(
-        "--lead",
-        required=True,
-        help="one lead (24h: every --every up to it) or a comma list (1h,3h,6h,12h,24h)",
-    )
-    parser.add_argument("--every", help="lead spacing with a single --lead (default: native step)")
-    parser.add_argument("--members", type=int, default=50, help="ensemble size (default 50)")
+    add_time_arguments(parser)
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
         "--window-days",

@@ -13,21 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--checkpoint", required=True, help="a checkpoint file or training directory"
     )
     parser.add_argument("--store", required=True, help="analysis store holding the initial states")
-    parser.add_argument(
-        "--init",
-        nargs="+",
-        required=True,
-        metavar="TIME",
-        help="initial times: 2019-03-22T00, or a range START/END/EVERY such as "
-        "2019-03-22T00/2019-03-30T18/6h",
-    )
-    parser.add_argument("--members", type=int, default=50, help="ensemble size (default 50)")
-    parser.add_argument(
-        "--lead",
-        required=True,
-        help="one lead (24h: every --every up to it) or a comma list (1h,3h,6h,12h,24h)",
-    )
-    parser.add_argument("--every", help="lead spacing with a single --lead (default: native step)")
+    add_time_arguments(parser)
     parser.add_argument(
         "--sampler",
         help="sampler spec, e.g. euler:nfe=10, heun:nfe=20, edm_heun:num_steps=20,churn=2.5 "
@@ -54,6 +40,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="initial times x members drawn together on the device (default 512)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_time_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--init``, ``--members``, ``--lead`` and ``--every``, as every command that draws
+    ensembles takes them (read with :func:`parse_inits` and :func:`parse_leads`)."""
+    parser.add_argument(
+        "--init",
+        nargs="+",
+        required=True,
+        metavar="TIME",
+        help="initial times: 2019-03-22T00, or a range START/END/EVERY such as "
+        "2019-03-22T00/2019-03-30T18/6h",
+    )
+    parser.add_argument("--members", type=int, default=50, help="ensemble size (default 50)")
+    parser.add_argument(
+        "--lead",
+        required=True,
+        help="one lead (24h: every --every up to it) or a comma list (1h,3h,6h,12h,24h)",
+    )
+    parser.add_argument("--every", help="lead spacing with a single --lead (default: native step)")
 
 
 def parse_inits(values: list[str]):
