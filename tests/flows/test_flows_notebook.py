@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -15,8 +16,18 @@ def test_dashboard_notebook_executes_without_error(chain, monkeypatch, tmp_path)
     import nbformat
     from nbclient import NotebookClient
 
+    from generators.baselines import BaselineConfig, baseline_to_store
+    from pipeline.forecast_store import open_forecast
+
+    forecast = open_forecast(chain.forecast)
+    leads = list(forecast.lead_time.values / np.timedelta64(1, "h"))
+    reference = tmp_path / "persistence.zarr"
+    config = BaselineConfig("2000-01-01", "2000-01-07", members=forecast.sizes["member"])
+    inits = forecast.init_time.values
+    baseline_to_store("persistence", chain.store, config, inits, leads, reference, progress=False)
     monkeypatch.setenv("WXENS_FORECAST", str(chain.forecast))
     monkeypatch.setenv("WXENS_TRUTH", str(chain.store))
+    monkeypatch.setenv("WXENS_REFERENCE", str(reference))
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     client = NotebookClient(
         notebook,
@@ -32,3 +43,4 @@ def test_dashboard_notebook_executes_without_error(chain, monkeypatch, tmp_path)
     assert len(figures) >= 7  # scores, SSR, ranks, reliability, spectra, maps, physics
     tables = "".join(out.get("data", {}).get("text/html", "") for out in outputs)
     assert "fair CRPS" in tables and "spread/skill" in tables
+    assert "CRPS skill" in tables and "reference CRPS" in tables
