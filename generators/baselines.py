@@ -112,8 +112,17 @@ class Baseline(ABC):
         """The training times the members of (init, lead) are drawn from."""
 
     @abstractmethod
-    def fields(self, init: pd.Timestamp, lead: pd.Timedelta, picks: pd.DatetimeIndex) -> xr.Dataset:
-        """The members (dim ``time`` of length M, one per pick) of (init, lead)."""
+    def reads(
+        self, init: pd.Timestamp, lead: pd.Timedelta, picks: pd.DatetimeIndex
+    ) -> pd.DatetimeIndex:
+        """The times :meth:`fields` reads for these picks."""
+
+    @abstractmethod
+    def fields(
+        self, source: xr.Dataset, init: pd.Timestamp, lead: pd.Timedelta, picks: pd.DatetimeIndex
+    ) -> xr.Dataset:
+        """The members (dim ``time`` of length M, one per pick) of (init, lead), read from
+        ``source`` (the dataset, or the part of it holding :meth:`reads`)."""
 
     def missing_states(self, inits: pd.DatetimeIndex) -> pd.DatetimeIndex:
         """The initial times whose state the baseline needs and the store lacks (none)."""
@@ -132,14 +141,26 @@ class Baseline(ABC):
             )
         return pool
 
-    def ensemble(self, init: pd.Timestamp, leads: Sequence[pd.Timedelta]) -> xr.Dataset:
-        """Dims ``member, lead_time, [level], latitude, longitude`` for one initial time."""
+    def picks(self, init: pd.Timestamp, lead: pd.Timedelta) -> pd.DatetimeIndex:
+        """The M training times drawn (with replacement) for (init, lead), from its own
+        stream of the seed."""
+        pool = self.checked_pool(init, lead)
+        rng = np.random.default_rng(_stream(self.config.seed, init, lead))
+        return pool[rng.integers(len(pool), size=self.config.members)]
+
+    def ensemble(
+        self,
+        init: pd.Timestamp,
+        leads: Sequence[pd.Timedelta],
+        source: xr.Dataset | None = None,
+    ) -> xr.Dataset:
+        """Dims ``member, lead_time, [level], latitude, longitude`` for one initial time,
+        read from ``source`` (default: the whole dataset)."""
+        source = self.dataset if source is None else source
         by_lead = []
         for lead in leads:
-            pool = self.checked_pool(init, lead)
-            rng = np.random.default_rng(_stream(self.config.seed, init, lead))
-            picks = pool[rng.integers(len(pool), size=self.config.members)]
-            members = self.fields(init, lead, picks).rename({TIME: MEMBER})
+            members = self.fields(source, init, lead, self.picks(init, lead))
+            members = members.rename({TIME: MEMBER})
             by_lead.append(members.drop_vars(MEMBER).assign_coords({LEAD_TIME: lead}))
         ensemble = xr.concat(by_lead, dim=LEAD_TIME).assign_coords(
             {MEMBER: np.arange(self.config.members)}
@@ -177,8 +198,15 @@ class ClimatologyEnsemble(Baseline):
         valid, times = init + lead, self.train_times
         return times[_same_time_of_day(times, valid) & self.within_window(times, valid)]
 
-    def fields(self, init: pd.Timestamp, lead: pd.Timedelta, picks: pd.DatetimeIndex) -> xr.Dataset:
-        return self.dataset.sel({TIME: picks})
+    def reads(
+        self, init: pd.Timestamp, lead: pd.Timedelta, picks: pd.DatetimeIndex
+    ) -> pd.DatetimeIndex:
+        return picks
+
+    def fields(
+        self, source: xr.Dataset, init: pd.Timestamp, lead: pd.Timedelta, picks: pd.DatetimeIndex
+    ) -> xr.Dataset:
+        return source.sel({TIME: picks})
 
 
 @BASELINES.register("persistence")
@@ -196,10 +224,17 @@ class PersistenceEnsemble(Baseline):
     def missing_states(self, inits: pd.DatetimeIndex) -> pd.DatetimeIndex:
         return inits[~inits.isin(pd.DatetimeIndex(self.dataset[TIME].values))]
 
-    def fields(self, init: pd.Timestamp, lead: pd.Timedelta, picks: pd.DatetimeIndex) -> xr.Dataset:
-        start = self.dataset.sel({TIME: picks})
-        end = self.dataset.sel({TIME: picks + lead}).assign_coords({TIME: start[TIME]})
-        return self.dataset.sel({TIME: init}, drop=True) + (end - start)
+    def reads(
+        self, init: pd.Timestamp, lead: pd.Timedelta, picks: pd.DatetimeIndex
+    ) -> pd.DatetimeIndex:
+        return picks.union(picks + lead).union([init])
+
+    def fields(
+        self, source: xr.Dataset, init: pd.Timestamp, lead: pd.Timedelta, picks: pd.DatetimeIndex
+    ) -> xr.Dataset:
+        start = source.sel({TIME: picks})
+        end = source.sel({TIME: picks + lead}).assign_coords({TIME: start[TIME]})
+        return source.sel({TIME: init}, drop=True) + (end - start)
 
 
 def baseline_provenance(name: str, config: BaselineConfig) -> ForecastProvenance:
@@ -262,7 +297,13 @@ def baseline_to_store(
     with tqdm(total=len(inits), desc=f"{name} baseline", unit="init", disable=not progress) as bar:
         for i in range(0, len(inits), per_write):
             batch = inits[i : i + per_write]
-            ensembles = [baseline.ensemble(t, leads) for t in batch]
+            reads = [
+                baseline.reads(t, lead, baseline.picks(t, lead)) for t in batch for lead in leads
+            ]
+            # one read of every field the batch draws (a few thousand lazy selections of
+            # the store cost far more in dask overhead than the data)
+            source = dataset.sel({TIME: reads[0].append(reads[1:]).unique().sort_values()}).load()
+            ensembles = [baseline.ensemble(t, leads, source) for t in batch]
             write_forecast(
                 out, xr.concat(ensembles, pd.Index(batch, name=INIT_TIME)).compute(), provenance
             )
