@@ -92,6 +92,10 @@ def test_members_depend_on_the_seed_only_not_on_how_the_store_was_written(analys
         )
     a, b = open_forecast(whole), open_forecast(pieces)
     xr.testing.assert_equal(a.t2m.load(), b.t2m.load())
+    in_memory = PersistenceEnsemble(analysis.dataset.load(), TRAIN).ensemble(
+        INITS[2], [pd.Timedelta(hours=h) for h in leads]
+    )
+    np.testing.assert_array_equal(a.z.sel(init_time=INITS[2]), in_memory.z)
     reseeded = BaselineConfig(TRAIN.train_start, TRAIN.train_end, TRAIN.members, seed=2)
     baseline_to_store("persistence", analysis.path, reseeded, INITS, leads, other, progress=False)
     assert not np.allclose(open_forecast(other).t2m, a.t2m)
