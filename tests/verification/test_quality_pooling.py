@@ -11,13 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.quality import (
-    bias_by_init_hour,
-    bootstrap_intervals,
-    leave_one_fold_out_factors,
-    pooled,
-    scores,
-)
+from benchmarks.quality import leave_one_fold_out_factors, pooled, scores
+from benchmarks.quality_markdown import bias_by_init_hour, bootstrap_intervals
 from generators.calibration import fit_spread_factors
 
 

@@ -1,0 +1,391 @@
+"""The markdown of the UK quality benchmark (``benchmarks/results/quality_uk.md``) from
+its JSON payload: the score tables by lead, the cross-validated choices, the bias by
+initial hour, and the block-bootstrap intervals of each row against the better baseline
+(:func:`bootstrap_intervals`). Rendering only: every number comes from
+:mod:`benchmarks.quality`'s evaluation (or :mod:`verification.resampling` for the
+intervals)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from verification.resampling import score_intervals
+
+INTERVAL_LEVEL, INTERVAL_DRAWS = 0.9, 2000
+
+
+def bootstrap_intervals(
+    leads: dict, baseline: dict, inits: pd.DatetimeIndex
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """90 % intervals by lead of a row's spread-skill ratio and of its fair CRPS minus
+    ``baseline``'s (per lead, the same initial times), days of ``inits`` resampled whole
+    (:func:`verification.resampling.score_intervals`; the difference is taken per initial
+    time, so the model and the baseline share each resample). ``leads`` and ``baseline``
+    map a lead to :func:`scores`."""
+    kwargs = {"blocks": inits.normalize(), "level": INTERVAL_LEVEL, "draws": INTERVAL_DRAWS}
+    out = {}
+    for lead, row in leads.items():
+        parts = {name: ("init", values) for name, values in row["per_init"].items()}
+        # the CRPS part is the per-initial-time gain: its resampled mean is the paired gain
+        gain = np.subtract(row["per_init"]["fair_crps"], baseline[lead]["per_init"]["fair_crps"])
+        parts["fair_crps"] = ("init", gain)
+        bounds = score_intervals(xr.Dataset(parts), row["members"], **kwargs)
+        out[lead] = {
+            "ssr": tuple(bounds["spread_skill_ratio"].values.tolist()),
+            "fair_crps_minus_baseline": tuple(bounds["fair_crps"].values.tolist()),
+        }
+    return out
+
+
+def short_sampler(spec: str) -> str:
+    """``euler:nfe=2,noise_scale=1.5`` -> ``euler, noise x1.5`` (the noise scale only when not 1)."""
+    name, _, params = spec.partition(":")
+    scale = dict(p.split("=") for p in params.split(",") if "=" in p).get("noise_scale", "1.0")
+    return name if float(scale) == 1.0 else f"{name}, noise x{float(scale):g}"
+
+
+def _cell(fmt: str, scores_: dict, key: str) -> str:
+    """A score, with its perfect-model reference in brackets for the rank ratio."""
+    text = fmt.format(scores_[key])
+    reference = scores_.get(f"{key}_perfect_model")
+    return text if reference is None else f"{text} ({fmt.format(reference)})"
+
+
+def better_baseline(baselines: dict, leads: Sequence[str]) -> dict[str, str]:
+    """The name of the baseline of lower fair CRPS at each lead."""
+    return {h: min(baselines, key=lambda name, h=h: baselines[name][h]["fair_crps"]) for h in leads}
+
+
+def uk_markdown(p: dict) -> str:
+    leads = [f"{h:g}" for h in p["leads_hours"]]
+    better = better_baseline(p["baselines"], leads)
+    best = [p["baselines"][better[h]][h]["fair_crps"] for h in leads]
+    head = "| model | sampler (NFE) | " + " | ".join(f"{h} h" for h in leads) + " |"
+    rule = "| --- | --- | " + " | ".join("---" for _ in leads) + " |"
+    lines = [
+        "# UK t2m sample: fair CRPS (K), spread-skill ratio, rank histogram",
+        "",
+        f"Train 1-21 March 2019 (see each checkpoint's config), test: {len(p['test_inits'])} initial times "
+        "22-30 March every 6 h; cos-latitude-weighted means; members as listed. A row "
+        "ending in +calibration applies the spread calibration its checkpoint holds (fitted "
+        "on the period or the cross-validation folds its label names).",
+        "",
+        "## Fair CRPS (K)",
+        "",
+        head,
+        rule,
+        "| README: climatology | - | "
+        + " | ".join(f"{v:.2f}" for v in p["readme_baselines"]["climatology"])
+        + " |",
+        "| README: persistence + past tendencies | - | "
+        + " | ".join(f"{v:.2f}" for v in p["readme_baselines"]["persistence"])
+        + " |",
+    ]
+    for name in ("climatology", "persistence"):
+        lines.append(
+            f"| ours: {name} (50 draws) | - | "
+            + " | ".join(f"{p['baselines'][name][h]['fair_crps']:.3f}" for h in leads)
+            + " |"
+        )
+    lines.append(
+        "| **best baseline (ours)** | - | " + " | ".join(f"**{v:.3f}**" for v in best) + " |"
+    )
+    for name, row in p["models"].items():
+        cells = []
+        for h, b in zip(leads, best, strict=True):
+            v = row["leads"][h]["fair_crps"]
+            cells.append(f"{v:.3f}" + (" ✓" if v < b else ""))
+        members = row["leads"][leads[0]]["members"]
+        label = f"| {name} ({members} members) | {short_sampler(row['sampler'])} ({row['nfe']}) | "
+        lines.append(label + " | ".join(cells) + " |")
+    for title, key, fmt in (
+        ("Spread-skill ratio", "ssr", "{:.2f}"),
+        ("Rank histogram max/min bin ratio", "rank_max_min", "{:.2f}"),
+    ):
+        lines += ["", f"## {title}", "", head, rule]
+        for name in ("climatology", "persistence"):
+            lines.append(
+                f"| {name} | - | "
+                + " | ".join(fmt.format(p["baselines"][name][h][key]) for h in leads)
+                + " |"
+            )
+        for name, row in p["models"].items():
+            lines.append(
+                f"| {name} | {short_sampler(row['sampler'])} ({row['nfe']}) | "
+                + " | ".join(_cell(fmt, row["leads"][h], key) for h in leads)
+                + " |"
+            )
+    lines += [
+        "",
+        "Rank cells read `model (perfect model)`: the second figure is the ratio a calibrated "
+        "ensemble with the model's own dependence shows on these initial times (the median "
+        "over 5 members standing in for the truth); it is the statistic's noise floor here.",
+    ]
+    lines += uncertainty_markdown(p, leads)
+    lines += bias_markdown(p, leads)
+    for name, selection in p.get("noise_selection", {}).items():
+        by_scale = selection["scales"]
+        mean_abs_log_ssr = {
+            scale: np.mean([abs(np.log(row["leads"][h]["ssr"])) for h in leads])
+            for scale, row in by_scale.items()
+        }
+        chosen = min(mean_abs_log_ssr, key=mean_abs_log_ssr.get)
+        # a single fold keeps its rank histograms (pooled folds do not)
+        ranked = all("rank_max_min" in row["leads"][leads[0]] for row in by_scale.values())
+        rank_header = "".join(f" rank {h} h |" for h in leads) if ranked else ""
+        lines += [
+            "",
+            f"## Initial-noise scale chosen on held-out days: {name}",
+            "",
+            selection["description"].format(inits=selection["inits"])
+            + f", {by_scale[chosen]['leads'][leads[0]]['members']} members. "
+            "The scale whose spread-skill ratio is nearest 1 over the leads (least mean "
+            f"abs(log SSR)): **{chosen}**.",
+            "",
+            "| noise scale | "
+            + " | ".join(f"SSR {h} h" for h in leads)
+            + " | mean abs(log SSR) | "
+            + " | ".join(f"CRPS {h} h" for h in leads)
+            + " |"
+            + rank_header,
+            "| --- | "
+            + " | ".join("---" for _ in leads)
+            + " | --- | "
+            + " | ".join("---" for _ in leads)
+            + " |"
+            + " --- |" * (len(leads) if ranked else 0),
+        ]
+        for scale, row in by_scale.items():
+            ranks = (
+                "".join(f" {_cell('{:.2f}', row['leads'][h], 'rank_max_min')} |" for h in leads)
+                if ranked
+                else ""
+            )
+            lines.append(
+                f"| {scale} | "
+                + " | ".join(f"{row['leads'][h]['ssr']:.2f}" for h in leads)
+                + f" | {mean_abs_log_ssr[scale]:.3f} | "
+                + " | ".join(f"{row['leads'][h]['fair_crps']:.3f}" for h in leads)
+                + " |"
+                + ranks
+            )
+    for name, cv in p.get("cv_calibration", {}).items():
+        lines += cv_calibration_markdown(name, cv, leads)
+    for name, cv in p.get("cv_bias", {}).items():
+        lines += cv_bias_markdown(name, cv, leads)
+    sweep = p["nfe_sweep"]
+    if sweep["rows"]:
+        lines += [
+            "",
+            f"## Fair CRPS (K) against NFE ({len(sweep['inits'])} initial times, {sweep['members']} members)",
+            "",
+            "| model | sampler | NFE | "
+            + " | ".join(f"{h} h" for h in leads)
+            + " | mean SSR | seconds |",
+            "| --- | --- | --- | " + " | ".join("---" for _ in leads) + " | --- | --- |",
+        ]
+        for name in ("climatology", "persistence"):
+            base = sweep["baselines"][name]
+            cells = " | ".join(f"{base[h]['fair_crps']:.3f}" for h in leads)
+            ssr = np.mean([base[h]["ssr"] for h in leads])
+            lines.append(f"| {name} (50 draws) | - | - | {cells} | {ssr:.2f} | - |")
+        for name, rows in sweep["rows"].items():
+            for row in rows:
+                ssr = np.mean([row["leads"][h]["ssr"] for h in leads])
+                lines.append(
+                    f"| {name} | `{row['sampler'].split(',')[0]}` | {row['nfe']} | "
+                    + " | ".join(f"{row['leads'][h]['fair_crps']:.3f}" for h in leads)
+                    + f" | {ssr:.2f} | {row['seconds']} |"
+                )
+    return "\n".join(lines) + "\n"
+
+
+def uncertainty_markdown(p: dict, leads: Sequence[str]) -> list[str]:
+    """The rows scored with per-initial-time means: 90 % block-bootstrap intervals of the
+    spread-skill ratio and of the fair CRPS minus the better baseline at each lead."""
+    baselines = p["baselines"]
+    rows = {n: r for n, r in p["models"].items() if "per_init" in r["leads"][leads[0]]}
+    if not rows or "per_init" not in baselines["persistence"][leads[0]]:
+        return []
+    better = better_baseline(baselines, leads)
+    best = {h: baselines[better[h]][h] for h in leads}
+    inits = pd.DatetimeIndex(p["test_inits"])
+    lines = [
+        "",
+        f"## Sampling uncertainty on the test days ({INTERVAL_LEVEL:.0%} intervals)",
+        "",
+        f"The {len(inits)} initial times fall on {inits.normalize().nunique()} days, and "
+        f"forecasts of one day share its weather. Each interval comes from {INTERVAL_DRAWS} resamples "
+        "of whole days with replacement (block bootstrap); the model and the baseline share "
+        "each resample. A CRPS interval below 0 beats the baseline beyond this sampling "
+        "noise. Better baseline by lead: " + ", ".join(f"{h} h {better[h]}" for h in leads) + ".",
+        "",
+        "| model | "
+        + " | ".join(f"SSR {h} h" for h in leads)
+        + " | "
+        + " | ".join(f"CRPS - baseline {h} h" for h in leads)
+        + " |",
+        "| --- | " + " | ".join("---" for _ in range(2 * len(leads))) + " |",
+    ]
+    for name, row in rows.items():
+        got = bootstrap_intervals(row["leads"], best, inits)
+        lines.append(
+            f"| {name} | "
+            + " | ".join(
+                f"{row['leads'][h]['ssr']:.2f} [{got[h]['ssr'][0]:.2f}, {got[h]['ssr'][1]:.2f}]"
+                for h in leads
+            )
+            + " | "
+            + " | ".join(
+                "{:+.3f} [{:+.3f}, {:+.3f}]".format(
+                    row["leads"][h]["fair_crps"] - best[h]["fair_crps"],
+                    *got[h]["fair_crps_minus_baseline"],
+                )
+                for h in leads
+            )
+            + " |"
+        )
+    return lines
+
+
+def bias_by_init_hour(leads: dict, inits: pd.DatetimeIndex) -> dict[str, list[float]]:
+    """Mean error of the ensemble mean by lead and initial hour (sorted hours), from the
+    per-initial-time grid means of :func:`scores`."""
+    hours = sorted(set(inits.hour))
+    return {
+        lead: [
+            float(np.mean(np.asarray(row["per_init"]["mean_error"])[inits.hour == h]))
+            for h in hours
+        ]
+        for lead, row in leads.items()
+    }
+
+
+def bias_markdown(p: dict, leads: Sequence[str]) -> list[str]:
+    """Ensemble-mean error by initial hour: baselines and models on the test days, and the
+    uncalibrated cross-validation forecasts of the training days (rows scored with it)."""
+    test = pd.DatetimeIndex(p["test_inits"])
+    rows = [(f"{name}, test days", r, test) for name, r in p["baselines"].items()]
+    rows += [  # a calibrated or spread-scaled row has its twin's mean: scaling keeps it
+        (f"{name}, test days", r["leads"], test)
+        for name, r in p["models"].items()
+        if not r["calibrated"] and ":" not in r.get("correction", "")
+    ]
+    rows += [
+        (f"{name}, CV days", cv["raw"], pd.DatetimeIndex(cv["inits"]))
+        for name, cv in p.get("cv_calibration", {}).items()
+        if "inits" in cv
+    ]
+    rows = [(n, r, i) for n, r, i in rows if "mean_error" in r[leads[0]].get("per_init", {})]
+    if not rows:
+        return []
+    hours = " / ".join(f"{h:02d}" for h in sorted(set(test.hour)))
+    lines = [
+        "",
+        "## Ensemble-mean error (K) by initial hour",
+        "",
+        "Forecast minus truth, grid mean (cos-latitude weights), averaged over the initial "
+        f"times of each hour ({hours} UTC); the spread calibration and the spread scaling "
+        "leave it unchanged (their rows are left out). A "
+        "bias of either sign piles the truth into one end of the rank histogram however "
+        "well the spread matches the error. CV days: each fold model's forecasts of the "
+        "days it held out of training (1-21 March), uncalibrated.",
+        "",
+        "| forecasts | " + " | ".join(f"{h} h: {hours}" for h in leads) + " |",
+        "| --- | " + " | ".join("---" for _ in leads) + " |",
+    ]
+    for name, scored, inits in rows:
+        by_hour = bias_by_init_hour({h: scored[h] for h in leads}, inits)
+        lines.append(
+            f"| {name} | "
+            + " | ".join(" ".join(f"{b:+.2f}" for b in by_hour[h]) for h in leads)
+            + " |"
+        )
+    return lines
+
+
+def cv_bias_markdown(name: str, cv: dict, leads: Sequence[str]) -> list[str]:
+    """The decaying-average corrections on the cross-validation days (:func:`cv_bias`): the
+    bias weight of least mean CRPS, then with it the spread weight of least mean
+    abs(log SSR) (the noise scale's rule)."""
+    by_weight = cv["weights"]
+    mean_crps = {w: np.mean([row[h]["fair_crps"] for h in leads]) for w, row in by_weight.items()}
+    log_ssr = {
+        w: np.mean([abs(np.log(row[h]["ssr"])) for h in leads]) for w, row in by_weight.items()
+    }
+    chosen = min((w for w in by_weight if ":" not in w), key=mean_crps.get)
+    spread = [w for w in by_weight if w.split(":")[0] == chosen and ":" in w]
+    choice = f"The bias weight of least mean CRPS over the leads: **{chosen}**"
+    if spread:
+        best = min(spread, key=log_ssr.get).split(":")[1]
+        choice += f"; with it, the spread weight of least mean abs(log SSR): **{best}**"
+    first = next(iter(by_weight.values()))[leads[0]]
+    lines = [
+        "",
+        f"## Decaying-average bias correction chosen on held-out days: {name}",
+        "",
+        f"Each fold model's forecasts of the days it held out ({first['inits']} initial times "
+        f"in all, {cv['members']} members, `{cv['sampler']}`), corrected by `wxens "
+        "bias-correct` with weight w (0: none; w:s adds the spread scaling of weight s, "
+        "`--spread-weight`) within each fold's days: only errors verified by an initial time "
+        f"correct it, and each fold's first day goes uncorrected. {choice}. Rank cells read "
+        "`model (perfect model)`.",
+        "",
+        f"| w | {_score_header(leads)} | mean CRPS | mean abs(log SSR) |",
+        "| --- | " + " | ".join("---" for _ in range(3 * len(leads))) + " | --- | --- |",
+    ]
+    for w, row in by_weight.items():
+        lines.append(
+            f"| {w} | {_score_cells(row, leads)} | {mean_crps[w]:.4f} | {log_ssr[w]:.3f} |"
+        )
+    return lines
+
+
+SCORE_COLUMNS = (("SSR", "ssr", "{:.2f}"), ("CRPS", "fair_crps", "{:.3f}"))
+
+
+def _score_header(leads: Sequence[str]) -> str:
+    """Column titles of :func:`_score_cells`."""
+    titles = [title for title, _, _ in SCORE_COLUMNS] + ["rank"]
+    return " | ".join(f"{title} {h} h" for title in titles for h in leads)
+
+
+def _score_cells(row: dict, leads: Sequence[str]) -> str:
+    """SSR, fair CRPS and rank ratio (with its perfect-model reference) of a
+    :func:`score_leads` row at every lead, as table cells."""
+    cells = [fmt.format(row[h][key]) for _, key, fmt in SCORE_COLUMNS for h in leads]
+    cells += [_cell("{:.2f}", row[h], "rank_max_min") for h in leads]
+    return " | ".join(cells)
+
+
+def cv_calibration_markdown(name: str, cv: dict, leads: Sequence[str]) -> list[str]:
+    """The leave-one-fold-out calibration check (:func:`cv_calibration`) as a section."""
+    rows = {"uncalibrated": cv["raw"], "calibrated by the other folds' factors": cv["calibrated"]}
+    n = cv["raw"][leads[0]]["inits"]
+    lines = [
+        "",
+        f"## Per-lead spread calibration, one fold left out: {name}",
+        "",
+        f"Each fold's forecasts of the days it held out ({n} initial times in all, "
+        f"{cv['members']} members, `{cv['sampler']}`), scaled by the per-lead factors fitted "
+        "on the other folds' forecasts of theirs (as `wxens calibrate --fold` fits them for "
+        "the model trained on all the days), scored together: does a factor fitted on some "
+        "days hold on others? Rank cells read `model (perfect model)` as above.",
+        "",
+        f"| forecasts | {_score_header(leads)} |",
+        "| --- | " + " | ".join("---" for _ in range(3 * len(leads))) + " |",
+    ]
+    for label, row in rows.items():
+        lines.append(f"| {label} | {_score_cells(row, leads)} |")
+    lines += [
+        "",
+        "| fold left out | " + " | ".join(f"factor {h} h" for h in leads) + " |",
+        "| --- | " + " | ".join("---" for _ in leads) + " |",
+    ]
+    for period, factors in zip(cv["held_out"], cv["factors"], strict=True):
+        lines.append(f"| {period} | " + " | ".join(f"{k:.3f}" for k in factors) + " |")
+    return lines
