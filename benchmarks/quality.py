@@ -9,7 +9,8 @@ sqrt((M+1)/M), rank histogram (random tie-breaking) summarised by its max/min bi
 
 Training goes through :func:`generators.train.train` with the configs in ``configs/`` and
 resumes, so an interrupted experiment restarts where it stopped; each evaluation row is
-cached in the work directory. Run with ``OMP_NUM_THREADS=1 nice -n 10`` on a shared CPU.
+cached in the work directory, and the UK tables are rendered from the JSON payload by
+:mod:`benchmarks.quality_markdown`. Run with ``OMP_NUM_THREADS=1 nice -n 10`` on a shared CPU.
 
     python -m benchmarks.quality synthetic --workdir /tmp/quality
     python -m benchmarks.quality uk --workdir /tmp/quality --run fm=/tmp/runs/uk_fm/last.pt ...
