@@ -24,7 +24,7 @@ import hashlib
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -128,8 +128,10 @@ class Baseline(ABC):
         """The initial times whose state the baseline needs and the store lacks (none)."""
         return inits[:0]
 
-    def checked_pool(self, init: pd.Timestamp, lead: pd.Timedelta) -> pd.DatetimeIndex:
-        """:meth:`pool`, or an InputError naming the time and the fix when it is empty."""
+    def picks(self, init: pd.Timestamp, lead: pd.Timedelta) -> pd.DatetimeIndex:
+        """The M training times drawn (with replacement) from :meth:`pool` for (init, lead),
+        from its own stream of the seed; an InputError naming the time and the fix when the
+        pool is empty."""
         pool = self.pool(init, lead)
         if pool.empty:
             raise InputError(
@@ -139,12 +141,6 @@ class Baseline(ABC):
                 f"{_describe_window(self.config.window_days)}); widen the training period or the "
                 "window"
             )
-        return pool
-
-    def picks(self, init: pd.Timestamp, lead: pd.Timedelta) -> pd.DatetimeIndex:
-        """The M training times drawn (with replacement) for (init, lead), from its own
-        stream of the seed."""
-        pool = self.checked_pool(init, lead)
         rng = np.random.default_rng(_stream(self.config.seed, init, lead))
         return pool[rng.integers(len(pool), size=self.config.members)]
 
@@ -156,11 +152,19 @@ class Baseline(ABC):
     ) -> xr.Dataset:
         """Dims ``member, lead_time, [level], latitude, longitude`` for one initial time,
         read from ``source`` (default: the whole dataset)."""
+        return self.assemble(init, {lead: self.picks(init, lead) for lead in leads}, source)
+
+    def assemble(
+        self,
+        init: pd.Timestamp,
+        picks: Mapping[pd.Timedelta, pd.DatetimeIndex],
+        source: xr.Dataset | None = None,
+    ) -> xr.Dataset:
+        """:meth:`ensemble` from the :meth:`picks` already drawn for each lead."""
         source = self.dataset if source is None else source
         by_lead = []
-        for lead in leads:
-            members = self.fields(source, init, lead, self.picks(init, lead))
-            members = members.rename({TIME: MEMBER})
+        for lead, drawn in picks.items():
+            members = self.fields(source, init, lead, drawn).rename({TIME: MEMBER})
             by_lead.append(members.drop_vars(MEMBER).assign_coords({LEAD_TIME: lead}))
         ensemble = xr.concat(by_lead, dim=LEAD_TIME).assign_coords(
             {MEMBER: np.arange(self.config.members)}
@@ -263,9 +267,10 @@ def baseline_to_store(
 ) -> pd.DatetimeIndex:
     """Draw the baseline ``name`` for ``inits`` and ``leads_hours`` from the analysis store
     ``store`` into the forecast store ``out``, whole initial times at a time (up to
-    :data:`WRITE_BYTES`; appended, or rewritten in their own region). Every input is checked before anything is written; an
-    initial or valid time inside the training period is logged as a warning (the
-    baseline has then seen the weather it forecasts). Returns the initial times written."""
+    :data:`WRITE_BYTES`; appended, or rewritten in their own region). Every input is
+    checked before anything is written; an initial or valid time inside the training
+    period is logged as a warning (the baseline has then seen the weather it forecasts).
+    Returns the initial times written."""
     dataset = open_store(store).dataset
     baseline = BASELINES[name](dataset, config)
     inits = pd.DatetimeIndex(sorted(set(pd.DatetimeIndex(inits))))
@@ -278,9 +283,8 @@ def baseline_to_store(
             f"{store} holds no state at the initial time(s) {', '.join(map(str, missing[:5]))}; "
             f"{name} starts from it: ingest those times first"
         )
-    for init in inits:  # every pool, before anything is written
-        for lead in leads:
-            baseline.checked_pool(init, lead)
+    # every draw (and so every pool's check) before anything is written
+    draws = {t: {lead: baseline.picks(t, lead) for lead in leads} for t in inits}
     first, last = baseline.train_times[[0, -1]]
     seen = [t for t in inits if any(first <= t + lead <= last for lead in leads)]
     if seen:
@@ -297,13 +301,11 @@ def baseline_to_store(
     with tqdm(total=len(inits), desc=f"{name} baseline", unit="init", disable=not progress) as bar:
         for i in range(0, len(inits), per_write):
             batch = inits[i : i + per_write]
-            reads = [
-                baseline.reads(t, lead, baseline.picks(t, lead)) for t in batch for lead in leads
-            ]
+            reads = [baseline.reads(t, lead, draws[t][lead]) for t in batch for lead in leads]
             # one read of every field the batch draws (a few thousand lazy selections of
             # the store cost far more in dask overhead than the data)
             source = dataset.sel({TIME: reads[0].append(reads[1:]).unique().sort_values()}).load()
-            ensembles = [baseline.ensemble(t, leads, source) for t in batch]
+            ensembles = [baseline.assemble(t, draws[t], source) for t in batch]
             write_forecast(
                 out, xr.concat(ensembles, pd.Index(batch, name=INIT_TIME)).compute(), provenance
             )
