@@ -130,15 +130,14 @@ def draw_baseline(name: str, store: str, train: str, forecast: str, out: str, se
     forecast store ``forecast``, into ``out`` (only the initial times ``out`` lacks);
     returns ``out``."""
     from generators.baselines import BaselineConfig, baseline_to_store, parse_period
-    from pipeline.forecast_store import complete_init_times, is_forecast_store, open_forecast
+    from pipeline.forecast_store import complete_init_times, open_forecast
     from pipeline.schema import INIT_TIME, LEAD_TIME, MEMBER
 
     ensemble = open_forecast(forecast)
     config = BaselineConfig(*parse_period(train), members=ensemble.sizes[MEMBER], seed=seed)
     leads = pd.TimedeltaIndex(ensemble[LEAD_TIME].values) / pd.Timedelta(hours=1)
-    inits = pd.DatetimeIndex(ensemble[INIT_TIME].values)
-    if is_forecast_store(out):  # drawn before: only the new initial times
-        inits = inits.difference(complete_init_times(out))
+    # only the initial times not drawn before (complete_init_times: none if out is absent)
+    inits = pd.DatetimeIndex(ensemble[INIT_TIME].values).difference(complete_init_times(out))
     if len(inits):
         baseline_to_store(name, store, config, inits, list(leads), out, progress=False)
     return out
