@@ -42,7 +42,7 @@ from verification import physics as _physics_checks  # noqa: F401  (registers th
 from verification import scores as vs
 from verification.aggregation import count_valid
 from verification.base import CHECKS, SCORES, get_check, get_score
-from verification.resampling import DRAW, block_bootstrap_means, score_intervals, score_parts
+from verification.resampling import score_intervals, score_parts
 from verification.spectra import power_spectrum
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,10 @@ def verify(
     if intervals:
         card = card.merge(_intervals(computed["per_init"], f.sizes[MEMBER], config))
     if reference is not None:
-        card = card.merge(_against_reference(computed["paired_crps"], config))
+        per_init = computed["per_init"] if intervals else None
+        card = card.merge(
+            _against_reference(computed["paired_crps"], per_init, f.sizes[MEMBER], config)
+        )
     tree = {
         "/scorecard": card,
         "/rank_histogram": _variable_first(computed["rank_histogram"].to_dataset()),
@@ -339,12 +342,15 @@ def _reference_channels(
     )
 
 
-def _against_reference(paired: xr.Dataset, config: VerifyConfig) -> xr.Dataset:
+def _against_reference(
+    paired: xr.Dataset, per_init: xr.Dataset | None, members: int, config: VerifyConfig
+) -> xr.Dataset:
     """From the per-init grid-mean fair CRPS of the forecast and the reference:
     ``reference_fair_crps`` (its mean over init times), ``fair_crps_skill_score``
-    1 − mean(CRPS)/mean(CRPS_ref) (> 0: better than the reference), and with intervals
-    ``fair_crps_minus_reference_low/high``: the block-bootstrap interval of the mean of
-    the per-init differences (both forecasts share each resample)."""
+    1 − mean(CRPS)/mean(CRPS_ref) (> 0: better than the reference), and with the
+    forecast's ``per_init`` parts (intervals on) ``fair_crps_minus_reference_low/high``:
+    :func:`_intervals` with the per-init difference in place of the CRPS, whose resampled
+    mean is the paired difference (both forecasts share each resample)."""
     means = paired.mean(INIT_TIME, skipna=True)
     out = xr.Dataset(
         {
@@ -361,23 +367,13 @@ def _against_reference(paired: xr.Dataset, config: VerifyConfig) -> xr.Dataset:
             ),
         }
     )
-    if config.interval_level > 0:
-        blocks = pd.DatetimeIndex(paired[INIT_TIME].values).floor(config.interval_block)
-        draws = block_bootstrap_means(
-            (paired["forecast"] - paired["reference"]).to_dataset(name="difference"),
-            blocks,
-            dim=INIT_TIME,
-            draws=config.interval_draws,
-            seed=config.seed,
-        )["difference"]
-        level = config.interval_level
-        bounds = draws.quantile([(1 - level) / 2, (1 + level) / 2], dim=DRAW)
-        for i, side in enumerate(("low", "high")):
-            out[f"fair_crps_minus_reference_{side}"] = bounds.isel(
-                quantile=i, drop=True
-            ).assign_attrs(
-                long_name=f"fair CRPS minus the reference's: {side} end of the {level:.0%} "
-                f"block-bootstrap interval (init times in {config.interval_block} blocks)"
+    if per_init is not None:
+        difference = per_init.assign(fair_crps=paired["forecast"] - paired["reference"])
+        bounds = _intervals(difference, members, config)
+        for side in ("low", "high"):
+            out[f"fair_crps_minus_reference_{side}"] = bounds[f"fair_crps_{side}"].assign_attrs(
+                long_name=f"fair CRPS minus the reference's: {side} end of the interval of "
+                f"fair_crps_{side} (same blocks, draws and level)"
             )
     return _variable_first(out)
 
