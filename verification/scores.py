@@ -332,6 +332,56 @@ def rank_flatness(counts: xr.DataArray, *, rank_dim: str = RANK) -> xr.Dataset:
     )
 
 
+def rank_max_min_ratio(counts: xr.DataArray, *, rank_dim: str = RANK) -> xr.DataArray:
+    """Largest over smallest count of a rank histogram, over ``rank_dim``.
+
+    1 for a flat histogram; ``inf`` where a rank never occurs. A noisy statistic: its
+    value for a reliable ensemble grows with the number of bins and with the spatial and
+    temporal correlation of the pooled ranks, see :func:`perfect_model_rank_histogram`.
+    """
+    largest, smallest = counts.max(rank_dim), counts.min(rank_dim)
+    ratio = largest.astype(float) / smallest.where(smallest > 0)
+    return ratio.fillna(np.inf).rename("rank_max_min")
+
+
+def perfect_model_rank_histogram(
+    forecast: xr.DataArray,
+    truth: xr.DataArray,
+    *,
+    member_dim: str = MEMBER,
+    over: Dims = None,
+    stand_ins: int = 5,
+    seed: int = 0,
+) -> xr.DataArray:
+    """Rank histograms of member ``k`` standing in for the truth among the other members.
+
+    For ``k < stand_ins``: the rank of member ``k`` among the remaining M - 1 members
+    (M bins, dim ``rank``), counted over ``over`` where ``truth`` is valid, with
+    tie-breaking seed ``seed + k``; stacked along dim ``stand_in``. A member is by
+    construction drawn from the ensemble's own law, so these are the histograms of a
+    perfectly reliable ensemble with the forecast's own spatial and temporal dependence
+    and sample size: the sampling noise that flatness statistics of the real histogram
+    (:func:`rank_max_min_ratio`, :func:`rank_flatness`) must be read against (the
+    perfect-model approach, e.g. Leutbecher 2019, Q. J. R. Meteorol. Soc.).
+    Needs M ≥ 3; ``stand_ins`` is capped at M - 1.
+    """
+    m = forecast.sizes[member_dim]
+    if m < 3 or stand_ins < 1:
+        raise InputError(
+            f"a perfect-model rank histogram needs at least 3 members and 1 stand-in "
+            f"(got {m} members, stand_ins={stand_ins})"
+        )
+    valid = truth.notnull()
+    histograms = []
+    for k in range(min(stand_ins, m - 1)):
+        others = forecast.isel({member_dim: [i for i in range(m) if i != k]})
+        stand_in = forecast.isel({member_dim: k}, drop=True).where(valid)
+        histograms.append(
+            rank_histogram(others, stand_in, member_dim=member_dim, over=over, seed=seed + k)
+        )
+    return xr.concat(histograms, dim="stand_in").rename("perfect_model_rank_histogram")
+
+
 def _threshold_array(thresholds: float | Sequence[float] | xr.DataArray) -> xr.DataArray:
     if isinstance(thresholds, xr.DataArray):
         if THRESHOLD not in thresholds.dims:

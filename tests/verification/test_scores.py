@@ -271,6 +271,55 @@ def test_flatness_reliable_flat_under_dispersive_u_shaped():
     assert slope[0] > slope[4] > slope[-1]
 
 
+def test_rank_max_min_ratio_of_known_counts():
+    counts = xr.DataArray([[30, 60, 20], [10, 0, 10]], dims=("lead", "rank"))
+    ratio = vs.rank_max_min_ratio(counts)
+    assert ratio.values.tolist() == [3.0, np.inf]  # a rank never taken: infinitely uneven
+
+
+def test_perfect_model_rank_histogram_ranks_each_stand_in_among_the_others():
+    rng = np.random.default_rng(21)
+    forecast, truth = ensemble(rng, n_member=6)
+    truth = truth.where(rng.random(truth.shape) > 0.2)  # NaN truths are left out
+    over = ("init_time", "longitude")
+    counts = vs.perfect_model_rank_histogram(forecast, truth, over=over, stand_ins=3)
+    assert counts.sizes == {"stand_in": 3, "latitude": 5, "rank": 6}
+    members = forecast.transpose("init_time", "latitude", "longitude", "member").values
+    valid = truth.transpose("init_time", "latitude", "longitude").notnull().values
+    for k in range(3):
+        below = (np.delete(members, k, axis=-1) < members[..., k : k + 1]).sum(-1)
+        for j in range(5):
+            expected = np.bincount(below[:, j][valid[:, j]], minlength=6)
+            np.testing.assert_array_equal(counts.isel(stand_in=k, latitude=j).values, expected)
+    with pytest.raises(InputError, match="at least 3 members"):
+        vs.perfect_model_rank_histogram(forecast.isel(member=[0, 1]), truth)
+
+
+def test_perfect_model_floor_tracks_the_max_min_ratio_of_a_reliable_ensemble():
+    """Ranks pooled over correlated points: a reliable ensemble's max/min ratio is far above
+    1, and the floor says so; independent points bring both to 1; an under-dispersive
+    ensemble stands far above its floor."""
+    rng = np.random.default_rng(22)
+
+    def draws(n_init, n_x, shared, n_draws):
+        offset = rng.normal(size=(n_init, 1, n_draws))  # one value per init over all x
+        return shared * offset + rng.normal(size=(n_init, n_x, n_draws))
+
+    def ratios(values, spread=1.0):
+        truth = xr.DataArray(values[..., 0], dims=("init", "x"))
+        forecast = xr.DataArray(spread * values[..., 1:], dims=("init", "x", "member"))
+        real = vs.rank_max_min_ratio(vs.rank_histogram(forecast, truth, over=("init", "x")))
+        perfect = vs.perfect_model_rank_histogram(forecast, truth, over=("init", "x"))
+        return float(real), float(vs.rank_max_min_ratio(perfect).median("stand_in"))
+
+    real, floor = ratios(draws(2000, 50, 0.0, 10))
+    assert real < 1.15 and floor < 1.15
+    real, floor = ratios(draws(12, 2000, 3.0, 10))
+    assert real > 2.0 and floor > 2.0
+    real, floor = ratios(draws(2000, 50, 0.0, 10), spread=0.5)
+    assert real > 3 * floor
+
+
 def test_chi_square_against_scipy():
     counts = xr.DataArray([30.0, 50.0, 20.0, 40.0], dims="rank")
     chi2, p = scipy.stats.chisquare(counts.values)
