@@ -47,6 +47,8 @@ _SCORECARD_COLUMNS = {
     "spread_skill_ratio_high": "spread/skill high",
     "rank_delta": "rank δ",
     "rank_p_value": "rank p",
+    "rank_max_min": "rank max/min",
+    "rank_max_min_perfect_model": "rank max/min floor",
     "n_verified": "points",
     "n_missing_truth": "truth missing",
 }
@@ -152,7 +154,10 @@ def render_report(
         "<h2>Scorecard</h2><p class='note'>fair CRPS: unbiased for the ensemble's distribution "
         "(lower is better); spread/skill: with the finite-ensemble factor sqrt((M+1)/M), 1 is "
         "reliable; rank δ: Candille–Talagrand flatness, about 1 when flat (inflated by spatial "
-        "correlation); Brier > qNN: events above the truth's NN% quantile.</p>"
+        "correlation); rank max/min: largest over smallest bin of the rank histogram, 1 when flat, "
+        "beside its floor, what a perfectly reliable ensemble of this size shows on this sample "
+        "(members standing in for the truth); Brier > qNN: events above the truth's NN% "
+        "quantile.</p>"
         f"{table}<h2>Physical consistency</h2>{_physics_section(tree)}"
         f"<h2>Figures</h2>{body}</body></html>"
     )

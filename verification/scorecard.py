@@ -7,7 +7,8 @@ and spectra on a few init times. The tree it returns (and :func:`write_scores` s
 NetCDF groups, reopened with ``xr.open_datatree``):
 
 ``/scorecard``       (variable, lead_time): every registered score, rank-histogram
-                     flatness, Brier scores, points verified and truth missing;
+                     flatness (χ², δ, max/min ratio and its perfect-model noise floor),
+                     Brier scores, points verified and truth missing;
                      ``tree["scorecard"].to_dataset().to_dataframe()`` is the tidy
                      table (one row per variable and lead, one column per score).
 ``/rank_histogram``  (variable, lead_time, rank) counts.
@@ -73,6 +74,10 @@ class VerifyConfig:
     interval_block:   the blocks resampled whole: init times that share this floor
                       (a pandas frequency; ``1D``: the init times of one day).
     interval_draws:   bootstrap resamples.
+    perfect_model_stand_ins: members that in turn stand in for the truth against the
+                      others (:func:`verification.scores.perfect_model_rank_histogram`)
+                      for ``rank_max_min_perfect_model``, the noise floor of the rank
+                      max/min ratio; 0 skips it (needs at least 3 members).
     """
 
     scores: tuple[str, ...] = ()
@@ -86,6 +91,7 @@ class VerifyConfig:
     interval_level: float = 0.9
     interval_block: str = "1D"
     interval_draws: int = 1000
+    perfect_model_stand_ins: int = 5
     progress: bool = field(default=True, compare=False)
 
     def __post_init__(self) -> None:
@@ -118,6 +124,11 @@ class VerifyConfig:
             ) from None
         if self.interval_draws < 1:
             raise InputError(f"interval_draws={self.interval_draws} must be >= 1")
+        if self.perfect_model_stand_ins < 0:
+            raise InputError(
+                f"perfect_model_stand_ins={self.perfect_model_stand_ins} must be >= 0 "
+                "(0 skips the perfect-model floor of the rank max/min ratio)"
+            )
 
 
 def verify(
@@ -148,6 +159,10 @@ def verify(
     for name in config.scores or tuple(SCORES):
         lazy[name] = SCORES[name].function(f, t, mean_over=config.mean_over)
     lazy["rank_histogram"] = vs.rank_histogram(f, t, over=config.mean_over, seed=config.seed)
+    if config.perfect_model_stand_ins and f.sizes[MEMBER] >= 3:
+        lazy["perfect_model_rank_histogram"] = vs.perfect_model_rank_histogram(
+            f, t, over=config.mean_over, stand_ins=config.perfect_model_stand_ins, seed=config.seed
+        )
     lazy["brier_score"] = vs.brier_score(f, t, thresholds, mean_over=config.mean_over)
     lazy["reliability"] = vs.reliability(f, t, thresholds, over=config.mean_over)
     lazy["n_verified"] = count_valid(t, config.mean_over)
@@ -271,6 +286,17 @@ def _scorecard(computed: dict[str, Any], t: xr.DataArray, config: VerifyConfig) 
         long_name="rank histogram flatness p-value (independent ranks assumed)"
     )
     card["rank_delta"] = flatness["delta"].assign_attrs(long_name="Candille-Talagrand δ", best=1.0)
+    card["rank_max_min"] = vs.rank_max_min_ratio(computed["rank_histogram"]).assign_attrs(
+        long_name="rank histogram max/min bin ratio", best=1.0
+    )
+    if "perfect_model_rank_histogram" in computed:
+        floor = vs.rank_max_min_ratio(computed["perfect_model_rank_histogram"])
+        card["rank_max_min_perfect_model"] = floor.median("stand_in").assign_attrs(
+            long_name="rank max/min ratio of a perfectly reliable ensemble of this size, "
+            "sample and dependence (median over members standing in for the truth): the "
+            "noise floor of rank_max_min",
+            best=1.0,
+        )
     brier = computed["brier_score"]
     for event in brier[vs.THRESHOLD].values:
         card[f"brier_score_{event}"] = brier.sel({vs.THRESHOLD: event}, drop=True).assign_attrs(

@@ -55,6 +55,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="init times resampled together: those with the same floor to this pandas "
         "frequency (default 1D: the init times of one day)",
     )
+    parser.add_argument(
+        "--perfect-model-stand-ins",
+        type=int,
+        default=5,
+        metavar="N",
+        help="members that in turn stand in for the truth to give the rank max/min ratio's "
+        "noise floor (rank_max_min_perfect_model); 0 skips it (default 5)",
+    )
     cluster = parser.add_mutually_exclusive_group()
     cluster.add_argument(
         "--dask-scheduler", help="address of a running dask scheduler to compute on"
@@ -112,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         energy_score=not args.no_energy_score,
         interval_level=args.interval_level,
         interval_block=args.interval_block,
+        perfect_model_stand_ins=args.perfect_model_stand_ins,
         progress=not args.no_progress,
     )
     use_cluster = args.dask_scheduler or args.local_cluster
@@ -126,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         for name in (score, f"{score}_low", f"{score}_high")
         if name in card
     ]
+    columns += [name for name in ("rank_max_min", "rank_max_min_perfect_model") if name in card]
     columns += [
         name
         for name in (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -136,12 +137,33 @@ def test_scorecard_intervals_bracket_the_scores_and_survive_missing_truth(case):
     assert "fair_crps_low" not in verify(forecast, truth, off)["scorecard"].to_dataset()
 
 
+def test_scorecard_rank_max_min_and_its_perfect_model_floor(case):
+    _, truth, forecast = case
+    config = VerifyConfig(physics_init_times=0, energy_score=False, progress=False)
+    tree = verify(forecast, truth, config)
+    card = tree["scorecard"].to_dataset()
+    counts = tree["rank_histogram"].to_dataset()["rank_histogram"]
+    xr.testing.assert_allclose(
+        card["rank_max_min"], (counts.max("rank") / counts.min("rank")).astype(float)
+    )
+    aligned = align_with_truth(forecast, truth)
+    f, t = aligned.forecast["t2m"], aligned.truth["t2m"]
+    over = ("init_time", "latitude", "longitude")
+    direct = vs.rank_max_min_ratio(vs.perfect_model_rank_histogram(f, t, over=over))
+    assert card["rank_max_min_perfect_model"].sel(variable="t2m").values == pytest.approx(
+        direct.median("stand_in").values
+    )
+    off = dataclasses.replace(config, perfect_model_stand_ins=0)
+    assert "rank_max_min_perfect_model" not in verify(forecast, truth, off)["scorecard"]
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
         ("interval_level", 1.0, "interval_level=1.0"),
         ("interval_block", "daily", "interval_block='daily' is not a pandas frequency"),
         ("interval_draws", 0, "interval_draws=0"),
+        ("perfect_model_stand_ins", -1, "perfect_model_stand_ins=-1"),
     ],
 )
 def test_bad_interval_settings_are_named(field, value, message):
@@ -219,7 +241,9 @@ def test_cli_verifies_a_forecast_store_and_a_weatherbench2_zarr(case, tmp_path, 
     assert out.is_file() and report.stat().st_size > 10_000
     printed = capsys.readouterr().out
     assert "spread_skill_ratio" in printed and "fair_crps_high" in printed
+    assert "rank_max_min_perfect_model" in printed
     assert "spread/skill low" in report.read_text()
+    assert "rank max/min floor" in report.read_text()
     wb2 = tmp_path / "wb2.zarr"
     from_wxens_forecast(forecast[["t2m"]], "weatherbench2").to_zarr(
         wb2, zarr_format=2
@@ -236,6 +260,8 @@ def test_cli_verifies_a_forecast_store_and_a_weatherbench2_zarr(case, tmp_path, 
                 str(wb2_out),
                 "--physics-init-times",
                 "0",
+                "--perfect-model-stand-ins",
+                "0",
                 "--no-progress",
             ]
         )
@@ -244,6 +270,7 @@ def test_cli_verifies_a_forecast_store_and_a_weatherbench2_zarr(case, tmp_path, 
     from_store = xr.open_datatree(out)["scorecard"].to_dataset().sel(variable="t2m")
     from_wb2 = xr.open_datatree(wb2_out)["scorecard"].to_dataset().sel(variable="t2m")
     np.testing.assert_allclose(from_wb2["fair_crps"], from_store["fair_crps"], rtol=1e-5)
+    assert "rank_max_min_perfect_model" not in from_wb2
 
 
 def test_cli_bad_truth_is_a_clear_error(case, tmp_path, capsys):
