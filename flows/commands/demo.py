@@ -123,8 +123,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def scores_by_lead(scores: str) -> str:
-    """Fair CRPS, the persistence baseline's and the skill score against it, and the
-    spread-skill ratio of each variable by lead, as a text table."""
+    """Fair CRPS, the persistence baseline's and the skill score against it, the
+    spread-skill ratio and the rank max/min ratio (with its perfect-model floor) of each
+    variable by lead, as a text table."""
     import numpy as np
     import xarray as xr
 
@@ -132,22 +133,28 @@ def scores_by_lead(scores: str) -> str:
 
     card = xr.open_datatree(scores)["scorecard"].to_dataset()
     header = f"{'variable':<10} {'lead':>5}   {'fair CRPS':>11} {'persistence':>11}"
-    lines = ["", f"{header} {'skill':>7} {'spread/skill':>12}"]
+    lines = ["", f"{header} {'skill':>7} {'spread/skill':>12} {'rank max/min (floor)':>20}"]
+    columns = (
+        "fair_crps",
+        "reference_fair_crps",
+        "fair_crps_skill_score",
+        "spread_skill_ratio",
+        "rank_max_min",
+        "rank_max_min_perfect_model",
+    )
     for variable in card["variable"].values:
         row = card.sel(variable=variable)
         units = VARIABLES[split_channel(str(variable))[0]].units
         hours = row["lead_time"].values / np.timedelta64(1, "h")
-        columns = ("fair_crps", "reference_fair_crps", "fair_crps_skill_score")
-        values = zip(
-            *(row[c].values for c in columns), row["spread_skill_ratio"].values, strict=True
-        )
-        for lead, (crps, reference, skill, ssr) in zip(hours, values, strict=True):
+        values = zip(*(row[c].values for c in columns), strict=True)
+        for lead, (crps, reference, skill, ssr, rank, floor) in zip(hours, values, strict=True):
             lines.append(
                 f"{variable:<10} {lead:>3g} h   {crps:7.3f} {units:<3} {reference:7.3f} {units:<3}"
-                f" {skill:+7.2f} {ssr:12.2f}"
+                f" {skill:+7.2f} {ssr:12.2f} {rank:13.2f} ({floor:4.2f})"
             )
     lines.append(
         "(cos-latitude-weighted means; skill 1 - CRPS/CRPS_persistence, > 0 beats persistence "
-        "+ past tendencies; the climatology baseline is in data/README.md)"
+        "+ past tendencies; the climatology baseline is in data/README.md; rank max/min is 1 "
+        "for a flat histogram, the floor what a perfectly reliable ensemble shows here)"
     )
     return "\n".join(lines)

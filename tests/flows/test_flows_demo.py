@@ -28,9 +28,12 @@ def test_demo_runs_the_chain_on_the_sample_and_prints_where_things_are(
     assert f"open the report: file://{workdir / 'report.html'}" in out
     rows = {line.split(" h ")[0]: line for line in out.splitlines() if line.startswith("t2m ")}
     for lead in (1, 3, 6, 12, 24):  # the scorecard table, one row per lead
-        values = rows[f"t2m        {lead:>3}"].split()  # CRPS, persistence's, skill, SSR
+        # CRPS, persistence's, skill, SSR, rank max/min (its perfect-model floor)
+        values = rows[f"t2m        {lead:>3}"].split()
         crps, reference, skill = float(values[3]), float(values[5]), float(values[7])
         assert skill == pytest.approx(1 - crps / reference, abs=0.006)
+        rank, floor = float(values[9]), float(values[10].strip("()"))
+        assert rank >= 1 and floor >= 1
 
 
 def test_demo_without_its_sample_says_what_to_do(tmp_path, capsys):
