@@ -58,7 +58,9 @@ from verification.scores import (
     ensemble_mean_rmse,
     ensemble_spread,
     fair_crps,
+    perfect_model_rank_histogram,
     rank_histogram,
+    rank_max_min_ratio,
     spread_skill_from_moments,
     spread_skill_ratio,
 )
@@ -74,14 +76,6 @@ DIMS = ("init", "member", "latitude", "longitude")
 PERFECT_MODEL_DRAWS = 5
 
 
-def rank_max_min(members: np.ndarray, truth: np.ndarray, seed: int = 0) -> float:
-    """Max/min bin ratio of the rank histogram pooled over initial times and the grid."""
-    f = xr.DataArray(members, dims=DIMS)
-    y = xr.DataArray(truth, dims=DIMS[:1] + DIMS[2:])
-    counts = rank_histogram(f, y, over=("init", "latitude", "longitude"), seed=seed).values
-    return float(counts.max() / max(counts.min(), 1))
-
-
 def scores(
     members: np.ndarray, truth: np.ndarray, latitude: np.ndarray, seed: int = 0
 ) -> dict[str, float]:
@@ -89,25 +83,26 @@ def scores(
     members (N, M, H, W), truth (N, H, W).
 
     ``rank_max_min_perfect_model``: the median ratio when member k (k < 5) stands in for the
-    truth against the other members: what a perfectly calibrated ensemble with the same
-    spatial and temporal dependence shows on this many initial times (the sampling noise
-    of the statistic; a pooled grid of correlated points is far from independent draws).
+    truth against the other members (:func:`verification.scores.perfect_model_rank_histogram`):
+    what a perfectly calibrated ensemble with the same spatial and temporal dependence shows
+    on this many initial times (the sampling noise of the statistic; a pooled grid of
+    correlated points is far from independent draws).
     """
     f = xr.DataArray(members, dims=DIMS, coords={"latitude": latitude})
     y = xr.DataArray(truth, dims=DIMS[:1] + DIMS[2:], coords={"latitude": latitude})
     over, grid = ("init", "latitude", "longitude"), ("latitude", "longitude")
-    perfect = [
-        rank_max_min(np.delete(members, k, axis=1), members[:, k], seed=seed + k)
-        for k in range(min(PERFECT_MODEL_DRAWS, members.shape[1] - 1))
-    ]
+    counts = rank_histogram(f, y, member_dim="member", over=over, seed=seed)
+    perfect = perfect_model_rank_histogram(
+        f, y, member_dim="member", over=over, stand_ins=PERFECT_MODEL_DRAWS, seed=seed
+    )
     return {
         "fair_crps": float(fair_crps(f, y, mean_over=over)),
         "ssr": float(spread_skill_ratio(f, y, mean_over=over)),
         "spread": float(ensemble_spread(f, y, mean_over=over)),
         "rmse": float(ensemble_mean_rmse(f, y, mean_over=over)),
         "mean_error": float(ensemble_mean_error(f, y, mean_over=over)),
-        "rank_max_min": rank_max_min(members, truth, seed),
-        "rank_max_min_perfect_model": float(np.median(perfect)),
+        "rank_max_min": float(rank_max_min_ratio(counts)),
+        "rank_max_min_perfect_model": float(rank_max_min_ratio(perfect).median("stand_in")),
         "members": int(members.shape[1]),
         "inits": int(members.shape[0]),
         "per_init": {  # grid means of each initial time, for the intervals and the bias
