@@ -34,6 +34,14 @@ from pipeline.errors import InputError
 Encoded = tuple[Tensor, Tensor]
 """The backbone's encoded condition (cond_map, cond_embedding), see :meth:`UNet.encode`."""
 
+CPU_EVALUATION_BYTES = 16 * 2**20
+"""On a CPU, :meth:`ResidualGenerator.sample` runs the network on at most this many bytes
+of encoded condition at a time. Larger batches make activations beyond glibc's mmap
+threshold (32 MiB), each then a fresh mapping whose pages fault in zeroed: on the UK
+model a batch of 400 members sampled 1.6-1.9x slower in one piece, with most of its time
+in the kernel (``benchmarks/sampling.py``, mode ``fp32-eager-one-slice``). The noise is
+still drawn for the whole batch, so the members do not depend on this split."""
+
 
 def fair_crps(members: Tensor, target: Tensor) -> Tensor:
     """Pointwise fair CRPS of an ensemble: members (B, M, ...), target (B, ...) -> (B, ...).
@@ -165,6 +173,7 @@ class ResidualGenerator(nn.Module):
 
         All B * M members run as one batch through ``sampler`` (default:
         :meth:`default_sampler`); the same ``generator`` state gives the same members.
+        On a CPU the network evaluates them in slices of :data:`CPU_EVALUATION_BYTES`.
         Put the model in ``eval()`` mode first (dropout).
         """
         if n_members < 1:
@@ -173,7 +182,11 @@ class ResidualGenerator(nn.Module):
         self.check_sampler(sampler)
         history = condition.history
         shape = (history.shape[0],) + tuple(history.shape[2:])
-        members = self._draw(self.backbone.encode(condition), shape, n_members, sampler, generator)
+        encoded = self.backbone.encode(condition)
+        rows = None
+        if history.device.type == "cpu":
+            rows = max(1, CPU_EVALUATION_BYTES // (encoded[0][0].numel() * 4))
+        members = self._draw(encoded, shape, n_members, sampler, generator, rows=rows)
         return members.to(history.dtype)
 
     def _draw(
@@ -183,10 +196,28 @@ class ResidualGenerator(nn.Module):
         n_members: int,
         sampler: Sampler,
         generator: torch.Generator | None,
+        *,
+        rows: int | None = None,
     ) -> Tensor:
-        """(B, M, C, H, W) float32 members through ``sampler`` (keeps autograd)."""
+        """(B, M, C, H, W) float32 members through ``sampler`` (keeps autograd); the
+        network evaluates ``rows`` of the B*M members at a time (None: all at once)."""
         b = shape[0]
         flat = (b * n_members,) + tuple(shape[1:])
-        fn = self.network_fn(repeat_encoded(encoded, n_members))
+        fn = self._network_in_slices(repeat_encoded(encoded, n_members), rows)
         x = sampler(fn, flat, generator=generator, device=encoded[0].device)
         return x.to(torch.float32).reshape((b, n_members) + tuple(shape[1:]))
+
+    def _network_in_slices(self, encoded: Encoded, rows: int | None) -> NetworkFn:
+        """:meth:`network_fn` evaluated on consecutive slices of ``rows`` rows, concatenated."""
+        n = encoded[0].shape[0]
+        if rows is None or rows >= n:
+            return self.network_fn(encoded)
+        starts = range(0, n, rows)
+        slices = [self.network_fn(tuple(e[a : a + rows] for e in encoded)) for a in starts]
+
+        def fn(x: Tensor, s: Tensor) -> Tensor:
+            return torch.cat(
+                [f(x[a : a + rows], s[a : a + rows]) for f, a in zip(slices, starts, strict=True)]
+            )
+
+        return fn

@@ -14,11 +14,14 @@ from generators import (
     EDM,
     Batch,
     EDMConfig,
+    EDMHeunSampler,
     EulerSampler,
     FlowMatching,
     FlowMatchingConfig,
+    HeunSampler,
     ObjectiveConfig,
     fair_crps,
+    objective,
 )
 from pipeline.errors import InputError
 
@@ -147,3 +150,38 @@ def test_crps_fine_tune_fixes_an_under_dispersed_short_sampler(model_class, conf
     after = spread()
     assert before < 1.1
     assert abs(after - 2.0) < 0.5
+
+
+@pytest.mark.parametrize(
+    "model,sampler",
+    [
+        (FlowMatching(FlowMatchingConfig(backbone=TINY)), HeunSampler(nfe=3)),
+        (EDM(EDMConfig(backbone=TINY)), EDMHeunSampler(num_steps=3, churn=10.0)),
+    ],
+    ids=["flow_matching", "edm_churn"],
+)
+def test_cpu_sampling_in_slices_gives_the_members_of_one_batch(model, sampler, monkeypatch):
+    # On a CPU the network runs on slices of the B*M members; the noise (and EDM's churn)
+    # is still drawn for the whole batch, so the members are those of one batch.
+    torch.manual_seed(0)
+    with torch.no_grad():
+        model.backbone.output_conv.weight.normal_(0, 0.1)
+    model.eval()
+    condition = random_condition(3, 8, 8)
+
+    def draw() -> tuple[torch.Tensor, list[int]]:
+        seen: list[int] = []
+        hook = model.backbone.register_forward_hook(lambda m, args, out: seen.append(len(out)))
+        members = model.sample(
+            condition, 4, sampler=sampler, generator=torch.Generator().manual_seed(5)
+        )
+        hook.remove()
+        return members, seen
+
+    whole, seen = draw()
+    assert set(seen) == {12}
+    row = model.backbone.encode(condition)[0][0].numel() * 4
+    monkeypatch.setattr(objective, "CPU_EVALUATION_BYTES", 5 * row)
+    sliced, seen = draw()
+    assert seen[:3] == [5, 5, 2] and len(seen) == 3 * sampler.nfe
+    torch.testing.assert_close(sliced, whole, rtol=1e-5, atol=1e-6)
