@@ -123,11 +123,13 @@ def _some_leads(ds: xr.Dataset | xr.DataArray) -> xr.Dataset | xr.DataArray:
     )
 
 
-def plot_rank_histograms(counts: xr.DataArray) -> Figure:
+def plot_rank_histograms(counts: xr.DataArray, scorecard: xr.Dataset | None = None) -> Figure:
     """Rank histograms, variables by rows and (up to four) leads by columns.
 
     Bars are the frequency of each rank times (M + 1), so a flat, reliable histogram
-    sits on the line at 1; U-shaped is under-dispersive, dome over-dispersive.
+    sits on the line at 1; U-shaped is under-dispersive, dome over-dispersive. With the
+    ``scorecard``, each panel gives its max/min bin ratio and that ratio's perfect-model
+    floor (``rank_max_min``, ``rank_max_min_perfect_model``).
     """
     counts = _some_leads(counts)
     variables, leads = counts[VARIABLE].values[:MAX_VARIABLES], counts[LEAD_TIME].values
@@ -139,14 +141,33 @@ def plot_rank_histograms(counts: xr.DataArray) -> Figure:
         for j, lead in enumerate(leads):
             c = counts.sel({VARIABLE: name, LEAD_TIME: lead}).values.astype(float)
             ax = axes[i, j]
-            ax.bar(ranks, c / max(c.sum(), 1) * len(ranks), width=1.0, color="tab:blue", alpha=0.8)
+            bars = c / max(c.sum(), 1) * len(ranks)
+            ax.bar(ranks, bars, width=1.0, color="tab:blue", alpha=0.8)
             ax.axhline(1.0, color="k", lw=1)
+            if scorecard is not None and "rank_max_min" in scorecard:
+                ax.set_ylim(0, 1.3 * max(bars.max(), 1.0))  # room for the label
+                ax.text(
+                    0.5,
+                    0.97,
+                    _rank_ratio_label(scorecard.sel({VARIABLE: name, LEAD_TIME: lead})),
+                    transform=ax.transAxes,
+                    ha="center",
+                    va="top",
+                    fontsize=8,
+                )
             if i == 0:
                 ax.set_title(f"{lead / np.timedelta64(1, 'h'):g} h")
             if j == 0:
                 ax.set_ylabel(str(name))
     fig.supxlabel("rank of the truth among the members", y=0.12 / fig.get_size_inches()[1])
     return fig
+
+
+def _rank_ratio_label(card: xr.Dataset) -> str:
+    label = f"max/min {float(card['rank_max_min']):.2f}"
+    if "rank_max_min_perfect_model" in card:
+        label += f" (floor {float(card['rank_max_min_perfect_model']):.2f})"
+    return label
 
 
 def plot_reliability(table: xr.Dataset) -> Figure:
@@ -276,8 +297,14 @@ def report_figures(tree: xr.DataTree) -> list[Captioned]:
         Captioned(
             "Rank histograms",
             "Where the truth falls among the sorted members. Flat (the line at 1) is reliable; "
-            "U-shaped means too little spread, a dome too much, a slope a bias.",
-            plot_rank_histograms(tree["rank_histogram"].to_dataset()["rank_histogram"]),
+            "U-shaped means too little spread, a dome too much, a slope a bias. Each panel "
+            "gives the largest over the smallest bin, and the same ratio for a perfectly "
+            "reliable ensemble of this size on this sample (members standing in for the "
+            "truth): the floor that correlated ranks leave even then.",
+            plot_rank_histograms(
+                tree["rank_histogram"].to_dataset()["rank_histogram"],
+                tree["scorecard"].to_dataset(),
+            ),
         ),
         Captioned(
             "Reliability diagrams",

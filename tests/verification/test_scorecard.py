@@ -194,6 +194,14 @@ def test_scores_file_round_trip_and_report_shows_every_figure(case, tmp_path):
     assert len(images) == 7 and all(len(data) > 1000 for _, data in images)
     assert "<table" in html and "fair CRPS" in html and "hypsometric" in html
     assert "PASS" in html or "FAIL" in html
+    card = reopened["scorecard"].to_dataset()
+    ranks = next(item for item in report_figures(reopened) if item.title == "Rank histograms")
+    first = card.isel(variable=0, lead_time=0)
+    expected = (
+        f"max/min {float(first['rank_max_min']):.2f} "
+        f"(floor {float(first['rank_max_min_perfect_model']):.2f})"
+    )
+    assert [t.get_text() for t in ranks.figure.axes[0].texts] == [expected]
     assert "src='http" not in html and "<script" not in html  # self-contained
 
 
