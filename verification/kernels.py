@@ -123,12 +123,29 @@ def rank_of_truth(
     (...), (...) -> (...) int16.
     """
     y = truth[..., None]
-    below = (members < y).sum(axis=-1)
-    ties = (members == y).sum(axis=-1)
-    if ties.any():
-        below = below + np.floor(uniform_from_index(index, seed) * (ties + 1)).astype(below.dtype)
+    below = _break_ties((members < y).sum(axis=-1), (members == y).sum(axis=-1), index, seed)
     invalid = np.isnan(truth) | np.isnan(members).any(axis=-1)
     return np.where(invalid, -1, below).astype(np.int16)
+
+
+def rank_among_others(
+    members: np.ndarray, truth: np.ndarray, index: np.ndarray, *, k: int, seed: int
+) -> np.ndarray:
+    """Rank of member ``k`` among the other M - 1 members, 0..M-1, as :func:`rank_of_truth`
+    ranks the truth (ties broken the same way, without copying the others out); ``-1``
+    where the truth or any member is NaN. Shapes: (..., M), (...), (...) -> (...) int16.
+    """
+    y = members[..., k : k + 1]
+    below = _break_ties((members < y).sum(axis=-1), (members == y).sum(axis=-1) - 1, index, seed)
+    invalid = np.isnan(truth) | np.isnan(members).any(axis=-1)
+    return np.where(invalid, -1, below).astype(np.int16)
+
+
+def _break_ties(below: np.ndarray, ties: np.ndarray, index: np.ndarray, seed: int) -> np.ndarray:
+    """``below + ⌊u (ties + 1)⌋``, u uniform from :func:`uniform_from_index`."""
+    if ties.any():
+        below = below + np.floor(uniform_from_index(index, seed) * (ties + 1)).astype(below.dtype)
+    return below
 
 
 def exceedances(

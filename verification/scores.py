@@ -371,14 +371,20 @@ def perfect_model_rank_histogram(
             f"a perfect-model rank histogram needs at least 3 members and 1 stand-in "
             f"(got {m} members, stand_ins={stand_ins})"
         )
-    valid = truth.notnull()
+    index = _point_index(truth)
     histograms = []
     for k in range(min(stand_ins, m - 1)):
-        others = forecast.isel({member_dim: [i for i in range(m) if i != k]})
-        stand_in = forecast.isel({member_dim: k}, drop=True).where(valid)
-        histograms.append(
-            rank_histogram(others, stand_in, member_dim=member_dim, over=over, seed=seed + k)
+        r = _ensemble_ufunc(
+            kernels.rank_among_others,
+            forecast,
+            truth,
+            index,
+            member_dim=member_dim,
+            output_dtypes=[np.int16],
+            k=k,
+            seed=seed + k,
         )
+        histograms.append(_count_values(r, m, RANK, np.arange(m), over))
     return xr.concat(histograms, dim="stand_in").rename("perfect_model_rank_histogram")
 
 

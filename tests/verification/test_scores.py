@@ -291,6 +291,10 @@ def test_perfect_model_rank_histogram_ranks_each_stand_in_among_the_others():
         for j in range(5):
             expected = np.bincount(below[:, j][valid[:, j]], minlength=6)
             np.testing.assert_array_equal(counts.isel(stand_in=k, latitude=j).values, expected)
+    # all members equal: every stand-in ties with the 5 others and takes ranks 0..5 uniformly
+    tied = vs.perfect_model_rank_histogram(xr.zeros_like(forecast), truth, over=over)
+    assert (tied.sum("rank") == valid.sum(axis=(0, 2))).all()
+    assert float(vs.rank_flatness(tied.sum(("stand_in", "latitude")))["p_value"]) > 1e-3
     with pytest.raises(InputError, match="at least 3 members"):
         vs.perfect_model_rank_histogram(forecast.isel(member=[0, 1]), truth)
 
