@@ -181,6 +181,22 @@ def test_chunked_verification_equals_in_memory(case):
     xr.testing.assert_allclose(lazy["scorecard"].to_dataset(), eager, rtol=1e-10)
 
 
+def test_score_chunks_group_leads_then_init_times_up_to_the_target(monkeypatch):
+    import verification.scorecard as scorecard
+
+    dims = ("init_time", "member", "lead_time", "variable", "latitude", "longitude")
+    f = xr.DataArray(np.zeros((10, 4, 3, 2, 5, 5), np.float32), dims=dims)
+    cell = 4 * 5 * 5 * 4  # bytes of one (init, lead, variable): members x grid x float32
+    monkeypatch.setattr(scorecard, "SCORE_CHUNK_BYTES", 7 * cell)
+    assert scorecard.score_chunks(f) == {"init_time": 2, "lead_time": 3}  # 2 x 3 leads fit
+    monkeypatch.setattr(scorecard, "SCORE_CHUNK_BYTES", 2 * cell)
+    assert scorecard.score_chunks(f) == {"init_time": 1, "lead_time": 2}  # leads split
+    monkeypatch.setattr(scorecard, "SCORE_CHUNK_BYTES", cell // 2)
+    assert scorecard.score_chunks(f) == {"init_time": 1, "lead_time": 1}  # never below one
+    monkeypatch.setattr(scorecard, "SCORE_CHUNK_BYTES", 1000 * cell)
+    assert scorecard.score_chunks(f) == {"init_time": 10, "lead_time": 3}
+
+
 def test_scores_file_round_trip_and_report_shows_every_figure(case, tmp_path):
     _, truth, forecast = case
     tree = verify(forecast[["t2m", "z"]], truth, VerifyConfig(physics_init_times=4, progress=False))
