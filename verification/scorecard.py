@@ -57,7 +57,7 @@ per (init_time, lead_time); on a small grid a task per such chunk and score cost
 schedule than to compute, so :func:`verify` groups leads, then initial times, up to this
 size (:func:`score_chunks`). The demo's forecast (36 initial times x 50 members x 5 leads
 on 33 x 49), beside its persistence baseline, verified on a 2-worker LocalCluster in 153 s
-with a chunk per (init, lead) and in 21 s grouped (with threads: 27 s and 14 s)."""
+with a chunk per (init, lead) and in 24 s grouped (with threads: 27 s and 13 s)."""
 
 
 @dataclass(frozen=True)
