@@ -122,10 +122,7 @@ def rank_of_truth(
     truth or any NaN member get ``-1`` (excluded from histograms). Shapes: (..., M),
     (...), (...) -> (...) int16.
     """
-    y = truth[..., None]
-    below = _break_ties((members < y).sum(axis=-1), (members == y).sum(axis=-1), index, seed)
-    invalid = np.isnan(truth) | np.isnan(members).any(axis=-1)
-    return np.where(invalid, -1, below).astype(np.int16)
+    return _rank(members, truth[..., None], truth, index, seed, own_ties=0)
 
 
 def rank_among_others(
@@ -135,17 +132,27 @@ def rank_among_others(
     ranks the truth (ties broken the same way, without copying the others out); ``-1``
     where the truth or any member is NaN. Shapes: (..., M), (...), (...) -> (...) int16.
     """
-    y = members[..., k : k + 1]
-    below = _break_ties((members < y).sum(axis=-1), (members == y).sum(axis=-1) - 1, index, seed)
-    invalid = np.isnan(truth) | np.isnan(members).any(axis=-1)
-    return np.where(invalid, -1, below).astype(np.int16)
+    return _rank(members, members[..., k : k + 1], truth, index, seed, own_ties=1)
 
 
-def _break_ties(below: np.ndarray, ties: np.ndarray, index: np.ndarray, seed: int) -> np.ndarray:
-    """``below + ⌊u (ties + 1)⌋``, u uniform from :func:`uniform_from_index`."""
+def _rank(
+    members: np.ndarray,
+    y: np.ndarray,
+    truth: np.ndarray,
+    index: np.ndarray,
+    seed: int,
+    *,
+    own_ties: int,
+) -> np.ndarray:
+    """Members below ``y`` (..., 1) plus ``⌊u (ties + 1)⌋``, u from :func:`uniform_from_index`
+    and ``ties`` the members equal to ``y`` less ``own_ties`` (``y`` itself when it is one of
+    them); -1 where ``truth`` or any member is NaN."""
+    below = (members < y).sum(axis=-1)
+    ties = (members == y).sum(axis=-1) - own_ties
     if ties.any():
         below = below + np.floor(uniform_from_index(index, seed) * (ties + 1)).astype(below.dtype)
-    return below
+    invalid = np.isnan(truth) | np.isnan(members).any(axis=-1)
+    return np.where(invalid, -1, below).astype(np.int16)
 
 
 def exceedances(
