@@ -185,7 +185,8 @@ class ResidualGenerator(nn.Module):
         encoded = self.backbone.encode(condition)
         rows = None
         if history.device.type == "cpu":
-            rows = max(1, CPU_EVALUATION_BYTES // (encoded[0][0].numel() * 4))
+            row_bytes = encoded[0][0].numel() * encoded[0].element_size()
+            rows = max(1, CPU_EVALUATION_BYTES // row_bytes)
         members = self._draw(encoded, shape, n_members, sampler, generator, rows=rows)
         return members.to(history.dtype)
 
