@@ -129,23 +129,20 @@ def run(args: argparse.Namespace) -> int:
         write_scores(tree, args.out)
     print(f"scores: {args.out}")
     card = tree["scorecard"].to_dataset()
-    columns = [
-        name
-        for score in ("fair_crps", "spread_skill_ratio")
-        for name in (score, f"{score}_low", f"{score}_high")
-        if name in card
-    ]
-    columns += [name for name in ("rank_max_min", "rank_max_min_perfect_model") if name in card]
-    columns += [
-        name
-        for name in (
-            "reference_fair_crps",
-            "fair_crps_skill_score",
-            "fair_crps_minus_reference_low",
-            "fair_crps_minus_reference_high",
-        )
-        if name in card
-    ]
+    printed = (
+        *(
+            f"{score}{end}"
+            for score in ("fair_crps", "spread_skill_ratio")
+            for end in ("", "_low", "_high")
+        ),
+        "rank_max_min",
+        "rank_max_min_perfect_model",
+        "reference_fair_crps",
+        "fair_crps_skill_score",
+        "fair_crps_minus_reference_low",
+        "fair_crps_minus_reference_high",
+    )
+    columns = [name for name in printed if name in card]
     print(card[columns].to_dataframe().to_string())
     if args.report:
         write_report(
