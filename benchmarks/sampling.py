@@ -196,10 +196,11 @@ def measure(
     generator = torch.Generator().manual_seed(0)
 
     def call() -> None:
-        one_slice = patch.object(objective, "CPU_EVALUATION_BYTES", sys.maxsize)
         with (
             torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=how.bf16),
-            one_slice if how.one_slice else contextlib.nullcontext(),
+            patch.object(objective, "CPU_EVALUATION_BYTES", sys.maxsize)
+            if how.one_slice
+            else contextlib.nullcontext(),
         ):
             model.sample(cond, members, sampler=sampler, generator=generator)
 
