@@ -22,7 +22,9 @@ on days whose cycle is wider (clear nights, sunny afternoons) its ensemble mean 
 the time of day, which piles the truth into one end of the rank histogram whatever the
 spread. The correction learns that error from the last few days. What remains of the
 error then varies from one initial time to the next more than the members do on days like
-these, which the spread scaling follows.
+these, which the spread scaling follows. The shape of the members' distribution can still
+be wrong with the right width; a rank-histogram recalibration
+(:mod:`generators.rank_recalibration`) learns it from the same verified past, last.
 """
 
 from __future__ import annotations
@@ -37,11 +39,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from generators.rank_recalibration import DecayingAverageRanks, rank_statistics
 from pipeline.adapters import align_with_truth
 from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
 from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LON, MEMBER
 from pipeline.store import open_store
+
+RANK_STATISTIC = "rank_statistic"  # the M+3 statistics of generators.rank_recalibration
 
 
 def decaying_average(
@@ -49,11 +54,14 @@ def decaying_average(
     inits: Sequence[pd.Timestamp],
     leads: Sequence[pd.Timedelta],
     weight: float,
+    *,
+    by_time_of_day: bool = True,
 ) -> np.ndarray:
     """The causal recursion of the module docstring: values (N, L, ...) of the forecasts of
     ``inits`` (N) at ``leads`` (L), NaN where unverified -> a (N, L, ...), a[t] folding in
-    order the values of the earlier forecasts of the same lead and time of day that have
-    verified by t (``s + l <= t``): a <- (1 - w) a + w v_s, a = 0 before the first one."""
+    order the values of the earlier forecasts of the same lead and time of day (of any time
+    of day if not ``by_time_of_day``) that have verified by t (``s + l <= t``):
+    a <- (1 - w) a + w v_s, a = 0 before the first one."""
     values = np.asarray(values, dtype=np.float64)
     times = pd.DatetimeIndex(inits)
     if values.shape[:2] != (len(times), len(leads)):
@@ -62,7 +70,7 @@ def decaying_average(
             f"{len(leads)} leads"
         )
     out = np.zeros_like(values)
-    time_of_day = times - times.normalize()
+    time_of_day = times - times.normalize() if by_time_of_day else times - times  # one group
     groups = [  # the initial times of each time of day, in order
         group[np.argsort(times[group], kind="stable")]
         for group in (np.flatnonzero(time_of_day == tod) for tod in time_of_day.unique())
@@ -80,7 +88,7 @@ def decaying_average(
     return out
 
 
-def _check_weight(weight: float, what: str, hint: str) -> None:
+def check_weight(weight: float, what: str, hint: str) -> None:
     if not 0 < weight <= 1:
         raise InputError(f"the {what} weight must be in (0, 1], got {weight}; {hint}")
 
@@ -111,7 +119,7 @@ class DecayingAverageSpread:
     weight: float = 0.7
 
     def __post_init__(self) -> None:
-        _check_weight(
+        check_weight(
             self.weight,
             "spread",
             "the UK cross-validation days chose 0.7 (flow matching) and 1 (EDM)",
@@ -149,22 +157,31 @@ class DecayingAverageSpread:
 @dataclass(frozen=True)
 class DecayingAverageBias:
     """weight: w, the weight of the newest verified error, in (0, 1]; spread: the spread
-    scaling applied after the bias, or None to keep the spread."""
+    scaling applied after the bias, or None to keep the spread; ranks: the rank-histogram
+    recalibration applied after both, or None."""
 
     weight: float = 0.2
     spread: DecayingAverageSpread | None = None
+    ranks: DecayingAverageRanks | None = None
 
     def __post_init__(self) -> None:
-        _check_weight(
+        check_weight(
             self.weight,
             "bias-correction",
             "0.2 remembers about the last 5 days of forecasts of each lead and time of day",
         )
 
     @classmethod
-    def with_weights(cls, weight: float, spread_weight: float | None = None) -> DecayingAverageBias:
-        """The bias weight and, unless None, a :class:`DecayingAverageSpread` weight."""
-        return cls(weight, None if spread_weight is None else DecayingAverageSpread(spread_weight))
+    def with_weights(
+        cls, weight: float, spread_weight: float | None = None, rank_weight: float | None = None
+    ) -> DecayingAverageBias:
+        """The bias weight and, unless None, a :class:`DecayingAverageSpread` weight and a
+        :class:`~generators.rank_recalibration.DecayingAverageRanks` weight."""
+        return cls(
+            weight,
+            None if spread_weight is None else DecayingAverageSpread(spread_weight),
+            None if rank_weight is None else DecayingAverageRanks(rank_weight),
+        )
 
     def to_attrs(self) -> dict[str, object]:
         attrs: dict[str, object] = {
@@ -175,6 +192,8 @@ class DecayingAverageBias:
         }
         if self.spread is not None:
             attrs["spread"] = self.spread.to_attrs()
+        if self.ranks is not None:
+            attrs["ranks"] = self.ranks.to_attrs()
         return attrs
 
     def bias(
@@ -212,26 +231,72 @@ class DecayingAverageBias:
     ) -> np.ndarray:
         """Members (N, M, L, ..., lat, lon) and truth (N, L, ..., lat, lon) as arrays ->
         corrected members, x̄ - b + k (x - x̄), computed as x - b + (k - 1)(x - x̄) so that
-        a forecast left as it is (b = 0, k = 1) keeps its members bit for bit."""
+        a forecast left as it is (b = 0, k = 1) keeps its members bit for bit; then
+        remapped by the rank-histogram recalibration, if any."""
         mean = members.mean(axis=1)
         variances = members.var(axis=1, ddof=1) if self.spread is not None else None
         bias, factor = self.adjustments(
             mean - truth, variances, inits, leads, latitude, members.shape[1]
         )
         if factor is None:
-            return members - bias[:, None]
-        k = factor[:, None, ..., None, None]
-        return members - bias[:, None] + (k - 1) * (members - mean[:, None])
+            out = members - bias[:, None]
+        else:
+            k = factor[:, None, ..., None, None]
+            out = members - bias[:, None] + (k - 1) * (members - mean[:, None])
+        if self.ranks is None:
+            return out
+        out = np.moveaxis(out, 1, -3)  # (N, L, ..., M, lat, lon)
+        table = self.ranks.table(rank_statistics(out, truth, latitude), inits, leads)
+        return np.moveaxis(self.ranks.apply(out, table), -3, 1)
 
 
 class Corrected(NamedTuple):
     """:func:`bias_correct`'s result: the corrected forecast, the bias b removed (dims of
-    the forecast without ``member``) and the spread factor k (also without the grid), or
-    None without a spread scaling."""
+    the forecast without ``member``), the spread factor k (also without the grid), or
+    None without a spread scaling, and the rank-recalibration tables (dims of k and
+    ``rank_statistic``, NaN where left as drawn), or None without one."""
 
     forecast: xr.Dataset
     bias: xr.Dataset
     spread_factor: xr.Dataset | None
+    rank_table: xr.Dataset | None = None
+
+
+def recalibrate_ranks(
+    members: xr.DataArray,
+    truth: xr.DataArray,
+    ranks: DecayingAverageRanks,
+    inits: pd.DatetimeIndex,
+    leads: pd.TimedeltaIndex,
+) -> tuple[xr.DataArray, xr.DataArray]:
+    """Members (``init_time, member, lead_time, ..., latitude, longitude``, lazy or not)
+    remapped by ``ranks`` against ``truth`` on their grid -> the remapped members (lazy
+    where the members are: one forecast at a time) and the tables. The statistics of every
+    forecast are computed in memory (M+3 numbers per forecast and level)."""
+    core = [MEMBER, LAT, LON]
+    statistics = xr.apply_ufunc(
+        rank_statistics,
+        members,
+        truth,
+        kwargs={"latitude": members[LAT].values},
+        input_core_dims=[core, [LAT, LON]],
+        output_core_dims=[[RANK_STATISTIC]],
+        dask="parallelized",
+        dask_gufunc_kwargs={"output_sizes": {RANK_STATISTIC: members.sizes[MEMBER] + 3}},
+        output_dtypes=[np.float64],
+    )
+    statistics = statistics.transpose(INIT_TIME, LEAD_TIME, ..., RANK_STATISTIC).compute()
+    table = statistics.copy(data=ranks.table(statistics.values, inits, leads))
+    remapped = xr.apply_ufunc(
+        ranks.apply,
+        members,
+        table,
+        input_core_dims=[core, [RANK_STATISTIC]],
+        output_core_dims=[core],
+        dask="parallelized",
+        output_dtypes=[members.dtype],
+    )
+    return remapped.transpose(*members.dims), table
 
 
 def bias_correct(
@@ -246,7 +311,7 @@ def bias_correct(
     forecast's attrs record the correction (``wxens_bias_correction``)."""
     # every forecast variable, or an InputError naming those the truth lacks
     aligned = align_with_truth(forecast, truth, variables=list(forecast.data_vars))
-    corrected, biases, factors = aligned.forecast.copy(), {}, {}
+    corrected, biases, factors, tables = aligned.forecast.copy(), {}, {}, {}
     inits = pd.DatetimeIndex(corrected[INIT_TIME].values)
     leads = pd.TimedeltaIndex(corrected[LEAD_TIME].values)
     latitude = corrected[LAT].values
@@ -273,12 +338,21 @@ def bias_correct(
             deviations = (factors[name] - 1) * (members - mean)  # as in correct()
             corrected[name] = (members - biases[name] + deviations).astype(members.dtype)
         corrected[name] = corrected[name].transpose(*members.dims)
+        if correction.ranks is not None:
+            corrected[name], tables[name] = recalibrate_ranks(
+                corrected[name], aligned.truth[name], correction.ranks, inits, leads
+            )
         corrected[name].attrs = members.attrs
     corrected.attrs = {
         **forecast.attrs,
         "wxens_bias_correction": json.dumps(correction.to_attrs(), sort_keys=True),
     }
-    return Corrected(corrected, xr.Dataset(biases), xr.Dataset(factors) if factors else None)
+    return Corrected(
+        corrected,
+        xr.Dataset(biases),
+        xr.Dataset(factors) if factors else None,
+        xr.Dataset(tables) if tables else None,
+    )
 
 
 def bias_correct_store(

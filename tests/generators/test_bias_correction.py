@@ -185,7 +185,7 @@ def warm_forecast(store, offset: float, members: int = 4) -> xr.Dataset:
 
 def test_bias_correct_removes_a_constant_warm_bias_and_keeps_the_spread(analysis):
     forecast = warm_forecast(analysis, 2.0)
-    corrected, bias, factor = bias_correct(forecast, analysis.dataset, DecayingAverageBias(1.0))
+    corrected, bias, factor, _ = bias_correct(forecast, analysis.dataset, DecayingAverageBias(1.0))
     assert factor is None
     error = corrected.t2m.mean("member") - (forecast.t2m.mean("member") - 2.0)
     # 6 h lead: from the second day on every forecast has a verified predecessor
@@ -255,7 +255,7 @@ def test_the_xarray_wrapper_scales_the_spread_as_the_array_correction_does(analy
     rng = np.random.default_rng(6)
     forecast["t2m"] = forecast.t2m + rng.normal(size=forecast.t2m.shape[:1] + (1, 2, 4, 5))
     correction = DecayingAverageBias.with_weights(0.3, 0.5)
-    corrected, bias, factor = bias_correct(forecast, analysis.dataset, correction)
+    corrected, bias, factor, _ = bias_correct(forecast, analysis.dataset, correction)
     x = forecast.t2m.transpose("init_time", "member", "lead_time", "latitude", "longitude")
     valid = x["init_time"] + x["lead_time"]  # (init_time, lead_time)
     truth = analysis.dataset.t2m.sel(time=valid).transpose(*bias.t2m.dims)
