@@ -146,16 +146,22 @@ def forecast(
 
 @flow(name="bias_correct")
 def bias_correct(
-    forecast: str, truth: str, out: str, weight: float = 0.2, spread_weight: float | None = None
+    forecast: str,
+    truth: str,
+    out: str,
+    weight: float = 0.2,
+    spread_weight: float | None = None,
+    rank_weight: float | None = None,
 ) -> str:
     """Correct the forecast store ``forecast`` by the decaying average (``weight``) of its
     errors verified in the analysis store ``truth`` into the store ``out``
-    (``wxens bias-correct``), and with a ``spread_weight`` scale its spread by the decaying
-    average of its recent spread-skill ratio. Skipped when the forecast and the truth are
-    unchanged and ``out`` exists. Returns ``out``."""
+    (``wxens bias-correct``), with a ``spread_weight`` scale its spread by the decaying
+    average of its recent spread-skill ratio, and with a ``rank_weight`` remap its members
+    by the decaying average of its recent rank histograms. Skipped when the forecast and the
+    truth are unchanged and ``out`` exists. Returns ``out``."""
     done = (Path(out) / "zarr.json").is_file()
     return unless_done(tasks.bias_correct_forecast, done)(
-        forecast, truth, out, weight, spread_weight
+        forecast, truth, out, weight, spread_weight, rank_weight
     )
 
 
@@ -242,6 +248,7 @@ def ensemble_run(
     train_overrides: list[str] | None = None,
     bias_correction: float | None = None,
     spread_weight: float | None = None,
+    rank_weight: float | None = None,
     corrected_store: str | None = None,
     baseline_name: str | None = None,
     baseline_train: str | None = None,
@@ -257,7 +264,8 @@ def ensemble_run(
     ``cycle_hours`` cycle — into ``forecast_store``; with a ``bias_correction`` weight,
     correct the whole forecast store by its verified errors into ``corrected_store``
     (``wxens bias-correct``; the raw store stays what the correction learns from), with a
-    ``spread_weight`` its spread scaled too; with a ``baseline_name`` (``climatology``,
+    ``spread_weight`` its spread scaled too and with a ``rank_weight`` its members remapped by
+    the recent rank histograms; with a ``baseline_name`` (``climatology``,
     ``persistence``), draw that reference ensemble from the ``baseline_train`` period
     (``START/END``) for the same initial times and leads into ``baseline_store``
     (``wxens baseline``); then verify every initial time of the forecast (the corrected
@@ -269,12 +277,12 @@ def ensemble_run(
     if bias_correction is not None:  # checked before any work
         from generators.bias_correction import DecayingAverageBias
 
-        DecayingAverageBias.with_weights(bias_correction, spread_weight)
+        DecayingAverageBias.with_weights(bias_correction, spread_weight, rank_weight)
         if not corrected_store:
             raise InputError("bias_correction needs corrected_store, the store to write")
-    elif spread_weight is not None:
+    elif spread_weight is not None or rank_weight is not None:
         raise InputError(
-            "spread_weight scales the spread of the bias-corrected store: give "
+            "spread_weight and rank_weight correct the bias-corrected store: give "
             "bias_correction (its weight) and corrected_store too"
         )
     check_baseline(baseline_name, baseline_train, baseline_store)
@@ -298,7 +306,7 @@ def ensemble_run(
     delivered = forecast_store
     if bias_correction is not None:
         delivered = bias_correct(
-            forecast_store, store, corrected_store, bias_correction, spread_weight
+            forecast_store, store, corrected_store, bias_correction, spread_weight, rank_weight
         )
     if baseline_name is not None:
         baseline(baseline_name, store, baseline_train, delivered, baseline_store, seed)

@@ -108,17 +108,21 @@ def forecast_init_times(
 
 @wxens_task(name="bias-correct-forecast", reads=("forecast", "truth"))
 def bias_correct_forecast(
-    forecast: str, truth: str, out: str, weight: float, spread_weight: float | None = None
+    forecast: str,
+    truth: str,
+    out: str,
+    weight: float,
+    spread_weight: float | None = None,
+    rank_weight: float | None = None,
 ) -> str:
     """:func:`generators.bias_correction.bias_correct_store` (``wxens bias-correct``) of the
     forecast store ``forecast`` against the analysis store ``truth`` into ``out``, with the
     decaying-average weight ``weight`` and, unless None, the spread scaling's
-    ``spread_weight``; returns ``out``."""
+    ``spread_weight`` and the rank recalibration's ``rank_weight``; returns ``out``."""
     from generators.bias_correction import DecayingAverageBias, bias_correct_store
 
-    bias_correct_store(
-        forecast, truth, out, DecayingAverageBias.with_weights(weight, spread_weight)
-    )
+    correction = DecayingAverageBias.with_weights(weight, spread_weight, rank_weight)
+    bias_correct_store(forecast, truth, out, correction)
     return out
 
 

@@ -1,8 +1,10 @@
 """``wxens bias-correct FORECAST --truth STORE --out CORRECTED [--weight W]
-[--spread-weight S]``: shift each forecast's members by the decaying-average error of the
-earlier forecasts of the same lead and time of day that have verified, and optionally scale
-their spread by those forecasts' decaying-average spread-skill ratio
-(:mod:`generators.bias_correction`), into a new forecast store that records the correction.
+[--spread-weight S] [--rank-weight R]``: shift each forecast's members by the
+decaying-average error of the earlier forecasts of the same lead and time of day that have
+verified, optionally scale their spread by those forecasts' decaying-average spread-skill
+ratio (:mod:`generators.bias_correction`) and remap them by the decaying-average rank
+histogram of the verified forecasts (:mod:`generators.rank_recalibration`), into a new
+forecast store that records the correction.
 Rerun it as new initial times arrive: the corrected store takes them in like
 ``wxens forecast`` does."""
 
@@ -35,19 +37,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "ratio (their decaying average with this weight, in (0, 1]; the UK cross-validation "
         "days chose 0.7 for flow matching, 1 for EDM) is 1 (default: spread unchanged)",
     )
+    parser.add_argument(
+        "--rank-weight",
+        type=float,
+        help="last, remap each forecast's members so that the rank histogram of the recent "
+        "verified forecasts (their decaying average with this weight, in (0, 1], every time "
+        "of day) would have been flat; each member keeps its rank at every point (default: "
+        "members not remapped)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from generators.bias_correction import DecayingAverageBias, bias_correct_store
+    from generators.bias_correction import (
+        RANK_STATISTIC,
+        DecayingAverageBias,
+        bias_correct_store,
+    )
     from pipeline.schema import INIT_TIME, LEAD_TIME
 
-    correction = DecayingAverageBias.with_weights(args.weight, args.spread_weight)
+    correction = DecayingAverageBias.with_weights(args.weight, args.spread_weight, args.rank_weight)
     result = bias_correct_store(args.forecast, args.truth, args.out, correction)
-    spread = "" if args.spread_weight is None else f", spread weight {args.spread_weight:g}"
+    extra = "".join(
+        f", {what} weight {weight:g}"
+        for what, weight in (("spread", args.spread_weight), ("rank", args.rank_weight))
+        if weight is not None
+    )
     print(
-        f"{args.out}: {result.bias.sizes[INIT_TIME]} initial time(s), weight {args.weight:g}{spread}"
+        f"{args.out}: {result.bias.sizes[INIT_TIME]} initial time(s), weight {args.weight:g}{extra}"
     )
     hours = result.bias[LEAD_TIME].values / np.timedelta64(1, "h")
 
@@ -61,4 +79,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {name}: " + by_lead("mean |bias| removed", np.abs(b)))
         if result.spread_factor is not None:
             print(f"  {name}: " + by_lead("mean spread factor", result.spread_factor[name]))
+        if result.rank_table is not None:
+            table = result.rank_table[name]
+            m = table.sizes[RANK_STATISTIC] - 3
+            beyond = table.isel({RANK_STATISTIC: 0}) + table.isel({RANK_STATISTIC: m})
+            label = f"share of truths beyond the recent members (reliable: {2 / (m + 1):.3f})"
+            print(f"  {name}: " + by_lead(label, beyond))
     return 0

@@ -121,6 +121,8 @@ def _bias_correction(b: dict) -> str:
         line += (
             f"; spread scaled by the recent spread-skill ratio, weight {b['spread']['weight']:g}"
         )
+    if "ranks" in b:
+        line += f"; members remapped by the recent rank histogram, weight {b['ranks']['weight']:g}"
     return line
 
 

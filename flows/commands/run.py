@@ -90,6 +90,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "recent spread-skill ratio (default: spread unchanged)",
     )
     out.add_argument(
+        "--rank-weight",
+        type=float,
+        help="with --bias-correct: last, remap the members by the decaying average (this "
+        "weight) of the recent rank histograms (default: not remapped)",
+    )
+    out.add_argument(
         "--baseline",
         metavar="NAME",
         help="also draw this reference ensemble (climatology or persistence) for the same "
@@ -129,9 +135,9 @@ def parse_leads(text: str | None) -> list[float] | None:
 def run(args: argparse.Namespace) -> int:
     from pipeline.errors import InputError
 
-    if args.spread_weight is not None and not args.bias_correct:
+    if (args.spread_weight is not None or args.rank_weight is not None) and not args.bias_correct:
         raise InputError(
-            "--spread-weight scales the spread of the bias-corrected store: give "
+            "--spread-weight and --rank-weight correct the bias-corrected store: give "
             "--bias-correct STORE too"
         )
     if args.baseline is not None and not (args.baseline_train and args.baseline_store):
@@ -166,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
         train_overrides=args.train_overrides,
         bias_correction=args.bias_weight if args.bias_correct else None,
         spread_weight=args.spread_weight,
+        rank_weight=args.rank_weight,
         corrected_store=args.bias_correct,
         baseline_name=args.baseline,
         baseline_train=args.baseline_train,

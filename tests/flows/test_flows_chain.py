@@ -214,8 +214,13 @@ def test_a_bias_correction_without_its_store_is_refused_before_any_work(chain, m
         ensemble_run(
             **chain.parameters, bias_correction=0.2, spread_weight=0.0, corrected_store="x.zarr"
         )
-    with pytest.raises(InputError, match="give bias_correction"):
-        ensemble_run(**{**chain.parameters, "spread_weight": 0.7})
+    with pytest.raises(InputError, match="rank-recalibration weight must be in"):
+        ensemble_run(
+            **chain.parameters, bias_correction=0.2, rank_weight=1.5, corrected_store="x.zarr"
+        )
+    for weights in ({"spread_weight": 0.7}, {"rank_weight": 0.05}):
+        with pytest.raises(InputError, match="give bias_correction"):
+            ensemble_run(**{**chain.parameters, **weights})
 
 
 def test_a_run_with_a_baseline_draws_it_for_the_same_forecasts_and_verifies_beside_it(
