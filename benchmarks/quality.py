@@ -168,22 +168,28 @@ def evaluate(
 
 
 def parse_correction(text: str) -> DecayingAverageBias | None:
-    """``W`` (bias weight), ``W:S`` (and spread weight) or ``0`` (none), as
-    ``wxens bias-correct --weight W --spread-weight S``."""
+    """``W`` (bias weight), ``W:S`` (and spread weight), ``W:S:R`` or ``W::R`` (and
+    rank-recalibration weight) or ``0`` (none), as ``wxens bias-correct --weight W
+    --spread-weight S --rank-weight R``."""
     try:
-        weights = [float(part) for part in text.split(":")]
+        weights = [float(part) if part else None for part in text.split(":")]
     except ValueError:
         weights = []
-    if not 1 <= len(weights) <= 2 or (len(weights) == 2 and not weights[0]):
-        raise SystemExit(f"correction {text!r}: give W, W:S (bias and spread weights) or 0")
+    if not 1 <= len(weights) <= 3 or weights[0] is None or (len(weights) > 1 and not weights[0]):
+        raise SystemExit(
+            f"correction {text!r}: give W, W:S, W:S:R or W::R (bias, spread and "
+            "rank-recalibration weights) or 0"
+        )
     return DecayingAverageBias.with_weights(*weights) if weights[0] else None
 
 
 def correction_label(text: str) -> str:
     """How a row corrected by :func:`parse_correction` ``text`` is named."""
-    bias, *spread = text.split(":")
+    bias, *rest = text.split(":")
     label = f"bias-corrected (w {float(bias):g})"
-    return label + (f", spread-scaled (w {float(spread[0]):g})" if spread else "")
+    for name, weight in zip(("spread-scaled", "rank-recalibrated"), rest, strict=False):
+        label += f", {name} (w {float(weight):g})" if weight else ""
+    return label
 
 
 def corrected(
@@ -775,18 +781,21 @@ def main() -> None:
         "--bias-correct",
         action="append",
         default=[],
-        metavar="NAME=W[:S]",
+        metavar="NAME=W[:S[:R]]",
         help="also score the --run model NAME after a decaying-average bias correction of "
-        "weight W and, with :S, the spread scaling of weight S (wxens bias-correct --weight W "
-        "--spread-weight S; the test days' errors verified by each initial time)",
+        "weight W and, with :S, the spread scaling of weight S, with :R the rank-histogram "
+        "recalibration of weight R (wxens bias-correct --weight W --spread-weight S "
+        "--rank-weight R; W::R without the spread scaling; the test days' errors verified by "
+        "each initial time)",
     )
     u.add_argument(
         "--cv-bias",
         action="append",
         default=[],
-        metavar="NAME=CHECKPOINT,CHECKPOINT,...=SAMPLER=W,W:S,...",
+        metavar="NAME=CHECKPOINT,CHECKPOINT,...=SAMPLER=W,W:S,W:S:R,...",
         help="score decaying-average bias-correction weights W (0: none), with :S a spread "
-        "scaling of weight S, on the cross-validation folds' held-out days",
+        "scaling of weight S and :R a rank-histogram recalibration of weight R, on the "
+        "cross-validation folds' held-out days",
     )
     u.add_argument(
         "--cv-calibration",

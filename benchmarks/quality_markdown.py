@@ -311,18 +311,29 @@ def bias_markdown(p: dict, leads: Sequence[str]) -> list[str]:
 def cv_bias_markdown(name: str, cv: dict, leads: Sequence[str]) -> list[str]:
     """The decaying-average corrections on the cross-validation days (:func:`cv_bias`): the
     bias weight of least mean CRPS, then with it the spread weight of least mean
-    abs(log SSR) (the noise scale's rule)."""
+    abs(log SSR) (the noise scale's rule), then with both the rank-recalibration weight of
+    least mean rank max/min ratio."""
     by_weight = cv["weights"]
     mean_crps = {w: np.mean([row[h]["fair_crps"] for h in leads]) for w, row in by_weight.items()}
     log_ssr = {
         w: np.mean([abs(np.log(row[h]["ssr"])) for h in leads]) for w, row in by_weight.items()
     }
+    mean_rank = {
+        w: np.mean([row[h]["rank_max_min"] for h in leads]) for w, row in by_weight.items()
+    }
+
+    def extending(prefix: str) -> list[str]:  # the weights that add one stage to prefix
+        return [w for w in by_weight if w.rsplit(":", 1)[0] == prefix and ":" in w]
+
     chosen = min((w for w in by_weight if ":" not in w), key=mean_crps.get)
-    spread = [w for w in by_weight if w.split(":")[0] == chosen and ":" in w]
     choice = f"The bias weight of least mean CRPS over the leads: **{chosen}**"
-    if spread:
-        best = min(spread, key=log_ssr.get).split(":")[1]
-        choice += f"; with it, the spread weight of least mean abs(log SSR): **{best}**"
+    if extending(chosen):
+        chosen = min(extending(chosen), key=log_ssr.get)
+        choice += f"; with it, the spread weight of least mean abs(log SSR): **{chosen}**"
+    if extending(chosen):
+        best = min([chosen, *extending(chosen)], key=mean_rank.get)
+        rank = best.split(":")[2] if best != chosen else "none"
+        choice += f"; with them, the rank weight of least mean rank max/min: **{rank}**"
     first = next(iter(by_weight.values()))[leads[0]]
     lines = [
         "",
@@ -331,16 +342,18 @@ def cv_bias_markdown(name: str, cv: dict, leads: Sequence[str]) -> list[str]:
         f"Each fold model's forecasts of the days it held out ({first['inits']} initial times "
         f"in all, {cv['members']} members, `{cv['sampler']}`), corrected by `wxens "
         "bias-correct` with weight w (0: none; w:s adds the spread scaling of weight s, "
-        "`--spread-weight`) within each fold's days: only errors verified by an initial time "
+        "`--spread-weight`; w:s:r the rank-histogram recalibration of weight r, "
+        "`--rank-weight`) within each fold's days: only errors verified by an initial time "
         f"correct it, and each fold's first day goes uncorrected. {choice}. Rank cells read "
         "`model (perfect model)`.",
         "",
-        f"| w | {_score_header(leads)} | mean CRPS | mean abs(log SSR) |",
-        "| --- | " + " | ".join("---" for _ in range(3 * len(leads))) + " | --- | --- |",
+        f"| w | {_score_header(leads)} | mean CRPS | mean abs(log SSR) | mean rank max/min |",
+        "| --- | " + " | ".join("---" for _ in range(3 * len(leads))) + " | --- | --- | --- |",
     ]
     for w, row in by_weight.items():
         lines.append(
-            f"| {w} | {_score_cells(row, leads)} | {mean_crps[w]:.4f} | {log_ssr[w]:.3f} |"
+            f"| {w} | {_score_cells(row, leads)} | {mean_crps[w]:.4f} | {log_ssr[w]:.3f} | "
+            f"{mean_rank[w]:.2f} |"
         )
     return lines
 
