@@ -134,10 +134,10 @@ class DecayingAverageRanks:
     output it learns from.
 
     weight: w, the weight of the newest verified forecast, in (0, 1]; every time of day
-    counts, so 0.05 remembers about the last 20 forecasts of the lead (5 days at 6-hourly
+    counts, so 0.1 remembers about the last 10 forecasts of the lead (2.5 days at 6-hourly
     initial times)."""
 
-    weight: float = 0.05
+    weight: float = 0.1
 
     def __post_init__(self) -> None:
         from generators.bias_correction import check_weight
@@ -145,7 +145,7 @@ class DecayingAverageRanks:
         check_weight(
             self.weight,
             "rank-recalibration",
-            "the UK cross-validation days chose 0.05 (benchmarks/results/quality_uk.md)",
+            "the UK cross-validation days chose 0.1 (benchmarks/results/quality_uk.md)",
         )
 
     def to_attrs(self) -> dict[str, object]:

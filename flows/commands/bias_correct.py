@@ -42,8 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="last, remap each forecast's members so that the rank histogram of the recent "
         "verified forecasts (their decaying average with this weight, in (0, 1], every time "
-        "of day) would have been flat; each member keeps its rank at every point (default: "
-        "members not remapped)",
+        "of day; the UK cross-validation days chose 0.1) would have been flat; each member "
+        "keeps its rank at every point (default: members not remapped)",
     )
 
 
