@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from pipeline.errors import InputError
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -66,6 +68,11 @@ def rank_statistics(members: np.ndarray, truth: np.ndarray, latitude: np.ndarray
     of the truth's ranks, then e_lo and e_hi (module docstring); NaN where no truth is known.
     Ties between the truth and a member count the member as not below it."""
     m = members.shape[-3]
+    if m < 2:
+        raise InputError(
+            f"a rank-histogram recalibration needs at least 2 members, got {m}; leave "
+            "--rank-weight out for this forecast"
+        )
     truth = truth[..., None, :, :]
     rank = (members < truth).sum(axis=-3)
     known = np.isfinite(truth[..., 0, :, :])

@@ -188,6 +188,11 @@ def test_a_rank_weight_outside_0_1_is_refused(w):
         DecayingAverageRanks(w)
 
 
+def test_a_single_member_is_refused():
+    with pytest.raises(InputError, match="needs at least 2 members, got 1"):
+        rank_statistics(np.zeros((2, 1, 3, 4)), np.zeros((2, 3, 4)), LATITUDE)
+
+
 def test_cli_rank_weight_is_recorded_reported_and_checked(analysis, tmp_path, capsys):  # noqa: F811
     raw, out = tmp_path / "raw.zarr", tmp_path / "remapped.zarr"
     provenance = ForecastProvenance("flow_matching", "0123456789abcdef", "euler:nfe=2", 2, 0)
