@@ -223,6 +223,26 @@ def test_a_bias_correction_without_its_store_is_refused_before_any_work(chain, m
             ensemble_run(**{**chain.parameters, **weights})
 
 
+def test_the_bias_correct_flow_remaps_by_its_rank_weight(chain, tmp_path, monkeypatch):
+    """The ``bias_correct`` flow with a rank weight writes what the library's correction
+    gives and records the weight."""
+    from flows.pipelines import bias_correct
+    from generators.bias_correction import DecayingAverageBias
+    from generators.bias_correction import bias_correct as correct
+    from pipeline.forecast_store import open_forecast, provenance
+    from pipeline.store import open_store
+
+    monkeypatch.chdir(chain.workdir)
+    out = str(tmp_path / "remapped.zarr")
+    assert bias_correct(str(chain.forecast), str(chain.store), out, 0.5, None, 0.3) == out
+    assert provenance(out).bias_correction["ranks"]["weight"] == 0.3
+    correction = DecayingAverageBias.with_weights(0.5, None, 0.3)
+    expected = correct(open_forecast(chain.forecast), open_store(chain.store).dataset, correction)
+    assert expected.rank_table.t2m.notnull().any()  # some forecasts were remapped
+    got = open_forecast(out).t2m
+    np.testing.assert_allclose(got, expected.forecast.t2m.transpose(*got.dims), atol=1e-5)
+
+
 def test_a_run_with_a_baseline_draws_it_for_the_same_forecasts_and_verifies_beside_it(
     chain, tmp_path, file_times, monkeypatch
 ):
