@@ -175,17 +175,15 @@ class DecayingAverageRanks:
         from generators.bias_correction import decaying_average
 
         base = prior(statistics.shape[-1] - 3)
-        learnt = decaying_average(
-            statistics - base, inits, leads, self.weight, by_time_of_day=False
-        )
-        seen = decaying_average(  # > 0 once a predecessor has verified
-            np.where(np.isfinite(statistics[..., :1]), 1.0, np.nan),
+        verified = np.where(np.isfinite(statistics[..., :1]), 1.0, np.nan)
+        averaged = decaying_average(  # the last column > 0 once a predecessor has verified
+            np.concatenate([statistics - base, verified], axis=-1),
             inits,
             leads,
             self.weight,
             by_time_of_day=False,
         )
-        return np.where(seen > 0, base + learnt, np.nan)
+        return np.where(averaged[..., -1:] > 0, base + averaged[..., :-1], np.nan)
 
     def apply(self, members: np.ndarray, table: np.ndarray) -> np.ndarray:
         """Members (..., M, H, W) remapped with their table (..., M+3); where the table is
