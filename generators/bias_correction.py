@@ -39,14 +39,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from generators.rank_recalibration import DecayingAverageRanks, rank_statistics
+from generators.rank_recalibration import RANK_STATISTIC, DecayingAverageRanks, rank_statistics
 from pipeline.adapters import align_with_truth
 from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
 from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LON, MEMBER
 from pipeline.store import open_store
-
-RANK_STATISTIC = "rank_statistic"  # the M+3 statistics of generators.rank_recalibration
 
 
 def decaying_average(

@@ -44,6 +44,9 @@ from pipeline.errors import InputError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+RANK_STATISTIC = "rank_statistic"
+"""The dim of the M+3 statistics of :func:`rank_statistics` and of the tables."""
+
 
 @cache
 def gaussian_mean_excess(members: int, draws: int = 200_000) -> float:
@@ -73,15 +76,14 @@ def rank_statistics(members: np.ndarray, truth: np.ndarray, latitude: np.ndarray
             f"a rank-histogram recalibration needs at least 2 members, got {m}; leave "
             "--rank-weight out for this forecast"
         )
-    truth = truth[..., None, :, :]
-    rank = (members < truth).sum(axis=-3)
-    known = np.isfinite(truth[..., 0, :, :])
+    rank = (members < truth[..., None, :, :]).sum(axis=-3)
+    known = np.isfinite(truth)
     c = np.cos(np.deg2rad(np.asarray(latitude, dtype=np.float64)))[:, None] * known
     total = c.sum(axis=(-2, -1))
     s = members.std(axis=-3, ddof=1)
     s = np.where(s > 0, s, np.inf)  # identical members: no excess to scale
-    low = (members.min(axis=-3) - truth[..., 0, :, :]) / s
-    high = (truth[..., 0, :, :] - members.max(axis=-3)) / s
+    low = (members.min(axis=-3) - truth) / s
+    high = (truth - members.max(axis=-3)) / s
     shares = [(c * (rank == j)).sum(axis=(-2, -1)) for j in range(m + 1)]
     tails = [
         (c * np.where(known & (rank == 0), low, 0.0)).sum(axis=(-2, -1)),

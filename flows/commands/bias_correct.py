@@ -50,11 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from generators.bias_correction import (
-        RANK_STATISTIC,
-        DecayingAverageBias,
-        bias_correct_store,
-    )
+    from generators.bias_correction import DecayingAverageBias, bias_correct_store
+    from generators.rank_recalibration import RANK_STATISTIC
     from pipeline.schema import INIT_TIME, LEAD_TIME
 
     correction = DecayingAverageBias.with_weights(args.weight, args.spread_weight, args.rank_weight)
