@@ -155,6 +155,39 @@ def _rank(
     return np.where(invalid, -1, below).astype(np.int16)
 
 
+def error_surrogate_rank_counts(
+    errors: np.ndarray, *, members: int, replicas: int, seed: int
+) -> np.ndarray:
+    """Rank histograms of Gaussian surrogate ensembles with the errors' spatial covariance.
+
+    ``errors`` (..., N, P): N error fields (samples) of P points, NaN where unverified.
+    Samples with no finite point are dropped, then points not finite in every remaining
+    sample. Each surrogate field is ``z = Σ_k a_k (e_k − ē)``, ``a ~ N(0, I_N)``: a zero-mean
+    Gaussian field with the errors' empirical covariance (up to a factor that no rank
+    sees). For every replica and sample, ``members + 1`` independent fields are drawn, the
+    first standing for the truth; its rank among the others is counted at every point.
+    -> (..., replicas, members + 1) counts, each summing to N·P (zeros with under 2
+    samples). Each slice draws afresh from ``numpy.random.default_rng(seed)``, so its counts
+    do not depend on the other slices.
+    """
+    lead = errors.shape[:-2]
+    out = np.zeros((*lead, replicas, members + 1), dtype=np.int64)
+    for index in np.ndindex(*lead):
+        rng = np.random.default_rng(seed)
+        e = errors[index]
+        e = e[np.isfinite(e).any(axis=1)]
+        e = e[:, np.isfinite(e).all(axis=0)]
+        if e.shape[0] < 2:
+            continue
+        e = e - e.mean(axis=0)
+        for replica in range(replicas):
+            for _ in range(e.shape[0]):
+                z = rng.standard_normal((members + 1, e.shape[0])) @ e
+                below = (z[1:] < z[0]).sum(axis=0)
+                out[index][replica] += np.bincount(below, minlength=members + 1)
+    return out
+
+
 def exceedances(
     members: np.ndarray, truth: np.ndarray, threshold: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -49,6 +49,7 @@ _SCORECARD_COLUMNS = {
     "rank_p_value": "rank p",
     "rank_max_min": "rank max/min",
     "rank_max_min_perfect_model": "rank max/min floor",
+    "rank_max_min_error_surrogate": "rank max/min floor (error correlation)",
     "n_verified": "points",
     "n_missing_truth": "truth missing",
 }

@@ -86,6 +86,13 @@ class VerifyConfig:
                       others (:func:`verification.scores.perfect_model_rank_histogram`)
                       for ``rank_max_min_perfect_model``, the noise floor of the rank
                       max/min ratio; 0 skips it (needs at least 3 members).
+    error_surrogate_replicas: replicas of the rank histogram of a reliable ensemble whose
+                      fields correlate in space as the ensemble-mean errors do
+                      (:func:`verification.scores.error_surrogate_rank_histogram`), for
+                      ``rank_max_min_error_surrogate``, the floor of the rank max/min
+                      ratio where errors are coherent over the domain; 0 skips it (the
+                      default: it holds the error fields in memory and costs
+                      replicas · N² · M · points for N init times).
     """
 
     scores: tuple[str, ...] = ()
@@ -100,6 +107,7 @@ class VerifyConfig:
     interval_block: str = "1D"
     interval_draws: int = 1000
     perfect_model_stand_ins: int = 5
+    error_surrogate_replicas: int = 0
     progress: bool = field(default=True, compare=False)
 
     def __post_init__(self) -> None:
@@ -136,6 +144,11 @@ class VerifyConfig:
             raise InputError(
                 f"perfect_model_stand_ins={self.perfect_model_stand_ins} must be >= 0 "
                 "(0 skips the perfect-model floor of the rank max/min ratio)"
+            )
+        if self.error_surrogate_replicas < 0:
+            raise InputError(
+                f"error_surrogate_replicas={self.error_surrogate_replicas} must be >= 0 "
+                "(0 skips the error-surrogate floor of the rank max/min ratio)"
             )
 
 
@@ -174,6 +187,9 @@ def verify(
         lazy["perfect_model_rank_histogram"] = vs.perfect_model_rank_histogram(
             f, t, over=config.mean_over, stand_ins=config.perfect_model_stand_ins, seed=config.seed
         )
+    surrogate = config.error_surrogate_replicas and INIT_TIME in config.mean_over and grid
+    if surrogate:
+        lazy["error_fields"] = f.mean(MEMBER) - t
     lazy["brier_score"] = vs.brier_score(f, t, thresholds, mean_over=config.mean_over)
     lazy["reliability"] = vs.reliability(f, t, thresholds, over=config.mean_over)
     lazy["n_verified"] = count_valid(t, config.mean_over)
@@ -198,6 +214,14 @@ def verify(
             }
         )
     (computed,) = _compute(lazy, progress=config.progress)
+    if surrogate:
+        computed["error_surrogate_rank_histogram"] = vs.error_surrogate_rank_histogram(
+            computed.pop("error_fields"),
+            f.sizes[MEMBER],
+            field_dims=grid,
+            replicas=config.error_surrogate_replicas,
+            seed=config.seed,
+        )
 
     card = _scorecard(computed, t, config)
     if intervals:
@@ -318,6 +342,14 @@ def _scorecard(computed: dict[str, Any], t: xr.DataArray, config: VerifyConfig) 
             long_name="rank max/min ratio of a perfectly reliable ensemble of this size, "
             "sample and dependence (median over members standing in for the truth): the "
             "noise floor of rank_max_min",
+            best=1.0,
+        )
+    if "error_surrogate_rank_histogram" in computed:
+        floor = vs.rank_max_min_ratio(computed["error_surrogate_rank_histogram"])
+        card["rank_max_min_error_surrogate"] = floor.median("replica").assign_attrs(
+            long_name="rank max/min ratio of a reliable ensemble of this size and sample "
+            "whose fields correlate in space as the ensemble-mean errors do (median over "
+            "replicas): the floor of rank_max_min where errors are coherent over the domain",
             best=1.0,
         )
     brier = computed["brier_score"]

@@ -25,7 +25,7 @@ import scipy.stats
 import xarray as xr
 
 from pipeline.errors import InputError
-from pipeline.schema import CHANNEL, MEMBER
+from pipeline.schema import CHANNEL, HORIZONTAL, INIT_TIME, MEMBER
 from verification import kernels
 from verification.aggregation import check_dims, dims_tuple
 from verification.aggregation import mean_over as _mean_over
@@ -386,6 +386,58 @@ def perfect_model_rank_histogram(
         )
         histograms.append(_count_values(r, m, RANK, np.arange(m), over))
     return xr.concat(histograms, dim="stand_in").rename("perfect_model_rank_histogram")
+
+
+def error_surrogate_rank_histogram(
+    error: xr.DataArray,
+    members: int,
+    *,
+    sample_dim: str = INIT_TIME,
+    field_dims: Sequence[str] = HORIZONTAL,
+    replicas: int = 5,
+    seed: int = 0,
+) -> xr.DataArray:
+    """Rank histograms of a perfectly reliable ensemble whose fields correlate in space as
+    the forecast's errors do.
+
+    ``error``: ensemble-mean error fields ``x̄ − y`` (NaN where unverified), one per
+    ``sample_dim`` (N, the init times) over ``field_dims``. Each replica draws, for every
+    sample, a truth and ``members`` members as independent zero-mean Gaussian fields with
+    the errors' empirical covariance ``Σ_n (e_n − ē)(e_n − ē)ᵀ / (N − 1)`` and counts the
+    truth's rank at every point verified in all samples
+    (:func:`verification.kernels.error_surrogate_rank_counts`); stacked along dim
+    ``replica``, bins along dim ``rank`` (``members + 1``).
+
+    :func:`perfect_model_rank_histogram` gives the noise floor of a rank-histogram
+    statistic for the members' own spatial dependence. Where the ensemble-mean error is
+    coherent over the domain (a domain-wide warm or cold night) but the members' spread is
+    not, that floor is too low: the truth's ranks at all points move together, and a
+    reliable ensemble shows a rougher histogram on the same sample. This floor is what such
+    an ensemble shows. Samples are drawn independently, so where errors persist from one
+    init time to the next the real floor is higher still. Cost: replicas · N² · (M + 1) · P
+    multiply-adds (P points); computed in memory (the error fields, not the members).
+    """
+    if members < 1 or replicas < 1:
+        raise InputError(
+            f"an error-surrogate rank histogram needs at least 1 member and 1 replica "
+            f"(got members={members}, replicas={replicas})"
+        )
+    core = [sample_dim, *field_dims]
+    check_dims(error, core, "sample_dim and field_dims")
+    error = error.transpose(..., *core).load()
+
+    def counts(values: np.ndarray) -> np.ndarray:
+        flat = values.reshape(*values.shape[: -len(field_dims)], -1)
+        return kernels.error_surrogate_rank_counts(
+            flat, members=members, replicas=replicas, seed=seed
+        )
+
+    histogram = xr.apply_ufunc(
+        counts, error, input_core_dims=[core], output_core_dims=[["replica", RANK]]
+    )
+    return histogram.assign_coords({RANK: np.arange(members + 1)}).rename(
+        "error_surrogate_rank_histogram"
+    )
 
 
 def _threshold_array(thresholds: float | Sequence[float] | xr.DataArray) -> xr.DataArray:

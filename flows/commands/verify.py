@@ -63,6 +63,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="members that in turn stand in for the truth to give the rank max/min ratio's "
         "noise floor (rank_max_min_perfect_model); 0 skips it (default 5)",
     )
+    parser.add_argument(
+        "--error-surrogate-replicas",
+        type=int,
+        default=0,
+        metavar="N",
+        help="replicas of a reliable ensemble whose fields correlate in space as the "
+        "ensemble-mean errors do, for the rank max/min floor where errors are coherent over "
+        "the domain (rank_max_min_error_surrogate; e.g. 20); 0 skips it (default)",
+    )
     cluster = parser.add_mutually_exclusive_group()
     cluster.add_argument(
         "--dask-scheduler", help="address of a running dask scheduler to compute on"
@@ -121,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         interval_level=args.interval_level,
         interval_block=args.interval_block,
         perfect_model_stand_ins=args.perfect_model_stand_ins,
+        error_surrogate_replicas=args.error_surrogate_replicas,
         progress=not args.no_progress,
     )
     use_cluster = args.dask_scheduler or args.local_cluster
@@ -137,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         ),
         "rank_max_min",
         "rank_max_min_perfect_model",
+        "rank_max_min_error_surrogate",
         "reference_fair_crps",
         "fair_crps_skill_score",
         "fair_crps_minus_reference_low",

@@ -155,6 +155,15 @@ def test_scorecard_rank_max_min_and_its_perfect_model_floor(case):
     )
     off = dataclasses.replace(config, perfect_model_stand_ins=0)
     assert "rank_max_min_perfect_model" not in verify(forecast, truth, off)["scorecard"]
+    assert "rank_max_min_error_surrogate" not in card  # opt-in
+    on = dataclasses.replace(config, error_surrogate_replicas=3)
+    surrogate = verify(forecast, truth, on)["scorecard"].to_dataset()[
+        "rank_max_min_error_surrogate"
+    ]
+    direct = vs.error_surrogate_rank_histogram(f.mean("member") - t, f.sizes["member"], replicas=3)
+    assert surrogate.sel(variable="t2m").values == pytest.approx(
+        vs.rank_max_min_ratio(direct).median("replica").values
+    )
 
 
 @pytest.mark.parametrize(
@@ -164,6 +173,7 @@ def test_scorecard_rank_max_min_and_its_perfect_model_floor(case):
         ("interval_block", "daily", "interval_block='daily' is not a pandas frequency"),
         ("interval_draws", 0, "interval_draws=0"),
         ("perfect_model_stand_ins", -1, "perfect_model_stand_ins=-1"),
+        ("error_surrogate_replicas", -2, "error_surrogate_replicas=-2"),
     ],
 )
 def test_bad_interval_settings_are_named(field, value, message):
@@ -259,7 +269,7 @@ def test_cli_verifies_a_forecast_store_and_a_weatherbench2_zarr(case, tmp_path, 
         "z",
         "--no-progress",
     ]
-    args += ["--physics-init-times", "2"]
+    args += ["--physics-init-times", "2", "--error-surrogate-replicas", "2"]
     out, report = tmp_path / "scores.nc", tmp_path / "report.html"
     assert main([*args, "--out", str(out), "--report", str(report)]) == 0
     assert out.is_file() and report.stat().st_size > 10_000
@@ -268,6 +278,8 @@ def test_cli_verifies_a_forecast_store_and_a_weatherbench2_zarr(case, tmp_path, 
     assert "rank_max_min_perfect_model" in printed
     assert "spread/skill low" in report.read_text()
     assert "rank max/min floor" in report.read_text()
+    assert "rank_max_min_error_surrogate" in printed
+    assert "floor (error correlation)" in report.read_text()
     wb2 = tmp_path / "wb2.zarr"
     from_wxens_forecast(forecast[["t2m"]], "weatherbench2").to_zarr(
         wb2, zarr_format=2

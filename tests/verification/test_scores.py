@@ -324,6 +324,62 @@ def test_perfect_model_floor_tracks_the_max_min_ratio_of_a_reliable_ensemble():
     assert real > 3 * floor
 
 
+def test_error_surrogate_rank_histogram_limit_cases():
+    """Errors uniform over the domain give every point of a sample one rank (counts in
+    multiples of the points); independent errors give a flat histogram; unverified
+    samples and points drop out; the seed fixes the draw."""
+    rng = np.random.default_rng(23)
+    dims = ("lead_time", "init_time", "latitude", "longitude")
+    coherent = xr.DataArray(rng.normal(size=(2, 30, 1, 1)) * np.ones((1, 1, 4, 5)), dims=dims)
+    counts = vs.error_surrogate_rank_histogram(coherent, 7, replicas=3)
+    assert counts.sizes == {"lead_time": 2, "replica": 3, "rank": 8}
+    assert (counts.sum("rank") == 30 * 20).all()
+    assert (counts % 20 == 0).all()
+    independent = xr.DataArray(rng.normal(size=(1, 400, 5, 8)), dims=dims)
+    flat = vs.error_surrogate_rank_histogram(independent, 9, replicas=2).sum(
+        ("replica", "lead_time")
+    )
+    assert float(vs.rank_flatness(flat)["p_value"]) > 1e-3
+    holes = independent.copy()
+    holes[0, 3] = np.nan  # an unverified init time
+    holes[0, 5, 2, 2] = np.nan  # a point missing once leaves every sample
+    kept = vs.error_surrogate_rank_histogram(holes, 9, replicas=2)
+    assert (kept.sum("rank") == 399 * 39).all()
+    again = vs.error_surrogate_rank_histogram(holes, 9, replicas=2)
+    xr.testing.assert_equal(kept, again)
+    assert not kept.equals(vs.error_surrogate_rank_histogram(holes, 9, replicas=2, seed=1))
+    with pytest.raises(InputError, match="at least 1 member and 1 replica"):
+        vs.error_surrogate_rank_histogram(independent, 9, replicas=0)
+    with pytest.raises(InputError, match="'time'"):
+        vs.error_surrogate_rank_histogram(independent, 9, sample_dim="time")
+
+
+def test_error_surrogate_floor_sees_domain_wide_errors_that_the_member_floor_misses():
+    """The truth is off by one amount over the whole domain on each day, the members vary
+    point by point with the same total variance. The members' perfect-model floor is near 1;
+    a reliable ensemble would carry the errors' domain-wide part in its members too, and on
+    12 days its histogram would be far rougher than this unreliable ensemble's."""
+    rng = np.random.default_rng(24)
+    n_init, n_x, m = 12, 2000, 10
+    truth = xr.DataArray(
+        3 * rng.normal(size=(n_init, 1)) + rng.normal(size=(n_init, n_x)), dims=("init", "x")
+    )
+    forecast = xr.DataArray(
+        np.sqrt(10) * rng.normal(size=(n_init, n_x, m)), dims=("init", "x", "member")
+    )
+    real = float(vs.rank_max_min_ratio(vs.rank_histogram(forecast, truth, over=("init", "x"))))
+    perfect = vs.rank_max_min_ratio(
+        vs.perfect_model_rank_histogram(forecast, truth, over=("init", "x"))
+    )
+    error = forecast.mean("member") - truth
+    surrogate = vs.error_surrogate_rank_histogram(
+        error, m, sample_dim="init", field_dims=("x",), replicas=9
+    )
+    floor = float(vs.rank_max_min_ratio(surrogate).median("replica"))
+    assert float(perfect.median("stand_in")) < 1.2
+    assert floor > 2.0 * real
+
+
 def test_chi_square_against_scipy():
     counts = xr.DataArray([30.0, 50.0, 20.0, 40.0], dims="rank")
     chi2, p = scipy.stats.chisquare(counts.values)
