@@ -320,6 +320,24 @@ def _event_thresholds(
     return values.assign_coords({vs.THRESHOLD: [f"q{round(100 * q):02d}" for q in quantiles]})
 
 
+RANK_FLOORS = {  # card entry: (the histograms it reads, the dim of their draws, long_name)
+    "rank_max_min_perfect_model": (
+        "perfect_model_rank_histogram",
+        "stand_in",
+        "rank max/min ratio of a perfectly reliable ensemble of this size, sample and "
+        "dependence (median over members standing in for the truth): the noise floor of "
+        "rank_max_min",
+    ),
+    "rank_max_min_error_surrogate": (
+        "error_surrogate_rank_histogram",
+        "replica",
+        "rank max/min ratio of a reliable ensemble of this size and sample whose fields "
+        "correlate in space as the ensemble-mean errors do (median over replicas): the floor "
+        "of rank_max_min where errors are coherent over the domain",
+    ),
+}
+
+
 def _scorecard(computed: dict[str, Any], t: xr.DataArray, config: VerifyConfig) -> xr.Dataset:
     card = xr.Dataset()
     for name in config.scores or tuple(SCORES):
@@ -336,22 +354,10 @@ def _scorecard(computed: dict[str, Any], t: xr.DataArray, config: VerifyConfig) 
     card["rank_max_min"] = vs.rank_max_min_ratio(computed["rank_histogram"]).assign_attrs(
         long_name="rank histogram max/min bin ratio", best=1.0
     )
-    if "perfect_model_rank_histogram" in computed:
-        floor = vs.rank_max_min_ratio(computed["perfect_model_rank_histogram"])
-        card["rank_max_min_perfect_model"] = floor.median("stand_in").assign_attrs(
-            long_name="rank max/min ratio of a perfectly reliable ensemble of this size, "
-            "sample and dependence (median over members standing in for the truth): the "
-            "noise floor of rank_max_min",
-            best=1.0,
-        )
-    if "error_surrogate_rank_histogram" in computed:
-        floor = vs.rank_max_min_ratio(computed["error_surrogate_rank_histogram"])
-        card["rank_max_min_error_surrogate"] = floor.median("replica").assign_attrs(
-            long_name="rank max/min ratio of a reliable ensemble of this size and sample "
-            "whose fields correlate in space as the ensemble-mean errors do (median over "
-            "replicas): the floor of rank_max_min where errors are coherent over the domain",
-            best=1.0,
-        )
+    for name, (histograms, dim, long_name) in RANK_FLOORS.items():
+        if histograms in computed:
+            floor = vs.rank_max_min_ratio(computed[histograms]).median(dim)
+            card[name] = floor.assign_attrs(long_name=long_name, best=1.0)
     brier = computed["brier_score"]
     for event in brier[vs.THRESHOLD].values:
         card[f"brier_score_{event}"] = brier.sel({vs.THRESHOLD: event}, drop=True).assign_attrs(
