@@ -89,9 +89,11 @@ class Mode:
     outputs in float32), inductor's coordinate-descent tuning of its generated kernels,
     inductor's layout optimisation off (``nchw``: it otherwise stores convolution
     activations channels-last, so the group norms that follow reduce over strided memory;
-    the price is cuDNN's own transposes), and on a CPU the whole batch through the network at
+    the price is cuDNN's own transposes), on a CPU the whole batch through the network at
     once (``one_slice``) instead of the slices of
-    :data:`generators.objective.CPU_EVALUATION_BYTES` that sampling uses there."""
+    :data:`generators.objective.CPU_EVALUATION_BYTES` that sampling uses there, and fp32
+    convolutions in TF32 on tensor cores (PyTorch's default, ``cudnn.allow_tf32``) or in
+    full fp32 (``tf32=False``: the strict fp32 reference)."""
 
     bf16: bool
     compile: str | None = None
@@ -101,10 +103,12 @@ class Mode:
     coordinate_descent: bool = False
     nchw: bool = False
     one_slice: bool = False
+    tf32: bool = True
 
 
 MODES = {
     "fp32-eager": Mode(bf16=False),
+    "fp32-eager-no-tf32": Mode(bf16=False, tf32=False),
     "fp32-eager-one-slice": Mode(bf16=False, one_slice=True),
     "bf16-eager": Mode(bf16=True),
     "bf16-compile": Mode(bf16=True, compile="default"),
@@ -193,6 +197,7 @@ def measure(
         torch._inductor.config.layout_optimization = not how.nchw
         model.backbone.compile(dynamic=False, mode=how.compile)
     torch.backends.cudnn.benchmark = how.cudnn_benchmark
+    torch.backends.cudnn.allow_tf32 = how.tf32
     generator = torch.Generator().manual_seed(0)
 
     def call() -> None:
@@ -230,6 +235,7 @@ def measure(
         "achieved_flop_per_second": flops * nfe * rate,
         "mfu_h100_bf16": flops * nfe * rate / H100_BF16_PEAK if device.type == "cuda" else None,
         "repeats": repeats,
+        "convolutions_tf32": how.tf32 and not how.bf16 and device.type == "cuda",
         "warmup_seconds": warmup,  # the compile, for compiled modes
     }
     if profile and device.type == "cuda":
@@ -289,7 +295,6 @@ def run_case(
     case["backbone"] = asdict(model.backbone.config)
     if device.type == "cuda":
         case["gpu_name"] = torch.cuda.get_device_name(device)
-        case["fp32_convolutions_tf32"] = torch.backends.cudnn.allow_tf32
         cond = condition(model, args.inits, grid, device)
         case["rows"], case["speedup_over_fp32_eager"] = [], {}
         for mode in args.cuda_modes:
