@@ -414,8 +414,10 @@ def error_surrogate_rank_histogram(
     not, that floor is too low: the truth's ranks at all points move together, and a
     reliable ensemble shows a rougher histogram on the same sample. This floor is what such
     an ensemble shows. Samples are drawn independently, so where errors persist from one
-    init time to the next the real floor is higher still. Cost: replicas · N² · (M + 1) · P
-    multiply-adds (P points); computed in memory (the error fields, not the members).
+    init time to the next the real floor is higher still (the sampling of flatness
+    statistics under correlation: Wilks 2019, Mon. Wea. Rev. 147, 763-769). Cost:
+    replicas · N² · (M + 1) · P multiply-adds (P points); computed in memory (the error
+    fields, not the members).
     """
     if members < 1 or replicas < 1:
         raise InputError(
