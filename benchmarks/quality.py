@@ -57,6 +57,7 @@ from verification.scores import (
     ensemble_mean_error,
     ensemble_mean_rmse,
     ensemble_spread,
+    error_surrogate_rank_histogram,
     fair_crps,
     perfect_model_rank_histogram,
     rank_histogram,
@@ -74,6 +75,7 @@ DIMS = ("init", "member", "latitude", "longitude")
 
 
 PERFECT_MODEL_DRAWS = 5
+ERROR_SURROGATE_REPLICAS = 100
 
 
 def scores(
@@ -87,6 +89,10 @@ def scores(
     what a perfectly calibrated ensemble with the same spatial and temporal dependence shows
     on this many initial times (the sampling noise of the statistic; a pooled grid of
     correlated points is far from independent draws).
+    ``rank_max_min_error_surrogate``: the ratios of 100 replicas of a reliable ensemble whose
+    fields correlate in space as this forecast's ensemble-mean errors do
+    (:func:`verification.scores.error_surrogate_rank_histogram`): the floor where the
+    errors are coherent over the domain and the members are not.
     """
     f = xr.DataArray(members, dims=DIMS, coords={"latitude": latitude})
     y = xr.DataArray(truth, dims=DIMS[:1] + DIMS[2:], coords={"latitude": latitude})
@@ -94,6 +100,14 @@ def scores(
     counts = rank_histogram(f, y, member_dim="member", over=over, seed=seed)
     perfect = perfect_model_rank_histogram(
         f, y, member_dim="member", over=over, stand_ins=PERFECT_MODEL_DRAWS, seed=seed
+    )
+    surrogate = error_surrogate_rank_histogram(
+        f.mean("member") - y,
+        members.shape[1],
+        sample_dim="init",
+        field_dims=grid,
+        replicas=ERROR_SURROGATE_REPLICAS,
+        seed=seed,
     )
     return {
         "fair_crps": float(fair_crps(f, y, mean_over=over)),
@@ -103,6 +117,7 @@ def scores(
         "mean_error": float(ensemble_mean_error(f, y, mean_over=over)),
         "rank_max_min": float(rank_max_min_ratio(counts)),
         "rank_max_min_perfect_model": float(rank_max_min_ratio(perfect).median("stand_in")),
+        "rank_max_min_error_surrogate": rank_max_min_ratio(surrogate).values.tolist(),
         "members": int(members.shape[1]),
         "inits": int(members.shape[0]),
         "per_init": {  # grid means of each initial time, for the intervals and the bias

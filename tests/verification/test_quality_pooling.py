@@ -1,7 +1,7 @@
 """The quality benchmark's cross-validation pooling equals scoring all folds at once, its
 leave-one-fold-out calibration never fits a fold's factor on that fold, and its bootstrap
 intervals resample the model and the baseline together; its bias by initial hour averages
-the right initial times."""
+the right initial times; its rank-floor cells read the replicas they summarise."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.quality import leave_one_fold_out_factors, pooled, scores
-from benchmarks.quality_markdown import bias_by_init_hour, bootstrap_intervals
+from benchmarks.quality_markdown import bias_by_init_hour, bootstrap_intervals, rank_floor_markdown
 from generators.calibration import fit_spread_factors
 
 
@@ -90,3 +90,18 @@ def test_bias_by_init_hour_averages_each_hours_initial_times():
     got = bias_by_init_hour({"6": scores(members, truth, latitude)}, inits)
     np.testing.assert_allclose(got["6"], [1.0, -2.0], atol=1e-12)
     assert scores(members, truth, latitude)["mean_error"] == pytest.approx(-0.5, abs=1e-12)
+
+
+def test_rank_floor_cells_read_the_replicas():
+    replicas = [1.2, 1.6, 1.8, 2.0, 1.4]
+    with_floor = {"rank_max_min": 1.6, "rank_max_min_error_surrogate": replicas}
+    payload = {
+        "models": {"a": {"leads": {"1": with_floor}}, "b": {"leads": {"1": {"rank_max_min": 3.0}}}}
+    }
+    lines = rank_floor_markdown(payload, ["1"])
+    # median 1.6; 3 of 5 replicas at least as uneven as 1.6; 3 of 5 above the target 1.5
+    assert [line for line in lines if line.startswith("| a |")] == [
+        "| a | 1.60 / 1.60 (0.60; 0.60) |"
+    ]
+    assert not any(line.startswith("| b |") for line in lines)  # scored before the floor existed
+    assert rank_floor_markdown({"models": {"b": payload["models"]["b"]}}, ["1"]) == []
