@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from generators.decaying_average import check_weight, decaying_average
 from pipeline.errors import InputError
 
 if TYPE_CHECKING:
@@ -149,8 +150,6 @@ class DecayingAverageRanks:
     weight: float = 0.1
 
     def __post_init__(self) -> None:
-        from generators.bias_correction import check_weight
-
         check_weight(
             self.weight,
             "rank-recalibration",
@@ -174,8 +173,6 @@ class DecayingAverageRanks:
         """Statistics (N, L, ..., M+3) of :func:`rank_statistics` (NaN: unverified) ->
         the recalibration table (N, L, ..., M+3) of each forecast, NaN where no predecessor
         has verified (the forecast is then left as it is)."""
-        from generators.bias_correction import decaying_average
-
         base = prior(statistics.shape[-1] - 3)
         verified = np.where(np.isfinite(statistics[..., :1]), 1.0, np.nan)
         averaged = decaying_average(  # the last column > 0 once a predecessor has verified

@@ -1,0 +1,59 @@
+"""The decaying average of verified forecasts that every stage of the correction chain
+learns from (:mod:`generators.bias_correction`, :mod:`generators.rank_recalibration`):
+for each lead, the values of the earlier forecasts that have verified by an initial time
+t (``s + l <= t``), folded in order of s as ``a <- (1 - w) a + w v_s`` (Cui, Toth, Zhu and
+Hou 2012, Weather and Forecasting 27, 396-410)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import InputError
+
+
+def decaying_average(
+    values: np.ndarray,
+    inits: Sequence[pd.Timestamp],
+    leads: Sequence[pd.Timedelta],
+    weight: float,
+    *,
+    by_time_of_day: bool = True,
+) -> np.ndarray:
+    """The causal recursion: values (N, L, ...) of the forecasts of
+    ``inits`` (N) at ``leads`` (L), NaN where unverified -> a (N, L, ...), a[t] folding in
+    order the values of the earlier forecasts of the same lead and time of day (of any time
+    of day if not ``by_time_of_day``) that have verified by t (``s + l <= t``):
+    a <- (1 - w) a + w v_s, a = 0 before the first one."""
+    values = np.asarray(values, dtype=np.float64)
+    times = pd.DatetimeIndex(inits)
+    if values.shape[:2] != (len(times), len(leads)):
+        raise InputError(
+            f"values of shape {values.shape} do not match {len(times)} initial times x "
+            f"{len(leads)} leads"
+        )
+    out = np.zeros_like(values)
+    time_of_day = times - times.normalize() if by_time_of_day else times - times  # one group
+    groups = [  # the initial times of each time of day, in order
+        group[np.argsort(times[group], kind="stable")]
+        for group in (np.flatnonzero(time_of_day == tod) for tod in time_of_day.unique())
+    ]
+    for li, lead in enumerate(pd.TimedeltaIndex(leads)):
+        for group in groups:
+            a = np.zeros(values.shape[2:])
+            verified = 0
+            for n in group:
+                while verified < len(group) and times[group[verified]] + lead <= times[n]:
+                    v = values[group[verified], li]
+                    a = np.where(np.isnan(v), a, (1 - weight) * a + weight * v)
+                    verified += 1
+                out[n, li] = a
+    return out
+
+
+def check_weight(weight: float, what: str, hint: str) -> None:
+    """An :class:`InputError` naming ``what`` and ``hint`` unless ``weight`` is in (0, 1]."""
+    if not 0 < weight <= 1:
+        raise InputError(f"the {what} weight must be in (0, 1], got {weight}; {hint}")
