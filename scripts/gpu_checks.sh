@@ -12,9 +12,11 @@
 # Each step has a time limit, and the benchmark writes its JSON after each mode, so a step cut
 # short keeps what it measured. With FULL set, the default sampling benchmark follows (both
 # grids, fp32 eager / bf16 eager / bf16 + compile: sampling_cuda.json).
-#   bash scripts/gpu_checks.sh [OUT_DIR] [FULL]   (default benchmarks/results)
+#   bash scripts/gpu_checks.sh OUT_DIR [FULL]    (on the device: OUT_DIR=$OUT)
+# OUT_DIR has no default: the committed figures in benchmarks/results are replaced only by
+# copying a run's files there on purpose.
 set -uo pipefail
-out=${1:-benchmarks/results}
+out=${1:?usage: bash scripts/gpu_checks.sh OUT_DIR [FULL] (e.g. \$OUT on the device)}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu_checks.log"
