@@ -735,7 +735,7 @@ def uk(args: argparse.Namespace) -> None:
         },
         "environment": environment(),
     }
-    write("quality_uk", payload, uk_markdown(payload))
+    write(args.name, payload, uk_markdown(payload))
 
 
 def main() -> None:
@@ -757,6 +757,13 @@ def main() -> None:
     s.add_argument("--quiet", action="store_true")
     u = sub.add_parser("uk", help="UK t2m sample: models against the baselines, NFE sweep")
     u.add_argument("--workdir", required=True)
+    u.add_argument(
+        "--name",
+        default="quality_uk",
+        help="stem of the JSON and markdown written to benchmarks/results (default "
+        "quality_uk; a run that scores only some rows, as after a lost cache, writes only "
+        "those, so give it a name of its own)",
+    )
     u.add_argument(
         "--run",
         action="append",
