@@ -1,7 +1,8 @@
 """The quality benchmark's cross-validation pooling equals scoring all folds at once, its
 leave-one-fold-out calibration never fits a fold's factor on that fold, and its bootstrap
 intervals resample the model and the baseline together; its bias by initial hour averages
-the right initial times; its rank-floor cells read the replicas they summarise."""
+the right initial times; its rank-floor cells read the replicas they summarise; its
+correction specs parse as wxens bias-correct's flags."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.quality import leave_one_fold_out_factors, pooled, scores
+from benchmarks.quality import (
+    correction_label,
+    leave_one_fold_out_factors,
+    parse_correction,
+    pooled,
+    scores,
+)
 from benchmarks.quality_markdown import bias_by_init_hour, bootstrap_intervals, rank_floor_markdown
 from generators.calibration import fit_spread_factors
 
@@ -105,3 +112,14 @@ def test_rank_floor_cells_read_the_replicas():
     ]
     assert not any(line.startswith("| b |") for line in lines)  # scored before the floor existed
     assert rank_floor_markdown({"models": {"b": payload["models"]["b"]}}, ["1"]) == []
+
+
+def test_correction_specs_parse_as_the_bias_correct_flags():
+    assert parse_correction("0") is None
+    chain = parse_correction("0.2:0.7:0.1")
+    assert (chain.weight, chain.spread.weight, chain.ranks.weight) == (0.2, 0.7, 0.1)
+    assert parse_correction("0.2::0.1").spread is None
+    assert correction_label("0.2::0.1") == "bias-corrected (w 0.2), rank-recalibrated (w 0.1)"
+    for bad in ("0:0.7", "x", "0.2:0.7:0.1:1"):
+        with pytest.raises(SystemExit, match=bad):
+            parse_correction(bad)
