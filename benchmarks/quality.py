@@ -79,7 +79,11 @@ ERROR_SURROGATE_REPLICAS = 100
 
 
 def scores(
-    members: np.ndarray, truth: np.ndarray, latitude: np.ndarray, seed: int = 0
+    members: np.ndarray,
+    truth: np.ndarray,
+    latitude: np.ndarray,
+    seed: int = 0,
+    error_surrogate_replicas: int = 0,
 ) -> dict[str, float]:
     """Fair CRPS, SSR and rank-histogram max/min ratio of one channel and lead:
     members (N, M, H, W), truth (N, H, W).
@@ -89,8 +93,10 @@ def scores(
     what a perfectly calibrated ensemble with the same spatial and temporal dependence shows
     on this many initial times (the sampling noise of the statistic; a pooled grid of
     correlated points is far from independent draws).
-    ``rank_max_min_error_surrogate``: the ratios of 100 replicas of a reliable ensemble whose
-    fields correlate in space as this forecast's ensemble-mean errors do
+    ``rank_max_min_error_surrogate`` (with ``error_surrogate_replicas`` > 0; the model rows
+    of the UK tables, the only ones that show it, use :data:`ERROR_SURROGATE_REPLICAS`):
+    the ratios of that many replicas of a reliable ensemble whose fields correlate in space
+    as this forecast's ensemble-mean errors do
     (:func:`verification.scores.error_surrogate_rank_histogram`): the floor where the
     errors are coherent over the domain and the members are not.
     """
@@ -101,15 +107,7 @@ def scores(
     perfect = perfect_model_rank_histogram(
         f, y, member_dim="member", over=over, stand_ins=PERFECT_MODEL_DRAWS, seed=seed
     )
-    surrogate = error_surrogate_rank_histogram(
-        f.mean("member") - y,
-        members.shape[1],
-        sample_dim="init",
-        field_dims=grid,
-        replicas=ERROR_SURROGATE_REPLICAS,
-        seed=seed,
-    )
-    return {
+    out = {
         "fair_crps": float(fair_crps(f, y, mean_over=over)),
         "ssr": float(spread_skill_ratio(f, y, mean_over=over)),
         "spread": float(ensemble_spread(f, y, mean_over=over)),
@@ -117,7 +115,6 @@ def scores(
         "mean_error": float(ensemble_mean_error(f, y, mean_over=over)),
         "rank_max_min": float(rank_max_min_ratio(counts)),
         "rank_max_min_perfect_model": float(rank_max_min_ratio(perfect).median("stand_in")),
-        "rank_max_min_error_surrogate": rank_max_min_ratio(surrogate).values.tolist(),
         "members": int(members.shape[1]),
         "inits": int(members.shape[0]),
         "per_init": {  # grid means of each initial time, for the intervals and the bias
@@ -127,6 +124,17 @@ def scores(
             .items()
         },
     }
+    if error_surrogate_replicas:
+        surrogate = error_surrogate_rank_histogram(
+            f.mean("member") - y,
+            members.shape[1],
+            sample_dim="init",
+            field_dims=grid,
+            replicas=error_surrogate_replicas,
+            seed=seed,
+        )
+        out["rank_max_min_error_surrogate"] = rank_max_min_ratio(surrogate).values.tolist()
+    return out
 
 
 def evaluate(
@@ -139,8 +147,10 @@ def evaluate(
     seed: int = 0,
     calibrated: bool = False,
     correction: str = "0",
+    error_surrogate_replicas: int = 0,
 ) -> dict:
-    """Forecast ``inits`` with a checkpoint and score every lead (first channel), after the
+    """Forecast ``inits`` with a checkpoint and score every lead (first channel, with the
+    rank floor of ``error_surrogate_replicas`` replicas, :func:`scores`), after the
     decaying-average correction of :func:`parse_correction` ``correction`` (0: none)."""
     checkpoint = load_checkpoint(checkpoint_path)
     data = ForecastData.from_store(checkpoint, store)
@@ -178,7 +188,9 @@ def evaluate(
         "calibrated": calibrated,
         "correction": correction,
         "seconds": round(seconds, 1),
-        "leads": score_leads(ensemble, truth, data.dataset.latitude, leads),
+        "leads": score_leads(
+            ensemble, truth, data.dataset.latitude, leads, error_surrogate_replicas
+        ),
     }
 
 
@@ -224,12 +236,21 @@ def corrected(
 
 
 def score_leads(
-    ensemble: np.ndarray, truth: np.ndarray, latitude: np.ndarray, leads: Sequence[float]
+    ensemble: np.ndarray,
+    truth: np.ndarray,
+    latitude: np.ndarray,
+    leads: Sequence[float],
+    error_surrogate_replicas: int = 0,
 ) -> dict:
     """:func:`scores` by lead of members (N, M, L, C, H, W) against truth (N, L, C, H, W),
     first channel."""
     return {
-        f"{lead:g}": scores(ensemble[:, :, i, 0], truth[:, i, 0], latitude)
+        f"{lead:g}": scores(
+            ensemble[:, :, i, 0],
+            truth[:, i, 0],
+            latitude,
+            error_surrogate_replicas=error_surrogate_replicas,
+        )
         for i, lead in enumerate(leads)
     }
 
@@ -606,6 +627,7 @@ def uk(args: argparse.Namespace) -> None:
         name, spec = item.rsplit("=", 1)
         parse_correction(spec)  # a typo fails before any forecast
         corrections.setdefault(name, []).append(spec)
+    floor = ERROR_SURROGATE_REPLICAS  # the model rows are the only ones that show the floor
     for item in args.run:
         name, path, *sampler = item.split("=", 2)
         text = sampler[0] if sampler else None
@@ -613,21 +635,41 @@ def uk(args: argparse.Namespace) -> None:
         rows[name] = cache.get(
             f"run:{checkpoint.digest}:{args.members}:{text}",
             lambda path=path, text=text: evaluate(
-                Path(path), store, UK_TEST, UK_LEADS, args.members, text
+                Path(path),
+                store,
+                UK_TEST,
+                UK_LEADS,
+                args.members,
+                text,
+                error_surrogate_replicas=floor,
             ),
         )
         for spec in corrections.get(name, []):
             rows[f"{name}, {correction_label(spec)}"] = cache.get(
                 f"run:{checkpoint.digest}:{args.members}:{text}:correction{spec}",
                 lambda path=path, text=text, spec=spec: evaluate(
-                    Path(path), store, UK_TEST, UK_LEADS, args.members, text, correction=spec
+                    Path(path),
+                    store,
+                    UK_TEST,
+                    UK_LEADS,
+                    args.members,
+                    text,
+                    correction=spec,
+                    error_surrogate_replicas=floor,
                 ),
             )
         if args.calibrated and checkpoint.calibration:
             rows[f"{name}+calibration"] = cache.get(
                 f"run:{checkpoint.digest}:{args.members}:calibrated",
                 lambda path=path: evaluate(
-                    Path(path), store, UK_TEST, UK_LEADS, args.members, None, calibrated=True
+                    Path(path),
+                    store,
+                    UK_TEST,
+                    UK_LEADS,
+                    args.members,
+                    None,
+                    calibrated=True,
+                    error_surrogate_replicas=floor,
                 ),
             )
     sweep_inits = UK_TEST[:: args.sweep_stride]

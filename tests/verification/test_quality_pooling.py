@@ -114,6 +114,16 @@ def test_rank_floor_cells_read_the_replicas():
     assert rank_floor_markdown({"models": {"b": payload["models"]["b"]}}, ["1"]) == []
 
 
+def test_scores_carry_the_error_surrogate_floor_only_when_asked():
+    rng = np.random.default_rng(3)
+    latitude = np.linspace(50, 58, 4)
+    members, truth = rng.normal(size=(6, 5, 4, 3)), rng.normal(size=(6, 4, 3))
+    assert "rank_max_min_error_surrogate" not in scores(members, truth, latitude)
+    floor = scores(members, truth, latitude, error_surrogate_replicas=4)
+    assert len(floor["rank_max_min_error_surrogate"]) == 4
+    assert all(ratio >= 1 for ratio in floor["rank_max_min_error_surrogate"])
+
+
 def test_correction_specs_parse_as_the_bias_correct_flags():
     assert parse_correction("0") is None
     chain = parse_correction("0.2:0.7:0.1")
