@@ -1,46 +1,51 @@
 """Generative models of the normalised residual: backbone, flow matching, EDM, samplers.
 
-Importing the package registers the built-in generators in :data:`GENERATORS`
-(``"flow_matching"``, ``"edm"``) and samplers in :data:`SAMPLERS` (``"euler"``,
-``"heun"``, ``"edm_heun"``, ``"edm_euler"``); unknown names raise :class:`~pipeline.errors.InputError`.
+Importing the package loads nothing heavy: :mod:`generators.correction` (numpy/xarray
+post-processing) runs without torch. The names below are loaded from their modules on
+first use, so ``from generators import FlowMatching`` works as before. The built-in
+generators register in :data:`GENERATORS` through :mod:`generators.models`, samplers in
+:data:`SAMPLERS` through :mod:`generators.samplers`; unknown names raise
+:class:`~pipeline.errors.InputError`.
 """
 
-from generators.backbone import BackboneConfig, UNet, forward_flops, parameter_count
-from generators.base import Batch, Condition, Generator
-from generators.diffusion import EDM, EDMConfig
-from generators.flow_matching import FlowMatching, FlowMatchingConfig
-from generators.objective import ObjectiveConfig, fair_crps
-from generators.registry import GENERATORS
-from generators.samplers import (
-    SAMPLERS,
-    EDMEulerSampler,
-    EDMHeunSampler,
-    EulerSampler,
-    HeunSampler,
-    Sampler,
-    sampler_from_config,
-)
+from __future__ import annotations
 
-__all__ = [
-    "EDM",
-    "GENERATORS",
-    "SAMPLERS",
-    "BackboneConfig",
-    "Batch",
-    "Condition",
-    "EDMConfig",
-    "EDMEulerSampler",
-    "EDMHeunSampler",
-    "EulerSampler",
-    "FlowMatching",
-    "FlowMatchingConfig",
-    "Generator",
-    "HeunSampler",
-    "ObjectiveConfig",
-    "Sampler",
-    "UNet",
-    "fair_crps",
-    "forward_flops",
-    "parameter_count",
-    "sampler_from_config",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "BackboneConfig": "generators.backbone",
+    "UNet": "generators.backbone",
+    "forward_flops": "generators.backbone",
+    "parameter_count": "generators.backbone",
+    "Batch": "generators.base",
+    "Condition": "generators.base",
+    "Generator": "generators.base",
+    "EDM": "generators.models",
+    "EDMConfig": "generators.models",
+    "FlowMatching": "generators.models",
+    "FlowMatchingConfig": "generators.models",
+    "GENERATORS": "generators.models",
+    "ObjectiveConfig": "generators.objective",
+    "fair_crps": "generators.objective",
+    "SAMPLERS": "generators.samplers",
+    "EDMEulerSampler": "generators.samplers",
+    "EDMHeunSampler": "generators.samplers",
+    "EulerSampler": "generators.samplers",
+    "HeunSampler": "generators.samplers",
+    "Sampler": "generators.samplers",
+    "sampler_from_config": "generators.samplers",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'generators' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

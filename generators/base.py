@@ -14,6 +14,8 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from pipeline.registry import Registry
+
 
 @dataclass(frozen=True)
 class Condition:
@@ -80,3 +82,9 @@ class Generator(Protocol):
         the same members.
         """
         ...
+
+
+GENERATORS: Registry[type] = Registry("generator")
+"""Generator classes by name (``"flow_matching"``, ``"edm"``); each has a ``config_class``.
+
+The built-in ones register when :mod:`generators.models` is imported."""

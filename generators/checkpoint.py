@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 from generators.config import TrainConfig, from_mapping, to_mapping
-from generators.registry import GENERATORS
+from generators.models import GENERATORS
 from pipeline.datasets import Normalization, SampleSpec
 from pipeline.errors import InputError, StoreError
 

@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from generators.registry import GENERATORS
+from generators.models import GENERATORS
 from generators.samplers import Sampler, sampler_from_config
 from pipeline.datasets import Period, SampleSpec
 from pipeline.errors import InputError

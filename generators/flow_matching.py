@@ -17,8 +17,8 @@ import torch
 from torch import Tensor
 
 from generators.backbone import BackboneConfig
+from generators.base import GENERATORS
 from generators.objective import Encoded, ObjectiveConfig, ResidualGenerator
-from generators.registry import GENERATORS
 from generators.samplers import EulerSampler, FlowSampler, NetworkFn, standard_normal
 
 

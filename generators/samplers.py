@@ -33,8 +33,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from generators.registry import Registry
 from pipeline.errors import InputError
+from pipeline.registry import Registry
 
 NetworkFn = Callable[[Tensor, Tensor], Tensor]
 """``fn(x (N, ...) float64, s (N,) float64) -> (N, ...)``: a velocity or a denoiser."""

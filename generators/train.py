@@ -33,8 +33,8 @@ from generators.base import Batch, Condition
 from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.config import TrainConfig, to_mapping
 from generators.ema import EMA
+from generators.models import GENERATORS
 from generators.objective import ResidualGenerator
-from generators.registry import GENERATORS
 from pipeline.datasets import ResidualDataset
 from pipeline.errors import InputError
 
