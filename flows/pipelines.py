@@ -217,7 +217,8 @@ def check_baseline(name: str | None, train: str | None, out: str | None) -> None
                 "persistence): give it too, or leave them out"
             )
         return
-    from generators.baselines import BASELINES, parse_period
+    from generators.baselines import BASELINES
+    from pipeline.schema import Period
 
     BASELINES[name]  # noqa: B018  (an unknown name raises, listing the known ones)
     if train is None or not out:
@@ -225,7 +226,7 @@ def check_baseline(name: str | None, train: str | None, out: str | None) -> None
             f"baseline_name {name!r} needs baseline_train (START/END, the period it draws "
             "from) and baseline_store (the store to write)"
         )
-    parse_period(train)
+    Period.parse(train, "training period")
 
 
 @flow(name="ensemble_run")

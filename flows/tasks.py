@@ -11,15 +11,7 @@ import pandas as pd
 
 from flows.dask import dask_client
 from flows.runtime import wxens_task
-
-
-def time_slice(start: str | None, end: str | None) -> slice | None:
-    """``slice(start, end)`` of timestamps (inclusive, label-based), or None for all times."""
-    if start is None and end is None:
-        return None
-    return slice(
-        None if start is None else pd.Timestamp(start), None if end is None else pd.Timestamp(end)
-    )
+from pipeline.schema import Period
 
 
 @wxens_task(name="ingest-store", reads=("sources",), not_keyed=("dask_scheduler", "progress"))
@@ -38,13 +30,14 @@ def ingest_store(
     ``dask_scheduler`` (a new local one if None); returns the store path."""
     from pipeline import store as stores
 
-    stores.open_canonical(sources, variables, time_slice(start, end))  # bad input: fail now
+    # bad input: fail now
+    stores.open_canonical(sources, variables, Period(start, end).time_slice())
     with dask_client(dask_scheduler):
         opened = stores.ingest(
             sources,
             store,
             variables=variables,
-            time=time_slice(start, end),
+            time=Period(start, end).time_slice(),
             overwrite=overwrite,
             allow_nan=allow_nan,
             progress=progress,
@@ -133,12 +126,13 @@ def draw_baseline(name: str, store: str, train: str, forecast: str, out: str, se
     ``store``, for the complete initial times, the leads and the member count of the
     forecast store ``forecast``, into ``out`` (only the initial times ``out`` lacks);
     returns ``out``."""
-    from generators.baselines import BaselineConfig, baseline_to_store, parse_period
+    from generators.baselines import BaselineConfig, baseline_to_store
     from pipeline.forecast_store import complete_init_times, open_forecast
     from pipeline.schema import INIT_TIME, LEAD_TIME, MEMBER
 
     ensemble = open_forecast(forecast)
-    config = BaselineConfig(*parse_period(train), members=ensemble.sizes[MEMBER], seed=seed)
+    period = Period.parse(train, "training period")
+    config = BaselineConfig(period.start, period.end, members=ensemble.sizes[MEMBER], seed=seed)
     leads = pd.TimedeltaIndex(ensemble[LEAD_TIME].values) / pd.Timedelta(hours=1)
     # only the initial times not drawn before (complete_init_times: none if out is absent)
     inits = pd.DatetimeIndex(ensemble[INIT_TIME].values).difference(complete_init_times(out))

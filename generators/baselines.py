@@ -81,14 +81,6 @@ class BaselineConfig:
             )
 
 
-def parse_period(text: str) -> tuple[str, str]:
-    """``START/END`` (``2019-03-01/2019-03-21``) as its two bounds."""
-    start, sep, end = str(text).partition("/")
-    if not sep or not start or not end:
-        raise InputError(f"training period {text!r}: give START/END, e.g. 2019-03-01/2019-03-21")
-    return start, end
-
-
 class Baseline(ABC):
     """A reference ensemble over the analysis ``dataset`` (dims ``time, [level], latitude,
     longitude``) drawn from the training period of ``config``."""

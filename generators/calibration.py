@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pipeline.datasets import Period
 from pipeline.errors import InputError
+from pipeline.schema import Period
 
 if TYPE_CHECKING:
     from generators.config import CalibrationConfig

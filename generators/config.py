@@ -39,8 +39,9 @@ import yaml
 
 from generators.models import GENERATORS
 from generators.samplers import Sampler, sampler_from_config
-from pipeline.datasets import Period, SampleSpec
+from pipeline.datasets import SampleSpec
 from pipeline.errors import InputError
+from pipeline.schema import Period
 
 DATA_DERIVED_BACKBONE_FIELDS = ("channels", "history", "static_channels", "calendar_features")
 

@@ -37,7 +37,7 @@ import xarray as xr
 from torch.utils.data import Dataset
 
 from pipeline.errors import InputError, StoreError
-from pipeline.schema import CHANNEL, LAT, LEVEL, LON, TIME, split_channel, to_channels
+from pipeline.schema import CHANNEL, LAT, LEVEL, LON, TIME, Period, split_channel, to_channels
 from pipeline.solar import SOLAR_FORCINGS, solar_forcing
 
 if TYPE_CHECKING:
@@ -93,28 +93,6 @@ class SampleSpec:
             raise InputError(f"leads {leads} must be positive numbers of native steps, e.g. [1]")
         object.__setattr__(self, "history", history)
         object.__setattr__(self, "leads", leads)
-
-
-@dataclass(frozen=True)
-class Period:
-    """Inclusive time range with pandas partial-string semantics: ``end="2019-03-21"`` keeps
-    every time of 21 March. ``None`` leaves that side open."""
-
-    start: str | None = None
-    end: str | None = None
-
-    def indexer(self, times: pd.DatetimeIndex) -> slice:
-        return times.slice_indexer(self.start, self.end)
-
-    def contains(self, times: pd.DatetimeIndex) -> np.ndarray:
-        """(N,) bool: which of ``times`` (any order) lie in the period."""
-        order = np.argsort(times.to_numpy(), kind="stable")
-        inside = np.zeros(len(times), dtype=bool)
-        inside[order[self.indexer(times[order])]] = True
-        return inside
-
-    def __str__(self) -> str:
-        return f"{self.start or '...'} to {self.end or '...'}"
 
 
 def recent_variability(history: torch.Tensor, offsets: Sequence[int]) -> torch.Tensor:

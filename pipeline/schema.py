@@ -12,7 +12,10 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import xarray as xr
+
+from pipeline.errors import InputError
 
 SCHEMA_VERSION = "1"
 
@@ -183,3 +186,39 @@ def cos_latitude_weights(latitude: xr.DataArray) -> xr.DataArray:
     """cos(latitude) weights normalised to mean 1 over the given latitudes."""
     w = np.cos(np.deg2rad(latitude))
     return w / w.mean()
+
+
+@dataclass(frozen=True)
+class Period:
+    """Inclusive time range with pandas partial-string semantics: ``end="2019-03-21"`` keeps
+    every time of 21 March. ``None`` leaves that side open."""
+
+    start: str | None = None
+    end: str | None = None
+
+    @classmethod
+    def parse(cls, text: str, what: str = "period") -> Period:
+        """``START/END`` (``2019-03-01/2019-03-21``), as typed on the command line."""
+        start, sep, end = str(text).partition("/")
+        if not sep or not start or not end:
+            raise InputError(f"{what} {text!r}: give START/END, e.g. 2019-03-01/2019-03-21")
+        return cls(start, end)
+
+    def time_slice(self) -> slice | None:
+        """``slice(start, end)`` of timestamps (inclusive, label-based); None when unbounded."""
+        if self.start is None and self.end is None:
+            return None
+        return slice(*(None if t is None else pd.Timestamp(t) for t in (self.start, self.end)))
+
+    def indexer(self, times: pd.DatetimeIndex) -> slice:
+        return times.slice_indexer(self.start, self.end)
+
+    def contains(self, times: pd.DatetimeIndex) -> np.ndarray:
+        """(N,) bool: which of ``times`` (any order) lie in the period."""
+        order = np.argsort(times.to_numpy(), kind="stable")
+        inside = np.zeros(len(times), dtype=bool)
+        inside[order[self.indexer(times[order])]] = True
+        return inside
+
+    def __str__(self) -> str:
+        return f"{self.start or '...'} to {self.end or '...'}"

@@ -6,6 +6,7 @@ store's training period into a forecast store, to verify beside a model's
 from __future__ import annotations
 
 import argparse
+from dataclasses import astuple
 
 from flows.commands.forecast import add_time_arguments, parse_inits, parse_leads
 
@@ -45,10 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from generators.baselines import BaselineConfig, baseline_to_store, parse_period
+    from generators.baselines import BaselineConfig, baseline_to_store
+    from pipeline.schema import Period
     from pipeline.store import open_store
 
-    start, end = parse_period(args.train)
+    start, end = astuple(Period.parse(args.train, "training period"))
     config = BaselineConfig(start, end, args.members, args.seed, args.window_days)
     native_hours = open_store(args.store).native_step.total_seconds() / 3600
     leads = parse_leads(args.lead, args.every, native_hours)

@@ -46,8 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from generators.calibration import calibrate_checkpoint
     from generators.config import CalibrationConfig
-    from pipeline.datasets import Period
     from pipeline.errors import InputError
+    from pipeline.schema import Period
 
     period = Period(args.start, args.end) if args.start or args.end else None
     if (period is None) == (not args.fold):

@@ -28,9 +28,9 @@ from generators.calibration import (
 from generators.checkpoint import load_checkpoint
 from generators.config import CalibrationConfig, load_train_config, parse_sampler
 from generators.rollout import ForecastData, forecast_members
-from pipeline.datasets import Period
 from pipeline.errors import InputError
 from pipeline.forecast_store import open_forecast
+from pipeline.schema import Period
 from pipeline.store import AnalysisStore, ingest
 from verification.scores import spread_skill_ratio as verification_ssr
 

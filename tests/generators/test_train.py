@@ -17,8 +17,9 @@ from generators.checkpoint import load_checkpoint
 from generators.config import DataConfig, FineTuneConfig, ModelSpec, OptimConfig, TrainConfig
 from generators.rollout import ForecastData, default_sampler, forecast_members
 from generators.train import Trainer, scale_changes, shift_levels, to_batch, train
-from pipeline.datasets import Period, ResidualDataset
+from pipeline.datasets import ResidualDataset
 from pipeline.errors import InputError
+from pipeline.schema import Period
 from pipeline.store import ingest
 from verification.scores import fair_crps
 

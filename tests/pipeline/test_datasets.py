@@ -14,12 +14,12 @@ import xarray as xr
 from pipeline.datasets import (
     CALENDAR_FEATURES,
     Normalization,
-    Period,
     ResidualDataset,
     SampleSpec,
     calendar_features,
 )
 from pipeline.errors import InputError
+from pipeline.schema import Period
 from pipeline.solar import SOLAR_FORCINGS, toa_insolation
 
 
