@@ -1,0 +1,126 @@
+"""The user documentation: README.md and docs/*.md stay short, linked and self-contained.
+
+- the README stays a page a user reads (under 200 lines) and keeps the two commands CI runs;
+- every relative link points at a file or folder of the repository;
+- nothing points outside the repository (a shared folder, design notes, issue numbers);
+- every ``wxens <command>`` the README names is a real subcommand, and every subcommand is
+  in the README's tour.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from flows.commands import COMMANDS
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+PAGES = [README, *DOCS]
+
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+"""A markdown link ``[text](target)``; the target up to the first space or ``)``."""
+EXTERNAL = ("http://", "https://", "mailto:", "file://")
+OUTSIDE = (
+    re.compile(r"\.\./shared"),
+    re.compile(r"\bshared/"),
+    re.compile(r"shared folder", re.IGNORECASE),
+    re.compile(r"DESIGN\.md"),
+    re.compile(r"generators\.md"),
+    re.compile(r"\bissues? #?\d+", re.IGNORECASE),
+    re.compile(r"/work/"),
+)
+"""Mentions of files a user of the repository does not have."""
+CODE_SPAN = re.compile(r"```.*?```|`[^`\n]+`", re.DOTALL)
+COMMAND = re.compile(r"(?<![\w./-])wxens ([a-z][a-z-]*)")
+
+
+def relative_links(page: Path) -> list[str]:
+    targets = LINK.findall(page.read_text(encoding="utf-8"))
+    return [t for t in targets if not t.startswith(EXTERNAL) and not t.startswith("#")]
+
+
+def resolve(page: Path, target: str) -> Path:
+    return (page.parent / target.split("#", 1)[0]).resolve()
+
+
+def test_docs_pages_exist():
+    names = {p.name for p in DOCS}
+    assert {
+        "ingest.md",
+        "generators.md",
+        "verification.md",
+        "flows.md",
+        "architecture.md",
+    } <= names
+
+
+def test_readme_is_short():
+    lines = README.read_text(encoding="utf-8").splitlines()
+    assert len(lines) < 200, f"README.md has {len(lines)} lines; move reference text to docs/"
+
+
+def test_readme_keeps_the_commands_ci_runs():
+    text = README.read_text(encoding="utf-8")
+    assert "bash scripts/install.sh" in text
+    assert "python -m pytest" in text
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_point_into_the_repository(page):
+    broken = []
+    for target in relative_links(page):
+        path = resolve(page, target)
+        if not path.is_relative_to(ROOT) or not path.exists():
+            broken.append(target)
+    assert not broken, f"{page.relative_to(ROOT)}: links to missing files {broken}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_reference_outside_the_repository(page):
+    text = page.read_text(encoding="utf-8")
+    # links to the repository's own pages (docs/generators.md) are fine: drop them first
+    for target in relative_links(page):
+        if resolve(page, target).exists():
+            text = text.replace(f"({target})", "()")
+    text = re.sub(r"\[[^\]]*\]\(\)", "", text).replace("docs/generators.md", "")
+    found = [m.group(0) for pattern in OUTSIDE for m in pattern.finditer(text)]
+    assert not found, f"{page.relative_to(ROOT)} refers outside the repository: {found}"
+
+
+def commands_named(page: Path) -> set[str]:
+    code = " ".join(CODE_SPAN.findall(page.read_text(encoding="utf-8")))
+    return set(COMMAND.findall(code))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_named_commands_exist(page):
+    known = {command.NAME for command in COMMANDS}
+    unknown = commands_named(page) - known
+    assert not unknown, f"{page.relative_to(ROOT)} names unknown wxens commands {unknown}"
+
+
+def test_readme_tours_every_command():
+    missing = {command.NAME for command in COMMANDS} - commands_named(README)
+    assert not missing, f"README.md does not show wxens {sorted(missing)}"
+
+
+def test_the_checks_catch_what_they_should(tmp_path):
+    """The patterns above flag an outside reference and an unknown command."""
+    page = tmp_path / "page.md"
+    page.write_text(
+        "See DESIGN.md in the shared folder, issue #23, and [x](missing.md).\n"
+        "```bash\nwxens frobnicate --out x\nwxens demo\n```\n",
+        encoding="utf-8",
+    )
+    text = page.read_text(encoding="utf-8")
+    assert [p.pattern for p in OUTSIDE if p.search(text)] == [
+        r"shared folder",
+        r"DESIGN\.md",
+        r"\bissues? #?\d+",
+    ]
+    assert not resolve(page, relative_links(page)[0]).exists()
+    assert commands_named(page) == {"frobnicate", "demo"}
