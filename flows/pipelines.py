@@ -217,7 +217,7 @@ def check_baseline(name: str | None, train: str | None, out: str | None) -> None
                 "persistence): give it too, or leave them out"
             )
         return
-    from generators.baselines import BASELINES
+    from generators.correction.baselines import BASELINES
     from pipeline.schema import Period
 
     BASELINES[name]  # noqa: B018  (an unknown name raises, listing the known ones)
@@ -276,7 +276,7 @@ def ensemble_run(
     Returns what it did: the initial times forecast and verified and the output paths.
     """
     if bias_correction is not None:  # checked before any work
-        from generators.bias_correction import DecayingAverageBias
+        from generators.correction.bias import DecayingAverageBias
 
         DecayingAverageBias.with_weights(bias_correction, spread_weight, rank_weight)
         if not corrected_store:

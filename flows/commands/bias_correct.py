@@ -2,8 +2,8 @@
 [--spread-weight S] [--rank-weight R]``: shift each forecast's members by the
 decaying-average error of the earlier forecasts of the same lead and time of day that have
 verified, optionally scale their spread by those forecasts' decaying-average spread-skill
-ratio (:mod:`generators.bias_correction`) and remap them by the decaying-average rank
-histogram of the verified forecasts (:mod:`generators.rank_recalibration`), into a new
+ratio (:mod:`generators.correction.bias`) and remap them by the decaying-average rank
+histogram of the verified forecasts (:mod:`generators.correction.ranks`), into a new
 forecast store that records the correction.
 Rerun it as new initial times arrive: the corrected store takes them in like
 ``wxens forecast`` does."""
@@ -50,8 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from generators.bias_correction import DecayingAverageBias, bias_correct_store
-    from generators.rank_recalibration import RANK_STATISTIC
+    from generators.correction.bias import DecayingAverageBias, bias_correct_store
+    from generators.correction.ranks import RANK_STATISTIC
     from pipeline.schema import INIT_TIME, LEAD_TIME
 
     correction = DecayingAverageBias.with_weights(args.weight, args.spread_weight, args.rank_weight)

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from generators.decaying_average import check_weight, decaying_average
+from generators.correction.decaying_average import check_weight, decaying_average
 from pipeline.errors import InputError
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def remap(members: np.ndarray, table: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class DecayingAverageRanks:
     """Rank-histogram recalibration (module docstring), applied after the bias correction
-    and spread scaling of :class:`generators.bias_correction.DecayingAverageBias`, whose
+    and spread scaling of :class:`generators.correction.bias.DecayingAverageBias`, whose
     output it learns from.
 
     weight: w, the weight of the newest verified forecast, in (0, 1]; every time of day

@@ -24,7 +24,7 @@ spread. The correction learns that error from the last few days. What remains of
 error then varies from one initial time to the next more than the members do on days like
 these, which the spread scaling follows. The shape of the members' distribution can still
 be wrong with the right width; a rank-histogram recalibration
-(:mod:`generators.rank_recalibration`) learns it from the same verified past, last.
+(:mod:`generators.correction.ranks`) learns it from the same verified past, last.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from generators.decaying_average import check_weight, decaying_average
-from generators.rank_recalibration import RANK_STATISTIC, DecayingAverageRanks, rank_statistics
+from generators.correction.decaying_average import check_weight, decaying_average
+from generators.correction.ranks import RANK_STATISTIC, DecayingAverageRanks, rank_statistics
 from pipeline.adapters import align_with_truth
 from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
@@ -131,7 +131,7 @@ class DecayingAverageBias:
         cls, weight: float, spread_weight: float | None = None, rank_weight: float | None = None
     ) -> DecayingAverageBias:
         """The bias weight and, unless None, a :class:`DecayingAverageSpread` weight and a
-        :class:`~generators.rank_recalibration.DecayingAverageRanks` weight."""
+        :class:`~generators.correction.ranks.DecayingAverageRanks` weight."""
         return cls(
             weight,
             None if spread_weight is None else DecayingAverageSpread(spread_weight),

@@ -1,5 +1,5 @@
 """The decaying average of verified forecasts that every stage of the correction chain
-learns from (:mod:`generators.bias_correction`, :mod:`generators.rank_recalibration`):
+learns from (:mod:`generators.correction.bias`, :mod:`generators.correction.ranks`):
 for each lead, the values of the earlier forecasts that have verified by an initial time
 t (``s + l <= t``), folded in order of s as ``a <- (1 - w) a + w v_s`` (Cui, Toth, Zhu and
 Hou 2012, Weather and Forecasting 27, 396-410)."""
