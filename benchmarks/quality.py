@@ -39,16 +39,12 @@ import torch
 import xarray as xr
 
 from benchmarks.quality_markdown import uk_markdown
-from generators.calibration import (
-    calibration_init_times,
-    fit_spread_factors,
-    held_out_period,
-    scale_spread,
-)
+from generators.calibration import calibration_init_times, held_out_period
 from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.config import load_train_config, parse_sampler, sampler_spec
 from generators.correction.baselines import BASELINES, BaselineConfig
 from generators.correction.bias import DecayingAverageBias
+from generators.correction.spread import fit_spread_factors, scale_spread
 from generators.rollout import ForecastData, default_sampler, forecast_members
 from generators.train import train
 from pipeline.store import ingest, open_store
@@ -158,7 +154,7 @@ def evaluate(
     sampler = parse_sampler(sampler_text) if sampler_text else default_sampler(checkpoint, model)
     calibration = None
     if calibrated:
-        from generators.calibration import SpreadCalibration
+        from generators.correction.spread import SpreadCalibration
 
         calibration = SpreadCalibration.from_dict(checkpoint.calibration)
     start = time.perf_counter()
