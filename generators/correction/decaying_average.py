@@ -51,9 +51,3 @@ def decaying_average(
                     verified += 1
                 out[n, li] = a
     return out
-
-
-def check_weight(weight: float, what: str, hint: str) -> None:
-    """An :class:`InputError` naming ``what`` and ``hint`` unless ``weight`` is in (0, 1]."""
-    if not 0 < weight <= 1:
-        raise InputError(f"the {what} weight must be in (0, 1], got {weight}; {hint}")
