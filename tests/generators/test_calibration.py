@@ -31,8 +31,6 @@ from pipeline.forecast_store import open_forecast
 from pipeline.schema import Period
 from pipeline.store import AnalysisStore, ingest
 
-LATITUDE = np.linspace(40.0, 60.0, 4)
-
 
 def expected_ssr(scale: float, m: int) -> float:
     """SSR of members mu + s e_m against truth mu + e (e ~ N(0, 1)): the spread is s and the
