@@ -18,7 +18,7 @@ stages when no bias correction wins. Only the candidates a stage needs are score
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import NamedTuple
 
@@ -37,12 +37,18 @@ NONE = "0"
 """The label of the uncorrected forecasts in :attr:`WeightSelection.table`."""
 
 
+Scores = Mapping[str, float]
+"""A candidate's ``mean_fair_crps``, ``mean_abs_log_ssr`` and ``mean_rank_max_min`` over the
+leads."""
+
+
 class WeightSelection(NamedTuple):
     """:func:`select_weights`'s result. spec: the chosen weights, or None when the
     uncorrected forecasts score best. table: one row per candidate scored (index: its
     :meth:`CorrectionSpec.label`, ``"0"`` for none), with the stage that scored it and the
     mean over the leads of the fair CRPS, of ``|log SSR|`` and of the rank max/min ratio.
-    by_lead: the same scores lead by lead (dims ``candidate, lead_time``)."""
+    by_lead: the same scores lead by lead (dims ``candidate, lead_time``; empty from
+    :func:`choose_weights`)."""
 
     spec: CorrectionSpec | None
     table: pd.DataFrame
@@ -79,6 +85,50 @@ def fold_scores(
     ).compute()
 
 
+def choose_weights(
+    score: Callable[[CorrectionSpec | None], Scores | None],
+    bias_weights: Sequence[float],
+    spread_weights: Sequence[float] = (),
+    rank_weights: Sequence[float] = (),
+) -> WeightSelection:
+    """The stage-by-stage rule of the module docstring over the candidate weights, each
+    candidate scored once by ``score`` (None: no correction), which may return None for a
+    candidate it cannot score (left out; a stage left with no candidate is skipped)."""
+    rows: dict[str, dict[str, object]] = {}
+
+    def least(
+        stage: str, specs: Sequence[CorrectionSpec | None], key: str
+    ) -> CorrectionSpec | None:
+        """The spec of least ``key`` among ``specs`` that can be scored (scored now unless
+        scored before), or NotImplemented when none can."""
+        labels = {}
+        for spec in specs:
+            label = NONE if spec is None else spec.label()
+            if label not in rows:
+                scores = score(spec)
+                if scores is None:
+                    continue
+                rows[label] = {"stage": stage, **scores}
+            labels[label] = spec
+        if not labels:
+            return NotImplemented
+        return labels[min(labels, key=lambda label: rows[label][key])]
+
+    spec = least("bias", [None, *(CorrectionSpec(w) for w in bias_weights)], "mean_fair_crps")
+    if spec is NotImplemented:
+        raise InputError("no candidate could be scored, not even the uncorrected forecasts")
+    if spec is not None and spread_weights:
+        spreads = [replace(spec, spread_weight=w) for w in spread_weights]
+        chosen = least("spread", spreads, "mean_abs_log_ssr")
+        spec = spec if chosen is NotImplemented else chosen
+    if spec is not None and rank_weights:
+        ranks = [spec, *(replace(spec, rank_weight=w) for w in rank_weights)]
+        spec = least("rank", ranks, "mean_rank_max_min")
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "candidate"
+    return WeightSelection(spec, table, xr.Dataset())
+
+
 def select_weights(
     folds: Sequence[xr.Dataset],
     truth: xr.Dataset,
@@ -107,37 +157,17 @@ def select_weights(
                 f"the forecasts hold {names}: name the variable whose scores choose the weights"
             )
         variable = names[0]
-    rows, by_lead = {}, {}
+    by_lead = {}
 
-    def score(stage: str, spec: CorrectionSpec | None) -> None:
-        label = NONE if spec is None else spec.label()
+    def score(spec: CorrectionSpec | None) -> Scores:
         scores = fold_scores(folds, truth, spec, variable, seed=seed)
-        by_lead[label] = scores
-        rows[label] = {
-            "stage": stage,
+        by_lead[NONE if spec is None else spec.label()] = scores
+        return {
             "mean_fair_crps": float(scores.fair_crps.mean()),
             "mean_abs_log_ssr": float(np.abs(np.log(scores.spread_skill_ratio)).mean()),
             "mean_rank_max_min": float(scores.rank_max_min.mean()),
         }
 
-    def least(
-        stage: str, specs: Sequence[CorrectionSpec | None], key: str
-    ) -> CorrectionSpec | None:
-        """The spec of least ``key`` among ``specs`` (scored now unless scored before)."""
-        labels = {(NONE if s is None else s.label()): s for s in specs}
-        for label, spec in labels.items():
-            if label not in rows:
-                score(stage, spec)
-        return labels[min(labels, key=lambda label: rows[label][key])]
-
-    spec = least("bias", [None, *(CorrectionSpec(w) for w in bias_weights)], "mean_fair_crps")
-    if spec is not None and spread_weights:
-        spreads = [replace(spec, spread_weight=w) for w in spread_weights]
-        spec = least("spread", spreads, "mean_abs_log_ssr")
-    if spec is not None and rank_weights:
-        ranks = [spec, *(replace(spec, rank_weight=w) for w in rank_weights)]
-        spec = least("rank", ranks, "mean_rank_max_min")
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table.index.name = "candidate"
+    chosen = choose_weights(score, bias_weights, spread_weights, rank_weights)
     scores = xr.concat(list(by_lead.values()), pd.Index(list(by_lead), name="candidate"))
-    return WeightSelection(spec, table, scores)
+    return chosen._replace(by_lead=scores)
