@@ -39,16 +39,12 @@ import torch
 import xarray as xr
 
 from benchmarks.quality_markdown import uk_markdown
-from generators.baselines import BASELINES, BaselineConfig
-from generators.bias_correction import DecayingAverageBias
-from generators.calibration import (
-    calibration_init_times,
-    fit_spread_factors,
-    held_out_period,
-    scale_spread,
-)
+from generators.calibration import calibration_init_times, held_out_period
 from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.config import load_train_config, parse_sampler, sampler_spec
+from generators.correction.baselines import BASELINES, BaselineConfig
+from generators.correction.bias import DecayingAverageBias
+from generators.correction.spread import fit_spread_factors, scale_spread
 from generators.rollout import ForecastData, default_sampler, forecast_members
 from generators.train import train
 from pipeline.store import ingest, open_store
@@ -158,7 +154,7 @@ def evaluate(
     sampler = parse_sampler(sampler_text) if sampler_text else default_sampler(checkpoint, model)
     calibration = None
     if calibrated:
-        from generators.calibration import SpreadCalibration
+        from generators.correction.spread import SpreadCalibration
 
         calibration = SpreadCalibration.from_dict(checkpoint.calibration)
     start = time.perf_counter()
@@ -439,8 +435,8 @@ def synthetic(args: argparse.Namespace) -> None:
 UK_LEADS = (1.0, 3.0, 6.0, 12.0, 24.0)
 UK_TEST = pd.date_range("2019-03-22T00", "2019-03-30T18", freq="6h")
 UK_TRAIN = ("2019-03-01", "2019-03-21")
-#: Cache key of the baselines: those of generators.baselines (one seed stream per init and lead)
-BASELINES_KEY = "baselines:generators.baselines"
+#: Cache key of the baselines: those of generators.correction.baselines (one seed stream per init and lead)
+BASELINES_KEY = "baselines:generators.correction.baselines"
 UK_HELD_OUT = pd.date_range("2019-03-18T00", "2019-03-21T18", freq="6h")  # for choices
 README_BASELINES = {
     "climatology": (0.93, 0.93, 0.94, 0.94, 0.95),
@@ -594,7 +590,7 @@ def uk_baselines(
     store, inits: pd.DatetimeIndex = UK_TEST, members: int = 50, seed: int = 0
 ) -> dict:
     """Climatology and persistence + past tendencies as in shared/data/README.md
-    (:mod:`generators.baselines`, what ``wxens baseline`` writes), ``members`` draws from
+    (:mod:`generators.correction.baselines`, what ``wxens baseline`` writes), ``members`` draws from
     the training period, scored like the models."""
     config = BaselineConfig(*UK_TRAIN, members=members, seed=seed)
     t2m = store.dataset.t2m.load()

@@ -8,11 +8,14 @@ intervals)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from generators.correction.select_weights import NONE, choose_weights
+from generators.correction.spec import CorrectionSpec
 from verification.resampling import score_intervals
 
 INTERVAL_LEVEL, INTERVAL_DRAWS = 0.9, 2000
@@ -350,6 +353,14 @@ def bias_markdown(p: dict, leads: Sequence[str]) -> list[str]:
     return lines
 
 
+def _spec_label(text: str) -> str:
+    """A correction row's ``W[:S[:R]]`` (0: none) as :meth:`CorrectionSpec.label` writes it."""
+    if text == NONE:
+        return NONE
+    weights = [float(part) if part else None for part in text.split(":")]
+    return CorrectionSpec(*weights).label()
+
+
 def cv_bias_markdown(name: str, cv: dict, leads: Sequence[str]) -> list[str]:
     """The decaying-average corrections on the cross-validation days (:func:`cv_bias`): the
     bias weight of least mean CRPS, then with it the spread weight of least mean
@@ -364,17 +375,34 @@ def cv_bias_markdown(name: str, cv: dict, leads: Sequence[str]) -> list[str]:
         w: np.mean([row[h]["rank_max_min"] for h in leads]) for w, row in by_weight.items()
     }
 
-    def extending(prefix: str) -> list[str]:  # the weights that add one stage to prefix
-        return [w for w in by_weight if w.rsplit(":", 1)[0] == prefix and ":" in w]
+    # the library's rule (generators.correction.select_weights) on the scored rows
+    labels = {_spec_label(w): w for w in by_weight}
 
-    chosen = min((w for w in by_weight if ":" not in w), key=mean_crps.get)
-    choice = f"The bias weight of least mean CRPS over the leads: **{chosen}**"
-    if extending(chosen):
-        chosen = min(extending(chosen), key=log_ssr.get)
-        choice += f"; with it, the spread weight of least mean abs(log SSR): **{chosen}**"
-    if extending(chosen):
-        best = min([chosen, *extending(chosen)], key=mean_rank.get)
-        rank = best.split(":")[2] if best != chosen else "none"
+    def scored(spec: CorrectionSpec | None) -> dict[str, float] | None:
+        w = labels.get(NONE if spec is None else spec.label())
+        if w is None:
+            return None
+        return {
+            "mean_fair_crps": mean_crps[w],
+            "mean_abs_log_ssr": log_ssr[w],
+            "mean_rank_max_min": mean_rank[w],
+        }
+
+    weights = [[float(x) if x else None for x in w.split(":")] for w in by_weight if w != NONE]
+    stage_weights = [  # the bias, spread and rank weights tried
+        list(dict.fromkeys(p[stage] for p in weights if len(p) == stage + 1 and p[stage]))
+        for stage in range(3)
+    ]
+    selection = choose_weights(scored, *stage_weights)
+    stages = set(selection.table.stage)
+    spec = selection.spec
+    chosen = NONE if spec is None else CorrectionSpec(spec.bias_weight).label()
+    choice = f"The bias weight of least mean CRPS over the leads: **{labels[chosen]}**"
+    if "spread" in stages:
+        spread = labels[replace(spec, rank_weight=None).label()]
+        choice += f"; with it, the spread weight of least mean abs(log SSR): **{spread}**"
+    if "rank" in stages:
+        rank = "none" if spec.rank_weight is None else labels[spec.label()].split(":")[2]
         choice += f"; with them, the rank weight of least mean rank max/min: **{rank}**"
     first = next(iter(by_weight.values()))[leads[0]]
     lines = [

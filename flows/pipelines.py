@@ -17,8 +17,11 @@ from prefect import flow, get_run_logger
 
 from flows import tasks
 from flows.runtime import unless_done
+from generators.correction.baselines import BASELINES
+from generators.correction.spec import CorrectionSpec
 from pipeline.errors import InputError, StoreError
 from pipeline.forecast_store import complete_init_times
+from pipeline.schema import Period
 
 
 def analysis_store_complete(path: str) -> bool:
@@ -149,9 +152,9 @@ def bias_correct(
     forecast: str,
     truth: str,
     out: str,
-    weight: float = 0.2,
-    spread_weight: float | None = None,
-    rank_weight: float | None = None,
+    weight: float = CorrectionSpec.bias_weight,
+    spread_weight: float | None = CorrectionSpec.spread_weight,
+    rank_weight: float | None = CorrectionSpec.rank_weight,
 ) -> str:
     """Correct the forecast store ``forecast`` by the decaying average (``weight``) of its
     errors verified in the analysis store ``truth`` into the store ``out``
@@ -217,9 +220,6 @@ def check_baseline(name: str | None, train: str | None, out: str | None) -> None
                 "persistence): give it too, or leave them out"
             )
         return
-    from generators.baselines import BASELINES
-    from pipeline.schema import Period
-
     BASELINES[name]  # noqa: B018  (an unknown name raises, listing the known ones)
     if train is None or not out:
         raise InputError(
@@ -276,9 +276,7 @@ def ensemble_run(
     Returns what it did: the initial times forecast and verified and the output paths.
     """
     if bias_correction is not None:  # checked before any work
-        from generators.bias_correction import DecayingAverageBias
-
-        DecayingAverageBias.with_weights(bias_correction, spread_weight, rank_weight)
+        CorrectionSpec(bias_correction, spread_weight, rank_weight)
         if not corrected_store:
             raise InputError("bias_correction needs corrected_store, the store to write")
     elif spread_weight is not None or rank_weight is not None:

@@ -11,6 +11,9 @@ import pandas as pd
 
 from flows.dask import dask_client
 from flows.runtime import wxens_task
+from generators.correction.baselines import BaselineConfig, baseline_to_store
+from generators.correction.bias import bias_correct_store
+from generators.correction.spec import CorrectionSpec
 from pipeline.schema import Period
 
 
@@ -108,25 +111,23 @@ def bias_correct_forecast(
     spread_weight: float | None = None,
     rank_weight: float | None = None,
 ) -> str:
-    """:func:`generators.bias_correction.bias_correct_store` (``wxens bias-correct``) of the
+    """:func:`generators.correction.bias.bias_correct_store` (``wxens bias-correct``) of the
     forecast store ``forecast`` against the analysis store ``truth`` into ``out``, with the
-    decaying-average weight ``weight`` and, unless None, the spread scaling's
-    ``spread_weight`` and the rank recalibration's ``rank_weight``; returns ``out``."""
-    from generators.bias_correction import DecayingAverageBias, bias_correct_store
-
-    correction = DecayingAverageBias.with_weights(weight, spread_weight, rank_weight)
-    bias_correct_store(forecast, truth, out, correction)
+    :class:`~generators.correction.spec.CorrectionSpec` of the decaying-average weight
+    ``weight`` and, unless None, the spread scaling's ``spread_weight`` and the rank
+    recalibration's ``rank_weight``; returns ``out``."""
+    spec = CorrectionSpec(weight, spread_weight, rank_weight)
+    bias_correct_store(forecast, truth, out, spec)
     return out
 
 
 @wxens_task(name="draw-baseline", reads=("store", "forecast"))
 def draw_baseline(name: str, store: str, train: str, forecast: str, out: str, seed: int = 0) -> str:
-    """:func:`generators.baselines.baseline_to_store` (``wxens baseline``) of the baseline
+    """:func:`generators.correction.baselines.baseline_to_store` (``wxens baseline``) of the baseline
     ``name`` drawn from the ``train`` period (``START/END``) of the analysis store
     ``store``, for the complete initial times, the leads and the member count of the
     forecast store ``forecast``, into ``out`` (only the initial times ``out`` lacks);
     returns ``out``."""
-    from generators.baselines import BaselineConfig, baseline_to_store
     from pipeline.forecast_store import complete_init_times, open_forecast
     from pipeline.schema import INIT_TIME, LEAD_TIME, MEMBER
 

@@ -1,32 +1,15 @@
-"""Spread calibration: a per-channel, per-lead factor on the members' deviations from the
-ensemble mean, fitted on a held-out period, stored in the checkpoint, applied at generation
-and recorded in the forecast store — never silent.
-
-Correction: x'_m = x̄ + k (x_m − x̄), which scales the spread by k and keeps the ensemble
-mean (hence the skill). The fit chooses k so that the spread-skill ratio
-
-    SSR = sqrt((M+1)/M) · spread / skill,
-    spread² = w-mean over (init, lat, lon) of var_m(x, ddof=1),
-    skill²  = w-mean over (init, lat, lon) of (x̄ − y)²,      w = cos(latitude)
-
-(the definition of :func:`verification.scores.spread_skill_ratio`, with the
-finite-ensemble factor; Fortin et al. 2014) is 1 on the fit period: k = 1 / SSR. The
-generators package does not import verification (DESIGN.md), so the two weighted means
-are computed here with numpy.
-
-generators.md (lever 6) warns that a factor fitted on a short, easy period transfers badly:
-fit on as long and varied a period as the data allows, and prefer a model calibrated
-without it. A model trained on all the data has no held-out period of its own: then the
-factors are fitted on cross-validation folds (the same recipe trained without one period
-each, each forecasting the period it held out, pooled), as its noise scale was chosen. The
-report gives SSR before and after, on the fit period and on any other.
+"""Fitting a checkpoint's spread calibration: the forecasts of a held-out period (or of
+cross-validation folds, each forecasting the period it held out, pooled) by the models,
+turned into per-lead, per-channel factors by
+:func:`generators.correction.spread.fit_spread_factors` and stored in the checkpoint as a
+:class:`~generators.correction.spread.SpreadCalibration` (whose module gives the formula).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,169 +17,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from generators.correction.spread import SpreadCalibration, fit_spread_factors
 from pipeline.errors import InputError
 from pipeline.schema import Period
 
 if TYPE_CHECKING:
     from generators.config import CalibrationConfig
-    from generators.samplers import Sampler
 
 log = logging.getLogger(__name__)
-
-
-def spread_and_skill(
-    members: np.ndarray, truth: np.ndarray, latitude: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(C,) spread and skill of members (N, M, C, H, W) against truth (N, C, H, W),
-    cos-latitude-weighted over N, H, W (module docstring)."""
-    w = np.cos(np.deg2rad(np.asarray(latitude, dtype=np.float64)))[:, None]
-    w = w / w.mean()
-    members = members.astype(np.float64)
-    variance = members.var(axis=1, ddof=1)
-    error = (members.mean(axis=1) - truth) ** 2
-    spread = np.sqrt((variance * w).mean(axis=(0, 2, 3)))
-    skill = np.sqrt((error * w).mean(axis=(0, 2, 3)))
-    return spread, skill
-
-
-def spread_skill_ratio(members: np.ndarray, truth: np.ndarray, latitude: np.ndarray) -> np.ndarray:
-    """(C,) sqrt((M+1)/M) · spread / skill (module docstring)."""
-    m = members.shape[1]
-    if m < 2:
-        raise InputError(f"a spread-skill ratio needs at least 2 members, got {m}")
-    spread, skill = spread_and_skill(members, truth, latitude)
-    return np.sqrt((m + 1) / m) * spread / skill
-
-
-@dataclass(frozen=True, eq=False)
-class SpreadCalibration:
-    """Factors k (L, C) by lead (hours) and channel, with the SSR before and after on the
-    fit period and how they were fitted: ``sampler`` is the spec of the sampler of the fit
-    forecasts (None in calibrations written before it was recorded). The factors hold for
-    that sampler only: another NFE or noise scale changes the spread they correct."""
-
-    channels: tuple[str, ...]
-    leads_hours: tuple[float, ...]
-    factors: np.ndarray
-    ssr_before: np.ndarray
-    ssr_after: np.ndarray
-    period: str
-    members: int
-    n_inits: int
-    sampler: str | None = None
-
-    def lead_index(self, lead_hours: float) -> int | None:
-        for i, lead in enumerate(self.leads_hours):
-            if abs(lead - lead_hours) < 1e-6:
-                return i
-        return None
-
-    def apply(self, members: torch.Tensor, lead_hours: float) -> torch.Tensor:
-        """Members (B, M, C, H, W) with their deviations from the mean scaled by k(lead);
-        unchanged (and logged) for a lead that was not calibrated."""
-        i = self.lead_index(lead_hours)
-        if i is None:
-            log.warning(
-                "no spread calibration for lead %g h: its members are left as drawn", lead_hours
-            )
-            return members
-        k = torch.as_tensor(self.factors[i], dtype=members.dtype, device=members.device)[
-            :, None, None
-        ]
-        mean = members.mean(dim=1, keepdim=True)
-        return mean + k * (members - mean)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "method": "spread factor on deviations from the ensemble mean, k = 1 / SSR",
-            "channels": list(self.channels),
-            "leads_hours": list(self.leads_hours),
-            "factors": self.factors.tolist(),
-            "ssr_before": self.ssr_before.tolist(),
-            "ssr_after": self.ssr_after.tolist(),
-            "period": self.period,
-            "members": self.members,
-            "n_inits": self.n_inits,
-            "sampler": self.sampler,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SpreadCalibration:
-        return cls(
-            channels=tuple(d["channels"]),
-            leads_hours=tuple(float(h) for h in d["leads_hours"]),
-            factors=np.asarray(d["factors"], dtype=np.float64),
-            ssr_before=np.asarray(d["ssr_before"], dtype=np.float64),
-            ssr_after=np.asarray(d["ssr_after"], dtype=np.float64),
-            period=str(d["period"]),
-            members=int(d["members"]),
-            n_inits=int(d["n_inits"]),
-            sampler=d.get("sampler"),
-        )
-
-    def check_sampler(self, sampler: Sampler) -> None:
-        """Refuse to apply the factors to members drawn with another sampler than the fit's."""
-        from generators.config import parse_sampler, sampler_spec
-
-        if self.sampler is None:
-            log.warning(
-                "the spread calibration does not record the sampler it was fitted with (an "
-                "older checkpoint): its factors hold only for that sampler; refit with wxens "
-                "calibrate to record it"
-            )
-        elif parse_sampler(self.sampler) != sampler:
-            spec = sampler_spec(sampler)
-            raise InputError(
-                f"the checkpoint's spread calibration was fitted on forecasts of {self.sampler}; "
-                f"its factors do not hold for {spec}, whose spread differs. Forecast with "
-                f"--sampler {self.sampler!r} (the default of a calibrated checkpoint), leave "
-                "the calibration out (--no-calibration), or refit it for this sampler "
-                "(wxens calibrate --sampler)"
-            )
-
-    def report(self) -> str:
-        """A markdown table: lead, channel, factor, SSR before and after on the fit period."""
-        lines = [
-            f"Spread calibration fitted on {self.period} ({self.n_inits} initial times, "
-            f"{self.members} members, {self.sampler or 'sampler not recorded'})",
-            "",
-            "| lead (h) | channel | factor k | SSR before | SSR after |",
-            "| --- | --- | --- | --- | --- |",
-        ]
-        for i, lead in enumerate(self.leads_hours):
-            for c, channel in enumerate(self.channels):
-                lines.append(
-                    f"| {lead:g} | {channel} | {self.factors[i, c]:.3f} | "
-                    f"{self.ssr_before[i, c]:.3f} | {self.ssr_after[i, c]:.3f} |"
-                )
-        return "\n".join(lines)
-
-
-def scale_spread(members: np.ndarray, factors: np.ndarray) -> np.ndarray:
-    """x̄ + k (x_m − x̄) for members (N, M, *F, H, W) and factors k of shape F: (C,) for
-    F = (C,), (L, C) for F = (L, C)."""
-    mean = members.mean(axis=1, keepdims=True)
-    return mean + factors[..., None, None] * (members - mean)
-
-
-def fit_spread_factors(
-    members_by_lead: Sequence[np.ndarray], truth_by_lead: Sequence[np.ndarray], latitude: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Factors k = 1 / SSR (L, C) and the SSR before and after applying them, from
-    per-lead members (N, M, C, H, W) and truths (N, C, H, W)."""
-    factors, before, after = [], [], []
-    for members, truth in zip(members_by_lead, truth_by_lead, strict=True):
-        ssr = spread_skill_ratio(members, truth, latitude)
-        if not np.all(np.isfinite(ssr)) or np.any(ssr <= 0):
-            raise InputError(
-                f"cannot calibrate: spread-skill ratio {ssr} is not positive (identical members "
-                "or a perfect ensemble mean)"
-            )
-        k = 1.0 / ssr
-        factors.append(k)
-        before.append(ssr)
-        after.append(spread_skill_ratio(scale_spread(members, k), truth, latitude))
-    return np.stack(factors), np.stack(before), np.stack(after)
 
 
 def calibration_init_times(

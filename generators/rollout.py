@@ -39,9 +39,9 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from generators.base import Condition
-from generators.calibration import SpreadCalibration
 from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.config import parse_sampler, sampler_spec
+from generators.correction.spread import SpreadCalibration
 from generators.samplers import Sampler
 from generators.train import autocast, resolve_device
 from pipeline.datasets import ResidualDataset, calendar_features
@@ -277,7 +277,7 @@ def iter_forecast(
         model.backbone.compile(dynamic=False)  # compiled on the first batch
     sampler = sampler or default_sampler(checkpoint, model)
     if calibration is not None:
-        calibration.check_sampler(sampler)
+        calibration.check_sampler(sampler_spec(sampler))
     norm = checkpoint.normalization
     factors = {
         h: torch.from_numpy(norm.residual_to_state(h)).to(dev) for h in checkpoint.leads_hours
@@ -322,7 +322,9 @@ def iter_forecast(
             members = torch.from_numpy(states.reshape(len(batch), n_members, *states.shape[1:]))
             if calibration is not None:
                 for i, lead in enumerate(plan.leads_hours):
-                    members[:, :, i] = calibration.apply(members[:, :, i], lead)
+                    members[:, :, i] = torch.from_numpy(
+                        calibration.apply(members[:, :, i].numpy(), lead)
+                    )
             yield batch, members.numpy().astype(np.float32)
 
 

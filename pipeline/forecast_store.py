@@ -57,7 +57,7 @@ class ForecastProvenance:
     calibration: ``{}`` when members are uncalibrated, else the applied spread factors per
                  channel and lead with the SSR before/after on the fit period.
     bias_correction: ``{}`` for the generator's own members, else the correction applied
-                 after it (:mod:`generators.bias_correction`, ``wxens bias-correct``).
+                 after it (:mod:`generators.correction.bias`, ``wxens bias-correct``).
     """
 
     generator: str

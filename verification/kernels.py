@@ -11,6 +11,7 @@ nothing here knows about dimensions, dask or aggregation.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -80,6 +81,21 @@ def ensemble_moments(members: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray
         variance = x.var(axis=-1, ddof=1) if x.shape[-1] > 1 else np.full(mean.shape, np.nan)
     squared_error = (mean - truth) ** 2
     return squared_error, np.where(np.isnan(truth), np.nan, variance)
+
+
+def spread_skill_from_moments(variance: Any, squared_error: Any, members: int) -> Any:
+    """Spread-skill ratio of M members from averaged moments, with the finite-ensemble factor.
+
+    .. math:: \\mathrm{SSR} = \\sqrt{\\frac{M+1}{M}\\,\\frac{\\overline{s^2}}{\\overline{(\\bar x - y)^2}}}
+
+    ``variance`` the averaged member variance (ddof=1) and ``squared_error`` the averaged
+    squared error of the ensemble mean, as :func:`ensemble_moments` gives them point by
+    point; for members and truth exchangeable draws of one law the ratio tends to 1
+    whatever M (Fortin et al. 2014, eq. 5). Averaging the moments before the ratio is what
+    makes pooled, resampled or decaying averages of forecasts combine correctly. Arrays,
+    scalars or DataArrays alike; elementwise.
+    """
+    return np.sqrt((members + 1) / members * variance / squared_error)
 
 
 def ensemble_mean_error(members: np.ndarray, truth: np.ndarray) -> np.ndarray:

@@ -247,7 +247,7 @@ def spread_skill_from_moments(variance: Any, squared_error: Any, members: int) -
     """``sqrt((M+1)/M · variance / squared_error)`` from the averaged member variance
     (ddof=1) and squared error of the ensemble mean of M members: the spread-skill ratio
     of pooled or resampled averages (arrays or DataArrays alike)."""
-    return np.sqrt((members + 1) / members * variance / squared_error)
+    return kernels.spread_skill_from_moments(variance, squared_error, members)
 
 
 def _point_index(truth: xr.DataArray) -> xr.DataArray:

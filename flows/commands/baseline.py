@@ -1,7 +1,7 @@
 """``wxens baseline NAME --store S --train START/END --init ... --lead ... --out F.zarr``:
 a reference ensemble (climatology, or persistence + past tendencies) drawn from the
 store's training period into a forecast store, to verify beside a model's
-(:mod:`generators.baselines`)."""
+(:mod:`generators.correction.baselines`)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from generators.baselines import BaselineConfig, baseline_to_store
+    from generators.correction.baselines import BaselineConfig, baseline_to_store
     from pipeline.schema import Period
     from pipeline.store import open_store
 

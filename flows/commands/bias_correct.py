@@ -2,8 +2,8 @@
 [--spread-weight S] [--rank-weight R]``: shift each forecast's members by the
 decaying-average error of the earlier forecasts of the same lead and time of day that have
 verified, optionally scale their spread by those forecasts' decaying-average spread-skill
-ratio (:mod:`generators.bias_correction`) and remap them by the decaying-average rank
-histogram of the verified forecasts (:mod:`generators.rank_recalibration`), into a new
+ratio (:mod:`generators.correction.bias`) and remap them by the decaying-average rank
+histogram of the verified forecasts (:mod:`generators.correction.ranks`), into a new
 forecast store that records the correction.
 Rerun it as new initial times arrive: the corrected store takes them in like
 ``wxens forecast`` does."""
@@ -11,6 +11,8 @@ Rerun it as new initial times arrive: the corrected store takes them in like
 from __future__ import annotations
 
 import argparse
+
+from generators.correction.spec import CorrectionSpec
 
 NAME = "bias-correct"
 HELP = (
@@ -26,36 +28,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--weight",
         type=float,
-        default=0.2,
-        help="weight of the newest verified error, in (0, 1] (default 0.2, chosen on the UK "
-        "cross-validation days; benchmarks/results/quality_uk.md)",
+        default=CorrectionSpec.bias_weight,
+        help="weight of the newest verified error, in (0, 1] (default %(default)s)",
     )
     parser.add_argument(
         "--spread-weight",
         type=float,
+        default=CorrectionSpec.spread_weight,
         help="also scale each forecast's spread so that the recent forecasts' spread-skill "
-        "ratio (their decaying average with this weight, in (0, 1]; the UK cross-validation "
-        "days chose 0.7 for flow matching, 1 for EDM) is 1 (default: spread unchanged)",
+        "ratio (their decaying average with this weight, in (0, 1]) is 1 (default: spread "
+        "unchanged)",
     )
     parser.add_argument(
         "--rank-weight",
         type=float,
+        default=CorrectionSpec.rank_weight,
         help="last, remap each forecast's members so that the rank histogram of the recent "
         "verified forecasts (their decaying average with this weight, in (0, 1], every time "
-        "of day; the UK cross-validation days chose 0.1) would have been flat; each member "
-        "keeps its rank at every point (default: members not remapped)",
+        "of day) would have been flat; each member keeps its rank at every point (default: "
+        "members not remapped)",
     )
 
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from generators.bias_correction import DecayingAverageBias, bias_correct_store
-    from generators.rank_recalibration import RANK_STATISTIC
+    from generators.correction.bias import bias_correct_store
+    from generators.correction.ranks import RANK_STATISTIC
     from pipeline.schema import INIT_TIME, LEAD_TIME
 
-    correction = DecayingAverageBias.with_weights(args.weight, args.spread_weight, args.rank_weight)
-    result = bias_correct_store(args.forecast, args.truth, args.out, correction)
+    spec = CorrectionSpec(args.weight, args.spread_weight, args.rank_weight)
+    result = bias_correct_store(args.forecast, args.truth, args.out, spec)
     extra = "".join(
         f", {what} weight {weight:g}"
         for what, weight in (("spread", args.spread_weight), ("rank", args.rank_weight))

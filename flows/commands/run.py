@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from generators.correction.spec import CorrectionSpec
+
 NAME = "run"
 HELP = "run ingest -> train -> forecast -> verify for given init times (no server needed)"
 
@@ -79,21 +81,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument(
         "--bias-weight",
         type=float,
-        default=0.2,
-        help="with --bias-correct: weight of the newest verified error (default 0.2)",
+        default=CorrectionSpec.bias_weight,
+        help="with --bias-correct: weight of the newest verified error, in (0, 1] "
+        "(default %(default)s)",
     )
     out.add_argument(
         "--spread-weight",
         type=float,
+        default=CorrectionSpec.spread_weight,
         help="with --bias-correct: also scale the spread by the decaying average (this "
-        "weight; the UK cross-validation days chose 0.7 for flow matching, 1 for EDM) of the "
-        "recent spread-skill ratio (default: spread unchanged)",
+        "weight, in (0, 1]) of the recent spread-skill ratio (default: spread unchanged)",
     )
     out.add_argument(
         "--rank-weight",
         type=float,
+        default=CorrectionSpec.rank_weight,
         help="with --bias-correct: last, remap the members by the decaying average (this "
-        "weight) of the recent rank histograms (default: not remapped)",
+        "weight, in (0, 1]) of the recent rank histograms (default: not remapped)",
     )
     out.add_argument(
         "--baseline",

@@ -35,9 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from generators.calibration import SpreadCalibration
     from generators.checkpoint import load_checkpoint
     from generators.config import load_train_config
+    from generators.correction.spread import SpreadCalibration
     from generators.train import train
 
     if args.threads is not None:

@@ -227,8 +227,8 @@ def test_the_bias_correct_flow_remaps_by_its_rank_weight(chain, tmp_path, monkey
     """The ``bias_correct`` flow with a rank weight writes what the library's correction
     gives and records the weight."""
     from flows.pipelines import bias_correct
-    from generators.bias_correction import DecayingAverageBias
-    from generators.bias_correction import bias_correct as correct
+    from generators.correction.bias import DecayingAverageBias
+    from generators.correction.bias import bias_correct as correct
     from pipeline.forecast_store import open_forecast, provenance
     from pipeline.store import open_store
 

@@ -1,5 +1,6 @@
-"""Spread calibration: the SSR against verification's, recovery of a known inflation,
-application, and the whole path checkpoint -> forecast store attrs."""
+"""Spread calibration fitted from the models' forecasts: the fit on a period and on
+cross-validation folds, and the whole path checkpoint -> forecast store attrs (the numpy
+half, :mod:`generators.correction.spread`, is tested in tests/generators/correction)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 import xarray as xr
 
 # the exact AR(1) stub generator (pytest puts this directory on sys.path)
@@ -18,89 +18,24 @@ from test_rollout import RHO, ar1_checkpoint, stub_for
 
 from flows.cli import main as wxens
 from generators.calibration import (
-    SpreadCalibration,
     calibrate_checkpoint,
     calibration_init_times,
     fit_calibration,
-    fit_spread_factors,
-    spread_skill_ratio,
 )
 from generators.checkpoint import load_checkpoint
 from generators.config import CalibrationConfig, load_train_config, parse_sampler
+from generators.correction.spread import SpreadCalibration, spread_skill_ratio
 from generators.rollout import ForecastData, forecast_members
 from pipeline.errors import InputError
 from pipeline.forecast_store import open_forecast
 from pipeline.schema import Period
 from pipeline.store import AnalysisStore, ingest
-from verification.scores import spread_skill_ratio as verification_ssr
-
-LATITUDE = np.linspace(40.0, 60.0, 4)
 
 
 def expected_ssr(scale: float, m: int) -> float:
     """SSR of members mu + s e_m against truth mu + e (e ~ N(0, 1)): the spread is s and the
     ensemble mean's error has variance 1 + s^2 / m, so SSR = sqrt((m+1)/m) s / sqrt(1 + s^2/m)."""
     return np.sqrt((m + 1) / m) * scale / np.sqrt(1 + scale**2 / m)
-
-
-def dispersed(
-    scales: list[float], n: int = 300, m: int = 20, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Truth y = mu + e and members mu + scale_c * e_m, e ~ N(0, 1)."""
-    rng = np.random.default_rng(seed)
-    mu = rng.normal(size=(n, len(scales), 4, 5))
-    truth = mu + rng.normal(size=mu.shape)
-    members = mu[:, None] + np.asarray(scales)[None, None, :, None, None] * rng.normal(
-        size=(n, m, *mu.shape[1:])
-    )
-    return members, truth
-
-
-def test_ssr_agrees_with_the_verification_module():
-    members, truth = dispersed([0.5, 1.0, 2.0], n=40, m=7)
-    dims = ("init", "member", "channel", "latitude", "longitude")
-    expected = verification_ssr(
-        xr.DataArray(members, dims=dims, coords={"latitude": LATITUDE}),
-        xr.DataArray(truth, dims=dims[:1] + dims[2:], coords={"latitude": LATITUDE}),
-        mean_over=("init", "latitude", "longitude"),
-    )
-    np.testing.assert_allclose(
-        spread_skill_ratio(members, truth, LATITUDE), expected.values, rtol=1e-10
-    )
-
-
-def test_the_fit_recovers_a_known_inflation():
-    members, truth = dispersed([0.5, 2.0])
-    factors, before, after = fit_spread_factors([members], [truth], LATITUDE)
-    expected = [expected_ssr(0.5, 20), expected_ssr(2.0, 20)]  # 0.509, 1.871
-    np.testing.assert_allclose(before[0], expected, rtol=0.04)
-    np.testing.assert_allclose(factors[0], 1 / np.asarray(expected), rtol=0.04)
-    np.testing.assert_allclose(after[0], [1.0, 1.0], rtol=1e-6)
-
-
-def test_applying_keeps_the_mean_and_scales_the_spread(caplog):
-    calibration = SpreadCalibration(
-        channels=("t2m", "z500"),
-        leads_hours=(6.0,),
-        factors=np.array([[2.0, 0.5]]),
-        ssr_before=np.array([[0.5, 2.0]]),
-        ssr_after=np.ones((1, 2)),
-        period="2019-03-18 to 2019-03-21",
-        members=20,
-        n_inits=16,
-    )
-    members = torch.randn(3, 10, 2, 4, 5, generator=torch.Generator().manual_seed(0))
-    out = calibration.apply(members, 6.0)
-    torch.testing.assert_close(out.mean(dim=1), members.mean(dim=1))
-    torch.testing.assert_close(
-        out.std(dim=1), members.std(dim=1) * torch.tensor([2.0, 0.5])[:, None, None]
-    )
-    with caplog.at_level("WARNING"):
-        assert calibration.apply(members, 12.0) is members
-    assert "no spread calibration for lead 12 h" in caplog.text
-    again = SpreadCalibration.from_dict(calibration.to_dict())
-    np.testing.assert_array_equal(again.factors, calibration.factors)
-    assert "| 6 | z500 | 0.500 | 2.000 | 1.000 |" in calibration.report()
 
 
 def test_fit_initial_times_keep_their_truth_inside_the_period():

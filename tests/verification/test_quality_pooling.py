@@ -20,7 +20,7 @@ from benchmarks.quality import (
     scores,
 )
 from benchmarks.quality_markdown import bias_by_init_hour, bootstrap_intervals, rank_floor_markdown
-from generators.calibration import fit_spread_factors
+from generators.correction.spread import fit_spread_factors
 
 
 def test_pooled_folds_score_like_their_concatenation():

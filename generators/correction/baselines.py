@@ -7,11 +7,10 @@
   at the initial time plus the change over the same lead of a training-period
   initialisation at the same time of day (x_m = y(t0) + y(s_m + τ) − y(s_m)).
 
-Both draw their members with replacement, as the baselines of the shared UK sample
-(``shared/data/README.md``) and WeatherBench 2's probabilistic climatology (Rasp et al.
-2024) do; ``window_days`` keeps the pool within that many days of the year of the valid
-(climatology) or initial (persistence) date, which a multi-year archive needs so that
-March is not forecast from July. Each (initial time, lead) draws from its own stream of
+Both draw their members with replacement, as WeatherBench 2's probabilistic climatology
+(Rasp et al. 2024) does; ``window_days`` keeps the pool within that many days of the year
+of the valid (climatology) or initial (persistence) date, which a multi-year archive needs
+so that March is not forecast from July. Each (initial time, lead) draws from its own stream of
 ``seed``, so a rerun or an append gives the same members.
 
 :func:`baseline_to_store` writes them into a forecast store like a generator's, so

@@ -12,7 +12,7 @@ import pytest
 import xarray as xr
 
 from flows.cli import main
-from generators.bias_correction import DecayingAverageBias, DecayingAverageSpread, bias_correct
+from generators.correction.bias import DecayingAverageBias, DecayingAverageSpread, bias_correct
 from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
 from pipeline.store import ingest

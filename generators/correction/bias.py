@@ -24,7 +24,7 @@ spread. The correction learns that error from the last few days. What remains of
 error then varies from one initial time to the next more than the members do on days like
 these, which the spread scaling follows. The shape of the members' distribution can still
 be wrong with the right width; a rank-histogram recalibration
-(:mod:`generators.rank_recalibration`) learns it from the same verified past, last.
+(:mod:`generators.correction.ranks`) learns it from the same verified past, last.
 """
 
 from __future__ import annotations
@@ -39,13 +39,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from generators.decaying_average import check_weight, decaying_average
-from generators.rank_recalibration import RANK_STATISTIC, DecayingAverageRanks, rank_statistics
+from generators.correction.decaying_average import decaying_average
+from generators.correction.ranks import RANK_STATISTIC, DecayingAverageRanks, rank_statistics
+from generators.correction.spec import BIAS_WEIGHT, SPREAD_WEIGHT, CorrectionSpec, check_weight
 from pipeline.adapters import align_with_truth
 from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
-from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LON, MEMBER
+from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LON, MEMBER, cos_latitude_weights
 from pipeline.store import open_store
+from verification.kernels import spread_skill_from_moments
 
 
 @dataclass(frozen=True)
@@ -58,14 +60,12 @@ class DecayingAverageSpread:
     A_t the decaying average (weight w) of :func:`decaying_average` over the verified
     predecessors of the same lead and time of day, x̄ - b - y their ensemble-mean errors
     after the bias correction each had (none for the first ones, whose errors keep the
-    spread of the next few forecasts wide while the bias is being learnt; leaving them out
-    instead left the spread too narrow at 24 h on the UK cross-validation days, where
-    each record is 4 days), var_m x (ddof 1) their ensemble variances, g the grid points,
+    spread of the next few forecasts wide while the bias is being learnt), var_m x (ddof 1) their ensemble variances, g the grid points,
     c_g = cos(latitude), M the members; k = 1 with no verified predecessor. One k per
     forecast, lead, variable and level, from the predecessors of its time of day: their
     spread-skill ratio over the domain (with the finite-ensemble factor of Fortin et al.
-    2014) set to 1.
-    Unlike the fixed factors of :mod:`generators.calibration` it follows a change of
+    2014, :func:`verification.kernels.spread_skill_from_moments`) set to 1.
+    Unlike the fixed factors of :mod:`generators.correction.spread` it follows a change of
     regime, as the bias does; the domain mean keeps k steady where a point's error is
     a handful of numbers.
 
@@ -74,11 +74,7 @@ class DecayingAverageSpread:
     weight: float = 0.7
 
     def __post_init__(self) -> None:
-        check_weight(
-            self.weight,
-            "spread",
-            "the UK cross-validation days chose 0.7 (flow matching) and 1 (EDM)",
-        )
+        check_weight(self.weight, SPREAD_WEIGHT)
 
     def to_attrs(self) -> dict[str, object]:
         return {
@@ -100,13 +96,12 @@ class DecayingAverageSpread:
         (errors NaN: unverified) -> k (N, L, ...)."""
         errors = np.asarray(errors, dtype=np.float64)
         variances = np.where(np.isnan(errors), np.nan, variances)  # skipped together
-        c = np.cos(np.deg2rad(np.asarray(latitude, dtype=np.float64)))[:, None]
-        squared = (decaying_average(errors**2, inits, leads, self.weight) * c).sum((-2, -1))
-        spread = (decaying_average(variances, inits, leads, self.weight) * c).sum((-2, -1))
-        ratio = np.divide(
-            squared, spread, out=np.full_like(spread, 1 + 1 / members), where=spread > 0
-        )
-        return np.sqrt(members / (members + 1) * ratio)
+        c = cos_latitude_weights(np.asarray(latitude, dtype=np.float64))[:, None]
+        squared = (decaying_average(errors**2, inits, leads, self.weight) * c).mean((-2, -1))
+        spread = (decaying_average(variances, inits, leads, self.weight) * c).mean((-2, -1))
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0 error: k = 0; 0/0: k = 1
+            ratio = spread_skill_from_moments(spread, squared, members)
+        return np.divide(1.0, ratio, out=np.ones_like(spread), where=spread > 0)
 
 
 @dataclass(frozen=True)
@@ -115,28 +110,30 @@ class DecayingAverageBias:
     scaling applied after the bias, or None to keep the spread; ranks: the rank-histogram
     recalibration applied after both, or None."""
 
-    weight: float = 0.2
+    weight: float = CorrectionSpec.bias_weight
     spread: DecayingAverageSpread | None = None
     ranks: DecayingAverageRanks | None = None
 
     def __post_init__(self) -> None:
-        check_weight(
-            self.weight,
-            "bias-correction",
-            "0.2 remembers about the last 5 days of forecasts of each lead and time of day",
-        )
+        check_weight(self.weight, BIAS_WEIGHT)
 
     @classmethod
     def with_weights(
         cls, weight: float, spread_weight: float | None = None, rank_weight: float | None = None
     ) -> DecayingAverageBias:
         """The bias weight and, unless None, a :class:`DecayingAverageSpread` weight and a
-        :class:`~generators.rank_recalibration.DecayingAverageRanks` weight."""
+        :class:`~generators.correction.ranks.DecayingAverageRanks` weight."""
         return cls(
             weight,
             None if spread_weight is None else DecayingAverageSpread(spread_weight),
             None if rank_weight is None else DecayingAverageRanks(rank_weight),
         )
+
+    @classmethod
+    def from_spec(cls, spec: CorrectionSpec) -> DecayingAverageBias:
+        """The correction chain of ``spec``: its bias weight, and its spread scaling and rank
+        recalibration where it gives their weights."""
+        return cls.with_weights(spec.bias_weight, spec.spread_weight, spec.rank_weight)
 
     def to_attrs(self) -> dict[str, object]:
         attrs: dict[str, object] = {
@@ -311,12 +308,13 @@ def bias_correct(
 
 
 def bias_correct_store(
-    forecast: str | Path, truth: str | Path, out: str | Path, correction: DecayingAverageBias
+    forecast: str | Path, truth: str | Path, out: str | Path, spec: CorrectionSpec
 ) -> Corrected:
     """``wxens bias-correct``: the complete initial times of the forecast store ``forecast``
-    corrected against the analysis store ``truth`` into the forecast store ``out`` (created,
-    or its initial times overwritten and new ones appended), its provenance that of the
-    raw store plus the correction. Returns :func:`bias_correct`'s result.
+    corrected by the chain of ``spec`` (:meth:`DecayingAverageBias.from_spec`) against the
+    analysis store ``truth`` into the forecast store ``out`` (created, or its initial times
+    overwritten and new ones appended), its provenance that of the raw store plus the
+    correction. Returns :func:`bias_correct`'s result.
 
     Refused, with nothing written: ``out`` naming the raw store itself (later corrections
     learn from it), a raw store that is already corrected, and ``out`` holding another
@@ -334,6 +332,6 @@ def bias_correct_store(
             f"{forecast} is already bias-corrected ({provenance.bias_correction}); correct "
             "the generator's own forecast store instead"
         )
-    result = bias_correct(raw, open_store(truth).dataset, correction)
+    result = bias_correct(raw, open_store(truth).dataset, DecayingAverageBias.from_spec(spec))
     write_forecast(out, result.forecast, ForecastProvenance.from_attrs(result.forecast.attrs))
     return result

@@ -1,5 +1,5 @@
 """The decaying average of verified forecasts that every stage of the correction chain
-learns from (:mod:`generators.bias_correction`, :mod:`generators.rank_recalibration`):
+learns from (:mod:`generators.correction.bias`, :mod:`generators.correction.ranks`):
 for each lead, the values of the earlier forecasts that have verified by an initial time
 t (``s + l <= t``), folded in order of s as ``a <- (1 - w) a + w v_s`` (Cui, Toth, Zhu and
 Hou 2012, Weather and Forecasting 27, 396-410)."""
@@ -51,9 +51,3 @@ def decaying_average(
                     verified += 1
                 out[n, li] = a
     return out
-
-
-def check_weight(weight: float, what: str, hint: str) -> None:
-    """An :class:`InputError` naming ``what`` and ``hint`` unless ``weight`` is in (0, 1]."""
-    if not 0 < weight <= 1:
-        raise InputError(f"the {what} weight must be in (0, 1], got {weight}; {hint}")

@@ -1,4 +1,4 @@
-"""Reference ensembles: climatology and persistence + past tendencies (generators.baselines)."""
+"""Reference ensembles: climatology and persistence + past tendencies (generators.correction.baselines)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 
 from flows.cli import main
-from generators.baselines import (
+from generators.correction.baselines import (
     BASELINES,
     BaselineConfig,
     ClimatologyEnsemble,

@@ -1,9 +1,9 @@
 """Rank-histogram recalibration of ensemble forecasts from their own verified past.
 
-A spread scaling sets the spread-skill ratio to 1, yet the rank histogram of the UK
-test days stays far from flat: a dome with one heavy end (the truth too often among the
-middle members, and too often below all of them on cold nights). The shape, not only the
-width, of the members' distribution is wrong. Following Hamill and Colucci (1998, Mon.
+A spread scaling sets the spread-skill ratio to 1, yet the rank histogram can stay far
+from flat: a dome, or one heavy end (the truth too often among the middle members, or
+too often beyond all of them). Then the shape, not only the width, of the members'
+distribution is wrong. Following Hamill and Colucci (1998, Mon.
 Wea. Rev. 126, 711-724), who turned the rank histogram of past forecasts into calibrated
 probabilities, each forecast is remapped with the rank histogram of the forecasts that
 have verified before it:
@@ -39,8 +39,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from generators.decaying_average import check_weight, decaying_average
+from generators.correction.decaying_average import decaying_average
+from generators.correction.spec import RANK_WEIGHT, check_weight
 from pipeline.errors import InputError
+from pipeline.schema import cos_latitude_weights
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -79,7 +81,7 @@ def rank_statistics(members: np.ndarray, truth: np.ndarray, latitude: np.ndarray
         )
     rank = (members < truth[..., None, :, :]).sum(axis=-3)
     known = np.isfinite(truth)
-    c = np.cos(np.deg2rad(np.asarray(latitude, dtype=np.float64)))[:, None] * known
+    c = cos_latitude_weights(np.asarray(latitude, dtype=np.float64))[:, None] * known
     total = c.sum(axis=(-2, -1))
     s = members.std(axis=-3, ddof=1)
     s = np.where(s > 0, s, np.inf)  # identical members: no excess to scale
@@ -140,7 +142,7 @@ def remap(members: np.ndarray, table: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class DecayingAverageRanks:
     """Rank-histogram recalibration (module docstring), applied after the bias correction
-    and spread scaling of :class:`generators.bias_correction.DecayingAverageBias`, whose
+    and spread scaling of :class:`generators.correction.bias.DecayingAverageBias`, whose
     output it learns from.
 
     weight: w, the weight of the newest verified forecast, in (0, 1]; every time of day
@@ -150,11 +152,7 @@ class DecayingAverageRanks:
     weight: float = 0.1
 
     def __post_init__(self) -> None:
-        check_weight(
-            self.weight,
-            "rank-recalibration",
-            "the UK cross-validation days chose 0.1 (benchmarks/results/quality_uk.md)",
-        )
+        check_weight(self.weight, RANK_WEIGHT)
 
     def to_attrs(self) -> dict[str, object]:
         return {

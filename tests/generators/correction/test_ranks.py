@@ -10,11 +10,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from test_bias_correction import analysis, warm_forecast  # noqa: F401
+from test_bias import analysis, warm_forecast  # noqa: F401
 
 from flows.cli import main
-from generators.bias_correction import DecayingAverageBias, bias_correct
-from generators.rank_recalibration import (
+from generators.correction.bias import DecayingAverageBias, bias_correct
+from generators.correction.ranks import (
     DecayingAverageRanks,
     gaussian_mean_excess,
     prior,

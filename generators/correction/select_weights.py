@@ -1,0 +1,173 @@
+"""Cross-validated choice of the correction weights.
+
+The forecasts of a model's cross-validation folds (each fold's model forecasting the days it
+held out) are corrected by each candidate :class:`~generators.correction.spec.CorrectionSpec`
+within each fold's days (causal: only errors verified by an initial time correct it, the
+first forecasts of each fold go uncorrected), then scored on all folds together, lead by
+lead, with :mod:`verification.scores`. The weights are chosen stage by stage, each stage
+kept from the one before:
+
+1. the bias weight (or none) of least mean fair CRPS over the leads;
+2. with it, the spread weight of least mean ``|log SSR|`` over the leads (the spread
+   scaling's aim is a spread-skill ratio of 1);
+3. with both, the rank weight (or none) of least mean rank-histogram max/min ratio.
+
+A stage is skipped when no candidate weight is given for it, and the spread and rank
+stages when no bias correction wins. Only the candidates a stage needs are scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from generators.correction.bias import DecayingAverageBias, bias_correct
+from generators.correction.spec import CorrectionSpec
+from pipeline.adapters import align_with_truth
+from pipeline.errors import InputError
+from pipeline.schema import INIT_TIME, LEAD_TIME, MEMBER
+from verification.scores import fair_crps, rank_histogram, rank_max_min_ratio, spread_skill_ratio
+
+NONE = "0"
+"""The label of the uncorrected forecasts in :attr:`WeightSelection.table`."""
+
+
+Scores = Mapping[str, float]
+"""A candidate's ``mean_fair_crps``, ``mean_abs_log_ssr`` and ``mean_rank_max_min`` over the
+leads."""
+
+
+class WeightSelection(NamedTuple):
+    """:func:`select_weights`'s result. spec: the chosen weights, or None when the
+    uncorrected forecasts score best. table: one row per candidate scored (index: its
+    :meth:`CorrectionSpec.label`, ``"0"`` for none), with the stage that scored it and the
+    mean over the leads of the fair CRPS, of ``|log SSR|`` and of the rank max/min ratio.
+    by_lead: the same scores lead by lead (dims ``candidate, lead_time``; empty from
+    :func:`choose_weights`)."""
+
+    spec: CorrectionSpec | None
+    table: pd.DataFrame
+    by_lead: xr.Dataset
+
+
+def fold_scores(
+    folds: Sequence[xr.Dataset],
+    truth: xr.Dataset,
+    spec: CorrectionSpec | None,
+    variable: str,
+    *,
+    seed: int = 0,
+) -> xr.Dataset:
+    """Fair CRPS, spread-skill ratio and rank max/min ratio by lead of ``variable`` in the
+    fold forecasts, each corrected by ``spec`` (None: as they are) against the analysis
+    ``truth``, pooled over every fold's initial times and grid (and levels)."""
+    corrected = [
+        fold[[variable]]
+        if spec is None
+        else bias_correct(fold[[variable]], truth, DecayingAverageBias.from_spec(spec)).forecast
+        for fold in folds
+    ]
+    aligned = align_with_truth(xr.concat(corrected, INIT_TIME), truth, variables=[variable])
+    forecast, observed = aligned.forecast[variable], aligned.truth[variable]
+    over = [d for d in observed.dims if d != LEAD_TIME]
+    counts = rank_histogram(forecast, observed, member_dim=MEMBER, over=over, seed=seed)
+    return xr.Dataset(
+        {
+            "fair_crps": fair_crps(forecast, observed, mean_over=over),
+            "spread_skill_ratio": spread_skill_ratio(forecast, observed, mean_over=over),
+            "rank_max_min": rank_max_min_ratio(counts),
+        }
+    ).compute()
+
+
+def choose_weights(
+    score: Callable[[CorrectionSpec | None], Scores | None],
+    bias_weights: Sequence[float],
+    spread_weights: Sequence[float] = (),
+    rank_weights: Sequence[float] = (),
+) -> WeightSelection:
+    """The stage-by-stage rule of the module docstring over the candidate weights, each
+    candidate scored once by ``score`` (None: no correction), which may return None for a
+    candidate it cannot score (left out; a stage left with no candidate is skipped)."""
+    rows: dict[str, dict[str, object]] = {}
+
+    def least(
+        stage: str, specs: Sequence[CorrectionSpec | None], key: str
+    ) -> CorrectionSpec | None:
+        """The spec of least ``key`` among ``specs`` that can be scored (scored now unless
+        scored before), or NotImplemented when none can."""
+        labels = {}
+        for spec in specs:
+            label = NONE if spec is None else spec.label()
+            if label not in rows:
+                scores = score(spec)
+                if scores is None:
+                    continue
+                rows[label] = {"stage": stage, **scores}
+            labels[label] = spec
+        if not labels:
+            return NotImplemented
+        return labels[min(labels, key=lambda label: rows[label][key])]
+
+    spec = least("bias", [None, *(CorrectionSpec(w) for w in bias_weights)], "mean_fair_crps")
+    if spec is NotImplemented:
+        raise InputError("no candidate could be scored, not even the uncorrected forecasts")
+    if spec is not None and spread_weights:
+        spreads = [replace(spec, spread_weight=w) for w in spread_weights]
+        chosen = least("spread", spreads, "mean_abs_log_ssr")
+        spec = spec if chosen is NotImplemented else chosen
+    if spec is not None and rank_weights:
+        ranks = [spec, *(replace(spec, rank_weight=w) for w in rank_weights)]
+        spec = least("rank", ranks, "mean_rank_max_min")
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "candidate"
+    return WeightSelection(spec, table, xr.Dataset())
+
+
+def select_weights(
+    folds: Sequence[xr.Dataset],
+    truth: xr.Dataset,
+    bias_weights: Sequence[float],
+    spread_weights: Sequence[float] = (),
+    rank_weights: Sequence[float] = (),
+    *,
+    variable: str | None = None,
+    seed: int = 0,
+) -> WeightSelection:
+    """The correction weights chosen on cross-validation folds (module docstring).
+
+    folds: each fold model's forecast (wxens layout: ``init_time, member, lead_time,
+    [level], latitude, longitude``) of the days it held out; truth: the analysis (dims
+    ``time, [level], latitude, longitude``); the candidate weights of each stage, each in
+    (0, 1]; variable: the one scored (default: the forecasts' only variable); seed: the
+    rank histogram's tie-breaking draw."""
+    if not folds:
+        raise InputError("give the forecasts of at least one cross-validation fold")
+    if not bias_weights:
+        raise InputError("give at least one candidate bias weight")
+    if variable is None:
+        names = list(folds[0].data_vars)
+        if len(names) != 1:
+            raise InputError(
+                f"the forecasts hold {names}: name the variable whose scores choose the weights"
+            )
+        variable = names[0]
+    by_lead = {}
+
+    def score(spec: CorrectionSpec | None) -> Scores:
+        scores = fold_scores(folds, truth, spec, variable, seed=seed)
+        by_lead[NONE if spec is None else spec.label()] = scores
+        return {
+            "mean_fair_crps": float(scores.fair_crps.mean()),
+            "mean_abs_log_ssr": float(np.abs(np.log(scores.spread_skill_ratio)).mean()),
+            "mean_rank_max_min": float(scores.rank_max_min.mean()),
+        }
+
+    chosen = choose_weights(score, bias_weights, spread_weights, rank_weights)
+    scores = xr.concat(list(by_lead.values()), pd.Index(list(by_lead), name="candidate"))
+    return chosen._replace(by_lead=scores)

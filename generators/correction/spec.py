@@ -1,0 +1,70 @@
+"""What a decaying-average correction of a forecast store does, as one typed value.
+
+:class:`CorrectionSpec` holds the weights of the three stages (bias correction, spread
+scaling, rank-histogram recalibration; see :mod:`generators.correction.bias` and
+:mod:`generators.correction.ranks`), their defaults and their check: the command line, the
+flows and the library read them from here. This module imports nothing heavy, so a
+command can read the defaults for its ``--help``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.errors import InputError
+
+BIAS_WEIGHT = "bias-correction"
+SPREAD_WEIGHT = "spread"
+RANK_WEIGHT = "rank-recalibration"
+
+_HINTS = {
+    BIAS_WEIGHT: "--bias-weight (wxens run) or --weight (wxens bias-correct): w = 1 keeps only "
+    "the newest verified error, a smaller w averages about the last 1/w forecasts of each "
+    "lead and time of day",
+    SPREAD_WEIGHT: "--spread-weight: w = 1 keeps only the newest verified forecast, a smaller w "
+    "averages about the last 1/w of each lead and time of day",
+    RANK_WEIGHT: "--rank-weight: w = 1 keeps only the newest verified forecast, a smaller w "
+    "averages about the last 1/w of each lead, every time of day",
+}
+
+
+def check_weight(weight: float, stage: str) -> None:
+    """An :class:`InputError` naming the ``stage`` (:data:`BIAS_WEIGHT`,
+    :data:`SPREAD_WEIGHT`, :data:`RANK_WEIGHT`), its flag and the valid range unless
+    ``weight`` is in (0, 1]."""
+    if not 0 < weight <= 1:
+        raise InputError(
+            f"the {stage} weight must be in (0, 1], got {weight}; set it with {_HINTS[stage]}"
+        )
+
+
+@dataclass(frozen=True)
+class CorrectionSpec:
+    """The weights of the correction chain, each the weight w of the newest verified
+    forecast in its decaying average, in (0, 1] (about 1/w forecasts remembered).
+
+    bias_weight: the bias correction, always applied.
+    spread_weight: the spread scaling after it, or None to keep the spread.
+    rank_weight: the rank-histogram recalibration after both, or None to keep the members'
+    distribution.
+
+    Built into the correction the library applies by
+    :meth:`generators.correction.bias.DecayingAverageBias.from_spec`."""
+
+    bias_weight: float = 0.2
+    spread_weight: float | None = None
+    rank_weight: float | None = None
+
+    def __post_init__(self) -> None:
+        check_weight(self.bias_weight, BIAS_WEIGHT)
+        if self.spread_weight is not None:
+            check_weight(self.spread_weight, SPREAD_WEIGHT)
+        if self.rank_weight is not None:
+            check_weight(self.rank_weight, RANK_WEIGHT)
+
+    def label(self) -> str:
+        """``W``, ``W:S``, ``W:S:R`` or ``W::R``: the weights in the form the studies use."""
+        parts = [self.bias_weight, self.spread_weight, self.rank_weight]
+        while parts[-1] is None:
+            parts.pop()
+        return ":".join("" if p is None else f"{p:g}" for p in parts)

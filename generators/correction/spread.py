@@ -1,0 +1,204 @@
+"""Fixed spread factors: a per-channel, per-lead factor on the members' deviations from the
+ensemble mean, fitted on a held-out period, stored in the checkpoint, applied at generation
+and recorded in the forecast store — never silent.
+
+Correction: x'_m = x̄ + k (x_m − x̄), which scales the spread by k and keeps the ensemble
+mean (hence the skill). The fit chooses k so that the spread-skill ratio
+
+    SSR = sqrt((M+1)/M · spread² / skill²),
+    spread² = w-mean over (init, lat, lon) of var_m(x, ddof=1),
+    skill²  = w-mean over (init, lat, lon) of (x̄ − y)²,      w = cos(latitude)
+
+(the definition of :func:`verification.scores.spread_skill_ratio`, with the
+finite-ensemble factor; Fortin et al. 2014) is 1 on the fit period: k = 1 / SSR. The
+point-wise moments and the ratio are verification's kernels
+(:func:`verification.kernels.ensemble_moments`,
+:func:`verification.kernels.spread_skill_from_moments`), the weights
+:func:`pipeline.schema.cos_latitude_weights`.
+
+A factor fitted on a short, easy period transfers badly: fit on as long and varied a
+period as the data allows, and prefer a model calibrated without it. A model trained on all
+the data has no held-out period of its own: then the factors are fitted on
+cross-validation folds (the same recipe trained without one period each, each forecasting
+the period it held out, pooled), as its noise scale was chosen. The report gives SSR
+before and after, on the fit period and on any other.
+
+The fit's forecasts come from the models (:mod:`generators.calibration`); everything here
+works on numpy arrays.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import InputError
+from pipeline.schema import cos_latitude_weights
+from verification.kernels import ensemble_moments, spread_skill_from_moments
+
+log = logging.getLogger(__name__)
+
+
+def _pooled_moments(
+    members: np.ndarray, truth: np.ndarray, latitude: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(C,) cos-latitude-weighted means over N, H, W of the member variance (ddof 1) and
+    of the squared error of the ensemble mean: members (N, M, C, H, W), truth (N, C, H, W)."""
+    w = cos_latitude_weights(np.asarray(latitude, dtype=np.float64))[:, None]
+    squared_error, variance = ensemble_moments(np.moveaxis(members, 1, -1), truth)
+    return (variance * w).mean(axis=(0, 2, 3)), (squared_error * w).mean(axis=(0, 2, 3))
+
+
+def spread_and_skill(
+    members: np.ndarray, truth: np.ndarray, latitude: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(C,) spread and skill of members (N, M, C, H, W) against truth (N, C, H, W),
+    cos-latitude-weighted over N, H, W (module docstring)."""
+    variance, squared_error = _pooled_moments(members, truth, latitude)
+    return np.sqrt(variance), np.sqrt(squared_error)
+
+
+def spread_skill_ratio(members: np.ndarray, truth: np.ndarray, latitude: np.ndarray) -> np.ndarray:
+    """(C,) sqrt((M+1)/M · spread² / skill²) (module docstring)."""
+    m = members.shape[1]
+    if m < 2:
+        raise InputError(f"a spread-skill ratio needs at least 2 members, got {m}")
+    variance, squared_error = _pooled_moments(members, truth, latitude)
+    return spread_skill_from_moments(variance, squared_error, m)
+
+
+def scale_spread(members: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """x̄ + k (x_m − x̄) for members (N, M, *F, H, W) and factors k of shape F: (C,) for
+    F = (C,), (L, C) for F = (L, C)."""
+    mean = members.mean(axis=1, keepdims=True)
+    return mean + factors[..., None, None] * (members - mean)
+
+
+def fit_spread_factors(
+    members_by_lead: Sequence[np.ndarray], truth_by_lead: Sequence[np.ndarray], latitude: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Factors k = 1 / SSR (L, C) and the SSR before and after applying them, from
+    per-lead members (N, M, C, H, W) and truths (N, C, H, W)."""
+    factors, before, after = [], [], []
+    for members, truth in zip(members_by_lead, truth_by_lead, strict=True):
+        ssr = spread_skill_ratio(members, truth, latitude)
+        if not np.all(np.isfinite(ssr)) or np.any(ssr <= 0):
+            raise InputError(
+                f"cannot calibrate: spread-skill ratio {ssr} is not positive (identical members "
+                "or a perfect ensemble mean)"
+            )
+        k = 1.0 / ssr
+        factors.append(k)
+        before.append(ssr)
+        after.append(spread_skill_ratio(scale_spread(members, k), truth, latitude))
+    return np.stack(factors), np.stack(before), np.stack(after)
+
+
+@dataclass(frozen=True, eq=False)
+class SpreadCalibration:
+    """Factors k (L, C) by lead (hours) and channel, with the SSR before and after on the
+    fit period and how they were fitted: ``sampler`` is the spec of the sampler of the fit
+    forecasts (None in calibrations written before it was recorded). The factors hold for
+    that sampler only: another NFE or noise scale changes the spread they correct."""
+
+    channels: tuple[str, ...]
+    leads_hours: tuple[float, ...]
+    factors: np.ndarray
+    ssr_before: np.ndarray
+    ssr_after: np.ndarray
+    period: str
+    members: int
+    n_inits: int
+    sampler: str | None = None
+
+    def lead_index(self, lead_hours: float) -> int | None:
+        for i, lead in enumerate(self.leads_hours):
+            if abs(lead - lead_hours) < 1e-6:
+                return i
+        return None
+
+    def factors_for(self, lead_hours: float) -> np.ndarray | None:
+        """The factors (C,) of a lead, or None (logged) for a lead that was not calibrated."""
+        i = self.lead_index(lead_hours)
+        if i is None:
+            log.warning(
+                "no spread calibration for lead %g h: its members are left as drawn", lead_hours
+            )
+            return None
+        return self.factors[i]
+
+    def apply(self, members: np.ndarray, lead_hours: float) -> np.ndarray:
+        """Members (B, M, C, H, W) with their deviations from the mean scaled by k(lead)
+        (:func:`scale_spread`); the same array for a lead that was not calibrated (logged)."""
+        k = self.factors_for(lead_hours)
+        if k is None:
+            return members
+        return scale_spread(members, k.astype(members.dtype))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": "spread factor on deviations from the ensemble mean, k = 1 / SSR",
+            "channels": list(self.channels),
+            "leads_hours": list(self.leads_hours),
+            "factors": self.factors.tolist(),
+            "ssr_before": self.ssr_before.tolist(),
+            "ssr_after": self.ssr_after.tolist(),
+            "period": self.period,
+            "members": self.members,
+            "n_inits": self.n_inits,
+            "sampler": self.sampler,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SpreadCalibration:
+        return cls(
+            channels=tuple(d["channels"]),
+            leads_hours=tuple(float(h) for h in d["leads_hours"]),
+            factors=np.asarray(d["factors"], dtype=np.float64),
+            ssr_before=np.asarray(d["ssr_before"], dtype=np.float64),
+            ssr_after=np.asarray(d["ssr_after"], dtype=np.float64),
+            period=str(d["period"]),
+            members=int(d["members"]),
+            n_inits=int(d["n_inits"]),
+            sampler=d.get("sampler"),
+        )
+
+    def check_sampler(self, sampler: str) -> None:
+        """Refuse to apply the factors to members drawn with another sampler than the fit's.
+        ``sampler``: the canonical spec (``generators.config.sampler_spec``) of the sampler
+        the members are drawn with, which the fit records in the same form."""
+        if self.sampler is None:
+            log.warning(
+                "the spread calibration does not record the sampler it was fitted with (an "
+                "older checkpoint): its factors hold only for that sampler; refit with wxens "
+                "calibrate to record it"
+            )
+        elif self.sampler != sampler:
+            raise InputError(
+                f"the checkpoint's spread calibration was fitted on forecasts of {self.sampler}; "
+                f"its factors do not hold for {sampler}, whose spread differs. Forecast with "
+                f"--sampler {self.sampler!r} (the default of a calibrated checkpoint), leave "
+                "the calibration out (--no-calibration), or refit it for this sampler "
+                "(wxens calibrate --sampler)"
+            )
+
+    def report(self) -> str:
+        """A markdown table: lead, channel, factor, SSR before and after on the fit period."""
+        lines = [
+            f"Spread calibration fitted on {self.period} ({self.n_inits} initial times, "
+            f"{self.members} members, {self.sampler or 'sampler not recorded'})",
+            "",
+            "| lead (h) | channel | factor k | SSR before | SSR after |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for i, lead in enumerate(self.leads_hours):
+            for c, channel in enumerate(self.channels):
+                lines.append(
+                    f"| {lead:g} | {channel} | {self.factors[i, c]:.3f} | "
+                    f"{self.ssr_before[i, c]:.3f} | {self.ssr_after[i, c]:.3f} |"
+                )
+        return "\n".join(lines)

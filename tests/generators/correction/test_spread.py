@@ -1,0 +1,98 @@
+"""Spread factors in numpy: the SSR against verification's, recovery of a known inflation,
+application keeping the mean, and the sampler check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from generators.correction.spread import SpreadCalibration, fit_spread_factors, spread_skill_ratio
+from pipeline.errors import InputError
+from verification.scores import spread_skill_ratio as verification_ssr
+
+LATITUDE = np.linspace(40.0, 60.0, 4)
+
+
+def expected_ssr(scale: float, m: int) -> float:
+    """SSR of members mu + s e_m against truth mu + e (e ~ N(0, 1)): the spread is s and the
+    ensemble mean's error has variance 1 + s^2 / m, so SSR = sqrt((m+1)/m) s / sqrt(1 + s^2/m)."""
+    return np.sqrt((m + 1) / m) * scale / np.sqrt(1 + scale**2 / m)
+
+
+def dispersed(
+    scales: list[float], n: int = 300, m: int = 20, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Truth y = mu + e and members mu + scale_c * e_m, e ~ N(0, 1)."""
+    rng = np.random.default_rng(seed)
+    mu = rng.normal(size=(n, len(scales), 4, 5))
+    truth = mu + rng.normal(size=mu.shape)
+    members = mu[:, None] + np.asarray(scales)[None, None, :, None, None] * rng.normal(
+        size=(n, m, *mu.shape[1:])
+    )
+    return members, truth
+
+
+def test_ssr_agrees_with_the_verification_module():
+    members, truth = dispersed([0.5, 1.0, 2.0], n=40, m=7)
+    dims = ("init", "member", "channel", "latitude", "longitude")
+    expected = verification_ssr(
+        xr.DataArray(members, dims=dims, coords={"latitude": LATITUDE}),
+        xr.DataArray(truth, dims=dims[:1] + dims[2:], coords={"latitude": LATITUDE}),
+        mean_over=("init", "latitude", "longitude"),
+    )
+    np.testing.assert_allclose(
+        spread_skill_ratio(members, truth, LATITUDE), expected.values, rtol=1e-10
+    )
+
+
+def test_the_fit_recovers_a_known_inflation():
+    members, truth = dispersed([0.5, 2.0])
+    factors, before, after = fit_spread_factors([members], [truth], LATITUDE)
+    expected = [expected_ssr(0.5, 20), expected_ssr(2.0, 20)]  # 0.509, 1.871
+    np.testing.assert_allclose(before[0], expected, rtol=0.04)
+    np.testing.assert_allclose(factors[0], 1 / np.asarray(expected), rtol=0.04)
+    np.testing.assert_allclose(after[0], [1.0, 1.0], rtol=1e-6)
+
+
+def test_applying_keeps_the_mean_and_scales_the_spread(caplog):
+    calibration = SpreadCalibration(
+        channels=("t2m", "z500"),
+        leads_hours=(6.0,),
+        factors=np.array([[2.0, 0.5]]),
+        ssr_before=np.array([[0.5, 2.0]]),
+        ssr_after=np.ones((1, 2)),
+        period="2019-03-18 to 2019-03-21",
+        members=20,
+        n_inits=16,
+    )
+    members = np.random.default_rng(0).standard_normal((3, 10, 2, 4, 5)).astype(np.float32)
+    out = calibration.apply(members, 6.0)
+    assert out.dtype == members.dtype
+    np.testing.assert_allclose(out.mean(axis=1), members.mean(axis=1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        out.std(axis=1), members.std(axis=1) * np.array([2.0, 0.5])[:, None, None], rtol=1e-5
+    )
+    with caplog.at_level("WARNING"):
+        assert calibration.apply(members, 12.0) is members
+    assert "no spread calibration for lead 12 h" in caplog.text
+    again = SpreadCalibration.from_dict(calibration.to_dict())
+    np.testing.assert_array_equal(again.factors, calibration.factors)
+    assert "| 6 | z500 | 0.500 | 2.000 | 1.000 |" in calibration.report()
+
+
+def test_the_sampler_check_compares_the_recorded_spec():
+    calibration = SpreadCalibration(
+        channels=("t2m",),
+        leads_hours=(6.0,),
+        factors=np.ones((1, 1)),
+        ssr_before=np.ones((1, 1)),
+        ssr_after=np.ones((1, 1)),
+        period="p",
+        members=4,
+        n_inits=4,
+        sampler="euler:nfe=2,noise_scale=1.0",
+    )
+    calibration.check_sampler("euler:nfe=2,noise_scale=1.0")
+    with pytest.raises(InputError, match="fitted on forecasts of euler:nfe=2.*--no-calibration"):
+        calibration.check_sampler("euler:nfe=4,noise_scale=1.0")
