@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from pipeline.errors import InputError, StoreError
 from pipeline.normalize import normalize
 from pipeline.schema import LAT, LEVEL, LON, SCHEMA_VERSION, TIME
-from pipeline.sources.base import Source, resolve_source
+from pipeline.sources import Source, resolve_source
 
 log = logging.getLogger(__name__)
 
