@@ -19,9 +19,10 @@ overrides of a config file use it too.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -70,10 +71,13 @@ def split_items(body: str, *, what: str, known: Iterable[str] = ()) -> dict[str,
     return out
 
 
-def field_types(cls: type) -> dict[str, Any]:
+@functools.cache
+def field_types(cls: type) -> Mapping[str, Any]:
     """The init fields of the dataclass ``cls`` and their resolved types, in order."""
     hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
+    return types.MappingProxyType(
+        {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
+    )
 
 
 def parse_fields(cls: type, body: str, *, what: str) -> dict[str, Any]:
