@@ -18,14 +18,13 @@ from prefect import flow, get_run_logger
 from flows import tasks
 from flows.runtime import unless_done
 from pipeline import schedule
+from pipeline.analysis_store import open_store
 from pipeline.errors import InputError, StoreError
 from pipeline.forecast_store import complete_init_times
 
 
 def analysis_store_complete(path: str) -> bool:
     """Whether ``path`` holds a complete analysis store (an interrupted ingest is not)."""
-    from pipeline.store import open_store
-
     try:
         open_store(path)
     except StoreError:
@@ -349,10 +348,11 @@ def latest_init_times(store: str, checkpoint: str, latest: int, cycle_hours: int
     history window, as ISO strings."""
     from generators.checkpoint import load_checkpoint
 
+    analysis = open_store(store)  # a missing store is the first thing to report
     loaded = load_checkpoint(checkpoint)
     window = -min(loaded.spec.history) * loaded.native_step
     times = schedule.latest_init_times(
-        store, history=window, latest=latest, cycle_hours=cycle_hours
+        analysis, history=window, latest=latest, cycle_hours=cycle_hours
     )
     return [t.isoformat() for t in times]
 
