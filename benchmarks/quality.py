@@ -291,7 +291,7 @@ SYNTHETIC = "synthetic:n_lat=16,n_lon=24,n_times=1700,step=6h,seed=7"
 
 def synthetic(args: argparse.Namespace) -> None:
     """Flow matching against the oracle ensemble at 1 and 4 model steps, and a 10-day rollout."""
-    from pipeline.synthetic import SyntheticConfig, conditional_moments, oracle_ensemble
+    from pipeline.sources.synthetic import SyntheticConfig, conditional_moments, oracle_ensemble
 
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)

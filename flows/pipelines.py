@@ -19,6 +19,8 @@ from flows import tasks
 from flows.runtime import unless_done
 from generators.correction.baselines import BASELINES
 from generators.correction.spec import CorrectionSpec
+from pipeline import schedule
+from pipeline.analysis_store import open_store
 from pipeline.errors import InputError, StoreError
 from pipeline.forecast_store import complete_init_times
 from pipeline.schema import Period
@@ -26,8 +28,6 @@ from pipeline.schema import Period
 
 def analysis_store_complete(path: str) -> bool:
     """Whether ``path`` holds a complete analysis store (an interrupted ingest is not)."""
-    from pipeline.store import open_store
-
     try:
         open_store(path)
     except StoreError:
@@ -342,54 +342,22 @@ def ensemble_run(
 
 
 def latest_init_times(store: str, checkpoint: str, latest: int, cycle_hours: int) -> list[str]:
-    """The ``latest`` most recent times of the analysis store on the ``cycle_hours`` cycle
-    (00, 06, 12, 18 UTC for 6) that have the checkpoint's whole history window."""
+    """:func:`pipeline.schedule.latest_init_times` of ``store`` with the checkpoint's
+    history window, as ISO strings."""
     from generators.checkpoint import load_checkpoint
-    from pipeline.store import open_store
 
-    if latest < 1 or cycle_hours < 1:
-        raise InputError(f"latest ({latest}) and cycle_hours ({cycle_hours}) must be >= 1")
-    analysis = open_store(store)
+    analysis = open_store(store)  # a missing store is the first thing to report
     loaded = load_checkpoint(checkpoint)
-    times = pd.DatetimeIndex(analysis.dataset["time"].values).difference(
-        pd.DatetimeIndex(analysis.missing_times)
+    window = -min(loaded.spec.history) * loaded.native_step
+    times = schedule.latest_init_times(
+        analysis, history=window, latest=latest, cycle_hours=cycle_hours
     )
-    earliest = times[0] - min(loaded.spec.history) * loaded.native_step
-    on_cycle = times[
-        (times >= earliest)
-        & (times.minute == 0)
-        & (times.second == 0)
-        & ((times.hour % cycle_hours) == 0)
-    ]
-    if on_cycle.empty:
-        raise InputError(
-            f"{store} holds no time on the {cycle_hours}-hourly cycle with {loaded.spec.history} "
-            f"steps of history before it (times {times[0]} to {times[-1]}); ingest more data"
-        )
-    return [t.isoformat() for t in on_cycle[-latest:]]
+    return [t.isoformat() for t in times]
 
 
 def truth_arrived(forecast: str, store: str) -> list[str]:
-    """The complete initial times of ``forecast`` whose every valid time is in ``store``."""
-    import xarray as xr
-
-    from pipeline.schema import INIT_TIME, TIME, VALID_TIME
-    from pipeline.store import open_store
-
-    done = complete_init_times(forecast)
-    if done.empty:
-        return []
-    valid = xr.open_zarr(forecast, zarr_format=3, consolidated=False)[VALID_TIME]
-    analysis = open_store(store)
-    available = pd.DatetimeIndex(analysis.dataset[TIME].values).difference(
-        pd.DatetimeIndex(analysis.missing_times)
-    )
-    arrived = [
-        t.isoformat()
-        for t in done
-        if pd.DatetimeIndex(valid.sel({INIT_TIME: t}).values).isin(available).all()
-    ]
-    return arrived
+    """:func:`pipeline.schedule.truth_arrived`, as ISO strings."""
+    return [t.isoformat() for t in schedule.truth_arrived(forecast, store)]
 
 
 FLOWS = {f.name: f for f in (ingest, train, forecast, bias_correct, baseline, verify, ensemble_run)}

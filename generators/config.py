@@ -38,10 +38,11 @@ from typing import Any
 import yaml
 
 from generators.models import GENERATORS
-from generators.samplers import Sampler, sampler_from_config
+from generators.samplers import SAMPLERS, Sampler, sampler_from_config
 from pipeline.datasets import SampleSpec
 from pipeline.errors import InputError
 from pipeline.schema import Period
+from pipeline.spec import format_spec, parse_fields, split_pair, split_scheme
 
 DATA_DERIVED_BACKBONE_FIELDS = ("channels", "history", "static_channels", "calendar_features")
 
@@ -392,11 +393,9 @@ def apply_overrides(
     values are parsed as YAML, so ``1e-4`` is a number and ``[1, 6]`` a list."""
     out = _deep_copy(data)
     for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"override {item!r} must look like key.subkey=value")
+        key, text = split_pair(item, what="override", form="key.subkey=value")
         node = out
-        parts = key.strip().split(".")
+        parts = key.split(".")
         for part in parts[:-1]:
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
@@ -422,18 +421,14 @@ def load_train_config(path: str | Path, overrides: list[str] | tuple[str, ...] =
 
 def parse_sampler(spec: str) -> Sampler:
     """A sampler from ``"name"`` or ``"name:key=value,key=value"``, e.g. ``"euler:nfe=10"``,
-    ``"edm_heun:num_steps=20,churn=2.5,noise_inflation=1.05"``."""
-    name, _, rest = spec.partition(":")
-    params: dict[str, Any] = {}
-    for item in filter(None, (p.strip() for p in rest.split(","))):
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise InputError(f"sampler {spec!r}: {item!r} must look like key=value")
-        params[key.strip()] = yaml.safe_load(text)
-    return sampler_from_config(name.strip(), **params)
+    ``"edm_heun:num_steps=20,churn=2.5,noise_inflation=1.05"``; values are coerced to the
+    sampler's field types (:mod:`pipeline.spec`)."""
+    name, body = split_scheme(spec)
+    params = parse_fields(SAMPLERS[name], body, what=f"sampler {spec!r}")
+    return sampler_from_config(name, **params)
 
 
 def sampler_spec(sampler: Sampler) -> str:
     """Inverse of :func:`parse_sampler` (for provenance): ``"euler:nfe=10,noise_scale=1.0"``."""
-    params = ",".join(f"{f.name}={getattr(sampler, f.name)}" for f in dataclasses.fields(sampler))
+    params = format_spec(sampler)
     return f"{sampler.name}:{params}" if params else sampler.name

@@ -1,7 +1,7 @@
 """Forecast layouts of other producers mapped onto the wxens forecast layout, and back;
 alignment of a forecast with an analysis on valid time.
 
-The wxens forecast layout (DESIGN.md): dims ``init_time, member, lead_time, [level],
+The wxens forecast layout: dims ``init_time, member, lead_time, [level],
 latitude, longitude``, coordinate ``valid_time(init_time, lead_time)``, canonical short
 variable names in CF units. Each producer layout is one :class:`ForecastLayout` class,
 registered by name; :func:`to_wxens_forecast` picks the one that claims a dataset:
@@ -38,6 +38,7 @@ from pipeline.normalize import (
     VARIABLE_ALIASES,
     canonical_units,
 )
+from pipeline.registry import Registry
 from pipeline.schema import (
     INIT_TIME,
     LAT,
@@ -90,18 +91,11 @@ class ForecastLayout(ABC):
         return ds.drop_vars(VALID_TIME, errors="ignore").rename(inverse)
 
 
-LAYOUTS: dict[str, type[ForecastLayout]] = {}
+LAYOUTS: Registry[type[ForecastLayout]] = Registry("forecast layout")
+"""Every layout by name, in registration order: the order :func:`detect_layout` asks them."""
 
 
-def register_layout(cls: type[ForecastLayout]) -> type[ForecastLayout]:
-    """Class decorator: make a layout known to :func:`to_wxens_forecast` by its name."""
-    if cls.name in LAYOUTS:
-        raise ValueError(f"forecast layout {cls.name!r} registered twice")
-    LAYOUTS[cls.name] = cls
-    return cls
-
-
-@register_layout
+@LAYOUTS.register("wxens")
 class WxensLayout(ForecastLayout):
     """Already wxens: ``init_time, member, lead_time`` (as written by pipeline.forecast_store)."""
 
@@ -113,7 +107,7 @@ class WxensLayout(ForecastLayout):
         return {INIT_TIME, LEAD_TIME} <= set(ds.coords) | set(ds.dims)
 
 
-@register_layout
+@LAYOUTS.register("cfgrib")
 class CfgribLayout(ForecastLayout):
     """cfgrib / ECMWF ENS: ``number, time, step, isobaricInhPa`` (+ ``valid_time``)."""
 
@@ -135,7 +129,7 @@ class CfgribLayout(ForecastLayout):
         return out.assign_coords(valid_time=out["time"] + out["step"])
 
 
-@register_layout
+@LAYOUTS.register("weatherbench2")
 class WeatherBench2Layout(ForecastLayout):
     """WeatherBench 2: ``time, prediction_timedelta, realization`` (or ``number``), ``level``."""
 
@@ -172,22 +166,15 @@ def detect_layout(ds: xr.Dataset) -> type[ForecastLayout]:
     )
 
 
-def get_layout(name: str) -> type[ForecastLayout]:
-    try:
-        return LAYOUTS[name]
-    except KeyError:
-        raise InputError(f"unknown forecast layout {name!r}; known: {sorted(LAYOUTS)}") from None
-
-
 def to_wxens_forecast(ds: xr.Dataset, layout: str | None = None) -> xr.Dataset:
     """``ds`` (any registered layout, detected unless named) in the wxens forecast layout."""
-    cls = get_layout(layout) if layout else detect_layout(ds)
+    cls = LAYOUTS[layout] if layout else detect_layout(ds)
     return cls.to_wxens(ds)
 
 
 def from_wxens_forecast(ds: xr.Dataset, layout: str) -> xr.Dataset:
     """A wxens-layout forecast in another producer's layout (e.g. to hand to their tools)."""
-    return get_layout(layout).from_wxens(ds)
+    return LAYOUTS[layout].from_wxens(ds)
 
 
 def _canonical_name(name: object, da: xr.DataArray) -> str:

@@ -1,9 +1,8 @@
 """Forecast stores: the Zarr v3 output of a generator, one ensemble per initial time.
 
-Layout (DESIGN.md, "Forecast store"): dims ``init_time, member, lead_time, [level],
-latitude, longitude``; coordinate ``valid_time(init_time, lead_time)``; float32 CF
-variables; one chunk holds all members of one (init_time, lead_time) so verification reads
-a whole ensemble at once.
+Layout: dims ``init_time, member, lead_time, [level], latitude, longitude``; coordinate
+``valid_time(init_time, lead_time)``; float32 CF variables; one chunk holds all members of
+one (init_time, lead_time) so verification reads a whole ensemble at once.
 
 Writing (:func:`write_forecast`):
 

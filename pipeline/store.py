@@ -1,4 +1,4 @@
-"""Analysis stores: canonical Zarr v3 stores written resumably, with statistics.
+"""Analysis stores written: canonical Zarr v3 stores ingested resumably.
 
 Life of a store: :func:`ingest` creates it from a template of the canonical dataset
 (metadata and coordinates only), writes the data by region in blocks of whole time
@@ -6,7 +6,8 @@ steps, records each finished block in the group attributes, and finalises: per-v
 (per-level) statistics computed with dask, the missing times, ``complete = True``. An
 interrupted ingest leaves a store that reads as incomplete; the same command resumes it
 and writes exactly the bytes an uninterrupted run would. A repeated ingest is a no-op;
-later times append. :func:`open_store` refuses an incomplete store.
+later times append. :func:`open_store` refuses an incomplete store. Reading a store and
+its statistics is :mod:`pipeline.analysis_store`'s part (re-exported here).
 """
 
 from __future__ import annotations
@@ -14,26 +15,34 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
 import zarr
 from tqdm.auto import tqdm
 
+from pipeline.analysis_store import (
+    STATE_ATTR,
+    AnalysisStore,
+    bytes_per_time,
+    finalise,
+    open_store,
+    read_state,
+    times_per_block,
+    update_state,
+)
 from pipeline.errors import InputError, StoreError
 from pipeline.normalize import normalize
 from pipeline.schema import LAT, LEVEL, LON, SCHEMA_VERSION, TIME
-from pipeline.sources.base import Source, resolve_source
+from pipeline.sources import Source, resolve_source
+
+__all__ = ["AnalysisStore", "ingest", "open_canonical", "open_store", "read_state", "write_region"]
 
 log = logging.getLogger(__name__)
 
-STATISTICS = ("mean", "std", "min", "max", "tendency_std")
-STATE_ATTR = "wxens_ingest"
 #: Target size of one written block (whole time chunks); bounds ingest memory.
 BLOCK_BYTES = 128 * 2**20
 #: Chunks hold the whole grid and all levels of one time step, split along level when
@@ -42,58 +51,6 @@ BLOCK_BYTES = 128 * 2**20
 #: cost more in per-object overhead than their data.
 MAX_CHUNK_BYTES = 64 * 2**20
 MIN_CHUNK_BYTES = 2**20
-#: Size of one dask task when computing statistics (bounds their memory).
-STATS_CHUNK_BYTES = 32 * 2**20
-
-
-@dataclass(frozen=True)
-class AnalysisStore:
-    """An opened, complete analysis store.
-
-    ``dataset`` is lazy (dask), dims ``time, [level], latitude, longitude``;
-    ``statistics`` holds the same variable names with dims ``(statistic[, level])``.
-    """
-
-    path: Path
-    dataset: xr.Dataset
-    statistics: xr.Dataset
-    native_step: pd.Timedelta
-    missing_times: tuple[pd.Timestamp, ...]
-
-
-def open_store(path: str | Path) -> AnalysisStore:
-    """Open a complete analysis store lazily, with its statistics."""
-    path = Path(path)
-    state = read_state(path)
-    if not state["complete"]:
-        written = sum(j - i for i, j in state["written"])
-        raise StoreError(
-            f"{path}: the store is incomplete ({written} of {state['n_times']} times written; "
-            "an ingest was interrupted); rerun the same `wxens ingest` to complete it"
-        )
-    ds = xr.open_zarr(path, consolidated=False)
-    return AnalysisStore(
-        path=path,
-        dataset=ds,
-        statistics=_statistics_from_attrs(state["statistics"]),
-        native_step=pd.Timedelta(state["native_step"]),
-        missing_times=tuple(pd.Timestamp(t) for t in state["missing_times"]),
-    )
-
-
-def read_state(path: Path) -> dict:
-    """The ingest state recorded in a store's attributes; StoreError if there is none."""
-    if not path.exists():
-        raise StoreError(
-            f"{path}: no such store; create it with `wxens ingest SOURCE --store {path}`"
-        )
-    try:
-        attrs = zarr.open_group(str(path), mode="r").attrs.asdict()
-    except Exception as err:
-        raise StoreError(f"{path}: not a Zarr store ({type(err).__name__}: {err})") from err
-    if STATE_ATTR not in attrs:
-        raise StoreError(f"{path}: a Zarr store, but not a wxens analysis store")
-    return attrs[STATE_ATTR]
 
 
 def ingest(
@@ -198,7 +155,7 @@ def _ingest_into(ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progr
             )
         _append_template(ds.sel({TIME: new}), path)
         store_times = store_times.append(new)
-        state = _update_state(path, n_times=store_times.size, complete=False)
+        state = update_state(path, n_times=store_times.size, complete=False)
     written = np.zeros(store_times.size, bool)
     for i, j in state["written"]:
         written[i:j] = True
@@ -249,14 +206,10 @@ def _create(ds: xr.Dataset, origin: str, path: Path) -> None:
     )
 
 
-def _bytes_per_time(da: xr.DataArray) -> int:
-    return da.dtype.itemsize * int(np.prod([n for d, n in da.sizes.items() if d != TIME]))
-
-
 def time_chunk(ds: xr.Dataset) -> int:
     """Time steps per chunk: one, or enough for the smallest variable to reach
     :data:`MIN_CHUNK_BYTES` while the largest stays under :data:`MAX_CHUNK_BYTES`."""
-    sizes = [_bytes_per_time(da) for da in ds.data_vars.values()]
+    sizes = [bytes_per_time(da) for da in ds.data_vars.values()]
     steps = max(1, MIN_CHUNK_BYTES // max(min(sizes), 1))
     return int(min(steps, max(1, MAX_CHUNK_BYTES // max(sizes))))
 
@@ -323,7 +276,7 @@ def _write_blocks(
     progress: bool,
     origin: str,
 ) -> dict[str, int]:
-    per_block = _times_per_block(ds, path)
+    per_block = times_per_block(ds, path, BLOCK_BYTES)
     nan_counts = {str(k): int(v) for k, v in state.get("nan_counts", {}).items()}
     written = [list(r) for r in state["written"]]
     with tqdm(
@@ -347,18 +300,9 @@ def _write_blocks(
                 nan_counts[name] = nan_counts.get(name, 0) + n
             write_region(data, path, slice(i0, i1 + 1))
             written.append([i0, i1 + 1])
-            _update_state(path, written=_merge_ranges(written), nan_counts=nan_counts)
+            update_state(path, written=_merge_ranges(written), nan_counts=nan_counts)
             bar.update(len(block))
     return nan_counts
-
-
-def _times_per_block(ds: xr.Dataset, path: Path, size: int | None = None) -> int:
-    """Whole time chunks of the store at ``path`` making ~``size`` bytes (default
-    :data:`BLOCK_BYTES`)."""
-    array = zarr.open_group(str(path), mode="r")[str(next(iter(ds.data_vars)))]
-    steps = array.chunks[array.metadata.dimension_names.index(TIME)]
-    per_time = sum(_bytes_per_time(da) for da in ds.data_vars.values())
-    return steps * max(1, (size or BLOCK_BYTES) // max(per_time * steps, 1))
 
 
 def write_region(data: xr.Dataset, path: Path, region: slice) -> None:
@@ -383,13 +327,6 @@ def _merge_ranges(ranges: Iterable[Sequence[int]]) -> list[list[int]]:
     return merged
 
 
-def _update_state(path: Path, **changes: object) -> dict:
-    group = zarr.open_group(str(path), mode="r+")
-    state = {**group.attrs[STATE_ATTR], **changes}
-    group.attrs[STATE_ATTR] = state
-    return state
-
-
 def _roll_back(path: Path, created: bool, old_times: int, state: dict) -> None:
     """Undo a refused ingest: remove a store it created, or shrink an appended one back."""
     if created:
@@ -404,84 +341,4 @@ def _roll_back(path: Path, created: bool, old_times: int, state: dict) -> None:
             array.resize(tuple(shape))
     kept = [[i, min(j, old_times)] for i, j in state["written"] if i < old_times]
     complete = bool(state.get("statistics")) and kept == [[0, old_times]]
-    _update_state(path, n_times=old_times, written=kept, complete=complete)
-
-
-def finalise(path: Path, nan_counts: dict[str, int] | None = None) -> None:
-    """Compute statistics and missing times with dask, then mark the store complete."""
-    ds = xr.open_zarr(path, consolidated=False, chunks=None)
-    # tasks of whole store chunks, ~STATS_CHUNK_BYTES each: few enough to keep the dask
-    # overhead low, small enough that the reductions in flight stay within memory
-    steps = _times_per_block(ds, path, STATS_CHUNK_BYTES)
-    ds = xr.open_zarr(path, consolidated=False, chunks={TIME: steps})
-    times = pd.DatetimeIndex(ds[TIME].values)
-    step = native_step(times)
-    stats = compute_statistics(ds, step)
-    expected = pd.date_range(times[0], times[-1], freq=step) if len(times) > 1 else times
-    missing = expected.difference(times)
-    if missing.size:
-        log.warning("%s: %d missing time(s) at the native step %s", path, missing.size, step)
-    group = zarr.open_group(str(path), mode="r+")
-    history = group.attrs.get("history", "")
-    group.attrs["history"] = (
-        f"{history}\n{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} finalised: {len(times)} times"
-    ).strip()
-    _update_state(
-        path,
-        complete=True,
-        n_times=len(times),
-        native_step=str(step),
-        missing_times=[str(t) for t in missing],
-        statistics=stats,
-        nan_counts=nan_counts if nan_counts is not None else read_state(path)["nan_counts"],
-    )
-
-
-def native_step(times: pd.DatetimeIndex) -> pd.Timedelta:
-    """The most common spacing of ``times`` (1 h for hourly ERA5 even with gaps)."""
-    if len(times) < 2:
-        return pd.Timedelta(0)
-    diffs = pd.Series(np.diff(times.values))
-    return pd.Timedelta(diffs.mode().iloc[0])
-
-
-def compute_statistics(ds: xr.Dataset, step: pd.Timedelta) -> dict:
-    """mean, std, min, max and the std of the tendency at ``step`` of each variable,
-    over time and the grid (per level for upper-air variables), in one dask pass.
-
-    Sums accumulate in float64 chunk by chunk (no float64 copy of the data); the
-    tendency uses only pairs of times exactly ``step`` apart, so gaps are skipped.
-    """
-    dims = [TIME, LAT, LON]
-    consecutive = np.flatnonzero(np.diff(ds[TIME].values) == step.to_timedelta64())
-    tendency = ds.diff(TIME).isel({TIME: consecutive})
-    lazy = {
-        "mean": ds.mean(dims, dtype="float64"),
-        "std": ds.std(dims, dtype="float64"),
-        "min": ds.min(dims),
-        "max": ds.max(dims),
-        "tendency_std": tendency.std(dims, dtype="float64"),
-    }
-    (values,) = dask.compute(lazy)
-    out: dict[str, dict] = {}
-    for name in ds.data_vars:
-        entry: dict[str, object] = {
-            k: values[k][name].astype("float64").values.tolist() for k in STATISTICS
-        }
-        if LEVEL in ds[name].dims:
-            entry["level"] = ds[LEVEL].values.tolist()
-        out[str(name)] = entry
-    return out
-
-
-def _statistics_from_attrs(stats: dict) -> xr.Dataset:
-    data = {}
-    for name, entry in stats.items():
-        values = np.array([entry[k] for k in STATISTICS], dtype="float64")
-        if "level" in entry:
-            data[name] = xr.DataArray(
-                values, dims=("statistic", LEVEL), coords={LEVEL: entry["level"]}
-            )
-        else:
-            data[name] = xr.DataArray(values, dims=("statistic",))
-    return xr.Dataset(data).assign_coords(statistic=list(STATISTICS))
+    update_state(path, n_times=old_times, written=kept, complete=complete)

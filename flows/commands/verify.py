@@ -91,7 +91,7 @@ def open_forecast_any(spec: str):
     from pathlib import Path
 
     from pipeline.forecast_store import open_forecast
-    from pipeline.sources.base import resolve_source
+    from pipeline.sources import resolve_source
 
     meta = Path(spec) / "zarr.json"
     if (

@@ -16,7 +16,7 @@ from typing import ClassVar
 import xarray as xr
 
 from pipeline.errors import InputError
-from pipeline.sources.base import Source, register_source
+from pipeline.sources.base import SOURCES, Source
 
 #: dask chunks used when opening files, by the time-like dims producers use (absent ones
 #: are ignored): long enough to amortise the decoder's per-chunk cost, short enough to
@@ -130,7 +130,7 @@ def count_grib_messages(path: Path) -> int:
     return count
 
 
-@register_source
+@SOURCES.register("grib")
 class GribSource(FileSource):
     """GRIB 1/2 through cfgrib; ``indexpath=""`` so nothing is written beside the input."""
 
@@ -149,7 +149,7 @@ class GribSource(FileSource):
         )
 
 
-@register_source
+@SOURCES.register("netcdf")
 class NetcdfSource(FileSource):
     """NetCDF 3/4 through netCDF4 (h5netcdf for NetCDF-4 files netCDF4 cannot open)."""
 
@@ -163,7 +163,7 @@ class NetcdfSource(FileSource):
             return xr.open_dataset(path, engine="h5netcdf", chunks=TIME_CHUNKS)
 
 
-@register_source
+@SOURCES.register("zarr")
 class ZarrSource(Source):
     """A Zarr store (v2 or v3) from a local path or any fsspec URL (``gs://``, ``s3://``,
     ``https://``), e.g. a WeatherBench 2 or ARCO ERA5 store; storage options such as

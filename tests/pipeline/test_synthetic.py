@@ -1,9 +1,9 @@
 """The synthetic source against theory: AR(1) law, exact conditional law, oracle ensemble,
 hypsometric and geostrophic balance, spec parsing and CF metadata.
 
-References in these tests are written independently of pipeline.synthetic: integer
+References in these tests are written independently of pipeline.sources.synthetic: integer
 advection is checked with np.roll, balance with centred finite differences, constants
-retyped from /work/shared/reference/verification.md.
+retyped from their published values.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from scipy import stats
 
 from pipeline.errors import InputError
 from pipeline.schema import VARIABLES
-from pipeline.synthetic import (
+from pipeline.sources.synthetic import (
     SyntheticConfig,
     SyntheticSource,
     conditional_moments,
@@ -321,7 +321,7 @@ def test_open_returns_canonical_lazy_float32_dataset_with_cf_metadata():
 
 def test_resolve_source_finds_the_synthetic_source():
     pytest.importorskip("pipeline.sources.files")  # resolve_source imports every built-in source
-    from pipeline.sources.base import resolve_source
+    from pipeline.sources import resolve_source
 
     source = resolve_source("synthetic:n_lat=8,n_lon=10,seed=4")
     assert isinstance(source, SyntheticSource)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from pipeline.synthetic import (
+from pipeline.sources.synthetic import (
     SyntheticConfig,
     conditional_moments,
     oracle_ensemble,

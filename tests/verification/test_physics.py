@@ -12,7 +12,7 @@ from conftest import at_leads, balanced_members, oracle_forecast
 from pipeline.adapters import align_with_truth
 from pipeline.errors import InputError
 from pipeline.schema import G0
-from pipeline.synthetic import SyntheticConfig, synthetic_dataset
+from pipeline.sources.synthetic import SyntheticConfig, synthetic_dataset
 from verification.physics import (
     Geostrophic,
     Hypsometric,

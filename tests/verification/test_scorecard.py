@@ -17,8 +17,8 @@ from flows.cli import main
 from pipeline.adapters import align_with_truth, from_wxens_forecast
 from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, write_forecast
+from pipeline.sources.synthetic import SyntheticConfig, synthetic_dataset
 from pipeline.store import ingest
-from pipeline.synthetic import SyntheticConfig, synthetic_dataset
 from verification import scores as vs
 from verification.plots import report_figures
 from verification.report import render_report, write_report

@@ -34,15 +34,10 @@ ISA profile from ICAO Doc 7488.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from pipeline.schema import EARTH_RADIUS, G0, OMEGA, R_DRY
-
-if TYPE_CHECKING:
-    from pipeline.synthetic import SyntheticConfig
-
+from pipeline.sources.synthetic.config import SyntheticConfig
 
 UPPER_AIR_VARIABLES = ("z", "t", "u", "v")
 

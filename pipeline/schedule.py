@@ -1,0 +1,86 @@
+"""What a scheduled run forecasts and what it verifies, decided from the stores' metadata.
+
+- :func:`latest_init_times`: the most recent analysis times on the forecast cycle that
+  have the model's whole conditioning window of data before them;
+- :func:`truth_arrived`: the completely written initial times of a forecast whose every
+  valid time is in the analysis store, i.e. that can be verified now.
+
+Both read coordinates and attributes only (no field data), so a flow can call them at
+every scheduled run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import xarray as xr
+
+from pipeline.analysis_store import AnalysisStore, open_store
+from pipeline.errors import InputError
+from pipeline.forecast_store import complete_init_times
+from pipeline.schema import INIT_TIME, TIME, VALID_TIME
+
+
+def available_times(analysis: AnalysisStore) -> pd.DatetimeIndex:
+    """The times of ``analysis`` that hold data: its time axis less its missing times."""
+    return pd.DatetimeIndex(analysis.dataset[TIME].values).difference(
+        pd.DatetimeIndex(analysis.missing_times)
+    )
+
+
+def latest_init_times(
+    analysis: AnalysisStore | str | Path,
+    *,
+    history: pd.Timedelta,
+    latest: int,
+    cycle_hours: int,
+) -> pd.DatetimeIndex:
+    """The ``latest`` most recent times of ``analysis`` on the ``cycle_hours`` cycle (00,
+    06, 12 and 18 UTC for 6), oldest first, that lie at least ``history`` after the store's
+    first time (the model's conditioning window: the earliest offset of its history times
+    the native step).
+
+    Times listed as missing in the store are never chosen. Raises :class:`InputError` for
+    ``latest`` or ``cycle_hours`` below 1, a negative ``history``, or a store with no such
+    time.
+    """
+    if latest < 1 or cycle_hours < 1:
+        raise InputError(f"latest ({latest}) and cycle_hours ({cycle_hours}) must be >= 1")
+    history = pd.Timedelta(history)
+    if history < pd.Timedelta(0):
+        raise InputError(f"history ({history}) must be a non-negative duration")
+    if not isinstance(analysis, AnalysisStore):
+        analysis = open_store(analysis)
+    times = available_times(analysis)
+    if times.empty:
+        raise InputError(f"{analysis.path} holds no time with data; ingest some")
+    on_cycle = times[
+        (times >= times[0] + history)
+        & (times.minute == 0)
+        & (times.second == 0)
+        & ((times.hour % cycle_hours) == 0)
+    ]
+    if on_cycle.empty:
+        raise InputError(
+            f"{analysis.path} holds no time on the {cycle_hours}-hourly cycle with {history} "
+            f"of history before it (times {times[0]} to {times[-1]}); ingest more data"
+        )
+    return on_cycle[-latest:]
+
+
+def truth_arrived(forecast: str | Path, analysis: AnalysisStore | str | Path) -> pd.DatetimeIndex:
+    """The complete initial times of the forecast store ``forecast`` whose every valid time
+    holds data in ``analysis`` (a missing time does not), in order; empty when the
+    forecast store does not exist yet."""
+    done = complete_init_times(forecast)
+    if done.empty:
+        return done
+    valid = xr.open_zarr(forecast, zarr_format=3, consolidated=False)[VALID_TIME]
+    if not isinstance(analysis, AnalysisStore):
+        analysis = open_store(analysis)
+    available = available_times(analysis)
+    arrived = [
+        t for t in done if pd.DatetimeIndex(valid.sel({INIT_TIME: t}).values).isin(available).all()
+    ]
+    return pd.DatetimeIndex(arrived)

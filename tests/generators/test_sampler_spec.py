@@ -1,0 +1,57 @@
+"""Sampler specs (``euler:nfe=8``) go through the one typed key=value parser: values take
+the sampler's field types, errors name the key and the known keys, and the spec written
+for provenance keeps its form."""
+
+from __future__ import annotations
+
+import pytest
+
+from generators.config import apply_overrides, parse_sampler, sampler_spec
+from generators.samplers import EDMHeunSampler, EulerSampler, HeunSampler
+from pipeline.errors import InputError
+
+
+def test_values_take_the_field_types():
+    sampler = parse_sampler(" heun : nfe = 4 , noise_scale = 1.05 ")
+    assert sampler == HeunSampler(nfe=4, noise_scale=1.05)
+    assert (
+        type(sampler.nfe) is int and type(parse_sampler("euler:noise_scale=1").noise_scale) is float
+    )
+    assert parse_sampler("euler") == EulerSampler()
+
+
+def test_provenance_specs_keep_their_form():
+    assert sampler_spec(EulerSampler(nfe=8, noise_scale=1.05)) == "euler:nfe=8,noise_scale=1.05"
+    assert sampler_spec(EDMHeunSampler(num_steps=3)) == (
+        "edm_heun:num_steps=3,sigma_min=0.02,sigma_max=80.0,rho=7.0,churn=2.5,"
+        "churn_sigma_min=0.75,churn_sigma_max=80.0,noise_inflation=1.0,noise_scale=1.0"
+    )
+    for spec in ("euler:nfe=8,noise_scale=1.05", "edm_heun:num_steps=3,churn=0.0"):
+        assert parse_sampler(sampler_spec(parse_sampler(spec))) == parse_sampler(spec)
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        (
+            "euler:nfee=8",
+            r"sampler 'euler:nfee=8': unknown key 'nfee'; valid keys: nfe, noise_scale",
+        ),
+        ("euler:nfe", r"'nfe' is not key=value; valid keys: nfe, noise_scale"),
+        ("euler:nfe=2.5", r"nfe='2.5' is not an integer"),
+        ("euler:noise_scale=wide", r"noise_scale='wide' is not a number"),
+        ("euler:nfe=2,nfe=3", r"'nfe' is given twice"),
+        ("rk4:nfe=3", r"unknown sampler 'rk4'; known: edm_euler, edm_heun, euler, heun"),
+        ("euler:nfe=0", "nfe must be at least 1"),
+    ],
+)
+def test_bad_specs_name_the_key(spec, words):
+    with pytest.raises(InputError, match=words):
+        parse_sampler(spec)
+
+
+def test_overrides_split_like_specs():
+    out = apply_overrides({"optim": {"lr": 1.0}}, [" optim.lr = 1.0e-4", "data.leads=[1, 6]"])
+    assert out == {"optim": {"lr": 1e-4}, "data": {"leads": [1, 6]}}
+    with pytest.raises(InputError, match=r"override: '=3' is not key.subkey=value"):
+        apply_overrides({}, ["=3"])

@@ -1,0 +1,115 @@
+"""Which initial times a scheduled run forecasts (latest_init_times) and verifies
+(truth_arrived): cycle, history window, missing times, half-written forecasts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from pipeline import forecast_store
+from pipeline.analysis_store import AnalysisStore
+from pipeline.errors import InputError
+from pipeline.forecast_store import ForecastProvenance, write_forecast
+from pipeline.schedule import available_times, latest_init_times, truth_arrived
+from pipeline.store import ingest
+
+PROVENANCE = ForecastProvenance("flow_matching", "0123456789abcdef", "euler:nfe=2", 2, 0, None)
+
+
+def analysis(times, missing=()) -> AnalysisStore:
+    """An opened analysis store holding ``times`` (only its metadata matters here)."""
+    index = pd.DatetimeIndex(times)
+    return AnalysisStore(
+        path=Path("analysis.zarr"),
+        dataset=xr.Dataset(coords={"time": index}),
+        statistics=xr.Dataset(),
+        native_step=pd.Timedelta(hours=3),
+        missing_times=tuple(pd.Timestamp(t) for t in missing),
+    )
+
+
+def hours(start: str, *offsets: int) -> pd.DatetimeIndex:
+    return pd.Timestamp(start) + pd.to_timedelta(list(offsets), unit="h")
+
+
+def test_latest_times_on_the_cycle_after_the_history_window():
+    store = analysis(pd.date_range("2019-03-01T00", "2019-03-02T21", freq="3h"))
+    chosen = latest_init_times(store, history=pd.Timedelta(hours=6), latest=3, cycle_hours=6)
+    assert chosen.equals(pd.DatetimeIndex(["2019-03-02T06", "2019-03-02T12", "2019-03-02T18"]))
+    # the first cycle time with a whole window: 00 has none, 06 has exactly 6 h
+    every = latest_init_times(store, history=pd.Timedelta(hours=6), latest=100, cycle_hours=6)
+    assert every[0] == pd.Timestamp("2019-03-01T06") and len(every) == 7
+    daily = latest_init_times(store, history=pd.Timedelta(0), latest=5, cycle_hours=24)
+    assert daily.equals(pd.DatetimeIndex(["2019-03-01T00", "2019-03-02T00"]))
+
+
+def test_times_off_the_hour_and_missing_times_are_never_chosen():
+    times = hours("2019-03-01", 0, 6, 12, 18, 24).append(pd.DatetimeIndex(["2019-03-02T06:30"]))
+    store = analysis(times, missing=["2019-03-02T00"])
+    assert available_times(store).equals(hours("2019-03-01", 0, 6, 12, 18).append(times[-1:]))
+    chosen = latest_init_times(store, history=pd.Timedelta(0), latest=2, cycle_hours=6)
+    assert chosen.equals(hours("2019-03-01", 12, 18))
+
+
+def test_the_window_starts_at_the_first_time_with_data():
+    store = analysis(hours("2019-03-01", 0, 6, 12, 18), missing=["2019-03-01T00"])
+    chosen = latest_init_times(store, history=pd.Timedelta(hours=6), latest=9, cycle_hours=6)
+    assert chosen.equals(hours("2019-03-01", 12, 18))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"latest": 0}, r"latest \(0\) and cycle_hours \(6\) must be >= 1"),
+        ({"cycle_hours": 0}, "must be >= 1"),
+        ({"history": pd.Timedelta(hours=-6)}, "non-negative"),
+        ({"history": pd.Timedelta(days=2)}, "no time on the 6-hourly cycle with 2 days"),
+        ({"cycle_hours": 7}, "ingest more data"),
+    ],
+)
+def test_impossible_requests_are_input_errors(kwargs, words):
+    store = analysis(hours("2019-03-01", 1, 3, 6, 12, 18))
+    args = {"history": pd.Timedelta(0), "latest": 1, "cycle_hours": 6} | kwargs
+    with pytest.raises(InputError, match=words):
+        latest_init_times(store, **args)
+
+
+def forecast(inits, leads_hours) -> xr.Dataset:
+    inits = pd.DatetimeIndex(inits)
+    shape = (len(inits), 2, len(leads_hours), 3, 4)
+    return xr.Dataset(
+        {
+            "t2m": (
+                ("init_time", "member", "lead_time", "latitude", "longitude"),
+                np.zeros(shape, "float32"),
+            )
+        },
+        coords={
+            "init_time": inits,
+            "member": np.arange(2),
+            "lead_time": pd.to_timedelta(list(leads_hours), unit="h"),
+            "latitude": np.linspace(50, 54, 3),
+            "longitude": np.linspace(-4, 2, 4),
+        },
+    )
+
+
+def test_truth_arrived_only_for_complete_inits_whose_valid_times_are_all_in(tmp_path):
+    store = ingest(
+        "synthetic:n_lat=4,n_lon=4,n_times=8,step=6h,seed=1", tmp_path / "a.zarr", progress=False
+    )  # 2000-01-01T00 .. 2000-01-02T18 every 6 h
+    path = tmp_path / "f.zarr"
+    assert truth_arrived(path, store).empty  # no forecast store yet
+    inits = ["2000-01-01T00", "2000-01-01T12", "2000-01-02T06", "2000-01-02T12"]
+    write_forecast(path, forecast(inits, (6, 12)), PROVENANCE)
+    arrived = truth_arrived(path, store)
+    assert arrived.equals(pd.DatetimeIndex(inits[:3]))  # 02T12 + 12 h is not in yet
+    assert truth_arrived(str(path), str(store.path)).equals(arrived)  # paths work too
+    forecast_store._mark(path, 1, False)  # 01T12 half-written: not verifiable
+    assert truth_arrived(path, store).equals(pd.DatetimeIndex([inits[0], inits[2]]))
+    gap = analysis(store.dataset.time.values, missing=["2000-01-02T12"])
+    assert truth_arrived(path, gap).equals(pd.DatetimeIndex([inits[0]]))
