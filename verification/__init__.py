@@ -11,6 +11,7 @@
   one forecast as an ``xr.DataTree``; :mod:`verification.plots`, :mod:`verification.report`
   — figures and the self-contained HTML report.
 
-Registries (:mod:`verification.base`): add a score with ``@register_score``, a physics
-check with ``@register_check``. Nothing here imports torch.
+Registries (:mod:`verification.base`, each a :class:`pipeline.registry.Registry`): add a
+score with ``@register_score``, a physics check with ``@register_check``. Nothing here
+imports torch.
 """

@@ -42,7 +42,7 @@ from pipeline.schema import CHANNEL, INIT_TIME, LAT, LEAD_TIME, LON, MEMBER, to_
 from verification import physics as _physics_checks  # noqa: F401  (registers the checks)
 from verification import scores as vs
 from verification.aggregation import count_valid
-from verification.base import CHECKS, SCORES, get_check, get_score
+from verification.base import CHECKS, SCORES
 from verification.resampling import score_intervals, score_parts
 from verification.spectra import power_spectrum
 
@@ -112,9 +112,9 @@ class VerifyConfig:
 
     def __post_init__(self) -> None:
         for name in self.scores:
-            get_score(name)
+            SCORES[name]  # an unknown name is an InputError listing the known ones
         for name in self.checks:
-            get_check(name)
+            CHECKS[name]
         if any(not 0 < q < 1 for q in self.event_quantiles):
             raise InputError(
                 f"event_quantiles {self.event_quantiles} must lie strictly between 0 and 1"
