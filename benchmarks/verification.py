@@ -72,11 +72,12 @@ def timed(compute) -> tuple[float, object]:
 
 
 def wxens_scores(forecast: xr.DataArray, truth: xr.DataArray):
+    from verification import ranks as vr
     from verification import scores as vs
 
     return dask.compute(
         vs.fair_crps(forecast, truth, mean_over=DIMS),
-        vs.rank_histogram(forecast, truth, over=DIMS, seed=0),
+        vr.rank_histogram(forecast, truth, over=DIMS, seed=0),
         vs.spread_skill_ratio(forecast, truth, mean_over=DIMS),
     )
 

@@ -39,7 +39,9 @@ import xarray as xr
 from pipeline.adapters import AlignedForecast, align_with_truth
 from pipeline.errors import InputError
 from pipeline.schema import CHANNEL, INIT_TIME, LAT, LEAD_TIME, LON, MEMBER, to_channels
+from verification import events as ve
 from verification import physics as _physics_checks  # noqa: F401  (registers the checks)
+from verification import ranks as vr
 from verification import scores as vs
 from verification.aggregation import count_valid
 from verification.base import CHECKS, SCORES
@@ -83,12 +85,12 @@ class VerifyConfig:
                       (a pandas frequency; ``1D``: the init times of one day).
     interval_draws:   bootstrap resamples.
     perfect_model_stand_ins: members that in turn stand in for the truth against the
-                      others (:func:`verification.scores.perfect_model_rank_histogram`)
+                      others (:func:`verification.ranks.perfect_model_rank_histogram`)
                       for ``rank_max_min_perfect_model``, the noise floor of the rank
                       max/min ratio; 0 skips it (needs at least 3 members).
     error_surrogate_replicas: replicas of the rank histogram of a reliable ensemble whose
                       fields correlate in space as the ensemble-mean errors do
-                      (:func:`verification.scores.error_surrogate_rank_histogram`), for
+                      (:func:`verification.ranks.error_surrogate_rank_histogram`), for
                       ``rank_max_min_error_surrogate``, the floor of the rank max/min
                       ratio where errors are coherent over the domain; 0 skips it (the
                       default: it holds the error fields in memory and costs
@@ -182,16 +184,16 @@ def verify(
     lazy: dict[str, Any] = {}
     for name in config.scores or tuple(SCORES):
         lazy[name] = SCORES[name].function(f, t, mean_over=config.mean_over)
-    lazy["rank_histogram"] = vs.rank_histogram(f, t, over=config.mean_over, seed=config.seed)
+    lazy["rank_histogram"] = vr.rank_histogram(f, t, over=config.mean_over, seed=config.seed)
     if config.perfect_model_stand_ins and f.sizes[MEMBER] >= 3:
-        lazy["perfect_model_rank_histogram"] = vs.perfect_model_rank_histogram(
+        lazy["perfect_model_rank_histogram"] = vr.perfect_model_rank_histogram(
             f, t, over=config.mean_over, stand_ins=config.perfect_model_stand_ins, seed=config.seed
         )
     surrogate = config.error_surrogate_replicas and INIT_TIME in config.mean_over and grid
     if surrogate:
         lazy["error_fields"] = f.mean(MEMBER) - t
-    lazy["brier_score"] = vs.brier_score(f, t, thresholds, mean_over=config.mean_over)
-    lazy["reliability"] = vs.reliability(f, t, thresholds, over=config.mean_over)
+    lazy["brier_score"] = ve.brier_score(f, t, thresholds, mean_over=config.mean_over)
+    lazy["reliability"] = ve.reliability(f, t, thresholds, over=config.mean_over)
     lazy["n_verified"] = count_valid(t, config.mean_over)
     if config.energy_score:
         scale = (
@@ -215,7 +217,7 @@ def verify(
         )
     (computed,) = _compute(lazy, progress=config.progress)
     if surrogate:
-        computed["error_surrogate_rank_histogram"] = vs.error_surrogate_rank_histogram(
+        computed["error_surrogate_rank_histogram"] = vr.error_surrogate_rank_histogram(
             computed.pop("error_fields"),
             f.sizes[MEMBER],
             field_dims=grid,
@@ -234,7 +236,7 @@ def verify(
     tree = {
         "/scorecard": card,
         "/rank_histogram": _variable_first(computed["rank_histogram"].to_dataset()),
-        "/reliability": _variable_first(computed["reliability"].rename({vs.THRESHOLD: EVENT})),
+        "/reliability": _variable_first(computed["reliability"].rename({ve.THRESHOLD: EVENT})),
     }
     if config.energy_score:
         tree["/multivariate"] = computed["energy_score"].to_dataset()
@@ -316,8 +318,8 @@ def _event_thresholds(
     values = part.quantile(
         list(quantiles), dim=[d for d in part.dims if d != VARIABLE], skipna=True
     )
-    values = values.compute().rename({"quantile": vs.THRESHOLD})
-    return values.assign_coords({vs.THRESHOLD: [f"q{round(100 * q):02d}" for q in quantiles]})
+    values = values.compute().rename({"quantile": ve.THRESHOLD})
+    return values.assign_coords({ve.THRESHOLD: [f"q{round(100 * q):02d}" for q in quantiles]})
 
 
 RANK_FLOORS = {  # card entry: (the histograms it reads, the dim of their draws, long_name)
@@ -345,22 +347,22 @@ def _scorecard(computed: dict[str, Any], t: xr.DataArray, config: VerifyConfig) 
         card[name] = computed[name].assign_attrs(
             long_name=spec.long_name, units=spec.units, best=spec.best
         )
-    flatness = vs.rank_flatness(computed["rank_histogram"])
+    flatness = vr.rank_flatness(computed["rank_histogram"])
     card["rank_chi_square"] = flatness["chi_square"].assign_attrs(long_name="rank histogram χ²")
     card["rank_p_value"] = flatness["p_value"].assign_attrs(
         long_name="rank histogram flatness p-value (independent ranks assumed)"
     )
     card["rank_delta"] = flatness["delta"].assign_attrs(long_name="Candille-Talagrand δ", best=1.0)
-    card["rank_max_min"] = vs.rank_max_min_ratio(computed["rank_histogram"]).assign_attrs(
+    card["rank_max_min"] = vr.rank_max_min_ratio(computed["rank_histogram"]).assign_attrs(
         long_name="rank histogram max/min bin ratio", best=1.0
     )
     for name, (histograms, dim, long_name) in RANK_FLOORS.items():
         if histograms in computed:
-            floor = vs.rank_max_min_ratio(computed[histograms]).median(dim)
+            floor = vr.rank_max_min_ratio(computed[histograms]).median(dim)
             card[name] = floor.assign_attrs(long_name=long_name, best=1.0)
     brier = computed["brier_score"]
-    for event in brier[vs.THRESHOLD].values:
-        card[f"brier_score_{event}"] = brier.sel({vs.THRESHOLD: event}, drop=True).assign_attrs(
+    for event in brier[ve.THRESHOLD].values:
+        card[f"brier_score_{event}"] = brier.sel({ve.THRESHOLD: event}, drop=True).assign_attrs(
             long_name=f"Brier score of value > the truth's {event} quantile", best=0.0
         )
     total = np.prod([t.sizes[d] for d in config.mean_over])

@@ -13,6 +13,8 @@ import xarray as xr
 import xskillscore as xs
 
 from pipeline.errors import InputError
+from verification import events as ve
+from verification import ranks as vr
 from verification import scores as vs
 from verification.aggregation import count_valid, latitude_weights, mean_over
 
@@ -229,7 +231,7 @@ def test_ensemble_mean_error_is_the_signed_error_of_the_mean():
 def test_rank_histogram_matches_xskillscore_without_ties():
     rng = np.random.default_rng(9)
     forecast, truth = ensemble(rng, n_member=6)
-    ours = vs.rank_histogram(forecast, truth, over=("init_time", "longitude"))
+    ours = vr.rank_histogram(forecast, truth, over=("init_time", "longitude"))
     theirs = xs.rank_histogram(truth, forecast, dim=["init_time", "longitude"])
     assert list(ours["rank"].values) == list(range(7))
     np.testing.assert_array_equal(ours.transpose("latitude", "rank").values, theirs.values)
@@ -238,42 +240,42 @@ def test_rank_histogram_matches_xskillscore_without_ties():
 def test_rank_ties_are_broken_uniformly_and_reproducibly():
     members = xr.DataArray(np.zeros((30_000, 4)), dims=("x", "member"))
     truth = xr.DataArray(np.zeros(30_000), dims=("x",))
-    counts = vs.rank_histogram(members, truth, over="x", seed=11)
+    counts = vr.rank_histogram(members, truth, over="x", seed=11)
     assert counts.sum() == 30_000
-    assert float(vs.rank_flatness(counts)["p_value"]) > 1e-3
-    xr.testing.assert_equal(counts, vs.rank_histogram(members, truth, over="x", seed=11))
-    assert not counts.equals(vs.rank_histogram(members, truth, over="x", seed=12))
+    assert float(vr.rank_flatness(counts)["p_value"]) > 1e-3
+    xr.testing.assert_equal(counts, vr.rank_histogram(members, truth, over="x", seed=11))
+    assert not counts.equals(vr.rank_histogram(members, truth, over="x", seed=12))
 
 
 def test_rank_histogram_excludes_nan_points():
     forecast, truth = point([1.0, np.nan, 3.0], 2.0)
-    assert int(vs.rank_histogram(forecast, truth, over="x").sum()) == 0
+    assert int(vr.rank_histogram(forecast, truth, over="x").sum()) == 0
     forecast, truth = point([1.0, 4.0, 3.0], np.nan)
-    assert int(vs.ranks(forecast, truth)[0]) == -1
+    assert int(vr.ranks(forecast, truth)[0]) == -1
 
 
 def test_flatness_reliable_flat_under_dispersive_u_shaped():
     rng = np.random.default_rng(10)
     forecast, truth = iid_ensemble(rng, 20_000, 9)
-    flat = vs.rank_flatness(vs.rank_histogram(forecast, truth, over="x"))
+    flat = vr.rank_flatness(vr.rank_histogram(forecast, truth, over="x"))
     assert float(flat["p_value"]) > 0.001
     assert float(flat["delta"]) < 3.0
     narrow, truth = iid_ensemble(rng, 20_000, 9, spread=0.1)
-    counts = vs.rank_histogram(narrow, truth, over="x")
-    u = vs.rank_flatness(counts)
+    counts = vr.rank_histogram(narrow, truth, over="x")
+    u = vr.rank_flatness(counts)
     assert float(u["p_value"]) < 1e-6
     assert counts[0] > 5 * counts[4] and counts[-1] > 5 * counts[4]  # U shape
     wide, truth = iid_ensemble(rng, 20_000, 9, spread=10.0)
-    dome = vs.rank_histogram(wide, truth, over="x")
+    dome = vr.rank_histogram(wide, truth, over="x")
     assert dome[4] > 5 * dome[0]
     shifted, truth = iid_ensemble(rng, 20_000, 9, shift=2.0)
-    slope = vs.rank_histogram(shifted, truth, over="x")
+    slope = vr.rank_histogram(shifted, truth, over="x")
     assert slope[0] > slope[4] > slope[-1]
 
 
 def test_rank_max_min_ratio_of_known_counts():
     counts = xr.DataArray([[30, 60, 20], [10, 0, 10]], dims=("lead", "rank"))
-    ratio = vs.rank_max_min_ratio(counts)
+    ratio = vr.rank_max_min_ratio(counts)
     assert ratio.values.tolist() == [3.0, np.inf]  # a rank never taken: infinitely uneven
 
 
@@ -282,7 +284,7 @@ def test_perfect_model_rank_histogram_ranks_each_stand_in_among_the_others():
     forecast, truth = ensemble(rng, n_member=6)
     truth = truth.where(rng.random(truth.shape) > 0.2)  # NaN truths are left out
     over = ("init_time", "longitude")
-    counts = vs.perfect_model_rank_histogram(forecast, truth, over=over, stand_ins=3)
+    counts = vr.perfect_model_rank_histogram(forecast, truth, over=over, stand_ins=3)
     assert counts.sizes == {"stand_in": 3, "latitude": 5, "rank": 6}
     members = forecast.transpose("init_time", "latitude", "longitude", "member").values
     valid = truth.transpose("init_time", "latitude", "longitude").notnull().values
@@ -292,11 +294,11 @@ def test_perfect_model_rank_histogram_ranks_each_stand_in_among_the_others():
             expected = np.bincount(below[:, j][valid[:, j]], minlength=6)
             np.testing.assert_array_equal(counts.isel(stand_in=k, latitude=j).values, expected)
     # all members equal: every stand-in ties with the 5 others and takes ranks 0..5 uniformly
-    tied = vs.perfect_model_rank_histogram(xr.zeros_like(forecast), truth, over=over)
+    tied = vr.perfect_model_rank_histogram(xr.zeros_like(forecast), truth, over=over)
     assert (tied.sum("rank") == valid.sum(axis=(0, 2))).all()
-    assert float(vs.rank_flatness(tied.sum(("stand_in", "latitude")))["p_value"]) > 1e-3
+    assert float(vr.rank_flatness(tied.sum(("stand_in", "latitude")))["p_value"]) > 1e-3
     with pytest.raises(InputError, match="at least 3 members"):
-        vs.perfect_model_rank_histogram(forecast.isel(member=[0, 1]), truth)
+        vr.perfect_model_rank_histogram(forecast.isel(member=[0, 1]), truth)
 
 
 def test_perfect_model_floor_tracks_the_max_min_ratio_of_a_reliable_ensemble():
@@ -312,9 +314,9 @@ def test_perfect_model_floor_tracks_the_max_min_ratio_of_a_reliable_ensemble():
     def ratios(values, spread=1.0):
         truth = xr.DataArray(values[..., 0], dims=("init", "x"))
         forecast = xr.DataArray(spread * values[..., 1:], dims=("init", "x", "member"))
-        real = vs.rank_max_min_ratio(vs.rank_histogram(forecast, truth, over=("init", "x")))
-        perfect = vs.perfect_model_rank_histogram(forecast, truth, over=("init", "x"))
-        return float(real), float(vs.rank_max_min_ratio(perfect).median("stand_in"))
+        real = vr.rank_max_min_ratio(vr.rank_histogram(forecast, truth, over=("init", "x")))
+        perfect = vr.perfect_model_rank_histogram(forecast, truth, over=("init", "x"))
+        return float(real), float(vr.rank_max_min_ratio(perfect).median("stand_in"))
 
     real, floor = ratios(draws(2000, 50, 0.0, 10))
     assert real < 1.15 and floor < 1.15
@@ -331,27 +333,27 @@ def test_error_surrogate_rank_histogram_limit_cases():
     rng = np.random.default_rng(23)
     dims = ("lead_time", "init_time", "latitude", "longitude")
     coherent = xr.DataArray(rng.normal(size=(2, 30, 1, 1)) * np.ones((1, 1, 4, 5)), dims=dims)
-    counts = vs.error_surrogate_rank_histogram(coherent, 7, replicas=3)
+    counts = vr.error_surrogate_rank_histogram(coherent, 7, replicas=3)
     assert counts.sizes == {"lead_time": 2, "replica": 3, "rank": 8}
     assert (counts.sum("rank") == 30 * 20).all()
     assert (counts % 20 == 0).all()
     independent = xr.DataArray(rng.normal(size=(1, 400, 5, 8)), dims=dims)
-    flat = vs.error_surrogate_rank_histogram(independent, 9, replicas=2).sum(
+    flat = vr.error_surrogate_rank_histogram(independent, 9, replicas=2).sum(
         ("replica", "lead_time")
     )
-    assert float(vs.rank_flatness(flat)["p_value"]) > 1e-3
+    assert float(vr.rank_flatness(flat)["p_value"]) > 1e-3
     holes = independent.copy()
     holes[0, 3] = np.nan  # an unverified init time
     holes[0, 5, 2, 2] = np.nan  # a point missing once leaves every sample
-    kept = vs.error_surrogate_rank_histogram(holes, 9, replicas=2)
+    kept = vr.error_surrogate_rank_histogram(holes, 9, replicas=2)
     assert (kept.sum("rank") == 399 * 39).all()
-    again = vs.error_surrogate_rank_histogram(holes, 9, replicas=2)
+    again = vr.error_surrogate_rank_histogram(holes, 9, replicas=2)
     xr.testing.assert_equal(kept, again)
-    assert not kept.equals(vs.error_surrogate_rank_histogram(holes, 9, replicas=2, seed=1))
+    assert not kept.equals(vr.error_surrogate_rank_histogram(holes, 9, replicas=2, seed=1))
     with pytest.raises(InputError, match="at least 1 member and 1 replica"):
-        vs.error_surrogate_rank_histogram(independent, 9, replicas=0)
+        vr.error_surrogate_rank_histogram(independent, 9, replicas=0)
     with pytest.raises(InputError, match="'time'"):
-        vs.error_surrogate_rank_histogram(independent, 9, sample_dim="time")
+        vr.error_surrogate_rank_histogram(independent, 9, sample_dim="time")
 
 
 def test_error_surrogate_floor_sees_domain_wide_errors_that_the_member_floor_misses():
@@ -367,15 +369,15 @@ def test_error_surrogate_floor_sees_domain_wide_errors_that_the_member_floor_mis
     forecast = xr.DataArray(
         np.sqrt(10) * rng.normal(size=(n_init, n_x, m)), dims=("init", "x", "member")
     )
-    real = float(vs.rank_max_min_ratio(vs.rank_histogram(forecast, truth, over=("init", "x"))))
-    perfect = vs.rank_max_min_ratio(
-        vs.perfect_model_rank_histogram(forecast, truth, over=("init", "x"))
+    real = float(vr.rank_max_min_ratio(vr.rank_histogram(forecast, truth, over=("init", "x"))))
+    perfect = vr.rank_max_min_ratio(
+        vr.perfect_model_rank_histogram(forecast, truth, over=("init", "x"))
     )
     error = forecast.mean("member") - truth
-    surrogate = vs.error_surrogate_rank_histogram(
+    surrogate = vr.error_surrogate_rank_histogram(
         error, m, sample_dim="init", field_dims=("x",), replicas=9
     )
-    floor = float(vs.rank_max_min_ratio(surrogate).median("replica"))
+    floor = float(vr.rank_max_min_ratio(surrogate).median("replica"))
     assert float(perfect.median("stand_in")) < 1.2
     assert floor > 2.0 * real
 
@@ -383,7 +385,7 @@ def test_error_surrogate_floor_sees_domain_wide_errors_that_the_member_floor_mis
 def test_chi_square_against_scipy():
     counts = xr.DataArray([30.0, 50.0, 20.0, 40.0], dims="rank")
     chi2, p = scipy.stats.chisquare(counts.values)
-    flat = vs.rank_flatness(counts)
+    flat = vr.rank_flatness(counts)
     assert float(flat["chi_square"]) == pytest.approx(chi2)
     assert float(flat["p_value"]) == pytest.approx(p)
     assert float(flat["delta"]) == pytest.approx(chi2 / 3)
@@ -393,19 +395,19 @@ def test_brier_score_matches_xskillscore_and_murphy_decomposition():
     rng = np.random.default_rng(12)
     forecast, truth = ensemble(rng, n_member=10)
     thresholds = [-0.5, 0.0, 1.0]
-    ours = vs.brier_score(forecast, truth, thresholds)
+    ours = ve.brier_score(forecast, truth, thresholds)
     theirs = xs.threshold_brier_score(truth, forecast, thresholds, dim=[])
     np.testing.assert_allclose(ours.transpose(*theirs.dims).values, theirs.values, atol=ATOL)
-    fair = vs.brier_score(forecast, truth, thresholds, fair=True)
+    fair = ve.brier_score(forecast, truth, thresholds, fair=True)
     for tau in thresholds:
         xs_fair = xs.brier_score(truth > tau, (forecast > tau).astype(int), fair=True, dim=[])
         np.testing.assert_allclose(
             fair.sel(threshold=tau).values, xs_fair.transpose(*truth.dims).values, atol=ATOL
         )
     dims = list(truth.dims)
-    table = vs.reliability(forecast, truth, thresholds, over=dims)
+    table = ve.reliability(forecast, truth, thresholds, over=dims)
     assert int(table["count"].sum("forecast_probability")[0]) == truth.size
-    murphy = vs.murphy_decomposition(table)
+    murphy = ve.murphy_decomposition(table)
     np.testing.assert_allclose(murphy["brier_score"].values, ours.mean(dims).values, atol=1e-12)
 
 
@@ -414,7 +416,7 @@ def test_integral_of_brier_score_over_thresholds_is_crps():
     forecast, truth = point(rng.normal(size=6), 0.3)
     tau = np.linspace(-8, 8, 160_001)
     for fair, crps in ((False, vs.ecdf_crps), (True, vs.fair_crps)):
-        bs = vs.brier_score(forecast, truth, tau, fair=fair).isel(x=0).values
+        bs = ve.brier_score(forecast, truth, tau, fair=fair).isel(x=0).values
         integral = np.trapezoid(bs, tau)
         assert integral == pytest.approx(float(crps(forecast, truth)[0]), abs=1e-3)
 
@@ -428,11 +430,11 @@ def test_reliability_of_exchangeable_ensemble_is_bayes_frequency():
     mu = xr.DataArray(rng.normal(tau, 1.0, size=n), dims=("x",))
     truth = xr.DataArray(mu + rng.normal(size=n), dims=("x",))
     forecast = mu + xr.DataArray(rng.normal(size=(n, m)), dims=("x", "member"))
-    table = vs.reliability(forecast, truth, [tau], over="x").isel(threshold=0)
+    table = ve.reliability(forecast, truth, [tau], over="x").isel(threshold=0)
     np.testing.assert_allclose(
         table["observed_frequency"], (np.arange(m + 1) + 1) / (m + 2), atol=0.01
     )
-    narrow = vs.reliability(mu + 0.2 * (forecast - mu), truth, [tau], over="x").isel(threshold=0)
+    narrow = ve.reliability(mu + 0.2 * (forecast - mu), truth, [tau], over="x").isel(threshold=0)
     assert float(narrow["observed_frequency"][0]) > 0.1  # over-confident: events at p = 0
 
 
@@ -477,13 +479,13 @@ def test_dask_chunked_input_gives_in_memory_numbers():
         xr.testing.assert_allclose(
             lazy.compute(), score(forecast, truth, mean_over=agg), rtol=1e-12
         )
-    lazy = vs.rank_histogram(chunked_f, chunked_t, over=agg, seed=3)
+    lazy = vr.rank_histogram(chunked_f, chunked_t, over=agg, seed=3)
     assert lazy.chunks is not None
-    xr.testing.assert_equal(lazy.compute(), vs.rank_histogram(forecast, truth, over=agg, seed=3))
-    lazy = vs.reliability(chunked_f, chunked_t, [0.0, 0.5], over=agg)
-    xr.testing.assert_equal(lazy.compute(), vs.reliability(forecast, truth, [0.0, 0.5], over=agg))
-    lazy = vs.brier_score(chunked_f, chunked_t, [0.0], fair=True, mean_over=agg)
+    xr.testing.assert_equal(lazy.compute(), vr.rank_histogram(forecast, truth, over=agg, seed=3))
+    lazy = ve.reliability(chunked_f, chunked_t, [0.0, 0.5], over=agg)
+    xr.testing.assert_equal(lazy.compute(), ve.reliability(forecast, truth, [0.0, 0.5], over=agg))
+    lazy = ve.brier_score(chunked_f, chunked_t, [0.0], fair=True, mean_over=agg)
     xr.testing.assert_allclose(
-        lazy.compute(), vs.brier_score(forecast, truth, [0.0], fair=True, mean_over=agg)
+        lazy.compute(), ve.brier_score(forecast, truth, [0.0], fair=True, mean_over=agg)
     )
     assert mean_over(chunked_t, "init_time").chunks is not None
