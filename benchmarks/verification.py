@@ -230,7 +230,8 @@ def benchmark_out_of_core(
     from distributed.diagnostics import MemorySampler
 
     from pipeline.forecast_store import open_forecast
-    from verification.scorecard import VerifyConfig, verify
+    from verification.config import VerifyConfig
+    from verification.scorecard import verify
 
     root = Path(tempfile.mkdtemp(prefix="wxens-bench-"))
     try:

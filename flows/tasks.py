@@ -164,8 +164,10 @@ def verify_forecast(
     from pipeline.forecast_store import open_forecast
     from pipeline.schema import INIT_TIME
     from pipeline.store import open_store
+    from verification.config import VerifyConfig
+    from verification.output import write_scores
     from verification.report import write_report
-    from verification.scorecard import VerifyConfig, verify, write_scores
+    from verification.scorecard import verify
 
     ensemble = open_forecast(forecast)  # lazily: a missing store fails before any cluster
     if init_times is not None:

@@ -17,8 +17,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from pipeline.schema import LEAD_TIME
+from verification.config import VARIABLE
 
-VARIABLE = "variable"
 MAX_COLUMNS = 4
 MAX_LEADS = 4
 MAX_VARIABLES = 8

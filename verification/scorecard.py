@@ -3,7 +3,8 @@
 :func:`verify` aligns the forecast with the truth on valid time, stacks variables and
 levels into channels (``z500``, ``t2m``), builds every score lazily and computes them in
 one pass over the data (each forecast chunk is read once), then runs the physics checks
-and spectra on a few init times. The tree it returns (and :func:`write_scores` saves as
+and spectra on a few init times; :class:`~verification.config.VerifyConfig` says what it
+computes. The tree it returns (which :func:`verification.output.write_scores` saves as
 NetCDF groups, reopened with ``xr.open_datatree``):
 
 ``/scorecard``       (variable, lead_time): every registered score, rank-histogram
@@ -22,136 +23,34 @@ NetCDF groups, reopened with ``xr.open_datatree``):
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import tempfile
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from collections.abc import Iterable
+from dataclasses import asdict
 from typing import Any
 
 import dask
 import numpy as np
-import pandas as pd
 import xarray as xr
 
 from pipeline.adapters import AlignedForecast, align_with_truth
-from pipeline.errors import InputError
-from pipeline.schema import CHANNEL, INIT_TIME, LAT, LEAD_TIME, LON, MEMBER, to_channels
+from pipeline.schema import CHANNEL, INIT_TIME, LEAD_TIME, MEMBER, to_channels
 from verification import events as ve
-from verification import physics as _physics_checks  # noqa: F401  (registers the checks)
 from verification import ranks as vr
 from verification import scores as vs
 from verification.aggregation import count_valid
 from verification.base import CHECKS, SCORES
-from verification.resampling import score_intervals, score_parts
+from verification.comparison import against_reference, interval_card, reference_channels
+from verification.config import EVENT, VARIABLE, VerifyConfig
+from verification.resampling import score_parts
 from verification.spectra import power_spectrum
 
 log = logging.getLogger(__name__)
-
-VARIABLE = "variable"
-EVENT = "event"
 
 SCORE_CHUNK_BYTES = 16 * 2**20
 """Target size of the forecast chunks the scores run on. A forecast store holds one chunk
 per (init_time, lead_time); on a small grid a task per such chunk and score costs more to
 schedule than to compute, so :func:`verify` groups leads, then initial times, up to this
-size (:func:`score_chunks`). The demo's forecast (36 initial times x 50 members x 5 leads
-on 33 x 49), beside its persistence baseline, verified on a 2-worker LocalCluster in 153 s
-with a chunk per (init, lead) and in 24 s grouped (with threads: 27 s and 13 s)."""
-
-
-@dataclass(frozen=True)
-class VerifyConfig:
-    """What :func:`verify` computes.
-
-    scores:           registered score names (default: all of :data:`verification.base.SCORES`).
-    mean_over:        dims every score is averaged over (cos-latitude weighted); the
-                      scorecard keeps the others (lead time, variable).
-    seed:             tie-breaking seed of the rank histograms.
-    event_quantiles:  Brier/reliability events ``value > threshold``, the threshold the
-                      given quantile of the truth per variable (pooled over the physics
-                      init times, lead times and the grid).
-    checks:           physics checks to run (default: all registered that apply).
-    physics_init_times: how many init times (evenly spaced) the physics checks, spectra,
-                      thresholds and energy-score scaling use; 0 turns physics off.
-    energy_score:     compute the multivariate energy score (O(M²) per point).
-    map_members:      members kept in ``/maps`` for the member-map figure.
-    interval_level:   coverage of the intervals of fair CRPS and spread-skill ratio
-                      (``*_low``, ``*_high`` in the scorecard; 0 turns them off), from the
-                      block bootstrap of init times (:mod:`verification.resampling`).
-    interval_block:   the blocks resampled whole: init times that share this floor
-                      (a pandas frequency; ``1D``: the init times of one day).
-    interval_draws:   bootstrap resamples.
-    perfect_model_stand_ins: members that in turn stand in for the truth against the
-                      others (:func:`verification.ranks.perfect_model_rank_histogram`)
-                      for ``rank_max_min_perfect_model``, the noise floor of the rank
-                      max/min ratio; 0 skips it (needs at least 3 members).
-    error_surrogate_replicas: replicas of the rank histogram of a reliable ensemble whose
-                      fields correlate in space as the ensemble-mean errors do
-                      (:func:`verification.ranks.error_surrogate_rank_histogram`), for
-                      ``rank_max_min_error_surrogate``, the floor of the rank max/min
-                      ratio where errors are coherent over the domain; 0 skips it (the
-                      default: it holds the error fields in memory and costs
-                      replicas · N² · M · points for N init times).
-    """
-
-    scores: tuple[str, ...] = ()
-    mean_over: tuple[str, ...] = (INIT_TIME, LAT, LON)
-    seed: int = 0
-    event_quantiles: tuple[float, ...] = (0.1, 0.9)
-    checks: tuple[str, ...] = ()
-    physics_init_times: int = 8
-    energy_score: bool = True
-    map_members: int = 3
-    interval_level: float = 0.9
-    interval_block: str = "1D"
-    interval_draws: int = 1000
-    perfect_model_stand_ins: int = 5
-    error_surrogate_replicas: int = 0
-    progress: bool = field(default=True, compare=False)
-
-    def __post_init__(self) -> None:
-        for name in self.scores:
-            SCORES[name]  # an unknown name is an InputError listing the known ones
-        for name in self.checks:
-            CHECKS[name]
-        if any(not 0 < q < 1 for q in self.event_quantiles):
-            raise InputError(
-                f"event_quantiles {self.event_quantiles} must lie strictly between 0 and 1"
-            )
-        if LEAD_TIME in self.mean_over or MEMBER in self.mean_over:
-            raise InputError(
-                f"mean_over={self.mean_over}: the scorecard is by lead time and scores reduce "
-                f"members themselves; average over init_time and the grid only"
-            )
-        if self.physics_init_times < 0:
-            raise InputError(f"physics_init_times={self.physics_init_times} must be >= 0")
-        if not 0 <= self.interval_level < 1:
-            raise InputError(
-                f"interval_level={self.interval_level}: give a coverage in (0, 1), or 0 for "
-                "no intervals"
-            )
-        try:
-            pd.tseries.frequencies.to_offset(self.interval_block)
-        except ValueError as error:
-            raise InputError(
-                f"interval_block={self.interval_block!r} is not a pandas frequency ({error}); "
-                "use e.g. '1D' (init times of one day) or '6h'"
-            ) from None
-        if self.interval_draws < 1:
-            raise InputError(f"interval_draws={self.interval_draws} must be >= 1")
-        if self.perfect_model_stand_ins < 0:
-            raise InputError(
-                f"perfect_model_stand_ins={self.perfect_model_stand_ins} must be >= 0 "
-                "(0 skips the perfect-model floor of the rank max/min ratio)"
-            )
-        if self.error_surrogate_replicas < 0:
-            raise InputError(
-                f"error_surrogate_replicas={self.error_surrogate_replicas} must be >= 0 "
-                "(0 skips the error-surrogate floor of the rank max/min ratio)"
-            )
+size (:func:`score_chunks`): fewer, larger tasks, each still a few forecast chunks."""
 
 
 def verify(
@@ -165,7 +64,8 @@ def verify(
     ``reference``: another ensemble (a baseline, the operational model) holding at least
     the forecast's initial times, leads, variables and grid; the scorecard then adds its
     fair CRPS on them, the skill score 1 − CRPS/CRPS_ref and the block-bootstrap
-    interval of the paired difference CRPS − CRPS_ref (:func:`_against_reference`).
+    interval of the paired difference CRPS − CRPS_ref
+    (:func:`verification.comparison.against_reference`).
 
     Returns the tree described in the module docstring. Lazy inputs are computed chunk
     by chunk in a single pass; memory stays at a few forecast chunks per worker.
@@ -206,7 +106,9 @@ def verify(
     if intervals:
         lazy["per_init"] = score_parts(f, t, mean_over=grid)
     if reference is not None:
-        r = _reference_channels(reference, truth, f, config)
+        r = reference_channels(reference, truth, f, config)
+        if r.chunks is not None:
+            r = r.chunk(score_chunks(f))  # as the forecast and truth are
         lazy["paired_crps"] = xr.Dataset(
             {
                 "forecast": lazy["per_init"]["fair_crps"]
@@ -227,12 +129,13 @@ def verify(
 
     card = _scorecard(computed, t, config)
     if intervals:
-        card = card.merge(_intervals(computed["per_init"], f.sizes[MEMBER], config))
+        card = card.merge(interval_card(computed["per_init"], f.sizes[MEMBER], config))
     if reference is not None:
         per_init = computed["per_init"] if intervals else None
         card = card.merge(
-            _against_reference(computed["paired_crps"], per_init, f.sizes[MEMBER], config)
+            against_reference(computed["paired_crps"], per_init, f.sizes[MEMBER], config)
         )
+    card = _variable_first(card)
     tree = {
         "/scorecard": card,
         "/rank_histogram": _variable_first(computed["rank_histogram"].to_dataset()),
@@ -373,102 +276,6 @@ def _scorecard(computed: dict[str, Any], t: xr.DataArray, config: VerifyConfig) 
     return _variable_first(card)
 
 
-def _intervals(per_init: xr.Dataset, members: int, config: VerifyConfig) -> xr.Dataset:
-    """``fair_crps_low/high`` and ``spread_skill_ratio_low/high``: the block-bootstrap
-    interval of each over the init times (:func:`verification.resampling.score_intervals`)."""
-    blocks = pd.DatetimeIndex(per_init[INIT_TIME].values).floor(config.interval_block)
-    bounds = score_intervals(
-        per_init,
-        members,
-        blocks,
-        dim=INIT_TIME,
-        level=config.interval_level,
-        draws=config.interval_draws,
-        seed=config.seed,
-    )
-    what = (
-        f"{config.interval_level:.0%} block-bootstrap interval, init times resampled in "
-        f"{config.interval_block} blocks ({blocks.nunique()} of them), {config.interval_draws} draws"
-    )
-    out = xr.Dataset()
-    for name in bounds.data_vars:
-        for i, side in enumerate(("low", "high")):
-            out[f"{name}_{side}"] = (
-                bounds[name]
-                .isel(quantile=i, drop=True)
-                .assign_attrs(long_name=f"{SCORES[name].long_name}: {side} end of the {what}")
-            )
-    return _variable_first(out)
-
-
-def _reference_channels(
-    reference: xr.Dataset, truth: xr.Dataset, f: xr.DataArray, config: VerifyConfig
-) -> xr.DataArray:
-    """The reference ensemble as channels on the forecast's initial times, leads and
-    variables (both aligned with the truth's grid); an InputError naming what it lacks
-    otherwise."""
-    if INIT_TIME not in config.mean_over:
-        raise InputError(
-            f"mean_over={config.mean_over}: a comparison with a reference pairs the two "
-            "forecasts initial time by initial time; average over init_time too"
-        )
-    try:
-        aligned = align_with_truth(reference, truth)
-    except InputError as err:
-        raise InputError(f"the reference ensemble: {err}") from None
-    r = to_channels(aligned.forecast).rename({CHANNEL: VARIABLE})
-    for dim in (INIT_TIME, LEAD_TIME, VARIABLE):
-        lacking = np.setdiff1d(f[dim].values, r[dim].values)
-        if lacking.size:
-            shown = ", ".join(map(str, lacking[:3])) + (" ..." if lacking.size > 3 else "")
-            raise InputError(
-                f"the reference lacks {lacking.size} {dim} value(s) of the forecast ({shown}); "
-                "draw it for the same initial times, leads and variables (wxens baseline)"
-            )
-    r = r.sel({INIT_TIME: f[INIT_TIME], LEAD_TIME: f[LEAD_TIME], VARIABLE: f[VARIABLE]})
-    if r.chunks is not None:
-        r = r.chunk(score_chunks(f))  # as the forecast and truth are
-    return r.drop_vars([c for c in r.coords if c not in r.dims]).assign_coords(
-        {LAT: f[LAT], LON: f[LON]}
-    )
-
-
-def _against_reference(
-    paired: xr.Dataset, per_init: xr.Dataset | None, members: int, config: VerifyConfig
-) -> xr.Dataset:
-    """From the per-init grid-mean fair CRPS of the forecast and the reference:
-    ``reference_fair_crps`` (its mean over init times), ``fair_crps_skill_score``
-    1 − mean(CRPS)/mean(CRPS_ref) (> 0: better than the reference), and with the
-    forecast's ``per_init`` parts (intervals on) ``fair_crps_minus_reference_low/high``:
-    :func:`_intervals` with the per-init difference in place of the CRPS, whose resampled
-    mean is the paired difference (both forecasts share each resample)."""
-    means = paired.mean(INIT_TIME, skipna=True)
-    out = xr.Dataset(
-        {
-            "reference_fair_crps": means["reference"].assign_attrs(
-                long_name="fair CRPS of the reference on the same init times", best=0.0
-            ),
-            "fair_crps_skill_score": xr.DataArray(
-                1 - means["forecast"] / means["reference"],
-                attrs={
-                    "long_name": "fair CRPS skill score against the reference, 1 − CRPS/CRPS_ref",
-                    "units": "1",
-                    "best": 1.0,
-                },
-            ),
-        }
-    )
-    if per_init is not None:
-        difference = per_init.assign(fair_crps=paired["forecast"] - paired["reference"])
-        bounds = _intervals(difference, members, config)
-        for side in ("low", "high"):
-            out[f"fair_crps_minus_reference_{side}"] = bounds[f"fair_crps_{side}"].assign_attrs(
-                long_name=f"fair CRPS minus the reference's: {side} end of the interval of "
-                f"fair_crps_{side} (same blocks, draws and level)"
-            )
-    return _variable_first(out)
-
-
 def _variable_first(ds: xr.Dataset) -> xr.Dataset:
     return ds.transpose(*[d for d in (VARIABLE, LEAD_TIME) if d in ds.dims], ...)
 
@@ -518,51 +325,3 @@ def _maps(f: xr.DataArray, t: xr.DataArray, n_members: int) -> xr.Dataset:
     pick = {INIT_TIME: 0, LEAD_TIME: -1}
     members = f.isel(pick).isel({MEMBER: slice(0, n_members)})
     return xr.Dataset({"forecast": members, "truth": t.isel(pick)}).compute()
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it to ``path``.
-
-    A failure (or an interrupt) removes the temporary file, so ``path`` is either the
-    previous file or the complete new one, never half-written.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def write_scores(tree: xr.DataTree, path: str | Path) -> Path:
-    """Write the tree as NetCDF groups (reopen with ``xr.open_datatree``), atomically."""
-    with atomic_output(path) as tmp:
-        _encodable(tree).to_netcdf(tmp, engine="netcdf4")
-    return Path(path)
-
-
-def _encodable(tree: xr.DataTree) -> xr.DataTree:
-    """Attributes NetCDF can store: lists of strings joined, booleans as ints."""
-
-    def clean(ds: xr.Dataset) -> xr.Dataset:
-        ds = ds.copy()
-        for obj in (ds, *ds.variables.values()):
-            obj.attrs = {k: _attr(v) for k, v in obj.attrs.items()}
-        return ds
-
-    return tree.map_over_datasets(clean)
-
-
-def _attr(value: Any) -> Any:
-    if isinstance(value, list | tuple):
-        return "; ".join(map(str, value)) if value else ""
-    if isinstance(value, bool | np.bool_):
-        return int(value)
-    return value

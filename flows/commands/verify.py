@@ -109,8 +109,10 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.adapters import to_wxens_forecast
     from pipeline.errors import InputError
     from pipeline.store import open_store
+    from verification.config import VerifyConfig
+    from verification.output import write_scores
     from verification.report import write_report
-    from verification.scorecard import VerifyConfig, verify, write_scores
+    from verification.scorecard import verify
 
     forecast = open_forecast_any(args.forecast)
     reference = None if args.reference is None else open_forecast_any(args.reference)

@@ -21,9 +21,11 @@ from pipeline.store import ingest
 from pipeline.synthetic import SyntheticConfig, synthetic_dataset
 from verification import ranks as vr
 from verification import scores as vs
+from verification.config import VerifyConfig
+from verification.output import write_scores
 from verification.plots import report_figures
 from verification.report import render_report, write_report
-from verification.scorecard import VerifyConfig, verify, write_scores
+from verification.scorecard import verify
 
 ALL = ("init_time", "lead_time", "latitude", "longitude")
 
