@@ -19,8 +19,7 @@ cached in the work directory, and the UK tables are rendered from the JSON paylo
     python -m benchmarks.quality uk ... --cv-noise fm=/tmp/runs/cv1/last.pt,/tmp/runs/cv2/last.pt=1.0,1.3
     python -m benchmarks.quality uk ... --cv-calibration fm=CV1,CV2,CV3=euler:nfe=2,noise_scale=1.2
 
-(``-m`` from the repository root: run as a script, ``benchmarks/verification.py`` would
-shadow the ``verification`` package.)
+(``-m`` from the repository root, so that ``benchmarks.quality_markdown`` imports.)
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@
    :func:`verification.scorecard.verify`; the peak memory of the workers (dask's
    ``MemorySampler``) and of this process (psutil, sampled) is reported.
 
-Run: ``python benchmarks/verification.py [--quick]`` (``--quick``: small sizes, to check the
+Run: ``python benchmarks/verify_speed.py [--quick]`` (``--quick``: small sizes, to check the
 script itself).
 """
 
@@ -25,7 +25,6 @@ import argparse
 import json
 import platform
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -37,10 +36,6 @@ import numpy as np
 import pandas as pd
 import psutil
 import xarray as xr
-
-# Run as a script, this file's folder comes first on sys.path and its name would shadow
-# the ``verification`` package it measures.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
 
 RESULTS = Path(__file__).parent / "results" / "verification.json"
 DIMS = ("init_time", "latitude", "longitude")
