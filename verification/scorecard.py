@@ -31,6 +31,7 @@ from typing import Any
 import dask
 import numpy as np
 import xarray as xr
+from dask.diagnostics import ProgressBar
 
 from pipeline.adapters import AlignedForecast, align_with_truth
 from pipeline.schema import CHANNEL, INIT_TIME, LEAD_TIME, MEMBER, to_channels
@@ -189,14 +190,14 @@ def score_chunks(forecast: xr.DataArray) -> dict[str, int]:
 def _compute(lazy: dict[str, Any], *, progress: bool) -> tuple[dict[str, Any]]:
     """Compute every lazy result together (shared input chunks are read once)."""
     if progress and _distributed_client() is None:
-        from dask.diagnostics import ProgressBar
-
         with ProgressBar(dt=1.0):
             return dask.compute(lazy)
     return dask.compute(lazy)
 
 
 def _distributed_client() -> Any:
+    """The active ``distributed`` client, or None (also when distributed, an optional
+    dependency, is not installed)."""
     try:
         from distributed import get_client
 

@@ -1,4 +1,5 @@
-"""Every module of ``verification`` imports without torch."""
+"""Every module of ``verification``, and the ``wxens verify`` command that calls it, import
+without torch."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ def test_every_verification_module_loads_without_torch():
         "    importlib.import_module(name)\n"
         "import verification\n"
         "verification.verify_store, verification.verify, verification.VerifyConfig\n"
+        "import flows.commands.verify, flows.dask\n"
         "loaded = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\n"
         "assert not loaded, loaded[:5]\n"
     )
