@@ -23,7 +23,7 @@ EVENT = "event"
 
 @dataclass(frozen=True)
 class VerifyConfig:
-    """What :func:`verify` computes.
+    """What :func:`verification.scorecard.verify` computes.
 
     scores:           registered score names (default: all of :data:`verification.base.SCORES`).
     mean_over:        dims every score is averaged over (cos-latitude weighted); the
