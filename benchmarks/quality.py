@@ -3,9 +3,10 @@ t2m sample against the two baselines, flow matching against EDM, CRPS against NF
 10-day synthetic rollout. Writes JSON and a markdown table per experiment into
 ``benchmarks/results/`` (``quality_synthetic.*``, ``quality_uk.*``).
 
-Every score comes from :mod:`verification.scores`: fair CRPS (cos-latitude-weighted mean
-over initial times and grid), spread-skill ratio with the finite-ensemble factor
-sqrt((M+1)/M), rank histogram (random tie-breaking) summarised by its max/min bin ratio.
+Every score comes from :mod:`verification.scores` and :mod:`verification.ranks`: fair CRPS
+(cos-latitude-weighted mean over initial times and grid), spread-skill ratio with the
+finite-ensemble factor sqrt((M+1)/M), rank histogram (random tie-breaking) summarised by
+its max/min bin ratio.
 
 Training goes through :func:`generators.train.train` with the configs in ``configs/`` and
 resumes, so an interrupted experiment restarts where it stopped; each evaluation row is
@@ -18,8 +19,7 @@ cached in the work directory, and the UK tables are rendered from the JSON paylo
     python -m benchmarks.quality uk ... --cv-noise fm=/tmp/runs/cv1/last.pt,/tmp/runs/cv2/last.pt=1.0,1.3
     python -m benchmarks.quality uk ... --cv-calibration fm=CV1,CV2,CV3=euler:nfe=2,noise_scale=1.2
 
-(``-m`` from the repository root: run as a script, ``benchmarks/verification.py`` would
-shadow the ``verification`` package.)
+(``-m`` from the repository root, so that ``benchmarks.quality_markdown`` imports.)
 """
 
 from __future__ import annotations
@@ -48,16 +48,18 @@ from generators.correction.spread import fit_spread_factors, scale_spread
 from generators.rollout import ForecastData, default_sampler, forecast_members
 from generators.train import train
 from pipeline.store import ingest, open_store
+from verification.ranks import (
+    error_surrogate_rank_histogram,
+    perfect_model_rank_histogram,
+    rank_histogram,
+    rank_max_min_ratio,
+)
 from verification.resampling import score_parts
 from verification.scores import (
     ensemble_mean_error,
     ensemble_mean_rmse,
     ensemble_spread,
-    error_surrogate_rank_histogram,
     fair_crps,
-    perfect_model_rank_histogram,
-    rank_histogram,
-    rank_max_min_ratio,
     spread_skill_from_moments,
     spread_skill_ratio,
 )
@@ -85,7 +87,7 @@ def scores(
     members (N, M, H, W), truth (N, H, W).
 
     ``rank_max_min_perfect_model``: the median ratio when member k (k < 5) stands in for the
-    truth against the other members (:func:`verification.scores.perfect_model_rank_histogram`):
+    truth against the other members (:func:`verification.ranks.perfect_model_rank_histogram`):
     what a perfectly calibrated ensemble with the same spatial and temporal dependence shows
     on this many initial times (the sampling noise of the statistic; a pooled grid of
     correlated points is far from independent draws).
@@ -93,7 +95,7 @@ def scores(
     of the UK tables, the only ones that show it, use :data:`ERROR_SURROGATE_REPLICAS`):
     the ratios of that many replicas of a reliable ensemble whose fields correlate in space
     as this forecast's ensemble-mean errors do
-    (:func:`verification.scores.error_surrogate_rank_histogram`): the floor where the
+    (:func:`verification.ranks.error_surrogate_rank_histogram`): the floor where the
     errors are coherent over the domain and the members are not.
     """
     f = xr.DataArray(members, dims=DIMS, coords={"latitude": latitude})

@@ -228,7 +228,7 @@ def rank_floor_markdown(p: dict, leads: Sequence[str]) -> list[str]:
         "in its members too, and its histogram on these initial times is rougher. Each of "
         f"{replicas} replicas draws the truth and the members of every initial time as "
         "independent Gaussian fields with the empirical spatial covariance of the row's "
-        "ensemble-mean errors (`verification.scores.error_surrogate_rank_histogram`; initial "
+        "ensemble-mean errors (`verification.ranks.error_surrogate_rank_histogram`; initial "
         "times independent, so where errors persist the real floor is higher still). Cells "
         "read `model / floor (P(floor ≥ model); P(floor > "
         f"{RANK_TARGET:g}))`: the median replica, the share of replicas at least as uneven "

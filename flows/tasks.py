@@ -157,26 +157,23 @@ def verify_forecast(
     progress: bool,
     reference: str | None = None,
 ) -> str:
-    """:func:`verification.scorecard.verify` of the forecast store ``forecast`` (its
-    ``init_times``, or every complete one) against the analysis store ``truth`` on the
-    dask cluster at ``dask_scheduler`` (a new local one if None), beside the ``reference``
-    forecast store if given; the scores written atomically to ``scores`` (NetCDF groups)
-    and, if ``report`` is given, the HTML report there. Returns ``scores``."""
-    from pipeline.forecast_store import open_forecast
-    from pipeline.schema import INIT_TIME
-    from pipeline.store import open_store
-    from verification.report import write_report
-    from verification.scorecard import VerifyConfig, verify, write_scores
+    """:func:`verification.run.verify_store` (``wxens verify``) of the forecast store
+    ``forecast`` (its ``init_times``, or every complete one) against the analysis store
+    ``truth`` on the dask cluster at ``dask_scheduler`` (a new local one if None), beside
+    the ``reference`` forecast store if given; the scores written atomically to ``scores``
+    (NetCDF groups) and, if ``report`` is given, the HTML report there. Returns ``scores``.
+    A missing store fails before any cluster starts."""
+    from verification.config import VerifyConfig
+    from verification.run import verify_store
 
-    ensemble = open_forecast(forecast)  # lazily: a missing store fails before any cluster
-    if init_times is not None:
-        ensemble = ensemble.sel({INIT_TIME: pd.DatetimeIndex(init_times)})
-    analysis = open_store(truth).dataset
-    other = None if reference is None else open_forecast(reference)
-    with dask_client(dask_scheduler):
-        tree = verify(ensemble, analysis, VerifyConfig(progress=progress), reference=other)
-        write_scores(tree, scores)
-    if report is not None:
-        against = "" if reference is None else f", reference {reference}"
-        write_report(tree, report, sources=f"forecast {forecast} against analysis {truth}{against}")
+    verify_store(
+        forecast,
+        truth,
+        scores,
+        config=VerifyConfig(progress=progress),
+        reference=reference,
+        report=report,
+        init_times=init_times,
+        scheduler=dask_client(dask_scheduler),
+    )
     return scores

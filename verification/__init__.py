@@ -2,15 +2,46 @@
 
 - :mod:`verification.kernels` — numpy kernels (sorted-member CRPS, ranks, Brier, energy).
 - :mod:`verification.scores` — their lazy xarray wrappers with named, cos-latitude
-  weighted aggregation (:mod:`verification.aggregation`).
+  weighted aggregation (:mod:`verification.aggregation`): CRPS, the ensemble mean's
+  error, spread, spread-skill ratio, energy score; :mod:`verification.ranks` — rank
+  histograms, their flatness and noise floors; :mod:`verification.events` — Brier score
+  and reliability of threshold events.
 - :mod:`verification.resampling` — sampling uncertainty of scores: the block bootstrap of
-  means over initial times (whole days resampled).
+  means over init times (whole days resampled).
 - :mod:`verification.physics`, :mod:`verification.spectra` — physical-consistency checks
   judged against the truth's own score.
 - :mod:`verification.scorecard` — :func:`~verification.scorecard.verify`: everything for
-  one forecast as an ``xr.DataTree``; :mod:`verification.plots`, :mod:`verification.report`
-  — figures and the self-contained HTML report.
+  one forecast as an ``xr.DataTree``, as a :class:`~verification.config.VerifyConfig`
+  asks; :mod:`verification.comparison` — its intervals and the comparison with a
+  reference; :mod:`verification.plots`, :mod:`verification.report` — figures and the
+  self-contained HTML report; :mod:`verification.output` — atomic writes.
+- :mod:`verification.run` — :func:`~verification.run.verify_store`: open a forecast and
+  the truth from files, verify, write the scores and the report.
 
-Registries (:mod:`verification.base`): add a score with ``@register_score``, a physics
-check with ``@register_check``. Nothing here imports torch.
+Registries (:mod:`verification.base`, each a :class:`pipeline.registry.Registry`): add a
+score with ``@register_score``, a physics check with ``@register_check``. Nothing here
+imports torch.
+
+``verification.verify``, ``verification.VerifyConfig`` and ``verification.verify_store``
+are loaded on first use, so that importing one kernel module does not load the report's
+plotting.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "VerifyConfig": "verification.config",
+    "verify": "verification.scorecard",
+    "verify_store": "verification.run",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'verification' has no attribute {name!r}")

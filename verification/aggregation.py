@@ -4,13 +4,16 @@ A score is computed point by point, then reduced over the dims the caller names
 (``mean_over=("init_time", "latitude", "longitude")``); nothing is averaged that was
 not asked for. Averages over ``latitude`` are weighted by cos(latitude), normalised,
 so that a global mean is an area mean. NaN points (a missing truth) are skipped, the
-weights renormalised over the valid ones, and counted by :func:`count_valid`.
+weights renormalised over the valid ones, and counted by :func:`count_valid`. Histograms
+(of ranks, of forecast probabilities) are counted over named dims by :func:`count_values`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
+from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from pipeline.errors import InputError
@@ -76,3 +79,17 @@ def count_valid(da: xr.DataArray, dims: str | Iterable[Hashable] | None) -> xr.D
     dims = dims_tuple(dims)
     check_dims(da, dims, "count_valid")
     return da.notnull().sum(dims) if dims else da.notnull()
+
+
+def count_values(
+    values: xr.DataArray,
+    n: int,
+    dim: str,
+    coords: Any,
+    over: str | Iterable[Hashable] | None,
+) -> xr.DataArray:
+    """Counts of the integers 0..n-1 in ``values`` over ``over`` dims (negatives ignored)."""
+    over = dims_tuple(over)
+    check_dims(values, over, "over")
+    one_hot = values == xr.DataArray(np.arange(n, dtype=values.dtype), dims=(dim,))
+    return one_hot.sum(over).assign_coords({dim: coords})

@@ -1,11 +1,12 @@
 """The two verification interfaces: scalar ensemble scores and physical-consistency checks.
 
 A **score** is a function ``(forecast, truth, *, member_dim, mean_over) -> DataArray``
-registered with :func:`register_score`; the scorecard, the report and the CLI compute
-every registered score. A **physics check** is a class following :class:`PhysicsCheck`
-and registered with :func:`register_check`; it returns a :class:`CheckResult`: a score
-per member, the same score of the truth, and the tolerance derived from the truth.
-Unknown names fail loudly with the list of known ones.
+registered with :func:`register_score` in :data:`SCORES`; the scorecard, the report and
+the CLI compute every registered score. A **physics check** is a class following
+:class:`PhysicsCheck` and registered with :func:`register_check` in :data:`CHECKS`; it
+returns a :class:`CheckResult`: a score per member, the same score of the truth, and the
+tolerance derived from the truth. Both are :class:`pipeline.registry.Registry` instances:
+an unknown name fails loudly with the list of known ones.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import ClassVar, Protocol
 
 import xarray as xr
 
-from pipeline.errors import InputError
+from pipeline.registry import Registry
 from pipeline.schema import MEMBER
 
 
@@ -47,29 +48,21 @@ class ScoreSpec:
     best: float
 
 
-SCORES: dict[str, ScoreSpec] = {}
+SCORES: Registry[ScoreSpec] = Registry("score")
+"""Every registered score by name, in registration order."""
 
 
 def register_score(
     name: str, *, long_name: str, units: str, best: float
 ) -> Callable[[ScoreFunction], ScoreFunction]:
-    """Decorator: list a score function in :data:`SCORES` under ``name``."""
+    """Decorator: list a score function in :data:`SCORES` under ``name``, with its
+    :class:`ScoreSpec`; returns the function unchanged."""
 
     def decorate(function: ScoreFunction) -> ScoreFunction:
-        if name in SCORES:
-            raise ValueError(f"score {name!r} registered twice")
-        SCORES[name] = ScoreSpec(name, function, long_name, units, best)
+        SCORES.register(name)(ScoreSpec(name, function, long_name, units, best))
         return function
 
     return decorate
-
-
-def get_score(name: str) -> ScoreSpec:
-    """The registered score ``name``; an :class:`InputError` listing the known ones."""
-    try:
-        return SCORES[name]
-    except KeyError:
-        raise InputError(f"unknown score {name!r}; known scores: {sorted(SCORES)}") from None
 
 
 @dataclass(frozen=True)
@@ -135,20 +128,10 @@ class PhysicsCheck(Protocol):
     ) -> CheckResult: ...
 
 
-CHECKS: dict[str, type[PhysicsCheck]] = {}
+CHECKS: Registry[type[PhysicsCheck]] = Registry("physics check")
+"""Every registered physics check class by name, in registration order."""
 
 
 def register_check(cls: type[PhysicsCheck]) -> type[PhysicsCheck]:
     """Class decorator: list a physics check in :data:`CHECKS` under ``cls.name``."""
-    if cls.name in CHECKS:
-        raise ValueError(f"physics check {cls.name!r} registered twice")
-    CHECKS[cls.name] = cls
-    return cls
-
-
-def get_check(name: str) -> type[PhysicsCheck]:
-    """The registered check ``name``; an :class:`InputError` listing the known ones."""
-    try:
-        return CHECKS[name]
-    except KeyError:
-        raise InputError(f"unknown physics check {name!r}; known: {sorted(CHECKS)}") from None
+    return CHECKS.register(cls.name)(cls)

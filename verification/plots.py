@@ -17,8 +17,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from pipeline.schema import LEAD_TIME
+from verification.config import VARIABLE
 
-VARIABLE = "variable"
 MAX_COLUMNS = 4
 MAX_LEADS = 4
 MAX_VARIABLES = 8
@@ -41,7 +41,7 @@ def _spacing(
     fig: Figure, *, hspace: float = 0.45, right: float = 0.97, bottom_inches: float = 0.55
 ) -> None:
     """Fixed margins, in inches so small figures keep room for titles and axis labels
-    (a layout engine costs seconds per figure with dozens of axes)."""
+    (a layout engine is slow on figures with dozens of axes)."""
     width, height = fig.get_size_inches()
     fig.subplots_adjust(
         left=min(0.7 / width, 0.3),

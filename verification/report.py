@@ -17,8 +17,8 @@ import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
 
+from verification.output import atomic_output
 from verification.plots import Captioned, report_figures
-from verification.scorecard import atomic_output
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }

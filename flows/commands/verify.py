@@ -2,7 +2,9 @@
 
 FORECAST is a wxens forecast store, or any file/store in a layout the adapters know
 (cfgrib/ECMWF GRIB, WeatherBench 2 Zarr, NetCDF); it is aligned with the analysis store
-on valid time and scored in one pass over the data.
+on valid time and scored in one pass over the data by
+:func:`verification.run.verify_store`, which writes the scores and the report; this
+command adds the dask cluster and prints the scorecard's main columns.
 """
 
 from __future__ import annotations
@@ -84,45 +86,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def open_forecast_any(spec: str):
-    """A wxens forecast store through :func:`pipeline.forecast_store.open_forecast` (which
-    leaves out half-written init times); anything else through its registered source."""
-    import json
-    from pathlib import Path
-
-    from pipeline.forecast_store import open_forecast
-    from pipeline.sources import resolve_source
-
-    meta = Path(spec) / "zarr.json"
-    if (
-        meta.is_file()
-        and json.loads(meta.read_text()).get("attributes", {}).get("kind") == "forecast"
-    ):
-        return open_forecast(spec)
-    return resolve_source(spec).open()
-
-
 def run(args: argparse.Namespace) -> int:
-    from contextlib import nullcontext
-
     from flows.dask import dask_client
-    from pipeline.adapters import to_wxens_forecast
-    from pipeline.errors import InputError
-    from pipeline.store import open_store
-    from verification.report import write_report
-    from verification.scorecard import VerifyConfig, verify, write_scores
+    from verification.config import VerifyConfig
+    from verification.run import verify_store
 
-    forecast = open_forecast_any(args.forecast)
-    reference = None if args.reference is None else open_forecast_any(args.reference)
-    if args.variables:
-        forecast = to_wxens_forecast(forecast)
-        missing = [v for v in args.variables if v not in forecast.data_vars]
-        if missing:
-            raise InputError(
-                f"{args.forecast}: no variable(s) {missing}; it has {sorted(map(str, forecast.data_vars))}"
-            )
-        forecast = forecast[args.variables]
-    truth = open_store(args.truth)
     config = VerifyConfig(
         seed=args.seed,
         physics_init_times=args.physics_init_times,
@@ -134,11 +102,18 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     use_cluster = args.dask_scheduler or args.local_cluster
-    with dask_client(args.dask_scheduler) if use_cluster else nullcontext():
-        tree = verify(forecast, truth.dataset, config, reference=reference)
-        write_scores(tree, args.out)
+    done = verify_store(
+        args.forecast,
+        args.truth,
+        args.out,
+        config=config,
+        reference=args.reference,
+        report=args.report,
+        variables=args.variables,
+        scheduler=dask_client(args.dask_scheduler) if use_cluster else None,
+    )
     print(f"scores: {args.out}")
-    card = tree["scorecard"].to_dataset()
+    card = done.tree["scorecard"].to_dataset()
     printed = (
         *(
             f"{score}{end}"
@@ -156,11 +131,5 @@ def run(args: argparse.Namespace) -> int:
     columns = [name for name in printed if name in card]
     print(card[columns].to_dataframe().to_string())
     if args.report:
-        write_report(
-            tree,
-            args.report,
-            sources=f"forecast {args.forecast} against analysis {args.truth}"
-            + ("" if args.reference is None else f", reference {args.reference}"),
-        )
         print(f"report: {args.report}")
     return 0

@@ -31,7 +31,8 @@ from generators.correction.spec import CorrectionSpec
 from pipeline.adapters import align_with_truth
 from pipeline.errors import InputError
 from pipeline.schema import INIT_TIME, LEAD_TIME, MEMBER
-from verification.scores import fair_crps, rank_histogram, rank_max_min_ratio, spread_skill_ratio
+from verification.ranks import rank_histogram, rank_max_min_ratio
+from verification.scores import fair_crps, spread_skill_ratio
 
 NONE = "0"
 """The label of the uncorrected forecasts in :attr:`WeightSelection.table`."""

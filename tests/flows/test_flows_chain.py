@@ -58,7 +58,8 @@ def test_verification_on_the_cluster_equals_a_local_run(chain):
     dask's synchronous scheduler, must give the same numbers."""
     from pipeline.forecast_store import open_forecast
     from pipeline.store import open_store
-    from verification.scorecard import VerifyConfig, verify
+    from verification.config import VerifyConfig
+    from verification.scorecard import verify
 
     with dask.config.set(scheduler="synchronous"):
         local = verify(

@@ -75,3 +75,38 @@ def at_leads(ds: xr.Dataset, inits, leads_h) -> xr.Dataset:
         for i in inits
     ]
     return xr.concat(rows, dim=pd.Index(inits, name=INIT))
+
+
+def ensemble(rng, n_init=4, n_member=7, n_lat=5, n_lon=6, spread=1.0):
+    """A float64 forecast (init_time, member, latitude, longitude) and a truth."""
+    lat = np.linspace(-60, 60, n_lat)
+    lon = np.arange(n_lon) * 360.0 / n_lon
+    coords = {
+        "init_time": pd.date_range("2021-01-01", periods=n_init, freq="12h"),
+        "latitude": lat,
+        "longitude": lon,
+    }
+    truth = xr.DataArray(
+        rng.normal(size=(n_init, n_lat, n_lon)),
+        dims=("init_time", "latitude", "longitude"),
+        coords=coords,
+    )
+    members = spread * rng.normal(size=(n_init, n_member, n_lat, n_lon))
+    forecast = xr.DataArray(
+        members, dims=("init_time", "member", "latitude", "longitude"), coords=coords
+    ).assign_coords(member=np.arange(n_member))
+    return forecast, truth
+
+
+def iid_ensemble(rng, n_points, n_member, spread=1.0, shift=0.0):
+    """Truth and members exchangeable N(0, 1) draws at independent points (reliable)."""
+    truth = xr.DataArray(rng.normal(size=n_points), dims=("x",))
+    members = xr.DataArray(
+        shift + spread * rng.normal(size=(n_points, n_member)), dims=("x", "member")
+    )
+    return members, truth
+
+
+def point(members, y):
+    forecast = xr.DataArray(np.asarray(members, float)[None, :], dims=("x", "member"))
+    return forecast, xr.DataArray([float(y)], dims=("x",))

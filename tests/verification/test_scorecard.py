@@ -19,10 +19,13 @@ from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, write_forecast
 from pipeline.sources.synthetic import SyntheticConfig, synthetic_dataset
 from pipeline.store import ingest
+from verification import ranks as vr
 from verification import scores as vs
+from verification.config import VerifyConfig
+from verification.output import write_scores
 from verification.plots import report_figures
 from verification.report import render_report, write_report
-from verification.scorecard import VerifyConfig, verify, write_scores
+from verification.scorecard import verify
 
 ALL = ("init_time", "lead_time", "latitude", "longitude")
 
@@ -48,8 +51,8 @@ def test_oracle_ensemble_is_calibrated_and_a_narrow_one_is_not(long_synthetic, f
     )
     f, t = aligned.forecast["t2m"], aligned.truth["t2m"]
     ssr = float(vs.spread_skill_ratio(f, t, mean_over=ALL))
-    counts = vs.rank_histogram(independent_points(f), independent_points(t), over=ALL)
-    flatness = vs.rank_flatness(counts)
+    counts = vr.rank_histogram(independent_points(f), independent_points(t), over=ALL)
+    flatness = vr.rank_flatness(counts)
     if factor == 1.0:
         assert ssr == pytest.approx(1.0, abs=0.05)
         assert float(flatness["p_value"]) > 0.01
@@ -149,7 +152,7 @@ def test_scorecard_rank_max_min_and_its_perfect_model_floor(case):
     aligned = align_with_truth(forecast, truth)
     f, t = aligned.forecast["t2m"], aligned.truth["t2m"]
     over = ("init_time", "latitude", "longitude")
-    direct = vs.rank_max_min_ratio(vs.perfect_model_rank_histogram(f, t, over=over))
+    direct = vr.rank_max_min_ratio(vr.perfect_model_rank_histogram(f, t, over=over))
     assert card["rank_max_min_perfect_model"].sel(variable="t2m").values == pytest.approx(
         direct.median("stand_in").values
     )
@@ -160,9 +163,9 @@ def test_scorecard_rank_max_min_and_its_perfect_model_floor(case):
     surrogate = verify(forecast, truth, on)["scorecard"].to_dataset()[
         "rank_max_min_error_surrogate"
     ]
-    direct = vs.error_surrogate_rank_histogram(f.mean("member") - t, f.sizes["member"], replicas=3)
+    direct = vr.error_surrogate_rank_histogram(f.mean("member") - t, f.sizes["member"], replicas=3)
     assert surrogate.sel(variable="t2m").values == pytest.approx(
-        vs.rank_max_min_ratio(direct).median("replica").values
+        vr.rank_max_min_ratio(direct).median("replica").values
     )
 
 

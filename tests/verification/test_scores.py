@@ -4,40 +4,21 @@ closed forms, brute force) and limit cases."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import properscoring
 import pytest
 import scipy.stats
 import scores.probability
 import xarray as xr
 import xskillscore as xs
+from conftest import ensemble, iid_ensemble, point
 
 from pipeline.errors import InputError
+from verification import events as ve
+from verification import ranks as vr
 from verification import scores as vs
 from verification.aggregation import count_valid, latitude_weights, mean_over
 
 ATOL = 1e-6
-
-
-def ensemble(rng, n_init=4, n_member=7, n_lat=5, n_lon=6, spread=1.0):
-    """A float64 forecast (init_time, member, latitude, longitude) and a truth."""
-    lat = np.linspace(-60, 60, n_lat)
-    lon = np.arange(n_lon) * 360.0 / n_lon
-    coords = {
-        "init_time": pd.date_range("2021-01-01", periods=n_init, freq="12h"),
-        "latitude": lat,
-        "longitude": lon,
-    }
-    truth = xr.DataArray(
-        rng.normal(size=(n_init, n_lat, n_lon)),
-        dims=("init_time", "latitude", "longitude"),
-        coords=coords,
-    )
-    members = spread * rng.normal(size=(n_init, n_member, n_lat, n_lon))
-    forecast = xr.DataArray(
-        members, dims=("init_time", "member", "latitude", "longitude"), coords=coords
-    ).assign_coords(member=np.arange(n_member))
-    return forecast, truth
 
 
 def brute_force_crps(members, y, fair):
@@ -54,11 +35,6 @@ def gaussian_crps(mu, sigma, y):
     return sigma * (
         z * (2 * scipy.stats.norm.cdf(z) - 1) + 2 * scipy.stats.norm.pdf(z) - 1 / np.sqrt(np.pi)
     )
-
-
-def point(members, y):
-    forecast = xr.DataArray(np.asarray(members, float)[None, :], dims=("x", "member"))
-    return forecast, xr.DataArray([float(y)], dims=("x",))
 
 
 @pytest.mark.parametrize(
@@ -177,15 +153,6 @@ def test_misaligned_truth_is_a_clear_error():
         vs.fair_crps(forecast, truth.assign_coords(latitude=truth.latitude + 1))
 
 
-def iid_ensemble(rng, n_points, n_member, spread=1.0, shift=0.0):
-    """Truth and members exchangeable N(0, 1) draws at independent points (reliable)."""
-    truth = xr.DataArray(rng.normal(size=n_points), dims=("x",))
-    members = xr.DataArray(
-        shift + spread * rng.normal(size=(n_points, n_member)), dims=("x", "member")
-    )
-    return members, truth
-
-
 def test_spread_skill_ratio_of_reliable_ensemble_is_one_with_finite_factor():
     rng = np.random.default_rng(7)
     forecast, truth = iid_ensemble(rng, 200_000, 5)
@@ -224,216 +191,6 @@ def test_ensemble_mean_error_is_the_signed_error_of_the_mean():
     xr.testing.assert_allclose(warmer, bias + 0.5)
     perfect_mean = forecast - forecast.mean("member") + truth
     assert np.abs(vs.ensemble_mean_error(perfect_mean, truth, mean_over=dims)).max() < 1e-12
-
-
-def test_rank_histogram_matches_xskillscore_without_ties():
-    rng = np.random.default_rng(9)
-    forecast, truth = ensemble(rng, n_member=6)
-    ours = vs.rank_histogram(forecast, truth, over=("init_time", "longitude"))
-    theirs = xs.rank_histogram(truth, forecast, dim=["init_time", "longitude"])
-    assert list(ours["rank"].values) == list(range(7))
-    np.testing.assert_array_equal(ours.transpose("latitude", "rank").values, theirs.values)
-
-
-def test_rank_ties_are_broken_uniformly_and_reproducibly():
-    members = xr.DataArray(np.zeros((30_000, 4)), dims=("x", "member"))
-    truth = xr.DataArray(np.zeros(30_000), dims=("x",))
-    counts = vs.rank_histogram(members, truth, over="x", seed=11)
-    assert counts.sum() == 30_000
-    assert float(vs.rank_flatness(counts)["p_value"]) > 1e-3
-    xr.testing.assert_equal(counts, vs.rank_histogram(members, truth, over="x", seed=11))
-    assert not counts.equals(vs.rank_histogram(members, truth, over="x", seed=12))
-
-
-def test_rank_histogram_excludes_nan_points():
-    forecast, truth = point([1.0, np.nan, 3.0], 2.0)
-    assert int(vs.rank_histogram(forecast, truth, over="x").sum()) == 0
-    forecast, truth = point([1.0, 4.0, 3.0], np.nan)
-    assert int(vs.ranks(forecast, truth)[0]) == -1
-
-
-def test_flatness_reliable_flat_under_dispersive_u_shaped():
-    rng = np.random.default_rng(10)
-    forecast, truth = iid_ensemble(rng, 20_000, 9)
-    flat = vs.rank_flatness(vs.rank_histogram(forecast, truth, over="x"))
-    assert float(flat["p_value"]) > 0.001
-    assert float(flat["delta"]) < 3.0
-    narrow, truth = iid_ensemble(rng, 20_000, 9, spread=0.1)
-    counts = vs.rank_histogram(narrow, truth, over="x")
-    u = vs.rank_flatness(counts)
-    assert float(u["p_value"]) < 1e-6
-    assert counts[0] > 5 * counts[4] and counts[-1] > 5 * counts[4]  # U shape
-    wide, truth = iid_ensemble(rng, 20_000, 9, spread=10.0)
-    dome = vs.rank_histogram(wide, truth, over="x")
-    assert dome[4] > 5 * dome[0]
-    shifted, truth = iid_ensemble(rng, 20_000, 9, shift=2.0)
-    slope = vs.rank_histogram(shifted, truth, over="x")
-    assert slope[0] > slope[4] > slope[-1]
-
-
-def test_rank_max_min_ratio_of_known_counts():
-    counts = xr.DataArray([[30, 60, 20], [10, 0, 10]], dims=("lead", "rank"))
-    ratio = vs.rank_max_min_ratio(counts)
-    assert ratio.values.tolist() == [3.0, np.inf]  # a rank never taken: infinitely uneven
-
-
-def test_perfect_model_rank_histogram_ranks_each_stand_in_among_the_others():
-    rng = np.random.default_rng(21)
-    forecast, truth = ensemble(rng, n_member=6)
-    truth = truth.where(rng.random(truth.shape) > 0.2)  # NaN truths are left out
-    over = ("init_time", "longitude")
-    counts = vs.perfect_model_rank_histogram(forecast, truth, over=over, stand_ins=3)
-    assert counts.sizes == {"stand_in": 3, "latitude": 5, "rank": 6}
-    members = forecast.transpose("init_time", "latitude", "longitude", "member").values
-    valid = truth.transpose("init_time", "latitude", "longitude").notnull().values
-    for k in range(3):
-        below = (np.delete(members, k, axis=-1) < members[..., k : k + 1]).sum(-1)
-        for j in range(5):
-            expected = np.bincount(below[:, j][valid[:, j]], minlength=6)
-            np.testing.assert_array_equal(counts.isel(stand_in=k, latitude=j).values, expected)
-    # all members equal: every stand-in ties with the 5 others and takes ranks 0..5 uniformly
-    tied = vs.perfect_model_rank_histogram(xr.zeros_like(forecast), truth, over=over)
-    assert (tied.sum("rank") == valid.sum(axis=(0, 2))).all()
-    assert float(vs.rank_flatness(tied.sum(("stand_in", "latitude")))["p_value"]) > 1e-3
-    with pytest.raises(InputError, match="at least 3 members"):
-        vs.perfect_model_rank_histogram(forecast.isel(member=[0, 1]), truth)
-
-
-def test_perfect_model_floor_tracks_the_max_min_ratio_of_a_reliable_ensemble():
-    """Ranks pooled over correlated points: a reliable ensemble's max/min ratio is far above
-    1, and the floor says so; independent points bring both to 1; an under-dispersive
-    ensemble stands far above its floor."""
-    rng = np.random.default_rng(22)
-
-    def draws(n_init, n_x, shared, n_draws):
-        offset = rng.normal(size=(n_init, 1, n_draws))  # one value per init over all x
-        return shared * offset + rng.normal(size=(n_init, n_x, n_draws))
-
-    def ratios(values, spread=1.0):
-        truth = xr.DataArray(values[..., 0], dims=("init", "x"))
-        forecast = xr.DataArray(spread * values[..., 1:], dims=("init", "x", "member"))
-        real = vs.rank_max_min_ratio(vs.rank_histogram(forecast, truth, over=("init", "x")))
-        perfect = vs.perfect_model_rank_histogram(forecast, truth, over=("init", "x"))
-        return float(real), float(vs.rank_max_min_ratio(perfect).median("stand_in"))
-
-    real, floor = ratios(draws(2000, 50, 0.0, 10))
-    assert real < 1.15 and floor < 1.15
-    real, floor = ratios(draws(12, 2000, 3.0, 10))
-    assert real > 2.0 and floor > 2.0
-    real, floor = ratios(draws(2000, 50, 0.0, 10), spread=0.5)
-    assert real > 3 * floor
-
-
-def test_error_surrogate_rank_histogram_limit_cases():
-    """Errors uniform over the domain give every point of a sample one rank (counts in
-    multiples of the points); independent errors give a flat histogram; unverified
-    samples and points drop out; the seed fixes the draw."""
-    rng = np.random.default_rng(23)
-    dims = ("lead_time", "init_time", "latitude", "longitude")
-    coherent = xr.DataArray(rng.normal(size=(2, 30, 1, 1)) * np.ones((1, 1, 4, 5)), dims=dims)
-    counts = vs.error_surrogate_rank_histogram(coherent, 7, replicas=3)
-    assert counts.sizes == {"lead_time": 2, "replica": 3, "rank": 8}
-    assert (counts.sum("rank") == 30 * 20).all()
-    assert (counts % 20 == 0).all()
-    independent = xr.DataArray(rng.normal(size=(1, 400, 5, 8)), dims=dims)
-    flat = vs.error_surrogate_rank_histogram(independent, 9, replicas=2).sum(
-        ("replica", "lead_time")
-    )
-    assert float(vs.rank_flatness(flat)["p_value"]) > 1e-3
-    holes = independent.copy()
-    holes[0, 3] = np.nan  # an unverified init time
-    holes[0, 5, 2, 2] = np.nan  # a point missing once leaves every sample
-    kept = vs.error_surrogate_rank_histogram(holes, 9, replicas=2)
-    assert (kept.sum("rank") == 399 * 39).all()
-    again = vs.error_surrogate_rank_histogram(holes, 9, replicas=2)
-    xr.testing.assert_equal(kept, again)
-    assert not kept.equals(vs.error_surrogate_rank_histogram(holes, 9, replicas=2, seed=1))
-    with pytest.raises(InputError, match="at least 1 member and 1 replica"):
-        vs.error_surrogate_rank_histogram(independent, 9, replicas=0)
-    with pytest.raises(InputError, match="'time'"):
-        vs.error_surrogate_rank_histogram(independent, 9, sample_dim="time")
-
-
-def test_error_surrogate_floor_sees_domain_wide_errors_that_the_member_floor_misses():
-    """The truth is off by one amount over the whole domain on each day, the members vary
-    point by point with the same total variance. The members' perfect-model floor is near 1;
-    a reliable ensemble would carry the errors' domain-wide part in its members too, and on
-    12 days its histogram would be far rougher than this unreliable ensemble's."""
-    rng = np.random.default_rng(24)
-    n_init, n_x, m = 12, 2000, 10
-    truth = xr.DataArray(
-        3 * rng.normal(size=(n_init, 1)) + rng.normal(size=(n_init, n_x)), dims=("init", "x")
-    )
-    forecast = xr.DataArray(
-        np.sqrt(10) * rng.normal(size=(n_init, n_x, m)), dims=("init", "x", "member")
-    )
-    real = float(vs.rank_max_min_ratio(vs.rank_histogram(forecast, truth, over=("init", "x"))))
-    perfect = vs.rank_max_min_ratio(
-        vs.perfect_model_rank_histogram(forecast, truth, over=("init", "x"))
-    )
-    error = forecast.mean("member") - truth
-    surrogate = vs.error_surrogate_rank_histogram(
-        error, m, sample_dim="init", field_dims=("x",), replicas=9
-    )
-    floor = float(vs.rank_max_min_ratio(surrogate).median("replica"))
-    assert float(perfect.median("stand_in")) < 1.2
-    assert floor > 2.0 * real
-
-
-def test_chi_square_against_scipy():
-    counts = xr.DataArray([30.0, 50.0, 20.0, 40.0], dims="rank")
-    chi2, p = scipy.stats.chisquare(counts.values)
-    flat = vs.rank_flatness(counts)
-    assert float(flat["chi_square"]) == pytest.approx(chi2)
-    assert float(flat["p_value"]) == pytest.approx(p)
-    assert float(flat["delta"]) == pytest.approx(chi2 / 3)
-
-
-def test_brier_score_matches_xskillscore_and_murphy_decomposition():
-    rng = np.random.default_rng(12)
-    forecast, truth = ensemble(rng, n_member=10)
-    thresholds = [-0.5, 0.0, 1.0]
-    ours = vs.brier_score(forecast, truth, thresholds)
-    theirs = xs.threshold_brier_score(truth, forecast, thresholds, dim=[])
-    np.testing.assert_allclose(ours.transpose(*theirs.dims).values, theirs.values, atol=ATOL)
-    fair = vs.brier_score(forecast, truth, thresholds, fair=True)
-    for tau in thresholds:
-        xs_fair = xs.brier_score(truth > tau, (forecast > tau).astype(int), fair=True, dim=[])
-        np.testing.assert_allclose(
-            fair.sel(threshold=tau).values, xs_fair.transpose(*truth.dims).values, atol=ATOL
-        )
-    dims = list(truth.dims)
-    table = vs.reliability(forecast, truth, thresholds, over=dims)
-    assert int(table["count"].sum("forecast_probability")[0]) == truth.size
-    murphy = vs.murphy_decomposition(table)
-    np.testing.assert_allclose(murphy["brier_score"].values, ours.mean(dims).values, atol=1e-12)
-
-
-def test_integral_of_brier_score_over_thresholds_is_crps():
-    rng = np.random.default_rng(13)
-    forecast, truth = point(rng.normal(size=6), 0.3)
-    tau = np.linspace(-8, 8, 160_001)
-    for fair, crps in ((False, vs.ecdf_crps), (True, vs.fair_crps)):
-        bs = vs.brier_score(forecast, truth, tau, fair=fair).isel(x=0).values
-        integral = np.trapezoid(bs, tau)
-        assert integral == pytest.approx(float(crps(forecast, truth)[0]), abs=1e-3)
-
-
-def test_reliability_of_exchangeable_ensemble_is_bayes_frequency():
-    # Truth and members iid N(mu, 1) with mu ~ N(tau, 1): the event probability q is
-    # uniform, so among forecasts with k of M members above tau the event frequency is
-    # the Bayes estimate (k + 1) / (M + 2), the finite-ensemble "diagonal".
-    rng = np.random.default_rng(14)
-    n, m, tau = 200_000, 4, 0.5
-    mu = xr.DataArray(rng.normal(tau, 1.0, size=n), dims=("x",))
-    truth = xr.DataArray(mu + rng.normal(size=n), dims=("x",))
-    forecast = mu + xr.DataArray(rng.normal(size=(n, m)), dims=("x", "member"))
-    table = vs.reliability(forecast, truth, [tau], over="x").isel(threshold=0)
-    np.testing.assert_allclose(
-        table["observed_frequency"], (np.arange(m + 1) + 1) / (m + 2), atol=0.01
-    )
-    narrow = vs.reliability(mu + 0.2 * (forecast - mu), truth, [tau], over="x").isel(threshold=0)
-    assert float(narrow["observed_frequency"][0]) > 0.1  # over-confident: events at p = 0
 
 
 def test_energy_score_reduces_to_crps_in_one_dimension_and_brute_force_in_two():
@@ -477,13 +234,13 @@ def test_dask_chunked_input_gives_in_memory_numbers():
         xr.testing.assert_allclose(
             lazy.compute(), score(forecast, truth, mean_over=agg), rtol=1e-12
         )
-    lazy = vs.rank_histogram(chunked_f, chunked_t, over=agg, seed=3)
+    lazy = vr.rank_histogram(chunked_f, chunked_t, over=agg, seed=3)
     assert lazy.chunks is not None
-    xr.testing.assert_equal(lazy.compute(), vs.rank_histogram(forecast, truth, over=agg, seed=3))
-    lazy = vs.reliability(chunked_f, chunked_t, [0.0, 0.5], over=agg)
-    xr.testing.assert_equal(lazy.compute(), vs.reliability(forecast, truth, [0.0, 0.5], over=agg))
-    lazy = vs.brier_score(chunked_f, chunked_t, [0.0], fair=True, mean_over=agg)
+    xr.testing.assert_equal(lazy.compute(), vr.rank_histogram(forecast, truth, over=agg, seed=3))
+    lazy = ve.reliability(chunked_f, chunked_t, [0.0, 0.5], over=agg)
+    xr.testing.assert_equal(lazy.compute(), ve.reliability(forecast, truth, [0.0, 0.5], over=agg))
+    lazy = ve.brier_score(chunked_f, chunked_t, [0.0], fair=True, mean_over=agg)
     xr.testing.assert_allclose(
-        lazy.compute(), vs.brier_score(forecast, truth, [0.0], fair=True, mean_over=agg)
+        lazy.compute(), ve.brier_score(forecast, truth, [0.0], fair=True, mean_over=agg)
     )
     assert mean_over(chunked_t, "init_time").chunks is not None

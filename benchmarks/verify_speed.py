@@ -15,7 +15,7 @@
    :func:`verification.scorecard.verify`; the peak memory of the workers (dask's
    ``MemorySampler``) and of this process (psutil, sampled) is reported.
 
-Run: ``python benchmarks/verification.py [--quick]`` (``--quick``: small sizes, to check the
+Run: ``python benchmarks/verify_speed.py [--quick]`` (``--quick``: small sizes, to check the
 script itself).
 """
 
@@ -25,7 +25,6 @@ import argparse
 import json
 import platform
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -37,10 +36,6 @@ import numpy as np
 import pandas as pd
 import psutil
 import xarray as xr
-
-# Run as a script, this file's folder comes first on sys.path and its name would shadow
-# the ``verification`` package it measures.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
 
 RESULTS = Path(__file__).parent / "results" / "verification.json"
 DIMS = ("init_time", "latitude", "longitude")
@@ -72,11 +67,12 @@ def timed(compute) -> tuple[float, object]:
 
 
 def wxens_scores(forecast: xr.DataArray, truth: xr.DataArray):
+    from verification import ranks as vr
     from verification import scores as vs
 
     return dask.compute(
         vs.fair_crps(forecast, truth, mean_over=DIMS),
-        vs.rank_histogram(forecast, truth, over=DIMS, seed=0),
+        vr.rank_histogram(forecast, truth, over=DIMS, seed=0),
         vs.spread_skill_ratio(forecast, truth, mean_over=DIMS),
     )
 
@@ -229,7 +225,8 @@ def benchmark_out_of_core(
     from distributed.diagnostics import MemorySampler
 
     from pipeline.forecast_store import open_forecast
-    from verification.scorecard import VerifyConfig, verify
+    from verification.config import VerifyConfig
+    from verification.scorecard import verify
 
     root = Path(tempfile.mkdtemp(prefix="wxens-bench-"))
     try:

@@ -1,0 +1,100 @@
+"""verify_store: the one composition of open -> verify -> write -> report that ``wxens
+verify`` and the verify flow share."""
+
+from __future__ import annotations
+
+import pytest
+import xarray as xr
+from conftest import oracle_forecast
+
+from pipeline.errors import InputError, StoreError
+from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
+from pipeline.store import ingest, open_store
+from pipeline.sources.synthetic import SyntheticConfig, synthetic_dataset
+from verification.config import VerifyConfig
+from verification.run import open_forecast_any, verify_store
+from verification.scorecard import verify
+
+SETTINGS = VerifyConfig(physics_init_times=0, energy_score=False, progress=False)
+
+
+class Entered:
+    """A stand-in scheduler context that records whether it was entered."""
+
+    def __init__(self):
+        self.entered = 0
+
+    def __enter__(self):
+        self.entered += 1
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    config = SyntheticConfig(n_lat=8, n_lon=12, n_times=12)
+    analysis = root / "analysis.zarr"
+    ingest(config.to_spec(), analysis, progress=False)
+    forecast = oracle_forecast(config, synthetic_dataset(config).load(), 6, (6, 12), 3, seed=1)
+    provenance = ForecastProvenance(
+        generator="oracle", checkpoint_digest="none", sampler="exact", nfe=0, seed=1
+    )
+    store = root / "forecast.zarr"
+    write_forecast(store, forecast, provenance)
+    return store, analysis
+
+
+def test_verify_store_writes_what_verify_computes_and_the_report(stores, tmp_path):
+    forecast, analysis = stores
+    inits = open_forecast(forecast).init_time.values[1:5]
+    scheduler = Entered()
+    done = verify_store(
+        forecast,
+        analysis,
+        tmp_path / "scores.nc",
+        config=SETTINGS,
+        report=tmp_path / "report.html",
+        init_times=inits,
+        scheduler=scheduler,
+    )
+    assert scheduler.entered == 1
+    assert done.scores == tmp_path / "scores.nc" and done.report == tmp_path / "report.html"
+    assert f"forecast {forecast} against analysis {analysis}" in done.report.read_text()
+    direct = verify(
+        open_forecast(forecast).sel(init_time=inits), open_store(analysis).dataset, SETTINGS
+    )
+    written = xr.open_datatree(done.scores)
+    xr.testing.assert_allclose(written["scorecard"].to_dataset(), direct["scorecard"].to_dataset())
+    assert written.attrs["n_init_times"] == 4
+    assert written.attrs["wxens_generator"] == "oracle"  # the store's provenance is kept
+
+
+def test_verify_store_with_itself_as_reference_has_zero_skill(stores, tmp_path):
+    forecast, analysis = stores
+    done = verify_store(forecast, analysis, tmp_path / "s.nc", config=SETTINGS, reference=forecast)
+    card = done.tree["scorecard"].to_dataset()
+    assert float(abs(card.fair_crps_skill_score).max()) < 1e-6
+    assert done.report is None and not list(tmp_path.glob("*.html"))
+
+
+def test_a_missing_input_fails_before_the_scheduler_and_writes_nothing(stores, tmp_path):
+    forecast, analysis = stores
+    scores, scheduler = tmp_path / "s.nc", Entered()
+    with pytest.raises(StoreError, match="missing.zarr: no such store"):
+        verify_store(forecast, tmp_path / "missing.zarr", scores, scheduler=scheduler)
+    with pytest.raises(StoreError, match="no forecast store at .*nowhere.zarr"):
+        verify_store(tmp_path / "nowhere.zarr", analysis, scores, scheduler=scheduler)
+    with pytest.raises(InputError, match=r"no variable\(s\) \['q'\]; it has \['t2m'\]"):
+        verify_store(forecast, analysis, scores, variables=["t2m", "q"], scheduler=scheduler)
+    assert scheduler.entered == 0 and not scores.exists()
+
+
+def test_open_forecast_any_reads_a_forecast_store_and_other_layouts(stores, tmp_path):
+    forecast, _ = stores
+    xr.testing.assert_identical(open_forecast_any(forecast), open_forecast(forecast))
+    nc = tmp_path / "forecast.nc"
+    open_forecast(forecast).drop_vars("complete", errors="ignore").to_netcdf(nc)
+    assert set(open_forecast_any(str(nc)).data_vars) == {"t2m"}

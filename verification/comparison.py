@@ -1,0 +1,112 @@
+"""What the scorecard adds from per-initial-time scores: the block-bootstrap intervals of
+fair CRPS and spread-skill ratio, and the comparison with a reference ensemble (its fair
+CRPS on the same initial times, the skill score and the interval of the paired
+difference).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from pipeline.adapters import align_with_truth
+from pipeline.errors import InputError
+from pipeline.schema import CHANNEL, INIT_TIME, LAT, LEAD_TIME, LON, to_channels
+from verification.base import SCORES
+from verification.config import VARIABLE, VerifyConfig
+from verification.resampling import score_intervals
+
+
+def interval_card(per_init: xr.Dataset, members: int, config: VerifyConfig) -> xr.Dataset:
+    """``fair_crps_low/high`` and ``spread_skill_ratio_low/high``: the block-bootstrap
+    interval of each over the init times (:func:`verification.resampling.score_intervals`)."""
+    blocks = pd.DatetimeIndex(per_init[INIT_TIME].values).floor(config.interval_block)
+    bounds = score_intervals(
+        per_init,
+        members,
+        blocks,
+        dim=INIT_TIME,
+        level=config.interval_level,
+        draws=config.interval_draws,
+        seed=config.seed,
+    )
+    what = (
+        f"{config.interval_level:.0%} block-bootstrap interval, init times resampled in "
+        f"{config.interval_block} blocks ({blocks.nunique()} of them), {config.interval_draws} draws"
+    )
+    out = xr.Dataset()
+    for name in bounds.data_vars:
+        for i, side in enumerate(("low", "high")):
+            out[f"{name}_{side}"] = (
+                bounds[name]
+                .isel(quantile=i, drop=True)
+                .assign_attrs(long_name=f"{SCORES[name].long_name}: {side} end of the {what}")
+            )
+    return out
+
+
+def reference_channels(
+    reference: xr.Dataset, truth: xr.Dataset, f: xr.DataArray, config: VerifyConfig
+) -> xr.DataArray:
+    """The reference ensemble as channels on the forecast's initial times, leads and
+    variables (both aligned with the truth's grid); an InputError naming what it lacks
+    otherwise."""
+    if INIT_TIME not in config.mean_over:
+        raise InputError(
+            f"mean_over={config.mean_over}: a comparison with a reference pairs the two "
+            "forecasts initial time by initial time; average over init_time too"
+        )
+    try:
+        aligned = align_with_truth(reference, truth)
+    except InputError as err:
+        raise InputError(f"the reference ensemble: {err}") from None
+    r = to_channels(aligned.forecast).rename({CHANNEL: VARIABLE})
+    for dim in (INIT_TIME, LEAD_TIME, VARIABLE):
+        lacking = np.setdiff1d(f[dim].values, r[dim].values)
+        if lacking.size:
+            shown = ", ".join(map(str, lacking[:3])) + (" ..." if lacking.size > 3 else "")
+            raise InputError(
+                f"the reference lacks {lacking.size} {dim} value(s) of the forecast ({shown}); "
+                "draw it for the same initial times, leads and variables (wxens baseline)"
+            )
+    r = r.sel({INIT_TIME: f[INIT_TIME], LEAD_TIME: f[LEAD_TIME], VARIABLE: f[VARIABLE]})
+    return r.drop_vars([c for c in r.coords if c not in r.dims]).assign_coords(
+        {LAT: f[LAT], LON: f[LON]}
+    )
+
+
+def against_reference(
+    paired: xr.Dataset, per_init: xr.Dataset | None, members: int, config: VerifyConfig
+) -> xr.Dataset:
+    """From the per-init grid-mean fair CRPS of the forecast and the reference:
+    ``reference_fair_crps`` (its mean over init times), ``fair_crps_skill_score``
+    1 − mean(CRPS)/mean(CRPS_ref) (> 0: better than the reference), and with the
+    forecast's ``per_init`` parts (intervals on) ``fair_crps_minus_reference_low/high``:
+    :func:`interval_card` with the per-init difference in place of the CRPS, whose resampled
+    mean is the paired difference (both forecasts share each resample)."""
+    means = paired.mean(INIT_TIME, skipna=True)
+    out = xr.Dataset(
+        {
+            "reference_fair_crps": means["reference"].assign_attrs(
+                long_name="fair CRPS of the reference on the same init times", best=0.0
+            ),
+            "fair_crps_skill_score": xr.DataArray(
+                1 - means["forecast"] / means["reference"],
+                attrs={
+                    "long_name": "fair CRPS skill score against the reference, 1 − CRPS/CRPS_ref",
+                    "units": "1",
+                    "best": 1.0,
+                },
+            ),
+        }
+    )
+    if per_init is not None:
+        difference = per_init.assign(fair_crps=paired["forecast"] - paired["reference"])
+        bounds = interval_card(difference, members, config)
+        for side in ("low", "high"):
+            out[f"fair_crps_minus_reference_{side}"] = bounds[f"fair_crps_{side}"].assign_attrs(
+                long_name=f"fair CRPS minus the reference's: {side} end of the interval of "
+                f"fair_crps_{side} (same blocks, draws and level)"
+            )
+    return out

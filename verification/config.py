@@ -1,0 +1,113 @@
+"""What :func:`verification.scorecard.verify` computes: :class:`VerifyConfig`, checked
+when it is made (unknown score or check names, quantiles, intervals), and the names of
+the scorecard's dims.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from pipeline.errors import InputError
+from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LON, MEMBER
+from verification import physics as _physics_checks  # noqa: F401  (registers the checks)
+from verification import scores as _scores  # noqa: F401  (registers the scores)
+from verification.base import CHECKS, SCORES
+
+VARIABLE = "variable"
+"""The scorecard's dim of verified variables (channels: ``z500``, ``t2m``)."""
+EVENT = "event"
+"""The dim of the Brier and reliability events (``q10``, ``q90``: the truth's quantiles)."""
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    """What :func:`verification.scorecard.verify` computes.
+
+    scores:           registered score names (default: all of :data:`verification.base.SCORES`).
+    mean_over:        dims every score is averaged over (cos-latitude weighted); the
+                      scorecard keeps the others (lead time, variable).
+    seed:             tie-breaking seed of the rank histograms.
+    event_quantiles:  Brier/reliability events ``value > threshold``, the threshold the
+                      given quantile of the truth per variable (pooled over the physics
+                      init times, lead times and the grid).
+    checks:           physics checks to run (default: all registered that apply).
+    physics_init_times: how many init times (evenly spaced) the physics checks, spectra,
+                      thresholds and energy-score scaling use; 0 turns physics off.
+    energy_score:     compute the multivariate energy score (O(M²) per point).
+    map_members:      members kept in ``/maps`` for the member-map figure.
+    interval_level:   coverage of the intervals of fair CRPS and spread-skill ratio
+                      (``*_low``, ``*_high`` in the scorecard; 0 turns them off), from the
+                      block bootstrap of init times (:mod:`verification.resampling`).
+    interval_block:   the blocks resampled whole: init times that share this floor
+                      (a pandas frequency; ``1D``: the init times of one day).
+    interval_draws:   bootstrap resamples.
+    perfect_model_stand_ins: members that in turn stand in for the truth against the
+                      others (:func:`verification.ranks.perfect_model_rank_histogram`)
+                      for ``rank_max_min_perfect_model``, the noise floor of the rank
+                      max/min ratio; 0 skips it (needs at least 3 members).
+    error_surrogate_replicas: replicas of the rank histogram of a reliable ensemble whose
+                      fields correlate in space as the ensemble-mean errors do
+                      (:func:`verification.ranks.error_surrogate_rank_histogram`), for
+                      ``rank_max_min_error_surrogate``, the floor of the rank max/min
+                      ratio where errors are coherent over the domain; 0 skips it (the
+                      default: it holds the error fields in memory and costs
+                      replicas · N² · M · points for N init times).
+    """
+
+    scores: tuple[str, ...] = ()
+    mean_over: tuple[str, ...] = (INIT_TIME, LAT, LON)
+    seed: int = 0
+    event_quantiles: tuple[float, ...] = (0.1, 0.9)
+    checks: tuple[str, ...] = ()
+    physics_init_times: int = 8
+    energy_score: bool = True
+    map_members: int = 3
+    interval_level: float = 0.9
+    interval_block: str = "1D"
+    interval_draws: int = 1000
+    perfect_model_stand_ins: int = 5
+    error_surrogate_replicas: int = 0
+    progress: bool = field(default=True, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in self.scores:
+            SCORES[name]  # an unknown name is an InputError listing the known ones
+        for name in self.checks:
+            CHECKS[name]
+        if any(not 0 < q < 1 for q in self.event_quantiles):
+            raise InputError(
+                f"event_quantiles {self.event_quantiles} must lie strictly between 0 and 1"
+            )
+        if LEAD_TIME in self.mean_over or MEMBER in self.mean_over:
+            raise InputError(
+                f"mean_over={self.mean_over}: the scorecard is by lead time and scores reduce "
+                f"members themselves; average over init_time and the grid only"
+            )
+        if self.physics_init_times < 0:
+            raise InputError(f"physics_init_times={self.physics_init_times} must be >= 0")
+        if not 0 <= self.interval_level < 1:
+            raise InputError(
+                f"interval_level={self.interval_level}: give a coverage in (0, 1), or 0 for "
+                "no intervals"
+            )
+        try:
+            pd.tseries.frequencies.to_offset(self.interval_block)
+        except ValueError as error:
+            raise InputError(
+                f"interval_block={self.interval_block!r} is not a pandas frequency ({error}); "
+                "use e.g. '1D' (init times of one day) or '6h'"
+            ) from None
+        if self.interval_draws < 1:
+            raise InputError(f"interval_draws={self.interval_draws} must be >= 1")
+        if self.perfect_model_stand_ins < 0:
+            raise InputError(
+                f"perfect_model_stand_ins={self.perfect_model_stand_ins} must be >= 0 "
+                "(0 skips the perfect-model floor of the rank max/min ratio)"
+            )
+        if self.error_surrogate_replicas < 0:
+            raise InputError(
+                f"error_surrogate_replicas={self.error_surrogate_replicas} must be >= 0 "
+                "(0 skips the error-surrogate floor of the rank max/min ratio)"
+            )

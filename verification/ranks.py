@@ -1,0 +1,213 @@
+"""Rank histograms and their statistics: how often the truth falls below, among or above
+the members, and how far the counts are from flat.
+
+:func:`ranks` gives the truth's rank among the members at every point (ties broken at
+random, reproducibly), :func:`rank_histogram` counts them over named dims;
+:func:`rank_flatness` (χ², Candille-Talagrand δ) and :func:`rank_max_min_ratio` read a
+histogram; :func:`perfect_model_rank_histogram` and :func:`error_surrogate_rank_histogram`
+give the histograms of a reliable ensemble on the same sample, the noise floor those
+statistics are read against. Lazy xarray wrappers of :mod:`verification.kernels`, as
+in :mod:`verification.scores`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import dask.array
+import numpy as np
+import scipy.stats
+import xarray as xr
+
+from pipeline.errors import InputError
+from pipeline.schema import HORIZONTAL, INIT_TIME, MEMBER
+from verification import kernels
+from verification.aggregation import check_dims, count_values
+from verification.scores import Dims, ensemble_ufunc
+
+RANK = "rank"
+
+
+def _point_index(truth: xr.DataArray) -> xr.DataArray:
+    """A global flat index of every point of ``truth``, chunked like it (lazy if it is)."""
+    index: xr.DataArray | int = 0
+    stride = 1
+    for dim in reversed(truth.dims):
+        n = truth.sizes[dim]
+        values: Any = np.arange(n, dtype=np.int64) * stride
+        if truth.chunks is not None:
+            values = dask.array.from_array(values, chunks=(truth.chunksizes[dim],))
+        index = index + xr.DataArray(values, dims=(dim,))
+        stride *= n
+    return index.transpose(*truth.dims)
+
+
+def ranks(
+    forecast: xr.DataArray, truth: xr.DataArray, *, member_dim: str = MEMBER, seed: int = 0
+) -> xr.DataArray:
+    """Rank of the truth among the members at every point, 0..M; -1 where excluded.
+
+    Ties are broken at random from ``seed`` and each point's position, the same draw
+    in memory and on dask whatever the chunks; points with a NaN truth or NaN member
+    are excluded (-1). See :func:`verification.kernels.rank_of_truth`.
+    """
+    return ensemble_ufunc(
+        kernels.rank_of_truth,
+        forecast,
+        truth,
+        _point_index(truth),
+        member_dim=member_dim,
+        output_dtypes=[np.int16],
+        seed=seed,
+    ).rename("rank")
+
+
+def rank_histogram(
+    forecast: xr.DataArray,
+    truth: xr.DataArray,
+    *,
+    member_dim: str = MEMBER,
+    over: Dims = None,
+    seed: int = 0,
+) -> xr.DataArray:
+    """Counts of the truth's rank 0..M (dim ``rank``), summed over the ``over`` dims.
+
+    Rank 0: the truth is below every member; M: above every member. A flat histogram,
+    each count ``N/(M+1)``, is necessary for reliability (Hamill 2001); U-shaped means
+    under-dispersive, dome-shaped over-dispersive, sloped biased. Excluded points (NaN
+    truth or member) are not counted. xskillscore numbers the same ranks 1..M+1.
+    """
+    m = forecast.sizes[member_dim]
+    r = ranks(forecast, truth, member_dim=member_dim, seed=seed)
+    return count_values(r, m + 1, RANK, np.arange(m + 1), over).rename("rank_histogram")
+
+
+def rank_flatness(counts: xr.DataArray, *, rank_dim: str = RANK) -> xr.Dataset:
+    """Flatness statistics of rank-histogram counts.
+
+    χ² = Σ_k (s_k - e)² / e with e = N/(M+1), M degrees of freedom, and its p-value
+    (the chance of a χ² at least this large from a flat histogram of independent ranks);
+    Candille & Talagrand (2005) δ = χ²/M, about 1 when reliable. Spatially or serially
+    correlated ranks inflate both: test flatness on independent samples.
+    Returns a Dataset of ``chi_square, p_value, delta, n`` over the remaining dims.
+    """
+    counts = counts.astype(float)
+    m = counts.sizes[rank_dim] - 1
+    n = counts.sum(rank_dim)
+    expected = n / (m + 1)
+    chi_square = ((counts - expected) ** 2 / expected).sum(rank_dim)
+    p_value = xr.apply_ufunc(scipy.stats.chi2.sf, chi_square, kwargs={"df": m}, dask="parallelized")
+    return xr.Dataset(
+        {"chi_square": chi_square, "p_value": p_value, "delta": chi_square / m, "n": n}
+    )
+
+
+def rank_max_min_ratio(counts: xr.DataArray, *, rank_dim: str = RANK) -> xr.DataArray:
+    """Largest over smallest count of a rank histogram, over ``rank_dim``.
+
+    1 for a flat histogram; ``inf`` where a rank never occurs. A noisy statistic: its
+    value for a reliable ensemble grows with the number of bins and with the spatial and
+    temporal correlation of the pooled ranks, see :func:`perfect_model_rank_histogram`.
+    """
+    largest, smallest = counts.max(rank_dim), counts.min(rank_dim)
+    ratio = largest.astype(float) / smallest.where(smallest > 0)
+    return ratio.fillna(np.inf).rename("rank_max_min")
+
+
+def perfect_model_rank_histogram(
+    forecast: xr.DataArray,
+    truth: xr.DataArray,
+    *,
+    member_dim: str = MEMBER,
+    over: Dims = None,
+    stand_ins: int = 5,
+    seed: int = 0,
+) -> xr.DataArray:
+    """Rank histograms of member ``k`` standing in for the truth among the other members.
+
+    For ``k < stand_ins``: the rank of member ``k`` among the remaining M - 1 members
+    (M bins, dim ``rank``), counted over ``over`` where ``truth`` is valid, with
+    tie-breaking seed ``seed + k``; stacked along dim ``stand_in``. A member is by
+    construction drawn from the ensemble's own law, so these are the histograms of a
+    perfectly reliable ensemble with the forecast's own spatial and temporal dependence
+    and sample size: the sampling noise that flatness statistics of the real histogram
+    (:func:`rank_max_min_ratio`, :func:`rank_flatness`) must be read against (the
+    perfect-model approach, e.g. Leutbecher 2019, Q. J. R. Meteorol. Soc.).
+    Needs M ≥ 3; ``stand_ins`` is capped at M - 1.
+    """
+    m = forecast.sizes[member_dim]
+    if m < 3 or stand_ins < 1:
+        raise InputError(
+            f"a perfect-model rank histogram needs at least 3 members and 1 stand-in "
+            f"(got {m} members, stand_ins={stand_ins})"
+        )
+    index = _point_index(truth)
+    histograms = []
+    for k in range(min(stand_ins, m - 1)):
+        r = ensemble_ufunc(
+            kernels.rank_among_others,
+            forecast,
+            truth,
+            index,
+            member_dim=member_dim,
+            output_dtypes=[np.int16],
+            k=k,
+            seed=seed + k,
+        )
+        histograms.append(count_values(r, m, RANK, np.arange(m), over))
+    return xr.concat(histograms, dim="stand_in").rename("perfect_model_rank_histogram")
+
+
+def error_surrogate_rank_histogram(
+    error: xr.DataArray,
+    members: int,
+    *,
+    sample_dim: str = INIT_TIME,
+    field_dims: Sequence[str] = HORIZONTAL,
+    replicas: int = 5,
+    seed: int = 0,
+) -> xr.DataArray:
+    """Rank histograms of a perfectly reliable ensemble whose fields correlate in space as
+    the forecast's errors do.
+
+    ``error``: ensemble-mean error fields ``x̄ − y`` (NaN where unverified), one per
+    ``sample_dim`` (N, the init times) over ``field_dims``. Each replica draws, for every
+    sample, a truth and ``members`` members as independent zero-mean Gaussian fields with
+    the errors' empirical covariance ``Σ_n (e_n − ē)(e_n − ē)ᵀ / (N − 1)`` and counts the
+    truth's rank at every point verified in all samples
+    (:func:`verification.kernels.error_surrogate_rank_counts`); stacked along dim
+    ``replica``, bins along dim ``rank`` (``members + 1``).
+
+    :func:`perfect_model_rank_histogram` gives the noise floor of a rank-histogram
+    statistic for the members' own spatial dependence. Where the ensemble-mean error is
+    coherent over the domain (a domain-wide warm or cold night) but the members' spread is
+    not, that floor is too low: the truth's ranks at all points move together, and a
+    reliable ensemble shows a rougher histogram on the same sample. This floor is what such
+    an ensemble shows. Samples are drawn independently, so where errors persist from one
+    init time to the next the real floor is higher still (the sampling of flatness
+    statistics under correlation: Wilks 2019, Mon. Wea. Rev. 147, 763-769). Cost:
+    replicas · N² · (M + 1) · P multiply-adds (P points); computed in memory (the error
+    fields, not the members).
+    """
+    if members < 1 or replicas < 1:
+        raise InputError(
+            f"an error-surrogate rank histogram needs at least 1 member and 1 replica "
+            f"(got members={members}, replicas={replicas})"
+        )
+    core = [sample_dim, *field_dims]
+    check_dims(error, core, "sample_dim and field_dims")
+    error = error.transpose(..., *core).load()
+
+    def counts(values: np.ndarray) -> np.ndarray:
+        flat = values.reshape(*values.shape[: -len(field_dims)], -1)
+        return kernels.error_surrogate_rank_counts(
+            flat, members=members, replicas=replicas, seed=seed
+        )
+
+    histogram = xr.apply_ufunc(
+        counts, error, input_core_dims=[core], output_core_dims=[["replica", RANK]]
+    )
+    return histogram.assign_coords({RANK: np.arange(members + 1)}).rename(
+        "error_surrogate_rank_histogram"
+    )

@@ -1,0 +1,121 @@
+"""Verify a forecast held in files: :func:`verify_store` opens the forecast, the truth and
+an optional reference, scores them with :func:`verification.scorecard.verify`, writes the
+scores atomically and, if asked, the HTML report. ``wxens verify`` and the verify flow
+both call it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import xarray as xr
+
+from pipeline.adapters import to_wxens_forecast
+from pipeline.errors import InputError
+from pipeline.forecast_store import open_forecast
+from pipeline.schema import INIT_TIME
+from pipeline.sources import resolve_source
+from pipeline.store import open_store
+from verification.config import VerifyConfig
+from verification.output import write_scores
+from verification.report import write_report
+from verification.scorecard import verify
+
+
+@dataclass(frozen=True)
+class Verified:
+    """What :func:`verify_store` made: the verification tree (see
+    :mod:`verification.scorecard`), the scores file and the report (None if none)."""
+
+    tree: xr.DataTree
+    scores: Path
+    report: Path | None
+
+
+def open_forecast_any(spec: str | Path) -> xr.Dataset:
+    """The forecast at ``spec``, lazily.
+
+    A wxens forecast store (a Zarr store whose ``kind`` is ``forecast``) opens through
+    :func:`pipeline.forecast_store.open_forecast`, which leaves out half-written initial
+    times; so does a local ``.zarr`` path that does not exist, to be reported as a missing
+    forecast store. Anything else (ECMWF GRIB, WeatherBench 2 Zarr, NetCDF, a URL or a
+    glob) opens through the source that claims it (:func:`pipeline.sources.base.resolve_source`);
+    :func:`pipeline.adapters.to_wxens_forecast` reads its layout.
+    """
+    text = str(spec)
+    path = Path(text)
+    meta = path / "zarr.json"
+    if meta.is_file() and json.loads(meta.read_text()).get("attributes", {}).get("kind") == (
+        "forecast"
+    ):
+        return open_forecast(path)
+    local = "://" not in text and not any(c in text for c in "*?[")
+    if local and path.suffix == ".zarr" and not path.exists():
+        return open_forecast(path)  # a StoreError naming the store and how to make one
+    return resolve_source(text).open()
+
+
+def verify_store(
+    forecast: str | Path,
+    truth: str | Path,
+    scores: str | Path,
+    *,
+    config: VerifyConfig | None = None,
+    reference: str | Path | None = None,
+    report: str | Path | None = None,
+    variables: Sequence[str] | None = None,
+    init_times: Sequence[Any] | None = None,
+    scheduler: AbstractContextManager[Any] | None = None,
+) -> Verified:
+    """Score the forecast at ``forecast`` against the analysis store ``truth`` into ``scores``.
+
+    forecast:   a wxens forecast store or any ensemble a source reads
+                (:func:`open_forecast_any`), in any layout :mod:`pipeline.adapters` knows.
+    truth:      the analysis store (:func:`pipeline.store.open_store`).
+    scores:     the NetCDF file the verification tree is written to, atomically
+                (:func:`verification.output.write_scores`).
+    config:     what to compute (default :class:`~verification.config.VerifyConfig`).
+    reference:  another ensemble opened like ``forecast`` (a baseline, an operational
+                model): the scorecard adds its CRPS, the skill score and the paired interval.
+    report:     the self-contained HTML report to write, if given.
+    variables:  verify only these variables of the forecast (an InputError names the
+                missing ones).
+    init_times: verify only these initial times of the forecast.
+    scheduler:  a context manager entered around computing and writing the scores (a
+                dask client, say); None computes on whatever dask scheduler is active.
+                It is entered only once every input has opened, so a missing store fails
+                before any cluster starts.
+
+    Returns the tree and the paths written.
+    """
+    ensemble = open_forecast_any(forecast)
+    other = None if reference is None else open_forecast_any(reference)
+    if variables:
+        ensemble = to_wxens_forecast(ensemble)
+        missing = [v for v in variables if v not in ensemble.data_vars]
+        if missing:
+            raise InputError(
+                f"{forecast}: no variable(s) {missing}; it has "
+                f"{sorted(map(str, ensemble.data_vars))}"
+            )
+        ensemble = ensemble[list(variables)]
+    if init_times is not None:
+        if INIT_TIME not in ensemble.dims:  # another layout's name for it
+            ensemble = to_wxens_forecast(ensemble)
+        ensemble = ensemble.sel({INIT_TIME: pd.DatetimeIndex(init_times)})
+    analysis = open_store(truth).dataset
+    with scheduler if scheduler is not None else nullcontext():
+        tree = verify(ensemble, analysis, config, reference=other)
+        written = write_scores(tree, scores)
+    if report is not None:
+        against = "" if reference is None else f", reference {reference}"
+        report = write_report(
+            tree, report, sources=f"forecast {forecast} against analysis {truth}{against}"
+        )
+    return Verified(tree, written, None if report is None else Path(report))
