@@ -9,8 +9,8 @@ from conftest import oracle_forecast
 
 from pipeline.errors import InputError, StoreError
 from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
-from pipeline.store import ingest, open_store
 from pipeline.sources.synthetic import SyntheticConfig, synthetic_dataset
+from pipeline.store import ingest, open_store
 from verification.config import VerifyConfig
 from verification.run import open_forecast_any, verify_store
 from verification.scorecard import verify
