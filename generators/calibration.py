@@ -308,8 +308,8 @@ def fit_calibration(
     all the data, which has no held-out period of its own. Every forecast uses
     ``checkpoint``'s sampler (``config.sampler`` when set)."""
     from generators.config import parse_sampler, sampler_spec
+    from generators.device import resolve_device
     from generators.rollout import ForecastData, default_sampler, forecast_members
-    from generators.train import resolve_device
 
     leads = config.leads_hours or checkpoint.leads_hours
     if folds:

@@ -42,8 +42,8 @@ from generators.base import Condition
 from generators.calibration import SpreadCalibration
 from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.config import parse_sampler, sampler_spec
+from generators.device import autocast, resolve_device
 from generators.samplers import Sampler
-from generators.train import autocast, resolve_device
 from pipeline.datasets import ResidualDataset, calendar_features
 from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, write_forecast

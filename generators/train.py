@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from generators.base import Batch, Condition
 from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.config import TrainConfig, to_mapping
+from generators.device import autocast, resolve_device
 from generators.ema import EMA
 from generators.models import GENERATORS
 from generators.objective import ResidualGenerator
@@ -90,25 +91,6 @@ def shift_levels(batch: Batch, std: float, generator: torch.Generator) -> Batch:
     c = torch.randn(history.shape[0], history.shape[2], generator=generator) * std
     c = c.to(device=history.device, dtype=history.dtype)[:, None, :, None, None]
     return Batch(dataclasses.replace(batch.condition, history=history + c), batch.target)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is CUDA when available, else CPU; anything else as torch reads it."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(
-            f"device {name!r} asked for but CUDA is not available; use device: auto or cpu"
-        )
-    return device
-
-
-def autocast(device: torch.device, bf16: bool) -> torch.autocast:
-    """bfloat16 autocast on CUDA when ``bf16``; a disabled context elsewhere."""
-    return torch.autocast(
-        device_type=device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda"
-    )
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
