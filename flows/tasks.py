@@ -74,14 +74,14 @@ def forecast_init_times(
     progress: bool,
 ) -> list[str]:
     """Draw ``members`` members at ``leads_hours`` from ``checkpoint`` for ``init_times``
-    into the forecast store ``out`` (:func:`generators.rollout.forecast_to_store`, the
+    into the forecast store ``out`` (:func:`generators.rollout_store.forecast_to_store`, the
     same call as ``wxens forecast``), one batch of initial times at a time; returns the
     initial times written.
 
     Every input is checked before anything is written: a missing checkpoint or store, or
     a store on another grid than the checkpoint's, fails with nothing written.
     """
-    from generators.rollout import forecast_to_store
+    from generators.rollout_store import forecast_to_store
 
     done = forecast_to_store(
         checkpoint,

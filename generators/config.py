@@ -37,9 +37,9 @@ from typing import Any
 
 import yaml
 
+from generators.data import SampleSpec
 from generators.models import GENERATORS
 from generators.samplers import Sampler, sampler_from_config
-from pipeline.datasets import SampleSpec
 from pipeline.errors import InputError
 from pipeline.schema import Period
 
@@ -77,15 +77,15 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """What the model sees (:class:`pipeline.datasets.SampleSpec`) and on which periods.
+    """What the model sees (:class:`generators.data.SampleSpec`) and on which periods.
 
     channels:   model channels (``t2m``, ``z500``, ...); None = every variable of the store.
     history:    offsets of the conditioning states in native steps, or ``n`` = the last n.
     leads:      target leads in native steps.
     variability_scaling: scale each target by its history's recent variability
-                (:class:`pipeline.datasets.SampleSpec`), a flow-dependent spread.
+                (:class:`generators.data.SampleSpec`), a flow-dependent spread.
     tendency_per_grid_point: normalise residuals by each grid point's tendency std rather
-                than the channel's (:class:`pipeline.datasets.SampleSpec`).
+                than the channel's (:class:`generators.data.SampleSpec`).
     solar_forcing: condition on the TOA insolation at the initial and valid times and its
                 mean between (:mod:`pipeline.solar`), as extra static fields.
     amplitude_augmentation: ``m >= 1``; during training, multiply every change of a sample

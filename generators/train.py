@@ -32,11 +32,11 @@ from tqdm.auto import tqdm
 from generators.base import Batch, Condition
 from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.config import TrainConfig, to_mapping
+from generators.data import ResidualDataset
 from generators.device import autocast, resolve_device
 from generators.ema import EMA
 from generators.models import GENERATORS
 from generators.objective import ResidualGenerator
-from pipeline.datasets import ResidualDataset
 from pipeline.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class TrainResult:
 
 
 def to_batch(items: Mapping[str, torch.Tensor], device: torch.device | str = "cpu") -> Batch:
-    """The dict of :class:`pipeline.datasets.ResidualDataset` as a :class:`Batch` on ``device``."""
+    """The dict of :class:`generators.data.ResidualDataset` as a :class:`Batch` on ``device``."""
     condition = Condition(items["history"], items["static"], items["calendar"], items["lead"])
     return Batch(condition.to(device), items["target"].to(device))
 

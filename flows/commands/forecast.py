@@ -112,7 +112,7 @@ def parse_leads(lead: str, every: str | None, native_hours: float) -> list[float
 
 def run(args: argparse.Namespace) -> int:
     from generators.checkpoint import load_checkpoint
-    from generators.rollout import forecast_to_store
+    from generators.rollout_store import forecast_to_store
 
     checkpoint = load_checkpoint(args.checkpoint)
     native_hours = checkpoint.native_step.total_seconds() / 3600

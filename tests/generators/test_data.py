@@ -11,7 +11,7 @@ import pytest
 import torch
 import xarray as xr
 
-from pipeline.datasets import (
+from generators.data import (
     CALENDAR_FEATURES,
     Normalization,
     ResidualDataset,
