@@ -73,16 +73,25 @@ def train(
 ) -> str:
     """Train the generator of the config file ``config`` (``overrides``: ``key=value``
     strings as ``wxens train --set``) on the analysis store ``store`` into ``out_dir``,
-    resuming from ``out_dir/last.pt``. Returns the checkpoint path.
+    resuming from ``out_dir/last.pt``, then, when the config has a ``calibration``
+    section, fit that spread calibration into the checkpoint (``wxens train`` does the
+    same). Returns the checkpoint path.
 
     Skipped when the store, the config and the checkpoint are unchanged.
     """
     from generators.checkpoint import resolve_checkpoint_path
+    from generators.config import load_train_config
 
+    overrides = list(overrides or [])
     done = resolve_checkpoint_path(out_dir).is_file()
-    return unless_done(tasks.train_generator, done)(
-        store, config, list(overrides or []), out_dir, progress=progress
+    checkpoint = unless_done(tasks.train_generator, done)(
+        store, config, overrides, out_dir, progress=progress
     )
+    if load_train_config(config, overrides).calibration is not None:
+        unless_done(tasks.calibrate_generator, done)(
+            checkpoint, store, config, overrides, progress=progress
+        )
+    return checkpoint
 
 
 @flow(name="forecast")

@@ -59,6 +59,22 @@ def train_generator(
     return str(result.checkpoint)
 
 
+@wxens_task(name="calibrate-generator", reads=("store", "config"), not_keyed=("progress",))
+def calibrate_generator(
+    checkpoint: str, store: str, config: str, overrides: list[str], progress: bool
+) -> str:
+    """:func:`generators.calibration.calibrate_checkpoint` of ``checkpoint`` on ``store``
+    with the ``calibration`` section of the config file ``config`` (with ``--set``-style
+    ``overrides``), the fitted calibration stored in the checkpoint; returns its path."""
+    from generators.calibration import calibrate_checkpoint
+    from generators.config import load_train_config
+
+    calibration = load_train_config(config, overrides).calibration
+    if calibration is not None:
+        calibrate_checkpoint(checkpoint, store, calibration, progress=progress)
+    return checkpoint
+
+
 @wxens_task(name="forecast-init-times", reads=("checkpoint",), not_keyed=("device", "progress"))
 def forecast_init_times(
     checkpoint: str,

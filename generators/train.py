@@ -1,6 +1,7 @@
 """The training loop: AdamW, warm-up + cosine learning rate, EMA weights, validation on a
-held-out period, atomic checkpoints, exact resume, an optional fair-CRPS fine-tune phase
-and an optional spread calibration at the end.
+held-out period, atomic checkpoints, exact resume and an optional fair-CRPS fine-tune
+phase. Training only trains: a spread calibration is fitted afterwards
+(:mod:`generators.calibration`).
 
 Determinism: step ``k`` draws its batch indices and all of its noise from a
 ``torch.Generator`` seeded with ``(seed, k)`` (and seeds the global generator the same way
@@ -38,6 +39,7 @@ from generators.ema import EMA
 from generators.models import GENERATORS
 from generators.objective import ResidualGenerator
 from pipeline.errors import InputError
+from pipeline.store import AnalysisStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -139,10 +141,13 @@ class Trainer:
     """One training run of ``config`` on ``store`` writing to ``out_dir`` (see module doc)."""
 
     def __init__(
-        self, store: object, config: TrainConfig, out_dir: str | Path, *, resume: bool = True
+        self,
+        store: AnalysisStore | str | Path,
+        config: TrainConfig,
+        out_dir: str | Path,
+        *,
+        resume: bool = True,
     ):
-        from pipeline.store import AnalysisStore, open_store
-
         self.store = store if isinstance(store, AnalysisStore) else open_store(store)
         self.config = config
         self.out_dir = Path(out_dir)
@@ -367,7 +372,7 @@ def _fmt(value: float | None) -> str:
 
 
 def train(
-    store: object,
+    store: AnalysisStore | str | Path,
     config: TrainConfig,
     out_dir: str | Path,
     *,
@@ -375,14 +380,9 @@ def train(
     progress: bool = True,
 ) -> TrainResult:
     """Train ``config`` on ``store`` (an AnalysisStore or its path) into ``out_dir``
-    (``last.pt``, ``log.jsonl``), resuming from ``out_dir/last.pt`` when it exists; fit
-    and store the spread calibration of ``config.calibration`` at the end."""
-    trainer = Trainer(store, config, out_dir, resume=resume)
-    result = trainer.run(progress=progress)
-    if config.calibration is not None:
-        from generators.calibration import calibrate_checkpoint
+    (``last.pt``, ``log.jsonl``), resuming from ``out_dir/last.pt`` when it exists.
 
-        calibrate_checkpoint(
-            result.checkpoint, trainer.store, config.calibration, progress=progress
-        )
-    return result
+    Training only trains: the spread calibration of ``config.calibration`` is fitted
+    afterwards by the caller (:func:`generators.calibration.calibrate_checkpoint`, as
+    ``wxens train`` and the train flow do)."""
+    return Trainer(store, config, out_dir, resume=resume).run(progress=progress)
