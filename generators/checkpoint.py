@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from generators.config import TrainConfig, from_mapping, to_mapping
+from generators.config import TrainConfig
+from generators.config_io import from_mapping, to_mapping
 from generators.data import Normalization, ResidualDataset, SampleSpec
 from generators.models import GENERATORS
 from generators.objective import ResidualGenerator

@@ -32,7 +32,8 @@ from tqdm.auto import tqdm
 
 from generators.base import Batch, Condition
 from generators.checkpoint import Checkpoint, load_checkpoint
-from generators.config import TrainConfig, to_mapping
+from generators.config import TrainConfig
+from generators.config_io import to_mapping
 from generators.data import ResidualDataset
 from generators.device import autocast, resolve_device
 from generators.ema import EMA
