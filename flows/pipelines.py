@@ -108,10 +108,12 @@ def forecast(
     device: str = "auto",
     batch_members: int = 512,
     progress: bool = False,
+    compile: bool = True,
 ) -> list[str]:
     """Ensemble forecasts of ``members`` members from ``checkpoint`` for ``init_times``
     (ISO times) at ``leads_hours`` (default: the leads the checkpoint was trained on),
-    written into the forecast store ``out``.
+    written into the forecast store ``out``; on CUDA the network is compiled unless
+    ``compile`` is false (as ``wxens forecast --no-compile``).
 
     Initial times already complete in ``out`` are skipped; the others are drawn in
     batches of ``batch_members // members`` initial times, each batch one task that
@@ -149,6 +151,8 @@ def forecast(
             calibrate,
             device=device,
             progress=progress,
+            batch_members=batch_members,
+            compile=compile,
         )
     return [t.isoformat() for t in asked.intersection(complete_init_times(out))]
 

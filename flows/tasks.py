@@ -75,7 +75,11 @@ def calibrate_generator(
     return checkpoint
 
 
-@wxens_task(name="forecast-init-times", reads=("checkpoint",), not_keyed=("device", "progress"))
+@wxens_task(
+    name="forecast-init-times",
+    reads=("checkpoint",),
+    not_keyed=("device", "compile", "progress"),
+)
 def forecast_init_times(
     checkpoint: str,
     store: str,
@@ -88,11 +92,14 @@ def forecast_init_times(
     calibrate: bool,
     device: str,
     progress: bool,
+    batch_members: int = 512,
+    compile: bool = True,
 ) -> list[str]:
     """Draw ``members`` members at ``leads_hours`` from ``checkpoint`` for ``init_times``
     into the forecast store ``out`` (:func:`generators.rollout_store.forecast_to_store`, the
-    same call as ``wxens forecast``), one batch of initial times at a time; returns the
-    initial times written.
+    same call as ``wxens forecast``), ``batch_members`` initial times x members at a time,
+    the network compiled on CUDA unless ``compile`` is false; returns the initial times
+    written.
 
     Every input is checked before anything is written: a missing checkpoint or store, or
     a store on another grid than the checkpoint's, fails with nothing written.
@@ -110,6 +117,8 @@ def forecast_init_times(
         seed=seed,
         calibrate=calibrate,
         device=device,
+        compile=compile,
+        batch_members=batch_members,
         progress=progress,
     )
     return [t.isoformat() for t in done.init_times]
