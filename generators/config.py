@@ -167,10 +167,10 @@ class OptimConfig:
 class FineTuneConfig:
     """A second phase after ``steps``: the loss mix of :class:`generators.ObjectiveConfig`
     replaced (by default a pure fair-CRPS fine-tune of ``crps_members`` members drawn through
-    a ``crps_nfe``-evaluation sampler, generators.md lever 4), at learning rate ``lr``,
-    optionally on another ``period`` (lever 5, a held-out period). The EMA restarts its
-    warm-up at the start of the phase (so it tracks the fine-tuned weights within a few
-    steps), with ``ema_decay`` (None: the main one)."""
+    a ``crps_nfe``-evaluation sampler), at learning rate ``lr``, optionally on another
+    ``period`` (e.g. a held-out one). The EMA restarts its warm-up at the start of the
+    phase (so it tracks the fine-tuned weights within a few steps), with ``ema_decay``
+    (None: the main one)."""
 
     steps: int = 500
     lr: float = 1e-4
@@ -222,7 +222,7 @@ class TrainConfig:
     device:          ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``.
     bf16:            bfloat16 autocast on CUDA (ignored on CPU).
     sampler:         the forecasts' default sampler spec (:func:`parse_sampler`), e.g.
-                     ``euler:nfe=2,noise_scale=1.3`` chosen on held-out days; None: the
+                     ``euler:nfe=2,noise_scale=1.3``; None: the
                      fine-tune's short sampler, else the model's default
                      (:func:`generators.rollout.default_sampler`).
     """

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-compile",
         action="store_true",
         help="on CUDA, run the network eagerly instead of through torch.compile (compiling "
-        "takes about 30 s: worth it for long runs, not for a few small forecasts)",
+        "costs time once: worth it for long runs, not for a few small forecasts)",
     )
     parser.add_argument(
         "--batch-members",
