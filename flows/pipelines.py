@@ -76,16 +76,25 @@ def train(
 ) -> str:
     """Train the generator of the config file ``config`` (``overrides``: ``key=value``
     strings as ``wxens train --set``) on the analysis store ``store`` into ``out_dir``,
-    resuming from ``out_dir/last.pt``. Returns the checkpoint path.
+    resuming from ``out_dir/last.pt``, then, when the config has a ``calibration``
+    section, fit that spread calibration into the checkpoint (``wxens train`` does the
+    same). Returns the checkpoint path.
 
     Skipped when the store, the config and the checkpoint are unchanged.
     """
     from generators.checkpoint import resolve_checkpoint_path
+    from generators.config import load_train_config
 
+    overrides = list(overrides or [])
     done = resolve_checkpoint_path(out_dir).is_file()
-    return unless_done(tasks.train_generator, done)(
-        store, config, list(overrides or []), out_dir, progress=progress
+    checkpoint = unless_done(tasks.train_generator, done)(
+        store, config, overrides, out_dir, progress=progress
     )
+    if load_train_config(config, overrides).calibration is not None:
+        unless_done(tasks.calibrate_generator, done)(
+            checkpoint, store, config, overrides, progress=progress
+        )
+    return checkpoint
 
 
 @flow(name="forecast")
@@ -102,10 +111,12 @@ def forecast(
     device: str = "auto",
     batch_members: int = 512,
     progress: bool = False,
+    compile: bool = True,
 ) -> list[str]:
     """Ensemble forecasts of ``members`` members from ``checkpoint`` for ``init_times``
     (ISO times) at ``leads_hours`` (default: the leads the checkpoint was trained on),
-    written into the forecast store ``out``.
+    written into the forecast store ``out``; on CUDA the network is compiled unless
+    ``compile`` is false (as ``wxens forecast --no-compile``).
 
     Initial times already complete in ``out`` are skipped; the others are drawn in
     batches of ``batch_members // members`` initial times, each batch one task that
@@ -143,6 +154,8 @@ def forecast(
             calibrate,
             device=device,
             progress=progress,
+            batch_members=batch_members,
+            compile=compile,
         )
     return [t.isoformat() for t in asked.intersection(complete_init_times(out))]
 

@@ -62,7 +62,27 @@ def train_generator(
     return str(result.checkpoint)
 
 
-@wxens_task(name="forecast-init-times", reads=("checkpoint",), not_keyed=("device", "progress"))
+@wxens_task(name="calibrate-generator", reads=("store", "config"), not_keyed=("progress",))
+def calibrate_generator(
+    checkpoint: str, store: str, config: str, overrides: list[str], progress: bool
+) -> str:
+    """:func:`generators.calibration.calibrate_checkpoint` of ``checkpoint`` on ``store``
+    with the ``calibration`` section of the config file ``config`` (with ``--set``-style
+    ``overrides``), the fitted calibration stored in the checkpoint; returns its path."""
+    from generators.calibration import calibrate_checkpoint
+    from generators.config import load_train_config
+
+    calibration = load_train_config(config, overrides).calibration
+    if calibration is not None:
+        calibrate_checkpoint(checkpoint, store, calibration, progress=progress)
+    return checkpoint
+
+
+@wxens_task(
+    name="forecast-init-times",
+    reads=("checkpoint",),
+    not_keyed=("device", "compile", "progress"),
+)
 def forecast_init_times(
     checkpoint: str,
     store: str,
@@ -75,16 +95,19 @@ def forecast_init_times(
     calibrate: bool,
     device: str,
     progress: bool,
+    batch_members: int = 512,
+    compile: bool = True,
 ) -> list[str]:
     """Draw ``members`` members at ``leads_hours`` from ``checkpoint`` for ``init_times``
-    into the forecast store ``out`` (:func:`generators.rollout.forecast_to_store`, the
-    same call as ``wxens forecast``), one batch of initial times at a time; returns the
-    initial times written.
+    into the forecast store ``out`` (:func:`generators.rollout_store.forecast_to_store`, the
+    same call as ``wxens forecast``), ``batch_members`` initial times x members at a time,
+    the network compiled on CUDA unless ``compile`` is false; returns the initial times
+    written.
 
     Every input is checked before anything is written: a missing checkpoint or store, or
     a store on another grid than the checkpoint's, fails with nothing written.
     """
-    from generators.rollout import forecast_to_store
+    from generators.rollout_store import forecast_to_store
 
     done = forecast_to_store(
         checkpoint,
@@ -97,6 +120,8 @@ def forecast_init_times(
         seed=seed,
         calibrate=calibrate,
         device=device,
+        compile=compile,
+        batch_members=batch_members,
         progress=progress,
     )
     return [t.isoformat() for t in done.init_times]

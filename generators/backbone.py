@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from generators.base import Condition
 from pipeline.errors import InputError
@@ -366,8 +367,6 @@ def forward_flops(config: BackboneConfig, height: int, width: int, batch_size: i
     norms and activations are not counted, as is usual for MFU. The condition encoding,
     done once per sample, is excluded. MFU = forward_flops * forwards per second / peak.
     """
-    from torch.utils.flop_counter import FlopCounterMode
-
     c = config
     with torch.device("meta"):
         unet = UNet(config)

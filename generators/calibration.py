@@ -11,18 +11,20 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import torch
 
+from generators.checkpoint import Checkpoint, load_checkpoint
+from generators.config import CalibrationConfig, TrainConfig, parse_sampler, sampler_spec
 from generators.correction.spread import SpreadCalibration, fit_spread_factors
+from generators.data.forecast import ForecastData
+from generators.device import resolve_device
+from generators.rollout import default_sampler, forecast_members
 from pipeline.errors import InputError
 from pipeline.schema import Period
-
-if TYPE_CHECKING:
-    from generators.config import CalibrationConfig
+from pipeline.store import AnalysisStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,7 @@ def calibration_init_times(
     return pd.date_range(window[0], last, freq=pd.Timedelta(hours=every_hours))
 
 
-def held_out_period(checkpoint: Any) -> Period:
+def held_out_period(checkpoint: Checkpoint) -> Period:
     """The one period a cross-validation checkpoint held out of training (``data.exclude``)."""
     excluded = checkpoint.train_config.data.exclude
     if len(excluded) != 1:
@@ -58,7 +60,7 @@ def held_out_period(checkpoint: Any) -> Period:
     return excluded[0]
 
 
-def trained_on(checkpoint: Any, times: pd.DatetimeIndex) -> np.ndarray:
+def trained_on(checkpoint: Checkpoint, times: pd.DatetimeIndex) -> np.ndarray:
     """(N,) bool: which ``times`` lie in a period ``checkpoint`` trained on (``data.train``
     or its fine-tune's period) and outside the periods it held out (``data.exclude``)."""
     config = checkpoint.train_config
@@ -76,12 +78,12 @@ def trained_on(checkpoint: Any, times: pd.DatetimeIndex) -> np.ndarray:
 FOLD_FREE_FIELDS = ("data.exclude", "data.validation", "sampler", "calibration")
 
 
-def check_fold(checkpoint: Any, fold: Any) -> None:
+def check_fold(checkpoint: Checkpoint, fold: Checkpoint) -> None:
     """InputError unless ``fold`` is the recipe of ``checkpoint`` with one period held out:
     same channels, grid and training config but for :data:`FOLD_FREE_FIELDS` (its held-out
     period is :func:`held_out_period`'s to check)."""
 
-    def recipe(c: Any) -> Any:
+    def recipe(c: Checkpoint) -> TrainConfig:
         t = c.train_config
         return replace(
             t, data=replace(t.data, exclude=(), validation=None), sampler=None, calibration=None
@@ -119,11 +121,11 @@ def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
 
 
 def fit_calibration(
-    checkpoint: Any,
-    store: Any,
+    checkpoint: Checkpoint,
+    store: AnalysisStore | str | Path,
     config: CalibrationConfig,
     *,
-    folds: Sequence[Any] = (),
+    folds: Sequence[Checkpoint] = (),
     device: str = "auto",
     progress: bool = True,
     model: torch.nn.Module | None = None,
@@ -135,10 +137,6 @@ def fit_calibration(
     fold's forecasts of the period it held out, pooled. Folds calibrate a model trained on
     all the data, which has no held-out period of its own. Every forecast uses
     ``checkpoint``'s sampler (``config.sampler`` when set)."""
-    from generators.config import parse_sampler, sampler_spec
-    from generators.rollout import ForecastData, default_sampler, forecast_members
-    from generators.train import resolve_device
-
     leads = config.leads_hours or checkpoint.leads_hours
     if folds:
         for fold in folds:
@@ -160,7 +158,7 @@ def fit_calibration(
     for source, source_model, source_period in sources:
         data = ForecastData.from_store(source, store)
         inits = calibration_init_times(
-            data.dataset.times,
+            data.times,
             source_period.start,
             source_period.end,
             config.init_every_hours,
@@ -227,7 +225,7 @@ def fit_calibration(
 
 def calibrate_checkpoint(
     path: str | Path,
-    store: Any,
+    store: AnalysisStore | str | Path,
     config: CalibrationConfig,
     *,
     folds: Sequence[str | Path] = (),
@@ -239,9 +237,6 @@ def calibrate_checkpoint(
     held-out periods of the fold checkpoints at ``folds``) and write the checkpoint with it
     to ``out``, by default over ``path`` (atomically; the digest changes, so forecasts
     record which calibration they used)."""
-    from generators.checkpoint import load_checkpoint
-    from pipeline.store import AnalysisStore, open_store
-
     store = store if isinstance(store, AnalysisStore) else open_store(store)
     checkpoint = load_checkpoint(path)
     calibration = fit_calibration(

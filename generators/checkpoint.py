@@ -20,20 +20,18 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from generators.config import TrainConfig, from_mapping, to_mapping
+from generators.config import TrainConfig
+from generators.config_io import from_mapping, to_mapping
+from generators.data import Normalization, ResidualDataset, SampleSpec
 from generators.models import GENERATORS
-from pipeline.datasets import Normalization, SampleSpec
+from generators.objective import ResidualGenerator
 from pipeline.errors import InputError, StoreError
-
-if TYPE_CHECKING:
-    from generators.objective import ResidualGenerator
-    from pipeline.datasets import ResidualDataset
 
 FORMAT_VERSION = 1
 GRID_TOLERANCE_DEG = 1e-4

@@ -16,8 +16,9 @@ A training config file mirrors :class:`TrainConfig`::
     batch_size: 16
     fine_tune: {steps: 500, crps_weight: 1.0, regression_weight: 0.0, crps_members: 4}
 
-Every key is checked: an unknown one, or a value of the wrong type, is an
-:class:`~pipeline.errors.InputError` naming its dotted path. ``--set optim.lr=1e-4``
+Every key is checked (:func:`generators.config_io.from_mapping`): an unknown one, or a
+value of the wrong type, is an :class:`~pipeline.errors.InputError` naming its dotted
+path. ``--set optim.lr=1e-4``
 overrides (:func:`apply_overrides`) are parsed as YAML scalars. The backbone's
 ``channels``, ``history``, ``static_channels`` and ``calendar_features`` come from the data
 and may not be set by hand.
@@ -25,11 +26,6 @@ and may not be set by hand.
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
-import tomllib
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,9 +33,10 @@ from typing import Any
 
 import yaml
 
+from generators.config_io import from_mapping, read_mapping, to_mapping
+from generators.data import SampleSpec
 from generators.models import GENERATORS
 from generators.samplers import SAMPLERS, Sampler, sampler_from_config
-from pipeline.datasets import SampleSpec
 from pipeline.errors import InputError
 from pipeline.schema import Period
 from pipeline.spec import format_spec, parse_fields, split_pair, split_scheme
@@ -78,15 +75,15 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """What the model sees (:class:`pipeline.datasets.SampleSpec`) and on which periods.
+    """What the model sees (:class:`generators.data.SampleSpec`) and on which periods.
 
     channels:   model channels (``t2m``, ``z500``, ...); None = every variable of the store.
     history:    offsets of the conditioning states in native steps, or ``n`` = the last n.
     leads:      target leads in native steps.
     variability_scaling: scale each target by its history's recent variability
-                (:class:`pipeline.datasets.SampleSpec`), a flow-dependent spread.
+                (:class:`generators.data.SampleSpec`), a flow-dependent spread.
     tendency_per_grid_point: normalise residuals by each grid point's tendency std rather
-                than the channel's (:class:`pipeline.datasets.SampleSpec`).
+                than the channel's (:class:`generators.data.SampleSpec`).
     solar_forcing: condition on the TOA insolation at the initial and valid times and its
                 mean between (:mod:`pipeline.solar`), as extra static fields.
     amplitude_augmentation: ``m >= 1``; during training, multiply every change of a sample
@@ -170,10 +167,10 @@ class OptimConfig:
 class FineTuneConfig:
     """A second phase after ``steps``: the loss mix of :class:`generators.ObjectiveConfig`
     replaced (by default a pure fair-CRPS fine-tune of ``crps_members`` members drawn through
-    a ``crps_nfe``-evaluation sampler, generators.md lever 4), at learning rate ``lr``,
-    optionally on another ``period`` (lever 5, a held-out period). The EMA restarts its
-    warm-up at the start of the phase (so it tracks the fine-tuned weights within a few
-    steps), with ``ema_decay`` (None: the main one)."""
+    a ``crps_nfe``-evaluation sampler), at learning rate ``lr``, optionally on another
+    ``period`` (e.g. a held-out one). The EMA restarts its warm-up at the start of the
+    phase (so it tracks the fine-tuned weights within a few steps), with ``ema_decay``
+    (None: the main one)."""
 
     steps: int = 500
     lr: float = 1e-4
@@ -225,7 +222,7 @@ class TrainConfig:
     device:          ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``.
     bf16:            bfloat16 autocast on CUDA (ignored on CPU).
     sampler:         the forecasts' default sampler spec (:func:`parse_sampler`), e.g.
-                     ``euler:nfe=2,noise_scale=1.3`` chosen on held-out days; None: the
+                     ``euler:nfe=2,noise_scale=1.3``; None: the
                      fine-tune's short sampler, else the model's default
                      (:func:`generators.rollout.default_sampler`).
     """
@@ -272,118 +269,7 @@ class TrainConfig:
         return self.steps + (self.fine_tune.steps if self.fine_tune else 0)
 
 
-# -- mapping <-> dataclass ----------------------------------------------------------------
-
-
-def from_mapping(cls: type, data: Mapping[str, Any], where: str = "config") -> Any:
-    """Build the frozen dataclass ``cls`` from a nested mapping, checking keys and types.
-
-    A dataclass with a ``from_mapping`` classmethod (e.g. :class:`ModelSpec`) builds itself.
-    """
-    if not isinstance(data, Mapping):
-        raise InputError(f"{where} must be a mapping of keys to values, got {data!r}")
-    custom = cls.__dict__.get("from_mapping")
-    if custom is not None:
-        return cls.from_mapping(data, where)
-    names = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise InputError(f"unknown key(s) {unknown} in {where}; known keys: {sorted(names)}")
-    hints = typing.get_type_hints(cls)
-    kwargs = {name: _coerce(hints[name], value, f"{where}.{name}") for name, value in data.items()}
-    try:
-        return cls(**kwargs)
-    except TypeError as err:
-        raise InputError(f"{where}: {err}") from None
-
-
-def to_mapping(obj: Any) -> Any:
-    """Inverse of :func:`from_mapping`: plain dicts, lists and scalars (YAML/JSON-safe)."""
-    if hasattr(obj, "to_mapping"):
-        return obj.to_mapping()
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_mapping(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init}
-    if isinstance(obj, tuple | list):
-        return [to_mapping(v) for v in obj]
-    if isinstance(obj, Mapping):
-        return {k: to_mapping(v) for k, v in obj.items()}
-    return obj
-
-
-def _coerce(tp: Any, value: Any, where: str) -> Any:
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if tp is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        problems = []
-        for option in (a for a in args if a is not type(None)):
-            try:
-                return _coerce(option, value, where)
-            except InputError as err:
-                problems.append(str(err))
-        raise InputError("; or ".join(problems))
-    if dataclasses.is_dataclass(tp):
-        return value if isinstance(value, tp) else from_mapping(tp, value, where)
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise InputError(f"{where} must be a list, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-        if len(args) != len(value):
-            raise InputError(f"{where} must have {len(args)} entries, got {value!r}")
-        return tuple(
-            _coerce(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True))
-        )
-    if origin is dict or tp is dict:
-        if not isinstance(value, Mapping):
-            raise InputError(f"{where} must be a mapping, got {value!r}")
-        return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise InputError(f"{where} must be true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InputError(f"{where} must be an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InputError(f"{where} must be a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if isinstance(value, dt.date):  # YAML reads 2019-03-01 as a date
-            return value.isoformat()
-        if not isinstance(value, str):
-            raise InputError(f"{where} must be a string, got {value!r}")
-        return value
-    raise TypeError(f"{where}: unsupported config type {tp!r}")
-
-
 # -- files and overrides --------------------------------------------------------------------
-
-
-def read_mapping(path: str | Path) -> dict[str, Any]:
-    """The mapping in a YAML (.yaml/.yml) or TOML (.toml) file."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"config file {path} does not exist")
-    text = path.read_text()
-    try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    except (yaml.YAMLError, tomllib.TOMLDecodeError) as err:
-        raise InputError(
-            f"config file {path} is not valid {path.suffix[1:].upper()}: {err}"
-        ) from None
-    if not isinstance(data, dict):
-        raise InputError(f"config file {path} must hold a mapping at top level")
-    return data
 
 
 def apply_overrides(

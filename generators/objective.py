@@ -7,7 +7,7 @@ is ``regression_weight * regression + crps_weight * fair_crps``:
   weighted denoising for EDM);
 - the fair-CRPS term draws ``crps_members`` members per sample through a short,
   differentiable sampler of at most ``crps_nfe`` network evaluations and scores them
-  against the target (the calibration lever of FGN / AIFS-ENS, generators.md lever 4).
+  against the target (the calibration term of FGN / AIFS-ENS).
   After a fine-tune with it, sample with :attr:`ResidualGenerator.crps_sampler`: those
   are the steps it trained.
 
@@ -37,10 +37,9 @@ Encoded = tuple[Tensor, Tensor]
 CPU_EVALUATION_BYTES = 16 * 2**20
 """On a CPU, :meth:`ResidualGenerator.sample` runs the network on at most this many bytes
 of encoded condition at a time. Larger batches make activations beyond glibc's mmap
-threshold (32 MiB), each then a fresh mapping whose pages fault in zeroed: on the UK
-model a batch of 400 members sampled 1.6-1.9x slower in one piece, with most of its time
-in the kernel (``benchmarks/sampling.py``, mode ``fp32-eager-one-slice``). The noise is
-still drawn for the whole batch, so the members do not depend on this split."""
+threshold (32 MiB), each then a fresh mapping whose pages fault in zeroed, which makes
+one large batch slower than several slices of it. The noise is still drawn for the whole
+batch, so the members do not depend on this split."""
 
 
 def fair_crps(members: Tensor, target: Tensor) -> Tensor:

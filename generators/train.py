@@ -1,6 +1,7 @@
 """The training loop: AdamW, warm-up + cosine learning rate, EMA weights, validation on a
-held-out period, atomic checkpoints, exact resume, an optional fair-CRPS fine-tune phase
-and an optional spread calibration at the end.
+held-out period, atomic checkpoints, exact resume and an optional fair-CRPS fine-tune
+phase. Training only trains: a spread calibration is fitted afterwards
+(:mod:`generators.calibration`).
 
 Determinism: step ``k`` draws its batch indices and all of its noise from a
 ``torch.Generator`` seeded with ``(seed, k)`` (and seeds the global generator the same way
@@ -31,12 +32,15 @@ from tqdm.auto import tqdm
 
 from generators.base import Batch, Condition
 from generators.checkpoint import Checkpoint, load_checkpoint
-from generators.config import TrainConfig, to_mapping
+from generators.config import TrainConfig
+from generators.config_io import to_mapping
+from generators.data import ResidualDataset
+from generators.device import autocast, resolve_device
 from generators.ema import EMA
 from generators.models import GENERATORS
 from generators.objective import ResidualGenerator
-from pipeline.datasets import ResidualDataset
 from pipeline.errors import InputError
+from pipeline.store import AnalysisStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +62,7 @@ class TrainResult:
 
 
 def to_batch(items: Mapping[str, torch.Tensor], device: torch.device | str = "cpu") -> Batch:
-    """The dict of :class:`pipeline.datasets.ResidualDataset` as a :class:`Batch` on ``device``."""
+    """The dict of :class:`generators.data.ResidualDataset` as a :class:`Batch` on ``device``."""
     condition = Condition(items["history"], items["static"], items["calendar"], items["lead"])
     return Batch(condition.to(device), items["target"].to(device))
 
@@ -90,25 +94,6 @@ def shift_levels(batch: Batch, std: float, generator: torch.Generator) -> Batch:
     c = torch.randn(history.shape[0], history.shape[2], generator=generator) * std
     c = c.to(device=history.device, dtype=history.dtype)[:, None, :, None, None]
     return Batch(dataclasses.replace(batch.condition, history=history + c), batch.target)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is CUDA when available, else CPU; anything else as torch reads it."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(
-            f"device {name!r} asked for but CUDA is not available; use device: auto or cpu"
-        )
-    return device
-
-
-def autocast(device: torch.device, bf16: bool) -> torch.autocast:
-    """bfloat16 autocast on CUDA when ``bf16``; a disabled context elsewhere."""
-    return torch.autocast(
-        device_type=device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda"
-    )
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -157,10 +142,13 @@ class Trainer:
     """One training run of ``config`` on ``store`` writing to ``out_dir`` (see module doc)."""
 
     def __init__(
-        self, store: object, config: TrainConfig, out_dir: str | Path, *, resume: bool = True
+        self,
+        store: AnalysisStore | str | Path,
+        config: TrainConfig,
+        out_dir: str | Path,
+        *,
+        resume: bool = True,
     ):
-        from pipeline.store import AnalysisStore, open_store
-
         self.store = store if isinstance(store, AnalysisStore) else open_store(store)
         self.config = config
         self.out_dir = Path(out_dir)
@@ -385,7 +373,7 @@ def _fmt(value: float | None) -> str:
 
 
 def train(
-    store: object,
+    store: AnalysisStore | str | Path,
     config: TrainConfig,
     out_dir: str | Path,
     *,
@@ -393,14 +381,9 @@ def train(
     progress: bool = True,
 ) -> TrainResult:
     """Train ``config`` on ``store`` (an AnalysisStore or its path) into ``out_dir``
-    (``last.pt``, ``log.jsonl``), resuming from ``out_dir/last.pt`` when it exists; fit
-    and store the spread calibration of ``config.calibration`` at the end."""
-    trainer = Trainer(store, config, out_dir, resume=resume)
-    result = trainer.run(progress=progress)
-    if config.calibration is not None:
-        from generators.calibration import calibrate_checkpoint
+    (``last.pt``, ``log.jsonl``), resuming from ``out_dir/last.pt`` when it exists.
 
-        calibrate_checkpoint(
-            result.checkpoint, trainer.store, config.calibration, progress=progress
-        )
-    return result
+    Training only trains: the spread calibration of ``config.calibration`` is fitted
+    afterwards by the caller (:func:`generators.calibration.calibrate_checkpoint`, as
+    ``wxens train`` and the train flow do)."""
+    return Trainer(store, config, out_dir, resume=resume).run(progress=progress)

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-compile",
         action="store_true",
         help="on CUDA, run the network eagerly instead of through torch.compile (compiling "
-        "takes about 30 s: worth it for long runs, not for a few small forecasts)",
+        "costs time once: worth it for long runs, not for a few small forecasts)",
     )
     parser.add_argument(
         "--batch-members",
@@ -112,7 +112,7 @@ def parse_leads(lead: str, every: str | None, native_hours: float) -> list[float
 
 def run(args: argparse.Namespace) -> int:
     from generators.checkpoint import load_checkpoint
-    from generators.rollout import forecast_to_store
+    from generators.rollout_store import forecast_to_store
 
     checkpoint = load_checkpoint(args.checkpoint)
     native_hours = checkpoint.native_step.total_seconds() / 3600

@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from generators.calibration import calibrate_checkpoint
     from generators.checkpoint import load_checkpoint
     from generators.config import load_train_config
     from generators.correction.spread import SpreadCalibration
@@ -52,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
     result = train(
         args.store, config, args.out, resume=not args.no_resume, progress=not args.no_progress
     )
+    if config.calibration is not None:  # the config's spread calibration, fitted after training
+        calibrate_checkpoint(
+            result.checkpoint, args.store, config.calibration, progress=not args.no_progress
+        )
     checkpoint = load_checkpoint(result.checkpoint)
     print(f"checkpoint {result.checkpoint} (digest {checkpoint.digest}) at step {result.step}")
     if result.train_loss is not None:

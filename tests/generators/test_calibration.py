@@ -25,7 +25,8 @@ from generators.calibration import (
 from generators.checkpoint import load_checkpoint
 from generators.config import CalibrationConfig, load_train_config, parse_sampler
 from generators.correction.spread import SpreadCalibration, spread_skill_ratio
-from generators.rollout import ForecastData, forecast_members
+from generators.data.forecast import ForecastData
+from generators.rollout import forecast_members
 from pipeline.errors import InputError
 from pipeline.forecast_store import open_forecast
 from pipeline.schema import Period

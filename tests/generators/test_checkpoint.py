@@ -18,7 +18,7 @@ from generators.config import (
     sampler_spec,
     to_mapping,
 )
-from generators.rollout import ForecastData
+from generators.data.forecast import ForecastData
 from generators.train import Trainer, to_batch
 from pipeline.errors import InputError, StoreError
 from pipeline.solar import SOLAR_FORCINGS

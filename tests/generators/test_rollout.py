@@ -24,8 +24,10 @@ from generators import EulerSampler, FlowMatchingConfig
 from generators.base import Condition
 from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.config import DataConfig, ModelSpec, TrainConfig
-from generators.rollout import ForecastData, Leg, forecast_members, plan_rollout
-from pipeline.datasets import ResidualDataset, SampleSpec, recent_variability
+from generators.data import ResidualDataset, SampleSpec, recent_variability
+from generators.data.forecast import ForecastData
+from generators.rollout import forecast_members
+from generators.rollout_plan import Leg, plan_rollout
 from pipeline.errors import InputError
 from pipeline.forecast_store import open_forecast
 from pipeline.solar import toa_insolation

@@ -15,9 +15,10 @@ from flows.cli import main as wxens
 from generators import BackboneConfig, EulerSampler, FlowMatchingConfig
 from generators.checkpoint import load_checkpoint
 from generators.config import DataConfig, FineTuneConfig, ModelSpec, OptimConfig, TrainConfig
-from generators.rollout import ForecastData, default_sampler, forecast_members
+from generators.data import ResidualDataset
+from generators.data.forecast import ForecastData
+from generators.rollout import default_sampler, forecast_members
 from generators.train import Trainer, scale_changes, shift_levels, to_batch, train
-from pipeline.datasets import ResidualDataset
 from pipeline.errors import InputError
 from pipeline.schema import Period
 from pipeline.store import ingest

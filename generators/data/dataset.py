@@ -13,7 +13,7 @@ One sample, for an initial time ``t``, a lead ``l`` and history offsets ``o_1 < 
   (divided further by the sample's recent-variability scale under ``variability_scaling``).
 
 ``mean`` and ``std`` are the store statistics; ``tendency_std(l)`` is the standard deviation
-of the ``l``-step tendency over the training period (:meth:`Normalization.fit`), per channel
+of the ``l``-step tendency over the training period (:func:`fit_normalization`), per channel
 or, under ``tendency_per_grid_point``, per channel and grid point; the store only records it
 per channel at the native step. Channels are those of
 :func:`pipeline.schema.to_channels` (``t2m``, ``z500``, ...). Initial times whose history or
@@ -25,10 +25,8 @@ states at a time, so memory stays bounded.
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,240 +34,21 @@ import torch
 import xarray as xr
 from torch.utils.data import Dataset
 
+from generators.data.fields import calendar_features, static_fields
+from generators.data.normalization import (
+    Normalization,
+    grid_point_tendency_std,
+    recent_variability,
+)
+from generators.data.spec import SampleSpec
 from pipeline.errors import InputError, StoreError
 from pipeline.schema import CHANNEL, LAT, LEVEL, LON, TIME, Period, split_channel, to_channels
 from pipeline.solar import SOLAR_FORCINGS, solar_forcing
-
-if TYPE_CHECKING:
-    from pipeline.store import AnalysisStore
+from pipeline.store import AnalysisStore
 
 log = logging.getLogger(__name__)
 
-CALENDAR_FEATURES = ("sin_hour_of_day", "cos_hour_of_day", "sin_day_of_year", "cos_day_of_year")
-GEOMETRY_STATICS = ("sin_latitude", "cos_latitude", "sin_longitude", "cos_longitude")
 TENDENCY_SAMPLES = 256  # initial times used to estimate a tendency std, evenly spaced
-TENDENCY_FLOOR = 0.05  # a grid point's tendency std is at least this share of the grid median
-
-
-@dataclass(frozen=True)
-class SampleSpec:
-    """What a sample holds, in native time steps of the store.
-
-    history: offsets of the conditioning states, oldest first, ending with 0 (now); at least
-             two. An integer ``n`` means the last ``n`` states, e.g. ``24`` on an hourly store
-             is every state of the last day.
-    leads:   lead times of the target. Several leads make a lead-conditioned, direct model.
-    variability_scaling: divide each sample's target by ``s``, the recent variability of its
-             own history relative to the training period's (:func:`variability_scale`), so
-             that a generator's unit-variance residuals carry a flow-dependent spread.
-    tendency_per_grid_point: normalise residuals by each grid point's own tendency std
-             rather than the channel's: a unit-variance residual then fits calm places (sea)
-             and lively ones (land) alike, and so does any noise inflation of a sampler.
-    solar_forcing: add the TOA insolation at the initial and valid times and its mean over
-             the interval to the static fields (:func:`pipeline.solar.solar_forcing`): the
-             sun's strength and timing on days outside the training period, which sin/cos
-             of the day of year cannot extrapolate to.
-    """
-
-    history: tuple[int, ...] = (-1, 0)
-    leads: tuple[int, ...] = (1,)
-    variability_scaling: bool = False
-    tendency_per_grid_point: bool = False
-    solar_forcing: bool = False
-
-    def __post_init__(self) -> None:
-        history = self.history
-        if isinstance(history, int):
-            history = tuple(range(1 - history, 1))
-        history = tuple(int(o) for o in history)
-        leads = (self.leads,) if isinstance(self.leads, int) else self.leads
-        leads = tuple(sorted({int(lead) for lead in leads}))
-        if len(history) < 2 or history[-1] != 0 or list(history) != sorted(set(history)):
-            raise InputError(
-                f"history offsets {history} must be at least two distinct native steps, "
-                "ascending and ending with 0 (now), e.g. [-1, 0] or 24 for the last 24 states"
-            )
-        if not leads or leads[0] < 1:
-            raise InputError(f"leads {leads} must be positive numbers of native steps, e.g. [1]")
-        object.__setattr__(self, "history", history)
-        object.__setattr__(self, "leads", leads)
-
-
-def recent_variability(history: torch.Tensor, offsets: Sequence[int]) -> torch.Tensor:
-    """(B, C) mean squared increment per native step of a normalised history
-    (B, K, C, H, W) with offsets ``o_1 < ... < o_K``:
-    v = mean over k and the grid of (z[o_k+1] - z[o_k])^2 / (o_k+1 - o_k)
-    (a random walk's increments scale with the square root of the gap)."""
-    gaps = torch.as_tensor(np.diff(np.asarray(offsets)), dtype=history.dtype, device=history.device)
-    increments = history[:, 1:] - history[:, :-1]
-    return (increments.square().mean(dim=(-2, -1)) / gaps[None, :, None]).mean(dim=1)
-
-
-@dataclass(frozen=True, eq=False)
-class Normalization:
-    """States ``(x - mean) / std`` per channel; residuals at a lead
-    ``(x[t+l] - x[t]) / (tendency_std[l] * s)``, with ``s = 1`` or, under variability
-    scaling, ``s = sqrt(v / variability)`` clipped to [1/4, 4] (:func:`recent_variability`
-    of the sample's history against its training-period mean ``variability``).
-
-    mean, std:    (C,) from the store statistics.
-    tendency_std: (L, C) per channel, or (L, C, H, W) per channel and grid point; one row
-                  per entry of ``leads_hours``.
-    variability:  (C,) or None (no variability scaling).
-    """
-
-    channels: tuple[str, ...]
-    mean: np.ndarray
-    std: np.ndarray
-    leads_hours: tuple[float, ...]
-    tendency_std: np.ndarray
-    variability: np.ndarray | None = None
-
-    def variability_scale(self, history: torch.Tensor, offsets: Sequence[int]) -> torch.Tensor:
-        """(B, C) residual scale ``s`` of normalised histories (B, K, C, H, W); ones
-        without variability scaling."""
-        if self.variability is None:
-            return history.new_ones(history.shape[0], history.shape[2])
-        reference = torch.as_tensor(self.variability, dtype=history.dtype, device=history.device)
-        return (recent_variability(history, offsets) / reference).sqrt().clamp(0.25, 4.0)
-
-    def lead_index(self, lead_hours: float) -> int:
-        for i, lead in enumerate(self.leads_hours):
-            if abs(lead - lead_hours) < 1e-6:
-                return i
-        raise InputError(
-            f"lead {lead_hours:g} h has no tendency std: the model was trained for leads "
-            f"{[f'{h:g}' for h in self.leads_hours]} h; ask for one of them or a multiple of "
-            "a rollout step"
-        )
-
-    @property
-    def per_grid_point(self) -> bool:
-        return self.tendency_std.ndim == 4
-
-    def residual_to_state(self, lead_hours: float) -> np.ndarray:
-        """(C, 1, 1), or (C, H, W) per grid point: the factor turning a normalised residual
-        into a normalised-state increment, ``tendency_std[l] / std``."""
-        return (self._tendency(lead_hours) / self.std[:, None, None]).astype(np.float32)
-
-    def state_to_residual(self, lead_hours: float) -> np.ndarray:
-        """The inverse factor, ``std / tendency_std[l]`` (computed in float64)."""
-        return (self.std[:, None, None] / self._tendency(lead_hours)).astype(np.float32)
-
-    def _tendency(self, lead_hours: float) -> np.ndarray:
-        tendency = self.tendency_std[self.lead_index(lead_hours)]
-        return tendency if self.per_grid_point else tendency[:, None, None]
-
-    @classmethod
-    def fit(cls, data: ResidualDataset) -> Normalization:
-        """Store mean/std of ``data``, and the std of each lead's tendency over its items
-        (at most ``TENDENCY_SAMPLES`` evenly spaced initial times per lead, NaNs ignored):
-        over the grid as well, or per grid point under ``tendency_per_grid_point`` (floored
-        at ``TENDENCY_FLOOR`` times the grid median; the channel's value where a point has
-        no data)."""
-        spec = data.spec
-        variability = None
-        if spec.variability_scaling:
-            inits = np.unique(data.pairs[:, 0])
-            pick = inits[
-                np.linspace(0, len(inits) - 1, min(TENDENCY_SAMPLES, len(inits)))
-                .round()
-                .astype(np.int64)
-            ]
-            variability = (
-                recent_variability(data.history_at(pick), spec.history).mean(dim=0).double().numpy()
-            )
-        unscaled = cls(
-            data.channels, data.mean, data.std, (), np.zeros((0, len(data.channels))), variability
-        )
-        rows = []
-        for j, lead in enumerate(spec.leads):
-            positions = data.pairs[data.pairs[:, 1] == j, 0]
-            n = min(TENDENCY_SAMPLES, len(positions))
-            pick = positions[np.linspace(0, len(positions) - 1, n).round().astype(np.int64)]
-            scale = unscaled.variability_scale(data.history_at(pick), spec.history).numpy()
-            states = data.states(data.positions(pick, (0, lead)))
-            tendency = (states[:, 1] - states[:, 0]) / scale[:, :, None, None]
-            channel_std = np.nanstd(tendency, axis=(0, 2, 3)) * data.std
-            if not np.all(np.isfinite(channel_std)) or np.any(channel_std <= 0):
-                raise InputError(
-                    f"{data.name}: the {lead}-step tendency std over {data.period} is not "
-                    f"positive for every channel ({dict(zip(data.channels, channel_std.tolist(), strict=True))}); "
-                    "a constant channel cannot be modelled — drop it"
-                )
-            if spec.tendency_per_grid_point:
-                rows.append(_per_grid_point(tendency, data.std, channel_std))
-            else:
-                rows.append(channel_std)
-        tendency_std = np.stack(rows).astype(np.float64)
-        return cls(data.channels, data.mean, data.std, data.leads_hours, tendency_std, variability)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "channels": list(self.channels),
-            "mean": self.mean.tolist(),
-            "std": self.std.tolist(),
-            "leads_hours": list(self.leads_hours),
-            "tendency_std": self.tendency_std.tolist(),
-            "variability": None if self.variability is None else self.variability.tolist(),
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Normalization:
-        return cls(
-            channels=tuple(d["channels"]),
-            mean=np.asarray(d["mean"], dtype=np.float64),
-            std=np.asarray(d["std"], dtype=np.float64),
-            leads_hours=tuple(float(h) for h in d["leads_hours"]),
-            tendency_std=np.asarray(d["tendency_std"], dtype=np.float64),
-            variability=None
-            if d.get("variability") is None
-            else np.asarray(d["variability"], dtype=np.float64),
-        )
-
-
-def _per_grid_point(tendency: np.ndarray, std: np.ndarray, channel_std: np.ndarray) -> np.ndarray:
-    """(C, H, W) std over the samples of normalised tendencies (N, C, H, W), in physical
-    units (times ``std``), floored at ``TENDENCY_FLOOR`` times each channel's grid median;
-    ``channel_std`` where a point has no finite sample."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN points: filled below
-        point = np.nanstd(tendency, axis=0) * std[:, None, None]
-    point = np.where(np.isfinite(point), point, channel_std[:, None, None])
-    floor = TENDENCY_FLOOR * np.median(point, axis=(1, 2))
-    return np.maximum(point, floor[:, None, None])
-
-
-def calendar_features(times: Sequence[pd.Timestamp] | pd.DatetimeIndex) -> torch.Tensor:
-    """(B, F) sin/cos of the hour of day and of the day of year (year of 365.25 days)."""
-    times = pd.DatetimeIndex(times)
-    hour = (times.hour + times.minute / 60.0).to_numpy(dtype=np.float64)
-    day = (times.day_of_year - 1).to_numpy(dtype=np.float64) + hour / 24.0
-    a, b = 2 * np.pi * hour / 24.0, 2 * np.pi * day / 365.25
-    return torch.from_numpy(np.stack([np.sin(a), np.cos(a), np.sin(b), np.cos(b)], -1)).float()
-
-
-def static_fields(dataset: xr.Dataset) -> tuple[tuple[str, ...], torch.Tensor]:
-    """Names and (S, H, W) values of the static fields of a canonical dataset: the geometry
-    (sin/cos latitude and longitude), then every data variable without a time dimension,
-    standardised over the grid."""
-    lat = np.deg2rad(dataset[LAT].values.astype(np.float64))
-    lon = np.deg2rad(dataset[LON].values.astype(np.float64))
-    lat2, lon2 = np.meshgrid(lat, lon, indexing="ij")
-    fields = [np.sin(lat2), np.cos(lat2), np.sin(lon2), np.cos(lon2)]
-    names = list(GEOMETRY_STATICS)
-    for name, da in dataset.data_vars.items():
-        if TIME in da.dims:
-            continue
-        if set(da.dims) != {LAT, LON}:
-            raise StoreError(
-                f"time-invariant variable {name!r} has dims {da.dims}; a static field must "
-                f"have exactly ({LAT}, {LON}). Drop it from the store or give it those dims."
-            )
-        values = da.transpose(LAT, LON).values.astype(np.float64)
-        fields.append((values - np.nanmean(values)) / (np.nanstd(values) or 1.0))
-        names.append(str(name))
-    return tuple(names), torch.from_numpy(np.stack(fields)).float()
 
 
 def _channel_statistics(
@@ -295,6 +74,52 @@ def _channel_statistics(
     return np.asarray(out["mean"]), std
 
 
+def fit_normalization(data: ResidualDataset) -> Normalization:
+    """Store mean/std of ``data``, and the std of each lead's tendency over its items
+    (at most ``TENDENCY_SAMPLES`` evenly spaced initial times per lead, NaNs ignored):
+    over the grid as well, or per grid point under ``tendency_per_grid_point`` (floored
+    at ``TENDENCY_FLOOR`` times the grid median; the channel's value where a point has
+    no data)."""
+    spec = data.spec
+    variability = None
+    if spec.variability_scaling:
+        inits = np.unique(data.pairs[:, 0])
+        pick = inits[
+            np.linspace(0, len(inits) - 1, min(TENDENCY_SAMPLES, len(inits)))
+            .round()
+            .astype(np.int64)
+        ]
+        variability = (
+            recent_variability(data.history_at(pick), spec.history).mean(dim=0).double().numpy()
+        )
+    unscaled = Normalization(
+        data.channels, data.mean, data.std, (), np.zeros((0, len(data.channels))), variability
+    )
+    rows = []
+    for j, lead in enumerate(spec.leads):
+        positions = data.pairs[data.pairs[:, 1] == j, 0]
+        n = min(TENDENCY_SAMPLES, len(positions))
+        pick = positions[np.linspace(0, len(positions) - 1, n).round().astype(np.int64)]
+        scale = unscaled.variability_scale(data.history_at(pick), spec.history).numpy()
+        states = data.states(data.positions(pick, (0, lead)))
+        tendency = (states[:, 1] - states[:, 0]) / scale[:, :, None, None]
+        channel_std = np.nanstd(tendency, axis=(0, 2, 3)) * data.std
+        if not np.all(np.isfinite(channel_std)) or np.any(channel_std <= 0):
+            raise InputError(
+                f"{data.name}: the {lead}-step tendency std over {data.period} is not "
+                f"positive for every channel ({dict(zip(data.channels, channel_std.tolist(), strict=True))}); "
+                "a constant channel cannot be modelled — drop it"
+            )
+        if spec.tendency_per_grid_point:
+            rows.append(grid_point_tendency_std(tendency, data.std, channel_std))
+        else:
+            rows.append(channel_std)
+    tendency_std = np.stack(rows).astype(np.float64)
+    return Normalization(
+        data.channels, data.mean, data.std, data.leads_hours, tendency_std, variability
+    )
+
+
 class ResidualDataset(Dataset):
     """(condition, target) pairs of one store period; ``dataset[indices]`` is a dict batch.
 
@@ -303,8 +128,8 @@ class ResidualDataset(Dataset):
     none of the ``exclude`` periods (held out), the history may reach back before it or
     into an excluded period, and none of the states needed is missing.
     ``dataset[i]`` or ``dataset[[i, j, ...]]`` gives a dict of batched tensors with the keys
-    and shapes of :class:`generators.base.Condition` plus ``target`` (pipeline does not
-    import generators; ``generators.train.to_batch`` wraps it).
+    and shapes of :class:`generators.base.Condition` plus ``target``
+    (:func:`generators.train.to_batch` wraps it).
 
     ``normalization`` is fitted on this period when not given (the training set); give the
     training one to a validation or forecast set. ``with_targets=False`` enumerates no item
@@ -366,7 +191,7 @@ class ResidualDataset(Dataset):
                 raise InputError(
                     f"{name}: a dataset without targets needs the training normalisation"
                 )
-            normalization = Normalization.fit(self)
+            normalization = fit_normalization(self)
         elif (normalization.variability is not None) != spec.variability_scaling:
             raise InputError(
                 f"{name}: the normalisation and the sample spec disagree on variability scaling"
@@ -427,6 +252,24 @@ class ResidualDataset(Dataset):
         index[index >= 0] = np.where(self._present[index[index >= 0]], index[index >= 0], -1)
         return index
 
+    def positions_at(self, times: pd.DatetimeIndex, hours: Sequence[float]) -> np.ndarray:
+        """(B, len(hours)) store positions of ``times[b] + hours[j]`` (hours on the native
+        step, negative before the time), found by timestamp as :meth:`positions`; -1 where
+        a time is not in the store or a state is absent or missing."""
+        step = self.native_step / pd.Timedelta(hours=1)
+        offsets = tuple(int(round(h / step)) for h in hours)
+        positions = self.times.get_indexer(pd.DatetimeIndex(times))
+        found = np.full((len(positions), len(offsets)), -1, dtype=np.int64)
+        ok = positions >= 0
+        if ok.any():
+            found[ok] = self.positions(positions[ok], offsets)
+        return found
+
+    @property
+    def span(self) -> str:
+        """The store's first and last times, for messages."""
+        return f"{self.times[0]} to {self.times[-1]}"
+
     def _valid_pairs(self) -> np.ndarray:
         window = self.period.indexer(self.times)
         positions = np.arange(len(self.times))[window]
@@ -450,7 +293,7 @@ class ResidualDataset(Dataset):
             raise InputError(
                 f"{self.name}: the period {self.period}{self._excluded_text()} holds no time of "
                 "the store "
-                f"({self.times[0]} to {self.times[-1]})"
+                f"({self.span})"
             )
         return np.asarray(pairs, dtype=np.int64)
 
@@ -473,7 +316,7 @@ class ResidualDataset(Dataset):
             raise InputError(
                 f"{self.name}: initial time(s) {[str(t) for t in wanted[~ok]]} lack the history "
                 f"{self.spec.history} x {self.native_step} in the store (it covers "
-                f"{self.times[0]} to {self.times[-1]}, missing times excluded); choose later "
+                f"{self.span}, missing times excluded); choose later "
                 "initial times or ingest more data"
             )
         return positions

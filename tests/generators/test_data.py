@@ -11,7 +11,7 @@ import pytest
 import torch
 import xarray as xr
 
-from pipeline.datasets import (
+from generators.data import (
     CALENDAR_FEATURES,
     Normalization,
     ResidualDataset,
@@ -207,6 +207,23 @@ def test_missing_times_and_gaps_are_never_bridged():
     assert pd.Timestamp("2019-03-01T23") in inits  # 22 h, 23 h and 01 h are all there
     batch = data[np.arange(len(data))]
     assert torch.isfinite(batch["target"]).all()
+
+
+def test_positions_at_finds_states_by_timestamp_in_hours():
+    ds, stats = analysis()
+    missing = pd.Timestamp("2019-03-01T10")
+    gap = ds.drop_sel(time=[pd.Timestamp("2019-03-02T00")])
+    data = ResidualDataset(gap, stats, SampleSpec(history=2, leads=(2,)), missing_times=[missing])
+    inits = pd.DatetimeIndex(["2019-03-01T05", "2019-03-01T11", "2019-03-01T23", "2019-05-01"])
+    found = data.positions_at(inits, (-1.0, 0.0, 1.0))
+    expected = [
+        [data.times.get_loc(inits[0] + pd.Timedelta(hours=h)) for h in (-1, 0, 1)],
+        [-1, data.times.get_loc(inits[1]), data.times.get_loc(inits[1] + pd.Timedelta("1h"))],
+        [data.times.get_loc(inits[2] - pd.Timedelta("1h")), data.times.get_loc(inits[2]), -1],
+        [-1, -1, -1],  # not in the store
+    ]
+    np.testing.assert_array_equal(found, expected)  # the missing 10 h and the gap at 00 h: -1
+    assert data.span == f"{data.times[0]} to {data.times[-1]}"
 
 
 def test_lazy_reading_gives_the_same_batches_as_in_memory():

@@ -1,0 +1,128 @@
+"""The forecast side of the xarray <-> torch boundary: an analysis store read for a
+checkpoint (:class:`ForecastData`: initial windows, known fields and truths by time, as
+normalised tensors or physical arrays) and drawn members back to a canonical forecast
+dataset (:func:`to_dataset`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from generators.checkpoint import Checkpoint
+from generators.data.dataset import ResidualDataset
+from generators.rollout_plan import RolloutPlan, plan_rollout
+from pipeline.errors import InputError
+from pipeline.schema import CHANNEL, INIT_TIME, LAT, LEAD_TIME, LON, MEMBER, from_channels
+from pipeline.store import AnalysisStore, open_store
+
+log = logging.getLogger(__name__)
+
+
+class ForecastData:
+    """A store read for a checkpoint: its grid, channels and normalisation checked, initial
+    windows and truths by time."""
+
+    def __init__(self, checkpoint: Checkpoint, dataset: ResidualDataset):
+        checkpoint.check_matches(dataset)
+        self.checkpoint = checkpoint
+        self.dataset = dataset
+        hours = checkpoint.native_step / pd.Timedelta(hours=1)
+        self.history_hours = tuple(o * hours for o in checkpoint.spec.history)
+
+    @classmethod
+    def from_store(cls, checkpoint: Checkpoint, store: AnalysisStore | str | Path) -> ForecastData:
+        """The forecast data of an analysis store (or its path) for ``checkpoint``."""
+        store = store if isinstance(store, AnalysisStore) else open_store(store)
+        dataset = ResidualDataset.from_store(
+            store,
+            checkpoint.spec,
+            channels=checkpoint.channels,
+            normalization=checkpoint.normalization,
+            max_memory_bytes=checkpoint.train_config.data.max_memory_bytes,
+            with_targets=False,
+        )
+        return cls(checkpoint, dataset)
+
+    @property
+    def times(self) -> pd.DatetimeIndex:
+        """Every time of the store."""
+        return self.dataset.times
+
+    def windows(self, inits: pd.DatetimeIndex, plan: RolloutPlan) -> torch.Tensor:
+        """(B, W, C, H, W) normalised states of the plan's window before each initial time."""
+        found = self.dataset.positions_at(inits, plan.window_hours)
+        missing = (found < 0).any(axis=1)
+        if missing.any():
+            raise InputError(
+                f"{self.dataset.name}: initial time(s) {[str(t) for t in inits[missing]]} lack "
+                f"the states {[f'{h:g}' for h in plan.window_hours]} h before them (store "
+                f"covers {self.dataset.span}, missing times excluded); choose other initial "
+                "times"
+            )
+        return torch.from_numpy(self.dataset.states(found))
+
+    def usable_inits(
+        self, inits: pd.DatetimeIndex, leads_hours: Sequence[float]
+    ) -> pd.DatetimeIndex:
+        """The initial times with a full window and a truth at every lead (for scoring)."""
+        checkpoint = self.checkpoint
+        plan = plan_rollout(leads_hours, checkpoint.leads_hours, self.history_hours)
+        found = self.dataset.positions_at(inits, (*plan.window_hours, *leads_hours))
+        ok = (found >= 0).all(axis=1)
+        if not ok.any():
+            raise InputError(
+                f"no initial time among {len(inits)} has its history and a truth at leads "
+                f"{list(leads_hours)} h in {self.dataset.name}"
+            )
+        if not ok.all():
+            log.info(
+                "%d of %d initial times lack history or truth and are skipped",
+                (~ok).sum(),
+                len(inits),
+            )
+        return inits[ok]
+
+    def truth(self, inits: pd.DatetimeIndex, lead_hours: float) -> np.ndarray:
+        """(N, C, H, W) truth in physical units at ``init + lead``."""
+        found = self.dataset.positions_at(inits, (lead_hours,))[:, 0]
+        if (found < 0).any():
+            raise InputError(
+                f"no truth at lead {lead_hours:g} h for {[str(t) for t in inits[found < 0]]}"
+            )
+        return self.dataset.denormalise(self.dataset.states(found))
+
+    def known_fields(self, times: pd.DatetimeIndex, leads_hours: np.ndarray) -> torch.Tensor:
+        """(B, S, H, W) static fields (and solar forcing) of forecasts from ``times`` at
+        ``leads_hours`` (:meth:`ResidualDataset.known_fields`)."""
+        return self.dataset.known_fields(times, leads_hours)
+
+    def denormalise(self, states: np.ndarray) -> np.ndarray:
+        """Normalised states (..., C, H, W) back to physical units."""
+        return self.dataset.denormalise(states)
+
+
+def to_dataset(
+    data: ForecastData, inits: pd.DatetimeIndex, leads_hours: Sequence[float], members: np.ndarray
+) -> xr.Dataset:
+    """Members (B, M, L, C, H, W) as a canonical forecast dataset (dims ``init_time, member,
+    lead_time, [level], latitude, longitude``)."""
+    d = data.dataset
+    da = xr.DataArray(
+        members,
+        dims=(INIT_TIME, MEMBER, LEAD_TIME, CHANNEL, LAT, LON),
+        coords={
+            INIT_TIME: pd.DatetimeIndex(inits),
+            MEMBER: np.arange(members.shape[1]),
+            LEAD_TIME: pd.to_timedelta(list(leads_hours), unit="h"),
+            CHANNEL: list(d.channels),
+            LAT: d.latitude,
+            LON: d.longitude,
+        },
+    )
+    return from_channels(da)

@@ -1,0 +1,120 @@
+"""Normalisation of states and residuals (:class:`Normalization`): the store statistics per
+channel and the tendency std per lead, fitted on the training period by
+:func:`generators.data.dataset.fit_normalization` and stored in every checkpoint."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipeline.errors import InputError
+
+TENDENCY_FLOOR = 0.05  # a grid point's tendency std is at least this share of the grid median
+
+
+def recent_variability(history: torch.Tensor, offsets: Sequence[int]) -> torch.Tensor:
+    """(B, C) mean squared increment per native step of a normalised history
+    (B, K, C, H, W) with offsets ``o_1 < ... < o_K``:
+    v = mean over k and the grid of (z[o_k+1] - z[o_k])^2 / (o_k+1 - o_k)
+    (a random walk's increments scale with the square root of the gap)."""
+    gaps = torch.as_tensor(np.diff(np.asarray(offsets)), dtype=history.dtype, device=history.device)
+    increments = history[:, 1:] - history[:, :-1]
+    return (increments.square().mean(dim=(-2, -1)) / gaps[None, :, None]).mean(dim=1)
+
+
+@dataclass(frozen=True, eq=False)
+class Normalization:
+    """States ``(x - mean) / std`` per channel; residuals at a lead
+    ``(x[t+l] - x[t]) / (tendency_std[l] * s)``, with ``s = 1`` or, under variability
+    scaling, ``s = sqrt(v / variability)`` clipped to [1/4, 4] (:func:`recent_variability`
+    of the sample's history against its training-period mean ``variability``).
+
+    mean, std:    (C,) from the store statistics.
+    tendency_std: (L, C) per channel, or (L, C, H, W) per channel and grid point; one row
+                  per entry of ``leads_hours``.
+    variability:  (C,) or None (no variability scaling).
+    """
+
+    channels: tuple[str, ...]
+    mean: np.ndarray
+    std: np.ndarray
+    leads_hours: tuple[float, ...]
+    tendency_std: np.ndarray
+    variability: np.ndarray | None = None
+
+    def variability_scale(self, history: torch.Tensor, offsets: Sequence[int]) -> torch.Tensor:
+        """(B, C) residual scale ``s`` of normalised histories (B, K, C, H, W); ones
+        without variability scaling."""
+        if self.variability is None:
+            return history.new_ones(history.shape[0], history.shape[2])
+        reference = torch.as_tensor(self.variability, dtype=history.dtype, device=history.device)
+        return (recent_variability(history, offsets) / reference).sqrt().clamp(0.25, 4.0)
+
+    def lead_index(self, lead_hours: float) -> int:
+        for i, lead in enumerate(self.leads_hours):
+            if abs(lead - lead_hours) < 1e-6:
+                return i
+        raise InputError(
+            f"lead {lead_hours:g} h has no tendency std: the model was trained for leads "
+            f"{[f'{h:g}' for h in self.leads_hours]} h; ask for one of them or a multiple of "
+            "a rollout step"
+        )
+
+    @property
+    def per_grid_point(self) -> bool:
+        return self.tendency_std.ndim == 4
+
+    def residual_to_state(self, lead_hours: float) -> np.ndarray:
+        """(C, 1, 1), or (C, H, W) per grid point: the factor turning a normalised residual
+        into a normalised-state increment, ``tendency_std[l] / std``."""
+        return (self._tendency(lead_hours) / self.std[:, None, None]).astype(np.float32)
+
+    def state_to_residual(self, lead_hours: float) -> np.ndarray:
+        """The inverse factor, ``std / tendency_std[l]`` (computed in float64)."""
+        return (self.std[:, None, None] / self._tendency(lead_hours)).astype(np.float32)
+
+    def _tendency(self, lead_hours: float) -> np.ndarray:
+        tendency = self.tendency_std[self.lead_index(lead_hours)]
+        return tendency if self.per_grid_point else tendency[:, None, None]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "channels": list(self.channels),
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+            "leads_hours": list(self.leads_hours),
+            "tendency_std": self.tendency_std.tolist(),
+            "variability": None if self.variability is None else self.variability.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Normalization:
+        return cls(
+            channels=tuple(d["channels"]),
+            mean=np.asarray(d["mean"], dtype=np.float64),
+            std=np.asarray(d["std"], dtype=np.float64),
+            leads_hours=tuple(float(h) for h in d["leads_hours"]),
+            tendency_std=np.asarray(d["tendency_std"], dtype=np.float64),
+            variability=None
+            if d.get("variability") is None
+            else np.asarray(d["variability"], dtype=np.float64),
+        )
+
+
+def grid_point_tendency_std(
+    tendency: np.ndarray, std: np.ndarray, channel_std: np.ndarray
+) -> np.ndarray:
+    """(C, H, W) std over the samples of normalised tendencies (N, C, H, W), in physical
+    units (times ``std``), floored at ``TENDENCY_FLOOR`` times each channel's grid median;
+    ``channel_std`` where a point has no finite sample."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN points: filled below
+        point = np.nanstd(tendency, axis=0) * std[:, None, None]
+    point = np.where(np.isfinite(point), point, channel_std[:, None, None])
+    floor = TENDENCY_FLOOR * np.median(point, axis=(1, 2))
+    return np.maximum(point, floor[:, None, None])

@@ -1,0 +1,121 @@
+"""What the flows compose, checked with spies in place of the tasks and library calls (no
+Prefect server, checkpoint or store needed): the forecast flow's ``batch_members`` and
+``compile`` reach :func:`forecast_to_store`; the train flow trains, then calibrates when
+the config has a calibration section (training itself never calibrates).
+"""
+
+from __future__ import annotations
+
+import types
+
+import pandas as pd
+
+from flows import pipelines, tasks
+
+INITS = ["2019-03-22T00:00:00", "2019-03-22T06:00:00", "2019-03-22T12:00:00"]
+
+
+def test_the_forecast_flow_passes_batch_members_and_compile_to_its_tasks(tmp_path, monkeypatch):
+    calls = []
+
+    def spy_unless_done(task_, done):
+        assert task_ is tasks.forecast_init_times
+
+        def run(*args, **kwargs):
+            calls.append((args, kwargs))
+            return list(args[2])
+
+        return run
+
+    monkeypatch.setattr(pipelines, "unless_done", spy_unless_done)
+    pipelines.forecast.fn(
+        checkpoint="k.pt",
+        store="analysis.zarr",
+        init_times=INITS,
+        out=str(tmp_path / "absent.zarr"),
+        leads_hours=[6.0],
+        members=2,
+        batch_members=4,
+        compile=False,
+    )
+    assert [len(args[2]) for args, _ in calls] == [2, 1]  # batch_members // members per task
+    assert all(kw["batch_members"] == 4 and kw["compile"] is False for _, kw in calls)
+
+
+def test_the_forecast_task_passes_batch_members_and_compile_to_the_library(monkeypatch):
+    import generators.rollout_store
+
+    seen = {}
+
+    def spy_forecast_to_store(checkpoint, store, inits, leads_hours, n_members, out, **kwargs):
+        seen.update(kwargs)
+        return types.SimpleNamespace(init_times=tuple(pd.DatetimeIndex(inits)))
+
+    monkeypatch.setattr(generators.rollout_store, "forecast_to_store", spy_forecast_to_store)
+    written = tasks.forecast_init_times.fn(
+        "k.pt",
+        "analysis.zarr",
+        INITS,
+        [6.0],
+        2,
+        "out.zarr",
+        None,
+        0,
+        True,
+        "cpu",
+        False,
+        batch_members=6,
+        compile=False,
+    )
+    assert written == INITS
+    assert seen["batch_members"] == 6 and seen["compile"] is False
+
+
+CONFIG = """
+model: {kind: flow_matching, backbone: {widths: [8]}}
+data: {train: {start: 2019-03-01, end: 2019-03-10}}
+steps: 10
+"""
+CALIBRATION = "calibration: {period: {start: 2019-03-11, end: 2019-03-14}, members: 4}\n"
+
+
+def test_the_train_flow_calibrates_after_training_when_the_config_asks(tmp_path, monkeypatch):
+    calls = []
+
+    def spy_unless_done(task_, done):
+        def run(*args, **kwargs):
+            calls.append((task_, args))
+            return str(tmp_path / "run" / "last.pt")
+
+        return run
+
+    monkeypatch.setattr(pipelines, "unless_done", spy_unless_done)
+    plain, calibrated = tmp_path / "plain.yaml", tmp_path / "calibrated.yaml"
+    plain.write_text(CONFIG)
+    calibrated.write_text(CONFIG + CALIBRATION)
+
+    pipelines.train.fn("analysis.zarr", str(plain), str(tmp_path / "run"))
+    assert [task_ for task_, _ in calls] == [tasks.train_generator]
+
+    calls.clear()
+    checkpoint = pipelines.train.fn("analysis.zarr", str(calibrated), str(tmp_path / "run"))
+    assert [task_ for task_, _ in calls] == [tasks.train_generator, tasks.calibrate_generator]
+    assert calls[1][1][:3] == (checkpoint, "analysis.zarr", str(calibrated))
+
+
+def test_the_calibrate_task_fits_the_configs_calibration(tmp_path, monkeypatch):
+    import generators.calibration
+
+    seen = []
+    monkeypatch.setattr(
+        generators.calibration,
+        "calibrate_checkpoint",
+        lambda checkpoint, store, config, **kwargs: seen.append((checkpoint, store, config)),
+    )
+    config = tmp_path / "calibrated.yaml"
+    config.write_text(CONFIG + CALIBRATION)
+    out = tasks.calibrate_generator.fn("run/last.pt", "analysis.zarr", str(config), [], False)
+    assert out == "run/last.pt"
+    [(checkpoint, store, calibration)] = seen
+    assert (checkpoint, store) == ("run/last.pt", "analysis.zarr")
+    assert calibration.members == 4 and str(calibration.period.start) == "2019-03-11"
