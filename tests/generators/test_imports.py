@@ -1,5 +1,5 @@
-"""The import graph of the generators: no cycle between its modules, and a torch-free
-``pipeline``.
+"""The import graph of the generators: no cycle between its modules (the layering across
+packages and the torch-free packages are tests/test_layers.py's).
 
 The graph is read from the source (top-level imports; those under ``if TYPE_CHECKING:``
 are annotations only and left out). Importing ``a.b.c`` runs ``a/__init__`` and
@@ -9,8 +9,6 @@ are annotations only and left out). Importing ``a.b.c`` runs ``a/__init__`` and
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,19 +83,3 @@ def test_the_generators_modules_import_one_another_without_a_cycle():
 def test_training_does_not_import_calibration_or_rollout():
     graph = generators_graph()
     assert not graph["generators.train"] & {"generators.calibration", "generators.rollout"}
-
-
-def test_pipeline_imports_no_torch():
-    modules = sorted(
-        module_name(p) for p in (ROOT / "pipeline").rglob("*.py") if p.name != "__main__.py"
-    )
-    code = (
-        "import importlib, sys\n"
-        f"for name in {modules!r}:\n"
-        "    importlib.import_module(name)\n"
-        "print('torch' in sys.modules)\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    assert out.stdout.strip() == "False", f"a pipeline module loads torch: {out.stdout}"
