@@ -1,8 +1,8 @@
 """Prefect settings that wxens needs on a small offline machine, applied before Prefect loads.
 
 An ad hoc run (``wxens run``, ``wxens demo``) without ``PREFECT_API_URL`` makes Prefect
-start a temporary local API server; on 2 busy cores that can take longer than Prefect's
-20 s default, and nothing may phone home. Values the user has set win.
+start a temporary local API server; on a small, busy machine that can take longer than
+Prefect's default start-up timeout, and nothing may phone home. Values the user has set win.
 """
 
 from __future__ import annotations

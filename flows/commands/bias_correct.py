@@ -1,4 +1,4 @@
-"""``wxens bias-correct FORECAST --truth STORE --out CORRECTED [--weight W]
+"""``wxens bias-correct FORECAST --truth STORE --out CORRECTED [--bias-weight W]
 [--spread-weight S] [--rank-weight R]``: shift each forecast's members by the
 decaying-average error of the earlier forecasts of the same lead and time of day that have
 verified, optionally scale their spread by those forecasts' decaying-average spread-skill
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 
+from flows.commands.options import deprecated_alias
 from generators.correction.spec import CorrectionSpec
 
 NAME = "bias-correct"
@@ -26,11 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--truth", required=True, help="analysis store the errors are taken on")
     parser.add_argument("--out", required=True, help="corrected forecast store to write")
     parser.add_argument(
-        "--weight",
+        "--bias-weight",
         type=float,
         default=CorrectionSpec.bias_weight,
         help="weight of the newest verified error, in (0, 1] (default %(default)s)",
     )
+    deprecated_alias(parser, "--weight", "--bias-weight", type=float)
     parser.add_argument(
         "--spread-weight",
         type=float,
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from generators.correction.ranks import RANK_STATISTIC
     from pipeline.schema import INIT_TIME, LEAD_TIME
 
-    spec = CorrectionSpec(args.weight, args.spread_weight, args.rank_weight)
+    spec = CorrectionSpec(args.bias_weight, args.spread_weight, args.rank_weight)
     result = bias_correct_store(args.forecast, args.truth, args.out, spec)
     extra = "".join(
         f", {what} weight {weight:g}"
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         if weight is not None
     )
     print(
-        f"{args.out}: {result.bias.sizes[INIT_TIME]} initial time(s), weight {args.weight:g}{extra}"
+        f"{args.out}: {result.bias.sizes[INIT_TIME]} initial time(s), weight {args.bias_weight:g}{extra}"
     )
     hours = result.bias[LEAD_TIME].values / np.timedelta64(1, "h")
 

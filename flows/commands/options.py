@@ -28,13 +28,15 @@ class _DeprecatedAlias(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def deprecated_alias(parser: argparse.ArgumentParser, old: str, new: str, **kwargs: Any) -> None:
+def deprecated_alias(
+    parser: argparse.ArgumentParser, old: str, new: str, dest: str | None = None, **kwargs: Any
+) -> None:
     """Accept ``old`` as a hidden, deprecated spelling of the option ``new``.
 
-    ``kwargs`` are the new option's ``type``/``nargs``/``metavar`` so that the old spelling
-    parses the same values.
+    ``dest`` is the new option's (derived from ``new`` by default); ``kwargs`` are its
+    ``type``/``nargs``/``metavar`` so that the old spelling parses the same values.
     """
-    dest = new.lstrip("-").replace("-", "_")
+    dest = dest or new.lstrip("-").replace("-", "_")
     parser.add_argument(
         old, dest=dest, action=_DeprecatedAlias, replacement=new, help=argparse.SUPPRESS, **kwargs
     )

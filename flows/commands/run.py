@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from flows.commands.options import deprecated_alias
 from generators.correction.spec import CorrectionSpec
 
 NAME = "run"
@@ -60,16 +61,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ens = parser.add_argument_group("ensemble")
     ens.add_argument("--members", type=int, default=50, help="ensemble size (default 50)")
     ens.add_argument(
-        "--leads",
+        "--lead",
         help="comma list of leads, e.g. 1h,3h,6h,12h,24h (default: the checkpoint's trained leads)",
     )
+    deprecated_alias(ens, "--leads", "--lead")
     ens.add_argument(
         "--sampler", help="sampler spec, e.g. euler:nfe=10 (default: the checkpoint's)"
     )
     ens.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     ens.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
     out = parser.add_argument_group("outputs")
-    out.add_argument("--forecast-store", required=True, help="forecast store to create or extend")
+    out.add_argument("--out", help="forecast store to create or extend (required)")
+    deprecated_alias(out, "--forecast-store", "--out")
     out.add_argument("--scores", required=True, help="scores file (NetCDF groups) to write")
     out.add_argument("--report", help="HTML report to write")
     out.add_argument(
@@ -130,15 +133,17 @@ def parse_leads(text: str | None) -> list[float] | None:
     try:
         hours = [pd.Timedelta(part.strip()) / pd.Timedelta(hours=1) for part in text.split(",")]
     except ValueError as err:
-        raise InputError(f"--leads {text!r}: give durations such as 1h,3h,24h ({err})") from None
+        raise InputError(f"--lead {text!r}: give durations such as 1h,3h,24h ({err})") from None
     if any(h <= 0 for h in hours):
-        raise InputError(f"--leads {text!r}: every lead must be positive")
+        raise InputError(f"--lead {text!r}: every lead must be positive")
     return hours
 
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.errors import InputError
 
+    if args.out is None:
+        raise InputError("give the forecast store to create or extend: --out STORE")
     if (args.spread_weight is not None or args.rank_weight is not None) and not args.bias_correct:
         raise InputError(
             "--spread-weight and --rank-weight correct the bias-corrected store: give "
@@ -160,13 +165,13 @@ def run(args: argparse.Namespace) -> int:
     state = ensemble_run(
         store=args.store,
         checkpoint=args.checkpoint,
-        forecast_store=args.forecast_store,
+        forecast_store=args.out,
         scores=args.scores,
         report=args.report,
         init_times=inits,
         latest=args.latest,
         cycle_hours=args.cycle,
-        leads_hours=parse_leads(args.leads),
+        leads_hours=parse_leads(args.lead),
         members=args.members,
         sampler=args.sampler,
         seed=args.seed,

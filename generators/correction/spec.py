@@ -18,7 +18,7 @@ SPREAD_WEIGHT = "spread"
 RANK_WEIGHT = "rank-recalibration"
 
 _HINTS = {
-    BIAS_WEIGHT: "--bias-weight (wxens run) or --weight (wxens bias-correct): w = 1 keeps only "
+    BIAS_WEIGHT: "--bias-weight: w = 1 keeps only "
     "the newest verified error, a smaller w averages about the last 1/w forecasts of each "
     "lead and time of day",
     SPREAD_WEIGHT: "--spread-weight: w = 1 keeps only the newest verified forecast, a smaller w "

@@ -102,7 +102,7 @@ def test_wxens_run_prints_where_the_outputs_are_and_the_steps(chain, monkeypatch
         ["run", "--store", p["store"], "--source", *p["sources"], "--variables", "t2m"]
         + ["--checkpoint", p["checkpoint"], "--train-config", p["train_config"]]
         + ["--init", "2000-01-08T00/2000-01-08T18/6h", "--members", str(p["members"])]
-        + ["--forecast-store", p["forecast_store"], "--scores", p["scores"]]
+        + ["--out", p["forecast_store"], "--scores", p["scores"]]
         + ["--report", p["report"], "--dask-scheduler", p["dask_scheduler"]]
     )
     out = capsys.readouterr().out
@@ -119,14 +119,14 @@ def test_wxens_run_with_a_missing_store_exits_2_with_the_fix(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     code = main(
         ["run", "--store", "nowhere.zarr", "--checkpoint", "nowhere.pt"]
-        + ["--forecast-store", "f.zarr", "--scores", "s.nc"]
+        + ["--out", "f.zarr", "--scores", "s.nc"]
     )
     assert code == 2
     assert "nowhere.zarr: no such store; create it with `wxens ingest" in capsys.readouterr().err
     assert not (tmp_path / "f.zarr").exists()
     code = main(
         ["run", "--store", "nowhere.zarr", "--checkpoint", "nowhere.pt"]
-        + ["--forecast-store", "f.zarr", "--scores", "s.nc", "--spread-weight", "0.7"]
+        + ["--out", "f.zarr", "--scores", "s.nc", "--spread-weight", "0.7"]
     )
     assert code == 2
     assert "give --bias-correct STORE too" in capsys.readouterr().err
@@ -135,7 +135,7 @@ def test_wxens_run_with_a_missing_store_exits_2_with_the_fix(tmp_path, monkeypat
         (["--baseline-store", "b.zarr"], "go with --baseline NAME"),
     ):
         base = ["run", "--store", "nowhere.zarr", "--checkpoint", "nowhere.pt"]
-        assert main([*base, "--forecast-store", "f.zarr", "--scores", "s.nc", *flags]) == 2
+        assert main([*base, "--out", "f.zarr", "--scores", "s.nc", *flags]) == 2
         assert message in capsys.readouterr().err
 
 

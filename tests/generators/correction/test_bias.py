@@ -214,7 +214,7 @@ def test_cli_writes_a_corrected_store_and_refuses_bad_input(analysis, tmp_path, 
     np.testing.assert_allclose(late - (before - 1.5), 1.5 * 0.8**3, atol=1e-4)
     # a rerun overwrites its own store; another weight, or a corrected input, is refused
     assert main(["bias-correct", str(raw), "--truth", truth, "--out", str(out)]) == 0
-    args = ["bias-correct", str(raw), "--truth", truth, "--out", str(out), "--weight", "0.5"]
+    args = ["bias-correct", str(raw), "--truth", truth, "--out", str(out), "--bias-weight", "0.5"]
     assert main(args) == 2
     assert (
         main(["bias-correct", str(out), "--truth", truth, "--out", str(tmp_path / "x.zarr")]) == 2

@@ -1,0 +1,57 @@
+"""One flag vocabulary: every command spells --lead, --out and --bias-weight the same way, and
+the old spellings still parse, for one release, saying what replaces them."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from flows.commands import COMMANDS
+
+
+def parser_of(name: str) -> argparse.ArgumentParser:
+    command = next(c for c in COMMANDS if c.NAME == name)
+    parser = argparse.ArgumentParser(prog=f"wxens {name}")
+    command.add_arguments(parser)
+    return parser
+
+
+def option_strings(name: str) -> set[str]:
+    return {
+        s for a in parser_of(name)._actions if a.help != argparse.SUPPRESS for s in a.option_strings
+    }
+
+
+RUN = ["--store", "s.zarr", "--checkpoint", "k", "--scores", "s.nc"]
+CORRECT = ["f.zarr", "--truth", "s.zarr", "--out", "c.zarr"]
+
+
+@pytest.mark.parametrize(
+    ("name", "base", "old", "new", "dest", "value"),
+    [
+        ("run", RUN, "--leads", "--lead", "lead", "1h,6h"),
+        ("run", RUN, "--forecast-store", "--out", "out", "f.zarr"),
+        ("bias-correct", CORRECT, "--weight", "--bias-weight", "bias_weight", "0.5"),
+    ],
+)
+def test_an_old_spelling_parses_as_the_new_one_and_says_so(
+    name, base, old, new, dest, value, capsys
+):
+    parser = parser_of(name)
+    new_args = parser.parse_args([*base, new, value])
+    assert capsys.readouterr().err == ""
+    old_args = parser.parse_args([*base, old, value])
+    assert vars(old_args) == vars(new_args)
+    err = capsys.readouterr().err
+    assert f"{old} is deprecated" in err and f"use {new}" in err
+    assert old not in option_strings(name)  # hidden from --help
+
+
+def test_commands_share_the_vocabulary():
+    for name in ("forecast", "run"):
+        assert {"--lead", "--out", "--members", "--seed", "--sampler"} <= option_strings(name)
+    for name in ("bias-correct", "run"):
+        assert {"--bias-weight", "--spread-weight", "--rank-weight"} <= option_strings(name)
+    for name in ("bias-correct", "baseline", "verify", "calibrate", "train"):
+        assert "--out" in option_strings(name)
