@@ -125,9 +125,9 @@ def forecast(
     Returns every initial time now complete in ``out`` among those asked.
     """
     from generators.checkpoint import load_checkpoint
+    from generators.rollout_plan import check_ensemble_size
 
-    if members < 1 or batch_members < 1:
-        raise InputError(f"members ({members}) and batch_members ({batch_members}) must be >= 1")
+    check_ensemble_size(members, batch_members)
     asked = pd.DatetimeIndex(pd.to_datetime(init_times)).unique().sort_values()
     leads = list(leads_hours or load_checkpoint(checkpoint).leads_hours)
     pending = asked.difference(complete_init_times(out))

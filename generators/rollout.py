@@ -31,9 +31,8 @@ from generators.correction.spread import SpreadCalibration
 from generators.data import calendar_features
 from generators.data.forecast import ForecastData
 from generators.device import autocast, resolve_device
-from generators.rollout_plan import RolloutPlan, plan_rollout, same_hours
+from generators.rollout_plan import RolloutPlan, check_ensemble_size, plan_rollout, same_hours
 from generators.samplers import Sampler
-from pipeline.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +99,7 @@ def iter_forecast(
     B * M per batch (at least one initial time per batch). ``model`` defaults to the
     checkpoint's EMA model; any generator with a ``backbone`` may be given. ``bf16`` and
     ``compile`` act on CUDA only (on a CPU both made the small models slower)."""
-    if n_members < 1:
-        raise InputError(f"members must be at least 1, got {n_members}")
+    check_ensemble_size(n_members, batch_members)
     inits = pd.DatetimeIndex(inits)
     plan = plan_rollout(leads_hours, checkpoint.leads_hours, data.history_hours)
     dev = resolve_device(device)

@@ -70,6 +70,18 @@ class RolloutPlan:
         return self.rollout_steps + sum(1 for leg in self.legs if leg.direct_hours)
 
 
+def check_ensemble_size(n_members: int, batch_members: int) -> None:
+    """Refuse an ensemble of fewer than one member, or a batch bound below one member.
+
+    ``batch_members`` bounds initial times x members drawn together on the device; the
+    forecast flow checks with this before it starts any task, the forecast itself before
+    it draws."""
+    if n_members < 1 or batch_members < 1:
+        raise InputError(
+            f"members ({n_members}) and batch_members ({batch_members}) must both be at least 1"
+        )
+
+
 def plan_rollout(
     leads_hours: Sequence[float], trained_hours: Sequence[float], history_hours: Sequence[float]
 ) -> RolloutPlan:

@@ -17,9 +17,8 @@ from generators.correction.spread import SpreadCalibration
 from generators.data.forecast import ForecastData, to_dataset
 from generators.device import resolve_device
 from generators.rollout import default_sampler, iter_forecast
-from generators.rollout_plan import plan_rollout
+from generators.rollout_plan import check_ensemble_size, plan_rollout
 from generators.samplers import Sampler
-from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, write_forecast
 from pipeline.store import AnalysisStore
 
@@ -65,8 +64,7 @@ def forecast_to_store(
     SSR before/after. ``compile``: ``torch.compile`` the network on CUDA (the first batch
     pays the compilation). Every input is checked before anything is written.
     """
-    if n_members < 1:
-        raise InputError(f"members must be at least 1, got {n_members}")
+    check_ensemble_size(n_members, batch_members)
     loaded = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     data = ForecastData.from_store(loaded, store)
     inits = pd.DatetimeIndex(inits)

@@ -27,7 +27,7 @@ from generators.config import DataConfig, ModelSpec, TrainConfig
 from generators.data import ResidualDataset, SampleSpec, recent_variability
 from generators.data.forecast import ForecastData
 from generators.rollout import forecast_members
-from generators.rollout_plan import Leg, plan_rollout
+from generators.rollout_plan import Leg, check_ensemble_size, plan_rollout
 from pipeline.errors import InputError
 from pipeline.forecast_store import open_forecast
 from pipeline.solar import toa_insolation
@@ -447,3 +447,9 @@ def test_a_per_grid_point_tendency_std_scales_each_points_step():
     start = store.dataset.t2m.sel(time=init[0]).values
     np.testing.assert_allclose((b - start)[..., :4], (a - start)[..., :4], atol=2e-4)
     np.testing.assert_allclose((b - start)[..., 4:], 2.0 * (a - start)[..., 4:], atol=2e-4)
+
+
+@pytest.mark.parametrize(("members", "batch_members"), [(0, 512), (50, 0)])
+def test_an_empty_ensemble_or_batch_is_refused_naming_both(members, batch_members):
+    with pytest.raises(InputError, match=rf"members \({members}\) and batch_members"):
+        check_ensemble_size(members, batch_members)
