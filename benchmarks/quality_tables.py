@@ -1,0 +1,42 @@
+"""Markdown and JSON output shared by the quality studies (``quality_uk``,
+``quality_synthetic``): rendering only, every figure comes from a scorecard."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+log = logging.getLogger(__name__)
+
+
+def lead_table(
+    rows: Mapping[str, Mapping[str, object]],
+    leads: Sequence[str],
+    cell: Callable[[object, str], str],
+    *,
+    header: bool = True,
+    title: str = "",
+) -> list[str]:
+    """A markdown table, one line per row, one column per lead: ``cell(rows[name][lead],
+    lead)``. Without ``header``, the lines continue the table above."""
+    lines = []
+    if header:
+        prefix = f"{title} " if title else ""
+        lines += [
+            "| | " + " | ".join(f"{prefix}{h} h" for h in leads) + " |",
+            "| --- | " + " | ".join("---" for _ in leads) + " |",
+        ]
+    for name, row in rows.items():
+        lines.append(f"| {name} | " + " | ".join(cell(row[h], h) for h in leads) + " |")
+    return lines
+
+
+def write_results(name: str, payload: dict, markdown: str, results: Path = RESULTS) -> None:
+    """``results/NAME.json`` (the payload) and ``results/NAME.md``."""
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{name}.json").write_text(json.dumps(payload, indent=1) + "\n")
+    (results / f"{name}.md").write_text(markdown)
+    log.info("wrote %s", results / f"{name}.md")
