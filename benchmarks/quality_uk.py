@@ -30,6 +30,7 @@ from generators.correction.baselines import BaselineConfig, baseline_to_store
 from generators.correction.bias import bias_correct_store
 from generators.correction.spec import CorrectionSpec
 from generators.rollout_store import forecast_to_store
+from pipeline.errors import InputError
 from pipeline.forecast_store import complete_init_times
 from pipeline.schema import Period
 from pipeline.store import ingest
@@ -45,8 +46,19 @@ SCORECARD = dict(physics_init_times=0, energy_score=False, interval_draws=2000, 
 
 
 def spec_of(text: str) -> CorrectionSpec:
-    """``W``, ``W:S``, ``W:S:R`` or ``W::R`` (bias, spread, rank weights) as a spec."""
-    return CorrectionSpec(*(float(p) if p else None for p in text.split(":")))
+    """``W``, ``W:S``, ``W:S:R`` or ``W::R`` (bias, spread, rank weights) as a spec; the
+    weights are checked by :class:`CorrectionSpec`."""
+    parts = text.split(":")
+    try:
+        weights = [float(p) if p else None for p in parts]
+    except ValueError:
+        weights = []
+    if not 1 <= len(weights) <= 3 or weights[0] is None:
+        raise InputError(f"correction {text!r}: give W, W:S, W:S:R or W::R (bias, spread, rank)")
+    try:
+        return CorrectionSpec(*weights)
+    except InputError as error:
+        raise InputError(f"correction {text!r}: {error}") from None
 
 
 def row_label(spec: CorrectionSpec | None) -> str:
