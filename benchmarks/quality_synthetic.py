@@ -24,8 +24,7 @@ from pathlib import Path
 import pandas as pd
 import xarray as xr
 
-from benchmarks.quality_tables import write_results
-from benchmarks.quality_uk import scorecard
+from benchmarks.quality_tables import scorecard, write_results
 from generators.config import load_train_config
 from generators.rollout_store import forecast_to_store
 from generators.train import train

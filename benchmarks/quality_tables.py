@@ -1,5 +1,5 @@
-"""Markdown and JSON output shared by the quality studies (``quality_uk``,
-``quality_synthetic``): rendering only, every figure comes from a scorecard."""
+"""What the quality studies share: a scorecard read by lead, markdown tables and the JSON
+and markdown files written; rendering only, every figure comes from a scorecard."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+
+import pandas as pd
+import xarray as xr
 
 RESULTS = Path(__file__).resolve().parent / "results"
 log = logging.getLogger(__name__)
@@ -32,6 +35,17 @@ def lead_table(
     for name, row in rows.items():
         lines.append(f"| {name} | " + " | ".join(cell(row[h], h) for h in leads) + " |")
     return lines
+
+
+def scorecard(tree: xr.DataTree, variable: str) -> dict[str, dict[str, float]]:
+    """The scorecard of one variable as {lead hours: {score: value}}."""
+    card = tree["scorecard"].to_dataset().sel(variable=variable)
+    out = {}
+    for lead in card.lead_time.values:
+        hours = f"{pd.Timedelta(lead) / pd.Timedelta(hours=1):g}"
+        values = card.sel(lead_time=lead)
+        out[hours] = {k: float(v) for k, v in values.data_vars.items() if v.ndim == 0}
+    return out
 
 
 def write_results(name: str, payload: dict, markdown: str, results: Path = RESULTS) -> None:

@@ -23,9 +23,8 @@ import logging
 from pathlib import Path
 
 import pandas as pd
-import xarray as xr
 
-from benchmarks.quality_tables import lead_table, write_results
+from benchmarks.quality_tables import lead_table, scorecard, write_results
 from generators.correction.baselines import BaselineConfig, baseline_to_store
 from generators.correction.bias import bias_correct_store
 from generators.correction.spec import CorrectionSpec
@@ -70,17 +69,6 @@ def row_label(spec: CorrectionSpec | None) -> str:
     if spec.rank_weight is not None:
         label += f", rank-recalibrated (w {spec.rank_weight:g})"
     return label
-
-
-def scorecard(tree: xr.DataTree, variable: str) -> dict[str, dict[str, float]]:
-    """The scorecard of one variable as {lead hours: {score: value}}."""
-    card = tree["scorecard"].to_dataset().sel(variable=variable)
-    out = {}
-    for lead in card.lead_time.values:
-        hours = f"{pd.Timedelta(lead) / pd.Timedelta(hours=1):g}"
-        values = card.sel(lead_time=lead)
-        out[hours] = {k: float(v) for k, v in values.data_vars.items() if v.ndim == 0}
-    return out
 
 
 def main() -> None:

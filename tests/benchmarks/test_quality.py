@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from benchmarks.quality_uk import markdown, row_label, scorecard, spec_of
+from benchmarks.quality_tables import scorecard
+from benchmarks.quality_uk import markdown, row_label, spec_of
 from pipeline.errors import InputError
 
 
