@@ -40,6 +40,7 @@ log = logging.getLogger("quality_uk")
 ROOT = Path(__file__).resolve().parents[1]
 BASELINES = ("climatology", "persistence")
 RANK_TARGET = 1.5  # the rank max/min ratio the UK sample aims at
+FLOOR = ("rank_max_min_error_surrogate", "floor_at_least_model", "floor_above_target")
 #: what every scorecard computes: no physics, spectra or energy score; intervals of 2000 draws
 SCORECARD = dict(physics_init_times=0, energy_score=False, interval_draws=2000, progress=False)
 
@@ -137,7 +138,14 @@ def main() -> None:
         tree = verify_store(
             path, store, scores, reference=reference, config=VerifyConfig(**SCORECARD | config)
         ).tree
-        return scorecard(tree, "t2m")
+        card = scorecard(tree, "t2m")
+        if "rank_floor" in tree.children:  # every replica: the shares beside the median
+            replicas = tree["rank_floor"]["rank_max_min_error_surrogate"].sel(variable="t2m")
+            for h, lead in zip(card, replicas.lead_time, strict=True):
+                ratios = replicas.sel(lead_time=lead).values
+                card[h]["floor_at_least_model"] = float((ratios >= card[h]["rank_max_min"]).mean())
+                card[h]["floor_above_target"] = float((ratios > RANK_TARGET).mean())
+        return card
 
     hours = sorted(set(inits.hour))
 
@@ -171,12 +179,7 @@ def main() -> None:
             for name, floor in zip(BASELINES, (0, args.floor_replicas), strict=True)
         }
         rows[label] = {
-            h: against[better[h]][h]
-            | {
-                "rank_max_min_error_surrogate": against[BASELINES[1]][h][
-                    "rank_max_min_error_surrogate"
-                ]
-            }
+            h: against[better[h]][h] | {k: against[BASELINES[1]][h][k] for k in FLOOR}
             for h in lead_keys
         }
     bias = {name: by_hour(path) for name, path in {**stores, **models}.items()}
@@ -243,14 +246,19 @@ def markdown(p: dict, model: str) -> str:
         "",
         "## Rank max/min against a reliable ensemble with the errors' spatial correlation",
         "",
-        "Cells read `model / floor`: the floor is the median ratio of replicas of a reliable "
-        "ensemble whose fields correlate in space as the row's ensemble-mean errors do "
-        f"(`VerifyConfig.error_surrogate_replicas`); the target is {RANK_TARGET:g}.",
+        "Replicas of a reliable ensemble whose fields correlate in space as the row's "
+        "ensemble-mean errors do (`VerifyConfig.error_surrogate_replicas`). Cells read "
+        f"`model / floor (P(floor ≥ model); P(floor > {RANK_TARGET:g}))`: the median replica, "
+        "the share of replicas at least as uneven as the model, and the share that would miss "
+        f"the target of {RANK_TARGET:g}.",
         "",
         *lead_table(
             rows,
             leads,
-            lambda s, h: f"{s['rank_max_min']:.2f} / {s['rank_max_min_error_surrogate']:.2f}",
+            lambda s, h: (
+                f"{s['rank_max_min']:.2f} / {s['rank_max_min_error_surrogate']:.2f} "
+                f"({s['floor_at_least_model']:.2f}; {s['floor_above_target']:.2f})"
+            ),
         ),
         "",
         "## Sampling uncertainty on the test days (90% intervals)",

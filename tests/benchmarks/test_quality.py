@@ -50,6 +50,14 @@ def card(crps: float, **more: float) -> dict[str, float]:
     return figures | more
 
 
+def floor(median: float, at_least: float, above: float) -> dict[str, float]:
+    return {
+        "rank_max_min_error_surrogate": median,
+        "floor_at_least_model": at_least,
+        "floor_above_target": above,
+    }
+
+
 def test_the_tables_show_the_scorecards_figures():
     payload = {
         "sampler": "euler:nfe=2",
@@ -60,15 +68,16 @@ def test_the_tables_show_the_scorecards_figures():
         "better_baseline": {"1": "persistence"},
         "baselines": {"climatology": {"1": card(0.9)}, "persistence": {"1": card(0.5)}},
         "models": {
-            "raw": {"1": card(0.6, rank_max_min_error_surrogate=1.6)},
-            "chain": {"1": card(0.4, rank_max_min=3.0, rank_max_min_error_surrogate=1.4)},
+            "raw": {"1": card(0.6, **floor(1.6, 0.6, 0.6))},
+            "chain": {"1": card(0.4, rank_max_min=3.0, **floor(1.4, 0.0, 0.2))},
         },
         "bias_by_init_hour": {"hours": [0, 12], "rows": {"raw": {"1": [1.0, -2.0]}}},
     }
     lines = markdown(payload, "m").splitlines()
     assert "| **best baseline** | 0.500 |" in lines
     assert "| raw | 0.600 |" in lines and "| chain | 0.400 ✓ |" in lines
-    assert "| raw | 1.60 / 1.60 |" in lines and "| chain | 3.00 / 1.40 |" in lines
+    assert "| raw | 1.60 / 1.60 (0.60; 0.60) |" in lines
+    assert "| chain | 3.00 / 1.40 (0.00; 0.20) |" in lines
     assert "| chain | 3.00 (1.20) |" in lines
     assert "| chain | -0.100 [-0.200, -0.100] |" in lines
     assert "| raw | +1.00 -2.00 |" in lines

@@ -1,7 +1,8 @@
 """What the quality studies read off a scorecard: the interval of the CRPS difference with a
 reference resamples the forecast and the reference together, the spread-skill interval
-brackets a reliable ensemble's ratio, the error-surrogate rank floor is there only when
-asked, and the mean error of the initial times of one hour averages exactly those."""
+brackets a reliable ensemble's ratio, the error-surrogate rank floor (its median and every
+replica) is there only when asked, and the mean error of the initial times of one hour
+averages exactly those."""
 
 from __future__ import annotations
 
@@ -69,10 +70,18 @@ def test_the_paired_interval_resamples_the_forecast_with_its_reference():
 def test_the_error_surrogate_floor_is_there_only_when_asked(small_synthetic):
     config, truth = small_synthetic
     forecast = oracle_forecast(config, truth, 6, (6,), 5)
-    card = verify(forecast, truth, VerifyConfig(**QUIET))["scorecard"]
-    assert "rank_max_min_error_surrogate" not in card
-    card = verify(forecast, truth, VerifyConfig(error_surrogate_replicas=4, **QUIET))["scorecard"]
+    alone = verify(forecast, truth, VerifyConfig(**QUIET))
+    assert "rank_max_min_error_surrogate" not in alone["scorecard"]
+    assert "rank_floor" not in alone.children
+    tree = verify(forecast, truth, VerifyConfig(error_surrogate_replicas=4, **QUIET))
+    card = tree["scorecard"]
     assert (card["rank_max_min_error_surrogate"] >= 1).all()
+    # every replica's ratio, of which the scorecard holds the median
+    replicas = tree["rank_floor"]["rank_max_min_error_surrogate"]
+    assert replicas.sizes["replica"] == 4 and (replicas >= 1).all()
+    np.testing.assert_allclose(
+        replicas.median("replica"), card["rank_max_min_error_surrogate"], rtol=1e-12
+    )
 
 
 def test_the_mean_error_of_one_initial_hour_averages_its_initial_times():
