@@ -140,6 +140,7 @@ def main() -> None:
         "config": CONFIG,
         "overrides": args.set,
         "checkpoint": checkpoint,
+        "checkpoint_digest": provenance(rollout).checkpoint_digest,
         "train_steps": None if trained is None else trained.step,
         "test_inits": [str(t) for t in TEST],
         "members": args.members,

@@ -30,7 +30,7 @@ from generators.correction.bias import bias_correct_store
 from generators.correction.spec import CorrectionSpec
 from generators.rollout_store import forecast_to_store
 from pipeline.errors import InputError
-from pipeline.forecast_store import complete_init_times
+from pipeline.forecast_store import complete_init_times, provenance
 from pipeline.schema import Period
 from pipeline.store import ingest
 from verification.config import VerifyConfig
@@ -186,7 +186,8 @@ def main() -> None:
     payload = {
         "study": "uk_t2m",
         "checkpoint": args.checkpoint,
-        "sampler": args.sampler,
+        "checkpoint_digest": provenance(raw).checkpoint_digest,
+        "sampler": provenance(raw).sampler,
         "members": args.members,
         "seed": args.seed,
         "train": args.train,
