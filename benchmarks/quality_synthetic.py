@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 import xarray as xr
 
-from benchmarks.quality_tables import scorecard, write_results
+from benchmarks.quality_tables import run_key, scorecard, write_results
 from generators.config import load_train_config
 from generators.rollout_store import forecast_to_store
 from generators.train import train
@@ -95,7 +95,7 @@ def main() -> None:
         checkpoint = str(work / "syn_fm" / "last.pt")
 
     def forecast(name: str, inits, leads, sampler, seed: int = 0) -> Path:
-        out = work / f"{name}.zarr"
+        out = work / f"{name}-{run_key(checkpoint, sampler, args.members, seed)}.zarr"
         if not out.exists():
             forecast_to_store(
                 checkpoint, store, inits, leads, args.members, str(out),
@@ -109,12 +109,12 @@ def main() -> None:
         ).tree
         return scorecard(tree, "t2m")
 
-    oracle = work / "oracle.zarr"
+    oracle = work / f"oracle-{args.members}.zarr"
     if not oracle.exists():
         oracle_to_store(store, TEST, args.members, oracle)
     rows = {}
-    for i, sampler in enumerate([None, *args.sampler]):
-        out = forecast(f"model-{i}-{sampler or 'default'}", TEST, LEADS, sampler)
+    for sampler in [None, *args.sampler]:
+        out = forecast("model", TEST, LEADS, sampler)
         made = provenance(out)
         rows[made.sampler] = {"nfe": made.nfe, "leads": scores(out)}
     leads = [24.0 * d for d in range(1, ROLLOUT_DAYS + 1)]

@@ -3,6 +3,7 @@ and markdown files written; rendering only, every figure comes from a scorecard.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -46,6 +47,12 @@ def scorecard(tree: xr.DataTree, variable: str) -> dict[str, dict[str, float]]:
         values = card.sel(lead_time=lead)
         out[hours] = {k: float(v) for k, v in values.data_vars.items() if v.ndim == 0}
     return out
+
+
+def run_key(*what: object) -> str:
+    """A short key of what a forecast store depends on (checkpoint, sampler, members, seed):
+    a work directory holds one store per key, reused by a rerun and never by another run."""
+    return hashlib.sha256(repr(what).encode()).hexdigest()[:10]
 
 
 def write_results(name: str, payload: dict, markdown: str, results: Path = RESULTS) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.quality_tables import lead_table, scorecard, write_results
+from benchmarks.quality_tables import lead_table, run_key, scorecard, write_results
 from generators.correction.baselines import BaselineConfig, baseline_to_store
 from generators.correction.bias import bias_correct_store
 from generators.correction.spec import CorrectionSpec
@@ -116,11 +116,15 @@ def main() -> None:
 
     stores = {}
     for name in BASELINES:
-        stores[name] = work / f"{name}.zarr"
+        drawn = run_key(args.train, args.test, args.every, args.leads, args.members, args.seed)
+        stores[name] = work / f"{name}-{drawn}.zarr"
         if not complete(stores[name]):
             config = BaselineConfig(train.start, train.end, members=args.members, seed=args.seed)
             baseline_to_store(name, store, config, inits, leads, stores[name], progress=False)
-    raw = work / f"raw-seed{args.seed}.zarr"
+    key = run_key(
+        args.checkpoint, args.sampler, args.members, args.seed, args.test, args.every, args.leads
+    )
+    raw = work / f"raw-{key}.zarr"
     if not complete(raw):
         run = forecast_to_store(
             args.checkpoint, store, inits, leads, args.members, str(raw),
@@ -129,7 +133,7 @@ def main() -> None:
         log.info("forecast %d initial times with %s", len(run.init_times), run.provenance.sampler)
     models = {row_label(None): raw}
     for spec in specs:
-        out = work / f"corrected-{spec.label()}.zarr"
+        out = work / f"corrected-{key}-{spec.label()}.zarr"
         bias_correct_store(raw, store, out, spec)
         models[row_label(spec)] = out
 
