@@ -15,6 +15,7 @@ from conftest import oracle_forecast
 from verification import scores as vs
 from verification.comparison import against_reference, interval_card
 from verification.config import VerifyConfig
+from verification.output import write_scores
 from verification.resampling import score_parts
 from verification.scorecard import verify
 
@@ -67,7 +68,7 @@ def test_the_paired_interval_resamples_the_forecast_with_its_reference():
     )
 
 
-def test_the_error_surrogate_floor_is_there_only_when_asked(small_synthetic):
+def test_the_error_surrogate_floor_is_there_only_when_asked(small_synthetic, tmp_path):
     config, truth = small_synthetic
     forecast = oracle_forecast(config, truth, 6, (6,), 5)
     alone = verify(forecast, truth, VerifyConfig(**QUIET))
@@ -82,6 +83,9 @@ def test_the_error_surrogate_floor_is_there_only_when_asked(small_synthetic):
     np.testing.assert_allclose(
         replicas.median("replica"), card["rank_max_min_error_surrogate"], rtol=1e-12
     )
+    # and it is written with the scores
+    written = xr.open_datatree(write_scores(tree, tmp_path / "scores.nc"))
+    xr.testing.assert_allclose(written["rank_floor"].to_dataset(), tree["rank_floor"].to_dataset())
 
 
 def test_the_mean_error_of_one_initial_hour_averages_its_initial_times():
