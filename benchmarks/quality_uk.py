@@ -99,6 +99,8 @@ def main() -> None:
     parser.add_argument("--floor-replicas", type=int, default=100, help="rank-floor replicas")
     parser.add_argument("--name", default="quality_uk")
     args = parser.parse_args()
+    if args.floor_replicas < 1:
+        parser.error("--floor-replicas: give at least 1 (the tables show the rank floor)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
     work = args.workdir
