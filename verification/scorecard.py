@@ -14,6 +14,9 @@ NetCDF groups, reopened with ``xr.open_datatree``):
                      table (one row per variable and lead, one column per score).
 ``/rank_histogram``  (variable, lead_time, rank) counts.
 ``/reliability``     (variable, lead_time, event, forecast_probability) tables.
+``/rank_floor``      (variable, lead_time, replica) the rank max/min ratio of every
+                     error-surrogate replica (only with ``error_surrogate_replicas``; the
+                     scorecard holds their median).
 ``/multivariate``    (lead_time) energy score across channels.
 ``/spectra``         (variable, lead_time, wavenumber) member and truth power.
 ``/physics``         (check, member) scores and pass/fail; tolerances per check.
@@ -142,6 +145,12 @@ def verify(
         "/rank_histogram": _variable_first(computed["rank_histogram"].to_dataset()),
         "/reliability": _variable_first(computed["reliability"].rename({ve.THRESHOLD: EVENT})),
     }
+    if surrogate:
+        tree["/rank_floor"] = _variable_first(
+            vr.rank_max_min_ratio(computed["error_surrogate_rank_histogram"])
+            .rename("rank_max_min_error_surrogate")
+            .to_dataset()
+        )
     if config.energy_score:
         tree["/multivariate"] = computed["energy_score"].to_dataset()
     if sample:

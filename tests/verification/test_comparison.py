@@ -1,0 +1,113 @@
+"""What the quality studies read off a scorecard: the interval of the CRPS difference with a
+reference resamples the forecast and the reference together, the spread-skill interval
+brackets a reliable ensemble's ratio, the error-surrogate rank floor (its median and every
+replica) is there only when asked, and the mean error of the initial times of one hour
+averages exactly those."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from conftest import oracle_forecast
+
+from verification import scores as vs
+from verification.comparison import against_reference, interval_card
+from verification.config import VerifyConfig
+from verification.output import write_scores
+from verification.resampling import score_parts
+from verification.scorecard import verify
+
+GRID = ("latitude", "longitude")
+QUIET = dict(physics_init_times=0, energy_score=False, progress=False)
+
+
+def ensemble(members: np.ndarray, truth: np.ndarray, inits: pd.DatetimeIndex):
+    """Members (N, M, H, W) and truth (N, H, W) as DataArrays on a small UK-like grid."""
+    coords = {"init_time": inits, "latitude": np.linspace(50, 58, 4)}
+    f = xr.DataArray(members, dims=("init_time", "member", *GRID), coords=coords)
+    return f, xr.DataArray(truth, dims=("init_time", *GRID), coords=coords)
+
+
+def test_the_paired_interval_resamples_the_forecast_with_its_reference():
+    rng = np.random.default_rng(2)
+    mu = rng.normal(size=(16, 4, 5)) * np.repeat(rng.uniform(0.5, 2, 4), 4)[:, None, None]
+    truth = mu + rng.normal(size=mu.shape)
+    members = mu[:, None] + rng.normal(size=(16, 20, 4, 5))
+    config = VerifyConfig(interval_draws=2000, **QUIET)
+
+    four_days = pd.date_range("2019-03-22", periods=16, freq="6h")
+    f, y = ensemble(members, truth, four_days)
+    parts = score_parts(f, y, mean_over=GRID)
+    # a reference worse by 0.1 at every initial time: the paired difference is exactly -0.1
+    paired = xr.Dataset({"forecast": parts.fair_crps, "reference": parts.fair_crps + 0.1})
+    got = against_reference(paired, parts, 20, config)
+    np.testing.assert_allclose(
+        [got.fair_crps_minus_reference_low, got.fair_crps_minus_reference_high], (-0.1, -0.1)
+    )
+    ssr = float(vs.spread_skill_ratio(f, y, mean_over=("init_time", *GRID)))
+    bounds = interval_card(parts, 20, config)
+    low, high = float(bounds.spread_skill_ratio_low), float(bounds.spread_skill_ratio_high)
+    assert low < ssr < high and low < 1.0 < high  # a reliable ensemble
+
+    # one day: every resample is the whole sample, and the per-init means give back the SSR
+    one_day = pd.date_range("2019-03-22", periods=16, freq="1h")
+    f, y = ensemble(members, truth, one_day)
+    parts = score_parts(f, y, mean_over=GRID)
+    bounds = interval_card(parts, 20, config)
+    np.testing.assert_allclose(
+        [bounds.spread_skill_ratio_low, bounds.spread_skill_ratio_high], (ssr, ssr), rtol=1e-9
+    )
+    itself = xr.Dataset({"forecast": parts.fair_crps, "reference": parts.fair_crps})
+    got = against_reference(itself, parts, 20, config)
+    np.testing.assert_allclose(
+        [got.fair_crps_minus_reference_low, got.fair_crps_minus_reference_high],
+        (0.0, 0.0),
+        atol=1e-12,
+    )
+
+
+def test_the_error_surrogate_floor_is_there_only_when_asked(small_synthetic, tmp_path):
+    config, truth = small_synthetic
+    forecast = oracle_forecast(config, truth, 6, (6,), 5)
+    alone = verify(forecast, truth, VerifyConfig(**QUIET))
+    assert "rank_max_min_error_surrogate" not in alone["scorecard"]
+    assert "rank_floor" not in alone.children
+    tree = verify(forecast, truth, VerifyConfig(error_surrogate_replicas=4, **QUIET))
+    card = tree["scorecard"]
+    assert (card["rank_max_min_error_surrogate"] >= 1).all()
+    # every replica's ratio, of which the scorecard holds the median
+    replicas = tree["rank_floor"]["rank_max_min_error_surrogate"]
+    assert replicas.sizes["replica"] == 4 and (replicas >= 1).all()
+    np.testing.assert_allclose(
+        replicas.median("replica"), card["rank_max_min_error_surrogate"], rtol=1e-12
+    )
+    # and it is written with the scores
+    written = xr.open_datatree(write_scores(tree, tmp_path / "scores.nc"))
+    xr.testing.assert_allclose(written["rank_floor"].to_dataset(), tree["rank_floor"].to_dataset())
+
+
+def test_the_mean_error_of_one_initial_hour_averages_its_initial_times():
+    # members offset by +1 K at 00 UTC and -2 K at 12 UTC initial times, around the truth
+    rng = np.random.default_rng(4)
+    inits = pd.date_range("2019-03-22", periods=6, freq="12h")  # 00, 12, 00, 12, ...
+    lead = pd.Timedelta(hours=6)
+    grid = {"latitude": np.linspace(50, 58, 4), "longitude": np.arange(5.0)}
+    fields = rng.normal(size=(6, 4, 5))
+    truth = xr.Dataset({"t2m": (("time", *GRID), fields)}, coords={"time": inits + lead, **grid})
+    offset = np.where(inits.hour == 0, 1.0, -2.0)[:, None, None, None]
+    noise = rng.normal(size=(6, 8, 4, 5))
+    members = fields[:, None] + offset + noise - noise.mean(axis=1, keepdims=True)
+    forecast = xr.Dataset(
+        {"t2m": (("init_time", "member", *GRID), members)},
+        coords={"init_time": inits, **grid},
+    ).expand_dims(lead_time=[lead], axis=2)
+    config = VerifyConfig(scores=("ensemble_mean_error",), interval_level=0, **QUIET)
+
+    def mean_error(hour: int | None = None) -> float:
+        chosen = forecast if hour is None else forecast.sel(init_time=inits[inits.hour == hour])
+        return verify(chosen, truth, config)["scorecard"]["ensemble_mean_error"].item()
+
+    np.testing.assert_allclose([mean_error(0), mean_error(12)], [1.0, -2.0], atol=1e-12)
+    assert mean_error() == pytest.approx(-0.5, abs=1e-12)
