@@ -27,6 +27,7 @@ _SECRET_KEYS = (
     r"token|access[_-]?token|id[_-]?token|refresh[_-]?token|auth|authorization|"
     r"api[_-]?key|apikey|key|access[_-]?key(?:[_-]?id)?|secret(?:[_-]?access)?(?:[_-]?key)?|"
     r"password|passwd|pwd|credential|credentials|signature|sig|sas|session[_-]?token|"
+    r"awsaccesskeyid|client[_-]?secret|private[_-]?key|"
     r"x-amz-[a-z0-9\-]+|x-goog-[a-z0-9\-]+"
 )
 _QUERY = re.compile(

@@ -146,6 +146,10 @@ SECRETS = ("AKIAEXAMPLE", "s3cr3tPW", "tok123", "sigXYZ", "amzsig999", "sessTOK"
             "https://h/a.zarr?X-Amz-Signature=***&X-Amz-Security-Token=***&v=1",
         ),
         ("az://c/a.zarr?sv=2020&sig=sigXYZ", "az://c/a.zarr?sv=2020&sig=***"),
+        (
+            "https://b.s3.amazonaws.com/a.zarr?AWSAccessKeyId=AKIAEXAMPLE&Expires=1&Signature=x",
+            "https://b.s3.amazonaws.com/a.zarr?AWSAccessKeyId=***&Expires=1&Signature=***",
+        ),
         ("error at 'https://u:s3cr3tPW@h/x' (404)", "error at 'https://***@h/x' (404)"),
         ("/data/era5 [v2].grib", "/data/era5 [v2].grib"),
         ("synthetic:n_lat=3,seed=1", "synthetic:n_lat=3,seed=1"),
