@@ -6,6 +6,11 @@ or starts a ``distributed.LocalCluster`` on this machine for the duration of the
 Either way the client is dask's default scheduler inside the block, so every dask
 computation of the library call runs on the cluster, and nothing is left running after
 it. The cluster is started inside the task, so a cached (skipped) task starts none.
+
+The local cluster's dashboard listens on 127.0.0.1 (a free port, logged), so it is not
+reachable from other machines; set ``WXENS_DASK_DASHBOARD`` to another address (e.g.
+``0.0.0.0:8787`` to open it to the network, ``:8787`` for a fixed port on every
+interface) or pass :class:`LocalClusterConfig` ``dashboard_address``.
 """
 
 from __future__ import annotations
@@ -26,6 +31,11 @@ CONNECT_TIMEOUT_S = 30
 
 _DISTRIBUTED_LOG_LEVEL = "DASK_LOGGING__DISTRIBUTED"
 
+DASHBOARD_ENV = "WXENS_DASK_DASHBOARD"
+"""Environment variable naming the local cluster's dashboard address (``host:port``)."""
+DEFAULT_DASHBOARD = "127.0.0.1:0"
+"""This machine only, on a free port."""
+
 
 @dataclass(frozen=True)
 class LocalClusterConfig:
@@ -33,11 +43,18 @@ class LocalClusterConfig:
 
     processes: separate worker processes (true scale-out: paths, tasks and results cross
     a process boundary as on a multi-machine cluster) rather than threads.
+    dashboard_address: ``host:port`` of the dashboard; None: ``$WXENS_DASK_DASHBOARD``,
+    else :data:`DEFAULT_DASHBOARD` (127.0.0.1 on a free port).
     """
 
     n_workers: int = 2
     threads_per_worker: int = 1
     processes: bool = True
+    dashboard_address: str | None = None
+
+    def dashboard(self) -> str:
+        """The dashboard address to bind."""
+        return self.dashboard_address or os.environ.get(DASHBOARD_ENV) or DEFAULT_DASHBOARD
 
 
 @contextmanager
@@ -68,11 +85,11 @@ def dask_client(
                     n_workers=config.n_workers,
                     threads_per_worker=config.threads_per_worker,
                     processes=config.processes,
-                    dashboard_address=":0",
+                    dashboard_address=config.dashboard(),
                     silence_logs=logging.WARNING,
                 )
             )
-            log.info("dask dashboard: %s", cluster.dashboard_link)
+            log.info("dask dashboard: %s (set %s to change)", dashboard_url(cluster), DASHBOARD_ENV)
             scheduler = cluster.scheduler_address
         try:
             client = Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=True)
@@ -83,6 +100,23 @@ def dask_client(
                 "--dask-scheduler out to run on a local cluster"
             ) from err
         yield stack.enter_context(client)
+
+
+def dashboard_url(cluster: Any) -> str:
+    """Where the dashboard of ``cluster`` really listens: its bound address, or
+    "every interface" (``0.0.0.0``/``::``) with the cluster's own link."""
+    try:
+        sockets = cluster.scheduler.http_server._sockets.values()  # tornado's bound sockets
+        bound = sorted({sock.getsockname()[:2] for sock in sockets})
+    except AttributeError:  # another distributed version: its link is the best we know
+        return str(cluster.dashboard_link)
+    if not bound:
+        return str(cluster.dashboard_link)
+    host, port = bound[0]
+    if host in ("0.0.0.0", "::"):
+        return f"{cluster.dashboard_link}, listening on every interface"
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}/status"
 
 
 @contextmanager

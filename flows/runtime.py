@@ -10,8 +10,13 @@ persisted results, and the library's log records shown in the Prefect UI.
   of the paths it reads; a rerun with the same arguments over unchanged inputs is
   skipped. Flows pass ``refresh_cache=True`` (:func:`unless_done`) when a task's output
   is missing or incomplete, so a deleted output is rebuilt rather than trusted.
-- **Results** are persisted under ``.wxens/prefect-results`` in the working directory
-  (resolved when written), next to the project rather than in ``~/.prefect``.
+- **Results** are persisted as JSON (never pickle: a task returns only paths, lists and
+  small dicts) under ``.wxens/prefect-results`` in the working directory (resolved when
+  written), next to the project rather than in ``~/.prefect``. Prefect takes the
+  serializer of a stored result from the file itself, so a file there is read only after
+  :func:`is_plain_json_result` accepts it; any other file (a pickle, a result of an older
+  wxens, a record naming another serializer) is deleted with a warning and the task runs
+  again (:class:`PlainJsonResults`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import functools
 import glob
 import hashlib
+import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,11 +35,18 @@ from typing import Any, TypeVar
 from prefect import Task, task
 from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
 from prefect.logging.handlers import APILogHandler
+from prefect.serializers import JSONSerializer
 
 from pipeline.errors import WxensError
 
 RESULTS_DIR = Path(".wxens") / "prefect-results"
 """Relative: Prefect resolves it against the working directory when it writes a result."""
+RESULT_SERIALIZER = JSONSerializer()
+"""How task results are written: plain JSON, the standard library's encoder and decoder."""
+MAX_RESULT_BYTES = 2**20
+"""A stored result larger than this is not one of ours (they are a few hundred bytes)."""
+
+log = logging.getLogger(__name__)
 
 IO_RETRIES = 3
 IO_RETRY_DELAYS_S = [2, 10, 30]
@@ -109,11 +122,72 @@ class FilesRead(CachePolicy):
         return digest.hexdigest()
 
 
+def is_plain_json_result(path: Path) -> bool:
+    """Whether the stored result at ``path`` is a record Prefect can read without running
+    code: JSON whose serializer is exactly :data:`RESULT_SERIALIZER` and whose value is
+    plain JSON (strings, numbers, lists, objects; no ``__class__``/``__exc_type__`` object,
+    which Prefect's decoder would turn into an imported type). Read with ``json`` only."""
+    try:
+        if path.stat().st_size > MAX_RESULT_BYTES:
+            return False
+        record = json.loads(path.read_bytes())
+        serializer = record["metadata"]["serializer"]
+        value = json.loads(record["result"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return serializer == RESULT_SERIALIZER.model_dump(mode="json") and _plain(value)
+
+
+def _plain(value: Any) -> bool:
+    if isinstance(value, dict):
+        return not {"__class__", "__exc_type__"} & value.keys() and all(
+            _plain(v) for v in value.values()
+        )
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+@dataclass
+class PlainJsonResults(CachePolicy):
+    """The cache policy ``policy``, and a guard on what Prefect reads under its key.
+
+    Prefect stores a task's result in the file named by the cache key and, on a cached
+    run, reads it with the serializer the file names (``pickle`` included). Before the key
+    is handed back, a file at :data:`RESULTS_DIR`/key that :func:`is_plain_json_result`
+    refuses is deleted with a warning, so the task runs again instead of loading it.
+    """
+
+    policy: CachePolicy | None = None
+
+    def compute_key(
+        self,
+        task_ctx: Any,
+        inputs: dict[str, Any],
+        flow_parameters: dict[str, Any],
+        **kwargs: Any,
+    ) -> str | None:
+        if self.policy is None:
+            return None
+        key = self.policy.compute_key(task_ctx, inputs, flow_parameters, **kwargs)
+        if key is not None:
+            stored = RESULTS_DIR / key
+            if stored.exists() and not is_plain_json_result(stored):
+                log.warning(
+                    "%s is not a plain JSON task result (written by an older wxens, or "
+                    "replaced); deleted unread, the task runs again",
+                    stored.resolve(),
+                )
+                stored.unlink()
+        return key
+
+
 def wxens_task(
     *, name: str, reads: tuple[str, ...], not_keyed: tuple[str, ...] = ()
 ) -> Callable[[F], F]:
     """The decorator of every wxens task: retried on transient I/O errors, cached on its
-    inputs, code and the state of the files named by ``reads``, result persisted; the
+    inputs, code and the state of the files named by ``reads``, result persisted as JSON
+    (and read back only if plain JSON: :class:`PlainJsonResults`); the
     library's log records during the call go to the Prefect UI.
 
     not_keyed: arguments left out of the cache key (e.g. the dask scheduler address,
@@ -131,12 +205,15 @@ def wxens_task(
 
         return task(
             name=name,
-            cache_policy=inputs + TASK_SOURCE + FilesRead(parameters=reads),
+            cache_policy=PlainJsonResults(
+                policy=inputs + TASK_SOURCE + FilesRead(parameters=reads)
+            ),
             retries=IO_RETRIES,
             retry_delay_seconds=IO_RETRY_DELAYS_S,
             retry_condition_fn=is_transient_io_error,
             persist_result=True,
             result_storage=RESULTS_DIR,
+            result_serializer=RESULT_SERIALIZER,
         )(logged)
 
     return decorate

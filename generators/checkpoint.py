@@ -6,7 +6,11 @@ training config, the resolved model config (backbone sized to the data), the nor
 statistics, the channels, static fields, native step, history and leads it was trained
 on, the grid, and an optional spread calibration. It is written atomically: to a
 temporary file in the same directory, flushed and fsynced, then ``os.replace``-d over the
-target, so a crash leaves the previous checkpoint intact and never a truncated one.
+target, so a crash leaves the previous checkpoint intact and never a truncated one; a
+temporary file left by a write that was killed is removed at the next save of the same
+checkpoint. The sha256 of the weights (:func:`weights_sha256`) is stored in the file and
+checked at load, so a flipped bit in the weights is a :class:`~pipeline.errors.StoreError`
+naming the file instead of a silently different forecast.
 
 :meth:`Checkpoint.check_matches` refuses a store of another grid, other channels, static
 fields or native step with an :class:`~pipeline.errors.InputError` naming both sides.
@@ -15,8 +19,11 @@ fields or native step with an :class:`~pipeline.errors.InputError` naming both s
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
+import logging
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +42,10 @@ from pipeline.errors import InputError, StoreError
 
 FORMAT_VERSION = 1
 GRID_TOLERANCE_DEG = 1e-4
+WEIGHTS_DIGEST = "weights_sha256"
+"""The payload key of the weights' sha256 (absent from checkpoints written before it)."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,7 +145,9 @@ class Checkpoint:
             "ema_state": self.ema_state,
             "optimizer_state": self.optimizer_state,
             "calibration": self.calibration,
+            WEIGHTS_DIGEST: weights_sha256(self.model_state, self.ema_state),
         }
+        remove_stale_temporaries(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -146,6 +159,54 @@ class Checkpoint:
             Path(tmp).unlink(missing_ok=True)
             raise
         return self.replace(path=path, digest=file_digest(path))
+
+
+def temporary_pattern(path: Path) -> re.Pattern[str]:
+    """Names of the temporary files :meth:`Checkpoint.save` writes for ``path``:
+    ``.NAME.XXXXXXXX.tmp`` (``tempfile.mkstemp``'s 8 random characters)."""
+    return re.compile(rf"\.{re.escape(path.name)}\.[A-Za-z0-9_]{{8}}\.tmp")
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Remove the temporary files a killed save of ``path`` left beside it (only names of
+    exactly that pattern: other files and other checkpoints' temporaries are kept)."""
+    pattern = temporary_pattern(path)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        if pattern.fullmatch(stale.name) and stale.is_file():
+            log.info("removing %s, left by an interrupted checkpoint write", stale)
+            stale.unlink(missing_ok=True)
+
+
+def weights_sha256(*states: dict[str, torch.Tensor]) -> str:
+    """sha256 of the weights: for every tensor of each state dict in order, its name,
+    dtype, shape and raw bytes (device-independent: read on the CPU)."""
+    h = hashlib.sha256()
+    for state in states:
+        for name in sorted(state):
+            tensor = state[name].detach().cpu().contiguous()
+            h.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+            h.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def check_weights(path: Path, payload: dict[str, Any]) -> None:
+    """StoreError if the weights of ``payload`` do not match the sha256 stored with them;
+    a warning if the checkpoint predates the digest."""
+    stored = payload.get(WEIGHTS_DIGEST)
+    if stored is None:
+        log.warning(
+            "%s holds no sha256 of its weights (written by an older wxens), so its integrity "
+            "cannot be checked; save it again (e.g. `wxens calibrate`) or retrain to add one",
+            path,
+        )
+        return
+    actual = weights_sha256(payload["model_state"], payload["ema_state"])
+    if actual != stored:
+        raise StoreError(
+            f"{path}: the weights do not match the sha256 stored with them (the file is "
+            f"corrupt: stored {stored[:16]}..., read {actual[:16]}...); restore it from a "
+            "backup or retrain it"
+        )
 
 
 def file_digest(path: str | Path) -> str:
@@ -165,7 +226,8 @@ def resolve_checkpoint_path(path: str | Path) -> Path:
 
 def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Read a checkpoint written by :meth:`Checkpoint.save` (or a training directory's
-    ``last.pt``). StoreError if missing, unreadable or of another format."""
+    ``last.pt``). StoreError if missing, unreadable, of another format, or if its weights
+    do not match the sha256 stored with them."""
     path = resolve_checkpoint_path(path)
     if not path.is_file():
         raise StoreError(f"no checkpoint at {path}; train one with `wxens train --out DIR`")
@@ -179,6 +241,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         raise StoreError(
             f"{path} is not a wxens checkpoint of format {FORMAT_VERSION}; retrain it with this version"
         )
+    check_weights(path, payload)
     kind = payload["kind"]
     return Checkpoint(
         step=int(payload["step"]),

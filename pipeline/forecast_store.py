@@ -183,6 +183,13 @@ def write_forecast(path: str | Path, forecast: xr.Dataset, provenance: ForecastP
     path = Path(path)
     _check_layout(forecast)
     ds = _prepare(forecast, provenance)
+    if path.exists() and not path.is_dir():
+        raise StoreError(f"{path} is a regular file, not a forecast store; choose another --out")
+    if (path / "zarr.json").exists() and not is_forecast_store(path):
+        raise StoreError(
+            f"{path} is a Zarr store but not a wxens forecast store; wxens will not write "
+            "forecasts into it: choose another --out"
+        )
     if not (path / "zarr.json").exists():
         if path.exists() and any(path.iterdir()):
             raise StoreError(f"{path} exists and is not a Zarr store; choose another --out")

@@ -36,6 +36,7 @@ from pipeline.analysis_store import (
 )
 from pipeline.errors import InputError, StoreError
 from pipeline.normalize import normalize
+from pipeline.redact import redact
 from pipeline.schema import LAT, LEVEL, LON, SCHEMA_VERSION, TIME
 from pipeline.sources import Source, resolve_source
 
@@ -69,10 +70,14 @@ def ingest(
     variables: canonical names to keep (default: every known variable).
     time:      a ``slice`` of times (label-based, inclusive).
     overwrite: replace a store of another grid or other variables (built aside, then
-               swapped in, so the old one survives a failure).
+               swapped in, so the old one survives a failure). Only a wxens analysis
+               store is ever replaced: anything else at ``store`` (a regular file, another
+               folder, a forecast or foreign Zarr store) is an InputError, and nothing is
+               deleted.
     allow_nan: accept NaNs (always counted and reported).
     """
     path = Path(store)
+    _check_replaceable(path, overwrite)
     ds, origin = open_canonical(sources, variables, time)
     if path.exists() and overwrite:
         aside = path.with_name(path.name + ".ingest-tmp")
@@ -89,6 +94,43 @@ def ingest(
     return open_store(path)
 
 
+def _check_replaceable(path: Path, overwrite: bool) -> None:
+    """Refuse a ``store`` path that holds something other than a wxens analysis store.
+
+    An absent path or an empty folder is created; an analysis store is appended to, or
+    replaced with ``overwrite`` (not through a symbolic link). Anything else is named in an InputError before any input
+    is read or anything is written or deleted.
+    """
+    what = "a symbolic link" if overwrite and path.is_symlink() else describe_path(path)
+    if what is None:
+        return
+    action = "replace" if overwrite else "ingest into"
+    raise InputError(
+        f"{path} is {what}, not a wxens analysis store; wxens will not {action} it: "
+        "choose another --store (or move it away yourself if it really is to go)"
+    )
+
+
+def describe_path(path: Path) -> str | None:
+    """What is at ``path`` if it is neither absent, an empty folder nor an analysis store."""
+    if not path.exists():
+        return None
+    if not path.is_dir():
+        return "a regular file" if path.is_file() else "not a folder"
+    if not (path / "zarr.json").is_file():
+        entries = sum(1 for _ in path.iterdir())
+        return f"a folder of {entries} entries that is not a Zarr v3 store" if entries else None
+    try:
+        attrs = zarr.open_group(str(path), mode="r").attrs.asdict()
+    except Exception as err:
+        return f"an unreadable Zarr store ({type(err).__name__})"
+    if STATE_ATTR in attrs:
+        return None
+    if attrs.get("kind") == "forecast":
+        return "a wxens forecast store"
+    return "a Zarr store"
+
+
 def open_canonical(
     sources: str | Path | Source | Sequence[str | Path | Source],
     variables: Sequence[str] | None = None,
@@ -101,7 +143,7 @@ def open_canonical(
     if not resolved:
         raise InputError("no source given: name at least one file, glob, URL or 'synthetic'")
     parts = [normalize(src.open(), src.description, variables) for src in resolved]
-    origin = ", ".join(src.description for src in resolved)
+    origin = redact(", ".join(src.description for src in resolved))
     ds = parts[0] if len(parts) == 1 else _combine(parts, origin)
     if time is not None:
         ds = ds.sel({TIME: time})
@@ -136,7 +178,7 @@ def _combine(parts: list[xr.Dataset], origin: str) -> xr.Dataset:
 
 
 def _ingest_into(ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progress: bool) -> None:
-    created = not path.exists()
+    created = not path.exists() or not any(path.iterdir())  # absent, or an empty folder
     if created:
         _create(ds, origin, path)
     else:

@@ -37,6 +37,17 @@ TEST_INIT_TIMES = "2019-03-22T00/2019-03-30T18/6h"
 TRAINING_PERIOD = "2019-03-01/2019-03-21"
 """The configuration's training period, which the persistence baseline draws from too."""
 LEADS_HOURS = (1.0, 3.0, 6.0, 12.0, 24.0)
+DEMO_OUTPUTS = (
+    "era5-uk.zarr",
+    "model",
+    "forecast.zarr",
+    "persistence.zarr",
+    "scores.nc",
+    "report.html",
+    ".wxens",
+)
+"""What the demo writes in its work directory (and their temporaries, ``NAME.*``): all
+``--fresh`` may delete."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,7 +75,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample", default=str(SAMPLE), help="the GRIB sample to ingest")
     parser.add_argument("--config", default=str(CONFIG), help="the training config to start from")
     parser.add_argument(
-        "--fresh", action="store_true", help="delete the work directory first and start over"
+        "--fresh",
+        action="store_true",
+        help="delete the work directory first and start over (refused if it holds anything "
+        "the demo did not write)",
     )
     parser.add_argument("--dask-scheduler", metavar="ADDRESS", help="default: a local cluster")
 
@@ -91,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
             )
     workdir = Path(args.workdir).resolve()
     if args.fresh and workdir.exists():
+        check_demo_workdir(workdir)
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -158,3 +173,23 @@ def scores_by_lead(scores: str) -> str:
         "for a flat histogram, the floor what a perfectly reliable ensemble shows here)"
     )
     return "\n".join(lines)
+
+
+def check_demo_workdir(workdir: Path) -> None:
+    """InputError unless ``workdir`` is a folder holding only what the demo writes, so
+    ``--fresh`` never deletes anything else."""
+    from pipeline.errors import InputError
+
+    if not workdir.is_dir() or workdir.is_symlink():
+        raise InputError(f"--workdir {workdir} is not a folder; --fresh deletes nothing there")
+    foreign = sorted(
+        p.name
+        for p in workdir.iterdir()
+        if not any(p.name == out or p.name.startswith(f"{out}.") for out in DEMO_OUTPUTS)
+    )
+    if foreign:
+        raise InputError(
+            f"--workdir {workdir} holds {foreign[:5]}{' ...' if len(foreign) > 5 else ''}, "
+            "which the demo did not write; --fresh deletes only a demo's work directory: "
+            "give another --workdir"
+        )

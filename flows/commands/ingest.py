@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace a store of another grid or other variables",
+        help="replace an analysis store of another grid or other variables (anything else at "
+        "--store is refused, never deleted)",
     )
     parser.add_argument(
         "--allow-nan", action="store_true", help="keep NaNs (counted) instead of refusing"

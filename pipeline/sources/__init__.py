@@ -9,6 +9,7 @@ imported here.
 from __future__ import annotations
 
 from pipeline.errors import InputError
+from pipeline.redact import redact
 from pipeline.sources.base import SOURCES, Source
 from pipeline.sources.files import GribSource, NetcdfSource, ZarrSource
 from pipeline.sources.synthetic import SyntheticSource
@@ -32,6 +33,6 @@ def resolve_source(spec: str | Source) -> Source:
         if cls.claims(str(spec)):
             return cls.from_spec(str(spec))
     raise InputError(
-        f"no source reads {spec!r}: give a GRIB (.grib/.grb/.grib2), NetCDF (.nc/.nc4), "
+        f"no source reads {redact(str(spec))!r}: give a GRIB (.grib/.grb/.grib2), NetCDF (.nc/.nc4), "
         f"Zarr (.zarr, or an fsspec URL such as gs://...zarr) path or glob, or 'synthetic'"
     )

@@ -16,6 +16,7 @@ from typing import ClassVar
 import xarray as xr
 
 from pipeline.errors import InputError
+from pipeline.redact import redact
 from pipeline.sources.base import SOURCES, Source
 
 #: dask chunks used when opening files, by the time-like dims producers use (absent ones
@@ -61,7 +62,7 @@ class FileSource(Source):
 
     @property
     def description(self) -> str:
-        return f"{self.name}:{self.spec}"
+        return redact(f"{self.name}:{self.spec}")
 
     def open(self) -> xr.Dataset:
         parts = [self._open_checked(path) for path in self.paths]
@@ -187,11 +188,12 @@ class ZarrSource(Source):
 
     @property
     def description(self) -> str:
-        return f"zarr:{self.spec}"
+        """``zarr:`` and the path or URL, credentials in the URL replaced by ``***``."""
+        return redact(f"zarr:{self.spec}")
 
     def open(self) -> xr.Dataset:
         if "://" not in self.spec and not Path(self.spec).exists():
-            raise InputError(f"{self.spec}: no such Zarr store")
+            raise InputError(f"{redact(self.spec)}: no such Zarr store")
         try:
             with warnings.catch_warnings():
                 # Stores without consolidated metadata (wxens's own) open just as well.
@@ -199,6 +201,8 @@ class ZarrSource(Source):
                 return xr.open_zarr(self.spec, storage_options=self.storage_options or None)
         except Exception as err:
             raise InputError(
-                f"{self.spec}: cannot be opened as a Zarr store ({type(err).__name__}: {err}); "
-                "check the path or URL (and credentials for cloud buckets)"
+                redact(
+                    f"{self.spec}: cannot be opened as a Zarr store ({type(err).__name__}: "
+                    f"{err}); check the path or URL (and credentials for cloud buckets)"
+                )
             ) from err

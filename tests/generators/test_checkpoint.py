@@ -177,3 +177,59 @@ def test_sampler_specs_round_trip():
     )
     with pytest.raises(InputError, match="unknown sampler"):
         parse_sampler("rk4:nfe=3")
+
+
+def largest_tensor_offset(path) -> int:
+    """Byte offset in the file of the middle of its largest tensor (torch stores tensors
+    uncompressed in a zip archive: the entry's data start after its local header)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        info = max(
+            (i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size
+        )
+    with open(path, "rb") as f:
+        f.seek(info.header_offset + 26)
+        name_len, extra_len = (int.from_bytes(f.read(2), "little") for _ in range(2))
+    return info.header_offset + 30 + name_len + extra_len + info.file_size // 2
+
+
+def test_a_flipped_bit_in_the_weights_is_a_store_error(stores, tmp_path):
+    trainer = Trainer(stores["t2m"], config(), tmp_path)
+    path = trainer.save().path
+    load_checkpoint(path)  # intact: loads
+    data = bytearray(path.read_bytes())
+    data[largest_tensor_offset(path)] ^= 0x04  # one bit of one weight
+    path.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match=r"weights do not match the sha256") as err:
+        load_checkpoint(path)
+    assert str(path) in str(err.value) and "retrain" in str(err.value)
+
+
+def test_a_checkpoint_without_a_digest_loads_with_a_warning(stores, tmp_path, caplog):
+    trainer = Trainer(stores["t2m"], config(), tmp_path)
+    saved = trainer.save()
+    payload = torch.load(saved.path, weights_only=True)
+    del payload["weights_sha256"]
+    torch.save(payload, saved.path)
+    with caplog.at_level("WARNING", logger="generators.checkpoint"):
+        loaded = load_checkpoint(saved.path)
+    assert "no sha256 of its weights" in caplog.text and str(saved.path) in caplog.text
+    for key, value in trainer.ema.state_dict().items():
+        torch.testing.assert_close(loaded.ema_state[key], value, rtol=0, atol=0)
+
+
+def test_a_save_removes_the_temporaries_of_killed_writes_of_that_checkpoint(stores, tmp_path):
+    trainer = Trainer(stores["t2m"], config(), tmp_path)
+    stale = [".last.pt.a1b2c3d4.tmp", ".last.pt.zz_9x8y7.tmp"]  # killed saves of last.pt
+    kept = [
+        ".other.pt.a1b2c3d4.tmp",  # another checkpoint's
+        ".last.pt.a1b2c3d4.tmp.bak",  # not the pattern
+        ".last.pt.short.tmp",
+        "last.pt.a1b2c3d4.tmp",
+        "notes.txt",
+    ]
+    for name in stale + kept:
+        (tmp_path / name).write_bytes(b"half a checkpoint")
+    trainer.save()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["last.pt", *kept])

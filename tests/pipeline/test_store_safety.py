@@ -1,0 +1,210 @@
+"""Safety of the stores: ``--overwrite`` replaces only a wxens analysis store, and
+credentials in a source URL never reach a store's attributes, a log or an error."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+import zarr
+
+from flows.cli import main
+from pipeline.errors import InputError, StoreError
+from pipeline.forecast_store import ForecastProvenance, write_forecast
+from pipeline.redact import redact
+from pipeline.sources import resolve_source
+from pipeline.sources.files import ZarrSource
+from pipeline.store import ingest, open_store
+
+SOURCE = "synthetic:n_lat=5,n_lon=4,n_times=3,levels=500/850"
+
+
+def listing(root) -> dict[str, bytes]:
+    """Every file under ``root`` with its bytes (to prove nothing was touched)."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def foreign_folder(path):
+    path.mkdir()
+    (path / "notes.txt").write_text("my thesis")
+    (path / "sub").mkdir()
+    (path / "sub" / "data.csv").write_text("1,2,3")
+    return path
+
+
+def regular_file(path):
+    path.write_text("not a store")
+    return path
+
+
+def foreign_zarr(path):
+    zarr.open_group(str(path), mode="w", zarr_format=3).attrs["title"] = "someone else's"
+    return path
+
+
+def forecast_store(path):
+    times = pd.DatetimeIndex(["2021-01-01"])
+    ds = xr.Dataset(
+        {
+            "t2m": (
+                ("init_time", "member", "lead_time", "latitude", "longitude"),
+                np.zeros((1, 2, 1, 2, 2)),
+            )
+        },
+        coords={
+            "init_time": times,
+            "member": [0, 1],
+            "lead_time": pd.to_timedelta(["6h"]),
+            "latitude": [50.0, 51.0],
+            "longitude": [0.0, 1.0],
+        },
+    )
+    write_forecast(path, ds, ForecastProvenance("test", "0" * 8, "euler", 1, 0))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "what"),
+    [
+        (foreign_folder, "a folder of 2 entries that is not a Zarr v3 store"),
+        (regular_file, "a regular file"),
+        (forecast_store, "a wxens forecast store"),
+        (foreign_zarr, "a Zarr store"),
+    ],
+    ids=["folder", "file", "forecast-store", "foreign-zarr"],
+)
+@pytest.mark.parametrize("overwrite", [True, False], ids=["overwrite", "no-overwrite"])
+def test_ingest_refuses_what_is_not_an_analysis_store(tmp_path, make, what, overwrite):
+    path = make(tmp_path / "target")
+    before = listing(tmp_path)
+    with pytest.raises(InputError) as err:
+        ingest(SOURCE, path, overwrite=overwrite, progress=False)
+    assert str(path) in str(err.value) and what in str(err.value)
+    assert listing(tmp_path) == before, "nothing deleted, nothing written"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["target"], "no stray .ingest-tmp"
+
+
+def test_overwrite_refuses_a_symbolic_link(tmp_path):
+    real = tmp_path / "real.zarr"
+    ingest(SOURCE, real, progress=False)
+    link = tmp_path / "link.zarr"
+    link.symlink_to(real)
+    with pytest.raises(InputError, match="symbolic link"):
+        ingest(SOURCE, link, overwrite=True, progress=False)
+    assert open_store(real).dataset.sizes["time"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.zarr", "real.zarr"]
+
+
+def test_empty_folder_becomes_a_store_and_analysis_store_is_replaced(tmp_path):
+    path = tmp_path / "s.zarr"
+    path.mkdir()
+    ingest(SOURCE, path, progress=False)
+    assert open_store(path).dataset.sizes["time"] == 3
+    ingest(SOURCE.replace("n_lat=5", "n_lat=4"), path, overwrite=True, progress=False)
+    assert open_store(path).dataset.sizes["latitude"] == 4
+
+
+def test_cli_overwrite_of_a_foreign_folder_deletes_nothing(tmp_path, capsys):
+    path = foreign_folder(tmp_path / "thesis")
+    before = listing(tmp_path)
+    code = main(["ingest", SOURCE, "--store", str(path), "--overwrite", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert str(path) in err and "not a wxens analysis store" in err
+    assert listing(tmp_path) == before
+
+
+def test_forecast_refuses_an_analysis_store_or_a_file(tmp_path):
+    analysis = tmp_path / "analysis.zarr"
+    ingest(SOURCE, analysis, progress=False)
+    before = listing(analysis)
+    with pytest.raises(StoreError, match="not a wxens forecast store"):
+        forecast_store(analysis)
+    assert listing(analysis) == before
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StoreError, match="regular file"):
+        forecast_store(tmp_path / "file")
+
+
+# --- credentials ---------------------------------------------------------------------
+
+SECRETS = ("AKIAEXAMPLE", "s3cr3tPW", "tok123", "sigXYZ", "amzsig999", "sessTOK")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("s3://AKIAEXAMPLE:s3cr3tPW@bucket/era5.zarr", "s3://***@bucket/era5.zarr"),
+        ("https://user:s3cr3tPW@host/a.zarr", "https://***@host/a.zarr"),
+        ("https://host/a.zarr?token=tok123", "https://host/a.zarr?token=***"),
+        ("gs://b/a.zarr?x=1&ACCESS_KEY=tok123&y=2", "gs://b/a.zarr?x=1&ACCESS_KEY=***&y=2"),
+        (
+            "https://h/a.zarr?X-Amz-Signature=amzsig999&X-Amz-Security-Token=sessTOK&v=1",
+            "https://h/a.zarr?X-Amz-Signature=***&X-Amz-Security-Token=***&v=1",
+        ),
+        ("az://c/a.zarr?sv=2020&sig=sigXYZ", "az://c/a.zarr?sv=2020&sig=***"),
+        (
+            "https://b.s3.amazonaws.com/a.zarr?AWSAccessKeyId=AKIAEXAMPLE&Expires=1&Signature=x",
+            "https://b.s3.amazonaws.com/a.zarr?AWSAccessKeyId=***&Expires=1&Signature=***",
+        ),
+        ("error at 'https://u:s3cr3tPW@h/x' (404)", "error at 'https://***@h/x' (404)"),
+        ("/data/era5 [v2].grib", "/data/era5 [v2].grib"),
+        ("synthetic:n_lat=3,seed=1", "synthetic:n_lat=3,seed=1"),
+        ("user@example.org wrote a.nc", "user@example.org wrote a.nc"),
+    ],
+)
+def test_redact(text, expected):
+    assert redact(text) == expected
+    assert redact(redact(text)) == expected, "idempotent"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://AKIAEXAMPLE:s3cr3tPW@127.0.0.1:9/era5.zarr",
+        "https://127.0.0.1:9/era5.zarr?token=tok123&X-Amz-Security-Token=sessTOK",
+        "memory://AKIAEXAMPLE:s3cr3tPW@nowhere/era5.zarr?sig=sigXYZ",
+    ],
+)
+def test_source_urls_with_credentials_never_show_them(url, caplog):
+    caplog.set_level(logging.DEBUG)
+    source = resolve_source(url)
+    assert isinstance(source, ZarrSource)
+    assert not any(s in source.description for s in SECRETS)
+    with pytest.raises(InputError) as err:
+        ingest(url, "unused.zarr", progress=False)
+    message = str(err.value)
+    assert "cannot be opened as a Zarr store" in message and "***" in message
+    assert not any(s in message for s in SECRETS), message
+    # wxens's own log lines at any level, and every library's at INFO and above (fsspec's
+    # DEBUG lines quote the path it is asked for; they are off unless a user turns them on)
+    shown = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.INFO or r.name.split(".")[0] in ("pipeline", "flows")
+    ]
+    assert not any(s in line for line in shown for s in SECRETS)
+
+
+def test_store_attributes_never_hold_credentials(tmp_path):
+    """A source whose spec carries credentials (a local store opened through a URL-like
+    spec) is recorded in ``source``/``history`` with the secret masked."""
+    local = tmp_path / "src.zarr"
+    ingest(SOURCE, local, progress=False)
+    spec = f"file://AKIAEXAMPLE:s3cr3tPW@{local}?token=tok123"
+    source = ZarrSource(spec)
+    source.open = lambda: xr.open_zarr(local, consolidated=False)  # no fsspec credentials
+    path = tmp_path / "copy.zarr"
+    ingest(source, path, progress=False)
+    attrs = zarr.open_group(str(path), mode="r").attrs.asdict()
+    recorded = attrs["source"] + attrs["history"]
+    assert "***" in recorded and not any(s in recorded for s in SECRETS), recorded
+
+
+def test_unclaimed_spec_error_hides_credentials():
+    with pytest.raises(InputError) as err:
+        resolve_source("ftp://AKIAEXAMPLE:s3cr3tPW@host/data.bin?token=tok123")
+    assert not any(s in str(err.value) for s in SECRETS)
