@@ -12,9 +12,12 @@ import importlib.util
 import warnings
 from abc import abstractmethod
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import numpy as np
 import xarray as xr
+from xarray.backends import BackendArray
+from xarray.core.indexing import LazilyIndexedArray
 
 from pipeline.errors import InputError
 from pipeline.sources.base import SOURCES, Source
@@ -216,18 +219,40 @@ class NetcdfSource(FileSource):
 
     def decode(self, path: Path) -> xr.Dataset:
         try:
-            return xr.open_dataset(path, engine="netcdf4", chunks=TIME_CHUNKS)
+            ds = xr.open_dataset(path, engine="netcdf4", cache=False)
         except OSError as err:
+            ds = None
             if importlib.util.find_spec("h5py") is not None:  # h5netcdf's own reader
                 try:
-                    return xr.open_dataset(path, engine="h5netcdf", chunks=TIME_CHUNKS)
+                    ds = xr.open_dataset(path, engine="h5netcdf", cache=False)
                 except Exception:  # noqa: S110 (netCDF4's reason is the one to report)
                     pass
-            reason = err.strerror or str(err)
-            raise InputError(
-                f"{path}: cannot be read as NetCDF ({reason}) (corrupt or truncated?); "
-                "download the file again"
-            ) from err
+            if ds is None:
+                raise InputError(_unreadable_netcdf(path, err.strerror or str(err))) from err
+        for name, variable in ds.variables.items():
+            if name not in ds.indexes:  # read later, block by block: a corrupt one is named
+                variable.data = LazilyIndexedArray(_NamedReads(variable._data, path))
+        return ds.chunk({dim: n for dim, n in TIME_CHUNKS.items() if dim in ds.dims})
+
+
+def _unreadable_netcdf(path: Path, reason: str) -> str:
+    return f"{path}: cannot be read as NetCDF ({reason}) (corrupt or truncated?); download it again"
+
+
+class _NamedReads(BackendArray):
+    """A decoder's lazy array whose read errors (a corrupt compressed chunk surfaces as a
+    ``RuntimeError`` only when read) become an :class:`InputError` naming the file; the
+    original stays the cause, so a transient one is still retried."""
+
+    def __init__(self, array: Any, path: Path) -> None:
+        self.array, self.path = array, path
+        self.shape, self.dtype = array.shape, array.dtype
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        try:
+            return np.asarray(self.array[key])
+        except (RuntimeError, OSError) as err:
+            raise InputError(_unreadable_netcdf(self.path, str(err))) from err
 
 
 @SOURCES.register("zarr")

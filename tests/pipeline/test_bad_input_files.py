@@ -16,21 +16,21 @@ from pipeline.store import open_store
 
 @pytest.fixture(scope="module")
 def netcdf(tmp_path_factory):
-    """A small NetCDF-4 t2m file (compressed) and its bytes."""
+    """A small NetCDF-4 t2m file, compressed: most of its bytes are data chunks."""
     path = tmp_path_factory.mktemp("netcdf") / "good.nc"
     rng = np.random.default_rng(0)
     xr.Dataset(
         {
             "t2m": (
                 ("time", "latitude", "longitude"),
-                (280 + rng.random((12, 6, 8))).astype("f4"),
+                (280 + rng.random((12, 30, 40))).astype("f4"),
                 {"units": "K"},
             )
         },
         coords={
             "time": pd.date_range("2000-01-01", periods=12, freq="6h"),
-            "latitude": np.linspace(60, 50, 6),
-            "longitude": np.linspace(-10, 4, 8),
+            "latitude": np.linspace(60, 50, 30),
+            "longitude": np.linspace(-10, 9.5, 40),
         },
     ).to_netcdf(path, engine="netcdf4", encoding={"t2m": {"zlib": True}})
     return path
@@ -92,3 +92,34 @@ def test_a_file_that_is_not_netcdf_is_named_as_such(tmp_path, capsys, head, show
     path = tmp_path / "download.nc"
     path.write_bytes(head + b"\0" * 2000)
     refused(capsys, ingest_argv(path, tmp_path), f"{path}: is not a NetCDF file", shown)
+
+
+def test_a_netcdf_file_with_a_corrupt_body_is_named_when_read(netcdf, tmp_path, capsys):
+    # the header opens; a compressed chunk of t2m is garbage: found only when read
+    body = bytearray(netcdf.read_bytes())
+    assert len(body) > 30_000  # the middle is data
+    body[len(body) // 2 : len(body) // 2 + 300] = b"\xff" * 300
+    path = tmp_path / "body.nc"
+    path.write_bytes(bytes(body))
+    err = refused(capsys, ingest_argv(path, tmp_path), f"{path}: cannot be read as NetCDF (")
+    assert "(corrupt or truncated?)" in err and "h5py" not in err
+
+
+def test_a_read_error_of_a_netcdf_file_keeps_its_cause(netcdf, monkeypatch):
+    import errno
+
+    from pipeline.errors import InputError, is_transient
+    from pipeline.sources.files import NetcdfSource
+
+    ds = NetcdfSource(str(netcdf)).open()
+    np.testing.assert_array_equal(ds.t2m.values, xr.open_dataset(netcdf).t2m.values)
+
+    def dropped_mount(self, key):
+        raise OSError(errno.EIO, "Input/output error")
+
+    import xarray.backends.netCDF4_ as backend
+
+    monkeypatch.setattr(backend.NetCDF4ArrayWrapper, "__getitem__", dropped_mount)
+    with pytest.raises(InputError, match="cannot be read as NetCDF") as caught:
+        NetcdfSource(str(netcdf)).open().t2m.load()
+    assert is_transient(caught.value)
