@@ -156,3 +156,12 @@ def test_a_checkpoint_on_another_grid_and_step_names_the_grid_first(trained, cap
     err = refused(capsys, argv, "was trained on a 8 x 12 grid", "has a 6 x 10 grid")
     assert "native step 0 days 01:00:00" in err
     assert "tendency std" not in err
+
+
+def test_an_unknown_device_in_a_training_config_is_one_line_naming_it(trained, capsys):
+    root, store, _, config = trained
+    argv = ["train", "--store", str(store.path), "--config", str(config), "--no-progress"]
+    err = refused(
+        capsys, argv + ["--out", str(root / "tpu-run"), "--set", "device=tpu"], "device 'tpu'"
+    )
+    assert "use auto, cpu, cuda or cuda:N" in err
