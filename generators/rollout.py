@@ -178,8 +178,8 @@ class BatchSize:
 
     def bytes_per_trajectory(self) -> tuple[int, int]:
         """(device, host) bytes of one trajectory, float32; a lower bound, the network's
-        own activations not counted. On the device: the window (twice while it shifts),
-        the outputs, the model's history and known fields, and four states of the
+        own activations not counted. On the device: the window (twice while a rollout
+        shifts it), the outputs, the model's history and known fields, and four states of the
         sampler's work (noise, velocity, residual, next state). On the host: the outputs
         copied back, denormalised and cast (three copies)."""
         d = self.data.dataset
@@ -188,7 +188,8 @@ class BatchSize:
         known = len(d.static_names) * height * width * 4
         window, outputs = len(self.plan.window_hours), len(self.plan.legs)
         history = len(self.plan.history_index)
-        device = state * (2 * window + outputs + history + 4) + known
+        windows = 2 if self.plan.rollout_steps else 1
+        device = state * (windows * window + outputs + history + 4) + known
         return device, 3 * outputs * state
 
 
