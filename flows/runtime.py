@@ -1,10 +1,14 @@
 """What every wxens task shares: retries on transient I/O, caching on inputs and files,
 persisted results, and the library's log records shown in the Prefect UI.
 
-- **Retries** (:func:`is_transient_io_error`): an ``OSError`` (a flaky disk, a dropped
-  network mount or object store) is retried; a :class:`~pipeline.errors.WxensError`
-  (bad input, a missing or mismatched store), a missing file or a denied permission and
-  any other exception fail at once — retrying cannot fix them.
+- **Retries** (:func:`is_transient_io_error`): a transient I/O failure (a timeout, a
+  dropped connection, ``EIO``/``EAGAIN`` of a flaky disk, network mount or object store)
+  is retried, also where the library wrapped it into an
+  :class:`~pipeline.errors.InputError` or :class:`~pipeline.errors.StoreError` (opening a
+  Zarr source, reading a checkpoint); a permanent one (disk full, read-only file system,
+  quota, a name too long, an invalid argument, a missing file, a denied permission), a
+  bad input and any other exception fail at once with their message — retrying cannot
+  fix them. :func:`pipeline.errors.is_transient` decides.
 - **Caching** (:class:`FilesRead` + inputs + task source): the key hashes the task's
   arguments, its code, and the on-disk state (path, size, mtime of every file)
   of the paths it reads; a rerun with the same arguments over unchanged inputs is
@@ -37,7 +41,7 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
 from prefect.logging.handlers import APILogHandler
 from prefect.serializers import JSONSerializer
 
-from pipeline.errors import WxensError
+from pipeline.errors import is_transient
 
 RESULTS_DIR = Path(".wxens") / "prefect-results"
 """Relative: Prefect resolves it against the working directory when it writes a result."""
@@ -57,21 +61,10 @@ LIBRARY_LOGGERS = ("pipeline", "generators", "verification", "flows")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-PERMANENT_OS_ERRORS = (
-    FileNotFoundError,
-    FileExistsError,
-    PermissionError,
-    IsADirectoryError,
-    NotADirectoryError,
-)
-"""OS errors that waiting does not fix: fail at once, like a WxensError."""
-
-
 def is_transient_io_error(task: Task, task_run: Any, state: Any) -> bool:
-    """Prefect ``retry_condition_fn``: retry an ``OSError`` (EIO, a timeout, a dropped
-    connection), never a :class:`WxensError` nor one of :data:`PERMANENT_OS_ERRORS`."""
-    error = state.result(raise_on_failure=False)
-    return isinstance(error, OSError) and not isinstance(error, (WxensError, *PERMANENT_OS_ERRORS))
+    """Prefect ``retry_condition_fn``: retry the failure of ``state`` only when
+    :func:`pipeline.errors.is_transient` says trying again may fix it."""
+    return is_transient(state.result(raise_on_failure=False))
 
 
 def files_state(spec: str | Path) -> str:

@@ -236,7 +236,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     except Exception as err:  # a torn or foreign file: say which, and how to fix it
         raise StoreError(
             f"{path} is not a readable wxens checkpoint ({type(err).__name__}: {err})"
-        ) from None
+        ) from err  # kept: a transient read error (a network mount) is retried
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
         raise StoreError(
             f"{path} is not a wxens checkpoint of format {FORMAT_VERSION}; retrain it with this version"

@@ -287,8 +287,23 @@ def apply_overrides(
             if not isinstance(child, dict):
                 raise InputError(f"override {item!r}: {part!r} is a value, not a section")
             node = child
-        node[parts[-1]] = yaml.safe_load(text)
+        node[parts[-1]] = _yaml_value(item, text)
     return out
+
+
+def _yaml_value(item: str, text: str) -> Any:
+    """The value of one override, read as a YAML scalar, list or mapping; an
+    :class:`InputError` naming the override, where YAML stopped and the fix otherwise."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or type(err).__name__
+        raise InputError(
+            f"--set {item!r}: the value {text!r} is not valid YAML ({problem}{where}); "
+            "quote text that holds YAML syntax (--set 'key=\"a: b\"') and close every [ or {"
+        ) from err
 
 
 def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:

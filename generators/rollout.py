@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import psutil
 import torch
 from tqdm.auto import tqdm
 
@@ -33,6 +34,7 @@ from generators.data.forecast import ForecastData
 from generators.device import autocast, resolve_device
 from generators.rollout_plan import RolloutPlan, check_ensemble_size, plan_rollout, same_hours
 from generators.samplers import Sampler
+from pipeline.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +105,8 @@ def iter_forecast(
     inits = pd.DatetimeIndex(inits)
     plan = plan_rollout(leads_hours, checkpoint.leads_hours, data.history_hours)
     dev = resolve_device(device)
+    per_batch = max(1, batch_members // n_members)
+    check_batch_fits(BatchSize(min(per_batch, len(inits)), n_members, plan, data), dev)
     model = checkpoint.build_model(device=dev) if model is None else model.to(dev).eval()
     if compile and dev.type == "cuda":
         model.backbone.compile(dynamic=False)  # compiled on the first batch
@@ -124,7 +128,6 @@ def iter_forecast(
         dev,
         bf16,
     )
-    per_batch = max(1, batch_members // n_members)
     log.info(
         "forecast: %d initial time(s) x %d members, leads %s h, %s (NFE %d), %d network steps per member",
         len(inits),
@@ -156,6 +159,78 @@ def iter_forecast(
                         calibration.apply(members[:, :, i].numpy(), lead)
                     )
             yield batch, members.numpy().astype(np.float32)
+
+
+@dataclass(frozen=True)
+class BatchSize:
+    """The arrays one batch of a forecast holds: ``inits`` initial times x ``members``
+    trajectories, each keeping the plan's window of states and its output leads, on the
+    grid and channels (and known fields) of ``data``."""
+
+    inits: int
+    members: int
+    plan: RolloutPlan
+    data: ForecastData
+
+    @property
+    def trajectories(self) -> int:
+        return self.inits * self.members
+
+    def bytes_per_trajectory(self) -> tuple[int, int]:
+        """(device, host) bytes of one trajectory, float32; a lower bound, the network's
+        own activations not counted. On the device: the window (twice while a rollout
+        shifts it), the outputs, the model's history and known fields, and four states of the
+        sampler's work (noise, velocity, residual, next state). On the host: the outputs
+        copied back, denormalised and cast (three copies)."""
+        d = self.data.dataset
+        height, width = d.grid_shape
+        state = len(d.channels) * height * width * 4
+        known = len(d.static_names) * height * width * 4
+        window, outputs = len(self.plan.window_hours), len(self.plan.legs)
+        history = len(self.plan.history_index)
+        windows = 2 if self.plan.rollout_steps else 1
+        device = state * (windows * window + outputs + history + 4) + known
+        return device, 3 * outputs * state
+
+
+def available_memory(device: torch.device) -> tuple[int, int]:
+    """(device, host) bytes free now: ``torch.cuda.mem_get_info`` on CUDA (0 for the CPU,
+    whose arrays count against the host) and the host's available memory (psutil)."""
+    host = int(psutil.virtual_memory().available)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0]), host
+    return 0, host
+
+
+def check_batch_fits(size: BatchSize, device: torch.device) -> None:
+    """Refuse, before anything is drawn, a batch whose arrays (:meth:`BatchSize.
+    bytes_per_trajectory`) cannot fit in the memory available now (:func:`available_memory`):
+    an :class:`InputError` with the estimate and the fix, fewer members or a smaller batch."""
+    on_device, on_host = size.bytes_per_trajectory()
+    free_device, free_host = available_memory(device)
+    if device.type == "cuda":
+        limits = [(on_device, free_device, f"{device}"), (on_host, free_host, "the host")]
+    else:  # the device's arrays live in host memory too
+        limits = [(on_device + on_host, free_host, f"{device} (host memory)")]
+    per_trajectory, free, where = min(limits, key=lambda limit: limit[1] // limit[0])
+    fits = free // per_trajectory
+    if fits >= size.trajectories:
+        return
+    if fits >= size.members:
+        fix = f"lower --batch-members to {fits // size.members * size.members} or less"
+    elif fits >= 1:
+        fix = f"lower --members to {fits} or less, or use a device with more memory"
+    else:
+        fix = "use a device with more memory, or a coarser grid"
+    raise InputError(
+        f"a forecast batch of {size.inits} initial time(s) x {size.members} members needs at "
+        f"least {_gib(per_trajectory * size.trajectories)} on {where} but {_gib(free)} is "
+        f"available; {fix}"
+    )
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB"
 
 
 def _run_plan(

@@ -2,9 +2,16 @@
 
 The CLI prints a :class:`WxensError` without a traceback and exits with its
 ``exit_code``; anything else is a bug and keeps its traceback.
+
+:func:`is_transient` tells a failure that trying again may fix (a timeout, a dropped
+connection, an I/O error of a network file system) from one it cannot (a full disk, a
+read-only file system, a bad input), even through the library's own wrapping: the
+orchestration retries the first kind only.
 """
 
 from __future__ import annotations
+
+import errno
 
 
 class WxensError(Exception):
@@ -19,3 +26,98 @@ class InputError(WxensError, ValueError):
 
 class StoreError(WxensError):
     """A Zarr store is missing, incomplete or does not match what was asked."""
+
+
+TRANSIENT_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in (
+        "EIO",  # a read or write failed on a flaky disk or a dropped network mount
+        "EAGAIN",
+        "EWOULDBLOCK",
+        "EINTR",
+        "EBUSY",
+        "ETIMEDOUT",
+        "ECONNRESET",
+        "ECONNABORTED",
+        "ECONNREFUSED",
+        "EPIPE",
+        "ENETDOWN",
+        "ENETUNREACH",
+        "ENETRESET",
+        "EHOSTDOWN",
+        "EHOSTUNREACH",
+        "ESTALE",  # an NFS file handle gone stale: reopening it works
+        "ENOLINK",
+        "EREMOTEIO",
+        "ECOMM",
+        "EPROTO",
+    )
+    if hasattr(errno, name)
+)
+"""``errno`` values of failures that waiting and trying again can fix: timeouts, dropped
+connections, I/O errors of a remote or network file system."""
+
+PERMANENT_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in (
+        "ENOSPC",  # disk full
+        "EROFS",  # read-only file system
+        "EDQUOT",  # quota exceeded
+        "EFBIG",
+        "ENAMETOOLONG",
+        "EINVAL",
+        "EACCES",
+        "EPERM",
+        "ENOENT",
+        "EEXIST",
+        "EISDIR",
+        "ENOTDIR",
+        "ENOTEMPTY",
+        "EXDEV",
+        "EMFILE",
+        "ENFILE",
+    )
+    if hasattr(errno, name)
+)
+"""``errno`` values of failures that trying again cannot fix: a person must act first (free
+space, a writable place, a shorter name, a permission)."""
+
+_TRANSIENT_TYPES = (TimeoutError, ConnectionError)
+_PERMANENT_TYPES = (
+    FileNotFoundError,
+    FileExistsError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether trying again may succeed where ``error`` failed: a timeout, a dropped
+    connection or an ``OSError`` whose ``errno`` is in :data:`TRANSIENT_ERRNOS`.
+
+    The chain of causes is walked (``raise ... from err``, or the error being handled when
+    it was raised), so an I/O error that the library wrapped into an :class:`InputError`
+    or :class:`StoreError` (opening a Zarr source, reading a checkpoint) is still seen as
+    transient. The first error of the chain that says either way decides: a permanent one
+    (an ``errno`` in :data:`PERMANENT_ERRNOS`, a missing file, a denied permission) is
+    never transient, whatever caused it. Anything else (a bad input, a bug, an ``OSError``
+    without an ``errno``, such as a decoder's "not a NetCDF file") is not transient.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _PERMANENT_TYPES):
+            return False
+        if isinstance(current, OSError) and current.errno is not None:
+            if current.errno in PERMANENT_ERRNOS:
+                return False
+            if current.errno in TRANSIENT_ERRNOS:
+                return True
+        if isinstance(current, _TRANSIENT_TYPES):
+            return True
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
+    return False

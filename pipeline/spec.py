@@ -123,7 +123,7 @@ def coerce_field(tp: Any, value: Any, *, key: str, what: str) -> Any:
     the bad value and the expected type."""
     try:
         return coerce(tp, value)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, OverflowError) as err:  # OverflowError: int(inf)
         raise InputError(f"{what}: {key}={value!r} is not {describe(tp)} ({err})") from err
 
 

@@ -8,17 +8,30 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
 
-from generators.checkpoint import Checkpoint
+from generators.checkpoint import GRID_TOLERANCE_DEG, Checkpoint
 from generators.data.dataset import ResidualDataset
+from generators.data.fields import GEOMETRY_STATICS
 from generators.rollout_plan import RolloutPlan, plan_rollout
 from pipeline.errors import InputError
-from pipeline.schema import CHANNEL, INIT_TIME, LAT, LEAD_TIME, LON, MEMBER, from_channels
+from pipeline.schema import (
+    CHANNEL,
+    INIT_TIME,
+    LAT,
+    LEAD_TIME,
+    LON,
+    MEMBER,
+    TIME,
+    from_channels,
+    to_channels,
+)
+from pipeline.solar import SOLAR_FORCINGS
 from pipeline.store import AnalysisStore, open_store
 
 log = logging.getLogger(__name__)
@@ -39,6 +52,7 @@ class ForecastData:
     def from_store(cls, checkpoint: Checkpoint, store: AnalysisStore | str | Path) -> ForecastData:
         """The forecast data of an analysis store (or its path) for ``checkpoint``."""
         store = store if isinstance(store, AnalysisStore) else open_store(store)
+        _check_grid_and_step(checkpoint, store)
         dataset = ResidualDataset.from_store(
             store,
             checkpoint.spec,
@@ -105,6 +119,40 @@ class ForecastData:
     def denormalise(self, states: np.ndarray) -> np.ndarray:
         """Normalised states (..., C, H, W) back to physical units."""
         return self.dataset.denormalise(states)
+
+
+def _check_grid_and_step(checkpoint: Checkpoint, store: AnalysisStore) -> None:
+    """A store on another grid or native step than the checkpoint's is refused naming both
+    (:meth:`Checkpoint.check_matches`) before its dataset is built, whose normalisation
+    would otherwise fail first on a lead it has no tendency std for."""
+    ds = store.dataset
+    latitude, longitude = np.asarray(ds[LAT].values), np.asarray(ds[LON].values)
+    same = (
+        latitude.shape == checkpoint.latitude.shape
+        and longitude.shape == checkpoint.longitude.shape
+        and bool(np.allclose(latitude, checkpoint.latitude, atol=GRID_TOLERANCE_DEG))
+        and bool(np.allclose(longitude, checkpoint.longitude, atol=GRID_TOLERANCE_DEG))
+        and store.native_step == checkpoint.native_step
+    )
+    if same:
+        return
+    dynamic = ds[[v for v, da in ds.data_vars.items() if TIME in da.dims]]
+    available = tuple(str(c) for c in to_channels(dynamic)[CHANNEL].values)
+    statics = tuple(str(v) for v, da in ds.data_vars.items() if TIME not in da.dims)
+    checkpoint.check_matches(
+        SimpleNamespace(  # what the store's dataset would hold, for the message
+            name=str(store.path),
+            latitude=latitude,
+            longitude=longitude,
+            native_step=store.native_step,
+            channels=(
+                checkpoint.channels if set(checkpoint.channels) <= set(available) else available
+            ),
+            static_names=GEOMETRY_STATICS
+            + statics
+            + (SOLAR_FORCINGS if checkpoint.spec.solar_forcing else ()),
+        )
+    )
 
 
 def to_dataset(

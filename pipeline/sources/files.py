@@ -8,12 +8,16 @@ mislabelled file is named in the error instead of surfacing as a decoder traceba
 from __future__ import annotations
 
 import glob
+import importlib.util
 import warnings
 from abc import abstractmethod
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import numpy as np
 import xarray as xr
+from xarray.backends import BackendArray
+from xarray.core.indexing import LazilyIndexedArray
 
 from pipeline.errors import InputError
 from pipeline.redact import redact
@@ -26,8 +30,9 @@ TIME_CHUNKS = {"time": 24, "step": 24, "valid_time": 24}
 
 
 def expand_paths(spec: str, suffixes: tuple[str, ...]) -> list[Path]:
-    """The files a path or glob names, sorted; an error if there are none."""
-    if glob.has_magic(spec):
+    """The files a path or glob names, sorted; an error if there are none. A path that
+    exists is taken literally, even with glob characters (``[``, ``*``, ``?``) in its name."""
+    if glob.has_magic(spec) and not Path(spec).exists():  # `era5 [v2].grib` is a name
         paths = sorted(Path(p) for p in glob.glob(spec))
         if not paths:
             raise InputError(
@@ -150,18 +155,105 @@ class GribSource(FileSource):
         )
 
 
+NETCDF_CLASSIC = (b"CDF\x01", b"CDF\x02", b"CDF\x05")
+"""The first bytes of a NetCDF 3 file (classic, 64-bit offset, 64-bit data)."""
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+"""The first bytes of an HDF5 superblock (a NetCDF-4 file), at byte 0, 512, 1024, ..."""
+
+
+def check_netcdf_header(path: Path) -> None:
+    """Refuse a file that is not NetCDF (an error page, a GRIB file) or whose NetCDF-4
+    superblock records more bytes than the file holds (truncated), naming the file, what
+    was found and the fix. Cost: a few small reads."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = first = f.read(8)
+        if head[:4] in NETCDF_CLASSIC:
+            return
+        offset = 0
+        while head != HDF5_SIGNATURE:
+            offset = 512 if offset == 0 else 2 * offset
+            if offset + 8 > size:
+                raise InputError(
+                    f"{path}: is not a NetCDF file (starts with {first[:4]!r}); check "
+                    "that it was downloaded as NetCDF, not as GRIB or an error page"
+                )
+            f.seek(offset)
+            head = f.read(8)
+        superblock = f.read(64)
+    expected = _hdf5_end_of_file(superblock)
+    if expected is not None and offset + expected > size:
+        raise InputError(
+            f"{path}: cannot be read as NetCDF: {size} bytes where its header records "
+            f"{offset + expected} (corrupt or truncated?); download the file again"
+        )
+
+
+def _hdf5_end_of_file(superblock: bytes) -> int | None:
+    """The end-of-file address of an HDF5 superblock (the bytes after its signature);
+    None for a version this does not know or too short a read."""
+    version = superblock[0] if superblock else None
+    if version in (0, 1):
+        size_of_offsets, at = superblock[5], 16 if version == 0 else 20
+        at += 2 * size_of_offsets  # after the base and free-space addresses
+    elif version in (2, 3):
+        size_of_offsets, at = superblock[1], 4 + 2 * superblock[1]
+    else:
+        return None
+    field = superblock[at : at + size_of_offsets]
+    if size_of_offsets not in (2, 4, 8) or len(field) < size_of_offsets:
+        return None
+    return int.from_bytes(field, "little")
+
+
 @SOURCES.register("netcdf")
 class NetcdfSource(FileSource):
-    """NetCDF 3/4 through netCDF4 (h5netcdf for NetCDF-4 files netCDF4 cannot open)."""
+    """NetCDF 3/4 through netCDF4 (h5netcdf, when installed, for NetCDF-4 files netCDF4
+    cannot open). A file that neither opens is named as corrupt or truncated, with the
+    decoder's own reason."""
 
     name = "netcdf"
     suffixes = (".nc", ".nc4", ".netcdf", ".cdf")
 
+    def check(self, path: Path) -> None:
+        check_netcdf_header(path)
+
     def decode(self, path: Path) -> xr.Dataset:
         try:
-            return xr.open_dataset(path, engine="netcdf4", chunks=TIME_CHUNKS)
-        except OSError:
-            return xr.open_dataset(path, engine="h5netcdf", chunks=TIME_CHUNKS)
+            ds = xr.open_dataset(path, engine="netcdf4", cache=False)
+        except OSError as err:
+            ds = None
+            if importlib.util.find_spec("h5py") is not None:  # h5netcdf's own reader
+                try:
+                    ds = xr.open_dataset(path, engine="h5netcdf", cache=False)
+                except Exception:  # noqa: S110 (netCDF4's reason is the one to report)
+                    pass
+            if ds is None:
+                raise InputError(_unreadable_netcdf(path, err.strerror or str(err))) from err
+        for name, variable in ds.variables.items():
+            if name not in ds.indexes:  # read later, block by block: a corrupt one is named
+                variable.data = LazilyIndexedArray(_NamedReads(variable._data, path))
+        return ds.chunk({dim: n for dim, n in TIME_CHUNKS.items() if dim in ds.dims})
+
+
+def _unreadable_netcdf(path: Path, reason: str) -> str:
+    return f"{path}: cannot be read as NetCDF ({reason}) (corrupt or truncated?); download it again"
+
+
+class _NamedReads(BackendArray):
+    """A decoder's lazy array whose read errors (a corrupt compressed chunk surfaces as a
+    ``RuntimeError`` only when read) become an :class:`InputError` naming the file; the
+    original stays the cause, so a transient one is still retried."""
+
+    def __init__(self, array: Any, path: Path) -> None:
+        self.array, self.path = array, path
+        self.shape, self.dtype = array.shape, array.dtype
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        try:
+            return np.asarray(self.array[key])
+        except (RuntimeError, OSError) as err:
+            raise InputError(_unreadable_netcdf(self.path, str(err))) from err
 
 
 @SOURCES.register("zarr")

@@ -170,6 +170,51 @@ def test_only_transient_io_errors_are_retried(error, retried):
     assert is_transient_io_error(None, None, Failed(data=error)) is retried
 
 
+@pytest.mark.parametrize(
+    ("error", "attempts"),
+    [
+        # wrapped by the library, as opening a Zarr source on a dropped mount is: retried
+        (InputError("era5.zarr: cannot be opened"), 2),
+        # a full disk: fails at once (EROFS, EDQUOT, ...: tests/pipeline/test_errors.py)
+        (OSError(errno.ENOSPC, "No space left on device"), 1),
+    ],
+    ids=["wrapped-EIO", "ENOSPC"],
+)
+def test_a_wxens_task_retries_a_wrapped_transient_error_and_never_a_full_disk(
+    prefect_server, tmp_path, monkeypatch, error, attempts
+):
+    from prefect import flow
+
+    import flows.runtime
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(flows.runtime, "IO_RETRY_DELAYS_S", [0] * flows.runtime.IO_RETRIES)
+    calls: list[int] = []
+
+    @flows.runtime.wxens_task(name="flaky-write", reads=())
+    def flaky_write(path: str) -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            if isinstance(error, InputError):
+                cause = OSError(errno.EIO, "Input/output error", path)
+                raise error from cause
+            raise error
+        return path
+
+    @flow(name="write-once")
+    def write_once(path: str) -> str:
+        return flaky_write(path)
+
+    state = write_once(str(tmp_path / "out.zarr"), return_state=True)
+    assert len(calls) == attempts
+    assert task_run_counts(state) == [attempts]
+    if attempts == 1:
+        with pytest.raises(OSError, match=error.strerror):
+            state.result()
+    else:
+        assert state.result() == str(tmp_path / "out.zarr")
+
+
 def region_files(store: Path, index: int) -> list[Path]:
     """The chunk files of initial time number ``index`` in every array along init_time."""
     files: list[Path] = []

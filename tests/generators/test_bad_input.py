@@ -1,0 +1,167 @@
+"""Bad input to the generator commands: each is refused with one line on stderr that names
+the value and the fix, exit 2, no traceback (``flows.cli.main`` returns 2)."""
+
+from __future__ import annotations
+
+import pytest
+
+import generators.rollout
+from flows.cli import main as wxens
+from pipeline.store import ingest
+
+CONFIG = (
+    "model: {kind: flow_matching, backbone: {widths: [8, 16], attention_heads: 0, "
+    "embedding_dim: 16}}\n"
+    "data: {channels: [t2m], history: 2, leads: [1]}\nsteps: 2\nbatch_size: 4\ndevice: cpu\n"
+)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A store, a model trained on it in two steps, and a store on another grid and step."""
+    root = tmp_path_factory.mktemp("bad-input")
+    store = ingest(
+        "synthetic:n_lat=8,n_lon=12,n_times=24,step=6h,seed=3",
+        root / "syn.zarr",
+        variables=["t2m"],
+        progress=False,
+    )
+    other = ingest(
+        "synthetic:n_lat=6,n_lon=10,n_times=24,step=1h,seed=3",
+        root / "other.zarr",
+        variables=["t2m"],
+        progress=False,
+    )
+    config = root / "c.yaml"
+    config.write_text(CONFIG)
+    argv = ["train", "--store", str(store.path), "--config", str(config)]
+    assert wxens(argv + ["--out", str(root / "run"), "--no-progress"]) == 0
+    return root, store, other, config
+
+
+def refused(capsys, argv: list[str], *names: str) -> str:
+    """Run ``wxens argv``: exit 2 and one stderr line naming each of ``names``."""
+    capsys.readouterr()
+    assert wxens(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err
+    assert "Traceback" not in err
+    for name in names:
+        assert name in err, (name, err)
+    return err
+
+
+def forecast_argv(trained, *extra: str) -> list[str]:
+    root, store, _, _ = trained
+    return [
+        "forecast",
+        "--checkpoint",
+        str(root / "run"),
+        "--store",
+        str(store.path),
+        "--init",
+        "2000-01-03",
+        "--lead",
+        "6h",
+        "--members",
+        "2",
+        "--out",
+        str(root / "never.zarr"),
+        "--no-progress",
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ("optim.lr=[1", "'[1' is not valid YAML"),
+        ("optim.lr={", "'{' is not valid YAML"),
+        ("sampler=euler: [2", "'euler: [2' is not valid YAML"),
+        ("steps=@2", "'@2' is not valid YAML"),
+    ],
+)
+def test_a_yaml_error_in_set_is_one_line_naming_it(trained, capsys, value, named):
+    root, store, _, config = trained
+    argv = ["train", "--store", str(store.path), "--config", str(config), "--out"]
+    err = refused(capsys, argv + [str(root / "never"), "--set", value], value, named)
+    assert "quote" in err
+    assert not (root / "never").exists()
+
+
+@pytest.mark.parametrize(
+    ("spec", "named"),
+    [
+        ("euler:nfe=[2", "nfe='[2' is not an integer"),
+        ("euler:nfe=2:3", "nfe='2:3' is not an integer"),
+        ("euler:{nfe: 2}", "'{nfe: 2}' is not key=value; valid keys: nfe"),
+        ("euler[nfe=2]", "unknown sampler 'euler[nfe=2]'; known: "),
+    ],
+)
+def test_a_bad_sampler_is_one_line_naming_it(trained, capsys, spec, named):
+    refused(capsys, forecast_argv(trained, "--sampler", spec), named)
+    assert not (trained[0] / "never.zarr").exists()
+
+
+@pytest.mark.parametrize("device", ["tpu", "gpu:0", "CUDA", "cuda:x", "meta"])
+def test_an_unknown_device_is_one_line_naming_it(trained, capsys, device):
+    err = refused(capsys, forecast_argv(trained, "--device", device), f"device {device!r}")
+    assert "use auto, cpu, cuda or cuda:N" in err
+    assert not (trained[0] / "never.zarr").exists()
+
+
+def test_a_batch_that_cannot_fit_is_refused_with_its_estimate(trained, capsys, monkeypatch):
+    # 8 GiB free: 20 million members of an 8 x 12 grid need far more
+    monkeypatch.setattr(generators.rollout, "available_memory", lambda device: (0, 8 * 2**30))
+    err = refused(
+        capsys,
+        forecast_argv(trained, "--members", "20000000", "--device", "cpu"),
+        "1 initial time(s) x 20000000 members",
+        "GiB on cpu (host memory) but 8.0 GiB is available",
+        "lower --members to ",
+    )
+    fits = int(err.split("lower --members to ")[1].split()[0])
+    assert 1_000_000 < fits < 20_000_000
+    assert not (trained[0] / "never.zarr").exists()
+
+
+def test_too_large_a_batch_of_initial_times_asks_for_a_smaller_batch(trained, capsys, monkeypatch):
+    one = None
+
+    def record(batch, device):
+        nonlocal one
+        one = batch.bytes_per_trajectory()
+        return real(batch, device)
+
+    real = generators.rollout.check_batch_fits
+    monkeypatch.setattr(generators.rollout, "check_batch_fits", record)
+    argv = forecast_argv(trained, "--device", "cpu")
+    argv[argv.index("--out") + 1] = str(trained[0] / "fits.zarr")
+    assert wxens(argv) == 0
+    monkeypatch.setattr(generators.rollout, "check_batch_fits", real)
+    per_trajectory = sum(one)
+    # room for 5 trajectories: 4 initial times x 2 members do not fit, 2 x 2 do
+    free = 5 * per_trajectory
+    monkeypatch.setattr(generators.rollout, "available_memory", lambda device: (0, free))
+    argv = forecast_argv(trained, "--device", "cpu", "--batch-members", "8")
+    argv[argv.index("2000-01-03")] = "2000-01-03/2000-01-03T18/6h"
+    refused(capsys, argv, "4 initial time(s) x 2 members", "lower --batch-members to 4 or less")
+    assert not (trained[0] / "never.zarr").exists()
+
+
+def test_a_checkpoint_on_another_grid_and_step_names_the_grid_first(trained, capsys):
+    root, _, other, _ = trained
+    argv = forecast_argv(trained)
+    argv[argv.index("--store") + 1] = str(other.path)
+    err = refused(capsys, argv, "was trained on a 8 x 12 grid", "has a 6 x 10 grid")
+    assert "native step 0 days 01:00:00" in err
+    assert "tendency std" not in err
+
+
+def test_an_unknown_device_in_a_training_config_is_one_line_naming_it(trained, capsys):
+    root, store, _, config = trained
+    argv = ["train", "--store", str(store.path), "--config", str(config), "--no-progress"]
+    err = refused(
+        capsys, argv + ["--out", str(root / "tpu-run"), "--set", "device=tpu"], "device 'tpu'"
+    )
+    assert "use auto, cpu, cuda or cuda:N" in err
