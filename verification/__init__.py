@@ -29,8 +29,7 @@ plotting.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from pipeline.lazy import lazy_exports
 
 _LAZY = {
     "VerifyConfig": "verification.config",
@@ -39,9 +38,4 @@ _LAZY = {
 }
 
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'verification' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
