@@ -215,16 +215,14 @@ def write_forecast(
             ds = ds.isel({INIT_TIME: np.flatnonzero(~times.isin(done))})
             times = pd.DatetimeIndex(ds[INIT_TIME].values)
         rerun = times.isin(stored)
+        along = ds.drop_vars([v for v in ds.variables if INIT_TIME not in ds[v].dims])
         for t in times[rerun]:
             index = int(stored.get_loc(t))
-            region = ds.sel({INIT_TIME: [t]}).drop_vars(
-                [v for v in ds.variables if INIT_TIME not in ds[v].dims]
-            )
-            region.to_zarr(
+            along.sel({INIT_TIME: [t]}).to_zarr(
                 store, region={INIT_TIME: slice(index, index + 1)}, mode="r+", consolidated=False
             )
-        if (~rerun).any():
-            appended = ds.isel({INIT_TIME: np.flatnonzero(~rerun)})
+        if (~rerun).any():  # only arrays along init_time: the others stay as they are
+            appended = along.isel({INIT_TIME: np.flatnonzero(~rerun)})
             appended.to_zarr(store, append_dim=INIT_TIME, zarr_format=3, consolidated=False)
     log.info("%s: overwrote %d and appended %d initial time(s)", path, rerun.sum(), (~rerun).sum())
     return times
