@@ -23,7 +23,7 @@ from zarr.abc.store import Store
 
 from pipeline.errors import StoreError
 from pipeline.schema import LAT, LEVEL, LON, TIME
-from pipeline.transaction import reader, transaction
+from pipeline.transaction import has_root_group, reader, transaction
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def open_store(path: str | Path) -> AnalysisStore:
     """Open a complete analysis store lazily, with its statistics (its last commit)."""
     path = Path(path)
     snapshot = _snapshot(path)
-    state = state_of(zarr.open_group(snapshot, mode="r").attrs.asdict(), path)
+    state = _state_in(snapshot, path)  # the state and the data of one commit
     if not state["complete"]:
         written = sum(j - i for i, j in state["written"])
         raise StoreError(
@@ -82,18 +82,19 @@ def _snapshot(path: Path) -> Store | str:
 
 def read_state(path: str | Path) -> dict:
     """The ingest state of the store at ``path`` (its last commit); StoreError if none."""
-    path = Path(path)
+    return _state_in(_snapshot(Path(path)), Path(path))
+
+
+def _state_in(snapshot: Store | str, path: Path) -> dict:
+    if not isinstance(snapshot, str) and not has_root_group(snapshot):
+        raise StoreError(
+            f"{path}: an empty store (its creation was interrupted before anything was "
+            "committed); rerun the command that writes it"
+        )
     try:
-        attrs = zarr.open_group(_snapshot(path), mode="r").attrs.asdict()
-    except StoreError:
-        raise
+        attrs = zarr.open_group(snapshot, mode="r").attrs.asdict()
     except Exception as err:
         raise StoreError(f"{path}: not a Zarr store ({type(err).__name__}: {err})") from err
-    return state_of(attrs, path)
-
-
-def state_of(attrs: dict, path: Path) -> dict:
-    """The ingest state in a store's root attributes; StoreError if there is none."""
     if STATE_ATTR not in attrs:
         raise StoreError(f"{path}: a Zarr store, but not a wxens analysis store")
     return attrs[STATE_ATTR]

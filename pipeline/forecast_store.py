@@ -45,6 +45,7 @@ from pipeline.schema import (
 )
 from pipeline.transaction import (
     has_root_group,
+    is_empty_repository,
     is_plain_zarr,
     is_repository,
     is_store,
@@ -244,7 +245,7 @@ def _check_writable(path: Path) -> None:
             "wxens); forecasts are written only to transactional stores: choose another --out"
         )
     if is_repository(path) and not is_forecast_store(path):
-        if read_attrs(path):
+        if not is_empty_repository(path):
             raise StoreError(
                 f"{path} is a Zarr store but not a wxens forecast store; wxens will not write "
                 "forecasts into it: choose another --out"

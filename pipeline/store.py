@@ -43,6 +43,7 @@ from pipeline.sources import Source, resolve_source
 from pipeline.transaction import (
     collect_garbage,
     has_root_group,
+    is_empty_repository,
     is_plain_zarr,
     is_repository,
     lock_path,
@@ -141,6 +142,8 @@ def describe_path(path: Path) -> str | None:
         return None
     if not path.is_dir():
         return "a regular file" if path.is_file() else "not a folder"
+    if is_empty_repository(path):
+        return None  # its creation was interrupted: created again
     if is_plain_zarr(path) and not is_repository(path):
         return "a Zarr store"
     if not is_repository(path):

@@ -98,11 +98,16 @@ def read_attrs(path: str | Path) -> dict[str, Any]:
     return zarr.open_group(reader(path), mode="r").attrs.asdict()
 
 
+def is_empty_repository(path: str | Path) -> bool:
+    """A repository whose last commit holds nothing: its creation was interrupted."""
+    return is_repository(path) and not has_root_group(reader(path))
+
+
 def has_root_group(store: Store) -> bool:
     """Whether a transaction's ``store`` already holds a root group (a created store)."""
     try:
         zarr.open_group(store, mode="r")
-    except FileNotFoundError:
+    except FileNotFoundError:  # zarr.errors.GroupNotFoundError included
         return False
     return True
 
