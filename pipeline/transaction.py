@@ -172,6 +172,15 @@ def _is_interrupted_creation(path: Path) -> bool:
     )
 
 
+def commits(path: str | Path) -> list[tuple[str, str, datetime]]:
+    """The commits of the store at ``path``, newest first: (snapshot id, message, time);
+    none for a plain Zarr store."""
+    if not is_repository(path):
+        return []
+    repo = icechunk.Repository.open(_storage(Path(path)))
+    return [(c.id, c.message, c.written_at) for c in repo.ancestry(branch=BRANCH)]
+
+
 def collect_garbage(path: str | Path) -> int:
     """Delete chunk, manifest and snapshot files no commit refers to (left by a killed
     writer); the number of objects deleted. Call inside the store's lock."""
