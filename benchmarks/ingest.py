@@ -2,7 +2,11 @@
 
 1. GRIB -> Zarr on the shipped sample against decoding the same GRIB with cfgrib and
    ``.load()`` alone (median of alternating repeats). Target: ratio <= 1.25.
-2. A generated NetCDF file larger than 4 GB ingested in a child process; its peak RSS
+2. What transactional stores cost: ``wxens ingest`` of the shipped sample against the same
+   GRIB decoded and normalised the same way, written with plain ``xarray.Dataset.to_zarr``
+   (same chunks and codecs), plus the same statistics pass; and forecast batches written with ``write_forecast``
+   against plain ``to_zarr`` appends of the same batches. Aim: under 10 % slower.
+3. A generated NetCDF file larger than 4 GB ingested in a child process; its peak RSS
    (target < 2 GB) and throughput in MB/s.
 
     python benchmarks/ingest.py [--netcdf-gb 4.2] [--repeats 5] [--out benchmarks/results/ingest.json]
@@ -27,13 +31,16 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from pipeline.analysis_store import compute_statistics, native_step
+from pipeline.forecast_store import ForecastProvenance, _encoding, _prepare, write_forecast
+from pipeline.store import chunk_shape, ingest, open_canonical, time_chunk
+from pipeline.transaction import open_dataset
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "era5-t2m-uk-2019-03.grib"
 
 
 def time_grib(workdir: Path, repeats: int) -> dict:
-    from pipeline.store import ingest
-
     decode, ingest_s = [], []
     for r in range(repeats):
         t0 = time.perf_counter()
@@ -52,6 +59,83 @@ def time_grib(workdir: Path, repeats: int) -> dict:
         "median_ingest_s": statistics.median(ingest_s),
         "ratio": statistics.median(ingest_s) / statistics.median(decode),
         "target_ratio": 1.25,
+    }
+
+
+def time_transactions(workdir: Path, repeats: int, batches: int = 8) -> dict:
+    """Transactional writes against plain Zarr writes of the same data, alternating."""
+    canonical, _ = open_canonical(SAMPLE)
+    steps = time_chunk(canonical)
+    encoding = {n: {"chunks": chunk_shape(da, steps)} for n, da in canonical.data_vars.items()}
+
+    def plain_ingest(path: Path) -> None:  # the same decoding, normalising and statistics
+        ds, _ = open_canonical(SAMPLE)
+        ds.to_zarr(path, mode="w-", zarr_format=3, consolidated=False, encoding=encoding)
+        stored = xr.open_zarr(path, consolidated=False)
+        compute_statistics(stored, native_step(pd.DatetimeIndex(stored.time.values)))
+
+    provenance = ForecastProvenance("benchmark", "0" * 16, "euler:nfe=10", 10, 0)
+    lat, lon = canonical.latitude.values, canonical.longitude.values
+    rng = np.random.default_rng(0)
+
+    def batch(i: int) -> xr.Dataset:  # 2 initial times x 50 members x 24 leads, the sample's grid
+        shape = (2, 50, 24, lat.size, lon.size)
+        return xr.Dataset(
+            {
+                "t2m": (
+                    ("init_time", "member", "lead_time", "latitude", "longitude"),
+                    (280 + rng.standard_normal(shape)).astype("float32"),
+                )
+            },
+            coords={
+                "init_time": pd.date_range("2019-03-01", periods=2, freq="6h")
+                + pd.Timedelta(hours=12 * i),
+                "member": np.arange(50),
+                "lead_time": pd.to_timedelta(np.arange(1, 25), unit="h"),
+                "latitude": lat,
+                "longitude": lon,
+            },
+        )
+
+    forecasts = [batch(i) for i in range(batches)]
+
+    def plain_forecast(path: Path) -> None:
+        for i, ds in enumerate(forecasts):
+            prepared = _prepare(ds, provenance)
+            if i == 0:
+                prepared.to_zarr(
+                    path, mode="w-", zarr_format=3, consolidated=False, encoding=_encoding(prepared)
+                )
+            else:
+                prepared.to_zarr(path, append_dim="init_time", consolidated=False)
+
+    def wxens_forecast(path: Path) -> None:
+        for ds in forecasts:
+            write_forecast(path, ds, provenance)
+
+    runs = {
+        "ingest_plain_zarr": plain_ingest,
+        "ingest_wxens": lambda p: ingest(SAMPLE, p, progress=False),
+        "forecast_plain_zarr": plain_forecast,
+        "forecast_wxens": wxens_forecast,
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for r in range(repeats):
+        for name, run in runs.items():
+            path = workdir / f"{name}-{r}.zarr"
+            t0 = time.perf_counter()
+            run(path)
+            seconds[name].append(time.perf_counter() - t0)
+            shutil.rmtree(path)
+    medians = {name: statistics.median(s) for name, s in seconds.items()}
+    return {
+        "seconds": seconds,
+        "median_s": medians,
+        "ingest_overhead_pct": 100 * (medians["ingest_wxens"] / medians["ingest_plain_zarr"] - 1),
+        "forecast_overhead_pct": 100
+        * (medians["forecast_wxens"] / medians["forecast_plain_zarr"] - 1),
+        "forecast_batches": f"{batches} x (2 initial times x 50 members x 24 leads) on {lat.size}x{lon.size}",
+        "target_overhead_pct": 10,
     }
 
 
@@ -111,7 +195,7 @@ def time_big_netcdf(workdir: Path, gigabytes: float) -> dict:
         "target_peak_rss_mb": 2048,
         "store_mb": sum(p.stat().st_size for p in store.rglob("*") if p.is_file()) / 1e6,
     }
-    check = xr.open_zarr(store, consolidated=False)
+    check = open_dataset(store)
     want = xr.open_dataset(src).t2m.isel(time=-1).values
     out["last_field_equal"] = bool(np.array_equal(check.t2m.isel(time=-1).values, want))
     return out
@@ -135,6 +219,8 @@ def main() -> None:
             "grib_to_zarr": time_grib(workdir, args.repeats),
         }
         print(json.dumps(results["grib_to_zarr"], indent=1))
+        results["transactions"] = time_transactions(workdir, args.repeats)
+        print(json.dumps(results["transactions"], indent=1))
         if not args.skip_netcdf:
             results["netcdf_over_4gb"] = time_big_netcdf(workdir, args.netcdf_gb)
             print(json.dumps(results["netcdf_over_4gb"], indent=1))

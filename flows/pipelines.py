@@ -24,6 +24,7 @@ from pipeline.analysis_store import open_store
 from pipeline.errors import InputError, StoreError
 from pipeline.forecast_store import complete_init_times
 from pipeline.schema import Period
+from pipeline.transaction import is_store
 
 
 def analysis_store_complete(path: str) -> bool:
@@ -175,7 +176,7 @@ def bias_correct(
     average of its recent spread-skill ratio, and with a ``rank_weight`` remap its members
     by the decaying average of its recent rank histograms. Skipped when the forecast and the
     truth are unchanged and ``out`` exists. Returns ``out``."""
-    done = (Path(out) / "zarr.json").is_file()
+    done = is_store(out)
     return unless_done(tasks.bias_correct_forecast, done)(
         forecast, truth, out, weight, spread_weight, rank_weight
     )
@@ -188,7 +189,7 @@ def baseline(name: str, store: str, train: str, forecast: str, out: str, seed: i
     leads and member count of the forecast store ``forecast`` into the store ``out``
     (``wxens baseline``). Skipped when the store and the forecast are unchanged and ``out``
     exists. Returns ``out``."""
-    done = (Path(out) / "zarr.json").is_file()
+    done = is_store(out)
     return unless_done(tasks.draw_baseline, done)(name, store, train, forecast, out, seed)
 
 

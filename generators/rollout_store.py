@@ -19,7 +19,7 @@ from generators.device import resolve_device
 from generators.rollout import default_sampler, iter_forecast
 from generators.rollout_plan import check_ensemble_size, plan_rollout
 from generators.samplers import Sampler
-from pipeline.forecast_store import ForecastProvenance, write_forecast
+from pipeline.forecast_store import ForecastProvenance, complete_init_times, write_forecast
 from pipeline.store import AnalysisStore
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ def forecast_to_store(
     compile: bool = True,
     batch_members: int = 512,
     progress: bool = True,
+    recompute: bool = False,
 ) -> ForecastRun:
     """Forecast ``inits`` with a checkpoint (path or loaded) from the analysis ``store`` and
     write the members into the forecast store ``out``, one batch of initial times at a
@@ -62,12 +63,25 @@ def forecast_to_store(
     default. ``calibrate``: apply the checkpoint's spread calibration when it has one; the
     calibration used (or ``{}``) goes into the store's provenance and is logged with its
     SSR before/after. ``compile``: ``torch.compile`` the network on CUDA (the first batch
-    pays the compilation). Every input is checked before anything is written.
+    pays the compilation). ``recompute``: draw again the initial times ``out`` already holds
+    completely; by default they are skipped, and so is one another run writes meanwhile.
+    Every input is checked before anything is written.
     """
     check_ensemble_size(n_members, batch_members)
     loaded = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     data = ForecastData.from_store(loaded, store)
     inits = pd.DatetimeIndex(inits)
+    if not recompute:
+        done = inits.intersection(complete_init_times(out))
+        if done.size:
+            log.info(
+                "%s already holds %d of the %d initial time(s) completely; they are skipped "
+                "(recompute to draw them again)",
+                out,
+                done.size,
+                inits.size,
+            )
+            inits = inits.difference(done)
     plan = plan_rollout(leads_hours, loaded.leads_hours, data.history_hours)
     data.windows(inits, plan)  # every initial time has its history: fail before writing
     model = loaded.build_model(device=resolve_device(device))
@@ -106,8 +120,8 @@ def forecast_to_store(
         progress=progress,
         model=model,
     ):
-        write_forecast(out, to_dataset(data, batch, leads_hours, members), provenance)
-        written.extend(batch)
+        forecast = to_dataset(data, batch, leads_hours, members)
+        written.extend(write_forecast(out, forecast, provenance, replace=recompute))
     return ForecastRun(
         str(out),
         tuple(written),

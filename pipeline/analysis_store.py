@@ -19,9 +19,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 import zarr
+from zarr.abc.store import Store
 
 from pipeline.errors import StoreError
 from pipeline.schema import LAT, LEVEL, LON, TIME
+from pipeline.transaction import has_root_group, reader, transaction
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +49,17 @@ class AnalysisStore:
 
 
 def open_store(path: str | Path) -> AnalysisStore:
-    """Open a complete analysis store lazily, with its statistics."""
+    """Open a complete analysis store lazily, with its statistics (its last commit)."""
     path = Path(path)
-    state = read_state(path)
+    snapshot = _snapshot(path)
+    state = _state_in(snapshot, path)  # the state and the data of one commit
     if not state["complete"]:
         written = sum(j - i for i, j in state["written"])
         raise StoreError(
             f"{path}: the store is incomplete ({written} of {state['n_times']} times written; "
             "an ingest was interrupted); rerun the same `wxens ingest` to complete it"
         )
-    ds = xr.open_zarr(path, consolidated=False)
+    ds = xr.open_zarr(snapshot, consolidated=False, zarr_format=3)
     return AnalysisStore(
         path=path,
         dataset=ds,
@@ -66,14 +69,30 @@ def open_store(path: str | Path) -> AnalysisStore:
     )
 
 
-def read_state(path: Path) -> dict:
-    """The ingest state recorded in a store's attributes; StoreError if there is none."""
+def _snapshot(path: Path) -> Store | str:
     if not path.exists():
         raise StoreError(
             f"{path}: no such store; create it with `wxens ingest SOURCE --store {path}`"
         )
     try:
-        attrs = zarr.open_group(str(path), mode="r").attrs.asdict()
+        return reader(path)
+    except Exception as err:
+        raise StoreError(f"{path}: not a Zarr store ({type(err).__name__}: {err})") from err
+
+
+def read_state(path: str | Path) -> dict:
+    """The ingest state of the store at ``path`` (its last commit); StoreError if none."""
+    return _state_in(_snapshot(Path(path)), Path(path))
+
+
+def _state_in(snapshot: Store | str, path: Path) -> dict:
+    if not isinstance(snapshot, str) and not has_root_group(snapshot):
+        raise StoreError(
+            f"{path}: an empty store (its creation was interrupted before anything was "
+            "committed); rerun the command that writes it"
+        )
+    try:
+        attrs = zarr.open_group(snapshot, mode="r").attrs.asdict()
     except Exception as err:
         raise StoreError(f"{path}: not a Zarr store ({type(err).__name__}: {err})") from err
     if STATE_ATTR not in attrs:
@@ -81,9 +100,9 @@ def read_state(path: Path) -> dict:
     return attrs[STATE_ATTR]
 
 
-def update_state(path: Path, **changes: object) -> dict:
-    """Change entries of the ingest state of the store at ``path``; the new state."""
-    group = zarr.open_group(str(path), mode="r+")
+def update_state(store: Store, **changes: object) -> dict:
+    """Change entries of the ingest state in a transaction's ``store``; the new state."""
+    group = zarr.open_group(store, mode="r+")
     state = {**group.attrs[STATE_ATTR], **changes}
     group.attrs[STATE_ATTR] = state
     return state
@@ -94,42 +113,58 @@ def bytes_per_time(da: xr.DataArray) -> int:
     return da.dtype.itemsize * int(np.prod([n for d, n in da.sizes.items() if d != TIME]))
 
 
-def times_per_block(ds: xr.Dataset, path: Path, size: int) -> int:
-    """Whole time chunks of the store at ``path`` making ~``size`` bytes (at least one)."""
-    array = zarr.open_group(str(path), mode="r")[str(next(iter(ds.data_vars)))]
+def times_per_block(ds: xr.Dataset, store: Store | str, size: int) -> int:
+    """Whole time chunks of ``store`` making ~``size`` bytes of ``ds`` (at least one)."""
+    array = zarr.open_group(store, mode="r")[str(next(iter(ds.data_vars)))]
     steps = array.chunks[array.metadata.dimension_names.index(TIME)]
     per_time = sum(bytes_per_time(da) for da in ds.data_vars.values())
     return steps * max(1, size // max(per_time * steps, 1))
 
 
-def finalise(path: Path, nan_counts: dict[str, int] | None = None) -> None:
-    """Compute statistics and missing times with dask, then mark the store complete."""
-    ds = xr.open_zarr(path, consolidated=False, chunks=None)
-    # tasks of whole store chunks, ~STATS_CHUNK_BYTES each: few enough to keep the dask
-    # overhead low, small enough that the reductions in flight stay within memory
-    steps = times_per_block(ds, path, STATS_CHUNK_BYTES)
-    ds = xr.open_zarr(path, consolidated=False, chunks={TIME: steps})
-    times = pd.DatetimeIndex(ds[TIME].values)
-    step = native_step(times)
-    stats = compute_statistics(ds, step)
-    expected = pd.date_range(times[0], times[-1], freq=step) if len(times) > 1 else times
-    missing = expected.difference(times)
-    if missing.size:
-        log.warning("%s: %d missing time(s) at the native step %s", path, missing.size, step)
-    group = zarr.open_group(str(path), mode="r+")
-    history = group.attrs.get("history", "")
-    group.attrs["history"] = (
-        f"{history}\n{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} finalised: {len(times)} times"
-    ).strip()
-    update_state(
-        path,
-        complete=True,
-        n_times=len(times),
-        native_step=str(step),
-        missing_times=[str(t) for t in missing],
-        statistics=stats,
-        nan_counts=nan_counts if nan_counts is not None else read_state(path)["nan_counts"],
-    )
+def finalise(path: Path) -> None:
+    """Compute statistics and missing times with dask, then mark the store complete: one
+    transaction, holding the store's lock while the statistics of its last commit are
+    computed, so no other writer changes the data they describe. A no-op when another
+    ingest finalised the same times already."""
+    with transaction(path, "finalise: statistics and missing times") as store:
+        group = zarr.open_group(store, mode="r+")
+        state = group.attrs[STATE_ATTR]
+        if state["complete"]:
+            return
+        if state["written"] != [[0, state["n_times"]]]:
+            unwritten = state["n_times"] - sum(j - i for i, j in state["written"])
+            log.warning(
+                "%s: %d time(s) are not written yet (another ingest is writing them, or one "
+                "was interrupted: rerun it); statistics wait until every time is written",
+                path,
+                unwritten,
+            )
+            return
+        snapshot = reader(path)  # the tip the transaction started from: the lock is held
+        # tasks of whole store chunks, ~STATS_CHUNK_BYTES each: few enough to keep the dask
+        # overhead low, small enough that the reductions in flight stay within memory
+        plain = xr.open_zarr(snapshot, consolidated=False, chunks=None)
+        steps = times_per_block(plain, snapshot, STATS_CHUNK_BYTES)
+        ds = xr.open_zarr(snapshot, consolidated=False, chunks={TIME: steps})
+        times = pd.DatetimeIndex(ds[TIME].values)
+        step = native_step(times)
+        stats = compute_statistics(ds, step)
+        expected = pd.date_range(times[0], times[-1], freq=step) if len(times) > 1 else times
+        missing = expected.difference(times)
+        if missing.size:
+            log.warning("%s: %d missing time(s) at the native step %s", path, missing.size, step)
+        history = group.attrs.get("history", "")
+        group.attrs["history"] = (
+            f"{history}\n{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} finalised: {len(times)} times"
+        ).strip()
+        update_state(
+            store,
+            complete=True,
+            n_times=len(times),
+            native_step=str(step),
+            missing_times=[str(t) for t in missing],
+            statistics=stats,
+        )
 
 
 def native_step(times: pd.DatetimeIndex) -> pd.Timedelta:

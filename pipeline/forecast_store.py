@@ -1,16 +1,18 @@
-"""Forecast stores: the Zarr v3 output of a generator, one ensemble per initial time.
+"""Forecast stores: the transactional Zarr v3 output of a generator, one ensemble per
+initial time.
 
 Layout: dims ``init_time, member, lead_time, [level], latitude, longitude``; coordinate
 ``valid_time(init_time, lead_time)``; float32 CF variables; one chunk holds all members of
 one (init_time, lead_time) so verification reads a whole ensemble at once.
 
-Writing (:func:`write_forecast`):
+Writing (:func:`write_forecast`), one transaction (:mod:`pipeline.transaction`) a batch:
 
 - a new initial time is appended along ``init_time``;
 - an initial time already in the store is overwritten in its own region, nothing else;
-- a boolean coordinate ``complete(init_time)`` is set False before an initial time's data is written
-  and True after, so a forecast killed half-way never reads as complete:
-  :func:`open_forecast` leaves such initial times out (and says so) until a rerun fills them.
+- readers see a batch whole or not at all, so a forecast killed half-way never reads as
+  complete. The boolean coordinate ``complete(init_time)`` is True for every committed
+  initial time; plain Zarr stores of older wxens versions, written without transactions,
+  may hold False entries, which :func:`open_forecast` leaves out (and says so).
 
 Provenance (:class:`ForecastProvenance`: generator kind, checkpoint digest, sampler, NFE,
 seed, calibration, bias correction) is recorded in the store attrs; writing a forecast of another provenance
@@ -29,7 +31,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-import zarr
 
 from pipeline.errors import InputError, StoreError
 from pipeline.schema import (
@@ -41,6 +42,16 @@ from pipeline.schema import (
     MEMBER,
     SCHEMA_VERSION,
     VALID_TIME,
+)
+from pipeline.transaction import (
+    has_root_group,
+    is_empty_repository,
+    is_plain_zarr,
+    is_repository,
+    is_store,
+    open_dataset,
+    read_attrs,
+    transaction,
 )
 
 log = logging.getLogger(__name__)
@@ -104,12 +115,12 @@ def _check_layout(forecast: xr.Dataset) -> None:
 
 
 def _prepare(forecast: xr.Dataset, provenance: ForecastProvenance) -> xr.Dataset:
-    """Float32 variables, valid_time coordinate, a False ``complete`` flag, provenance attrs."""
+    """Float32 variables, valid_time coordinate, a ``complete`` flag, provenance attrs."""
     ds = forecast.drop_vars([VALID_TIME, COMPLETE], errors="ignore")
     ds = ds.map(lambda da: da.astype(np.float32), keep_attrs=True)
     valid = ds[INIT_TIME] + ds[LEAD_TIME]
     ds = ds.assign_coords({VALID_TIME: valid.transpose(INIT_TIME, LEAD_TIME)})
-    ds = ds.assign_coords({COMPLETE: (INIT_TIME, np.zeros(ds.sizes[INIT_TIME], dtype=bool))})
+    ds = ds.assign_coords({COMPLETE: (INIT_TIME, np.ones(ds.sizes[INIT_TIME], dtype=bool))})
     ds.attrs = {
         **forecast.attrs,
         "schema_version": SCHEMA_VERSION,
@@ -166,78 +177,96 @@ def _short(values: np.ndarray | None) -> str:
     return f"[{values[0]} ... {values[-1]}] ({values.size} values)"
 
 
-def _mark(path: Path, index: int, done: bool) -> None:
-    flag = xr.Dataset({COMPLETE: ((INIT_TIME,), np.array([done]))})
-    flag.to_zarr(path, region={INIT_TIME: slice(index, index + 1)}, mode="r+", consolidated=False)
-
-
-def write_forecast(path: str | Path, forecast: xr.Dataset, provenance: ForecastProvenance) -> None:
+def write_forecast(
+    path: str | Path,
+    forecast: xr.Dataset,
+    provenance: ForecastProvenance,
+    *,
+    replace: bool = True,
+) -> pd.DatetimeIndex:
     """Write ``forecast`` (dims ``init_time, member, lead_time, [level], latitude,
-    longitude``) into the store at ``path``: create it, append new initial times, and
-    overwrite the region of initial times it already holds (nothing else).
+    longitude``) into the store at ``path`` in one transaction: create it, append new
+    initial times, and overwrite the region of initial times it already holds (nothing
+    else); the initial times written.
 
-    Each initial time is flagged incomplete before its data is written and complete after.
-    Raises StoreError if the store holds another model, sampler, seed, member count, lead
-    times, levels or grid.
+    ``replace=False`` keeps an initial time the store already holds completely (another
+    run wrote it meanwhile) and writes only the others. Raises StoreError if the store
+    holds another model, sampler, seed, member count, lead times, levels or grid.
     """
     path = Path(path)
     _check_layout(forecast)
     ds = _prepare(forecast, provenance)
+    _check_writable(path)
+    times = pd.DatetimeIndex(ds[INIT_TIME].values)
+    with transaction(path, f"forecast {_span(times)}") as store:
+        if not has_root_group(store):
+            ds.to_zarr(store, mode="w-", zarr_format=3, encoding=_encoding(ds), consolidated=False)
+            log.info("created forecast store %s with %d initial time(s)", path, times.size)
+            return times
+        existing = xr.open_zarr(store, zarr_format=3, consolidated=False, chunks=None)
+        _check_compatible(path, existing, ds)
+        stored = pd.DatetimeIndex(existing[INIT_TIME].values)
+        done = stored[existing[COMPLETE].values.astype(bool)]
+        if not replace and times.isin(done).any():
+            log.info(
+                "%s: initial time(s) %s were written by another run meanwhile; kept as they are",
+                path,
+                [str(t) for t in times[times.isin(done)]],
+            )
+            ds = ds.isel({INIT_TIME: np.flatnonzero(~times.isin(done))})
+            times = pd.DatetimeIndex(ds[INIT_TIME].values)
+        rerun = times.isin(stored)
+        along = ds.drop_vars([v for v in ds.variables if INIT_TIME not in ds[v].dims])
+        for t in times[rerun]:
+            index = int(stored.get_loc(t))
+            along.sel({INIT_TIME: [t]}).to_zarr(
+                store, region={INIT_TIME: slice(index, index + 1)}, mode="r+", consolidated=False
+            )
+        if (~rerun).any():  # only arrays along init_time: the others stay as they are
+            appended = along.isel({INIT_TIME: np.flatnonzero(~rerun)})
+            appended.to_zarr(store, append_dim=INIT_TIME, zarr_format=3, consolidated=False)
+    log.info("%s: overwrote %d and appended %d initial time(s)", path, rerun.sum(), (~rerun).sum())
+    return times
+
+
+def _span(times: pd.DatetimeIndex) -> str:
+    if times.size == 1:
+        return f"initial time {times[0]}"
+    return f"{times.size} initial times {times.min()}..{times.max()}"
+
+
+def _check_writable(path: Path) -> None:
+    """StoreError unless ``path`` is absent, an empty folder or a wxens forecast store."""
     if path.exists() and not path.is_dir():
         raise StoreError(f"{path} is a regular file, not a forecast store; choose another --out")
-    if (path / "zarr.json").exists() and not is_forecast_store(path):
+    if is_plain_zarr(path) and not is_repository(path):
         raise StoreError(
-            f"{path} is a Zarr store but not a wxens forecast store; wxens will not write "
-            "forecasts into it: choose another --out"
+            f"{path} is a plain Zarr store (an export, or written by another tool or an older "
+            "wxens); forecasts are written only to transactional stores: choose another --out"
         )
-    if not (path / "zarr.json").exists():
-        if path.exists() and any(path.iterdir()):
-            raise StoreError(f"{path} exists and is not a Zarr store; choose another --out")
-        ds.to_zarr(path, mode="w-", zarr_format=3, encoding=_encoding(ds), consolidated=False)
-        for i in range(ds.sizes[INIT_TIME]):
-            _mark(path, i, True)
-        log.info("created forecast store %s with %d initial time(s)", path, ds.sizes[INIT_TIME])
-        return
-    existing = xr.open_zarr(path, zarr_format=3, consolidated=False)
-    _check_compatible(path, existing, ds)
-    stored = pd.DatetimeIndex(existing[INIT_TIME].values)
-    new_times = pd.DatetimeIndex(ds[INIT_TIME].values)
-    rerun = new_times.isin(stored)
-    for t in new_times[rerun]:
-        index = int(stored.get_loc(t))
-        _mark(path, index, False)
-        region = ds.sel({INIT_TIME: [t]}).drop_vars(
-            [v for v in ds.variables if INIT_TIME not in ds[v].dims]
-        )
-        region.to_zarr(
-            path, region={INIT_TIME: slice(index, index + 1)}, mode="r+", consolidated=False
-        )
-        _mark(path, index, True)
-    if (~rerun).any():
-        appended = ds.isel({INIT_TIME: np.flatnonzero(~rerun)})
-        appended.to_zarr(path, append_dim=INIT_TIME, zarr_format=3, consolidated=False)
-        for i in range(len(stored), len(stored) + appended.sizes[INIT_TIME]):
-            _mark(path, i, True)
-    log.info(
-        "%s: overwrote %d and appended %d initial time(s)",
-        path,
-        int(rerun.sum()),
-        int((~rerun).sum()),
-    )
+    if is_repository(path) and not is_forecast_store(path):
+        if not is_empty_repository(path):
+            raise StoreError(
+                f"{path} is a Zarr store but not a wxens forecast store; wxens will not write "
+                "forecasts into it: choose another --out"
+            )
+    elif not is_repository(path) and path.exists() and any(path.iterdir()):
+        raise StoreError(f"{path} exists and is not a Zarr store; choose another --out")
 
 
 def open_forecast(path: str | Path, *, complete_only: bool = True) -> xr.Dataset:
-    """The forecast store at ``path``, lazily, sorted by ``init_time``.
+    """The forecast store at ``path`` (its last commit), lazily, sorted by ``init_time``.
 
-    With ``complete_only`` (default) initial times whose write did not finish are left out
-    with a warning; StoreError if the store is missing or holds no complete initial time.
+    With ``complete_only`` (default) initial times whose write did not finish (in a plain
+    Zarr store written by an older wxens) are left out with a warning; StoreError if the
+    store is missing or holds no complete initial time.
     """
     path = Path(path)
-    if not (path / "zarr.json").exists():
+    if not is_store(path):
         raise StoreError(
             f"no forecast store at {path}; create it with `wxens forecast --out {path}`"
         )
-    ds = xr.open_zarr(path, zarr_format=3, consolidated=False)
+    ds = open_dataset(path)
     if ds.attrs.get("kind") != "forecast" or COMPLETE not in ds.coords:
         raise StoreError(f"{path} is not a wxens forecast store (no 'kind: forecast' attribute)")
     complete = ds[COMPLETE].values.astype(bool)
@@ -257,9 +286,9 @@ def open_forecast(path: str | Path, *, complete_only: bool = True) -> xr.Dataset
 
 def complete_init_times(forecast: str | Path) -> pd.DatetimeIndex:
     """The initial times completely written in the forecast store (none if it is absent)."""
-    if not (Path(forecast) / "zarr.json").exists():
+    if not is_store(forecast):
         return pd.DatetimeIndex([])
-    ds = xr.open_zarr(forecast, zarr_format=3, consolidated=False)
+    ds = open_dataset(forecast, chunks=None)
     if COMPLETE not in ds:
         raise StoreError(f"{forecast} is not a wxens forecast store (no {COMPLETE!r} flags)")
     done = ds[COMPLETE].values.astype(bool)
@@ -268,10 +297,10 @@ def complete_init_times(forecast: str | Path) -> pd.DatetimeIndex:
 
 def is_forecast_store(path: str | Path) -> bool:
     """Whether ``path`` is a Zarr store whose attrs say it is a wxens forecast store."""
-    if not (Path(path) / "zarr.json").is_file():
+    if not is_store(path):
         return False
     try:
-        return zarr.open_group(str(path), mode="r").attrs.get("kind") == "forecast"
+        return read_attrs(path).get("kind") == "forecast"
     except Exception:  # not readable as a group: let the analysis-store path report it
         return False
 

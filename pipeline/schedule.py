@@ -14,12 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import xarray as xr
 
 from pipeline.analysis_store import AnalysisStore, open_store
 from pipeline.errors import InputError
 from pipeline.forecast_store import complete_init_times
 from pipeline.schema import INIT_TIME, TIME, VALID_TIME
+from pipeline.transaction import open_dataset
 
 
 def available_times(analysis: AnalysisStore) -> pd.DatetimeIndex:
@@ -76,7 +76,7 @@ def truth_arrived(forecast: str | Path, analysis: AnalysisStore | str | Path) ->
     done = complete_init_times(forecast)
     if done.empty:
         return done
-    valid = xr.open_zarr(forecast, zarr_format=3, consolidated=False)[VALID_TIME]
+    valid = open_dataset(forecast)[VALID_TIME]
     if not isinstance(analysis, AnalysisStore):
         analysis = open_store(analysis)
     available = available_times(analysis)

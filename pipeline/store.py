@@ -23,6 +23,7 @@ import pandas as pd
 import xarray as xr
 import zarr
 from tqdm.auto import tqdm
+from zarr.abc.store import Store
 
 from pipeline.analysis_store import (
     STATE_ATTR,
@@ -39,6 +40,18 @@ from pipeline.normalize import normalize
 from pipeline.redact import redact
 from pipeline.schema import LAT, LEVEL, LON, SCHEMA_VERSION, TIME
 from pipeline.sources import Source, resolve_source
+from pipeline.transaction import (
+    collect_garbage,
+    has_root_group,
+    is_empty_repository,
+    is_plain_zarr,
+    is_repository,
+    lock_path,
+    locked,
+    read_attrs,
+    reader,
+    transaction,
+)
 
 __all__ = ["AnalysisStore", "ingest", "open_canonical", "open_store", "read_state", "write_region"]
 
@@ -87,11 +100,23 @@ def ingest(
         except BaseException:
             shutil.rmtree(aside, ignore_errors=True)
             raise
-        shutil.rmtree(path)
-        aside.rename(path)
+        finally:
+            lock_path(aside).unlink(missing_ok=True)
+        _swap(aside, path)
         return open_store(path)
     _ingest_into(ds, origin, path, allow_nan, progress)
     return open_store(path)
+
+
+def _swap(new: Path, path: Path) -> None:
+    """Put the store ``new`` in the place of the store ``path``, under its lock: the old
+    one is renamed away first, so a kill in between leaves both on disk."""
+    old = path.with_name(path.name + ".replaced-tmp")
+    with locked(path):
+        shutil.rmtree(old, ignore_errors=True)
+        path.rename(old)
+        new.rename(path)
+        shutil.rmtree(old)
 
 
 def _check_replaceable(path: Path, overwrite: bool) -> None:
@@ -117,11 +142,15 @@ def describe_path(path: Path) -> str | None:
         return None
     if not path.is_dir():
         return "a regular file" if path.is_file() else "not a folder"
-    if not (path / "zarr.json").is_file():
+    if is_empty_repository(path):
+        return None  # its creation was interrupted: created again
+    if is_plain_zarr(path) and not is_repository(path):
+        return "a Zarr store"
+    if not is_repository(path):
         entries = sum(1 for _ in path.iterdir())
         return f"a folder of {entries} entries that is not a Zarr v3 store" if entries else None
     try:
-        attrs = zarr.open_group(str(path), mode="r").attrs.asdict()
+        attrs = read_attrs(path)
     except Exception as err:
         return f"an unreadable Zarr store ({type(err).__name__})"
     if STATE_ATTR in attrs:
@@ -178,51 +207,63 @@ def _combine(parts: list[xr.Dataset], origin: str) -> xr.Dataset:
 
 
 def _ingest_into(ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progress: bool) -> None:
-    created = not path.exists() or not any(path.iterdir())  # absent, or an empty folder
-    if created:
-        _create(ds, origin, path)
-    else:
-        _check_compatible(xr.open_zarr(path, consolidated=False), ds, origin, path)
-    state = read_state(path)
-    store_times = pd.DatetimeIndex(xr.open_zarr(path, consolidated=False)[TIME].values)
-    old_times = store_times.size
-    source_times = pd.DatetimeIndex(ds[TIME].values)
-    new = source_times[~source_times.isin(store_times)]
-    if new.size:
-        if old_times and new.min() <= store_times.max():
-            raise StoreError(
-                f"{path}: the input has {new.size} time(s) inside or before the store's period "
-                f"({store_times.min()}..{store_times.max()}), first {new.min()}; a store only "
-                "grows at its end: ingest into a new --store, or pass --overwrite to rebuild it"
-            )
-        _append_template(ds.sel({TIME: new}), path)
-        store_times = store_times.append(new)
-        state = update_state(path, n_times=store_times.size, complete=False)
+    created, old_times, todo = _prepare(ds, origin, path)
+    if todo:
+        try:
+            _write_blocks(ds, todo, path, allow_nan, progress, origin)
+        except InputError:
+            _roll_back(path, created, old_times, old_times + _new_count(todo, old_times))
+            raise
+    finalise(path)
+
+
+def _prepare(ds: xr.Dataset, origin: str, path: Path) -> tuple[bool, int, list[tuple[int, int]]]:
+    """One transaction: create the store or check the input fits it, grow its time axis by
+    the new times (their data deferred), and plan the writes.
+
+    Returns whether the store was created, its number of times before, and the (store
+    index, source position) pairs still to write. Creation and growth commit together
+    with the state, so the store never reads as complete with unwritten times.
+    """
+    with transaction(path, f"ingest from {origin}: create or grow the time axis") as store:
+        created = not has_root_group(store)
+        if created:
+            _create(ds, origin, store)
+        else:
+            existing = xr.open_zarr(store, consolidated=False, chunks=None)
+            _check_compatible(existing, ds, origin, path)
+            state = zarr.open_group(store, mode="r").attrs[STATE_ATTR]
+            if not state["complete"]:
+                collect_garbage(path)  # what an interrupted writer left unreferenced
+        store_times = pd.DatetimeIndex(
+            xr.open_zarr(store, consolidated=False, chunks=None)[TIME].values
+        )
+        old_times = 0 if created else store_times.size
+        source_times = pd.DatetimeIndex(ds[TIME].values)
+        new = source_times[~source_times.isin(store_times)]
+        if new.size:
+            if store_times.size and new.min() <= store_times.max():
+                raise StoreError(
+                    f"{path}: the input has {new.size} time(s) inside or before the store's "
+                    f"period ({store_times.min()}..{store_times.max()}), first {new.min()}; a "
+                    "store only grows at its end: ingest into a new --store, or pass "
+                    "--overwrite to rebuild it"
+                )
+            _append_template(ds.sel({TIME: new}), store)
+            store_times = store_times.append(new)
+            update_state(store, n_times=store_times.size, complete=False)
+        state = zarr.open_group(store, mode="r").attrs[STATE_ATTR]
     written = np.zeros(store_times.size, bool)
     for i, j in state["written"]:
         written[i:j] = True
     todo = np.flatnonzero(store_times.isin(source_times) & ~written)
     if todo.size == 0 and state["complete"]:
         log.info("%s: already holds every requested time; nothing to do", path)
-        return
     positions = source_times.get_indexer(store_times[todo])
-    try:
-        nan_counts = _write_blocks(
-            ds,
-            list(zip(todo.tolist(), positions.tolist(), strict=True)),
-            path,
-            state,
-            allow_nan,
-            progress,
-            origin,
-        )
-    except InputError:
-        _roll_back(path, created, old_times, state)
-        raise
-    finalise(path, nan_counts)
+    return created, old_times, list(zip(todo.tolist(), positions.tolist(), strict=True))
 
 
-def _create(ds: xr.Dataset, origin: str, path: Path) -> None:
+def _create(ds: xr.Dataset, origin: str, store: Store) -> None:
     template = ds.copy()
     template.attrs = {
         "schema_version": SCHEMA_VERSION,
@@ -238,7 +279,7 @@ def _create(ds: xr.Dataset, origin: str, path: Path) -> None:
     }
     steps = time_chunk(ds)
     template.to_zarr(
-        path,
+        store,
         mode="w-",
         compute=False,
         zarr_format=3,
@@ -287,11 +328,11 @@ def _check_compatible(existing: xr.Dataset, ds: xr.Dataset, origin: str, path: P
         )
 
 
-def _append_template(target: xr.Dataset, path: Path) -> None:
+def _append_template(target: xr.Dataset, store: Store) -> None:
     """Grow the store's time axis by ``target``'s times; data deferred (written by region)."""
     template = target.copy()
-    template.attrs = zarr.open_group(str(path), mode="r").attrs.asdict()  # kept, not replaced
-    template.to_zarr(path, append_dim=TIME, compute=False, consolidated=False, safe_chunks=False)
+    template.attrs = zarr.open_group(store, mode="r").attrs.asdict()  # kept, not replaced
+    template.to_zarr(store, append_dim=TIME, compute=False, consolidated=False, safe_chunks=False)
 
 
 def _blocks(todo: list[tuple[int, int]], per_block: int) -> Iterator[list[tuple[int, int]]]:
@@ -313,14 +354,14 @@ def _write_blocks(
     ds: xr.Dataset,
     todo: list[tuple[int, int]],
     path: Path,
-    state: dict,
     allow_nan: bool,
     progress: bool,
     origin: str,
-) -> dict[str, int]:
-    per_block = times_per_block(ds, path, BLOCK_BYTES)
-    nan_counts = {str(k): int(v) for k, v in state.get("nan_counts", {}).items()}
-    written = [list(r) for r in state["written"]]
+) -> None:
+    """Read, check and write the source block by block: one transaction (data, the
+    written ranges, the NaN counts) per block, so a kill loses at most the block in hand.
+    A block another ingest wrote meanwhile is left as it is."""
+    per_block = times_per_block(ds, reader(path), BLOCK_BYTES)
     with tqdm(
         total=len(todo), unit="time", desc=f"ingest {path.name}", disable=not progress
     ) as bar:
@@ -338,22 +379,29 @@ def _write_blocks(
                     f"{first}; repair the input, or pass --allow-nan to keep them (they are "
                     "counted in the store's attributes)"
                 )
-            for name, n in counts.items():
-                nan_counts[name] = nan_counts.get(name, 0) + n
-            write_region(data, path, slice(i0, i1 + 1))
-            written.append([i0, i1 + 1])
-            update_state(path, written=_merge_ranges(written), nan_counts=nan_counts)
+            with transaction(path, f"ingest times {i0}..{i1}") as store:
+                state = zarr.open_group(store, mode="r").attrs[STATE_ATTR]
+                if not _covers(state["written"], i0, i1 + 1):
+                    write_region(data, store, slice(i0, i1 + 1))
+                    nan_counts = dict(state["nan_counts"])
+                    for name, n in counts.items():
+                        nan_counts[name] = nan_counts.get(name, 0) + n
+                    written = _merge_ranges([*state["written"], [i0, i1 + 1]])
+                    update_state(store, written=written, nan_counts=nan_counts)
             bar.update(len(block))
-    return nan_counts
 
 
-def write_region(data: xr.Dataset, path: Path, region: slice) -> None:
+def _covers(ranges: Sequence[Sequence[int]], start: int, stop: int) -> bool:
+    return any(i <= start and stop <= j for i, j in ranges)
+
+
+def write_region(data: xr.Dataset, store: Store, region: slice) -> None:
     """Write in-memory ``data`` (whole time steps) into the store's ``region`` of time.
 
     Straight into the Zarr arrays the template created (coordinates and encodings are
     already there): one batched write per variable, no per-chunk xarray overhead.
     """
-    group = zarr.open_group(str(path), mode="r+")
+    group = zarr.open_group(store, mode="r+")
     for name, da in data.data_vars.items():
         array = group[str(name)]
         array[region] = da.transpose(*array.metadata.dimension_names).values
@@ -369,18 +417,31 @@ def _merge_ranges(ranges: Iterable[Sequence[int]]) -> list[list[int]]:
     return merged
 
 
-def _roll_back(path: Path, created: bool, old_times: int, state: dict) -> None:
-    """Undo a refused ingest: remove a store it created, or shrink an appended one back."""
+def _new_count(todo: list[tuple[int, int]], old_times: int) -> int:
+    return sum(1 for i, _ in todo if i >= old_times)
+
+
+def _roll_back(path: Path, created: bool, old_times: int, new_times: int) -> None:
+    """Undo a refused ingest: remove a store it created, or shrink an appended one back.
+
+    Shrinks only when no other ingest appended after this one (then its times stay,
+    unwritten, and the store reads incomplete until they are written)."""
     if created:
-        shutil.rmtree(path, ignore_errors=True)
+        with locked(path):
+            shutil.rmtree(path, ignore_errors=True)
         return
-    group = zarr.open_group(str(path), mode="r+")
-    for _, array in group.arrays():
-        dims = array.metadata.dimension_names or ()
-        if TIME in dims:
-            shape = list(array.shape)
-            shape[dims.index(TIME)] = old_times
-            array.resize(tuple(shape))
-    kept = [[i, min(j, old_times)] for i, j in state["written"] if i < old_times]
-    complete = bool(state.get("statistics")) and kept == [[0, old_times]]
-    update_state(path, n_times=old_times, written=kept, complete=complete)
+    with transaction(path, f"roll back a refused ingest to {old_times} times") as store:
+        group = zarr.open_group(store, mode="r+")
+        state = group.attrs[STATE_ATTR]
+        if state["n_times"] != new_times:
+            log.warning("%s: another ingest appended after this one; nothing rolled back", path)
+            return
+        for _, array in group.arrays():
+            dims = array.metadata.dimension_names or ()
+            if TIME in dims:
+                shape = list(array.shape)
+                shape[dims.index(TIME)] = old_times
+                array.resize(tuple(shape))
+        kept = [[i, min(j, old_times)] for i, j in state["written"] if i < old_times]
+        complete = bool(state.get("statistics")) and kept == [[0, old_times]]
+        update_state(store, n_times=old_times, written=kept, complete=complete)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def uk_sample() -> Path:
     """The shipped ERA5 t2m sample (744 hourly 33 x 49 fields)."""
     return UK_SAMPLE
+
+
+def read_store_content(path: Path) -> dict[str, tuple]:
+    """Every array of the store at ``path`` (its last commit): metadata (shape, chunks,
+    codecs, attributes) and the raw bytes of its data; with the root attributes. What two
+    stores must share to hold the same data bit for bit, whatever their file layout (a
+    transactional store names its chunk files at random)."""
+    import zarr
+
+    from pipeline.transaction import reader
+
+    group = zarr.open_group(reader(path), mode="r")
+    content: dict[str, tuple] = {"/": (group.attrs.asdict(),)}
+    for name, array in group.arrays():
+        meta = array.metadata.to_dict()
+        meta.pop("attributes", None)
+        content[name] = (meta, array.attrs.asdict(), array[...].tobytes())
+    return content
+
+
+@pytest.fixture
+def store_content() -> Callable[[Path], dict[str, tuple]]:
+    """:func:`read_store_content`, for the tests."""
+    return read_store_content

@@ -6,7 +6,6 @@ both call it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import xarray as xr
 
 from pipeline.adapters import to_wxens_forecast
 from pipeline.errors import InputError
-from pipeline.forecast_store import open_forecast
+from pipeline.forecast_store import is_forecast_store, open_forecast
 from pipeline.schema import INIT_TIME
 from pipeline.sources import resolve_source
 from pipeline.store import open_store
@@ -50,10 +49,7 @@ def open_forecast_any(spec: str | Path) -> xr.Dataset:
     """
     text = str(spec)
     path = Path(text)
-    meta = path / "zarr.json"
-    if meta.is_file() and json.loads(meta.read_text()).get("attributes", {}).get("kind") == (
-        "forecast"
-    ):
+    if is_forecast_store(path):
         return open_forecast(path)
     local = "://" not in text and not any(c in text for c in "*?[")
     if local and path.suffix == ".zarr" and not path.exists():

@@ -39,6 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=512,
         help="initial times x members drawn together on the device (default 512)",
     )
+    parser.add_argument(
+        "--recompute",
+        action="store_true",
+        help="draw again the initial times --out already holds (default: skip them)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -130,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         compile=not args.no_compile,
         batch_members=args.batch_members,
         progress=not args.no_progress,
+        recompute=args.recompute,
     )
     p = done.provenance
     print(

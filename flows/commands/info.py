@@ -129,9 +129,14 @@ def _bias_correction(b: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from pipeline.forecast_store import is_forecast_store
     from pipeline.store import open_store
+    from pipeline.transaction import commits
 
     if is_forecast_store(args.store):
         print(describe_forecast(args.store))
     else:
         print(describe(open_store(args.store)))
+    history = commits(args.store)
+    if history:
+        _, message, when = history[0]
+        print(f"committed  {when:%Y-%m-%d %H:%M:%S} UTC, {len(history)} commits; last: {message}")
     return 0

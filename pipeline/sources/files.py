@@ -22,6 +22,7 @@ from xarray.core.indexing import LazilyIndexedArray
 from pipeline.errors import InputError
 from pipeline.redact import redact
 from pipeline.sources.base import SOURCES, Source
+from pipeline.transaction import is_repository, open_dataset
 
 #: dask chunks used when opening files, by the time-like dims producers use (absent ones
 #: are ignored): long enough to amortise the decoder's per-chunk cost, short enough to
@@ -286,6 +287,8 @@ class ZarrSource(Source):
     def open(self) -> xr.Dataset:
         if "://" not in self.spec and not Path(self.spec).exists():
             raise InputError(f"{redact(self.spec)}: no such Zarr store")
+        if "://" not in self.spec and is_repository(self.spec):
+            return open_dataset(self.spec)  # a wxens store: its last commit
         try:
             with warnings.catch_warnings():
                 # Stores without consolidated metadata (wxens's own) open just as well.

@@ -32,6 +32,7 @@ from pipeline.errors import InputError
 from pipeline.forecast_store import open_forecast
 from pipeline.solar import toa_insolation
 from pipeline.store import AnalysisStore, ingest
+from pipeline.transaction import commits
 
 RHO = 0.9
 
@@ -355,6 +356,26 @@ def test_the_forecast_command_appends_and_overwrites(trained, capsys):
     )
     assert len(attrs["wxens_checkpoint_digest"]) == 16
     assert "uncalibrated" in capsys.readouterr().out
+
+
+def test_a_forecast_rerun_skips_complete_initial_times(trained, capsys):
+    root, store, _ = trained
+    out = root / "rerun.zarr"
+    command = [
+        "forecast",
+        *("--checkpoint", str(root / "run"), "--store", str(store.path), "--members", "2"),
+        *("--init", "2000-01-02T00/2000-01-02T06/6h", "--lead", "6h", "--sampler", "euler:nfe=2"),
+        *("--out", str(out), "--no-progress"),
+    ]
+    assert wxens(command) == 0
+    first, made = open_forecast(out).load(), len(commits(out))
+    capsys.readouterr()
+    assert wxens(command) == 0
+    assert "0 initial time(s)" in capsys.readouterr().out
+    assert len(commits(out)) == made, "nothing drawn, nothing committed"
+    assert wxens([*command, "--recompute"]) == 0
+    assert len(commits(out)) == made + 1
+    xr.testing.assert_identical(open_forecast(out).load(), first)  # same seed, same members
 
 
 def test_the_forecast_command_explains_bad_requests(trained, capsys):

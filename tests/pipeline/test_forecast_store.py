@@ -12,6 +12,7 @@ from flows.cli import main
 from pipeline import forecast_store
 from pipeline.errors import InputError, StoreError
 from pipeline.forecast_store import ForecastProvenance, open_forecast, provenance, write_forecast
+from pipeline.transaction import export, open_dataset, reader
 
 PROVENANCE = ForecastProvenance(
     "flow_matching", "0123456789abcdef", "euler:nfe=10", 10, 0, {"factors": [[1.2]]}
@@ -68,14 +69,15 @@ def test_append_and_rerun_overwrite_only_their_own_region(tmp_path):
 def test_one_chunk_holds_every_member_of_one_init_and_lead(tmp_path):
     path = tmp_path / "f.zarr"
     write_forecast(path, ensemble(["2019-03-22T00", "2019-03-22T06"], 1.0, members=4), PROVENANCE)
-    group = zarr.open_group(str(path), mode="r")
+    group = zarr.open_group(reader(path), mode="r")
     assert group["t2m"].chunks == (1, 4, 1, 4, 5)
     assert group["z"].chunks == (1, 4, 1, 2, 4, 5)
 
 
-def test_an_interrupted_write_never_reads_as_complete(tmp_path, monkeypatch, caplog, capsys):
+def test_an_interrupted_write_leaves_the_last_commit(tmp_path, monkeypatch):
     path = tmp_path / "f.zarr"
     write_forecast(path, ensemble(["2019-03-22T00", "2019-03-22T06"], 1.0), PROVENANCE)
+    before = open_forecast(path).load()
     original = xr.Dataset.to_zarr
 
     def crash_on_data(self, *args, **kwargs):
@@ -84,24 +86,38 @@ def test_an_interrupted_write_never_reads_as_complete(tmp_path, monkeypatch, cap
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(xr.Dataset, "to_zarr", crash_on_data)
-    with pytest.raises(KeyboardInterrupt):
-        write_forecast(path, ensemble(["2019-03-22T06"], 5.0), PROVENANCE)
+    for inits in (["2019-03-22T06"], ["2019-03-22T12"]):  # a rerun, then an append
+        with pytest.raises(KeyboardInterrupt):
+            write_forecast(path, ensemble(inits, 5.0), PROVENANCE)
     monkeypatch.setattr(xr.Dataset, "to_zarr", original)
 
-    with caplog.at_level("WARNING"):
-        ds = open_forecast(path)
-    assert list(ds.init_time.values) == [np.datetime64("2019-03-22T00", "ns")]
-    assert "2019-03-22T06" in caplog.text
-    assert open_forecast(path, complete_only=False).sizes["init_time"] == 2
-    assert main(["info", str(path)]) == 0
-    described = capsys.readouterr().out
-    assert "inits      1 complete of 2 written" in described
-    assert "incomplete 2019-03-22T06:00 (not completely written; rerun" in described
+    xr.testing.assert_identical(open_forecast(path, complete_only=False).load(), before)
 
-    write_forecast(path, ensemble(["2019-03-22T06"], 5.0), PROVENANCE)  # the rerun completes it
+    write_forecast(path, ensemble(["2019-03-22T06"], 5.0), PROVENANCE)  # the rerun lands
     assert open_forecast(path).t2m.isel(
         member=1, lead_time=0, latitude=2, longitude=2
     ).values.tolist() == [1.0, 5.0]
+
+
+def test_a_plain_store_of_an_older_version_hides_unfinished_inits(tmp_path, caplog, capsys):
+    """Plain Zarr forecast stores written before transactions carry False ``complete``
+    flags for initial times whose write was interrupted: they are left out, and said so."""
+    path = tmp_path / "f.zarr"
+    write_forecast(path, ensemble(["2019-03-22T00", "2019-03-22T06"], 1.0), PROVENANCE)
+    plain = export(path, tmp_path / "plain.zarr", progress=False)
+    zarr.open_group(str(plain), mode="r+")[forecast_store.COMPLETE][1] = False
+
+    with caplog.at_level("WARNING"):
+        ds = open_forecast(plain)
+    assert list(ds.init_time.values) == [np.datetime64("2019-03-22T00", "ns")]
+    assert "2019-03-22T06" in caplog.text
+    assert open_forecast(plain, complete_only=False).sizes["init_time"] == 2
+    assert main(["info", str(plain)]) == 0
+    described = capsys.readouterr().out
+    assert "inits      1 complete of 2 written" in described
+    assert "incomplete 2019-03-22T06:00 (not completely written; rerun" in described
+    with pytest.raises(StoreError, match="plain Zarr store"):
+        write_forecast(plain, ensemble(["2019-03-22T06"], 5.0), PROVENANCE)
 
 
 def test_a_store_never_mixes_models_or_layouts(tmp_path):
@@ -134,5 +150,5 @@ def test_bad_layouts_and_paths_are_refused(tmp_path):
 def test_completion_flag_is_a_coordinate_not_a_variable(tmp_path):
     path = tmp_path / "f.zarr"
     write_forecast(path, ensemble(["2019-03-22T00"], 1.0), PROVENANCE)
-    raw = xr.open_zarr(path, consolidated=False)
+    raw = open_dataset(path)
     assert forecast_store.COMPLETE in raw.coords and set(raw.data_vars) == {"t2m", "z"}

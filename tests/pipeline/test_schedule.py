@@ -9,13 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+import zarr
 
-from pipeline import forecast_store
 from pipeline.analysis_store import AnalysisStore
 from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, write_forecast
 from pipeline.schedule import available_times, latest_init_times, truth_arrived
 from pipeline.store import ingest
+from pipeline.transaction import transaction
 
 PROVENANCE = ForecastProvenance("flow_matching", "0123456789abcdef", "euler:nfe=2", 2, 0, None)
 
@@ -109,7 +110,8 @@ def test_truth_arrived_only_for_complete_inits_whose_valid_times_are_all_in(tmp_
     arrived = truth_arrived(path, store)
     assert arrived.equals(pd.DatetimeIndex(inits[:3]))  # 02T12 + 12 h is not in yet
     assert truth_arrived(str(path), str(store.path)).equals(arrived)  # paths work too
-    forecast_store._mark(path, 1, False)  # 01T12 half-written: not verifiable
+    with transaction(path, "test: flag 01T12 half-written") as writable:
+        zarr.open_group(writable, mode="r+")["complete"][1] = False  # not verifiable
     assert truth_arrived(path, store).equals(pd.DatetimeIndex([inits[0], inits[2]]))
     gap = analysis(store.dataset.time.values, missing=["2000-01-02T12"])
     assert truth_arrived(path, gap).equals(pd.DatetimeIndex([inits[0]]))

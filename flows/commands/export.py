@@ -1,0 +1,25 @@
+"""``wxens export STORE --out plain.zarr``: a plain Zarr v3 copy of a store's last commit."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "export"
+HELP = (
+    "copy a store (its last commit) into a plain Zarr v3 store, for tools that do not read "
+    "transactional (Icechunk) stores"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("store", help="a wxens analysis or forecast store")
+    parser.add_argument("--out", required=True, help="the plain Zarr store to create")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline.transaction import export
+
+    out = export(args.store, args.out, progress=not args.no_progress)
+    print(f"{out}: plain Zarr v3 copy of {args.store}")
+    return 0

@@ -1,0 +1,215 @@
+"""Transactional stores: every store wxens writes is an Icechunk repository of Zarr v3.
+
+A write is a transaction (:func:`transaction`): a writable session at the tip of the
+repository's branch, committed atomically when the block ends without error, discarded
+otherwise. A reader (:func:`open_dataset`, :func:`read_attrs`) opens the last commit, a
+read-only snapshot: it never sees a half-resized array or a half-written batch, whatever
+happens to the writer (``kill -9``, a full disk). Writers are serialised by a lock file
+beside the store (``.NAME.lock``, :mod:`filelock`): Icechunk's commit on a local file
+system is not a conditional write, so two processes committing at once could otherwise
+both succeed. Chunk data of a killed writer stay unreferenced and invisible; the next
+writer of an interrupted store removes them (:func:`collect_garbage`).
+
+A plain Zarr v3 store (an :func:`export`, or another tool's) is read as it is; wxens
+writes only transactional stores. In a notebook::
+
+    ds = pipeline.transaction.open_dataset("era5.zarr")   # or wxens.open_store(...)
+
+References: Icechunk, "transactions and version control for Zarr"
+(https://icechunk.io/en/latest/version-control/); anemoi-datasets' finalise step.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import icechunk
+import xarray as xr
+import zarr
+from dask.diagnostics import ProgressBar
+from filelock import FileLock, Timeout
+from zarr.abc.store import Store
+
+from pipeline.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+BRANCH = "main"
+#: Seconds a writer waits silently for another writer's lock before saying so.
+LOCK_NOTICE_S = 2.0
+
+# wxens serialises commits itself (the lock file), which is what Icechunk's warning about
+# concurrent commits on a local file system asks for; keep its log to errors.
+icechunk.set_logs_filter("icechunk=error")
+
+
+def lock_path(path: str | Path) -> Path:
+    """The lock file that serialises the writers of the store at ``path``."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.lock")
+
+
+def _storage(path: Path) -> icechunk.Storage:
+    return icechunk.local_filesystem_storage(str(path.resolve()))
+
+
+def is_repository(path: str | Path) -> bool:
+    """Whether ``path`` holds an Icechunk repository (a transactional wxens store)."""
+    path = Path(path)
+    return (path / "refs").is_dir() and icechunk.Repository.exists(_storage(path))
+
+
+def is_plain_zarr(path: str | Path) -> bool:
+    """Whether ``path`` holds a plain (not transactional) Zarr v3 store."""
+    return (Path(path) / "zarr.json").is_file()
+
+
+def is_store(path: str | Path) -> bool:
+    """Whether ``path`` holds a Zarr store wxens can read (transactional or plain)."""
+    return is_repository(path) or is_plain_zarr(path)
+
+
+def reader(path: str | Path) -> Store | str:
+    """A read-only view of the store at ``path``: the last commit of a transactional store
+    (a snapshot; pickles, so dask workers can read it), or the path of a plain Zarr store.
+    StoreError if neither is there."""
+    path = Path(path)
+    if is_repository(path):
+        repo = icechunk.Repository.open(_storage(path))
+        return repo.readonly_session(branch=BRANCH).store
+    if is_plain_zarr(path):
+        return str(path)
+    raise StoreError(f"{path}: no Zarr store there")
+
+
+def open_dataset(path: str | Path, **kwargs: Any) -> xr.Dataset:
+    """The store at ``path`` as a lazy Dataset of its last commit (``xr.open_zarr`` keywords)."""
+    return xr.open_zarr(reader(path), consolidated=False, zarr_format=3, **kwargs)
+
+
+def read_attrs(path: str | Path) -> dict[str, Any]:
+    """The root group attributes of the store at ``path`` (its last commit)."""
+    return zarr.open_group(reader(path), mode="r").attrs.asdict()
+
+
+def is_empty_repository(path: str | Path) -> bool:
+    """A repository whose last commit holds nothing: its creation was interrupted."""
+    return is_repository(path) and not has_root_group(reader(path))
+
+
+def has_root_group(store: Store) -> bool:
+    """Whether a transaction's ``store`` already holds a root group (a created store)."""
+    try:
+        zarr.open_group(store, mode="r")
+    except FileNotFoundError:  # zarr.errors.GroupNotFoundError included
+        return False
+    return True
+
+
+@contextmanager
+def transaction(path: str | Path, message: str) -> Iterator[Store]:
+    """Hold the store's lock, yield a writable Zarr store at the branch tip, commit on success.
+
+    The repository is created if ``path`` is absent or an empty folder (a repository whose
+    creation was interrupted is created again). Nothing is committed when the block
+    raises; the lock is released either way. Not re-entrant: one transaction per store at
+    a time in a process.
+    """
+    path = Path(path)
+    if is_plain_zarr(path):
+        raise StoreError(
+            f"{path} is a plain Zarr store (an export, or written by another tool or an older "
+            "wxens); wxens writes only transactional stores: write to a new store"
+        )
+    with locked(path):
+        repo = _open_or_create(path)
+        session = repo.writable_session(BRANCH)
+        yield session.store
+        if session.has_uncommitted_changes:
+            session.commit(message)
+
+
+@contextmanager
+def locked(path: str | Path) -> Iterator[None]:
+    """Hold the lock of the store at ``path`` (waiting for another writer, and saying so)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(lock_path(path))
+    try:
+        lock.acquire(timeout=LOCK_NOTICE_S)
+    except Timeout:
+        log.info("%s: another process is writing this store; waiting for it", path)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _open_or_create(path: Path) -> icechunk.Repository:
+    storage = _storage(path)
+    if icechunk.Repository.exists(storage):
+        return icechunk.Repository.open(storage)
+    if path.exists() and any(path.iterdir()):
+        if not _is_interrupted_creation(path):
+            raise StoreError(f"{path} exists and is not a wxens store; choose another path")
+        log.warning("%s: its creation was interrupted; creating it again", path)
+        shutil.rmtree(path)
+    return icechunk.Repository.create(storage)
+
+
+def _is_interrupted_creation(path: Path) -> bool:
+    """A folder holding only what Icechunk writes before its first branch exists."""
+    names = {p.name for p in path.iterdir()}
+    return names <= {"config.yaml", "snapshots", "refs", "repo"} and not any(
+        (path / "refs").glob("branch.*/*")
+    )
+
+
+def commits(path: str | Path) -> list[tuple[str, str, datetime]]:
+    """The commits of the store at ``path``, newest first: (snapshot id, message, time);
+    none for a plain Zarr store."""
+    if not is_repository(path):
+        return []
+    repo = icechunk.Repository.open(_storage(Path(path)))
+    return [(c.id, c.message, c.written_at) for c in repo.ancestry(branch=BRANCH)]
+
+
+def collect_garbage(path: str | Path) -> int:
+    """Delete chunk, manifest and snapshot files no commit refers to (left by a killed
+    writer); the number of objects deleted. Call inside the store's lock."""
+    repo = icechunk.Repository.open(_storage(Path(path)))
+    summary = repo.garbage_collect(datetime.now(UTC))
+    deleted = summary.chunks_deleted + summary.manifests_deleted + summary.snapshots_deleted
+    if deleted:
+        log.info("%s: removed %d object(s) left by an interrupted write", path, deleted)
+    return deleted
+
+
+def export(path: str | Path, out: str | Path, *, progress: bool = True) -> Path:
+    """Copy the last commit of the store at ``path`` into a plain Zarr v3 store at ``out``
+    (for tools that do not read Icechunk, e.g. WeatherBench 2's), chunking and encoding
+    kept. Written aside and renamed into place, so ``out`` is either absent or complete."""
+    out = Path(out)
+    if out.exists():
+        raise StoreError(f"{out} exists; export to a new path")
+    ds = open_dataset(path)
+    for var in ds.variables.values():
+        var.encoding.pop("preferred_chunks", None)
+    tmp = out.with_name(out.name + ".export-tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        write = ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False, compute=False)
+        with ProgressBar() if progress else nullcontext():
+            write.compute()
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    tmp.rename(out)
+    return out

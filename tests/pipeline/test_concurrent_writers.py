@@ -1,0 +1,147 @@
+"""Writers in several processes at once on one store, and readers while they write.
+
+Two forecasts on disjoint initial times both land; on the same initial times the later
+writer keeps what the first wrote (whole, never mixed); two ingests of one range never
+duplicate a time; a reader during writes never crashes and never sees a half-written batch.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from pipeline.errors import StoreError
+from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
+from pipeline.store import ingest, open_store
+
+PROVENANCE = ForecastProvenance("test", "0" * 16, "euler:nfe=2", 2, 0)
+SOURCE = "synthetic:n_lat=6,n_lon=5,n_times=24,step=6h,seed=5"
+INITS = pd.date_range("2000-01-01", periods=8, freq="6h")
+
+
+def ensemble(init: pd.Timestamp, value: float) -> xr.Dataset:
+    """One initial time's ensemble whose every value is ``value`` + its position."""
+    shape = (1, 4, 3, 6, 5)
+    data = value + np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    return xr.Dataset(
+        {"t2m": (("init_time", "member", "lead_time", "latitude", "longitude"), data)},
+        coords={
+            "init_time": [init],
+            "member": np.arange(4),
+            "lead_time": pd.to_timedelta([6, 12, 18], unit="h"),
+            "latitude": np.linspace(50, 55, 6),
+            "longitude": np.linspace(0, 4, 5),
+        },
+    )
+
+
+def write_each(path: str, positions: list[int], value: float, replace: bool) -> None:
+    """Write INITS[positions] one batch each (what a forecast run does batch by batch)."""
+    for i in positions:
+        write_forecast(path, ensemble(INITS[i], value + i), PROVENANCE, replace=replace)
+
+
+def start_together(tmp_path: Path, calls: list[str]) -> list[subprocess.Popen]:
+    """Start one child per ``calls`` entry (Python run after this module is imported);
+    each waits for a go file, so they begin their writes at the same moment."""
+    go = tmp_path / "go"
+    children = []
+    for k, call in enumerate(calls):
+        script = (
+            f"import sys, time, pathlib; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+            "from test_concurrent_writers import *\n"
+            f"while not pathlib.Path({str(go)!r}).exists(): time.sleep(0.01)\n"
+            f"{call}\n"
+        )
+        log = (tmp_path / f"child{k}.log").open("w")
+        children.append(
+            subprocess.Popen([sys.executable, "-c", script], stdout=log, stderr=log, cwd=tmp_path)
+        )
+    time.sleep(3)  # let them import
+    go.touch()
+    return children
+
+
+def finish(children: list[subprocess.Popen], tmp_path: Path) -> None:
+    for k, child in enumerate(children):
+        assert child.wait(timeout=300) == 0, (tmp_path / f"child{k}.log").read_text()[-3000:]
+
+
+def test_two_forecasts_on_disjoint_initial_times_both_land(tmp_path):
+    path = str(tmp_path / "f.zarr")
+    children = start_together(
+        tmp_path,
+        [
+            f"write_each({path!r}, [0, 2, 4, 6], 0.0, True)",
+            f"write_each({path!r}, [1, 3, 5, 7], 0.0, True)",
+        ],
+    )
+    finish(children, tmp_path)
+    single = tmp_path / "single.zarr"
+    write_each(str(single), list(range(8)), 0.0, True)
+    got = open_forecast(path).load()
+    assert pd.DatetimeIndex(got.init_time.values).equals(INITS)
+    xr.testing.assert_identical(got, open_forecast(single).load())
+
+
+def test_two_forecasts_on_the_same_initial_times_never_mix(tmp_path):
+    path = str(tmp_path / "f.zarr")
+    children = start_together(
+        tmp_path,
+        [
+            f"write_each({path!r}, list(range(8)), 0.0, False)",
+            f"write_each({path!r}, list(range(8)), 1000.0, False)",
+        ],
+    )
+    finish(children, tmp_path)
+    got = open_forecast(path).load()
+    assert pd.DatetimeIndex(got.init_time.values).equals(INITS), "each initial time once"
+    for i in range(8):  # each initial time whole from one writer: its first value says which
+        one = got.t2m.isel(init_time=i).values
+        first = float(one.flat[0])
+        assert first in (i, 1000.0 + i)
+        np.testing.assert_array_equal(one, ensemble(INITS[i], first).t2m.values[0])
+
+
+def test_two_ingests_of_the_same_range_never_duplicate_a_time(tmp_path, store_content):
+    path = str(tmp_path / "a.zarr")
+    call = f"ingest({SOURCE!r}, {path!r}, progress=False)"
+    children = start_together(tmp_path, [call, call])
+    finish(children, tmp_path)
+    reference = ingest(SOURCE, tmp_path / "reference.zarr", progress=False)
+    times = pd.DatetimeIndex(open_store(path).dataset.time.values)
+    assert times.is_unique and times.is_monotonic_increasing and times.size == 24
+    got, want = store_content(Path(path)), store_content(reference.path)
+    for content in (got, want):
+        content["/"][0].pop("history")
+        content["/"][0]["wxens_ingest"].pop("statistics")
+    assert got == want
+    xr.testing.assert_allclose(open_store(path).statistics, reference.statistics, rtol=1e-12)
+
+
+def test_a_reader_during_writes_sees_whole_batches_only(tmp_path):
+    path = tmp_path / "f.zarr"
+    write_each(str(path), [0], 0.0, True)
+    (writer,) = start_together(
+        tmp_path, [f"write_each({str(path)!r}, list(range(1, 8)), 0.0, True)"]
+    )
+    seen, reads = [], 0
+    while writer.poll() is None or reads == 0:
+        try:
+            ds = open_forecast(path).load()
+        except StoreError as err:  # never: the store exists from the start
+            pytest.fail(f"a reader failed during a write: {err}")
+        reads += 1
+        n = ds.sizes["init_time"]
+        seen.append(n)
+        expected = xr.concat([ensemble(t, float(i)) for i, t in enumerate(INITS[:n])], "init_time")
+        np.testing.assert_array_equal(ds.t2m.values, expected.t2m.values)
+    finish([writer], tmp_path)
+    assert seen == sorted(seen) and reads > 1
