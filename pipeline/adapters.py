@@ -17,7 +17,8 @@ layout          members                 lead               init              lev
 Variable names go through :data:`pipeline.normalize.VARIABLE_ALIASES`
 (``2m_temperature -> t2m``, ``geopotential -> z``), units through
 :data:`pipeline.normalize.UNIT_CONVERSIONS`. A scalar member, step or time coordinate
-(a single-member or single-lead file) becomes a length-1 dim. Pure xarray, lazy.
+(a single-member or single-lead file) becomes a length-1 dim, and so does a scalar pressure
+level (a file of one level) for the upper-air variables. Pure xarray, lazy.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from pipeline.normalize import (
 )
 from pipeline.registry import Registry
 from pipeline.schema import (
+    CONTROL_MEMBER,
     INIT_TIME,
     LAT,
     LEAD_TIME,
@@ -74,8 +76,9 @@ class ForecastLayout(ABC):
     def to_wxens(cls, ds: xr.Dataset) -> xr.Dataset:
         """``ds`` in the wxens layout: renamed dims and variables, CF units, valid_time."""
         ds = ds.drop_vars([c for c in (VALID_TIME, *_LEVEL_TYPE_COORDS) if c in ds.coords])
-        renames = {k: v for k, v in {**COORD_ALIASES, **cls.dims}.items() if k in ds.variables}
-        ds = ds.rename(renames)
+        names = {**COORD_ALIASES, **cls.dims}
+        renames = {k: v for k, v in names.items() if k in ds.variables or k in ds.dims}
+        ds = _level_as_dim(ds.rename(renames))
         for dim in (INIT_TIME, MEMBER, LEAD_TIME):
             if dim not in ds.dims:
                 ds = ds.expand_dims(dim) if dim in ds.coords else ds.expand_dims({dim: [0]})
@@ -172,6 +175,26 @@ def to_wxens_forecast(ds: xr.Dataset, layout: str | None = None) -> xr.Dataset:
     return cls.to_wxens(ds)
 
 
+def perturbed_members(ds: xr.Dataset, origin: object) -> xr.Dataset:
+    """``ds`` (any layout, as opened) in the wxens layout without its control member.
+
+    The control is the member the file names (:data:`pipeline.schema.CONTROL_MEMBER`, set
+    for a GRIB holding both ``cf`` and ``pf`` messages); a GRIB of ``pf`` messages only is
+    returned whole. Anything else is an InputError naming ``origin``: which member is the
+    control is not something to guess.
+    """
+    control = ds.attrs.get(CONTROL_MEMBER)
+    forecast = to_wxens_forecast(ds)
+    if control is not None:
+        return forecast.drop_sel({MEMBER: [control]})
+    if ds.data_vars and all(da.attrs.get("GRIB_dataType") == "pf" for da in ds.data_vars.values()):
+        return forecast
+    raise InputError(
+        f"{origin}: does not say which member is the control forecast (only a GRIB file "
+        "of control (dataType cf) and perturbed (pf) messages does); verify all its members"
+    )
+
+
 def from_wxens_forecast(ds: xr.Dataset, layout: str) -> xr.Dataset:
     """A wxens-layout forecast in another producer's layout (e.g. to hand to their tools)."""
     return LAYOUTS[layout].from_wxens(ds)
@@ -184,6 +207,21 @@ def _canonical_name(name: object, da: xr.DataArray) -> str:
     if alias == "z" and canonical_units(da.attrs.get("units", "")) == "m":
         alias = "gh"
     return alias
+
+
+def _level_as_dim(ds: xr.Dataset) -> xr.Dataset:
+    """A scalar pressure level (a file of one level) as a length-1 ``level`` dim of the
+    upper-air variables; the surface variables lose it."""
+    if LEVEL not in ds.coords or LEVEL in ds.dims:
+        return ds
+    level = ds[LEVEL].values.reshape(1)
+    out = {}
+    for name, da in ds.data_vars.items():
+        short = VARIABLE_ALIASES.get(str(name), str(name))
+        upper_air = isinstance(short, tuple) or short not in VARIABLES or VARIABLES[short].upper_air
+        da = da.drop_vars(LEVEL)
+        out[name] = da.expand_dims({LEVEL: level}) if upper_air else da
+    return xr.Dataset(out, attrs=ds.attrs)
 
 
 def _to_cf_units(name: object, da: xr.DataArray) -> xr.DataArray:

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
-from pipeline.adapters import to_wxens_forecast
+from pipeline.adapters import perturbed_members, to_wxens_forecast
 from pipeline.errors import InputError
 from pipeline.forecast_store import open_forecast
 from pipeline.schema import INIT_TIME
@@ -26,6 +26,9 @@ from verification.config import VerifyConfig
 from verification.output import write_scores
 from verification.report import write_report
 from verification.scorecard import verify
+
+#: What ``members`` of :func:`verify_store` may be: every member, or all but the control.
+MEMBER_CHOICES = ("all", "perturbed")
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ def verify_store(
     variables: Sequence[str] | None = None,
     init_times: Sequence[Any] | None = None,
     scheduler: AbstractContextManager[Any] | None = None,
+    members: str = "all",
 ) -> Verified:
     """Score the forecast at ``forecast`` against the analysis store ``truth`` into ``scores``.
 
@@ -91,10 +95,16 @@ def verify_store(
                 dask client, say); None computes on whatever dask scheduler is active.
                 It is entered only once every input has opened, so a missing store fails
                 before any cluster starts.
+    members:    ``all``, or ``perturbed`` to leave out the forecast's control member
+                (:func:`pipeline.adapters.perturbed_members`).
 
     Returns the tree and the paths written.
     """
     ensemble = open_forecast_any(forecast)
+    if members not in MEMBER_CHOICES:
+        raise InputError(f"members={members!r}: expected one of {', '.join(MEMBER_CHOICES)}")
+    if members == "perturbed":
+        ensemble = perturbed_members(ensemble, forecast)
     other = None if reference is None else open_forecast_any(reference)
     if variables:
         ensemble = to_wxens_forecast(ensemble)

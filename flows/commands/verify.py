@@ -33,6 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--variables", nargs="+", help="variables to verify (default: all in both)")
     parser.add_argument(
+        "--members",
+        choices=("all", "perturbed"),
+        default="all",
+        help="members to verify: all (default; an ECMWF GRIB's control is member 0) or "
+        "perturbed (leaves out the control forecast)",
+    )
+    parser.add_argument(
         "--seed", type=int, default=0, help="rank-histogram tie-breaking seed (default 0)"
     )
     parser.add_argument(
@@ -110,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
         reference=args.reference,
         report=args.report,
         variables=args.variables,
+        members=args.members,
         scheduler=dask_client(args.dask_scheduler) if use_cluster else None,
     )
     print(f"scores: {args.out}")

@@ -1,0 +1,168 @@
+"""Ensembles as other centres deliver them, verified end to end: an ECMWF ENS GRIB with
+the control and the perturbed members in one file, on one pressure level (a scalar
+level coordinate).
+
+The files are written message by message with ecCodes; every member is the truth plus
+``OFFSET * number``, so the fair CRPS has a closed form: for members ``y + OFFSET * k``,
+k = k0..k1, it is ``OFFSET * (mean k - sum_{i<j} (k_j - k_i) / (M (M - 1)))``.
+"""
+
+from __future__ import annotations
+
+import eccodes
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from flows.cli import main
+from pipeline.adapters import perturbed_members
+from pipeline.errors import InputError
+from pipeline.sources.synthetic import SyntheticConfig, synthetic_dataset
+from pipeline.store import ingest
+from verification.config import VerifyConfig
+from verification.run import open_forecast_any, verify_store
+
+SETTINGS = VerifyConfig(physics_init_times=0, energy_score=False, progress=False)
+CONFIG = SyntheticConfig(
+    n_lat=5, n_lon=5, lat_min=40.0, lat_max=60.0, lon_min=-10.0, lon_max=10.0, n_times=8
+)
+OFFSET = 10.0
+STEPS_H = (0, 6, 12)
+
+
+def fair_crps_of_offsets(numbers) -> float:
+    """The fair CRPS of members ``y + OFFSET * k`` for k in ``numbers``, in closed form."""
+    k = np.asarray(numbers, dtype=float)
+    m = k.size
+    pairs = sum(abs(a - b) for a in k for b in k) / 2
+    return OFFSET * (np.abs(k).mean() - pairs / (m * (m - 1)))
+
+
+def write_ens_grib(path, truth, numbers, *, levels=(500,), steps_h=STEPS_H, extra=()):
+    """An ECMWF ENS GRIB 2 of ``z``: control (``type=cf``) for number 0, perturbed
+    (``pf``) for the others, initialised at the truth's first time, each member the truth
+    at the valid time plus ``OFFSET * number``; ``extra`` adds (shortName, typeOfLevel,
+    level) messages of member 0."""
+    init = pd.Timestamp(truth.time.values[0])
+    grid = {
+        "Ni": truth.longitude.size,
+        "Nj": truth.latitude.size,
+        "latitudeOfFirstGridPointInDegrees": float(truth.latitude.max()),
+        "latitudeOfLastGridPointInDegrees": float(truth.latitude.min()),
+        "longitudeOfFirstGridPointInDegrees": float(truth.longitude.min()) % 360,
+        "longitudeOfLastGridPointInDegrees": float(truth.longitude.max()) % 360,
+        "iDirectionIncrementInDegrees": float(truth.longitude.diff("longitude")[0]),
+        "jDirectionIncrementInDegrees": float(truth.latitude.diff("latitude")[0]),
+    }
+    fields = [(n, "z", "isobaricInhPa", lev) for n in numbers for lev in levels]
+    with open(path, "wb") as out:
+        for number, name, level_type, level in [*fields, *((0, *e) for e in extra)]:
+            for step in steps_h:
+                valid = init + pd.Timedelta(hours=step)
+                if level_type == "isobaricInhPa":
+                    field = truth[name].sel(time=valid, level=level) + OFFSET * number
+                else:
+                    field = truth["t2m"].sel(time=valid)
+                handle = eccodes.codes_grib_new_from_samples("regular_ll_pl_grib2")
+                keys = {
+                    "centre": "ecmf",
+                    "setLocalDefinition": 1,
+                    "localDefinitionNumber": 1,
+                    "stream": "enfo",
+                    "type": "cf" if number == 0 else "pf",
+                    "productDefinitionTemplateNumber": 1,
+                    "number": number,
+                    "numberOfForecastsInEnsemble": 50,
+                    "dataDate": int(init.strftime("%Y%m%d")),
+                    "dataTime": int(init.strftime("%H%M")),
+                    "stepRange": step,
+                    "typeOfLevel": level_type,
+                    "level": level,
+                    "shortName": name,
+                    "bitsPerValue": 24,
+                    **grid,
+                }
+                for key, value in keys.items():
+                    eccodes.codes_set(handle, key, value)
+                # GRIB rows run north to south
+                eccodes.codes_set_values(handle, field.values[::-1].astype(float).ravel())
+                eccodes.codes_write(handle, out)
+                eccodes.codes_release(handle)
+    return path
+
+
+@pytest.fixture(scope="module")
+def truth(tmp_path_factory):
+    store = tmp_path_factory.mktemp("ens") / "analysis.zarr"
+    ingest(CONFIG.to_spec(), store, progress=False)
+    return store, synthetic_dataset(CONFIG).load()
+
+
+def test_control_and_perturbed_in_one_file_are_one_ensemble_control_first(truth, tmp_path):
+    store, fields = truth
+    grib = write_ens_grib(tmp_path / "ens.grib", fields, range(5))
+    opened = open_forecast_any(grib)
+    assert opened["number"].values.tolist() == [0, 1, 2, 3, 4]
+    control = xr.open_dataset(
+        grib, engine="cfgrib", backend_kwargs={"indexpath": "", "filter_by_keys": {"type": "cf"}}
+    )
+    xr.testing.assert_equal(opened["z"].sel(number=0), control["z"].load())
+
+    done = verify_store(grib, store, tmp_path / "scores.nc", config=SETTINGS)
+    card = done.tree["scorecard"].to_dataset()
+    assert done.tree.attrs["n_members"] == 5
+    assert card["variable"].values.tolist() == ["z500"] and card.sizes["lead_time"] == 3
+    np.testing.assert_allclose(card["fair_crps"], fair_crps_of_offsets(range(5)), rtol=1e-4)
+
+
+def test_members_perturbed_drops_the_control(truth, tmp_path, capsys):
+    store, fields = truth
+    grib = write_ens_grib(tmp_path / "ens.grib", fields, range(5))
+    out = tmp_path / "scores.nc"
+    code = main(
+        ["verify", str(grib), "--truth", str(store), "--out", str(out), "--members", "perturbed"]
+        + ["--physics-init-times", "0", "--no-energy-score", "--no-progress"]
+    )
+    assert code == 0, capsys.readouterr().err
+    scores = xr.open_datatree(out)
+    assert scores.attrs["n_members"] == 4
+    np.testing.assert_allclose(
+        scores["scorecard"]["fair_crps"], fair_crps_of_offsets(range(1, 5)), rtol=1e-4
+    )
+
+
+def test_perturbed_only_file_on_one_level_verifies(truth, tmp_path):
+    store, fields = truth
+    grib = write_ens_grib(tmp_path / "pf.grib", fields, range(1, 4), levels=(850,))
+    done = verify_store(grib, store, tmp_path / "s.nc", config=SETTINGS)
+    card = done.tree["scorecard"].to_dataset()
+    assert card["variable"].values.tolist() == ["z850"]
+    assert card["n_verified"].values.tolist() == [[CONFIG.n_lat * CONFIG.n_lon] * len(STEPS_H)]
+    np.testing.assert_allclose(card["fair_crps"], fair_crps_of_offsets(range(1, 4)), rtol=1e-4)
+    # no control to drop: every member stays
+    assert perturbed_members(open_forecast_any(grib), grib).sizes["member"] == 3
+
+
+def test_members_perturbed_refuses_a_file_that_does_not_name_its_control(truth, tmp_path):
+    store, fields = truth
+    members = xr.concat(
+        [fields["z"].isel(time=slice(0, 3)) + OFFSET * k for k in range(3)], dim="realization"
+    )
+    ensemble = members.rename(time="valid").to_dataset(name="z")
+    path = tmp_path / "ens.zarr"
+    ensemble.expand_dims(time=fields.time.values[:1]).assign_coords(
+        prediction_timedelta=("valid", pd.to_timedelta(STEPS_H, unit="h"))
+    ).swap_dims(valid="prediction_timedelta").drop_vars("valid").to_zarr(path, consolidated=False)
+    with pytest.raises(InputError, match="does not say which member is the control"):
+        verify_store(path, store, tmp_path / "s.nc", config=SETTINGS, members="perturbed")
+
+
+def test_a_grib_mixing_level_types_names_the_key_not_a_corrupt_download(truth, tmp_path):
+    store, fields = truth
+    grib = write_ens_grib(tmp_path / "mixed.grib", fields, [0], extra=[("z", "surface", 0)])
+    with pytest.raises(InputError) as caught:
+        open_forecast_any(grib)
+    message = str(caught.value)
+    assert "mixed.grib" in message and "typeOfLevel" in message and "grib_copy" in message
+    assert "download" not in message
