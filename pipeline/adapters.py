@@ -10,15 +10,18 @@ registered by name; :func:`to_wxens_forecast` picks the one that claims a datase
 layout          members                 lead               init              levels
 =============== ======================= ================== ================= ===============
 ``wxens``       ``member``              ``lead_time``      ``init_time``     ``level``
-``cfgrib``      ``number``              ``step``           ``time``          ``isobaricInhPa``
+``cfgrib``      ``number``/``realization`` ``step``        ``time``          ``isobaricInhPa``
 ``weatherbench2`` ``realization``/``number`` ``prediction_timedelta`` ``time`` ``level``
+``cf``          ``realization``/``number`` ``forecast_period`` ``forecast_reference_time`` ``pressure_level``
 =============== ======================= ================== ================= ===============
 
 Variable names go through :data:`pipeline.normalize.VARIABLE_ALIASES`
 (``2m_temperature -> t2m``, ``geopotential -> z``), units through
 :data:`pipeline.normalize.UNIT_CONVERSIONS`. A scalar member, step or time coordinate
 (a single-member or single-lead file) becomes a length-1 dim, and so does a scalar pressure
-level (a file of one level) for the upper-air variables. Pure xarray, lazy.
+level (a file of one level) for the upper-air variables. A numeric lead time with CF time
+units (``forecast_period`` in ``hours``, as NetCDF files hold it) becomes a duration. Pure
+xarray, lazy.
 """
 
 from __future__ import annotations
@@ -117,6 +120,7 @@ class CfgribLayout(ForecastLayout):
     name = "cfgrib"
     dims: ClassVar[dict[str, str]] = {
         "number": MEMBER,
+        "realization": MEMBER,
         "time": INIT_TIME,
         "step": LEAD_TIME,
         "isobaricInhPa": LEVEL,
@@ -157,6 +161,35 @@ class WeatherBench2Layout(ForecastLayout):
         return out.rename({n: long_names[n] for n in out.data_vars if n in long_names})
 
 
+@LAYOUTS.register("cf")
+class CfLayout(ForecastLayout):
+    """CF names (NetCDF from the Copernicus data stores, Iris): ``forecast_reference_time``,
+    ``forecast_period``, ``realization`` (or ``number``), ``pressure_level``. Where the
+    file's dimension is the valid ``time`` with ``forecast_period`` or
+    ``forecast_reference_time`` along it (Iris), that dimension is swapped for them."""
+
+    name = "cf"
+    dims: ClassVar[dict[str, str]] = {
+        "realization": MEMBER,
+        "number": MEMBER,
+        "forecast_reference_time": INIT_TIME,
+        "forecast_period": LEAD_TIME,
+    }
+
+    @classmethod
+    def claims(cls, ds: xr.Dataset) -> bool:
+        return {"forecast_reference_time", "forecast_period"} <= set(ds.coords)
+
+    @classmethod
+    def to_wxens(cls, ds: xr.Dataset) -> xr.Dataset:
+        for name in ("forecast_period", "forecast_reference_time"):
+            along = ds[name].dims
+            if len(along) == 1 and along[0] not in cls.dims:
+                ds = ds.swap_dims({along[0]: name})
+        valid = [c for c in (TIME, VALID_TIME) if c in ds.coords and c not in ds.dims]
+        return super().to_wxens(ds.drop_vars(valid))
+
+
 def detect_layout(ds: xr.Dataset) -> type[ForecastLayout]:
     """The first registered layout that claims ``ds``; InputError naming its dims if none."""
     for layout in LAYOUTS.values():
@@ -165,7 +198,8 @@ def detect_layout(ds: xr.Dataset) -> type[ForecastLayout]:
     raise InputError(
         f"cannot tell the forecast layout of a dataset with dims {dict(ds.sizes)} and coords "
         f"{sorted(map(str, ds.coords))}: expected wxens (init_time, member, lead_time), cfgrib "
-        f"(time, step, number) or WeatherBench 2 (time, prediction_timedelta, realization)"
+        f"(time, step, number), WeatherBench 2 (time, prediction_timedelta, realization) or "
+        f"CF (forecast_reference_time, forecast_period, realization)"
     )
 
 
@@ -240,6 +274,15 @@ def _to_cf_units(name: object, da: xr.DataArray) -> xr.DataArray:
     return (da * scale + offset).assign_attrs(variable_attrs(short))
 
 
+#: CF units of a numeric lead time -> the pandas unit of its duration.
+_LEAD_UNITS = {
+    **dict.fromkeys(("days", "day", "d"), "D"),
+    **dict.fromkeys(("hours", "hour", "hrs", "hr", "h"), "h"),
+    **dict.fromkeys(("minutes", "minute", "min"), "min"),
+    **dict.fromkeys(("seconds", "second", "s"), "s"),
+}
+
+
 def _finish(ds: xr.Dataset) -> xr.Dataset:
     """Check dims, order them, convert lead times, add ``valid_time``."""
     for name, da in ds.data_vars.items():
@@ -254,7 +297,10 @@ def _finish(ds: xr.Dataset) -> xr.Dataset:
                 f"forecast variable {name!r} has no latitude/longitude dims ({da.dims})"
             )
     lead = ds[LEAD_TIME]
-    if not np.issubdtype(lead.dtype, np.timedelta64):
+    unit = _LEAD_UNITS.get(str(lead.attrs.get("units", lead.encoding.get("units", ""))))
+    if np.issubdtype(lead.dtype, np.number) and unit is not None:  # CF: forecast_period in hours
+        ds = ds.assign_coords({LEAD_TIME: pd.to_timedelta(lead.values, unit=unit)})
+    elif not np.issubdtype(lead.dtype, np.timedelta64):
         raise InputError(
             f"the forecast's lead time is {lead.dtype} ({lead.values[:3]}...), not a duration; "
             f"decode it (xr.open_dataset(..., decode_timedelta=True)) or give it units"

@@ -1,6 +1,7 @@
 """Ensembles as other centres deliver them, verified end to end: an ECMWF ENS GRIB with
 the control and the perturbed members in one file, on one pressure level (a scalar
-level coordinate).
+level coordinate); NetCDF ensembles with a ``realization`` or ``number`` member dimension
+in the layouts producers write.
 
 The files are written message by message with ecCodes; every member is the truth plus
 ``OFFSET * number``, so the fair CRPS has a closed form: for members ``y + OFFSET * k``,
@@ -166,3 +167,119 @@ def test_a_grib_mixing_level_types_names_the_key_not_a_corrupt_download(truth, t
     message = str(caught.value)
     assert "mixed.grib" in message and "typeOfLevel" in message and "grib_copy" in message
     assert "download" not in message
+
+
+INITS_H = (0, 6)
+
+
+def members_at_leads(fields, name, n_members, level=None):
+    """``fields[name]`` + OFFSET * k as an array (member, init, lead, latitude, longitude)."""
+    da = fields[name] if level is None else fields[name].sel(level=level)
+    start = fields.time.values[0]
+    rows = [
+        da.sel(time=start + pd.to_timedelta(np.add(i, STEPS_H), unit="h")).values for i in INITS_H
+    ]
+    return np.stack(rows)[None] + OFFSET * np.arange(n_members)[:, None, None, None, None]
+
+
+def cds_netcdf(fields):
+    """The Copernicus data stores' NetCDF: number, forecast_reference_time, forecast_period
+    (hours), pressure_level, valid_time(forecast_reference_time, forecast_period), and
+    latitudes north to south."""
+    z = members_at_leads(fields, "z", 4, level=500)[:, :, :, None, ::-1]
+    dims = ("number", "forecast_reference_time", "forecast_period", "pressure_level")
+    inits = fields.time.values[0] + pd.to_timedelta(INITS_H, unit="h")
+    ds = xr.Dataset(
+        {"z": ((*dims, "latitude", "longitude"), z.astype("float32"), {"units": "m**2 s**-2"})},
+        coords={
+            "number": np.arange(4),
+            "forecast_reference_time": inits,
+            "forecast_period": ("forecast_period", list(STEPS_H), {"units": "hours"}),
+            "pressure_level": [500.0],
+            "latitude": fields.latitude.values[::-1],
+            "longitude": fields.longitude.values,
+        },
+    )
+    valid = inits.values[:, None] + pd.to_timedelta(STEPS_H, unit="h").values[None]
+    return ds.assign_coords(valid_time=(dims[1:3], valid))
+
+
+def iris_netcdf(fields):
+    """Iris / Met Office: realization, the valid time as the dimension with forecast_period
+    along it, a scalar forecast_reference_time; one initial time."""
+    t2m = members_at_leads(fields, "t2m", 3)[:, 0]
+    valid = fields.time.values[0] + pd.to_timedelta(STEPS_H, unit="h")
+    ds = xr.Dataset(
+        {
+            "air_temperature": (
+                ("realization", "time", "latitude", "longitude"),
+                t2m,
+                {"units": "K"},
+            )
+        },
+        coords={
+            "realization": np.arange(3),
+            "time": valid,
+            "forecast_period": ("time", list(STEPS_H), {"units": "hours"}),
+            "forecast_reference_time": fields.time.values[0],
+            "latitude": fields.latitude.values,
+            "longitude": fields.longitude.values,
+        },
+    )
+    return ds.rename(air_temperature="t2m")
+
+
+def weatherbench2_netcdf(fields):
+    """WeatherBench 2 written to NetCDF: a realization dim without coordinate values and a
+    numeric prediction_timedelta in hours."""
+    dims = ("realization", "time", "prediction_timedelta", "latitude", "longitude")
+    ds = xr.Dataset(
+        {"2m_temperature": (dims, members_at_leads(fields, "t2m", 3), {"units": "K"})},
+        coords={
+            "time": fields.time.values[0] + pd.to_timedelta(INITS_H, unit="h"),
+            "prediction_timedelta": ("prediction_timedelta", list(STEPS_H), {"units": "hours"}),
+            "latitude": fields.latitude.values,
+            "longitude": fields.longitude.values,
+        },
+    )
+    return ds
+
+
+def cfgrib_netcdf_with_realization(fields):
+    """cfgrib's names, written to NetCDF by another tool: realization, time, step (hours)."""
+    dims = ("realization", "time", "step", "latitude", "longitude")
+    ds = xr.Dataset(
+        {"t2m": (dims, members_at_leads(fields, "t2m", 3), {"units": "K"})},
+        coords={
+            "realization": np.arange(3),
+            "time": fields.time.values[0] + pd.to_timedelta(INITS_H, unit="h"),
+            "step": ("step", list(STEPS_H), {"units": "hours"}),
+            "latitude": fields.latitude.values,
+            "longitude": fields.longitude.values,
+        },
+    )
+    return ds
+
+
+@pytest.mark.parametrize(
+    ("build", "n_members", "n_inits"),
+    [
+        (cds_netcdf, 4, len(INITS_H)),
+        (iris_netcdf, 3, 1),
+        (weatherbench2_netcdf, 3, len(INITS_H)),
+        (cfgrib_netcdf_with_realization, 3, len(INITS_H)),
+    ],
+)
+def test_netcdf_ensembles_with_a_realization_or_number_dim(
+    truth, tmp_path, build, n_members, n_inits
+):
+    store, fields = truth
+    path = tmp_path / "ens.nc"
+    build(fields).to_netcdf(path)
+    done = verify_store(path, store, tmp_path / "s.nc", config=SETTINGS)
+    card = done.tree["scorecard"].to_dataset()
+    assert done.tree.attrs["n_members"] == n_members
+    assert done.tree.attrs["n_init_times"] == n_inits
+    assert card.sizes["lead_time"] == len(STEPS_H)
+    assert (card["n_verified"] == n_inits * CONFIG.n_lat * CONFIG.n_lon).all()
+    np.testing.assert_allclose(card["fair_crps"], fair_crps_of_offsets(range(n_members)), rtol=1e-5)
