@@ -77,7 +77,11 @@ class ForecastLayout(ABC):
 
     @classmethod
     def to_wxens(cls, ds: xr.Dataset) -> xr.Dataset:
-        """``ds`` in the wxens layout: renamed dims and variables, CF units, valid_time."""
+        """``ds`` in the wxens layout: renamed dims and variables, CF units, valid_time
+        (kept as given over ``init_time, lead_time``, else the initial time plus the lead)."""
+        given = ds.coords.get(VALID_TIME)
+        if given is not None and set(given.dims) != {INIT_TIME, LEAD_TIME}:
+            given = None
         ds = ds.drop_vars([c for c in (VALID_TIME, *_LEVEL_TYPE_COORDS) if c in ds.coords])
         names = {**COORD_ALIASES, **cls.dims}
         renames = {k: v for k, v in names.items() if k in ds.variables or k in ds.dims}
@@ -88,7 +92,7 @@ class ForecastLayout(ABC):
         ds = xr.Dataset(
             {_canonical_name(n, da): _to_cf_units(n, da) for n, da in ds.data_vars.items()}
         )
-        return _finish(ds)
+        return _finish(ds, given)
 
     @classmethod
     def from_wxens(cls, ds: xr.Dataset) -> xr.Dataset:
@@ -199,7 +203,9 @@ def detect_layout(ds: xr.Dataset) -> type[ForecastLayout]:
         f"cannot tell the forecast layout of a dataset with dims {dict(ds.sizes)} and coords "
         f"{sorted(map(str, ds.coords))}: expected wxens (init_time, member, lead_time), cfgrib "
         f"(time, step, number), WeatherBench 2 (time, prediction_timedelta, realization) or "
-        f"CF (forecast_reference_time, forecast_period, realization)"
+        f"CF (forecast_reference_time, forecast_period, realization); files of one forecast "
+        f"each, holding only valid times, take their start dates from their names (wxens "
+        f"verify --init-from-filename PATTERN)"
     )
 
 
@@ -283,8 +289,9 @@ _LEAD_UNITS = {
 }
 
 
-def _finish(ds: xr.Dataset) -> xr.Dataset:
-    """Check dims, order them, convert lead times, add ``valid_time``."""
+def _finish(ds: xr.Dataset, valid: xr.DataArray | None = None) -> xr.Dataset:
+    """Check dims, order them, convert lead times, add ``valid_time`` (``valid``, if given
+    over ``init_time, lead_time``: the files of :mod:`pipeline.start_dates`)."""
     for name, da in ds.data_vars.items():
         extra = [d for d in da.dims if d not in FORECAST_DIMS]
         if extra:
@@ -307,7 +314,10 @@ def _finish(ds: xr.Dataset) -> xr.Dataset:
         )
     order = [d for d in FORECAST_DIMS if d in ds.dims]
     ds = ds.transpose(*order)
-    return ds.assign_coords({VALID_TIME: ds[INIT_TIME] + ds[LEAD_TIME]})
+    if valid is None:
+        return ds.assign_coords({VALID_TIME: ds[INIT_TIME] + ds[LEAD_TIME]})
+    valid = valid.transpose(INIT_TIME, LEAD_TIME).values
+    return ds.assign_coords({VALID_TIME: ((INIT_TIME, LEAD_TIME), valid)})
 
 
 @dataclass(frozen=True)

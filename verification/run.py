@@ -21,6 +21,7 @@ from pipeline.errors import InputError
 from pipeline.forecast_store import open_forecast
 from pipeline.schema import INIT_TIME
 from pipeline.sources import resolve_source
+from pipeline.start_dates import open_start_files
 from pipeline.store import open_store
 from verification.config import VerifyConfig
 from verification.output import write_scores
@@ -76,6 +77,7 @@ def verify_store(
     init_times: Sequence[Any] | None = None,
     scheduler: AbstractContextManager[Any] | None = None,
     members: str = "all",
+    init_from_filename: str | None = None,
 ) -> Verified:
     """Score the forecast at ``forecast`` against the analysis store ``truth`` into ``scores``.
 
@@ -97,10 +99,16 @@ def verify_store(
                 before any cluster starts.
     members:    ``all``, or ``perturbed`` to leave out the forecast's control member
                 (:func:`pipeline.adapters.perturbed_members`).
+    init_from_filename: ``forecast`` is files, one per start date, without initial
+                times or leads in them: a ``strptime`` pattern that reads each file's
+                start date from its name (:func:`pipeline.start_dates.open_start_files`).
 
     Returns the tree and the paths written.
     """
-    ensemble = open_forecast_any(forecast)
+    if init_from_filename:
+        ensemble = open_start_files(str(forecast), init_from_filename)
+    else:
+        ensemble = open_forecast_any(forecast)
     if members not in MEMBER_CHOICES:
         raise InputError(f"members={members!r}: expected one of {', '.join(MEMBER_CHOICES)}")
     if members == "perturbed":

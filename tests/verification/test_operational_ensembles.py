@@ -1,7 +1,7 @@
 """Ensembles as other centres deliver them, verified end to end: an ECMWF ENS GRIB with
 the control and the perturbed members in one file, on one pressure level (a scalar
 level coordinate); NetCDF ensembles with a ``realization`` or ``number`` member dimension
-in the layouts producers write.
+in the layouts producers write; a hindcast of one file per start date, read from its name.
 
 The files are written message by message with ecCodes; every member is the truth plus
 ``OFFSET * number``, so the fair CRPS has a closed form: for members ``y + OFFSET * k``,
@@ -9,6 +9,8 @@ k = k0..k1, it is ``OFFSET * (mean k - sum_{i<j} (k_j - k_i) / (M (M - 1)))``.
 """
 
 from __future__ import annotations
+
+import re
 
 import eccodes
 import numpy as np
@@ -20,6 +22,7 @@ from flows.cli import main
 from pipeline.adapters import perturbed_members
 from pipeline.errors import InputError
 from pipeline.sources.synthetic import SyntheticConfig, synthetic_dataset
+from pipeline.start_dates import start_date
 from pipeline.store import ingest
 from verification.config import VerifyConfig
 from verification.run import open_forecast_any, verify_store
@@ -283,3 +286,106 @@ def test_netcdf_ensembles_with_a_realization_or_number_dim(
     assert card.sizes["lead_time"] == len(STEPS_H)
     assert (card["n_verified"] == n_inits * CONFIG.n_lat * CONFIG.n_lon).all()
     np.testing.assert_allclose(card["fair_crps"], fair_crps_of_offsets(range(n_members)), rtol=1e-5)
+
+
+def start_file(fields, name, start, n_valid, step, n_members):
+    """One forecast as a file without initial time or lead: dims realization, time (the
+    valid times from ``start``, every ``step``, with CF bounds), latitude, longitude."""
+    valid = pd.date_range(start, periods=n_valid, freq=step)
+    members = (
+        fields[name].sel(time=valid).values + OFFSET * np.arange(n_members)[:, None, None, None]
+    )
+    ds = xr.Dataset(
+        {
+            name: (("realization", "time", "latitude", "longitude"), members, {"units": "K"}),
+            "time_bnds": (("time", "bnds"), np.stack([valid.values, valid.values], axis=1)),
+        },
+        coords={"time": valid, "latitude": fields.latitude, "longitude": fields.longitude},
+    )
+    ds["time"].attrs["bounds"] = "time_bnds"
+    ds["time"].encoding["units"] = "hours since 1900-01-01"
+    return ds
+
+
+def test_files_one_per_start_date_take_it_from_their_names(truth, tmp_path, capsys):
+    store, fields = truth
+    for hours in INITS_H:
+        start = fields.time.values[0] + pd.Timedelta(hours=hours)
+        name = f"fc_{pd.Timestamp(start):%Y%m%d%H}_t2m.nc"
+        start_file(fields, "t2m", start, len(STEPS_H), "6h", 3).to_netcdf(tmp_path / name)
+    out = tmp_path / "scores.nc"
+    code = main(
+        ["verify", str(tmp_path / "fc_*.nc"), "--truth", str(store), "--out", str(out)]
+        + ["--init-from-filename", "fc_%Y%m%d%H", "--physics-init-times", "0"]
+        + ["--no-energy-score", "--no-progress"]
+    )
+    assert code == 0, capsys.readouterr().err
+    scores = xr.open_datatree(out)
+    card = scores["scorecard"].to_dataset()
+    assert scores.attrs["n_init_times"] == len(INITS_H) and scores.attrs["n_members"] == 3
+    assert (card["lead_time"].values == pd.to_timedelta(STEPS_H, unit="h").values).all()
+    assert (card["n_verified"] == len(INITS_H) * CONFIG.n_lat * CONFIG.n_lon).all()
+    np.testing.assert_allclose(card["fair_crps"], fair_crps_of_offsets(range(3)), rtol=1e-5)
+
+
+def test_seasonal_hindcast_of_calendar_months_pairs_each_month_with_its_own_truth(tmp_path):
+    """Monthly means from 1 November of three years, the last across a leap February, so
+    its leads (0, 30, 61, 92, 121 days) differ from the others' (.., 120 days)."""
+    months = pd.date_range("1993-01-01", "1996-12-01", freq="MS")
+    rng = np.random.default_rng(0)
+    monthly = xr.Dataset(
+        {"t2m": (("time", "latitude", "longitude"), 280 + rng.normal(size=(months.size, 3, 4)))},
+        coords={"time": months, "latitude": [50.0, 51.0, 52.0], "longitude": [0.0, 1.0, 2.0, 3.0]},
+    )
+    monthly["t2m"].attrs["units"] = "K"
+    monthly.astype("float32").to_netcdf(tmp_path / "monthly.nc")
+    store = tmp_path / "monthly.zarr"
+    ingest(str(tmp_path / "monthly.nc"), store, progress=False)
+    for year in (1993, 1994, 1995):
+        hindcast = start_file(monthly, "t2m", f"{year}-11-01", 5, "MS", 4)
+        hindcast.to_netcdf(tmp_path / f"hindcast_{year}11.nc")
+    done = verify_store(
+        tmp_path / "hindcast_*.nc",
+        store,
+        tmp_path / "s.nc",
+        config=SETTINGS,
+        init_from_filename="hindcast_%Y%m",
+    )
+    card = done.tree["scorecard"].to_dataset()
+    assert done.tree.attrs["n_init_times"] == 3 and not done.tree.attrs["missing_valid_times"]
+    assert card["lead_time"].dt.days.values.tolist() == [0, 30, 61, 92, 120]
+    assert (card["n_verified"] == 3 * 12).all()
+    np.testing.assert_allclose(card["fair_crps"], fair_crps_of_offsets(range(4)), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("name", "pattern", "start"),
+    [
+        ("sys5_19931101_t2m.nc", "%Y%m%d", "1993-11-01"),
+        ("t2m_199311.nc", "t2m_%Y%m", "1993-11-01"),
+        ("fc_2000-01-01T06.grib", "%Y-%m-%dT%H", "2000-01-01 06:00"),
+        ("hindcast_Nov1993.nc", "%b%Y", "1993-11-01"),
+    ],
+)
+def test_start_date_is_read_anywhere_in_the_name(name, pattern, start):
+    assert start_date(name, pattern) == pd.Timestamp(start)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [("t2m_%Q", "cannot use ['%Q']"), ("t2m_", "holds no date directive")],
+)
+def test_a_start_date_pattern_it_cannot_read_is_refused(pattern, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        start_date("t2m_199311.nc", pattern)
+
+
+def test_a_file_name_without_the_start_date_is_named(truth, tmp_path, capsys):
+    store, fields = truth
+    start_file(fields, "t2m", fields.time.values[0], 2, "6h", 2).to_netcdf(tmp_path / "fc_x.nc")
+    code = main(
+        ["verify", str(tmp_path / "fc_*.nc"), "--truth", str(store), "--out", "s.nc"]
+        + ["--init-from-filename", "fc_%Y%m%d%H"]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "fc_x.nc: holds no start date of the form 'fc_%Y%m%d%H'" in err
