@@ -60,6 +60,9 @@ from pipeline.schema import (
 log = logging.getLogger(__name__)
 
 FORECAST_DIMS = (INIT_TIME, MEMBER, LEAD_TIME, LEVEL, LAT, LON)
+#: Attribute of a ``valid_time(init_time, lead_time)`` that is not the initial time plus
+#: the lead (calendar-month leads counted by position, :mod:`pipeline.start_dates`): kept.
+VALID_TIME_AS_GIVEN = "valid_time_as_given"
 #: Scalar coordinates of GRIB/WB2 files that describe a level type, not the data.
 _LEVEL_TYPE_COORDS = ("surface", "heightAboveGround", "meanSea", "height", "depthBelowLandLayer")
 
@@ -78,9 +81,9 @@ class ForecastLayout(ABC):
     @classmethod
     def to_wxens(cls, ds: xr.Dataset) -> xr.Dataset:
         """``ds`` in the wxens layout: renamed dims and variables, CF units, valid_time
-        (kept as given over ``init_time, lead_time``, else the initial time plus the lead)."""
+        (the initial time plus the lead, unless marked :data:`VALID_TIME_AS_GIVEN`)."""
         given = ds.coords.get(VALID_TIME)
-        if given is not None and set(given.dims) != {INIT_TIME, LEAD_TIME}:
+        if given is not None and not given.attrs.get(VALID_TIME_AS_GIVEN):
             given = None
         ds = ds.drop_vars([c for c in (VALID_TIME, *_LEVEL_TYPE_COORDS) if c in ds.coords])
         names = {**COORD_ALIASES, **cls.dims}
@@ -290,8 +293,8 @@ _LEAD_UNITS = {
 
 
 def _finish(ds: xr.Dataset, valid: xr.DataArray | None = None) -> xr.Dataset:
-    """Check dims, order them, convert lead times, add ``valid_time`` (``valid``, if given
-    over ``init_time, lead_time``: the files of :mod:`pipeline.start_dates`)."""
+    """Check dims, order them, convert lead times, add ``valid_time`` (``valid``, over
+    ``init_time, lead_time``, if given)."""
     for name, da in ds.data_vars.items():
         extra = [d for d in da.dims if d not in FORECAST_DIMS]
         if extra:
@@ -316,8 +319,8 @@ def _finish(ds: xr.Dataset, valid: xr.DataArray | None = None) -> xr.Dataset:
     ds = ds.transpose(*order)
     if valid is None:
         return ds.assign_coords({VALID_TIME: ds[INIT_TIME] + ds[LEAD_TIME]})
-    valid = valid.transpose(INIT_TIME, LEAD_TIME).values
-    return ds.assign_coords({VALID_TIME: ((INIT_TIME, LEAD_TIME), valid)})
+    valid = valid.transpose(INIT_TIME, LEAD_TIME)
+    return ds.assign_coords({VALID_TIME: ((INIT_TIME, LEAD_TIME), valid.values, valid.attrs)})
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ on ``init_time`` in the wxens forecast layout.
 When the files' leads differ in length (calendar months: November to December is 30 days,
 December to January 31), the k-th valid time of every file is its k-th lead: the leads are
 labelled with the earliest start date's, and each field keeps its own valid time (the
-``valid_time`` coordinate), which is what it is paired with the truth on.
+``valid_time`` coordinate, marked :data:`pipeline.adapters.VALID_TIME_AS_GIVEN`), which is
+what it is paired with the truth on.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.adapters import to_wxens_forecast
+from pipeline.adapters import VALID_TIME_AS_GIVEN, to_wxens_forecast
 from pipeline.errors import InputError
 from pipeline.schema import INIT_TIME, LEAD_TIME, MEMBER, VALID_TIME
 from pipeline.sources import resolve_source
@@ -114,6 +115,7 @@ def open_start_files(spec: str, pattern: str) -> xr.Dataset:
             "same variables, members and grid"
         ) from err
     valid_time = xr.concat([v.assign_coords({LEAD_TIME: leads}) for v in valid], dim=INIT_TIME)
+    valid_time.attrs = {"long_name": "valid time", VALID_TIME_AS_GIVEN: 1}
     return to_wxens_forecast(stacked.assign_coords({VALID_TIME: valid_time}))
 
 
