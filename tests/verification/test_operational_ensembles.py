@@ -103,9 +103,10 @@ def truth(tmp_path_factory):
     return store, synthetic_dataset(CONFIG).load()
 
 
-def test_control_and_perturbed_in_one_file_are_one_ensemble_control_first(truth, tmp_path):
+@pytest.mark.parametrize("levels", [(500,), (500, 850)])
+def test_control_and_perturbed_in_one_file_are_one_ensemble_control_first(truth, tmp_path, levels):
     store, fields = truth
-    grib = write_ens_grib(tmp_path / "ens.grib", fields, range(5))
+    grib = write_ens_grib(tmp_path / "ens.grib", fields, range(5), levels=levels)
     opened = open_forecast_any(grib)
     assert opened["number"].values.tolist() == [0, 1, 2, 3, 4]
     control = xr.open_dataset(
@@ -116,7 +117,8 @@ def test_control_and_perturbed_in_one_file_are_one_ensemble_control_first(truth,
     done = verify_store(grib, store, tmp_path / "scores.nc", config=SETTINGS)
     card = done.tree["scorecard"].to_dataset()
     assert done.tree.attrs["n_members"] == 5
-    assert card["variable"].values.tolist() == ["z500"] and card.sizes["lead_time"] == 3
+    assert card["variable"].values.tolist() == [f"z{level}" for level in levels]
+    assert card.sizes["lead_time"] == len(STEPS_H)
     np.testing.assert_allclose(card["fair_crps"], fair_crps_of_offsets(range(5)), rtol=1e-4)
 
 
