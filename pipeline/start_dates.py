@@ -28,6 +28,7 @@ from pipeline.adapters import VALID_TIME_AS_GIVEN, to_wxens_forecast
 from pipeline.errors import InputError
 from pipeline.schema import INIT_TIME, LEAD_TIME, MEMBER, VALID_TIME
 from pipeline.sources import resolve_source
+from pipeline.sources.files import FileSource
 
 #: Member dimensions of producers' files, renamed to ``member``.
 MEMBER_DIMS = ("realization", "number", "member", "ensemble_member")
@@ -46,8 +47,8 @@ _DIRECTIVES = {
 }
 
 
-def start_date(name: str, pattern: str) -> pd.Timestamp:
-    """The start date in the file name ``name``: the first text that ``pattern`` (a
+def start_date(path: str | Path, pattern: str) -> pd.Timestamp:
+    """The start date in the name of the file ``path``: the first text that ``pattern`` (a
     ``strptime`` format, e.g. ``%Y%m%d`` or ``start_%Y-%m``) matches, anywhere in it."""
     parts = re.split(r"(%.)", pattern)
     unknown = [p for p in parts[1::2] if p[1] not in _DIRECTIVES]
@@ -60,30 +61,29 @@ def start_date(name: str, pattern: str) -> pd.Timestamp:
     regex = "".join(
         re.escape(p) if i % 2 == 0 else f"({_DIRECTIVES[p[1]]})" for i, p in enumerate(parts)
     )
-    found = re.search(regex, name)
-    try:
-        if found is None:
-            raise ValueError("no match")
-        return pd.Timestamp(datetime.strptime(found.group(0), pattern))
-    except ValueError as err:
-        raise InputError(
-            f"{name}: holds no start date of the form {pattern!r}; rename the file or give "
-            "the pattern its name follows (e.g. '%Y%m%d' for hindcast_19931101.nc)"
-        ) from err
+    found = re.search(regex, Path(path).name)
+    if found is not None:
+        try:
+            return pd.Timestamp(datetime.strptime(found.group(0), pattern))
+        except ValueError:  # digits that are no date (a month 13): refused below
+            pass
+    raise InputError(
+        f"{path}: its name holds no start date of the form {pattern!r}; rename the file or "
+        "give the pattern its name follows (e.g. '%Y%m%d' for hindcast_19931101.nc)"
+    )
 
 
 def open_start_files(spec: str, pattern: str) -> xr.Dataset:
     """The files ``spec`` names (a glob or one path), one per start date read from its
     name with ``pattern``, as one forecast in the wxens layout (lazy)."""
     source = resolve_source(spec)
-    paths = getattr(source, "paths", None)
-    if not paths:
+    if not isinstance(source, FileSource):
         raise InputError(
             f"{spec}: a start date from the file name needs files (GRIB or NetCDF, a path or "
             "a glob), not a store"
         )
     forecasts = sorted(
-        (_one_start(resolve_source(str(path)).open(), path, pattern) for path in paths),
+        (_one_start(resolve_source(str(path)).open(), path, pattern) for path in source.paths),
         key=lambda ds: ds[INIT_TIME].values[0],
     )
     inits = pd.DatetimeIndex([ds[INIT_TIME].values[0] for ds in forecasts])
@@ -121,7 +121,7 @@ def open_start_files(spec: str, pattern: str) -> xr.Dataset:
 
 def _one_start(ds: xr.Dataset, path: Path, pattern: str) -> xr.Dataset:
     """One file's forecast: its time dimension as leads from the start date in its name."""
-    init = start_date(path.name, pattern)
+    init = start_date(path, pattern)
     times = [d for d in ds.dims if d in ds.coords and np.issubdtype(ds[d].dtype, np.datetime64)]
     if len(times) != 1:
         raise InputError(

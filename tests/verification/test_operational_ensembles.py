@@ -367,6 +367,7 @@ def test_seasonal_hindcast_of_calendar_months_pairs_each_month_with_its_own_trut
         ("t2m_199311.nc", "t2m_%Y%m", "1993-11-01"),
         ("fc_2000-01-01T06.grib", "%Y-%m-%dT%H", "2000-01-01 06:00"),
         ("hindcast_Nov1993.nc", "%b%Y", "1993-11-01"),
+        ("/data/2019/sys5_19931101.nc", "%Y%m%d", "1993-11-01"),
     ],
 )
 def test_start_date_is_read_anywhere_in_the_name(name, pattern, start):
@@ -380,6 +381,8 @@ def test_start_date_is_read_anywhere_in_the_name(name, pattern, start):
 def test_a_start_date_pattern_it_cannot_read_is_refused(pattern, message):
     with pytest.raises(InputError, match=re.escape(message)):
         start_date("t2m_199311.nc", pattern)
+    with pytest.raises(InputError, match="its name holds no start date"):
+        start_date("t2m_199313.nc", "t2m_%Y%m")  # no month 13
 
 
 def test_a_file_name_without_the_start_date_is_named(truth, tmp_path, capsys):
@@ -390,4 +393,4 @@ def test_a_file_name_without_the_start_date_is_named(truth, tmp_path, capsys):
         + ["--init-from-filename", "fc_%Y%m%d%H"]
     )
     err = capsys.readouterr().err
-    assert code == 2 and "fc_x.nc: holds no start date of the form 'fc_%Y%m%d%H'" in err
+    assert code == 2 and "fc_x.nc: its name holds no start date of the form 'fc_%Y%m%d%H'" in err
