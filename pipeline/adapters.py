@@ -10,14 +10,18 @@ registered by name; :func:`to_wxens_forecast` picks the one that claims a datase
 layout          members                 lead               init              levels
 =============== ======================= ================== ================= ===============
 ``wxens``       ``member``              ``lead_time``      ``init_time``     ``level``
-``cfgrib``      ``number``              ``step``           ``time``          ``isobaricInhPa``
+``cfgrib``      ``number``/``realization`` ``step``        ``time``          ``isobaricInhPa``
 ``weatherbench2`` ``realization``/``number`` ``prediction_timedelta`` ``time`` ``level``
+``cf``          ``realization``/``number`` ``forecast_period`` ``forecast_reference_time`` ``pressure_level``
 =============== ======================= ================== ================= ===============
 
 Variable names go through :data:`pipeline.normalize.VARIABLE_ALIASES`
 (``2m_temperature -> t2m``, ``geopotential -> z``), units through
 :data:`pipeline.normalize.UNIT_CONVERSIONS`. A scalar member, step or time coordinate
-(a single-member or single-lead file) becomes a length-1 dim. Pure xarray, lazy.
+(a single-member or single-lead file) becomes a length-1 dim, and so does a scalar pressure
+level (a file of one level) for the upper-air variables. A numeric lead time with CF time
+units (``forecast_period`` in ``hours``, as NetCDF files hold it) becomes a duration. Pure
+xarray, lazy.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from pipeline.normalize import (
 )
 from pipeline.registry import Registry
 from pipeline.schema import (
+    CONTROL_MEMBER,
     INIT_TIME,
     LAT,
     LEAD_TIME,
@@ -55,6 +60,9 @@ from pipeline.schema import (
 log = logging.getLogger(__name__)
 
 FORECAST_DIMS = (INIT_TIME, MEMBER, LEAD_TIME, LEVEL, LAT, LON)
+#: Attribute of a ``valid_time(init_time, lead_time)`` that is not the initial time plus
+#: the lead (calendar-month leads counted by position, :mod:`pipeline.start_dates`): kept.
+VALID_TIME_AS_GIVEN = "valid_time_as_given"
 #: Scalar coordinates of GRIB/WB2 files that describe a level type, not the data.
 _LEVEL_TYPE_COORDS = ("surface", "heightAboveGround", "meanSea", "height", "depthBelowLandLayer")
 
@@ -72,17 +80,22 @@ class ForecastLayout(ABC):
 
     @classmethod
     def to_wxens(cls, ds: xr.Dataset) -> xr.Dataset:
-        """``ds`` in the wxens layout: renamed dims and variables, CF units, valid_time."""
+        """``ds`` in the wxens layout: renamed dims and variables, CF units, valid_time
+        (the initial time plus the lead, unless marked :data:`VALID_TIME_AS_GIVEN`)."""
+        given = ds.coords.get(VALID_TIME)
+        if given is not None and not given.attrs.get(VALID_TIME_AS_GIVEN):
+            given = None
         ds = ds.drop_vars([c for c in (VALID_TIME, *_LEVEL_TYPE_COORDS) if c in ds.coords])
-        renames = {k: v for k, v in {**COORD_ALIASES, **cls.dims}.items() if k in ds.variables}
-        ds = ds.rename(renames)
+        names = {**COORD_ALIASES, **cls.dims}
+        renames = {k: v for k, v in names.items() if k in ds.variables or k in ds.dims}
+        ds = _level_as_dim(ds.rename(renames))
         for dim in (INIT_TIME, MEMBER, LEAD_TIME):
             if dim not in ds.dims:
                 ds = ds.expand_dims(dim) if dim in ds.coords else ds.expand_dims({dim: [0]})
         ds = xr.Dataset(
             {_canonical_name(n, da): _to_cf_units(n, da) for n, da in ds.data_vars.items()}
         )
-        return _finish(ds)
+        return _finish(ds, given)
 
     @classmethod
     def from_wxens(cls, ds: xr.Dataset) -> xr.Dataset:
@@ -114,6 +127,7 @@ class CfgribLayout(ForecastLayout):
     name = "cfgrib"
     dims: ClassVar[dict[str, str]] = {
         "number": MEMBER,
+        "realization": MEMBER,
         "time": INIT_TIME,
         "step": LEAD_TIME,
         "isobaricInhPa": LEVEL,
@@ -154,6 +168,35 @@ class WeatherBench2Layout(ForecastLayout):
         return out.rename({n: long_names[n] for n in out.data_vars if n in long_names})
 
 
+@LAYOUTS.register("cf")
+class CfLayout(ForecastLayout):
+    """CF names (NetCDF from the Copernicus data stores, Iris): ``forecast_reference_time``,
+    ``forecast_period``, ``realization`` (or ``number``), ``pressure_level``. Where the
+    file's dimension is the valid ``time`` with ``forecast_period`` or
+    ``forecast_reference_time`` along it (Iris), that dimension is swapped for them."""
+
+    name = "cf"
+    dims: ClassVar[dict[str, str]] = {
+        "realization": MEMBER,
+        "number": MEMBER,
+        "forecast_reference_time": INIT_TIME,
+        "forecast_period": LEAD_TIME,
+    }
+
+    @classmethod
+    def claims(cls, ds: xr.Dataset) -> bool:
+        return {"forecast_reference_time", "forecast_period"} <= set(ds.coords)
+
+    @classmethod
+    def to_wxens(cls, ds: xr.Dataset) -> xr.Dataset:
+        for name in ("forecast_period", "forecast_reference_time"):
+            along = ds[name].dims
+            if len(along) == 1 and along[0] not in cls.dims:
+                ds = ds.swap_dims({along[0]: name})
+        valid = [c for c in (TIME, VALID_TIME) if c in ds.coords and c not in ds.dims]
+        return super().to_wxens(ds.drop_vars(valid))
+
+
 def detect_layout(ds: xr.Dataset) -> type[ForecastLayout]:
     """The first registered layout that claims ``ds``; InputError naming its dims if none."""
     for layout in LAYOUTS.values():
@@ -162,7 +205,10 @@ def detect_layout(ds: xr.Dataset) -> type[ForecastLayout]:
     raise InputError(
         f"cannot tell the forecast layout of a dataset with dims {dict(ds.sizes)} and coords "
         f"{sorted(map(str, ds.coords))}: expected wxens (init_time, member, lead_time), cfgrib "
-        f"(time, step, number) or WeatherBench 2 (time, prediction_timedelta, realization)"
+        f"(time, step, number), WeatherBench 2 (time, prediction_timedelta, realization) or "
+        f"CF (forecast_reference_time, forecast_period, realization); files of one forecast "
+        f"each, holding only valid times, take their start dates from their names (wxens "
+        f"verify --init-from-filename PATTERN)"
     )
 
 
@@ -170,6 +216,26 @@ def to_wxens_forecast(ds: xr.Dataset, layout: str | None = None) -> xr.Dataset:
     """``ds`` (any registered layout, detected unless named) in the wxens forecast layout."""
     cls = LAYOUTS[layout] if layout else detect_layout(ds)
     return cls.to_wxens(ds)
+
+
+def perturbed_members(ds: xr.Dataset, origin: object) -> xr.Dataset:
+    """``ds`` (any layout, as opened) in the wxens layout without its control member.
+
+    The control is the member the file names (:data:`pipeline.schema.CONTROL_MEMBER`, set
+    for a GRIB holding both ``cf`` and ``pf`` messages); a GRIB of ``pf`` messages only is
+    returned whole. Anything else is an InputError naming ``origin``: which member is the
+    control is not something to guess.
+    """
+    control = ds.attrs.get(CONTROL_MEMBER)
+    forecast = to_wxens_forecast(ds)
+    if control is not None:
+        return forecast.drop_sel({MEMBER: [control]})
+    if ds.data_vars and all(da.attrs.get("GRIB_dataType") == "pf" for da in ds.data_vars.values()):
+        return forecast
+    raise InputError(
+        f"{origin}: does not say which member is the control forecast (only a GRIB file "
+        "of control (dataType cf) and perturbed (pf) messages does); verify all its members"
+    )
 
 
 def from_wxens_forecast(ds: xr.Dataset, layout: str) -> xr.Dataset:
@@ -184,6 +250,21 @@ def _canonical_name(name: object, da: xr.DataArray) -> str:
     if alias == "z" and canonical_units(da.attrs.get("units", "")) == "m":
         alias = "gh"
     return alias
+
+
+def _level_as_dim(ds: xr.Dataset) -> xr.Dataset:
+    """A scalar pressure level (a file of one level) as a length-1 ``level`` dim of the
+    upper-air variables; the surface variables lose it."""
+    if LEVEL not in ds.coords or LEVEL in ds.dims:
+        return ds
+    level = ds[LEVEL].values.reshape(1)
+    out = {}
+    for name, da in ds.data_vars.items():
+        short = VARIABLE_ALIASES.get(str(name), str(name))
+        upper_air = isinstance(short, tuple) or short not in VARIABLES or VARIABLES[short].upper_air
+        da = da.drop_vars(LEVEL)
+        out[name] = da.expand_dims({LEVEL: level}) if upper_air else da
+    return xr.Dataset(out, attrs=ds.attrs)
 
 
 def _to_cf_units(name: object, da: xr.DataArray) -> xr.DataArray:
@@ -202,8 +283,18 @@ def _to_cf_units(name: object, da: xr.DataArray) -> xr.DataArray:
     return (da * scale + offset).assign_attrs(variable_attrs(short))
 
 
-def _finish(ds: xr.Dataset) -> xr.Dataset:
-    """Check dims, order them, convert lead times, add ``valid_time``."""
+#: CF units of a numeric lead time -> the pandas unit of its duration.
+_LEAD_UNITS = {
+    **dict.fromkeys(("days", "day", "d"), "D"),
+    **dict.fromkeys(("hours", "hour", "hrs", "hr", "h"), "h"),
+    **dict.fromkeys(("minutes", "minute", "min"), "min"),
+    **dict.fromkeys(("seconds", "second", "s"), "s"),
+}
+
+
+def _finish(ds: xr.Dataset, valid: xr.DataArray | None = None) -> xr.Dataset:
+    """Check dims, order them, convert lead times, add ``valid_time`` (``valid``, over
+    ``init_time, lead_time``, if given)."""
     for name, da in ds.data_vars.items():
         extra = [d for d in da.dims if d not in FORECAST_DIMS]
         if extra:
@@ -216,14 +307,20 @@ def _finish(ds: xr.Dataset) -> xr.Dataset:
                 f"forecast variable {name!r} has no latitude/longitude dims ({da.dims})"
             )
     lead = ds[LEAD_TIME]
-    if not np.issubdtype(lead.dtype, np.timedelta64):
+    unit = _LEAD_UNITS.get(str(lead.attrs.get("units", lead.encoding.get("units", ""))))
+    if np.issubdtype(lead.dtype, np.number) and unit is not None:  # CF: forecast_period in hours
+        ds = ds.assign_coords({LEAD_TIME: pd.to_timedelta(lead.values, unit=unit)})
+    elif not np.issubdtype(lead.dtype, np.timedelta64):
         raise InputError(
             f"the forecast's lead time is {lead.dtype} ({lead.values[:3]}...), not a duration; "
             f"decode it (xr.open_dataset(..., decode_timedelta=True)) or give it units"
         )
     order = [d for d in FORECAST_DIMS if d in ds.dims]
     ds = ds.transpose(*order)
-    return ds.assign_coords({VALID_TIME: ds[INIT_TIME] + ds[LEAD_TIME]})
+    if valid is None:
+        return ds.assign_coords({VALID_TIME: ds[INIT_TIME] + ds[LEAD_TIME]})
+    valid = valid.transpose(INIT_TIME, LEAD_TIME)
+    return ds.assign_coords({VALID_TIME: ((INIT_TIME, LEAD_TIME), valid.values, valid.attrs)})
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,9 @@ MEMBER = "member"
 LEAD_TIME = "lead_time"
 VALID_TIME = "valid_time"
 CHANNEL = "channel"
+#: Dataset attribute of an ensemble read from a file: the member that is the control
+#: (unperturbed) forecast, when the file says which (GRIB ``dataType`` ``cf``).
+CONTROL_MEMBER = "control_member"
 
 HORIZONTAL = (LAT, LON)
 

@@ -15,16 +15,20 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
-from pipeline.adapters import to_wxens_forecast
+from pipeline.adapters import perturbed_members, to_wxens_forecast
 from pipeline.errors import InputError
 from pipeline.forecast_store import is_forecast_store, open_forecast
 from pipeline.schema import INIT_TIME
 from pipeline.sources import resolve_source
+from pipeline.start_dates import open_start_files
 from pipeline.store import open_store
 from verification.config import VerifyConfig
 from verification.output import write_scores
 from verification.report import write_report
 from verification.scorecard import verify
+
+#: What ``members`` of :func:`verify_store` may be: every member, or all but the control.
+MEMBER_CHOICES = ("all", "perturbed")
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ def verify_store(
     variables: Sequence[str] | None = None,
     init_times: Sequence[Any] | None = None,
     scheduler: AbstractContextManager[Any] | None = None,
+    members: str = "all",
+    init_from_filename: str | None = None,
 ) -> Verified:
     """Score the forecast at ``forecast`` against the analysis store ``truth`` into ``scores``.
 
@@ -87,10 +93,22 @@ def verify_store(
                 dask client, say); None computes on whatever dask scheduler is active.
                 It is entered only once every input has opened, so a missing store fails
                 before any cluster starts.
+    members:    ``all``, or ``perturbed`` to leave out the forecast's control member
+                (:func:`pipeline.adapters.perturbed_members`).
+    init_from_filename: ``forecast`` is files, one per start date, without initial
+                times or leads in them: a ``strptime`` pattern that reads each file's
+                start date from its name (:func:`pipeline.start_dates.open_start_files`).
 
     Returns the tree and the paths written.
     """
-    ensemble = open_forecast_any(forecast)
+    if init_from_filename:
+        ensemble = open_start_files(str(forecast), init_from_filename)
+    else:
+        ensemble = open_forecast_any(forecast)
+    if members not in MEMBER_CHOICES:
+        raise InputError(f"members={members!r}: expected one of {', '.join(MEMBER_CHOICES)}")
+    if members == "perturbed":
+        ensemble = perturbed_members(ensemble, forecast)
     other = None if reference is None else open_forecast_any(reference)
     if variables:
         ensemble = to_wxens_forecast(ensemble)

@@ -33,6 +33,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--variables", nargs="+", help="variables to verify (default: all in both)")
     parser.add_argument(
+        "--members",
+        choices=("all", "perturbed"),
+        default="all",
+        help="members to verify: all (default; an ECMWF GRIB's control is member 0) or "
+        "perturbed (leaves out the control forecast)",
+    )
+    parser.add_argument(
+        "--init-from-filename",
+        metavar="PATTERN",
+        help="FORECAST is files (a glob), one per start date, without initial times or "
+        "leads in them: read each start date from the file name with this strptime pattern "
+        "(e.g. '%%Y%%m%%d' for hindcast_19931101.nc); their valid times give the leads",
+    )
+    parser.add_argument(
         "--seed", type=int, default=0, help="rank-histogram tie-breaking seed (default 0)"
     )
     parser.add_argument(
@@ -110,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
         reference=args.reference,
         report=args.report,
         variables=args.variables,
+        members=args.members,
+        init_from_filename=args.init_from_filename,
         scheduler=dask_client(args.dask_scheduler) if use_cluster else None,
     )
     print(f"scores: {args.out}")

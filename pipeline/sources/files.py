@@ -22,6 +22,7 @@ from xarray.core.indexing import LazilyIndexedArray
 from pipeline.errors import InputError
 from pipeline.redact import redact
 from pipeline.sources.base import SOURCES, Source
+from pipeline.sources.grib import open_grib
 from pipeline.transaction import is_repository, open_dataset
 
 #: dask chunks used when opening files, by the time-like dims producers use (absent ones
@@ -139,7 +140,8 @@ def count_grib_messages(path: Path) -> int:
 
 @SOURCES.register("grib")
 class GribSource(FileSource):
-    """GRIB 1/2 through cfgrib; ``indexpath=""`` so nothing is written beside the input."""
+    """GRIB 1/2 through cfgrib (:func:`pipeline.sources.grib.open_grib`: nothing is written
+    beside the input; an ensemble's control and perturbed members are read as one)."""
 
     name = "grib"
     suffixes = (".grib", ".grb", ".grib1", ".grib2", ".grb2")
@@ -148,12 +150,7 @@ class GribSource(FileSource):
         count_grib_messages(path)
 
     def decode(self, path: Path) -> xr.Dataset:
-        return xr.open_dataset(
-            path,
-            engine="cfgrib",
-            backend_kwargs={"indexpath": "", "errors": "raise"},
-            chunks=TIME_CHUNKS,
-        )
+        return open_grib(path, TIME_CHUNKS)
 
 
 NETCDF_CLASSIC = (b"CDF\x01", b"CDF\x02", b"CDF\x05")

@@ -1,0 +1,78 @@
+"""Opening one GRIB file through cfgrib, including an ensemble as the centre delivers it.
+
+An ECMWF ENS file holds the control forecast (``dataType`` ``cf``, member ``number`` 0)
+and the perturbed ones (``pf``, members 1..N) in one file. cfgrib cannot build one
+dataset from two data types, so :func:`open_grib` opens each on its own and stacks them
+on ``number``: the control stays member 0 and the dataset's attribute
+:data:`pipeline.schema.CONTROL_MEMBER` records it, so that it can be dropped later
+(:func:`pipeline.adapters.perturbed_members`). Any other mix cfgrib refuses (surface and
+pressure-level fields in one file, say) is an :class:`~pipeline.errors.InputError` naming
+the key whose values differ and how to split the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import xarray as xr
+from cfgrib.dataset import DatasetBuildError
+
+from pipeline.errors import InputError
+from pipeline.schema import CONTROL_MEMBER
+
+#: The member dimension cfgrib writes.
+NUMBER = "number"
+
+
+def open_grib(path: Path, chunks: dict[str, int]) -> xr.Dataset:
+    """``path`` as one lazy dataset (cfgrib, no index file written beside the input)."""
+    try:
+        return _open(path, chunks, {})
+    except DatasetBuildError as err:
+        key, choices = (err.args[1], err.args[2]) if len(err.args) == 3 else (None, [])
+        values = sorted({str(choice.get(key)) for choice in choices})
+        if key == "dataType" and values == ["cf", "pf"]:
+            return _control_and_perturbed(path, chunks)
+        differ = f"they differ in {key} ({', '.join(values)})" if key else str(err).splitlines()[0]
+        split = f"`grib_copy {path.name} 'part_[{key}].grib'`" if key else "`grib_copy`"
+        raise InputError(
+            f"{path}: holds GRIB messages that cfgrib cannot read as one dataset: {differ}; "
+            f"split it into files of one kind each, e.g. with ecCodes {split}"
+        ) from err
+
+
+def _open(path: Path, chunks: dict[str, int], filter_by_keys: dict[str, str]) -> xr.Dataset:
+    return xr.open_dataset(
+        path,
+        engine="cfgrib",
+        backend_kwargs={"indexpath": "", "errors": "raise", "filter_by_keys": filter_by_keys},
+        chunks=chunks,
+    )
+
+
+def _control_and_perturbed(path: Path, chunks: dict[str, int]) -> xr.Dataset:
+    """The control (``cf``) and perturbed (``pf``) members of ``path`` stacked on ``number``."""
+    control, perturbed = (
+        _members(_open(path, chunks, {"dataType": kind})) for kind in ("cf", "pf")
+    )
+    if set(control.data_vars) != set(perturbed.data_vars):
+        raise InputError(
+            f"{path}: its control forecast holds {sorted(map(str, control.data_vars))} and its "
+            f"perturbed forecasts {sorted(map(str, perturbed.data_vars))}; give a file in "
+            "which both hold the same variables"
+        )
+    try:
+        both = xr.concat(
+            [control, perturbed], dim=NUMBER, coords="minimal", compat="override", join="exact"
+        )
+    except ValueError as err:
+        raise InputError(
+            f"{path}: its control and perturbed forecasts differ in steps, levels or grid "
+            f"({err}); give a file in which both cover the same ones"
+        ) from err
+    return both.assign_attrs({CONTROL_MEMBER: int(control[NUMBER][0])})
+
+
+def _members(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with ``number`` as a dimension (cfgrib makes a single member a scalar)."""
+    return ds if NUMBER in ds.dims else ds.expand_dims(NUMBER)
