@@ -22,6 +22,7 @@ import zarr
 
 from pipeline.errors import StoreError
 from pipeline.schema import LAT, LEVEL, LON, TIME
+from pipeline.timeaxis import missing_times, native_step
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +113,7 @@ def finalise(path: Path, nan_counts: dict[str, int] | None = None) -> None:
     times = pd.DatetimeIndex(ds[TIME].values)
     step = native_step(times)
     stats = compute_statistics(ds, step)
-    expected = pd.date_range(times[0], times[-1], freq=step) if len(times) > 1 else times
-    missing = expected.difference(times)
+    missing = missing_times(times, step)
     if missing.size:
         log.warning("%s: %d missing time(s) at the native step %s", path, missing.size, step)
     group = zarr.open_group(str(path), mode="r+")
@@ -130,14 +130,6 @@ def finalise(path: Path, nan_counts: dict[str, int] | None = None) -> None:
         statistics=stats,
         nan_counts=nan_counts if nan_counts is not None else read_state(path)["nan_counts"],
     )
-
-
-def native_step(times: pd.DatetimeIndex) -> pd.Timedelta:
-    """The most common spacing of ``times`` (1 h for hourly ERA5 even with gaps)."""
-    if len(times) < 2:
-        return pd.Timedelta(0)
-    diffs = pd.Series(np.diff(times.values))
-    return pd.Timedelta(diffs.mode().iloc[0])
 
 
 def compute_statistics(ds: xr.Dataset, step: pd.Timedelta) -> dict:
