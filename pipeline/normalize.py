@@ -184,7 +184,7 @@ def _rename(ds: xr.Dataset, origin: str) -> xr.Dataset:
             alias = alias[0] if LEVEL in da.dims else alias[1]
         if alias is not None:
             by_name[str(name)] = _geopotential_height(alias, da)
-        elif (standard := canonical_from_standard_name(da, str(name))) is not None:
+        elif (standard := canonical_from_standard_name(da, str(name), origin)) is not None:
             by_standard[str(name)] = _geopotential_height(standard, da)
     for name, target in list(by_standard.items()):
         if target in by_name.values():

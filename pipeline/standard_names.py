@@ -63,20 +63,23 @@ _METRES = ("m", "metre", "metres", "meter", "meters", "")
 _EXTREMES = ("maximum", "minimum")
 
 
-def canonical_from_standard_name(da: xr.DataArray, name: str) -> str | None:
-    """The canonical name of variable ``name`` (``da``) from its CF ``standard_name`` and
-    vertical coordinate; None (and a log line saying why) when it is none of them."""
+def canonical_from_standard_name(da: xr.DataArray, name: str, origin: str) -> str | None:
+    """The canonical name of variable ``name`` (``da``, from ``origin``) from its CF
+    ``standard_name`` and vertical coordinate; None (and a log line saying why) when it is
+    none of them."""
     standard = da.attrs.get("standard_name")
     entry = STANDARD_NAMES.get(str(standard)) if standard else None
     if entry is None:
         return None
     methods = str(da.attrs.get("cell_methods", ""))
     if any(word in methods for word in _EXTREMES):
-        log.info("%s: %s with cell_methods %r is not a canonical field", name, standard, methods)
+        log.info("%s: %s (%s, %r) is no canonical field", origin, name, standard, methods)
         return None
     if LEVEL in da.dims:
         if entry.on_levels is None:
-            log.warning("%s: %s on pressure levels is not a canonical field", name, standard)
+            log.warning(
+                "%s: %s (%s on pressure levels) is no canonical field", origin, name, standard
+            )
         return entry.on_levels
     height = height_above_ground(da)
     for metres, canonical in entry.at_height:
@@ -87,7 +90,8 @@ def canonical_from_standard_name(da: xr.DataArray, name: str) -> str | None:
     where = f"at {height:g} m" if height is not None else "without a pressure level or height"
     options = [n for n in (entry.on_levels, *(c for _, c in entry.at_height)) if n]
     log.warning(
-        "%s: its standard_name %s %s is none of %s; if it is one, say which with --rename %s=NAME",
+        "%s: %s, standard_name %s %s, is none of %s; if it is one, say which with --rename %s=NAME",
+        origin,
         name,
         standard,
         where,
