@@ -3,7 +3,8 @@
 Importing this package registers every built-in source kind in :data:`SOURCES` (the
 imports below); :func:`resolve_source` picks the kind that reads what a user typed. A new
 kind is one :class:`Source` subclass registered with ``@SOURCES.register(name)`` in a module
-imported here.
+imported here. :func:`adjust_sources` resolves several and reads them with the user's
+:class:`Adjustments` (renamed variables, declared units, one selected member).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ that names nothing in any of them (so a typo is an error, not a silent no-op).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -24,6 +25,8 @@ from pipeline.errors import InputError
 from pipeline.normalize import SOURCE_NAME
 from pipeline.sources.base import Source
 from pipeline.spec import split_pair
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -57,17 +60,12 @@ class Adjustments:
         return bool(self.rename or self.units or self.select)
 
     def describe(self) -> str:
-        """``rename Tair=t2m; units slp=hPa``: for provenance and messages."""
-        parts = [
+        """``units slp=hPa; rename Tair=t2m``: for provenance and messages."""
+        return "; ".join(
             f"{what} " + ",".join(f"{k}={v}" for k, v in items.items())
-            for what, items in (
-                ("select", self.select),
-                ("units", self.units),
-                ("rename", self.rename),
-            )
+            for what, items in self._options()
             if items
-        ]
-        return "; ".join(parts)
+        )
 
     def apply(self, ds: xr.Dataset, origin: str) -> tuple[xr.Dataset, set[tuple[str, str]]]:
         """``ds`` adjusted, and the ``(option, key)`` pairs that named something in it."""
@@ -80,6 +78,14 @@ class Adjustments:
         for name, units in self.units.items():
             target = name if name in ds.data_vars else old_name.get(name)
             if target in ds.data_vars:
+                if ds[target].attrs.get("units", units) != units:
+                    log.info(
+                        "%s: %s in %s, not %r as its file says",
+                        origin,
+                        target,
+                        units,
+                        ds[target].attrs["units"],
+                    )
                 ds = ds.assign({target: ds[target].assign_attrs(units=units)})
                 used.add(("units", name))
         renames = {old: new for old, new in self.rename.items() if old in ds.variables}
@@ -96,16 +102,11 @@ class Adjustments:
         return ds.rename(renames), used
 
     def named(self) -> list[tuple[str, str]]:
-        """Every ``(option, key)`` pair, in the order of :meth:`describe`."""
-        return [
-            (what, key)
-            for what, items in (
-                ("select", self.select),
-                ("units", self.units),
-                ("rename", self.rename),
-            )
-            for key in items
-        ]
+        """Every ``(option, key)`` pair, in the order they are applied."""
+        return [(what, key) for what, items in self._options() for key in items]
+
+    def _options(self) -> tuple[tuple[str, Mapping[str, object]], ...]:
+        return (("select", self.select), ("units", self.units), ("rename", self.rename))
 
 
 class AdjustedSource(Source):
