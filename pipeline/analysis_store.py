@@ -23,6 +23,7 @@ from zarr.abc.store import Store
 
 from pipeline.errors import StoreError
 from pipeline.schema import LAT, LEVEL, LON, TIME
+from pipeline.timeaxis import consecutive_pairs, describe_step, missing_times, native_step
 from pipeline.transaction import has_root_group, reader, transaction
 
 log = logging.getLogger(__name__)
@@ -149,10 +150,14 @@ def finalise(path: Path) -> None:
         times = pd.DatetimeIndex(ds[TIME].values)
         step = native_step(times)
         stats = compute_statistics(ds, step)
-        expected = pd.date_range(times[0], times[-1], freq=step) if len(times) > 1 else times
-        missing = expected.difference(times)
+        missing = missing_times(times, step)
         if missing.size:
-            log.warning("%s: %d missing time(s) at the native step %s", path, missing.size, step)
+            log.warning(
+                "%s: %d missing time(s) at the native step (%s)",
+                path,
+                missing.size,
+                describe_step(step),
+            )
         history = group.attrs.get("history", "")
         group.attrs["history"] = (
             f"{history}\n{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} finalised: {len(times)} times"
@@ -167,14 +172,6 @@ def finalise(path: Path) -> None:
         )
 
 
-def native_step(times: pd.DatetimeIndex) -> pd.Timedelta:
-    """The most common spacing of ``times`` (1 h for hourly ERA5 even with gaps)."""
-    if len(times) < 2:
-        return pd.Timedelta(0)
-    diffs = pd.Series(np.diff(times.values))
-    return pd.Timedelta(diffs.mode().iloc[0])
-
-
 def compute_statistics(ds: xr.Dataset, step: pd.Timedelta) -> dict:
     """mean, std, min, max and the std of the tendency at ``step`` of each variable,
     over time and the grid (per level for upper-air variables), in one dask pass.
@@ -183,7 +180,7 @@ def compute_statistics(ds: xr.Dataset, step: pd.Timedelta) -> dict:
     tendency uses only pairs of times exactly ``step`` apart, so gaps are skipped.
     """
     dims = [TIME, LAT, LON]
-    consecutive = np.flatnonzero(np.diff(ds[TIME].values) == step.to_timedelta64())
+    consecutive = consecutive_pairs(pd.DatetimeIndex(ds[TIME].values), step)
     tendency = ds.diff(TIME).isel({TIME: consecutive})
     lazy = {
         "mean": ds.mean(dims, dtype="float64"),

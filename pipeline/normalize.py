@@ -18,6 +18,7 @@ import xarray as xr
 
 from pipeline.errors import InputError
 from pipeline.schema import LAT, LEVEL, LON, TIME, VARIABLES, variable_attrs
+from pipeline.standard_names import canonical_from_standard_name, coordinate_renames
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,11 @@ UNIT_CONVERSIONS: dict[tuple[str, str], tuple[float, float]] = {
     ("1", "%"): (100.0, 0.0),
     ("mm", "m"): (1e-3, 0.0),
     ("mm", "kg m-2"): (1.0, 0.0),
+    ("kg m-2", "m"): (1e-3, 0.0),  # of liquid water (precipitation_amount), 1000 kg m-3
 }
+
+#: Attribute of a renamed variable holding its name in the file, to name it in messages.
+SOURCE_NAME = "wxens_source_name"
 
 _DROP_COORDS = (
     "number",
@@ -151,7 +156,7 @@ def normalize(ds: xr.Dataset, origin: str, variables: Sequence[str] | None = Non
     ``variables`` selects canonical names; without it every variable of the
     vocabulary is kept and the others are dropped with a log message.
     """
-    ds = _to_time_axis(_rename(ds), origin)
+    ds = _to_time_axis(_rename(ds, origin), origin)
     ds = _select(ds, origin, variables)
     ds = _squeeze_extra_dims(ds, origin)
     ds = _normalize_levels(ds)
@@ -164,21 +169,52 @@ def normalize(ds: xr.Dataset, origin: str, variables: Sequence[str] | None = Non
     return out
 
 
-def _rename(ds: xr.Dataset) -> xr.Dataset:
+def _rename(ds: xr.Dataset, origin: str) -> xr.Dataset:
+    """Coordinates and variables to canonical names: a variable by its own name when that
+    is canonical or a known alias, else by its CF ``standard_name``. Each renamed variable
+    remembers its name in the file (:data:`SOURCE_NAME`) for later messages."""
     coords = {k: v for k, v in COORD_ALIASES.items() if k in ds.variables and v not in ds.variables}
     ds = ds.rename(coords)
-    names = {}
+    ds = ds.rename(coordinate_renames(ds))
+    by_name: dict[str, str] = {}
+    by_standard: dict[str, str] = {}
     for name, da in ds.data_vars.items():
-        alias = VARIABLE_ALIASES.get(str(name), str(name))
+        alias = VARIABLE_ALIASES.get(str(name), str(name) if name in VARIABLES else None)
         if isinstance(alias, tuple):
             alias = alias[0] if LEVEL in da.dims else alias[1]
-        if alias == "z" and canonical_units(da.attrs.get("units", "")) == "m":
-            alias = "gh"  # geopotential *height*, kept distinct from geopotential
-        if alias != name:
-            names[name] = alias
-    if len(set(names.values())) != len(names):
-        raise InputError(f"two variables map to the same canonical name: {names}")
-    return ds.rename(names)
+        if alias is not None:
+            by_name[str(name)] = _geopotential_height(alias, da)
+        elif (standard := canonical_from_standard_name(da, str(name), origin)) is not None:
+            by_standard[str(name)] = _geopotential_height(standard, da)
+    for name, target in list(by_standard.items()):
+        if target in by_name.values():
+            log.info(
+                "%s: %r is %r by its standard_name, but another variable is", origin, name, target
+            )
+            del by_standard[name]
+    names = {**by_name, **by_standard}
+    for target in set(names.values()):
+        sources = [name for name, t in names.items() if t == target]
+        if len(sources) > 1:
+            raise InputError(
+                f"{origin}: variables {sources} would all be {target!r}; say which one is "
+                f"with --rename {sources[0]}={target} (a name outside the vocabulary is left out)"
+            )
+    ds = ds.assign(
+        {
+            name: ds[name].assign_attrs({SOURCE_NAME: ds[name].attrs.get(SOURCE_NAME, name)})
+            for name, target in names.items()
+            if target != name
+        }
+    )
+    return ds.rename({name: target for name, target in names.items() if target != name})
+
+
+def _geopotential_height(name: str, da: xr.DataArray) -> str:
+    """``gh`` for a variable called geopotential but in metres (geopotential *height*)."""
+    if name == "z" and canonical_units(da.attrs.get("units", "")) == "m":
+        return "gh"
+    return name
 
 
 def _to_time_axis(ds: xr.Dataset, origin: str) -> xr.Dataset:
@@ -211,7 +247,8 @@ def _select(ds: xr.Dataset, origin: str, variables: Sequence[str] | None) -> xr.
         if not keep:
             raise InputError(
                 f"{origin}: none of its variables {present} is one wxens knows "
-                f"({sorted(VARIABLES)}); rename them or extend pipeline.schema.VARIABLES"
+                f"({sorted(VARIABLES)}); map yours onto those with --rename OLD=NEW, or give "
+                "them a CF standard_name"
             )
         return ds[keep]
     missing = [v for v in variables if v not in present]
@@ -234,8 +271,8 @@ def _squeeze_extra_dims(ds: xr.Dataset, origin: str) -> xr.Dataset:
         if ds.sizes[dim] != 1:
             raise InputError(
                 f"{origin}: unexpected dimension {dim!r} of size {ds.sizes[dim]}; an analysis "
-                "has dims time, [level], latitude, longitude — select one index of it first "
-                "(an ensemble member, say) or score it as a forecast instead"
+                f"has dims time, [level], latitude, longitude — keep one index of it with "
+                f"--select {dim}=VALUE (one ensemble member, say) or score it as a forecast instead"
             )
         ds = ds.isel({dim: 0}, drop=True)
     for dim in (LAT, LON):
@@ -301,13 +338,58 @@ def _sort_time(ds: xr.Dataset, origin: str) -> xr.Dataset:
     return ds
 
 
+def check_unique_times(parts: Sequence[tuple[str, xr.Dataset]], origin: str) -> None:
+    """Refuse inputs that give one variable the same valid time twice.
+
+    ``parts`` are ``(label, dataset)`` pairs, the files of a glob or the sources of one
+    ingest, in their producers' names or canonical ones (valid times from ``valid_time``,
+    else ``time``; a dataset with neither is skipped). The :class:`InputError` names the
+    variable, the number of such times, the first three and two inputs that hold the first.
+    """
+    by_var: dict[str, list[tuple[str, pd.DatetimeIndex]]] = {}
+    for label, part in parts:
+        times = valid_times(part)
+        if times is not None:
+            for name in part.data_vars:
+                by_var.setdefault(str(name), []).append((label, times.unique()))
+    for var, labelled in by_var.items():
+        joined = labelled[0][1].append([times for _, times in labelled[1:]])
+        if not joined.has_duplicates:
+            continue
+        dup = joined[joined.duplicated()].unique()
+        holders = [label for label, times in labelled if dup[0] in times]
+        raise InputError(
+            f"{origin}: {var!r} has {dup.size} duplicate time(s) across the inputs, first "
+            f"{[str(t) for t in dup[:3]]} (in {holders[0]} and {holders[1]}); give each time "
+            "once (do two files overlap?)"
+        )
+
+
+def valid_times(ds: xr.Dataset) -> pd.DatetimeIndex | None:
+    """Every valid time of ``ds`` (cfgrib's ``valid_time`` of each time and step, else
+    ``time``), flattened; None when it has neither."""
+    for name in ("valid_time", TIME):
+        if name in ds.coords and ds[name].dtype.kind == "M":
+            return pd.DatetimeIndex(np.ravel(ds[name].values))
+    return None
+
+
+def _convertible(target: str) -> str:
+    """``'Pa', or 'hPa' (converted)``: the units a variable stored in ``target`` may have."""
+    others = [repr(units) for units, to in UNIT_CONVERSIONS if to == target]
+    return f"{target!r}" + (f", or {', '.join(others)} (converted)" if others else "")
+
+
 def _convert_units(da: xr.DataArray, origin: str) -> xr.DataArray:
     name = str(da.name)
     target = VARIABLES[name].units
     raw = da.attrs.get("units")
+    source = str(da.attrs.get(SOURCE_NAME, name))
+    called = repr(source) if source == name else f"{source!r} (wxens {name!r})"
     if raw is None:
         raise InputError(
-            f"{origin}: variable {name!r} has no 'units' attribute; set it (expected {target!r})"
+            f"{origin}: variable {called} has no 'units' attribute; declare them with "
+            f"--units {source}=UNITS ({_convertible(target)})"
         )
     units = canonical_units(str(raw))
     if units == target:
@@ -317,8 +399,9 @@ def _convert_units(da: xr.DataArray, origin: str) -> xr.DataArray:
         out = da * scale + offset
     else:
         raise InputError(
-            f"{origin}: variable {name!r} has units {raw!r}, which wxens cannot convert to "
-            f"{target!r}; convert it to {target} first or fix the units attribute"
+            f"{origin}: variable {called} has units {raw!r}, which wxens cannot convert to "
+            f"{target!r}; convert it to {target} first, or declare its true units with "
+            f"--units {source}=UNITS"
         )
     out = out.astype("float32")
     out.attrs = {**variable_attrs(name), "source_units": str(raw)}

@@ -35,11 +35,10 @@ from pipeline.analysis_store import (
     times_per_block,
     update_state,
 )
+from pipeline.canonical import open_canonical
 from pipeline.errors import InputError, StoreError
-from pipeline.normalize import normalize
-from pipeline.redact import redact
 from pipeline.schema import LAT, LEVEL, LON, SCHEMA_VERSION, TIME
-from pipeline.sources import Source, resolve_source
+from pipeline.sources import Source
 from pipeline.transaction import (
     collect_garbage,
     has_root_group,
@@ -158,52 +157,6 @@ def describe_path(path: Path) -> str | None:
     if attrs.get("kind") == "forecast":
         return "a wxens forecast store"
     return "a Zarr store"
-
-
-def open_canonical(
-    sources: str | Path | Source | Sequence[str | Path | Source],
-    variables: Sequence[str] | None = None,
-    time: slice | None = None,
-) -> tuple[xr.Dataset, str]:
-    """All sources opened, normalised and combined lazily; with a provenance string."""
-    if isinstance(sources, str | Path | Source):
-        sources = [sources]
-    resolved = [resolve_source(s if isinstance(s, Source) else str(s)) for s in sources]
-    if not resolved:
-        raise InputError("no source given: name at least one file, glob, URL or 'synthetic'")
-    parts = [normalize(src.open(), src.description, variables) for src in resolved]
-    origin = redact(", ".join(src.description for src in resolved))
-    ds = parts[0] if len(parts) == 1 else _combine(parts, origin)
-    if time is not None:
-        ds = ds.sel({TIME: time})
-        if ds.sizes[TIME] == 0:
-            raise InputError(f"{origin}: no time in {time.start}..{time.stop}; check --start/--end")
-    return ds, origin
-
-
-def _combine(parts: list[xr.Dataset], origin: str) -> xr.Dataset:
-    times = pd.DatetimeIndex(np.concatenate([p[TIME].values for p in parts]))
-    by_var: dict[str, list[pd.DatetimeIndex]] = {}
-    for p in parts:
-        for v in p.data_vars:
-            by_var.setdefault(str(v), []).append(pd.DatetimeIndex(p[TIME].values))
-    for var, indexes in by_var.items():
-        joined = indexes[0].append(indexes[1:]) if len(indexes) > 1 else indexes[0]
-        if joined.has_duplicates:
-            dup = joined[joined.duplicated()].unique()
-            raise InputError(
-                f"{origin}: {var!r} has {dup.size} duplicate time(s) across the inputs, first "
-                f"{[str(t) for t in dup[:3]]}; give each time once (do two files overlap?)"
-            )
-    try:
-        combined = xr.combine_by_coords(parts, combine_attrs="drop_conflicts", join="outer")
-    except ValueError as err:
-        raise InputError(
-            f"{origin}: the inputs do not combine ({err}); give inputs on one grid that differ "
-            "in time or variables"
-        ) from err
-    log.debug("combined %d inputs, %d times", len(parts), times.unique().size)
-    return combined.sortby(TIME)
 
 
 def _ingest_into(ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progress: bool) -> None:

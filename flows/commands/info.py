@@ -21,13 +21,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def describe(store) -> str:
     """A few lines a person can read: grid, period, variables with their statistics."""
     from pipeline.schema import LAT, LEVEL, LON, TIME
+    from pipeline.timeaxis import describe_step
 
     ds = store.dataset
     times = ds[TIME].values
     lines = [
         f"store      {store.path}",
         f"period     {str(times[0])[:16]} .. {str(times[-1])[:16]}  "
-        f"({len(times)} times, step {store.native_step}, {len(store.missing_times)} missing)",
+        f"({len(times)} times, step {describe_step(store.native_step)}, {len(store.missing_times)} missing)",
         f"grid       {ds.sizes[LAT]} x {ds.sizes[LON]}  "
         f"lat {float(ds[LAT].min()):g}..{float(ds[LAT].max()):g}  "
         f"lon {float(ds[LON].min()):g}..{float(ds[LON].max()):g}",

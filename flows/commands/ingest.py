@@ -30,16 +30,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-nan", action="store_true", help="keep NaNs (counted) instead of refusing"
     )
+    parser.add_argument(
+        "--rename",
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="read the file's variable (or coordinate) OLD as NEW, e.g. Tair=t2m (repeatable)",
+    )
+    parser.add_argument(
+        "--units",
+        action="append",
+        default=[],
+        metavar="VAR=UNITS",
+        help="the units of a variable whose file lacks (or misstates) them, e.g. slp=hPa "
+        "(repeatable)",
+    )
+    parser.add_argument(
+        "--select",
+        action="append",
+        default=[],
+        metavar="DIM=VALUE",
+        help="keep one index of a dimension, e.g. number=3 for one member of an ensemble file "
+        "(repeatable)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     from flows.commands.info import describe
-    from pipeline.store import ingest
+    from pipeline.sources import Adjustments, adjust_sources
+    from pipeline.store import ingest, read_state
 
     time = slice(args.start, args.end) if args.start or args.end else None
+    adjustments = Adjustments.parse(args.rename, args.units, args.select)
     store = ingest(
-        args.sources,
+        adjust_sources(args.sources, adjustments),
         args.store,
         variables=args.variables,
         time=time,
@@ -48,4 +73,8 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     print(describe(store))
+    nan_counts = {k: v for k, v in read_state(store.path)["nan_counts"].items() if v}
+    if nan_counts:
+        counts = ", ".join(f"{name} {n}" for name, n in sorted(nan_counts.items()))
+        print(f"{'NaN':<10} {sum(nan_counts.values())} value(s) kept (--allow-nan): {counts}")
     return 0

@@ -3,24 +3,32 @@
 Importing this package registers every built-in source kind in :data:`SOURCES` (the
 imports below); :func:`resolve_source` picks the kind that reads what a user typed. A new
 kind is one :class:`Source` subclass registered with ``@SOURCES.register(name)`` in a module
-imported here.
+imported here. :func:`adjust_sources` resolves several and reads them with the user's
+:class:`Adjustments` (renamed variables, declared units, one selected member).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 from pipeline.errors import InputError
 from pipeline.redact import redact
+from pipeline.sources.adjusted import AdjustedSource, Adjustments
 from pipeline.sources.base import SOURCES, Source
 from pipeline.sources.files import GribSource, NetcdfSource, ZarrSource
 from pipeline.sources.synthetic import SyntheticSource
 
 __all__ = [
     "SOURCES",
+    "AdjustedSource",
+    "Adjustments",
     "GribSource",
     "NetcdfSource",
     "Source",
     "SyntheticSource",
     "ZarrSource",
+    "adjust_sources",
     "resolve_source",
 ]
 
@@ -36,3 +44,35 @@ def resolve_source(spec: str | Source) -> Source:
         f"no source reads {redact(str(spec))!r}: give a GRIB (.grib/.grb/.grib2), NetCDF (.nc/.nc4), "
         f"Zarr (.zarr, or an fsspec URL such as gs://...zarr) path or glob, or 'synthetic'"
     )
+
+
+def adjust_sources(
+    sources: Sequence[str | Path | Source], adjustments: Adjustments
+) -> list[Source]:
+    """``sources`` resolved, each read with ``adjustments`` (without any: returned unopened).
+
+    Every source is opened (lazily) here, so that an adjustment naming nothing in any of
+    them (a misspelt variable or dimension) is an :class:`InputError` listing what the
+    first one has; an adjustment may name what only some of the sources hold.
+    """
+    resolved = [resolve_source(s if isinstance(s, Source) else str(s)) for s in sources]
+    if not adjustments:
+        return resolved
+    adjusted = [AdjustedSource(source, adjustments) for source in resolved]
+    used = set().union(*(source.used() for source in adjusted))
+    for what, key in adjustments.named():
+        if (what, key) in used:
+            continue
+        first = adjusted[0].source
+        ds = first.open()
+        kind, has = {
+            "select": ("dimension", ds.dims),
+            "units": ("variable", ds.data_vars),
+            "rename": ("variable", ds.variables),
+        }[what]
+        where = "it has no" if len(adjusted) == 1 else "none of the inputs has a"
+        raise InputError(
+            f"{first.description}: --{what} {key}=...: {where} {kind} {key!r} (its "
+            f"{kind}s are {sorted(map(str, has))}); check the spelling"
+        )
+    return adjusted

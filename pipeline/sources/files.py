@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import importlib.util
+import math
 import warnings
 from abc import abstractmethod
 from pathlib import Path
@@ -20,6 +21,7 @@ from xarray.backends import BackendArray
 from xarray.core.indexing import LazilyIndexedArray
 
 from pipeline.errors import InputError
+from pipeline.normalize import check_unique_times
 from pipeline.redact import redact
 from pipeline.sources.base import SOURCES, Source
 from pipeline.sources.grib import open_grib
@@ -75,6 +77,7 @@ class FileSource(Source):
         parts = [self._open_checked(path) for path in self.paths]
         if len(parts) == 1:
             return parts[0]
+        check_unique_times(list(zip(map(str, self.paths), parts, strict=True)), self.description)
         try:
             return xr.combine_by_coords(parts, combine_attrs="drop_conflicts")
         except ValueError as err:
@@ -231,7 +234,26 @@ class NetcdfSource(FileSource):
         for name, variable in ds.variables.items():
             if name not in ds.indexes:  # read later, block by block: a corrupt one is named
                 variable.data = LazilyIndexedArray(_NamedReads(variable._data, path))
-        return ds.chunk({dim: n for dim, n in TIME_CHUNKS.items() if dim in ds.dims})
+        return ds.chunk(stored_time_chunks(ds))
+
+
+def stored_time_chunks(ds: xr.Dataset) -> dict[str, int]:
+    """Dask chunks along the time-like dims of a decoded file: about :data:`TIME_CHUNKS`
+    steps, but a whole number of the chunks the file stores (the lowest common multiple
+    of its data variables' chunks), so that no stored chunk, which is decompressed whole,
+    is read again for a second dask chunk."""
+    out = {}
+    for dim, target in TIME_CHUNKS.items():
+        if dim not in ds.dims:
+            continue
+        stored = {
+            var.encoding.get("preferred_chunks", {}).get(dim)
+            for var in ds.data_vars.values()
+            if dim in var.dims
+        } - {None}
+        unit = math.lcm(*stored) if stored else 1
+        out[dim] = unit * max(1, target // unit)
+    return out
 
 
 def _unreadable_netcdf(path: Path, reason: str) -> str:

@@ -142,3 +142,38 @@ def test_unknown_units_and_missing_variables_name_the_fix():
         InputError, match=r"odd\.nc: variable\(s\) \['msl'\] not found; it has \['t2m'\]"
     ):
         normalize(ds, "odd.nc", variables=["msl"])
+
+
+def surface(name: str, attrs: dict, value: float = 1.0, **coords) -> xr.Dataset:
+    return xr.Dataset(
+        {name: (("time", "lat", "lon"), field((3, 2, 2), value), attrs)},
+        coords={"time": TIMES, "lat": [50.0, 51.0], "lon": [0.0, 1.0], **coords},
+    )
+
+
+def test_standard_names_with_cfgrib_heights_and_without_coordinates():
+    wind = surface("U", {"standard_name": "eastward_wind", "units": "m s-1"}, 5.0)
+    out = normalize(wind.assign_coords(heightAboveGround=10.0), "x.grib")
+    assert list(out.data_vars) == ["u10"]
+    rain = surface("RAIN", {"standard_name": "precipitation_amount", "units": "kg m-2"}, 4.0)
+    out = normalize(rain, "rain.nc")
+    np.testing.assert_allclose(out["tp"].values, 0.004)  # 4 mm of water, in metres
+
+
+def test_a_known_name_wins_over_a_standard_name_and_two_standard_names_clash():
+    attrs = {"standard_name": "air_temperature", "units": "K"}
+    t2m = surface("t2m", {"units": "K"}, 280.0)
+    other = surface("T_screen", attrs, 290.0, height=2.0)
+    out = normalize(xr.merge([t2m, other], compat="override"), "both.nc")
+    assert list(out.data_vars) == ["t2m"] and float(out["t2m"].max()) == 280.0
+    clash = xr.merge(
+        [surface("Ta", attrs, height=2.0), surface("Tb", attrs, height=2.0)], compat="override"
+    )
+    with pytest.raises(InputError, match=r"\['Ta', 'Tb'\] would all be 't2m'.*--rename Ta=t2m"):
+        normalize(clash, "clash.nc")
+
+
+def test_a_standard_name_at_another_height_is_not_mapped():
+    screen = surface("T15", {"standard_name": "air_temperature", "units": "K"}, height=1.5)
+    with pytest.raises(InputError, match="none of its variables"):
+        normalize(screen, "ukmo.nc")

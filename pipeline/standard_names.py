@@ -1,0 +1,127 @@
+"""CF ``standard_name`` attributes mapped onto the canonical variables.
+
+A producer's own variable name (``Tair``, ``T2``, ``PRMSL_meansealevel``) tells wxens
+nothing, but a CF-compliant file says what each variable is with a ``standard_name`` from
+the CF standard name table. Some standard names are one canonical variable wherever they
+are (``air_pressure_at_mean_sea_level`` is ``msl``); others are several, told apart by the
+variable's vertical coordinate: ``air_temperature`` on pressure levels is ``t``, at a
+height of 2 m above the ground (a ``height`` coordinate, CF's way of saying so) it is
+``t2m``, and anywhere else it is none of them. Statistics other than a mean or an
+instantaneous value (a daily maximum, ``cell_methods: "time: maximum"``) are never mapped.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from pipeline.schema import LAT, LEVEL, LON
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StandardName:
+    """The canonical variables one CF standard name can be: on pressure levels, at a
+    height above the ground (m -> name), or wherever it is (a surface field)."""
+
+    on_levels: str | None = None
+    at_height: tuple[tuple[float, str], ...] = ()
+    anywhere: str | None = None
+
+
+#: CF standard names (from the CF standard name table) of the canonical variables.
+STANDARD_NAMES: dict[str, StandardName] = {
+    "air_temperature": StandardName(on_levels="t", at_height=((2.0, "t2m"),)),
+    "dew_point_temperature": StandardName(at_height=((2.0, "d2m"),)),
+    "eastward_wind": StandardName(on_levels="u", at_height=((10.0, "u10"),)),
+    "northward_wind": StandardName(on_levels="v", at_height=((10.0, "v10"),)),
+    "geopotential": StandardName(on_levels="z"),
+    "geopotential_height": StandardName(on_levels="gh"),
+    "specific_humidity": StandardName(on_levels="q"),
+    "relative_humidity": StandardName(on_levels="r"),
+    "lagrangian_tendency_of_air_pressure": StandardName(on_levels="w"),
+    "sea_surface_temperature": StandardName(anywhere="sst"),
+    "air_pressure_at_mean_sea_level": StandardName(anywhere="msl"),
+    "air_pressure_at_sea_level": StandardName(anywhere="msl"),  # the table's older alias
+    "surface_air_pressure": StandardName(anywhere="sp"),
+    "precipitation_amount": StandardName(anywhere="tp"),
+    "lwe_thickness_of_precipitation_amount": StandardName(anywhere="tp"),
+    "atmosphere_mass_content_of_water_vapor": StandardName(anywhere="tcwv"),
+}
+
+#: Standard names of dimension coordinates -> canonical dimension names.
+COORDINATE_STANDARD_NAMES = {"latitude": LAT, "longitude": LON, "air_pressure": LEVEL}
+
+#: Names of a scalar coordinate giving the height above the ground: CF's ``height``, and
+#: cfgrib's ``heightAboveGround``.
+HEIGHT_COORDINATES = ("height", "heightAboveGround")
+_METRES = ("m", "metre", "metres", "meter", "meters", "")
+_EXTREMES = ("maximum", "minimum")
+
+
+def canonical_from_standard_name(da: xr.DataArray, name: str, origin: str) -> str | None:
+    """The canonical name of variable ``name`` (``da``, from ``origin``) from its CF
+    ``standard_name`` and vertical coordinate; None (and a log line saying why) when it is
+    none of them."""
+    standard = da.attrs.get("standard_name")
+    entry = STANDARD_NAMES.get(str(standard)) if standard else None
+    if entry is None:
+        return None
+    methods = str(da.attrs.get("cell_methods", ""))
+    if any(word in methods for word in _EXTREMES):
+        log.info("%s: %s (%s, %r) is no canonical field", origin, name, standard, methods)
+        return None
+    if LEVEL in da.dims:
+        if entry.on_levels is None:
+            log.warning(
+                "%s: %s (%s on pressure levels) is no canonical field", origin, name, standard
+            )
+        return entry.on_levels
+    height = height_above_ground(da)
+    for metres, canonical in entry.at_height:
+        if height is not None and np.isclose(height, metres):
+            return canonical
+    if entry.anywhere is not None:
+        return entry.anywhere
+    where = f"at {height:g} m" if height is not None else "without a pressure level or height"
+    options = [n for n in (entry.on_levels, *(c for _, c in entry.at_height)) if n]
+    log.warning(
+        "%s: %s, standard_name %s %s, is none of %s; if it is one, say which with --rename %s=NAME",
+        origin,
+        name,
+        standard,
+        where,
+        options,
+        name,
+    )
+    return None
+
+
+def height_above_ground(da: xr.DataArray) -> float | None:
+    """The height in metres of a near-surface variable, from a scalar (or size-one)
+    ``height`` coordinate (or one with ``standard_name: height``); None without one."""
+    for coord_name, coord in da.coords.items():
+        named = str(coord_name) in HEIGHT_COORDINATES
+        if not (named or coord.attrs.get("standard_name") == "height") or coord.size != 1:
+            continue
+        units = str(coord.attrs.get("units", "m")).strip()
+        if units in _METRES:
+            return float(coord.values.ravel()[0])
+    return None
+
+
+def coordinate_renames(ds: xr.Dataset) -> dict[str, str]:
+    """Dimension coordinates named by their standard name: ``latitude``, ``longitude``,
+    and ``air_pressure`` as the ``level`` dimension; producer name -> canonical name."""
+    renames = {}
+    for name in ds.dims:
+        if name not in ds.coords:
+            continue
+        target = COORDINATE_STANDARD_NAMES.get(str(ds[name].attrs.get("standard_name")))
+        if target is not None and target != name and target not in ds.variables:
+            renames[str(name)] = target
+    return renames

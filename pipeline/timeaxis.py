@@ -1,0 +1,125 @@
+"""The time axis of an analysis: its native step, the times it should hold, the gaps.
+
+Most producers write times a fixed step apart (hourly ERA5, 6-hourly reanalyses, daily
+means). Monthly, seasonal or yearly means are instead a whole number ``k`` of *calendar*
+months apart (28 to 31 days for one), each time stamp at the same place in its month: a
+fixed offset from the month's start (the 1st at 00:00, the 15th), a fixed offset before
+its end (the last day), or its middle (CF's mid-month stamps, 16 Jan 12:00, 15 Feb 00:00).
+An axis is read as calendar months when no two times share a month and every time sits at
+one such place; otherwise its step is the most common spacing of its times.
+
+A step is a :class:`pandas.Timedelta`, stored as its string and read back with
+``pd.Timedelta``, so every reader of a fixed step reads a calendar step too: ``k`` calendar
+months are ``k`` mean Gregorian months, ``k * 365.2425 / 12`` days (``30 days 10:29:06``
+for one month), a spacing no fixed-step axis has (its times would drift through the
+clock); :func:`calendar_months` recognises it, :func:`describe_step` prints it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+MEAN_MONTH = pd.Timedelta(seconds=365.2425 * 86400 / 12)
+"""One calendar month as a fixed step: the mean Gregorian month, 2,629,746 s exactly."""
+
+#: How far from the exact middle of its month a time may lie and still read as mid-month
+#: (producers round the middle of 28-, 29-, 30- and 31-day months differently).
+MID_MONTH_TOLERANCE = pd.Timedelta(days=1)
+
+
+def native_step(times: pd.DatetimeIndex) -> pd.Timedelta:
+    """The step of sorted ``times``: ``k`` x :data:`MEAN_MONTH` for ``k`` calendar months,
+    else the most common spacing (1 h for hourly ERA5 even with gaps); 0 for one time."""
+    times = pd.DatetimeIndex(times)
+    if len(times) < 2:
+        return pd.Timedelta(0)
+    months = _calendar_step(times)
+    if months is not None:
+        return months * MEAN_MONTH
+    diffs = pd.Series(np.diff(times.values))
+    return pd.Timedelta(diffs.mode().iloc[0])
+
+
+def calendar_months(step: pd.Timedelta) -> int | None:
+    """``k`` when ``step`` stands for ``k`` calendar months (``k`` x :data:`MEAN_MONTH`),
+    else None."""
+    months, rest = divmod(pd.Timedelta(step), MEAN_MONTH)
+    return int(months) if months >= 1 and rest == pd.Timedelta(0) else None
+
+
+def describe_step(step: pd.Timedelta) -> str:
+    """``"1 calendar month"``, ``"3 calendar months"``, or the fixed step as pandas writes it."""
+    months = calendar_months(step)
+    if months is None:
+        return str(pd.Timedelta(step))
+    return f"{months} calendar month{'s' if months > 1 else ''}"
+
+
+def missing_times(times: pd.DatetimeIndex, step: pd.Timedelta | None = None) -> pd.DatetimeIndex:
+    """The times of the axis from the first to the last of sorted ``times``, ``step``
+    apart (default: :func:`native_step`), that ``times`` lacks. A missing calendar month is
+    stamped where its neighbours are stamped in theirs."""
+    times = pd.DatetimeIndex(times)
+    step = native_step(times) if step is None else pd.Timedelta(step)
+    if len(times) < 2 or step <= pd.Timedelta(0):
+        return pd.DatetimeIndex([])
+    months = calendar_months(step)
+    anchor = _month_anchor(times) if months is not None else None
+    if months is None or anchor is None:
+        return pd.date_range(times[0], times[-1], freq=step).difference(times)
+    ordinals = _month_ordinals(times)
+    axis = np.arange(ordinals[0], ordinals[-1] + 1, months)
+    return anchor(axis[~np.isin(axis, ordinals)])
+
+
+def consecutive_pairs(times: pd.DatetimeIndex, step: pd.Timedelta) -> np.ndarray:
+    """Positions ``i`` of sorted ``times`` whose next time is one ``step`` later (one step
+    of ``k`` calendar months for a calendar step): the pairs a tendency is taken over."""
+    times = pd.DatetimeIndex(times)
+    months = calendar_months(step)
+    if months is not None and _month_anchor(times) is not None:
+        return np.flatnonzero(np.diff(_month_ordinals(times)) == months)
+    return np.flatnonzero(np.diff(times.values) == pd.Timedelta(step).to_timedelta64())
+
+
+def _calendar_step(times: pd.DatetimeIndex) -> int | None:
+    """The most common spacing in calendar months of ``times`` if they are a calendar
+    axis (one time per month at most, each at the same place in its month), else None."""
+    diffs = np.diff(_month_ordinals(times))
+    if diffs.min() < 1 or _month_anchor(times) is None:
+        return None
+    return int(pd.Series(diffs).mode().iloc[0])
+
+
+def _month_ordinals(times: pd.DatetimeIndex) -> np.ndarray:
+    """Months since January 1970 of each time (January 1970 is 0)."""
+    return ((times.year - 1970) * 12 + times.month - 1).to_numpy()
+
+
+def _month_start(ordinals: np.ndarray) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(
+        (np.asarray(ordinals, "int64").astype("datetime64[M]")).astype("datetime64[ns]")
+    )
+
+
+def _month_anchor(times: pd.DatetimeIndex) -> Callable[[np.ndarray], pd.DatetimeIndex] | None:
+    """Where in its month each of ``times`` is stamped, as a function from month ordinals
+    to time stamps; None when the times are not all at one such place."""
+    ordinals = _month_ordinals(times)
+    start, end = _month_start(ordinals), _month_start(ordinals + 1)
+    after_start, before_end = times - start, end - times
+    if (after_start == after_start[0]).all():
+        offset = after_start[0]
+        return lambda months: _month_start(months) + offset
+    if (before_end == before_end[0]).all():
+        offset = before_end[0]
+        return lambda months: _month_start(np.asarray(months) + 1) - offset
+    middle = start + (end - start) / 2
+    if (abs(times - middle) <= MID_MONTH_TOLERANCE).all():
+        return lambda months: (
+            _month_start(months) + (_month_start(np.asarray(months) + 1) - _month_start(months)) / 2
+        )
+    return None

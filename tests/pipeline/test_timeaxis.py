@@ -1,0 +1,105 @@
+"""The time axis: fixed and calendar-month steps, missing times, tendency pairs."""
+
+from __future__ import annotations
+
+import calendar
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.timeaxis import (
+    MEAN_MONTH,
+    calendar_months,
+    consecutive_pairs,
+    describe_step,
+    missing_times,
+    native_step,
+)
+
+
+def mid_months(year: int, months: list[int]) -> pd.DatetimeIndex:
+    """CF mid-month stamps, written from the calendar: the start plus half the month's days."""
+    return pd.DatetimeIndex(
+        [
+            pd.Timestamp(year, m, 1) + pd.Timedelta(days=calendar.monthrange(year, m)[1] / 2)
+            for m in months
+        ]
+    )
+
+
+def test_hourly_axis_with_a_gap_keeps_its_fixed_step():
+    times = pd.date_range("2019-03-01", periods=48, freq="h").delete([5, 6, 30])
+    assert native_step(times) == pd.Timedelta("1h")
+    assert list(missing_times(times)) == [
+        pd.Timestamp("2019-03-01 05:00"),
+        pd.Timestamp("2019-03-01 06:00"),
+        pd.Timestamp("2019-03-02 06:00"),
+    ]
+
+
+def test_month_starts_are_one_calendar_month_apart_with_nothing_missing():
+    times = pd.date_range("2018-01-01", periods=24, freq="MS")
+    step = native_step(times)
+    assert calendar_months(step) == 1 and describe_step(step) == "1 calendar month"
+    assert missing_times(times).empty  # was 21 "missing" times at a 31-day step
+
+
+def test_missing_months_are_the_absent_months_stamped_like_their_neighbours():
+    starts = pd.date_range("2018-01-01", periods=24, freq="MS")
+    assert list(missing_times(starts.delete([3, 4, 13]))) == [
+        pd.Timestamp("2018-04-01"),
+        pd.Timestamp("2018-05-01"),
+        pd.Timestamp("2019-02-01"),
+    ]
+    ends = pd.date_range("2019-01-31", periods=12, freq="ME")
+    assert list(missing_times(ends.delete(1))) == [pd.Timestamp("2019-02-28")]
+    middles = mid_months(2020, list(range(1, 13)))
+    assert middles[1] == pd.Timestamp("2020-02-15 12:00")  # leap February
+    assert native_step(middles) == MEAN_MONTH
+    assert list(missing_times(middles.delete(5))) == [pd.Timestamp("2020-06-16")]
+
+
+def test_seasonal_and_yearly_steps():
+    seasons = pd.date_range("2019-12-01", periods=8, freq="3MS")
+    assert describe_step(native_step(seasons)) == "3 calendar months"
+    assert list(missing_times(seasons.delete(2))) == [pd.Timestamp("2020-06-01")]
+    years = pd.date_range("2000-01-01", periods=5, freq="YS")
+    assert calendar_months(native_step(years)) == 12
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        pd.date_range("2019-01-01", periods=20, freq="30D"),  # drifts through the months
+        pd.date_range("2019-01-01", periods=20, freq="D"),
+        pd.DatetimeIndex(["2019-01-31", "2019-02-01"]),  # one day, across a month end
+    ],
+)
+def test_fixed_steps_are_not_taken_for_months(times):
+    step = native_step(times)
+    assert calendar_months(step) is None
+    assert step == pd.Timedelta(np.diff(times.values)[0])
+
+
+def test_the_stored_step_reads_back_as_a_timedelta():
+    """Stores keep the step as str(pd.Timedelta); readers parse it with pd.Timedelta."""
+    for months in (1, 3, 12):
+        text = str(months * MEAN_MONTH)
+        assert calendar_months(pd.Timedelta(text)) == months
+    assert str(MEAN_MONTH) == "30 days 10:29:06"  # 365.2425 / 12 days
+    assert calendar_months(pd.Timedelta("1h")) is None
+    assert describe_step(pd.Timedelta("6h")) == str(pd.Timedelta("6h"))
+
+
+def test_consecutive_pairs_span_one_step():
+    months = pd.date_range("2018-01-01", periods=12, freq="MS").delete(4)
+    pairs = consecutive_pairs(months, native_step(months))
+    assert pairs.tolist() == [0, 1, 2, 4, 5, 6, 7, 8, 9]  # not (3, 4): April to June
+    hours = pd.date_range("2019-01-01", periods=6, freq="h").delete(2)
+    assert consecutive_pairs(hours, pd.Timedelta("1h")).tolist() == [0, 2, 3]
+
+
+def test_a_single_time_has_no_step_and_nothing_missing():
+    one = pd.DatetimeIndex(["2019-03-01"])
+    assert native_step(one) == pd.Timedelta(0) and missing_times(one).empty
