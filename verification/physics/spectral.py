@@ -1,0 +1,161 @@
+"""Spectral check: the members' power by wavenumber band against the truth's, per channel.
+
+Power spectra from :mod:`verification.spectra` (zonal on global grids, isotropic on
+regional ones); the bands are the three log-equal thirds of the non-zero wavenumbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import dask
+import numpy as np
+import xarray as xr
+
+from pipeline.schema import CHANNEL, INIT_TIME, LAT, LEAD_TIME, LON, MEMBER, VALID_TIME, to_channels
+from verification.base import CheckResult, register_check
+from verification.physics.common import NO_TRUTH
+from verification.spectra import BAND, BANDS, band_mean, power_spectrum, wavenumber_dim
+
+SAMPLE = "sample"
+
+MASKED_TRUTH = (
+    "the truth has missing points inside the grid at every valid time (a masked field, "
+    "such as land-only data): spectra need complete fields"
+)
+ONE_SAMPLE = (
+    "a single valid time with a complete truth: the truth's own variability, which sets "
+    "the tolerance, needs two or more (more initial times or leads)"
+)
+
+
+@register_check
+@dataclass(frozen=True)
+class SpectralRatio:
+    """Member against truth power spectra in three wavenumber bands, per channel.
+
+    Per channel (variable and level) and band, from the spectra averaged over the samples
+    (initial times and leads whose truth is complete): the band mean over wavenumbers of
+    ``ln(member power / truth power)`` — the log of the geometric-mean power ratio, so a
+    2x excess at every small-scale wavenumber reads ln 2 however red the spectrum. Its
+    tolerance is the truth's own variability times ``factor``, at least ``floor``: the
+    larger of the same statistic between the truth's first and second halves of valid
+    times (a change of regime) and the standard error of the difference of two means of N
+    samples, ``sqrt(2/N)`` times the std over samples of the truth's band-mean log power
+    (sampling noise). Where that tolerance exceeds ``limit`` (ln 2) the band cannot flag a 2x
+    excess or deficit on this sample, and is "n/a" for that channel. Power below
+    ``power_floor`` times the truth's total (non-zero wavenumber) power, float32 round-off
+    on smooth fields, counts as that floor in both spectra.
+
+    One result per band: the score of a member is its largest ``|ln ratio| / tolerance``
+    over channels (it passes at ≤ 1); the truth's, its split-half statistic on the same
+    scale (≤ 1/factor).
+    """
+
+    name: ClassVar[str] = "spectral_ratio"
+    description: ClassVar[str] = (
+        "Power spectra of members against the truth in large/medium/small-scale bands "
+        "(zonal spectra on global grids, isotropic on regional ones), per channel: a ratio "
+        "below 1 at small scales means smoothed members, above 1 noisy ones. Score: largest "
+        "|mean ln(member/truth power)| over channels, in units of the band's tolerance (the "
+        "truth's own variability between two periods, at most ln 2: a 2x excess or deficit "
+        "fails)."
+    )
+    units: ClassVar[str] = "band tolerance"
+    requires: ClassVar[str] = "a grid of at least 8 x 8 points"
+    factor: float = 2.0
+    floor: float = 0.223  # ln 1.25
+    limit: float = 0.693  # ln 2: the smallest excess or deficit the check must flag
+    power_floor: float = 1e-10
+
+    def applies(self, forecast: xr.Dataset) -> bool:
+        return forecast.sizes.get(LAT, 0) >= 8 and forecast.sizes.get(LON, 0) >= 8
+
+    def __call__(
+        self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset | None = None
+    ) -> list[CheckResult]:
+        members = to_channels(forecast)
+        observed = to_channels(truth)
+        template = members.isel({d: 0 for d in members.dims if d != MEMBER}, drop=True)
+        per_band: dict[str, list[tuple[xr.DataArray, float]]] = {band: [] for band in BANDS}
+        not_computed = []
+        for channel in members[CHANNEL].values.tolist():
+            ratios = self._channel(
+                members.sel({CHANNEL: channel}, drop=True),
+                observed.sel({CHANNEL: channel}, drop=True),
+            )
+            if isinstance(ratios, str):
+                not_computed.append(CheckResult.not_computed(self, template, ratios, channel))
+                continue
+            member_ratio, split = ratios
+            for band in BANDS:
+                tolerance = max(self.factor * float(split.sel({BAND: band})), self.floor)
+                if tolerance > self.limit:
+                    reason = (
+                        "the truth's own power at these scales varies (between its two halves "
+                        "of valid times, or from sample to sample) by more than the 2x the "
+                        "check must flag: too few samples to judge (more initial times or leads)"
+                    )
+                    part = f"{channel} {band} scales"
+                    not_computed.append(CheckResult.not_computed(self, template, reason, part))
+                    continue
+                scaled = np.abs(member_ratio.sel({BAND: band}, drop=True)) / tolerance
+                per_band[band].append((scaled, float(split.sel({BAND: band})) / tolerance))
+        results = []
+        for band in BANDS:
+            part = f"{band} scales"
+            if not per_band[band]:
+                continue  # every channel's n/a says why
+            scores = xr.concat([s for s, _ in per_band[band]], dim=CHANNEL)
+            results.append(
+                CheckResult(
+                    name=self.name,
+                    description=self.description,
+                    units=self.units,
+                    member_score=scores.max(CHANNEL, skipna=False),
+                    truth_score=max(t for _, t in per_band[band]),
+                    tolerance=1.0,
+                    tolerance_rule=(
+                        f"per channel max({self.factor:g} × the truth's variability (first "
+                        "half against second half, or sampling noise), "
+                        f"{self.floor:g}), at most {self.limit:g} (ln 2); score in units of it"
+                    ),
+                    part=part,
+                )
+            )
+        return results + not_computed
+
+    def _channel(
+        self, members: xr.DataArray, truth: xr.DataArray
+    ) -> tuple[xr.DataArray, xr.DataArray] | str:
+        """(member, band) mean log power ratio and (band,) the truth's own variability of
+        one channel, or why they cannot be computed."""
+        complete = truth.notnull().all([LAT, LON]).compute()
+        if not bool(complete.any()):
+            return MASKED_TRUTH if bool(truth.notnull().any()) else NO_TRUTH
+        stacked = {SAMPLE: [d for d in (INIT_TIME, LEAD_TIME) if d in truth.dims]}
+        flags = complete.stack(stacked).values
+        if flags.sum() < 2:
+            return ONE_SAMPLE
+        order = (
+            truth[VALID_TIME].stack(stacked).values[flags]
+            if VALID_TIME in truth.coords
+            else np.arange(int(flags.sum()))
+        )
+        keep = np.flatnonzero(flags)[np.argsort(order, kind="stable")]  # by valid time
+        truth_power = power_spectrum(truth.stack(stacked).isel({SAMPLE: keep}))
+        member_power = power_spectrum(members.stack(stacked).isel({SAMPLE: keep})).mean(SAMPLE)
+        truth_power, member_power = dask.compute(truth_power, member_power)
+        dim = wavenumber_dim(truth_power)
+        positive = truth_power[dim] > 0
+        floor = self.power_floor * float(truth_power.where(positive).sum(dim).mean(SAMPLE))
+        half = keep.size // 2
+        first = truth_power.isel({SAMPLE: slice(0, half)}).mean(SAMPLE) + floor
+        second = truth_power.isel({SAMPLE: slice(half, 2 * half)}).mean(SAMPLE) + floor
+        mean = truth_power.mean(SAMPLE) + floor
+        member_ratio = band_mean(np.log((member_power + floor) / mean).where(positive))
+        split = np.abs(band_mean(np.log(first / second).where(positive)))
+        per_sample = band_mean(np.log(truth_power + floor).where(positive))  # (sample, band)
+        standard_error = per_sample.std(SAMPLE, ddof=1) * np.sqrt(2.0 / keep.size)
+        return member_ratio, np.maximum(split, standard_error)
