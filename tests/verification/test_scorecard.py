@@ -426,3 +426,17 @@ def test_no_overlapping_truth_is_a_clear_error(case, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "holds none of the forecast's" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_cli_prints_what_verified_and_what_did_not_per_lead(case, tmp_path, capsys):
+    config, _, forecast = case
+    store = tmp_path / "analysis.zarr"
+    ingest(dataclasses.replace(config, n_times=9).to_spec(), store, progress=False)
+    nc = tmp_path / "forecast.nc"
+    forecast[["t2m"]].to_netcdf(nc)
+    args = ["verify", str(nc), "--truth", str(store), "--out", str(tmp_path / "s.nc")]
+    assert main([*args, "--no-progress", "--physics-init-times", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "n_verified" in printed and "n_missing_truth" in printed
+    rows = [line.split() for line in printed.splitlines() if " days " in line]
+    assert [row[-1] for row in rows] == ["0", str(12 * 16)]  # the last init's 12 h lead
