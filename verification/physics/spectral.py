@@ -11,6 +11,7 @@ from typing import ClassVar
 
 import dask
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from pipeline.schema import CHANNEL, INIT_TIME, LAT, LEAD_TIME, LON, MEMBER, VALID_TIME, to_channels
@@ -24,9 +25,9 @@ MASKED_TRUTH = (
     "the truth has missing points inside the grid at every valid time (a masked field, "
     "such as land-only data): spectra need complete fields"
 )
-ONE_SAMPLE = (
-    "a single valid time with a complete truth: the truth's own variability, which sets "
-    "the tolerance, needs two or more (more initial times or leads)"
+FEW_SAMPLES = (
+    "too few valid times with a complete truth: the truth's own sampling noise, which sets "
+    "the tolerance, needs two or more at the same hour of day (more initial times or leads)"
 )
 
 
@@ -39,18 +40,18 @@ class SpectralRatio:
     (initial times and leads whose truth is complete): the band mean over wavenumbers of
     ``ln(member power / truth power)`` — the log of the geometric-mean power ratio, so a
     2x excess at every small-scale wavenumber reads ln 2 however red the spectrum. Its
-    tolerance is the truth's own variability times ``factor``, at least ``floor``: the
-    larger of the same statistic between the truth's first and second halves of valid
-    times (a change of regime) and the standard error of the difference of two means of N
-    samples, ``sqrt(2/N)`` times the std over samples of the truth's band-mean log power
-    (sampling noise). Where that tolerance exceeds ``limit`` (ln 2) the band cannot flag a 2x
-    excess or deficit on this sample, and is "n/a" for that channel. Power below
+    tolerance is the truth's own sampling noise times ``factor``, at least ``floor``: the
+    standard error of the difference of two means over the N samples, ``sqrt(2/N)`` times
+    the std over samples of the truth's band-mean log power about its mean at the same
+    hour of day (members are compared at the truth's valid times, so the diurnal cycle is
+    shared, not noise). Where that tolerance exceeds ``limit`` (ln 2) the band cannot flag
+    a 2x excess or deficit on this sample, and is "n/a" for that channel. Power below
     ``power_floor`` times the truth's total (non-zero wavenumber) power, float32 round-off
     on smooth fields, counts as that floor in both spectra.
 
     One result per band: the score of a member is its largest ``|ln ratio| / tolerance``
-    over channels (it passes at ≤ 1); the truth's, its split-half statistic on the same
-    scale (≤ 1/factor).
+    over channels (it passes at ≤ 1); the truth's, the same statistic between its even and
+    odd samples (in valid-time order), on the same scale.
     """
 
     name: ClassVar[str] = "spectral_ratio"
@@ -59,12 +60,11 @@ class SpectralRatio:
         "(zonal spectra on global grids, isotropic on regional ones), per channel: a ratio "
         "below 1 at small scales means smoothed members, above 1 noisy ones. Score: largest "
         "|mean ln(member/truth power)| over channels, in units of the band's tolerance (the "
-        "truth's own variability between two periods, at most ln 2: a 2x excess or deficit "
-        "fails)."
+        "truth's own sampling noise, at most ln 2: a 2x excess or deficit fails)."
     )
     units: ClassVar[str] = "band tolerance"
     requires: ClassVar[str] = "a grid of at least 8 x 8 points"
-    factor: float = 2.0
+    factor: float = 3.0
     floor: float = 0.223  # ln 1.25
     limit: float = 0.693  # ln 2: the smallest excess or deficit the check must flag
     power_floor: float = 1e-10
@@ -88,20 +88,20 @@ class SpectralRatio:
             if isinstance(ratios, str):
                 not_computed.append(CheckResult.not_computed(self, template, ratios, channel))
                 continue
-            member_ratio, split = ratios
+            member_ratio, noise, own = ratios
             for band in BANDS:
-                tolerance = max(self.factor * float(split.sel({BAND: band})), self.floor)
+                tolerance = max(self.factor * float(noise.sel({BAND: band})), self.floor)
                 if tolerance > self.limit:
                     reason = (
-                        "the truth's own power at these scales varies (between its two halves "
-                        "of valid times, or from sample to sample) by more than the 2x the "
-                        "check must flag: too few samples to judge (more initial times or leads)"
+                        "the truth's own power at these scales varies from sample to sample "
+                        "more than a mean over these samples can tell a 2x excess or deficit "
+                        "from: too few samples to judge (more initial times or leads)"
                     )
                     part = f"{channel} {band} scales"
                     not_computed.append(CheckResult.not_computed(self, template, reason, part))
                     continue
                 scaled = np.abs(member_ratio.sel({BAND: band}, drop=True)) / tolerance
-                per_band[band].append((scaled, float(split.sel({BAND: band})) / tolerance))
+                per_band[band].append((scaled, float(own.sel({BAND: band})) / tolerance))
         results = []
         for band in BANDS:
             part = f"{band} scales"
@@ -117,9 +117,9 @@ class SpectralRatio:
                     truth_score=max(t for _, t in per_band[band]),
                     tolerance=1.0,
                     tolerance_rule=(
-                        f"per channel max({self.factor:g} × the truth's variability (first "
-                        "half against second half, or sampling noise), "
-                        f"{self.floor:g}), at most {self.limit:g} (ln 2); score in units of it"
+                        f"per channel max({self.factor:g} × the sampling noise of the truth's "
+                        f"band power, {self.floor:g}), at most {self.limit:g} (ln 2); score "
+                        "in units of it"
                     ),
                     part=part,
                 )
@@ -128,34 +128,40 @@ class SpectralRatio:
 
     def _channel(
         self, members: xr.DataArray, truth: xr.DataArray
-    ) -> tuple[xr.DataArray, xr.DataArray] | str:
-        """(member, band) mean log power ratio and (band,) the truth's own variability of
-        one channel, or why they cannot be computed."""
+    ) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray] | str:
+        """Of one channel: the (member, band) mean log power ratio, the (band,) sampling
+        noise of that statistic and the (band,) truth's own statistic between its even and
+        odd samples; or why they cannot be computed."""
         complete = truth.notnull().all([LAT, LON]).compute()
         if not bool(complete.any()):
             return MASKED_TRUTH if bool(truth.notnull().any()) else NO_TRUTH
         stacked = {SAMPLE: [d for d in (INIT_TIME, LEAD_TIME) if d in truth.dims]}
         flags = complete.stack(stacked).values
-        if flags.sum() < 2:
-            return ONE_SAMPLE
-        order = (
-            truth[VALID_TIME].stack(stacked).values[flags]
+        valid = (
+            pd.DatetimeIndex(truth[VALID_TIME].stack(stacked).values[flags])
             if VALID_TIME in truth.coords
-            else np.arange(int(flags.sum()))
+            else pd.DatetimeIndex(np.zeros(int(flags.sum()), "datetime64[ns]"))
         )
-        keep = np.flatnonzero(flags)[np.argsort(order, kind="stable")]  # by valid time
+        order = np.argsort(valid.values, kind="stable")
+        hours = valid.hour.values[order]
+        if flags.sum() - np.unique(hours).size < 1:
+            return FEW_SAMPLES
+        keep = np.flatnonzero(flags)[order]  # by valid time
         truth_power = power_spectrum(truth.stack(stacked).isel({SAMPLE: keep}))
         member_power = power_spectrum(members.stack(stacked).isel({SAMPLE: keep})).mean(SAMPLE)
         truth_power, member_power = dask.compute(truth_power, member_power)
         dim = wavenumber_dim(truth_power)
         positive = truth_power[dim] > 0
         floor = self.power_floor * float(truth_power.where(positive).sum(dim).mean(SAMPLE))
-        half = keep.size // 2
-        first = truth_power.isel({SAMPLE: slice(0, half)}).mean(SAMPLE) + floor
-        second = truth_power.isel({SAMPLE: slice(half, 2 * half)}).mean(SAMPLE) + floor
         mean = truth_power.mean(SAMPLE) + floor
         member_ratio = band_mean(np.log((member_power + floor) / mean).where(positive))
-        split = np.abs(band_mean(np.log(first / second).where(positive)))
         per_sample = band_mean(np.log(truth_power + floor).where(positive))  # (sample, band)
-        standard_error = per_sample.std(SAMPLE, ddof=1) * np.sqrt(2.0 / keep.size)
-        return member_ratio, np.maximum(split, standard_error)
+        hour = xr.DataArray(hours, dims=SAMPLE, name="hour")
+        anomaly = per_sample.drop_vars(list(stacked[SAMPLE]) + [SAMPLE], errors="ignore")
+        anomaly = anomaly.groupby(hour) - anomaly.groupby(hour).mean()
+        dof = keep.size - np.unique(hours).size
+        noise = np.sqrt((anomaly**2).sum(SAMPLE) / dof) * np.sqrt(2.0 / keep.size)
+        even = truth_power.isel({SAMPLE: slice(0, None, 2)}).mean(SAMPLE) + floor
+        odd = truth_power.isel({SAMPLE: slice(1, None, 2)}).mean(SAMPLE) + floor
+        own = np.abs(band_mean(np.log(even / odd).where(positive)))
+        return member_ratio, noise, own
