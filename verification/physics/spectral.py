@@ -41,10 +41,11 @@ class SpectralRatio:
     ``ln(member power / truth power)`` — the log of the geometric-mean power ratio, so a
     2x excess at every small-scale wavenumber reads ln 2 however red the spectrum. Its
     tolerance is the truth's own sampling noise times ``factor``, at least ``floor``: the
-    standard error of the difference of two means over the N samples, ``sqrt(2/N)`` times
-    the std over samples of the truth's band-mean log power about its mean at the same
-    hour of day (members are compared at the truth's valid times, so the diurnal cycle is
-    shared, not noise). Where that tolerance exceeds ``limit`` (ln 2) the band cannot flag
+    standard error of the difference of two means over the samples, ``sqrt(2/N_eff)``
+    times the std over the truth's valid times of its band-mean log power about its mean at
+    the same hour of day (members are compared at the truth's valid times, so the diurnal
+    cycle is shared, not noise), ``N_eff`` the valid times' number reduced for their
+    lag-one autocorrelation (:func:`_sampling_noise`). Where that tolerance exceeds ``limit`` (ln 2) the band cannot flag
     a 2x excess or deficit on this sample, and is "n/a" for that channel. Power below
     ``power_floor`` times the truth's total (non-zero wavenumber) power, float32 round-off
     on smooth fields, counts as that floor in both spectra.
@@ -143,8 +144,8 @@ class SpectralRatio:
             else pd.DatetimeIndex(np.zeros(int(flags.sum()), "datetime64[ns]"))
         )
         order = np.argsort(valid.values, kind="stable")
-        hours = valid.hour.values[order]
-        if flags.sum() - np.unique(hours).size < 1:
+        unique = np.unique(valid.values)
+        if unique.size - np.unique(pd.DatetimeIndex(unique).hour).size < 1:
             return FEW_SAMPLES
         keep = np.flatnonzero(flags)[order]  # by valid time
         truth_power = power_spectrum(truth.stack(stacked).isel({SAMPLE: keep}))
@@ -156,12 +157,40 @@ class SpectralRatio:
         mean = truth_power.mean(SAMPLE) + floor
         member_ratio = band_mean(np.log((member_power + floor) / mean).where(positive))
         per_sample = band_mean(np.log(truth_power + floor).where(positive))  # (sample, band)
-        hour = xr.DataArray(hours, dims=SAMPLE, name="hour")
-        anomaly = per_sample.drop_vars(list(stacked[SAMPLE]) + [SAMPLE], errors="ignore")
-        anomaly = anomaly.groupby(hour) - anomaly.groupby(hour).mean()
-        dof = keep.size - np.unique(hours).size
-        noise = np.sqrt((anomaly**2).sum(SAMPLE) / dof) * np.sqrt(2.0 / keep.size)
+        noise = _sampling_noise(per_sample.transpose(SAMPLE, BAND).values, valid.values[order])
+        noise = xr.DataArray(noise, dims=BAND, coords={BAND: per_sample[BAND].values})
         even = truth_power.isel({SAMPLE: slice(0, None, 2)}).mean(SAMPLE) + floor
         odd = truth_power.isel({SAMPLE: slice(1, None, 2)}).mean(SAMPLE) + floor
         own = np.abs(band_mean(np.log(even / odd).where(positive)))
         return member_ratio, noise, own
+
+
+def _sampling_noise(log_power: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """(band,) standard error of the difference of two means of band log power over the
+    truth's samples: ``std × sqrt(2 / N_eff)``.
+
+    ``log_power`` (sample, band) in valid-time order, ``valid`` the samples' valid times.
+    A valid time that several samples share counts once; the std is taken about the mean
+    at the same hour of day (the diurnal cycle is common to members and truth), with one
+    degree of freedom per hour spent; ``N_eff = N (1 - r) / (1 + r)`` for ``N`` distinct
+    valid times whose anomalies have lag-one autocorrelation ``r ≥ 0`` (Wilks 2011,
+    eq. 5.12), the estimate of ``r`` raised by its small-sample bias ``(1 + 4r)/N``
+    (Kendall 1954).
+    """
+    times, first = np.unique(valid, return_index=True)
+    values = log_power[first]
+    hours = pd.DatetimeIndex(times).hour.values
+    anomaly = values.copy()
+    for hour in np.unique(hours):
+        anomaly[hours == hour] -= values[hours == hour].mean(axis=0)
+    dof = times.size - np.unique(hours).size
+    std = np.sqrt((anomaly**2).sum(axis=0) / dof)
+    if times.size > 2:
+        lagged = (anomaly[:-1] * anomaly[1:]).sum(axis=0) / np.maximum(
+            (anomaly**2).sum(axis=0), 1e-300
+        )
+        r = np.clip(lagged + (1 + 4 * lagged) / times.size, 0.0, 0.99)  # less its bias
+    else:
+        r = np.zeros(values.shape[1])
+    n_eff = np.maximum(times.size * (1 - r) / (1 + r), 1.0)
+    return std * np.sqrt(2.0 / n_eff)
