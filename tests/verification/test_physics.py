@@ -23,6 +23,7 @@ from verification.physics import (
     geostrophic_wind,
     wasserstein_1,
 )
+from verification.physics.spectral import sampling_noise
 from verification.spectra import (
     band_power,
     is_global,
@@ -373,3 +374,19 @@ def test_ageostrophic_lower_levels_in_the_truth_do_not_hide_an_upper_level_fault
     assert results["geostrophic 500 hPa"].passed.values.tolist() == [True, False, True]
     assert results["geostrophic 700 hPa"].verdict == "pass"
     assert results["geostrophic 850 hPa"].verdict == "pass"
+
+
+def test_spectral_sampling_noise_counts_independent_valid_times_only():
+    rng = np.random.default_rng(3)
+    n = 4000
+    times = pd.date_range("2000-01-01", periods=n, freq="6h").values
+    white = rng.normal(size=(n, 1))
+    expected = white.std() * np.sqrt(2.0 / n)
+    assert sampling_noise(white, times)[0] == pytest.approx(expected, rel=0.1)
+    twice = np.repeat(white, 2, axis=0)  # every valid time from two initial times
+    assert sampling_noise(twice, np.repeat(times, 2))[0] == pytest.approx(expected, rel=0.1)
+    ar1 = np.zeros((n, 1))  # AR(1), r = 0.8: N_eff = N (1 - r) / (1 + r) = N / 9
+    for i in range(1, n):
+        ar1[i] = 0.8 * ar1[i - 1] + white[i]
+    expected = ar1.std() * np.sqrt(2.0 * 9 / n)
+    assert sampling_noise(ar1, times)[0] == pytest.approx(expected, rel=0.15)

@@ -25,6 +25,11 @@ MASKED_TRUTH = (
     "the truth has missing points inside the grid at every valid time (a masked field, "
     "such as land-only data): spectra need complete fields"
 )
+NOISY = (
+    "the truth's own power at these scales varies from sample to sample more than a mean "
+    "over these samples can tell a 2x excess or deficit from: too few samples to judge "
+    "(more initial times or leads)"
+)
 FEW_SAMPLES = (
     "too few valid times with a complete truth: the truth's own sampling noise, which sets "
     "the tolerance, needs two or more at the same hour of day (more initial times or leads)"
@@ -45,8 +50,9 @@ class SpectralRatio:
     times the std over the truth's valid times of its band-mean log power about its mean at
     the same hour of day (members are compared at the truth's valid times, so the diurnal
     cycle is shared, not noise), ``N_eff`` the valid times' number reduced for their
-    lag-one autocorrelation (:func:`_sampling_noise`). Where that tolerance exceeds ``limit`` (ln 2) the band cannot flag
-    a 2x excess or deficit on this sample, and is "n/a" for that channel. Power below
+    lag-one autocorrelation (:func:`sampling_noise`). Where that tolerance exceeds
+    ``limit`` (ln 2) the band cannot flag a 2x excess or deficit on this sample, and is
+    "n/a" for that channel. Power below
     ``power_floor`` times the truth's total (non-zero wavenumber) power, float32 round-off
     on smooth fields, counts as that floor in both spectra.
 
@@ -93,13 +99,8 @@ class SpectralRatio:
             for band in BANDS:
                 tolerance = max(self.factor * float(noise.sel({BAND: band})), self.floor)
                 if tolerance > self.limit:
-                    reason = (
-                        "the truth's own power at these scales varies from sample to sample "
-                        "more than a mean over these samples can tell a 2x excess or deficit "
-                        "from: too few samples to judge (more initial times or leads)"
-                    )
                     part = f"{channel} {band} scales"
-                    not_computed.append(CheckResult.not_computed(self, template, reason, part))
+                    not_computed.append(CheckResult.not_computed(self, template, NOISY, part))
                     continue
                 scaled = np.abs(member_ratio.sel({BAND: band}, drop=True)) / tolerance
                 per_band[band].append((scaled, float(own.sel({BAND: band})) / tolerance))
@@ -157,7 +158,7 @@ class SpectralRatio:
         mean = truth_power.mean(SAMPLE) + floor
         member_ratio = band_mean(np.log((member_power + floor) / mean).where(positive))
         per_sample = band_mean(np.log(truth_power + floor).where(positive))  # (sample, band)
-        noise = _sampling_noise(per_sample.transpose(SAMPLE, BAND).values, valid.values[order])
+        noise = sampling_noise(per_sample.transpose(SAMPLE, BAND).values, valid.values[order])
         noise = xr.DataArray(noise, dims=BAND, coords={BAND: per_sample[BAND].values})
         even = truth_power.isel({SAMPLE: slice(0, None, 2)}).mean(SAMPLE) + floor
         odd = truth_power.isel({SAMPLE: slice(1, None, 2)}).mean(SAMPLE) + floor
@@ -165,7 +166,7 @@ class SpectralRatio:
         return member_ratio, noise, own
 
 
-def _sampling_noise(log_power: np.ndarray, valid: np.ndarray) -> np.ndarray:
+def sampling_noise(log_power: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """(band,) standard error of the difference of two means of band log power over the
     truth's samples: ``std × sqrt(2 / N_eff)``.
 
