@@ -348,8 +348,8 @@ def _physics(
             else:
                 reasons[result.label] = result.reason
     out = xr.Dataset(
-        {"reason": ("not_computed", list(reasons.values()))},
-        coords={"not_computed": list(reasons)},
+        {"reason": ("not_computed", list(reasons.values()))} if reasons else {},
+        coords={"not_computed": list(reasons)} if reasons else {},
     )
     if not results:
         return out
