@@ -129,7 +129,9 @@ class CheckResult:
             name=check.name,
             description=check.description,
             units=check.units,
-            member_score=xr.full_like(members, np.nan, dtype=float),
+            member_score=xr.DataArray(
+                np.full(members.shape, np.nan), dims=members.dims, coords=members.coords
+            ),
             truth_score=float("nan"),
             tolerance=float("nan"),
             tolerance_rule="",
