@@ -4,8 +4,9 @@ A **score** is a function ``(forecast, truth, *, member_dim, mean_over) -> DataA
 registered with :func:`register_score` in :data:`SCORES`; the scorecard, the report and
 the CLI compute every registered score. A **physics check** is a class following
 :class:`PhysicsCheck` and registered with :func:`register_check` in :data:`CHECKS`; it
-returns a :class:`CheckResult`: a score per member, the same score of the truth, and the
-tolerance derived from the truth. Both are :class:`pipeline.registry.Registry` instances:
+returns :class:`CheckResult` s, one per level, layer or variable it judges: a score per
+member, the same score of the truth, and the tolerance derived from the truth; or why
+the part could not be computed. Both are :class:`pipeline.registry.Registry` instances:
 an unknown name fails loudly with the list of known ones.
 """
 
@@ -15,6 +16,7 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
+import numpy as np
 import xarray as xr
 
 from pipeline.registry import Registry
@@ -67,13 +69,19 @@ def register_score(
 
 @dataclass(frozen=True)
 class CheckResult:
-    """Outcome of one physical-consistency check.
+    """Outcome of one physical-consistency check on one part of the data.
 
     member_score: (member,) the check's score of each member, aggregated over everything
-                  else (init time, lead, grid).
+                  but the part (init time, lead, grid); NaN where not computed.
     truth_score:  the same score computed on the truth at the same valid times.
     tolerance:    a member passes when ``member_score <= tolerance``; derived from the
                   truth by the rule given in ``tolerance_rule``.
+    part:         what the result is for, when a check judges parts separately: a level
+                  (``500 hPa``), a layer (``850-700 hPa``), a variable, a wavenumber band;
+                  ``""`` for the whole.
+    reason:       why the check could not be computed for this part (no truth at these
+                  valid times, a single sample, ...); ``""`` when it was. A result with a
+                  reason is "n/a", never a failure.
     """
 
     name: str
@@ -83,15 +91,53 @@ class CheckResult:
     truth_score: float
     tolerance: float
     tolerance_rule: str
+    part: str = ""
+    reason: str = ""
+
+    @property
+    def label(self) -> str:
+        """The check's name and part (``geostrophic 500 hPa``)."""
+        return f"{self.name} {self.part}".strip()
+
+    @property
+    def computed(self) -> bool:
+        return not self.reason
 
     @property
     def passed(self) -> xr.DataArray:
-        """(member,) whether each member is within the tolerance."""
+        """(member,) whether each member is within the tolerance (False where not
+        computed: read :attr:`computed` first)."""
         return self.member_score <= self.tolerance
 
     @property
     def pass_fraction(self) -> float:
         return float(self.passed.mean())
+
+    @property
+    def verdict(self) -> str:
+        """``n/a`` (not computed), ``pass`` (every member within tolerance) or ``fail``."""
+        if not self.computed:
+            return "n/a"
+        return "pass" if bool(self.passed.all()) else "fail"
+
+    @classmethod
+    def not_computed(
+        cls, check: PhysicsCheck, members: xr.DataArray, reason: str, part: str = ""
+    ) -> CheckResult:
+        """An n/a result of ``check`` for ``part``: NaN scores for ``members``, and why."""
+        return cls(
+            name=check.name,
+            description=check.description,
+            units=check.units,
+            member_score=xr.DataArray(
+                np.full(members.shape, np.nan), dims=members.dims, coords=members.coords
+            ),
+            truth_score=float("nan"),
+            tolerance=float("nan"),
+            tolerance_rule="",
+            part=part,
+            reason=reason,
+        )
 
     def to_dataset(self) -> xr.Dataset:
         """The result as a small Dataset (``member_score``, ``passed``; the rest in attrs)."""
@@ -99,11 +145,13 @@ class CheckResult:
             {"member_score": self.member_score, "passed": self.passed},
             attrs={
                 "name": self.name,
+                "part": self.part,
                 "description": self.description,
                 "units": self.units,
                 "truth_score": self.truth_score,
                 "tolerance": self.tolerance,
                 "tolerance_rule": self.tolerance_rule,
+                "reason": self.reason,
             },
         )
 
@@ -115,17 +163,22 @@ class PhysicsCheck(Protocol):
     ``truth`` the aligned truth (no ``member``); ``initial`` the analysis at the init
     times (the truth's dims without ``lead_time``), for checks that need the starting
     state. ``applies`` says whether the data hold what the check needs (variables,
-    levels, grid), so that a scorecard runs every check that can run and names the others.
+    levels, grid; ``requires`` says it in words), so that a scorecard runs every check that
+    can run and names the others. A check returns one result per part it judges (a level,
+    a layer, a variable); a part it cannot compute from these data (truth missing, a single
+    sample) is a result with a ``reason``.
     """
 
     name: ClassVar[str]
     description: ClassVar[str]
+    units: ClassVar[str]
+    requires: ClassVar[str]
 
     def applies(self, forecast: xr.Dataset) -> bool: ...
 
     def __call__(
         self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset | None = None
-    ) -> CheckResult: ...
+    ) -> list[CheckResult]: ...
 
 
 CHECKS: Registry[type[PhysicsCheck]] = Registry("physics check")

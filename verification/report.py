@@ -78,16 +78,19 @@ def scorecard_table(scorecard: xr.Dataset) -> pd.DataFrame:
 
 
 def _physics_rows(physics: xr.Dataset) -> str:
-    rows = []
+    rows, previous = [], None
     for name in physics["check"].values:
         sel = physics.sel(check=name)
+        family = str(sel["family"].values) if "family" in sel.coords else str(name)
+        meaning = "" if family == previous else str(sel["description"].values)
+        previous = family
         passed = int(sel["passed"].sum())
         total = sel["passed"].size
         verdict = "pass" if passed == total else "fail"
         rows.append(
             "<tr>"
             f"<td class='text'><b>{html.escape(str(name))}</b></td>"
-            f"<td class='text'>{html.escape(str(sel['description'].values))}</td>"
+            f"<td class='text'>{html.escape(meaning)}</td>"
             f"<td>{float(sel['truth_score']):.4g}</td>"
             f"<td>{float(sel['tolerance']):.4g}<br><span class='note'>"
             f"{html.escape(str(sel['tolerance_rule'].values))}</span></td>"
@@ -98,25 +101,36 @@ def _physics_rows(physics: xr.Dataset) -> str:
     return "\n".join(rows)
 
 
+def _not_computed_rows(physics: xr.Dataset) -> str:
+    if "reason" not in physics:
+        return ""
+    return "\n".join(
+        "<tr>"
+        f"<td class='text'><b>{html.escape(str(label))}</b></td>"
+        f"<td class='text' colspan='4'>{html.escape(str(reason))}</td>"
+        "<td>n/a</td>"
+        "</tr>"
+        for label, reason in zip(
+            physics["not_computed"].values, physics["reason"].values, strict=True
+        )
+    )
+
+
 def _physics_section(tree: xr.DataTree) -> str:
     if "physics" not in tree.children:
         return "<p class='note'>Physics checks were not run (physics_init_times = 0).</p>"
     physics = tree["physics"].to_dataset()
-    skipped = physics.attrs.get("not_applicable") or []
-    skipped = [skipped] if isinstance(skipped, str) and skipped else list(skipped)
-    note = (
-        f"<p class='note'>Not applicable to these variables/grid: {html.escape(', '.join(skipped))}.</p>"
-        if skipped
-        else ""
-    )
-    if "check" not in physics.dims:
-        return note or "<p class='note'>No physics check applies.</p>"
+    rows = _physics_rows(physics) if "check" in physics.dims else ""
+    unavailable = _not_computed_rows(physics)
+    if not rows and not unavailable:
+        return "<p class='note'>No physics check applies.</p>"
     return (
         "<p>Each check scores every member and, the same way, the verifying analysis; the "
         "tolerance is derived from the analysis's own score, so members are asked to be as "
-        "physically consistent as the truth, not more.</p>"
+        "physically consistent as the truth, not more. A check or part that cannot be "
+        "computed from these data is n/a, with the reason.</p>"
         "<table><tr><th>check</th><th>what it means</th><th>truth score</th><th>tolerance</th>"
-        f"<th>median member</th><th>verdict</th></tr>{_physics_rows(physics)}</table>{note}"
+        f"<th>median member</th><th>verdict</th></tr>{rows}{unavailable}</table>"
     )
 
 

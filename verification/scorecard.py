@@ -19,7 +19,9 @@ NetCDF groups, reopened with ``xr.open_datatree``):
                      scorecard holds their median).
 ``/multivariate``    (lead_time) energy score across channels.
 ``/spectra``         (variable, lead_time, wavenumber) member and truth power.
-``/physics``         (check, member) scores and pass/fail; tolerances per check.
+``/physics``         (check, member) scores and pass/fail, one row per check and part
+                     (``geostrophic 500 hPa``); tolerances per row; ``reason``
+                     (not_computed) for every check or part that is n/a.
 ``/maps``            (variable, member, latitude, longitude) a few members and the
                      truth of the first init time at the longest lead, for plots.
 """
@@ -33,16 +35,18 @@ from typing import Any
 
 import dask
 import numpy as np
+import pandas as pd
 import xarray as xr
 from dask.diagnostics import ProgressBar
 
 from pipeline.adapters import AlignedForecast, align_with_truth
-from pipeline.schema import CHANNEL, INIT_TIME, LEAD_TIME, MEMBER, to_channels
+from pipeline.errors import InputError
+from pipeline.schema import CHANNEL, INIT_TIME, LEAD_TIME, MEMBER, TIME, VALID_TIME, to_channels
 from verification import events as ve
 from verification import ranks as vr
 from verification import scores as vs
 from verification.aggregation import count_valid
-from verification.base import CHECKS, SCORES
+from verification.base import CHECKS, SCORES, CheckResult
 from verification.comparison import against_reference, interval_card, reference_channels
 from verification.config import EVENT, VARIABLE, VerifyConfig
 from verification.resampling import score_parts
@@ -76,6 +80,7 @@ def verify(
     """
     config = config or VerifyConfig()
     aligned = align_with_truth(forecast, truth)
+    _require_some_truth(aligned, truth)
     f = to_channels(aligned.forecast).rename({CHANNEL: VARIABLE})
     t = to_channels(aligned.truth).rename({CHANNEL: VARIABLE})
     if f.chunks is not None:
@@ -215,12 +220,32 @@ def _distributed_client() -> Any:
         return None
 
 
+def _require_some_truth(aligned: AlignedForecast, truth: xr.Dataset) -> None:
+    """InputError when the truth holds none of the forecast's valid times."""
+    valid = pd.DatetimeIndex(np.unique(aligned.forecast[VALID_TIME].values))
+    if len(aligned.missing_valid_times) < valid.size:
+        return
+    times = pd.DatetimeIndex(truth[TIME].values)
+    held = f"{times.min()} to {times.max()}" if times.size else "no times at all"
+    raise InputError(
+        f"the truth holds none of the forecast's {valid.size} valid times "
+        f"({valid.min()} to {valid.max()}); it covers {held}. Verify against an analysis "
+        "store that covers the forecast's valid times (ingest the analyses of that period), "
+        "or pick initial times whose leads it covers"
+    )
+
+
 def _physics_sample(aligned: AlignedForecast, n: int) -> list[int]:
-    """Indices of up to ``n`` evenly spaced init times."""
-    total = aligned.forecast.sizes[INIT_TIME]
+    """Indices of up to ``n`` evenly spaced init times, among those with truth at some lead
+    (the latest forecasts often have none yet)."""
     if n == 0:
         return []
-    return sorted(set(np.linspace(0, total - 1, min(n, total)).round().astype(int).tolist()))
+    missing = pd.DatetimeIndex(list(aligned.missing_valid_times))
+    valid = aligned.forecast[VALID_TIME].transpose(INIT_TIME, LEAD_TIME).values
+    has_truth = ~np.isin(valid, missing.values).all(axis=1)
+    candidates = np.flatnonzero(has_truth) if has_truth.any() else np.arange(len(has_truth))
+    picks = np.linspace(0, candidates.size - 1, min(n, candidates.size)).round().astype(int)
+    return sorted(set(candidates[picks].tolist()))
 
 
 def _event_thresholds(
@@ -301,22 +326,34 @@ def _spectra(f: xr.DataArray, t: xr.DataArray) -> xr.Dataset:
 def _physics(
     aligned: AlignedForecast, subset: dict[str, list[int]], names: tuple[str, ...]
 ) -> xr.Dataset:
+    """The ``/physics`` group: one row of ``check`` per computed result (``geostrophic
+    500 hPa``), with its check's name (``family``) and ``part``; and, along
+    ``not_computed``, the ``reason`` of every check or part that is "n/a"."""
     forecast, truth, initial = (
         aligned.forecast.isel(subset),
         aligned.truth.isel(subset),
         aligned.initial.isel(subset),
     )
-    results, skipped = [], []
+    results: list[CheckResult] = []
+    reasons: dict[str, str] = {}
     for name in names or tuple(CHECKS):
         check = CHECKS[name]()
         if not check.applies(forecast):
-            skipped.append(name)
+            reasons[name] = f"needs {check.requires}"
             continue
         log.info("physics check %s", name)
-        results.append(check(forecast, truth, initial))
+        for result in check(forecast, truth, initial):
+            if result.computed:
+                results.append(result)
+            else:
+                reasons[result.label] = result.reason
+    out = xr.Dataset(
+        {"reason": ("not_computed", list(reasons.values()))} if reasons else {},
+        coords={"not_computed": list(reasons)} if reasons else {},
+    )
     if not results:
-        return xr.Dataset(attrs={"not_applicable": skipped})
-    return xr.Dataset(
+        return out
+    rows = xr.Dataset(
         {
             "member_score": xr.concat([r.member_score for r in results], dim="check"),
             "passed": xr.concat([r.passed for r in results], dim="check"),
@@ -326,9 +363,13 @@ def _physics(
             "description": ("check", [r.description for r in results]),
             "units": ("check", [r.units for r in results]),
         },
-        coords={"check": [r.name for r in results]},
-        attrs={"not_applicable": skipped},
+        coords={
+            "check": [r.label for r in results],
+            "family": ("check", [r.name for r in results]),
+            "part": ("check", [r.part for r in results]),
+        },
     )
+    return rows.merge(out)
 
 
 def _maps(f: xr.DataArray, t: xr.DataArray, n_members: int) -> xr.Dataset:

@@ -121,22 +121,42 @@ def power_spectrum(field: xr.DataArray) -> xr.DataArray:
     return zonal_power_spectrum(field) if is_global(field[LON]) else isotropic_power_spectrum(field)
 
 
-def band_power(spectrum: xr.DataArray) -> xr.DataArray:
-    """Power summed in three log-equal wavenumber bands, ``large``/``medium``/``small`` scales.
+def wavenumber_dim(spectrum: xr.DataArray) -> str:
+    """The wavenumber dim of a spectrum: ``zonal_wavenumber`` or ``wavenumber``."""
+    return ZONAL_WAVENUMBER if ZONAL_WAVENUMBER in spectrum.dims else WAVENUMBER
 
-    The non-zero wavenumbers are split at equal ratios (k_max/k_min)^(1/3); the band
-    edges are kept as ``k_low``/``k_high`` coordinates of the ``band`` dim.
-    """
-    dim = ZONAL_WAVENUMBER if ZONAL_WAVENUMBER in spectrum.dims else WAVENUMBER
-    k = spectrum[dim].values.astype(float)
+
+def band_edges(spectrum: xr.DataArray) -> np.ndarray:
+    """Edges of three log-equal bands of the non-zero wavenumbers: split at equal ratios
+    (k_max/k_min)^(1/3), the last edge just above k_max."""
+    k = spectrum[wavenumber_dim(spectrum)].values.astype(float)
     positive = k[k > 0]
     edges = np.geomspace(positive.min(), positive.max(), len(BANDS) + 1)
     edges[-1] = np.nextafter(edges[-1], np.inf)
+    return edges
+
+
+def band_power(spectrum: xr.DataArray) -> xr.DataArray:
+    """Power summed in three log-equal wavenumber bands, ``large``/``medium``/``small`` scales
+    (:func:`band_edges`); the edges are kept as ``k_low``/``k_high`` coordinates of the
+    ``band`` dim."""
+    return _by_band(spectrum, "sum").rename("band_power")
+
+
+def band_mean(spectrum: xr.DataArray) -> xr.DataArray:
+    """The mean over the wavenumbers of each of the three bands of :func:`band_power` (of a
+    log power ratio, say: the log of the geometric-mean ratio, where every wavenumber counts
+    alike rather than the band's most energetic ones)."""
+    return _by_band(spectrum, "mean")
+
+
+def _by_band(spectrum: xr.DataArray, how: str) -> xr.DataArray:
+    dim = wavenumber_dim(spectrum)
+    edges = band_edges(spectrum)
     parts = [
-        spectrum.where((spectrum[dim] >= lo) & (spectrum[dim] < hi)).sum(dim)
+        getattr(spectrum.where((spectrum[dim] >= lo) & (spectrum[dim] < hi)), how)(dim)
         for lo, hi in zip(edges[:-1], edges[1:], strict=True)
     ]
-    out = xr.concat(parts, dim=BAND).assign_coords(
+    return xr.concat(parts, dim=BAND).assign_coords(
         {BAND: list(BANDS), "k_low": (BAND, edges[:-1]), "k_high": (BAND, edges[1:])}
     )
-    return out.rename("band_power")

@@ -144,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
         "fair_crps_minus_reference_low",
         "fair_crps_minus_reference_high",
     )
+    if int(card["n_missing_truth"].sum()):  # partial truth: what verified, what did not
+        printed = (*printed, "n_verified", "n_missing_truth")
     columns = [name for name in printed if name in card]
     print(card[columns].to_dataframe().to_string())
     if args.report:

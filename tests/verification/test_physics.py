@@ -1,4 +1,5 @@
-"""Physics checks: known values, balanced synthetic fields pass, perturbed ones fail."""
+"""Physics checks: known values, balanced synthetic fields pass, perturbed ones fail, per
+level, layer and band; partial truth, lead 0 and one initial time give n/a, never a failure."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from verification.physics import (
     geostrophic_wind,
     wasserstein_1,
 )
+from verification.physics.spectral import sampling_noise
 from verification.spectra import (
     band_power,
     is_global,
@@ -30,6 +32,15 @@ from verification.spectra import (
 )
 
 LEADS = (6, 12, 18)
+
+
+def by_label(results) -> dict:
+    return {r.label: r for r in results}
+
+
+def single(results):
+    (result,) = results
+    return result
 
 
 def test_geostrophic_wind_known_value():
@@ -56,8 +67,10 @@ def test_hypsometric_known_thickness_scores_zero():
     )
     t = xr.full_like(z, 260.0)
     assert np.log(850 / 500) == pytest.approx(0.530628, abs=1e-6)
-    assert float(Hypsometric().score(xr.Dataset({"z": z, "t": t}))) < 1e-4
-    assert float(Hypsometric().score(xr.Dataset({"z": z, "t": t + 5}))) > 0.015
+    score = Hypsometric().score(xr.Dataset({"z": z, "t": t}))
+    assert score.part.values.tolist() == ["850-500 hPa"]
+    assert float(score.sel(part="850-500 hPa")) < 1e-4
+    assert float(Hypsometric().score(xr.Dataset({"z": z, "t": t + 5})).max()) > 0.015
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +83,9 @@ def upper_air(small_synthetic):
 def test_balanced_synthetic_members_pass(upper_air):
     for check in (Hypsometric(), Geostrophic(), PhysicalBounds()):
         assert check.applies(upper_air.forecast)
-        result = check(upper_air.forecast, upper_air.truth)
-        assert bool(result.passed.all()), (check.name, result.member_score.values, result.tolerance)
-        assert result.truth_score <= result.tolerance
+        for result in check(upper_air.forecast, upper_air.truth):
+            assert result.verdict == "pass", (result.label, result.member_score.values)
+            assert result.truth_score <= result.tolerance
 
 
 def perturb(ds: xr.Dataset, member: int, name: str, noise: float, seed: int = 0) -> xr.Dataset:
@@ -88,15 +101,21 @@ def test_perturbed_members_fail(upper_air):
     forecast, truth = upper_air.forecast, upper_air.truth
     noisy_z = perturb(forecast, 1, "z", 300.0)
     for check in (Hypsometric(), Geostrophic()):
-        passed = check(noisy_z, truth).passed.values
-        assert passed.tolist() == [True, False, True], check.name
+        for result in check(noisy_z, truth):
+            assert result.passed.values.tolist() == [True, False, True], result.label
     noisy_wind = perturb(forecast, 2, "u", 5.0)
-    assert Geostrophic()(noisy_wind, truth).passed.values.tolist() == [True, True, False]
+    for result in Geostrophic()(noisy_wind, truth):
+        assert result.passed.values.tolist() == [True, True, False], result.label
     hot = forecast.copy(deep=True)
     hot["t"] = hot["t"].where(~((hot.member == 0) & (hot.latitude > 60)), 400.0)
-    result = PhysicalBounds()(hot, truth)
+    results = by_label(PhysicalBounds()(hot, truth))
+    assert set(results) == {"physical_bounds t", "physical_bounds u", "physical_bounds v"} | {
+        "physical_bounds wind speed u/v"
+    }
+    result = results["physical_bounds t"]
     assert result.passed.values.tolist() == [False, True, True]
     assert 0 < float(result.member_score[0]) < 0.5
+    assert results["physical_bounds u"].verdict == "pass"
 
 
 def test_zonal_spectrum_obeys_parseval_and_finds_the_wave():
@@ -155,8 +174,10 @@ def oracle():
 def test_oracle_members_pass_spectral_and_tendency_checks(oracle):
     for check in (SpectralRatio(), TendencyDistribution()):
         assert check.applies(oracle.forecast)
-        result = check(oracle.forecast, oracle.truth, oracle.initial)
-        assert bool(result.passed.all()), (check.name, result.member_score.values, result.tolerance)
+        results = check(oracle.forecast, oracle.truth, oracle.initial)
+        assert any(r.computed for r in results), check.name
+        for result in results:
+            assert result.verdict in ("pass", "n/a"), (result.label, result.member_score.values)
 
 
 def smooth(ds: xr.Dataset, member: int) -> xr.Dataset:
@@ -169,14 +190,16 @@ def smooth(ds: xr.Dataset, member: int) -> xr.Dataset:
 
 def test_smoothed_noisy_and_jumpy_members_fail(oracle):
     forecast, truth = oracle.forecast, oracle.truth
-    result = SpectralRatio()(smooth(forecast, 0), truth)
-    assert not bool(result.passed[0]) and bool(result.passed[1:].all())
-    result = SpectralRatio()(perturb(forecast, 3, "t2m", 1.5), truth)
-    assert not bool(result.passed[3]) and bool(result.passed[:3].all())
+    small = by_label(SpectralRatio()(smooth(forecast, 0), truth))["spectral_ratio small scales"]
+    assert not bool(small.passed[0]) and bool(small.passed[1:].all())
+    small = by_label(SpectralRatio()(perturb(forecast, 3, "t2m", 1.5), truth))
+    small = small["spectral_ratio small scales"]
+    assert not bool(small.passed[3]) and bool(small.passed[:3].all())
     jumpy = forecast.copy(deep=True)
     initial = oracle.initial["t2m"].expand_dims(lead_time=forecast.lead_time)
     jumpy["t2m"] = jumpy["t2m"].where(jumpy.member != 2, initial + 2.5 * (jumpy["t2m"] - initial))
-    result = TendencyDistribution()(jumpy, truth, oracle.initial)
+    result = single(TendencyDistribution()(jumpy, truth, oracle.initial))
+    assert result.label == "tendency_distribution t2m"
     assert result.passed.values.tolist() == [True, True, False, True, True, True]
 
 
@@ -199,5 +222,172 @@ def test_tendency_uses_the_initial_state(small_synthetic):
         "lead_time",
     )
     aligned = align_with_truth(forecast, truth)
-    result = TendencyDistribution()(aligned.forecast, aligned.truth, aligned.initial)
+    result = single(TendencyDistribution()(aligned.forecast, aligned.truth, aligned.initial))
     np.testing.assert_allclose(result.member_score.values, 0.0, atol=1e-6)  # the truth itself
+
+
+@pytest.fixture(scope="module")
+def three_levels():
+    """Balanced members (other seeds' waves) on 500/700/850 hPa, 48 longitudes."""
+    config = SyntheticConfig(n_lat=24, n_lon=48, n_times=12, levels=(500, 700, 850), seed=1)
+    truth = synthetic_dataset(config)[["z", "t", "u", "v"]].load()
+    members = balanced_members(config, truth, 4, (6, 12), seeds=(11, 12, 13))
+    return align_with_truth(members, truth)
+
+
+def at_level(ds: xr.Dataset, names, level, member, change) -> xr.Dataset:
+    """``ds`` with ``change`` applied to ``names`` of one member at one level only."""
+    out = ds.copy()
+    where = (out.member == member) & (out.level == level)
+    for name in names:
+        out[name] = out[name].where(~where, change(out[name])).transpose(*ds[name].dims)
+    return out
+
+
+def test_geostrophic_fails_winds_displaced_at_one_level_only(three_levels):
+    forecast, truth = three_levels.forecast, three_levels.truth
+    displaced = at_level(forecast, ("u", "v"), 500, 1, lambda w: w.roll(longitude=20))
+    results = by_label(Geostrophic()(displaced, truth))
+    assert list(results) == ["geostrophic 500 hPa", "geostrophic 700 hPa", "geostrophic 850 hPa"]
+    assert results["geostrophic 500 hPa"].passed.values.tolist() == [True, False, True]
+    assert results["geostrophic 700 hPa"].verdict == "pass"
+    assert results["geostrophic 850 hPa"].verdict == "pass"
+    for result in results.values():
+        assert result.truth_score <= result.tolerance  # the truth passes its own check
+
+
+def test_geostrophic_score_is_the_mean_ageostrophic_over_the_mean_wind(three_levels):
+    # A uniform wind of 10 m/s added to perfectly balanced fields: |V - Vg| = 10 everywhere.
+    truth = three_levels.truth.isel(init_time=[0], lead_time=[0])
+    windy = truth.assign(u=truth["u"] + 10.0)
+    exact = Geostrophic().score(truth)
+    within = (np.abs(truth.latitude) >= 20) & (np.abs(truth.latitude) <= 80)
+    weights = np.cos(np.deg2rad(truth.latitude)).where(within)
+    speed = (
+        np.hypot(windy["u"], windy["v"])
+        .weighted(weights.fillna(0))
+        .mean(["init_time", "lead_time", "latitude", "longitude"])
+    )
+    expected = 10.0 / speed.values
+    np.testing.assert_allclose(Geostrophic().score(windy).values, expected, rtol=0.05)
+    assert float(exact.max()) < 0.02
+
+
+def test_hypsometric_judges_every_adjacent_layer(three_levels):
+    forecast, truth = three_levels.forecast, three_levels.truth
+    results = by_label(Hypsometric()(forecast, truth))
+    assert list(results) == ["hypsometric 850-700 hPa", "hypsometric 700-500 hPa"]
+    assert all(r.verdict == "pass" for r in results.values())
+    lifted = at_level(forecast, ("z",), 500, 2, lambda z: z + 300.0)  # 30 m too high at 500
+    results = by_label(Hypsometric()(lifted, truth))
+    assert results["hypsometric 700-500 hPa"].passed.values.tolist() == [True, True, False]
+    assert results["hypsometric 850-700 hPa"].verdict == "pass"
+
+
+def scale_small_scales(da: xr.DataArray, factor: float, cutoff: float = 0.35) -> xr.DataArray:
+    """``da`` with the power of every wavenumber above ``cutoff`` x Nyquist times ``factor``."""
+    fy = np.fft.fftfreq(da.sizes["latitude"])[:, None] / 0.5
+    fx = np.fft.fftfreq(da.sizes["longitude"])[None, :] / 0.5
+    gain = np.where(np.hypot(fy, fx) >= cutoff, np.sqrt(factor), 1.0)
+
+    def apply(values):
+        return np.real(np.fft.ifft2(np.fft.fft2(values) * gain)).astype(values.dtype)
+
+    dims = ["latitude", "longitude"]
+    out = xr.apply_ufunc(apply, da, input_core_dims=[dims], output_core_dims=[dims])
+    return out.transpose(*da.dims)
+
+
+@pytest.fixture(scope="module")
+def oracle_large():
+    config = SyntheticConfig(n_lat=32, n_lon=48, n_times=28, seed=2)
+    truth = synthetic_dataset(config)[["t2m"]].load()
+    return align_with_truth(oracle_forecast(config, truth, 24, (6, 24), 4, seed=5), truth)
+
+
+@pytest.mark.parametrize("factor", [6.0, 2.0, 0.5])
+def test_spectral_check_fails_a_2x_or_larger_small_scale_excess_or_deficit(oracle_large, factor):
+    forecast, truth = oracle_large.forecast, oracle_large.truth
+    good = by_label(SpectralRatio()(forecast, truth))["spectral_ratio small scales"]
+    assert good.verdict == "pass" and good.truth_score <= good.tolerance
+    changed = forecast.assign(t2m=scale_small_scales(forecast["t2m"], factor))
+    small = by_label(SpectralRatio()(changed, truth))["spectral_ratio small scales"]
+    assert small.verdict == "fail" and not bool(small.passed.any())
+
+
+def test_checks_cope_with_truth_missing_for_late_leads(oracle):
+    # The truth ends before the last init times' later leads (forecasts of the last days).
+    last = oracle.forecast.init_time.values[-3]
+    truth = oracle.truth.where(oracle.truth.valid_time <= last)
+    for check in (PhysicalBounds(), SpectralRatio(), TendencyDistribution()):
+        results = check(oracle.forecast, truth, oracle.initial)
+        assert results and all(r.verdict in ("pass", "n/a") for r in results), check.name
+
+
+def test_lead_zero_and_one_init_time_are_not_applicable_with_the_reason(oracle):
+    lead0 = oracle.forecast.isel(lead_time=[0]).assign_coords(lead_time=[pd.Timedelta(0)])
+    truth0 = oracle.initial.expand_dims(lead_time=lead0.lead_time)
+    result = single(TendencyDistribution()(lead0, truth0, oracle.initial))
+    assert result.verdict == "n/a" and "lead 0" in result.reason
+    assert np.isnan(result.member_score).all() and not result.computed
+    one = {"init_time": [5], "lead_time": [0]}
+    forecast, truth, initial = (
+        oracle.forecast.isel(one),
+        oracle.truth.isel(one),
+        oracle.initial.isel(init_time=[5]),
+    )
+    result = single(TendencyDistribution()(forecast, truth, initial))
+    assert result.verdict == "n/a" and "single initial time" in result.reason
+    (result,) = SpectralRatio()(forecast, truth)
+    assert result.verdict == "n/a" and "too few valid times" in result.reason
+
+
+def test_masked_truth_makes_spectra_not_applicable_and_no_truth_is_said(oracle):
+    land = oracle.truth.where(oracle.truth.longitude < 0)  # a land-only analysis, say
+    (result,) = SpectralRatio()(oracle.forecast.chunk(), land)  # lazy, as read from a store
+    assert result.verdict == "n/a" and "masked field" in result.reason
+    assert result.member_score.chunks is None and np.isnan(float(result.member_score.median()))
+    nothing = oracle.truth.where(oracle.truth.latitude > 90)
+    results = PhysicalBounds()(oracle.forecast, nothing) + SpectralRatio()(oracle.forecast, nothing)
+    assert [r.reason for r in results] == ["no truth at these valid times"] * 2
+
+
+def turned(ds: xr.Dataset, degrees: dict[int, float]) -> xr.Dataset:
+    """Winds turned by the given angle per level (cross-isobar flow, as friction turns it)."""
+    out = ds.copy()
+    for level, angle in degrees.items():
+        c, s = np.cos(np.deg2rad(angle)), np.sin(np.deg2rad(angle))
+        at = ds.level == level
+        out["u"] = out["u"].where(~at, c * ds["u"] - s * ds["v"])
+        out["v"] = out["v"].where(~at, s * ds["u"] + c * ds["v"])
+    return out
+
+
+def test_ageostrophic_lower_levels_in_the_truth_do_not_hide_an_upper_level_fault(three_levels):
+    # The truth's 850 and 700 hPa winds cross the isobars (ageostrophic fractions near 0.5
+    # and 0.35); one member's 500 hPa winds are displaced by 5 grid points. Pooled over
+    # levels, the truth's tolerance would absorb it; judged per level, 500 hPa fails.
+    angles = {850: 30.0, 700: 20.0, 500: 5.0}
+    truth, forecast = turned(three_levels.truth, angles), turned(three_levels.forecast, angles)
+    displaced = at_level(forecast, ("u", "v"), 500, 1, lambda w: w.roll(longitude=5))
+    results = by_label(Geostrophic()(displaced, truth))
+    assert results["geostrophic 850 hPa"].truth_score > 0.4
+    assert results["geostrophic 500 hPa"].passed.values.tolist() == [True, False, True]
+    assert results["geostrophic 700 hPa"].verdict == "pass"
+    assert results["geostrophic 850 hPa"].verdict == "pass"
+
+
+def test_spectral_sampling_noise_counts_independent_valid_times_only():
+    rng = np.random.default_rng(3)
+    n = 4000
+    times = pd.date_range("2000-01-01", periods=n, freq="6h").values
+    white = rng.normal(size=(n, 1))
+    expected = white.std() * np.sqrt(2.0 / n)
+    assert sampling_noise(white, times)[0] == pytest.approx(expected, rel=0.1)
+    twice = np.repeat(white, 2, axis=0)  # every valid time from two initial times
+    assert sampling_noise(twice, np.repeat(times, 2))[0] == pytest.approx(expected, rel=0.1)
+    ar1 = np.zeros((n, 1))  # AR(1), r = 0.8: N_eff = N (1 - r) / (1 + r) = N / 9
+    for i in range(1, n):
+        ar1[i] = 0.8 * ar1[i - 1] + white[i]
+    expected = ar1.std() * np.sqrt(2.0 * 9 / n)
+    assert sampling_noise(ar1, times)[0] == pytest.approx(expected, rel=0.15)

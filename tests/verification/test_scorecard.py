@@ -105,10 +105,12 @@ def test_verify_builds_every_group_and_a_tidy_scorecard(case):
     assert (counts.sum("rank") == card["n_verified"]).all()
     physics = tree["physics"].to_dataset()
     assert {"hypsometric", "physical_bounds", "spectral_ratio"} <= set(
-        physics.check.values.tolist()
+        physics.family.values.tolist()
     )
-    assert "geostrophic" in physics.attrs["not_applicable"]  # no winds in this forecast
-    assert bool(physics["passed"].sel(check="hypsometric").all())
+    assert "physical_bounds t2m" in physics.check.values.tolist()
+    reasons = physics["reason"].to_series()
+    assert reasons["geostrophic"].startswith("needs z, u and v")  # no winds in this forecast
+    assert bool(physics["passed"].sel(check="hypsometric 850-500 hPa").all())
 
 
 def test_missing_truth_is_skipped_and_counted(case):
@@ -377,3 +379,64 @@ def test_verification_loads_without_torch():
         "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))[:3]"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_latest_forecasts_with_partial_truth_verify_what_has_truth(case):
+    # Truth ends at the last init time: its leads, and the one before's 12 h lead, have none.
+    _, truth, forecast = case
+    short = truth.isel(time=slice(0, 8))
+    tree = verify(forecast, short, VerifyConfig(physics_init_times=8, progress=False))
+    card = tree["scorecard"].to_dataset().sel(variable="t2m")
+    grid = 12 * 16
+    assert card["n_missing_truth"].values.tolist() == [1 * grid, 2 * grid]
+    assert card["n_verified"].values.tolist() == [7 * grid, 6 * grid]
+    assert np.isfinite(card["fair_crps"]).all()
+    physics = tree["physics"].to_dataset()
+    assert "tendency_distribution t2m" in physics.check.values.tolist()
+    html = render_report(tree)
+    assert "geostrophic" in html and "n/a" in html
+
+
+def test_lead_zero_forecasts_report_the_tendency_check_as_not_applicable(case):
+    _, truth, forecast = case
+    lead0 = forecast.isel(lead_time=[0]).assign_coords(lead_time=[pd.Timedelta(0)])
+    tree = verify(lead0[["t2m"]], truth, VerifyConfig(physics_init_times=8, progress=False))
+    physics = tree["physics"].to_dataset()
+    reason = str(physics["reason"].sel(not_computed="tendency_distribution t2m").values)
+    assert "lead 0" in reason
+    row = render_report(tree).split("<b>tendency_distribution t2m</b>")[1].split("</tr>")[0]
+    assert "lead 0" in row and "<td>n/a</td>" in row and "FAIL" not in row
+
+
+def test_no_overlapping_truth_is_a_clear_error(case, tmp_path, capsys):
+    config, truth, forecast = case
+    later = truth.assign_coords(time=truth.time + pd.Timedelta(days=365))
+    with pytest.raises(InputError, match="the truth holds none of the forecast's 9 valid times"):
+        verify(forecast, later, VerifyConfig(progress=False))
+    store = tmp_path / "analysis.zarr"
+    ingest(
+        dataclasses.replace(config, start=pd.Timestamp("2001-01-01")).to_spec(),
+        store,
+        progress=False,
+    )
+    nc = tmp_path / "forecast.nc"
+    forecast[["t2m"]].to_netcdf(nc)
+    out = tmp_path / "s.nc"
+    code = main(["verify", str(nc), "--truth", str(store), "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "holds none of the forecast's" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_cli_prints_what_verified_and_what_did_not_per_lead(case, tmp_path, capsys):
+    config, _, forecast = case
+    store = tmp_path / "analysis.zarr"
+    ingest(dataclasses.replace(config, n_times=9).to_spec(), store, progress=False)
+    nc = tmp_path / "forecast.nc"
+    forecast[["t2m"]].to_netcdf(nc)
+    args = ["verify", str(nc), "--truth", str(store), "--out", str(tmp_path / "s.nc")]
+    assert main([*args, "--no-progress", "--physics-init-times", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "n_verified" in printed and "n_missing_truth" in printed
+    rows = [line.split() for line in printed.splitlines() if " days " in line]
+    assert [row[-1] for row in rows] == ["0", str(12 * 16)]  # the last init's 12 h lead

@@ -1,0 +1,137 @@
+"""Balance checks on pressure levels: hypsometric thickness per layer, geostrophic wind per
+level.
+
+Relations from Holton & Hakim, *An Introduction to Dynamic Meteorology*, 5th ed., §1.6.2
+(hypsometric equation) and §3.2 (geostrophic wind).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import xarray as xr
+
+from pipeline.schema import EARTH_RADIUS, LAT, LEVEL, LON, OMEGA, R_DRY, VIRTUAL_FACTOR
+from verification.aggregation import mean_over
+from verification.base import register_check
+from verification.physics.common import PART, TruthRelativeCheck, has, labelled, over_all_but
+from verification.spectra import is_global
+
+
+@register_check
+@dataclass(frozen=True)
+class Hypsometric(TruthRelativeCheck):
+    """Thickness of every layer between adjacent levels against the hypsometric equation.
+
+    ``Φ_top - Φ_bottom = R_d T̄_v ln(p_bottom / p_top)`` with ``T̄_v`` the layer-mean
+    (virtual, if ``q`` is given) temperature, trapezoidal in ln p: the mean of the two
+    levels' temperatures. Score per layer: RMS residual over RMS thickness. The two-level
+    mean is not the true layer mean, so even the analysis leaves a residual, larger for
+    thicker layers.
+    """
+
+    name: ClassVar[str] = "hypsometric"
+    description: ClassVar[str] = (
+        "Geopotential thickness of each layer between adjacent pressure levels against "
+        "R_d · T̄ · ln(p_bottom/p_top) with the layer-mean temperature: temperature and "
+        "geopotential must describe the same air column. Score: RMS residual / RMS thickness."
+    )
+    units: ClassVar[str] = "1"
+    requires: ClassVar[str] = "z and t on at least two pressure levels"
+    factor: float = 2.0
+    floor: float = 2e-3
+
+    def applies(self, forecast: xr.Dataset) -> bool:
+        return (
+            has(forecast, ("z", "t"))
+            and LEVEL in forecast["z"].dims
+            and forecast.sizes.get(LEVEL, 0) >= 2
+        )
+
+    def score(self, ds: xr.Dataset) -> xr.DataArray:
+        temperature = ds["t"] * (1 + VIRTUAL_FACTOR * ds["q"]) if "q" in ds else ds["t"]
+        levels = sorted((float(p) for p in ds[LEVEL].values), reverse=True)  # bottom first
+        parts, labels = [], []
+        for bottom, top in zip(levels[:-1], levels[1:], strict=True):
+            pair = {LEVEL: [bottom, top]}
+            mean_t = temperature.sel(pair).mean(LEVEL)  # the trapezoid in ln p over two levels
+            z = ds["z"].sel(pair)
+            thickness = z.sel({LEVEL: top}, drop=True) - z.sel({LEVEL: bottom}, drop=True)
+            residual = thickness - R_DRY * mean_t * np.log(bottom / top)
+            thickness = thickness.where(residual.notnull())
+            dims = over_all_but(residual)
+            parts.append(np.sqrt(mean_over(residual**2, dims) / mean_over(thickness**2, dims)))
+            labels.append(f"{bottom:g}-{top:g} hPa")
+        return labelled(parts, labels)
+
+
+def geostrophic_wind(z: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
+    """Geostrophic wind from geopotential on a sphere, centred differences.
+
+    ``u_g = -(1/(f R)) ∂Φ/∂φ``, ``v_g = (1/(f R cos φ)) ∂Φ/∂λ``, ``f = 2Ω sin φ``; the
+    longitude derivative wraps around on a global grid. Lazy on dask (the grid must be
+    one chunk, as in wxens stores).
+    """
+    per_radian = 180.0 / np.pi
+    phi = np.deg2rad(z[LAT])
+    f = 2 * OMEGA * np.sin(phi)
+    dz_dphi = z.differentiate(LAT) * per_radian
+    if is_global(z[LON]):
+        step = float(np.median(np.diff(np.sort(z[LON].values))))
+        dz_dlambda = (z.roll({LON: -1}) - z.roll({LON: 1})) / (2 * step) * per_radian
+    else:
+        dz_dlambda = z.differentiate(LON) * per_radian
+    return -dz_dphi / (f * EARTH_RADIUS), dz_dlambda / (f * EARTH_RADIUS * np.cos(phi))
+
+
+@register_check
+@dataclass(frozen=True)
+class Geostrophic(TruthRelativeCheck):
+    """Winds against the geostrophic wind of the geopotential, per level, in mid-latitudes.
+
+    Score per level: ``mean |V - V_g| / mean |V|`` over 20° ≤ |φ| ≤ 80° (both
+    hemispheres), every time and grid point, cos-lat weighted: the mean ageostrophic
+    wind relative to the mean wind speed, the form used to judge the balance of analyses
+    and forecasts. Synoptic-scale mid-latitude flow is close to geostrophic; members whose
+    winds and heights disagree at a level more than the analysis does there were not drawn
+    from a balanced atmosphere. Each level is judged on its own, so a well-balanced lower
+    level cannot hide an unbalanced upper one.
+    """
+
+    name: ClassVar[str] = "geostrophic"
+    description: ClassVar[str] = (
+        "Wind against the geostrophic wind computed from the geopotential (spherical "
+        "derivatives, 20°–80° latitude in both hemispheres), per pressure level: "
+        "mid-latitude wind and pressure fields must be in near balance. Score: mean "
+        "|V − V_g| / mean |V|."
+    )
+    units: ClassVar[str] = "1"
+    requires: ClassVar[str] = "z, u and v on pressure levels, 3 or more latitudes at 20°–80°"
+    min_abs_latitude: float = 20.0
+    max_abs_latitude: float = 80.0
+    factor: float = 1.5
+    floor: float = 0.05
+
+    def _band(self, latitude: xr.DataArray) -> xr.DataArray:
+        return (np.abs(latitude) >= self.min_abs_latitude) & (
+            np.abs(latitude) <= self.max_abs_latitude
+        )
+
+    def applies(self, forecast: xr.Dataset) -> bool:
+        return (
+            has(forecast, ("z", "u", "v"))
+            and LEVEL in forecast["z"].dims
+            and int(self._band(forecast[LAT]).sum()) >= 3
+        )
+
+    def score(self, ds: xr.Dataset) -> xr.DataArray:
+        ug, vg = geostrophic_wind(ds["z"])
+        band = self._band(ds[LAT])
+        ageostrophic = np.hypot(ds["u"] - ug, ds["v"] - vg).where(band)
+        speed = np.hypot(ds["u"], ds["v"]).where(ageostrophic.notnull())
+        dims = over_all_but(ageostrophic, LEVEL)
+        by_level = mean_over(ageostrophic, dims) / mean_over(speed, dims)
+        labels = [f"{float(p):g} hPa" for p in by_level[LEVEL].values]
+        return by_level.rename({LEVEL: PART}).assign_coords({PART: labels})

@@ -1,0 +1,197 @@
+"""Spectral check: the members' power by wavenumber band against the truth's, per channel.
+
+Power spectra from :mod:`verification.spectra` (zonal on global grids, isotropic on
+regional ones); the bands are the three log-equal thirds of the non-zero wavenumbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import dask
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from pipeline.schema import CHANNEL, INIT_TIME, LAT, LEAD_TIME, LON, MEMBER, VALID_TIME, to_channels
+from verification.base import CheckResult, register_check
+from verification.physics.common import NO_TRUTH
+from verification.spectra import BAND, BANDS, band_mean, power_spectrum, wavenumber_dim
+
+SAMPLE = "sample"
+
+MASKED_TRUTH = (
+    "the truth has missing points inside the grid at every valid time (a masked field, "
+    "such as land-only data): spectra need complete fields"
+)
+NOISY = (
+    "the truth's own power at these scales varies from sample to sample more than a mean "
+    "over these samples can tell a 2x excess or deficit from: too few samples to judge "
+    "(more initial times or leads)"
+)
+FEW_SAMPLES = (
+    "too few valid times with a complete truth: the truth's own sampling noise, which sets "
+    "the tolerance, needs two or more at the same hour of day (more initial times or leads)"
+)
+
+
+@register_check
+@dataclass(frozen=True)
+class SpectralRatio:
+    """Member against truth power spectra in three wavenumber bands, per channel.
+
+    Per channel (variable and level) and band, from the spectra averaged over the samples
+    (initial times and leads whose truth is complete): the band mean over wavenumbers of
+    ``ln(member power / truth power)`` — the log of the geometric-mean power ratio, so a
+    2x excess at every small-scale wavenumber reads ln 2 however red the spectrum. Its
+    tolerance is the truth's own sampling noise times ``factor``, at least ``floor``: the
+    standard error of the difference of two means over the samples, ``sqrt(2/N_eff)``
+    times the std over the truth's valid times of its band-mean log power about its mean at
+    the same hour of day (members are compared at the truth's valid times, so the diurnal
+    cycle is shared, not noise), ``N_eff`` the valid times' number reduced for their
+    lag-one autocorrelation (:func:`sampling_noise`). Where that tolerance exceeds
+    ``limit`` (ln 2) the band cannot flag a 2x excess or deficit on this sample, and is
+    "n/a" for that channel. Power below
+    ``power_floor`` times the truth's total (non-zero wavenumber) power, float32 round-off
+    on smooth fields, counts as that floor in both spectra.
+
+    One result per band: the score of a member is its largest ``|ln ratio| / tolerance``
+    over channels (it passes at ≤ 1); the truth's, the same statistic between its even and
+    odd samples (in valid-time order), on the same scale.
+    """
+
+    name: ClassVar[str] = "spectral_ratio"
+    description: ClassVar[str] = (
+        "Power spectra of members against the truth in large/medium/small-scale bands "
+        "(zonal spectra on global grids, isotropic on regional ones), per channel: a ratio "
+        "below 1 at small scales means smoothed members, above 1 noisy ones. Score: largest "
+        "|mean ln(member/truth power)| over channels, in units of the band's tolerance (the "
+        "truth's own sampling noise, at most ln 2: a 2x excess or deficit fails)."
+    )
+    units: ClassVar[str] = "band tolerance"
+    requires: ClassVar[str] = "a grid of at least 8 x 8 points"
+    factor: float = 3.0
+    floor: float = 0.223  # ln 1.25
+    limit: float = 0.693  # ln 2: the smallest excess or deficit the check must flag
+    power_floor: float = 1e-10
+
+    def applies(self, forecast: xr.Dataset) -> bool:
+        return forecast.sizes.get(LAT, 0) >= 8 and forecast.sizes.get(LON, 0) >= 8
+
+    def __call__(
+        self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset | None = None
+    ) -> list[CheckResult]:
+        members = to_channels(forecast)
+        observed = to_channels(truth)
+        template = members.isel({d: 0 for d in members.dims if d != MEMBER}, drop=True)
+        per_band: dict[str, list[tuple[xr.DataArray, float]]] = {band: [] for band in BANDS}
+        not_computed = []
+        for channel in members[CHANNEL].values.tolist():
+            ratios = self._channel(
+                members.sel({CHANNEL: channel}, drop=True),
+                observed.sel({CHANNEL: channel}, drop=True),
+            )
+            if isinstance(ratios, str):
+                not_computed.append(CheckResult.not_computed(self, template, ratios, channel))
+                continue
+            member_ratio, noise, own = ratios
+            for band in BANDS:
+                tolerance = max(self.factor * float(noise.sel({BAND: band})), self.floor)
+                if tolerance > self.limit:
+                    part = f"{channel} {band} scales"
+                    not_computed.append(CheckResult.not_computed(self, template, NOISY, part))
+                    continue
+                scaled = np.abs(member_ratio.sel({BAND: band}, drop=True)) / tolerance
+                per_band[band].append((scaled, float(own.sel({BAND: band})) / tolerance))
+        results = []
+        for band in BANDS:
+            part = f"{band} scales"
+            if not per_band[band]:
+                continue  # every channel's n/a says why
+            scores = xr.concat([s for s, _ in per_band[band]], dim=CHANNEL)
+            results.append(
+                CheckResult(
+                    name=self.name,
+                    description=self.description,
+                    units=self.units,
+                    member_score=scores.max(CHANNEL, skipna=False),
+                    truth_score=max(t for _, t in per_band[band]),
+                    tolerance=1.0,
+                    tolerance_rule=(
+                        f"per channel max({self.factor:g} × the sampling noise of the truth's "
+                        f"band power, {self.floor:g}), at most {self.limit:g} (ln 2); score "
+                        "in units of it"
+                    ),
+                    part=part,
+                )
+            )
+        return results + not_computed
+
+    def _channel(
+        self, members: xr.DataArray, truth: xr.DataArray
+    ) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray] | str:
+        """Of one channel: the (member, band) mean log power ratio, the (band,) sampling
+        noise of that statistic and the (band,) truth's own statistic between its even and
+        odd samples; or why they cannot be computed."""
+        complete = truth.notnull().all([LAT, LON]).compute()
+        if not bool(complete.any()):
+            return MASKED_TRUTH if bool(truth.notnull().any()) else NO_TRUTH
+        stacked = {SAMPLE: [d for d in (INIT_TIME, LEAD_TIME) if d in truth.dims]}
+        flags = complete.stack(stacked).values
+        valid = (
+            pd.DatetimeIndex(truth[VALID_TIME].stack(stacked).values[flags])
+            if VALID_TIME in truth.coords
+            else pd.DatetimeIndex(np.zeros(int(flags.sum()), "datetime64[ns]"))
+        )
+        order = np.argsort(valid.values, kind="stable")
+        unique = np.unique(valid.values)
+        if unique.size - np.unique(pd.DatetimeIndex(unique).hour).size < 1:
+            return FEW_SAMPLES
+        keep = np.flatnonzero(flags)[order]  # by valid time
+        truth_power = power_spectrum(truth.stack(stacked).isel({SAMPLE: keep}))
+        member_power = power_spectrum(members.stack(stacked).isel({SAMPLE: keep})).mean(SAMPLE)
+        truth_power, member_power = dask.compute(truth_power, member_power)
+        dim = wavenumber_dim(truth_power)
+        positive = truth_power[dim] > 0
+        floor = self.power_floor * float(truth_power.where(positive).sum(dim).mean(SAMPLE))
+        mean = truth_power.mean(SAMPLE) + floor
+        member_ratio = band_mean(np.log((member_power + floor) / mean).where(positive))
+        per_sample = band_mean(np.log(truth_power + floor).where(positive))  # (sample, band)
+        noise = sampling_noise(per_sample.transpose(SAMPLE, BAND).values, valid.values[order])
+        noise = xr.DataArray(noise, dims=BAND, coords={BAND: per_sample[BAND].values})
+        even = truth_power.isel({SAMPLE: slice(0, None, 2)}).mean(SAMPLE) + floor
+        odd = truth_power.isel({SAMPLE: slice(1, None, 2)}).mean(SAMPLE) + floor
+        own = np.abs(band_mean(np.log(even / odd).where(positive)))
+        return member_ratio, noise, own
+
+
+def sampling_noise(log_power: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """(band,) standard error of the difference of two means of band log power over the
+    truth's samples: ``std × sqrt(2 / N_eff)``.
+
+    ``log_power`` (sample, band) in valid-time order, ``valid`` the samples' valid times.
+    A valid time that several samples share counts once; the std is taken about the mean
+    at the same hour of day (the diurnal cycle is common to members and truth), with one
+    degree of freedom per hour spent; ``N_eff = N (1 - r) / (1 + r)`` for ``N`` distinct
+    valid times whose anomalies have lag-one autocorrelation ``r ≥ 0`` (Wilks 2011,
+    eq. 5.12), the estimate of ``r`` raised by its small-sample bias ``(1 + 4r)/N``
+    (Kendall 1954).
+    """
+    times, first = np.unique(valid, return_index=True)
+    values = log_power[first]
+    hours = pd.DatetimeIndex(times).hour.values
+    anomaly = values.copy()
+    for hour in np.unique(hours):
+        anomaly[hours == hour] -= values[hours == hour].mean(axis=0)
+    dof = times.size - np.unique(hours).size
+    std = np.sqrt((anomaly**2).sum(axis=0) / dof)
+    if times.size > 2:
+        lagged = (anomaly[:-1] * anomaly[1:]).sum(axis=0) / np.maximum(
+            (anomaly**2).sum(axis=0), 1e-300
+        )
+        r = np.clip(lagged + (1 + 4 * lagged) / times.size, 0.0, 0.99)  # less its bias
+    else:
+        r = np.zeros(values.shape[1])
+    n_eff = np.maximum(times.size * (1 - r) / (1 + r), 1.0)
+    return std * np.sqrt(2.0 / n_eff)

@@ -1,0 +1,140 @@
+"""Tendency check: how far members move from the initial state, against how far the
+atmosphere moved, as distributions (members drawn independently at each lead are scored
+correctly this way, not only trajectories)."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import xarray as xr
+
+from pipeline.errors import InputError
+from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LON, MEMBER
+from verification.base import CheckResult, register_check
+
+NO_CHANGE = "lead 0 only: nothing has changed since the initial time"
+NO_TRUTH_HERE = "no truth at the initial times or at these valid times"
+ONE_INIT = (
+    "a single initial time with truth: the truth's own variability, which sets the "
+    "tolerance, needs two or more"
+)
+
+
+def wasserstein_1(a: np.ndarray, b: np.ndarray, n_quantiles: int = 512) -> float:
+    """Wasserstein-1 distance of two samples, ``∫₀¹ |F_a⁻¹(q) - F_b⁻¹(q)| dq``.
+
+    Evaluated on ``n_quantiles`` mid-point quantiles (exact for equal-size samples of
+    that size; NaNs dropped; NaN if either sample is empty). Same value as
+    ``scipy.stats.wasserstein_distance`` up to the quantile discretisation.
+    """
+    q = (np.arange(n_quantiles) + 0.5) / n_quantiles
+    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+    if a.size == 0 or b.size == 0:
+        return float("nan")
+    return float(np.abs(np.quantile(a, q) - np.quantile(b, q)).mean())
+
+
+@register_check
+@dataclass(frozen=True)
+class TendencyDistribution:
+    """Distribution of member changes since the init time against the truth's (W1 distance).
+
+    At each lead and level, the change ``x(lead) - x(init)`` of a member (pooled over init
+    times and the grid, where the truth exists) against the truth's ``y(lead) - y(init)``,
+    both from the analysis at the init time (``initial``): their Wasserstein-1 distance
+    divided by the std of the truth's change. One result per variable: the largest
+    distance over its levels and leads. Tolerance: the same distance between the truth's
+    changes of the first and second halves of the init times that have truth, times
+    ``factor``, at least ``floor``. Lead 0, leads without truth and a single init time
+    with truth leave nothing to compare: such a case is left out, and a variable with no
+    case left is "n/a", with the reason.
+    """
+
+    name: ClassVar[str] = "tendency_distribution"
+    description: ClassVar[str] = (
+        "Distribution of each member's change since the initial time against the truth's "
+        "change over the same lead, as a Wasserstein-1 distance in units of the truth's std, "
+        "per variable: members must evolve as fast, and as often, as the real atmosphere."
+    )
+    units: ClassVar[str] = "truth change std"
+    requires: ClassVar[str] = "initial and lead times"
+    factor: float = 2.0
+    floor: float = 0.1
+
+    def applies(self, forecast: xr.Dataset) -> bool:
+        return INIT_TIME in forecast.dims and LEAD_TIME in forecast.dims
+
+    def __call__(
+        self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset | None = None
+    ) -> list[CheckResult]:
+        if initial is None:
+            raise InputError(
+                "the tendency check needs the analysis at the init times (initial=...); "
+                "pipeline.adapters.align_with_truth gives it as .initial"
+            )
+        return [
+            self._variable(str(name), forecast[name], truth[name], initial[name])
+            for name in forecast.data_vars
+        ]
+
+    def _variable(
+        self, name: str, forecast: xr.DataArray, truth: xr.DataArray, initial: xr.DataArray
+    ) -> CheckResult:
+        observed = (truth - initial).compute()
+        members = (forecast - initial).where(observed.notnull()).compute()
+        template = members.isel({d: 0 for d in members.dims if d != MEMBER}, drop=True)
+        member_distances, truth_distances, skipped = [], [], []
+        for case in _cases(observed, keep=(INIT_TIME, LAT, LON)):
+            truth_change = observed.sel(case)
+            inits = np.flatnonzero(truth_change.notnull().any([LAT, LON]).values)
+            scale = float(truth_change.std()) if inits.size else float("nan")
+            if inits.size == 0 or not np.isfinite(scale):
+                skipped.append(NO_TRUTH_HERE)
+            elif not scale > 0:
+                skipped.append(NO_CHANGE)
+            elif inits.size < 2:
+                skipped.append(ONE_INIT)
+            else:
+                half = inits.size // 2
+                first = truth_change.isel({INIT_TIME: inits[:half]}).values.ravel()
+                second = truth_change.isel({INIT_TIME: inits[half : 2 * half]}).values.ravel()
+                truth_distances.append(wasserstein_1(first, second) / scale)
+                member_change = members.sel(case)
+                member_distances.append(
+                    [
+                        wasserstein_1(
+                            member_change.isel({MEMBER: m}).values.ravel(),
+                            truth_change.values.ravel(),
+                        )
+                        / scale
+                        for m in range(member_change.sizes[MEMBER])
+                    ]
+                )
+        if not truth_distances:
+            reason = "; ".join(dict.fromkeys(skipped)) or NO_TRUTH_HERE
+            return CheckResult.not_computed(self, template, reason, name)
+        truth_score = float(np.max(truth_distances))
+        return CheckResult(
+            name=self.name,
+            description=self.description,
+            units=self.units,
+            member_score=template.copy(data=np.max(member_distances, axis=0)),
+            truth_score=truth_score,
+            tolerance=max(self.factor * truth_score, self.floor),
+            tolerance_rule=(
+                f"max({self.factor:g} × truth first-half/second-half distance, {self.floor:g})"
+            ),
+            part=name,
+        )
+
+
+def _cases(da: xr.DataArray, keep: tuple[str, ...]) -> list[dict[str, object]]:
+    """One selection per combination of the values of the dims not in ``keep``."""
+    other = [str(d) for d in da.dims if d not in keep]
+    return [
+        dict(zip(other, values, strict=True))
+        for values in itertools.product(*(da[d].values for d in other))
+    ]
