@@ -1,0 +1,180 @@
+"""The scorecard and physics checks as HTML tables for the report.
+
+The scorecard is split by what it answers: skill (CRPS, its interval and the reference's,
+RMSE, bias, coverage), calibration (spread, spread/skill, rank-histogram flatness and its
+floors) and events (Brier scores), each a row per variable and lead; the physics table has
+a row per check the tree holds, whatever checks those are. A score the card lacks is left
+out, an interval shows small beside its score.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from pipeline.schema import LEAD_TIME
+from verification.config import VARIABLE
+from verification.plots import channel_units, label_with_units
+
+
+def number(value: float) -> str:
+    """Four significant digits; a dash for NaN (nothing to score)."""
+    return "–" if not np.isfinite(value) else f"{value:.4g}"
+
+
+def p_value(value: float) -> str:
+    """As :func:`number`, and below 0.0001 just that."""
+    return number(value) if not 0 <= value < 1e-4 else "< 0.0001"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A scorecard column: its heading, the score it shows and, when the scorecard has
+    them, the ends of that score's interval (shown small beside it). ``score`` may be
+    empty for a column that is an interval only."""
+
+    heading: str
+    score: str
+    low: str = ""
+    high: str = ""
+    format: Callable[[float], str] = number
+
+
+SKILL = (
+    Column("fair CRPS", "fair_crps", "fair_crps_low", "fair_crps_high"),
+    Column("reference CRPS", "reference_fair_crps"),
+    Column("CRPS skill", "fair_crps_skill_score"),
+    Column("Δ CRPS", "", "fair_crps_minus_reference_low", "fair_crps_minus_reference_high"),
+    Column("RMSE (mean)", "ensemble_mean_rmse"),
+    Column("bias (mean)", "ensemble_mean_error"),
+    Column("points", "n_verified"),
+    Column("truth missing", "n_missing_truth"),
+)
+"""How good: the skill table (Δ CRPS: the interval of CRPS − reference CRPS)."""
+
+CALIBRATION = (
+    Column("spread", "ensemble_spread"),
+    Column(
+        "spread/skill", "spread_skill_ratio", "spread_skill_ratio_low", "spread_skill_ratio_high"
+    ),
+    Column("rank δ", "rank_delta"),
+    Column("rank p", "rank_p_value", format=p_value),
+    Column("rank max/min", "rank_max_min"),
+    Column("rank max/min floor", "rank_max_min_perfect_model"),
+    Column("floor (error correlation)", "rank_max_min_error_surrogate"),
+)
+"""How reliable: the calibration table."""
+
+
+def _cell(card: xr.Dataset, column: Column) -> str:
+    text = column.format(float(card[column.score])) if column.score else ""
+    if column.low in card and column.high in card:
+        low, high = float(card[column.low]), float(card[column.high])
+        text += f" <span class='interval'>[{low:.3g}, {high:.3g}]</span>"
+    return f"<td>{text.strip()}</td>"
+
+
+def _present(card: xr.Dataset, columns: tuple[Column, ...]) -> list[Column]:
+    return [c for c in columns if c.score in card or (not c.score and c.low in card)]
+
+
+def score_table(card: xr.Dataset, columns: list[Column]) -> str:
+    """One scorecard table: a row per variable and lead, the ``columns`` the card holds;
+    headings carry the score's long name as a tooltip, the variable its units."""
+    heads = "".join(
+        f"<th title='{html.escape(str(card[c.score or c.low].attrs.get('long_name', '')))}'>"
+        f"{html.escape(c.heading)}</th>"
+        for c in columns
+    )
+    rows = []
+    hours = card[LEAD_TIME].values / np.timedelta64(1, "h")
+    for name in card[VARIABLE].values:
+        label = html.escape(label_with_units(str(name), channel_units(str(name))))
+        for index, lead in enumerate(hours):
+            at = card.sel({VARIABLE: name}).isel({LEAD_TIME: index})
+            first = f"<th class='row' rowspan='{len(hours)}'>{label}</th>" if index == 0 else ""
+            cells = "".join(_cell(at, c) for c in columns)
+            rows.append(f"<tr>{first}<td>{lead:g}</td>{cells}</tr>")
+    return f"<table><tr><th>variable</th><th>lead (h)</th>{heads}</tr>{''.join(rows)}</table>"
+
+
+def scorecard_tables(card: xr.Dataset) -> dict[str, str]:
+    """The scorecard as the report shows it: skill, calibration and event (Brier score)
+    tables, in HTML."""
+    brier = [
+        Column(name.replace("brier_score_", "Brier > "), name)
+        for name in card.data_vars
+        if str(name).startswith("brier_score_")
+    ]
+    return {
+        "skill": score_table(card, _present(card, SKILL)),
+        "calibration": score_table(card, _present(card, CALIBRATION)),
+        "events": (
+            "<h3>Events</h3><p class='note'>Brier score of the event value > qNN, the truth's "
+            "NN% quantile (lower is better; 0 is perfect).</p>" + score_table(card, brier)
+            if brier
+            else ""
+        ),
+    }
+
+
+def _verdict(sel: xr.Dataset) -> tuple[str, str]:
+    """The css class and text of one check's verdict: pass, fail, or n/a where no member
+    score (or the truth's) could be computed."""
+    scores = sel["member_score"].values.astype(float)
+    computed = np.isfinite(scores)
+    if not computed.any() or not np.isfinite(float(sel["truth_score"])):
+        return "na", "n/a (not computable on these data)"
+    passed = int((sel["passed"].values & computed).sum())
+    total = int(computed.sum())
+    skipped = f"; n/a for {scores.size - total}" if total < scores.size else ""
+    verdict = "pass" if passed == total else "fail"
+    return verdict, f"{verdict.upper()} ({passed}/{total} members{skipped})"
+
+
+def _physics_rows(physics: xr.Dataset) -> str:
+    rows = []
+    for name in physics["check"].values:
+        sel = physics.sel(check=name)
+        verdict, text = _verdict(sel)
+        finite = sel["member_score"].values[np.isfinite(sel["member_score"].values)]
+        median = float(np.median(finite)) if finite.size else float("nan")
+        rows.append(
+            "<tr>"
+            f"<th class='row'>{html.escape(str(name))}</th>"
+            f"<td class='text'>{html.escape(str(sel['description'].values))}</td>"
+            f"<td>{number(float(sel['truth_score']))}</td>"
+            f"<td>{number(float(sel['tolerance']))}<br><span class='note'>"
+            f"{html.escape(str(sel['tolerance_rule'].values))}</span></td>"
+            f"<td>{number(median)}</td>"
+            f"<td class='{verdict}'>{html.escape(text)}</td>"
+            "</tr>"
+        )
+    return "\n".join(rows)
+
+
+def physics_table(tree: xr.DataTree) -> str:
+    """The physics checks of ``tree`` as HTML (a note where none ran or applies)."""
+    if "physics" not in tree.children:
+        return "<p class='note'>Physics checks were not run (physics_init_times = 0).</p>"
+    physics = tree["physics"].to_dataset()
+    skipped = physics.attrs.get("not_applicable") or []
+    skipped = [skipped] if isinstance(skipped, str) and skipped else list(skipped)
+    note = (
+        f"<p class='note'>Not applicable to these variables/grid: {html.escape(', '.join(skipped))}.</p>"
+        if skipped
+        else ""
+    )
+    if "check" not in physics.dims:
+        return note or "<p class='note'>No physics check applies.</p>"
+    return (
+        "<p class='note'>Each check scores every member and, the same way, the verifying "
+        "analysis; the tolerance is derived from the analysis's own score, so members are asked "
+        "to be as physically consistent as the truth, not more.</p>"
+        "<table><tr><th>check</th><th>what it means</th><th>truth score</th><th>tolerance</th>"
+        f"<th>median member</th><th>verdict</th></tr>{_physics_rows(physics)}</table>{note}"
+    )
