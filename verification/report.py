@@ -43,7 +43,7 @@ h3 { font-size: 1.1em; margin-bottom: .2em; }
 table { border-collapse: collapse; font-size: .85em; margin: .5em 0 1.5em; }
 th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: right; }
 th { background: #f3f3f3; font-weight: 600; } td.text { text-align: left; max-width: 32em; white-space: normal; }
-td { white-space: nowrap; } th.row { text-align: left; white-space: nowrap; } .interval { color: #666; font-size: .85em; }
+table.scores td { white-space: nowrap; } th.row { text-align: left; white-space: nowrap; } .interval { color: #666; font-size: .85em; }
 .pass { color: #176b2c; font-weight: bold; } .fail { color: #b3261e; font-weight: bold; }
 .na { color: #666; font-weight: bold; }
 figure { margin: 1em 0 2em; } figure img { max-width: 100%; border: 1px solid #eee; }

@@ -99,7 +99,7 @@ def score_table(card: xr.Dataset, columns: list[Column]) -> str:
             first = f"<th class='row' rowspan='{len(hours)}'>{label}</th>" if index == 0 else ""
             cells = "".join(_cell(at, c) for c in columns)
             rows.append(f"<tr>{first}<td>{lead:g}</td>{cells}</tr>")
-    return f"<table><tr><th>variable</th><th>lead (h)</th>{heads}</tr>{''.join(rows)}</table>"
+    return f"<table class='scores'><tr><th>variable</th><th>lead (h)</th>{heads}</tr>{''.join(rows)}</table>"
 
 
 def scorecard_tables(card: xr.Dataset) -> dict[str, str]:
