@@ -330,6 +330,8 @@ def plot_physics(physics: xr.Dataset) -> Figure:
         ax.scatter(np.arange(scores.size), scores, c=colors, s=14)
         ax.axhline(float(sel["tolerance"]), color="tab:red", ls="--", label="tolerance")
         ax.axhline(float(sel["truth_score"]), color="k", lw=1, label="truth")
+        if not np.isfinite(scores).any():
+            ax.text(0.5, 0.5, "n/a: not computable", transform=ax.transAxes, ha="center")
         ax.set_title(str(name), fontsize="small")
         ax.set_xlabel("member")
         units = str(sel["units"].values)

@@ -34,7 +34,7 @@ from verification.plots import (
     plot_spectra,
     plot_spread_skill_ratio,
 )
-from verification.report_tables import physics_table, scorecard_tables
+from verification.report_tables import physics_table, scorecard_section
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -141,7 +141,9 @@ def _rank_histograms(tree: xr.DataTree) -> Captioned:
     n_variables, n_leads = counts.sizes[VARIABLE], counts.sizes[LEAD_TIME]
     how = (
         "one image per variable, rank against lead, coloured by frequency × (M+1) (white at 1: "
-        "flat; red: too frequent, blue: too rare)"
+        "flat; red: too frequent, blue: too rare; red at both ends: too little spread, in the "
+        "middle: too much, on one side: a bias); the calibration table gives each one's "
+        "max/min ratio and floor"
         if n_variables * n_leads > MAX_RANK_PANELS
         else "bars of frequency × (M+1). Flat (the line at 1) is reliable; U-shaped means too "
         "little spread, a dome too much, a slope a bias. Each panel gives the largest over the "
@@ -181,7 +183,6 @@ def render_report(
         f"over {html.escape(', '.join(map(str, np.atleast_1d(root.attrs.get('mean_over', [])))))}. "
         f"{len(missing)} valid time(s) missing from the analysis (skipped and counted).</p>"
     )
-    tables = scorecard_tables(card)
     body = "\n".join(_figure_html(item) for item in report_figures(tree))
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
@@ -189,18 +190,7 @@ def render_report(
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
         f"<h1>{html.escape(title)}</h1><p class='note'>{html.escape(sources)} — generated {stamp} by wxens</p>"
         f"<h2>Summary</h2>{summary}<h2>Scorecard</h2>"
-        "<h3>Skill</h3><p class='note'>fair CRPS: unbiased for the ensemble's distribution "
-        "(lower is better), in the variable's units; [low, high]: its bootstrap interval; CRPS "
-        "skill: 1 − CRPS/reference CRPS; Δ CRPS: interval of CRPS − reference CRPS (below 0: "
-        "better than the reference); RMSE and bias of the ensemble mean; points verified and "
-        f"skipped for missing truth.</p>{tables['skill']}"
-        "<h3>Calibration</h3><p class='note'>spread/skill: with the finite-ensemble factor "
-        "sqrt((M+1)/M), 1 is reliable; rank δ: Candille–Talagrand flatness, about 1 when flat "
-        "(inflated by spatial correlation); rank p: flatness p-value (independent ranks "
-        "assumed); rank max/min: largest over smallest bin of the rank histogram, 1 when flat, "
-        "beside its floor, what a perfectly reliable ensemble of this size shows on this sample "
-        f"(members standing in for the truth).</p>{tables['calibration']}"
-        f"{tables['events']}"
+        f"{scorecard_section(card)}"
         f"<h3>Physical consistency</h3>{physics_table(tree)}"
         f"<h2>Figures</h2>{body}</body></html>"
     )

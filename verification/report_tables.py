@@ -99,27 +99,48 @@ def score_table(card: xr.Dataset, columns: list[Column]) -> str:
             first = f"<th class='row' rowspan='{len(hours)}'>{label}</th>" if index == 0 else ""
             cells = "".join(_cell(at, c) for c in columns)
             rows.append(f"<tr>{first}<td>{lead:g}</td>{cells}</tr>")
-    return f"<table class='scores'><tr><th>variable</th><th>lead (h)</th>{heads}</tr>{''.join(rows)}</table>"
+    head = f"<tr><th>variable</th><th>lead (h)</th>{heads}</tr>"
+    return f"<table class='scores'>{head}{''.join(rows)}</table>"
 
 
 def scorecard_tables(card: xr.Dataset) -> dict[str, str]:
-    """The scorecard as the report shows it: skill, calibration and event (Brier score)
-    tables, in HTML."""
+    """The scorecard's tables in HTML: ``skill``, ``calibration`` and, when the card has
+    Brier scores, ``events``."""
     brier = [
         Column(name.replace("brier_score_", "Brier > "), name)
-        for name in card.data_vars
-        if str(name).startswith("brier_score_")
+        for name in map(str, card.data_vars)
+        if name.startswith("brier_score_")
     ]
-    return {
+    tables = {
         "skill": score_table(card, _present(card, SKILL)),
         "calibration": score_table(card, _present(card, CALIBRATION)),
-        "events": (
-            "<h3>Events</h3><p class='note'>Brier score of the event value > qNN, the truth's "
-            "NN% quantile (lower is better; 0 is perfect).</p>" + score_table(card, brier)
-            if brier
-            else ""
-        ),
     }
+    return tables | ({"events": score_table(card, brier)} if brier else {})
+
+
+NOTES = {
+    "skill": "fair CRPS: unbiased for the ensemble's distribution (lower is better), in the "
+    "variable's units; [low, high]: its bootstrap interval; CRPS skill: 1 − CRPS/reference "
+    "CRPS; Δ CRPS: interval of CRPS − reference CRPS (below 0: better than the reference); "
+    "RMSE and bias of the ensemble mean; points verified and skipped for missing truth.",
+    "calibration": "spread/skill: with the finite-ensemble factor sqrt((M+1)/M), 1 is "
+    "reliable; rank δ: Candille–Talagrand flatness, about 1 when flat (inflated by spatial "
+    "correlation); rank p: flatness p-value (independent ranks assumed); rank max/min: "
+    "largest over smallest bin of the rank histogram, 1 when flat, beside its floor, what a "
+    "perfectly reliable ensemble of this size shows on this sample (members standing in for "
+    "the truth).",
+    "events": "Brier score of the event value > qNN, the truth's NN% quantile (lower is "
+    "better; 0 is perfect).",
+}
+"""What each table's columns mean, printed above it."""
+
+
+def scorecard_section(card: xr.Dataset) -> str:
+    """Each scorecard table under its heading and a note on how to read it (HTML)."""
+    return "".join(
+        f"<h3>{name.capitalize()}</h3><p class='note'>{html.escape(NOTES[name])}</p>{table}"
+        for name, table in scorecard_tables(card).items()
+    )
 
 
 def _verdict(sel: xr.Dataset) -> tuple[str, str]:
