@@ -44,13 +44,14 @@ def channel_units(channel: str) -> str:
 
 def label_with_units(label: str, units: str) -> str:
     """``"t2m", "K"`` -> ``"t2m (K)"``; the label alone without units."""
-    return f"{label} ({units})" if units and units != "²" else label
+    return f"{label} ({units})" if units else label
 
 
 def _figure(columns: int, rows: int, width: float, height: float, extra: float = 0.0) -> Figure:
     """A figure of ``columns`` x ``rows`` panels of about ``width`` x ``height`` inches
-    (plus ``extra`` inches of width for colour bars), never wider than :data:`PAGE_WIDTH_INCHES`, laid out by matplotlib's constrained
-    layout (labels, titles and legends outside the axes are never clipped or overlapped)."""
+    (plus ``extra`` inches of width for colour bars), never wider than
+    :data:`PAGE_WIDTH_INCHES`, laid out by matplotlib's constrained layout (labels, titles
+    and legends outside the axes are never clipped or overlapped)."""
     return Figure(
         figsize=(min(width * columns + extra, PAGE_WIDTH_INCHES), height * rows + 0.5),
         layout="constrained",
@@ -250,7 +251,8 @@ def plot_spectra(spectra: xr.Dataset) -> Figure:
         top.set_title(str(name))
         top.set_xlabel(k_label)
         units = channel_units(name)
-        top.set_ylabel(label_with_units("power", f"({units})²" if " " in units else f"{units}²"))
+        squared = f"({units})²" if " " in units else f"{units}²" if units else ""
+        top.set_ylabel(label_with_units("power", squared))
         bottom.semilogx(k[positive], sel["spectral_ratio"].values[positive], "r-")
         bottom.axhline(1.0, color="k", lw=1)
         bottom.set_xlabel(k_label)

@@ -43,7 +43,7 @@ def tree() -> xr.DataTree:
     config = SyntheticConfig(n_lat=10, n_lon=12, n_times=16, levels=(500, 850))
     truth = synthetic_dataset(config).load()
     t2m = oracle_forecast(config, truth, 6, LEADS, 4, seed=1)
-    z = balanced_members(config, truth, 6, LEADS, seeds=(21, 22, 23, 24))[["z"]]
+    z = balanced_members(config, truth, 6, LEADS, seeds=(21, 22, 23, 24))[["z"]].sel(level=[500])
     forecast = xr.merge([t2m, z.assign_coords(member=t2m.member)])
     narrow = oracle_forecast(config, truth, 6, LEADS, 4, seed=7, spread_factor=0.5)
     settings = VerifyConfig(physics_init_times=2, error_surrogate_replicas=2, progress=False)
