@@ -6,7 +6,9 @@ screenshot.
 
 Chromium (Debian package ``chromium``) loads a copy of the report with one script added
 that, once the page has loaded, records for every ``<img>`` whether it decoded
-(``complete`` and ``naturalWidth > 0``); ``--dump-dom`` returns the page with that record,
+(``complete`` and ``naturalWidth > 0``) and the page's layout at the window's width (its
+scroll width, every table or figure reaching past the viewport, every figure shown
+narrower than drawn); ``--dump-dom`` returns the page with that record,
 ``--screenshot`` the picture. No DevTools protocol, no network (``file://`` only, every
 background service off). Exit status 0 when every figure loaded, 1 when one did not,
 2 when Chromium is missing or failed. Writes its findings as JSON (default
@@ -34,9 +36,20 @@ window.addEventListener("load", () => {
   const images = Array.from(document.images).map((img, i) => ({
     index: i, alt: img.alt, loaded: img.complete && img.naturalWidth > 0 && img.naturalHeight > 0,
     width: img.naturalWidth, height: img.naturalHeight}));
+  const view = document.documentElement.clientWidth;
+  const boxes = Array.from(document.querySelectorAll("table, img")).map((el, i) => {
+    const box = el.getBoundingClientRect();
+    return {tag: el.tagName.toLowerCase(), index: i, label: el.alt || el.className,
+      left: Math.round(box.left), right: Math.round(box.right), width: Math.round(box.width),
+      natural_width: el.naturalWidth || null};
+  });
+  const wide = boxes.filter((box) => box.left < 0 || box.right > view);
+  const scaled = boxes.filter((box) => box.natural_width && box.natural_width > box.width + 1);
+  const layout = {viewport: view, scroll_width: document.documentElement.scrollWidth,
+    wider_than_viewport: wide, images_scaled_down: scaled};
   const out = document.createElement("pre");
   out.id = "wxens-image-probe";
-  out.textContent = JSON.stringify(images);
+  out.textContent = JSON.stringify({images: images, layout: layout});
   document.body.appendChild(out);
 });
 </script>"""
@@ -97,7 +110,8 @@ def check_report(report: Path, screenshot: Path, *, timeout: float = 120.0) -> d
             raise RuntimeError(
                 f"chromium --dump-dom failed (exit {run.returncode}): {run.stderr[-2000:]}"
             )
-        images = json.loads(html.unescape(match.group(1)))
+        probe = json.loads(html.unescape(match.group(1)))
+        images = probe["images"]
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         shot = subprocess.run(
             chromium_command(
@@ -118,6 +132,7 @@ def check_report(report: Path, screenshot: Path, *, timeout: float = 120.0) -> d
         "images_loaded": sum(image["loaded"] for image in images),
         "not_loaded": [image for image in images if not image["loaded"]],
         "images": images,
+        "layout": probe["layout"],
         "screenshot": str(screenshot),
         "window": list(WINDOW),
         "seconds": round(time.perf_counter() - started, 2),

@@ -13,8 +13,9 @@
 - :mod:`verification.scorecard` — :func:`~verification.scorecard.verify`: everything for
   one forecast as an ``xr.DataTree``, as a :class:`~verification.config.VerifyConfig`
   asks; :mod:`verification.comparison` — its intervals and the comparison with a
-  reference; :mod:`verification.plots`, :mod:`verification.report` — figures and the
-  self-contained HTML report; :mod:`verification.output` — atomic writes.
+  reference; :mod:`verification.plots`, :mod:`verification.report_tables`,
+  :mod:`verification.report` — figures, tables and the self-contained HTML report;
+  :mod:`verification.output` — atomic writes.
 - :mod:`verification.run` — :func:`~verification.run.verify_store`: open a forecast and
   the truth from files, verify, write the scores and the report.
 

@@ -2,68 +2,78 @@
 
 Every function takes a group of the tree and returns a ``matplotlib.figure.Figure``
 built without ``pyplot``, so nothing depends on a display or a global backend (headless
-servers, dask workers, notebooks alike). :func:`report_figures` lists the figures the
-HTML report shows, each with a caption.
+servers, dask workers, notebooks alike), laid out by matplotlib's constrained layout and
+never wider than :data:`PAGE_WIDTH_INCHES` (the report's page). Every axis is labelled,
+with units where the variable has them; legends sit outside the panels.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
+from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import MaxNLocator, NullFormatter
 
-from pipeline.schema import LEAD_TIME
+from pipeline.schema import LEAD_TIME, VARIABLES, split_channel
 from verification.config import VARIABLE
 
 MAX_COLUMNS = 4
-MAX_LEADS = 4
 MAX_VARIABLES = 8
-
-
-@dataclass(frozen=True)
-class Captioned:
-    """A figure for the report: a title, what it shows and how to read it."""
-
-    title: str
-    caption: str
-    figure: Figure
+PAGE_WIDTH_INCHES = 13.0
+"""The widest figure: at the report's 90 dpi it fits the page's 1,200 px column, so no
+figure is shown scaled down."""
+MAX_RANK_PANELS = 48
+"""Above this many (variable, lead) rank histograms, each variable's histograms are drawn
+as one image of rank against lead instead of one bar chart per lead."""
 
 
 def _lead_hours(ds: xr.Dataset | xr.DataArray) -> np.ndarray:
     return ds[LEAD_TIME].values / np.timedelta64(1, "h")
 
 
-def _spacing(
-    fig: Figure, *, hspace: float = 0.45, right: float = 0.97, bottom_inches: float = 0.55
-) -> None:
-    """Fixed margins, in inches so small figures keep room for titles and axis labels
-    (a layout engine is slow on figures with dozens of axes)."""
-    width, height = fig.get_size_inches()
-    fig.subplots_adjust(
-        left=min(0.7 / width, 0.3),
-        right=right,
-        bottom=min(bottom_inches / height, 0.4),
-        top=max(1 - 0.4 / height, 0.6),
-        wspace=0.3,
-        hspace=hspace,
+def channel_units(channel: str) -> str:
+    """The units of a channel (``"z500"`` -> ``"m2 s-2"``); empty when not in the vocabulary."""
+    try:
+        return VARIABLES[split_channel(str(channel))[0]].units
+    except (ValueError, KeyError):
+        return ""
+
+
+def label_with_units(label: str, units: str) -> str:
+    """``"t2m", "K"`` -> ``"t2m (K)"``; the label alone without units."""
+    return f"{label} ({units})" if units else label
+
+
+def _figure(columns: int, rows: int, width: float, height: float, extra: float = 0.0) -> Figure:
+    """A figure of ``columns`` x ``rows`` panels of about ``width`` x ``height`` inches
+    (plus ``extra`` inches of width for colour bars), never wider than
+    :data:`PAGE_WIDTH_INCHES`, laid out by matplotlib's constrained layout (labels, titles
+    and legends outside the axes are never clipped or overlapped)."""
+    return Figure(
+        figsize=(min(width * columns + extra, PAGE_WIDTH_INCHES), height * rows + 0.5),
+        layout="constrained",
     )
 
 
 def _grid(
-    n: int, width: float = 3.6, height: float = 3.0, columns: int = MAX_COLUMNS
+    n: int, width: float = 3.2, height: float = 2.8, columns: int = MAX_COLUMNS
 ) -> tuple[Figure, np.ndarray]:
     cols = max(1, min(n, columns))
     rows = math.ceil(n / cols)
-    fig = Figure(figsize=(width * cols, height * rows))
+    fig = _figure(cols, rows, width, height)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False).ravel())
-    _spacing(fig)
     for ax in axes[n:]:
         ax.set_visible(False)
     return fig, axes
+
+
+def _legend_above(fig: Figure, ax, columns: int = 4) -> None:
+    """One legend for the figure, above the panels (it covers no data)."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncol=columns, fontsize="small")
 
 
 def plot_scores_by_lead(scorecard: xr.Dataset) -> Figure:
@@ -84,17 +94,17 @@ def plot_scores_by_lead(scorecard: xr.Dataset) -> Figure:
                 ax.plot(hours, card[score].values, style, label=score.replace("_", " "))
         ax.set_title(str(name))
         ax.set_xlabel("lead time (h)")
+        ax.set_ylabel(label_with_units("score", channel_units(name)))
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize="small")
+    _legend_above(fig, axes[0])
     return fig
 
 
 def plot_spread_skill_ratio(scorecard: xr.Dataset) -> Figure:
     """Spread-skill ratio (with the finite-ensemble factor) against lead time, all variables,
     shaded over its bootstrap interval when the scorecard has one."""
-    fig = Figure(figsize=(6.5, 4))
+    fig = Figure(figsize=(8.0, 4.0), layout="constrained")
     ax = fig.subplots()
-    _spacing(fig)
     hours = _lead_hours(scorecard)
     for name in scorecard[VARIABLE].values:
         card = scorecard.sel({VARIABLE: name})
@@ -111,41 +121,38 @@ def plot_spread_skill_ratio(scorecard: xr.Dataset) -> Figure:
     ax.axhline(1.0, color="k", lw=1)
     ax.set_xlabel("lead time (h)")
     ax.set_ylabel("spread-skill ratio")
-    ax.legend(fontsize="small", ncol=2)
     ax.grid(alpha=0.3)
+    fig.legend(loc="outside right upper", fontsize="small", title="variable")
     return fig
 
 
-def _some_leads(ds: xr.Dataset | xr.DataArray) -> xr.Dataset | xr.DataArray:
-    n = ds.sizes[LEAD_TIME]
-    return ds.isel(
-        {LEAD_TIME: np.unique(np.linspace(0, n - 1, min(n, MAX_LEADS)).round().astype(int))}
-    )
-
-
 def plot_rank_histograms(counts: xr.DataArray, scorecard: xr.Dataset | None = None) -> Figure:
-    """Rank histograms, variables by rows and (up to four) leads by columns.
+    """The rank histogram of every variable and lead.
 
     Bars are the frequency of each rank times (M + 1), so a flat, reliable histogram
-    sits on the line at 1; U-shaped is under-dispersive, dome over-dispersive. With the
-    ``scorecard``, each panel gives its max/min bin ratio and that ratio's perfect-model
-    floor (``rank_max_min``, ``rank_max_min_perfect_model``).
+    sits on the line at 1; U-shaped is under-dispersive, dome over-dispersive. One bar
+    chart per (variable, lead), each variable's leads in rows of up to six, with the
+    ``scorecard`` each giving its max/min bin ratio and that ratio's perfect-model floor
+    (``rank_max_min``, ``rank_max_min_perfect_model``). Beyond :data:`MAX_RANK_PANELS`
+    charts, :func:`plot_rank_images` instead.
     """
-    counts = _some_leads(counts)
-    variables, leads = counts[VARIABLE].values[:MAX_VARIABLES], counts[LEAD_TIME].values
-    fig = Figure(figsize=(2.6 * len(leads) + 0.6, 1.9 * len(variables) + 0.8))
-    axes = fig.subplots(len(variables), len(leads), squeeze=False, sharex=True)
-    _spacing(fig, hspace=0.3, bottom_inches=0.8)
+    variables, leads = counts[VARIABLE].values, counts[LEAD_TIME].values
+    if len(variables) * len(leads) > MAX_RANK_PANELS:
+        return plot_rank_images(counts)
+    columns = min(len(leads), 6)
+    rows_per_variable = math.ceil(len(leads) / columns)
+    fig = _figure(columns, rows_per_variable * len(variables), 2.15, 2.0)
+    axes = fig.subplots(rows_per_variable * len(variables), columns, squeeze=False)
     ranks = counts["rank"].values
     for i, name in enumerate(variables):
         for j, lead in enumerate(leads):
+            ax = axes[i * rows_per_variable + j // columns, j % columns]
             c = counts.sel({VARIABLE: name, LEAD_TIME: lead}).values.astype(float)
-            ax = axes[i, j]
             bars = c / max(c.sum(), 1) * len(ranks)
             ax.bar(ranks, bars, width=1.0, color="tab:blue", alpha=0.8)
             ax.axhline(1.0, color="k", lw=1)
+            ax.set_ylim(0, 1.3 * max(bars.max(), 1.0))  # room for the label
             if scorecard is not None and "rank_max_min" in scorecard:
-                ax.set_ylim(0, 1.3 * max(bars.max(), 1.0))  # room for the label
                 ax.text(
                     0.5,
                     0.97,
@@ -153,13 +160,40 @@ def plot_rank_histograms(counts: xr.DataArray, scorecard: xr.Dataset | None = No
                     transform=ax.transAxes,
                     ha="center",
                     va="top",
-                    fontsize=8,
+                    fontsize=7,
                 )
-            if i == 0:
-                ax.set_title(f"{lead / np.timedelta64(1, 'h'):g} h")
-            if j == 0:
-                ax.set_ylabel(str(name))
-    fig.supxlabel("rank of the truth among the members", y=0.12 / fig.get_size_inches()[1])
+            ax.set_title(f"{name}, {lead / np.timedelta64(1, 'h'):g} h", fontsize="medium")
+            ax.set_xlabel("rank of the truth", fontsize="small")
+            ax.set_ylabel("frequency × (M+1)", fontsize="small")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        for j in range(len(leads), rows_per_variable * columns):
+            axes[i * rows_per_variable + j // columns, j % columns].set_visible(False)
+    return fig
+
+
+def plot_rank_images(counts: xr.DataArray) -> Figure:
+    """Every variable's rank histograms as one image: rank (x) against lead (y), coloured
+    by frequency times (M + 1) on a scale centred on 1 (flat, reliable) — red where a rank
+    is too frequent, blue where too rare; red edges are under-dispersion, a red side a bias."""
+    variables, hours = counts[VARIABLE].values, _lead_hours(counts)
+    fig, axes = _grid(len(variables), width=3.2, height=max(2.8, 0.12 * len(hours) + 1.2))
+    ranks = counts["rank"].values
+    frequency = counts / counts.sum("rank").clip(min=1) * len(ranks)
+    norm = TwoSlopeNorm(vcenter=1.0, vmin=0.0, vmax=max(2.0, float(frequency.max())))
+    for ax, name in zip(axes, variables, strict=False):
+        image = ax.pcolormesh(
+            ranks,
+            hours,
+            frequency.sel({VARIABLE: name}).transpose(LEAD_TIME, "rank").values,
+            cmap="RdBu_r",
+            norm=norm,
+            shading="nearest",
+        )
+        ax.set_title(str(name))
+        ax.set_xlabel("rank of the truth")
+        ax.set_ylabel("lead time (h)")
+    bar = fig.colorbar(image, ax=axes.tolist(), shrink=0.8)
+    bar.set_label("frequency × (M+1)")
     return fig
 
 
@@ -174,7 +208,7 @@ def plot_reliability(table: xr.Dataset) -> Figure:
     """Reliability diagrams, one panel per event, one line per variable (all leads pooled)."""
     pooled = table[["count", "event_count"]].sum(LEAD_TIME)
     events = pooled["event"].values
-    fig, axes = _grid(len(events), width=4.2, height=4.0)
+    fig, axes = _grid(len(events), width=3.6, height=3.6)
     p = pooled["forecast_probability"].values
     for ax, event in zip(axes, events, strict=False):
         for name in pooled[VARIABLE].values:
@@ -183,13 +217,14 @@ def plot_reliability(table: xr.Dataset) -> Figure:
             frequency = np.where(n > 0, sel["event_count"].values / np.maximum(n, 1), np.nan)
             ax.plot(p, frequency, "o-", ms=3, label=str(name))
         ax.plot([0, 1], [0, 1], "k", lw=1)
-        ax.set_title(f"event: value > {event} of the truth")
+        ax.set_title(f"event: value > {event} of the truth", fontsize="medium")
         ax.set_xlabel("forecast probability")
         ax.set_ylabel("observed frequency")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
+        ax.set_aspect("equal")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize="small", ncol=2)
+    _legend_above(fig, axes[0], columns=8)
     return fig
 
 
@@ -198,11 +233,11 @@ def plot_spectra(spectra: xr.Dataset) -> Figure:
     last = spectra.isel({LEAD_TIME: -1})
     variables = last[VARIABLE].values[:MAX_VARIABLES]
     k_dim = next(d for d in last["truth_power"].dims if d != VARIABLE)
+    k_label = k_dim.replace("_", " ") + (" (cycles/km)" if k_dim == "wavenumber" else "")
     cols = min(len(variables), MAX_COLUMNS)
     rows = math.ceil(len(variables) / cols)
-    fig = Figure(figsize=(3.4 * cols, 5.4 * rows))
+    fig = _figure(cols, 2 * rows, 3.2, 2.6)
     axes = fig.subplots(2 * rows, cols, squeeze=False)
-    _spacing(fig, hspace=0.5)
     k = last[k_dim].values
     positive = k > 0
     for index, name in enumerate(variables):
@@ -214,32 +249,55 @@ def plot_spectra(spectra: xr.Dataset) -> Figure:
         top.loglog(k[positive], sel["truth_power"].values[positive], "k-", label="truth")
         top.loglog(k[positive], sel["forecast_power"].values[positive], "r--", label="members")
         top.set_title(str(name))
+        top.set_xlabel(k_label)
+        units = channel_units(name)
+        squared = f"({units})²" if " " in units else f"{units}²" if units else ""
+        top.set_ylabel(label_with_units("power", squared))
         bottom.semilogx(k[positive], sel["spectral_ratio"].values[positive], "r-")
         bottom.axhline(1.0, color="k", lw=1)
-        bottom.set_xlabel(
-            k_dim.replace("_", " ") + (" (cycles/km)" if k_dim == "wavenumber" else "")
-        )
+        bottom.set_xlabel(k_label)
         bottom.set_ylabel("members / truth")
     for index in range(len(variables), rows * cols):
         for row in (2 * (index // cols), 2 * (index // cols) + 1):
             axes[row, index % cols].set_visible(False)
     for ax in axes.ravel():
         ax.xaxis.set_minor_formatter(NullFormatter())
-    axes[0, 0].legend(fontsize="small")
+    _legend_above(fig, axes[0, 0])
     return fig
 
 
+MAP_PERCENTILES = (0.5, 99.5)
+"""The member maps' colour range: these percentiles of the truth and the members pooled;
+values beyond it show at the ends of the colour bar, whose arrows say so."""
+
+
+def map_colour_range(*fields: xr.DataArray) -> tuple[float, float, str]:
+    """One colour range for ``fields``: the :data:`MAP_PERCENTILES` of their values pooled
+    (NaN ignored), and the colour bar's ``extend`` (which ends have values beyond it)."""
+    values = np.concatenate([np.ravel(np.asarray(f, dtype=float)) for f in fields])
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 0.0, 1.0, "neither"
+    lo, hi = (float(v) for v in np.percentile(values, MAP_PERCENTILES))
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    below, above = bool((values < lo).any()), bool((values > hi).any())
+    extend = {(True, True): "both", (True, False): "min", (False, True): "max"}
+    return lo, hi, extend.get((below, above), "neither")
+
+
 def plot_member_maps(maps: xr.Dataset, max_variables: int = 4) -> Figure:
-    """The truth beside a few members, one row per variable, one colour scale per row."""
+    """The truth beside a few members, one row per variable, each row on one colour scale
+    covering the truth and the members (:func:`map_colour_range`), labelled with units."""
     variables = maps[VARIABLE].values[:max_variables]
     n_members = maps.sizes["member"]
-    fig = Figure(figsize=(3.0 * (n_members + 1) + 1.0, 2.6 * len(variables) + 0.4))
-    axes = fig.subplots(len(variables), n_members + 1, squeeze=False)
-    _spacing(fig, right=0.88)
+    width = min(2.8, (PAGE_WIDTH_INCHES - 1.2) / (n_members + 1))
+    fig = _figure(n_members + 1, len(variables), width, 2.4, extra=1.2)
+    axes = fig.subplots(len(variables), n_members + 1, squeeze=False, sharex=True, sharey=True)
     for i, name in enumerate(variables):
         truth = maps["truth"].sel({VARIABLE: name})
         members = maps["forecast"].sel({VARIABLE: name})
-        lo, hi = float(np.nanmin(truth)), float(np.nanmax(truth))
+        lo, hi, extend = map_colour_range(truth, members)
         panels = [("truth", truth)] + [
             (f"member {int(m)}", members.sel(member=m)) for m in members["member"].values
         ]
@@ -255,14 +313,18 @@ def plot_member_maps(maps: xr.Dataset, max_variables: int = 4) -> Figure:
             )
             ax.set_title(f"{name}: {label}", fontsize="small")
             ax.set_aspect("auto")
-        fig.colorbar(mesh, ax=axes[i, :], shrink=0.8, pad=0.02)
+            ax.set_xlabel("longitude (°E)", fontsize="small")
+            ax.set_ylabel("latitude (°N)", fontsize="small")
+            ax.label_outer()
+        bar = fig.colorbar(mesh, ax=axes[i, :], shrink=0.9, pad=0.02, extend=extend)
+        bar.set_label(label_with_units(str(name), channel_units(name)))
     return fig
 
 
 def plot_physics(physics: xr.Dataset) -> Figure:
     """Each physics check: member scores (dots), the truth's score and the tolerance."""
     checks = physics["check"].values
-    fig, axes = _grid(len(checks), width=3.4, height=3.0, columns=5)
+    fig, axes = _grid(len(checks), width=3.2, height=2.8)
     for ax, name in zip(axes, checks, strict=False):
         sel = physics.sel(check=name)
         scores = sel["member_score"].values
@@ -270,77 +332,11 @@ def plot_physics(physics: xr.Dataset) -> Figure:
         ax.scatter(np.arange(scores.size), scores, c=colors, s=14)
         ax.axhline(float(sel["tolerance"]), color="tab:red", ls="--", label="tolerance")
         ax.axhline(float(sel["truth_score"]), color="k", lw=1, label="truth")
+        if not np.isfinite(scores).any():
+            ax.text(0.5, 0.5, "n/a: not computable", transform=ax.transAxes, ha="center")
         ax.set_title(str(name), fontsize="small")
         ax.set_xlabel("member")
         units = str(sel["units"].values)
         ax.set_ylabel("score (dimensionless)" if units in ("", "1") else units)
-    axes[0].legend(fontsize="small")
+    _legend_above(fig, axes[0])
     return fig
-
-
-def report_figures(tree: xr.DataTree) -> list[Captioned]:
-    """The figures of the report, in order, for the groups the tree holds."""
-    figures = [
-        Captioned(
-            "Scores by lead time",
-            "Fair CRPS (lower is better; the reference's too when verified beside one), RMSE "
-            "of the ensemble mean and ensemble spread per variable. For a reliable ensemble the "
-            "spread matches the RMSE up to sqrt((M+1)/M).",
-            plot_scores_by_lead(tree["scorecard"].to_dataset()),
-        ),
-        Captioned(
-            "Spread-skill ratio",
-            "sqrt((M+1)/M) · spread / RMSE; 1 is reliable, below 1 over-confident (too little "
-            "spread), above 1 under-confident.",
-            plot_spread_skill_ratio(tree["scorecard"].to_dataset()),
-        ),
-        Captioned(
-            "Rank histograms",
-            "Where the truth falls among the sorted members. Flat (the line at 1) is reliable; "
-            "U-shaped means too little spread, a dome too much, a slope a bias. Each panel "
-            "gives the largest over the smallest bin, and the same ratio for a perfectly "
-            "reliable ensemble of this size on this sample (members standing in for the "
-            "truth): the floor that correlated ranks leave even then.",
-            plot_rank_histograms(
-                tree["rank_histogram"].to_dataset()["rank_histogram"],
-                tree["scorecard"].to_dataset(),
-            ),
-        ),
-        Captioned(
-            "Reliability diagrams",
-            "Observed frequency of the event against the forecast probability (share of members "
-            "with the event). On the diagonal is reliable; a finite ensemble bends slightly "
-            "toward the climatological frequency even when reliable.",
-            plot_reliability(tree["reliability"].to_dataset()),
-        ),
-    ]
-    if "spectra" in tree.children:
-        figures.append(
-            Captioned(
-                "Power spectra",
-                "Power of members (mean) and truth by wavenumber at the longest lead; the ratio "
-                "below 1 at high wavenumbers means smoothed members, above 1 noisy ones.",
-                plot_spectra(tree["spectra"].to_dataset()),
-            )
-        )
-    if "maps" in tree.children:
-        maps = tree["maps"].to_dataset()
-        figures.append(
-            Captioned(
-                "Members beside the truth",
-                f"Init {str(maps['init_time'].values)[:16]}, lead "
-                f"{maps['lead_time'].values / np.timedelta64(1, 'h'):g} h: the verifying analysis "
-                "and the first members, on one colour scale per variable.",
-                plot_member_maps(maps),
-            )
-        )
-    if "physics" in tree.children and "check" in tree["physics"].dims:
-        figures.append(
-            Captioned(
-                "Physical consistency",
-                "Score of each member (green: within tolerance, red: not), the truth's own score "
-                "(black line) and the tolerance derived from it (dashed).",
-                plot_physics(tree["physics"].to_dataset()),
-            )
-        )
-    return figures

@@ -1,4 +1,7 @@
-"""One self-contained HTML verification report: scorecard, figures, physics checks.
+"""One self-contained HTML verification report: scorecard, physics checks, figures.
+
+The scorecard and physics tables come from :mod:`verification.report_tables`, the figures
+from :mod:`verification.plots` (:func:`report_figures` lists them with their captions).
 
 Figures are embedded as base64 PNGs, styles inline; the file needs nothing beside it
 and opens offline. Written atomically (temporary file renamed into place).
@@ -9,50 +12,43 @@ from __future__ import annotations
 import base64
 import html
 import io
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
 
+from pipeline.schema import LEAD_TIME
+from verification.config import VARIABLE
 from verification.output import atomic_output
-from verification.plots import Captioned, report_figures
+from verification.plots import (
+    MAX_RANK_PANELS,
+    MAX_VARIABLES,
+    plot_member_maps,
+    plot_physics,
+    plot_rank_histograms,
+    plot_reliability,
+    plot_scores_by_lead,
+    plot_spectra,
+    plot_spread_skill_ratio,
+)
+from verification.report_tables import physics_table, scorecard_section
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
 h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; }
+h3 { font-size: 1.1em; margin-bottom: .2em; }
 table { border-collapse: collapse; font-size: .85em; margin: .5em 0 1.5em; }
 th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: right; }
-th { background: #f3f3f3; } td.text { text-align: left; max-width: 32em; }
+th { background: #f3f3f3; font-weight: 600; } td.text { text-align: left; max-width: 32em; white-space: normal; }
+table.scores td { white-space: nowrap; } th.row { text-align: left; white-space: nowrap; } .interval { color: #666; font-size: .85em; }
 .pass { color: #176b2c; font-weight: bold; } .fail { color: #b3261e; font-weight: bold; }
+.na { color: #666; font-weight: bold; }
 figure { margin: 1em 0 2em; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: .9em; color: #444; margin-top: .3em; } .note { color: #555; font-size: .9em; }
 """
-
-_SCORECARD_COLUMNS = {
-    "fair_crps": "fair CRPS",
-    "fair_crps_low": "CRPS low",
-    "fair_crps_high": "CRPS high",
-    "reference_fair_crps": "reference CRPS",
-    "fair_crps_skill_score": "CRPS skill",
-    "fair_crps_minus_reference_low": "Δ CRPS low",
-    "fair_crps_minus_reference_high": "Δ CRPS high",
-    "ensemble_mean_rmse": "RMSE (mean)",
-    "ensemble_mean_error": "bias (mean)",
-    "ensemble_spread": "spread",
-    "spread_skill_ratio": "spread/skill",
-    "spread_skill_ratio_low": "spread/skill low",
-    "spread_skill_ratio_high": "spread/skill high",
-    "rank_delta": "rank δ",
-    "rank_p_value": "rank p",
-    "rank_max_min": "rank max/min",
-    "rank_max_min_perfect_model": "rank max/min floor",
-    "rank_max_min_error_surrogate": "rank max/min floor (error correlation)",
-    "n_verified": "points",
-    "n_missing_truth": "truth missing",
-}
 
 
 def figure_png(fig: Figure, dpi: int = 90) -> str:
@@ -62,75 +58,104 @@ def figure_png(fig: Figure, dpi: int = 90) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def scorecard_table(scorecard: xr.Dataset) -> pd.DataFrame:
-    """The scorecard as the report shows it: one row per variable and lead (hours)."""
-    frame = scorecard.to_dataframe()
-    extra = [c for c in frame.columns if c.startswith("brier_score_")]
-    frame = frame[[c for c in (*_SCORECARD_COLUMNS, *extra) if c in frame.columns]]
-    frame = frame.rename(
-        columns=_SCORECARD_COLUMNS | {c: c.replace("brier_score_", "Brier > ") for c in extra}
-    )
-    hours = frame.index.get_level_values("lead_time") / pd.Timedelta(hours=1)
-    frame.index = pd.MultiIndex.from_arrays(
-        [frame.index.get_level_values("variable"), hours], names=["variable", "lead (h)"]
-    )
-    return frame
+@dataclass(frozen=True)
+class Captioned:
+    """A figure for the report: a title, what it shows and how to read it."""
+
+    title: str
+    caption: str
+    figure: Figure
 
 
-def _physics_rows(physics: xr.Dataset) -> str:
-    rows, previous = [], None
-    for name in physics["check"].values:
-        sel = physics.sel(check=name)
-        family = str(sel["family"].values) if "family" in sel.coords else str(name)
-        meaning = "" if family == previous else str(sel["description"].values)
-        previous = family
-        passed = int(sel["passed"].sum())
-        total = sel["passed"].size
-        verdict = "pass" if passed == total else "fail"
-        rows.append(
-            "<tr>"
-            f"<td class='text'><b>{html.escape(str(name))}</b></td>"
-            f"<td class='text'>{html.escape(meaning)}</td>"
-            f"<td>{float(sel['truth_score']):.4g}</td>"
-            f"<td>{float(sel['tolerance']):.4g}<br><span class='note'>"
-            f"{html.escape(str(sel['tolerance_rule'].values))}</span></td>"
-            f"<td>{float(sel['member_score'].median()):.4g}</td>"
-            f"<td class='{verdict}'>{verdict.upper()} ({passed}/{total} members)</td>"
-            "</tr>"
+def report_figures(tree: xr.DataTree) -> list[Captioned]:
+    """The figures of the report, in order, for the groups the tree holds."""
+    figures = [
+        Captioned(
+            "Scores by lead time",
+            "Fair CRPS (lower is better; the reference's too when verified beside one), RMSE "
+            "of the ensemble mean and ensemble spread per variable. For a reliable ensemble the "
+            "spread matches the RMSE up to sqrt((M+1)/M).",
+            plot_scores_by_lead(tree["scorecard"].to_dataset()),
+        ),
+        Captioned(
+            "Spread-skill ratio",
+            "sqrt((M+1)/M) · spread / RMSE; 1 is reliable, below 1 over-confident (too little "
+            "spread), above 1 under-confident.",
+            plot_spread_skill_ratio(tree["scorecard"].to_dataset()),
+        ),
+        _rank_histograms(tree),
+        Captioned(
+            "Reliability diagrams",
+            "Observed frequency of the event against the forecast probability (share of members "
+            "with the event). On the diagonal is reliable; a finite ensemble bends slightly "
+            "toward the climatological frequency even when reliable.",
+            plot_reliability(tree["reliability"].to_dataset()),
+        ),
+    ]
+    if "spectra" in tree.children:
+        spectra = tree["spectra"].to_dataset()
+        shown = min(spectra.sizes[VARIABLE], MAX_VARIABLES)
+        figures.append(
+            Captioned(
+                "Power spectra",
+                "Power of members (mean) and truth by wavenumber at the longest lead, for "
+                + _first_of(shown, spectra.sizes[VARIABLE], "variable")
+                + "; the ratio below 1 at high wavenumbers means smoothed members, above 1 "
+                "noisy ones.",
+                plot_spectra(spectra),
+            )
         )
-    return "\n".join(rows)
-
-
-def _not_computed_rows(physics: xr.Dataset) -> str:
-    if "reason" not in physics:
-        return ""
-    return "\n".join(
-        "<tr>"
-        f"<td class='text'><b>{html.escape(str(label))}</b></td>"
-        f"<td class='text' colspan='4'>{html.escape(str(reason))}</td>"
-        "<td>n/a</td>"
-        "</tr>"
-        for label, reason in zip(
-            physics["not_computed"].values, physics["reason"].values, strict=True
+    if "maps" in tree.children:
+        maps = tree["maps"].to_dataset()
+        shown = min(maps.sizes[VARIABLE], 4)
+        figures.append(
+            Captioned(
+                "Members beside the truth",
+                f"Init {str(maps['init_time'].values)[:16]}, lead "
+                f"{maps['lead_time'].values / np.timedelta64(1, 'h'):g} h: the verifying analysis "
+                "and the first members of "
+                + _first_of(shown, maps.sizes[VARIABLE], "variable")
+                + ", each row on one colour scale covering the truth and the members (arrows "
+                "on the colour bar: values beyond it, which take its end colours).",
+                plot_member_maps(maps, max_variables=shown),
+            )
         )
+    if "physics" in tree.children and "check" in tree["physics"].dims:
+        figures.append(
+            Captioned(
+                "Physical consistency",
+                "Score of each member (green: within tolerance, red: not), the truth's own score "
+                "(black line) and the tolerance derived from it (dashed).",
+                plot_physics(tree["physics"].to_dataset()),
+            )
+        )
+    return figures
+
+
+def _first_of(shown: int, total: int, noun: str) -> str:
+    return f"every {noun}" if shown == total else f"the first {shown} of {total} {noun}s"
+
+
+def _rank_histograms(tree: xr.DataTree) -> Captioned:
+    counts = tree["rank_histogram"].to_dataset()["rank_histogram"]
+    n_variables, n_leads = counts.sizes[VARIABLE], counts.sizes[LEAD_TIME]
+    how = (
+        "one image per variable, rank against lead, coloured by frequency × (M+1) (white at 1: "
+        "flat; red: too frequent, blue: too rare; red at both ends: too little spread, in the "
+        "middle: too much, on one side: a bias); the calibration table gives each one's "
+        "max/min ratio and floor"
+        if n_variables * n_leads > MAX_RANK_PANELS
+        else "bars of frequency × (M+1). Flat (the line at 1) is reliable; U-shaped means too "
+        "little spread, a dome too much, a slope a bias. Each panel gives the largest over the "
+        "smallest bin, and the same ratio for a perfectly reliable ensemble of this size on "
+        "this sample (members standing in for the truth): the floor that correlated ranks "
+        "leave even then"
     )
-
-
-def _physics_section(tree: xr.DataTree) -> str:
-    if "physics" not in tree.children:
-        return "<p class='note'>Physics checks were not run (physics_init_times = 0).</p>"
-    physics = tree["physics"].to_dataset()
-    rows = _physics_rows(physics) if "check" in physics.dims else ""
-    unavailable = _not_computed_rows(physics)
-    if not rows and not unavailable:
-        return "<p class='note'>No physics check applies.</p>"
-    return (
-        "<p>Each check scores every member and, the same way, the verifying analysis; the "
-        "tolerance is derived from the analysis's own score, so members are asked to be as "
-        "physically consistent as the truth, not more. A check or part that cannot be "
-        "computed from these data is n/a, with the reason.</p>"
-        "<table><tr><th>check</th><th>what it means</th><th>truth score</th><th>tolerance</th>"
-        f"<th>median member</th><th>verdict</th></tr>{rows}{unavailable}</table>"
+    return Captioned(
+        "Rank histograms",
+        f"Where the truth falls among the sorted members, for all {n_leads} leads of every "
+        f"variable ({n_variables}): {how}.",
+        plot_rank_histograms(counts, tree["scorecard"].to_dataset()),
     )
 
 
@@ -158,22 +183,15 @@ def render_report(
         f"over {html.escape(', '.join(map(str, np.atleast_1d(root.attrs.get('mean_over', [])))))}. "
         f"{len(missing)} valid time(s) missing from the analysis (skipped and counted).</p>"
     )
-    table = scorecard_table(card).to_html(float_format=lambda v: f"{v:.4g}", border=0)
     body = "\n".join(_figure_html(item) for item in report_figures(tree))
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
         f"<h1>{html.escape(title)}</h1><p class='note'>{html.escape(sources)} — generated {stamp} by wxens</p>"
-        f"<h2>Summary</h2>{summary}"
-        "<h2>Scorecard</h2><p class='note'>fair CRPS: unbiased for the ensemble's distribution "
-        "(lower is better); spread/skill: with the finite-ensemble factor sqrt((M+1)/M), 1 is "
-        "reliable; rank δ: Candille–Talagrand flatness, about 1 when flat (inflated by spatial "
-        "correlation); rank max/min: largest over smallest bin of the rank histogram, 1 when flat, "
-        "beside its floor, what a perfectly reliable ensemble of this size shows on this sample "
-        "(members standing in for the truth); Brier > qNN: events above the truth's NN% "
-        "quantile.</p>"
-        f"{table}<h2>Physical consistency</h2>{_physics_section(tree)}"
+        f"<h2>Summary</h2>{summary}<h2>Scorecard</h2>"
+        f"{scorecard_section(card)}"
+        f"<h3>Physical consistency</h3>{physics_table(tree)}"
         f"<h2>Figures</h2>{body}</body></html>"
     )
 

@@ -47,6 +47,8 @@ def test_every_figure_of_the_report_loads_in_chromium(chain, tmp_path):
     assert code == 0, result["not_loaded"]
     assert result["images_in_html"] == result["images_in_page"] == result["images_loaded"] >= 6
     assert all(image["width"] > 100 and image["height"] > 100 for image in result["images"])
+    layout = result["layout"]
+    assert layout["scroll_width"] <= layout["viewport"] and not layout["wider_than_viewport"]
     shot = Path(result["screenshot"]).read_bytes()
     assert shot.startswith(PNG_SIGNATURE) and len(shot) > 20_000
 

@@ -23,8 +23,7 @@ from verification import ranks as vr
 from verification import scores as vs
 from verification.config import VerifyConfig
 from verification.output import write_scores
-from verification.plots import report_figures
-from verification.report import render_report, write_report
+from verification.report import render_report, report_figures, write_report
 from verification.scorecard import verify
 
 ALL = ("init_time", "lead_time", "latitude", "longitude")
@@ -281,10 +280,11 @@ def test_cli_verifies_a_forecast_store_and_a_weatherbench2_zarr(case, tmp_path, 
     printed = capsys.readouterr().out
     assert "spread_skill_ratio" in printed and "fair_crps_high" in printed
     assert "rank_max_min_perfect_model" in printed
-    assert "spread/skill low" in report.read_text()
-    assert "rank max/min floor" in report.read_text()
+    text = report.read_text()
+    assert re.search(r"<td>[-0-9.e]+ <span class='interval'>\[[-0-9.e]+, [-0-9.e]+\]</span>", text)
+    assert "spread/skill" in text and "rank max/min floor" in text
     assert "rank_max_min_error_surrogate" in printed
-    assert "floor (error correlation)" in report.read_text()
+    assert "floor (error correlation)" in text
     wb2 = tmp_path / "wb2.zarr"
     from_wxens_forecast(forecast[["t2m"]], "weatherbench2").to_zarr(
         wb2, zarr_format=2

@@ -1,0 +1,223 @@
+"""The report reads at a glance: narrow scorecard tables, every lead's rank histogram,
+member maps on one colour range over truth and members, every axis labelled and nothing
+clipped or covered; in headless Chromium at 1,280 px nothing is cut off."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from conftest import balanced_members, oracle_forecast
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import QuadMesh
+from matplotlib.transforms import Bbox
+
+from pipeline.sources.synthetic import SyntheticConfig, synthetic_dataset
+from verification.config import VerifyConfig
+from verification.plots import (
+    MAX_RANK_PANELS,
+    PAGE_WIDTH_INCHES,
+    plot_member_maps,
+    plot_rank_histograms,
+)
+from verification.report import report_figures, write_report
+from verification.report_tables import physics_table, scorecard_tables
+from verification.scorecard import verify
+
+BROWSER_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "report_browser.py"
+LEADS = (6, 12, 18, 24, 30)  # five: the report used to show four without saying so
+
+
+@pytest.fixture(scope="module")
+def tree() -> xr.DataTree:
+    """Every scorecard column there is: intervals, a reference, both rank floors, events."""
+    config = SyntheticConfig(n_lat=10, n_lon=12, n_times=16, levels=(500, 850))
+    truth = synthetic_dataset(config).load()
+    t2m = oracle_forecast(config, truth, 6, LEADS, 4, seed=1)
+    z = balanced_members(config, truth, 6, LEADS, seeds=(21, 22, 23, 24))[["z"]].sel(level=[500])
+    forecast = xr.merge([t2m, z.assign_coords(member=t2m.member)])
+    narrow = oracle_forecast(config, truth, 6, LEADS, 4, seed=7, spread_factor=0.5)
+    settings = VerifyConfig(physics_init_times=2, error_surrogate_replicas=2, progress=False)
+    return verify(forecast, truth, settings, reference=forecast.assign(t2m=narrow["t2m"]))
+
+
+@pytest.fixture(scope="module")
+def figures(tree):
+    return {item.title: item for item in report_figures(tree)}
+
+
+def test_the_scorecard_is_a_few_narrow_tables_holding_every_score(tree):
+    card = tree["scorecard"].to_dataset()
+    tables = list(scorecard_tables(card).values())
+    assert len(tables) == 3  # skill, calibration, events
+    for table in tables:
+        header = re.search(r"<table class='scores'><tr>(.*?)</tr>", table, flags=re.S).group(1)
+        assert header.count("<th") <= 10
+        assert table.count("<tr>") == 1 + card.sizes["variable"] * len(LEADS)
+    skill, calibration, events = tables
+    first = card.sel(variable="t2m").isel(lead_time=0)
+    crps = f"{float(first.fair_crps):.4g} <span class='interval'>[{float(first.fair_crps_low):.3g}"
+    assert crps in skill and f"<td>{float(first.fair_crps_skill_score):.4g}</td>" in skill
+    assert f"<td>{float(first.rank_max_min_error_surrogate):.4g}</td>" in calibration
+    assert f"<td>{float(first.brier_score_q90):.4g}</td>" in events
+    assert "t2m (K)" in skill and "z500 (m2 s-2)" in skill  # units beside the variable
+
+
+def test_the_physics_table_shows_whatever_checks_it_gets_and_n_a_for_none_computed(tree):
+    physics = tree["physics"].to_dataset().copy(deep=True)
+    names = [f"made_up_check_{i}" for i in range(physics.sizes["check"])]
+    physics = physics.assign_coords(check=names)
+    physics["member_score"][0] = np.nan  # nothing computable for the first check
+    table = physics_table(xr.DataTree.from_dict({"/physics": physics}))
+    rows = re.findall(r"<tr><th class='row'>(.*?)</th>(.*?)</tr>", table, flags=re.S)
+    assert [name for name, _ in rows] == names
+    assert "n/a" in rows[0][1] and "FAIL" not in rows[0][1]
+    assert all("PASS" in cells or "FAIL" in cells for _, cells in rows[1:])
+
+
+def test_every_lead_has_its_rank_histogram(tree, figures):
+    item = figures["Rank histograms"]
+    titles = {ax.get_title() for ax in item.figure.axes if ax.get_visible()}
+    variables = tree["scorecard"]["variable"].values
+    assert titles == {f"{v}, {h} h" for v in variables for h in LEADS}
+    assert f"all {len(LEADS)} leads" in item.caption
+
+
+def rank_counts(per_lead: list[list[int]], variables: int = 1) -> xr.DataArray:
+    counts = np.array([per_lead] * variables)
+    return xr.DataArray(
+        counts,
+        dims=("variable", "lead_time", "rank"),
+        coords={
+            "variable": [f"v{i}" for i in range(variables)],
+            "lead_time": pd.to_timedelta(np.arange(len(per_lead)) + 1, unit="h"),
+            "rank": np.arange(counts.shape[-1]),
+        },
+    )
+
+
+def panel_meshes(fig) -> list[QuadMesh]:
+    """The images of a figure's panels (not of its colour bars)."""
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    return [c for ax in panels for c in ax.collections if isinstance(c, QuadMesh)]
+
+
+def test_rank_bars_are_frequency_times_ranks_and_many_leads_become_one_image_each():
+    fig = plot_rank_histograms(rank_counts([[3, 1, 0, 4], [2, 2, 2, 2]]))
+    heights = [[p.get_height() for p in ax.patches] for ax in fig.axes]
+    assert heights == [[1.5, 0.5, 0.0, 2.0], [1.0, 1.0, 1.0, 1.0]]  # 4 ranks, 8 cases
+    many = rank_counts([[5, 5, 5, 5]] * 20, variables=3)
+    assert 3 * 20 > MAX_RANK_PANELS
+    fig = plot_rank_histograms(many)
+    meshes = panel_meshes(fig)
+    assert len(meshes) == 3  # one image per variable
+    assert all(m.get_array().shape == (20, 4) for m in meshes)  # every lead, every rank
+    assert all(np.allclose(m.get_array(), 1.0) for m in meshes)  # flat: 1 everywhere
+
+
+def test_member_maps_share_one_colour_range_over_truth_and_members_with_units():
+    lat, lon = np.linspace(30, 60, 12), np.linspace(-20, 20, 16)
+    ramp = np.add.outer(np.linspace(0, 1, 12), np.linspace(0, 1, 16)) / 2
+    truth = 270 + 10 * ramp
+    members = np.stack([260 + 40 * ramp, truth.copy()])
+    members[1, 5, 5] = 400.0  # one wild value
+    maps = xr.Dataset(
+        {
+            "truth": (("variable", "latitude", "longitude"), truth[None]),
+            "forecast": (("variable", "member", "latitude", "longitude"), members[None]),
+        },
+        coords={"variable": ["t2m"], "member": [0, 1], "latitude": lat, "longitude": lon},
+    )
+    fig = plot_member_maps(maps)
+    meshes = panel_meshes(fig)
+    limits = {m.get_clim() for m in meshes}
+    assert len(meshes) == 3 and len(limits) == 1  # truth and both members, one scale
+    lo, hi = limits.pop()
+    values = np.concatenate([truth.ravel(), members.ravel()])
+    assert np.mean((values >= lo) & (values <= hi)) >= 0.98  # covers nearly all values
+    assert lo < 265 and 295 < hi < 400  # the members' range, not the truth's 270-280
+    (bar,) = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert bar.get_ylabel() == "t2m (K)"
+    (colorbar,) = [m.colorbar for m in meshes if m.colorbar is not None]
+    assert colorbar.extend in ("max", "both")  # the wild value is beyond the range
+
+
+def overlap(a: Bbox, b: Bbox, slack: float = 1.0) -> bool:
+    """Whether two display boxes share more than ``slack`` pixels each way."""
+    return min(a.x1, b.x1) - max(a.x0, b.x0) > slack and min(a.y1, b.y1) - max(a.y0, b.y0) > slack
+
+
+def shows_tick_labels(labels) -> bool:
+    return any(t.get_visible() and t.get_text() for t in labels)
+
+
+def test_every_axis_is_labelled_and_nothing_is_clipped_or_covered(figures):
+    assert len(figures) == 7
+    for title, item in figures.items():
+        fig = item.figure
+        assert fig.get_figwidth() <= PAGE_WIDTH_INCHES, title
+        canvas = FigureCanvasAgg(fig)
+        fig.savefig(io.BytesIO(), format="png", dpi=90)  # lays the figure out as the report does
+        renderer = canvas.get_renderer()
+        inside = fig.get_tightbbox(renderer)  # inches, every artist
+        width, height = fig.get_size_inches()
+        assert inside.x0 >= -0.02 and inside.y0 >= -0.02, title
+        assert inside.x1 <= width + 0.02 and inside.y1 <= height + 0.02, title
+        axes = [ax for ax in fig.axes if ax.get_visible()]
+        boxes = [ax.get_tightbbox(renderer) for ax in axes]  # with labels and tick labels
+        for ax, box in zip(axes, boxes, strict=True):
+            assert not any(overlap(box, other.bbox) for other in axes if other is not ax), title
+            if ax.get_label() == "<colorbar>":
+                assert ax.get_ylabel() or ax.get_xlabel(), f"{title}: colour bar without label"
+                continue
+            if shows_tick_labels(ax.get_xticklabels()):
+                assert ax.get_xlabel(), f"{title}: {ax.get_title()} has no x label"
+            if shows_tick_labels(ax.get_yticklabels()):
+                assert ax.get_ylabel(), f"{title}: {ax.get_title()} has no y label"
+        legends = list(fig.legends) + [ax.get_legend() for ax in axes if ax.get_legend()]
+        for legend in legends:
+            box = legend.get_window_extent(renderer)
+            assert not any(overlap(box, ax.bbox) for ax in axes), f"{title}: legend on data"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    shutil.which("chromium") is None,
+    reason="Chromium is not installed: apt-get install -y chromium (scripts/install.sh)",
+)
+def test_nothing_is_cut_off_in_a_1280_px_window(tree, tmp_path):
+    physics = tree["physics"].to_dataset().copy(deep=True)
+    physics["member_score"][0] = np.nan  # the longest verdict: n/a
+    tree = tree.copy()
+    tree["physics"] = physics
+    report = write_report(tree, tmp_path / "report.html", sources="test")
+    result = tmp_path / "browser.json"
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(BROWSER_SCRIPT),
+            str(report),
+            "--screenshot",
+            str(tmp_path / "shot.png"),
+            "--json",
+            str(result),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    layout = json.loads(result.read_text())["layout"]
+    assert layout["viewport"] == 1280
+    assert layout["scroll_width"] <= 1280, layout  # no horizontal scroll
+    assert layout["wider_than_viewport"] == []  # no table or figure reaches past the window
+    assert layout["images_scaled_down"] == []  # every figure at the size it was drawn

@@ -1,0 +1,217 @@
+"""The scorecard and physics checks as HTML tables for the report.
+
+The scorecard is split by what it answers: skill (CRPS, its interval and the reference's,
+RMSE, bias, coverage), calibration (spread, spread/skill, rank-histogram flatness and its
+floors) and events (Brier scores), each a row per variable and lead; the physics table has
+a row per check the tree holds, whatever checks those are. A score the card lacks is left
+out, an interval shows small beside its score.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from pipeline.schema import LEAD_TIME
+from verification.config import VARIABLE
+from verification.plots import channel_units, label_with_units
+
+
+def number(value: float) -> str:
+    """Four significant digits; a dash for NaN (nothing to score)."""
+    return "–" if not np.isfinite(value) else f"{value:.4g}"
+
+
+def p_value(value: float) -> str:
+    """As :func:`number`, and below 0.0001 just that."""
+    return number(value) if not 0 <= value < 1e-4 else "< 0.0001"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A scorecard column: its heading, the score it shows and, when the scorecard has
+    them, the ends of that score's interval (shown small beside it). ``score`` may be
+    empty for a column that is an interval only."""
+
+    heading: str
+    score: str
+    low: str = ""
+    high: str = ""
+    format: Callable[[float], str] = number
+
+
+SKILL = (
+    Column("fair CRPS", "fair_crps", "fair_crps_low", "fair_crps_high"),
+    Column("reference CRPS", "reference_fair_crps"),
+    Column("CRPS skill", "fair_crps_skill_score"),
+    Column("Δ CRPS", "", "fair_crps_minus_reference_low", "fair_crps_minus_reference_high"),
+    Column("RMSE (mean)", "ensemble_mean_rmse"),
+    Column("bias (mean)", "ensemble_mean_error"),
+    Column("points", "n_verified"),
+    Column("truth missing", "n_missing_truth"),
+)
+"""How good: the skill table (Δ CRPS: the interval of CRPS − reference CRPS)."""
+
+CALIBRATION = (
+    Column("spread", "ensemble_spread"),
+    Column(
+        "spread/skill", "spread_skill_ratio", "spread_skill_ratio_low", "spread_skill_ratio_high"
+    ),
+    Column("rank δ", "rank_delta"),
+    Column("rank p", "rank_p_value", format=p_value),
+    Column("rank max/min", "rank_max_min"),
+    Column("rank max/min floor", "rank_max_min_perfect_model"),
+    Column("floor (error correlation)", "rank_max_min_error_surrogate"),
+)
+"""How reliable: the calibration table."""
+
+
+def _cell(card: xr.Dataset, column: Column) -> str:
+    text = column.format(float(card[column.score])) if column.score else ""
+    if column.low in card and column.high in card:
+        low, high = float(card[column.low]), float(card[column.high])
+        text += f" <span class='interval'>[{low:.3g}, {high:.3g}]</span>"
+    return f"<td>{text.strip()}</td>"
+
+
+def _present(card: xr.Dataset, columns: tuple[Column, ...]) -> list[Column]:
+    return [c for c in columns if c.score in card or (not c.score and c.low in card)]
+
+
+def score_table(card: xr.Dataset, columns: list[Column]) -> str:
+    """One scorecard table: a row per variable and lead, the ``columns`` the card holds;
+    headings carry the score's long name as a tooltip, the variable its units."""
+    heads = "".join(
+        f"<th title='{html.escape(str(card[c.score or c.low].attrs.get('long_name', '')))}'>"
+        f"{html.escape(c.heading)}</th>"
+        for c in columns
+    )
+    rows = []
+    hours = card[LEAD_TIME].values / np.timedelta64(1, "h")
+    for name in card[VARIABLE].values:
+        label = html.escape(label_with_units(str(name), channel_units(str(name))))
+        for index, lead in enumerate(hours):
+            at = card.sel({VARIABLE: name}).isel({LEAD_TIME: index})
+            first = f"<th class='row' rowspan='{len(hours)}'>{label}</th>" if index == 0 else ""
+            cells = "".join(_cell(at, c) for c in columns)
+            rows.append(f"<tr>{first}<td>{lead:g}</td>{cells}</tr>")
+    head = f"<tr><th>variable</th><th>lead (h)</th>{heads}</tr>"
+    return f"<table class='scores'>{head}{''.join(rows)}</table>"
+
+
+def scorecard_tables(card: xr.Dataset) -> dict[str, str]:
+    """The scorecard's tables in HTML: ``skill``, ``calibration`` and, when the card has
+    Brier scores, ``events``."""
+    brier = [
+        Column(name.replace("brier_score_", "Brier > "), name)
+        for name in map(str, card.data_vars)
+        if name.startswith("brier_score_")
+    ]
+    tables = {
+        "skill": score_table(card, _present(card, SKILL)),
+        "calibration": score_table(card, _present(card, CALIBRATION)),
+    }
+    return tables | ({"events": score_table(card, brier)} if brier else {})
+
+
+NOTES = {
+    "skill": "fair CRPS: unbiased for the ensemble's distribution (lower is better), in the "
+    "variable's units; [low, high]: its bootstrap interval; CRPS skill: 1 − CRPS/reference "
+    "CRPS; Δ CRPS: interval of CRPS − reference CRPS (below 0: better than the reference); "
+    "RMSE and bias of the ensemble mean; points verified and skipped for missing truth.",
+    "calibration": "spread/skill: with the finite-ensemble factor sqrt((M+1)/M), 1 is "
+    "reliable; rank δ: Candille–Talagrand flatness, about 1 when flat (inflated by spatial "
+    "correlation); rank p: flatness p-value (independent ranks assumed); rank max/min: "
+    "largest over smallest bin of the rank histogram, 1 when flat, beside its floor, what a "
+    "perfectly reliable ensemble of this size shows on this sample (members standing in for "
+    "the truth).",
+    "events": "Brier score of the event value > qNN, the truth's NN% quantile (lower is "
+    "better; 0 is perfect).",
+}
+"""What each table's columns mean, printed above it."""
+
+
+def scorecard_section(card: xr.Dataset) -> str:
+    """Each scorecard table under its heading and a note on how to read it (HTML)."""
+    return "".join(
+        f"<h3>{name.capitalize()}</h3><p class='note'>{html.escape(NOTES[name])}</p>{table}"
+        for name, table in scorecard_tables(card).items()
+    )
+
+
+def _verdict(sel: xr.Dataset) -> tuple[str, str]:
+    """The css class and text of one check's verdict: pass, fail, or n/a where no member
+    score (or the truth's) could be computed."""
+    scores = sel["member_score"].values.astype(float)
+    computed = np.isfinite(scores)
+    if not computed.any() or not np.isfinite(float(sel["truth_score"])):
+        return "na", "n/a (not computable on these data)"
+    passed = int((sel["passed"].values & computed).sum())
+    total = int(computed.sum())
+    skipped = f"; n/a for {scores.size - total}" if total < scores.size else ""
+    verdict = "pass" if passed == total else "fail"
+    return verdict, f"{verdict.upper()} ({passed}/{total} members{skipped})"
+
+
+def _physics_rows(physics: xr.Dataset) -> str:
+    rows, previous = [], None
+    for name in physics["check"].values:
+        sel = physics.sel(check=name)
+        family = str(sel["family"].values) if "family" in sel.coords else str(name)
+        meaning = "" if family == previous else str(sel["description"].values)
+        previous = family
+        verdict, text = _verdict(sel)
+        finite = sel["member_score"].values[np.isfinite(sel["member_score"].values)]
+        median = float(np.median(finite)) if finite.size else float("nan")
+        rows.append(
+            "<tr>"
+            f"<th class='row'>{html.escape(str(name))}</th>"
+            f"<td class='text'>{html.escape(meaning)}</td>"
+            f"<td>{number(float(sel['truth_score']))}</td>"
+            f"<td>{number(float(sel['tolerance']))}<br><span class='note'>"
+            f"{html.escape(str(sel['tolerance_rule'].values))}</span></td>"
+            f"<td>{number(median)}</td>"
+            f"<td class='{verdict}'>{html.escape(text)}</td>"
+            "</tr>"
+        )
+    return "\n".join(rows)
+
+
+def _not_computed_rows(physics: xr.Dataset) -> str:
+    """One n/a row, with its reason, per check or part that could not be computed."""
+    if "reason" not in physics:
+        return ""
+    return "\n".join(
+        "<tr>"
+        f"<th class='row'>{html.escape(str(label))}</th>"
+        f"<td class='text' colspan='4'>{html.escape(str(reason))}</td>"
+        "<td class='na'>n/a</td>"
+        "</tr>"
+        for label, reason in zip(
+            physics["not_computed"].values, physics["reason"].values, strict=True
+        )
+    )
+
+
+def physics_table(tree: xr.DataTree) -> str:
+    """The physics checks of ``tree`` as HTML: a row per check and part, an n/a row with
+    its reason for each that could not be computed (a note where none ran or applies)."""
+    if "physics" not in tree.children:
+        return "<p class='note'>Physics checks were not run (physics_init_times = 0).</p>"
+    physics = tree["physics"].to_dataset()
+    rows = _physics_rows(physics) if "check" in physics.dims else ""
+    unavailable = _not_computed_rows(physics)
+    if not rows and not unavailable:
+        return "<p class='note'>No physics check applies.</p>"
+    return (
+        "<p class='note'>Each check scores every member and, the same way, the verifying "
+        "analysis; the tolerance is derived from the analysis's own score, so members are asked "
+        "to be as physically consistent as the truth, not more. A check or part that cannot be "
+        "computed from these data is n/a, with the reason.</p>"
+        "<table><tr><th>check</th><th>what it means</th><th>truth score</th><th>tolerance</th>"
+        f"<th>median member</th><th>verdict</th></tr>{rows}{unavailable}</table>"
+    )
