@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from pipeline.errors import InputError
+from pipeline.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,14 @@ def _check_parameters(where: str, spec: DeploymentSpec) -> None:
     ]
     if missing:
         raise InputError(f"{where}: flow {spec.flow!r} needs parameter(s) {missing}")
+    for name, value in spec.parameters.items():
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str) and redact(text) != text:
+                raise InputError(
+                    f"{where}: parameter {name!r} holds a secret ({redact(text)}); Prefect "
+                    "stores flow parameters in its database, so give credentials through the "
+                    "storage backend's environment variables or credential files instead"
+                )
     try:
         flow.validate_parameters(spec.parameters)
     except ParameterTypeError as err:

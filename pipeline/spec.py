@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -174,7 +175,10 @@ def _exact_int(value: Any) -> int:
 def _float(value: Any) -> float:
     if isinstance(value, bool):
         raise TypeError("a boolean, not a number")
-    return float(value)
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a finite number")
+    return number
 
 
 def _bool(value: Any) -> bool:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import scipy.io
 import xarray as xr
 from xarray.backends import BackendArray
 from xarray.core.indexing import LazilyIndexedArray
@@ -170,6 +171,7 @@ def check_netcdf_header(path: Path) -> None:
     with path.open("rb") as f:
         head = first = f.read(8)
         if head[:4] in NETCDF_CLASSIC:
+            _check_classic_size(path, head[:4])
             return
         offset = 0
         while head != HDF5_SIGNATURE:
@@ -188,6 +190,25 @@ def check_netcdf_header(path: Path) -> None:
             f"{path}: cannot be read as NetCDF: {size} bytes where its header records "
             f"{offset + expected} (corrupt or truncated?); download the file again"
         )
+
+
+def _check_classic_size(path: Path, magic: bytes) -> None:
+    """Refuse a NetCDF 3 file whose data end before what its header records: netCDF4
+    reads such a file without complaint (the missing values come back as fill or garbage,
+    and the coordinates make no sense). scipy maps the variables onto the file without
+    reading them and fails on the short ones. The 64-bit-data format (CDF-5), which scipy
+    does not read, is left to netCDF4."""
+    if magic == b"CDF\x05":
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # arrays still mapped on close
+            scipy.io.netcdf_file(path, mmap=True).close()
+    except ValueError as err:
+        raise InputError(
+            f"{path}: cannot be read as NetCDF: its variables end past the end of the file "
+            f"({err}) (corrupt or truncated?); download the file again"
+        ) from err
 
 
 def _hdf5_end_of_file(superblock: bytes) -> int | None:

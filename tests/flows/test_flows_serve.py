@@ -83,6 +83,14 @@ def test_serve_registers_a_cron_deployment_that_runs_when_triggered(spawn, tmp_p
             {"parameters": {"sources": ["a.grib"], "store": "x", "overwrite": "maybe"}},
             "do not validate",
         ),
+        (
+            {"parameters": {"sources": ["s3://KEY:SECRET@bucket/era5.zarr"], "store": "x"}},
+            "parameter 'sources' holds a secret (s3://***@bucket/era5.zarr)",
+        ),
+        (
+            {"parameters": {"sources": ["https://h/x.zarr?token=t0k"], "store": "x"}},
+            "holds a secret (https://h/x.zarr?token=***)",
+        ),
     ],
 )
 def test_schedule_file_errors_name_the_entry_and_the_fix(tmp_path, overrides, message):
@@ -92,6 +100,7 @@ def test_schedule_file_errors_name_the_entry_and_the_fix(tmp_path, overrides, me
     with pytest.raises(InputError, match="deployment 1") as err:
         load_schedule(schedule)
     assert message in str(err.value)
+    assert "SECRET" not in str(err.value) and "t0k" not in str(err.value)
 
 
 def test_serve_without_a_server_says_how_to_start_one(tmp_path, capsys):

@@ -75,6 +75,22 @@ def test_a_truncated_netcdf_file_is_named_as_such(netcdf, tmp_path, capsys):
     assert not (tmp_path / "s.zarr").exists()
 
 
+@pytest.mark.parametrize("kept", [0.5, 0.99])
+@pytest.mark.parametrize("format", ["NETCDF3_CLASSIC", "NETCDF3_64BIT"])
+def test_a_truncated_netcdf3_file_is_named_as_such(netcdf, tmp_path, capsys, format, kept):
+    """netCDF4 opens a cut NetCDF 3 file without complaint; its garbage coordinates were
+    reported as 'duplicate latitude values'."""
+    whole = tmp_path / "whole.nc"
+    xr.open_dataset(netcdf).to_netcdf(whole, format=format)
+    path = tmp_path / "cut.nc"
+    body = whole.read_bytes()
+    path.write_bytes(body[: int(len(body) * kept)])
+    err = refused(capsys, ingest_argv(path, tmp_path), f"{path}: cannot be read as NetCDF: its")
+    assert "(corrupt or truncated?)" in err and "latitude" not in err
+    assert not (tmp_path / "s.zarr").exists()
+    assert main(ingest_argv(whole, tmp_path)) == 0, "the whole file still ingests"
+
+
 @pytest.mark.parametrize("start", [60, 200, 1000])
 def test_a_netcdf_file_with_a_corrupt_header_is_named_as_such(netcdf, tmp_path, capsys, start):
     body = bytearray(netcdf.read_bytes())

@@ -49,6 +49,8 @@ def test_split_scheme_and_items():
         ("count=abc", r"count='abc' is not an integer"),
         ("count=2.5", r"count='2.5' is not an integer"),
         ("scale=big", r"scale='big' is not a number"),
+        ("scale=nan", r"scale='nan' is not a number \('nan' is not a finite number\)"),
+        ("scale=-inf", r"scale='-inf' is not a number"),
         ("fast=maybe", r"fast='maybe' is not true or false"),
         ("step=soon", r"step='soon' is not a duration such as 6h"),
         ("start=someday", r"start='someday' is not a date-time"),
