@@ -9,6 +9,7 @@ from flows.commands import (
     baseline,
     bias_correct,
     calibrate,
+    config,
     demo,
     forecast,
     info,
@@ -22,6 +23,7 @@ from flows.commands import (
 COMMANDS = (
     ingest,
     info,
+    config,
     train,
     calibrate,
     forecast,

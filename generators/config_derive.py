@@ -1,0 +1,320 @@
+"""A training config derived from an analysis store: :func:`derive_config`.
+
+``wxens train --store S --out R`` without ``--config``, and ``wxens config --store S``, call
+it. Every choice follows from the store (its native step ``s``, times, grid, channels), the
+longest lead wanted and a time budget:
+
+- **channels**: every time-varying channel of the store.
+- **history**: the last ``max(3, round(1 day / s))`` states (a day of hourly or 6-hourly
+  states; three daily ones).
+- **leads** (native steps, ``L = lead / s``, default lead the history window): 1, then
+  ``3 * 2**k`` below ``L``, then ``L`` — 1, 3, 6, 12, 24 h on an hourly store up to a day;
+  longer output leads are rolled out from them.
+- **periods**: the last :data:`HELD_OUT_FRACTION` of the store's times is the validation
+  and calibration period, the rest the training (and fine-tune) period.
+- **backbone**: ``1 + floor(log2(min(H, W) / 8))`` resolution levels (2 to 5), so the
+  coarsest level keeps about 8 points along the shorter side; first width 16, 32 or 64 as
+  the training period holds fewer than 2 000, fewer than 20 000 or more times, and at
+  least twice the channels (to a power of two); widths double per level; a wrapped
+  longitude on a global grid.
+- **steps**: the main phase takes ``N`` steps and a fair-CRPS fine-tune ``N / 5``, with
+  ``N (t_main + t_fine / 5) = TRAINING_SHARE * budget - overhead``, where ``t_main`` and
+  ``t_fine`` are per-step times measured on the spot (:func:`measure_step_seconds`: a few
+  steps of the derived model on this store and device) and ``overhead`` the validation
+  and calibration forecasts (network evaluations at a third of a training step's cost per
+  sample, :func:`overhead_seconds`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from generators.backbone import BackboneConfig
+from generators.config import (
+    CalibrationConfig,
+    DataConfig,
+    FineTuneConfig,
+    ModelSpec,
+    OptimConfig,
+    TrainConfig,
+)
+from generators.config_io import to_mapping
+from generators.device import resolve_device
+from generators.models import FlowMatchingConfig
+from generators.train import Trainer
+from pipeline.errors import InputError
+from pipeline.schema import CHANNEL, LAT, LON, TIME, Period, to_channels
+from pipeline.store import AnalysisStore, open_store
+from verification.spectra import is_global
+
+HELD_OUT_FRACTION = 0.1
+"""Share of the store's times (the last ones) held out for validation and calibration."""
+DEFAULT_BUDGET = pd.Timedelta(minutes=30)
+TRAINING_SHARE = 0.9
+"""Share of the budget given to optimiser steps; the rest is slack for reading the store,
+checkpoints and the progress of a shared machine."""
+FINE_TUNE_FRACTION = 5
+"""The fine-tune takes one step for every this many main steps."""
+MIN_STEPS = 20
+COARSEST_POINTS = 8
+BATCH_SIZE = 16
+CALIBRATION_MEMBERS = 16
+MAX_CALIBRATION_INITS = 64
+MEASURED_STEPS = 3
+"""Steps timed per phase (after one untimed warm-up step); the median is used."""
+FORWARD_SHARE = 1 / 3
+"""A forward pass's share of a training step (forward plus a backward pass of about twice
+its cost), to price the validation and calibration forecasts."""
+
+
+@dataclass(frozen=True)
+class DerivedConfig:
+    """A derived :class:`TrainConfig` and one line per choice saying what it rests on."""
+
+    config: TrainConfig
+    notes: tuple[str, ...]
+
+    def to_yaml(self) -> str:
+        """The config as YAML (loadable by ``wxens train --config``), the notes as comments."""
+        header = "".join(f"# {line}\n" for line in self.notes)
+        return header + yaml.dump(to_mapping(self.config), Dumper=_Dumper, sort_keys=False)
+
+    def write(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.to_yaml())
+        return path
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block mappings, lists of scalars on one line (``leads: [1, 3, 6]``)."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
+    flat = all(not isinstance(v, dict | list) for v in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat)
+
+
+_Dumper.add_representer(list, _represent_list)
+
+
+def duration_text(value: pd.Timedelta) -> str:
+    """``1h``, ``6h``, ``3d``, ``30min``: the largest whole unit."""
+    for unit, size in (("d", pd.Timedelta(days=1)), ("h", pd.Timedelta(hours=1))):
+        if value % size == pd.Timedelta(0):
+            return f"{value // size}{unit}"
+    return f"{value / pd.Timedelta(minutes=1):g}min"
+
+
+def parse_duration(text: str | pd.Timedelta, what: str) -> pd.Timedelta:
+    """A positive duration from ``30min``, ``24h``, ``5d`` (or a Timedelta)."""
+    if isinstance(text, str):  # pandas deprecates the lower-case day unit ("5d")
+        text = re.sub(r"(?<=\d)\s*d$", "D", text.strip())
+    try:
+        value = pd.Timedelta(text)
+    except ValueError:
+        raise InputError(f"{what} {text!r} is not a duration such as 30min, 24h or 5d") from None
+    if value <= pd.Timedelta(0):
+        raise InputError(f"{what} must be a positive duration, got {text!r}")
+    return value
+
+
+def history_states(step: pd.Timedelta) -> int:
+    """States of the history window: a day's worth, at least three."""
+    return max(3, round(pd.Timedelta(days=1) / step))
+
+
+def derived_leads(steps: int) -> tuple[int, ...]:
+    """Trained leads up to ``steps`` native steps: 1, ``3 * 2**k`` below ``steps``, ``steps``."""
+    leads = {1, steps}
+    k = 3
+    while k < steps:
+        leads.add(k)
+        k *= 2
+    return tuple(sorted(leads))
+
+
+def backbone_for(grid: tuple[int, int], train_times: int, channels: int, periodic: bool):
+    """Backbone size from the grid (levels) and the data (first width); see module doc."""
+    levels = min(5, max(2, 1 + math.floor(math.log2(min(grid) / COARSEST_POINTS))))
+    base = 16 if train_times < 2_000 else 32 if train_times < 20_000 else 64
+    base = min(128, max(base, 2 ** math.ceil(math.log2(2 * channels))))
+    return BackboneConfig(
+        widths=tuple(base * 2**i for i in range(levels)),
+        embedding_dim=2 * base,
+        attention_heads=0,
+        periodic_longitude=periodic,
+    )
+
+
+def measure_step_seconds(store: AnalysisStore, config: TrainConfig) -> tuple[float, float]:
+    """Seconds per optimiser step of ``config`` on ``store`` and its device: the median of
+    :data:`MEASURED_STEPS` steps of the main phase and of the fine-tune phase, each after
+    one untimed step. The model and its optimiser are thrown away."""
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(store, config, tmp, resume=False)
+
+        def median_seconds(first: int) -> float:
+            trainer.train_step(first)
+            times = []
+            for step in range(first + 1, first + 1 + MEASURED_STEPS):
+                start = time.perf_counter()
+                trainer.train_step(step)
+                times.append(time.perf_counter() - start)
+            return statistics.median(times)
+
+        main = median_seconds(0)
+        fine = median_seconds(config.steps) if config.fine_tune is not None else 0.0
+    return main, fine
+
+
+def overhead_seconds(config: TrainConfig, calibration_inits: int, main_seconds: float) -> float:
+    """Seconds of the validation losses (one per ``validate_every`` and at the end) and of
+    the calibration forecasts, priced per sample at :data:`FORWARD_SHARE` of a main step."""
+    per_sample = FORWARD_SHARE * main_seconds / config.batch_size
+    validations = config.total_steps // config.validate_every + 1
+    samples = validations * config.validation_batches * config.batch_size
+    if config.calibration is not None:
+        nfe = config.fine_tune.crps_nfe if config.fine_tune else config.model.config.sample_nfe
+        leads = len(config.data.sample_spec.leads)
+        samples += calibration_inits * config.calibration.members * leads * nfe
+    return samples * per_sample
+
+
+def derive_config(
+    store: AnalysisStore | str | Path,
+    *,
+    lead: str | pd.Timedelta | None = None,
+    budget: str | pd.Timedelta | None = None,
+    device: str = "auto",
+    step_seconds: tuple[float, float] | None = None,
+) -> DerivedConfig:
+    """The training config of ``store`` for forecasts up to ``lead`` (default: the history
+    window) trained within ``budget`` (default :data:`DEFAULT_BUDGET`) on ``device``
+    (rules in the module doc). ``step_seconds``: the (main, fine-tune) seconds per step;
+    None measures them (:func:`measure_step_seconds`)."""
+    store = store if isinstance(store, AnalysisStore) else open_store(store)
+    budget = parse_duration(budget if budget is not None else DEFAULT_BUDGET, "--budget")
+    step = store.native_step
+    if step <= pd.Timedelta(0):
+        raise InputError(f"{store.path} holds a single time; a model needs a series to learn from")
+    history = history_states(step)
+    window = (history - 1) * step
+    lead = parse_duration(lead, "--lead") if lead is not None else history * step
+    lead_steps = lead / step
+    if abs(lead_steps - round(lead_steps)) > 1e-9:
+        raise InputError(
+            f"--lead {duration_text(lead)} is not a multiple of the native step {duration_text(step)} of {store.path}; "
+            "give a multiple of it"
+        )
+    leads = derived_leads(round(lead_steps))
+    times = pd.DatetimeIndex(store.dataset[TIME].values)
+    n_held = math.ceil(HELD_OUT_FRACTION * len(times))
+    n_train = len(times) - n_held
+    needed = leads[-1] + 1
+    if n_held < needed or n_train < history + leads[-1]:
+        raise InputError(
+            f"{store.path} holds {len(times)} times ({times[0]} to {times[-1]}, every {duration_text(step)}); "
+            f"a derived config holds the last {HELD_OUT_FRACTION:.0%} out and needs {needed} "
+            f"held-out times for the {duration_text(lead)} lead, and {history + leads[-1]} for training: "
+            f"ingest at least {math.ceil(needed / HELD_OUT_FRACTION)} times or give a shorter --lead"
+        )
+    train = Period(_stamp(times[0]), _stamp(times[n_train - 1]))
+    held_out = Period(_stamp(times[n_train]), _stamp(times[-1]))
+    channels = tuple(
+        str(c)
+        for c in to_channels(
+            store.dataset[[v for v, da in store.dataset.data_vars.items() if TIME in da.dims]]
+        )[CHANNEL].values
+    )
+    grid = (store.dataset.sizes[LAT], store.dataset.sizes[LON])
+    periodic = is_global(store.dataset[LON])
+    backbone = backbone_for(grid, n_train, len(channels), periodic)
+    inits_possible = n_held - leads[-1]
+    every = max(1, math.ceil(inits_possible / MAX_CALIBRATION_INITS))
+    calibration_inits = math.ceil(inits_possible / every)
+    step_hours = step / pd.Timedelta(hours=1)
+    config = TrainConfig(
+        model=ModelSpec("flow_matching", FlowMatchingConfig(backbone=backbone, sample_nfe=10)),
+        data=DataConfig(
+            channels=channels,
+            history=history,
+            leads=leads,
+            solar_forcing=True,
+            train=train,
+            validation=held_out,
+        ),
+        optim=OptimConfig(lr=1e-3, warmup_steps=100, min_lr_ratio=0.1),
+        steps=1000,
+        batch_size=BATCH_SIZE,
+        ema_decay=0.995,
+        fine_tune=FineTuneConfig(steps=200, lr=3e-4, crps_members=4, crps_nfe=2),
+        calibration=CalibrationConfig(
+            period=held_out, members=CALIBRATION_MEMBERS, init_every_hours=every * step_hours
+        ),
+        device=device,
+    )
+    if step_seconds is None:
+        step_seconds = measure_step_seconds(store, config)
+    main_s, fine_s = step_seconds
+    config, available = _sized(config, budget, main_s, fine_s, calibration_inits)
+    notes = (
+        f"derived from {store.path}: {len(channels)} channel(s) {', '.join(channels)} on a "
+        f"{grid[0]} x {grid[1]} {'global' if periodic else 'regional'} grid, {len(times)} "
+        f"times every {duration_text(step)}",
+        f"history: the last {history} states ({duration_text(window)}); leads {list(leads)} native steps, "
+        f"up to {duration_text(lead)}",
+        f"train {train}; validation and calibration on the last {HELD_OUT_FRACTION:.0%}: "
+        f"{held_out}",
+        f"backbone widths {list(backbone.widths)} for the grid and {n_train} training times",
+        f"steps for a {duration_text(budget)} budget: {main_s:.3g} s a main step, {fine_s:.3g} s a fine-tune "
+        f"step (measured on {resolve_device(device)}), {available:.0f} s of steps",
+    )
+    return DerivedConfig(config, notes)
+
+
+def _sized(
+    config: TrainConfig,
+    budget: pd.Timedelta,
+    main_s: float,
+    fine_s: float,
+    calibration_inits: int,
+) -> tuple[TrainConfig, float]:
+    """``config`` with steps (and the cadences that follow them) sized to ``budget``; also
+    the seconds left for steps. The overhead depends on the cadence, so it is priced at the
+    cadence of the first estimate (eight validations), which the result keeps."""
+    per_main = main_s + fine_s / FINE_TUNE_FRACTION
+    share = TRAINING_SHARE * budget.total_seconds()
+    for _ in range(2):
+        available = share - overhead_seconds(config, calibration_inits, main_s)
+        steps = int(available / per_main) if available > 0 else 0
+        if steps < MIN_STEPS:
+            raise InputError(
+                f"a {duration_text(budget)} budget buys {max(steps, 0)} training steps at {main_s:.3g} s a "
+                f"step (fewer than {MIN_STEPS}); give a larger --budget, or train on a GPU"
+            )
+        cadence = max(1, steps // 8)
+        config = replace(
+            config,
+            steps=steps,
+            optim=replace(config.optim, warmup_steps=min(100, max(1, steps // 10))),
+            ema_decay=0.999 if steps >= 5_000 else 0.995,
+            validate_every=cadence,
+            checkpoint_every=cadence,
+            fine_tune=replace(config.fine_tune, steps=max(1, steps // FINE_TUNE_FRACTION)),
+        )
+    return config, available
+
+
+def _stamp(t: pd.Timestamp) -> str:
+    """``2019-03-28T09:00``: minute precision, so a period bound is one time, not a day."""
+    return pd.Timestamp(t).strftime("%Y-%m-%dT%H:%M")
