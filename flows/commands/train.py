@@ -93,10 +93,8 @@ def run(args: argparse.Namespace) -> int:
         )
     checkpoint = load_checkpoint(result.checkpoint)
     print(f"checkpoint {result.checkpoint} (digest {checkpoint.digest}) at step {result.step}")
-    if result.train_loss is not None:
-        print(f"last training loss {result.train_loss:.4f}")
-    if result.validation_loss is not None:
-        print(f"validation loss {result.validation_loss:.4f}")
+    for line in result.report(config):
+        print(line)
     if checkpoint.calibration is not None:
         print(SpreadCalibration.from_dict(checkpoint.calibration).report())
     return 0
