@@ -5,6 +5,7 @@ short end-to-end train from a derived config that loads and forecasts."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ import pytest
 import xarray as xr
 
 from flows.cli import main as wxens
+from generators.calibration import warn_if_trained_on
 from generators.checkpoint import load_checkpoint
 from generators.config import load_train_config
 from generators.config_derive import (
@@ -23,6 +25,7 @@ from generators.config_derive import (
 )
 from generators.config_io import to_mapping
 from pipeline.errors import InputError
+from pipeline.schema import Period
 from pipeline.store import ingest
 
 SECONDS = (0.05, 0.2)  # (main, fine-tune) seconds a step, for the rules that do not time
@@ -148,10 +151,11 @@ def test_yaml_round_trip(daily_global, tmp_path):
     assert to_mapping(loaded) == to_mapping(derived.config)
 
 
-def test_train_from_a_derived_config_then_forecast(daily_global, tmp_path, capsys):
+def test_train_from_a_derived_config_then_forecast(daily_global, tmp_path, capsys, caplog):
     """`wxens config` prints a loadable config; `wxens train` without --config derives one
     (per-step time measured), writes it beside the checkpoint, trains a few steps,
-    calibrates on the held-out days; the checkpoint forecasts a held-out day."""
+    calibrates on the held-out days; the checkpoint forecasts a held-out day without a
+    warning, and a day of its training period with one."""
     store = str(daily_global.path)
     assert wxens(["config", "--store", store, "--lead", "3d", "--budget", "5min"]) == 0
     printed = tmp_path / "printed.yaml"
@@ -174,10 +178,25 @@ def test_train_from_a_derived_config_then_forecast(daily_global, tmp_path, capsy
     forecast = tmp_path / "forecast.zarr"
     argv = ["forecast", "--checkpoint", str(run), "--store", store, "--init", str(init)]
     argv += ["--members", "4", "--lead", "120h", "--out", str(forecast), "--no-progress"]
+    caplog.clear()
     assert wxens(argv) == 0
     members = xr.open_zarr(forecast, consolidated=False).t2m
     assert members.sizes["lead_time"] == 5 and members.sizes["member"] == 4
     assert np.isfinite(members.values).all()
+    assert "training period" not in caplog.text
+    inside = [*argv[:6], "2000-06-01", *argv[7:]]
+    inside[inside.index(str(forecast))] = str(tmp_path / "inside.zarr")
+    assert wxens(inside) == 0
+    assert "1 of 1 initial time(s) (2000-06-01 00:00:00 to 2000-06-01 00:00:00) forecast " in (
+        caplog.text
+    )
+    # a valid time in the training period counts too
+    trained = checkpoint.train_config
+    later = replace(trained, data=replace(trained.data, train=Period("2000-06-05", "2000-06-30")))
+    moved = checkpoint.replace(train_config=later)
+    day = pd.DatetimeIndex(["2000-06-01"])
+    assert warn_if_trained_on(moved, day, [24.0, 48.0]).empty
+    assert list(warn_if_trained_on(moved, day, [24.0, 96.0])) == list(day)
     # a rerun resumes with the config written before (no new derivation)
     assert wxens([*args, *short, "--no-progress"]) == 0
     assert "derived for this run before" in capsys.readouterr().out
