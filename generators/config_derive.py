@@ -54,6 +54,7 @@ from generators.train import Trainer
 from pipeline.errors import InputError
 from pipeline.schema import CHANNEL, LAT, LON, TIME, Period, to_channels
 from pipeline.store import AnalysisStore, open_store
+from verification.output import atomic_output
 from verification.spectra import is_global
 
 HELD_OUT_FRACTION = 0.1
@@ -65,6 +66,8 @@ checkpoints and the progress of a shared machine."""
 FINE_TUNE_FRACTION = 5
 """The fine-tune takes one step for every this many main steps."""
 MIN_STEPS = 20
+VALIDATIONS = 8
+"""Validation losses (and checkpoints) over the main phase."""
 COARSEST_POINTS = 8
 BATCH_SIZE = 16
 CALIBRATION_MEMBERS = 16
@@ -89,10 +92,10 @@ class DerivedConfig:
         return header + yaml.dump(to_mapping(self.config), Dumper=_Dumper, sort_keys=False)
 
     def write(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_yaml())
-        return path
+        """The YAML written to ``path`` whole (or not at all)."""
+        with atomic_output(path) as tmp:
+            tmp.write_text(self.to_yaml())
+        return Path(path)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -178,10 +181,11 @@ def measure_step_seconds(store: AnalysisStore, config: TrainConfig) -> tuple[flo
 
 
 def overhead_seconds(config: TrainConfig, calibration_inits: int, main_seconds: float) -> float:
-    """Seconds of the validation losses (one per ``validate_every`` and at the end) and of
-    the calibration forecasts, priced per sample at :data:`FORWARD_SHARE` of a main step."""
+    """Seconds of the validation losses (:data:`VALIDATIONS` over the main phase, as many
+    again per step in the fine-tune, one at the end of each phase) and of the calibration
+    forecasts, priced per sample at :data:`FORWARD_SHARE` of a main step."""
     per_sample = FORWARD_SHARE * main_seconds / config.batch_size
-    validations = config.total_steps // config.validate_every + 1
+    validations = math.ceil(VALIDATIONS * (1 + 1 / FINE_TUNE_FRACTION)) + 2
     samples = validations * config.validation_batches * config.batch_size
     if config.calibration is not None:
         nfe = config.fine_tune.crps_nfe if config.fine_tune else config.model.config.sample_nfe
@@ -208,41 +212,32 @@ def derive_config(
     if step <= pd.Timedelta(0):
         raise InputError(f"{store.path} holds a single time; a model needs a series to learn from")
     history = history_states(step)
-    window = (history - 1) * step
     lead = parse_duration(lead, "--lead") if lead is not None else history * step
-    lead_steps = lead / step
-    if abs(lead_steps - round(lead_steps)) > 1e-9:
+    if lead % step != pd.Timedelta(0):
         raise InputError(
-            f"--lead {duration_text(lead)} is not a multiple of the native step {duration_text(step)} of {store.path}; "
-            "give a multiple of it"
+            f"--lead {duration_text(lead)} is not a multiple of the native step "
+            f"{duration_text(step)} of {store.path}; give a multiple of it"
         )
-    leads = derived_leads(round(lead_steps))
+    leads = derived_leads(lead // step)
     times = pd.DatetimeIndex(store.dataset[TIME].values)
     n_held = math.ceil(HELD_OUT_FRACTION * len(times))
     n_train = len(times) - n_held
-    needed = leads[-1] + 1
-    if n_held < needed or n_train < history + leads[-1]:
+    if n_held <= leads[-1] or n_train < history + leads[-1]:
         raise InputError(
-            f"{store.path} holds {len(times)} times ({times[0]} to {times[-1]}, every {duration_text(step)}); "
-            f"a derived config holds the last {HELD_OUT_FRACTION:.0%} out and needs {needed} "
-            f"held-out times for the {duration_text(lead)} lead, and {history + leads[-1]} for training: "
-            f"ingest at least {math.ceil(needed / HELD_OUT_FRACTION)} times or give a shorter --lead"
+            f"{store.path} holds {len(times)} times every {duration_text(step)}; a derived "
+            f"config holds the last {HELD_OUT_FRACTION:.0%} out, which needs {leads[-1] + 1} "
+            f"times for a {duration_text(lead)} lead: ingest at least "
+            f"{math.ceil((leads[-1] + 1) / HELD_OUT_FRACTION)} times or give a shorter --lead"
         )
     train = Period(_stamp(times[0]), _stamp(times[n_train - 1]))
     held_out = Period(_stamp(times[n_train]), _stamp(times[-1]))
-    channels = tuple(
-        str(c)
-        for c in to_channels(
-            store.dataset[[v for v, da in store.dataset.data_vars.items() if TIME in da.dims]]
-        )[CHANNEL].values
-    )
+    dynamic = [name for name, da in store.dataset.data_vars.items() if TIME in da.dims]
+    channels = tuple(str(c) for c in to_channels(store.dataset[dynamic])[CHANNEL].values)
     grid = (store.dataset.sizes[LAT], store.dataset.sizes[LON])
     periodic = is_global(store.dataset[LON])
     backbone = backbone_for(grid, n_train, len(channels), periodic)
-    inits_possible = n_held - leads[-1]
-    every = max(1, math.ceil(inits_possible / MAX_CALIBRATION_INITS))
-    calibration_inits = math.ceil(inits_possible / every)
-    step_hours = step / pd.Timedelta(hours=1)
+    possible_inits = n_held - leads[-1]  # those whose longest lead is held out too
+    every = math.ceil(possible_inits / MAX_CALIBRATION_INITS)
     config = TrainConfig(
         model=ModelSpec("flow_matching", FlowMatchingConfig(backbone=backbone, sample_nfe=10)),
         data=DataConfig(
@@ -254,30 +249,30 @@ def derive_config(
             validation=held_out,
         ),
         optim=OptimConfig(lr=1e-3, warmup_steps=100, min_lr_ratio=0.1),
-        steps=1000,
         batch_size=BATCH_SIZE,
-        ema_decay=0.995,
         fine_tune=FineTuneConfig(steps=200, lr=3e-4, crps_members=4, crps_nfe=2),
         calibration=CalibrationConfig(
-            period=held_out, members=CALIBRATION_MEMBERS, init_every_hours=every * step_hours
+            period=held_out,
+            members=CALIBRATION_MEMBERS,
+            init_every_hours=every * step / pd.Timedelta(hours=1),
         ),
         device=device,
     )
-    if step_seconds is None:
-        step_seconds = measure_step_seconds(store, config)
-    main_s, fine_s = step_seconds
-    config, available = _sized(config, budget, main_s, fine_s, calibration_inits)
+    main_s, fine_s = step_seconds or measure_step_seconds(store, config)
+    calibration_inits = math.ceil(possible_inits / every)
+    config, seconds = _sized(config, budget, main_s, fine_s, calibration_inits)
+    kind = "global" if periodic else "regional"
     notes = (
-        f"derived from {store.path}: {len(channels)} channel(s) {', '.join(channels)} on a "
-        f"{grid[0]} x {grid[1]} {'global' if periodic else 'regional'} grid, {len(times)} "
-        f"times every {duration_text(step)}",
-        f"history: the last {history} states ({duration_text(window)}); leads {list(leads)} native steps, "
-        f"up to {duration_text(lead)}",
-        f"train {train}; validation and calibration on the last {HELD_OUT_FRACTION:.0%}: "
-        f"{held_out}",
+        f"derived from {store.path}: channel(s) {', '.join(channels)} on a {grid[0]} x "
+        f"{grid[1]} {kind} grid, {len(times)} times every {duration_text(step)}",
+        f"history: the last {history} states; leads {list(leads)} native steps, up to "
+        f"{duration_text(lead)}",
+        f"train {train}; validation and calibration on the last "
+        f"{HELD_OUT_FRACTION:.0%}: {held_out}",
         f"backbone widths {list(backbone.widths)} for the grid and {n_train} training times",
-        f"steps for a {duration_text(budget)} budget: {main_s:.3g} s a main step, {fine_s:.3g} s a fine-tune "
-        f"step (measured on {resolve_device(device)}), {available:.0f} s of steps",
+        f"steps for a {duration_text(budget)} budget: {main_s:.3g} s a main step and "
+        f"{fine_s:.3g} s a fine-tune step (measured on {resolve_device(device)}), "
+        f"{seconds:.0f} s of steps",
     )
     return DerivedConfig(config, notes)
 
@@ -289,30 +284,27 @@ def _sized(
     fine_s: float,
     calibration_inits: int,
 ) -> tuple[TrainConfig, float]:
-    """``config`` with steps (and the cadences that follow them) sized to ``budget``; also
-    the seconds left for steps. The overhead depends on the cadence, so it is priced at the
-    cadence of the first estimate (eight validations), which the result keeps."""
-    per_main = main_s + fine_s / FINE_TUNE_FRACTION
-    share = TRAINING_SHARE * budget.total_seconds()
-    for _ in range(2):
-        available = share - overhead_seconds(config, calibration_inits, main_s)
-        steps = int(available / per_main) if available > 0 else 0
-        if steps < MIN_STEPS:
-            raise InputError(
-                f"a {duration_text(budget)} budget buys {max(steps, 0)} training steps at {main_s:.3g} s a "
-                f"step (fewer than {MIN_STEPS}); give a larger --budget, or train on a GPU"
-            )
-        cadence = max(1, steps // 8)
-        config = replace(
-            config,
-            steps=steps,
-            optim=replace(config.optim, warmup_steps=min(100, max(1, steps // 10))),
-            ema_decay=0.999 if steps >= 5_000 else 0.995,
-            validate_every=cadence,
-            checkpoint_every=cadence,
-            fine_tune=replace(config.fine_tune, steps=max(1, steps // FINE_TUNE_FRACTION)),
+    """``config`` with its steps (and the warm-up, cadences and EMA that follow them) sized
+    to ``budget`` (module doc), and the seconds the steps take."""
+    available = TRAINING_SHARE * budget.total_seconds()
+    available -= overhead_seconds(config, calibration_inits, main_s)
+    steps = max(0, int(available / (main_s + fine_s / FINE_TUNE_FRACTION)))
+    if steps < MIN_STEPS:
+        raise InputError(
+            f"a {duration_text(budget)} --budget buys {steps} training steps at {main_s:.3g} s "
+            f"a step (fewer than {MIN_STEPS}); give a larger --budget, or train on a GPU"
         )
-    return config, available
+    cadence = max(1, steps // VALIDATIONS)
+    sized = replace(
+        config,
+        steps=steps,
+        optim=replace(config.optim, warmup_steps=min(100, max(1, steps // 10))),
+        ema_decay=0.999 if steps >= 5_000 else 0.995,
+        validate_every=cadence,
+        checkpoint_every=cadence,
+        fine_tune=replace(config.fine_tune, steps=max(1, steps // FINE_TUNE_FRACTION)),
+    )
+    return sized, available
 
 
 def _stamp(t: pd.Timestamp) -> str:
