@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -200,3 +201,11 @@ def test_train_from_a_derived_config_then_forecast(daily_global, tmp_path, capsy
     # a rerun resumes with the config written before (no new derivation)
     assert wxens([*args, *short, "--no-progress"]) == 0
     assert "derived for this run before" in capsys.readouterr().out
+
+
+def test_lead_and_budget_belong_to_a_derived_config(daily_global, tmp_path, capsys):
+    config = str(Path(__file__).parents[2] / "configs" / "synthetic_flow_matching.yaml")
+    argv = ["train", "--store", str(daily_global.path), "--config", config, "--out"]
+    assert wxens([*argv, str(tmp_path / "run"), "--budget", "5min"]) == 2
+    assert "--lead and --budget size a derived config" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
