@@ -7,7 +7,7 @@ longest lead wanted and a time budget:
 - **channels**: every time-varying channel of the store.
 - **history**: the last ``max(3, round(1 day / s))`` states (a day of hourly or 6-hourly
   states; three daily ones).
-- **leads** (native steps, ``L = lead / s``, default lead the history window): 1, then
+- **leads** (native steps, ``L = lead / s``; default lead: the history's length): 1, then
   ``3 * 2**k`` below ``L``, then ``L`` — 1, 3, 6, 12, 24 h on an hourly store up to a day;
   longer output leads are rolled out from them.
 - **periods**: the last :data:`HELD_OUT_FRACTION` of the store's times is the validation
@@ -17,6 +17,9 @@ longest lead wanted and a time budget:
   the training period holds fewer than 2 000, fewer than 20 000 or more times, and at
   least twice the channels (to a power of two); widths double per level; a wrapped
   longitude on a global grid.
+- **objective**: flow matching with the insolation as input (``data.solar_forcing``), a
+  fair-CRPS fine-tune whose short sampler the forecasts use, and a spread calibration on
+  the held-out period (up to :data:`MAX_CALIBRATION_INITS` initial times).
 - **steps**: the main phase takes ``N`` steps and a fair-CRPS fine-tune ``N / 5``, with
   ``N (t_main + t_fine / 5) = TRAINING_SHARE * budget - overhead``, where ``t_main`` and
   ``t_fine`` are per-step times measured on the spot (:func:`measure_step_seconds`: a few
@@ -63,8 +66,8 @@ DEFAULT_BUDGET = pd.Timedelta(minutes=30)
 TRAINING_SHARE = 0.9
 """Share of the budget given to optimiser steps; the rest is slack for reading the store,
 checkpoints and the progress of a shared machine."""
-FINE_TUNE_FRACTION = 5
-"""The fine-tune takes one step for every this many main steps."""
+MAIN_STEPS_PER_FINE_TUNE_STEP = 5
+"""The fine-tune takes one step for this many main steps (the UK config's 1500 and 300)."""
 MIN_STEPS = 20
 VALIDATIONS = 8
 """Validation losses (and checkpoints) over the main phase."""
@@ -185,7 +188,7 @@ def overhead_seconds(config: TrainConfig, calibration_inits: int, main_seconds: 
     again per step in the fine-tune, one at the end of each phase) and of the calibration
     forecasts, priced per sample at :data:`FORWARD_SHARE` of a main step."""
     per_sample = FORWARD_SHARE * main_seconds / config.batch_size
-    validations = math.ceil(VALIDATIONS * (1 + 1 / FINE_TUNE_FRACTION)) + 2
+    validations = math.ceil(VALIDATIONS * (1 + 1 / MAIN_STEPS_PER_FINE_TUNE_STEP)) + 2
     samples = validations * config.validation_batches * config.batch_size
     if config.calibration is not None:
         nfe = config.fine_tune.crps_nfe if config.fine_tune else config.model.config.sample_nfe
@@ -288,7 +291,7 @@ def _sized(
     to ``budget`` (module doc), and the seconds the steps take."""
     available = TRAINING_SHARE * budget.total_seconds()
     available -= overhead_seconds(config, calibration_inits, main_s)
-    steps = max(0, int(available / (main_s + fine_s / FINE_TUNE_FRACTION)))
+    steps = max(0, int(available / (main_s + fine_s / MAIN_STEPS_PER_FINE_TUNE_STEP)))
     if steps < MIN_STEPS:
         raise InputError(
             f"a {duration_text(budget)} --budget buys {steps} training steps at {main_s:.3g} s "
@@ -302,7 +305,7 @@ def _sized(
         ema_decay=0.999 if steps >= 5_000 else 0.995,
         validate_every=cadence,
         checkpoint_every=cadence,
-        fine_tune=replace(config.fine_tune, steps=max(1, steps // FINE_TUNE_FRACTION)),
+        fine_tune=replace(config.fine_tune, steps=max(1, steps // MAIN_STEPS_PER_FINE_TUNE_STEP)),
     )
     return sized, available
 

@@ -18,7 +18,7 @@ from generators.calibration import warn_if_trained_on
 from generators.checkpoint import load_checkpoint
 from generators.config import load_train_config
 from generators.config_derive import (
-    FINE_TUNE_FRACTION,
+    MAIN_STEPS_PER_FINE_TUNE_STEP,
     TRAINING_SHARE,
     derive_config,
     derived_leads,
@@ -126,7 +126,7 @@ def test_widths_grow_with_the_channels(tmp_path_factory):
 def test_steps_fill_the_budget(hourly):
     main, fine = SECONDS
     config = derive_config(hourly, budget="30min", step_seconds=SECONDS).config
-    assert config.fine_tune.steps == config.steps // FINE_TUNE_FRACTION
+    assert config.fine_tune.steps == config.steps // MAIN_STEPS_PER_FINE_TUNE_STEP
     spent = config.steps * main + config.fine_tune.steps * fine
     # the steps take the training share of the budget less the (small) forecast overhead
     assert 0.8 * 1800 < spent <= TRAINING_SHARE * 1800
