@@ -23,9 +23,9 @@ longest lead wanted and a time budget:
 - **steps**: the main phase takes ``N`` steps and a fair-CRPS fine-tune ``N / 5``, with
   ``N (t_main + t_fine / 5) = TRAINING_SHARE * budget - overhead``, where ``t_main`` and
   ``t_fine`` are per-step times measured on the spot (:func:`measure_step_seconds`: a few
-  steps of the derived model on this store and device) and ``overhead`` the validation
-  and calibration forecasts (network evaluations at a third of a training step's cost per
-  sample, :func:`overhead_seconds`).
+  steps of the derived model on this store and device; the budget is what is left after
+  measuring) and ``overhead`` the validation losses and calibration forecasts, counted in
+  network evaluations at the measured cost of one (:func:`overhead_seconds`).
 """
 
 from __future__ import annotations
@@ -75,11 +75,8 @@ COARSEST_POINTS = 8
 BATCH_SIZE = 16
 CALIBRATION_MEMBERS = 16
 MAX_CALIBRATION_INITS = 64
-MEASURED_STEPS = 3
-"""Steps timed per phase (after one untimed warm-up step); the median is used."""
-FORWARD_SHARE = 1 / 3
-"""A forward pass's share of a training step (forward plus a backward pass of about twice
-its cost), to price the validation and calibration forecasts."""
+MEASURED_TIMES = 3
+"""Timings of each kind (after one untimed run); the median is used."""
 
 
 @dataclass(frozen=True)
@@ -162,39 +159,62 @@ def backbone_for(grid: tuple[int, int], train_times: int, channels: int, periodi
     )
 
 
-def measure_step_seconds(store: AnalysisStore, config: TrainConfig) -> tuple[float, float]:
-    """Seconds per optimiser step of ``config`` on ``store`` and its device: the median of
-    :data:`MEASURED_STEPS` steps of the main phase and of the fine-tune phase, each after
-    one untimed step. The model and its optimiser are thrown away."""
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(store, config, tmp, resume=False)
+@dataclass(frozen=True)
+class StepSeconds:
+    """Measured seconds: an optimiser step of the main phase and of the fine-tune, and a
+    network evaluation of one sample without gradients (a validation or forecast)."""
 
-        def median_seconds(first: int) -> float:
-            trainer.train_step(first)
+    main: float
+    fine_tune: float
+    forward: float
+
+
+def measure_step_seconds(store: AnalysisStore, config: TrainConfig) -> StepSeconds:
+    """:class:`StepSeconds` of ``config`` on ``store`` and its device: each the median of
+    :data:`MEASURED_TIMES` timings after one untimed run (steps of the main phase and of
+    the fine-tune; validation losses of one batch of the main objective, one network
+    evaluation per sample). The model and its optimiser are thrown away."""
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(store, replace(config, validation_batches=1), tmp, resume=False)
+
+        def median_seconds(run, arguments) -> float:
+            run(*arguments[0])
             times = []
-            for step in range(first + 1, first + 1 + MEASURED_STEPS):
+            for args in arguments[1:]:
                 start = time.perf_counter()
-                trainer.train_step(step)
+                run(*args)
                 times.append(time.perf_counter() - start)
             return statistics.median(times)
 
-        main = median_seconds(0)
-        fine = median_seconds(config.steps) if config.fine_tune is not None else 0.0
-    return main, fine
+        runs = range(MEASURED_TIMES + 1)
+        main = median_seconds(trainer.train_step, [(k,) for k in runs])
+        forward = median_seconds(trainer.validation_loss, [() for _ in runs]) / config.batch_size
+        fine = (
+            median_seconds(trainer.train_step, [(config.steps + k,) for k in runs])
+            if config.fine_tune is not None
+            else 0.0
+        )
+    return StepSeconds(main, fine, forward)
 
 
-def overhead_seconds(config: TrainConfig, calibration_inits: int, main_seconds: float) -> float:
+def overhead_seconds(config: TrainConfig, calibration_inits: int, forward_seconds: float) -> float:
     """Seconds of the validation losses (:data:`VALIDATIONS` over the main phase, as many
     again per step in the fine-tune, one at the end of each phase) and of the calibration
-    forecasts, priced per sample at :data:`FORWARD_SHARE` of a main step."""
-    per_sample = FORWARD_SHARE * main_seconds / config.batch_size
-    validations = math.ceil(VALIDATIONS * (1 + 1 / MAIN_STEPS_PER_FINE_TUNE_STEP)) + 2
-    samples = validations * config.validation_batches * config.batch_size
+    forecasts, at ``forward_seconds`` per network evaluation of a sample. A main-phase
+    loss evaluates the network once a sample, the fine-tune's fair CRPS ``crps_members x
+    crps_nfe`` times, a forecast ``nfe`` times per lead."""
+    items = config.validation_batches * config.batch_size
+    evaluations = (VALIDATIONS + 1) * items
+    nfe = config.model.config.sample_nfe
+    if config.fine_tune is not None:
+        ft = config.fine_tune
+        validations = math.ceil(VALIDATIONS / MAIN_STEPS_PER_FINE_TUNE_STEP) + 1
+        evaluations += validations * items * ft.crps_members * ft.crps_nfe
+        nfe = ft.crps_nfe
     if config.calibration is not None:
-        nfe = config.fine_tune.crps_nfe if config.fine_tune else config.model.config.sample_nfe
         leads = len(config.data.sample_spec.leads)
-        samples += calibration_inits * config.calibration.members * leads * nfe
-    return samples * per_sample
+        evaluations += calibration_inits * config.calibration.members * leads * nfe
+    return evaluations * forward_seconds
 
 
 def derive_config(
@@ -203,12 +223,12 @@ def derive_config(
     lead: str | pd.Timedelta | None = None,
     budget: str | pd.Timedelta | None = None,
     device: str = "auto",
-    step_seconds: tuple[float, float] | None = None,
+    step_seconds: StepSeconds | None = None,
 ) -> DerivedConfig:
     """The training config of ``store`` for forecasts up to ``lead`` (default: the history
     window) trained within ``budget`` (default :data:`DEFAULT_BUDGET`) on ``device``
-    (rules in the module doc). ``step_seconds``: the (main, fine-tune) seconds per step;
-    None measures them (:func:`measure_step_seconds`)."""
+    (rules in the module doc). ``step_seconds``: the per-step times; None measures them
+    (:func:`measure_step_seconds`), and the time spent measuring comes off the budget."""
     store = store if isinstance(store, AnalysisStore) else open_store(store)
     budget = parse_duration(budget if budget is not None else DEFAULT_BUDGET, "--budget")
     step = store.native_step
@@ -261,9 +281,11 @@ def derive_config(
         ),
         device=device,
     )
-    main_s, fine_s = step_seconds or measure_step_seconds(store, config)
+    started = time.perf_counter()
+    seconds = step_seconds or measure_step_seconds(store, config)
+    budget -= pd.Timedelta(seconds=time.perf_counter() - started)  # spent measuring
     calibration_inits = math.ceil(possible_inits / every)
-    config, seconds = _sized(config, budget, main_s, fine_s, calibration_inits)
+    config, available = _sized(config, budget, seconds, calibration_inits)
     kind = "global" if periodic else "regional"
     notes = (
         f"derived from {store.path}: channel(s) {', '.join(channels)} on a {grid[0]} x "
@@ -273,29 +295,28 @@ def derive_config(
         f"train {train}; validation and calibration on the last "
         f"{HELD_OUT_FRACTION:.0%}: {held_out}",
         f"backbone widths {list(backbone.widths)} for the grid and {n_train} training times",
-        f"steps for a {duration_text(budget)} budget: {main_s:.3g} s a main step and "
-        f"{fine_s:.3g} s a fine-tune step (measured on {resolve_device(device)}), "
-        f"{seconds:.0f} s of steps",
+        f"steps for the {budget.total_seconds():.0f} s of the budget left: "
+        f"{seconds.main:.3g} s a main step, {seconds.fine_tune:.3g} s a fine-tune step, "
+        f"{seconds.forward:.3g} s a forward pass of a sample (measured on "
+        f"{resolve_device(device)}), {available:.0f} s of steps",
     )
     return DerivedConfig(config, notes)
 
 
 def _sized(
-    config: TrainConfig,
-    budget: pd.Timedelta,
-    main_s: float,
-    fine_s: float,
-    calibration_inits: int,
+    config: TrainConfig, budget: pd.Timedelta, seconds: StepSeconds, calibration_inits: int
 ) -> tuple[TrainConfig, float]:
     """``config`` with its steps (and the warm-up, cadences and EMA that follow them) sized
     to ``budget`` (module doc), and the seconds the steps take."""
     available = TRAINING_SHARE * budget.total_seconds()
-    available -= overhead_seconds(config, calibration_inits, main_s)
-    steps = max(0, int(available / (main_s + fine_s / MAIN_STEPS_PER_FINE_TUNE_STEP)))
+    available -= overhead_seconds(config, calibration_inits, seconds.forward)
+    per_main = seconds.main + seconds.fine_tune / MAIN_STEPS_PER_FINE_TUNE_STEP
+    steps = max(0, int(available / per_main))
     if steps < MIN_STEPS:
         raise InputError(
-            f"a {duration_text(budget)} --budget buys {steps} training steps at {main_s:.3g} s "
-            f"a step (fewer than {MIN_STEPS}); give a larger --budget, or train on a GPU"
+            f"the {budget.total_seconds():.0f} s of the --budget left after measuring buy "
+            f"{steps} training steps at {seconds.main:.3g} s a step (fewer than {MIN_STEPS}); "
+            "give a larger --budget, or train on a GPU"
         )
     cadence = max(1, steps // VALIDATIONS)
     sized = replace(

@@ -20,6 +20,7 @@ from generators.config import load_train_config
 from generators.config_derive import (
     MAIN_STEPS_PER_FINE_TUNE_STEP,
     TRAINING_SHARE,
+    StepSeconds,
     derive_config,
     derived_leads,
     history_states,
@@ -29,7 +30,7 @@ from pipeline.errors import InputError
 from pipeline.schema import Period
 from pipeline.store import ingest
 
-SECONDS = (0.05, 0.2)  # (main, fine-tune) seconds a step, for the rules that do not time
+SECONDS = StepSeconds(main=0.05, fine_tune=0.2, forward=0.001)  # for the rules that do not time
 
 
 def make(tmp_path_factory, name: str, spec: str, variables=("t2m",)):
@@ -124,7 +125,7 @@ def test_widths_grow_with_the_channels(tmp_path_factory):
 
 
 def test_steps_fill_the_budget(hourly):
-    main, fine = SECONDS
+    main, fine = SECONDS.main, SECONDS.fine_tune
     config = derive_config(hourly, budget="30min", step_seconds=SECONDS).config
     assert config.fine_tune.steps == config.steps // MAIN_STEPS_PER_FINE_TUNE_STEP
     spent = config.steps * main + config.fine_tune.steps * fine
@@ -135,9 +136,22 @@ def test_steps_fill_the_budget(hourly):
     assert longer.steps == pytest.approx(2 * config.steps, rel=0.05)
 
 
+@pytest.mark.parametrize("forward", [0.001, 0.05])
+def test_the_overhead_counts_validation_and_calibration_evaluations(hourly, forward):
+    """The documented rule by hand. Validation: 8 x 16 items, 9 losses of the main phase
+    (one network evaluation an item) and 3 of the fine-tune (4 members x 2 evaluations).
+    Calibration: 240 held-out hours, 216 with their 24 h truth, every 4 h: 54 initial
+    times x 16 members x 5 leads x 2 evaluations."""
+    evaluations = 9 * 128 + 3 * 128 * 8 + 54 * 16 * 5 * 2
+    seconds = StepSeconds(main=0.05, fine_tune=0.2, forward=forward)
+    config = derive_config(hourly, lead="24h", budget="30min", step_seconds=seconds).config
+    assert config.calibration.init_every_hours == 4.0
+    assert config.steps == int((0.9 * 1800 - evaluations * forward) / (0.05 + 0.2 / 5))
+
+
 def test_bad_requests_are_refused(hourly, six_hourly):
     with pytest.raises(InputError, match="--budget"):
-        derive_config(hourly, budget="10s", step_seconds=(1.0, 5.0))
+        derive_config(hourly, budget="10s", step_seconds=StepSeconds(1.0, 5.0, 0.01))
     with pytest.raises(InputError, match="not a multiple of the native step 6h"):
         derive_config(six_hourly, lead="9h", step_seconds=SECONDS)
     with pytest.raises(InputError, match="ingest at least 210 times or give a shorter --lead"):
