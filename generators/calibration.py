@@ -73,6 +73,35 @@ def trained_on(checkpoint: Checkpoint, times: pd.DatetimeIndex) -> np.ndarray:
     return inside
 
 
+def warn_if_trained_on(
+    checkpoint: Checkpoint | str | Path,
+    inits: pd.DatetimeIndex,
+    leads_hours: Sequence[float],
+) -> pd.DatetimeIndex:
+    """Log a warning when forecasts of ``checkpoint`` at ``inits`` start from, or are
+    valid in, a period it trained on (:func:`trained_on`), as the baselines do: its scores
+    there are too good. Returns those initial times."""
+    if not isinstance(checkpoint, Checkpoint):
+        checkpoint = load_checkpoint(checkpoint)
+    inits = pd.DatetimeIndex(inits)
+    seen = trained_on(checkpoint, inits)
+    for hours in leads_hours:
+        seen |= trained_on(checkpoint, inits + pd.Timedelta(hours=hours))
+    if seen.any():
+        log.warning(
+            "%d of %d initial time(s) (%s to %s) forecast weather of the training period %s of "
+            "%s: the model has seen it, so its scores there are too good; verify on times "
+            "it never trained on",
+            seen.sum(),
+            len(inits),
+            inits[seen][0],
+            inits[seen][-1],
+            checkpoint.train_config.data.train,
+            checkpoint.path,
+        )
+    return inits[seen]
+
+
 # Training-config fields in which a fold may differ from the model it calibrates: which
 # period it held out (and validated on), and the settings used only after training.
 FOLD_FREE_FIELDS = ("data.exclude", "data.validation", "sampler", "calibration")

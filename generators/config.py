@@ -181,6 +181,14 @@ class FineTuneConfig:
     crps_nfe: int = 2
     period: Period | None = None
 
+    @property
+    def objective_text(self) -> str:
+        """The fine-tune's loss in words (its values are not the main phase's loss)."""
+        crps = f"fair CRPS of {self.crps_members} members"
+        if self.regression_weight == 0 and self.crps_weight == 1:
+            return crps
+        return f"{self.crps_weight:g} x {crps} + {self.regression_weight:g} x regression"
+
     def objective_overrides(self) -> dict[str, Any]:
         return {
             "regression_weight": self.regression_weight,

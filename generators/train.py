@@ -52,13 +52,40 @@ VALIDATION_SEED_OFFSET = 7_919
 @dataclass(frozen=True)
 class TrainResult:
     """Where the run ended: checkpoint path, step, last mean training loss (over the last
-    logging window) and validation loss (None without a validation period)."""
+    logging window) and validation loss (None without a validation period), ``phase``
+    (``main`` or ``fine_tune``) whose objective both losses are, and the validation loss
+    at the end of the main phase when this run reached it and a fine-tune followed (the
+    two phases' losses are of different objectives, not comparable)."""
 
     checkpoint: Path
     step: int
     train_loss: float | None
     validation_loss: float | None
     seconds: float
+    phase: str = "main"
+    main_validation_loss: float | None = None
+
+    def report(self, config: TrainConfig) -> list[str]:
+        """Lines naming each loss with its objective (``config`` is the run's)."""
+        what = f"the {config.model.kind} loss"
+        lines = []
+        if self.phase == "fine_tune" and config.fine_tune is not None:
+            if self.main_validation_loss is not None:
+                lines.append(
+                    f"validation loss {self.main_validation_loss:.4f} at the end of the main "
+                    f"phase (step {config.steps}, {what})"
+                )
+            what = (
+                f"the fine-tune's objective, {config.fine_tune.objective_text}: not "
+                "comparable with the main phase's"
+            )
+        for name, value in (
+            ("last training", self.train_loss),
+            ("validation", self.validation_loss),
+        ):
+            if value is not None:
+                lines.append(f"{name} loss {value:.4f} ({what})")
+        return lines
 
 
 def to_batch(items: Mapping[str, torch.Tensor], device: torch.device | str = "cpu") -> Batch:
@@ -202,6 +229,7 @@ class Trainer:
         )
         self.step = 0
         self.last_validation: float | None = None
+        self.main_validation: float | None = None
         if resume and (self.out_dir / CHECKPOINT_NAME).exists():
             self._resume(load_checkpoint(self.out_dir / CHECKPOINT_NAME, map_location=self.device))
 
@@ -329,11 +357,14 @@ class Trainer:
                     self.step += 1
                     bar.update(1)
                     done = self.step == total
-                    if self.step % config.validate_every == 0 or done:
+                    main_done = config.fine_tune is not None and self.step == config.steps
+                    if self.step % config.validate_every == 0 or done or main_done:
                         self.last_validation = self.validation_loss()
+                    if main_done:
+                        self.main_validation = self.last_validation
                     if self.step % config.checkpoint_every == 0 or done:
                         self.save()
-                    if self.step % min(config.validate_every, 50) == 0 or done:
+                    if self.step % min(config.validate_every, 50) == 0 or done or main_done:
                         mean_loss = sum(window) / len(window)
                         window.clear()
                         record = {
@@ -364,7 +395,13 @@ class Trainer:
         if not path.exists():
             self.save()
         return TrainResult(
-            path, self.step, mean_loss, self.last_validation, time.perf_counter() - start
+            path,
+            self.step,
+            mean_loss,
+            self.last_validation,
+            time.perf_counter() - start,
+            phase="main" if self.step <= config.steps else "fine_tune",
+            main_validation_loss=self.main_validation,
         )
 
 

@@ -41,7 +41,10 @@ def interval_card(per_init: xr.Dataset, members: int, config: VerifyConfig) -> x
             out[f"{name}_{side}"] = (
                 bounds[name]
                 .isel(quantile=i, drop=True)
-                .assign_attrs(long_name=f"{SCORES[name].long_name}: {side} end of the {what}")
+                .assign_attrs(
+                    long_name=f"{SCORES[name].long_name}: {side} end of the {what}",
+                    units=SCORES[name].units,
+                )
             )
     return out
 
@@ -89,7 +92,9 @@ def against_reference(
     out = xr.Dataset(
         {
             "reference_fair_crps": means["reference"].assign_attrs(
-                long_name="fair CRPS of the reference on the same init times", best=0.0
+                long_name="fair CRPS of the reference on the same init times",
+                units="variable",
+                best=0.0,
             ),
             "fair_crps_skill_score": xr.DataArray(
                 1 - means["forecast"] / means["reference"],
@@ -107,6 +112,7 @@ def against_reference(
         for side in ("low", "high"):
             out[f"fair_crps_minus_reference_{side}"] = bounds[f"fair_crps_{side}"].assign_attrs(
                 long_name=f"fair CRPS minus the reference's: {side} end of the interval of "
-                f"fair_crps_{side} (same blocks, draws and level)"
+                f"fair_crps_{side} (same blocks, draws and level)",
+                units="variable",
             )
     return out

@@ -1,17 +1,23 @@
 """Files written whole or not at all: :func:`atomic_output`, and :func:`write_scores`
-(the verification tree as NetCDF groups)."""
+(the verification tree as NetCDF groups); scores shown in other units than the store's
+(:func:`unit_factors`, :func:`card_in_units`), for printing only."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
+
+from pipeline.errors import InputError
+from pipeline.normalize import UNIT_CONVERSIONS, canonical_units
+from pipeline.schema import split_channel
+from verification.config import VARIABLE
 
 
 @contextlib.contextmanager
@@ -60,3 +66,78 @@ def _attr(value: Any) -> Any:
     if isinstance(value, bool | np.bool_):
         return int(value)
     return value
+
+
+def unit_factors(
+    wanted: Sequence[str], store_units: Mapping[str, str]
+) -> dict[str, tuple[str, float]]:
+    """``{variable: (unit, factor)}`` from ``--units`` items ``UNIT`` (every variable
+    whose units convert to it) or ``VARIABLE=UNIT`` (``msl=hPa``; a channel such as
+    ``z500`` names its variable). ``store_units``: each variable's units in the store.
+
+    The factor converts a difference (a CRPS, an RMSE, a spread): the scale of
+    :data:`pipeline.normalize.UNIT_CONVERSIONS` (or its inverse) without the offset, so K
+    to degC is 1. An unknown variable or a conversion the table lacks is an InputError."""
+    known = sorted({f"{a}<->{b}" for a, b in UNIT_CONVERSIONS})
+    factors: dict[str, tuple[str, float]] = {}
+    for item in wanted:
+        name, _, unit = item.rpartition("=")
+        unit = canonical_units(unit.strip())
+        if name:
+            try:
+                variable = split_channel(name.strip())[0]
+            except ValueError:
+                variable = name.strip()
+            if variable not in store_units:
+                raise InputError(
+                    f"--units {item!r}: the truth holds no variable {variable!r}; it holds "
+                    f"{sorted(store_units)}"
+                )
+            factor = _difference_scale(store_units[variable], unit)
+            if factor is None:
+                raise InputError(
+                    f"--units {item!r}: {variable} is in {store_units[variable]!r}, which does "
+                    f"not convert to {unit!r}; known conversions: {', '.join(known)}"
+                )
+            factors[variable] = (unit, factor)
+            continue
+        matched = {
+            v: (unit, f)
+            for v, u in store_units.items()
+            if (f := _difference_scale(u, unit)) is not None
+        }
+        if not matched:
+            raise InputError(
+                f"--units {item!r}: no variable of the truth ({dict(store_units)}) converts to "
+                f"{unit!r}; known conversions: {', '.join(known)}"
+            )
+        factors.update(matched)
+    return factors
+
+
+def _difference_scale(source: str, target: str) -> float | None:
+    """The factor taking a difference in ``source`` units to ``target`` units, or None."""
+    source = canonical_units(source)
+    if source == target:
+        return 1.0
+    if (source, target) in UNIT_CONVERSIONS:
+        return UNIT_CONVERSIONS[source, target][0]
+    if (target, source) in UNIT_CONVERSIONS:
+        return 1.0 / UNIT_CONVERSIONS[target, source][0]
+    return None
+
+
+def card_in_units(card: xr.Dataset, factors: Mapping[str, tuple[str, float]]) -> xr.Dataset:
+    """A copy of the scorecard (dim ``variable``: channels) with every score in the
+    verified variable's units (``units="variable"``) scaled by its variable's factor of
+    :func:`unit_factors`; dimensionless scores unchanged."""
+    scale = xr.DataArray(
+        [factors.get(split_channel(str(c))[0], ("", 1.0))[1] for c in card[VARIABLE].values],
+        dims=VARIABLE,
+        coords={VARIABLE: card[VARIABLE]},
+    )
+    out = card.copy()
+    for name, da in card.data_vars.items():
+        if da.attrs.get("units") == "variable":
+            out[name] = (da * scale).assign_attrs(da.attrs)
+    return out

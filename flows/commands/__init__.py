@@ -9,6 +9,7 @@ from flows.commands import (
     baseline,
     bias_correct,
     calibrate,
+    config,
     demo,
     export,
     forecast,
@@ -23,6 +24,7 @@ from flows.commands import (
 COMMANDS = (
     ingest,
     info,
+    config,
     train,
     calibrate,
     forecast,

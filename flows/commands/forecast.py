@@ -116,16 +116,20 @@ def parse_leads(lead: str, every: str | None, native_hours: float) -> list[float
 
 
 def run(args: argparse.Namespace) -> int:
+    from generators.calibration import warn_if_trained_on
     from generators.checkpoint import load_checkpoint
     from generators.rollout_store import forecast_to_store
 
     checkpoint = load_checkpoint(args.checkpoint)
     native_hours = checkpoint.native_step.total_seconds() / 3600
+    inits = parse_inits(args.init)
+    leads = parse_leads(args.lead, args.every, native_hours)
+    warn_if_trained_on(checkpoint, inits, leads)
     done = forecast_to_store(
         checkpoint,
         args.store,
-        parse_inits(args.init),
-        parse_leads(args.lead, args.every, native_hours),
+        inits,
+        leads,
         args.members,
         args.out,
         sampler=args.sampler,

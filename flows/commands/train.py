@@ -1,9 +1,14 @@
-"""``wxens train --store S --config C.yaml --out DIR``: train a generator on an analysis store."""
+"""``wxens train --store S [--config C.yaml] --out DIR``: train a generator on an analysis store.
+
+Without ``--config`` the config is derived from the store for ``--lead`` and ``--budget``
+(:func:`generators.config_derive.derive_config`), printed and written to ``DIR/config.yaml``;
+a resumed run reuses that file."""
 
 from __future__ import annotations
 
 import argparse
 
+DERIVED_CONFIG = "config.yaml"
 NAME = "train"
 HELP = "train a flow-matching or EDM generator on an analysis store (resumes from DIR/last.pt)"
 
@@ -11,8 +16,11 @@ HELP = "train a flow-matching or EDM generator on an analysis store (resumes fro
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", required=True, help="the analysis store to train on")
     parser.add_argument(
-        "--config", required=True, help="training config (YAML or TOML), see configs/"
+        "--config",
+        help="training config (YAML or TOML), see configs/; default: one derived from the "
+        "store for --lead and --budget, written to DIR/config.yaml",
     )
+    add_derive_arguments(parser)
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -34,22 +42,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def add_derive_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--lead`` and ``--budget`` of a config derived from the store."""
+    parser.add_argument(
+        "--lead",
+        help="derived config: the longest lead to train for, e.g. 24h or 5d (default: the "
+        "history window, a day or three native steps); longer leads are rolled out",
+    )
+    parser.add_argument(
+        "--budget",
+        help="derived config: training time to size the step count to, e.g. 30min or 2h "
+        "(default 30min); the per-step time is measured on the spot",
+    )
+
+
+def set_threads(threads: int | None) -> None:
+    """``--threads``: torch's CPU threads for this process (None: leave the default)."""
+    if threads is None:
+        return
+    import torch
+
+    from pipeline.errors import InputError
+
+    if threads < 1:
+        raise InputError(f"--threads must be at least 1, got {threads}")
+    torch.set_num_threads(threads)
+
+
 def run(args: argparse.Namespace) -> int:
     from generators.calibration import calibrate_checkpoint
     from generators.checkpoint import load_checkpoint
     from generators.config import load_train_config
     from generators.correction.spread import SpreadCalibration
     from generators.train import train
+    from pipeline.errors import InputError
 
-    if args.threads is not None:
-        import torch
-
-        from pipeline.errors import InputError
-
-        if args.threads < 1:
-            raise InputError(f"--threads must be at least 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
-    config = load_train_config(args.config, args.overrides)
+    set_threads(args.threads)
+    if args.config is None:
+        config = derived_config(args)
+    elif args.lead or args.budget:
+        raise InputError("--lead and --budget size a derived config; with --config, drop them")
+    else:
+        config = load_train_config(args.config, args.overrides)
     result = train(
         args.store, config, args.out, resume=not args.no_resume, progress=not args.no_progress
     )
@@ -59,10 +93,27 @@ def run(args: argparse.Namespace) -> int:
         )
     checkpoint = load_checkpoint(result.checkpoint)
     print(f"checkpoint {result.checkpoint} (digest {checkpoint.digest}) at step {result.step}")
-    if result.train_loss is not None:
-        print(f"last training loss {result.train_loss:.4f}")
-    if result.validation_loss is not None:
-        print(f"validation loss {result.validation_loss:.4f}")
+    for line in result.report(config):
+        print(line)
     if checkpoint.calibration is not None:
         print(SpreadCalibration.from_dict(checkpoint.calibration).report())
     return 0
+
+
+def derived_config(args: argparse.Namespace):
+    """The config derived from ``--store`` (printed, written to ``OUT/config.yaml``), or the
+    one an earlier derived run wrote there when resuming; ``--set`` applies to either."""
+    from pathlib import Path
+
+    from generators.config import load_train_config
+    from generators.config_derive import derive_config
+
+    path = Path(args.out) / DERIVED_CONFIG
+    if path.exists() and not args.no_resume:
+        print(f"using {path}, derived for this run before (--no-resume derives a new one)")
+        return load_train_config(path, args.overrides)
+    derived = derive_config(args.store, lead=args.lead, budget=args.budget)
+    derived.write(path)
+    print(derived.to_yaml(), end="")
+    print(f"# written to {path}")
+    return load_train_config(path, args.overrides)

@@ -88,6 +88,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "ensemble-mean errors do, for the rank max/min floor where errors are coherent over "
         "the domain (rank_max_min_error_surrogate; e.g. 20); 0 skips it (default)",
     )
+    parser.add_argument(
+        "--units",
+        action="append",
+        default=[],
+        metavar="[VARIABLE=]UNIT",
+        help="print the scores of VARIABLE (or of every variable that converts to UNIT) in "
+        "UNIT, e.g. --units msl=hPa or --units hPa (repeatable); the scores file keeps the "
+        "store's units",
+    )
     cluster = parser.add_mutually_exclusive_group()
     cluster.add_argument(
         "--dask-scheduler", help="address of a running dask scheduler to compute on"
@@ -102,8 +111,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from flows.dask import dask_client
-    from verification.config import VerifyConfig
+    from pipeline.schema import split_channel
+    from pipeline.store import open_store
+    from verification.config import VARIABLE, VerifyConfig
+    from verification.output import card_in_units, unit_factors
     from verification.run import verify_store
+
+    factors = {}
+    if args.units:  # checked before the verification runs
+        truth = open_store(args.truth).dataset
+        store_units = {str(n): da.attrs.get("units", "") for n, da in truth.data_vars.items()}
+        factors = unit_factors(args.units, store_units)
 
     config = VerifyConfig(
         seed=args.seed,
@@ -147,7 +165,11 @@ def run(args: argparse.Namespace) -> int:
     if int(card["n_missing_truth"].sum()):  # partial truth: what verified, what did not
         printed = (*printed, "n_verified", "n_missing_truth")
     columns = [name for name in printed if name in card]
-    print(card[columns].to_dataframe().to_string())
+    shown = {split_channel(str(c))[0] for c in card[VARIABLE].values}
+    for variable, (unit, factor) in factors.items():
+        if variable in shown:
+            print(f"{variable}: scores printed in {unit} (x {factor:g} of the stored values)")
+    print(card_in_units(card, factors)[columns].to_dataframe().to_string())
     if args.report:
         print(f"report: {args.report}")
     return 0

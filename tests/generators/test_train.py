@@ -281,3 +281,32 @@ def test_training_runs_under_bf16_autocast_on_cuda(store, tmp_path):
     )
     checkpoint = load_checkpoint(result.checkpoint)
     assert all(torch.isfinite(t).all() for t in checkpoint.ema_state.values())
+
+
+def test_the_fine_tune_validation_loss_is_labelled_as_its_own_objective(store, tmp_path):
+    """The main phase's last validation loss is kept apart (it equals a run without the
+    fine-tune's), the final one is named as the fine-tune's fair CRPS objective."""
+    validation = Period("2000-04-01", "2000-04-10")
+    data = DataConfig(
+        channels=("t2m",),
+        history=2,
+        leads=(1,),
+        train=Period(None, TRAIN_END),
+        validation=validation,
+    )
+    ft = FineTuneConfig(steps=2, crps_members=2, crps_nfe=2)
+    config = tiny_config(3, data=data, fine_tune=ft, validate_every=100, validation_batches=2)
+    result = train(store, config, tmp_path / "ft", progress=False)
+    plain = train(store, tiny_config(3, data=data, validation_batches=2), tmp_path / "main")
+    assert result.phase == "fine_tune" and plain.phase == "main"
+    assert result.main_validation_loss == pytest.approx(plain.validation_loss, rel=1e-6)
+    assert result.validation_loss != pytest.approx(result.main_validation_loss, rel=1e-3)
+    lines = result.report(config)
+    assert lines[0].startswith(
+        f"validation loss {plain.validation_loss:.4f} at the end of the main"
+    )
+    assert lines[-1] == (
+        f"validation loss {result.validation_loss:.4f} (the fine-tune's objective, fair CRPS "
+        "of 2 members: not comparable with the main phase's)"
+    )
+    assert plain.report(tiny_config(3))[-1].endswith("(the flow_matching loss)")

@@ -1,0 +1,336 @@
+"""A training config derived from an analysis store: :func:`derive_config`.
+
+``wxens train --store S --out R`` without ``--config``, and ``wxens config --store S``, call
+it. Every choice follows from the store (its native step ``s``, times, grid, channels), the
+longest lead wanted and a time budget:
+
+- **channels**: every time-varying channel of the store.
+- **history**: the last ``max(3, round(1 day / s))`` states (a day of hourly or 6-hourly
+  states; three daily ones).
+- **leads** (native steps, ``L = lead / s``; default lead: the history's length): 1, then
+  ``3 * 2**k`` below ``L``, then ``L`` — 1, 3, 6, 12, 24 h on an hourly store up to a day;
+  longer output leads are rolled out from them.
+- **periods**: the last :data:`HELD_OUT_FRACTION` of the store's times is the validation
+  and calibration period, the rest the training (and fine-tune) period.
+- **backbone**: ``1 + floor(log2(min(H, W) / 8))`` resolution levels (2 to 5), so the
+  coarsest level keeps about 8 points along the shorter side; first width 16, 32 or 64 as
+  the training period holds fewer than 2 000, fewer than 20 000 or more times, and at
+  least twice the channels (to a power of two); widths double per level; a wrapped
+  longitude on a global grid.
+- **objective**: flow matching with the insolation as input (``data.solar_forcing``), a
+  fair-CRPS fine-tune whose short sampler the forecasts use, and a spread calibration on
+  the held-out period (up to :data:`MAX_CALIBRATION_INITS` initial times).
+- **steps**: the main phase takes ``N`` steps and a fair-CRPS fine-tune ``N / 5``, with
+  ``N (t_main + t_fine / 5) = TRAINING_SHARE * budget - overhead``, where ``t_main`` and
+  ``t_fine`` are per-step times measured on the spot (:func:`measure_step_seconds`: a few
+  steps of the derived model on this store and device; the budget is what is left after
+  measuring) and ``overhead`` the validation losses and calibration forecasts, counted in
+  network evaluations at the measured cost of one (:func:`overhead_seconds`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from generators.backbone import BackboneConfig
+from generators.config import (
+    CalibrationConfig,
+    DataConfig,
+    FineTuneConfig,
+    ModelSpec,
+    OptimConfig,
+    TrainConfig,
+)
+from generators.config_io import to_mapping
+from generators.device import resolve_device
+from generators.models import FlowMatchingConfig
+from generators.train import Trainer
+from pipeline.errors import InputError
+from pipeline.schema import CHANNEL, LAT, LON, TIME, Period, to_channels
+from pipeline.store import AnalysisStore, open_store
+from verification.output import atomic_output
+from verification.spectra import is_global
+
+HELD_OUT_FRACTION = 0.1
+"""Share of the store's times (the last ones) held out for validation and calibration."""
+DEFAULT_BUDGET = pd.Timedelta(minutes=30)
+TRAINING_SHARE = 0.9
+"""Share of the budget given to optimiser steps; the rest is slack for reading the store,
+checkpoints and the progress of a shared machine."""
+MAIN_STEPS_PER_FINE_TUNE_STEP = 5
+"""The fine-tune takes one step for this many main steps (the UK config's 1500 and 300)."""
+MIN_STEPS = 20
+VALIDATIONS = 8
+"""Validation losses (and checkpoints) over the main phase."""
+COARSEST_POINTS = 8
+BATCH_SIZE = 16
+CALIBRATION_MEMBERS = 16
+MAX_CALIBRATION_INITS = 64
+MEASURED_TIMES = 3
+"""Timings of each kind (after one untimed run); the median is used."""
+
+
+@dataclass(frozen=True)
+class DerivedConfig:
+    """A derived :class:`TrainConfig` and one line per choice saying what it rests on."""
+
+    config: TrainConfig
+    notes: tuple[str, ...]
+
+    def to_yaml(self) -> str:
+        """The config as YAML (loadable by ``wxens train --config``), the notes as comments."""
+        header = "".join(f"# {line}\n" for line in self.notes)
+        return header + yaml.dump(to_mapping(self.config), Dumper=_Dumper, sort_keys=False)
+
+    def write(self, path: str | Path) -> Path:
+        """The YAML written to ``path`` whole (or not at all)."""
+        with atomic_output(path) as tmp:
+            tmp.write_text(self.to_yaml())
+        return Path(path)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block mappings, lists of scalars on one line (``leads: [1, 3, 6]``)."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
+    flat = all(not isinstance(v, dict | list) for v in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat)
+
+
+_Dumper.add_representer(list, _represent_list)
+
+
+def duration_text(value: pd.Timedelta) -> str:
+    """``1h``, ``6h``, ``3d``, ``30min``: the largest whole unit."""
+    for unit, size in (("d", pd.Timedelta(days=1)), ("h", pd.Timedelta(hours=1))):
+        if value % size == pd.Timedelta(0):
+            return f"{value // size}{unit}"
+    return f"{value / pd.Timedelta(minutes=1):g}min"
+
+
+def parse_duration(text: str | pd.Timedelta, what: str) -> pd.Timedelta:
+    """A positive duration from ``30min``, ``24h``, ``5d`` (or a Timedelta)."""
+    if isinstance(text, str):  # pandas deprecates the lower-case day unit ("5d")
+        text = re.sub(r"(?<=\d)\s*d$", "D", text.strip())
+    try:
+        value = pd.Timedelta(text)
+    except ValueError:
+        raise InputError(f"{what} {text!r} is not a duration such as 30min, 24h or 5d") from None
+    if value <= pd.Timedelta(0):
+        raise InputError(f"{what} must be a positive duration, got {text!r}")
+    return value
+
+
+def history_states(step: pd.Timedelta) -> int:
+    """States of the history window: a day's worth, at least three."""
+    return max(3, round(pd.Timedelta(days=1) / step))
+
+
+def derived_leads(steps: int) -> tuple[int, ...]:
+    """Trained leads up to ``steps`` native steps: 1, ``3 * 2**k`` below ``steps``, ``steps``."""
+    leads = {1, steps}
+    k = 3
+    while k < steps:
+        leads.add(k)
+        k *= 2
+    return tuple(sorted(leads))
+
+
+def backbone_for(grid: tuple[int, int], train_times: int, channels: int, periodic: bool):
+    """Backbone size from the grid (levels) and the data (first width); see module doc."""
+    levels = min(5, max(2, 1 + math.floor(math.log2(min(grid) / COARSEST_POINTS))))
+    base = 16 if train_times < 2_000 else 32 if train_times < 20_000 else 64
+    base = min(128, max(base, 2 ** math.ceil(math.log2(2 * channels))))
+    return BackboneConfig(
+        widths=tuple(base * 2**i for i in range(levels)),
+        embedding_dim=2 * base,
+        attention_heads=0,
+        periodic_longitude=periodic,
+    )
+
+
+@dataclass(frozen=True)
+class StepSeconds:
+    """Measured seconds: an optimiser step of the main phase and of the fine-tune, and a
+    network evaluation of one sample without gradients (a validation or forecast)."""
+
+    main: float
+    fine_tune: float
+    forward: float
+
+
+def measure_step_seconds(store: AnalysisStore, config: TrainConfig) -> StepSeconds:
+    """:class:`StepSeconds` of ``config`` on ``store`` and its device: each the median of
+    :data:`MEASURED_TIMES` timings after one untimed run (steps of the main phase and of
+    the fine-tune; validation losses of one batch of the main objective, one network
+    evaluation per sample). The model and its optimiser are thrown away."""
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(store, replace(config, validation_batches=1), tmp, resume=False)
+
+        def median_seconds(run, arguments) -> float:
+            run(*arguments[0])
+            times = []
+            for args in arguments[1:]:
+                start = time.perf_counter()
+                run(*args)
+                times.append(time.perf_counter() - start)
+            return statistics.median(times)
+
+        runs = range(MEASURED_TIMES + 1)
+        main = median_seconds(trainer.train_step, [(k,) for k in runs])
+        forward = median_seconds(trainer.validation_loss, [() for _ in runs]) / config.batch_size
+        fine = (
+            median_seconds(trainer.train_step, [(config.steps + k,) for k in runs])
+            if config.fine_tune is not None
+            else 0.0
+        )
+    return StepSeconds(main, fine, forward)
+
+
+def overhead_seconds(config: TrainConfig, calibration_inits: int, forward_seconds: float) -> float:
+    """Seconds of the validation losses (:data:`VALIDATIONS` over the main phase, as many
+    again per step in the fine-tune, one at the end of each phase) and of the calibration
+    forecasts, at ``forward_seconds`` per network evaluation of a sample. A main-phase
+    loss evaluates the network once a sample, the fine-tune's fair CRPS ``crps_members x
+    crps_nfe`` times, a forecast ``nfe`` times per lead."""
+    items = config.validation_batches * config.batch_size
+    evaluations = (VALIDATIONS + 1) * items
+    nfe = config.model.config.sample_nfe
+    if config.fine_tune is not None:
+        ft = config.fine_tune
+        validations = math.ceil(VALIDATIONS / MAIN_STEPS_PER_FINE_TUNE_STEP) + 1
+        evaluations += validations * items * ft.crps_members * ft.crps_nfe
+        nfe = ft.crps_nfe
+    if config.calibration is not None:
+        leads = len(config.data.sample_spec.leads)
+        evaluations += calibration_inits * config.calibration.members * leads * nfe
+    return evaluations * forward_seconds
+
+
+def derive_config(
+    store: AnalysisStore | str | Path,
+    *,
+    lead: str | pd.Timedelta | None = None,
+    budget: str | pd.Timedelta | None = None,
+    device: str = "auto",
+    step_seconds: StepSeconds | None = None,
+) -> DerivedConfig:
+    """The training config of ``store`` for forecasts up to ``lead`` (default: the history
+    window) trained within ``budget`` (default :data:`DEFAULT_BUDGET`) on ``device``
+    (rules in the module doc). ``step_seconds``: the per-step times; None measures them
+    (:func:`measure_step_seconds`), and the time spent measuring comes off the budget."""
+    store = store if isinstance(store, AnalysisStore) else open_store(store)
+    budget = parse_duration(budget if budget is not None else DEFAULT_BUDGET, "--budget")
+    step = store.native_step
+    if step <= pd.Timedelta(0):
+        raise InputError(f"{store.path} holds a single time; a model needs a series to learn from")
+    history = history_states(step)
+    lead = parse_duration(lead, "--lead") if lead is not None else history * step
+    if lead % step != pd.Timedelta(0):
+        raise InputError(
+            f"--lead {duration_text(lead)} is not a multiple of the native step "
+            f"{duration_text(step)} of {store.path}; give a multiple of it"
+        )
+    leads = derived_leads(lead // step)
+    times = pd.DatetimeIndex(store.dataset[TIME].values)
+    n_held = math.ceil(HELD_OUT_FRACTION * len(times))
+    n_train = len(times) - n_held
+    if n_held <= leads[-1] or n_train < history + leads[-1]:
+        raise InputError(
+            f"{store.path} holds {len(times)} times every {duration_text(step)}; a derived "
+            f"config holds the last {HELD_OUT_FRACTION:.0%} out, which needs {leads[-1] + 1} "
+            f"times for a {duration_text(lead)} lead: ingest at least "
+            f"{math.ceil((leads[-1] + 1) / HELD_OUT_FRACTION)} times or give a shorter --lead"
+        )
+    train = Period(_stamp(times[0]), _stamp(times[n_train - 1]))
+    held_out = Period(_stamp(times[n_train]), _stamp(times[-1]))
+    dynamic = [name for name, da in store.dataset.data_vars.items() if TIME in da.dims]
+    channels = tuple(str(c) for c in to_channels(store.dataset[dynamic])[CHANNEL].values)
+    grid = (store.dataset.sizes[LAT], store.dataset.sizes[LON])
+    periodic = is_global(store.dataset[LON])
+    backbone = backbone_for(grid, n_train, len(channels), periodic)
+    possible_inits = n_held - leads[-1]  # those whose longest lead is held out too
+    every = math.ceil(possible_inits / MAX_CALIBRATION_INITS)
+    config = TrainConfig(
+        model=ModelSpec("flow_matching", FlowMatchingConfig(backbone=backbone, sample_nfe=10)),
+        data=DataConfig(
+            channels=channels,
+            history=history,
+            leads=leads,
+            solar_forcing=True,
+            train=train,
+            validation=held_out,
+        ),
+        optim=OptimConfig(lr=1e-3, warmup_steps=100, min_lr_ratio=0.1),
+        batch_size=BATCH_SIZE,
+        fine_tune=FineTuneConfig(steps=200, lr=3e-4, crps_members=4, crps_nfe=2),
+        calibration=CalibrationConfig(
+            period=held_out,
+            members=CALIBRATION_MEMBERS,
+            init_every_hours=every * step / pd.Timedelta(hours=1),
+        ),
+        device=device,
+    )
+    started = time.perf_counter()
+    seconds = step_seconds or measure_step_seconds(store, config)
+    budget -= pd.Timedelta(seconds=time.perf_counter() - started)  # spent measuring
+    calibration_inits = math.ceil(possible_inits / every)
+    config, available = _sized(config, budget, seconds, calibration_inits)
+    kind = "global" if periodic else "regional"
+    notes = (
+        f"derived from {store.path}: channel(s) {', '.join(channels)} on a {grid[0]} x "
+        f"{grid[1]} {kind} grid, {len(times)} times every {duration_text(step)}",
+        f"history: the last {history} states; leads {list(leads)} native steps, up to "
+        f"{duration_text(lead)}",
+        f"train {train}; validation and calibration on the last "
+        f"{HELD_OUT_FRACTION:.0%}: {held_out}",
+        f"backbone widths {list(backbone.widths)} for the grid and {n_train} training times",
+        f"steps for the {budget.total_seconds():.0f} s of the budget left: "
+        f"{seconds.main:.3g} s a main step, {seconds.fine_tune:.3g} s a fine-tune step, "
+        f"{seconds.forward:.3g} s a forward pass of a sample (measured on "
+        f"{resolve_device(device)}), {available:.0f} s of steps",
+    )
+    return DerivedConfig(config, notes)
+
+
+def _sized(
+    config: TrainConfig, budget: pd.Timedelta, seconds: StepSeconds, calibration_inits: int
+) -> tuple[TrainConfig, float]:
+    """``config`` with its steps (and the warm-up, cadences and EMA that follow them) sized
+    to ``budget`` (module doc), and the seconds the steps take."""
+    available = TRAINING_SHARE * budget.total_seconds()
+    available -= overhead_seconds(config, calibration_inits, seconds.forward)
+    per_main = seconds.main + seconds.fine_tune / MAIN_STEPS_PER_FINE_TUNE_STEP
+    steps = max(0, int(available / per_main))
+    if steps < MIN_STEPS:
+        raise InputError(
+            f"the {budget.total_seconds():.0f} s of the --budget left after measuring buy "
+            f"{steps} training steps at {seconds.main:.3g} s a step (fewer than {MIN_STEPS}); "
+            "give a larger --budget, or train on a GPU"
+        )
+    cadence = max(1, steps // VALIDATIONS)
+    sized = replace(
+        config,
+        steps=steps,
+        optim=replace(config.optim, warmup_steps=min(100, max(1, steps // 10))),
+        ema_decay=0.999 if steps >= 5_000 else 0.995,
+        validate_every=cadence,
+        checkpoint_every=cadence,
+        fine_tune=replace(config.fine_tune, steps=max(1, steps // MAIN_STEPS_PER_FINE_TUNE_STEP)),
+    )
+    return sized, available
+
+
+def _stamp(t: pd.Timestamp) -> str:
+    """``2019-03-28T09:00``: minute precision, so a period bound is one time, not a day."""
+    return pd.Timestamp(t).strftime("%Y-%m-%dT%H:%M")

@@ -1,0 +1,225 @@
+"""A training config derived from a store: the rules on hourly, 6-hourly and daily,
+regional and global synthetic stores, the budget arithmetic, the YAML round trip, and a
+short end-to-end train from a derived config that loads and forecasts."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from flows.cli import main as wxens
+from generators.calibration import warn_if_trained_on
+from generators.checkpoint import load_checkpoint
+from generators.config import load_train_config
+from generators.config_derive import (
+    MAIN_STEPS_PER_FINE_TUNE_STEP,
+    TRAINING_SHARE,
+    StepSeconds,
+    derive_config,
+    derived_leads,
+    history_states,
+)
+from generators.config_io import to_mapping
+from pipeline.errors import InputError
+from pipeline.schema import Period
+from pipeline.store import ingest
+
+SECONDS = StepSeconds(main=0.05, fine_tune=0.2, forward=0.001)  # for the rules that do not time
+
+
+def make(tmp_path_factory, name: str, spec: str, variables=("t2m",)):
+    path = tmp_path_factory.mktemp("derive") / f"{name}.zarr"
+    return ingest(spec, path, variables=list(variables), progress=False)
+
+
+@pytest.fixture(scope="module")
+def hourly(tmp_path_factory):
+    return make(tmp_path_factory, "hourly", "synthetic:n_lat=8,n_lon=8,n_times=2400,step=1h")
+
+
+@pytest.fixture(scope="module")
+def six_hourly(tmp_path_factory):
+    spec = "synthetic:n_lat=33,n_lon=49,n_times=120,step=6h,seed=2"
+    return make(tmp_path_factory, "six_hourly", spec)
+
+
+@pytest.fixture(scope="module")
+def daily_global(tmp_path_factory):
+    spec = "synthetic:n_lat=8,n_lon=24,lon_min=0,lon_max=345,n_times=400,step=24h,seed=3"
+    return make(tmp_path_factory, "daily_global", spec)
+
+
+def times_of(store) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(store.dataset.time.values)
+
+
+def check_held_out(config, store) -> None:
+    """Training then held-out periods tile the store's times, the held-out one the last
+    ceil(10 %); calibration on the held-out period."""
+    times = times_of(store)
+    n_held = math.ceil(0.1 * len(times))
+    data = config.data
+    assert pd.Timestamp(data.train.start) == times[0]
+    assert pd.Timestamp(data.train.end) == times[-n_held - 1]
+    assert pd.Timestamp(data.validation.start) == times[-n_held]
+    assert pd.Timestamp(data.validation.end) == times[-1]
+    assert config.calibration.period == data.validation
+
+
+def test_rules_by_hand():
+    assert derived_leads(24) == (1, 3, 6, 12, 24)
+    assert derived_leads(20) == (1, 3, 6, 12, 20)
+    assert derived_leads(2) == (1, 2)
+    assert derived_leads(1) == (1,)
+    assert history_states(pd.Timedelta("1h")) == 24
+    assert history_states(pd.Timedelta("6h")) == 4
+    assert history_states(pd.Timedelta("1D")) == 3
+
+
+def test_hourly_regional(hourly):
+    config = derive_config(hourly, lead="24h", step_seconds=SECONDS).config
+    assert config.data.channels == ("t2m",)
+    assert config.data.history == 24
+    assert config.data.leads == (1, 3, 6, 12, 24)
+    check_held_out(config, hourly)
+    backbone = config.model.config.backbone
+    # 2160 training times (>= 2000): first width 32; an 8 x 8 grid: two levels
+    assert backbone.widths == (32, 64)
+    assert not backbone.periodic_longitude
+
+
+def test_six_hourly_regional_levels_from_the_grid(six_hourly):
+    config = derive_config(six_hourly, lead="2d", step_seconds=SECONDS).config
+    assert config.data.history == 4  # a day of 6-hourly states
+    assert config.data.leads == (1, 3, 6, 8)
+    check_held_out(config, six_hourly)
+    # 33 x 49: 1 + floor(log2(33 / 8)) = 3 levels; 108 training times: width 16
+    assert config.model.config.backbone.widths == (16, 32, 64)
+    # default lead: the history window, a day
+    assert derive_config(six_hourly, step_seconds=SECONDS).config.data.leads == (1, 3, 4)
+
+
+def test_daily_global(daily_global):
+    derived = derive_config(daily_global, lead="10d", step_seconds=SECONDS)
+    config = derived.config
+    assert config.data.history == 3
+    assert config.data.leads == (1, 3, 6, 10)
+    check_held_out(config, daily_global)
+    assert config.model.config.backbone.periodic_longitude
+    assert config.calibration.init_every_hours == 24.0
+    assert "global" in derived.notes[0]
+
+
+def test_widths_grow_with_the_channels(tmp_path_factory):
+    spec = "synthetic:n_lat=8,n_lon=8,n_times=60,step=6h,levels=250/500/700/850/925"
+    store = make(tmp_path_factory, "upper", spec, variables=("z", "t"))
+    config = derive_config(store, step_seconds=SECONDS).config
+    assert len(config.data.channels) == 10
+    assert config.model.config.backbone.widths[0] == 32  # 2 x 10 channels, to a power of 2
+
+
+def test_steps_fill_the_budget(hourly):
+    main, fine = SECONDS.main, SECONDS.fine_tune
+    config = derive_config(hourly, budget="30min", step_seconds=SECONDS).config
+    assert config.fine_tune.steps == config.steps // MAIN_STEPS_PER_FINE_TUNE_STEP
+    spent = config.steps * main + config.fine_tune.steps * fine
+    # the steps take the training share of the budget less the (small) forecast overhead
+    assert 0.8 * 1800 < spent <= TRAINING_SHARE * 1800
+    assert config.validate_every == config.steps // 8
+    longer = derive_config(hourly, budget="1h", step_seconds=SECONDS).config
+    assert longer.steps == pytest.approx(2 * config.steps, rel=0.05)
+
+
+@pytest.mark.parametrize("forward", [0.001, 0.05])
+def test_the_overhead_counts_validation_and_calibration_evaluations(hourly, forward):
+    """The documented rule by hand. Validation: 8 x 16 items, 9 losses of the main phase
+    (one network evaluation an item) and 3 of the fine-tune (4 members x 2 evaluations).
+    Calibration: 240 held-out hours, 216 with their 24 h truth, every 4 h: 54 initial
+    times x 16 members x 5 leads x 2 evaluations."""
+    evaluations = 9 * 128 + 3 * 128 * 8 + 54 * 16 * 5 * 2
+    seconds = StepSeconds(main=0.05, fine_tune=0.2, forward=forward)
+    config = derive_config(hourly, lead="24h", budget="30min", step_seconds=seconds).config
+    assert config.calibration.init_every_hours == 4.0
+    assert config.steps == int((0.9 * 1800 - evaluations * forward) / (0.05 + 0.2 / 5))
+
+
+def test_bad_requests_are_refused(hourly, six_hourly):
+    with pytest.raises(InputError, match="--budget"):
+        derive_config(hourly, budget="10s", step_seconds=StepSeconds(1.0, 5.0, 0.01))
+    with pytest.raises(InputError, match="not a multiple of the native step 6h"):
+        derive_config(six_hourly, lead="9h", step_seconds=SECONDS)
+    with pytest.raises(InputError, match="ingest at least 210 times or give a shorter --lead"):
+        derive_config(six_hourly, lead="5d", step_seconds=SECONDS)
+    with pytest.raises(InputError, match="--lead 'soon'"):
+        derive_config(six_hourly, lead="soon", step_seconds=SECONDS)
+
+
+def test_yaml_round_trip(daily_global, tmp_path):
+    derived = derive_config(daily_global, lead="5d", step_seconds=SECONDS)
+    loaded = load_train_config(derived.write(tmp_path / "derived.yaml"))
+    assert to_mapping(loaded) == to_mapping(derived.config)
+
+
+def test_train_from_a_derived_config_then_forecast(daily_global, tmp_path, capsys, caplog):
+    """`wxens config` prints a loadable config; `wxens train` without --config derives one
+    (per-step time measured), writes it beside the checkpoint, trains a few steps,
+    calibrates on the held-out days; the checkpoint forecasts a held-out day without a
+    warning, and a day of its training period with one."""
+    store = str(daily_global.path)
+    assert wxens(["config", "--store", store, "--lead", "3d", "--budget", "5min"]) == 0
+    printed = tmp_path / "printed.yaml"
+    printed.write_text(capsys.readouterr().out)
+    assert load_train_config(printed).data.leads == (1, 3)
+
+    run = tmp_path / "run"
+    args = ["train", "--store", store, "--out", str(run), "--lead", "3d", "--budget", "5min"]
+    short = ["--set", "steps=4", "--set", "fine_tune.steps=2", "--set", "device=cpu"]
+    assert wxens([*args, *short, "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "history: 3" in out and "measured on cpu" in out
+    written = load_train_config(run / "config.yaml")
+    assert written.data.leads == (1, 3) and written.steps > 4  # the file holds the derived steps
+    checkpoint = load_checkpoint(run)
+    assert checkpoint.step == 6 and checkpoint.calibration is not None
+    assert checkpoint.train_config.model.config.backbone.periodic_longitude
+
+    init = pd.Timestamp(written.data.validation.start) + pd.Timedelta("2D")
+    forecast = tmp_path / "forecast.zarr"
+    argv = ["forecast", "--checkpoint", str(run), "--store", store, "--init", str(init)]
+    argv += ["--members", "4", "--lead", "120h", "--out", str(forecast), "--no-progress"]
+    caplog.clear()
+    assert wxens(argv) == 0
+    members = xr.open_zarr(forecast, consolidated=False).t2m
+    assert members.sizes["lead_time"] == 5 and members.sizes["member"] == 4
+    assert np.isfinite(members.values).all()
+    assert "training period" not in caplog.text
+    inside = [*argv[:6], "2000-06-01", *argv[7:]]
+    inside[inside.index(str(forecast))] = str(tmp_path / "inside.zarr")
+    assert wxens(inside) == 0
+    assert "1 of 1 initial time(s) (2000-06-01 00:00:00 to 2000-06-01 00:00:00) forecast " in (
+        caplog.text
+    )
+    # a valid time in the training period counts too
+    trained = checkpoint.train_config
+    later = replace(trained, data=replace(trained.data, train=Period("2000-06-05", "2000-06-30")))
+    moved = checkpoint.replace(train_config=later)
+    day = pd.DatetimeIndex(["2000-06-01"])
+    assert warn_if_trained_on(moved, day, [24.0, 48.0]).empty
+    assert list(warn_if_trained_on(moved, day, [24.0, 96.0])) == list(day)
+    # a rerun resumes with the config written before (no new derivation)
+    assert wxens([*args, *short, "--no-progress"]) == 0
+    assert "derived for this run before" in capsys.readouterr().out
+
+
+def test_lead_and_budget_belong_to_a_derived_config(daily_global, tmp_path, capsys):
+    config = str(Path(__file__).parents[2] / "configs" / "synthetic_flow_matching.yaml")
+    argv = ["train", "--store", str(daily_global.path), "--config", config, "--out"]
+    assert wxens([*argv, str(tmp_path / "run"), "--budget", "5min"]) == 2
+    assert "--lead and --budget size a derived config" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -1,0 +1,111 @@
+"""``wxens verify --units``: the printed table in other units, the scores file untouched."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from flows.cli import main as wxens
+from pipeline.errors import InputError
+from pipeline.forecast_store import ForecastProvenance, write_forecast
+from pipeline.store import ingest
+from verification.output import unit_factors
+
+NOISE_PA, NOISE_K = 100.0, 1.0
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    """An analysis of msl (Pa) and t2m (K), and members = truth + Gaussian noise."""
+    root = tmp_path_factory.mktemp("units")
+    rng = np.random.default_rng(0)
+    times = pd.date_range("2020-01-01", periods=12, freq="1h")
+    dims = ("time", "latitude", "longitude")
+    shape = (12, 4, 5)
+    truth = xr.Dataset(
+        {
+            "msl": (dims, 101_000 + 500 * rng.standard_normal(shape), {"units": "Pa"}),
+            "t2m": (dims, 280 + rng.standard_normal(shape), {"units": "K"}),
+        },
+        coords={"time": times, "latitude": np.linspace(50, 55, 4), "longitude": np.arange(5.0)},
+    ).astype("float32")
+    truth.to_netcdf(root / "truth.nc")
+    ingest(root / "truth.nc", root / "truth.zarr", progress=False)
+    leads = pd.to_timedelta([1, 2], unit="h")
+    at = [
+        xr.concat(
+            [truth.sel(time=t + lead, drop=True) for lead in leads], dim=leads.rename("lead_time")
+        )
+        for t in times[:6]
+    ]
+    members = xr.concat(at, dim=times[:6].rename("init_time")).expand_dims(member=4)
+    members = members.transpose("init_time", "member", "lead_time", ...)
+    members["msl"] = members.msl + NOISE_PA * rng.standard_normal(members.msl.shape)
+    members["t2m"] = members.t2m + NOISE_K * rng.standard_normal(members.t2m.shape)
+    provenance = ForecastProvenance(
+        generator="noise", checkpoint_digest="none", sampler="exact", nfe=0, seed=0
+    )
+    write_forecast(root / "forecast.zarr", members.astype("float32"), provenance)
+    return root
+
+
+def printed_crps(out: str) -> dict[tuple[str, str], float]:
+    """(variable, lead) -> the printed fair_crps column (the first after the lead)."""
+    values, variable = {}, None
+    for line in out.splitlines():
+        tokens = line.split()
+        if "days" not in tokens:
+            continue
+        if tokens[0] != "0":
+            variable, tokens = tokens[0], tokens[1:]
+        values[variable, tokens[2]] = float(tokens[3])
+    return values
+
+
+def verify(root, *extra) -> list[str]:
+    return [
+        "verify",
+        str(root / "forecast.zarr"),
+        "--truth",
+        str(root / "truth.zarr"),
+        "--out",
+        str(root / "scores.nc"),
+        "--physics-init-times",
+        "0",
+        "--no-energy-score",
+        "--interval-level",
+        "0",
+        "--no-progress",
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize("units", [["msl=hPa"], ["hPa"], ["msl=hPa", "t2m=degC"]])
+def test_pressure_scores_print_in_hpa_and_are_stored_in_pa(stores, capsys, units):
+    assert wxens(verify(stores, *[a for u in units for a in ("--units", u)])) == 0
+    out = capsys.readouterr().out
+    assert "msl: scores printed in hPa (x 0.01 of the stored values)" in out
+    shown = printed_crps(out)
+    stored = xr.open_datatree(stores / "scores.nc")["scorecard"].to_dataset().fair_crps
+    for lead in ("01:00:00", "02:00:00"):
+        pa = float(stored.sel(variable="msl", lead_time=pd.Timedelta(lead)))
+        # members = truth + N(0, s^2): CRPS = s (2 phi(0) - 1/sqrt(pi)) = 0.234 s, in Pa
+        assert 0.15 * NOISE_PA < pa < 0.35 * NOISE_PA
+        assert shown["msl", lead] == pytest.approx(pa / 100, rel=1e-5)
+        kelvin = float(stored.sel(variable="t2m", lead_time=pd.Timedelta(lead)))
+        assert shown["t2m", lead] == pytest.approx(kelvin, rel=1e-5)  # K and degC: same CRPS
+
+
+def test_unknown_units_and_variables_are_refused(stores, capsys):
+    assert wxens(verify(stores, "--units", "msl=furlong")) == 2
+    assert "msl is in 'Pa', which does not convert to 'furlong'" in capsys.readouterr().err
+    assert wxens(verify(stores, "--units", "sp=hPa")) == 2
+    assert "holds no variable 'sp'" in capsys.readouterr().err
+    with pytest.raises(InputError, match="no variable of the truth"):
+        unit_factors(["kg kg-1"], {"msl": "Pa", "t2m": "K"})
+    assert unit_factors(["z500=m2 s-2", "Pa"], {"z": "m**2 s**-2", "msl": "hPa"}) == {
+        "z": ("m2 s-2", 1.0),
+        "msl": ("Pa", 100.0),
+    }
