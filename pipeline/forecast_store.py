@@ -244,13 +244,14 @@ def _check_writable(path: Path) -> None:
             f"{path} is a plain Zarr store (an export, or written by another tool or an older "
             "wxens); forecasts are written only to transactional stores: choose another --out"
         )
-    if is_repository(path) and not is_forecast_store(path):
-        if not is_empty_repository(path):
-            raise StoreError(
-                f"{path} is a Zarr store but not a wxens forecast store; wxens will not write "
-                "forecasts into it: choose another --out"
-            )
-    elif not is_repository(path) and path.exists() and any(path.iterdir()):
+    if is_empty_repository(path) or is_forecast_store(path):
+        return  # (an empty repository is being created by another writer, or was interrupted)
+    if is_repository(path):
+        raise StoreError(
+            f"{path} is a Zarr store but not a wxens forecast store; wxens will not write "
+            "forecasts into it: choose another --out"
+        )
+    if path.exists() and any(path.iterdir()):
         raise StoreError(f"{path} exists and is not a Zarr store; choose another --out")
 
 

@@ -99,8 +99,12 @@ def read_attrs(path: str | Path) -> dict[str, Any]:
 
 
 def is_empty_repository(path: str | Path) -> bool:
-    """A repository whose last commit holds nothing: its creation was interrupted."""
-    return is_repository(path) and not has_root_group(reader(path))
+    """A repository with nothing committed in it yet: another writer is creating it now,
+    or its creation was interrupted (the next transaction creates it again)."""
+    path = Path(path)
+    if is_repository(path):
+        return not has_root_group(reader(path))
+    return path.is_dir() and any(path.iterdir()) and _is_interrupted_creation(path)
 
 
 def has_root_group(store: Store) -> bool:
