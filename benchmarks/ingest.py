@@ -70,6 +70,7 @@ def time_transactions(workdir: Path, repeats: int, batches: int = 8) -> dict:
 
     def plain_ingest(path: Path) -> None:  # the same decoding, normalising and statistics
         ds, _ = open_canonical(SAMPLE)
+        ds = ds.chunk({"time": steps})  # dask chunks on the Zarr chunks, as xarray requires
         ds.to_zarr(path, mode="w-", zarr_format=3, consolidated=False, encoding=encoding)
         stored = xr.open_zarr(path, consolidated=False)
         compute_statistics(stored, native_step(pd.DatetimeIndex(stored.time.values)))
