@@ -1,4 +1,10 @@
-"""``wxens train --store S --config C.yaml --out DIR``: train a generator on an analysis store."""
+"""``wxens train --store S --config C.yaml --out DIR``: train a generator on an analysis store.
+
+``--nproc N`` trains data-parallel in N processes on this machine (one GPU each on CUDA):
+it starts ``torchrun --standalone --nproc_per_node N -m flows.cli train ...`` with the other
+options. Several machines: run ``torchrun`` with its rendezvous arguments on each (see
+docs/generate.md); rank 0 alone calibrates and prints.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +38,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "share each, or they slow each other down many times over",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--nproc",
+        type=int,
+        help="train data-parallel in this many processes on this machine (torchrun; one GPU "
+        "each on CUDA, gloo on CPU); batch_size is the global batch, split between them",
+    )
+
+
+def torchrun_command(args: argparse.Namespace) -> list[str]:
+    """The ``-m flows.cli train ...`` command each torchrun process runs: ``args`` less
+    ``--nproc``."""
+    command = ["-m", "flows.cli", *(["-v"] if args.verbose else []), "train"]
+    command += ["--store", str(args.store), "--config", str(args.config), "--out", str(args.out)]
+    for override in args.overrides:
+        command += ["--set", override]
+    if args.threads is not None:
+        command += ["--threads", str(args.threads)]
+    command += ["--no-resume"] * args.no_resume + ["--no-progress"] * args.no_progress
+    return command
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from generators.checkpoint import load_checkpoint
     from generators.config import load_train_config
     from generators.correction.spread import SpreadCalibration
+    from generators.distributed import World, launch, shard_size, world_from_env
     from generators.train import train
 
     if args.threads is not None:
@@ -49,10 +75,15 @@ def run(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise InputError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    config = load_train_config(args.config, args.overrides)
+    config = load_train_config(args.config, args.overrides)  # bad configs fail before launch
+    if args.nproc is not None:
+        shard_size(config.batch_size, World(size=max(args.nproc, 1)))
+        return launch(args.nproc, torchrun_command(args))
     result = train(
         args.store, config, args.out, resume=not args.no_resume, progress=not args.no_progress
     )
+    if not world_from_env().is_main:
+        return 0
     if config.calibration is not None:  # the config's spread calibration, fitted after training
         calibrate_checkpoint(
             result.checkpoint, args.store, config.calibration, progress=not args.no_progress

@@ -1,0 +1,128 @@
+"""Data-parallel training: two gloo processes started by ``wxens train --nproc 2`` (torchrun)
+take the optimiser steps of one process on the same global batch, rank 0 alone writes, and
+their checkpoint resumes in one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from flows.cli import main as wxens
+from generators.checkpoint import load_checkpoint
+from generators.config import load_train_config
+from generators.distributed import World, shard_seed, world_from_env
+from generators.train import Trainer, learning_rate, train
+from pipeline.errors import InputError
+from pipeline.store import ingest
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = """\
+model: {kind: flow_matching, backbone: {widths: [8, 16], attention_heads: 0, embedding_dim: 16}}
+data: {channels: [t2m], history: 2, leads: [1], train: {end: 2000-02-10}}
+optim: {lr: 1.0e-3, warmup_steps: 2}
+steps: 3
+batch_size: 4
+ema_decay: 0.9
+checkpoint_every: 3
+validate_every: 1
+device: cpu
+"""
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return ingest(
+        "synthetic:n_lat=8,n_lon=8,n_times=160,step=6h,seed=3",
+        tmp_path_factory.mktemp("ddp") / "syn.zarr",
+        variables=["t2m"],
+        progress=False,
+    )
+
+
+def reference_steps(trainer: Trainer, steps: range, world_size: int) -> None:
+    """``steps`` optimiser steps in this one process on the global batch of ``world_size``
+    ranks: the mean of the shards' losses, one backward, clip, AdamW, EMA (plain torch,
+    no process group)."""
+    config = trainer.config
+    for step in steps:
+        trainer.optimizer.zero_grad(set_to_none=True)
+        for group in trainer.optimizer.param_groups:
+            group["lr"] = learning_rate(config, step)
+        trainer.model.train()
+        for rank in range(world_size):
+            batch, generator = trainer.shard(step, rank, config.batch_size // world_size)
+            (trainer.model.loss(batch, generator=generator) / world_size).backward()
+        torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), config.optim.grad_clip)
+        trainer.optimizer.step()
+        trainer.ema.update(trainer.model, step)
+
+
+def assert_same_weights(state: dict, module: torch.nn.Module) -> None:
+    expected = module.state_dict()
+    assert state.keys() == expected.keys()
+    for name, value in state.items():
+        torch.testing.assert_close(value, expected[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_two_processes_train_like_one_on_the_global_batch_and_resume_in_one(store, tmp_path):
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(CONFIG)
+    out = tmp_path / "ddp"
+    env = os.environ | {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    command = [sys.executable, "-m", "flows.cli", "train", "--store", str(store.path)]
+    command += ["--config", str(config_path), "--out", str(out), "--nproc", "2", "--no-progress"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("checkpoint ") == 1  # rank 0 alone prints
+    log_lines = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log_lines] == [1, 2, 3]  # rank 0 alone logs
+    assert all(r["validation_loss"] is None for r in log_lines)  # no validation period
+
+    config = load_train_config(config_path)
+    reference = Trainer(store, config, tmp_path / "reference", resume=False)
+    first, second = (reference.shard(0, rank, 2)[0].target for rank in (0, 1))
+    assert not torch.equal(first, second)  # the ranks draw distinct samples
+    reference_steps(reference, range(3), world_size=2)
+    checkpoint = load_checkpoint(out)
+    assert checkpoint.step == 3
+    assert_same_weights(checkpoint.model_state, reference.model)
+    assert_same_weights(checkpoint.ema_state, reference.ema.module)
+
+    # resumed by one process: steps 3 and 4 on the whole global batch, drawn as rank 0's
+    config5 = load_train_config(config_path, ["steps=5"])
+    result = train(store, config5, out, progress=False, world=World())
+    assert result.step == 5
+    reference.config = config5
+    reference_steps(reference, range(3, 5), world_size=1)
+    assert_same_weights(load_checkpoint(out).model_state, reference.model)
+
+
+def test_the_global_batch_must_split_over_the_processes(store, tmp_path, capsys):
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(CONFIG)
+    args = ["train", "--store", str(store.path), "--config", str(config_path)]
+    args += ["--out", str(tmp_path / "x"), "--nproc", "3"]
+    assert wxens(args) == 2
+    assert "batch_size 4 does not split over 3 processes" in capsys.readouterr().err
+    assert wxens(args[:-1] + ["0"]) == 2
+    assert "--nproc must be at least 1" in capsys.readouterr().err
+
+
+def test_the_world_comes_from_torchruns_environment():
+    assert world_from_env({}) == World(0, 1, 0)
+    world = world_from_env({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"})
+    assert (world.rank, world.size, world.local_rank, world.is_main) == (3, 4, 1, False)
+    with pytest.raises(InputError, match="RANK=None is not a rank"):
+        world_from_env({"WORLD_SIZE": "2"})
+    # rank 0 draws what one process always drew; the shards of a step differ
+    assert shard_seed(5, 7, 0) == 5 * 1_000_003 + 7
+    # distinct in the low 32 bits, the only ones a torch generator keeps
+    seeds = [shard_seed(5, 7, r) for r in range(4)] + [shard_seed(5, 8, 0)]
+    assert len({s % 2**32 for s in seeds}) == 5
