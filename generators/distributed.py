@@ -180,6 +180,20 @@ def mean_over_ranks(value: torch.Tensor, world: World) -> torch.Tensor:
     return total / world.size
 
 
+def check_same_step(step: int, world: World, out_dir: object) -> None:
+    """Refuse to train when the ranks start at different steps: a run resumed on machines
+    that do not all see the same ``out_dir/last.pt``."""
+    if not world.distributed:
+        return
+    steps: list[object] = [None] * world.size
+    dist.all_gather_object(steps, step)
+    if len(set(steps)) > 1:
+        raise InputError(
+            f"the {world.size} processes found {out_dir} at different steps {steps}; put "
+            "--out on a file system every machine shares, or pass --no-resume"
+        )
+
+
 def check_identical(modules: Sequence[nn.Module], world: World) -> None:
     """Refuse to go on when the weights of ``modules`` differ between ranks: compares a
     float64 checksum (sum and sum of squares of every parameter) of each rank."""

@@ -43,6 +43,7 @@ from generators.distributed import (
     SINGLE_PROCESS,
     World,
     check_identical,
+    check_same_step,
     data_parallel,
     mean_over_ranks,
     process_group,
@@ -180,7 +181,6 @@ class Trainer:
             self.device
         )
         self.ema = EMA(self.model, config.ema_decay)
-        self.parallel = data_parallel(self.model, world, self.device)
         o = config.optim
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay
@@ -189,6 +189,8 @@ class Trainer:
         self.last_validation: float | None = None
         if resume and (self.out_dir / CHECKPOINT_NAME).exists():
             self._resume(load_checkpoint(self.out_dir / CHECKPOINT_NAME, map_location=self.device))
+        check_same_step(self.step, world, self.out_dir)
+        self.parallel = data_parallel(self.model, world, self.device)
 
     # -- state ------------------------------------------------------------------------------
 

@@ -12,11 +12,19 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
 from flows.cli import main as wxens
 from generators.checkpoint import load_checkpoint
 from generators.config import load_train_config
-from generators.distributed import World, shard_seed, world_from_env
+from generators.distributed import (
+    World,
+    check_identical,
+    check_same_step,
+    shard_seed,
+    world_from_env,
+)
 from generators.train import Trainer, learning_rate, train
 from pipeline.errors import InputError
 from pipeline.store import ingest
@@ -126,3 +134,32 @@ def test_the_world_comes_from_torchruns_environment():
     # distinct in the low 32 bits, the only ones a torch generator keeps
     seeds = [shard_seed(5, 7, r) for r in range(4)] + [shard_seed(5, 8, 0)]
     assert len({s % 2**32 for s in seeds}) == 5
+
+
+def disagreeing_rank(rank: int, rendezvous: str, out: str) -> None:
+    """One of two gloo ranks whose step and weights differ; writes the errors it gets."""
+    dist.init_process_group("gloo", init_method=rendezvous, rank=rank, world_size=2)
+    world = World(rank, 2, rank)
+    errors = []
+    try:
+        check_same_step(3 * rank, world, "runs/x")
+    except InputError as err:
+        errors.append(str(err))
+    check_same_step(5, world, "runs/x")  # the same step: no error
+    model = torch.nn.Linear(2, 1)
+    torch.nn.init.constant_(model.weight, 1.0 + rank)
+    try:
+        check_identical([model], world)
+    except RuntimeError as err:
+        errors.append(str(err))
+    dist.destroy_process_group()
+    Path(out, f"rank{rank}.json").write_text(json.dumps(errors))
+
+
+def test_ranks_that_disagree_on_step_or_weights_stop(tmp_path):
+    rendezvous = f"file://{tmp_path / 'rendezvous'}"
+    mp.spawn(disagreeing_rank, args=(rendezvous, str(tmp_path)), nprocs=2)
+    for rank in (0, 1):
+        step_error, weights_error = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        assert "found runs/x at different steps [0, 3]" in step_error
+        assert "the weights differ between the 2 ranks" in weights_error
