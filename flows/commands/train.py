@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from generators.correction.spread import SpreadCalibration
     from generators.distributed import World, launch, shard_size, world_from_env
     from generators.train import train
+    from pipeline.store import open_store
 
     if args.threads is not None:
         import torch
@@ -76,8 +77,9 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     config = load_train_config(args.config, args.overrides)  # bad configs fail before launch
-    if args.nproc is not None:
+    if args.nproc is not None:  # refuse here what every process would refuse
         shard_size(config.batch_size, World(size=max(args.nproc, 1)))
+        open_store(args.store)
         return launch(args.nproc, torchrun_command(args))
     result = train(
         args.store, config, args.out, resume=not args.no_resume, progress=not args.no_progress

@@ -112,7 +112,7 @@ def test_two_processes_train_like_one_on_the_global_batch_and_resume_in_one(stor
     assert_same_weights(load_checkpoint(out).model_state, reference.model)
 
 
-def test_the_global_batch_must_split_over_the_processes(store, tmp_path, capsys):
+def test_nproc_refuses_a_batch_that_does_not_split_and_a_missing_store(store, tmp_path, capsys):
     config_path = tmp_path / "c.yaml"
     config_path.write_text(CONFIG)
     args = ["train", "--store", str(store.path), "--config", str(config_path)]
@@ -121,6 +121,9 @@ def test_the_global_batch_must_split_over_the_processes(store, tmp_path, capsys)
     assert "batch_size 4 does not split over 3 processes" in capsys.readouterr().err
     assert wxens(args[:-1] + ["0"]) == 2
     assert "--nproc must be at least 1" in capsys.readouterr().err
+    args[2] = str(tmp_path / "missing.zarr")
+    assert wxens(args[:-1] + ["2"]) == 2  # refused before any process starts
+    assert "missing.zarr: no such store" in capsys.readouterr().err
 
 
 def test_the_world_comes_from_torchruns_environment():
