@@ -6,7 +6,8 @@ phase. Training only trains: a spread calibration is fitted afterwards
 Determinism: step ``k`` draws its batch indices and all of its noise from a
 ``torch.Generator`` seeded with ``(seed, k)`` (and seeds the global generator the same way
 for dropout), so a run stopped after any checkpoint and resumed gives the same weights as
-an uninterrupted one on the same device. Validation uses a fixed generator and fixed items,
+an uninterrupted one on the same device. Under torchrun each process trains on its shard of
+the batch, seeded with ``(seed, k, rank)`` (:mod:`generators.distributed`). Validation uses a fixed generator and fixed items,
 so its losses are comparable across steps.
 
 On CUDA the forward pass runs under bfloat16 autocast (``bf16``); on CPU in float32.
@@ -21,6 +22,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,12 +32,26 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from generators.augmentation import scale_changes, shift_levels
 from generators.base import Batch, Condition
 from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.config import TrainConfig
 from generators.config_io import to_mapping
 from generators.data import ResidualDataset
-from generators.device import autocast, resolve_device
+from generators.device import autocast
+from generators.distributed import (
+    SINGLE_PROCESS,
+    World,
+    check_identical,
+    check_same_step,
+    data_parallel,
+    mean_over_ranks,
+    process_group,
+    rank_device,
+    shard_seed,
+    shard_size,
+    world_from_env,
+)
 from generators.ema import EMA
 from generators.models import GENERATORS
 from generators.objective import ResidualGenerator
@@ -94,40 +110,6 @@ def to_batch(items: Mapping[str, torch.Tensor], device: torch.device | str = "cp
     return Batch(condition.to(device), items["target"].to(device))
 
 
-def scale_changes(batch: Batch, max_factor: float, generator: torch.Generator) -> Batch:
-    """Amplitude augmentation: per sample, ``a = exp(u)``, ``u ~ U[-ln m, ln m]`` drawn on
-    ``generator``, and every change of the sample scaled by ``a`` about the current state:
-    ``history_k' = now + a (history_k - now)``, ``target' = a target`` (the target is the
-    normalised residual). States, statics, calendar and lead are otherwise kept.
-    history (B, K, C, H, W), target (B, C, H, W)."""
-    history, target = batch.condition.history, batch.target
-    log_m = math.log(max_factor)
-    u = torch.rand(target.shape[0], generator=generator) * 2 * log_m - log_m
-    a = u.exp().to(device=target.device, dtype=target.dtype)
-    now = history[:, -1:]
-    condition = dataclasses.replace(
-        batch.condition, history=now + a[:, None, None, None, None] * (history - now)
-    )
-    return Batch(condition, a[:, None, None, None] * target)
-
-
-def shift_levels(batch: Batch, std: float, generator: torch.Generator) -> Batch:
-    """Level augmentation: per sample and channel, ``c ~ N(0, std^2)`` (normalised state
-    units) drawn on ``generator`` and added to every state of the history,
-    ``history_k' = history_k + c``; the target (a change) is kept. The model then learns
-    changes that do not depend on the absolute level, rather than a reversion towards the
-    training period's mean. history (B, K, C, H, W)."""
-    history = batch.condition.history
-    c = torch.randn(history.shape[0], history.shape[2], generator=generator) * std
-    c = c.to(device=history.device, dtype=history.dtype)[:, None, :, None, None]
-    return Batch(dataclasses.replace(batch.condition, history=history + c), batch.target)
-
-
-def step_generator(seed: int, step: int) -> torch.Generator:
-    """The CPU generator of one step: a function of (seed, step) only."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + step)
-
-
 def learning_rate(config: TrainConfig, step: int) -> float:
     """Linear warm-up to ``optim.lr``, cosine decay to ``lr * min_lr_ratio`` at ``steps``;
     in the fine-tune phase the same cosine from ``fine_tune.lr`` over its own steps."""
@@ -175,11 +157,14 @@ class Trainer:
         out_dir: str | Path,
         *,
         resume: bool = True,
+        world: World = SINGLE_PROCESS,
     ):
         self.store = store if isinstance(store, AnalysisStore) else open_store(store)
         self.config = config
         self.out_dir = Path(out_dir)
-        self.device = resolve_device(config.device)
+        self.world = world
+        self.shard_size = shard_size(config.batch_size, world)
+        self.device = rank_device(config.device, world)
         d = config.data
         spec = d.sample_spec
         self.train_data = ResidualDataset.from_store(
@@ -232,6 +217,8 @@ class Trainer:
         self.main_validation: float | None = None
         if resume and (self.out_dir / CHECKPOINT_NAME).exists():
             self._resume(load_checkpoint(self.out_dir / CHECKPOINT_NAME, map_location=self.device))
+        check_same_step(self.step, world, self.out_dir)
+        self.parallel = data_parallel(self.model, world, self.device)
 
     # -- state ------------------------------------------------------------------------------
 
@@ -270,32 +257,48 @@ class Trainer:
             calibration=calibration,
         )
 
-    def save(self, calibration: dict | None = None) -> Checkpoint:
+    def save(self, calibration: dict | None = None, *, check: bool = True) -> Checkpoint | None:
+        """Write ``OUT/last.pt`` on rank 0 (after checking, with ``check``, that every rank
+        holds the same weights: a collective call); other ranks write nothing, get None."""
+        if check:
+            check_identical([self.model, self.ema.module], self.world)
+        if not self.world.is_main:
+            return None
         return self.checkpoint(calibration).save(self.out_dir / CHECKPOINT_NAME)
 
     # -- steps ------------------------------------------------------------------------------
 
-    def train_step(self, step: int) -> float:
-        """One optimiser step; returns its loss."""
+    def shard(self, step: int, rank: int, size: int) -> tuple[Batch, torch.Generator]:
+        """The ``size`` samples of rank ``rank`` at ``step`` (augmented, on the device) and
+        the generator, seeded with ``(seed, step, rank)``, that then draws their noise.
+        Also seeds the global generator (dropout) the same way and sets the phase."""
         config = self.config
         data = self.train_data if step < config.steps else self.fine_tune_data
         self.model.config = phase_objective(config, self.model_config, step)
-        generator = step_generator(config.seed, step)
-        torch.manual_seed(config.seed * 1_000_003 + step)
-        index = torch.randint(len(data), (config.batch_size,), generator=generator).numpy()
+        seed = shard_seed(config.seed, step, rank)
+        generator = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)
+        index = torch.randint(len(data), (size,), generator=generator).numpy()
         batch = to_batch(data[index], self.device)
         if config.data.amplitude_augmentation > 1:
             batch = scale_changes(batch, config.data.amplitude_augmentation, generator)
         if config.data.level_augmentation > 0:
             batch = shift_levels(batch, config.data.level_augmentation, generator)
+        return batch, generator
+
+    def train_step(self, step: int) -> float:
+        """One optimiser step on this rank's shard (gradients averaged over the ranks);
+        returns the loss of the global batch (the mean over ranks)."""
+        config = self.config
+        batch, generator = self.shard(step, self.world.rank, self.shard_size)
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
         self.model.train()
         with autocast(self.device, config.bf16):
-            loss = self.model.loss(batch, generator=generator)
-        if not torch.isfinite(loss):
+            loss = self.parallel(batch, generator)
+        if not torch.isfinite(mean := mean_over_ranks(loss.detach(), self.world)):
             raise FloatingPointError(
-                f"training loss became {loss.item()} at step {step}; lower optim.lr or raise "
+                f"training loss became {mean.item()} at step {step}; lower optim.lr or raise "
                 "optim.warmup_steps"
             )
         self.optimizer.zero_grad(set_to_none=True)
@@ -308,7 +311,7 @@ class Trainer:
         else:  # the fine-tune phase restarts the EMA warm-up (see FineTuneConfig)
             self.ema.decay = config.fine_tune.ema_decay or config.ema_decay
             self.ema.update(self.model, step - config.steps)
-        return float(loss.detach())
+        return float(mean)
 
     @torch.no_grad()
     def validation_loss(self) -> float | None:
@@ -339,6 +342,8 @@ class Trainer:
         config = self.config
         total = config.total_steps
         start = time.perf_counter()
+        main = self.world.is_main  # rank 0 alone validates, logs and writes
+        progress = progress and main
         self.out_dir.mkdir(parents=True, exist_ok=True)
         window: list[float] = []
         mean_loss: float | None = None
@@ -351,14 +356,14 @@ class Trainer:
             dynamic_ncols=True,
         )
         try:
-            with bar, open(self.out_dir / LOG_NAME, "a") as log_file:
+            with bar, open(self.out_dir / LOG_NAME if main else os.devnull, "a") as log_file:
                 while self.step < total:
                     window.append(self.train_step(self.step))
                     self.step += 1
                     bar.update(1)
                     done = self.step == total
                     main_done = config.fine_tune is not None and self.step == config.steps
-                    if self.step % config.validate_every == 0 or done or main_done:
+                    if main and (self.step % config.validate_every == 0 or done or main_done):
                         self.last_validation = self.validation_loss()
                     if main_done:
                         self.main_validation = self.last_validation
@@ -378,7 +383,7 @@ class Trainer:
                         log_file.write(json.dumps(record) + "\n")
                         log_file.flush()
                         bar.set_postfix(loss=f"{mean_loss:.4f}", val=_fmt(self.last_validation))
-                        if not progress:  # no bar (a Prefect task, a log file): one line
+                        if main and not progress:  # no bar (Prefect, a log file): one line
                             log.info(
                                 "step %d/%d (%s): loss %.4f, validation %s",
                                 self.step,
@@ -387,13 +392,13 @@ class Trainer:
                                 mean_loss,
                                 _fmt(self.last_validation),
                             )
-        except KeyboardInterrupt:
-            self.save()
+        except KeyboardInterrupt:  # no collective check: the other ranks may be gone
+            self.save(check=False)
             log.warning("interrupted: checkpoint of step %d written to %s", self.step, self.out_dir)
             raise
         path = self.out_dir / CHECKPOINT_NAME
-        if not path.exists():
-            self.save()
+        if main and not path.exists():
+            self.save(check=False)
         return TrainResult(
             path,
             self.step,
@@ -416,11 +421,15 @@ def train(
     *,
     resume: bool = True,
     progress: bool = True,
+    world: World | None = None,
 ) -> TrainResult:
     """Train ``config`` on ``store`` (an AnalysisStore or its path) into ``out_dir``
     (``last.pt``, ``log.jsonl``), resuming from ``out_dir/last.pt`` when it exists.
 
     Training only trains: the spread calibration of ``config.calibration`` is fitted
     afterwards by the caller (:func:`generators.calibration.calibrate_checkpoint`, as
-    ``wxens train`` and the train flow do)."""
-    return Trainer(store, config, out_dir, resume=resume).run(progress=progress)
+    ``wxens train`` and the train flow do). Under torchrun (``world`` from its environment
+    by default) this process joins the run's process group and trains its shard."""
+    world = world_from_env() if world is None else world
+    with process_group(world, rank_device(config.device, world)):
+        return Trainer(store, config, out_dir, resume=resume, world=world).run(progress=progress)

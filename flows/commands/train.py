@@ -2,11 +2,19 @@
 
 Without ``--config`` the config is derived from the store for ``--lead`` and ``--budget``
 (:func:`generators.config_derive.derive_config`), printed and written to ``DIR/config.yaml``;
-a resumed run reuses that file."""
+a resumed run reuses that file.
+
+``--nproc N`` trains data-parallel in N processes on this machine (one GPU each on CUDA):
+it starts ``torchrun --standalone --nproc_per_node N -m flows.cli train ...`` with the other
+options (and a derived config's file as ``--config``). Several machines: run ``torchrun``
+with its rendezvous arguments on each (see docs/generate.md); rank 0 alone calibrates and
+prints.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 DERIVED_CONFIG = "config.yaml"
 NAME = "train"
@@ -40,6 +48,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "share each, or they slow each other down many times over",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--nproc",
+        type=int,
+        help="train data-parallel in this many processes on this machine (torchrun; one GPU "
+        "each on CUDA, gloo on CPU); batch_size is the global batch, split between them",
+    )
+
+
+def torchrun_command(args: argparse.Namespace) -> list[str]:
+    """The ``-m flows.cli train ...`` command each torchrun process runs: ``args`` less
+    ``--nproc``."""
+    command = ["-m", "flows.cli", *(["-v"] if args.verbose else []), "train"]
+    command += ["--store", str(args.store), "--config", str(args.config), "--out", str(args.out)]
+    for override in args.overrides:
+        command += ["--set", override]
+    if args.threads is not None:
+        command += ["--threads", str(args.threads)]
+    command += ["--no-resume"] * args.no_resume + ["--no-progress"] * args.no_progress
+    return command
 
 
 def add_derive_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,19 +101,28 @@ def run(args: argparse.Namespace) -> int:
     from generators.checkpoint import load_checkpoint
     from generators.config import load_train_config
     from generators.correction.spread import SpreadCalibration
+    from generators.distributed import World, launch, shard_size, world_from_env
     from generators.train import train
     from pipeline.errors import InputError
+    from pipeline.store import open_store
 
     set_threads(args.threads)
     if args.config is None:
         config = derived_config(args)
+        args.config = Path(args.out) / DERIVED_CONFIG  # what every process then loads
     elif args.lead or args.budget:
         raise InputError("--lead and --budget size a derived config; with --config, drop them")
     else:
-        config = load_train_config(args.config, args.overrides)
+        config = load_train_config(args.config, args.overrides)  # bad configs fail before launch
+    if args.nproc is not None:  # refuse here what every process would refuse
+        shard_size(config.batch_size, World(size=max(args.nproc, 1)))
+        open_store(args.store)
+        return launch(args.nproc, torchrun_command(args))
     result = train(
         args.store, config, args.out, resume=not args.no_resume, progress=not args.no_progress
     )
+    if not world_from_env().is_main:
+        return 0
     if config.calibration is not None:  # the config's spread calibration, fitted after training
         calibrate_checkpoint(
             result.checkpoint, args.store, config.calibration, progress=not args.no_progress
@@ -103,8 +139,6 @@ def run(args: argparse.Namespace) -> int:
 def derived_config(args: argparse.Namespace):
     """The config derived from ``--store`` (printed, written to ``OUT/config.yaml``), or the
     one an earlier derived run wrote there when resuming; ``--set`` applies to either."""
-    from pathlib import Path
-
     from generators.config import load_train_config
     from generators.config_derive import derive_config
 

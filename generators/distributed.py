@@ -1,0 +1,233 @@
+"""Data-parallel training on PyTorch's own engine (``torch.distributed``).
+
+``torchrun --nproc_per_node N -m flows.cli train ...`` starts N processes; torchrun sets
+``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and the rendezvous address, read here by
+:func:`world_from_env`. Each process (a rank) trains the same model on its own shard of
+the global batch:
+
+- the global batch of ``batch_size`` samples is split into ``N`` shards of
+  ``batch_size / N``; rank ``r`` draws its shard's indices and all of its noise from a
+  generator seeded with ``(seed, step, r)`` (:func:`shard_seed`), so ranks draw distinct
+  samples and rank 0 of a single process draws exactly what it drew before;
+- :class:`~torch.nn.parallel.DistributedDataParallel` averages the gradients over the
+  ranks during the backward pass, so every rank takes the same optimiser step as one
+  process whose loss is the mean of the shards' losses, and the EMA weights, updated from
+  identical parameters, stay identical on every rank (checked at every checkpoint by
+  :func:`check_identical`);
+- rank 0 alone writes checkpoints, ``log.jsonl`` and the progress bar.
+
+The backend is ``nccl`` on CUDA (rank ``r`` takes the GPU of its local rank) and ``gloo``
+on CPU. A checkpoint holds no world size: a run resumes at any number of processes with
+the same global ``batch_size``, exactly when the number is unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+from torch.distributed.run import main as torchrun
+from torch.nn.parallel import DistributedDataParallel
+
+from generators.base import Batch
+from generators.device import resolve_device
+from pipeline.errors import InputError
+
+RANK_STRIDE = 2**24
+"""Seed distance between the shards of one step. A torch generator keeps only the low 32
+bits of its seed, so ``step + rank * 2**24`` is distinct for up to :data:`MAX_RANKS` ranks
+and 2**24 steps."""
+MAX_RANKS = 2**32 // RANK_STRIDE
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the ranks of one run (one process: rank 0 of 1)."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the one that writes checkpoints and logs."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+
+SINGLE_PROCESS = World()
+"""Rank 0 of 1: training without torchrun."""
+
+
+def world_from_env(environ: Mapping[str, str] = os.environ) -> World:
+    """The :class:`World` torchrun describes in ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``;
+    rank 0 of 1 outside torchrun."""
+    if "WORLD_SIZE" not in environ:
+        return SINGLE_PROCESS
+    try:
+        return World(
+            rank=int(environ["RANK"]),
+            size=int(environ["WORLD_SIZE"]),
+            local_rank=int(environ.get("LOCAL_RANK", environ["RANK"])),
+        )
+    except (KeyError, ValueError):
+        raise InputError(
+            f"WORLD_SIZE={environ['WORLD_SIZE']!r} is set but RANK={environ.get('RANK')!r} "
+            "is not a rank; start the run with torchrun, or unset WORLD_SIZE"
+        ) from None
+
+
+def rank_device(name: str, world: World) -> torch.device:
+    """The device of ``world.rank`` for the config's device ``name``: on CUDA with several
+    ranks, the GPU of the local rank (``auto`` and ``cuda`` only, a single ``cuda:N``
+    cannot hold them all); otherwise :func:`generators.device.resolve_device`."""
+    device = resolve_device(name)
+    if not world.distributed or device.type != "cuda":
+        return device
+    if device.index is not None:
+        raise InputError(
+            f"device {name!r} names one GPU but {world.size} processes train together; "
+            "use device: auto or cuda (each process takes the GPU of its local rank)"
+        )
+    count = torch.cuda.device_count()
+    if world.local_rank >= count:
+        raise InputError(
+            f"local rank {world.local_rank} has no GPU: this machine has {count}; "
+            f"start at most {count} processes per node (torchrun --nproc_per_node)"
+        )
+    return torch.device("cuda", world.local_rank)
+
+
+def backend_for(device: torch.device) -> str:
+    """``nccl`` for CUDA tensors, ``gloo`` for CPU tensors."""
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+@contextmanager
+def process_group(world: World, device: torch.device) -> Iterator[None]:
+    """Join the run's process group (rendezvous from torchrun's environment) for the
+    duration of the block; nothing for a single process."""
+    if not world.distributed or dist.is_initialized():
+        yield
+        return
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend_for(device), rank=world.rank, world_size=world.size)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def shard_size(batch_size: int, world: World) -> int:
+    """Samples per rank: ``batch_size / world.size``, refused unless it divides (or with
+    more than :data:`MAX_RANKS` ranks, whose seeds would repeat)."""
+    if world.size > MAX_RANKS:
+        raise InputError(
+            f"{world.size} processes: data-parallel training takes at most {MAX_RANKS}"
+        )
+    if batch_size % world.size:
+        raise InputError(
+            f"batch_size {batch_size} does not split over {world.size} processes; "
+            f"use a multiple of {world.size} (it is the global batch of all processes)"
+        )
+    return batch_size // world.size
+
+
+def shard_seed(seed: int, step: int, rank: int) -> int:
+    """The seed of rank ``rank``'s shard at ``step``: ``seed * 1_000_003 + step +
+    rank * 2**24`` (rank 0 is the seed one process has always used)."""
+    return seed * 1_000_003 + step + rank * RANK_STRIDE
+
+
+class ShardLoss(nn.Module):
+    """``model.loss`` as a module's forward, the call that DDP synchronises."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Batch, generator: torch.Generator) -> torch.Tensor:
+        return self.model.loss(batch, generator=generator)
+
+
+def data_parallel(model: nn.Module, world: World, device: torch.device) -> nn.Module:
+    """The module whose ``(batch, generator)`` call gives the loss of this rank's shard:
+    wrapped in DistributedDataParallel (gradients averaged over ranks in backward) when
+    several ranks train, plain otherwise. Every parameter must take part in the loss."""
+    loss = ShardLoss(model)
+    if not world.distributed:
+        return loss
+    device_ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(loss, device_ids=device_ids, find_unused_parameters=False)
+
+
+def mean_over_ranks(value: torch.Tensor, world: World) -> torch.Tensor:
+    """The mean of a tensor over the ranks (the value itself for one process)."""
+    if not world.distributed:
+        return value
+    total = value.detach().clone()
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return total / world.size
+
+
+def check_same_step(step: int, world: World, out_dir: object) -> None:
+    """Refuse to train when the ranks start at different steps: a run resumed on machines
+    that do not all see the same ``out_dir/last.pt``."""
+    if not world.distributed:
+        return
+    steps: list[object] = [None] * world.size
+    dist.all_gather_object(steps, step)
+    if len(set(steps)) > 1:
+        raise InputError(
+            f"the {world.size} processes found {out_dir} at different steps {steps}; put "
+            "--out on a file system every machine shares, or pass --no-resume"
+        )
+
+
+def check_identical(modules: Sequence[nn.Module], world: World) -> None:
+    """Refuse to go on when the weights of ``modules`` differ between ranks: compares a
+    float64 checksum (sum and sum of squares of every parameter) of each rank."""
+    if not world.distributed:
+        return
+    parameters = [p for m in modules for p in m.parameters()]
+    device = parameters[0].device
+    sums = torch.stack(
+        [
+            sum(p.detach().double().sum() for p in parameters),
+            sum(p.detach().double().square().sum() for p in parameters),
+        ]
+    ).to(device)
+    gathered = [torch.empty_like(sums) for _ in range(world.size)]
+    dist.all_gather(gathered, sums)
+    if any(not torch.allclose(g, gathered[0], rtol=1e-12, atol=0.0) for g in gathered):
+        raise RuntimeError(
+            f"the weights differ between the {world.size} ranks (checksums "
+            f"{[g.tolist() for g in gathered]}); the gradient all-reduce did not run"
+        )
+
+
+def launch(nproc: int, command: Sequence[str]) -> int:
+    """Run ``python command...`` in ``nproc`` processes on this machine through torchrun
+    (``torch.distributed.run --standalone``: a free local rendezvous port); returns 0, or
+    1 when a process failed (torchrun prints which and why)."""
+    if nproc < 1:
+        raise InputError(f"--nproc must be at least 1, got {nproc}")
+    if "WORLD_SIZE" in os.environ:
+        raise InputError(
+            "--nproc given inside a torchrun process; run either torchrun or --nproc, not both"
+        )
+    try:
+        torchrun(["--standalone", "--nproc_per_node", str(nproc), *command])
+    except ChildFailedError:
+        return 1
+    return 0

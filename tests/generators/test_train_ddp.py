@@ -1,0 +1,168 @@
+"""Data-parallel training: two gloo processes started by ``wxens train --nproc 2`` (torchrun)
+take the optimiser steps of one process on the same global batch, rank 0 alone writes, and
+their checkpoint resumes in one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from flows.cli import main as wxens
+from generators.checkpoint import load_checkpoint
+from generators.config import load_train_config
+from generators.distributed import (
+    World,
+    check_identical,
+    check_same_step,
+    shard_seed,
+    world_from_env,
+)
+from generators.train import Trainer, learning_rate, train
+from pipeline.errors import InputError
+from pipeline.store import ingest
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = """\
+model: {kind: flow_matching, backbone: {widths: [8, 16], attention_heads: 0, embedding_dim: 16}}
+data: {channels: [t2m], history: 2, leads: [1], train: {end: 2000-02-10}}
+optim: {lr: 1.0e-3, warmup_steps: 2}
+steps: 3
+batch_size: 4
+ema_decay: 0.9
+checkpoint_every: 3
+validate_every: 1
+device: cpu
+"""
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return ingest(
+        "synthetic:n_lat=8,n_lon=8,n_times=160,step=6h,seed=3",
+        tmp_path_factory.mktemp("ddp") / "syn.zarr",
+        variables=["t2m"],
+        progress=False,
+    )
+
+
+def reference_steps(trainer: Trainer, steps: range, world_size: int) -> None:
+    """``steps`` optimiser steps in this one process on the global batch of ``world_size``
+    ranks: the mean of the shards' losses, one backward, clip, AdamW, EMA (plain torch,
+    no process group)."""
+    config = trainer.config
+    for step in steps:
+        trainer.optimizer.zero_grad(set_to_none=True)
+        for group in trainer.optimizer.param_groups:
+            group["lr"] = learning_rate(config, step)
+        trainer.model.train()
+        for rank in range(world_size):
+            batch, generator = trainer.shard(step, rank, config.batch_size // world_size)
+            (trainer.model.loss(batch, generator=generator) / world_size).backward()
+        torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), config.optim.grad_clip)
+        trainer.optimizer.step()
+        trainer.ema.update(trainer.model, step)
+
+
+def assert_same_weights(state: dict, module: torch.nn.Module) -> None:
+    expected = module.state_dict()
+    assert state.keys() == expected.keys()
+    for name, value in state.items():
+        torch.testing.assert_close(value, expected[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_two_processes_train_like_one_on_the_global_batch_and_resume_in_one(store, tmp_path):
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(CONFIG)
+    out = tmp_path / "ddp"
+    env = os.environ | {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    command = [sys.executable, "-m", "flows.cli", "train", "--store", str(store.path)]
+    command += ["--config", str(config_path), "--out", str(out), "--nproc", "2", "--no-progress"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("checkpoint ") == 1  # rank 0 alone prints
+    log_lines = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log_lines] == [1, 2, 3]  # rank 0 alone logs
+    assert all(r["validation_loss"] is None for r in log_lines)  # no validation period
+
+    config = load_train_config(config_path)
+    reference = Trainer(store, config, tmp_path / "reference", resume=False)
+    first, second = (reference.shard(0, rank, 2)[0].target for rank in (0, 1))
+    assert not torch.equal(first, second)  # the ranks draw distinct samples
+    reference_steps(reference, range(3), world_size=2)
+    checkpoint = load_checkpoint(out)
+    assert checkpoint.step == 3
+    assert_same_weights(checkpoint.model_state, reference.model)
+    assert_same_weights(checkpoint.ema_state, reference.ema.module)
+
+    # resumed by one process: steps 3 and 4 on the whole global batch, drawn as rank 0's
+    config5 = load_train_config(config_path, ["steps=5"])
+    result = train(store, config5, out, progress=False, world=World())
+    assert result.step == 5
+    reference.config = config5
+    reference_steps(reference, range(3, 5), world_size=1)
+    assert_same_weights(load_checkpoint(out).model_state, reference.model)
+
+
+def test_nproc_refuses_a_batch_that_does_not_split_and_a_missing_store(store, tmp_path, capsys):
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(CONFIG)
+    args = ["train", "--store", str(store.path), "--config", str(config_path)]
+    args += ["--out", str(tmp_path / "x"), "--nproc", "3"]
+    assert wxens(args) == 2
+    assert "batch_size 4 does not split over 3 processes" in capsys.readouterr().err
+    assert wxens(args[:-1] + ["0"]) == 2
+    assert "--nproc must be at least 1" in capsys.readouterr().err
+    args[2] = str(tmp_path / "missing.zarr")
+    assert wxens(args[:-1] + ["2"]) == 2  # refused before any process starts
+    assert "missing.zarr: no such store" in capsys.readouterr().err
+
+
+def test_the_world_comes_from_torchruns_environment():
+    assert world_from_env({}) == World(0, 1, 0)
+    world = world_from_env({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"})
+    assert (world.rank, world.size, world.local_rank, world.is_main) == (3, 4, 1, False)
+    with pytest.raises(InputError, match="RANK=None is not a rank"):
+        world_from_env({"WORLD_SIZE": "2"})
+    # rank 0 draws what one process always drew; the shards of a step differ
+    assert shard_seed(5, 7, 0) == 5 * 1_000_003 + 7
+    # distinct in the low 32 bits, the only ones a torch generator keeps
+    seeds = [shard_seed(5, 7, r) for r in range(4)] + [shard_seed(5, 8, 0)]
+    assert len({s % 2**32 for s in seeds}) == 5
+
+
+def disagreeing_rank(rank: int, rendezvous: str, out: str) -> None:
+    """One of two gloo ranks whose step and weights differ; writes the errors it gets."""
+    dist.init_process_group("gloo", init_method=rendezvous, rank=rank, world_size=2)
+    world = World(rank, 2, rank)
+    errors = []
+    try:
+        check_same_step(3 * rank, world, "runs/x")
+    except InputError as err:
+        errors.append(str(err))
+    check_same_step(5, world, "runs/x")  # the same step: no error
+    model = torch.nn.Linear(2, 1)
+    torch.nn.init.constant_(model.weight, 1.0 + rank)
+    try:
+        check_identical([model], world)
+    except RuntimeError as err:
+        errors.append(str(err))
+    dist.destroy_process_group()
+    Path(out, f"rank{rank}.json").write_text(json.dumps(errors))
+
+
+def test_ranks_that_disagree_on_step_or_weights_stop(tmp_path):
+    rendezvous = f"file://{tmp_path / 'rendezvous'}"
+    mp.spawn(disagreeing_rank, args=(rendezvous, str(tmp_path)), nprocs=2)
+    for rank in (0, 1):
+        step_error, weights_error = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        assert "found runs/x at different steps [0, 3]" in step_error
+        assert "the weights differ between the 2 ranks" in weights_error
