@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import xarray as xr
 
 from flows.cli import main as wxens
 from generators.calibration import warn_if_trained_on
@@ -27,6 +26,7 @@ from generators.config_derive import (
 )
 from generators.config_io import to_mapping
 from pipeline.errors import InputError
+from pipeline.forecast_store import open_forecast
 from pipeline.schema import Period
 from pipeline.store import ingest
 
@@ -195,7 +195,7 @@ def test_train_from_a_derived_config_then_forecast(daily_global, tmp_path, capsy
     argv += ["--members", "4", "--lead", "120h", "--out", str(forecast), "--no-progress"]
     caplog.clear()
     assert wxens(argv) == 0
-    members = xr.open_zarr(forecast, consolidated=False).t2m
+    members = open_forecast(forecast).t2m
     assert members.sizes["lead_time"] == 5 and members.sizes["member"] == 4
     assert np.isfinite(members.values).all()
     assert "training period" not in caplog.text
