@@ -107,10 +107,8 @@ def forecast_init_times(
     Every input is checked before anything is written: a missing checkpoint or store, or
     a store on another grid than the checkpoint's, fails with nothing written.
     """
-    from generators.calibration import warn_if_trained_on
     from generators.rollout_store import forecast_to_store
 
-    warn_if_trained_on(checkpoint, pd.DatetimeIndex(init_times), leads_hours)
     done = forecast_to_store(
         checkpoint,
         store,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from generators.calibration import warn_if_trained_on
 from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.config import parse_sampler, sampler_spec
 from generators.correction.spread import SpreadCalibration
@@ -62,13 +63,15 @@ def forecast_to_store(
     ``sampler``: a sampler, a spec such as ``"euler:nfe=10"``, or None for the checkpoint's
     default. ``calibrate``: apply the checkpoint's spread calibration when it has one; the
     calibration used (or ``{}``) goes into the store's provenance and is logged with its
-    SSR before/after. ``compile``: ``torch.compile`` the network on CUDA (the first batch
+    SSR before/after; a warning says when the forecasts fall in the checkpoint's training
+    period. ``compile``: ``torch.compile`` the network on CUDA (the first batch
     pays the compilation). ``recompute``: draw again the initial times ``out`` already holds
     completely; by default they are skipped, and so is one another run writes meanwhile.
     Every input is checked before anything is written.
     """
     check_ensemble_size(n_members, batch_members)
     loaded = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    warn_if_trained_on(loaded, pd.DatetimeIndex(inits), leads_hours)
     data = ForecastData.from_store(loaded, store)
     inits = pd.DatetimeIndex(inits)
     if not recompute:

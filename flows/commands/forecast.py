@@ -116,7 +116,6 @@ def parse_leads(lead: str, every: str | None, native_hours: float) -> list[float
 
 
 def run(args: argparse.Namespace) -> int:
-    from generators.calibration import warn_if_trained_on
     from generators.checkpoint import load_checkpoint
     from generators.rollout_store import forecast_to_store
 
@@ -124,7 +123,6 @@ def run(args: argparse.Namespace) -> int:
     native_hours = checkpoint.native_step.total_seconds() / 3600
     inits = parse_inits(args.init)
     leads = parse_leads(args.lead, args.every, native_hours)
-    warn_if_trained_on(checkpoint, inits, leads)
     done = forecast_to_store(
         checkpoint,
         args.store,
