@@ -74,16 +74,16 @@ def finish(children: list[subprocess.Popen], tmp_path: Path) -> None:
         assert child.wait(timeout=300) == 0, (tmp_path / f"child{k}.log").read_text()[-3000:]
 
 
-def test_two_forecasts_on_disjoint_initial_times_both_land(tmp_path):
+def two_writers(tmp_path: Path, first: tuple, second: tuple) -> str:
+    """``write_each`` with the arguments ``first`` and ``second`` in two processes at once."""
     path = str(tmp_path / "f.zarr")
-    children = start_together(
-        tmp_path,
-        [
-            f"write_each({path!r}, [0, 2, 4, 6], 0.0, True)",
-            f"write_each({path!r}, [1, 3, 5, 7], 0.0, True)",
-        ],
-    )
-    finish(children, tmp_path)
+    calls = [f"write_each({path!r}, {list(a)!r}, {v!r}, {r!r})" for a, v, r in (first, second)]
+    finish(start_together(tmp_path, calls), tmp_path)
+    return path
+
+
+def test_two_forecasts_on_disjoint_initial_times_both_land(tmp_path):
+    path = two_writers(tmp_path, ([0, 2, 4, 6], 0.0, True), ([1, 3, 5, 7], 0.0, True))
     single = tmp_path / "single.zarr"
     write_each(str(single), list(range(8)), 0.0, True)
     got = open_forecast(path).load()
@@ -92,15 +92,7 @@ def test_two_forecasts_on_disjoint_initial_times_both_land(tmp_path):
 
 
 def test_two_forecasts_on_the_same_initial_times_never_mix(tmp_path):
-    path = str(tmp_path / "f.zarr")
-    children = start_together(
-        tmp_path,
-        [
-            f"write_each({path!r}, list(range(8)), 0.0, False)",
-            f"write_each({path!r}, list(range(8)), 1000.0, False)",
-        ],
-    )
-    finish(children, tmp_path)
+    path = two_writers(tmp_path, (range(8), 0.0, False), (range(8), 1000.0, False))
     got = open_forecast(path).load()
     assert pd.DatetimeIndex(got.init_time.values).equals(INITS), "each initial time once"
     for i in range(8):  # each initial time whole from one writer: its first value says which

@@ -126,6 +126,19 @@ def killed(write: str, target: str, call: int, path: Path) -> None:
     assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
 
 
+def crash(write: str, target: str, call: int, action: str, path: Path, monkeypatch) -> None:
+    """Run ``write(path)`` of this module until ``target``'s ``call``-th call fails with
+    ``action``: a kill in a child process, ENOSPC in this one."""
+    if action == "kill":
+        killed(write, target, call, path)
+        return
+    with monkeypatch.context() as patch:
+        fail_at(target, call, action, patch.setattr)
+        with pytest.raises(OSError) as err:
+            globals()[write](path)
+    assert err.value.errno == errno.ENOSPC
+
+
 def ingest_all(path: Path) -> None:
     ingest(SOURCE, path, progress=False)
 
@@ -193,14 +206,7 @@ def test_ingest_crash(
     if scenario == "append":
         ingest(SOURCE, path, time=FIRST, progress=False)
     before = store_content(path) if scenario == "append" else None
-    if action == "kill":
-        killed("ingest_all", target, call, path)
-    else:
-        with monkeypatch.context() as patch:
-            fail_at(target, call, action, patch.setattr)
-            with pytest.raises(OSError) as err:
-                ingest_all(path)
-        assert err.value.errno == errno.ENOSPC
+    crash("ingest_all", target, call, action, path, monkeypatch)
 
     code, said = info(path, capsys)
     if scenario == "append":
@@ -234,14 +240,7 @@ def test_forecast_crash(
     tmp_path, capsys, monkeypatch, store_content, forecast_reference, point, target, call, action
 ):
     path = tmp_path / "forecast.zarr"
-    if action == "kill":
-        killed("write_both_batches", target, call, path)
-    else:
-        with monkeypatch.context() as patch:
-            fail_at(target, call, action, patch.setattr)
-            with pytest.raises(OSError) as err:
-                write_both_batches(path)
-        assert err.value.errno == errno.ENOSPC
+    crash("write_both_batches", target, call, action, path, monkeypatch)
 
     code, said = info(path, capsys)
     if call == 1:  # the first batch never committed

@@ -152,3 +152,19 @@ def test_completion_flag_is_a_coordinate_not_a_variable(tmp_path):
     write_forecast(path, ensemble(["2019-03-22T00"], 1.0), PROVENANCE)
     raw = open_dataset(path)
     assert forecast_store.COMPLETE in raw.coords and set(raw.data_vars) == {"t2m", "z"}
+
+
+def test_export_gives_a_plain_zarr_copy_any_xarray_reads(tmp_path, capsys):
+    path = tmp_path / "f.zarr"
+    write_forecast(path, ensemble(["2019-03-22T00", "2019-03-22T06"], 1.0), PROVENANCE)
+    out = tmp_path / "plain.zarr"
+    assert main(["export", str(path), "--out", str(out), "--no-progress"]) == 0
+    assert f"{out}: plain Zarr v3 copy of {path}" in capsys.readouterr().out
+    plain = xr.open_zarr(out, consolidated=False)  # no Icechunk: what WeatherBench 2 tools do
+    xr.testing.assert_identical(plain.load(), open_dataset(path).load())
+    assert plain.t2m.encoding["chunks"] == open_dataset(path).t2m.encoding["chunks"]
+    assert main(["export", str(path), "--out", str(out)]) == 2  # never over an existing path
+    assert "exists; export to a new path" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "none.zarr"), "--out", str(tmp_path / "x.zarr")]) == 2
+    assert "no Zarr store there" in capsys.readouterr().err
+    assert not (tmp_path / "x.zarr").exists()
