@@ -207,20 +207,20 @@ def test_a_bias_correction_without_its_store_is_refused_before_any_work(chain, m
     from pipeline.errors import InputError
 
     monkeypatch.chdir(chain.workdir)
-    with pytest.raises(InputError, match="needs corrected_store"):
+    with pytest.raises(InputError, match="need corrected_store"):
         ensemble_run(**{**chain.parameters, "bias_correction": 0.2})
     with pytest.raises(InputError, match="weight must be in"):
         ensemble_run(**{**chain.parameters, "bias_correction": 2.0, "corrected_store": "x.zarr"})
     with pytest.raises(InputError, match="spread weight must be in"):
         ensemble_run(
-            **chain.parameters, bias_correction=0.2, spread_weight=0.0, corrected_store="x.zarr"
+            **chain.parameters, bias_correction=0.2, spread_weight=-0.1, corrected_store="x.zarr"
         )
     with pytest.raises(InputError, match="rank-recalibration weight must be in"):
         ensemble_run(
             **chain.parameters, bias_correction=0.2, rank_weight=1.5, corrected_store="x.zarr"
         )
     for weights in ({"spread_weight": 0.7}, {"rank_weight": 0.05}):
-        with pytest.raises(InputError, match="give bias_correction"):
+        with pytest.raises(InputError, match=r"give a bias weight in \(0, 1\] with them"):
             ensemble_run(**{**chain.parameters, **weights})
 
 
