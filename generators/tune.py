@@ -2,8 +2,9 @@
 
 The checkpoint forecasts initial times of a period of its analysis store (by default its
 training period, every ``every_hours``) into a forecast store beside it
-(:func:`generators.rollout_store.forecast_to_store`; ``tune-DIGEST.zarr``, so a rerun only
-draws what is new). Those initial times are cut into ``folds`` consecutive blocks; within
+(:func:`generators.rollout_store.forecast_to_store`; ``tune-DIGEST-KEY.zarr``, KEY a hash of
+the analysis store's path and the leads, members, sampler and seed, so a rerun only draws
+what is new). Those initial times are cut into ``folds`` consecutive blocks; within
 each block every candidate chain corrects the forecasts from the block's own verified past
 only (causal, as in operation: the first forecasts of each block go uncorrected), and the
 blocks are scored together (:func:`generators.correction.select_weights.select_weights`).
@@ -19,6 +20,8 @@ them errs towards no correction, never towards one that does harm. Give a held-o
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,7 +34,7 @@ from generators.calibration import calibration_init_times
 from generators.checkpoint import load_checkpoint
 from generators.correction.select_weights import WeightSelection, select_weights
 from generators.correction.spec import CorrectionSpec
-from generators.correction.tuned import save_tuned
+from generators.correction.tuned import CANDIDATES, save_tuned
 from generators.data.forecast import ForecastData
 from generators.rollout_store import forecast_to_store
 from pipeline.errors import InputError
@@ -40,12 +43,6 @@ from pipeline.schema import INIT_TIME, Period
 from pipeline.store import open_store
 
 log = logging.getLogger(__name__)
-
-BIAS_CANDIDATES = (0.05, 0.1, 0.2, 0.4)
-"""Bias weights tried: memories of about 20, 10, 5 and 2.5 forecasts of a lead and time
-of day."""
-SPREAD_CANDIDATES = (0.1, 0.3, 0.7)
-RANK_CANDIDATES = (0.05, 0.1, 0.2)
 
 
 class Tuned(NamedTuple):
@@ -69,9 +66,9 @@ def tune_correction(
     every_hours: float | None = None,
     period: Period | None = None,
     variable: str | None = None,
-    bias_weights: Sequence[float] = BIAS_CANDIDATES,
-    spread_weights: Sequence[float] = SPREAD_CANDIDATES,
-    rank_weights: Sequence[float] = RANK_CANDIDATES,
+    bias_weights: Sequence[float] = CANDIDATES["bias"],
+    spread_weights: Sequence[float] = CANDIDATES["spread"],
+    rank_weights: Sequence[float] = CANDIDATES["rank"],
     sampler: str | None = None,
     seed: int = 0,
     device: str = "auto",
@@ -109,7 +106,9 @@ def tune_correction(
             f"{len(inits)} initial time(s) every {every:g} h in {period} for {folds} fold(s): "
             "each fold needs at least 2; give fewer --folds, a smaller --every or a longer period"
         )
-    out = Path(loaded.path).parent / f"tune-{loaded.digest}.zarr"
+    key = json.dumps([str(Path(store).resolve()), leads, members, sampler, seed])
+    key = hashlib.sha256(key.encode()).hexdigest()[:8]
+    out = Path(loaded.path).parent / f"tune-{loaded.digest}-{key}.zarr"
     log.info("tuning on %d initial times, %s to %s, into %s", len(inits), inits[0], inits[-1], out)
     forecast_to_store(
         loaded,
@@ -123,7 +122,7 @@ def tune_correction(
         device=device,
         progress=progress,
     )
-    forecast = open_forecast(out)[[variable]].sel({INIT_TIME: inits})
+    forecast = open_forecast(out)[[variable]].sel({INIT_TIME: inits}).load()
     blocks = [
         forecast.isel({INIT_TIME: index}) for index in np.array_split(np.arange(len(inits)), folds)
     ]

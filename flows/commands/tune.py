@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from flows.commands.options import deprecated_alias
+from generators.correction.tuned import CANDIDATES
 
 NAME = "tune"
 HELP = (
@@ -46,10 +47,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--variable", help="the variable whose scores choose (default: the only one)"
     )
+    for stage in CANDIDATES:
+        parser.add_argument(
+            f"--{stage}-weights",
+            metavar="W,W,...",
+            help=f"the candidate {stage} weights, each in (0, 1] (default: "
+            + ",".join(f"{w:g}" for w in CANDIDATES[stage])
+            + ")",
+        )
     parser.add_argument("--sampler", help="sampler spec (default: the checkpoint's)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def parse_weights(text: str | None, stage: str) -> tuple[float, ...]:
+    """The candidate weights of ``--STAGE-weights`` (comma list), or the defaults."""
+    from pipeline.errors import InputError
+
+    if text is None:
+        return CANDIDATES[stage]
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise InputError(
+            f"--{stage}-weights {text!r}: give a comma list of weights in (0, 1], e.g. 0.1,0.4"
+        ) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
         every_hours=args.every,
         period=Period(args.start, args.end) if args.start or args.end else None,
         variable=args.variable,
+        bias_weights=parse_weights(args.bias_weights, "bias"),
+        spread_weights=parse_weights(args.spread_weights, "spread"),
+        rank_weights=parse_weights(args.rank_weights, "rank"),
         sampler=args.sampler,
         seed=args.seed,
         device=args.device,

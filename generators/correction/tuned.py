@@ -22,12 +22,20 @@ from pipeline.errors import InputError
 TUNED_FILE = "correction.json"
 """The file beside a checkpoint holding its tuned weights."""
 
+CANDIDATES = {
+    "bias": (0.05, 0.1, 0.2, 0.4),
+    "spread": (0.1, 0.3, 0.7),
+    "rank": (0.05, 0.1, 0.2),
+}
+"""The candidate weights ``wxens tune`` tries for each stage by default: memories of about
+2.5 to 20 verified forecasts."""
+
 log = logging.getLogger(__name__)
 
 
 def checkpoint_file(checkpoint: str | Path) -> Path:
     """The checkpoint file: ``checkpoint`` itself, or ``checkpoint/last.pt`` for a training
-    directory (as :func:`generators.checkpoint.resolve_checkpoint_path`)."""
+    directory, as every command takes a checkpoint."""
     path = Path(checkpoint)
     return path / "last.pt" if path.is_dir() else path
 
