@@ -140,14 +140,17 @@ def test_wxens_run_with_a_missing_store_exits_2_with_the_fix(tmp_path, monkeypat
 
 
 def test_a_bias_corrected_run_corrects_from_verified_errors_and_verifies_that(
-    chain, tmp_path, file_times, monkeypatch
+    chain, tmp_path, file_times, monkeypatch, request
 ):
-    """The chain with a bias correction and spread scaling (weight 1), on two days of
-    initial times (one verified predecessor for each of the second day's): its corrected
-    store holds the raw mean minus w times the previous day's ensemble-mean error, plus the
-    raw deviations scaled by that day's spread-skill factor, verified in place of the raw
-    one."""
+    """The chain with a bias correction and spread scaling (weight 1) tuned for its
+    checkpoint (no weight given), on two days of initial times (one verified predecessor
+    for each of the second day's): its corrected store holds the raw mean minus w times the
+    previous day's ensemble-mean error, plus the raw deviations scaled by that day's
+    spread-skill factor, verified in place of the raw one. Without a tuned choice the raw
+    store is delivered."""
     from flows.pipelines import ensemble_run
+    from generators.correction.spec import CorrectionSpec
+    from generators.correction.tuned import save_tuned
     from pipeline.forecast_store import open_forecast, provenance
     from pipeline.store import open_store
 
@@ -159,12 +162,12 @@ def test_a_bias_corrected_run_corrects_from_verified_errors_and_verifies_that(
         "init_times": inits,
         "forecast_store": paths["raw.zarr"],
         "corrected_store": paths["corrected.zarr"],
-        "bias_correction": 0.5,
-        "spread_weight": 1.0,
         "scores": paths["bc.nc"],
         "report": None,
     }
     monkeypatch.chdir(chain.workdir)
+    tuned = save_tuned(chain.checkpoint, CorrectionSpec(0.5, 1.0), {})
+    request.addfinalizer(lambda: tuned.unlink(missing_ok=True))  # the checkpoint is shared
     summary = ensemble_run(**parameters)
     assert summary["corrected_store"] == paths["corrected.zarr"]
     assert pd.DatetimeIndex(summary["verified_init_times"]).equals(pd.DatetimeIndex(inits))
@@ -200,6 +203,10 @@ def test_a_bias_corrected_run_corrects_from_verified_errors_and_verifies_that(
     before = file_times(tmp_path / "corrected.zarr")
     assert ensemble_run(**parameters) == summary
     assert file_times(tmp_path / "corrected.zarr") == before  # skipped: nothing new
+    tuned.unlink()  # no tuned choice and no weight given: the raw store is delivered
+    assert ensemble_run(**parameters)["corrected_store"] is None
+    scored = xr.open_datatree(paths["bc.nc"]).attrs  # the raw store was verified
+    assert json.loads(scored.get("wxens_bias_correction", "{}")) == {}
 
 
 def test_a_bias_correction_without_its_store_is_refused_before_any_work(chain, monkeypatch):
