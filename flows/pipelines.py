@@ -19,6 +19,7 @@ from flows import tasks
 from flows.runtime import unless_done
 from generators.correction.baselines import BASELINES
 from generators.correction.spec import CorrectionSpec
+from generators.correction.tuned import resolve_correction, tuned_path
 from pipeline import schedule
 from pipeline.analysis_store import open_store
 from pipeline.errors import InputError, StoreError
@@ -166,19 +167,21 @@ def bias_correct(
     forecast: str,
     truth: str,
     out: str,
-    weight: float = CorrectionSpec.bias_weight,
-    spread_weight: float | None = CorrectionSpec.spread_weight,
-    rank_weight: float | None = CorrectionSpec.rank_weight,
+    weight: float | None = None,
+    spread_weight: float | None = None,
+    rank_weight: float | None = None,
+    checkpoint: str | None = None,
 ) -> str:
     """Correct the forecast store ``forecast`` by the decaying average (``weight``) of its
     errors verified in the analysis store ``truth`` into the store ``out``
     (``wxens bias-correct``), with a ``spread_weight`` scale its spread by the decaying
     average of its recent spread-skill ratio, and with a ``rank_weight`` remap its members
-    by the decaying average of its recent rank histograms. Skipped when the forecast and the
-    truth are unchanged and ``out`` exists. Returns ``out``."""
+    by the decaying average of its recent rank histograms; without weights, with those
+    ``wxens tune`` stored with ``checkpoint``. Skipped when the forecast and the truth are
+    unchanged and ``out`` exists. Returns ``out``."""
     done = is_store(out)
     return unless_done(tasks.bias_correct_forecast, done)(
-        forecast, truth, out, weight, spread_weight, rank_weight
+        forecast, truth, out, weight, spread_weight, rank_weight, checkpoint
     )
 
 
@@ -276,11 +279,13 @@ def ensemble_run(
     default all) into ``store`` (if given); train ``train_config`` (with
     ``train_overrides``, ``key=value``) into the directory ``checkpoint`` (if given);
     forecast ``init_times`` — by default the ``latest`` initial times of the store on the
-    ``cycle_hours`` cycle — into ``forecast_store``; with a ``bias_correction`` weight,
-    correct the whole forecast store by its verified errors into ``corrected_store``
-    (``wxens bias-correct``; the raw store stays what the correction learns from), with a
-    ``spread_weight`` its spread scaled too and with a ``rank_weight`` its members remapped by
-    the recent rank histograms; with a ``baseline_name`` (``climatology``,
+    ``cycle_hours`` cycle — into ``forecast_store``; with a ``corrected_store``, correct the
+    whole forecast store by its verified errors into it (``wxens bias-correct``; the raw
+    store stays what the correction learns from) with the weights ``wxens tune`` stored with
+    the checkpoint, or those given: the ``bias_correction`` weight, with a ``spread_weight``
+    its spread scaled too and with a ``rank_weight`` its members remapped by the recent rank
+    histograms (none given and none tuned, or tuned to 0: the raw forecast is delivered and
+    ``corrected_store`` is not written); with a ``baseline_name`` (``climatology``,
     ``persistence``), draw that reference ensemble from the ``baseline_train`` period
     (``START/END``) for the same initial times and leads into ``baseline_store``
     (``wxens baseline``); then verify every initial time of the forecast (the corrected
@@ -289,15 +294,14 @@ def ensemble_run(
 
     Returns what it did: the initial times forecast and verified and the output paths.
     """
-    if bias_correction is not None:  # checked before any work
-        CorrectionSpec(bias_correction, spread_weight, rank_weight)
+    weights = (bias_correction, spread_weight, rank_weight)
+    if any(w is not None for w in weights):  # checked before any work
+        CorrectionSpec(bias_correction or 0.0, spread_weight, rank_weight)
         if not corrected_store:
-            raise InputError("bias_correction needs corrected_store, the store to write")
-    elif spread_weight is not None or rank_weight is not None:
-        raise InputError(
-            "spread_weight and rank_weight correct the bias-corrected store: give "
-            "bias_correction (its weight) and corrected_store too"
-        )
+            raise InputError(
+                "bias_correction, spread_weight and rank_weight need corrected_store, the "
+                "store to write"
+            )
     check_baseline(baseline_name, baseline_train, baseline_store)
     if sources:
         ingest(sources, store, variables, dask_scheduler=dask_scheduler, progress=progress)
@@ -317,9 +321,24 @@ def ensemble_run(
         progress=progress,
     )
     delivered = forecast_store
-    if bias_correction is not None:
+    spec = resolve_correction(checkpoint, *weights) if corrected_store else CorrectionSpec()
+    if spec.applies:
         delivered = bias_correct(
-            forecast_store, store, corrected_store, bias_correction, spread_weight, rank_weight
+            forecast_store,
+            store,
+            corrected_store,
+            spec.bias_weight,
+            spec.spread_weight,
+            spec.rank_weight,
+        )
+    elif corrected_store:
+        get_run_logger().warning(
+            "no correction weights given and none tuned for %s that correct (%s): %s is "
+            "delivered uncorrected and %s is not written",
+            checkpoint,
+            tuned_path(checkpoint),
+            forecast_store,
+            corrected_store,
         )
     if baseline_name is not None:
         baseline(baseline_name, store, baseline_train, delivered, baseline_store, seed)
@@ -344,7 +363,7 @@ def ensemble_run(
         "checkpoint": checkpoint,
         "forecast_store": forecast_store,
         "forecast_init_times": forecast_done,
-        "corrected_store": corrected_store if bias_correction is not None else None,
+        "corrected_store": corrected_store if spec.applies else None,
         "baseline_store": baseline_store if baseline_name is not None else None,
         "verified_init_times": arrived,
         "scores": scores if arrived else None,

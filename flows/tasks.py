@@ -13,7 +13,7 @@ from flows.dask import dask_client
 from flows.runtime import wxens_task
 from generators.correction.baselines import BaselineConfig, baseline_to_store
 from generators.correction.bias import bias_correct_store
-from generators.correction.spec import CorrectionSpec
+from generators.correction.tuned import resolve_correction
 from pipeline.schema import Period
 
 
@@ -132,16 +132,19 @@ def bias_correct_forecast(
     forecast: str,
     truth: str,
     out: str,
-    weight: float,
+    weight: float | None = None,
     spread_weight: float | None = None,
     rank_weight: float | None = None,
+    checkpoint: str | None = None,
 ) -> str:
     """:func:`generators.correction.bias.bias_correct_store` (``wxens bias-correct``) of the
     forecast store ``forecast`` against the analysis store ``truth`` into ``out``, with the
     :class:`~generators.correction.spec.CorrectionSpec` of the decaying-average weight
     ``weight`` and, unless None, the spread scaling's ``spread_weight`` and the rank
-    recalibration's ``rank_weight``; returns ``out``."""
-    spec = CorrectionSpec(weight, spread_weight, rank_weight)
+    recalibration's ``rank_weight``; with none of them, the weights ``wxens tune`` stored
+    with ``checkpoint`` (:func:`generators.correction.tuned.resolve_correction`); returns
+    ``out``."""
+    spec = resolve_correction(checkpoint, weight, spread_weight, rank_weight)
     bias_correct_store(forecast, truth, out, spec)
     return out
 

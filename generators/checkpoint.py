@@ -35,6 +35,8 @@ import torch
 
 from generators.config import TrainConfig
 from generators.config_io import from_mapping, to_mapping
+from generators.correction.tuned import checkpoint_digest as file_digest
+from generators.correction.tuned import checkpoint_file as resolve_checkpoint_path
 from generators.data import Normalization, ResidualDataset, SampleSpec
 from generators.models import GENERATORS
 from generators.objective import ResidualGenerator
@@ -207,21 +209,6 @@ def check_weights(path: Path, payload: dict[str, Any]) -> None:
             f"corrupt: stored {stored[:16]}..., read {actual[:16]}...); restore it from a "
             "backup or retrain it"
         )
-
-
-def file_digest(path: str | Path) -> str:
-    """First 16 hex digits of the sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
-
-
-def resolve_checkpoint_path(path: str | Path) -> Path:
-    """``path`` itself, or ``path/last.pt`` for a training output directory."""
-    path = Path(path)
-    return path / "last.pt" if path.is_dir() else path
 
 
 def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> Checkpoint:

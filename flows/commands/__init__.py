@@ -18,6 +18,7 @@ from flows.commands import (
     run,
     serve,
     train,
+    tune,
     verify,
 )
 
@@ -27,6 +28,7 @@ COMMANDS = (
     config,
     train,
     calibrate,
+    tune,
     forecast,
     baseline,
     bias_correct,

@@ -1,19 +1,19 @@
-"""``wxens bias-correct FORECAST --truth STORE --out CORRECTED [--bias-weight W]
-[--spread-weight S] [--rank-weight R]``: shift each forecast's members by the
+"""``wxens bias-correct FORECAST --truth STORE --out CORRECTED (--checkpoint K |
+--bias-weight W [--spread-weight S] [--rank-weight R])``: shift each forecast's members by the
 decaying-average error of the earlier forecasts of the same lead and time of day that have
 verified, optionally scale their spread by those forecasts' decaying-average spread-skill
 ratio (:mod:`generators.correction.bias`) and remap them by the decaying-average rank
 histogram of the verified forecasts (:mod:`generators.correction.ranks`), into a new
 forecast store that records the correction.
-Rerun it as new initial times arrive: the corrected store takes them in like
-``wxens forecast`` does."""
+Without weights it uses those ``wxens tune`` chose for the checkpoint ``K`` that made the
+forecast (:mod:`generators.correction.tuned`). Rerun it as new initial times arrive: the
+corrected store takes them in like ``wxens forecast`` does."""
 
 from __future__ import annotations
 
 import argparse
 
 from flows.commands.options import deprecated_alias
-from generators.correction.spec import CorrectionSpec
 
 NAME = "bias-correct"
 HELP = (
@@ -27,16 +27,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--truth", required=True, help="analysis store the errors are taken on")
     parser.add_argument("--out", required=True, help="corrected forecast store to write")
     parser.add_argument(
+        "--checkpoint",
+        help="the checkpoint that made the forecast: without weights, correct with the ones "
+        "`wxens tune` stored with it",
+    )
+    parser.add_argument(
         "--bias-weight",
         type=float,
-        default=CorrectionSpec.bias_weight,
-        help="weight of the newest verified error, in (0, 1] (default %(default)s)",
+        help="weight of the newest verified error, in (0, 1] (default: the --checkpoint's "
+        "tuned weights; weights given replace all of them)",
     )
     deprecated_alias(parser, "--weight", "--bias-weight", type=float)
     parser.add_argument(
         "--spread-weight",
         type=float,
-        default=CorrectionSpec.spread_weight,
         help="also scale each forecast's spread so that the recent forecasts' spread-skill "
         "ratio (their decaying average with this weight, in (0, 1]) is 1 (default: spread "
         "unchanged)",
@@ -44,7 +48,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rank-weight",
         type=float,
-        default=CorrectionSpec.rank_weight,
         help="last, remap each forecast's members so that the rank histogram of the recent "
         "verified forecasts (their decaying average with this weight, in (0, 1], every time "
         "of day) would have been flat; each member keeps its rank at every point (default: "
@@ -57,17 +60,39 @@ def run(args: argparse.Namespace) -> int:
 
     from generators.correction.bias import bias_correct_store
     from generators.correction.ranks import RANK_STATISTIC
+    from generators.correction.tuned import load_tuned, resolve_correction, tuned_path
+    from pipeline.errors import InputError
     from pipeline.schema import INIT_TIME, LEAD_TIME
 
-    spec = CorrectionSpec(args.bias_weight, args.spread_weight, args.rank_weight)
+    spec = resolve_correction(
+        args.checkpoint, args.bias_weight, args.spread_weight, args.rank_weight
+    )
+    if not spec.applies:
+        if args.checkpoint is None:
+            raise InputError(
+                "no correction weights: give --checkpoint K (the weights `wxens tune` chose for "
+                "the checkpoint that made the forecast) or --bias-weight W"
+            )
+        if load_tuned(args.checkpoint) is None:
+            raise InputError(
+                f"{args.checkpoint} has no tuned correction ({tuned_path(args.checkpoint)}): run "
+                f"`wxens tune --checkpoint {args.checkpoint} --store {args.truth}` first, or "
+                "give --bias-weight W"
+            )
+        raise InputError(
+            f"`wxens tune` chose no correction for {args.checkpoint} "
+            f"({tuned_path(args.checkpoint)}): none lowered its cross-validated fair CRPS; use "
+            f"{args.forecast} as it is, or give --bias-weight W"
+        )
     result = bias_correct_store(args.forecast, args.truth, args.out, spec)
     extra = "".join(
         f", {what} weight {weight:g}"
-        for what, weight in (("spread", args.spread_weight), ("rank", args.rank_weight))
+        for what, weight in (("spread", spec.spread_weight), ("rank", spec.rank_weight))
         if weight is not None
     )
     print(
-        f"{args.out}: {result.bias.sizes[INIT_TIME]} initial time(s), weight {args.bias_weight:g}{extra}"
+        f"{args.out}: {result.bias.sizes[INIT_TIME]} initial time(s), weight "
+        f"{spec.bias_weight:g}{extra}"
     )
     hours = result.bias[LEAD_TIME].values / np.timedelta64(1, "h")
 

@@ -11,7 +11,6 @@ import argparse
 import sys
 
 from flows.commands.options import deprecated_alias
-from generators.correction.spec import CorrectionSpec
 
 NAME = "run"
 HELP = "run ingest -> train -> forecast -> verify for given init times (no server needed)"
@@ -79,28 +78,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--bias-correct",
         metavar="STORE",
         help="also correct the forecast store by its verified errors into this store "
-        "(wxens bias-correct) and verify that one",
+        "(wxens bias-correct) with the weights `wxens tune` stored with the checkpoint, or "
+        "those given, and verify that one (no weights: the forecast is verified as it is)",
     )
     out.add_argument(
         "--bias-weight",
         type=float,
-        default=CorrectionSpec.bias_weight,
         help="with --bias-correct: weight of the newest verified error, in (0, 1] "
-        "(default %(default)s)",
+        "(default: the checkpoint's tuned weights; weights given replace all of them)",
     )
     out.add_argument(
         "--spread-weight",
         type=float,
-        default=CorrectionSpec.spread_weight,
         help="with --bias-correct: also scale the spread by the decaying average (this "
-        "weight, in (0, 1]) of the recent spread-skill ratio (default: spread unchanged)",
+        "weight, in (0, 1]) of the recent spread-skill ratio (default: the tuned one)",
     )
     out.add_argument(
         "--rank-weight",
         type=float,
-        default=CorrectionSpec.rank_weight,
         help="with --bias-correct: last, remap the members by the decaying average (this "
-        "weight, in (0, 1]) of the recent rank histograms (default: not remapped)",
+        "weight, in (0, 1]) of the recent rank histograms (default: the tuned one)",
     )
     out.add_argument(
         "--baseline",
@@ -144,10 +141,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out is None:
         raise InputError("give the forecast store to create or extend: --out STORE")
-    if (args.spread_weight is not None or args.rank_weight is not None) and not args.bias_correct:
+    weights = (args.bias_weight, args.spread_weight, args.rank_weight)
+    if any(w is not None for w in weights) and not args.bias_correct:
         raise InputError(
-            "--spread-weight and --rank-weight correct the bias-corrected store: give "
-            "--bias-correct STORE too"
+            "--bias-weight, --spread-weight and --rank-weight correct the forecast into "
+            "another store: give --bias-correct STORE too"
         )
     if args.baseline is not None and not (args.baseline_train and args.baseline_store):
         raise InputError("--baseline needs --baseline-train START/END and --baseline-store STORE")
@@ -179,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         variables=args.variables,
         train_config=args.train_config,
         train_overrides=args.train_overrides,
-        bias_correction=args.bias_weight if args.bias_correct else None,
+        bias_correction=args.bias_weight,
         spread_weight=args.spread_weight,
         rank_weight=args.rank_weight,
         corrected_store=args.bias_correct,

@@ -71,7 +71,7 @@ class DecayingAverageSpread:
 
     weight: w, the weight of the newest verified forecast, in (0, 1]."""
 
-    weight: float = 0.7
+    weight: float
 
     def __post_init__(self) -> None:
         check_weight(self.weight, SPREAD_WEIGHT)
@@ -110,7 +110,7 @@ class DecayingAverageBias:
     scaling applied after the bias, or None to keep the spread; ranks: the rank-histogram
     recalibration applied after both, or None."""
 
-    weight: float = CorrectionSpec.bias_weight
+    weight: float
     spread: DecayingAverageSpread | None = None
     ranks: DecayingAverageRanks | None = None
 
@@ -132,7 +132,13 @@ class DecayingAverageBias:
     @classmethod
     def from_spec(cls, spec: CorrectionSpec) -> DecayingAverageBias:
         """The correction chain of ``spec``: its bias weight, and its spread scaling and rank
-        recalibration where it gives their weights."""
+        recalibration where it gives their weights. InputError for a spec that corrects
+        nothing (bias weight 0)."""
+        if not spec.applies:
+            raise InputError(
+                "the correction weights are 0 (no correction): give a bias weight in (0, 1] "
+                "(--bias-weight), or the checkpoint whose tuned weights to use (`wxens tune`)"
+            )
         return cls.with_weights(spec.bias_weight, spec.spread_weight, spec.rank_weight)
 
     def to_attrs(self) -> dict[str, object]:

@@ -149,7 +149,7 @@ class DecayingAverageRanks:
     counts, so 0.1 remembers about the last 10 forecasts of the lead (2.5 days at 6-hourly
     initial times)."""
 
-    weight: float = 0.1
+    weight: float
 
     def __post_init__(self) -> None:
         check_weight(self.weight, RANK_WEIGHT)

@@ -12,8 +12,11 @@ kept from the one before:
    scaling's aim is a spread-skill ratio of 1);
 3. with both, the rank weight (or none) of least mean rank-histogram max/min ratio.
 
-A stage is skipped when no candidate weight is given for it, and the spread and rank
-stages when no bias correction wins. Only the candidates a stage needs are scored.
+A spread or rank weight so chosen is kept only if it lowers the mean fair CRPS of the
+chain without it (else that stage is off, weight 0): every stage kept must make the
+forecast better by the score that judges the whole distribution. A stage is skipped when
+no candidate weight is given for it, and the spread and rank stages when no bias correction
+wins. Only the candidates a stage needs are scored.
 """
 
 from __future__ import annotations
@@ -97,6 +100,9 @@ def choose_weights(
     candidate it cannot score (left out; a stage left with no candidate is skipped)."""
     rows: dict[str, dict[str, object]] = {}
 
+    def label_of(spec: CorrectionSpec | None) -> str:
+        return NONE if spec is None else spec.label()
+
     def least(
         stage: str, specs: Sequence[CorrectionSpec | None], key: str
     ) -> CorrectionSpec | None:
@@ -104,7 +110,7 @@ def choose_weights(
         scored before), or NotImplemented when none can."""
         labels = {}
         for spec in specs:
-            label = NONE if spec is None else spec.label()
+            label = label_of(spec)
             if label not in rows:
                 scores = score(spec)
                 if scores is None:
@@ -118,13 +124,21 @@ def choose_weights(
     spec = least("bias", [None, *(CorrectionSpec(w) for w in bias_weights)], "mean_fair_crps")
     if spec is NotImplemented:
         raise InputError("no candidate could be scored, not even the uncorrected forecasts")
+
+    def lowers_crps(chosen: CorrectionSpec | None, before: CorrectionSpec) -> bool:
+        if chosen is NotImplemented or chosen is None:
+            return False
+        crps = rows[label_of(chosen)]["mean_fair_crps"]
+        return crps < rows[label_of(before)]["mean_fair_crps"]
+
     if spec is not None and spread_weights:
         spreads = [replace(spec, spread_weight=w) for w in spread_weights]
         chosen = least("spread", spreads, "mean_abs_log_ssr")
-        spec = spec if chosen is NotImplemented else chosen
+        spec = chosen if lowers_crps(chosen, spec) else spec
     if spec is not None and rank_weights:
         ranks = [spec, *(replace(spec, rank_weight=w) for w in rank_weights)]
-        spec = least("rank", ranks, "mean_rank_max_min")
+        chosen = least("rank", ranks, "mean_rank_max_min")
+        spec = chosen if lowers_crps(chosen, spec) else spec
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "candidate"
     return WeightSelection(spec, table, xr.Dataset())

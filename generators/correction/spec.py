@@ -5,6 +5,11 @@ scaling, rank-histogram recalibration; see :mod:`generators.correction.bias` and
 :mod:`generators.correction.ranks`), their defaults and their check: the command line, the
 flows and the library read them from here. This module imports nothing heavy, so a
 command can read the defaults for its ``--help``.
+
+No dataset's weights are defaults here: the weights a forecast is corrected with are the
+ones ``wxens tune`` chose for its checkpoint on the checkpoint's own training period
+(:mod:`generators.correction.tuned`), else those given, else none (weight 0: the forecast
+is delivered as the generator made it).
 """
 
 from __future__ import annotations
@@ -28,42 +33,57 @@ _HINTS = {
 }
 
 
-def check_weight(weight: float, stage: str) -> None:
+def check_weight(weight: float, stage: str, *, off: bool = False) -> None:
     """An :class:`InputError` naming the ``stage`` (:data:`BIAS_WEIGHT`,
     :data:`SPREAD_WEIGHT`, :data:`RANK_WEIGHT`), its flag and the valid range unless
-    ``weight`` is in (0, 1]."""
-    if not 0 < weight <= 1:
+    ``weight`` is in (0, 1] (in [0, 1] with ``off``, 0 meaning the stage is off)."""
+    if not (0 <= weight <= 1 if off else 0 < weight <= 1):
+        valid = "[0, 1] (0: off)" if off else "(0, 1]"
         raise InputError(
-            f"the {stage} weight must be in (0, 1], got {weight}; set it with {_HINTS[stage]}"
+            f"the {stage} weight must be in {valid}, got {weight}; set it with {_HINTS[stage]}"
         )
 
 
 @dataclass(frozen=True)
 class CorrectionSpec:
     """The weights of the correction chain, each the weight w of the newest verified
-    forecast in its decaying average, in (0, 1] (about 1/w forecasts remembered).
+    forecast in its decaying average, in (0, 1] (about 1/w forecasts remembered), or 0 for
+    a stage that is off.
 
-    bias_weight: the bias correction, always applied.
-    spread_weight: the spread scaling after it, or None to keep the spread.
-    rank_weight: the rank-histogram recalibration after both, or None to keep the members'
-    distribution.
+    bias_weight: the bias correction; 0 (the default): no correction at all.
+    spread_weight: the spread scaling after it, or None (or 0) to keep the spread.
+    rank_weight: the rank-histogram recalibration after both, or None (or 0) to keep the
+    members' distribution.
 
     Built into the correction the library applies by
     :meth:`generators.correction.bias.DecayingAverageBias.from_spec`."""
 
-    bias_weight: float = 0.2
+    bias_weight: float = 0.0
     spread_weight: float | None = None
     rank_weight: float | None = None
 
     def __post_init__(self) -> None:
-        check_weight(self.bias_weight, BIAS_WEIGHT)
-        if self.spread_weight is not None:
-            check_weight(self.spread_weight, SPREAD_WEIGHT)
-        if self.rank_weight is not None:
-            check_weight(self.rank_weight, RANK_WEIGHT)
+        check_weight(self.bias_weight, BIAS_WEIGHT, off=True)
+        for name, stage in (("spread_weight", SPREAD_WEIGHT), ("rank_weight", RANK_WEIGHT)):
+            weight = getattr(self, name)
+            if weight is not None:
+                check_weight(weight, stage, off=True)
+                if weight == 0:  # off, spelt one way
+                    object.__setattr__(self, name, None)
+        if not self.applies and (self.spread_weight or self.rank_weight):
+            raise InputError(
+                "the spread and rank weights act on the bias-corrected forecast: give a "
+                "bias weight in (0, 1] with them (--bias-weight), or leave them out"
+            )
+
+    @property
+    def applies(self) -> bool:
+        """Whether the chain changes a forecast at all (a bias weight above 0)."""
+        return self.bias_weight > 0
 
     def label(self) -> str:
-        """``W``, ``W:S``, ``W:S:R`` or ``W::R``: the weights in the form the studies use."""
+        """``W``, ``W:S``, ``W:S:R`` or ``W::R``: the weights in the form the studies use
+        (``0``: no correction)."""
         parts = [self.bias_weight, self.spread_weight, self.rank_weight]
         while parts[-1] is None:
             parts.pop()

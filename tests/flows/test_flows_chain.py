@@ -140,14 +140,17 @@ def test_wxens_run_with_a_missing_store_exits_2_with_the_fix(tmp_path, monkeypat
 
 
 def test_a_bias_corrected_run_corrects_from_verified_errors_and_verifies_that(
-    chain, tmp_path, file_times, monkeypatch
+    chain, tmp_path, file_times, monkeypatch, request
 ):
-    """The chain with a bias correction and spread scaling (weight 1), on two days of
-    initial times (one verified predecessor for each of the second day's): its corrected
-    store holds the raw mean minus w times the previous day's ensemble-mean error, plus the
-    raw deviations scaled by that day's spread-skill factor, verified in place of the raw
-    one."""
+    """The chain with a bias correction and spread scaling (weight 1) tuned for its
+    checkpoint (no weight given), on two days of initial times (one verified predecessor
+    for each of the second day's): its corrected store holds the raw mean minus w times the
+    previous day's ensemble-mean error, plus the raw deviations scaled by that day's
+    spread-skill factor, verified in place of the raw one. Without a tuned choice the raw
+    store is delivered."""
     from flows.pipelines import ensemble_run
+    from generators.correction.spec import CorrectionSpec
+    from generators.correction.tuned import save_tuned
     from pipeline.forecast_store import open_forecast, provenance
     from pipeline.store import open_store
 
@@ -159,12 +162,12 @@ def test_a_bias_corrected_run_corrects_from_verified_errors_and_verifies_that(
         "init_times": inits,
         "forecast_store": paths["raw.zarr"],
         "corrected_store": paths["corrected.zarr"],
-        "bias_correction": 0.5,
-        "spread_weight": 1.0,
         "scores": paths["bc.nc"],
         "report": None,
     }
     monkeypatch.chdir(chain.workdir)
+    tuned = save_tuned(chain.checkpoint, CorrectionSpec(0.5, 1.0), {})
+    request.addfinalizer(lambda: tuned.unlink(missing_ok=True))  # the checkpoint is shared
     summary = ensemble_run(**parameters)
     assert summary["corrected_store"] == paths["corrected.zarr"]
     assert pd.DatetimeIndex(summary["verified_init_times"]).equals(pd.DatetimeIndex(inits))
@@ -200,6 +203,10 @@ def test_a_bias_corrected_run_corrects_from_verified_errors_and_verifies_that(
     before = file_times(tmp_path / "corrected.zarr")
     assert ensemble_run(**parameters) == summary
     assert file_times(tmp_path / "corrected.zarr") == before  # skipped: nothing new
+    tuned.unlink()  # no tuned choice and no weight given: the raw store is delivered
+    assert ensemble_run(**parameters)["corrected_store"] is None
+    scored = xr.open_datatree(paths["bc.nc"]).attrs  # the raw store was verified
+    assert json.loads(scored.get("wxens_bias_correction", "{}")) == {}
 
 
 def test_a_bias_correction_without_its_store_is_refused_before_any_work(chain, monkeypatch):
@@ -207,20 +214,20 @@ def test_a_bias_correction_without_its_store_is_refused_before_any_work(chain, m
     from pipeline.errors import InputError
 
     monkeypatch.chdir(chain.workdir)
-    with pytest.raises(InputError, match="needs corrected_store"):
+    with pytest.raises(InputError, match="need corrected_store"):
         ensemble_run(**{**chain.parameters, "bias_correction": 0.2})
     with pytest.raises(InputError, match="weight must be in"):
         ensemble_run(**{**chain.parameters, "bias_correction": 2.0, "corrected_store": "x.zarr"})
     with pytest.raises(InputError, match="spread weight must be in"):
         ensemble_run(
-            **chain.parameters, bias_correction=0.2, spread_weight=0.0, corrected_store="x.zarr"
+            **chain.parameters, bias_correction=0.2, spread_weight=-0.1, corrected_store="x.zarr"
         )
     with pytest.raises(InputError, match="rank-recalibration weight must be in"):
         ensemble_run(
             **chain.parameters, bias_correction=0.2, rank_weight=1.5, corrected_store="x.zarr"
         )
     for weights in ({"spread_weight": 0.7}, {"rank_weight": 0.05}):
-        with pytest.raises(InputError, match="give bias_correction"):
+        with pytest.raises(InputError, match=r"give a bias weight in \(0, 1\] with them"):
             ensemble_run(**{**chain.parameters, **weights})
 
 

@@ -13,6 +13,8 @@ import xarray as xr
 
 from flows.cli import main
 from generators.correction.bias import DecayingAverageBias, DecayingAverageSpread, bias_correct
+from generators.correction.spec import CorrectionSpec
+from generators.correction.tuned import save_tuned
 from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
 from pipeline.store import ingest
@@ -202,7 +204,30 @@ def test_cli_writes_a_corrected_store_and_refuses_bad_input(analysis, tmp_path, 
     provenance = ForecastProvenance("flow_matching", "0123456789abcdef", "euler:nfe=2", 2, 0)
     write_forecast(raw, warm_forecast(analysis, 1.5), provenance)
     truth = str(analysis.path)
-    assert main(["bias-correct", str(raw), "--truth", truth, "--out", str(out)]) == 0
+    # no weight given and none tuned: nothing to correct with, said so
+    assert main(["bias-correct", str(raw), "--truth", truth, "--out", str(out)]) == 2
+    assert "give --checkpoint K" in capsys.readouterr().err
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"the checkpoint the forecast came from")
+    tuned = [
+        "bias-correct",
+        str(raw),
+        "--truth",
+        truth,
+        "--out",
+        str(out),
+        "--checkpoint",
+        str(run),
+    ]
+    assert main(tuned) == 2
+    assert "has no tuned correction" in capsys.readouterr().err
+    save_tuned(run, CorrectionSpec(0.0), {})
+    assert main(tuned) == 2
+    assert "chose no correction" in capsys.readouterr().err
+    # the stored choice is the default
+    save_tuned(run, CorrectionSpec(0.2), {})
+    assert main(tuned) == 0
     assert "mean |bias| removed by lead" in capsys.readouterr().out
     got = open_forecast(out)
     recorded = ForecastProvenance.from_attrs(got.attrs)
@@ -213,13 +238,20 @@ def test_cli_writes_a_corrected_store_and_refuses_bad_input(analysis, tmp_path, 
     # the last day's forecasts have 3 verified predecessors each: 1.5 * 0.8^3 K remains
     np.testing.assert_allclose(late - (before - 1.5), 1.5 * 0.8**3, atol=1e-4)
     # a rerun overwrites its own store; another weight, or a corrected input, is refused
-    assert main(["bias-correct", str(raw), "--truth", truth, "--out", str(out)]) == 0
+    assert main(tuned) == 0
     args = ["bias-correct", str(raw), "--truth", truth, "--out", str(out), "--bias-weight", "0.5"]
     assert main(args) == 2
+    corrected = ["bias-correct", str(out), "--truth", truth, "--out", str(tmp_path / "x.zarr")]
+    assert main([*corrected, "--bias-weight", "0.2"]) == 2
     assert (
-        main(["bias-correct", str(out), "--truth", truth, "--out", str(tmp_path / "x.zarr")]) == 2
+        main(
+            ["bias-correct", str(raw), "--truth", truth, "--out", str(raw), "--bias-weight", "0.2"]
+        )
+        == 2
     )
-    assert main(["bias-correct", str(raw), "--truth", truth, "--out", str(raw)]) == 2
+    # a tuned choice for another checkpoint (the directory trained again) is ignored
+    (run / "last.pt").write_bytes(b"a checkpoint trained since")
+    assert main(tuned) == 2
     err = capsys.readouterr().err
     assert "already bias-corrected" in err and "is the forecast store itself" in err
     assert not (tmp_path / "x.zarr").exists()
@@ -233,6 +265,7 @@ def test_cli_spread_weight_is_recorded_and_another_one_refused(analysis, tmp_pat
     provenance = ForecastProvenance("flow_matching", "0123456789abcdef", "euler:nfe=2", 2, 0)
     write_forecast(raw, warm_forecast(analysis, 1.5), provenance)
     args = ["bias-correct", str(raw), "--truth", str(analysis.path), "--out", str(out)]
+    args += ["--bias-weight", "0.2"]
     assert main([*args, "--spread-weight", "0.7"]) == 0
     assert "t2m: mean spread factor by lead 6 h" in capsys.readouterr().out
     recorded = ForecastProvenance.from_attrs(open_forecast(out).attrs).bias_correction
@@ -245,8 +278,9 @@ def test_cli_spread_weight_is_recorded_and_another_one_refused(analysis, tmp_pat
     assert "calibration none" in described
     assert main([*args, "--spread-weight", "0.5"]) == 2  # another correction into that store
     assert main(args) == 2
-    assert main([*args[:-1], str(tmp_path / "x.zarr"), "--spread-weight", "1.5"]) == 2
-    assert "spread weight must be in (0, 1], got 1.5" in capsys.readouterr().err
+    bad = [*args[:5], str(tmp_path / "x.zarr"), "--bias-weight", "0.2", "--spread-weight", "1.5"]
+    assert main(bad) == 2
+    assert "spread weight must be in [0, 1] (0: off), got 1.5" in capsys.readouterr().err
     assert not (tmp_path / "x.zarr").exists()
 
 
@@ -277,4 +311,4 @@ def test_the_xarray_wrapper_scales_the_spread_as_the_array_correction_does(analy
 def test_a_variable_the_truth_lacks_is_refused(analysis):
     forecast = warm_forecast(analysis, 1.0).rename(t2m="z500")
     with pytest.raises(InputError, match=r"\['z500'\] missing"):
-        bias_correct(forecast, analysis.dataset, DecayingAverageBias())
+        bias_correct(forecast, analysis.dataset, DecayingAverageBias(0.2))

@@ -42,7 +42,7 @@ def test_the_bias_correct_baseline_and_verify_commands_run_without_torch(analysi
     write_forecast(raw, warm_forecast(analysis, 1.5), provenance)
     store, out, clim = analysis.path, tmp_path / "corrected.zarr", tmp_path / "clim.zarr"
     correct = ["bias-correct", str(raw), "--truth", str(store), "--out", str(out)]
-    correct += ["--spread-weight", "0.7", "--rank-weight", "0.5"]
+    correct += ["--bias-weight", "0.2", "--spread-weight", "0.7", "--rank-weight", "0.5"]
     baseline = ["baseline", "climatology", "--store", str(store), "--train"]
     baseline += ["2000-01-01/2000-01-05", "--init", "2000-01-06T00", "--lead", "6h"]
     baseline += ["--members", "4", "--out", str(clim), "--no-progress"]

@@ -198,6 +198,7 @@ def test_cli_rank_weight_is_recorded_reported_and_checked(analysis, tmp_path, ca
     provenance = ForecastProvenance("flow_matching", "0123456789abcdef", "euler:nfe=2", 2, 0)
     write_forecast(raw, warm_forecast(analysis, 1.5, members=8), provenance)
     args = ["bias-correct", str(raw), "--truth", str(analysis.path), "--out", str(out)]
+    args += ["--bias-weight", "0.2"]
     assert main([*args, "--spread-weight", "0.7", "--rank-weight", "0.1"]) == 0
     printed = capsys.readouterr().out
     assert "rank weight 0.1" in printed
@@ -207,7 +208,7 @@ def test_cli_rank_weight_is_recorded_reported_and_checked(analysis, tmp_path, ca
     assert main(["info", str(out)]) == 0
     assert "members remapped by the recent rank histogram, weight 0.1" in capsys.readouterr().out
     assert main([*args, "--spread-weight", "0.7", "--rank-weight", "0.2"]) == 2  # another one
-    bad = [*args[:-1], str(tmp_path / "x.zarr"), "--rank-weight", "2"]
+    bad = [*args[:5], str(tmp_path / "x.zarr"), "--bias-weight", "0.2", "--rank-weight", "2"]
     assert main(bad) == 2
-    assert "rank-recalibration weight must be in (0, 1], got 2" in capsys.readouterr().err
+    assert "rank-recalibration weight must be in [0, 1] (0: off), got 2" in capsys.readouterr().err
     assert not (tmp_path / "x.zarr").exists()

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from generators.correction.select_weights import NONE, select_weights
+from generators.correction.select_weights import NONE, choose_weights, select_weights
 from generators.correction.spec import CorrectionSpec
 from pipeline.errors import InputError
 
@@ -78,3 +78,24 @@ def test_a_bad_candidate_is_refused_naming_its_flag():
         select_weights(folds, truth(), [1.5])
     with pytest.raises(InputError, match="at least one candidate bias weight"):
         select_weights(folds, truth(), [])
+
+
+def test_a_stage_that_does_not_lower_the_fair_crps_is_off():
+    """The spread weight of spread-skill ratio nearest 1 raises the CRPS here, and the rank
+    weight of flattest histogram leaves it unchanged: both stages are off."""
+    table = {  # label: (mean fair CRPS, mean |log SSR|, mean rank max/min)
+        NONE: (1.0, 0.5, 3.0),
+        "0.2": (0.8, 0.4, 2.0),
+        "0.2:0.7": (0.81, 0.0, 1.5),
+        "0.2::0.1": (0.8, 0.4, 1.2),
+    }
+
+    def score(spec):
+        crps, ssr, ranks = table[NONE if spec is None else spec.label()]
+        return {"mean_fair_crps": crps, "mean_abs_log_ssr": ssr, "mean_rank_max_min": ranks}
+
+    chosen = choose_weights(score, [0.2], [0.7], [0.1])
+    assert chosen.spec == CorrectionSpec(0.2)
+    assert list(chosen.table.stage) == ["bias", "bias", "spread", "rank"]
+    table["0.2::0.1"] = (0.79, 0.4, 1.2)  # now it lowers the CRPS: kept
+    assert choose_weights(score, [0.2], [0.7], [0.1]).spec == CorrectionSpec(0.2, None, 0.1)

@@ -1,0 +1,112 @@
+"""``wxens tune --checkpoint K --store S [--lead ...] [--members M] [--folds N]``: choose
+the correction weights of a checkpoint on forecasts of its own training period
+(:mod:`generators.tune`) and store them beside it, where ``wxens bias-correct`` and
+``wxens run`` find them when no weight is given."""
+
+from __future__ import annotations
+
+import argparse
+
+from flows.commands.options import deprecated_alias
+from generators.correction.tuned import CANDIDATES
+
+NAME = "tune"
+HELP = (
+    "choose the bias, spread and rank correction weights of a checkpoint by cross-validation "
+    "on forecasts of its training period, and store them with it"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint", required=True, help="the checkpoint file or training directory"
+    )
+    parser.add_argument("--store", required=True, help="analysis store holding the truth")
+    parser.add_argument(
+        "--lead",
+        help="comma list of leads scored, e.g. 1h,6h,24h (default: the checkpoint's trained leads)",
+    )
+    deprecated_alias(parser, "--leads", "--lead")
+    parser.add_argument(
+        "--members", type=int, default=20, help="ensemble size of the tuning forecasts (20)"
+    )
+    parser.add_argument(
+        "--folds", type=int, default=4, help="consecutive blocks of initial times (4)"
+    )
+    parser.add_argument(
+        "--every",
+        type=float,
+        help="hours between initial times (default: the store's step, at least 6)",
+    )
+    parser.add_argument(
+        "--start", help="first day of the initial times (default: the training period's)"
+    )
+    parser.add_argument(
+        "--end", help="last day of the initial times (default: the training period's)"
+    )
+    parser.add_argument(
+        "--variable", help="the variable whose scores choose (default: the only one)"
+    )
+    for stage in CANDIDATES:
+        parser.add_argument(
+            f"--{stage}-weights",
+            metavar="W,W,...",
+            help=f"the candidate {stage} weights, each in (0, 1] (default: "
+            + ",".join(f"{w:g}" for w in CANDIDATES[stage])
+            + ")",
+        )
+    parser.add_argument("--sampler", help="sampler spec (default: the checkpoint's)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def parse_weights(text: str | None, stage: str) -> tuple[float, ...]:
+    """The candidate weights of ``--STAGE-weights`` (comma list), or the defaults."""
+    from pipeline.errors import InputError
+
+    if text is None:
+        return CANDIDATES[stage]
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise InputError(
+            f"--{stage}-weights {text!r}: give a comma list of weights in (0, 1], e.g. 0.1,0.4"
+        ) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from flows.commands.run import parse_leads
+    from generators.tune import tune_correction
+    from pipeline.schema import Period
+
+    tuned = tune_correction(
+        args.checkpoint,
+        args.store,
+        leads_hours=parse_leads(args.lead),
+        members=args.members,
+        folds=args.folds,
+        every_hours=args.every,
+        period=Period(args.start, args.end) if args.start or args.end else None,
+        variable=args.variable,
+        bias_weights=parse_weights(args.bias_weights, "bias"),
+        spread_weights=parse_weights(args.spread_weights, "spread"),
+        rank_weights=parse_weights(args.rank_weights, "rank"),
+        sampler=args.sampler,
+        seed=args.seed,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    table = tuned.selection.table
+    print(f"cross-validated scores of the candidates (mean over the leads), {tuned.forecasts}:")
+    print(table.to_string(float_format=lambda v: f"{v:.4g}"))
+    spec = tuned.spec
+    if spec.applies:
+        chosen = (
+            f"bias {spec.bias_weight:g}, spread {spec.spread_weight or 0:g}, "
+            f"rank {spec.rank_weight or 0:g}"
+        )
+    else:
+        chosen = "none (weight 0: no correction lowers the cross-validated fair CRPS)"
+    print(f"chosen: {chosen}; stored in {tuned.path}")
+    return 0

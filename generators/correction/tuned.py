@@ -1,0 +1,115 @@
+"""The correction weights chosen for a checkpoint, kept beside it.
+
+``wxens tune`` (:func:`generators.tune.tune_correction`) chooses the weights of the
+correction chain on forecasts of the checkpoint's own training period and writes them to
+``correction.json`` in the checkpoint's directory, with the digest of the checkpoint file
+they were chosen for. ``wxens bias-correct`` and ``wxens run`` read them when no weight is
+given (:func:`resolve_correction`); a file chosen for another checkpoint (the directory
+trained again) is ignored with a warning. Torch-free: a command reads it for its defaults.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from generators.correction.spec import CorrectionSpec
+from pipeline.errors import InputError
+
+TUNED_FILE = "correction.json"
+"""The file beside a checkpoint holding its tuned weights."""
+
+CANDIDATES = {
+    "bias": (0.05, 0.1, 0.2, 0.4),
+    "spread": (0.1, 0.3, 0.7),
+    "rank": (0.05, 0.1, 0.2),
+}
+"""The candidate weights ``wxens tune`` tries for each stage by default: memories of about
+2.5 to 20 verified forecasts."""
+
+log = logging.getLogger(__name__)
+
+
+def checkpoint_file(checkpoint: str | Path) -> Path:
+    """The checkpoint file: ``checkpoint`` itself, or ``checkpoint/last.pt`` for a training
+    directory, as every command takes a checkpoint."""
+    path = Path(checkpoint)
+    return path / "last.pt" if path.is_dir() else path
+
+
+def tuned_path(checkpoint: str | Path) -> Path:
+    """Where the tuned weights of ``checkpoint`` (file or training directory) live."""
+    return checkpoint_file(checkpoint).parent / TUNED_FILE
+
+
+def checkpoint_digest(checkpoint: str | Path) -> str:
+    """The first 16 hex digits of the sha256 of the checkpoint file (the digest every
+    forecast store made with it records)."""
+    h = hashlib.sha256()
+    with open(checkpoint_file(checkpoint), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def save_tuned(checkpoint: str | Path, spec: CorrectionSpec, details: dict[str, Any]) -> Path:
+    """Write ``spec`` (weight 0 for each stage off) and ``details`` (how it was chosen) beside
+    ``checkpoint``, with the checkpoint's digest; returns the file."""
+    path = tuned_path(checkpoint)
+    record = {
+        "bias_weight": spec.bias_weight,
+        "spread_weight": spec.spread_weight or 0.0,
+        "rank_weight": spec.rank_weight or 0.0,
+        "checkpoint_digest": checkpoint_digest(checkpoint),
+        **details,
+    }
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(record, indent=1, sort_keys=True, default=str) + "\n")
+    temporary.replace(path)
+    return path
+
+
+def load_tuned(checkpoint: str | Path) -> CorrectionSpec | None:
+    """The weights tuned for ``checkpoint``, or None when it has none (never tuned, or tuned
+    for another checkpoint file since replaced, which is logged). InputError for a file that
+    is not one :func:`save_tuned` wrote."""
+    path = tuned_path(checkpoint)
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        spec = CorrectionSpec(
+            float(record["bias_weight"]),
+            float(record["spread_weight"]),
+            float(record["rank_weight"]),
+        )
+        digest = record["checkpoint_digest"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputError(
+            f"{path} is not a tuned correction ({err}); delete it and run `wxens tune` again"
+        ) from None
+    if checkpoint_file(checkpoint).is_file() and digest != checkpoint_digest(checkpoint):
+        log.warning(
+            "%s was tuned for another checkpoint (digest %s); ignored: run `wxens tune` again",
+            path,
+            digest,
+        )
+        return None
+    return spec
+
+
+def resolve_correction(
+    checkpoint: str | Path | None,
+    bias_weight: float | None = None,
+    spread_weight: float | None = None,
+    rank_weight: float | None = None,
+) -> CorrectionSpec:
+    """The weights to correct with: those given if any is given (the others off), else the
+    ones tuned for ``checkpoint`` (:func:`load_tuned`), else none (bias weight 0)."""
+    if bias_weight is not None or spread_weight is not None or rank_weight is not None:
+        return CorrectionSpec(bias_weight or 0.0, spread_weight, rank_weight)
+    tuned = None if checkpoint is None else load_tuned(checkpoint)
+    return tuned if tuned is not None else CorrectionSpec()

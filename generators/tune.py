@@ -1,0 +1,151 @@
+"""The correction weights of a checkpoint chosen on its own data (``wxens tune``).
+
+The checkpoint forecasts initial times of a period of its analysis store (by default its
+training period, every ``every_hours``) into a forecast store beside it
+(:func:`generators.rollout_store.forecast_to_store`; ``tune-DIGEST-KEY.zarr``, KEY a hash of
+the analysis store's path and the leads, members, sampler and seed, so a rerun only draws
+what is new). Those initial times are cut into ``folds`` consecutive blocks; within
+each block every candidate chain corrects the forecasts from the block's own verified past
+only (causal, as in operation: the first forecasts of each block go uncorrected), and the
+blocks are scored together (:func:`generators.correction.select_weights.select_weights`).
+A stage keeps a weight only if it lowers the cross-validated fair CRPS; the others are 0.
+The choice is written beside the checkpoint (:mod:`generators.correction.tuned`), where
+``wxens bias-correct`` and ``wxens run`` find it.
+
+Forecasts of a period the model was trained on fit the truth more closely than forecasts
+of new days, so they show less of the error a correction would remove: a weight chosen on
+them errs towards no correction, never towards one that does harm. Give a held-out period
+(``period``) where the checkpoint has one long enough.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from generators.calibration import calibration_init_times
+from generators.checkpoint import load_checkpoint
+from generators.correction.select_weights import WeightSelection, select_weights
+from generators.correction.spec import CorrectionSpec
+from generators.correction.tuned import CANDIDATES, save_tuned
+from generators.data.forecast import ForecastData
+from generators.rollout_store import forecast_to_store
+from pipeline.errors import InputError
+from pipeline.forecast_store import open_forecast
+from pipeline.schema import INIT_TIME, Period
+from pipeline.store import open_store
+
+log = logging.getLogger(__name__)
+
+
+class Tuned(NamedTuple):
+    """:func:`tune_correction`'s result: the chosen weights (bias weight 0: none), the
+    selection with its table of scores, the file they were written to and the forecast
+    store they were chosen on."""
+
+    spec: CorrectionSpec
+    selection: WeightSelection
+    path: Path
+    forecasts: Path
+
+
+def tune_correction(
+    checkpoint: str | Path,
+    store: str | Path,
+    *,
+    leads_hours: Sequence[float] | None = None,
+    members: int = 20,
+    folds: int = 4,
+    every_hours: float | None = None,
+    period: Period | None = None,
+    variable: str | None = None,
+    bias_weights: Sequence[float] = CANDIDATES["bias"],
+    spread_weights: Sequence[float] = CANDIDATES["spread"],
+    rank_weights: Sequence[float] = CANDIDATES["rank"],
+    sampler: str | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = False,
+) -> Tuned:
+    """Choose and store the correction weights of ``checkpoint`` (module docstring).
+
+    leads_hours: the leads scored (default: the checkpoint's trained leads); members: the
+    ensemble size of the tuning forecasts; folds: the number of consecutive blocks;
+    every_hours: hours between initial times (default: the native step, at least 6 h);
+    period: the initial times' period (default: the checkpoint's training period);
+    variable: the one whose scores choose (default: the checkpoint's only channel)."""
+    if folds < 1:
+        raise InputError(f"--folds must be at least 1, got {folds}")
+    loaded = load_checkpoint(checkpoint)
+    channels = list(loaded.channels)
+    if variable is None:
+        if len(channels) != 1:
+            raise InputError(
+                f"{checkpoint} forecasts {channels}: name the variable whose scores choose the "
+                "weights with --variable"
+            )
+        variable = channels[0]
+    elif variable not in channels:
+        raise InputError(f"--variable {variable!r}: {checkpoint} forecasts only {channels}")
+    leads = list(leads_hours or loaded.leads_hours)
+    period = period or loaded.train_config.data.train
+    step_hours = loaded.native_step / pd.Timedelta(hours=1)
+    every = every_hours or max(step_hours, 6.0)
+    data = ForecastData.from_store(loaded, store)
+    inits = calibration_init_times(data.times, period.start, period.end, every, max(leads))
+    inits = data.usable_inits(inits, leads)
+    if len(inits) < 2 * folds:
+        raise InputError(
+            f"{len(inits)} initial time(s) every {every:g} h in {period} for {folds} fold(s): "
+            "each fold needs at least 2; give fewer --folds, a smaller --every or a longer period"
+        )
+    key = json.dumps([str(Path(store).resolve()), leads, members, sampler, seed])
+    key = hashlib.sha256(key.encode()).hexdigest()[:8]
+    out = Path(loaded.path).parent / f"tune-{loaded.digest}-{key}.zarr"
+    log.info("tuning on %d initial times, %s to %s, into %s", len(inits), inits[0], inits[-1], out)
+    forecast_to_store(
+        loaded,
+        store,
+        inits,
+        leads,
+        members,
+        str(out),
+        sampler=sampler,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
+    forecast = open_forecast(out)[[variable]].sel({INIT_TIME: inits}).load()
+    blocks = [
+        forecast.isel({INIT_TIME: index}) for index in np.array_split(np.arange(len(inits)), folds)
+    ]
+    selection = select_weights(
+        blocks,
+        open_store(store).dataset,
+        bias_weights,
+        spread_weights,
+        rank_weights,
+        variable=variable,
+        seed=seed,
+    )
+    spec = selection.spec or CorrectionSpec()
+    details = {
+        "variable": variable,
+        "leads_hours": leads,
+        "members": members,
+        "folds": folds,
+        "init_times": len(inits),
+        "first_init_time": str(inits[0]),
+        "last_init_time": str(inits[-1]),
+        "every_hours": every,
+        "scores": selection.table.to_dict(orient="index"),
+    }
+    path = save_tuned(loaded.path, spec, details)
+    return Tuned(spec, selection, path, out)

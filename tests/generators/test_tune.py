@@ -1,0 +1,94 @@
+"""``wxens tune`` on stores whose answer is known, with a model trained for 2 steps (its
+forecasts are about persistence): where the truth has a strong cycle of the time of day,
+the recent errors of a lead and time of day predict the next one and a bias correction is
+chosen; where the weather flips from one day to the next, the recent errors predict the
+opposite of the next one and no correction is chosen. ``wxens bias-correct`` then corrects
+with the stored choice."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from flows.cli import main as wxens
+from generators.correction.tuned import load_tuned, tuned_path
+from generators.tune import tune_correction
+from pipeline.errors import InputError
+from pipeline.forecast_store import ForecastProvenance, open_forecast
+from pipeline.store import ingest
+
+TIMES = pd.date_range("2019-03-01", periods=32, freq="6h")
+FAST = ["--members", "8", "--folds", "2", "--sampler", "euler:nfe=2", "--device", "cpu"]
+
+
+def store_with(offset: np.ndarray, path) -> str:
+    """6-hourly t2m on an 8 x 8 grid: 280 K + ``offset`` by time + N(0, 0.5²) noise."""
+    noise = 0.5 * np.random.default_rng(0).standard_normal((len(TIMES), 8, 8))
+    values = (280 + offset[:, None, None] + noise).astype("float32")
+    ds = xr.Dataset(
+        {"t2m": (("time", "latitude", "longitude"), values, {"units": "K"})},
+        coords={"time": TIMES, "latitude": np.linspace(50, 57, 8), "longitude": np.arange(8.0)},
+    )
+    ds.to_netcdf(path.with_suffix(".nc"))
+    ingest(str(path.with_suffix(".nc")), path, variables=["t2m"], progress=False)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tune")
+    hours = TIMES.hour.to_numpy()
+    cycle = store_with(4 * np.cos(2 * np.pi * hours / 24), root / "cycle.zarr")
+    days = (TIMES - TIMES[0]).days.to_numpy()
+    flip = store_with(4 * (-1.0) ** days, root / "flip.zarr")
+    config = root / "c.yaml"
+    config.write_text(
+        "model: {kind: flow_matching, backbone: {widths: [8, 16], attention_heads: 0, "
+        "embedding_dim: 16}}\ndata: {channels: [t2m], history: 2, leads: [1]}\nsteps: 2\n"
+        "batch_size: 4\ndevice: cpu\n"
+    )
+    run = root / "run"
+    train = ["train", "--store", cycle, "--config", str(config), "--out", str(run)]
+    assert wxens([*train, "--no-progress"]) == 0
+    return root, run, cycle, flip
+
+
+def test_a_bias_by_time_of_day_is_corrected_and_bias_correct_uses_the_choice(trained, capsys):
+    root, run, cycle, _ = trained
+    tune = ["tune", "--checkpoint", str(run), "--store", cycle, *FAST, "--no-progress"]
+    assert wxens([*tune, "--spread-weights", "0.7", "--rank-weights", "0.1"]) == 0
+    printed = capsys.readouterr().out
+    assert "chosen: bias 0." in printed and f"stored in {tuned_path(run)}" in printed
+    spec = load_tuned(run)
+    assert spec is not None and spec.bias_weight > 0
+    record = json.loads(tuned_path(run).read_text())
+    scores = record["scores"]
+    assert scores[spec.label()]["mean_fair_crps"] < scores["0"]["mean_fair_crps"]
+    assert record["init_times"] == 30 and record["folds"] == 2
+    # bias-correct without weights corrects with the stored choice
+    (forecast,) = run.glob("tune-*.zarr")
+    out = root / "corrected.zarr"
+    correct = ["bias-correct", str(forecast), "--truth", cycle, "--out", str(out)]
+    assert wxens([*correct, "--checkpoint", str(run)]) == 0
+    recorded = ForecastProvenance.from_attrs(open_forecast(out).attrs).bias_correction
+    assert recorded["weight"] == spec.bias_weight
+
+
+def test_errors_that_flip_from_day_to_day_are_left_uncorrected(trained):
+    _, run, _, flip = trained
+    tuned = tune_correction(
+        run, flip, members=8, folds=2, sampler="euler:nfe=2", device="cpu", bias_weights=(0.1, 0.4)
+    )
+    assert not tuned.spec.applies and load_tuned(run) == tuned.spec
+    table = tuned.selection.table
+    assert table.mean_fair_crps.idxmin() == "0" and list(table.index) == ["0", "0.1", "0.4"]
+
+
+def test_too_few_initial_times_for_the_folds_are_refused(trained):
+    _, run, cycle, _ = trained
+    with pytest.raises(InputError, match="30 initial time.*for 16 fold.*give fewer --folds"):
+        tune_correction(run, cycle, folds=16, device="cpu")
