@@ -89,9 +89,17 @@ class TrainResult:
 
 
 def to_batch(items: Mapping[str, torch.Tensor], device: torch.device | str = "cpu") -> Batch:
-    """The dict of :class:`generators.data.ResidualDataset` as a :class:`Batch` on ``device``."""
+    """The dict of :class:`generators.data.ResidualDataset` as a :class:`Batch` on ``device``
+    (without a mask when every target point is valid)."""
     condition = Condition(items["history"], items["static"], items["calendar"], items["lead"])
-    return Batch(condition.to(device), items["target"].to(device))
+    valid = items.get("valid")
+    if valid is not None and bool(valid.all()):
+        valid = None
+    return Batch(
+        condition.to(device),
+        items["target"].to(device),
+        None if valid is None else valid.to(device),
+    )
 
 
 def scale_changes(batch: Batch, max_factor: float, generator: torch.Generator) -> Batch:
@@ -108,7 +116,7 @@ def scale_changes(batch: Batch, max_factor: float, generator: torch.Generator) -
     condition = dataclasses.replace(
         batch.condition, history=now + a[:, None, None, None, None] * (history - now)
     )
-    return Batch(condition, a[:, None, None, None] * target)
+    return dataclasses.replace(batch, condition=condition, target=a[:, None, None, None] * target)
 
 
 def shift_levels(batch: Batch, std: float, generator: torch.Generator) -> Batch:
@@ -120,7 +128,9 @@ def shift_levels(batch: Batch, std: float, generator: torch.Generator) -> Batch:
     history = batch.condition.history
     c = torch.randn(history.shape[0], history.shape[2], generator=generator) * std
     c = c.to(device=history.device, dtype=history.dtype)[:, None, :, None, None]
-    return Batch(dataclasses.replace(batch.condition, history=history + c), batch.target)
+    return dataclasses.replace(
+        batch, condition=dataclasses.replace(batch.condition, history=history + c)
+    )
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -199,6 +209,7 @@ class Trainer:
                 channels=d.channels,
                 normalization=norm,
                 max_memory_bytes=d.max_memory_bytes,
+                masked_channels=self.train_data.masked_channels,
             )
             if d.validation is not None
             else None
@@ -213,6 +224,7 @@ class Trainer:
                 channels=d.channels,
                 normalization=norm,
                 max_memory_bytes=d.max_memory_bytes,
+                masked_channels=self.train_data.masked_channels,
             )
             if ft is not None and ft.period is not None
             else self.train_data
