@@ -18,6 +18,7 @@ from generators.checkpoint import load_checkpoint
 from generators.config import DataConfig, ModelSpec, OptimConfig, TrainConfig
 from generators.data import ResidualDataset
 from generators.data.forecast import ForecastData
+from generators.diffusion import EDM, EDMConfig
 from generators.flow_matching import FlowMatching
 from generators.rollout import forecast_members
 from generators.train import Trainer, to_batch, train
@@ -104,10 +105,17 @@ def test_the_network_sees_filled_states_and_the_mask_and_the_target_is_valid_on_
     assert math.isfinite(float(data.normalization.tendency_std[0, 0]))
 
 
-def test_the_loss_ignores_the_masked_points():
-    """Changing the target where it is not valid leaves the loss unchanged; an all-valid
-    mask gives the unmasked loss; the masked loss is the mean over the valid points."""
-    model = FlowMatching(FlowMatchingConfig(backbone=TINY, crps_weight=0.5))
+@pytest.mark.parametrize(
+    "model",
+    [
+        FlowMatching(FlowMatchingConfig(backbone=TINY, crps_weight=0.5)),
+        EDM(EDMConfig(backbone=TINY, crps_weight=0.5)),
+    ],
+    ids=["flow_matching", "edm"],
+)
+def test_the_loss_ignores_the_masked_points(model):
+    """Both terms (regression and fair CRPS): changing the target where it is not valid
+    leaves the loss unchanged, and an all-valid mask gives the unmasked loss."""
     g = torch.Generator().manual_seed(0)
     condition = random_condition(3, 8, 8, generator=g)
     target = torch.randn(3, 1, 8, 8, generator=g)
