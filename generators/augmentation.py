@@ -25,7 +25,7 @@ def scale_changes(batch: Batch, max_factor: float, generator: torch.Generator) -
     condition = dataclasses.replace(
         batch.condition, history=now + a[:, None, None, None, None] * (history - now)
     )
-    return Batch(condition, a[:, None, None, None] * target)
+    return dataclasses.replace(batch, condition=condition, target=a[:, None, None, None] * target)
 
 
 def shift_levels(batch: Batch, std: float, generator: torch.Generator) -> Batch:
@@ -37,4 +37,6 @@ def shift_levels(batch: Batch, std: float, generator: torch.Generator) -> Batch:
     history = batch.condition.history
     c = torch.randn(history.shape[0], history.shape[2], generator=generator) * std
     c = c.to(device=history.device, dtype=history.dtype)[:, None, :, None, None]
-    return Batch(dataclasses.replace(batch.condition, history=history + c), batch.target)
+    return dataclasses.replace(
+        batch, condition=dataclasses.replace(batch.condition, history=history + c)
+    )

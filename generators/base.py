@@ -53,10 +53,13 @@ class Condition:
 
 @dataclass(frozen=True)
 class Batch:
-    """A training batch: a condition and the normalised residual target (B, C, H, W)."""
+    """A training batch: a condition, the normalised residual target (B, C, H, W) and
+    where it is valid (B, C, H, W, bool; None: everywhere). The loss averages over the
+    valid points only (a masked field's target is 0 elsewhere)."""
 
     condition: Condition
     target: Tensor
+    valid: Tensor | None = None
 
 
 @runtime_checkable

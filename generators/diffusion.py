@@ -120,10 +120,10 @@ class EDM(ResidualGenerator):
 
         return denoiser
 
-    def regression_loss(
+    def regression_error(
         self, target: Tensor, encoded: Encoded, generator: torch.Generator | None
     ) -> Tensor:
-        """Weighted denoising loss at ln(sigma) ~ N(p_mean, p_std^2) (mean over elements)."""
+        """Weighted denoising error at ln(sigma) ~ N(p_mean, p_std^2), per element."""
         b = target.shape[0]
         c = self.config
         sigma = (
@@ -132,4 +132,4 @@ class EDM(ResidualGenerator):
         noise = standard_normal(target.shape, generator, target.device, target.dtype)
         s = sigma.reshape((b,) + (1,) * (target.dim() - 1))
         denoised = self.denoise(target + s * noise, sigma, encoded)
-        return (edm_loss_weight(s, c.sigma_data) * (denoised - target).square()).mean()
+        return edm_loss_weight(s, c.sigma_data) * (denoised - target).square()

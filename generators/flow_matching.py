@@ -61,17 +61,17 @@ class FlowMatching(ResidualGenerator):
 
         return velocity
 
-    def regression_loss(
+    def regression_error(
         self, target: Tensor, encoded: Encoded, generator: torch.Generator | None
     ) -> Tensor:
-        """Velocity regression at t ~ U[0, 1] on the straight path (mean squared error)."""
+        """Velocity regression at t ~ U[0, 1] on the straight path (squared error)."""
         b = target.shape[0]
         x0 = standard_normal(target.shape, generator, target.device, target.dtype)
         t = _uniform(b, generator, target.device)
         tt = t.reshape((b,) + (1,) * (target.dim() - 1)).to(target.dtype)
         xt = (1 - tt) * x0 + tt * target
         velocity = self.backbone(xt, t.to(target.dtype), *encoded)
-        return (velocity - (target - x0)).square().mean()
+        return (velocity - (target - x0)).square()
 
 
 def _uniform(n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:

@@ -42,6 +42,14 @@ one large batch slower than several slices of it. The noise is still drawn for t
 batch, so the members do not depend on this split."""
 
 
+def masked_mean(values: Tensor, valid: Tensor | None) -> Tensor:
+    """Mean of ``values`` over the points where ``valid`` (same shape, bool) holds; the
+    plain mean when ``valid`` is None."""
+    if valid is None:
+        return values.mean()
+    return (values * valid).sum() / valid.sum().clamp(min=1)
+
+
 def fair_crps(members: Tensor, target: Tensor) -> Tensor:
     """Pointwise fair CRPS of an ensemble: members (B, M, ...), target (B, ...) -> (B, ...).
 
@@ -98,7 +106,7 @@ class ResidualGenerator(nn.Module):
     """Base of the generators: a :class:`UNet` backbone, a regression loss, samplers.
 
     Subclasses give :meth:`network_fn` (the function a sampler drives),
-    :meth:`regression_loss`, the sampler family they accept and :attr:`crps_sampler`.
+    :meth:`regression_error`, the sampler family they accept and :attr:`crps_sampler`.
     Implements the :class:`~generators.base.Generator` protocol; ``loss`` and ``sample``
     also accept an explicit ``generator`` for the training noise.
     """
@@ -125,29 +133,31 @@ class ResidualGenerator(nn.Module):
         """The function the sampler integrates, for a batch of encoded conditions."""
 
     @abstractmethod
-    def regression_loss(
+    def regression_error(
         self, target: Tensor, encoded: Encoded, generator: torch.Generator | None
     ) -> Tensor:
-        """The model's own scalar loss on (B, C, H, W) targets."""
+        """The model's own loss at each point of (B, C, H, W) targets (its mean is the loss)."""
 
     def loss(self, batch: Batch, *, generator: torch.Generator | None = None) -> Tensor:
         """regression_weight * regression + crps_weight * mean fair CRPS (scalar).
 
-        The CRPS term is averaged over samples, channels and grid points (a constant
-        times their sum), so its weight does not depend on the grid size.
+        Both terms are averaged over samples, channels and grid points (a constant times
+        their sum), so their weights do not depend on the grid size; over the valid points
+        only when the batch has a mask (:class:`~generators.base.Batch`).
         """
         config = self.config
         encoded = self.backbone.encode(batch.condition)
         total = batch.target.new_zeros(())
         if config.regression_weight:
-            total = total + config.regression_weight * self.regression_loss(
-                batch.target, encoded, generator
+            total = total + config.regression_weight * masked_mean(
+                self.regression_error(batch.target, encoded, generator), batch.valid
             )
         if config.crps_weight:
             members = self._draw(
                 encoded, batch.target.shape, config.crps_members, self.crps_sampler, generator
             )
-            total = total + config.crps_weight * fair_crps(members, batch.target).mean()
+            crps = fair_crps(members, batch.target)
+            total = total + config.crps_weight * masked_mean(crps, batch.valid)
         return total
 
     @classmethod

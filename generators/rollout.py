@@ -10,6 +10,9 @@ batch pays the compilation). Noise comes from a CPU ``torch.Generator`` seeded f
 ``(seed, initial times of the batch)``: the same seed, initial times and batch size give
 the same members on any device (up to floating point). A spread calibration stored in
 the checkpoint is applied to the output leads (never fed back into the trajectory).
+A masked field (NaN over part of the grid) stays NaN where the initial state is: the network
+sees it filled (:func:`~generators.data.fields.masked_condition`) and each step adds the
+drawn residual to the state, NaN there.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from generators.checkpoint import Checkpoint
 from generators.config import parse_sampler, sampler_spec
 from generators.correction.spread import SpreadCalibration
 from generators.data import calendar_features
+from generators.data.fields import masked_condition
 from generators.data.forecast import ForecastData
 from generators.device import autocast, resolve_device
 from generators.rollout_plan import RolloutPlan, check_ensemble_size, plan_rollout, same_hours
@@ -64,7 +68,8 @@ def batch_seed(seed: int, inits: pd.DatetimeIndex) -> int:
 class RolloutRun:
     """What stays fixed over the batches of one forecast: the network, its sampler and
     precision, the plan, the members per initial time, the fields known in advance of each
-    step (``known_fields(times, leads_hours)``, (B, S, H, W)), the factors turning a
+    step (``known_fields(times, leads_hours)``, (B, S, H, W)), the indices of the masked
+    channels (:func:`~generators.data.fields.masked_condition`), the factors turning a
     residual drawn at a lead into a normalised-state increment, and the residual scale
     ``s = residual_scale(history)`` (B*M, C) of the model's variability scaling."""
 
@@ -73,6 +78,7 @@ class RolloutRun:
     sampler: Sampler
     n_members: int
     known_fields: Callable[[pd.DatetimeIndex, np.ndarray], torch.Tensor]
+    masked_index: torch.Tensor
     factors: dict[float, torch.Tensor]
     residual_scale: Callable[[torch.Tensor], torch.Tensor]
     device: torch.device
@@ -123,6 +129,7 @@ def iter_forecast(
         sampler,
         n_members,
         data.known_fields,
+        data.masked_index.to(dev),
         factors,
         functools.partial(norm.variability_scale, offsets=checkpoint.spec.history),
         dev,
@@ -257,9 +264,13 @@ def _run_plan(
     def draw(time_hours: float, lead: float) -> torch.Tensor:
         times = inits + pd.Timedelta(hours=time_hours)
         known = run.known_fields(times, np.full(len(times), lead)).to(device)
+        history = window.index_select(1, history_index)
+        filled, static = masked_condition(
+            history, known.repeat_interleave(n_members, dim=0), run.masked_index
+        )
         condition = Condition(
-            history=window.index_select(1, history_index),
-            static=known.repeat_interleave(n_members, dim=0),
+            history=filled,
+            static=static,
             calendar=calendar_features(times.repeat(n_members)).to(device),
             lead=torch.full((n,), lead, dtype=torch.float32, device=device),
         )
@@ -267,9 +278,9 @@ def _run_plan(
             residual = run.model.sample(condition, 1, sampler=run.sampler, generator=generator)[
                 :, 0
             ]
-        scale = run.residual_scale(condition.history)[:, :, None, None]
+        scale = run.residual_scale(history)[:, :, None, None]
         state = window[:, -1] + residual.float() * _factor(run.factors, lead) * scale
-        if not torch.isfinite(state).all():
+        if not (torch.isfinite(state) | torch.isnan(window[:, -1])).all():
             raise FloatingPointError(
                 f"the rollout diverged (non-finite states) at {time_hours + lead:g} h from {inits[0]}"
             )

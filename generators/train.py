@@ -105,9 +105,17 @@ class TrainResult:
 
 
 def to_batch(items: Mapping[str, torch.Tensor], device: torch.device | str = "cpu") -> Batch:
-    """The dict of :class:`generators.data.ResidualDataset` as a :class:`Batch` on ``device``."""
+    """The dict of :class:`generators.data.ResidualDataset` as a :class:`Batch` on ``device``
+    (without a mask when every target point is valid)."""
     condition = Condition(items["history"], items["static"], items["calendar"], items["lead"])
-    return Batch(condition.to(device), items["target"].to(device))
+    valid = items.get("valid")
+    if valid is not None and bool(valid.all()):
+        valid = None
+    return Batch(
+        condition.to(device),
+        items["target"].to(device),
+        None if valid is None else valid.to(device),
+    )
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -184,6 +192,7 @@ class Trainer:
                 channels=d.channels,
                 normalization=norm,
                 max_memory_bytes=d.max_memory_bytes,
+                masked_channels=self.train_data.masked_channels,
             )
             if d.validation is not None
             else None
@@ -198,6 +207,7 @@ class Trainer:
                 channels=d.channels,
                 normalization=norm,
                 max_memory_bytes=d.max_memory_bytes,
+                masked_channels=self.train_data.masked_channels,
             )
             if ft is not None and ft.period is not None
             else self.train_data

@@ -47,10 +47,11 @@ def _pooled_moments(
     members: np.ndarray, truth: np.ndarray, latitude: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """(C,) cos-latitude-weighted means over N, H, W of the member variance (ddof 1) and
-    of the squared error of the ensemble mean: members (N, M, C, H, W), truth (N, C, H, W)."""
+    of the squared error of the ensemble mean: members (N, M, C, H, W), truth (N, C, H, W);
+    NaN points (a masked field) are skipped."""
     w = cos_latitude_weights(np.asarray(latitude, dtype=np.float64))[:, None]
     squared_error, variance = ensemble_moments(np.moveaxis(members, 1, -1), truth)
-    return (variance * w).mean(axis=(0, 2, 3)), (squared_error * w).mean(axis=(0, 2, 3))
+    return np.nanmean(variance * w, axis=(0, 2, 3)), np.nanmean(squared_error * w, axis=(0, 2, 3))
 
 
 def spread_and_skill(

@@ -6,11 +6,18 @@ One sample, for an initial time ``t``, a lead ``l`` and history offsets ``o_1 < 
 - ``history``  (K, C, H, W): the states ``x[t + o_k]``, normalised ``(x - mean) / std``;
 - ``static``   (S, H, W):    sin/cos latitude, sin/cos longitude, then every time-invariant
   variable of the store (standardised over the grid), then, under ``solar_forcing``, the
-  TOA insolation at ``t``, at ``t + l`` and its mean between (:mod:`pipeline.solar`);
+  TOA insolation at ``t``, at ``t + l`` and its mean between (:mod:`pipeline.solar`),
+  then the validity (1 or 0) of the state at ``t`` of each masked channel;
 - ``calendar`` (F,):         sin/cos hour of day and sin/cos day of year of ``t``;
 - ``lead``     ():           the lead in hours;
 - ``target``   (C, H, W):    the normalised residual ``(x[t + l] - x[t]) / tendency_std(l)``
-  (divided further by the sample's recent-variability scale under ``variability_scaling``).
+  (divided further by the sample's recent-variability scale under ``variability_scaling``);
+- ``valid``    (C, H, W):    where the target is finite.
+
+A masked field (NaN over part of the grid, e.g. a land-only variable ingested with
+``allow_nan``) is a *masked channel*: its history is given with NaN set to 0 (the mean) and
+its validity as a static field (:func:`~generators.data.fields.masked_condition`); its target
+is 0 where it is not valid, and the loss skips those points (``valid``).
 
 ``mean`` and ``std`` are the store statistics; ``tendency_std(l)`` is the standard deviation
 of the ``l``-step tendency over the training period (:func:`fit_normalization`), per channel
@@ -34,7 +41,7 @@ import torch
 import xarray as xr
 from torch.utils.data import Dataset
 
-from generators.data.fields import calendar_features, static_fields
+from generators.data.fields import calendar_features, masked_condition, static_fields, valid_names
 from generators.data.normalization import (
     Normalization,
     grid_point_tendency_std,
@@ -133,7 +140,9 @@ class ResidualDataset(Dataset):
 
     ``normalization`` is fitted on this period when not given (the training set); give the
     training one to a validation or forecast set. ``with_targets=False`` enumerates no item
-    (a store that only holds the initial states of a forecast).
+    (a store that only holds the initial states of a forecast). ``masked_channels`` are
+    those given their validity as a static field; None: the channels holding a NaN in the
+    dataset (one pass over a store read lazily); give the training set's to the others.
     """
 
     def __init__(
@@ -150,6 +159,7 @@ class ResidualDataset(Dataset):
         channels: Sequence[str] | None = None,
         max_memory_bytes: int = 2**31,
         with_targets: bool = True,
+        masked_channels: Sequence[str] | None = None,
         name: str = "<dataset>",
     ) -> None:
         self.spec, self.period, self.name = spec, period, name
@@ -182,6 +192,16 @@ class ResidualDataset(Dataset):
         if states.nbytes <= max_memory_bytes:
             log.info("%s: reading %.1f MB of states into memory", name, states.nbytes / 2**20)
             self._states = self._normalise(states.values)
+        if masked_channels is None:
+            masked_channels = self._channels_with_nan(states)
+        absent = [c for c in masked_channels if c not in self.channels]
+        if absent:
+            raise InputError(f"masked channel(s) {absent} are not among {list(self.channels)}")
+        self.masked_channels = tuple(masked_channels)
+        self.static_names += valid_names(self.masked_channels)
+        self._masked_index = torch.tensor(
+            [self.channels.index(c) for c in self.masked_channels], dtype=torch.int64
+        )
         self._present = np.ones(len(self.times), dtype=bool)
         if len(missing_times):
             self._present &= ~self.times.isin(pd.DatetimeIndex(list(missing_times)))
@@ -228,6 +248,22 @@ class ResidualDataset(Dataset):
             name=str(store.path),
             **kwargs,
         )
+
+    def _channels_with_nan(self, states: xr.DataArray) -> tuple[str, ...]:
+        if isinstance(self._states, np.ndarray):
+            has_nan = np.isnan(self._states).any(axis=(0, 2, 3))
+        else:
+            log.info("%s: looking for masked (NaN) points in the store", self.name)
+            has_nan = states.isnull().any((TIME, LAT, LON)).values
+        masked = tuple(c for c, nan in zip(self.channels, has_nan, strict=True) if nan)
+        if masked:
+            log.info("%s: masked channel(s) %s: the loss skips their NaN points", self.name, masked)
+        return masked
+
+    @property
+    def masked_index(self) -> torch.Tensor:
+        """(len(masked_channels),) indices of the masked channels among ``channels``."""
+        return self._masked_index
 
     # -- which times -----------------------------------------------------------------------
 
@@ -371,12 +407,17 @@ class ResidualDataset(Dataset):
             self._target_scale[torch.from_numpy(lead_index)]
             / self.normalization.variability_scale(history, self.spec.history)[:, :, None, None]
         )
+        target = (future - history[:, -1]) * scale
+        valid = torch.isfinite(target)
+        known = self.known_fields(self.times[positions], leads)
+        filled, static = masked_condition(history, known, self._masked_index)
         return {
-            "history": history,
-            "static": self.known_fields(self.times[positions], leads),
+            "history": filled,
+            "static": static,
             "calendar": calendar_features(self.times[positions]),
             "lead": torch.from_numpy(leads.astype(np.float32)),
-            "target": (future - history[:, -1]) * scale,
+            "target": torch.where(valid, target, torch.zeros_like(target)),
+            "valid": valid,
         }
 
 

@@ -1,5 +1,6 @@
 """Fields known in advance of a forecast: the calendar features of a time and the static
-fields of a grid (geometry, then the store's time-invariant variables)."""
+fields of a grid (geometry, then the store's time-invariant variables), and the condition of
+a masked field (:func:`masked_condition`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,30 @@ from pipeline.schema import LAT, LON, TIME
 
 CALENDAR_FEATURES = ("sin_hour_of_day", "cos_hour_of_day", "sin_day_of_year", "cos_day_of_year")
 GEOMETRY_STATICS = ("sin_latitude", "cos_latitude", "sin_longitude", "cos_longitude")
+VALID_PREFIX = "valid:"
+"""Static-field name prefix of a masked channel's validity (``valid:t2m``)."""
+
+
+def valid_names(channels: Sequence[str]) -> tuple[str, ...]:
+    """The static-field names of the validity of ``channels`` (``valid:CHANNEL``)."""
+    return tuple(f"{VALID_PREFIX}{c}" for c in channels)
+
+
+def masked_channels_of(static_names: Sequence[str]) -> tuple[str, ...]:
+    """The channels whose validity is among ``static_names`` (inverse of :func:`valid_names`)."""
+    return tuple(n[len(VALID_PREFIX) :] for n in static_names if n.startswith(VALID_PREFIX))
+
+
+def masked_condition(
+    history: torch.Tensor, known: torch.Tensor, masked_index: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The network's view of a history (B, K, C, H, W) that may hold NaN (a masked field,
+    e.g. a land-only variable): the history with every non-finite value set to 0 (the
+    channel mean, states being normalised), and the known fields (B, S, H, W) followed by
+    the validity (1 or 0) of the current state of the channels ``masked_index``."""
+    valid = torch.isfinite(history[:, -1].index_select(1, masked_index)).to(known.dtype)
+    filled = torch.where(torch.isfinite(history), history, torch.zeros_like(history))
+    return filled, torch.cat([known, valid], dim=1)
 
 
 def calendar_features(times: Sequence[pd.Timestamp] | pd.DatetimeIndex) -> torch.Tensor:

@@ -17,7 +17,7 @@ import xarray as xr
 
 from generators.checkpoint import GRID_TOLERANCE_DEG, Checkpoint
 from generators.data.dataset import ResidualDataset
-from generators.data.fields import GEOMETRY_STATICS
+from generators.data.fields import GEOMETRY_STATICS, masked_channels_of, valid_names
 from generators.rollout_plan import RolloutPlan, plan_rollout
 from pipeline.errors import InputError
 from pipeline.schema import (
@@ -60,6 +60,7 @@ class ForecastData:
             normalization=checkpoint.normalization,
             max_memory_bytes=checkpoint.train_config.data.max_memory_bytes,
             with_targets=False,
+            masked_channels=masked_channels_of(checkpoint.static_names),
         )
         return cls(checkpoint, dataset)
 
@@ -116,6 +117,11 @@ class ForecastData:
         ``leads_hours`` (:meth:`ResidualDataset.known_fields`)."""
         return self.dataset.known_fields(times, leads_hours)
 
+    @property
+    def masked_index(self) -> torch.Tensor:
+        """Indices of the masked channels (:func:`~generators.data.fields.masked_condition`)."""
+        return self.dataset.masked_index
+
     def denormalise(self, states: np.ndarray) -> np.ndarray:
         """Normalised states (..., C, H, W) back to physical units."""
         return self.dataset.denormalise(states)
@@ -150,7 +156,8 @@ def _check_grid_and_step(checkpoint: Checkpoint, store: AnalysisStore) -> None:
             ),
             static_names=GEOMETRY_STATICS
             + statics
-            + (SOLAR_FORCINGS if checkpoint.spec.solar_forcing else ()),
+            + (SOLAR_FORCINGS if checkpoint.spec.solar_forcing else ())
+            + valid_names(masked_channels_of(checkpoint.static_names)),
         )
     )
 

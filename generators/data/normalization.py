@@ -21,10 +21,11 @@ def recent_variability(history: torch.Tensor, offsets: Sequence[int]) -> torch.T
     """(B, C) mean squared increment per native step of a normalised history
     (B, K, C, H, W) with offsets ``o_1 < ... < o_K``:
     v = mean over k and the grid of (z[o_k+1] - z[o_k])^2 / (o_k+1 - o_k)
-    (a random walk's increments scale with the square root of the gap)."""
+    (a random walk's increments scale with the square root of the gap); NaN points (a
+    masked field) are skipped."""
     gaps = torch.as_tensor(np.diff(np.asarray(offsets)), dtype=history.dtype, device=history.device)
     increments = history[:, 1:] - history[:, :-1]
-    return (increments.square().mean(dim=(-2, -1)) / gaps[None, :, None]).mean(dim=1)
+    return (increments.square().nanmean(dim=(-2, -1)) / gaps[None, :, None]).mean(dim=1)
 
 
 @dataclass(frozen=True, eq=False)

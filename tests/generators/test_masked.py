@@ -1,0 +1,163 @@
+"""Masked fields (NaN over part of the grid, e.g. a land-only variable): NaN-aware store
+statistics, the network's filled input and validity channel, a loss over the valid points
+only, and members NaN exactly where the initial state is."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+
+from generators import BackboneConfig, EulerSampler, FlowMatchingConfig
+from generators.base import Batch
+from generators.checkpoint import load_checkpoint
+from generators.config import DataConfig, ModelSpec, OptimConfig, TrainConfig
+from generators.data import ResidualDataset
+from generators.data.forecast import ForecastData
+from generators.diffusion import EDM, EDMConfig
+from generators.flow_matching import FlowMatching
+from generators.rollout import forecast_members
+from generators.train import Trainer, to_batch, train
+from pipeline.schema import Period
+from pipeline.store import ingest, open_store
+
+from tiny import TINY, random_condition
+
+SYNTHETIC = "synthetic:n_lat=16,n_lon=16,n_times=240,step=6h,seed=5"
+TRAIN_END = "2000-02-20"
+
+
+def sea_mask(latitude: np.ndarray, longitude: np.ndarray) -> np.ndarray:
+    """(H, W) True on a fixed 'sea': the western third of the grid and a southern strip."""
+    lat, lon = np.meshgrid(latitude, longitude, indexing="ij")
+    return (lon < -10.0) | (lat < 36.0)
+
+
+@pytest.fixture(scope="module")
+def masked_store(tmp_path_factory):
+    """A synthetic t2m store with NaN over :func:`sea_mask`, ingested with allow_nan."""
+    tmp = tmp_path_factory.mktemp("masked")
+    full = ingest(SYNTHETIC, tmp / "full.zarr", variables=["t2m"], progress=False).dataset.load()
+    sea = sea_mask(full.latitude.values, full.longitude.values)
+    masked = full.copy()
+    masked.attrs = {}
+    masked["t2m"] = masked.t2m.where(xr.DataArray(~sea, dims=("latitude", "longitude")))
+    masked["t2m"].attrs = full.t2m.attrs
+    masked.to_netcdf(tmp / "land.nc")
+    return ingest(tmp / "land.nc", tmp / "land.zarr", allow_nan=True, progress=False), sea
+
+
+def tiny_config(steps: int, **changes) -> TrainConfig:
+    model = FlowMatchingConfig(
+        backbone=BackboneConfig(widths=(16, 32), attention_heads=0, embedding_dim=32), sample_nfe=4
+    )
+    base = {
+        "model": ModelSpec("flow_matching", model),
+        "data": DataConfig(
+            channels=("t2m",),
+            history=2,
+            leads=(1,),
+            train=Period(None, TRAIN_END),
+            validation=Period("2000-02-21", None),
+        ),
+        "optim": OptimConfig(lr=2e-3, warmup_steps=5),
+        "steps": steps,
+        "batch_size": 8,
+        "ema_decay": 0.9,
+        "device": "cpu",
+        "checkpoint_every": 10_000,
+        "validate_every": 10,
+    }
+    return TrainConfig(**(base | changes))
+
+
+def test_the_store_statistics_skip_the_masked_points(masked_store):
+    store, sea = masked_store
+    values = store.dataset.t2m.values
+    assert np.isnan(values[:, sea]).all() and np.isfinite(values[:, ~sea]).all()
+    stats = store.statistics.t2m
+    land = values[:, ~sea].astype(np.float64)
+    np.testing.assert_allclose(float(stats.sel(statistic="mean")), land.mean(), rtol=1e-9)
+    np.testing.assert_allclose(float(stats.sel(statistic="std")), land.std(), rtol=1e-6)
+    assert float(stats.sel(statistic="min")) == land.min()
+
+
+def test_the_network_sees_filled_states_and_the_mask_and_the_target_is_valid_on_land(
+    masked_store,
+):
+    store, sea = masked_store
+    spec = tiny_config(1).data.sample_spec
+    data = ResidualDataset.from_store(store, spec, period=Period(None, TRAIN_END))
+    assert data.masked_channels == ("t2m",)
+    assert data.static_names[-1] == "valid:t2m"
+    items = data[np.arange(0, len(data), 7)]
+    assert torch.isfinite(items["history"]).all()
+    assert (items["history"][:, :, :, torch.from_numpy(sea)] == 0).all()
+    land = torch.from_numpy(~sea)
+    assert torch.equal(items["static"][:, -1], land.float().expand(len(items["lead"]), -1, -1))
+    assert torch.equal(items["valid"][:, 0], land.expand(len(items["lead"]), -1, -1))
+    assert (items["target"][:, 0, ~land] == 0).all()
+    assert torch.isfinite(items["target"]).all() and items["target"][:, 0, land].std() > 0.1
+    assert math.isfinite(float(data.normalization.tendency_std[0, 0]))
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        FlowMatching(FlowMatchingConfig(backbone=TINY, crps_weight=0.5)),
+        EDM(EDMConfig(backbone=TINY, crps_weight=0.5)),
+    ],
+    ids=["flow_matching", "edm"],
+)
+def test_the_loss_ignores_the_masked_points(model):
+    """Both terms (regression and fair CRPS): changing the target where it is not valid
+    leaves the loss unchanged, and an all-valid mask gives the unmasked loss."""
+    g = torch.Generator().manual_seed(0)
+    condition = random_condition(3, 8, 8, generator=g)
+    target = torch.randn(3, 1, 8, 8, generator=g)
+    valid = torch.rand(3, 1, 8, 8, generator=g) > 0.4
+
+    def loss(t, v):
+        out = model.loss(Batch(condition, t, v), generator=torch.Generator().manual_seed(1))
+        return float(out.detach())
+
+    other = torch.where(valid, target, torch.full_like(target, 1e3))
+    assert loss(target, valid) == pytest.approx(loss(other, valid), rel=1e-6)
+    assert loss(other, None) > 100 * loss(target, valid)
+    assert loss(target, torch.ones_like(valid)) == pytest.approx(loss(target, None), rel=1e-6)
+
+
+def test_a_masked_store_trains_and_forecasts_members_nan_exactly_on_the_mask(
+    masked_store, tmp_path
+):
+    store, sea = masked_store
+    config = tiny_config(20)
+    trainer = Trainer(store, config, tmp_path / "run")
+    batch = to_batch(trainer.train_data[np.arange(8)])
+    assert batch.valid is not None and not batch.valid.all()
+    result = trainer.run(progress=False)
+    assert math.isfinite(result.train_loss) and math.isfinite(result.validation_loss)
+    checkpoint = load_checkpoint(result.checkpoint)
+    data = ForecastData.from_store(checkpoint, store)
+    assert data.dataset.masked_channels == ("t2m",)
+    inits = pd.date_range("2000-02-22", periods=3, freq="18h")
+    members = forecast_members(  # 6 h direct, 12 h a rollout of two steps
+        checkpoint, data, inits, [6.0, 12.0], 4, sampler=EulerSampler(nfe=2), progress=False
+    )
+    assert members.shape == (3, 4, 2, 1, 16, 16)
+    assert np.isnan(members[..., sea]).all()
+    assert np.isfinite(members[..., ~sea]).all()
+
+
+def test_a_store_without_nan_has_no_masked_channel(tmp_path):
+    store = ingest(SYNTHETIC, tmp_path / "s.zarr", variables=["t2m"], progress=False)
+    data = ResidualDataset.from_store(
+        open_store(store.path), tiny_config(1).data.sample_spec, period=Period(None, TRAIN_END)
+    )
+    assert data.masked_channels == () and not data.static_names[-1].startswith("valid:")
+    assert to_batch(data[np.arange(4)]).valid is None
+    train(store, tiny_config(2, validate_every=10_000), tmp_path / "run", progress=False)
