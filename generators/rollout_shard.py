@@ -15,12 +15,14 @@ import dataclasses
 import logging
 import os
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 import torch.distributed as dist
+from distributed import wait
 
 from generators.checkpoint import Checkpoint
 from generators.device import resolve_device
@@ -33,6 +35,10 @@ log = logging.getLogger(__name__)
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 """The variables ``torchrun`` sets in every process it starts."""
+
+
+RANK_WAIT = timedelta(days=1)
+"""How long the ranks of a forecast wait for each other at its end."""
 
 
 def shard_init_times(
@@ -127,6 +133,7 @@ def _forecast_on_workers(
         for k, shard in enumerate(shards)
         if len(shard) or k == 0  # one task even for no initial times: it checks the inputs
     ]
+    wait(futures)  # every shard finished or failed before the first error is raised
     return _merged(client.gather(futures))
 
 
@@ -140,28 +147,30 @@ def _forecast_on_ranks(
     if joined:
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        # a rank may finish a batch or more later than another: wait as long as it takes
+        # (torchrun stops every rank when one dies)
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend, timeout=RANK_WAIT)
     try:
         rank, world = dist.get_rank(), dist.get_world_size()
         per_batch = inits_per_batch(n_members, options.get("batch_members", 512))
         shard = shard_init_times(inits, rank, world, per_batch)
         log.info("rank %d of %d: %d initial time(s) on %s", rank, world, len(shard), device)
         options["progress"] = options.get("progress", True) and rank == 0
-        run = forecast_to_store(
-            checkpoint,
-            store,
-            shard,
-            leads_hours,
-            n_members,
-            out,
-            device=str(device),
-            **options,
-        )
-        runs: list[ForecastRun | None] = [None] * world
+        try:
+            run = forecast_to_store(
+                checkpoint, store, shard, leads_hours, n_members, out, device=str(device), **options
+            )
+        except Exception as err:  # every rank raises it rather than waiting for this one
+            run = err
+        runs: list[ForecastRun | Exception | None] = [None] * world
         dist.all_gather_object(runs, run)
     finally:
         if joined:
             dist.destroy_process_group()
+    failed = [r for r in runs if isinstance(r, Exception)]
+    if failed:
+        raise run if isinstance(run, Exception) else failed[0]
     return _merged(runs) if rank == 0 else None
 
 

@@ -68,18 +68,23 @@ def test_shards_deal_whole_batches_round_robin():
         shard_init_times(inits, 2, 2)
 
 
-def test_two_torchrun_ranks_write_the_one_process_store(one_process):
-    root, command = one_process
-    out = root / "ranks.zarr"
+def torchrun(arguments: list[str]) -> subprocess.CompletedProcess:
+    """``torchrun --nproc_per_node 2 -m flows.cli ARGUMENTS`` (gloo, on the CPU)."""
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    done = subprocess.run(
-        [*launch, "--nproc_per_node", "2", "-m", "flows.cli", *command, "--out", str(out)],
+    return subprocess.run(
+        [*launch, "--nproc_per_node", "2", "-m", "flows.cli", *arguments],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def test_two_torchrun_ranks_write_the_one_process_store(one_process):
+    root, command = one_process
+    out = root / "ranks.zarr"
+    done = torchrun([*command, "--out", str(out)])
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("4 initial time(s)") == 1, done.stdout  # rank 0 reports alone
     assert "rank 1 of 2: 2 initial time(s)" in done.stderr
@@ -97,3 +102,13 @@ def test_two_dask_workers_write_the_one_process_store(one_process, monkeypatch):
         sharded = [*command, "--batch-members", "3", "--out", str(out)]  # 1 time a batch
         assert wxens([*sharded, "--dask-scheduler", address]) == 0
     assert_same_store(out, root / "one.zarr")
+
+
+def test_a_rank_that_fails_fails_them_all_instead_of_leaving_them_waiting(one_process):
+    # rank 0 draws 2000-01-01T00, which has no history in the store; rank 1 has what it needs
+    root, command = one_process
+    command = [*command, "--init", "2000-01-01T00", "2000-01-02T00", "--batch-members", "3"]
+    done = torchrun([*command, "--out", str(root / "failed.zarr")])
+    assert done.returncode != 0  # within the timeout: rank 1 did not wait for rank 0
+    errors = [line for line in done.stderr.splitlines() if "wxens forecast: error:" in line]
+    assert len(errors) == 2 and all("['2000-01-01 00:00:00'] lack the states" in e for e in errors)
