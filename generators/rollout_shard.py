@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 from distributed import wait
+from zarr.errors import GroupNotFoundError
 
 from generators.checkpoint import Checkpoint
 from generators.device import resolve_device
@@ -36,6 +38,11 @@ log = logging.getLogger(__name__)
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 """The variables ``torchrun`` sets in every process it starts."""
 
+
+CREATION_TRIES = 20
+"""How many times a shard starts when the store it writes is being created meanwhile."""
+CREATION_WAIT_S = 0.5
+"""Seconds between those starts."""
 
 RANK_WAIT = timedelta(days=1)
 """How long the ranks of a forecast wait for each other at its end."""
@@ -55,6 +62,20 @@ def shard_init_times(
     inits = pd.DatetimeIndex(inits)
     mine = [i for i in range(len(inits)) if (i // per_batch) % world == rank]
     return inits[mine]
+
+
+def forecast_shard(*args: Any, **options: Any) -> ForecastRun:
+    """:func:`forecast_to_store` of one shard, started again when it read ``out`` while
+    another shard was creating it (a store whose first commit is not in yet reads as
+    having no root group: ``GroupNotFoundError``). A rerun skips the initial times already
+    complete, so starting again draws nothing twice."""
+    for _ in range(CREATION_TRIES - 1):
+        try:
+            return forecast_to_store(*args, **options)
+        except GroupNotFoundError:
+            log.info("%s is being created by another shard; starting again", args[5])
+            time.sleep(CREATION_WAIT_S)
+    return forecast_to_store(*args, **options)
 
 
 def launched_by_torchrun() -> bool:
@@ -120,7 +141,7 @@ def _forecast_on_workers(
     log.info("forecast: %d initial time(s) over %d dask worker(s)", len(inits), workers)
     futures = [
         client.submit(
-            forecast_to_store,
+            forecast_shard,
             str(checkpoint),
             str(store),
             shard,
@@ -157,20 +178,23 @@ def _forecast_on_ranks(
         shard = shard_init_times(inits, rank, world, per_batch)
         log.info("rank %d of %d: %d initial time(s) on %s", rank, world, len(shard), device)
         options["progress"] = options.get("progress", True) and rank == 0
+        failure = None
         try:
-            run = forecast_to_store(
+            run = forecast_shard(
                 checkpoint, store, shard, leads_hours, n_members, out, device=str(device), **options
             )
-        except Exception as err:  # every rank raises it rather than waiting for this one
-            run = err
-        runs: list[ForecastRun | Exception | None] = [None] * world
+        except Exception as err:  # the other ranks learn of it rather than wait for this one
+            failure, run = err, f"rank {rank} failed: {err}"
+        runs: list[ForecastRun | str | None] = [None] * world
         dist.all_gather_object(runs, run)
     finally:
         if joined:
             dist.destroy_process_group()
-    failed = [r for r in runs if isinstance(r, Exception)]
+    if failure is not None:
+        raise failure
+    failed = [r for r in runs if isinstance(r, str)]
     if failed:
-        raise run if isinstance(run, Exception) else failed[0]
+        raise RuntimeError(f"{out}: " + "; ".join(failed))
     return _merged(runs) if rank == 0 else None
 
 
