@@ -114,6 +114,7 @@ def forecast(
     batch_members: int = 512,
     progress: bool = False,
     compile: bool = True,
+    dask_scheduler: str | None = None,
 ) -> list[str]:
     """Ensemble forecasts of ``members`` members from ``checkpoint`` for ``init_times``
     (ISO times) at ``leads_hours`` (default: the leads the checkpoint was trained on),
@@ -123,7 +124,9 @@ def forecast(
     Initial times already complete in ``out`` are skipped; the others are drawn in
     batches of ``batch_members // members`` initial times, each batch one task that
     writes its initial times when drawn — so a run killed half-way and run again
-    draws only what is missing, and writes each (init_time, lead) region once.
+    draws only what is missing, and writes each (init_time, lead) region once. With a
+    ``dask_scheduler`` they are one task, split over the workers of that dask cluster
+    (``wxens forecast --dask-scheduler``; the same members).
     Returns every initial time now complete in ``out`` among those asked.
     """
     from generators.checkpoint import load_checkpoint
@@ -140,7 +143,7 @@ def forecast(
             len(asked) - len(pending),
             len(asked),
         )
-    per_task = max(1, batch_members // members)
+    per_task = max(1, batch_members // members if dask_scheduler is None else len(pending))
     for start in range(0, len(pending), per_task):
         batch = [t.isoformat() for t in pending[start : start + per_task]]
         # pending means not in the store: run, whatever a cache from an older store says
@@ -158,6 +161,7 @@ def forecast(
             progress=progress,
             batch_members=batch_members,
             compile=compile,
+            dask_scheduler=dask_scheduler,
         )
     return [t.isoformat() for t in asked.intersection(complete_init_times(out))]
 

@@ -7,6 +7,8 @@ transient I/O, caching, persisted results) come from :func:`flows.runtime.wxens_
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import pandas as pd
 
 from flows.dask import dask_client
@@ -81,7 +83,7 @@ def calibrate_generator(
 @wxens_task(
     name="forecast-init-times",
     reads=("checkpoint",),
-    not_keyed=("device", "compile", "progress"),
+    not_keyed=("device", "compile", "progress", "dask_scheduler"),
 )
 def forecast_init_times(
     checkpoint: str,
@@ -97,33 +99,36 @@ def forecast_init_times(
     progress: bool,
     batch_members: int = 512,
     compile: bool = True,
+    dask_scheduler: str | None = None,
 ) -> list[str]:
     """Draw ``members`` members at ``leads_hours`` from ``checkpoint`` for ``init_times``
-    into the forecast store ``out`` (:func:`generators.rollout_store.forecast_to_store`, the
+    into the forecast store ``out`` (:func:`generators.rollout_shard.forecast_sharded`, the
     same call as ``wxens forecast``), ``batch_members`` initial times x members at a time,
-    the network compiled on CUDA unless ``compile`` is false; returns the initial times
-    written.
+    the network compiled on CUDA unless ``compile`` is false, split over the workers of
+    the dask cluster at ``dask_scheduler`` when given; returns the initial times written.
 
     Every input is checked before anything is written: a missing checkpoint or store, or
     a store on another grid than the checkpoint's, fails with nothing written.
     """
-    from generators.rollout_store import forecast_to_store
+    from generators.rollout_shard import forecast_sharded
 
-    done = forecast_to_store(
-        checkpoint,
-        store,
-        pd.DatetimeIndex(init_times),
-        leads_hours,
-        members,
-        out,
-        sampler=sampler,
-        seed=seed,
-        calibrate=calibrate,
-        device=device,
-        compile=compile,
-        batch_members=batch_members,
-        progress=progress,
-    )
+    with dask_client(dask_scheduler) if dask_scheduler else nullcontext() as client:
+        done = forecast_sharded(
+            checkpoint,
+            store,
+            pd.DatetimeIndex(init_times),
+            leads_hours,
+            members,
+            out,
+            client=client,
+            sampler=sampler,
+            seed=seed,
+            calibrate=calibrate,
+            device=device,
+            compile=compile,
+            batch_members=batch_members,
+            progress=progress,
+        )
     return [t.isoformat() for t in done.init_times]
 
 

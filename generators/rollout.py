@@ -6,9 +6,11 @@ this module follows it (:func:`iter_forecast`). The window of recent states (nor
 every member lives on the device as one (B*M, W, C, H, W) tensor; each step draws one
 residual per trajectory, ``z' = z + residual * tendency_std(lead) / std``, and shifts the
 window. On CUDA the network runs under bfloat16 autocast and ``torch.compile`` (the first
-batch pays the compilation). Noise comes from a CPU ``torch.Generator`` seeded from
-``(seed, initial times of the batch)``: the same seed, initial times and batch size give
-the same members on any device (up to floating point). A spread calibration stored in
+batch pays the compilation). Noise comes from one CPU ``torch.Generator`` per initial time,
+seeded from ``(seed, initial time)`` (:func:`init_seed`, drawn through
+:class:`~generators.samplers.BlockGenerators`): the members of an initial time depend on
+the seed and that time only, not on the batch it shares or the device (up to floating
+point), so forecasts split over processes draw what one process draws. A spread calibration stored in
 the checkpoint is applied to the output leads (never fed back into the trajectory).
 A masked field (NaN over part of the grid) stays NaN where the initial state is: the network
 sees it filled (:func:`~generators.data.fields.masked_condition`) and each step adds the
@@ -37,7 +39,7 @@ from generators.data.fields import masked_condition
 from generators.data.forecast import ForecastData
 from generators.device import autocast, resolve_device
 from generators.rollout_plan import RolloutPlan, check_ensemble_size, plan_rollout, same_hours
-from generators.samplers import Sampler
+from generators.samplers import BlockGenerators, Sampler
 from pipeline.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -58,10 +60,22 @@ def default_sampler(checkpoint: Checkpoint, model: object) -> Sampler:
     return model.default_sampler()
 
 
-def batch_seed(seed: int, inits: pd.DatetimeIndex) -> int:
-    """A generator seed from the run seed and the batch's initial times."""
-    entropy = [seed, *(int(t.value // 10**9) % 2**32 for t in inits)]
+def inits_per_batch(n_members: int, batch_members: int) -> int:
+    """Initial times drawn together when ``batch_members`` bounds initial times x members
+    (at least one)."""
+    return max(1, batch_members // n_members)
+
+
+def init_seed(seed: int, init: pd.Timestamp) -> int:
+    """A generator seed from the run seed and one initial time (its Unix seconds)."""
+    entropy = [seed, int(init.value // 10**9) % 2**32]
     return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0] % 2**63)
+
+
+def init_generators(seed: int, inits: pd.DatetimeIndex) -> BlockGenerators:
+    """One CPU generator per initial time (:func:`init_seed`), each drawing the rows of its
+    time's members in a batch of ``inits`` x members (initial-time major)."""
+    return BlockGenerators([torch.Generator().manual_seed(init_seed(seed, t)) for t in inits])
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,7 +125,7 @@ def iter_forecast(
     inits = pd.DatetimeIndex(inits)
     plan = plan_rollout(leads_hours, checkpoint.leads_hours, data.history_hours)
     dev = resolve_device(device)
-    per_batch = max(1, batch_members // n_members)
+    per_batch = inits_per_batch(n_members, batch_members)
     check_batch_fits(BatchSize(min(per_batch, len(inits)), n_members, plan, data), dev)
     model = checkpoint.build_model(device=dev) if model is None else model.to(dev).eval()
     if compile and dev.type == "cuda":
@@ -154,7 +168,7 @@ def iter_forecast(
         for start in range(0, len(inits), per_batch):
             batch = inits[start : start + per_batch]
             window = data.windows(batch, plan).to(dev).repeat_interleave(n_members, dim=0)
-            generator = torch.Generator().manual_seed(batch_seed(seed, batch))
+            generator = init_generators(seed, batch)
             outputs = _run_plan(
                 run, window, batch, generator, functools.partial(bar.update, len(batch))
             )
@@ -244,7 +258,7 @@ def _run_plan(
     run: RolloutRun,
     window: torch.Tensor,
     inits: pd.DatetimeIndex,
-    generator: torch.Generator,
+    generator: BlockGenerators,
     tick: Callable[[], object],
 ) -> torch.Tensor:
     """Follow ``run.plan`` for every trajectory of the windows (B*M, W, C, H, W) of

@@ -45,14 +45,43 @@ Callback = Callable[[int, Tensor], None]
 SAMPLERS: Registry[type[Sampler]] = Registry("sampler")
 
 
+class BlockGenerators:
+    """Generators that each draw one block of consecutive rows: a draw of N rows takes its
+    rows ``k * N / K`` to ``(k + 1) * N / K`` from the k-th of the K generators, so a
+    block's noise does not depend on the blocks drawn beside it (a forecast's members of
+    one initial time, whatever else shares its batch). Passed wherever a sampler takes a
+    ``generator``."""
+
+    def __init__(self, generators: Sequence[torch.Generator]):
+        if not generators or len({g.device for g in generators}) != 1:
+            raise ValueError("BlockGenerators needs one or more generators on one device")
+        self.generators = tuple(generators)
+
+    @property
+    def device(self) -> torch.device:
+        return self.generators[0].device
+
+    def randn(self, shape: Sequence[int]) -> Tensor:
+        """N(0, I) float32 of ``shape`` (its first size a multiple of the generators)."""
+        rows, blocks = shape[0], len(self.generators)
+        if rows % blocks:
+            raise ValueError(f"{rows} rows do not split into {blocks} equal blocks")
+        block = (rows // blocks, *shape[1:])
+        draws = [torch.randn(block, generator=g, device=self.device) for g in self.generators]
+        return torch.cat(draws)
+
+
 def standard_normal(
     shape: Sequence[int],
-    generator: torch.Generator | None,
+    generator: torch.Generator | BlockGenerators | None,
     device: torch.device | str,
     dtype: torch.dtype = torch.float64,
 ) -> Tensor:
     """N(0, I) of ``shape`` as ``dtype`` on ``device``, drawn in float32 on ``generator``'s
-    device (on ``device`` from the global generator when ``generator`` is None)."""
+    device (on ``device`` from the global generator when ``generator`` is None; block by
+    block from :class:`BlockGenerators`)."""
+    if isinstance(generator, BlockGenerators):
+        return generator.randn(tuple(shape)).to(device, dtype)
     source = device if generator is None else generator.device
     return torch.randn(tuple(shape), generator=generator, device=source).to(device, dtype)
 

@@ -287,7 +287,7 @@ def open_forecast(path: str | Path, *, complete_only: bool = True) -> xr.Dataset
 
 def complete_init_times(forecast: str | Path) -> pd.DatetimeIndex:
     """The initial times completely written in the forecast store (none if it is absent)."""
-    if not is_store(forecast):
+    if not is_store(forecast) or is_empty_repository(forecast):  # absent, or being created
         return pd.DatetimeIndex([])
     ds = open_dataset(forecast, chunks=None)
     if COMPLETE not in ds:

@@ -1,4 +1,6 @@
-"""``wxens forecast --checkpoint K --store S --init T --members 50 --lead 24h --out F.zarr``."""
+"""``wxens forecast --checkpoint K --store S --init T --members 50 --lead 24h --out F.zarr``,
+in one process, over the ranks of ``torchrun --nproc_per_node N -m flows.cli forecast ...``,
+or over a dask cluster's workers with ``--dask-scheduler ADDRESS``."""
 
 from __future__ import annotations
 
@@ -45,6 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="draw again the initial times --out already holds (default: skip them)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--dask-scheduler",
+        metavar="ADDRESS",
+        help="split the initial times over the workers of the dask cluster at ADDRESS "
+        "(tcp://host:8786), each writing its own into --out (under torchrun they are split "
+        "over the ranks without this)",
+    )
 
 
 def add_time_arguments(parser: argparse.ArgumentParser) -> None:
@@ -116,29 +125,35 @@ def parse_leads(lead: str, every: str | None, native_hours: float) -> list[float
 
 
 def run(args: argparse.Namespace) -> int:
+    from contextlib import nullcontext
+
+    from flows.dask import dask_client
     from generators.checkpoint import load_checkpoint
-    from generators.rollout_store import forecast_to_store
+    from generators.rollout_shard import forecast_sharded
 
     checkpoint = load_checkpoint(args.checkpoint)
     native_hours = checkpoint.native_step.total_seconds() / 3600
-    inits = parse_inits(args.init)
-    leads = parse_leads(args.lead, args.every, native_hours)
-    done = forecast_to_store(
-        checkpoint,
-        args.store,
-        inits,
-        leads,
-        args.members,
-        args.out,
-        sampler=args.sampler,
-        seed=args.seed,
-        calibrate=not args.no_calibration,
-        device=args.device,
-        compile=not args.no_compile,
-        batch_members=args.batch_members,
-        progress=not args.no_progress,
-        recompute=args.recompute,
-    )
+    cluster = dask_client(args.dask_scheduler) if args.dask_scheduler else nullcontext()
+    with cluster as client:
+        done = forecast_sharded(
+            checkpoint,
+            args.store,
+            parse_inits(args.init),
+            parse_leads(args.lead, args.every, native_hours),
+            args.members,
+            args.out,
+            client=client,
+            sampler=args.sampler,
+            seed=args.seed,
+            calibrate=not args.no_calibration,
+            device=args.device,
+            compile=not args.no_compile,
+            batch_members=args.batch_members,
+            progress=not args.no_progress,
+            recompute=args.recompute,
+        )
+    if done is None:  # a torchrun rank other than 0: rank 0 reports the whole forecast
+        return 0
     p = done.provenance
     print(
         f"{done.out}: {len(done.init_times)} initial time(s) x {done.members} members x "

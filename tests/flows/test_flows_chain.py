@@ -78,6 +78,32 @@ def test_verification_on_the_cluster_equals_a_local_run(chain):
     )
 
 
+def test_forecasts_split_over_the_cluster_equal_the_chains(chain, tmp_path, monkeypatch):
+    """The chain's forecast (its initial times in one batch) drawn again by the forecast
+    flow over the 2-worker cluster, one initial time a batch: the same members and
+    provenance."""
+    from flows.pipelines import forecast
+    from pipeline.forecast_store import open_forecast, provenance
+
+    p = chain.parameters
+    out = tmp_path / "on_cluster.zarr"
+    monkeypatch.chdir(tmp_path)
+    done = forecast(
+        p["checkpoint"],
+        p["store"],
+        p["init_times"],
+        str(out),
+        members=p["members"],
+        batch_members=p["members"],
+        dask_scheduler=p["dask_scheduler"],
+    )
+    assert done == chain.summary["forecast_init_times"]
+    split, whole = open_forecast(out).load(), open_forecast(chain.forecast).load()
+    # the same noise; the network's float rounding may differ with the batch size
+    xr.testing.assert_allclose(split, whole, rtol=1e-6, atol=0)
+    assert provenance(out) == provenance(chain.forecast)
+
+
 def test_ingestion_on_the_cluster_equals_a_local_run(chain, tmp_path):
     from pipeline.store import ingest, open_store
 

@@ -1,7 +1,8 @@
 """What the flows compose, checked with spies in place of the tasks and library calls (no
 Prefect server, checkpoint or store needed): the forecast flow's ``batch_members`` and
-``compile`` reach :func:`forecast_to_store`; the train flow trains, then calibrates when
-the config has a calibration section (training itself never calibrates).
+``compile`` reach :func:`forecast_sharded`, and a ``dask_scheduler`` makes it one task;
+the train flow trains, then calibrates when the config has a calibration section
+(training itself never calibrates).
 """
 
 from __future__ import annotations
@@ -42,16 +43,37 @@ def test_the_forecast_flow_passes_batch_members_and_compile_to_its_tasks(tmp_pat
     assert all(kw["batch_members"] == 4 and kw["compile"] is False for _, kw in calls)
 
 
+def test_the_forecast_flow_on_a_cluster_is_one_task_split_there(tmp_path, monkeypatch):
+    calls = []
+
+    def spy_unless_done(task_, done):
+        return lambda *args, **kwargs: calls.append((args, kwargs)) or list(args[2])
+
+    monkeypatch.setattr(pipelines, "unless_done", spy_unless_done)
+    pipelines.forecast.fn(
+        checkpoint="k.pt",
+        store="analysis.zarr",
+        init_times=INITS,
+        out=str(tmp_path / "absent.zarr"),
+        leads_hours=[6.0],
+        members=2,
+        batch_members=4,
+        dask_scheduler="tcp://10.0.0.5:8786",
+    )
+    assert [len(args[2]) for args, _ in calls] == [3]
+    assert calls[0][1]["dask_scheduler"] == "tcp://10.0.0.5:8786"
+
+
 def test_the_forecast_task_passes_batch_members_and_compile_to_the_library(monkeypatch):
-    import generators.rollout_store
+    import generators.rollout_shard
 
     seen = {}
 
-    def spy_forecast_to_store(checkpoint, store, inits, leads_hours, n_members, out, **kwargs):
+    def spy_forecast_sharded(checkpoint, store, inits, leads_hours, n_members, out, **kwargs):
         seen.update(kwargs)
         return types.SimpleNamespace(init_times=tuple(pd.DatetimeIndex(inits)))
 
-    monkeypatch.setattr(generators.rollout_store, "forecast_to_store", spy_forecast_to_store)
+    monkeypatch.setattr(generators.rollout_shard, "forecast_sharded", spy_forecast_sharded)
     written = tasks.forecast_init_times.fn(
         "k.pt",
         "analysis.zarr",
@@ -69,6 +91,7 @@ def test_the_forecast_task_passes_batch_members_and_compile_to_the_library(monke
     )
     assert written == INITS
     assert seen["batch_members"] == 6 and seen["compile"] is False
+    assert seen["client"] is None  # no dask scheduler: this process (or torchrun's ranks)
 
 
 CONFIG = """

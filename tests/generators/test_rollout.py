@@ -28,6 +28,7 @@ from generators.data import ResidualDataset, SampleSpec, recent_variability
 from generators.data.forecast import ForecastData
 from generators.rollout import forecast_members
 from generators.rollout_plan import Leg, check_ensemble_size, plan_rollout
+from generators.samplers import standard_normal
 from pipeline.errors import InputError
 from pipeline.forecast_store import open_forecast
 from pipeline.solar import toa_insolation
@@ -53,7 +54,7 @@ class AR1(nn.Module):
         self.static_seen.append(condition.static)
         k = lead / self.step_hours
         z = condition.history[:, -1:].expand(-1, n_members, -1, -1, -1)
-        eps = torch.randn(z.shape, generator=generator)
+        eps = standard_normal(z.shape, generator, z.device, z.dtype)
         nxt = RHO**k * z + self.scale * np.sqrt(1 - RHO ** (2 * k)) * eps
         return (nxt - z) / self.to_state[lead]
 
@@ -206,7 +207,7 @@ def test_same_seed_same_members_other_seed_other_members():
     data = ForecastData.from_store(checkpoint, store)
     inits = pd.date_range("2019-03-02", periods=3, freq="6h")
 
-    def run(seed: int, batch_members: int = 512) -> np.ndarray:
+    def run(seed: int, batch_members: int = 512, inits: pd.DatetimeIndex = inits) -> np.ndarray:
         return forecast_members(
             checkpoint,
             data,
@@ -222,7 +223,9 @@ def test_same_seed_same_members_other_seed_other_members():
 
     np.testing.assert_array_equal(run(0), run(0))
     assert not np.allclose(run(0), run(1))
-    assert run(0, batch_members=4).shape == run(0).shape  # one initial time per batch
+    # members are drawn per initial time: one time per batch, or a time alone, changes none
+    np.testing.assert_array_equal(run(0, batch_members=4), run(0))
+    np.testing.assert_array_equal(run(0, inits=inits[1:2])[0], run(0)[1])
     # members differ from each other, and trajectories from each other
     assert np.all(run(0).std(axis=1) > 0)
 

@@ -10,6 +10,7 @@ import torch
 
 from generators.samplers import (
     SAMPLERS,
+    BlockGenerators,
     EDMEulerSampler,
     EDMHeunSampler,
     EulerSampler,
@@ -17,6 +18,7 @@ from generators.samplers import (
     karras_sigmas,
     sampler_from_config,
     solve_ode,
+    standard_normal,
 )
 from pipeline.errors import InputError
 
@@ -266,3 +268,21 @@ def test_registry_builds_by_name_and_fails_loudly():
 def test_invalid_sampler_configs_raise(build):
     with pytest.raises(InputError):
         build()
+
+
+def test_block_generators_draw_each_block_as_its_generator_alone():
+    # a churned EDM sampler draws noise at every step: with one generator per block of
+    # rows, a block's sample is the one its generator gives for that block alone
+    sampler = EDMHeunSampler(num_steps=4, churn=10.0)
+    denoiser = CountingFn(lambda x, s: 0.5 * x)
+
+    def draw(*seeds: int) -> torch.Tensor:
+        generators = BlockGenerators([torch.Generator().manual_seed(k) for k in seeds])
+        return sampler(denoiser, (3 * len(seeds), 2), generator=generators, device="cpu")
+
+    both = draw(1, 2)
+    torch.testing.assert_close(both[:3], draw(1), rtol=0, atol=0)
+    torch.testing.assert_close(both[3:], draw(2), rtol=0, atol=0)
+    assert not torch.allclose(both[:3], both[3:])
+    with pytest.raises(ValueError, match="5 rows do not split into 2 equal blocks"):
+        standard_normal((5, 2), BlockGenerators([torch.Generator()] * 2), "cpu")

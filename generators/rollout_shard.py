@@ -1,0 +1,183 @@
+"""Forecasts split over processes: the initial times of one forecast dealt to the ranks of
+a ``torchrun`` launch (one device each) or to the workers of a dask cluster, every process
+writing its own initial times into the one forecast store. Each write is one commit of the
+store's transactions, so writers of disjoint initial times all land.
+
+Members are drawn per initial time (:func:`generators.rollout.init_seed`) and the initial
+times are dealt in whole batches of the one-process run (:func:`shard_init_times`), so a
+split forecast writes the members and the provenance that one process writes with the
+same seed. :func:`forecast_sharded` is what ``wxens forecast`` runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+import torch.distributed as dist
+from distributed import wait
+
+from generators.checkpoint import Checkpoint
+from generators.device import resolve_device
+from generators.rollout import inits_per_batch
+from generators.rollout_store import ForecastRun, forecast_to_store
+from pipeline.errors import InputError
+from pipeline.store import AnalysisStore
+
+log = logging.getLogger(__name__)
+
+TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+"""The variables ``torchrun`` sets in every process it starts."""
+
+
+RANK_WAIT = timedelta(days=1)
+"""How long the ranks of a forecast wait for each other at its end."""
+
+
+def shard_init_times(
+    inits: Sequence[pd.Timestamp] | pd.DatetimeIndex, rank: int, world: int, per_batch: int = 1
+) -> pd.DatetimeIndex:
+    """The initial times shard ``rank`` of ``world`` forecasts: ``inits`` cut into
+    consecutive batches of ``per_batch`` (the batches one process draws), dealt round
+    robin. The shards are disjoint and together hold every initial time; a shard is empty
+    when there are fewer batches than shards."""
+    if world < 1 or not 0 <= rank < world:
+        raise InputError(f"shard {rank} of {world} does not exist; shards are 0 to world - 1")
+    if per_batch < 1:
+        raise InputError(f"{per_batch} initial times per batch; it must be at least 1")
+    inits = pd.DatetimeIndex(inits)
+    mine = [i for i in range(len(inits)) if (i // per_batch) % world == rank]
+    return inits[mine]
+
+
+def launched_by_torchrun() -> bool:
+    """Whether this process is one rank of a ``torchrun`` launch (its variables are set)."""
+    return all(name in os.environ for name in TORCHRUN_ENV)
+
+
+def rank_device(device: str, local_rank: int) -> torch.device:
+    """The device of the rank ``local_rank`` on its machine: ``auto`` and ``cuda`` give
+    each rank its own CUDA device (``cuda:LOCAL_RANK``), else the CPU; any other name is
+    taken as given."""
+    if device not in ("auto", "cuda") or not torch.cuda.is_available():
+        return resolve_device(device)
+    count = torch.cuda.device_count()
+    if local_rank >= count:
+        raise InputError(
+            f"rank {local_rank} on this machine has no CUDA device of its own ({count} here); "
+            f"start at most {count} processes per machine (torchrun --nproc_per_node {count})"
+        )
+    return torch.device("cuda", local_rank)
+
+
+def forecast_sharded(
+    checkpoint: str | Path | Checkpoint,
+    store: AnalysisStore | str | Path,
+    inits: Sequence[pd.Timestamp] | pd.DatetimeIndex,
+    leads_hours: Sequence[float],
+    n_members: int,
+    out: str,
+    *,
+    client: Any = None,
+    **options: Any,
+) -> ForecastRun | None:
+    """:func:`generators.rollout_store.forecast_to_store` split over processes: over the
+    workers of the dask ``client`` (a ``distributed.Client``: one task per worker, each a
+    shard of the initial times) when given; else over the ranks of a ``torchrun`` launch
+    when this process is one (every rank calls this; they meet at the end); else in this
+    process. ``options`` are :func:`forecast_to_store`'s.
+
+    Returns the whole forecast (every shard's initial times), or None on the ranks other
+    than 0.
+    """
+    args = (inits, leads_hours, n_members, out)
+    if client is not None:
+        return _forecast_on_workers(client, checkpoint, store, *args, **options)
+    if launched_by_torchrun():
+        return _forecast_on_ranks(checkpoint, store, *args, **options)
+    return forecast_to_store(checkpoint, store, *args, **options)
+
+
+def _forecast_on_workers(
+    client: Any, checkpoint, store, inits, leads_hours, n_members, out, **options: Any
+) -> ForecastRun:
+    """One dask task per worker, each forecasting its shard into ``out``."""
+    if isinstance(checkpoint, Checkpoint):
+        checkpoint = checkpoint.path  # the workers load it themselves
+    if isinstance(store, AnalysisStore):
+        store = store.path
+    workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
+    per_batch = inits_per_batch(n_members, options.get("batch_members", 512))
+    shards = [shard_init_times(inits, k, workers, per_batch) for k in range(workers)]
+    options = {**options, "progress": False}
+    log.info("forecast: %d initial time(s) over %d dask worker(s)", len(inits), workers)
+    futures = [
+        client.submit(
+            forecast_to_store,
+            str(checkpoint),
+            str(store),
+            shard,
+            leads_hours,
+            n_members,
+            out,
+            pure=False,
+            **options,
+        )
+        for k, shard in enumerate(shards)
+        if len(shard) or k == 0  # one task even for no initial times: it checks the inputs
+    ]
+    wait(futures)  # every shard finished or failed before the first error is raised
+    return _merged(client.gather(futures))
+
+
+def _forecast_on_ranks(
+    checkpoint, store, inits, leads_hours, n_members, out, **options: Any
+) -> ForecastRun | None:
+    """This rank's shard into ``out`` on its own device; the ranks gather their runs."""
+    local_rank = int(os.environ["LOCAL_RANK"])
+    device = rank_device(options.pop("device", "auto"), local_rank)
+    joined = not dist.is_initialized()
+    if joined:
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        # a rank may finish a batch or more later than another: wait as long as it takes
+        # (torchrun stops every rank when one dies)
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend, timeout=RANK_WAIT)
+    try:
+        rank, world = dist.get_rank(), dist.get_world_size()
+        per_batch = inits_per_batch(n_members, options.get("batch_members", 512))
+        shard = shard_init_times(inits, rank, world, per_batch)
+        log.info("rank %d of %d: %d initial time(s) on %s", rank, world, len(shard), device)
+        options["progress"] = options.get("progress", True) and rank == 0
+        failure = None
+        try:
+            run = forecast_to_store(
+                checkpoint, store, shard, leads_hours, n_members, out, device=str(device), **options
+            )
+        except Exception as err:  # the other ranks learn of it rather than wait for this one
+            failure, run = err, f"rank {rank} failed: {err}"
+        runs: list[ForecastRun | str | None] = [None] * world
+        dist.all_gather_object(runs, run)
+    finally:
+        if joined:
+            dist.destroy_process_group()
+    if failure is not None:
+        raise failure
+    failed = [r for r in runs if isinstance(r, str)]
+    if failed:
+        raise RuntimeError(f"{out}: " + "; ".join(failed))
+    return _merged(runs) if rank == 0 else None
+
+
+def _merged(runs: Sequence[ForecastRun]) -> ForecastRun:
+    """One run holding the initial times of every shard (their provenance is one)."""
+    times = sorted(t for run in runs for t in run.init_times)
+    return dataclasses.replace(runs[0], init_times=tuple(times))

@@ -1,0 +1,115 @@
+"""Forecasts split over processes: two torchrun ranks (gloo) and a two-worker dask cluster
+each write a store equal, members and provenance, to the one-process run with the seed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import xarray as xr
+
+from flows.cli import main as wxens
+from generators.rollout_shard import shard_init_times
+from pipeline.errors import InputError
+from pipeline.forecast_store import open_forecast, provenance
+from pipeline.store import ingest
+
+ROOT = Path(__file__).resolve().parents[2]
+INITS = "2000-01-02T00/2000-01-02T18/6h"  # four initial times
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory):
+    """A checkpoint of two training steps and its one-process forecast: 4 initial times x
+    3 members, 2 initial times per batch (``--batch-members 6``)."""
+    root = tmp_path_factory.mktemp("shard")
+    store = ingest(
+        "synthetic:n_lat=16,n_lon=16,n_times=40,step=6h,seed=2",
+        root / "syn.zarr",
+        variables=["t2m"],
+        progress=False,
+    )
+    config = root / "c.yaml"
+    config.write_text(
+        "model: {kind: flow_matching, backbone: {widths: [8, 16], attention_heads: 0, "
+        "embedding_dim: 16}}\ndata: {channels: [t2m], history: 2, leads: [1]}\nsteps: 2\n"
+        "batch_size: 4\ndevice: cpu\n"
+    )
+    train = ["train", "--store", str(store.path), "--config", str(config)]
+    assert wxens([*train, "--out", str(root / "run"), "--no-progress"]) == 0
+    command = [
+        "forecast",
+        *("--checkpoint", str(root / "run"), "--store", str(store.path), "--members", "3"),
+        *("--init", INITS, "--lead", "12h", "--sampler", "euler:nfe=2", "--seed", "7"),
+        *("--batch-members", "6", "--device", "cpu", "--no-progress"),
+    ]
+    assert wxens([*command, "--out", str(root / "one.zarr")]) == 0
+    return root, command
+
+
+def assert_same_store(path: Path, reference: Path) -> None:
+    sharded = open_forecast(path).load()
+    assert sharded.sizes["init_time"] == 4
+    xr.testing.assert_identical(sharded, open_forecast(reference).load())
+    assert provenance(path) == provenance(reference)
+
+
+def test_shards_deal_whole_batches_round_robin():
+    inits = pd.date_range("2000-01-01", periods=7, freq="6h")
+    shards = [shard_init_times(inits, rank, 2, per_batch=2) for rank in range(2)]
+    assert list(shards[0]) == list(inits[[0, 1, 4, 5]])
+    assert list(shards[1]) == list(inits[[2, 3, 6]])
+    assert shard_init_times(inits[:2], 1, 2, per_batch=2).empty  # fewer batches than ranks
+    with pytest.raises(InputError, match="shard 2 of 2"):
+        shard_init_times(inits, 2, 2)
+
+
+def torchrun(arguments: list[str]) -> subprocess.CompletedProcess:
+    """``torchrun --nproc_per_node 2 -m flows.cli ARGUMENTS`` (gloo, on the CPU)."""
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    return subprocess.run(
+        [*launch, "--nproc_per_node", "2", "-m", "flows.cli", *arguments],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_two_torchrun_ranks_write_the_one_process_store(one_process):
+    root, command = one_process
+    out = root / "ranks.zarr"
+    done = torchrun([*command, "--out", str(out)])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("4 initial time(s)") == 1, done.stdout  # rank 0 reports alone
+    assert "rank 1 of 2: 2 initial time(s)" in done.stderr
+    assert_same_store(out, root / "one.zarr")
+
+
+def test_two_dask_workers_write_the_one_process_store(one_process, monkeypatch, caplog):
+    from distributed import LocalCluster
+
+    root, command = one_process
+    out = root / "workers.zarr"
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+        address = cluster.scheduler_address
+        with caplog.at_level("INFO", logger="generators.rollout_shard"):
+            assert wxens([*command, "--out", str(out), "--dask-scheduler", address]) == 0
+    assert "4 initial time(s) over 2 dask worker(s)" in caplog.text
+    assert_same_store(out, root / "one.zarr")
+
+
+def test_a_rank_that_fails_fails_the_launch_with_its_error(one_process):
+    # rank 0 draws 2000-01-01T00, which has no history in the store; rank 1 has what it needs
+    root, command = one_process
+    command = [*command, "--init", "2000-01-01T00", "2000-01-02T00", "--batch-members", "3"]
+    done = torchrun([*command, "--out", str(root / "failed.zarr")])
+    assert done.returncode != 0  # within the timeout: rank 1 did not wait for rank 0
+    errors = [line for line in done.stderr.splitlines() if "wxens forecast: error:" in line]
+    assert errors and all("['2000-01-01 00:00:00'] lack the states" in e for e in errors)
