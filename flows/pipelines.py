@@ -48,10 +48,15 @@ def ingest(
     allow_nan: bool = False,
     dask_scheduler: str | None = None,
     progress: bool = False,
+    rename: list[str] | None = None,
+    units: list[str] | None = None,
+    select: list[str] | None = None,
 ) -> str:
     """Ingest ``sources`` (paths, globs, URLs, ``synthetic:...``) into the analysis store
     ``store`` on a dask cluster (a new ``LocalCluster`` unless ``dask_scheduler`` names
-    one); times ``start``..``end`` (ISO, inclusive) if given. Returns the store path.
+    one); times ``start``..``end`` (ISO, inclusive) if given; ``rename`` (``OLD=NEW``),
+    ``units`` (``VAR=UNITS``) and ``select`` (``DIM=VALUE``) as ``wxens ingest`` takes them.
+    Returns the store path.
 
     Skipped when the sources and the store are unchanged since the last ingest.
     """
@@ -65,6 +70,7 @@ def ingest(
         allow_nan,
         dask_scheduler=dask_scheduler,
         progress=progress,
+        adjustments=(rename or [], units or [], select or []),
     )
 
 
@@ -210,12 +216,15 @@ def verify(
     dask_scheduler: str | None = None,
     progress: bool = False,
     reference: str | None = None,
+    members: str = "all",
+    init_from_filename: str | None = None,
 ) -> str:
-    """Verify the forecast store ``forecast`` (its ``init_times``, default every complete
-    one) against the analysis store ``truth`` on a dask cluster (a new ``LocalCluster``
-    unless ``dask_scheduler`` names one), beside the ``reference`` forecast store (a
-    baseline) if given: scores to ``scores`` (NetCDF), the HTML report to ``report``.
-    Returns the scores path.
+    """Verify the forecast ``forecast`` (its ``init_times``, default every complete one)
+    against the analysis store ``truth`` on a dask cluster (a new ``LocalCluster`` unless
+    ``dask_scheduler`` names one), beside the ``reference`` forecast store (a baseline) if
+    given: scores to ``scores`` (NetCDF), the HTML report to ``report``. ``members`` and
+    ``init_from_filename`` as ``wxens verify`` takes them (an ENS file's perturbed members;
+    one file per start date). Returns the scores path.
 
     Skipped when the inputs are unchanged and both outputs exist.
     """
@@ -229,6 +238,8 @@ def verify(
         dask_scheduler=dask_scheduler,
         progress=progress,
         reference=reference,
+        members=members,
+        init_from_filename=init_from_filename,
     )
 
 

@@ -30,16 +30,21 @@ def ingest_store(
     allow_nan: bool,
     dask_scheduler: str | None,
     progress: bool,
+    adjustments: tuple[list[str], list[str], list[str]] = ([], [], []),
 ) -> str:
     """:func:`pipeline.store.ingest` of ``sources`` into ``store`` on the dask cluster at
-    ``dask_scheduler`` (a new local one if None); returns the store path."""
+    ``dask_scheduler`` (a new local one if None), read with the ``adjustments`` (rename,
+    units, select items, :meth:`pipeline.sources.Adjustments.parse`); returns the store
+    path."""
     from pipeline import store as stores
+    from pipeline.sources import Adjustments, adjust_sources
 
     # bad input: fail now
-    stores.open_canonical(sources, variables, Period(start, end).time_slice())
+    adjusted = adjust_sources(sources, Adjustments.parse(*adjustments))
+    stores.open_canonical(adjusted, variables, Period(start, end).time_slice())
     with dask_client(dask_scheduler):
         opened = stores.ingest(
-            sources,
+            adjusted,
             store,
             variables=variables,
             time=Period(start, end).time_slice(),
@@ -189,6 +194,8 @@ def verify_forecast(
     dask_scheduler: str | None,
     progress: bool,
     reference: str | None = None,
+    members: str = "all",
+    init_from_filename: str | None = None,
 ) -> str:
     """:func:`verification.run.verify_store` (``wxens verify``) of the forecast store
     ``forecast`` (its ``init_times``, or every complete one) against the analysis store
@@ -207,6 +214,8 @@ def verify_forecast(
         reference=reference,
         report=report,
         init_times=init_times,
+        members=members,
+        init_from_filename=init_from_filename,
         scheduler=dask_client(dask_scheduler),
     )
     return scores

@@ -2,16 +2,22 @@
 Prefect server, checkpoint or store needed): the forecast flow's ``batch_members`` and
 ``compile`` reach :func:`forecast_sharded`, and a ``dask_scheduler`` makes it one task;
 the train flow trains, then calibrates when the config has a calibration section
-(training itself never calibrates).
+(training itself never calibrates); the verify and ingest flows take the options of their
+commands for other centres' files.
 """
 
 from __future__ import annotations
 
 import types
 
+import numpy as np
 import pandas as pd
+import pytest
+import xarray as xr
 
 from flows import pipelines, tasks
+from pipeline.errors import InputError
+from pipeline.store import open_store
 
 INITS = ["2019-03-22T00:00:00", "2019-03-22T06:00:00", "2019-03-22T12:00:00"]
 
@@ -142,3 +148,42 @@ def test_the_calibrate_task_fits_the_configs_calibration(tmp_path, monkeypatch):
     [(checkpoint, store, calibration)] = seen
     assert (checkpoint, store) == ("run/last.pt", "analysis.zarr")
     assert calibration.members == 4 and str(calibration.period.start) == "2019-03-11"
+
+
+def test_the_verify_flow_passes_the_member_choice_and_start_dates_to_its_task(monkeypatch):
+    calls = []
+
+    def spy_unless_done(task_, done):
+        assert task_ is tasks.verify_forecast
+        return lambda *args, **kwargs: calls.append(kwargs) or args[3]
+
+    monkeypatch.setattr(pipelines, "unless_done", spy_unless_done)
+    pipelines.verify.fn(
+        forecast="fc_*.nc",
+        truth="analysis.zarr",
+        scores="scores.nc",
+        members="perturbed",
+        init_from_filename="fc_%Y%m%d%H",
+    )
+    assert calls[0]["members"] == "perturbed"
+    assert calls[0]["init_from_filename"] == "fc_%Y%m%d%H"
+
+
+def test_the_ingest_task_reads_its_sources_with_the_adjustments(tmp_path):
+    """A file whose ``slp`` has no units: refused as it is, ingested with units=slp=hPa."""
+    values = 1000.0 + np.arange(2 * 3 * 4, dtype="f4").reshape(2, 3, 4)
+    xr.Dataset(
+        {"slp": (("time", "latitude", "longitude"), values)},
+        coords={
+            "time": pd.date_range("2021-01-01", periods=2, freq="6h"),
+            "latitude": [50.0, 51.0, 52.0],
+            "longitude": [0.0, 1.0, 2.0, 3.0],
+        },
+    ).to_netcdf(tmp_path / "slp.nc")
+    source, out = [str(tmp_path / "slp.nc")], str(tmp_path / "s.zarr")
+    args = (None, None, None, False, False, None, False)
+    with pytest.raises(InputError, match="--units slp="):
+        tasks.ingest_store.fn(source, out, *args)
+    tasks.ingest_store.fn(source, out, *args, adjustments=([], ["slp=hPa"], []))
+    stored = open_store(out).dataset["msl"].values
+    np.testing.assert_allclose(stored, 100 * values.astype("f8"), rtol=1e-6)
