@@ -25,7 +25,8 @@ import logging
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 BRANCH = "main"
 #: Seconds a writer waits silently for another writer's lock before saying so.
 LOCK_NOTICE_S = 2.0
+#: How young an unreferenced object :func:`compact` keeps (a reader may still use it).
+GC_GRACE = timedelta(minutes=10)
 
 # wxens serialises commits itself (the lock file), which is what Icechunk's warning about
 # concurrent commits on a local file system asks for; keep its log to errors.
@@ -194,6 +197,34 @@ def collect_garbage(path: str | Path) -> int:
     if deleted:
         log.info("%s: removed %d object(s) left by an interrupted write", path, deleted)
     return deleted
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """What :func:`compact` removed: commits taken out of the history, and the objects
+    (chunks, manifests, snapshots) and bytes deleted from disk."""
+
+    commits_expired: int
+    objects_deleted: int
+    bytes_deleted: int
+
+
+def compact(path: str | Path, keep: timedelta, *, grace: timedelta = GC_GRACE) -> Compaction:
+    """Forget the commits of the store at ``path`` older than ``keep`` (the last commit is
+    always kept, so its data are untouched) and delete from disk what no kept commit
+    refers to, under the store's lock. Every ingest block and forecast batch is a commit,
+    so a store written on a schedule grows a long history; this bounds it. Objects younger
+    than ``grace`` stay, for readers that opened an older commit just before."""
+    path = Path(path)
+    if not is_repository(path):
+        raise StoreError(f"{path}: not a transactional wxens store; nothing to compact")
+    now = datetime.now(UTC)
+    with locked(path):
+        repo = icechunk.Repository.open(_storage(path))
+        expired = repo.expire_snapshots(now - keep)
+        summary = repo.garbage_collect(now - grace)
+    deleted = summary.chunks_deleted + summary.manifests_deleted + summary.snapshots_deleted
+    return Compaction(len(expired), deleted, summary.bytes_deleted)
 
 
 def export(path: str | Path, out: str | Path, *, progress: bool = True) -> Path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,7 +14,7 @@ from flows.cli import main
 from pipeline import forecast_store
 from pipeline.errors import InputError, StoreError
 from pipeline.forecast_store import ForecastProvenance, open_forecast, provenance, write_forecast
-from pipeline.transaction import export, open_dataset, reader
+from pipeline.transaction import commits, compact, export, open_dataset, reader
 
 PROVENANCE = ForecastProvenance(
     "flow_matching", "0123456789abcdef", "euler:nfe=10", 10, 0, {"factors": [[1.2]]}
@@ -168,3 +170,26 @@ def test_export_gives_a_plain_zarr_copy_any_xarray_reads(tmp_path, capsys):
     assert main(["export", str(tmp_path / "none.zarr"), "--out", str(tmp_path / "x.zarr")]) == 2
     assert "no Zarr store there" in capsys.readouterr().err
     assert not (tmp_path / "x.zarr").exists()
+
+
+def test_compact_forgets_old_commits_and_their_files_and_keeps_the_data(tmp_path, capsys):
+    path = tmp_path / "f.zarr"
+    for day in range(22, 27):  # a scheduled run: one commit a batch
+        write_forecast(path, ensemble([f"2019-03-{day}T00"], float(day)), PROVENANCE)
+    write_forecast(path, ensemble(["2019-03-22T00"], 0.5), PROVENANCE)  # a rerun replaces one
+    before = open_forecast(path).load()
+    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    assert len(commits(path)) == 7  # and the repository's first, empty one
+
+    done = compact(path, timedelta(0), grace=timedelta(0))
+    assert done.commits_expired >= 5 and done.objects_deleted > 0 and done.bytes_deleted > 0
+    assert len(commits(path)) <= 2
+    xr.testing.assert_identical(open_forecast(path).load(), before)
+    assert sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) < size
+
+    assert main(["compact", str(path), "--keep", "1h"]) == 0
+    assert "0 commit(s) older than 1h forgotten" in capsys.readouterr().out
+    assert main(["compact", str(path), "--keep", "soon"]) == 2
+    assert "--keep 'soon' is not a duration" in capsys.readouterr().err
+    plain = export(path, tmp_path / "plain.zarr", progress=False)
+    assert main(["compact", str(plain)]) == 2  # a plain store has no history
