@@ -18,14 +18,12 @@ Prefect run shows).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +53,12 @@ from generators.distributed import (
 from generators.ema import EMA
 from generators.models import GENERATORS
 from generators.objective import ResidualGenerator
+from generators.train_plan import (
+    TrainResult,
+    learning_rate,
+    model_config_for,
+    phase_objective,
+)
 from pipeline.errors import InputError
 from pipeline.store import AnalysisStore, open_store
 
@@ -63,45 +67,6 @@ log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "last.pt"
 LOG_NAME = "log.jsonl"
 VALIDATION_SEED_OFFSET = 7_919
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """Where the run ended: checkpoint path, step, last mean training loss (over the last
-    logging window) and validation loss (None without a validation period), ``phase``
-    (``main`` or ``fine_tune``) whose objective both losses are, and the validation loss
-    at the end of the main phase when this run reached it and a fine-tune followed (the
-    two phases' losses are of different objectives, not comparable)."""
-
-    checkpoint: Path
-    step: int
-    train_loss: float | None
-    validation_loss: float | None
-    seconds: float
-    phase: str = "main"
-    main_validation_loss: float | None = None
-
-    def report(self, config: TrainConfig) -> list[str]:
-        """Lines naming each loss with its objective (``config`` is the run's)."""
-        what = f"the {config.model.kind} loss"
-        lines = []
-        if self.phase == "fine_tune" and config.fine_tune is not None:
-            if self.main_validation_loss is not None:
-                lines.append(
-                    f"validation loss {self.main_validation_loss:.4f} at the end of the main "
-                    f"phase (step {config.steps}, {what})"
-                )
-            what = (
-                f"the fine-tune's objective, {config.fine_tune.objective_text}: not "
-                "comparable with the main phase's"
-            )
-        for name, value in (
-            ("last training", self.train_loss),
-            ("validation", self.validation_loss),
-        ):
-            if value is not None:
-                lines.append(f"{name} loss {value:.4f} ({what})")
-        return lines
 
 
 def to_batch(items: Mapping[str, torch.Tensor], device: torch.device | str = "cpu") -> Batch:
@@ -116,43 +81,6 @@ def to_batch(items: Mapping[str, torch.Tensor], device: torch.device | str = "cp
         items["target"].to(device),
         None if valid is None else valid.to(device),
     )
-
-
-def learning_rate(config: TrainConfig, step: int) -> float:
-    """Linear warm-up to ``optim.lr``, cosine decay to ``lr * min_lr_ratio`` at ``steps``;
-    in the fine-tune phase the same cosine from ``fine_tune.lr`` over its own steps."""
-    o = config.optim
-    if step < config.steps:
-        if step < o.warmup_steps:
-            return o.lr * (step + 1) / o.warmup_steps
-        progress = (step - o.warmup_steps) / max(1, config.steps - o.warmup_steps)
-        peak = o.lr
-    else:
-        assert config.fine_tune is not None
-        progress = (step - config.steps) / max(1, config.fine_tune.steps)
-        peak = config.fine_tune.lr
-    return peak * (o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-def model_config_for(config: TrainConfig, data: ResidualDataset) -> object:
-    """The model config of ``config`` with the backbone sized to ``data`` (channels C,
-    history K, static fields S, calendar features F)."""
-    model = config.model.config
-    backbone = dataclasses.replace(
-        model.backbone,
-        channels=len(data.channels),
-        history=len(data.spec.history),
-        static_channels=len(data.static_names),
-        calendar_features=data[0]["calendar"].shape[1],
-    )
-    return dataclasses.replace(model, backbone=backbone)
-
-
-def phase_objective(config: TrainConfig, model_config: object, step: int) -> object:
-    """The model config whose loss mix applies at ``step`` (fine-tune weights after ``steps``)."""
-    if config.fine_tune is None or step < config.steps:
-        return model_config
-    return dataclasses.replace(model_config, **config.fine_tune.objective_overrides())
 
 
 class Trainer:
