@@ -31,7 +31,6 @@ longest lead wanted and a time budget:
 from __future__ import annotations
 
 import math
-import re
 import statistics
 import tempfile
 import time
@@ -56,6 +55,7 @@ from generators.models import FlowMatchingConfig
 from generators.train import Trainer
 from pipeline.errors import InputError
 from pipeline.schema import CHANNEL, LAT, LON, TIME, Period, to_channels
+from pipeline.spec import to_timedelta
 from pipeline.store import AnalysisStore, open_store
 from verification.output import atomic_output
 from verification.spectra import is_global
@@ -120,10 +120,8 @@ def duration_text(value: pd.Timedelta) -> str:
 
 def parse_duration(text: str | pd.Timedelta, what: str) -> pd.Timedelta:
     """A positive duration from ``30min``, ``24h``, ``5d`` (or a Timedelta)."""
-    if isinstance(text, str):  # pandas deprecates the lower-case day unit ("5d")
-        text = re.sub(r"(?<=\d)\s*d$", "D", text.strip())
     try:
-        value = pd.Timedelta(text)
+        value = to_timedelta(text)
     except ValueError:
         raise InputError(f"{what} {text!r} is not a duration such as 30min, 24h or 5d") from None
     if value <= pd.Timedelta(0):

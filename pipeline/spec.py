@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -172,6 +173,14 @@ def _exact_int(value: Any) -> int:
     return int(value)
 
 
+def to_timedelta(value: Any) -> pd.Timedelta:
+    """``pd.Timedelta`` of ``value``, taking ``5d`` for five days as people write it
+    (pandas deprecates the lower-case day unit); ValueError if it is not a duration."""
+    if isinstance(value, str):
+        value = re.sub(r"(?<=\d)\s*d$", "D", value.strip())
+    return pd.Timedelta(value)
+
+
 def _float(value: Any) -> float:
     if isinstance(value, bool):
         raise TypeError("a boolean, not a number")
@@ -204,7 +213,7 @@ _COERCERS: dict[Any, Callable[[Any], Any]] = {
     bool: _bool,
     str: _str,
     pd.Timestamp: pd.Timestamp,
-    pd.Timedelta: pd.Timedelta,
+    pd.Timedelta: lambda value: to_timedelta(value),
 }
 _DESCRIPTIONS: dict[Any, str] = {
     int: "an integer",

@@ -22,16 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import re
-
-    import pandas as pd
-
     from pipeline.errors import InputError
+    from pipeline.spec import to_timedelta
     from pipeline.transaction import compact
 
     try:
-        # "7d": pandas wants "7D" for days
-        keep = pd.Timedelta(re.sub(r"(\d)d$", r"\1D", args.keep)).to_pytimedelta()
+        keep = to_timedelta(args.keep).to_pytimedelta()
     except ValueError as err:
         raise InputError(f"--keep {args.keep!r} is not a duration such as 7d or 12h") from err
     if keep.total_seconds() < 0:

@@ -81,13 +81,14 @@ def parse_inits(values: list[str]):
     import pandas as pd
 
     from pipeline.errors import InputError
+    from pipeline.spec import to_timedelta
 
     times = []
     for value in values:
         try:
             if "/" in value:
                 start, end, every = value.split("/")
-                times.extend(pd.date_range(start, end, freq=pd.Timedelta(every)))
+                times.extend(pd.date_range(start, end, freq=to_timedelta(every)))
             else:
                 times.append(pd.Timestamp(value))
         except ValueError as err:
@@ -104,10 +105,11 @@ def parse_leads(lead: str, every: str | None, native_hours: float) -> list[float
     import pandas as pd
 
     from pipeline.errors import InputError
+    from pipeline.spec import to_timedelta
 
     try:
-        parts = [pd.Timedelta(p.strip()) / pd.Timedelta(hours=1) for p in lead.split(",")]
-        step = pd.Timedelta(every) / pd.Timedelta(hours=1) if every else native_hours
+        parts = [to_timedelta(p) / pd.Timedelta(hours=1) for p in lead.split(",")]
+        step = to_timedelta(every) / pd.Timedelta(hours=1) if every else native_hours
     except ValueError as err:
         raise InputError(
             f"--lead {lead!r} / --every {every!r}: not durations such as 24h ({err})"

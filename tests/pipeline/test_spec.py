@@ -3,6 +3,7 @@ through :func:`format_spec`, and errors that name the key, the value and the kno
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import pandas as pd
@@ -16,6 +17,7 @@ from pipeline.spec import (
     split_items,
     split_pair,
     split_scheme,
+    to_timedelta,
 )
 
 
@@ -101,3 +103,18 @@ def test_format_spec_round_trips():
         "step=5400s,levels=500/850,limit=None"
     )
     assert Example(**parse_fields(Example, text, what="w")) == example
+
+
+def test_a_duration_in_days_is_read_as_people_write_it():
+    """``5d`` is five days, with no deprecation warning from pandas (which wants ``5D``),
+    in a spec and in the forecast command's leads."""
+    from flows.commands.forecast import parse_leads
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert parse_fields(Example, "step=5d", what="spec 'x'")["step"] == pd.Timedelta(days=5)
+        assert to_timedelta(" 2 d") == pd.Timedelta(days=2)
+        assert to_timedelta("36h") == pd.Timedelta(hours=36)
+        assert parse_leads("2d", "1d", 24.0) == [24.0, 48.0]
+    with pytest.raises(ValueError):
+        to_timedelta("soon")
