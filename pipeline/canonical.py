@@ -13,10 +13,11 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.errors import InputError
-from pipeline.normalize import check_unique_times, normalize
+from pipeline.normalize import normalize
 from pipeline.redact import redact
 from pipeline.schema import TIME
 from pipeline.sources import Source, resolve_source
+from pipeline.timeaxis import check_unique_times
 
 log = logging.getLogger(__name__)
 

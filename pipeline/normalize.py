@@ -338,42 +338,6 @@ def _sort_time(ds: xr.Dataset, origin: str) -> xr.Dataset:
     return ds
 
 
-def check_unique_times(parts: Sequence[tuple[str, xr.Dataset]], origin: str) -> None:
-    """Refuse inputs that give one variable the same valid time twice.
-
-    ``parts`` are ``(label, dataset)`` pairs, the files of a glob or the sources of one
-    ingest, in their producers' names or canonical ones (valid times from ``valid_time``,
-    else ``time``; a dataset with neither is skipped). The :class:`InputError` names the
-    variable, the number of such times, the first three and two inputs that hold the first.
-    """
-    by_var: dict[str, list[tuple[str, pd.DatetimeIndex]]] = {}
-    for label, part in parts:
-        times = valid_times(part)
-        if times is not None:
-            for name in part.data_vars:
-                by_var.setdefault(str(name), []).append((label, times.unique()))
-    for var, labelled in by_var.items():
-        joined = labelled[0][1].append([times for _, times in labelled[1:]])
-        if not joined.has_duplicates:
-            continue
-        dup = joined[joined.duplicated()].unique()
-        holders = [label for label, times in labelled if dup[0] in times]
-        raise InputError(
-            f"{origin}: {var!r} has {dup.size} duplicate time(s) across the inputs, first "
-            f"{[str(t) for t in dup[:3]]} (in {holders[0]} and {holders[1]}); give each time "
-            "once (do two files overlap?)"
-        )
-
-
-def valid_times(ds: xr.Dataset) -> pd.DatetimeIndex | None:
-    """Every valid time of ``ds`` (cfgrib's ``valid_time`` of each time and step, else
-    ``time``), flattened; None when it has neither."""
-    for name in ("valid_time", TIME):
-        if name in ds.coords and ds[name].dtype.kind == "M":
-            return pd.DatetimeIndex(np.ravel(ds[name].values))
-    return None
-
-
 def _convertible(target: str) -> str:
     """``'Pa', or 'hPa' (converted)``: the units a variable stored in ``target`` may have."""
     others = [repr(units) for units, to in UNIT_CONVERSIONS if to == target]

@@ -22,10 +22,10 @@ from xarray.backends import BackendArray
 from xarray.core.indexing import LazilyIndexedArray
 
 from pipeline.errors import InputError
-from pipeline.normalize import check_unique_times
 from pipeline.redact import redact
 from pipeline.sources.base import SOURCES, Source
 from pipeline.sources.grib import open_grib
+from pipeline.timeaxis import check_unique_times
 from pipeline.transaction import is_repository, open_dataset
 
 #: dask chunks used when opening files, by the time-like dims producers use (absent ones
