@@ -15,14 +15,20 @@ Tensors live only inside :mod:`generators`; everything that leaves it is an
 ``xarray.Dataset``.
 """
 
-from generators.data.dataset import TENDENCY_SAMPLES, ResidualDataset, fit_normalization
+from generators.data.dataset import ResidualDataset
 from generators.data.fields import (
     CALENDAR_FEATURES,
     GEOMETRY_STATICS,
     calendar_features,
     static_fields,
 )
-from generators.data.normalization import TENDENCY_FLOOR, Normalization, recent_variability
+from generators.data.normalization import (
+    TENDENCY_FLOOR,
+    TENDENCY_SAMPLES,
+    Normalization,
+    fit_normalization,
+    recent_variability,
+)
 from generators.data.spec import SampleSpec
 
 __all__ = [

@@ -20,7 +20,7 @@ its validity as a static field (:func:`~generators.data.fields.masked_condition`
 is 0 where it is not valid, and the loss skips those points (``valid``).
 
 ``mean`` and ``std`` are the store statistics; ``tendency_std(l)`` is the standard deviation
-of the ``l``-step tendency over the training period (:func:`fit_normalization`), per channel
+of the ``l``-step tendency over the training period (:func:`generators.data.normalization.fit_normalization`), per channel
 or, under ``tendency_per_grid_point``, per channel and grid point; the store only records it
 per channel at the native step. Channels are those of
 :func:`pipeline.schema.to_channels` (``t2m``, ``z500``, ...). Initial times whose history or
@@ -42,89 +42,15 @@ import xarray as xr
 from torch.utils.data import Dataset
 
 from generators.data.fields import calendar_features, masked_condition, static_fields, valid_names
-from generators.data.normalization import (
-    Normalization,
-    grid_point_tendency_std,
-    recent_variability,
-)
+from generators.data.normalization import Normalization, channel_statistics, fit_normalization
 from generators.data.spec import SampleSpec
 from pipeline.errors import InputError, StoreError
-from pipeline.schema import CHANNEL, LAT, LEVEL, LON, TIME, Period, split_channel, to_channels
+from pipeline.schema import CHANNEL, LAT, LON, TIME, Period, to_channels
 from pipeline.solar import SOLAR_FORCINGS, solar_forcing
 from pipeline.store import AnalysisStore
+from pipeline.timeaxis import native_step as infer_native_step
 
 log = logging.getLogger(__name__)
-
-TENDENCY_SAMPLES = 256  # initial times used to estimate a tendency std, evenly spaced
-
-
-def _channel_statistics(
-    statistics: xr.Dataset, channels: Sequence[str]
-) -> tuple[np.ndarray, np.ndarray]:
-    """(C,) mean and std per channel from a store's statistics (dims statistic[, level])."""
-    out: dict[str, list[float]] = {"mean": [], "std": []}
-    for ch in channels:
-        var, level = split_channel(ch)
-        if var not in statistics:
-            raise StoreError(
-                f"the store statistics have no entry for {var!r} (channel {ch}); the store "
-                "was not finalised — rerun `wxens ingest` on it"
-            )
-        da = statistics[var] if level is None else statistics[var].sel({LEVEL: level})
-        for stat in out:
-            out[stat].append(float(da.sel(statistic=stat)))
-    std = np.asarray(out["std"])
-    if not np.all(np.isfinite(std)) or np.any(std <= 0):
-        raise StoreError(
-            f"the store statistics give a non-positive std for channels {list(channels)}: {std}"
-        )
-    return np.asarray(out["mean"]), std
-
-
-def fit_normalization(data: ResidualDataset) -> Normalization:
-    """Store mean/std of ``data``, and the std of each lead's tendency over its items
-    (at most ``TENDENCY_SAMPLES`` evenly spaced initial times per lead, NaNs ignored):
-    over the grid as well, or per grid point under ``tendency_per_grid_point`` (floored
-    at ``TENDENCY_FLOOR`` times the grid median; the channel's value where a point has
-    no data)."""
-    spec = data.spec
-    variability = None
-    if spec.variability_scaling:
-        inits = np.unique(data.pairs[:, 0])
-        pick = inits[
-            np.linspace(0, len(inits) - 1, min(TENDENCY_SAMPLES, len(inits)))
-            .round()
-            .astype(np.int64)
-        ]
-        variability = (
-            recent_variability(data.history_at(pick), spec.history).mean(dim=0).double().numpy()
-        )
-    unscaled = Normalization(
-        data.channels, data.mean, data.std, (), np.zeros((0, len(data.channels))), variability
-    )
-    rows = []
-    for j, lead in enumerate(spec.leads):
-        positions = data.pairs[data.pairs[:, 1] == j, 0]
-        n = min(TENDENCY_SAMPLES, len(positions))
-        pick = positions[np.linspace(0, len(positions) - 1, n).round().astype(np.int64)]
-        scale = unscaled.variability_scale(data.history_at(pick), spec.history).numpy()
-        states = data.states(data.positions(pick, (0, lead)))
-        tendency = (states[:, 1] - states[:, 0]) / scale[:, :, None, None]
-        channel_std = np.nanstd(tendency, axis=(0, 2, 3)) * data.std
-        if not np.all(np.isfinite(channel_std)) or np.any(channel_std <= 0):
-            raise InputError(
-                f"{data.name}: the {lead}-step tendency std over {data.period} is not "
-                f"positive for every channel ({dict(zip(data.channels, channel_std.tolist(), strict=True))}); "
-                "a constant channel cannot be modelled — drop it"
-            )
-        if spec.tendency_per_grid_point:
-            rows.append(grid_point_tendency_std(tendency, data.std, channel_std))
-        else:
-            rows.append(channel_std)
-    tendency_std = np.stack(rows).astype(np.float64)
-    return Normalization(
-        data.channels, data.mean, data.std, data.leads_hours, tendency_std, variability
-    )
 
 
 class ResidualDataset(Dataset):
@@ -171,7 +97,7 @@ class ResidualDataset(Dataset):
             or self.times.has_duplicates
         ):
             raise StoreError(f"{name}: needs at least two strictly increasing times")
-        self.native_step = native_step if native_step is not None else _infer_step(self.times)
+        self.native_step = native_step if native_step is not None else infer_native_step(self.times)
         dynamic = dataset[[v for v, da in dataset.data_vars.items() if TIME in da.dims]]
         states = to_channels(dynamic).transpose(TIME, CHANNEL, LAT, LON)
         available = tuple(str(c) for c in states[CHANNEL].values)
@@ -185,7 +111,7 @@ class ResidualDataset(Dataset):
         self.static_names, self.static = static_fields(dataset)
         if spec.solar_forcing:
             self.static_names += SOLAR_FORCINGS
-        self.mean, self.std = _channel_statistics(statistics, self.channels)
+        self.mean, self.std = channel_statistics(statistics, self.channels)
         self._shift = self.mean.astype(np.float32)[:, None, None]
         self._scale = self.std.astype(np.float32)[:, None, None]
         self._states: np.ndarray | xr.DataArray = states
@@ -419,9 +345,3 @@ class ResidualDataset(Dataset):
             "target": torch.where(valid, target, torch.zeros_like(target)),
             "valid": valid,
         }
-
-
-def _infer_step(times: pd.DatetimeIndex) -> pd.Timedelta:
-    """The most common spacing of ``times`` (the native step of a store without metadata)."""
-    diffs = pd.Series(np.diff(times.to_numpy()))
-    return pd.Timedelta(diffs.mode().iloc[0])

@@ -1,18 +1,23 @@
 """Normalisation of states and residuals (:class:`Normalization`): the store statistics per
 channel and the tendency std per lead, fitted on the training period by
-:func:`generators.data.dataset.fit_normalization` and stored in every checkpoint."""
+:func:`fit_normalization` and stored in every checkpoint."""
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+import xarray as xr
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, StoreError
+from pipeline.schema import LEVEL, split_channel
+
+if TYPE_CHECKING:
+    from generators.data.dataset import ResidualDataset
 
 TENDENCY_FLOOR = 0.05  # a grid point's tendency std is at least this share of the grid median
 
@@ -119,3 +124,75 @@ def grid_point_tendency_std(
     point = np.where(np.isfinite(point), point, channel_std[:, None, None])
     floor = TENDENCY_FLOOR * np.median(point, axis=(1, 2))
     return np.maximum(point, floor[:, None, None])
+
+
+TENDENCY_SAMPLES = 256  # initial times used to estimate a tendency std, evenly spaced
+
+
+def channel_statistics(
+    statistics: xr.Dataset, channels: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(C,) mean and std per channel from a store's statistics (dims statistic[, level])."""
+    out: dict[str, list[float]] = {"mean": [], "std": []}
+    for ch in channels:
+        var, level = split_channel(ch)
+        if var not in statistics:
+            raise StoreError(
+                f"the store statistics have no entry for {var!r} (channel {ch}); the store "
+                "was not finalised — rerun `wxens ingest` on it"
+            )
+        da = statistics[var] if level is None else statistics[var].sel({LEVEL: level})
+        for stat in out:
+            out[stat].append(float(da.sel(statistic=stat)))
+    std = np.asarray(out["std"])
+    if not np.all(np.isfinite(std)) or np.any(std <= 0):
+        raise StoreError(
+            f"the store statistics give a non-positive std for channels {list(channels)}: {std}"
+        )
+    return np.asarray(out["mean"]), std
+
+
+def fit_normalization(data: ResidualDataset) -> Normalization:
+    """Store mean/std of ``data``, and the std of each lead's tendency over its items
+    (at most ``TENDENCY_SAMPLES`` evenly spaced initial times per lead, NaNs ignored):
+    over the grid as well, or per grid point under ``tendency_per_grid_point`` (floored
+    at ``TENDENCY_FLOOR`` times the grid median; the channel's value where a point has
+    no data)."""
+    spec = data.spec
+    variability = None
+    if spec.variability_scaling:
+        inits = np.unique(data.pairs[:, 0])
+        pick = inits[
+            np.linspace(0, len(inits) - 1, min(TENDENCY_SAMPLES, len(inits)))
+            .round()
+            .astype(np.int64)
+        ]
+        variability = (
+            recent_variability(data.history_at(pick), spec.history).mean(dim=0).double().numpy()
+        )
+    unscaled = Normalization(
+        data.channels, data.mean, data.std, (), np.zeros((0, len(data.channels))), variability
+    )
+    rows = []
+    for j, lead in enumerate(spec.leads):
+        positions = data.pairs[data.pairs[:, 1] == j, 0]
+        n = min(TENDENCY_SAMPLES, len(positions))
+        pick = positions[np.linspace(0, len(positions) - 1, n).round().astype(np.int64)]
+        scale = unscaled.variability_scale(data.history_at(pick), spec.history).numpy()
+        states = data.states(data.positions(pick, (0, lead)))
+        tendency = (states[:, 1] - states[:, 0]) / scale[:, :, None, None]
+        channel_std = np.nanstd(tendency, axis=(0, 2, 3)) * data.std
+        if not np.all(np.isfinite(channel_std)) or np.any(channel_std <= 0):
+            raise InputError(
+                f"{data.name}: the {lead}-step tendency std over {data.period} is not "
+                f"positive for every channel ({dict(zip(data.channels, channel_std.tolist(), strict=True))}); "
+                "a constant channel cannot be modelled — drop it"
+            )
+        if spec.tendency_per_grid_point:
+            rows.append(grid_point_tendency_std(tendency, data.std, channel_std))
+        else:
+            rows.append(channel_std)
+    tendency_std = np.stack(rows).astype(np.float64)
+    return Normalization(
+        data.channels, data.mean, data.std, data.leads_hours, tendency_std, variability
+    )
