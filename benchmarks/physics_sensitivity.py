@@ -4,7 +4,7 @@ Members are the truth itself, altered in one known way (displaced, biased, smoot
 noisy, small scales amplified or damped), on two truths: the synthetic source's balanced
 upper air (``z, t, u, v`` on 500/700/850 hPa, with ``t2m``) and the shipped ERA5 t2m sample
 (``data/era5-t2m-uk-2019-03.grib``). Every registered check runs on each case through the
-library's own calls (:func:`pipeline.adapters.align_with_truth`, the checks of
+library's own calls (:func:`pipeline.alignment.align_with_truth`, the checks of
 :data:`verification.base.CHECKS`); the table gives each check's verdict by part. Writes
 ``benchmarks/results/physics_sensitivity.json`` and prints the Markdown table that
 ``docs/physics.md`` shows.
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.adapters import align_with_truth
+from pipeline.alignment import align_with_truth
 from pipeline.schema import G0
 from pipeline.sources.synthetic import SyntheticConfig, synthetic_dataset
 from pipeline.store import ingest, open_store

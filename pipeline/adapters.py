@@ -1,5 +1,5 @@
-"""Forecast layouts of other producers mapped onto the wxens forecast layout, and back;
-alignment of a forecast with an analysis on valid time.
+"""Forecast layouts of other producers mapped onto the wxens forecast layout, and back
+(pairing a forecast with an analysis on valid time is :mod:`pipeline.alignment`'s part).
 
 The wxens forecast layout: dims ``init_time, member, lead_time, [level],
 latitude, longitude``, coordinate ``valid_time(init_time, lead_time)``, canonical short
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -321,92 +320,3 @@ def _finish(ds: xr.Dataset, valid: xr.DataArray | None = None) -> xr.Dataset:
         return ds.assign_coords({VALID_TIME: ds[INIT_TIME] + ds[LEAD_TIME]})
     valid = valid.transpose(INIT_TIME, LEAD_TIME)
     return ds.assign_coords({VALID_TIME: ((INIT_TIME, LEAD_TIME), valid.values, valid.attrs)})
-
-
-@dataclass(frozen=True)
-class AlignedForecast:
-    """A forecast and its truth on the same coordinates.
-
-    forecast: wxens layout, the variables and levels both hold, on the truth's grid.
-    truth:    dims ``init_time, lead_time, [level], latitude, longitude`` — the analysis
-              at each valid time; NaN where the analysis lacks that time.
-    initial:  dims ``init_time, [level], latitude, longitude`` — the analysis at each
-              init time (the state the forecast started from), NaN where it lacks one.
-    missing_valid_times: valid times the forecast needs and the analysis lacks.
-    """
-
-    forecast: xr.Dataset
-    truth: xr.Dataset
-    initial: xr.Dataset
-    missing_valid_times: tuple[pd.Timestamp, ...]
-
-
-def align_with_truth(
-    forecast: xr.Dataset, truth: xr.Dataset, *, variables: list[str] | None = None
-) -> AlignedForecast:
-    """Pair every forecast field with the analysis at its valid time, lazily.
-
-    ``forecast`` in any registered layout; ``truth`` a canonical analysis (dims ``time,
-    [level], latitude, longitude``). Keeps the variables (or the given ``variables``) and
-    pressure levels both have; selects the truth's grid points from the forecast
-    (exactly, after mapping longitudes to the truth's convention) and raises an
-    InputError when the forecast does not cover them; missing valid times become NaN
-    truth, to be skipped and counted by the scores.
-    """
-    forecast = to_wxens_forecast(forecast)
-    names = variables or [n for n in forecast.data_vars if n in truth.data_vars]
-    missing = [n for n in names if n not in forecast.data_vars or n not in truth.data_vars]
-    if not names or missing:
-        raise InputError(
-            f"no common variable to pair{f' ({missing} missing)' if missing else ''}: the "
-            f"forecast has {sorted(map(str, forecast.data_vars))}, the truth "
-            f"{sorted(map(str, truth.data_vars))}"
-        )
-    forecast, truth = forecast[names], truth[names]
-    if LEVEL in forecast.dims and LEVEL in truth.dims:
-        levels = np.intersect1d(forecast[LEVEL].values, truth[LEVEL].values)
-        if levels.size == 0:
-            raise InputError(
-                f"the forecast levels {forecast[LEVEL].values.tolist()} and the truth levels "
-                f"{truth[LEVEL].values.tolist()} have none in common"
-            )
-        forecast, truth = forecast.sel({LEVEL: levels}), truth.sel({LEVEL: levels})
-    forecast = _on_truth_grid(forecast, truth)
-    valid = forecast[VALID_TIME].transpose(INIT_TIME, LEAD_TIME)
-    needed = pd.DatetimeIndex(np.unique(valid.values))
-    absent = needed.difference(pd.DatetimeIndex(truth[TIME].values))
-    if absent.size:
-        log.warning(
-            "the truth lacks %d of the %d valid times the forecast needs (first %s); those "
-            "are scored as missing",
-            absent.size,
-            needed.size,
-            [str(t) for t in absent[:3]],
-        )
-    paired = truth.reindex({TIME: needed}).sel({TIME: valid}).drop_vars(TIME)
-    paired = paired.assign_coords({VALID_TIME: valid})
-    order = [d for d in (INIT_TIME, LEAD_TIME, LEVEL, LAT, LON) if d in paired.dims]
-    initial = truth.reindex({TIME: forecast[INIT_TIME].values}).rename({TIME: INIT_TIME})
-    return AlignedForecast(forecast, paired.transpose(*order), initial, tuple(absent))
-
-
-def _on_truth_grid(forecast: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
-    """The forecast at the truth's grid points; InputError if it does not cover them."""
-    # Longitudes into the truth's convention, [min, min + 360): 350 -> -10 for a UK box.
-    west = float(truth[LON].min())
-    forecast = forecast.assign_coords({LON: np.mod(forecast[LON].values - west, 360.0) + west})
-    forecast = forecast.sortby([LAT, LON])
-    selected = {}
-    for dim, want in ((LAT, truth[LAT].values), (LON, truth[LON].values)):
-        have = forecast[dim].values.astype(np.float64)
-        index = pd.Index(have).get_indexer(want, method="nearest", tolerance=1e-6)
-        if (index < 0).any():
-            raise InputError(
-                f"the forecast grid does not hold the truth's {dim} points "
-                f"{np.asarray(want)[index < 0][:5].tolist()} (forecast {dim} "
-                f"{have.min():g}..{have.max():g}, {have.size} points; truth {want.min():g}.."
-                f"{want.max():g}, {want.size} points); regrid the forecast to the analysis grid"
-            )
-        selected[dim] = index
-    out = forecast.isel(selected)
-    return out.assign_coords({LAT: truth[LAT].values, LON: truth[LON].values})

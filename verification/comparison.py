@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.adapters import align_with_truth
+from pipeline.alignment import align_with_truth
 from pipeline.errors import InputError
 from pipeline.schema import CHANNEL, INIT_TIME, LAT, LEAD_TIME, LON, to_channels
 from verification.base import SCORES

@@ -39,7 +39,7 @@ import pandas as pd
 import xarray as xr
 from dask.diagnostics import ProgressBar
 
-from pipeline.adapters import AlignedForecast, align_with_truth
+from pipeline.alignment import AlignedForecast, align_with_truth
 from pipeline.errors import InputError
 from pipeline.schema import CHANNEL, INIT_TIME, LEAD_TIME, MEMBER, TIME, VALID_TIME, to_channels
 from verification import events as ve

@@ -1,7 +1,7 @@
 """Ensemble scores as lazy xarray functions over the numpy kernels of :mod:`.kernels`.
 
 Every function takes ``forecast`` (with ``member_dim``) and ``truth`` (the same dims
-without it), aligned on identical coordinates (see :func:`pipeline.adapters.align_with_truth`),
+without it), aligned on identical coordinates (see :func:`pipeline.alignment.align_with_truth`),
 and wraps a kernel with ``xr.apply_ufunc(..., dask="parallelized")``: dask-backed
 inputs give a lazy result computed chunk by chunk (all members of a point must share a
 chunk; they are rechunked if not). Aggregation is named: ``mean_over`` dims are
@@ -88,7 +88,7 @@ def ensemble_ufunc(
     except xr.AlignmentError as err:
         raise InputError(
             f"forecast and truth coordinates differ ({err}); align them on valid time "
-            f"and grid first with pipeline.adapters.align_with_truth"
+            f"and grid first with pipeline.alignment.align_with_truth"
         ) from err
 
 

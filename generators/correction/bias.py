@@ -42,7 +42,7 @@ import xarray as xr
 from generators.correction.decaying_average import decaying_average
 from generators.correction.ranks import RANK_STATISTIC, DecayingAverageRanks, rank_statistics
 from generators.correction.spec import BIAS_WEIGHT, SPREAD_WEIGHT, CorrectionSpec, check_weight
-from pipeline.adapters import align_with_truth
+from pipeline.alignment import align_with_truth
 from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
 from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LON, MEMBER, cos_latitude_weights

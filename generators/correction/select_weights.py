@@ -31,7 +31,7 @@ import xarray as xr
 
 from generators.correction.bias import DecayingAverageBias, bias_correct
 from generators.correction.spec import CorrectionSpec
-from pipeline.adapters import align_with_truth
+from pipeline.alignment import align_with_truth
 from pipeline.errors import InputError
 from pipeline.schema import INIT_TIME, LEAD_TIME, MEMBER
 from verification.ranks import rank_histogram, rank_max_min_ratio

@@ -7,12 +7,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from pipeline.adapters import (
-    align_with_truth,
-    detect_layout,
-    from_wxens_forecast,
-    to_wxens_forecast,
-)
+from pipeline.adapters import detect_layout, from_wxens_forecast, to_wxens_forecast
+from pipeline.alignment import align_with_truth
 from pipeline.errors import InputError
 
 LAT = np.array([50.0, 51.0, 52.0])

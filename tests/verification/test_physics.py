@@ -10,7 +10,7 @@ import scipy.stats
 import xarray as xr
 from conftest import at_leads, balanced_members, oracle_forecast
 
-from pipeline.adapters import align_with_truth
+from pipeline.alignment import align_with_truth
 from pipeline.errors import InputError
 from pipeline.schema import G0
 from pipeline.sources.synthetic import SyntheticConfig, synthetic_dataset

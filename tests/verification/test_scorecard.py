@@ -14,7 +14,8 @@ import xarray as xr
 from conftest import balanced_members, oracle_forecast
 
 from flows.cli import main
-from pipeline.adapters import align_with_truth, from_wxens_forecast
+from pipeline.adapters import from_wxens_forecast
+from pipeline.alignment import align_with_truth
 from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, write_forecast
 from pipeline.sources.synthetic import SyntheticConfig, synthetic_dataset

@@ -8,7 +8,7 @@ members than the analysis itself achieves. Members are scored only where the tru
 A part that cannot be computed (no truth there, lead 0 only, a single sample) is a result
 with a reason: "n/a", never a failure. Inputs: ``forecast`` in the wxens layout
 (``member`` plus the truth's dims), ``truth`` aligned to it
-(:func:`pipeline.adapters.align_with_truth`), and for the tendencies ``initial``.
+(:func:`pipeline.alignment.align_with_truth`), and for the tendencies ``initial``.
 
 - :mod:`~verification.physics.balance`: hypsometric thickness per layer, geostrophic
   wind per level;

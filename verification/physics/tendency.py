@@ -73,7 +73,7 @@ class TendencyDistribution:
         if initial is None:
             raise InputError(
                 "the tendency check needs the analysis at the init times (initial=...); "
-                "pipeline.adapters.align_with_truth gives it as .initial"
+                "pipeline.alignment.align_with_truth gives it as .initial"
             )
         return [
             self._variable(str(name), forecast[name], truth[name], initial[name])
