@@ -16,25 +16,18 @@ import pandas as pd
 from prefect import flow, get_run_logger
 
 from flows import tasks
+from flows.inputs import (
+    analysis_store_complete,
+    check_baseline,
+    latest_init_times,
+    truth_arrived,
+)
 from flows.runtime import unless_done
-from generators.correction.baselines import BASELINES
 from generators.correction.spec import CorrectionSpec
 from generators.correction.tuned import resolve_correction, tuned_path
-from pipeline import schedule
-from pipeline.analysis_store import open_store
-from pipeline.errors import InputError, StoreError
+from pipeline.errors import InputError
 from pipeline.forecast_store import complete_init_times
-from pipeline.schema import Period
 from pipeline.transaction import is_store
-
-
-def analysis_store_complete(path: str) -> bool:
-    """Whether ``path`` holds a complete analysis store (an interrupted ingest is not)."""
-    try:
-        open_store(path)
-    except StoreError:
-        return False
-    return True
 
 
 @flow(name="ingest")
@@ -243,24 +236,6 @@ def verify(
     )
 
 
-def check_baseline(name: str | None, train: str | None, out: str | None) -> None:
-    """Refuse, before any work, a baseline without its period or store, or an unknown one."""
-    if name is None:
-        if train is not None or out is not None:
-            raise InputError(
-                "baseline_train and baseline_store go with baseline_name (climatology or "
-                "persistence): give it too, or leave them out"
-            )
-        return
-    BASELINES[name]  # noqa: B018  (an unknown name raises, listing the known ones)
-    if train is None or not out:
-        raise InputError(
-            f"baseline_name {name!r} needs baseline_train (START/END, the period it draws "
-            "from) and baseline_store (the store to write)"
-        )
-    Period.parse(train, "training period")
-
-
 @flow(name="ensemble_run")
 def ensemble_run(
     store: str,
@@ -387,25 +362,6 @@ def ensemble_run(
 
 
 # -- what the flows decide from the stores (cheap metadata reads, not tasks) --------------
-
-
-def latest_init_times(store: str, checkpoint: str, latest: int, cycle_hours: int) -> list[str]:
-    """:func:`pipeline.schedule.latest_init_times` of ``store`` with the checkpoint's
-    history window, as ISO strings."""
-    from generators.checkpoint import load_checkpoint
-
-    analysis = open_store(store)  # a missing store is the first thing to report
-    loaded = load_checkpoint(checkpoint)
-    window = -min(loaded.spec.history) * loaded.native_step
-    times = schedule.latest_init_times(
-        analysis, history=window, latest=latest, cycle_hours=cycle_hours
-    )
-    return [t.isoformat() for t in times]
-
-
-def truth_arrived(forecast: str, store: str) -> list[str]:
-    """:func:`pipeline.schedule.truth_arrived`, as ISO strings."""
-    return [t.isoformat() for t in schedule.truth_arrived(forecast, store)]
 
 
 FLOWS = {f.name: f for f in (ingest, train, forecast, bias_correct, baseline, verify, ensemble_run)}
