@@ -182,15 +182,12 @@ def _prepare(ds: xr.Dataset, origin: str, path: Path) -> tuple[bool, int, list[t
         created = not has_root_group(store)
         if created:
             _create(ds, origin, store)
-        else:
-            existing = xr.open_zarr(store, consolidated=False, chunks=None)
+        existing = xr.open_zarr(store, consolidated=False, chunks=None)
+        if not created:
             _check_compatible(existing, ds, origin, path)
-            state = zarr.open_group(store, mode="r").attrs[STATE_ATTR]
-            if not state["complete"]:
+            if not existing.attrs[STATE_ATTR]["complete"]:
                 collect_garbage(path)  # what an interrupted writer left unreferenced
-        store_times = pd.DatetimeIndex(
-            xr.open_zarr(store, consolidated=False, chunks=None)[TIME].values
-        )
+        store_times = pd.DatetimeIndex(existing[TIME].values)
         old_times = 0 if created else store_times.size
         source_times = pd.DatetimeIndex(ds[TIME].values)
         new = source_times[~source_times.isin(store_times)]
