@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 # SplitMix64 constants (Steele, Lea & Flood 2014), used to draw tie-breaking uniforms
-# from a global point index, so that the draw does not depend on the chunking.
+# from a key of each point, so that the draw does not depend on the chunking.
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
@@ -115,16 +115,22 @@ def _member_mean(x: np.ndarray, has_nan: bool) -> np.ndarray:
         return np.nanmean(x, axis=-1)
 
 
+def mix64(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser: a bijection of uint64 that spreads every input bit over
+    the output bits (Steele, Lea & Flood 2014). Shapes: (...) -> (...) uint64."""
+    z = np.asarray(z, dtype=np.uint64)
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
 def uniform_from_index(index: np.ndarray, seed: int) -> np.ndarray:
-    """Uniforms in [0, 1) drawn from integer point indices by SplitMix64.
+    """Uniforms in [0, 1) drawn from integer point keys by SplitMix64.
 
     The same ``(index, seed)`` always gives the same number, whatever the array it sits
     in, so a dask-chunked computation draws exactly what an in-memory one draws.
     """
-    z = index.astype(np.uint64) + np.uint64((seed * int(_GOLDEN)) % 2**64)
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    z = z ^ (z >> np.uint64(31))
+    z = mix64(index.astype(np.uint64) + np.uint64((seed * int(_GOLDEN)) % 2**64))
     return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 

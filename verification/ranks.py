@@ -12,6 +12,7 @@ in :mod:`verification.scores`.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,18 +30,41 @@ from verification.scores import Dims, ensemble_ufunc
 RANK = "rank"
 
 
-def _point_index(truth: xr.DataArray) -> xr.DataArray:
-    """A global flat index of every point of ``truth``, chunked like it (lazy if it is)."""
-    index: xr.DataArray | int = 0
-    stride = 1
-    for dim in reversed(truth.dims):
-        n = truth.sizes[dim]
-        values: Any = np.arange(n, dtype=np.int64) * stride
+def _point_key(truth: xr.DataArray) -> xr.DataArray:
+    """A 64-bit key of every point of ``truth`` from its labels, chunked like it (lazy if
+    it is): the XOR over its dims of :func:`~verification.kernels.mix64` of the dim's name
+    hashed with the point's coordinate value there (its position where the dim has no
+    coordinate). The key, and so the tie-break draw, belongs to the point — its initial
+    time, lead, variable, latitude, longitude — not to its place in the array: a
+    transpose, a subset, another order of leads or other chunks draw the same."""
+    key: xr.DataArray | None = None
+    for dim in sorted(map(str, truth.dims)):
+        part: Any = kernels.mix64(_label_keys(truth, dim) ^ _text_key(dim))
         if truth.chunks is not None:
-            values = dask.array.from_array(values, chunks=(truth.chunksizes[dim],))
-        index = index + xr.DataArray(values, dims=(dim,))
-        stride *= n
-    return index.transpose(*truth.dims)
+            part = dask.array.from_array(part, chunks=(truth.chunksizes[dim],))
+        part = xr.DataArray(part, dims=(dim,))
+        key = part if key is None else key ^ part
+    assert key is not None, "a point key needs at least one dim"
+    return key.transpose(*truth.dims)
+
+
+def _label_keys(truth: xr.DataArray, dim: str) -> np.ndarray:
+    """The uint64 key of each label of ``dim``: the bits of a time, timedelta, integer or
+    float label (-0.0 taken as 0.0), a hash of a text label, or the position."""
+    if dim not in truth.coords:
+        return np.arange(truth.sizes[dim], dtype=np.uint64)
+    labels = truth[dim].values
+    if labels.dtype.kind in "Mmiu":
+        return labels.astype(np.int64).view(np.uint64)
+    if labels.dtype.kind == "f":
+        return (labels.astype(np.float64) + 0.0).view(np.uint64)
+    return np.array([_text_key(str(label)) for label in labels], dtype=np.uint64)
+
+
+def _text_key(text: str) -> np.uint64:
+    """A uint64 hash of ``text`` that is the same in every process (``hash`` is not)."""
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return np.frombuffer(digest, dtype=np.uint64)[0]
 
 
 def ranks(
@@ -48,15 +72,15 @@ def ranks(
 ) -> xr.DataArray:
     """Rank of the truth among the members at every point, 0..M; -1 where excluded.
 
-    Ties are broken at random from ``seed`` and each point's position, the same draw
-    in memory and on dask whatever the chunks; points with a NaN truth or NaN member
+    Ties are broken at random from ``seed`` and each point's labels (its coordinate
+    values: the same draw whatever the layout, subset or chunks, in memory and on dask); points with a NaN truth or NaN member
     are excluded (-1). See :func:`verification.kernels.rank_of_truth`.
     """
     return ensemble_ufunc(
         kernels.rank_of_truth,
         forecast,
         truth,
-        _point_index(truth),
+        _point_key(truth),
         member_dim=member_dim,
         output_dtypes=[np.int16],
         seed=seed,
@@ -142,14 +166,14 @@ def perfect_model_rank_histogram(
             f"a perfect-model rank histogram needs at least 3 members and 1 stand-in "
             f"(got {m} members, stand_ins={stand_ins})"
         )
-    index = _point_index(truth)
+    key = _point_key(truth)
     histograms = []
     for k in range(min(stand_ins, m - 1)):
         r = ensemble_ufunc(
             kernels.rank_among_others,
             forecast,
             truth,
-            index,
+            key,
             member_dim=member_dim,
             output_dtypes=[np.int16],
             k=k,

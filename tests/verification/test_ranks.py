@@ -4,6 +4,7 @@ references (xskillscore, scipy) and limit cases."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.stats
 import xarray as xr
@@ -175,3 +176,29 @@ def test_chi_square_against_scipy():
     assert float(flat["chi_square"]) == pytest.approx(chi2)
     assert float(flat["p_value"]) == pytest.approx(p)
     assert float(flat["delta"]) == pytest.approx(chi2 / 3)
+
+
+def test_tie_breaks_belong_to_the_point_not_to_the_layout():
+    """Ties at every point: the draw is keyed to each point's labels, so a transpose, a
+    subset, reversed latitudes or dask chunks give the same rank at the same point."""
+    shape = (3, 4, 5, 6)
+    coords = {
+        "init_time": pd.date_range("2020-01-01", periods=3, freq="6h"),
+        "lead_time": pd.to_timedelta([1, 3, 6, 12], unit="h"),
+        "latitude": np.linspace(50.0, 58.0, 5),
+        "longitude": np.linspace(-8.0, 2.0, 6),
+    }
+    truth = xr.DataArray(np.zeros(shape), dims=tuple(coords), coords=coords)
+    forecast = truth.expand_dims(member=8).copy()  # every member ties with the truth
+    ranks = vr.ranks(forecast, truth, seed=3)
+    assert len(np.unique(ranks)) == 9  # ties broken at random over 0..8
+    layouts = {
+        "transposed": (forecast.transpose("longitude", "member", ...), truth.T),
+        "subset": (forecast.isel(lead_time=[3, 1]), truth.isel(lead_time=[3, 1])),
+        "reversed": (forecast.isel(latitude=slice(None, None, -1)), truth[:, :, ::-1]),
+        "chunked": (forecast.chunk(latitude=2), truth.chunk(latitude=2)),
+    }
+    for name, (f, t) in layouts.items():
+        other = vr.ranks(f, t, seed=3).compute()
+        xr.testing.assert_equal(other.transpose(*ranks.dims), ranks.sel(other.coords), name)
+    assert not ranks.equals(vr.ranks(forecast, truth, seed=4))
