@@ -10,6 +10,7 @@ store is :mod:`pipeline.store`'s part.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -165,10 +166,17 @@ def bytes_per_time(da: xr.DataArray) -> int:
 
 
 def times_per_block(ds: xr.Dataset, store: Store | str, size: int) -> int:
-    """Whole time chunks of ``store`` making ~``size`` bytes of ``ds`` (at least one)."""
+    """Whole time chunks of ``store`` making ~``size`` bytes of ``ds`` (at least one);
+    whole dask chunks of ``ds`` too (a source's own chunks) when they are regular and a
+    common multiple fits in ``size``, so that no source chunk is read for two blocks."""
     array = zarr.open_group(store, mode="r")[str(next(iter(ds.data_vars)))]
     steps = array.chunks[array.metadata.dimension_names.index(TIME)]
     per_time = sum(bytes_per_time(da) for da in ds.data_vars.values())
+    source = {da.chunks[da.dims.index(TIME)] for da in ds.data_vars.values() if da.chunks}
+    if len(source) == 1 and len(set((chunks := source.pop())[:-1])) <= 1:
+        aligned = math.lcm(steps, chunks[0])
+        if aligned * per_time <= size:
+            steps = aligned
     return steps * max(1, size // max(per_time * steps, 1))
 
 

@@ -87,7 +87,8 @@ class RunningStatistics:
         self.pair_follows = np.zeros(self.n_times, bool)  # [i]: times i-1 and i are a pair
         self.pair_follows[consecutive_pairs(times, self.step) + 1] = True
         self.levels = {
-            str(n): da[LEVEL].values.tolist() for n, da in template.data_vars.items()
+            str(n): da[LEVEL].values.tolist()
+            for n, da in template.data_vars.items()
             if LEVEL in da.dims
         }
         rows = {str(n): len(self.levels.get(str(n), [0])) for n in template.data_vars}
