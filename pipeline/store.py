@@ -3,7 +3,8 @@
 Life of a store: :func:`ingest` creates it from a template of the canonical dataset
 (metadata and coordinates only), writes the data by region in blocks of whole time
 steps, records each finished block in the group attributes, and finalises: per-variable
-(per-level) statistics computed with dask, the missing times, ``complete = True``. An
+(per-level) statistics (folded in from the blocks as they are read when one run writes
+the whole store, else one dask pass over it), the missing times, ``complete = True``. An
 interrupted ingest leaves a store that reads as incomplete; the same command resumes it
 and writes exactly the bytes an uninterrupted run would. A repeated ingest is a no-op;
 later times append. :func:`open_store` refuses an incomplete store. Reading a store and
@@ -64,8 +65,8 @@ BLOCK_BYTES = 128 * 2**20
 #: cost more in per-object overhead than their data.
 MAX_CHUNK_BYTES = 64 * 2**20
 MIN_CHUNK_BYTES = 2**20
-#: The chunks' compressor: Zstandard level 1 compresses float fields about as tightly as
-#: Zarr's default (level 3) at about three times the speed, which bounds ingest on few cores.
+#: The chunks' compressor: Zstandard level 1 compresses the shipped ERA5 sample to 0.63 of
+#: its size (0.60 at Zarr's default level 3) about three times faster; it bounds ingest.
 COMPRESSOR = ZstdCodec(level=1)
 
 
