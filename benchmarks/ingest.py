@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import statistics
@@ -232,18 +233,20 @@ def time_big_netcdf(workdir: Path, gigabytes: float) -> dict:
     info = write_big_netcdf(src, gigabytes)
     mb = info["bytes"] / 1e6
     cached_before = cached_fraction(src)
+    load_before = os.getloadavg()
     raw_s = raw_read_seconds(src)
     plain = in_child("plain", src, workdir / "plain.zarr")
     wxens = in_child("wxens", src, workdir / "big.zarr")
     want = xr.open_dataset(src).t2m.isel(time=-1).values
     stores = {
-        "plain": xr.open_zarr(workdir / "plain.zarr"),
+        "plain": xr.open_zarr(workdir / "plain.zarr", consolidated=False),
         "wxens": open_dataset(workdir / "big.zarr"),
     }
     out = {
         **info,
         "input_mb": mb,
         "page_cache_fraction_before_reads": cached_before,
+        "load_average_1_5_15_min": {"before": load_before, "after": os.getloadavg()},
         "raw_read": {
             "how": f"netCDF4, {BIG_TIME_CHUNK} times a read",
             "seconds": raw_s,
@@ -285,7 +288,7 @@ def main() -> None:
     try:
         results = {
             "date": pd.Timestamp.now(tz="UTC").isoformat(),
-            "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+            "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
             "grib_to_zarr": time_grib(workdir, args.repeats),
         }
         print(json.dumps(results["grib_to_zarr"], indent=1))
