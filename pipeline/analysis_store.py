@@ -10,6 +10,7 @@ store is :mod:`pipeline.store`'s part.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,10 +22,19 @@ import xarray as xr
 import zarr
 from zarr.abc.store import Store
 
-from pipeline.errors import StoreError
+from pipeline.errors import InputError, StoreError
+from pipeline.running_statistics import RunningStatistics
 from pipeline.schema import LAT, LEVEL, LON, TIME
 from pipeline.timeaxis import consecutive_pairs, describe_step, missing_times, native_step
-from pipeline.transaction import has_root_group, reader, transaction
+from pipeline.transaction import (
+    has_root_group,
+    is_empty_repository,
+    is_plain_zarr,
+    is_repository,
+    read_attrs,
+    reader,
+    transaction,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +111,47 @@ def _state_in(snapshot: Store | str, path: Path) -> dict:
     return attrs[STATE_ATTR]
 
 
+def check_replaceable(path: Path, overwrite: bool) -> None:
+    """Refuse a ``store`` path that holds something other than a wxens analysis store.
+
+    An absent path or an empty folder is created; an analysis store is appended to, or
+    replaced with ``overwrite`` (not through a symbolic link). Anything else is named in an
+    InputError before any input is read or anything is written or deleted.
+    """
+    what = "a symbolic link" if overwrite and path.is_symlink() else describe_path(path)
+    if what is None:
+        return
+    action = "replace" if overwrite else "ingest into"
+    raise InputError(
+        f"{path} is {what}, not a wxens analysis store; wxens will not {action} it: "
+        "choose another --store (or move it away yourself if it really is to go)"
+    )
+
+
+def describe_path(path: Path) -> str | None:
+    """What is at ``path`` if it is neither absent, an empty folder nor an analysis store."""
+    if not path.exists():
+        return None
+    if not path.is_dir():
+        return "a regular file" if path.is_file() else "not a folder"
+    if is_empty_repository(path):
+        return None  # its creation was interrupted: created again
+    if is_plain_zarr(path) and not is_repository(path):
+        return "a Zarr store"
+    if not is_repository(path):
+        entries = sum(1 for _ in path.iterdir())
+        return f"a folder of {entries} entries that is not a Zarr v3 store" if entries else None
+    try:
+        attrs = read_attrs(path)
+    except Exception as err:
+        return f"an unreadable Zarr store ({type(err).__name__})"
+    if STATE_ATTR in attrs:
+        return None
+    if attrs.get("kind") == "forecast":
+        return "a wxens forecast store"
+    return "a Zarr store"
+
+
 def update_state(store: Store, **changes: object) -> dict:
     """Change entries of the ingest state in a transaction's ``store``; the new state."""
     group = zarr.open_group(store, mode="r+")
@@ -115,18 +166,29 @@ def bytes_per_time(da: xr.DataArray) -> int:
 
 
 def times_per_block(ds: xr.Dataset, store: Store | str, size: int) -> int:
-    """Whole time chunks of ``store`` making ~``size`` bytes of ``ds`` (at least one)."""
+    """Whole time chunks of ``store`` making ~``size`` bytes of ``ds`` (at least one);
+    whole dask chunks of ``ds`` too (a source's own chunks) when they are regular and a
+    common multiple fits in ``size``, so that no source chunk is read for two blocks."""
     array = zarr.open_group(store, mode="r")[str(next(iter(ds.data_vars)))]
     steps = array.chunks[array.metadata.dimension_names.index(TIME)]
     per_time = sum(bytes_per_time(da) for da in ds.data_vars.values())
+    source = {da.chunks[da.dims.index(TIME)] for da in ds.data_vars.values() if da.chunks}
+    if len(source) == 1 and len(set((chunks := source.pop())[:-1])) <= 1:
+        aligned = math.lcm(steps, chunks[0])
+        if aligned * per_time <= size:
+            steps = aligned
     return steps * max(1, size // max(per_time * steps, 1))
 
 
-def finalise(path: Path) -> None:
-    """Compute statistics and missing times with dask, then mark the store complete: one
+def finalise(path: Path, running: RunningStatistics | None = None) -> None:
+    """Compute statistics and missing times, then mark the store complete: one
     transaction, holding the store's lock while the statistics of its last commit are
     computed, so no other writer changes the data they describe. A no-op when another
-    ingest finalised the same times already."""
+    ingest finalised the same times already.
+
+    ``running``: the statistics accumulated while every time of the store was written
+    (used when the store still holds those times); else one dask pass over the store.
+    """
     with transaction(path, "finalise: statistics and missing times") as store:
         group = zarr.open_group(store, mode="r+")
         state = group.attrs[STATE_ATTR]
@@ -142,14 +204,17 @@ def finalise(path: Path) -> None:
             )
             return
         snapshot = reader(path)  # the tip the transaction started from: the lock is held
-        # tasks of whole store chunks, ~STATS_CHUNK_BYTES each: few enough to keep the dask
-        # overhead low, small enough that the reductions in flight stay within memory
         plain = xr.open_zarr(snapshot, consolidated=False, chunks=None)
-        steps = times_per_block(plain, snapshot, STATS_CHUNK_BYTES)
-        ds = xr.open_zarr(snapshot, consolidated=False, chunks={TIME: steps})
-        times = pd.DatetimeIndex(ds[TIME].values)
+        times = pd.DatetimeIndex(plain[TIME].values)
         step = native_step(times)
-        stats = compute_statistics(ds, step)
+        if running is not None and running.n_times == len(times):
+            stats = running.result()
+        else:
+            # tasks of whole store chunks, ~STATS_CHUNK_BYTES each: few enough to keep the
+            # dask overhead low, small enough that the reductions in flight stay in memory
+            steps = times_per_block(plain, snapshot, STATS_CHUNK_BYTES)
+            ds = xr.open_zarr(snapshot, consolidated=False, chunks={TIME: steps})
+            stats = compute_statistics(ds, step)
         missing = missing_times(times, step)
         if missing.size:
             log.warning(

@@ -13,7 +13,7 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.errors import InputError
-from pipeline.normalize import normalize
+from pipeline.normalize import normalize, sorted_along
 from pipeline.redact import redact
 from pipeline.schema import TIME
 from pipeline.sources import Source, resolve_source
@@ -58,4 +58,4 @@ def _combine(parts: list[xr.Dataset], origin: str) -> xr.Dataset:
             "in time or variables"
         ) from err
     log.debug("combined %d inputs, %d times", len(parts), times.unique().size)
-    return combined.sortby(TIME)
+    return sorted_along(combined, TIME)

@@ -287,7 +287,7 @@ def _normalize_levels(ds: xr.Dataset) -> xr.Dataset:
     level = ds[LEVEL]
     in_pa = canonical_units(level.attrs.get("units", "")) == "Pa" or float(level.max()) > 1100
     values = level.values / 100.0 if in_pa else level.values
-    ds = ds.assign_coords({LEVEL: values.astype("float64")}).sortby(LEVEL)
+    ds = sorted_along(ds.assign_coords({LEVEL: values.astype("float64")}), LEVEL)
     ds[LEVEL].attrs = {"units": "hPa", "long_name": "pressure level", "positive": "down"}
     return ds
 
@@ -308,13 +308,25 @@ def longitudes_canonical(lon: np.ndarray) -> np.ndarray:
     return lon360
 
 
+def sorted_along(ds: xr.Dataset, dim: str) -> xr.Dataset:
+    """``ds`` with ascending ``dim``: as it is when it ascends already, a reversed view
+    when it descends (ERA5's latitudes), else sorted. ``sortby`` alone would gather every
+    block through an index array, a copy of the data, even when nothing moves."""
+    index = ds.indexes[dim]
+    if index.is_monotonic_increasing:
+        return ds
+    if index.is_monotonic_decreasing:
+        return ds.isel({dim: slice(None, None, -1)})
+    return ds.sortby(dim)
+
+
 def _normalize_horizontal(ds: xr.Dataset, origin: str) -> xr.Dataset:
     ds = ds.assign_coords({LON: longitudes_canonical(ds[LON].values.astype("float64"))})
     ds = ds.assign_coords({LAT: ds[LAT].values.astype("float64")})
     for dim in (LAT, LON):
         if pd.Index(ds[dim].values).has_duplicates:
             raise InputError(f"{origin}: duplicate {dim} values; the grid must be regular")
-    ds = ds.sortby([LAT, LON])
+    ds = sorted_along(sorted_along(ds, LAT), LON)
     ds[LAT].attrs = {"units": "degrees_north", "long_name": "latitude", "standard_name": "latitude"}
     ds[LON].attrs = {
         "units": "degrees_east",

@@ -43,7 +43,8 @@ INGEST_POINTS = [
     ("chunk write", "pipeline.store:write_region", 2, "create"),
     ("chunk write (append)", "pipeline.store:write_region", 1, "append"),
     ("state update", "pipeline.store:update_state", 2, "create"),
-    ("statistics", "pipeline.analysis_store:compute_statistics", 1, "create"),
+    ("statistics in one pass", "pipeline.running_statistics:RunningStatistics.result", 1, "create"),
+    ("statistics pass", "pipeline.analysis_store:compute_statistics", 1, "append"),
     ("final state update", "pipeline.analysis_store:update_state", 1, "append"),
     ("commit", "icechunk:Session.commit", 3, "create"),
 ]

@@ -1,0 +1,126 @@
+"""Statistics accumulated block by block while a store is ingested: equal to the dask pass
+over the finished store and to numpy on the whole array, whatever the block size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import pipeline.analysis_store as analysis_store
+import pipeline.store as store_module
+from pipeline.analysis_store import STATE_ATTR, compute_statistics
+from pipeline.running_statistics import RunningStatistics
+from pipeline.store import ingest, open_store
+
+TIMES = pd.date_range("2001-01-01", periods=11, freq="6h").delete(4)  # a gap: 10 times
+LEVELS = [500.0, 850.0]
+
+
+def field(seed: int, offset: float) -> xr.Dataset:
+    """t2m and t on 2 levels at TIMES, values ``offset`` + noise; t holds one NaN."""
+    rng = np.random.default_rng(seed)
+    lat, lon = np.linspace(40, 60, 5), np.linspace(0, 12, 4)
+    t2m = offset + rng.standard_normal((TIMES.size, lat.size, lon.size))
+    t = offset + 3 * rng.standard_normal((TIMES.size, len(LEVELS), lat.size, lon.size))
+    t[2, 1, 0, 0] = np.nan
+    return xr.Dataset(
+        {
+            "t2m": (("time", "latitude", "longitude"), t2m.astype("f4"), {"units": "K"}),
+            "t": (("time", "level", "latitude", "longitude"), t.astype("f4"), {"units": "K"}),
+        },
+        coords={
+            "time": TIMES,
+            "level": ("level", LEVELS, {"units": "hPa"}),
+            "latitude": lat,
+            "longitude": lon,
+        },
+    )
+
+
+def ingest_in_blocks(source: Path, path: Path, times_a_block: int, monkeypatch) -> None:
+    """Ingest ``source`` one time a chunk, ``times_a_block`` a block; the dask pass over
+    the store is refused, so the statistics must come from the blocks."""
+    with monkeypatch.context() as patch:
+        patch.setattr(store_module, "MIN_CHUNK_BYTES", 1)
+        patch.setattr(store_module, "BLOCK_BYTES", times_a_block * 5 * 4 * 4 * 3)
+        patch.setattr(analysis_store, "compute_statistics", pytest.fail)
+        ingest(source, path, allow_nan=True, progress=False)
+
+
+def test_one_pass_statistics_equal_the_store_pass(tmp_path, monkeypatch):
+    source = tmp_path / "in.nc"
+    field(0, 280.0).to_netcdf(source)
+    ingest_in_blocks(source, tmp_path / "s.zarr", 3, monkeypatch)
+    store = open_store(tmp_path / "s.zarr")
+    assert store.missing_times == (TIMES[0] + pd.Timedelta("24h"),)
+    again = compute_statistics(store.dataset, store.native_step)
+    stats = store.statistics
+    for name, entry in again.items():
+        for statistic in ("mean", "std", "min", "max", "tendency_std"):
+            np.testing.assert_allclose(
+                stats[name].sel(statistic=statistic).values, entry[statistic], rtol=1e-12
+            )
+
+
+def test_block_size_changes_nothing(tmp_path, monkeypatch, store_content):
+    """Many blocks read ahead of their writes, or one block: the same store, bit for bit
+    (the statistics too: they are folded one time step at a time either way)."""
+    source = tmp_path / "in.nc"
+    field(1, 5.0e4).to_netcdf(source)
+    contents = []
+    for times_a_block, name in ((1, "many.zarr"), (TIMES.size, "one.zarr")):
+        ingest_in_blocks(source, tmp_path / name, times_a_block, monkeypatch)
+        content = store_content(tmp_path / name)
+        content["/"][0].pop("history")
+        contents.append(content)
+    assert contents[0] == contents[1]
+    assert contents[0]["/"][0][STATE_ATTR]["written"] == [[0, TIMES.size]]
+
+
+def test_running_statistics_against_numpy():
+    """Blocks of 4, 1 and 5 times against numpy on the whole float64 array: a large offset
+    (5e4, the size of geopotential) tests the cancellation in the variance; the tendency
+    is the float32 difference of times 6 h apart (the gap's pair is left out)."""
+    ds = field(2, 5.0e4)
+    running = RunningStatistics(ds, TIMES)
+    for start, stop in ((0, 4), (4, 5), (5, 10)):
+        running.add(ds.isel(time=slice(start, stop)), start)
+    got = running.result()
+    pairs = np.flatnonzero(np.diff(TIMES) == pd.Timedelta("6h"))
+    for name, axes in (("t2m", (0, 1, 2)), ("t", (0, 2, 3))):
+        values = ds[name].values
+        wide = values.astype("f8")
+        tendency = (values[1:] - values[:-1])[pairs].astype("f8")
+        want = {
+            "mean": np.nanmean(wide, axis=axes),
+            "std": np.nanstd(wide, axis=axes),
+            "min": np.nanmin(wide, axis=axes),
+            "max": np.nanmax(wide, axis=axes),
+            "tendency_std": np.nanstd(tendency, axis=axes),
+        }
+        for statistic, expected in want.items():
+            np.testing.assert_allclose(got[name][statistic], expected, rtol=1e-11)
+    assert got["t"]["level"] == LEVELS
+
+
+def test_constant_field_has_zero_spread():
+    ds = field(3, 0.0)
+    ds = ds.assign(t2m=xr.full_like(ds.t2m, 1234.5))
+    running = RunningStatistics(ds, TIMES)
+    running.add(ds, 0)
+    got = running.result()["t2m"]
+    assert (got["mean"], got["std"], got["tendency_std"]) == (1234.5, 0.0, 0.0)
+
+
+def test_blocks_out_of_order_are_refused():
+    ds = field(4, 0.0)
+    running = RunningStatistics(ds, TIMES)
+    with pytest.raises(ValueError, match="starts at time 3, but 0 were added"):
+        running.add(ds.isel(time=slice(3, 5)), 3)
+    running.add(ds.isel(time=slice(0, 3)), 0)
+    with pytest.raises(ValueError, match="3 of 10 times were added"):
+        running.result()
