@@ -9,7 +9,8 @@ oracle_ensemble`). Per variable and lead: fair CRPS of the model and of the orac
 :func:`verification.run.verify_store` scorecards) and their ratio; per lead and layer /
 level: the fraction of members within the hypsometric and geostrophic checks' tolerance
 (max(factor x truth's score, floor), :mod:`verification.physics.balance`), model and
-oracle. Without ``--checkpoint`` the model is trained first
+oracle. The model is scored as it is and with its upper air balanced at every step
+(:mod:`generators.balance`). Without ``--checkpoint`` the model is trained first
 (``configs/synthetic_upper_air.yaml``). Writes ``benchmarks/results/NAME.{json,md}``.
 
     OMP_NUM_THREADS=1 nice python -m benchmarks.quality_upper_air --workdir /tmp/upper
@@ -115,7 +116,10 @@ def run_study(
     if not oracle.exists():
         state = study.store.dataset.sel({TIME: test}).load()
         study.write_oracle(oracle, oracle_leads(state, LEADS, members, synthetic))
-    model = study.forecast("model", test, LEADS)
+    models = {
+        "network": study.forecast("model", test, LEADS),
+        "network + balance": study.forecast("model", test, LEADS, balance=True),
+    }
     truth = study.store.dataset
     return {
         "study": "synthetic upper air",
@@ -127,59 +131,67 @@ def run_study(
         "test_inits": [str(t) for t in test],
         "members": members,
         "channels": names,
-        "model": study.scores(model, names),
+        "models": {name: study.scores(path, names) for name, path in models.items()},
         "oracle": study.scores(oracle, names),
-        "balance": {"model": balance(model, truth), "oracle": balance(oracle, truth)},
+        "balance": {name: balance(path, truth) for name, path in models.items()}
+        | {"oracle": balance(oracle, truth)},
     }
 
 
 def markdown(p: dict) -> str:
-    """The per-variable CRPS table and the balance table at each lead."""
+    """The per-channel CRPS table and the balance table at each lead."""
     leads = list(next(iter(p["oracle"].values())))
+    models = list(p["models"])
     lines = [
         "# Synthetic upper air: a many-variable model against the oracle ensemble",
         "",
         f"Source `{p['source']}`, model `{p['config']}` ({p['train_steps']} steps trained "
         f"here; overrides {p['overrides'] or 'none'}), {len(p['test_inits'])} held-out test "
         f"initial times, {p['members']} members; 4 model steps = an autoregressive rollout. "
-        "Fair CRPS in the store's units (z in m2 s-2); ratio = model / oracle, aim <= 1.05.",
+        "Fair CRPS in the store's units (z in m2 s-2); ratio = model / oracle, aim <= 1.05. "
+        "`network + balance`: the same network, every step's upper air projected onto "
+        "hypsometric balance and its winds made geostrophic (`generators.balance`).",
         "",
-        "| channel | "
-        + " | ".join(f"oracle {h} h | model {h} h | ratio {h} h" for h in leads)
-        + " |",
-        "| --- |" + " --- | --- | --- |" * len(leads),
     ]
-    for name in p["channels"]:
-        cells = []
-        for h in leads:
-            o, m = p["oracle"][name][h]["fair_crps"], p["model"][name][h]["fair_crps"]
-            cells.append(f"{o:.4g} | {m:.4g} | {m / o:.3f}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for h in leads:
+        lines += [
+            f"## {h} h: fair CRPS",
+            "",
+            "| channel | oracle | " + " | ".join(f"{m} | ratio" for m in models) + " |",
+            "| --- | --- |" + " --- | --- |" * len(models),
+        ]
+        for name in p["channels"]:
+            oracle = p["oracle"][name][h]["fair_crps"]
+            cells = [
+                f"{p['models'][m][name][h]['fair_crps']:.4g} | "
+                f"{p['models'][m][name][h]['fair_crps'] / oracle:.3f}"
+                for m in models
+            ]
+            lines.append(f"| {name} | {oracle:.4g} | " + " | ".join(cells) + " |")
+        lines.append("")
     lines += [
-        "",
         "## Balance: fraction of members within the truth's tolerance (aim >= 0.95)",
         "",
         "Tolerance max(factor x truth's score, floor) of `verification.physics`; scores: "
         "hypsometric RMS residual / RMS thickness per layer, geostrophic mean |V - V_g| / "
-        "mean |V| per level. Model (member median score) / oracle fraction.",
+        "mean |V| per level. Cells: fraction (members' median score).",
         "",
-        "| check | truth score | tolerance | "
-        + " | ".join(f"model {h} h | oracle {h} h" for h in leads)
-        + " |",
-        "| --- | --- | --- |" + " --- | --- |" * len(leads),
+        "| lead | check | truth score | tolerance | " + " | ".join([*models, "oracle"]) + " |",
+        "| --- | --- | --- | --- |" + " --- |" * (len(models) + 1),
     ]
-    model, oracle = p["balance"]["model"], p["balance"]["oracle"]
-    for label, first in model[leads[0]].items():
-        cells = [
-            f"{model[h][label]['fraction']:.2f} ({model[h][label]['member_median']:.3g}) | "
-            f"{oracle[h][label]['fraction']:.2f}"
-            for h in leads
-        ]
-        lines.append(
-            f"| {label} | {first['truth']:.3g} | {first['tolerance']:.3g} | "
-            + " | ".join(cells)
-            + " |"
-        )
+    balance = p["balance"]
+    for h in leads:
+        for label, first in balance["oracle"][h].items():
+            cells = [
+                f"{balance[m][h][label]['fraction']:.2f} "
+                f"({balance[m][h][label]['member_median']:.3g})"
+                for m in [*models, "oracle"]
+            ]
+            lines.append(
+                f"| {h} h | {label} | {first['truth']:.3g} | {first['tolerance']:.3g} | "
+                + " | ".join(cells)
+                + " |"
+            )
     return "\n".join(lines) + "\n"
 
 

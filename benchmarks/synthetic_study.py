@@ -80,14 +80,19 @@ class SyntheticStudy:
         leads_hours: Sequence[float],
         sampler: str | None = None,
         seed: int = 0,
+        balance: bool = False,
     ) -> Path:
-        """The model's forecast store of ``inits`` at ``leads_hours`` (made once per key)."""
-        key = run_key(self.checkpoint, sampler, self.members, seed)
+        """The model's forecast store of ``inits`` at ``leads_hours`` (made once per key);
+        ``balance``: upper air made balanced at every step (``forecast_to_store``)."""
+        key = run_key(
+            self.checkpoint, sampler, self.members, seed, *(("balance",) if balance else ())
+        )
         out = self.workdir / f"{name}-{key}.zarr"
         if not out.exists():
             forecast_to_store(
                 self.checkpoint, self.store, inits, leads_hours, self.members, str(out),
                 sampler=sampler, seed=seed, calibrate=False, device="cpu", progress=False,
+                balance=balance,
             )  # fmt: skip
         return out
 

@@ -1,5 +1,6 @@
 """The upper-air study's plumbing on a tiny store: a model trained a few steps and the
-oracle scored per channel, the oracle's members balanced as the truth, the tables written."""
+oracle scored per channel, the oracle's members and the balanced model's balanced as the
+truth, the tables written."""
 
 from __future__ import annotations
 
@@ -24,9 +25,10 @@ def test_the_study_scores_every_channel_and_the_balance_of_model_and_oracle(tmp_
     assert payload["train_steps"] == 3
     names = payload["channels"]
     assert names[0] == "t2m" and len(names) == 13 and "v850" in names
-    for who in ("model", "oracle"):
+    scored = payload["models"] | {"oracle": payload["oracle"]}
+    for who, card in scored.items():
         for name in names:
-            crps = [payload[who][name][h]["fair_crps"] for h in ("6", "24")]
+            crps = [card[name][h]["fair_crps"] for h in ("6", "24")]
             assert all(c > 0 for c in crps), (who, name, crps)
     for name in names:  # the oracle's spread grows with the lead: its CRPS too
         assert (
@@ -40,9 +42,13 @@ def test_the_study_scores_every_channel_and_the_balance_of_model_and_oracle(tmp_
     for lead in ("6", "24"):
         for row in payload["balance"]["oracle"][lead].values():
             assert row["fraction"] == 1.0 and row["truth"] <= row["tolerance"]
-        # three training steps cannot have learned balance
-        assert payload["balance"]["model"][lead]["geostrophic 500 hPa"]["fraction"] < 1.0
+        network, balanced = (payload["balance"][m][lead] for m in ("network", "network + balance"))
+        for label in labels:  # three training steps cannot have learned balance; the
+            assert network[label]["fraction"] < 1.0  # projection makes layers hypsometric
+            assert balanced[label]["member_median"] < network[label]["member_median"] / 2
+            if label.startswith("hypsometric"):
+                assert balanced[label]["fraction"] == 1.0
     text = markdown(payload)
     write_results("upper", payload, text, tmp_path / "results")
     assert json.loads((tmp_path / "results" / "upper.json").read_text())["members"] == 3
-    assert "| geostrophic 500 hPa |" in text and "| z500 |" in text
+    assert "| 6 h | geostrophic 500 hPa |" in text and "| z500 |" in text
