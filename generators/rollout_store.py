@@ -109,6 +109,7 @@ def forecast_to_store(
         nfe=chosen.nfe,
         seed=seed,
         calibration=calibration.to_dict() if calibration else {},
+        balanced=balance,
     )
     written: list[pd.Timestamp] = []
     for batch, members in iter_forecast(

@@ -10,6 +10,7 @@ import pandas as pd
 
 from benchmarks.quality_tables import write_results
 from benchmarks.quality_upper_air import markdown, run_study
+from pipeline.forecast_store import provenance
 
 TINY = "synthetic:n_lat=8,n_lon=12,n_times=120,step=6h,seed=7,levels=300/500/850,upper_air_phi=0.9"
 OVERRIDES = (
@@ -48,6 +49,8 @@ def test_the_study_scores_every_channel_and_the_balance_of_model_and_oracle(tmp_
             assert balanced[label]["member_median"] < network[label]["member_median"] / 2
             if label.startswith("hypsometric"):
                 assert balanced[label]["fraction"] == 1.0
+    made = sorted(provenance(path).balanced for path in tmp_path.glob("model-*.zarr"))
+    assert made == [False, True]  # the balanced store says so
     text = markdown(payload)
     write_results("upper", payload, text, tmp_path / "results")
     assert json.loads((tmp_path / "results" / "upper.json").read_text())["members"] == 3
