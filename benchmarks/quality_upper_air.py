@@ -148,7 +148,8 @@ def markdown(p: dict) -> str:
         f"Source `{p['source']}`, model `{p['config']}` ({p['train_steps']} steps trained "
         f"here; overrides {p['overrides'] or 'none'}), {len(p['test_inits'])} held-out test "
         f"initial times, {p['members']} members; 4 model steps = an autoregressive rollout. "
-        "Fair CRPS in the store's units (z in m2 s-2); ratio = model / oracle, aim <= 1.05. "
+        "Fair CRPS in the store's units (z in m2 s-2), spread-skill ratio in brackets; ratio = "
+        "model / oracle CRPS, aim <= 1.05. "
         "`network + balance`: the same network, every step's upper air projected onto "
         "hypsometric balance and its winds made geostrophic (`generators.balance`).",
         "",
@@ -157,17 +158,22 @@ def markdown(p: dict) -> str:
         lines += [
             f"## {h} h: fair CRPS",
             "",
-            "| channel | oracle | " + " | ".join(f"{m} | ratio" for m in models) + " |",
+            "| channel | oracle (SSR) | " + " | ".join(f"{m} (SSR) | ratio" for m in models) + " |",
             "| --- | --- |" + " --- | --- |" * len(models),
         ]
         for name in p["channels"]:
-            oracle = p["oracle"][name][h]["fair_crps"]
+            oracle = p["oracle"][name][h]
             cells = [
-                f"{p['models'][m][name][h]['fair_crps']:.4g} | "
-                f"{p['models'][m][name][h]['fair_crps'] / oracle:.3f}"
+                f"{p['models'][m][name][h]['fair_crps']:.4g} "
+                f"({p['models'][m][name][h]['spread_skill_ratio']:.2f}) | "
+                f"{p['models'][m][name][h]['fair_crps'] / oracle['fair_crps']:.3f}"
                 for m in models
             ]
-            lines.append(f"| {name} | {oracle:.4g} | " + " | ".join(cells) + " |")
+            lines.append(
+                f"| {name} | {oracle['fair_crps']:.4g} ({oracle['spread_skill_ratio']:.2f}) | "
+                + " | ".join(cells)
+                + " |"
+            )
         lines.append("")
     lines += [
         "## Balance: fraction of members within the truth's tolerance (aim >= 0.95)",
