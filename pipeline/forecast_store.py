@@ -83,6 +83,7 @@ class ForecastProvenance:
 
     def to_attrs(self) -> dict[str, Any]:
         attrs = {f"wxens_{k}": v for k, v in asdict(self).items() if k not in _JSON_FIELDS}
+        attrs["wxens_balanced"] = int(self.balanced)  # netCDF attributes hold no booleans
         for name in _JSON_FIELDS:
             attrs[f"wxens_{name}"] = json.dumps(getattr(self, name), sort_keys=True)
         return attrs
