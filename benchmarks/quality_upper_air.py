@@ -29,7 +29,7 @@ import xarray as xr
 from benchmarks.quality_tables import RESULTS, write_results
 from benchmarks.synthetic_study import SyntheticStudy
 from pipeline.alignment import align_with_truth
-from pipeline.forecast_store import open_forecast
+from pipeline.forecast_store import open_forecast, provenance
 from pipeline.schema import LEAD_TIME, TIME
 from pipeline.sources.synthetic import (
     UPPER_AIR_VARIABLES,
@@ -104,9 +104,10 @@ def run_study(
     test: pd.DatetimeIndex = TEST,
     members: int = 50,
     checkpoint: str | None = None,
+    sampler: str | None = None,
 ) -> dict:
     """Train (or take ``checkpoint``), forecast ``test`` at 1 and 4 steps, score model and
-    oracle; the payload of the results file."""
+    oracle (``sampler``: the model's default when None); the payload of the results file."""
     study = SyntheticStudy.prepare(
         workdir, source, VARIABLES, config, overrides, members, checkpoint
     )
@@ -117,8 +118,8 @@ def run_study(
         state = study.store.dataset.sel({TIME: test}).load()
         study.write_oracle(oracle, oracle_leads(state, LEADS, members, synthetic))
     models = {
-        "network": study.forecast("model", test, LEADS),
-        "network + balance": study.forecast("model", test, LEADS, balance=True),
+        "network": study.forecast("model", test, LEADS, sampler),
+        "network + balance": study.forecast("model", test, LEADS, sampler, balance=True),
     }
     truth = study.store.dataset
     return {
@@ -127,6 +128,7 @@ def run_study(
         "config": config,
         "overrides": list(overrides),
         "checkpoint": study.checkpoint,
+        "sampler": provenance(models["network"]).sampler,
         "train_steps": study.train_steps,
         "test_inits": [str(t) for t in test],
         "members": members,
@@ -145,7 +147,8 @@ def markdown(p: dict) -> str:
     lines = [
         "# Synthetic upper air: a many-variable model against the oracle ensemble",
         "",
-        f"Source `{p['source']}`, model `{p['config']}` ({p['train_steps']} steps trained "
+        f"Source `{p['source']}`, model `{p['config']}` (sampler `{p.get('sampler')}`, "
+        f"{p['train_steps']} steps trained "
         f"here; overrides {p['overrides'] or 'none'}), {len(p['test_inits'])} held-out test "
         f"initial times, {p['members']} members; 4 model steps = an autoregressive rollout. "
         "Fair CRPS in the store's units (z in m2 s-2), spread-skill ratio in brackets; ratio = "
@@ -209,11 +212,16 @@ def main() -> None:
     parser.add_argument("--checkpoint", help="score this checkpoint instead of training one")
     parser.add_argument("--members", type=int, default=50)
     parser.add_argument("--set", action="append", default=[], help="config override key=value")
+    parser.add_argument("--sampler", help="the model's sampler (default: the checkpoint's)")
     parser.add_argument("--name", default="quality_upper_air")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     payload = run_study(
-        args.workdir, overrides=args.set, members=args.members, checkpoint=args.checkpoint
+        args.workdir,
+        overrides=args.set,
+        members=args.members,
+        checkpoint=args.checkpoint,
+        sampler=args.sampler,
     )
     write_results(args.name, payload, markdown(payload), RESULTS)
 
