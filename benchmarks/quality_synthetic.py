@@ -1,13 +1,12 @@
 """Synthetic study: flow matching against the oracle ensemble of the synthetic source (its
 exact conditional law) at 1 and 4 model steps, and a 10-day autoregressive rollout.
 
-Every figure comes from the library's own calls: the model's forecasts through
-:func:`generators.rollout_store.forecast_to_store`, the oracle's members
-(:func:`pipeline.sources.synthetic.oracle_ensemble`) through
-:func:`pipeline.forecast_store.write_forecast`, both scored by
+Every figure comes from the library's own calls (:mod:`benchmarks.synthetic_study`): the
+model's forecasts and the oracle's members
+(:func:`pipeline.sources.synthetic.oracle_ensemble`) as forecast stores, both scored by
 :func:`verification.run.verify_store`; the tables are read off the scorecards. Without
-``--checkpoint`` the model is trained first (:func:`generators.train.train`,
-``configs/synthetic_flow_matching.yaml``, resumed when interrupted). Writes
+``--checkpoint`` the model is trained first (``configs/synthetic_flow_matching.yaml``,
+resumed when interrupted). Writes
 ``benchmarks/results/NAME.json`` and ``NAME.md``.
 
     python -m benchmarks.quality_synthetic --workdir /tmp/quality --sampler heun:nfe=20
@@ -22,46 +21,19 @@ import logging
 from pathlib import Path
 
 import pandas as pd
-import xarray as xr
 
-from benchmarks.quality_tables import run_key, scorecard, write_results
-from generators.config import load_train_config
-from generators.rollout_store import forecast_to_store
-from generators.train import train
-from pipeline.forecast_store import (
-    FORECAST_DIMS,
-    ForecastProvenance,
-    open_forecast,
-    provenance,
-    write_forecast,
-)
-from pipeline.schema import INIT_TIME, LEAD_TIME, TIME
+from benchmarks.quality_tables import write_results
+from benchmarks.synthetic_study import SyntheticStudy
+from pipeline.forecast_store import open_forecast, provenance
+from pipeline.schema import LEAD_TIME, TIME
 from pipeline.sources.synthetic import SyntheticConfig, conditional_moments, oracle_ensemble
-from pipeline.store import ingest, open_store
-from verification.config import VerifyConfig
-from verification.run import verify_store
 
-ROOT = Path(__file__).resolve().parents[1]
 SOURCE = "synthetic:n_lat=16,n_lon=24,n_times=1700,step=6h,seed=7"
 CONFIG = "configs/synthetic_flow_matching.yaml"
 TEST = pd.date_range("2001-02-01", "2001-02-19", freq="18h")  # held out of training
 LEADS = (6.0, 24.0)  # 1 and 4 model steps
 ROLLOUT_INITS, ROLLOUT_DAYS, ROLLOUT_SEED = 6, 10, 1
-SCORECARD = VerifyConfig(physics_init_times=0, energy_score=False, interval_level=0, progress=False)
 log = logging.getLogger("quality_synthetic")
-
-
-def oracle_to_store(store, inits: pd.DatetimeIndex, members: int, out: Path) -> None:
-    """The oracle's members of every lead (seed 0) into the forecast store ``out``."""
-    config = SyntheticConfig.from_spec(SOURCE)
-    state = store.dataset.t2m.sel({TIME: inits}).load()
-    leads = [
-        oracle_ensemble(state, f"{h:g}h", members, 0, config).swap_dims({TIME: INIT_TIME})
-        for h in LEADS
-    ]
-    ensemble = xr.concat(leads, LEAD_TIME).drop_vars(TIME).transpose(*FORECAST_DIMS[:3], ...)
-    forecast = ensemble.to_dataset(name="t2m")
-    write_forecast(out, forecast, ForecastProvenance("oracle", SOURCE, "exact law", 0, 0))
 
 
 def main() -> None:
@@ -80,50 +52,31 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
-    work = args.workdir
-    work.mkdir(parents=True, exist_ok=True)
-    path = work / "synthetic.zarr"
-    store = (
-        open_store(path)
-        if path.exists()
-        else ingest(SOURCE, path, variables=["t2m"], progress=False)
+    study = SyntheticStudy.prepare(
+        args.workdir, SOURCE, ["t2m"], CONFIG, args.set, args.members, args.checkpoint
     )
-    checkpoint = args.checkpoint
-    trained = None
-    if checkpoint is None:
-        trained = train(store, load_train_config(ROOT / CONFIG, args.set), work / "syn_fm")
-        checkpoint = str(work / "syn_fm" / "last.pt")
-
-    def forecast(name: str, inits, leads, sampler, seed: int = 0) -> Path:
-        out = work / f"{name}-{run_key(checkpoint, sampler, args.members, seed)}.zarr"
-        if not out.exists():
-            forecast_to_store(
-                checkpoint, store, inits, leads, args.members, str(out),
-                sampler=sampler, seed=seed, calibrate=False, device="cpu", progress=False,
-            )  # fmt: skip
-        return out
-
-    def scores(forecast_path: Path) -> dict:
-        tree = verify_store(
-            forecast_path, path, forecast_path.with_suffix(".nc"), config=SCORECARD
-        ).tree
-        return scorecard(tree, "t2m")
-
-    oracle = work / f"oracle-{args.members}.zarr"
+    config = SyntheticConfig.from_spec(SOURCE)
+    oracle = args.workdir / f"oracle-{args.members}.zarr"
     if not oracle.exists():
-        oracle_to_store(store, TEST, args.members, oracle)
+        state = study.store.dataset.t2m.sel({TIME: TEST}).load()
+        study.write_oracle(
+            oracle,
+            [
+                oracle_ensemble(state, f"{h:g}h", args.members, 0, config).to_dataset()
+                for h in LEADS
+            ],
+        )
     rows = {}
     for sampler in [None, *args.sampler]:
-        out = forecast("model", TEST, LEADS, sampler)
+        out = study.forecast("model", TEST, LEADS, sampler)
         made = provenance(out)
-        rows[made.sampler] = {"nfe": made.nfe, "leads": scores(out)}
+        rows[made.sampler] = {"nfe": made.nfe, "leads": study.scores(out, ["t2m"])["t2m"]}
     leads = [24.0 * d for d in range(1, ROLLOUT_DAYS + 1)]
     first = TEST[:ROLLOUT_INITS]
-    rollout = forecast("rollout", first, leads, args.rollout_sampler, seed=ROLLOUT_SEED)
+    rollout = study.forecast("rollout", first, leads, args.rollout_sampler, seed=ROLLOUT_SEED)
     members = open_forecast(rollout).t2m
-    card = scores(rollout)
-    state = store.dataset.t2m.sel({TIME: first}).load()
-    config = SyntheticConfig.from_spec(SOURCE)
+    card = study.scores(rollout, ["t2m"])["t2m"]
+    state = study.store.dataset.t2m.sel({TIME: first}).load()
     rollout_rows = {
         f"{h:g}": {
             "spread": card[f"{h:g}"]["ensemble_spread"],
@@ -133,19 +86,19 @@ def main() -> None:
         }
         for h in leads
     }
-    t2m = store.dataset.t2m
+    t2m = study.store.dataset.t2m
     payload = {
         "study": "synthetic",
         "source": SOURCE,
         "config": CONFIG,
         "overrides": args.set,
-        "checkpoint": checkpoint,
+        "checkpoint": study.checkpoint,
         "checkpoint_digest": provenance(rollout).checkpoint_digest,
-        "train_steps": None if trained is None else trained.step,
+        "train_steps": study.train_steps,
         "test_inits": [str(t) for t in TEST],
         "members": args.members,
         "models": rows,
-        "oracle": scores(oracle),
+        "oracle": study.scores(oracle, ["t2m"])["t2m"],
         "rollout": {
             "inits": [str(t) for t in first],
             "sampler": provenance(rollout).sampler,

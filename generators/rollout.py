@@ -11,7 +11,9 @@ seeded from ``(seed, initial time)`` (:func:`init_seed`, drawn through
 :class:`~generators.samplers.BlockGenerators`): the members of an initial time depend on
 the seed and that time only, not on the batch it shares or the device (up to floating
 point), so forecasts split over processes draw what one process draws. A spread calibration stored in
-the checkpoint is applied to the output leads (never fed back into the trajectory).
+the checkpoint is applied to the output leads (never fed back into the trajectory). With
+``balance``, every drawn state is made hypsometric and geostrophic
+(:class:`~generators.balance.UpperAirBalance`) before it is output or fed back.
 A masked field (NaN over part of the grid) stays NaN where the initial state is: the network
 sees it filled (:func:`~generators.data.fields.masked_condition`) and each step adds the
 drawn residual to the state, NaN there.
@@ -30,6 +32,7 @@ import psutil
 import torch
 from tqdm.auto import tqdm
 
+from generators.balance import UpperAirBalance
 from generators.base import Condition
 from generators.checkpoint import Checkpoint
 from generators.config import parse_sampler, sampler_spec
@@ -97,6 +100,7 @@ class RolloutRun:
     residual_scale: Callable[[torch.Tensor], torch.Tensor]
     device: torch.device
     bf16: bool
+    constrain: Callable[[torch.Tensor], torch.Tensor]
 
 
 def iter_forecast(
@@ -115,12 +119,15 @@ def iter_forecast(
     batch_members: int = 512,
     progress: bool = True,
     model: torch.nn.Module | None = None,
+    balance: bool = False,
 ) -> Iterator[tuple[pd.DatetimeIndex, np.ndarray]]:
     """Yield ``(initial times, members)`` batch by batch; members (B, M, L, C, H, W) float32
     in physical units, L the output leads in the order asked. ``batch_members`` bounds
     B * M per batch (at least one initial time per batch). ``model`` defaults to the
     checkpoint's EMA model; any generator with a ``backbone`` may be given. ``bf16`` and
-    ``compile`` act on CUDA only (on a CPU both made the small models slower)."""
+    ``compile`` act on CUDA only (on a CPU both made the small models slower). ``balance``:
+    project every step's upper air onto hypsometric and geostrophic balance
+    (:func:`balance_constraint`)."""
     check_ensemble_size(n_members, batch_members)
     inits = pd.DatetimeIndex(inits)
     plan = plan_rollout(leads_hours, checkpoint.leads_hours, data.history_hours)
@@ -148,6 +155,7 @@ def iter_forecast(
         functools.partial(norm.variability_scale, offsets=checkpoint.spec.history),
         dev,
         bf16,
+        balance_constraint(checkpoint, dev) if balance else _unchanged,
     )
     log.info(
         "forecast: %d initial time(s) x %d members, leads %s h, %s (NFE %d), %d network steps per member",
@@ -293,7 +301,7 @@ def _run_plan(
                 :, 0
             ]
         scale = run.residual_scale(history)[:, :, None, None]
-        state = window[:, -1] + residual.float() * _factor(run.factors, lead) * scale
+        state = run.constrain(window[:, -1] + residual.float() * _factor(run.factors, lead) * scale)
         if not (torch.isfinite(state) | torch.isnan(window[:, -1])).all():
             raise FloatingPointError(
                 f"the rollout diverged (non-finite states) at {time_hours + lead:g} h from {inits[0]}"
@@ -309,6 +317,29 @@ def _run_plan(
         if k < plan.rollout_steps:
             window = torch.cat([window[:, 1:], draw(now, plan.step_hours)[:, None]], dim=1)
     return outputs
+
+
+def balance_constraint(
+    checkpoint: Checkpoint, device: torch.device
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The :class:`~generators.balance.UpperAirBalance` of the checkpoint's channels and grid
+    on normalised states ``(x - mean) / std``, weighted by the channels' tendency std at
+    the first lead; InputError when the channels hold no z and t on two common levels."""
+    norm = checkpoint.normalization
+    factor = norm.residual_to_state(checkpoint.leads_hours[0])
+    error_scale = np.nanmean(factor.reshape(len(norm.channels), -1), axis=1) * norm.std
+    balance = UpperAirBalance(norm.channels, error_scale, checkpoint.latitude, checkpoint.longitude)
+    mean = torch.as_tensor(norm.mean, dtype=torch.float32, device=device)[:, None, None]
+    std = torch.as_tensor(norm.std, dtype=torch.float32, device=device)[:, None, None]
+
+    def constrain(state: torch.Tensor) -> torch.Tensor:
+        return (balance(state * std + mean) - mean) / std
+
+    return constrain
+
+
+def _unchanged(state: torch.Tensor) -> torch.Tensor:
+    return state
 
 
 def _factor(factors: dict[float, torch.Tensor], lead: float) -> torch.Tensor:

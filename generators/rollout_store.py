@@ -54,6 +54,7 @@ def forecast_to_store(
     batch_members: int = 512,
     progress: bool = True,
     recompute: bool = False,
+    balance: bool = False,
 ) -> ForecastRun:
     """Forecast ``inits`` with a checkpoint (path or loaded) from the analysis ``store`` and
     write the members into the forecast store ``out``, one batch of initial times at a
@@ -67,6 +68,8 @@ def forecast_to_store(
     period. ``compile``: ``torch.compile`` the network on CUDA (the first batch
     pays the compilation). ``recompute``: draw again the initial times ``out`` already holds
     completely; by default they are skipped, and so is one another run writes meanwhile.
+    ``balance``: make every step's upper air hypsometric and geostrophic
+    (:func:`generators.rollout.balance_constraint`).
     Every input is checked before anything is written.
     """
     check_ensemble_size(n_members, batch_members)
@@ -106,6 +109,7 @@ def forecast_to_store(
         nfe=chosen.nfe,
         seed=seed,
         calibration=calibration.to_dict() if calibration else {},
+        balanced=balance,
     )
     written: list[pd.Timestamp] = []
     for batch, members in iter_forecast(
@@ -122,6 +126,7 @@ def forecast_to_store(
         batch_members=batch_members,
         progress=progress,
         model=model,
+        balance=balance,
     ):
         forecast = to_dataset(data, batch, leads_hours, members)
         written.extend(write_forecast(out, forecast, provenance, replace=recompute))

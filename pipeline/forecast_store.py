@@ -68,6 +68,8 @@ class ForecastProvenance:
                  channel and lead with the SSR before/after on the fit period.
     bias_correction: ``{}`` for the generator's own members, else the correction applied
                  after it (:mod:`generators.correction.bias`, ``wxens bias-correct``).
+    balanced:    every step's upper air was made hypsometric and geostrophic
+                 (:mod:`generators.balance`, ``wxens forecast --balance``).
     """
 
     generator: str
@@ -77,9 +79,11 @@ class ForecastProvenance:
     seed: int
     calibration: dict[str, Any] = field(default_factory=dict)
     bias_correction: dict[str, Any] = field(default_factory=dict)
+    balanced: bool = False
 
     def to_attrs(self) -> dict[str, Any]:
         attrs = {f"wxens_{k}": v for k, v in asdict(self).items() if k not in _JSON_FIELDS}
+        attrs["wxens_balanced"] = int(self.balanced)  # netCDF attributes hold no booleans
         for name in _JSON_FIELDS:
             attrs[f"wxens_{name}"] = json.dumps(getattr(self, name), sort_keys=True)
         return attrs
@@ -94,6 +98,7 @@ class ForecastProvenance:
             seed=int(attrs["wxens_seed"]),
             calibration=json.loads(attrs["wxens_calibration"]),
             bias_correction=json.loads(attrs.get("wxens_bias_correction", "{}")),
+            balanced=bool(attrs.get("wxens_balanced", False)),
         )
 
 

@@ -28,6 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="leave members uncalibrated even if the checkpoint holds a spread calibration",
     )
+    parser.add_argument(
+        "--balance",
+        action="store_true",
+        help="make every step's upper air hypsometric and geostrophic (z and t on two or more "
+        "levels; u and v made geostrophic where present; regular regional grid)",
+    )
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
     parser.add_argument(
         "--no-compile",
@@ -153,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
             batch_members=args.batch_members,
             progress=not args.no_progress,
             recompute=args.recompute,
+            balance=args.balance,
         )
     if done is None:  # a torchrun rank other than 0: rank 0 reports the whole forecast
         return 0

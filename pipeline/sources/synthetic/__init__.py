@@ -5,9 +5,10 @@ and balanced upper-air fields.
   ``synthetic:key=value,...``;
 - :mod:`~pipeline.sources.synthetic.surface`: the advected AR(1) ``t2m`` process;
 - :mod:`~pipeline.sources.synthetic.upper_air`: ``z, t, u, v`` in hypsometric and
-  geostrophic balance by construction;
-- :mod:`~pipeline.sources.synthetic.oracle`: the exact conditional law of ``t2m`` and an
-  oracle ensemble drawn from it;
+  geostrophic balance by construction, of wave states that are deterministic or an
+  Ornstein-Uhlenbeck process (``upper_air_phi < 1``);
+- :mod:`~pipeline.sources.synthetic.oracle`: the exact conditional laws of ``t2m`` and of
+  the wave states, and oracle ensembles drawn from them;
 - :mod:`~pipeline.sources.synthetic.source`: the dataset and the registered source.
 
 The source goes through the same ingest path as files::
@@ -18,7 +19,12 @@ The source goes through the same ingest path as files::
 from __future__ import annotations
 
 from pipeline.sources.synthetic.config import SCHEME, SyntheticConfig
-from pipeline.sources.synthetic.oracle import conditional_moments, lead_steps, oracle_ensemble
+from pipeline.sources.synthetic.oracle import (
+    conditional_moments,
+    lead_steps,
+    oracle_ensemble,
+    upper_air_oracle_ensemble,
+)
 from pipeline.sources.synthetic.source import SyntheticSource, synthetic_dataset
 from pipeline.sources.synthetic.surface import t2m_climatology
 from pipeline.sources.synthetic.upper_air import UPPER_AIR_VARIABLES, balanced_upper_air
@@ -34,4 +40,5 @@ __all__ = [
     "oracle_ensemble",
     "synthetic_dataset",
     "t2m_climatology",
+    "upper_air_oracle_ensemble",
 ]

@@ -48,7 +48,10 @@ class SyntheticConfig:
     Upper air (:mod:`pipeline.sources.synthetic.upper_air`): ``zonal_wind`` (m s-1 at the bottom level and central latitude; the
     thermal wind adds to it above), ``n_waves`` planetary waves of geopotential amplitude
     up to ``wave_amplitude`` (m2 s-2), temperature amplitude up to
-    ``temperature_wave_amplitude`` (K), moving east at about ``wave_speed`` (m s-1).
+    ``temperature_wave_amplitude`` (K), moving east at about ``wave_speed`` (m s-1); their
+    states follow an Ornstein-Uhlenbeck process of coefficient ``upper_air_phi`` per step and
+    stationary RMS ``upper_air_sigma`` (relative to the amplitudes); ``upper_air_phi=1`` (the
+    default) is the deterministic limit, unit waves at fixed speeds.
     """
 
     n_lat: int = 32
@@ -75,6 +78,8 @@ class SyntheticConfig:
     wave_amplitude: float = 1000.0
     temperature_wave_amplitude: float = 2.0
     wave_speed: float = 8.0
+    upper_air_phi: float = 1.0
+    upper_air_sigma: float = 1.0
 
     def __post_init__(self) -> None:
         for name, hint in field_types(type(self)).items():
@@ -169,6 +174,11 @@ _FIELD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "n_waves": (_non_negative, "a non-negative integer"),
     "wave_amplitude": (_non_negative, "non-negative (m2 s-2)"),
     "temperature_wave_amplitude": (_non_negative, "non-negative (K)"),
+    "upper_air_phi": (
+        lambda v: 0 <= v <= 1,
+        "in [0, 1]: the waves' OU coefficient per step (1 = deterministic waves)",
+    ),
+    "upper_air_sigma": (_positive, "positive: the waves' stationary RMS amplitude factor"),
 }
 _CROSS_RULES: tuple[
     tuple[Callable[[SyntheticConfig], bool], Callable[[SyntheticConfig], str]], ...

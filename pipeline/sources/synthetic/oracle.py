@@ -4,6 +4,12 @@ For the process of :mod:`pipeline.sources.synthetic.surface`, ``t2m`` k steps af
 state is Gaussian with mean ``clim(t + k) + rho^k S^k(t2m(t) - clim(t))`` and pointwise
 std ``sigma sqrt(1 - rho^(2k))``: :func:`conditional_moments` returns both and
 :func:`oracle_ensemble` draws members from that law, the best any generator can do.
+
+The upper air (:mod:`pipeline.sources.synthetic.upper_air`) is a fixed affine function of
+the wave states, whose law k steps ahead is Gaussian and exact;
+:func:`upper_air_oracle_ensemble` projects the state's z and t on the known basis to get
+its wave states, draws the states k steps ahead from that law and returns their balanced
+fields: members in hypsometric and geostrophic balance exactly as the truth is.
 """
 
 from __future__ import annotations
@@ -15,9 +21,15 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.errors import InputError
-from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LON, MEMBER, TIME, variable_attrs
+from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LEVEL, LON, MEMBER, TIME, variable_attrs
 from pipeline.sources.synthetic.config import SyntheticConfig
 from pipeline.sources.synthetic.surface import advect, climatology, correlated_noise, grid_coords
+from pipeline.sources.synthetic.upper_air import (
+    UPPER_AIR_VARIABLES,
+    balanced_upper_air,
+    draw_wave_states,
+    project_states,
+)
 
 
 def lead_steps(lead: Any, config: SyntheticConfig) -> int:
@@ -79,8 +91,7 @@ def oracle_ensemble(
     float32, ``time`` the valid time as in :func:`conditional_moments`. Same seed, same
     members.
     """
-    if isinstance(n_members, bool) or not isinstance(n_members, int | np.integer) or n_members < 1:
-        raise InputError(f"n_members={n_members!r} must be a positive integer")
+    _check_members(n_members)
     mean, std = conditional_moments(state, lead, config)
     rng = np.random.default_rng(seed)
     eps = correlated_noise(rng, (n_members, *mean.shape[:-2]), config)
@@ -94,6 +105,67 @@ def oracle_ensemble(
         | {"description": f"oracle ensemble of the synthetic t2m, seed {seed}"},
     )
     return out.assign_coords({MEMBER: np.arange(n_members)})
+
+
+def upper_air_oracle_ensemble(
+    state: xr.Dataset, lead: Any, n_members: int, seed: int, config: SyntheticConfig
+) -> xr.Dataset:
+    """``n_members`` draws of ``z, t, u, v`` at ``lead`` from the exact law of the waves.
+
+    ``state``: a dataset with ``z`` and ``t`` (``([time,] level, latitude, longitude)``,
+    the config's levels and grid) and a ``time`` coordinate (the init times). Its wave
+    states c are recovered by projection (:func:`~.upper_air.project_states`); members are
+    the balanced fields of draws of c k steps ahead, N(phi^k P^k c, sigma^2 (1 - phi^(2k))
+    / 2 per real part), independent per member and init time. Dims ``(member, [time,]
+    level, latitude, longitude)``, float32, ``time`` the valid time with coords
+    ``init_time(time)`` and ``lead_time``. Same seed, same members.
+    """
+    _check_members(n_members)
+    k = lead_steps(lead, config)
+    missing = {"z", "t"} - set(state.data_vars)
+    if missing or TIME not in state.coords:
+        raise InputError(
+            f"the upper-air state needs z, t and a time coordinate; it lacks "
+            f"{sorted(missing) or ['time']}: pass the synthetic dataset at the init times"
+        )
+    scalar_time = TIME not in state.dims
+    fields = state[["z", "t"]].expand_dims(TIME) if scalar_time else state[["z", "t"]]
+    fields = fields.transpose(TIME, LEVEL, LAT, LON)
+    if (
+        [int(p) for p in fields[LEVEL].values] != list(config.levels)
+        or fields.sizes[LAT] != config.n_lat
+        or fields.sizes[LON] != config.n_lon
+    ):
+        raise InputError(
+            f"the upper-air state (levels {fields[LEVEL].values.tolist()}, grid "
+            f"{fields.sizes[LAT]}x{fields.sizes[LON]}) is not the config's (levels "
+            f"{list(config.levels)}, {config.n_lat}x{config.n_lon}); pass the config the data "
+            f"was made with"
+        )
+    states = project_states(config, fields["z"].values, fields["t"].values)
+    draws = draw_wave_states(np.random.default_rng(seed), config, states, k, n_members)
+    members = balanced_upper_air(config, draws)
+    init = pd.DatetimeIndex(fields[TIME].values)
+    valid = init + k * config.step
+    coords = grid_coords(config) | {
+        MEMBER: np.arange(n_members),
+        TIME: valid,
+        INIT_TIME: (TIME, init),
+        LEAD_TIME: k * config.step,
+        LEVEL: fields[LEVEL],
+    }
+    dims = (MEMBER, TIME, LEVEL, LAT, LON)
+    out = xr.Dataset(
+        {name: (dims, members[name], variable_attrs(name)) for name in UPPER_AIR_VARIABLES},
+        coords=coords,
+        attrs={"description": f"oracle ensemble of the synthetic upper air, seed {seed}"},
+    )
+    return out.squeeze(TIME) if scalar_time else out
+
+
+def _check_members(n_members: int) -> None:
+    if isinstance(n_members, bool) or not isinstance(n_members, int | np.integer) or n_members < 1:
+        raise InputError(f"n_members={n_members!r} must be a positive integer")
 
 
 def _as_t2m(state: xr.DataArray | xr.Dataset) -> xr.DataArray:

@@ -14,12 +14,16 @@ from pipeline.schema import LAT, LEVEL, LON, SCHEMA_VERSION, TIME, variable_attr
 from pipeline.sources.base import SOURCES, Source
 from pipeline.sources.synthetic.config import SCHEME, SyntheticConfig
 from pipeline.sources.synthetic.surface import grid_coords, t2m_series
-from pipeline.sources.synthetic.upper_air import UPPER_AIR_VARIABLES, balanced_upper_air
+from pipeline.sources.synthetic.upper_air import (
+    UPPER_AIR_VARIABLES,
+    balanced_upper_air,
+    wave_states,
+)
 
 
-def _upper_air_block(seconds: np.ndarray, config: SyntheticConfig) -> np.ndarray:
-    """dask block: (time,) seconds -> (time, variable, level, lat, lon) float32."""
-    fields = balanced_upper_air(config, seconds)
+def _upper_air_block(states: np.ndarray, config: SyntheticConfig) -> np.ndarray:
+    """dask block: (time, wave) complex states -> (time, variable, level, lat, lon) float32."""
+    fields = balanced_upper_air(config, states)
     return np.stack([fields[name] for name in UPPER_AIR_VARIABLES], axis=1)
 
 
@@ -32,16 +36,15 @@ def synthetic_dataset(config: SyntheticConfig) -> xr.Dataset:
     times = config.times
     shape = (config.n_lat, config.n_lon)
     t2m = da.from_array(t2m_series(config), chunks=(1, *shape))
-    seconds = da.from_array(
-        np.asarray((times - times[0]).total_seconds(), dtype=np.float64), chunks=1
-    )
+    states = da.from_array(wave_states(config), chunks=(1, config.n_waves))
     nlev = len(config.levels)
     upper = da.map_blocks(
         _upper_air_block,
-        seconds,
+        states,
         config=config,
+        drop_axis=1,
         new_axis=[1, 2, 3, 4],
-        chunks=(seconds.chunks[0], (len(UPPER_AIR_VARIABLES),), (nlev,), *((n,) for n in shape)),
+        chunks=(states.chunks[0], (len(UPPER_AIR_VARIABLES),), (nlev,), *((n,) for n in shape)),
         dtype=np.float32,
         meta=np.empty((0, 0, 0, 0, 0), dtype=np.float32),
     )
@@ -63,7 +66,8 @@ def synthetic_dataset(config: SyntheticConfig) -> xr.Dataset:
         attrs={
             "title": "wxens synthetic fields",
             "source": "wxens synthetic: advected AR(1) t2m with an exact conditional law; "
-            "balanced (hypsometric, geostrophic) z, t, u, v",
+            "balanced (hypsometric, geostrophic) z, t, u, v of wave states with an exact "
+            "conditional law (deterministic when upper_air_phi=1)",
             "synthetic_spec": config.to_spec(),
             "schema_version": SCHEMA_VERSION,
             "Conventions": "CF-1.8",

@@ -1,0 +1,141 @@
+"""Balanced upper air at forecast time: the members' z and t projected onto the hypsometric
+relation and their winds made geostrophic, at every step of the rollout.
+
+A network that predicts every channel on its own leaves each with its own error, so the
+members' layers disagree with their temperatures and their winds with their heights far
+more than the analysis does. :class:`UpperAirBalance` removes that, per grid point and
+member, with fixed linear operators on the states in physical units:
+
+- **hypsometric**: with x = (Phi_1..Phi_L, T_1..T_L) of the levels (bottom first) and the
+  layer constraints ``A x = 0``,
+  ``Phi_(l+1) - Phi_l - R_d (T_l + T_(l+1)) / 2 ln(p_l / p_(l+1)) = 0``, the smallest
+  change in the metric of the channels' error scales ``w`` (one-step tendency std) that
+  satisfies them: ``x' = x - W A^T (A W A^T)^-1 A x``, ``W = diag(w^2)`` (a weighted
+  least-squares projection; Phi, T unchanged where already balanced);
+- **geostrophic**: ``u = -1/(f R) dPhi/dphi``, ``v = 1/(f R cos phi) dPhi/dlambda`` of the
+  projected Phi, fourth-order centred differences inside, second-order at the two rows
+  and columns next to the edges (:func:`derivative`).
+
+Needs z and t (and u, v for the winds) on the same two or more levels, on a regular
+regional latitude/longitude grid in one hemisphere away from the equator. Reference:
+Holton & Hakim, *An Introduction to Dynamic Meteorology* (5th ed.), 1.6.2 and 3.2;
+Fornberg (1988), Math. Comp. 51, for the difference weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from pipeline.errors import InputError
+from pipeline.schema import EARTH_RADIUS, OMEGA, R_DRY, split_channel
+
+_MIN_ABS_LATITUDE = 10.0
+
+
+def derivative(field: torch.Tensor, spacing: float, dim: int) -> torch.Tensor:
+    """d field / d x along ``dim`` on a uniform grid of ``spacing``: fourth-order centred
+    (8 (f[i+1] - f[i-1]) - (f[i+2] - f[i-2])) / 12 h inside, second-order centred next to
+    the edges and second-order one-sided at them (``n >= 5`` points)."""
+    f = field.movedim(dim, -1)
+    if f.shape[-1] < 5:
+        raise InputError(f"a balanced derivative needs at least 5 grid points, got {f.shape[-1]}")
+    out = torch.empty_like(f)
+    out[..., 2:-2] = (8 * (f[..., 3:-1] - f[..., 1:-3]) - (f[..., 4:] - f[..., :-4])) / 12
+    out[..., 1] = (f[..., 2] - f[..., 0]) / 2
+    out[..., -2] = (f[..., -1] - f[..., -3]) / 2
+    out[..., 0] = (-3 * f[..., 0] + 4 * f[..., 1] - f[..., 2]) / 2
+    out[..., -1] = (3 * f[..., -1] - 4 * f[..., -2] + f[..., -3]) / 2
+    return (out / spacing).movedim(-1, dim)
+
+
+class UpperAirBalance:
+    """The operator of the module docstring for states (..., C, H, W) of ``channels``.
+
+    ``error_scale``: (C,) the channels' typical one-step errors in physical units (the
+    projection's weights); ``latitude``, ``longitude``: the grid in degrees, uniform.
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[str],
+        error_scale: np.ndarray,
+        latitude: np.ndarray,
+        longitude: np.ndarray,
+    ) -> None:
+        named = {}
+        for i, channel in enumerate(channels):
+            variable, level = split_channel(channel)
+            if level is not None:
+                named[variable, level] = i
+        levels = sorted(
+            (p for (v, p) in named if v == "z" and ("t", p) in named), reverse=True
+        )  # bottom first
+        if len(levels) < 2:
+            raise InputError(
+                f"balance needs z and t on at least two common levels; the channels are "
+                f"{list(channels)}"
+            )
+        self.z_index = [named["z", p] for p in levels]
+        self.t_index = [named["t", p] for p in levels]
+        self.wind_index = [
+            (named["u", p], named["v", p]) if ("u", p) in named and ("v", p) in named else None
+            for p in levels
+        ]
+        self.projection = torch.from_numpy(
+            _hypsometric_projection(levels, np.asarray(error_scale)[self.z_index + self.t_index])
+        ).float()
+        self._grid(np.asarray(latitude, np.float64), np.asarray(longitude, np.float64))
+
+    def _grid(self, latitude: np.ndarray, longitude: np.ndarray) -> None:
+        for name, axis in (("latitude", latitude), ("longitude", longitude)):
+            steps = np.diff(axis)
+            if axis.size < 5 or not np.allclose(steps, steps[0], rtol=1e-4) or steps[0] <= 0:
+                raise InputError(
+                    f"balance needs a regular ascending {name} axis of 5 or more points; got "
+                    f"{axis.size} points, steps {np.unique(np.round(steps, 6))[:4].tolist()}"
+                )
+        if not (np.abs(latitude) >= _MIN_ABS_LATITUDE).all() or latitude[0] * latitude[-1] < 0:
+            raise InputError(
+                f"geostrophic winds need latitudes in one hemisphere beyond "
+                f"{_MIN_ABS_LATITUDE:g} degrees; the grid spans {latitude[0]:g}..{latitude[-1]:g}"
+            )
+        phi = torch.from_numpy(np.deg2rad(latitude))[:, None]
+        f = 2 * OMEGA * torch.sin(phi)
+        self.dphi = float(np.deg2rad(latitude[1] - latitude[0]))
+        self.dlambda = float(np.deg2rad(longitude[1] - longitude[0]))
+        self.u_factor = (-1.0 / (f * EARTH_RADIUS)).float()
+        self.v_factor = (1.0 / (f * EARTH_RADIUS * torch.cos(phi))).float()
+
+    def __call__(self, states: torch.Tensor) -> torch.Tensor:
+        """Balanced copies of ``states`` (..., C, H, W) in physical units."""
+        out = states.clone()
+        columns = self.z_index + self.t_index
+        x = states[..., columns, :, :]
+        projection = self.projection.to(states.device, states.dtype)
+        out[..., columns, :, :] = torch.einsum("ij,...jhw->...ihw", projection, x)
+        for z, wind in zip(self.z_index, self.wind_index, strict=True):
+            if wind is None:
+                continue
+            phi_ = out[..., z, :, :]
+            out[..., wind[0], :, :] = self.u_factor.to(states.device) * derivative(
+                phi_, self.dphi, -2
+            )
+            out[..., wind[1], :, :] = self.v_factor.to(states.device) * derivative(
+                phi_, self.dlambda, -1
+            )
+        return out
+
+
+def _hypsometric_projection(levels: Sequence[int], scale: np.ndarray) -> np.ndarray:
+    """(2L, 2L) ``I - W A^T (A W A^T)^-1 A`` for x = (Phi bottom-up, T bottom-up)."""
+    n = len(levels)
+    a = np.zeros((n - 1, 2 * n))
+    for layer in range(n - 1):
+        half = 0.5 * R_DRY * np.log(levels[layer] / levels[layer + 1])
+        a[layer, layer], a[layer, layer + 1] = -1.0, 1.0
+        a[layer, n + layer] = a[layer, n + layer + 1] = -half
+    w = np.diag(np.asarray(scale, np.float64) ** 2)
+    return np.eye(2 * n) - w @ a.T @ np.linalg.solve(a @ w @ a.T, a)
