@@ -1,4 +1,5 @@
-"""``wxens demo`` end to end on the shipped sample, shortened to seconds by overrides."""
+"""``wxens demo`` end to end on the shipped sample (derived config, tune, correction),
+shortened to seconds by overrides."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ def test_demo_runs_the_chain_on_the_sample_and_prints_where_things_are(
     prefect_server, dask_scheduler, tmp_path, monkeypatch, capsys
 ):
     from flows.cli import main
+    from flows.commands.demo import DEMO_STEPS
+    from generators.config import load_train_config
+    from generators.correction.tuned import load_tuned
 
     monkeypatch.chdir(tmp_path)
     code = main(
@@ -22,6 +26,11 @@ def test_demo_runs_the_chain_on_the_sample_and_prints_where_things_are(
     assert code == 0
     workdir = tmp_path / "demo"
     names = ("era5-uk.zarr", "model/last.pt", "forecast.zarr", "persistence.zarr", "scores.nc")
+    config = load_train_config(workdir / "config.yaml")  # derived from the store to 21 March
+    assert config.data.history == 24 and config.data.leads == (1, 3, 6, 12, 24)
+    assert config.data.validation.end == "2019-03-21T23:00"
+    assert config.steps == DEMO_STEPS  # the file's; --set shortens the training itself
+    assert load_tuned(workdir / "model") is not None  # chosen on the training period
     for name in (*names, "report.html"):
         assert (workdir / name).exists(), name
         assert str(workdir / name).split("/last.pt")[0] in out
