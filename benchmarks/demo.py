@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -76,12 +77,21 @@ def climatology_crps(workdir: Path, train_end: str) -> np.ndarray:
     from flows.tasks import draw_baseline
 
     delivered = delivered_store(workdir)
-    out = workdir / "climatology.zarr"
+    out = extras(workdir) / "climatology.zarr"
+    shutil.rmtree(out, ignore_errors=True)  # this script's, drawn for another run
     store, period = str(workdir / "era5-uk.zarr"), f"{FIRST_DAY}/{train_end}"
     draw_baseline.fn("climatology", store, period, delivered, str(out))
     config = VerifyConfig(perfect_model_stand_ins=0, physics_init_times=0, progress=False)
-    scored = verify_store(out, store, workdir / "climatology.nc", config=config)
+    scored = verify_store(out, store, extras(workdir) / "climatology.nc", config=config)
     return scored.tree["scorecard"].to_dataset().squeeze()["fair_crps"].values
+
+
+def extras(workdir: Path) -> Path:
+    """Where this script's own outputs go: beside the demo's work directory, which
+    ``--fresh`` deletes only when it holds the demo's outputs alone."""
+    folder = workdir.with_name(f"{workdir.name}-extras")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def delivered_store(workdir: Path) -> str:
@@ -96,7 +106,7 @@ def floor_scores(workdir: Path) -> xr.Dataset:
     scored = verify_store(
         delivered_store(workdir),
         workdir / "era5-uk.zarr",
-        workdir / "scores-floor.nc",
+        extras(workdir) / "scores-floor.nc",
         config=config,
         reference=workdir / "persistence.zarr",
     )
