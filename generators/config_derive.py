@@ -20,7 +20,9 @@ longest lead wanted and a time budget:
 - **objective**: flow matching with the insolation as input (``data.solar_forcing``), a
   fair-CRPS fine-tune whose short sampler the forecasts use, and a spread calibration on
   the held-out period (up to :data:`MAX_CALIBRATION_INITS` initial times).
-- **steps**: the main phase takes ``N`` steps and a fair-CRPS fine-tune ``N / 5``, with
+- **times**: the store's, or those up to ``end`` (days kept for testing stay unseen).
+- **steps**: a fixed ``N`` if given (reproducible, nothing timed), else sized to the
+  budget. The main phase takes ``N`` steps and a fair-CRPS fine-tune ``N / 5``, with
   ``N (t_main + t_fine / 5) = TRAINING_SHARE * budget - overhead``, where ``t_main`` and
   ``t_fine`` are per-step times measured on the spot (:func:`measure_step_seconds`: a few
   steps of the derived model on this store and device; the budget is what is left after
@@ -222,12 +224,18 @@ def derive_config(
     budget: str | pd.Timedelta | None = None,
     device: str = "auto",
     step_seconds: StepSeconds | None = None,
+    end: str | pd.Timestamp | None = None,
+    steps: int | None = None,
 ) -> DerivedConfig:
-    """The training config of ``store`` for forecasts up to ``lead`` (default: the history
-    window) trained within ``budget`` (default :data:`DEFAULT_BUDGET`) on ``device``
-    (rules in the module doc). ``step_seconds``: the per-step times; None measures them
+    """The training config of ``store`` (its times up to ``end``, default all) for
+    forecasts up to ``lead`` (default: the history window) trained within ``budget``
+    (default :data:`DEFAULT_BUDGET`) on ``device``, or for ``steps`` main steps (then
+    nothing is timed and ``budget`` must be None); rules in the module doc.
+    ``step_seconds``: the per-step times; None measures them
     (:func:`measure_step_seconds`), and the time spent measuring comes off the budget."""
     store = store if isinstance(store, AnalysisStore) else open_store(store)
+    if steps is not None and (budget is not None or steps < 1):
+        raise InputError(f"give a step count ({steps}, at least 1) or a --budget, not both")
     budget = parse_duration(budget if budget is not None else DEFAULT_BUDGET, "--budget")
     step = store.native_step
     if step <= pd.Timedelta(0):
@@ -241,6 +249,7 @@ def derive_config(
         )
     leads = derived_leads(lead // step)
     times = pd.DatetimeIndex(store.dataset[TIME].values)
+    times = times[times <= pd.Timestamp(end)] if end is not None else times
     n_held = math.ceil(HELD_OUT_FRACTION * len(times))
     n_train = len(times) - n_held
     if n_held <= leads[-1] or n_train < history + leads[-1]:
@@ -279,12 +288,21 @@ def derive_config(
         ),
         device=device,
     )
-    started = time.perf_counter()
-    seconds = step_seconds or measure_step_seconds(store, config)
-    budget -= pd.Timedelta(seconds=time.perf_counter() - started)  # spent measuring
-    calibration_inits = math.ceil(possible_inits / every)
-    config, available = _sized(config, budget, seconds, calibration_inits)
     kind = "global" if periodic else "regional"
+    if steps is not None:
+        config, sizing = with_steps(config, steps), f"steps: {steps} main steps, fixed"
+    else:
+        started = time.perf_counter()
+        seconds = step_seconds or measure_step_seconds(store, config)
+        budget -= pd.Timedelta(seconds=time.perf_counter() - started)  # spent measuring
+        calibration_inits = math.ceil(possible_inits / every)
+        config, available = _sized(config, budget, seconds, calibration_inits)
+        sizing = (
+            f"steps for the {budget.total_seconds():.0f} s of the budget left: "
+            f"{seconds.main:.3g} s a main step, {seconds.fine_tune:.3g} s a fine-tune step, "
+            f"{seconds.forward:.3g} s a forward pass of a sample (measured on "
+            f"{resolve_device(device)}), {available:.0f} s of steps"
+        )
     notes = (
         f"derived from {store.path}: channel(s) {', '.join(channels)} on a {grid[0]} x "
         f"{grid[1]} {kind} grid, {len(times)} times every {duration_text(step)}",
@@ -293,10 +311,7 @@ def derive_config(
         f"train {train}; validation and calibration on the last "
         f"{HELD_OUT_FRACTION:.0%}: {held_out}",
         f"backbone widths {list(backbone.widths)} for the grid and {n_train} training times",
-        f"steps for the {budget.total_seconds():.0f} s of the budget left: "
-        f"{seconds.main:.3g} s a main step, {seconds.fine_tune:.3g} s a fine-tune step, "
-        f"{seconds.forward:.3g} s a forward pass of a sample (measured on "
-        f"{resolve_device(device)}), {available:.0f} s of steps",
+        sizing,
     )
     return DerivedConfig(config, notes)
 
@@ -316,8 +331,14 @@ def _sized(
             f"{steps} training steps at {seconds.main:.3g} s a step (fewer than {MIN_STEPS}); "
             "give a larger --budget, or train on a GPU"
         )
+    return with_steps(config, steps), available
+
+
+def with_steps(config: TrainConfig, steps: int) -> TrainConfig:
+    """``config`` with ``steps`` main steps and the warm-up, cadences, EMA and fine-tune
+    steps that follow from them (module doc)."""
     cadence = max(1, steps // VALIDATIONS)
-    sized = replace(
+    return replace(
         config,
         steps=steps,
         optim=replace(config.optim, warmup_steps=min(100, max(1, steps // 10))),
@@ -326,7 +347,6 @@ def _sized(
         checkpoint_every=cadence,
         fine_tune=replace(config.fine_tune, steps=max(1, steps // MAIN_STEPS_PER_FINE_TUNE_STEP)),
     )
-    return sized, available
 
 
 def _stamp(t: pd.Timestamp) -> str:

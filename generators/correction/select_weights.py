@@ -10,11 +10,12 @@ kept from the one before:
 1. the bias weight (or none) of least mean fair CRPS over the leads;
 2. with it, the spread weight of least mean ``|log SSR|`` over the leads (the spread
    scaling's aim is a spread-skill ratio of 1);
-3. with both, the rank weight (or none) of least mean rank-histogram max/min ratio.
+3. with both, the rank weight of least mean rank-histogram max/min ratio.
 
-A spread or rank weight so chosen is kept only if it lowers the mean fair CRPS of the
-chain without it (else that stage is off, weight 0): every stage kept must make the
-forecast better by the score that judges the whole distribution. A stage is skipped when
+Stages 2 and 3 choose only among the weights that lower the mean fair CRPS of the chain
+without them; when none does, that stage is off (weight 0): every stage kept must make the
+forecast better by the score that judges the whole distribution (and a flatter histogram
+bought with a worse CRPS does not shut out a milder weight that improves both). A stage is skipped when
 no candidate weight is given for it, and the spread and rank stages when no bias correction
 wins. Only the candidates a stage needs are scored.
 """
@@ -103,11 +104,9 @@ def choose_weights(
     def label_of(spec: CorrectionSpec | None) -> str:
         return NONE if spec is None else spec.label()
 
-    def least(
-        stage: str, specs: Sequence[CorrectionSpec | None], key: str
-    ) -> CorrectionSpec | None:
-        """The spec of least ``key`` among ``specs`` that can be scored (scored now unless
-        scored before), or NotImplemented when none can."""
+    def scored(stage: str, specs: Sequence[CorrectionSpec | None]) -> dict[str, object]:
+        """The specs among ``specs`` that can be scored (scored now unless scored before),
+        by label."""
         labels = {}
         for spec in specs:
             label = label_of(spec)
@@ -117,28 +116,32 @@ def choose_weights(
                     continue
                 rows[label] = {"stage": stage, **scores}
             labels[label] = spec
-        if not labels:
-            return NotImplemented
-        return labels[min(labels, key=lambda label: rows[label][key])]
+        return labels
 
-    spec = least("bias", [None, *(CorrectionSpec(w) for w in bias_weights)], "mean_fair_crps")
-    if spec is NotImplemented:
+    labels = scored("bias", [None, *(CorrectionSpec(w) for w in bias_weights)])
+    if not labels:
         raise InputError("no candidate could be scored, not even the uncorrected forecasts")
+    spec = labels[min(labels, key=lambda label: rows[label]["mean_fair_crps"])]
 
-    def lowers_crps(chosen: CorrectionSpec | None, before: CorrectionSpec) -> bool:
-        if chosen is NotImplemented or chosen is None:
-            return False
-        crps = rows[label_of(chosen)]["mean_fair_crps"]
-        return crps < rows[label_of(before)]["mean_fair_crps"]
+    def least_lowering(
+        stage: str, specs: Sequence[CorrectionSpec], key: str, before: CorrectionSpec
+    ) -> CorrectionSpec:
+        """The spec of least ``key`` among those of ``specs`` whose mean fair CRPS is below
+        that of ``before``, or ``before`` when none is."""
+        crps = rows[label_of(before)]["mean_fair_crps"]
+        lowering = {
+            label: candidate
+            for label, candidate in scored(stage, specs).items()
+            if rows[label]["mean_fair_crps"] < crps
+        }
+        return lowering[min(lowering, key=lambda label: rows[label][key])] if lowering else before
 
     if spec is not None and spread_weights:
         spreads = [replace(spec, spread_weight=w) for w in spread_weights]
-        chosen = least("spread", spreads, "mean_abs_log_ssr")
-        spec = chosen if lowers_crps(chosen, spec) else spec
+        spec = least_lowering("spread", spreads, "mean_abs_log_ssr", spec)
     if spec is not None and rank_weights:
-        ranks = [spec, *(replace(spec, rank_weight=w) for w in rank_weights)]
-        chosen = least("rank", ranks, "mean_rank_max_min")
-        spec = chosen if lowers_crps(chosen, spec) else spec
+        ranks = [replace(spec, rank_weight=w) for w in rank_weights]
+        spec = least_lowering("rank", ranks, "mean_rank_max_min", spec)
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "candidate"
     return WeightSelection(spec, table, xr.Dataset())

@@ -223,3 +223,25 @@ def test_lead_and_budget_belong_to_a_derived_config(daily_global, tmp_path, caps
     assert wxens([*argv, str(tmp_path / "run"), "--budget", "5min"]) == 2
     assert "--lead and --budget size a derived config" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_fixed_steps_on_the_times_up_to_an_end(hourly, monkeypatch):
+    """``steps`` fixes the step count (nothing timed); ``end`` keeps later times unseen:
+    the held-out 10 % is that of the times up to it."""
+    import generators.config_derive as config_derive
+
+    def untimed(*args):
+        raise AssertionError("a fixed step count times nothing")
+
+    monkeypatch.setattr(config_derive, "measure_step_seconds", untimed)
+    times = times_of(hourly)
+    derived = derive_config(hourly, lead="24h", end=times[1199], steps=300)
+    config = derived.config
+    assert config.steps == 300 and config.fine_tune.steps == 60
+    assert config.validate_every == 300 // 8 and config.optim.warmup_steps == 30
+    assert pd.Timestamp(config.data.train.end) == times[1199 - 120]
+    assert pd.Timestamp(config.data.validation.start) == times[1200 - 120]
+    assert pd.Timestamp(config.data.validation.end) == times[1199]
+    assert "300 main steps, fixed" in derived.to_yaml()
+    with pytest.raises(InputError, match="not both"):
+        derive_config(hourly, budget="30min", steps=300)

@@ -99,3 +99,7 @@ def test_a_stage_that_does_not_lower_the_fair_crps_is_off():
     assert list(chosen.table.stage) == ["bias", "bias", "spread", "rank"]
     table["0.2::0.1"] = (0.79, 0.4, 1.2)  # now it lowers the CRPS: kept
     assert choose_weights(score, [0.2], [0.7], [0.1]).spec == CorrectionSpec(0.2, None, 0.1)
+    # the flattest histogram (0.2) raises the CRPS: the flatter of those that lower it wins
+    table |= {"0.2::0.05": (0.795, 0.4, 1.6), "0.2::0.2": (0.85, 0.4, 1.1)}
+    chosen = choose_weights(score, [0.2], [0.7], [0.05, 0.1, 0.2])
+    assert chosen.spec == CorrectionSpec(0.2, None, 0.1)
