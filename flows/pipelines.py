@@ -269,7 +269,8 @@ def ensemble_run(
     default all) into ``store`` (if given); train ``train_config`` (with
     ``train_overrides``, ``key=value``) into the directory ``checkpoint`` (if given);
     forecast ``init_times`` — by default the ``latest`` initial times of the store on the
-    ``cycle_hours`` cycle — into ``forecast_store``; with a ``corrected_store``, correct the
+    ``cycle_hours`` cycle — into ``forecast_store`` (split over the workers of the dask
+    cluster at ``dask_scheduler`` when one is named); with a ``corrected_store``, correct the
     whole forecast store by its verified errors into it (``wxens bias-correct``; the raw
     store stays what the correction learns from) with the weights ``wxens tune`` stored with
     the checkpoint, or those given: the ``bias_correction`` weight, with a ``spread_weight``
@@ -309,6 +310,7 @@ def ensemble_run(
         seed=seed,
         device=device,
         progress=progress,
+        dask_scheduler=dask_scheduler,
     )
     delivered = forecast_store
     spec = resolve_correction(checkpoint, *weights) if corrected_store else CorrectionSpec()

@@ -115,7 +115,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dask-scheduler",
         metavar="ADDRESS",
-        help="run ingestion and verification on this dask scheduler (default: a local cluster)",
+        help="run ingestion, the forecasts and verification on this dask cluster (default: a "
+        "local cluster for ingestion and verification, forecasts in this process)",
     )
 
 

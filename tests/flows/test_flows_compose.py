@@ -70,6 +70,24 @@ def test_the_forecast_flow_on_a_cluster_is_one_task_split_there(tmp_path, monkey
     assert calls[0][1]["dask_scheduler"] == "tcp://10.0.0.5:8786"
 
 
+def test_the_whole_run_forecasts_on_its_dask_cluster(monkeypatch):
+    """``wxens run --dask-scheduler``: the forecast step gets the cluster too, not only
+    ingestion and verification."""
+    seen = {}
+    monkeypatch.setattr(pipelines, "forecast", lambda *a, **kw: seen.update(kw) or list(a[2]))
+    monkeypatch.setattr(pipelines, "truth_arrived", lambda *a: [])
+    monkeypatch.setattr(pipelines, "get_run_logger", lambda: types.SimpleNamespace(info=print))
+    pipelines.ensemble_run.fn(
+        store="analysis.zarr",
+        checkpoint="k.pt",
+        forecast_store="f.zarr",
+        scores="s.nc",
+        init_times=INITS,
+        dask_scheduler="tcp://10.0.0.5:8786",
+    )
+    assert seen["dask_scheduler"] == "tcp://10.0.0.5:8786"
+
+
 def test_the_forecast_task_passes_batch_members_and_compile_to_the_library(monkeypatch):
     import generators.rollout_shard
 
