@@ -16,14 +16,12 @@ Run with ``OMP_NUM_THREADS=1 nice`` on a shared CPU.
 
 from __future__ import annotations
 
-import argparse
 import logging
-from pathlib import Path
 
 import pandas as pd
 
 from benchmarks.quality_tables import write_results
-from benchmarks.synthetic_study import SyntheticStudy
+from benchmarks.synthetic_study import SyntheticStudy, study_parser
 from pipeline.forecast_store import open_forecast, provenance
 from pipeline.schema import LEAD_TIME, TIME
 from pipeline.sources.synthetic import SyntheticConfig, conditional_moments, oracle_ensemble
@@ -37,13 +35,7 @@ log = logging.getLogger("quality_synthetic")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--workdir", required=True, type=Path)
-    parser.add_argument("--checkpoint", help="score this checkpoint instead of training one")
-    parser.add_argument("--members", type=int, default=50)
-    parser.add_argument("--set", action="append", default=[], help="config override key=value")
+    parser = study_parser(__doc__)
     parser.add_argument(
         "--sampler", action="append", default=[], help="more sampler specs to score"
     )

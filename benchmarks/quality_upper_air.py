@@ -18,7 +18,6 @@ oracle. The model is scored as it is and with its upper air balanced at every st
 
 from __future__ import annotations
 
-import argparse
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,7 +26,7 @@ import pandas as pd
 import xarray as xr
 
 from benchmarks.quality_tables import RESULTS, write_results
-from benchmarks.synthetic_study import SyntheticStudy
+from benchmarks.synthetic_study import SyntheticStudy, study_parser
 from pipeline.alignment import align_with_truth
 from pipeline.forecast_store import open_forecast, provenance
 from pipeline.schema import LEAD_TIME, TIME
@@ -205,13 +204,7 @@ def markdown(p: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--workdir", required=True, type=Path)
-    parser.add_argument("--checkpoint", help="score this checkpoint instead of training one")
-    parser.add_argument("--members", type=int, default=50)
-    parser.add_argument("--set", action="append", default=[], help="config override key=value")
+    parser = study_parser(__doc__)
     parser.add_argument("--sampler", help="the model's sampler (default: the checkpoint's)")
     parser.add_argument("--name", default="quality_upper_air")
     args = parser.parse_args()

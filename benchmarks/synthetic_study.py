@@ -7,6 +7,7 @@ library's own calls (:func:`generators.train.train`,
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,19 @@ from verification.run import verify_store
 
 ROOT = Path(__file__).resolve().parents[1]
 SCORECARD = VerifyConfig(physics_init_times=0, energy_score=False, interval_level=0, progress=False)
+
+
+def study_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The options every synthetic study takes: ``--workdir``, ``--checkpoint``,
+    ``--members`` and ``--set``."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--workdir", required=True, type=Path)
+    parser.add_argument("--checkpoint", help="score this checkpoint instead of training one")
+    parser.add_argument("--members", type=int, default=50)
+    parser.add_argument("--set", action="append", default=[], help="config override key=value")
+    return parser
 
 
 @dataclass(frozen=True)
