@@ -234,8 +234,10 @@ def derive_config(
     ``step_seconds``: the per-step times; None measures them
     (:func:`measure_step_seconds`), and the time spent measuring comes off the budget."""
     store = store if isinstance(store, AnalysisStore) else open_store(store)
-    if steps is not None and (budget is not None or steps < 1):
-        raise InputError(f"give a step count ({steps}, at least 1) or a --budget, not both")
+    if steps is not None and budget is not None:
+        raise InputError(f"give a step count ({steps}) or a --budget ({budget}), not both")
+    if steps is not None and steps < 1:
+        raise InputError(f"the step count must be at least 1, got {steps}")
     budget = parse_duration(budget if budget is not None else DEFAULT_BUDGET, "--budget")
     step = store.native_step
     if step <= pd.Timedelta(0):

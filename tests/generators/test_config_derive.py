@@ -245,3 +245,5 @@ def test_fixed_steps_on_the_times_up_to_an_end(hourly, monkeypatch):
     assert "300 main steps, fixed" in derived.to_yaml()
     with pytest.raises(InputError, match="not both"):
         derive_config(hourly, budget="30min", steps=300)
+    with pytest.raises(InputError, match="at least 1, got 0"):
+        derive_config(hourly, steps=0)
