@@ -22,11 +22,11 @@ PIECE_ELEMENTS = 2**16
 
 
 class ShiftedMoments:
-    """Count, mean, variance, min and max per row, accumulated one ``(rows, m)`` slab at
-    a time (a row is a level; a surface field is one row).
+    """Count, mean, variance, min and max per row, accumulated one ``(times, rows, m)``
+    block at a time (a row is a level; a surface field is one row).
 
     Sums of ``d = x - K`` and ``d**2`` in float64 about a fixed shift ``K`` per row (the
-    first slab's mean): ``mean = K + S1/n``, ``var = S2/n - (S1/n)**2``. The shift keeps
+    first time's mean): ``mean = K + S1/n``, ``var = S2/n - (S1/n)**2``. The shift keeps
     the cancellation in the variance small (Chan, Golub & LeVeque 1983, "Algorithms for
     computing the sample variance", Am. Stat. 37, 242). NaNs are skipped, as xarray's
     ``skipna`` does; a row without a value gives NaN. Cost: two passes over each piece
@@ -42,36 +42,51 @@ class ShiftedMoments:
         self.max = np.full(rows, -np.inf, np.float32)
         self.piece = np.empty((rows, max(1, PIECE_ELEMENTS // rows)))
 
-    def add(self, slab: np.ndarray) -> None:
-        """Fold in ``slab`` (rows, m), float32."""
+    def add(self, block: np.ndarray) -> None:
+        """Fold in ``block`` (times, rows, m), float32: pieces of whole times where a time
+        is smaller than a piece, else of one time's columns (the per-call cost of numpy
+        stays small against the data either way)."""
+        times, rows, m = block.shape
+        if times == 0:
+            return
         if self.shift is None:
-            finite = ~np.isnan(slab)
-            total = np.where(finite, slab, 0).sum(axis=1, dtype=np.float64)
+            first = block[0]
+            finite = ~np.isnan(first)
+            total = np.where(finite, first, 0).sum(axis=1, dtype=np.float64)
             self.shift = total / np.maximum(finite.sum(axis=1), 1)
         has_nan = False
         width = self.piece.shape[1]
-        for start in range(0, slab.shape[1], width):
-            part = slab[:, start : start + width]
-            d = self.piece[:, : part.shape[1]]
-            np.copyto(d, part)
-            d -= self.shift[:, None]
-            total = d.sum(axis=1)
-            if np.isnan(total).any():
-                has_nan = True
-                nan = np.isnan(d)
-                d[nan] = 0.0
-                total = d.sum(axis=1)
-                self.count += part.shape[1] - nan.sum(axis=1)
-            else:
-                self.count += part.shape[1]
-            self.sum += total
-            self.sum_of_squares += np.einsum("ij,ij->i", d, d)
+        per_piece = max(1, width // m)  # whole times in one piece
+        for t in range(0, times, per_piece):
+            part = block[t : t + per_piece]
+            for c in range(0, m, width):
+                cols = part[:, :, c : c + width]
+                k, n = cols.shape[0], cols.shape[2]
+                d = self.piece[:, : k * n].reshape(rows, k, n)
+                np.copyto(d, cols.transpose(1, 0, 2))
+                has_nan |= self._fold(d)
+        reduce_min, reduce_max = (np.fmin, np.fmax) if has_nan else (np.minimum, np.maximum)
+        self.min = reduce_min(self.min, reduce_min.reduce(block, axis=(0, 2)))
+        self.max = reduce_max(self.max, reduce_max.reduce(block, axis=(0, 2)))
+
+    def _fold(self, d: np.ndarray) -> bool:
+        """Add the piece ``d`` (rows, k, n), float64, to the shifted sums, one time after
+        another (so the sums do not depend on how the times came in blocks); whether it
+        held a NaN."""
+        d -= self.shift[:, None, None]
+        totals = d.sum(axis=2)
+        has_nan = bool(np.isnan(totals).any())
         if has_nan:
-            self.min = np.fmin(self.min, np.fmin.reduce(slab, axis=1))
-            self.max = np.fmax(self.max, np.fmax.reduce(slab, axis=1))
+            nan = np.isnan(d)
+            d[nan] = 0.0
+            totals = d.sum(axis=2)
+            self.count += d.shape[1] * d.shape[2] - nan.sum(axis=(1, 2))
         else:
-            self.min = np.minimum(self.min, slab.min(axis=1))
-            self.max = np.maximum(self.max, slab.max(axis=1))
+            self.count += d.shape[1] * d.shape[2]
+        np.multiply(d, d, out=d)
+        self.sum = _accumulate(self.sum, totals)
+        self.sum_of_squares = _accumulate(self.sum_of_squares, d.sum(axis=2))
+        return has_nan
 
     def mean_std(self) -> tuple[np.ndarray, np.ndarray]:
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -95,6 +110,7 @@ class RunningStatistics:
     """
 
     def __init__(self, template: xr.Dataset, times: pd.DatetimeIndex) -> None:
+        self.times = times
         self.n_times = len(times)
         self.step = native_step(times)
         self.pair_follows = np.zeros(self.n_times, bool)  # [i]: times i-1 and i are a pair
@@ -114,17 +130,18 @@ class RunningStatistics:
         """Fold in ``block``, the store's times ``start`` onwards (the next ones to add)."""
         if start != self.added:
             raise ValueError(f"block starts at time {start}, but {self.added} were added")
+        follows = self.pair_follows[start : start + block.sizes[TIME]]
         for name, da in block.data_vars.items():
             name = str(name)
             rows = len(self.levels.get(name, [0]))
             slabs = da.transpose(TIME, ...).values.reshape(da.sizes[TIME], rows, -1)
+            self.values[name].add(slabs)
             previous = self.last.get(name)
-            for k, slab in enumerate(slabs):
-                self.values[name].add(slab)
-                if previous is not None and self.pair_follows[start + k]:
-                    self.tendency[name].add(slab - previous)
-                previous = slab
-            self.last[name] = previous
+            if previous is not None and follows[0]:
+                self.tendency[name].add((slabs[0] - previous)[None])
+            inner = slabs[1:] - slabs[:-1]  # [k]: times k+1 and k of the block
+            self.tendency[name].add(inner if follows[1:].all() else inner[follows[1:]])
+            self.last[name] = slabs[-1]
         self.added += block.sizes[TIME]
 
     def result(self) -> dict:
@@ -148,3 +165,8 @@ class RunningStatistics:
             else:
                 out[name] = {k: v[0].item() for k, v in entry.items()}
         return out
+
+
+def _accumulate(start: np.ndarray, terms: np.ndarray) -> np.ndarray:
+    """``start + terms[:, 0] + terms[:, 1] + ...`` per row, added in that order."""
+    return np.cumsum(np.concatenate([start[:, None], terms], axis=1), axis=1)[:, -1]
