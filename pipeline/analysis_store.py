@@ -203,13 +203,13 @@ def finalise(path: Path, running: RunningStatistics | None = None) -> None:
                 unwritten,
             )
             return
-        snapshot = reader(path)  # the tip the transaction started from: the lock is held
-        plain = xr.open_zarr(snapshot, consolidated=False, chunks=None)
-        times = pd.DatetimeIndex(plain[TIME].values)
-        step = native_step(times)
-        if running is not None and running.n_times == len(times):
-            stats = running.result()
+        if running is not None and running.n_times == state["n_times"]:
+            times, step, stats = running.times, running.step, running.result()
         else:
+            snapshot = reader(path)  # the tip the transaction started from: the lock is held
+            plain = xr.open_zarr(snapshot, consolidated=False, chunks=None)
+            times = pd.DatetimeIndex(plain[TIME].values)
+            step = native_step(times)
             # tasks of whole store chunks, ~STATS_CHUNK_BYTES each: few enough to keep the
             # dask overhead low, small enough that the reductions in flight stay in memory
             steps = times_per_block(plain, snapshot, STATS_CHUNK_BYTES)

@@ -145,18 +145,18 @@ def _prepare(ds: xr.Dataset, origin: str, path: Path) -> tuple[bool, int, list[t
     index, source position) pairs still to write. Creation and growth commit together
     with the state, so the store never reads as complete with unwritten times.
     """
+    source_times = pd.DatetimeIndex(ds[TIME].values)
     with transaction(path, f"ingest from {origin}: create or grow the time axis") as store:
         created = not has_root_group(store)
-        if created:
+        if created:  # every time is to write, in the source's order
             _create(ds, origin, store)
+            return created, 0, list(enumerate(range(source_times.size)))
         existing = xr.open_zarr(store, consolidated=False, chunks=None)
-        if not created:
-            _check_compatible(existing, ds, origin, path)
-            if not existing.attrs[STATE_ATTR]["complete"]:
-                collect_garbage(path)  # what an interrupted writer left unreferenced
+        _check_compatible(existing, ds, origin, path)
+        if not existing.attrs[STATE_ATTR]["complete"]:
+            collect_garbage(path)  # what an interrupted writer left unreferenced
         store_times = pd.DatetimeIndex(existing[TIME].values)
-        old_times = 0 if created else store_times.size
-        source_times = pd.DatetimeIndex(ds[TIME].values)
+        old_times = store_times.size
         new = source_times[~source_times.isin(store_times)]
         if new.size:
             if store_times.size and new.min() <= store_times.max():
