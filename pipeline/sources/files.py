@@ -28,10 +28,12 @@ from pipeline.sources.grib import open_grib
 from pipeline.timeaxis import check_unique_times
 from pipeline.transaction import is_repository, open_dataset
 
-#: dask chunks used when opening files, by the time-like dims producers use (absent ones
-#: are ignored): long enough to amortise the decoder's per-chunk cost, short enough to
-#: keep a block of a 0.25° global field in memory.
-TIME_CHUNKS = {"time": 24, "step": 24, "valid_time": 24}
+#: The time-like dims producers use, along which a decoded file is split into dask chunks.
+TIME_DIMS = ("time", "step", "valid_time")
+#: Bytes of one such chunk: few chunks amortise the decoder's per-chunk cost (cfgrib
+#: walks every message of the file for each), and a chunk still fits in memory (24 steps
+#: of a 0.25° global field).
+CHUNK_BYTES = 96 * 2**20
 
 
 def expand_paths(spec: str, suffixes: tuple[str, ...]) -> list[Path]:
@@ -154,7 +156,7 @@ class GribSource(FileSource):
         count_grib_messages(path)
 
     def decode(self, path: Path) -> xr.Dataset:
-        return open_grib(path, TIME_CHUNKS)
+        return open_grib(path, stored_time_chunks)
 
 
 NETCDF_CLASSIC = (b"CDF\x01", b"CDF\x02", b"CDF\x05")
@@ -259,21 +261,19 @@ class NetcdfSource(FileSource):
 
 
 def stored_time_chunks(ds: xr.Dataset) -> dict[str, int]:
-    """Dask chunks along the time-like dims of a decoded file: about :data:`TIME_CHUNKS`
-    steps, but a whole number of the chunks the file stores (the lowest common multiple
-    of its data variables' chunks), so that no stored chunk, which is decompressed whole,
-    is read again for a second dask chunk."""
+    """Dask chunks along the time-like dims of a decoded file: about :data:`CHUNK_BYTES`
+    of its largest variable, but a whole number of the chunks the file stores (the lowest
+    common multiple of its data variables' chunks), so that no stored chunk, which is
+    decompressed whole, is read again for a second dask chunk."""
     out = {}
-    for dim, target in TIME_CHUNKS.items():
-        if dim not in ds.dims:
+    for dim in TIME_DIMS:
+        having = [var for var in ds.data_vars.values() if dim in var.dims]
+        if not having:
             continue
-        stored = {
-            var.encoding.get("preferred_chunks", {}).get(dim)
-            for var in ds.data_vars.values()
-            if dim in var.dims
-        } - {None}
+        per_step = max(var.nbytes // max(var.sizes[dim], 1) for var in having)
+        stored = {var.encoding.get("preferred_chunks", {}).get(dim) for var in having} - {None}
         unit = math.lcm(*stored) if stored else 1
-        out[dim] = unit * max(1, target // unit)
+        out[dim] = unit * max(1, CHUNK_BYTES // max(per_step, 1) // unit)
     return out
 
 

@@ -12,6 +12,7 @@ the key whose values differ and how to split the file.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import xarray as xr
@@ -24,8 +25,13 @@ from pipeline.schema import CONTROL_MEMBER
 NUMBER = "number"
 
 
-def open_grib(path: Path, chunks: dict[str, int]) -> xr.Dataset:
-    """``path`` as one lazy dataset (cfgrib, no index file written beside the input)."""
+#: The dask chunks to split a decoded dataset into.
+Chunking = Callable[[xr.Dataset], dict[str, int]]
+
+
+def open_grib(path: Path, chunks: Chunking) -> xr.Dataset:
+    """``path`` as one lazy dataset (cfgrib, no index file written beside the input),
+    split into ``chunks(ds)``."""
     try:
         return _open(path, chunks, {})
     except DatasetBuildError as err:
@@ -41,16 +47,17 @@ def open_grib(path: Path, chunks: dict[str, int]) -> xr.Dataset:
         ) from err
 
 
-def _open(path: Path, chunks: dict[str, int], filter_by_keys: dict[str, str]) -> xr.Dataset:
-    return xr.open_dataset(
+def _open(path: Path, chunks: Chunking, filter_by_keys: dict[str, str]) -> xr.Dataset:
+    ds = xr.open_dataset(
         path,
         engine="cfgrib",
         backend_kwargs={"indexpath": "", "errors": "raise", "filter_by_keys": filter_by_keys},
-        chunks=chunks,
+        cache=False,  # the lazy arrays are read by dask, chunk by chunk, not kept whole
     )
+    return ds.chunk(chunks(ds))
 
 
-def _control_and_perturbed(path: Path, chunks: dict[str, int]) -> xr.Dataset:
+def _control_and_perturbed(path: Path, chunks: Chunking) -> xr.Dataset:
     """The control (``cf``) and perturbed (``pf``) members of ``path`` stacked on ``number``."""
     control, perturbed = (
         _members(_open(path, chunks, {"dataType": kind})) for kind in ("cf", "pf")

@@ -15,7 +15,7 @@ import xarray as xr
 
 from flows.cli import main
 from pipeline.errors import InputError
-from pipeline.sources import Adjustments, adjust_sources, resolve_source
+from pipeline.sources import Adjustments, adjust_sources, files, resolve_source
 from pipeline.store import ingest, open_store
 from pipeline.timeaxis import MEAN_MONTH
 
@@ -268,7 +268,8 @@ def test_overlapping_glob_gets_the_precise_duplicate_times_message(tmp_path, cap
 
 
 @pytest.mark.parametrize("stored_steps", [7, None])  # None: netCDF's default, whole variable
-def test_netcdf_dask_chunks_hold_whole_stored_chunks(tmp_path, stored_steps):
+def test_netcdf_dask_chunks_hold_whole_stored_chunks(tmp_path, monkeypatch, stored_steps):
+    monkeypatch.setattr(files, "CHUNK_BYTES", 24 * field(1).nbytes)  # 24 steps
     times = pd.date_range("2021-01-01", periods=60, freq="h")
     encoding = {"zlib": True}
     if stored_steps:
@@ -281,7 +282,22 @@ def test_netcdf_dask_chunks_hold_whole_stored_chunks(tmp_path, stored_steps):
     opened = resolve_source(str(tmp_path / "c.nc")).open()
     stored = opened["t2m"].encoding["preferred_chunks"]["time"]
     edges = np.cumsum(opened["t2m"].chunks[0])[:-1]
-    assert (edges % stored == 0).all(), (stored, opened["t2m"].chunks[0])  # was 24-step chunks
+    assert (edges % stored == 0).all(), (stored, opened["t2m"].chunks[0])
+    assert len(opened["t2m"].chunks[0]) == (1 if stored == 60 else 3)  # 21 + 21 + 18 steps
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ingest(tmp_path / "c.nc", tmp_path / "s.zarr", progress=False)
+
+
+def test_grib_dask_chunks_follow_bytes_not_steps(monkeypatch, uk_sample):
+    """A GRIB file is split into chunks of about CHUNK_BYTES (cfgrib walks every message of
+    the file for each chunk, so the sample's 4.8 MB stay one chunk, not 31 of 24 steps),
+    and the chunked read gives cfgrib's own values."""
+    one = resolve_source(str(uk_sample)).open()
+    assert one["t2m"].chunks[0] == (744,)
+    step_bytes = one["t2m"].nbytes // 744
+    monkeypatch.setattr(files, "CHUNK_BYTES", 100 * step_bytes)
+    split = resolve_source(str(uk_sample)).open()
+    assert split["t2m"].chunks[0] == (100,) * 7 + (44,)
+    bare = xr.open_dataset(uk_sample, engine="cfgrib", backend_kwargs={"indexpath": ""})
+    np.testing.assert_array_equal(split["t2m"].values, bare["t2m"].values)
