@@ -65,19 +65,7 @@ class UpperAirBalance:
         latitude: np.ndarray,
         longitude: np.ndarray,
     ) -> None:
-        named = {}
-        for i, channel in enumerate(channels):
-            variable, level = split_channel(channel)
-            if level is not None:
-                named[variable, level] = i
-        levels = sorted(
-            (p for (v, p) in named if v == "z" and ("t", p) in named), reverse=True
-        )  # bottom first
-        if len(levels) < 2:
-            raise InputError(
-                f"balance needs z and t on at least two common levels; the channels are "
-                f"{list(channels)}"
-            )
+        named, levels = _balanced_levels(channels)
         self.z_index = [named["z", p] for p in levels]
         self.t_index = [named["t", p] for p in levels]
         self.wind_index = [
@@ -127,6 +115,37 @@ class UpperAirBalance:
                 phi_, self.dlambda, -1
             )
         return out
+
+
+def _balanced_levels(channels: Sequence[str]) -> tuple[dict[tuple[str, int], int], list[int]]:
+    """The channels' indexes by (variable, level), and the levels with both z and t,
+    bottom first; InputError if fewer than two."""
+    named = {}
+    for i, channel in enumerate(channels):
+        variable, level = split_channel(channel)
+        if level is not None:
+            named[variable, level] = i
+    levels = sorted((p for (v, p) in named if v == "z" and ("t", p) in named), reverse=True)
+    if len(levels) < 2:
+        raise InputError(
+            f"balance needs z and t on at least two common levels; the channels are "
+            f"{list(channels)}"
+        )
+    return named, levels
+
+
+def balanced_channels(channels: Sequence[str]) -> tuple[int, ...]:
+    """Indexes of the channels :class:`UpperAirBalance` ties together (z and t on their
+    common levels, u and v where both are on one of them); none when there is no such
+    system. The relations are linear and homogeneous, so members that satisfy them still
+    do after their deviations from a balanced mean are scaled by one common factor."""
+    try:
+        named, levels = _balanced_levels(channels)
+    except InputError:
+        return ()
+    tied = [named[v, p] for p in levels for v in ("z", "t")]
+    tied += [named[v, p] for p in levels if ("u", p) in named and ("v", p) in named for v in "uv"]
+    return tuple(sorted(tied))
 
 
 def _hypsometric_projection(levels: Sequence[int], scale: np.ndarray) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Fitting a checkpoint's spread calibration: the forecasts of a held-out period (or of
 cross-validation folds, each forecasting the period it held out, pooled) by the models,
 turned into per-lead, per-channel factors by
-:func:`generators.correction.spread.fit_spread_factors` and stored in the checkpoint as a
+:func:`generators.correction.spread.fit_spread_factors` (one factor for the channels that
+balance ties together, :func:`generators.balance.balanced_channels`) and stored in the checkpoint as a
 :class:`~generators.correction.spread.SpreadCalibration` (whose module gives the formula).
 """
 
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from generators.balance import balanced_channels
 from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.config import CalibrationConfig, TrainConfig, parse_sampler, sampler_spec
 from generators.correction.spread import SpreadCalibration, fit_spread_factors
@@ -227,10 +229,12 @@ def fit_calibration(
         truths.append(np.stack([data.truth(inits, lead) for lead in leads], axis=1))
         n_inits += len(inits)
     pooled, truth = np.concatenate(members), np.concatenate(truths)
+    shared = balanced_channels(checkpoint.channels)  # one factor keeps them balanced
     factors, before, after = fit_spread_factors(
         [pooled[:, :, i] for i in range(len(leads))],
         [truth[:, i] for i in range(len(leads))],
         checkpoint.latitude,
+        shared,
     )
     calibration = SpreadCalibration(
         channels=checkpoint.channels,
@@ -242,6 +246,7 @@ def fit_calibration(
         members=config.members,
         n_inits=n_inits,
         sampler=sampler_spec(sampler),
+        shared=tuple(checkpoint.channels[i] for i in shared),
     )
     log.info(
         "spread calibration on %s: factors %s by lead %s h",

@@ -80,10 +80,20 @@ def scale_spread(members: np.ndarray, factors: np.ndarray) -> np.ndarray:
 
 
 def fit_spread_factors(
-    members_by_lead: Sequence[np.ndarray], truth_by_lead: Sequence[np.ndarray], latitude: np.ndarray
+    members_by_lead: Sequence[np.ndarray],
+    truth_by_lead: Sequence[np.ndarray],
+    latitude: np.ndarray,
+    shared: Sequence[int] = (),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Factors k = 1 / SSR (L, C) and the SSR before and after applying them, from
-    per-lead members (N, M, C, H, W) and truths (N, C, H, W)."""
+    per-lead members (N, M, C, H, W) and truths (N, C, H, W).
+
+    ``shared``: channels that take one factor, k = 1 / sqrt(mean of their SSR²) (the k
+    that brings the sum over them of SSR² / SSR_c², each channel in its own units, to
+    their number), so that linear relations between them (hypsometric, geostrophic:
+    :func:`generators.balance.balanced_channels`) hold in the scaled members as in the
+    drawn ones."""
+    shared = list(shared)
     factors, before, after = [], [], []
     for members, truth in zip(members_by_lead, truth_by_lead, strict=True):
         ssr = spread_skill_ratio(members, truth, latitude)
@@ -93,6 +103,8 @@ def fit_spread_factors(
                 "or a perfect ensemble mean)"
             )
         k = 1.0 / ssr
+        if shared:
+            k[shared] = 1.0 / np.sqrt(np.mean(ssr[shared] ** 2))
         factors.append(k)
         before.append(ssr)
         after.append(spread_skill_ratio(scale_spread(members, k), truth, latitude))
@@ -104,7 +116,8 @@ class SpreadCalibration:
     """Factors k (L, C) by lead (hours) and channel, with the SSR before and after on the
     fit period and how they were fitted: ``sampler`` is the spec of the sampler of the fit
     forecasts (None in calibrations written before it was recorded). The factors hold for
-    that sampler only: another NFE or noise scale changes the spread they correct."""
+    that sampler only: another NFE or noise scale changes the spread they correct.
+    ``shared``: the channels fitted with one factor (:func:`fit_spread_factors`)."""
 
     channels: tuple[str, ...]
     leads_hours: tuple[float, ...]
@@ -115,6 +128,7 @@ class SpreadCalibration:
     members: int
     n_inits: int
     sampler: str | None = None
+    shared: tuple[str, ...] = ()
 
     def lead_index(self, lead_hours: float) -> int | None:
         for i, lead in enumerate(self.leads_hours):
@@ -152,6 +166,7 @@ class SpreadCalibration:
             "members": self.members,
             "n_inits": self.n_inits,
             "sampler": self.sampler,
+            "shared": list(self.shared),
         }
 
     @classmethod
@@ -166,6 +181,7 @@ class SpreadCalibration:
             members=int(d["members"]),
             n_inits=int(d["n_inits"]),
             sampler=d.get("sampler"),
+            shared=tuple(d.get("shared", ())),
         )
 
     def check_sampler(self, sampler: str) -> None:
@@ -191,7 +207,8 @@ class SpreadCalibration:
         """A markdown table: lead, channel, factor, SSR before and after on the fit period."""
         lines = [
             f"Spread calibration fitted on {self.period} ({self.n_inits} initial times, "
-            f"{self.members} members, {self.sampler or 'sampler not recorded'})",
+            f"{self.members} members, {self.sampler or 'sampler not recorded'})"
+            + (f"; one factor for the balanced {', '.join(self.shared)}" if self.shared else ""),
             "",
             "| lead (h) | channel | factor k | SSR before | SSR after |",
             "| --- | --- | --- | --- | --- |",

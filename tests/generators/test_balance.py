@@ -10,7 +10,8 @@ import pytest
 import torch
 from scipy import ndimage
 
-from generators.balance import UpperAirBalance, derivative
+from generators.balance import UpperAirBalance, balanced_channels, derivative
+from generators.correction.spread import fit_spread_factors, scale_spread
 from pipeline.errors import InputError
 from pipeline.schema import R_DRY
 from pipeline.sources.synthetic import SyntheticConfig, synthetic_dataset
@@ -113,3 +114,30 @@ def test_bad_channels_and_grids_are_refused(truth):
         UpperAirBalance(CHANNELS, np.ones(13), np.r_[lat[:-1], lat[-1] + 5], lon)
     with pytest.raises(InputError, match="hemisphere"):
         UpperAirBalance(CHANNELS, np.ones(13), np.linspace(-20, 20, 9), lon)
+
+
+def test_balanced_channels_are_those_the_operator_ties():
+    assert balanced_channels(CHANNELS) == tuple(range(1, 13))
+    assert balanced_channels(["t2m", "z500", "z850", "t500", "t850", "u500"]) == (1, 2, 3, 4)
+    assert balanced_channels(["t2m", "z500", "t500", "u500", "v500"]) == ()  # one level
+
+
+def test_one_calibration_factor_keeps_members_balanced(truth):
+    """Balanced members, their spread scaled by a spread calibration: with the balanced
+    channels sharing one factor they stay fixed points of the balance (the relations are
+    linear); with a factor per channel (what the fit gives them otherwise) they do not."""
+    rng = np.random.default_rng(1)
+    smooth = ndimage.gaussian_filter(rng.normal(0, 1, (4, 12, 24, 36)), (0, 0, 3, 3))
+    scale = np.array([30.0] * 3 + [0.5] * 3 + [2.0] * 6)[None, :, None, None] / smooth.std()
+    noisy = stack(truth)
+    noisy[:, 1:] += torch.from_numpy((smooth * scale).astype(np.float32))
+    balance = operator(truth)
+    members = balance(noisy).double().numpy()[None]  # one initial time, 4 members
+    observed = stack(truth).double().numpy()[:1]
+    for shared, stays_balanced in ((balanced_channels(CHANNELS), True), ((), False)):
+        factors, _, _ = fit_spread_factors([members], [observed], truth.latitude.values, shared)
+        assert (np.unique(factors[0, 1:]).size == 1) is stays_balanced
+        scaled = torch.from_numpy(scale_spread(members, factors[0])[0]).float()
+        moved = (balance(scaled) - scaled)[:, 1:].square().mean(dim=(0, 2, 3)).sqrt()
+        size = scaled[:, 1:].std(dim=(0, 2, 3))
+        assert bool((moved < 0.01 * size).all()) is stays_balanced, (moved / size).tolist()

@@ -55,6 +55,15 @@ def test_the_fit_recovers_a_known_inflation():
     np.testing.assert_allclose(after[0], [1.0, 1.0], rtol=1e-6)
 
 
+def test_shared_channels_take_one_factor_that_makes_their_mean_squared_ssr_one():
+    members, truth = dispersed([0.5, 2.0, 1.0])
+    factors, before, after = fit_spread_factors([members], [truth], LATITUDE, shared=[0, 2])
+    k = 1 / np.sqrt(np.mean(before[0, [0, 2]] ** 2))
+    np.testing.assert_allclose(factors[0], [k, 1 / before[0, 1], k])
+    np.testing.assert_allclose(np.mean(after[0, [0, 2]] ** 2), 1.0, rtol=0.02)
+    np.testing.assert_allclose(after[0, 1], 1.0, rtol=1e-6)
+
+
 def test_applying_keeps_the_mean_and_scales_the_spread(caplog):
     calibration = SpreadCalibration(
         channels=("t2m", "z500"),
