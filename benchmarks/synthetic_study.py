@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 import xarray as xr
 
 from benchmarks.quality_tables import run_key, scorecard
-from generators.config import load_train_config
+from generators.calibration import calibrate_checkpoint
+from generators.config import CalibrationConfig, load_train_config
 from generators.rollout_store import forecast_to_store
 from generators.train import train
 from pipeline.analysis_store import AnalysisStore
 from pipeline.forecast_store import FORECAST_DIMS, ForecastProvenance, write_forecast
-from pipeline.schema import INIT_TIME, LEAD_TIME, TIME
+from pipeline.schema import INIT_TIME, LEAD_TIME, TIME, Period
 from pipeline.store import ingest, open_store
 from verification.config import VerifyConfig
 from verification.run import verify_store
@@ -87,6 +88,30 @@ class SyntheticStudy:
             checkpoint = str(run / "last.pt")
         return cls(workdir, source, path, store, checkpoint, steps, members)
 
+    def calibrated(
+        self,
+        period: Period,
+        leads_hours: Sequence[float],
+        sampler: str | None,
+        balance: bool,
+        members: int = 16,
+    ) -> SyntheticStudy:
+        """This study with its checkpoint's spread calibration fitted on the held-out
+        ``period`` (``wxens calibrate``: ``members`` per forecast, every 6 h), for forecasts
+        with ``sampler`` and ``balance``; the calibrated checkpoint is written once per key."""
+        key = run_key(self.checkpoint, str(period), tuple(leads_hours), sampler, balance, members)
+        out = self.workdir / f"calibrated-{key}.pt"
+        if not out.exists():
+            config = CalibrationConfig(
+                period=period,
+                leads_hours=tuple(leads_hours),
+                members=members,
+                sampler=sampler,
+                balance=balance,
+            )
+            calibrate_checkpoint(self.checkpoint, self.store, config, out=out, device="cpu")
+        return replace(self, checkpoint=str(out))
+
     def forecast(
         self,
         name: str,
@@ -95,17 +120,18 @@ class SyntheticStudy:
         sampler: str | None = None,
         seed: int = 0,
         balance: bool = False,
+        calibrate: bool = False,
     ) -> Path:
         """The model's forecast store of ``inits`` at ``leads_hours`` (made once per key);
-        ``balance``: upper air made balanced at every step (``forecast_to_store``)."""
-        key = run_key(
-            self.checkpoint, sampler, self.members, seed, *(("balance",) if balance else ())
-        )
+        ``balance``: upper air made balanced at every step (``forecast_to_store``);
+        ``calibrate``: the checkpoint's spread calibration applied."""
+        flags = (("balance",) if balance else ()) + (("calibrate",) if calibrate else ())
+        key = run_key(self.checkpoint, sampler, self.members, seed, *flags)
         out = self.workdir / f"{name}-{key}.zarr"
         if not out.exists():
             forecast_to_store(
                 self.checkpoint, self.store, inits, leads_hours, self.members, str(out),
-                sampler=sampler, seed=seed, calibrate=False, device="cpu", progress=False,
+                sampler=sampler, seed=seed, calibrate=calibrate, device="cpu", progress=False,
                 balance=balance,
             )  # fmt: skip
         return out

@@ -167,7 +167,7 @@ def fit_calibration(
     ``folds`` (checkpoints of the same recipe, each trained without one period), each
     fold's forecasts of the period it held out, pooled. Folds calibrate a model trained on
     all the data, which has no held-out period of its own. Every forecast uses
-    ``checkpoint``'s sampler (``config.sampler`` when set)."""
+    ``checkpoint``'s sampler (``config.sampler`` when set), balanced if ``config.balance``."""
     leads = config.leads_hours or checkpoint.leads_hours
     if folds:
         for fold in folds:
@@ -224,6 +224,7 @@ def fit_calibration(
                 calibration=None,
                 progress=progress,
                 model=source_model,
+                balance=config.balance,
             )
         )
         truths.append(np.stack([data.truth(inits, lead) for lead in leads], axis=1))
@@ -247,6 +248,7 @@ def fit_calibration(
         n_inits=n_inits,
         sampler=sampler_spec(sampler),
         shared=tuple(checkpoint.channels[i] for i in shared),
+        balance=config.balance,
     )
     log.info(
         "spread calibration on %s: factors %s by lead %s h",

@@ -209,6 +209,8 @@ class CalibrationConfig:
     members:     ensemble size of the fit forecasts.
     init_every_hours: spacing of the fit initial times.
     sampler:     sampler spec (``"euler:nfe=10"``); None = the model's default.
+    balance:     fit on forecasts with balanced upper air (``wxens forecast --balance``),
+                 the forecasts the factors are then for.
     """
 
     period: Period | None = None
@@ -217,6 +219,7 @@ class CalibrationConfig:
     init_every_hours: float = 6.0
     sampler: str | None = None
     seed: int = 1
+    balance: bool = False
 
 
 @dataclass(frozen=True)

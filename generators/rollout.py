@@ -140,6 +140,7 @@ def iter_forecast(
     sampler = sampler or default_sampler(checkpoint, model)
     if calibration is not None:
         calibration.check_sampler(sampler_spec(sampler))
+        calibration.check_balance(balance)
     norm = checkpoint.normalization
     factors = {
         h: torch.from_numpy(norm.residual_to_state(h)).to(dev) for h in checkpoint.leads_hours

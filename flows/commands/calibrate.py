@@ -37,6 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sampler", help="sampler spec (default: the checkpoint's)")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the fit (1)")
     parser.add_argument(
+        "--balance",
+        action="store_true",
+        help="fit on forecasts whose upper air is balanced at every step, for forecasts "
+        "made with wxens forecast --balance",
+    )
+    parser.add_argument(
         "--out", help="write the calibrated checkpoint here (default: over --checkpoint)"
     )
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
@@ -64,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
             init_every_hours=args.every,
             sampler=args.sampler,
             seed=args.seed,
+            balance=args.balance,
         ),
         folds=args.fold,
         out=args.out,

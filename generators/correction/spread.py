@@ -117,7 +117,9 @@ class SpreadCalibration:
     fit period and how they were fitted: ``sampler`` is the spec of the sampler of the fit
     forecasts (None in calibrations written before it was recorded). The factors hold for
     that sampler only: another NFE or noise scale changes the spread they correct.
-    ``shared``: the channels fitted with one factor (:func:`fit_spread_factors`)."""
+    ``shared``: the channels fitted with one factor (:func:`fit_spread_factors`);
+    ``balance``: whether the fit forecasts' upper air was balanced at every step (which
+    changes their spread, so the factors hold for such forecasts only)."""
 
     channels: tuple[str, ...]
     leads_hours: tuple[float, ...]
@@ -129,6 +131,7 @@ class SpreadCalibration:
     n_inits: int
     sampler: str | None = None
     shared: tuple[str, ...] = ()
+    balance: bool = False
 
     def lead_index(self, lead_hours: float) -> int | None:
         for i, lead in enumerate(self.leads_hours):
@@ -167,6 +170,7 @@ class SpreadCalibration:
             "n_inits": self.n_inits,
             "sampler": self.sampler,
             "shared": list(self.shared),
+            "balance": self.balance,
         }
 
     @classmethod
@@ -182,6 +186,7 @@ class SpreadCalibration:
             n_inits=int(d["n_inits"]),
             sampler=d.get("sampler"),
             shared=tuple(d.get("shared", ())),
+            balance=bool(d.get("balance", False)),
         )
 
     def check_sampler(self, sampler: str) -> None:
@@ -203,12 +208,26 @@ class SpreadCalibration:
                 "(wxens calibrate --sampler)"
             )
 
+    def check_balance(self, balance: bool) -> None:
+        """Refuse to apply the factors to members drawn with (``balance``) or without
+        balanced upper air when the fit forecasts were drawn the other way."""
+        if balance != self.balance:
+            fitted, asked = ("with", "without") if self.balance else ("without", "with")
+            raise InputError(
+                f"the checkpoint's spread calibration was fitted on forecasts {fitted} balanced "
+                f"upper air; its factors do not hold for forecasts {asked} it, whose spread "
+                "differs. Forecast " + ("with --balance" if self.balance else "without --balance")
+                + ", leave the calibration out (--no-calibration), or refit it (wxens "
+                "calibrate" + ("" if self.balance else " --balance") + ")"
+            )
+
     def report(self) -> str:
         """A markdown table: lead, channel, factor, SSR before and after on the fit period."""
         lines = [
             f"Spread calibration fitted on {self.period} ({self.n_inits} initial times, "
             f"{self.members} members, {self.sampler or 'sampler not recorded'})"
-            + (f"; one factor for the balanced {', '.join(self.shared)}" if self.shared else ""),
+            + (f"; one factor for the balanced {', '.join(self.shared)}" if self.shared else "")
+            + ("; upper air balanced at every step" if self.balance else ""),
             "",
             "| lead (h) | channel | factor k | SSR before | SSR after |",
             "| --- | --- | --- | --- | --- |",

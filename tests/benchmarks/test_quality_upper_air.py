@@ -11,6 +11,7 @@ import pandas as pd
 from benchmarks.quality_tables import write_results
 from benchmarks.quality_upper_air import markdown, run_study
 from pipeline.forecast_store import provenance
+from pipeline.schema import Period
 
 TINY = "synthetic:n_lat=8,n_lon=12,n_times=120,step=6h,seed=7,levels=300/500/850,upper_air_phi=0.9"
 OVERRIDES = (
@@ -22,7 +23,10 @@ OVERRIDES = (
 
 def test_the_study_scores_every_channel_and_the_balance_of_model_and_oracle(tmp_path):
     test = pd.date_range("2000-01-25", periods=3, freq="18h")
-    payload = run_study(tmp_path, source=TINY, overrides=OVERRIDES, test=test, members=3)
+    validation = Period("2000-01-21", "2000-01-24")
+    payload = run_study(
+        tmp_path, source=TINY, overrides=OVERRIDES, test=test, validation=validation, members=3
+    )
     assert payload["train_steps"] == 3
     names = payload["channels"]
     assert names[0] == "t2m" and len(names) == 13 and "v850" in names
@@ -43,14 +47,20 @@ def test_the_study_scores_every_channel_and_the_balance_of_model_and_oracle(tmp_
     for lead in ("6", "24"):
         for row in payload["balance"]["oracle"][lead].values():
             assert row["fraction"] == 1.0 and row["truth"] <= row["tolerance"]
-        network, balanced = (payload["balance"][m][lead] for m in ("network", "network + balance"))
+        network, balanced, calibrated = (
+            payload["balance"][m][lead]
+            for m in ("network", "network + balance", "network + balance + calibration")
+        )
         for label in labels:  # three training steps cannot have learned balance; the
             assert network[label]["fraction"] < 1.0  # projection makes layers hypsometric
             assert balanced[label]["member_median"] < network[label]["member_median"] / 2
-            if label.startswith("hypsometric"):
-                assert balanced[label]["fraction"] == 1.0
-    made = sorted(provenance(path).balanced for path in tmp_path.glob("model-*.zarr"))
-    assert made == [False, True]  # the balanced store says so
+            if label.startswith("hypsometric"):  # and one calibration factor keeps them so
+                assert balanced[label]["fraction"] == calibrated[label]["fraction"] == 1.0
+    made = sorted(
+        (provenance(path).balanced, bool(provenance(path).calibration))
+        for path in tmp_path.glob("model-*.zarr")
+    )
+    assert made == [(False, False), (True, False), (True, True)]  # each store says so
     text = markdown(payload)
     write_results("upper", payload, text, tmp_path / "results")
     assert json.loads((tmp_path / "results" / "upper.json").read_text())["members"] == 3

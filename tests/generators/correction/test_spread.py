@@ -105,3 +105,25 @@ def test_the_sampler_check_compares_the_recorded_spec():
     calibration.check_sampler("euler:nfe=2,noise_scale=1.0")
     with pytest.raises(InputError, match="fitted on forecasts of euler:nfe=2.*--no-calibration"):
         calibration.check_sampler("euler:nfe=4,noise_scale=1.0")
+
+
+def test_the_balance_check_refuses_the_other_kind_of_forecast():
+    plain = SpreadCalibration(
+        channels=("t2m",),
+        leads_hours=(6.0,),
+        factors=np.ones((1, 1)),
+        ssr_before=np.ones((1, 1)),
+        ssr_after=np.ones((1, 1)),
+        period="p",
+        members=4,
+        n_inits=4,
+        sampler="euler:nfe=2,noise_scale=1.0",
+    )
+    plain.check_balance(False)
+    with pytest.raises(InputError, match="without balanced upper air.*calibrate --balance"):
+        plain.check_balance(True)
+    balanced = SpreadCalibration.from_dict({**plain.to_dict(), "balance": True})
+    balanced.check_balance(True)
+    with pytest.raises(InputError, match=r"with balanced upper air.*Forecast with --balance"):
+        balanced.check_balance(False)
+    assert SpreadCalibration.from_dict(plain.to_dict()).balance is False
