@@ -213,12 +213,12 @@ class SpreadCalibration:
         balanced upper air when the fit forecasts were drawn the other way."""
         if balance != self.balance:
             fitted, asked = ("with", "without") if self.balance else ("without", "with")
+            refit = "wxens calibrate" if self.balance else "wxens calibrate --balance"
             raise InputError(
                 f"the checkpoint's spread calibration was fitted on forecasts {fitted} balanced "
                 f"upper air; its factors do not hold for forecasts {asked} it, whose spread "
-                "differs. Forecast " + ("with --balance" if self.balance else "without --balance")
-                + ", leave the calibration out (--no-calibration), or refit it (wxens "
-                "calibrate" + ("" if self.balance else " --balance") + ")"
+                f"differs. Forecast {fitted} --balance, leave the calibration out "
+                f"(--no-calibration), or refit it ({refit})"
             )
 
     def report(self) -> str:

@@ -90,40 +90,28 @@ def test_applying_keeps_the_mean_and_scales_the_spread(caplog):
     assert "| 6 | z500 | 0.500 | 2.000 | 1.000 |" in calibration.report()
 
 
-def test_the_sampler_check_compares_the_recorded_spec():
-    calibration = SpreadCalibration(
-        channels=("t2m",),
-        leads_hours=(6.0,),
-        factors=np.ones((1, 1)),
-        ssr_before=np.ones((1, 1)),
-        ssr_after=np.ones((1, 1)),
-        period="p",
-        members=4,
-        n_inits=4,
-        sampler="euler:nfe=2,noise_scale=1.0",
+def one_channel() -> SpreadCalibration:
+    """A calibration of t2m at 6 h by ``euler:nfe=2``, factor 1."""
+    ones = np.ones((1, 1))
+    return SpreadCalibration(
+        ("t2m",), (6.0,), ones, ones, ones, "p", 4, 4, "euler:nfe=2,noise_scale=1.0"
     )
+
+
+def test_the_sampler_check_compares_the_recorded_spec():
+    calibration = one_channel()
     calibration.check_sampler("euler:nfe=2,noise_scale=1.0")
     with pytest.raises(InputError, match="fitted on forecasts of euler:nfe=2.*--no-calibration"):
         calibration.check_sampler("euler:nfe=4,noise_scale=1.0")
 
 
 def test_the_balance_check_refuses_the_other_kind_of_forecast():
-    plain = SpreadCalibration(
-        channels=("t2m",),
-        leads_hours=(6.0,),
-        factors=np.ones((1, 1)),
-        ssr_before=np.ones((1, 1)),
-        ssr_after=np.ones((1, 1)),
-        period="p",
-        members=4,
-        n_inits=4,
-        sampler="euler:nfe=2,noise_scale=1.0",
-    )
+    plain = one_channel()
     plain.check_balance(False)
     with pytest.raises(InputError, match="without balanced upper air.*calibrate --balance"):
         plain.check_balance(True)
     balanced = SpreadCalibration.from_dict({**plain.to_dict(), "balance": True})
     balanced.check_balance(True)
-    with pytest.raises(InputError, match=r"with balanced upper air.*Forecast with --balance"):
+    with pytest.raises(InputError, match=r"with balanced upper air.*Forecast with --balance.*refit it \(wxens calibrate\)"):
         balanced.check_balance(False)
     assert SpreadCalibration.from_dict(plain.to_dict()).balance is False
