@@ -140,6 +140,14 @@ def test_a_calibration_is_stored_applied_and_recorded(tmp_path, capsys):
     assert "euler:nfe=4" in error and "--no-calibration" in error
     assert not (tmp_path / "other.zarr").exists()
     assert wxens([*other, "--no-calibration"]) == 0
+    # and for forecasts drawn as the fit's were: not balanced, so --balance is refused
+    capsys.readouterr()
+    balanced = common + ["--out", str(tmp_path / "balanced.zarr"), "--balance"]
+    assert wxens(balanced) == 2
+    error = capsys.readouterr().err
+    assert "fitted on forecasts without balanced upper air" in error, error
+    assert "wxens calibrate --balance" in error
+    assert not (tmp_path / "balanced.zarr").exists()
     # by default a calibrated checkpoint forecasts with its calibration's sampler
     assert wxens(common + ["--out", str(tmp_path / "cal.zarr")]) == 0
     assert wxens(common + ["--out", str(tmp_path / "raw.zarr"), "--no-calibration"]) == 0
