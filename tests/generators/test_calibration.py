@@ -174,6 +174,14 @@ def test_a_calibration_is_stored_applied_and_recorded(tmp_path, capsys):
         progress=False,
     )
     assert load_checkpoint(tmp_path / "run").digest != before
+    # wxens calibrate --balance draws its fit forecasts balanced: t2m alone has no upper
+    # air to balance, which is refused before anything is written
+    capsys.readouterr()
+    refit = ["calibrate", "--checkpoint", str(tmp_path / "run"), "--store", str(store.path)]
+    refit += ["--start", "2000-01-16", "--end", "2000-01-18", "--members", "4", "--balance"]
+    assert wxens([*refit, "--out", str(tmp_path / "balanced.pt"), "--no-progress"]) == 2
+    assert "balance needs z and t on at least two common levels" in capsys.readouterr().err
+    assert not (tmp_path / "balanced.pt").exists()
 
 
 TINY_RECIPE = (
