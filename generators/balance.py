@@ -68,10 +68,7 @@ class UpperAirBalance:
         named, levels = _balanced_levels(channels)
         self.z_index = [named["z", p] for p in levels]
         self.t_index = [named["t", p] for p in levels]
-        self.wind_index = [
-            (named["u", p], named["v", p]) if ("u", p) in named and ("v", p) in named else None
-            for p in levels
-        ]
+        self.wind_index = _wind_pairs(named, levels)
         self.projection = torch.from_numpy(
             _hypsometric_projection(levels, np.asarray(error_scale)[self.z_index + self.t_index])
         ).float()
@@ -144,8 +141,18 @@ def balanced_channels(channels: Sequence[str]) -> tuple[int, ...]:
     except InputError:
         return ()
     tied = [named[v, p] for p in levels for v in ("z", "t")]
-    tied += [named[v, p] for p in levels if ("u", p) in named and ("v", p) in named for v in "uv"]
+    tied += [i for pair in _wind_pairs(named, levels) if pair is not None for i in pair]
     return tuple(sorted(tied))
+
+
+def _wind_pairs(
+    named: dict[tuple[str, int], int], levels: Sequence[int]
+) -> list[tuple[int, int] | None]:
+    """Per level, the indexes of its u and v channels, or None where either is missing."""
+    return [
+        (named["u", p], named["v", p]) if ("u", p) in named and ("v", p) in named else None
+        for p in levels
+    ]
 
 
 def _hypsometric_projection(levels: Sequence[int], scale: np.ndarray) -> np.ndarray:
