@@ -94,23 +94,28 @@ class UpperAirBalance:
         self.u_factor = (-1.0 / (f * EARTH_RADIUS)).float()
         self.v_factor = (1.0 / (f * EARTH_RADIUS * torch.cos(phi))).float()
 
+    def to(self, device: torch.device | str) -> UpperAirBalance:
+        """This operator with its tensors on ``device`` (once, not at every call: a copy
+        from the host at every rollout step would also wait for the device)."""
+        self.projection = self.projection.to(device)
+        self.u_factor, self.v_factor = self.u_factor.to(device), self.v_factor.to(device)
+        return self
+
     def __call__(self, states: torch.Tensor) -> torch.Tensor:
-        """Balanced copies of ``states`` (..., C, H, W) in physical units."""
+        """Balanced copies of ``states`` (..., C, H, W) in physical units (the operator's
+        tensors are moved to the states' device if :meth:`to` did not put them there)."""
         out = states.clone()
         columns = self.z_index + self.t_index
         x = states[..., columns, :, :]
         projection = self.projection.to(states.device, states.dtype)
         out[..., columns, :, :] = torch.einsum("ij,...jhw->...ihw", projection, x)
+        u_factor, v_factor = (f.to(states.device) for f in (self.u_factor, self.v_factor))
         for z, wind in zip(self.z_index, self.wind_index, strict=True):
             if wind is None:
                 continue
             phi_ = out[..., z, :, :]
-            out[..., wind[0], :, :] = self.u_factor.to(states.device) * derivative(
-                phi_, self.dphi, -2
-            )
-            out[..., wind[1], :, :] = self.v_factor.to(states.device) * derivative(
-                phi_, self.dlambda, -1
-            )
+            out[..., wind[0], :, :] = u_factor * derivative(phi_, self.dphi, -2)
+            out[..., wind[1], :, :] = v_factor * derivative(phi_, self.dlambda, -1)
         return out
 
 

@@ -329,7 +329,9 @@ def balance_constraint(
     norm = checkpoint.normalization
     factor = norm.residual_to_state(checkpoint.leads_hours[0])
     error_scale = np.nanmean(factor.reshape(len(norm.channels), -1), axis=1) * norm.std
-    balance = UpperAirBalance(norm.channels, error_scale, checkpoint.latitude, checkpoint.longitude)
+    balance = UpperAirBalance(
+        norm.channels, error_scale, checkpoint.latitude, checkpoint.longitude
+    ).to(device)
     mean = torch.as_tensor(norm.mean, dtype=torch.float32, device=device)[:, None, None]
     std = torch.as_tensor(norm.std, dtype=torch.float32, device=device)[:, None, None]
 
