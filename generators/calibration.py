@@ -2,8 +2,9 @@
 cross-validation folds, each forecasting the period it held out, pooled) by the models,
 turned into per-lead, per-channel factors by
 :func:`generators.correction.spread.fit_spread_factors` (one factor for the channels that
-balance ties together, :func:`generators.balance.balanced_channels`) and stored in the checkpoint as a
-:class:`~generators.correction.spread.SpreadCalibration` (whose module gives the formula).
+balance ties together, :func:`generators.balance.balanced_channels`) and stored in the
+checkpoint as a :class:`~generators.correction.spread.SpreadCalibration` (whose module
+gives the formula).
 """
 
 from __future__ import annotations

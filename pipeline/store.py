@@ -150,7 +150,7 @@ def _prepare(ds: xr.Dataset, origin: str, path: Path) -> tuple[bool, int, list[t
         created = not has_root_group(store)
         if created:  # every time is to write, in the source's order
             _create(ds, origin, store)
-            return created, 0, list(enumerate(range(source_times.size)))
+            return True, 0, list(enumerate(range(source_times.size)))
         existing = xr.open_zarr(store, consolidated=False, chunks=None)
         _check_compatible(existing, ds, origin, path)
         if not existing.attrs[STATE_ATTR]["complete"]:
