@@ -333,13 +333,13 @@ def _read_block(
     ``running`` (blocks come in store order: one reader thread)."""
     (i0, s0), (_, s1) = block[0], block[-1]
     data = ds.isel({TIME: slice(s0, s1 + 1)}).load()
+    if running is not None:  # its pass over the block counts the NaNs too
+        return data, running.add(data, i0)
     # a NaN makes the sum NaN: the NaNs are counted only then, one cheap pass otherwise
     counts = {
         str(name): int(np.isnan(da.values).sum()) if np.isnan(da.values.sum()) else 0
         for name, da in data.data_vars.items()
     }
-    if running is not None:
-        running.add(data, i0)
     return data, counts
 
 

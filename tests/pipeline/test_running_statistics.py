@@ -13,7 +13,7 @@ import xarray as xr
 import pipeline.analysis_store as analysis_store
 import pipeline.store as store_module
 from pipeline.analysis_store import STATE_ATTR, compute_statistics
-from pipeline.running_statistics import RunningStatistics
+from pipeline.running_statistics import RunningStatistics, ordered_bits
 from pipeline.store import ingest, open_store
 
 TIMES = pd.date_range("2001-01-01", periods=11, freq="6h").delete(4)  # a gap: 10 times
@@ -124,3 +124,37 @@ def test_blocks_out_of_order_are_refused():
     running.add(ds.isel(time=slice(0, 3)), 0)
     with pytest.raises(ValueError, match="3 of 10 times were added"):
         running.result()
+
+
+def test_extremes_and_nan_counts_of_signed_and_missing_values():
+    """Negative values, -0.0, a level without values at one time and a level without any:
+    min and max equal numpy's nanmin/nanmax, a level without values gives NaN, and the
+    NaN count of each variable comes back from the same pass."""
+    ds = field(5, -3.0)
+    t = ds.t.values.copy()
+    t[:, 0] *= -1e30  # level 500: huge values of both signs
+    t[0, 0, 0, 0] = -0.0
+    t[3, 0] = np.nan  # level 500 has no value at time 3
+    t[:, 1] = np.nan  # level 850 has none at all
+    ds = ds.assign(t=(ds.t.dims, t))
+    running = RunningStatistics(ds, TIMES)
+    counts = running.add(ds.isel(time=slice(0, 6)), 0)
+    counts_rest = running.add(ds.isel(time=slice(6, 10)), 6)
+    got = running.result()["t"]
+    nan_in = np.isnan(t)
+    assert counts["t"] + counts_rest["t"] == nan_in.sum()
+    assert counts["t2m"] == counts_rest["t2m"] == 0
+    assert got["min"][0] == np.nanmin(t[:, 0]) and got["max"][0] == np.nanmax(t[:, 0])
+    assert np.isnan([got[s][1] for s in ("mean", "std", "min", "max", "tendency_std")]).all()
+
+
+def test_ordered_bits_orders_float32_as_integers():
+    """The integer form of the extremes: order kept over 10 decades of both signs, signed
+    zeros and infinities, and its own inverse."""
+    rng = np.random.default_rng(6)
+    scaled = rng.standard_normal(1000) * 10.0 ** np.arange(-5, 5).repeat(100)
+    values = np.concatenate([scaled, [0.0, -0.0, np.inf, -np.inf]]).astype("f4")
+    bits = ordered_bits(values.view(np.int32))
+    assert np.array_equal(ordered_bits(bits).view(np.float32), values)
+    order = np.argsort(bits, kind="stable")
+    assert (np.diff(values[order]) >= 0).all()
