@@ -112,6 +112,9 @@ def test_the_balance_check_refuses_the_other_kind_of_forecast():
         plain.check_balance(True)
     balanced = SpreadCalibration.from_dict({**plain.to_dict(), "balance": True})
     balanced.check_balance(True)
-    with pytest.raises(InputError, match=r"with balanced upper air.*Forecast with --balance.*refit it \(wxens calibrate\)"):
+    with pytest.raises(
+        InputError,
+        match=r"with balanced upper air.*Forecast with --balance.*refit it \(wxens calibrate\)",
+    ):
         balanced.check_balance(False)
     assert SpreadCalibration.from_dict(plain.to_dict()).balance is False
