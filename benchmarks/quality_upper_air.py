@@ -27,6 +27,7 @@ import xarray as xr
 
 from benchmarks.quality_tables import RESULTS, write_results
 from benchmarks.synthetic_study import SyntheticStudy, study_parser
+from generators.checkpoint import load_checkpoint
 from pipeline.alignment import align_with_truth
 from pipeline.forecast_store import open_forecast, provenance
 from pipeline.schema import LEAD_TIME, TIME, Period
@@ -136,6 +137,7 @@ def run_study(
         "checkpoint": study.checkpoint,
         "sampler": provenance(models["network"]).sampler,
         "train_steps": study.train_steps,
+        "checkpoint_steps": load_checkpoint(study.checkpoint).step,
         "test_inits": [str(t) for t in test],
         "validation": str(validation),
         "members": members,
@@ -147,6 +149,13 @@ def run_study(
     }
 
 
+def trained(p: dict) -> str:
+    """Where the model's steps came from, for the header."""
+    if p["train_steps"] is not None:
+        return f"{p['train_steps']} steps trained here"
+    return f"a given checkpoint of {p.get('checkpoint_steps', 'an unknown number of')} steps"
+
+
 def markdown(p: dict) -> str:
     """The per-channel CRPS table and the balance table at each lead."""
     leads = list(next(iter(p["oracle"].values())))
@@ -155,8 +164,7 @@ def markdown(p: dict) -> str:
         "# Synthetic upper air: a many-variable model against the oracle ensemble",
         "",
         f"Source `{p['source']}`, model `{p['config']}` (sampler `{p.get('sampler')}`, "
-        f"{p['train_steps']} steps trained "
-        f"here; overrides {p['overrides'] or 'none'}), {len(p['test_inits'])} held-out test "
+        f"{trained(p)}; overrides {p['overrides'] or 'none'}), {len(p['test_inits'])} held-out test "
         f"initial times, {p['members']} members; 4 model steps = an autoregressive rollout. "
         "Fair CRPS in the store's units (z in m2 s-2), spread-skill ratio in brackets; ratio = "
         "model / oracle CRPS, aim <= 1.05. "
