@@ -173,8 +173,13 @@ def timed(steps: list[tuple[str, float]], name: str) -> Iterator[None]:
 def derived_config(store: str, workdir: Path, train_end: str, given: str | None) -> str:
     """The training config's path: ``given``, else ``workdir/config.yaml``, derived from the
     store's times up to the end of ``train_end`` with :data:`DEMO_STEPS` steps (kept when
-    an earlier run wrote it, so a rerun trains nothing)."""
+    an earlier run wrote it, so a rerun trains nothing; refused if that run had another
+    ``--train-end``, whose model, tune and baseline the work directory holds)."""
+    import pandas as pd
+
+    from generators.config import load_train_config
     from generators.config_derive import derive_config
+    from pipeline.errors import InputError
 
     if given is not None:
         return str(Path(given).resolve())
@@ -182,6 +187,13 @@ def derived_config(store: str, workdir: Path, train_end: str, given: str | None)
     if not path.is_file():
         end = f"{train_end}T23:59"
         derive_config(store, lead=DEMO_LEAD, end=end, steps=DEMO_STEPS).write(path)
+        return str(path)
+    kept = pd.Timestamp(load_train_config(path).data.validation.end).normalize()
+    if kept != pd.Timestamp(train_end).normalize():
+        raise InputError(
+            f"{workdir} holds a demo trained to {kept:%Y-%m-%d} ({path}), not to --train-end "
+            f"{train_end}; pass --fresh to start over there, or give another --workdir"
+        )
     return str(path)
 
 

@@ -1,8 +1,16 @@
-"""``wxens demo --fresh`` deletes only a demo's own work directory."""
+"""``wxens demo``'s work directory: ``--fresh`` deletes only a demo's own, and a rerun
+for other training days is refused."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from flows.cli import main
+from flows.commands.demo import SAMPLE, derived_config
+from pipeline.errors import InputError
+from pipeline.store import ingest
 
 
 def test_fresh_refuses_a_folder_the_demo_did_not_write(tmp_path, capsys):
@@ -23,3 +31,18 @@ def test_fresh_refuses_a_regular_file(tmp_path, capsys):
     target.write_text("keep me")
     assert main(["demo", "--workdir", str(target), "--fresh"]) == 2
     assert "not a folder" in capsys.readouterr().err and target.read_text() == "keep me"
+
+
+def test_rerun_with_another_train_end_is_refused(tmp_path):
+    """A work directory keeps the config (and model) of its first run: a rerun for other
+    training days says so, rather than reusing a model trained on the wrong ones."""
+    store = tmp_path / "era5-uk.zarr"
+    ingest(SAMPLE, store, progress=False)
+    path = derived_config(str(store), tmp_path, "2019-03-16", None)
+    kept = Path(path).read_text()
+    assert derived_config(str(store), tmp_path, "2019-03-16", None) == path
+    with pytest.raises(
+        InputError, match=r"trained to 2019-03-16 .* not to --train-end 2019-03-21; pass --fresh"
+    ):
+        derived_config(str(store), tmp_path, "2019-03-21", None)
+    assert Path(path).read_text() == kept
