@@ -208,7 +208,14 @@ def write_forecast(
             ds.to_zarr(store, mode="w-", zarr_format=3, encoding=_encoding(ds), consolidated=False)
             log.info("created forecast store %s with %d initial time(s)", path, times.size)
             return times
-        existing = xr.open_zarr(store, zarr_format=3, consolidated=False, chunks=None)
+        existing = xr.open_zarr(
+            store, zarr_format=3, consolidated=False, chunks=None, drop_variables=[VALID_TIME]
+        )
+        if existing.attrs.get("kind") != "forecast":
+            raise StoreError(
+                f"{path} is a Zarr store but not a wxens forecast store; wxens will not write "
+                "forecasts into it: choose another --out"
+            )
         _check_compatible(path, existing, ds)
         stored = pd.DatetimeIndex(existing[INIT_TIME].values)
         done = stored[existing[COMPLETE].values.astype(bool)]
@@ -241,7 +248,9 @@ def _span(times: pd.DatetimeIndex) -> str:
 
 
 def _check_writable(path: Path) -> None:
-    """StoreError unless ``path`` is absent, an empty folder or a wxens forecast store."""
+    """StoreError unless ``path`` is absent, an empty folder or a transactional store, from
+    the files alone (whether a store holds forecasts is read in the write's transaction,
+    which has it open: opening it here too cost every batch ~10 ms)."""
     if path.exists() and not path.is_dir():
         raise StoreError(f"{path} is a regular file, not a forecast store; choose another --out")
     if is_plain_zarr(path) and not is_repository(path):
@@ -249,13 +258,8 @@ def _check_writable(path: Path) -> None:
             f"{path} is a plain Zarr store (an export, or written by another tool or an older "
             "wxens); forecasts are written only to transactional stores: choose another --out"
         )
-    if is_empty_repository(path) or is_forecast_store(path):
+    if is_repository(path) or is_empty_repository(path):
         return  # (an empty repository is being created by another writer, or was interrupted)
-    if is_repository(path):
-        raise StoreError(
-            f"{path} is a Zarr store but not a wxens forecast store; wxens will not write "
-            "forecasts into it: choose another --out"
-        )
     if path.exists() and any(path.iterdir()):
         raise StoreError(f"{path} exists and is not a Zarr store; choose another --out")
 
