@@ -175,12 +175,14 @@ class RunningStatistics:
             previous = self.last.get(name)
             if previous is None:
                 previous, pair[0] = slabs[0], False
+            unshifted = self.tendency[name].shift is None  # its first pair fixes it
+            first_pair = _first_difference(slabs, previous, pair) if unshifted else None
             sums, tendency, low, high = block_sums(
                 slabs,
                 previous,
                 pair,
                 self.values[name].shift_or_zero(slabs[0]),
-                self.tendency[name].shift_or_zero(_first_difference(slabs, previous, pair)),
+                self.tendency[name].shift_or_zero(first_pair),
             )
             self.values[name].add(sums, np.ones(times, bool))
             self.tendency[name].add(tendency, pair)
