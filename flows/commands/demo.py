@@ -180,16 +180,21 @@ def derived_config(store: str, workdir: Path, train_end: str, given: str | None)
     from generators.config import load_train_config
     from generators.config_derive import derive_config
     from pipeline.errors import InputError
+    from pipeline.schema import TIME
+    from pipeline.store import open_store
 
     if given is not None:
         return str(Path(given).resolve())
     path = workdir / "config.yaml"
+    end = f"{train_end}T23:59"
     if not path.is_file():
-        end = f"{train_end}T23:59"
         derive_config(store, lead=DEMO_LEAD, end=end, steps=DEMO_STEPS).write(path)
         return str(path)
-    kept = pd.Timestamp(load_train_config(path).data.validation.end).normalize()
-    if kept != pd.Timestamp(train_end).normalize():
+    # a derived config's held-out days end at the store's last time up to `end`
+    times = open_store(store).dataset.indexes[TIME]
+    last = times[times <= pd.Timestamp(end)].max()
+    kept = pd.Timestamp(load_train_config(path).data.validation.end)
+    if kept != last:
         raise InputError(
             f"{workdir} holds a demo trained to {kept:%Y-%m-%d} ({path}), not to --train-end "
             f"{train_end}; pass --fresh to start over there, or give another --workdir"

@@ -46,3 +46,12 @@ def test_rerun_with_another_train_end_is_refused(tmp_path):
     ):
         derived_config(str(store), tmp_path, "2019-03-21", None)
     assert Path(path).read_text() == kept
+
+
+def test_rerun_with_a_train_end_after_the_sample_is_kept(tmp_path):
+    """Training days past the sample's end: the config ends at its last time, and a rerun
+    with the same --train-end reuses it."""
+    store = tmp_path / "era5-uk.zarr"
+    ingest(SAMPLE, store, progress=False)
+    path = derived_config(str(store), tmp_path, "2019-04-15", None)
+    assert derived_config(str(store), tmp_path, "2019-04-15", None) == path
