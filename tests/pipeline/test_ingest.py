@@ -7,6 +7,8 @@ import shutil
 import warnings
 from pathlib import Path
 
+import dask
+import dask.array
 import numpy as np
 import pandas as pd
 import pytest
@@ -243,6 +245,26 @@ def test_duplicate_times_across_files(tmp_path, capsys):
     )
     assert code == 2 and "duplicate time" in err and "2021-01-01 02:00:00" in err
     assert not (tmp_path / "s.zarr").exists()
+
+
+def test_a_block_of_one_dask_chunk_is_loaded_without_a_copy():
+    """dask's own compute copies a lone chunk; the ingest block takes it as its task
+    returned it (a decoder's read, here a fixed array), and assembles a variable of
+    several chunks as load does."""
+    single = np.arange(12.0).reshape(4, 3)
+    read = dask.array.from_delayed(dask.delayed(lambda: single)(), single.shape, single.dtype)
+    assert not np.shares_memory(read.compute(), single)  # the copy avoided
+    ds = xr.Dataset(
+        {
+            "one": (("time", "x"), read),
+            "two": (("time", "x"), dask.array.from_array(single + 1, chunks=(2, 3))),
+        },
+        coords={"time": np.arange(4), "c": ("time", dask.array.arange(4, chunks=4))},
+    )
+    loaded = store_module.load_without_copy(ds)
+    assert np.shares_memory(loaded["one"].values, single)
+    assert not any(isinstance(v.data, dask.array.Array) for v in loaded.variables.values())
+    xr.testing.assert_identical(loaded, ds.load())
 
 
 def test_nans_refused_unless_allowed(tmp_path, capsys):
