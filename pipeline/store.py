@@ -286,36 +286,40 @@ def _write_blocks(
     A block another ingest wrote meanwhile is left as it is. Whether this call wrote
     every block.
 
-    Two stages overlap: a reader thread decodes the next block (and folds it into
-    ``running``) while this one is compressed (Zarr's codec threads) and committed; at
-    most two blocks are in memory.
+    Three stages overlap: a reader thread decodes the next block while this one is
+    compressed (Zarr's codec threads) and, beside it, folded into ``running`` by a
+    statistics thread (its compiled pass releases the GIL); the NaN check waits for that
+    pass, inside the transaction, so a refused block is never committed. At most two
+    blocks are in memory.
     """
     per_block = times_per_block(ds, reader(path), BLOCK_BYTES)
     blocks = list(_blocks(todo, per_block))
     every_block = True
     read_ahead = ThreadPoolExecutor(1, thread_name_prefix="wxens-ingest-read")
+    statistics = ThreadPoolExecutor(1, thread_name_prefix="wxens-ingest-statistics")
+    count_nans = running is None  # else the statistics pass counts them
     bar = tqdm(total=len(todo), unit="time", desc=f"ingest {path.name}", disable=not progress)
     try:
-        pending: Future = read_ahead.submit(_read_block, ds, blocks[0], running)
+        pending: Future = read_ahead.submit(_read_block, ds, blocks[0], count_nans)
         for k, block in enumerate(blocks):
             data, counts = pending.result()
             if k + 1 < len(blocks):
-                pending = read_ahead.submit(_read_block, ds, blocks[k + 1], running)
-            bad = {name: n for name, n in counts.items() if n}
-            if bad and not allow_nan:
-                first = str(pd.Timestamp(data[TIME].values[0]))
-                raise InputError(
-                    f"{origin}: {sum(bad.values())} NaN value(s) in {bad} in the block starting "
-                    f"{first}; repair the input, or pass --allow-nan to keep them (they are "
-                    "counted in the store's attributes)"
-                )
+                pending = read_ahead.submit(_read_block, ds, blocks[k + 1], count_nans)
             (i0, _), (i1, _) = block[0], block[-1]
+            folded = statistics.submit(running.add, data, i0) if running is not None else None
+            if folded is None:
+                _refuse_nans(counts, allow_nan, origin, data)
             with transaction(path, f"ingest times {i0}..{i1}") as store:
                 state = zarr.open_group(store, mode="r").attrs[STATE_ATTR]
-                if _covers(state["written"], i0, i1 + 1):
+                done = _covers(state["written"], i0, i1 + 1)
+                if not done:
+                    write_region(data, store, slice(i0, i1 + 1))
+                if folded is not None:  # a store this run created: removed if refused
+                    counts = folded.result()
+                    _refuse_nans(counts, allow_nan, origin, data)
+                if done:
                     every_block = False
                 else:
-                    write_region(data, store, slice(i0, i1 + 1))
                     nan_counts = dict(state["nan_counts"])
                     for name, n in counts.items():
                         nan_counts[name] = nan_counts.get(name, 0) + n
@@ -324,19 +328,31 @@ def _write_blocks(
             bar.update(len(block))
     finally:
         read_ahead.shutdown(wait=True, cancel_futures=True)
+        statistics.shutdown(wait=True, cancel_futures=True)
         bar.close()
     return every_block
 
 
+def _refuse_nans(counts: dict[str, int], allow_nan: bool, origin: str, data: xr.Dataset) -> None:
+    bad = {name: n for name, n in counts.items() if n}
+    if bad and not allow_nan:
+        first = str(pd.Timestamp(data[TIME].values[0]))
+        raise InputError(
+            f"{origin}: {sum(bad.values())} NaN value(s) in {bad} in the block starting "
+            f"{first}; repair the input, or pass --allow-nan to keep them (they are "
+            "counted in the store's attributes)"
+        )
+
+
 def _read_block(
-    ds: xr.Dataset, block: list[tuple[int, int]], running: RunningStatistics | None
+    ds: xr.Dataset, block: list[tuple[int, int]], count_nans: bool
 ) -> tuple[xr.Dataset, dict[str, int]]:
-    """One block of the source in memory, its NaN count per variable; folded into
-    ``running`` (blocks come in store order: one reader thread)."""
-    (i0, s0), (_, s1) = block[0], block[-1]
+    """One block of the source in memory, and its NaN count per variable where
+    ``count_nans`` (else empty)."""
+    (_, s0), (_, s1) = block[0], block[-1]
     data = load_without_copy(ds.isel({TIME: slice(s0, s1 + 1)}))
-    if running is not None:  # its pass over the block counts the NaNs too
-        return data, running.add(data, i0)
+    if not count_nans:
+        return data, {}
     # a NaN makes the sum NaN: the NaNs are counted only then, one cheap pass otherwise
     counts = {
         str(name): int(np.isnan(da.values).sum()) if np.isnan(da.values.sum()) else 0
