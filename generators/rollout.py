@@ -100,7 +100,7 @@ class RolloutRun:
     residual_scale: Callable[[torch.Tensor], torch.Tensor]
     device: torch.device
     bf16: bool
-    constrain: Callable[[torch.Tensor], torch.Tensor]
+    constrain: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def iter_forecast(
@@ -302,7 +302,10 @@ def _run_plan(
                 :, 0
             ]
         scale = run.residual_scale(history)[:, :, None, None]
-        state = run.constrain(window[:, -1] + residual.float() * _factor(run.factors, lead) * scale)
+        before = window[:, -1]
+        state = run.constrain(
+            before + residual.float() * _factor(run.factors, lead) * scale, before
+        )
         if not (torch.isfinite(state) | torch.isnan(window[:, -1])).all():
             raise FloatingPointError(
                 f"the rollout diverged (non-finite states) at {time_hours + lead:g} h from {inits[0]}"
@@ -335,13 +338,13 @@ def balance_constraint(
     mean = torch.as_tensor(norm.mean, dtype=torch.float32, device=device)[:, None, None]
     std = torch.as_tensor(norm.std, dtype=torch.float32, device=device)[:, None, None]
 
-    def constrain(state: torch.Tensor) -> torch.Tensor:
-        return (balance(state * std + mean) - mean) / std
+    def constrain(state: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
+        return (balance(state * std + mean, before * std + mean) - mean) / std
 
     return constrain
 
 
-def _unchanged(state: torch.Tensor) -> torch.Tensor:
+def _unchanged(state: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
     return state
 
 

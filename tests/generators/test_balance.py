@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from generators.balance import UpperAirBalance, balanced_channels, derivative
+from generators.balance import UpperAirBalance, balanced_channels, derivative, shapiro_filter
 from generators.correction.spread import fit_spread_factors, scale_spread
 from pipeline.errors import InputError
 from pipeline.schema import R_DRY
@@ -141,3 +141,30 @@ def test_one_calibration_factor_keeps_members_balanced(truth):
         moved = (balance(scaled) - scaled)[:, 1:].square().mean(dim=(0, 2, 3)).sqrt()
         size = scaled[:, 1:].std(dim=(0, 2, 3))
         assert bool((moved < 0.01 * size).all()) is stays_balanced, (moved / size).tolist()
+
+
+def test_the_filter_removes_two_grid_lengths_and_keeps_long_waves():
+    """Response 1 - sin(k h / 2)**4 away from the edges (Shapiro 1970, second order)."""
+    x = np.arange(32)
+    for wavelength, kept in ((2, 0.0), (4, 0.75), (8, 1 - np.sin(np.pi / 8) ** 4)):
+        wave = np.cos(2 * np.pi * x / wavelength + 0.3)
+        field = torch.from_numpy(np.broadcast_to(wave, (9, 32)).copy())[None]
+        out = shapiro_filter(field)[0].numpy()
+        np.testing.assert_allclose(out[:, 2:-2], kept * field[0].numpy()[:, 2:-2], atol=1e-12)
+
+
+def test_a_step_with_grid_scale_noise_comes_out_balanced_by_another_scheme(truth):
+    """Noise at the grid scale added by a step: projected alone, the winds are geostrophic
+    by this operator's differences but not by the check's (second order); with the step's
+    start given, its change is filtered first and they are geostrophic by both."""
+    rng = np.random.default_rng(2)
+    before = stack(truth)
+    scale = np.array([30.0] * 3 + [0.5] * 3 + [2.0] * 6)[None, :, None, None]
+    noisy = before.clone()
+    noisy[:, 1:] += torch.from_numpy((rng.normal(0, 1, (4, 12, 24, 36)) * scale).astype("f4"))
+    check = Geostrophic()
+    tolerance = np.maximum(check.factor * check.score(truth), check.floor)
+    projected = check.score(unstack(operator(truth)(noisy), truth))
+    filtered = check.score(unstack(operator(truth)(noisy, before), truth))
+    assert (projected > tolerance).any()
+    assert (filtered <= tolerance).all()
