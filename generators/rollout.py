@@ -306,7 +306,7 @@ def _run_plan(
         state = run.constrain(
             before + residual.float() * _factor(run.factors, lead) * scale, before
         )
-        if not (torch.isfinite(state) | torch.isnan(window[:, -1])).all():
+        if not (torch.isfinite(state) | torch.isnan(before)).all():
             raise FloatingPointError(
                 f"the rollout diverged (non-finite states) at {time_hours + lead:g} h from {inits[0]}"
             )

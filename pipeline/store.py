@@ -368,6 +368,7 @@ def load_without_copy(ds: xr.Dataset) -> xr.Dataset:
     chunk, lest it alias data held in the graph): a pass over the block into fresh pages,
     about a sixth of the CPU of ingesting a 0.25° field. Ingest only reads a block, so a
     chunk that aliases an array held in the graph (an in-memory source) is safe too."""
+    ds = ds.copy()  # shallow: the caller's dataset keeps its lazy variables
     single = {
         name: var.data.to_delayed().item()
         for name, var in ds.variables.items()

@@ -264,6 +264,7 @@ def test_a_block_of_one_dask_chunk_is_loaded_without_a_copy():
     loaded = store_module.load_without_copy(ds)
     assert np.shares_memory(loaded["one"].values, single)
     assert not any(isinstance(v.data, dask.array.Array) for v in loaded.variables.values())
+    assert isinstance(ds["one"].data, dask.array.Array)  # the caller's stays lazy
     xr.testing.assert_identical(loaded, ds.load())
 
 
