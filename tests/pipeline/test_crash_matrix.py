@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+import pipeline.ingest_blocks as blocks_module
 import pipeline.store as store_module
 from flows.cli import main
 from pipeline.analysis_store import STATE_ATTR
@@ -40,9 +41,9 @@ PROVENANCE = ForecastProvenance("test", "0" * 16, "euler:nfe=2", 2, 0)
 INGEST_POINTS = [
     ("creation", "pipeline.store:_create", 1, "create"),
     ("time-axis growth", "pipeline.store:_append_template", 1, "append"),
-    ("chunk write", "pipeline.store:write_region", 2, "create"),
-    ("chunk write (append)", "pipeline.store:write_region", 1, "append"),
-    ("state update", "pipeline.store:update_state", 2, "create"),
+    ("chunk write", "pipeline.ingest_blocks:write_region", 2, "create"),
+    ("chunk write (append)", "pipeline.ingest_blocks:write_region", 1, "append"),
+    ("state update", "pipeline.ingest_blocks:update_state", 1, "create"),
     ("statistics in one pass", "pipeline.running_statistics:RunningStatistics.result", 1, "create"),
     ("statistics pass", "pipeline.analysis_store:compute_statistics", 1, "append"),
     ("final state update", "pipeline.analysis_store:update_state", 1, "append"),
@@ -111,7 +112,7 @@ def write_both_batches(path: Path) -> None:
 
 def small_blocks(setattr=setattr) -> None:
     setattr(store_module, "MIN_CHUNK_BYTES", 1)  # one time a chunk
-    setattr(store_module, "BLOCK_BYTES", 2 * 5 * 4 * 4)  # two times a block
+    setattr(blocks_module, "BLOCK_BYTES", 2 * 5 * 4 * 4)  # two times a block
 
 
 def killed(write: str, target: str, call: int, path: Path) -> None:

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+import pipeline.ingest_blocks as blocks_module
 import pipeline.store as store_module
 from flows.cli import main
 from pipeline.analysis_store import STATE_ATTR
@@ -161,8 +162,8 @@ def test_failed_write_resumes_to_the_same_bytes(tmp_path, monkeypatch, store_con
     reference = tmp_path / "reference.zarr"
     ingest(tmp_path / "in.nc", reference, progress=False)
 
-    monkeypatch.setattr(store_module, "BLOCK_BYTES", 2 * 12 * 4)  # two time steps a block
-    real_write, calls = store_module.write_region, []
+    monkeypatch.setattr(blocks_module, "BLOCK_BYTES", 2 * 12 * 4)  # two time steps a block
+    real_write, calls = blocks_module.write_region, []
 
     def failing_write(data, path, region):
         calls.append(region)
@@ -170,7 +171,7 @@ def test_failed_write_resumes_to_the_same_bytes(tmp_path, monkeypatch, store_con
             raise OSError("disk full (simulated)")
         real_write(data, path, region)
 
-    monkeypatch.setattr(store_module, "write_region", failing_write)
+    monkeypatch.setattr(blocks_module, "write_region", failing_write)
     broken = tmp_path / "broken.zarr"
     with pytest.raises(OSError, match="simulated"):
         ingest(tmp_path / "in.nc", broken, progress=False)
@@ -178,7 +179,7 @@ def test_failed_write_resumes_to_the_same_bytes(tmp_path, monkeypatch, store_con
         open_store(broken)
     assert main(["info", str(broken)]) == 2
 
-    monkeypatch.setattr(store_module, "write_region", real_write)
+    monkeypatch.setattr(blocks_module, "write_region", real_write)
     resumed = ingest(tmp_path / "in.nc", broken, progress=False)
     assert without_history(store_content(broken)) == without_history(store_content(reference))
     # other block boundaries only change the order of the float64 sums
@@ -261,7 +262,7 @@ def test_a_block_of_one_dask_chunk_is_loaded_without_a_copy():
         },
         coords={"time": np.arange(4), "c": ("time", dask.array.arange(4, chunks=4))},
     )
-    loaded = store_module.load_without_copy(ds)
+    loaded = blocks_module.load_without_copy(ds)
     assert np.shares_memory(loaded["one"].values, single)
     assert not any(isinstance(v.data, dask.array.Array) for v in loaded.variables.values())
     assert isinstance(ds["one"].data, dask.array.Array)  # the caller's stays lazy
@@ -327,7 +328,7 @@ def test_overwrite_failure_keeps_the_old_store(tmp_path, monkeypatch):
     def broken(*_args):
         raise OSError("write failed (simulated)")
 
-    monkeypatch.setattr(store_module, "write_region", broken)
+    monkeypatch.setattr(blocks_module, "write_region", broken)
     with pytest.raises(OSError):
         ingest(tmp_path / "b.nc", path, overwrite=True, progress=False)
     assert open_store(path).dataset.sizes["latitude"] == 3

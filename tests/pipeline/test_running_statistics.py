@@ -11,6 +11,7 @@ import pytest
 import xarray as xr
 
 import pipeline.analysis_store as analysis_store
+import pipeline.ingest_blocks as blocks_module
 import pipeline.store as store_module
 from pipeline.analysis_store import STATE_ATTR, compute_statistics
 from pipeline.running_statistics import RunningStatistics, ordered_bits
@@ -46,7 +47,7 @@ def ingest_in_blocks(source: Path, path: Path, times_a_block: int, monkeypatch) 
     the store is refused, so the statistics must come from the blocks."""
     with monkeypatch.context() as patch:
         patch.setattr(store_module, "MIN_CHUNK_BYTES", 1)
-        patch.setattr(store_module, "BLOCK_BYTES", times_a_block * 5 * 4 * 4 * 3)
+        patch.setattr(blocks_module, "BLOCK_BYTES", times_a_block * 5 * 4 * 4 * 3)
         patch.setattr(analysis_store, "compute_statistics", pytest.fail)
         ingest(source, path, allow_nan=True, progress=False)
 
