@@ -2,9 +2,10 @@
 
 Life of a store: :func:`ingest` creates it from a template of the canonical dataset
 (metadata and coordinates only), writes the data by region in blocks of whole time
-steps, records each finished block in the group attributes, and finalises: per-variable
-(per-level) statistics (folded in from the blocks as they are read when one run writes
-the whole store, else one dask pass over it), the missing times, ``complete = True``. An
+steps (:mod:`pipeline.ingest_blocks`), records each finished block in the group
+attributes, and finalises: per-variable (per-level) statistics (folded in from the
+blocks as they are read when one run writes the whole store, else one dask pass over
+it), the missing times, ``complete = True``. An
 interrupted ingest leaves a store that reads as incomplete; the same command resumes it
 and writes exactly the bytes an uninterrupted run would. A repeated ingest is a no-op;
 later times append. :func:`open_store` refuses an incomplete store. Reading a store and
