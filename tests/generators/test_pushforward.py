@@ -16,11 +16,13 @@ from generators.config import DataConfig, FineTuneConfig, ModelSpec, OptimConfig
 from generators.data import ResidualDataset, SampleSpec
 from generators.models import GENERATORS
 from generators.pushforward import Pushforward, partner_items
-from generators.train import Trainer, train
+from generators.train import train
 from generators.train_plan import model_config_for, trained_sampler
 from pipeline.errors import InputError
 from pipeline.schema import Period
 from pipeline.store import ingest
+
+from tiny import train_interrupted_at
 
 TRAIN_END = "2000-02-29"
 
@@ -122,18 +124,7 @@ def test_pushed_items_start_from_the_models_draw_and_keep_their_true_future(stor
 def test_a_pushforward_fine_tune_resumes_to_the_same_weights(store, tmp_path, monkeypatch):
     cfg = config(pushforward=0.5)
     whole = train(store, cfg, tmp_path / "whole", progress=False)
-    original = Trainer.train_step
-
-    def interrupt_at_4(self, step):  # within the fine-tune (steps 2-5)
-        if step == 4:
-            raise KeyboardInterrupt
-        return original(self, step)
-
-    monkeypatch.setattr(Trainer, "train_step", interrupt_at_4)
-    with pytest.raises(KeyboardInterrupt):
-        train(store, cfg, tmp_path / "split", progress=False)
-    monkeypatch.setattr(Trainer, "train_step", original)
-    resumed = train(store, cfg, tmp_path / "split", progress=False)
+    resumed = train_interrupted_at(4, store, cfg, tmp_path / "split", monkeypatch)  # fine-tune
     a, b = load_checkpoint(whole.checkpoint), load_checkpoint(resumed.checkpoint)
     assert a.step == b.step == 6 and a.train_config.fine_tune.pushforward == 0.5
     for key in a.model_state:
