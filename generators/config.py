@@ -170,9 +170,7 @@ class FineTuneConfig:
     a ``crps_nfe``-evaluation sampler), at learning rate ``lr``, optionally on another
     ``period`` (e.g. a held-out one). The EMA restarts its warm-up at the start of the
     phase (so it tracks the fine-tuned weights within a few steps), with ``ema_decay``
-    (None: the main one). ``pushforward``: the fraction of each batch's items whose latest
-    state is replaced by one the model drew itself (:mod:`generators.pushforward`), so the
-    loss sees the inputs a rollout feeds back (0: off)."""
+    (None: the main one)."""
 
     steps: int = 500
     lr: float = 1e-4
@@ -182,14 +180,6 @@ class FineTuneConfig:
     crps_members: int = 4
     crps_nfe: int = 2
     period: Period | None = None
-    pushforward: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.pushforward <= 1:
-            raise InputError(
-                f"fine_tune.pushforward is the fraction of items drawn forward, in [0, 1]; "
-                f"got {self.pushforward}"
-            )
 
     @property
     def objective_text(self) -> str:
@@ -284,11 +274,6 @@ class TrainConfig:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.ema_decay < 1:
             raise InputError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.fine_tune and self.fine_tune.pushforward and self.data.variability_scaling:
-            raise InputError(
-                "fine_tune.pushforward needs data.variability_scaling off: a drawn state would "
-                "change the scale of its own target; set one of them to false"
-            )
 
     @property
     def total_steps(self) -> int:

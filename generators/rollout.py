@@ -43,7 +43,6 @@ from generators.data.forecast import ForecastData
 from generators.device import autocast, resolve_device
 from generators.rollout_plan import RolloutPlan, check_ensemble_size, plan_rollout, same_hours
 from generators.samplers import BlockGenerators, Sampler
-from generators.train_plan import trained_sampler
 from pipeline.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -51,11 +50,17 @@ log = logging.getLogger(__name__)
 
 def default_sampler(checkpoint: Checkpoint, model: object) -> Sampler:
     """The sampler a checkpoint forecasts with by default: the one its spread calibration
-    was fitted with (the factors hold for it only); else the one it was trained for
-    (:func:`~generators.train_plan.trained_sampler`)."""
+    was fitted with (the factors hold for it only); else its config's ``sampler`` when set;
+    else the short sampler of its fair-CRPS fine-tune if it had one (those are the steps it
+    was trained through); else the model's default."""
     if (checkpoint.calibration or {}).get("sampler"):
         return parse_sampler(checkpoint.calibration["sampler"])
-    return trained_sampler(checkpoint.train_config, model)
+    if checkpoint.train_config.sampler is not None:
+        return parse_sampler(checkpoint.train_config.sampler)
+    fine_tune = checkpoint.train_config.fine_tune
+    if fine_tune is not None and fine_tune.crps_weight > 0:
+        return model.crps_sampler
+    return model.default_sampler()
 
 
 def inits_per_batch(n_members: int, batch_members: int) -> int:

@@ -53,7 +53,6 @@ from generators.distributed import (
 from generators.ema import EMA
 from generators.models import GENERATORS
 from generators.objective import ResidualGenerator
-from generators.pushforward import Pushforward
 from generators.train_plan import (
     TrainResult,
     learning_rate,
@@ -141,11 +140,6 @@ class Trainer:
             if ft is not None and ft.period is not None
             else self.train_data
         )
-        self.pushforward = (
-            Pushforward.of(self.fine_tune_data, config)
-            if ft is not None and ft.pushforward
-            else None
-        )
         self.model_config = model_config_for(config, self.train_data)
         torch.manual_seed(config.seed)
         self.model: ResidualGenerator = GENERATORS[config.model.kind](self.model_config).to(
@@ -223,10 +217,7 @@ class Trainer:
         generator = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         index = torch.randint(len(data), (size,), generator=generator).numpy()
-        items = data[index]
-        if self.pushforward is not None and step >= config.steps:
-            items = self.pushforward(self.model, index, items, generator, self.device)
-        batch = to_batch(items, self.device)
+        batch = to_batch(data[index], self.device)
         if config.data.amplitude_augmentation > 1:
             batch = scale_changes(batch, config.data.amplitude_augmentation, generator)
         if config.data.level_augmentation > 0:

@@ -9,9 +9,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from generators.config import TrainConfig, parse_sampler
+from generators.config import TrainConfig
 from generators.data import ResidualDataset
-from generators.samplers import Sampler
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -49,19 +48,6 @@ def phase_objective(config: TrainConfig, model_config: object, step: int) -> obj
     if config.fine_tune is None or step < config.steps:
         return model_config
     return dataclasses.replace(model_config, **config.fine_tune.objective_overrides())
-
-
-def trained_sampler(config: TrainConfig, model: object) -> Sampler:
-    """The sampler a model trained with ``config`` forecasts with (before any calibration,
-    which names its own): ``config.sampler`` when set; else the short sampler of its
-    fair-CRPS fine-tune if it had one (those are the steps it was trained through); else
-    the model's default."""
-    if config.sampler is not None:
-        return parse_sampler(config.sampler)
-    fine_tune = config.fine_tune
-    if fine_tune is not None and fine_tune.crps_weight > 0:
-        return model.crps_sampler
-    return model.default_sampler()
 
 
 @dataclass(frozen=True)
