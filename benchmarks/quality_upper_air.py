@@ -25,8 +25,9 @@ from pathlib import Path
 import pandas as pd
 import xarray as xr
 
-from benchmarks.quality_tables import RESULTS, write_results
+from benchmarks.quality_tables import RESULTS, run_key, write_results
 from benchmarks.synthetic_study import SyntheticStudy, study_parser
+from flows.commands.forecast import parse_inits
 from generators.checkpoint import load_checkpoint
 from pipeline.alignment import align_with_truth
 from pipeline.forecast_store import open_forecast, provenance
@@ -116,7 +117,7 @@ def run_study(
     )
     synthetic = SyntheticConfig.from_spec(source)
     names = channels(synthetic)
-    oracle = workdir / f"oracle-{members}.zarr"
+    oracle = workdir / f"oracle-{members}-{run_key(tuple(str(t) for t in test), LEADS)}.zarr"
     if not oracle.exists():
         state = study.store.dataset.sel({TIME: test}).load()
         study.write_oracle(oracle, oracle_leads(state, LEADS, members, synthetic))
@@ -225,6 +226,11 @@ def markdown(p: dict) -> str:
 def main() -> None:
     parser = study_parser(__doc__)
     parser.add_argument("--sampler", help="the model's sampler (default: the checkpoint's)")
+    parser.add_argument(
+        "--test",
+        help="test initial times START/END/EVERY, held out of training and calibration "
+        "(default 2001-02-01/2001-02-19/18h, 25 times)",
+    )
     parser.add_argument("--name", default="quality_upper_air")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -234,6 +240,7 @@ def main() -> None:
         members=args.members,
         checkpoint=args.checkpoint,
         sampler=args.sampler,
+        test=TEST if args.test is None else parse_inits([args.test]),
     )
     write_results(args.name, payload, markdown(payload), RESULTS)
 

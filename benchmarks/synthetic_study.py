@@ -126,7 +126,8 @@ class SyntheticStudy:
         ``balance``: upper air made balanced at every step (``forecast_to_store``);
         ``calibrate``: the checkpoint's spread calibration applied."""
         flags = (("balance",) if balance else ()) + (("calibrate",) if calibrate else ())
-        key = run_key(self.checkpoint, sampler, self.members, seed, *flags)
+        times = tuple(str(t) for t in inits)
+        key = run_key(self.checkpoint, sampler, self.members, seed, *flags, times, *leads_hours)
         out = self.workdir / f"{name}-{key}.zarr"
         if not out.exists():
             forecast_to_store(
