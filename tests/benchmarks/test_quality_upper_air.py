@@ -15,7 +15,7 @@ from pipeline.schema import Period
 
 TINY = "synthetic:n_lat=8,n_lon=12,n_times=120,step=6h,seed=7,levels=300/500/850,upper_air_phi=0.9"
 OVERRIDES = (
-    "steps=3", "validate_every=3", "checkpoint_every=3", "model.sample_nfe=2",
+    "steps=3", "fine_tune.steps=2", "validate_every=3", "checkpoint_every=3", "model.sample_nfe=2",
     "data.train.end=2000-01-20", "data.validation.start=2000-01-21",
     "data.validation.end=2000-01-24",
 )  # fmt: skip
@@ -27,7 +27,7 @@ def test_the_study_scores_every_channel_and_the_balance_of_model_and_oracle(tmp_
     payload = run_study(
         tmp_path, source=TINY, overrides=OVERRIDES, test=test, validation=validation, members=3
     )
-    assert payload["train_steps"] == 3
+    assert payload["train_steps"] == 5  # 3 main steps and 2 of the config's fair-CRPS fine-tune
     names = payload["channels"]
     assert names[0] == "t2m" and len(names) == 13 and "v850" in names
     scored = payload["models"] | {"oracle": payload["oracle"]}
