@@ -56,7 +56,8 @@ SCORED = (
 
 
 def run_demo(workdir: Path, split: str, extra: list[str]) -> tuple[str, float, float]:
-    """The demo's output, wall seconds and CPU seconds (user + sys of its process tree)."""
+    """The demo's output, wall seconds and CPU seconds (user + sys of its process tree),
+    ``split`` a key of :data:`SPLITS`."""
     train_end, inits = SPLITS[split]
     argv = [sys.executable, "-m", "flows.cli", "demo", "--fresh", "--workdir", str(workdir)]
     argv += ["--train-end", train_end, "--init", inits, *extra]

@@ -1,16 +1,19 @@
-"""A masked field: the UK t2m sample with its sea points set to NaN, trained and verified
-over land, against the persistence and climatology baselines.
+"""A masked field: the UK t2m sample with its sea points set to NaN, run through
+``wxens demo`` (the product's defaults: a config derived from the store, its spread
+calibration, the tuned correction) and verified over land against the persistence and
+climatology baselines.
 
 The land mask is a rule on the field itself: a grid point is land where the mean daily
-range (max - min over each day) of t2m over the training days is at least ``--land-range``
-kelvin (the sea's diurnal cycle is damped). The masked field is written to NetCDF and
-ingested with ``allow_nan``; the model is the one the demo trained when this table was
-measured (the repository's UK config shortened by :data:`SHORT_OVERRIDES`, plus ``--set``) trained on the masked store, so it sees
-NaN over the sea; its members, the baselines' and the scores come from the library's own
-calls (:func:`forecast_to_store`, :func:`baseline_to_store`, :func:`verify_store`), the
-fair CRPS a mean over the land points. Writes ``benchmarks/results/NAME.json`` and ``.md``.
+range (max - min over each day) of t2m over the sample's 1-21 March is at least
+``--land-range`` kelvin (the sea's diurnal cycle is damped). The masked field is written to
+NetCDF and given to ``wxens demo --sample ... --allow-nan``, so the model sees NaN over the
+sea; the baselines and the scores come from the library's own calls
+(:func:`baseline_to_store`, :func:`verify_store`), the fair CRPS a mean over the land
+points. ``--split`` as in ``benchmarks/demo.py``: ``validation`` trains on 1-16 March and
+forecasts 17-20 (choose settings there), ``test`` the demo's days. Writes
+``benchmarks/results/NAME.json`` and ``.md``.
 
-    OMP_NUM_THREADS=2 python -m benchmarks.quality_masked --workdir /tmp/masked
+    OMP_NUM_THREADS=2 python -m benchmarks.quality_masked --workdir /tmp/masked --split validation
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ from pathlib import Path
 import pandas as pd
 import xarray as xr
 
+from benchmarks.demo import SPLITS, delivered_store, run_demo
 from benchmarks.quality_tables import lead_table, scorecard, write_results
-from generators.config import load_train_config
+from flows.commands.demo import FIRST_DAY
+from flows.commands.forecast import parse_inits
+from generators.checkpoint import load_checkpoint
 from generators.correction.baselines import BaselineConfig, baseline_to_store
-from generators.rollout_store import forecast_to_store
-from generators.train import train
 from pipeline.schema import LAT, LON, TIME, Period
 from pipeline.store import ingest, open_store
 from verification.config import VerifyConfig
@@ -34,18 +38,8 @@ from verification.run import open_forecast_any, verify_store
 
 log = logging.getLogger("quality_masked")
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "configs" / "uk_t2m_flow_matching.yaml"
-SHORT_OVERRIDES = (
-    "data.history=6",
-    "model.backbone.widths=[16, 32]",
-    "batch_size=8",
-    "steps=250",
-    "optim.warmup_steps=25",
-    "fine_tune.steps=50",
-    "validate_every=125",
-    "checkpoint_every=50",
-)
-TRAINING_PERIOD = "2019-03-01/2019-03-21"
+MASK_PERIOD = "2019-03-01/2019-03-21"
+"""The days the land rule reads (geography: the same mask for both splits)."""
 BASELINES = ("persistence", "climatology")
 SCORECARD = dict(
     physics_init_times=0,
@@ -71,11 +65,11 @@ def main() -> None:
     parser.add_argument("--workdir", required=True, type=Path)
     parser.add_argument("--grib", default=str(ROOT / "data" / "era5-t2m-uk-2019-03.grib"))
     parser.add_argument("--land-range", type=float, default=3.0, help="K, see the docstring")
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--split", choices=sorted(SPLITS), default="test")
     parser.add_argument("--members", type=int, default=20)
-    parser.add_argument("--test", default="2019-03-22T00/2019-03-30T18")
-    parser.add_argument("--every", default="6h")
-    parser.add_argument("--leads", default="1,3,6,12,24")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], help="passed to wxens demo"
+    )
     parser.add_argument("--name", default="quality_masked")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -85,58 +79,54 @@ def main() -> None:
     full = work / "uk.zarr"
     if not full.exists():
         ingest(args.grib, full, progress=False)
-    train_period = Period.parse(TRAINING_PERIOD, "training period")
     ds = open_store(full).dataset.load()
-    land = land_mask(ds.t2m, train_period, args.land_range)
-    masked = work / "uk-land.zarr"
-    if not masked.exists():
-        nc = work / "uk-land.nc"
+    land = land_mask(ds.t2m, Period.parse(MASK_PERIOD, "mask period"), args.land_range)
+    nc = work / "uk-land.nc"
+    if not nc.exists():
         out = ds.copy()
         out.attrs = {}
         out["t2m"] = ds.t2m.where(land)
         out["t2m"].attrs = ds.t2m.attrs
         out.to_netcdf(nc)
-        ingest(nc, masked, allow_nan=True, progress=False)
 
-    overrides = [*SHORT_OVERRIDES, "device=cpu", *args.overrides]
-    config = load_train_config(CONFIG, overrides)
-    result = train(masked, config, work / "model", progress=False)
-
-    test = Period.parse(args.test, "--test")
-    inits = pd.date_range(test.start, test.end, freq=args.every)
-    leads = [float(h) for h in args.leads.split(",")]
-    forecast = work / "forecast.zarr"
-    forecast_to_store(
-        str(result.checkpoint), masked, inits, leads, args.members, str(forecast),
-        calibrate=False, device="cpu", progress=False,
-    )  # fmt: skip
-    stores = {"model": forecast}
+    demo = work / f"demo-{args.split}"
+    extra = ["--sample", str(nc), "--allow-nan", "--members", str(args.members)]
+    extra += [f"--set={item}" for item in args.overrides]
+    stdout, wall, _ = run_demo(demo, args.split, extra)
+    log.info("wxens demo on the masked field took %.0f s", wall)
+    masked = demo / "era5-uk.zarr"
+    train_end, init_text = SPLITS[args.split]
+    inits = parse_inits([init_text])
+    trained = load_checkpoint(demo / "model").step
+    stores = {"model": Path(delivered_store(demo))}
+    members = open_forecast_any(stores["model"]).t2m
+    lead_hours = [float(h) for h in members.lead_time.values / pd.Timedelta(hours=1)]
     for name in BASELINES:
-        stores[name] = work / f"{name}.zarr"
-        config_b = BaselineConfig(train_period.start, train_period.end, members=args.members)
-        baseline_to_store(name, masked, config_b, inits, leads, stores[name], progress=False)
+        stores[name] = work / f"{name}-{args.split}.zarr"
+        baseline = BaselineConfig(FIRST_DAY, train_end, members=args.members)
+        baseline_to_store(name, masked, baseline, inits, lead_hours, stores[name], progress=False)
     cards = {}
     for name, path in stores.items():
         tree = verify_store(
-            path, masked, work / f"{name}-scores.nc", config=VerifyConfig(**SCORECARD)
+            path, masked, work / f"{name}-{args.split}-scores.nc", config=VerifyConfig(**SCORECARD)
         ).tree
         cards[name] = scorecard(tree, "t2m")
-    members = open_forecast_any(forecast).t2m
     sea = ~land.values
     nan_exact = bool(
         members.isnull().values[..., sea].all() and members.notnull().values[..., ~sea].all()
     )
     lead_keys = list(cards["model"])
-    beats = {
-        h: cards["model"][h]["fair_crps"] < cards["persistence"][h]["fair_crps"] for h in lead_keys
-    }
     payload = {
         "study": "masked_uk_t2m",
-        "mask_rule": f"land where the mean daily t2m range over {TRAINING_PERIOD} >= "
+        "mask_rule": f"land where the mean daily t2m range over {MASK_PERIOD} >= "
         f"{args.land_range:g} K",
         "land_fraction": float(land.values.mean()),
-        "overrides": overrides,
-        "train_steps": config.total_steps,
+        "split": args.split,
+        "train_end": train_end,
+        "overrides": args.overrides,
+        "train_steps": trained,
+        "delivered": stores["model"].name,
+        "demo_seconds": round(wall, 1),
         "members": args.members,
         "test_inits": [str(t) for t in inits],
         "members_nan_exactly_on_sea": nan_exact,
@@ -144,16 +134,22 @@ def main() -> None:
             n: {h: c[h]["fair_crps"] for h in lead_keys} for n, c in cards.items()
         },
         "spread_skill_ratio": {h: cards["model"][h].get("spread_skill_ratio") for h in lead_keys},
-        "model_beats_persistence": beats,
+        "model_beats_both_baselines": {
+            h: all(cards["model"][h]["fair_crps"] < cards[b][h]["fair_crps"] for b in BASELINES)
+            for h in lead_keys
+        },
+        "demo_output": stdout[-3000:],
     }
     lines = [
         "# Masked UK t2m: fair CRPS over land (K)",
         "",
         f"Mask: {payload['mask_rule']} ({payload['land_fraction']:.0%} of the grid is land); "
-        f"sea NaN, ingested with allow_nan. Model: the UK config shortened ({', '.join(overrides)}), "
-        f"{config.total_steps} steps on the masked store (its 1-21 March); {args.members} members, "
-        f"{len(inits)} initial times {args.test} every {args.every}. Members NaN exactly on "
-        f"the sea: {nan_exact}.",
+        f"sea NaN. Model: `wxens demo --allow-nan` on the masked field (derived config, "
+        f"{trained} steps, overrides {args.overrides or 'none'}, its spread calibration and "
+        f"tuned correction; delivered: "
+        f"`{stores['model'].name}`), trained to {train_end} ({args.split} split); "
+        f"{args.members} members, {len(inits)} initial times {init_text}. Members NaN exactly "
+        f"on the sea: {nan_exact}.",
         "",
         *lead_table(
             {n: {h: c[h]["fair_crps"] for h in lead_keys} for n, c in cards.items()},

@@ -74,8 +74,9 @@ def ensemble_moments(members: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray
     x = members.astype(np.float64, copy=False)
     has_nan = bool(np.isnan(x).any())  # one pass over the members, shared with the mean
     mean = _member_mean(x, has_nan)
-    if has_nan:
-        with np.errstate(invalid="ignore", divide="ignore"):
+    if has_nan:  # points without members (a masked field) give NaN, as their truth does
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # nanvar's "degrees of freedom"
             variance = np.nanvar(x, axis=-1, ddof=1)
     else:
         variance = x.var(axis=-1, ddof=1) if x.shape[-1] > 1 else np.full(mean.shape, np.nan)

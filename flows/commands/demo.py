@@ -89,7 +89,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="further training config overrides, e.g. --set steps=1000 (repeatable)",
     )
-    parser.add_argument("--sample", default=str(SAMPLE), help="the GRIB sample to ingest")
+    parser.add_argument(
+        "--sample", default=str(SAMPLE), help="the sample to ingest (default: the shipped GRIB)"
+    )
+    parser.add_argument(
+        "--allow-nan",
+        action="store_true",
+        help="keep the NaNs of a masked sample (e.g. a land-only field): the model trains, "
+        "draws and is verified where the field has values",
+    )
     parser.add_argument(
         "--config", help="a training config to use instead of the one derived from the store"
     )
@@ -129,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     store, checkpoint = str(workdir / "era5-uk.zarr"), str(workdir / "model")
     steps, started = [], time.perf_counter()
     with timed(steps, "ingest"):
-        ingest([str(Path(args.sample).resolve())], store)
+        ingest([str(Path(args.sample).resolve())], store, allow_nan=args.allow_nan)
     with timed(steps, "config"):
         config = derived_config(store, workdir, args.train_end, args.config)
     with timed(steps, "train"):

@@ -50,6 +50,41 @@ def test_demo_runs_the_chain_on_the_sample_and_prints_where_things_are(
         assert rank >= 1 and floor >= 1
 
 
+def test_demo_on_a_masked_sample_keeps_its_nans_where_the_sample_has_them(
+    prefect_server, dask_scheduler, uk_sample, tmp_path, monkeypatch, capsys
+):
+    """A land-only field (NaN west of 3 W): refused without --allow-nan, with nothing
+    written; with it the chain runs and every member is NaN exactly where the field is."""
+    import numpy as np
+
+    from flows.cli import main
+    from flows.commands import demo
+    from pipeline.forecast_store import open_forecast
+    from pipeline.store import ingest
+
+    full = ingest(uk_sample, tmp_path / "uk.zarr", progress=False).dataset.load()
+    sample = tmp_path / "land.nc"
+    masked = full.copy()
+    masked.attrs = {}
+    masked["t2m"] = full.t2m.where(full.longitude >= -3.0).transpose(*full.t2m.dims)
+    masked["t2m"].attrs = full.t2m.attrs
+    masked.to_netcdf(sample)
+    monkeypatch.setattr(demo, "TUNE", {"members": 2, "folds": 2, "every_hours": 48.0})
+    args = ["demo", "--workdir", str(tmp_path / "demo"), "--sample", str(sample)]
+    args += ["--members", "3", "--init", "2019-03-22T00", "--dask-scheduler", dask_scheduler]
+    args += ["--set", "steps=2", "--set", "fine_tune.steps=1", "--set", "data.history=2"]
+    args += ["--set", "calibration.members=2", "--set", "calibration.init_every_hours=12"]
+
+    assert main(args) == 2
+    assert "--allow-nan" in capsys.readouterr().err
+    assert not (tmp_path / "demo" / "era5-uk.zarr").exists()
+    assert main([*args, "--allow-nan"]) == 0
+    members = open_forecast(tmp_path / "demo" / "forecast.zarr").t2m
+    sea = np.isnan(masked.t2m.isel(time=0).values)
+    assert sea.any() and not sea.all()
+    np.testing.assert_array_equal(np.isnan(members.values), np.broadcast_to(sea, members.shape))
+
+
 def test_demo_without_its_sample_says_what_to_do(tmp_path, capsys):
     from flows.cli import main
 
