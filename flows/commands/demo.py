@@ -57,8 +57,8 @@ DEMO_OUTPUTS = (
     "report.html",
     ".wxens",
 )
-"""What the demo writes in its work directory (and their temporaries, ``NAME.*``): all
-``--fresh`` may delete."""
+"""What the demo writes in its work directory (and their temporaries, ``NAME.*``, and the
+lock files of its stores, ``.NAME.lock``): all ``--fresh`` may delete."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -265,10 +265,13 @@ def check_demo_workdir(workdir: Path) -> None:
 
     if not workdir.is_dir() or workdir.is_symlink():
         raise InputError(f"--workdir {workdir} is not a folder; --fresh deletes nothing there")
+    from pipeline.transaction import lock_path
+
+    def written(name: str, out: str) -> bool:  # an output, its temporary or its store's lock
+        return name == out or name.startswith(f"{out}.") or name == lock_path(out).name
+
     foreign = sorted(
-        p.name
-        for p in workdir.iterdir()
-        if not any(p.name == out or p.name.startswith(f"{out}.") for out in DEMO_OUTPUTS)
+        p.name for p in workdir.iterdir() if not any(written(p.name, o) for o in DEMO_OUTPUTS)
     )
     if foreign:
         raise InputError(

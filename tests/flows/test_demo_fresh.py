@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from flows.cli import main
-from flows.commands.demo import SAMPLE, derived_config
+from flows.commands.demo import SAMPLE, check_demo_workdir, derived_config
 from pipeline.errors import InputError
 from pipeline.store import ingest
 
@@ -24,6 +24,17 @@ def test_fresh_refuses_a_folder_the_demo_did_not_write(tmp_path, capsys):
     assert "chapter1.tex" in err and str(workdir) in err
     assert (workdir / "chapter1.tex").read_text() == "keep me"
     assert sorted(p.name for p in workdir.iterdir()) == ["chapter1.tex", "scores.nc"]
+
+
+def test_fresh_accepts_a_finished_demo_with_the_lock_files_of_its_stores(tmp_path):
+    workdir = tmp_path / "demo"
+    workdir.mkdir()
+    for name in ("scores.nc", "forecast.zarr", ".forecast.zarr.lock", ".era5-uk.zarr.lock"):
+        (workdir / name).write_bytes(b"")
+    check_demo_workdir(workdir)  # all the demo's: --fresh may delete them
+    (workdir / ".thesis.tex.lock").write_bytes(b"")
+    with pytest.raises(InputError, match=r"\.thesis\.tex\.lock"):
+        check_demo_workdir(workdir)
 
 
 def test_fresh_refuses_a_regular_file(tmp_path, capsys):
