@@ -30,6 +30,7 @@ be wrong with the right width; a rank-histogram recalibration
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -279,7 +280,9 @@ def bias_correct(
         moments = {"error": errors}
         if correction.spread is not None:
             moments["variance"] = members.var(MEMBER, ddof=1).transpose(*errors.dims)
-        moments = xr.Dataset(moments).compute()  # one pass over the members for both
+        with warnings.catch_warnings():  # a masked field's points without members: NaN
+            warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
+            moments = xr.Dataset(moments).compute()  # one pass over the members for both
         errors = moments["error"]
         variances = moments["variance"].values if "variance" in moments else None
         bias, factor = correction.adjustments(
