@@ -24,8 +24,6 @@ from pipeline.schema import Period
 from pipeline.store import ingest
 from verification.scores import fair_crps
 
-from tiny import train_interrupted_at
-
 SYNTHETIC = "synthetic:n_lat=16,n_lon=16,n_times=480,step=6h,seed=5"
 TRAIN_END = "2000-03-31"
 
@@ -109,7 +107,20 @@ def test_resume_after_an_interrupt_gives_the_uninterrupted_weights(store, tmp_pa
     )
     whole = train(store, config, tmp_path / "whole", progress=False)
 
-    resumed = train_interrupted_at(4, store, config, tmp_path / "split", monkeypatch)
+    original = Trainer.train_step
+
+    def interrupt_at_4(self, step):
+        if step == 4:
+            raise KeyboardInterrupt
+        return original(self, step)
+
+    monkeypatch.setattr(Trainer, "train_step", interrupt_at_4)
+    with pytest.raises(KeyboardInterrupt):
+        train(store, config, tmp_path / "split", progress=False)
+    assert load_checkpoint(tmp_path / "split").step == 4
+    monkeypatch.setattr(Trainer, "train_step", original)
+    resumed = train(store, config, tmp_path / "split", progress=False)
+
     a, b = load_checkpoint(whole.checkpoint), load_checkpoint(resumed.checkpoint)
     assert a.step == b.step == 6
     for key in a.model_state:

@@ -3,12 +3,9 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from generators import BackboneConfig, Condition
-from generators.checkpoint import load_checkpoint
-from generators.train import Trainer, TrainResult, train
 
 TINY = BackboneConfig(
     channels=1,
@@ -47,22 +44,3 @@ def random_condition(
             else torch.full((batch,), lead)
         ),
     )
-
-
-def train_interrupted_at(step: int, store, config, out_dir, monkeypatch) -> TrainResult:
-    """Train ``config`` into ``out_dir``, stopped by Ctrl-C before ``step`` (checking that
-    the checkpoint of ``step`` steps was written), then resumed to the end: the result of
-    the resumed run."""
-    original = Trainer.train_step
-
-    def interrupt(self, k):
-        if k == step:
-            raise KeyboardInterrupt
-        return original(self, k)
-
-    monkeypatch.setattr(Trainer, "train_step", interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        train(store, config, out_dir, progress=False)
-    assert load_checkpoint(out_dir).step == step
-    monkeypatch.setattr(Trainer, "train_step", original)
-    return train(store, config, out_dir, progress=False)
