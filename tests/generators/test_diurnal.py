@@ -16,11 +16,10 @@ import pandas as pd
 import pytest
 import torch
 import xarray as xr
+from test_rollout import untrained_checkpoint
 from torch import nn
 
-from generators import EulerSampler, FlowMatchingConfig
-from generators.checkpoint import Checkpoint
-from generators.config import DataConfig, ModelSpec, TrainConfig
+from generators import EulerSampler
 from generators.data import ResidualDataset, SampleSpec
 from generators.data import normalization as normalization_module
 from generators.data.forecast import ForecastData
@@ -105,28 +104,11 @@ def test_zero_residuals_forecast_the_mean_cycle_direct_and_rolled_out():
     """With residuals 0, every member is x(t0) + c(t0 + l) - c(t0): at 6 h (direct), 12 h
     (two 6 h steps) and 18 h from 00 UTC that is the truth itself (same day)."""
     store, cycle, offset = cycle_store()
-    data = ResidualDataset.from_store(store, spec(leads=(1,)))
-    checkpoint = Checkpoint(
-        step=0,
-        kind="flow_matching",
-        model_config=FlowMatchingConfig(),
-        train_config=TrainConfig(
-            model=ModelSpec("flow_matching", FlowMatchingConfig()), data=DataConfig()
-        ),
-        normalization=data.normalization,
-        spec=data.spec,
-        native_step=data.native_step,
-        static_names=data.static_names,
-        latitude=data.latitude,
-        longitude=data.longitude,
-        model_state={},
-        ema_state={},
-        path=Path("cycle.pt"),
-    )
+    checkpoint = untrained_checkpoint(store, spec(leads=(1,)))
     inits = pd.DatetimeIndex(["2019-03-05T00", "2019-03-20T00"])
     members = forecast_members(
         checkpoint,
-        ForecastData(checkpoint, data),
+        ForecastData.from_store(checkpoint, store),
         inits,
         [6, 12, 18],
         n_members=3,
