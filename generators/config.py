@@ -86,8 +86,6 @@ class DataConfig:
                 than the channel's (:class:`generators.data.SampleSpec`).
     solar_forcing: condition on the TOA insolation at the initial and valid times and its
                 mean between (:mod:`pipeline.solar`), as extra static fields.
-    diurnal_cycle: draw residuals about the training period's mean diurnal cycle
-                (:class:`generators.data.SampleSpec`); sub-daily stores only.
     amplitude_augmentation: ``m >= 1``; during training, multiply every change of a sample
                 (history about the current state, and the target) by ``a ~ LogUniform[1/m, m]``
                 (:func:`generators.train.scale_changes`), so the model sees days livelier and
@@ -109,7 +107,6 @@ class DataConfig:
     variability_scaling: bool = False
     tendency_per_grid_point: bool = False
     solar_forcing: bool = False
-    diurnal_cycle: bool = False
     amplitude_augmentation: float = 1.0
     level_augmentation: float = 0.0
     train: Period = field(default_factory=Period)
@@ -143,7 +140,6 @@ class DataConfig:
             variability_scaling=self.variability_scaling,
             tendency_per_grid_point=self.tendency_per_grid_point,
             solar_forcing=self.solar_forcing,
-            diurnal_cycle=self.diurnal_cycle,
         )
 
 

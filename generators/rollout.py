@@ -87,10 +87,8 @@ class RolloutRun:
     precision, the plan, the members per initial time, the fields known in advance of each
     step (``known_fields(times, leads_hours)``, (B, S, H, W)), the indices of the masked
     channels (:func:`~generators.data.fields.masked_condition`), the factors turning a
-    residual drawn at a lead into a normalised-state increment, the residual scale
-    ``s = residual_scale(history)`` (B*M, C) of the model's variability scaling, and the
-    mean diurnal cycle's change ``diurnal_change(times, leads_hours)`` (B, C, H, W) that a
-    residual is drawn about."""
+    residual drawn at a lead into a normalised-state increment, and the residual scale
+    ``s = residual_scale(history)`` (B*M, C) of the model's variability scaling."""
 
     model: torch.nn.Module
     plan: RolloutPlan
@@ -100,7 +98,6 @@ class RolloutRun:
     masked_index: torch.Tensor
     factors: dict[float, torch.Tensor]
     residual_scale: Callable[[torch.Tensor], torch.Tensor]
-    diurnal_change: Callable[[pd.DatetimeIndex, np.ndarray], torch.Tensor]
     device: torch.device
     bf16: bool
     constrain: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -157,7 +154,6 @@ def iter_forecast(
         data.masked_index.to(dev),
         factors,
         functools.partial(norm.variability_scale, offsets=checkpoint.spec.history),
-        norm.diurnal_change,
         dev,
         bf16,
         balance_constraint(checkpoint, dev) if balance else _unchanged,
@@ -278,10 +274,9 @@ def _run_plan(
     ``inits`` (B,); returns (B*M, L, C, H, W) normalised states. ``tick()`` after each
     network step.
 
-    A residual r drawn at a lead l moves a state by ``d + r * tendency_std(l) / std * s``,
+    A residual r drawn at a lead l moves a state by ``r * tendency_std(l) / std * s``,
     ``s = run.residual_scale(history)`` (B*M, C) (1 unless the model was trained with
-    variability scaling), ``d`` the mean diurnal cycle's change over the lead (0 unless
-    the model was trained about one)."""
+    variability scaling)."""
     plan, n_members, device = run.plan, run.n_members, run.device
     n = window.shape[0]
     outputs = torch.empty(
@@ -307,11 +302,9 @@ def _run_plan(
                 :, 0
             ]
         scale = run.residual_scale(history)[:, :, None, None]
-        cycle = run.diurnal_change(times, np.full(len(times), lead)).to(device)
         before = window[:, -1]
-        change = cycle.repeat_interleave(n_members, dim=0)
         state = run.constrain(
-            before + change + residual.float() * _factor(run.factors, lead) * scale, before
+            before + residual.float() * _factor(run.factors, lead) * scale, before
         )
         if not (torch.isfinite(state) | torch.isnan(before)).all():
             raise FloatingPointError(

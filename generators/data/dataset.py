@@ -11,8 +11,7 @@ One sample, for an initial time ``t``, a lead ``l`` and history offsets ``o_1 < 
 - ``calendar`` (F,):         sin/cos hour of day and sin/cos day of year of ``t``;
 - ``lead``     ():           the lead in hours;
 - ``target``   (C, H, W):    the normalised residual ``(x[t + l] - x[t]) / tendency_std(l)``
-  (divided further by the sample's recent-variability scale under ``variability_scaling``;
-  under ``diurnal_cycle``, less the mean diurnal cycle's change from t to t + l first);
+  (divided further by the sample's recent-variability scale under ``variability_scaling``);
 - ``valid``    (C, H, W):    where the target is finite.
 
 A masked field (NaN over part of the grid, e.g. a land-only variable ingested with
@@ -143,10 +142,6 @@ class ResidualDataset(Dataset):
             raise InputError(
                 f"{name}: the normalisation and the sample spec disagree on variability scaling"
             )
-        elif (normalization.diurnal is not None) != spec.diurnal_cycle:
-            raise InputError(
-                f"{name}: the normalisation and the sample spec disagree on the diurnal cycle"
-            )
         elif normalization.per_grid_point != spec.tendency_per_grid_point or (
             normalization.per_grid_point
             and normalization.tendency_std.shape[-2:] != self.grid_shape
@@ -236,11 +231,6 @@ class ResidualDataset(Dataset):
     def span(self) -> str:
         """The store's first and last times, for messages."""
         return f"{self.times[0]} to {self.times[-1]}"
-
-    def period_positions(self) -> np.ndarray:
-        """Store positions of the period's times, less excluded periods' and missing ones."""
-        positions = np.arange(len(self.times))[self.period.indexer(self.times)]
-        return positions[~self._excluded(self.times[positions]) & self._present[positions]]
 
     def _valid_pairs(self) -> np.ndarray:
         window = self.period.indexer(self.times)
@@ -343,8 +333,7 @@ class ResidualDataset(Dataset):
             self._target_scale[torch.from_numpy(lead_index)]
             / self.normalization.variability_scale(history, self.spec.history)[:, :, None, None]
         )
-        cycle = self.normalization.diurnal_change(self.times[positions], leads)
-        target = (future - history[:, -1] - cycle) * scale
+        target = (future - history[:, -1]) * scale
         valid = torch.isfinite(target)
         known = self.known_fields(self.times[positions], leads)
         filled, static = masked_condition(history, known, self._masked_index)

@@ -1,6 +1,6 @@
 """Normalisation of states and residuals (:class:`Normalization`): the store statistics per
-channel, the tendency std per lead and, optionally, the mean diurnal cycle, fitted on the
-training period by :func:`fit_normalization` and stored in every checkpoint."""
+channel and the tendency std per lead, fitted on the training period by
+:func:`fit_normalization` and stored in every checkpoint."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import torch
 import xarray as xr
 
@@ -37,18 +36,14 @@ def recent_variability(history: torch.Tensor, offsets: Sequence[int]) -> torch.T
 @dataclass(frozen=True, eq=False)
 class Normalization:
     """States ``(x - mean) / std`` per channel; residuals at a lead
-    ``(x[t+l] - x[t] - d(t, l)) / (tendency_std[l] * s)``, with ``s = 1`` or, under
-    variability scaling, ``s = sqrt(v / variability)`` clipped to [1/4, 4]
-    (:func:`recent_variability` of the sample's history against its training-period mean
-    ``variability``), and ``d = 0`` or, under a diurnal cycle, the change the mean cycle
-    makes from the time of day of t to that of t + l (:meth:`diurnal_change`).
+    ``(x[t+l] - x[t]) / (tendency_std[l] * s)``, with ``s = 1`` or, under variability
+    scaling, ``s = sqrt(v / variability)`` clipped to [1/4, 4] (:func:`recent_variability`
+    of the sample's history against its training-period mean ``variability``).
 
     mean, std:    (C,) from the store statistics.
     tendency_std: (L, C) per channel, or (L, C, H, W) per channel and grid point; one row
                   per entry of ``leads_hours``.
     variability:  (C,) or None (no variability scaling).
-    diurnal:      (P, C, H, W) or None: the mean normalised state at each of the P times of
-                  day ``p * 24 h / P`` over the training period (:func:`fit_diurnal_cycle`).
     """
 
     channels: tuple[str, ...]
@@ -57,18 +52,6 @@ class Normalization:
     leads_hours: tuple[float, ...]
     tendency_std: np.ndarray
     variability: np.ndarray | None = None
-    diurnal: np.ndarray | None = None
-
-    def diurnal_change(self, times: pd.DatetimeIndex, leads_hours: np.ndarray) -> torch.Tensor:
-        """(B, C, H, W) normalised change of the mean diurnal cycle from each time (B,) to
-        that time plus its lead (B,) hours, ``c[p(t + l)] - c[p(t)]``; zeros (B, C, 1, 1)
-        without a diurnal cycle."""
-        if self.diurnal is None:
-            return torch.zeros(len(times), len(self.channels), 1, 1)
-        start = day_phase(times, len(self.diurnal))
-        end = day_phase(times + pd.to_timedelta(leads_hours, unit="h"), len(self.diurnal))
-        cycle = torch.from_numpy(self.diurnal)
-        return cycle[end] - cycle[start]
 
     def variability_scale(self, history: torch.Tensor, offsets: Sequence[int]) -> torch.Tensor:
         """(B, C) residual scale ``s`` of normalised histories (B, K, C, H, W); ones
@@ -113,7 +96,6 @@ class Normalization:
             "leads_hours": list(self.leads_hours),
             "tendency_std": self.tendency_std.tolist(),
             "variability": None if self.variability is None else self.variability.tolist(),
-            "diurnal": None if self.diurnal is None else self.diurnal.tolist(),
         }
 
     @classmethod
@@ -127,9 +109,6 @@ class Normalization:
             variability=None
             if d.get("variability") is None
             else np.asarray(d["variability"], dtype=np.float64),
-            diurnal=None  # absent from checkpoints written before it existed
-            if d.get("diurnal") is None
-            else np.asarray(d["diurnal"], dtype=np.float32),
         )
 
 
@@ -148,54 +127,6 @@ def grid_point_tendency_std(
 
 
 TENDENCY_SAMPLES = 256  # initial times used to estimate a tendency std, evenly spaced
-DIURNAL_STATES = 2048  # states (whole days, evenly spaced) averaged into a diurnal cycle
-DIURNAL_CHUNK = 64  # states read at once while averaging
-
-
-def day_phase(times: pd.DatetimeIndex, phases: int) -> np.ndarray:
-    """(B,) index of each time's time of day among ``phases`` equal parts of a day."""
-    hours = (times - times.normalize()) / pd.Timedelta(hours=1)
-    return np.round(np.asarray(hours) * phases / 24.0).astype(np.int64) % phases
-
-
-def fit_diurnal_cycle(data: ResidualDataset) -> np.ndarray:
-    """(P, C, H, W) mean normalised state at each of the P = 1 day / native step times of
-    day over the whole days of the training period (every state present; NaN points
-    ignored, 0 where a point has none): ``c[p] = mean over days d of x(d + p * step)``.
-    The same days enter every phase (at most :data:`DIURNAL_STATES` states, whole days
-    evenly spaced), so the cycle's changes ``c[q] - c[p]`` average the same days' changes
-    and no day's weather leaks into the cycle's shape."""
-    phases = pd.Timedelta(days=1) / data.native_step
-    if data.native_step >= pd.Timedelta(days=1) or abs(phases - round(phases)) > 1e-9:
-        raise InputError(
-            f"{data.name}: a diurnal cycle needs a native step that divides a day into "
-            f"several (hourly, 3-hourly, 6-hourly), not {data.native_step}; set "
-            "data.diurnal_cycle: false"
-        )
-    phases = round(phases)
-    positions = data.period_positions()
-    days = data.times[positions].normalize()
-    complete, count = np.unique(days, return_counts=True)
-    chosen = complete[count == phases]
-    if not len(chosen):
-        raise InputError(
-            f"{data.name}: the training period {data.period} holds no whole day (every "
-            f"{data.native_step} of it present); a diurnal cycle needs some: widen the "
-            "period or set data.diurnal_cycle: false"
-        )
-    n_days = max(1, DIURNAL_STATES // phases)
-    if len(chosen) > n_days:
-        chosen = chosen[np.linspace(0, len(chosen) - 1, n_days).round().astype(np.int64)]
-    positions = positions[np.isin(days, chosen)]
-    phase = day_phase(data.times[positions], phases)
-    sums = np.zeros((phases, len(data.channels), *data.grid_shape))
-    counts = np.zeros_like(sums)
-    for start in range(0, len(positions), DIURNAL_CHUNK):
-        states = data.states(positions[start : start + DIURNAL_CHUNK])
-        finite = np.isfinite(states)
-        np.add.at(sums, phase[start : start + DIURNAL_CHUNK], np.where(finite, states, 0.0))
-        np.add.at(counts, phase[start : start + DIURNAL_CHUNK], finite)
-    return np.where(counts > 0, sums / np.maximum(counts, 1), 0.0).astype(np.float32)
 
 
 def channel_statistics(
@@ -222,10 +153,8 @@ def channel_statistics(
 
 
 def fit_normalization(data: ResidualDataset) -> Normalization:
-    """Store mean/std of ``data``, the mean diurnal cycle under ``diurnal_cycle``
-    (:func:`fit_diurnal_cycle`), and the std of each lead's tendency, less the cycle's
-    change, over its items (at most ``TENDENCY_SAMPLES`` evenly spaced initial times per
-    lead, NaNs ignored):
+    """Store mean/std of ``data``, and the std of each lead's tendency over its items
+    (at most ``TENDENCY_SAMPLES`` evenly spaced initial times per lead, NaNs ignored):
     over the grid as well, or per grid point under ``tendency_per_grid_point`` (floored
     at ``TENDENCY_FLOOR`` times the grid median; the channel's value where a point has
     no data)."""
@@ -241,15 +170,8 @@ def fit_normalization(data: ResidualDataset) -> Normalization:
         variability = (
             recent_variability(data.history_at(pick), spec.history).mean(dim=0).double().numpy()
         )
-    diurnal = fit_diurnal_cycle(data) if spec.diurnal_cycle else None
     unscaled = Normalization(
-        data.channels,
-        data.mean,
-        data.std,
-        (),
-        np.zeros((0, len(data.channels))),
-        variability,
-        diurnal,
+        data.channels, data.mean, data.std, (), np.zeros((0, len(data.channels))), variability
     )
     rows = []
     for j, lead in enumerate(spec.leads):
@@ -258,8 +180,7 @@ def fit_normalization(data: ResidualDataset) -> Normalization:
         pick = positions[np.linspace(0, len(positions) - 1, n).round().astype(np.int64)]
         scale = unscaled.variability_scale(data.history_at(pick), spec.history).numpy()
         states = data.states(data.positions(pick, (0, lead)))
-        cycle = unscaled.diurnal_change(data.times[pick], np.full(n, data.leads_hours[j]))
-        tendency = (states[:, 1] - states[:, 0] - cycle.numpy()) / scale[:, :, None, None]
+        tendency = (states[:, 1] - states[:, 0]) / scale[:, :, None, None]
         channel_std = np.nanstd(tendency, axis=(0, 2, 3)) * data.std
         if not np.all(np.isfinite(channel_std)) or np.any(channel_std <= 0):
             raise InputError(
@@ -273,5 +194,5 @@ def fit_normalization(data: ResidualDataset) -> Normalization:
             rows.append(channel_std)
     tendency_std = np.stack(rows).astype(np.float64)
     return Normalization(
-        data.channels, data.mean, data.std, data.leads_hours, tendency_std, variability, diurnal
+        data.channels, data.mean, data.std, data.leads_hours, tendency_std, variability
     )

@@ -26,11 +26,6 @@ class SampleSpec:
              the interval to the static fields (:func:`pipeline.solar.solar_forcing`): the
              sun's strength and timing on days outside the training period, which sin/cos
              of the day of year cannot extrapolate to.
-    diurnal_cycle: take the target about the training period's mean diurnal cycle, per
-             channel and grid point (:meth:`generators.data.Normalization.diurnal_change`):
-             the network draws the departure from the cycle's change over the lead, not
-             the whole change, so a short training still starts from the day's mean warming
-             and cooling. Needs a native step that divides a day (hourly to 12-hourly).
     """
 
     history: tuple[int, ...] = (-1, 0)
@@ -38,7 +33,6 @@ class SampleSpec:
     variability_scaling: bool = False
     tendency_per_grid_point: bool = False
     solar_forcing: bool = False
-    diurnal_cycle: bool = False
 
     def __post_init__(self) -> None:
         history = self.history

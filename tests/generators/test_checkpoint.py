@@ -37,9 +37,7 @@ def stores(tmp_path_factory):
     }
 
 
-def config(
-    channels=("t2m",), tendency_per_grid_point=False, solar_forcing=False, diurnal_cycle=False
-) -> TrainConfig:
+def config(channels=("t2m",), tendency_per_grid_point=False, solar_forcing=False) -> TrainConfig:
     model = EDMConfig(backbone=BackboneConfig(widths=(8, 16), attention_heads=0, embedding_dim=16))
     data = DataConfig(
         channels=channels,
@@ -47,7 +45,6 @@ def config(
         leads=(1, 2),
         tendency_per_grid_point=tendency_per_grid_point,
         solar_forcing=solar_forcing,
-        diurnal_cycle=diurnal_cycle,
     )
     return TrainConfig(
         model=ModelSpec("edm", model),
@@ -62,7 +59,7 @@ def test_a_checkpoint_round_trips_and_rebuilds_the_same_model(stores, tmp_path):
     channels = ("t2m", "z500", "z850")
     trainer = Trainer(
         stores["t2m_z"],
-        config(channels, tendency_per_grid_point=True, solar_forcing=True, diurnal_cycle=True),
+        config(channels, tendency_per_grid_point=True, solar_forcing=True),
         tmp_path,
     )
     trainer.run(progress=False)
@@ -73,17 +70,14 @@ def test_a_checkpoint_round_trips_and_rebuilds_the_same_model(stores, tmp_path):
     assert loaded.channels == ("t2m", "z500", "z850")
     assert loaded.leads_hours == (6.0, 12.0) and loaded.spec.history == (-1, 0)
     assert loaded.spec.tendency_per_grid_point and loaded.spec.solar_forcing
-    assert loaded.spec.diurnal_cycle and loaded.normalization.diurnal.shape == (4, 3, 16, 16)
     assert loaded.static_names[-3:] == SOLAR_FORCINGS
     assert loaded.model_config.backbone.static_channels == 4 + 3
     assert loaded.normalization.tendency_std.shape == (2, 3, 16, 16)
     assert loaded.train_config == trainer.config
     assert loaded.model_config.backbone.channels == 3 and loaded.model_config.backbone.history == 2
-    for name in ("tendency_std", "diurnal"):
-        np.testing.assert_array_equal(
-            getattr(loaded.normalization, name),
-            getattr(trainer.train_data.normalization, name),
-        )
+    np.testing.assert_array_equal(
+        loaded.normalization.tendency_std, trainer.train_data.normalization.tendency_std
+    )
     np.testing.assert_array_equal(loaded.latitude, trainer.train_data.latitude)
     assert loaded.calibration == {"factors": [[1.5, 1.0, 1.0]]}
     for key, value in trainer.ema.state_dict().items():

@@ -83,11 +83,6 @@ def ar1_checkpoint(
     store: AnalysisStore, leads: tuple[int, ...], solar_forcing: bool = False
 ) -> Checkpoint:
     spec = SampleSpec(history=(-1, 0), leads=leads, solar_forcing=solar_forcing)
-    return untrained_checkpoint(store, spec)
-
-
-def untrained_checkpoint(store: AnalysisStore, spec: SampleSpec) -> Checkpoint:
-    """A checkpoint of ``store`` and ``spec`` without weights (for stub generators)."""
     data = ResidualDataset.from_store(store, spec)
     return Checkpoint(
         step=0,
