@@ -18,6 +18,7 @@ import xarray as xr
 from benchmarks.quality_tables import run_key, scorecard
 from generators.calibration import calibrate_checkpoint
 from generators.config import CalibrationConfig, load_train_config
+from generators.correction.tuned import checkpoint_digest
 from generators.rollout_store import forecast_to_store
 from generators.train import train
 from pipeline.analysis_store import AnalysisStore
@@ -98,8 +99,16 @@ class SyntheticStudy:
     ) -> SyntheticStudy:
         """This study with its checkpoint's spread calibration fitted on the held-out
         ``period`` (``wxens calibrate``: ``members`` per forecast, every 6 h), for forecasts
-        with ``sampler`` and ``balance``; the calibrated checkpoint is written once per key."""
-        key = run_key(self.checkpoint, str(period), tuple(leads_hours), sampler, balance, members)
+        with ``sampler`` and ``balance``; the calibrated checkpoint is written once per key
+        (the checkpoint's content, not its path: a retrained one is calibrated again)."""
+        key = run_key(
+            checkpoint_digest(self.checkpoint),
+            str(period),
+            tuple(leads_hours),
+            sampler,
+            balance,
+            members,
+        )
         out = self.workdir / f"calibrated-{key}.pt"
         if not out.exists():
             config = CalibrationConfig(
@@ -124,10 +133,19 @@ class SyntheticStudy:
     ) -> Path:
         """The model's forecast store of ``inits`` at ``leads_hours`` (made once per key);
         ``balance``: upper air made balanced at every step (``forecast_to_store``);
-        ``calibrate``: the checkpoint's spread calibration applied."""
+        ``calibrate``: the checkpoint's spread calibration applied. Keyed by the
+        checkpoint's content, so a retrained one at the same path forecasts again."""
         flags = (("balance",) if balance else ()) + (("calibrate",) if calibrate else ())
         times = tuple(str(t) for t in inits)
-        key = run_key(self.checkpoint, sampler, self.members, seed, *flags, times, *leads_hours)
+        key = run_key(
+            checkpoint_digest(self.checkpoint),
+            sampler,
+            self.members,
+            seed,
+            *flags,
+            times,
+            *leads_hours,
+        )
         out = self.workdir / f"{name}-{key}.zarr"
         if not out.exists():
             forecast_to_store(

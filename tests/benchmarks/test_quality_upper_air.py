@@ -10,6 +10,7 @@ import pandas as pd
 
 from benchmarks.quality_tables import write_results
 from benchmarks.quality_upper_air import markdown, run_study
+from generators.checkpoint import load_checkpoint
 from pipeline.forecast_store import provenance
 from pipeline.schema import Period
 
@@ -65,3 +66,15 @@ def test_the_study_scores_every_channel_and_the_balance_of_model_and_oracle(tmp_
     write_results("upper", payload, text, tmp_path / "results")
     assert json.loads((tmp_path / "results" / "upper.json").read_text())["members"] == 3
     assert "| 6 h | geostrophic 500 hPa |" in text and "| z500 |" in text
+    # a checkpoint retrained into the same path is calibrated and forecast anew: the
+    # study's stores are keyed by the checkpoint's content, not its path
+    path = next(tmp_path.glob("*/last.pt"))
+    before = load_checkpoint(path)
+    ema = {k: v + 1e-3 if v.is_floating_point() else v for k, v in before.ema_state.items()}
+    before.replace(ema_state=ema).save(path)
+    run_study(
+        tmp_path, source=TINY, overrides=OVERRIDES, test=test, validation=validation, members=3,
+        checkpoint=str(path),
+    )  # fmt: skip
+    assert len(list(tmp_path.glob("calibrated-*.pt"))) == 2
+    assert len(list(tmp_path.glob("model-*.zarr"))) == 6
