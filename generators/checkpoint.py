@@ -230,13 +230,22 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         )
     check_weights(path, payload)
     kind = payload["kind"]
+    try:
+        model_config = from_mapping(
+            GENERATORS[kind].config_class, payload["model_config"], "model_config"
+        )
+        train_config = from_mapping(TrainConfig, payload["train_config"], "train_config")
+    except InputError as err:
+        raise StoreError(
+            f"{path} holds a config this wxens cannot read ({err}); it was written by another "
+            "version of wxens (one with other config keys): load it with that version, or "
+            "retrain it with this one"
+        ) from err
     return Checkpoint(
         step=int(payload["step"]),
         kind=kind,
-        model_config=from_mapping(
-            GENERATORS[kind].config_class, payload["model_config"], "model_config"
-        ),
-        train_config=from_mapping(TrainConfig, payload["train_config"], "train_config"),
+        model_config=model_config,
+        train_config=train_config,
         normalization=Normalization.from_dict(payload["normalization"]),
         spec=SampleSpec(
             history=tuple(payload["history"]),

@@ -233,3 +233,15 @@ def test_a_save_removes_the_temporaries_of_killed_writes_of_that_checkpoint(stor
         (tmp_path / name).write_bytes(b"half a checkpoint")
     trainer.save()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["last.pt", *kept])
+
+
+def test_a_checkpoint_from_a_wxens_with_other_config_keys_is_a_store_error(stores, tmp_path):
+    """A config key this version does not know (a checkpoint from a newer wxens) is refused
+    naming the file, the key and the fix, not as a bad command-line config."""
+    saved = Trainer(stores["t2m"], config(), tmp_path).save()
+    payload = torch.load(saved.path, weights_only=True)
+    payload["train_config"]["data"]["from_the_future"] = True
+    torch.save(payload, saved.path)
+    with pytest.raises(StoreError, match="another version of wxens") as err:
+        load_checkpoint(saved.path)
+    assert str(saved.path) in str(err.value) and "from_the_future" in str(err.value)
