@@ -248,9 +248,11 @@ def _span(times: pd.DatetimeIndex) -> str:
 
 
 def _check_writable(path: Path) -> None:
-    """StoreError unless ``path`` is absent, an empty folder or a transactional store, from
-    the files alone (whether a store holds forecasts is read in the write's transaction,
-    which has it open: opening it here too cost every batch ~10 ms)."""
+    """StoreError if ``path`` is a regular file or a plain Zarr store, from the files alone
+    (whether a store holds forecasts is read in the write's transaction, which has it
+    open: opening it here too cost every batch ~10 ms). A folder holding something else is
+    refused by the transaction itself, under the store's lock: checked here, outside it, a
+    repository another writer is creating at that moment looked like a foreign folder."""
     if path.exists() and not path.is_dir():
         raise StoreError(f"{path} is a regular file, not a forecast store; choose another --out")
     if is_plain_zarr(path) and not is_repository(path):
@@ -258,10 +260,6 @@ def _check_writable(path: Path) -> None:
             f"{path} is a plain Zarr store (an export, or written by another tool or an older "
             "wxens); forecasts are written only to transactional stores: choose another --out"
         )
-    if is_repository(path) or is_empty_repository(path):
-        return  # (an empty repository is being created by another writer, or was interrupted)
-    if path.exists() and any(path.iterdir()):
-        raise StoreError(f"{path} exists and is not a Zarr store; choose another --out")
 
 
 def open_forecast(path: str | Path, *, complete_only: bool = True) -> xr.Dataset:

@@ -165,7 +165,9 @@ def _open_or_create(path: Path) -> icechunk.Repository:
         return icechunk.Repository.open(storage)
     if path.exists() and any(path.iterdir()):
         if not _is_interrupted_creation(path):
-            raise StoreError(f"{path} exists and is not a wxens store; choose another path")
+            raise StoreError(
+                f"{path} exists and is not a Zarr store wxens writes; choose another path"
+            )
         log.warning("%s: its creation was interrupted; creating it again", path)
         shutil.rmtree(path)
     return icechunk.Repository.create(storage)

@@ -137,3 +137,41 @@ def test_a_reader_during_writes_sees_whole_batches_only(tmp_path):
         np.testing.assert_array_equal(ds.t2m.values, expected.t2m.values)
     finish([writer], tmp_path)
     assert seen == sorted(seen) and reads > 1
+
+
+def test_a_writer_waits_for_a_repository_another_writer_is_creating(tmp_path):
+    """Another writer holds the lock and has written only part of the new repository: its
+    first snapshot and a branch ref still in its temporary file (Icechunk writes then
+    renames). A second writer must wait for the lock, not judge that folder from outside
+    it as foreign ("exists and is not a Zarr store", seen on a loaded CI machine)."""
+    import shutil
+    import threading
+
+    import icechunk
+
+    from pipeline.transaction import locked
+
+    path = tmp_path / "f.zarr"
+    outcome: list[object] = []
+    with locked(path):
+        (path / "snapshots").mkdir(parents=True)
+        (path / "snapshots" / "1CECHNKREP0F1RSTCMT0").write_bytes(b"")
+        (path / "refs" / "branch.main").mkdir(parents=True)
+        (path / "refs" / "branch.main" / "ref.json#1").write_bytes(b"")
+
+        def second_writer() -> None:
+            try:
+                outcome.append(write_forecast(path, ensemble(INITS[1], 1.0), PROVENANCE))
+            except Exception as err:  # noqa: BLE001 (the assertion below reports it)
+                outcome.append(err)
+
+        thread = threading.Thread(target=second_writer)
+        thread.start()
+        thread.join(timeout=2.0)
+        assert outcome == [], outcome  # waiting for the lock, not failed
+        for part in path.iterdir():  # the first writer finishes its repository
+            shutil.rmtree(part)
+        icechunk.Repository.create(icechunk.local_filesystem_storage(str(path)))
+    thread.join(timeout=60)
+    assert len(outcome) == 1 and not isinstance(outcome[0], Exception), outcome
+    assert list(open_forecast(path).init_time.values) == [INITS[1]]
