@@ -10,7 +10,6 @@ nothing here knows about dimensions, dask or aggregation.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -72,13 +71,15 @@ def ensemble_moments(members: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray
     (...), (...).
     """
     x = members.astype(np.float64, copy=False)
-    has_nan = bool(np.isnan(x).any())  # one pass over the members, shared with the mean
-    mean = _member_mean(x, has_nan)
-    if has_nan:  # points without members (a masked field) give NaN, as their truth does
-        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # nanvar's "degrees of freedom"
-            variance = np.nanvar(x, axis=-1, ddof=1)
+    if np.isnan(x).any():  # points without members (a masked field) give NaN, as their truth does
+        valid = ~np.isnan(x)
+        count = valid.sum(axis=-1)
+        mean = _valid_mean(x, valid, count)
+        squares = np.where(valid, x - mean[..., None], 0.0) ** 2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            variance = np.where(count > 1, squares.sum(axis=-1) / (count - 1), np.nan)
     else:
+        mean = x.mean(axis=-1)
         variance = x.var(axis=-1, ddof=1) if x.shape[-1] > 1 else np.full(mean.shape, np.nan)
     squared_error = (mean - truth) ** 2
     return squared_error, np.where(np.isnan(truth), np.nan, variance)
@@ -103,17 +104,18 @@ def ensemble_mean_error(members: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """Error of the ensemble mean, ``x̄ - y``, point by point (NaN members left out; NaN
     where the truth is NaN). Shapes: (..., M), (...) -> (...)."""
     x = members.astype(np.float64, copy=False)
-    return _member_mean(x, bool(np.isnan(x).any())) - truth
+    valid = ~np.isnan(x)
+    mean = x.mean(axis=-1) if valid.all() else _valid_mean(x, valid, valid.sum(axis=-1))
+    return mean - truth
 
 
-def _member_mean(x: np.ndarray, has_nan: bool) -> np.ndarray:
-    """Mean over the last (member) axis; with ``has_nan``, NaN members left out (NaN where
-    all are)."""
-    if not has_nan:
-        return x.mean(axis=-1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # "mean of empty slice"
-        return np.nanmean(x, axis=-1)
+def _valid_mean(x: np.ndarray, valid: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Mean over the last (member) axis of the ``valid`` members, ``count`` of them (NaN
+    where none is). As ``np.nanmean``, but under ``np.errstate``, which is per thread:
+    ``warnings.catch_warnings`` around ``nanmean``'s "mean of empty slice" swaps the
+    process's filters and is not safe in dask's worker threads."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(valid, x, 0.0).sum(axis=-1) / count
 
 
 def mix64(z: np.ndarray) -> np.ndarray:

@@ -244,3 +244,33 @@ def test_dask_chunked_input_gives_in_memory_numbers():
         lazy.compute(), ve.brier_score(forecast, truth, [0.0], fair=True, mean_over=agg)
     )
     assert mean_over(chunked_t, "init_time").chunks is not None
+
+
+def test_moments_of_members_with_nans_match_numpys_nan_functions_without_warnings():
+    """Points with 0, 1 or several valid members: the mean and variance are
+    ``np.nanmean`` / ``np.nanvar(ddof=1)``'s (NaN with fewer than 2), computed under
+    ``np.errstate`` only: no warning, and the process's warning filters untouched (dask
+    runs these kernels in threads, where swapping the filters is not safe)."""
+    import warnings
+
+    from verification import kernels
+
+    rng = np.random.default_rng(5)
+    members = rng.normal(size=(6, 40, 5))
+    members[members > 0.8] = np.nan
+    members[0, :3] = np.nan  # no valid member
+    members[1, :3, 1:] = np.nan  # one valid member
+    truth = rng.normal(size=(6, 40))
+    filters = list(warnings.filters)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        squared_error, variance = kernels.ensemble_moments(members, truth)
+        error = kernels.ensemble_mean_error(members, truth)
+    assert warnings.filters == filters
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean, var = np.nanmean(members, axis=-1), np.nanvar(members, axis=-1, ddof=1)
+    np.testing.assert_allclose(error, mean - truth, rtol=1e-12)
+    np.testing.assert_allclose(squared_error, (mean - truth) ** 2, rtol=1e-12)
+    np.testing.assert_allclose(variance, var, rtol=1e-12)
+    assert np.isnan(variance[0, :3]).all() and np.isnan(variance[1, :3]).all()
