@@ -71,16 +71,15 @@ def ensemble_moments(members: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray
     (...), (...).
     """
     x = members.astype(np.float64, copy=False)
-    if np.isnan(x).any():  # points without members (a masked field) give NaN, as their truth does
-        valid = ~np.isnan(x)
+    valid = ~np.isnan(x)
+    mean = _member_mean(x, valid)
+    if valid.all():
+        variance = x.var(axis=-1, ddof=1) if x.shape[-1] > 1 else np.full(mean.shape, np.nan)
+    else:  # points without members (a masked field) give NaN, as their truth does
         count = valid.sum(axis=-1)
-        mean = _valid_mean(x, valid, count)
         squares = np.where(valid, x - mean[..., None], 0.0) ** 2
         with np.errstate(invalid="ignore", divide="ignore"):
             variance = np.where(count > 1, squares.sum(axis=-1) / (count - 1), np.nan)
-    else:
-        mean = x.mean(axis=-1)
-        variance = x.var(axis=-1, ddof=1) if x.shape[-1] > 1 else np.full(mean.shape, np.nan)
     squared_error = (mean - truth) ** 2
     return squared_error, np.where(np.isnan(truth), np.nan, variance)
 
@@ -104,18 +103,18 @@ def ensemble_mean_error(members: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """Error of the ensemble mean, ``x̄ - y``, point by point (NaN members left out; NaN
     where the truth is NaN). Shapes: (..., M), (...) -> (...)."""
     x = members.astype(np.float64, copy=False)
-    valid = ~np.isnan(x)
-    mean = x.mean(axis=-1) if valid.all() else _valid_mean(x, valid, valid.sum(axis=-1))
-    return mean - truth
+    return _member_mean(x, ~np.isnan(x)) - truth
 
 
-def _valid_mean(x: np.ndarray, valid: np.ndarray, count: np.ndarray) -> np.ndarray:
-    """Mean over the last (member) axis of the ``valid`` members, ``count`` of them (NaN
-    where none is). As ``np.nanmean``, but under ``np.errstate``, which is per thread:
-    ``warnings.catch_warnings`` around ``nanmean``'s "mean of empty slice" swaps the
-    process's filters and is not safe in dask's worker threads."""
+def _member_mean(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Mean over the last (member) axis of the ``valid`` members (NaN where none is). As
+    ``np.nanmean``, but under ``np.errstate``, which is per thread: ``warnings.catch_warnings``
+    around ``nanmean``'s "mean of empty slice" swaps the process's filters and is not safe
+    in dask's worker threads."""
+    if valid.all():
+        return x.mean(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(valid, x, 0.0).sum(axis=-1) / count
+        return np.where(valid, x, 0.0).sum(axis=-1) / valid.sum(axis=-1)
 
 
 def mix64(z: np.ndarray) -> np.ndarray:
