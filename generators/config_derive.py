@@ -10,8 +10,10 @@ longest lead wanted and a time budget:
 - **leads** (native steps, ``L = lead / s``; default lead: the history's length): 1, then
   ``3 * 2**k`` below ``L``, then ``L`` — 1, 3, 6, 12, 24 h on an hourly store up to a day;
   longer output leads are rolled out from them.
-- **periods**: the last :data:`HELD_OUT_FRACTION` of the store's times is the validation
-  and calibration period, the rest the training (and fine-tune) period.
+- **periods**: the last :data:`HELD_OUT_FRACTION` of the store's times, and at least
+  :data:`MIN_HELD_OUT` of them (up to :data:`MAX_HELD_OUT_FRACTION`), is the held-out
+  period: the validation loss, the spread calibration and ``wxens tune``'s choice of the
+  correction are made on it; the rest is the training (and fine-tune) period.
 - **backbone**: ``1 + floor(log2(min(H, W) / 8))`` resolution levels (2 to 5), so the
   coarsest level keeps about 8 points along the shorter side; first width 16, 32 or 64 as
   the training period holds fewer than 2 000, fewer than 20 000 or more times, and at
@@ -64,6 +66,12 @@ from verification.spectra import is_global
 
 HELD_OUT_FRACTION = 0.1
 """Share of the store's times (the last ones) held out for validation and calibration."""
+MIN_HELD_OUT = pd.Timedelta(days=4)
+"""The least held-out period: ``wxens tune`` weighs a decaying average of verified errors on
+it, which needs forecasts of days the model has not seen, several of each time of day
+(forecasts of training days show too little of the bias a correction removes)."""
+MAX_HELD_OUT_FRACTION = 0.3
+"""The most of a short store's times :data:`MIN_HELD_OUT` may take."""
 DEFAULT_BUDGET = pd.Timedelta(minutes=30)
 TRAINING_SHARE = 0.9
 """Share of the budget given to optimiser steps; the rest is slack for reading the store,
@@ -144,6 +152,13 @@ def derived_leads(steps: int) -> tuple[int, ...]:
         leads.add(k)
         k *= 2
     return tuple(sorted(leads))
+
+
+def held_out_times(n_times: int, step: pd.Timedelta) -> int:
+    """Times held out of ``n_times`` every ``step``: ``ceil(HELD_OUT_FRACTION * n)``, and at
+    least :data:`MIN_HELD_OUT` of them where that is at most ``MAX_HELD_OUT_FRACTION * n``."""
+    least = min(math.ceil(MIN_HELD_OUT / step), math.floor(MAX_HELD_OUT_FRACTION * n_times))
+    return max(math.ceil(HELD_OUT_FRACTION * n_times), least)
 
 
 def backbone_for(grid: tuple[int, int], train_times: int, channels: int, periodic: bool):
@@ -252,12 +267,12 @@ def derive_config(
     leads = derived_leads(lead // step)
     times = pd.DatetimeIndex(store.dataset[TIME].values)
     times = times[times <= pd.Timestamp(end)] if end is not None else times
-    n_held = math.ceil(HELD_OUT_FRACTION * len(times))
+    n_held = held_out_times(len(times), step)
     n_train = len(times) - n_held
     if n_held <= leads[-1] or n_train < history + leads[-1]:
         raise InputError(
             f"{store.path} holds {len(times)} times every {duration_text(step)}; a derived "
-            f"config holds the last {HELD_OUT_FRACTION:.0%} out, which needs {leads[-1] + 1} "
+            f"config holds out the last {n_held}, which needs {leads[-1] + 1} "
             f"times for a {duration_text(lead)} lead: ingest at least "
             f"{math.ceil((leads[-1] + 1) / HELD_OUT_FRACTION)} times or give a shorter --lead"
         )
@@ -310,8 +325,8 @@ def derive_config(
         f"{grid[1]} {kind} grid, {len(times)} times every {duration_text(step)}",
         f"history: the last {history} states; leads {list(leads)} native steps, up to "
         f"{duration_text(lead)}",
-        f"train {train}; validation and calibration on the last "
-        f"{HELD_OUT_FRACTION:.0%}: {held_out}",
+        f"train {train}; validation, calibration and tuning on the last "
+        f"{n_held / len(times):.0%} ({duration_text(n_held * step)}): {held_out}",
         f"backbone widths {list(backbone.widths)} for the grid and {n_train} training times",
         sizing,
     )

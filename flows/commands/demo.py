@@ -4,9 +4,8 @@ ERA5 hourly 2 m temperature over the British Isles, March 2019 (``data/``): inge
 derive a training config from the store's times up to ``--train-end`` (21 March;
 :func:`generators.config_derive.derive_config`, with :data:`DEMO_STEPS` fixed main steps
 instead of a time budget, so a rerun trains the same model) and train it, its spread
-calibration fitted on the config's held-out last 10 % of those days; choose the
-correction weights on forecasts of the training period (``wxens tune``, made cheap by
-:data:`TUNE`); draw 50 members at leads 1–24 h for every 6 h of 22–30 March, correct them
+calibration fitted on the config's held-out last 4 days of them; choose the correction
+weights on forecasts of those held-out days (``wxens tune``, sized by :data:`TUNE`); draw 50 members at leads 1–24 h for every 6 h of 22–30 March, correct them
 with the tuned weights, draw the persistence + past tendencies baseline from 1 March to
 ``--train-end`` for the same forecasts, verify the members beside it and write the HTML
 report. Every step is a Prefect flow or task: run it again and finished steps are
@@ -38,9 +37,10 @@ split (benchmarks/results/demo_validation_*.md): 400 and 600 steps both beat per
 at every lead of 17–20 March; 400 had the lower mean fair CRPS over the leads (0.505
 against 0.524 K: 600 was better to 3 h, worse at 12 and 24 h) for 78 % of the CPU time."""
 DEMO_LEAD = "24h"
-TUNE = {"members": 8, "folds": 3, "every_hours": 12.0}
-"""``wxens tune``'s ensemble size, folds and spacing of initial times in the demo: about
-36 initial times of 8 members (its defaults, 20 members every 6 h, cost 5x as much)."""
+TUNE = {"members": 16, "folds": 1, "every_hours": 6.0}
+"""``wxens tune``'s ensemble size, folds and spacing of initial times in the demo: the 12
+initial times of the held-out 4 days whose 24 h truth is held out too, every 6 h like the
+forecasts, corrected causally in one block (a few days are too few to cut into folds)."""
 TEST_INIT_TIMES = "2019-03-22T00/2019-03-30T18/6h"
 FIRST_DAY = "2019-03-01"
 TRAIN_END = "2019-03-21"
@@ -211,7 +211,7 @@ def derived_config(store: str, workdir: Path, train_end: str, given: str | None)
 
 
 def tune(checkpoint: str, store: str) -> None:
-    """The correction weights of ``checkpoint`` chosen on its training period
+    """The correction weights of ``checkpoint`` chosen on its held-out days
     (:func:`generators.tune.tune_correction` with :data:`TUNE`), unless tuned already."""
     from generators.correction.tuned import load_tuned
     from generators.tune import tune_correction

@@ -1,6 +1,6 @@
 """``wxens tune --checkpoint K --store S [--lead ...] [--members M] [--folds N]``: choose
-the correction weights of a checkpoint on forecasts of its own training period
-(:mod:`generators.tune`) and store them beside it, where ``wxens bias-correct`` and
+the correction weights of a checkpoint on forecasts of its held-out period (else its
+training period; :mod:`generators.tune`) and store them beside it, where ``wxens bias-correct`` and
 ``wxens run`` find them when no weight is given."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from generators.correction.tuned import CANDIDATES
 NAME = "tune"
 HELP = (
     "choose the bias, spread and rank correction weights of a checkpoint by cross-validation "
-    "on forecasts of its training period, and store them with it"
+    "on forecasts of its held-out (else training) period, and store them with it"
 )
 
 
@@ -39,10 +39,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="hours between initial times (default: the store's step, at least 6)",
     )
     parser.add_argument(
-        "--start", help="first day of the initial times (default: the training period's)"
+        "--start",
+        help="first day of the initial times (default: the held-out period's, else the training "
+        "period's)",
     )
     parser.add_argument(
-        "--end", help="last day of the initial times (default: the training period's)"
+        "--end",
+        help="last day of the initial times (default: the held-out period's, else the training "
+        "period's)",
     )
     parser.add_argument(
         "--variable", help="the variable whose scores choose (default: the only one)"

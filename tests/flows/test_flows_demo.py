@@ -3,6 +3,8 @@ shortened to seconds by overrides."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -15,10 +17,11 @@ def test_demo_runs_the_chain_on_the_sample_and_prints_where_things_are(
     from flows.commands import demo
     from flows.commands.demo import DEMO_STEPS
     from generators.config import load_train_config
-    from generators.correction.tuned import load_tuned
+    from generators.correction.tuned import load_tuned, tuned_path
+    from pipeline.schema import Period
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(demo, "TUNE", {"members": 2, "folds": 2, "every_hours": 48.0})
+    monkeypatch.setattr(demo, "TUNE", {"members": 2, "folds": 1, "every_hours": 24.0})
     code = main(
         ["demo", "--workdir", "demo", "--members", "4", "--init", "2019-03-22T00"]
         + ["--set", "steps=2", "--set", "fine_tune.steps=1", "--set", "validate_every=1"]
@@ -31,9 +34,12 @@ def test_demo_runs_the_chain_on_the_sample_and_prints_where_things_are(
     names = ("era5-uk.zarr", "model/last.pt", "forecast.zarr", "persistence.zarr", "scores.nc")
     config = load_train_config(workdir / "config.yaml")  # derived from the store to 21 March
     assert config.data.history == 24 and config.data.leads == (1, 3, 6, 12, 24)
-    assert config.data.validation.end == "2019-03-21T23:00"
+    # the last 4 days held out: validation, calibration and the tune's forecasts
+    assert config.data.validation == Period("2019-03-18T00:00", "2019-03-21T23:00")
     assert config.steps == DEMO_STEPS  # the file's; --set shortens the training itself
-    assert load_tuned(workdir / "model") is not None  # chosen on the training period
+    assert load_tuned(workdir / "model") is not None
+    tuned = json.loads(tuned_path(workdir / "model").read_text())
+    assert (tuned["first_init_time"], tuned["init_times"]) == ("2019-03-18 00:00:00", 3)
     for name in (*names, "report.html"):
         assert (workdir / name).exists(), name
         assert str(workdir / name).split("/last.pt")[0] in out
@@ -69,7 +75,7 @@ def test_demo_on_a_masked_sample_keeps_its_nans_where_the_sample_has_them(
     masked["t2m"] = full.t2m.where(full.longitude >= -3.0).transpose(*full.t2m.dims)
     masked["t2m"].attrs = full.t2m.attrs
     masked.to_netcdf(sample)
-    monkeypatch.setattr(demo, "TUNE", {"members": 2, "folds": 2, "every_hours": 48.0})
+    monkeypatch.setattr(demo, "TUNE", {"members": 2, "folds": 1, "every_hours": 24.0})
     args = ["demo", "--workdir", str(tmp_path / "demo"), "--sample", str(sample)]
     args += ["--members", "3", "--init", "2019-03-22T00", "--dask-scheduler", dask_scheduler]
     args += ["--set", "steps=2", "--set", "fine_tune.steps=1", "--set", "data.history=2"]

@@ -4,7 +4,6 @@ short end-to-end train from a derived config that loads and forecasts."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from generators.config_derive import (
     StepSeconds,
     derive_config,
     derived_leads,
+    held_out_times,
     history_states,
 )
 from generators.config_io import to_mapping
@@ -61,9 +61,9 @@ def times_of(store) -> pd.DatetimeIndex:
 
 def check_held_out(config, store) -> None:
     """Training then held-out periods tile the store's times, the held-out one the last
-    ceil(10 %); calibration on the held-out period."""
+    ceil(10 %) or 4 days; calibration on the held-out period."""
     times = times_of(store)
-    n_held = math.ceil(0.1 * len(times))
+    n_held = held_out_times(len(times), times[1] - times[0])
     data = config.data
     assert pd.Timestamp(data.train.start) == times[0]
     assert pd.Timestamp(data.train.end) == times[-n_held - 1]
@@ -73,6 +73,13 @@ def check_held_out(config, store) -> None:
 
 
 def test_rules_by_hand():
+    # 10 %, at least 4 days (the demo's 16 and 21 days: 25 %, 19 %), at most 30 % for that
+    assert held_out_times(2400, pd.Timedelta("1h")) == 240
+    assert held_out_times(384, pd.Timedelta("1h")) == 96
+    assert held_out_times(504, pd.Timedelta("1h")) == 96
+    assert held_out_times(100, pd.Timedelta("1h")) == 30
+    assert held_out_times(3650, pd.Timedelta("1D")) == 365
+    assert held_out_times(20, pd.Timedelta("1D")) == 4
     assert derived_leads(24) == (1, 3, 6, 12, 24)
     assert derived_leads(20) == (1, 3, 6, 12, 20)
     assert derived_leads(2) == (1, 2)

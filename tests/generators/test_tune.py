@@ -78,11 +78,20 @@ def test_a_bias_by_time_of_day_is_corrected_and_bias_correct_uses_the_choice(tra
     assert recorded["weight"] == spec.bias_weight
 
 
-def test_errors_that_flip_from_day_to_day_are_left_uncorrected(trained):
+def test_errors_that_flip_from_day_to_day_are_left_uncorrected(trained, caplog):
     _, run, _, flip = trained
-    tuned = tune_correction(
-        run, flip, members=8, folds=2, sampler="euler:nfe=2", device="cpu", bias_weights=(0.1, 0.4)
-    )
+    with caplog.at_level("WARNING", logger="generators.tune"):
+        tuned = tune_correction(
+            run,
+            flip,
+            members=8,
+            folds=2,
+            sampler="euler:nfe=2",
+            device="cpu",
+            bias_weights=(0.1, 0.4),
+        )
+    # no held-out period in its config: its training period, with a warning saying so
+    assert "holds no held-out period (data.validation)" in caplog.text
     assert not tuned.spec.applies and load_tuned(run) == tuned.spec
     table = tuned.selection.table
     assert table.mean_fair_crps.idxmin() == "0" and list(table.index) == ["0", "0.1", "0.4"]
@@ -92,3 +101,26 @@ def test_too_few_initial_times_for_the_folds_are_refused(trained):
     _, run, cycle, _ = trained
     with pytest.raises(InputError, match="30 initial time.*for 16 fold.*give fewer --folds"):
         tune_correction(run, cycle, folds=16, device="cpu")
+
+
+def test_a_checkpoint_with_a_held_out_period_is_tuned_on_it(trained, caplog):
+    """Default period: ``data.validation``, here the last 4 of the 8 days; initial times
+    every 6 h whose 6 h truth is held out too (5 March 00 UTC to 8 March 12 UTC)."""
+    root, _, cycle, _ = trained
+    config = root / "held.yaml"
+    config.write_text(
+        "model: {kind: flow_matching, backbone: {widths: [8, 16], attention_heads: 0, "
+        "embedding_dim: 16}}\ndata: {channels: [t2m], history: 2, leads: [1], "
+        "train: {start: 2019-03-01, end: 2019-03-04T18}, "
+        "validation: {start: 2019-03-05, end: 2019-03-08T18}}\nsteps: 2\nbatch_size: 4\n"
+        "device: cpu\n"
+    )
+    run = root / "held"
+    train = ["train", "--store", cycle, "--config", str(config), "--out", str(run)]
+    assert wxens([*train, "--no-progress"]) == 0
+    with caplog.at_level("WARNING", logger="generators.tune"):
+        tune_correction(run, cycle, members=4, folds=1, sampler="euler:nfe=2", device="cpu")
+    record = json.loads(tuned_path(run).read_text())
+    assert record["first_init_time"] == "2019-03-05 00:00:00"
+    assert record["last_init_time"] == "2019-03-08 12:00:00" and record["init_times"] == 15
+    assert "held-out period" not in caplog.text
