@@ -8,6 +8,7 @@ with the stored choice."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -45,16 +46,20 @@ def trained(tmp_path_factory):
     cycle = store_with(4 * np.cos(2 * np.pi * hours / 24), root / "cycle.zarr")
     days = (TIMES - TIMES[0]).days.to_numpy()
     flip = store_with(4 * (-1.0) ** days, root / "flip.zarr")
-    config = root / "c.yaml"
+    return root, train_tiny(cycle, root / "run"), cycle, flip
+
+
+def train_tiny(store: str, run: Path, periods: str = "") -> Path:
+    """``run``: a model of ``store`` trained for 2 steps (``periods``: more ``data`` keys)."""
+    config = run.with_suffix(".yaml")
     config.write_text(
         "model: {kind: flow_matching, backbone: {widths: [8, 16], attention_heads: 0, "
-        "embedding_dim: 16}}\ndata: {channels: [t2m], history: 2, leads: [1]}\nsteps: 2\n"
-        "batch_size: 4\ndevice: cpu\n"
+        f"embedding_dim: 16}}}}\ndata: {{channels: [t2m], history: 2, leads: [1]{periods}}}\n"
+        "steps: 2\nbatch_size: 4\ndevice: cpu\n"
     )
-    run = root / "run"
-    train = ["train", "--store", cycle, "--config", str(config), "--out", str(run)]
+    train = ["train", "--store", store, "--config", str(config), "--out", str(run)]
     assert wxens([*train, "--no-progress"]) == 0
-    return root, run, cycle, flip
+    return run
 
 
 def test_a_bias_by_time_of_day_is_corrected_and_bias_correct_uses_the_choice(trained, capsys):
@@ -107,17 +112,11 @@ def test_a_checkpoint_with_a_held_out_period_is_tuned_on_it(trained, caplog):
     """Default period: ``data.validation``, here the last 4 of the 8 days; initial times
     every 6 h whose 6 h truth is held out too (5 March 00 UTC to 8 March 12 UTC)."""
     root, _, cycle, _ = trained
-    config = root / "held.yaml"
-    config.write_text(
-        "model: {kind: flow_matching, backbone: {widths: [8, 16], attention_heads: 0, "
-        "embedding_dim: 16}}\ndata: {channels: [t2m], history: 2, leads: [1], "
-        "train: {start: 2019-03-01, end: 2019-03-04T18}, "
-        "validation: {start: 2019-03-05, end: 2019-03-08T18}}\nsteps: 2\nbatch_size: 4\n"
-        "device: cpu\n"
+    periods = (
+        ", train: {start: 2019-03-01, end: 2019-03-04T18}, "
+        "validation: {start: 2019-03-05, end: 2019-03-08T18}"
     )
-    run = root / "held"
-    train = ["train", "--store", cycle, "--config", str(config), "--out", str(run)]
-    assert wxens([*train, "--no-progress"]) == 0
+    run = train_tiny(cycle, root / "held", periods)
     with caplog.at_level("WARNING", logger="generators.tune"):
         tune_correction(run, cycle, members=4, folds=1, sampler="euler:nfe=2", device="cpu")
     record = json.loads(tuned_path(run).read_text())
