@@ -1,20 +1,21 @@
 """The correction weights of a checkpoint chosen on its own data (``wxens tune``).
 
 The checkpoint forecasts initial times of a period of its analysis store (by default its
-held-out period, ``data.validation``, else its training period; every ``every_hours``) into a forecast store beside it
-(:func:`generators.rollout_store.forecast_to_store`; ``tune-DIGEST-KEY.zarr``, KEY a hash of
-the analysis store's path and the leads, members, sampler and seed, so a rerun only draws
-what is new). Those initial times are cut into ``folds`` consecutive blocks; within
-each block every candidate chain corrects the forecasts from the block's own verified past
-only (causal, as in operation: the first forecasts of each block go uncorrected), and the
-blocks are scored together (:func:`generators.correction.select_weights.select_weights`).
-A stage keeps a weight only if it lowers the cross-validated fair CRPS; the others are 0.
-The choice is written beside the checkpoint (:mod:`generators.correction.tuned`), where
-``wxens bias-correct`` and ``wxens run`` find it.
+held-out period, ``data.validation``, else its training period; every ``every_hours``) into
+a forecast store beside it (:func:`generators.rollout_store.forecast_to_store`;
+``tune-DIGEST-KEY.zarr``, KEY a hash of the analysis store's path and the leads, members,
+sampler and seed, so a rerun only draws what is new). Those initial times are cut into
+``folds`` consecutive blocks; within each block every candidate chain corrects the
+forecasts from the block's own verified past only (causal, as in operation: the first
+forecasts of each block go uncorrected), and the blocks are scored together
+(:func:`generators.correction.select_weights.select_weights`). A stage keeps a weight only
+if it lowers the cross-validated fair CRPS; the others are 0. The choice is written beside
+the checkpoint (:mod:`generators.correction.tuned`), where ``wxens bias-correct`` and
+``wxens run`` find it.
 
 Forecasts of a period the model was trained on fit the truth more closely than forecasts
 of new days, so they show less of the error a correction would remove: a weight chosen on
-them errs towards no correction (on the UK sample's validation split, none at all, where
+them errs towards no correction (on the UK sample's validation split, none or 0.05, where
 the held-out days chose 0.4; ``docs/benchmarks.md``). So the held-out period is the
 default, and a checkpoint without one is tuned on its training period with a warning.
 """

@@ -5,11 +5,12 @@ derive a training config from the store's times up to ``--train-end`` (21 March;
 :func:`generators.config_derive.derive_config`, with :data:`DEMO_STEPS` fixed main steps
 instead of a time budget, so a rerun trains the same model) and train it, its spread
 calibration fitted on the config's held-out last 4 days of them; choose the correction
-weights on forecasts of those held-out days (``wxens tune``, sized by :data:`TUNE`); draw 50 members at leads 1–24 h for every 6 h of 22–30 March, correct them
-with the tuned weights, draw the persistence + past tendencies baseline from 1 March to
-``--train-end`` for the same forecasts, verify the members beside it and write the HTML
-report. Every step is a Prefect flow or task: run it again and finished steps are
-skipped; ``--fresh`` starts over.
+weights on forecasts of those held-out days (``wxens tune``, sized by :data:`TUNE`); draw
+50 members at leads 1–24 h for every 6 h of 22–30 March, correct them with the tuned
+weights, draw the persistence + past tendencies baseline from 1 March to ``--train-end``
+for the same forecasts, verify the members beside it and write the HTML report. Every step
+is a Prefect flow or task: run it again and finished steps are skipped; ``--fresh`` starts
+over.
 
 The step count and the tune's size were chosen on a validation split inside the
 training days, never on the test days: ``--train-end 2019-03-16 --init

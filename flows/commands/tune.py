@@ -1,7 +1,7 @@
 """``wxens tune --checkpoint K --store S [--lead ...] [--members M] [--folds N]``: choose
 the correction weights of a checkpoint on forecasts of its held-out period (else its
-training period; :mod:`generators.tune`) and store them beside it, where ``wxens bias-correct`` and
-``wxens run`` find them when no weight is given."""
+training period; :mod:`generators.tune`) and store them beside it, where
+``wxens bias-correct`` and ``wxens run`` find them when no weight is given."""
 
 from __future__ import annotations
 
