@@ -272,8 +272,8 @@ def derive_config(
     if n_held <= leads[-1] or n_train < history + leads[-1]:
         raise InputError(
             f"{store.path} holds {len(times)} times every {duration_text(step)}; a derived "
-            f"config holds out the last {n_held}, which needs {leads[-1] + 1} "
-            f"times for a {duration_text(lead)} lead: ingest at least "
+            f"config holds out the last {n_held} of them, and a {duration_text(lead)} lead "
+            f"needs {leads[-1] + 1} held out: ingest at least "
             f"{math.ceil((leads[-1] + 1) / HELD_OUT_FRACTION)} times or give a shorter --lead"
         )
     train = Period(_stamp(times[0]), _stamp(times[n_train - 1]))
