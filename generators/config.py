@@ -26,6 +26,7 @@ and may not be set by hand.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,11 @@ class DataConfig:
                 constant ``c ~ N(0, std^2)`` per channel, in units of the channel's std
                 (:func:`generators.train.shift_levels`), so that changes do not revert to the
                 training period's mean level; 0 is off.
+    lead_weights: sampling weight of each lead, in the order of the sorted leads: a
+                training sample's lead is drawn with probability proportional to its weight,
+                its initial time uniformly among those valid for that lead
+                (:func:`generators.train_plan.draw_items`); None = every (initial time,
+                lead) pair equally likely.
     train:      training period; validation: held-out period for the validation loss.
     exclude:    periods held out of training and fine-tuning (e.g. one fold of a
                 cross-validation inside ``train``): no item whose initial time or target lies
@@ -109,6 +115,7 @@ class DataConfig:
     solar_forcing: bool = False
     amplitude_augmentation: float = 1.0
     level_augmentation: float = 0.0
+    lead_weights: tuple[float, ...] | None = None
     train: Period = field(default_factory=Period)
     validation: Period | None = None
     exclude: tuple[Period, ...] = ()
@@ -125,6 +132,15 @@ class DataConfig:
             raise InputError(
                 f"data.level_augmentation is a std and cannot be negative (0 is off), got "
                 f"{self.level_augmentation}"
+            )
+        leads = self.sample_spec.leads
+        if self.lead_weights is not None and (
+            len(self.lead_weights) != len(leads)
+            or not all(math.isfinite(w) and w > 0 for w in self.lead_weights)
+        ):
+            raise InputError(
+                f"data.lead_weights {list(self.lead_weights)} must hold one positive weight "
+                f"per lead of {list(leads)}, in that order, e.g. {[1.0] * len(leads)}"
             )
         if self.amplitude_augmentation > 1 and self.variability_scaling:
             raise InputError(

@@ -55,6 +55,7 @@ from generators.models import GENERATORS
 from generators.objective import ResidualGenerator
 from generators.train_plan import (
     TrainResult,
+    draw_items,
     learning_rate,
     model_config_for,
     phase_objective,
@@ -216,7 +217,7 @@ class Trainer:
         seed = shard_seed(config.seed, step, rank)
         generator = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
-        index = torch.randint(len(data), (size,), generator=generator).numpy()
+        index = draw_items(data, size, config.data.lead_weights, generator)
         batch = to_batch(data[index], self.device)
         if config.data.amplitude_augmentation > 1:
             batch = scale_changes(batch, config.data.amplitude_augmentation, generator)

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+import torch
 
 from generators.config import TrainConfig
 from generators.data import ResidualDataset
@@ -27,6 +31,25 @@ def learning_rate(config: TrainConfig, step: int) -> float:
         progress = (step - config.steps) / max(1, config.fine_tune.steps)
         peak = config.fine_tune.lr
     return peak * (o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def draw_items(
+    data: ResidualDataset,
+    size: int,
+    lead_weights: Sequence[float] | None,
+    generator: torch.Generator,
+) -> np.ndarray:
+    """(size,) item indices of ``data``, drawn with replacement: uniformly, or with
+    ``lead_weights`` (one per lead, sorted) so that lead j is drawn with probability
+    w_j / sum(w) and, given its lead, an item uniformly among the n_j of that lead
+    (item probability w_j / (n_j sum(w)))."""
+    if lead_weights is None:
+        return torch.randint(len(data), (size,), generator=generator).numpy()
+    lead_index = torch.from_numpy(data.pairs[:, 1])
+    count = torch.bincount(lead_index, minlength=len(lead_weights)).double()
+    weight = torch.tensor(lead_weights, dtype=torch.float64)
+    probability = (weight / count.clamp(min=1))[lead_index]
+    return torch.multinomial(probability, size, replacement=True, generator=generator).numpy()
 
 
 def model_config_for(config: TrainConfig, data: ResidualDataset) -> object:

@@ -20,6 +20,7 @@ from generators.config_derive import (
     TRAINING_SHARE,
     StepSeconds,
     derive_config,
+    derived_lead_weights,
     derived_leads,
     held_out_times,
     history_states,
@@ -84,6 +85,10 @@ def test_rules_by_hand():
     assert derived_leads(20) == (1, 3, 6, 12, 20)
     assert derived_leads(2) == (1, 2)
     assert derived_leads(1) == (1,)
+    # samples drawn at lead L in proportion to L ** -0.75
+    assert derived_lead_weights((1, 3, 6, 12, 24)) == (1.0, 0.439, 0.261, 0.155, 0.092)
+    assert derived_lead_weights((1, 2)) == (1.0, 0.595)
+    assert derived_lead_weights((1,)) is None
     assert history_states(pd.Timedelta("1h")) == 24
     assert history_states(pd.Timedelta("6h")) == 4
     assert history_states(pd.Timedelta("1D")) == 3
@@ -94,6 +99,7 @@ def test_hourly_regional(hourly):
     assert config.data.channels == ("t2m",)
     assert config.data.history == 24
     assert config.data.leads == (1, 3, 6, 12, 24)
+    assert config.data.lead_weights == derived_lead_weights(config.data.leads)
     check_held_out(config, hourly)
     backbone = config.model.config.backbone
     # 2160 training times (>= 2000): first width 32; an 8 x 8 grid: two levels
