@@ -98,7 +98,7 @@ class DataConfig:
     lead_weights: sampling weight of each lead, in the order of the sorted leads: a
                 training sample's lead is drawn with probability proportional to its weight,
                 its initial time uniformly among those valid for that lead
-                (:func:`generators.train_plan.draw_items`); None = every (initial time,
+                (:func:`generators.train_plan.lead_draw_weights`); None = every (initial time,
                 lead) pair equally likely.
     train:      training period; validation: held-out period for the validation loss.
     exclude:    periods held out of training and fine-tuning (e.g. one fold of a

@@ -56,6 +56,7 @@ from generators.objective import ResidualGenerator
 from generators.train_plan import (
     TrainResult,
     draw_items,
+    lead_draw_weights,
     learning_rate,
     model_config_for,
     phase_objective,
@@ -141,6 +142,9 @@ class Trainer:
             if ft is not None and ft.period is not None
             else self.train_data
         )
+        # the items' draw weights of each phase, computed once (None: equal pairs)
+        self.train_weights = lead_draw_weights(self.train_data, d.lead_weights)
+        self.fine_tune_weights = lead_draw_weights(self.fine_tune_data, d.lead_weights)
         self.model_config = model_config_for(config, self.train_data)
         torch.manual_seed(config.seed)
         self.model: ResidualGenerator = GENERATORS[config.model.kind](self.model_config).to(
@@ -212,12 +216,16 @@ class Trainer:
         the generator, seeded with ``(seed, step, rank)``, that then draws their noise.
         Also seeds the global generator (dropout) the same way and sets the phase."""
         config = self.config
-        data = self.train_data if step < config.steps else self.fine_tune_data
+        data, weights = (
+            (self.train_data, self.train_weights)
+            if step < config.steps
+            else (self.fine_tune_data, self.fine_tune_weights)
+        )
         self.model.config = phase_objective(config, self.model_config, step)
         seed = shard_seed(config.seed, step, rank)
         generator = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
-        index = draw_items(data, size, config.data.lead_weights, generator)
+        index = draw_items(len(data), size, weights, generator)
         batch = to_batch(data[index], self.device)
         if config.data.amplitude_augmentation > 1:
             batch = scale_changes(batch, config.data.amplitude_augmentation, generator)

@@ -33,23 +33,28 @@ def learning_rate(config: TrainConfig, step: int) -> float:
     return peak * (o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def draw_items(
-    data: ResidualDataset,
-    size: int,
-    lead_weights: Sequence[float] | None,
-    generator: torch.Generator,
-) -> np.ndarray:
-    """(size,) item indices of ``data``, drawn with replacement: uniformly, or with
-    ``lead_weights`` (one per lead, sorted) so that lead j is drawn with probability
-    w_j / sum(w) and, given its lead, an item uniformly among the n_j of that lead
-    (item probability w_j / (n_j sum(w)))."""
+def lead_draw_weights(
+    data: ResidualDataset, lead_weights: Sequence[float] | None
+) -> torch.Tensor | None:
+    """(len(data),) the weight w_j / n_j of each item of lead j, n_j the items of that lead,
+    so that :func:`draw_items` draws lead j with probability w_j / sum(w) and, given its
+    lead, an item uniformly; None for ``lead_weights`` None (every item equally likely).
+    Every lead has items (:class:`ResidualDataset` refuses a lead without)."""
     if lead_weights is None:
-        return torch.randint(len(data), (size,), generator=generator).numpy()
+        return None
     lead_index = torch.from_numpy(data.pairs[:, 1])
     count = torch.bincount(lead_index, minlength=len(lead_weights)).double()
-    weight = torch.tensor(lead_weights, dtype=torch.float64)
-    probability = (weight / count.clamp(min=1))[lead_index]
-    return torch.multinomial(probability, size, replacement=True, generator=generator).numpy()
+    return (torch.tensor(lead_weights, dtype=torch.float64) / count)[lead_index]
+
+
+def draw_items(
+    n_items: int, size: int, weights: torch.Tensor | None, generator: torch.Generator
+) -> np.ndarray:
+    """(size,) indices of ``n_items`` items drawn with replacement by ``generator``:
+    uniformly, or in proportion to ``weights`` (:func:`lead_draw_weights`)."""
+    if weights is None:
+        return torch.randint(n_items, (size,), generator=generator).numpy()
+    return torch.multinomial(weights, size, replacement=True, generator=generator).numpy()
 
 
 def model_config_for(config: TrainConfig, data: ResidualDataset) -> object:

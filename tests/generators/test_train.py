@@ -19,7 +19,7 @@ from generators.data import ResidualDataset
 from generators.data.forecast import ForecastData
 from generators.rollout import default_sampler, forecast_members
 from generators.train import Trainer, scale_changes, shift_levels, to_batch, train
-from generators.train_plan import draw_items
+from generators.train_plan import draw_items, lead_draw_weights
 from pipeline.errors import InputError
 from pipeline.schema import Period
 from pipeline.store import ingest
@@ -255,16 +255,17 @@ def test_lead_weights_set_each_leads_share_of_the_draws(store):
     n = np.bincount(lead_of)
     assert n[0] > n[1]
     draws = 40_000
-    equal = draw_items(data, draws, None, torch.Generator().manual_seed(0))
+    equal = draw_items(len(data), draws, None, torch.Generator().manual_seed(0))
     assert np.bincount(lead_of[equal]) / draws == pytest.approx(n / n.sum(), abs=0.01)
-    weighted = draw_items(data, draws, (3.0, 1.0), torch.Generator().manual_seed(0))
+    weights = lead_draw_weights(data, (3.0, 1.0))
+    weighted = draw_items(len(data), draws, weights, torch.Generator().manual_seed(0))
     assert np.bincount(lead_of[weighted]) / draws == pytest.approx([0.75, 0.25], abs=0.01)
     # within a lead the initial times stay uniform: every pair of lead 8 drawn about as often
     per_pair = np.bincount(weighted[lead_of[weighted] == 1], minlength=len(data))[lead_of == 1]
     expected = 0.25 * draws / n[1]
     assert per_pair.mean() == pytest.approx(expected, rel=0.01)
     assert per_pair.std() < 3 * np.sqrt(expected)  # binomial spread, no favoured times
-    same = draw_items(data, draws, (3.0, 1.0), torch.Generator().manual_seed(0))
+    same = draw_items(len(data), draws, weights, torch.Generator().manual_seed(0))
     assert np.array_equal(same, weighted)  # the generator decides
     with pytest.raises(InputError, match="one positive weight per lead of \\[1, 8\\]"):
         DataConfig(leads=(8, 1), lead_weights=(1.0,))
