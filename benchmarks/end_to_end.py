@@ -206,12 +206,21 @@ def main(argv: list[str] | None = None) -> None:
             "ingest_s": ingest_s,
             "forecast": forecast_seconds(work, store, args.members, args.days, device),
         }
+        write(result, args.out)
         if not args.skip_ddp:
             counts = sorted({1, torch.cuda.device_count() if cuda else 2})
-            result["ddp"] = [ddp_throughput(work, store, n, args.batch_size) for n in counts]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
+            result["ddp"] = []
+            for n in counts:
+                result["ddp"].append(ddp_throughput(work, store, n, args.batch_size))
+                write(result, args.out)
     print(json.dumps(result, indent=1))
+
+
+def write(result: dict, out: str) -> None:
+    """Write ``result`` to ``out`` (again after each part, so a run cut short keeps what it
+    measured)."""
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

@@ -120,6 +120,18 @@ def test_torch_free_packages_load_without_torch(package):
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+def test_stores_and_training_load_without_grib_decoder():
+    """cfgrib loads ecCodes' C library when imported: only opening a GRIB file may import
+    it, not the store or training modules every command loads (a machine without ecCodes'
+    libraries trains and forecasts from Zarr)."""
+    code = "import sys\nimport pipeline.store, pipeline.sources, generators.train\n"
+    code += "assert 'cfgrib' not in sys.modules, 'cfgrib was loaded'\n"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 if __name__ == "__main__":
     for (source, target), count in sorted(import_graph().items()):
         print(f"{source:>22} -> {target:<22} {count}")

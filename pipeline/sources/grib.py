@@ -16,7 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import xarray as xr
-from cfgrib.dataset import DatasetBuildError
 
 from pipeline.errors import InputError
 from pipeline.schema import CONTROL_MEMBER
@@ -31,7 +30,10 @@ Chunking = Callable[[xr.Dataset], dict[str, int]]
 
 def open_grib(path: Path, chunks: Chunking) -> xr.Dataset:
     """``path`` as one lazy dataset (cfgrib, no index file written beside the input),
-    split into ``chunks(ds)``."""
+    split into ``chunks(ds)``. cfgrib (and with it ecCodes' C library) is imported here,
+    when a GRIB file is opened, not by every command that imports the sources."""
+    from cfgrib.dataset import DatasetBuildError
+
     try:
         return _open(path, chunks, {})
     except DatasetBuildError as err:
