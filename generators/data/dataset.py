@@ -342,6 +342,6 @@ class ResidualDataset(Dataset):
             "static": static,
             "calendar": calendar_features(self.times[positions]),
             "lead": torch.from_numpy(leads.astype(np.float32)),
-            "target": torch.where(valid, target, torch.zeros_like(target)),
+            "target": target.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0),  # in place: ours
             "valid": valid,
         }

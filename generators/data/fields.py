@@ -36,9 +36,11 @@ def masked_condition(
     """The network's view of a history (B, K, C, H, W) that may hold NaN (a masked field,
     e.g. a land-only variable): the history with every non-finite value set to 0 (the
     channel mean, states being normalised), and the known fields (B, S, H, W) followed by
-    the validity (1 or 0) of the current state of the channels ``masked_index``."""
+    the validity (1 or 0) of the current state of the channels ``masked_index``. The history
+    is filled **in place** (a copy of a batch's size costs as much as the fill: callers pass
+    a tensor of their own, e.g. gathered by indexing) and returned."""
     valid = torch.isfinite(history[:, -1].index_select(1, masked_index)).to(known.dtype)
-    filled = torch.where(torch.isfinite(history), history, torch.zeros_like(history))
+    filled = history.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
     return filled, torch.cat([known, valid], dim=1)
 
 
