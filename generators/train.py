@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from generators.augmentation import scale_changes, shift_levels
 from generators.base import Batch, Condition
+from generators.batch_ahead import ItemsAhead, loader_workers, step_draw
 from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.config import TrainConfig
 from generators.config_io import to_mapping
@@ -55,7 +56,6 @@ from generators.models import GENERATORS
 from generators.objective import ResidualGenerator
 from generators.train_plan import (
     TrainResult,
-    draw_items,
     lead_draw_weights,
     learning_rate,
     model_config_for,
@@ -146,6 +146,9 @@ class Trainer:
         self.train_weights = lead_draw_weights(self.train_data, d.lead_weights)
         self.fine_tune_weights = lead_draw_weights(self.fine_tune_data, d.lead_weights)
         self.model_config = model_config_for(config, self.train_data)
+        workers = loader_workers(self.device, world)
+        cuda = self.device.type == "cuda"
+        self.items = ItemsAhead(workers, config.seed, world.rank, self.shard_size, pin_memory=cuda)
         torch.manual_seed(config.seed)
         self.model: ResidualGenerator = GENERATORS[config.model.kind](self.model_config).to(
             self.device
@@ -211,22 +214,21 @@ class Trainer:
 
     # -- steps ------------------------------------------------------------------------------
 
-    def shard(self, step: int, rank: int, size: int) -> tuple[Batch, torch.Generator]:
-        """The ``size`` samples of rank ``rank`` at ``step`` (augmented, on the device) and
-        the generator, seeded with ``(seed, step, rank)``, that then draws their noise.
-        Also seeds the global generator (dropout) the same way and sets the phase."""
-        config = self.config
+    def shard(self, step: int) -> tuple[Batch, torch.Generator]:
+        """This rank's samples at ``step`` (augmented, on the device) and the generator,
+        seeded with ``(seed, step, rank)``, that then draws their noise. Also seeds the
+        global generator (dropout) the same way and sets the phase."""
+        config, rank = self.config, self.world.rank
         data, weights = (
             (self.train_data, self.train_weights)
             if step < config.steps
             else (self.fine_tune_data, self.fine_tune_weights)
         )
         self.model.config = phase_objective(config, self.model_config, step)
-        seed = shard_seed(config.seed, step, rank)
-        generator = torch.Generator().manual_seed(seed)
-        torch.manual_seed(seed)
-        index = draw_items(len(data), size, weights, generator)
-        batch = to_batch(data[index], self.device)
+        index, generator = step_draw(len(data), self.shard_size, weights, config.seed, step, rank)
+        torch.manual_seed(shard_seed(config.seed, step, rank))
+        stop = config.steps if step < config.steps else config.total_steps  # the phase's end
+        batch = to_batch(self.items(data, weights, index, step, stop), self.device)
         if config.data.amplitude_augmentation > 1:
             batch = scale_changes(batch, config.data.amplitude_augmentation, generator)
         if config.data.level_augmentation > 0:
@@ -236,8 +238,12 @@ class Trainer:
     def train_step(self, step: int) -> float:
         """One optimiser step on this rank's shard (gradients averaged over the ranks);
         returns the loss of the global batch (the mean over ranks)."""
+        batch, generator = self.shard(step)
+        return self.update(step, batch, generator)
+
+    def update(self, step: int, batch: Batch, generator: torch.Generator) -> float:
+        """The optimiser step of :meth:`train_step` on ``batch`` (from :meth:`shard`)."""
         config = self.config
-        batch, generator = self.shard(step, self.world.rank, self.shard_size)
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
         self.model.train()

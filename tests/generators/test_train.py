@@ -134,6 +134,33 @@ def test_resume_after_an_interrupt_gives_the_uninterrupted_weights(store, tmp_pa
     )
 
 
+def test_items_built_ahead_by_workers_train_the_same_weights(store, tmp_path, monkeypatch):
+    """Worker processes building the coming steps' items (as on CUDA) give the weights of
+    items built in process, across the jump to the fine-tune and with lead weights."""
+    config = tiny_config(
+        4,
+        checkpoint_every=100,
+        validate_every=100,
+        fine_tune=FineTuneConfig(steps=2, lr=1e-3),
+        data=DataConfig(
+            channels=("t2m",),
+            history=2,
+            leads=(1, 2),
+            lead_weights=(1.0, 0.5),
+            train=Period(None, TRAIN_END),
+        ),
+    )
+    in_process = train(store, config, tmp_path / "in_process", progress=False)
+    monkeypatch.setattr("generators.train.loader_workers", lambda device, world: 2)
+    trainer = Trainer(store, config, tmp_path / "ahead")
+    assert trainer.items.workers == 2
+    ahead = trainer.run(progress=False)
+    a, b = load_checkpoint(in_process.checkpoint), load_checkpoint(ahead.checkpoint)
+    assert a.step == b.step == 6
+    for key in a.model_state:
+        torch.testing.assert_close(a.model_state[key], b.model_state[key], rtol=0, atol=0)
+
+
 def test_resume_refuses_a_directory_of_another_run(store, tmp_path):
     train(store, tiny_config(2), tmp_path / "run", progress=False)
     other = tiny_config(

@@ -1,0 +1,101 @@
+"""Where a training step's time goes, on the end-to-end benchmark's store and default model
+size (:mod:`benchmarks.end_to_end`); writes JSON.
+
+A step is the batch (``Trainer.shard``: the items gathered from the states in memory,
+the targets scaled, the solar forcing and calendar computed, on the CPU, then moved to the
+device) and the update (forward under autocast, backward, clipping, optimiser, EMA). Both
+are timed over ``--steps`` steps after ``--warm-up`` ones, the device synchronised around
+each part, so their sum is the step's time and their ratio says whether the GPU waits on
+the CPU. On CUDA the items come from worker processes that build them ahead
+(:mod:`generators.batch_ahead`), so the batch's time is the wait for them.
+
+    python -m benchmarks.train_step                                  # 1 degree global, GPU
+    python -m benchmarks.train_step --grid 19x36 --out cpu.json       # a CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.end_to_end import default_config, global_dataset
+from generators.train import Trainer
+from pipeline.store import ingest
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_steps(trainer: Trainer, steps: int, warm_up: int) -> dict[str, float]:
+    """Median seconds of the batch, the update and the whole step over ``steps`` steps."""
+    device = trainer.device
+    batch_s, update_s = [], []
+    for step in range(warm_up + steps):
+        synchronize(device)
+        start = time.perf_counter()
+        batch, generator = trainer.shard(step)
+        synchronize(device)
+        built = time.perf_counter()
+        trainer.update(step, batch, generator)
+        synchronize(device)
+        if step >= warm_up:
+            batch_s.append(built - start)
+            update_s.append(time.perf_counter() - built)
+    batch, update = float(np.median(batch_s)), float(np.median(update_s))
+    return {"batch_s": batch, "update_s": update, "step_s": batch + update}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--grid", default="181x360", help="LATxLON points (default 181x360)")
+    parser.add_argument("--train-years", type=float, default=10.0)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warm-up", type=int, default=5)
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--out", default=str(RESULTS / "train_step.json"))
+    args = parser.parse_args(argv)
+    grid = tuple(int(n) for n in args.grid.split("x"))
+    device = "cuda" if torch.cuda.is_available() and args.device != "cpu" else "cpu"
+    result: dict = {
+        "machine": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "gpu": torch.cuda.get_device_name(0) if device == "cuda" else None,
+            "cpu_threads": torch.get_num_threads(),
+        },
+        "grid": list(grid),
+        "rows": [],
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        global_dataset(grid, n_times=64, seed=0).to_netcdf(work / "global.nc")
+        store = str(work / "global.zarr")
+        ingest(str(work / "global.nc"), store, progress=False)
+        config = default_config(store, args.train_years, device).config
+        result["backbone_widths"] = list(config.model.config.backbone.widths)
+        for size in args.batch_sizes:
+            sized = replace(config, batch_size=size, steps=args.warm_up + args.steps)
+            trainer = Trainer(store, sized, work / f"run-{size}", resume=False)
+            row = {"batch_size": size, **time_steps(trainer, args.steps, args.warm_up)}
+            row["samples_per_s"] = size / row["step_s"]
+            result["rows"].append(row)
+            print(json.dumps(row))
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

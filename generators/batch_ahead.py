@@ -1,0 +1,116 @@
+"""Training items built ahead in worker processes while the GPU trains.
+
+A training step's items (:meth:`generators.data.ResidualDataset.__getitem__`: the states
+gathered, the targets scaled, the solar forcing and calendar computed) are built on the
+CPU. On a GPU that is most of a step: on one H200, 0.69 s of a 0.78 s step at batch 16 on
+the 1 degree global grid (``benchmarks/results/train_step_cuda.json``). So on CUDA a
+:class:`torch.utils.data.DataLoader` builds the items of the coming steps in worker
+processes, each step's indices drawn exactly as the trainer draws them
+(:func:`step_draw`), so the batches, and the training, are the same as built in process.
+On a CPU the workers would take the cores the model trains on, and none are started.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from generators.data import ResidualDataset
+from generators.distributed import World, shard_seed
+from generators.train_plan import draw_items
+
+MAX_WORKERS = 8
+"""Worker processes per rank at most: enough to keep a GPU fed at the batch sizes tried."""
+PREFETCH_PER_WORKER = 2
+
+
+def step_draw(
+    n_items: int,
+    size: int,
+    weights: torch.Tensor | None,
+    seed: int,
+    step: int,
+    rank: int,
+) -> tuple[np.ndarray, torch.Generator]:
+    """The item indices of rank ``rank``'s ``size`` samples at ``step`` and the generator,
+    seeded with ``(seed, step, rank)``, that drew them (it then draws their noise)."""
+    generator = torch.Generator().manual_seed(shard_seed(seed, step, rank))
+    return draw_items(n_items, size, weights, generator), generator
+
+
+def loader_workers(device: torch.device, world: World) -> int:
+    """Worker processes building items ahead for one rank: none on a CPU, else the cores
+    of this machine's ranks shared out, one left to each rank, at most :data:`MAX_WORKERS`."""
+    if device.type != "cuda":
+        return 0
+    local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", world.size))
+    cores = len(os.sched_getaffinity(0)) // max(local_ranks, 1)
+    return max(0, min(MAX_WORKERS, cores - 1))
+
+
+class StepIndices(Sampler):
+    """Each step's item indices, steps ``start`` to ``stop - 1`` (:func:`step_draw`)."""
+
+    def __init__(
+        self,
+        n_items: int,
+        size: int,
+        weights: torch.Tensor | None,
+        seed: int,
+        rank: int,
+        start: int,
+        stop: int,
+    ):
+        self.draw = (n_items, size, weights, seed)
+        self.rank, self.start, self.stop = rank, start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        n_items, size, weights, seed = self.draw
+        for step in range(self.start, self.stop):
+            yield step_draw(n_items, size, weights, seed, step, self.rank)[0]
+
+
+class ItemsAhead:
+    """A rank's training items, step by step: ``data[index]`` built now (no ``workers``), or
+    by ``workers`` processes ahead of their use (``PREFETCH_PER_WORKER`` steps each), the
+    loader started again for each phase and whenever the steps jump."""
+
+    def __init__(self, workers: int, seed: int, rank: int, size: int, *, pin_memory: bool):
+        self.workers, self.seed, self.rank, self.size = workers, seed, rank, size
+        self.pin_memory = pin_memory
+        self.next_step: int | None = None  # and the phase's end: the loader serves them
+        self.stop: int | None = None
+        self.loaded: Iterator[dict[str, torch.Tensor]] | None = None
+
+    def __call__(
+        self,
+        data: ResidualDataset,
+        weights: torch.Tensor | None,
+        index: np.ndarray,
+        step: int,
+        stop: int,
+    ) -> dict[str, torch.Tensor]:
+        """``data[index]``, ``index`` being this rank's :func:`step_draw` at ``step`` of a
+        phase that ends before ``stop``, drawn from ``data`` with ``weights``."""
+        if not self.workers:
+            return data[index]
+        if self.loaded is None or (self.next_step, self.stop) != (step, stop):
+            steps = StepIndices(len(data), self.size, weights, self.seed, self.rank, step, stop)
+            loader = DataLoader(
+                data,
+                batch_size=None,  # the sampler yields a step's indices; the dataset batches
+                sampler=steps,
+                num_workers=self.workers,
+                pin_memory=self.pin_memory,
+                prefetch_factor=PREFETCH_PER_WORKER,
+            )
+            self.loaded = iter(loader)
+        self.next_step, self.stop = step + 1, stop
+        return next(self.loaded)
