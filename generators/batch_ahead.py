@@ -7,7 +7,9 @@ the 1 degree global grid (``benchmarks/results/train_step_cuda.json``). So on CU
 :class:`torch.utils.data.DataLoader` builds the items of the coming steps in worker
 processes, each step's indices drawn exactly as the trainer draws them
 (:func:`step_draw`), so the batches, and the training, are the same as built in process.
-On a CPU the workers would take the cores the model trains on, and none are started.
+On a CPU the workers would take the cores the model trains on, and none are started; nor
+for a dataset read from its store item by item (larger than ``data.max_memory_bytes``): the
+store's I/O threads (Icechunk's runtime) do not survive a fork.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ class ItemsAhead:
     ) -> dict[str, torch.Tensor]:
         """``data[index]``, ``index`` being this rank's :func:`step_draw` at ``step`` of a
         phase that ends before ``stop``, drawn from ``data`` with ``weights``."""
-        if not self.workers:
+        if not self.workers or not data.in_memory:
             return data[index]
         if self.loaded is None or (self.next_step, self.stop) != (step, stop):
             steps = StepIndices(len(data), self.size, weights, self.seed, self.rank, step, stop)

@@ -176,7 +176,7 @@ class ResidualDataset(Dataset):
         )
 
     def _channels_with_nan(self, states: xr.DataArray) -> tuple[str, ...]:
-        if isinstance(self._states, np.ndarray):
+        if self.in_memory:
             has_nan = np.isnan(self._states).any(axis=(0, 2, 3))
         else:
             log.info("%s: looking for masked (NaN) points in the store", self.name)
@@ -185,6 +185,11 @@ class ResidualDataset(Dataset):
         if masked:
             log.info("%s: masked channel(s) %s: the loss skips their NaN points", self.name, masked)
         return masked
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the states were read into memory (else each item reads the store)."""
+        return isinstance(self._states, np.ndarray)
 
     @property
     def masked_index(self) -> torch.Tensor:
@@ -291,7 +296,7 @@ class ResidualDataset(Dataset):
     def states(self, positions: np.ndarray) -> np.ndarray:
         """Normalised states at store positions: (*positions.shape, C, H, W)."""
         positions = np.asarray(positions, dtype=np.int64)
-        if isinstance(self._states, np.ndarray):
+        if self.in_memory:
             return self._states[positions]
         unique, inverse = np.unique(positions, return_inverse=True)
         values = self._normalise(self._states.isel({TIME: unique}).values)
