@@ -45,7 +45,7 @@ def time_steps(trainer: Trainer, steps: int, warm_up: int) -> dict[str, float]:
     for step in range(warm_up + steps):
         synchronize(device)
         start = time.perf_counter()
-        batch, generator = trainer.shard(step)
+        batch, generator = trainer.shard(step, 0, trainer.shard_size)
         synchronize(device)
         built = time.perf_counter()
         trainer.update(step, batch, generator)

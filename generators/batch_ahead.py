@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -79,16 +80,23 @@ class StepIndices(Sampler):
             yield step_draw(n_items, size, weights, seed, step, self.rank)[0]
 
 
-class ItemsAhead:
-    """A rank's training items, step by step: ``data[index]`` built now (no ``workers``), or
-    by ``workers`` processes ahead of their use (``PREFETCH_PER_WORKER`` steps each), the
-    loader started again for each phase and whenever the steps jump."""
+class Draw(NamedTuple):
+    """Which items: rank ``rank``'s ``size`` at ``step`` of a phase that ends before ``stop``."""
 
-    def __init__(self, workers: int, seed: int, rank: int, size: int, *, pin_memory: bool):
-        self.workers, self.seed, self.rank, self.size = workers, seed, rank, size
-        self.pin_memory = pin_memory
-        self.next_step: int | None = None  # and the phase's end: the loader serves them
-        self.stop: int | None = None
+    step: int
+    stop: int
+    rank: int
+    size: int
+
+
+class ItemsAhead:
+    """Training items, step by step: ``data[index]`` built now (no ``workers``), or by
+    ``workers`` processes ahead of their use (``PREFETCH_PER_WORKER`` steps each), the loader
+    started again for each phase, rank or size, and whenever the steps jump."""
+
+    def __init__(self, workers: int, seed: int, *, pin_memory: bool):
+        self.workers, self.seed, self.pin_memory = workers, seed, pin_memory
+        self.expected: Draw | None = None  # the draw the running loader serves next
         self.loaded: Iterator[dict[str, torch.Tensor]] | None = None
 
     def __call__(
@@ -96,15 +104,16 @@ class ItemsAhead:
         data: ResidualDataset,
         weights: torch.Tensor | None,
         index: np.ndarray,
-        step: int,
-        stop: int,
+        draw: Draw,
     ) -> dict[str, torch.Tensor]:
-        """``data[index]``, ``index`` being this rank's :func:`step_draw` at ``step`` of a
-        phase that ends before ``stop``, drawn from ``data`` with ``weights``."""
+        """``data[index]``, ``index`` being :func:`step_draw` of ``draw`` from ``data`` with
+        ``weights``."""
         if not self.workers or not data.in_memory:
             return data[index]
-        if self.loaded is None or (self.next_step, self.stop) != (step, stop):
-            steps = StepIndices(len(data), self.size, weights, self.seed, self.rank, step, stop)
+        if self.loaded is None or self.expected != draw:
+            steps = StepIndices(
+                len(data), draw.size, weights, self.seed, draw.rank, draw.step, draw.stop
+            )
             loader = DataLoader(
                 data,
                 batch_size=None,  # the sampler yields a step's indices; the dataset batches
@@ -114,5 +123,5 @@ class ItemsAhead:
                 prefetch_factor=PREFETCH_PER_WORKER,
             )
             self.loaded = iter(loader)
-        self.next_step, self.stop = step + 1, stop
+        self.expected = draw._replace(step=draw.step + 1)
         return next(self.loaded)

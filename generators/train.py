@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from generators.augmentation import scale_changes, shift_levels
 from generators.base import Batch, Condition
-from generators.batch_ahead import ItemsAhead, loader_workers, step_draw
+from generators.batch_ahead import Draw, ItemsAhead, loader_workers, step_draw
 from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.config import TrainConfig
 from generators.config_io import to_mapping
@@ -148,7 +148,7 @@ class Trainer:
         self.model_config = model_config_for(config, self.train_data)
         workers = loader_workers(self.device, world)
         cuda = self.device.type == "cuda"
-        self.items = ItemsAhead(workers, config.seed, world.rank, self.shard_size, pin_memory=cuda)
+        self.items = ItemsAhead(workers, config.seed, pin_memory=cuda)
         torch.manual_seed(config.seed)
         self.model: ResidualGenerator = GENERATORS[config.model.kind](self.model_config).to(
             self.device
@@ -214,21 +214,22 @@ class Trainer:
 
     # -- steps ------------------------------------------------------------------------------
 
-    def shard(self, step: int) -> tuple[Batch, torch.Generator]:
-        """This rank's samples at ``step`` (augmented, on the device) and the generator,
-        seeded with ``(seed, step, rank)``, that then draws their noise. Also seeds the
-        global generator (dropout) the same way and sets the phase."""
-        config, rank = self.config, self.world.rank
+    def shard(self, step: int, rank: int, size: int) -> tuple[Batch, torch.Generator]:
+        """The ``size`` samples of rank ``rank`` at ``step`` (augmented, on the device) and
+        the generator, seeded with ``(seed, step, rank)``, that then draws their noise.
+        Also seeds the global generator (dropout) the same way and sets the phase."""
+        config = self.config
         data, weights = (
             (self.train_data, self.train_weights)
             if step < config.steps
             else (self.fine_tune_data, self.fine_tune_weights)
         )
         self.model.config = phase_objective(config, self.model_config, step)
-        index, generator = step_draw(len(data), self.shard_size, weights, config.seed, step, rank)
+        index, generator = step_draw(len(data), size, weights, config.seed, step, rank)
         torch.manual_seed(shard_seed(config.seed, step, rank))
         stop = config.steps if step < config.steps else config.total_steps  # the phase's end
-        batch = to_batch(self.items(data, weights, index, step, stop), self.device)
+        items = self.items(data, weights, index, Draw(step, stop, rank, size))
+        batch = to_batch(items, self.device)
         if config.data.amplitude_augmentation > 1:
             batch = scale_changes(batch, config.data.amplitude_augmentation, generator)
         if config.data.level_augmentation > 0:
@@ -238,7 +239,7 @@ class Trainer:
     def train_step(self, step: int) -> float:
         """One optimiser step on this rank's shard (gradients averaged over the ranks);
         returns the loss of the global batch (the mean over ranks)."""
-        batch, generator = self.shard(step)
+        batch, generator = self.shard(step, self.world.rank, self.shard_size)
         return self.update(step, batch, generator)
 
     def update(self, step: int, batch: Batch, generator: torch.Generator) -> float:
