@@ -82,7 +82,7 @@ def tune_correction(
     ensemble size of the tuning forecasts; folds: the number of consecutive blocks;
     every_hours: hours between initial times (default: the native step, at least 6 h);
     period: the initial times' period (default: the checkpoint's held-out period, else its
-    training period);
+    training period; a side left open, e.g. ``Period("2019-03-10", None)``, is the default's);
     variable: the one whose scores choose (default: the checkpoint's only channel)."""
     if folds < 1:
         raise InputError(f"--folds must be at least 1, got {folds}")
@@ -98,7 +98,12 @@ def tune_correction(
     elif variable not in channels:
         raise InputError(f"--variable {variable!r}: {checkpoint} forecasts only {channels}")
     leads = list(leads_hours or loaded.leads_hours)
-    period = period or default_period(loaded)
+    if period is None or period.start is None or period.end is None:
+        default = default_period(loaded)  # warns when it is the training period
+        period = Period(
+            period.start if period and period.start else default.start,
+            period.end if period and period.end else default.end,
+        )
     step_hours = loaded.native_step / pd.Timedelta(hours=1)
     every = every_hours or max(step_hours, 6.0)
     data = ForecastData.from_store(loaded, store)

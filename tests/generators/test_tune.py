@@ -123,3 +123,36 @@ def test_a_checkpoint_with_a_held_out_period_is_tuned_on_it(trained, caplog):
     assert record["first_init_time"] == "2019-03-05 00:00:00"
     assert record["last_init_time"] == "2019-03-08 12:00:00" and record["init_times"] == 15
     assert "held-out period" not in caplog.text
+
+
+def test_a_start_alone_keeps_the_default_period_end(trained):
+    """``--start`` without ``--end`` runs to the held-out period's end (as the help says), not
+    to the store's end: 6 March 00 UTC to 8 March 12 UTC, the last time whose 6 h truth is
+    held out."""
+    root, _, cycle, _ = trained
+    periods = (
+        ", train: {start: 2019-03-01, end: 2019-03-04T18}, "
+        "validation: {start: 2019-03-05, end: 2019-03-08T12}"
+    )
+    run = train_tiny(cycle, root / "held_start", periods)
+    assert (
+        wxens(
+            [
+                "tune",
+                "--checkpoint",
+                str(run),
+                "--store",
+                cycle,
+                "--start",
+                "2019-03-06",
+                "--folds",
+                "1",
+                *FAST[:2],
+                *FAST[4:],
+            ]
+        )
+        == 0
+    )
+    record = json.loads(tuned_path(run).read_text())
+    assert record["first_init_time"] == "2019-03-06 00:00:00"
+    assert record["last_init_time"] == "2019-03-08 06:00:00"
