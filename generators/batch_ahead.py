@@ -3,7 +3,8 @@
 A training step's items (:meth:`generators.data.ResidualDataset.__getitem__`: the states
 gathered, the targets scaled, the solar forcing and calendar computed) are built on the
 CPU. On a GPU that is most of a step: on one H200, 0.69 s of a 0.78 s step at batch 16 on
-the 1 degree global grid (``benchmarks/results/train_step_cuda.json``). So on CUDA a
+the 1 degree global grid (``benchmarks/results/train_step_cuda_in_process.json``; with
+the workers, 0.005 s of 0.086 s: ``train_step_cuda.json``). So on CUDA a
 :class:`torch.utils.data.DataLoader` builds the items of the coming steps in worker
 processes, each step's indices drawn exactly as the trainer draws them
 (:func:`step_draw`), so the batches, and the training, are the same as built in process.
@@ -55,31 +56,6 @@ def loader_workers(device: torch.device, world: World) -> int:
     return max(0, min(MAX_WORKERS, cores - 1))
 
 
-class StepIndices(Sampler):
-    """Each step's item indices, steps ``start`` to ``stop - 1`` (:func:`step_draw`)."""
-
-    def __init__(
-        self,
-        n_items: int,
-        size: int,
-        weights: torch.Tensor | None,
-        seed: int,
-        rank: int,
-        start: int,
-        stop: int,
-    ):
-        self.draw = (n_items, size, weights, seed)
-        self.rank, self.start, self.stop = rank, start, stop
-
-    def __len__(self) -> int:
-        return self.stop - self.start
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        n_items, size, weights, seed = self.draw
-        for step in range(self.start, self.stop):
-            yield step_draw(n_items, size, weights, seed, step, self.rank)[0]
-
-
 class Draw(NamedTuple):
     """Which items: rank ``rank``'s ``size`` at ``step`` of a phase that ends before ``stop``."""
 
@@ -87,6 +63,21 @@ class Draw(NamedTuple):
     stop: int
     rank: int
     size: int
+
+
+class StepIndices(Sampler):
+    """Each step's item indices (:func:`step_draw`) from ``first`` to the end of its phase."""
+
+    def __init__(self, n_items: int, weights: torch.Tensor | None, seed: int, first: Draw):
+        self.n_items, self.weights, self.seed, self.first = n_items, weights, seed, first
+
+    def __len__(self) -> int:
+        return self.first.stop - self.first.step
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        start, stop, rank, size = self.first
+        for step in range(start, stop):
+            yield step_draw(self.n_items, size, self.weights, self.seed, step, rank)[0]
 
 
 class ItemsAhead:
@@ -111,13 +102,10 @@ class ItemsAhead:
         if not self.workers or not data.in_memory:
             return data[index]
         if self.loaded is None or self.expected != draw:
-            steps = StepIndices(
-                len(data), draw.size, weights, self.seed, draw.rank, draw.step, draw.stop
-            )
             loader = DataLoader(
                 data,
                 batch_size=None,  # the sampler yields a step's indices; the dataset batches
-                sampler=steps,
+                sampler=StepIndices(len(data), weights, self.seed, draw),
                 num_workers=self.workers,
                 pin_memory=self.pin_memory,
                 prefetch_factor=PREFETCH_PER_WORKER,
