@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.end_to_end import default_config, global_dataset
+from benchmarks.end_to_end import default_config, global_dataset, write
 from generators.train import Trainer
 from pipeline.store import ingest
 
@@ -93,8 +93,7 @@ def main(argv: list[str] | None = None) -> None:
             row["samples_per_s"] = size / row["step_s"]
             result["rows"].append(row)
             print(json.dumps(row))
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.out).write_text(json.dumps(result, indent=1))
+            write(result, args.out)
 
 
 if __name__ == "__main__":

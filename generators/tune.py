@@ -98,12 +98,11 @@ def tune_correction(
     elif variable not in channels:
         raise InputError(f"--variable {variable!r}: {checkpoint} forecasts only {channels}")
     leads = list(leads_hours or loaded.leads_hours)
-    if period is None or period.start is None or period.end is None:
-        default = default_period(loaded)  # warns when it is the training period
-        period = Period(
-            period.start if period and period.start else default.start,
-            period.end if period and period.end else default.end,
-        )
+    if period is None:
+        period = default_period(loaded)
+    elif period.start is None or period.end is None:
+        default = default_period(loaded)
+        period = Period(period.start or default.start, period.end or default.end)
     step_hours = loaded.native_step / pd.Timedelta(hours=1)
     every = every_hours or max(step_hours, 6.0)
     data = ForecastData.from_store(loaded, store)
