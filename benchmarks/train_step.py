@@ -7,9 +7,13 @@ device) and the update (forward under autocast, backward, clipping, optimiser, E
 are timed over ``--steps`` steps after ``--warm-up`` ones, the device synchronised around
 each part, so their sum is the step's time and their ratio says whether the GPU waits on
 the CPU. On CUDA the items come from worker processes that build them ahead
-(:mod:`generators.batch_ahead`), so the batch's time is the wait for them.
+(:mod:`generators.batch_ahead`), so the batch's time is the wait for them; ``--in-process``
+adds, side by side, the rows of items built in the trainer's process. ``--states store``
+reads the states from the store item by item (``data.max_memory_bytes`` 0, as for a store
+larger than memory) instead of holding them in memory.
 
     python -m benchmarks.train_step                                  # 1 degree global, GPU
+    python -m benchmarks.train_step --states memory store --in-process   # and both reads
     python -m benchmarks.train_step --grid 19x36 --out cpu.json       # a CPU
 """
 
@@ -27,6 +31,7 @@ import numpy as np
 import torch
 
 from benchmarks.end_to_end import default_config, global_dataset, write
+from generators.batch_ahead import ItemsAhead
 from generators.train import Trainer
 from pipeline.store import ingest
 
@@ -65,6 +70,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warm-up", type=int, default=5)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument(
+        "--states",
+        nargs="+",
+        choices=["memory", "store"],
+        default=["memory"],
+        help="where items read the states: in memory, or from the store item by item",
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="also time items built in the trainer's process (no workers; as on a CPU)",
+    )
     parser.add_argument("--out", default=str(RESULTS / "train_step.json"))
     args = parser.parse_args(argv)
     grid = tuple(int(n) for n in args.grid.split("x"))
@@ -86,10 +103,29 @@ def main(argv: list[str] | None = None) -> None:
         ingest(str(work / "global.nc"), store, progress=False)
         config = default_config(store, args.train_years, device).config
         result["backbone_widths"] = list(config.model.config.backbone.widths)
-        for size in args.batch_sizes:
-            sized = replace(config, batch_size=size, steps=args.warm_up + args.steps)
-            trainer = Trainer(store, sized, work / f"run-{size}", resume=False)
-            row = {"batch_size": size, **time_steps(trainer, args.steps, args.warm_up)}
+        runs = [
+            (states, size, ahead)
+            for states in args.states
+            for size in args.batch_sizes
+            for ahead in ([True, False] if args.in_process else [True])
+        ]
+        for states, size, ahead in runs:
+            memory = config.data.max_memory_bytes if states == "memory" else 0
+            sized = replace(
+                config,
+                batch_size=size,
+                steps=args.warm_up + args.steps,
+                data=replace(config.data, max_memory_bytes=memory),
+            )
+            trainer = Trainer(store, sized, work / f"run-{states}-{size}-{ahead}", resume=False)
+            if not ahead:
+                trainer.items = ItemsAhead(0, sized.seed, pin_memory=False)
+            row = {
+                "states": states,
+                "batch_size": size,
+                "workers": trainer.items.workers,
+                **time_steps(trainer, args.steps, args.warm_up),
+            }
             row["samples_per_s"] = size / row["step_s"]
             result["rows"].append(row)
             print(json.dumps(row))

@@ -8,9 +8,14 @@ the workers, 0.005 s of 0.086 s: ``train_step_cuda.json``). So on CUDA a
 :class:`torch.utils.data.DataLoader` builds the items of the coming steps in worker
 processes, each step's indices drawn exactly as the trainer draws them
 (:func:`step_draw`), so the batches, and the training, are the same as built in process.
-On a CPU the workers would take the cores the model trains on, and none are started; nor
-for a dataset read from its store item by item (larger than ``data.max_memory_bytes``): the
-store's I/O threads (Icechunk's runtime) do not survive a fork.
+On a CPU the workers would take the cores the model trains on, and none are started.
+
+Workers are forked from the trainer when the states are in memory (they share them), and
+started from a fork server (:mod:`multiprocessing`'s ``forkserver``, a fresh interpreter)
+when the dataset reads its store item by item (larger than ``data.max_memory_bytes``): the
+store's I/O threads (Icechunk's runtime) do not survive a fork, and a forked worker hangs
+on its first read; the dataset is pickled to such workers (the store's read-only session,
+not its states) and each opens the store again.
 """
 
 from __future__ import annotations
@@ -30,6 +35,11 @@ from generators.train_plan import draw_items
 MAX_WORKERS = 8
 """Worker processes per rank at most: enough to keep a GPU fed at the batch sizes tried."""
 PREFETCH_PER_WORKER = 2
+LAZY_START = "forkserver"
+"""How workers reading the store start (module docstring); the default (fork) otherwise."""
+WAIT_S = 600.0
+"""Seconds a step waits for its items before the loader raises: a stuck worker (a store
+that stopped answering) stops the training with an error rather than hanging it."""
 
 
 def step_draw(
@@ -83,7 +93,8 @@ class StepIndices(Sampler):
 class ItemsAhead:
     """Training items, step by step: ``data[index]`` built now (no ``workers``), or by
     ``workers`` processes ahead of their use (``PREFETCH_PER_WORKER`` steps each), the loader
-    started again for each phase, rank or size, and whenever the steps jump."""
+    started again for each phase, rank or size, and whenever the steps jump; the workers
+    forked, or started from a fork server for a dataset that reads its store."""
 
     def __init__(self, workers: int, seed: int, *, pin_memory: bool):
         self.workers, self.seed, self.pin_memory = workers, seed, pin_memory
@@ -99,7 +110,7 @@ class ItemsAhead:
     ) -> dict[str, torch.Tensor]:
         """``data[index]``, ``index`` being :func:`step_draw` of ``draw`` from ``data`` with
         ``weights``."""
-        if not self.workers or not data.in_memory:
+        if not self.workers:
             return data[index]
         if self.loaded is None or self.expected != draw:
             loader = DataLoader(
@@ -109,6 +120,8 @@ class ItemsAhead:
                 num_workers=self.workers,
                 pin_memory=self.pin_memory,
                 prefetch_factor=PREFETCH_PER_WORKER,
+                multiprocessing_context=None if data.in_memory else LAZY_START,
+                timeout=WAIT_S,
             )
             self.loaded = iter(loader)
         self.expected = draw._replace(step=draw.step + 1)

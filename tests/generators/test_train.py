@@ -134,9 +134,14 @@ def test_resume_after_an_interrupt_gives_the_uninterrupted_weights(store, tmp_pa
     )
 
 
-def test_items_built_ahead_by_workers_train_the_same_weights(store, tmp_path, monkeypatch):
+@pytest.mark.parametrize("max_memory_bytes", [2**31, 0], ids=["in_memory", "read_from_store"])
+def test_items_built_ahead_by_workers_train_the_same_weights(
+    store, tmp_path, monkeypatch, max_memory_bytes
+):
     """Worker processes building the coming steps' items (as on CUDA) give the weights of
-    items built in process, across the jump to the fine-tune and with lead weights."""
+    items built in process, across the jump to the fine-tune and with lead weights, whether
+    the states are in memory (forked workers) or read from the store item by item (workers
+    from a fork server: a forked one would hang on the store's first read)."""
     config = tiny_config(
         4,
         checkpoint_every=100,
@@ -148,12 +153,14 @@ def test_items_built_ahead_by_workers_train_the_same_weights(store, tmp_path, mo
             leads=(1, 2),
             lead_weights=(1.0, 0.5),
             train=Period(None, TRAIN_END),
+            max_memory_bytes=max_memory_bytes,
         ),
     )
     in_process = train(store, config, tmp_path / "in_process", progress=False)
     monkeypatch.setattr("generators.train.loader_workers", lambda device, world: 2)
     trainer = Trainer(store, config, tmp_path / "ahead")
     assert trainer.items.workers == 2
+    assert trainer.train_data.in_memory == (max_memory_bytes > 0)
     ahead = trainer.run(progress=False)
     a, b = load_checkpoint(in_process.checkpoint), load_checkpoint(ahead.checkpoint)
     assert a.step == b.step == 6
