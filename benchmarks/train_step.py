@@ -8,7 +8,8 @@ are timed over ``--steps`` steps after ``--warm-up`` ones, the device synchronis
 each part, so their sum is the step's time and their ratio says whether the GPU waits on
 the CPU. On CUDA the items come from worker processes that build them ahead
 (:mod:`generators.batch_ahead`), so the batch's time is the wait for them; ``--in-process``
-adds, side by side, the rows of items built in the trainer's process. ``--states store``
+adds, side by side, the rows of items built in the trainer's process. ``--networks compiled eager`` times the
+network trained through ``torch.compile`` (the default on CUDA) and eagerly; ``--states store``
 reads the states from the store item by item (``data.max_memory_bytes`` 0, as for a store
 larger than memory) instead of holding them in memory.
 
@@ -44,7 +45,8 @@ def synchronize(device: torch.device) -> None:
 
 
 def time_steps(trainer: Trainer, steps: int, warm_up: int) -> dict[str, float]:
-    """Median seconds of the batch, the update and the whole step over ``steps`` steps."""
+    """Median seconds of the batch, the update and the whole step over ``steps`` steps
+    after ``warm_up`` ones, and the first step's seconds (with any compile)."""
     device = trainer.device
     batch_s, update_s = [], []
     for step in range(warm_up + steps):
@@ -55,11 +57,11 @@ def time_steps(trainer: Trainer, steps: int, warm_up: int) -> dict[str, float]:
         built = time.perf_counter()
         trainer.update(step, batch, generator)
         synchronize(device)
-        if step >= warm_up:
-            batch_s.append(built - start)
-            update_s.append(time.perf_counter() - built)
-    batch, update = float(np.median(batch_s)), float(np.median(update_s))
-    return {"batch_s": batch, "update_s": update, "step_s": batch + update}
+        batch_s.append(built - start)
+        update_s.append(time.perf_counter() - built)
+    batch, update = float(np.median(batch_s[warm_up:])), float(np.median(update_s[warm_up:]))
+    first = batch_s[0] + update_s[0]
+    return {"batch_s": batch, "update_s": update, "step_s": batch + update, "first_step_s": first}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -76,6 +78,13 @@ def main(argv: list[str] | None = None) -> None:
         choices=["memory", "store"],
         default=["memory"],
         help="where items read the states: in memory, or from the store item by item",
+    )
+    parser.add_argument(
+        "--networks",
+        nargs="+",
+        choices=["compiled", "eager"],
+        default=["compiled"],
+        help="the network trained through torch.compile (the default on CUDA) or eagerly",
     )
     parser.add_argument(
         "--in-process",
@@ -104,23 +113,27 @@ def main(argv: list[str] | None = None) -> None:
         config = default_config(store, args.train_years, device).config
         result["backbone_widths"] = list(config.model.config.backbone.widths)
         runs = [
-            (states, size, ahead)
+            (network, states, size, ahead)
+            for network in args.networks
             for states in args.states
             for size in args.batch_sizes
             for ahead in ([True, False] if args.in_process else [True])
         ]
-        for states, size, ahead in runs:
+        for network, states, size, ahead in runs:
             memory = config.data.max_memory_bytes if states == "memory" else 0
             sized = replace(
                 config,
                 batch_size=size,
                 steps=args.warm_up + args.steps,
                 data=replace(config.data, max_memory_bytes=memory),
+                compile_network=network == "compiled",
             )
-            trainer = Trainer(store, sized, work / f"run-{states}-{size}-{ahead}", resume=False)
+            name = f"run-{network}-{states}-{size}-{ahead}"
+            trainer = Trainer(store, sized, work / name, resume=False)
             if not ahead:
                 trainer.items = ItemsAhead(0, sized.seed, pin_memory=False)
             row = {
+                "network": network if trainer.device.type == "cuda" else "eager",
                 "states": states,
                 "batch_size": size,
                 "workers": trainer.items.workers,

@@ -248,6 +248,9 @@ class TrainConfig:
     checkpoint_every: steps between checkpoints (and one at the end).
     device:          ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``.
     bf16:            bfloat16 autocast on CUDA (ignored on CPU).
+    compile_network: ``torch.compile`` the network being trained (its backbone, in place) on
+                     CUDA (ignored on CPU); the first step of each phase and batch shape
+                     waits for the compile.
     sampler:         the forecasts' default sampler spec (:func:`parse_sampler`), e.g.
                      ``euler:nfe=2,noise_scale=1.3``; None: the
                      fine-tune's short sampler, else the model's default
@@ -266,6 +269,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     bf16: bool = True
+    compile_network: bool = True
     fine_tune: FineTuneConfig | None = None
     calibration: CalibrationConfig | None = None
     sampler: str | None = None

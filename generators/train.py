@@ -153,7 +153,9 @@ class Trainer:
         self.model: ResidualGenerator = GENERATORS[config.model.kind](self.model_config).to(
             self.device
         )
-        self.ema = EMA(self.model, config.ema_decay)
+        self.ema = EMA(self.model, config.ema_decay)  # eager: validated on other shapes
+        if config.compile_network and self.device.type == "cuda":
+            self.model.backbone.compile()  # in place, so the state-dict keys stay
         o = config.optim
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay

@@ -344,6 +344,23 @@ def test_training_runs_under_bf16_autocast_on_cuda(store, tmp_path):
     assert all(torch.isfinite(t).all() for t in checkpoint.ema_state.values())
 
 
+@pytest.mark.gpu
+def test_the_compiled_network_trains_as_the_eager_one_on_cuda(store, tmp_path):
+    """torch.compile of the network (the CUDA default) changes no loss beyond kernel
+    rounding over the first steps of both phases, and keeps the checkpoint's keys."""
+    losses, keys = {}, {}
+    for compiled in (True, False):
+        config = tiny_config(
+            3, device="cuda", compile_network=compiled, fine_tune=FineTuneConfig(steps=2)
+        )
+        trainer = Trainer(store, config, tmp_path / str(compiled))
+        assert (trainer.model.backbone._compiled_call_impl is not None) == compiled
+        losses[compiled] = [trainer.train_step(step) for step in range(config.total_steps)]
+        keys[compiled] = list(trainer.checkpoint().model_state)
+    np.testing.assert_allclose(losses[True], losses[False], rtol=0.05)
+    assert keys[True] == keys[False]
+
+
 def test_the_fine_tune_validation_loss_is_labelled_as_its_own_objective(store, tmp_path):
     """The main phase's last validation loss is kept apart (it equals a run without the
     fine-tune's), the final one is named as the fine-tune's fair CRPS objective."""
