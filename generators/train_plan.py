@@ -47,14 +47,26 @@ def lead_draw_weights(
     return (torch.tensor(lead_weights, dtype=torch.float64) / count)[lead_index]
 
 
+MULTINOMIAL_CATEGORIES = 2**24
+"""The most categories :func:`torch.multinomial` draws from."""
+
+
 def draw_items(
     n_items: int, size: int, weights: torch.Tensor | None, generator: torch.Generator
 ) -> np.ndarray:
     """(size,) indices of ``n_items`` items drawn with replacement by ``generator``:
-    uniformly, or in proportion to ``weights`` (:func:`lead_draw_weights`)."""
+    uniformly, or in proportion to ``weights`` (:func:`lead_draw_weights`). Past
+    :data:`MULTINOMIAL_CATEGORIES` items (e.g. 45 years hourly at 72 leads) the weighted
+    draw inverts the cumulative weights at uniform numbers instead: the same law, other
+    items than :func:`torch.multinomial` would draw with the same seed."""
     if weights is None:
         return torch.randint(n_items, (size,), generator=generator).numpy()
-    return torch.multinomial(weights, size, replacement=True, generator=generator).numpy()
+    if len(weights) <= MULTINOMIAL_CATEGORIES:
+        return torch.multinomial(weights, size, replacement=True, generator=generator).numpy()
+    cumulative = torch.cumsum(weights.double(), 0)
+    uniform = torch.rand(size, generator=generator, dtype=torch.float64) * cumulative[-1]
+    index = torch.searchsorted(cumulative, uniform, right=True)
+    return index.clamp_(max=len(weights) - 1).numpy()
 
 
 def model_config_for(config: TrainConfig, data: ResidualDataset) -> object:

@@ -307,6 +307,28 @@ def test_lead_weights_set_each_leads_share_of_the_draws(store):
         DataConfig(leads=(1, 8), lead_weights=(1.0, 0.0))
 
 
+def test_past_multinomials_limit_the_weighted_draw_keeps_its_law(store, monkeypatch):
+    """More items than torch.multinomial takes (2^24) are drawn by inverting the cumulative
+    weights: lead shares as asked, uniform within a lead, items of weight 0 never drawn."""
+    spec = DataConfig(history=2, leads=(1, 8), train=Period(None, TRAIN_END)).sample_spec
+    data = ResidualDataset.from_store(store, spec)
+    lead_of, draws = data.pairs[:, 1], 40_000
+    weights = lead_draw_weights(data, (3.0, 1.0))
+    monkeypatch.setattr("generators.train_plan.MULTINOMIAL_CATEGORIES", 16)
+    drawn = draw_items(len(data), draws, weights, torch.Generator().manual_seed(0))
+    assert np.bincount(lead_of[drawn]) / draws == pytest.approx([0.75, 0.25], abs=0.01)
+    per_pair = np.bincount(drawn[lead_of[drawn] == 0], minlength=len(data))[lead_of == 0]
+    assert per_pair.std() < 3 * np.sqrt(per_pair.mean())
+    monkeypatch.undo()
+    many = torch.zeros(2**24 + 1, dtype=torch.float64)
+    many[[0, -1]] = torch.tensor([1.0, 3.0], dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="categories"):
+        torch.multinomial(many, 1, generator=torch.Generator().manual_seed(0))
+    drawn = draw_items(len(many), draws, many, torch.Generator().manual_seed(0))
+    assert set(np.unique(drawn)) == {0, 2**24}
+    assert np.mean(drawn == 2**24) == pytest.approx(0.75, abs=0.01)
+
+
 def test_the_configs_sampler_is_the_forecasts_default(store, tmp_path):
     chosen = train(
         store, tiny_config(2, sampler="euler:nfe=3,noise_scale=1.3"), tmp_path / "a", progress=False
