@@ -30,7 +30,8 @@ longest lead wanted and a time budget:
   ``t_fine`` are per-step times measured on the spot (:func:`measure_step_seconds`: a few
   steps of the derived model on this store and device; the budget is what is left after
   measuring) and ``overhead`` the validation losses and calibration forecasts, counted in
-  network evaluations at the measured cost of one (:func:`overhead_seconds`).
+  network evaluations at the measured cost of one (:func:`overhead_seconds`) plus the
+  extra time of the first step of each phase (the network's compile on CUDA), measured too.
 """
 
 from __future__ import annotations
@@ -192,40 +193,45 @@ def backbone_for(grid: tuple[int, int], train_times: int, channels: int, periodi
 
 @dataclass(frozen=True)
 class StepSeconds:
-    """Measured seconds: an optimiser step of the main phase and of the fine-tune, and a
-    network evaluation of one sample without gradients (a validation or forecast)."""
+    """Measured seconds: an optimiser step of the main phase and of the fine-tune, a
+    network evaluation of one sample without gradients (a validation or forecast), and
+    what the first step of each phase takes beyond the others, together (on CUDA the
+    network's compile, which the training pays again)."""
 
     main: float
     fine_tune: float
     forward: float
+    first_steps: float = 0.0
 
 
 def measure_step_seconds(store: AnalysisStore, config: TrainConfig) -> StepSeconds:
     """:class:`StepSeconds` of ``config`` on ``store`` and its device: each the median of
-    :data:`MEASURED_TIMES` timings after one untimed run (steps of the main phase and of
-    the fine-tune; validation losses of one batch of the main objective, one network
-    evaluation per sample). The model and its optimiser are thrown away."""
+    :data:`MEASURED_TIMES` timings after a first run (steps of the main phase and of the
+    fine-tune; validation losses of one batch of the main objective, one network
+    evaluation per sample), and the first steps' excess over those medians. The model and
+    its optimiser are thrown away."""
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(store, replace(config, validation_batches=1), tmp, resume=False)
 
-        def median_seconds(run, arguments) -> float:
-            run(*arguments[0])
+        def seconds(run, arguments) -> tuple[float, float]:
+            """The median of the runs after the first, and the first's excess over it."""
             times = []
-            for args in arguments[1:]:
+            for args in arguments:
                 start = time.perf_counter()
                 run(*args)
                 times.append(time.perf_counter() - start)
-            return statistics.median(times)
+            median = statistics.median(times[1:])
+            return median, max(0.0, times[0] - median)
 
         runs = range(MEASURED_TIMES + 1)
-        main = median_seconds(trainer.train_step, [(k,) for k in runs])
-        forward = median_seconds(trainer.validation_loss, [() for _ in runs]) / config.batch_size
-        fine = (
-            median_seconds(trainer.train_step, [(config.steps + k,) for k in runs])
+        main, first = seconds(trainer.train_step, [(k,) for k in runs])
+        forward = seconds(trainer.validation_loss, [() for _ in runs])[0] / config.batch_size
+        fine, first_fine = (
+            seconds(trainer.train_step, [(config.steps + k,) for k in runs])
             if config.fine_tune is not None
-            else 0.0
+            else (0.0, 0.0)
         )
-    return StepSeconds(main, fine, forward)
+    return StepSeconds(main, fine, forward, first + first_fine)
 
 
 def overhead_seconds(config: TrainConfig, calibration_inits: int, forward_seconds: float) -> float:
@@ -334,8 +340,9 @@ def derive_config(
         sizing = (
             f"steps for the {budget.total_seconds():.0f} s of the budget left: "
             f"{seconds.main:.3g} s a main step, {seconds.fine_tune:.3g} s a fine-tune step, "
-            f"{seconds.forward:.3g} s a forward pass of a sample (measured on "
-            f"{resolve_device(device)}), {available:.0f} s of steps"
+            f"{seconds.forward:.3g} s a forward pass of a sample, {seconds.first_steps:.3g} s "
+            f"more for the first steps (measured on {resolve_device(device)}), "
+            f"{available:.0f} s of steps"
         )
     notes = (
         f"derived from {store.path}: channel(s) {', '.join(channels)} on a {grid[0]} x "
@@ -355,7 +362,7 @@ def _sized(
 ) -> tuple[TrainConfig, float]:
     """``config`` with its steps (and the warm-up, cadences and EMA that follow them) sized
     to ``budget`` (module doc), and the seconds the steps take."""
-    available = TRAINING_SHARE * budget.total_seconds()
+    available = TRAINING_SHARE * budget.total_seconds() - seconds.first_steps
     available -= overhead_seconds(config, calibration_inits, seconds.forward)
     per_main = seconds.main + seconds.fine_tune / MAIN_STEPS_PER_FINE_TUNE_STEP
     steps = max(0, int(available / per_main))

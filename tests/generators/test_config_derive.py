@@ -162,6 +162,15 @@ def test_the_overhead_counts_validation_and_calibration_evaluations(hourly, forw
     assert config.steps == int((0.9 * 1800 - evaluations * forward) / (0.05 + 0.2 / 5))
 
 
+def test_the_first_steps_extra_time_comes_off_the_budget(hourly):
+    """A compile (on CUDA) makes each phase's first step slower; measured, it is spent once."""
+    plain = derive_config(hourly, budget="30min", step_seconds=SECONDS).config
+    compiled = StepSeconds(SECONDS.main, SECONDS.fine_tune, SECONDS.forward, first_steps=180.0)
+    fewer = derive_config(hourly, budget="30min", step_seconds=compiled).config
+    per_step = SECONDS.main + SECONDS.fine_tune / MAIN_STEPS_PER_FINE_TUNE_STEP
+    assert plain.steps - fewer.steps == pytest.approx(180.0 / per_step, abs=1)
+
+
 def test_bad_requests_are_refused(hourly, six_hourly):
     with pytest.raises(InputError, match="--budget"):
         derive_config(hourly, budget="10s", step_seconds=StepSeconds(1.0, 5.0, 0.01))
