@@ -35,8 +35,11 @@ from generators.train_plan import draw_items
 MAX_WORKERS = 8
 """Worker processes per rank at most: enough to keep a GPU fed at the batch sizes tried."""
 PREFETCH_PER_WORKER = 2
+IN_MEMORY_START = "fork"
+"""How workers sharing in-memory states start: forked, named so (Python 3.14 made the fork
+server Linux's default, which would pickle the states to every worker)."""
 LAZY_START = "forkserver"
-"""How workers reading the store start (module docstring); the default (fork) otherwise."""
+"""How workers reading the store start (module docstring)."""
 WAIT_S = 600.0
 """Seconds a step waits for its items before the loader raises: a stuck worker (a store
 that stopped answering) stops the training with an error rather than hanging it."""
@@ -120,7 +123,7 @@ class ItemsAhead:
                 num_workers=self.workers,
                 pin_memory=self.pin_memory,
                 prefetch_factor=PREFETCH_PER_WORKER,
-                multiprocessing_context=None if data.in_memory else LAZY_START,
+                multiprocessing_context=IN_MEMORY_START if data.in_memory else LAZY_START,
                 timeout=WAIT_S,
             )
             self.loaded = iter(loader)
