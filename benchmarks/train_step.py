@@ -7,11 +7,11 @@ device) and the update (forward under autocast, backward, clipping, optimiser, E
 are timed over ``--steps`` steps after ``--warm-up`` ones, the device synchronised around
 each part, so their sum is the step's time and their ratio says whether the GPU waits on
 the CPU. On CUDA the items come from worker processes that build them ahead
-(:mod:`generators.batch_ahead`), so the batch's time is the wait for them; ``--in-process``
-adds, side by side, the rows of items built in the trainer's process. ``--networks compiled eager`` times the
-network trained through ``torch.compile`` (the default on CUDA) and eagerly; ``--states store``
-reads the states from the store item by item (``data.max_memory_bytes`` 0, as for a store
-larger than memory) instead of holding them in memory.
+(:mod:`generators.batch_ahead`), so the batch's time is the wait for them. Side by side:
+``--in-process`` adds the rows of items built in the trainer's process; ``--networks
+compiled eager`` times the network trained through ``torch.compile`` (the default on CUDA)
+and eagerly; ``--states store`` reads the states from the store item by item
+(``data.max_memory_bytes`` 0, as for a store larger than memory) instead of in memory.
 
     python -m benchmarks.train_step                                  # 1 degree global, GPU
     python -m benchmarks.train_step --states memory store --in-process   # and both reads

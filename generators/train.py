@@ -154,7 +154,7 @@ class Trainer:
             self.device
         )
         self.ema = EMA(self.model, config.ema_decay)  # eager: validated on other shapes
-        if config.compile_network and self.device.type == "cuda":
+        if config.compile_network and cuda:
             self.model.backbone.compile()  # in place, so the state-dict keys stay
         o = config.optim
         self.optimizer = torch.optim.AdamW(
