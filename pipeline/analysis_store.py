@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 STATISTICS = ("mean", "std", "min", "max", "tendency_std")
 STATE_ATTR = "wxens_ingest"
+#: The key of the ingest state naming the store (made when it is created): an ingest that
+#: finds another at its path mid-way (replaced by an ``--overwrite``) stops.
+STORE_ID = "id"
 #: Size of one dask task when computing statistics (bounds their memory).
 STATS_CHUNK_BYTES = 32 * 2**20
 

@@ -23,8 +23,8 @@ import zarr
 from tqdm.auto import tqdm
 from zarr.abc.store import Store
 
-from pipeline.analysis_store import STATE_ATTR, times_per_block, update_state
-from pipeline.errors import InputError
+from pipeline.analysis_store import STATE_ATTR, STORE_ID, times_per_block, update_state
+from pipeline.errors import InputError, StoreError
 from pipeline.running_statistics import RunningStatistics
 from pipeline.schema import TIME
 from pipeline.transaction import reader, transaction
@@ -56,11 +56,13 @@ def write_blocks(
     progress: bool,
     origin: str,
     running: RunningStatistics | None,
+    store_id: str | None,
 ) -> bool:
     """Read, check and write the source block by block: one transaction (data, the
     written ranges, the NaN counts) per block, so a kill loses at most the blocks in hand.
-    A block another ingest wrote meanwhile is left as it is. Whether this call wrote
-    every block.
+    A block another ingest wrote meanwhile is left as it is; a store replaced meanwhile
+    (another identity than ``store_id``) is a StoreError. Whether this call wrote every
+    block.
 
     Three stages overlap: a reader thread decodes the next block while this one is
     compressed (Zarr's codec threads) and, beside it, folded into ``running`` by a
@@ -87,6 +89,12 @@ def write_blocks(
                 _refuse_nans(counts, allow_nan, origin, data)
             with transaction(path, f"ingest times {i0}..{i1}") as store:
                 state = zarr.open_group(store, mode="r").attrs[STATE_ATTR]
+                if state.get(STORE_ID) != store_id:
+                    raise StoreError(
+                        f"{path} was replaced by another ingest (--overwrite) before this one "
+                        f"wrote its times {i0}..{i1}; nothing more was written: rerun this "
+                        "ingest to add its times to the new store"
+                    )
                 done = _covers(state["written"], i0, i1 + 1)
                 if not done:
                     write_region(data, store, slice(i0, i1 + 1))

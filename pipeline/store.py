@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +30,7 @@ from zarr.codecs import ZstdCodec
 
 from pipeline.analysis_store import (
     STATE_ATTR,
+    STORE_ID,
     AnalysisStore,
     bytes_per_time,
     check_replaceable,
@@ -89,43 +91,49 @@ def ingest(
     allow_nan: accept NaNs (always counted and reported).
     """
     path = Path(store)
-    check_replaceable(path, overwrite)
-    ds, origin = open_canonical(sources, variables, time)
-    if path.exists() and overwrite:
-        aside = path.with_name(path.name + ".ingest-tmp")
-        shutil.rmtree(aside, ignore_errors=True)
-        try:
-            _ingest_into(ds, origin, aside, allow_nan, progress)
-        except BaseException:
-            shutil.rmtree(aside, ignore_errors=True)
-            raise
-        finally:
-            lock_path(aside).unlink(missing_ok=True)
-        _swap(aside, path)
+    check_replaceable(path, overwrite)  # before anything is written, even a lock file
+    if overwrite:  # a second writer waits for the whole replacement, never sees it halfway
+        with locked(path):
+            check_replaceable(path, overwrite)  # again: another process may have been first
+            ds, origin = open_canonical(sources, variables, time)
+            _replace(ds, origin, path, allow_nan, progress)
         return open_store(path)
+    ds, origin = open_canonical(sources, variables, time)
     _ingest_into(ds, origin, path, allow_nan, progress)
     return open_store(path)
 
 
-def _swap(new: Path, path: Path) -> None:
-    """Put the store ``new`` in the place of the store ``path``, under its lock: the old
-    one is renamed away first, so a kill in between leaves both on disk."""
+def _replace(ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progress: bool) -> None:
+    """Build the store aside, then put it in the place of ``path`` (the caller holds its
+    lock): the old one is renamed away first, so a failure before leaves it in place and a
+    kill in between leaves both on disk."""
+    aside = path.with_name(path.name + ".ingest-tmp")
+    shutil.rmtree(aside, ignore_errors=True)
+    try:
+        _ingest_into(ds, origin, aside, allow_nan, progress)
+    except BaseException:
+        shutil.rmtree(aside, ignore_errors=True)
+        raise
+    finally:
+        lock_path(aside).unlink(missing_ok=True)
     old = path.with_name(path.name + ".replaced-tmp")
-    with locked(path):
-        shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
         path.rename(old)
-        new.rename(path)
-        shutil.rmtree(old)
+    aside.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _ingest_into(ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progress: bool) -> None:
     """Prepare, write, finalise. A store this run creates gets its statistics from the
     blocks as they are written (no second pass over it) when this run writes every time."""
-    created, old_times, todo = _prepare(ds, origin, path)
+    created, old_times, todo, store_id = _prepare(ds, origin, path)
     running = RunningStatistics(ds, pd.DatetimeIndex(ds[TIME].values)) if created else None
     if todo:
         try:
-            every_block = write_blocks(ds, todo, path, allow_nan, progress, origin, running)
+            every_block = write_blocks(
+                ds, todo, path, allow_nan, progress, origin, running, store_id
+            )
         except InputError:
             _roll_back(path, created, old_times, old_times + _new_count(todo, old_times))
             raise
@@ -133,12 +141,15 @@ def _ingest_into(ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progr
     finalise(path, running)
 
 
-def _prepare(ds: xr.Dataset, origin: str, path: Path) -> tuple[bool, int, list[tuple[int, int]]]:
+def _prepare(
+    ds: xr.Dataset, origin: str, path: Path
+) -> tuple[bool, int, list[tuple[int, int]], str | None]:
     """One transaction: create the store or check the input fits it, grow its time axis by
     the new times (their data deferred), and plan the writes.
 
-    Returns whether the store was created, its number of times before, and the (store
-    index, source position) pairs still to write. Creation and growth commit together
+    Returns whether the store was created, its number of times before, the (store
+    index, source position) pairs still to write, and the store's identity (None for a
+    store written before stores had one). Creation and growth commit together
     with the state, so the store never reads as complete with unwritten times.
     """
     source_times = pd.DatetimeIndex(ds[TIME].values)
@@ -146,7 +157,8 @@ def _prepare(ds: xr.Dataset, origin: str, path: Path) -> tuple[bool, int, list[t
         created = not has_root_group(store)
         if created:  # every time is to write, in the source's order
             _create(ds, origin, store)
-            return True, 0, list(enumerate(range(source_times.size)))
+            state = zarr.open_group(store, mode="r").attrs[STATE_ATTR]
+            return True, 0, list(enumerate(range(source_times.size))), state[STORE_ID]
         existing = xr.open_zarr(store, consolidated=False, chunks=None)
         _check_compatible(existing, ds, origin, path)
         if not existing.attrs[STATE_ATTR]["complete"]:
@@ -173,7 +185,8 @@ def _prepare(ds: xr.Dataset, origin: str, path: Path) -> tuple[bool, int, list[t
     if todo.size == 0 and state["complete"]:
         log.info("%s: already holds every requested time; nothing to do", path)
     positions = source_times.get_indexer(store_times[todo])
-    return created, old_times, list(zip(todo.tolist(), positions.tolist(), strict=True))
+    todo_pairs = list(zip(todo.tolist(), positions.tolist(), strict=True))
+    return created, old_times, todo_pairs, state.get(STORE_ID)
 
 
 def _create(ds: xr.Dataset, origin: str, store: Store) -> None:
@@ -188,6 +201,7 @@ def _create(ds: xr.Dataset, origin: str, store: Store) -> None:
             "n_times": ds.sizes[TIME],
             "written": [],
             "nan_counts": {},
+            STORE_ID: uuid.uuid4().hex,
         },
     }
     steps = time_chunk(ds)

@@ -232,21 +232,23 @@ def compact(path: str | Path, keep: timedelta, *, grace: timedelta = GC_GRACE) -
 def export(path: str | Path, out: str | Path, *, progress: bool = True) -> Path:
     """Copy the last commit of the store at ``path`` into a plain Zarr v3 store at ``out``
     (for tools that do not read Icechunk, e.g. WeatherBench 2's), chunking and encoding
-    kept. Written aside and renamed into place, so ``out`` is either absent or complete."""
+    kept. Written aside and renamed into place under ``out``'s lock, so ``out`` is either
+    absent or complete, and a second export to it waits, then finds it there."""
     out = Path(out)
-    if out.exists():
-        raise StoreError(f"{out} exists; export to a new path")
-    ds = open_dataset(path)
-    for var in ds.variables.values():
-        var.encoding.pop("preferred_chunks", None)
-    tmp = out.with_name(out.name + ".export-tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        write = ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False, compute=False)
-        with ProgressBar() if progress else nullcontext():
-            write.compute()
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    tmp.rename(out)
+    with locked(out):
+        if out.exists():
+            raise StoreError(f"{out} exists; export to a new path")
+        ds = open_dataset(path)
+        for var in ds.variables.values():
+            var.encoding.pop("preferred_chunks", None)
+        tmp = out.with_name(out.name + ".export-tmp")
+        shutil.rmtree(tmp, ignore_errors=True)  # an interrupted export's (the lock is held)
+        try:
+            write = ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False, compute=False)
+            with ProgressBar() if progress else nullcontext():
+                write.compute()
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        tmp.rename(out)
     return out

@@ -40,13 +40,18 @@ def read_store_content(path: Path) -> dict[str, tuple]:
     """Every array of the store at ``path`` (its last commit): metadata (shape, chunks,
     codecs, attributes) and the raw bytes of its data; with the root attributes. What two
     stores must share to hold the same data bit for bit, whatever their file layout (a
-    transactional store names its chunk files at random)."""
+    transactional store names its chunk files at random). The ingest state's identity of
+    the store (made at random when it is created) is left out."""
     import zarr
 
+    from pipeline.analysis_store import STATE_ATTR, STORE_ID
     from pipeline.transaction import reader
 
     group = zarr.open_group(reader(path), mode="r")
-    content: dict[str, tuple] = {"/": (group.attrs.asdict(),)}
+    attrs = group.attrs.asdict()
+    if STATE_ATTR in attrs:
+        attrs[STATE_ATTR] = {k: v for k, v in attrs[STATE_ATTR].items() if k != STORE_ID}
+    content: dict[str, tuple] = {"/": (attrs,)}
     for name, array in group.arrays():
         meta = array.metadata.to_dict()
         meta.pop("attributes", None)

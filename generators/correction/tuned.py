@@ -18,6 +18,7 @@ from typing import Any
 
 from generators.correction.spec import CorrectionSpec
 from pipeline.errors import InputError
+from verification.output import atomic_output
 
 TUNED_FILE = "correction.json"
 """The file beside a checkpoint holding its tuned weights."""
@@ -66,9 +67,8 @@ def save_tuned(checkpoint: str | Path, spec: CorrectionSpec, details: dict[str, 
         "checkpoint_digest": checkpoint_digest(checkpoint),
         **details,
     }
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(record, indent=1, sort_keys=True, default=str) + "\n")
-    temporary.replace(path)
+    with atomic_output(path) as temporary:  # a name of its own: two tunes never share one
+        temporary.write_text(json.dumps(record, indent=1, sort_keys=True, default=str) + "\n")
     return path
 
 

@@ -175,3 +175,79 @@ def test_a_writer_waits_for_a_repository_another_writer_is_creating(tmp_path):
     thread.join(timeout=60)
     assert len(outcome) == 1 and not isinstance(outcome[0], Exception), outcome
     assert list(open_forecast(path).init_time.values) == [INITS[1]]
+
+
+def finish_any(children: list[subprocess.Popen], tmp_path: Path) -> list[int]:
+    """Each child's exit code (waited for); the log of one that crashed fails the test."""
+    codes = [child.wait(timeout=300) for child in children]
+    for k, code in enumerate(codes):
+        log = (tmp_path / f"child{k}.log").read_text()
+        assert code == 0 or "StoreError" in log, log[-3000:]
+    return codes
+
+
+def test_two_overwrites_leave_one_whole_store(tmp_path, store_content):
+    """Two ``--overwrite`` ingests of different inputs at once: each replaces the store
+    whole in turn (the second waits for the first), never a mix or a store half-built."""
+    path = tmp_path / "a.zarr"
+    ingest(SOURCE, path, progress=False)
+    sources = [SOURCE.replace("seed=5", f"seed={seed}") for seed in (6, 7)]
+    calls = [f"ingest({s!r}, {str(path)!r}, overwrite=True, progress=False)" for s in sources]
+    finish(start_together(tmp_path, calls), tmp_path)
+    got = store_content(path)
+    whole = []
+    for k, source in enumerate(sources):
+        want = store_content(ingest(source, tmp_path / f"want{k}.zarr", progress=False).path)
+        for content in (got, want):
+            content["/"][0].pop("history", None)
+        whole.append(got == want)
+    assert any(whole), "the store is neither input's whole"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("a.zarr")) == [
+        "a.zarr"
+    ], "a temporary store was left"
+
+
+def test_two_exports_to_one_path_leave_one_whole_copy(tmp_path):
+    """Two exports to the same path at once: one writes it, the other says it exists; the
+    copy is whole (neither deletes the other's temporary)."""
+    from pipeline.transaction import open_dataset
+
+    path = tmp_path / "a.zarr"
+    ingest(SOURCE, path, progress=False)
+    out = tmp_path / "plain.zarr"
+    call = f"export({str(path)!r}, {str(out)!r}, progress=False)"
+    script = "from pipeline.transaction import export\n"
+    codes = finish_any(start_together(tmp_path, [script + call] * 2), tmp_path)
+    assert sorted(codes) == [0, 1]
+    xr.testing.assert_identical(
+        xr.open_zarr(out, consolidated=False).load(), open_dataset(path).load()
+    )
+    left = [p.name for p in tmp_path.iterdir() if "plain" in p.name and p.suffix != ".lock"]
+    assert left == ["plain.zarr"], "a temporary copy was left"
+
+
+def test_an_ingest_whose_store_is_replaced_midway_stops(tmp_path, monkeypatch, store_content):
+    """An appending ingest plans its writes against the store it found; when an
+    ``--overwrite`` replaces that store before its first block is committed, it stops with
+    a StoreError and writes nothing into the new store."""
+    import pipeline.ingest_blocks as blocks
+
+    path = tmp_path / "a.zarr"
+    first_half = slice(None, pd.Timestamp("2000-01-03T18"))
+    ingest(SOURCE, path, time=first_half, progress=False)
+    other = SOURCE.replace("seed=5", "seed=6")
+    read_block = blocks._read_block
+
+    def replaced_while_reading(*args):
+        monkeypatch.setattr(blocks, "_read_block", read_block)  # once, not in the overwrite
+        ingest(other, path, overwrite=True, progress=False)
+        return read_block(*args)
+
+    monkeypatch.setattr(blocks, "_read_block", replaced_while_reading)
+    with pytest.raises(StoreError, match="replaced by another ingest"):
+        ingest(SOURCE, path, progress=False)
+    reference = ingest(other, tmp_path / "reference.zarr", progress=False)
+    got, want = store_content(path), store_content(reference.path)
+    for content in (got, want):
+        content["/"][0].pop("history")
+    assert got == want
