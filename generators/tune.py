@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from generators.calibration import calibration_init_times
 from generators.checkpoint import Checkpoint, load_checkpoint
@@ -41,7 +42,7 @@ from generators.data.forecast import ForecastData
 from generators.rollout_store import forecast_to_store
 from pipeline.errors import InputError
 from pipeline.forecast_store import open_forecast
-from pipeline.schema import INIT_TIME, Period
+from pipeline.schema import INIT_TIME, LEVEL, Period, split_channel
 from pipeline.store import open_store
 
 log = logging.getLogger(__name__)
@@ -129,17 +130,17 @@ def tune_correction(
         device=device,
         progress=progress,
     )
-    forecast = open_forecast(out)[[variable]].sel({INIT_TIME: inits}).load()
+    forecast = one_channel(open_forecast(out), variable).sel({INIT_TIME: inits}).load()
     blocks = [
         forecast.isel({INIT_TIME: index}) for index in np.array_split(np.arange(len(inits)), folds)
     ]
     selection = select_weights(
         blocks,
-        open_store(store).dataset,
+        one_channel(open_store(store).dataset, variable),
         bias_weights,
         spread_weights,
         rank_weights,
-        variable=variable,
+        variable=split_channel(variable)[0],
         seed=seed,
     )
     spec = selection.spec or CorrectionSpec()
@@ -172,3 +173,11 @@ def default_period(loaded: Checkpoint) -> Period:
         data.train,
     )
     return data.train
+
+
+def one_channel(ds: xr.Dataset, channel: str) -> xr.Dataset:
+    """The variable of ``channel`` alone, at its level for an upper-air one (``"z500"``: ``z``
+    at 500 hPa, the level dimension dropped)."""
+    name, level = split_channel(channel)
+    selected = ds[[name]]
+    return selected if level is None else selected.sel({LEVEL: level}, drop=True)

@@ -140,3 +140,32 @@ def test_a_start_alone_keeps_the_default_period_end(trained):
     record = json.loads(tuned_path(run).read_text())
     assert record["first_init_time"] == "2019-03-06 00:00:00"
     assert record["last_init_time"] == "2019-03-08 06:00:00"
+
+
+def test_an_upper_air_channel_is_tuned_at_its_level(tmp_path):
+    """``--variable z500`` names a channel: tuning scores ``z`` at 500 hPa (it ended in a
+    KeyError on ``'z500'`` after all the tuning forecasts)."""
+    store = tmp_path / "s.zarr"
+    ingest("synthetic:n_lat=8,n_lon=8,n_times=32,step=6h,start=2019-03-01", store, progress=False)
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        "model: {kind: flow_matching, backbone: {widths: [8, 16], attention_heads: 0, "
+        "embedding_dim: 16}}\ndata: {channels: [t2m, z500, z850], history: 2, leads: [1]}\n"
+        "steps: 2\nbatch_size: 4\ndevice: cpu\n"
+    )
+    run = tmp_path / "run"
+    train = ["train", "--store", str(store), "--config", str(config), "--out", str(run)]
+    assert wxens([*train, "--no-progress"]) == 0
+    tuned = tune_correction(
+        run,
+        store,
+        members=8,
+        folds=2,
+        sampler="euler:nfe=2",
+        device="cpu",
+        progress=False,
+        variable="z500",
+    )
+    record = json.loads(tuned_path(run).read_text())
+    assert record["variable"] == "z500" and len(tuned.selection.table) > 1
+    assert np.isfinite(tuned.selection.table.select_dtypes("number").to_numpy()).all()
