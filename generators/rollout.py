@@ -141,6 +141,7 @@ def iter_forecast(
     if calibration is not None:
         calibration.check_sampler(sampler_spec(sampler))
         calibration.check_balance(balance)
+        calibration.note_unfitted(leads_hours)
     norm = checkpoint.normalization
     factors = {
         h: torch.from_numpy(norm.residual_to_state(h)).to(dev) for h in checkpoint.leads_hours

@@ -34,6 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--every", type=float, default=6.0, help="hours between fit initial times (6)"
     )
+    parser.add_argument(
+        "--lead",
+        help="leads to fit: 48h (every native step up to it, as a forecast's default) or "
+        "6h,12h (default: the trained leads; a forecast's other leads take factors "
+        "interpolated in lead)",
+    )
     parser.add_argument("--sampler", help="sampler spec (default: the checkpoint's)")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the fit (1)")
     parser.add_argument(
@@ -50,7 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from flows.commands.forecast import parse_leads
     from generators.calibration import calibrate_checkpoint
+    from generators.checkpoint import load_checkpoint
     from generators.config import CalibrationConfig
     from pipeline.errors import InputError
     from pipeline.schema import Period
@@ -61,11 +71,16 @@ def run(args: argparse.Namespace) -> int:
             "give either a held-out period (--start, --end) or cross-validation folds "
             "(--fold CHECKPOINT, repeated), not both and not neither"
         )
+    leads = None
+    if args.lead:
+        native_hours = load_checkpoint(args.checkpoint).native_step / pd.Timedelta(hours=1)
+        leads = tuple(parse_leads(args.lead, None, native_hours))
     calibration = calibrate_checkpoint(
         args.checkpoint,
         args.store,
         CalibrationConfig(
             period=period,
+            leads_hours=leads,
             members=args.members,
             init_every_hours=args.every,
             sampler=args.sampler,

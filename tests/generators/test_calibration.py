@@ -163,6 +163,31 @@ def test_a_calibration_is_stored_applied_and_recorded(tmp_path, capsys):
     ratio = float(cal.t2m.std("member").mean() / raw.t2m.std("member").mean())
     assert ratio == pytest.approx(stored.factors[0, 0], rel=1e-4)
     xr.testing.assert_allclose(cal.t2m.mean("member"), raw.t2m.mean("member"), atol=1e-4)
+    # a lead past the calibrated ones (12 h, rolled out) takes the last one's factor ...
+    longer = [*common[:-3], "--lead", "12h", "--no-progress"]
+    assert wxens([*longer, "--out", str(tmp_path / "cal12.zarr")]) == 0
+    assert wxens([*longer, "--out", str(tmp_path / "raw12.zarr"), "--no-calibration"]) == 0
+    cal, raw = open_forecast(tmp_path / "cal12.zarr"), open_forecast(tmp_path / "raw12.zarr")
+    spread = cal.t2m.std("member") / raw.t2m.std("member")
+    np.testing.assert_allclose(
+        spread.mean(["init_time", "latitude", "longitude"]), stored.factors[0, 0], rtol=1e-4
+    )
+    # ... unless `wxens calibrate --lead 12h` fits every native step up to it
+    capsys.readouterr()
+    every_step = ["calibrate", "--checkpoint", str(tmp_path / "run"), "--store", str(store.path)]
+    every_step += [
+        "--start",
+        "2000-01-16",
+        "--end",
+        "2000-01-18",
+        "--members",
+        "4",
+        "--lead",
+        "12h",
+    ]
+    assert wxens([*every_step, "--out", str(tmp_path / "steps.pt"), "--no-progress"]) == 0
+    refitted = SpreadCalibration.from_dict(load_checkpoint(tmp_path / "steps.pt").calibration)
+    assert refitted.leads_hours == (6.0, 12.0)
 
     before = checkpoint.digest
     calibrate_checkpoint(

@@ -82,9 +82,12 @@ def test_applying_keeps_the_mean_and_scales_the_spread(caplog):
     np.testing.assert_allclose(
         out.std(axis=1), members.std(axis=1) * np.array([2.0, 0.5])[:, None, None], rtol=1e-5
     )
+    # past the fitted leads: the nearest's factors, and a warning with the fix
+    np.testing.assert_array_equal(calibration.apply(members, 12.0), out)
     with caplog.at_level("WARNING"):
-        assert calibration.apply(members, 12.0) is members
-    assert "no spread calibration for lead 12 h" in caplog.text
+        calibration.note_unfitted([6.0, 12.0])
+    assert "leads 12 h are outside the calibrated leads (6 to 6 h)" in caplog.text
+    assert "wxens calibrate --lead" in caplog.text
     again = SpreadCalibration.from_dict(calibration.to_dict())
     np.testing.assert_array_equal(again.factors, calibration.factors)
     assert "| 6 | z500 | 0.500 | 2.000 | 1.000 |" in calibration.report()
@@ -118,3 +121,22 @@ def test_the_balance_check_refuses_the_other_kind_of_forecast():
     ):
         balanced.check_balance(False)
     assert SpreadCalibration.from_dict(plain.to_dict()).balance is False
+
+
+def test_leads_between_fitted_ones_take_factors_linear_in_lead():
+    """A forecast's every native step between calibrated leads: k interpolated linearly
+    (12 h between 6 h and 18 h: halfway); before the first lead, the first's."""
+    calibration = SpreadCalibration(
+        channels=("t2m", "z500"),
+        leads_hours=(18.0, 6.0),  # any order
+        factors=np.array([[0.5, 1.5], [1.0, 0.5]]),
+        ssr_before=np.ones((2, 2)),
+        ssr_after=np.ones((2, 2)),
+        period="p",
+        members=4,
+        n_inits=4,
+    )
+    np.testing.assert_allclose(calibration.factors_for(12.0), [0.75, 1.0])
+    np.testing.assert_allclose(calibration.factors_for(9.0), [0.875, 0.75])
+    np.testing.assert_array_equal(calibration.factors_for(3.0), [1.0, 0.5])
+    np.testing.assert_array_equal(calibration.factors_for(18.0), [0.5, 1.5])
