@@ -111,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
             f"rank {spec.rank_weight or 0:g}"
         )
     else:
-        chosen = "none (weight 0: no correction lowers the cross-validated fair CRPS)"
+        chosen = (
+            "none (weight 0: no bias correction lowers the cross-validated fair CRPS; the "
+            "spread and rank stages act on a bias-corrected forecast, so they were not tried)"
+        )
     print(f"chosen: {chosen}; stored in {tuned.path}")
     return 0
