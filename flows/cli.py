@@ -1,17 +1,25 @@
 """The ``wxens`` command line: one sub-command per module in :mod:`flows.commands`.
 
 Exit codes: 0 success, 2 bad input or store (a :class:`~pipeline.errors.WxensError`,
-printed without a traceback), 130 interrupted; anything else is a bug.
+printed without a traceback), 130 interrupted, 141 stdout closed early (``| head``: the
+rest of the output is dropped quietly, as a tool stopped by SIGPIPE); anything else is a
+bug.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import select
 import sys
 
 from flows.commands import COMMANDS
 from pipeline.errors import WxensError
+
+STDOUT_CLOSED = 141
+"""Exit code when the reader of stdout has gone: 128 + SIGPIPE, as a shell reports a tool
+that SIGPIPE stopped."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +37,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command of ``argv`` and return its exit code (see the module docstring)."""
+    try:
+        try:
+            code = _dispatch(argv)
+        except SystemExit:  # --help and usage errors: their output is flushed here too
+            sys.stdout.flush()
+            raise
+        sys.stdout.flush()  # now, not at exit, so that a reader gone is seen below
+    except BrokenPipeError:
+        if not stdout_closed():  # another pipe (a subprocess, a socket): a bug to show
+            raise
+        # Python's recipe: stdout to devnull, so the flush at exit finds nothing to fail on
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return STDOUT_CLOSED
+    return code
+
+
+def _dispatch(argv: list[str] | None) -> int:
+    """Parse ``argv``, run its command, and map a :class:`WxensError` or an interrupt to
+    its exit code and a line on stderr."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -42,6 +70,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"wxens {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (``poll`` reports an error on it);
+    False where that cannot be told (no file descriptor, no ``poll``)."""
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+    except (AttributeError, OSError, ValueError):
+        return False
+    poller.register(fd, select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ paths, as ISO strings a Prefect parameter can hold)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from generators.correction.baselines import BASELINES
 from pipeline import schedule
 from pipeline.analysis_store import open_store
@@ -37,6 +39,28 @@ def check_baseline(name: str | None, train: str | None, out: str | None) -> None
             "from) and baseline_store (the store to write)"
         )
     Period.parse(train, "training period")
+
+
+def check_output_file(path: str | None, flag: str, example: str) -> None:
+    """Refuse, before any work, a path given for one output file (scores, a report) that
+    could not be written at the end: an existing directory, or one below a regular file.
+    ``flag`` names the option in the message, ``example`` is a file name to suggest
+    (``scores.nc``); None (an optional output left out) passes."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise InputError(
+            f"{flag} {path} is a directory; give a file path such as {target / example}"
+        )
+    for parent in target.parents:  # the nearest one that exists must be a directory
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(
+                    f"{flag} {path}: {parent} is a file, not a directory; give a path in a "
+                    "directory (one that is missing is created)"
+                )
+            return
 
 
 def latest_init_times(store: str, checkpoint: str, latest: int, cycle_hours: int) -> list[str]:

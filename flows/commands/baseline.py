@@ -52,13 +52,14 @@ def run(args: argparse.Namespace) -> int:
 
     start, end = astuple(Period.parse(args.train, "training period"))
     config = BaselineConfig(start, end, args.members, args.seed, args.window_days)
+    init_times = parse_inits(args.init)  # refused before the store opens
     native_hours = open_store(args.store).native_step.total_seconds() / 3600
     leads = parse_leads(args.lead, args.every, native_hours)
     inits = baseline_to_store(
         args.name,
         args.store,
         config,
-        parse_inits(args.init),
+        init_times,
         leads,
         args.out,
         progress=not args.no_progress,

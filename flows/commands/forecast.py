@@ -5,6 +5,10 @@ or over a dask cluster's workers with ``--dask-scheduler ADDRESS``."""
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 NAME = "forecast"
 HELP = "draw ensemble forecasts from a trained checkpoint into a forecast store"
@@ -82,27 +86,61 @@ def add_time_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--every", help="lead spacing with a single --lead (default: native step)")
 
 
-def parse_inits(values: list[str]):
-    """Initial times from timestamps and START/END/EVERY ranges."""
+def parse_inits(values: list[str]) -> pd.DatetimeIndex:
+    """Initial times from timestamps and START/END/EVERY ranges (ends included): an
+    InputError names a value that is not a time, a range whose EVERY is not positive, or
+    one that starts after it ends."""
     import pandas as pd
 
     from pipeline.errors import InputError
-    from pipeline.spec import to_timedelta
 
     times = []
     for value in values:
         try:
-            if "/" in value:
-                start, end, every = value.split("/")
-                times.extend(pd.date_range(start, end, freq=to_timedelta(every)))
-            else:
-                times.append(pd.Timestamp(value))
+            if "/" not in value:
+                times.append(_timestamp(value))
+                continue
+            start, end, every = value.split("/")
+            first, last, step = _timestamp(start), _timestamp(end), _positive_step(every)
         except ValueError as err:
             raise InputError(
                 f"--init {value!r} is neither a time (2019-03-22T00) nor a range "
                 f"START/END/EVERY (2019-03-22T00/2019-03-30T18/6h): {err}"
             ) from None
+        if step is None:
+            raise InputError(
+                f"--init {value!r}: EVERY must be positive, got {every!r}; e.g. {start}/{end}/6h"
+            )
+        if first > last:
+            raise InputError(
+                f"--init {value!r} starts ({start}) after it ends ({end}); "
+                "give START/END/EVERY in order"
+            )
+        times.extend(pd.date_range(first, last, freq=step))
     return pd.DatetimeIndex(sorted(set(times)))
+
+
+def _timestamp(text: str) -> pd.Timestamp:
+    """``pd.Timestamp`` of ``text``; ValueError for an empty or NaT one as for garbage."""
+    import pandas as pd
+
+    time = pd.Timestamp(text)
+    if pd.isna(time):
+        raise ValueError(f"{text!r} is not a time")
+    return time
+
+
+def _positive_step(text: str) -> pd.Timedelta | None:
+    """The duration ``text`` (``6h``, ``1d``); None if it is zero or negative; ValueError
+    if it is not a duration (an empty one or NaT included)."""
+    import pandas as pd
+
+    from pipeline.spec import to_timedelta
+
+    step = to_timedelta(text)
+    if pd.isna(step):
+        raise ValueError(f"{text!r} is not a duration")
+    return step if step > pd.Timedelta(0) else None
 
 
 def parse_leads(lead: str, every: str | None, native_hours: float) -> list[float]:
@@ -139,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
     from generators.checkpoint import load_checkpoint
     from generators.rollout_shard import forecast_sharded
 
+    inits = parse_inits(args.init)  # a bad --init is refused before the checkpoint loads
     checkpoint = load_checkpoint(args.checkpoint)
     native_hours = checkpoint.native_step.total_seconds() / 3600
     cluster = dask_client(args.dask_scheduler) if args.dask_scheduler else nullcontext()
@@ -146,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
         done = forecast_sharded(
             checkpoint,
             args.store,
-            parse_inits(args.init),
+            inits,
             parse_leads(args.lead, args.every, native_hours),
             args.members,
             args.out,

@@ -152,15 +152,19 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--baseline needs --baseline-train START/END and --baseline-store STORE")
     if args.baseline is None and (args.baseline_train or args.baseline_store):
         raise InputError("--baseline-train and --baseline-store go with --baseline NAME")
+    from flows.commands.forecast import parse_inits
+    from flows.inputs import check_output_file
+
+    inits = [t.isoformat() for t in parse_inits(args.init)] if args.init else None
+    check_output_file(args.scores, "--scores", "scores.nc")
+    check_output_file(args.report, "--report", "report.html")
     from flows.settings import apply_offline_defaults
 
     apply_offline_defaults()
 
-    from flows.commands.forecast import parse_inits
     from flows.pipelines import ensemble_run
     from flows.runtime import subflow_seconds
 
-    inits = [t.isoformat() for t in parse_inits(args.init)] if args.init else None
     state = ensemble_run(
         store=args.store,
         checkpoint=args.checkpoint,

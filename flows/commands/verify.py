@@ -110,6 +110,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from flows.inputs import check_output_file
+
+    check_output_file(args.out, "--out", "scores.nc")  # before scoring, not at its end
+    check_output_file(args.report, "--report", "report.html")
+
     from flows.dask import dask_client
     from pipeline.schema import split_channel
     from pipeline.store import open_store

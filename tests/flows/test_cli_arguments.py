@@ -1,0 +1,143 @@
+"""Arguments the CLI refuses up front, with exit 2 and one line that names the value and the
+fix, before any store or checkpoint is opened (each test points at a store and checkpoint
+that do not exist: an argument checked after them would report those instead); and a
+stdout closed early (``wxens info STORE | head``), which ends the command quietly."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from flows.cli import STDOUT_CLOSED, main
+from flows.commands.forecast import parse_inits
+from flows.inputs import check_output_file
+from pipeline.errors import InputError
+from pipeline.store import ingest
+
+TIMES = ["--lead", "6h", "--members", "2"]
+COMMANDS = {
+    "forecast": ["forecast", "--checkpoint", "nowhere.pt", "--store", "nowhere.zarr", *TIMES],
+    "baseline": [
+        "baseline",
+        "climatology",
+        "--store",
+        "nowhere.zarr",
+        "--train",
+        "2000-01-01/2000-01-05",
+        *TIMES,
+    ],
+    "run": ["run", "--store", "nowhere.zarr", "--checkpoint", "nowhere.pt", "--scores", "s.nc"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("every", ["0h", "-6h"])
+def test_an_init_range_whose_step_is_not_positive_exits_2(
+    command, every, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    value = f"2000-01-01/2000-01-02/{every}"
+    assert main([*COMMANDS[command], "--init", value, "--out", "f.zarr"]) == 2
+    err = capsys.readouterr().err
+    assert f"--init '{value}': EVERY must be positive, got '{every}'" in err
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_a_reversed_init_range_exits_2_naming_both_ends(command, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    value = "2001-10-10/2001-10-01/1D"
+    assert main([*COMMANDS[command], "--init", value, "--out", "f.zarr"]) == 2
+    err = capsys.readouterr().err
+    assert f"--init '{value}' starts (2001-10-10) after it ends (2001-10-01)" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_init_ranges_include_both_ends_and_merge_with_single_times():
+    got = parse_inits(["2000-01-01/2000-01-02/12h", "2000-01-01T12", "2000-01-03/2000-01-03/6h"])
+    want = ["2000-01-01T00", "2000-01-01T12", "2000-01-02T00", "2000-01-03T00"]
+    assert list(got) == [pd.Timestamp(t) for t in want]
+
+
+@pytest.mark.parametrize("value", ["2000-01-01//6h", "2000-01-01/2000-01-02/", "2000-01-01/x/6h"])
+def test_an_init_range_with_a_missing_or_bad_part_is_an_input_error(value):
+    with pytest.raises(InputError, match="is neither a time"):
+        parse_inits([value])
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag", "example"),
+    [
+        (
+            ["verify", "nowhere.zarr", "--truth", "nowhere.zarr", "--out", "{dir}"],
+            "--out",
+            "scores.nc",
+        ),
+        (
+            ["verify", "nowhere.zarr", "--truth", "nowhere.zarr", "--out", "s.nc"]
+            + ["--report", "{dir}"],
+            "--report",
+            "report.html",
+        ),
+        (COMMANDS["run"][:-2] + ["--out", "f.zarr", "--scores", "{dir}"], "--scores", "scores.nc"),
+        (COMMANDS["run"] + ["--out", "f.zarr", "--report", "{dir}"], "--report", "report.html"),
+    ],
+)
+def test_a_directory_given_for_an_output_file_exits_2_before_any_work(
+    argv, flag, example, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "somedir").mkdir()
+    assert main([a.format(dir="somedir") for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert f"{flag} somedir is a directory; give a file path such as somedir/{example}" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["somedir"]
+
+
+def test_an_output_file_below_a_regular_file_is_refused(tmp_path):
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(InputError, match="afile is a file, not a directory"):
+        check_output_file(str(tmp_path / "afile" / "sub" / "s.nc"), "--out", "scores.nc")
+    check_output_file(str(tmp_path / "new" / "sub" / "s.nc"), "--out", "scores.nc")
+    check_output_file(None, "--report", "report.html")
+    assert not (tmp_path / "new").exists()  # a check only: the writer makes the folders
+
+
+def test_info_into_a_closed_pipe_ends_quietly(tmp_path):
+    """``wxens info STORE | head -1``, where head has already gone: no BrokenPipeError."""
+    store = ingest(
+        "synthetic:n_lat=4,n_lon=5,n_times=8,step=6h",
+        tmp_path / "s.zarr",
+        variables=["t2m"],
+        progress=False,
+    )
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before wxens writes a line
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "flows.cli", "info", str(store.path)],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write)
+    assert done.returncode == STDOUT_CLOSED == 141
+    assert done.stderr == ""
+
+
+def test_a_broken_pipe_that_is_not_stdout_keeps_its_traceback(monkeypatch):
+    import flows.commands.info
+
+    def broken(args):
+        raise BrokenPipeError(32, "Broken pipe")  # a subprocess's or a socket's, say
+
+    monkeypatch.setattr(flows.commands.info, "run", broken)
+    with pytest.raises(BrokenPipeError):
+        main(["info", "s.zarr"])
