@@ -88,6 +88,23 @@ class ForecastProvenance:
             attrs[f"wxens_{name}"] = json.dumps(getattr(self, name), sort_keys=True)
         return attrs
 
+    def differences(self, other: ForecastProvenance) -> str:
+        """The fields in which ``other`` differs, each as this value then the other's (of a
+        calibration or correction, the entries that differ)."""
+        parts = []
+        for name, mine in asdict(self).items():
+            theirs = getattr(other, name)
+            if mine == theirs:
+                continue
+            if isinstance(mine, dict):
+                keys = sorted(
+                    k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k)
+                )
+                parts.append(f"{name} differs in {', '.join(map(str, keys))}")
+            else:
+                parts.append(f"{name} {mine!r} there, {theirs!r} in this forecast")
+        return "; ".join(parts)
+
     @classmethod
     def from_attrs(cls, attrs: dict[str, Any]) -> ForecastProvenance:
         return cls(
@@ -153,8 +170,9 @@ def _check_compatible(path: Path, existing: xr.Dataset, new: xr.Dataset) -> None
     new_prov = ForecastProvenance.from_attrs(new.attrs)
     if old_prov != new_prov:
         raise StoreError(
-            f"{path} holds forecasts of {old_prov}; this one is {new_prov}. One store holds one "
-            "model, sampler and seed: write to another --out, or delete the store first"
+            f"{path} holds forecasts of another provenance: {old_prov.differences(new_prov)}. "
+            "One store holds forecasts of one model, sampler, seed, calibration and "
+            "correction: write to another --out, or delete the store first"
         )
     if set(existing.data_vars) != set(new.data_vars):
         raise StoreError(
@@ -174,12 +192,17 @@ def _check_compatible(path: Path, existing: xr.Dataset, new: xr.Dataset) -> None
 
 
 def _short(values: np.ndarray | None) -> str:
+    """Up to six values, else the first and last; lead times in hours."""
     if values is None:
         return "none"
     values = np.asarray(values)
+    unit = ""
+    if values.dtype.kind == "m":
+        values, unit = values / np.timedelta64(1, "h"), " h"
+    text = [f"{v:g}" if isinstance(v, float) else str(v) for v in values.tolist()]
     if values.size <= 6:
-        return str(values.tolist())
-    return f"[{values[0]} ... {values[-1]}] ({values.size} values)"
+        return f"[{', '.join(text)}]{unit}"
+    return f"[{text[0]} ... {text[-1]}]{unit} ({values.size} values)"
 
 
 def write_forecast(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import numpy as np
@@ -130,8 +131,14 @@ def test_a_store_never_mixes_models_or_layouts(tmp_path):
         write_forecast(path, ensemble(["2019-03-23T00"], 1.0), other)
     with pytest.raises(StoreError, match="member"):
         write_forecast(path, ensemble(["2019-03-23T00"], 1.0, members=5), PROVENANCE)
-    with pytest.raises(StoreError, match="lead_time"):
+    with pytest.raises(StoreError, match=r"lead_time = \[.*\] h, this forecast \[1, 12\] h"):
         write_forecast(path, ensemble(["2019-03-23T00"], 1.0, leads=(1, 12)), PROVENANCE)
+    # another seed and calibration: the message names what differs, not both whole records
+    reseeded = replace(PROVENANCE, seed=PROVENANCE.seed + 1, calibration={"factors": [[2.0]]})
+    with pytest.raises(StoreError) as err:
+        write_forecast(path, ensemble(["2019-03-23T00"], 1.0), reseeded)
+    assert f"seed {PROVENANCE.seed} there, {PROVENANCE.seed + 1} in this forecast" in str(err.value)
+    assert "calibration differs in factors" in str(err.value) and len(str(err.value)) < 400
     with pytest.raises(StoreError, match="variables"):
         write_forecast(path, ensemble(["2019-03-23T00"], 1.0).drop_vars("z"), PROVENANCE)
     assert open_forecast(path).sizes["init_time"] == 1
