@@ -138,7 +138,12 @@ def duration_text(value: pd.Timedelta) -> str:
 
 
 def parse_duration(text: str | pd.Timedelta, what: str) -> pd.Timedelta:
-    """A positive duration from ``30min``, ``24h``, ``5d`` (or a Timedelta)."""
+    """A positive duration from ``30min``, ``24h``, ``5d`` (or a Timedelta); a bare number
+    is refused (pandas reads ``3`` as 3 seconds, never what ``--budget 3`` meant)."""
+    if isinstance(text, str) and text.strip().replace(".", "", 1).isdigit():
+        raise InputError(
+            f"{what} {text!r} has no unit; write e.g. {text.strip()}h or {text.strip()}min"
+        )
     try:
         value = to_timedelta(text)
     except ValueError:

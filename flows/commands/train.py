@@ -145,6 +145,11 @@ def derived_config(args: argparse.Namespace):
     path = Path(args.out) / DERIVED_CONFIG
     if path.exists() and not args.no_resume:
         print(f"using {path}, derived for this run before (--no-resume derives a new one)")
+        if args.lead or args.budget:
+            given = " and ".join(
+                f"--{k} {getattr(args, k)}" for k in ("lead", "budget") if getattr(args, k)
+            )
+            print(f"{given}: not used, this run resumes with the config derived before")
         return load_train_config(path, args.overrides)
     derived = derive_config(args.store, lead=args.lead, budget=args.budget)
     derived.write(path)

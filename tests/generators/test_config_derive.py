@@ -236,7 +236,9 @@ def test_train_from_a_derived_config_then_forecast(daily_global, tmp_path, capsy
     assert list(warn_if_trained_on(moved, day, [24.0, 96.0])) == list(day)
     # a rerun resumes with the config written before (no new derivation)
     assert wxens([*args, *short, "--no-progress"]) == 0
-    assert "derived for this run before" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "derived for this run before" in out
+    assert "--lead 3d and --budget 5min: not used, this run resumes" in out
 
 
 def test_lead_and_budget_belong_to_a_derived_config(daily_global, tmp_path, capsys):
@@ -245,6 +247,12 @@ def test_lead_and_budget_belong_to_a_derived_config(daily_global, tmp_path, caps
     assert wxens([*argv, str(tmp_path / "run"), "--budget", "5min"]) == 2
     assert "--lead and --budget size a derived config" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_budget_without_a_unit_is_refused(hourly):
+    """``--budget 3`` read as 3 seconds bought no step after a minute of measuring."""
+    with pytest.raises(InputError, match="'3' has no unit; write e.g. 3h or 3min"):
+        derive_config(hourly, budget="3")
 
 
 def test_fixed_steps_on_the_times_up_to_an_end(hourly, monkeypatch):
