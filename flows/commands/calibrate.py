@@ -32,7 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--members", type=int, default=50, help="ensemble size of the fit forecasts (50)"
     )
     parser.add_argument(
-        "--every", type=float, default=6.0, help="hours between fit initial times (6)"
+        "--every",
+        type=float,
+        help="hours between fit initial times (default: the store's step, at least 6)",
     )
     parser.add_argument(
         "--lead",
@@ -71,10 +73,8 @@ def run(args: argparse.Namespace) -> int:
             "give either a held-out period (--start, --end) or cross-validation folds "
             "(--fold CHECKPOINT, repeated), not both and not neither"
         )
-    leads = None
-    if args.lead:
-        native_hours = load_checkpoint(args.checkpoint).native_step / pd.Timedelta(hours=1)
-        leads = tuple(parse_leads(args.lead, None, native_hours))
+    native_hours = load_checkpoint(args.checkpoint).native_step / pd.Timedelta(hours=1)
+    leads = tuple(parse_leads(args.lead, None, native_hours)) if args.lead else None
     calibration = calibrate_checkpoint(
         args.checkpoint,
         args.store,
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             period=period,
             leads_hours=leads,
             members=args.members,
-            init_every_hours=args.every,
+            init_every_hours=args.every or max(native_hours, 6.0),
             sampler=args.sampler,
             seed=args.seed,
             balance=args.balance,
