@@ -323,6 +323,8 @@ class Trainer:
                         self.last_validation = self.validation_loss()
                     if main_done:
                         self.main_validation = self.last_validation
+                    elif config.fine_tune is not None and self.step == config.steps + 1:
+                        self.last_validation = None  # the main phase's: another objective
                     if self.step % config.checkpoint_every == 0 or done:
                         self.save()
                     if self.step % min(config.validate_every, 50) == 0 or done or main_done:

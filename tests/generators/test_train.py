@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -190,6 +191,21 @@ def test_fine_tune_phase_switches_to_the_fair_crps_and_its_sampler(store, tmp_pa
     )
     sampler = default_sampler(checkpoint, checkpoint.build_model())
     assert sampler.nfe == 2
+
+
+def test_the_fine_tune_log_never_shows_the_main_phases_validation(store, tmp_path):
+    """Logged every 50 steps, validated at each phase's end: the fine-tune's line at step
+    100 has no validation of its own yet, and the main phase's (another objective) is not
+    shown."""
+    fine_tune = FineTuneConfig(steps=50, crps_members=2, crps_nfe=1)
+    config = tiny_config(52, fine_tune=fine_tune, validate_every=120, batch_size=2)
+    config = replace(config, data=replace(config.data, validation=Period("2000-04-01", None)))
+    train(store, config, tmp_path / "ft", progress=False)
+    log = [json.loads(line) for line in (tmp_path / "ft" / "log.jsonl").read_text().splitlines()]
+    by_step = {r["step"]: r for r in log}
+    assert by_step[52]["phase"] == "main" and by_step[52]["validation_loss"] is not None
+    assert by_step[100]["phase"] == "fine_tune" and by_step[100]["validation_loss"] is None
+    assert by_step[102]["validation_loss"] is not None
 
 
 def test_an_excluded_fold_is_held_out_of_both_phases_and_kept_in_the_checkpoint(store, tmp_path):
