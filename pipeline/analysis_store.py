@@ -236,7 +236,7 @@ def finalise(path: Path, running: RunningStatistics | None = None) -> None:
             n_times=len(times),
             native_step=str(step),
             missing_times=[str(t) for t in missing],
-            statistics=stats,
+            statistics=undefined_as_null(stats),
         )
 
 
@@ -249,15 +249,17 @@ def compute_statistics(ds: xr.Dataset, step: pd.Timedelta) -> dict:
     """
     dims = [TIME, LAT, LON]
     consecutive = consecutive_pairs(pd.DatetimeIndex(ds[TIME].values), step)
-    tendency = ds.diff(TIME).isel({TIME: consecutive})
     lazy = {
         "mean": ds.mean(dims, dtype="float64"),
         "std": ds.std(dims, dtype="float64"),
         "min": ds.min(dims),
         "max": ds.max(dims),
-        "tendency_std": tendency.std(dims, dtype="float64"),
     }
+    if consecutive.size:  # none in a store of one time: its tendency is undefined (NaN)
+        tendency = ds.diff(TIME).isel({TIME: consecutive})
+        lazy["tendency_std"] = tendency.std(dims, dtype="float64")
     (values,) = dask.compute(lazy)
+    values.setdefault("tendency_std", xr.full_like(values["mean"], np.nan))
     out: dict[str, dict] = {}
     for name in ds.data_vars:
         entry: dict[str, object] = {
@@ -269,7 +271,25 @@ def compute_statistics(ds: xr.Dataset, step: pd.Timedelta) -> dict:
     return out
 
 
+def undefined_as_null(stats: dict) -> dict:
+    """``stats`` with every NaN or infinite value as None (JSON null): an undefined
+    statistic (the tendency of a store of one time, a level without values) is not JSON,
+    and a store's attributes must be. :func:`statistics_from_attrs` reads None back as NaN."""
+
+    def clean(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        return value
+
+    return {name: clean(entry) for name, entry in stats.items()}
+
+
 def statistics_from_attrs(stats: dict) -> xr.Dataset:
+    """The statistics of a store's state as a Dataset (a null, undefined, reads as NaN)."""
     data = {}
     for name, entry in stats.items():
         values = np.array([entry[k] for k in STATISTICS], dtype="float64")

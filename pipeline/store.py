@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 import zarr
+from xarray.coding.times import encode_cf_datetime
 from zarr.abc.store import Store
 from zarr.codecs import ZstdCodec
 
@@ -45,6 +46,7 @@ from pipeline.ingest_blocks import write_blocks
 from pipeline.running_statistics import RunningStatistics
 from pipeline.schema import LAT, LEVEL, LON, SCHEMA_VERSION, TIME
 from pipeline.sources import Source
+from pipeline.timeaxis import describe_step, native_step, off_axis
 from pipeline.transaction import (
     collect_garbage,
     has_root_group,
@@ -66,6 +68,10 @@ MIN_CHUNK_BYTES = 2**20
 #: The chunks' compressor: Zstandard level 1 compresses the shipped ERA5 sample to 0.63 of
 #: its size (0.60 at Zarr's default level 3) about three times faster; it bounds ingest.
 COMPRESSOR = ZstdCodec(level=1)
+#: The time axis in whole seconds, whatever times come later: xarray's own choice fits the
+#: first times only (days for one time at midnight, or for mid-month stamps at noon), and it
+#: writes appended times that need finer units in those under the old name: a wrong axis.
+TIME_ENCODING = {"units": "seconds since 1970-01-01", "dtype": "int64"}
 
 
 def ingest(
@@ -174,6 +180,8 @@ def _prepare(
                     "store only grows at its end: ingest into a new --store, or pass "
                     "--overwrite to rebuild it"
                 )
+            _check_on_axis(store_times, new, origin, path)
+            _check_time_units(existing, new, path)
             _append_template(ds.sel({TIME: new}), store)
             store_times = store_times.append(new)
             update_state(store, n_times=store_times.size, complete=False)
@@ -205,6 +213,11 @@ def _create(ds: xr.Dataset, origin: str, store: Store) -> None:
         },
     }
     steps = time_chunk(ds)
+    encoding = {
+        name: {"chunks": chunk_shape(da, steps), "compressors": (COMPRESSOR,)}
+        for name, da in ds.data_vars.items()
+    }
+    encoding[TIME] = dict(TIME_ENCODING)
     template.to_zarr(
         store,
         mode="w-",
@@ -212,10 +225,7 @@ def _create(ds: xr.Dataset, origin: str, store: Store) -> None:
         zarr_format=3,
         consolidated=False,
         safe_chunks=False,  # data are written by region in whole chunks, not through dask
-        encoding={
-            name: {"chunks": chunk_shape(da, steps), "compressors": (COMPRESSOR,)}
-            for name, da in ds.data_vars.items()
-        },
+        encoding=encoding,
     )
 
 
@@ -255,6 +265,39 @@ def _check_compatible(existing: xr.Dataset, ds: xr.Dataset, origin: str, path: P
         raise StoreError(
             f"{path}: the store holds {describe(existing)}, but {origin} gives {describe(ds)}; "
             "ingest into a new --store, or pass --overwrite to replace this one"
+        )
+
+
+def _check_on_axis(
+    store_times: pd.DatetimeIndex, new: pd.DatetimeIndex, origin: str, path: Path
+) -> None:
+    """Refuse appended times off the store's axis (its last time plus whole native steps:
+    another step, or another hour of the day); a gap of whole steps is only missing times."""
+    off = off_axis(store_times, new)
+    if off.size:
+        step = describe_step(native_step(store_times))
+        raise StoreError(
+            f"{path}: the store holds times every {step} up to {store_times[-1]}, but "
+            f"{off.size} of the {new.size} new time(s) of {origin} are not a whole number of "
+            f"steps later, first {off[0]}; a store has one time step: ingest into a new "
+            "--store, or select or resample the input to the store's step"
+        )
+
+
+def _check_time_units(existing: xr.Dataset, new: pd.DatetimeIndex, path: Path) -> None:
+    """Refuse new times that a store's whole time units cannot hold (a store made before
+    :data:`TIME_ENCODING`: one time at midnight was encoded in days)."""
+    encoding = existing[TIME].encoding
+    units, calendar = encoding["units"], encoding.get("calendar")
+    if np.dtype(encoding.get("dtype", "float64")).kind not in "iu":
+        return  # a fractional unit holds any time
+    count, _, _ = encode_cf_datetime(new.values, units, calendar, dtype=np.dtype("float64"))
+    off = new[count != np.round(count)]
+    if off.size:
+        raise StoreError(
+            f"{path}: the store encodes its times as whole {units}, which cannot hold "
+            f"{off.size} of the new time(s), first {off[0]}; rebuild it from all its inputs "
+            "with --overwrite, or ingest into a new --store"
         )
 
 

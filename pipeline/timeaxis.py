@@ -29,6 +29,9 @@ from pipeline.schema import TIME
 MEAN_MONTH = pd.Timedelta(seconds=365.2425 * 86400 / 12)
 """One calendar month as a fixed step: the mean Gregorian month, 2,629,746 s exactly."""
 
+#: How a step of 0 (a store of one time, with no step yet) is shown.
+UNDEFINED_STEP = "undefined (one time)"
+
 #: How far from the exact middle of its month a time may lie and still read as mid-month
 #: (producers round the middle of 28-, 29-, 30- and 31-day months differently).
 MID_MONTH_TOLERANCE = pd.Timedelta(days=1)
@@ -36,7 +39,11 @@ MID_MONTH_TOLERANCE = pd.Timedelta(days=1)
 
 def native_step(times: pd.DatetimeIndex) -> pd.Timedelta:
     """The step of sorted ``times``: ``k`` x :data:`MEAN_MONTH` for ``k`` calendar months,
-    else the most common spacing (1 h for hourly ERA5 even with gaps); 0 for one time."""
+    else the most common spacing (1 h for hourly ERA5 even with gaps).
+
+    0 for one time: its step is undefined until a second time comes (a store created from
+    one analysis, appended to later; the append sets it). A step of 0 has no missing times
+    and no tendency pairs, accepts an append at any step, and reads as undefined."""
     times = pd.DatetimeIndex(times)
     if len(times) < 2:
         return pd.Timedelta(0)
@@ -55,7 +62,10 @@ def calendar_months(step: pd.Timedelta) -> int | None:
 
 
 def describe_step(step: pd.Timedelta) -> str:
-    """``"1 calendar month"``, ``"3 calendar months"``, or the fixed step as pandas writes it."""
+    """``"1 calendar month"``, ``"3 calendar months"``, the fixed step as pandas writes it,
+    or ``"undefined (one time)"`` for the step 0 of one time."""
+    if pd.Timedelta(step) <= pd.Timedelta(0):
+        return UNDEFINED_STEP
     months = calendar_months(step)
     if months is None:
         return str(pd.Timedelta(step))
@@ -87,6 +97,28 @@ def consecutive_pairs(times: pd.DatetimeIndex, step: pd.Timedelta) -> np.ndarray
     if months is not None and _month_anchor(times) is not None:
         return np.flatnonzero(np.diff(_month_ordinals(times)) == months)
     return np.flatnonzero(np.diff(times.values) == pd.Timedelta(step).to_timedelta64())
+
+
+def off_axis(times: pd.DatetimeIndex, later: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """The times of sorted ``later`` (all after ``times``) off the axis of sorted ``times``:
+    not its last time plus whole native steps, so that one store never mixes two steps.
+
+    For a calendar step, whole ``k`` calendar months later, one a month, each at the place
+    in its month that ``times`` use. Skipped whole steps (a gap) are on the axis; every
+    time is when ``times`` has no step yet (one time).
+    """
+    times, later = pd.DatetimeIndex(times), pd.DatetimeIndex(later)
+    step = native_step(times)
+    if step <= pd.Timedelta(0) or later.empty:
+        return later[:0]
+    months = calendar_months(step)
+    if months is None or _month_anchor(times) is None:
+        return later[(later - times[-1]) % step != pd.Timedelta(0)]
+    after = _month_ordinals(later) - _month_ordinals(times[-1:])[0]
+    off = (after <= 0) | (after % months != 0) | pd.Index(after).duplicated()
+    if _month_anchor(times.append(later)) is None:  # find those at another place
+        off |= [_month_anchor(times.append(later[i : i + 1])) is None for i in range(len(later))]
+    return later[off]
 
 
 def _calendar_step(times: pd.DatetimeIndex) -> int | None:

@@ -17,10 +17,11 @@ import xarray as xr
 import pipeline.ingest_blocks as blocks_module
 import pipeline.store as store_module
 from flows.cli import main
-from pipeline.analysis_store import STATE_ATTR
+from pipeline.analysis_store import STATE_ATTR, compute_statistics
 from pipeline.errors import InputError, StoreError
 from pipeline.sources.files import ZarrSource
 from pipeline.store import ingest, open_store
+from pipeline.timeaxis import off_axis
 from pipeline.transaction import lock_path
 
 
@@ -339,3 +340,61 @@ def test_info_command(uk_store, capsys):
     assert main(["info", str(uk_store)]) == 0
     out = capsys.readouterr().out
     assert "744 times, step 0 days 01:00:00" in out and "33 x 49" in out and "t2m" in out
+
+
+def test_one_time_store_finalises_then_appends_as_one_ingest(tmp_path, capsys):
+    """No step nor tendency std yet (were NaN: Icechunk's "bad metadata"); 6-hourly appends."""
+    grid, one = "synthetic:n_lat=6,n_lon=8", tmp_path / "1.zarr"
+    store = ingest(f"{grid},n_times=1", one, progress=False)
+    assert main(["info", str(one)]) == 0
+    assert "(1 times, step undefined (one time), 0 missing)" in capsys.readouterr().out
+    assert store.native_step == pd.Timedelta(0) and store.missing_times == ()
+    assert store.statistics.sel(statistic="tendency_std").isnull().to_array().all()
+    assert store_module.read_state(one)["statistics"]["t"]["tendency_std"] == [None, None]
+    assert np.isnan(compute_statistics(store.dataset, store.native_step)["t2m"]["tendency_std"])
+    appended = ingest(f"{grid},n_times=8", one, progress=False)
+    whole = ingest(f"{grid},n_times=8", tmp_path / "8.zarr", progress=False)
+    xr.testing.assert_equal(appended.dataset.load(), whole.dataset.load())
+    assert appended.native_step == whole.native_step == pd.Timedelta("6h")
+    xr.testing.assert_allclose(appended.statistics, whole.statistics, rtol=1e-12)
+
+
+def test_times_off_the_store_step_are_refused_and_a_gap_is_not(tmp_path, capsys, store_content):
+    """6- and 3-hourly times went into one store silently; refused now, before any write."""
+    make_netcdf(tmp_path / "good.nc", pd.date_range("2010-01-01", periods=20, freq="6h"))
+    make_netcdf(tmp_path / "3h.nc", pd.date_range("2010-01-13", periods=8, freq="3h"))
+    make_netcdf(tmp_path / "gap.nc", pd.date_range("2010-01-07", periods=2, freq="12h"))
+    ingest(tmp_path / "good.nc", path := tmp_path / "e8.zarr", progress=False)
+    before = store_content(path)
+    code, err = run_cli(capsys, "ingest", str(tmp_path / "3h.nc"), "--store", str(path))
+    assert code == 2 and f"{path}: the store holds times every 0 days 06:00:00 up to" in err
+    assert "first 2010-01-13 03:00:00" in err and "new --store, or select or resample" in err
+    assert store_content(path) == before
+    assert ingest(tmp_path / "gap.nc", path, progress=False).missing_times[0].day == 6
+
+
+def test_appended_times_on_the_axis_of_fixed_and_calendar_steps():
+    """The last time plus whole steps (months at the same place in theirs, one a month)."""
+    hours = pd.date_range("2010-01-01", periods=20, freq="6h")
+    later = pd.DatetimeIndex(["2010-01-06 12:00", "2010-01-13", "2010-01-13 03:00"])
+    assert off_axis(hours, later).equals(later[2:]) and off_axis(hours[:1], later).empty
+    starts = pd.date_range("2018-01-01", periods=12, freq="MS")
+    later = pd.DatetimeIndex(["2019-03-01", "2019-04-15", "2019-05-01 06:00", "2019-06-30"])
+    assert off_axis(starts, later).equals(later[1:]) and off_axis(starts[::3], later[:1]).size
+    middles = pd.DatetimeIndex(["2020-01-16 12:00", "2020-02-15 12:00", "2020-03-16 12:00"])
+    assert off_axis(middles, pd.DatetimeIndex(["2020-04-16", "2020-04-17"])).size == 1  # twice
+
+
+def test_mid_month_appends_and_times_an_older_store_cannot_hold(tmp_path, monkeypatch, capsys):
+    """Noon mid-month stamps were in days: rounded ones appended went to 2029; now refused."""
+    make_netcdf(tmp_path / "a.nc", pd.DatetimeIndex(["2020-01-16 12:00", "2020-02-15 12:00"]))
+    make_netcdf(tmp_path / "b.nc", pd.DatetimeIndex(["2020-03-16", "2020-04-15 12:00"]))
+    ingest(tmp_path / "a.nc", new := tmp_path / "new.zarr", progress=False)
+    times = ingest(tmp_path / "b.nc", new, progress=False).dataset.time.values
+    assert str(times[2])[:13] == "2020-03-16T00"
+    monkeypatch.setattr(store_module, "TIME_ENCODING", {"units": "days since 2020-01-16 12:00"})
+    ingest(tmp_path / "a.nc", old := tmp_path / "old.zarr", progress=False)
+    code, err = run_cli(capsys, "ingest", str(tmp_path / "b.nc"), "--store", str(old))
+    assert code == 2 and "whole days since 2020-01-16T12:00:00, which cannot hold 1 of" in err
+    assert "first 2020-03-16 00:00:00" in err and "--overwrite" in err
+
