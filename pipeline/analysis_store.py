@@ -31,6 +31,7 @@ from pipeline.transaction import (
     is_empty_repository,
     is_plain_zarr,
     is_repository,
+    open_snapshot,
     read_attrs,
     reader,
     transaction,
@@ -73,7 +74,7 @@ def open_store(path: str | Path) -> AnalysisStore:
             f"{path}: the store is incomplete ({written} of {state['n_times']} times written; "
             "an ingest was interrupted); rerun the same `wxens ingest` to complete it"
         )
-    ds = xr.open_zarr(snapshot, consolidated=False, zarr_format=3)
+    ds = open_snapshot(snapshot)
     return AnalysisStore(
         path=path,
         dataset=ds,

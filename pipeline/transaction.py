@@ -93,7 +93,15 @@ def reader(path: str | Path) -> Store | str:
 
 def open_dataset(path: str | Path, **kwargs: Any) -> xr.Dataset:
     """The store at ``path`` as a lazy Dataset of its last commit (``xr.open_zarr`` keywords)."""
-    return xr.open_zarr(reader(path), consolidated=False, zarr_format=3, **kwargs)
+    return open_snapshot(reader(path), **kwargs)
+
+
+def open_snapshot(store: Store | str, **kwargs: Any) -> xr.Dataset:
+    """The Zarr v3 ``store`` as a lazy Dataset (``xr.open_zarr`` keywords), its variables in
+    sorted order: Zarr lists a group's arrays in no fixed order (it varied with
+    ``PYTHONHASHSEED``), and a derived config's channels follow this one."""
+    ds = xr.open_zarr(store, consolidated=False, zarr_format=3, **kwargs)
+    return ds[sorted(map(str, ds.data_vars))]
 
 
 def read_attrs(path: str | Path) -> dict[str, Any]:

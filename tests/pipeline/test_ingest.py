@@ -398,3 +398,23 @@ def test_mid_month_appends_and_times_an_older_store_cannot_hold(tmp_path, monkey
     assert code == 2 and "whole days since 2020-01-16T12:00:00, which cannot hold 1 of" in err
     assert "first 2020-03-16 00:00:00" in err and "--overwrite" in err
 
+
+def test_a_stores_variables_read_in_one_order_whatever_the_hash_seed(tmp_path):
+    """Zarr lists a group's arrays in no fixed order (it followed ``PYTHONHASHSEED``), and a
+    derived config's channels follow the store's: the same store must read the same way in
+    every process."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "s.zarr"
+    ingest("synthetic:n_lat=4,n_lon=5,n_times=3,step=6h", path, progress=False)
+    read = f"from pipeline.store import open_store; print(list(open_store({str(path)!r}).dataset))"
+    orders = set()
+    for seed in ("1", "2", "3", "4"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run([sys.executable, "-c", read], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        orders.add(done.stdout.strip())
+    assert len(orders) == 1
+    assert orders.pop() == str(sorted(open_store(path).dataset.data_vars))
