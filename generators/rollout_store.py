@@ -99,7 +99,8 @@ def forecast_to_store(
     calibration = None
     if loaded.calibration is not None and calibrate:
         calibration = SpreadCalibration.from_dict(loaded.calibration)
-        log.info("applying the checkpoint's spread calibration:\n%s", calibration.report())
+        log.info("applying the checkpoint's spread calibration, %s", calibration.summary())
+        log.debug("%s", calibration.report())
     elif loaded.calibration is not None:
         log.info("the checkpoint holds a spread calibration; it is left unused as asked")
     provenance = ForecastProvenance(

@@ -321,7 +321,10 @@ def complete_init_times(forecast: str | Path) -> pd.DatetimeIndex:
         return pd.DatetimeIndex([])
     ds = open_dataset(forecast, chunks=None)
     if COMPLETE not in ds:
-        raise StoreError(f"{forecast} is not a wxens forecast store (no {COMPLETE!r} flags)")
+        raise StoreError(
+            f"{forecast} is a Zarr store but not a wxens forecast store (an analysis store, "
+            "or another tool's); wxens will not write forecasts into it: choose another --out"
+        )
     done = ds[COMPLETE].values.astype(bool)
     return pd.DatetimeIndex(ds[INIT_TIME].values[done]).sort_values()
 

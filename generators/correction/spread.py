@@ -243,6 +243,14 @@ class SpreadCalibration:
                 f"(--no-calibration), or refit it ({refit})"
             )
 
+    def summary(self) -> str:
+        """One line: where and how the factors were fitted, at which leads, their range."""
+        return (
+            f"fitted on {self.period} at {', '.join(f'{h:g}' for h in self.leads_hours)} h, "
+            f"factors {self.factors.min():.2f} to {self.factors.max():.2f} "
+            "(-v logs them all)"
+        )
+
     def report(self) -> str:
         """A markdown table: lead, channel, factor, SSR before and after on the fit period."""
         lines = [

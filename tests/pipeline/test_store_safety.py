@@ -13,7 +13,7 @@ import zarr
 
 from flows.cli import main
 from pipeline.errors import InputError, StoreError
-from pipeline.forecast_store import ForecastProvenance, write_forecast
+from pipeline.forecast_store import ForecastProvenance, complete_init_times, write_forecast
 from pipeline.redact import redact
 from pipeline.sources import resolve_source
 from pipeline.sources.files import ZarrSource
@@ -126,6 +126,9 @@ def test_forecast_refuses_an_analysis_store_or_a_file(tmp_path):
     before = listing(analysis)
     with pytest.raises(StoreError, match="not a wxens forecast store"):
         forecast_store(analysis)
+    # what a forecast to it asks first (which initial times are done), in plain words
+    with pytest.raises(StoreError, match="an analysis store, or another tool's.*another --out"):
+        complete_init_times(analysis)
     assert listing(analysis) == before
     (tmp_path / "file").write_text("x")
     with pytest.raises(StoreError, match="regular file"):
