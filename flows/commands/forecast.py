@@ -158,16 +158,23 @@ def parse_leads(lead: str, every: str | None, native_hours: float) -> list[float
         raise InputError(
             f"--lead {lead!r} / --every {every!r}: not durations such as 24h ({err})"
         ) from None
-    if len(parts) > 1:
-        return parts
-    if step <= 0 or parts[0] <= 0:
+    if step <= 0 or min(parts) <= 0:
         raise InputError(f"--lead and --every must be positive durations, got {lead!r}, {every!r}")
-    count = parts[0] / step
-    if abs(count - round(count)) > 1e-9:
+    if len(parts) == 1:  # every step (of --every, else the store's) up to the lead
+        count = parts[0] / step
+        if abs(count - round(count)) < 1e-9:
+            parts = [float(h) for h in np.arange(1, int(round(count)) + 1) * step]
+        elif every:
+            raise InputError(f"--lead {lead} is not a multiple of --every {every}")
+    off = [h for h in parts if abs(h / native_hours - round(h / native_hours)) > 1e-9]
+    if off:
         raise InputError(
-            f"--lead {lead} is not a multiple of the lead spacing {step:g} h; set --every"
+            f"--lead {lead}{f' --every {every}' if every else ''}: "
+            f"{', '.join(f'{h:g} h' for h in off)} not whole steps of the store's "
+            f"{native_hours:g} h; leads are whole steps ({native_hours:g}h, "
+            f"{2 * native_hours:g}h, ...)"
         )
-    return [float(h) for h in np.arange(1, int(round(count)) + 1) * step]
+    return parts
 
 
 def run(args: argparse.Namespace) -> int:

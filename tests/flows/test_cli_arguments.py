@@ -141,3 +141,23 @@ def test_a_broken_pipe_that_is_not_stdout_keeps_its_traceback(monkeypatch):
     monkeypatch.setattr(flows.commands.info, "run", broken)
     with pytest.raises(BrokenPipeError):
         main(["info", "s.zarr"])
+
+
+def test_leads_are_whole_steps_of_the_store():
+    """A lead off the store's step is named with the step (it suggested --every, which then
+    failed deeper down with 'no training time fits' for a baseline)."""
+    from flows.commands.forecast import parse_leads
+
+    assert parse_leads("24h", None, 6.0) == [6.0, 12.0, 18.0, 24.0]
+    assert parse_leads("2d", "12h", 6.0) == [12.0, 24.0, 36.0, 48.0]
+    assert parse_leads("1h,3h,6h", None, 1.0) == [1.0, 3.0, 6.0]
+    with pytest.raises(InputError, match=r"--lead 36h: 36 h not whole steps of the store's 24 h"):
+        parse_leads("36h", None, 24.0)
+    with pytest.raises(
+        InputError, match=r"--every 12h: 12 h, 36 h not whole steps of the store's 24"
+    ):
+        parse_leads("36h", "12h", 24.0)
+    with pytest.raises(InputError, match="not a multiple of --every 6h"):
+        parse_leads("25h", "6h", 6.0)
+    with pytest.raises(InputError, match=r"1 h, 3 h not whole steps of the store's 6 h"):
+        parse_leads("1h,3h", None, 6.0)

@@ -400,7 +400,7 @@ def test_the_forecast_command_explains_bad_requests(trained, capsys):
     )
     assert "lack the states" in capsys.readouterr().err
     assert wxens(base + ["--store", str(store.path), "--init", "2000-01-02", "--lead", "9h"]) == 2
-    assert "not a multiple" in capsys.readouterr().err
+    assert "9 h not whole steps of the store's 6 h" in capsys.readouterr().err
     assert (
         wxens(
             base
