@@ -41,6 +41,7 @@ from generators.data import Normalization, ResidualDataset, SampleSpec
 from generators.models import GENERATORS
 from generators.objective import ResidualGenerator
 from pipeline.errors import InputError, StoreError
+from pipeline.timeaxis import describe_step
 
 FORMAT_VERSION = 1
 GRID_TOLERANCE_DEG = 1e-4
@@ -278,5 +279,5 @@ def _describe(
     return (
         f"a {len(latitude)} x {len(longitude)} grid (latitude {latitude[0]:g} to {latitude[-1]:g}, "
         f"longitude {longitude[0]:g} to {longitude[-1]:g}), channels {list(channels)}, static "
-        f"fields {list(static_names)}, native step {step}"
+        f"fields {list(static_names)}, native step {describe_step(step)}"
     )

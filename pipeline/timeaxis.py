@@ -62,14 +62,20 @@ def calendar_months(step: pd.Timedelta) -> int | None:
 
 
 def describe_step(step: pd.Timedelta) -> str:
-    """``"1 calendar month"``, ``"3 calendar months"``, the fixed step as pandas writes it,
-    or ``"undefined (one time)"`` for the step 0 of one time."""
+    """``"1 calendar month"``, ``"3 calendar months"``, a fixed step in its largest whole
+    unit (``"6 h"``, ``"1 day"``, ``"30 min"``, else seconds), or ``"undefined (one time)"``
+    for the step 0 of one time."""
     if pd.Timedelta(step) <= pd.Timedelta(0):
         return UNDEFINED_STEP
     months = calendar_months(step)
-    if months is None:
-        return str(pd.Timedelta(step))
-    return f"{months} calendar month{'s' if months > 1 else ''}"
+    if months is not None:
+        return f"{months} calendar month{'s' if months > 1 else ''}"
+    seconds = pd.Timedelta(step).total_seconds()
+    for size, unit in ((86400, " day"), (3600, " h"), (60, " min")):
+        if seconds % size == 0:
+            count = int(seconds // size)
+            return f"{count}{unit}{'s' if unit == ' day' and count > 1 else ''}"
+    return f"{seconds:g} s"
 
 
 def missing_times(times: pd.DatetimeIndex, step: pd.Timedelta | None = None) -> pd.DatetimeIndex:

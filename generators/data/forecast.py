@@ -33,6 +33,7 @@ from pipeline.schema import (
 )
 from pipeline.solar import SOLAR_FORCINGS
 from pipeline.store import AnalysisStore, open_store
+from pipeline.timeaxis import calendar_months, describe_step
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,14 @@ class ForecastData:
         """(B, W, C, H, W) normalised states of the plan's window before each initial time."""
         found = self.dataset.positions_at(inits, plan.window_hours)
         missing = (found < 0).any(axis=1)
+        step = self.checkpoint.native_step
+        off = inits[missing][(inits[missing] - self.times[0]) % step != pd.Timedelta(0)]
+        if off.size and calendar_months(step) is None:
+            raise InputError(
+                f"{self.dataset.name}: initial time(s) {[str(t) for t in off]} are not on the "
+                f"store's {describe_step(step)} step (its times run {self.dataset.span}); "
+                "choose initial times on it"
+            )
         if missing.any():
             raise InputError(
                 f"{self.dataset.name}: initial time(s) {[str(t) for t in inits[missing]]} lack "

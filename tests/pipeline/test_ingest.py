@@ -339,7 +339,7 @@ def test_overwrite_failure_keeps_the_old_store(tmp_path, monkeypatch):
 def test_info_command(uk_store, capsys):
     assert main(["info", str(uk_store)]) == 0
     out = capsys.readouterr().out
-    assert "744 times, step 0 days 01:00:00" in out and "33 x 49" in out and "t2m" in out
+    assert "744 times, step 1 h" in out and "33 x 49" in out and "t2m" in out
 
 
 def test_one_time_store_finalises_then_appends_as_one_ingest(tmp_path, capsys):
@@ -367,7 +367,7 @@ def test_times_off_the_store_step_are_refused_and_a_gap_is_not(tmp_path, capsys,
     ingest(tmp_path / "good.nc", path := tmp_path / "e8.zarr", progress=False)
     before = store_content(path)
     code, err = run_cli(capsys, "ingest", str(tmp_path / "3h.nc"), "--store", str(path))
-    assert code == 2 and f"{path}: the store holds times every 0 days 06:00:00 up to" in err
+    assert code == 2 and f"{path}: the store holds times every 6 h up to" in err
     assert "first 2010-01-13 03:00:00" in err and "new --store, or select or resample" in err
     assert store_content(path) == before
     assert ingest(tmp_path / "gap.nc", path, progress=False).missing_times[0].day == 6

@@ -89,7 +89,16 @@ def test_the_stored_step_reads_back_as_a_timedelta():
         assert calendar_months(pd.Timedelta(text)) == months
     assert str(MEAN_MONTH) == "30 days 10:29:06"  # 365.2425 / 12 days
     assert calendar_months(pd.Timedelta("1h")) is None
-    assert describe_step(pd.Timedelta("6h")) == str(pd.Timedelta("6h"))
+    assert describe_step(pd.Timedelta("6h")) == "6 h"
+    assert (
+        describe_step(pd.Timedelta("1D")) == "1 day"
+        and describe_step(pd.Timedelta("2D")) == "2 days"
+    )
+    assert (
+        describe_step(pd.Timedelta("30h")) == "30 h"
+        and describe_step(pd.Timedelta("10min")) == "10 min"
+    )
+    assert describe_step(pd.Timedelta("90s")) == "90 s"
 
 
 def test_consecutive_pairs_span_one_step():
