@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from pipeline.errors import InputError
 from pipeline.normalize import UNIT_CONVERSIONS, canonical_units
-from pipeline.schema import split_channel
+from pipeline.schema import LEAD_TIME, split_channel
 from verification.config import VARIABLE
 
 
@@ -141,3 +142,41 @@ def card_in_units(card: xr.Dataset, factors: Mapping[str, tuple[str, float]]) ->
         if da.attrs.get("units") == "variable":
             out[name] = (da * scale).assign_attrs(da.attrs)
     return out
+
+
+#: Short headers of the printed scorecard (:func:`printable_card`); the file keeps the names.
+PRINTED_HEADERS = {
+    "fair_crps": "fair CRPS",
+    "spread_skill_ratio": "spread/skill",
+    "rank_max_min": "rank max/min",
+    "rank_max_min_perfect_model": "perfect-model max/min",
+    "rank_max_min_error_surrogate": "error floor max/min",
+    "reference_fair_crps": "reference CRPS",
+    "fair_crps_skill_score": "skill",
+    "fair_crps_minus_reference": "CRPS - reference",
+    "n_verified": "verified",
+    "n_missing_truth": "missing truth",
+}
+
+
+def printable_card(card: xr.Dataset, columns: Sequence[str], units: Mapping[str, str]) -> str:
+    """The scorecard's ``columns`` as a text table to print: a row per channel and lead (in
+    hours), each score with its interval (``x_low``, ``x_high``) as ``x [low, high]`` (an
+    interval without its score as ``[low, high]``), four significant digits, short headers
+    (:data:`PRINTED_HEADERS`), and the unit of the scores in the variable's units
+    (``units``: per variable). The scores file keeps full precision and the names."""
+    bases = list(dict.fromkeys(c.removesuffix("_low").removesuffix("_high") for c in columns))
+    rows = []
+    for channel in card[VARIABLE].values:
+        for lead in card[LEAD_TIME].values:
+            one = card.sel({VARIABLE: channel, LEAD_TIME: lead})
+            row = {"variable": str(channel), "lead (h)": f"{lead / np.timedelta64(1, 'h'):g}"}
+            for base in bases:
+                text = f"{float(one[base]):.4g}" if base in columns else ""
+                if f"{base}_low" in columns and f"{base}_high" in columns:
+                    low, high = float(one[f"{base}_low"]), float(one[f"{base}_high"])
+                    text = f"{text} [{low:.4g}, {high:.4g}]".strip()
+                row[PRINTED_HEADERS.get(base, base)] = text
+            row["unit"] = units.get(split_channel(str(channel))[0], "")
+            rows.append(row)
+    return pd.DataFrame(rows).to_string(index=False)

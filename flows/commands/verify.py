@@ -119,14 +119,12 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.schema import split_channel
     from pipeline.store import open_store
     from verification.config import VARIABLE, VerifyConfig
-    from verification.output import card_in_units, unit_factors
+    from verification.output import card_in_units, printable_card, unit_factors
     from verification.run import verify_store
 
-    factors = {}
-    if args.units:  # checked before the verification runs
-        truth = open_store(args.truth).dataset
-        store_units = {str(n): da.attrs.get("units", "") for n, da in truth.data_vars.items()}
-        factors = unit_factors(args.units, store_units)
+    truth = open_store(args.truth).dataset
+    store_units = {str(n): da.attrs.get("units", "") for n, da in truth.data_vars.items()}
+    factors = unit_factors(args.units, store_units) if args.units else {}  # checked first
 
     config = VerifyConfig(
         seed=args.seed,
@@ -174,7 +172,8 @@ def run(args: argparse.Namespace) -> int:
     for variable, (unit, factor) in factors.items():
         if variable in shown:
             print(f"{variable}: scores printed in {unit} (x {factor:g} of the stored values)")
-    print(card_in_units(card, factors)[columns].to_dataframe().to_string())
+    units = store_units | {name: unit for name, (unit, _) in factors.items()}
+    print(printable_card(card_in_units(card, factors), columns, units))
     if args.report:
         print(f"report: {args.report}")
     return 0
