@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -240,7 +241,9 @@ def compact(path: str | Path, keep: timedelta, *, grace: timedelta = GC_GRACE) -
 def export(path: str | Path, out: str | Path, *, progress: bool = True) -> Path:
     """Copy the last commit of the store at ``path`` into a plain Zarr v3 store at ``out``
     (for tools that do not read Icechunk, e.g. WeatherBench 2's), chunking and encoding
-    kept. Written aside and renamed into place under ``out``'s lock, so ``out`` is either
+    kept, with consolidated metadata (``xr.open_zarr`` reads it without warning that it is
+    missing; a Zarr v3 extension of zarr-python). Written aside and renamed into place under
+    ``out``'s lock, so ``out`` is either
     absent or complete, and a second export to it waits, then finds it there."""
     out = Path(out)
     with locked(out):
@@ -252,9 +255,11 @@ def export(path: str | Path, out: str | Path, *, progress: bool = True) -> Path:
         tmp = out.with_name(out.name + ".export-tmp")
         shutil.rmtree(tmp, ignore_errors=True)  # an interrupted export's (the lock is held)
         try:
-            write = ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False, compute=False)
-            with ProgressBar() if progress else nullcontext():
-                write.compute()
+            with warnings.catch_warnings():  # zarr-python's, on a v3 extension it writes
+                warnings.filterwarnings("ignore", "Consolidated metadata", UserWarning)
+                write = ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=True, compute=False)
+                with ProgressBar() if progress else nullcontext():
+                    write.compute()
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
