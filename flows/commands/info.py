@@ -20,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def describe(store) -> str:
     """A few lines a person can read: grid, period, variables with their statistics."""
+    import numpy as np
+
     from pipeline.schema import LAT, LEVEL, LON, TIME
     from pipeline.timeaxis import describe_step
 
@@ -49,7 +51,11 @@ def describe(store) -> str:
         )
         for label, row in rows:
             lines.append(
-                f"{label:<10} {units:<8} " + " ".join(f"{float(v):12.4g}" for v in row.values)
+                f"{label:<10} {units:<8} "
+                + " ".join(
+                    f"{float(v):12.4g}" if np.isfinite(v) else f"{'undefined':>12}"
+                    for v in row.values
+                )
             )
     if store.missing_times:
         shown = ", ".join(str(t) for t in store.missing_times[:5])

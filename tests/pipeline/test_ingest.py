@@ -347,7 +347,10 @@ def test_one_time_store_finalises_then_appends_as_one_ingest(tmp_path, capsys):
     grid, one = "synthetic:n_lat=6,n_lon=8", tmp_path / "1.zarr"
     store = ingest(f"{grid},n_times=1", one, progress=False)
     assert main(["info", str(one)]) == 0
-    assert "(1 times, step undefined (one time), 0 missing)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "(1 times, step undefined (one time), 0 missing)" in out
+    t2m = next(line for line in out.splitlines() if line.startswith("t2m "))
+    assert t2m.split()[-1] == "undefined" and "nan" not in out  # the tendency's std
     assert store.native_step == pd.Timedelta(0) and store.missing_times == ()
     assert store.statistics.sel(statistic="tendency_std").isnull().to_array().all()
     assert store_module.read_state(one)["statistics"]["t"]["tendency_std"] == [None, None]
