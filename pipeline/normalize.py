@@ -141,6 +141,7 @@ _DROP_COORDS = (
     "valid_time",
     "height",
     "realization",
+    "expver",  # ERA5's experiment version (final or ERA5T) in the CDS's NetCDF
 )
 
 

@@ -151,6 +151,15 @@ def surface(name: str, attrs: dict, value: float = 1.0, **coords) -> xr.Dataset:
     )
 
 
+@pytest.mark.parametrize("expver", ["0001", ["0001", "0001", "0005"]], ids=["scalar", "by-time"])
+def test_the_cds_experiment_version_is_not_kept(expver):
+    """The CDS's NetCDF carries ERA5's ``expver`` (a string, scalar or along time); kept,
+    it became a stray coordinate of the store and a Zarr warning about its string type."""
+    dims = () if isinstance(expver, str) else ("time",)
+    ds = surface("t2m", {"units": "K"}, 280.0).assign_coords(expver=(dims, np.array(expver)))
+    assert "expver" not in normalize(ds, "era5.nc").coords
+
+
 def test_standard_names_with_cfgrib_heights_and_without_coordinates():
     wind = surface("U", {"standard_name": "eastward_wind", "units": "m s-1"}, 5.0)
     out = normalize(wind.assign_coords(heightAboveGround=10.0), "x.grib")
