@@ -137,6 +137,18 @@ def duration_text(value: pd.Timedelta) -> str:
     return f"{value / pd.Timedelta(minutes=1):g}min"
 
 
+DERIVED_FROM = "derived from "
+"""The start of a derived config's first note, before the store's absolute path."""
+
+
+def derived_from(config_yaml: str) -> Path | None:
+    """The store a derived config's YAML text was derived from (its first note), or None."""
+    first = config_yaml.split("\n", 1)[0]
+    if not first.startswith(f"# {DERIVED_FROM}"):
+        return None
+    return Path(first.removeprefix(f"# {DERIVED_FROM}").split(": channel", 1)[0])
+
+
 def parse_duration(text: str | pd.Timedelta, what: str) -> pd.Timedelta:
     """A positive duration from ``30min``, ``24h``, ``5d`` (or a Timedelta); a bare number
     is refused (pandas reads ``3`` as 3 seconds, never what ``--budget 3`` meant)."""
@@ -350,7 +362,7 @@ def derive_config(
             f"{available:.0f} s of steps"
         )
     notes = (
-        f"derived from {store.path}: channel(s) {', '.join(channels)} on a {grid[0]} x "
+        f"{DERIVED_FROM}{Path(store.path).resolve()}: channel(s) {', '.join(channels)} on a {grid[0]} x "
         f"{grid[1]} {kind} grid, {len(times)} times every {duration_text(step)}",
         f"history: the last {history} states; leads {list(leads)} native steps, up to "
         f"{duration_text(lead)}",

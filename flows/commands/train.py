@@ -140,11 +140,17 @@ def derived_config(args: argparse.Namespace):
     """The config derived from ``--store`` (printed, written to ``OUT/config.yaml``), or the
     one an earlier derived run wrote there when resuming; ``--set`` applies to either."""
     from generators.config import load_train_config
-    from generators.config_derive import derive_config
+    from generators.config_derive import derive_config, derived_from
 
     path = Path(args.out) / DERIVED_CONFIG
     if path.exists() and not args.no_resume:
         print(f"using {path}, derived for this run before (--no-resume derives a new one)")
+        source = derived_from(path.read_text())
+        if source is not None and source != Path(args.store).resolve():
+            print(
+                f"warning: {path} was derived from {source}, not --store {args.store}: "
+                "give this store its own --out (or --no-resume to start this one over)"
+            )
         if args.lead or args.budget:
             given = " and ".join(
                 f"--{k} {getattr(args, k)}" for k in ("lead", "budget") if getattr(args, k)

@@ -239,6 +239,13 @@ def test_train_from_a_derived_config_then_forecast(daily_global, tmp_path, capsy
     out = capsys.readouterr().out
     assert "derived for this run before" in out
     assert "--lead 3d and --budget 5min: not used, this run resumes" in out
+    assert "warning" not in out
+    # resumed with another store: the run directory names the store it was derived from
+    other = tmp_path / "other.zarr"
+    ingest("synthetic:n_lat=4,n_lon=8,n_times=40,step=1D", other, progress=False)
+    wxens(["train", "--store", str(other), "--out", str(run), *short, "--no-progress"])
+    out = capsys.readouterr().out
+    assert f"was derived from {Path(store).resolve()}, not --store {other}" in out
 
 
 def test_lead_and_budget_belong_to_a_derived_config(daily_global, tmp_path, capsys):
