@@ -322,11 +322,25 @@ def sorted_along(ds: xr.Dataset, dim: str) -> xr.Dataset:
 
 
 def _normalize_horizontal(ds: xr.Dataset, origin: str) -> xr.Dataset:
+    lon = ds[LON].values.astype("float64")
+    if lon.size > 2 and abs(abs(lon[-1] - lon[0]) - 360.0) < 1e-6:  # -180 .. 180: one meridian
+        log.info(
+            "%s: longitude %g repeats %g (one meridian); the repeat is dropped",
+            origin,
+            lon[-1],
+            lon[0],
+        )
+        ds = ds.isel({LON: slice(0, -1)})
     ds = ds.assign_coords({LON: longitudes_canonical(ds[LON].values.astype("float64"))})
     ds = ds.assign_coords({LAT: ds[LAT].values.astype("float64")})
     for dim in (LAT, LON):
-        if pd.Index(ds[dim].values).has_duplicates:
-            raise InputError(f"{origin}: duplicate {dim} values; the grid must be regular")
+        index = pd.Index(ds[dim].values)
+        if index.has_duplicates:
+            shown = [f"{v:g}" for v in index[index.duplicated()].unique()[:3]]
+            raise InputError(
+                f"{origin}: duplicate {dim} values {shown} (after longitudes are taken modulo "
+                "360); the grid must be regular: select one of each"
+            )
     ds = sorted_along(sorted_along(ds, LAT), LON)
     ds[LAT].attrs = {"units": "degrees_north", "long_name": "latitude", "standard_name": "latitude"}
     ds[LON].attrs = {

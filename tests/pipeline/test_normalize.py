@@ -186,3 +186,19 @@ def test_a_standard_name_at_another_height_is_not_mapped():
     screen = surface("T15", {"standard_name": "air_temperature", "units": "K"}, height=1.5)
     with pytest.raises(InputError, match="none of its variables"):
         normalize(screen, "ukmo.nc")
+
+
+def test_a_global_grid_with_both_ends_of_its_meridian_keeps_one():
+    """-180 .. 180 (or 0 .. 360) holds the same meridian twice: the repeat is dropped, not
+    refused as a duplicate longitude."""
+    lon = np.arange(-180.0, 180.1, 45.0)  # 9 columns, -180 and 180 both
+    ds = xr.Dataset(
+        {"t2m": (("time", "lat", "lon"), np.arange(3 * 2 * 9.0).reshape(3, 2, 9), {"units": "K"})},
+        coords={"time": TIMES, "lat": [10.0, 20.0], "lon": lon},
+    )
+    out = normalize(ds, "both_ends.nc")
+    np.testing.assert_array_equal(out.longitude.values, np.arange(0.0, 360.0, 45.0))
+    np.testing.assert_array_equal(out.t2m.sel(longitude=180.0).values, ds.t2m.isel(lon=0).values)
+    twice = ds.isel(lon=[0, 1, 1, 2])  # a real duplicate is still refused, and named
+    with pytest.raises(InputError, match=r"duplicate longitude values \['-135'\]"):
+        normalize(twice, "twice.nc")
