@@ -63,6 +63,19 @@ def check_output_file(path: str | None, flag: str, example: str) -> None:
             return
 
 
+def check_distinct_outputs(outputs: dict[str, str | None]) -> None:
+    """Refuse two output options (flag -> path) naming one file: the last written would
+    replace the other."""
+    seen: dict[Path, str] = {}
+    for flag, path in outputs.items():
+        if path is None:
+            continue
+        target = Path(path).resolve()
+        if target in seen:
+            raise InputError(f"{seen[target]} and {flag} both name {path}; give each its own file")
+        seen[target] = flag
+
+
 def latest_init_times(store: str, checkpoint: str, latest: int, cycle_hours: int) -> list[str]:
     """:func:`pipeline.schedule.latest_init_times` of ``store`` with the checkpoint's
     history window, as ISO strings."""

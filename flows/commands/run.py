@@ -153,11 +153,12 @@ def run(args: argparse.Namespace) -> int:
     if args.baseline is None and (args.baseline_train or args.baseline_store):
         raise InputError("--baseline-train and --baseline-store go with --baseline NAME")
     from flows.commands.forecast import parse_inits
-    from flows.inputs import check_output_file
+    from flows.inputs import check_distinct_outputs, check_output_file
 
     inits = [t.isoformat() for t in parse_inits(args.init)] if args.init else None
     check_output_file(args.scores, "--scores", "scores.nc")
     check_output_file(args.report, "--report", "report.html")
+    check_distinct_outputs({"--scores": args.scores, "--report": args.report})
     from flows.settings import apply_offline_defaults
 
     apply_offline_defaults()

@@ -110,10 +110,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flows.inputs import check_output_file
+    from flows.inputs import check_distinct_outputs, check_output_file
 
     check_output_file(args.out, "--out", "scores.nc")  # before scoring, not at its end
     check_output_file(args.report, "--report", "report.html")
+    check_distinct_outputs({"--out": args.out, "--report": args.report})
 
     from flows.dask import dask_client
     from pipeline.schema import split_channel

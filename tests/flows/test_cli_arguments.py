@@ -108,6 +108,14 @@ def test_an_output_file_below_a_regular_file_is_refused(tmp_path):
     assert not (tmp_path / "new").exists()  # a check only: the writer makes the folders
 
 
+def test_scores_and_report_naming_one_file_exit_2_before_any_work(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    verify = ["verify", "nowhere.zarr", "--truth", "nowhere.zarr", "--out", "x.nc"]
+    assert main([*verify, "--report", "./x.nc"]) == 2
+    assert "--out and --report both name ./x.nc; give each its own file" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_info_into_a_closed_pipe_ends_quietly(tmp_path):
     """``wxens info STORE | head -1``, where head has already gone: no BrokenPipeError."""
     store = ingest(
