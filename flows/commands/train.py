@@ -123,11 +123,17 @@ def run(args: argparse.Namespace) -> int:
     )
     if not world_from_env().is_main:
         return 0
-    if config.calibration is not None:  # the config's spread calibration, fitted after training
+    checkpoint = load_checkpoint(result.checkpoint)
+    if checkpoint.calibration is not None:  # every training save drops it: nothing trained since
+        print(
+            f"{result.checkpoint} keeps its spread calibration (nothing trained since it was "
+            "fitted; `wxens calibrate` refits it)"
+        )
+    elif config.calibration is not None:  # the config's spread calibration, after training
         calibrate_checkpoint(
             result.checkpoint, args.store, config.calibration, progress=not args.no_progress
         )
-    checkpoint = load_checkpoint(result.checkpoint)
+        checkpoint = load_checkpoint(result.checkpoint)
     print(f"checkpoint {result.checkpoint} (digest {checkpoint.digest}) at step {result.step}")
     for line in result.report(config):
         print(line)

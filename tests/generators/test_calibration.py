@@ -114,6 +114,10 @@ def test_a_calibration_is_stored_applied_and_recorded(tmp_path, capsys):
     assert "Spread calibration fitted on 2000-01-16 to 2000-01-19" in capsys.readouterr().out
     checkpoint = load_checkpoint(tmp_path / "run")
     stored = SpreadCalibration.from_dict(checkpoint.calibration)
+    # a rerun of the finished training keeps the checkpoint (and what was tuned for it)
+    assert train(store, tmp_path / "c.yaml", tmp_path / "run") == 0
+    assert "keeps its spread calibration" in capsys.readouterr().out
+    assert load_checkpoint(tmp_path / "run").digest == checkpoint.digest
     assert stored.leads_hours == (6.0,) and stored.n_inits == 15  # 16th 00 h to 19th 12 h
     assert stored.sampler == "euler:nfe=2,noise_scale=1.0"  # the fit's, not the model's default
 
