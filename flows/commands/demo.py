@@ -130,6 +130,9 @@ def run(args: argparse.Namespace) -> int:
                 f"the demo's {what} {path} is missing; run from a checkout of wxens "
                 f"(pip install -e .) or give --{what.split()[-1]} PATH"
             )
+    inits = [
+        t.isoformat() for t in parse_inits(args.init)
+    ]  # a bad --init stops here, not at the end
     workdir = Path(args.workdir).resolve()
     if args.fresh and workdir.exists():
         check_demo_workdir(workdir)
@@ -151,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         forecast_store=str(workdir / "forecast.zarr"),
         scores=str(workdir / "scores.nc"),
         report=str(workdir / "report.html"),
-        init_times=[t.isoformat() for t in parse_inits(args.init)],
+        init_times=inits,
         leads_hours=list(LEADS_HOURS),
         members=args.members,
         corrected_store=str(workdir / "corrected.zarr"),

@@ -96,3 +96,12 @@ def test_demo_without_its_sample_says_what_to_do(tmp_path, capsys):
 
     assert main(["demo", "--workdir", str(tmp_path), "--sample", str(tmp_path / "no.grib")]) == 2
     assert "no.grib is missing" in capsys.readouterr().err
+
+
+def test_a_bad_demo_init_stops_before_the_ingest(tmp_path, capsys):
+    from flows.cli import main
+
+    workdir = tmp_path / "demo"
+    assert main(["demo", "--workdir", str(workdir), "--init", "2019-03-30/2019-03-22/6h"]) == 2
+    assert "starts (2019-03-30) after it ends (2019-03-22)" in capsys.readouterr().err
+    assert not workdir.exists()  # nothing ingested
