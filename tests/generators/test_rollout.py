@@ -403,9 +403,7 @@ def test_the_forecast_command_explains_bad_requests(trained, capsys):
     assert (
         wxens(base + ["--store", str(store.path), "--init", "2000-01-02T03", "--lead", "6h"]) == 2
     )
-    assert "['2000-01-02 03:00:00'] are not on the store's 6 h step" in (
-        capsys.readouterr().err
-    )
+    assert "['2000-01-02 03:00:00'] are not on the store's 6 h step" in (capsys.readouterr().err)
     assert wxens(base + ["--store", str(store.path), "--init", "2000-01-02", "--lead", "9h"]) == 2
     assert "9 h not whole steps of the store's 6 h" in capsys.readouterr().err
     assert (
