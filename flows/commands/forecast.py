@@ -121,13 +121,14 @@ def parse_inits(values: list[str]) -> pd.DatetimeIndex:
 
 
 def _timestamp(text: str) -> pd.Timestamp:
-    """``pd.Timestamp`` of ``text``; ValueError for an empty or NaT one as for garbage."""
+    """``pd.Timestamp`` of ``text`` in UTC without a zone, as stores hold times (``Z`` or
+    ``+01:00`` converted); ValueError for an empty or NaT one as for garbage."""
     import pandas as pd
 
     time = pd.Timestamp(text)
     if pd.isna(time):
         raise ValueError(f"{text!r} is not a time")
-    return time
+    return time if time.tzinfo is None else time.tz_convert("UTC").tz_localize(None)
 
 
 def _positive_step(text: str) -> pd.Timedelta | None:

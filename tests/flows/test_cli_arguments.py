@@ -58,6 +58,12 @@ def test_a_reversed_init_range_exits_2_naming_both_ends(command, tmp_path, monke
     assert list(tmp_path.iterdir()) == []
 
 
+def test_initial_times_with_a_zone_are_taken_in_utc():
+    got = parse_inits(["2000-01-01T00Z/2000-01-01T12/6h", "2000-01-02T01:00+01:00"])
+    want = ["2000-01-01T00", "2000-01-01T06", "2000-01-01T12", "2000-01-02T00"]
+    assert list(got) == [pd.Timestamp(t) for t in want]
+
+
 def test_init_ranges_include_both_ends_and_merge_with_single_times():
     got = parse_inits(["2000-01-01/2000-01-02/12h", "2000-01-01T12", "2000-01-03/2000-01-03/6h"])
     want = ["2000-01-01T00", "2000-01-01T12", "2000-01-02T00", "2000-01-03T00"]
