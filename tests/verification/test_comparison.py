@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from conftest import oracle_forecast
+from verification_cases import oracle_forecast
 
 from verification import scores as vs
 from verification.comparison import against_reference, interval_card

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import xarray as xr
 import xskillscore as xs
-from conftest import ensemble, point
+from verification_cases import ensemble, point
 
 from verification import events as ve
 from verification import scores as vs

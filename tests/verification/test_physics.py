@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import scipy.stats
 import xarray as xr
-from conftest import at_leads, balanced_members, oracle_forecast
+from verification_cases import at_leads, balanced_members, oracle_forecast
 
 from pipeline.alignment import align_with_truth
 from pipeline.errors import InputError

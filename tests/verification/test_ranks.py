@@ -9,7 +9,7 @@ import pytest
 import scipy.stats
 import xarray as xr
 import xskillscore as xs
-from conftest import ensemble, iid_ensemble, point
+from verification_cases import ensemble, iid_ensemble, point
 
 from pipeline.errors import InputError
 from verification import ranks as vr

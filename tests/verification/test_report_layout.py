@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from conftest import balanced_members, oracle_forecast
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import QuadMesh
 from matplotlib.transforms import Bbox
+from verification_cases import balanced_members, oracle_forecast
 
 from pipeline.sources.synthetic import SyntheticConfig, synthetic_dataset
 from verification.config import VerifyConfig

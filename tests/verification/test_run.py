@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import xarray as xr
-from conftest import oracle_forecast
+from verification_cases import oracle_forecast
 
 from pipeline.errors import InputError, StoreError
 from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from conftest import balanced_members, oracle_forecast
+from verification_cases import balanced_members, oracle_forecast
 
 from flows.cli import main
 from pipeline.adapters import from_wxens_forecast

@@ -10,7 +10,7 @@ import scipy.stats
 import scores.probability
 import xarray as xr
 import xskillscore as xs
-from conftest import ensemble, iid_ensemble, point
+from verification_cases import ensemble, iid_ensemble, point
 
 from pipeline.errors import InputError
 from verification import events as ve
