@@ -175,8 +175,15 @@ def _exact_int(value: Any) -> int:
 
 def to_timedelta(value: Any) -> pd.Timedelta:
     """``pd.Timedelta`` of ``value``, taking ``5d`` for five days as people write it
-    (pandas deprecates the lower-case day unit); ValueError if it is not a duration."""
+    (pandas deprecates the lower-case day unit); ValueError if it is not a duration, or is
+    a bare number (pandas reads ``"7"`` as 7 ns: ``compact --keep 7`` forgot a week's
+    history; ``--budget 3`` bought no training step)."""
     if isinstance(value, str):
+        if re.fullmatch(r"[-+]?\d+(\.\d*)?", value.strip()):
+            number = value.strip()
+            raise ValueError(
+                f"{value!r} has no unit; write e.g. {number}h, {number}d or {number}min"
+            )
         value = re.sub(r"(?<=\d)\s*d$", "D", value.strip())
     return pd.Timedelta(value)
 

@@ -29,7 +29,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         keep = to_timedelta(args.keep).to_pytimedelta()
     except ValueError as err:
-        raise InputError(f"--keep {args.keep!r} is not a duration such as 7d or 12h") from err
+        raise InputError(
+            f"--keep {args.keep!r} is not a duration such as 7d or 12h: {err}"
+        ) from None
     if keep.total_seconds() < 0:
         raise InputError(f"--keep {args.keep!r} is negative; give a duration such as 7d")
     done = compact(args.store, keep)

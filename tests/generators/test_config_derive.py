@@ -258,7 +258,7 @@ def test_lead_and_budget_belong_to_a_derived_config(daily_global, tmp_path, caps
 
 def test_a_budget_without_a_unit_is_refused(hourly):
     """``--budget 3`` read as 3 seconds bought no step after a minute of measuring."""
-    with pytest.raises(InputError, match="'3' has no unit; write e.g. 3h or 3min"):
+    with pytest.raises(InputError, match="'3' has no unit; write e.g. 3h, 3d or 3min"):
         derive_config(hourly, budget="3")
 
 

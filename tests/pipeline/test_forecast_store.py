@@ -201,5 +201,9 @@ def test_compact_forgets_old_commits_and_their_files_and_keeps_the_data(tmp_path
     assert "0 commit(s) older than 1h forgotten" in capsys.readouterr().out
     assert main(["compact", str(path), "--keep", "soon"]) == 2
     assert "--keep 'soon' is not a duration" in capsys.readouterr().err
+    before = len(commits(path))  # a bare number was 7 ns of history: it forgot everything
+    assert main(["compact", str(path), "--keep", "7"]) == 2
+    assert "'7' has no unit; write e.g. 7h, 7d or 7min" in capsys.readouterr().err
+    assert len(commits(path)) == before
     plain = export(path, tmp_path / "plain.zarr", progress=False)
     assert main(["compact", str(plain)]) == 2  # a plain store has no history
