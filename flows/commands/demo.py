@@ -130,9 +130,9 @@ def run(args: argparse.Namespace) -> int:
                 f"the demo's {what} {path} is missing; run from a checkout of wxens "
                 f"(pip install -e .) or give --{what.split()[-1]} PATH"
             )
-    inits = [
-        t.isoformat() for t in parse_inits(args.init)
-    ]  # a bad --init stops here, not at the end
+    # bad arguments stop here, not after the ingest and the training
+    inits = [t.isoformat() for t in parse_inits(args.init)]
+    check_demo_arguments(args)
     workdir = Path(args.workdir).resolve()
     if args.fresh and workdir.exists():
         check_demo_workdir(workdir)
@@ -260,6 +260,26 @@ def scores_by_lead(scores: str) -> str:
         "for a flat histogram, the floor what a perfectly reliable ensemble shows here)"
     )
     return "\n".join(lines)
+
+
+def check_demo_arguments(args: argparse.Namespace) -> None:
+    """InputError for a ``--members``, ``--train-end`` or ``--workdir`` the demo would
+    otherwise meet only after its ingest (or its training)."""
+    import pandas as pd
+
+    from pipeline.errors import InputError
+
+    if args.members < 2:
+        raise InputError(f"--members {args.members}: an ensemble needs at least 2 members")
+    try:
+        pd.Timestamp(args.train_end)
+    except ValueError:
+        raise InputError(
+            f"--train-end {args.train_end!r} is not a day such as {TRAIN_END}"
+        ) from None
+    workdir = Path(args.workdir)
+    if workdir.exists() and not workdir.is_dir():
+        raise InputError(f"--workdir {workdir} is a file; give a folder (created if missing)")
 
 
 def check_demo_workdir(workdir: Path) -> None:

@@ -105,3 +105,21 @@ def test_a_bad_demo_init_stops_before_the_ingest(tmp_path, capsys):
     assert main(["demo", "--workdir", str(workdir), "--init", "2019-03-30/2019-03-22/6h"]) == 2
     assert "starts (2019-03-30) after it ends (2019-03-22)" in capsys.readouterr().err
     assert not workdir.exists()  # nothing ingested
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--members", "0"], "--members 0: an ensemble needs at least 2 members"),
+        (["--train-end", "notaday"], "--train-end 'notaday' is not a day such as"),
+        (["--workdir", "{file}"], "is a file; give a folder"),
+    ],
+)
+def test_bad_demo_arguments_stop_before_the_ingest(argv, message, tmp_path, capsys):
+    from flows.cli import main
+
+    (tmp_path / "afile").write_text("")
+    workdir = ["--workdir", str(tmp_path / "demo")]
+    assert main(["demo", *workdir, *[a.format(file=tmp_path / "afile") for a in argv]]) == 2
+    assert message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # nothing ingested
