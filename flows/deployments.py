@@ -11,7 +11,7 @@ cron schedule and the flow's parameters::
         parameters:
           store: data/uk.zarr
           checkpoint: runs/uk/model.pt
-          forecast: forecasts/uk.zarr
+          forecast_store: forecasts/uk.zarr
       - name: uk-ingest
         flow: ingest
         cron: "20 * * * *"

@@ -54,7 +54,7 @@ figcaption { font-size: .9em; color: #444; margin-top: .3em; } .note { color: #5
 def figure_png(fig: Figure, dpi: int = 90) -> str:
     """A figure as a base64-encoded PNG (for an ``<img src="data:...">``)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")  # legends kept whole
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 

@@ -27,8 +27,8 @@ def number(value: float) -> str:
 
 
 def p_value(value: float) -> str:
-    """As :func:`number`, and below 0.0001 just that."""
-    return number(value) if not 0 <= value < 1e-4 else "< 0.0001"
+    """As :func:`number`, and below 0.0001 just that (HTML-escaped: the report's tables)."""
+    return number(value) if not 0 <= value < 1e-4 else "&lt; 0.0001"
 
 
 @dataclass(frozen=True)

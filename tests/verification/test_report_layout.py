@@ -223,3 +223,10 @@ def test_nothing_is_cut_off_in_a_1280_px_window(tree, tmp_path):
     assert layout["scroll_width"] <= 1280, layout  # no horizontal scroll
     assert layout["wider_than_viewport"] == []  # no table or figure reaches past the window
     assert layout["images_scaled_down"] == []  # every figure at the size it was drawn
+
+
+def test_a_tiny_p_value_is_escaped_in_the_report_table():
+    """``< 0.0001`` went into the HTML unescaped (an opening tag to a parser)."""
+    from verification.report_tables import p_value
+
+    assert p_value(1e-6) == "&lt; 0.0001" and p_value(0.25) == "0.25"
