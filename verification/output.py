@@ -172,11 +172,17 @@ def printable_card(card: xr.Dataset, columns: Sequence[str], units: Mapping[str,
             one = card.sel({VARIABLE: channel, LEAD_TIME: lead})
             row = {"variable": str(channel), "lead (h)": f"{lead / np.timedelta64(1, 'h'):g}"}
             for base in bases:
-                text = f"{float(one[base]):.4g}" if base in columns else ""
+                text = _shown(float(one[base])) if base in columns else ""
                 if f"{base}_low" in columns and f"{base}_high" in columns:
                     low, high = float(one[f"{base}_low"]), float(one[f"{base}_high"])
-                    text = f"{text} [{low:.4g}, {high:.4g}]".strip()
+                    interval = f"[{_shown(low)}, {_shown(high)}]" if np.isfinite(low) else "[n/a]"
+                    text = f"{text} {interval}".strip()
                 row[PRINTED_HEADERS.get(base, base)] = text
             row["unit"] = units.get(split_channel(str(channel))[0], "")
             rows.append(row)
     return pd.DataFrame(rows).to_string(index=False)
+
+
+def _shown(value: float) -> str:
+    """Four significant digits, or ``n/a`` for a score that could not be computed."""
+    return f"{value:.4g}" if np.isfinite(value) else "n/a"
