@@ -75,6 +75,8 @@ it, which needs forecasts of days the model has not seen, several of each time o
 MAX_HELD_OUT_FRACTION = 0.3
 """The most of a short store's times :data:`MIN_HELD_OUT` may take."""
 DEFAULT_BUDGET = pd.Timedelta(minutes=30)
+DERIVED_FROM = "derived from "
+"""The start of a derived config's first note, before the store's absolute path."""
 TRAINING_SHARE = 0.9
 """Share of the budget given to optimiser steps; the rest is slack for reading the store,
 checkpoints and the progress of a shared machine."""
@@ -137,21 +139,8 @@ def duration_text(value: pd.Timedelta) -> str:
     return f"{value / pd.Timedelta(minutes=1):g}min"
 
 
-DERIVED_FROM = "derived from "
-"""The start of a derived config's first note, before the store's absolute path."""
-
-
-def derived_from(config_yaml: str) -> Path | None:
-    """The store a derived config's YAML text was derived from (its first note), or None."""
-    first = config_yaml.split("\n", 1)[0]
-    if not first.startswith(f"# {DERIVED_FROM}"):
-        return None
-    return Path(first.removeprefix(f"# {DERIVED_FROM}").split(": channel", 1)[0])
-
-
 def parse_duration(text: str | pd.Timedelta, what: str) -> pd.Timedelta:
-    """A positive duration from ``30min``, ``24h``, ``5d`` (or a Timedelta); a bare number
-    is refused (:func:`pipeline.spec.to_timedelta`)."""
+    """A positive duration from ``30min``, ``24h``, ``5d`` (a Timedelta; no bare number)."""
     try:
         value = to_timedelta(text)
     except ValueError as err:
@@ -360,8 +349,8 @@ def derive_config(
             f"{available:.0f} s of steps"
         )
     notes = (
-        f"{DERIVED_FROM}{Path(store.path).resolve()}: channel(s) {', '.join(channels)} on a {grid[0]} x "
-        f"{grid[1]} {kind} grid, {len(times)} times every {duration_text(step)}",
+        f"{DERIVED_FROM}{Path(store.path).resolve()}: channel(s) {', '.join(channels)} on a "
+        f"{grid[0]} x {grid[1]} {kind} grid, {len(times)} times every {duration_text(step)}",
         f"history: the last {history} states; leads {list(leads)} native steps, up to "
         f"{duration_text(lead)}",
         f"train {train}; validation, calibration and tuning on the last "

@@ -146,7 +146,7 @@ def derived_config(args: argparse.Namespace):
     """The config derived from ``--store`` (printed, written to ``OUT/config.yaml``), or the
     one an earlier derived run wrote there when resuming; ``--set`` applies to either."""
     from generators.config import load_train_config
-    from generators.config_derive import derive_config, derived_from
+    from generators.config_derive import derive_config
 
     path = Path(args.out) / DERIVED_CONFIG
     if path.exists() and not args.no_resume:
@@ -168,3 +168,13 @@ def derived_config(args: argparse.Namespace):
     print(derived.to_yaml(), end="")
     print(f"# written to {path}")
     return load_train_config(path, args.overrides)
+
+
+def derived_from(config_yaml: str) -> Path | None:
+    """The store a derived config's YAML text was derived from (its first note), or None."""
+    from generators.config_derive import DERIVED_FROM
+
+    first = config_yaml.split("\n", 1)[0]
+    if not first.startswith(f"# {DERIVED_FROM}"):
+        return None
+    return Path(first.removeprefix(f"# {DERIVED_FROM}").split(": channel", 1)[0])
