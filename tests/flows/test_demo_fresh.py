@@ -41,7 +41,7 @@ def test_fresh_refuses_a_regular_file(tmp_path, capsys):
     target = tmp_path / "notes.txt"
     target.write_text("keep me")
     assert main(["demo", "--workdir", str(target), "--fresh"]) == 2
-    assert "not a folder" in capsys.readouterr().err and target.read_text() == "keep me"
+    assert "is a file; give a folder" in capsys.readouterr().err and target.read_text() == "keep me"
 
 
 def test_rerun_with_another_train_end_is_refused(tmp_path):
