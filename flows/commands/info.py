@@ -134,10 +134,19 @@ def _bias_correction(b: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pipeline.errors import InputError
     from pipeline.forecast_store import is_forecast_store
     from pipeline.store import open_store
     from pipeline.transaction import commits
 
+    path = Path(args.store)
+    if path.suffix == ".pt" or (path / "last.pt").is_file():  # what `wxens train --out` wrote
+        raise InputError(
+            f"{path} is a training run's checkpoint, not a store; wxens info describes "
+            "analysis and forecast stores (a run's log is log.jsonl beside last.pt)"
+        )
     if is_forecast_store(args.store):
         print(describe_forecast(args.store))
     else:

@@ -175,3 +175,13 @@ def test_leads_are_whole_steps_of_the_store():
         parse_leads("25h", "6h", 6.0)
     with pytest.raises(InputError, match=r"1 h, 3 h not whole steps of the store's 6 h"):
         parse_leads("1h,3h", None, 6.0)
+
+
+def test_info_on_a_training_run_says_what_it_is(tmp_path, capsys):
+    """A run directory or its checkpoint is not a store: said so, not 'no Zarr store there'."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"")
+    for target in (run, run / "last.pt"):
+        assert main(["info", str(target)]) == 2
+        assert "is a training run's checkpoint, not a store" in capsys.readouterr().err
