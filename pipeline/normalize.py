@@ -330,8 +330,8 @@ def _normalize_horizontal(ds: xr.Dataset, origin: str) -> xr.Dataset:
             lon[-1],
             lon[0],
         )
-        ds = ds.isel({LON: slice(0, -1)})
-    ds = ds.assign_coords({LON: longitudes_canonical(ds[LON].values.astype("float64"))})
+        ds, lon = ds.isel({LON: slice(0, -1)}), lon[:-1]
+    ds = ds.assign_coords({LON: longitudes_canonical(lon)})
     ds = ds.assign_coords({LAT: ds[LAT].values.astype("float64")})
     for dim in (LAT, LON):
         index = pd.Index(ds[dim].values)

@@ -162,9 +162,8 @@ def _prepare(
     with transaction(path, f"ingest from {origin}: create or grow the time axis") as store:
         created = not has_root_group(store)
         if created:  # every time is to write, in the source's order
-            _create(ds, origin, store)
-            state = zarr.open_group(store, mode="r").attrs[STATE_ATTR]
-            return True, 0, list(enumerate(range(source_times.size))), state[STORE_ID]
+            store_id = _create(ds, origin, store)
+            return True, 0, list(enumerate(range(source_times.size))), store_id
         existing = xr.open_zarr(store, consolidated=False, chunks=None)
         _check_compatible(existing, ds, origin, path)
         if not existing.attrs[STATE_ATTR]["complete"]:
@@ -197,7 +196,9 @@ def _prepare(
     return created, old_times, todo_pairs, state.get(STORE_ID)
 
 
-def _create(ds: xr.Dataset, origin: str, store: Store) -> None:
+def _create(ds: xr.Dataset, origin: str, store: Store) -> str:
+    """Write the store's template (data deferred) and its state; the store's new identity."""
+    store_id = uuid.uuid4().hex
     template = ds.copy()
     template.attrs = {
         "schema_version": SCHEMA_VERSION,
@@ -209,7 +210,7 @@ def _create(ds: xr.Dataset, origin: str, store: Store) -> None:
             "n_times": ds.sizes[TIME],
             "written": [],
             "nan_counts": {},
-            STORE_ID: uuid.uuid4().hex,
+            STORE_ID: store_id,
         },
     }
     steps = time_chunk(ds)
@@ -227,6 +228,7 @@ def _create(ds: xr.Dataset, origin: str, store: Store) -> None:
         safe_chunks=False,  # data are written by region in whole chunks, not through dask
         encoding=encoding,
     )
+    return store_id
 
 
 def time_chunk(ds: xr.Dataset) -> int:

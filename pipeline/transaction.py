@@ -243,8 +243,8 @@ def export(path: str | Path, out: str | Path, *, progress: bool = True) -> Path:
     (for tools that do not read Icechunk, e.g. WeatherBench 2's), chunking and encoding
     kept, with consolidated metadata (``xr.open_zarr`` reads it without warning that it is
     missing; a Zarr v3 extension of zarr-python). Written aside and renamed into place under
-    ``out``'s lock, so ``out`` is either
-    absent or complete, and a second export to it waits, then finds it there."""
+    ``out``'s lock, so ``out`` is either absent or complete, and a second export to it
+    waits, then finds it there."""
     out = Path(out)
     with locked(out):
         if out.exists():

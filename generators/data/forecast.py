@@ -74,15 +74,15 @@ class ForecastData:
         """(B, W, C, H, W) normalised states of the plan's window before each initial time."""
         found = self.dataset.positions_at(inits, plan.window_hours)
         missing = (found < 0).any(axis=1)
-        step = self.checkpoint.native_step
-        off = inits[missing][(inits[missing] - self.times[0]) % step != pd.Timedelta(0)]
-        if off.size and calendar_months(step) is None:
-            raise InputError(
-                f"{self.dataset.name}: initial time(s) {[str(t) for t in off]} are not on the "
-                f"store's {describe_step(step)} step (its times run {self.dataset.span}); "
-                "choose initial times on it"
-            )
         if missing.any():
+            step, lacking = self.checkpoint.native_step, inits[missing]
+            off = lacking[(lacking - self.times[0]) % step != pd.Timedelta(0)]
+            if off.size and calendar_months(step) is None:
+                raise InputError(
+                    f"{self.dataset.name}: initial time(s) {[str(t) for t in off]} are not on "
+                    f"the store's {describe_step(step)} step (its times run "
+                    f"{self.dataset.span}); choose initial times on it"
+                )
             raise InputError(
                 f"{self.dataset.name}: initial time(s) {[str(t) for t in inits[missing]]} lack "
                 f"the states {[f'{h:g}' for h in plan.window_hours]} h before them (store "
