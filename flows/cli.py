@@ -17,6 +17,8 @@ import sys
 from flows.commands import COMMANDS
 from pipeline.errors import WxensError
 
+RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+"""Where Prefect logs the exception that failed a flow or task run."""
 STDOUT_CLOSED = 141
 """Exit code when the reader of stdout has gone: 128 + SIGPIPE, as a shell reports a tool
 that SIGPIPE stopped."""
@@ -62,6 +64,9 @@ def _dispatch(argv: list[str] | None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        for name in RUN_LOGGERS:
+            logging.getLogger(name).addFilter(without_wxens_traceback)
     try:
         return int(args.run(args) or 0)
     except WxensError as err:
@@ -70,6 +75,15 @@ def _dispatch(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         print(f"wxens {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def without_wxens_traceback(record: logging.LogRecord) -> bool:
+    """Log filter: drop the traceback from a record of a :class:`WxensError` (Prefect logs a
+    failed flow or task run with one; the CLI prints the error's message last, and ``-v``
+    keeps the traceback). Every record passes."""
+    if record.exc_info and isinstance(record.exc_info[1], WxensError):
+        record.exc_info = record.exc_text = None
+    return True
 
 
 def stdout_closed() -> bool:

@@ -62,6 +62,33 @@ def test_a_missing_store_fails_at_once_and_writes_nothing(chain, tmp_path, monke
     assert not scores.exists() and not list(tmp_path.glob(".scores.nc*"))
 
 
+def test_wxens_run_reports_a_bad_input_in_its_flow_without_a_traceback(
+    chain, prefect_server, tmp_path
+):
+    """Prefect logs the exception that fails a flow run with its traceback; for an error
+    meant for a person the CLI keeps Prefect's one line and ends with its own message."""
+    import subprocess
+
+    argv = [sys.executable, "-m", "flows.cli", "run", "--store", str(tmp_path / "gone.zarr")]
+    argv += ["--checkpoint", str(chain.checkpoint), "--out", "f.zarr", "--scores", "s.nc"]
+    done = subprocess.run(
+        argv, cwd=tmp_path, env=prefect_server.env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "Encountered exception during execution: StoreError" in done.stderr
+    assert f"wxens run: error: {tmp_path / 'gone.zarr'}: no such store" in done.stderr
+    verbose = subprocess.run(
+        argv[:3] + ["-v"] + argv[3:],
+        cwd=tmp_path,
+        env=prefect_server.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert verbose.returncode == 2 and "Traceback" in verbose.stderr  # -v keeps it
+
+
 def test_an_unknown_variable_fails_at_once_and_writes_nothing(
     tmp_path, monkeypatch, dask_scheduler
 ):
