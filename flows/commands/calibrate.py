@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from flows.commands.options import at_least
+
 NAME = "calibrate"
 HELP = (
     "fit a per-lead spread calibration on a held-out period, or on cross-validation folds, "
@@ -29,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "trained on all the data, which has no held-out period of its own",
     )
     parser.add_argument(
-        "--members", type=int, default=50, help="ensemble size of the fit forecasts (50)"
+        "--members", type=at_least(2), default=50, help="ensemble size of the fit forecasts (50)"
     )
     parser.add_argument(
         "--every",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 
+from flows.commands.options import at_least
 from flows.commands.train import add_derive_arguments, set_threads
 
 NAME = "config"
@@ -17,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_derive_arguments(parser)
     parser.add_argument(
         "--threads",
-        type=int,
+        type=at_least(1),
         help="CPU threads to measure the per-step time with (default: one per core); "
         "give the number the training will use",
     )

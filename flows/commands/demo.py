@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from flows.commands.options import at_least
+
 NAME = "demo"
 HELP = "offline demo on the shipped UK sample: ingest, train, tune, forecast 50 members, verify"
 
@@ -68,7 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="wxens-demo",
         help="where the stores, model, scores and report go (default ./wxens-demo)",
     )
-    parser.add_argument("--members", type=int, default=50, help="ensemble size (default 50)")
+    parser.add_argument(
+        "--members", type=at_least(2), default=50, help="ensemble size (default 50)"
+    )
     parser.add_argument(
         "--init",
         nargs="+",
@@ -263,14 +267,12 @@ def scores_by_lead(scores: str) -> str:
 
 
 def check_demo_arguments(args: argparse.Namespace) -> None:
-    """InputError for a ``--members``, ``--train-end`` or ``--workdir`` the demo would
-    otherwise meet only after its ingest (or its training)."""
+    """InputError for a ``--train-end`` or ``--workdir`` the demo would otherwise meet only
+    after its ingest (or its training); the parser refuses ``--members`` below 2."""
     import pandas as pd
 
     from pipeline.errors import InputError
 
-    if args.members < 2:
-        raise InputError(f"--members {args.members}: an ensemble needs at least 2 members")
     try:
         pd.Timestamp(args.train_end)
     except ValueError:

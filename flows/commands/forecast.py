@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from flows.commands.options import at_least
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -47,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--batch-members",
-        type=int,
+        type=at_least(1),
         default=512,
         help="initial times x members drawn together on the device (default 512)",
     )
@@ -77,7 +79,9 @@ def add_time_arguments(parser: argparse.ArgumentParser) -> None:
         help="initial times: 2019-03-22T00, or a range START/END/EVERY such as "
         "2019-03-22T00/2019-03-30T18/6h",
     )
-    parser.add_argument("--members", type=int, default=50, help="ensemble size (default 50)")
+    parser.add_argument(
+        "--members", type=at_least(1), default=50, help="ensemble size (default 50)"
+    )
     parser.add_argument(
         "--lead",
         required=True,

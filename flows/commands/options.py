@@ -40,3 +40,20 @@ def deprecated_alias(
     parser.add_argument(
         old, dest=dest, action=_DeprecatedAlias, replacement=new, help=argparse.SUPPRESS, **kwargs
     )
+
+
+def at_least(least: int) -> Any:
+    """An argparse ``type``: a whole number of at least ``least`` (``--members 0`` is
+    refused by the parser, before any store is opened, naming the bound)."""
+
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
+        return value
+
+    whole.__name__ = f"whole number >= {least}"
+    return whole

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from flows.commands.options import deprecated_alias
+from flows.commands.options import at_least, deprecated_alias
 
 NAME = "run"
 HELP = "run ingest -> train -> forecast -> verify for given init times (no server needed)"
@@ -53,12 +53,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="initial times (2019-03-22T00) or ranges START/END/EVERY (2019-03-22T00/2019-03-30T18/6h); "
         "default: the --latest times of the store on the --cycle",
     )
-    when.add_argument("--latest", type=int, default=1, help="without --init: how many (default 1)")
     when.add_argument(
-        "--cycle", type=int, default=6, metavar="HOURS", help="without --init: cycle (default 6 h)"
+        "--latest", type=at_least(1), default=1, help="without --init: how many (default 1)"
+    )
+    when.add_argument(
+        "--cycle",
+        type=at_least(1),
+        default=6,
+        metavar="HOURS",
+        help="without --init: cycle (default 6 h)",
     )
     ens = parser.add_argument_group("ensemble")
-    ens.add_argument("--members", type=int, default=50, help="ensemble size (default 50)")
+    ens.add_argument("--members", type=at_least(1), default=50, help="ensemble size (default 50)")
     ens.add_argument(
         "--lead",
         help="comma list of leads, e.g. 1h,3h,6h,12h,24h (default: the checkpoint's trained leads)",

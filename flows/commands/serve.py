@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from flows.commands.options import at_least
+
 NAME = "serve"
 HELP = "serve scheduled flows (e.g. an ensemble run every 6 hours) on a Prefect server"
 
@@ -17,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("schedule", help="YAML file of deployments (flow, cron, parameters)")
     parser.add_argument(
         "--limit",
-        type=int,
+        type=at_least(1),
         default=None,
         metavar="N",
         help="at most N flow runs at once (default: no limit)",

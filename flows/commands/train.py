@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from flows.commands.options import at_least
+
 DERIVED_CONFIG = "config.yaml"
 NAME = "train"
 HELP = "train a flow-matching or EDM generator on an analysis store (resumes from DIR/last.pt)"
@@ -43,14 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--threads",
-        type=int,
+        type=at_least(1),
         help="CPU threads of this run (default: one per core); give runs side by side a "
         "share each, or they slow each other down many times over",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--nproc",
-        type=int,
+        type=at_least(1),
         help="train data-parallel in this many processes on this machine (torchrun; one GPU "
         "each on CUDA, gloo on CPU); batch_size is the global batch, split between them",
     )

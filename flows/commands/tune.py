@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from flows.commands.options import deprecated_alias
+from flows.commands.options import at_least, deprecated_alias
 from generators.correction.tuned import CANDIDATES
 
 NAME = "tune"
@@ -28,10 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     deprecated_alias(parser, "--leads", "--lead")
     parser.add_argument(
-        "--members", type=int, default=20, help="ensemble size of the tuning forecasts (20)"
+        "--members", type=at_least(2), default=20, help="ensemble size of the tuning forecasts (20)"
     )
     parser.add_argument(
-        "--folds", type=int, default=4, help="consecutive blocks of initial times (4)"
+        "--folds", type=at_least(1), default=4, help="consecutive blocks of initial times (4)"
     )
     parser.add_argument(
         "--every",

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from flows.commands.options import at_least
+
 NAME = "verify"
 HELP = "score an ensemble forecast against an analysis store: scores (NetCDF) and an HTML report"
 
@@ -51,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--physics-init-times",
-        type=int,
+        type=at_least(0),
         default=8,
         help="init times (evenly spaced) for physics checks and spectra; 0 skips them (default 8)",
     )
@@ -73,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--perfect-model-stand-ins",
-        type=int,
+        type=at_least(0),
         default=5,
         metavar="N",
         help="members that in turn stand in for the truth to give the rank max/min ratio's "
@@ -81,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--error-surrogate-replicas",
-        type=int,
+        type=at_least(0),
         default=0,
         metavar="N",
         help="replicas of a reliable ensemble whose fields correlate in space as the "

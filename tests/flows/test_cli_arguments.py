@@ -185,3 +185,24 @@ def test_info_on_a_training_run_says_what_it_is(tmp_path, capsys):
     for target in (run, run / "last.pt"):
         assert main(["info", str(target)]) == 2
         assert "is a training run's checkpoint, not a store" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["forecast", "--members", "0"], "argument --members: must be at least 1, got 0"),
+        (["run", "--members", "-3"], "argument --members: must be at least 1, got -3"),
+        (["run", "--latest", "0"], "argument --latest: must be at least 1, got 0"),
+        (["tune", "--members", "1"], "argument --members: must be at least 2, got 1"),
+        (["demo", "--members", "1"], "argument --members: must be at least 2, got 1"),
+        (["train", "--threads", "0"], "argument --threads: must be at least 1, got 0"),
+        (["verify", "--physics-init-times", "-1"], "must be at least 0, got -1"),
+        (["forecast", "--members", "2.5"], "argument --members: '2.5' is not a whole number"),
+    ],
+)
+def test_a_count_out_of_range_is_refused_by_the_parser(argv, message, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

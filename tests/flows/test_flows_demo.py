@@ -110,7 +110,6 @@ def test_a_bad_demo_init_stops_before_the_ingest(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--members", "0"], "--members 0: an ensemble needs at least 2 members"),
         (["--train-end", "notaday"], "--train-end 'notaday' is not a day such as"),
         (["--workdir", "{file}"], "is a file; give a folder"),
     ],
