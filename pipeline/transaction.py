@@ -212,10 +212,12 @@ def collect_garbage(path: str | Path) -> int:
 
 @dataclass(frozen=True)
 class Compaction:
-    """What :func:`compact` removed: commits taken out of the history, and the objects
-    (chunks, manifests, snapshots) and bytes deleted from disk."""
+    """What :func:`compact` did: commits taken out of the history and those left in it
+    (as :func:`commits` lists them), and the objects (chunks, manifests, snapshots) and
+    bytes deleted from disk."""
 
     commits_expired: int
+    commits_left: int
     objects_deleted: int
     bytes_deleted: int
 
@@ -232,10 +234,12 @@ def compact(path: str | Path, keep: timedelta, *, grace: timedelta = GC_GRACE) -
     now = datetime.now(UTC)
     with locked(path):
         repo = icechunk.Repository.open(_storage(path))
-        expired = repo.expire_snapshots(now - keep)
+        before = sum(1 for _ in repo.ancestry(branch=BRANCH))
+        repo.expire_snapshots(now - keep)  # its set also names snapshots off the history
+        left = sum(1 for _ in repo.ancestry(branch=BRANCH))
         summary = repo.garbage_collect(now - grace)
     deleted = summary.chunks_deleted + summary.manifests_deleted + summary.snapshots_deleted
-    return Compaction(len(expired), deleted, summary.bytes_deleted)
+    return Compaction(before - left, left, deleted, summary.bytes_deleted)
 
 
 def export(path: str | Path, out: str | Path, *, progress: bool = True) -> Path:

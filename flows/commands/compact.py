@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     done = compact(args.store, keep)
     print(
         f"{args.store}: {done.commits_expired} commit(s) older than {args.keep} forgotten, "
-        f"{done.objects_deleted} file(s) ({done.bytes_deleted / 1e6:.1f} MB) deleted"
+        f"{done.commits_left} left; {done.objects_deleted} file(s) "
+        f"({done.bytes_deleted / 1e6:.1f} MB) deleted"
     )
     return 0
