@@ -26,7 +26,7 @@ from flows.runtime import unless_done
 from generators.correction.spec import CorrectionSpec
 from generators.correction.tuned import resolve_correction, tuned_path
 from pipeline.errors import InputError
-from pipeline.forecast_store import complete_init_times
+from pipeline.forecast_store import check_extends, complete_init_times
 from pipeline.transaction import is_store
 
 
@@ -135,7 +135,8 @@ def forecast(
     asked = pd.DatetimeIndex(pd.to_datetime(init_times)).unique().sort_values()
     leads = list(leads_hours or load_checkpoint(checkpoint).leads_hours)
     pending = asked.difference(complete_init_times(out))
-    if len(pending) < len(asked):
+    if len(pending) < len(asked):  # what is there answers this request only if it matches
+        check_extends(out, None, members, leads)
         get_run_logger().info(
             "%s: %d of %d initial time(s) already complete, skipped",
             out,

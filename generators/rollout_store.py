@@ -20,7 +20,12 @@ from generators.device import resolve_device
 from generators.rollout import default_sampler, iter_forecast
 from generators.rollout_plan import check_ensemble_size, plan_rollout
 from generators.samplers import Sampler
-from pipeline.forecast_store import ForecastProvenance, complete_init_times, write_forecast
+from pipeline.forecast_store import (
+    ForecastProvenance,
+    check_extends,
+    complete_init_times,
+    write_forecast,
+)
 from pipeline.store import AnalysisStore
 
 log = logging.getLogger(__name__)
@@ -112,6 +117,7 @@ def forecast_to_store(
         calibration=calibration.to_dict() if calibration else {},
         balanced=balance,
     )
+    check_extends(out, provenance, n_members, leads_hours)
     written: list[pd.Timestamp] = []
     for batch, members in iter_forecast(
         loaded,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,29 +167,63 @@ def _encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
 
 
 def _check_compatible(path: Path, existing: xr.Dataset, new: xr.Dataset) -> None:
-    old_prov = ForecastProvenance.from_attrs(existing.attrs)
-    new_prov = ForecastProvenance.from_attrs(new.attrs)
-    if old_prov != new_prov:
-        raise StoreError(
-            f"{path} holds forecasts of another provenance: {old_prov.differences(new_prov)}. "
-            "One store holds forecasts of one model, sampler, seed, calibration and "
-            "correction: write to another --out, or delete the store first"
-        )
+    _check_provenance(path, existing, ForecastProvenance.from_attrs(new.attrs))
     if set(existing.data_vars) != set(new.data_vars):
         raise StoreError(
             f"{path} holds variables {sorted(existing.data_vars)}, this forecast "
             f"{sorted(new.data_vars)}; write to another store"
         )
     for dim in (MEMBER, LEAD_TIME, LEVEL, LAT, LON):
-        if dim not in existing.coords and dim not in new.coords:
-            continue
-        old = existing[dim].values if dim in existing.coords else None
-        now = new[dim].values if dim in new.coords else None
-        if old is None or now is None or old.shape != now.shape or not np.array_equal(old, now):
+        if dim in existing.coords or dim in new.coords:
+            _check_coordinate(path, existing, dim, new[dim].values if dim in new.coords else None)
+
+
+def _check_provenance(path: Path, existing: xr.Dataset, new: ForecastProvenance) -> None:
+    old = ForecastProvenance.from_attrs(existing.attrs)
+    if old != new:
+        raise StoreError(
+            f"{path} holds forecasts of another provenance: {old.differences(new)}. "
+            "One store holds forecasts of one model, sampler, seed, calibration and "
+            "correction: write to another --out, or delete the store first"
+        )
+
+
+def _check_coordinate(path: Path, existing: xr.Dataset, dim: str, now: np.ndarray | None) -> None:
+    old = existing[dim].values if dim in existing.coords else None
+    if old is None or now is None or old.shape != now.shape or not np.array_equal(old, now):
+        if dim == MEMBER and old is not None and now is not None:
             raise StoreError(
-                f"{path} has {dim} = {_short(old)}, this forecast {_short(now)}; forecasts with "
-                f"other {dim} values go to another store"
+                f"{path} holds {old.size} members, this forecast {now.size}; write it to "
+                f"another --out, or give --members {old.size}"
             )
+        raise StoreError(
+            f"{path} has {dim} = {_short(old)}, this forecast {_short(now)}; forecasts with "
+            f"other {dim} values go to another store"
+        )
+
+
+def check_extends(
+    path: str | Path,
+    provenance: ForecastProvenance | None,
+    members: int,
+    leads_hours: Sequence[float],
+) -> None:
+    """StoreError unless a forecast of ``members`` members at ``leads_hours`` with
+    ``provenance`` (None: not checked) may go into the forecast store at ``path`` (absent or
+    empty: it may);
+    checked before anything is drawn, so that a request the store's initial times already
+    answer with other members or leads is not skipped silently as done, nor refused only
+    by :func:`write_forecast` after the drawing."""
+    path = Path(path)
+    if not is_store(path) or is_empty_repository(path) or not is_forecast_store(path):
+        return  # nothing to extend; a store of another kind is refused where it is written
+    existing = open_dataset(path, chunks=None)
+    if provenance is not None:
+        _check_provenance(path, existing, provenance)
+    _check_coordinate(path, existing, MEMBER, np.arange(members))
+    _check_coordinate(
+        path, existing, LEAD_TIME, pd.to_timedelta(list(leads_hours), unit="h").values
+    )
 
 
 def _short(values: np.ndarray | None) -> str:

@@ -89,6 +89,20 @@ def test_wxens_run_reports_a_bad_input_in_its_flow_without_a_traceback(
     assert verbose.returncode == 2 and "Traceback" in verbose.stderr  # -v keeps it
 
 
+def test_a_rerun_asking_other_members_is_refused_not_skipped_as_done(chain, tmp_path, monkeypatch):
+    """The chain's store holds its initial times: asking them again with other members was
+    skipped as done, the store keeping its members silently."""
+    from flows.pipelines import forecast
+
+    monkeypatch.chdir(tmp_path)
+    inits, members = chain.parameters["init_times"], chain.parameters["members"]
+    args = (str(chain.checkpoint), str(chain.store), inits, str(chain.forecast))
+    done = forecast(*args, members=members)  # the same request: skipped as done
+    assert pd.DatetimeIndex(done).equals(pd.DatetimeIndex(inits))
+    with pytest.raises(StoreError, match=f"holds {members} members, this forecast 3"):
+        forecast(*args, members=3)
+
+
 def test_an_unknown_variable_fails_at_once_and_writes_nothing(
     tmp_path, monkeypatch, dask_scheduler
 ):

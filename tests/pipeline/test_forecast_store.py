@@ -15,7 +15,13 @@ import zarr
 from flows.cli import main
 from pipeline import forecast_store
 from pipeline.errors import InputError, StoreError
-from pipeline.forecast_store import ForecastProvenance, open_forecast, provenance, write_forecast
+from pipeline.forecast_store import (
+    ForecastProvenance,
+    check_extends,
+    open_forecast,
+    provenance,
+    write_forecast,
+)
 from pipeline.transaction import commits, compact, export, open_dataset, reader
 
 PROVENANCE = ForecastProvenance(
@@ -143,6 +149,20 @@ def test_a_store_never_mixes_models_or_layouts(tmp_path):
     with pytest.raises(StoreError, match="variables"):
         write_forecast(path, ensemble(["2019-03-23T00"], 1.0).drop_vars("z"), PROVENANCE)
     assert open_forecast(path).sizes["init_time"] == 1
+
+
+def test_check_extends_refuses_before_drawing_what_the_store_would_not_take(tmp_path):
+    path = tmp_path / "f.zarr"
+    check_extends(path, PROVENANCE, 3, [1.0, 6.0])  # no store yet: anything goes
+    write_forecast(path, ensemble(["2019-03-22T00"], 1.0), PROVENANCE)
+    check_extends(path, PROVENANCE, 3, [1.0, 6.0])
+    check_extends(path, None, 3, [1.0, 6.0])
+    with pytest.raises(StoreError, match="holds 3 members, this forecast 5; write it to another"):
+        check_extends(path, None, 5, [1.0, 6.0])
+    with pytest.raises(StoreError, match=r"lead_time = \[1, 6\] h, this forecast \[1, 12\] h"):
+        check_extends(path, PROVENANCE, 3, [1.0, 12.0])
+    with pytest.raises(StoreError, match="seed 0 there, 1 in this forecast"):
+        check_extends(path, replace(PROVENANCE, seed=1), 3, [1.0, 6.0])
 
 
 def test_bad_layouts_and_paths_are_refused(tmp_path):
