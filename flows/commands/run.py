@@ -212,7 +212,7 @@ def describe(summary: dict[str, object], steps: list[tuple[str, float]] = ()) ->
     lines = [
         f"analysis store   {summary['store']}",
         f"checkpoint       {summary['checkpoint']}",
-        f"forecast store   {summary['forecast_store']} ({len(forecast)} initial time(s) forecast)",
+        f"forecast store   {summary['forecast_store']} ({len(forecast)} initial time(s) complete)",
     ]
     if summary.get("corrected_store"):
         lines.append(f"bias-corrected   {summary['corrected_store']}")
