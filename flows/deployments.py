@@ -107,6 +107,7 @@ def _check_parameters(where: str, spec: DeploymentSpec) -> None:
 
     from prefect.exceptions import ParameterTypeError
 
+    from flows.inputs import check_flow_parameters
     from flows.pipelines import FLOWS
 
     flow = FLOWS[spec.flow]
@@ -137,6 +138,10 @@ def _check_parameters(where: str, spec: DeploymentSpec) -> None:
         raise InputError(
             f"{where}: parameters of flow {spec.flow!r} do not validate: {err}"
         ) from err
+    try:
+        check_flow_parameters(spec.flow, spec.parameters)
+    except InputError as err:
+        raise InputError(f"{where}: {err}") from None
 
 
 def to_deployments(specs: tuple[DeploymentSpec, ...]) -> list[Any]:

@@ -5,9 +5,14 @@ paths, as ISO strings a Prefect parameter can hold)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
+
+import pandas as pd
 
 from generators.correction.baselines import BASELINES
+from generators.correction.spec import CorrectionSpec
 from pipeline import schedule
 from pipeline.analysis_store import open_store
 from pipeline.errors import InputError, StoreError
@@ -39,6 +44,90 @@ def check_baseline(name: str | None, train: str | None, out: str | None) -> None
             "from) and baseline_store (the store to write)"
         )
     Period.parse(train, "training period")
+
+
+def check_correction(weights: tuple[float | None, ...], out: str | None, names: str) -> None:
+    """Refuse, before any work, correction weights (bias, spread, rank) out of range, or
+    given without ``out`` (the store to write). ``names``: the parameters, the store's last
+    (``weight, spread_weight, rank_weight, out``)."""
+    if any(w is not None for w in weights):
+        CorrectionSpec(weights[0] or 0.0, weights[1], weights[2])
+        if not out:
+            *given, store = names.split(", ")
+            raise InputError(f"{', '.join(given)} need {store}, the store to write")
+
+
+def check_flow_parameters(flow: str, parameters: Mapping[str, Any]) -> None:
+    """Refuse, before any run, the values that ``flow`` (a name of
+    :data:`flows.pipelines.FLOWS`) would refuse only once running (:data:`FLOW_CHECKS`):
+    counts below 1, leads not positive, times that are not times, correction weights, a
+    baseline without its period or store, an output file that could not be written.
+    ``wxens serve`` checks a schedule file's parameters with it when it loads the file,
+    not when a run fires; the flows check the same at their start."""
+    for check in FLOW_CHECKS.get(flow, ()):
+        check(parameters)
+
+
+def _counts(*names: str) -> Callable[[Mapping[str, Any]], None]:
+    def check(parameters: Mapping[str, Any]) -> None:
+        for name in names:
+            value = parameters.get(name, 1)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be a whole number of at least 1, got {value!r}")
+
+    return check
+
+
+def _leads_and_times(parameters: Mapping[str, Any]) -> None:
+    leads = parameters.get("leads_hours") or ()
+    if any(hours <= 0 for hours in leads):
+        raise InputError(f"leads_hours must all be positive, got {list(leads)}")
+    for time in parameters.get("init_times") or ():
+        try:
+            pd.Timestamp(time)
+        except ValueError:
+            raise InputError(f"init_times: {time!r} is not a time such as 2019-03-22T00") from None
+
+
+def _run_correction(p: Mapping[str, Any]) -> None:
+    weights = (p.get("bias_correction"), p.get("spread_weight"), p.get("rank_weight"))
+    names = "bias_correction, spread_weight, rank_weight, corrected_store"
+    check_correction(weights, p.get("corrected_store"), names)
+
+
+def _correction(p: Mapping[str, Any]) -> None:
+    weights = (p.get("weight"), p.get("spread_weight"), p.get("rank_weight"))
+    check_correction(weights, p.get("out"), "weight, spread_weight, rank_weight, out")
+
+
+def _run_baseline(p: Mapping[str, Any]) -> None:
+    check_baseline(p.get("baseline_name"), p.get("baseline_train"), p.get("baseline_store"))
+
+
+def _baseline(p: Mapping[str, Any]) -> None:
+    check_baseline(p.get("name"), p.get("train"), p.get("out"))
+
+
+def _outputs(p: Mapping[str, Any]) -> None:
+    check_output_file(p.get("scores"), "scores", "scores.nc")
+    check_output_file(p.get("report"), "report", "report.html")
+    check_distinct_outputs({"scores": p.get("scores"), "report": p.get("report")})
+
+
+FLOW_CHECKS: dict[str, tuple[Callable[[Mapping[str, Any]], None], ...]] = {
+    "forecast": (_counts("members", "batch_members"), _leads_and_times),
+    "bias_correct": (_correction,),
+    "baseline": (_baseline,),
+    "verify": (_outputs,),
+    "ensemble_run": (
+        _counts("members", "latest", "cycle_hours"),
+        _leads_and_times,
+        _run_correction,
+        _run_baseline,
+        _outputs,
+    ),
+}
+"""The checks of :func:`check_flow_parameters`, by flow name."""
 
 
 def check_output_file(path: str | None, flag: str, example: str) -> None:

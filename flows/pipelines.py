@@ -18,14 +18,13 @@ from prefect import flow, get_run_logger
 from flows import tasks
 from flows.inputs import (
     analysis_store_complete,
-    check_baseline,
+    check_flow_parameters,
     latest_init_times,
     truth_arrived,
 )
 from flows.runtime import unless_done
 from generators.correction.spec import CorrectionSpec
 from generators.correction.tuned import resolve_correction, tuned_path
-from pipeline.errors import InputError
 from pipeline.forecast_store import check_extends, complete_init_times
 from pipeline.transaction import is_store
 
@@ -128,6 +127,7 @@ def forecast(
     (``wxens forecast --dask-scheduler``; the same members).
     Returns every initial time now complete in ``out`` among those asked.
     """
+    check_flow_parameters("forecast", locals())
     from generators.checkpoint import load_checkpoint
     from generators.rollout_plan import check_ensemble_size
 
@@ -183,6 +183,7 @@ def bias_correct(
     by the decaying average of its recent rank histograms; without weights, with those
     ``wxens tune`` stored with ``checkpoint``. Skipped when the forecast and the truth are
     unchanged and ``out`` exists. Returns ``out``."""
+    check_flow_parameters("bias_correct", locals())
     done = is_store(out)
     return unless_done(tasks.bias_correct_forecast, done)(
         forecast, truth, out, weight, spread_weight, rank_weight, checkpoint
@@ -196,6 +197,7 @@ def baseline(name: str, store: str, train: str, forecast: str, out: str, seed: i
     leads and member count of the forecast store ``forecast`` into the store ``out``
     (``wxens baseline``). Skipped when the store and the forecast are unchanged and ``out``
     exists. Returns ``out``."""
+    check_flow_parameters("baseline", locals())
     done = is_store(out)
     return unless_done(tasks.draw_baseline, done)(name, store, train, forecast, out, seed)
 
@@ -222,6 +224,7 @@ def verify(
 
     Skipped when the inputs are unchanged and both outputs exist.
     """
+    check_flow_parameters("verify", locals())
     done = Path(scores).is_file() and (report is None or Path(report).is_file())
     return unless_done(tasks.verify_forecast, done)(
         forecast,
@@ -287,14 +290,7 @@ def ensemble_run(
     Returns what it did: the initial times forecast and verified and the output paths.
     """
     weights = (bias_correction, spread_weight, rank_weight)
-    if any(w is not None for w in weights):  # checked before any work
-        CorrectionSpec(bias_correction or 0.0, spread_weight, rank_weight)
-        if not corrected_store:
-            raise InputError(
-                "bias_correction, spread_weight and rank_weight need corrected_store, the "
-                "store to write"
-            )
-    check_baseline(baseline_name, baseline_train, baseline_store)
+    check_flow_parameters("ensemble_run", locals())  # before any work
     if sources:
         ingest(sources, store, variables, dask_scheduler=dask_scheduler, progress=progress)
     if train_config:

@@ -69,6 +69,53 @@ def test_serve_registers_a_cron_deployment_that_runs_when_triggered(spawn, tmp_p
     assert (tmp_path / ".wxens" / "prefect-results").is_dir()  # results persisted there
 
 
+RUN = {"store": "s.zarr", "checkpoint": "m", "forecast_store": "f.zarr", "scores": "s.nc"}
+
+
+@pytest.mark.parametrize(
+    ("flow", "parameters", "message"),
+    [
+        ("ensemble_run", {"members": 0}, "members must be a whole number of at least 1, got 0"),
+        ("ensemble_run", {"cycle_hours": 0}, "cycle_hours must be a whole number of at least 1"),
+        ("ensemble_run", {"leads_hours": [6.0, -6.0]}, "leads_hours must all be positive"),
+        ("ensemble_run", {"init_times": ["2019-13-01T00"]}, "'2019-13-01T00' is not a time"),
+        (
+            "ensemble_run",
+            {"baseline_name": "persistance", "baseline_train": "2019-03-01/2019-03-21"},
+            "persistance",
+        ),
+        ("ensemble_run", {"baseline_name": "persistence"}, "needs baseline_train"),
+        ("ensemble_run", {"bias_correction": 1.5, "corrected_store": "c.zarr"}, "1.5"),
+        ("ensemble_run", {"bias_correction": 0.2}, "need corrected_store, the store to write"),
+        ("ensemble_run", {"report": "s.nc"}, "scores and report both name s.nc"),
+        ("verify", {"forecast": "f.zarr", "truth": "s.zarr", "scores": "."}, "is a directory"),
+        (
+            "baseline",
+            {"name": "climatology", "store": "s", "train": "soon", "forecast": "f", "out": "b"},
+            "soon",
+        ),
+    ],
+)
+def test_a_schedule_file_value_a_run_would_refuse_is_refused_at_load(
+    tmp_path, flow, parameters, message
+):
+    """Caught when `wxens serve` loads the file, not hours later when the run fires."""
+    from flows.deployments import load_schedule
+
+    given = {**RUN, **parameters} if flow == "ensemble_run" else parameters
+    schedule = write_schedule(tmp_path / "schedule.yaml", flow=flow, parameters=given)
+    with pytest.raises(InputError, match="deployment 1") as err:
+        load_schedule(schedule)
+    assert message in str(err.value)
+
+
+def test_every_flow_check_is_of_a_flow():
+    from flows.inputs import FLOW_CHECKS
+    from flows.pipelines import FLOWS
+
+    assert set(FLOW_CHECKS) <= set(FLOWS)
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
