@@ -72,6 +72,10 @@ COMPRESSOR = ZstdCodec(level=1)
 #: first times only (days for one time at midnight, or for mid-month stamps at noon), and it
 #: writes appended times that need finer units in those under the old name: a wrong axis.
 TIME_ENCODING = {"units": "seconds since 1970-01-01", "dtype": "int64"}
+#: Times per chunk of the time coordinate (64 KiB): appends fill a chunk, rather than each
+#: ingest adding one (xarray chunks a coordinate whole, so a store created with one time
+#: gained a chunk per appended time, and every open read them all).
+TIME_COORDINATE_CHUNK = 8192
 
 
 def ingest(
@@ -218,7 +222,7 @@ def _create(ds: xr.Dataset, origin: str, store: Store) -> str:
         name: {"chunks": chunk_shape(da, steps), "compressors": (COMPRESSOR,)}
         for name, da in ds.data_vars.items()
     }
-    encoding[TIME] = dict(TIME_ENCODING)
+    encoding[TIME] = {**TIME_ENCODING, "chunks": (TIME_COORDINATE_CHUNK,)}
     template.to_zarr(
         store,
         mode="w-",

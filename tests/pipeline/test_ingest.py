@@ -360,6 +360,8 @@ def test_one_time_store_finalises_then_appends_as_one_ingest(tmp_path, capsys):
     xr.testing.assert_equal(appended.dataset.load(), whole.dataset.load())
     assert appended.native_step == whole.native_step == pd.Timedelta("6h")
     xr.testing.assert_allclose(appended.statistics, whole.statistics, rtol=1e-12)
+    # one chunk of times, filled by the appends (was one chunk per time appended)
+    assert appended.dataset.time.encoding["chunks"] == (store_module.TIME_COORDINATE_CHUNK,)
 
 
 def test_times_off_the_store_step_are_refused_and_a_gap_is_not(tmp_path, capsys, store_content):
