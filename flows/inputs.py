@@ -46,15 +46,15 @@ def check_baseline(name: str | None, train: str | None, out: str | None) -> None
     Period.parse(train, "training period")
 
 
-def check_correction(weights: tuple[float | None, ...], out: str | None, names: str) -> None:
-    """Refuse, before any work, correction weights (bias, spread, rank) out of range, or
-    given without ``out`` (the store to write). ``names``: the parameters, the store's last
-    (``weight, spread_weight, rank_weight, out``)."""
+def check_correction(
+    weights: tuple[float | None, ...], out: str | None, names: str, store: str
+) -> None:
+    """Refuse, before any work, correction weights (bias, spread, rank; the parameters
+    ``names``) out of range, or given without ``out`` (the parameter ``store``)."""
     if any(w is not None for w in weights):
         CorrectionSpec(weights[0] or 0.0, weights[1], weights[2])
         if not out:
-            *given, store = names.split(", ")
-            raise InputError(f"{', '.join(given)} need {store}, the store to write")
+            raise InputError(f"{names} need {store}, the store to write")
 
 
 def check_flow_parameters(flow: str, parameters: Mapping[str, Any]) -> None:
@@ -91,13 +91,14 @@ def _leads_and_times(parameters: Mapping[str, Any]) -> None:
 
 def _run_correction(p: Mapping[str, Any]) -> None:
     weights = (p.get("bias_correction"), p.get("spread_weight"), p.get("rank_weight"))
-    names = "bias_correction, spread_weight, rank_weight, corrected_store"
-    check_correction(weights, p.get("corrected_store"), names)
+    names = "bias_correction, spread_weight and rank_weight"
+    check_correction(weights, p.get("corrected_store"), names, "corrected_store")
 
 
 def _correction(p: Mapping[str, Any]) -> None:
     weights = (p.get("weight"), p.get("spread_weight"), p.get("rank_weight"))
-    check_correction(weights, p.get("out"), "weight, spread_weight, rank_weight, out")
+    names = "weight, spread_weight and rank_weight"
+    check_correction(weights, p.get("out"), names, "out")
 
 
 def _run_baseline(p: Mapping[str, Any]) -> None:
