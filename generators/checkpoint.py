@@ -41,10 +41,10 @@ from generators.data import Normalization, ResidualDataset, SampleSpec
 from generators.models import GENERATORS
 from generators.objective import ResidualGenerator
 from pipeline.errors import InputError, StoreError
+from pipeline.schema import GRID_TOLERANCE_DEG
 from pipeline.timeaxis import describe_step
 
 FORMAT_VERSION = 1
-GRID_TOLERANCE_DEG = 1e-4
 WEIGHTS_DIGEST = "weights_sha256"
 """The payload key of the weights' sha256 (absent from checkpoints written before it)."""
 

@@ -13,7 +13,16 @@ import xarray as xr
 
 from pipeline.adapters import to_wxens_forecast
 from pipeline.errors import InputError
-from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LEVEL, LON, TIME, VALID_TIME
+from pipeline.schema import (
+    GRID_TOLERANCE_DEG,
+    INIT_TIME,
+    LAT,
+    LEAD_TIME,
+    LEVEL,
+    LON,
+    TIME,
+    VALID_TIME,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +103,16 @@ def _on_truth_grid(forecast: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
     selected = {}
     for dim, want in ((LAT, truth[LAT].values), (LON, truth[LON].values)):
         have = forecast[dim].values.astype(np.float64)
-        index = pd.Index(have).get_indexer(want, method="nearest", tolerance=1e-6)
+        index = pd.Index(have).get_indexer(want, method="nearest", tolerance=GRID_TOLERANCE_DEG)
         if (index < 0).any():
+            lacking = np.asarray(want)[index < 0]
+            off = np.abs(have[pd.Index(have).get_indexer(lacking, method="nearest")] - lacking)
             raise InputError(
                 f"the forecast grid does not hold the truth's {dim} points "
-                f"{np.asarray(want)[index < 0][:5].tolist()} (forecast {dim} "
-                f"{have.min():g}..{have.max():g}, {have.size} points; truth {want.min():g}.."
-                f"{want.max():g}, {want.size} points); regrid the forecast to the analysis grid"
+                f"{lacking[:5].tolist()}, the nearest up to {off.max():.3g} degrees away "
+                f"(forecast {dim} {have.min():g}..{have.max():g}, {have.size} points; truth "
+                f"{want.min():g}..{want.max():g}, {want.size} points; points within "
+                f"{GRID_TOLERANCE_DEG:g} degrees are one); regrid the forecast to the analysis grid"
             )
         selected[dim] = index
     out = forecast.isel(selected)

@@ -33,6 +33,9 @@ CHANNEL = "channel"
 CONTROL_MEMBER = "control_member"
 
 HORIZONTAL = (LAT, LON)
+#: Grid points closer than this (degrees) are one point: a grid stored in float32 (0.1
+#: degrees as 50.09999847) is the same grid as its float64 spelling.
+GRID_TOLERANCE_DEG = 1e-4
 
 # Physical constants (SI), shared by the synthetic source and the physics checks; values
 # as in WeatherBench 2 and the ECMWF IFS documentation.

@@ -15,13 +15,14 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from generators.checkpoint import GRID_TOLERANCE_DEG, Checkpoint
+from generators.checkpoint import Checkpoint
 from generators.data.dataset import ResidualDataset
 from generators.data.fields import GEOMETRY_STATICS, masked_channels_of, valid_names
 from generators.rollout_plan import RolloutPlan, plan_rollout
 from pipeline.errors import InputError
 from pipeline.schema import (
     CHANNEL,
+    GRID_TOLERANCE_DEG,
     INIT_TIME,
     LAT,
     LEAD_TIME,

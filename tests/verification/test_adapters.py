@@ -149,6 +149,18 @@ def test_forecast_not_covering_truth_grid_is_a_clear_error():
         align_with_truth(forecast, analysis())
 
 
+def test_a_grid_stored_in_float32_is_the_same_grid():
+    """0.1-degree latitudes ingested from float32 (50.09999847) against a forecast's exact
+    float64 ones were refused as a grid lacking the truth's points."""
+    lat = np.round(50 + 0.1 * np.arange(3), 1)  # float64: 50.1 exactly as Python spells it
+    truth = analysis().assign_coords(latitude=lat.astype(np.float32).astype(np.float64))
+    aligned = align_with_truth(wxens_forecast().assign_coords(latitude=lat), truth)
+    assert aligned.forecast.latitude.values.tolist() == truth.latitude.values.tolist()
+    shifted = wxens_forecast().assign_coords(latitude=lat + 0.01)  # another grid: refused
+    with pytest.raises(InputError, match="the nearest up to 0.01 degrees away"):
+        align_with_truth(shifted, truth)
+
+
 def test_alignment_keeps_common_levels_and_variables():
     forecast = wxens_forecast().sel(level=[850.0])
     aligned = align_with_truth(forecast, analysis())
