@@ -82,13 +82,17 @@ def reference_channels(
 def against_reference(
     paired: xr.Dataset, per_init: xr.Dataset | None, members: int, config: VerifyConfig
 ) -> xr.Dataset:
-    """From the per-init grid-mean fair CRPS of the forecast and the reference:
-    ``reference_fair_crps`` (its mean over init times), ``fair_crps_skill_score``
+    """From the per-init grid-mean fair CRPS of the forecast and the reference and, if
+    given, their ``weight`` (the share of the grid verified, default equal;
+    :func:`verification.resampling.score_parts`):
+    ``reference_fair_crps`` (its weighted mean over init times), ``fair_crps_skill_score``
     1 − mean(CRPS)/mean(CRPS_ref) (> 0: better than the reference), and with the
     forecast's ``per_init`` parts (intervals on) ``fair_crps_minus_reference_low/high``:
     :func:`interval_card` with the per-init difference in place of the CRPS, whose resampled
     mean is the paired difference (both forecasts share each resample)."""
-    means = paired.mean(INIT_TIME, skipna=True)
+    crps = paired[["forecast", "reference"]]
+    weight = paired["weight"].fillna(0.0) if "weight" in paired else xr.ones_like(crps.forecast)
+    means = crps.weighted(weight).mean(INIT_TIME, skipna=True)
     out = xr.Dataset(
         {
             "reference_fair_crps": means["reference"].assign_attrs(

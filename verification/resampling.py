@@ -19,6 +19,7 @@ import xarray as xr
 
 from pipeline.errors import InputError
 from verification import scores as vs
+from verification.aggregation import mean_over as mean_over_dims
 
 DRAW = "draw"
 
@@ -30,15 +31,18 @@ def block_bootstrap_means(
     dim: str = "init",
     draws: int = 2000,
     seed: int = 0,
+    weights: xr.DataArray | None = None,
 ) -> xr.Dataset:
     """Means over ``dim`` of ``draws`` block-bootstrap resamples of ``per_init``.
 
     Each resample draws B blocks with replacement from the B distinct labels of
     ``blocks`` (one label per element of ``dim``, e.g. each initial time's date) and
     takes every element of each drawn block. Its mean is
-    ``sum_i c_i x_i / sum_i c_i``, ``c_i`` the number of times element ``i`` was drawn,
-    computed for all resamples at once from a (draw, dim) count matrix (``xr.dot``, so
-    lazy on dask). With one element per block this is Efron's bootstrap of the mean.
+    ``sum_i c_i a_i x_i / sum_i c_i a_i``, ``c_i`` the number of times element ``i`` was
+    drawn and ``a_i`` its weight (``weights`` along ``dim``, e.g. the share of the grid an
+    initial time verifies, :func:`score_parts`; default 1), computed for all resamples at
+    once from a (draw, dim) count matrix (``xr.dot``, so lazy on dask). With one element
+    per block and equal weights this is Efron's bootstrap of the mean.
 
     Returns the variables of ``per_init`` with ``dim`` replaced by ``draw`` (length
     ``draws``). NaN elements (no truth to verify) are skipped, as in
@@ -65,8 +69,8 @@ def block_bootstrap_means(
     counts = xr.DataArray(times_drawn[:, block_of].astype(float), dims=(DRAW, dim))
 
     def mean(da: xr.DataArray) -> xr.DataArray:
-        valid = da.notnull()
-        return xr.dot(da.where(valid, 0.0), counts, dim=dim) / xr.dot(valid, counts, dim=dim)
+        valid = da.notnull() if weights is None else da.notnull() * weights
+        return xr.dot(da.fillna(0.0) * valid, counts, dim=dim) / xr.dot(valid, counts, dim=dim)
 
     return per_init.map(mean)
 
@@ -81,15 +85,33 @@ def score_parts(
     """The parts of the scores :func:`score_intervals` resamples, averaged over
     ``mean_over`` (the grid) and kept along every other dim (the initial times):
     ``fair_crps``, ``variance`` (member variance, ddof=1) and ``squared_error`` (of the
-    ensemble mean). Lazy on dask; shares its kernels with the scores of the same inputs."""
+    ensemble mean), and ``weight``: the share of the grid's (cos-latitude) weight each
+    verifies (:func:`verified_share`), so that their weighted mean over initial times is the
+    score's mean over initial times and grid together. Lazy on dask; shares its kernels
+    with the scores of the same inputs."""
     kwargs = {"member_dim": member_dim, "mean_over": mean_over}
     return xr.Dataset(
         {
             "fair_crps": vs.fair_crps(forecast, truth, **kwargs),
             "variance": vs.ensemble_spread(forecast, truth, **kwargs) ** 2,
             "squared_error": vs.ensemble_mean_rmse(forecast, truth, **kwargs) ** 2,
+            "weight": verified_share(forecast, truth, mean_over, member_dim=member_dim),
         }
     )
+
+
+def verified_share(
+    forecast: xr.DataArray,
+    truth: xr.DataArray,
+    mean_over: Sequence[Hashable],
+    *,
+    member_dim: str = "member",
+) -> xr.DataArray:
+    """The (cos-latitude) weighted share of the points over ``mean_over`` where the truth
+    and every member are valid: the weight of a grid mean when grid means of initial times
+    that verify different shares of the grid (a truth missing in part) are averaged."""
+    valid = truth.notnull() & forecast.notnull().all(member_dim)
+    return mean_over_dims(valid.astype(float), mean_over)
 
 
 def score_intervals(
@@ -107,7 +129,7 @@ def score_intervals(
 
     ``per_init`` holds, along ``dim``, each initial time's grid means ``fair_crps``,
     ``variance`` (member variance, ddof=1) and ``squared_error`` (of the ensemble mean),
-    as :func:`score_parts` gives them; ``members`` is M. Each resample gives
+    and optionally their ``weight``, as :func:`score_parts` gives them; ``members`` is M. Each resample gives
     ``mean(fair_crps)`` and ``sqrt((M+1)/M · mean(variance) / mean(squared_error))``.
     Returns ``fair_crps`` and
     ``spread_skill_ratio`` with a ``quantile`` dim (the two bounds) in place of ``dim``.
@@ -120,6 +142,7 @@ def score_intervals(
         dim=dim,
         draws=draws,
         seed=seed,
+        weights=per_init.get("weight"),
     )
     scores = xr.Dataset(
         {

@@ -49,7 +49,7 @@ from verification.aggregation import count_valid
 from verification.base import CHECKS, SCORES, CheckResult
 from verification.comparison import against_reference, interval_card, reference_channels
 from verification.config import EVENT, VARIABLE, VerifyConfig
-from verification.resampling import score_parts
+from verification.resampling import score_parts, verified_share
 from verification.spectra import power_spectrum
 
 log = logging.getLogger(__name__)
@@ -118,12 +118,12 @@ def verify(
         r = reference_channels(reference, truth, f, config)
         if r.chunks is not None:
             r = r.chunk(score_chunks(f))  # as the forecast and truth are
+        parts = lazy["per_init"] if intervals else None
         lazy["paired_crps"] = xr.Dataset(
             {
-                "forecast": lazy["per_init"]["fair_crps"]
-                if intervals
-                else vs.fair_crps(f, t, mean_over=grid),
+                "forecast": parts["fair_crps"] if parts else vs.fair_crps(f, t, mean_over=grid),
                 "reference": vs.fair_crps(r, t, mean_over=grid),
+                "weight": parts["weight"] if parts else verified_share(f, t, grid),
             }
         )
     (computed,) = _compute(lazy, progress=config.progress)

@@ -116,3 +116,47 @@ def test_one_block_score_intervals_close_on_the_scores_of_the_whole_sample():
     assert float(nine_days[0]) < float(vs.spread_skill_ratio(f, y, mean_over=everything))
     with pytest.raises(InputError, match="level=1.5"):
         score_intervals(per_init, 7, np.arange(9), level=1.5)
+
+
+def test_intervals_and_the_reference_weigh_each_init_time_by_the_grid_it_verifies():
+    """Half the initial times verify 2 of 9 latitude rows, with an error 3 K larger: the
+    score (a mean over initial times and grid together) weighs them by their 2 rows, and
+    so must the interval around it and the comparison with a reference (they averaged
+    each initial time's grid mean alike: an interval [1.47, 1.60] around a score of 0.94)."""
+    import pandas as pd
+
+    from pipeline.alignment import align_with_truth
+    from verification.config import VerifyConfig
+    from verification.scorecard import verify
+
+    rng = np.random.default_rng(0)
+    times = pd.date_range("2020-01-01", periods=60, freq="6h")
+    grid = {"latitude": np.linspace(50, 60, 9), "longitude": np.linspace(-10, 2, 13)}
+    dims = ("time", "latitude", "longitude")
+    truth = xr.Dataset(
+        {"t2m": (dims, 280 + rng.normal(size=(60, 9, 13)), {"units": "K"})},
+        coords={"time": times, **grid},
+    )
+    inits, leads = times[:40:2], pd.to_timedelta([6, 12], unit="h")
+    shape = (inits.size, 5, leads.size, 9, 13)
+    forecast = xr.Dataset(
+        {
+            "t2m": (
+                ("init_time", "member", "lead_time", "latitude", "longitude"),
+                280 + rng.normal(size=shape),
+                {"units": "K"},
+            )
+        },
+        coords={"init_time": inits, "lead_time": leads, **grid},
+    )
+    sparse = inits[::2]  # their truth on 2 rows only, their forecasts 3 K off
+    valid_times = (sparse.values[:, None] + leads.values[None, :]).ravel()
+    truth["t2m"] = truth.t2m.where(~truth.time.isin(valid_times) | (truth.latitude < 52.6), np.nan)
+    forecast["t2m"] = forecast.t2m + 3.0 * forecast.init_time.isin(sparse)
+    reference = forecast + 0.5
+    card = verify(forecast, truth, VerifyConfig(progress=False), reference=reference)["/scorecard"]
+    crps = card.fair_crps.squeeze()
+    assert ((card.fair_crps_low <= crps) & (crps <= card.fair_crps_high)).all()
+    alone = verify(reference, truth, VerifyConfig(progress=False, interval_level=0))
+    np.testing.assert_allclose(card.reference_fair_crps, alone["/scorecard"].fair_crps, rtol=1e-6)
+    assert align_with_truth(forecast, truth).truth.t2m.isnull().any()  # the case is built
