@@ -108,9 +108,10 @@ def verified_share(
     member_dim: str = "member",
 ) -> xr.DataArray:
     """The (cos-latitude) weighted share of the points over ``mean_over`` where the truth
-    and every member are valid: the weight of a grid mean when grid means of initial times
-    that verify different shares of the grid (a truth missing in part) are averaged."""
-    valid = truth.notnull() & forecast.notnull().all(member_dim)
+    and some member are valid (where the scores have a value): the weight of a grid mean
+    when grid means of initial times that verify different shares of the grid (a truth
+    missing in part) are averaged."""
+    valid = truth.notnull() & forecast.notnull().any(member_dim)
     return mean_over_dims(valid.astype(float), mean_over)
 
 

@@ -103,7 +103,9 @@ def verify(
         lazy["error_fields"] = f.mean(MEMBER) - t
     lazy["brier_score"] = ve.brier_score(f, t, thresholds, mean_over=config.mean_over)
     lazy["reliability"] = ve.reliability(f, t, thresholds, over=config.mean_over)
-    lazy["n_verified"] = count_valid(t, config.mean_over)
+    some = f.notnull().any(MEMBER)  # where the scores of the members have a value
+    lazy["n_verified"] = count_valid(t.where(some), config.mean_over)
+    lazy["n_incomplete"] = (t.notnull() & some & f.isnull().any(MEMBER)).sum(config.mean_over)
     if config.energy_score:
         scale = (
             t.isel({INIT_TIME: sample}).std([d for d in t.dims if d != VARIABLE]) if sample else 1.0
@@ -306,9 +308,28 @@ def _scorecard(computed: dict[str, Any], t: xr.DataArray, config: VerifyConfig) 
     total = np.prod([t.sizes[d] for d in config.mean_over])
     card["n_verified"] = computed["n_verified"].assign_attrs(long_name="points verified")
     card["n_missing_truth"] = (total - computed["n_verified"]).assign_attrs(
-        long_name="points skipped: truth missing"
+        long_name="points skipped: truth (or every member) missing"
     )
+    card["n_incomplete_ensemble"] = computed["n_incomplete"].assign_attrs(
+        long_name="points verified where some members are missing: the rank histogram and "
+        "reliability leave them out"
+    )
+    _warn_incomplete(card["n_incomplete_ensemble"], computed["n_verified"])
     return _variable_first(card)
+
+
+def _warn_incomplete(incomplete: xr.DataArray, verified: xr.DataArray) -> None:
+    """A warning when some verified points lack some members (a member missing from a
+    file): the rank histogram and reliability skip them, so they may be empty."""
+    if int(incomplete.sum()):
+        log.warning(
+            "%d of %d verified points lack some members (a member missing from the file?): "
+            "CRPS and spread use the members there, the rank histogram and reliability leave "
+            "those points out; drop a member missing everywhere with "
+            "forecast.dropna('member', how='all')",
+            int(incomplete.sum()),
+            int(verified.sum()),
+        )
 
 
 def _variable_first(ds: xr.Dataset) -> xr.Dataset:

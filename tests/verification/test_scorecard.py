@@ -127,6 +127,27 @@ def test_missing_truth_is_skipped_and_counted(case):
     assert tree.to_dataset().attrs["missing_valid_times"]
 
 
+def test_a_member_missing_everywhere_is_counted_and_named_not_silently_emptying_ranks(case, caplog):
+    """A member all NaN (one missing from a file): CRPS and the interval use the others; the
+    rank histogram, which needs every member, is empty, and that is said and counted."""
+    _, truth, forecast = case
+    forecast = forecast.copy(deep=True)
+    forecast["t2m"][:, 0] = np.nan
+    config = VerifyConfig(physics_init_times=0, energy_score=False, progress=False)
+    with caplog.at_level("WARNING", logger="verification.scorecard"):
+        card = verify(forecast, truth, config)["scorecard"].to_dataset().sel(variable="t2m")
+    assert "lack some members" in caplog.text and "dropna('member', how='all')" in caplog.text
+    assert (card["n_incomplete_ensemble"] == card["n_verified"]).all()
+    assert (card["n_verified"] > 0).all() and np.isfinite(card["fair_crps"]).all()
+    assert (card["fair_crps_low"] <= card["fair_crps"]).all()
+    masked = forecast.drop_isel(member=0)
+    masked["t2m"][..., :3, :4] = np.nan  # the forecast masked, the truth whole
+    card = verify(masked, truth, config)["scorecard"].to_dataset().sel(variable="t2m")
+    assert (card["n_verified"] == card["n_verified"].max()).all()
+    assert int(card["n_verified"][0]) == forecast.sizes["init_time"] * (12 * 16 - 3 * 4)
+    assert int(card["n_incomplete_ensemble"].sum()) == 0
+
+
 def test_scorecard_intervals_bracket_the_scores_and_survive_missing_truth(case):
     _, truth, forecast = case
     config = VerifyConfig(physics_init_times=0, energy_score=False, progress=False)
