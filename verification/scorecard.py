@@ -41,7 +41,16 @@ from dask.diagnostics import ProgressBar
 
 from pipeline.alignment import AlignedForecast, align_with_truth
 from pipeline.errors import InputError
-from pipeline.schema import CHANNEL, INIT_TIME, LEAD_TIME, MEMBER, TIME, VALID_TIME, to_channels
+from pipeline.schema import (
+    CHANNEL,
+    HORIZONTAL,
+    INIT_TIME,
+    LEAD_TIME,
+    MEMBER,
+    TIME,
+    VALID_TIME,
+    to_channels,
+)
 from verification import events as ve
 from verification import ranks as vr
 from verification import scores as vs
@@ -337,7 +346,10 @@ def _variable_first(ds: xr.Dataset) -> xr.Dataset:
 
 
 def _spectra(f: xr.DataArray, t: xr.DataArray) -> xr.Dataset:
-    """Power spectra of members (averaged over members and init times) and of the truth."""
+    """Power spectra of members (averaged over members and init times) and of the truth,
+    both over the forecasts that have their truth (an average over the forecast's own
+    initial times compared other samples where the truth ends before the last leads)."""
+    f = f.where(t.notnull().any(HORIZONTAL))
     forecast_power = power_spectrum(f).mean([MEMBER, INIT_TIME])
     truth_power = power_spectrum(t).mean(INIT_TIME)
     ds = xr.Dataset({"forecast_power": forecast_power, "truth_power": truth_power}).compute()

@@ -113,6 +113,18 @@ def test_verify_builds_every_group_and_a_tidy_scorecard(case):
     assert bool(physics["passed"].sel(check="hypsometric 850-500 hPa").all())
 
 
+def test_spectra_compare_the_forecasts_that_have_their_truth(case):
+    """Members equal to the truth have a spectral ratio of 1, also where the truth ends
+    before the last forecasts' leads (their power entered the average; the truth's not)."""
+    _, truth, forecast = case
+    exact = align_with_truth(forecast, truth).truth.drop_vars("valid_time")
+    members = xr.concat([exact] * 3, "member").transpose("init_time", "member", ...)
+    short = truth.isel(time=slice(0, 8))  # the last forecasts' leads have no truth
+    config = VerifyConfig(physics_init_times=8, energy_score=False, progress=False)
+    ratio = verify(members, short, config)["spectra"].to_dataset()["spectral_ratio"]
+    np.testing.assert_allclose(ratio.dropna("wavenumber", how="all"), 1.0, rtol=1e-5)
+
+
 def test_missing_truth_is_skipped_and_counted(case):
     _, truth, forecast = case
     short = truth.isel(time=slice(0, 8))  # the last init's 12 h lead and more are missing
