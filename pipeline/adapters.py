@@ -62,6 +62,8 @@ FORECAST_DIMS = (INIT_TIME, MEMBER, LEAD_TIME, LEVEL, LAT, LON)
 #: Attribute of a ``valid_time(init_time, lead_time)`` that is not the initial time plus
 #: the lead (calendar-month leads counted by position, :mod:`pipeline.start_dates`): kept.
 VALID_TIME_AS_GIVEN = "valid_time_as_given"
+#: Other names of the member dim, read in any layout that does not name its own.
+MEMBER_ALIASES = ("number", "realization", "ensemble_member")
 #: Scalar coordinates of GRIB/WB2 files that describe a level type, not the data.
 _LEVEL_TYPE_COORDS = ("surface", "heightAboveGround", "meanSea", "height", "depthBelowLandLayer")
 
@@ -86,6 +88,8 @@ class ForecastLayout(ABC):
             given = None
         ds = ds.drop_vars([c for c in (VALID_TIME, *_LEVEL_TYPE_COORDS) if c in ds.coords])
         names = {**COORD_ALIASES, **cls.dims}
+        if MEMBER not in ds.dims and MEMBER not in names.values():
+            names |= {alias: MEMBER for alias in MEMBER_ALIASES if alias in ds.dims}
         renames = {k: v for k, v in names.items() if k in ds.variables or k in ds.dims}
         ds = _level_as_dim(ds.rename(renames))
         for dim in (INIT_TIME, MEMBER, LEAD_TIME):

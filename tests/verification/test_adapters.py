@@ -176,3 +176,12 @@ def test_alignment_is_lazy_on_dask():
     assert aligned.truth.t2m.chunks is not None and aligned.forecast.t2m.chunks is not None
     eager = align_with_truth(wxens_forecast(), analysis())
     xr.testing.assert_equal(aligned.truth.compute(), eager.truth)
+
+
+@pytest.mark.parametrize("name", ["number", "realization", "ensemble_member"])
+def test_a_member_dim_under_another_name_is_the_member_dim(name):
+    """In the wxens layout too (was: 'beyond the forecast layout; select one index')."""
+    given = wxens_forecast().rename({"member": name})
+    converted = to_wxens_forecast(given)
+    assert converted.t2m.dims[:3] == ("init_time", "member", "lead_time")
+    xr.testing.assert_identical(converted, to_wxens_forecast(wxens_forecast()))
