@@ -68,6 +68,11 @@ def mean_over(
         return da
     check_dims(da, dims, "mean_over")
     if weights is None and LAT in dims:
+        if LAT not in da.coords:  # da[LAT] would be the positions 0, 1, 2, ...
+            raise InputError(
+                f"mean_over {list(dims)}: {LAT} has no coordinate values, and the "
+                "cos-latitude weights need them; assign them (.assign_coords(latitude=...))"
+            )
         weights = latitude_weights(da[LAT])
     if weights is None:
         return da.mean(dims, skipna=True)

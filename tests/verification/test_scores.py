@@ -146,6 +146,16 @@ def test_mean_over_unknown_dim_is_a_clear_error():
         vs.fair_crps(truth, truth)
 
 
+def test_a_latitude_without_values_is_not_weighted_by_its_positions():
+    """cos(0°), cos(1°), ... of the row numbers was taken as the area weight."""
+    rng = np.random.default_rng(6)
+    forecast, truth = ensemble(rng)
+    bare = {"forecast": forecast.drop_vars("latitude"), "truth": truth.drop_vars("latitude")}
+    with pytest.raises(InputError, match="latitude has no coordinate values"):
+        vs.fair_crps(bare["forecast"], bare["truth"], mean_over=("latitude", "longitude"))
+    vs.fair_crps(bare["forecast"], bare["truth"], mean_over="longitude")  # no weights: fine
+
+
 def test_misaligned_truth_is_a_clear_error():
     rng = np.random.default_rng(6)
     forecast, truth = ensemble(rng)
