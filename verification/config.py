@@ -72,6 +72,9 @@ class VerifyConfig:
     progress: bool = field(default=True, compare=False)
 
     def __post_init__(self) -> None:
+        for name in ("scores", "mean_over", "checks", "event_quantiles"):
+            value = getattr(self, name)  # "init_time" is one name, not its letters
+            object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
         for name in self.scores:
             SCORES[name]  # an unknown name is an InputError listing the known ones
         for name in self.checks:

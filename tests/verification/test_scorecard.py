@@ -476,3 +476,15 @@ def test_cli_prints_what_verified_and_what_did_not_per_lead(case, tmp_path, caps
     assert "verified" in printed and "missing truth" in printed
     rows = [line.split() for line in printed.splitlines() if line.split()[:1] == ["t2m"]]
     assert [row[-2] for row in rows] == ["0", str(12 * 16)]  # the last init's 12 h lead
+
+
+def test_a_config_given_one_name_as_a_string_reads_it_as_one_name(case):
+    """VerifyConfig(mean_over="init_time") was split into its letters ('i', 'n', ...)."""
+    _, truth, forecast = case
+    config = VerifyConfig(
+        mean_over="init_time", scores="fair_crps", physics_init_times=0, progress=False
+    )
+    assert (config.mean_over, config.scores) == (("init_time",), ("fair_crps",))
+    card = verify(forecast[["t2m"]], truth, config)["scorecard"].to_dataset()
+    assert {"latitude", "longitude"} <= set(card["fair_crps"].dims)  # kept: not averaged
+    assert VerifyConfig(mean_over=["init_time"]) == config.__class__(mean_over=("init_time",))
