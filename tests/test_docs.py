@@ -172,3 +172,37 @@ def test_every_documented_command_line_parses(line, capsys):
         return
     build_parser().parse_args(argv)
     assert "deprecated" not in capsys.readouterr().err, f"{line}: uses a deprecated spelling"
+
+
+DOTTED = re.compile(r"`((?:pipeline|generators|verification|flows)(?:\.[A-Za-z_]\w*)+)`")
+"""A code span naming a module or an object of the library, such as
+``generators.correction.baselines.baseline_to_store``."""
+
+
+def resolves(dotted: str) -> bool:
+    """Whether ``dotted`` is an importable module, or an attribute path under one."""
+    import importlib
+
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            target = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for name in parts[cut:]:
+            if not hasattr(target, name):
+                return False
+            target = getattr(target, name)
+        return True
+    return False
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_named_modules_and_functions_exist(page):
+    """Every dotted library name a page gives in code (the "In Python" paths) imports."""
+    files = ("json", "md", "py", "nc", "zarr", "yaml", "html", "png")  # verification.json
+    named = {
+        n for n in DOTTED.findall(page.read_text(encoding="utf-8")) if n.split(".")[-1] not in files
+    }
+    missing = sorted(n for n in named if not resolves(n))
+    assert not missing, f"{page.relative_to(ROOT)} names what does not import: {missing}"
