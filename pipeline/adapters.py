@@ -96,7 +96,7 @@ class ForecastLayout(ABC):
             if dim not in ds.dims:
                 ds = ds.expand_dims(dim) if dim in ds.coords else ds.expand_dims({dim: [0]})
         ds = xr.Dataset(
-            {_canonical_name(n, da): _to_cf_units(n, da) for n, da in ds.data_vars.items()}
+            {_canonical_name(n, da): to_cf_units(n, da) for n, da in ds.data_vars.items()}
         )
         return _finish(ds, given)
 
@@ -270,7 +270,9 @@ def _level_as_dim(ds: xr.Dataset) -> xr.Dataset:
     return xr.Dataset(out, attrs=ds.attrs)
 
 
-def _to_cf_units(name: object, da: xr.DataArray) -> xr.DataArray:
+def to_cf_units(name: object, da: xr.DataArray, what: str = "forecast") -> xr.DataArray:
+    """``da`` (the ``what`` variable ``name``) in its canonical units (degC -> K, ...),
+    when its ``units`` attribute names others; InputError if they cannot be converted."""
     short = _canonical_name(name, da)
     if short not in VARIABLES or "units" not in da.attrs:
         return da
@@ -279,7 +281,7 @@ def _to_cf_units(name: object, da: xr.DataArray) -> xr.DataArray:
         return da
     if (units, target) not in UNIT_CONVERSIONS:
         raise InputError(
-            f"forecast variable {name!r} has units {da.attrs['units']!r}, which wxens cannot "
+            f"{what} variable {name!r} has units {da.attrs['units']!r}, which wxens cannot "
             f"convert to {target!r}; convert it first or fix its 'units' attribute"
         )
     scale, offset = UNIT_CONVERSIONS[(units, target)]

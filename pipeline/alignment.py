@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.adapters import to_wxens_forecast
+from pipeline.adapters import to_cf_units, to_wxens_forecast
 from pipeline.errors import InputError
 from pipeline.schema import (
     GRID_TOLERANCE_DEG,
@@ -66,7 +66,8 @@ def align_with_truth(
             f"forecast has {sorted(map(str, forecast.data_vars))}, the truth "
             f"{sorted(map(str, truth.data_vars))}"
         )
-    forecast, truth = forecast[names], truth[names]
+    forecast = forecast[names]
+    truth = truth[names].assign({n: to_cf_units(n, truth[n], "truth") for n in names})
     if LEVEL in forecast.dims and LEVEL in truth.dims:
         levels = np.intersect1d(forecast[LEVEL].values, truth[LEVEL].values)
         if levels.size == 0:

@@ -185,3 +185,16 @@ def test_a_member_dim_under_another_name_is_the_member_dim(name):
     converted = to_wxens_forecast(given)
     assert converted.t2m.dims[:3] == ("init_time", "member", "lead_time")
     xr.testing.assert_identical(converted, to_wxens_forecast(wxens_forecast()))
+
+
+def test_a_truth_in_other_units_is_converted_like_a_forecast():
+    """A truth in degC against a forecast in K scored a CRPS of 273 K without a word."""
+    truth = analysis()[["t2m"]]
+    celsius = truth.assign(t2m=(truth.t2m - 273.15).assign_attrs(units="degC"))
+    forecast = wxens_forecast()[["t2m"]]
+    xr.testing.assert_allclose(
+        align_with_truth(forecast, celsius).truth, align_with_truth(forecast, truth).truth
+    )
+    odd = truth.assign(t2m=truth.t2m.assign_attrs(units="furlong"))
+    with pytest.raises(InputError, match="truth variable 't2m' has units 'furlong'"):
+        align_with_truth(forecast, odd)
