@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
@@ -122,7 +123,7 @@ def verify_store(
     if init_times is not None:
         if INIT_TIME not in ensemble.dims:  # another layout's name for it
             ensemble = to_wxens_forecast(ensemble)
-        ensemble = ensemble.sel({INIT_TIME: pd.DatetimeIndex(init_times)})
+        ensemble = _select_init_times(ensemble, init_times, forecast)
     analysis = open_store(truth).dataset
     with scheduler if scheduler is not None else nullcontext():
         tree = verify(ensemble, analysis, config, reference=other)
@@ -133,3 +134,20 @@ def verify_store(
             tree, report, sources=f"forecast {forecast} against analysis {truth}{against}"
         )
     return Verified(tree, written, None if report is None else Path(report))
+
+
+def _select_init_times(ensemble: xr.Dataset, init_times: Any, forecast: Any) -> xr.Dataset:
+    """``ensemble`` at ``init_times`` (one time or several); InputError naming those the
+    forecast ``forecast`` lacks."""
+    try:
+        asked = pd.DatetimeIndex(np.atleast_1d(pd.to_datetime(init_times)))
+    except (TypeError, ValueError) as err:
+        raise InputError(f"init_times {init_times!r} are not times ({err})") from None
+    lacking = asked.difference(pd.DatetimeIndex(ensemble[INIT_TIME].values))
+    if lacking.size:
+        raise InputError(
+            f"{forecast} has no initial time(s) {[str(t) for t in lacking[:5]]}; it holds "
+            f"{ensemble.sizes[INIT_TIME]} from {ensemble[INIT_TIME].values.min()} to "
+            f"{ensemble[INIT_TIME].values.max()}"
+        )
+    return ensemble.sel({INIT_TIME: asked})

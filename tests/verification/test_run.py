@@ -3,6 +3,7 @@ verify`` and the verify flow share."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import xarray as xr
 from verification_cases import oracle_forecast
@@ -89,7 +90,16 @@ def test_a_missing_input_fails_before_the_scheduler_and_writes_nothing(stores, t
         verify_store(tmp_path / "nowhere.zarr", analysis, scores, scheduler=scheduler)
     with pytest.raises(InputError, match=r"no variable\(s\) \['q'\]; it has \['t2m'\]"):
         verify_store(forecast, analysis, scores, variables=["t2m", "q"], scheduler=scheduler)
+    held = open_forecast(forecast).init_time.values
+    off = str(pd.Timestamp(held[0]) + pd.Timedelta("3h"))  # a KeyError from xarray before
+    with pytest.raises(InputError, match=rf"has no initial time\(s\) \['{off}'\]; it holds 6"):
+        verify_store(forecast, analysis, scores, init_times=[off], scheduler=scheduler)
+    with pytest.raises(InputError, match="are not times"):
+        verify_store(forecast, analysis, scores, init_times=["soon"], scheduler=scheduler)
     assert scheduler.entered == 0 and not scores.exists()
+    one = str(pd.Timestamp(held[1]))  # one time as a string (was a TypeError)
+    done = verify_store(forecast, analysis, scores, config=SETTINGS, init_times=one)
+    assert done.tree.attrs["n_init_times"] == 1
 
 
 def test_open_forecast_any_reads_a_forecast_store_and_other_layouts(stores, tmp_path):
