@@ -13,6 +13,7 @@ import xarray as xr
 
 from pipeline.adapters import to_cf_units, to_wxens_forecast
 from pipeline.errors import InputError
+from pipeline.normalize import COORD_ALIASES
 from pipeline.schema import (
     GRID_TOLERANCE_DEG,
     INIT_TIME,
@@ -58,6 +59,7 @@ def align_with_truth(
     truth, to be skipped and counted by the scores.
     """
     forecast = to_wxens_forecast(forecast)
+    truth = _canonical_truth(truth)
     names = variables or [n for n in forecast.data_vars if n in truth.data_vars]
     missing = [n for n in names if n not in forecast.data_vars or n not in truth.data_vars]
     if not names or missing:
@@ -93,6 +95,30 @@ def align_with_truth(
     order = [d for d in (INIT_TIME, LEAD_TIME, LEVEL, LAT, LON) if d in paired.dims]
     initial = truth.reindex({TIME: forecast[INIT_TIME].values}).rename({TIME: INIT_TIME})
     return AlignedForecast(forecast, paired.transpose(*order), initial, tuple(absent))
+
+
+def _canonical_truth(truth: xr.Dataset) -> xr.Dataset:
+    """``truth`` with its coordinates under the canonical names (``lat`` -> ``latitude``,
+    ``valid_time`` -> ``time``, as ingest reads them); InputError when it lacks one, or
+    holds a time twice."""
+    aliases = {**COORD_ALIASES, VALID_TIME: TIME}
+    truth = truth.rename(
+        {k: v for k, v in aliases.items() if k in truth.dims and v not in truth.dims}
+    )
+    lacking = [d for d in (TIME, LAT, LON) if d not in truth.coords]
+    if lacking:
+        raise InputError(
+            f"the truth has no {lacking} coordinate(s) (its coordinates: "
+            f"{sorted(map(str, truth.coords))}); give an analysis with dims time, [level], "
+            "latitude, longitude, e.g. a wxens store (wxens ingest reads other namings)"
+        )
+    times = truth.indexes[TIME]
+    if not times.is_unique:
+        raise InputError(
+            f"the truth holds times more than once ({[str(t) for t in times[times.duplicated()][:3]]}"
+            "); keep one of each (truth.drop_duplicates('time'))"
+        )
+    return truth
 
 
 def _on_truth_grid(forecast: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:

@@ -198,3 +198,16 @@ def test_a_truth_in_other_units_is_converted_like_a_forecast():
     odd = truth.assign(t2m=truth.t2m.assign_attrs(units="furlong"))
     with pytest.raises(InputError, match="truth variable 't2m' has units 'furlong'"):
         align_with_truth(forecast, odd)
+
+
+def test_a_truth_under_other_coordinate_names_is_read_and_a_bad_one_named():
+    """lat/lon and valid_time were a KeyError 'longitude'; repeated times a pandas error."""
+    truth, forecast = analysis(), wxens_forecast()
+    expected = align_with_truth(forecast, truth).truth
+    renamed = truth.rename(latitude="lat", longitude="lon", time="valid_time")
+    xr.testing.assert_identical(align_with_truth(forecast, renamed).truth, expected)
+    with pytest.raises(InputError, match=r"the truth has no \['time'\] coordinate"):
+        align_with_truth(forecast, truth.drop_vars("time"))
+    twice = xr.concat([truth.isel(time=slice(0, 6)), truth.isel(time=slice(4, 12))], "time")
+    with pytest.raises(InputError, match=r"holds times more than once.*drop_duplicates"):
+        align_with_truth(forecast, twice)
