@@ -320,6 +320,18 @@ def _finish(ds: xr.Dataset, valid: xr.DataArray | None = None) -> xr.Dataset:
             f"the forecast's lead time is {lead.dtype} ({lead.values[:3]}...), not a duration; "
             f"decode it (xr.open_dataset(..., decode_timedelta=True)) or give it units"
         )
+    for dim in (INIT_TIME, LEAD_TIME):
+        index = ds.indexes[dim]
+        if not index.is_unique:
+            raise InputError(
+                f"the forecast holds {dim} {[str(v) for v in index[index.duplicated()][:3]]} "
+                f"more than once; keep one of each (forecast.drop_duplicates({dim!r}))"
+            )
+    if (ds[LEAD_TIME] < np.timedelta64(0, "ns")).any():
+        raise InputError(
+            f"the forecast has negative lead times ({pd.Timedelta(ds[LEAD_TIME].values.min())}); a lead is "
+            "the time from the initial time to the valid time"
+        )
     order = [d for d in FORECAST_DIMS if d in ds.dims]
     ds = ds.transpose(*order)
     if valid is None:

@@ -13,6 +13,7 @@ import xarray as xr
 from pipeline.alignment import align_with_truth
 from pipeline.errors import InputError
 from pipeline.schema import CHANNEL, INIT_TIME, LAT, LEAD_TIME, LON, to_channels
+from pipeline.timeaxis import describe_step
 from verification.base import SCORES
 from verification.config import VARIABLE, VerifyConfig
 from verification.resampling import score_intervals
@@ -68,7 +69,7 @@ def reference_channels(
     for dim in (INIT_TIME, LEAD_TIME, VARIABLE):
         lacking = np.setdiff1d(f[dim].values, r[dim].values)
         if lacking.size:
-            shown = ", ".join(map(str, lacking[:3])) + (" ..." if lacking.size > 3 else "")
+            shown = ", ".join(map(_shown, lacking[:3])) + (" ..." if lacking.size > 3 else "")
             raise InputError(
                 f"the reference lacks {lacking.size} {dim} value(s) of the forecast ({shown}); "
                 "draw it for the same initial times, leads and variables (wxens baseline)"
@@ -120,3 +121,12 @@ def against_reference(
                 units="variable",
             )
     return out
+
+
+def _shown(value: object) -> str:
+    """A coordinate value as a person reads it: ``6 h``, ``2019-03-22 06:00:00``, ``t2m``."""
+    if isinstance(value, np.timedelta64):
+        return describe_step(pd.Timedelta(value))
+    if isinstance(value, np.datetime64):
+        return str(pd.Timestamp(value))
+    return str(value)

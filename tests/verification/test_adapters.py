@@ -211,3 +211,14 @@ def test_a_truth_under_other_coordinate_names_is_read_and_a_bad_one_named():
     twice = xr.concat([truth.isel(time=slice(0, 6)), truth.isel(time=slice(4, 12))], "time")
     with pytest.raises(InputError, match=r"holds times more than once.*drop_duplicates"):
         align_with_truth(forecast, twice)
+
+
+def test_repeated_initial_times_or_leads_and_negative_leads_are_refused():
+    """Both were scored: a repeated initial time counted twice."""
+    forecast = wxens_forecast()
+    twice = xr.concat([forecast, forecast.isel(init_time=[0])], "init_time")
+    with pytest.raises(InputError, match=r"holds init_time \['2020-01-01 00:00:00'\] more than"):
+        align_with_truth(twice, analysis())
+    backwards = forecast.assign_coords(lead_time=-forecast.lead_time)
+    with pytest.raises(InputError, match="negative lead times"):
+        align_with_truth(backwards, analysis())
