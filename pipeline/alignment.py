@@ -112,12 +112,27 @@ def _canonical_truth(truth: xr.Dataset) -> xr.Dataset:
             f"{sorted(map(str, truth.coords))}); give an analysis with dims time, [level], "
             "latitude, longitude, e.g. a wxens store (wxens ingest reads other namings)"
         )
+    truth = _contiguous_longitudes(truth)
     times = truth.indexes[TIME]
     if not times.is_unique:
         raise InputError(
             f"the truth holds times more than once ({[str(t) for t in times[times.duplicated()][:3]]}"
             "); keep one of each (truth.drop_duplicates('time'))"
         )
+    return truth
+
+
+def _contiguous_longitudes(truth: xr.Dataset) -> xr.Dataset:
+    """``truth`` with its longitudes as given, or else in the convention, [-180, 180) or
+    [0, 360), where they are evenly spaced in ascending order (a box across Greenwich given
+    in 0..360 is one block in -180..180, one across the date line in 0..360), so that the
+    grid is one block for the spectra; as given where none is."""
+    lon = truth[LON].values.astype(np.float64)
+    for wrapped in (lon, np.mod(lon + 180.0, 360.0) - 180.0, np.mod(lon, 360.0)):
+        order = np.argsort(wrapped, kind="stable")
+        steps = np.diff(wrapped[order])
+        if steps.size == 0 or np.allclose(steps, steps[0], rtol=1e-6, atol=GRID_TOLERANCE_DEG):
+            return truth.isel({LON: order}).assign_coords({LON: wrapped[order]})
     return truth
 
 

@@ -222,3 +222,19 @@ def test_repeated_initial_times_or_leads_and_negative_leads_are_refused():
     backwards = forecast.assign_coords(lead_time=-forecast.lead_time)
     with pytest.raises(InputError, match="negative lead times"):
         align_with_truth(backwards, analysis())
+
+
+def test_a_box_across_greenwich_given_in_0_to_360_verifies_as_one_block():
+    """Its spectra crashed ('need at least one array to stack'): 0..2 then 350..359."""
+    from verification.config import VerifyConfig
+    from verification.scorecard import verify
+
+    west = analysis().assign_coords(longitude=[-2.0, -1.0, 0.0, 1.0])
+    given = west.assign_coords(longitude=np.mod(west.longitude, 360.0)).sortby("longitude")
+    assert given.longitude.values.tolist() == [0.0, 1.0, 358.0, 359.0]
+    forecast = wxens_forecast().assign_coords(longitude=[-2.0, -1.0, 0.0, 1.0])
+    aligned = align_with_truth(forecast, given)
+    assert aligned.truth.longitude.values.tolist() == [-2.0, -1.0, 0.0, 1.0]
+    xr.testing.assert_identical(aligned.truth, align_with_truth(forecast, west).truth)
+    config = VerifyConfig(physics_init_times=2, energy_score=False, progress=False)
+    assert "spectra" in verify(forecast, given, config).children
