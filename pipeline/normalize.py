@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
 import xarray as xr
 
 from pipeline.errors import InputError
+from pipeline.grid import longitudes_canonical
 from pipeline.schema import LAT, LEVEL, LON, TIME, VARIABLES, variable_attrs
 from pipeline.standard_names import canonical_from_standard_name, coordinate_renames
 
@@ -291,22 +291,6 @@ def _normalize_levels(ds: xr.Dataset) -> xr.Dataset:
     ds = sorted_along(ds.assign_coords({LEVEL: values.astype("float64")}), LEVEL)
     ds[LEVEL].attrs = {"units": "hPa", "long_name": "pressure level", "positive": "down"}
     return ds
-
-
-def longitudes_canonical(lon: np.ndarray) -> np.ndarray:
-    """Global grids in [0, 360); regional grids contiguous, in [-180, 180) when they
-    are contiguous there (a UK box is -10..2), else in [0, 360) (a box across 180°)."""
-    lon360 = np.mod(lon, 360.0)
-    unique = np.unique(lon360)
-    if unique.size < 2:
-        return lon360
-    step = float(np.median(np.diff(unique)))
-    if abs(unique.size * step - 360.0) < step / 2:
-        return lon360
-    lon180 = np.mod(lon + 180.0, 360.0) - 180.0
-    if np.diff(np.sort(lon180)).max() <= 1.5 * step:
-        return lon180
-    return lon360
 
 
 def sorted_along(ds: xr.Dataset, dim: str) -> xr.Dataset:

@@ -8,7 +8,8 @@ import pytest
 import xarray as xr
 
 from pipeline.errors import InputError
-from pipeline.normalize import canonical_units, longitudes_canonical, normalize
+from pipeline.grid import longitudes_canonical
+from pipeline.normalize import canonical_units, normalize
 
 TIMES = pd.date_range("2020-01-01", periods=3, freq="6h")
 
@@ -121,6 +122,24 @@ def test_longitude_conventions(lon, expected_first, expected_last):
     out = np.sort(longitudes_canonical(lon))
     assert out[0] == expected_first and out[-1] == expected_last
     assert np.diff(out).max() <= 1.0 + 1e-9, "contiguous"
+
+
+def test_longitudes_moved_by_a_turn_read_as_written():
+    """A 0.1-degree box written 358..359.9, 0..2 was stored with -1.8999999999999773
+    (``sel(longitude=-1.9)`` a KeyError), and the same box written -2..2 with -1.9000000000000057:
+    two grids that did not combine. Both are now the longitudes as written."""
+    written = np.arange(-20, 21) / 10  # -2.0, -1.9, ..., 2.0: each the float its text reads as
+    as_360 = np.r_[np.arange(3580, 3600) / 10, written[20:]]  # 358.0 .. 359.9, 0.0 .. 2.0
+    np.testing.assert_array_equal(longitudes_canonical(as_360), written)
+    np.testing.assert_array_equal(longitudes_canonical(written), written)
+    across = np.arange(1795, 1806) / 10  # 179.5 .. 180.5: across 180 it stays in [0, 360)
+    as_180 = np.r_[across[:5], -np.arange(1800, 1794, -1) / 10]  # 179.5 .. 179.9, -180 .. -179.5
+    np.testing.assert_array_equal(longitudes_canonical(as_180), across)
+    ds = xr.Dataset(
+        {"t2m": (("time", "lat", "lon"), field((3, 2, 41)), {"units": "K"})},
+        coords={"time": TIMES, "lat": [50.0, 51.0], "lon": as_360},
+    )
+    assert normalize(ds, "box.nc").t2m.sel(longitude=-1.9).shape == (3, 2)
 
 
 def test_unit_spellings():
