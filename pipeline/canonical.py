@@ -1,6 +1,7 @@
 """The canonical dataset of an ingest's sources: each opened by the source that claims it,
 normalised to the canonical schema (:func:`pipeline.normalize.normalize`) and combined
-lazily, with a provenance string whose credentials are masked."""
+lazily on one grid (:func:`pipeline.grid.onto_one_grid`), with a provenance string whose
+credentials are masked."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.errors import InputError
+from pipeline.grid import onto_one_grid
 from pipeline.normalize import normalize, sorted_along
 from pipeline.redact import redact
-from pipeline.schema import TIME
+from pipeline.schema import HORIZONTAL, TIME
 from pipeline.sources import Source, resolve_source
 from pipeline.timeaxis import check_unique_times
 
@@ -33,13 +35,11 @@ def open_canonical(
     resolved = [resolve_source(s if isinstance(s, Source) else str(s)) for s in sources]
     if not resolved:
         raise InputError("no source given: name at least one file, glob, URL or 'synthetic'")
-    parts = [normalize(src.open(), src.description, variables) for src in resolved]
+    parts = [
+        (src.description, normalize(src.open(), src.description, variables)) for src in resolved
+    ]
     origin = redact(", ".join(src.description for src in resolved))
-    if len(parts) > 1:
-        check_unique_times(
-            [(src.description, p) for src, p in zip(resolved, parts, strict=True)], origin
-        )
-    ds = parts[0] if len(parts) == 1 else _combine(parts, origin)
+    ds = parts[0][1] if len(parts) == 1 else _combine(parts, origin)
     if time is not None:
         ds = ds.sel({TIME: time})
         if ds.sizes[TIME] == 0:
@@ -47,11 +47,16 @@ def open_canonical(
     return ds, origin
 
 
-def _combine(parts: list[xr.Dataset], origin: str) -> xr.Dataset:
-    """Inputs on one grid that differ in time or variables, as one dataset sorted by time."""
-    times = pd.DatetimeIndex(np.concatenate([p[TIME].values for p in parts]))
+def _combine(parts: list[tuple[str, xr.Dataset]], origin: str) -> xr.Dataset:
+    """Inputs (label, dataset) that differ in time or variables, as one dataset sorted by
+    time: refused when they give a variable one time twice or lie on two grids; on the
+    first one's points otherwise, so that the outer join fills with NaN only what an input
+    lacks (another level or time), never a grid point."""
+    check_unique_times(parts, origin)
+    on_grid = onto_one_grid(parts, HORIZONTAL, origin)
+    times = pd.DatetimeIndex(np.concatenate([p[TIME].values for p in on_grid]))
     try:
-        combined = xr.combine_by_coords(parts, combine_attrs="drop_conflicts", join="outer")
+        combined = xr.combine_by_coords(on_grid, combine_attrs="drop_conflicts", join="outer")
     except ValueError as err:
         raise InputError(
             f"{origin}: the inputs do not combine ({err}); give inputs on one grid that differ "

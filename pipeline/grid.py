@@ -1,15 +1,28 @@
-"""The horizontal grid of canonical datasets: longitudes as their producer wrote them.
+"""The horizontal grid of canonical datasets: longitudes as their producer wrote them,
+and one grid for every input of an ingest and every append to a store.
 
 Longitudes are taken into [0, 360) or [-180, 180) (:func:`longitudes_canonical`). A value
 moved there by whole turns is rounded to :data:`TURN_DECIMALS`: the move adds the float
 error of the larger number (358.1 - 360 is -1.8999999999999773), so that ``sel`` of the
 value as written (-1.9) failed, and the same box written in either convention gave two
 grids. A value already there is kept as it is.
+
+Points within :data:`~pipeline.schema.GRID_TOLERANCE_DEG` of each other are one point (a
+grid stored in float32 is the grid its float64 spelling gives): :func:`onto_one_grid` puts
+the inputs of one ingest on the first one's points, or refuses one on another grid naming
+both, since xarray's outer join would make a grid of both, NaN wherever one lacks a point.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+import pandas as pd
+import xarray as xr
+
+from pipeline.errors import InputError
+from pipeline.schema import GRID_TOLERANCE_DEG
 
 #: Decimals (of a degree) of a longitude moved by whole turns: 1e-9 degrees, 0.1 mm, far
 #: below any grid's spacing and far above the float error of the move (about 6e-14).
@@ -40,3 +53,64 @@ def _into_turn(lon: np.ndarray, low: float) -> np.ndarray:
     moved = np.round(np.mod(lon - low, 360.0) + low, TURN_DECIMALS)
     moved[moved == low + 360.0] = low
     return np.where((lon >= low) & (lon < low + 360.0), lon, moved)
+
+
+def same_points(reference: np.ndarray, values: np.ndarray) -> np.ndarray | None:
+    """The points of ``reference`` that ``values`` stand for, in the order of ``values``:
+    the nearest each, within :data:`~pipeline.schema.GRID_TOLERANCE_DEG`, one for one.
+    None when they are not the same points (another count, or one farther)."""
+    reference, values = np.asarray(reference), np.asarray(values)
+    if reference.size != values.size:
+        return None
+    ascending = np.sort(reference)
+    index = pd.Index(ascending)
+    if not index.is_unique:  # repeated points (refused by normalize): only the same ones
+        return reference if np.array_equal(reference, values) else None
+    at = index.get_indexer(values, method="nearest", tolerance=GRID_TOLERANCE_DEG)
+    if (at < 0).any() or np.unique(at).size != at.size:
+        return None
+    return ascending[at]
+
+
+def describe_grid(ds: xr.Dataset, dims: Sequence[str]) -> str:
+    """``11x4 grid (latitude 40..60 step 2, longitude -2..1 step 1)``: each of ``dims``
+    by its range and spacing (``steps 1..1.5`` where that varies)."""
+    shape = "x".join(str(ds.sizes[dim]) for dim in dims)
+    return f"{shape} grid ({', '.join(_describe_axis(ds[dim].values, dim) for dim in dims)})"
+
+
+def _describe_axis(values: np.ndarray, dim: str) -> str:
+    values = np.sort(np.asarray(values, dtype="float64"))
+    if values.size < 2:
+        return f"{dim} {', '.join(f'{v:g}' for v in values) or 'empty'}"
+    steps = np.diff(values)
+    spacing = (
+        f"step {np.median(steps):g}"
+        if np.ptp(steps) <= GRID_TOLERANCE_DEG
+        else f"steps {steps.min():g}..{steps.max():g}"
+    )
+    return f"{dim} {values[0]:g}..{values[-1]:g} {spacing}"
+
+
+def onto_one_grid(
+    parts: Sequence[tuple[str, xr.Dataset]], dims: Sequence[str], origin: str
+) -> list[xr.Dataset]:
+    """The datasets of ``parts`` (label, dataset: the inputs of ``origin``), each later
+    one on the points of the first along ``dims`` (its coordinate values taken where they
+    are :func:`same_points`), so that combining them cannot grow the grid.
+
+    An input on another grid is an :class:`InputError` naming it, the first and both grids.
+    """
+    (first_label, first), *later = parts
+    out = [first]
+    for label, ds in later:
+        snapped = {dim: same_points(first[dim].values, ds[dim].values) for dim in dims}
+        if any(values is None for values in snapped.values()):
+            raise InputError(
+                f"{origin}: {label} is on the {describe_grid(ds, dims)}, {first_label} on "
+                f"the {describe_grid(first, dims)} (points within {GRID_TOLERANCE_DEG:g} "
+                "degrees are one); regrid one onto the other's grid (xarray's interp, CDO's "
+                "remapbil), or ingest them into separate stores"
+            )
+        out.append(ds.assign_coords({d: ds[d].copy(data=v) for d, v in snapped.items()}))
+    return out

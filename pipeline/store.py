@@ -42,9 +42,10 @@ from pipeline.analysis_store import (
 )
 from pipeline.canonical import open_canonical
 from pipeline.errors import InputError, StoreError
+from pipeline.grid import describe_grid, same_points
 from pipeline.ingest_blocks import write_blocks
 from pipeline.running_statistics import RunningStatistics
-from pipeline.schema import LAT, LEVEL, LON, SCHEMA_VERSION, TIME
+from pipeline.schema import HORIZONTAL, LAT, LEVEL, LON, SCHEMA_VERSION, TIME
 from pipeline.sources import Source
 from pipeline.timeaxis import describe_step, native_step, off_axis
 from pipeline.transaction import (
@@ -254,18 +255,20 @@ def chunk_shape(da: xr.DataArray, steps: int) -> tuple[int, ...]:
 
 
 def _check_compatible(existing: xr.Dataset, ds: xr.Dataset, origin: str, path: Path) -> None:
+    """Refuse an input of other variables, levels or grid points than the store's (points
+    within :data:`~pipeline.schema.GRID_TOLERANCE_DEG` are one: a grid in float32 and in
+    float64 is one grid, and the store keeps its own, :func:`_append_template`)."""
+
     def describe(d: xr.Dataset) -> str:
         levels = f", levels {d[LEVEL].values.tolist()}" if LEVEL in d.dims else ""
-        return (
-            f"variables {sorted(map(str, d.data_vars))} on a {d.sizes[LAT]}x{d.sizes[LON]} grid "
-            f"({float(d[LAT].min()):g}..{float(d[LAT].max()):g} N, "
-            f"{float(d[LON].min()):g}..{float(d[LON].max()):g} E{levels})"
-        )
+        names = sorted(map(str, d.data_vars))
+        return f"variables {names} on the {describe_grid(d, HORIZONTAL)}{levels}"
 
-    same = set(existing.data_vars) == set(ds.data_vars) and all(
-        existing.sizes.get(dim) == ds.sizes.get(dim)
-        and (dim not in ds.dims or np.allclose(existing[dim].values, ds[dim].values))
-        for dim in (LAT, LON, LEVEL)
+    same = (
+        set(existing.data_vars) == set(ds.data_vars)
+        and all(same_points(existing[dim].values, ds[dim].values) is not None for dim in HORIZONTAL)
+        and existing.sizes.get(LEVEL) == ds.sizes.get(LEVEL)
+        and (LEVEL not in ds.dims or np.allclose(existing[LEVEL].values, ds[LEVEL].values))
     )
     if not same:
         raise StoreError(
@@ -308,8 +311,11 @@ def _check_time_units(existing: xr.Dataset, new: pd.DatetimeIndex, path: Path) -
 
 
 def _append_template(target: xr.Dataset, store: Store) -> None:
-    """Grow the store's time axis by ``target``'s times; data deferred (written by region)."""
-    template = target.copy()
+    """Grow the store's time axis by ``target``'s times; data deferred (written by region).
+    The coordinates without a time dim are left out: xarray writes again every variable
+    of an append without the append dim, and the input's spelling of the grid (50.1 where
+    the store holds the float32 50.09999847) would replace the store's."""
+    template = target.drop_vars([n for n, c in target.coords.items() if TIME not in c.dims])
     template.attrs = zarr.open_group(store, mode="r").attrs.asdict()  # kept, not replaced
     template.to_zarr(store, append_dim=TIME, compute=False, consolidated=False, safe_chunks=False)
 

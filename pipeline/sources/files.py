@@ -21,9 +21,13 @@ from xarray.backends import BackendArray
 from xarray.core.indexing import LazilyIndexedArray
 
 from pipeline.errors import InputError
+from pipeline.grid import onto_one_grid
+from pipeline.normalize import COORD_ALIASES
 from pipeline.redact import redact
+from pipeline.schema import HORIZONTAL
 from pipeline.sources.base import SOURCES, Source
 from pipeline.sources.grib import open_grib
+from pipeline.standard_names import coordinate_renames
 from pipeline.timeaxis import check_unique_times
 from pipeline.transaction import is_repository, open_dataset
 
@@ -54,6 +58,20 @@ def expand_paths(spec: str, suffixes: tuple[str, ...]) -> list[Path]:
     return paths
 
 
+def _horizontal_dims(parts: list[xr.Dataset]) -> list[str]:
+    """The dims that every one of ``parts`` (a producer's files) has and that
+    :func:`pipeline.normalize.normalize` reads as latitude or longitude: by their name
+    (``lat``, ``nav_lon``) or their CF ``standard_name``."""
+    first = parts[0]
+    by_standard_name = coordinate_renames(first)
+    return [
+        dim
+        for dim in map(str, first.dims)
+        if COORD_ALIASES.get(dim, by_standard_name.get(dim, dim)) in HORIZONTAL
+        and all(dim in part.indexes for part in parts)
+    ]
+
+
 class FileSource(Source):
     """A source of one or more local files decoded by one xarray engine."""
 
@@ -76,12 +94,17 @@ class FileSource(Source):
         return redact(f"{self.name}:{self.spec}")
 
     def open(self) -> xr.Dataset:
+        """The files as one dataset, in the producer's names: refused when they give a
+        variable one time twice or lie on two grids, else each on the first file's grid
+        points (so that the outer join fills with NaN only what a file lacks, never a point)."""
         parts = [self._open_checked(path) for path in self.paths]
         if len(parts) == 1:
             return parts[0]
-        check_unique_times(list(zip(map(str, self.paths), parts, strict=True)), self.description)
+        labelled = list(zip(map(str, self.paths), parts, strict=True))
+        check_unique_times(labelled, self.description)
+        on_grid = onto_one_grid(labelled, _horizontal_dims(parts), self.description)
         try:
-            return xr.combine_by_coords(parts, combine_attrs="drop_conflicts")
+            return xr.combine_by_coords(on_grid, combine_attrs="drop_conflicts", join="outer")
         except ValueError as err:
             raise InputError(
                 f"the files of {self.spec!r} do not combine into one dataset ({err}); "

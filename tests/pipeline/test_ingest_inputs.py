@@ -1,0 +1,137 @@
+"""Several inputs of one ingest (files named apart, or the files of a glob), and an append:
+one grid, within GRID_TOLERANCE_DEG, or a refusal naming both inputs and both grids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from flows.cli import main
+from pipeline.store import ingest, open_store
+
+SIX_HOURLY = pd.date_range("2021-01-01", periods=4, freq="6h")
+LON = (-2.0, -1.0, 0.0, 1.0)
+TENTHS = np.arange(500, 521) / 10  # 50.0 .. 52.0 every 0.1 degree, as written
+
+
+def write(
+    path: Path,
+    times,
+    lat=(50.0, 51.0),
+    lon=LON,
+    *,
+    name: str = "t2m",
+    units: str = "K",
+    coord_dtype: str = "float64",
+    seed: int = 0,
+) -> xr.Dataset:
+    """A NetCDF file of ``name`` at ``times`` on the grid ``lat`` x ``lon`` (stored in
+    ``coord_dtype``), values around 280 (101300 for Pa)."""
+    times = pd.DatetimeIndex(times)
+    mean = 101300.0 if units == "Pa" else 280.0
+    rng = np.random.default_rng(seed)
+    ds = xr.Dataset(
+        {
+            name: (
+                ("time", "lat", "lon"),
+                rng.normal(mean, 3.0, (times.size, len(lat), len(lon))).astype("float32"),
+                {"units": units},
+            )
+        },
+        coords={
+            "time": times,
+            "lat": np.asarray(lat, coord_dtype),
+            "lon": np.asarray(lon, coord_dtype),
+        },
+    )
+    ds.to_netcdf(path)
+    return ds
+
+
+def cli(capsys, *args: str) -> tuple[int, str]:
+    code = main(["ingest", *args, "--no-progress"])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+def test_inputs_on_two_grids_are_refused_naming_both(tmp_path, capsys):
+    """Two files on the same box, one every 2 degrees, one every degree: the outer join made
+    a 21-row grid half NaN, refused as '440 NaN value(s) ... repair the input' (neither file
+    has one), and written with --allow-nan."""
+    write(tmp_path / "base.nc", SIX_HOURLY, lat=np.arange(40.0, 60.1, 2))
+    write(tmp_path / "finer2.nc", SIX_HOURLY + pd.Timedelta("1D"), lat=np.arange(40.0, 60.1, 1))
+    store = str(tmp_path / "s.zarr")
+    for inputs, lat, lon in (
+        ([str(tmp_path / "base.nc"), str(tmp_path / "finer2.nc")], "latitude", "longitude"),
+        ([str(tmp_path / "*.nc")], "lat", "lon"),  # a glob's files, in their own names
+    ):
+        for allow in ([], ["--allow-nan"]):
+            code, err = cli(capsys, *inputs, "--store", store, *allow)
+            assert code == 2, err
+            assert f"finer2.nc is on the 21x4 grid ({lat} 40..60 step 1, {lon} -2..1 step 1)" in err
+            assert f"base.nc on the 11x4 grid ({lat} 40..60 step 2, {lon} -2..1 step 1)" in err
+            assert "regrid one onto the other's grid" in err
+            assert "NaN" not in err
+            assert not (tmp_path / "s.zarr").exists()
+
+
+def test_a_grid_in_float32_and_in_float64_is_one_grid(tmp_path):
+    """0.1-degree latitudes stored in float32 (50.09999847) and in float64 (50.1): one ingest
+    made a grid of both, NaN at every other row ('1920 NaN value(s)'); now the later input
+    takes the first's points, and a second variable merges onto them."""
+    first = write(tmp_path / "f32.nc", SIX_HOURLY, lat=TENTHS, coord_dtype="float32")
+    later = write(tmp_path / "f64.nc", SIX_HOURLY + pd.Timedelta("1D"), lat=TENTHS, seed=1)
+    msl = write(tmp_path / "m64.nc", SIX_HOURLY, lat=TENTHS, name="msl", units="Pa", seed=2)
+    as_stored = TENTHS.astype("float32").astype("float64")
+    for inputs, path in (
+        ([tmp_path / "f32.nc", tmp_path / "f64.nc"], "named.zarr"),
+        (str(tmp_path / "f*.nc"), "glob.zarr"),
+    ):
+        store = ingest(inputs, tmp_path / path, progress=False)
+        np.testing.assert_array_equal(store.dataset.latitude.values, as_stored)
+        np.testing.assert_array_equal(
+            store.dataset.t2m.values, np.concatenate([first.t2m.values, later.t2m.values])
+        )
+    both = ingest(
+        [tmp_path / "f32.nc", tmp_path / "m64.nc"], tmp_path / "both.zarr", progress=False
+    )
+    assert both.dataset.sizes["latitude"] == 21
+    np.testing.assert_array_equal(both.dataset.msl.values, msl.msl.values)
+
+
+@pytest.mark.parametrize(("first", "then"), [("f32.nc", "f64.nc"), ("f64.nc", "f32.nc")])
+def test_an_append_keeps_the_stores_grid(tmp_path, first, then):
+    """Appending the float64 spelling of a float32 grid replaced the store's latitudes
+    (50.09999847 became 50.1: xarray writes again every variable without a time dim);
+    the store's own coordinates now stay as they are."""
+    dtypes = {"f32.nc": "float32", "f64.nc": "float64"}
+    written = [
+        write(tmp_path / name, times, lat=TENTHS, coord_dtype=dtypes[name], seed=seed)
+        for seed, (name, times) in enumerate(
+            ((first, SIX_HOURLY), (then, SIX_HOURLY + pd.Timedelta("1D")))
+        )
+    ]
+    ingest(tmp_path / first, path := tmp_path / "s.zarr", progress=False)
+    before = open_store(path).dataset.latitude.values
+    appended = ingest(tmp_path / then, path, progress=False).dataset
+    np.testing.assert_array_equal(appended.latitude.values, before)
+    assert before[1] == (50.1 if first == "f64.nc" else np.float32(50.1))
+    np.testing.assert_array_equal(
+        appended.t2m.values, np.concatenate([ds.t2m.values for ds in written])
+    )
+
+
+def test_a_box_written_in_either_longitude_convention_is_one_grid(tmp_path):
+    """358..359.9, 0..2 and -2..2 were two grids of float-error longitudes (-1.8999999999999773
+    against -1.9000000000000057), joined into one of both, NaN wherever either lacks a point."""
+    as_written = np.arange(-20, 21) / 10
+    write(tmp_path / "e.nc", SIX_HOURLY, lon=np.r_[np.arange(3580, 3600) / 10, as_written[20:]])
+    write(tmp_path / "w.nc", SIX_HOURLY + pd.Timedelta("1D"), lon=as_written)
+    store = ingest([tmp_path / "e.nc", tmp_path / "w.nc"], tmp_path / "s.zarr", progress=False)
+    np.testing.assert_array_equal(store.dataset.longitude.values, as_written)
+    assert store.dataset.t2m.sel(longitude=-1.9).notnull().all()
