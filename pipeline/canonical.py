@@ -19,7 +19,7 @@ from pipeline.normalize import normalize, sorted_along
 from pipeline.redact import redact
 from pipeline.schema import HORIZONTAL, TIME
 from pipeline.sources import Source, resolve_source
-from pipeline.timeaxis import check_unique_times
+from pipeline.timeaxis import check_one_axis, check_unique_times
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,11 @@ def open_canonical(
 
 def _combine(parts: list[tuple[str, xr.Dataset]], origin: str) -> xr.Dataset:
     """Inputs (label, dataset) that differ in time or variables, as one dataset sorted by
-    time: refused when they give a variable one time twice or lie on two grids; on the
-    first one's points otherwise, so that the outer join fills with NaN only what an input
-    lacks (another level or time), never a grid point."""
+    time: refused when they give a variable one time twice, leave one time axis or lie on
+    two grids; on the first one's points otherwise, so that the outer join fills with NaN
+    only what an input lacks (another level or time), never a grid point."""
     check_unique_times(parts, origin)
+    check_one_axis(parts, origin)
     on_grid = onto_one_grid(parts, HORIZONTAL, origin)
     times = pd.DatetimeIndex(np.concatenate([p[TIME].values for p in on_grid]))
     try:

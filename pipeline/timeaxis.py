@@ -127,6 +127,54 @@ def off_axis(times: pd.DatetimeIndex, later: pd.DatetimeIndex) -> pd.DatetimeInd
     return later[off]
 
 
+def check_one_axis(parts: Sequence[tuple[str, xr.Dataset]], origin: str) -> None:
+    """Refuse inputs of one ingest that leave one time axis, as appends would be refused.
+
+    ``parts`` are ``(label, dataset)`` pairs (valid times as in :func:`check_unique_times`).
+    Taken in the order of their first times, the times each input adds must be on the axis
+    of the inputs before it: later ones as :func:`off_axis` takes an append, earlier ones
+    where that axis misses a time. So one ingest of several inputs takes what ingests of them
+    one after another take: a 6-hourly input and a later hourly one are refused, an hourly
+    input and a later 6-hourly one make an hourly axis with missing times. The
+    :class:`InputError` names the input, the axis before it and its first time off it.
+    """
+    labelled = []
+    for label, part in parts:
+        times = valid_times(part)
+        if times is not None and times.size:
+            labelled.append((label, times.unique().sort_values()))
+    labelled.sort(key=lambda item: item[1][0])
+    if not labelled:
+        return
+    axis, step = labelled[0][1], None
+    for label, times in labelled[1:]:
+        step = native_step(axis) if step is None else step
+        if _continues(axis, times, step):  # the files of a long record: no set operations
+            axis = axis.append(times)
+            continue
+        new = times.difference(axis)
+        inside = new[new < axis[-1]]
+        off = inside.difference(missing_times(axis)).append(off_axis(axis, new[new > axis[-1]]))
+        if off.size:
+            raise InputError(
+                f"{origin}: the inputs that start earlier than {label} give times every "
+                f"{describe_step(step)} up to {axis[-1]}, but {off.size} of the "
+                f"{times.size} time(s) of {label} are not a whole number of steps from those, "
+                f"first {off[0]}; a store has one time step: select or resample the inputs to "
+                "one step, or ingest them into separate stores"
+            )
+        axis, step = axis.union(new), None
+
+
+def _continues(axis: pd.DatetimeIndex, times: pd.DatetimeIndex, step: pd.Timedelta) -> bool:
+    """Whether sorted ``times`` follow ``axis`` one fixed ``step`` (under 28 days, so not a
+    calendar one) after another: the diffs they add are all its most common one, so its
+    :func:`native_step` stays ``step``."""
+    if not pd.Timedelta(0) < step < pd.Timedelta(days=28):
+        return False
+    return bool(((times - axis[-1]) == step * np.arange(1, times.size + 1)).all())
+
+
 def _calendar_step(times: pd.DatetimeIndex) -> int | None:
     """The most common spacing in calendar months of ``times`` if they are a calendar
     axis (one time per month at most, each at the same place in its month), else None."""

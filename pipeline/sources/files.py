@@ -28,7 +28,7 @@ from pipeline.schema import HORIZONTAL
 from pipeline.sources.base import SOURCES, Source
 from pipeline.sources.grib import open_grib
 from pipeline.standard_names import coordinate_renames
-from pipeline.timeaxis import check_unique_times
+from pipeline.timeaxis import check_one_axis, check_unique_times
 from pipeline.transaction import is_repository, open_dataset
 
 #: The time-like dims producers use, along which a decoded file is split into dask chunks.
@@ -95,13 +95,15 @@ class FileSource(Source):
 
     def open(self) -> xr.Dataset:
         """The files as one dataset, in the producer's names: refused when they give a
-        variable one time twice or lie on two grids, else each on the first file's grid
-        points (so that the outer join fills with NaN only what a file lacks, never a point)."""
+        variable one time twice, leave one time axis or lie on two grids, else each on the
+        first file's grid points (so that the outer join fills with NaN only what a file
+        lacks, never a point)."""
         parts = [self._open_checked(path) for path in self.paths]
         if len(parts) == 1:
             return parts[0]
         labelled = list(zip(map(str, self.paths), parts, strict=True))
         check_unique_times(labelled, self.description)
+        check_one_axis(labelled, self.description)
         on_grid = onto_one_grid(labelled, _horizontal_dims(parts), self.description)
         try:
             return xr.combine_by_coords(on_grid, combine_attrs="drop_conflicts", join="outer")

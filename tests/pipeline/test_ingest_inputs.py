@@ -11,6 +11,7 @@ import pytest
 import xarray as xr
 
 from flows.cli import main
+from pipeline.errors import InputError
 from pipeline.store import ingest, open_store
 
 SIX_HOURLY = pd.date_range("2021-01-01", periods=4, freq="6h")
@@ -135,3 +136,55 @@ def test_a_box_written_in_either_longitude_convention_is_one_grid(tmp_path):
     store = ingest([tmp_path / "e.nc", tmp_path / "w.nc"], tmp_path / "s.zarr", progress=False)
     np.testing.assert_array_equal(store.dataset.longitude.values, as_written)
     assert store.dataset.t2m.sel(longitude=-1.9).notnull().all()
+
+
+# one time axis
+
+
+def test_inputs_off_one_time_axis_are_refused_as_an_append_is(tmp_path, capsys):
+    """With 6-hourly s6.nc, s6off.nc (03 and 09 UTC, later) gave a 6-hourly store with 2
+    'missing' times, and hourly s1.nc (later) an hourly store with 20; an append of either to
+    a store of s6.nc is refused. One ingest of them is now refused the same way, naming the
+    file; later times on the axis, a gap or a finer input first are taken as an append takes
+    them."""
+    write(tmp_path / "s6.nc", pd.date_range("2021-01-01", periods=5, freq="6h"))
+    write(tmp_path / "s6off.nc", pd.DatetimeIndex(["2021-01-02 03:00", "2021-01-02 09:00"]))
+    write(tmp_path / "s1.nc", pd.date_range("2021-01-02 01:00", periods=8, freq="h"))
+    write(tmp_path / "s6gap.nc", pd.date_range("2021-01-03", periods=2, freq="6h"))
+    store = str(tmp_path / "s.zarr")
+    for later, first in (("s6off.nc", "2021-01-02 03:00:00"), ("s1.nc", "2021-01-02 01:00:00")):
+        for inputs in ([tmp_path / "s6.nc", tmp_path / later], [tmp_path / "s6*.nc"]):
+            if later == "s1.nc" and len(inputs) == 1:
+                inputs = [tmp_path / "s[61].nc"]
+            code, err = cli(capsys, *map(str, inputs), "--store", store)
+            assert code == 2, err
+            assert f"the inputs that start earlier than {tmp_path / later}" in err.replace(
+                "netcdf:", ""
+            )
+            assert "give times every 6 h up to 2021-01-02 00:00:00, but" in err
+            assert f"{later} are not a whole number of steps from those, first {first}" in err
+            assert "select or resample the inputs to one step" in err
+            assert not (tmp_path / "s.zarr").exists()
+    code, err = cli(capsys, str(tmp_path / "s6.nc"), str(tmp_path / "s6gap.nc"), "--store", store)
+    assert code == 0, err
+    assert open_store(store).missing_times == tuple(
+        pd.date_range("2021-01-02 06:00", periods=3, freq="6h")
+    )
+    finer_first = ingest(
+        [tmp_path / "s1.nc", tmp_path / "s6gap.nc"], tmp_path / "h.zarr", progress=False
+    )
+    assert finer_first.native_step == pd.Timedelta("1h") and len(finer_first.missing_times) == 20
+
+
+def test_an_input_between_the_times_of_another_is_on_their_axis(tmp_path):
+    """An input may give times between those of another (here a variable of its own: the
+    files of one variable must follow each other): where the other misses times of its
+    axis, they are on it; off it (another hour), refused."""
+    days = pd.date_range("2021-01-01", periods=8, freq="6h")
+    write(tmp_path / "t2m.nc", days.delete([3, 4]))
+    write(tmp_path / "msl.nc", days[3:5], name="msl", units="Pa")
+    write(tmp_path / "off.nc", days[3:5] + pd.Timedelta("1h"), name="msl", units="Pa")
+    store = ingest([tmp_path / "t2m.nc", tmp_path / "msl.nc"], tmp_path / "s.zarr", allow_nan=True)
+    assert store.native_step == pd.Timedelta("6h") and store.missing_times == ()
+    with pytest.raises(InputError, match=r"off\.nc are not a whole number of steps from those, "):
+        ingest([tmp_path / "t2m.nc", tmp_path / "off.nc"], tmp_path / "t.zarr", allow_nan=True)

@@ -7,10 +7,13 @@ import calendar
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
+from pipeline.errors import InputError
 from pipeline.timeaxis import (
     MEAN_MONTH,
     calendar_months,
+    check_one_axis,
     consecutive_pairs,
     describe_step,
     missing_times,
@@ -112,3 +115,30 @@ def test_consecutive_pairs_span_one_step():
 def test_a_single_time_has_no_step_and_nothing_missing():
     one = pd.DatetimeIndex(["2019-03-01"])
     assert native_step(one) == pd.Timedelta(0) and missing_times(one).empty
+
+
+def test_inputs_of_one_ingest_on_one_axis_of_calendar_months_and_of_hours():
+    """Monthly files follow each other, or fill months the others miss; a file stamped
+    mid-month after month starts is off their axis, named. Single-time hourly files (a long
+    record) follow each other; one half an hour off is named."""
+
+    def parts(**times: pd.DatetimeIndex) -> list[tuple[str, xr.Dataset]]:
+        return [(label, xr.Dataset(coords={"time": t})) for label, t in times.items()]
+
+    starts = pd.date_range("2018-01-01", periods=24, freq="MS")
+    check_one_axis(parts(y2019=starts[12:], y2018=starts[:12].delete([5, 6])), "monthly")
+    check_one_axis(parts(most=starts.delete([5, 6]), summer=starts[5:7]), "monthly")
+    middles = mid_months(2020, [1, 2, 3])
+    with pytest.raises(InputError, match=r"monthly: the inputs that start earlier than mid .*"):
+        check_one_axis(parts(y2019=starts[12:], mid=middles), "monthly")
+    hours = pd.date_range("2000-01-01", periods=48, freq="h")
+    check_one_axis(
+        [(f"h{i}", xr.Dataset(coords={"time": hours[i : i + 1]})) for i in range(48)], "hourly"
+    )
+    off = [*hours[:47], hours[47] - pd.Timedelta("30min")]
+    with pytest.raises(
+        InputError, match="up to 2000-01-02 22:00:00, but 1 of the 1 time.*first 2000-01-02 22:30"
+    ):
+        check_one_axis(
+            [(f"h{i}", xr.Dataset(coords={"time": [t]})) for i, t in enumerate(off)], "x"
+        )
