@@ -1,7 +1,8 @@
 """The canonical dataset of an ingest's sources: each opened by the source that claims it,
 normalised to the canonical schema (:func:`pipeline.normalize.normalize`) and combined
-lazily on one grid (:func:`pipeline.grid.onto_one_grid`), with a provenance string whose
-credentials are masked."""
+lazily on one grid (:func:`pipeline.grid.onto_one_grid`) and one time axis, every variable
+at every time unless NaNs are allowed, with a provenance string whose credentials are
+masked."""
 
 from __future__ import annotations
 
@@ -28,8 +29,15 @@ def open_canonical(
     sources: str | Path | Source | Sequence[str | Path | Source],
     variables: Sequence[str] | None = None,
     time: slice | None = None,
+    *,
+    allow_nan: bool = True,
 ) -> tuple[xr.Dataset, str]:
-    """All sources opened, normalised and combined lazily; with a provenance string."""
+    """All sources opened, normalised and combined lazily; with a provenance string.
+
+    ``allow_nan=False`` refuses a variable that the sources lack at some of the times (in
+    ``time``) that others give, which the combination leaves NaN there, naming it, the
+    times and the sources; :func:`pipeline.store.ingest` passes its own ``allow_nan``.
+    """
     if isinstance(sources, str | Path | Source):
         sources = [sources]
     resolved = [resolve_source(s if isinstance(s, Source) else str(s)) for s in sources]
@@ -40,6 +48,8 @@ def open_canonical(
     ]
     origin = redact(", ".join(src.description for src in resolved))
     ds = parts[0][1] if len(parts) == 1 else _combine(parts, origin)
+    if not allow_nan:
+        _check_every_time(parts, origin, time or slice(None))
     if time is not None:
         ds = ds.sel({TIME: time})
         if ds.sizes[TIME] == 0:
@@ -65,3 +75,25 @@ def _combine(parts: list[tuple[str, xr.Dataset]], origin: str) -> xr.Dataset:
         ) from err
     log.debug("combined %d inputs, %d times", len(parts), times.unique().size)
     return sorted_along(combined, TIME)
+
+
+def _check_every_time(parts: list[tuple[str, xr.Dataset]], origin: str, period: slice) -> None:
+    """Refuse a variable that the inputs (label, dataset) lack at some of the times in
+    ``period`` that others give: combined, it is NaN there, and the NaN check would ask
+    to repair files that hold none."""
+    selected = []
+    for label, part in parts:
+        times = pd.DatetimeIndex(part[TIME].values)
+        selected.append((label, part, times[times.slice_indexer(period.start, period.stop)]))
+    every = pd.DatetimeIndex(np.unique(np.concatenate([t.values for _, _, t in selected])))
+    for name in sorted({str(name) for _, part, _ in selected for name in part.data_vars}):
+        holders = [(label, t) for label, part, t in selected if name in part.data_vars]
+        absent = every.difference(pd.DatetimeIndex(np.concatenate([t.values for _, t in holders])))
+        if absent.size:
+            giver = next(label for label, _, times in selected if absent[0] in times)
+            raise InputError(
+                f"{origin}: {name!r} (from {', '.join(label for label, _ in holders)}) lacks "
+                f"{absent.size} of the {every.size} time(s) the inputs give, first "
+                f"{[str(t) for t in absent[:3]]} (given by {giver}); supply those times of "
+                f"{name!r}, or pass --allow-nan to keep it NaN there"
+            )

@@ -106,10 +106,10 @@ def ingest(
     if overwrite:  # a second writer waits for the whole replacement, never sees it halfway
         with locked(path):
             check_replaceable(path, overwrite)  # again: another process may have been first
-            ds, origin = open_canonical(sources, variables, time)
+            ds, origin = open_canonical(sources, variables, time, allow_nan=allow_nan)
             _replace(ds, origin, path, allow_nan, progress)
         return open_store(path)
-    ds, origin = open_canonical(sources, variables, time)
+    ds, origin = open_canonical(sources, variables, time, allow_nan=allow_nan)
     _ingest_into(ds, origin, path, allow_nan, progress)
     return open_store(path)
 

@@ -188,3 +188,27 @@ def test_an_input_between_the_times_of_another_is_on_their_axis(tmp_path):
     assert store.native_step == pd.Timedelta("6h") and store.missing_times == ()
     with pytest.raises(InputError, match=r"off\.nc are not a whole number of steps from those, "):
         ingest([tmp_path / "t2m.nc", tmp_path / "off.nc"], tmp_path / "t.zarr", allow_nan=True)
+
+
+# every variable at every time
+
+
+def test_a_variable_the_inputs_lack_at_some_times_is_named(tmp_path, capsys):
+    """t2m at 00, 06, 12 and 18 UTC with msl lacking 12 UTC was refused as '8 NaN value(s)
+    ... repair the input' (no file holds a NaN); now the message names the variable, the
+    time, the file it comes from and the fix. --allow-nan keeps the NaNs, and a period
+    without the gap takes both."""
+    write(tmp_path / "a1.nc", SIX_HOURLY)
+    write(tmp_path / "m1_gap.nc", SIX_HOURLY.delete(2), name="msl", units="Pa")
+    inputs, store = [str(tmp_path / "a1.nc"), str(tmp_path / "m1_gap.nc")], tmp_path / "s.zarr"
+    code, err = cli(capsys, *inputs, "--store", str(store))
+    assert code == 2 and "NaN value" not in err, err
+    assert f"'msl' (from netcdf:{tmp_path / 'm1_gap.nc'}) lacks 1 of the 4 time(s)" in err
+    assert f"first ['2021-01-01 12:00:00'] (given by netcdf:{tmp_path / 'a1.nc'})" in err
+    assert "supply those times of 'msl', or pass --allow-nan to keep it NaN there" in err
+    assert not store.exists()
+    code, err = cli(capsys, *inputs, "--store", str(store), "--allow-nan")
+    assert code == 0, err
+    assert np.isnan(open_store(store).dataset.msl.sel(time="2021-01-01 12:00")).all()
+    code, err = cli(capsys, *inputs, "--end", "2021-01-01T06", "--store", str(tmp_path / "b"))
+    assert code == 0, err
