@@ -40,6 +40,8 @@ def open_canonical(
     """
     if isinstance(sources, str | Path | Source):
         sources = [sources]
+    if isinstance(variables, str):  # one name, not its letters
+        variables = [variables]
     resolved = [resolve_source(s if isinstance(s, Source) else str(s)) for s in sources]
     if not resolved:
         raise InputError("no source given: name at least one file, glob, URL or 'synthetic'")

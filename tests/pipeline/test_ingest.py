@@ -154,6 +154,8 @@ def test_zarr_sources_from_path_and_fsspec_url(tmp_path):
     )
     assert list(remote.dataset.data_vars) == ["t"]
     assert remote.statistics["t"].dims == ("statistic", "level")
+    one = ingest(str(tmp_path / "wb2.zarr"), tmp_path / "c.zarr", variables="t2m", progress=False)
+    assert list(one.dataset.data_vars) == ["t2m"]  # one name, not ['t', '2', 'm']
 
 
 def test_failed_write_resumes_to_the_same_bytes(tmp_path, monkeypatch, store_content):
