@@ -55,9 +55,10 @@ from verification import events as ve
 from verification import ranks as vr
 from verification import scores as vs
 from verification.aggregation import count_valid
-from verification.base import CHECKS, SCORES, CheckResult
+from verification.base import SCORES
 from verification.comparison import against_reference, interval_card, reference_channels
 from verification.config import EVENT, VARIABLE, VerifyConfig
+from verification.physics_group import physics_group, physics_sample
 from verification.resampling import score_parts, verified_share
 from verification.spectra import power_spectrum
 
@@ -96,7 +97,7 @@ def verify(
         chunks = score_chunks(f)
         f, t = f.chunk(chunks), t.chunk(chunks)
     grid = tuple(d for d in config.mean_over if d != INIT_TIME)
-    sample = _physics_sample(aligned, config.physics_init_times)
+    sample = physics_sample(aligned, config.physics_init_times)
     thresholds = _event_thresholds(t, sample, config.event_quantiles)
 
     lazy: dict[str, Any] = {}
@@ -172,7 +173,7 @@ def verify(
     if sample:
         subset = {INIT_TIME: sample}
         tree["/spectra"] = _spectra(f.isel(subset), t.isel(subset))
-        tree["/physics"] = _physics(aligned, subset, config.checks)
+        tree["/physics"] = physics_group(aligned, subset, config.checks)
         tree["/maps"] = _maps(f, t, config.map_members)
     root = xr.Dataset(
         attrs={
@@ -244,19 +245,6 @@ def _require_some_truth(aligned: AlignedForecast, truth: xr.Dataset) -> None:
         "store that covers the forecast's valid times (ingest the analyses of that period), "
         "or pick initial times whose leads it covers"
     )
-
-
-def _physics_sample(aligned: AlignedForecast, n: int) -> list[int]:
-    """Indices of up to ``n`` evenly spaced init times, among those with truth at some lead
-    (the latest forecasts often have none yet)."""
-    if n == 0:
-        return []
-    missing = pd.DatetimeIndex(list(aligned.missing_valid_times))
-    valid = aligned.forecast[VALID_TIME].transpose(INIT_TIME, LEAD_TIME).values
-    has_truth = ~np.isin(valid, missing.values).all(axis=1)
-    candidates = np.flatnonzero(has_truth) if has_truth.any() else np.arange(len(has_truth))
-    picks = np.linspace(0, candidates.size - 1, min(n, candidates.size)).round().astype(int)
-    return sorted(set(candidates[picks].tolist()))
 
 
 def _event_thresholds(
@@ -354,55 +342,6 @@ def _spectra(f: xr.DataArray, t: xr.DataArray) -> xr.Dataset:
     truth_power = power_spectrum(t).mean(INIT_TIME)
     ds = xr.Dataset({"forecast_power": forecast_power, "truth_power": truth_power}).compute()
     return _variable_first(ds.assign(spectral_ratio=ds.forecast_power / ds.truth_power))
-
-
-def _physics(
-    aligned: AlignedForecast, subset: dict[str, list[int]], names: tuple[str, ...]
-) -> xr.Dataset:
-    """The ``/physics`` group: one row of ``check`` per computed result (``geostrophic
-    500 hPa``), with its check's name (``family``) and ``part``; and, along
-    ``not_computed``, the ``reason`` of every check or part that is "n/a"."""
-    forecast, truth, initial = (
-        aligned.forecast.isel(subset),
-        aligned.truth.isel(subset),
-        aligned.initial.isel(subset),
-    )
-    results: list[CheckResult] = []
-    reasons: dict[str, str] = {}
-    for name in names or tuple(CHECKS):
-        check = CHECKS[name]()
-        if not check.applies(forecast):
-            reasons[name] = f"needs {check.requires}"
-            continue
-        log.info("physics check %s", name)
-        for result in check(forecast, truth, initial):
-            if result.computed:
-                results.append(result)
-            else:
-                reasons[result.label] = result.reason
-    out = xr.Dataset(
-        {"reason": ("not_computed", list(reasons.values()))} if reasons else {},
-        coords={"not_computed": list(reasons)} if reasons else {},
-    )
-    if not results:
-        return out
-    rows = xr.Dataset(
-        {
-            "member_score": xr.concat([r.member_score for r in results], dim="check"),
-            "passed": xr.concat([r.passed for r in results], dim="check"),
-            "truth_score": ("check", [r.truth_score for r in results]),
-            "tolerance": ("check", [r.tolerance for r in results]),
-            "tolerance_rule": ("check", [r.tolerance_rule for r in results]),
-            "description": ("check", [r.description for r in results]),
-            "units": ("check", [r.units for r in results]),
-        },
-        coords={
-            "check": [r.label for r in results],
-            "family": ("check", [r.name for r in results]),
-            "part": ("check", [r.part for r in results]),
-        },
-    )
-    return rows.merge(out)
 
 
 def _maps(f: xr.DataArray, t: xr.DataArray, n_members: int) -> xr.Dataset:

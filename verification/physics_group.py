@@ -1,0 +1,79 @@
+"""The physics part of :func:`verification.scorecard.verify`: which initial times it checks
+(:func:`physics_sample`) and the ``/physics`` group of the registered checks' results on
+them (:func:`physics_group`)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from pipeline.alignment import AlignedForecast
+from pipeline.schema import INIT_TIME, LEAD_TIME, VALID_TIME
+from verification.base import CHECKS, CheckResult
+
+log = logging.getLogger(__name__)
+
+
+def physics_sample(aligned: AlignedForecast, n: int) -> list[int]:
+    """Indices of up to ``n`` evenly spaced init times, among those with truth at some lead
+    (the latest forecasts often have none yet)."""
+    if n == 0:
+        return []
+    missing = pd.DatetimeIndex(list(aligned.missing_valid_times))
+    valid = aligned.forecast[VALID_TIME].transpose(INIT_TIME, LEAD_TIME).values
+    has_truth = ~np.isin(valid, missing.values).all(axis=1)
+    candidates = np.flatnonzero(has_truth) if has_truth.any() else np.arange(len(has_truth))
+    picks = np.linspace(0, candidates.size - 1, min(n, candidates.size)).round().astype(int)
+    return sorted(set(candidates[picks].tolist()))
+
+
+def physics_group(
+    aligned: AlignedForecast, subset: dict[str, list[int]], names: tuple[str, ...]
+) -> xr.Dataset:
+    """The ``/physics`` group: one row of ``check`` per computed result (``geostrophic
+    500 hPa``), with its check's name (``family``) and ``part``; and, along
+    ``not_computed``, the ``reason`` of every check or part that is "n/a"."""
+    forecast, truth, initial = (
+        aligned.forecast.isel(subset),
+        aligned.truth.isel(subset),
+        aligned.initial.isel(subset),
+    )
+    results: list[CheckResult] = []
+    reasons: dict[str, str] = {}
+    for name in names or tuple(CHECKS):
+        check = CHECKS[name]()
+        if not check.applies(forecast):
+            reasons[name] = f"needs {check.requires}"
+            continue
+        log.info("physics check %s", name)
+        for result in check(forecast, truth, initial):
+            if result.computed:
+                results.append(result)
+            else:
+                reasons[result.label] = result.reason
+    out = xr.Dataset(
+        {"reason": ("not_computed", list(reasons.values()))} if reasons else {},
+        coords={"not_computed": list(reasons)} if reasons else {},
+    )
+    if not results:
+        return out
+    rows = xr.Dataset(
+        {
+            "member_score": xr.concat([r.member_score for r in results], dim="check"),
+            "passed": xr.concat([r.passed for r in results], dim="check"),
+            "truth_score": ("check", [r.truth_score for r in results]),
+            "tolerance": ("check", [r.tolerance for r in results]),
+            "tolerance_rule": ("check", [r.tolerance_rule for r in results]),
+            "description": ("check", [r.description for r in results]),
+            "units": ("check", [r.units for r in results]),
+        },
+        coords={
+            "check": [r.label for r in results],
+            "family": ("check", [r.name for r in results]),
+            "part": ("check", [r.part for r in results]),
+        },
+    )
+    return rows.merge(out)
