@@ -17,6 +17,7 @@ import xarray as xr
 
 from pipeline.errors import InputError
 from pipeline.grid import longitudes_canonical
+from pipeline.normalize_time import sort_time, to_time_axis
 from pipeline.schema import LAT, LEVEL, LON, TIME, VARIABLES, variable_attrs
 from pipeline.standard_names import canonical_from_standard_name, coordinate_renames
 
@@ -133,17 +134,6 @@ UNIT_CONVERSIONS: dict[tuple[str, str], tuple[float, float]] = {
 #: Attribute of a renamed variable holding its name in the file, to name it in messages.
 SOURCE_NAME = "wxens_source_name"
 
-_DROP_COORDS = (
-    "number",
-    "step",
-    "surface",
-    "heightAboveGround",
-    "valid_time",
-    "height",
-    "realization",
-    "expver",  # ERA5's experiment version (final or ERA5T) in the CDS's NetCDF
-)
-
 
 def canonical_units(units: str) -> str:
     """``"m**2 s**-2" -> "m2 s-2"``; other spellings through :data:`UNIT_ALIASES`."""
@@ -157,12 +147,12 @@ def normalize(ds: xr.Dataset, origin: str, variables: Sequence[str] | None = Non
     ``variables`` selects canonical names; without it every variable of the
     vocabulary is kept and the others are dropped with a log message.
     """
-    ds = _to_time_axis(_rename(ds, origin), origin)
+    ds = to_time_axis(_rename(ds, origin), origin)
     ds = _select(ds, origin, variables)
     ds = _squeeze_extra_dims(ds, origin)
     ds = _normalize_levels(ds)
     ds = _normalize_horizontal(ds, origin)
-    ds = _sort_time(ds, origin)
+    ds = sort_time(ds, origin)
     out = xr.Dataset({name: _convert_units(ds[name], origin) for name in ds.data_vars})
     order = [d for d in (TIME, LEVEL, LAT, LON) if d in out.dims]
     out = out.transpose(*order)
@@ -216,26 +206,6 @@ def _geopotential_height(name: str, da: xr.DataArray) -> str:
     if name == "z" and canonical_units(da.attrs.get("units", "")) == "m":
         return "gh"
     return name
-
-
-def _to_time_axis(ds: xr.Dataset, origin: str) -> xr.Dataset:
-    """Analyses are indexed by valid time: cfgrib's (time, step) become one ``time``."""
-    if "step" in ds.dims and "time" in ds.dims:
-        ds = ds.stack(_valid=("time", "step"))
-        ds = ds.assign_coords(_valid=ds["valid_time"].values).rename({"_valid": TIME})
-        ds = ds.drop_vars(["step", "valid_time"], errors="ignore")
-    elif "step" in ds.dims:
-        ds = ds.swap_dims({"step": "valid_time"})
-    if TIME not in ds.dims and "valid_time" in ds.dims:
-        ds = ds.drop_vars(TIME, errors="ignore").rename({"valid_time": TIME})
-    elif "step" in ds.coords and ds["step"].ndim == 0 and TIME in ds.dims:
-        ds = ds.assign_coords({TIME: ds[TIME].values + ds["step"].values})  # = valid_time
-    if TIME not in ds.dims:
-        raise InputError(
-            f"{origin}: no time dimension (dims are {dict(ds.sizes)}); "
-            "an analysis needs 'time' or cfgrib's 'time'/'step'/'valid_time'"
-        )
-    return ds.drop_vars([c for c in _DROP_COORDS if c in ds.coords and c not in ds.dims])
 
 
 def _select(ds: xr.Dataset, origin: str, variables: Sequence[str] | None) -> xr.Dataset:
@@ -332,20 +302,6 @@ def _normalize_horizontal(ds: xr.Dataset, origin: str) -> xr.Dataset:
         "long_name": "longitude",
         "standard_name": "longitude",
     }
-    return ds
-
-
-def _sort_time(ds: xr.Dataset, origin: str) -> xr.Dataset:
-    times = pd.DatetimeIndex(ds[TIME].values)
-    if times.has_duplicates:
-        dup = times[times.duplicated()].unique()
-        raise InputError(
-            f"{origin}: {dup.size} duplicate time(s), first {[str(t) for t in dup[:3]]}; "
-            "give each time once (are two input files covering the same period?)"
-        )
-    if not times.is_monotonic_increasing:
-        log.info("%s: times were not in order; sorted", origin)
-        ds = ds.sortby(TIME)
     return ds
 
 
