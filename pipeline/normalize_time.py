@@ -13,7 +13,7 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.errors import InputError
-from pipeline.schema import TIME
+from pipeline.schema import TIME, VALID_TIME
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,12 @@ _DROP_COORDS = (
 
 
 def to_time_axis(ds: xr.Dataset, origin: str) -> xr.Dataset:
-    """Analyses are indexed by valid time: cfgrib's (time, step) become one ``time``."""
+    """Analyses are indexed by valid time: cfgrib's (time, step) become one ``time``; a
+    file of one time (a scalar ``valid_time``, or ``time`` and maybe ``step``) has a
+    ``time`` of size one."""
+    if {TIME, "step", VALID_TIME}.isdisjoint(ds.dims):
+        scalar = [name for name in (VALID_TIME, TIME) if name in ds.coords]
+        ds = ds.expand_dims(scalar[0]) if scalar else ds
     if "step" in ds.dims and "time" in ds.dims:
         ds = ds.stack(_valid=("time", "step"))
         ds = ds.assign_coords(_valid=ds["valid_time"].values).rename({"_valid": TIME})
@@ -46,7 +51,9 @@ def to_time_axis(ds: xr.Dataset, origin: str) -> xr.Dataset:
             f"{origin}: no time dimension (dims are {dict(ds.sizes)}); "
             "an analysis needs 'time' or cfgrib's 'time'/'step'/'valid_time'"
         )
-    return ds.drop_vars([c for c in _DROP_COORDS if c in ds.coords and c not in ds.dims])
+    ds = ds.drop_vars([c for c in _DROP_COORDS if c in ds.coords and c not in ds.dims])
+    ds[TIME].attrs = {"standard_name": "time", "long_name": "time"}  # whichever way it came
+    return ds
 
 
 def sort_time(ds: xr.Dataset, origin: str) -> xr.Dataset:

@@ -8,6 +8,10 @@ on ``number``: the control stays member 0 and the dataset's attribute
 (:func:`pipeline.adapters.perturbed_members`). Any other mix cfgrib refuses (surface and
 pressure-level fields in one file, say) is an :class:`~pipeline.errors.InputError` naming
 the key whose values differ and how to split the file.
+
+A file of one message (ECMWF's open data and operational analyses come so) has cfgrib's
+``time``, ``step`` and ``valid_time`` as scalars; its valid time becomes a dimension of
+size one, so that one such file, or a glob of them, reads as a time series.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pathlib import Path
 import xarray as xr
 
 from pipeline.errors import InputError
-from pipeline.schema import CONTROL_MEMBER
+from pipeline.schema import CONTROL_MEMBER, VALID_TIME
 
 #: The member dimension cfgrib writes.
 NUMBER = "number"
@@ -56,6 +60,8 @@ def _open(path: Path, chunks: Chunking, filter_by_keys: dict[str, str]) -> xr.Da
         backend_kwargs={"indexpath": "", "errors": "raise", "filter_by_keys": filter_by_keys},
         cache=False,  # the lazy arrays are read by dask, chunk by chunk, not kept whole
     )
+    if {"time", "step", VALID_TIME}.isdisjoint(ds.dims) and VALID_TIME in ds.coords:
+        ds = ds.expand_dims(VALID_TIME)  # one message: the files of a glob combine along it
     return ds.chunk(chunks(ds))
 
 

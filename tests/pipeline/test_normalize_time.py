@@ -1,0 +1,102 @@
+"""The time axis of other producers' files: files of one time each (a GRIB message, a
+NetCDF with a scalar ``time``), forecasts' (time, step) cells with no message, calendars
+other than the standard one, steps and times in numbers, float times' rounding noise.
+GRIB files are written with eccodes from the shipped sample's messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import eccodes
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from flows.cli import main
+from pipeline.analysis_store import STATE_ATTR
+from pipeline.store import open_store
+
+LAT = [50.0, 51.0]
+LON = [0.0, 1.0]
+
+
+def grib_messages(sample: Path, count: int) -> list[int]:
+    """The first ``count`` messages of ``sample`` as eccodes handles (release them)."""
+    with sample.open("rb") as f:
+        return [eccodes.codes_grib_new_from_file(f) for _ in range(count)]
+
+
+def write_grib(path: Path, messages: list[int], **keys: int | str) -> None:
+    """``messages`` written to ``path``, each with ``keys`` set (in order) on a clone."""
+    with path.open("wb") as out:
+        for message in messages:
+            clone = eccodes.codes_clone(message)
+            for key, value in keys.items():
+                eccodes.codes_set(clone, key, value)
+            eccodes.codes_write(clone, out)
+            eccodes.codes_release(clone)
+
+
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(["ingest", *args, "--no-progress"])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def comparable(content: dict[str, tuple]) -> dict[str, tuple]:
+    """A store's content without what names its inputs or the moment it was written."""
+    (attrs,) = content["/"]
+    kept = {k: v for k, v in attrs.items() if k not in ("source", "history")}
+    kept[STATE_ATTR] = {k: v for k, v in kept[STATE_ATTR].items() if k != "statistics"}
+    return {**content, "/": (kept,)}
+
+
+# files of one time each
+
+
+def test_one_grib_message_per_file(tmp_path, capsys, uk_sample, store_content):
+    """ECMWF's open data and operational analyses come one message a file: cfgrib makes
+    its time a scalar. One such file is a store of one time, and a glob of them is the
+    store of the file that holds all their messages."""
+    messages = grib_messages(uk_sample, 6)
+    write_grib(tmp_path / "six.grib", messages)
+    (tmp_path / "one").mkdir()
+    for hour, message in enumerate(messages):
+        write_grib(tmp_path / "one" / f"h{hour:02d}.grib", [message])
+        eccodes.codes_release(message)
+    code, _, err = cli(capsys, str(tmp_path / "one" / "h00.grib"), "--store", str(tmp_path / "s1"))
+    assert code == 0, err  # was: no time dimension (dims are {'latitude': 33, ...})
+    assert open_store(tmp_path / "s1").dataset.time.values.tolist() == [
+        pd.Timestamp("2019-03-01T00").value
+    ]
+    code, _, err = cli(capsys, str(tmp_path / "one" / "*.grib"), "--store", str(tmp_path / "g"))
+    assert code == 0, err  # was: the files ... do not combine into one dataset
+    code, _, err = cli(capsys, str(tmp_path / "six.grib"), "--store", str(tmp_path / "six"))
+    assert code == 0, err
+    got, want = store_content(tmp_path / "g"), store_content(tmp_path / "six")
+    assert comparable(got) == comparable(want)
+    xr.testing.assert_identical(
+        open_store(tmp_path / "g").statistics, open_store(tmp_path / "six").statistics
+    )
+
+
+def test_one_forecast_message_is_stored_at_its_valid_time(tmp_path, uk_sample):
+    (message,) = grib_messages(uk_sample, 1)
+    write_grib(tmp_path / "fc.grib", [message], type="fc", step=6)
+    eccodes.codes_release(message)
+    assert main(["ingest", str(tmp_path / "fc.grib"), "--store", str(tmp_path / "s")]) == 0
+    times = open_store(tmp_path / "s").dataset.time.values
+    np.testing.assert_array_equal(times, [np.datetime64("2019-03-01T06", "ns")])
+
+
+def test_a_netcdf_of_one_scalar_time(tmp_path):
+    ds = xr.Dataset(
+        {"t2m": (("lat", "lon"), np.full((2, 2), 280.0), {"units": "K"})},
+        coords={"time": pd.Timestamp("2021-05-01T12"), "lat": LAT, "lon": LON},
+    )
+    ds.to_netcdf(tmp_path / "one.nc")
+    assert main(["ingest", str(tmp_path / "one.nc"), "--store", str(tmp_path / "s")]) == 0
+    store = open_store(tmp_path / "s")  # was: no time dimension (dims are {'lat': 2, ...})
+    np.testing.assert_array_equal(store.dataset.time.values, [np.datetime64("2021-05-01T12")])
+    np.testing.assert_array_equal(store.dataset.t2m.values, [ds.t2m.values])
