@@ -11,7 +11,9 @@ the key whose values differ and how to split the file.
 
 A file of one message (ECMWF's open data and operational analyses come so) has cfgrib's
 ``time``, ``step`` and ``valid_time`` as scalars; its valid time becomes a dimension of
-size one, so that one such file, or a glob of them, reads as a time series.
+size one, so that one such file, or a glob of them, reads as a time series. A file of
+forecasts from several initial times, on cfgrib's (time, step), marks the cells that a
+message holds (:data:`pipeline.normalize_time.HAS_MESSAGE`): the others are no times.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
 from pipeline.errors import InputError
-from pipeline.schema import CONTROL_MEMBER, VALID_TIME
+from pipeline.normalize_time import HAS_MESSAGE, STEP
+from pipeline.schema import CONTROL_MEMBER, TIME, VALID_TIME
 
 #: The member dimension cfgrib writes.
 NUMBER = "number"
@@ -60,9 +64,28 @@ def _open(path: Path, chunks: Chunking, filter_by_keys: dict[str, str]) -> xr.Da
         backend_kwargs={"indexpath": "", "errors": "raise", "filter_by_keys": filter_by_keys},
         cache=False,  # the lazy arrays are read by dask, chunk by chunk, not kept whole
     )
-    if {"time", "step", VALID_TIME}.isdisjoint(ds.dims) and VALID_TIME in ds.coords:
+    if {TIME, STEP, VALID_TIME}.isdisjoint(ds.dims) and VALID_TIME in ds.coords:
         ds = ds.expand_dims(VALID_TIME)  # one message: the files of a glob combine along it
+    if {TIME, STEP} <= set(ds.dims):
+        ds = ds.assign_coords({HAS_MESSAGE: _cells_with_a_message(ds)})
     return ds.chunk(chunks(ds))
+
+
+def _cells_with_a_message(ds: xr.Dataset) -> xr.DataArray:
+    """(time, step): whether a message of ``ds`` (of any variable, member or level) holds
+    the cell, from cfgrib's index of the messages (their headers, no values read)."""
+    cells = []
+    for da in ds.data_vars.values():
+        array = da.variable._data
+        while not hasattr(array, "field_id_index"):  # xarray's lazy wrappers of cfgrib's
+            array = array.array
+        headers = da.dims[: da.ndim - array.geo_ndim]
+        has = np.zeros([da.sizes[dim] for dim in headers], dtype=bool)
+        has[tuple(np.array(list(array.field_id_index)).T)] = True
+        cells.append(
+            xr.DataArray(has, dims=headers).any([d for d in headers if d not in (TIME, STEP)])
+        )
+    return xr.concat(cells, "variable").any("variable")
 
 
 def _control_and_perturbed(path: Path, chunks: Chunking) -> xr.Dataset:

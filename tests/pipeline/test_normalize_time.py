@@ -100,3 +100,41 @@ def test_a_netcdf_of_one_scalar_time(tmp_path):
     store = open_store(tmp_path / "s")  # was: no time dimension (dims are {'lat': 2, ...})
     np.testing.assert_array_equal(store.dataset.time.values, [np.datetime64("2021-05-01T12")])
     np.testing.assert_array_equal(store.dataset.t2m.values, [ds.t2m.values])
+
+
+# forecasts' (time, step) cells
+
+
+def test_forecast_cells_without_a_message_are_no_times(tmp_path, capsys, uk_sample):
+    """ERA5's accumulations come as forecasts from 06 and 18 UTC: here the 06 UTC one's
+    steps 7-12 and the 18 UTC one's steps 1-12, 18 messages. cfgrib lays them on (time: 2,
+    step: 12), six cells without a message, all NaN; each was stored as a time."""
+    (message,) = grib_messages(uk_sample, 1)
+    path = tmp_path / "tp.grib"
+    with path.open("wb") as out:
+        for init, steps in ((600, range(7, 13)), (1800, range(1, 13))):
+            for step in steps:
+                clone = eccodes.codes_clone(message)
+                for key, value in (("type", "fc"), ("paramId", 228), ("dataTime", init)):
+                    eccodes.codes_set(clone, key, value)
+                eccodes.codes_set(clone, "stepType", "accum")
+                eccodes.codes_set(clone, "startStep", step - 1)
+                eccodes.codes_set(clone, "endStep", step)
+                values = eccodes.codes_get_values(clone)
+                eccodes.codes_set_values(clone, np.full_like(values, init + step) * 1e-6)
+                eccodes.codes_write(clone, out)
+                eccodes.codes_release(clone)
+    eccodes.codes_release(message)
+    code, _, err = cli(capsys, str(path), "--store", str(tmp_path / "s"))
+    assert code == 0, err  # was: 9702 NaN value(s) ... repair the input
+    store = open_store(tmp_path / "s")
+    times = pd.DatetimeIndex(store.dataset.time.values)
+    assert times.equals(pd.date_range("2019-03-01T13", "2019-03-02T06", freq="h"))
+    assert store.missing_times == ()
+    first = store.dataset.tp.isel(time=0).values
+    np.testing.assert_allclose(first, (600 + 7) * 1e-6, rtol=1e-6)
+    assert not np.isnan(store.dataset.tp.values).any()
+    code, _, err = cli(capsys, str(path), "--select", "step=1h", "--store", str(tmp_path / "1"))
+    assert code == 0, err  # the 18 UTC forecast's first step; the 06 UTC one has none
+    times = open_store(tmp_path / "1").dataset.time.values  # was: 18:00, the initial time
+    np.testing.assert_array_equal(times, [np.datetime64("2019-03-01T19", "ns")])
