@@ -3,7 +3,12 @@
 cfgrib writes a forecast's valid times as ``time`` (the initial time) and ``step`` (or
 ``valid_time``, their sum); an analysis store is indexed by valid time alone. A (time,
 step) cell that no message fills (ERA5's accumulations start at step 7 of their first
-forecast) is no time: the source marks the cells it has (:data:`HAS_MESSAGE`). Part of
+forecast) is no time: the source marks the cells it has (:data:`HAS_MESSAGE`).
+
+Times are standard (proleptic Gregorian) dates: a model calendar's dates (``noleap``,
+``360_day``, ``julian``) are read as the standard dates of the same label when each one has
+such a date, and refused otherwise; a step in numbers with CF units (``hours``) is a
+duration; a time in numbers (no CF units) is refused. Part of
 :func:`pipeline.normalize.normalize`; nothing here reads the data values.
 """
 
@@ -41,22 +46,27 @@ def to_time_axis(ds: xr.Dataset, origin: str) -> xr.Dataset:
     """Analyses are indexed by valid time: cfgrib's (time, step) become one ``time``; a
     file of one time (a scalar ``valid_time``, or ``time`` and maybe ``step``) has a
     ``time`` of size one."""
-    if {TIME, "step", VALID_TIME}.isdisjoint(ds.dims):
+    if STEP in ds.coords and ds[STEP].dtype.kind != "m":
+        ds = ds.assign_coords({STEP: _durations(ds[STEP], origin)})
+    for name in (TIME, VALID_TIME):
+        if name in ds.coords and ds[name].dtype.kind != "M":
+            ds = ds.assign_coords({name: _standard_dates(ds[name], origin)})
+    if {TIME, STEP, VALID_TIME}.isdisjoint(ds.dims):
         scalar = [name for name in (VALID_TIME, TIME) if name in ds.coords]
         ds = ds.expand_dims(scalar[0]) if scalar else ds
-    if STEP in ds.dims and TIME in ds.dims:
+    if STEP in ds.dims and TIME in ds.dims:  # forecasts from several initial times
         ds = ds.stack(_cell=(TIME, STEP))
-        valid = ds[VALID_TIME].values
-        ds = ds.drop_vars(["_cell", TIME, STEP, VALID_TIME]).rename({"_cell": TIME})
-        ds = ds.assign_coords({TIME: valid})
-    elif "step" in ds.dims:
-        ds = ds.swap_dims({"step": "valid_time"})
-    if TIME not in ds.dims and "valid_time" in ds.dims:
-        ds = ds.drop_vars(TIME, errors="ignore").rename({"valid_time": TIME})
+        valid = ds[TIME].values + ds[STEP].values
+        ds = ds.drop_vars(["_cell", TIME, STEP, VALID_TIME], errors="ignore")
+        ds = ds.rename({"_cell": TIME}).assign_coords({TIME: valid})
+    elif STEP in ds.dims and TIME in ds.coords:  # one initial time and its steps
+        ds = ds.assign_coords({VALID_TIME: ds[TIME] + ds[STEP]}).swap_dims({STEP: VALID_TIME})
+    if TIME not in ds.dims and VALID_TIME in ds.dims:
+        ds = ds.drop_vars(TIME, errors="ignore").rename({VALID_TIME: TIME})
     elif VALID_TIME in ds.coords and ds[VALID_TIME].dims == (TIME,):  # one step of cfgrib's
         ds = ds.assign_coords({TIME: ds[VALID_TIME].values})
-    elif "step" in ds.coords and ds["step"].ndim == 0 and TIME in ds.dims:
-        ds = ds.assign_coords({TIME: ds[TIME].values + ds["step"].values})  # = valid_time
+    elif STEP in ds.coords and ds[STEP].ndim == 0 and TIME in ds.dims:
+        ds = ds.assign_coords({TIME: ds[TIME].values + ds[STEP].values})  # = valid_time
     if TIME not in ds.dims:
         raise InputError(
             f"{origin}: no time dimension (dims are {dict(ds.sizes)}); "
@@ -67,6 +77,58 @@ def to_time_axis(ds: xr.Dataset, origin: str) -> xr.Dataset:
     ds = ds.drop_vars([c for c in _DROP_COORDS if c in ds.coords and c not in ds.dims])
     ds[TIME].attrs = {"standard_name": "time", "long_name": "time"}  # whichever way it came
     return ds
+
+
+def _durations(step: xr.DataArray, origin: str) -> xr.Variable:
+    """A step in numbers with CF units of time (``hours``, ``minutes``, ``days``) as
+    durations."""
+    units = str(step.attrs.get("units", "")).strip()
+    try:
+        durations = pd.to_timedelta(step.values.ravel(), unit=units)
+    except (TypeError, ValueError) as err:
+        said = f"in {units!r}" if units else "without units"
+        raise InputError(
+            f"{origin}: its {step.name!r} holds numbers {said}, which wxens cannot read as "
+            f"durations ({err}); give it CF units of time: hours, minutes, seconds or days "
+            "(months and years are no fixed duration)"
+        ) from err
+    return xr.Variable(step.dims, durations.to_numpy().reshape(step.shape))
+
+
+def _standard_dates(coord: xr.DataArray, origin: str) -> xr.Variable:
+    """The dates of a model calendar (cftime's, as xarray decodes them) as the standard
+    calendar's of the same label, when each has one; anything else that is no time (numbers
+    without CF units) an :class:`InputError` naming the fix."""
+    values = coord.values
+    calendar = getattr(values.flat[0], "calendar", None) if values.size else None
+    if calendar is None:
+        what = f"numbers ({coord.dtype})" if coord.dtype.kind in "iuf" else f"{coord.dtype} values"
+        raise InputError(
+            f"{origin}: its {coord.name!r} holds {what}, not times (no CF 'units' "
+            "attribute?); give it units such as 'hours since 2000-01-01' in the file (xarray: "
+            f"ds[{coord.name!r}].attrs['units'] = 'hours since 2000-01-01' before writing it)"
+        )
+    labels = [t.isoformat() for t in values.flat]
+    dates = pd.to_datetime(labels, format="ISO8601", errors="coerce")
+    held = dates.notna() & (dates >= pd.Timestamp.min) & (dates <= pd.Timestamp.max)
+    if not held.all():
+        bad = [label for label, ok in zip(labels, held, strict=True) if not ok]
+        raise InputError(
+            f"{origin}: {len(bad)} of its {coord.name!r} values in the {calendar!r} calendar "
+            f"have no date in the standard calendar between {pd.Timestamp.min.year + 1} and "
+            f"{pd.Timestamp.max.year - 1}, first {bad[:3]}; convert them first, e.g. with "
+            "xarray's ds.convert_calendar('standard', align_on='year') (each day moved to its "
+            "place in the standard year) or align_on='date' (those dates dropped)"
+        )
+    if calendar not in ("standard", "gregorian", "proleptic_gregorian"):
+        log.info(
+            "%s: its times in the %r calendar are read as the standard calendar's of the same "
+            "date and hour; a standard day that calendar lacks (29 February in 'noleap', the "
+            "31st in '360_day') is a missing time",
+            origin,
+            calendar,
+        )
+    return xr.Variable(coord.dims, dates.as_unit("ns").to_numpy().reshape(values.shape))
 
 
 def _cells_with_a_message(ds: xr.Dataset, origin: str) -> xr.Dataset:

@@ -5,15 +5,19 @@ GRIB files are written with eccodes from the shipped sample's messages."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import eccodes
 import numpy as np
 import pandas as pd
+import pytest
 import xarray as xr
 
 from flows.cli import main
 from pipeline.analysis_store import STATE_ATTR
+from pipeline.errors import InputError
+from pipeline.normalize import normalize
 from pipeline.store import open_store
 
 LAT = [50.0, 51.0]
@@ -138,3 +142,74 @@ def test_forecast_cells_without_a_message_are_no_times(tmp_path, capsys, uk_samp
     assert code == 0, err  # the 18 UTC forecast's first step; the 06 UTC one has none
     times = open_store(tmp_path / "1").dataset.time.values  # was: 18:00, the initial time
     np.testing.assert_array_equal(times, [np.datetime64("2019-03-01T19", "ns")])
+
+
+# calendars, steps and times in numbers
+
+
+def surface(times: np.ndarray | xr.DataArray, **coords) -> xr.Dataset:
+    """A ``t2m`` field of 280 K at ``times`` on a 2 x 2 grid (its value at time i is 280 + i)."""
+    values = 280.0 + np.arange(len(times))[:, None, None] + np.zeros((1, 2, 2))
+    return xr.Dataset(
+        {"t2m": (("time", "lat", "lon"), values, {"units": "K"})},
+        coords={"time": times, "lat": LAT, "lon": LON, **coords},
+    )
+
+
+@pytest.mark.parametrize("calendar", ["noleap", "julian", "360_day", "all_leap"])
+def test_a_calendar_whose_dates_are_standard_ones_is_read_by_date(calendar, caplog):
+    caplog.set_level(logging.INFO)
+    times = xr.date_range("2001-03-01", periods=3, freq="6h", calendar=calendar, use_cftime=True)
+    out = normalize(surface(times), "model.nc")  # was: TypeError ... is not convertible
+    want = pd.date_range("2001-03-01", periods=3, freq="6h")
+    np.testing.assert_array_equal(out.time.values, want.values)
+    assert f"in the {calendar!r} calendar" in caplog.text and "same date" in caplog.text
+    assert out.t2m.dtype == np.float32
+
+
+def test_a_noleap_year_reaches_a_leap_year_with_29_february_missing(tmp_path, capsys):
+    """CMIP's daily means in the 'noleap' calendar, through the NetCDF decoder: Feb 29 of
+    2004, a day that calendar has not, is counted missing."""
+    times = xr.date_range("2004-02-27", periods=4, freq="D", calendar="noleap", use_cftime=True)
+    surface(times).to_netcdf(tmp_path / "tas.nc")
+    code, out, err = cli(capsys, str(tmp_path / "tas.nc"), "--store", str(tmp_path / "s"))
+    assert code == 0, err  # was: a traceback, exit 1
+    assert open_store(tmp_path / "s").missing_times == (pd.Timestamp("2004-02-29"),)
+
+
+@pytest.mark.parametrize(
+    ("calendar", "date"), [("360_day", "2001-02-30"), ("all_leap", "2001-02-29")]
+)
+def test_a_date_the_standard_calendar_lacks_is_refused(calendar, date):
+    times = xr.date_range(date, periods=2, freq="D", calendar=calendar, use_cftime=True)
+    with pytest.raises(
+        InputError,
+        match=rf"model\.nc: 1 of its 'time' values in the '{calendar}' calendar have no "
+        rf"date in the standard calendar.*{date}.*convert_calendar\('standard'",
+    ):
+        normalize(surface(times), "model.nc")
+
+
+def test_a_time_in_numbers_without_units_is_refused_before_a_store_is_made(tmp_path, capsys):
+    surface(np.arange(4)).to_netcdf(tmp_path / "bare.nc")
+    code, _, err = cli(capsys, str(tmp_path / "bare.nc"), "--store", str(tmp_path / "s"))
+    assert code == 2 and "bare.nc: its 'time' holds numbers (int64), not times" in err
+    assert "units such as 'hours since 2000-01-01'" in err
+    assert not (tmp_path / "s").exists()  # was: an empty store that info said to rerun
+
+
+def test_a_step_in_numbers_with_units_is_a_duration():
+    init = pd.date_range("2020-01-01T00", periods=2, freq="12h")
+    hours = {"units": "hours"}
+    one = surface(init, step=((), 6.0, hours))  # was: UFuncBinaryResolutionError
+    np.testing.assert_array_equal(normalize(one, "fc.nc").time.values, init + pd.Timedelta("6h"))
+    grid = np.zeros((2, 3, 2, 2))
+    several = xr.Dataset(
+        {"t2m": (("time", "step", "lat", "lon"), grid + 280.0, {"units": "K"})},
+        coords={"time": init, "step": ("step", [0, 3, 6], hours), "lat": LAT, "lon": LON},
+    )
+    out = normalize(several, "fc.nc")  # was: No variable named 'valid_time'
+    want = init.values[:, None] + pd.to_timedelta([0, 3, 6], "h").values  # (time, step)
+    np.testing.assert_array_equal(out.time.values, want.ravel())
+    with pytest.raises(InputError, match=r"fc\.nc: its 'step' holds numbers in 'months'"):
+        normalize(surface(init, step=((), 1, {"units": "months"})), "fc.nc")
