@@ -8,7 +8,8 @@ forecast) is no time: the source marks the cells it has (:data:`HAS_MESSAGE`).
 Times are standard (proleptic Gregorian) dates: a model calendar's dates (``noleap``,
 ``360_day``, ``julian``) are read as the standard dates of the same label when each one has
 such a date, and refused otherwise; a step in numbers with CF units (``hours``) is a
-duration; a time in numbers (no CF units) is refused. Part of
+duration; a time in numbers (no CF units) is refused. Times are rounded to whole seconds,
+as the store keeps them (float32 days come a few milliseconds off). Part of
 :func:`pipeline.normalize.normalize`; nothing here reads the data values.
 """
 
@@ -74,6 +75,7 @@ def to_time_axis(ds: xr.Dataset, origin: str) -> xr.Dataset:
         )
     if HAS_MESSAGE in ds.coords:
         ds = _cells_with_a_message(ds, origin)
+    ds = _whole_seconds(ds, origin)
     ds = ds.drop_vars([c for c in _DROP_COORDS if c in ds.coords and c not in ds.dims])
     ds[TIME].attrs = {"standard_name": "time", "long_name": "time"}  # whichever way it came
     return ds
@@ -129,6 +131,24 @@ def _standard_dates(coord: xr.DataArray, origin: str) -> xr.Variable:
             calendar,
         )
     return xr.Variable(coord.dims, dates.as_unit("ns").to_numpy().reshape(values.shape))
+
+
+def _whole_seconds(ds: xr.Dataset, origin: str) -> xr.Dataset:
+    """``ds`` with its times rounded to whole seconds, as the store keeps them: times in
+    float days or hours (float32 above all) come a few ms off; logged past 1 ms."""
+    times = pd.DatetimeIndex(ds[TIME].values)
+    rounded = times.round("s")
+    if rounded.equals(times):
+        return ds
+    off = abs(rounded - times).max()
+    if off > pd.Timedelta(milliseconds=1):
+        log.info(
+            "%s: its times are rounded to whole seconds, by up to %.1f ms (the rounding noise "
+            "of times in floating point; the store keeps whole seconds)",
+            origin,
+            off.total_seconds() * 1e3,
+        )
+    return ds.assign_coords({TIME: rounded})
 
 
 def _cells_with_a_message(ds: xr.Dataset, origin: str) -> xr.Dataset:

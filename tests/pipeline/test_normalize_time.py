@@ -213,3 +213,18 @@ def test_a_step_in_numbers_with_units_is_a_duration():
     np.testing.assert_array_equal(out.time.values, want.ravel())
     with pytest.raises(InputError, match=r"fc\.nc: its 'step' holds numbers in 'months'"):
         normalize(surface(init, step=((), 1, {"units": "months"})), "fc.nc")
+
+
+def test_float_times_are_rounded_to_whole_seconds(tmp_path, capsys, caplog):
+    """Hourly times as float32 days decode a few milliseconds off the hour."""
+    caplog.set_level(logging.INFO)
+    days = (np.arange(48) / 24).astype("float32")
+    ds = surface(xr.Variable("time", days, {"units": "days since 2020-01-01"}))
+    ds.to_netcdf(tmp_path / "f32.nc", encoding={"time": {"dtype": "float32"}})
+    code, _, err = cli(capsys, str(tmp_path / "f32.nc"), "--store", str(tmp_path / "s"))
+    assert code == 0, err
+    store = open_store(tmp_path / "s")
+    want = pd.date_range("2020-01-01", periods=48, freq="h")
+    np.testing.assert_array_equal(store.dataset.time.values, want.values)  # was: 01:00:00.0001
+    assert store.native_step == pd.Timedelta("1h") and store.missing_times == ()  # was: 47
+    assert "rounded to whole seconds, by up to 3.4 ms" in caplog.text
