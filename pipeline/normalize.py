@@ -108,6 +108,7 @@ UNIT_ALIASES: dict[str, str] = {
     "gpm": "m",
     "mbar": "hPa",
     "millibar": "hPa",
+    "millibars": "hPa",  # the CDS's NetCDF of ERA5
     "mb": "hPa",
     "kg/kg": "kg kg-1",
     "g/kg": "g kg-1",
@@ -150,7 +151,7 @@ def normalize(ds: xr.Dataset, origin: str, variables: Sequence[str] | None = Non
     ds = to_time_axis(_rename(ds, origin), origin)
     ds = _select(ds, origin, variables)
     ds = _squeeze_extra_dims(ds, origin)
-    ds = _normalize_levels(ds)
+    ds = _normalize_levels(ds, origin)
     ds = _normalize_horizontal(ds, origin)
     ds = sort_time(ds, origin)
     out = xr.Dataset({name: _convert_units(ds[name], origin) for name in ds.data_vars})
@@ -165,8 +166,10 @@ def _rename(ds: xr.Dataset, origin: str) -> xr.Dataset:
     is canonical or a known alias, else by its CF ``standard_name``. Each renamed variable
     remembers its name in the file (:data:`SOURCE_NAME`) for later messages."""
     coords = {k: v for k, v in COORD_ALIASES.items() if k in ds.variables and v not in ds.variables}
+    coords.update(coordinate_renames(ds.rename(coords)))
     ds = ds.rename(coords)
-    ds = ds.rename(coordinate_renames(ds))
+    for old, new in coords.items():
+        ds[new].attrs = {**ds[new].attrs, SOURCE_NAME: old}
     by_name: dict[str, str] = {}
     by_standard: dict[str, str] = {}
     for name, da in ds.data_vars.items():
@@ -252,10 +255,21 @@ def _squeeze_extra_dims(ds: xr.Dataset, origin: str) -> xr.Dataset:
     return ds
 
 
-def _normalize_levels(ds: xr.Dataset) -> xr.Dataset:
+def _normalize_levels(ds: xr.Dataset, origin: str) -> xr.Dataset:
+    """Pressure levels in hPa, ascending; another vertical coordinate is refused."""
     if LEVEL not in ds.dims:
         return ds
     level = ds[LEVEL]
+    said = {key: level.attrs[key] for key in ("standard_name", "units") if level.attrs.get(key)}
+    units = canonical_units(str(said.get("units", "hPa")))
+    if said.get("standard_name", "air_pressure") != "air_pressure" or units not in ("Pa", "hPa"):
+        name = level.attrs.get(SOURCE_NAME, LEVEL)
+        described = ", ".join(f"{key} {value!r}" for key, value in said.items())
+        raise InputError(
+            f"{origin}: its vertical coordinate {name!r} ({described}) is not pressure; "
+            "wxens keeps pressure levels (in hPa): interpolate the file to pressure levels "
+            f"first, or keep one level as a surface field with --select {name}=VALUE"
+        )
     in_pa = canonical_units(level.attrs.get("units", "")) == "Pa" or float(level.max()) > 1100
     values = level.values / 100.0 if in_pa else level.values
     ds = sorted_along(ds.assign_coords({LEVEL: values.astype("float64")}), LEVEL)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -221,3 +223,57 @@ def test_a_global_grid_with_both_ends_of_its_meridian_keeps_one():
     twice = ds.isel(lon=[0, 1, 1, 2])  # a real duplicate is still refused, and named
     with pytest.raises(InputError, match=r"duplicate longitude values \['-135'\]"):
         normalize(twice, "twice.nc")
+
+
+def upper(name: str, attrs: dict, level: tuple) -> xr.Dataset:
+    """``name`` (in K) on the vertical coordinate ``level``: (its name, values, attributes)."""
+    dim, values, level_attrs = level
+    return xr.Dataset(
+        {name: (("time", dim, "lat", "lon"), field((3, len(values), 2, 2), 250.0), attrs)},
+        coords={
+            "time": TIMES,
+            dim: (dim, values, level_attrs),
+            "lat": [50.0, 51.0],
+            "lon": [0.0, 1.0],
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("level", "said"),
+    [
+        (
+            (
+                "lev",
+                [135, 136, 137],
+                {"standard_name": "atmosphere_hybrid_sigma_pressure_coordinate", "units": "level"},
+            ),
+            "'lev' (standard_name 'atmosphere_hybrid_sigma_pressure_coordinate', units 'level')",
+        ),
+        (
+            ("level", [10, 50, 100], {"standard_name": "height", "units": "m"}),
+            "'level' (standard_name 'height', units 'm')",
+        ),
+        (("plev", [1, 2], {"units": "sigma"}), "'plev' (units 'sigma')"),
+    ],
+    ids=["hybrid", "height", "sigma"],
+)
+def test_a_vertical_coordinate_that_is_not_pressure_is_refused(level, said):
+    dim = level[0]
+    with pytest.raises(
+        InputError,
+        match=rf"ml\.nc: its vertical coordinate {re.escape(said)} is not pressure.*"
+        rf"interpolate.*--select {dim}=",
+    ):
+        normalize(upper("t", {"units": "K"}, level), "ml.nc")  # was: levels [135, ...] hPa
+
+
+def test_pressure_levels_in_millibars_are_hpa():
+    """The CDS's NetCDF gives ERA5's pressure_level in 'millibars'."""
+    millibars = (
+        "pressure_level",
+        [850.0, 500.0],
+        {"standard_name": "air_pressure", "units": "millibars"},
+    )
+    out = normalize(upper("t", {"units": "K"}, millibars), "era5.nc")
+    assert out.level.values.tolist() == [500.0, 850.0] and out.level.attrs["units"] == "hPa"
