@@ -170,6 +170,7 @@ def _rename(ds: xr.Dataset, origin: str) -> xr.Dataset:
     ds = ds.rename(coords)
     for old, new in coords.items():
         ds[new].attrs = {**ds[new].attrs, SOURCE_NAME: old}
+    ds = _one_level(ds)
     by_name: dict[str, str] = {}
     by_standard: dict[str, str] = {}
     for name, da in ds.data_vars.items():
@@ -255,14 +256,36 @@ def _squeeze_extra_dims(ds: xr.Dataset, origin: str) -> xr.Dataset:
     return ds
 
 
+def _one_level(ds: xr.Dataset) -> xr.Dataset:
+    """A scalar pressure coordinate (the CDS's z at 500 hPa) as a level dimension of size
+    one of each variable that is not a surface one by its name."""
+    if LEVEL not in ds.coords or ds[LEVEL].ndim or _not_pressure(ds[LEVEL]):
+        return ds
+    surface = {n for n, v in VARIABLES.items() if not v.upper_air}
+    upper = {
+        name: da.expand_dims(LEVEL)
+        for name, da in ds.data_vars.items()
+        if VARIABLE_ALIASES.get(str(name), name) not in surface
+    }
+    return ds.drop_vars(LEVEL).assign(upper)
+
+
+def _not_pressure(level: xr.DataArray) -> dict[str, str]:
+    """The ``standard_name`` and ``units`` of a vertical coordinate that are not a
+    pressure's (empty when it is pressure, or does not say)."""
+    said = {key: level.attrs[key] for key in ("standard_name", "units") if level.attrs.get(key)}
+    units = canonical_units(str(said.get("units", "hPa")))
+    if said.get("standard_name", "air_pressure") != "air_pressure" or units not in ("Pa", "hPa"):
+        return said
+    return {}
+
+
 def _normalize_levels(ds: xr.Dataset, origin: str) -> xr.Dataset:
     """Pressure levels in hPa, ascending; another vertical coordinate is refused."""
     if LEVEL not in ds.dims:
         return ds
     level = ds[LEVEL]
-    said = {key: level.attrs[key] for key in ("standard_name", "units") if level.attrs.get(key)}
-    units = canonical_units(str(said.get("units", "hPa")))
-    if said.get("standard_name", "air_pressure") != "air_pressure" or units not in ("Pa", "hPa"):
+    if said := _not_pressure(level):
         name = level.attrs.get(SOURCE_NAME, LEVEL)
         described = ", ".join(f"{key} {value!r}" for key, value in said.items())
         raise InputError(

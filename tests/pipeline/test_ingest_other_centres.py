@@ -15,6 +15,7 @@ import xarray as xr
 
 from flows.cli import main
 from pipeline.errors import InputError
+from pipeline.schema import channels
 from pipeline.sources import Adjustments, adjust_sources, files, resolve_source
 from pipeline.store import ingest, open_store
 from pipeline.timeaxis import MEAN_MONTH
@@ -198,6 +199,21 @@ def test_select_one_member_of_a_netcdf_ensemble(tmp_path, capsys):
         capsys, str(tmp_path / "ens.nc"), "--select", "realization=5", "--store", "t.zarr"
     )
     assert code == 2 and "no such realization; it has 0, 1, 2" in err
+
+
+def test_a_grib_file_of_one_pressure_level_keeps_it(tmp_path, uk_sample):
+    """Geopotential at 500 hPa as the CDS gives it: cfgrib makes isobaricInhPa a scalar."""
+    path = tmp_path / "z500.grib"
+    with uk_sample.open("rb") as f, path.open("wb") as out:
+        for _ in range(3):
+            message = eccodes.codes_grib_new_from_file(f)
+            for key, value in (("typeOfLevel", "isobaricInhPa"), ("level", 500), ("paramId", 129)):
+                eccodes.codes_set(message, key, value)
+            eccodes.codes_write(message, out)
+            eccodes.codes_release(message)
+    store = ingest(path, tmp_path / "s.zarr", progress=False)
+    assert channels(store.dataset) == ["z500"]  # was: ['z'], a surface field
+    assert store.dataset["z"].dims == ("time", "level", "latitude", "longitude")
 
 
 def test_select_one_member_of_a_grib_ensemble(tmp_path, uk_sample):

@@ -12,6 +12,7 @@ import xarray as xr
 from pipeline.errors import InputError
 from pipeline.grid import longitudes_canonical
 from pipeline.normalize import canonical_units, normalize
+from pipeline.schema import channels
 
 TIMES = pd.date_range("2020-01-01", periods=3, freq="6h")
 
@@ -277,3 +278,29 @@ def test_pressure_levels_in_millibars_are_hpa():
     )
     out = normalize(upper("t", {"units": "K"}, millibars), "era5.nc")
     assert out.level.values.tolist() == [500.0, 850.0] and out.level.attrs["units"] == "hPa"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "attrs", "hpa"),
+    [
+        ("isobaricInhPa", 500, {"units": "hPa", "standard_name": "air_pressure"}, 500.0),
+        ("level", 500, {}, 500.0),
+        ("plev", 85000.0, {"units": "Pa"}, 850.0),
+        ("pressure_level", 850.0, {"units": "millibars"}, 850.0),
+    ],
+)
+def test_a_field_of_one_pressure_level_keeps_it(name, value, attrs, hpa):
+    """The CDS gives z(time, lat, lon) at 500 hPa with a scalar coordinate of its level."""
+    ds = surface("z", {"units": "m2 s-2"}, 5e4).assign_coords({name: ((), value, attrs)})
+    out = normalize(ds, "z500.nc")
+    assert out["z"].dims == ("time", "level", "latitude", "longitude")  # was: a surface z
+    assert out.level.values.tolist() == [hpa] and channels(out) == [f"z{hpa:g}"]
+
+
+def test_one_level_tells_apart_names_that_are_surface_or_upper_air_by_it():
+    """NCEP's air is t on a level and t2m without; t2m stays a surface field beside it."""
+    air = surface("air", {"units": "K"}, 250.0)
+    t2m = surface("t2m", {"units": "K"}, 280.0)
+    ds = xr.merge([air, t2m]).assign_coords(level=((), 500.0, {"units": "millibar"}))
+    out = normalize(ds, "ncep.nc")
+    assert channels(out) == ["t500", "t2m"] and out["t2m"].dims == ("time", "latitude", "longitude")
