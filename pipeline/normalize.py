@@ -17,6 +17,7 @@ import xarray as xr
 
 from pipeline.errors import InputError
 from pipeline.grid import longitudes_canonical
+from pipeline.normalize_select import select, squeeze_extra_dims
 from pipeline.normalize_time import sort_time, to_time_axis
 from pipeline.schema import LAT, LEVEL, LON, TIME, VARIABLES, variable_attrs
 from pipeline.standard_names import canonical_from_standard_name, coordinate_renames
@@ -149,8 +150,8 @@ def normalize(ds: xr.Dataset, origin: str, variables: Sequence[str] | None = Non
     vocabulary is kept and the others are dropped with a log message.
     """
     ds = to_time_axis(_rename(ds, origin), origin)
-    ds = _select(ds, origin, variables)
-    ds = _squeeze_extra_dims(ds, origin)
+    ds = select(ds, origin, variables)
+    ds = squeeze_extra_dims(ds, origin)
     ds = _normalize_levels(ds, origin)
     ds = _normalize_horizontal(ds, origin)
     ds = sort_time(ds, origin)
@@ -210,50 +211,6 @@ def _geopotential_height(name: str, da: xr.DataArray) -> str:
     if name == "z" and canonical_units(da.attrs.get("units", "")) == "m":
         return "gh"
     return name
-
-
-def _select(ds: xr.Dataset, origin: str, variables: Sequence[str] | None) -> xr.Dataset:
-    present = [str(v) for v in ds.data_vars]
-    if variables is None:
-        unknown = [v for v in present if v not in VARIABLES]
-        if unknown:
-            log.info("%s: dropping variables outside the vocabulary: %s", origin, unknown)
-        keep = [v for v in present if v in VARIABLES]
-        if not keep:
-            raise InputError(
-                f"{origin}: none of its variables {present} is one wxens knows "
-                f"({sorted(VARIABLES)}); map yours onto those with --rename OLD=NEW, or give "
-                "them a CF standard_name"
-            )
-        return ds[keep]
-    missing = [v for v in variables if v not in present]
-    if missing:
-        raise InputError(
-            f"{origin}: variable(s) {missing} not found; it has {present} "
-            "(names after mapping to the canonical schema); pick from those with --variables"
-        )
-    unknown = [v for v in variables if v not in VARIABLES]
-    if unknown:
-        raise InputError(
-            f"{origin}: variable(s) {unknown} are not in the wxens vocabulary {sorted(VARIABLES)}"
-        )
-    return ds[list(variables)]
-
-
-def _squeeze_extra_dims(ds: xr.Dataset, origin: str) -> xr.Dataset:
-    extra = [d for d in ds.dims if d not in (TIME, LEVEL, LAT, LON)]
-    for dim in extra:
-        if ds.sizes[dim] != 1:
-            raise InputError(
-                f"{origin}: unexpected dimension {dim!r} of size {ds.sizes[dim]}; an analysis "
-                f"has dims time, [level], latitude, longitude — keep one index of it with "
-                f"--select {dim}=VALUE (one ensemble member, say) or score it as a forecast instead"
-            )
-        ds = ds.isel({dim: 0}, drop=True)
-    for dim in (LAT, LON):
-        if dim not in ds.dims:
-            raise InputError(f"{origin}: no {dim!r} dimension; dims are {dict(ds.sizes)}")
-    return ds
 
 
 def _one_level(ds: xr.Dataset) -> xr.Dataset:

@@ -1,0 +1,64 @@
+"""Which of a producer's variables and dimensions an analysis keeps: those of the wxens
+vocabulary (or the ones asked for), on time, [level], latitude and longitude; a dimension
+of size one (a scalar member) is dropped, a larger one refused. Part of
+:func:`pipeline.normalize.normalize`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import xarray as xr
+
+from pipeline.errors import InputError
+from pipeline.schema import LAT, LEVEL, LON, TIME, VARIABLES
+
+log = logging.getLogger(__name__)
+
+
+def select(ds: xr.Dataset, origin: str, variables: Sequence[str] | None) -> xr.Dataset:
+    """``ds``'s ``variables`` (canonical names), or every one of the vocabulary it has."""
+    present = [str(v) for v in ds.data_vars]
+    if variables is None:
+        unknown = [v for v in present if v not in VARIABLES]
+        if unknown:
+            log.info("%s: dropping variables outside the vocabulary: %s", origin, unknown)
+        keep = [v for v in present if v in VARIABLES]
+        if not keep:
+            raise InputError(
+                f"{origin}: none of its variables {present} is one wxens knows "
+                f"({sorted(VARIABLES)}); map yours onto those with --rename OLD=NEW, or give "
+                "them a CF standard_name"
+            )
+        return ds[keep]
+    missing = [v for v in variables if v not in present]
+    if missing:
+        raise InputError(
+            f"{origin}: variable(s) {missing} not found; it has {present} "
+            "(names after mapping to the canonical schema); pick from those with --variables"
+        )
+    unknown = [v for v in variables if v not in VARIABLES]
+    if unknown:
+        raise InputError(
+            f"{origin}: variable(s) {unknown} are not in the wxens vocabulary {sorted(VARIABLES)}"
+        )
+    return ds[list(variables)]
+
+
+def squeeze_extra_dims(ds: xr.Dataset, origin: str) -> xr.Dataset:
+    """``ds`` on time, [level], latitude and longitude only: other dimensions of size one
+    dropped; a larger one, or no latitude or longitude, an :class:`InputError`."""
+    extra = [d for d in ds.dims if d not in (TIME, LEVEL, LAT, LON)]
+    for dim in extra:
+        if ds.sizes[dim] != 1:
+            raise InputError(
+                f"{origin}: unexpected dimension {dim!r} of size {ds.sizes[dim]}; an analysis "
+                f"has dims time, [level], latitude, longitude — keep one index of it with "
+                f"--select {dim}=VALUE (one ensemble member, say) or score it as a forecast instead"
+            )
+        ds = ds.isel({dim: 0}, drop=True)
+    for dim in (LAT, LON):
+        if dim not in ds.dims:
+            raise InputError(f"{origin}: no {dim!r} dimension; dims are {dict(ds.sizes)}")
+    return ds
