@@ -105,10 +105,17 @@ _CHANNEL = re.compile(r"^([a-z][a-z0-9]*?)(\d+)$")
 
 
 def channel_name(variable: str, level: float | int | None = None) -> str:
-    """``("z", 500) -> "z500"``; a surface variable is its own channel."""
+    """``("z", 500) -> "z500"``; a surface variable is its own channel. A ValueError where
+    the name would be a surface variable's (u at 10 hPa is not ``u10``, the 10 m wind)."""
     if level is None:
         return variable
-    return f"{variable}{int(level)}"
+    name = f"{variable}{int(level)}"
+    if name in VARIABLES:
+        raise ValueError(
+            f"{variable!r} at {int(level)} hPa would be the channel {name!r}, the name of the "
+            f"{VARIABLES[name].long_name}, which split_channel reads back as that"
+        )
+    return name
 
 
 def split_channel(channel: str) -> tuple[str, int | None]:
