@@ -86,15 +86,12 @@ def add_derive_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def set_threads(threads: int | None) -> None:
-    """``--threads``: torch's CPU threads for this process (None: leave the default)."""
+    """``--threads``: torch's CPU threads for this process (None: leave the default; the
+    parser refuses fewer than 1)."""
     if threads is None:
         return
     import torch
 
-    from pipeline.errors import InputError
-
-    if threads < 1:
-        raise InputError(f"--threads must be at least 1, got {threads}")
     torch.set_num_threads(threads)
 
 

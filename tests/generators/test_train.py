@@ -247,8 +247,10 @@ def test_the_train_command_runs_and_reports_bad_configs(store, tmp_path, capsys)
     assert load_checkpoint(tmp_path / "cli").kind == "edm"
     assert wxens(args + ["--set", "optim.learning_rate=1"]) == 2
     assert "unknown key(s) ['learning_rate']" in capsys.readouterr().err
-    assert wxens(args + ["--threads", "0"]) == 2
-    assert "--threads must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # by the parser, before any work
+        wxens(args + ["--threads", "0"])
+    assert refused.value.code == 2
+    assert "argument --threads: must be at least 1, got 0" in capsys.readouterr().err
     threads = torch.get_num_threads()
     try:
         assert wxens(args + ["--set", "device=cpu", "--threads", "1", "--no-resume"]) == 0
