@@ -119,8 +119,10 @@ def test_nproc_refuses_a_batch_that_does_not_split_and_a_missing_store(store, tm
     args += ["--out", str(tmp_path / "x"), "--nproc", "3"]
     assert wxens(args) == 2
     assert "batch_size 4 does not split over 3 processes" in capsys.readouterr().err
-    assert wxens(args[:-1] + ["0"]) == 2
-    assert "--nproc must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # by the parser
+        wxens(args[:-1] + ["0"])
+    assert refused.value.code == 2
+    assert "argument --nproc: must be at least 1, got 0" in capsys.readouterr().err
     args[2] = str(tmp_path / "missing.zarr")
     assert wxens(args[:-1] + ["2"]) == 2  # refused before any process starts
     assert "missing.zarr: no such store" in capsys.readouterr().err
