@@ -18,6 +18,7 @@ message holds (:data:`pipeline.normalize_time.HAS_MESSAGE`): the others are no t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,6 +28,8 @@ import xarray as xr
 from pipeline.errors import InputError
 from pipeline.normalize_time import HAS_MESSAGE, STEP
 from pipeline.schema import CONTROL_MEMBER, TIME, VALID_TIME
+
+log = logging.getLogger(__name__)
 
 #: The member dimension cfgrib writes.
 NUMBER = "number"
@@ -66,19 +69,27 @@ def _open(path: Path, chunks: Chunking, filter_by_keys: dict[str, str]) -> xr.Da
     )
     if {TIME, STEP, VALID_TIME}.isdisjoint(ds.dims) and VALID_TIME in ds.coords:
         ds = ds.expand_dims(VALID_TIME)  # one message: the files of a glob combine along it
-    if {TIME, STEP} <= set(ds.dims):
-        ds = ds.assign_coords({HAS_MESSAGE: _cells_with_a_message(ds)})
+    if {TIME, STEP} <= set(ds.dims) and (cells := _cells_with_a_message(ds)) is not None:
+        ds = ds.assign_coords({HAS_MESSAGE: cells})
     return ds.chunk(chunks(ds))
 
 
-def _cells_with_a_message(ds: xr.Dataset) -> xr.DataArray:
+def _cells_with_a_message(ds: xr.Dataset) -> xr.DataArray | None:
     """(time, step): whether a message of ``ds`` (of any variable, member or level) holds
-    the cell, from cfgrib's index of the messages (their headers, no values read)."""
+    the cell, from cfgrib's index of the messages (their headers, no values read); None
+    where that index is not found (another cfgrib: every cell is then taken as held, and
+    an empty one shows as NaNs, as before)."""
     cells = []
     for da in ds.data_vars.values():
         array = da.variable._data
         while not hasattr(array, "field_id_index"):  # xarray's lazy wrappers of cfgrib's
-            array = array.array
+            array = getattr(array, "array", None)
+            if array is None:
+                log.warning(
+                    "%s: cfgrib's message index not found; every cell taken as held",
+                    ds.encoding.get("source", "a GRIB file"),
+                )
+                return None
         headers = da.dims[: da.ndim - array.geo_ndim]
         has = np.zeros([da.sizes[dim] for dim in headers], dtype=bool)
         has[tuple(np.array(list(array.field_id_index)).T)] = True
