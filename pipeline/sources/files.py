@@ -72,6 +72,20 @@ def _horizontal_dims(parts: list[xr.Dataset]) -> list[str]:
     ]
 
 
+LEAD_NAMES = ("step", "forecast_period", "prediction_timedelta", "lead_time")
+"""The producers' names of a forecast's lead (cfgrib, CF, WeatherBench 2, wxens)."""
+
+
+def _holds_leads(ds: xr.Dataset) -> bool:
+    """Whether ``ds`` holds forecasts at a lead (a lead coordinate not all zero): files of
+    forecasts, whose initial times follow no one step (sub-seasonal starts on Mondays and
+    Thursdays), as ``wxens verify`` opens a glob of them."""
+    return any(
+        name in ds.coords and bool((ds[name].values != np.zeros((), ds[name].dtype)).any())
+        for name in LEAD_NAMES
+    )
+
+
 class FileSource(Source):
     """A source of one or more local files decoded by one xarray engine."""
 
@@ -95,7 +109,8 @@ class FileSource(Source):
 
     def open(self) -> xr.Dataset:
         """The files as one dataset, in the producer's names: refused when they give a
-        variable one time twice, leave one time axis or lie on two grids, else each on the
+        variable one time twice, leave one time axis (analyses: files holding forecast
+        leads, :func:`_holds_leads`, are not held to one), or lie on two grids, else each on the
         first file's grid points (so that the outer join fills with NaN only what a file
         lacks, never a point)."""
         parts = [self._open_checked(path) for path in self.paths]
@@ -103,7 +118,8 @@ class FileSource(Source):
             return parts[0]
         labelled = list(zip(map(str, self.paths), parts, strict=True))
         check_unique_times(labelled, self.description)
-        check_one_axis(labelled, self.description)
+        if not any(map(_holds_leads, parts)):  # forecasts start when they do (Mon, Thu)
+            check_one_axis(labelled, self.description)
         on_grid = onto_one_grid(labelled, _horizontal_dims(parts), self.description)
         try:
             return xr.combine_by_coords(on_grid, combine_attrs="drop_conflicts", join="outer")

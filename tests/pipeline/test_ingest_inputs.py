@@ -212,3 +212,23 @@ def test_a_variable_the_inputs_lack_at_some_times_is_named(tmp_path, capsys):
     assert np.isnan(open_store(store).dataset.msl.sel(time="2021-01-01 12:00")).all()
     code, err = cli(capsys, *inputs, "--end", "2021-01-01T06", "--store", str(tmp_path / "b"))
     assert code == 0, err
+
+
+def test_a_glob_of_forecast_files_is_not_held_to_one_time_axis(tmp_path):
+    """Sub-seasonal starts on Mondays and Thursdays, one file each, as `wxens verify` opens
+    a glob of them: initial times 3 and 4 days apart are no time axis, and need not be."""
+    from pipeline.sources import resolve_source
+
+    starts = pd.DatetimeIndex(["2021-01-04", "2021-01-07", "2021-01-11"])  # Mon, Thu, Mon
+    for start in starts:
+        xr.Dataset(
+            {"t2m": (("time", "step", "latitude", "longitude"), np.full((1, 2, 3, 4), 280.0))},
+            coords={
+                "time": [start],
+                "step": pd.to_timedelta([1, 2], unit="D"),
+                "latitude": [50.0, 51.0, 52.0],
+                "longitude": [-2.0, -1.0, 0.0, 1.0],
+            },
+        ).to_netcdf(tmp_path / f"ens-{start:%Y%m%d}.nc")
+    opened = resolve_source(str(tmp_path / "ens-*.nc")).open()
+    assert pd.DatetimeIndex(opened.time.values).equals(starts)
