@@ -228,3 +228,13 @@ def test_float_times_are_rounded_to_whole_seconds(tmp_path, capsys, caplog):
     np.testing.assert_array_equal(store.dataset.time.values, want.values)  # was: 01:00:00.0001
     assert store.native_step == pd.Timedelta("1h") and store.missing_times == ()  # was: 47
     assert "rounded to whole seconds, by up to 3.4 ms" in caplog.text
+
+
+def test_without_cfgribs_message_index_every_cell_is_taken_as_held(caplog):
+    """Another cfgrib (or data not read by one): a warning, and the cells as before."""
+    from pipeline.sources.grib import _cells_with_a_message
+
+    ds = xr.Dataset({"t2m": (("time", "step", "latitude", "longitude"), np.zeros((2, 3, 2, 2)))})
+    with caplog.at_level("WARNING", logger="pipeline.sources.grib"):
+        assert _cells_with_a_message(ds) is None
+    assert "message index not found" in caplog.text
