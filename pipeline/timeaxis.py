@@ -24,7 +24,8 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.errors import InputError
-from pipeline.schema import TIME
+from pipeline.normalize import COORD_ALIASES
+from pipeline.schema import LEVEL, TIME
 
 MEAN_MONTH = pd.Timedelta(seconds=365.2425 * 86400 / 12)
 """One calendar month as a fixed step: the mean Gregorian month, 2,629,746 s exactly."""
@@ -223,23 +224,34 @@ def check_unique_times(parts: Sequence[tuple[str, xr.Dataset]], origin: str) -> 
     else ``time``; a dataset with neither is skipped). The :class:`InputError` names the
     variable, the number of such times, the first three and two inputs that hold the first.
     """
-    by_var: dict[str, list[tuple[str, pd.DatetimeIndex]]] = {}
+    by_var: dict[tuple[str, object], list[tuple[str, pd.DatetimeIndex]]] = {}
     for label, part in parts:
         times = valid_times(part)
         if times is not None:
             for name in part.data_vars:
-                by_var.setdefault(str(name), []).append((label, times.unique()))
-    for var, labelled in by_var.items():
+                for level in _levels(part[name]):
+                    by_var.setdefault((str(name), level), []).append((label, times.unique()))
+    for (name, level), labelled in by_var.items():
         joined = labelled[0][1].append([times for _, times in labelled[1:]])
         if not joined.has_duplicates:
             continue
         dup = joined[joined.duplicated()].unique()
         holders = [label for label, times in labelled if dup[0] in times]
+        var = repr(name) if level is None else f"{name!r} at level {level:g}"
         raise InputError(
-            f"{origin}: {var!r} has {dup.size} duplicate time(s) across the inputs, first "
+            f"{origin}: {var} has {dup.size} duplicate time(s) across the inputs, first "
             f"{[str(t) for t in dup[:3]]} (in {holders[0]} and {holders[1]}); give each time "
             "once (do two files overlap?)"
         )
+
+
+def _levels(da: xr.DataArray) -> tuple[float | None, ...]:
+    """The pressure levels ``da`` holds, by any name ingest reads as a level (a dim, or a
+    scalar coordinate: one file per level); ``(None,)`` for a field without one."""
+    for name in (*da.dims, *da.coords):
+        if COORD_ALIASES.get(str(name), str(name)) == LEVEL and name in da.coords:
+            return tuple(float(v) for v in np.atleast_1d(da[name].values))
+    return (None,)
 
 
 def valid_times(ds: xr.Dataset) -> pd.DatetimeIndex | None:

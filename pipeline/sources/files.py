@@ -26,7 +26,7 @@ from pipeline.normalize import COORD_ALIASES
 from pipeline.redact import redact
 from pipeline.schema import HORIZONTAL
 from pipeline.sources.base import SOURCES, Source
-from pipeline.sources.grib import open_grib
+from pipeline.sources.grib import count_grib_messages, open_grib
 from pipeline.standard_names import coordinate_renames
 from pipeline.timeaxis import check_one_axis, check_unique_times
 from pipeline.transaction import is_repository, open_dataset
@@ -70,6 +70,17 @@ def _horizontal_dims(parts: list[xr.Dataset]) -> list[str]:
         if COORD_ALIASES.get(dim, by_standard_name.get(dim, dim)) in HORIZONTAL
         and all(dim in part.indexes for part in parts)
     ]
+
+
+def _one_time_as_dim(ds: xr.Dataset) -> xr.Dataset:
+    """A file of one time (a scalar ``valid_time`` or ``time``, no time-like dim) with that
+    time as a dim of size one, so that the files of a glob combine along it (one such file
+    alone is made so by :func:`pipeline.normalize_time.to_time_axis`)."""
+    if set(TIME_DIMS).isdisjoint(ds.dims):
+        for name in ("valid_time", "time"):
+            if name in ds.coords and ds[name].ndim == 0 and ds[name].dtype.kind == "M":
+                return ds.expand_dims(name)
+    return ds
 
 
 LEAD_NAMES = ("step", "forecast_period", "prediction_timedelta", "lead_time")
@@ -116,6 +127,7 @@ class FileSource(Source):
         parts = [self._open_checked(path) for path in self.paths]
         if len(parts) == 1:
             return parts[0]
+        parts = [_one_time_as_dim(part) for part in parts]
         labelled = list(zip(map(str, self.paths), parts, strict=True))
         check_unique_times(labelled, self.description)
         if not any(map(_holds_leads, parts)):  # forecasts start when they do (Mon, Thu)
@@ -135,11 +147,22 @@ class FileSource(Source):
             return self.decode(path)
         except InputError:
             raise
-        except Exception as err:  # the decoder's own error, re-raised naming the file
-            raise InputError(
-                f"{path}: cannot be read as {self.name} ({type(err).__name__}: {err}); "
-                "the file may be truncated or corrupt: download it again"
+        except ValueError as err:
+            if "decode time units" not in str(err):
+                raise self._unreadable(path, err) from err
+            raise InputError(  # a whole file, not a corrupt one: its time units
+                f"{path}: its times cannot be decoded ({err}); months and years since a date "
+                "are no fixed durations: give the time in days, hours or seconds since a date "
+                "(CF units), e.g. with xarray's decode_times=False and a conversion"
             ) from err
+        except Exception as err:  # the decoder's own error, re-raised naming the file
+            raise self._unreadable(path, err) from err
+
+    def _unreadable(self, path: Path, err: Exception) -> InputError:
+        return InputError(
+            f"{path}: cannot be read as {self.name} ({type(err).__name__}: {err}); "
+            "the file may be truncated or corrupt: download it again"
+        )
 
     def check(self, path: Path) -> None:
         """Cheap structural check before decoding (default: none)."""
@@ -147,41 +170,6 @@ class FileSource(Source):
     @abstractmethod
     def decode(self, path: Path) -> xr.Dataset:
         """Open one checked file lazily."""
-
-
-def count_grib_messages(path: Path) -> int:
-    """Walk the GRIB messages of ``path`` by their length fields, without decoding.
-
-    Each message starts with ``GRIB`` and its total length (GRIB 1: 3 bytes at offset 4;
-    GRIB 2: 8 bytes at offset 8) and ends with ``7777``; zero padding may follow each
-    message (ECMWF pads GRIB 1 messages). Raises :class:`InputError` for a file that is
-    not GRIB or is truncated.
-    """
-    size = path.stat().st_size
-    count, offset = 0, 0
-    with path.open("rb") as f:
-        while offset < size:
-            f.seek(offset)
-            head = f.read(16)
-            if count and head[:1] == b"\0":
-                offset += len(head) - len(head.lstrip(b"\0"))
-                continue  # padding between or after messages
-            if head[:4] != b"GRIB":
-                what = "is not a GRIB file" if count == 0 else f"has garbage after message {count}"
-                raise InputError(
-                    f"{path}: {what} (found {head[:4]!r} at byte {offset}, expected b'GRIB'); "
-                    "check that it was downloaded as GRIB, not as NetCDF or an error page"
-                )
-            edition = head[7]
-            length = int.from_bytes(head[4:7] if edition == 1 else head[8:16], "big")
-            f.seek(offset + length - 4)
-            if offset + length > size or f.read(4) != b"7777":
-                raise InputError(
-                    f"{path}: GRIB message {count + 1} (at byte {offset}, {length} bytes) is "
-                    "truncated or corrupt; download the file again"
-                )
-            count, offset = count + 1, offset + length
-    return count
 
 
 @SOURCES.register("grib")

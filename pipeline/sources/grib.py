@@ -125,3 +125,38 @@ def _control_and_perturbed(path: Path, chunks: Chunking) -> xr.Dataset:
 def _members(ds: xr.Dataset) -> xr.Dataset:
     """``ds`` with ``number`` as a dimension (cfgrib makes a single member a scalar)."""
     return ds if NUMBER in ds.dims else ds.expand_dims(NUMBER)
+
+
+def count_grib_messages(path: Path) -> int:
+    """Walk the GRIB messages of ``path`` by their length fields, without decoding.
+
+    Each message starts with ``GRIB`` and its total length (GRIB 1: 3 bytes at offset 4;
+    GRIB 2: 8 bytes at offset 8) and ends with ``7777``; zero padding may follow each
+    message (ECMWF pads GRIB 1 messages). Raises :class:`InputError` for a file that is
+    not GRIB or is truncated.
+    """
+    size = path.stat().st_size
+    count, offset = 0, 0
+    with path.open("rb") as f:
+        while offset < size:
+            f.seek(offset)
+            head = f.read(16)
+            if count and head[:1] == b"\0":
+                offset += len(head) - len(head.lstrip(b"\0"))
+                continue  # padding between or after messages
+            if head[:4] != b"GRIB":
+                what = "is not a GRIB file" if count == 0 else f"has garbage after message {count}"
+                raise InputError(
+                    f"{path}: {what} (found {head[:4]!r} at byte {offset}, expected b'GRIB'); "
+                    "check that it was downloaded as GRIB, not as NetCDF or an error page"
+                )
+            edition = head[7]
+            length = int.from_bytes(head[4:7] if edition == 1 else head[8:16], "big")
+            f.seek(offset + length - 4)
+            if offset + length > size or f.read(4) != b"7777":
+                raise InputError(
+                    f"{path}: GRIB message {count + 1} (at byte {offset}, {length} bytes) is "
+                    "truncated or corrupt; download the file again"
+                )
+            count, offset = count + 1, offset + length
+    return count

@@ -232,3 +232,40 @@ def test_a_glob_of_forecast_files_is_not_held_to_one_time_axis(tmp_path):
         ).to_netcdf(tmp_path / f"ens-{start:%Y%m%d}.nc")
     opened = resolve_source(str(tmp_path / "ens-*.nc")).open()
     assert pd.DatetimeIndex(opened.time.values).equals(starts)
+
+
+def test_files_of_one_level_each_ingest_as_their_levels(tmp_path, capsys):
+    """The CDS gives z at 500 and at 850 hPa in two files (a scalar level each): refused as
+    "'z' has 4 duplicate time(s)", the duplicate check keying by variable alone."""
+    for level in (500, 850):
+        ds = write(tmp_path / "plain.nc", SIX_HOURLY, name="z", units="m2 s-2", seed=level)
+        ds.assign_coords(pressure_level=float(level)).to_netcdf(tmp_path / f"z{level}.nc")
+    paths = [str(tmp_path / "z500.nc"), str(tmp_path / "z850.nc")]
+    code, err = cli(capsys, *paths, "--store", str(tmp_path / "z.zarr"))
+    assert code == 0, err
+    store = open_store(tmp_path / "z.zarr")
+    assert store.dataset.level.values.tolist() == [500, 850]
+    code, err = cli(capsys, paths[0], paths[0], "--store", str(tmp_path / "twice.zarr"))
+    assert code == 2 and "'z' at level 500 has 4 duplicate time(s)" in err  # still refused
+
+
+def test_a_glob_of_files_of_one_scalar_time_each_ingests(tmp_path):
+    """One time per NetCDF file with a scalar time (no time dim): the glob did not combine,
+    while listing the files one by one worked."""
+    for i, time in enumerate(SIX_HOURLY):
+        ds = write(tmp_path / "one.nc", [time], seed=i).isel(time=0)  # time now a scalar
+        ds.to_netcdf(tmp_path / f"a{i}.nc")
+    globbed = ingest(str(tmp_path / "a*.nc"), tmp_path / "g.zarr", progress=False)
+    listed = ingest(sorted(tmp_path.glob("a*.nc")), tmp_path / "l.zarr", progress=False)
+    xr.testing.assert_equal(globbed.dataset.load(), listed.dataset.load())  # attrs: sources
+    assert globbed.dataset.sizes["time"] == 4
+
+
+def test_time_units_in_months_are_named_not_taken_for_a_corrupt_file(tmp_path, capsys):
+    ds = write(tmp_path / "plain.nc", SIX_HOURLY[:3])
+    months = ds.assign_coords(time=("time", [0, 1, 2], {"units": "months since 2000-01-01"}))
+    months.to_netcdf(tmp_path / "m.nc")
+    code, err = cli(capsys, str(tmp_path / "m.nc"), "--store", str(tmp_path / "m.zarr"))
+    assert code == 2 and "its times cannot be decoded" in err
+    assert "months and years since a date are no fixed durations" in err
+    assert "corrupt" not in err and not (tmp_path / "m.zarr").exists()
