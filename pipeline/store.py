@@ -45,7 +45,7 @@ from pipeline.errors import InputError, StoreError
 from pipeline.grid import describe_grid, same_points
 from pipeline.ingest_blocks import write_blocks
 from pipeline.running_statistics import RunningStatistics
-from pipeline.schema import HORIZONTAL, LAT, LEVEL, LON, SCHEMA_VERSION, TIME
+from pipeline.schema import HORIZONTAL, LAT, LEVEL, LON, SCHEMA_VERSION, TIME, VARIABLES
 from pipeline.sources import Source
 from pipeline.timeaxis import describe_step, native_step, off_axis
 from pipeline.transaction import (
@@ -108,10 +108,10 @@ def ingest(
             check_replaceable(path, overwrite)  # again: another process may have been first
             ds, origin = open_canonical(sources, variables, time, allow_nan=allow_nan)
             _replace(ds, origin, path, allow_nan, progress)
-        return open_store(path)
+        return warn_implausible(open_store(path))
     ds, origin = open_canonical(sources, variables, time, allow_nan=allow_nan)
     _ingest_into(ds, origin, path, allow_nan, progress)
-    return open_store(path)
+    return warn_implausible(open_store(path))
 
 
 def _replace(ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progress: bool) -> None:
@@ -348,3 +348,30 @@ def _roll_back(path: Path, created: bool, old_times: int, new_times: int) -> Non
         kept = [[i, min(j, old_times)] for i, j in state["written"] if i < old_times]
         complete = bool(state.get("statistics")) and kept == [[0, old_times]]
         update_state(store, n_times=old_times, written=kept, complete=complete)
+
+
+def warn_implausible(store: AnalysisStore) -> AnalysisStore:
+    """``store``, after a warning for each variable whose values leave its physical bounds
+    (:data:`pipeline.schema.VARIABLES`; t2m of 554 K is a K field labelled degC, 0 K a
+    zeroed region): ingested as given, but a sign of wrong units or a damaged file."""
+    stats = store.statistics
+    for name in stats.data_vars:
+        spec = VARIABLES.get(str(name))
+        if spec is None or (spec.lower_bound is None and spec.upper_bound is None):
+            continue
+        low, high = (float(stats[name].sel(statistic=s).min()) for s in ("min", "max"))
+        below = spec.lower_bound is not None and low < spec.lower_bound
+        above = spec.upper_bound is not None and high > spec.upper_bound
+        if below or above:
+            log.warning(
+                "%s: %s ranges %g..%g %s, beyond its physical bounds %s..%s: are its units "
+                "right (a field in K labelled degC), or is part of the file damaged?",
+                store.path,
+                name,
+                low,
+                high,
+                spec.units,
+                "" if spec.lower_bound is None else f"{spec.lower_bound:g}",
+                "" if spec.upper_bound is None else f"{spec.upper_bound:g}",
+            )
+    return store

@@ -269,3 +269,17 @@ def test_time_units_in_months_are_named_not_taken_for_a_corrupt_file(tmp_path, c
     assert code == 2 and "its times cannot be decoded" in err
     assert "months and years since a date are no fixed durations" in err
     assert "corrupt" not in err and not (tmp_path / "m.zarr").exists()
+
+
+def test_values_beyond_physical_bounds_are_warned_about(tmp_path, caplog):
+    """A field in K labelled degC went in as t2m of about 553 K without a word."""
+    write(tmp_path / "k_as_c.nc", SIX_HOURLY, units="degC")
+    with caplog.at_level("WARNING", logger="pipeline.store"):
+        store = ingest(tmp_path / "k_as_c.nc", tmp_path / "c.zarr", progress=False)
+    assert float(store.dataset.t2m.min()) > 500  # ingested as given
+    assert "t2m ranges" in caplog.text and "beyond its physical bounds 150..350" in caplog.text
+    caplog.clear()
+    write(tmp_path / "k.nc", SIX_HOURLY, units="K")
+    with caplog.at_level("WARNING", logger="pipeline.store"):
+        ingest(tmp_path / "k.nc", tmp_path / "k.zarr", progress=False)
+    assert "physical bounds" not in caplog.text
