@@ -176,6 +176,14 @@ def _prepare(
         store_times = pd.DatetimeIndex(existing[TIME].values)
         old_times = store_times.size
         new = source_times[~source_times.isin(store_times)]
+        if new.size < source_times.size:  # a rerun, or inputs that overlap the store
+            log.info(
+                "%s: %d of the input's %d time(s) are in the store already: kept as written "
+                "there (not compared with the input; --overwrite rebuilds from the inputs)",
+                path,
+                source_times.size - new.size,
+                source_times.size,
+            )
         if new.size:
             if store_times.size and new.min() <= store_times.max():
                 raise StoreError(
