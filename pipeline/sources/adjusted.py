@@ -22,7 +22,8 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.errors import InputError
-from pipeline.normalize import SOURCE_NAME
+from pipeline.normalize import COORD_ALIASES, SOURCE_NAME
+from pipeline.schema import LEVEL
 from pipeline.sources.base import Source
 from pipeline.spec import split_pair
 
@@ -158,8 +159,9 @@ def _pairs(items: Iterable[str], what: str, form: str) -> dict[str, str]:
 
 def _select_one(ds: xr.Dataset, dim: str, value: object, origin: str) -> xr.Dataset:
     """``ds`` at the one index of ``dim`` labelled ``value`` (a position when ``dim`` has
-    no coordinate values), the dimension and its coordinate dropped. A scalar coordinate
-    ``dim`` (a file of one member) must hold ``value`` itself."""
+    no coordinate values), the dimension and its coordinate dropped, except a pressure
+    level's, kept as the one level of the fields. A scalar coordinate ``dim`` (a file of
+    one member) must hold ``value`` itself."""
     if dim in ds.dims and dim not in ds.indexes:
         position = _label(xr.DataArray(np.arange(ds.sizes[dim])), value, dim, origin)
         if not 0 <= position < ds.sizes[dim]:
@@ -172,7 +174,10 @@ def _select_one(ds: xr.Dataset, dim: str, value: object, origin: str) -> xr.Data
     if label not in labels:
         shown = ", ".join(str(v) for v in labels[:10]) + (" ..." if len(labels) > 10 else "")
         raise InputError(f"{origin}: --select {dim}={value}: no such {dim}; it has {shown}")
-    return (ds.sel({dim: label}) if dim in ds.dims else ds).drop_vars(dim)
+    selected = ds.sel({dim: label}) if dim in ds.dims else ds
+    if COORD_ALIASES.get(dim, dim) == LEVEL:  # kept as the field's one level: z500, not z
+        return selected
+    return selected.drop_vars(dim)
 
 
 def _label(coord: xr.DataArray, value: object, dim: str, origin: str) -> object:

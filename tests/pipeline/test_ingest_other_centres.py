@@ -201,6 +201,19 @@ def test_select_one_member_of_a_netcdf_ensemble(tmp_path, capsys):
     assert code == 2 and "no such realization; it has 0, 1, 2" in err
 
 
+def test_select_one_level_keeps_it_as_the_fields_level(tmp_path, capsys):
+    """--select level=500 dropped the level: z on 500 and 850 hPa went in as a surface z."""
+    data = field(6, 2, mean=5.5e4)
+    attrs = {"units": "m2 s-2"}
+    write(tmp_path / "z.nc", "z", data, attrs, extra_dims=("level",), level=[500.0, 850.0])
+    args = ["--select", "level=500", "--store", str(tmp_path / "s.zarr")]
+    code, _, err = cli(capsys, str(tmp_path / "z.nc"), *args)
+    assert code == 0, err
+    store = open_store(tmp_path / "s.zarr")
+    assert channels(store.dataset) == ["z500"]
+    np.testing.assert_array_equal(stored(tmp_path / "s.zarr", "z")[:, 0], data[:, 0])
+
+
 def test_a_grib_file_of_one_pressure_level_keeps_it(tmp_path, uk_sample):
     """Geopotential at 500 hPa as the CDS gives it: cfgrib makes isobaricInhPa a scalar."""
     path = tmp_path / "z500.grib"
