@@ -92,6 +92,11 @@ def verify(
     aligned = align_with_truth(forecast, truth)
     _require_some_truth(aligned, truth)
     f = to_channels(aligned.forecast).rename({CHANNEL: VARIABLE})
+    if f.sizes[MEMBER] == 1:
+        log.warning(
+            "the forecast has one member (a deterministic forecast): its CRPS is its absolute "
+            "error, and the spread-skill ratio and rank histogram are undefined (NaN)"
+        )
     t = to_channels(aligned.truth).rename({CHANNEL: VARIABLE})
     if f.chunks is not None:
         chunks = score_chunks(f)

@@ -491,3 +491,21 @@ def test_a_config_given_one_name_as_a_string_reads_it_as_one_name(case):
     card = verify(forecast[["t2m"]], truth, config)["scorecard"].to_dataset()
     assert {"latitude", "longitude"} <= set(card["fair_crps"].dims)  # kept: not averaged
     assert VerifyConfig(mean_over=["init_time"]) == config.__class__(mean_over=("init_time",))
+
+
+def test_a_forecast_of_one_member_is_said_to_be_deterministic(case, caplog):
+    """Scored as one member without a word: NaN spread-skill and numpy's warnings."""
+    _, truth, forecast = case
+    single = forecast[["t2m"]].isel(member=0, drop=True)  # no member dim at all
+    config = VerifyConfig(physics_init_times=0, energy_score=False, progress=False)
+    with caplog.at_level("WARNING", logger="verification.scorecard"):
+        card = verify(single, truth, config)["scorecard"].to_dataset()
+    assert "one member (a deterministic forecast)" in caplog.text
+    mae = abs(
+        align_with_truth(single, truth).forecast.t2m - align_with_truth(single, truth).truth.t2m
+    )
+    np.testing.assert_allclose(
+        card.fair_crps.sel(variable="t2m").values[0],
+        float(mae.isel(lead_time=0).weighted(np.cos(np.deg2rad(mae.latitude))).mean()),
+        rtol=1e-5,
+    )
