@@ -13,6 +13,7 @@ import xarray as xr
 
 from pipeline.adapters import to_cf_units, to_wxens_forecast
 from pipeline.errors import InputError
+from pipeline.grid import longitudes_canonical
 from pipeline.normalize import COORD_ALIASES
 from pipeline.schema import (
     GRID_TOLERANCE_DEG,
@@ -123,17 +124,16 @@ def _canonical_truth(truth: xr.Dataset) -> xr.Dataset:
 
 
 def _contiguous_longitudes(truth: xr.Dataset) -> xr.Dataset:
-    """``truth`` with its longitudes as given, or else in the convention, [-180, 180) or
-    [0, 360), where they are evenly spaced in ascending order (a box across Greenwich given
-    in 0..360 is one block in -180..180, one across the date line in 0..360), so that the
-    grid is one block for the spectra; as given where none is."""
+    """``truth`` with its longitudes as given where they ascend evenly spaced, else as ingest
+    writes them (:func:`pipeline.grid.longitudes_canonical`: a box across Greenwich given
+    in 0..360 becomes -10..2), sorted, so that the grid is one block for the spectra."""
     lon = truth[LON].values.astype(np.float64)
-    for wrapped in (lon, np.mod(lon + 180.0, 360.0) - 180.0, np.mod(lon, 360.0)):
-        order = np.argsort(wrapped, kind="stable")
-        steps = np.diff(wrapped[order])
-        if steps.size == 0 or np.allclose(steps, steps[0], rtol=1e-6, atol=GRID_TOLERANCE_DEG):
-            return truth.isel({LON: order}).assign_coords({LON: wrapped[order]})
-    return truth
+    steps = np.diff(lon)
+    if steps.size == 0 or np.allclose(steps, steps[0], rtol=1e-6, atol=GRID_TOLERANCE_DEG):
+        return truth
+    wrapped = longitudes_canonical(lon)
+    order = np.argsort(wrapped, kind="stable")
+    return truth.isel({LON: order}).assign_coords({LON: wrapped[order]})
 
 
 def _on_truth_grid(forecast: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:

@@ -210,10 +210,9 @@ def check_extends(
 ) -> None:
     """StoreError unless a forecast of ``members`` members at ``leads_hours`` with
     ``provenance`` (None: not checked) may go into the forecast store at ``path`` (absent or
-    empty: it may);
-    checked before anything is drawn, so that a request the store's initial times already
-    answer with other members or leads is not skipped silently as done, nor refused only
-    by :func:`write_forecast` after the drawing."""
+    empty: it may). Checked before anything is drawn, so that a request the store's initial
+    times already answer with other members or leads is not skipped silently as done, nor
+    refused only by :func:`write_forecast` after the drawing."""
     path = Path(path)
     if not is_store(path) or is_empty_repository(path) or not is_forecast_store(path):
         return  # nothing to extend; a store of another kind is refused where it is written

@@ -138,9 +138,11 @@ def verify(
         parts = lazy["per_init"] if intervals else None
         lazy["paired_crps"] = xr.Dataset(
             {
-                "forecast": parts["fair_crps"] if parts else vs.fair_crps(f, t, mean_over=grid),
+                "forecast": vs.fair_crps(f, t, mean_over=grid)
+                if parts is None
+                else parts["fair_crps"],
                 "reference": vs.fair_crps(r, t, mean_over=grid),
-                "weight": parts["weight"] if parts else verified_share(f, t, grid),
+                "weight": verified_share(f, t, grid) if parts is None else parts["weight"],
             }
         )
     (computed,) = _compute(lazy, progress=config.progress)
