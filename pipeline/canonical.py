@@ -69,7 +69,9 @@ def _combine(parts: list[tuple[str, xr.Dataset]], origin: str) -> xr.Dataset:
     on_grid = onto_one_grid(parts, HORIZONTAL, origin)
     times = pd.DatetimeIndex(np.concatenate([p[TIME].values for p in on_grid]))
     try:
-        combined = xr.combine_by_coords(on_grid, combine_attrs="drop_conflicts", join="outer")
+        combined = xr.combine_by_coords(
+            on_grid, compat="no_conflicts", combine_attrs="drop_conflicts", join="outer"
+        )
     except ValueError as err:
         raise InputError(
             f"{origin}: the inputs do not combine ({err}); give inputs on one grid that differ "

@@ -118,14 +118,29 @@ def write_blocks(
 
 
 def _refuse_nans(counts: dict[str, int], allow_nan: bool, origin: str, data: xr.Dataset) -> None:
+    """Refuse a block with NaNs unless ``allow_nan``: a variable NaN everywhere at some
+    times (an input without it there, e.g. one file of a glob) is named with those times,
+    scattered NaNs with their count."""
     bad = {name: n for name, n in counts.items() if n}
-    if bad and not allow_nan:
-        first = str(pd.Timestamp(data[TIME].values[0]))
-        raise InputError(
-            f"{origin}: {sum(bad.values())} NaN value(s) in {bad} in the block starting "
-            f"{first}; repair the input, or pass --allow-nan to keep them (they are "
-            "counted in the store's attributes)"
-        )
+    if not bad or allow_nan:
+        return
+    for name in bad:
+        field = data[name]
+        empty = field.isnull().all([d for d in field.dims if d != TIME]).values
+        if empty.any():
+            times = pd.DatetimeIndex(data[TIME].values[empty])
+            raise InputError(
+                f"{origin}: {name!r} is missing (NaN everywhere) at {times.size} time(s), "
+                f"first {[str(t) for t in times[:3]]}: an input, or a file of a glob, lacks "
+                f"it there; supply those times of {name!r}, or pass --allow-nan to keep it "
+                "NaN there"
+            )
+    first = str(pd.Timestamp(data[TIME].values[0]))
+    raise InputError(
+        f"{origin}: {sum(bad.values())} NaN value(s) in {bad} in the block starting "
+        f"{first}; repair the input, or pass --allow-nan to keep them (they are "
+        "counted in the store's attributes)"
+    )
 
 
 def _read_block(

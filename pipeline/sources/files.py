@@ -134,7 +134,9 @@ class FileSource(Source):
             check_one_axis(labelled, self.description)
         on_grid = onto_one_grid(labelled, _horizontal_dims(parts), self.description)
         try:
-            return xr.combine_by_coords(on_grid, combine_attrs="drop_conflicts", join="outer")
+            return xr.combine_by_coords(
+                on_grid, compat="no_conflicts", combine_attrs="drop_conflicts", join="outer"
+            )
         except ValueError as err:
             raise InputError(
                 f"the files of {self.spec!r} do not combine into one dataset ({err}); "

@@ -3,6 +3,7 @@ one grid, within GRID_TOLERANCE_DEG, or a refusal naming both inputs and both gr
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -212,6 +213,30 @@ def test_a_variable_the_inputs_lack_at_some_times_is_named(tmp_path, capsys):
     assert np.isnan(open_store(store).dataset.msl.sel(time="2021-01-01 12:00")).all()
     code, err = cli(capsys, *inputs, "--end", "2021-01-01T06", "--store", str(tmp_path / "b"))
     assert code == 0, err
+
+
+def test_a_variable_one_file_of_a_glob_lacks_is_named(tmp_path, capsys):
+    """Monthly files of t2m and msl, the second without msl: the glob combines into msl NaN
+    at its times, refused as '8 NaN value(s) ... repair the input' (no file holds a NaN);
+    now the variable and its missing times are named, with the fix; and without xarray's
+    FutureWarning on the combination's default compat."""
+    both = xr.merge(
+        [
+            write(tmp_path / "x.nc", SIX_HOURLY),
+            write(tmp_path / "y.nc", SIX_HOURLY, name="msl", units="Pa"),
+        ]
+    )
+    both.to_netcdf(tmp_path / "d1.nc")
+    write(tmp_path / "d2.nc", SIX_HOURLY + pd.Timedelta("1D"))
+    store = tmp_path / "s.zarr"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, err = cli(capsys, str(tmp_path / "d*.nc"), "--store", str(store))
+    assert not [w for w in caught if "compat" in str(w.message)]  # xarray's combine default
+    assert code == 2 and "NaN value" not in err, err
+    assert "'msl' is missing (NaN everywhere) at 4 time(s), first ['2021-01-02 00:00:00'" in err
+    assert "supply those times of 'msl', or pass --allow-nan to keep it NaN there" in err
+    assert not store.exists()
 
 
 def test_a_glob_of_forecast_files_is_not_held_to_one_time_axis(tmp_path):
