@@ -44,3 +44,4 @@ def test_dashboard_notebook_executes_without_error(chain, monkeypatch, tmp_path)
     tables = "".join(out.get("data", {}).get("text/html", "") for out in outputs)
     assert "fair CRPS" in tables and "spread/skill" in tables
     assert "CRPS skill" in tables and "reference CRPS" in tables
+    assert "<th>truth score</th><th>tolerance</th>" in tables  # physics: a row per check
