@@ -15,7 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.errors import InputError
-from pipeline.grid import onto_one_grid
+from pipeline.grid import combine_on_one_grid, onto_one_grid
 from pipeline.normalize import normalize, sorted_along
 from pipeline.redact import redact
 from pipeline.schema import HORIZONTAL, TIME
@@ -69,9 +69,7 @@ def _combine(parts: list[tuple[str, xr.Dataset]], origin: str) -> xr.Dataset:
     on_grid = onto_one_grid(parts, HORIZONTAL, origin)
     times = pd.DatetimeIndex(np.concatenate([p[TIME].values for p in on_grid]))
     try:
-        combined = xr.combine_by_coords(
-            on_grid, compat="no_conflicts", combine_attrs="drop_conflicts", join="outer"
-        )
+        combined = combine_on_one_grid(on_grid)
     except ValueError as err:
         raise InputError(
             f"{origin}: the inputs do not combine ({err}); give inputs on one grid that differ "

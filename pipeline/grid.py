@@ -114,3 +114,20 @@ def onto_one_grid(
             )
         out.append(ds.assign_coords({d: ds[d].copy(data=v) for d, v in snapped.items()}))
     return out
+
+
+def combine_on_one_grid(datasets: Sequence[xr.Dataset]) -> xr.Dataset:
+    """``xr.combine_by_coords`` of datasets already on one grid (:func:`onto_one_grid`),
+    with an outer join (a variable an input lacks is NaN there) and the keywords xarray is
+    changing pinned to the behaviour wxens is tested with: conflicting values refused
+    (``compat="no_conflicts"``; the new default keeps the first silently), coordinates
+    that differ between inputs (a one-message GRIB file's scalar ``valid_time``) combined
+    (``coords="different"``). A ValueError where they do not combine."""
+    return xr.combine_by_coords(
+        list(datasets),
+        compat="no_conflicts",
+        coords="different",
+        data_vars="all",
+        combine_attrs="drop_conflicts",
+        join="outer",
+    )

@@ -21,7 +21,7 @@ from xarray.backends import BackendArray
 from xarray.core.indexing import LazilyIndexedArray
 
 from pipeline.errors import InputError
-from pipeline.grid import onto_one_grid
+from pipeline.grid import combine_on_one_grid, onto_one_grid
 from pipeline.normalize import COORD_ALIASES
 from pipeline.redact import redact
 from pipeline.schema import HORIZONTAL
@@ -134,9 +134,7 @@ class FileSource(Source):
             check_one_axis(labelled, self.description)
         on_grid = onto_one_grid(labelled, _horizontal_dims(parts), self.description)
         try:
-            return xr.combine_by_coords(
-                on_grid, compat="no_conflicts", combine_attrs="drop_conflicts", join="outer"
-            )
+            return combine_on_one_grid(on_grid)
         except ValueError as err:
             raise InputError(
                 f"the files of {self.spec!r} do not combine into one dataset ({err}); "

@@ -13,6 +13,7 @@ import xarray as xr
 
 from flows.cli import main
 from pipeline.errors import InputError
+from pipeline.grid import combine_on_one_grid
 from pipeline.store import ingest, open_store
 
 SIX_HOURLY = pd.date_range("2021-01-01", periods=4, freq="6h")
@@ -232,7 +233,7 @@ def test_a_variable_one_file_of_a_glob_lacks_is_named(tmp_path, capsys):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         code, err = cli(capsys, str(tmp_path / "d*.nc"), "--store", str(store))
-    assert not [w for w in caught if "compat" in str(w.message)]  # xarray's combine default
+    assert not [w for w in caught if "combine_kwarg" in str(w.message)]  # xarray's defaults
     assert code == 2 and "NaN value" not in err, err
     assert "'msl' is missing (NaN everywhere) at 4 time(s), first ['2021-01-02 00:00:00'" in err
     assert "supply those times of 'msl', or pass --allow-nan to keep it NaN there" in err
@@ -308,3 +309,26 @@ def test_values_beyond_physical_bounds_are_warned_about(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="pipeline.store"):
         ingest(tmp_path / "k.nc", tmp_path / "k.zarr", progress=False)
     assert "physical bounds" not in caplog.text
+
+
+def test_combining_keeps_xarray_s_tested_behaviour_without_its_future_warning():
+    """Scalar coordinates that differ (one GRIB message a file) are combined along time; a
+    variable one input lacks is NaN there; a conflicting value is refused. xarray 2026.9
+    warned that its defaults for all three are changing (and 'override' would keep the
+    first input's value in silence)."""
+    grid = {"latitude": [50.0, 51.0], "longitude": [0.0, 1.0]}
+
+    def one(time: str, value: float, **extra) -> xr.Dataset:
+        ds = xr.Dataset({"t2m": (("latitude", "longitude"), np.full((2, 2), value))}, grid)
+        ds = ds.assign(extra).assign_coords(valid_time=pd.Timestamp(time))
+        return ds.expand_dims(time=[pd.Timestamp(time)])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        both = combine_on_one_grid([one("2021-01-01", 1.0), one("2021-01-02", 2.0)])
+        assert both.valid_time.dims == ("time",) and (both.t2m.isel(time=1) == 2.0).all()
+        lacking = [one("2021-01-01", 1.0, msl=1e5), one("2021-01-02", 2.0)]
+        both = combine_on_one_grid([ds.drop_vars("valid_time") for ds in lacking])
+        assert np.isnan(both.msl.isel(time=1)).all() and (both.msl.isel(time=0) == 1e5).all()
+        with pytest.raises(ValueError):
+            combine_on_one_grid([one("2021-01-01", 1.0), one("2021-01-01", 3.0)])
