@@ -19,7 +19,7 @@ from pipeline.errors import InputError
 from pipeline.grid import longitudes_canonical
 from pipeline.normalize_select import select, squeeze_extra_dims
 from pipeline.normalize_time import sort_time, to_time_axis
-from pipeline.schema import LAT, LEVEL, LON, TIME, VARIABLES, channel_name, variable_attrs
+from pipeline.schema import LAT, LEVEL, LON, TIME, VARIABLES, variable_attrs
 from pipeline.standard_names import canonical_from_standard_name, coordinate_renames
 
 log = logging.getLogger(__name__)
@@ -253,15 +253,6 @@ def _normalize_levels(ds: xr.Dataset, origin: str) -> xr.Dataset:
     in_pa = canonical_units(level.attrs.get("units", "")) == "Pa" or float(level.max()) > 1100
     values = level.values / 100.0 if in_pa else level.values
     ds = sorted_along(ds.assign_coords({LEVEL: values.astype("float64")}), LEVEL)
-    for var, da in ds.data_vars.items():
-        for hpa in da[LEVEL].values if LEVEL in da.dims else ():
-            try:
-                channel_name(str(var), hpa)
-            except ValueError as err:  # u at 10 hPa would be u10, the 10 m wind's name
-                raise InputError(
-                    f"{origin}: {err}; leave level {hpa:g} hPa out of the file first, e.g. "
-                    f"with xarray's ds.drop_sel({name}=...)"
-                ) from err
     ds[LEVEL].attrs = {"units": "hPa", "long_name": "pressure level", "positive": "down"}
     return ds
 

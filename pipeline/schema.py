@@ -101,27 +101,25 @@ VARIABLES: dict[str, Variable] = {
     )
 }
 
-_CHANNEL = re.compile(r"^([a-z][a-z0-9]*?)(\d+)$")
+_CHANNEL = re.compile(r"^([a-z][a-z0-9]*?)(\d+)(?:hPa)?$")
 
 
 def channel_name(variable: str, level: float | int | None = None) -> str:
-    """``("z", 500) -> "z500"``; a surface variable is its own channel. A ValueError where
-    the name would be a surface variable's (u at 10 hPa is not ``u10``, the 10 m wind)."""
+    """``("z", 500) -> "z500"``; a surface variable is its own channel. Where that name is
+    a surface variable's, the level says its unit: u at 10 hPa is ``u10hPa``, since ``u10``
+    is the 10 m wind (and ``u100``, were it listed, the 100 m wind)."""
     if level is None:
         return variable
     name = f"{variable}{int(level)}"
-    if name in VARIABLES:
-        raise ValueError(
-            f"{variable!r} at {int(level)} hPa would be the channel {name!r}, the name of the "
-            f"{VARIABLES[name].long_name}, which split_channel reads back as that"
-        )
-    return name
+    return f"{name}hPa" if name in VARIABLES else name
 
 
 def split_channel(channel: str) -> tuple[str, int | None]:
-    """Inverse of :func:`channel_name`: ``"z500" -> ("z", 500)``, ``"t2m" -> ("t2m", None)``.
+    """Inverse of :func:`channel_name`: ``"z500" -> ("z", 500)``, ``"u10hPa" -> ("u", 10)``,
+    ``"t2m" -> ("t2m", None)``.
 
-    Names in :data:`VARIABLES` (``t2m``, ``u10``) are surface variables, never split.
+    Names in :data:`VARIABLES` (``t2m``, ``u10``) are surface variables, never split; a
+    level may be followed by ``hPa`` (``z500hPa`` reads as ``z500``).
     """
     if channel in VARIABLES:
         return channel, None
@@ -129,7 +127,7 @@ def split_channel(channel: str) -> tuple[str, int | None]:
     if match is None or match.group(1) not in VARIABLES:
         raise ValueError(
             f"channel {channel!r} is neither a known variable nor <variable><level> such as "
-            f"'z500'; known variables: {sorted(VARIABLES)}"
+            f"'z500' or 'u10hPa'; known variables: {sorted(VARIABLES)}"
         )
     return match.group(1), int(match.group(2))
 

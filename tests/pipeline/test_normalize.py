@@ -12,7 +12,7 @@ import xarray as xr
 from pipeline.errors import InputError
 from pipeline.grid import longitudes_canonical
 from pipeline.normalize import canonical_units, normalize
-from pipeline.schema import channel_name, channels, split_channel
+from pipeline.schema import channel_name, channels, from_channels, split_channel, to_channels
 
 TIMES = pd.date_range("2020-01-01", periods=3, freq="6h")
 
@@ -306,17 +306,14 @@ def test_one_level_tells_apart_names_that_are_surface_or_upper_air_by_it():
     assert channels(out) == ["t500", "t2m"] and out["t2m"].dims == ("time", "latitude", "longitude")
 
 
-def test_u_at_10_hpa_is_refused_as_it_would_be_named_as_the_10_m_wind():
-    """u at 10 hPa would be channel 'u10', the 10 m wind's name: `info` showed two u10 rows,
-    channels() ['u10', 'u500', 'u10'], and split_channel('u10') reads it as the 10 m wind."""
+def test_u_at_10_hpa_is_channel_u10hpa_beside_the_10_m_wind():
+    """u at 10 hPa would be channel 'u10', the 10 m wind's name (`info` showed two u10 rows,
+    split_channel('u10') read it as the 10 m wind); then it was refused. Now its channel
+    names the unit, and the channels stack and split back into the same variables."""
     pressure = ("level", [10, 500], {"units": "hPa"})
     ds = xr.merge([upper("u", {"units": "m s-1"}, pressure), surface("u10", {"units": "m s-1"})])
-    with pytest.raises(
-        InputError,
-        match=r"wind\.nc: 'u' at 10 hPa would be the channel 'u10', the name of the 10 metre U "
-        r"wind component.*leave level 10 hPa out of the file.*drop_sel\(level=",
-    ):
-        normalize(ds, "wind.nc")
-    with pytest.raises(ValueError, match="'v' at 10 hPa would be the channel 'v10'"):
-        channel_name("v", 10)
-    assert channel_name("z", 10) == "z10" and split_channel("u10") == ("u10", None)
+    out = normalize(ds, "wind.nc")
+    assert channels(out) == ["u10hPa", "u500", "u10"]
+    assert split_channel("u10hPa") == ("u", 10) and split_channel("u10") == ("u10", None)
+    assert channel_name("v", 10) == "v10hPa" and channel_name("z", 10) == "z10"
+    xr.testing.assert_allclose(from_channels(to_channels(out)), out)
