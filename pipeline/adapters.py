@@ -62,8 +62,9 @@ FORECAST_DIMS = (INIT_TIME, MEMBER, LEAD_TIME, LEVEL, LAT, LON)
 #: Attribute of a ``valid_time(init_time, lead_time)`` that is not the initial time plus
 #: the lead (calendar-month leads counted by position, :mod:`pipeline.start_dates`): kept.
 VALID_TIME_AS_GIVEN = "valid_time_as_given"
-#: Other names of the member dim, read in any layout that does not name its own.
-MEMBER_ALIASES = ("number", "realization", "ensemble_member")
+#: Other names of the member dim, read in any layout whose own member dim is absent (the
+#: first found): GenCast's forecasts in WeatherBench 2 hold their members on ``sample``.
+MEMBER_ALIASES = ("number", "realization", "ensemble_member", "sample", "ensemble")
 #: Scalar coordinates of GRIB/WB2 files that describe a level type, not the data.
 _LEVEL_TYPE_COORDS = ("surface", "heightAboveGround", "meanSea", "height", "depthBelowLandLayer")
 
@@ -88,8 +89,9 @@ class ForecastLayout(ABC):
             given = None
         ds = ds.drop_vars([c for c in (VALID_TIME, *_LEVEL_TYPE_COORDS) if c in ds.coords])
         names = {**COORD_ALIASES, **cls.dims}
-        if MEMBER not in ds.dims and MEMBER not in names.values():
-            names |= {alias: MEMBER for alias in MEMBER_ALIASES if alias in ds.dims}
+        if MEMBER not in ds.dims and all(names.get(d) != MEMBER for d in ds.dims):
+            alias = next((a for a in MEMBER_ALIASES if a in ds.dims), None)
+            names |= {} if alias is None else {alias: MEMBER}
         renames = {k: v for k, v in names.items() if k in ds.variables or k in ds.dims}
         ds = _level_as_dim(ds.rename(renames))
         for dim in (INIT_TIME, MEMBER, LEAD_TIME):
@@ -305,7 +307,8 @@ def _finish(ds: xr.Dataset, valid: xr.DataArray | None = None) -> xr.Dataset:
         if extra:
             raise InputError(
                 f"forecast variable {name!r} has dims {extra} beyond the forecast layout "
-                f"{FORECAST_DIMS}; select one index of them first"
+                f"{FORECAST_DIMS}; select one index of them first, or, where one holds the "
+                f"ensemble members, rename it to {MEMBER!r}"
             )
         if not {LAT, LON} <= set(da.dims):
             raise InputError(

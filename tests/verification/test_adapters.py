@@ -178,13 +178,22 @@ def test_alignment_is_lazy_on_dask():
     xr.testing.assert_equal(aligned.truth.compute(), eager.truth)
 
 
-@pytest.mark.parametrize("name", ["number", "realization", "ensemble_member"])
+@pytest.mark.parametrize("name", ["number", "realization", "ensemble_member", "sample", "ensemble"])
 def test_a_member_dim_under_another_name_is_the_member_dim(name):
     """In the wxens layout too (was: 'beyond the forecast layout; select one index')."""
     given = wxens_forecast().rename({"member": name})
     converted = to_wxens_forecast(given)
     assert converted.t2m.dims[:3] == ("init_time", "member", "lead_time")
     xr.testing.assert_identical(converted, to_wxens_forecast(wxens_forecast()))
+
+
+@pytest.mark.parametrize("name", ["sample", "ensemble"])
+def test_a_weatherbench2_ensemble_with_a_sample_dim_reads(name):
+    """GenCast's forecasts in WeatherBench 2 hold their members on 'sample': they were
+    refused as 'dims ['sample'] beyond the forecast layout; select one index of them'."""
+    expected = wxens_forecast()
+    given = as_weatherbench2(expected).rename({"realization": name})
+    assert_same_forecast(to_wxens_forecast(given), expected)
 
 
 def test_a_truth_in_other_units_is_converted_like_a_forecast():
