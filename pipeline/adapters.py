@@ -93,7 +93,7 @@ class ForecastLayout(ABC):
             alias = next((a for a in MEMBER_ALIASES if a in ds.dims), None)
             names |= {} if alias is None else {alias: MEMBER}
         renames = {k: v for k, v in names.items() if k in ds.variables or k in ds.dims}
-        ds = _level_as_dim(ds.rename(renames))
+        ds = _level_as_dim(_levels_in_hpa(ds.rename(renames)))
         for dim in (INIT_TIME, MEMBER, LEAD_TIME):
             if dim not in ds.dims:
                 ds = ds.expand_dims(dim) if dim in ds.coords else ds.expand_dims({dim: [0]})
@@ -255,6 +255,19 @@ def _canonical_name(name: object, da: xr.DataArray) -> str:
     if alias == "z" and canonical_units(da.attrs.get("units", "")) == "m":
         alias = "gh"
     return alias
+
+
+def _levels_in_hpa(ds: xr.Dataset) -> xr.Dataset:
+    """Pressure levels given in Pa (CMIP's ``plev``) in hPa, as ingest stores the truth's:
+    by their units, or, as ingest judges them, by a level above 1100."""
+    level = ds.coords.get(LEVEL)
+    if level is None or not np.issubdtype(level.dtype, np.number):
+        return ds
+    in_pa = canonical_units(str(level.attrs.get("units", ""))) == "Pa"
+    if not in_pa and not float(level.max()) > 1100:
+        return ds
+    hpa = level.values.astype(np.float64) / 100.0
+    return ds.assign_coords({LEVEL: (level.dims, hpa, {**level.attrs, "units": "hPa"})})
 
 
 def _level_as_dim(ds: xr.Dataset) -> xr.Dataset:

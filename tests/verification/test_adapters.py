@@ -247,3 +247,18 @@ def test_a_box_across_greenwich_given_in_0_to_360_verifies_as_one_block():
     xr.testing.assert_identical(aligned.truth, align_with_truth(forecast, west).truth)
     config = VerifyConfig(physics_init_times=2, energy_score=False, progress=False)
     assert "spectra" in verify(forecast, given, config).children
+
+
+@pytest.mark.parametrize("units", ["Pa", None])
+def test_pressure_levels_in_pa_are_the_truths_levels_in_hpa(units):
+    """CMIP's plev in Pa was refused: 'the forecast levels [50000, 85000] and the truth
+    levels [500.0, 850.0] have none in common' (ingest converts them; verify did not)."""
+    forecast = wxens_forecast().rename(level="plev")
+    forecast = forecast.assign_coords(
+        plev=("plev", [50000.0, 85000.0], {"units": units} if units else {})
+    )
+    aligned = align_with_truth(forecast, analysis())
+    assert aligned.forecast.level.values.tolist() == [500.0, 850.0]
+    xr.testing.assert_identical(aligned.truth, align_with_truth(wxens_forecast(), analysis()).truth)
+    one = align_with_truth(forecast.isel(plev=1), analysis())  # a file of one level: a scalar
+    assert one.forecast.z.level.values.tolist() == [850.0]
