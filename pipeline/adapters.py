@@ -299,8 +299,15 @@ def to_cf_units(name: object, da: xr.DataArray, what: str = "forecast") -> xr.Da
             f"{what} variable {name!r} has units {da.attrs['units']!r}, which wxens cannot "
             f"convert to {target!r}; convert it first or fix its 'units' attribute"
         )
-    scale, offset = UNIT_CONVERSIONS[(units, target)]
-    return (da * scale + offset).assign_attrs(variable_attrs(short))
+    return scaled(da, *UNIT_CONVERSIONS[(units, target)]).assign_attrs(variable_attrs(short))
+
+
+def scaled(da: xr.DataArray, scale: float, offset: float = 0.0) -> xr.DataArray:
+    """``da * scale + offset`` computed in float64 and rounded back to ``da``'s float dtype:
+    in float32 (numpy's scalar promotion) 273.15 is 273.14999, a bias of 6e-6 K in every
+    converted value, where rounding the exact result is no bias at all."""
+    dtype = da.dtype if np.issubdtype(da.dtype, np.floating) else np.float64
+    return (da.astype(np.float64) * scale + offset).astype(dtype)
 
 
 #: CF units of a numeric lead time -> the pandas unit of its duration.

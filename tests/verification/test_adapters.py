@@ -262,3 +262,15 @@ def test_pressure_levels_in_pa_are_the_truths_levels_in_hpa(units):
     xr.testing.assert_identical(aligned.truth, align_with_truth(wxens_forecast(), analysis()).truth)
     one = align_with_truth(forecast.isel(plev=1), analysis())  # a file of one level: a scalar
     assert one.forecast.z.level.values.tolist() == [850.0]
+
+
+def test_a_float32_forecast_in_degc_is_converted_without_a_bias():
+    """273.15 in float32 is 273.149994: every converted value was 6.1e-6 K low, and the
+    ensemble-mean error of a degC forecast off by that much against a float64 conversion."""
+    forecast = wxens_forecast(n_init=20, n_member=50)[["t2m"]]
+    values = (forecast.t2m - 273.15).astype("float32")  # a field made in degC, stored in float32
+    celsius = forecast.assign(t2m=values.assign_attrs(units="degC"))
+    kelvin = to_wxens_forecast(celsius).t2m
+    assert kelvin.dtype == np.float32
+    exact = celsius.t2m.astype(np.float64) + 273.15
+    assert abs(float((kelvin.astype(np.float64) - exact).mean())) < 3e-7
