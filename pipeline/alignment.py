@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.adapters import to_cf_units, to_wxens_forecast
+from pipeline.adapters import scaled, to_cf_units, to_wxens_forecast
 from pipeline.errors import InputError
 from pipeline.grid import longitudes_canonical
 from pipeline.normalize import COORD_ALIASES
 from pipeline.schema import (
+    G0,
     GRID_TOLERANCE_DEG,
     INIT_TIME,
     LAT,
@@ -24,6 +25,7 @@ from pipeline.schema import (
     LON,
     TIME,
     VALID_TIME,
+    variable_attrs,
 )
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,7 @@ def align_with_truth(
     """
     forecast = to_wxens_forecast(forecast)
     truth = _canonical_truth(truth)
+    forecast = _geopotential_as_truth(forecast, truth)
     names = variables or [n for n in forecast.data_vars if n in truth.data_vars]
     missing = [n for n in names if n not in forecast.data_vars or n not in truth.data_vars]
     if not names or missing:
@@ -96,6 +99,18 @@ def align_with_truth(
     order = [d for d in (INIT_TIME, LEAD_TIME, LEVEL, LAT, LON) if d in paired.dims]
     initial = truth.reindex({TIME: forecast[INIT_TIME].values}).rename({TIME: INIT_TIME})
     return AlignedForecast(forecast, paired.transpose(*order), initial, tuple(absent))
+
+
+def _geopotential_as_truth(forecast: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
+    """``forecast`` with its geopotential height ``gh`` (m) as the truth's geopotential ``z``
+    (m² s⁻², ``z = g0 gh`` by the definition of geopotential height), or its ``z`` as the
+    truth's ``gh``, where the truth holds only the other and the forecast only the one."""
+    for have, want, scale in (("gh", "z", G0), ("z", "gh", 1.0 / G0)):
+        if have in forecast and want not in forecast and want in truth and have not in truth:
+            log.info("the forecast's %s is verified as the truth's %s (g0 = %g)", have, want, G0)
+            field = scaled(forecast[have], scale).assign_attrs(variable_attrs(want))
+            forecast = forecast.drop_vars(have).assign({want: field})
+    return forecast
 
 
 def _canonical_truth(truth: xr.Dataset) -> xr.Dataset:

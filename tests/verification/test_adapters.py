@@ -274,3 +274,16 @@ def test_a_float32_forecast_in_degc_is_converted_without_a_bias():
     assert kelvin.dtype == np.float32
     exact = celsius.t2m.astype(np.float64) + 273.15
     assert abs(float((kelvin.astype(np.float64) - exact).mean())) < 3e-7
+
+
+def test_geopotential_height_is_verified_against_a_truth_of_geopotential():
+    """A forecast of gh in m (GFS, 'z' in gpm) against ERA5's z was refused as 'no common
+    variable to pair: the forecast has ['gh'], the truth ['t2m', 'z']'."""
+    forecast, truth = wxens_forecast(), analysis()
+    height = forecast.rename(z="gh").assign(gh=(forecast.z / 9.80665).assign_attrs(units="m"))
+    aligned = align_with_truth(height, truth)
+    expected = align_with_truth(forecast, truth)
+    xr.testing.assert_allclose(aligned.forecast.z, expected.forecast.z, rtol=1e-12)
+    assert aligned.forecast.z.attrs["units"] == "m2 s-2"
+    back = align_with_truth(forecast, truth.rename(z="gh").assign(gh=truth.z / 9.80665))
+    xr.testing.assert_allclose(back.forecast.gh, height.gh.transpose(*back.forecast.gh.dims))
