@@ -169,8 +169,32 @@ def _on_truth_grid(forecast: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
                 f"{lacking[:5].tolist()}, the nearest up to {off.max():.3g} degrees away "
                 f"(forecast {dim} {have.min():g}..{have.max():g}, {have.size} points; truth "
                 f"{want.min():g}..{want.max():g}, {want.size} points; points within "
-                f"{GRID_TOLERANCE_DEG:g} degrees are one); regrid the forecast to the analysis grid"
+                f"{GRID_TOLERANCE_DEG:g} degrees are one); {_grid_fix(forecast, truth)}"
             )
         selected[dim] = index
     out = forecast.isel(selected)
     return out.assign_coords({LAT: truth[LAT].values, LON: truth[LON].values})
+
+
+def _grid_fix(forecast: xr.Dataset, truth: xr.Dataset) -> str:
+    """How to verify a forecast whose grid lacks some of the truth's points: where every
+    forecast point is a truth point (a smaller domain, or every k-th point), verify against
+    the truth at those points rather than regrid the forecast."""
+    if all(
+        (
+            pd.Index(truth[dim].values.astype(np.float64)).get_indexer(
+                forecast[dim].values.astype(np.float64),
+                method="nearest",
+                tolerance=GRID_TOLERANCE_DEG,
+            )
+            >= 0
+        ).all()
+        for dim in (LAT, LON)
+    ):
+        return (
+            "every forecast point is a truth point (a smaller domain or a coarser subset of "
+            "the grid): verify against the truth at the forecast's points, e.g. in Python "
+            "verify(forecast, truth.sel(latitude=forecast.latitude, longitude=forecast."
+            "longitude, method='nearest')), or ingest the analyses on the forecast's grid"
+        )
+    return "regrid the forecast to the analysis grid, or ingest the truth on the forecast's grid"

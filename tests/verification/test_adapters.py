@@ -144,9 +144,18 @@ def test_missing_truth_times_become_nan_and_are_listed():
 
 
 def test_forecast_not_covering_truth_grid_is_a_clear_error():
-    forecast = wxens_forecast().isel(longitude=slice(0, 2))
-    with pytest.raises(InputError, match="regrid"):
+    forecast = wxens_forecast().assign_coords(longitude=LON + 0.5)
+    with pytest.raises(InputError, match="regrid the forecast"):
         align_with_truth(forecast, analysis())
+
+
+def test_a_forecast_on_part_of_the_truths_grid_is_told_to_select_the_truth():
+    """A regional forecast (or every other point) on the truth's own grid was told to
+    'regrid the forecast to the analysis grid', which cannot make the points it lacks."""
+    for part in ({"longitude": slice(0, 2)}, {"latitude": slice(None, None, 2)}):
+        with pytest.raises(InputError, match="every forecast point is a truth point") as info:
+            align_with_truth(wxens_forecast().isel(part), analysis())
+        assert "regrid the forecast" not in str(info.value)
 
 
 def test_a_grid_stored_in_float32_is_the_same_grid():
