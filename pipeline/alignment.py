@@ -82,6 +82,7 @@ def align_with_truth(
                 f"{truth[LEVEL].values.tolist()} have none in common"
             )
         forecast, truth = forecast.sel({LEVEL: levels}), truth.sel({LEVEL: levels})
+    truth = _truth_on_forecast_domain(forecast, truth)
     forecast = _on_truth_grid(forecast, truth)
     valid = forecast[VALID_TIME].transpose(INIT_TIME, LEAD_TIME)
     needed = pd.DatetimeIndex(np.unique(valid.values))
@@ -151,16 +152,49 @@ def _contiguous_longitudes(truth: xr.Dataset) -> xr.Dataset:
     return truth.isel({LON: order}).assign_coords({LON: wrapped[order]})
 
 
-def _on_truth_grid(forecast: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
-    """The forecast at the truth's grid points; InputError if it does not cover them."""
-    # Longitudes into the truth's convention, [min, min + 360): 350 -> -10 for a UK box.
+def _in_truth_convention(forecast: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
+    """The forecast's longitudes in the truth's convention, [min, min + 360) (350 -> -10
+    for a UK box), sorted with its latitudes."""
     west = float(truth[LON].min())
     forecast = forecast.assign_coords({LON: np.mod(forecast[LON].values - west, 360.0) + west})
-    forecast = forecast.sortby([LAT, LON])
+    return forecast.sortby([LAT, LON])
+
+
+def _nearest(have: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """Index in ``have`` of each of ``want`` within GRID_TOLERANCE_DEG, -1 where none."""
+    index = pd.Index(np.asarray(have, np.float64))
+    return index.get_indexer(
+        np.asarray(want, np.float64), method="nearest", tolerance=GRID_TOLERANCE_DEG
+    )
+
+
+def _truth_on_forecast_domain(forecast: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
+    """The truth at the forecast's points where the forecast lacks some of the truth's but
+    each of its own is one of the truth's (a regional forecast against a global analysis,
+    or every other point): the scores cover the points both hold. Else the truth as given
+    (a forecast on another grid is refused by :func:`_on_truth_grid`)."""
+    forecast = _in_truth_convention(forecast, truth)
+    inside = {dim: _nearest(truth[dim].values, forecast[dim].values) for dim in (LAT, LON)}
+    covers = all((_nearest(forecast[d].values, truth[d].values) >= 0).all() for d in (LAT, LON))
+    if covers or any((index < 0).any() for index in inside.values()):
+        return truth
+    log.info(
+        "the forecast covers %d x %d of the truth's %d x %d points: scored on those",
+        forecast.sizes[LAT],
+        forecast.sizes[LON],
+        truth.sizes[LAT],
+        truth.sizes[LON],
+    )
+    return _contiguous_longitudes(truth.isel(inside))
+
+
+def _on_truth_grid(forecast: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
+    """The forecast at the truth's grid points; InputError if it does not cover them."""
+    forecast = _in_truth_convention(forecast, truth)
     selected = {}
     for dim, want in ((LAT, truth[LAT].values), (LON, truth[LON].values)):
         have = forecast[dim].values.astype(np.float64)
-        index = pd.Index(have).get_indexer(want, method="nearest", tolerance=GRID_TOLERANCE_DEG)
+        index = _nearest(have, want)
         if (index < 0).any():
             lacking = np.asarray(want)[index < 0]
             off = np.abs(have[pd.Index(have).get_indexer(lacking, method="nearest")] - lacking)
@@ -169,32 +203,9 @@ def _on_truth_grid(forecast: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
                 f"{lacking[:5].tolist()}, the nearest up to {off.max():.3g} degrees away "
                 f"(forecast {dim} {have.min():g}..{have.max():g}, {have.size} points; truth "
                 f"{want.min():g}..{want.max():g}, {want.size} points; points within "
-                f"{GRID_TOLERANCE_DEG:g} degrees are one); {_grid_fix(forecast, truth)}"
+                f"{GRID_TOLERANCE_DEG:g} degrees are one); regrid the forecast to the "
+                "analysis grid, or ingest the truth on the forecast's grid"
             )
         selected[dim] = index
     out = forecast.isel(selected)
     return out.assign_coords({LAT: truth[LAT].values, LON: truth[LON].values})
-
-
-def _grid_fix(forecast: xr.Dataset, truth: xr.Dataset) -> str:
-    """How to verify a forecast whose grid lacks some of the truth's points: where every
-    forecast point is a truth point (a smaller domain, or every k-th point), verify against
-    the truth at those points rather than regrid the forecast."""
-    if all(
-        (
-            pd.Index(truth[dim].values.astype(np.float64)).get_indexer(
-                forecast[dim].values.astype(np.float64),
-                method="nearest",
-                tolerance=GRID_TOLERANCE_DEG,
-            )
-            >= 0
-        ).all()
-        for dim in (LAT, LON)
-    ):
-        return (
-            "every forecast point is a truth point (a smaller domain or a coarser subset of "
-            "the grid): verify against the truth at the forecast's points, e.g. in Python "
-            "verify(forecast, truth.sel(latitude=forecast.latitude, longitude=forecast."
-            "longitude, method='nearest')), or ingest the analyses on the forecast's grid"
-        )
-    return "regrid the forecast to the analysis grid, or ingest the truth on the forecast's grid"

@@ -149,13 +149,29 @@ def test_forecast_not_covering_truth_grid_is_a_clear_error():
         align_with_truth(forecast, analysis())
 
 
-def test_a_forecast_on_part_of_the_truths_grid_is_told_to_select_the_truth():
-    """A regional forecast (or every other point) on the truth's own grid was told to
-    'regrid the forecast to the analysis grid', which cannot make the points it lacks."""
+def test_a_forecast_on_part_of_the_truths_grid_is_scored_on_its_points():
+    """A regional forecast (or every other point) on the truth's own grid was refused and
+    told to 'regrid the forecast to the analysis grid', which cannot make the points it
+    lacks: `wxens verify` of a UK forecast against a global ERA5 store could not run. The
+    scores now cover the forecast's points, also across the truth's 0/360 seam."""
+    truth = analysis()
     for part in ({"longitude": slice(0, 2)}, {"latitude": slice(None, None, 2)}):
-        with pytest.raises(InputError, match="every forecast point is a truth point") as info:
-            align_with_truth(wxens_forecast().isel(part), analysis())
-        assert "regrid the forecast" not in str(info.value)
+        forecast = wxens_forecast().isel(part)
+        aligned = align_with_truth(forecast, truth)
+        for dim in ("latitude", "longitude"):
+            assert aligned.truth[dim].values.tolist() == forecast[dim].values.tolist()
+        init, lead = aligned.truth.init_time.values[1], aligned.truth.lead_time.values[2]
+        want = truth.t2m.sel(time=init + lead, latitude=forecast.latitude)
+        got = aligned.truth.t2m.sel(init_time=init, lead_time=lead)
+        np.testing.assert_array_equal(got, want.sel(longitude=forecast.longitude))
+    east = truth.assign_coords(longitude=np.mod(LON, 360.0)).sortby("longitude")
+    wide = east.reindex(longitude=np.arange(360.0))  # global 0..359, the UK's points given
+    aligned = align_with_truth(wxens_forecast(), wide)
+    assert aligned.truth.longitude.values.tolist() == LON.tolist()
+    np.testing.assert_array_equal(aligned.initial.t2m.values, truth.t2m.values[:3])
+    shifted = wxens_forecast().isel(longitude=slice(0, 2))
+    with pytest.raises(InputError, match="regrid the forecast"):  # a point the truth lacks
+        align_with_truth(shifted.assign_coords(longitude=shifted.longitude + 0.5), truth)
 
 
 def test_a_grid_stored_in_float32_is_the_same_grid():
