@@ -203,6 +203,23 @@ def test_smoothed_noisy_and_jumpy_members_fail(oracle):
     assert result.passed.values.tolist() == [True, True, False, True, True, True]
 
 
+def test_tendency_tolerance_is_the_median_over_circular_cuts_into_halves():
+    """Changes equal to the init's index (0, 1, 2, 3) at every point: cutting the circle
+    after 1 gives {0, 1} against {2, 3} (W1 2), after 2 {1, 2} against {3, 0} (W1 1); the
+    median is 1.5. One cut (cuts=1) is the first half against the second: 2."""
+    change = xr.DataArray(
+        np.broadcast_to(np.arange(4.0)[:, None, None], (4, 2, 2)),
+        dims=("init_time", "latitude", "longitude"),
+    )
+    inits, v = np.arange(4), change.values
+    cut_1 = wasserstein_1(v[[0, 1]].ravel(), v[[2, 3]].ravel())
+    cut_2 = wasserstein_1(v[[1, 2]].ravel(), v[[3, 0]].ravel())
+    assert (cut_1, cut_2) == pytest.approx((2.0, 1.0), rel=0.1)  # 512 quantiles of 8 values
+    got = TendencyDistribution()._halves_distance(change, inits)
+    assert got == pytest.approx((cut_1 + cut_2) / 2, rel=1e-12)
+    assert TendencyDistribution(cuts=1)._halves_distance(change, inits) == cut_1
+
+
 def test_checks_that_do_not_apply_say_so(oracle):
     assert not Hypsometric().applies(oracle.forecast)
     assert not Geostrophic().applies(oracle.forecast)
