@@ -50,6 +50,7 @@ from pipeline.schema import (
     LEVEL,
     LON,
     MEMBER,
+    MEMBER_ALIASES,
     TIME,
     VALID_TIME,
     VARIABLES,
@@ -62,9 +63,6 @@ FORECAST_DIMS = (INIT_TIME, MEMBER, LEAD_TIME, LEVEL, LAT, LON)
 #: Attribute of a ``valid_time(init_time, lead_time)`` that is not the initial time plus
 #: the lead (calendar-month leads counted by position, :mod:`pipeline.start_dates`): kept.
 VALID_TIME_AS_GIVEN = "valid_time_as_given"
-#: Other names of the member dim, read in any layout whose own member dim is absent (the
-#: first found): GenCast's forecasts in WeatherBench 2 hold their members on ``sample``.
-MEMBER_ALIASES = ("number", "realization", "ensemble_member", "sample", "ensemble")
 #: Scalar coordinates of GRIB/WB2 files that describe a level type, not the data.
 _LEVEL_TYPE_COORDS = ("surface", "heightAboveGround", "meanSea", "height", "depthBelowLandLayer")
 

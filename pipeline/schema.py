@@ -28,6 +28,9 @@ MEMBER = "member"
 LEAD_TIME = "lead_time"
 VALID_TIME = "valid_time"
 CHANNEL = "channel"
+#: Other names of the member dim in producers' files (the first found is read as the
+#: members): ECMWF's ``number``, CF's ``realization``, GenCast's ``sample`` in WeatherBench 2.
+MEMBER_ALIASES = ("number", "realization", "ensemble_member", "sample", "ensemble")
 #: Dataset attribute of an ensemble read from a file: the member that is the control
 #: (unperturbed) forecast, when the file says which (GRIB ``dataType`` ``cf``).
 CONTROL_MEMBER = "control_member"

@@ -26,12 +26,9 @@ import xarray as xr
 
 from pipeline.adapters import VALID_TIME_AS_GIVEN, to_wxens_forecast
 from pipeline.errors import InputError
-from pipeline.schema import INIT_TIME, LEAD_TIME, MEMBER, VALID_TIME
+from pipeline.schema import INIT_TIME, LEAD_TIME, MEMBER, MEMBER_ALIASES, VALID_TIME
 from pipeline.sources import resolve_source
 from pipeline.sources.files import FileSource
-
-#: Member dimensions of producers' files, renamed to ``member``.
-MEMBER_DIMS = ("realization", "number", "member", "ensemble_member")
 
 #: strptime directives a start date may use -> the text each matches.
 _DIRECTIVES = {
@@ -138,6 +135,6 @@ def _one_start(ds: xr.Dataset, path: Path, pattern: str) -> xr.Dataset:
     ds = ds.drop_vars([c for c in ds.coords if c != times[0] and times[0] in ds[c].dims])
     ds = ds.drop_vars([b for b in bounds if b in ds.data_vars])
     ds = ds.assign_coords({times[0]: lead}).rename({times[0]: LEAD_TIME})
-    members = [d for d in MEMBER_DIMS if d in ds.dims]
+    members = [d for d in (MEMBER, *MEMBER_ALIASES) if d in ds.dims]
     ds = ds.rename({members[0]: MEMBER}) if members else ds.expand_dims(MEMBER)
     return ds.expand_dims({INIT_TIME: [init]})

@@ -24,7 +24,7 @@ from pipeline.errors import InputError
 from pipeline.grid import combine_on_one_grid, onto_one_grid
 from pipeline.normalize import COORD_ALIASES
 from pipeline.redact import redact
-from pipeline.schema import HORIZONTAL
+from pipeline.schema import HORIZONTAL, MEMBER_ALIASES
 from pipeline.sources.base import SOURCES, Source
 from pipeline.sources.grib import count_grib_messages, open_grib
 from pipeline.standard_names import coordinate_renames
@@ -97,6 +97,26 @@ def _holds_leads(ds: xr.Dataset) -> bool:
     )
 
 
+INIT_NAMES = ("time", "forecast_reference_time", "init_time")
+"""The producers' names of a forecast's start (cfgrib, CF, wxens)."""
+
+
+def _forecast_dims(parts: list[xr.Dataset]) -> list[xr.Dataset]:
+    """Forecast files with their start, lead and member as dims wherever a file holds one
+    as a scalar that is another's dim or differs between files: a file a start (a scalar
+    ``time``), ECMWF's control beside the perturbed members (``number`` 0 against a dim
+    1..50), a file a lead. Combined by coordinates, they then join along those dims."""
+    expand = set()
+    for name in (*INIT_NAMES, *LEAD_NAMES, *MEMBER_ALIASES):
+        scalars = {p[name].values.item() for p in parts if name in p.coords and p[name].ndim == 0}
+        if len(scalars) > 1 or (scalars and any(name in p.dims for p in parts)):
+            expand.add(name)
+    return [
+        part.expand_dims([n for n in expand if n in part.coords and n not in part.dims])
+        for part in parts
+    ]
+
+
 class FileSource(Source):
     """A source of one or more local files decoded by one xarray engine."""
 
@@ -119,18 +139,23 @@ class FileSource(Source):
         return redact(f"{self.name}:{self.spec}")
 
     def open(self) -> xr.Dataset:
-        """The files as one dataset, in the producer's names: refused when they give a
-        variable one time twice, leave one time axis (analyses: files holding forecast
-        leads, :func:`_holds_leads`, are not held to one), or lie on two grids, else each on the
-        first file's grid points (so that the outer join fills with NaN only what a file
-        lacks, never a point)."""
+        """The files as one dataset, in the producer's names: refused when they lie on two
+        grids, else each on the first file's grid points (so that the outer join fills with
+        NaN only what a file lacks, never a point). Analyses are refused where they give a
+        variable one time twice or leave one time axis; files holding forecast leads
+        (:func:`_holds_leads`: one a start, or the control and the perturbed members apart)
+        share valid times and start when they do (Mondays and Thursdays), and are combined
+        by start, lead and member (:func:`_forecast_dims`)."""
         parts = [self._open_checked(path) for path in self.paths]
         if len(parts) == 1:
             return parts[0]
         parts = [_one_time_as_dim(part) for part in parts]
         labelled = list(zip(map(str, self.paths), parts, strict=True))
-        check_unique_times(labelled, self.description)
-        if not any(map(_holds_leads, parts)):  # forecasts start when they do (Mon, Thu)
+        if any(map(_holds_leads, parts)):
+            parts = _forecast_dims(parts)
+            labelled = list(zip(map(str, self.paths), parts, strict=True))
+        else:
+            check_unique_times(labelled, self.description)
             check_one_axis(labelled, self.description)
         on_grid = onto_one_grid(labelled, _horizontal_dims(parts), self.description)
         try:

@@ -43,12 +43,12 @@ def fair_crps_of_offsets(numbers) -> float:
     return OFFSET * (np.abs(k).mean() - pairs / (m * (m - 1)))
 
 
-def write_ens_grib(path, truth, numbers, *, levels=(500,), steps_h=STEPS_H, extra=()):
+def write_ens_grib(path, truth, numbers, *, levels=(500,), steps_h=STEPS_H, extra=(), init_index=0):
     """An ECMWF ENS GRIB 2 of ``z``: control (``type=cf``) for number 0, perturbed
-    (``pf``) for the others, initialised at the truth's first time, each member the truth
-    at the valid time plus ``OFFSET * number``; ``extra`` adds (shortName, typeOfLevel,
-    level) messages of member 0."""
-    init = pd.Timestamp(truth.time.values[0])
+    (``pf``) for the others, initialised at the truth's time ``init_index``, each member the
+    truth at the valid time plus ``OFFSET * number``; ``extra`` adds (shortName,
+    typeOfLevel, level) messages of member 0."""
+    init = pd.Timestamp(truth.time.values[init_index])
     grid = {
         "Ni": truth.longitude.size,
         "Nj": truth.latitude.size,
@@ -120,6 +120,22 @@ def test_control_and_perturbed_in_one_file_are_one_ensemble_control_first(truth,
     assert card["variable"].values.tolist() == [f"z{level}" for level in levels]
     assert card.sizes["lead_time"] == len(STEPS_H)
     np.testing.assert_allclose(card["fair_crps"], fair_crps_of_offsets(range(5)), rtol=1e-4)
+
+
+def test_files_of_one_start_each_or_the_control_apart_are_one_ensemble(truth, tmp_path):
+    """ENS as delivered: one file per start (their valid times overlap: 06 UTC is the first
+    start's 6 h and the second's 0 h) or the control and the perturbed members in files
+    apart. A glob of them was refused: "'z' has 3 duplicate time(s) across the inputs"."""
+    store, fields = truth
+    for start in (0, 1):
+        write_ens_grib(tmp_path / f"start{start}.grib", fields, range(4), init_index=start)
+    write_ens_grib(tmp_path / "ens_cf.grib", fields, [0])
+    write_ens_grib(tmp_path / "ens_pf.grib", fields, range(1, 4))
+    for glob, n_init in (("start*.grib", 2), ("ens_[cp]f.grib", 1)):
+        done = verify_store(tmp_path / glob, store, tmp_path / f"{n_init}.nc", config=SETTINGS)
+        assert (done.tree.attrs["n_members"], done.tree.attrs["n_init_times"]) == (4, n_init)
+        card = done.tree["scorecard"].to_dataset()
+        np.testing.assert_allclose(card["fair_crps"], fair_crps_of_offsets(range(4)), rtol=1e-4)
 
 
 def test_members_perturbed_drops_the_control(truth, tmp_path, capsys):
