@@ -146,6 +146,15 @@ def verify(
             }
         )
     (computed,) = _compute(lazy, progress=config.progress)
+    empty = _members_without_values(f, computed["n_incomplete"])
+    if empty:
+        log.warning(
+            "member(s) %s hold no value (missing from the file?): verified without them, "
+            "as an ensemble of %d",
+            empty,
+            f.sizes[MEMBER] - len(empty),
+        )
+        return verify(aligned.forecast.drop_sel({MEMBER: empty}), truth, config, reference)
     if surrogate:
         computed["error_surrogate_rank_histogram"] = vr.error_surrogate_rank_histogram(
             computed.pop("error_fields"),
@@ -322,15 +331,25 @@ def _scorecard(computed: dict[str, Any], t: xr.DataArray, config: VerifyConfig) 
     return _variable_first(card)
 
 
+def _members_without_values(f: xr.DataArray, incomplete: xr.DataArray) -> list:
+    """The members of ``f`` that are NaN in every variable, lead and point (looked for, a
+    pass over the forecast, only where some verified point lacks a member): left in, they
+    would make every point incomplete, the rank histogram empty and M in the spread's
+    finite-ensemble factor too large."""
+    if not int(incomplete.sum()):
+        return []
+    held = f.notnull().any([d for d in f.dims if d != MEMBER]).compute()
+    return f[MEMBER].values[~held.values].tolist()
+
+
 def _warn_incomplete(incomplete: xr.DataArray, verified: xr.DataArray) -> None:
     """A warning when some verified points lack some members (a member missing from a
     file): the rank histogram and reliability skip them, so they may be empty."""
     if int(incomplete.sum()):
         log.warning(
-            "%d of %d verified points lack some members (a member missing from the file?): "
-            "CRPS and spread use the members there, the rank histogram and reliability leave "
-            "those points out; drop a member missing everywhere with "
-            "forecast.dropna('member', how='all')",
+            "%d of %d verified points lack some members (one missing for some variables or "
+            "times?): CRPS and spread use the members there, the rank histogram and "
+            "reliability leave those points out",
             int(incomplete.sum()),
             int(verified.sum()),
         )
