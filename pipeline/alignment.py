@@ -152,7 +152,7 @@ def _contiguous_longitudes(truth: xr.Dataset) -> xr.Dataset:
     return truth.isel({LON: order}).assign_coords({LON: wrapped[order]})
 
 
-def _in_truth_convention(forecast: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
+def _in_truth_convention(forecast: xr.Dataset | xr.DataArray, truth: xr.Dataset):
     """The forecast's longitudes in the truth's convention, [min, min + 360) (350 -> -10
     for a UK box), sorted with its latitudes."""
     west = float(truth[LON].min())
@@ -168,7 +168,14 @@ def _nearest(have: np.ndarray, want: np.ndarray) -> np.ndarray:
     )
 
 
-def _truth_on_forecast_domain(forecast: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
+def truth_on_forecast_grid(forecast: xr.Dataset | xr.DataArray, truth: xr.Dataset) -> xr.Dataset:
+    """The analysis ``truth`` on the grid points it shares with ``forecast``, as
+    :func:`align_with_truth` pairs them (a reference ensemble is aligned with this truth,
+    so that it is scored on the forecast's points)."""
+    return _truth_on_forecast_domain(forecast, _canonical_truth(truth))
+
+
+def _truth_on_forecast_domain(forecast: xr.Dataset | xr.DataArray, truth: xr.Dataset) -> xr.Dataset:
     """The truth at the forecast's points where the forecast lacks some of the truth's but
     each of its own is one of the truth's (a regional forecast against a global analysis,
     or every other point): the scores cover the points both hold. Else the truth as given

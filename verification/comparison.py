@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.alignment import align_with_truth
+from pipeline.alignment import align_with_truth, truth_on_forecast_grid
 from pipeline.errors import InputError
 from pipeline.schema import CHANNEL, INIT_TIME, LAT, LEAD_TIME, LON, to_channels
 from pipeline.timeaxis import describe_step
@@ -62,10 +62,16 @@ def reference_channels(
             "forecasts initial time by initial time; average over init_time too"
         )
     try:
-        aligned = align_with_truth(reference, truth)
+        aligned = align_with_truth(reference, truth_on_forecast_grid(f, truth))
     except InputError as err:
         raise InputError(f"the reference ensemble: {err}") from None
     r = to_channels(aligned.forecast).rename({CHANNEL: VARIABLE})
+    if (r.sizes[LAT], r.sizes[LON]) != (f.sizes[LAT], f.sizes[LON]):
+        raise InputError(
+            f"the reference ensemble: its grid does not hold the forecast's points (it shares "
+            f"{r.sizes[LAT]} x {r.sizes[LON]} of the {f.sizes[LAT]} x {f.sizes[LON]} scored); "
+            "draw it on the forecast's grid (wxens baseline from the same analysis store)"
+        )
     for dim in (INIT_TIME, LEAD_TIME, VARIABLE):
         lacking = np.setdiff1d(f[dim].values, r[dim].values)
         if lacking.size:

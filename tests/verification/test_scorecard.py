@@ -430,6 +430,17 @@ def test_a_reference_without_the_forecasts_init_times_or_grid_is_refused(case):
         verify(forecast, truth, settings, reference=forecast.isel(longitude=slice(0, 8)))
 
 
+def test_a_regional_forecast_is_compared_with_a_wider_reference_on_its_points(case):
+    """A forecast on part of the truth's grid is scored on its points; a reference drawn on
+    the whole grid is taken at those points, not refused."""
+    _, truth, forecast = case
+    settings = VerifyConfig(physics_init_times=0, energy_score=False, progress=False)
+    part = forecast.isel(longitude=slice(0, 8))
+    card = verify(part, truth, settings, reference=forecast)["scorecard"].to_dataset()
+    alone = verify(forecast.isel(longitude=slice(0, 8)), truth, settings)["scorecard"]
+    xr.testing.assert_allclose(card["reference_fair_crps"], alone.to_dataset()["fair_crps"])
+
+
 def test_verification_loads_without_torch():
     code = (
         "import sys, verification.scorecard, verification.report, verification.plots, pipeline.adapters; "
