@@ -200,6 +200,32 @@ class CfLayout(ForecastLayout):
         return super().to_wxens(ds.drop_vars(valid))
 
 
+@LAYOUTS.register("graphcast")
+class GraphCastLayout(ForecastLayout):
+    """GraphCast's and GenCast's rollout output (``graphcast.rollout``): ``batch`` one
+    forecast each, ``time`` the lead (a duration), ``datetime(batch, time)`` the valid
+    time, GenCast's members on ``sample``; the initial time is ``datetime - time``."""
+
+    name = "graphcast"
+    dims: ClassVar[dict[str, str]] = {"time": LEAD_TIME}
+
+    @classmethod
+    def claims(cls, ds: xr.Dataset) -> bool:
+        return "datetime" in ds.coords and "time" in ds.coords and ds["time"].dtype.kind == "m"
+
+    @classmethod
+    def to_wxens(cls, ds: xr.Dataset) -> xr.Dataset:
+        starts = (ds["datetime"] - ds["time"]).transpose("batch", "time")
+        if not (starts == starts.isel(time=0)).all():
+            raise InputError(
+                "a GraphCast-style forecast whose datetime - time differs along time: its "
+                "leads are not measured from one initial time per batch"
+            )
+        init = ("batch", starts.isel(time=0).values)
+        ds = ds.drop_vars(["datetime", "batch"], errors="ignore").assign_coords({INIT_TIME: init})
+        return super().to_wxens(ds.swap_dims(batch=INIT_TIME))
+
+
 def detect_layout(ds: xr.Dataset) -> type[ForecastLayout]:
     """The first registered layout that claims ``ds``; InputError naming its dims if none."""
     for layout in LAYOUTS.values():
@@ -209,7 +235,8 @@ def detect_layout(ds: xr.Dataset) -> type[ForecastLayout]:
         f"cannot tell the forecast layout of a dataset with dims {dict(ds.sizes)} and coords "
         f"{sorted(map(str, ds.coords))}: expected wxens (init_time, member, lead_time), cfgrib "
         f"(time, step, number), WeatherBench 2 (time, prediction_timedelta, realization) or "
-        f"CF (forecast_reference_time, forecast_period, realization); files of one forecast "
+        f"CF (forecast_reference_time, forecast_period, realization), GraphCast (batch, "
+        f"time as lead, datetime); files of one forecast "
         f"each, holding only valid times, take their start dates from their names (wxens "
         f"verify --init-from-filename PATTERN)"
     )

@@ -76,6 +76,17 @@ def as_weatherbench2(ds):
     return out.rename({"t2m": "2m_temperature", "z": "geopotential"})
 
 
+def as_graphcast(ds):
+    """GenCast's rollout output: members on sample, forecasts on batch, the lead as
+    ``time``, the valid time as ``datetime(batch, time)``, lat/lon, a leading dim order."""
+    out = ds.rename({"member": "sample", "init_time": "batch", "lead_time": "time"}).drop_vars(
+        ["valid_time", "batch"]
+    )
+    out = out.assign_coords(datetime=ds.valid_time.rename(init_time="batch", lead_time="time"))
+    out = out.rename({"t2m": "2m_temperature", "z": "geopotential", "latitude": "lat"})
+    return out.transpose("sample", "batch", "time", ...)
+
+
 def assert_same_forecast(got, expected):
     got = got.sortby(["latitude", "longitude"])
     got = got.assign_coords(
@@ -89,13 +100,21 @@ def assert_same_forecast(got, expected):
 
 
 @pytest.mark.parametrize(
-    ("convert", "name"), [(as_cfgrib, "cfgrib"), (as_weatherbench2, "weatherbench2")]
+    ("convert", "name"),
+    [(as_cfgrib, "cfgrib"), (as_weatherbench2, "weatherbench2"), (as_graphcast, "graphcast")],
 )
 def test_producer_layouts_map_onto_wxens(convert, name):
     expected = wxens_forecast()
     theirs = convert(expected)
     assert detect_layout(theirs).name == name
     assert_same_forecast(to_wxens_forecast(theirs), expected)
+
+
+def test_a_graphcast_forecast_whose_leads_do_not_match_its_valid_times_is_refused():
+    theirs = as_graphcast(wxens_forecast())
+    drift = xr.DataArray(pd.to_timedelta([0, 1, 2], unit="h"), dims="time")
+    with pytest.raises(InputError, match="datetime - time differs along time"):
+        to_wxens_forecast(theirs.assign_coords(datetime=theirs.datetime + drift))
 
 
 @pytest.mark.parametrize("layout", ["cfgrib", "weatherbench2"])
