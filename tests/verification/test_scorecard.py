@@ -6,6 +6,7 @@ import dataclasses
 import re
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -524,11 +525,13 @@ def test_a_config_given_one_name_as_a_string_reads_it_as_one_name(case):
 
 
 def test_a_forecast_of_one_member_is_said_to_be_deterministic(case, caplog):
-    """Scored as one member without a word: NaN spread-skill and numpy's warnings."""
+    """Scored as one member without a word: NaN spread-skill and numpy's warnings (the
+    log line now, and no All-NaN RuntimeWarning from the spread's undefined interval)."""
     _, truth, forecast = case
     single = forecast[["t2m"]].isel(member=0, drop=True)  # no member dim at all
     config = VerifyConfig(physics_init_times=0, energy_score=False, progress=False)
-    with caplog.at_level("WARNING", logger="verification.scorecard"):
+    with caplog.at_level("WARNING", logger="verification.scorecard"), warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
         card = verify(single, truth, config)["scorecard"].to_dataset()
     assert "one member (a deterministic forecast)" in caplog.text
     mae = abs(
