@@ -105,8 +105,27 @@ def _run_baseline(p: Mapping[str, Any]) -> None:
     check_baseline(p.get("baseline_name"), p.get("baseline_train"), p.get("baseline_store"))
 
 
+def _run_stores(p: Mapping[str, Any]) -> None:
+    """The stores of an ensemble run, each its own: a baseline written into the forecast
+    store would be verified as its own reference (skill 0), a correction into it would
+    overwrite what later corrections learn from."""
+    stores = {"store": p.get("store"), "forecast_store": p.get("forecast_store")}
+    if p.get("corrected_store"):
+        stores["corrected_store"] = p.get("corrected_store")
+    if p.get("baseline_name") is not None:
+        stores["baseline_store"] = p.get("baseline_store")
+    check_distinct_outputs(stores, "store")
+
+
 def _baseline(p: Mapping[str, Any]) -> None:
     check_baseline(p.get("name"), p.get("train"), p.get("out"))
+
+
+def _stores(*names: str) -> Callable[[Mapping[str, Any]], None]:
+    def check(parameters: Mapping[str, Any]) -> None:
+        check_distinct_outputs({name: parameters.get(name) for name in names}, "store")
+
+    return check
 
 
 def _outputs(p: Mapping[str, Any]) -> None:
@@ -117,14 +136,15 @@ def _outputs(p: Mapping[str, Any]) -> None:
 
 FLOW_CHECKS: dict[str, tuple[Callable[[Mapping[str, Any]], None], ...]] = {
     "forecast": (_counts("members", "batch_members"), _leads_and_times),
-    "bias_correct": (_correction,),
-    "baseline": (_baseline,),
+    "bias_correct": (_correction, _stores("forecast", "truth", "out")),
+    "baseline": (_baseline, _stores("store", "forecast", "out")),
     "verify": (_outputs,),
     "ensemble_run": (
         _counts("members", "latest", "cycle_hours"),
         _leads_and_times,
         _run_correction,
         _run_baseline,
+        _run_stores,
         _outputs,
     ),
 }
@@ -153,16 +173,18 @@ def check_output_file(path: str | None, flag: str, example: str) -> None:
             return
 
 
-def check_distinct_outputs(outputs: dict[str, str | None]) -> None:
-    """Refuse two output options (flag -> path) naming one file: the last written would
-    replace the other."""
+def check_distinct_outputs(outputs: dict[str, str | None], what: str = "file") -> None:
+    """Refuse two options (flag -> path) naming one ``what`` (a file, a store): the last
+    written would replace the other, or a store would be read as what it is not."""
     seen: dict[Path, str] = {}
     for flag, path in outputs.items():
-        if path is None:
+        if not path:
             continue
         target = Path(path).resolve()
         if target in seen:
-            raise InputError(f"{seen[target]} and {flag} both name {path}; give each its own file")
+            raise InputError(
+                f"{seen[target]} and {flag} both name {path}; give each its own {what}"
+            )
         seen[target] = flag
 
 

@@ -165,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
     check_output_file(args.scores, "--scores", "scores.nc")
     check_output_file(args.report, "--report", "report.html")
     check_distinct_outputs({"--scores": args.scores, "--report": args.report})
+    stores = {"--store": args.store, "--out": args.out, "--bias-correct": args.bias_correct}
+    check_distinct_outputs({**stores, "--baseline-store": args.baseline_store}, "store")
     from flows.settings import apply_offline_defaults
 
     apply_offline_defaults()

@@ -122,6 +122,29 @@ def test_scores_and_report_naming_one_file_exit_2_before_any_work(tmp_path, monk
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ["--baseline", "persistence", "--baseline-train", "2000-01-01/2000-01-05"]
+            + ["--baseline-store", "./f.zarr"],
+            "--out and --baseline-store both name ./f.zarr; give each its own store",
+        ),
+        (["--bias-correct", "f.zarr"], "--out and --bias-correct both name f.zarr"),
+        (["--bias-correct", "nowhere.zarr"], "--store and --bias-correct both name nowhere.zarr"),
+    ],
+)
+def test_a_run_writing_two_outputs_into_one_store_exits_2_before_any_work(
+    extra, message, tmp_path, monkeypatch, capsys
+):
+    """A baseline drawn into the forecast store was verified as its own reference (skill
+    0, exit 0); a correction into it failed only after the forecasts, naming --out."""
+    monkeypatch.chdir(tmp_path)
+    assert main([*COMMANDS["run"], "--out", "f.zarr", *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_info_into_a_closed_pipe_ends_quietly(tmp_path):
     """``wxens info STORE | head -1``, where head has already gone: no BrokenPipeError."""
     store = ingest(

@@ -88,6 +88,27 @@ RUN = {"store": "s.zarr", "checkpoint": "m", "forecast_store": "f.zarr", "scores
         ("ensemble_run", {"bias_correction": 1.5, "corrected_store": "c.zarr"}, "1.5"),
         ("ensemble_run", {"bias_correction": 0.2}, "need corrected_store, the store to write"),
         ("ensemble_run", {"report": "s.nc"}, "scores and report both name s.nc"),
+        (
+            "ensemble_run",
+            {
+                "baseline_name": "persistence",
+                "baseline_train": "2019-03-01/2019-03-21",
+                "baseline_store": "./f.zarr",
+            },
+            "forecast_store and baseline_store both name ./f.zarr; give each its own store",
+        ),
+        (
+            "ensemble_run",
+            {"corrected_store": "f.zarr"},
+            "forecast_store and corrected_store both name f.zarr",
+        ),
+        ("ensemble_run", {"forecast_store": "s.zarr"}, "store and forecast_store both name"),
+        (
+            "baseline",
+            {"name": "climatology", "store": "s", "train": "2019-03-01/2019-03-21"}
+            | {"forecast": "f", "out": "f"},
+            "forecast and out both name f",
+        ),
         ("verify", {"forecast": "f.zarr", "truth": "s.zarr", "scores": "."}, "is a directory"),
         (
             "baseline",
