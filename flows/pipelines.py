@@ -10,8 +10,6 @@ as strings, times as ISO strings) so the Prefect UI can show and edit them.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 from prefect import flow, get_run_logger
 
@@ -22,7 +20,7 @@ from flows.inputs import (
     latest_init_times,
     truth_arrived,
 )
-from flows.runtime import unless_done
+from flows.runtime import inputs_fingerprint, outputs_current, record_outputs, unless_done
 from generators.correction.spec import CorrectionSpec
 from generators.correction.tuned import resolve_correction, tuned_path
 from pipeline.forecast_store import check_extends, complete_init_times
@@ -222,11 +220,16 @@ def verify(
     ``init_from_filename`` as ``wxens verify`` takes them (an ENS file's perturbed members;
     one file per start date). Returns the scores path.
 
-    Skipped when the inputs are unchanged and both outputs exist.
+    Skipped when the inputs are unchanged and both outputs are as these inputs last
+    wrote them (not replaced since by a run of another forecast).
     """
     check_flow_parameters("verify", locals())
-    done = Path(scores).is_file() and (report is None or Path(report).is_file())
-    return unless_done(tasks.verify_forecast, done)(
+    asked = dict(forecast=forecast, truth=truth, init_times=init_times, reference=reference)
+    asked |= dict(members=members, init_from_filename=init_from_filename)
+    fingerprint = inputs_fingerprint(asked, reads=("forecast", "truth", "reference"))
+    written = [scores, report]
+    done = outputs_current(written, fingerprint)
+    result = unless_done(tasks.verify_forecast, done)(
         forecast,
         truth,
         init_times,
@@ -238,6 +241,8 @@ def verify(
         members=members,
         init_from_filename=init_from_filename,
     )
+    record_outputs(written, fingerprint)
+    return result
 
 
 @flow(name="ensemble_run")

@@ -217,6 +217,59 @@ def unless_done(task_: Task, done: bool) -> Task:
     return task_.with_options(refresh_cache=not done)
 
 
+OUTPUTS_DIR = Path(".wxens") / "outputs"
+"""Where :func:`record_outputs` notes which inputs wrote each output file (relative, as
+:data:`RESULTS_DIR`)."""
+
+
+def inputs_fingerprint(values: dict[str, Any], reads: tuple[str, ...] = ()) -> str:
+    """A digest of a task's ``values`` (JSON-able arguments) and of the on-disk state
+    (:func:`files_state`) of those of them named in ``reads`` (paths it reads)."""
+    digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode())
+    for name in reads:
+        value = values.get(name)
+        for path in value if isinstance(value, list | tuple) else [value]:
+            digest.update(
+                f"{name}={path}:{'none' if path is None else files_state(path)}\n".encode()
+            )
+    return digest.hexdigest()
+
+
+def _output_record(path: str) -> Path:
+    return OUTPUTS_DIR / hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()
+
+
+def outputs_current(paths: list[str | None], fingerprint: str) -> bool:
+    """Whether every output file of ``paths`` (None: not asked for) is there as the inputs
+    of ``fingerprint`` last wrote it (:func:`record_outputs`). Existing is not enough: a
+    run of other inputs may have replaced the file since (a second forecast verified into
+    the same scores file), and a cached rerun would then report that file as its own."""
+    for path in paths:
+        if path is None:
+            continue
+        if not Path(path).is_file():
+            return False
+        try:
+            record = json.loads(_output_record(path).read_text())
+        except (OSError, ValueError):
+            return False
+        if not isinstance(record, dict) or record.get("inputs") != fingerprint:
+            return False
+        if record.get("state") != files_state(path):
+            return False
+    return True
+
+
+def record_outputs(paths: list[str | None], fingerprint: str) -> None:
+    """Note that the inputs of ``fingerprint`` wrote the files ``paths`` as they are now
+    (what :func:`outputs_current` checks)."""
+    OUTPUTS_DIR.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        if path is not None and Path(path).is_file():
+            record = {"path": str(Path(path).resolve()), "inputs": fingerprint}
+            _output_record(path).write_text(json.dumps({**record, "state": files_state(path)}))
+
+
 class _RunIds(logging.Filter):
     """Stamp records with one run's ids, so the API handler accepts them from any thread."""
 

@@ -68,3 +68,40 @@ def test_results_are_json_and_a_pickle_is_never_loaded(
     assert json.loads(json.loads(stored.read_bytes())["result"]) == ["A", "B"]
     assert shout_flow(["a", "b"]) == ["A", "B"] and len(CALLS) == 2, "cached again"
     assert not Path(MARKER).exists()
+
+
+@pytest.mark.slow
+def test_a_verify_rerun_rewrites_scores_that_another_forecast_replaced(
+    prefect_server, tmp_path, monkeypatch
+):
+    """Forecast A verified into s.nc, then forecast B into the same s.nc, then A again:
+    the third run skipped as done (its inputs unchanged, s.nc there) and left B's scores
+    under A's name."""
+    import pandas as pd
+    import xarray as xr
+
+    from flows.pipelines import verify
+    from generators.correction.baselines import BaselineConfig, baseline_to_store
+    from pipeline.store import ingest
+
+    monkeypatch.chdir(tmp_path)
+    synthetic = "synthetic:n_lat=4,n_lon=6,n_times=20,step=6h,seed=2"
+    ingest(synthetic, "truth.zarr", variables=["t2m"], progress=False)
+    config = BaselineConfig("2000-01-01", "2000-01-03", members=4)
+    inits = pd.date_range("2000-01-04", periods=2, freq="6h")
+    for name in ("persistence", "climatology"):
+        baseline_to_store(name, "truth.zarr", config, inits, [6.0], f"{name}.zarr", progress=False)
+
+    def crps() -> float:
+        with xr.open_datatree("s.nc") as tree:
+            return float(tree["scorecard"].to_dataset().fair_crps.sum())
+
+    verify("persistence.zarr", "truth.zarr", "s.nc")
+    persistence = crps()
+    verify("climatology.zarr", "truth.zarr", "s.nc")
+    assert crps() != persistence
+    verify("persistence.zarr", "truth.zarr", "s.nc")
+    assert crps() == persistence
+    mtime = Path("s.nc").stat().st_mtime_ns
+    verify("persistence.zarr", "truth.zarr", "s.nc")  # unchanged: still skipped
+    assert Path("s.nc").stat().st_mtime_ns == mtime
