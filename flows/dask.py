@@ -37,6 +37,15 @@ DEFAULT_DASHBOARD = "127.0.0.1:0"
 """This machine only, on a free port."""
 
 
+def worker_path(path: str) -> str:
+    """``path`` as a dask worker must be given it: a local path made absolute (a worker
+    has a working directory of its own, not this process's: ``model`` there is another
+    folder, or none); a URL unchanged. The cluster must see this machine's files at the
+    same paths (a shared file system) for a local path to work at all."""
+    text = str(path)
+    return text if "://" in text else os.path.abspath(text)
+
+
 @dataclass(frozen=True)
 class LocalClusterConfig:
     """Shape of the ``LocalCluster`` started when no scheduler address is given.

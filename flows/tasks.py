@@ -11,7 +11,7 @@ from contextlib import nullcontext
 
 import pandas as pd
 
-from flows.dask import dask_client
+from flows.dask import dask_client, worker_path
 from flows.runtime import wxens_task
 from generators.correction.baselines import BaselineConfig, baseline_to_store
 from generators.correction.bias import bias_correct_store
@@ -117,6 +117,8 @@ def forecast_init_times(
     """
     from generators.rollout_shard import forecast_sharded
 
+    if dask_scheduler:  # the workers open these themselves, in their own directory
+        checkpoint, store, out = map(worker_path, (checkpoint, store, out))
     with dask_client(dask_scheduler) if dask_scheduler else nullcontext() as client:
         done = forecast_sharded(
             checkpoint,

@@ -185,11 +185,15 @@ def parse_leads(lead: str, every: str | None, native_hours: float) -> list[float
 def run(args: argparse.Namespace) -> int:
     from contextlib import nullcontext
 
-    from flows.dask import dask_client
+    from flows.dask import dask_client, worker_path
     from generators.checkpoint import load_checkpoint
     from generators.rollout_shard import forecast_sharded
 
     inits = parse_inits(args.init)  # a bad --init is refused before the checkpoint loads
+    if args.dask_scheduler:  # the workers open these themselves, in their own directory
+        args.checkpoint, args.store, args.out = map(
+            worker_path, (args.checkpoint, args.store, args.out)
+        )
     checkpoint = load_checkpoint(args.checkpoint)
     native_hours = checkpoint.native_step.total_seconds() / 3600
     cluster = dask_client(args.dask_scheduler) if args.dask_scheduler else nullcontext()

@@ -4,6 +4,7 @@ outputs, a rerun that skips finished work, and the same numbers on and off a das
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import dask
 import numpy as np
@@ -102,6 +103,33 @@ def test_forecasts_split_over_the_cluster_equal_the_chains(chain, tmp_path, monk
     # the same noise; the network's float rounding may differ with the batch size
     xr.testing.assert_allclose(split, whole, rtol=1e-6, atol=0)
     assert provenance(out) == provenance(chain.forecast)
+
+
+@pytest.mark.parametrize("via", ["flow", "cli"])
+def test_a_forecast_on_the_cluster_takes_paths_relative_to_this_directory(
+    chain, tmp_path, monkeypatch, via
+):
+    """The workers started elsewhere: given as they were, relative paths named folders of
+    the workers' directory and the forecast failed, 'no checkpoint at model'."""
+    from flows.cli import main
+    from flows.pipelines import forecast
+    from pipeline.forecast_store import open_forecast
+
+    p = chain.parameters
+    for name in ("checkpoint", "store"):
+        (tmp_path / Path(p[name]).name).symlink_to(p[name])
+    monkeypatch.chdir(tmp_path)
+    checkpoint, store = Path(p["checkpoint"]).name, Path(p["store"]).name
+    init = p["init_times"][0]
+    if via == "flow":
+        forecast(
+            checkpoint, store, [init], "rel.zarr", members=2, dask_scheduler=p["dask_scheduler"]
+        )
+    else:
+        argv = ["forecast", "--checkpoint", checkpoint, "--store", store, "--init", init]
+        argv += ["--lead", "6h", "--members", "2", "--out", "rel.zarr", "--no-progress"]
+        assert main([*argv, "--dask-scheduler", p["dask_scheduler"]]) == 0
+    assert open_forecast(tmp_path / "rel.zarr").sizes["init_time"] == 1
 
 
 def test_ingestion_on_the_cluster_equals_a_local_run(chain, tmp_path):
