@@ -1,6 +1,7 @@
 """The ``wxens`` command line: one sub-command per module in :mod:`flows.commands`.
 
 Exit codes: 0 success, 2 bad input or store (a :class:`~pipeline.errors.WxensError`,
+or a write the machine refuses: a full disk, a read-only file system, a permission;
 printed without a traceback), 130 interrupted, 141 stdout closed early (``| head``: the
 rest of the output is dropped quietly, as a tool stopped by SIGPIPE); anything else is a
 bug.
@@ -9,6 +10,7 @@ bug.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import select
@@ -72,16 +74,45 @@ def _dispatch(argv: list[str] | None) -> int:
     except WxensError as err:
         print(f"wxens {args.command}: error: {err}", file=sys.stderr)
         return err.exit_code
+    except OSError as err:
+        if not environment_error(err):
+            raise
+        print(
+            f"wxens {args.command}: error: {err}; {ENVIRONMENT_FIXES[err.errno]}", file=sys.stderr
+        )
+        return WxensError.exit_code
     except KeyboardInterrupt:
         print(f"wxens {args.command}: interrupted", file=sys.stderr)
         return 130
 
 
+ENVIRONMENT_FIXES = {
+    errno.ENOSPC: "the disk is full: free space there, or write somewhere else",
+    errno.EDQUOT: "the disk quota is used up: free space there, or write somewhere else",
+    errno.EFBIG: "the file is larger than that file system allows: write somewhere else",
+    errno.EROFS: "that file system is read-only: write somewhere else",
+    errno.EACCES: "permission denied: write somewhere you may, or change the permissions",
+    errno.EPERM: "not permitted: write somewhere you may, or change the permissions",
+    errno.ENAMETOOLONG: "the path is too long: give a shorter one",
+}
+"""``errno`` values of a machine that refuses a write (not a wxens bug), and the fix: the
+CLI prints these as one line and exits 2, as a bad input."""
+
+
+def environment_error(error: BaseException) -> bool:
+    """Whether ``error`` is an ``OSError`` of :data:`ENVIRONMENT_FIXES`: the disk, the
+    file system or a permission refused, not a bug of wxens."""
+    return isinstance(error, OSError) and error.errno in ENVIRONMENT_FIXES
+
+
 def without_wxens_traceback(record: logging.LogRecord) -> bool:
-    """Log filter: drop the traceback from a record of a :class:`WxensError` (Prefect logs a
-    failed flow or task run with one; the CLI prints the error's message last, and ``-v``
-    keeps the traceback). Every record passes."""
-    if record.exc_info and isinstance(record.exc_info[1], WxensError):
+    """Log filter: drop the traceback from a record of a :class:`WxensError` or an
+    :func:`environment_error` (Prefect logs a failed flow or task run with one; the CLI
+    prints the error's message last, and ``-v`` keeps the traceback). Every record
+    passes."""
+    if record.exc_info and (
+        isinstance(record.exc_info[1], WxensError) or environment_error(record.exc_info[1])
+    ):
         record.exc_info = record.exc_text = None
     return True
 

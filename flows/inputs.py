@@ -5,6 +5,7 @@ paths, as ISO strings a Prefect parameter can hold)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -153,7 +154,8 @@ FLOW_CHECKS: dict[str, tuple[Callable[[Mapping[str, Any]], None], ...]] = {
 
 def check_output_file(path: str | None, flag: str, example: str) -> None:
     """Refuse, before any work, a path given for one output file (scores, a report) that
-    could not be written at the end: an existing directory, or one below a regular file.
+    could not be written at the end: an existing directory, one below a regular file, or
+    one in a directory that cannot be written.
     ``flag`` names the option in the message, ``example`` is a file name to suggest
     (``scores.nc``); None (an optional output left out) passes."""
     if path is None:
@@ -169,6 +171,11 @@ def check_output_file(path: str | None, flag: str, example: str) -> None:
                 raise InputError(
                     f"{flag} {path}: {parent} is a file, not a directory; give a path in a "
                     "directory (one that is missing is created)"
+                )
+            if not os.access(parent, os.W_OK):  # found now, not after the forecasts
+                raise InputError(
+                    f"{flag} {path}: {parent} cannot be written (a read-only file system, "
+                    "or no permission); give a path in a directory you can write"
                 )
             return
 

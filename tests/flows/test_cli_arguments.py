@@ -5,6 +5,7 @@ stdout closed early (``wxens info STORE | head``), which ends the command quietl
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -112,6 +113,54 @@ def test_an_output_file_below_a_regular_file_is_refused(tmp_path):
     check_output_file(str(tmp_path / "new" / "sub" / "s.nc"), "--out", "scores.nc")
     check_output_file(None, "--report", "report.html")
     assert not (tmp_path / "new").exists()  # a check only: the writer makes the folders
+
+
+def test_an_output_file_in_a_directory_that_cannot_be_written_is_refused(tmp_path, monkeypatch):
+    """Found before any work: it failed only when the scores were written, minutes later,
+    with a traceback. (As root every directory is writable: access() is stood in for.)"""
+    import flows.inputs
+
+    writable = os.access
+    monkeypatch.setattr(
+        flows.inputs.os, "access", lambda p, mode: p != tmp_path and writable(p, mode)
+    )
+    with pytest.raises(InputError, match="cannot be written .* a directory you can write"):
+        check_output_file(str(tmp_path / "sub" / "s.nc"), "--scores", "scores.nc")
+    check_output_file(str(tmp_path.parent / "s.nc"), "--scores", "scores.nc")
+
+
+@pytest.mark.parametrize(
+    ("number", "fix"),
+    [
+        (errno.EROFS, "read-only: write somewhere else"),
+        (errno.ENOSPC, "the disk is full"),
+        (errno.EACCES, "permission denied"),
+    ],
+)
+def test_a_write_the_machine_refuses_exits_2_with_one_line(number, fix, monkeypatch, capsys):
+    """A read-only or full disk is the machine's answer, not a wxens bug: one line naming
+    the file and the fix, exit 2; it was a traceback and exit 1."""
+    import flows.commands.info
+
+    def refuse(args):
+        raise OSError(number, os.strerror(number), "/data/.s.nc.tmp")
+
+    monkeypatch.setattr(flows.commands.info, "run", refuse)
+    assert main(["info", "x.zarr"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("wxens info: error: [Errno") and "'/data/.s.nc.tmp'" in err
+    assert fix in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_an_oserror_that_is_not_the_machines_refusal_keeps_its_traceback(monkeypatch):
+    import flows.commands.info
+
+    def fail(args):
+        raise OSError(errno.EBADF, "Bad file descriptor")
+
+    monkeypatch.setattr(flows.commands.info, "run", fail)
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        main(["info", "x.zarr"])
 
 
 def test_scores_and_report_naming_one_file_exit_2_before_any_work(tmp_path, monkeypatch, capsys):
