@@ -39,6 +39,8 @@ from pipeline.redact import redact
 log = logging.getLogger(__name__)
 
 
+BANNED_NAME = frozenset("/%&><")
+"""Characters Prefect refuses in a deployment name (when registering, with a traceback)."""
 DEFAULT_CRON = "0 */6 * * *"
 """Every 6 hours on the hour (00, 06, 12, 18): the cycle of a global forecast centre."""
 
@@ -85,6 +87,16 @@ def load_schedule(path: str | Path) -> tuple[DeploymentSpec, ...]:
             spec = DeploymentSpec(**entry)
         except TypeError as err:
             raise InputError(f"{where}: {err}") from err
+        if not isinstance(spec.name, str) or not spec.name or set(spec.name) & BANNED_NAME:
+            raise InputError(
+                f"{where}: name {spec.name!r}: give a non-empty name without any of "
+                f"{''.join(sorted(BANNED_NAME))}, e.g. uk-ensemble"
+            )
+        if not isinstance(spec.parameters, dict):
+            raise InputError(
+                f"{where}: parameters must be a mapping of the flow's parameters, e.g. "
+                f"{{store: stores/uk.zarr}}; got {spec.parameters!r}"
+            )
         if spec.flow not in FLOWS:
             raise InputError(f"{where}: unknown flow {spec.flow!r}; choose from {sorted(FLOWS)}")
         try:

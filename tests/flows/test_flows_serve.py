@@ -141,6 +141,11 @@ def test_every_flow_check_is_of_a_flow():
     ("overrides", "message"),
     [
         ({"flow": "forcast"}, "unknown flow 'forcast'"),
+        ({"parameters": None}, "parameters must be a mapping"),
+        ({"parameters": ["store"]}, "parameters must be a mapping"),
+        ({"name": ""}, "name '': give a non-empty name"),
+        ({"name": "uk/ensemble"}, "name 'uk/ensemble': give a non-empty name without"),
+        ({"name": 6}, "name 6"),
         ({"cron": "every 6 hours"}, "cron 'every 6 hours'"),
         ({"parameters": {"store": "x.zarr"}}, "needs parameter(s) ['sources']"),
         (
