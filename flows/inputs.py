@@ -118,6 +118,20 @@ def _run_stores(p: Mapping[str, Any]) -> None:
     check_distinct_outputs(stores, "store")
 
 
+def _sampler(p: Mapping[str, Any]) -> None:
+    if p.get("sampler") is not None:
+        from generators.config import parse_sampler
+
+        parse_sampler(p["sampler"])
+
+
+def _member_choice(p: Mapping[str, Any]) -> None:
+    from verification.run import MEMBER_CHOICES
+
+    if p.get("members", "all") not in MEMBER_CHOICES:
+        raise InputError(f"members={p['members']!r}: expected one of {', '.join(MEMBER_CHOICES)}")
+
+
 def _baseline(p: Mapping[str, Any]) -> None:
     check_baseline(p.get("name"), p.get("train"), p.get("out"))
 
@@ -136,13 +150,14 @@ def _outputs(p: Mapping[str, Any]) -> None:
 
 
 FLOW_CHECKS: dict[str, tuple[Callable[[Mapping[str, Any]], None], ...]] = {
-    "forecast": (_counts("members", "batch_members"), _leads_and_times),
+    "forecast": (_counts("members", "batch_members"), _leads_and_times, _sampler),
     "bias_correct": (_correction, _stores("forecast", "truth", "out")),
     "baseline": (_baseline, _stores("store", "forecast", "out")),
-    "verify": (_outputs,),
+    "verify": (_member_choice, _outputs),
     "ensemble_run": (
         _counts("members", "latest", "cycle_hours"),
         _leads_and_times,
+        _sampler,
         _run_correction,
         _run_baseline,
         _run_stores,

@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from flows.settings import apply_offline_defaults
+
+    apply_offline_defaults()  # before Prefect loads; quiets a log line per runner poll
     from flows.deployments import load_schedule, serve
     from pipeline.errors import InputError
 

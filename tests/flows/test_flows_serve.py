@@ -3,6 +3,7 @@ the client, watch it complete; and the schedule file's bad input."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import time
@@ -111,6 +112,12 @@ RUN = {"store": "s.zarr", "checkpoint": "m", "forecast_store": "f.zarr", "scores
         ),
         ("verify", {"forecast": "f.zarr", "truth": "s.zarr", "scores": "."}, "is a directory"),
         (
+            "verify",
+            {"forecast": "f.zarr", "truth": "s.zarr", "scores": "s.nc", "members": "bogus"},
+            "members='bogus': expected one of all, perturbed",
+        ),
+        ("ensemble_run", {"sampler": "heun:nfe=x"}, "nfe='x' is not an integer"),
+        (
             "baseline",
             {"name": "climatology", "store": "s", "train": "soon", "forecast": "f", "out": "b"},
             "soon",
@@ -182,6 +189,9 @@ def test_serve_without_a_server_says_how_to_start_one(tmp_path, capsys):
     from flows.cli import main
 
     schedule = write_schedule(tmp_path / "schedule.yaml")
+    httpx = logging.getLogger("httpx")
+    httpx.setLevel(logging.NOTSET)
     with temporary_settings(restore_defaults={PREFECT_API_URL}):
         assert main(["serve", str(schedule)]) == 2
     assert "prefect server start" in capsys.readouterr().err
+    assert httpx.level == logging.WARNING  # not a line per runner poll of the server
