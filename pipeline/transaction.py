@@ -22,6 +22,8 @@ References: Icechunk, "transactions and version control for Zarr"
 from __future__ import annotations
 
 import logging
+import os
+import re
 import shutil
 import warnings
 from collections.abc import Iterator
@@ -146,9 +148,29 @@ def transaction(path: str | Path, message: str) -> Iterator[Store]:
     with locked(path):
         repo = _open_or_create(path)
         session = repo.writable_session(BRANCH)
-        yield session.store
-        if session.has_uncommitted_changes:
-            session.commit(message)
+        try:
+            yield session.store
+            if session.has_uncommitted_changes:
+                session.commit(message)
+        except icechunk.IcechunkError as err:
+            os_error = as_os_error(err, path)
+            if os_error is None:
+                raise
+            raise os_error from err
+
+
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def as_os_error(error: Exception, path: str | Path) -> OSError | None:
+    """The ``OSError`` of the file system under an Icechunk error (a full disk, a
+    read-only or forbidden folder: its message ends in "(os error 28)"), naming ``path``;
+    None for another error. The CLI prints such an error as one line with the fix."""
+    found = _OS_ERROR.search(str(error))
+    if found is None:
+        return None
+    code = int(found.group(1))
+    return OSError(code, os.strerror(code), str(path))
 
 
 @contextmanager

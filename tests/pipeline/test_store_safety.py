@@ -214,3 +214,27 @@ def test_unclaimed_spec_error_hides_credentials():
     with pytest.raises(InputError) as err:
         resolve_source("ftp://AKIAEXAMPLE:s3cr3tPW@host/data.bin?token=tok123")
     assert not any(s in str(err.value) for s in SECRETS)
+
+
+def test_a_full_disk_under_icechunk_is_one_line_and_a_rerun_completes(
+    tmp_path, capsys, monkeypatch
+):
+    """Icechunk reports a full disk as an IcechunkError ending in '(os error 28)': a
+    60-line traceback and exit 1. It is the OSError now, which the CLI prints as one line
+    with the fix (exit 2); the store says it is incomplete, and a rerun completes it."""
+    import icechunk
+
+    import pipeline.ingest_blocks
+
+    def full(*args, **kwargs):
+        raise icechunk.IcechunkError("object store error: No space left on device (os error 28)")
+
+    store, spec = tmp_path / "s.zarr", "synthetic:n_lat=4,n_lon=5,n_times=6"
+    with monkeypatch.context() as patched:
+        patched.setattr(pipeline.ingest_blocks, "write_region", full)
+        assert main(["ingest", spec, "--store", str(store), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert f"[Errno 28] No space left on device: '{store}'; the disk is full" in err
+    assert main(["ingest", spec, "--store", str(store), "--no-progress"]) == 0
+    assert open_store(store).dataset.sizes["time"] == 6
