@@ -165,7 +165,7 @@ def plot_rank_histograms(counts: xr.DataArray, scorecard: xr.Dataset | None = No
             ax.set_title(f"{name}, {lead / np.timedelta64(1, 'h'):g} h", fontsize="medium")
             ax.set_xlabel("rank of the truth", fontsize="small")
             ax.set_ylabel("frequency × (M+1)", fontsize="small")
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))  # 51 ranks: 0, 10, ..
         for j in range(len(leads), rows_per_variable * columns):
             axes[i * rows_per_variable + j // columns, j % columns].set_visible(False)
     return fig

@@ -230,3 +230,25 @@ def test_a_tiny_p_value_is_escaped_in_the_report_table():
     from verification.report_tables import p_value
 
     assert p_value(1e-6) == "&lt; 0.0001" and p_value(0.25) == "0.25"
+
+
+def overlapping_tick_labels(fig) -> list[str]:
+    """The x tick labels of any panel of ``fig`` that overlap a neighbour's."""
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    found = []
+    for ax in fig.axes:
+        labels = [t for t in ax.get_xticklabels() if t.get_visible() and t.get_text()]
+        pairs = [(t.get_text(), t.get_window_extent(renderer)) for t in labels]
+        found += [
+            f"{ax.get_title()}: {a!r} on {b!r}"
+            for (a, box_a), (b, box_b) in zip(pairs, pairs[1:], strict=False)
+            if overlap(box_a, box_b, slack=0.0)
+        ]
+    return found
+
+
+def test_rank_tick_labels_of_a_large_ensemble_do_not_run_together():
+    """With 50 members (51 ranks) the bars' x ticks read '0 6 121824303642 48'."""
+    fig = plot_rank_histograms(rank_counts([[1] * 51] * 5))
+    assert overlapping_tick_labels(fig) == []
