@@ -180,15 +180,19 @@ def plot_rank_images(counts: xr.DataArray) -> Figure:
     ranks = counts["rank"].values
     frequency = counts / counts.sum("rank").clip(min=1) * len(ranks)
     norm = TwoSlopeNorm(vcenter=1.0, vmin=0.0, vmax=max(2.0, float(frequency.max())))
+    rows = np.arange(len(hours))  # a row per lead, equal heights however uneven the leads
+    every = math.ceil(len(hours) / 12)
     for ax, name in zip(axes, variables, strict=False):
         image = ax.pcolormesh(
             ranks,
-            hours,
+            rows,
             frequency.sel({VARIABLE: name}).transpose(LEAD_TIME, "rank").values,
             cmap="RdBu_r",
             norm=norm,
             shading="nearest",
         )
+        ax.set_yticks(rows[::every], [f"{h:g}" for h in hours[::every]])
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
         ax.set_title(str(name))
         ax.set_xlabel("rank of the truth")
         ax.set_ylabel("lead time (h)")

@@ -252,3 +252,23 @@ def test_rank_tick_labels_of_a_large_ensemble_do_not_run_together():
     """With 50 members (51 ranks) the bars' x ticks read '0 6 121824303642 48'."""
     fig = plot_rank_histograms(rank_counts([[1] * 51] * 5))
     assert overlapping_tick_labels(fig) == []
+
+
+def test_rank_images_have_a_row_per_lead_labelled_in_hours_and_integer_ranks():
+    """Uneven leads (6, 12, 24, 48 h) on a linear axis gave the 48 h row 36-60 h and an axis
+    to 60 h; ranks were ticked 0.0, 2.5, 5.0, ..."""
+    counts = rank_counts([[5] * 11] * 4, variables=13).assign_coords(
+        lead_time=pd.to_timedelta([6, 12, 24, 48], unit="h")
+    )
+    assert 13 * 4 > MAX_RANK_PANELS
+    fig = plot_rank_histograms(counts)
+    FigureCanvasAgg(fig).draw()
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>" and ax.get_visible()]
+    for ax in panels:
+        rows = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+        assert rows == ["6", "12", "24", "48"], rows
+        ranks = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+        assert ranks and all(r.lstrip("−-").isdigit() for r in ranks), ranks
+        low, high = ax.get_ylim()
+        assert high - low == pytest.approx(4.0)  # four rows of equal height, nothing beyond
+    assert overlapping_tick_labels(fig) == []
