@@ -74,7 +74,8 @@ def _cell(card: xr.Dataset, column: Column) -> str:
     text = column.format(float(card[column.score])) if column.score else ""
     if column.low in card and column.high in card:
         low, high = float(card[column.low]), float(card[column.high])
-        text += f" <span class='interval'>[{low:.3g}, {high:.3g}]</span>"
+        if np.isfinite(low) and np.isfinite(high):  # none for a score that has none
+            text += f" <span class='interval'>[{low:.3g}, {high:.3g}]</span>"
     return f"<td>{text.strip()}</td>"
 
 

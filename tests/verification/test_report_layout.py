@@ -272,3 +272,25 @@ def test_rank_images_have_a_row_per_lead_labelled_in_hours_and_integer_ranks():
         low, high = ax.get_ylim()
         assert high - low == pytest.approx(4.0)  # four rows of equal height, nothing beyond
     assert overlapping_tick_labels(fig) == []
+
+
+def test_an_interval_that_could_not_be_computed_is_not_shown_as_nan():
+    """A one-member forecast's spread/skill read '– [nan, nan]' in the calibration table."""
+    card = xr.Dataset(
+        {
+            name: (("variable", "lead_time"), [[value]])
+            for name, value in {
+                "ensemble_spread": np.nan,
+                "spread_skill_ratio": np.nan,
+                "spread_skill_ratio_low": np.nan,
+                "spread_skill_ratio_high": np.nan,
+                "fair_crps": 1.5,
+                "fair_crps_low": 1.25,
+                "fair_crps_high": 1.75,
+            }.items()
+        },
+        coords={"variable": ["t2m"], "lead_time": pd.to_timedelta([6], unit="h")},
+    )
+    tables = scorecard_tables(card)
+    assert "nan" not in "".join(tables.values()).lower()
+    assert "1.5 <span class='interval'>[1.25, 1.75]</span>" in tables["skill"]
