@@ -184,5 +184,6 @@ def printable_card(card: xr.Dataset, columns: Sequence[str], units: Mapping[str,
 
 
 def _shown(value: float) -> str:
-    """Four significant digits, or ``n/a`` for a score that could not be computed."""
-    return f"{value:.4g}" if np.isfinite(value) else "n/a"
+    """Four significant digits, ``n/a`` for a score that could not be computed (NaN), ``inf``
+    for an infinite one (a rank max/min over an empty bin: the worst flatness)."""
+    return "n/a" if np.isnan(value) else f"{value:.4g}"

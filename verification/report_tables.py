@@ -22,8 +22,11 @@ from verification.plots import channel_units, label_with_units
 
 
 def number(value: float) -> str:
-    """Four significant digits; a dash for NaN (nothing to score)."""
-    return "–" if not np.isfinite(value) else f"{value:.4g}"
+    """Four significant digits; a dash for NaN (nothing to score), ∞ for an infinite score
+    (a rank max/min over an empty bin: the worst flatness, not a missing one)."""
+    if np.isinf(value):
+        return "∞" if value > 0 else "−∞"
+    return "–" if np.isnan(value) else f"{value:.4g}"
 
 
 def p_value(value: float) -> str:
@@ -127,7 +130,8 @@ NOTES = {
     "calibration": "spread/skill: with the finite-ensemble factor sqrt((M+1)/M), 1 is "
     "reliable; rank δ: Candille–Talagrand flatness, about 1 when flat (inflated by spatial "
     "correlation); rank p: flatness p-value (independent ranks assumed); rank max/min: "
-    "largest over smallest bin of the rank histogram, 1 when flat, beside its floor, what a "
+    "largest over smallest bin of the rank histogram, 1 when flat (∞: a rank the truth never "
+    "took), beside its floor, what a "
     "perfectly reliable ensemble of this size shows on this sample (members standing in for "
     "the truth).",
     "events": "Brier score of the event value > qNN, the truth's NN% quantile (lower is "

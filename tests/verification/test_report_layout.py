@@ -294,3 +294,18 @@ def test_an_interval_that_could_not_be_computed_is_not_shown_as_nan():
     tables = scorecard_tables(card)
     assert "nan" not in "".join(tables.values()).lower()
     assert "1.5 <span class='interval'>[1.25, 1.75]</span>" in tables["skill"]
+
+
+def test_an_infinite_rank_ratio_reads_as_infinite_not_as_missing():
+    """A rank the truth never took (over-dispersion, a bias) makes rank max/min infinite: the
+    report showed '–' (nothing to score) and the printed table 'n/a'."""
+    from verification.output import printable_card
+
+    card = xr.Dataset(
+        {"rank_max_min": (("variable", "lead_time"), [[np.inf, np.nan]])},
+        coords={"variable": ["t2m"], "lead_time": pd.to_timedelta([6, 12], unit="h")},
+    )
+    calibration = scorecard_tables(card)["calibration"]
+    assert "<td>∞</td>" in calibration and "<td>–</td>" in calibration
+    printed = printable_card(card, ["rank_max_min"], {"t2m": "K"}).splitlines()
+    assert printed[1].split()[2] == "inf" and printed[2].split()[2] == "n/a"
