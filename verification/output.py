@@ -172,7 +172,8 @@ def printable_card(card: xr.Dataset, columns: Sequence[str], units: Mapping[str,
             one = card.sel({VARIABLE: channel, LEAD_TIME: lead})
             row = {"variable": str(channel), "lead (h)": f"{lead / np.timedelta64(1, 'h'):g}"}
             for base in bases:
-                text = _shown(float(one[base])) if base in columns else ""
+                shown = _count if base.startswith("n_") else _shown  # n_verified, ...
+                text = shown(float(one[base])) if base in columns else ""
                 if f"{base}_low" in columns and f"{base}_high" in columns:
                     low, high = float(one[f"{base}_low"]), float(one[f"{base}_high"])
                     interval = f"[{_shown(low)}, {_shown(high)}]" if np.isfinite(low) else "[n/a]"
@@ -187,3 +188,8 @@ def _shown(value: float) -> str:
     """Four significant digits, ``n/a`` for a score that could not be computed (NaN), ``inf``
     for an infinite one (a rank max/min over an empty bin: the worst flatness)."""
     return "n/a" if np.isnan(value) else f"{value:.4g}"
+
+
+def _count(value: float) -> str:
+    """A count of points in full (58212, not 5.821e+04), or ``n/a``."""
+    return f"{int(round(value))}" if np.isfinite(value) else "n/a"

@@ -29,6 +29,11 @@ def number(value: float) -> str:
     return "–" if np.isnan(value) else f"{value:.4g}"
 
 
+def count(value: float) -> str:
+    """A count of points in full (58212, not 5.821e+04); a dash for NaN."""
+    return "–" if not np.isfinite(value) else f"{int(round(value))}"
+
+
 def p_value(value: float) -> str:
     """As :func:`number`, and below 0.0001 just that (HTML-escaped: the report's tables)."""
     return number(value) if not 0 <= value < 1e-4 else "&lt; 0.0001"
@@ -54,8 +59,8 @@ SKILL = (
     Column("Δ CRPS", "", "fair_crps_minus_reference_low", "fair_crps_minus_reference_high"),
     Column("RMSE (mean)", "ensemble_mean_rmse"),
     Column("bias (mean)", "ensemble_mean_error"),
-    Column("points", "n_verified"),
-    Column("truth missing", "n_missing_truth"),
+    Column("points", "n_verified", format=count),
+    Column("truth missing", "n_missing_truth", format=count),
 )
 """How good: the skill table (Δ CRPS: the interval of CRPS − reference CRPS)."""
 

@@ -309,3 +309,20 @@ def test_an_infinite_rank_ratio_reads_as_infinite_not_as_missing():
     assert "<td>∞</td>" in calibration and "<td>–</td>" in calibration
     printed = printable_card(card, ["rank_max_min"], {"t2m": "K"}).splitlines()
     assert printed[1].split()[2] == "inf" and printed[2].split()[2] == "n/a"
+
+
+def test_point_counts_are_shown_in_full():
+    """58212 verified points read '5.821e+04' in the report and the printed table."""
+    from verification.output import printable_card
+
+    card = xr.Dataset(
+        {
+            "n_verified": (("variable", "lead_time"), [[58212.0]]),
+            "n_missing_truth": (("variable", "lead_time"), [[29160.0]]),
+        },
+        coords={"variable": ["t2m"], "lead_time": pd.to_timedelta([6], unit="h")},
+    )
+    skill = scorecard_tables(card)["skill"]
+    assert "<td>58212</td>" in skill and "<td>29160</td>" in skill
+    printed = printable_card(card, ["n_verified", "n_missing_truth"], {"t2m": "K"})
+    assert printed.splitlines()[1].split()[2:4] == ["58212", "29160"]
