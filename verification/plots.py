@@ -122,8 +122,18 @@ def plot_spread_skill_ratio(scorecard: xr.Dataset) -> Figure:
     ax.set_xlabel("lead time (h)")
     ax.set_ylabel("spread-skill ratio")
     ax.grid(alpha=0.3)
+    if not np.isfinite(scorecard["spread_skill_ratio"].values).any():
+        _not_available(ax, "the spread needs at least two members")
+        ax.set_xlim(hours.min() - 1, hours.max() + 1)
+        return fig
     fig.legend(loc="outside right upper", fontsize="small", title="variable")
     return fig
+
+
+def _not_available(ax, why: str) -> None:
+    """Say on an empty panel that its score could not be computed, and why."""
+    box = {"facecolor": "white", "edgecolor": "none"}  # over the reference line, not under it
+    ax.text(0.5, 0.7, f"n/a: {why}", transform=ax.transAxes, ha="center", va="center", bbox=box)
 
 
 def plot_rank_histograms(counts: xr.DataArray, scorecard: xr.Dataset | None = None) -> Figure:
@@ -259,6 +269,9 @@ def plot_spectra(spectra: xr.Dataset) -> Figure:
         top.set_ylabel(label_with_units("power", squared))
         bottom.semilogx(k[positive], sel["spectral_ratio"].values[positive], "r-")
         bottom.axhline(1.0, color="k", lw=1)
+        if not np.isfinite(sel["spectral_ratio"].values).any():
+            for ax in (top, bottom):
+                _not_available(ax, "NaN in the fields (masked)")
         bottom.set_xlabel(k_label)
         bottom.set_ylabel("members / truth")
     for index in range(len(variables), rows * cols):

@@ -326,3 +326,33 @@ def test_point_counts_are_shown_in_full():
     assert "<td>58212</td>" in skill and "<td>29160</td>" in skill
     printed = printable_card(card, ["n_verified", "n_missing_truth"], {"t2m": "K"})
     assert printed.splitlines()[1].split()[2:4] == ["58212", "29160"]
+
+
+def spectra_of(power: float, k_dim: str = "wavenumber") -> xr.Dataset:
+    k = np.arange(1, 6) * (1.0 if k_dim == "zonal_wavenumber" else 1e-3)
+    values = np.full((1, 2, k.size), power)
+    dims = ("variable", "lead_time", k_dim)
+    return xr.Dataset(
+        {name: (dims, values) for name in ("forecast_power", "truth_power", "spectral_ratio")},
+        coords={"variable": ["t2m"], "lead_time": pd.to_timedelta([6, 12], unit="h"), k_dim: k},
+    )
+
+
+def panel_texts(fig) -> list[str]:
+    return [t.get_text() for ax in fig.axes for t in ax.texts]
+
+
+def test_a_figure_with_nothing_to_draw_says_n_a_rather_than_showing_empty_axes():
+    """A one-member forecast's spread-skill ratio (NaN) drew empty axes from -0.04 to 0.04 h
+    with a legend of lines; a masked truth's spectra (NaN) empty log axes with a legend."""
+    from verification.plots import plot_spectra, plot_spread_skill_ratio
+
+    card = xr.Dataset(
+        {"spread_skill_ratio": (("variable", "lead_time"), [[np.nan, np.nan]])},
+        coords={"variable": ["t2m"], "lead_time": pd.to_timedelta([6, 12], unit="h")},
+    )
+    fig = plot_spread_skill_ratio(card)
+    assert any(t.startswith("n/a") for t in panel_texts(fig)) and not fig.legends
+    assert fig.axes[0].get_xlim()[0] < 6 < 12 < fig.axes[0].get_xlim()[1]
+    assert any(t.startswith("n/a") for t in panel_texts(plot_spectra(spectra_of(np.nan))))
+    assert not any(t.startswith("n/a") for t in panel_texts(plot_spectra(spectra_of(1.0))))
