@@ -266,6 +266,8 @@ def plot_spectra(spectra: xr.Dataset) -> Figure:
         top.set_xlabel(k_label)
         units = channel_units(name)
         squared = f"({units})²" if " " in units else f"{units}²" if units else ""
+        if squared and k_dim != "wavenumber":  # zonal: power per unit wavenumber along a circle
+            squared += " m"
         top.set_ylabel(label_with_units("power", squared))
         bottom.semilogx(k[positive], sel["spectral_ratio"].values[positive], "r-")
         bottom.axhline(1.0, color="k", lw=1)

@@ -356,3 +356,14 @@ def test_a_figure_with_nothing_to_draw_says_n_a_rather_than_showing_empty_axes()
     assert fig.axes[0].get_xlim()[0] < 6 < 12 < fig.axes[0].get_xlim()[1]
     assert any(t.startswith("n/a") for t in panel_texts(plot_spectra(spectra_of(np.nan))))
     assert not any(t.startswith("n/a") for t in panel_texts(plot_spectra(spectra_of(1.0))))
+
+
+def test_zonal_spectra_are_labelled_in_their_units_of_power_per_wavenumber():
+    """Zonal spectra are in the field's units squared times metres (C|F_k|², C the circle
+    length); the axis read K², the isotropic spectra's units."""
+    from verification.plots import plot_spectra
+
+    zonal = plot_spectra(spectra_of(1.0, "zonal_wavenumber"))
+    isotropic = plot_spectra(spectra_of(1.0))
+    assert "power (K² m)" in [ax.get_ylabel() for ax in zonal.axes]
+    assert "power (K²)" in [ax.get_ylabel() for ax in isotropic.axes]
