@@ -106,10 +106,13 @@ def plot_spread_skill_ratio(scorecard: xr.Dataset) -> Figure:
     fig = Figure(figsize=(8.0, 4.0), layout="constrained")
     ax = fig.subplots()
     hours = _lead_hours(scorecard)
-    for name in scorecard[VARIABLE].values:
+    names = scorecard[VARIABLE].values
+    for index, name in enumerate(names):
         card = scorecard.sel({VARIABLE: name})
-        (line,) = ax.plot(hours, card["spread_skill_ratio"].values, "o-", label=str(name))
-        if "spread_skill_ratio_low" in card:
+        (line,) = ax.plot(
+            hours, card["spread_skill_ratio"].values, label=str(name), **_line_style(index)
+        )
+        if "spread_skill_ratio_low" in card and len(names) <= MAX_SHADED:
             ax.fill_between(
                 hours,
                 card["spread_skill_ratio_low"].values,
@@ -126,8 +129,25 @@ def plot_spread_skill_ratio(scorecard: xr.Dataset) -> Figure:
         _not_available(ax, "the spread needs at least two members")
         ax.set_xlim(hours.min() - 1, hours.max() + 1)
         return fig
-    fig.legend(loc="outside right upper", fontsize="small", title="variable")
+    columns = math.ceil(len(names) / 16)
+    fig.legend(loc="outside right upper", fontsize="small", title="variable", ncol=columns)
     return fig
+
+
+MAX_SHADED = 4
+"""Above this many variables the spread-skill intervals are not shaded (overlapping bands
+hide the lines); the calibration table gives them all."""
+
+
+def _line_style(index: int) -> dict[str, str]:
+    """A style per line that no other of the first 40 shares: the ten default colours,
+    then again with another marker and dash."""
+    turn = index // 10
+    return {
+        "color": f"C{index % 10}",
+        "marker": "os^Dv"[turn % 5],
+        "linestyle": ("-", "--", ":", "-.")[turn % 4],
+    }
 
 
 def _not_available(ax, why: str) -> None:

@@ -25,6 +25,7 @@ from verification.config import VARIABLE
 from verification.output import atomic_output
 from verification.plots import (
     MAX_RANK_PANELS,
+    MAX_SHADED,
     MAX_VARIABLES,
     plot_member_maps,
     plot_physics,
@@ -80,7 +81,8 @@ def report_figures(tree: xr.DataTree) -> list[Captioned]:
         Captioned(
             "Spread-skill ratio",
             "sqrt((M+1)/M) · spread / RMSE; 1 is reliable, below 1 over-confident (too little "
-            "spread), above 1 under-confident.",
+            "spread), above 1 under-confident. Shaded: the bootstrap interval (for up to "
+            f"{MAX_SHADED} variables; the calibration table gives every one).",
             plot_spread_skill_ratio(tree["scorecard"].to_dataset()),
         ),
         _rank_histograms(tree),

@@ -367,3 +367,25 @@ def test_zonal_spectra_are_labelled_in_their_units_of_power_per_wavenumber():
     isotropic = plot_spectra(spectra_of(1.0))
     assert "power (K² m)" in [ax.get_ylabel() for ax in zonal.axes]
     assert "power (K²)" in [ax.get_ylabel() for ax in isotropic.axes]
+
+
+def test_every_variable_of_the_spread_skill_figure_has_a_line_style_of_its_own():
+    """Thirteen channels (z, t, u, v on three levels and t2m) drew z300 and v500, z500 and
+    v850, z850 and t2m in one colour and marker, under 13 overlapping shaded bands."""
+    from verification.plots import plot_spread_skill_ratio
+
+    names = [f"{v}{p}" for v in "ztuv" for p in (300, 500, 850)] + ["t2m"]
+    ratio = np.linspace(0.8, 1.2, 2 * len(names)).reshape(len(names), 2)
+    card = xr.Dataset(
+        {
+            "spread_skill_ratio": (("variable", "lead_time"), ratio),
+            "spread_skill_ratio_low": (("variable", "lead_time"), ratio - 0.1),
+            "spread_skill_ratio_high": (("variable", "lead_time"), ratio + 0.1),
+        },
+        coords={"variable": names, "lead_time": pd.to_timedelta([6, 12], unit="h")},
+    )
+    (ax,) = plot_spread_skill_ratio(card).axes
+    lines = [line for line in ax.lines if line.get_label() in names]
+    styles = {(str(ln.get_color()), ln.get_marker(), ln.get_linestyle()) for ln in lines}
+    assert len(lines) == len(styles) == len(names)
+    assert not ax.collections  # no band over the lines of so many variables
