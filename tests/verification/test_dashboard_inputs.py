@@ -1,0 +1,39 @@
+"""The dashboard notebook opens every forecast its first cell says it does: a wxens store,
+or a NetCDF / GRIB / WeatherBench 2 ensemble (its code cells run here in IPython, without a
+kernel; tests/flows/test_flows_notebook.py runs the whole notebook on a forecast store)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from verification_cases import oracle_forecast
+
+from pipeline.sources.synthetic import SyntheticConfig, synthetic_dataset
+from pipeline.store import ingest
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "verification_dashboard.ipynb"
+
+
+def test_the_dashboard_verifies_a_netcdf_ensemble(tmp_path, monkeypatch):
+    """It opened the forecast with open_forecast, which refuses anything but a store."""
+    shell = pytest.importorskip("IPython.core.interactiveshell").InteractiveShell.instance()
+    config = SyntheticConfig(n_lat=8, n_lon=10, n_times=12)
+    truth = synthetic_dataset(config)[["t2m"]].load()
+    truth_path = tmp_path / "truth.nc"
+    truth.to_netcdf(truth_path)
+    ingest(str(truth_path), tmp_path / "truth.zarr", progress=False)
+    forecast = oracle_forecast(config, truth, 3, (6, 12), 4)
+    forecast.to_netcdf(tmp_path / "ensemble.nc")
+    monkeypatch.setenv("WXENS_FORECAST", str(tmp_path / "ensemble.nc"))
+    monkeypatch.setenv("WXENS_TRUTH", str(tmp_path / "truth.zarr"))
+    monkeypatch.setenv("WXENS_REFERENCE", str(tmp_path / "none.zarr"))
+    monkeypatch.chdir(tmp_path)
+    shell.user_ns["display"] = lambda *objects: None
+    cells = json.loads(NOTEBOOK.read_text())["cells"]
+    for cell in (c for c in cells if c["cell_type"] == "code"):
+        source = "".join(cell["source"]).replace("%matplotlib inline", "")
+        result = shell.run_cell(source, store_history=False)
+        assert result.success, f"{source[:200]}\n{result.error_in_exec!r}"
+    assert shell.user_ns["tree"].attrs["n_members"] == 4
