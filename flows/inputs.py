@@ -5,6 +5,7 @@ paths, as ISO strings a Prefect parameter can hold)."""
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -146,7 +147,10 @@ def _stores(*names: str) -> Callable[[Mapping[str, Any]], None]:
 def _outputs(p: Mapping[str, Any]) -> None:
     check_output_file(p.get("scores"), "scores", "scores.nc")
     check_output_file(p.get("report"), "report", "report.html")
-    check_distinct_outputs({"scores": p.get("scores"), "report": p.get("report")})
+    outputs = {"scores": p.get("scores"), "report": p.get("report")}
+    check_distinct_outputs(outputs)
+    reads = ("forecast", "truth", "reference", "store", "forecast_store", "corrected_store")
+    check_outputs_spare_inputs(outputs, {name: p.get(name) for name in reads})
 
 
 FLOW_CHECKS: dict[str, tuple[Callable[[Mapping[str, Any]], None], ...]] = {
@@ -193,6 +197,25 @@ def check_output_file(path: str | None, flag: str, example: str) -> None:
                     "or no permission); give a path in a directory you can write"
                 )
             return
+
+
+def check_outputs_spare_inputs(
+    outputs: Mapping[str, str | None], inputs: Mapping[str, str | None]
+) -> None:
+    """Refuse an output file (flag -> path) that is one of the inputs (flag -> path or
+    glob) a command reads: ``wxens verify fc.nc --out fc.nc`` replaced the forecast by its
+    scores."""
+    read: dict[Path, str] = {}
+    for flag, given in inputs.items():
+        if given:
+            matches = glob.glob(str(given)) if glob.has_magic(str(given)) else [str(given)]
+            read |= {Path(path).resolve(): flag for path in matches}
+    for flag, path in outputs.items():
+        if path and Path(path).resolve() in read:
+            raise InputError(
+                f"{flag} {path} is what {read[Path(path).resolve()]} reads: writing it would "
+                "replace it; give the output another path"
+            )
 
 
 def check_distinct_outputs(outputs: dict[str, str | None], what: str = "file") -> None:

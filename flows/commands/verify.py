@@ -112,11 +112,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flows.inputs import check_distinct_outputs, check_output_file
+    from flows.inputs import check_distinct_outputs, check_output_file, check_outputs_spare_inputs
 
     check_output_file(args.out, "--out", "scores.nc")  # before scoring, not at its end
     check_output_file(args.report, "--report", "report.html")
-    check_distinct_outputs({"--out": args.out, "--report": args.report})
+    outputs = {"--out": args.out, "--report": args.report}
+    check_distinct_outputs(outputs)
+    inputs = {"FORECAST": args.forecast, "--truth": args.truth, "--reference": args.reference}
+    check_outputs_spare_inputs(outputs, inputs)
 
     from flows.dask import dask_client
     from pipeline.schema import split_channel

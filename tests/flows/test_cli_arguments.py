@@ -171,6 +171,19 @@ def test_scores_and_report_naming_one_file_exit_2_before_any_work(tmp_path, monk
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_output_naming_an_input_exits_2_and_leaves_the_input(tmp_path, monkeypatch, capsys):
+    """`wxens verify fc.nc --truth s.zarr --out fc.nc` replaced the forecast by its scores."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("fc_1.nc", "ref.nc"):
+        (tmp_path / name).write_bytes(b"a forecast")
+    verify = ["verify", "fc_*.nc", "--truth", "s.zarr", "--reference", "ref.nc"]
+    for out, given in (("--out", "fc_1.nc"), ("--report", "./ref.nc"), ("--out", "s.zarr")):
+        assert main([*verify, "--out", "x.nc", out, given]) == 2
+        err = capsys.readouterr().err
+        assert f"{out} {given} is what " in err and "would replace it" in err, err
+    assert (tmp_path / "fc_1.nc").read_bytes() == (tmp_path / "ref.nc").read_bytes()
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

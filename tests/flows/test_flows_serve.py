@@ -118,6 +118,11 @@ RUN = {"store": "s.zarr", "checkpoint": "m", "forecast_store": "f.zarr", "scores
         ),
         ("ensemble_run", {"sampler": "heun:nfe=x"}, "nfe='x' is not an integer"),
         (
+            "verify",
+            {"forecast": "f.nc", "truth": "s.zarr", "scores": "f.nc"},
+            "scores f.nc is what forecast reads",
+        ),
+        (
             "baseline",
             {"name": "climatology", "store": "s", "train": "soon", "forecast": "f", "out": "b"},
             "soon",
