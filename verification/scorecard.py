@@ -95,7 +95,8 @@ def verify(
     if f.sizes[MEMBER] == 1:
         log.warning(
             "the forecast has one member (a deterministic forecast): its CRPS is its absolute "
-            "error, and the spread-skill ratio and rank histogram are undefined (NaN)"
+            "error, its spread-skill ratio undefined (NaN), and its rank histogram two bins "
+            "(the truth below or above the member: a check of bias only)"
         )
     t = to_channels(aligned.truth).rename({CHANNEL: VARIABLE})
     if f.chunks is not None:
