@@ -35,7 +35,7 @@ from verification.plots import (
     plot_spectra,
     plot_spread_skill_ratio,
 )
-from verification.report_tables import physics_table, scorecard_section
+from verification.report_tables import multivariate_table, physics_table, scorecard_section
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -192,7 +192,7 @@ def render_report(
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
         f"<h1>{html.escape(title)}</h1><p class='note'>{html.escape(sources)} — generated {stamp} by wxens</p>"
         f"<h2>Summary</h2>{summary}<h2>Scorecard</h2>"
-        f"{scorecard_section(card)}"
+        f"{scorecard_section(card)}{multivariate_table(tree)}"
         f"<h3>Physical consistency</h3>{physics_table(tree)}"
         f"<h2>Figures</h2>{body}</body></html>"
     )

@@ -225,3 +225,21 @@ def physics_table(tree: xr.DataTree) -> str:
         "<table><tr><th>check</th><th>what it means</th><th>truth score</th><th>tolerance</th>"
         f"<th>median member</th><th>verdict</th></tr>{rows}{unavailable}</table>"
     )
+
+
+def multivariate_table(tree: xr.DataTree) -> str:
+    """The energy score of ``/multivariate`` by lead as HTML ("" where it was not run)."""
+    if "multivariate" not in tree.children:
+        return ""
+    energy = next(iter(tree["multivariate"].to_dataset().data_vars.values()))
+    rows = "".join(
+        f"<tr><td>{lead / np.timedelta64(1, 'h'):g}</td><td>{number(float(value))}</td></tr>"
+        for lead, value in zip(energy[LEAD_TIME].values, energy.values, strict=True)
+    )
+    return (
+        "<h3>All variables together</h3><p class='note'>Fair energy score of the vector of "
+        "every variable and level, each divided by the truth's standard deviation on the "
+        "physics checks' initial times (unscaled where none are checked; lower is better): a CRPS of all variables at once, which also rewards members whose variables "
+        "vary together as the truth's do.</p>"
+        f"<table><tr><th>lead (h)</th><th>energy score</th></tr>{rows}</table>"
+    )

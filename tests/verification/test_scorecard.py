@@ -278,6 +278,8 @@ def test_scores_file_round_trip_and_report_shows_every_figure(case, tmp_path):
     assert len(images) == 7 and all(len(data) > 1000 for _, data in images)
     assert "<table" in html and "fair CRPS" in html and "hypsometric" in html
     assert "PASS" in html or "FAIL" in html
+    energy = reopened["multivariate"].to_dataset()["energy_score"]  # was in no table
+    assert "<th>energy score</th>" in html and f"<td>{float(energy[0]):.4g}</td>" in html
     card = reopened["scorecard"].to_dataset()
     ranks = next(item for item in report_figures(reopened) if item.title == "Rank histograms")
     first = card.isel(variable=0, lead_time=0)
