@@ -37,8 +37,6 @@ longest lead wanted and a time budget:
 from __future__ import annotations
 
 import math
-import statistics
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -58,7 +56,7 @@ from generators.config import (
 from generators.config_io import to_mapping
 from generators.device import resolve_device
 from generators.models import FlowMatchingConfig
-from generators.train import Trainer
+from generators.step_timing import StepSeconds, measure_step_seconds
 from pipeline.errors import InputError
 from pipeline.schema import CHANNEL, LAT, LON, TIME, Period, to_channels
 from pipeline.spec import to_timedelta
@@ -96,8 +94,6 @@ COARSEST_POINTS = 8
 BATCH_SIZE = 16
 CALIBRATION_MEMBERS = 16
 MAX_CALIBRATION_INITS = 64
-MEASURED_TIMES = 3
-"""Timings of each kind (after one untimed run); the median is used."""
 
 
 @dataclass(frozen=True)
@@ -193,49 +189,6 @@ def backbone_for(grid: tuple[int, int], train_times: int, channels: int, periodi
         attention_heads=0,
         periodic_longitude=periodic,
     )
-
-
-@dataclass(frozen=True)
-class StepSeconds:
-    """Measured seconds: an optimiser step of the main phase and of the fine-tune, a
-    network evaluation of one sample without gradients (a validation or forecast), and
-    what the first step of each phase takes beyond the others, together (on CUDA the
-    network's compile, which the training pays again)."""
-
-    main: float
-    fine_tune: float
-    forward: float
-    first_steps: float = 0.0
-
-
-def measure_step_seconds(store: AnalysisStore, config: TrainConfig) -> StepSeconds:
-    """:class:`StepSeconds` of ``config`` on ``store`` and its device: each the median of
-    :data:`MEASURED_TIMES` timings after a first run (steps of the main phase and of the
-    fine-tune; validation losses of one batch of the main objective, one network
-    evaluation per sample), and the first steps' excess over those medians. The model and
-    its optimiser are thrown away."""
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(store, replace(config, validation_batches=1), tmp, resume=False)
-
-        def seconds(run, arguments) -> tuple[float, float]:
-            """The median of the runs after the first, and the first's excess over it."""
-            times = []
-            for args in arguments:
-                start = time.perf_counter()
-                run(*args)
-                times.append(time.perf_counter() - start)
-            median = statistics.median(times[1:])
-            return median, max(0.0, times[0] - median)
-
-        runs = range(MEASURED_TIMES + 1)
-        main, first = seconds(trainer.train_step, [(k,) for k in runs])
-        forward = seconds(trainer.validation_loss, [() for _ in runs])[0] / config.batch_size
-        fine, first_fine = (
-            seconds(trainer.train_step, [(config.steps + k,) for k in runs])
-            if config.fine_tune is not None
-            else (0.0, 0.0)
-        )
-    return StepSeconds(main, fine, forward, first + first_fine)
 
 
 def overhead_seconds(config: TrainConfig, calibration_inits: int, forward_seconds: float) -> float:

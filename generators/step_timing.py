@@ -1,0 +1,60 @@
+"""Per-step times of a training config on a store and its device, measured on the spot:
+:func:`measure_step_seconds`, which :func:`generators.config_derive.derive_config` sizes a
+budget's step count by."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, replace
+
+from generators.config import TrainConfig
+from generators.train import Trainer
+from pipeline.store import AnalysisStore
+
+MEASURED_TIMES = 3
+"""Timings of each kind (after one untimed run); the median is used."""
+
+
+@dataclass(frozen=True)
+class StepSeconds:
+    """Measured seconds: an optimiser step of the main phase and of the fine-tune, a
+    network evaluation of one sample without gradients (a validation or forecast), and
+    what the first step of each phase takes beyond the others, together (on CUDA the
+    network's compile, which the training pays again)."""
+
+    main: float
+    fine_tune: float
+    forward: float
+    first_steps: float = 0.0
+
+
+def measure_step_seconds(store: AnalysisStore, config: TrainConfig) -> StepSeconds:
+    """:class:`StepSeconds` of ``config`` on ``store`` and its device: each the median of
+    :data:`MEASURED_TIMES` timings after a first run (steps of the main phase and of the
+    fine-tune; validation losses of one batch of the main objective, one network
+    evaluation per sample), and the first steps' excess over those medians. The model and
+    its optimiser are thrown away."""
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(store, replace(config, validation_batches=1), tmp, resume=False)
+
+        def seconds(run, arguments) -> tuple[float, float]:
+            """The median of the runs after the first, and the first's excess over it."""
+            times = []
+            for args in arguments:
+                start = time.perf_counter()
+                run(*args)
+                times.append(time.perf_counter() - start)
+            median = statistics.median(times[1:])
+            return median, max(0.0, times[0] - median)
+
+        runs = range(MEASURED_TIMES + 1)
+        main, first = seconds(trainer.train_step, [(k,) for k in runs])
+        forward = seconds(trainer.validation_loss, [() for _ in runs])[0] / config.batch_size
+        fine, first_fine = (
+            seconds(trainer.train_step, [(config.steps + k,) for k in runs])
+            if config.fine_tune is not None
+            else (0.0, 0.0)
+        )
+    return StepSeconds(main, fine, forward, first + first_fine)
