@@ -178,6 +178,13 @@ def held_out_times(n_times: int, step: pd.Timedelta) -> int:
     return max(math.ceil(HELD_OUT_FRACTION * n_times), least)
 
 
+def trainable(n_times: int, lead: int, history: int, step: pd.Timedelta) -> bool:
+    """Whether ``n_times`` every ``step`` hold out more than ``lead`` steps and leave the
+    training period ``history + lead`` of them (more times never make it False)."""
+    held = held_out_times(n_times, step)
+    return held > lead and n_times - held >= history + lead
+
+
 def backbone_for(grid: tuple[int, int], train_times: int, channels: int, periodic: bool):
     """Backbone size from the grid (levels) and the data (first width); see module doc."""
     levels = min(5, max(2, 1 + math.floor(math.log2(min(grid) / COARSEST_POINTS))))
@@ -246,15 +253,18 @@ def derive_config(
     leads = derived_leads(lead // step)
     times = pd.DatetimeIndex(store.dataset[TIME].values)
     times = times[times <= pd.Timestamp(end)] if end is not None else times
-    n_held = held_out_times(len(times), step)
-    n_train = len(times) - n_held
-    if n_held <= leads[-1] or n_train < history + leads[-1]:
+    if not trainable(len(times), leads[-1], history, step):
+        need = next(n for n in range(len(times), 10**9) if trainable(n, leads[-1], history, step))
+        fit = [k for k in range(1, leads[-1]) if trainable(len(times), k, history, step)]
         raise InputError(
             f"{store.path} holds {len(times)} times every {duration_text(step)}; a derived "
-            f"config holds out the last {n_held} of them, and a {duration_text(lead)} lead "
-            f"needs {leads[-1] + 1} held out: ingest at least "
-            f"{math.ceil((leads[-1] + 1) / HELD_OUT_FRACTION)} times or give a shorter --lead"
+            f"config for a {duration_text(lead)} lead needs {need} (a held-out period longer "
+            f"than the lead, a training period of the lead plus {history} history states): "
+            f"ingest at least {need} times"
+            + (f" or give a --lead of at most {duration_text(fit[-1] * step)}" if fit else "")
         )
+    n_held = held_out_times(len(times), step)
+    n_train = len(times) - n_held
     train = Period(_stamp(times[0]), _stamp(times[n_train - 1]))
     held_out = Period(_stamp(times[n_train]), _stamp(times[-1]))
     dynamic = [name for name, da in store.dataset.data_vars.items() if TIME in da.dims]

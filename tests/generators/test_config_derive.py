@@ -176,7 +176,7 @@ def test_bad_requests_are_refused(hourly, six_hourly):
         derive_config(hourly, budget="10s", step_seconds=StepSeconds(1.0, 5.0, 0.01))
     with pytest.raises(InputError, match="not a multiple of the native step 6h"):
         derive_config(six_hourly, lead="9h", step_seconds=SECONDS)
-    with pytest.raises(InputError, match="ingest at least 210 times or give a shorter --lead"):
+    with pytest.raises(InputError, match="ingest at least 201 times or give a --lead of at most"):
         derive_config(six_hourly, lead="5d", step_seconds=SECONDS)
     with pytest.raises(InputError, match="--lead 'soon'"):
         derive_config(six_hourly, lead="soon", step_seconds=SECONDS)
@@ -284,3 +284,25 @@ def test_fixed_steps_on_the_times_up_to_an_end(hourly, monkeypatch):
         derive_config(hourly, budget="30min", steps=300)
     with pytest.raises(InputError, match="at least 1, got 0"):
         derive_config(hourly, steps=0)
+
+
+@pytest.mark.parametrize(
+    ("n_times", "lead", "fix"),
+    [
+        (16, "1d", "ingest at least 17 times or give a --lead of at most 18h"),
+        (6, "6h", "ingest at least 7 times"),
+    ],
+)
+def test_a_store_too_short_is_told_the_least_that_trains(tmp_path_factory, n_times, lead, fix):
+    """The error of a store too short for a lead names the fewest times that derive (not a
+    tenfold overestimate) and, only where one exists, a lead the store does hold."""
+    spec = f"synthetic:n_lat=8,n_lon=8,n_times={n_times},step=6h"
+    short = make(tmp_path_factory, f"short{n_times}", spec)
+    with pytest.raises(InputError) as err:
+        derive_config(short, lead=lead, step_seconds=SECONDS)
+    assert str(err.value).endswith(fix), err.value
+    longer = make(
+        tmp_path_factory, f"short{n_times + 1}", spec.replace(f"={n_times},", f"={n_times + 1},")
+    )
+    derived = derive_config(longer, lead=lead, step_seconds=SECONDS).config
+    assert derived.data.leads[-1] == {"1d": 4, "6h": 1}[lead]
