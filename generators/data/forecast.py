@@ -84,11 +84,17 @@ class ForecastData:
                     f"the store's {describe_step(step)} step (its times run "
                     f"{self.dataset.span}); choose initial times on it"
                 )
+            offsets = [round(h * pd.Timedelta(hours=1) / step) for h in plan.window_hours]
+            wanted = pd.DatetimeIndex(
+                sorted({_shifted(t, k, step) for t in lacking for k in offsets})
+            )
+            absent = wanted[self.dataset.positions_at(wanted, [0.0])[:, 0] < 0]
+            more = f" and {len(absent) - 8} more" if len(absent) > 8 else ""
             raise InputError(
-                f"{self.dataset.name}: initial time(s) {[str(t) for t in inits[missing]]} lack "
-                f"the states {[f'{h:g}' for h in plan.window_hours]} h before them (store "
-                f"covers {self.dataset.span}, missing times excluded); choose other initial "
-                "times"
+                f"{self.dataset.name}: initial time(s) {[str(t) for t in lacking]} lack the "
+                f"states at {[str(t) for t in absent[:8]]}{more} "
+                f"of their window ({[f'{h:g}' for h in plan.window_hours]} h; the store covers "
+                f"{self.dataset.span}, missing times excluded); choose other initial times"
             )
         return torch.from_numpy(self.dataset.states(found))
 
@@ -191,3 +197,9 @@ def to_dataset(
         },
     )
     return from_channels(da)
+
+
+def _shifted(time: pd.Timestamp, steps: int, step: pd.Timedelta) -> pd.Timestamp:
+    """``time`` moved by ``steps`` native steps (calendar months on a monthly store)."""
+    months = calendar_months(step)
+    return time + (pd.DateOffset(months=steps * months) if months else steps * step)

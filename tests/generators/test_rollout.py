@@ -482,3 +482,14 @@ def test_a_per_grid_point_tendency_std_scales_each_points_step():
 def test_an_empty_ensemble_or_batch_is_refused_naming_both(members, batch_members):
     with pytest.raises(InputError, match=rf"members \({members}\) and batch_members"):
         check_ensemble_size(members, batch_members)
+
+
+def test_an_initial_time_without_its_history_is_told_which_states_are_absent(trained, capsys):
+    """The store's first time lacks only the state 6 h before it (history 2): the error
+    names that time, not the whole window as if every state of it were missing."""
+    root, store, _ = trained
+    command = ["forecast", "--checkpoint", str(root / "run"), "--store", str(store.path)]
+    command += ["--init", "2000-01-01T00", "--lead", "6h", "--out", str(root / "absent.zarr")]
+    assert wxens([*command, "--members", "2", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "['2000-01-01 00:00:00'] lack the states at ['1999-12-31 18:00:00'] of" in err, err
