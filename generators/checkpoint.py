@@ -51,6 +51,12 @@ WEIGHTS_DIGEST = "weights_sha256"
 log = logging.getLogger(__name__)
 
 
+FORECAST_FIX = (
+    "Forecast from a store with the training grid and variables (regrid or ingest those "
+    "variables), or train a model on this store"
+)
+
+
 @dataclass(frozen=True, eq=False)
 class Checkpoint:
     """A loaded (or about to be written) checkpoint. ``digest`` is the sha256 of the file
@@ -89,8 +95,9 @@ class Checkpoint:
         model.load_state_dict(self.ema_state if ema else self.model_state)
         return model.to(device).eval()
 
-    def check_matches(self, data: ResidualDataset) -> None:
-        """InputError unless ``data`` has this checkpoint's grid, channels, statics and step."""
+    def check_matches(self, data: ResidualDataset, fix: str = FORECAST_FIX) -> None:
+        """InputError unless ``data`` has this checkpoint's grid, channels, statics and step
+        (``fix``: what to do instead)."""
         mine = _describe(
             self.latitude, self.longitude, self.channels, self.static_names, self.native_step
         )
@@ -114,9 +121,7 @@ class Checkpoint:
             )
         ):
             raise InputError(
-                f"checkpoint {self.path} was trained on {mine}; {data.name} has {theirs}. "
-                "Forecast from a store with the training grid and variables (regrid or ingest "
-                "those variables), or train a model on this store"
+                f"checkpoint {self.path} was trained on {mine}; {data.name} has {theirs}. {fix}"
             )
 
     def replace(self, **changes: Any) -> Checkpoint:

@@ -178,6 +178,8 @@ class Trainer:
                     f"{self.out_dir} holds a run with another {key!r} ({theirs[key]}, this config: "
                     f"{mine[key]}); pass another --out, or --no-resume to start over there"
                 )
+        fix = "Resume it on its own store; for this one pass another --out, or --no-resume"
+        checkpoint.check_matches(self.train_data, fix)  # a conv net loads on any grid or step
         self.model.load_state_dict(checkpoint.model_state)
         self.ema.load_state_dict(checkpoint.ema_state)
         if checkpoint.optimizer_state is not None:

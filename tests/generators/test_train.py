@@ -179,6 +179,18 @@ def test_resume_refuses_a_directory_of_another_run(store, tmp_path):
     train(store, other, tmp_path / "run", resume=False, progress=False)  # --no-resume starts over
 
 
+@pytest.mark.parametrize("spec", ["n_lat=16,n_lon=16,n_times=960,step=3h", "n_lat=12,n_lon=16"])
+def test_resume_refuses_a_store_of_another_step_or_grid(store, tmp_path, spec):
+    """The same config on another store (twice as many 3-hourly times, or another grid)
+    resumed the run's weights, trained for the 6 h step and grid, without a word: a
+    convolutional network loads on any grid and step. It is refused naming both."""
+    train(store, tiny_config(2), tmp_path / "run", progress=False)
+    other = ingest(f"synthetic:{spec},seed=5", tmp_path / "other.zarr", progress=False)
+    with pytest.raises(InputError, match="native step 6 h; .*other.zarr has .*pass another --out"):
+        train(other, tiny_config(4), tmp_path / "run", progress=False)
+    train(other, tiny_config(2), tmp_path / "run", resume=False, progress=False)
+
+
 def test_fine_tune_phase_switches_to_the_fair_crps_and_its_sampler(store, tmp_path):
     config = tiny_config(3, fine_tune=FineTuneConfig(steps=2, crps_members=2, crps_nfe=2))
     train(store, config, tmp_path / "ft", progress=False)
