@@ -343,12 +343,19 @@ def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
 
 def load_train_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
     """A :class:`TrainConfig` from a YAML/TOML file and ``key=value`` overrides."""
-    data = apply_overrides(read_mapping(path), overrides)
+    raw = read_mapping(path)
+    data = apply_overrides(raw, overrides)
     if "model" not in data:
         raise InputError(
             f"{path}: no 'model' section; give at least `model: {{kind: flow_matching}}`"
         )
-    return from_mapping(TrainConfig, data, where=str(Path(path).name))
+    try:
+        return from_mapping(TrainConfig, data, where=str(Path(path).name))
+    except InputError as err:
+        if overrides and "model" in raw:  # the file's own error first, else the overrides'
+            from_mapping(TrainConfig, raw, where=str(Path(path).name))
+            raise InputError(f"{err} (as --set {' --set '.join(overrides)} made it)") from None
+        raise
 
 
 def parse_sampler(spec: str) -> Sampler:

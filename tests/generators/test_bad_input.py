@@ -165,3 +165,18 @@ def test_an_unknown_device_in_a_training_config_is_one_line_naming_it(trained, c
         capsys, argv + ["--out", str(root / "tpu-run"), "--set", "device=tpu"], "device 'tpu'"
     )
     assert "use auto, cpu, cuda or cuda:N" in err
+
+
+def test_a_bad_key_from_set_is_named_as_the_override_not_the_file(tmp_path, capsys):
+    """A misspelt --set key read as an error of the config file, which holds no such key;
+    the file's own errors are still named as its own."""
+    from generators.config import load_train_config
+    from pipeline.errors import InputError
+
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text("model: {kind: flow_matching}\nsteps: 10\n")
+    bad.write_text("model: {kind: flow_matching}\nstepz: 10\n")
+    with pytest.raises(InputError, match=r"'chanels'.*\(as --set data.chanels=\[t2m\] made it\)"):
+        load_train_config(good, ["data.chanels=[t2m]"])
+    with pytest.raises(InputError, match=r"'stepz'.*in bad.yaml; known keys: \[[^]]*\]$"):
+        load_train_config(bad, ["data.chanels=[t2m]"])
