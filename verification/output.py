@@ -155,7 +155,7 @@ PRINTED_HEADERS = {
     "fair_crps_skill_score": "skill",
     "fair_crps_minus_reference": "CRPS - reference",
     "n_verified": "verified",
-    "n_missing_truth": "missing truth",
+    "n_missing_truth": "no truth",
 }
 
 

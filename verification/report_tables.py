@@ -60,7 +60,7 @@ SKILL = (
     Column("RMSE (mean)", "ensemble_mean_rmse"),
     Column("bias (mean)", "ensemble_mean_error"),
     Column("points", "n_verified", format=count),
-    Column("truth missing", "n_missing_truth", format=count),
+    Column("no truth", "n_missing_truth", format=count),
 )
 """How good: the skill table (Δ CRPS: the interval of CRPS − reference CRPS)."""
 
@@ -131,7 +131,8 @@ NOTES = {
     "skill": "fair CRPS: unbiased for the ensemble's distribution (lower is better), in the "
     "variable's units; [low, high]: its bootstrap interval; CRPS skill: 1 − CRPS/reference "
     "CRPS; Δ CRPS: interval of CRPS − reference CRPS (below 0: better than the reference); "
-    "RMSE and bias of the ensemble mean; points verified and skipped for missing truth.",
+    "RMSE and bias of the ensemble mean; points verified, and skipped for no truth (a valid "
+    "time the analysis lacks, or a masked point).",
     "calibration": "spread/skill: with the finite-ensemble factor sqrt((M+1)/M), 1 is "
     "reliable; rank δ: Candille–Talagrand flatness, about 1 when flat (inflated by spatial "
     "correlation); rank p: flatness p-value (independent ranks assumed); rank max/min: "

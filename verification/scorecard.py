@@ -322,7 +322,8 @@ def _scorecard(computed: dict[str, Any], t: xr.DataArray, config: VerifyConfig) 
     total = np.prod([t.sizes[d] for d in config.mean_over])
     card["n_verified"] = computed["n_verified"].assign_attrs(long_name="points verified")
     card["n_missing_truth"] = (total - computed["n_verified"]).assign_attrs(
-        long_name="points skipped: truth (or every member) missing"
+        long_name="points skipped: no truth (a valid time the analysis lacks, or a masked "
+        "point, NaN) or no member"
     )
     card["n_incomplete_ensemble"] = computed["n_incomplete"].assign_attrs(
         long_name="points verified where some members are missing: the rank histogram and "
