@@ -146,6 +146,7 @@ def derived_config(args: argparse.Namespace):
     one an earlier derived run wrote there when resuming; ``--set`` applies to either."""
     from generators.config import load_train_config
     from generators.config_derive import derive_config
+    from pipeline.errors import InputError
 
     path = Path(args.out) / DERIVED_CONFIG
     if path.exists() and not args.no_resume:
@@ -164,9 +165,14 @@ def derived_config(args: argparse.Namespace):
         return load_train_config(path, args.overrides)
     derived = derive_config(args.store, lead=args.lead, budget=args.budget)
     derived.write(path)
+    try:
+        config = load_train_config(path, args.overrides)
+    except InputError:  # a bad --set: no config.yaml that a rerun would take as its own
+        path.unlink()
+        raise
     print(derived.to_yaml(), end="")
     print(f"# written to {path}")
-    return load_train_config(path, args.overrides)
+    return config
 
 
 def derived_from(config_yaml: str) -> Path | None:

@@ -248,6 +248,16 @@ def test_train_from_a_derived_config_then_forecast(daily_global, tmp_path, capsy
     assert f"was derived from {Path(store).resolve()}, not --store {other}" in out
 
 
+def test_a_bad_override_of_a_derived_config_leaves_no_config(daily_global, tmp_path, capsys):
+    """`--set stepz=20` was refused after the derived config was written; a rerun then took
+    that config.yaml as one derived for it before."""
+    run = tmp_path / "run"
+    argv = ["train", "--store", str(daily_global.path), "--out", str(run), "--budget", "5min"]
+    assert wxens([*argv, "--set", "stepz=20", "--no-progress"]) == 2
+    assert "stepz" in capsys.readouterr().err
+    assert not (run / "config.yaml").exists()
+
+
 def test_lead_and_budget_belong_to_a_derived_config(daily_global, tmp_path, capsys):
     config = str(Path(__file__).parents[2] / "configs" / "synthetic_flow_matching.yaml")
     argv = ["train", "--store", str(daily_global.path), "--config", config, "--out"]
