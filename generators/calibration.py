@@ -257,7 +257,20 @@ def fit_calibration(
         np.round(factors, 3).tolist(),
         [f"{h:g}" for h in leads],
     )
+    if n_inits < FEW_INITS:
+        log.warning(
+            "the spread calibration was fitted on %d initial time(s) (%s): its factors are "
+            "one sample's weather, not the model's spread; hold out more days, or calibrate "
+            "on cross-validation folds (wxens calibrate --fold)",
+            n_inits,
+            period,
+        )
     return calibration
+
+
+FEW_INITS = 8
+"""Fewer initial times than this behind a spread calibration are warned about: a handful of
+correlated forecasts (a 12-time store gave one, and factors of 3.9) fit their own errors."""
 
 
 def calibrate_checkpoint(

@@ -241,6 +241,24 @@ def cross_validated(tmp_path_factory):
     return store, root
 
 
+def test_a_calibration_on_a_handful_of_initial_times_is_warned_about(tmp_path, caplog):
+    """A 12-time store gave one calibration initial time and factors of 3.9, in silence."""
+    store = ingest(
+        "synthetic:n_lat=8,n_lon=8,n_times=80,step=6h,seed=2",
+        tmp_path / "s.zarr",
+        variables=["t2m"],
+        progress=False,
+    )
+    (tmp_path / "c.yaml").write_text(
+        "model: {kind: flow_matching, backbone: {widths: [8, 16], attention_heads: 0, embedding_dim: 16}}\n"
+        "data: {channels: [t2m], history: 2, leads: [1], train: {end: 2000-01-15}}\nsteps: 2\nbatch_size: 4\ndevice: cpu\n"
+        "calibration: {period: {start: 2000-01-16, end: 2000-01-16T12}, members: 4, sampler: 'euler:nfe=2'}\n"
+    )
+    with caplog.at_level("WARNING", logger="generators.calibration"):
+        assert train(store, tmp_path / "c.yaml", tmp_path / "run") == 0
+    assert "the spread calibration was fitted on 2 initial time(s)" in caplog.text
+
+
 def test_folds_calibrate_a_model_on_the_periods_they_held_out(cross_validated, capsys):
     store, root = cross_validated
     folds = [str(root / f"fold{i}") for i in range(len(FOLDS))]
