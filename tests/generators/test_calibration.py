@@ -98,7 +98,9 @@ def train(store: AnalysisStore, config: Path, out: Path, *overrides: str) -> int
     return wxens(args + ["--no-progress", *(a for o in overrides for a in ("--set", o))])
 
 
-def test_a_calibration_is_stored_applied_and_recorded(tmp_path, capsys):
+def tiny_run(tmp_path: Path, calibration_end: str) -> AnalysisStore:
+    """A 6-hourly t2m store and ``tmp_path/c.yaml``: a 2-step model trained to 15 January,
+    calibrated on 16 January to ``calibration_end``."""
     store = ingest(
         "synthetic:n_lat=16,n_lon=16,n_times=80,step=6h,seed=2",
         tmp_path / "s.zarr",
@@ -108,8 +110,14 @@ def test_a_calibration_is_stored_applied_and_recorded(tmp_path, capsys):
     (tmp_path / "c.yaml").write_text(
         "model: {kind: flow_matching, backbone: {widths: [8, 16], attention_heads: 0, embedding_dim: 16}}\n"
         "data: {channels: [t2m], history: 2, leads: [1], train: {end: 2000-01-15}}\nsteps: 2\nbatch_size: 4\ndevice: cpu\n"
-        "calibration: {period: {start: 2000-01-16, end: 2000-01-19}, members: 4, sampler: 'euler:nfe=2'}\n"
+        f"calibration: {{period: {{start: 2000-01-16, end: {calibration_end}}}, members: 4, "
+        "sampler: 'euler:nfe=2'}\n"
     )
+    return store
+
+
+def test_a_calibration_is_stored_applied_and_recorded(tmp_path, capsys):
+    store = tiny_run(tmp_path, "2000-01-19")
     assert train(store, tmp_path / "c.yaml", tmp_path / "run") == 0
     assert "Spread calibration fitted on 2000-01-16 to 2000-01-19" in capsys.readouterr().out
     checkpoint = load_checkpoint(tmp_path / "run")
@@ -243,17 +251,7 @@ def cross_validated(tmp_path_factory):
 
 def test_a_calibration_on_a_handful_of_initial_times_is_warned_about(tmp_path, caplog):
     """A 12-time store gave one calibration initial time and factors of 3.9, in silence."""
-    store = ingest(
-        "synthetic:n_lat=8,n_lon=8,n_times=80,step=6h,seed=2",
-        tmp_path / "s.zarr",
-        variables=["t2m"],
-        progress=False,
-    )
-    (tmp_path / "c.yaml").write_text(
-        "model: {kind: flow_matching, backbone: {widths: [8, 16], attention_heads: 0, embedding_dim: 16}}\n"
-        "data: {channels: [t2m], history: 2, leads: [1], train: {end: 2000-01-15}}\nsteps: 2\nbatch_size: 4\ndevice: cpu\n"
-        "calibration: {period: {start: 2000-01-16, end: 2000-01-16T12}, members: 4, sampler: 'euler:nfe=2'}\n"
-    )
+    store = tiny_run(tmp_path, "2000-01-16T12")
     with caplog.at_level("WARNING", logger="generators.calibration"):
         assert train(store, tmp_path / "c.yaml", tmp_path / "run") == 0
     assert "the spread calibration was fitted on 2 initial time(s)" in caplog.text
