@@ -184,7 +184,7 @@ def _check_provenance(path: Path, existing: xr.Dataset, new: ForecastProvenance)
         raise StoreError(
             f"{path} holds forecasts of another provenance: {old.differences(new)}. "
             "One store holds forecasts of one model, sampler, seed, calibration and "
-            "correction: write to another --out, or delete the store first"
+            "correction: write to another store, or delete this one first"
         )
 
 
@@ -194,7 +194,7 @@ def _check_coordinate(path: Path, existing: xr.Dataset, dim: str, now: np.ndarra
         if dim == MEMBER and old is not None and now is not None:
             raise StoreError(
                 f"{path} holds {old.size} members, this forecast {now.size}; write it to "
-                f"another --out, or give --members {old.size}"
+                f"another store, or give --members {old.size}"
             )
         raise StoreError(
             f"{path} has {dim} = {_short(old)}, this forecast {_short(now)}; forecasts with "
@@ -271,7 +271,7 @@ def write_forecast(
         if existing.attrs.get("kind") != "forecast":
             raise StoreError(
                 f"{path} is a Zarr store but not a wxens forecast store; wxens will not write "
-                "forecasts into it: choose another --out"
+                "forecasts into it: choose another store"
             )
         _check_compatible(path, existing, ds)
         stored = pd.DatetimeIndex(existing[INIT_TIME].values)
@@ -311,11 +311,13 @@ def _check_writable(path: Path) -> None:
     refused by the transaction itself, under the store's lock: checked here, outside it, a
     repository another writer is creating at that moment looked like a foreign folder."""
     if path.exists() and not path.is_dir():
-        raise StoreError(f"{path} is a regular file, not a forecast store; choose another --out")
+        raise StoreError(
+            f"{path} is a regular file, not a forecast store; choose another store path"
+        )
     if is_plain_zarr(path) and not is_repository(path):
         raise StoreError(
             f"{path} is a plain Zarr store (an export, or written by another tool or an older "
-            "wxens); forecasts are written only to transactional stores: choose another --out"
+            "wxens); forecasts are written only to transactional stores: choose another store path"
         )
 
 
@@ -357,7 +359,7 @@ def complete_init_times(forecast: str | Path) -> pd.DatetimeIndex:
     if COMPLETE not in ds:
         raise StoreError(
             f"{forecast} is a Zarr store but not a wxens forecast store (an analysis store, "
-            "or another tool's); wxens will not write forecasts into it: choose another --out"
+            "or another tool's); wxens will not write forecasts into it: choose another store"
         )
     done = ds[COMPLETE].values.astype(bool)
     return pd.DatetimeIndex(ds[INIT_TIME].values[done]).sort_values()

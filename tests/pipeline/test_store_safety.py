@@ -127,7 +127,7 @@ def test_forecast_refuses_an_analysis_store_or_a_file(tmp_path):
     with pytest.raises(StoreError, match="not a wxens forecast store"):
         forecast_store(analysis)
     # what a forecast to it asks first (which initial times are done), in plain words
-    with pytest.raises(StoreError, match="an analysis store, or another tool's.*another --out"):
+    with pytest.raises(StoreError, match="an analysis store, or another tool.s.*another store"):
         complete_init_times(analysis)
     assert listing(analysis) == before
     (tmp_path / "file").write_text("x")
