@@ -180,7 +180,8 @@ def _truth_on_forecast_domain(forecast: xr.Dataset | xr.DataArray, truth: xr.Dat
     each of its own is one of the truth's (a regional forecast against a global analysis,
     or every other point): the scores cover the points both hold. Else the truth as given
     (a forecast on another grid is refused by :func:`_on_truth_grid`)."""
-    forecast = _in_truth_convention(forecast, truth)
+    grid = xr.Dataset(coords={LAT: forecast[LAT].values, LON: forecast[LON].values})
+    forecast = _in_truth_convention(grid, truth)  # the points only, not a sorted copy of data
     inside = {dim: _nearest(truth[dim].values, forecast[dim].values) for dim in (LAT, LON)}
     covers = all((_nearest(forecast[d].values, truth[d].values) >= 0).all() for d in (LAT, LON))
     if covers or any((index < 0).any() for index in inside.values()):
