@@ -15,7 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.errors import InputError
-from pipeline.grid import combine_on_one_grid, onto_one_grid
+from pipeline.grid import combine_on_one_grid
 from pipeline.normalize import normalize, sorted_along
 from pipeline.redact import redact
 from pipeline.schema import HORIZONTAL, TIME
@@ -66,16 +66,8 @@ def _combine(parts: list[tuple[str, xr.Dataset]], origin: str) -> xr.Dataset:
     only what an input lacks (another level or time), never a grid point."""
     check_unique_times(parts, origin)
     check_one_axis(parts, origin)
-    on_grid = onto_one_grid(parts, HORIZONTAL, origin)
-    times = pd.DatetimeIndex(np.concatenate([p[TIME].values for p in on_grid]))
-    try:
-        combined = combine_on_one_grid(on_grid)
-    except ValueError as err:
-        raise InputError(
-            f"{origin}: the inputs do not combine ({err}); give inputs on one grid that differ "
-            "in time or variables"
-        ) from err
-    log.debug("combined %d inputs, %d times", len(parts), times.unique().size)
+    combined = combine_on_one_grid(parts, HORIZONTAL, origin)
+    log.debug("combined %d inputs, %d times", len(parts), combined.sizes[TIME])
     return sorted_along(combined, TIME)
 
 

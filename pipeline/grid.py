@@ -116,18 +116,29 @@ def onto_one_grid(
     return out
 
 
-def combine_on_one_grid(datasets: Sequence[xr.Dataset]) -> xr.Dataset:
-    """``xr.combine_by_coords`` of datasets already on one grid (:func:`onto_one_grid`),
-    with an outer join (a variable an input lacks is NaN there) and the keywords xarray is
-    changing pinned to the behaviour wxens is tested with: conflicting values refused
+def combine_on_one_grid(
+    parts: Sequence[tuple[str, xr.Dataset]], dims: Sequence[str], origin: str
+) -> xr.Dataset:
+    """The datasets of ``parts`` (label, dataset: the inputs of ``origin``) put on one grid
+    along ``dims`` (:func:`onto_one_grid`) and combined by their coordinates, with an outer
+    join (a variable an input lacks is NaN there) and the keywords xarray is changing
+    pinned to the behaviour wxens is tested with: conflicting values refused
     (``compat="no_conflicts"``; the new default keeps the first silently), coordinates
     that differ between inputs (a one-message GRIB file's scalar ``valid_time``) combined
-    (``coords="different"``). A ValueError where they do not combine."""
-    return xr.combine_by_coords(
-        list(datasets),
-        compat="no_conflicts",
-        coords="different",
-        data_vars="all",
-        combine_attrs="drop_conflicts",
-        join="outer",
-    )
+    (``coords="different"``). An :class:`InputError` where they do not combine."""
+    try:
+        return xr.combine_by_coords(
+            onto_one_grid(parts, dims, origin),
+            compat="no_conflicts",
+            coords="different",
+            data_vars="all",
+            combine_attrs="drop_conflicts",
+            join="outer",
+        )
+    except InputError:
+        raise
+    except ValueError as err:
+        raise InputError(
+            f"{origin}: the inputs do not combine into one dataset ({err}); give inputs on "
+            "one grid that differ only in time, level or variables"
+        ) from err

@@ -21,7 +21,7 @@ from xarray.backends import BackendArray
 from xarray.core.indexing import LazilyIndexedArray
 
 from pipeline.errors import InputError
-from pipeline.grid import combine_on_one_grid, onto_one_grid
+from pipeline.grid import combine_on_one_grid
 from pipeline.normalize import COORD_ALIASES
 from pipeline.redact import redact
 from pipeline.schema import HORIZONTAL, MEMBER_ALIASES
@@ -150,21 +150,14 @@ class FileSource(Source):
         if len(parts) == 1:
             return parts[0]
         parts = [_one_time_as_dim(part) for part in parts]
-        labelled = list(zip(map(str, self.paths), parts, strict=True))
-        if any(map(_holds_leads, parts)):
+        forecasts = any(map(_holds_leads, parts))
+        if forecasts:
             parts = _forecast_dims(parts)
-            labelled = list(zip(map(str, self.paths), parts, strict=True))
-        else:
+        labelled = list(zip(map(str, self.paths), parts, strict=True))
+        if not forecasts:
             check_unique_times(labelled, self.description)
             check_one_axis(labelled, self.description)
-        on_grid = onto_one_grid(labelled, _horizontal_dims(parts), self.description)
-        try:
-            return combine_on_one_grid(on_grid)
-        except ValueError as err:
-            raise InputError(
-                f"the files of {self.spec!r} do not combine into one dataset ({err}); "
-                "give files of the same variables and grid that differ only in time or level"
-            ) from err
+        return combine_on_one_grid(labelled, _horizontal_dims(parts), self.description)
 
     def _open_checked(self, path: Path) -> xr.Dataset:
         self.check(path)

@@ -323,12 +323,16 @@ def test_combining_keeps_xarray_s_tested_behaviour_without_its_future_warning():
         ds = ds.assign(extra).assign_coords(valid_time=pd.Timestamp(time))
         return ds.expand_dims(time=[pd.Timestamp(time)])
 
+    def combine(datasets: list[xr.Dataset]) -> xr.Dataset:
+        parts = [(f"input {i}", ds) for i, ds in enumerate(datasets)]
+        return combine_on_one_grid(parts, ["latitude", "longitude"], "test")
+
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)
-        both = combine_on_one_grid([one("2021-01-01", 1.0), one("2021-01-02", 2.0)])
+        both = combine([one("2021-01-01", 1.0), one("2021-01-02", 2.0)])
         assert both.valid_time.dims == ("time",) and (both.t2m.isel(time=1) == 2.0).all()
         lacking = [one("2021-01-01", 1.0, msl=1e5), one("2021-01-02", 2.0)]
-        both = combine_on_one_grid([ds.drop_vars("valid_time") for ds in lacking])
+        both = combine([ds.drop_vars("valid_time") for ds in lacking])
         assert np.isnan(both.msl.isel(time=1)).all() and (both.msl.isel(time=0) == 1e5).all()
         with pytest.raises(ValueError):
-            combine_on_one_grid([one("2021-01-01", 1.0), one("2021-01-01", 3.0)])
+            combine([one("2021-01-01", 1.0), one("2021-01-01", 3.0)])
