@@ -111,9 +111,8 @@ def _run_stores(p: Mapping[str, Any]) -> None:
     """The stores of an ensemble run, each its own: a baseline written into the forecast
     store would be verified as its own reference (skill 0), a correction into it would
     overwrite what later corrections learn from."""
-    stores = {"store": p.get("store"), "forecast_store": p.get("forecast_store")}
-    if p.get("corrected_store"):
-        stores["corrected_store"] = p.get("corrected_store")
+    names = ("store", "forecast_store", "corrected_store")  # one left out (None) passes
+    stores = {name: p.get(name) for name in names}
     if p.get("baseline_name") is not None:
         stores["baseline_store"] = p.get("baseline_store")
     check_distinct_outputs(stores, "store")
