@@ -71,7 +71,8 @@ def block_bootstrap_means(
 
     def mean(da: xr.DataArray) -> xr.DataArray:
         valid = da.notnull() if weights is None else da.notnull() * weights
-        return xr.dot(da.fillna(0.0) * valid, counts, dim=dim) / xr.dot(valid, counts, dim=dim)
+        total = xr.dot(valid, counts, dim=dim)  # 0 in a resample of NaN only: NaN, unwarned
+        return xr.dot(da.fillna(0.0) * valid, counts, dim=dim) / total.where(total > 0)
 
     return per_init.map(mean)
 
@@ -134,7 +135,9 @@ def score_intervals(
     and optionally their ``weight``, as :func:`score_parts` gives them; ``members`` is M.
     Each resample gives ``mean(fair_crps)`` and ``sqrt((M+1)/M · mean(variance) / mean(squared_error))``.
     Returns ``fair_crps`` and
-    ``spread_skill_ratio`` with a ``quantile`` dim (the two bounds) in place of ``dim``.
+    ``spread_skill_ratio`` with a ``quantile`` dim (the two bounds) in place of ``dim``;
+    NaN where fewer than two blocks hold a value (one block resamples to itself every
+    time: a zero-width interval that would claim a certainty the sample cannot give).
     """
     if not 0 < level < 1:
         raise InputError(f"score_intervals: level={level}; give a coverage between 0 and 1")
@@ -157,4 +160,13 @@ def score_intervals(
     with warnings.catch_warnings():  # a score undefined in every draw (one member: the
         # spread; a lead without truth) has an undefined interval, NaN as intended
         warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
-        return scores.quantile([(1 - level) / 2, (1 + level) / 2], dim=DRAW)
+        bounds = scores.quantile([(1 - level) / 2, (1 + level) / 2], dim=DRAW)
+    return bounds.where(blocks_with_values(per_init["fair_crps"], blocks, dim=dim) >= 2)
+
+
+def blocks_with_values(da: xr.DataArray, blocks: Sequence[Hashable] | np.ndarray, *, dim: str):
+    """How many of the distinct ``blocks`` (one label per element of ``dim``) hold a value
+    (not NaN) of ``da``, along its other dims; lazy on dask."""
+    _, block_of = np.unique(np.asarray(blocks), return_inverse=True)
+    member_of = xr.DataArray(np.eye(block_of.max() + 1)[block_of], dims=(dim, "block"))
+    return (xr.dot(da.notnull().astype(float), member_of, dim=dim) > 0).sum("block")

@@ -98,8 +98,8 @@ def test_bad_arguments_are_named(blocks, kwargs, message):
         block_bootstrap_means(per_init(np.zeros(6)), blocks, **kwargs)
 
 
-def test_one_block_score_intervals_close_on_the_scores_of_the_whole_sample():
-    # Every resample is the whole sample: both bounds equal the scores computed directly.
+def test_two_identical_blocks_close_the_intervals_on_the_scores_of_the_whole_sample():
+    # Every resample is the whole sample twice: both bounds equal the scores computed directly.
     rng = np.random.default_rng(6)
     dims = ("init", "member", "latitude", "longitude")
     latitude = np.linspace(50, 60, 4)
@@ -107,7 +107,8 @@ def test_one_block_score_intervals_close_on_the_scores_of_the_whole_sample():
     y = xr.DataArray(rng.normal(size=(9, 4, 5)), dims=dims[:1] + dims[2:], coords=f.latitude.coords)
     everything = ("init", "latitude", "longitude")
     per_init = score_parts(f, y, mean_over=("latitude", "longitude"))
-    got = score_intervals(per_init, 7, ["one day"] * 9, draws=20)
+    twice = xr.concat([per_init, per_init], "init")
+    got = score_intervals(twice, 7, ["one day"] * 9 + ["another"] * 9, draws=20)
     np.testing.assert_allclose(got["fair_crps"], float(vs.fair_crps(f, y, mean_over=everything)))
     np.testing.assert_allclose(
         got["spread_skill_ratio"], float(vs.spread_skill_ratio(f, y, mean_over=everything))
@@ -116,6 +117,30 @@ def test_one_block_score_intervals_close_on_the_scores_of_the_whole_sample():
     assert float(nine_days[0]) < float(vs.spread_skill_ratio(f, y, mean_over=everything))
     with pytest.raises(InputError, match="level=1.5"):
         score_intervals(per_init, 7, np.arange(9), level=1.5)
+
+
+def test_an_interval_from_fewer_than_two_blocks_is_undefined_not_zero_wide():
+    """One block resamples to itself: its interval would be [x, x]. A lead whose truth
+    exists in one block only (one day of initial times) gets no interval; one verified
+    in two days does."""
+    rng = np.random.default_rng(3)
+    parts = xr.Dataset(
+        {
+            name: (("init", "lead"), rng.uniform(0.5, 1.5, size=(6, 2)))
+            for name in ("fair_crps", "variance", "squared_error")
+        }
+    )
+    parts = parts.where((parts.lead == 0) | (parts.init < 3))  # lead 1: the first day only
+    days = ["d1"] * 3 + ["d2"] * 3
+    bounds = score_intervals(parts, 5, days, draws=200)
+    for name in ("fair_crps", "spread_skill_ratio"):
+        assert np.isfinite(bounds[name].isel(lead=0)).all()
+        assert bounds[name].isel(lead=0).diff("quantile").item() > 0
+        assert np.isnan(bounds[name].isel(lead=1)).all()
+    one_day = score_intervals(parts.isel(init=slice(3)), 5, days[:3], draws=200)
+    assert np.isnan(one_day.fair_crps).all()
+    lazy = score_intervals(parts.chunk({"init": 2}), 5, days, draws=200)
+    xr.testing.assert_allclose(lazy.compute(), bounds)
 
 
 def test_intervals_and_the_reference_weigh_each_init_time_by_the_grid_it_verifies():
