@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator, NullFormatter
+from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from pipeline.schema import LEAD_TIME, VARIABLES, split_channel
 from verification.config import VARIABLE
@@ -300,9 +300,19 @@ def plot_spectra(spectra: xr.Dataset) -> Figure:
         for row in (2 * (index // cols), 2 * (index // cols) + 1):
             axes[row, index % cols].set_visible(False)
     for ax in axes.ravel():
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        _wavenumber_ticks(ax, k[positive])
     _legend_above(fig, axes[0, 0])
     return fig
+
+
+def _wavenumber_ticks(ax, k: np.ndarray) -> None:
+    """Log-axis ticks a reader can use: over less than two decades of ``k`` (a small grid's
+    zonal wavenumbers 1-12 showed a single label, 10¹), 1-2-5 ticks as plain numbers;
+    over more, matplotlib's decades. Minor ticks unlabelled."""
+    if k.size and k.max() < 100 * k.min():
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 MAP_PERCENTILES = (0.5, 99.5)

@@ -389,3 +389,25 @@ def test_every_variable_of_the_spread_skill_figure_has_a_line_style_of_its_own()
     styles = {(str(ln.get_color()), ln.get_marker(), ln.get_linestyle()) for ln in lines}
     assert len(lines) == len(styles) == len(names)
     assert not ax.collections  # no band over the lines of so many variables
+
+
+def test_spectra_over_a_small_grid_label_several_wavenumbers():
+    """A small grid's zonal wavenumbers 1-12 span about a decade: its log axis labelled 10¹
+    alone. Under two decades the ticks are 1-2-5 in plain numbers; over more, decades."""
+    from verification.plots import plot_spectra
+
+    def labelled(spectra: xr.Dataset) -> list[str]:
+        ax = plot_spectra(spectra).axes[0]
+        ax.figure.canvas.draw()
+        low, high = ax.get_xlim()
+        return [
+            t.get_text()
+            for t, x in zip(ax.get_xticklabels(), ax.get_xticks(), strict=True)
+            if low <= x <= high and t.get_text()
+        ]
+
+    small = spectra_of(1.0, "zonal_wavenumber")
+    small = small.reindex(zonal_wavenumber=np.arange(1.0, 13.0), fill_value=1.0)
+    assert labelled(small) == ["1", "2", "5", "10"]
+    wide = small.reindex(zonal_wavenumber=np.geomspace(1.0, 1000.0, 20), fill_value=1.0)
+    assert len(labelled(wide)) == 4  # 10^0 ... 10^3
