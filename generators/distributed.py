@@ -112,6 +112,24 @@ def backend_for(device: torch.device) -> str:
     return "nccl" if device.type == "cuda" else "gloo"
 
 
+RENDEZVOUS_ENV = ("MASTER_ADDR", "MASTER_PORT")
+"""Where the ranks meet: torchrun sets these beside ``RANK`` and ``WORLD_SIZE``."""
+
+
+def check_rendezvous(environ: Mapping[str, str] = os.environ) -> None:
+    """Refuse to join a process group whose meeting point the environment lacks: ``RANK``
+    and ``WORLD_SIZE`` set by hand (or left over) without torchrun's ``MASTER_ADDR`` and
+    ``MASTER_PORT``, which torch would report as a traceback."""
+    missing = [name for name in RENDEZVOUS_ENV if not environ.get(name)]
+    if missing:
+        raise InputError(
+            f"RANK={environ.get('RANK')!r} and WORLD_SIZE={environ.get('WORLD_SIZE')!r} are "
+            f"set but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not: "
+            "start the processes with torchrun (it sets them all), or unset RANK and "
+            "WORLD_SIZE to run in one process"
+        )
+
+
 @contextmanager
 def process_group(world: World, device: torch.device) -> Iterator[None]:
     """Join the run's process group (rendezvous from torchrun's environment) for the
@@ -119,6 +137,7 @@ def process_group(world: World, device: torch.device) -> Iterator[None]:
     if not world.distributed or dist.is_initialized():
         yield
         return
+    check_rendezvous()
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group(backend_for(device), rank=world.rank, world_size=world.size)

@@ -26,6 +26,7 @@ from distributed import wait
 
 from generators.checkpoint import Checkpoint
 from generators.device import resolve_device
+from generators.distributed import check_rendezvous
 from generators.rollout import inits_per_batch
 from generators.rollout_store import ForecastRun, forecast_to_store
 from pipeline.errors import InputError
@@ -145,6 +146,7 @@ def _forecast_on_ranks(
     device = rank_device(options.pop("device", "auto"), local_rank)
     joined = not dist.is_initialized()
     if joined:
+        check_rendezvous()
         if device.type == "cuda":
             torch.cuda.set_device(device)
         # a rank may finish a batch or more later than another: wait as long as it takes

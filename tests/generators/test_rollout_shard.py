@@ -113,3 +113,17 @@ def test_a_rank_that_fails_fails_the_launch_with_its_error(one_process):
     assert done.returncode != 0  # within the timeout: rank 1 did not wait for rank 0
     errors = [line for line in done.stderr.splitlines() if "wxens forecast: error:" in line]
     assert errors and all("['2000-01-01 00:00:00'] lack the states" in e for e in errors)
+
+
+def test_torchruns_variables_without_its_meeting_point_are_refused(one_process, monkeypatch, capsys):
+    """RANK, WORLD_SIZE and LOCAL_RANK set by hand without MASTER_ADDR: one line, exit 2,
+    not torch's traceback."""
+    root, command = one_process
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("MASTER_PORT", "29500")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    assert wxens([*command, "--out", str(root / "alone.zarr")]) == 2
+    assert "MASTER_ADDR is not: start the processes with torchrun" in capsys.readouterr().err
+    assert not (root / "alone.zarr").exists()

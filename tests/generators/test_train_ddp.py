@@ -168,3 +168,14 @@ def test_ranks_that_disagree_on_step_or_weights_stop(tmp_path):
         step_error, weights_error = json.loads((tmp_path / f"rank{rank}.json").read_text())
         assert "found runs/x at different steps [0, 3]" in step_error
         assert "the weights differ between the 2 ranks" in weights_error
+
+
+def test_a_rank_without_torchruns_meeting_point_is_refused(store, tmp_path, monkeypatch):
+    """RANK and WORLD_SIZE set by hand, without torchrun's MASTER_ADDR and MASTER_PORT:
+    torch's own ValueError came out as a traceback."""
+    for name in ("MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(CONFIG)
+    with pytest.raises(InputError, match="MASTER_ADDR and MASTER_PORT are not: start"):
+        train(store, load_train_config(config_path), tmp_path / "x", world=World(0, 2, 0))
