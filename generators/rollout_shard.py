@@ -29,7 +29,7 @@ from generators.device import resolve_device
 from generators.distributed import check_rendezvous
 from generators.rollout import inits_per_batch
 from generators.rollout_store import ForecastRun, forecast_to_store
-from pipeline.errors import InputError
+from pipeline.errors import InputError, WxensError
 from pipeline.store import AnalysisStore
 
 log = logging.getLogger(__name__)
@@ -165,18 +165,30 @@ def _forecast_on_ranks(
                 checkpoint, store, shard, leads_hours, n_members, out, device=str(device), **options
             )
         except Exception as err:  # the other ranks learn of it rather than wait for this one
-            failure, run = err, f"rank {rank} failed: {err}"
-        runs: list[ForecastRun | str | None] = [None] * world
+            failure, run = err, _RankFailure(rank, str(err), isinstance(err, WxensError))
+        runs: list[ForecastRun | _RankFailure | None] = [None] * world
         dist.all_gather_object(runs, run)
     finally:
         if joined:
             dist.destroy_process_group()
     if failure is not None:
         raise failure
-    failed = [r for r in runs if isinstance(r, str)]
+    failed = [r for r in runs if isinstance(r, _RankFailure)]
     if failed:
-        raise RuntimeError(f"{out}: " + "; ".join(failed))
+        message = f"{out}: " + "; ".join(f"rank {f.rank} failed: {f.message}" for f in failed)
+        # another rank's bad input is this rank's too (one line, exit 2); a bug keeps its trace
+        raise (WxensError if all(f.expected for f in failed) else RuntimeError)(message)
     return _merged(runs) if rank == 0 else None
+
+
+@dataclasses.dataclass(frozen=True)
+class _RankFailure:
+    """What a rank that failed tells the others: its error's message, and whether it was a
+    :class:`~pipeline.errors.WxensError` (an input or store refused, not a bug)."""
+
+    rank: int
+    message: str
+    expected: bool
 
 
 def _merged(runs: Sequence[ForecastRun]) -> ForecastRun:
