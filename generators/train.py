@@ -56,6 +56,7 @@ from generators.models import GENERATORS
 from generators.objective import ResidualGenerator
 from generators.train_plan import (
     TrainResult,
+    keep_log_to,
     lead_draw_weights,
     learning_rate,
     model_config_for,
@@ -303,6 +304,8 @@ class Trainer:
         main = self.world.is_main  # rank 0 alone validates, logs and writes
         progress = progress and main
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        if main:  # the log holds the steps of these weights only
+            keep_log_to(self.out_dir / LOG_NAME, self.step)
         window: list[float] = []
         mean_loss: float | None = None
         bar = tqdm(

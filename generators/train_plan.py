@@ -5,6 +5,7 @@ learning-rate schedule, the model config sized to the data, the objective of eac
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -127,3 +128,27 @@ class TrainResult:
             if value is not None:
                 lines.append(f"{name} loss {value:.4f} ({what})")
         return lines
+
+
+def keep_log_to(path: Path, step: int) -> None:
+    """Drop from the training log ``path`` (``log.jsonl``) every record past ``step``, the
+    step a run starts from: those a killed run logged after its last checkpoint (its
+    resumption logs them again) or, starting over at 0, every record of the earlier run. A
+    line cut off by a kill goes too."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if _logged_step(line) <= step]
+    if kept == lines:
+        return
+    partial = path.with_name(f".{path.name}.tmp")
+    partial.write_text("".join(kept))
+    partial.replace(path)
+
+
+def _logged_step(line: str) -> float:
+    """The step of one log record; infinity for a line that is not one."""
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return math.inf

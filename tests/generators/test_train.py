@@ -135,6 +135,37 @@ def test_resume_after_an_interrupt_gives_the_uninterrupted_weights(store, tmp_pa
     )
 
 
+def test_the_log_holds_the_steps_of_the_weights_after_a_kill_and_after_no_resume(
+    store, tmp_path, monkeypatch
+):
+    """A run killed after logging step 3 but checkpointing step 2 logged step 3 twice once
+    resumed, and --no-resume appended the new run's records to the old run's log."""
+    config = tiny_config(4, checkpoint_every=2, validate_every=1)
+    original = Trainer.train_step
+
+    def killed_at_3(self, step):
+        if step == 3:
+            raise SystemExit("killed")  # no checkpoint written, unlike Ctrl-C
+        return original(self, step)
+
+    monkeypatch.setattr(Trainer, "train_step", killed_at_3)
+    with pytest.raises(SystemExit):
+        train(store, config, tmp_path / "run", progress=False)
+    log_path = tmp_path / "run" / "log.jsonl"
+
+    def steps() -> list[int]:
+        return [json.loads(line)["step"] for line in log_path.read_text().splitlines()]
+
+    assert load_checkpoint(tmp_path / "run").step == 2 and steps() == [1, 2, 3]
+    with log_path.open("a") as log:
+        log.write('{"step": 4, "lo')  # a record cut off by the kill
+    monkeypatch.setattr(Trainer, "train_step", original)
+    train(store, config, tmp_path / "run", progress=False)
+    assert steps() == [1, 2, 3, 4]
+    train(store, config, tmp_path / "run", resume=False, progress=False)
+    assert steps() == [1, 2, 3, 4]
+
+
 @pytest.mark.parametrize("max_memory_bytes", [2**31, 0], ids=["in_memory", "read_from_store"])
 def test_items_built_ahead_by_workers_train_the_same_weights(
     store, tmp_path, monkeypatch, max_memory_bytes
