@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from generators.checkpoint import load_checkpoint
     from generators.config import load_train_config
     from generators.correction.spread import SpreadCalibration
-    from generators.distributed import World, launch, shard_size, world_from_env
+    from generators.distributed import launch, world_from_env
     from generators.train import train
     from pipeline.errors import InputError
     from pipeline.store import open_store
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         config = load_train_config(args.config, args.overrides)  # bad configs fail before launch
     if args.nproc is not None:  # refuse here what every process would refuse
-        shard_size(config.batch_size, World(size=max(args.nproc, 1)))
+        check_split(args, config)
         open_store(args.store)
         return launch(args.nproc, torchrun_command(args))
     result = train(
@@ -139,6 +139,15 @@ def run(args: argparse.Namespace) -> int:
     if checkpoint.calibration is not None:
         print(SpreadCalibration.from_dict(checkpoint.calibration).report())
     return 0
+
+
+def check_split(args: argparse.Namespace, config) -> None:
+    """``--nproc``: refuse, before any process starts, a ``batch_size`` that does not split
+    over the processes (each would refuse it)."""
+    from generators.distributed import World, shard_size
+
+    if args.nproc is not None:
+        shard_size(config.batch_size, World(size=max(args.nproc, 1)))
 
 
 def derived_config(args: argparse.Namespace):
@@ -167,7 +176,8 @@ def derived_config(args: argparse.Namespace):
     derived.write(path)
     try:
         config = load_train_config(path, args.overrides)
-    except InputError:  # a bad --set: no config.yaml that a rerun would take as its own
+        check_split(args, config)
+    except InputError:  # a bad --set or --nproc: no config.yaml a rerun would take as its own
         path.unlink()
         raise
     print(derived.to_yaml(), end="")

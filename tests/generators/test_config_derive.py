@@ -258,6 +258,17 @@ def test_a_bad_override_of_a_derived_config_leaves_no_config(daily_global, tmp_p
     assert not (run / "config.yaml").exists()
 
 
+def test_a_refused_nproc_leaves_no_derived_config(daily_global, tmp_path, capsys):
+    """`--nproc 3` was refused (batch 16 does not split) after the derived config was
+    written; a rerun with another --lead then trained that config instead, saying its
+    --lead was not used."""
+    run = tmp_path / "run"
+    argv = ["train", "--store", str(daily_global.path), "--out", str(run), "--budget", "5min"]
+    assert wxens([*argv, "--nproc", "3", "--no-progress"]) == 2
+    assert "does not split over 3 processes" in capsys.readouterr().err
+    assert not (run / "config.yaml").exists()
+
+
 def test_lead_and_budget_belong_to_a_derived_config(daily_global, tmp_path, capsys):
     config = str(Path(__file__).parents[2] / "configs" / "synthetic_flow_matching.yaml")
     argv = ["train", "--store", str(daily_global.path), "--config", config, "--out"]
