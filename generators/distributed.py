@@ -24,6 +24,7 @@ the same global ``batch_size``, exactly when the number is unchanged.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.distributed.elastic.multiprocessing.api import SignalException
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 from torch.distributed.run import main as torchrun
 from torch.nn.parallel import DistributedDataParallel
@@ -237,8 +239,9 @@ def check_identical(modules: Sequence[nn.Module], world: World) -> None:
 
 def launch(nproc: int, command: Sequence[str]) -> int:
     """Run ``python command...`` in ``nproc`` processes on this machine through torchrun
-    (``torch.distributed.run --standalone``: a free local rendezvous port); returns 0, or
-    1 when a process failed (torchrun prints which and why)."""
+    (``torch.distributed.run --standalone``: a free local rendezvous port); returns 0, 1
+    when a process failed (torchrun prints which and why), or 128 + the signal that
+    stopped the launch (Ctrl-C raises KeyboardInterrupt)."""
     if nproc < 1:
         raise InputError(f"--nproc must be at least 1, got {nproc}")
     if "WORLD_SIZE" in os.environ:
@@ -249,4 +252,8 @@ def launch(nproc: int, command: Sequence[str]) -> int:
         torchrun(["--standalone", "--nproc_per_node", str(nproc), *command])
     except ChildFailedError:
         return 1
+    except SignalException as stop:  # torchrun has stopped the processes: no traceback
+        if stop.sigval == signal.SIGINT:
+            raise KeyboardInterrupt from None  # Ctrl-C: the CLI says "interrupted", exit 130
+        return 128 + int(stop.sigval)  # as a shell reports a process that signal stopped
     return 0

@@ -356,8 +356,8 @@ class Trainer:
                                 _fmt(self.last_validation),
                             )
         except KeyboardInterrupt:  # no collective check: the other ranks may be gone
-            self.save(check=False)
-            log.warning("interrupted: checkpoint of step %d written to %s", self.step, self.out_dir)
+            if self.save(check=False) is not None:  # rank 0: the others write nothing
+                log.warning("interrupted: step %d checkpointed in %s", self.step, self.out_dir)
             raise
         path = self.out_dir / CHECKPOINT_NAME
         if main and not path.exists():

@@ -118,7 +118,9 @@ def test_a_rank_that_fails_fails_the_launch_with_its_error(one_process):
     assert "[rank1]: Traceback" not in done.stderr
 
 
-def test_torchruns_variables_without_its_meeting_point_are_refused(one_process, monkeypatch, capsys):
+def test_torchruns_variables_without_its_meeting_point_are_refused(
+    one_process, monkeypatch, capsys
+):
     """RANK, WORLD_SIZE and LOCAL_RANK set by hand without MASTER_ADDR: one line, exit 2,
     not torch's traceback."""
     root, command = one_process

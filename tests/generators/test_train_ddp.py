@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -179,3 +181,27 @@ def test_a_rank_without_torchruns_meeting_point_is_refused(store, tmp_path, monk
     config_path.write_text(CONFIG)
     with pytest.raises(InputError, match="MASTER_ADDR and MASTER_PORT are not: start"):
         train(store, load_train_config(config_path), tmp_path / "x", world=World(0, 2, 0))
+
+
+def test_ctrl_c_stops_nproc_training_as_interrupted_with_a_checkpoint(store, tmp_path):
+    """Ctrl-C of `wxens train --nproc 2`: the launcher printed torchrun's SignalException
+    traceback and exited 1, and rank 1 said it had written a checkpoint."""
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(CONFIG.replace("steps: 3", "steps: 100000"))
+    out = tmp_path / "ddp"
+    env = os.environ | {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    command = [sys.executable, "-m", "flows.cli", "train", "--store", str(store.path)]
+    command += ["--config", str(config_path), "--out", str(out), "--nproc", "2", "--no-progress"]
+    launch = subprocess.Popen(
+        command, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "last.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    os.killpg(launch.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    _, stderr = launch.communicate(timeout=120)
+    assert launch.returncode == 130, stderr[-3000:]
+    assert "wxens train: interrupted" in stderr and "Traceback" not in stderr, stderr[-3000:]
+    assert stderr.count("interrupted: step") == 1  # rank 0 alone writes
+    assert load_checkpoint(out).step > 0
