@@ -23,8 +23,10 @@ the same global ``batch_size``, exactly when the number is unchanged.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -237,6 +239,24 @@ def check_identical(modules: Sequence[nn.Module], world: World) -> None:
         )
 
 
+LAUNCHER_PID = "WXENS_LAUNCHER_PID"
+"""Set by :func:`launch` for the processes it starts: the process they must not outlive."""
+PR_SET_PDEATHSIG = 1
+"""Linux ``prctl`` option: the signal a process gets when its parent dies."""
+
+
+def follow_launcher(environ: Mapping[str, str] = os.environ) -> None:
+    """In a process :func:`launch` started: have Linux kill it when the launcher dies. A
+    ``kill -9`` of ``wxens train --nproc`` left its processes training on their own and
+    writing ``OUT/last.pt``, beside the run that resumed there. Nothing elsewhere."""
+    launcher = environ.get(LAUNCHER_PID)
+    if launcher is None or not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != int(launcher):  # it died before the request: follow it now
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def launch(nproc: int, command: Sequence[str]) -> int:
     """Run ``python command...`` in ``nproc`` processes on this machine through torchrun
     (``torch.distributed.run --standalone``: a free local rendezvous port); returns 0, 1
@@ -248,6 +268,7 @@ def launch(nproc: int, command: Sequence[str]) -> int:
         raise InputError(
             "--nproc given inside a torchrun process; run either torchrun or --nproc, not both"
         )
+    os.environ[LAUNCHER_PID] = str(os.getpid())  # the processes inherit it: follow_launcher
     try:
         torchrun(["--standalone", "--nproc_per_node", str(nproc), *command])
     except ChildFailedError:
@@ -256,4 +277,6 @@ def launch(nproc: int, command: Sequence[str]) -> int:
         if stop.sigval == signal.SIGINT:
             raise KeyboardInterrupt from None  # Ctrl-C: the CLI says "interrupted", exit 130
         return 128 + int(stop.sigval)  # as a shell reports a process that signal stopped
+    finally:  # not for what this process starts later
+        del os.environ[LAUNCHER_PID]
     return 0

@@ -100,11 +100,12 @@ def run(args: argparse.Namespace) -> int:
     from generators.checkpoint import load_checkpoint
     from generators.config import load_train_config
     from generators.correction.spread import SpreadCalibration
-    from generators.distributed import launch, world_from_env
+    from generators.distributed import follow_launcher, launch, world_from_env
     from generators.train import train
     from pipeline.errors import InputError
     from pipeline.store import open_store
 
+    follow_launcher()  # a process of --nproc dies with the command that started it
     set_threads(args.threads)
     if args.config is None:
         config = derived_config(args)

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 import torch.distributed as dist
@@ -205,3 +206,37 @@ def test_ctrl_c_stops_nproc_training_as_interrupted_with_a_checkpoint(store, tmp
     assert "wxens train: interrupted" in stderr and "Traceback" not in stderr, stderr[-3000:]
     assert stderr.count("interrupted: step") == 1  # rank 0 alone writes
     assert load_checkpoint(out).step > 0
+
+
+def test_the_processes_of_nproc_die_with_a_killed_launcher(store, tmp_path):
+    """kill -9 of `wxens train --nproc 2` left both processes training on their own to the
+    end, writing OUT/last.pt beside any rerun resumed there."""
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(CONFIG.replace("steps: 3", "steps: 100000"))
+    out = tmp_path / "ddp"
+    env = os.environ | {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    command = [sys.executable, "-m", "flows.cli", "train", "--store", str(store.path)]
+    command += ["--config", str(config_path), "--out", str(out), "--nproc", "2", "--no-progress"]
+    launch = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (out / "last.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    ranks = psutil.Process(launch.pid).children()
+    assert len(ranks) == 2
+    launch.kill()
+    launch.wait()
+
+    def gone(process: psutil.Process) -> bool:
+        try:
+            return process.status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    deadline = time.monotonic() + 30
+    while not all(gone(r) for r in ranks) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    alive = [r for r in ranks if not gone(r)]
+    for rank in alive:  # this test's own processes, by id
+        rank.kill()
+    assert not alive, "the ranks outlived their launcher"
