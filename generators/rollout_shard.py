@@ -30,6 +30,7 @@ from generators.distributed import check_rendezvous
 from generators.rollout import inits_per_batch
 from generators.rollout_store import ForecastRun, forecast_to_store
 from pipeline.errors import InputError, WxensError
+from pipeline.forecast_store import complete_init_times
 from pipeline.store import AnalysisStore
 
 log = logging.getLogger(__name__)
@@ -155,19 +156,34 @@ def _forecast_on_ranks(
         dist.init_process_group(backend, timeout=RANK_WAIT)
     try:
         rank, world = dist.get_rank(), dist.get_world_size()
-        per_batch = inits_per_batch(n_members, options.get("batch_members", 512))
-        shard = shard_init_times(inits, rank, world, per_batch)
-        log.info("rank %d of %d: %d initial time(s) on %s", rank, world, len(shard), device)
-        options["progress"] = options.get("progress", True) and rank == 0
         failure = None
-        try:
-            run = forecast_to_store(
-                checkpoint, store, shard, leads_hours, n_members, out, device=str(device), **options
-            )
-        except Exception as err:  # the other ranks learn of it rather than wait for this one
-            failure, run = err, _RankFailure(rank, str(err), isinstance(err, WxensError))
-        runs: list[ForecastRun | _RankFailure | None] = [None] * world
-        dist.all_gather_object(runs, run)
+        try:  # the initial times left to draw, read once so that every rank deals the same
+            pending = _pending(inits, out, options.get("recompute", False)) if rank == 0 else None
+        except Exception as err:
+            failure, pending = err, _RankFailure(rank, str(err), isinstance(err, WxensError))
+        shared = [pending]
+        dist.broadcast_object_list(shared, src=0)
+        runs: list[ForecastRun | _RankFailure | None] = [shared[0]]
+        if not isinstance(shared[0], _RankFailure):
+            per_batch = inits_per_batch(n_members, options.get("batch_members", 512))
+            shard = shard_init_times(shared[0], rank, world, per_batch)
+            log.info("rank %d of %d: %d initial time(s) on %s", rank, world, len(shard), device)
+            options["progress"] = options.get("progress", True) and rank == 0
+            try:
+                run = forecast_to_store(
+                    checkpoint,
+                    store,
+                    shard,
+                    leads_hours,
+                    n_members,
+                    out,
+                    device=str(device),
+                    **options,
+                )
+            except Exception as err:  # the other ranks learn of it rather than wait for this one
+                failure, run = err, _RankFailure(rank, str(err), isinstance(err, WxensError))
+            runs = [None] * world
+            dist.all_gather_object(runs, run)
     finally:
         if joined:
             dist.destroy_process_group()
@@ -189,6 +205,23 @@ class _RankFailure:
     rank: int
     message: str
     expected: bool
+
+
+def _pending(inits, out: str, recompute: bool) -> pd.DatetimeIndex:
+    """``inits`` less those ``out`` already holds completely (all of them to ``recompute``).
+    Dealt to the ranks after this, a rerun's initial times are shared out evenly: dealt
+    before, each rank skipped its own, and after a rank had failed it drew the rest alone."""
+    inits = pd.DatetimeIndex(inits)
+    done = pd.DatetimeIndex([]) if recompute else inits.intersection(complete_init_times(out))
+    if done.size:
+        log.info(
+            "%s already holds %d of the %d initial time(s) completely; they are skipped "
+            "(recompute to draw them again)",
+            out,
+            done.size,
+            inits.size,
+        )
+    return inits.difference(done)
 
 
 def _merged(runs: Sequence[ForecastRun]) -> ForecastRun:

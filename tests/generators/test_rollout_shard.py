@@ -91,6 +91,22 @@ def test_two_torchrun_ranks_write_the_one_process_store(one_process):
     assert_same_store(out, root / "one.zarr")
 
 
+def test_a_rerun_deals_the_initial_times_left_to_every_rank(one_process):
+    """After a sharded forecast in which rank 0 failed, rank 1 having drawn its own, a rerun
+    dealt all four initial times again and each rank skipped its own: rank 0 drew what was
+    left alone while rank 1 waited."""
+    root, command = one_process
+    out = root / "rerun.zarr"
+    first = [*command, "--batch-members", "3", "--out", str(out)]  # one initial time a batch
+    assert wxens([*first, "--init", "2000-01-02T06", "2000-01-02T18"]) == 0  # rank 1's
+    done = torchrun(first)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "rank 0 of 2: 1 initial time(s)" in done.stderr, done.stderr[-3000:]
+    assert "rank 1 of 2: 1 initial time(s)" in done.stderr
+    assert "already holds 2 of the 4 initial time(s)" in done.stderr
+    assert_same_store(out, root / "one.zarr")
+
+
 def test_two_dask_workers_write_the_one_process_store(one_process, monkeypatch, caplog):
     from distributed import LocalCluster
 
