@@ -14,6 +14,7 @@ prints.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from flows.commands.options import at_least
@@ -117,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
     if args.nproc is not None:  # refuse here what every process would refuse
         check_split(args, config)
         open_store(args.store)
+        if args.threads is not None:  # torchrun's own default (1) and its banner saying so
+            os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
         return launch(args.nproc, torchrun_command(args))
     result = train(
         args.store, config, args.out, resume=not args.no_resume, progress=not args.no_progress

@@ -240,3 +240,22 @@ def test_the_processes_of_nproc_die_with_a_killed_launcher(store, tmp_path):
     for rank in alive:  # this test's own processes, by id
         rank.kill()
     assert not alive, "the ranks outlived their launcher"
+
+
+def test_threads_go_to_the_processes_without_torchruns_banner(store, tmp_path, monkeypatch):
+    """`--nproc 2 --threads 1` printed torchrun's four-line warning that it set
+    OMP_NUM_THREADS to 1 for each process, though --threads had said how many."""
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(CONFIG)
+    monkeypatch.setenv("OMP_NUM_THREADS", "")  # so that teardown restores it
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    seen = {}
+
+    def launch(nproc, command):
+        seen.update(threads=os.environ.get("OMP_NUM_THREADS"), command=command)
+        return 0
+
+    monkeypatch.setattr("generators.distributed.launch", launch)
+    args = ["train", "--store", str(store.path), "--config", str(config_path)]
+    assert wxens([*args, "--out", str(tmp_path / "x"), "--nproc", "2", "--threads", "1"]) == 0
+    assert seen["threads"] == "1" and "--threads" in seen["command"]
