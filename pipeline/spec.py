@@ -177,7 +177,7 @@ def to_timedelta(value: Any) -> pd.Timedelta:
     """``pd.Timedelta`` of ``value``, taking ``5d`` for five days as people write it
     (pandas deprecates the lower-case day unit); ValueError if it is not a duration, or is
     a bare number (pandas reads ``"7"`` as 7 ns: ``compact --keep 7`` forgot a week's
-    history; ``--budget 3`` bought no training step)."""
+    history; ``--budget 3`` bought no training step) or NaT (``nan``, an empty string)."""
     if isinstance(value, str):
         if re.fullmatch(r"[-+]?\d+(\.\d*)?", value.strip()):
             number = value.strip()
@@ -185,7 +185,10 @@ def to_timedelta(value: Any) -> pd.Timedelta:
                 f"{value!r} has no unit; write e.g. {number}h, {number}d or {number}min"
             )
         value = re.sub(r"(?<=\d)\s*d$", "D", value.strip())
-    return pd.Timedelta(value)
+    duration = pd.Timedelta(value)
+    if pd.isna(duration):  # pandas reads "nan", "NaT" and "" as NaT, not as an error
+        raise ValueError(f"{value!r} is not a duration")
+    return duration
 
 
 def _float(value: Any) -> float:

@@ -118,3 +118,16 @@ def test_a_duration_in_days_is_read_as_people_write_it():
         assert parse_leads("2d", "1d", 24.0) == [24.0, 48.0]
     with pytest.raises(ValueError):
         to_timedelta("soon")
+
+
+@pytest.mark.parametrize("text", ["nan", "NaT", "", " "])
+def test_a_duration_that_pandas_reads_as_nat_is_refused(text):
+    """pandas reads ``nan``, ``NaT`` and an empty string as NaT, not as an error:
+    ``wxens compact --keep nan`` (or ``--keep ''``) crashed with an AttributeError
+    traceback and ``wxens forecast --lead nan`` with 'cannot convert float NaN'."""
+    from flows.commands.forecast import parse_leads
+
+    with pytest.raises(ValueError, match="not a duration"):
+        to_timedelta(text)
+    with pytest.raises(InputError, match="not durations such as 24h"):
+        parse_leads(text, None, 6.0)
