@@ -2,13 +2,15 @@
 
 A write is a transaction (:func:`transaction`): a writable session at the tip of the
 repository's branch, committed atomically when the block ends without error, discarded
-otherwise. A reader (:func:`open_dataset`, :func:`read_attrs`) opens the last commit, a
-read-only snapshot: it never sees a half-resized array or a half-written batch, whatever
-happens to the writer (``kill -9``, a full disk). Writers are serialised by a lock file
+otherwise (the chunk files it wrote deleted). A reader (:func:`open_dataset`,
+:func:`read_attrs`) opens the last commit, a read-only snapshot: it never sees a
+half-resized array or a half-written batch, whatever happens to the writer (``kill -9``,
+a full disk). Writers are serialised by a lock file
 beside the store (``.NAME.lock``, :mod:`filelock`): Icechunk's commit on a local file
 system is not a conditional write, so two processes committing at once could otherwise
 both succeed. Chunk data of a killed writer stay unreferenced and invisible; the next
-writer of an interrupted store removes them (:func:`collect_garbage`).
+writer of an interrupted ingest removes them (:func:`collect_garbage`), ``wxens compact``
+those of any store.
 
 A plain Zarr v3 store (an :func:`export`, or another tool's) is read as it is; wxens
 writes only transactional stores. In a notebook::
@@ -136,7 +138,7 @@ def transaction(path: str | Path, message: str) -> Iterator[Store]:
 
     The repository is created if ``path`` is absent or an empty folder (a repository whose
     creation was interrupted is created again). Nothing is committed when the block
-    raises; the lock is released either way. Not re-entrant: one transaction per store at
+    raises, and what it wrote is deleted; the lock is released either way. Not re-entrant: one transaction per store at
     a time in a process.
     """
     path = Path(path)
@@ -152,11 +154,34 @@ def transaction(path: str | Path, message: str) -> Iterator[Store]:
             yield session.store
             if session.has_uncommitted_changes:
                 session.commit(message)
-        except icechunk.IcechunkError as err:
+        except icechunk.IcechunkError as err:  # a commit that failed part way included
+            _remove_unreferenced(path)
             os_error = as_os_error(err, path)
             if os_error is None:
                 raise
             raise os_error from err
+        except BaseException:
+            if _has_changes(session):  # an error before any write costs no clean-up
+                _remove_unreferenced(path)
+            raise
+
+
+def _has_changes(session: icechunk.Session) -> bool:
+    try:
+        return session.has_uncommitted_changes
+    except icechunk.IcechunkError:
+        return True
+
+
+def _remove_unreferenced(path: Path) -> None:
+    """After a failed transaction, under its lock: delete the chunk files it wrote (a chunk
+    too large to inline is a file as soon as it is written), and a manifest or snapshot of
+    a commit that did not land; on a full disk they held the space a rerun needs. A failure
+    to delete is logged, never raised over the transaction's own error."""
+    try:
+        collect_garbage(path)
+    except Exception as err:  # the write's error is the one to report
+        log.warning("%s: could not remove what the failed write left: %s", path, err)
 
 
 _OS_ERROR = re.compile(r"\(os error (\d+)\)")

@@ -262,3 +262,21 @@ def open_forecast_after_batch_a(tmp_path: Path) -> xr.Dataset:
     path = tmp_path / "batch-a.zarr"
     write_forecast(path, ensemble(*BATCH_A), PROVENANCE)
     return open_forecast(path)
+
+
+def test_a_failed_forecast_write_removes_the_chunks_it_wrote(tmp_path, monkeypatch):
+    """Chunks too large to inline in a manifest (here 3 KB) are files the moment they are
+    written; a write that fails before its commit lands (a full disk, or any error) left
+    them unreferenced on disk, where only `wxens compact`, ten minutes later, found them:
+    on a real full disk, 8 chunks, 4 manifests and a snapshot stayed after the rerun."""
+    path = tmp_path / "forecast.zarr"
+    big = ensemble(*BATCH_A).interp(
+        latitude=np.linspace(50, 53, 16), longitude=np.linspace(0, 4, 16)
+    )
+    write_forecast(path, big.isel(init_time=[0]), PROVENANCE)
+    with monkeypatch.context() as patch:
+        fail_at("icechunk:Session.commit", 1, "enospc", patch.setattr)
+        with pytest.raises(OSError):
+            write_forecast(path, big.isel(init_time=[1]) + 1.0, PROVENANCE)
+    assert_clean(path)
+    assert open_forecast(path).sizes["init_time"] == 1
