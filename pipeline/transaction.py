@@ -43,6 +43,7 @@ from filelock import FileLock, Timeout
 from zarr.abc.store import Store
 
 from pipeline.errors import StoreError
+from pipeline.schema import INIT_TIME
 
 log = logging.getLogger(__name__)
 
@@ -292,8 +293,9 @@ def compact(path: str | Path, keep: timedelta, *, grace: timedelta = GC_GRACE) -
 def export(path: str | Path, out: str | Path, *, progress: bool = True) -> Path:
     """Copy the last commit of the store at ``path`` into a plain Zarr v3 store at ``out``
     (for tools that do not read Icechunk, e.g. WeatherBench 2's), chunking and encoding
-    kept, with consolidated metadata (``xr.open_zarr`` reads it without warning that it is
-    missing; a Zarr v3 extension of zarr-python). Written aside and renamed into place under
+    kept, a forecast's initial times sorted (as :func:`open_forecast` reads them), with
+    consolidated metadata (``xr.open_zarr`` reads it without warning that it is missing; a
+    Zarr v3 extension of zarr-python). Written aside and renamed into place under
     ``out``'s lock, so ``out`` is either absent or complete, and a second export to it
     waits, then finds it there."""
     out = Path(out)
@@ -301,6 +303,8 @@ def export(path: str | Path, out: str | Path, *, progress: bool = True) -> Path:
         if out.exists():
             raise StoreError(f"{out} exists; export to a new path")
         ds = open_dataset(path)
+        if INIT_TIME in ds.indexes and not ds.indexes[INIT_TIME].is_monotonic_increasing:
+            ds = ds.sortby(INIT_TIME)  # a forecast store grows in the order it was written
         for var in ds.variables.values():
             var.encoding.pop("preferred_chunks", None)
         tmp = out.with_name(out.name + ".export-tmp")

@@ -228,3 +228,21 @@ def test_compact_forgets_old_commits_and_their_files_and_keeps_the_data(tmp_path
     assert len(commits(path)) == before
     plain = export(path, tmp_path / "plain.zarr", progress=False)
     assert main(["compact", str(plain)]) == 2  # a plain store has no history
+
+
+def test_export_of_a_store_written_out_of_order_is_sorted_by_initial_time(tmp_path):
+    """A store grows in the order its initial times were written (a backfill, or two
+    forecasts at once); wxens sorts it on reading, a plain copy must be sorted itself:
+    xarray's ``sel(init_time=slice(...))`` on the export raised a KeyError (a
+    non-monotonic index), and a WeatherBench 2 tool paired the wrong times."""
+    path = tmp_path / "f.zarr"
+    write_forecast(path, ensemble(["2019-03-23T00"], 2.0), PROVENANCE)
+    write_forecast(path, ensemble(["2019-03-22T00", "2019-03-22T12"], 1.0), PROVENANCE)
+    out = export(path, tmp_path / "plain.zarr", progress=False)
+    plain = xr.open_zarr(out)
+    assert plain.indexes["init_time"].is_monotonic_increasing
+    assert plain.sel(init_time=slice("2019-03-22T06", "2019-03-23")).sizes["init_time"] == 2
+    xr.testing.assert_identical(
+        plain.t2m.drop_vars("complete").load(), open_forecast(path).t2m.load()
+    )
+    assert plain.t2m.encoding["chunks"] == open_dataset(path).t2m.encoding["chunks"]
