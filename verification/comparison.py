@@ -6,6 +6,8 @@ difference).
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -18,11 +20,21 @@ from verification.base import SCORES
 from verification.config import VARIABLE, VerifyConfig
 from verification.resampling import score_intervals
 
+log = logging.getLogger(__name__)
+
 
 def interval_card(per_init: xr.Dataset, members: int, config: VerifyConfig) -> xr.Dataset:
     """``fair_crps_low/high`` and ``spread_skill_ratio_low/high``: the block-bootstrap
     interval of each over the init times (:func:`verification.resampling.score_intervals`)."""
     blocks = pd.DatetimeIndex(per_init[INIT_TIME].values).floor(config.interval_block)
+    if blocks.nunique() == 1:
+        log.warning(
+            "the %d initial time(s) fall in one %s block: every resample is the whole sample, "
+            "so the intervals have zero width and measure no sampling uncertainty; verify "
+            "initial times of several blocks, or give a shorter --interval-block",
+            blocks.size,
+            config.interval_block,
+        )
     bounds = score_intervals(
         per_init,
         members,
