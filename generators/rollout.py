@@ -44,6 +44,7 @@ from generators.device import autocast, resolve_device
 from generators.rollout_plan import RolloutPlan, check_ensemble_size, plan_rollout, same_hours
 from generators.samplers import BlockGenerators, Sampler
 from pipeline.errors import InputError
+from pipeline.timeaxis import hours_text
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ def iter_forecast(
         "forecast: %d initial time(s) x %d members, leads %s h, %s (NFE %d), %d network steps per member",
         len(inits),
         n_members,
-        [f"{h:g}" for h in leads_hours],
+        hours_text(leads_hours),
         sampler.name,
         sampler.nfe,
         plan.network_steps,

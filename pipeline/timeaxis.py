@@ -79,6 +79,27 @@ def describe_step(step: pd.Timedelta) -> str:
     return f"{seconds:g} s"
 
 
+def hours_text(hours: Sequence[float]) -> str:
+    """Lead hours as a person reads them: a few listed (``1, 3, 6, 12, 24``), a run of four
+    or more evenly spaced as ``6 to 240 every 6`` (a 10-day forecast every hour listed
+    its 240 leads in one line of ``wxens info``)."""
+    hours = [float(h) for h in hours]
+    parts, i = [], 0
+    while i < len(hours):
+        j = i + 1
+        if j < len(hours):
+            step = hours[j] - hours[i]
+            while j + 1 < len(hours) and abs(hours[j + 1] - hours[j] - step) < 1e-9:
+                j += 1
+        if j - i + 1 >= 4:
+            parts.append(f"{hours[i]:g} to {hours[j]:g} every {hours[i + 1] - hours[i]:g}")
+            i = j + 1
+        else:
+            parts.append(f"{hours[i]:g}")
+            i += 1
+    return ", ".join(parts)
+
+
 def missing_times(times: pd.DatetimeIndex, step: pd.Timedelta | None = None) -> pd.DatetimeIndex:
     """The times of the axis from the first to the last of sorted ``times``, ``step``
     apart (default: :func:`native_step`), that ``times`` lacks. A missing calendar month is

@@ -71,6 +71,7 @@ def describe_forecast(path: str) -> str:
 
     from pipeline.forecast_store import ForecastProvenance, complete_init_times, open_forecast
     from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LON, MEMBER
+    from pipeline.timeaxis import hours_text
 
     written = open_forecast(path, complete_only=False)
     inits = pd.DatetimeIndex(written[INIT_TIME].values)
@@ -81,7 +82,7 @@ def describe_forecast(path: str) -> str:
         f"forecast   {path}",
         f"inits      {len(inits) - len(unfinished)} complete of {len(inits)} written: "
         f"{inits[0]:%Y-%m-%dT%H:%M} .. {inits[-1]:%Y-%m-%dT%H:%M}",
-        f"members    {written.sizes[MEMBER]}   leads {', '.join(f'{h:g}' for h in hours)} h",
+        f"members    {written.sizes[MEMBER]}   leads {hours_text(hours)} h",
         f"grid       {written.sizes[LAT]} x {written.sizes[LON]}  "
         f"lat {float(written[LAT].min()):g}..{float(written[LAT].max()):g}  "
         f"lon {float(written[LON].min()):g}..{float(written[LON].max()):g}",

@@ -38,6 +38,7 @@ import numpy as np
 
 from pipeline.errors import InputError
 from pipeline.schema import cos_latitude_weights
+from pipeline.timeaxis import hours_text
 from verification.kernels import ensemble_moments, spread_skill_from_moments
 
 log = logging.getLogger(__name__)
@@ -162,14 +163,14 @@ class SpreadCalibration:
         unfitted = [h for h in leads_hours if self.lead_index(h) is None]
         first, last = min(self.leads_hours), max(self.leads_hours)
         inside = [f"{h:g}" for h in unfitted if first < h < last]
-        outside = [f"{h:g}" for h in unfitted if not first < h < last]
+        outside = [h for h in unfitted if not first < h < last]
         if inside:
             log.info("spread factors interpolated in lead at %s h", ", ".join(inside))
         if outside:
             log.warning(
                 "leads %s h are outside the calibrated leads (%g to %g h): their spread "
                 "factors are the nearest lead's; fit them with `wxens calibrate --lead`",
-                ", ".join(outside),
+                hours_text(outside),
                 first,
                 last,
             )

@@ -246,3 +246,18 @@ def test_export_of_a_store_written_out_of_order_is_sorted_by_initial_time(tmp_pa
         plain.t2m.drop_vars("complete").load(), open_forecast(path).t2m.load()
     )
     assert plain.t2m.encoding["chunks"] == open_dataset(path).t2m.encoding["chunks"]
+
+
+def test_info_shows_the_leads_of_a_long_forecast_as_a_range(tmp_path, capsys):
+    """A 10-day forecast at every 6 h (and one every hour, 240 leads) listed each lead in
+    one line of ``wxens info``; a run of evenly spaced leads reads as a range."""
+    from pipeline.timeaxis import hours_text
+
+    path = tmp_path / "f.zarr"
+    write_forecast(path, ensemble(["2019-03-22T00"], 1.0, leads=range(6, 241, 6)), PROVENANCE)
+    capsys.readouterr()
+    assert main(["info", str(path)]) == 0
+    assert "leads 6 to 240 every 6 h" in capsys.readouterr().out
+    assert hours_text([1, 3, 6, 12, 24]) == "1, 3, 6, 12, 24"
+    assert hours_text([*range(1, 25), *range(30, 241, 6)]) == "1 to 24 every 1, 30 to 240 every 6"
+    assert hours_text([1, 2, 3, 6]) == "1, 2, 3, 6"
