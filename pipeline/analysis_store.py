@@ -132,6 +132,25 @@ def check_replaceable(path: Path, overwrite: bool) -> None:
     )
 
 
+def warn_dropped_times(path: Path, times: pd.DatetimeIndex) -> None:
+    """Warn when the analysis store at ``path``, about to be replaced by one of ``times``,
+    holds times they lack: a replacement is built from its inputs alone."""
+    if not is_repository(path):
+        return
+    held = pd.DatetimeIndex(open_snapshot(reader(path))[TIME].values)
+    dropped = held.difference(times)
+    if dropped.size:
+        log.warning(
+            "%s: the replacement drops %d of the %d time(s) it held (%s to %s): it is built "
+            "from the inputs alone",
+            path,
+            dropped.size,
+            held.size,
+            dropped.min(),
+            dropped.max(),
+        )
+
+
 def describe_path(path: Path) -> str | None:
     """What is at ``path`` if it is neither absent, an empty folder nor an analysis store."""
     if not path.exists():

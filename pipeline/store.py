@@ -39,6 +39,7 @@ from pipeline.analysis_store import (
     open_store,
     read_state,
     update_state,
+    warn_dropped_times,
 )
 from pipeline.canonical import open_canonical
 from pipeline.errors import InputError, StoreError
@@ -127,6 +128,7 @@ def _replace(ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progress:
         raise
     finally:
         lock_path(aside).unlink(missing_ok=True)
+    warn_dropped_times(path, pd.DatetimeIndex(ds[TIME].values))
     old = path.with_name(path.name + ".replaced-tmp")
     shutil.rmtree(old, ignore_errors=True)
     if path.exists():
@@ -189,8 +191,8 @@ def _prepare(
                 raise StoreError(
                     f"{path}: the input has {new.size} time(s) inside or before the store's "
                     f"period ({store_times.min()}..{store_times.max()}), first {new.min()}; a "
-                    "store only grows at its end: ingest into a new --store, or pass "
-                    "--overwrite to rebuild it"
+                    "store only grows at its end: ingest into a new --store, or rebuild it "
+                    "with --overwrite with inputs of every time it is to hold"
                 )
             _check_on_axis(store_times, new, origin, path)
             _check_time_units(existing, new, path)

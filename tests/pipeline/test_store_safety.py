@@ -238,3 +238,21 @@ def test_a_full_disk_under_icechunk_is_one_line_and_a_rerun_completes(
     assert f"[Errno 28] No space left on device: '{store}'; the disk is full" in err
     assert main(["ingest", spec, "--store", str(store), "--no-progress"]) == 0
     assert open_store(store).dataset.sizes["time"] == 6
+
+
+def test_earlier_times_are_refused_with_advice_that_keeps_the_stores_times(tmp_path, caplog):
+    """Times before a store's period are refused with '--overwrite to rebuild it'; that
+    advice taken with the same input replaced a store of March 10-14 by March 5-9 alone
+    and said nothing of the five days it dropped."""
+    late = "synthetic:n_lat=5,n_lon=4,n_times=4,start=2000-01-02"
+    early = "synthetic:n_lat=5,n_lon=4,n_times=5,start=2000-01-01"
+    path = tmp_path / "s.zarr"
+    ingest(late, path, progress=False)
+    with pytest.raises(StoreError) as err:
+        ingest(early, path, progress=False)
+    assert "--overwrite with inputs of every time it is to hold" in str(err.value)
+    with caplog.at_level(logging.WARNING):
+        ingest(early, path, overwrite=True, progress=False)
+    assert "drops 3 of the 4 time(s) it held (2000-01-02 06:00:00 to 2000-01-02 18:00:00)" in (
+        caplog.text
+    )
