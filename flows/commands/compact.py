@@ -17,7 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keep",
         default="7d",
-        help="how much history to keep, e.g. 7d or 12h (default 7d; 0h keeps the last commit only)",
+        help="how much history to keep, e.g. 7d or 12h (default 7d; 0h keeps the last commit "
+        "only, beside the repository's empty first one); files younger than 10 minutes stay "
+        "(a reader may be using them): compact again later to delete those",
     )
 
 

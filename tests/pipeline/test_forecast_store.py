@@ -261,3 +261,14 @@ def test_info_shows_the_leads_of_a_long_forecast_as_a_range(tmp_path, capsys):
     assert hours_text([1, 3, 6, 12, 24]) == "1, 3, 6, 12, 24"
     assert hours_text([*range(1, 25), *range(30, 241, 6)]) == "1 to 24 every 1, 30 to 240 every 6"
     assert hours_text([1, 2, 3, 6]) == "1, 2, 3, 6"
+
+
+def test_compact_help_says_what_stays(capsys):
+    """'0h keeps the last commit only' left two (Icechunk keeps the repository's empty
+    first commit), and a compact right after a failed write deleted nothing (files younger
+    than ten minutes stay for readers) without the help saying either."""
+    with pytest.raises(SystemExit):
+        main(["compact", "--help"])
+    said = " ".join(capsys.readouterr().out.split())
+    assert "beside the repository's empty first one" in said
+    assert "files younger than 10 minutes stay" in said
