@@ -58,6 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="draw again the initial times --out already holds (default: skip them)",
     )
+    parser.add_argument(
+        "--threads",
+        type=at_least(1),
+        help="CPU threads of this process (default: one per core); give runs side by side a "
+        "share each, or they slow each other down many times over",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--dask-scheduler",
@@ -185,11 +191,13 @@ def parse_leads(lead: str, every: str | None, native_hours: float) -> list[float
 def run(args: argparse.Namespace) -> int:
     from contextlib import nullcontext
 
+    from flows.commands.train import set_threads
     from flows.dask import dask_client, worker_path
     from generators.checkpoint import load_checkpoint
     from generators.rollout_shard import forecast_sharded
 
     inits = parse_inits(args.init)  # a bad --init is refused before the checkpoint loads
+    set_threads(args.threads)
     if args.dask_scheduler:  # the workers open these themselves, in their own directory
         args.checkpoint, args.store, args.out = map(
             worker_path, (args.checkpoint, args.store, args.out)
