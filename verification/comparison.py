@@ -29,9 +29,9 @@ def interval_card(per_init: xr.Dataset, members: int, config: VerifyConfig) -> x
     blocks = pd.DatetimeIndex(per_init[INIT_TIME].values).floor(config.interval_block)
     if blocks.nunique() == 1:
         log.warning(
-            "the %d initial time(s) fall in one %s block: every resample is the whole sample, "
-            "so the intervals have zero width and measure no sampling uncertainty; verify "
-            "initial times of several blocks, or give a shorter --interval-block",
+            "the %d initial time(s) fall in one %s block, which every resample repeats: the "
+            "intervals need two blocks or more and are n/a; verify initial times of several "
+            "blocks, or give a shorter --interval-block",
             blocks.size,
             config.interval_block,
         )

@@ -113,7 +113,8 @@ def test_the_mean_error_of_one_initial_hour_averages_its_initial_times():
 def test_intervals_of_one_block_say_they_measure_no_sampling_uncertainty(caplog):
     """Two initial times of one day (a long forecast drawn twice a day), or one initial
     time, are one 1D block: every resample is the whole sample, and verify printed
-    0.1826 [0.1826, 0.1826] at every lead as if the score were certain, without a word."""
+    0.1826 [0.1826, 0.1826] at every lead as if the score were certain, without a word;
+    the intervals are n/a and a warning says why."""
     rng = np.random.default_rng(3)
     truth = rng.normal(size=(2, 4, 5))
     f, y = ensemble(
@@ -122,6 +123,8 @@ def test_intervals_of_one_block_say_they_measure_no_sampling_uncertainty(caplog)
         pd.date_range("2019-03-26", periods=2, freq="12h"),
     )
     with caplog.at_level("WARNING"):
-        interval_card(score_parts(f, y, mean_over=GRID), 8, VerifyConfig(**QUIET))
+        bounds = interval_card(score_parts(f, y, mean_over=GRID), 8, VerifyConfig(**QUIET))
+    assert np.isnan(bounds.to_array()).all()
     assert "the 2 initial time(s) fall in one 1D block" in caplog.text
+    assert "are n/a" in caplog.text
     assert "--interval-block" in caplog.text
