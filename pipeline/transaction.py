@@ -139,8 +139,8 @@ def transaction(path: str | Path, message: str) -> Iterator[Store]:
 
     The repository is created if ``path`` is absent or an empty folder (a repository whose
     creation was interrupted is created again). Nothing is committed when the block
-    raises, and what it wrote is deleted; the lock is released either way. Not re-entrant: one transaction per store at
-    a time in a process.
+    raises, and what it wrote is deleted; the lock is released either way. Not re-entrant:
+    one transaction per store at a time in a process.
     """
     path = Path(path)
     if is_plain_zarr(path):
