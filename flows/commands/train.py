@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config value, e.g. --set optim.lr=1e-4 --set steps=500 (repeatable)",
+        help="override a config value, e.g. --set optim.lr=1e-4 --set steps=500 (repeatable); "
+        "a derived config's warm-up and cadences follow --set steps, in place of --budget",
     )
     parser.add_argument("--out", required=True, help="output directory: last.pt, log.jsonl")
     parser.add_argument(
@@ -176,7 +177,13 @@ def derived_config(args: argparse.Namespace):
             )
             print(f"{given}: not used, this run resumes with the config derived before")
         return load_train_config(path, args.overrides)
-    derived = derive_config(args.store, lead=args.lead, budget=args.budget)
+    steps = fixed_steps(args.overrides)
+    if steps is not None and args.budget:
+        raise InputError(
+            f"--set steps={steps} fixes the derived config's step count and --budget "
+            f"{args.budget} sizes it: give one of them"
+        )
+    derived = derive_config(args.store, lead=args.lead, budget=args.budget, steps=steps)
     derived.write(path)
     try:
         config = load_train_config(path, args.overrides)
@@ -187,6 +194,20 @@ def derived_config(args: argparse.Namespace):
     print(derived.to_yaml(), end="")
     print(f"# written to {path}")
     return config
+
+
+def fixed_steps(overrides: list[str]) -> int | None:
+    """The step count ``--set steps=N`` gives (the last one), or None: a derived config
+    takes it as its own (:func:`generators.config_derive.with_steps`), so the warm-up,
+    validation and checkpoint cadences, EMA and fine-tune follow it rather than the
+    budget's step count. A value that is no integer is left to the config's own check."""
+    given = [
+        value for key, _, value in (o.partition("=") for o in overrides) if key.strip() == "steps"
+    ]
+    try:
+        return int(given[-1]) if given else None
+    except ValueError:
+        return None
 
 
 def derived_from(config_yaml: str) -> Path | None:

@@ -198,15 +198,19 @@ def test_train_from_a_derived_config_then_forecast(daily_global, tmp_path, capsy
     printed = tmp_path / "printed.yaml"
     printed.write_text(capsys.readouterr().out)
     assert load_train_config(printed).data.leads == (1, 3)
+    assert "measured on cpu" in printed.read_text()
 
     run = tmp_path / "run"
-    args = ["train", "--store", store, "--out", str(run), "--lead", "3d", "--budget", "5min"]
+    args = ["train", "--store", store, "--out", str(run), "--lead", "3d"]
     short = ["--set", "steps=4", "--set", "fine_tune.steps=2", "--set", "device=cpu"]
+    assert wxens([*args, "--budget", "5min", *short, "--no-progress"]) == 2
+    assert "--set steps=4 fixes the derived config's step count" in capsys.readouterr().err
     assert wxens([*args, *short, "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "history: 3" in out and "measured on cpu" in out
+    assert "history: 3" in out and "steps: 4 main steps, fixed" in out
     written = load_train_config(run / "config.yaml")
-    assert written.data.leads == (1, 3) and written.steps > 4  # the file holds the derived steps
+    assert written.data.leads == (1, 3) and written.steps == 4  # derived for the steps given
+    assert written.validate_every <= 4 and written.optim.warmup_steps <= 4
     checkpoint = load_checkpoint(run)
     assert checkpoint.step == 6 and checkpoint.calibration is not None
     assert checkpoint.train_config.model.config.backbone.periodic_longitude
@@ -235,7 +239,7 @@ def test_train_from_a_derived_config_then_forecast(daily_global, tmp_path, capsy
     assert warn_if_trained_on(moved, day, [24.0, 48.0]).empty
     assert list(warn_if_trained_on(moved, day, [24.0, 96.0])) == list(day)
     # a rerun resumes with the config written before (no new derivation)
-    assert wxens([*args, *short, "--no-progress"]) == 0
+    assert wxens([*args, "--budget", "5min", *short, "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "derived for this run before" in out
     assert "--lead 3d and --budget 5min: not used, this run resumes" in out
