@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     with timed(steps, "ingest"):
         ingest([str(Path(args.sample).resolve())], store, allow_nan=args.allow_nan)
     with timed(steps, "config"):
-        config = derived_config(store, workdir, args.train_end, args.config)
+        config = derived_config(store, workdir, args.train_end, args.config, args.overrides)
     with timed(steps, "train"):
         train(store, config, checkpoint, args.overrides)
     with timed(steps, "tune"):
@@ -186,13 +186,17 @@ def timed(steps: list[tuple[str, float]], name: str) -> Iterator[None]:
     steps.append((name, time.perf_counter() - begun))
 
 
-def derived_config(store: str, workdir: Path, train_end: str, given: str | None) -> str:
+def derived_config(
+    store: str, workdir: Path, train_end: str, given: str | None, overrides: Sequence[str] = ()
+) -> str:
     """The training config's path: ``given``, else ``workdir/config.yaml``, derived from the
-    store's times up to the end of ``train_end`` with :data:`DEMO_STEPS` steps (kept when
+    store's times up to the end of ``train_end`` with :data:`DEMO_STEPS` steps, or those of
+    a ``--set steps=N`` in ``overrides`` (:func:`flows.commands.train.fixed_steps`) (kept when
     an earlier run wrote it, so a rerun trains nothing; refused if that run had another
     ``--train-end``, whose model, tune and baseline the work directory holds)."""
     import pandas as pd
 
+    from flows.commands.train import fixed_steps
     from generators.config import load_train_config
     from generators.config_derive import derive_config
     from pipeline.errors import InputError
@@ -204,7 +208,8 @@ def derived_config(store: str, workdir: Path, train_end: str, given: str | None)
     path = workdir / "config.yaml"
     end = f"{train_end}T23:59"
     if not path.is_file():
-        derive_config(store, lead=DEMO_LEAD, end=end, steps=DEMO_STEPS).write(path)
+        steps = fixed_steps(overrides) or DEMO_STEPS
+        derive_config(store, lead=DEMO_LEAD, end=end, steps=steps).write(path)
         return str(path)
     # a derived config's held-out days end at the store's last time up to `end`
     times = open_store(store).dataset.indexes[TIME]

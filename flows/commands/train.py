@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from flows.commands.options import at_least
@@ -196,7 +197,7 @@ def derived_config(args: argparse.Namespace):
     return config
 
 
-def fixed_steps(overrides: list[str]) -> int | None:
+def fixed_steps(overrides: Sequence[str]) -> int | None:
     """The step count ``--set steps=N`` gives (the last one), or None: a derived config
     takes it as its own (:func:`generators.config_derive.with_steps`), so the warm-up,
     validation and checkpoint cadences, EMA and fine-tune follow it rather than the

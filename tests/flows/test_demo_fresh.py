@@ -66,3 +66,18 @@ def test_rerun_with_a_train_end_after_the_sample_is_kept(tmp_path):
     ingest(SAMPLE, store, progress=False)
     path = derived_config(str(store), tmp_path, "2019-04-15", None)
     assert derived_config(str(store), tmp_path, "2019-04-15", None) == path
+
+
+def test_a_step_count_given_sizes_the_warm_up_and_cadences_of_the_demo(tmp_path):
+    """`wxens demo --set steps=40` trained 40 steps of a config derived for the demo's
+    steps: warm-up and validation cadence longer than the run itself."""
+    from generators.config import load_train_config
+    from generators.config_derive import with_steps
+
+    store = tmp_path / "era5-uk.zarr"
+    ingest(SAMPLE, store, progress=False)
+    config = load_train_config(
+        derived_config(str(store), tmp_path, "2019-03-16", None, ["steps=40"])
+    )
+    assert config == with_steps(config, 40)
+    assert config.steps == 40 and config.validate_every <= 40 and config.optim.warmup_steps <= 40
