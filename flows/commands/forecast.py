@@ -227,9 +227,11 @@ def run(args: argparse.Namespace) -> int:
     if done is None:  # a torchrun rank other than 0: rank 0 reports the whole forecast
         return 0
     p = done.provenance
+    held = len(inits) - len(done.init_times)
     print(
         f"{done.out}: {len(done.init_times)} initial time(s) x {done.members} members x "
         f"{len(done.leads_hours)} leads ({p.sampler.split(':')[0]}, NFE {p.nfe}, seed {p.seed}"
         + (", calibrated)" if done.calibration else ", uncalibrated)")
+        + (f"; {held} already in the store, kept (--recompute draws them again)" if held else "")
     )
     return 0

@@ -493,3 +493,17 @@ def test_an_initial_time_without_its_history_is_told_which_states_are_absent(tra
     assert wxens([*command, "--members", "2", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "['2000-01-01 00:00:00'] lack the states at ['1999-12-31 18:00:00'] of" in err, err
+
+
+def test_a_rerun_says_the_initial_times_it_kept(trained, capsys):
+    """A forecast of initial times the store holds printed "0 initial time(s) x 2 members"
+    as its summary, as if nothing had been asked."""
+    root, store, _ = trained
+    command = ["forecast", "--checkpoint", str(root / "run"), "--store", str(store.path)]
+    command += ["--init", "2000-01-02T00", "--lead", "6h", "--out", str(root / "kept.zarr")]
+    command += ["--members", "2", "--no-progress"]
+    assert wxens(command) == 0
+    assert "already in the store" not in capsys.readouterr().out
+    assert wxens(command) == 0
+    out = capsys.readouterr().out
+    assert "0 initial time(s) x 2 members" in out and "; 1 already in the store, kept" in out
