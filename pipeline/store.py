@@ -178,14 +178,6 @@ def _prepare(
         store_times = pd.DatetimeIndex(existing[TIME].values)
         old_times = store_times.size
         new = source_times[~source_times.isin(store_times)]
-        if new.size < source_times.size:  # a rerun, or inputs that overlap the store
-            log.info(
-                "%s: %d of the input's %d time(s) are in the store already: kept as written "
-                "there (not compared with the input; --overwrite rebuilds from the inputs)",
-                path,
-                source_times.size - new.size,
-                source_times.size,
-            )
         if new.size:
             if store_times.size and new.min() <= store_times.max():
                 raise StoreError(
@@ -203,12 +195,33 @@ def _prepare(
     written = np.zeros(store_times.size, bool)
     for i, j in state["written"]:
         written[i:j] = True
-    todo = np.flatnonzero(store_times.isin(source_times) & ~written)
+    requested = store_times.isin(source_times)
+    todo = np.flatnonzero(requested & ~written)
+    _log_kept_and_resumed(path, int((requested & written).sum()), todo, old_times, source_times)
     if todo.size == 0 and state["complete"]:
         log.info("%s: already holds every requested time; nothing to do", path)
     positions = source_times.get_indexer(store_times[todo])
     todo_pairs = list(zip(todo.tolist(), positions.tolist(), strict=True))
     return created, old_times, todo_pairs, state.get(STORE_ID)
+
+
+def _log_kept_and_resumed(
+    path: Path, kept: int, todo: np.ndarray, old_times: int, source_times: pd.DatetimeIndex
+) -> None:
+    """Say how many of the input's times the store holds written already (a rerun, or
+    inputs that overlap it) and how many an interrupted ingest left to write: times on
+    the axis that no block has written yet are not in the store."""
+    if kept:
+        log.info(
+            "%s: %d of the input's %d time(s) are in the store already: kept as written "
+            "there (not compared with the input; --overwrite rebuilds from the inputs)",
+            path,
+            kept,
+            source_times.size,
+        )
+    resumed = int((todo < old_times).sum())
+    if resumed:
+        log.info("%s: writing %d time(s) an interrupted ingest left unwritten", path, resumed)
 
 
 def _create(ds: xr.Dataset, origin: str, store: Store) -> str:

@@ -95,6 +95,34 @@ def test_repeated_ingest_is_a_no_op(uk_store, uk_sample):
     assert before == after, "no commit, no file written"
 
 
+def test_resumed_ingest_counts_only_the_times_written(tmp_path, monkeypatch, caplog):
+    # an ingest interrupted after its first block grew the time axis to every time but
+    # wrote only that block: its rerun must not say every time is in the store already
+    times = pd.date_range("2021-01-01", periods=8, freq="6h")
+    make_netcdf(tmp_path / "all.nc", times)
+    store = tmp_path / "s.zarr"
+    monkeypatch.setattr(store_module, "MIN_CHUNK_BYTES", 1)  # one time a chunk
+    monkeypatch.setattr(blocks_module, "BLOCK_BYTES", 2 * 3 * 4 * 4)  # two times a block
+    real, calls = blocks_module.write_region, []
+
+    def write_then_fail(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError("simulated interruption")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(blocks_module, "write_region", write_then_fail)
+    with pytest.raises(OSError, match="simulated"):
+        ingest(tmp_path / "all.nc", store, progress=False)
+    monkeypatch.setattr(blocks_module, "write_region", real)
+    with caplog.at_level("INFO", logger="pipeline.store"):
+        ingest(tmp_path / "all.nc", store, progress=False)
+    assert "8 of the input's 8 time(s) are in the store already" not in caplog.text
+    assert "2 of the input's 8 time(s) are in the store already: kept as written" in caplog.text
+    assert "6 time(s) an interrupted ingest left unwritten" in caplog.text
+    assert open_store(store).dataset.sizes["time"] == 8
+
+
 def test_later_times_append_and_statistics_follow(tmp_path, caplog):
     times = pd.date_range("2021-01-01", periods=8, freq="6h")
     full = make_netcdf(tmp_path / "all.nc", times)
