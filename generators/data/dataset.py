@@ -44,6 +44,7 @@ from torch.utils.data import Dataset
 from generators.data.fields import calendar_features, masked_condition, static_fields, valid_names
 from generators.data.normalization import Normalization, channel_statistics, fit_normalization
 from generators.data.spec import SampleSpec
+from pipeline.analysis_store import STATE_ATTR
 from pipeline.errors import InputError, StoreError
 from pipeline.schema import CHANNEL, LAT, LON, TIME, Period, to_channels
 from pipeline.solar import SOLAR_FORCINGS, solar_forcing
@@ -68,7 +69,9 @@ class ResidualDataset(Dataset):
     training one to a validation or forecast set. ``with_targets=False`` enumerates no item
     (a store that only holds the initial states of a forecast). ``masked_channels`` are
     those given their validity as a static field; None: the channels holding a NaN in the
-    dataset (one pass over a store read lazily); give the training set's to the others.
+    dataset (one pass over a store read lazily, leaving out the ``nan_free`` variables'
+    channels: :meth:`from_store` names those its ingest counted no NaN in); give the
+    training set's to the others.
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class ResidualDataset(Dataset):
         max_memory_bytes: int = 2**31,
         with_targets: bool = True,
         masked_channels: Sequence[str] | None = None,
+        nan_free: Sequence[str] = (),
         name: str = "<dataset>",
     ) -> None:
         self.spec, self.period, self.name = spec, period, name
@@ -119,7 +123,7 @@ class ResidualDataset(Dataset):
             log.info("%s: reading %.1f MB of states into memory", name, states.nbytes / 2**20)
             self._states = self._normalise(states.values)
         if masked_channels is None:
-            masked_channels = self._channels_with_nan(states)
+            masked_channels = self._channels_with_nan(states, dynamic, nan_free)
         absent = [c for c in masked_channels if c not in self.channels]
         if absent:
             raise InputError(f"masked channel(s) {absent} are not among {list(self.channels)}")
@@ -164,7 +168,10 @@ class ResidualDataset(Dataset):
 
     @classmethod
     def from_store(cls, store: AnalysisStore, spec: SampleSpec, **kwargs: Any) -> ResidualDataset:
-        """The dataset of an :class:`~pipeline.store.AnalysisStore` (keywords as in ``__init__``)."""
+        """The dataset of an :class:`~pipeline.store.AnalysisStore` (keywords as in
+        ``__init__``); its variables that the ingest counted no NaN in are ``nan_free``."""
+        counts = store.dataset.attrs.get(STATE_ATTR, {}).get("nan_counts", {})
+        kwargs.setdefault("nan_free", tuple(v for v, n in counts.items() if n == 0))
         return cls(
             store.dataset,
             store.statistics,
@@ -175,12 +182,24 @@ class ResidualDataset(Dataset):
             **kwargs,
         )
 
-    def _channels_with_nan(self, states: xr.DataArray) -> tuple[str, ...]:
+    def _channels_with_nan(
+        self, states: xr.DataArray, dynamic: xr.Dataset, nan_free: Sequence[str]
+    ) -> tuple[str, ...]:
+        """The channels holding a NaN. A store read lazily is read for it, but not the
+        channels of the ``nan_free`` variables (those its ingest counted no NaN in): a pass
+        over years of global fields costs as much as their ingest."""
         if self.in_memory:
             has_nan = np.isnan(self._states).any(axis=(0, 2, 3))
         else:
-            log.info("%s: looking for masked (NaN) points in the store", self.name)
-            has_nan = states.isnull().any((TIME, LAT, LON)).values
+            clean = [v for v in nan_free if v in dynamic.data_vars]
+            known = set(map(str, to_channels(dynamic[clean])[CHANNEL].values)) if clean else set()
+            scan = [c for c in self.channels if c not in known]
+            found: set[str] = set()
+            if scan:
+                log.info("%s: looking for masked (NaN) points in the store", self.name)
+                nan = states.sel({CHANNEL: scan}).isnull().any((TIME, LAT, LON)).values
+                found = {c for c, n in zip(scan, nan, strict=True) if n}
+            has_nan = [c in found for c in self.channels]
         masked = tuple(c for c, nan in zip(self.channels, has_nan, strict=True) if nan)
         if masked:
             log.info("%s: masked channel(s) %s: the loss skips their NaN points", self.name, masked)

@@ -161,3 +161,25 @@ def test_a_store_without_nan_has_no_masked_channel(tmp_path):
     assert data.masked_channels == () and not data.static_names[-1].startswith("valid:")
     assert to_batch(data[np.arange(4)]).valid is None
     train(store, tiny_config(2, validate_every=10_000), tmp_path / "run", progress=False)
+
+
+def test_a_lazily_read_store_without_nan_is_not_scanned_for_nan(tmp_path, caplog):
+    # the ingest counted the NaNs of every variable: a store larger than the memory
+    # limit (a few years of global fields) need not be read whole to find none
+    store = ingest(SYNTHETIC, tmp_path / "s.zarr", variables=["t2m"], progress=False)
+    spec = tiny_config(1).data.sample_spec
+    with caplog.at_level("INFO", logger="generators.data.dataset"):
+        data = ResidualDataset.from_store(
+            open_store(store.path), spec, period=Period(None, TRAIN_END), max_memory_bytes=0
+        )
+    assert not data.in_memory and data.masked_channels == ()
+    assert "looking for masked (NaN) points" not in caplog.text
+
+
+def test_a_lazily_read_masked_store_finds_its_masked_channel(masked_store):
+    store, _ = masked_store
+    spec = tiny_config(1).data.sample_spec
+    data = ResidualDataset.from_store(
+        open_store(store.path), spec, period=Period(None, TRAIN_END), max_memory_bytes=0
+    )
+    assert not data.in_memory and data.masked_channels == ("t2m",)
