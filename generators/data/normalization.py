@@ -178,7 +178,10 @@ def fit_normalization(data: ResidualDataset) -> Normalization:
         positions = data.pairs[data.pairs[:, 1] == j, 0]
         n = min(TENDENCY_SAMPLES, len(positions))
         pick = positions[np.linspace(0, len(positions) - 1, n).round().astype(np.int64)]
-        scale = unscaled.variability_scale(data.history_at(pick), spec.history).numpy()
+        if spec.variability_scaling:
+            scale = unscaled.variability_scale(data.history_at(pick), spec.history).numpy()
+        else:  # no history to read: on a global grid, 256 of them are gigabytes
+            scale = np.ones((n, len(data.channels)), dtype=np.float32)
         states = data.states(data.positions(pick, (0, lead)))
         tendency = (states[:, 1] - states[:, 0]) / scale[:, :, None, None]
         channel_std = np.nanstd(tendency, axis=(0, 2, 3)) * data.std

@@ -342,3 +342,21 @@ def test_variability_scaling_makes_targets_independent_of_the_regime():
 
     assert regime_ratio(False) == pytest.approx(4.0, rel=0.1)
     assert regime_ratio(True) == pytest.approx(1.0, rel=0.15)
+
+
+def test_fitting_the_normalisation_reads_no_history_without_variability_scaling(monkeypatch):
+    """The tendency std needs the histories only to scale by their variability: without
+    it, reading up to 256 histories per lead (gigabytes on a global grid) is waste."""
+    ds, stats = analysis(n_times=80)
+    read = []
+    real = ResidualDataset.history_at
+
+    def history_at(self, positions):
+        read.append(len(positions))
+        return real(self, positions)
+
+    monkeypatch.setattr(ResidualDataset, "history_at", history_at)
+    ResidualDataset(ds, stats, SampleSpec(history=6, leads=(1, 3)))
+    assert read == []
+    ResidualDataset(ds, stats, SampleSpec(history=6, leads=(1, 3), variability_scaling=True))
+    assert read, "with variability scaling the histories are read"
