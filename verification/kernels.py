@@ -266,13 +266,18 @@ def energy_score(members: np.ndarray, truth: np.ndarray, *, fair: bool) -> np.nd
         \\quad(\\text{fair: } 2M(M-1) \\text{ in the second denominator})
 
     Shapes: members (..., M, C), truth (..., C) -> (...). NaN where any component of the
-    truth or of a member is NaN. Cost O(M² C) per point, in M passes of O(M C).
+    truth or of a member is NaN. Cost O(M² C / 2) per point: each pair once (i < j, the
+    sum over i, j is twice theirs), in M - 1 passes over the members laid out last
+    (components first), which runs several times faster than over (..., M, C) when C
+    is small.
     """
     x = members.astype(np.float64, copy=False)
     m = x.shape[-2]
     error_term = np.linalg.norm(x - truth[..., None, :], axis=-1).mean(axis=-1)
+    by_component = np.ascontiguousarray(np.moveaxis(x, -1, 0))  # (C, ..., M)
     pair_sum = np.zeros(x.shape[:-2])
-    for i in range(m):
-        pair_sum += np.linalg.norm(x - x[..., i : i + 1, :], axis=-1).sum(axis=-1)
+    for i in range(m - 1):
+        d = by_component[..., i + 1 :] - by_component[..., i : i + 1]
+        pair_sum += 2.0 * np.sqrt(np.einsum("c...j,c...j->...j", d, d)).sum(axis=-1)
     denominator = 2.0 * m * (m - 1) if fair and m > 1 else 2.0 * m * m
     return error_term - pair_sum / denominator
