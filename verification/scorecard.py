@@ -86,7 +86,10 @@ def verify(
     (:func:`verification.comparison.against_reference`).
 
     Returns the tree described in the module docstring. Lazy inputs are computed chunk
-    by chunk in a single pass; memory stays at a few forecast chunks per worker.
+    by chunk in a single pass (each chunk read once). On a ``distributed`` cluster the
+    workers keep to their memory limit; dask's default threads read chunks ahead of the
+    reductions that free them, so there the memory grows with the forecast (figures in
+    docs/verification.md).
     """
     config = config or VerifyConfig()
     aligned = align_with_truth(forecast, truth)
