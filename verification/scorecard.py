@@ -33,11 +33,9 @@ from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any
 
-import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
-from dask.diagnostics import ProgressBar
 
 from pipeline.alignment import AlignedForecast, align_with_truth
 from pipeline.errors import InputError
@@ -57,6 +55,7 @@ from verification import scores as vs
 from verification.aggregation import count_valid
 from verification.base import SCORES
 from verification.comparison import against_reference, interval_card, reference_channels
+from verification.compute import compute_results
 from verification.config import EVENT, VARIABLE, VerifyConfig
 from verification.physics_group import physics_group, physics_sample
 from verification.resampling import score_parts, verified_share
@@ -86,10 +85,8 @@ def verify(
     (:func:`verification.comparison.against_reference`).
 
     Returns the tree described in the module docstring. Lazy inputs are computed chunk
-    by chunk in a single pass (each chunk read once). On a ``distributed`` cluster the
-    workers keep to their memory limit; dask's default threads read chunks ahead of the
-    reductions that free them, so there the memory grows with the forecast (figures in
-    docs/verification.md).
+    by chunk (:func:`verification.compute.compute_results`): in one pass, or one result
+    at a time when dask's local threads would hold too much of a large forecast.
     """
     config = config or VerifyConfig()
     aligned = align_with_truth(forecast, truth)
@@ -149,7 +146,7 @@ def verify(
                 "weight": verified_share(f, t, grid) if parts is None else parts["weight"],
             }
         )
-    (computed,) = _compute(lazy, progress=config.progress)
+    computed = compute_results(lazy, forecast_bytes=f.nbytes, progress=config.progress)
     empty = _members_without_values(f, computed["n_incomplete"])
     if empty:
         log.warning(
@@ -231,25 +228,6 @@ def score_chunks(forecast: xr.DataArray) -> dict[str, int]:
     leads = int(min(n_lead, max(1, SCORE_CHUNK_BYTES // cell)))
     inits = int(max(1, SCORE_CHUNK_BYTES // (cell * n_lead))) if leads == n_lead else 1
     return {INIT_TIME: min(inits, n_init), LEAD_TIME: leads}
-
-
-def _compute(lazy: dict[str, Any], *, progress: bool) -> tuple[dict[str, Any]]:
-    """Compute every lazy result together (shared input chunks are read once)."""
-    if progress and _distributed_client() is None:
-        with ProgressBar(dt=1.0):
-            return dask.compute(lazy)
-    return dask.compute(lazy)
-
-
-def _distributed_client() -> Any:
-    """The active ``distributed`` client, or None (also when distributed, an optional
-    dependency, is not installed)."""
-    try:
-        from distributed import get_client
-
-        return get_client()
-    except (ImportError, ValueError):
-        return None
 
 
 def _require_some_truth(aligned: AlignedForecast, truth: xr.Dataset) -> None:
