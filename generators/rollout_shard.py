@@ -28,9 +28,8 @@ from generators.checkpoint import Checkpoint
 from generators.device import resolve_device
 from generators.distributed import check_rendezvous
 from generators.rollout import inits_per_batch
-from generators.rollout_store import ForecastRun, forecast_to_store
+from generators.rollout_store import ForecastRun, forecast_to_store, pending_init_times
 from pipeline.errors import InputError, WxensError
-from pipeline.forecast_store import complete_init_times
 from pipeline.store import AnalysisStore
 
 log = logging.getLogger(__name__)
@@ -157,8 +156,14 @@ def _forecast_on_ranks(
     try:
         rank, world = dist.get_rank(), dist.get_world_size()
         failure = None
-        try:  # the initial times left to draw, read once so that every rank deals the same
-            pending = _pending(inits, out, options.get("recompute", False)) if rank == 0 else None
+        # the initial times left to draw, read once so that every rank deals the same (each
+        # rank skipping its own, a rerun after one had failed left it the rest to draw alone)
+        try:
+            pending = (
+                pending_init_times(inits, out, options.get("recompute", False))
+                if rank == 0
+                else None
+            )
         except Exception as err:
             failure, pending = err, _RankFailure(rank, str(err), isinstance(err, WxensError))
         shared = [pending]
@@ -205,23 +210,6 @@ class _RankFailure:
     rank: int
     message: str
     expected: bool
-
-
-def _pending(inits, out: str, recompute: bool) -> pd.DatetimeIndex:
-    """``inits`` less those ``out`` already holds completely (all of them to ``recompute``).
-    Dealt to the ranks after this, a rerun's initial times are shared out evenly: dealt
-    before, each rank skipped its own, and after a rank had failed it drew the rest alone."""
-    inits = pd.DatetimeIndex(inits)
-    done = pd.DatetimeIndex([]) if recompute else inits.intersection(complete_init_times(out))
-    if done.size:
-        log.info(
-            "%s already holds %d of the %d initial time(s) completely; they are skipped "
-            "(recompute to draw them again)",
-            out,
-            done.size,
-            inits.size,
-        )
-    return inits.difference(done)
 
 
 def _merged(runs: Sequence[ForecastRun]) -> ForecastRun:

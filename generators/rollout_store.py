@@ -43,6 +43,22 @@ class ForecastRun:
     calibration: SpreadCalibration | None
 
 
+def pending_init_times(inits, out: str, recompute: bool) -> pd.DatetimeIndex:
+    """``inits`` less those ``out`` already holds completely (none left out to
+    ``recompute``), saying how many it skips."""
+    inits = pd.DatetimeIndex(inits)
+    done = pd.DatetimeIndex([]) if recompute else inits.intersection(complete_init_times(out))
+    if done.size:
+        log.info(
+            "%s already holds %d of the %d initial time(s) completely; they are skipped "
+            "(recompute to draw them again)",
+            out,
+            done.size,
+            inits.size,
+        )
+    return inits.difference(done)
+
+
 def forecast_to_store(
     checkpoint: str | Checkpoint,
     store: AnalysisStore | str | Path,
@@ -81,18 +97,7 @@ def forecast_to_store(
     loaded = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     warn_if_trained_on(loaded, pd.DatetimeIndex(inits), leads_hours)
     data = ForecastData.from_store(loaded, store)
-    inits = pd.DatetimeIndex(inits)
-    if not recompute:
-        done = inits.intersection(complete_init_times(out))
-        if done.size:
-            log.info(
-                "%s already holds %d of the %d initial time(s) completely; they are skipped "
-                "(recompute to draw them again)",
-                out,
-                done.size,
-                inits.size,
-            )
-            inits = inits.difference(done)
+    inits = pending_init_times(inits, out, recompute)
     plan = plan_rollout(leads_hours, loaded.leads_hours, data.history_hours)
     data.windows(inits, plan)  # every initial time has its history: fail before writing
     model = loaded.build_model(device=resolve_device(device))
