@@ -72,18 +72,23 @@ def _dispatch(argv: list[str] | None) -> int:
     try:
         return int(args.run(args) or 0)
     except WxensError as err:
-        print(f"wxens {args.command}: error: {err}", file=sys.stderr)
+        _say(f"wxens {args.command}: error: {err}")
         return err.exit_code
     except OSError as err:
         if not environment_error(err):
             raise
-        print(
-            f"wxens {args.command}: error: {err}; {ENVIRONMENT_FIXES[err.errno]}", file=sys.stderr
-        )
+        _say(f"wxens {args.command}: error: {err}; {ENVIRONMENT_FIXES[err.errno]}")
         return WxensError.exit_code
     except KeyboardInterrupt:
-        print(f"wxens {args.command}: interrupted", file=sys.stderr)
+        _say(f"wxens {args.command}: interrupted")
         return 130
+
+
+def _say(line: str) -> None:
+    """``line`` on stderr in one write: the processes of a torchrun launch share it, and
+    ``print`` writes the text and its newline apart, so two ranks' errors ran together."""
+    sys.stderr.write(f"{line}\n")
+    sys.stderr.flush()
 
 
 ENVIRONMENT_FIXES = {
