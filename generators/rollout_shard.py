@@ -26,7 +26,7 @@ from distributed import wait
 
 from generators.checkpoint import Checkpoint
 from generators.device import resolve_device
-from generators.distributed import check_rendezvous
+from generators.distributed import check_rendezvous, world_from_env
 from generators.rollout import inits_per_batch
 from generators.rollout_store import ForecastRun, forecast_to_store, pending_init_times
 from pipeline.errors import InputError, WxensError
@@ -59,7 +59,10 @@ def shard_init_times(
 
 
 def launched_by_torchrun() -> bool:
-    """Whether this process is one rank of a ``torchrun`` launch (its variables are set)."""
+    """Whether this process is one rank of a ``torchrun`` launch (its variables are set);
+    ``WORLD_SIZE`` without a rank is refused, as training refuses it (it ran the whole
+    forecast in one process, silently)."""
+    world_from_env()
     return all(name in os.environ for name in TORCHRUN_ENV)
 
 

@@ -148,3 +148,17 @@ def test_torchruns_variables_without_its_meeting_point_are_refused(
     assert wxens([*command, "--out", str(root / "alone.zarr")]) == 2
     assert "MASTER_ADDR is not: start the processes with torchrun" in capsys.readouterr().err
     assert not (root / "alone.zarr").exists()
+
+
+def test_a_world_size_without_a_rank_is_refused_as_training_refuses_it(monkeypatch):
+    """WORLD_SIZE alone (left over in a shell) made `wxens forecast` run every initial
+    time in one process without a word, where `wxens train` refuses it."""
+    from generators.rollout_shard import launched_by_torchrun
+
+    for name in ("RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(InputError, match="WORLD_SIZE='2' is set but RANK=None is not a rank"):
+        launched_by_torchrun()
+    monkeypatch.delenv("WORLD_SIZE")
+    assert not launched_by_torchrun()
