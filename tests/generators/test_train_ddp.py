@@ -184,9 +184,9 @@ def test_a_rank_without_torchruns_meeting_point_is_refused(store, tmp_path, monk
         train(store, load_train_config(config_path), tmp_path / "x", world=World(0, 2, 0))
 
 
-def test_ctrl_c_stops_nproc_training_as_interrupted_with_a_checkpoint(store, tmp_path):
-    """Ctrl-C of `wxens train --nproc 2`: the launcher printed torchrun's SignalException
-    traceback and exited 1, and rank 1 said it had written a checkpoint."""
+def started_nproc_training(store, tmp_path: Path, **popen) -> tuple[subprocess.Popen, Path]:
+    """`wxens train --nproc 2` of a long run, in a process of its own (``popen``: its
+    keywords), once it has written its first checkpoint (or after 120 s); its OUT."""
     config_path = tmp_path / "c.yaml"
     config_path.write_text(CONFIG.replace("steps: 3", "steps: 100000"))
     out = tmp_path / "ddp"
@@ -194,12 +194,19 @@ def test_ctrl_c_stops_nproc_training_as_interrupted_with_a_checkpoint(store, tmp
     env.pop("WORLD_SIZE", None)
     command = [sys.executable, "-m", "flows.cli", "train", "--store", str(store.path)]
     command += ["--config", str(config_path), "--out", str(out), "--nproc", "2", "--no-progress"]
-    launch = subprocess.Popen(
-        command, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
+    launch = subprocess.Popen(command, env=env, **popen)
     deadline = time.monotonic() + 120
     while not (out / "last.pt").exists() and time.monotonic() < deadline:
         time.sleep(0.5)
+    return launch, out
+
+
+def test_ctrl_c_stops_nproc_training_as_interrupted_with_a_checkpoint(store, tmp_path):
+    """Ctrl-C of `wxens train --nproc 2`: the launcher printed torchrun's SignalException
+    traceback and exited 1, and rank 1 said it had written a checkpoint."""
+    launch, out = started_nproc_training(
+        store, tmp_path, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     os.killpg(launch.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     _, stderr = launch.communicate(timeout=120)
     assert launch.returncode == 130, stderr[-3000:]
@@ -211,17 +218,7 @@ def test_ctrl_c_stops_nproc_training_as_interrupted_with_a_checkpoint(store, tmp
 def test_the_processes_of_nproc_die_with_a_killed_launcher(store, tmp_path):
     """kill -9 of `wxens train --nproc 2` left both processes training on their own to the
     end, writing OUT/last.pt beside any rerun resumed there."""
-    config_path = tmp_path / "c.yaml"
-    config_path.write_text(CONFIG.replace("steps: 3", "steps: 100000"))
-    out = tmp_path / "ddp"
-    env = os.environ | {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    env.pop("WORLD_SIZE", None)
-    command = [sys.executable, "-m", "flows.cli", "train", "--store", str(store.path)]
-    command += ["--config", str(config_path), "--out", str(out), "--nproc", "2", "--no-progress"]
-    launch = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not (out / "last.pt").exists() and time.monotonic() < deadline:
-        time.sleep(0.5)
+    launch, _ = started_nproc_training(store, tmp_path, stderr=subprocess.DEVNULL)
     ranks = psutil.Process(launch.pid).children()
     assert len(ranks) == 2
     launch.kill()
