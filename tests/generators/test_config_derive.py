@@ -252,24 +252,23 @@ def test_train_from_a_derived_config_then_forecast(daily_global, tmp_path, capsy
     assert f"was derived from {Path(store).resolve()}, not --store {other}" in out
 
 
-def test_a_bad_override_of_a_derived_config_leaves_no_config(daily_global, tmp_path, capsys):
-    """`--set stepz=20` was refused after the derived config was written; a rerun then took
-    that config.yaml as one derived for it before."""
+@pytest.mark.parametrize(
+    ("refused", "message"),
+    [
+        # `--set stepz=20` was refused after the derived config was written; a rerun then
+        # took that config.yaml as one derived for it before
+        (["--set", "stepz=20"], "stepz"),
+        # `--nproc 3` was refused (batch 16 does not split) after the derived config was
+        # written; a rerun with another --lead then trained that config instead, saying
+        # its --lead was not used
+        (["--nproc", "3"], "does not split over 3 processes"),
+    ],
+)
+def test_a_refused_run_leaves_no_derived_config(daily_global, tmp_path, capsys, refused, message):
     run = tmp_path / "run"
     argv = ["train", "--store", str(daily_global.path), "--out", str(run), "--budget", "5min"]
-    assert wxens([*argv, "--set", "stepz=20", "--no-progress"]) == 2
-    assert "stepz" in capsys.readouterr().err
-    assert not (run / "config.yaml").exists()
-
-
-def test_a_refused_nproc_leaves_no_derived_config(daily_global, tmp_path, capsys):
-    """`--nproc 3` was refused (batch 16 does not split) after the derived config was
-    written; a rerun with another --lead then trained that config instead, saying its
-    --lead was not used."""
-    run = tmp_path / "run"
-    argv = ["train", "--store", str(daily_global.path), "--out", str(run), "--budget", "5min"]
-    assert wxens([*argv, "--nproc", "3", "--no-progress"]) == 2
-    assert "does not split over 3 processes" in capsys.readouterr().err
+    assert wxens([*argv, *refused, "--no-progress"]) == 2
+    assert message in capsys.readouterr().err
     assert not (run / "config.yaml").exists()
 
 
