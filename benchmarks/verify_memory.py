@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import platform
 import resource
 import shutil
 import subprocess
@@ -31,7 +30,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 
 RESULTS = Path(__file__).parent / "results" / "verify_memory.json"
 MODES = {"together": 1e9, "apart": 0.0}
@@ -81,17 +79,12 @@ def main() -> None:
         forecast, truth, n, mode, checks = args.case
         print(json.dumps(run_case(forecast, truth, int(n), mode, checks)))
         return
-    from benchmarks.verify_speed import write_stores
+    from benchmarks.verify_speed import machine, write_json, write_stores
 
     n_inits, grid = ((2, 4), (19, 36)) if args.quick else ((4, 16), (181, 360))
     root = Path(tempfile.mkdtemp(prefix="wxens-bench-"))
     results: dict = {
-        "machine": {
-            "cpus": psutil.cpu_count(),
-            "memory_bytes": psutil.virtual_memory().total,
-            "python": platform.python_version(),
-            "load_average_at_start": list(psutil.getloadavg()),
-        },
+        "machine": machine(),
         "quick": args.quick,
         "shape": {"member": 50, "lead_time": 4, "latitude": grid[0], "longitude": grid[1]},
         "cases": [],
@@ -115,10 +108,7 @@ def main() -> None:
             if (c["checks"], c["n_init"]) == (checks, n)
         ]
         np.testing.assert_allclose(*pair, rtol=1e-9)  # the same scores either way
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    out = RESULTS.with_name("verify_memory-quick.json") if args.quick else RESULTS
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"written {out}")
+    write_json(results, RESULTS, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -290,23 +290,30 @@ def main() -> None:
         if args.quick
         else {"kernels": (100, 50, 181, 360, 4), "out_of_core": (64, 50, 4, 181, 360, "600MiB")}
     )
-    results = {
-        "machine": {
-            "cpus": psutil.cpu_count(),
-            "memory_bytes": psutil.virtual_memory().total,
-            "python": platform.python_version(),
-            "load_average_at_start": list(psutil.getloadavg()),
-        },
-        "quick": args.quick,
-    }
+    results = {"machine": machine(), "quick": args.quick}
     if args.skip != "kernels":
         results["kernels_vs_xskillscore"] = benchmark_kernels(*sizes["kernels"])
         print(json.dumps(results["kernels_vs_xskillscore"], indent=1), flush=True)
     if args.skip != "out_of_core":
         results["out_of_core"] = benchmark_out_of_core(*sizes["out_of_core"])
         print(json.dumps(results["out_of_core"], indent=1), flush=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    out = RESULTS.with_name("verification-quick.json") if args.quick else RESULTS
+    write_json(results, RESULTS, quick=args.quick)
+
+
+def machine() -> dict:
+    """The machine a benchmark ran on, and how busy it was when it started."""
+    return {
+        "cpus": psutil.cpu_count(),
+        "memory_bytes": psutil.virtual_memory().total,
+        "python": platform.python_version(),
+        "load_average_at_start": list(psutil.getloadavg()),
+    }
+
+
+def write_json(results: dict, path: Path, *, quick: bool) -> None:
+    """``results`` to ``path``, or beside it as ``NAME-quick.json`` for a ``--quick`` run."""
+    out = path.with_name(f"{path.stem}-quick.json") if quick else path
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written {out}")
 
