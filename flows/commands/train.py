@@ -198,17 +198,15 @@ def derived_config(args: argparse.Namespace):
 
 
 def fixed_steps(overrides: Sequence[str]) -> int | None:
-    """The step count ``--set steps=N`` gives (the last one), or None: a derived config
-    takes it as its own (:func:`generators.config_derive.with_steps`), so the warm-up,
-    validation and checkpoint cadences, EMA and fine-tune follow it rather than the
-    budget's step count. A value that is no integer is left to the config's own check."""
-    given = [
-        value for key, _, value in (o.partition("=") for o in overrides) if key.strip() == "steps"
-    ]
-    try:
-        return int(given[-1]) if given else None
-    except ValueError:
-        return None
+    """The step count ``--set steps=N`` gives (read as the config reads it,
+    :func:`generators.config.apply_overrides`), or None: a derived config takes it as its
+    own (:func:`generators.config_derive.with_steps`), so the warm-up, validation and
+    checkpoint cadences, EMA and fine-tune follow it rather than the budget's step count.
+    A value that is no integer is left to the config's own check."""
+    from generators.config import apply_overrides
+
+    steps = apply_overrides({}, list(overrides)).get("steps")
+    return steps if isinstance(steps, int) and not isinstance(steps, bool) else None
 
 
 def derived_from(config_yaml: str) -> Path | None:
