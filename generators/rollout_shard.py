@@ -26,7 +26,7 @@ from distributed import wait
 
 from generators.checkpoint import Checkpoint
 from generators.device import resolve_device
-from generators.distributed import check_rendezvous, world_from_env
+from generators.distributed import backend_for, check_rendezvous, world_from_env
 from generators.rollout import inits_per_batch
 from generators.rollout_store import ForecastRun, forecast_to_store, pending_init_times
 from pipeline.errors import InputError, WxensError
@@ -154,8 +154,7 @@ def _forecast_on_ranks(
             torch.cuda.set_device(device)
         # a rank may finish a batch or more later than another: wait as long as it takes
         # (torchrun stops every rank when one dies)
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend, timeout=RANK_WAIT)
+        dist.init_process_group(backend_for(device), timeout=RANK_WAIT)
     try:
         rank, world = dist.get_rank(), dist.get_world_size()
         failure = None
@@ -168,7 +167,7 @@ def _forecast_on_ranks(
                 else None
             )
         except Exception as err:
-            failure, pending = err, _RankFailure(rank, str(err), isinstance(err, WxensError))
+            failure, pending = err, _RankFailure.of(rank, err)
         shared = [pending]
         dist.broadcast_object_list(shared, src=0)
         runs: list[ForecastRun | _RankFailure | None] = [shared[0]]
@@ -189,7 +188,7 @@ def _forecast_on_ranks(
                     **options,
                 )
             except Exception as err:  # the other ranks learn of it rather than wait for this one
-                failure, run = err, _RankFailure(rank, str(err), isinstance(err, WxensError))
+                failure, run = err, _RankFailure.of(rank, err)
             runs = [None] * world
             dist.all_gather_object(runs, run)
     finally:
@@ -213,6 +212,10 @@ class _RankFailure:
     rank: int
     message: str
     expected: bool
+
+    @classmethod
+    def of(cls, rank: int, err: Exception) -> _RankFailure:
+        return cls(rank, str(err), isinstance(err, WxensError))
 
 
 def _merged(runs: Sequence[ForecastRun]) -> ForecastRun:
