@@ -3,6 +3,7 @@ bfloat16 autocast used on CUDA (training and sampling alike)."""
 
 from __future__ import annotations
 
+import psutil
 import torch
 
 from pipeline.errors import InputError
@@ -45,3 +46,12 @@ def autocast(device: torch.device, bf16: bool) -> torch.autocast:
     return torch.autocast(
         device_type=device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda"
     )
+
+
+def available_memory(device: torch.device) -> tuple[int, int]:
+    """(device, host) bytes free now: ``torch.cuda.mem_get_info`` on CUDA (0 for the CPU,
+    whose arrays count against the host) and the host's available memory (psutil)."""
+    host = int(psutil.virtual_memory().available)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0]), host
+    return 0, host

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import psutil
 import torch
 from tqdm.auto import tqdm
 
@@ -40,7 +39,7 @@ from generators.correction.spread import SpreadCalibration
 from generators.data import calendar_features
 from generators.data.fields import masked_condition
 from generators.data.forecast import ForecastData
-from generators.device import autocast, resolve_device
+from generators.device import autocast, available_memory, resolve_device
 from generators.rollout_plan import RolloutPlan, check_ensemble_size, plan_rollout, same_hours
 from generators.samplers import BlockGenerators, Sampler
 from pipeline.errors import InputError
@@ -223,15 +222,6 @@ class BatchSize:
         windows = 2 if self.plan.rollout_steps else 1
         device = state * (windows * window + outputs + history + 4) + known
         return device, 3 * outputs * state
-
-
-def available_memory(device: torch.device) -> tuple[int, int]:
-    """(device, host) bytes free now: ``torch.cuda.mem_get_info`` on CUDA (0 for the CPU,
-    whose arrays count against the host) and the host's available memory (psutil)."""
-    host = int(psutil.virtual_memory().available)
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0]), host
-    return 0, host
 
 
 def check_batch_fits(size: BatchSize, device: torch.device) -> None:
