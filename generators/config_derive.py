@@ -23,6 +23,10 @@ longest lead wanted and a time budget:
 - **objective**: flow matching with the insolation as input (``data.solar_forcing``), a
   fair-CRPS fine-tune whose short sampler the forecasts use, and a spread calibration on
   the held-out period (up to :data:`MAX_CALIBRATION_INITS` initial times).
+- **batch**: :data:`BATCH_SIZE`, or the largest power of two below it whose training step
+  fits in :data:`MEMORY_SHARE` of the memory available (the host's, less the states to be
+  read into it, or the CUDA device's), as :mod:`generators.step_memory` estimates it; the
+  fair-CRPS fine-tune, whose members all keep their gradients, sets it on large grids.
 - **times**: the store's, or those up to ``end`` (days kept for testing stay unseen).
 - **steps**: a fixed ``N`` if given (reproducible, nothing timed), else sized to the
   budget. The main phase takes ``N`` steps and a fair-CRPS fine-tune ``N / 5``, with
@@ -54,11 +58,14 @@ from generators.config import (
     TrainConfig,
 )
 from generators.config_io import to_mapping
+from generators.data import CALENDAR_FEATURES, GEOMETRY_STATICS
 from generators.device import resolve_device
 from generators.models import FlowMatchingConfig
+from generators.step_memory import fitted_batch, step_memory, step_room
 from generators.step_timing import StepSeconds, measure_step_seconds
 from pipeline.errors import InputError
 from pipeline.schema import CHANNEL, LAT, LON, TIME, Period, to_channels
+from pipeline.solar import SOLAR_FORCINGS
 from pipeline.spec import to_timedelta
 from pipeline.store import AnalysisStore, open_store
 from verification.output import atomic_output
@@ -92,6 +99,8 @@ VALIDATIONS = 8
 """Validation losses (and checkpoints) over the main phase."""
 COARSEST_POINTS = 8
 BATCH_SIZE = 16
+MEMORY_SHARE = 0.8
+"""Share of the memory available that a derived config's training step may take."""
 CALIBRATION_MEMBERS = 16
 MAX_CALIBRATION_INITS = 64
 
@@ -227,11 +236,13 @@ def derive_config(
     step_seconds: StepSeconds | None = None,
     end: str | pd.Timestamp | None = None,
     steps: int | None = None,
+    processes: int = 1,
 ) -> DerivedConfig:
     """The training config of ``store`` (its times up to ``end``, default all) for
     forecasts up to ``lead`` (default: the history window) trained within ``budget``
     (default :data:`DEFAULT_BUDGET`) on ``device``, or for ``steps`` main steps (then
-    nothing is timed and ``budget`` must be None); rules in the module doc.
+    nothing is timed and ``budget`` must be None), its batch split over ``processes``
+    (``--nproc``); rules in the module doc.
     ``step_seconds``: the per-step times; None measures them
     (:func:`measure_step_seconds`), and the time spent measuring comes off the budget."""
     store = store if isinstance(store, AnalysisStore) else open_store(store)
@@ -295,6 +306,19 @@ def derive_config(
         ),
         device=device,
     )
+    statics = len(GEOMETRY_STATICS) + len(store.dataset.data_vars) - len(dynamic)
+    sized = replace(
+        backbone,
+        channels=len(channels),
+        history=history,
+        static_channels=statics + len(SOLAR_FORCINGS),
+        calendar_features=len(CALENDAR_FEATURES),
+    )
+    memory = step_memory(config, replace(config.model.config, backbone=sized), grid)
+    states = [n * len(channels) * grid[0] * grid[1] * 4 for n in (n_train, n_held)]
+    reserved = sum(b for b in states if b <= config.data.max_memory_bytes)  # read into memory
+    room = step_room(resolve_device(device), processes, reserved)
+    config, batch_note = fitted_batch(config, memory, room, processes, MEMORY_SHARE)
     kind = "global" if periodic else "regional"
     if steps is not None:
         config, sizing = with_steps(config, steps), f"steps: {steps} main steps, fixed"
@@ -319,6 +343,7 @@ def derive_config(
         f"train {train}; validation, calibration and tuning on the last "
         f"{n_held / len(times):.0%} ({duration_text(n_held * step)}): {held_out}",
         f"backbone widths {list(backbone.widths)} for the grid and {n_train} training times",
+        batch_note,
         sizing,
     )
     return DerivedConfig(config, notes)

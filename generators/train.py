@@ -54,6 +54,7 @@ from generators.distributed import (
 from generators.ema import EMA
 from generators.models import GENERATORS
 from generators.objective import ResidualGenerator
+from generators.step_memory import check_training_fits
 from generators.train_plan import (
     TrainResult,
     keep_log_to,
@@ -147,6 +148,7 @@ class Trainer:
         self.train_weights = lead_draw_weights(self.train_data, d.lead_weights)
         self.fine_tune_weights = lead_draw_weights(self.fine_tune_data, d.lead_weights)
         self.model_config = model_config_for(config, self.train_data)
+        check_training_fits(config, self.model_config, self.train_data, self.device, world)
         workers = loader_workers(self.device, world)
         cuda = self.device.type == "cuda"
         self.items = ItemsAhead(workers, config.seed, pin_memory=cuda)

@@ -184,7 +184,10 @@ def derived_config(args: argparse.Namespace):
             f"--set steps={steps} fixes the derived config's step count and --budget "
             f"{args.budget} sizes it: give one of them"
         )
-    derived = derive_config(args.store, lead=args.lead, budget=args.budget, steps=steps)
+    processes = max(1, args.nproc or 1)  # the derived batch splits over them
+    derived = derive_config(
+        args.store, lead=args.lead, budget=args.budget, steps=steps, processes=processes
+    )
     derived.write(path)
     try:
         config = load_train_config(path, args.overrides)

@@ -1,0 +1,213 @@
+"""Memory of a training step, estimated before any step is taken: :func:`step_memory`, by
+which :func:`generators.config_derive.derive_config` fits its batch to the machine and
+:class:`generators.train.Trainer` refuses a batch that cannot fit (:func:`check_step_fits`).
+
+A step holds the parameters :data:`PARAMETER_COPIES` times (the weights, their gradients,
+AdamW's two moments and the EMA's copy) and, from the loss to its backward pass, the
+tensors autograd saves for it. Those are counted by running the phase's loss on the meta
+device (shapes only: no memory, no compute) under
+:func:`torch.autograd.graph.saved_tensors_hooks`, each storage once. They grow linearly
+with the batch, so two counts (batches 1 and 2) give them at any batch. The fine-tune's
+fair-CRPS loss draws ``crps_members`` members through ``crps_nfe`` network evaluations
+with gradients, so it holds about ``crps_members x crps_nfe`` times (8 by default) the
+main phase's activations: it sets the batch on large grids.
+
+The count is float32 (an upper bound under bf16 autocast); the activations are taken
+:data:`ACTIVATION_MARGIN` times for what it leaves out (the backward pass's gradient
+buffers, kernels' workspaces, the allocator's slack). ``benchmarks/train_memory.py`` sets
+the estimate beside the peak resident memory of real CPU steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass
+
+import torch
+
+from generators.base import Batch, Condition
+from generators.config import TrainConfig
+from generators.data import ResidualDataset
+from generators.device import available_memory
+from generators.distributed import World, shard_size
+from generators.models import GENERATORS
+from pipeline.errors import InputError
+
+PARAMETER_COPIES = 5
+"""Copies of the parameters a step holds: weights, gradients, two AdamW moments, the EMA."""
+ACTIVATION_MARGIN = 1.3
+"""Factor on the counted activations. Real CPU steps on 1 and 2 degree global grids peaked
+at 1.14 to 1.29 times the count (``benchmarks/train_memory.py``); on the UK sample's small
+grid, whose many small tensors the allocator fragments, at 1.5 to 1.6 (below 2 GiB)."""
+
+
+@dataclass(frozen=True)
+class PhaseMemory:
+    """Bytes of a step of one phase: the parameters' copies, and the activations autograd
+    saves, ``fixed + batch * per_sample`` (as counted, without the margin)."""
+
+    name: str
+    parameters: int
+    fixed: int
+    per_sample: int
+
+    def counted(self, batch: int) -> int:
+        return self.parameters + self.fixed + batch * self.per_sample
+
+    def estimate(self, batch: int) -> int:
+        """:meth:`counted` with the activations taken :data:`ACTIVATION_MARGIN` times."""
+        return self.parameters + round(ACTIVATION_MARGIN * (self.fixed + batch * self.per_sample))
+
+
+@dataclass(frozen=True)
+class StepMemory:
+    """The :class:`PhaseMemory` of the main phase and of the fine-tune (if any)."""
+
+    phases: tuple[PhaseMemory, ...]
+
+    def bytes_at(self, batch: int) -> int:
+        """Peak bytes of a step at ``batch`` samples, over the phases."""
+        return max(phase.estimate(batch) for phase in self.phases)
+
+    def largest_batch(self, available: int, most: int) -> int:
+        """The largest power of two up to ``most`` whose step fits in ``available`` bytes
+        (0: not even one sample)."""
+        batch = 1 << (most.bit_length() - 1)
+        while batch >= 1 and self.bytes_at(batch) > available:
+            batch //= 2
+        return batch
+
+    def text(self, batch: int) -> str:
+        """``3.1 GiB (fine-tune; main 0.6 GiB)``: the step's bytes at ``batch``, by phase."""
+        peak, *others = sorted(self.phases, key=lambda phase: -phase.estimate(batch))
+        rest = ", ".join(f"{p.name} {gib(p.estimate(batch))}" for p in others)
+        return f"{gib(peak.estimate(batch))} ({peak.name}" + (f"; {rest})" if rest else ")")
+
+
+def gib(n: int | float) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+def step_memory(config: TrainConfig, model_config: object, grid: tuple[int, int]) -> StepMemory:
+    """The :class:`StepMemory` of ``config``'s phases, its model sized by ``model_config``
+    (the backbone's channels, history, static fields and calendar features set), on a
+    (H, W) ``grid``. Counted once per model, phases and grid (about a second)."""
+    kinds = [("main", model_config)]
+    if config.fine_tune is not None:
+        tuned = dataclasses.replace(model_config, **config.fine_tune.objective_overrides())
+        kinds.append(("fine-tune", tuned))
+    return _counted(config.model.kind, tuple(kinds), tuple(grid))
+
+
+@functools.lru_cache(maxsize=16)
+def _counted(kind: str, kinds: tuple, grid: tuple[int, int]) -> StepMemory:
+    with torch.device("meta"):
+        model = GENERATORS[kind](kinds[0][1])
+    parameters = PARAMETER_COPIES * sum(p.numel() * p.element_size() for p in model.parameters())
+    phases = []
+    for name, objective in kinds:
+        model.config = objective
+        one, two = (_saved_bytes(model, grid, batch) for batch in (1, 2))
+        phases.append(PhaseMemory(name, parameters, 2 * one - two, two - one))
+    return StepMemory(tuple(phases))
+
+
+def _saved_bytes(model: torch.nn.Module, grid: tuple[int, int], batch: int) -> int:
+    """Bytes autograd saves for the backward pass of ``model``'s loss on a meta batch, and
+    the batch itself, each storage counted once."""
+    c = model.backbone.config
+    h, w = grid
+    with torch.device("meta"):
+        condition = Condition(
+            history=torch.zeros(batch, c.history, c.channels, h, w),
+            static=torch.zeros(batch, c.static_channels, h, w),
+            calendar=torch.zeros(batch, c.calendar_features),
+            lead=torch.ones(batch),
+        )
+        inputs = Batch(condition, target=torch.zeros(batch, c.channels, h, w))
+    saved: dict[int, torch.Tensor] = {}  # by id of the base tensor, which it keeps alive
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        base = t if t._base is None else t._base
+        saved[id(base)] = base
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model.loss(inputs)
+    tensors = list(saved.values()) + [condition.history, condition.static, inputs.target]
+    return sum(
+        t.numel() * t.element_size() for t in tensors if not isinstance(t, torch.nn.Parameter)
+    )
+
+
+def step_room(device: torch.device, processes: int = 1, reserved: int = 0) -> tuple[int, str]:
+    """Bytes one process's training step may take now, and where: the free memory of a
+    CUDA device (one a process), else the host's available memory less ``reserved`` (what
+    is yet to be read into it), shared by ``processes`` processes."""
+    on_device, on_host = available_memory(device)
+    if device.type == "cuda":
+        return on_device, str(device)
+    room = max(0, on_host - reserved) // processes
+    return room, "the host" + (f" (a share of {processes} processes)" if processes > 1 else "")
+
+
+def check_training_fits(
+    config: TrainConfig,
+    model_config: object,
+    data: ResidualDataset,
+    device: torch.device,
+    world: World,
+) -> None:
+    """Refuse, before any step, a ``config`` whose training step on the grid of ``data``
+    needs more memory than this rank has (:func:`check_step_fits`); on the CPU the ranks
+    share the host's."""
+    sharing = 1 if device.type == "cuda" else world.size
+    memory = step_memory(config, model_config, tuple(data.static.shape[-2:]))
+    check_step_fits(
+        memory, shard_size(config.batch_size, world), step_room(device, sharing), world.size
+    )
+
+
+def check_step_fits(memory: StepMemory, shard: int, room: tuple[int, str], ranks: int = 1) -> None:
+    """Refuse a step of ``shard`` samples on each of ``ranks`` ranks that needs more than the
+    ``room`` of a rank (:func:`step_room`): an :class:`InputError` with the estimate and the
+    batch size that fits."""
+    available, where = room
+    if memory.bytes_at(shard) <= available:
+        return
+    fits = memory.largest_batch(available, shard) * ranks
+    fix = (
+        f"lower batch_size to {fits} (--set batch_size={fits})"
+        if fits
+        else "train on a machine or device with more memory, or ingest a coarser grid or a "
+        "smaller region"
+    )
+    raise InputError(
+        f"a training step of {shard} sample(s) needs about {memory.text(shard)} on {where}, "
+        f"but {gib(available)} is available; {fix}"
+    )
+
+
+def fitted_batch(
+    config: TrainConfig, memory: StepMemory, room: tuple[int, str], processes: int, share: float
+) -> tuple[TrainConfig, str]:
+    """``config`` with the largest batch (a power of two a process, at most its own batch
+    in all) whose step fits in ``share`` of the ``room`` of a process (:func:`step_room`),
+    and a note saying so; an :class:`InputError` when one sample does not fit."""
+    available, where = room
+    most = max(1, config.batch_size // processes)
+    shard = memory.largest_batch(round(share * available), most)
+    if shard == 0:
+        raise InputError(
+            f"a training step of one sample needs about {memory.text(1)}, more than "
+            f"{share:.0%} of the {gib(available)} available on {where}; train on a machine or "
+            "device with more memory, or ingest a coarser grid or a smaller region"
+        )
+    note = (
+        f"batch {shard * processes}: a step needs about {memory.text(shard)}, within {share:.0%} "
+        f"of the {gib(available)} available on {where}"
+    )
+    if shard < most:
+        note += f" ({most * processes} would need {gib(memory.bytes_at(most))})"
+    return dataclasses.replace(config, batch_size=shard * processes), note

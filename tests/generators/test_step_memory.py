@@ -1,0 +1,131 @@
+"""The memory of a training step, estimated before any step: its count against limit cases
+(linear in the batch, growing with the grid, the fine-tune's members and evaluations), a
+derived config's batch fitted to the memory available, and a config that cannot fit
+refused before anything is written (the 1 degree global store of the "bigger data"
+walkthrough trained at batch 16 into an out-of-memory kill)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+import generators.config_derive
+import generators.step_memory
+from flows.cli import main as wxens
+from generators.config import DataConfig, FineTuneConfig, ModelSpec, TrainConfig
+from generators.config_derive import derive_config
+from generators.models import GENERATORS, FlowMatchingConfig
+from generators.step_memory import _saved_bytes, step_memory
+from pipeline.store import ingest
+
+from tiny import TINY
+
+FLOW = FlowMatchingConfig(backbone=dataclasses.replace(TINY, attention_heads=0))
+CONFIG = TrainConfig(
+    model=ModelSpec("flow_matching", FLOW),
+    data=DataConfig(channels=("t2m",)),
+    fine_tune=FineTuneConfig(crps_members=4, crps_nfe=2),
+)
+
+
+def phase(memory, name):
+    (found,) = [p for p in memory.phases if p.name == name]
+    return found
+
+
+def test_the_count_is_linear_in_the_batch_and_grows_with_the_grid_and_the_members():
+    memory = step_memory(CONFIG, FLOW, (32, 48))
+    main, tuned = phase(memory, "main"), phase(memory, "fine-tune")
+    with torch.device("meta"):
+        model = GENERATORS["flow_matching"](FLOW)
+    # a third batch, counted on its own, on the line through batches 1 and 2
+    assert _saved_bytes(model, (32, 48), 5) == main.counted(5) - main.parameters
+    # four times the points, about four times the activations of a sample
+    bigger = phase(step_memory(CONFIG, FLOW, (64, 96)), "main")
+    assert 3.5 < bigger.per_sample / main.per_sample < 4.5
+    # 4 members x 2 evaluations, each keeping its activations for the backward pass
+    assert 6 < tuned.per_sample / main.per_sample < 10
+    assert memory.bytes_at(8) == tuned.estimate(8) > main.estimate(8)
+    # the parameters: weights, gradients, two AdamW moments and the EMA
+    n = sum(p.numel() for p in model.parameters())
+    assert main.parameters == 5 * 4 * n
+    assert memory.largest_batch(memory.bytes_at(4), 16) == 4
+    assert memory.largest_batch(memory.bytes_at(4) - 1, 16) == 2
+    assert memory.largest_batch(memory.bytes_at(1) - 1, 16) == 0
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("memory") / "global.zarr"
+    spec = "synthetic:n_lat=16,n_lon=32,lon_min=0,lon_max=348.75,n_times=200,step=6h,seed=4"
+    return ingest(spec, path, variables=["t2m"], progress=False)
+
+
+def room(monkeypatch, gib_free: float) -> None:
+    free = int(gib_free * 2**30)
+    monkeypatch.setattr(generators.step_memory, "available_memory", lambda device: (0, free))
+
+
+def recorded(monkeypatch, module) -> list:
+    """The step memories ``module`` counts from now on (its ``step_memory`` recorded)."""
+    seen = []
+    real = module.step_memory
+
+    def record(*args):
+        seen.append(real(*args))
+        return seen[-1]
+
+    monkeypatch.setattr(module, "step_memory", record)
+    return seen
+
+
+def test_a_derived_batch_fits_the_memory_available(store, monkeypatch):
+    seen = recorded(monkeypatch, generators.config_derive)
+    assert derive_config(store, steps=20, device="cpu").config.batch_size == 16
+    memory = seen[-1]
+    # room for batch 4 (and the states, read into memory) within 80 %, not for 8
+    states = 200 * 16 * 32 * 4
+    room(monkeypatch, (memory.bytes_at(4) / 0.8 + states + 1) / 2**30)
+    derived = derive_config(store, steps=20, device="cpu")
+    assert derived.config.batch_size == 4
+    assert any("batch 4: a step needs about" in n and "16 would need" in n for n in derived.notes)
+    # split over 2 processes, each with half of the host: 2 + 2
+    room(monkeypatch, (2 * memory.bytes_at(2) / 0.8 + states + 1) / 2**30)
+    assert derive_config(store, steps=20, device="cpu", processes=2).config.batch_size == 4
+
+
+def test_a_store_too_large_for_one_sample_is_refused_before_any_config(
+    store, tmp_path, monkeypatch, capsys
+):
+    room(monkeypatch, 0.001)
+    run = tmp_path / "run"
+    argv = ["train", "--store", str(store.path), "--out", str(run), "--set", "steps=20"]
+    assert wxens([*argv, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "a training step of one sample needs about" in err
+    assert "ingest a coarser grid or a smaller region" in err
+    assert not (run / "config.yaml").exists()
+
+
+def test_a_written_config_too_large_is_refused_with_the_batch_that_fits(
+    store, tmp_path, monkeypatch, capsys
+):
+    run = tmp_path / "run"
+    argv = ["train", "--store", str(store.path), "--out", str(run), "--no-progress"]
+    argv += ["--set", "steps=2", "--threads", "1"]
+    seen = recorded(monkeypatch, generators.step_memory)
+    assert wxens(argv) == 0  # derives config.yaml, at batch 16, and trains it
+    config, memory = run / "config.yaml", seen[-1]  # as the training counted it
+    room(monkeypatch, (memory.bytes_at(2) + 1) / 2**30)
+    other = tmp_path / "other"
+    argv = ["train", "--store", str(store.path), "--config", str(config), "--out", str(other)]
+    assert wxens([*argv, "--no-progress", "--threads", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "a training step of 16 sample(s) needs about" in err
+    assert "lower batch_size to 2 (--set batch_size=2)" in err
+    assert not (other / "last.pt").exists()
+    # the advice taken, it trains
+    assert wxens([*argv, "--no-progress", "--threads", "1", "--set", "batch_size=2"]) == 0
+    assert (other / "last.pt").exists()
