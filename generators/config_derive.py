@@ -341,7 +341,7 @@ def derive_config(
         f"history: the last {history} states; leads {list(leads)} native steps, up to "
         f"{duration_text(lead)}",
         f"train {train}; validation, calibration and tuning on the last "
-        f"{n_held / len(times):.0%} ({duration_text(n_held * step)}): {held_out}",
+        f"{n_held / len(times):.0%} ({_span_text(n_held * step)}): {held_out}",
         f"backbone widths {list(backbone.widths)} for the grid and {n_train} training times",
         batch_note,
         sizing,
@@ -380,6 +380,13 @@ def with_steps(config: TrainConfig, steps: int) -> TrainConfig:
         checkpoint_every=cadence,
         fine_tune=replace(config.fine_tune, steps=max(1, steps // MAIN_STEPS_PER_FINE_TUNE_STEP)),
     )
+
+
+def _span_text(span: pd.Timedelta) -> str:
+    """:func:`duration_text`, but a span of days that is not whole in days as days
+    (``9.67 days``, not ``232h``)."""
+    days = span / pd.Timedelta(days=1)
+    return duration_text(span) if days < 2 or days.is_integer() else f"{days:.2f} days"
 
 
 def _stamp(t: pd.Timestamp) -> str:

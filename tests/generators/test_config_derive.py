@@ -107,6 +107,12 @@ def test_hourly_regional(hourly):
     assert not backbone.periodic_longitude
 
 
+def test_a_held_out_period_of_days_reads_in_days(hourly):
+    """The 1 degree global store's held-out period printed as "2634h"."""
+    notes = derive_config(hourly, end=times_of(hourly)[2310], steps=20).notes
+    assert any("on the last 10% (9.67 days): " in note for note in notes)  # 232 h
+
+
 def test_six_hourly_regional_levels_from_the_grid(six_hourly):
     config = derive_config(six_hourly, lead="2d", step_seconds=SECONDS).config
     assert config.data.history == 4  # a day of 6-hourly states
