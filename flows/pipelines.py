@@ -22,7 +22,7 @@ from flows.inputs import (
 )
 from flows.runtime import inputs_fingerprint, outputs_current, record_outputs, unless_done
 from generators.correction.spec import CorrectionSpec
-from generators.correction.tuned import resolve_correction, tuned_path
+from generators.correction.tuned import no_correction_reason, resolve_correction
 from pipeline.forecast_store import check_extends, complete_init_times
 from pipeline.transaction import is_store
 
@@ -327,10 +327,8 @@ def ensemble_run(
         )
     elif corrected_store:
         get_run_logger().warning(
-            "no correction weights given and none tuned for %s that correct (%s): %s is "
-            "delivered uncorrected and %s is not written",
-            checkpoint,
-            tuned_path(checkpoint),
+            "%s: %s is delivered uncorrected and %s is not written",
+            no_correction_reason(checkpoint, *weights, store=store),
             forecast_store,
             corrected_store,
         )

@@ -60,30 +60,15 @@ def run(args: argparse.Namespace) -> int:
 
     from generators.correction.bias import bias_correct_store
     from generators.correction.ranks import RANK_STATISTIC
-    from generators.correction.tuned import load_tuned, resolve_correction, tuned_path
+    from generators.correction.tuned import no_correction_reason, resolve_correction
     from pipeline.errors import InputError
     from pipeline.schema import INIT_TIME, LEAD_TIME
 
-    spec = resolve_correction(
-        args.checkpoint, args.bias_weight, args.spread_weight, args.rank_weight
-    )
+    weights = (args.bias_weight, args.spread_weight, args.rank_weight)
+    spec = resolve_correction(args.checkpoint, *weights)
     if not spec.applies:
-        if args.checkpoint is None:
-            raise InputError(
-                "no correction weights: give --checkpoint K (the weights `wxens tune` chose for "
-                "the checkpoint that made the forecast) or --bias-weight W"
-            )
-        if load_tuned(args.checkpoint) is None:
-            raise InputError(
-                f"{args.checkpoint} has no tuned correction ({tuned_path(args.checkpoint)}): run "
-                f"`wxens tune --checkpoint {args.checkpoint} --store {args.truth}` first, or "
-                "give --bias-weight W"
-            )
-        raise InputError(
-            f"`wxens tune` chose no correction for {args.checkpoint} "
-            f"({tuned_path(args.checkpoint)}): none lowered its cross-validated fair CRPS; use "
-            f"{args.forecast} as it is, or give --bias-weight W"
-        )
+        reason = no_correction_reason(args.checkpoint, *weights, store=args.truth)
+        raise InputError(f"{reason}; nothing written: {args.forecast} is the forecast as it is")
     result = bias_correct_store(args.forecast, args.truth, args.out, spec)
     extra = "".join(
         f", {what} weight {weight:g}"

@@ -113,3 +113,40 @@ def resolve_correction(
         return CorrectionSpec(bias_weight or 0.0, spread_weight, rank_weight)
     tuned = None if checkpoint is None else load_tuned(checkpoint)
     return tuned if tuned is not None else CorrectionSpec()
+
+
+def no_correction_reason(
+    checkpoint: str | Path | None,
+    bias_weight: float | None = None,
+    spread_weight: float | None = None,
+    rank_weight: float | None = None,
+    *,
+    store: str | Path | None = None,
+) -> str:
+    """Why :func:`resolve_correction` of the same arguments corrects nothing, naming the
+    fix: weights given that are off (a bias weight of 0), no checkpoint, a checkpoint never
+    tuned (or tuned before it changed), or one for which `wxens tune` chose none. store:
+    the analysis store to name in the `wxens tune` command it suggests."""
+    given = [w for w in (bias_weight, spread_weight, rank_weight) if w is not None]
+    if given:
+        return (
+            f"the weights given correct nothing (bias weight {bias_weight or 0:g}: a bias "
+            "weight of 0 is no correction, the spread and rank stages act on the "
+            "bias-corrected forecast, and weights given replace all of the tuned ones): give "
+            "--bias-weight W in (0, 1], or no weight for the tuned ones"
+        )
+    if checkpoint is None:
+        return (
+            "no correction weights: give --checkpoint K (the weights `wxens tune` chose for "
+            "the checkpoint that made the forecast) or --bias-weight W"
+        )
+    if load_tuned(checkpoint) is None:
+        return (
+            f"{checkpoint} has no tuned correction ({tuned_path(checkpoint)}): run "
+            f"`wxens tune --checkpoint {checkpoint} --store {store or 'STORE'}` first, or give "
+            "--bias-weight W"
+        )
+    return (
+        f"`wxens tune` chose no correction for {checkpoint} ({tuned_path(checkpoint)}): none "
+        "lowered its cross-validated fair CRPS; give --bias-weight W to correct all the same"
+    )

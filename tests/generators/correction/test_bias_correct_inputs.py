@@ -1,0 +1,90 @@
+"""``wxens bias-correct`` on the inputs a forecaster gets wrong: weights of 0, a truth
+store that does not cover the forecast's grid or period."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from flows.cli import main
+from generators.correction.spec import CorrectionSpec
+from generators.correction.tuned import no_correction_reason, save_tuned
+from pipeline.forecast_store import ForecastProvenance, write_forecast
+from pipeline.store import ingest
+
+PROVENANCE = ForecastProvenance("flow_matching", "0123456789abcdef", "euler:nfe=2", 2, 0)
+
+
+@pytest.fixture()
+def analysis(tmp_path):
+    return ingest(
+        "synthetic:n_lat=4,n_lon=5,n_times=40,step=6h,seed=3",
+        tmp_path / "truth.zarr",
+        variables=["t2m"],
+        progress=False,
+    )
+
+
+def forecast_of(store, offset: float = 1.0, members: int = 4) -> xr.Dataset:
+    """Members = the truth at each valid time + ``offset`` + zero-mean noise."""
+    truth = store.dataset.t2m.load()
+    inits = pd.DatetimeIndex(truth.time.values[4:20])
+    leads = pd.to_timedelta([6, 24], unit="h")
+    valid = truth.sel(
+        time=xr.DataArray(
+            inits.values[:, None] + leads.values[None], dims=("init_time", "lead_time")
+        )
+    )
+    noise = np.random.default_rng(2).normal(size=(members, *valid.shape))
+    values = valid.values[None] + offset + noise - noise.mean(axis=0)
+    dims = ("init_time", "member", "lead_time", "latitude", "longitude")
+    return xr.Dataset(
+        {"t2m": (dims, values.transpose(1, 0, 2, 3, 4))},
+        coords={
+            "init_time": inits,
+            "member": np.arange(members),
+            "lead_time": leads,
+            "latitude": truth.latitude.values,
+            "longitude": truth.longitude.values,
+        },
+    )
+
+
+@pytest.fixture()
+def raw(analysis, tmp_path):
+    path = tmp_path / "raw.zarr"
+    write_forecast(path, forecast_of(analysis), PROVENANCE)
+    return path
+
+
+@pytest.mark.parametrize("tuned", [None, 0.2])
+def test_a_bias_weight_of_0_is_said_to_correct_nothing(analysis, raw, tmp_path, capsys, tuned):
+    """--bias-weight 0 was answered 'no correction weights: give ... --bias-weight W', or
+    with a tuned checkpoint, '`wxens tune` chose no correction' although it chose 0.2."""
+    out = tmp_path / "out.zarr"
+    args = ["bias-correct", str(raw), "--truth", str(analysis.path), "--out", str(out)]
+    if tuned is not None:
+        run = tmp_path / "run"
+        run.mkdir()
+        (run / "last.pt").write_bytes(b"the checkpoint the forecast came from")
+        save_tuned(run, CorrectionSpec(tuned), {})
+        args += ["--checkpoint", str(run)]
+    assert main([*args, "--bias-weight", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "the weights given correct nothing (bias weight 0" in err
+    assert "chose no correction" not in err and "no correction weights" not in err
+    assert not out.exists()
+
+
+def test_the_reason_for_no_correction_names_what_was_given(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"weights")
+    assert "give --checkpoint K" in no_correction_reason(None)
+    assert "has no tuned correction" in no_correction_reason(run, store="s.zarr")
+    assert "--store s.zarr" in no_correction_reason(run, store="s.zarr")
+    save_tuned(run, CorrectionSpec(0.0), {})
+    assert "chose no correction" in no_correction_reason(run)
+    assert "weights given correct nothing" in no_correction_reason(run, 0.0, 0.0)
