@@ -315,7 +315,11 @@ def ensemble_run(
         dask_scheduler=dask_scheduler,
     )
     delivered = forecast_store
-    spec = resolve_correction(checkpoint, *weights) if corrected_store else CorrectionSpec()
+    spec = (
+        resolve_correction(checkpoint, *weights, forecast=forecast_store)
+        if corrected_store
+        else CorrectionSpec()
+    )
     if spec.applies:
         delivered = bias_correct(
             forecast_store,

@@ -156,7 +156,7 @@ def bias_correct_forecast(
     recalibration's ``rank_weight``; with none of them, the weights ``wxens tune`` stored
     with ``checkpoint`` (:func:`generators.correction.tuned.resolve_correction`); returns
     ``out``."""
-    spec = resolve_correction(checkpoint, weight, spread_weight, rank_weight)
+    spec = resolve_correction(checkpoint, weight, spread_weight, rank_weight, forecast=forecast)
     bias_correct_store(forecast, truth, out, spec)
     return out
 

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.schema import INIT_TIME, LEAD_TIME
 
     weights = (args.bias_weight, args.spread_weight, args.rank_weight)
-    spec = resolve_correction(args.checkpoint, *weights)
+    spec = resolve_correction(args.checkpoint, *weights, forecast=args.forecast)
     if not spec.applies:
         reason = no_correction_reason(args.checkpoint, *weights, store=args.truth)
         raise InputError(f"{reason}; nothing written: {args.forecast} is the forecast as it is")

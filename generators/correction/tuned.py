@@ -106,13 +106,35 @@ def resolve_correction(
     bias_weight: float | None = None,
     spread_weight: float | None = None,
     rank_weight: float | None = None,
+    *,
+    forecast: str | Path | None = None,
 ) -> CorrectionSpec:
     """The weights to correct with: those given if any is given (the others off), else the
-    ones tuned for ``checkpoint`` (:func:`load_tuned`), else none (bias weight 0)."""
+    ones tuned for ``checkpoint`` (:func:`load_tuned`), else none (bias weight 0). With
+    ``forecast``, the forecast store to correct, tuned weights are used only for the
+    checkpoint that made it (:func:`check_made_by`)."""
     if bias_weight is not None or spread_weight is not None or rank_weight is not None:
         return CorrectionSpec(bias_weight or 0.0, spread_weight, rank_weight)
     tuned = None if checkpoint is None else load_tuned(checkpoint)
+    if tuned is not None and forecast is not None:
+        check_made_by(checkpoint, forecast)
     return tuned if tuned is not None else CorrectionSpec()
+
+
+def check_made_by(checkpoint: str | Path, forecast: str | Path) -> None:
+    """InputError, naming both digests, unless the forecast store ``forecast`` was made by
+    the checkpoint file ``checkpoint`` (a training directory: its ``last.pt``): the weights
+    tuned for one model say nothing of another's errors."""
+    from pipeline.forecast_store import ForecastProvenance, open_forecast
+
+    made_by = ForecastProvenance.from_attrs(open_forecast(forecast).attrs).checkpoint_digest
+    digest = checkpoint_digest(checkpoint)
+    if made_by != digest:
+        raise InputError(
+            f"{forecast} was made by the checkpoint {made_by}, not by {checkpoint} ({digest}), "
+            "whose tuned weights were chosen on its own forecasts: give --checkpoint the "
+            "checkpoint that made the forecast, or the weights (--bias-weight W)"
+        )
 
 
 def no_correction_reason(

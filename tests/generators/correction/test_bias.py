@@ -14,7 +14,7 @@ import xarray as xr
 from flows.cli import main
 from generators.correction.bias import DecayingAverageBias, DecayingAverageSpread, bias_correct
 from generators.correction.spec import CorrectionSpec
-from generators.correction.tuned import save_tuned
+from generators.correction.tuned import checkpoint_digest, save_tuned
 from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
 from pipeline.store import ingest
@@ -201,15 +201,16 @@ def test_bias_correct_removes_a_constant_warm_bias_and_keeps_the_spread(analysis
 
 def test_cli_writes_a_corrected_store_and_refuses_bad_input(analysis, tmp_path, capsys):
     raw, out = tmp_path / "raw.zarr", tmp_path / "corrected.zarr"
-    provenance = ForecastProvenance("flow_matching", "0123456789abcdef", "euler:nfe=2", 2, 0)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"the checkpoint the forecast came from")
+    digest = checkpoint_digest(run)
+    provenance = ForecastProvenance("flow_matching", digest, "euler:nfe=2", 2, 0)
     write_forecast(raw, warm_forecast(analysis, 1.5), provenance)
     truth = str(analysis.path)
     # no weight given and none tuned: nothing to correct with, said so
     assert main(["bias-correct", str(raw), "--truth", truth, "--out", str(out)]) == 2
     assert "give --checkpoint K" in capsys.readouterr().err
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "last.pt").write_bytes(b"the checkpoint the forecast came from")
     tuned = [
         "bias-correct",
         str(raw),

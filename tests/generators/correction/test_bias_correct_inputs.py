@@ -88,3 +88,20 @@ def test_the_reason_for_no_correction_names_what_was_given(tmp_path):
     save_tuned(run, CorrectionSpec(0.0), {})
     assert "chose no correction" in no_correction_reason(run)
     assert "weights given correct nothing" in no_correction_reason(run, 0.0, 0.0)
+
+
+def test_tuned_weights_of_another_checkpoint_are_refused(analysis, raw, tmp_path, capsys):
+    """--checkpoint names the checkpoint that made the forecast; the weights tuned for
+    another one (here: the raw store's digest 0123456789abcdef is not this file's) were
+    applied without a word."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"another model")
+    save_tuned(run, CorrectionSpec(0.2), {})
+    out = tmp_path / "out.zarr"
+    args = ["bias-correct", str(raw), "--truth", str(analysis.path), "--out", str(out)]
+    assert main([*args, "--checkpoint", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "was made by the checkpoint 0123456789abcdef, not by" in err
+    assert not out.exists()
+    assert main([*args, "--checkpoint", str(run), "--bias-weight", "0.2"]) == 0  # given: used
