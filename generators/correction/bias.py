@@ -46,7 +46,15 @@ from generators.correction.spec import BIAS_WEIGHT, SPREAD_WEIGHT, CorrectionSpe
 from pipeline.alignment import align_with_truth
 from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
-from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LON, MEMBER, cos_latitude_weights
+from pipeline.schema import (
+    INIT_TIME,
+    LAT,
+    LEAD_TIME,
+    LEVEL,
+    LON,
+    MEMBER,
+    cos_latitude_weights,
+)
 from pipeline.store import open_store
 from verification.kernels import spread_skill_from_moments
 
@@ -270,6 +278,7 @@ def bias_correct(
     forecast's attrs record the correction (``wxens_bias_correction``)."""
     # every forecast variable, or an InputError naming those the truth lacks
     aligned = align_with_truth(forecast, truth, variables=list(forecast.data_vars))
+    check_whole_forecast(forecast, aligned.forecast)
     corrected, biases, factors, tables = aligned.forecast.copy(), {}, {}, {}
     inits = pd.DatetimeIndex(corrected[INIT_TIME].values)
     leads = pd.TimedeltaIndex(corrected[LEAD_TIME].values)
@@ -314,6 +323,23 @@ def bias_correct(
         xr.Dataset(factors) if factors else None,
         xr.Dataset(tables) if tables else None,
     )
+
+
+def check_whole_forecast(forecast: xr.Dataset, on_truth: xr.Dataset) -> None:
+    """InputError unless ``on_truth``, the forecast as paired with the truth, keeps every
+    grid point and level of ``forecast``: the corrected forecast would hold only those the
+    truth holds (a regional analysis, or fewer levels), the rest lost without a word."""
+    lost = [
+        f"{on_truth.sizes.get(dim, 0)} of its {forecast.sizes[dim]} {what}"
+        for dim, what in ((LAT, "latitudes"), (LON, "longitudes"), (LEVEL, "levels"))
+        if dim in forecast.dims and on_truth.sizes.get(dim, 0) != forecast.sizes[dim]
+    ]
+    if lost:
+        raise InputError(
+            f"the truth holds only {', '.join(lost)} of the forecast: its corrected store would "
+            "lose the others; give the analysis store of the forecast's grid and levels (the "
+            "one it was made from)"
+        )
 
 
 def bias_correct_store(

@@ -105,3 +105,18 @@ def test_tuned_weights_of_another_checkpoint_are_refused(analysis, raw, tmp_path
     assert "was made by the checkpoint 0123456789abcdef, not by" in err
     assert not out.exists()
     assert main([*args, "--checkpoint", str(run), "--bias-weight", "0.2"]) == 0  # given: used
+
+
+def test_a_truth_on_part_of_the_forecast_grid_is_refused(analysis, raw, tmp_path, capsys):
+    """A truth store of a sub-domain (here 3 of the 4 latitudes) made a corrected store of
+    that sub-domain only: the forecast's other points were dropped without a word."""
+    part = analysis.dataset.isel(latitude=slice(0, 3)).load()
+    part.attrs = {}
+    part.to_netcdf(tmp_path / "part.nc")
+    ingest(str(tmp_path / "part.nc"), tmp_path / "part_truth.zarr", progress=False)
+    out = tmp_path / "out.zarr"
+    args = ["bias-correct", str(raw), "--truth", str(tmp_path / "part_truth.zarr")]
+    assert main([*args, "--out", str(out), "--bias-weight", "0.2"]) == 2
+    err = capsys.readouterr().err
+    assert "the truth holds only 3 of its 4 latitudes of the forecast" in err
+    assert not out.exists()
