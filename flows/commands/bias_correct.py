@@ -59,10 +59,12 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from generators.correction.bias import bias_correct_store
+    from generators.correction.decaying_average import without_verified_past
     from generators.correction.ranks import RANK_STATISTIC
     from generators.correction.tuned import no_correction_reason, resolve_correction
     from pipeline.errors import InputError
-    from pipeline.schema import INIT_TIME, LEAD_TIME
+    from pipeline.schema import INIT_TIME, LEAD_TIME, TIME
+    from pipeline.store import open_store
 
     weights = (args.bias_weight, args.spread_weight, args.rank_weight)
     spec = resolve_correction(args.checkpoint, *weights, forecast=args.forecast)
@@ -75,8 +77,11 @@ def run(args: argparse.Namespace) -> int:
         for what, weight in (("spread", spec.spread_weight), ("rank", spec.rank_weight))
         if weight is not None
     )
+    inits, leads = result.bias[INIT_TIME].values, result.bias[LEAD_TIME].values
+    left = len(without_verified_past(inits, leads, open_store(args.truth).dataset[TIME]))
     print(
-        f"{args.out}: {result.bias.sizes[INIT_TIME]} initial time(s), weight "
+        f"{args.out}: {len(inits)} initial time(s), {len(inits) - left} corrected and {left} "
+        f"as they are (no earlier forecast verified by them), bias weight "
         f"{spec.bias_weight:g}{extra}"
     )
     hours = result.bias[LEAD_TIME].values / np.timedelta64(1, "h")

@@ -30,6 +30,7 @@ be wrong with the right width; a rank-histogram recalibration
 from __future__ import annotations
 
 import json
+import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from generators.correction.decaying_average import decaying_average
+from generators.correction.decaying_average import decaying_average, without_verified_past
 from generators.correction.ranks import RANK_STATISTIC, DecayingAverageRanks, rank_statistics
 from generators.correction.spec import BIAS_WEIGHT, SPREAD_WEIGHT, CorrectionSpec, check_weight
 from pipeline.alignment import align_with_truth
@@ -53,10 +54,14 @@ from pipeline.schema import (
     LEVEL,
     LON,
     MEMBER,
+    TIME,
+    VALID_TIME,
     cos_latitude_weights,
 )
 from pipeline.store import open_store
 from verification.kernels import spread_skill_from_moments
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -367,6 +372,26 @@ def bias_correct_store(
             f"{forecast} is already bias-corrected ({provenance.bias_correction}); correct "
             "the generator's own forecast store instead"
         )
-    result = bias_correct(raw, open_store(truth).dataset, DecayingAverageBias.from_spec(spec))
+    analysis = open_store(truth).dataset
+    left = without_verified_past(raw[INIT_TIME].values, raw[LEAD_TIME].values, analysis[TIME])
+    if len(left) == raw.sizes[INIT_TIME]:
+        valid = raw[VALID_TIME].values
+        log.warning(
+            "none of the %d initial time(s) of %s has an earlier forecast verified in %s (it "
+            "holds %s to %s; the forecasts are valid %s to %s): all are written as they are, "
+            "to be corrected by a rerun once their predecessors' truths are in %s",
+            len(left),
+            forecast,
+            truth,
+            *_period(analysis[TIME].values),
+            *_period(valid),
+            truth,
+        )
+    result = bias_correct(raw, analysis, DecayingAverageBias.from_spec(spec))
     write_forecast(out, result.forecast, ForecastProvenance.from_attrs(result.forecast.attrs))
     return result
+
+
+def _period(times: np.ndarray) -> tuple[str, str]:
+    times = pd.DatetimeIndex(np.ravel(times))
+    return f"{times.min():%Y-%m-%dT%H:%M}", f"{times.max():%Y-%m-%dT%H:%M}"

@@ -51,3 +51,16 @@ def decaying_average(
                     verified += 1
                 out[n, li] = a
     return out
+
+
+def without_verified_past(
+    inits: Sequence[pd.Timestamp], leads: Sequence[pd.Timedelta], truth_times: Sequence
+) -> pd.DatetimeIndex:
+    """The initial times of ``inits`` whose forecasts have, at none of ``leads``, an earlier
+    forecast of the same lead and time of day verified by them (valid at one of
+    ``truth_times`` by the initial time): those every decaying average leaves as they are."""
+    inits, leads = pd.DatetimeIndex(inits), pd.TimedeltaIndex(leads)
+    truth_times = pd.DatetimeIndex(truth_times)
+    verified = np.stack([(inits + lead).isin(truth_times) for lead in leads], axis=1)
+    seen = decaying_average(np.where(verified, 1.0, np.nan), inits, leads, 1.0)
+    return inits[~(seen > 0).any(axis=1)]

@@ -9,6 +9,7 @@ import pytest
 import xarray as xr
 
 from flows.cli import main
+from generators.correction.decaying_average import without_verified_past
 from generators.correction.spec import CorrectionSpec
 from generators.correction.tuned import no_correction_reason, save_tuned
 from pipeline.forecast_store import ForecastProvenance, write_forecast
@@ -120,3 +121,34 @@ def test_a_truth_on_part_of_the_forecast_grid_is_refused(analysis, raw, tmp_path
     err = capsys.readouterr().err
     assert "the truth holds only 3 of its 4 latitudes of the forecast" in err
     assert not out.exists()
+
+
+def test_a_truth_of_another_period_is_said_to_correct_nothing(
+    analysis, raw, tmp_path, capsys, caplog
+):
+    """A truth store of another period (none of the forecasts verified) wrote a store
+    recorded as corrected, every forecast as drawn, exit 0 and the summary as usual; the
+    summary now counts what was corrected and a warning says why none was."""
+    early = analysis.dataset.isel(time=slice(0, 4)).load()  # ends before the first init
+    early.attrs = {}
+    early.to_netcdf(tmp_path / "early.nc")
+    ingest(str(tmp_path / "early.nc"), tmp_path / "early.zarr", progress=False)
+    args = ["bias-correct", str(raw), "--out", str(tmp_path / "out.zarr"), "--bias-weight", "1"]
+    assert main([*args, "--truth", str(tmp_path / "early.zarr")]) == 0
+    assert "16 initial time(s), 0 corrected and 16 as they are" in capsys.readouterr().out
+    assert "none of the 16 initial time(s)" in caplog.text
+    assert "2000-01-01T00:00 to 2000-01-01T18:00" in caplog.text  # what the truth holds
+    caplog.clear()
+    args[3] = str(tmp_path / "out2.zarr")
+    assert main([*args, "--truth", str(analysis.path)]) == 0
+    assert "16 initial time(s), 12 corrected and 4 as they are" in capsys.readouterr().out
+    assert "none of the" not in caplog.text
+
+
+def test_without_verified_past_matches_the_decaying_average():
+    inits = pd.date_range("2000-01-01", periods=8, freq="6h")
+    leads = pd.to_timedelta([6, 30], unit="h")
+    everything = pd.date_range("1999-12-01", "2000-02-01", freq="6h")
+    # 6 h: the same time of day a day earlier; 30 h: two days earlier
+    assert list(without_verified_past(inits, leads, everything)) == list(inits[:4])
+    assert list(without_verified_past(inits, leads, everything[:10])) == list(inits)
