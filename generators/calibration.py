@@ -38,15 +38,26 @@ def calibration_init_times(
     period_end: str | None,
     every_hours: float,
     max_lead_hours: float,
+    *,
+    what: str = "calibration",
 ) -> pd.DatetimeIndex:
     """Initial times of a period, every ``every_hours`` from the first time in it, whose
-    truth at ``max_lead_hours`` still lies in the period (no truth from after it is used)."""
+    truth at ``max_lead_hours`` still lies in the period (no truth from after it is used).
+    InputError naming ``what`` the period is for, and the store's times (``times``) where
+    it holds none of the period."""
     window = times[times.slice_indexer(period_start, period_end)]
     last = window[-1] - pd.Timedelta(hours=max_lead_hours) if len(window) else None
     if last is None or last < window[0]:
+        fix = "give a longer period"
+        if not len(window) and len(times):
+            fix = (
+                f"the store holds none of it (its times: {times[0]:%Y-%m-%dT%H:%M} to "
+                f"{times[-1]:%Y-%m-%dT%H:%M}): give the store that covers the period, or a "
+                "period of this store"
+            )
         raise InputError(
-            f"the calibration period {period_start} to {period_end} holds no initial time whose "
-            f"{max_lead_hours:g} h truth is in the period; give a longer period"
+            f"the {what} period {period_start} to {period_end} holds no initial time whose "
+            f"{max_lead_hours:g} h truth is in the period; {fix}"
         )
     return pd.date_range(window[0], last, freq=pd.Timedelta(hours=every_hours))
 

@@ -107,7 +107,9 @@ def tune_correction(
     step_hours = loaded.native_step / pd.Timedelta(hours=1)
     every = every_hours or max(step_hours, 6.0)
     data = ForecastData.from_store(loaded, store)
-    inits = calibration_init_times(data.times, period.start, period.end, every, max(leads))
+    inits = calibration_init_times(
+        data.times, period.start, period.end, every, max(leads), what="tuning"
+    )
     inits = data.usable_inits(inits, leads)
     if len(inits) < 2 * folds:
         raise InputError(

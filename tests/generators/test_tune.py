@@ -169,3 +169,17 @@ def test_an_upper_air_channel_is_tuned_at_its_level(tmp_path):
     record = json.loads(tuned_path(run).read_text())
     assert record["variable"] == "z500" and len(tuned.selection.table) > 1
     assert np.isfinite(tuned.selection.table.select_dtypes("number").to_numpy()).all()
+
+
+def test_a_period_the_store_does_not_hold_is_named_with_the_stores_times():
+    """wxens tune on a store of another period said 'the calibration period ... holds no
+    initial time ...; give a longer period', neither the tuning nor the store's times."""
+    from generators.calibration import calibration_init_times
+
+    with pytest.raises(InputError) as refused:
+        calibration_init_times(TIMES, "2020-10-19", "2020-12-31", 6, 24, what="tuning")
+    message = str(refused.value)
+    assert message.startswith("the tuning period 2020-10-19 to 2020-12-31 holds no initial")
+    assert "the store holds none of it (its times: 2019-03-01T00:00 to 2019-03-08T18:00)" in message
+    with pytest.raises(InputError, match="give a longer period$"):  # held, but too short
+        calibration_init_times(TIMES, "2019-03-01", "2019-03-01T18", 6, 24)
