@@ -198,6 +198,7 @@ def _truth_on_forecast_domain(forecast: xr.Dataset | xr.DataArray, truth: xr.Dat
 
 def _on_truth_grid(forecast: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
     """The forecast at the truth's grid points; InputError if it does not cover them."""
+    given = {dim: forecast[dim].values for dim in (LAT, LON)}  # to name, in its convention
     forecast = _in_truth_convention(forecast, truth)
     selected = {}
     for dim, want in ((LAT, truth[LAT].values), (LON, truth[LON].values)):
@@ -205,11 +206,14 @@ def _on_truth_grid(forecast: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
         index = _nearest(have, want)
         if (index < 0).any():
             lacking = np.asarray(want)[index < 0]
-            off = np.abs(have[pd.Index(have).get_indexer(lacking, method="nearest")] - lacking)
+            off = np.abs(have[None] - lacking[:, None])
+            off = np.minimum(off, 360.0 - off) if dim == LON else off  # across the seam
+            off = off.min(axis=1)
             raise InputError(
                 f"the forecast grid does not hold the truth's {dim} points "
                 f"{lacking[:5].tolist()}, the nearest up to {off.max():.3g} degrees away "
-                f"(forecast {dim} {have.min():g}..{have.max():g}, {have.size} points; truth "
+                f"(forecast {dim} {given[dim].min():g}..{given[dim].max():g}, {have.size} "
+                "points; truth "
                 f"{want.min():g}..{want.max():g}, {want.size} points; points within "
                 f"{GRID_TOLERANCE_DEG:g} degrees are one); regrid the forecast to the "
                 "analysis grid, or ingest the truth on the forecast's grid"

@@ -331,3 +331,14 @@ def test_geopotential_height_is_verified_against_a_truth_of_geopotential():
     assert aligned.forecast.z.attrs["units"] == "m2 s-2"
     back = align_with_truth(forecast, truth.rename(z="gh").assign(gh=truth.z / 9.80665))
     xr.testing.assert_allclose(back.forecast.gh, height.gh.transpose(*back.forecast.gh.dims))
+
+
+def test_a_grid_not_covered_is_named_in_the_forecasts_longitudes():
+    """A forecast on -10..2 against a truth shifted by a quarter degree (-9.75..2.25) was
+    said to span 'longitude -9.25..350', its -10 as the truth's convention writes it, the
+    nearest point 0.5 degrees away (across the seam from 350, not 0.25 from -10)."""
+    forecast = wxens_forecast().assign_coords(longitude=LON - 0.25)  # -2.25..0.75
+    with pytest.raises(InputError) as refused:
+        align_with_truth(forecast, analysis())
+    assert "the nearest up to 0.25 degrees away" in str(refused.value)
+    assert "forecast longitude -2.25..0.75, 4 points" in str(refused.value)
