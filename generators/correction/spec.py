@@ -7,7 +7,7 @@ flows and the library read them from here. This module imports nothing heavy, so
 command can read the defaults for its ``--help``.
 
 No dataset's weights are defaults here: the weights a forecast is corrected with are the
-ones ``wxens tune`` chose for its checkpoint on the checkpoint's own training period
+ones ``wxens tune`` chose for its checkpoint on the checkpoint's held-out period
 (:mod:`generators.correction.tuned`), else those given, else none (weight 0: the forecast
 is delivered as the generator made it).
 """

@@ -1,11 +1,13 @@
 """The correction weights chosen for a checkpoint, kept beside it.
 
 ``wxens tune`` (:func:`generators.tune.tune_correction`) chooses the weights of the
-correction chain on forecasts of the checkpoint's own training period and writes them to
-``correction.json`` in the checkpoint's directory, with the digest of the checkpoint file
-they were chosen for. ``wxens bias-correct`` and ``wxens run`` read them when no weight is
-given (:func:`resolve_correction`); a file chosen for another checkpoint (the directory
-trained again) is ignored with a warning. Torch-free: a command reads it for its defaults.
+correction chain on forecasts of the checkpoint's held-out period (else its training
+period) and writes them to ``correction.json`` in the checkpoint's directory, with the
+digest of the checkpoint file they were chosen for. ``wxens bias-correct`` and
+``wxens run`` read them when no weight is given (:func:`resolve_correction`), for a
+forecast store that checkpoint made; a file chosen for another checkpoint file (the
+directory trained or calibrated again) is ignored with a warning. Torch-free: a command
+reads it for its defaults.
 """
 
 from __future__ import annotations
