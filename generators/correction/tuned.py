@@ -81,19 +81,8 @@ def load_tuned(checkpoint: str | Path) -> CorrectionSpec | None:
     path = tuned_path(checkpoint)
     if not path.is_file():
         return None
-    try:
-        record = json.loads(path.read_text())
-        spec = CorrectionSpec(
-            float(record["bias_weight"]),
-            float(record["spread_weight"]),
-            float(record["rank_weight"]),
-        )
-        digest = record["checkpoint_digest"]
-    except (ValueError, KeyError, TypeError) as err:
-        raise InputError(
-            f"{path} is not a tuned correction ({err}); delete it and run `wxens tune` again"
-        ) from None
-    if checkpoint_file(checkpoint).is_file() and digest != checkpoint_digest(checkpoint):
+    spec, digest = _read_tuned(path)
+    if _stale(checkpoint, digest):
         log.warning(
             "%s was tuned for another checkpoint (digest %s); ignored: run `wxens tune` again",
             path,
@@ -101,6 +90,27 @@ def load_tuned(checkpoint: str | Path) -> CorrectionSpec | None:
         )
         return None
     return spec
+
+
+def _read_tuned(path: Path) -> tuple[CorrectionSpec, str]:
+    """The weights in ``path`` and the digest of the checkpoint they were tuned for."""
+    try:
+        record = json.loads(path.read_text())
+        spec = CorrectionSpec(
+            float(record["bias_weight"]),
+            float(record["spread_weight"]),
+            float(record["rank_weight"]),
+        )
+        return spec, record["checkpoint_digest"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputError(
+            f"{path} is not a tuned correction ({err}); delete it and run `wxens tune` again"
+        ) from None
+
+
+def _stale(checkpoint: str | Path, digest: str) -> bool:
+    """Whether the checkpoint file is no longer the one of ``digest``."""
+    return checkpoint_file(checkpoint).is_file() and digest != checkpoint_digest(checkpoint)
 
 
 def resolve_correction(
@@ -164,11 +174,18 @@ def no_correction_reason(
             "no correction weights: give --checkpoint K (the weights `wxens tune` chose for "
             "the checkpoint that made the forecast) or --bias-weight W"
         )
-    if load_tuned(checkpoint) is None:
+    path = tuned_path(checkpoint)
+    tune = f"`wxens tune --checkpoint {checkpoint} --store {store or 'STORE'}`"
+    if not path.is_file():
         return (
-            f"{checkpoint} has no tuned correction ({tuned_path(checkpoint)}): run "
-            f"`wxens tune --checkpoint {checkpoint} --store {store or 'STORE'}` first, or give "
+            f"{checkpoint} has no tuned correction ({path}): run {tune} first, or give "
             "--bias-weight W"
+        )
+    _, digest = _read_tuned(path)
+    if _stale(checkpoint, digest):
+        return (
+            f"{path} was tuned for the checkpoint {digest}, which {checkpoint} is no longer "
+            f"(trained or calibrated since): run {tune} again, or give --bias-weight W"
         )
     return (
         f"`wxens tune` chose no correction for {checkpoint} ({tuned_path(checkpoint)}): none "

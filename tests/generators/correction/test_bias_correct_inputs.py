@@ -11,7 +11,7 @@ import xarray as xr
 from flows.cli import main
 from generators.correction.decaying_average import without_verified_past
 from generators.correction.spec import CorrectionSpec
-from generators.correction.tuned import no_correction_reason, save_tuned
+from generators.correction.tuned import checkpoint_digest, no_correction_reason, save_tuned
 from pipeline.forecast_store import ForecastProvenance, write_forecast
 from pipeline.store import ingest
 
@@ -152,3 +152,25 @@ def test_without_verified_past_matches_the_decaying_average():
     # 6 h: the same time of day a day earlier; 30 h: two days earlier
     assert list(without_verified_past(inits, leads, everything)) == list(inits[:4])
     assert list(without_verified_past(inits, leads, everything[:10])) == list(inits)
+
+
+def test_a_choice_made_before_the_checkpoint_changed_is_named_once(
+    analysis, tmp_path, capsys, caplog
+):
+    """After `wxens calibrate` (a new checkpoint file) the tuned choice is stale: the
+    warning came twice and the error said '... has no tuned correction (.../correction.json)'
+    of a file that is there."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"weights")
+    save_tuned(run, CorrectionSpec(0.2), {})
+    (run / "last.pt").write_bytes(b"weights, calibrated since")
+    raw = tmp_path / "raw.zarr"
+    digest = checkpoint_digest(run)
+    write_forecast(raw, forecast_of(analysis), ForecastProvenance("fm", digest, "euler", 2, 0))
+    args = ["bias-correct", str(raw), "--truth", str(analysis.path), "--checkpoint", str(run)]
+    assert main([*args, "--out", str(tmp_path / "out.zarr")]) == 2
+    err = capsys.readouterr().err
+    assert "correction.json was tuned for the checkpoint" in err
+    assert "(trained or calibrated since): run `wxens tune --checkpoint" in err
+    assert caplog.text.count("was tuned for another checkpoint") == 1
