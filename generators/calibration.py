@@ -49,7 +49,10 @@ def calibration_init_times(
     last = window[-1] - pd.Timedelta(hours=max_lead_hours) if len(window) else None
     if last is None or last < window[0]:
         fix = "give a longer period"
-        if not len(window) and len(times):
+        start, end = (pd.Timestamp(t) if t else None for t in (period_start, period_end))
+        if start is not None and end is not None and end < start:
+            fix = "it ends before it starts: give an end after its start (--start, --end)"
+        elif not len(window) and len(times):
             fix = (
                 f"the store holds none of it (its times: {times[0]:%Y-%m-%dT%H:%M} to "
                 f"{times[-1]:%Y-%m-%dT%H:%M}): give the store that covers the period, or a "

@@ -183,3 +183,5 @@ def test_a_period_the_store_does_not_hold_is_named_with_the_stores_times():
     assert "the store holds none of it (its times: 2019-03-01T00:00 to 2019-03-08T18:00)" in message
     with pytest.raises(InputError, match="give a longer period$"):  # held, but too short
         calibration_init_times(TIMES, "2019-03-01", "2019-03-01T18", 6, 24)
+    with pytest.raises(InputError, match="it ends before it starts"):  # --start after the end
+        calibration_init_times(TIMES, "2019-03-05", "2019-03-04T18", 6, 24)
