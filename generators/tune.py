@@ -87,6 +87,14 @@ def tune_correction(
     variable: the one whose scores choose (default: the checkpoint's only channel)."""
     if folds < 1:
         raise InputError(f"--folds must be at least 1, got {folds}")
+    candidates = {"bias": bias_weights, "spread": spread_weights, "rank": rank_weights}
+    for stage, weights in candidates.items():
+        bad = [w for w in weights if not 0 < w <= 1]
+        if bad:
+            raise InputError(
+                f"--{stage}-weights: every candidate must be in (0, 1], got {bad}"
+                + (" (the uncorrected forecast is always scored)" if stage == "bias" else "")
+            )
     loaded = load_checkpoint(checkpoint)
     channels = list(loaded.channels)
     if variable is None:

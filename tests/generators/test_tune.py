@@ -185,3 +185,14 @@ def test_a_period_the_store_does_not_hold_is_named_with_the_stores_times():
         calibration_init_times(TIMES, "2019-03-01", "2019-03-01T18", 6, 24)
     with pytest.raises(InputError, match="it ends before it starts"):  # --start after the end
         calibration_init_times(TIMES, "2019-03-05", "2019-03-04T18", 6, 24)
+
+
+@pytest.mark.parametrize(
+    ("stage", "weights"), [("bias", (0.0, 0.5)), ("spread", (0.3, 1.5)), ("rank", (-0.1,))]
+)
+def test_candidate_weights_out_of_range_are_refused_before_any_forecast(tmp_path, stage, weights):
+    """--bias-weights 0,0.5 failed after the tuning forecasts with 'the spread and rank
+    weights act on the bias-corrected forecast: give a bias weight ... (--bias-weight)',
+    a flag the command does not have; --rank-weights 2 named --rank-weight."""
+    with pytest.raises(InputError, match=rf"^--{stage}-weights: every candidate must be in"):
+        tune_correction(tmp_path / "no-run", tmp_path / "no-store", **{f"{stage}_weights": weights})
