@@ -369,7 +369,8 @@ def bias_correct_store(
     provenance = ForecastProvenance.from_attrs(raw.attrs)
     if provenance.bias_correction:
         raise InputError(
-            f"{forecast} is already bias-corrected ({provenance.bias_correction}); correct "
+            f"{forecast} is already bias-corrected (bias weight "
+            f"{provenance.bias_correction.get('weight')}; `wxens info` tells the rest): correct "
             "the generator's own forecast store instead"
         )
     analysis = open_store(truth).dataset

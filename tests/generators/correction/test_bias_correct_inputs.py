@@ -174,3 +174,17 @@ def test_a_choice_made_before_the_checkpoint_changed_is_named_once(
     assert "correction.json was tuned for the checkpoint" in err
     assert "(trained or calibrated since): run `wxens tune --checkpoint" in err
     assert caplog.text.count("was tuned for another checkpoint") == 1
+
+
+def test_an_already_corrected_store_is_refused_in_a_line(analysis, raw, tmp_path, capsys):
+    """The refusal printed the correction's whole JSON record (method, by, reference ...)."""
+    truth = ["--truth", str(analysis.path), "--bias-weight", "0.2"]
+    assert main(["bias-correct", str(raw), "--out", str(tmp_path / "bc.zarr"), *truth]) == 0
+    capsys.readouterr()
+    assert (
+        main(["bias-correct", str(tmp_path / "bc.zarr"), "--out", str(tmp_path / "x.zarr"), *truth])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "bc.zarr is already bias-corrected (bias weight 0.2; `wxens info` tells" in err
+    assert "Cui et al." not in err
