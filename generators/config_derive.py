@@ -354,15 +354,17 @@ def _sized(
 ) -> tuple[TrainConfig, float]:
     """``config`` with its steps (and the warm-up, cadences and EMA that follow them) sized
     to ``budget`` (module doc), and the seconds the steps take."""
-    available = TRAINING_SHARE * budget.total_seconds() - seconds.first_steps
-    available -= overhead_seconds(config, calibration_inits, seconds.forward)
+    overhead = overhead_seconds(config, calibration_inits, seconds.forward)
+    available = TRAINING_SHARE * budget.total_seconds() - seconds.first_steps - overhead
     per_main = seconds.main + seconds.fine_tune / MAIN_STEPS_PER_FINE_TUNE_STEP
     steps = max(0, int(available / per_main))
     if steps < MIN_STEPS:
         raise InputError(
             f"the {budget.total_seconds():.0f} s of the --budget left after measuring buy "
-            f"{steps} training steps at {seconds.main:.3g} s a step (fewer than {MIN_STEPS}); "
-            "give a larger --budget, or train on a GPU"
+            f"{steps} training steps at {seconds.main:.3g} s a step (fewer than {MIN_STEPS}), "
+            f"after {overhead:.0f} s of validation losses and calibration forecasts and "
+            f"{seconds.first_steps:.0f} s more for the first steps; give a larger --budget, "
+            "or train on a GPU"
         )
     return with_steps(config, steps), available
 
