@@ -4,7 +4,8 @@ The checkpoint forecasts initial times of a period of its analysis store (by def
 held-out period, ``data.validation``, else its training period; every ``every_hours``) into
 a forecast store beside it (:func:`generators.rollout_store.forecast_to_store`;
 ``tune-DIGEST-KEY.zarr``, KEY a hash of the analysis store's path and the leads, members,
-sampler and seed, so a rerun only draws what is new). Those initial times are cut into
+sampler and seed, so a rerun only draws what is new; those of an earlier checkpoint file in
+the directory are deleted). Those initial times are cut into
 ``folds`` consecutive blocks; within each block every candidate chain corrects the
 forecasts from the block's own verified past only (causal, as in operation: the first
 forecasts of each block go uncorrected), and the blocks are scored together
@@ -25,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -127,6 +129,7 @@ def tune_correction(
     key = json.dumps([str(Path(store).resolve()), leads, members, sampler, seed])
     key = hashlib.sha256(key.encode()).hexdigest()[:8]
     out = Path(loaded.path).parent / f"tune-{loaded.digest}-{key}.zarr"
+    remove_earlier_forecasts(out.parent, loaded.digest)
     log.info("tuning on %d initial times, %s to %s, into %s", len(inits), inits[0], inits[-1], out)
     forecast_to_store(
         loaded,
@@ -167,6 +170,15 @@ def tune_correction(
     }
     path = save_tuned(loaded.path, spec, details)
     return Tuned(spec, selection, path, out)
+
+
+def remove_earlier_forecasts(directory: Path, digest: str) -> None:
+    """Delete the tuning forecasts in ``directory`` of checkpoints other than ``digest``
+    (the directory trained or calibrated since): no rerun draws on them again."""
+    for old in sorted(directory.glob("tune-*-*.zarr")):
+        if old.is_dir() and not old.name.startswith(f"tune-{digest}-"):
+            shutil.rmtree(old)
+            log.info("removed %s: the tuning forecasts of an earlier checkpoint", old)
 
 
 def default_period(loaded: Checkpoint) -> Period:

@@ -16,7 +16,7 @@ import pytest
 import xarray as xr
 
 from flows.cli import main as wxens
-from generators.correction.tuned import load_tuned, tuned_path
+from generators.correction.tuned import checkpoint_digest, load_tuned, tuned_path
 from generators.tune import tune_correction
 from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, open_forecast
@@ -123,6 +123,19 @@ def test_a_checkpoint_with_a_held_out_period_is_tuned_on_it(trained, caplog):
     assert record["first_init_time"] == "2019-03-05 00:00:00"
     assert record["last_init_time"] == "2019-03-08 12:00:00" and record["init_times"] == 15
     assert "held-out period" not in caplog.text
+
+
+def test_the_tuning_forecasts_of_an_earlier_checkpoint_are_removed(trained):
+    """``tune-DIGEST-KEY.zarr`` stores of checkpoints trained over piled up (7 MB each in
+    the correction walkthrough): no rerun reads them again."""
+    root, _, cycle, _ = trained
+    run = train_tiny(cycle, root / "again")
+    earlier = run / "tune-0123456789abcdef-01234567.zarr"
+    earlier.mkdir()
+    tune_correction(run, cycle, members=4, folds=1, sampler="euler:nfe=2", device="cpu")
+    assert not earlier.exists()
+    (current,) = run.glob("tune-*.zarr")
+    assert current.name.startswith(f"tune-{checkpoint_digest(run)}-")
 
 
 def test_a_start_alone_keeps_the_default_period_end(trained):
