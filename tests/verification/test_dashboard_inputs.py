@@ -30,10 +30,36 @@ def test_the_dashboard_verifies_a_netcdf_ensemble(tmp_path, monkeypatch):
     monkeypatch.setenv("WXENS_TRUTH", str(tmp_path / "truth.zarr"))
     monkeypatch.setenv("WXENS_REFERENCE", str(tmp_path / "none.zarr"))
     monkeypatch.chdir(tmp_path)
+    run_notebook_cells(shell)
+    assert shell.user_ns["tree"].attrs["n_members"] == 4
+
+
+def run_notebook_cells(shell) -> None:
+    """The notebook's code cells, in order, in ``shell``; each must succeed."""
     shell.user_ns["display"] = lambda *objects: None
     cells = json.loads(NOTEBOOK.read_text())["cells"]
     for cell in (c for c in cells if c["cell_type"] == "code"):
         source = "".join(cell["source"]).replace("%matplotlib inline", "")
         result = shell.run_cell(source, store_history=False)
         assert result.success, f"{source[:200]}\n{result.error_in_exec!r}"
+
+
+def test_the_dashboard_reads_paths_given_from_the_repository_root(tmp_path, monkeypatch, capsys):
+    """A kernel runs in notebooks/: WXENS_FORECAST=forecasts/x.zarr, set where the README's
+    commands ran (the repository root), was looked for in notebooks/ and not found; a
+    reference that is not there is said to be absent rather than left out without a word."""
+    shell = pytest.importorskip("IPython.core.interactiveshell").InteractiveShell.instance()
+    config = SyntheticConfig(n_lat=8, n_lon=10, n_times=12)
+    truth = synthetic_dataset(config)[["t2m"]].load()
+    truth.to_netcdf(tmp_path / "truth.nc")
+    ingest(str(tmp_path / "truth.nc"), tmp_path / "stores" / "truth.zarr", progress=False)
+    (tmp_path / "forecasts").mkdir()
+    oracle_forecast(config, truth, 3, (6, 12), 4).to_netcdf(tmp_path / "forecasts" / "ens.nc")
+    monkeypatch.setenv("WXENS_FORECAST", "forecasts/ens.nc")
+    monkeypatch.setenv("WXENS_TRUTH", "stores/truth.zarr")
+    monkeypatch.setenv("WXENS_REFERENCE", "forecasts/typo.zarr")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    run_notebook_cells(shell)
     assert shell.user_ns["tree"].attrs["n_members"] == 4
+    assert "no reference ensemble: nothing at" in capsys.readouterr().out
