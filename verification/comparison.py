@@ -27,11 +27,13 @@ def interval_card(per_init: xr.Dataset, members: int, config: VerifyConfig) -> x
     """``fair_crps_low/high`` and ``spread_skill_ratio_low/high``: the block-bootstrap
     interval of each over the init times (:func:`verification.resampling.score_intervals`)."""
     blocks = pd.DatetimeIndex(per_init[INIT_TIME].values).floor(config.interval_block)
-    if blocks.nunique() == 1:
+    if blocks.size == 1:  # wxens run's default, the latest initial time: nothing to fix
+        log.info("one initial time: the block-bootstrap intervals are n/a")
+    elif blocks.nunique() == 1:
         log.warning(
-            "the %d initial time(s) fall in one %s block, which every resample repeats: the "
+            "the %d initial times fall in one %s block, which every resample repeats: the "
             "intervals need two blocks or more and are n/a; verify initial times of several "
-            "blocks, or give a shorter --interval-block",
+            "blocks, or give a shorter block (wxens verify --interval-block)",
             blocks.size,
             config.interval_block,
         )

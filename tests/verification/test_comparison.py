@@ -114,7 +114,8 @@ def test_intervals_of_one_block_say_they_measure_no_sampling_uncertainty(caplog)
     """Two initial times of one day (a long forecast drawn twice a day), or one initial
     time, are one 1D block: every resample is the whole sample, and verify printed
     0.1826 [0.1826, 0.1826] at every lead as if the score were certain, without a word;
-    the intervals are n/a and a warning says why."""
+    the intervals are n/a and a warning says why (for one initial time, where no block
+    would give one, an info line)."""
     rng = np.random.default_rng(3)
     truth = rng.normal(size=(2, 4, 5))
     f, y = ensemble(
@@ -125,6 +126,22 @@ def test_intervals_of_one_block_say_they_measure_no_sampling_uncertainty(caplog)
     with caplog.at_level("WARNING"):
         bounds = interval_card(score_parts(f, y, mean_over=GRID), 8, VerifyConfig(**QUIET))
     assert np.isnan(bounds.to_array()).all()
-    assert "the 2 initial time(s) fall in one 1D block" in caplog.text
+    assert "the 2 initial times fall in one 1D block" in caplog.text
     assert "are n/a" in caplog.text
     assert "--interval-block" in caplog.text
+
+
+def test_one_initial_time_has_no_interval_and_no_warning(caplog):
+    """wxens run verifies the latest initial time by default: every run warned that its one
+    initial time fell in one block, and advised a shorter --interval-block, which wxens run
+    does not take and which cannot split one initial time; its intervals are n/a quietly."""
+    rng = np.random.default_rng(3)
+    truth = rng.normal(size=(1, 4, 5))
+    f, y = ensemble(
+        truth[:, None] + rng.normal(size=(1, 8, 4, 5)), truth, pd.DatetimeIndex(["2019-03-29"])
+    )
+    with caplog.at_level("INFO"):
+        bounds = interval_card(score_parts(f, y, mean_over=GRID), 8, VerifyConfig(**QUIET))
+    assert np.isnan(bounds.to_array()).all()
+    assert not [r for r in caplog.records if r.levelname == "WARNING"], caplog.text
+    assert "one initial time: the block-bootstrap intervals are n/a" in caplog.text
