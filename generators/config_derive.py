@@ -361,10 +361,12 @@ def _sized(
     if steps < MIN_STEPS:
         raise InputError(
             f"the {budget.total_seconds():.0f} s of the --budget left after measuring buy "
-            f"{steps} training steps at {seconds.main:.3g} s a step (fewer than {MIN_STEPS}), "
-            f"after {overhead:.0f} s of validation losses and calibration forecasts and "
-            f"{seconds.first_steps:.0f} s more for the first steps; give a larger --budget, "
-            "or train on a GPU"
+            f"{steps} training steps (fewer than {MIN_STEPS}): {available:.0f} s for the "
+            f"steps, once a tenth of slack, {seconds.first_steps:.3g} s more for the first "
+            f"steps and {overhead:.3g} s of validation and calibration forecasts are set "
+            f"aside, at {per_main:.3g} s a main step with its share of the fine-tune "
+            f"({seconds.main:.3g} s + {seconds.fine_tune:.3g} s / "
+            f"{MAIN_STEPS_PER_FINE_TUNE_STEP}); give a larger --budget, or train on a GPU"
         )
     return with_steps(config, steps), available
 

@@ -4,6 +4,7 @@ short end-to-end train from a derived config that loads and forecasts."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -194,6 +195,25 @@ def test_bad_requests_are_refused(hourly, six_hourly):
         derive_config(six_hourly, lead="5d", step_seconds=SECONDS)
     with pytest.raises(InputError, match="--lead 'soon'"):
         derive_config(six_hourly, lead="soon", step_seconds=SECONDS)
+
+
+def test_a_refused_budget_adds_up(hourly):
+    """The refusal said 'the 51 s of the --budget left after measuring buy 12 training steps
+    at 0.171 s a step': 2 s of the 51, because a main step's share of the fine-tune and the
+    validation and calibration forecasts were not in it. It now names what the steps cost
+    with the fine-tune and what was set aside, which add up to what the budget allows."""
+    seconds = StepSeconds(main=0.2, fine_tune=3.0, forward=0.001, first_steps=5.0)
+    with pytest.raises(InputError) as refused:
+        derive_config(hourly, lead="24h", budget="30s", step_seconds=seconds)
+    message = str(refused.value)
+    per_step = 0.2 + 3.0 / MAIN_STEPS_PER_FINE_TUNE_STEP
+    assert f"{per_step:.3g} s a main step with its share of the fine-tune" in message
+    overhead = re.search(r"([\d.]+) s of validation and calibration forecasts", message)
+    steps = re.search(r"buy (\d+) training steps", message)
+    assert overhead and steps, message
+    left = TRAINING_SHARE * 30 - 5.0 - float(overhead.group(1))
+    assert int(steps.group(1)) == int(left / per_step)
+    assert f"{left:.0f} s for the steps" in message
 
 
 def test_yaml_round_trip(daily_global, tmp_path):
