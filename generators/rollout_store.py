@@ -76,6 +76,7 @@ def forecast_to_store(
     progress: bool = True,
     recompute: bool = False,
     balance: bool = False,
+    warn_trained_on: bool = True,
 ) -> ForecastRun:
     """Forecast ``inits`` with a checkpoint (path or loaded) from the analysis ``store`` and
     write the members into the forecast store ``out``, one batch of initial times at a
@@ -90,12 +91,14 @@ def forecast_to_store(
     pays the compilation). ``recompute``: draw again the initial times ``out`` already holds
     completely; by default they are skipped, and so is one another run writes meanwhile.
     ``balance``: make every step's upper air hypsometric and geostrophic
-    (:func:`generators.rollout.balance_constraint`).
+    (:func:`generators.rollout.balance_constraint`). ``warn_trained_on=False``: no warning
+    about the training period, for a caller that forecasts it on purpose and says so.
     Every input is checked before anything is written.
     """
     check_ensemble_size(n_members, batch_members)
     loaded = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
-    warn_if_trained_on(loaded, pd.DatetimeIndex(inits), leads_hours)
+    if warn_trained_on:
+        warn_if_trained_on(loaded, pd.DatetimeIndex(inits), leads_hours)
     data = ForecastData.from_store(loaded, store)
     inits = pending_init_times(inits, out, recompute)
     plan = plan_rollout(leads_hours, loaded.leads_hours, data.history_hours)

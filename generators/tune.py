@@ -109,6 +109,10 @@ def tune_correction(
     elif variable not in channels:
         raise InputError(f"--variable {variable!r}: {checkpoint} forecasts only {channels}")
     leads = list(leads_hours or loaded.leads_hours)
+    # default_period warns when it falls back on the training period: the forecasts need not
+    said = loaded.train_config.data.validation is None and (
+        period is None or period.start is None or period.end is None
+    )
     if period is None:
         period = default_period(loaded)
     elif period.start is None or period.end is None:
@@ -142,6 +146,7 @@ def tune_correction(
         seed=seed,
         device=device,
         progress=progress,
+        warn_trained_on=not said,
     )
     forecast = one_channel(open_forecast(out), variable).sel({INIT_TIME: inits}).load()
     blocks = [

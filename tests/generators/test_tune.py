@@ -95,8 +95,10 @@ def test_errors_that_flip_from_day_to_day_are_left_uncorrected(trained, caplog):
             device="cpu",
             bias_weights=(0.1, 0.4),
         )
-    # no held-out period in its config: its training period, with a warning saying so
+    # no held-out period in its config: its training period, with a warning saying so,
+    # once: not again from its forecasts, with a forecast's advice to verify elsewhere
     assert "holds no held-out period (data.validation)" in caplog.text
+    assert "verify on times it never trained on" not in caplog.text
     assert not tuned.spec.applies and load_tuned(run) == tuned.spec
     table = tuned.selection.table
     assert table.mean_fair_crps.idxmin() == "0" and list(table.index) == ["0", "0.1", "0.4"]
