@@ -56,10 +56,12 @@ def align_with_truth(
 
     ``forecast`` in any registered layout; ``truth`` a canonical analysis (dims ``time,
     [level], latitude, longitude``). Keeps the variables (or the given ``variables``) and
-    pressure levels both have; selects the truth's grid points from the forecast
-    (exactly, after mapping longitudes to the truth's convention) and raises an
-    InputError when the forecast does not cover them; missing valid times become NaN
-    truth, to be skipped and counted by the scores.
+    pressure levels both have, on the grid points both hold (points within
+    GRID_TOLERANCE_DEG are one, after mapping longitudes to the truth's convention): a
+    forecast covering the truth's grid is taken at the truth's points, a forecast on part of
+    it (a region, every other point) is scored on its own; a forecast on another grid is an
+    InputError. Missing valid times become NaN truth, to be skipped and counted by the
+    scores.
     """
     forecast = to_wxens_forecast(forecast)
     truth = _canonical_truth(truth)
