@@ -29,7 +29,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from generators.balance import UpperAirBalance
 from generators.base import Condition
@@ -43,6 +42,7 @@ from generators.device import autocast, available_memory, resolve_device
 from generators.rollout_plan import RolloutPlan, check_ensemble_size, plan_rollout, same_hours
 from generators.samplers import BlockGenerators, Sampler
 from pipeline.errors import InputError
+from pipeline.progress import tqdm
 from pipeline.timeaxis import hours_text
 
 log = logging.getLogger(__name__)

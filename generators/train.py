@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from generators.augmentation import scale_changes, shift_levels
 from generators.base import Batch, Condition
@@ -64,6 +63,7 @@ from generators.train_plan import (
     phase_objective,
 )
 from pipeline.errors import InputError
+from pipeline.progress import tqdm
 from pipeline.store import AnalysisStore, open_store
 
 log = logging.getLogger(__name__)

@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 import zarr
-from tqdm.auto import tqdm
 from zarr.abc.store import Store
 
 from pipeline.analysis_store import STATE_ATTR, STORE_ID, times_per_block, update_state
 from pipeline.errors import InputError, StoreError
+from pipeline.progress import tqdm
 from pipeline.running_statistics import RunningStatistics
 from pipeline.schema import TIME
 from pipeline.transaction import reader, transaction

@@ -31,10 +31,10 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 import xarray as xr
-from tqdm.auto import tqdm
 
 from pipeline.errors import InputError
 from pipeline.forecast_store import FORECAST_DIMS, ForecastProvenance, write_forecast
+from pipeline.progress import tqdm
 from pipeline.registry import Registry
 from pipeline.schema import INIT_TIME, LEAD_TIME, MEMBER, TIME
 from pipeline.store import open_store
