@@ -19,7 +19,8 @@ A masked field (NaN over part of the grid, e.g. a land-only variable ingested wi
 its validity as a static field (:func:`~generators.data.fields.masked_condition`); its target
 is 0 where it is not valid, and the loss skips those points (``valid``).
 
-``mean`` and ``std`` are the store statistics; ``tendency_std(l)`` is the standard deviation
+``mean`` and ``std`` are the store statistics (with a given ``normalization``, its own: the
+training store's, whatever store the states are read from); ``tendency_std(l)`` is the standard deviation
 of the ``l``-step tendency over the training period (:func:`generators.data.normalization.fit_normalization`), per channel
 or, under ``tendency_per_grid_point``, per channel and grid point; the store only records it
 per channel at the native step. Channels are those of
@@ -115,7 +116,15 @@ class ResidualDataset(Dataset):
         self.static_names, self.static = static_fields(dataset)
         if spec.solar_forcing:
             self.static_names += SOLAR_FORCINGS
-        self.mean, self.std = channel_statistics(statistics, self.channels)
+        if normalization is None:
+            self.mean, self.std = channel_statistics(statistics, self.channels)
+        elif tuple(normalization.channels) != self.channels:
+            raise InputError(
+                f"the normalisation is for channels {list(normalization.channels)} but {name} "
+                f"gives {list(self.channels)}"
+            )
+        else:  # the training statistics: this store's own would shift every input
+            self.mean, self.std = normalization.mean, normalization.std
         self._shift = self.mean.astype(np.float32)[:, None, None]
         self._scale = self.std.astype(np.float32)[:, None, None]
         self._states: np.ndarray | xr.DataArray = states
@@ -155,11 +164,6 @@ class ResidualDataset(Dataset):
                 f"{normalization.tendency_std.shape} but the sample spec asks "
                 f"{'per grid point' if spec.tendency_per_grid_point else 'per channel'} on a "
                 f"{self.grid_shape} grid; use the normalisation fitted with this spec and grid"
-            )
-        elif tuple(normalization.channels) != self.channels:
-            raise InputError(
-                f"the normalisation is for channels {list(normalization.channels)} but {name} "
-                f"gives {list(self.channels)}"
             )
         self.normalization = normalization
         self._target_scale = torch.from_numpy(  # (L, C, 1 or H, 1 or W)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -19,6 +20,7 @@ from generators.config import (
     to_mapping,
 )
 from generators.data.forecast import ForecastData
+from generators.rollout_plan import plan_rollout
 from generators.train import Trainer, to_batch
 from pipeline.errors import InputError, StoreError
 from pipeline.solar import SOLAR_FORCINGS
@@ -245,3 +247,30 @@ def test_a_checkpoint_from_a_wxens_with_other_config_keys_is_a_store_error(store
     with pytest.raises(StoreError, match="another version of wxens") as err:
         load_checkpoint(saved.path)
     assert str(saved.path) in str(err.value) and "from_the_future" in str(err.value)
+
+
+def test_a_forecast_normalises_with_the_checkpoints_statistics_not_the_stores(
+    stores, tmp_path
+):
+    """The same initial window gives the same network input whatever else the store holds:
+    a store of fewer (or later, or more) times has other statistics, and normalising with
+    them would change the forecast of the same initial time and seed."""
+    trainer = Trainer(stores["t2m"], config(), tmp_path)
+    checkpoint = load_checkpoint(trainer.save().path)
+    spec = "synthetic:n_lat=16,n_lon=16,n_times=60,step=6h,seed=1"
+    short = ingest(
+        spec,
+        tmp_path / "short.zarr",
+        variables=["t2m"],
+        time=slice("2000-01-05", None),
+        progress=False,
+    )
+    mean_full = float(stores["t2m"].statistics["t2m"].sel(statistic="mean"))
+    assert float(short.statistics["t2m"].sel(statistic="mean")) != pytest.approx(mean_full)
+    inits = pd.DatetimeIndex(["2000-01-10T00"])
+    plan = plan_rollout([12.0], checkpoint.leads_hours, (-6.0, 0.0))
+    full = ForecastData.from_store(checkpoint, stores["t2m"])
+    cut = ForecastData.from_store(checkpoint, short)
+    torch.testing.assert_close(cut.windows(inits, plan), full.windows(inits, plan))
+    states = full.windows(inits, plan).numpy()
+    np.testing.assert_allclose(cut.denormalise(states), full.denormalise(states), rtol=1e-6)
