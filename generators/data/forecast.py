@@ -18,6 +18,7 @@ import xarray as xr
 from generators.checkpoint import Checkpoint
 from generators.data.dataset import ResidualDataset
 from generators.data.fields import GEOMETRY_STATICS, masked_channels_of, valid_names
+from generators.data.normalization import channel_statistics
 from generators.rollout_plan import RolloutPlan, plan_rollout
 from pipeline.errors import InputError
 from pipeline.schema import (
@@ -30,6 +31,7 @@ from pipeline.schema import (
     MEMBER,
     TIME,
     from_channels,
+    split_channel,
     to_channels,
 )
 from pipeline.solar import SOLAR_FORCINGS
@@ -64,6 +66,7 @@ class ForecastData:
             with_targets=False,
             masked_channels=masked_channels_of(checkpoint.static_names),
         )
+        _check_statistics(checkpoint, store)  # once the store is known to hold the channels
         return cls(checkpoint, dataset)
 
     @property
@@ -175,6 +178,40 @@ def _check_grid_and_step(checkpoint: Checkpoint, store: AnalysisStore) -> None:
             + (SOLAR_FORCINGS if checkpoint.spec.solar_forcing else ())
             + valid_names(masked_channels_of(checkpoint.static_names)),
         )
+    )
+
+
+STATISTICS_LIMIT = 10.0
+"""A store channel whose mean lies this many training stds from the training mean, or whose
+std is this many times larger or smaller, is not the variable the model learnt."""
+
+
+def _check_statistics(checkpoint: Checkpoint, store: AnalysisStore) -> None:
+    """InputError if a channel of ``store`` is far from what ``checkpoint`` was trained on
+    (:data:`STATISTICS_LIMIT`): other units under the canonical ones, or another variable
+    under the channel's name, which would otherwise be forecast as if it were the same."""
+    norm = checkpoint.normalization
+    mean, std = channel_statistics(store.statistics, checkpoint.channels)
+    apart = np.abs(mean - norm.mean) / norm.std
+    ratio = std / norm.std
+    bad = (apart > STATISTICS_LIMIT) | (ratio > STATISTICS_LIMIT) | (ratio < 1 / STATISTICS_LIMIT)
+    if not bad.any():
+        return
+    told = []
+    for i in np.flatnonzero(bad):
+        channel = checkpoint.channels[i]
+        units = store.dataset[split_channel(channel)[0]].attrs.get("units", "")
+        told.append(
+            f"{channel} has mean {mean[i]:.4g} and std {std[i]:.4g} {units} there, against "
+            f"mean {norm.mean[i]:.4g} and std {norm.std[i]:.4g} in training "
+            f"({apart[i]:.0f} training stds apart)"
+        )
+    raise InputError(
+        f"{store.path} is not what checkpoint {checkpoint.path} was trained on: "
+        f"{'; '.join(told)}. Other units, or another variable under that name? Check "
+        f"`wxens info {store.path}`, ingest the file again declaring its true units "
+        "(`wxens ingest --units VAR=UNITS`) or names (`--rename`), or train a model on "
+        "this store"
     )
 
 

@@ -274,3 +274,23 @@ def test_a_forecast_normalises_with_the_checkpoints_statistics_not_the_stores(
     torch.testing.assert_close(cut.windows(inits, plan), full.windows(inits, plan))
     states = full.windows(inits, plan).numpy()
     np.testing.assert_allclose(cut.denormalise(states), full.denormalise(states), rtol=1e-6)
+
+
+def test_a_store_whose_values_are_far_from_the_training_statistics_is_refused(
+    stores, tmp_path
+):
+    """Values in other units under the canonical ones (degrees Celsius declared K) are not
+    the variable the model learnt: refused naming the channel, both statistics and the fix,
+    rather than forecast from inputs 100 training stds away."""
+    trainer = Trainer(stores["t2m"], config(), tmp_path)
+    checkpoint = load_checkpoint(trainer.save().path)
+    celsius = stores["t2m"].dataset[["t2m"]].load()
+    celsius["t2m"] = celsius.t2m - 273.15
+    celsius.attrs = {}
+    celsius.t2m.attrs = {"units": "K"}
+    celsius.to_netcdf(tmp_path / "celsius.nc")
+    mislabelled = ingest(tmp_path / "celsius.nc", tmp_path / "c.zarr", progress=False)
+    with pytest.raises(InputError, match=r"t2m has mean 9.9.* K there, against mean 283") as err:
+        ForecastData.from_store(checkpoint, mislabelled)
+    assert str(mislabelled.path) in str(err.value) and str(checkpoint.path) in str(err.value)
+    assert "--units" in str(err.value)
