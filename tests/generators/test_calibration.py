@@ -47,6 +47,14 @@ def test_fit_initial_times_keep_their_truth_inside_the_period():
         calibration_init_times(times, "2019-03-18T00", "2019-03-18T12", 3.0, 24.0)
 
 
+def test_a_period_the_store_does_not_cover_names_what_it_covers():
+    times = pd.date_range("2019-03-01", "2019-03-15T23", freq="h")
+    with pytest.raises(
+        InputError, match=r"the store holds none of it \(its times: 2019-03-01T00:00 to 2019-03-15T23:00\)"
+    ):
+        calibration_init_times(times, "2019-03-28", "2019-03-31", 6.0, 6.0)
+
+
 def ar1_truth_store(n_times: int = 120) -> AnalysisStore:
     """6-hourly t2m = 280 + 2 z with z an AR(1) of coefficient RHO per step (N(0, 1) stationary)."""
     rng = np.random.default_rng(4)
