@@ -249,9 +249,7 @@ def test_a_checkpoint_from_a_wxens_with_other_config_keys_is_a_store_error(store
     assert str(saved.path) in str(err.value) and "from_the_future" in str(err.value)
 
 
-def test_a_forecast_normalises_with_the_checkpoints_statistics_not_the_stores(
-    stores, tmp_path
-):
+def test_a_forecast_normalises_with_the_checkpoints_statistics_not_the_stores(stores, tmp_path):
     """The same initial window gives the same network input whatever else the store holds:
     a store of fewer (or later, or more) times has other statistics, and normalising with
     them would change the forecast of the same initial time and seed."""
@@ -276,9 +274,7 @@ def test_a_forecast_normalises_with_the_checkpoints_statistics_not_the_stores(
     np.testing.assert_allclose(cut.denormalise(states), full.denormalise(states), rtol=1e-6)
 
 
-def test_a_store_whose_values_are_far_from_the_training_statistics_is_refused(
-    stores, tmp_path
-):
+def test_a_store_whose_values_are_far_from_the_training_statistics_is_refused(stores, tmp_path):
     """Values in other units under the canonical ones (degrees Celsius declared K) are not
     the variable the model learnt: refused naming the channel, both statistics and the fix,
     rather than forecast from inputs 100 training stds away."""
