@@ -32,9 +32,8 @@ import torch
 from generators.augmentation import scale_changes, shift_levels
 from generators.base import Batch, Condition
 from generators.batch_ahead import Draw, ItemsAhead, loader_workers, step_draw
-from generators.checkpoint import Checkpoint, load_checkpoint
+from generators.checkpoint import Checkpoint
 from generators.config import TrainConfig
-from generators.config_io import to_mapping
 from generators.data import ResidualDataset
 from generators.device import autocast
 from generators.distributed import (
@@ -55,14 +54,15 @@ from generators.models import GENERATORS
 from generators.objective import ResidualGenerator
 from generators.step_memory import check_training_fits
 from generators.train_plan import (
+    RESUME_FIX,
     TrainResult,
     keep_log_to,
     lead_draw_weights,
     learning_rate,
     model_config_for,
     phase_objective,
+    resumable,
 )
-from pipeline.errors import InputError
 from pipeline.progress import tqdm
 from pipeline.store import AnalysisStore, open_store
 
@@ -107,6 +107,8 @@ class Trainer:
         self.device = rank_device(config.device, world)
         d = config.data
         spec = d.sample_spec
+        path = self.out_dir / CHECKPOINT_NAME
+        previous = resumable(path, config, self.store, self.device) if resume else None
         self.train_data = ResidualDataset.from_store(
             self.store,
             spec,
@@ -114,6 +116,7 @@ class Trainer:
             exclude=d.exclude,
             channels=d.channels,
             max_memory_bytes=d.max_memory_bytes,
+            normalization=None if previous is None else previous.normalization,
         )
         norm = self.train_data.normalization
         self.validation_data = (
@@ -166,23 +169,15 @@ class Trainer:
         self.step = 0
         self.last_validation: float | None = None
         self.main_validation: float | None = None
-        if resume and (self.out_dir / CHECKPOINT_NAME).exists():
-            self._resume(load_checkpoint(self.out_dir / CHECKPOINT_NAME, map_location=self.device))
+        if previous is not None:
+            self._resume(previous)
         check_same_step(self.step, world, self.out_dir)
         self.parallel = data_parallel(self.model, world, self.device)
 
     # -- state ------------------------------------------------------------------------------
 
     def _resume(self, checkpoint: Checkpoint) -> None:
-        mine, theirs = to_mapping(self.config), to_mapping(checkpoint.train_config)
-        for key in ("model", "data", "seed", "batch_size"):
-            if mine[key] != theirs[key]:
-                raise InputError(
-                    f"{self.out_dir} holds a run with another {key!r} ({theirs[key]}, this config: "
-                    f"{mine[key]}); pass another --out, or --no-resume to start over there"
-                )
-        fix = "Resume it on its own store; for this one pass another --out, or --no-resume"
-        checkpoint.check_matches(self.train_data, fix)  # a conv net loads on any grid or step
+        checkpoint.check_matches(self.train_data, RESUME_FIX)  # channels and static fields
         self.model.load_state_dict(checkpoint.model_state)
         self.ema.load_state_dict(checkpoint.ema_state)
         if checkpoint.optimizer_state is not None:

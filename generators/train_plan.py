@@ -14,8 +14,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.config import TrainConfig
+from generators.config_io import to_mapping
 from generators.data import ResidualDataset
+from generators.data.forecast import check_grid_and_step
+from pipeline.errors import InputError
+from pipeline.store import AnalysisStore
+
+RESUME_FIX = "Resume it on its own store; for this one pass another --out, or --no-resume"
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -68,6 +75,28 @@ def draw_items(
     uniform = torch.rand(size, generator=generator, dtype=torch.float64) * cumulative[-1]
     index = torch.searchsorted(cumulative, uniform, right=True)
     return index.clamp_(max=len(weights) - 1).numpy()
+
+
+def resumable(
+    path: Path, config: TrainConfig, store: AnalysisStore, device: torch.device
+) -> Checkpoint | None:
+    """The checkpoint at ``path`` that a run of ``config`` on ``store`` resumes, or None if
+    there is none; InputError if it is of another run (model, data, seed, batch size) or
+    trained on another grid or step. Checked before the store is read, so the run can read
+    it with the checkpoint's normalisation: the store's statistics change as times are
+    appended, and the weights were trained on inputs normalised with the old ones."""
+    if not path.exists():
+        return None
+    checkpoint = load_checkpoint(path, map_location=device)
+    mine, theirs = to_mapping(config), to_mapping(checkpoint.train_config)
+    for key in ("model", "data", "seed", "batch_size"):
+        if mine[key] != theirs[key]:
+            raise InputError(
+                f"{path.parent} holds a run with another {key!r} ({theirs[key]}, this config: "
+                f"{mine[key]}); pass another --out, or --no-resume to start over there"
+            )
+    check_grid_and_step(checkpoint, store, RESUME_FIX)  # a conv net loads on any grid or step
+    return checkpoint
 
 
 def model_config_for(config: TrainConfig, data: ResidualDataset) -> object:

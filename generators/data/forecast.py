@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from generators.checkpoint import Checkpoint
+from generators.checkpoint import FORECAST_FIX, Checkpoint
 from generators.data.dataset import ResidualDataset
 from generators.data.fields import GEOMETRY_STATICS, masked_channels_of, valid_names
 from generators.data.normalization import channel_statistics
@@ -56,7 +56,7 @@ class ForecastData:
     def from_store(cls, checkpoint: Checkpoint, store: AnalysisStore | str | Path) -> ForecastData:
         """The forecast data of an analysis store (or its path) for ``checkpoint``."""
         store = store if isinstance(store, AnalysisStore) else open_store(store)
-        _check_grid_and_step(checkpoint, store)
+        check_grid_and_step(checkpoint, store)
         dataset = ResidualDataset.from_store(
             store,
             checkpoint.spec,
@@ -146,10 +146,13 @@ class ForecastData:
         return self.dataset.denormalise(states)
 
 
-def _check_grid_and_step(checkpoint: Checkpoint, store: AnalysisStore) -> None:
+def check_grid_and_step(
+    checkpoint: Checkpoint, store: AnalysisStore, fix: str = FORECAST_FIX
+) -> None:
     """A store on another grid or native step than the checkpoint's is refused naming both
-    (:meth:`Checkpoint.check_matches`) before its dataset is built, whose normalisation
-    would otherwise fail first on a lead it has no tendency std for."""
+    (:meth:`Checkpoint.check_matches`, ``fix``: what to do instead) before a dataset is
+    built with the checkpoint's normalisation, which would otherwise fail first on a lead it
+    has no tendency std for."""
     ds = store.dataset
     latitude, longitude = np.asarray(ds[LAT].values), np.asarray(ds[LON].values)
     same = (
@@ -177,7 +180,8 @@ def _check_grid_and_step(checkpoint: Checkpoint, store: AnalysisStore) -> None:
             + statics
             + (SOLAR_FORCINGS if checkpoint.spec.solar_forcing else ())
             + valid_names(masked_channels_of(checkpoint.static_names)),
-        )
+        ),
+        fix,
     )
 
 

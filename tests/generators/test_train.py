@@ -222,6 +222,30 @@ def test_resume_refuses_a_store_of_another_step_or_grid(store, tmp_path, spec):
     train(other, tiny_config(2), tmp_path / "run", resume=False, progress=False)
 
 
+def test_a_resumed_run_keeps_the_statistics_it_trained_with(store, tmp_path):
+    """Appending times to a store changes its statistics; a run resumed on it went on with
+    states normalised by the new ones, inputs its weights were not trained on. It keeps the
+    checkpoint's normalisation."""
+    train(store, tiny_config(2), tmp_path / "run", progress=False)
+    first = load_checkpoint(tmp_path / "run")
+    grown = ingest(
+        SYNTHETIC.replace("n_times=480", "n_times=600"),
+        tmp_path / "grown.zarr",
+        variables=["t2m"],
+        progress=False,
+    )
+    assert float(grown.statistics["t2m"].sel(statistic="std")) != pytest.approx(
+        float(first.normalization.std[0])
+    )
+    resumed = Trainer(grown, tiny_config(4), tmp_path / "run")
+    assert resumed.step == 2
+    kept = resumed.train_data.normalization
+    np.testing.assert_array_equal(kept.mean, first.normalization.mean)
+    np.testing.assert_array_equal(kept.std, first.normalization.std)
+    np.testing.assert_array_equal(kept.tendency_std, first.normalization.tendency_std)
+    np.testing.assert_array_equal(resumed.train_data.std, first.normalization.std)
+
+
 def test_fine_tune_phase_switches_to_the_fair_crps_and_its_sampler(store, tmp_path):
     config = tiny_config(3, fine_tune=FineTuneConfig(steps=2, crps_members=2, crps_nfe=2))
     train(store, config, tmp_path / "ft", progress=False)
