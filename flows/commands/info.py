@@ -1,6 +1,7 @@
 """``wxens info STORE``: what an analysis store holds, its statistics and its state; or
 what a forecast store holds and what produced it (model, sampler, calibration, bias
-correction)."""
+correction); or, for a training run (its directory or checkpoint file), what the checkpoint
+was trained on and the digest the forecast stores made with it record."""
 
 from __future__ import annotations
 
@@ -8,14 +9,18 @@ import argparse
 
 NAME = "info"
 HELP = (
-    "describe an analysis store (variables, grid, period, statistics, missing times) or a "
+    "describe an analysis store (variables, grid, period, statistics, missing times), a "
     "forecast store (initial times, members, leads, and the model, sampler, calibration and "
-    "bias correction that produced it)"
+    "bias correction that produced it) or a training run's checkpoint (its digest, and the "
+    "grid, channels, step, periods and statistics it was trained on)"
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("store", help="path of an analysis store or a forecast store")
+    parser.add_argument(
+        "store",
+        help="path of an analysis store, a forecast store, or a training run (directory or .pt)",
+    )
 
 
 def describe(store) -> str:
@@ -102,6 +107,55 @@ def describe_forecast(path: str) -> str:
     return "\n".join(lines)
 
 
+def describe_checkpoint(path) -> str:
+    """A few lines a person can read about a checkpoint: the digest forecast stores record,
+    the model, and the grid, channels, step, periods and statistics it was trained on (what
+    a store must match to forecast with it)."""
+    from generators.checkpoint import load_checkpoint
+    from generators.correction.tuned import load_tuned, tuned_path
+    from pipeline.timeaxis import describe_step, hours_text
+
+    c = load_checkpoint(path)
+    t, d = c.train_config, c.train_config.data
+    fine = t.fine_tune.steps if t.fine_tune is not None else 0
+    history = [f"{o:+d}" if o else "0" for o in c.spec.history]
+    periods = [
+        f"{name} {p.start or '(start)'} .. {p.end or '(end)'}"
+        for name, p in (
+            ("train", d.train),
+            ("validation", d.validation),
+            *[("exclude", e) for e in d.exclude],
+        )
+        if p is not None
+    ]
+    lines = [
+        f"checkpoint {c.path}  digest {c.digest} (what forecast stores made with it record)",
+        f"model      {c.kind}, step {c.step} of {t.steps + fine} ({t.steps} main, {fine} fine-tune)",
+        f"grid       {len(c.latitude)} x {len(c.longitude)}  "
+        f"lat {c.latitude.min():g}..{c.latitude.max():g}  "
+        f"lon {c.longitude.min():g}..{c.longitude.max():g}",
+        f"step       {describe_step(c.native_step)}, history {len(history)} states "
+        f"({history[0]} .. {history[-1]} steps), leads {hours_text(c.leads_hours)} h",
+        "channels   "
+        + ", ".join(
+            f"{ch} (mean {m:.4g}, std {sd:.4g})"
+            for ch, m, sd in zip(c.channels, c.normalization.mean, c.normalization.std, strict=True)
+        ),
+        f"periods    {'; '.join(periods) or 'the whole store'}",
+        f"calibration {_calibration(c.calibration or {})}",
+    ]
+    tuned = load_tuned(c.path) if tuned_path(c.path).is_file() else None
+    if tuned is not None:
+        weights = {
+            "bias": tuned.bias_weight,
+            "spread": tuned.spread_weight,
+            "rank": tuned.rank_weight,
+        }
+        chosen = ", ".join(f"{k} weight {w:g}" for k, w in weights.items() if w)
+        lines.append(f"correction {tuned_path(c.path)}: {chosen or 'none chosen (weight 0)'}")
+    return "\n".join(lines)
+
+
 def _calibration(c: dict) -> str:
     """The spread calibration recorded in a forecast store, in a line."""
     import json
@@ -137,17 +191,14 @@ def _bias_correction(b: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from pipeline.errors import InputError
     from pipeline.forecast_store import is_forecast_store
     from pipeline.store import open_store
     from pipeline.transaction import commits
 
     path = Path(args.store)
     if path.suffix == ".pt" or (path / "last.pt").is_file():  # what `wxens train --out` wrote
-        raise InputError(
-            f"{path} is a training run's checkpoint, not a store; wxens info describes "
-            "analysis and forecast stores (a run's log is log.jsonl beside last.pt)"
-        )
+        print(describe_checkpoint(path))
+        return 0
     if is_forecast_store(args.store):
         print(describe_forecast(args.store))
     else:

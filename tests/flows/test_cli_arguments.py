@@ -16,6 +16,7 @@ import pytest
 from flows.cli import STDOUT_CLOSED, main
 from flows.commands.forecast import parse_inits
 from flows.inputs import check_output_file
+from generators.correction.tuned import checkpoint_digest
 from pipeline.errors import InputError
 from pipeline.store import ingest
 
@@ -262,14 +263,51 @@ def test_leads_are_whole_steps_of_the_store():
         parse_leads("1h,3h", None, 6.0)
 
 
-def test_info_on_a_training_run_says_what_it_is(tmp_path, capsys):
-    """A run directory or its checkpoint is not a store: said so, not 'no Zarr store there'."""
+def test_info_on_a_torn_training_run_says_what_it_is(tmp_path, capsys):
+    """A run directory or its checkpoint is not a store: an unreadable one is said to be an
+    unreadable checkpoint, not 'no Zarr store there'."""
     run = tmp_path / "run"
     run.mkdir()
     (run / "last.pt").write_bytes(b"")
     for target in (run, run / "last.pt"):
         assert main(["info", str(target)]) == 2
-        assert "is a training run's checkpoint, not a store" in capsys.readouterr().err
+        assert "is not a readable wxens checkpoint" in capsys.readouterr().err
+
+
+def test_info_on_a_training_run_tells_what_it_was_trained_on(tmp_path, capsys):
+    """Several runs on several stores: info on a run gives what a store must match to
+    forecast with it, and the digest its forecast stores record."""
+    store = ingest(
+        "synthetic:n_lat=8,n_lon=12,n_times=24,step=6h,seed=3",
+        tmp_path / "syn.zarr",
+        variables=["t2m"],
+        progress=False,
+    )
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "model: {kind: flow_matching, backbone: {widths: [8, 16], attention_heads: 0, "
+        "embedding_dim: 16}}\n"
+        "data: {channels: [t2m], history: 2, leads: [1], train: {end: 2000-01-04}}\n"
+        "steps: 2\nbatch_size: 4\ndevice: cpu\n"
+    )
+    run = tmp_path / "run"
+    argv = ["train", "--store", str(store.path), "--config", str(config), "--out", str(run)]
+    assert main([*argv, "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(run)]) == 0
+    out = capsys.readouterr().out
+    digest = checkpoint_digest(run)
+    mean = float(store.statistics["t2m"].sel(statistic="mean"))
+    for told in (
+        f"digest {digest}",
+        "flow_matching, step 2 of 2",
+        "grid       8 x 12",
+        "step       6 h, history 2 states",
+        "leads 6 h",
+        f"t2m (mean {mean:.4g}",
+        "train (start) .. 2000-01-04",
+    ):
+        assert told in out, (told, out)
 
 
 @pytest.mark.parametrize(
