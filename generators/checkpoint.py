@@ -52,8 +52,8 @@ log = logging.getLogger(__name__)
 
 
 FORECAST_FIX = (
-    "Forecast from a store with the training grid and variables (regrid or ingest those "
-    "variables), or train a model on this store"
+    "Forecast from a store with the training grid, step and variables (regrid, or ingest "
+    "those times and variables), or train a model on this store"
 )
 
 
@@ -98,12 +98,6 @@ class Checkpoint:
     def check_matches(self, data: ResidualDataset, fix: str = FORECAST_FIX) -> None:
         """InputError unless ``data`` has this checkpoint's grid, channels, statics and step
         (``fix``: what to do instead)."""
-        mine = _describe(
-            self.latitude, self.longitude, self.channels, self.static_names, self.native_step
-        )
-        theirs = _describe(
-            data.latitude, data.longitude, data.channels, data.static_names, data.native_step
-        )
         same_grid = (
             self.latitude.shape == data.latitude.shape
             and self.longitude.shape == data.longitude.shape
@@ -112,16 +106,28 @@ class Checkpoint:
             np.allclose(self.latitude, data.latitude, atol=GRID_TOLERANCE_DEG)
             and np.allclose(self.longitude, data.longitude, atol=GRID_TOLERANCE_DEG)
         )
-        if (
-            not same_grid
-            or tuple(data.channels) != self.channels
-            or (
-                tuple(data.static_names) != self.static_names
-                or data.native_step != self.native_step
-            )
-        ):
+        grid = [f"{len(x.latitude)} x {len(x.longitude)} {_extent(x)}" for x in (self, data)]
+        sides = {
+            "grid": (grid[0], grid[1], not same_grid),
+            "channels": (list(self.channels), list(data.channels), False),
+            "static fields": (list(self.static_names), list(data.static_names), False),
+            "native step": (
+                describe_step(self.native_step),
+                describe_step(data.native_step),
+                False,
+            ),
+        }
+        differ = [
+            f"{what} ({mine} in the checkpoint, {theirs} in the store)"
+            for what, (mine, theirs, unlike) in sides.items()
+            if unlike or (what != "grid" and mine != theirs)
+        ]
+        if differ:
+            statics = "static fields" in "".join(differ)
             raise InputError(
-                f"checkpoint {self.path} was trained on {mine}; {data.name} has {theirs}. {fix}"
+                f"checkpoint {self.path} and {data.name} differ in: {'; '.join(differ)}. The "
+                f"checkpoint was trained on {_describe(self, statics)}; {data.name} has "
+                f"{_describe(data, statics)}. {fix}"
             )
 
     def replace(self, **changes: Any) -> Checkpoint:
@@ -274,15 +280,17 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     )
 
 
-def _describe(
-    latitude: np.ndarray,
-    longitude: np.ndarray,
-    channels: tuple[str, ...],
-    static_names: tuple[str, ...],
-    step: pd.Timedelta,
-) -> str:
+def _extent(x: Any) -> str:
+    """``(latitude 50 to 58, longitude -10 to 2)`` of anything with those coordinates."""
+    lat, lon = x.latitude, x.longitude
+    return f"(latitude {lat[0]:g} to {lat[-1]:g}, longitude {lon[0]:g} to {lon[-1]:g})"
+
+
+def _describe(x: Any, statics: bool) -> str:
+    """The grid, channels, static fields (with ``statics``) and step of a checkpoint or
+    dataset, for a mismatch message."""
+    static = f", static fields {list(x.static_names)}" if statics else ""
     return (
-        f"a {len(latitude)} x {len(longitude)} grid (latitude {latitude[0]:g} to {latitude[-1]:g}, "
-        f"longitude {longitude[0]:g} to {longitude[-1]:g}), channels {list(channels)}, static "
-        f"fields {list(static_names)}, native step {describe_step(step)}"
+        f"a {len(x.latitude)} x {len(x.longitude)} grid {_extent(x)}, channels "
+        f"{list(x.channels)}{static}, native step {describe_step(x.native_step)}"
     )

@@ -290,3 +290,29 @@ def test_a_store_whose_values_are_far_from_the_training_statistics_is_refused(st
         ForecastData.from_store(checkpoint, mislabelled)
     assert str(mislabelled.path) in str(err.value) and str(checkpoint.path) in str(err.value)
     assert "--units" in str(err.value)
+
+
+def test_a_mismatch_leads_with_what_differs(stores, tmp_path):
+    """Two long descriptions that differ in one word (the step, or a grid's last latitude)
+    left the user to diff them: the message first names what differs, on both sides, and
+    leaves out the static fields when they are the same."""
+    trainer = Trainer(stores["t2m"], config(), tmp_path)
+    checkpoint = load_checkpoint(trainer.save().path)
+    hourly = ingest(
+        "synthetic:n_lat=16,n_lon=16,n_times=60,step=3h,seed=1",
+        tmp_path / "3h.zarr",
+        variables=["t2m"],
+        progress=False,
+    )
+    with pytest.raises(InputError) as err:
+        ForecastData.from_store(checkpoint, hourly)
+    message = str(err.value)
+    assert message.startswith(f"checkpoint {checkpoint.path} and {hourly.path} differ in: ")
+    assert "native step (6 h in the checkpoint, 3 h in the store)" in message
+    differ = message.split(". The checkpoint was trained on")[0]
+    assert "grid (" not in differ and "channels (" not in differ
+    assert "static fields" not in message
+    with pytest.raises(
+        InputError, match=r"differ in: grid \(16 x 16 .* in the checkpoint, 16 x 20"
+    ):
+        ForecastData.from_store(checkpoint, stores["wide"])
