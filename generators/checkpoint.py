@@ -167,6 +167,9 @@ class Checkpoint:
             with os.fdopen(fd, "wb") as f:
                 torch.save(payload, f)
                 f.flush()
+                umask = os.umask(0)  # mkstemp's 0600 would keep a shared run from others
+                os.umask(umask)
+                os.fchmod(f.fileno(), 0o666 & ~umask)
                 os.fsync(f.fileno())
             os.replace(tmp, path)
         except BaseException:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -316,3 +319,13 @@ def test_a_mismatch_leads_with_what_differs(stores, tmp_path):
         InputError, match=r"differ in: grid \(16 x 16 .* in the checkpoint, 16 x 20"
     ):
         ForecastData.from_store(checkpoint, stores["wide"])
+
+
+def test_a_checkpoint_is_written_with_the_modes_of_the_files_beside_it(stores, tmp_path):
+    """last.pt came out 0600 (mkstemp's mode) beside a 0644 config.yaml and log.jsonl: a run
+    moved or shared with colleagues could not be read by them. It takes the umask's mode."""
+    trainer = Trainer(stores["t2m"], config(), tmp_path)
+    path = trainer.save().path
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
