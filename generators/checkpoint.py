@@ -237,7 +237,8 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # a torn or foreign file: say which, and how to fix it
         raise StoreError(
-            f"{path} is not a readable wxens checkpoint ({type(err).__name__}: {err})"
+            f"{path} is not a readable wxens checkpoint ({type(err).__name__}: {err}); restore "
+            "it from a backup (or copy it again), or train it again (`wxens train --no-resume`)"
         ) from err  # kept: a transient read error (a network mount) is retried
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
         raise StoreError(

@@ -131,8 +131,10 @@ def test_garbage_and_missing_checkpoints_are_store_errors(tmp_path):
     with pytest.raises(StoreError, match="no checkpoint"):
         load_checkpoint(tmp_path / "none.pt")
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(StoreError, match="not a readable wxens checkpoint"):
+    with pytest.raises(StoreError, match="not a readable wxens checkpoint") as err:
         load_checkpoint(tmp_path / "bad.pt")
+    # a torn copy (a transfer cut short) says how to get a good one
+    assert "restore it from a backup" in str(err.value) and "--no-resume" in str(err.value)
 
 
 def test_configs_load_from_yaml_and_toml_with_overrides(tmp_path):
