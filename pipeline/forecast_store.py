@@ -97,7 +97,11 @@ class ForecastProvenance:
             theirs = getattr(other, name)
             if mine == theirs:
                 continue
-            if isinstance(mine, dict):
+            if isinstance(mine, dict) and not (mine and theirs):  # one side has none
+                parts.append(
+                    f"{name} {'there, none' if mine else 'none there, one'} in this forecast"
+                )
+            elif isinstance(mine, dict):
                 keys = sorted(
                     k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k)
                 )

@@ -146,6 +146,14 @@ def test_a_store_never_mixes_models_or_layouts(tmp_path):
         write_forecast(path, ensemble(["2019-03-23T00"], 1.0), reseeded)
     assert f"seed {PROVENANCE.seed} there, {PROVENANCE.seed + 1} in this forecast" in str(err.value)
     assert "calibration differs in factors" in str(err.value) and len(str(err.value)) < 400
+    # an uncalibrated forecast (--no-calibration) into a calibrated store: said so, rather
+    # than every key of the calibration listed as differing
+    calibrated = tmp_path / "calibrated.zarr"
+    write_forecast(calibrated, ensemble(["2019-03-22T00"], 1.0), reseeded)
+    with pytest.raises(StoreError, match="calibration there, none in this forecast"):
+        write_forecast(
+            calibrated, ensemble(["2019-03-23T00"], 1.0), replace(reseeded, calibration={})
+        )
     with pytest.raises(StoreError, match="variables"):
         write_forecast(path, ensemble(["2019-03-23T00"], 1.0).drop_vars("z"), PROVENANCE)
     assert open_forecast(path).sizes["init_time"] == 1
