@@ -236,8 +236,15 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # a torn or foreign file: say which, and how to fix it
+        head = b"" if isinstance(err, OSError) else _head(path)
+        if head and not head.startswith((b"PK\x03\x04", b"\x80")):  # neither zip nor pickle
+            raise StoreError(
+                f"{path} is not a wxens checkpoint: torch.save did not write it (it begins "
+                f"{head!r}); give the last.pt that `wxens train --out DIR` writes, or DIR"
+            ) from err
+        first = str(err).strip().split("\n", 1)[0]  # torch's advice below it is not for us
         raise StoreError(
-            f"{path} is not a readable wxens checkpoint ({type(err).__name__}: {err}); restore "
+            f"{path} is not a readable wxens checkpoint ({type(err).__name__}: {first}); restore "
             "it from a backup (or copy it again), or train it again (`wxens train --no-resume`)"
         ) from err  # kept: a transient read error (a network mount) is retried
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
@@ -282,6 +289,12 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         path=path,
         digest=file_digest(path),
     )
+
+
+def _head(path: Path) -> bytes:
+    """The first bytes of a file, to tell a torn checkpoint from another file."""
+    with open(path, "rb") as f:
+        return f.read(8)
 
 
 def _extent(x: Any) -> str:

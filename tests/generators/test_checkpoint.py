@@ -130,11 +130,19 @@ def test_loading_against_another_grid_or_variables_names_both(stores, tmp_path):
 def test_garbage_and_missing_checkpoints_are_store_errors(tmp_path):
     with pytest.raises(StoreError, match="no checkpoint"):
         load_checkpoint(tmp_path / "none.pt")
-    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    (tmp_path / "bad.pt").write_bytes(b"PK\x03\x04 a checkpoint cut short")
     with pytest.raises(StoreError, match="not a readable wxens checkpoint") as err:
         load_checkpoint(tmp_path / "bad.pt")
-    # a torn copy (a transfer cut short) says how to get a good one
+    # a torn copy (a transfer cut short) says how to get a good one, in one line
     assert "restore it from a backup" in str(err.value) and "--no-resume" in str(err.value)
+    assert "\n" not in str(err.value)
+    # another file given for the checkpoint (the run's config.yaml): said so, not torch's
+    # advice to load it with weights_only=False nor a backup to restore
+    (tmp_path / "config.yaml").write_text("# derived from stores/uk.zarr\nmodel: {}\n")
+    with pytest.raises(StoreError, match="not a wxens checkpoint: torch.save did not") as err:
+        load_checkpoint(tmp_path / "config.yaml")
+    assert "weights_only" not in str(err.value) and "backup" not in str(err.value)
+    assert "wxens train --out DIR" in str(err.value)
 
 
 def test_configs_load_from_yaml_and_toml_with_overrides(tmp_path):
