@@ -166,12 +166,9 @@ def derived_config(args: argparse.Namespace):
     path = Path(args.out) / DERIVED_CONFIG
     if path.exists() and not args.no_resume:
         print(f"using {path}, derived for this run before (--no-resume derives a new one)")
-        source = derived_from(path.read_text())
-        if source is not None and source != Path(args.store).resolve():
-            print(
-                f"warning: {path} was derived from {source}, not --store {args.store}: "
-                "give this store its own --out (or --no-resume to start this one over)"
-            )
+        warning = other_store_warning(path, derived_from(path.read_text()), args.store)
+        if warning:
+            print(warning)
         if args.lead or args.budget:
             given = " and ".join(
                 f"--{k} {getattr(args, k)}" for k in ("lead", "budget") if getattr(args, k)
@@ -210,6 +207,23 @@ def fixed_steps(overrides: Sequence[str]) -> int | None:
 
     steps = apply_overrides({}, list(overrides)).get("steps")
     return steps if isinstance(steps, int) and not isinstance(steps, bool) else None
+
+
+def other_store_warning(config_yaml: Path, source: Path | None, store: str) -> str | None:
+    """The warning for a derived config resumed with ``--store`` other than its ``source``:
+    another store's run, or the same store moved (the source is gone), which is no matter."""
+    if source is None or source == Path(store).resolve():
+        return None
+    if not source.exists():
+        return (
+            f"note: {config_yaml} was derived from {source}, which is no longer there: if that "
+            f"store moved to {store}, this run resumes on it as it should; if {store} is "
+            "another store, give it its own --out (or --no-resume to start this one over)"
+        )
+    return (
+        f"warning: {config_yaml} was derived from {source}, not --store {store}: "
+        "give this store its own --out (or --no-resume to start this one over)"
+    )
 
 
 def derived_from(config_yaml: str) -> Path | None:

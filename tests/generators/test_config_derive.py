@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from flows.cli import main as wxens
+from flows.commands.train import other_store_warning
 from generators.calibration import warn_if_trained_on
 from generators.checkpoint import load_checkpoint
 from generators.config import load_train_config
@@ -356,3 +357,19 @@ def test_a_store_too_short_is_told_the_least_that_trains(tmp_path_factory, n_tim
     )
     derived = derive_config(longer, lead=lead, step_seconds=SECONDS).config
     assert derived.data.leads[-1] == {"1d": 4, "6h": 1}[lead]
+
+
+def test_a_run_resumed_on_its_moved_store_is_not_told_to_start_over(tmp_path):
+    """The store a config was derived from moved (its old path is gone): the warning told the
+    user to give it its own --out or start over, for the very store the run trained on."""
+    config_yaml = tmp_path / "run" / "config.yaml"
+    here = tmp_path / "moved.zarr"
+    here.mkdir()
+    gone = tmp_path / "stores" / "uk.zarr"
+    said = other_store_warning(config_yaml, gone, str(here))
+    assert said.startswith("note: ") and "no longer there" in said
+    assert f"if that store moved to {here}, this run resumes on it" in said
+    other = tmp_path / "other.zarr"
+    other.mkdir()
+    assert other_store_warning(config_yaml, other, str(here)).startswith("warning: ")
+    assert other_store_warning(config_yaml, here.resolve(), str(here)) is None
