@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from warm import warm_forecast
 
 from flows.cli import main
 from generators.correction.bias import DecayingAverageBias, DecayingAverageSpread, bias_correct
@@ -17,7 +18,6 @@ from generators.correction.spec import CorrectionSpec
 from generators.correction.tuned import checkpoint_digest, save_tuned
 from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
-from pipeline.store import ingest
 
 INITS = pd.date_range("2019-03-22", periods=14, freq="6h")  # 3.5 days, 4 times of day
 LEADS = pd.to_timedelta([1, 24, 36], unit="h")
@@ -143,46 +143,6 @@ def test_spread_scaling_brings_an_underdispersed_ensemble_to_a_unit_spread_skill
 
     assert 0.3 < ssr(biased_only) < 0.42
     assert 0.93 < ssr(corrected) < 1.07
-
-
-@pytest.fixture()
-def analysis(tmp_path):
-    return ingest(
-        "synthetic:n_lat=4,n_lon=5,n_times=40,step=6h,seed=3",
-        tmp_path / "truth.zarr",
-        variables=["t2m"],
-        progress=False,
-    )
-
-
-def warm_forecast(store, offset: float, members: int = 4) -> xr.Dataset:
-    """Members = the truth at each valid time + ``offset`` + zero-mean member noise."""
-    truth = store.dataset.t2m.load()
-    inits = pd.DatetimeIndex(truth.time.values[4:20])
-    leads = pd.to_timedelta([6, 24], unit="h")
-    valid = truth.sel(
-        time=xr.DataArray(
-            inits.values[:, None] + leads.values[None], dims=("init_time", "lead_time")
-        )
-    )
-    noise = np.random.default_rng(2).normal(size=(members, *valid.shape))
-    noise -= noise.mean(axis=0)
-    values = valid.values[None] + offset + noise
-    return xr.Dataset(
-        {
-            "t2m": (
-                ("init_time", "member", "lead_time", "latitude", "longitude"),
-                values.transpose(1, 0, 2, 3, 4),
-            )
-        },
-        coords={
-            "init_time": inits,
-            "member": np.arange(members),
-            "lead_time": leads,
-            "latitude": truth.latitude.values,
-            "longitude": truth.longitude.values,
-        },
-    )
 
 
 def test_bias_correct_removes_a_constant_warm_bias_and_keeps_the_spread(analysis):

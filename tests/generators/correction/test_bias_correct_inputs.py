@@ -3,10 +3,9 @@ store that does not cover the forecast's grid or period."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
-import xarray as xr
+from warm import warm_forecast
 
 from flows.cli import main
 from generators.correction.decaying_average import without_verified_past
@@ -19,44 +18,9 @@ PROVENANCE = ForecastProvenance("flow_matching", "0123456789abcdef", "euler:nfe=
 
 
 @pytest.fixture()
-def analysis(tmp_path):
-    return ingest(
-        "synthetic:n_lat=4,n_lon=5,n_times=40,step=6h,seed=3",
-        tmp_path / "truth.zarr",
-        variables=["t2m"],
-        progress=False,
-    )
-
-
-def forecast_of(store, offset: float = 1.0, members: int = 4) -> xr.Dataset:
-    """Members = the truth at each valid time + ``offset`` + zero-mean noise."""
-    truth = store.dataset.t2m.load()
-    inits = pd.DatetimeIndex(truth.time.values[4:20])
-    leads = pd.to_timedelta([6, 24], unit="h")
-    valid = truth.sel(
-        time=xr.DataArray(
-            inits.values[:, None] + leads.values[None], dims=("init_time", "lead_time")
-        )
-    )
-    noise = np.random.default_rng(2).normal(size=(members, *valid.shape))
-    values = valid.values[None] + offset + noise - noise.mean(axis=0)
-    dims = ("init_time", "member", "lead_time", "latitude", "longitude")
-    return xr.Dataset(
-        {"t2m": (dims, values.transpose(1, 0, 2, 3, 4))},
-        coords={
-            "init_time": inits,
-            "member": np.arange(members),
-            "lead_time": leads,
-            "latitude": truth.latitude.values,
-            "longitude": truth.longitude.values,
-        },
-    )
-
-
-@pytest.fixture()
 def raw(analysis, tmp_path):
     path = tmp_path / "raw.zarr"
-    write_forecast(path, forecast_of(analysis), PROVENANCE)
+    write_forecast(path, warm_forecast(analysis, 1.0), PROVENANCE)
     return path
 
 
@@ -167,7 +131,7 @@ def test_a_choice_made_before_the_checkpoint_changed_is_named_once(
     (run / "last.pt").write_bytes(b"weights, calibrated since")
     raw = tmp_path / "raw.zarr"
     digest = checkpoint_digest(run)
-    write_forecast(raw, forecast_of(analysis), ForecastProvenance("fm", digest, "euler", 2, 0))
+    write_forecast(raw, warm_forecast(analysis, 1.0), ForecastProvenance("fm", digest, "euler", 2, 0))
     args = ["bias-correct", str(raw), "--truth", str(analysis.path), "--checkpoint", str(run)]
     assert main([*args, "--out", str(tmp_path / "out.zarr")]) == 2
     err = capsys.readouterr().err

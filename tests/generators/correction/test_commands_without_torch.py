@@ -11,7 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from test_bias import analysis, warm_forecast  # noqa: F401
+from warm import warm_forecast
 
 from pipeline.forecast_store import ForecastProvenance, write_forecast
 

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from test_bias import analysis, warm_forecast  # noqa: F401
+from warm import warm_forecast
 
 from flows.cli import main
 from generators.correction.bias import DecayingAverageBias, bias_correct
