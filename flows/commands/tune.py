@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from flows.commands.options import at_least, deprecated_alias
-from generators.correction.tuned import CANDIDATES
+from generators.correction.spec import CANDIDATES
 
 NAME = "tune"
 HELP = (
@@ -31,7 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--members", type=at_least(2), default=20, help="ensemble size of the tuning forecasts (20)"
     )
     parser.add_argument(
-        "--folds", type=at_least(1), default=4, help="consecutive blocks of initial times (4)"
+        "--folds",
+        type=at_least(1),
+        help="consecutive blocks of initial times (default: as many as keep 4 days of them in "
+        "each, at most 4)",
     )
     parser.add_argument(
         "--every",

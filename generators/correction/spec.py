@@ -88,3 +88,12 @@ class CorrectionSpec:
         while parts[-1] is None:
             parts.pop()
         return ":".join("" if p is None else f"{p:g}" for p in parts)
+
+
+CANDIDATES = {
+    "bias": (0.05, 0.1, 0.2, 0.4),
+    "spread": (0.1, 0.3, 0.7),
+    "rank": (0.05, 0.1, 0.2),
+}
+"""The candidate weights ``wxens tune`` tries for each stage by default: memories of about
+2.5 to 20 verified forecasts."""

@@ -7,7 +7,7 @@ digest of the checkpoint file they were chosen for. ``wxens bias-correct`` and
 ``wxens run`` read them when no weight is given (:func:`resolve_correction`), for a
 forecast store that checkpoint made; a file chosen for another checkpoint file (the
 directory trained or calibrated again) is ignored with a warning. Torch-free: a command
-reads it for its defaults.
+reads its choice.
 """
 
 from __future__ import annotations
@@ -20,18 +20,11 @@ from typing import Any
 
 from generators.correction.spec import CorrectionSpec
 from pipeline.errors import InputError
+from pipeline.forecast_store import ForecastProvenance, open_forecast
 from verification.output import atomic_output
 
 TUNED_FILE = "correction.json"
 """The file beside a checkpoint holding its tuned weights."""
-
-CANDIDATES = {
-    "bias": (0.05, 0.1, 0.2, 0.4),
-    "spread": (0.1, 0.3, 0.7),
-    "rank": (0.05, 0.1, 0.2),
-}
-"""The candidate weights ``wxens tune`` tries for each stage by default: memories of about
-2.5 to 20 verified forecasts."""
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +130,6 @@ def check_made_by(checkpoint: str | Path, forecast: str | Path) -> None:
     """InputError, naming both digests, unless the forecast store ``forecast`` was made by
     the checkpoint file ``checkpoint`` (a training directory: its ``last.pt``): the weights
     tuned for one model say nothing of another's errors."""
-    from pipeline.forecast_store import ForecastProvenance, open_forecast
-
     made_by = ForecastProvenance.from_attrs(open_forecast(forecast).attrs).checkpoint_digest
     digest = checkpoint_digest(checkpoint)
     if made_by != digest:
