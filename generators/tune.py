@@ -5,9 +5,10 @@ held-out period, ``data.validation``, else its training period; every ``every_ho
 a forecast store beside it (:func:`generators.rollout_store.forecast_to_store`;
 ``tune-DIGEST-KEY.zarr``, KEY a hash of the analysis store's path and the leads, members,
 sampler and seed, so a rerun only draws what is new; those of an earlier checkpoint file in
-the directory are deleted). Those initial times are cut into
-``folds`` consecutive blocks; within each block every candidate chain corrects the
-forecasts from the block's own verified past only (causal, as in operation: the first
+the directory are deleted). Those initial times are cut into ``folds`` consecutive blocks
+(by default as many as keep :data:`MIN_FOLD` of them in each, at most four; folds in which
+nothing could be corrected are refused); within each block every candidate chain corrects
+the forecasts from the block's own verified past only (causal, as in operation: the first
 forecasts of each block go uncorrected), and the blocks are scored together
 (:func:`generators.correction.select_weights.select_weights`). A stage keeps a weight only
 if it lowers the cross-validated fair CRPS; the others are 0. The choice is written beside
@@ -37,9 +38,10 @@ import xarray as xr
 
 from generators.calibration import calibration_init_times
 from generators.checkpoint import Checkpoint, load_checkpoint
+from generators.correction.decaying_average import without_verified_past
 from generators.correction.select_weights import WeightSelection, select_weights
-from generators.correction.spec import CorrectionSpec
-from generators.correction.tuned import CANDIDATES, save_tuned
+from generators.correction.spec import CANDIDATES, CorrectionSpec
+from generators.correction.tuned import save_tuned
 from generators.data.forecast import ForecastData
 from generators.rollout_store import forecast_to_store
 from pipeline.errors import InputError
@@ -61,13 +63,21 @@ class Tuned(NamedTuple):
     forecasts: Path
 
 
+MIN_FOLD = pd.Timedelta(days=4)
+"""The least span of initial times of a fold when ``folds`` is not given: a fold is corrected
+from its own verified past only, by lead and time of day, so a fold of about a day leaves
+its forecasts as they are (no earlier one of their time of day) and a few days correct
+only their last ones."""
+MAX_DEFAULT_FOLDS = 4
+
+
 def tune_correction(
     checkpoint: str | Path,
     store: str | Path,
     *,
     leads_hours: Sequence[float] | None = None,
     members: int = 20,
-    folds: int = 4,
+    folds: int | None = None,
     every_hours: float | None = None,
     period: Period | None = None,
     variable: str | None = None,
@@ -82,12 +92,13 @@ def tune_correction(
     """Choose and store the correction weights of ``checkpoint`` (module docstring).
 
     leads_hours: the leads scored (default: the checkpoint's trained leads); members: the
-    ensemble size of the tuning forecasts; folds: the number of consecutive blocks;
+    ensemble size of the tuning forecasts; folds: the number of consecutive blocks (default
+    :func:`default_folds`);
     every_hours: hours between initial times (default: the native step, at least 6 h);
     period: the initial times' period (default: the checkpoint's held-out period, else its
     training period; a side left open, e.g. ``Period("2019-03-10", None)``, is the default's);
     variable: the one whose scores choose (default: the checkpoint's only channel)."""
-    if folds < 1:
+    if folds is not None and folds < 1:
         raise InputError(f"--folds must be at least 1, got {folds}")
     candidates = {"bias": bias_weights, "spread": spread_weights, "rank": rank_weights}
     for stage, weights in candidates.items():
@@ -125,11 +136,14 @@ def tune_correction(
         data.times, period.start, period.end, every, max(leads), what="tuning"
     )
     inits = data.usable_inits(inits, leads)
+    folds = default_folds(inits) if folds is None else folds
     if len(inits) < 2 * folds:
         raise InputError(
             f"{len(inits)} initial time(s) every {every:g} h in {period} for {folds} fold(s): "
             "each fold needs at least 2; give fewer --folds, a smaller --every or a longer period"
         )
+    fold_index = np.array_split(np.arange(len(inits)), folds)
+    check_correctable([inits[i] for i in fold_index], leads, data.times)
     key = json.dumps([str(Path(store).resolve()), leads, members, sampler, seed])
     key = hashlib.sha256(key.encode()).hexdigest()[:8]
     out = Path(loaded.path).parent / f"tune-{loaded.digest}-{key}.zarr"
@@ -149,9 +163,7 @@ def tune_correction(
         warn_trained_on=not said,
     )
     forecast = one_channel(open_forecast(out), variable).sel({INIT_TIME: inits}).load()
-    blocks = [
-        forecast.isel({INIT_TIME: index}) for index in np.array_split(np.arange(len(inits)), folds)
-    ]
+    blocks = [forecast.isel({INIT_TIME: index}) for index in fold_index]
     selection = select_weights(
         blocks,
         one_channel(open_store(store).dataset, variable),
@@ -175,6 +187,31 @@ def tune_correction(
     }
     path = save_tuned(loaded.path, spec, details)
     return Tuned(spec, selection, path, out)
+
+
+def default_folds(inits: pd.DatetimeIndex) -> int:
+    """Folds of at least :data:`MIN_FOLD` of initial times each, at most
+    :data:`MAX_DEFAULT_FOLDS`, at least one."""
+    return int(np.clip((inits[-1] - inits[0]) // MIN_FOLD, 1, MAX_DEFAULT_FOLDS))
+
+
+def check_correctable(
+    folds: Sequence[pd.DatetimeIndex], leads_hours: Sequence[float], truth_times: pd.DatetimeIndex
+) -> None:
+    """InputError, before any forecast, when no initial time of any fold has an earlier one
+    of the fold verified at its leads and time of day (fold by fold, as the candidates
+    correct): every candidate would score as the uncorrected forecast, and "no correction
+    lowers the fair CRPS" would be said of a choice never made."""
+    leads = pd.to_timedelta(list(leads_hours), unit="h")
+    if any(len(without_verified_past(f, leads, truth_times)) < len(f) for f in folds):
+        return
+    days = min((f[-1] - f[0]) / pd.Timedelta(days=1) for f in folds)
+    raise InputError(
+        f"the {len(folds)} fold(s) of {days:.2g} days of initial times leave nothing to "
+        "correct: no initial time has an earlier forecast of its lead and time of day in its "
+        "fold verified by it, so every candidate would score as no correction; give fewer "
+        "--folds (1 for a few days of initial times) or a longer period (--start, --end)"
+    )
 
 
 def remove_earlier_forecasts(directory: Path, digest: str) -> None:

@@ -17,7 +17,7 @@ import xarray as xr
 
 from flows.cli import main as wxens
 from generators.correction.tuned import checkpoint_digest, load_tuned, tuned_path
-from generators.tune import tune_correction
+from generators.tune import default_folds, tune_correction
 from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, open_forecast
 from pipeline.store import ingest
@@ -108,6 +108,23 @@ def test_too_few_initial_times_for_the_folds_are_refused(trained):
     _, run, cycle, _ = trained
     with pytest.raises(InputError, match="30 initial time.*for 16 fold.*give fewer --folds"):
         tune_correction(run, cycle, folds=16, device="cpu")
+
+
+@pytest.mark.parametrize(("days", "folds"), [(3.75, 1), (7.9, 1), (8, 2), (15, 3), (300, 4)])
+def test_the_default_folds_keep_four_days_each(days, folds):
+    inits = pd.date_range("2019-03-01", periods=2, freq=pd.Timedelta(days=days))
+    assert default_folds(inits) == folds
+
+
+def test_folds_that_can_correct_nothing_are_refused_before_any_forecast(trained):
+    """The default 4 folds on a derived config's 4 held-out days were blocks of a day: no
+    forecast had an earlier one of its time of day verified in its block, every candidate
+    scored as no correction, and tune said no correction lowered the fair CRPS."""
+    _, run, cycle, _ = trained
+    before = set(run.glob("tune-*.zarr"))
+    with pytest.raises(InputError, match="the 8 fold.* leave nothing to correct.*fewer --folds"):
+        tune_correction(run, cycle, folds=8, members=4, sampler="euler:nfe=2", device="cpu")
+    assert set(run.glob("tune-*.zarr")) == before  # nothing forecast
 
 
 def test_a_checkpoint_with_a_held_out_period_is_tuned_on_it(trained, caplog):
