@@ -105,6 +105,7 @@ def warn_if_trained_on(
     for hours in leads_hours:
         seen |= trained_on(checkpoint, inits + pd.Timedelta(hours=hours))
     if seen.any():
+        train = checkpoint.train_config.data.train
         log.warning(
             "%d of %d initial time(s) (%s to %s) forecast weather of the training period %s of "
             "%s: the model has seen it, so its scores there are too good; verify on times "
@@ -113,7 +114,7 @@ def warn_if_trained_on(
             len(inits),
             inits[seen][0],
             inits[seen][-1],
-            checkpoint.train_config.data.train,
+            train if train.time_slice() else "(every time of the store it trained on)",
             checkpoint.path,
         )
     return inits[seen]

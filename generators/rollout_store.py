@@ -97,9 +97,9 @@ def forecast_to_store(
     """
     check_ensemble_size(n_members, batch_members)
     loaded = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    data = ForecastData.from_store(loaded, store)  # a store it cannot forecast from: refused
     if warn_trained_on:
         warn_if_trained_on(loaded, pd.DatetimeIndex(inits), leads_hours)
-    data = ForecastData.from_store(loaded, store)
     inits = pending_init_times(inits, out, recompute)
     plan = plan_rollout(leads_hours, loaded.leads_hours, data.history_hours)
     data.windows(inits, plan)  # every initial time has its history: fail before writing

@@ -158,6 +158,23 @@ def test_a_checkpoint_on_another_grid_and_step_names_the_grid_first(trained, cap
     assert "tendency std" not in err
 
 
+def test_a_refused_store_is_not_first_warned_about_the_training_period(trained, capsys, caplog):
+    """A forecast from a store of another grid first warned that its initial times fell in
+    the training period '... to ...', then refused the store; an open training period is
+    now named as every time of the store it trained on."""
+    root = trained[0]
+    argv = forecast_argv(trained)
+    argv[argv.index("--store") + 1] = str(trained[2].path)
+    with caplog.at_level("WARNING"):
+        refused(capsys, argv, "was trained on a 8 x 12 grid")
+    assert "training period" not in caplog.text
+    argv = forecast_argv(trained)
+    argv[argv.index("--out") + 1] = str(root / "warned.zarr")
+    with caplog.at_level("WARNING"):
+        assert wxens(argv) == 0
+    assert "training period (every time of the store it trained on) of" in caplog.text
+
+
 def test_an_unknown_device_in_a_training_config_is_one_line_naming_it(trained, capsys):
     root, store, _, config = trained
     argv = ["train", "--store", str(store.path), "--config", str(config), "--no-progress"]
