@@ -13,6 +13,7 @@ import argparse
 import errno
 import logging
 import os
+import re
 import select
 import sys
 
@@ -66,8 +67,10 @@ def _dispatch(argv: list[str] | None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    once = OneRecordPerWxensError()
     if not args.verbose:
         for name in RUN_LOGGERS:
+            logging.getLogger(name).addFilter(once)  # first: it reads the exception
             logging.getLogger(name).addFilter(without_wxens_traceback)
     try:
         return int(args.run(args) or 0)
@@ -82,6 +85,9 @@ def _dispatch(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         _say(f"wxens {args.command}: interrupted")
         return 130
+    finally:
+        for name in RUN_LOGGERS:
+            logging.getLogger(name).removeFilter(once)
 
 
 def _say(line: str) -> None:
@@ -120,6 +126,32 @@ def without_wxens_traceback(record: logging.LogRecord) -> bool:
     ):
         record.exc_info = record.exc_text = None
     return True
+
+
+class OneRecordPerWxensError(logging.Filter):
+    """Log filter: of Prefect's records of a run that a :class:`WxensError` failed, keep the
+    first "Encountered exception" one. A task in a subflow in a flow logged the error five
+    times (the task's, each flow's exception and each one's failed state) before the CLI
+    printed it; ``-v`` keeps them all."""
+
+    FAILED_STATE = re.compile(r"encountered an exception:? (\w+):")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, WxensError):
+            seen, self.seen = str(error) in self.seen, self.seen | {str(error)}
+            return not seen
+        failed = self.FAILED_STATE.search(record.getMessage())
+        return not (failed and failed.group(1) in _names(WxensError))
+
+
+def _names(cls: type) -> set[str]:
+    """The names of ``cls`` and of its subclasses, at any depth."""
+    return {cls.__name__}.union(*(_names(sub) for sub in cls.__subclasses__()))
 
 
 def stdout_closed() -> bool:

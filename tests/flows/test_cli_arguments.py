@@ -6,6 +6,7 @@ stdout closed early (``wxens info STORE | head``), which ends the command quietl
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import subprocess
 import sys
@@ -13,11 +14,11 @@ import sys
 import pandas as pd
 import pytest
 
-from flows.cli import STDOUT_CLOSED, main
+from flows.cli import STDOUT_CLOSED, OneRecordPerWxensError, main
 from flows.commands.forecast import parse_inits
 from flows.inputs import check_output_file
 from generators.correction.tuned import checkpoint_digest
-from pipeline.errors import InputError
+from pipeline.errors import InputError, StoreError
 from pipeline.store import ingest
 
 TIMES = ["--lead", "6h", "--members", "2"]
@@ -329,3 +330,35 @@ def test_a_count_out_of_range_is_refused_by_the_parser(argv, message, capsys):
     assert stopped.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_prefect_logs_a_wxens_error_of_nested_runs_once():
+    """wxens run on a store of another grid logged the refusal five times (the task's failed
+    state, then each flow's exception and failed state) before the CLI's line; now the first
+    flow's exception alone, and any other failure as Prefect logs it."""
+    error = InputError("big.zarr differs in: grid")
+
+    def record(message: str, exc: BaseException | None = None) -> logging.LogRecord:
+        info = (type(exc), exc, None) if exc else None
+        return logging.LogRecord("prefect.flow_runs", logging.ERROR, "", 0, message, (), info)
+
+    once = OneRecordPerWxensError()
+    kept = [
+        once.filter(r)
+        for r in (
+            record(
+                f"Finished in state Failed('Task run encountered an exception InputError: {error}')"
+            ),
+            record(f"Encountered exception during execution: {error!r}", error),
+            record(
+                f"Finished in state Failed('Flow run encountered an exception: InputError: {error}')"
+            ),
+            record(f"Encountered exception during execution: {error!r}", error),
+            record("Finished in state Failed('Flow run encountered an exception: StoreError: x')"),
+            record("Finished in state Failed('Flow run encountered an exception: KeyError: x')"),
+            record(
+                "Encountered exception during execution: StoreError('gone')", StoreError("gone")
+            ),
+        )
+    ]
+    assert kept == [False, True, False, False, False, True, True]

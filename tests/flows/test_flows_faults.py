@@ -77,6 +77,7 @@ def test_wxens_run_reports_a_bad_input_in_its_flow_without_a_traceback(
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert "Encountered exception during execution: StoreError" in done.stderr
+    assert done.stderr.count("gone.zarr: no such store") == 2  # Prefect's line, and the CLI's
     assert f"wxens run: error: {tmp_path / 'gone.zarr'}: no such store" in done.stderr
     verbose = subprocess.run(
         argv[:3] + ["-v"] + argv[3:],
