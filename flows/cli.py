@@ -70,7 +70,8 @@ def _dispatch(argv: list[str] | None) -> int:
     once = OneRecordPerWxensError()
     if not args.verbose:
         for name in RUN_LOGGERS:
-            logging.getLogger(name).addFilter(once)  # first: it reads the exception
+            if args.command != "serve":  # a server's runs each log their own failure
+                logging.getLogger(name).addFilter(once)  # first: it reads the exception
             logging.getLogger(name).addFilter(without_wxens_traceback)
     try:
         return int(args.run(args) or 0)
@@ -132,7 +133,8 @@ class OneRecordPerWxensError(logging.Filter):
     """Log filter: of Prefect's records of a run that a :class:`WxensError` failed, keep the
     first "Encountered exception" one. A task in a subflow in a flow logged the error five
     times (the task's, each flow's exception and each one's failed state) before the CLI
-    printed it; ``-v`` keeps them all."""
+    printed it; ``-v`` keeps them all, and so does ``wxens serve``, whose runs each fail
+    on their own."""
 
     FAILED_STATE = re.compile(r"encountered an exception:? (\w+):")
 
