@@ -61,7 +61,7 @@ from generators.config_io import to_mapping
 from generators.data import CALENDAR_FEATURES, GEOMETRY_STATICS
 from generators.device import resolve_device
 from generators.models import FlowMatchingConfig
-from generators.step_memory import fitted_batch, step_memory, step_room
+from generators.step_memory import MEMORY_SHARE, fitted_batch, step_memory, step_room
 from generators.step_timing import StepSeconds, measure_step_seconds
 from pipeline.errors import InputError
 from pipeline.schema import CHANNEL, LAT, LON, TIME, Period, to_channels
@@ -99,8 +99,6 @@ VALIDATIONS = 8
 """Validation losses (and checkpoints) over the main phase."""
 COARSEST_POINTS = 8
 BATCH_SIZE = 16
-MEMORY_SHARE = 0.8
-"""Share of the memory available that a derived config's training step may take."""
 CALIBRATION_MEMBERS = 16
 MAX_CALIBRATION_INITS = 64
 

@@ -40,6 +40,10 @@ ACTIVATION_MARGIN = 1.3
 """Factor on the counted activations. Real CPU steps on 1 and 2 degree global grids peaked
 at 1.14 to 1.29 times the count (``benchmarks/train_memory.py``); on the UK sample's small
 grid, whose many small tensors the allocator fragments, at 1.5 to 1.6 (below 2 GiB)."""
+MEMORY_SHARE = 0.8
+"""Share of the memory available a batch is fitted to (a derived config's, and the one a
+refusal suggests); the rest is for what a step's estimate leaves out: the runtime, the
+states read in, the validation and the calibration forecasts."""
 
 
 @dataclass(frozen=True)
@@ -172,13 +176,16 @@ def check_training_fits(
 def check_step_fits(memory: StepMemory, shard: int, room: tuple[int, str], ranks: int = 1) -> None:
     """Refuse a step of ``shard`` samples on each of ``ranks`` ranks that needs more than the
     ``room`` of a rank (:func:`step_room`): an :class:`InputError` with the estimate and the
-    batch size that fits."""
+    batch size whose step fits in :data:`MEMORY_SHARE` of it (else the largest that fits)."""
     available, where = room
     if memory.bytes_at(shard) <= available:
         return
-    fits = memory.largest_batch(available, shard) * ranks
+    fits = memory.largest_batch(round(MEMORY_SHARE * available), shard) or (
+        memory.largest_batch(available, shard)
+    )
     fix = (
-        f"lower batch_size to {fits} (--set batch_size={fits})"
+        f"lower batch_size to {fits * ranks} (--set batch_size={fits * ranks}), whose step "
+        f"needs about {gib(memory.bytes_at(fits))}"
         if fits
         else "train on a machine or device with more memory, or ingest a coarser grid or a "
         "smaller region"
