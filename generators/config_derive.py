@@ -25,8 +25,9 @@ longest lead wanted and a time budget:
   the held-out period (up to :data:`MAX_CALIBRATION_INITS` initial times).
 - **batch**: :data:`BATCH_SIZE`, or the largest power of two below it whose training step
   fits in :data:`MEMORY_SHARE` of the memory available (the host's, less the states to be
-  read into it, or the CUDA device's), as :mod:`generators.step_memory` estimates it; the
-  fair-CRPS fine-tune, whose members all keep their gradients, sets it on large grids.
+  read into it, a copy for training and one for validation, or the CUDA device's), as
+  :mod:`generators.step_memory` estimates it; the fair-CRPS fine-tune, whose members all
+  keep their gradients, sets it on large grids.
 - **times**: the store's, or those up to ``end`` (days kept for testing stay unseen).
 - **steps**: a fixed ``N`` if given (reproducible, nothing timed), else sized to the
   budget. The main phase takes ``N`` steps and a fair-CRPS fine-tune ``N / 5``, with
@@ -313,8 +314,9 @@ def derive_config(
         calendar_features=len(CALENDAR_FEATURES),
     )
     memory = step_memory(config, replace(config.model.config, backbone=sized), grid)
-    states = [n * len(channels) * grid[0] * grid[1] * 4 for n in (n_train, n_held)]
-    reserved = sum(b for b in states if b <= config.data.max_memory_bytes)  # read into memory
+    # the training and validation datasets each read all the store's states into memory
+    states = store.dataset.sizes[TIME] * len(channels) * grid[0] * grid[1] * 4
+    reserved = 2 * states if states <= config.data.max_memory_bytes else 0
     room = step_room(resolve_device(device), processes, reserved)
     config, batch_note = fitted_batch(config, memory, room, processes, MEMORY_SHARE)
     kind = "global" if periodic else "regional"

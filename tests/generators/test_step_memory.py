@@ -85,8 +85,9 @@ def test_a_derived_batch_fits_the_memory_available(store, monkeypatch):
     seen = recorded(monkeypatch, generators.config_derive)
     assert derive_config(store, steps=20, device="cpu").config.batch_size == 16
     memory = seen[-1]
-    # room for batch 4 (and the states, read into memory) within 80 %, not for 8
-    states = 200 * 16 * 32 * 4
+    # room for batch 4 (and the states, read into memory by the training and validation
+    # datasets, each the whole store) within 80 %, not for 8
+    states = 2 * 200 * 16 * 32 * 4
     room(monkeypatch, (memory.bytes_at(4) / 0.8 + states + 1) / 2**30)
     derived = derive_config(store, steps=20, device="cpu")
     assert derived.config.batch_size == 4
@@ -143,3 +144,14 @@ def test_the_batch_a_refusal_suggests_fits_the_share_a_derived_batch_takes():
     # too tight for 1 within 80 % but one sample fits: 1 is the batch to try
     with pytest.raises(generators.step_memory.InputError, match="lower batch_size to 1 "):
         generators.step_memory.check_step_fits(memory, 64, (memory.bytes_at(1) + 1, "the host"))
+
+
+def test_a_derived_batch_leaves_room_for_each_dataset_s_copy_of_the_states(store, monkeypatch):
+    """The training and the validation datasets each read the whole store into memory (the
+    61 x 360 walkthrough logged "reading 226.2 MB of states into memory" twice): room for
+    batch 4 and one copy is not room for batch 4 and the two."""
+    seen = recorded(monkeypatch, generators.config_derive)
+    derive_config(store, steps=20, device="cpu")
+    memory, states = seen[-1], 200 * 16 * 32 * 4
+    room(monkeypatch, (memory.bytes_at(4) / 0.8 + states + 1) / 2**30)
+    assert derive_config(store, steps=20, device="cpu").config.batch_size == 2
