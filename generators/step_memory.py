@@ -183,15 +183,19 @@ def check_step_fits(memory: StepMemory, shard: int, room: tuple[int, str], ranks
     fits = memory.largest_batch(round(MEMORY_SHARE * available), shard) or (
         memory.largest_batch(available, shard)
     )
+    each = " a process" if ranks > 1 else ""
     fix = (
         f"lower batch_size to {fits * ranks} (--set batch_size={fits * ranks}), whose step "
-        f"needs about {gib(memory.bytes_at(fits))}"
+        f"needs about {gib(memory.bytes_at(fits))}{each}"
         if fits
         else "train on a machine or device with more memory, or ingest a coarser grid or a "
         "smaller region"
     )
+    step = f"{shard} sample(s)"
+    if ranks > 1:  # the batch the user gave, and each process's share
+        step = f"batch_size {shard * ranks}, {shard} sample(s){each},"
     raise InputError(
-        f"a training step of {shard} sample(s) needs about {memory.text(shard)} on {where}, "
+        f"a training step of {step} needs about {memory.text(shard)} on {where}, "
         f"but {gib(available)} is available; {fix}"
     )
 

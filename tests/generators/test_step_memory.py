@@ -155,3 +155,16 @@ def test_a_derived_batch_leaves_room_for_each_dataset_s_copy_of_the_states(store
     memory, states = seen[-1], 200 * 16 * 32 * 4
     room(monkeypatch, (memory.bytes_at(4) / 0.8 + states + 1) / 2**30)
     assert derive_config(store, steps=20, device="cpu").config.batch_size == 2
+
+
+def test_a_refusal_over_processes_names_the_batch_given_and_the_share_of_each():
+    """``--nproc 2`` at batch_size 64 was refused as "a training step of 32 sample(s)",
+    a number the user never gave; it names the global batch and each process's share."""
+    memory = step_memory(CONFIG, FLOW, (32, 48))
+    room = (memory.bytes_at(2) + 1, "the host (a share of 2 processes)")
+    with pytest.raises(generators.step_memory.InputError) as refused:
+        generators.step_memory.check_step_fits(memory, 32, room, ranks=2)
+    message = str(refused.value)
+    assert "batch_size 64, 32 sample(s) a process, needs about" in message
+    assert "lower batch_size to 2 (--set batch_size=2), whose step needs about" in message
+    assert "a process" in message.split("whose step needs about")[1]
