@@ -3,6 +3,8 @@ bfloat16 autocast used on CUDA (training and sampling alike)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psutil
 import torch
 
@@ -50,8 +52,63 @@ def autocast(device: torch.device, bf16: bool) -> torch.autocast:
 
 def available_memory(device: torch.device) -> tuple[int, int]:
     """(device, host) bytes free now: ``torch.cuda.mem_get_info`` on CUDA (0 for the CPU,
-    whose arrays count against the host) and the host's available memory (psutil)."""
+    whose arrays count against the host) and the host's available memory (psutil), bounded
+    by this process's cgroup limit in a container (:func:`cgroup_room`)."""
     host = int(psutil.virtual_memory().available)
+    try:
+        room = cgroup_room(Path("/proc/self/cgroup").read_text())
+    except OSError:  # not Linux, or no /proc
+        room = None
+    host = host if room is None else min(host, room)
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0]), host
     return 0, host
+
+
+CGROUP_V2 = Path("/sys/fs/cgroup")
+CGROUP_V1 = Path("/sys/fs/cgroup/memory")
+UNLIMITED = 2**60
+"""Above this, a cgroup v1 limit means none (it reads 9223372036854771712)."""
+
+
+def cgroup_room(cgroups: str, root: Path = CGROUP_V2, v1_root: Path = CGROUP_V1) -> int | None:
+    """Bytes this process's memory cgroups (``cgroups``: the text of /proc/self/cgroup) and
+    their parents let it take still: the least over those with a limit of the limit less
+    the usage, the reclaimable page cache (``inactive_file``) not counted as used; None
+    where none has a limit (or they cannot be read). psutil reports the machine's memory,
+    which in a container can be many times what its limit allows."""
+    rooms = []
+    for line in cgroups.splitlines():
+        if line.count(":") < 2:
+            continue
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # v2
+            files, base = ("memory.max", "memory.current"), root
+        elif "memory" in controllers.split(","):
+            files, base = ("memory.limit_in_bytes", "memory.usage_in_bytes"), v1_root
+        else:
+            continue
+        group = base / path.lstrip("/")
+        while True:
+            rooms.append(_room(group, *files))
+            if group == base or base not in group.parents:
+                break
+            group = group.parent
+    found = [r for r in rooms if r is not None]
+    return min(found) if found else None
+
+
+def _room(group: Path, limit_file: str, usage_file: str) -> int | None:
+    try:
+        limit = (group / limit_file).read_text().strip()
+        if limit == "max" or int(limit) >= UNLIMITED:
+            return None
+        used = int((group / usage_file).read_text())
+    except (OSError, ValueError):
+        return None
+    try:
+        stat = dict(line.split() for line in (group / "memory.stat").read_text().splitlines())
+        used -= int(stat.get("inactive_file", stat.get("total_inactive_file", 0)))
+    except (OSError, ValueError):
+        pass
+    return max(0, int(limit) - used)
