@@ -30,6 +30,7 @@ from pipeline.schema import (
     LON,
     MEMBER,
     TIME,
+    VARIABLES,
     from_channels,
     split_channel,
     to_channels,
@@ -187,28 +188,46 @@ def check_grid_and_step(
 
 STATISTICS_LIMIT = 10.0
 """A store channel whose mean lies this many training stds from the training mean, or whose
-std is this many times larger or smaller, is not the variable the model learnt."""
+std is this many times larger or smaller, is not the variable the model learnt; a smaller
+std of a variable bounded below at zero (precipitation, humidity) is a dry spell, told."""
 
 
 def _check_statistics(checkpoint: Checkpoint, store: AnalysisStore) -> None:
     """InputError if a channel of ``store`` is far from what ``checkpoint`` was trained on
     (:data:`STATISTICS_LIMIT`): other units under the canonical ones, or another variable
-    under the channel's name, which would otherwise be forecast as if it were the same."""
+    under the channel's name, which would otherwise be forecast as if it were the same. A
+    variable bounded below at zero that barely varies there (a dry day's tp, std 0) is what
+    a forecaster sees in any dry spell, and the same as other units by its statistics: a
+    warning, not a refusal."""
     norm = checkpoint.normalization
-    mean, std = channel_statistics(store.statistics, checkpoint.channels)
+    mean, std = channel_statistics(store.statistics, checkpoint.channels, constant_ok=True)
     apart = np.abs(mean - norm.mean) / norm.std
     ratio = std / norm.std
-    bad = (apart > STATISTICS_LIMIT) | (ratio > STATISTICS_LIMIT) | (ratio < 1 / STATISTICS_LIMIT)
+    variables = [split_channel(c)[0] for c in checkpoint.channels]
+    dry = np.array([getattr(VARIABLES.get(v), "lower_bound", None) == 0.0 for v in variables])
+    small = ratio < 1 / STATISTICS_LIMIT
+    bad = (apart > STATISTICS_LIMIT) | (ratio > STATISTICS_LIMIT) | (small & ~dry)
+    for i in np.flatnonzero(small & dry & ~bad):
+        log.warning(
+            "%s: %s has a std %s there than in training (%.4g against %.4g %s): a dry spell, "
+            "or values in other units? Check `wxens info %s`",
+            store.path,
+            checkpoint.channels[i],
+            _times(ratio[i]),
+            std[i],
+            norm.std[i],
+            store.dataset[variables[i]].attrs.get("units", ""),
+            store.path,
+        )
     if not bad.any():
         return
     told = []
     for i in np.flatnonzero(bad):
-        channel = checkpoint.channels[i]
-        units = store.dataset[split_channel(channel)[0]].attrs.get("units", "")
+        units = store.dataset[variables[i]].attrs.get("units", "")
         told.append(
-            f"{channel} has mean {mean[i]:.4g} and std {std[i]:.4g} {units} there, against "
-            f"mean {norm.mean[i]:.4g} and std {norm.std[i]:.4g} in training "
-            f"({apart[i]:.0f} training stds apart)"
+            f"{checkpoint.channels[i]} has mean {mean[i]:.4g} and std {std[i]:.4g} {units} "
+            f"there, against mean {norm.mean[i]:.4g} and std {norm.std[i]:.4g} in training "
+            f"({apart[i]:.3g} training stds apart, a std {_times(ratio[i])})"
         )
     raise InputError(
         f"{store.path} is not what checkpoint {checkpoint.path} was trained on: "
@@ -217,6 +236,14 @@ def _check_statistics(checkpoint: Checkpoint, store: AnalysisStore) -> None:
         "(`wxens ingest --units VAR=UNITS`) or names (`--rename`), or train a model on "
         "this store"
     )
+
+
+def _times(ratio: float) -> str:
+    """A std ratio in words: '100 times larger', '3.2 times smaller', 'infinitely smaller'
+    (a constant field)."""
+    if ratio == 0:
+        return "infinitely smaller (a constant field)"
+    return f"{ratio:.3g} times larger" if ratio >= 1 else f"{1 / ratio:.3g} times smaller"
 
 
 def to_dataset(

@@ -130,9 +130,10 @@ TENDENCY_SAMPLES = 256  # initial times used to estimate a tendency std, evenly 
 
 
 def channel_statistics(
-    statistics: xr.Dataset, channels: Sequence[str]
+    statistics: xr.Dataset, channels: Sequence[str], constant_ok: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(C,) mean and std per channel from a store's statistics (dims statistic[, level])."""
+    """(C,) mean and std per channel from a store's statistics (dims statistic[, level]);
+    a zero std (a constant field) is a StoreError unless ``constant_ok``."""
     out: dict[str, list[float]] = {"mean": [], "std": []}
     for ch in channels:
         var, level = split_channel(ch)
@@ -145,7 +146,7 @@ def channel_statistics(
         for stat in out:
             out[stat].append(float(da.sel(statistic=stat)))
     std = np.asarray(out["std"])
-    if not np.all(np.isfinite(std)) or np.any(std <= 0):
+    if not np.all(np.isfinite(std)) or np.any(std < 0) or (not constant_ok and np.any(std == 0)):
         raise StoreError(
             f"the store statistics give a non-positive std for channels {list(channels)}: {std}"
         )

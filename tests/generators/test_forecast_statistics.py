@@ -1,0 +1,112 @@
+"""The forecast's statistics check (generators.data.forecast._check_statistics): stores in
+other units refused, stores a forecaster legitimately uses (a dry spell) accepted."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from generators import BackboneConfig, EDMConfig
+from generators.checkpoint import load_checkpoint
+from generators.config import DataConfig, ModelSpec, TrainConfig
+from generators.data.forecast import ForecastData
+from generators.rollout_plan import plan_rollout
+from generators.train import Trainer
+from pipeline.errors import InputError
+from pipeline.store import ingest
+
+SPEC = "synthetic:n_lat=16,n_lon=16,n_times=60,step=6h,seed=1"
+
+
+def _config() -> TrainConfig:
+    model = EDMConfig(backbone=BackboneConfig(widths=(8, 16), attention_heads=0, embedding_dim=16))
+    data = DataConfig(channels=("t2m", "tp", "v500"), history=2, leads=(1, 2))
+    return TrainConfig(
+        model=ModelSpec("edm", model), data=data, steps=2, batch_size=4, device="cpu"
+    )
+
+
+def _fields(tmp_path, name, edit=None):
+    """An analysis store of the synthetic t2m and v with a precipitation field that rains
+    where t2m is above its mean, ``edit`` applied to the file's dataset first."""
+    plain = ingest(SPEC, tmp_path / f"{name}-src.zarr", variables=["t2m", "v"], progress=False)
+    ds = plain.dataset[["t2m", "v"]].sel(level=[500]).load()
+    ds.attrs = {}
+    anomaly = ds.t2m - ds.t2m.mean()
+    ds["tp"] = xr.where(anomaly > 0, anomaly * 2e-4, 0.0).assign_attrs(units="m")
+    ds = edit(ds) if edit else ds
+    ds.to_netcdf(tmp_path / f"{name}.nc")
+    return ingest(tmp_path / f"{name}.nc", tmp_path / f"{name}.zarr", progress=False)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stats")
+    return load_checkpoint(Trainer(_fields(root, "train"), _config(), root).save().path)
+
+
+def _last_day(ds):
+    return ds.isel(time=slice(-4, None))
+
+
+def test_a_dry_spell_is_forecast_from_not_refused(checkpoint, tmp_path, caplog):
+    """An operational store of the last day without rain (tp 0 everywhere: std 0) is what
+    a forecaster uses in any dry spell; it is no sign of other units, and the forecast
+    normalises with the checkpoint's statistics anyway: accepted, with a note."""
+
+    def dry(ds):
+        ds = _last_day(ds)
+        ds["tp"] = (ds.tp * 0.0).assign_attrs(units="m")
+        return ds
+
+    store = _fields(tmp_path, "dry", dry)
+    with caplog.at_level(logging.WARNING):
+        data = ForecastData.from_store(checkpoint, store)
+    plan = plan_rollout([6.0], checkpoint.leads_hours, data.history_hours)
+    windows = data.windows(data.times[-1:], plan).numpy()
+    tp = list(checkpoint.channels).index("tp")
+    assert np.allclose(data.denormalise(windows)[:, :, tp], 0.0, atol=1e-9)
+    assert "tp" in caplog.text and str(store.path) in caplog.text
+
+
+def test_an_almost_dry_spell_is_accepted(checkpoint, tmp_path):
+    """One shower in an otherwise dry day: the std is a hundredth of training's, no more a
+    sign of other units than the dry day's."""
+
+    def shower(ds):
+        ds = _last_day(ds)
+        tp = ds.tp * 0.0
+        tp[:, 3, 3] = 1e-5
+        ds["tp"] = tp.assign_attrs(units="m")
+        return ds
+
+    ForecastData.from_store(checkpoint, _fields(tmp_path, "shower", shower))
+
+
+def test_a_wind_in_centimetres_per_second_labelled_metres_is_still_refused(
+    checkpoint, tmp_path
+):
+    """The zero-mean v escapes the mean test (2 stds apart); 100 times its training std
+    does not, and the message says so rather than '2 training stds apart' alone."""
+
+    def centimetres(ds):
+        ds["v"] = (ds.v * 100).assign_attrs(units="m s-1")
+        return ds
+
+    with pytest.raises(InputError, match=r"v500 .*a std 100 times larger"):
+        ForecastData.from_store(checkpoint, _fields(tmp_path, "cms", centimetres))
+
+
+def test_a_wind_a_hundred_times_too_small_is_still_refused(checkpoint, tmp_path):
+    """A variable without a zero lower bound whose std shrinks 100-fold (values in other
+    units) is no dry spell: refused."""
+
+    def small(ds):
+        ds["v"] = (ds.v / 100).assign_attrs(units="m s-1")
+        return ds
+
+    with pytest.raises(InputError, match=r"v500 .*100 times smaller"):
+        ForecastData.from_store(checkpoint, _fields(tmp_path, "small", small))
