@@ -232,8 +232,9 @@ def _check_statistics(checkpoint: Checkpoint, store: AnalysisStore) -> None:
     raise InputError(
         f"{store.path} is not what checkpoint {checkpoint.path} was trained on: "
         f"{'; '.join(told)}. Other units, or another variable under that name? Check "
-        f"`wxens info {store.path}`, ingest the file again declaring its true units "
-        "(`wxens ingest --units VAR=UNITS`) or names (`--rename`), or train a model on "
+        f"`wxens info {store.path}`, ingest the file again with --overwrite (the times a "
+        "store holds are otherwise kept) declaring its true units (`--units VAR=UNITS`) or "
+        "names (`--rename`), or train a model on "
         "this store"
     )
 

@@ -90,14 +90,16 @@ def test_a_wind_in_centimetres_per_second_labelled_metres_is_still_refused(
     checkpoint, tmp_path
 ):
     """The zero-mean v escapes the mean test (2 stds apart); 100 times its training std
-    does not, and the message says so rather than '2 training stds apart' alone."""
+    does not, and the message says so rather than '2 training stds apart' alone. Ingesting
+    again into the same store keeps the times it holds: the fix names --overwrite."""
 
     def centimetres(ds):
         ds["v"] = (ds.v * 100).assign_attrs(units="m s-1")
         return ds
 
-    with pytest.raises(InputError, match=r"v500 .*a std 100 times larger"):
+    with pytest.raises(InputError, match=r"v500 .*a std 100 times larger") as err:
         ForecastData.from_store(checkpoint, _fields(tmp_path, "cms", centimetres))
+    assert "--overwrite" in str(err.value)
 
 
 def test_a_wind_a_hundred_times_too_small_is_still_refused(checkpoint, tmp_path):
