@@ -224,10 +224,13 @@ def _check_statistics(checkpoint: Checkpoint, store: AnalysisStore) -> None:
     told = []
     for i in np.flatnonzero(bad):
         units = store.dataset[variables[i]].attrs.get("units", "")
+        off = [f"{apart[i]:.3g} training stds apart"] if apart[i] > STATISTICS_LIMIT else []
+        if not 1 / STATISTICS_LIMIT <= ratio[i] <= STATISTICS_LIMIT:
+            off.append(f"a std {_times(ratio[i])}")
         told.append(
             f"{checkpoint.channels[i]} has mean {mean[i]:.4g} and std {std[i]:.4g} {units} "
             f"there, against mean {norm.mean[i]:.4g} and std {norm.std[i]:.4g} in training "
-            f"({apart[i]:.3g} training stds apart, a std {_times(ratio[i])})"
+            f"({', '.join(off)})"
         )
     raise InputError(
         f"{store.path} is not what checkpoint {checkpoint.path} was trained on: "

@@ -97,7 +97,7 @@ def test_a_wind_in_centimetres_per_second_labelled_metres_is_still_refused(
         ds["v"] = (ds.v * 100).assign_attrs(units="m s-1")
         return ds
 
-    with pytest.raises(InputError, match=r"v500 .*a std 100 times larger") as err:
+    with pytest.raises(InputError, match=r"v500 .*\(a std 100 times larger\)") as err:
         ForecastData.from_store(checkpoint, _fields(tmp_path, "cms", centimetres))
     assert "--overwrite" in str(err.value)
 
