@@ -27,6 +27,7 @@ from pipeline.schema import (
     INIT_TIME,
     LAT,
     LEAD_TIME,
+    LEVEL,
     LON,
     MEMBER,
     TIME,
@@ -189,22 +190,22 @@ def check_grid_and_step(
 STATISTICS_LIMIT = 10.0
 """A store channel whose mean lies this many training stds from the training mean, or whose
 std is this many times larger or smaller, is not the variable the model learnt; a smaller
-std of a variable bounded below at zero (precipitation, humidity) is a dry spell, told."""
+std of a variable that sits at its lower bound of zero (no rain) is a dry spell, told."""
 
 
 def _check_statistics(checkpoint: Checkpoint, store: AnalysisStore) -> None:
     """InputError if a channel of ``store`` is far from what ``checkpoint`` was trained on
     (:data:`STATISTICS_LIMIT`): other units under the canonical ones, or another variable
     under the channel's name, which would otherwise be forecast as if it were the same. A
-    variable bounded below at zero that barely varies there (a dry day's tp, std 0) is what
-    a forecaster sees in any dry spell, and the same as other units by its statistics: a
-    warning, not a refusal."""
+    variable bounded below at zero that reaches zero and barely varies there (a dry day's
+    tp, std 0) is what a forecaster sees in any dry spell, and the same as other units by
+    its statistics: a warning, not a refusal."""
     norm = checkpoint.normalization
     mean, std = channel_statistics(store.statistics, checkpoint.channels, constant_ok=True)
     apart = np.abs(mean - norm.mean) / norm.std
     ratio = std / norm.std
     variables = [split_channel(c)[0] for c in checkpoint.channels]
-    dry = np.array([getattr(VARIABLES.get(v), "lower_bound", None) == 0.0 for v in variables])
+    dry = np.array([_at_zero_bound(store.statistics, c) for c in checkpoint.channels])
     small = ratio < 1 / STATISTICS_LIMIT
     bad = (apart > STATISTICS_LIMIT) | (ratio > STATISTICS_LIMIT) | (small & ~dry)
     for i in np.flatnonzero(small & dry & ~bad):
@@ -240,6 +241,16 @@ def _check_statistics(checkpoint: Checkpoint, store: AnalysisStore) -> None:
         "names (`--rename`), or train a model on "
         "this store"
     )
+
+
+def _at_zero_bound(statistics: xr.Dataset, channel: str) -> bool:
+    """Whether ``channel``'s variable is bounded below at zero and reaches that bound in
+    the store (no rain somewhere): a dry spell, which a fraction under '%' never is."""
+    var, level = split_channel(channel)
+    if getattr(VARIABLES.get(var), "lower_bound", None) != 0.0:
+        return False
+    da = statistics[var] if level is None else statistics[var].sel({LEVEL: level})
+    return float(da.sel(statistic="min")) <= 0.0
 
 
 def _times(ratio: float) -> str:

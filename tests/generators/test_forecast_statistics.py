@@ -23,7 +23,7 @@ SPEC = "synthetic:n_lat=16,n_lon=16,n_times=60,step=6h,seed=1"
 
 def _config() -> TrainConfig:
     model = EDMConfig(backbone=BackboneConfig(widths=(8, 16), attention_heads=0, embedding_dim=16))
-    data = DataConfig(channels=("t2m", "tp", "v500"), history=2, leads=(1, 2))
+    data = DataConfig(channels=("t2m", "tp", "v500", "r500"), history=2, leads=(1, 2))
     return TrainConfig(
         model=ModelSpec("edm", model), data=data, steps=2, batch_size=4, device="cpu"
     )
@@ -31,12 +31,15 @@ def _config() -> TrainConfig:
 
 def _fields(tmp_path, name, edit=None):
     """An analysis store of the synthetic t2m and v with a precipitation field that rains
-    where t2m is above its mean, ``edit`` applied to the file's dataset first."""
+    where t2m is above its mean and a relative humidity (%) that follows t2m, ``edit``
+    applied to the file's dataset first."""
     plain = ingest(SPEC, tmp_path / f"{name}-src.zarr", variables=["t2m", "v"], progress=False)
     ds = plain.dataset[["t2m", "v"]].sel(level=[500]).load()
     ds.attrs = {}
     anomaly = ds.t2m - ds.t2m.mean()
     ds["tp"] = xr.where(anomaly > 0, anomaly * 2e-4, 0.0).assign_attrs(units="m")
+    humidity = (60 + 3 * anomaly).clip(5, 100).expand_dims(level=[500], axis=1)
+    ds["r"] = humidity.transpose(*ds.v.dims).assign_attrs(units="%")
     ds = edit(ds) if edit else ds
     ds.to_netcdf(tmp_path / f"{name}.nc")
     return ingest(tmp_path / f"{name}.nc", tmp_path / f"{name}.zarr", progress=False)
@@ -112,3 +115,15 @@ def test_a_wind_a_hundred_times_too_small_is_still_refused(checkpoint, tmp_path)
 
     with pytest.raises(InputError, match=r"v500 .*100 times smaller"):
         ForecastData.from_store(checkpoint, _fields(tmp_path, "small", small))
+
+
+def test_a_relative_humidity_as_a_fraction_labelled_percent_is_refused(checkpoint, tmp_path):
+    """r is bounded below at zero like tp, but a fraction under '%' never reaches that
+    bound: its std 100 times smaller is other units, not a dry spell."""
+
+    def fraction(ds):
+        ds["r"] = (ds.r / 100).assign_attrs(units="%")
+        return ds
+
+    with pytest.raises(InputError, match=r"r500 .*\(a std 100 times smaller\)"):
+        ForecastData.from_store(checkpoint, _fields(tmp_path, "fraction", fraction))
