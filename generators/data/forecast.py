@@ -101,7 +101,35 @@ class ForecastData:
                 f"of their window ({[f'{h:g}' for h in plan.window_hours]} h; the store covers "
                 f"{self.dataset.span}, missing times excluded); choose other initial times"
             )
-        return torch.from_numpy(self.dataset.states(found))
+        states = self.dataset.states(found)
+        self._check_windows(inits, states)
+        return torch.from_numpy(states)
+
+    def _check_windows(self, inits: pd.DatetimeIndex, states: np.ndarray) -> None:
+        """InputError if an initial window's channel mean lies :data:`STATISTICS_LIMIT`
+        training stds from the training mean: the store's statistics pass (a day in other
+        units appended to a long store moves them little), its window does not. Variables
+        bounded below at zero (a downpour after a dry training month) are left out."""
+        apart = np.zeros((states.shape[0], states.shape[2]))  # (B, C), a window at a time
+        for b, window in enumerate(states):
+            finite = np.isfinite(window)
+            count = np.maximum(finite.sum(axis=(0, 2, 3)), 1)
+            apart[b] = np.where(finite, window, 0).sum(axis=(0, 2, 3), dtype="float64") / count
+        checked = [_lower_bound(c) != 0.0 for c in self.checkpoint.channels]
+        far = (np.abs(apart) > STATISTICS_LIMIT) & np.array(checked)
+        if not far.any():
+            return
+        b, c = (int(k[0]) for k in np.nonzero(far))
+        channel, norm = self.checkpoint.channels[c], self.checkpoint.normalization
+        raise InputError(
+            f"{self.dataset.name}: the initial window of {inits[b]} holds {channel} with mean "
+            f"{norm.mean[c] + apart[b, c] * norm.std[c]:.4g} {_units(channel)}, "
+            f"{abs(apart[b, c]):.3g} training stds from the training mean {norm.mean[c]:.4g} "
+            f"({int(far.sum())} window/channel pair(s) so far off): values in other units in "
+            "that part of the store? Check the files of those times, ingest them again with "
+            "--overwrite declaring their true units (`--units VAR=UNITS`), or choose other "
+            "initial times"
+        )
 
     def usable_inits(
         self, inits: pd.DatetimeIndex, leads_hours: Sequence[float]
@@ -243,11 +271,21 @@ def _check_statistics(checkpoint: Checkpoint, store: AnalysisStore) -> None:
     )
 
 
+def _lower_bound(channel: str) -> float | None:
+    """The physical lower bound of ``channel``'s variable (None: unbounded or unknown)."""
+    return getattr(VARIABLES.get(split_channel(channel)[0]), "lower_bound", None)
+
+
+def _units(channel: str) -> str:
+    """The canonical units of ``channel``'s variable ('' if unknown)."""
+    return getattr(VARIABLES.get(split_channel(channel)[0]), "units", "")
+
+
 def _at_zero_bound(statistics: xr.Dataset, channel: str) -> bool:
     """Whether ``channel``'s variable is bounded below at zero and reaches that bound in
     the store (no rain somewhere): a dry spell, which a fraction under '%' never is."""
     var, level = split_channel(channel)
-    if getattr(VARIABLES.get(var), "lower_bound", None) != 0.0:
+    if _lower_bound(channel) != 0.0:
         return False
     da = statistics[var] if level is None else statistics[var].sel({LEVEL: level})
     return float(da.sel(statistic="min")) <= 0.0

@@ -127,3 +127,26 @@ def test_a_relative_humidity_as_a_fraction_labelled_percent_is_refused(checkpoin
 
     with pytest.raises(InputError, match=r"r500 .*\(a std 100 times smaller\)"):
         ForecastData.from_store(checkpoint, _fields(tmp_path, "fraction", fraction))
+
+
+def test_an_initial_window_in_other_units_appended_to_a_long_store_is_refused(
+    checkpoint, tmp_path
+):
+    """A day in degrees C labelled K appended to a store of K moves the whole store's
+    statistics too little to be refused (mean 2 stds off, std 8 times larger here; less on
+    a year's archive), but the initial window in that day is 34 training stds away: the
+    forecast from it is refused naming the initial time and the channel, while one from
+    the K part goes ahead."""
+
+    def celsius_at_the_end(ds):
+        t2m = ds.t2m.copy()
+        t2m[-4:] = t2m[-4:] - 273.15
+        ds["t2m"] = t2m.assign_attrs(units="K")
+        return ds
+
+    data = ForecastData.from_store(checkpoint, _fields(tmp_path, "appended", celsius_at_the_end))
+    plan = plan_rollout([6.0], checkpoint.leads_hours, data.history_hours)
+    data.windows(data.times[-6:-5], plan)
+    with pytest.raises(InputError, match=r"t2m .*training stds") as err:
+        data.windows(data.times[-1:], plan)
+    assert str(data.times[-1]) in str(err.value) and "--overwrite" in str(err.value)
