@@ -13,13 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import xarray as xr
 
 from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.config import TrainConfig
 from generators.config_io import to_mapping
 from generators.data import ResidualDataset
-from generators.data.forecast import check_grid_and_step
+from generators.data.forecast import check_grid_and_step, check_statistics
 from pipeline.errors import InputError
+from pipeline.schema import split_channel
 from pipeline.store import AnalysisStore
 
 RESUME_FIX = "Resume it on its own store; for this one pass another --out, or --no-resume"
@@ -96,7 +98,18 @@ def resumable(
                 f"{mine[key]}); pass another --out, or --no-resume to start over there"
             )
     check_grid_and_step(checkpoint, store, RESUME_FIX)  # a conv net loads on any grid or step
+    stats = store.statistics  # a channel it lacks is named when the store is read
+    if all(_holds(stats, c) for c in checkpoint.channels):
+        check_statistics(checkpoint, store, "pass another --out, or --no-resume to start over")
     return checkpoint
+
+
+def _holds(statistics: xr.Dataset, channel: str) -> bool:
+    """Whether a store's statistics have an entry for ``channel`` (its level too)."""
+    var, level = split_channel(channel)
+    if var not in statistics:
+        return False
+    return level is None or level in statistics[var].coords.get("level", [])
 
 
 def model_config_for(config: TrainConfig, data: ResidualDataset) -> object:

@@ -68,7 +68,7 @@ class ForecastData:
             with_targets=False,
             masked_channels=masked_channels_of(checkpoint.static_names),
         )
-        _check_statistics(checkpoint, store)  # once the store is known to hold the channels
+        check_statistics(checkpoint, store)  # once the store is known to hold the channels
         return cls(checkpoint, dataset)
 
     @property
@@ -221,10 +221,13 @@ std is this many times larger or smaller, is not the variable the model learnt; 
 std of a variable that sits at its lower bound of zero (no rain) is a dry spell, told."""
 
 
-def _check_statistics(checkpoint: Checkpoint, store: AnalysisStore) -> None:
+def check_statistics(
+    checkpoint: Checkpoint, store: AnalysisStore, fix: str = "train a model on this store"
+) -> None:
     """InputError if a channel of ``store`` is far from what ``checkpoint`` was trained on
     (:data:`STATISTICS_LIMIT`): other units under the canonical ones, or another variable
-    under the channel's name, which would otherwise be forecast as if it were the same. A
+    under the channel's name, which would otherwise be forecast (or trained on, resuming,
+    ``fix``: the last thing to do instead) as if it were the same. A
     variable bounded below at zero that reaches zero and barely varies there (a dry day's
     tp, std 0) is what a forecaster sees in any dry spell, and the same as other units by
     its statistics: a warning, not a refusal."""
@@ -266,8 +269,7 @@ def _check_statistics(checkpoint: Checkpoint, store: AnalysisStore) -> None:
         f"{'; '.join(told)}. Other units, or another variable under that name? Check "
         f"`wxens info {store.path}`, ingest the file again with --overwrite (the times a "
         "store holds are otherwise kept) declaring its true units (`--units VAR=UNITS`) or "
-        "names (`--rename`), or train a model on "
-        "this store"
+        f"names (`--rename`), or {fix}"
     )
 
 

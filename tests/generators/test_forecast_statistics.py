@@ -1,4 +1,4 @@
-"""The forecast's statistics check (generators.data.forecast._check_statistics): stores in
+"""The forecast's statistics check (generators.data.forecast.check_statistics): stores in
 other units refused, stores a forecaster legitimately uses (a dry spell) accepted."""
 
 from __future__ import annotations
@@ -150,3 +150,28 @@ def test_an_initial_window_in_other_units_appended_to_a_long_store_is_refused(
     with pytest.raises(InputError, match=r"t2m .*training stds") as err:
         data.windows(data.times[-1:], plan)
     assert str(data.times[-1]) in str(err.value) and "--overwrite" in str(err.value)
+
+
+def test_resuming_on_a_store_in_other_units_is_refused_before_a_step(tmp_path):
+    """A run resumed on its store ingested again in degrees C labelled K trained on inputs
+    120 stds off and overwrote the good last.pt before the end-of-run calibration refused
+    the store: refused at the start now, the checkpoint untouched, naming --no-resume."""
+    store = ingest(SPEC, tmp_path / "k.zarr", variables=["t2m"], progress=False)
+    config = _config()
+    config = TrainConfig(
+        model=config.model,
+        data=DataConfig(channels=("t2m",), history=2, leads=(1, 2)),
+        steps=2,
+        batch_size=4,
+        device="cpu",
+    )
+    saved = Trainer(store, config, tmp_path / "run").save().path
+    before = saved.read_bytes()
+    celsius = store.dataset[["t2m"]].load()
+    celsius["t2m"] = (celsius.t2m - 273.15).assign_attrs(units="K")
+    celsius.attrs = {}
+    celsius.to_netcdf(tmp_path / "c.nc")
+    wrong = ingest(tmp_path / "c.nc", tmp_path / "c.zarr", progress=False)
+    with pytest.raises(InputError, match=r"t2m .*training stds apart.*--no-resume"):
+        Trainer(wrong, config, tmp_path / "run")
+    assert saved.read_bytes() == before
