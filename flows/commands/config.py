@@ -1,13 +1,15 @@
-"""``wxens config --store S [--lead 24h] [--budget 30min]``: print the training config
-derived from a store (:func:`generators.config_derive.derive_config`) as YAML to edit and
-pass to ``wxens train --config``."""
+"""``wxens config --store S [--lead 24h] [--budget 30min] [--set KEY=VALUE]``: print the
+training config derived from a store (:func:`generators.config_derive.derive_config`) as
+YAML to edit and pass to ``wxens train --config``; ``--set steps=N`` derives it for N
+steps without timing any (``--budget`` times steps of the derived model, which on a large
+grid takes minutes and the training's memory)."""
 
 from __future__ import annotations
 
 import argparse
 
 from flows.commands.options import at_least
-from flows.commands.train import add_derive_arguments, set_threads
+from flows.commands.train import add_derive_arguments, derive_for, set_threads
 
 NAME = "config"
 HELP = "print the training config derived from an analysis store, as YAML to edit"
@@ -25,8 +27,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from generators.config_derive import derive_config
+    from dataclasses import replace
+
+    from generators.config import TrainConfig, apply_overrides
+    from generators.config_io import from_mapping, to_mapping
 
     set_threads(args.threads)
-    print(derive_config(args.store, lead=args.lead, budget=args.budget).to_yaml(), end="")
+    derived = derive_for(args)
+    if args.overrides:  # checked as wxens train checks them
+        mapping = apply_overrides(to_mapping(derived.config), args.overrides)
+        derived = replace(derived, config=from_mapping(TrainConfig, mapping, where="--set"))
+    print(derived.to_yaml(), end="")
     return 0

@@ -33,15 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "store for --lead and --budget, written to DIR/config.yaml",
     )
     add_derive_arguments(parser)
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set optim.lr=1e-4 --set steps=500 (repeatable); "
-        "a derived config's warm-up and cadences follow --set steps, in place of --budget",
-    )
     parser.add_argument("--out", required=True, help="output directory: last.pt, log.jsonl")
     parser.add_argument(
         "--no-resume", action="store_true", help="start over even if DIR/last.pt exists"
@@ -75,7 +66,17 @@ def torchrun_command(args: argparse.Namespace) -> list[str]:
 
 
 def add_derive_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--lead`` and ``--budget`` of a config derived from the store."""
+    """``--lead``, ``--budget`` and ``--set`` of a config derived from the store."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set optim.lr=1e-4 --set steps=500 (repeatable); "
+        "a derived config's warm-up and cadences follow --set steps, in place of --budget "
+        "(nothing timed)",
+    )
     parser.add_argument(
         "--lead",
         help="derived config: the longest lead to train for, e.g. 24h or 5d (default: the "
@@ -160,7 +161,6 @@ def derived_config(args: argparse.Namespace):
     """The config derived from ``--store`` (printed, written to ``OUT/config.yaml``), or the
     one an earlier derived run wrote there when resuming; ``--set`` applies to either."""
     from generators.config import load_train_config
-    from generators.config_derive import derive_config
     from pipeline.errors import InputError
 
     path = Path(args.out) / DERIVED_CONFIG
@@ -175,16 +175,8 @@ def derived_config(args: argparse.Namespace):
             )
             print(f"{given}: not used, this run resumes with the config derived before")
         return load_train_config(path, args.overrides)
-    steps = fixed_steps(args.overrides)
-    if steps is not None and args.budget:
-        raise InputError(
-            f"--set steps={steps} fixes the derived config's step count and --budget "
-            f"{args.budget} sizes it: give one of them"
-        )
     processes = max(1, args.nproc or 1)  # the derived batch splits over them
-    derived = derive_config(
-        args.store, lead=args.lead, budget=args.budget, steps=steps, processes=processes
-    )
+    derived = derive_for(args, processes)
     derived.write(path)
     try:
         config = load_train_config(path, args.overrides)
@@ -195,6 +187,23 @@ def derived_config(args: argparse.Namespace):
     print(derived.to_yaml(), end="")
     print(f"# written to {path}")
     return config
+
+
+def derive_for(args: argparse.Namespace, processes: int = 1):
+    """The config derived from ``--store`` for ``--lead`` and ``--budget``, or for the step
+    count of ``--set steps=N`` (nothing timed; not with ``--budget``)."""
+    from generators.config_derive import derive_config
+    from pipeline.errors import InputError
+
+    steps = fixed_steps(args.overrides)
+    if steps is not None and args.budget:
+        raise InputError(
+            f"--set steps={steps} fixes the derived config's step count and --budget "
+            f"{args.budget} sizes it: give one of them"
+        )
+    return derive_config(
+        args.store, lead=args.lead, budget=args.budget, steps=steps, processes=processes
+    )
 
 
 def fixed_steps(overrides: Sequence[str]) -> int | None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from flows.cli import main as wxens
 from flows.commands.train import other_store_warning
@@ -305,6 +306,27 @@ def test_lead_and_budget_belong_to_a_derived_config(daily_global, tmp_path, caps
     assert wxens([*argv, str(tmp_path / "run"), "--budget", "5min"]) == 2
     assert "--lead and --budget size a derived config" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_config_for_fixed_steps_times_nothing_and_takes_overrides(hourly, capsys, monkeypatch):
+    """``wxens config`` had no --set: on a large grid it timed real steps of the derived
+    model for minutes, at the training's memory, only to print a config (the memory
+    walkthrough: 5 min 37 s and 12.2 GiB on a 71 x 360 store)."""
+    import generators.config_derive
+
+    def timed(*args):
+        raise AssertionError("a step was timed")
+
+    monkeypatch.setattr(generators.config_derive, "measure_step_seconds", timed)
+    argv = ["config", "--store", str(hourly.path), "--set", "steps=40", "--set", "optim.lr=5e-4"]
+    assert wxens(argv) == 0
+    printed = capsys.readouterr().out
+    assert "# steps: 40 main steps, fixed" in printed
+    config = yaml.safe_load(printed)
+    assert config["steps"] == 40 and config["optim"]["lr"] == 5e-4
+    assert config["optim"]["warmup_steps"] == 4  # the schedule follows the steps given
+    assert wxens([*argv, "--budget", "5min"]) == 2
+    assert "give one of them" in capsys.readouterr().err
 
 
 def test_a_budget_without_a_unit_is_refused(hourly):
