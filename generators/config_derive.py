@@ -24,10 +24,10 @@ longest lead wanted and a time budget:
   fair-CRPS fine-tune whose short sampler the forecasts use, and a spread calibration on
   the held-out period (up to :data:`MAX_CALIBRATION_INITS` initial times).
 - **batch**: :data:`BATCH_SIZE`, or the largest power of two below it whose training step
-  fits in :data:`MEMORY_SHARE` of the memory available (the host's, less the states to be
-  read into it, a copy for training and one for validation, or the CUDA device's), as
-  :mod:`generators.step_memory` estimates it; the fair-CRPS fine-tune, whose members all
-  keep their gradients, sets it on large grids.
+  fits in :data:`generators.step_memory.MEMORY_SHARE` of the memory available (the host's,
+  less the states to be read into it, a copy for training and one for validation, or the
+  CUDA device's), as :mod:`generators.step_memory` estimates it; the fair-CRPS fine-tune,
+  whose members all keep their gradients, sets it on large grids.
 - **times**: the store's, or those up to ``end`` (days kept for testing stay unseen).
 - **steps**: a fixed ``N`` if given (reproducible, nothing timed), else sized to the
   budget. The main phase takes ``N`` steps and a fair-CRPS fine-tune ``N / 5``, with
@@ -62,7 +62,7 @@ from generators.config_io import to_mapping
 from generators.data import CALENDAR_FEATURES, GEOMETRY_STATICS
 from generators.device import resolve_device
 from generators.models import FlowMatchingConfig
-from generators.step_memory import MEMORY_SHARE, fitted_batch, step_memory, step_room
+from generators.step_memory import fitted_batch, step_memory, step_room
 from generators.step_timing import StepSeconds, measure_step_seconds
 from pipeline.errors import InputError
 from pipeline.schema import CHANNEL, LAT, LON, TIME, Period, to_channels
@@ -318,7 +318,7 @@ def derive_config(
     states = store.dataset.sizes[TIME] * len(channels) * grid[0] * grid[1] * 4
     reserved = 2 * states if states <= config.data.max_memory_bytes else 0
     room = step_room(resolve_device(device), processes, reserved)
-    config, batch_note = fitted_batch(config, memory, room, processes, MEMORY_SHARE)
+    config, batch_note = fitted_batch(config, memory, room, processes)
     kind = "global" if periodic else "regional"
     if steps is not None:
         config, sizing = with_steps(config, steps), f"steps: {steps} main steps, fixed"

@@ -89,6 +89,12 @@ class StepMemory:
         return f"{gib(peak.estimate(batch))} ({peak.name}" + (f"; {rest})" if rest else ")")
 
 
+MORE_MEMORY = (
+    "train on a machine or device with more memory, or ingest a coarser grid or a smaller region"
+)
+"""The fix for a step that does not fit at one sample."""
+
+
 def gib(n: int | float) -> str:
     return f"{n / 2**30:.1f} GiB"
 
@@ -188,8 +194,7 @@ def check_step_fits(memory: StepMemory, shard: int, room: tuple[int, str], ranks
         f"lower batch_size to {fits * ranks} (--set batch_size={fits * ranks}), whose step "
         f"needs about {gib(memory.bytes_at(fits))}{each}"
         if fits
-        else "train on a machine or device with more memory, or ingest a coarser grid or a "
-        "smaller region"
+        else MORE_MEMORY
     )
     step = f"{shard} sample(s)"
     if ranks > 1:  # the batch the user gave, and each process's share
@@ -201,19 +206,20 @@ def check_step_fits(memory: StepMemory, shard: int, room: tuple[int, str], ranks
 
 
 def fitted_batch(
-    config: TrainConfig, memory: StepMemory, room: tuple[int, str], processes: int, share: float
+    config: TrainConfig, memory: StepMemory, room: tuple[int, str], processes: int
 ) -> tuple[TrainConfig, str]:
     """``config`` with the largest batch (a power of two a process, at most its own batch
-    in all) whose step fits in ``share`` of the ``room`` of a process (:func:`step_room`),
-    and a note saying so; an :class:`InputError` when one sample does not fit."""
+    in all) whose step fits in :data:`MEMORY_SHARE` of the ``room`` of a process
+    (:func:`step_room`), and a note saying so; an :class:`InputError` when one sample does
+    not fit."""
     available, where = room
+    share = MEMORY_SHARE
     most = max(1, config.batch_size // processes)
     shard = memory.largest_batch(round(share * available), most)
     if shard == 0:
         raise InputError(
             f"a training step of one sample needs about {memory.text(1)}, more than "
-            f"{share:.0%} of the {gib(available)} available on {where}; train on a machine or "
-            "device with more memory, or ingest a coarser grid or a smaller region"
+            f"{share:.0%} of the {gib(available)} available on {where}; {MORE_MEMORY}"
         )
     note = (
         f"batch {shard * processes}: a step needs about {memory.text(shard)}, within {share:.0%} "
