@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from flows.commands.options import at_least
+from flows.commands.options import add_config_overrides, at_least
 
 NAME = "demo"
 HELP = "offline demo on the shipped UK sample: ingest, train, tune, forecast 50 members, verify"
@@ -86,13 +86,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DAY",
         help=f"the last day trained on, tuned on and drawn from by the baseline ({TRAIN_END})",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="further training config overrides, e.g. --set steps=1000 (repeatable)",
+    add_config_overrides(
+        parser, "further training config overrides, e.g. --set steps=1000 (repeatable)"
     )
     parser.add_argument(
         "--sample", default=str(SAMPLE), help="the sample to ingest (default: the shipped GRIB)"

@@ -57,3 +57,15 @@ def at_least(least: int) -> Any:
 
     whole.__name__ = f"whole number >= {least}"
     return whole
+
+
+def add_config_overrides(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    help: str,
+    dest: str = "overrides",
+) -> None:
+    """``--set KEY=VALUE`` (repeatable) into ``dest``: training config overrides, read as
+    :func:`generators.config.apply_overrides` reads them."""
+    parser.add_argument(
+        "--set", dest=dest, action="append", default=[], metavar="KEY=VALUE", help=help
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from flows.commands.options import at_least, deprecated_alias
+from flows.commands.options import add_config_overrides, at_least, deprecated_alias
 
 NAME = "run"
 HELP = "run ingest -> train -> forecast -> verify for given init times (no server needed)"
@@ -37,13 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--train-config", help="train this config (YAML/TOML) into --checkpoint first"
     )
-    data.add_argument(
-        "--set",
+    add_config_overrides(
+        data,
+        "override a training config value (repeatable), as `wxens train --set`",
         dest="train_overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a training config value (repeatable), as `wxens train --set`",
     )
     when = parser.add_argument_group("initial times")
     when.add_argument(

@@ -18,7 +18,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from flows.commands.options import at_least
+from flows.commands.options import add_config_overrides, at_least
 
 DERIVED_CONFIG = "config.yaml"
 NAME = "train"
@@ -67,14 +67,10 @@ def torchrun_command(args: argparse.Namespace) -> list[str]:
 
 def add_derive_arguments(parser: argparse.ArgumentParser) -> None:
     """``--lead``, ``--budget`` and ``--set`` of a config derived from the store."""
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set optim.lr=1e-4 --set steps=500 (repeatable); "
-        "a derived config's warm-up and cadences follow --set steps, in place of --budget "
+    add_config_overrides(
+        parser,
+        "override a config value, e.g. --set optim.lr=1e-4 --set steps=500 (repeatable); a "
+        "derived config's warm-up and cadences follow --set steps, in place of --budget "
         "(nothing timed)",
     )
     parser.add_argument(
