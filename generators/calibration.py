@@ -21,10 +21,10 @@ import torch
 from generators.balance import balanced_channels
 from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.config import CalibrationConfig, TrainConfig, parse_sampler, sampler_spec
-from generators.correction.spread import SpreadCalibration, fit_spread_factors
+from generators.correction.spread import PooledMoments, SpreadCalibration, fit_spread_factors
 from generators.data.forecast import ForecastData
 from generators.device import resolve_device
-from generators.rollout import default_sampler, forecast_members
+from generators.rollout import default_sampler, iter_forecast
 from pipeline.errors import InputError
 from pipeline.schema import Period
 from pipeline.store import AnalysisStore, open_store
@@ -201,7 +201,8 @@ def fit_calibration(
         )
     else:
         sources, period = [(checkpoint, model, config.period)], str(config.period)
-    members, truths, n_inits = [], [], 0
+    moments = [PooledMoments(checkpoint.latitude) for _ in leads]  # pooled batch by batch
+    n_inits = 0
     for source, source_model, source_period in sources:
         data = ForecastData.from_store(source, store)
         inits = calibration_init_times(
@@ -227,32 +228,26 @@ def fit_calibration(
             if config.sampler
             else default_sampler(checkpoint, source_model)
         )
-        members.append(
-            forecast_members(
-                source,
-                data,
-                inits,
-                leads,
-                config.members,
-                sampler=sampler,
-                seed=config.seed,
-                device=device,
-                calibration=None,
-                progress=progress,
-                model=source_model,
-                balance=config.balance,
-            )
+        batches = iter_forecast(
+            source,
+            data,
+            inits,
+            leads,
+            config.members,
+            sampler=sampler,
+            seed=config.seed,
+            device=device,
+            calibration=None,
+            progress=progress,
+            model=source_model,
+            balance=config.balance,
         )
-        truths.append(np.stack([data.truth(inits, lead) for lead in leads], axis=1))
+        for batch, members in batches:
+            for i, lead in enumerate(leads):
+                moments[i].add(members[:, :, i], data.truth(batch, lead))
         n_inits += len(inits)
-    pooled, truth = np.concatenate(members), np.concatenate(truths)
     shared = balanced_channels(checkpoint.channels)  # one factor keeps them balanced
-    factors, before, after = fit_spread_factors(
-        [pooled[:, :, i] for i in range(len(leads))],
-        [truth[:, i] for i in range(len(leads))],
-        checkpoint.latitude,
-        shared,
-    )
+    factors, before, after = fit_spread_factors(moments, shared)
     calibration = SpreadCalibration(
         channels=checkpoint.channels,
         leads_hours=tuple(float(h) for h in leads),

@@ -44,15 +44,49 @@ from verification.kernels import ensemble_moments, spread_skill_from_moments
 log = logging.getLogger(__name__)
 
 
-def _pooled_moments(
-    members: np.ndarray, truth: np.ndarray, latitude: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(C,) cos-latitude-weighted means over N, H, W of the member variance (ddof 1) and
-    of the squared error of the ensemble mean: members (N, M, C, H, W), truth (N, C, H, W);
-    NaN points (a masked field) are skipped."""
-    w = cos_latitude_weights(np.asarray(latitude, dtype=np.float64))[:, None]
-    squared_error, variance = ensemble_moments(np.moveaxis(members, 1, -1), truth)
-    return np.nanmean(variance * w, axis=(0, 2, 3)), np.nanmean(squared_error * w, axis=(0, 2, 3))
+@dataclass
+class PooledMoments:
+    """Cos-latitude-weighted sums over (N, H, W), and counts, of the member variance (ddof
+    1) and of the squared error of the ensemble mean, per channel, pooled batch by batch
+    (:meth:`add`) so that a fit over many initial times holds one batch of members at a
+    time. NaN points (a masked field) are skipped. Their means are the spread² and skill²
+    of the module docstring."""
+
+    latitude: np.ndarray
+    members: int = 0
+    sums: np.ndarray | None = None  # (2, C): variance, squared error
+    counts: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, members: np.ndarray, truth: np.ndarray, latitude: np.ndarray) -> PooledMoments:
+        """The moments of members (N, M, C, H, W) against truth (N, C, H, W)."""
+        return cls(np.asarray(latitude, dtype=np.float64)).add(members, truth)
+
+    def add(self, members: np.ndarray, truth: np.ndarray) -> PooledMoments:
+        """Pool members (N, M, C, H, W) against truth (N, C, H, W) in; returns self."""
+        if self.members and members.shape[1] != self.members:
+            raise ValueError(f"{members.shape[1]} members pooled with {self.members}")
+        self.members = members.shape[1]
+        w = cos_latitude_weights(self.latitude)[:, None]
+        squared_error, variance = ensemble_moments(np.moveaxis(members, 1, -1), truth)
+        moments = np.stack([variance, squared_error]) * w
+        sums = np.nansum(moments, axis=(1, 3, 4))
+        counts = np.sum(~np.isnan(moments), axis=(1, 3, 4))
+        self.sums = sums if self.sums is None else self.sums + sums
+        self.counts = counts if self.counts is None else self.counts + counts
+        return self
+
+    def means(self) -> tuple[np.ndarray, np.ndarray]:
+        """(C,) spread² and skill²: the weighted means of the variance and squared error."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            variance, squared_error = self.sums / self.counts
+        return variance, squared_error
+
+    def spread_skill_ratio(self) -> np.ndarray:
+        """(C,) sqrt((M+1)/M · spread² / skill²) (module docstring)."""
+        if self.members < 2:
+            raise InputError(f"a spread-skill ratio needs at least 2 members, got {self.members}")
+        return spread_skill_from_moments(*self.means(), self.members)
 
 
 def spread_and_skill(
@@ -60,17 +94,13 @@ def spread_and_skill(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(C,) spread and skill of members (N, M, C, H, W) against truth (N, C, H, W),
     cos-latitude-weighted over N, H, W (module docstring)."""
-    variance, squared_error = _pooled_moments(members, truth, latitude)
+    variance, squared_error = PooledMoments.of(members, truth, latitude).means()
     return np.sqrt(variance), np.sqrt(squared_error)
 
 
 def spread_skill_ratio(members: np.ndarray, truth: np.ndarray, latitude: np.ndarray) -> np.ndarray:
     """(C,) sqrt((M+1)/M · spread² / skill²) (module docstring)."""
-    m = members.shape[1]
-    if m < 2:
-        raise InputError(f"a spread-skill ratio needs at least 2 members, got {m}")
-    variance, squared_error = _pooled_moments(members, truth, latitude)
-    return spread_skill_from_moments(variance, squared_error, m)
+    return PooledMoments.of(members, truth, latitude).spread_skill_ratio()
 
 
 def scale_spread(members: np.ndarray, factors: np.ndarray) -> np.ndarray:
@@ -81,13 +111,12 @@ def scale_spread(members: np.ndarray, factors: np.ndarray) -> np.ndarray:
 
 
 def fit_spread_factors(
-    members_by_lead: Sequence[np.ndarray],
-    truth_by_lead: Sequence[np.ndarray],
-    latitude: np.ndarray,
-    shared: Sequence[int] = (),
+    moments_by_lead: Sequence[PooledMoments], shared: Sequence[int] = ()
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Factors k = 1 / SSR (L, C) and the SSR before and after applying them, from
-    per-lead members (N, M, C, H, W) and truths (N, C, H, W).
+    """Factors k = 1 / SSR (L, C) and the SSR before and after applying them, from the
+    per-lead :class:`PooledMoments` of the fit's members against their truth. Scaling the
+    deviations by k keeps the ensemble mean and scales the spread by k, so the SSR after
+    is k times the SSR before.
 
     ``shared``: channels that take one factor, k = 1 / sqrt(mean of their SSR²) (the k
     that brings the sum over them of SSR² / SSR_c², each channel in its own units, to
@@ -95,9 +124,9 @@ def fit_spread_factors(
     :func:`generators.balance.balanced_channels`) hold in the scaled members as in the
     drawn ones."""
     shared = list(shared)
-    factors, before, after = [], [], []
-    for members, truth in zip(members_by_lead, truth_by_lead, strict=True):
-        ssr = spread_skill_ratio(members, truth, latitude)
+    factors, before = [], []
+    for moments in moments_by_lead:
+        ssr = moments.spread_skill_ratio()
         if not np.all(np.isfinite(ssr)) or np.any(ssr <= 0):
             raise InputError(
                 f"cannot calibrate: spread-skill ratio {ssr} is not positive (identical members "
@@ -108,8 +137,8 @@ def fit_spread_factors(
             k[shared] = 1.0 / np.sqrt(np.mean(ssr[shared] ** 2))
         factors.append(k)
         before.append(ssr)
-        after.append(spread_skill_ratio(scale_spread(members, k), truth, latitude))
-    return np.stack(factors), np.stack(before), np.stack(after)
+    factors, before = np.stack(factors), np.stack(before)
+    return factors, before, factors * before
 
 
 @dataclass(frozen=True, eq=False)

@@ -11,7 +11,7 @@ import torch
 from scipy import ndimage
 
 from generators.balance import UpperAirBalance, balanced_channels, derivative, shapiro_filter
-from generators.correction.spread import fit_spread_factors, scale_spread
+from generators.correction.spread import PooledMoments, fit_spread_factors, scale_spread
 from pipeline.errors import InputError
 from pipeline.schema import R_DRY
 from pipeline.sources.synthetic import SyntheticConfig, synthetic_dataset
@@ -135,7 +135,8 @@ def test_one_calibration_factor_keeps_members_balanced(truth):
     members = balance(noisy).double().numpy()[None]  # one initial time, 4 members
     observed = stack(truth).double().numpy()[:1]
     for shared, stays_balanced in ((balanced_channels(CHANNELS), True), ((), False)):
-        factors, _, _ = fit_spread_factors([members], [observed], truth.latitude.values, shared)
+        moments = PooledMoments.of(members, observed, truth.latitude.values)
+        factors, _, _ = fit_spread_factors([moments], shared)
         assert (np.unique(factors[0, 1:]).size == 1) is stays_balanced
         scaled = torch.from_numpy(scale_spread(members, factors[0])[0]).float()
         moved = (balance(scaled) - scaled)[:, 1:].square().mean(dim=(0, 2, 3)).sqrt()

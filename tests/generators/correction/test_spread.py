@@ -7,11 +7,18 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from generators.correction.spread import SpreadCalibration, fit_spread_factors, spread_skill_ratio
+from generators.correction.spread import (
+    PooledMoments,
+    SpreadCalibration,
+    fit_spread_factors,
+    scale_spread,
+    spread_skill_ratio,
+)
 from pipeline.errors import InputError
 from verification.scores import spread_skill_ratio as verification_ssr
 
 LATITUDE = np.linspace(40.0, 60.0, 4)
+DIMS = ("init", "member", "channel", "latitude", "longitude")
 
 
 def expected_ssr(scale: float, m: int) -> float:
@@ -35,10 +42,9 @@ def dispersed(
 
 def test_ssr_agrees_with_the_verification_module():
     members, truth = dispersed([0.5, 1.0, 2.0], n=40, m=7)
-    dims = ("init", "member", "channel", "latitude", "longitude")
     expected = verification_ssr(
-        xr.DataArray(members, dims=dims, coords={"latitude": LATITUDE}),
-        xr.DataArray(truth, dims=dims[:1] + dims[2:], coords={"latitude": LATITUDE}),
+        xr.DataArray(members, dims=DIMS, coords={"latitude": LATITUDE}),
+        xr.DataArray(truth, dims=DIMS[:1] + DIMS[2:], coords={"latitude": LATITUDE}),
         mean_over=("init", "latitude", "longitude"),
     )
     np.testing.assert_allclose(
@@ -48,16 +54,40 @@ def test_ssr_agrees_with_the_verification_module():
 
 def test_the_fit_recovers_a_known_inflation():
     members, truth = dispersed([0.5, 2.0])
-    factors, before, after = fit_spread_factors([members], [truth], LATITUDE)
+    factors, before, after = fit_spread_factors([PooledMoments.of(members, truth, LATITUDE)])
     expected = [expected_ssr(0.5, 20), expected_ssr(2.0, 20)]  # 0.509, 1.871
     np.testing.assert_allclose(before[0], expected, rtol=0.04)
     np.testing.assert_allclose(factors[0], 1 / np.asarray(expected), rtol=0.04)
     np.testing.assert_allclose(after[0], [1.0, 1.0], rtol=1e-6)
+    scaled = scale_spread(members, factors[0])  # the members the factors make
+    np.testing.assert_allclose(spread_skill_ratio(scaled, truth, LATITUDE), after[0], rtol=1e-6)
+
+
+def test_moments_pooled_batch_by_batch_are_those_of_all_members_at_once():
+    """A calibration holds one forecast batch at a time: pooling batches must give the
+    moments (hence the SSR) of the whole set, masked points included."""
+    members, truth = dispersed([0.5, 2.0])
+    members[:, :, 0, 0, :2] = truth[:, 0, 0, :2][:, None] = np.nan  # a masked corner
+    whole = PooledMoments.of(members, truth, LATITUDE)
+    pooled = PooledMoments(LATITUDE)
+    for start in range(0, len(members), 7):
+        pooled.add(members[start : start + 7], truth[start : start + 7])
+    np.testing.assert_allclose(pooled.means(), whole.means(), rtol=1e-12)
+    np.testing.assert_allclose(
+        pooled.spread_skill_ratio(),
+        verification_ssr(
+            xr.DataArray(members, dims=DIMS, coords={"latitude": LATITUDE}),
+            xr.DataArray(truth, dims=DIMS[:1] + DIMS[2:], coords={"latitude": LATITUDE}),
+            mean_over=("init", "latitude", "longitude"),
+        ),
+        rtol=1e-10,
+    )
 
 
 def test_shared_channels_take_one_factor_that_makes_their_mean_squared_ssr_one():
     members, truth = dispersed([0.5, 2.0, 1.0])
-    factors, before, after = fit_spread_factors([members], [truth], LATITUDE, shared=[0, 2])
+    moments = PooledMoments.of(members, truth, LATITUDE)
+    factors, before, after = fit_spread_factors([moments], shared=[0, 2])
     k = 1 / np.sqrt(np.mean(before[0, [0, 2]] ** 2))
     np.testing.assert_allclose(factors[0], [k, 1 / before[0, 1], k])
     np.testing.assert_allclose(np.mean(after[0, [0, 2]] ** 2), 1.0, rtol=0.02)
