@@ -41,7 +41,8 @@ def latest_init_times(
     first time (the model's conditioning window: the earliest offset of its history times
     the native step).
 
-    Times listed as missing in the store are never chosen. Raises :class:`InputError` for
+    Times listed as missing in the store are never chosen, nor times with a missing time
+    within ``history`` before them (their window lacks a state). Raises :class:`InputError` for
     ``latest`` or ``cycle_hours`` below 1, a negative ``history``, or a store with no such
     time.
     """
@@ -61,10 +62,14 @@ def latest_init_times(
         & (times.second == 0)
         & ((times.hour % cycle_hours) == 0)
     ]
+    # a time with a missing time inside its window cannot start a forecast
+    gaps = pd.DatetimeIndex(analysis.missing_times)
+    on_cycle = on_cycle[[not ((gaps >= t - history) & (gaps <= t)).any() for t in on_cycle]]
     if on_cycle.empty:
         raise InputError(
             f"{analysis.path} holds no time on the {cycle_hours}-hourly cycle with {history} "
-            f"of history before it (times {times[0]} to {times[-1]}); ingest more data"
+            f"of history before it and no missing time in it (times {times[0]} to "
+            f"{times[-1]}); ingest more data"
         )
     return on_cycle[-latest:]
 

@@ -115,3 +115,12 @@ def test_truth_arrived_only_for_complete_inits_whose_valid_times_are_all_in(tmp_
     assert truth_arrived(path, store).equals(pd.DatetimeIndex([inits[0], inits[2]]))
     gap = analysis(store.dataset.time.values, missing=["2000-01-02T12"])
     assert truth_arrived(path, gap).equals(pd.DatetimeIndex([inits[0]]))
+
+
+def test_times_whose_window_has_a_missing_time_are_not_chosen():
+    # the analyses of 06..11 never arrived: the cycles at 12 and 18 lack part of their
+    # 12 h window (a forecast of them fails), so only the next day's are chosen
+    times = pd.date_range("2019-03-01T00", "2019-03-02T18", freq="1h")
+    store = analysis(times, missing=pd.date_range("2019-03-01T06", "2019-03-01T11", freq="1h"))
+    chosen = latest_init_times(store, history=pd.Timedelta(hours=12), latest=6, cycle_hours=6)
+    assert chosen.equals(hours("2019-03-02", 0, 6, 12, 18))
