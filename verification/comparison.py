@@ -75,6 +75,8 @@ def reference_channels(
             f"mean_over={config.mean_over}: a comparison with a reference pairs the two "
             "forecasts initial time by initial time; average over init_time too"
         )
+    if INIT_TIME in reference.dims:  # only the forecast's: the others' truth is no concern
+        reference = reference.sel({INIT_TIME: reference[INIT_TIME].isin(f[INIT_TIME].values)})
     try:
         aligned = align_with_truth(reference, truth_on_forecast_grid(f, truth))
     except InputError as err:

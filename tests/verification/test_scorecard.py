@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 import subprocess
 import sys
@@ -564,3 +565,19 @@ def test_a_forecast_of_one_member_is_said_to_be_deterministic(case, caplog):
         float(mae.isel(lead_time=0).weighted(np.cos(np.deg2rad(mae.latitude))).mean()),
         rtol=1e-5,
     )
+
+
+def test_a_reference_of_more_init_times_than_verified_warns_of_no_missing_truth(case, caplog):
+    # the operational cycle: the baseline store holds the newest cycles too, whose truth has
+    # not arrived; only the forecast's (arrived) initial times are scored, so the truth
+    # those newer cycles lack is no warning (it said they were 'scored as missing')
+    _, truth, forecast = case
+    forecast = forecast[["t2m"]]
+    arrived = forecast.isel(init_time=slice(0, 4))
+    last_valid = arrived.init_time.values[-1] + arrived.lead_time.values[-1]
+    truth = truth.sel(time=slice(None, last_valid))
+    settings = VerifyConfig(physics_init_times=0, energy_score=False, progress=False)
+    with caplog.at_level(logging.WARNING, logger="pipeline.alignment"):
+        card = verify(arrived, truth, settings, reference=forecast)["scorecard"].to_dataset()
+    assert not [r.getMessage() for r in caplog.records if r.name == "pipeline.alignment"]
+    np.testing.assert_allclose(card.fair_crps_skill_score, 0.0, atol=1e-7)
