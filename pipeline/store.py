@@ -48,7 +48,7 @@ from pipeline.ingest_blocks import write_blocks
 from pipeline.running_statistics import RunningStatistics
 from pipeline.schema import HORIZONTAL, LAT, LEVEL, LON, SCHEMA_VERSION, TIME, VARIABLES
 from pipeline.sources import Source
-from pipeline.timeaxis import describe_step, native_step, off_axis
+from pipeline.timeaxis import describe_step, native_step, off_axis, without_late_times
 from pipeline.transaction import (
     collect_garbage,
     has_root_group,
@@ -177,7 +177,7 @@ def _prepare(
             collect_garbage(path)  # what an interrupted writer left unreferenced
         store_times = pd.DatetimeIndex(existing[TIME].values)
         old_times = store_times.size
-        new = source_times[~source_times.isin(store_times)]
+        new = without_late_times(store_times, source_times[~source_times.isin(store_times)], path)
         if new.size:
             if store_times.size and new.min() <= store_times.max():
                 raise StoreError(

@@ -17,6 +17,7 @@ clock); :func:`calendar_months` recognises it, :func:`describe_step` prints it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -26,6 +27,8 @@ import xarray as xr
 from pipeline.errors import InputError
 from pipeline.normalize import COORD_ALIASES
 from pipeline.schema import LEVEL, TIME
+
+log = logging.getLogger(__name__)
 
 MEAN_MONTH = pd.Timedelta(seconds=365.2425 * 86400 / 12)
 """One calendar month as a fixed step: the mean Gregorian month, 2,629,746 s exactly."""
@@ -115,6 +118,25 @@ def missing_times(times: pd.DatetimeIndex, step: pd.Timedelta | None = None) -> 
     ordinals = _month_ordinals(times)
     axis = np.arange(ordinals[0], ordinals[-1] + 1, months)
     return anchor(axis[~np.isin(axis, ordinals)])
+
+
+def without_late_times(times: pd.DatetimeIndex, new: pd.DatetimeIndex, where: object):
+    """``new`` less the missing times of the axis of sorted ``times`` (inside its period, on
+    its step), with a warning naming the store ``where``: analyses that arrived after
+    later ones, which a store, only growing at its end, cannot take in. Refusing them
+    refused the later times with them, so one late file stopped every later ingest."""
+    new = pd.DatetimeIndex(new)
+    late = new[new.isin(missing_times(pd.DatetimeIndex(times)))]
+    if late.size:
+        log.warning(
+            "%s: %d time(s) of the input fall in a gap of the store, first %s; a store only "
+            "grows at its end, so they stay missing times (--overwrite with inputs of every "
+            "time it is to hold rebuilds it with them)",
+            where,
+            late.size,
+            late[0],
+        )
+    return new.difference(late)
 
 
 def consecutive_pairs(times: pd.DatetimeIndex, step: pd.Timedelta) -> np.ndarray:

@@ -150,6 +150,25 @@ def test_glob_of_netcdf_files_and_gaps(tmp_path):
     assert store.missing_times == tuple(times[4:6])
 
 
+def test_late_analyses_in_a_gap_do_not_stop_the_later_ones(tmp_path, caplog):
+    # an operational store: 06..11 of a day never came, the next day's ingest of every
+    # file (incoming/*.grib) holds them late beside the new times: the new times append,
+    # the late ones stay missing, said so (refusing all of them stopped every later ingest)
+    times = pd.date_range("2021-01-01", periods=12, freq="6h")
+    full = make_netcdf(tmp_path / "all.nc", times)
+    full.isel(time=[0, 1, 2, 3, 6, 7]).to_netcdf(tmp_path / "first.nc")
+    store = tmp_path / "s.zarr"
+    ingest(tmp_path / "first.nc", store, progress=False)
+    assert open_store(store).missing_times == tuple(times[4:6])
+    with caplog.at_level("WARNING", logger="pipeline.timeaxis"):
+        grown = ingest(tmp_path / "all.nc", store, progress=False)
+    assert f"2 time(s) of the input fall in a gap of the store, first {times[4]}" in caplog.text
+    assert grown.dataset.sizes["time"] == 10 and grown.missing_times == tuple(times[4:6])
+    np.testing.assert_allclose(
+        grown.dataset["t2m"].values[-4:], full["tas"].values[-4:] + 273.15, rtol=1e-6
+    )
+
+
 def test_zarr_sources_from_path_and_fsspec_url(tmp_path):
     times = pd.date_range("2022-06-01", periods=4, freq="12h")
     wb2 = xr.Dataset(
