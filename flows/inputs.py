@@ -246,6 +246,21 @@ def latest_init_times(store: str, checkpoint: str, latest: int, cycle_hours: int
     return [t.isoformat() for t in times]
 
 
+def skipped_cycles(
+    store: str, checkpoint: str, forecast_store: str, chosen: list[str], cycle_hours: int
+) -> list[str]:
+    """:func:`pipeline.schedule.skipped_cycles` with the checkpoint's history window, as
+    ISO strings: the cycles that a run forecasting ``chosen`` leaves out for good."""
+    from generators.checkpoint import load_checkpoint
+
+    loaded = load_checkpoint(checkpoint)
+    window = -min(loaded.spec.history) * loaded.native_step
+    times = schedule.skipped_cycles(
+        store, forecast_store, pd.DatetimeIndex(chosen), history=window, cycle_hours=cycle_hours
+    )
+    return [t.isoformat() for t in times]
+
+
 def truth_arrived(forecast: str, store: str) -> list[str]:
     """:func:`pipeline.schedule.truth_arrived`, as ISO strings."""
     return [t.isoformat() for t in schedule.truth_arrived(forecast, store)]

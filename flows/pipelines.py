@@ -18,6 +18,7 @@ from flows.inputs import (
     analysis_store_complete,
     check_flow_parameters,
     latest_init_times,
+    skipped_cycles,
     truth_arrived,
 )
 from flows.runtime import inputs_fingerprint, outputs_current, record_outputs, unless_done
@@ -301,6 +302,17 @@ def ensemble_run(
     if train_config:
         checkpoint = train(store, train_config, checkpoint, train_overrides, progress=progress)
     inits = init_times or latest_init_times(store, checkpoint, latest, cycle_hours)
+    skipped = (
+        [] if init_times else skipped_cycles(store, checkpoint, forecast_store, inits, cycle_hours)
+    )
+    if skipped:
+        first, last = skipped[0], skipped[-1]
+        get_run_logger().warning(
+            f"{forecast_store}: {len(skipped)} cycle(s) after its last forecast, {first} to "
+            f"{last}, have their analyses in {store} but are not among the latest={latest} "
+            f"forecast now; forecast them with init_times (wxens run --init "
+            f"{first}/{last}/{cycle_hours}h) or a larger latest"
+        )
     forecast_done = forecast(
         checkpoint,
         store,

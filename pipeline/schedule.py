@@ -74,6 +74,31 @@ def latest_init_times(
     return on_cycle[-latest:]
 
 
+def skipped_cycles(
+    analysis: AnalysisStore | str | Path,
+    forecast: str | Path,
+    chosen: pd.DatetimeIndex,
+    *,
+    history: pd.Timedelta,
+    cycle_hours: int,
+) -> pd.DatetimeIndex:
+    """The times of ``analysis`` that :func:`latest_init_times` could choose (on the cycle,
+    with their whole window) after the last complete initial time of the forecast store
+    ``forecast`` and before the first of ``chosen``: cycles a run of the ``latest`` few
+    leaves out for good, once analyses of more than one cycle arrived between two runs
+    (late data, a stopped server). Empty when ``forecast`` holds no complete time yet."""
+    done = complete_init_times(forecast)
+    chosen = pd.DatetimeIndex(chosen)
+    if done.empty or chosen.empty:
+        return chosen[:0]
+    if not isinstance(analysis, AnalysisStore):
+        analysis = open_store(analysis)
+    every = latest_init_times(
+        analysis, history=history, latest=analysis.dataset.sizes[TIME], cycle_hours=cycle_hours
+    )
+    return every[(every > done.max()) & (every < chosen.min())]
+
+
 def truth_arrived(forecast: str | Path, analysis: AnalysisStore | str | Path) -> pd.DatetimeIndex:
     """The complete initial times of the forecast store ``forecast`` whose every valid time
     holds data in ``analysis`` (a missing time does not), in order; empty when the

@@ -14,7 +14,7 @@ import zarr
 from pipeline.analysis_store import AnalysisStore
 from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, write_forecast
-from pipeline.schedule import available_times, latest_init_times, truth_arrived
+from pipeline.schedule import available_times, latest_init_times, skipped_cycles, truth_arrived
 from pipeline.store import ingest
 from pipeline.transaction import transaction
 
@@ -124,3 +124,21 @@ def test_times_whose_window_has_a_missing_time_are_not_chosen():
     store = analysis(times, missing=pd.date_range("2019-03-01T06", "2019-03-01T11", freq="1h"))
     chosen = latest_init_times(store, history=pd.Timedelta(hours=12), latest=6, cycle_hours=6)
     assert chosen.equals(hours("2019-03-02", 0, 6, 12, 18))
+
+
+def test_cycles_between_the_last_forecast_and_the_latest_are_reported_skipped(tmp_path):
+    # forecasts up to 00 UTC; analyses of two more days then arrived at once (late data, a
+    # stopped server): a run of the latest cycle alone leaves 06 .. 12 of the next day out
+    times = pd.date_range("2019-03-01T00", "2019-03-02T18", freq="1h")
+    store = analysis(times)
+    out = tmp_path / "f.zarr"
+    write_forecast(out, forecast(["2019-03-01T00"], (6,)), PROVENANCE)
+    latest = latest_init_times(store, history=pd.Timedelta(0), latest=1, cycle_hours=6)
+    skipped = skipped_cycles(store, out, latest, history=pd.Timedelta(0), cycle_hours=6)
+    assert skipped.equals(hours("2019-03-01", 6, 12, 18, 24, 30, 36))
+    # a run that takes them in, or a store with no forecast yet, skips none
+    every = latest_init_times(store, history=pd.Timedelta(0), latest=7, cycle_hours=6)
+    assert skipped_cycles(store, out, every, history=pd.Timedelta(0), cycle_hours=6).empty
+    assert skipped_cycles(
+        store, tmp_path / "none.zarr", latest, history=pd.Timedelta(0), cycle_hours=6
+    ).empty
