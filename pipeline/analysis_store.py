@@ -71,8 +71,9 @@ def open_store(path: str | Path) -> AnalysisStore:
     if not state["complete"]:
         written = sum(j - i for i, j in state["written"])
         raise StoreError(
-            f"{path}: the store is incomplete ({written} of {state['n_times']} times written; "
-            "an ingest was interrupted); rerun the same `wxens ingest` to complete it"
+            f"{path}: the store is incomplete ({written} of {state['n_times']} times written: "
+            "an ingest is writing it now or was interrupted); wait for the ingest to finish, "
+            "or if none is running, rerun the same `wxens ingest` to complete it"
         )
     ds = open_snapshot(snapshot)
     return AnalysisStore(

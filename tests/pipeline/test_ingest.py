@@ -208,6 +208,29 @@ def test_zarr_sources_from_path_and_fsspec_url(tmp_path):
     assert list(one.dataset.data_vars) == ["t2m"]  # one name, not ['t', '2', 'm']
 
 
+def test_a_store_read_while_an_append_writes_it_does_not_say_interrupted(tmp_path, monkeypatch):
+    # a scheduled forecast opening the store while the hourly ingest appends to it was told
+    # 'an ingest was interrupted; rerun the same wxens ingest': the ingest was running
+    times = pd.date_range("2021-01-01", periods=8, freq="6h")
+    full = make_netcdf(tmp_path / "all.nc", times)
+    full.isel(time=slice(0, 5)).to_netcdf(tmp_path / "first.nc")
+    store = tmp_path / "s.zarr"
+    ingest(tmp_path / "first.nc", store, progress=False)
+    real_write, seen = store_module.write_blocks, []
+
+    def reading_meanwhile(*args, **kwargs):
+        with pytest.raises(StoreError) as err:
+            open_store(store)
+        seen.append(str(err.value))
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(store_module, "write_blocks", reading_meanwhile)
+    ingest(tmp_path / "all.nc", store, progress=False)
+    assert "incomplete (5 of 8 times written" in seen[0]
+    assert "an ingest is writing it now or was interrupted" in seen[0]
+    assert "if none is running" in seen[0]
+
+
 def test_failed_write_resumes_to_the_same_bytes(tmp_path, monkeypatch, store_content):
     times = pd.date_range("2021-01-01", periods=10, freq="1h")
     make_netcdf(tmp_path / "in.nc", times)
