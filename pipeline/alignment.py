@@ -50,7 +50,11 @@ class AlignedForecast:
 
 
 def align_with_truth(
-    forecast: xr.Dataset, truth: xr.Dataset, *, variables: list[str] | None = None
+    forecast: xr.Dataset,
+    truth: xr.Dataset,
+    *,
+    variables: list[str] | None = None,
+    pending_ok: bool = False,
 ) -> AlignedForecast:
     """Pair every forecast field with the analysis at its valid time, lazily.
 
@@ -61,7 +65,9 @@ def align_with_truth(
     forecast covering the truth's grid is taken at the truth's points, a forecast on part of
     it (a region, every other point) is scored on its own; a forecast on another grid is an
     InputError. Missing valid times become NaN truth, to be skipped and counted by the
-    scores.
+    scores; they are warned of, except with ``pending_ok`` those after the truth's last
+    time (a correction learning from the past only: the newest forecasts' truth is yet
+    to come in every operational run).
     """
     forecast = to_wxens_forecast(forecast)
     truth = _canonical_truth(truth)
@@ -89,13 +95,16 @@ def align_with_truth(
     valid = forecast[VALID_TIME].transpose(INIT_TIME, LEAD_TIME)
     needed = pd.DatetimeIndex(np.unique(valid.values))
     absent = needed.difference(pd.DatetimeIndex(truth[TIME].values))
-    if absent.size:
+    warned = absent
+    if pending_ok and truth.sizes[TIME]:
+        warned = absent[absent <= truth[TIME].values.max()]
+    if warned.size:
         log.warning(
             "the truth lacks %d of the %d valid times the forecast needs (first %s); those "
             "are scored as missing",
-            absent.size,
+            warned.size,
             needed.size,
-            [str(t) for t in absent[:3]],
+            [str(t) for t in warned[:3]],
         )
     paired = truth.reindex({TIME: needed}).sel({TIME: valid}).drop_vars(TIME)
     paired = paired.assign_coords({VALID_TIME: valid})

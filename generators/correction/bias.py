@@ -282,7 +282,7 @@ def bias_correct(
     (init_time x lead_time x grid per variable) are computed in memory. The corrected
     forecast's attrs record the correction (``wxens_bias_correction``)."""
     # every forecast variable, or an InputError naming those the truth lacks
-    aligned = align_with_truth(forecast, truth, variables=list(forecast.data_vars))
+    aligned = align_with_truth(forecast, truth, variables=list(forecast.data_vars), pending_ok=True)
     check_whole_forecast(forecast, aligned.forecast)
     corrected, biases, factors, tables = aligned.forecast.copy(), {}, {}, {}
     inits = pd.DatetimeIndex(corrected[INIT_TIME].values)

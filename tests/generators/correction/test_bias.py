@@ -273,3 +273,19 @@ def test_a_variable_the_truth_lacks_is_refused(analysis):
     forecast = warm_forecast(analysis, 1.0).rename(t2m="z500")
     with pytest.raises(InputError, match=r"\['z500'\] missing"):
         bias_correct(forecast, analysis.dataset, DecayingAverageBias(0.2))
+
+
+def test_the_newest_forecasts_truth_yet_to_come_is_no_warning(analysis, caplog):
+    # every operational run corrects the newest cycles, whose truth has not arrived: the
+    # alignment warned each time that it lacked them ('scored as missing'); a gap inside the
+    # truth's period still warns
+    forecast = warm_forecast(analysis, 2.0)
+    last = forecast.init_time.values[-3]  # the 2 newest cycles' 24 h truth is not in yet
+    truth = analysis.dataset.sel(time=slice(None, last))
+    with caplog.at_level("WARNING", logger="pipeline.alignment"):
+        bias_correct(forecast, truth, DecayingAverageBias(1.0))
+    assert "lacks" not in caplog.text
+    gap = truth.drop_sel(time=truth.time.values[10])
+    with caplog.at_level("WARNING", logger="pipeline.alignment"):
+        bias_correct(forecast, gap, DecayingAverageBias(1.0))
+    assert "the truth lacks 1 of the" in caplog.text
