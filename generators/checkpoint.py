@@ -172,6 +172,13 @@ class Checkpoint:
                 os.fchmod(f.fileno(), 0o666 & ~umask)
                 os.fsync(f.fileno())
             os.replace(tmp, path)
+        except (OSError, RuntimeError) as err:  # a full disk, a file-size limit
+            Path(tmp).unlink(missing_ok=True)
+            # torch's zip writer raises a RuntimeError ('unexpected pos') over the OSError
+            cause = err if isinstance(err, OSError) else err.__context__
+            if isinstance(cause, OSError) and cause.errno is not None:
+                raise OSError(cause.errno, cause.strerror, str(path)) from cause
+            raise
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

@@ -339,3 +339,26 @@ def test_a_checkpoint_is_written_with_the_modes_of_the_files_beside_it(stores, t
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("share", [0.25, 0.75])
+def test_a_save_past_a_file_size_limit_raises_the_file_systems_error(stores, tmp_path, share):
+    """Past a file-size limit (EFBIG, a full disk alike) torch's zip writer raised
+    'RuntimeError: unexpected pos' over the OSError (at 3/4 of the file), a traceback where
+    the CLI prints the file system's error and its fix; and the error named no file."""
+    import errno
+    import resource
+
+    trainer = Trainer(stores["t2m"], config(), tmp_path)
+    first = trainer.save()
+    before = (tmp_path / "last.pt").read_bytes()
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (int(len(before) * share), hard))
+    try:
+        with pytest.raises(OSError) as err:
+            trainer.save()
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert err.value.errno == errno.EFBIG and "last.pt" in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+    assert load_checkpoint(tmp_path).digest == first.digest
