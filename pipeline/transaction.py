@@ -216,6 +216,27 @@ def locked(path: str | Path) -> Iterator[None]:
         lock.release()
 
 
+@contextmanager
+def held_alone(path: str | Path, doing: str) -> Iterator[None]:
+    """Hold the lock of ``path`` (``.NAME.lock`` beside it, as a store's) for a writer that
+    must not wait its turn (a training run into a directory, hours long): StoreError at
+    once if another process holds it, saying what that one is ``doing``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(lock_path(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise StoreError(
+            f"{path}: another process is {doing} (it holds {lock_path(path)}); wait for it "
+            "to end, or choose another --out"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def _open_or_create(path: Path) -> icechunk.Repository:
     storage = _storage(path)
     if icechunk.Repository.exists(storage):

@@ -96,6 +96,19 @@ def set_threads(threads: int | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train (and calibrate) into ``--out``, which no other run may write meanwhile: two at
+    once removed each other's temporary checkpoints and both logged into ``log.jsonl``. A
+    process torchrun started is covered by the lock of the command that started it."""
+    from generators.distributed import world_from_env
+    from pipeline.transaction import held_alone
+
+    if world_from_env().size > 1:
+        return _train(args)
+    with held_alone(args.out, "training into it"):
+        return _train(args)
+
+
+def _train(args: argparse.Namespace) -> int:
     from generators.calibration import calibrate_checkpoint
     from generators.checkpoint import load_checkpoint
     from generators.config import load_train_config

@@ -495,3 +495,28 @@ def test_the_fine_tune_validation_loss_is_labelled_as_its_own_objective(store, t
         "of 2 members: not comparable with the main phase's)"
     )
     assert plain.report(tiny_config(3))[-1].endswith("(the flow_matching loss)")
+
+
+def test_a_second_train_into_a_directory_being_trained_is_refused_at_once(
+    store, tmp_path, capsys
+):
+    """Two `wxens train --out DIR` at once: each save removed the other's temporary
+    checkpoint (one died with a FileNotFoundError traceback) and both appended to
+    log.jsonl (steps 3 and 6 twice). The second is refused, naming the directory."""
+    from filelock import FileLock
+
+    from pipeline.transaction import lock_path
+
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "model: {kind: edm, backbone: {widths: [8, 16], attention_heads: 0, embedding_dim: 16}}\n"
+        f"data: {{channels: [t2m], train: {{end: {TRAIN_END}}}}}\nsteps: 2\nbatch_size: 4\n"
+    )
+    out = tmp_path / "run"
+    args = ["train", "--store", str(store.path), "--config", str(config), "--out", str(out)]
+    with FileLock(lock_path(out)):  # what the first run holds
+        assert wxens(args + ["--no-progress", "--set", "device=cpu"]) == 2
+    err = capsys.readouterr().err
+    assert f"{out}: another process is training into it" in err
+    assert not (out / "last.pt").exists()
+    assert wxens(args + ["--no-progress", "--set", "device=cpu"]) == 0  # lock released
