@@ -26,7 +26,8 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it to ``path``.
 
     A failure (or an interrupt) removes the temporary file, so ``path`` is either the
-    previous file or the complete new one, never half-written.
+    previous file or the complete new one, never half-written; an OSError that names no
+    file (a write's, on a full disk) is raised naming ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -38,6 +39,11 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
+    except OSError as err:
+        if err.filename is not None or err.errno is None:
+            raise
+        # a write's own error (a full disk, a file-size limit) names no file: name ``path``
+        raise OSError(err.errno, err.strerror, str(path)) from err
     finally:
         Path(tmp).unlink(missing_ok=True)
 
