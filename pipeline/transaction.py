@@ -217,10 +217,10 @@ def locked(path: str | Path) -> Iterator[None]:
 
 
 @contextmanager
-def held_alone(path: str | Path, doing: str) -> Iterator[None]:
+def held_alone(path: str | Path) -> Iterator[None]:
     """Hold the lock of ``path`` (``.NAME.lock`` beside it, as a store's) for a writer that
-    must not wait its turn (a training run into a directory, hours long): StoreError at
-    once if another process holds it, saying what that one is ``doing``."""
+    must not wait its turn (a training run into a directory, hours long, or a calibration
+    of its checkpoint): StoreError at once if another process holds it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(lock_path(path))
@@ -228,8 +228,8 @@ def held_alone(path: str | Path, doing: str) -> Iterator[None]:
         lock.acquire(timeout=0)
     except Timeout:
         raise StoreError(
-            f"{path}: another process is {doing} (it holds {lock_path(path)}); wait for it "
-            "to end, or choose another --out"
+            f"{path}: another process is writing it (a wxens train or calibrate: it holds "
+            f"{lock_path(path)}); wait for it to end, or write somewhere else"
         ) from None
     try:
         yield

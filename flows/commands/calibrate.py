@@ -60,6 +60,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Calibrate under the lock of the directory written to, a training run's: a
+    calibration finished while ``wxens train`` went on there wrote its older weights over
+    the run's newer checkpoint."""
+    from generators.correction.tuned import checkpoint_file
+    from pipeline.transaction import held_alone
+
+    with held_alone(checkpoint_file(args.out or args.checkpoint).parent):
+        return _calibrate(args)
+
+
+def _calibrate(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from flows.commands.forecast import parse_leads

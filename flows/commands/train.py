@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
     if world_from_env().size > 1:
         return _train(args)
-    with held_alone(args.out, "training into it"):
+    with held_alone(args.out):
         return _train(args)
 
 

@@ -517,6 +517,23 @@ def test_a_second_train_into_a_directory_being_trained_is_refused_at_once(
     with FileLock(lock_path(out)):  # what the first run holds
         assert wxens(args + ["--no-progress", "--set", "device=cpu"]) == 2
     err = capsys.readouterr().err
-    assert f"{out}: another process is training into it" in err
+    assert f"{out}: another process is writing it" in err
     assert not (out / "last.pt").exists()
     assert wxens(args + ["--no-progress", "--set", "device=cpu"]) == 0  # lock released
+
+
+def test_a_calibration_of_a_run_being_trained_is_refused_at_once(store, tmp_path, capsys):
+    """`wxens calibrate` while `wxens train` went on in the directory loaded the older
+    checkpoint and wrote it, calibrated, over the run's newer one when it finished."""
+    from filelock import FileLock
+
+    from pipeline.transaction import lock_path
+
+    out = tmp_path / "run"
+    train(store, tiny_config(2), out, progress=False)
+    before = (out / "last.pt").read_bytes()
+    args = ["calibrate", "--checkpoint", str(out), "--store", str(store.path)]
+    with FileLock(lock_path(out)):  # what a training run in it holds
+        assert wxens(args + ["--start", "2000-04-01", "--end", "2000-04-10", "--no-progress"]) == 2
+    assert f"{out}: another process is writing it" in capsys.readouterr().err
+    assert (out / "last.pt").read_bytes() == before
