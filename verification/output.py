@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import resource
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -48,11 +50,37 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         Path(tmp).unlink(missing_ok=True)
 
 
+#: How close to a file-size limit, or to no free space, a failed NetCDF write is taken as
+#: refused by the file system (netCDF's 'HDF error' carries no errno): one HDF write's worth.
+NETCDF_WRITE_SLACK = 2**20
+
+
 def write_scores(tree: xr.DataTree, path: str | Path) -> Path:
-    """Write the tree as NetCDF groups (reopen with ``xr.open_datatree``), atomically."""
+    """Write the tree as NetCDF groups (reopen with ``xr.open_datatree``), atomically. A
+    write the file system refuses is an OSError naming ``path`` (EFBIG, ENOSPC), as other
+    outputs', not netCDF's 'RuntimeError: NetCDF: HDF error'."""
     with atomic_output(path) as tmp:
-        _encodable(tree).to_netcdf(tmp, engine="netcdf4")
+        try:
+            _encodable(tree).to_netcdf(tmp, engine="netcdf4")
+        except RuntimeError as err:
+            code = _refused_by_file_system(tmp)
+            if code is None:
+                raise
+            raise OSError(code, os.strerror(code), str(path)) from err
     return Path(path)
+
+
+def _refused_by_file_system(tmp: Path) -> int | None:
+    """EFBIG when the file ``tmp`` reached the process's file-size limit, ENOSPC when its
+    file system has (next to) no space left, None otherwise."""
+    limit, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    size = tmp.stat().st_size if tmp.exists() else 0
+    if limit != resource.RLIM_INFINITY and size + NETCDF_WRITE_SLACK >= limit:
+        return errno.EFBIG
+    space = os.statvfs(tmp.parent)
+    if space.f_bavail * space.f_frsize < NETCDF_WRITE_SLACK:
+        return errno.ENOSPC
+    return None
 
 
 def _encodable(tree: xr.DataTree) -> xr.DataTree:

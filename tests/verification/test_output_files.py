@@ -25,3 +25,24 @@ def test_a_write_past_a_file_size_limit_names_the_file_and_leaves_the_old_one(tm
     assert err.value.errno == errno.EFBIG and str(path) in str(err.value)
     assert path.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
+
+
+def test_scores_past_a_file_size_limit_are_an_os_error_naming_the_file(tmp_path):
+    """`wxens verify --out s.nc` under `ulimit -f 50` ended in a traceback, netCDF's
+    'RuntimeError: NetCDF: HDF error', where the CLI prints the file system's error."""
+    import numpy as np
+    import xarray as xr
+
+    from verification.output import write_scores
+
+    tree = xr.DataTree(xr.Dataset({"crps": ("x", np.random.default_rng(0).random(50_000))}))
+    path = tmp_path / "scores.nc"
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (50 * 1024, hard))
+    try:
+        with pytest.raises(OSError) as err:
+            write_scores(tree, path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert err.value.errno == errno.EFBIG and str(path) in str(err.value)
+    assert list(tmp_path.iterdir()) == []
