@@ -185,7 +185,7 @@ def tune_correction(
         "every_hours": every,
         "scores": selection.table.to_dict(orient="index"),
     }
-    path = save_tuned(loaded.path, spec, details)
+    path = save_tuned(loaded.path, spec, details, digest=loaded.digest)
     return Tuned(spec, selection, path, out)
 
 

@@ -51,15 +51,23 @@ def checkpoint_digest(checkpoint: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-def save_tuned(checkpoint: str | Path, spec: CorrectionSpec, details: dict[str, Any]) -> Path:
+def save_tuned(
+    checkpoint: str | Path,
+    spec: CorrectionSpec,
+    details: dict[str, Any],
+    *,
+    digest: str | None = None,
+) -> Path:
     """Write ``spec`` (weight 0 for each stage off) and ``details`` (how it was chosen) beside
-    ``checkpoint``, with the checkpoint's digest; returns the file."""
+    ``checkpoint``, with the digest of the checkpoint they were chosen for: ``digest``, read
+    when the tuning forecasts were drawn (the file may have been replaced since, by a
+    calibration), else the file's now; returns the file."""
     path = tuned_path(checkpoint)
     record = {
         "bias_weight": spec.bias_weight,
         "spread_weight": spec.spread_weight or 0.0,
         "rank_weight": spec.rank_weight or 0.0,
-        "checkpoint_digest": checkpoint_digest(checkpoint),
+        "checkpoint_digest": digest or checkpoint_digest(checkpoint),
         **details,
     }
     with atomic_output(path) as temporary:  # a name of its own: two tunes never share one

@@ -228,3 +228,26 @@ def test_candidate_weights_out_of_range_are_refused_before_any_forecast(tmp_path
     a flag the command does not have; --rank-weights 2 named --rank-weight."""
     with pytest.raises(InputError, match=rf"^--{stage}-weights: every candidate must be in"):
         tune_correction(tmp_path / "no-run", tmp_path / "no-store", **{f"{stage}_weights": weights})
+
+
+def test_weights_are_recorded_for_the_checkpoint_they_were_tuned_on(trained, monkeypatch):
+    """The digest was read when the weights were saved: a checkpoint replaced meanwhile (a
+    `wxens calibrate` finished during the tune, other spread factors) got weights chosen
+    on the old one's forecasts, recorded as its own, and bias-correct applied them."""
+    import generators.tune as tune_module
+    from generators.checkpoint import load_checkpoint
+
+    root, _, cycle, _ = trained
+    run = train_tiny(cycle, root / "replaced")
+    tuned_on = checkpoint_digest(run)
+    choose = tune_module.select_weights
+
+    def replaced_meanwhile(*args, **kwargs):
+        loaded = load_checkpoint(run)
+        loaded.replace(calibration={"factors": [[2.0]]}).save(loaded.path)
+        return choose(*args, **kwargs)
+
+    monkeypatch.setattr(tune_module, "select_weights", replaced_meanwhile)
+    tune_correction(run, cycle, members=4, folds=1, sampler="euler:nfe=2", device="cpu")
+    assert json.loads(tuned_path(run).read_text())["checkpoint_digest"] == tuned_on
+    assert checkpoint_digest(run) != tuned_on and load_tuned(run) is None
