@@ -191,6 +191,7 @@ def _bias_correction(b: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from pipeline.errors import StoreError
     from pipeline.forecast_store import is_forecast_store
     from pipeline.store import open_store
     from pipeline.transaction import commits
@@ -199,6 +200,12 @@ def run(args: argparse.Namespace) -> int:
     if path.suffix == ".pt" or (path / "last.pt").is_file():  # what `wxens train --out` wrote
         print(describe_checkpoint(path))
         return 0
+    if (path / "config.yaml").is_file() or (path / "log.jsonl").is_file():
+        raise StoreError(
+            f"{path}: a training directory without a checkpoint yet (last.pt): a training "
+            f"run is starting there, or was stopped before its first one; rerun `wxens train "
+            f"--out {path}` with the same options"
+        )
     if is_forecast_store(args.store):
         print(describe_forecast(args.store))
     else:

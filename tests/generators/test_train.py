@@ -537,3 +537,15 @@ def test_a_calibration_of_a_run_being_trained_is_refused_at_once(store, tmp_path
         assert wxens(args + ["--start", "2000-04-01", "--end", "2000-04-10", "--no-progress"]) == 2
     assert f"{out}: another process is writing it" in capsys.readouterr().err
     assert (out / "last.pt").read_bytes() == before
+
+
+def test_info_on_a_run_stopped_before_its_first_checkpoint_says_so(tmp_path, capsys):
+    """A `wxens train` killed before its first checkpoint leaves config.yaml; `wxens info`
+    of it said 'not a Zarr store (StoreError: ... no Zarr store there)'."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("steps: 2\n")
+    assert wxens(["info", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "a training directory without a checkpoint yet" in err and "Zarr" not in err
+    assert f"`wxens train --out {run}`" in err
