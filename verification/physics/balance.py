@@ -71,12 +71,14 @@ def geostrophic_wind(z: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
     """Geostrophic wind from geopotential on a sphere, centred differences.
 
     ``u_g = -(1/(f R)) ∂Φ/∂φ``, ``v_g = (1/(f R cos φ)) ∂Φ/∂λ``, ``f = 2Ω sin φ``; the
-    longitude derivative wraps around on a global grid. Lazy on dask (the grid must be
-    one chunk, as in wxens stores).
+    longitude derivative wraps around on a global grid. NaN on the equator, where ``f = 0``
+    leaves it undefined (not divided by, so a global grid prints no RuntimeWarning). Lazy
+    on dask (the grid must be one chunk, as in wxens stores).
     """
     per_radian = 180.0 / np.pi
     phi = np.deg2rad(z[LAT])
     f = 2 * OMEGA * np.sin(phi)
+    f = f.where(f != 0)
     dz_dphi = z.differentiate(LAT) * per_radian
     if is_global(z[LON]):
         step = float(np.median(np.diff(np.sort(z[LON].values))))
