@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
@@ -89,7 +89,7 @@ def verify(
     at a time when dask's local threads would hold too much of a large forecast.
     """
     config = config or VerifyConfig()
-    aligned = align_with_truth(forecast, truth)
+    aligned = _whole_grid(align_with_truth(forecast, truth))
     _require_some_truth(aligned, truth)
     f = to_channels(aligned.forecast).rename({CHANNEL: VARIABLE})
     if f.sizes[MEMBER] == 1:
@@ -228,6 +228,21 @@ def score_chunks(forecast: xr.DataArray) -> dict[str, int]:
     leads = int(min(n_lead, max(1, SCORE_CHUNK_BYTES // cell)))
     inits = int(max(1, SCORE_CHUNK_BYTES // (cell * n_lead))) if leads == n_lead else 1
     return {INIT_TIME: min(inits, n_init), LEAD_TIME: leads}
+
+
+def _whole_grid(aligned: AlignedForecast) -> AlignedForecast:
+    """The lazy parts of ``aligned`` with the horizontal grid in one chunk, as spectra and
+    balance checks take it (a Zarr ensemble of another producer may be chunked in space)."""
+
+    def whole(ds: xr.Dataset) -> xr.Dataset:
+        return ds.chunk(dict.fromkeys(HORIZONTAL, -1)) if ds.chunks else ds
+
+    return replace(
+        aligned,
+        forecast=whole(aligned.forecast),
+        truth=whole(aligned.truth),
+        initial=whole(aligned.initial),
+    )
 
 
 def _require_some_truth(aligned: AlignedForecast, truth: xr.Dataset) -> None:

@@ -8,12 +8,15 @@ import warnings
 import numpy as np
 import pandas as pd
 import xarray as xr
+from verification_cases import at_leads
 
 from pipeline.schema import EARTH_RADIUS, OMEGA
+from verification.config import VerifyConfig
 from verification.physics import Geostrophic
+from verification.scorecard import verify
 
 
-def global_levels(step: float = 5.0) -> xr.Dataset:
+def global_levels(step: float = 5.0, n_times: int = 2) -> xr.Dataset:
     """Geopotential waves and their analytic geostrophic winds on a global grid with the
     poles and the equator, two times and two levels."""
     lat = np.arange(-90.0, 90.0 + step / 2, step)
@@ -28,14 +31,14 @@ def global_levels(step: float = 5.0) -> xr.Dataset:
         v = np.where(np.abs(phi) > 0.1, dz_dlam / (f * EARTH_RADIUS * np.cos(phi)), 0.0)
     dims = ("time", "level", "latitude", "longitude")
     coords = {
-        "time": pd.date_range("2020-01-01", periods=2, freq="6h"),
+        "time": pd.date_range("2020-01-01", periods=n_times, freq="6h"),
         "level": [500.0, 850.0],
         "latitude": lat,
         "longitude": lon,
     }
 
     def field(values: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(values, (2, 2, lat.size, lon.size)).copy()
+        return np.broadcast_to(values, (n_times, 2, lat.size, lon.size)).copy()
 
     return xr.Dataset(
         {"z": (dims, field(z)), "u": (dims, field(u)), "v": (dims, field(v))}, coords=coords
@@ -52,3 +55,26 @@ def test_geostrophic_on_a_global_grid_warns_of_no_division_at_equator_or_poles()
         score_lazy = Geostrophic().score(ds.chunk({"time": 1})).values
     assert np.all(score < 0.05), score
     np.testing.assert_allclose(score_lazy, score)
+
+
+def test_scores_and_checks_of_a_forecast_chunked_in_space_are_those_of_one_chunk():
+    # A Zarr ensemble of another producer may be chunked in latitude and longitude; the
+    # spectra and checks take the whole grid at once, so verify must not pass those chunks
+    # on (it stopped with dask's "consists of multiple chunks, but is also a core
+    # dimension" ValueError) and must give the numbers of the unchunked forecast.
+    truth = global_levels(step=10.0, n_times=8)
+    truth = truth.assign(z=truth.z + 50 * np.sin(np.arange(8.0))[:, None, None, None])
+    rng = np.random.default_rng(0)
+    base = at_leads(truth, truth.time.values[:4], (6, 12))
+    forecast = xr.concat(
+        [base + rng.normal(0, 1, base.z.shape) for _ in range(4)], dim="member"
+    ).transpose("init_time", "member", ...)
+    config = VerifyConfig(physics_init_times=4, progress=False)
+    whole = verify(forecast, truth, config)
+    chunked = verify(
+        forecast.chunk({"latitude": 5, "longitude": 9}),
+        truth.chunk({"latitude": 4, "longitude": 12}),
+        config,
+    )
+    for group in ("scorecard", "spectra", "physics"):
+        xr.testing.assert_allclose(chunked[group].to_dataset(), whole[group].to_dataset())
