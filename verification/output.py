@@ -190,6 +190,7 @@ PRINTED_HEADERS = {
     "fair_crps_minus_reference": "CRPS - reference",
     "n_verified": "verified",
     "n_missing_truth": "no truth",
+    "n_missing_forecast": "no forecast",
 }
 
 

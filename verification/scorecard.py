@@ -121,6 +121,7 @@ def verify(
     lazy["reliability"] = ve.reliability(f, t, thresholds, over=config.mean_over)
     some = f.notnull().any(MEMBER)  # where the scores of the members have a value
     lazy["n_verified"] = count_valid(t.where(some), config.mean_over)
+    lazy["n_truth"] = count_valid(t, config.mean_over)
     lazy["n_incomplete"] = (t.notnull() & some & f.isnull().any(MEMBER)).sum(config.mean_over)
     if config.energy_score:
         scale = (
@@ -317,9 +318,12 @@ def _scorecard(computed: dict[str, Any], t: xr.DataArray, config: VerifyConfig) 
         )
     total = np.prod([t.sizes[d] for d in config.mean_over])
     card["n_verified"] = computed["n_verified"].assign_attrs(long_name="points verified")
-    card["n_missing_truth"] = (total - computed["n_verified"]).assign_attrs(
+    card["n_missing_truth"] = (total - computed["n_truth"]).assign_attrs(
         long_name="points skipped: no truth (a valid time the analysis lacks, or a masked "
-        "point, NaN) or no member"
+        "point, NaN)"
+    )
+    card["n_missing_forecast"] = (computed["n_truth"] - computed["n_verified"]).assign_attrs(
+        long_name="points skipped: a truth but no member (the forecast is NaN there)"
     )
     card["n_incomplete_ensemble"] = computed["n_incomplete"].assign_attrs(
         long_name="points verified where some members are missing: the rank histogram and "

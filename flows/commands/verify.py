@@ -171,8 +171,9 @@ def run(args: argparse.Namespace) -> int:
         "fair_crps_minus_reference_low",
         "fair_crps_minus_reference_high",
     )
-    if int(card["n_missing_truth"].sum()):  # partial truth: what verified, what did not
-        printed = (*printed, "n_verified", "n_missing_truth")
+    missing = [n for n in ("n_missing_truth", "n_missing_forecast") if int(card[n].sum())]
+    if missing:  # partial truth or forecast: what verified, what did not and why
+        printed = (*printed, "n_verified", *missing)
     columns = [name for name in printed if name in card]
     shown = {split_channel(str(c))[0] for c in card[VARIABLE].values}
     for variable, (unit, factor) in factors.items():

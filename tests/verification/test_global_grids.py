@@ -78,3 +78,19 @@ def test_scores_and_checks_of_a_forecast_chunked_in_space_are_those_of_one_chunk
     )
     for group in ("scorecard", "spectra", "physics"):
         xr.testing.assert_allclose(chunked[group].to_dataset(), whole[group].to_dataset())
+
+
+def test_points_a_forecast_lacks_are_not_counted_as_missing_truth():
+    # A complete truth and a forecast missing (NaN in every member) at some points: the
+    # scorecard said "no truth" for those points, sending the user to the analysis.
+    truth = global_levels(step=10.0, n_times=8)[["z"]]
+    base = at_leads(truth, truth.time.values[:4], (6, 12))
+    forecast = xr.concat([base + k for k in range(3)], dim="member").transpose("init_time", ...)
+    holes = xr.zeros_like(base.z, dtype=bool)
+    holes[0, 0, 0, 5, :10] = True  # 10 points of one field
+    forecast = forecast.where(~holes)
+    card = verify(forecast, truth, VerifyConfig(physics_init_times=0, progress=False))
+    card = card["scorecard"].to_dataset().sel(variable="z500")
+    assert card.n_missing_truth.values.tolist() == [0, 0]
+    assert card.n_missing_forecast.values.tolist() == [10, 0]
+    assert card.n_verified.values.tolist() == [4 * 19 * 36 - 10, 4 * 19 * 36]
