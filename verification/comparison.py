@@ -14,11 +14,13 @@ import xarray as xr
 
 from pipeline.alignment import align_with_truth, truth_on_forecast_grid
 from pipeline.errors import InputError
-from pipeline.schema import CHANNEL, INIT_TIME, LAT, LEAD_TIME, LON, to_channels
+from pipeline.schema import CHANNEL, INIT_TIME, LAT, LEAD_TIME, LON, MEMBER, to_channels
 from pipeline.timeaxis import describe_step
+from verification import scores as vs
+from verification.aggregation import count_valid
 from verification.base import SCORES
 from verification.config import VARIABLE, VerifyConfig
-from verification.resampling import score_intervals
+from verification.resampling import score_intervals, verified_share
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,29 @@ def reference_channels(
     )
 
 
+def paired_crps(
+    f: xr.DataArray, t: xr.DataArray, r: xr.DataArray, config: VerifyConfig
+) -> xr.Dataset:
+    """What :func:`against_reference` compares, lazily: the per-init grid-mean fair CRPS of
+    the forecast ``f`` and the reference ``r`` on the points both hold (the truth ``t`` and
+    some member of each valid: runs or points another producer lacks drop out of both, so
+    the two are scored on one sample), its ``weight`` (the share of the grid paired), and
+    ``n_paired`` and ``n_forecast``: the points paired and those the forecast verifies,
+    counted over ``config.mean_over``."""
+    grid = tuple(d for d in config.mean_over if d != INIT_TIME)
+    forecast = t.where(f.notnull().any(MEMBER))
+    both = forecast.where(r.notnull().any(MEMBER))
+    return xr.Dataset(
+        {
+            "forecast": vs.fair_crps(f, both, mean_over=grid),
+            "reference": vs.fair_crps(r, both, mean_over=grid),
+            "weight": verified_share(f, both, grid),
+            "n_paired": count_valid(both, config.mean_over),
+            "n_forecast": count_valid(forecast, config.mean_over),
+        }
+    )
+
+
 def against_reference(
     paired: xr.Dataset, per_init: xr.Dataset | None, members: int, config: VerifyConfig
 ) -> xr.Dataset:
@@ -113,6 +138,7 @@ def against_reference(
     forecast's ``per_init`` parts (intervals on) ``fair_crps_minus_reference_low/high``:
     :func:`interval_card` with the per-init difference in place of the CRPS, whose resampled
     mean is the paired difference (both forecasts share each resample)."""
+    _warn_unpaired(paired)
     crps = paired[["forecast", "reference"]]
     weight = paired["weight"].fillna(0.0) if "weight" in paired else xr.ones_like(crps.forecast)
     means = crps.weighted(weight).mean(INIT_TIME, skipna=True)
@@ -133,8 +159,15 @@ def against_reference(
             ),
         }
     )
+    if "n_paired" in paired:
+        out["n_verified_with_reference"] = paired["n_paired"].assign_attrs(
+            long_name="points verified where the reference has a value too: those the "
+            "reference CRPS, the skill score and the CRPS difference compare"
+        )
     if per_init is not None:
         difference = per_init.assign(fair_crps=paired["forecast"] - paired["reference"])
+        if "weight" in paired:
+            difference["weight"] = paired["weight"]
         bounds = interval_card(difference, members, config)
         for side in ("low", "high"):
             out[f"fair_crps_minus_reference_{side}"] = bounds[f"fair_crps_{side}"].assign_attrs(
@@ -143,6 +176,24 @@ def against_reference(
                 units="variable",
             )
     return out
+
+
+def _warn_unpaired(paired: xr.Dataset) -> None:
+    """A warning when the reference lacks values (runs another producer did not make,
+    masked points) where the forecast verifies: the comparison leaves those points out."""
+    if "n_paired" not in paired:
+        return
+    verified, both = int(paired["n_forecast"].sum()), int(paired["n_paired"].sum())
+    if both < verified:
+        log.warning(
+            "the reference holds no value at %d of the %d points the forecast verifies "
+            "(initial times or points it lacks, NaN): its CRPS, the skill score and the CRPS "
+            "difference compare the two on the %d points both hold (n_verified_with_reference "
+            "per lead), while fair_crps is the forecast's on all of them",
+            verified - both,
+            verified,
+            both,
+        )
 
 
 def _shown(value: object) -> str:

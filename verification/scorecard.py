@@ -54,11 +54,16 @@ from verification import ranks as vr
 from verification import scores as vs
 from verification.aggregation import count_valid
 from verification.base import SCORES
-from verification.comparison import against_reference, interval_card, reference_channels
+from verification.comparison import (
+    against_reference,
+    interval_card,
+    paired_crps,
+    reference_channels,
+)
 from verification.compute import compute_results
 from verification.config import EVENT, VARIABLE, VerifyConfig
 from verification.physics_group import physics_group, physics_sample
-from verification.resampling import score_parts, verified_share
+from verification.resampling import score_parts
 from verification.spectra import power_spectrum
 
 log = logging.getLogger(__name__)
@@ -137,16 +142,7 @@ def verify(
         r = reference_channels(reference, truth, f, config)
         if r.chunks is not None:
             r = r.chunk(score_chunks(f))  # as the forecast and truth are
-        parts = lazy["per_init"] if intervals else None
-        lazy["paired_crps"] = xr.Dataset(
-            {
-                "forecast": vs.fair_crps(f, t, mean_over=grid)
-                if parts is None
-                else parts["fair_crps"],
-                "reference": vs.fair_crps(r, t, mean_over=grid),
-                "weight": verified_share(f, t, grid) if parts is None else parts["weight"],
-            }
-        )
+        lazy["paired_crps"] = paired_crps(f, t, r, config)
     computed = compute_results(lazy, forecast_bytes=f.nbytes, progress=config.progress)
     empty = _members_without_values(f, computed["n_incomplete"])
     if empty:

@@ -145,3 +145,37 @@ def test_one_initial_time_has_no_interval_and_no_warning(caplog):
     assert np.isnan(bounds.to_array()).all()
     assert not [r for r in caplog.records if r.levelname == "WARNING"], caplog.text
     assert "one initial time: the block-bootstrap intervals are n/a" in caplog.text
+
+
+def test_a_reference_missing_some_forecasts_is_compared_on_the_points_both_hold(
+    small_synthetic, caplog
+):
+    """Another producer's ensemble NaN at some initial times (runs it lacks, written as
+    NaN) and points: verify scored the reference on what it held and the forecast on all
+    of its initial times, so the skill score compared two different samples without a word
+    (on the UK sample, -1.125 against -1.244 on the initial times both held). Both are
+    scored on the points both hold, and a warning says so."""
+    config, truth = small_synthetic
+    settings = VerifyConfig(**QUIET)
+    forecast = oracle_forecast(config, truth, 12, (6,), 8)
+    reference = oracle_forecast(config, truth, 12, (6,), 8, seed=7, spread_factor=0.2)
+    gaps = reference.copy(deep=True)
+    gaps["t2m"][:4] = np.nan  # four runs the producer lacks
+    gaps["t2m"][:, :, :, :3, :] = np.nan  # and three rows of its grid
+    with caplog.at_level("WARNING"):
+        card = verify(forecast, truth, settings, reference=gaps)["scorecard"].to_dataset()
+    held = {"init_time": slice(4, None), "latitude": slice(3, None)}
+    alone = verify(forecast.isel(held), truth, settings)["scorecard"].to_dataset()
+    other = verify(reference.isel(held), truth, settings)["scorecard"].to_dataset()
+    np.testing.assert_allclose(card.reference_fair_crps, other.fair_crps, rtol=1e-6)
+    np.testing.assert_allclose(
+        card.fair_crps_skill_score, 1 - alone.fair_crps / other.fair_crps, rtol=1e-6
+    )
+    np.testing.assert_array_equal(card.n_verified_with_reference, alone.n_verified)
+    assert "the reference holds no value at" in caplog.text
+    # a reference holding every point: no warning, every point paired
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        whole = verify(forecast, truth, settings, reference=reference)["scorecard"]
+    assert "the reference holds no value" not in caplog.text
+    np.testing.assert_array_equal(whole.n_verified_with_reference, whole.n_verified)
