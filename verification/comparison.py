@@ -96,7 +96,9 @@ def reference_channels(
             shown = ", ".join(map(_shown, lacking[:3])) + (" ..." if lacking.size > 3 else "")
             raise InputError(
                 f"the reference lacks {lacking.size} {dim} value(s) of the forecast ({shown}); "
-                "draw it for the same initial times, leads and variables (wxens baseline)"
+                "draw it for the same initial times, leads and variables (wxens baseline), or, "
+                "for one you cannot draw again, verify the forecast on what the reference "
+                "holds (wxens verify --init, verify_store(init_times=...))"
             )
     r = r.sel({INIT_TIME: f[INIT_TIME], LEAD_TIME: f[LEAD_TIME], VARIABLE: f[VARIABLE]})
     return r.drop_vars([c for c in r.coords if c not in r.dims]).assign_coords(

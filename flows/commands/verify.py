@@ -35,6 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--variables", nargs="+", help="variables to verify (default: all in both)")
     parser.add_argument(
+        "--init",
+        nargs="+",
+        metavar="TIME",
+        help="verify only these initial times of the forecast: times (2019-03-24T00) or "
+        "START/END/EVERY ranges, e.g. those a --reference of fewer runs holds (default: all)",
+    )
+    parser.add_argument(
         "--members",
         choices=("all", "perturbed"),
         default="all",
@@ -128,6 +135,11 @@ def run(args: argparse.Namespace) -> int:
     from verification.output import card_in_units, printable_card, unit_factors
     from verification.run import verify_store
 
+    init_times = None
+    if args.init:
+        from flows.commands.forecast import parse_inits
+
+        init_times = parse_inits(args.init)  # a bad --init is refused before any store opens
     truth = open_store(args.truth).dataset
     store_units = {str(n): da.attrs.get("units", "") for n, da in truth.data_vars.items()}
     factors = unit_factors(args.units, store_units) if args.units else {}  # checked first
@@ -151,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
         reference=args.reference,
         report=args.report,
         variables=args.variables,
+        init_times=init_times,
         members=args.members,
         init_from_filename=args.init_from_filename,
         scheduler=dask_client(args.dask_scheduler) if use_cluster else None,

@@ -108,3 +108,26 @@ def test_open_forecast_any_reads_a_forecast_store_and_other_layouts(stores, tmp_
     nc = tmp_path / "forecast.nc"
     open_forecast(forecast).drop_vars("complete", errors="ignore").to_netcdf(nc)
     assert set(open_forecast_any(str(nc)).data_vars) == {"t2m"}
+
+
+def test_the_cli_compares_with_a_reference_of_fewer_runs_on_the_ones_it_holds(
+    stores, tmp_path, capsys
+):
+    """Another producer's ensemble of every other run was refused with the advice to draw
+    it again (wxens baseline), which one cannot do for another producer, and wxens verify
+    had no way to verify the forecast on the runs the reference holds: --init does that."""
+    from flows.cli import main
+
+    forecast, analysis = stores
+    held = open_forecast(forecast)
+    reference = tmp_path / "other.nc"
+    held.isel(init_time=slice(0, None, 2)).load().to_netcdf(reference)
+    argv = ["verify", str(forecast), "--truth", str(analysis), "--reference", str(reference)]
+    quiet = ["--physics-init-times", "0", "--no-energy-score", "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "a.nc"), *quiet]) == 2
+    assert "wxens verify --init" in capsys.readouterr().err
+    times = [str(pd.Timestamp(t)) for t in held.init_time.values[::2]]
+    assert main([*argv, "--out", str(tmp_path / "b.nc"), "--init", *times, *quiet]) == 0
+    card = xr.open_datatree(tmp_path / "b.nc")["scorecard"].to_dataset()
+    assert float(abs(card.fair_crps_skill_score).max()) < 1e-6  # itself on those runs
+    assert xr.open_datatree(tmp_path / "b.nc").attrs["n_init_times"] == 3
