@@ -95,13 +95,7 @@ class VerifyConfig:
                 f"interval_level={self.interval_level}: give a coverage in (0, 1), or 0 for "
                 "no intervals"
             )
-        try:
-            pd.tseries.frequencies.to_offset(self.interval_block)
-        except ValueError as error:
-            raise InputError(
-                f"interval_block={self.interval_block!r} is not a pandas frequency ({error}); "
-                "use e.g. '1D' (init times of one day) or '6h'"
-            ) from None
+        self._check_interval_block()
         if self.interval_draws < 1:
             raise InputError(f"interval_draws={self.interval_draws} must be >= 1")
         if self.perfect_model_stand_ins < 0:
@@ -113,4 +107,30 @@ class VerifyConfig:
             raise InputError(
                 f"error_surrogate_replicas={self.error_surrogate_replicas} must be >= 0 "
                 "(0 skips the error-surrogate floor of the rank max/min ratio)"
+            )
+
+    def _check_interval_block(self) -> None:
+        """An InputError unless ``interval_block`` is a fixed, positive pandas frequency:
+        init times are floored to it, which a calendar one (a week, a month) cannot do and
+        one of no or negative length does to nonsense blocks."""
+        block = self.interval_block
+        try:
+            offset = pd.tseries.frequencies.to_offset(block)
+        except ValueError as error:
+            raise InputError(
+                f"interval_block={block!r} is not a pandas frequency ({error}); "
+                "use e.g. '1D' (init times of one day) or '6h'"
+            ) from None
+        try:
+            length = pd.Timedelta(offset)
+        except ValueError:
+            raise InputError(
+                f"interval_block={block!r} is a calendar frequency, of no fixed length, which "
+                "init times cannot be floored to; give it in days or hours (e.g. '7D' for a "
+                "week)"
+            ) from None
+        if length <= pd.Timedelta(0):
+            raise InputError(
+                f"interval_block={block!r} is not a positive length; give the span of the "
+                "init times resampled together, e.g. '1D' (those of one day) or '6h'"
             )

@@ -230,6 +230,11 @@ def test_scorecard_rank_max_min_and_its_perfect_model_floor(case):
     [
         ("interval_level", 1.0, "interval_level=1.0"),
         ("interval_block", "daily", "interval_block='daily' is not a pandas frequency"),
+        # a week floors by calendar (a traceback from pandas at the end of scoring), and a
+        # block of no or negative length resampled nonsense blocks without a word
+        ("interval_block", "1W", "interval_block='1W' is a calendar frequency"),
+        ("interval_block", "0h", "interval_block='0h' is not a positive length"),
+        ("interval_block", "-1D", "interval_block='-1D' is not a positive length"),
         ("interval_draws", 0, "interval_draws=0"),
         ("perfect_model_stand_ins", -1, "perfect_model_stand_ins=-1"),
         ("error_surrogate_replicas", -2, "error_surrogate_replicas=-2"),
