@@ -25,11 +25,16 @@ from verification.resampling import score_intervals, verified_share
 log = logging.getLogger(__name__)
 
 
-def interval_card(per_init: xr.Dataset, members: int, config: VerifyConfig) -> xr.Dataset:
+def interval_card(
+    per_init: xr.Dataset, members: int, config: VerifyConfig, *, say: bool = True
+) -> xr.Dataset:
     """``fair_crps_low/high`` and ``spread_skill_ratio_low/high``: the block-bootstrap
-    interval of each over the init times (:func:`verification.resampling.score_intervals`)."""
+    interval of each over the init times (:func:`verification.resampling.score_intervals`);
+    ``say``: log why they are n/a on one block (once a verification, not per interval)."""
     blocks = pd.DatetimeIndex(per_init[INIT_TIME].values).floor(config.interval_block)
-    if blocks.size == 1:  # wxens run's default, the latest initial time: nothing to fix
+    if not say:
+        pass
+    elif blocks.size == 1:  # wxens run's default, the latest initial time: nothing to fix
         log.info("one initial time: the block-bootstrap intervals are n/a")
     elif blocks.nunique() == 1:
         log.warning(
@@ -170,7 +175,7 @@ def against_reference(
         difference = per_init.assign(fair_crps=paired["forecast"] - paired["reference"])
         if "weight" in paired:
             difference["weight"] = paired["weight"]
-        bounds = interval_card(difference, members, config)
+        bounds = interval_card(difference, members, config, say=False)  # said for the CRPS
         for side in ("low", "high"):
             out[f"fair_crps_minus_reference_{side}"] = bounds[f"fair_crps_{side}"].assign_attrs(
                 long_name=f"fair CRPS minus the reference's: {side} end of the interval of "

@@ -179,3 +179,13 @@ def test_a_reference_missing_some_forecasts_is_compared_on_the_points_both_hold(
         whole = verify(forecast, truth, settings, reference=reference)["scorecard"]
     assert "the reference holds no value" not in caplog.text
     np.testing.assert_array_equal(whole.n_verified_with_reference, whole.n_verified)
+
+
+def test_one_block_with_a_reference_warns_once(small_synthetic, caplog):
+    """The intervals of the forecast and of its difference with a reference are n/a for the
+    same reason: verify printed the same warning twice."""
+    config, truth = small_synthetic  # hourly initial times: one day, one block
+    forecast = oracle_forecast(config, truth, 4, (6,), 5)
+    with caplog.at_level("WARNING"):
+        verify(forecast, truth, VerifyConfig(**QUIET), reference=forecast)
+    assert caplog.text.count("fall in one 1D block") == 1, caplog.text
