@@ -189,6 +189,7 @@ PRINTED_HEADERS = {
     "fair_crps_skill_score": "skill",
     "fair_crps_minus_reference": "CRPS - reference",
     "n_verified": "verified",
+    "n_verified_with_reference": "with reference",
     "n_missing_truth": "no truth",
     "n_missing_forecast": "no forecast",
 }

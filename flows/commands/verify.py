@@ -187,6 +187,9 @@ def run(args: argparse.Namespace) -> int:
     missing = [n for n in ("n_missing_truth", "n_missing_forecast") if int(card[n].sum())]
     if missing:  # partial truth or forecast: what verified, what did not and why
         printed = (*printed, "n_verified", *missing)
+    paired = card.get("n_verified_with_reference")
+    if paired is not None and bool((paired < card["n_verified"]).any()):
+        printed = (*dict.fromkeys((*printed, "n_verified")), "n_verified_with_reference")
     columns = [name for name in printed if name in card]
     shown = {split_channel(str(c))[0] for c in card[VARIABLE].values}
     for variable, (unit, factor) in factors.items():

@@ -131,3 +131,23 @@ def test_the_cli_compares_with_a_reference_of_fewer_runs_on_the_ones_it_holds(
     card = xr.open_datatree(tmp_path / "b.nc")["scorecard"].to_dataset()
     assert float(abs(card.fair_crps_skill_score).max()) < 1e-6  # itself on those runs
     assert xr.open_datatree(tmp_path / "b.nc").attrs["n_init_times"] == 3
+
+
+def test_the_cli_prints_how_many_points_a_partial_reference_was_compared_on(
+    stores, tmp_path, capsys
+):
+    """With a reference NaN at some runs, its CRPS and the skill cover fewer points than the
+    forecast's CRPS beside them in the printed table: the table says how many."""
+    from flows.cli import main
+
+    forecast, analysis = stores
+    held = open_forecast(forecast).load()
+    held["t2m"][:2] = float("nan")  # two runs the other producer lacks
+    held.to_netcdf(tmp_path / "other.nc")
+    argv = ["verify", str(forecast), "--truth", str(analysis), "--out", str(tmp_path / "s.nc")]
+    quiet = ["--physics-init-times", "0", "--no-energy-score", "--no-progress"]
+    assert main([*argv, "--reference", str(tmp_path / "other.nc"), *quiet]) == 0
+    out = capsys.readouterr().out
+    assert "with reference" in out and "verified" in out
+    assert main([*argv, "--reference", str(forecast), *quiet]) == 0
+    assert "with reference" not in capsys.readouterr().out  # every point compared
