@@ -369,6 +369,20 @@ def test_masked_truth_makes_spectra_not_applicable_and_no_truth_is_said(oracle):
     assert [r.reason for r in results] == ["no truth at these valid times"] * 2
 
 
+def test_masked_forecast_against_a_complete_truth_is_judged_on_its_points_only(oracle):
+    # A land-only model's members (NaN over the sea) verified against the complete
+    # analysis: the spectra were "fail" with NaN scores, and the tendencies compared the
+    # members' land changes with the truth's land and sea changes.
+    land = oracle.forecast.longitude < 0
+    members, truth = oracle.forecast.where(land), oracle.truth
+    results = SpectralRatio()(members, truth)
+    assert [(r.verdict, "masked field" in r.reason) for r in results] == [("n/a", True)]
+    on_land = single(TendencyDistribution()(members, truth.where(land), oracle.initial))
+    result = single(TendencyDistribution()(members, truth, oracle.initial))
+    assert result.truth_score == on_land.truth_score
+    np.testing.assert_array_equal(result.member_score.values, on_land.member_score.values)
+
+
 def turned(ds: xr.Dataset, degrees: dict[int, float]) -> xr.Dataset:
     """Winds turned by the given angle per level (cross-isobar flow, as friction turns it)."""
     out = ds.copy()

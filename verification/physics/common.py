@@ -41,6 +41,19 @@ def where_truth(forecast: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
     )
 
 
+def where_members(truth: xr.Dataset, forecast: xr.Dataset) -> xr.Dataset:
+    """The truth only where some member of the same variable exists: a masked forecast (a
+    land-only model's members, NaN over the sea) against a complete analysis is judged on
+    the points it forecasts, as :func:`where_truth` judges members on the truth's."""
+    return truth.assign(
+        {
+            name: truth[name].where(forecast[name].notnull().any(MEMBER))
+            for name in truth.data_vars
+            if name in forecast.data_vars
+        }
+    )
+
+
 def samples(ds: xr.Dataset | xr.DataArray) -> int:
     """How many (init time, lead) samples ``ds`` holds."""
     return int(np.prod([ds.sizes.get(d, 1) for d in (INIT_TIME, LEAD_TIME)]))
@@ -51,7 +64,8 @@ class TruthRelativeCheck(ABC):
 
     :meth:`score` gives the score with a ``part`` dim (levels, layers, variables), reduced
     over everything else but ``member``. Members are scored only where the truth exists
-    (:func:`where_truth`). Tolerance rule, per part: ``max(factor × truth score, floor)``
+    (:func:`where_truth`), the truth only where some member does (:func:`where_members`).
+    Tolerance rule, per part: ``max(factor × truth score, floor)``
     — a member may be at most ``factor`` times as inconsistent as the analysis, and
     ``floor`` absorbs round-off when the truth is exact (the balanced synthetic fields).
     A part whose truth score is NaN (no truth there) is "n/a", with the reason.
@@ -71,6 +85,7 @@ class TruthRelativeCheck(ABC):
     def __call__(
         self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset | None = None
     ) -> list[CheckResult]:
+        truth = where_members(truth, forecast)
         truth_scores = self.score(truth).compute()
         member_scores = self.score(where_truth(forecast, truth)).compute()
         results = []

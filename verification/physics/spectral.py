@@ -16,14 +16,14 @@ import xarray as xr
 
 from pipeline.schema import CHANNEL, INIT_TIME, LAT, LEAD_TIME, LON, MEMBER, VALID_TIME, to_channels
 from verification.base import CheckResult, register_check
-from verification.physics.common import NO_TRUTH
+from verification.physics.common import NO_TRUTH, where_members
 from verification.spectra import BAND, BANDS, band_mean, power_spectrum, wavenumber_dim
 
 SAMPLE = "sample"
 
 MASKED_TRUTH = (
-    "the truth has missing points inside the grid at every valid time (a masked field, "
-    "such as land-only data): spectra need complete fields"
+    "the truth (or every member) has missing points inside the grid at every valid time "
+    "(a masked field, such as land-only data): spectra need complete fields"
 )
 NOISY = (
     "the truth's own power at these scales varies from sample to sample more than a mean "
@@ -83,7 +83,7 @@ class SpectralRatio:
         self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset | None = None
     ) -> list[CheckResult]:
         members = to_channels(forecast)
-        observed = to_channels(truth)
+        observed = to_channels(where_members(truth, forecast))
         template = members.isel({d: 0 for d in members.dims if d != MEMBER}, drop=True)
         per_band: dict[str, list[tuple[xr.DataArray, float]]] = {band: [] for band in BANDS}
         not_computed = []

@@ -14,6 +14,7 @@ import xarray as xr
 from pipeline.errors import InputError
 from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LON, MEMBER
 from verification.base import CheckResult, register_check
+from verification.physics.common import where_members
 
 NO_CHANGE = "lead 0 only: nothing has changed since the initial time"
 NO_TRUTH_HERE = "no truth at the initial times or at these valid times"
@@ -80,6 +81,7 @@ class TendencyDistribution:
                 "the tendency check needs the analysis at the init times (initial=...); "
                 "pipeline.alignment.align_with_truth gives it as .initial"
             )
+        truth = where_members(truth, forecast)
         return [
             self._variable(str(name), forecast[name], truth[name], initial[name])
             for name in forecast.data_vars
