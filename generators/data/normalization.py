@@ -146,9 +146,18 @@ def channel_statistics(
         for stat in out:
             out[stat].append(float(da.sel(statistic=stat)))
     std = np.asarray(out["std"])
-    if not np.all(np.isfinite(std)) or np.any(std < 0) or (not constant_ok and np.any(std == 0)):
+    empty = [ch for ch, s in zip(channels, std, strict=True) if not np.isfinite(s)]
+    if empty:
         raise StoreError(
-            f"the store statistics give a non-positive std for channels {list(channels)}: {std}"
+            f"channel(s) {empty} have no value in the store (every point NaN, kept by "
+            "--allow-nan): ingest them from files that hold values, or train without them "
+            "(--variables naming the others at ingest, or --set 'data.channels=[...]')"
+        )
+    bad = [ch for ch, s in zip(channels, std, strict=True) if s < 0 or (not constant_ok and s == 0)]
+    if bad:
+        raise StoreError(
+            f"channel(s) {bad} are constant in the store (std 0): a generator cannot learn "
+            "their change; leave them out (--variables at ingest, or data.channels)"
         )
     return np.asarray(out["mean"]), std
 

@@ -183,3 +183,21 @@ def test_a_lazily_read_masked_store_finds_its_masked_channel(masked_store):
         open_store(store.path), spec, period=Period(None, TRAIN_END), max_memory_bytes=0
     )
     assert not data.in_memory and data.masked_channels == ("t2m",)
+
+
+def test_a_channel_without_any_value_is_named_alone_with_the_fix():
+    # A sea-only variable on a grid of land (or a file whose variable is all NaN, kept by
+    # --allow-nan) has NaN statistics: the refusal named every channel, t2m (std 2.29)
+    # beside it, as having a "non-positive std" and gave no fix.
+    from generators.data.normalization import channel_statistics
+    from pipeline.errors import StoreError
+
+    statistics = xr.Dataset(
+        {"t2m": ("statistic", [280.0, 2.29]), "sst": ("statistic", [np.nan, np.nan])},
+        coords={"statistic": ["mean", "std"]},
+    )
+    with pytest.raises(StoreError) as error:
+        channel_statistics(statistics, ["sst", "t2m"])
+    message = str(error.value)
+    assert "['sst']" in message and "t2m" not in message
+    assert "no value" in message and "data.channels" in message
