@@ -102,7 +102,7 @@ def forecast_to_store(
         warn_if_trained_on(loaded, pd.DatetimeIndex(inits), leads_hours)
     inits = pending_init_times(inits, out, recompute)
     plan = plan_rollout(leads_hours, loaded.leads_hours, data.history_hours)
-    data.windows(inits, plan)  # every initial time has its history: fail before writing
+    data.windows(inits, plan, warn=False)  # every init has its history: fail before writing
     model = loaded.build_model(device=resolve_device(device))
     chosen = (
         parse_sampler(sampler)

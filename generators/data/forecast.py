@@ -76,8 +76,11 @@ class ForecastData:
         """Every time of the store."""
         return self.dataset.times
 
-    def windows(self, inits: pd.DatetimeIndex, plan: RolloutPlan) -> torch.Tensor:
-        """(B, W, C, H, W) normalised states of the plan's window before each initial time."""
+    def windows(
+        self, inits: pd.DatetimeIndex, plan: RolloutPlan, warn: bool = True
+    ) -> torch.Tensor:
+        """(B, W, C, H, W) normalised states of the plan's window before each initial time;
+        ``warn``: of initial states without any value of a channel."""
         found = self.dataset.positions_at(inits, plan.window_hours)
         missing = (found < 0).any(axis=1)
         if missing.any():
@@ -103,7 +106,31 @@ class ForecastData:
             )
         states = self.dataset.states(found)
         self._check_windows(inits, states)
+        if warn:
+            self._warn_empty(inits, states)
         return torch.from_numpy(states)
+
+    def _warn_empty(self, inits: pd.DatetimeIndex, states: np.ndarray) -> None:
+        """Warn of initial states that hold no value of a channel (a time the analysis
+        holds as all NaN, kept by ``--allow-nan``): their members are NaN everywhere."""
+        empty = np.isnan(states[:, -1]).all(axis=(2, 3))  # (B, C)
+        if not empty.any():
+            return
+        rows = np.flatnonzero(empty.any(axis=1))
+        shown = ", ".join(
+            f"{inits[b]:%Y-%m-%d %H:%M} ({', '.join(np.array(self.checkpoint.channels)[empty[b]])})"
+            for b in rows[:8]
+        )
+        more = f" and {rows.size - 8} more" if rows.size > 8 else ""
+        log.warning(
+            "%s: the initial state of %d initial time(s) has no value of a channel: %s%s; "
+            "their members of that channel are NaN everywhere: ingest those times again from "
+            "files that hold values, or choose other initial times",
+            self.dataset.name,
+            rows.size,
+            shown,
+            more,
+        )
 
     def _check_windows(self, inits: pd.DatetimeIndex, states: np.ndarray) -> None:
         """InputError if an initial window's channel mean lies :data:`STATISTICS_LIMIT`

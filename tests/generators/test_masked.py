@@ -201,3 +201,26 @@ def test_a_channel_without_any_value_is_named_alone_with_the_fix():
     message = str(error.value)
     assert "['sst']" in message and "t2m" not in message
     assert "no value" in message and "data.channels" in message
+
+
+def test_an_initial_state_without_value_is_warned_of(masked_store, tmp_path, caplog):
+    # A time the analysis holds as all NaN (a failed retrieval kept by --allow-nan) gave
+    # members NaN everywhere and said nothing.
+    store, _ = masked_store
+    result = Trainer(store, tiny_config(1), tmp_path / "run").run(progress=False)
+    checkpoint = load_checkpoint(result.checkpoint)
+    blank = pd.Timestamp("2000-02-22T18")
+    states = store.dataset.load()
+    states["t2m"] = states.t2m.where(states.time != blank)
+    states.attrs = {}
+    states.to_netcdf(tmp_path / "gap.nc")
+    gap = ingest(tmp_path / "gap.nc", tmp_path / "gap.zarr", allow_nan=True, progress=False)
+    data = ForecastData.from_store(checkpoint, gap)
+    inits = pd.DatetimeIndex(["2000-02-22T12", blank])
+    with caplog.at_level("WARNING"):
+        members = forecast_members(
+            checkpoint, data, inits, [6.0], 2, sampler=EulerSampler(nfe=1), progress=False
+        )
+    assert np.isnan(members[1]).all() and not np.isnan(members[0]).all()
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("2000-02-22 18:00" in m and "t2m" in m and "no value" in m for m in warned)
