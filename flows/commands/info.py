@@ -27,6 +27,7 @@ def describe(store) -> str:
     """A few lines a person can read: grid, period, variables with their statistics."""
     import numpy as np
 
+    from pipeline.analysis_store import STATE_ATTR
     from pipeline.schema import LAT, LEVEL, LON, TIME
     from pipeline.timeaxis import describe_step
 
@@ -65,6 +66,13 @@ def describe(store) -> str:
     if store.missing_times:
         shown = ", ".join(str(t) for t in store.missing_times[:5])
         lines.append(f"missing    {shown}{' ...' if len(store.missing_times) > 5 else ''}")
+    kept = ds.attrs.get(STATE_ATTR, {}).get("nan_counts", {})
+    nan_counts = {k: v for k, v in kept.items() if v}
+    if nan_counts:  # a masked field (land-only, say), kept by --allow-nan
+        counts = ", ".join(f"{name} {n}" for name, n in sorted(nan_counts.items()))
+        lines.append(
+            f"{'NaN':<10} {sum(nan_counts.values())} value(s) kept (--allow-nan): {counts}"
+        )
     return "\n".join(lines)
 
 

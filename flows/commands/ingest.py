@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from flows.commands.info import describe
     from pipeline.sources import Adjustments, adjust_sources
-    from pipeline.store import ingest, read_state
+    from pipeline.store import ingest
 
     time = slice(args.start, args.end) if args.start or args.end else None
     adjustments = Adjustments.parse(args.rename, args.units, args.select)
@@ -73,8 +73,4 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     print(describe(store))
-    nan_counts = {k: v for k, v in read_state(store.path)["nan_counts"].items() if v}
-    if nan_counts:
-        counts = ", ".join(f"{name} {n}" for name, n in sorted(nan_counts.items()))
-        print(f"{'NaN':<10} {sum(nan_counts.values())} value(s) kept (--allow-nan): {counts}")
     return 0

@@ -265,6 +265,8 @@ def test_kept_nan_count_is_printed(tmp_path, capsys):
     )
     assert code == 0, err
     assert "2 value(s) kept (--allow-nan): t2m 2" in out  # was: nothing said
+    assert main(["info", str(tmp_path / "s.zarr")]) == 0
+    assert "2 value(s) kept (--allow-nan): t2m 2" in capsys.readouterr().out  # was: not said
 
 
 def test_monthly_means_have_a_calendar_month_step_and_only_true_gaps(tmp_path, capsys):
