@@ -283,6 +283,11 @@ class TrainConfig:
             )
         if self.sampler is not None:  # a bad spec fails before training, not at forecast
             GENERATORS[self.model.kind].check_sampler(parse_sampler(self.sampler))
+        if self.calibration is not None and self.calibration.sampler is not None:
+            try:  # nor after training, at the calibration that follows it
+                GENERATORS[self.model.kind].check_sampler(parse_sampler(self.calibration.sampler))
+            except InputError as err:
+                raise InputError(f"calibration.sampler: {err}") from None
         for name in (
             "steps",
             "batch_size",

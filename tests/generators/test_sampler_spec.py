@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from generators.config import apply_overrides, parse_sampler, sampler_spec
+from generators.config import TrainConfig, apply_overrides, parse_sampler, sampler_spec
+from generators.config_io import from_mapping
 from generators.samplers import EDMHeunSampler, EulerSampler, HeunSampler
 from pipeline.errors import InputError
 
@@ -55,3 +56,20 @@ def test_overrides_split_like_specs():
     assert out == {"optim": {"lr": 1e-4}, "data": {"leads": [1, 6]}}
     with pytest.raises(InputError, match=r"override: '=3' is not key.subkey=value"):
         apply_overrides({}, ["=3"])
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ("edm_heun:num_steps=5", "flow_matching cannot sample with the 'edm_heun'"),
+        ("euler:nfe=0", "nfe must be at least 1"),
+    ],
+)
+def test_a_calibration_sampler_is_checked_before_training(spec, words):
+    # Unchecked, the whole training ran and then the calibration after it failed.
+    data = {
+        "model": {"kind": "flow_matching"},
+        "calibration": {"period": {"start": "2019-03-22", "end": "2019-03-23"}, "sampler": spec},
+    }
+    with pytest.raises(InputError, match=f"calibration.sampler: .*{words}"):
+        from_mapping(TrainConfig, data, where="cfg")
