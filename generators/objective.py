@@ -18,6 +18,7 @@ batched sampler over all B*M members.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from torch import Tensor, nn
 
 from generators.backbone import BackboneConfig, UNet, repeat_encoded
 from generators.base import Batch, Condition
-from generators.samplers import NetworkFn, Sampler
+from generators.samplers import SAMPLERS, NetworkFn, Sampler
 from pipeline.errors import InputError
 
 Encoded = tuple[Tensor, Tensor]
@@ -164,9 +165,11 @@ class ResidualGenerator(nn.Module):
     def check_sampler(cls, sampler: Sampler) -> None:
         """Refuse a sampler of another family (a diffusion sampler for flow matching, ...)."""
         if not isinstance(sampler, cls.sampler_family):
+            names = sorted(n for n, c in SAMPLERS.items() if issubclass(c, cls.sampler_family))
+            first = dataclasses.fields(SAMPLERS[names[-1]])[0]
             raise InputError(
                 f"{cls.name} cannot sample with the {getattr(sampler, 'name', type(sampler).__name__)!r} "
-                f"sampler; use one of its {cls.sampler_family.__name__} samplers"
+                f"sampler; use {' or '.join(names)} (e.g. {names[-1]}:{first.name}={first.default})"
             )
 
     @torch.no_grad()

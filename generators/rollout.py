@@ -138,6 +138,8 @@ def iter_forecast(
     if compile and dev.type == "cuda":
         model.backbone.compile(dynamic=False)  # compiled on the first batch
     sampler = sampler or default_sampler(checkpoint, model)
+    if hasattr(model, "check_sampler"):  # before the forecast is logged as under way
+        model.check_sampler(sampler)
     if calibration is not None:
         calibration.check_sampler(sampler_spec(sampler))
         calibration.check_balance(balance)

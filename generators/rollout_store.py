@@ -109,6 +109,7 @@ def forecast_to_store(
         if isinstance(sampler, str)
         else sampler or default_sampler(loaded, model)
     )
+    type(model).check_sampler(chosen)  # before the calibration is named as applied
     calibration = None
     if loaded.calibration is not None and calibrate:
         calibration = SpreadCalibration.from_dict(loaded.calibration)

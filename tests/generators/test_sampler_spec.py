@@ -73,3 +73,27 @@ def test_a_calibration_sampler_is_checked_before_training(spec, words):
     }
     with pytest.raises(InputError, match=f"calibration.sampler: .*{words}"):
         from_mapping(TrainConfig, data, where="cfg")
+
+
+@pytest.mark.parametrize(
+    ("kind", "spec", "words"),
+    [
+        (
+            "flow_matching",
+            "edm_heun",
+            r"'edm_heun' sampler; use euler or heun \(e.g. heun:nfe=10\)",
+        ),
+        (
+            "edm",
+            "heun:nfe=3",
+            r"'heun' sampler; use edm_euler or edm_heun \(e.g. edm_heun:num_steps=20\)",
+        ),
+    ],
+)
+def test_a_sampler_of_the_other_family_is_refused_naming_the_right_ones(kind, spec, words):
+    # It named a class ("its FlowSampler samplers"), not a spec a user can type.
+    import generators.models  # noqa: F401  (registers the generators)
+    from generators.base import GENERATORS
+
+    with pytest.raises(InputError, match=words):
+        GENERATORS[kind].check_sampler(parse_sampler(spec))
