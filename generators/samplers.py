@@ -246,6 +246,12 @@ class EDMSampler(DiffusionSampler):
             raise InputError(
                 f"{self.name} sampler: need 0 < sigma_min < sigma_max, got {self.sigma_min}, {self.sigma_max}"
             )
+        if not 0 <= self.churn_sigma_min <= self.churn_sigma_max:
+            raise InputError(
+                f"{self.name} sampler: need 0 <= churn_sigma_min <= churn_sigma_max, got "
+                f"{self.churn_sigma_min}, {self.churn_sigma_max} (the noise levels the churn "
+                "acts on; churn=0 turns it off)"
+            )
         if self.churn < 0 or min(self.noise_inflation, self.noise_scale, self.rho) <= 0:
             raise InputError(
                 f"{self.name} sampler: churn must be >= 0, noise_inflation, noise_scale and rho "

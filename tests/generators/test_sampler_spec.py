@@ -44,6 +44,12 @@ def test_provenance_specs_keep_their_form():
         ("euler:nfe=2,nfe=3", r"'nfe' is given twice"),
         ("rk4:nfe=3", r"unknown sampler 'rk4'; known: edm_euler, edm_heun, euler, heun"),
         ("euler:nfe=0", "nfe must be at least 1"),
+        # an empty churn window was accepted and the churn asked for silently never applied
+        (
+            "edm_heun:churn_sigma_min=5,churn_sigma_max=1",
+            r"need 0 <= churn_sigma_min <= churn_sigma_max, got 5.0, 1.0",
+        ),
+        ("edm_euler:churn_sigma_min=-1", r"need 0 <= churn_sigma_min"),
     ],
 )
 def test_bad_specs_name_the_key(spec, words):
