@@ -120,9 +120,26 @@ def _run_stores(p: Mapping[str, Any]) -> None:
 
 def _sampler(p: Mapping[str, Any]) -> None:
     if p.get("sampler") is not None:
+        import generators.models  # noqa: F401  (registers the generators)
+        from generators.base import GENERATORS
         from generators.config import parse_sampler
 
-        parse_sampler(p["sampler"])
+        sampler = parse_sampler(p["sampler"])
+        kind = _trained_kind(p.get("train_config"), p.get("train_overrides") or ())
+        # no config file or kind: the training reports it, and the forecast the sampler
+        if isinstance(kind, str) and kind in GENERATORS:
+            GENERATORS[kind].check_sampler(sampler)
+
+
+def _trained_kind(config: str | None, overrides: Any) -> object:
+    """The ``model.kind`` a run's training config (with its overrides) will train, or None
+    where there is no such file (the training reports that)."""
+    if not config or not Path(config).is_file():
+        return None
+    from generators.config import apply_overrides, read_mapping
+
+    model = apply_overrides(read_mapping(config), list(overrides)).get("model")
+    return model.get("kind") if isinstance(model, dict) else None
 
 
 def _member_choice(p: Mapping[str, Any]) -> None:
