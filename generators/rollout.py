@@ -301,8 +301,12 @@ def _run_plan(
             before + residual.float() * _factor(run.factors, lead) * scale, before
         )
         if not (torch.isfinite(state) | torch.isnan(before)).all():
-            raise FloatingPointError(
-                f"the rollout diverged (non-finite states) at {time_hours + lead:g} h from {inits[0]}"
+            raise InputError(
+                f"the rollout diverged (non-finite states) at {time_hours + lead:g} h from "
+                f"{inits[0]} with the sampler {sampler_spec(run.sampler)}: its noise "
+                "(noise_scale, sigma_max, noise_inflation) is too large, or the model "
+                "diverges; forecast with the checkpoint's own sampler (no --sampler) or "
+                "less noise, or retrain the model"
             )
         tick()
         return state

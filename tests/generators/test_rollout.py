@@ -507,3 +507,15 @@ def test_a_rerun_says_the_initial_times_it_kept(trained, capsys):
     assert wxens(command) == 0
     out = capsys.readouterr().out
     assert "0 initial time(s) x 2 members" in out and "; 1 already in the store, kept" in out
+
+
+def test_non_finite_members_are_refused_naming_the_sampler(trained, capsys):
+    # Was a FloatingPointError with a traceback, naming no sampler and no fix.
+    root, store, _ = trained
+    argv = ["forecast", "--checkpoint", str(root / "run"), "--store", str(store.path)]
+    argv += ["--init", "2000-01-02", "--lead", "6h", "--members", "2", "--no-progress"]
+    argv += ["--out", str(root / "diverged.zarr"), "--sampler", "euler:nfe=1,noise_scale=1e300"]
+    assert wxens(argv) == 2
+    err = capsys.readouterr().err
+    assert "non-finite" in err and "euler:nfe=1,noise_scale=1e+300" in err
+    assert "Traceback" not in err and not (root / "diverged.zarr").exists()
