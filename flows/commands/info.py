@@ -205,7 +205,8 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.transaction import commits
 
     path = Path(args.store)
-    if path.suffix == ".pt" or (path / "last.pt").is_file():  # what `wxens train --out` wrote
+    if path.suffix == ".pt" or (path / "last.pt").is_file() or _saved_by_torch(path):
+        # what `wxens train --out` wrote, or `wxens calibrate --out` under any name
         print(describe_checkpoint(path))
         return 0
     if (path / "config.yaml").is_file() or (path / "log.jsonl").is_file():
@@ -223,3 +224,12 @@ def run(args: argparse.Namespace) -> int:
         _, message, when = history[0]
         print(f"committed  {when:%Y-%m-%d %H:%M:%S} UTC, {len(history)} commits; last: {message}")
     return 0
+
+
+def _saved_by_torch(path) -> bool:
+    """Whether ``path`` is a file that ``torch.save`` wrote (a zip archive)."""
+    try:
+        with open(path, "rb") as f:
+            return path.is_file() and f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False

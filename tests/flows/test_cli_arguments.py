@@ -362,3 +362,17 @@ def test_prefect_logs_a_wxens_error_of_nested_runs_once():
         )
     ]
     assert kept == [False, True, False, False, False, True, True]
+
+
+def test_info_reads_a_checkpoint_file_of_any_name(tmp_path, capsys):
+    # `wxens calibrate --out runs/uk_cal` writes a checkpoint file without .pt, which
+    # `wxens forecast --checkpoint` takes but `wxens info` called "not a Zarr store".
+    import torch
+
+    torch.save({"format": "an old one"}, tmp_path / "uk_cal")
+    assert main(["info", str(tmp_path / "uk_cal")]) == 2
+    err = capsys.readouterr().err
+    assert "is not a wxens checkpoint of format" in err and "Zarr" not in err
+    (tmp_path / "notes.txt").write_text("not a store")
+    assert main(["info", str(tmp_path / "notes.txt")]) == 2
+    assert "not a Zarr store" in capsys.readouterr().err
