@@ -150,6 +150,7 @@ def describe_checkpoint(path) -> str:
             for ch, m, sd in zip(c.channels, c.normalization.mean, c.normalization.std, strict=True)
         ),
         f"periods    {'; '.join(periods) or 'the whole store'}",
+        f"sampler    {_default_sampler(c)}",
         f"calibration {_calibration(c.calibration or {})}",
     ]
     tuned = load_tuned(c.path) if tuned_path(c.path).is_file() else None
@@ -162,6 +163,23 @@ def describe_checkpoint(path) -> str:
         chosen = ", ".join(f"{k} weight {w:g}" for k, w in weights.items() if w)
         lines.append(f"correction {tuned_path(c.path)}: {chosen or 'none chosen (weight 0)'}")
     return "\n".join(lines)
+
+
+def _default_sampler(checkpoint) -> str:
+    """The sampler a checkpoint forecasts with unless told otherwise, in a line."""
+    import torch
+
+    from generators.base import GENERATORS
+    from generators.config import sampler_spec
+    from generators.rollout import default_sampler
+
+    with torch.device("meta"):  # the sampler needs the config only, not the weights
+        model = GENERATORS[checkpoint.kind](checkpoint.model_config)
+    sampler = default_sampler(checkpoint, model)
+    line = f"{sampler_spec(sampler)} (NFE {sampler.nfe}), the forecasts' default"
+    if (checkpoint.calibration or {}).get("sampler"):
+        line += "; the calibration's: another needs --no-calibration or wxens calibrate --sampler"
+    return line
 
 
 def _calibration(c: dict) -> str:

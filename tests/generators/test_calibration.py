@@ -136,6 +136,11 @@ def test_a_calibration_is_stored_applied_and_recorded(tmp_path, capsys):
     assert load_checkpoint(tmp_path / "run").digest == checkpoint.digest
     assert stored.leads_hours == (6.0,) and stored.n_inits == 15  # 16th 00 h to 19th 12 h
     assert stored.sampler == "euler:nfe=2,noise_scale=1.0"  # the fit's, not the model's default
+    capsys.readouterr()
+    assert wxens(["info", str(tmp_path / "run")]) == 0  # which sampler the factors hold for
+    assert "sampler    euler:nfe=2,noise_scale=1.0 (NFE 2), the forecasts' default; the " in (
+        capsys.readouterr().out
+    )
 
     common = [
         "forecast",
