@@ -26,6 +26,7 @@ and may not be set by hand.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -63,6 +64,15 @@ class ModelSpec:
                 f"{where}.backbone sets {derived}; these come from the data (channels, history "
                 "offsets, static fields, calendar) — remove them from the config"
             )
+        own = _field_names(generator)
+        for other, other_class in GENERATORS.items():
+            theirs = sorted(k for k in data if k not in own and k in _field_names(other_class))
+            if other != kind and theirs:
+                raise InputError(
+                    f"{where}: {theirs} are keys of {other}, not {kind} (model.kind): a "
+                    f"config switched to {kind} by --set keeps them; write it out (wxens "
+                    f"config ... > c.yaml), edit the model section and train with --config"
+                )
         return cls(kind, from_mapping(generator.config_class, data, where))
 
     def to_mapping(self) -> dict[str, Any]:
@@ -306,6 +316,10 @@ class TrainConfig:
 
 
 # -- files and overrides --------------------------------------------------------------------
+
+
+def _field_names(generator: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(generator.config_class)}
 
 
 def apply_overrides(

@@ -103,3 +103,11 @@ def test_a_sampler_of_the_other_family_is_refused_naming_the_right_ones(kind, sp
 
     with pytest.raises(InputError, match=words):
         GENERATORS[kind].check_sampler(parse_sampler(spec))
+
+
+def test_switching_the_model_kind_names_the_other_kinds_keys():
+    # `wxens config --set model.kind=edm` on a derived (flow-matching) config was refused
+    # with "unknown key(s) ['sample_nfe']", saying neither why nor what to do.
+    data = {"model": {"kind": "edm", "sample_nfe": 10}}
+    with pytest.raises(InputError, match=r"\['sample_nfe'\] .* flow_matching, not edm.*edit"):
+        from_mapping(TrainConfig, data, where="cfg")
