@@ -112,25 +112,44 @@ class ForecastData:
 
     def _warn_empty(self, inits: pd.DatetimeIndex, states: np.ndarray) -> None:
         """Warn of initial states that hold no value of a channel (a time the analysis
-        holds as all NaN, kept by ``--allow-nan``): their members are NaN everywhere."""
+        holds as all NaN, kept by ``--allow-nan``): their members are NaN everywhere; and of
+        windows with NaN points in a channel trained without any, which the network reads
+        as the channel's mean and whose members are NaN there."""
         empty = np.isnan(states[:, -1]).all(axis=(2, 3))  # (B, C)
-        if not empty.any():
-            return
-        rows = np.flatnonzero(empty.any(axis=1))
+        holes = np.isnan(states).any(axis=(1, 3, 4)) & ~empty  # (B, C)
+        holes[:, self.masked_index.numpy()] = False
+        for flagged, what, fix in (
+            (
+                empty,
+                "the initial state of %d initial time(s) has no value of a channel",
+                "their members of that channel are NaN everywhere",
+            ),
+            (
+                holes,
+                "the history of %d initial time(s) has NaN points in a channel trained "
+                "without any",
+                "the network reads them as the channel's mean and the members are NaN there",
+            ),
+        ):
+            if flagged.any():
+                log.warning(
+                    "%s: " + what + ": %s; %s: ingest those times again from files that hold "
+                    "values, or choose other initial times",
+                    self.dataset.name,
+                    np.count_nonzero(flagged.any(axis=1)),
+                    self._by_init(inits, flagged),
+                    fix,
+                )
+
+    def _by_init(self, inits: pd.DatetimeIndex, flagged: np.ndarray) -> str:
+        """``2000-02-22 18:00 (t2m), ...``: the first 8 initial times of ``flagged`` (B, C)
+        with their channels."""
+        rows = np.flatnonzero(flagged.any(axis=1))
+        channels = np.array(self.checkpoint.channels)
         shown = ", ".join(
-            f"{inits[b]:%Y-%m-%d %H:%M} ({', '.join(np.array(self.checkpoint.channels)[empty[b]])})"
-            for b in rows[:8]
+            f"{inits[b]:%Y-%m-%d %H:%M} ({', '.join(channels[flagged[b]])})" for b in rows[:8]
         )
-        more = f" and {rows.size - 8} more" if rows.size > 8 else ""
-        log.warning(
-            "%s: the initial state of %d initial time(s) has no value of a channel: %s%s; "
-            "their members of that channel are NaN everywhere: ingest those times again from "
-            "files that hold values, or choose other initial times",
-            self.dataset.name,
-            rows.size,
-            shown,
-            more,
-        )
+        return shown + (f" and {rows.size - 8} more" if rows.size > 8 else "")
 
     def _check_windows(self, inits: pd.DatetimeIndex, states: np.ndarray) -> None:
         """InputError if an initial window's channel mean lies :data:`STATISTICS_LIMIT`

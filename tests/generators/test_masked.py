@@ -224,3 +224,31 @@ def test_an_initial_state_without_value_is_warned_of(masked_store, tmp_path, cap
     assert np.isnan(members[1]).all() and not np.isnan(members[0]).all()
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any("2000-02-22 18:00" in m and "t2m" in m and "no value" in m for m in warned)
+
+
+def test_nan_points_in_a_channel_trained_without_any_are_warned_of(tmp_path, caplog):
+    # A model trained on a complete field, forecast from a store with a few NaN points
+    # (a gap kept by --allow-nan): the network read them as the channel's mean and the
+    # members came out NaN there, without a word.
+    full = ingest(SYNTHETIC, tmp_path / "full.zarr", variables=["t2m"], progress=False)
+    result = Trainer(full, tiny_config(1), tmp_path / "run").run(progress=False)
+    checkpoint = load_checkpoint(result.checkpoint)
+    holed = pd.Timestamp("2000-02-22T18")
+    states = full.dataset.load()
+    states["t2m"] = states.t2m.where((states.time != holed) | (states.latitude > 40.0))
+    states.attrs = {}
+    states.to_netcdf(tmp_path / "holes.nc")
+    holes = ingest(tmp_path / "holes.nc", tmp_path / "holes.zarr", allow_nan=True, progress=False)
+    data = ForecastData.from_store(checkpoint, holes)
+    inits = pd.DatetimeIndex(["2000-02-22T12", holed])
+    with caplog.at_level("WARNING"):
+        members = forecast_members(
+            checkpoint, data, inits, [6.0], 2, sampler=EulerSampler(nfe=1), progress=False
+        )
+    assert np.isnan(members[1]).any() and not np.isnan(members[1]).all()
+    assert not np.isnan(members[0]).any()
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(
+        "1 initial time(s)" in m and "2000-02-22 18:00 (t2m)" in m and "trained without any" in m
+        for m in warned
+    ), warned
