@@ -202,7 +202,7 @@ def as_os_error(error: Exception, path: str | Path) -> OSError | None:
 @contextmanager
 def locked(path: str | Path) -> Iterator[None]:
     """Hold the lock of the store at ``path`` (waiting for another writer, and saying so)."""
-    path = Path(path)
+    path = Path(path).resolve()  # "." (a checkpoint in the working directory) has no name
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(lock_path(path))
     try:
@@ -221,7 +221,7 @@ def held_alone(path: str | Path) -> Iterator[None]:
     """Hold the lock of ``path`` (``.NAME.lock`` beside it, as a store's) for a writer that
     must not wait its turn (a training run into a directory, hours long, or a calibration
     of its checkpoint): StoreError at once if another process holds it."""
-    path = Path(path)
+    path = Path(path).resolve()  # "." (a checkpoint in the working directory) has no name
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(lock_path(path))
     try:

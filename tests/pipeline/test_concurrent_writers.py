@@ -251,3 +251,16 @@ def test_an_ingest_whose_store_is_replaced_midway_stops(tmp_path, monkeypatch, s
     for content in (got, want):
         content["/"][0].pop("history")
     assert got == want
+
+
+def test_a_lone_writer_of_the_working_directory_takes_its_lock(tmp_path, monkeypatch):
+    # `wxens calibrate --checkpoint k.pt` of a checkpoint in the working directory locked
+    # Path("."), which has no name: a ValueError traceback instead of the calibration.
+    from pipeline.transaction import held_alone
+
+    monkeypatch.chdir(tmp_path)
+    with held_alone("."):
+        assert (tmp_path.parent / f".{tmp_path.name}.lock").exists()
+        with pytest.raises(StoreError, match="another process is writing it"):
+            with held_alone(tmp_path):
+                pass
