@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from flows.commands.options import at_least
+from flows.commands.options import add_threads, at_least
 
 NAME = "calibrate"
 HELP = (
@@ -56,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", help="write the calibrated checkpoint here (default: over --checkpoint)"
     )
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+    add_threads(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -74,12 +75,14 @@ def _calibrate(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from flows.commands.forecast import parse_leads
+    from flows.commands.train import set_threads
     from generators.calibration import calibrate_checkpoint
     from generators.checkpoint import load_checkpoint
     from generators.config import CalibrationConfig
     from pipeline.errors import InputError
     from pipeline.schema import Period
 
+    set_threads(args.threads)
     period = Period(args.start, args.end) if args.start or args.end else None
     if (period is None) == (not args.fold):
         raise InputError(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from flows.commands.options import at_least
+from flows.commands.options import add_threads
 from flows.commands.train import add_derive_arguments, derive_for, set_threads
 
 NAME = "config"
@@ -18,10 +18,9 @@ HELP = "print the training config derived from an analysis store, as YAML to edi
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", required=True, help="the analysis store to train on")
     add_derive_arguments(parser)
-    parser.add_argument(
-        "--threads",
-        type=at_least(1),
-        help="CPU threads to measure the per-step time with (default: one per core); "
+    add_threads(
+        parser,
+        "CPU threads to measure the per-step time with (default: one per core); "
         "give the number the training will use",
     )
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from flows.commands.options import at_least
+from flows.commands.options import add_threads, at_least
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,12 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="draw again the initial times --out already holds (default: skip them)",
     )
-    parser.add_argument(
-        "--threads",
-        type=at_least(1),
-        help="CPU threads of this process (default: one per core); give runs side by side a "
-        "share each, or they slow each other down many times over",
-    )
+    add_threads(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--dask-scheduler",

@@ -69,3 +69,12 @@ def add_config_overrides(
     parser.add_argument(
         "--set", dest=dest, action="append", default=[], metavar="KEY=VALUE", help=help
     )
+
+
+def add_threads(
+    parser: argparse.ArgumentParser,
+    help: str = "CPU threads of this process (default: one per core); give runs side by side "
+    "a share each, or they slow each other down many times over",
+) -> None:
+    """``--threads N`` (N >= 1), which :func:`flows.commands.train.set_threads` applies."""
+    parser.add_argument("--threads", type=at_least(1), help=help)

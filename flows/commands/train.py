@@ -18,7 +18,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from flows.commands.options import add_config_overrides, at_least
+from flows.commands.options import add_config_overrides, add_threads, at_least
 
 DERIVED_CONFIG = "config.yaml"
 NAME = "train"
@@ -37,12 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-resume", action="store_true", help="start over even if DIR/last.pt exists"
     )
-    parser.add_argument(
-        "--threads",
-        type=at_least(1),
-        help="CPU threads of this run (default: one per core); give runs side by side a "
-        "share each, or they slow each other down many times over",
-    )
+    add_threads(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--nproc",

@@ -57,7 +57,15 @@ def test_commands_share_the_vocabulary():
         assert "--out" in option_strings(name)
 
 
-def test_forecast_takes_threads_as_train_does(monkeypatch):
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["forecast", "--init", "2019-03-22T00", "--lead", "6h", "--out", "f.zarr"],
+        # calibrate forecasts as much as forecast does, and had no --threads either
+        ["calibrate", "--start", "2019-03-22", "--end", "2019-03-25"],
+    ],
+)
+def test_forecasting_commands_take_threads_as_train_does(monkeypatch, tmp_path, command):
     """On two shared cores a small forecast took 32.5 s with torch's default threads and
     3.7 s with one; train and config had --threads, forecast had no way to say it."""
     import torch
@@ -73,10 +81,10 @@ def test_forecast_takes_threads_as_train_does(monkeypatch):
         raise KeyboardInterrupt  # stop before any work
 
     monkeypatch.setattr(generators.checkpoint, "load_checkpoint", load)
-    base = ["forecast", "--checkpoint", "k", "--store", "s.zarr", "--init", "2019-03-22T00"]
+    monkeypatch.chdir(tmp_path)
     try:
-        main([*base, "--lead", "6h", "--out", "f.zarr", "--threads", "1"])
+        main([*command, "--checkpoint", "k", "--store", "s.zarr", "--threads", "1"])
     finally:
         torch.set_num_threads(threads)
     assert seen == [1]
-    assert "--threads" in option_strings("forecast")
+    assert "--threads" in option_strings(command[0])
