@@ -258,13 +258,26 @@ class EDMSampler(DiffusionSampler):
                 f"positive; got churn={self.churn}, noise_inflation={self.noise_inflation}, "
                 f"noise_scale={self.noise_scale}, rho={self.rho}"
             )
+        try:
+            finite = all(map(math.isfinite, self._sigmas()))
+        except OverflowError:
+            finite = False
+        if not finite:
+            raise InputError(
+                f"{self.name} sampler: rho={self.rho} makes the noise levels overflow "
+                f"(sigma_max ** (1 / rho)); give a rho of about 1 or more (EDM's is 7)"
+            )
+
+    def _sigmas(self) -> list[float]:
+        """The noise levels of the steps, then 0 (:func:`karras_sigmas`)."""
+        return karras_sigmas(self.num_steps, self.sigma_min, self.sigma_max, self.rho)
 
     @property
     def nfe(self) -> int:
         return 2 * self.num_steps - 1 if self.second_order else self.num_steps
 
     def __call__(self, fn, shape, *, generator, device, callback=None) -> Tensor:
-        sigmas = karras_sigmas(self.num_steps, self.sigma_min, self.sigma_max, self.rho)
+        sigmas = self._sigmas()
         gamma_max = min(self.churn / self.num_steps, math.sqrt(2.0) - 1.0)
         x = standard_normal(shape, generator, device) * (self.noise_scale * sigmas[0])
         for i in range(self.num_steps):

@@ -50,6 +50,8 @@ def test_provenance_specs_keep_their_form():
             r"need 0 <= churn_sigma_min <= churn_sigma_max, got 5.0, 1.0",
         ),
         ("edm_euler:churn_sigma_min=-1", r"need 0 <= churn_sigma_min"),
+        # an OverflowError traceback from the noise schedule, found by the samplers' walkthrough
+        ("edm_heun:rho=0.001", r"rho=0.001 .* noise levels overflow"),
     ],
 )
 def test_bad_specs_name_the_key(spec, words):
