@@ -203,26 +203,35 @@ def test_a_channel_without_any_value_is_named_alone_with_the_fix():
     assert "no value" in message and "data.channels" in message
 
 
-def test_an_initial_state_without_value_is_warned_of(masked_store, tmp_path, caplog):
-    # A time the analysis holds as all NaN (a failed retrieval kept by --allow-nan) gave
-    # members NaN everywhere and said nothing.
-    store, _ = masked_store
+GAP = pd.Timestamp("2000-02-22T18")
+"""The initial time the warning tests take values away from."""
+
+
+def forecast_with_a_gap(store, tmp_path, caplog, keep) -> tuple[np.ndarray, list[str]]:
+    """Members (2 initial times, :data:`GAP` second) of a 1-step model trained on
+    ``store``, forecast from a copy of it whose t2m at GAP keeps only the points where
+    ``keep(states)`` holds (ingested with allow_nan), and the warnings logged."""
     result = Trainer(store, tiny_config(1), tmp_path / "run").run(progress=False)
     checkpoint = load_checkpoint(result.checkpoint)
-    blank = pd.Timestamp("2000-02-22T18")
     states = store.dataset.load()
-    states["t2m"] = states.t2m.where(states.time != blank)
+    states["t2m"] = states.t2m.where((states.time != GAP) | keep(states))
     states.attrs = {}
     states.to_netcdf(tmp_path / "gap.nc")
     gap = ingest(tmp_path / "gap.nc", tmp_path / "gap.zarr", allow_nan=True, progress=False)
     data = ForecastData.from_store(checkpoint, gap)
-    inits = pd.DatetimeIndex(["2000-02-22T12", blank])
+    inits = pd.DatetimeIndex(["2000-02-22T12", GAP])
     with caplog.at_level("WARNING"):
         members = forecast_members(
             checkpoint, data, inits, [6.0], 2, sampler=EulerSampler(nfe=1), progress=False
         )
+    return members, [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_an_initial_state_without_value_is_warned_of(masked_store, tmp_path, caplog):
+    # A time the analysis holds as all NaN (a failed retrieval kept by --allow-nan) gave
+    # members NaN everywhere and said nothing.
+    members, warned = forecast_with_a_gap(masked_store[0], tmp_path, caplog, lambda s: False)
     assert np.isnan(members[1]).all() and not np.isnan(members[0]).all()
-    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any("2000-02-22 18:00" in m and "t2m" in m and "no value" in m for m in warned)
 
 
@@ -231,23 +240,9 @@ def test_nan_points_in_a_channel_trained_without_any_are_warned_of(tmp_path, cap
     # (a gap kept by --allow-nan): the network read them as the channel's mean and the
     # members came out NaN there, without a word.
     full = ingest(SYNTHETIC, tmp_path / "full.zarr", variables=["t2m"], progress=False)
-    result = Trainer(full, tiny_config(1), tmp_path / "run").run(progress=False)
-    checkpoint = load_checkpoint(result.checkpoint)
-    holed = pd.Timestamp("2000-02-22T18")
-    states = full.dataset.load()
-    states["t2m"] = states.t2m.where((states.time != holed) | (states.latitude > 40.0))
-    states.attrs = {}
-    states.to_netcdf(tmp_path / "holes.nc")
-    holes = ingest(tmp_path / "holes.nc", tmp_path / "holes.zarr", allow_nan=True, progress=False)
-    data = ForecastData.from_store(checkpoint, holes)
-    inits = pd.DatetimeIndex(["2000-02-22T12", holed])
-    with caplog.at_level("WARNING"):
-        members = forecast_members(
-            checkpoint, data, inits, [6.0], 2, sampler=EulerSampler(nfe=1), progress=False
-        )
+    members, warned = forecast_with_a_gap(full, tmp_path, caplog, lambda s: s.latitude > 40.0)
     assert np.isnan(members[1]).any() and not np.isnan(members[1]).all()
     assert not np.isnan(members[0]).any()
-    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any(
         "1 initial time(s)" in m and "2000-02-22 18:00 (t2m)" in m and "trained without any" in m
         for m in warned
