@@ -176,6 +176,7 @@ def fit_calibration(
     device: str = "auto",
     progress: bool = True,
     model: torch.nn.Module | None = None,
+    batch_members: int = 512,
 ) -> SpreadCalibration:
     """Fit the factors per lead and channel (see module docstring) on uncalibrated
     forecasts against the store's truth: ``checkpoint``'s own forecasts of
@@ -183,7 +184,9 @@ def fit_calibration(
     ``folds`` (checkpoints of the same recipe, each trained without one period), each
     fold's forecasts of the period it held out, pooled. Folds calibrate a model trained on
     all the data, which has no held-out period of its own. Every forecast uses
-    ``checkpoint``'s sampler (``config.sampler`` when set), balanced if ``config.balance``."""
+    ``checkpoint``'s sampler (``config.sampler`` when set), balanced if ``config.balance``,
+    drawn ``batch_members`` initial times x members at a time (their moments pooled, so
+    memory holds one batch)."""
     leads = config.leads_hours or checkpoint.leads_hours
     if folds:
         for fold in folds:
@@ -241,6 +244,7 @@ def fit_calibration(
             progress=progress,
             model=source_model,
             balance=config.balance,
+            batch_members=batch_members,
         )
         for batch, members in batches:
             for i, lead in enumerate(leads):
@@ -292,6 +296,7 @@ def calibrate_checkpoint(
     out: str | Path | None = None,
     device: str = "auto",
     progress: bool = True,
+    batch_members: int = 512,
 ) -> SpreadCalibration:
     """Fit a calibration for the checkpoint at ``path`` (on ``config.period``, or on the
     held-out periods of the fold checkpoints at ``folds``) and write the checkpoint with it
@@ -306,6 +311,7 @@ def calibrate_checkpoint(
         folds=[load_checkpoint(f) for f in folds],
         device=device,
         progress=progress,
+        batch_members=batch_members,
     )
     checkpoint.replace(calibration=calibration.to_dict()).save(out or checkpoint.path)
     return calibration

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from flows.commands.options import add_threads, at_least
+from flows.commands.options import add_batch_members, add_threads, at_least
 
 NAME = "calibrate"
 HELP = (
@@ -56,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", help="write the calibrated checkpoint here (default: over --checkpoint)"
     )
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+    add_batch_members(parser)
     add_threads(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -107,6 +108,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         out=args.out,
         device=args.device,
         progress=not args.no_progress,
+        batch_members=args.batch_members,
     )
     print(calibration.report())
     print(f"calibration stored in {args.out or args.checkpoint}")

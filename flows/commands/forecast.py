@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from flows.commands.options import add_threads, at_least
+from flows.commands.options import add_batch_members, add_threads, at_least
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,12 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="on CUDA, run the network eagerly instead of through torch.compile (compiling "
         "costs time once: worth it for long runs, not for a few small forecasts)",
     )
-    parser.add_argument(
-        "--batch-members",
-        type=at_least(1),
-        default=512,
-        help="initial times x members drawn together on the device (default 512)",
-    )
+    add_batch_members(parser)
     parser.add_argument(
         "--recompute",
         action="store_true",

@@ -71,6 +71,16 @@ def add_config_overrides(
     )
 
 
+def add_batch_members(parser: argparse.ArgumentParser) -> None:
+    """``--batch-members N``: initial times x members a forecast draws together."""
+    parser.add_argument(
+        "--batch-members",
+        type=at_least(1),
+        default=512,
+        help="initial times x members drawn together on the device (default 512)",
+    )
+
+
 def add_threads(
     parser: argparse.ArgumentParser,
     help: str = "CPU threads of this process (default: one per core); give runs side by side "

@@ -87,4 +87,4 @@ def test_forecasting_commands_take_threads_as_train_does(monkeypatch, tmp_path, 
     finally:
         torch.set_num_threads(threads)
     assert seen == [1]
-    assert "--threads" in option_strings(command[0])
+    assert {"--threads", "--batch-members"} <= option_strings(command[0])

@@ -98,6 +98,15 @@ def test_fitting_on_a_period_finds_the_under_dispersion_of_a_generator():
     np.testing.assert_allclose(calibration.ssr_before[:, 0], expected, rtol=0.06)
     np.testing.assert_allclose(calibration.factors[:, 0], 1 / expected, rtol=0.06)
     np.testing.assert_allclose(calibration.ssr_after, 1.0, rtol=1e-6)
+    batched = fit_calibration(  # 7 initial times a batch, their moments pooled
+        checkpoint,
+        store,
+        config,
+        model=stub_for(checkpoint, scale=0.5),
+        progress=False,
+        batch_members=16 * 7,
+    )
+    np.testing.assert_allclose(batched.factors, calibration.factors, rtol=1e-12)
 
 
 def train(store: AnalysisStore, config: Path, out: Path, *overrides: str) -> int:
