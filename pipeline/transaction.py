@@ -59,9 +59,17 @@ icechunk.set_logs_filter("icechunk=error")
 
 
 def lock_path(path: str | Path) -> Path:
-    """The lock file that serialises the writers of the store at ``path``."""
-    path = Path(path)
+    """The lock file that serialises the writers of the store at ``path`` (made absolute:
+    ``"."``, a checkpoint in the working directory, has no name of its own)."""
+    path = Path(path).absolute()
     return path.with_name(f".{path.name}.lock")
+
+
+def _file_lock(path: str | Path) -> FileLock:
+    """The (unheld) lock of ``path``, its directory made."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(lock_path(path))
 
 
 def _storage(path: Path) -> icechunk.Storage:
@@ -202,9 +210,7 @@ def as_os_error(error: Exception, path: str | Path) -> OSError | None:
 @contextmanager
 def locked(path: str | Path) -> Iterator[None]:
     """Hold the lock of the store at ``path`` (waiting for another writer, and saying so)."""
-    path = Path(path).resolve()  # "." (a checkpoint in the working directory) has no name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(lock_path(path))
+    lock = _file_lock(path)
     try:
         lock.acquire(timeout=LOCK_NOTICE_S)
     except Timeout:
@@ -221,9 +227,7 @@ def held_alone(path: str | Path) -> Iterator[None]:
     """Hold the lock of ``path`` (``.NAME.lock`` beside it, as a store's) for a writer that
     must not wait its turn (a training run into a directory, hours long, or a calibration
     of its checkpoint): StoreError at once if another process holds it."""
-    path = Path(path).resolve()  # "." (a checkpoint in the working directory) has no name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(lock_path(path))
+    lock = _file_lock(path)
     try:
         lock.acquire(timeout=0)
     except Timeout:
