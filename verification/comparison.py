@@ -32,18 +32,8 @@ def interval_card(
     interval of each over the init times (:func:`verification.resampling.score_intervals`);
     ``say``: log why they are n/a on one block (once a verification, not per interval)."""
     blocks = pd.DatetimeIndex(per_init[INIT_TIME].values).floor(config.interval_block)
-    if not say:
-        pass
-    elif blocks.size == 1:  # wxens run's default, the latest initial time: nothing to fix
-        log.info("one initial time: the block-bootstrap intervals are n/a")
-    elif blocks.nunique() == 1:
-        log.warning(
-            "the %d initial times fall in one %s block, which every resample repeats: the "
-            "intervals need two blocks or more and are n/a; verify initial times of several "
-            "blocks, or give a shorter block (wxens verify --interval-block)",
-            blocks.size,
-            config.interval_block,
-        )
+    if say:
+        _say_if_one_block(blocks, config.interval_block)
     bounds = score_intervals(
         per_init,
         members,
@@ -183,6 +173,20 @@ def against_reference(
                 units="variable",
             )
     return out
+
+
+def _say_if_one_block(blocks: pd.DatetimeIndex, block: str) -> None:
+    """Log why the intervals are n/a when the init times' ``blocks`` are one."""
+    if blocks.size == 1:  # wxens run's default, the latest initial time: nothing to fix
+        log.info("one initial time: the block-bootstrap intervals are n/a")
+    elif blocks.nunique() == 1:
+        log.warning(
+            "the %d initial times fall in one %s block, which every resample repeats: the "
+            "intervals need two blocks or more and are n/a; verify initial times of several "
+            "blocks, or give a shorter block (wxens verify --interval-block)",
+            blocks.size,
+            block,
+        )
 
 
 def _warn_unpaired(paired: xr.Dataset) -> None:
