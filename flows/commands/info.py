@@ -246,8 +246,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _saved_by_torch(path) -> bool:
     """Whether ``path`` is a file that ``torch.save`` wrote (a zip archive)."""
+    if not path.is_file():
+        return False
     try:
         with open(path, "rb") as f:
-            return path.is_file() and f.read(4) == b"PK\x03\x04"
-    except OSError:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError:  # unreadable: not taken for a checkpoint, as before
         return False
