@@ -80,7 +80,7 @@ class ForecastData:
         self, inits: pd.DatetimeIndex, plan: RolloutPlan, warn: bool = True
     ) -> torch.Tensor:
         """(B, W, C, H, W) normalised states of the plan's window before each initial time;
-        ``warn``: of initial states without any value of a channel."""
+        ``warn``: of initial states without values (:meth:`_warn_missing_values`)."""
         found = self.dataset.positions_at(inits, plan.window_hours)
         missing = (found < 0).any(axis=1)
         if missing.any():
@@ -107,10 +107,10 @@ class ForecastData:
         states = self.dataset.states(found)
         self._check_windows(inits, states)
         if warn:
-            self._warn_empty(inits, states)
+            self._warn_missing_values(inits, states)
         return torch.from_numpy(states)
 
-    def _warn_empty(self, inits: pd.DatetimeIndex, states: np.ndarray) -> None:
+    def _warn_missing_values(self, inits: pd.DatetimeIndex, states: np.ndarray) -> None:
         """Warn of initial states that hold no value of a channel (a time the analysis
         holds as all NaN, kept by ``--allow-nan``): their members are NaN everywhere; and of
         windows with NaN points in a channel trained without any, which the network reads
