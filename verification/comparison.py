@@ -17,7 +17,7 @@ from pipeline.errors import InputError
 from pipeline.schema import CHANNEL, INIT_TIME, LAT, LEAD_TIME, LON, MEMBER, to_channels
 from pipeline.timeaxis import describe_step
 from verification import scores as vs
-from verification.aggregation import count_valid
+from verification.aggregation import count_valid, mean_over
 from verification.base import SCORES
 from verification.config import VARIABLE, VerifyConfig
 from verification.resampling import score_intervals, verified_share
@@ -109,13 +109,15 @@ def paired_crps(
     some member of each valid: runs or points another producer lacks drop out of both, so
     the two are scored on one sample), its ``weight`` (the share of the grid paired), and
     ``n_paired`` and ``n_forecast``: the points paired and those the forecast verifies,
-    counted over ``config.mean_over``."""
+    counted over ``config.mean_over``. The forecast's CRPS is its pointwise CRPS against
+    ``t`` (on dask, the one its scores compute) masked where the reference has no value."""
     grid = tuple(d for d in config.mean_over if d != INIT_TIME)
     forecast = t.where(f.notnull().any(MEMBER))
-    both = forecast.where(r.notnull().any(MEMBER))
+    paired = r.notnull().any(MEMBER)
+    both = forecast.where(paired)
     return xr.Dataset(
         {
-            "forecast": vs.fair_crps(f, both, mean_over=grid),
+            "forecast": mean_over(vs.fair_crps_by_point(f, t).where(paired), grid),
             "reference": vs.fair_crps(r, both, mean_over=grid),
             "weight": verified_share(f, both, grid),
             "n_paired": count_valid(both, config.mean_over),

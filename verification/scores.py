@@ -108,7 +108,17 @@ def fair_crps(
     2014; Zamo & Naveau 2018; the WeatherBench 2 ``CRPS``). Computed from sorted members
     in O(M log M), see :func:`verification.kernels.crps_ensemble`. Units of the variable.
     """
-    pointwise = ensemble_ufunc(
+    pointwise = fair_crps_by_point(forecast, truth, member_dim=member_dim)
+    return _mean_over(pointwise, mean_over, weights=weights).rename("fair_crps")
+
+
+def fair_crps_by_point(
+    forecast: xr.DataArray, truth: xr.DataArray, *, member_dim: str = MEMBER
+) -> xr.DataArray:
+    """:func:`fair_crps` at every point, before any mean (NaN where the truth or every
+    member is). On dask, calls on the same inputs are one computation (one task name), so
+    scores that mask or average it differently share it."""
+    return ensemble_ufunc(
         kernels.crps_ensemble,
         forecast,
         truth,
@@ -116,7 +126,6 @@ def fair_crps(
         output_dtypes=[float],
         fair=True,
     )
-    return _mean_over(pointwise, mean_over, weights=weights).rename("fair_crps")
 
 
 @register_score(

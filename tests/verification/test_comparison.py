@@ -12,9 +12,11 @@ import pytest
 import xarray as xr
 from verification_cases import oracle_forecast
 
+from verification import kernels
 from verification import scores as vs
 from verification.comparison import against_reference, interval_card
 from verification.config import VerifyConfig
+from verification.kernels import crps_ensemble
 from verification.output import write_scores
 from verification.resampling import score_parts
 from verification.scorecard import verify
@@ -189,3 +191,27 @@ def test_one_block_with_a_reference_warns_once(small_synthetic, caplog):
     with caplog.at_level("WARNING"):
         verify(forecast, truth, VerifyConfig(**QUIET), reference=forecast)
     assert caplog.text.count("fall in one 1D block") == 1, caplog.text
+
+
+def test_a_reference_adds_one_crps_pass_of_its_own_and_none_of_the_forecasts(
+    small_synthetic, monkeypatch
+):
+    """On dask the forecast's pointwise fair CRPS is one computation that its score, its
+    per-init parts and the paired comparison share; the reference adds only its own."""
+    config, truth = small_synthetic
+    forecast = oracle_forecast(config, truth, 6, (6,), 5).chunk({"init_time": 2})
+    reference = oracle_forecast(config, truth, 6, (6,), 5, seed=7, spread_factor=0.2)
+    points = []
+
+    def counted(members, truth, *, fair):
+        if fair:
+            points.append(truth.size)
+        return crps_ensemble(members, truth, fair=fair)
+
+    monkeypatch.setattr(kernels, "crps_ensemble", counted)
+    settings = VerifyConfig(scores=("fair_crps",), **QUIET)
+    verify(forecast, truth, settings)
+    alone = sum(points)
+    points.clear()
+    verify(forecast, truth, settings, reference=reference.chunk({"init_time": 2}))
+    assert sum(points) == 2 * alone
