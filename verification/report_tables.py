@@ -60,9 +60,11 @@ SKILL = (
     Column("RMSE (mean)", "ensemble_mean_rmse"),
     Column("bias (mean)", "ensemble_mean_error"),
     Column("points", "n_verified", format=count),
+    Column("points with reference", "n_verified_with_reference", format=count),
     Column("no truth", "n_missing_truth", format=count),
 )
-"""How good: the skill table (Δ CRPS: the interval of CRPS − reference CRPS)."""
+"""How good: the skill table (Δ CRPS: the interval of CRPS − reference CRPS; points with
+reference only where the reference lacks some of the points verified)."""
 
 CALIBRATION = (
     Column("spread", "ensemble_spread"),
@@ -120,8 +122,13 @@ def scorecard_tables(card: xr.Dataset) -> dict[str, str]:
         for name in map(str, card.data_vars)
         if name.startswith("brier_score_")
     ]
+    skill = _present(card, SKILL)
+    if "n_verified_with_reference" in card and card.n_verified_with_reference.equals(
+        card.n_verified
+    ):  # the reference holds every point verified: the column would repeat "points"
+        skill = [c for c in skill if c.score != "n_verified_with_reference"]
     tables = {
-        "skill": score_table(card, _present(card, SKILL)),
+        "skill": score_table(card, skill),
         "calibration": score_table(card, _present(card, CALIBRATION)),
     }
     return tables | ({"events": score_table(card, brier)} if brier else {})
@@ -131,8 +138,9 @@ NOTES = {
     "skill": "fair CRPS: unbiased for the ensemble's distribution (lower is better), in the "
     "variable's units; [low, high]: its bootstrap interval; CRPS skill: 1 − CRPS/reference "
     "CRPS; Δ CRPS: interval of CRPS − reference CRPS (below 0: better than the reference); "
-    "RMSE and bias of the ensemble mean; points verified, and skipped for no truth (a valid "
-    "time the analysis lacks, or a masked point).",
+    "RMSE and bias of the ensemble mean; points verified, those of them the reference holds "
+    "too (shown when it lacks some: its CRPS, the skill and Δ CRPS compare the two on "
+    "those), and skipped for no truth (a valid time the analysis lacks, or a masked point).",
     "calibration": "spread/skill: with the finite-ensemble factor sqrt((M+1)/M), 1 is "
     "reliable; rank δ: Candille–Talagrand flatness, about 1 when flat (inflated by spatial "
     "correlation); rank p: flatness p-value (independent ranks assumed); rank max/min: "

@@ -72,6 +72,17 @@ def test_the_scorecard_is_a_few_narrow_tables_holding_every_score(tree):
     assert "t2m (K)" in skill and "z500 (m2 s-2)" in skill  # units beside the variable
 
 
+def test_points_with_reference_show_only_where_the_reference_lacks_some(tree):
+    card = tree["scorecard"].to_dataset()
+    assert (card.n_verified_with_reference == card.n_verified).all()
+    assert "points with reference" not in scorecard_tables(card)["skill"]
+    fewer = card.n_verified_with_reference - 7
+    skill = scorecard_tables(card.assign(n_verified_with_reference=fewer))["skill"]
+    first = card.sel(variable="t2m").isel(lead_time=0)
+    assert "points with reference" in skill
+    assert f"<td>{int(first.n_verified)}</td><td>{int(first.n_verified) - 7}</td>" in skill
+
+
 def test_the_physics_table_shows_whatever_checks_it_gets_and_n_a_for_none_computed(tree):
     physics = tree["physics"].to_dataset().copy(deep=True)
     names = [f"made_up_check_{i}" for i in range(physics.sizes["check"])]
