@@ -249,6 +249,7 @@ def write_forecast(
     provenance: ForecastProvenance,
     *,
     replace: bool = True,
+    skip_unchanged: bool = False,
 ) -> pd.DatetimeIndex:
     """Write ``forecast`` (dims ``init_time, member, lead_time, [level], latitude,
     longitude``) into the store at ``path`` in one transaction: create it, append new
@@ -256,9 +257,10 @@ def write_forecast(
     else); the initial times written.
 
     ``replace=False`` keeps an initial time the store already holds completely (another
-    run wrote it meanwhile) and writes only the others. Raises StoreError if the store
-    holds another model, sampler, seed, member count, lead times, levels or grid.
-    """
+    run wrote it meanwhile) and writes only the others. ``skip_unchanged=True`` leaves an
+    initial time the store holds with the same values as it is (no chunk written again, nor
+    kept twice by the store's history). Raises StoreError if the store holds another model,
+    sampler, seed, member count, lead times, levels or grid."""
     path = Path(path)
     _check_layout(forecast)
     ds = _prepare(forecast, provenance)
@@ -290,16 +292,29 @@ def write_forecast(
             times = pd.DatetimeIndex(ds[INIT_TIME].values)
         rerun = times.isin(stored)
         along = ds.drop_vars([v for v in ds.variables if INIT_TIME not in ds[v].dims])
+        kept = []
         for t in times[rerun]:
             index = int(stored.get_loc(t))
-            along.sel({INIT_TIME: [t]}).to_zarr(
+            one = along.sel({INIT_TIME: [t]})
+            if skip_unchanged and t in done:
+                one = one.load()
+                if _same_values(existing.isel({INIT_TIME: [index]}), one):
+                    kept.append(t)
+                    continue
+            one.to_zarr(
                 store, region={INIT_TIME: slice(index, index + 1)}, mode="r+", consolidated=False
             )
         if (~rerun).any():  # only arrays along init_time: the others stay as they are
             appended = along.isel({INIT_TIME: np.flatnonzero(~rerun)})
             appended.to_zarr(store, append_dim=INIT_TIME, zarr_format=3, consolidated=False)
-    log.info("%s: overwrote %d and appended %d initial time(s)", path, rerun.sum(), (~rerun).sum())
-    return times
+    written = f"overwrote {rerun.sum() - len(kept)} and appended {(~rerun).sum()} initial time(s)"
+    log.info("%s: %s%s", path, written, f"; kept {len(kept)} as they were" * bool(kept))
+    return times.drop(kept)
+
+
+def _same_values(stored: xr.Dataset, new: xr.Dataset) -> bool:
+    """Whether the store's variables hold exactly ``new``'s values (NaN where it has NaN)."""
+    return all(np.array_equal(stored[k].values, v.values, equal_nan=True) for k, v in new.items())
 
 
 def _span(times: pd.DatetimeIndex) -> str:

@@ -352,8 +352,8 @@ def bias_correct_store(
 ) -> Corrected:
     """``wxens bias-correct``: the complete initial times of the forecast store ``forecast``
     corrected by the chain of ``spec`` (:meth:`DecayingAverageBias.from_spec`) against the
-    analysis store ``truth`` into the forecast store ``out`` (created, or its initial times
-    overwritten and new ones appended), its provenance that of the raw store plus the
+    analysis store ``truth`` into the forecast store ``out`` (created, or the initial times
+    whose correction changed overwritten, new ones appended), its provenance the raw's plus the
     correction. Returns :func:`bias_correct`'s result.
 
     Refused, with nothing written: ``out`` naming the raw store itself (later corrections
@@ -389,7 +389,8 @@ def bias_correct_store(
             truth,
         )
     result = bias_correct(raw, analysis, DecayingAverageBias.from_spec(spec))
-    write_forecast(out, result.forecast, ForecastProvenance.from_attrs(result.forecast.attrs))
+    provenance = ForecastProvenance.from_attrs(result.forecast.attrs)
+    write_forecast(out, result.forecast, provenance, skip_unchanged=True)
     return result
 
 

@@ -13,7 +13,12 @@ import xarray as xr
 from warm import warm_forecast
 
 from flows.cli import main
-from generators.correction.bias import DecayingAverageBias, DecayingAverageSpread, bias_correct
+from generators.correction.bias import (
+    DecayingAverageBias,
+    DecayingAverageSpread,
+    bias_correct,
+    bias_correct_store,
+)
 from generators.correction.spec import CorrectionSpec
 from generators.correction.tuned import checkpoint_digest, save_tuned
 from pipeline.errors import InputError
@@ -289,3 +294,25 @@ def test_the_newest_forecasts_truth_yet_to_come_is_no_warning(analysis, caplog):
     with caplog.at_level("WARNING", logger="pipeline.alignment"):
         bias_correct(forecast, gap, DecayingAverageBias(1.0))
     assert "the truth lacks 1 of the" in caplog.text
+
+
+def test_a_rerun_rewrites_only_the_initial_times_whose_correction_changed(
+    analysis, tmp_path, caplog
+):
+    # a daily `wxens run` corrects the whole history again: every initial time was written
+    # again each day, the store's cost (and its history's) growing with the history
+    raw, out, fresh = (tmp_path / name for name in ("raw.zarr", "out.zarr", "fresh.zarr"))
+    provenance = ForecastProvenance("flow_matching", "abc", "euler:nfe=2", 2, 0)
+    forecast = warm_forecast(analysis, 1.5)
+    write_forecast(raw, forecast.isel(init_time=slice(0, 12)), provenance)
+    spec, truth = CorrectionSpec(0.2), analysis.path
+    bias_correct_store(raw, truth, out, spec)
+    # the next day: 4 new cycles, and cycle 4 drawn again (warmer members)
+    redrawn = forecast.isel(init_time=[4, 12, 13, 14, 15])
+    write_forecast(raw, redrawn + 0.5 * (redrawn.init_time == redrawn.init_time[0]), provenance)
+    with caplog.at_level("INFO", logger="pipeline.forecast_store"):
+        bias_correct_store(raw, truth, out, spec)
+    # cycle 4 and cycle 8, whose bias (by time of day) learnt from its errors, change
+    assert "overwrote 2 and appended 4 initial time(s); kept 10 as they were" in caplog.text
+    bias_correct_store(raw, truth, fresh, spec)
+    xr.testing.assert_identical(open_forecast(out).load(), open_forecast(fresh).load())
