@@ -3,7 +3,7 @@
 - :func:`latest_init_times`: the most recent analysis times on the forecast cycle that
   have the model's whole conditioning window of data before them;
 - :func:`truth_arrived`: the completely written initial times of a forecast whose every
-  valid time is in the analysis store, i.e. that can be verified now.
+  valid time the analysis store has reached, i.e. that can be verified now.
 
 Both read coordinates and attributes only (no field data), so a flow can call them at
 every scheduled run.
@@ -100,9 +100,11 @@ def skipped_cycles(
 
 
 def truth_arrived(forecast: str | Path, analysis: AnalysisStore | str | Path) -> pd.DatetimeIndex:
-    """The complete initial times of the forecast store ``forecast`` whose every valid time
-    holds data in ``analysis`` (a missing time does not), in order; empty when the
-    forecast store does not exist yet."""
+    """The complete initial times of the forecast store ``forecast`` whose valid times the
+    analysis has all reached (its last time with data is at or after each), some holding
+    data, in order; empty when the forecast store does not exist yet. A valid time missing
+    inside the analysis (an analysis that never arrived) does not hold its cycle back for
+    good: the cycle is verified, that lead's truth scored as missing."""
     done = complete_init_times(forecast)
     if done.empty:
         return done
@@ -110,7 +112,11 @@ def truth_arrived(forecast: str | Path, analysis: AnalysisStore | str | Path) ->
     if not isinstance(analysis, AnalysisStore):
         analysis = open_store(analysis)
     available = available_times(analysis)
-    arrived = [
-        t for t in done if pd.DatetimeIndex(valid.sel({INIT_TIME: t}).values).isin(available).all()
-    ]
+    if available.empty:
+        return pd.DatetimeIndex([])
+    arrived = []
+    for t in done:
+        times = pd.DatetimeIndex(valid.sel({INIT_TIME: t}).values)
+        if times.max() <= available.max() and times.isin(available).any():
+            arrived.append(t)
     return pd.DatetimeIndex(arrived)

@@ -113,8 +113,14 @@ def test_truth_arrived_only_for_complete_inits_whose_valid_times_are_all_in(tmp_
     with transaction(path, "test: flag 01T12 half-written") as writable:
         zarr.open_group(writable, mode="r+")["complete"][1] = False  # not verifiable
     assert truth_arrived(path, store).equals(pd.DatetimeIndex([inits[0], inits[2]]))
+    # an analysis that never came (02T12, inside the store) does not hold 02T06 back for
+    # good: it is verified, its 6 h truth missing; 01T00 has both its valid times, 02T12
+    # still waits for 03T00
     gap = analysis(store.dataset.time.values, missing=["2000-01-02T12"])
-    assert truth_arrived(path, gap).equals(pd.DatetimeIndex([inits[0]]))
+    assert truth_arrived(path, gap).equals(pd.DatetimeIndex([inits[0], inits[2]]))
+    # nor does one at the store's end: 02T18 is the last time, and missing
+    end = analysis(store.dataset.time.values, missing=["2000-01-02T18"])
+    assert truth_arrived(path, end).equals(pd.DatetimeIndex([inits[0]]))
 
 
 def test_times_whose_window_has_a_missing_time_are_not_chosen():
