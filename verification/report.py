@@ -161,6 +161,14 @@ def _rank_histograms(tree: xr.DataTree) -> Captioned:
     )
 
 
+def _listed(root: xr.Dataset, name: str) -> list[str]:
+    """A list attribute, in memory or as a scores file holds it (joined by "; ")."""
+    value = root.attrs.get(name)
+    if isinstance(value, str):
+        return value.split("; ") if value else []
+    return [] if value is None else list(value)
+
+
 def _figure_html(item: Captioned) -> str:
     return (
         f"<figure><h3>{html.escape(item.title)}</h3>"
@@ -176,11 +184,13 @@ def render_report(
     root = tree.to_dataset()
     card = tree["scorecard"].to_dataset()
     leads = card["lead_time"].values / np.timedelta64(1, "h")
-    missing = root.attrs.get("missing_valid_times") or []
-    missing = [missing] if isinstance(missing, str) and missing else list(missing)
+    missing, inits = _listed(root, "missing_valid_times"), _listed(root, "init_times")
+    period = (
+        f" ({inits[0]} to {inits[-1]})" if len(inits) > 1 else "".join(f" ({t})" for t in inits)
+    )
     summary = (
         f"<p>{int(root.attrs.get('n_members', 0))} members, {int(root.attrs.get('n_init_times', 0))} "
-        f"init times, leads {', '.join(f'{h:g}' for h in leads)} h, variables "
+        f"init times{html.escape(period)}, leads {', '.join(f'{h:g}' for h in leads)} h, variables "
         f"{', '.join(map(str, card['variable'].values))}. Scores are cos-latitude-weighted means "
         f"over {html.escape(', '.join(map(str, np.atleast_1d(root.attrs.get('mean_over', [])))))}. "
         f"{len(missing)} valid time(s) missing from the analysis (skipped and counted).</p>"

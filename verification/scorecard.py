@@ -24,6 +24,9 @@ NetCDF groups, reopened with ``xr.open_datatree``):
                      (not_computed) for every check or part that is n/a.
 ``/maps``            (variable, member, latitude, longitude) a few members and the
                      truth of the first init time at the longest lead, for plots.
+
+The root's attrs say what was verified: ``n_members``, ``n_init_times`` and ``init_times``,
+``missing_valid_times`` (lists, joined by "; " in the file), the config.
 """
 
 from __future__ import annotations
@@ -193,6 +196,7 @@ def verify(
         attrs={
             "n_members": f.sizes[MEMBER],
             "n_init_times": f.sizes[INIT_TIME],
+            "init_times": [str(t) for t in pd.DatetimeIndex(f[INIT_TIME].values)],
             "missing_valid_times": [str(v) for v in aligned.missing_valid_times],
             "config": repr(asdict(config)),
             "mean_over": list(config.mean_over),

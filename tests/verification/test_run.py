@@ -70,6 +70,9 @@ def test_verify_store_writes_what_verify_computes_and_the_report(stores, tmp_pat
     written = xr.open_datatree(done.scores)
     xr.testing.assert_allclose(written["scorecard"].to_dataset(), direct["scorecard"].to_dataset())
     assert written.attrs["n_init_times"] == 4
+    stamps = [str(pd.Timestamp(t)) for t in inits]
+    assert written.attrs["init_times"].split("; ") == stamps  # which, not only how many
+    assert f"4 init times ({stamps[0]} to {stamps[-1]})" in done.report.read_text()
     assert written.attrs["wxens_generator"] == "oracle"  # the store's provenance is kept
 
 
