@@ -49,13 +49,7 @@ from pipeline.running_statistics import RunningStatistics
 from pipeline.schema import HORIZONTAL, LAT, LEVEL, LON, SCHEMA_VERSION, TIME, VARIABLES
 from pipeline.sources import Source
 from pipeline.timeaxis import describe_step, native_step, off_axis, without_late_times
-from pipeline.transaction import (
-    collect_garbage,
-    has_root_group,
-    lock_path,
-    locked,
-    transaction,
-)
+from pipeline.transaction import collect_garbage, has_root_group, lock_path, locked, transaction
 
 __all__ = ["AnalysisStore", "ingest", "open_canonical", "open_store", "read_state"]
 
@@ -221,7 +215,12 @@ def _log_kept_and_resumed(
         )
     resumed = int((todo < old_times).sum())
     if resumed:
-        log.info("%s: writing %d time(s) an interrupted ingest left unwritten", path, resumed)
+        log.info(  # two ingests at once write the same values: either one finishes it
+            "%s: writing %d time(s) of the store not yet written (an ingest was interrupted "
+            "there, or another one is writing them now)",
+            path,
+            resumed,
+        )
 
 
 def _create(ds: xr.Dataset, origin: str, store: Store) -> str:

@@ -119,7 +119,7 @@ def test_resumed_ingest_counts_only_the_times_written(tmp_path, monkeypatch, cap
         ingest(tmp_path / "all.nc", store, progress=False)
     assert "8 of the input's 8 time(s) are in the store already" not in caplog.text
     assert "2 of the input's 8 time(s) are in the store already: kept as written" in caplog.text
-    assert "6 time(s) an interrupted ingest left unwritten" in caplog.text
+    assert "6 time(s) of the store not yet written (an ingest was interrupted" in caplog.text
     assert open_store(store).dataset.sizes["time"] == 8
 
 
