@@ -369,10 +369,10 @@ def load_train_config(path: str | Path, overrides: list[str] | tuple[str, ...] =
             f"{path}: no 'model' section; give at least `model: {{kind: flow_matching}}`"
         )
     try:
-        return from_mapping(TrainConfig, data, where=str(Path(path).name))
+        return from_mapping(TrainConfig, data, where=str(path))
     except InputError as err:
         if overrides and "model" in raw:  # the file's own error first, else the overrides'
-            from_mapping(TrainConfig, raw, where=str(Path(path).name))
+            from_mapping(TrainConfig, raw, where=str(path))
             raise InputError(f"{err} (as --set {' --set '.join(overrides)} made it)") from None
         raise
 

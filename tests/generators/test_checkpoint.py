@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 
 import numpy as np
@@ -168,7 +169,7 @@ def test_configs_load_from_yaml_and_toml_with_overrides(tmp_path):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("optim.lrr=1", r"unknown key\(s\) \['lrr'\] in c.yaml.optim"),
+        ("optim.lrr=1", r"unknown key\(s\) \['lrr'\] in \S*/c.yaml.optim"),
         ("steps=many", "c.yaml.steps must be an integer"),
         ("model.backbone.channels=3", "come from the data"),
         ("model.kind=gan", "unknown generator 'gan'"),
@@ -362,3 +363,12 @@ def test_a_save_past_a_file_size_limit_raises_the_file_systems_error(stores, tmp
     assert err.value.errno == errno.EFBIG and "last.pt" in str(err.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
     assert load_checkpoint(tmp_path).digest == first.digest
+
+
+def test_a_bad_config_is_named_by_its_path_not_only_its_file_name(tmp_path):
+    # runs/a/config.yaml and runs/b/config.yaml were both "config.yaml" in the error
+    (tmp_path / "b").mkdir()
+    path = tmp_path / "b" / "config.yaml"
+    path.write_text("model: {kind: flow_matching, bogus: 1}\n")
+    with pytest.raises(InputError, match=f"in {re.escape(str(path))}.model; known keys"):
+        load_train_config(path)
