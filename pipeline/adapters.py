@@ -41,6 +41,7 @@ from pipeline.normalize import (
     VARIABLE_ALIASES,
     canonical_units,
 )
+from pipeline.normalize_time import HAS_MESSAGE
 from pipeline.registry import Registry
 from pipeline.schema import (
     CONTROL_MEMBER,
@@ -65,6 +66,11 @@ FORECAST_DIMS = (INIT_TIME, MEMBER, LEAD_TIME, LEVEL, LAT, LON)
 VALID_TIME_AS_GIVEN = "valid_time_as_given"
 #: Scalar coordinates of GRIB/WB2 files that describe a level type, not the data.
 _LEVEL_TYPE_COORDS = ("surface", "heightAboveGround", "meanSea", "height", "depthBelowLandLayer")
+#: Coordinates that describe the file, not the forecast, dropped on the way in: the level
+#: types above and the GRIB source's mark of the (time, step) cells a message holds (a cell
+#: without one is NaN in the data; the mark, chunked apart from the fields, would stop
+#: every score of a file of several starts with "inconsistent chunks").
+_FILE_COORDS = (*_LEVEL_TYPE_COORDS, HAS_MESSAGE)
 
 
 class ForecastLayout(ABC):
@@ -85,7 +91,7 @@ class ForecastLayout(ABC):
         given = ds.coords.get(VALID_TIME)
         if given is not None and not given.attrs.get(VALID_TIME_AS_GIVEN):
             given = None
-        ds = ds.drop_vars([c for c in (VALID_TIME, *_LEVEL_TYPE_COORDS) if c in ds.coords])
+        ds = ds.drop_vars([c for c in (VALID_TIME, *_FILE_COORDS) if c in ds.coords])
         names = {**COORD_ALIASES, **cls.dims}
         if MEMBER not in ds.dims and all(names.get(d) != MEMBER for d in ds.dims):
             alias = next((a for a in MEMBER_ALIASES if a in ds.dims), None)

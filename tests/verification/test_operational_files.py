@@ -1,0 +1,38 @@
+"""Operational files of other producers as they arrive, through verify (the QA walkthrough)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_operational_ensembles import CONFIG, SETTINGS, fair_crps_of_offsets, write_ens_grib
+
+from pipeline.alignment import align_with_truth
+from pipeline.sources.synthetic import synthetic_dataset
+from verification.run import open_forecast_any
+from verification.scorecard import verify
+
+
+@pytest.fixture(scope="module")
+def fields():
+    return synthetic_dataset(CONFIG).load()
+
+
+def test_a_grib_of_several_starts_verifies_against_a_truth_chunked_by_time(fields, tmp_path):
+    """A GRIB of two starts has time and step dims, so its source marks the (time, step)
+    cells a message holds; that mark stayed on the forecast and on the paired truth, whose
+    init_time chunks (from the truth's time chunks) it did not share: every multi-start
+    ENS GRIB failed with "inconsistent chunks along dimension init_time"."""
+    grib = tmp_path / "two_starts.grib"
+    with open(grib, "wb") as out:
+        for start in (0, 1):
+            part = write_ens_grib(tmp_path / f"{start}.grib", fields, range(4), init_index=start)
+            out.write(part.read_bytes())
+    forecast = open_forecast_any(grib)
+    analysis = fields.chunk({"time": 1})
+    paired = align_with_truth(forecast, analysis)
+    assert set(paired.truth.coords) == {"init_time", "lead_time", "valid_time", "level"} | {
+        "latitude",
+        "longitude",
+    }
+    card = verify(forecast, analysis, SETTINGS)["scorecard"].to_dataset()
+    np.testing.assert_allclose(card["fair_crps"], fair_crps_of_offsets(range(4)), rtol=1e-4)
