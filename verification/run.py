@@ -110,9 +110,11 @@ def verify_store(
         raise InputError(f"members={members!r}: expected one of {', '.join(MEMBER_CHOICES)}")
     if members == "perturbed":
         ensemble = perturbed_members(ensemble, forecast)
-    other = None if reference is None else open_forecast_any(reference)
+    ensemble = _in_wxens_layout(ensemble, forecast)
+    other = None
+    if reference is not None:
+        other = _in_wxens_layout(open_forecast_any(reference), f"the reference {reference}")
     if variables:
-        ensemble = to_wxens_forecast(ensemble)
         missing = [v for v in variables if v not in ensemble.data_vars]
         if missing:
             raise InputError(
@@ -121,8 +123,6 @@ def verify_store(
             )
         ensemble = ensemble[list(variables)]
     if init_times is not None:
-        if INIT_TIME not in ensemble.dims:  # another layout's name for it
-            ensemble = to_wxens_forecast(ensemble)
         ensemble = _select_init_times(ensemble, init_times, forecast)
     analysis = open_store(truth).dataset
     with scheduler if scheduler is not None else nullcontext():
@@ -134,6 +134,16 @@ def verify_store(
             tree, report, sources=f"forecast {forecast} against analysis {truth}{against}"
         )
     return Verified(tree, written, None if report is None else Path(report))
+
+
+def _in_wxens_layout(ensemble: xr.Dataset, named: object) -> xr.Dataset:
+    """``ensemble`` in the wxens layout; an InputError of the mapping names the file
+    (``named``), which the mapping does not know: with a ``--reference`` either could be
+    the one at fault. The attributes (a wxens store's provenance) are kept."""
+    try:
+        return to_wxens_forecast(ensemble).assign_attrs(ensemble.attrs)
+    except InputError as err:
+        raise InputError(f"{named}: {err}") from None
 
 
 def _select_init_times(ensemble: xr.Dataset, init_times: Any, forecast: Any) -> xr.Dataset:

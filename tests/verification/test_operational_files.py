@@ -7,14 +7,23 @@ import pytest
 from test_operational_ensembles import CONFIG, SETTINGS, fair_crps_of_offsets, write_ens_grib
 
 from pipeline.alignment import align_with_truth
+from pipeline.errors import InputError
 from pipeline.sources.synthetic import synthetic_dataset
-from verification.run import open_forecast_any
+from pipeline.store import ingest
+from verification.run import open_forecast_any, verify_store
 from verification.scorecard import verify
 
 
 @pytest.fixture(scope="module")
 def fields():
     return synthetic_dataset(CONFIG).load()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("truth") / "analysis.zarr"
+    ingest(CONFIG.to_spec(), path, progress=False)
+    return path
 
 
 def test_a_grib_of_several_starts_verifies_against_a_truth_chunked_by_time(fields, tmp_path):
@@ -36,3 +45,22 @@ def test_a_grib_of_several_starts_verifies_against_a_truth_chunked_by_time(field
     }
     card = verify(forecast, analysis, SETTINGS)["scorecard"].to_dataset()
     np.testing.assert_allclose(card["fair_crps"], fair_crps_of_offsets(range(4)), rtol=1e-4)
+
+
+def test_a_forecast_or_reference_of_no_known_layout_is_named(fields, store, tmp_path):
+    """With --reference either file may be the one wxens cannot read: the error named
+    neither ("cannot tell the forecast layout of a dataset with dims ...")."""
+    write_ens_grib(tmp_path / "ens.grib", fields, range(3))
+    fields[["t2m"]].isel(time=[0, 1]).to_netcdf(tmp_path / "analysis_like.nc")
+    for forecast, reference, named in (
+        ("analysis_like.nc", None, "analysis_like.nc"),
+        ("ens.grib", "analysis_like.nc", "the reference .*analysis_like.nc"),
+    ):
+        with pytest.raises(InputError, match=rf"{named}: cannot tell the forecast layout"):
+            verify_store(
+                tmp_path / forecast,
+                store,
+                tmp_path / "scores.nc",
+                config=SETTINGS,
+                reference=None if reference is None else tmp_path / reference,
+            )
