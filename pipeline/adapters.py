@@ -250,6 +250,11 @@ def detect_layout(ds: xr.Dataset) -> type[ForecastLayout]:
 
 def to_wxens_forecast(ds: xr.Dataset, layout: str | None = None) -> xr.Dataset:
     """``ds`` (any registered layout, detected unless named) in the wxens forecast layout."""
+    if not ds.data_vars:
+        raise InputError(
+            f"the forecast holds no data variables, only coordinates "
+            f"{sorted(map(str, ds.coords))}; is it the file of a write that failed?"
+        )
     cls = LAYOUTS[layout] if layout else detect_layout(ds)
     return cls.to_wxens(ds)
 

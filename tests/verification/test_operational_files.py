@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import xarray as xr
 from test_operational_ensembles import CONFIG, SETTINGS, fair_crps_of_offsets, write_ens_grib
 
 from pipeline.alignment import align_with_truth
@@ -45,6 +46,17 @@ def test_a_grib_of_several_starts_verifies_against_a_truth_chunked_by_time(field
     }
     card = verify(forecast, analysis, SETTINGS)["scorecard"].to_dataset()
     np.testing.assert_allclose(card["fair_crps"], fair_crps_of_offsets(range(4)), rtol=1e-4)
+
+
+def test_a_file_of_coordinates_only_is_refused_naming_it(store, tmp_path):
+    """A NetCDF whose write failed after its coordinates (xarray cannot write float16 to
+    NetCDF, say) holds no variables: it stopped verify with a KeyError on 'lead_time'."""
+    empty = tmp_path / "empty.nc"
+    coords = {"time": CONFIG.start, "step": np.timedelta64(0, "h"), "number": [0, 1]}
+    xr.Dataset(coords={**coords, "latitude": [50.0], "longitude": [0.0]}).to_netcdf(empty)
+    with pytest.raises(InputError, match=r"empty\.nc: .*no data variables"):
+        verify_store(empty, store, tmp_path / "scores.nc", config=SETTINGS)
+    assert not (tmp_path / "scores.nc").exists()
 
 
 def test_a_forecast_or_reference_of_no_known_layout_is_named(fields, store, tmp_path):
