@@ -30,6 +30,8 @@ STEP = "step"
 #: A boolean coordinate over the (time, step) cells of a GRIB file: whether a message
 #: holds the cell (cfgrib fills the others with NaN).
 HAS_MESSAGE = "wxens_has_message"
+#: The initial time of each valid time of a file of several starts, while it is read.
+_START = "wxens_start"
 
 _DROP_COORDS = (
     "number",
@@ -57,9 +59,9 @@ def to_time_axis(ds: xr.Dataset, origin: str) -> xr.Dataset:
         ds = ds.expand_dims(scalar[0]) if scalar else ds
     if STEP in ds.dims and TIME in ds.dims:  # forecasts from several initial times
         ds = ds.stack(_cell=(TIME, STEP))
-        valid = ds[TIME].values + ds[STEP].values
+        starts, valid = ds[TIME].values, ds[TIME].values + ds[STEP].values
         ds = ds.drop_vars(["_cell", TIME, STEP, VALID_TIME], errors="ignore")
-        ds = ds.rename({"_cell": TIME}).assign_coords({TIME: valid})
+        ds = ds.rename({"_cell": TIME}).assign_coords({TIME: valid, _START: (TIME, starts)})
     elif STEP in ds.dims and TIME in ds.coords:  # one initial time and its steps
         ds = ds.assign_coords({VALID_TIME: ds[TIME] + ds[STEP]}).swap_dims({STEP: VALID_TIME})
     if TIME not in ds.dims and VALID_TIME in ds.dims:
@@ -75,10 +77,29 @@ def to_time_axis(ds: xr.Dataset, origin: str) -> xr.Dataset:
         )
     if HAS_MESSAGE in ds.coords:
         ds = _cells_with_a_message(ds, origin)
+    if _START in ds.coords:
+        _refuse_overlapping_starts(ds, origin)
+        ds = ds.drop_vars(_START)
     ds = _whole_seconds(ds, origin)
     ds = ds.drop_vars([c for c in _DROP_COORDS if c in ds.coords and c not in ds.dims])
     ds[TIME].attrs = {"standard_name": "time", "long_name": "time"}  # whichever way it came
     return ds
+
+
+def _refuse_overlapping_starts(ds: xr.Dataset, origin: str) -> None:
+    """InputError where forecasts of several starts (``ds``'s :data:`_START` along its
+    valid times) reach one valid time: an ensemble or forecast file, not analyses."""
+    times = pd.DatetimeIndex(ds[TIME].values)
+    if not times.has_duplicates:
+        return
+    first = times[times.duplicated()][0]
+    starts = sorted({str(pd.Timestamp(t)) for t in ds[_START].values[times == first]})
+    raise InputError(
+        f"{origin}: its forecasts of {len(np.unique(ds[_START].values))} initial times overlap "
+        f"({first} is a valid time of the starts {', '.join(starts[:3])}), and an analysis "
+        "holds each time once: ingest one step of every start (--select step=0: the states "
+        "the forecasts start from) or score the file as a forecast (wxens verify)"
+    )
 
 
 def _durations(step: xr.DataArray, origin: str) -> xr.Variable:

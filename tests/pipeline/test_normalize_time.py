@@ -238,3 +238,38 @@ def test_without_cfgribs_message_index_every_cell_is_taken_as_held(caplog):
     with caplog.at_level("WARNING", logger="pipeline.sources.grib"):
         assert _cells_with_a_message(ds) is None
     assert "message index not found" in caplog.text
+
+
+def test_a_forecast_file_of_overlapping_starts_says_so_and_how_to_ingest_it(tmp_path, capsys):
+    """Forecasts of 00 and 12 UTC with steps 0 and 12 h (the first's 12 h is the second's
+    0 h), one member selected: the refusal said "duplicate time(s) ... are two input files
+    covering the same period?" of a single file; it names the overlapping starts and the
+    --select step=0 that ingests the states they start from."""
+    starts = pd.to_datetime(["2021-01-01T00", "2021-01-01T12", "2021-01-02T00"])
+    steps = pd.to_timedelta([0, 12], "h")
+    values = np.arange(3 * 2 * 2 * 4, dtype="float32").reshape(3, 2, 2, 2, 2)
+    ds = xr.Dataset(
+        {"t2m": (("time", "step", "number", "latitude", "longitude"), values, {"units": "K"})},
+        coords={"time": starts, "step": steps, "number": [0, 1], "latitude": LAT, "longitude": LON},
+    )
+    ds.to_netcdf(tmp_path / "ens.nc")
+    store = tmp_path / "s.zarr"
+    code, _, err = cli(
+        capsys, str(tmp_path / "ens.nc"), "--select", "number=1", "--store", str(store)
+    )
+    assert code == 2 and "ens.nc" in err and "2021-01-01 12:00:00" in err
+    assert "initial times overlap" in err and "--select step=0" in err
+    assert "two input files" not in err and not store.exists()
+    code, _, _ = cli(
+        capsys,
+        str(tmp_path / "ens.nc"),
+        "--select",
+        "number=1",
+        "--select",
+        "step=0",
+        "--store",
+        str(store),
+    )
+    kept = open_store(store).dataset
+    assert code == 0 and (kept.time.values == starts.values).all()
+    np.testing.assert_array_equal(kept.t2m.values, values[:, 0, 1])
