@@ -45,10 +45,25 @@ _DROP_COORDS = (
 )
 
 
+#: CF's (NetCDF of the Copernicus data stores, Iris) names of cfgrib's ``time`` and ``step``.
+_CF_FORECAST = {"forecast_reference_time": TIME, "forecast_period": STEP}
+#: WeatherBench 2's name of cfgrib's ``step`` (its ``time`` is the initial time).
+_WB2_LEAD = "prediction_timedelta"
+
+
 def to_time_axis(ds: xr.Dataset, origin: str) -> xr.Dataset:
-    """Analyses are indexed by valid time: cfgrib's (time, step) become one ``time``; a
+    """Analyses are indexed by valid time: cfgrib's (time, step), CF's
+    (forecast_reference_time, forecast_period) or WeatherBench 2's (time,
+    prediction_timedelta), become one ``time``, and so does a start with one lead; a
     file of one time (a scalar ``valid_time``, or ``time`` and maybe ``step``) has a
     ``time`` of size one."""
+    lead = STEP  # the file's name of it, for --select
+    if {TIME, STEP}.isdisjoint(ds.variables) and set(_CF_FORECAST) <= set(ds.variables):
+        lead = "forecast_period"  # CF's names of (time, step): both, or a start is no time
+        ds = ds.rename(_CF_FORECAST)
+    if STEP not in ds.variables and _WB2_LEAD in ds.variables:
+        ds = ds.rename({_WB2_LEAD: STEP})
+        lead = _WB2_LEAD
     if STEP in ds.coords and ds[STEP].dtype.kind != "m":
         ds = ds.assign_coords({STEP: _durations(ds[STEP], origin)})
     for name in (TIME, VALID_TIME):
@@ -78,7 +93,7 @@ def to_time_axis(ds: xr.Dataset, origin: str) -> xr.Dataset:
     if HAS_MESSAGE in ds.coords:
         ds = _cells_with_a_message(ds, origin)
     if _START in ds.coords:
-        _refuse_overlapping_starts(ds, origin)
+        _refuse_overlapping_starts(ds, origin, lead)
         ds = ds.drop_vars(_START)
     ds = _whole_seconds(ds, origin)
     ds = ds.drop_vars([c for c in _DROP_COORDS if c in ds.coords and c not in ds.dims])
@@ -86,9 +101,10 @@ def to_time_axis(ds: xr.Dataset, origin: str) -> xr.Dataset:
     return ds
 
 
-def _refuse_overlapping_starts(ds: xr.Dataset, origin: str) -> None:
+def _refuse_overlapping_starts(ds: xr.Dataset, origin: str, lead: str) -> None:
     """InputError where forecasts of several starts (``ds``'s :data:`_START` along its
-    valid times) reach one valid time: an ensemble or forecast file, not analyses."""
+    valid times) reach one valid time: an ensemble or forecast file, not analyses; ``lead``
+    is the file's name of the steps."""
     times = pd.DatetimeIndex(ds[TIME].values)
     if not times.has_duplicates:
         return
@@ -97,7 +113,7 @@ def _refuse_overlapping_starts(ds: xr.Dataset, origin: str) -> None:
     raise InputError(
         f"{origin}: its forecasts of {len(np.unique(ds[_START].values))} initial times overlap "
         f"({first} is a valid time of the starts {', '.join(starts[:3])}), and an analysis "
-        "holds each time once: ingest one step of every start (--select step=0: the states "
+        f"holds each time once: ingest one step of every start (--select {lead}=0: the states "
         "the forecasts start from) or score the file as a forecast (wxens verify)"
     )
 

@@ -25,6 +25,7 @@ from pipeline.errors import InputError
 from pipeline.normalize import COORD_ALIASES, SOURCE_NAME
 from pipeline.schema import LEVEL
 from pipeline.sources.base import Source
+from pipeline.sources.files import LEAD_NAMES
 from pipeline.spec import split_pair
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,7 @@ def _pairs(items: Iterable[str], what: str, form: str) -> dict[str, str]:
 def _select_one(ds: xr.Dataset, dim: str, value: object, origin: str) -> xr.Dataset:
     """``ds`` at the one index of ``dim`` labelled ``value`` (a position when ``dim`` has
     no coordinate values), the dimension and its coordinate dropped, except a pressure
-    level's, kept as the one level of the fields. A scalar coordinate ``dim`` (a file of
+    level's, kept as the one level of the fields, and a lead's, which dates them. A scalar coordinate ``dim`` (a file of
     one member) must hold ``value`` itself."""
     if dim in ds.dims and dim not in ds.indexes:
         position = _label(xr.DataArray(np.arange(ds.sizes[dim])), value, dim, origin)
@@ -176,6 +177,8 @@ def _select_one(ds: xr.Dataset, dim: str, value: object, origin: str) -> xr.Data
         raise InputError(f"{origin}: --select {dim}={value}: no such {dim}; it has {shown}")
     selected = ds.sel({dim: label}) if dim in ds.dims else ds
     if COORD_ALIASES.get(dim, dim) == LEVEL:  # kept as the field's one level: z500, not z
+        return selected
+    if dim in LEAD_NAMES:  # kept: the fields are valid at their start plus it
         return selected
     return selected.drop_vars(dim)
 

@@ -273,3 +273,34 @@ def test_a_forecast_file_of_overlapping_starts_says_so_and_how_to_ingest_it(tmp_
     kept = open_store(store).dataset
     assert code == 0 and (kept.time.values == starts.values).all()
     np.testing.assert_array_equal(kept.t2m.values, values[:, 0, 1])
+
+
+@pytest.mark.parametrize(
+    ("layout", "lead", "value"),
+    [("weatherbench2", "prediction_timedelta", "12h"), ("cf", "forecast_period", "12")],
+)
+def test_one_lead_of_a_forecast_file_is_stored_at_its_valid_time(
+    tmp_path, capsys, layout, lead, value
+):
+    """--select prediction_timedelta=12h of a WeatherBench 2 forecast stored its 12 h
+    forecasts at their initial times, 12 h early, silently (the selection dropped the lead
+    and WB2's time is the start); a CF file (forecast_reference_time, forecast_period) was
+    refused for no time dimension. Both are stored at start + 12 h, as cfgrib's step is."""
+    starts = pd.to_datetime(["2021-01-01T00", "2021-01-01T12", "2021-01-02T00"])
+    values = np.arange(3 * 2 * 4, dtype="float32").reshape(3, 2, 2, 2) + 270
+    dims = ("time", lead, "latitude", "longitude")
+    leads = pd.to_timedelta([0, 12], "h")
+    coords = {"time": starts, lead: leads, "latitude": LAT, "longitude": LON}
+    if layout == "cf":
+        dims = ("forecast_reference_time", *dims[1:])
+        coords = {**coords, lead: ("forecast_period", [0.0, 12.0], {"units": "hours"})}
+        coords["forecast_reference_time"] = coords.pop("time")
+    path = tmp_path / ("f.zarr" if layout == "weatherbench2" else "f.nc")
+    ds = xr.Dataset({"t2m": (dims, values, {"units": "K"})}, coords=coords)
+    ds.to_zarr(path) if layout == "weatherbench2" else ds.to_netcdf(path)
+    store = tmp_path / "s.zarr"
+    code, _, err = cli(capsys, str(path), "--select", f"{lead}={value}", "--store", str(store))
+    assert code == 0, err
+    kept = open_store(store).dataset
+    assert (kept.time.values == (starts + pd.Timedelta(hours=12)).values).all()
+    np.testing.assert_array_equal(kept.t2m.values, values[:, 1])
