@@ -90,6 +90,11 @@ def _snapshot(path: Path) -> Store | str:
         raise StoreError(
             f"{path}: no such store; create it with `wxens ingest SOURCE --store {path}`"
         )
+    if path.is_file():  # a --truth of the analyses' own file, say
+        raise StoreError(
+            f"{path}: not a Zarr store but a file; if it holds analyses (GRIB, NetCDF), "
+            f"ingest it into a store first: `wxens ingest {path} --store STORE.zarr`"
+        )
     try:
         return reader(path)
     except Exception as err:

@@ -8,7 +8,7 @@ import xarray as xr
 from test_operational_ensembles import CONFIG, SETTINGS, fair_crps_of_offsets, write_ens_grib
 
 from pipeline.alignment import align_with_truth
-from pipeline.errors import InputError
+from pipeline.errors import InputError, StoreError
 from pipeline.sources.synthetic import synthetic_dataset
 from pipeline.store import ingest
 from verification.run import open_forecast_any, verify_store
@@ -76,3 +76,12 @@ def test_a_forecast_or_reference_of_no_known_layout_is_named(fields, store, tmp_
                 config=SETTINGS,
                 reference=None if reference is None else tmp_path / reference,
             )
+
+
+def test_a_truth_given_as_the_analyses_file_says_to_ingest_it(fields, tmp_path):
+    """--truth era5.grib (the file, not a store of it) said "not a Zarr store (StoreError:
+    ...: no Zarr store there)", without the way on."""
+    grib = write_ens_grib(tmp_path / "ens.grib", fields, range(3))
+    with pytest.raises(StoreError, match=r"ens\.grib: not a Zarr store but a file.*wxens ingest"):
+        verify_store(grib, grib, tmp_path / "scores.nc", config=SETTINGS)
+    assert not (tmp_path / "scores.nc").exists()
