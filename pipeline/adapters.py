@@ -35,12 +35,7 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.errors import InputError
-from pipeline.normalize import (
-    COORD_ALIASES,
-    UNIT_CONVERSIONS,
-    VARIABLE_ALIASES,
-    canonical_units,
-)
+from pipeline.normalize import COORD_ALIASES, UNIT_CONVERSIONS, VARIABLE_ALIASES, canonical_units
 from pipeline.normalize_time import HAS_MESSAGE
 from pipeline.registry import Registry
 from pipeline.schema import (
@@ -71,6 +66,8 @@ _LEVEL_TYPE_COORDS = ("surface", "heightAboveGround", "meanSea", "height", "dept
 #: without one is NaN in the data; the mark, chunked apart from the fields, would stop
 #: every score of a file of several starts with "inconsistent chunks").
 _FILE_COORDS = (*_LEVEL_TYPE_COORDS, HAS_MESSAGE)
+#: A variable without units is taken as given: a degC file scored 272 K of CRPS, unwarned.
+_NO_UNITS = "%s variable %r has no 'units' attribute: taken to be in %s; if not, set its units"
 
 
 class ForecastLayout(ABC):
@@ -325,6 +322,8 @@ def to_cf_units(name: object, da: xr.DataArray, what: str = "forecast") -> xr.Da
     """``da`` (the ``what`` variable ``name``) in its canonical units (degC -> K, ...),
     when its ``units`` attribute names others; InputError if they cannot be converted."""
     short = _canonical_name(name, da)
+    if short in VARIABLES and "units" not in da.attrs:
+        log.warning(_NO_UNITS, what, name, VARIABLES[short].units)
     if short not in VARIABLES or "units" not in da.attrs:
         return da
     units, target = canonical_units(str(da.attrs["units"])), VARIABLES[short].units

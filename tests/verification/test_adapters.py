@@ -342,3 +342,17 @@ def test_a_grid_not_covered_is_named_in_the_forecasts_longitudes():
         align_with_truth(forecast, analysis())
     assert "the nearest up to 0.25 degrees away" in str(refused.value)
     assert "forecast longitude -2.25..0.75, 4 points" in str(refused.value)
+
+
+def test_a_forecast_variable_without_units_is_taken_as_the_truths_with_a_warning(caplog):
+    # a degC file without units scored 272 K of CRPS against a K truth, unwarned
+    forecast = wxens_forecast()
+    bare = forecast.assign(t2m=forecast.t2m - 273.15)
+    bare["t2m"].attrs = {}
+    with caplog.at_level("WARNING", logger="pipeline.adapters"):
+        to_wxens_forecast(forecast)
+        assert "units" not in caplog.text  # those with units: no word
+        got = to_wxens_forecast(bare)
+    assert "forecast variable 't2m' has no 'units' attribute: taken to be in K" in caplog.text
+    assert "'z'" not in caplog.text
+    xr.testing.assert_identical(got.t2m.drop_vars("valid_time"), bare.t2m.drop_vars("valid_time"))
