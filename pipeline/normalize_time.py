@@ -140,6 +140,12 @@ def _standard_dates(coord: xr.DataArray, origin: str) -> xr.Variable:
     without CF units) an :class:`InputError` naming the fix."""
     values = coord.values
     calendar = getattr(values.flat[0], "calendar", None) if values.size else None
+    if calendar is None and coord.dtype.kind in "OUS" and values.size:
+        raise InputError(
+            f"{origin}: its {coord.name!r} holds text ({str(values.flat[0])!r}, ...), not "
+            f"times; write it as times (xarray: ds[{coord.name!r}] = "
+            f"pd.to_datetime(ds[{coord.name!r}].values) before writing the file)"
+        )
     if calendar is None:
         what = f"numbers ({coord.dtype})" if coord.dtype.kind in "iuf" else f"{coord.dtype} values"
         raise InputError(
@@ -150,6 +156,16 @@ def _standard_dates(coord: xr.DataArray, origin: str) -> xr.Variable:
     labels = [t.isoformat() for t in values.flat]
     dates = pd.to_datetime(labels, format="ISO8601", errors="coerce")
     held = dates.notna() & (dates >= pd.Timestamp.min) & (dates <= pd.Timestamp.max)
+    valid = pd.to_datetime([_label_only(label) for label in labels], errors="coerce")
+    if not held.all() and valid.notna().all():  # real dates, but years a store cannot hold
+        bad = [label for label, ok in zip(labels, held, strict=True) if not ok]
+        raise InputError(
+            f"{origin}: {len(bad)} of its {coord.name!r} values lie outside the years "
+            f"{pd.Timestamp.min.year + 1} to {pd.Timestamp.max.year - 1} that a store's "
+            f"times can hold, first {bad[:3]}; relabel them into that range first (a model "
+            "year 0001 as 2001, say: xarray's ds.assign_coords(time=...) with the shifted "
+            "dates); converting the calendar does not move them"
+        )
     if not held.all():
         bad = [label for label, ok in zip(labels, held, strict=True) if not ok]
         raise InputError(
@@ -168,6 +184,13 @@ def _standard_dates(coord: xr.DataArray, origin: str) -> xr.Variable:
             calendar,
         )
     return xr.Variable(coord.dims, dates.as_unit("ns").to_numpy().reshape(values.shape))
+
+
+def _label_only(label: str) -> str:
+    """An ISO date label moved by whole 400-year cycles (leap years stay leap years) into
+    1800 to 2199, which a store's times hold, to ask whether the label is a standard date."""
+    year, _, rest = label.partition("-")
+    return f"{int(year) % 400 + 1800:04d}-{rest}" if year.lstrip("-").isdigit() else label
 
 
 def _whole_seconds(ds: xr.Dataset, origin: str) -> xr.Dataset:

@@ -304,3 +304,26 @@ def test_one_lead_of_a_forecast_file_is_stored_at_its_valid_time(
     kept = open_store(store).dataset
     assert (kept.time.values == (starts + pd.Timedelta(hours=12)).values).all()
     np.testing.assert_array_equal(kept.t2m.values, values[:, 1])
+
+
+@pytest.mark.parametrize(
+    ("calendar", "start"),
+    [("noleap", "0001-01-01"), ("standard", "0001-01-01"), ("noleap", "2290-01-01")],
+)
+def test_years_a_store_cannot_hold_are_refused_with_the_fix_that_helps(calendar, start):
+    """A climate model's year 1 or 2290 is a date in the standard calendar, just outside what
+    a store's times hold: converting the calendar (the old advice) changed nothing."""
+    times = xr.date_range(start, periods=2, freq="D", calendar=calendar, use_cftime=True)
+    with pytest.raises(
+        InputError, match=r"model\.nc: 2 of its 'time' values lie outside the years"
+    ) as info:
+        normalize(surface(times), "model.nc")
+    assert "relabel them" in str(info.value) and "convert_calendar" not in str(info.value)
+
+
+def test_times_written_as_text_are_refused_with_a_fix_for_text(tmp_path, capsys):
+    surface(np.array(["2020-01-01 00:00", "2020-01-01 06:00"])).to_netcdf(tmp_path / "text.nc")
+    code, _, err = cli(capsys, str(tmp_path / "text.nc"), "--store", str(tmp_path / "s"))
+    assert code == 2 and "text.nc: its 'time' holds text ('2020-01-01 00:00', ...)" in err
+    assert "pd.to_datetime" in err and "units such as" not in err  # was: give it CF units
+    assert not (tmp_path / "s").exists()
