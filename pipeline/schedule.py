@@ -56,12 +56,14 @@ def latest_init_times(
     times = available_times(analysis)
     if times.empty:
         raise InputError(f"{analysis.path} holds no time with data; ingest some")
-    on_cycle = times[
-        (times >= times[0] + history)
-        & (times.minute == 0)
-        & (times.second == 0)
-        & ((times.hour % cycle_hours) == 0)
-    ]
+    cycle = (times.minute == 0) & (times.second == 0) & ((times.hour % cycle_hours) == 0)
+    if not cycle.any():
+        raise InputError(
+            f"{analysis.path}: none of its times falls on the {cycle_hours}-hourly cycle (on "
+            f"the hour, at hours divisible by {cycle_hours} UTC; its times are at "
+            f"{times[-1]:%H:%M}, ...): give the initial times (--init, or init_times)"
+        )
+    on_cycle = times[(times >= times[0] + history) & cycle]
     # a time with a missing time inside its window cannot start a forecast
     gaps = pd.DatetimeIndex(analysis.missing_times)
     on_cycle = on_cycle[[not ((gaps >= t - history) & (gaps <= t)).any() for t in on_cycle]]

@@ -69,7 +69,7 @@ def test_the_window_starts_at_the_first_time_with_data():
         ({"cycle_hours": 0}, "must be >= 1"),
         ({"history": pd.Timedelta(hours=-6)}, "non-negative"),
         ({"history": pd.Timedelta(days=2)}, "no time on the 6-hourly cycle with 2 days"),
-        ({"cycle_hours": 7}, "ingest more data"),
+        ({"cycle_hours": 7}, "none of its times falls on the 7-hourly cycle"),
     ],
 )
 def test_impossible_requests_are_input_errors(kwargs, words):
@@ -77,6 +77,15 @@ def test_impossible_requests_are_input_errors(kwargs, words):
     args = {"history": pd.Timedelta(0), "latest": 1, "cycle_hours": 6} | kwargs
     with pytest.raises(InputError, match=words):
         latest_init_times(store, **args)
+
+
+def test_a_store_off_the_hour_is_told_to_give_its_initial_times():
+    """Times at 00:30: more data, the old advice, never gives a time on the cycle."""
+    store = analysis(pd.date_range("2019-12-20T00:30", periods=40, freq="6h"))
+    with pytest.raises(InputError, match=r"none of its times falls on the 6-hourly") as info:
+        latest_init_times(store, history=pd.Timedelta(days=1), latest=1, cycle_hours=6)
+    assert "at 18:30" in str(info.value) and "--init" in str(info.value)
+    assert "ingest more data" not in str(info.value)
 
 
 def forecast(inits, leads_hours) -> xr.Dataset:
