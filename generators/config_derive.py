@@ -69,6 +69,7 @@ from pipeline.schema import CHANNEL, LAT, LON, TIME, Period, to_channels
 from pipeline.solar import SOLAR_FORCINGS
 from pipeline.spec import to_timedelta
 from pipeline.store import AnalysisStore, open_store
+from pipeline.timeaxis import fixed_step
 from verification.output import atomic_output
 from verification.spectra import is_global
 
@@ -250,7 +251,7 @@ def derive_config(
     if steps is not None and steps < 1:
         raise InputError(f"the step count must be at least 1, got {steps}")
     budget = parse_duration(budget if budget is not None else DEFAULT_BUDGET, "--budget")
-    step = store.native_step
+    step = fixed_step(store.native_step, store.path)
     if step <= pd.Timedelta(0):
         raise InputError(f"{store.path} holds a single time; a model needs a series to learn from")
     history = history_states(step)

@@ -65,6 +65,20 @@ def calendar_months(step: pd.Timedelta) -> int | None:
     return int(months) if months >= 1 and rest == pd.Timedelta(0) else None
 
 
+def fixed_step(step: pd.Timedelta, where: object) -> pd.Timedelta:
+    """``step``, a model's step between states; an :class:`InputError` naming ``where``
+    for a calendar step, whose states are no fixed duration apart (28 to 31 days a month):
+    a model's history and leads, fixed multiples of its step, would find none of them."""
+    if calendar_months(step) is not None:
+        raise InputError(
+            f"{where}: its times are {describe_step(step)} apart (monthly or seasonal means), "
+            "not a fixed step, and a model learns from states a fixed step apart; train on "
+            "a store of daily or sub-daily analyses (a calendar-month store can be the truth "
+            "of wxens verify)"
+        )
+    return step
+
+
 def describe_step(step: pd.Timedelta) -> str:
     """``"1 calendar month"``, ``"3 calendar months"``, a fixed step in its largest whole
     unit (``"6 h"``, ``"1 day"``, ``"30 min"``, else seconds), or ``"undefined (one time)"``

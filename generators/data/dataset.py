@@ -50,6 +50,7 @@ from pipeline.errors import InputError, StoreError
 from pipeline.schema import CHANNEL, LAT, LON, TIME, Period, to_channels
 from pipeline.solar import SOLAR_FORCINGS, solar_forcing
 from pipeline.store import AnalysisStore
+from pipeline.timeaxis import fixed_step
 from pipeline.timeaxis import native_step as infer_native_step
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,8 @@ class ResidualDataset(Dataset):
             or self.times.has_duplicates
         ):
             raise StoreError(f"{name}: needs at least two strictly increasing times")
-        self.native_step = native_step if native_step is not None else infer_native_step(self.times)
+        step = native_step if native_step is not None else infer_native_step(self.times)
+        self.native_step = fixed_step(step, name)
         dynamic = dataset[[v for v, da in dataset.data_vars.items() if TIME in da.dims]]
         states = to_channels(dynamic).transpose(TIME, CHANNEL, LAT, LON)
         available = tuple(str(c) for c in states[CHANNEL].values)
