@@ -72,9 +72,9 @@ def fixed_step(step: pd.Timedelta, where: object) -> pd.Timedelta:
     if calendar_months(step) is not None:
         raise InputError(
             f"{where}: its times are {describe_step(step)} apart (monthly or seasonal means), "
-            "not a fixed step, and a model learns from states a fixed step apart; train on "
-            "a store of daily or sub-daily analyses (a calendar-month store can be the truth "
-            "of wxens verify)"
+            "not a fixed step, and models and baselines step a fixed duration (their history "
+            "and leads are whole steps); use a store of daily or sub-daily analyses (a "
+            "calendar-month store can be the truth of wxens verify)"
         )
     return step
 

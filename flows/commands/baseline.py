@@ -49,11 +49,12 @@ def run(args: argparse.Namespace) -> int:
     from generators.correction.baselines import BaselineConfig, baseline_to_store
     from pipeline.schema import Period
     from pipeline.store import open_store
+    from pipeline.timeaxis import fixed_step
 
     start, end = astuple(Period.parse(args.train, "training period"))
     config = BaselineConfig(start, end, args.members, args.seed, args.window_days)
     init_times = parse_inits(args.init)  # refused before the store opens
-    native_hours = open_store(args.store).native_step.total_seconds() / 3600
+    native_hours = fixed_step(open_store(args.store).native_step, args.store).total_seconds() / 3600
     leads = parse_leads(args.lead, args.every, native_hours)
     inits = baseline_to_store(
         args.name,

@@ -38,6 +38,7 @@ from pipeline.progress import tqdm
 from pipeline.registry import Registry
 from pipeline.schema import INIT_TIME, LEAD_TIME, MEMBER, TIME
 from pipeline.store import open_store
+from pipeline.timeaxis import fixed_step
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +263,9 @@ def baseline_to_store(
     checked before anything is written; an initial or valid time inside the training
     period is logged as a warning (the baseline has then seen the weather it forecasts).
     Returns the initial times written."""
-    dataset = open_store(store).dataset
+    analysis = open_store(store)
+    fixed_step(analysis.native_step, store)  # a lead is a duration, a month is not one
+    dataset = analysis.dataset
     baseline = BASELINES[name](dataset, config)
     inits = pd.DatetimeIndex(sorted(set(pd.DatetimeIndex(inits))))
     leads = [pd.Timedelta(hours=h) for h in leads_hours]

@@ -197,3 +197,49 @@ def test_cli_draws_baselines_that_info_and_verify_read(analysis, tmp_path, capsy
     assert main([*bad_period, "--init", "2000-01-11", "--lead", "6h", "--out", "x"]) == 2
     assert "give START/END" in capsys.readouterr().err
     assert open_store(store).dataset.sizes["time"] == 72  # the analysis is left as it was
+
+
+def test_a_store_of_monthly_means_is_refused_naming_it_before_anything_is_written(tmp_path, capsys):
+    """A lead is a duration and a month is not one: a baseline of a monthly store was refused
+    with 'no training time fits ... widen the training period' (a lead of the mean month) or
+    told to give leads of 730.485 h, neither of which any input fixes."""
+    times = pd.date_range("2000-01-01", periods=48, freq="MS") + pd.Timedelta(days=14)
+    values = 280 + np.random.default_rng(0).normal(size=(48, 4, 4)).astype("float32")
+    xr.Dataset(
+        {"t2m": (("time", "latitude", "longitude"), values, {"units": "K"})},
+        coords={"time": times, "latitude": np.arange(50.0, 54), "longitude": np.arange(4.0)},
+    ).to_netcdf(tmp_path / "monthly.nc")
+    ingest(str(tmp_path / "monthly.nc"), tmp_path / "m.zarr", progress=False)
+    config = BaselineConfig("2000-01-15", "2002-12-15", 4, 0)
+    with pytest.raises(InputError, match=r"m\.zarr: its times are 1 calendar month apart"):
+        baseline_to_store(
+            "climatology",
+            tmp_path / "m.zarr",
+            config,
+            ["2003-03-15"],
+            [730.485],
+            tmp_path / "b.zarr",
+            progress=False,
+        )
+    args = [
+        "baseline",
+        "persistence",
+        "--store",
+        str(tmp_path / "m.zarr"),
+        "--train",
+        "2000-01-15/2002-12-15",
+        "--init",
+        "2003-03-15",
+        "--lead",
+        "60D",
+        "--every",
+        "30D",
+        "--members",
+        "4",
+        "--out",
+        str(tmp_path / "b.zarr"),
+        "--no-progress",
+    ]
+    assert main(args) == 2
+    assert "calendar month apart" in capsys.readouterr().err
+    assert not (tmp_path / "b.zarr").exists()
