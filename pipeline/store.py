@@ -48,7 +48,7 @@ from pipeline.ingest_blocks import write_blocks
 from pipeline.running_statistics import RunningStatistics
 from pipeline.schema import HORIZONTAL, LAT, LEVEL, LON, SCHEMA_VERSION, TIME, VARIABLES
 from pipeline.sources import Source
-from pipeline.timeaxis import describe_step, native_step, off_axis, without_late_times
+from pipeline.timeaxis import axis_step, describe_step, off_axis, without_late_times
 from pipeline.transaction import collect_garbage, has_root_group, lock_path, locked, transaction
 
 __all__ = ["AnalysisStore", "ingest", "open_canonical", "open_store", "read_state"]
@@ -306,7 +306,7 @@ def _check_on_axis(
     another step, or another hour of the day); a gap of whole steps is only missing times."""
     off = off_axis(store_times, new)
     if off.size:
-        step = describe_step(native_step(store_times))
+        step = describe_step(axis_step(store_times, new))
         raise StoreError(
             f"{path}: the store holds times every {step} up to {store_times[-1]}, but "
             f"{off.size} of the {new.size} new time(s) of {origin} are not a whole number of "

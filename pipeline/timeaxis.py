@@ -168,11 +168,13 @@ def off_axis(times: pd.DatetimeIndex, later: pd.DatetimeIndex) -> pd.DatetimeInd
     not its last time plus whole native steps, so that one store never mixes two steps.
 
     For a calendar step, whole ``k`` calendar months later, one a month, each at the place
-    in its month that ``times`` use. Skipped whole steps (a gap) are on the axis; every
-    time is when ``times`` has no step yet (one time).
+    in its month that ``times`` use. Skipped whole steps (a gap) are on the axis. When
+    ``times`` has no step yet (one time), the step is the one that ``later`` sets
+    (:func:`axis_step`), and the one time is on that axis too: an append of daily times at
+    00 UTC to one analysis at 18 UTC made a store whose 18 UTC times were all missing.
     """
     times, later = pd.DatetimeIndex(times), pd.DatetimeIndex(later)
-    step = native_step(times)
+    step = axis_step(times, later)
     if step <= pd.Timedelta(0) or later.empty:
         return later[:0]
     months = calendar_months(step)
@@ -183,6 +185,15 @@ def off_axis(times: pd.DatetimeIndex, later: pd.DatetimeIndex) -> pd.DatetimeInd
     if _month_anchor(times.append(later)) is None:  # find those at another place
         off |= [_month_anchor(times.append(later[i : i + 1])) is None for i in range(len(later))]
     return later[off]
+
+
+def axis_step(times: pd.DatetimeIndex, later: pd.DatetimeIndex) -> pd.Timedelta:
+    """The step of the axis that sorted ``times`` and ``later`` make: that of ``times``, or
+    when ``times`` has none yet (one time), that of both together (0 while they have none)."""
+    step = native_step(pd.DatetimeIndex(times))
+    if step > pd.Timedelta(0) or len(later) == 0:
+        return step
+    return native_step(pd.DatetimeIndex(times).append(pd.DatetimeIndex(later)).sort_values())
 
 
 def check_one_axis(parts: Sequence[tuple[str, xr.Dataset]], origin: str) -> None:
@@ -216,7 +227,7 @@ def check_one_axis(parts: Sequence[tuple[str, xr.Dataset]], origin: str) -> None
         if off.size:
             raise InputError(
                 f"{origin}: the inputs that start earlier than {label} give times every "
-                f"{describe_step(step)} up to {axis[-1]}, but {off.size} of the "
+                f"{describe_step(axis_step(axis, new))} up to {axis[-1]}, but {off.size} of the "
                 f"{times.size} time(s) of {label} are not a whole number of steps from those, "
                 f"first {off[0]}; a store has one time step: select or resample the inputs to "
                 "one step, or ingest them into separate stores"

@@ -453,6 +453,32 @@ def test_times_off_the_store_step_are_refused_and_a_gap_is_not(tmp_path, capsys,
     assert ingest(tmp_path / "gap.nc", path, progress=False).missing_times[0].day == 6
 
 
+def test_an_append_to_a_store_of_one_time_keeps_that_time_on_the_axis(
+    tmp_path, capsys, store_content
+):
+    """One analysis at 18 UTC, then daily times at 00 UTC: they were taken, the step became
+    1 day and the store listed 18 UTC times as missing that no input was ever to give."""
+    make_netcdf(tmp_path / "one.nc", pd.DatetimeIndex(["2019-12-31T18"]))
+    make_netcdf(tmp_path / "daily.nc", pd.date_range("2020-01-01", periods=3, freq="D"))
+    make_netcdf(tmp_path / "next.nc", pd.date_range("2020-01-01T18", periods=3, freq="D"))
+    ingest(tmp_path / "one.nc", path := tmp_path / "one.zarr", progress=False)
+    before = store_content(path)
+    code, err = run_cli(capsys, "ingest", str(tmp_path / "daily.nc"), "--store", str(path))
+    assert code == 2 and f"{path}: the store holds times every 1 day up to 2019-12-31" in err
+    assert "first 2020-01-01 00:00:00" in err and store_content(path) == before
+    code, err = run_cli(
+        capsys,
+        "ingest",
+        str(tmp_path / "one.nc"),
+        str(tmp_path / "daily.nc"),
+        "--store",
+        str(tmp_path / "two.zarr"),
+    )
+    assert code == 2 and "give times every 1 day up to 2019-12-31 18:00:00" in err
+    store = ingest(tmp_path / "next.nc", path, progress=False)  # the same hour: appended
+    assert store.native_step == pd.Timedelta("1D") and store.missing_times == ()
+
+
 def test_appended_times_on_the_axis_of_fixed_and_calendar_steps():
     """The last time plus whole steps (months at the same place in theirs, one a month)."""
     hours = pd.date_range("2010-01-01", periods=20, freq="6h")
