@@ -291,17 +291,19 @@ class NetcdfSource(FileSource):
         check_netcdf_header(path)
 
     def decode(self, path: Path) -> xr.Dataset:
-        try:
-            ds = xr.open_dataset(path, engine="netcdf4", cache=False)
-        except OSError as err:
-            ds = None
-            if importlib.util.find_spec("h5py") is not None:  # h5netcdf's own reader
-                try:
-                    ds = xr.open_dataset(path, engine="h5netcdf", cache=False)
-                except Exception:  # noqa: S110 (netCDF4's reason is the one to report)
-                    pass
-            if ds is None:
-                raise InputError(_unreadable_netcdf(path, err.strerror or str(err))) from err
+        with warnings.catch_warnings():  # years out of range: refused by name at normalize
+            warnings.filterwarnings("ignore", "Unable to decode time axis into full numpy")
+            try:
+                ds = xr.open_dataset(path, engine="netcdf4", cache=False)
+            except OSError as err:
+                ds = None
+                if importlib.util.find_spec("h5py") is not None:  # h5netcdf's own reader
+                    try:
+                        ds = xr.open_dataset(path, engine="h5netcdf", cache=False)
+                    except Exception:  # noqa: S110 (netCDF4's reason is the one to report)
+                        pass
+                if ds is None:
+                    raise InputError(_unreadable_netcdf(path, err.strerror or str(err))) from err
         for name, variable in ds.variables.items():
             if name not in ds.indexes:  # read later, block by block: a corrupt one is named
                 variable.data = LazilyIndexedArray(_NamedReads(variable._data, path))

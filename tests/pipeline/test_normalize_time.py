@@ -327,3 +327,17 @@ def test_times_written_as_text_are_refused_with_a_fix_for_text(tmp_path, capsys)
     assert code == 2 and "text.nc: its 'time' holds text ('2020-01-01 00:00', ...)" in err
     assert "pd.to_datetime" in err and "units such as" not in err  # was: give it CF units
     assert not (tmp_path / "s").exists()
+
+
+def test_a_file_of_years_a_store_cannot_hold_is_refused_without_xarrays_warning(tmp_path, capsys):
+    """xarray's SerializationWarning (a traceback-like line about cftime) came before the
+    refusal that names the file and the fix."""
+    import warnings
+
+    times = xr.date_range("2290-01-01", periods=2, freq="D", use_cftime=True)
+    surface(times).to_netcdf(tmp_path / "ssp.nc")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, _, err = cli(capsys, str(tmp_path / "ssp.nc"), "--store", str(tmp_path / "s"))
+    assert code == 2 and "ssp.nc: 2 of its 'time' values lie outside the years" in err
+    assert not [w for w in caught if "Unable to decode time axis" in str(w.message)]
