@@ -168,8 +168,22 @@ class Baseline(ABC):
         """Which ``times`` are within ``window_days`` of ``reference``'s day of the year."""
         if self.config.window_days is None:
             return np.ones(len(times), dtype=bool)
-        days = np.abs(times.day_of_year - reference.day_of_year)
-        return np.minimum(days, 365.25 - days) <= self.config.window_days
+        return _days_from_date(times, reference) <= self.config.window_days
+
+
+def _days_from_date(times: pd.DatetimeIndex, reference: pd.Timestamp) -> np.ndarray:
+    """Calendar days from each of ``times`` to ``reference``'s date (month and day) in the
+    nearest year: 1 March is 0 days from 1 March in a leap year too, 31 December 1 day
+    from 1 January; 29 February is 28 February in a common year."""
+    dates = pd.DatetimeIndex(times).normalize()
+    best = np.full(len(dates), np.inf)
+    for shift in (-1, 0, 1):
+        years = dates.year + shift
+        leap = (years % 4 == 0) & ((years % 100 != 0) | (years % 400 == 0))
+        day = np.where((reference.month == 2) & (reference.day == 29) & ~leap, 28, reference.day)
+        there = pd.to_datetime({"year": years, "month": reference.month, "day": day})
+        best = np.minimum(best, np.abs((dates - pd.DatetimeIndex(there)).days))
+    return best
 
 
 def _describe_window(window_days: float | None) -> str:

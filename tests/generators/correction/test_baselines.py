@@ -123,6 +123,28 @@ def test_window_keeps_the_pool_near_the_day_of_the_year(tmp_path):
     assert len(whole.pool(valid - pd.Timedelta("1D"), pd.Timedelta("1D"))) == 366 + 365
 
 
+def test_window_counts_calendar_days_across_29_february_and_the_new_year(tmp_path):
+    """Days of the year were compared by number: after 28 February of a leap year each date
+    was a day off (1 March 2002 took 29 February 2000, not 1 March), and 31 December of a
+    common year lay 1.25 days from 1 January, outside a window of one day."""
+    years = ingest(
+        "synthetic:n_lat=4,n_lon=4,n_times=800,step=24h,seed=1",
+        tmp_path / "years.zarr",
+        variables=["t2m"],
+        progress=False,
+    )
+    one_day = pd.Timedelta("1D")
+
+    def pool(window, valid):
+        config = BaselineConfig("2000-01-01", "2001-12-31", window_days=window)
+        return ClimatologyEnsemble(years.dataset, config).pool(
+            pd.Timestamp(valid) - one_day, one_day
+        )
+
+    assert list(pool(0, "2002-03-01")) == list(pd.DatetimeIndex(["2000-03-01", "2001-03-01"]))
+    assert {"2000-12-31", "2001-12-31"} <= {str(t.date()) for t in pool(1, "2002-01-01")}
+
+
 def test_uk_sample_baselines_reproduce_the_shared_table(tmp_path, uk_sample):
     """shared/data/README.md: climatology 0.93 0.93 0.94 0.94 0.95, persistence + past
     tendencies 0.20 0.55 0.80 1.25 0.91 K at 1, 3, 6, 12, 24 h (fair CRPS, 36 inits, 50
