@@ -55,6 +55,7 @@ def align_with_truth(
     *,
     variables: list[str] | None = None,
     pending_ok: bool = False,
+    warn_missing: bool = True,
 ) -> AlignedForecast:
     """Pair every forecast field with the analysis at its valid time, lazily.
 
@@ -67,7 +68,8 @@ def align_with_truth(
     InputError. Missing valid times become NaN truth, to be skipped and counted by the
     scores; they are warned of, except with ``pending_ok`` those after the truth's last
     time (a correction learning from the past only: the newest forecasts' truth is yet
-    to come in every operational run).
+    to come in every operational run), and not at all without ``warn_missing`` (a
+    reference ensemble paired with a forecast whose own alignment warned of them).
     """
     forecast = to_wxens_forecast(forecast)
     truth = _canonical_truth(truth)
@@ -98,7 +100,7 @@ def align_with_truth(
     warned = absent
     if pending_ok and truth.sizes[TIME]:
         warned = absent[absent <= truth[TIME].values.max()]
-    if warned.size:
+    if warned.size and warn_missing:
         log.warning(
             "the truth lacks %d of the %d valid times the forecast needs (first %s); those "
             "are scored as missing",

@@ -75,7 +75,8 @@ def reference_channels(
     if INIT_TIME in reference.dims:  # only the forecast's: the others' truth is no concern
         reference = reference.sel({INIT_TIME: reference[INIT_TIME].isin(f[INIT_TIME].values)})
     try:
-        aligned = align_with_truth(reference, truth_on_forecast_grid(f, truth))
+        # scored at the forecast's valid times, whose missing truth was warned of once
+        aligned = align_with_truth(reference, truth_on_forecast_grid(f, truth), warn_missing=False)
     except InputError as err:
         raise InputError(f"the reference ensemble: {err}") from None
     r = to_channels(aligned.forecast).rename({CHANNEL: VARIABLE})

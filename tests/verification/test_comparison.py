@@ -215,3 +215,18 @@ def test_a_reference_adds_one_crps_pass_of_its_own_and_none_of_the_forecasts(
     points.clear()
     verify(forecast, truth, settings, reference=reference.chunk({"init_time": 2}))
     assert sum(points) == 2 * alone
+
+
+def test_truth_missing_at_some_valid_times_is_warned_of_once_with_a_reference(
+    small_synthetic, caplog
+):
+    """The reference is scored at the forecast's valid times: verify printed the truth's
+    missing valid times twice, the second time as 'the forecast needs' too."""
+    config, truth = small_synthetic
+    forecast = oracle_forecast(config, truth, 12, (6,), 5)
+    reference = oracle_forecast(config, truth, 12, (6,), 5, seed=7)
+    valid = forecast.init_time.values + forecast.lead_time.values[0]  # one lead
+    gappy = truth.drop_sel(time=valid[3:5])
+    with caplog.at_level("WARNING"):
+        verify(forecast, gappy, VerifyConfig(**QUIET), reference=reference)
+    assert caplog.text.count("the truth lacks 2 of the") == 1, caplog.text
