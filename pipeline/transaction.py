@@ -322,12 +322,19 @@ def export(path: str | Path, out: str | Path, *, progress: bool = True) -> Path:
     consolidated metadata (``xr.open_zarr`` reads it without warning that it is missing; a
     Zarr v3 extension of zarr-python). Written aside and renamed into place under
     ``out``'s lock, so ``out`` is either absent or complete, and a second export to it
-    waits, then finds it there."""
+    waits, then finds it there. StoreError, before ``out`` is touched, if ``path`` holds
+    no store or one with nothing committed yet."""
     out = Path(out)
+    snapshot = reader(path)
+    if not isinstance(snapshot, str) and not has_root_group(snapshot):
+        raise StoreError(
+            f"{path}: an empty store (another command is creating it, or its creation was "
+            "interrupted before anything was committed); export it once that command ends"
+        )
     with locked(out):
         if out.exists():
             raise StoreError(f"{out} exists; export to a new path")
-        ds = open_dataset(path)
+        ds = open_snapshot(snapshot)
         if INIT_TIME in ds.indexes and not ds.indexes[INIT_TIME].is_monotonic_increasing:
             ds = ds.sortby(INIT_TIME)  # a forecast store grows in the order it was written
         for var in ds.variables.values():
