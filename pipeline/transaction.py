@@ -66,8 +66,17 @@ def lock_path(path: str | Path) -> Path:
 
 
 def _file_lock(path: str | Path) -> FileLock:
-    """The (unheld) lock of ``path``, its directory made."""
+    """The (unheld) lock of ``path``, its directory made; StoreError if a file stands where
+    one of its folders should be (``afile/x.zarr``)."""
     path = Path(path)
+    for parent in path.absolute().parents:  # the nearest one that exists must be a folder
+        if parent.exists():
+            if not parent.is_dir():
+                raise StoreError(
+                    f"{path}: {parent} is a file, not a folder; give a path in a folder "
+                    "(one that is missing is created)"
+                )
+            break
     path.parent.mkdir(parents=True, exist_ok=True)
     return FileLock(lock_path(path))
 
