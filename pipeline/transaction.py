@@ -309,19 +309,31 @@ def compact(path: str | Path, keep: timedelta, *, grace: timedelta = GC_GRACE) -
     always kept, so its data are untouched) and delete from disk what no kept commit
     refers to, under the store's lock. Every ingest block and forecast batch is a commit,
     so a store written on a schedule grows a long history; this bounds it. Objects younger
-    than ``grace`` stay, for readers that opened an older commit just before."""
+    than ``grace`` stay, and so does every commit that was the last one within ``grace``
+    (and its files, however old): a reader may have opened it just before."""
     path = Path(path)
     if not is_repository(path):
         raise StoreError(f"{path}: not a transactional wxens store; nothing to compact")
     now = datetime.now(UTC)
     with locked(path):
         repo = icechunk.Repository.open(_storage(path))
-        before = sum(1 for _ in repo.ancestry(branch=BRANCH))
-        repo.expire_snapshots(now - keep)  # its set also names snapshots off the history
+        written = [c.written_at for c in repo.ancestry(branch=BRANCH)]  # newest first
+        before = len(written)
+        repo.expire_snapshots(min(now - keep, _last_since(written, now - grace)))
         left = sum(1 for _ in repo.ancestry(branch=BRANCH))
         summary = repo.garbage_collect(now - grace)
     deleted = summary.chunks_deleted + summary.manifests_deleted + summary.snapshots_deleted
     return Compaction(before - left, left, deleted, summary.bytes_deleted)
+
+
+def _last_since(written: list[datetime], since: datetime) -> datetime:
+    """The time of the oldest commit that was the last one at some moment since ``since``
+    (commit times ``written``, newest first): a reader that opened the store since then
+    may be reading it, however old its files are, so it and those after it stay."""
+    for at in written:
+        if at <= since:
+            return at
+    return written[-1]
 
 
 def export(path: str | Path, out: str | Path, *, progress: bool = True) -> Path:

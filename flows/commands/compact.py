@@ -18,8 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--keep",
         default="7d",
         help="how much history to keep, e.g. 7d or 12h (default 7d; 0h keeps the last commit "
-        "only, beside the repository's empty first one); files younger than 10 minutes stay "
-        "(a reader may be using them): compact again later to delete those",
+        "only, beside the repository's empty first one); files younger than 10 minutes stay, "
+        "and so do the commits that were the last one within those 10 minutes (a reader may "
+        "be using them): compact again later to delete those",
     )
 
 

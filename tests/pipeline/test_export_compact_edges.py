@@ -4,10 +4,16 @@ compaction."""
 
 from __future__ import annotations
 
+import os
+import time
+from datetime import timedelta
+
 import icechunk
+import xarray as xr
 
 from flows.cli import main
-from pipeline.forecast_store import write_forecast
+from pipeline.forecast_store import open_forecast, write_forecast
+from pipeline.transaction import compact, export
 from tests.pipeline.test_forecast_store import PROVENANCE, ensemble
 
 
@@ -36,3 +42,30 @@ def test_a_store_path_below_a_file_is_refused_in_one_line(tmp_path, capsys):
         err = capsys.readouterr().err
         assert f"{tmp_path / 'afile'} is a file, not a folder" in err, err
 
+
+def _age(path, seconds: float) -> None:
+    """Make every file under ``path`` ``seconds`` older (a store last written long ago)."""
+    then = time.time() - seconds
+    for p in path.rglob("*"):
+        os.utime(p, (then, then))
+
+
+def test_compact_spares_the_commit_a_reader_opened_moments_ago(tmp_path):
+    """A notebook opens a store last written an hour ago; a scheduled forecast appends to
+    it and compacts it (``--keep 0h``). The commit the notebook opened was the store's last
+    one a moment ago, but its files were an hour old, older than the ten-minute grace
+    meant for such readers: they were deleted, and the notebook's next read failed with
+    "manifests/... not found". A commit that was the last one within the grace stays."""
+    path = tmp_path / "f.zarr"
+    write_forecast(path, ensemble(["2019-03-22T00"], 1.0), PROVENANCE)
+    _age(path, 3600)
+    opened = open_forecast(path)  # lazily: nothing read yet
+    write_forecast(path, ensemble(["2019-03-23T00"], 2.0), PROVENANCE)
+    done = compact(path, timedelta(0))
+    assert done.commits_left == 3  # the reader's, the new last one and the empty first one
+    xr.testing.assert_identical(opened.load(), open_forecast(path).sel(init_time=opened.init_time).load())
+
+    forgotten = compact(path, timedelta(0), grace=timedelta(0))  # later: it goes
+    assert forgotten.commits_expired == 1 and forgotten.objects_deleted > 0
+    assert open_forecast(path).sizes["init_time"] == 2
+    assert export(path, tmp_path / "plain.zarr", progress=False).is_dir()
