@@ -89,12 +89,13 @@ def reference_channels(
     for dim in (INIT_TIME, LEAD_TIME, VARIABLE):
         lacking = np.setdiff1d(f[dim].values, r[dim].values)
         if lacking.size:
-            shown = ", ".join(map(_shown, lacking[:3])) + (" ..." if lacking.size > 3 else "")
+            both = np.intersect1d(f[dim].values, r[dim].values)
             raise InputError(
-                f"the reference lacks {lacking.size} {dim} value(s) of the forecast ({shown}); "
-                "draw it for the same initial times, leads and variables (wxens baseline), or, "
-                "for one you cannot draw again, verify the forecast on what the reference "
-                "holds (wxens verify --init, verify_store(init_times=...))"
+                f"the reference lacks {lacking.size} {dim} value(s) of the forecast "
+                f"({_listed(lacking)}); both hold {_listed(both) if both.size else 'none'}. "
+                "Draw it for the same initial times, leads and variables (wxens baseline), "
+                "or, for one you cannot draw again, verify the forecast on what the "
+                f"reference holds ({_SELECT[dim]})"
             )
     r = r.sel({INIT_TIME: f[INIT_TIME], LEAD_TIME: f[LEAD_TIME], VARIABLE: f[VARIABLE]})
     return r.drop_vars([c for c in r.coords if c not in r.dims]).assign_coords(
@@ -208,6 +209,20 @@ def _warn_unpaired(paired: xr.Dataset) -> None:
             verified,
             both,
         )
+
+
+#: How to verify a forecast on the initial times, leads or variables its reference holds.
+_SELECT = {
+    INIT_TIME: "wxens verify --init, verify_store(init_times=...)",
+    LEAD_TIME: "in Python: verify(forecast.sel(lead_time=[...]), ...); wxens verify has no "
+    "lead selection",
+    VARIABLE: "wxens verify --variables, verify_store(variables=...)",
+}
+
+
+def _listed(values: np.ndarray) -> str:
+    """The first three of ``values`` as a person reads them, `...` for the rest."""
+    return ", ".join(map(_shown, values[:3])) + (" ..." if values.size > 3 else "")
 
 
 def _shown(value: object) -> str:

@@ -230,3 +230,27 @@ def test_truth_missing_at_some_valid_times_is_warned_of_once_with_a_reference(
     with caplog.at_level("WARNING"):
         verify(forecast, gappy, VerifyConfig(**QUIET), reference=reference)
     assert caplog.text.count("the truth lacks 2 of the") == 1, caplog.text
+
+
+def test_a_reference_lacking_leads_or_variables_names_the_fix_for_those(small_synthetic):
+    """Three runs of other leads and variables: a reference without one of the forecast's
+    leads or variables was refused with the fix for missing initial times ("verify the
+    forecast on what the reference holds (wxens verify --init ...)"), which cannot select
+    a lead or a variable. Each missing kind names its own way out, and what both hold."""
+    from pipeline.errors import InputError
+
+    config, truth = small_synthetic
+    forecast = oracle_forecast(config, truth, 4, (6, 12), 5)
+    settings = VerifyConfig(**QUIET)
+    with pytest.raises(InputError) as lead:
+        verify(forecast, truth, settings, reference=forecast.isel(lead_time=[1]))
+    said = str(lead.value)
+    assert "lacks 1 lead_time value(s) of the forecast (6 h)" in said
+    assert "--init" not in said and "both hold 12 h" in said
+    assert "forecast.sel(lead_time=" in said
+    two = xr.merge([forecast, forecast.t2m.rename("tx")])
+    with pytest.raises(InputError) as variable:
+        verify(two, truth.assign(tx=truth.t2m), settings, reference=forecast)
+    said = str(variable.value)
+    assert "lacks 1 variable value(s) of the forecast (tx)" in said
+    assert "--init" not in said and "--variables" in said and "both hold t2m" in said
