@@ -46,6 +46,7 @@ from pipeline.schema import (
     CHANNEL,
     HORIZONTAL,
     INIT_TIME,
+    LAT,
     LEAD_TIME,
     MEMBER,
     TIME,
@@ -135,8 +136,12 @@ def verify(
         scale = (
             t.isel({INIT_TIME: sample}).std([d for d in t.dims if d != VARIABLE]) if sample else 1.0
         )
+        fs, ts = f / scale, t / scale
+        if f.chunks is not None:  # every variable in a block: keep the block to the target
+            whole = score_chunks(f, all_variables=True)
+            fs, ts = fs.chunk(whole), ts.chunk(whole)
         lazy["energy_score"] = vs.energy_score(
-            f / scale, t / scale, component_dim=VARIABLE, mean_over=config.mean_over
+            fs, ts, component_dim=VARIABLE, mean_over=config.mean_over
         )
     intervals = config.interval_level > 0 and INIT_TIME in config.mean_over
     if intervals:
@@ -219,16 +224,22 @@ def verify(
     return xr.DataTree.from_dict({"/": root, **tree})
 
 
-def score_chunks(forecast: xr.DataArray) -> dict[str, int]:
+def score_chunks(forecast: xr.DataArray, *, all_variables: bool = False) -> dict[str, int]:
     """Dask chunks of ``init_time`` and ``lead_time`` for scoring ``forecast`` (dims
     ``init_time, member, lead_time, variable, latitude, longitude``): all leads of as many
     initial times as fit in :data:`SCORE_CHUNK_BYTES` (at least one), or, where one initial
-    time's leads exceed it, as many leads as fit (at least one)."""
+    time's leads exceed it, as many leads as fit (at least one). ``all_variables``: for a
+    score of every variable at once (the energy score), a chunk holds them all, within the
+    same size, and splits ``latitude`` where one initial time and lead exceed it."""
     n_init, n_lead = forecast.sizes[INIT_TIME], forecast.sizes[LEAD_TIME]
-    cell = forecast.nbytes / (n_init * n_lead * forecast.sizes[VARIABLE])
+    cell = forecast.nbytes / (n_init * n_lead * (1 if all_variables else forecast.sizes[VARIABLE]))
     leads = int(min(n_lead, max(1, SCORE_CHUNK_BYTES // cell)))
     inits = int(max(1, SCORE_CHUNK_BYTES // (cell * n_lead))) if leads == n_lead else 1
-    return {INIT_TIME: min(inits, n_init), LEAD_TIME: leads}
+    chunks = {INIT_TIME: min(inits, n_init), LEAD_TIME: leads}
+    if all_variables:
+        rows = int(max(1, forecast.sizes[LAT] * SCORE_CHUNK_BYTES // cell))
+        chunks |= {VARIABLE: -1, LAT: min(rows, forecast.sizes[LAT])}
+    return chunks
 
 
 def _whole_grid(aligned: AlignedForecast) -> AlignedForecast:
