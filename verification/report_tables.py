@@ -60,11 +60,19 @@ SKILL = (
     Column("RMSE (mean)", "ensemble_mean_rmse"),
     Column("bias (mean)", "ensemble_mean_error"),
     Column("points", "n_verified", format=count),
-    Column("points with reference", "n_verified_with_reference", format=count),
     Column("no truth", "n_missing_truth", format=count),
 )
-"""How good: the skill table (Δ CRPS: the interval of CRPS − reference CRPS; points with
-reference only where the reference lacks some of the points verified)."""
+"""How good: the skill table (Δ CRPS: the interval of CRPS − reference CRPS)."""
+
+WITH_REFERENCE = Column("points with reference", "n_verified_with_reference", format=count)
+"""Beside ``points`` where the reference lacks some of them (:func:`partly_paired`)."""
+
+PARTLY_PAIRED = (
+    " The reference lacks some of the points verified (runs or points it does not hold): "
+    "reference CRPS, CRPS skill and Δ CRPS compare the two on the points both hold (points "
+    "with reference), fair CRPS is the forecast's on all its points."
+)
+"""Added to the skill table's note where the reference covers fewer points."""
 
 CALIBRATION = (
     Column("spread", "ensemble_spread"),
@@ -123,10 +131,8 @@ def scorecard_tables(card: xr.Dataset) -> dict[str, str]:
         if name.startswith("brier_score_")
     ]
     skill = _present(card, SKILL)
-    if "n_verified_with_reference" in card and card.n_verified_with_reference.equals(
-        card.n_verified
-    ):  # the reference holds every point verified: the column would repeat "points"
-        skill = [c for c in skill if c.score != "n_verified_with_reference"]
+    if partly_paired(card):
+        skill.insert(skill.index(SKILL[-2]) + 1, WITH_REFERENCE)
     tables = {
         "skill": score_table(card, skill),
         "calibration": score_table(card, _present(card, CALIBRATION)),
@@ -138,9 +144,8 @@ NOTES = {
     "skill": "fair CRPS: unbiased for the ensemble's distribution (lower is better), in the "
     "variable's units; [low, high]: its bootstrap interval; CRPS skill: 1 − CRPS/reference "
     "CRPS; Δ CRPS: interval of CRPS − reference CRPS (below 0: better than the reference); "
-    "RMSE and bias of the ensemble mean; points verified, those of them the reference holds "
-    "too (shown when it lacks some: its CRPS, the skill and Δ CRPS compare the two on "
-    "those), and skipped for no truth (a valid time the analysis lacks, or a masked point).",
+    "RMSE and bias of the ensemble mean; points verified, and skipped for no truth (a valid "
+    "time the analysis lacks, or a masked point).",
     "calibration": "spread/skill: with the finite-ensemble factor sqrt((M+1)/M), 1 is "
     "reliable; rank δ: Candille–Talagrand flatness, about 1 when flat (inflated by spatial "
     "correlation); rank p: flatness p-value (independent ranks assumed); rank max/min: "
@@ -154,10 +159,18 @@ NOTES = {
 """What each table's columns mean, printed above it."""
 
 
+def partly_paired(card: xr.Dataset) -> bool:
+    """Whether the reference of ``card`` lacks some of the points the forecast verifies."""
+    if "n_verified_with_reference" not in card or "n_verified" not in card:
+        return False
+    return bool((card["n_verified_with_reference"] < card["n_verified"]).any())
+
+
 def scorecard_section(card: xr.Dataset) -> str:
     """Each scorecard table under its heading and a note on how to read it (HTML)."""
+    notes = NOTES | ({"skill": NOTES["skill"] + PARTLY_PAIRED} if partly_paired(card) else {})
     return "".join(
-        f"<h3>{name.capitalize()}</h3><p class='note'>{html.escape(NOTES[name])}</p>{table}"
+        f"<h3>{name.capitalize()}</h3><p class='note'>{html.escape(notes[name])}</p>{table}"
         for name, table in scorecard_tables(card).items()
     )
 
