@@ -344,7 +344,7 @@ def export(path: str | Path, out: str | Path, *, progress: bool = True) -> Path:
     Zarr v3 extension of zarr-python). Written aside and renamed into place under
     ``out``'s lock, so ``out`` is either absent or complete, and a second export to it
     waits, then finds it there. StoreError, before ``out`` is touched, if ``path`` holds
-    no store or one with nothing committed yet."""
+    no store, one with nothing committed yet, or ``out`` lies inside it."""
     out = Path(out)
     snapshot = reader(path)
     if not isinstance(snapshot, str) and not has_root_group(snapshot):
@@ -352,6 +352,8 @@ def export(path: str | Path, out: str | Path, *, progress: bool = True) -> Path:
             f"{path}: an empty store (another command is creating it, or its creation was "
             "interrupted before anything was committed); export it once that command ends"
         )
+    if out.resolve().is_relative_to(Path(path).resolve()):
+        raise StoreError(f"{out} is inside the store {path}; export to a path outside it")
     with locked(out):
         if out.exists():
             raise StoreError(f"{out} exists; export to a new path")

@@ -69,3 +69,14 @@ def test_compact_spares_the_commit_a_reader_opened_moments_ago(tmp_path):
     assert forgotten.commits_expired == 1 and forgotten.objects_deleted > 0
     assert open_forecast(path).sizes["init_time"] == 2
     assert export(path, tmp_path / "plain.zarr", progress=False).is_dir()
+
+
+def test_export_into_the_store_itself_is_refused(tmp_path, capsys):
+    """``--out STORE/plain.zarr`` (a slip for ``STORE-plain.zarr``) wrote the copy into the
+    transactional store's own folder, among its chunk files."""
+    store = tmp_path / "f.zarr"
+    write_forecast(store, ensemble(["2019-03-22T00"], 1.0), PROVENANCE)
+    inside = store / "chunks" / "plain.zarr"
+    assert main(["export", str(store), "--out", str(inside), "--no-progress"]) == 2
+    assert "inside the store" in capsys.readouterr().err
+    assert not inside.exists()
