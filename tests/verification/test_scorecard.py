@@ -321,6 +321,33 @@ def test_the_energy_score_runs_on_blocks_of_the_target_size_with_every_variable(
     xr.testing.assert_allclose(tree["multivariate"].to_dataset(), whole)
 
 
+def test_the_physics_checks_read_their_sample_in_one_pass(case):
+    """Each check computed its scores from the lazy sample by itself, two passes a check
+    and a channel: on a dask LocalCluster (2 workers), where each pass costs a round of
+    scheduling, a 15-init forecast of 9 channels took 58-67 s to verify against 10 s on
+    threads, most of it in the physics checks; with the sample read once, 17 s. The same
+    results, in one pass."""
+    from dask.callbacks import Callback
+
+    from pipeline.alignment import align_with_truth
+    from verification.physics_group import physics_group
+
+    _, truth, forecast = case
+    aligned = align_with_truth(forecast.chunk({"init_time": 1}), truth.chunk({"time": 4}))
+    subset = {"init_time": [0, 3, 7]}
+    eager = physics_group(align_with_truth(forecast, truth), subset, ())
+    passes = []
+
+    class Passes(Callback):
+        def _start(self, dsk):
+            passes.append(len(dsk))
+
+    with Passes():
+        lazy = physics_group(aligned, subset, ())
+    assert len(passes) == 1, passes
+    xr.testing.assert_allclose(lazy, eager)
+
+
 def test_scores_file_round_trip_and_report_shows_every_figure(case, tmp_path):
     _, truth, forecast = case
     tree = verify(forecast[["t2m", "z"]], truth, VerifyConfig(physics_init_times=4, progress=False))
