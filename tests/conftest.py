@@ -63,3 +63,22 @@ def read_store_content(path: Path) -> dict[str, tuple]:
 def store_content() -> Callable[[Path], dict[str, tuple]]:
     """:func:`read_store_content`, for the tests."""
     return read_store_content
+
+
+@pytest.fixture()
+def monthly_store(tmp_path: Path):
+    """An analysis store of 48 monthly means (t2m on a 4 x 4 grid, mid-month stamps from
+    January 2000), at ``tmp_path / "m.zarr"``: its times are 28 to 31 days apart."""
+    import numpy as np
+    import pandas as pd
+    import xarray as xr
+
+    from pipeline.store import ingest
+
+    times = pd.date_range("2000-01-01", periods=48, freq="MS") + pd.Timedelta(days=14)
+    values = 280 + np.random.default_rng(0).normal(size=(48, 4, 4)).astype("float32")
+    xr.Dataset(
+        {"t2m": (("time", "latitude", "longitude"), values, {"units": "K"})},
+        coords={"time": times, "latitude": np.arange(50.0, 54), "longitude": np.arange(4.0)},
+    ).to_netcdf(tmp_path / "monthly.nc")
+    return ingest(str(tmp_path / "monthly.nc"), tmp_path / "m.zarr", progress=False)

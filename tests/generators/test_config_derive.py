@@ -397,22 +397,17 @@ def test_a_run_resumed_on_its_moved_store_is_not_told_to_start_over(tmp_path):
     assert other_store_warning(config_yaml, here.resolve(), str(here)) is None
 
 
-def test_a_store_of_monthly_means_is_refused_for_training_naming_it(tmp_path, capsys):
+def test_a_store_of_monthly_means_is_refused_for_training_naming_it(
+    tmp_path, capsys, monthly_store
+):
     """Monthly means (times one calendar month apart, 28 to 31 days) ingest and verify, but a
     model steps a fixed duration: the derived config was written and training then stopped
     with 'no initial time ... has its history; widen the period', which no period fixes."""
-    import xarray as xr
 
     from generators.data import ResidualDataset, SampleSpec
     from pipeline.store import open_store
 
-    times = pd.date_range("2000-01-01", periods=48, freq="MS") + pd.Timedelta(days=14)
-    values = 280 + np.random.default_rng(0).normal(size=(48, 4, 4)).astype("float32")
-    xr.Dataset(
-        {"t2m": (("time", "latitude", "longitude"), values, {"units": "K"})},
-        coords={"time": times, "latitude": np.arange(50.0, 54), "longitude": np.arange(4.0)},
-    ).to_netcdf(tmp_path / "monthly.nc")
-    store = ingest(str(tmp_path / "monthly.nc"), tmp_path / "m.zarr", progress=False)
+    store = monthly_store
     assert wxens(["config", "--store", str(tmp_path / "m.zarr"), "--set", "steps=10"]) == 2
     err = capsys.readouterr().err
     assert "m.zarr: its times are 1 calendar month apart" in err and "daily" in err

@@ -221,17 +221,12 @@ def test_cli_draws_baselines_that_info_and_verify_read(analysis, tmp_path, capsy
     assert open_store(store).dataset.sizes["time"] == 72  # the analysis is left as it was
 
 
-def test_a_store_of_monthly_means_is_refused_naming_it_before_anything_is_written(tmp_path, capsys):
+def test_a_store_of_monthly_means_is_refused_naming_it_before_anything_is_written(
+    tmp_path, capsys, monthly_store
+):
     """A lead is a duration and a month is not one: a baseline of a monthly store was refused
     with 'no training time fits ... widen the training period' (a lead of the mean month) or
     told to give leads of 730.485 h, neither of which any input fixes."""
-    times = pd.date_range("2000-01-01", periods=48, freq="MS") + pd.Timedelta(days=14)
-    values = 280 + np.random.default_rng(0).normal(size=(48, 4, 4)).astype("float32")
-    xr.Dataset(
-        {"t2m": (("time", "latitude", "longitude"), values, {"units": "K"})},
-        coords={"time": times, "latitude": np.arange(50.0, 54), "longitude": np.arange(4.0)},
-    ).to_netcdf(tmp_path / "monthly.nc")
-    ingest(str(tmp_path / "monthly.nc"), tmp_path / "m.zarr", progress=False)
     config = BaselineConfig("2000-01-15", "2002-12-15", 4, 0)
     with pytest.raises(InputError, match=r"m\.zarr: its times are 1 calendar month apart"):
         baseline_to_store(
