@@ -157,8 +157,8 @@ def _standard_dates(coord: xr.DataArray, origin: str) -> xr.Variable:
     dates = pd.to_datetime(labels, format="ISO8601", errors="coerce")
     held = dates.notna() & (dates >= pd.Timestamp.min) & (dates <= pd.Timestamp.max)
     valid = pd.to_datetime([_label_only(label) for label in labels], errors="coerce")
-    if not held.all() and valid.notna().all():  # real dates, but years a store cannot hold
-        bad = [label for label, ok in zip(labels, held, strict=True) if not ok]
+    bad = [label for label, ok in zip(labels, held, strict=True) if not ok]
+    if bad and valid.notna().all():  # real dates, but years a store cannot hold
         raise InputError(
             f"{origin}: {len(bad)} of its {coord.name!r} values lie outside the years "
             f"{pd.Timestamp.min.year + 1} to {pd.Timestamp.max.year - 1} that a store's "
@@ -166,8 +166,7 @@ def _standard_dates(coord: xr.DataArray, origin: str) -> xr.Variable:
             "year 0001 as 2001, say: xarray's ds.assign_coords(time=...) with the shifted "
             "dates); converting the calendar does not move them"
         )
-    if not held.all():
-        bad = [label for label, ok in zip(labels, held, strict=True) if not ok]
+    if bad:
         raise InputError(
             f"{origin}: {len(bad)} of its {coord.name!r} values in the {calendar!r} calendar "
             f"have no date in the standard calendar between {pd.Timestamp.min.year + 1} and "
