@@ -156,7 +156,7 @@ def _standard_dates(coord: xr.DataArray, origin: str) -> xr.Variable:
     labels = [t.isoformat() for t in values.flat]
     dates = pd.to_datetime(labels, format="ISO8601", errors="coerce")
     held = dates.notna() & (dates >= pd.Timestamp.min) & (dates <= pd.Timestamp.max)
-    valid = pd.to_datetime([_label_only(label) for label in labels], errors="coerce")
+    valid = pd.to_datetime([_label_only(x) for x in labels], format="ISO8601", errors="coerce")
     bad = [label for label, ok in zip(labels, held, strict=True) if not ok]
     if bad and valid.notna().all():  # real dates, but years a store cannot hold
         raise InputError(

@@ -297,7 +297,7 @@ def test_one_lead_of_a_forecast_file_is_stored_at_its_valid_time(
         coords["forecast_reference_time"] = coords.pop("time")
     path = tmp_path / ("f.zarr" if layout == "weatherbench2" else "f.nc")
     ds = xr.Dataset({"t2m": (dims, values, {"units": "K"})}, coords=coords)
-    ds.to_zarr(path) if layout == "weatherbench2" else ds.to_netcdf(path)
+    ds.to_zarr(path, zarr_format=2) if layout == "weatherbench2" else ds.to_netcdf(path)
     store = tmp_path / "s.zarr"
     code, _, err = cli(capsys, str(path), "--select", f"{lead}={value}", "--store", str(store))
     assert code == 0, err
