@@ -206,3 +206,24 @@ def test_named_modules_and_functions_exist(page):
     }
     missing = sorted(n for n in named if not resolves(n))
     assert not missing, f"{page.relative_to(ROOT)} names what does not import: {missing}"
+
+
+def test_every_option_is_documented():
+    """Every option a ``--help`` shows is named in the README or a docs page, so a user who
+    reads the docs rather than the help finds it (an option added to the CLI but not to
+    the docs fails here)."""
+    import argparse
+
+    from flows.cli import build_parser
+
+    text = "\n".join(page.read_text(encoding="utf-8") for page in PAGES)
+    commands = next(
+        a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+    ).choices
+    missing = sorted(
+        f"wxens {name} {option}"
+        for name in commands
+        for option in subcommand_options(name) - {"-h", "--help"}
+        if option.startswith("--") and not re.search(rf"{re.escape(option)}(?![\w-])", text)
+    )
+    assert not missing, f"options no page of the docs names: {missing}"
