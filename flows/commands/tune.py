@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from flows.commands.options import at_least, deprecated_alias
+from flows.commands.options import add_threads, at_least, deprecated_alias
 from generators.correction.spec import CANDIDATES
 
 NAME = "tune"
@@ -65,6 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sampler", help="sampler spec (default: the checkpoint's)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+    add_threads(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -84,9 +85,11 @@ def parse_weights(text: str | None, stage: str) -> tuple[float, ...]:
 
 def run(args: argparse.Namespace) -> int:
     from flows.commands.run import parse_leads
+    from flows.commands.train import set_threads
     from generators.tune import tune_correction
     from pipeline.schema import Period
 
+    set_threads(args.threads)
     tuned = tune_correction(
         args.checkpoint,
         args.store,

@@ -88,3 +88,26 @@ def test_forecasting_commands_take_threads_as_train_does(monkeypatch, tmp_path, 
         torch.set_num_threads(threads)
     assert seen == [1]
     assert {"--threads", "--batch-members"} <= option_strings(command[0])
+
+
+def test_tune_takes_threads_as_forecast_does(monkeypatch):
+    """wxens tune draws forecasts of the held-out days (40 s on the UK sample with 4
+    members) and had no --threads: on shared cores it could not be kept to a share."""
+    import torch
+
+    import generators.tune
+    from flows.cli import main
+
+    threads = torch.get_num_threads()
+    seen = []
+
+    def tune_correction(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        raise KeyboardInterrupt  # stop before any work
+
+    monkeypatch.setattr(generators.tune, "tune_correction", tune_correction)
+    try:
+        main(["tune", "--checkpoint", "k", "--store", "s.zarr", "--threads", "1"])
+    finally:
+        torch.set_num_threads(threads)
+    assert seen == [1]
