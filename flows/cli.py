@@ -33,12 +33,23 @@ def build_parser() -> argparse.ArgumentParser:
         description="Weather ensembles: ingest, train, forecast, verify, orchestrate.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"wxens {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         p = sub.add_parser(command.NAME, help=command.HELP, description=command.HELP)
         command.add_arguments(p)
         p.set_defaults(run=command.run)
     return parser
+
+
+def package_version() -> str:
+    """The installed wxens distribution's version ("unknown" when run from a bare checkout)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("wxens")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:

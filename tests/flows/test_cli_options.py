@@ -111,3 +111,15 @@ def test_tune_takes_threads_as_forecast_does(monkeypatch):
     finally:
         torch.set_num_threads(threads)
     assert seen == [1]
+
+
+def test_version_prints_the_package_version_and_exits_0(capsys):
+    """``wxens --version`` said "the following arguments are required: COMMAND" (exit 2)."""
+    from importlib.metadata import version
+
+    from flows.cli import main
+
+    with pytest.raises(SystemExit) as exit:
+        main(["--version"])
+    assert exit.value.code == 0
+    assert capsys.readouterr().out.strip() == f"wxens {version('wxens')}"
