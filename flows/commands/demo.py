@@ -107,7 +107,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="delete the work directory first and start over (refused if it holds anything "
         "the demo did not write)",
     )
-    parser.add_argument("--dask-scheduler", metavar="ADDRESS", help="default: a local cluster")
+    parser.add_argument(
+        "--dask-scheduler",
+        metavar="ADDRESS",
+        help="run the forecasts and verification on the dask cluster of this scheduler "
+        "(tcp://host:8786; default: a local cluster for verification, forecasts in this process)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

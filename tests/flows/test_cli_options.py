@@ -123,3 +123,21 @@ def test_version_prints_the_package_version_and_exits_0(capsys):
         main(["--version"])
     assert exit.value.code == 0
     assert capsys.readouterr().out.strip() == f"wxens {version('wxens')}"
+
+
+def test_every_help_says_what_its_option_does():
+    """wxens demo --dask-scheduler's whole help was "default: a local cluster": it said
+    neither what runs there nor that ADDRESS is a scheduler's."""
+    from flows.cli import build_parser
+
+    commands = next(
+        a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+    ).choices
+    bare = [
+        f"wxens {name} {'/'.join(action.option_strings) or action.dest}: {action.help!r}"
+        for name, parser in commands.items()
+        for action in parser._actions
+        if action.help != argparse.SUPPRESS
+        and (not action.help or action.help.lower().startswith(("default", "(")))
+    ]
+    assert not bare, bare
