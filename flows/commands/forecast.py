@@ -156,9 +156,13 @@ def parse_leads(lead: str, every: str | None, native_hours: float) -> list[float
         parts = [to_timedelta(p) / pd.Timedelta(hours=1) for p in lead.split(",")]
         step = to_timedelta(every) / pd.Timedelta(hours=1) if every else native_hours
     except ValueError as err:
+        given = f"--lead {lead!r}" + (f" / --every {every!r}" if every else "")
+        raise InputError(f"{given}: not durations such as 24h ({err})") from None
+    if every and len(parts) > 1:
         raise InputError(
-            f"--lead {lead!r} / --every {every!r}: not durations such as 24h ({err})"
-        ) from None
+            f"--every {every} goes with a single --lead (24h: every {every} up to it), not "
+            f"with the comma list --lead {lead}: give every lead in the list, or one lead"
+        )
     if step <= 0 or min(parts) <= 0:
         raise InputError(f"--lead and --every must be positive durations, got {lead!r}, {every!r}")
     if len(parts) == 1:  # every step (of --every, else the store's) up to the lead

@@ -264,6 +264,19 @@ def test_leads_are_whole_steps_of_the_store():
         parse_leads("1h,3h", None, 6.0)
 
 
+def test_every_with_a_comma_list_of_leads_is_refused():
+    """``--every`` spaces the leads up to a single ``--lead``: beside a comma list it was
+    ignored without a word (``--lead 6h,12h --every 3h`` drew 6 and 12 h only), and a bad
+    lead's error named ``--every None`` when no --every was given."""
+    from flows.commands.forecast import parse_leads
+
+    with pytest.raises(InputError, match=r"--every 3h goes with a single --lead"):
+        parse_leads("6h,12h", "3h", 1.0)
+    with pytest.raises(InputError) as error:
+        parse_leads("6h,banana", None, 1.0)
+    assert "--every" not in str(error.value)
+
+
 def test_info_on_a_torn_training_run_says_what_it_is(tmp_path, capsys):
     """A run directory or its checkpoint is not a store: an unreadable one is said to be an
     unreadable checkpoint, not 'no Zarr store there'."""
