@@ -42,8 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--spread-weight",
         type=float,
         help="also scale each forecast's spread so that the recent forecasts' spread-skill "
-        "ratio (their decaying average with this weight, in (0, 1]) is 1 (default: spread "
-        "unchanged)",
+        "ratio (their decaying average with this weight, in (0, 1]) is 1 (default: the "
+        "--checkpoint's tuned one, else spread unchanged)",
     )
     parser.add_argument(
         "--rank-weight",
@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="last, remap each forecast's members so that the rank histogram of the recent "
         "verified forecasts (their decaying average with this weight, in (0, 1], every time "
         "of day) would have been flat; each member keeps its rank at every point (default: "
-        "members not remapped)",
+        "the --checkpoint's tuned one, else members not remapped)",
     )
 
 

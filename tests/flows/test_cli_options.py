@@ -141,3 +141,17 @@ def test_every_help_says_what_its_option_does():
         and (not action.help or action.help.lower().startswith(("default", "(")))
     ]
     assert not bare, bare
+
+
+@pytest.mark.parametrize("name", ["bias-correct", "run"])
+def test_every_weight_help_says_the_tuned_one_is_its_default(name):
+    """bias-correct --checkpoint K applies K's tuned spread and rank weights when none is
+    given, but the help of --spread-weight and --rank-weight said "default: spread
+    unchanged" and "members not remapped"."""
+    helps = {
+        option: action.help
+        for action in parser_of(name)._actions
+        for option in action.option_strings
+    }
+    for option in ("--bias-weight", "--spread-weight", "--rank-weight"):
+        assert "tuned" in helps[option].split("default")[-1], (option, helps[option])
