@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from flows.commands.options import add_batch_members, add_threads, at_least
+from flows.commands.options import add_batch_members, add_threads, at_least, positive_hours
 
 NAME = "calibrate"
 HELP = (
@@ -35,8 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--every",
-        type=float,
-        help="hours between fit initial times (default: the store's step, at least 6)",
+        type=positive_hours(),
+        help="time between fit initial times, e.g. 6h or 12 (hours) (default: the store's "
+        "step, at least 6 h)",
     )
     parser.add_argument(
         "--lead",

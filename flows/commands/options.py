@@ -59,6 +59,36 @@ def at_least(least: int) -> Any:
     return whole
 
 
+def positive_hours(whole: bool = False) -> Any:
+    """An argparse ``type``: a positive time span in hours, as a bare number of hours
+    (``6``) or a duration as ``--lead`` takes it (``6h``, ``90min``, ``1d``); with
+    ``whole``, a whole number of hours (an ``int``). Zero, a negative span or a unit-less
+    typo are refused by the parser, naming the value."""
+
+    def hours(text: str) -> float | int:
+        try:
+            value = float(text)
+        except ValueError:
+            from pipeline.spec import to_timedelta
+
+            try:
+                value = to_timedelta(text).total_seconds() / 3600
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"{text!r} is not a time span such as 6h, 1d or 6 (hours)"
+                ) from None
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a positive time span, got {text!r}")
+        if whole:
+            if value != int(value):
+                raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of hours")
+            return int(value)
+        return value
+
+    hours.__name__ = "time span in hours"
+    return hours
+
+
 def add_config_overrides(
     parser: argparse.ArgumentParser | argparse._ArgumentGroup,
     help: str,

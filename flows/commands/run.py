@@ -10,7 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from flows.commands.options import add_config_overrides, at_least, deprecated_alias
+from flows.commands.options import (
+    add_config_overrides,
+    at_least,
+    deprecated_alias,
+    positive_hours,
+)
 
 NAME = "run"
 HELP = "run ingest -> train -> forecast -> verify for given init times (no server needed)"
@@ -55,10 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     when.add_argument(
         "--cycle",
-        type=at_least(1),
+        type=positive_hours(whole=True),
         default=6,
         metavar="HOURS",
-        help="without --init: cycle (default 6 h)",
+        help="without --init: cycle, whole hours, e.g. 6h or 6 (default 6 h)",
     )
     ens = parser.add_argument_group("ensemble")
     ens.add_argument("--members", type=at_least(1), default=50, help="ensemble size (default 50)")

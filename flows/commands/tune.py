@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from flows.commands.options import add_threads, at_least, deprecated_alias
+from flows.commands.options import add_threads, at_least, deprecated_alias, positive_hours
 from generators.correction.spec import CANDIDATES
 
 NAME = "tune"
@@ -38,8 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--every",
-        type=float,
-        help="hours between initial times (default: the store's step, at least 6)",
+        type=positive_hours(),
+        help="time between initial times, e.g. 6h or 12 (hours) (default: the store's step, "
+        "at least 6 h)",
     )
     parser.add_argument(
         "--start",

@@ -155,3 +155,36 @@ def test_every_weight_help_says_the_tuned_one_is_its_default(name):
     }
     for option in ("--bias-weight", "--spread-weight", "--rank-weight"):
         assert "tuned" in helps[option].split("default")[-1], (option, helps[option])
+
+
+@pytest.mark.parametrize(
+    ("name", "base", "option", "text", "hours"),
+    [
+        ("tune", ["--checkpoint", "k", "--store", "s"], "--every", "6h", 6.0),
+        ("tune", ["--checkpoint", "k", "--store", "s"], "--every", "12", 12.0),
+        ("calibrate", ["--checkpoint", "k", "--store", "s"], "--every", "1d", 24.0),
+        ("run", RUN, "--cycle", "6h", 6),
+        ("run", RUN, "--cycle", "12", 12),
+    ],
+)
+def test_spacings_in_hours_take_durations_as_forecast_every_does(name, base, option, text, hours):
+    """forecast --every took 6h; tune and calibrate --every and run --cycle refused it
+    ("invalid float value: '6h'"), and tune --every 0 ran with the default spacing."""
+    args = parser_of(name).parse_args([*base, option, text])
+    assert getattr(args, option.lstrip("-")) == hours
+
+
+@pytest.mark.parametrize(
+    ("name", "base", "option", "text"),
+    [
+        ("tune", ["--checkpoint", "k", "--store", "s"], "--every", "0"),
+        ("calibrate", ["--checkpoint", "k", "--store", "s"], "--every", "-6h"),
+        ("calibrate", ["--checkpoint", "k", "--store", "s"], "--every", "nan"),
+        ("run", RUN, "--cycle", "90min"),
+    ],
+)
+def test_a_spacing_that_is_not_a_positive_span_is_refused(name, base, option, text, capsys):
+    with pytest.raises(SystemExit) as exit:
+        parser_of(name).parse_args([*base, f"{option}={text}"])
+    assert exit.value.code == 2
+    assert f"argument {option}" in capsys.readouterr().err
