@@ -131,12 +131,15 @@ FENCE = re.compile(r"```[a-z]*\n(.*?)```", re.DOTALL)
 
 def command_lines(page: Path) -> list[str]:
     """Every ``wxens ...`` line of the page's code blocks, continuation lines joined and
-    comments dropped."""
+    comments dropped; a launcher's ``... -m flows.cli COMMAND ...`` (torchrun) is read as
+    ``wxens COMMAND ...``."""
     lines = []
     for block in FENCE.findall(page.read_text()):
         joined = re.sub(r"\\\n\s*", " ", block)
         for line in joined.splitlines():
             line = line.split(" #")[0].strip()
+            if " -m flows.cli " in line:
+                line = "wxens " + line.split(" -m flows.cli ", 1)[1]
             if line.startswith("wxens "):
                 lines.append(line)
     return lines
