@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "interpolated in lead)",
     )
     parser.add_argument("--sampler", help="sampler spec (default: the checkpoint's)")
-    parser.add_argument("--seed", type=int, default=1, help="random seed of the fit (1)")
+    parser.add_argument("--seed", type=at_least(0), default=1, help="random seed of the fit (1)")
     parser.add_argument(
         "--balance",
         action="store_true",

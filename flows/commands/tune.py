@@ -64,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             + ")",
         )
     parser.add_argument("--sampler", help="sampler spec (default: the checkpoint's)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=at_least(0), default=0, help="random seed (default 0)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
     add_threads(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

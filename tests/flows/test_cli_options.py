@@ -188,3 +188,14 @@ def test_a_spacing_that_is_not_a_positive_span_is_refused(name, base, option, te
         parser_of(name).parse_args([*base, f"{option}={text}"])
     assert exit.value.code == 2
     assert f"argument {option}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["baseline", "calibrate", "forecast", "run", "tune", "verify"])
+def test_a_negative_seed_is_refused_by_the_parser(name, capsys):
+    """numpy seeds only with non-negative integers: --seed -1 ended forecast, baseline
+    and verify (with --error-surrogate-replicas) in a ValueError traceback, exit 1, after
+    the store was opened."""
+    action = next(a for a in parser_of(name)._actions if "--seed" in a.option_strings)
+    with pytest.raises(argparse.ArgumentTypeError, match="at least 0"):
+        action.type("-1")
+    assert action.type("0") == 0 and action.type("7") == 7
