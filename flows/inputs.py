@@ -70,12 +70,14 @@ def check_flow_parameters(flow: str, parameters: Mapping[str, Any]) -> None:
         check(parameters)
 
 
-def _counts(*names: str) -> Callable[[Mapping[str, Any]], None]:
+def _counts(*names: str, least: int = 1) -> Callable[[Mapping[str, Any]], None]:
     def check(parameters: Mapping[str, Any]) -> None:
         for name in names:
-            value = parameters.get(name, 1)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"{name} must be a whole number of at least 1, got {value!r}")
+            value = parameters.get(name, least)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise InputError(
+                    f"{name} must be a whole number of at least {least}, got {value!r}"
+                )
 
     return check
 
@@ -169,13 +171,17 @@ def _outputs(p: Mapping[str, Any]) -> None:
     check_outputs_spare_inputs(outputs, {name: p.get(name) for name in reads})
 
 
+_SEED = _counts("seed", least=0)
+"""numpy seeds only with whole numbers >= 0 (a negative one failed the run as it fired)."""
+
 FLOW_CHECKS: dict[str, tuple[Callable[[Mapping[str, Any]], None], ...]] = {
-    "forecast": (_counts("members", "batch_members"), _leads_and_times, _sampler),
+    "forecast": (_counts("members", "batch_members"), _SEED, _leads_and_times, _sampler),
     "bias_correct": (_correction, _stores("forecast", "truth", "out")),
-    "baseline": (_baseline, _stores("store", "forecast", "out")),
+    "baseline": (_baseline, _SEED, _stores("store", "forecast", "out")),
     "verify": (_member_choice, _outputs),
     "ensemble_run": (
         _counts("members", "latest", "cycle_hours"),
+        _SEED,
         _leads_and_times,
         _sampler,
         _run_correction,

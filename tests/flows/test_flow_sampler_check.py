@@ -25,3 +25,13 @@ def test_a_sampler_of_the_other_family_is_refused_before_training(tmp_path):
     check_flow_parameters("ensemble_run", edm | {"sampler": "edm_euler:num_steps=2"})
     # a config not there yet is the training's to report, as before
     check_flow_parameters("ensemble_run", {"train_config": "later.yaml", "sampler": "heun"})
+
+
+@pytest.mark.parametrize("flow", ["forecast", "baseline", "ensemble_run"])
+def test_a_negative_seed_is_refused_when_the_schedule_is_loaded(flow):
+    """A schedule's ``seed: -1`` passed wxens serve's checks and failed each run as it
+    fired, with numpy's 'expected non-negative integer' traceback."""
+    with pytest.raises(InputError, match="seed must be a whole number of at least 0, got -1"):
+        check_flow_parameters(flow, {"seed": -1})
+    with pytest.raises(InputError, match="seed"):
+        check_flow_parameters(flow, {"seed": 1.5})
