@@ -218,6 +218,7 @@ def check_extends(
     times already answer with other members or leads is not skipped silently as done, nor
     refused only by :func:`write_forecast` after the drawing."""
     path = Path(path)
+    _check_writable(path)  # a plain store (an older wxens's) is refused before the drawing
     if not is_store(path) or is_empty_repository(path) or not is_forecast_store(path):
         return  # nothing to extend; a store of another kind is refused where it is written
     existing = open_dataset(path, chunks=None)

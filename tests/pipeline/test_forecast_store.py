@@ -280,3 +280,13 @@ def test_compact_help_says_what_stays(capsys):
     said = " ".join(capsys.readouterr().out.split())
     assert "beside the repository's empty first one" in said
     assert "files younger than 10 minutes stay" in said
+
+
+def test_check_extends_refuses_a_plain_store_of_an_older_version_before_drawing(tmp_path):
+    """A plain Zarr forecast store (an older wxens's, or an export) is refused by the check
+    made before any member is drawn, not by the write after the drawing."""
+    path = tmp_path / "f.zarr"
+    write_forecast(path, ensemble(["2019-03-22T00"], 1.0), PROVENANCE)
+    plain = export(path, tmp_path / "plain.zarr", progress=False)
+    with pytest.raises(StoreError, match="plain Zarr store.*choose another store path"):
+        check_extends(plain, PROVENANCE, 3, [1.0, 6.0])
