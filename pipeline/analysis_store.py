@@ -132,10 +132,29 @@ def check_replaceable(path: Path, overwrite: bool) -> None:
     if what is None:
         return
     action = "replace" if overwrite else "ingest into"
+    if what == "a Zarr store" and _is_older_plain_store(path):
+        raise InputError(
+            f"{path} is an analysis store of an older wxens, plain Zarr (stores are "
+            f"transactional now); wxens will not {action} it: "
+            + (
+                "give another --store (or move it away yourself if it really is to go)"
+                if overwrite
+                else f"copy it into a new store with `wxens ingest {path} --store NEW.zarr`, "
+                "then ingest into NEW.zarr"
+            )
+        )
     raise InputError(
         f"{path} is {what}, not a wxens analysis store; wxens will not {action} it: "
         "choose another --store (or move it away yourself if it really is to go)"
     )
+
+
+def _is_older_plain_store(path: Path) -> bool:
+    """Whether ``path`` is an analysis store an older wxens wrote as plain Zarr."""
+    try:
+        return is_plain_zarr(path) and STATE_ATTR in read_attrs(path)
+    except Exception:  # unreadable: named as a Zarr store, as before
+        return False
 
 
 def warn_dropped_times(path: Path, times: pd.DatetimeIndex) -> None:

@@ -256,3 +256,27 @@ def test_earlier_times_are_refused_with_advice_that_keeps_the_stores_times(tmp_p
     assert "drops 3 of the 4 time(s) it held (2000-01-02 06:00:00 to 2000-01-02 18:00:00)" in (
         caplog.text
     )
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_plain_analysis_store_of_an_older_version_is_named_with_its_fix(
+    tmp_path, capsys, overwrite
+):
+    """An analysis store written before stores were transactional (plain Zarr, as an export
+    is) is a wxens analysis store that ingest no longer writes: the refusal says so, and how
+    to carry it into a store it writes, rather than 'not a wxens analysis store'."""
+    from pipeline.transaction import export
+
+    made = tmp_path / "made.zarr"
+    ingest(SOURCE, made, progress=False)
+    plain = export(made, tmp_path / "old.zarr", progress=False)
+    before = listing(plain)
+    args = ["ingest", SOURCE, "--store", str(plain), "--no-progress"]
+    code = main(args + (["--overwrite"] if overwrite else []))
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "not a wxens analysis store" not in err
+    assert "analysis store of an older wxens" in err
+    fix = "give another --store" if overwrite else f"wxens ingest {plain} --store NEW.zarr"
+    assert fix in err
+    assert listing(plain) == before
