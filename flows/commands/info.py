@@ -19,7 +19,10 @@ HELP = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "store",
-        help="path of an analysis store, a forecast store, or a training run (directory or .pt)",
+        help=(
+            "path of an analysis store, a forecast store, a training run (directory or .pt) "
+            "or a scores file (wxens verify --out)"
+        ),
     )
 
 
@@ -233,6 +236,10 @@ def run(args: argparse.Namespace) -> int:
             f"run is starting there, or was stopped before its first one; rerun `wxens train "
             f"--out {path}` with the same options"
         )
+    scores = describe_scores(path)
+    if scores is not None:
+        print(scores)
+        return 0
     if is_forecast_store(args.store):
         print(describe_forecast(args.store))
     else:
@@ -242,6 +249,37 @@ def run(args: argparse.Namespace) -> int:
         _, message, when = history[0]
         print(f"committed  {when:%Y-%m-%d %H:%M:%S} UTC, {len(history)} commits; last: {message}")
     return 0
+
+
+def describe_scores(path) -> str | None:
+    """What a scores file (``wxens verify --out``: NetCDF groups) scored; None if ``path``
+    is not one."""
+    if not path.is_file():
+        return None
+    with open(path, "rb") as f:
+        if f.read(8) != b"\x89HDF\r\n\x1a\n":  # NetCDF-4
+            return None
+    import xarray as xr
+
+    try:
+        with xr.open_datatree(path) as tree:
+            groups, a = list(tree.children), dict(tree.attrs)
+    except Exception:  # not a tree of groups: taken as before
+        return None
+    if "scorecard" not in groups:
+        return None
+    lines = [
+        f"scores     {path} (wxens verify; read it with xarray.open_datatree)",
+        f"ensemble   {a.get('n_members', '?')} members, {a.get('n_init_times', '?')} initial times",
+    ]
+    for who, key in (("generator", "wxens"), ("reference", "reference_wxens")):
+        if f"{key}_generator" in a:
+            lines.append(
+                f"{who:<10} {a[f'{key}_generator']}, checkpoint "
+                f"{a.get(f'{key}_checkpoint_digest', '?')}, sampler {a.get(f'{key}_sampler', '?')}"
+            )
+    lines.append("groups     " + ", ".join(groups))
+    return "\n".join(lines)
 
 
 def _saved_by_torch(path) -> bool:

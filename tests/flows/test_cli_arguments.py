@@ -389,3 +389,24 @@ def test_info_reads_a_checkpoint_file_of_any_name(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("not a store")
     assert main(["info", str(tmp_path / "notes.txt")]) == 2
     assert "not a Zarr store" in capsys.readouterr().err
+
+
+def test_info_describes_a_scores_file_rather_than_asking_to_ingest_it(tmp_path, capsys):
+    """A scores file (``wxens verify --out``, an older wxens's too: the same NetCDF groups)
+    is described, not taken for analyses to ingest into a store."""
+    import numpy as np
+    import xarray as xr
+
+    from verification.output import write_scores
+
+    scorecard = xr.Dataset({"fair_crps": (("lead_time",), np.array([0.16, 0.39]))})
+    tree = xr.DataTree.from_dict({"/": xr.Dataset(), "/scorecard": scorecard})
+    tree.attrs.update(
+        n_members=8, n_init_times=5, wxens_generator="flow_matching",
+        wxens_checkpoint_digest="b69a2674c05aec69", wxens_sampler="euler:nfe=2",
+    )  # fmt: skip
+    path = write_scores(tree, tmp_path / "scores.nc")
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "8 members, 5 initial times" in out and "b69a2674c05aec69" in out
+    assert "scorecard" in out and "ingest" not in out
