@@ -102,6 +102,11 @@ def dask_client(
             scheduler = cluster.scheduler_address
         try:
             client = Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=True)
+        except ValueError as err:  # distributed's parse of a malformed address
+            raise InputError(
+                f"--dask-scheduler {scheduler!r} is not a scheduler address ({err}); give "
+                "HOST:PORT or tcp://HOST:PORT, as `dask scheduler` prints it"
+            ) from err
         except (OSError, TimeoutError) as err:
             raise InputError(
                 f"no dask scheduler answers at {scheduler!r} ({err}); start one with "

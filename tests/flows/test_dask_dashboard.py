@@ -54,3 +54,12 @@ def test_dashboard_address_precedence(monkeypatch, given, env, expected):
     else:
         monkeypatch.setenv(DASHBOARD_ENV, env)
     assert LocalClusterConfig(dashboard_address=given).dashboard() == expected
+
+
+@pytest.mark.parametrize("address", ["x", "tcp://"])
+def test_malformed_scheduler_address_is_an_input_error(address):
+    from pipeline.errors import InputError
+
+    with pytest.raises(InputError, match="--dask-scheduler"):
+        with dask_client(address):
+            pass
