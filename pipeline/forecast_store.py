@@ -1,5 +1,4 @@
-"""Forecast stores: the transactional Zarr v3 output of a generator, one ensemble per
-initial time.
+"""Forecast stores: a generator's transactional Zarr v3 output, an ensemble per initial time.
 
 Layout: dims ``init_time, member, lead_time, [level], latitude, longitude``; coordinate
 ``valid_time(init_time, lead_time)``; float32 CF variables; one chunk holds all members of
@@ -15,9 +14,8 @@ Writing (:func:`write_forecast`), one transaction (:mod:`pipeline.transaction`) 
   may hold False entries, which :func:`open_forecast` leaves out (and says so).
 
 Provenance (:class:`ForecastProvenance`: generator kind, checkpoint digest, sampler, NFE,
-seed, calibration, bias correction) is recorded in the store attrs; writing a forecast of another provenance
-into an existing store is a :class:`~pipeline.errors.StoreError`, so one store never mixes
-models or samplers.
+seed, calibration, bias correction) and the creating software's versions are in the store
+attrs; writing another provenance into a store is a StoreError: it never mixes models.
 """
 
 from __future__ import annotations
@@ -44,6 +42,7 @@ from pipeline.schema import (
     SCHEMA_VERSION,
     VALID_TIME,
 )
+from pipeline.software import software_versions
 from pipeline.transaction import (
     has_root_group,
     is_empty_repository,
@@ -152,6 +151,7 @@ def _prepare(forecast: xr.Dataset, provenance: ForecastProvenance) -> xr.Dataset
         **forecast.attrs,
         "schema_version": SCHEMA_VERSION,
         "kind": "forecast",
+        "wxens_software": software_versions(),
         **provenance.to_attrs(),
     }
     return ds

@@ -109,6 +109,8 @@ def describe_forecast(path: str) -> str:
         f"calibration {_calibration(p.calibration)}",
         f"bias       {_bias_correction(p.bias_correction)}",
     ]
+    if "wxens_software" in written.attrs:  # stores written before it was recorded lack it
+        lines.append(f"software   {written.attrs['wxens_software']}")
     if len(unfinished):
         shown = ", ".join(f"{t:%Y-%m-%dT%H:%M}" for t in unfinished[:5])
         lines.append(

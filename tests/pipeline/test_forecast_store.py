@@ -290,3 +290,17 @@ def test_check_extends_refuses_a_plain_store_of_an_older_version_before_drawing(
     plain = export(path, tmp_path / "plain.zarr", progress=False)
     with pytest.raises(StoreError, match="plain Zarr store.*choose another store path"):
         check_extends(plain, PROVENANCE, 3, [1.0, 6.0])
+
+
+def test_store_records_the_software_that_created_it_and_info_shows_it(tmp_path, capsys):
+    """A re-run needs the versions beside the seed and digest: members differ in their
+    last bits between torch builds."""
+    import importlib.metadata
+
+    path = tmp_path / "f.zarr"
+    write_forecast(path, ensemble(["2019-03-22T00"], 1.0), PROVENANCE)
+    software = open_forecast(path).attrs["wxens_software"]
+    for package in ("wxens", "numpy", "xarray"):
+        assert f"{package} {importlib.metadata.version(package)}" in software
+    assert main(["info", str(path)]) == 0
+    assert f"software   {software}" in capsys.readouterr().out
