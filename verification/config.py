@@ -28,7 +28,8 @@ class VerifyConfig:
     scores:           registered score names (default: all of :data:`verification.base.SCORES`).
     mean_over:        dims every score is averaged over (cos-latitude weighted); the
                       scorecard keeps the others (lead time, variable).
-    seed:             tie-breaking seed of the rank histograms.
+    seed:             seed of the rank histograms' tie-breaking, the block-bootstrap
+                      intervals and the error surrogates.
     event_quantiles:  Brier/reliability events ``value > threshold``, the threshold the
                       given quantile of the truth per variable (pooled over the physics
                       init times, lead times and the grid).

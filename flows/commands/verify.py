@@ -56,7 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(e.g. '%%Y%%m%%d' for hindcast_19931101.nc); their valid times give the leads",
     )
     parser.add_argument(
-        "--seed", type=at_least(0), default=0, help="rank-histogram tie-breaking seed (default 0)"
+        "--seed",
+        type=at_least(0),
+        default=0,
+        help="seed of the random parts: rank-histogram tie-breaking, the block-bootstrap "
+        "intervals and the error surrogates (default 0)",
     )
     parser.add_argument(
         "--physics-init-times",
