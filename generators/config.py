@@ -247,6 +247,10 @@ class CalibrationConfig:
     seed: int = 1
     balance: bool = False
 
+    def __post_init__(self) -> None:
+        if self.seed < 0:  # numpy's SeedSequence would refuse it after the training
+            raise InputError(f"calibration.seed must be at least 0, got {self.seed}")
+
 
 @dataclass(frozen=True)
 class TrainConfig:

@@ -355,3 +355,10 @@ def test_the_calibrate_command_wants_a_period_or_folds_and_training_wants_a_peri
     (root / "no-period.yaml").write_text(TINY_RECIPE + "calibration: {members: 4}\n")
     with pytest.raises(InputError, match="calibration.period is required"):
         load_train_config(root / "no-period.yaml")
+
+
+def test_a_negative_calibration_seed_is_refused_with_the_config():
+    """calibration.seed=-1 trained the whole run, then ended in numpy's 'expected
+    non-negative integer' traceback when the calibration drew its first forecast."""
+    with pytest.raises(InputError, match=r"calibration\.seed must be at least 0, got -1"):
+        CalibrationConfig(seed=-1)
