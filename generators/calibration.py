@@ -264,6 +264,7 @@ def fit_calibration(
         sampler=sampler_spec(sampler),
         shared=tuple(checkpoint.channels[i] for i in shared),
         balance=config.balance,
+        seed=config.seed,
     )
     log.info(
         "spread calibration on %s: factors %s by lead %s h",

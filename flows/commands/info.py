@@ -143,7 +143,8 @@ def describe_checkpoint(path) -> str:
     ]
     lines = [
         f"checkpoint {c.path}  digest {c.digest} (what forecast stores made with it record)",
-        f"model      {c.kind}, step {c.step} of {t.steps + fine} ({t.steps} main, {fine} fine-tune)",
+        f"model      {c.kind}, step {c.step} of {t.steps + fine} ({t.steps} main, {fine} fine-tune), "
+        f"seed {t.seed}",
         f"grid       {len(c.latitude)} x {len(c.longitude)}  "
         f"lat {c.latitude.min():g}..{c.latitude.max():g}  "
         f"lon {c.longitude.min():g}..{c.longitude.max():g}",
@@ -202,7 +203,8 @@ def _calibration(c: dict) -> str:
         f"{h:g} h " + "/".join(f"{k:.2f}" for k in row)
         for h, row in zip(c["leads_hours"], factors, strict=True)
     )
-    return f"spread factors ({'/'.join(c['channels'])}) fitted on {c['period']}: {by_lead}"
+    seed = f", fit seed {c['seed']}" if "seed" in c else ""
+    return f"spread factors ({'/'.join(c['channels'])}) fitted on {c['period']}: {by_lead}{seed}"
 
 
 def _bias_correction(b: dict) -> str:

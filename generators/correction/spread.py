@@ -149,7 +149,8 @@ class SpreadCalibration:
     that sampler only: another NFE or noise scale changes the spread they correct.
     ``shared``: the channels fitted with one factor (:func:`fit_spread_factors`);
     ``balance``: whether the fit forecasts' upper air was balanced at every step (which
-    changes their spread, so the factors hold for such forecasts only)."""
+    changes their spread, so the factors hold for such forecasts only); ``seed``: the fit
+    forecasts' seed (None in calibrations written before it was recorded)."""
 
     channels: tuple[str, ...]
     leads_hours: tuple[float, ...]
@@ -162,6 +163,7 @@ class SpreadCalibration:
     sampler: str | None = None
     shared: tuple[str, ...] = ()
     balance: bool = False
+    seed: int | None = None
 
     def lead_index(self, lead_hours: float) -> int | None:
         for i, lead in enumerate(self.leads_hours):
@@ -223,7 +225,7 @@ class SpreadCalibration:
             "sampler": self.sampler,
             "shared": list(self.shared),
             "balance": self.balance,
-        }
+        } | ({} if self.seed is None else {"seed": self.seed})
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SpreadCalibration:
@@ -239,6 +241,7 @@ class SpreadCalibration:
             sampler=d.get("sampler"),
             shared=tuple(d.get("shared", ())),
             balance=bool(d.get("balance", False)),
+            seed=None if d.get("seed") is None else int(d["seed"]),
         )
 
     def check_sampler(self, sampler: str) -> None:

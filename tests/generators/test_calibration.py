@@ -50,7 +50,8 @@ def test_fit_initial_times_keep_their_truth_inside_the_period():
 def test_a_period_the_store_does_not_cover_names_what_it_covers():
     times = pd.date_range("2019-03-01", "2019-03-15T23", freq="h")
     with pytest.raises(
-        InputError, match=r"the store holds none of it \(its times: 2019-03-01T00:00 to 2019-03-15T23:00\)"
+        InputError,
+        match=r"the store holds none of it \(its times: 2019-03-01T00:00 to 2019-03-15T23:00\)",
     ):
         calibration_init_times(times, "2019-03-28", "2019-03-31", 6.0, 6.0)
 
@@ -147,9 +148,12 @@ def test_a_calibration_is_stored_applied_and_recorded(tmp_path, capsys):
     assert stored.sampler == "euler:nfe=2,noise_scale=1.0"  # the fit's, not the model's default
     capsys.readouterr()
     assert wxens(["info", str(tmp_path / "run")]) == 0  # which sampler the factors hold for
+    described = capsys.readouterr().out
     assert "sampler    euler:nfe=2,noise_scale=1.0 (NFE 2), the forecasts' default; the " in (
-        capsys.readouterr().out
+        described
     )
+    assert f"fine-tune), seed {checkpoint.train_config.seed}\n" in described  # to rerun it
+    assert f", fit seed {stored.seed}\n" in described
 
     common = [
         "forecast",
@@ -362,3 +366,28 @@ def test_a_negative_calibration_seed_is_refused_with_the_config():
     non-negative integer' traceback when the calibration drew its first forecast."""
     with pytest.raises(InputError, match=r"calibration\.seed must be at least 0, got -1"):
         CalibrationConfig(seed=-1)
+
+
+def test_the_fit_seed_is_recorded_for_a_rerun(capsys):
+    from flows.commands.info import _calibration
+
+    """The factors depend on the fit's seed (wxens calibrate --seed), which neither the
+    checkpoint nor a forecast store's calibration recorded: a rerun could not match them."""
+    store = ar1_truth_store()
+    checkpoint = ar1_checkpoint(store, leads=(1,))
+    trained = checkpoint.train_config
+    checkpoint = checkpoint.replace(
+        train_config=replace(trained, data=replace(trained.data, train=Period(end="2019-03-04")))
+    )
+    config = CalibrationConfig(
+        period=Period("2019-03-05", "2019-03-08"), members=4, sampler="euler:nfe=1", seed=7
+    )
+    calibration = fit_calibration(
+        checkpoint, store, config, model=stub_for(checkpoint, scale=0.5), progress=False
+    )
+    recorded = calibration.to_dict()
+    assert recorded["seed"] == 7
+    assert SpreadCalibration.from_dict(recorded).to_dict() == recorded
+    assert _calibration(recorded).endswith(", fit seed 7")  # what wxens info shows
+    old = {k: v for k, v in recorded.items() if k != "seed"}  # written before it was recorded
+    assert SpreadCalibration.from_dict(old).to_dict() == old  # its stores still extend
