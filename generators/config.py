@@ -313,6 +313,8 @@ class TrainConfig:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.ema_decay < 1:
             raise InputError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if abs(self.seed) >= 2**40:  # its step seeds (shard_seed) must fit torch's int64
+            raise InputError(f"seed must be between -2**40 and 2**40, got {self.seed}")
 
     @property
     def total_steps(self) -> int:

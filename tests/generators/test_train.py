@@ -549,3 +549,12 @@ def test_info_on_a_run_stopped_before_its_first_checkpoint_says_so(tmp_path, cap
     err = capsys.readouterr().err
     assert "a training directory without a checkpoint yet" in err and "Zarr" not in err
     assert f"`wxens train --out {run}`" in err
+
+
+def test_a_seed_too_large_for_the_step_generators_is_refused_with_the_config():
+    """seed=2e13 built the model, then ended in torch's 'Overflow when unpacking long long'
+    at the first step's draw (seed x 1000003 + step passes 2**63)."""
+    with pytest.raises(InputError, match=r"seed must be between -2\*\*40 and 2\*\*40"):
+        tiny_config(2, seed=20_000_000_000_000)
+    tiny_config(2, seed=2**40 - 1)  # the largest accepted, and negative ones as before
+    tiny_config(2, seed=-3)
