@@ -9,7 +9,7 @@ import argparse
 from dataclasses import astuple
 
 from flows.commands.forecast import add_time_arguments, parse_inits, parse_leads
-from flows.commands.options import at_least
+from flows.commands.options import SEED
 
 NAME = "baseline"
 HELP = (
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(keep it apart from the initial times, as a model's training period)",
     )
     add_time_arguments(parser)
-    parser.add_argument("--seed", type=at_least(0), default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     parser.add_argument(
         "--window-days",
         type=float,

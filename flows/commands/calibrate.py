@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from flows.commands.options import add_batch_members, add_threads, at_least, positive_hours
+from flows.commands.options import SEED, add_batch_members, add_threads, at_least, positive_hours
 
 NAME = "calibrate"
 HELP = (
@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "interpolated in lead)",
     )
     parser.add_argument("--sampler", help="sampler spec (default: the checkpoint's)")
-    parser.add_argument("--seed", type=at_least(0), default=1, help="random seed of the fit (1)")
+    parser.add_argument("--seed", type=SEED, default=1, help="random seed of the fit (1)")
     parser.add_argument(
         "--balance",
         action="store_true",

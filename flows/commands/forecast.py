@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from flows.commands.options import add_batch_members, add_threads, at_least
+from flows.commands.options import SEED, add_batch_members, add_threads, at_least
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="sampler spec, e.g. euler:nfe=10, heun:nfe=20, edm_heun:num_steps=20,churn=2.5 "
         "(default: the checkpoint's)",
     )
-    parser.add_argument("--seed", type=at_least(0), default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     parser.add_argument("--out", required=True, help="forecast store to create or extend")
     parser.add_argument(
         "--no-calibration",

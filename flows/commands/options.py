@@ -42,9 +42,10 @@ def deprecated_alias(
     )
 
 
-def at_least(least: int) -> Any:
+def at_least(least: int, most: int | None = None) -> Any:
     """An argparse ``type``: a whole number of at least ``least`` (``--members 0`` is
-    refused by the parser, before any store is opened, naming the bound)."""
+    refused by the parser, before any store is opened, naming the bound), and of at most
+    ``most`` if given."""
 
     def whole(text: str) -> int:
         try:
@@ -53,6 +54,8 @@ def at_least(least: int) -> Any:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if value < least:
             raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
+        if most is not None and value > most:
+            raise argparse.ArgumentTypeError(f"must be at most {most}, got {value}")
         return value
 
     whole.__name__ = f"whole number >= {least}"
@@ -118,3 +121,6 @@ def add_threads(
 ) -> None:
     """``--threads N`` (N >= 1), which :func:`flows.commands.train.set_threads` applies."""
     parser.add_argument("--threads", type=at_least(1), help=help)
+
+
+SEED = at_least(0, 2**63 - 1)  # --seed: numpy's seeds are not negative, stores' attrs int64

@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from flows.commands.options import (
+    SEED,
     add_config_overrides,
     at_least,
     deprecated_alias,
@@ -75,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ens.add_argument(
         "--sampler", help="sampler spec, e.g. euler:nfe=10 (default: the checkpoint's)"
     )
-    ens.add_argument("--seed", type=at_least(0), default=0, help="random seed (default 0)")
+    ens.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     ens.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
     out = parser.add_argument_group("outputs")
     out.add_argument("--out", help="forecast store to create or extend (required)")

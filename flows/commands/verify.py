@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from flows.commands.options import at_least
+from flows.commands.options import SEED, at_least
 
 NAME = "verify"
 HELP = "score an ensemble forecast against an analysis store: scores (NetCDF) and an HTML report"
@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--seed",
-        type=at_least(0),
+        type=SEED,
         default=0,
         help="seed of the random parts: rank-histogram tie-breaking, the block-bootstrap "
         "intervals and the error surrogates (default 0)",

@@ -199,3 +199,13 @@ def test_a_negative_seed_is_refused_by_the_parser(name, capsys):
     with pytest.raises(argparse.ArgumentTypeError, match="at least 0"):
         action.type("-1")
     assert action.type("0") == 0 and action.type("7") == 7
+
+
+@pytest.mark.parametrize("name", ["forecast", "baseline", "calibrate", "tune", "verify", "run"])
+def test_a_seed_past_int64_is_refused_by_the_parser(name):
+    """--seed 2**63 made a forecast store whose seed attribute no netCDF file can hold:
+    wxens verify computed every score, then ended in netCDF4's 'illegal data type'."""
+    action = next(a for a in parser_of(name)._actions if "--seed" in a.option_strings)
+    with pytest.raises(argparse.ArgumentTypeError, match=f"at most {2**63 - 1}, got {2**63}"):
+        action.type(str(2**63))
+    assert action.type(str(2**63 - 1)) == 2**63 - 1
