@@ -100,6 +100,11 @@ def parse_inits(values: list[str]) -> pd.DatetimeIndex:
             if "/" not in value:
                 times.append(_timestamp(value))
                 continue
+            if value.count("/") != 2:
+                raise InputError(
+                    f"--init {value!r}: a range has three parts, START/END/EVERY (e.g. "
+                    f"{value.rstrip('/')}/6h for every 6 hours)"
+                )
             start, end, every = value.split("/")
             first, last, step = _timestamp(start), _timestamp(end), _positive_step(every)
         except ValueError as err:

@@ -79,6 +79,13 @@ def test_an_init_range_with_a_missing_or_bad_part_is_an_input_error(value):
         parse_inits([value])
 
 
+@pytest.mark.parametrize("value", ["2020-02-27/2020-03-01", "2020-02-27/2020-03-01/6h/1"])
+def test_an_init_range_of_two_or_four_parts_says_a_range_has_three(value):
+    # START/END without EVERY read "not enough values to unpack (expected 3, got 2)"
+    with pytest.raises(InputError, match=r"a range has three parts, START/END/EVERY \(e\.g\."):
+        parse_inits([value])
+
+
 @pytest.mark.parametrize(
     ("argv", "flag", "example"),
     [
