@@ -100,20 +100,42 @@ def dask_client(
             )
             log.info("dask dashboard: %s (set %s to change)", dashboard_url(cluster), DASHBOARD_ENV)
             scheduler = cluster.scheduler_address
+        before = _default_client()
         try:
             client = Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=True)
-        except ValueError as err:  # distributed's parse of a malformed address
-            raise InputError(
-                f"--dask-scheduler {scheduler!r} is not a scheduler address ({err}); give "
-                "HOST:PORT or tcp://HOST:PORT, as `dask scheduler` prints it"
-            ) from err
-        except (OSError, TimeoutError) as err:
-            raise InputError(
-                f"no dask scheduler answers at {scheduler!r} ({err}); start one with "
-                "`dask scheduler` and workers with `dask worker ADDRESS`, or leave "
-                "--dask-scheduler out to run on a local cluster"
-            ) from err
+        except (ValueError, OSError, TimeoutError) as err:
+            # a Client makes itself dask's default before it connects: one left half made
+            # there took every later computation of the process, which then waited for good
+            stray = _default_client()
+            if stray is not None and stray is not before:
+                stray.close()
+            raise _no_client(scheduler, err) from err
         yield stack.enter_context(client)
+
+
+def _default_client() -> Any:
+    """The ``distributed`` client dask computes on by default, or None."""
+    from distributed import Client
+
+    try:
+        return Client.current(allow_global=True)
+    except ValueError:
+        return None
+
+
+def _no_client(scheduler: str, err: Exception) -> InputError:
+    """The error of a ``scheduler`` address that is malformed (distributed's ValueError) or
+    that no scheduler answers at."""
+    if isinstance(err, ValueError):
+        return InputError(
+            f"--dask-scheduler {scheduler!r} is not a scheduler address ({err}); give "
+            "HOST:PORT or tcp://HOST:PORT, as `dask scheduler` prints it"
+        )
+    return InputError(
+        f"no dask scheduler answers at {scheduler!r} ({err}); start one with "
+        "`dask scheduler` and workers with `dask worker ADDRESS`, or leave "
+        "--dask-scheduler out to run on a local cluster"
+    )
 
 
 def dashboard_url(cluster: Any) -> str:
