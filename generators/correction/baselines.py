@@ -127,7 +127,8 @@ class Baseline(ABC):
         pool = self.pool(init, lead)
         if pool.empty:
             raise InputError(
-                f"{self.name}: no training time fits the initial time {init} and lead {lead} "
+                f"{self.name}: no training time fits the initial time {init} and lead "
+                f"{lead / pd.Timedelta(hours=1):g} h "
                 f"(time of day {(init + lead).strftime('%H:%M')}, training "
                 f"{self.config.train_start} to {self.config.train_end}, "
                 f"{_describe_window(self.config.window_days)}); widen the training period or the "

@@ -178,7 +178,7 @@ def test_bad_input_is_refused_before_anything_is_written(analysis, tmp_path):
         assert not out.exists()
 
     refused("no time in the training period", config=BaselineConfig("1999-01-01", "1999-02-01"))
-    refused("no training time fits .*time of day 03:00, .*no window", leads=(3.0,))
+    refused("no training time fits .* and lead 3 h .*time of day 03:00, .*no window", leads=(3.0,))
     refused("persistence starts from it", "persistence", inits=[pd.Timestamp("2000-03-01")])
     refused("unknown baseline 'analogues'", "analogues")
     with pytest.raises(InputError, match="starts .* after it ends"):
