@@ -51,7 +51,7 @@ def pending_init_times(inits, out: str, recompute: bool) -> pd.DatetimeIndex:
     if done.size:
         log.info(
             "%s already holds %d of the %d initial time(s) completely; they are skipped "
-            "(recompute to draw them again)",
+            "(to draw them again: wxens forecast --recompute, or remove the store)",
             out,
             done.size,
             inits.size,
