@@ -53,6 +53,16 @@ def make_netcdf(
     return ds
 
 
+def store_of_the_first_five(tmp_path: Path) -> tuple[xr.Dataset, Path]:
+    """``all.nc`` of 8 six-hourly times (returned) and the store ``s.zarr`` of its first 5,
+    to which ``all.nc`` appends 3."""
+    full = make_netcdf(tmp_path / "all.nc", pd.date_range("2021-01-01", periods=8, freq="6h"))
+    full.isel(time=slice(0, 5)).to_netcdf(tmp_path / "first.nc")
+    store = tmp_path / "s.zarr"
+    ingest(tmp_path / "first.nc", store, progress=False)
+    return full, store
+
+
 @pytest.fixture(scope="module")
 def uk_store(tmp_path_factory, uk_sample) -> Path:
     workdir = tmp_path_factory.mktemp("uk")
@@ -124,11 +134,7 @@ def test_resumed_ingest_counts_only_the_times_written(tmp_path, monkeypatch, cap
 
 
 def test_later_times_append_and_statistics_follow(tmp_path, caplog):
-    times = pd.date_range("2021-01-01", periods=8, freq="6h")
-    full = make_netcdf(tmp_path / "all.nc", times)
-    full.isel(time=slice(0, 5)).to_netcdf(tmp_path / "first.nc")
-    store = tmp_path / "s.zarr"
-    ingest(tmp_path / "first.nc", store, progress=False)
+    full, store = store_of_the_first_five(tmp_path)
     assert open_store(store).dataset.sizes["time"] == 5
     with caplog.at_level("INFO", logger="pipeline.store"):
         appended = ingest(tmp_path / "all.nc", store, progress=False)
@@ -211,11 +217,7 @@ def test_zarr_sources_from_path_and_fsspec_url(tmp_path):
 def test_a_store_read_while_an_append_writes_it_does_not_say_interrupted(tmp_path, monkeypatch):
     # a scheduled forecast opening the store while the hourly ingest appends to it was told
     # 'an ingest was interrupted; rerun the same wxens ingest': the ingest was running
-    times = pd.date_range("2021-01-01", periods=8, freq="6h")
-    full = make_netcdf(tmp_path / "all.nc", times)
-    full.isel(time=slice(0, 5)).to_netcdf(tmp_path / "first.nc")
-    store = tmp_path / "s.zarr"
-    ingest(tmp_path / "first.nc", store, progress=False)
+    full, store = store_of_the_first_five(tmp_path)
     real_write, seen = store_module.write_blocks, []
 
     def reading_meanwhile(*args, **kwargs):
