@@ -89,15 +89,6 @@ class PooledMoments:
         return spread_skill_from_moments(*self.means(), self.members)
 
 
-def spread_and_skill(
-    members: np.ndarray, truth: np.ndarray, latitude: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(C,) spread and skill of members (N, M, C, H, W) against truth (N, C, H, W),
-    cos-latitude-weighted over N, H, W (module docstring)."""
-    variance, squared_error = PooledMoments.of(members, truth, latitude).means()
-    return np.sqrt(variance), np.sqrt(squared_error)
-
-
 def spread_skill_ratio(members: np.ndarray, truth: np.ndarray, latitude: np.ndarray) -> np.ndarray:
     """(C,) sqrt((M+1)/M · spread² / skill²) (module docstring)."""
     return PooledMoments.of(members, truth, latitude).spread_skill_ratio()
