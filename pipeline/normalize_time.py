@@ -156,9 +156,8 @@ def _standard_dates(coord: xr.DataArray, origin: str) -> xr.Variable:
     labels = [t.isoformat() for t in values.flat]
     dates = pd.to_datetime(labels, format="ISO8601", errors="coerce")
     held = dates.notna() & (dates >= pd.Timestamp.min) & (dates <= pd.Timestamp.max)
-    valid = pd.to_datetime([_label_only(x) for x in labels], format="ISO8601", errors="coerce")
     bad = [label for label, ok in zip(labels, held, strict=True) if not ok]
-    if bad and valid.notna().all():  # real dates, but years a store cannot hold
+    if bad and _all_standard_dates(labels):  # real dates, but years a store cannot hold
         raise InputError(
             f"{origin}: {len(bad)} of its {coord.name!r} values lie outside the years "
             f"{pd.Timestamp.min.year + 1} to {pd.Timestamp.max.year - 1} that a store's "
@@ -183,6 +182,12 @@ def _standard_dates(coord: xr.DataArray, origin: str) -> xr.Variable:
             calendar,
         )
     return xr.Variable(coord.dims, dates.as_unit("ns").to_numpy().reshape(values.shape))
+
+
+def _all_standard_dates(labels: list[str]) -> bool:
+    """Whether every ISO label is a date of the standard calendar, whatever its year."""
+    moved = pd.to_datetime([_label_only(x) for x in labels], format="ISO8601", errors="coerce")
+    return bool(moved.notna().all())
 
 
 def _label_only(label: str) -> str:
