@@ -258,11 +258,8 @@ def run(args: argparse.Namespace) -> int:
 def describe_scores(path) -> str | None:
     """What a scores file (``wxens verify --out``: NetCDF groups) scored; None if ``path``
     is not one."""
-    if not path.is_file():
+    if not _starts_with(path, b"\x89HDF\r\n\x1a\n"):  # NetCDF-4
         return None
-    with open(path, "rb") as f:
-        if f.read(8) != b"\x89HDF\r\n\x1a\n":  # NetCDF-4
-            return None
     import xarray as xr
 
     try:
@@ -288,10 +285,16 @@ def describe_scores(path) -> str | None:
 
 def _saved_by_torch(path) -> bool:
     """Whether ``path`` is a file that ``torch.save`` wrote (a zip archive)."""
+    return _starts_with(path, b"PK\x03\x04")
+
+
+def _starts_with(path, magic: bytes) -> bool:
+    """Whether ``path`` is a file whose first bytes are ``magic`` (an unreadable one is
+    not: it is taken for none of the kinds told apart by them)."""
     if not path.is_file():
         return False
     try:
         with open(path, "rb") as f:
-            return f.read(4) == b"PK\x03\x04"
-    except OSError:  # unreadable: not taken for a checkpoint, as before
+            return f.read(len(magic)) == magic
+    except OSError:
         return False
