@@ -322,9 +322,10 @@ def to_cf_units(name: object, da: xr.DataArray, what: str = "forecast") -> xr.Da
     """``da`` (the ``what`` variable ``name``) in its canonical units (degC -> K, ...),
     when its ``units`` attribute names others; InputError if they cannot be converted."""
     short = _canonical_name(name, da)
-    if short in VARIABLES and "units" not in da.attrs:
+    if short not in VARIABLES:
+        return da
+    if "units" not in da.attrs:
         log.warning(_NO_UNITS, what, name, VARIABLES[short].units)
-    if short not in VARIABLES or "units" not in da.attrs:
         return da
     units, target = canonical_units(str(da.attrs["units"])), VARIABLES[short].units
     if units == target:
