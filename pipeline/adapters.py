@@ -324,9 +324,9 @@ def to_cf_units(name: object, da: xr.DataArray, what: str = "forecast") -> xr.Da
     short = _canonical_name(name, da)
     if short not in VARIABLES:
         return da
-    if "units" not in da.attrs:
+    if "units" not in da.attrs:  # labelled as taken: said once, not at every mapping
         log.warning(_NO_UNITS, what, name, VARIABLES[short].units)
-        return da
+        return da.assign_attrs(units=VARIABLES[short].units)
     units, target = canonical_units(str(da.attrs["units"])), VARIABLES[short].units
     if units == target:
         return da
