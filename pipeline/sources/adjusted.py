@@ -161,8 +161,8 @@ def _pairs(items: Iterable[str], what: str, form: str) -> dict[str, str]:
 def _select_one(ds: xr.Dataset, dim: str, value: object, origin: str) -> xr.Dataset:
     """``ds`` at the one index of ``dim`` labelled ``value`` (a position when ``dim`` has
     no coordinate values), the dimension and its coordinate dropped, except a pressure
-    level's, kept as the one level of the fields, and a lead's, which dates them. A scalar coordinate ``dim`` (a file of
-    one member) must hold ``value`` itself."""
+    level's, kept as the one level of the fields, and a lead's, which dates them. A scalar
+    coordinate ``dim`` (a file of one member) must hold ``value`` itself."""
     if dim in ds.dims and dim not in ds.indexes:
         position = _label(xr.DataArray(np.arange(ds.sizes[dim])), value, dim, origin)
         if not 0 <= position < ds.sizes[dim]:
