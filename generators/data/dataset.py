@@ -175,16 +175,17 @@ class ResidualDataset(Dataset):
     @classmethod
     def from_store(cls, store: AnalysisStore, spec: SampleSpec, **kwargs: Any) -> ResidualDataset:
         """The dataset of an :class:`~pipeline.store.AnalysisStore` (keywords as in
-        ``__init__``); its variables that the ingest counted no NaN in are ``nan_free``."""
+        ``__init__``, ``name`` the store's path unless given); its variables that the
+        ingest counted no NaN in are ``nan_free``."""
         counts = store.dataset.attrs.get(STATE_ATTR, {}).get("nan_counts", {})
         kwargs.setdefault("nan_free", tuple(v for v, n in counts.items() if n == 0))
+        kwargs.setdefault("name", str(store.path))
         return cls(
             store.dataset,
             store.statistics,
             spec,
             native_step=store.native_step,
             missing_times=store.missing_times,
-            name=str(store.path),
             **kwargs,
         )
 

@@ -442,6 +442,20 @@ def test_without_a_bar_each_logged_step_is_a_log_line(store, tmp_path, caplog):
     assert not any(r.getMessage().startswith("step ") for r in caplog.records)
 
 
+def test_each_dataset_s_read_of_the_states_names_its_part(store, tmp_path, caplog):
+    """Training logged "<store>: reading ... MB of states into memory" once per dataset,
+    the same line twice (a walkthrough of ``wxens config`` read it as a bug); each names
+    its part of the period."""
+    caplog.set_level(logging.INFO, logger="generators.data.dataset")
+    config = tiny_config(2)
+    config = replace(config, data=replace(config.data, validation=Period("2000-04-01", None)))
+    train(store, config, tmp_path / "run", progress=False)
+    reads = [r.getMessage() for r in caplog.records if "states into memory" in r.getMessage()]
+    assert len(reads) == len(set(reads)) == 2
+    assert any("(training part)" in r for r in reads)
+    assert any("(validation part)" in r for r in reads)
+
+
 @pytest.mark.gpu
 def test_training_runs_under_bf16_autocast_on_cuda(store, tmp_path):
     result = train(
