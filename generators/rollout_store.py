@@ -26,9 +26,13 @@ from pipeline.forecast_store import (
     complete_init_times,
     write_forecast,
 )
-from pipeline.store import AnalysisStore
+from pipeline.store import AnalysisStore, open_store
 
 log = logging.getLogger(__name__)
+
+ANALYSIS_ATTR = "wxens_analysis_store"
+"""The forecast store's attribute naming the analysis store its first forecast was drawn
+from (outside the provenance check: the same analyses may move)."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,7 @@ def forecast_to_store(
     """
     check_ensemble_size(n_members, batch_members)
     loaded = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    store = store if isinstance(store, AnalysisStore) else open_store(store)
     data = ForecastData.from_store(loaded, store)  # a store it cannot forecast from: refused
     if warn_trained_on:
         warn_if_trained_on(loaded, pd.DatetimeIndex(inits), leads_hours)
@@ -145,6 +150,7 @@ def forecast_to_store(
         balance=balance,
     ):
         forecast = to_dataset(data, batch, leads_hours, members)
+        forecast.attrs[ANALYSIS_ATTR] = str(Path(store.path).resolve())
         written.extend(write_forecast(out, forecast, provenance, replace=recompute))
     return ForecastRun(
         str(out),

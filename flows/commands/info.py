@@ -85,6 +85,7 @@ def describe_forecast(path: str) -> str:
     import numpy as np
     import pandas as pd
 
+    from generators.rollout_store import ANALYSIS_ATTR
     from pipeline.forecast_store import ForecastProvenance, complete_init_times, open_forecast
     from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LON, MEMBER
     from pipeline.timeaxis import hours_text
@@ -109,6 +110,8 @@ def describe_forecast(path: str) -> str:
         f"calibration {_calibration(p.calibration)}",
         f"bias       {_bias_correction(p.bias_correction)}",
     ]
+    if ANALYSIS_ATTR in written.attrs:  # stores written before it was recorded lack it
+        lines.append(f"analysis   {written.attrs[ANALYSIS_ATTR]} (of the first forecast)")
     if "wxens_software" in written.attrs:  # stores written before it was recorded lack it
         lines.append(f"software   {written.attrs['wxens_software']}")
     if len(unfinished):

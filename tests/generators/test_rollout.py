@@ -359,6 +359,10 @@ def test_the_forecast_command_appends_and_overwrites(trained, capsys):
     )
     assert len(attrs["wxens_checkpoint_digest"]) == 16
     assert "uncalibrated" in capsys.readouterr().out
+    # which analyses the members start from, for a reader of the store alone
+    assert attrs["wxens_analysis_store"] == str(Path(store.path).resolve())
+    assert wxens(["info", str(out)]) == 0
+    assert f"analysis   {Path(store.path).resolve()}" in capsys.readouterr().out
 
 
 def test_a_forecast_rerun_skips_complete_initial_times(trained, capsys):
