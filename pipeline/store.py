@@ -142,7 +142,8 @@ def _ingest_into(ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progr
                 ds, todo, path, allow_nan, progress, origin, running, store_id
             )
         except InputError:
-            _roll_back(path, created, old_times, old_times + _new_count(todo, old_times))
+            new_times = old_times + sum(i >= old_times for i, _ in todo)
+            _roll_back(path, created, old_times, new_times)
             raise
         running = running if every_block else None
     finalise(path, running)
@@ -182,7 +183,7 @@ def _prepare(
                 )
             _check_on_axis(store_times, new, origin, path)
             _check_time_units(existing, new, path)
-            _append_template(ds.sel({TIME: new}), store)
+            _append_template(ds.sel({TIME: new}), origin, store)
             store_times = store_times.append(new)
             update_state(store, n_times=store_times.size, complete=False)
         state = zarr.open_group(store, mode="r").attrs[STATE_ATTR]
@@ -332,18 +333,17 @@ def _check_time_units(existing: xr.Dataset, new: pd.DatetimeIndex, path: Path) -
         )
 
 
-def _append_template(target: xr.Dataset, store: Store) -> None:
-    """Grow the store's time axis by ``target``'s times; data deferred (written by region).
-    The coordinates without a time dim are left out: xarray writes again every variable
-    of an append without the append dim, and the input's spelling of the grid (50.1 where
-    the store holds the float32 50.09999847) would replace the store's."""
+def _append_template(target: xr.Dataset, origin: str, store: Store) -> None:
+    """Grow the store's time axis by ``target``'s times (data deferred: written by region),
+    ``origin`` added to the history. The coordinates without a time dim are left out:
+    xarray writes again every variable of an append without the append dim, and the input's
+    grid (50.1 where the store holds the float32 50.09999847) would replace the store's."""
     template = target.drop_vars([n for n, c in target.coords.items() if TIME not in c.dims])
     template.attrs = zarr.open_group(store, mode="r").attrs.asdict()  # kept, not replaced
+    when = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
+    history = template.attrs.get("history", "")  # older stores may lack it
+    template.attrs["history"] = f"{history}\n{when} extended by wxens ingest from {origin}"
     template.to_zarr(store, append_dim=TIME, compute=False, consolidated=False, safe_chunks=False)
-
-
-def _new_count(todo: list[tuple[int, int]], old_times: int) -> int:
-    return sum(1 for i, _ in todo if i >= old_times)
 
 
 def _roll_back(path: Path, created: bool, old_times: int, new_times: int) -> None:

@@ -145,6 +145,11 @@ def test_later_times_append_and_statistics_follow(tmp_path, caplog):
     )
     mean = float(appended.statistics["t2m"].sel(statistic="mean"))
     assert mean == pytest.approx(float((full["tas"] + 273.15).mean()), rel=1e-6)
+    # the history names the input of each ingest that grew the store, not only the first
+    history = appended.dataset.attrs["history"].splitlines()
+    assert "created by wxens ingest from" in history[0] and "first" in history[0]
+    extended = [h for h in history if "extended by wxens ingest from" in h]
+    assert len(extended) == 1 and extended[0].endswith("all.nc")
 
 
 def test_glob_of_netcdf_files_and_gaps(tmp_path):
