@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from flows.commands.options import add_config_overrides, at_least
+from flows.commands.options import add_config_overrides, add_threads, at_least
 
 NAME = "demo"
 HELP = "offline demo on the shipped UK sample: ingest, train, tune, forecast 50 members, verify"
@@ -107,6 +107,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="delete the work directory first and start over (refused if it holds anything "
         "the demo did not write)",
     )
+    add_threads(parser)
     parser.add_argument(
         "--dask-scheduler",
         metavar="ADDRESS",
@@ -124,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
 
     from flows.commands.forecast import parse_inits
     from flows.commands.run import describe
+    from flows.commands.train import set_threads
     from flows.pipelines import ensemble_run, ingest, train
     from flows.runtime import subflow_seconds
     from pipeline.errors import InputError
@@ -142,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
         check_demo_workdir(workdir)
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    set_threads(args.threads)  # the training, tune and forecasts run in this process
     store, checkpoint = str(workdir / "era5-uk.zarr"), str(workdir / "model")
     steps, started = [], time.perf_counter()
     with timed(steps, "ingest"):

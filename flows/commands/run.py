@@ -13,6 +13,7 @@ import sys
 from flows.commands.options import (
     SEED,
     add_config_overrides,
+    add_threads,
     at_least,
     deprecated_alias,
     positive_hours,
@@ -78,6 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     ens.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     ens.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+    add_threads(ens)
     out = parser.add_argument_group("outputs")
     out.add_argument("--out", help="forecast store to create or extend (required)")
     deprecated_alias(out, "--forecast-store", "--out")
@@ -174,9 +176,11 @@ def run(args: argparse.Namespace) -> int:
 
     apply_offline_defaults()
 
+    from flows.commands.train import set_threads
     from flows.pipelines import ensemble_run
     from flows.runtime import subflow_seconds
 
+    set_threads(args.threads)  # the flows' training, forecasts and corrections run here
     state = ensemble_run(
         store=args.store,
         checkpoint=args.checkpoint,

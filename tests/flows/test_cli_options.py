@@ -113,6 +113,40 @@ def test_tune_takes_threads_as_forecast_does(monkeypatch):
     assert seen == [1]
 
 
+@pytest.mark.parametrize(
+    "command, flow",
+    [
+        (
+            ["run", "--store", "s.zarr", "--checkpoint", "k", "--out", "f", "--scores", "s.nc"],
+            "ensemble_run",
+        ),
+        (["demo", "--workdir", "demo"], "ingest"),
+    ],
+)
+def test_run_and_demo_take_threads_as_forecast_does(monkeypatch, tmp_path, command, flow):
+    """run and demo train, tune and forecast in their own process, and had no --threads:
+    a demo on two shared cores could not be kept to a share."""
+    import torch
+
+    import flows.pipelines
+    from flows.cli import main
+
+    threads = torch.get_num_threads()
+    seen = []
+
+    def first_flow(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        raise KeyboardInterrupt  # stop before any work
+
+    monkeypatch.setattr(flows.pipelines, flow, first_flow)
+    monkeypatch.chdir(tmp_path)
+    try:
+        main([*command, "--threads", "1"])
+    finally:
+        torch.set_num_threads(threads)
+    assert seen == [1]
+
+
 def test_version_prints_the_package_version_and_exits_0(capsys):
     """``wxens --version`` said "the following arguments are required: COMMAND" (exit 2)."""
     from importlib.metadata import version
