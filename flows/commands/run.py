@@ -71,7 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ens.add_argument("--members", type=at_least(1), default=50, help="ensemble size (default 50)")
     ens.add_argument(
         "--lead",
-        help="comma list of leads, e.g. 1h,3h,6h,12h,24h (default: the checkpoint's trained leads)",
+        help="comma list of leads, e.g. 1h,3h,6h,12h,24h; one lead (24h) is that lead alone, "
+        "not every step up to it as for wxens forecast (default: the checkpoint's trained leads)",
     )
     deprecated_alias(ens, "--leads", "--lead")
     ens.add_argument(

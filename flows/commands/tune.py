@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", required=True, help="analysis store holding the truth")
     parser.add_argument(
         "--lead",
-        help="comma list of leads scored, e.g. 1h,6h,24h (default: the checkpoint's trained leads)",
+        help="comma list of leads scored, e.g. 1h,6h,24h; one lead (24h) is that lead alone, "
+        "not every step up to it as for wxens forecast (default: the checkpoint's trained leads)",
     )
     deprecated_alias(parser, "--leads", "--lead")
     parser.add_argument(
