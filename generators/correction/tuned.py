@@ -2,8 +2,10 @@
 
 ``wxens tune`` (:func:`generators.tune.tune_correction`) chooses the weights of the
 correction chain on forecasts of the checkpoint's held-out period (else its training
-period) and writes them to ``correction.json`` in the checkpoint's directory, with the
-digest of the checkpoint file they were chosen for. ``wxens bias-correct`` and
+period) and writes them beside it, with the digest of the checkpoint file they were chosen
+for: ``correction.json`` for a training directory's ``last.pt``, ``NAME.correction.json``
+for another checkpoint file ``NAME.pt``, so two checkpoints in one directory (a model and
+its calibrated copy) each keep their own choice. ``wxens bias-correct`` and
 ``wxens run`` read them when no weight is given (:func:`resolve_correction`), for a
 forecast store that checkpoint made; a file chosen for another checkpoint file (the
 directory trained or calibrated again) is ignored with a warning. Torch-free: a command
@@ -24,7 +26,8 @@ from pipeline.forecast_store import ForecastProvenance, open_forecast
 from verification.output import atomic_output
 
 TUNED_FILE = "correction.json"
-"""The file beside a checkpoint holding its tuned weights."""
+"""The file beside a training directory's checkpoint holding its tuned weights (another
+checkpoint file's name is prefixed with the file's stem)."""
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +40,16 @@ def checkpoint_file(checkpoint: str | Path) -> Path:
 
 
 def tuned_path(checkpoint: str | Path) -> Path:
-    """Where the tuned weights of ``checkpoint`` (file or training directory) live."""
-    return checkpoint_file(checkpoint).parent / TUNED_FILE
+    """Where the tuned weights of ``checkpoint`` (file or training directory) live: its own
+    file (:data:`TUNED_FILE`), or the directory's shared one that a wxens before the own
+    files wrote for this very checkpoint, while it has no own one."""
+    file = checkpoint_file(checkpoint)
+    shared = file.parent / TUNED_FILE
+    own = shared if file.name == "last.pt" else file.parent / f"{file.stem}.{TUNED_FILE}"
+    if own != shared and not own.is_file() and shared.is_file():
+        if not _stale(checkpoint, _read_tuned(shared)[1]):
+            return shared
+    return own
 
 
 def checkpoint_digest(checkpoint: str | Path) -> str:

@@ -10,7 +10,13 @@ from warm import warm_forecast
 from flows.cli import main
 from generators.correction.decaying_average import without_verified_past
 from generators.correction.spec import CorrectionSpec
-from generators.correction.tuned import checkpoint_digest, no_correction_reason, save_tuned
+from generators.correction.tuned import (
+    checkpoint_digest,
+    load_tuned,
+    no_correction_reason,
+    save_tuned,
+    tuned_path,
+)
 from pipeline.forecast_store import ForecastProvenance, write_forecast
 from pipeline.store import ingest
 
@@ -53,6 +59,22 @@ def test_the_reason_for_no_correction_names_what_was_given(tmp_path):
     save_tuned(run, CorrectionSpec(0.0), {})
     assert "chose no correction" in no_correction_reason(run)
     assert "weights given correct nothing" in no_correction_reason(run, 0.0, 0.0)
+
+
+def test_two_checkpoint_files_in_one_directory_keep_their_own_tuned_weights(tmp_path):
+    """A model and its calibrated copy beside it shared one correction.json: tuning one
+    threw away the other's choice (then ignored as "tuned for another checkpoint"). A
+    directory's shared file that an older wxens wrote for the file is still read."""
+    (tmp_path / "model.pt").write_bytes(b"weights")
+    (tmp_path / "calibrated.pt").write_bytes(b"weights, calibrated")
+    save_tuned(tmp_path / "model.pt", CorrectionSpec(0.2), {})
+    save_tuned(tmp_path / "calibrated.pt", CorrectionSpec(0.5, 0.3), {})
+    assert load_tuned(tmp_path / "model.pt") == CorrectionSpec(0.2, 0.0, 0.0)
+    assert load_tuned(tmp_path / "calibrated.pt") == CorrectionSpec(0.5, 0.3, 0.0)
+    assert tuned_path(tmp_path / "model.pt").name == "model.correction.json"
+    (tmp_path / "model.correction.json").rename(tmp_path / "correction.json")  # older layout
+    assert load_tuned(tmp_path / "model.pt") == CorrectionSpec(0.2, 0.0, 0.0)
+    assert load_tuned(tmp_path / "calibrated.pt") == CorrectionSpec(0.5, 0.3, 0.0)
 
 
 def test_tuned_weights_of_another_checkpoint_are_refused(analysis, raw, tmp_path, capsys):
