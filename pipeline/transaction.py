@@ -59,9 +59,11 @@ icechunk.set_logs_filter("icechunk=error")
 
 
 def lock_path(path: str | Path) -> Path:
-    """The lock file that serialises the writers of the store at ``path`` (made absolute:
-    ``"."``, a checkpoint in the working directory, has no name of its own)."""
-    path = Path(path).absolute()
+    """The lock file that serialises the writers of the store at ``path`` (resolved: a
+    symbolic link to a store, or a path through ``..``, takes the store's own lock, so two
+    writers by two paths still wait for each other; and ``"."``, a checkpoint in the
+    working directory, has no name of its own)."""
+    path = Path(path).resolve()
     return path.with_name(f".{path.name}.lock")
 
 

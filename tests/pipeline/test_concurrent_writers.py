@@ -264,3 +264,21 @@ def test_a_lone_writer_of_the_working_directory_takes_its_lock(tmp_path, monkeyp
         with pytest.raises(StoreError, match="another process is writing it"):
             with held_alone(tmp_path):
                 pass
+
+
+def test_two_paths_to_one_store_share_its_lock(tmp_path, monkeypatch):
+    # A store reached through a symbolic link (or a path with "..") took the lock beside
+    # the link, not the store's: two writers through two paths were not serialised.
+    from pipeline.transaction import held_alone, lock_path
+
+    real = tmp_path / "real.zarr"
+    real.mkdir()
+    (tmp_path / "link.zarr").symlink_to(real)
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    for other in (tmp_path / "link.zarr", Path("../real.zarr"), Path("../link.zarr/")):
+        assert lock_path(other) == lock_path(real)
+        with held_alone(real):
+            with pytest.raises(StoreError, match="another process is writing it"):
+                with held_alone(other):
+                    pass
