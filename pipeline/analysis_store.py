@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -130,6 +131,8 @@ def check_replaceable(path: Path, overwrite: bool) -> None:
     """
     what = "a symbolic link" if overwrite and path.is_symlink() else describe_path(path)
     if what is None:
+        if overwrite:
+            check_deletable(path)
         return
     action = "replace" if overwrite else "ingest into"
     if what == "a Zarr store" and _is_older_plain_store(path):
@@ -147,6 +150,23 @@ def check_replaceable(path: Path, overwrite: bool) -> None:
         f"{path} is {what}, not a wxens analysis store; wxens will not {action} it: "
         "choose another --store (or move it away yourself if it really is to go)"
     )
+
+
+def check_deletable(path: Path) -> None:
+    """InputError if ``--overwrite`` could not delete the store at ``path`` (or the
+    ``.replaced-tmp`` an interrupted replacement left beside it): a folder in it without
+    write permission (a store made read-only) would be renamed aside and left there, and
+    the next replacement would fail after building a whole new store."""
+    for top in (path, path.with_name(path.name + ".replaced-tmp")):
+        if not top.is_dir():
+            continue
+        for folder, _, _ in os.walk(top):
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise InputError(
+                    f"{top} cannot be deleted ({folder} is read-only), so --overwrite "
+                    f"cannot replace {path}; make it writable (chmod -R u+w '{top}') if it "
+                    "really is to go, or choose another --store"
+                )
 
 
 def _is_older_plain_store(path: Path) -> bool:

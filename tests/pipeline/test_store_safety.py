@@ -101,6 +101,43 @@ def test_overwrite_refuses_a_symbolic_link(tmp_path):
     assert left == ["link.zarr", "real.zarr"]
 
 
+
+def test_overwrite_refuses_a_store_it_cannot_delete(tmp_path, monkeypatch):
+    # A store made read-only (chmod -R a-w, its folder writable) was renamed aside and
+    # replaced, the old copy left as NAME.replaced-tmp without a word; the next
+    # --overwrite built a whole new store, then crashed with a traceback (ENOTEMPTY) and
+    # left it behind as NAME.ingest-tmp. Root writes anyway: emulate a user's permissions.
+    import os
+    import stat
+
+    real_access = os.access
+
+    def access(path, mode, **kw):
+        if os.geteuid() == 0 and mode & os.W_OK:
+            return bool(os.stat(path).st_mode & stat.S_IWUSR)
+        return real_access(path, mode, **kw)
+
+    monkeypatch.setattr(os, "access", access)
+    path = tmp_path / "s.zarr"
+    ingest(SOURCE, path, progress=False)
+    leftover = tmp_path / "s.zarr.replaced-tmp"
+    for protected in (path, leftover):
+        if protected == leftover:
+            path.chmod(0o755)
+            leftover.mkdir()
+            (leftover / "chunks").mkdir()
+        protected.chmod(0o555)
+        try:
+            before = listing(tmp_path)
+            with pytest.raises(InputError, match="cannot be deleted") as err:
+                ingest(SOURCE.replace("n_lat=5", "n_lat=4"), path, overwrite=True, progress=False)
+            assert str(protected) in str(err.value)
+            assert listing(tmp_path) == before, "nothing built aside, nothing moved"
+            assert open_store(path).dataset.sizes["latitude"] == 5
+        finally:
+            protected.chmod(0o755)
+
+
 def test_empty_folder_becomes_a_store_and_analysis_store_is_replaced(tmp_path):
     path = tmp_path / "s.zarr"
     path.mkdir()
