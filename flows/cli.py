@@ -18,6 +18,7 @@ import select
 import sys
 
 from flows.commands import COMMANDS
+from flows.commands.options import path_arguments
 from pipeline.errors import WxensError
 
 RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     for command in COMMANDS:
         p = sub.add_parser(command.NAME, help=command.HELP, description=command.HELP)
         command.add_arguments(p)
+        path_arguments(p)
         p.set_defaults(run=command.run)
     return parser
 

@@ -8,6 +8,7 @@ release through :func:`deprecated_alias`: it still works and says what replaces 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -124,3 +125,34 @@ def add_threads(
 
 
 SEED = at_least(0, 2**63 - 1)  # --seed: numpy's seeds are not negative, stores' attrs int64
+
+
+#: The ``dest`` of every option (or positional) that names a file or folder; the parser
+#: gives each the :func:`a_path` type (:func:`path_arguments`). Sources are not among them:
+#: they may be URLs or ``synthetic:...`` specs.
+PATH_DESTS = frozenset(
+    {
+        "baseline_store", "checkpoint", "config", "fold", "forecast", "out", "reference",
+        "report", "sample", "schedule", "scores", "store", "train_config", "truth", "workdir",
+    }
+)  # fmt: skip
+
+
+def a_path(text: str) -> str:
+    """An argparse ``type``: a file or folder path, ``~`` expanded (no shell expands it
+    after ``--out=``, and a folder named "~" would be made); an empty one is refused (it
+    would be the working directory: ``train --out ""`` wrote its run among its files)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give a file or folder path")
+    return os.path.expanduser(text)
+
+
+a_path.__name__ = "path"
+
+
+def path_arguments(parser: argparse.ArgumentParser) -> None:
+    """Give every path option of ``parser`` (:data:`PATH_DESTS`, those without a type of
+    their own) the :func:`a_path` type."""
+    for action in parser._actions:
+        if action.dest in PATH_DESTS and action.type is None and action.nargs != 0:
+            action.type = a_path

@@ -243,3 +243,42 @@ def test_a_seed_past_int64_is_refused_by_the_parser(name):
     with pytest.raises(argparse.ArgumentTypeError, match=f"at most {2**63 - 1}, got {2**63}"):
         action.type(str(2**63))
     assert action.type(str(2**63 - 1)) == 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--store", "s.zarr", "--out", ""],
+        ["ingest", "synthetic", "--store", ""],
+        ["export", "s.zarr", "--out", " "],
+        ["verify", "f.zarr", "--truth", "", "--out", "s.nc"],
+        ["info", ""],
+    ],
+    ids=["train-out", "ingest-store", "export-out", "verify-truth", "info"],
+)
+def test_an_empty_path_is_refused_by_the_parser(argv, tmp_path, monkeypatch, capsys):
+    # An empty path was taken as ".": `wxens train --out ""` trained into the working
+    # directory (last.pt, log.jsonl among the user's files), and `ingest --store ""`
+    # called the working directory "a folder of 17 entries".
+    from flows.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert "an empty path" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_path_from_the_home_folder_is_expanded(tmp_path, monkeypatch, capsys):
+    # `--out=~/f.zarr` (no shell expands a ~ after "=") or a quoted "~/f.zarr" wrote into a
+    # folder named "~" in the working directory.
+    from flows.cli import main
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["info", "--", "~/nowhere.zarr"]) == 2
+    assert f"{tmp_path}/home/nowhere.zarr: no such store" in capsys.readouterr().err
+    assert main(["export", "~/nowhere.zarr", "--out=~/plain.zarr"]) == 2
+    assert f"{tmp_path}/home/nowhere.zarr" in capsys.readouterr().err
+    assert not (tmp_path / "~").exists()
