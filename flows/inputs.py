@@ -221,6 +221,20 @@ def check_output_file(path: str | None, flag: str, example: str) -> None:
             return
 
 
+
+def check_output_dir(path: str, flag: str, holds: str) -> None:
+    """Refuse, before any work, a path given for an output directory (a training run's,
+    which ``holds`` says what it will hold) that is a file or lies below one."""
+    target = Path(path)
+    for at in (target, *target.parents):  # the nearest one that exists must be a directory
+        if at.exists():
+            if not at.is_dir():
+                raise InputError(
+                    f"{flag} {path}: {at} is a file, not a directory; give a directory "
+                    f"(new or not) for {holds}"
+                )
+            return
+
 def check_outputs_spare_inputs(
     outputs: Mapping[str, str | None], inputs: Mapping[str, str | None]
 ) -> None:

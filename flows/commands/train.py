@@ -94,9 +94,11 @@ def run(args: argparse.Namespace) -> int:
     """Train (and calibrate) into ``--out``, which no other run may write meanwhile: two at
     once removed each other's temporary checkpoints and both logged into ``log.jsonl``. A
     process torchrun started is covered by the lock of the command that started it."""
+    from flows.inputs import check_output_dir
     from generators.distributed import world_from_env
     from pipeline.transaction import held_alone
 
+    check_output_dir(args.out, "--out", "the run (last.pt, log.jsonl)")
     if world_from_env().size > 1:
         return _train(args)
     with held_alone(args.out):
