@@ -116,6 +116,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
 def read_mapping(path: str | Path) -> dict[str, Any]:
     """The mapping in a YAML (.yaml/.yml) or TOML (.toml) file."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"config file {path} is a directory, not a YAML or TOML file")
     if not path.is_file():
         raise InputError(f"config file {path} does not exist")
     text = path.read_text()

@@ -197,3 +197,14 @@ def test_a_bad_key_from_set_is_named_as_the_override_not_the_file(tmp_path, caps
         load_train_config(good, ["data.chanels=[t2m]"])
     with pytest.raises(InputError, match=r"'stepz'.*in \S*/bad.yaml; known keys: \[[^]]*\]$"):
         load_train_config(bad, ["data.chanels=[t2m]"])
+
+
+def test_a_config_path_that_is_a_directory_is_named_as_one(tmp_path):
+    # `--config runs` (a folder) said "config file runs does not exist".
+    from generators.config import load_train_config
+    from pipeline.errors import InputError
+
+    with pytest.raises(InputError, match=f"config file {tmp_path} is a directory, not a"):
+        load_train_config(tmp_path, [])
+    with pytest.raises(InputError, match="does not exist"):
+        load_train_config(tmp_path / "none.yaml", [])
