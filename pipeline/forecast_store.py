@@ -44,6 +44,7 @@ from pipeline.schema import (
 )
 from pipeline.software import software_versions
 from pipeline.transaction import (
+    check_can_write,
     has_root_group,
     is_empty_repository,
     is_plain_zarr,
@@ -325,11 +326,10 @@ def _span(times: pd.DatetimeIndex) -> str:
 
 
 def _check_writable(path: Path) -> None:
-    """StoreError if ``path`` is a regular file or a plain Zarr store, from the files alone
-    (whether a store holds forecasts is read in the write's transaction, which has it
-    open: opening it here too cost every batch ~10 ms). A folder holding something else is
-    refused by the transaction itself, under the store's lock: checked here, outside it, a
-    repository another writer is creating at that moment looked like a foreign folder."""
+    """StoreError if ``path`` is a regular file or a plain Zarr store (its kind is read in
+    the write's transaction, under its lock: read here, a store being created looked
+    foreign), PermissionError if it cannot be written; from the files alone (fast)."""
+    check_can_write(path)
     if path.exists() and not path.is_dir():
         raise StoreError(
             f"{path} is a regular file, not a forecast store; choose another store path"

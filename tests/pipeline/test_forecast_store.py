@@ -304,3 +304,34 @@ def test_store_records_the_software_that_created_it_and_info_shows_it(tmp_path, 
         assert f"{package} {importlib.metadata.version(package)}" in software
     assert main(["info", str(path)]) == 0
     assert f"software   {software}" in capsys.readouterr().out
+
+
+def test_check_extends_refuses_a_store_it_cannot_write_before_drawing(tmp_path, monkeypatch):
+    # A forecast (or tune) into a read-only folder or store drew its first batch, then
+    # failed on the lock file or the store: found now before any drawing, naming the path.
+    import os
+    import stat
+
+    real_access = os.access
+
+    def access(path, mode, **kw):  # root writes anyway: emulate a user's permissions
+        if os.geteuid() == 0 and mode & os.W_OK:
+            return bool(os.stat(path).st_mode & stat.S_IWUSR)
+        return real_access(path, mode, **kw)
+
+    monkeypatch.setattr(os, "access", access)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    path = folder / "f.zarr"
+    write_forecast(path, ensemble(["2019-03-22T00"], 1.0), PROVENANCE)
+    for read_only, named in [(folder / "new", folder / "new"), (path, path)]:
+        read_only.mkdir(exist_ok=True)
+        read_only.chmod(0o555)
+        try:
+            target = read_only / "f.zarr" if read_only != path else path
+            with pytest.raises(PermissionError) as err:
+                check_extends(target, PROVENANCE, 3, [1.0, 6.0])
+            assert str(named) in str(err.value)
+        finally:
+            read_only.chmod(0o755)
+    check_extends(path, PROVENANCE, 3, [1.0, 6.0])
