@@ -221,7 +221,6 @@ def check_output_file(path: str | None, flag: str, example: str) -> None:
             return
 
 
-
 def check_output_dir(path: str, flag: str, holds: str) -> None:
     """Refuse, before any work, a path given for an output directory (a training run's,
     which ``holds`` says what it will hold) that is a file or lies below one."""
@@ -234,6 +233,7 @@ def check_output_dir(path: str, flag: str, holds: str) -> None:
                     f"(new or not) for {holds}"
                 )
             return
+
 
 def check_outputs_spare_inputs(
     outputs: Mapping[str, str | None], inputs: Mapping[str, str | None]

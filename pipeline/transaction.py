@@ -80,6 +80,7 @@ def check_can_write(path: str | Path) -> None:
         if not os.access(at, os.W_OK | (0 if at.is_file() else os.X_OK)):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(at))
 
+
 def _file_lock(path: str | Path) -> FileLock:
     """The (unheld) lock of ``path``, its directory made; StoreError if a file stands where
     one of its folders should be (``afile/x.zarr``)."""

@@ -115,7 +115,6 @@ def test_a_directory_given_for_an_output_file_exits_2_before_any_work(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["somedir"]
 
 
-
 @pytest.mark.parametrize("out", ["afile", "afile/run"])
 def test_a_file_given_for_the_training_directory_exits_2_before_any_work(
     out, tmp_path, monkeypatch, capsys
@@ -130,6 +129,7 @@ def test_a_file_given_for_the_training_directory_exits_2_before_any_work(
     assert "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
     assert (tmp_path / "afile").read_text() == "mine"
+
 
 def test_an_output_file_below_a_regular_file_is_refused(tmp_path):
     (tmp_path / "afile").write_text("")

@@ -101,7 +101,6 @@ def test_overwrite_refuses_a_symbolic_link(tmp_path):
     assert left == ["link.zarr", "real.zarr"]
 
 
-
 def test_overwrite_refuses_a_store_it_cannot_delete(tmp_path, monkeypatch):
     # A store made read-only (chmod -R a-w, its folder writable) was renamed aside and
     # replaced, the old copy left as NAME.replaced-tmp without a word; the next
