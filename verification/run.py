@@ -19,10 +19,11 @@ import xarray as xr
 from pipeline.adapters import perturbed_members, to_wxens_forecast
 from pipeline.errors import InputError
 from pipeline.forecast_store import is_forecast_store, open_forecast
-from pipeline.schema import INIT_TIME
+from pipeline.schema import INIT_TIME, LEAD_TIME
 from pipeline.sources import resolve_source
 from pipeline.start_dates import open_start_files
 from pipeline.store import open_store
+from pipeline.timeaxis import hours_text
 from verification.config import VerifyConfig
 from verification.output import write_scores
 from verification.report import write_report
@@ -72,6 +73,7 @@ def verify_store(
     report: str | Path | None = None,
     variables: Sequence[str] | None = None,
     init_times: Sequence[Any] | None = None,
+    leads_hours: Sequence[float] | None = None,
     scheduler: AbstractContextManager[Any] | None = None,
     members: str = "all",
     init_from_filename: str | None = None,
@@ -90,6 +92,7 @@ def verify_store(
     variables:  verify only these variables of the forecast (an InputError names the
                 missing ones).
     init_times: verify only these initial times of the forecast.
+    leads_hours: verify only these leads of the forecast (hours).
     scheduler:  a context manager entered around computing and writing the scores (a
                 dask client, say); None computes on whatever dask scheduler is active.
                 It is entered only once every input has opened, so a missing store fails
@@ -124,6 +127,8 @@ def verify_store(
         ensemble = ensemble[list(variables)]
     if init_times is not None:
         ensemble = _select_init_times(ensemble, init_times, forecast)
+    if leads_hours is not None:
+        ensemble = _select_leads(ensemble, leads_hours, forecast)
     analysis = open_store(truth).dataset
     with scheduler if scheduler is not None else nullcontext():
         tree = verify(ensemble, analysis, config, reference=other)
@@ -161,3 +166,18 @@ def _select_init_times(ensemble: xr.Dataset, init_times: Any, forecast: Any) -> 
             f"{ensemble[INIT_TIME].values.max()}"
         )
     return ensemble.sel({INIT_TIME: asked})
+
+
+def _select_leads(ensemble: xr.Dataset, leads_hours: Sequence[float], forecast: Any) -> xr.Dataset:
+    """``ensemble`` at the leads ``leads_hours``; InputError naming those the forecast
+    ``forecast`` lacks and the leads it holds."""
+    asked = pd.to_timedelta(list(leads_hours), unit="h")
+    held = pd.TimedeltaIndex(ensemble[LEAD_TIME].values)
+    lacking = asked.difference(held)
+    if lacking.size:
+        hour = pd.Timedelta(hours=1)
+        raise InputError(
+            f"{forecast} has no lead(s) {hours_text(lacking / hour)} h; it holds "
+            f"{hours_text(held / hour)} h: give --lead from those"
+        )
+    return ensemble.sel({LEAD_TIME: asked})

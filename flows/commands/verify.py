@@ -42,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "START/END/EVERY ranges, e.g. those a --reference of fewer runs holds (default: all)",
     )
     parser.add_argument(
+        "--lead",
+        help="verify only these leads of the forecast: a comma list, e.g. 24h or 6h,24h "
+        "(default: all)",
+    )
+    parser.add_argument(
         "--members",
         choices=("all", "perturbed"),
         default="all",
@@ -132,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = {"FORECAST": args.forecast, "--truth": args.truth, "--reference": args.reference}
     check_outputs_spare_inputs(outputs, inputs)
 
+    from flows.commands.run import parse_leads
     from flows.dask import dask_client
     from pipeline.schema import split_channel
     from pipeline.store import open_store
@@ -144,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
         from flows.commands.forecast import parse_inits
 
         init_times = parse_inits(args.init)  # a bad --init is refused before any store opens
+    leads = parse_leads(args.lead)  # so is a bad --lead
     truth = open_store(args.truth).dataset
     store_units = {str(n): da.attrs.get("units", "") for n, da in truth.data_vars.items()}
     factors = unit_factors(args.units, store_units) if args.units else {}  # checked first
@@ -168,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
         report=args.report,
         variables=args.variables,
         init_times=init_times,
+        leads_hours=leads,
         members=args.members,
         init_from_filename=args.init_from_filename,
         scheduler=dask_client(args.dask_scheduler) if use_cluster else None,

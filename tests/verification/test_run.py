@@ -3,11 +3,13 @@ verify`` and the verify flow share."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 from verification_cases import oracle_forecast
 
+from flows.cli import main
 from pipeline.errors import InputError, StoreError
 from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
 from pipeline.sources.synthetic import SyntheticConfig, synthetic_dataset
@@ -103,6 +105,28 @@ def test_a_missing_input_fails_before_the_scheduler_and_writes_nothing(stores, t
     one = str(pd.Timestamp(held[1]))  # one time as a string (was a TypeError)
     done = verify_store(forecast, analysis, scores, config=SETTINGS, init_times=one)
     assert done.tree.attrs["n_init_times"] == 1
+
+
+def test_the_cli_verifies_only_the_leads_given(stores, tmp_path, capsys):
+    """verify scored every lead of the forecast, with no way to ask for the one a
+    forecaster reads (a 24 h scorecard of a 10-day store)."""
+    forecast, analysis = stores
+    scores = tmp_path / "s.nc"
+    args = ["verify", str(forecast), "--truth", str(analysis), "--out", str(scores)]
+    quiet = ["--physics-init-times", "0", "--no-energy-score", "--no-progress"]
+    assert main([*args, *quiet, "--lead", "12h"]) == 0
+    card = xr.open_datatree(scores)["scorecard"].to_dataset()
+    assert card.lead_time.values.tolist() == [np.timedelta64(12, "h")]
+    direct = verify(
+        open_forecast(forecast).sel(lead_time=["12h"]), open_store(analysis).dataset, SETTINGS
+    )
+    xr.testing.assert_allclose(card, direct["scorecard"].to_dataset())
+    scores.unlink()
+    assert main([*args, *quiet, "--lead", "6h,9h"]) == 2
+    assert "has no lead(s) 9 h; it holds 6, 12 h: give --lead from those" in capsys.readouterr().err
+    assert main([*args, *quiet, "--lead", "soon"]) == 2
+    assert "--lead 'soon': give durations" in capsys.readouterr().err
+    assert not scores.exists()
 
 
 def test_open_forecast_any_reads_a_forecast_store_and_other_layouts(stores, tmp_path):
