@@ -106,12 +106,26 @@ def load_schedule(path: str | Path) -> tuple[DeploymentSpec, ...]:
                 f"{where}: cron {spec.cron!r} in timezone {spec.timezone!r} is not valid "
                 f"(e.g. '0 */6 * * *' in 'UTC'): {err.errors()[0]['msg']}"
             ) from err
+        _check_cron_fields(where, spec.cron)
         _check_parameters(where, spec)
         specs.append(spec)
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise InputError(f"{path}: deployment names repeat: {names}")
     return tuple(specs)
+
+
+def _check_cron_fields(where: str, cron: str) -> None:
+    """InputError unless ``cron`` has the five fields of a crontab (or is an ``@`` alias):
+    croniter takes a sixth as seconds, so '0 */6 * * * *' would start a run every second of
+    minute 0, and a seventh as years."""
+    fields = cron.split()
+    if not cron.startswith("@") and len(fields) != 5:
+        raise InputError(
+            f"{where}: cron {cron!r} has {len(fields)} fields; give the five of a crontab, "
+            "minute hour day-of-month month day-of-week (e.g. '0 */6 * * *'): a sixth is "
+            "read as seconds and would start a run every second it matches"
+        )
 
 
 def _check_parameters(where: str, spec: DeploymentSpec) -> None:

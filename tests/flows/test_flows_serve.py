@@ -159,6 +159,9 @@ def test_every_flow_check_is_of_a_flow():
         ({"name": "uk/ensemble"}, "name 'uk/ensemble': give a non-empty name without"),
         ({"name": 6}, "name 6"),
         ({"cron": "every 6 hours"}, "cron 'every 6 hours'"),
+        # croniter reads a sixth field as seconds: '*' there starts 60 runs a minute
+        ({"cron": "0 */6 * * * *"}, "cron '0 */6 * * * *' has 6 fields"),
+        ({"cron": "0 0 */6 * * * *"}, "has 7 fields"),
         ({"parameters": {"store": "x.zarr"}}, "needs parameter(s) ['sources']"),
         (
             {"parameters": {"sources": ["a.grib"], "store": "x", "members": 5}},
