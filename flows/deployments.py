@@ -26,6 +26,7 @@ directory ``wxens serve`` runs in.
 from __future__ import annotations
 
 import logging
+import os
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,9 @@ log = logging.getLogger(__name__)
 
 BANNED_NAME = frozenset("/%&><")
 """Characters Prefect refuses in a deployment name (when registering, with a traceback)."""
+QUIET_RUNS_ENV = "WXENS_SERVE_QUIET"
+"""Set (to 1) by ``wxens serve`` without ``-v``: each flow run executes in a spawned
+subprocess, which inherits the environment but not the CLI's log filters."""
 DEFAULT_CRON = "0 */6 * * *"
 """Every 6 hours on the hour (00, 06, 12, 18): the cycle of a global forecast centre."""
 
@@ -229,3 +233,18 @@ def serve(specs: tuple[DeploymentSpec, ...], *, limit: int | None = None) -> Non
             api_url,
         )
     prefect_serve(*deployments, limit=limit)
+
+
+def quiet_served_run() -> None:
+    """In the subprocess of a flow run that ``wxens serve`` (without ``-v``) started: drop
+    the traceback from Prefect's records of a :class:`~pipeline.errors.WxensError`, as the
+    CLI does in its own process, so that a run failed by bad input logs its message, not
+    three Prefect tracebacks around it. Elsewhere (a notebook, ``wxens run``) nothing."""
+    if os.environ.get(QUIET_RUNS_ENV) != "1":
+        return
+    from flows.cli import RUN_LOGGERS, without_wxens_traceback
+
+    for name in RUN_LOGGERS:
+        logger = logging.getLogger(name)
+        if without_wxens_traceback not in logger.filters:
+            logger.addFilter(without_wxens_traceback)

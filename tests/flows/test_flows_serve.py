@@ -70,6 +70,31 @@ def test_serve_registers_a_cron_deployment_that_runs_when_triggered(spawn, tmp_p
     assert (tmp_path / ".wxens" / "prefect-results").is_dir()  # results persisted there
 
 
+def test_a_served_run_that_bad_input_fails_logs_its_message_without_a_traceback(
+    spawn, tmp_path
+):
+    """Each served run executes in a spawned subprocess: the CLI's log filter must reach it,
+    or a missing source logs three Prefect tracebacks around the one line that matters."""
+    from prefect.deployments import run_deployment
+
+    schedule = write_schedule(
+        tmp_path / "schedule.yaml",
+        name="missing-ingest",
+        parameters={"sources": ["incoming/none-*.grib"], "store": "tiny.zarr"},
+    )
+    log = tmp_path / "serve.log"
+    serve = spawn(
+        [sys.executable, "-m", "flows.cli", "serve", str(schedule)], cwd=tmp_path, log=log
+    )
+    wait_for_deployment("ingest/missing-ingest", serve, log)
+    flow_run = run_deployment("ingest/missing-ingest", timeout=RUN_TIMEOUT_S, poll_interval=2)
+    assert flow_run.state.is_failed(), f"{flow_run.state}\n{log.read_text()[-3000:]}"
+    time.sleep(2)  # the runner relays the subprocess's output
+    text = log.read_text()
+    assert "none-*.grib" in text, text[-3000:]
+    assert "Traceback" not in text, text[-3000:]
+
+
 RUN = {"store": "s.zarr", "checkpoint": "m", "forecast_store": "f.zarr", "scores": "s.nc"}
 
 
