@@ -226,9 +226,8 @@ def check_extends(
     if provenance is not None:
         _check_provenance(path, existing, provenance)
     _check_coordinate(path, existing, MEMBER, np.arange(members))
-    _check_coordinate(
-        path, existing, LEAD_TIME, pd.to_timedelta(list(leads_hours), unit="h").values
-    )
+    leads = pd.to_timedelta(list(leads_hours), unit="h").values
+    _check_coordinate(path, existing, LEAD_TIME, leads)
 
 
 def _short(values: np.ndarray | None) -> str:
@@ -271,7 +270,7 @@ def write_forecast(
     with transaction(path, f"forecast {_span(times)}") as store:
         if not has_root_group(store):
             ds.to_zarr(store, mode="w-", zarr_format=3, encoding=_encoding(ds), consolidated=False)
-            log.info("created forecast store %s with %d initial time(s)", path, times.size)
+            log.info("created forecast store %s with %s", path, _span(times))
             return times
         existing = xr.open_zarr(
             store, zarr_format=3, consolidated=False, chunks=None, drop_variables=[VALID_TIME]
@@ -310,7 +309,8 @@ def write_forecast(
             appended = along.isel({INIT_TIME: np.flatnonzero(~rerun)})
             appended.to_zarr(store, append_dim=INIT_TIME, zarr_format=3, consolidated=False)
     written = f"overwrote {rerun.sum() - len(kept)} and appended {(~rerun).sum()} initial time(s)"
-    log.info("%s: %s%s", path, written, f"; kept {len(kept)} as they were" * bool(kept))
+    written += f"; kept {len(kept)} as they were" * bool(kept)
+    log.info("%s (%s): %s", path, _span(times), written)  # which cycles: a run's log says so
     return times.drop(kept)
 
 
@@ -320,8 +320,8 @@ def _same_values(stored: xr.Dataset, new: xr.Dataset) -> bool:
 
 
 def _span(times: pd.DatetimeIndex) -> str:
-    if times.size == 1:
-        return f"initial time {times[0]}"
+    if times.size <= 1:
+        return f"initial time {times[0]}" if times.size else "no initial time"
     return f"{times.size} initial times {times.min()}..{times.max()}"
 
 

@@ -335,3 +335,16 @@ def test_check_extends_refuses_a_store_it_cannot_write_before_drawing(tmp_path, 
         finally:
             read_only.chmod(0o755)
     check_extends(path, PROVENANCE, 3, [1.0, 6.0])
+
+
+def test_the_log_of_a_write_names_the_initial_times_it_wrote(tmp_path, caplog):
+    """A scheduled run's log is where an operator looks for which cycle ran: "created
+    forecast store f.zarr with 2 initial time(s)" and "overwrote 0 and appended 1 initial
+    time(s)" named none."""
+    path = tmp_path / "f.zarr"
+    with caplog.at_level("INFO", logger="pipeline.forecast_store"):
+        write_forecast(path, ensemble(["2019-03-22T00", "2019-03-22T06"], 1.0), PROVENANCE)
+        write_forecast(path, ensemble(["2019-03-22T12"], 2.0), PROVENANCE)
+    created, appended = [r.getMessage() for r in caplog.records][-2:]
+    assert "2019-03-22 00:00:00..2019-03-22 06:00:00" in created
+    assert "(initial time 2019-03-22 12:00:00): overwrote 0 and appended 1" in appended
