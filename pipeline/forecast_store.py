@@ -164,7 +164,7 @@ def _encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
     for name, da in ds.data_vars.items():
         chunks = tuple(1 if d in (INIT_TIME, LEAD_TIME) else da.sizes[d] for d in da.dims)
         encoding[name] = {"chunks": chunks}
-    encoding[VALID_TIME] = {"chunks": (1, ds.sizes[LEAD_TIME])}
+    encoding[VALID_TIME] = {"chunks": (1, ds.sizes[LEAD_TIME]), "units": "seconds since 1970-01-01"}
     encoding[COMPLETE] = {"chunks": (1,)}
     encoding[INIT_TIME] = {"chunks": (1,), "units": "seconds since 1970-01-01"}
     encoding[LEAD_TIME] = {"units": "seconds"}

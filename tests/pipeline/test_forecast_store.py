@@ -348,3 +348,17 @@ def test_the_log_of_a_write_names_the_initial_times_it_wrote(tmp_path, caplog):
     created, appended = [r.getMessage() for r in caplog.records][-2:]
     assert "2019-03-22 00:00:00..2019-03-22 06:00:00" in created
     assert "(initial time 2019-03-22 12:00:00): overwrote 0 and appended 1" in appended
+
+
+def test_valid_times_of_appended_initial_times_stay_init_plus_lead(tmp_path):
+    """A store created by one 18 UTC run at +6 h (valid 00 UTC) encoded valid_time in
+    'days since': the next cycle's 06 UTC valid time could not be written in days, and
+    xarray wrote hours under the 'days' units: valid 2019-03-23T06 read as 2019-03-29."""
+    path = tmp_path / "f.zarr"
+    write_forecast(path, ensemble(["2019-03-22T18"], 1.0, leads=(6,)), PROVENANCE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nor the "can't be serialized faithfully" noise
+        write_forecast(path, ensemble(["2019-03-23T00"], 2.0, leads=(6,)), PROVENANCE)
+    ds = open_forecast(path)
+    expected = (ds.init_time + ds.lead_time).transpose("init_time", "lead_time")
+    np.testing.assert_array_equal(ds.valid_time.values, expected.values)
