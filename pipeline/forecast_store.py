@@ -32,6 +32,7 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.errors import InputError, StoreError
+from pipeline.forecast_times import SECONDS, repair_valid_time, span
 from pipeline.schema import (
     INIT_TIME,
     LAT,
@@ -164,9 +165,9 @@ def _encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
     for name, da in ds.data_vars.items():
         chunks = tuple(1 if d in (INIT_TIME, LEAD_TIME) else da.sizes[d] for d in da.dims)
         encoding[name] = {"chunks": chunks}
-    encoding[VALID_TIME] = {"chunks": (1, ds.sizes[LEAD_TIME]), "units": "seconds since 1970-01-01"}
+    encoding[VALID_TIME] = {"chunks": (1, ds.sizes[LEAD_TIME]), "units": SECONDS}
     encoding[COMPLETE] = {"chunks": (1,)}
-    encoding[INIT_TIME] = {"chunks": (1,), "units": "seconds since 1970-01-01"}
+    encoding[INIT_TIME] = {"chunks": (1,), "units": SECONDS}
     encoding[LEAD_TIME] = {"units": "seconds"}
     return encoding
 
@@ -267,10 +268,10 @@ def write_forecast(
     ds = _prepare(forecast, provenance)
     _check_writable(path)
     times = pd.DatetimeIndex(ds[INIT_TIME].values)
-    with transaction(path, f"forecast {_span(times)}") as store:
+    with transaction(path, f"forecast {span(times)}") as store:
         if not has_root_group(store):
             ds.to_zarr(store, mode="w-", zarr_format=3, encoding=_encoding(ds), consolidated=False)
-            log.info("created forecast store %s with %s", path, _span(times))
+            log.info("created forecast store %s with %s", path, span(times))
             return times
         existing = xr.open_zarr(
             store, zarr_format=3, consolidated=False, chunks=None, drop_variables=[VALID_TIME]
@@ -281,6 +282,7 @@ def write_forecast(
                 "forecasts into it: choose another store"
             )
         _check_compatible(path, existing, ds)
+        repair_valid_time(path, store, existing)
         stored = pd.DatetimeIndex(existing[INIT_TIME].values)
         done = stored[existing[COMPLETE].values.astype(bool)]
         if not replace and times.isin(done).any():
@@ -310,19 +312,13 @@ def write_forecast(
             appended.to_zarr(store, append_dim=INIT_TIME, zarr_format=3, consolidated=False)
     written = f"overwrote {rerun.sum() - len(kept)} and appended {(~rerun).sum()} initial time(s)"
     written += f"; kept {len(kept)} as they were" * bool(kept)
-    log.info("%s (%s): %s", path, _span(times), written)  # which cycles: a run's log says so
+    log.info("%s (%s): %s", path, span(times), written)  # which cycles: a run's log says so
     return times.drop(kept)
 
 
 def _same_values(stored: xr.Dataset, new: xr.Dataset) -> bool:
     """Whether the store's variables hold exactly ``new``'s values (NaN where it has NaN)."""
     return all(np.array_equal(stored[k].values, v.values, equal_nan=True) for k, v in new.items())
-
-
-def _span(times: pd.DatetimeIndex) -> str:
-    if times.size <= 1:
-        return f"initial time {times[0]}" if times.size else "no initial time"
-    return f"{times.size} initial times {times.min()}..{times.max()}"
 
 
 def _check_writable(path: Path) -> None:
@@ -368,6 +364,8 @@ def open_forecast(path: str | Path, *, complete_only: bool = True) -> xr.Dataset
         if not complete.any():
             raise StoreError(f"{path} holds no completely written initial time; rerun the forecast")
         ds = ds.isel({INIT_TIME: np.flatnonzero(complete)})
+    valid = (ds[INIT_TIME] + ds[LEAD_TIME]).transpose(INIT_TIME, LEAD_TIME)  # not as stored:
+    ds = ds.assign_coords({VALID_TIME: valid})  # an older wxens stored some wrong (repair_...)
     return ds.drop_vars(COMPLETE).sortby(INIT_TIME)
 
 

@@ -362,3 +362,31 @@ def test_valid_times_of_appended_initial_times_stay_init_plus_lead(tmp_path):
     ds = open_forecast(path)
     expected = (ds.init_time + ds.lead_time).transpose("init_time", "lead_time")
     np.testing.assert_array_equal(ds.valid_time.values, expected.values)
+
+
+def test_a_store_of_an_older_wxens_with_valid_times_in_days_is_read_and_repaired(
+    tmp_path, monkeypatch, caplog
+):
+    """Stores written before valid_time was encoded in seconds hold 'days since' units, and
+    the valid times appended since in hours under them (06 UTC read as 6 days later): it
+    reads as init + lead, and the next write rewrites it in seconds."""
+    path = tmp_path / "f.zarr"
+    encoding = forecast_store._encoding
+    old = {"valid_time": {"chunks": (1, 1)}}  # no units: xarray picks days for one time
+    monkeypatch.setattr(forecast_store, "_encoding", lambda ds: encoding(ds) | old)
+    monkeypatch.setattr(forecast_store, "repair_valid_time", lambda *args: None)
+    write_forecast(path, ensemble(["2019-03-22T18"], 1.0, leads=(6,)), PROVENANCE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # xarray's "can't be serialized faithfully"
+        write_forecast(path, ensemble(["2019-03-23T00"], 2.0, leads=(6,)), PROVENANCE)
+    monkeypatch.undo()
+    stored = open_dataset(path).valid_time.values
+    assert pd.Timestamp(stored[1, 0]) != pd.Timestamp("2019-03-23T06")  # the damage
+    ds = open_forecast(path)
+    expected = (ds.init_time + ds.lead_time).transpose("init_time", "lead_time")
+    np.testing.assert_array_equal(ds.valid_time.values, expected.values)
+    with caplog.at_level("INFO", logger="pipeline.forecast_times"):
+        write_forecast(path, ensemble(["2019-03-23T06"], 3.0, leads=(6,)), PROVENANCE)
+    assert "valid_time rewritten in seconds since 1970-01-01" in caplog.text
+    stored = open_dataset(path).valid_time
+    np.testing.assert_array_equal(stored.values, open_forecast(path).valid_time.values)

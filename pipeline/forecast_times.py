@@ -1,0 +1,47 @@
+"""The time axes of a forecast store: how a batch's initial times are named in its commit
+message and log (:func:`span`), and its ``valid_time`` in whole seconds, as every store
+since this module writes it (:func:`repair_valid_time`, for a store an older wxens made).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+
+from pipeline.schema import INIT_TIME, LEAD_TIME, VALID_TIME
+
+log = logging.getLogger(__name__)
+
+SECONDS = "seconds since 1970-01-01"
+"""The units of a forecast store's ``init_time`` and ``valid_time``."""
+
+
+def span(times: pd.DatetimeIndex) -> str:
+    """``times`` in a few words: the one, or how many from the first to the last."""
+    if times.size <= 1:
+        return f"initial time {times[0]}" if times.size else "no initial time"
+    return f"{times.size} initial times {times.min()}..{times.max()}"
+
+
+def repair_valid_time(path: Path, store: Any, existing: xr.Dataset) -> None:
+    """Rewrite the ``valid_time`` of the Zarr ``store`` (the forecast store at ``path``,
+    ``existing`` opened from it) as init + lead in :data:`SECONDS` where an older wxens
+    wrote it in other units. xarray chose them from a store's first batch: one valid time
+    at 00 UTC got 'days since', and later cycles' valid times were written in hours under
+    those units (valid 06 UTC read as 6 days later), so verification aligned them with
+    the wrong truth; the rewrite makes such a store right again, whatever it holds."""
+    array = zarr.open_group(store, mode="r+")[VALID_TIME]
+    units = array.attrs.get("units")
+    if units == SECONDS:
+        return
+    valid = existing[INIT_TIME].values[:, None] + existing[LEAD_TIME].values[None, :]
+    seconds = (valid - np.datetime64("1970-01-01")) // np.timedelta64(1, "s")
+    array[...] = seconds.astype(array.dtype)
+    array.attrs.update({"units": SECONDS, "calendar": "proleptic_gregorian"})
+    log.info("%s: valid_time rewritten in %s (an older wxens wrote it in %s)", path, SECONDS, units)
