@@ -79,7 +79,7 @@ def reference_channels(
         aligned = align_with_truth(reference, truth_on_forecast_grid(f, truth), warn_missing=False)
     except InputError as err:
         raise InputError(f"the reference ensemble: {err}") from None
-    r = to_channels(aligned.forecast).rename({CHANNEL: VARIABLE})
+    r = to_channels(aligned.forecast).rename({CHANNEL: VARIABLE}).drop_attrs(deep=False)
     if (r.sizes[LAT], r.sizes[LON]) != (f.sizes[LAT], f.sizes[LON]):
         raise InputError(
             f"the reference ensemble: its grid does not hold the forecast's points (it shares "

@@ -64,10 +64,11 @@ def physics_group(
     )
     if not results:
         return out
+    drop = {"dim": "check", "combine_attrs": "drop"}  # units: each row's, not the first's
     rows = xr.Dataset(
         {
-            "member_score": xr.concat([r.member_score for r in results], dim="check"),
-            "passed": xr.concat([r.passed for r in results], dim="check"),
+            "member_score": xr.concat([r.member_score for r in results], **drop),
+            "passed": xr.concat([r.passed for r in results], **drop),
             "truth_score": ("check", [r.truth_score for r in results]),
             "tolerance": ("check", [r.tolerance for r in results]),
             "tolerance_rule": ("check", [r.tolerance_rule for r in results]),

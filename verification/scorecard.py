@@ -100,14 +100,15 @@ def verify(
     config = config or VerifyConfig()
     aligned = _whole_grid(align_with_truth(forecast, truth))
     _require_some_truth(aligned, truth)
-    f = to_channels(aligned.forecast).rename({CHANNEL: VARIABLE})
+    # no attributes: the stacked variables' would be the first one's (its name and units)
+    f = to_channels(aligned.forecast).rename({CHANNEL: VARIABLE}).drop_attrs(deep=False)
     if f.sizes[MEMBER] == 1:
         log.warning(
             "the forecast has one member (a deterministic forecast): its CRPS is its absolute "
             "error, its spread-skill ratio undefined (NaN), and its rank histogram two bins "
             "(the truth below or above the member: a check of bias only)"
         )
-    t = to_channels(aligned.truth).rename({CHANNEL: VARIABLE})
+    t = to_channels(aligned.truth).rename({CHANNEL: VARIABLE}).drop_attrs(deep=False)
     if f.chunks is not None:
         chunks = score_chunks(f)
         f, t = f.chunk(chunks), t.chunk(chunks)
