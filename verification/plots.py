@@ -182,7 +182,9 @@ def plot_rank_histograms(counts: xr.DataArray, scorecard: xr.Dataset | None = No
             ax.bar(ranks, bars, width=1.0, color="tab:blue", alpha=0.8)
             ax.axhline(1.0, color="k", lw=1)
             ax.set_ylim(0, 1.3 * max(bars.max(), 1.0))  # room for the label
-            if scorecard is not None and "rank_max_min" in scorecard:
+            if not c.sum():  # every forecast or truth of this lead NaN
+                _not_available(ax, "no point verified")
+            elif scorecard is not None and "rank_max_min" in scorecard:
                 ax.text(
                     0.5,
                     0.97,

@@ -120,7 +120,8 @@ def rank_flatness(counts: xr.DataArray, *, rank_dim: str = RANK) -> xr.Dataset:
     m = counts.sizes[rank_dim] - 1
     n = counts.sum(rank_dim)
     expected = n / (m + 1)
-    chi_square = ((counts - expected) ** 2 / expected).sum(rank_dim)
+    # an empty histogram (a lead with no verified point) has no flatness, not a perfect one
+    chi_square = ((counts - expected) ** 2 / expected).sum(rank_dim).where(n > 0)
     p_value = xr.apply_ufunc(scipy.stats.chi2.sf, chi_square, kwargs={"df": m}, dask="parallelized")
     return xr.Dataset(
         {"chi_square": chi_square, "p_value": p_value, "delta": chi_square / m, "n": n}
@@ -130,13 +131,14 @@ def rank_flatness(counts: xr.DataArray, *, rank_dim: str = RANK) -> xr.Dataset:
 def rank_max_min_ratio(counts: xr.DataArray, *, rank_dim: str = RANK) -> xr.DataArray:
     """Largest over smallest count of a rank histogram, over ``rank_dim``.
 
-    1 for a flat histogram; ``inf`` where a rank never occurs. A noisy statistic: its
+    1 for a flat histogram; ``inf`` where a rank never occurs; NaN for an empty histogram
+    (nothing verified). A noisy statistic: its
     value for a reliable ensemble grows with the number of bins and with the spatial and
     temporal correlation of the pooled ranks, see :func:`perfect_model_rank_histogram`.
     """
     largest, smallest = counts.max(rank_dim), counts.min(rank_dim)
     ratio = largest.astype(float) / smallest.where(smallest > 0)
-    return ratio.fillna(np.inf).rename("rank_max_min")
+    return ratio.fillna(np.inf).where(largest > 0).rename("rank_max_min")
 
 
 def perfect_model_rank_histogram(

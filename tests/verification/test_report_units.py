@@ -3,6 +3,8 @@ opens them (the groups' attributes, the tables and captions)."""
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 from verification_cases import balanced_members, oracle_forecast
@@ -33,3 +35,35 @@ def test_no_group_labels_every_variable_with_the_first_ones_name_and_units(mixed
             assert da.attrs.get("long_name") != "2 metre temperature", where
             assert "source_units" not in da.attrs, where
             assert da.attrs.get("units") not in ("K", "m2 s-2"), where
+
+
+def test_a_lead_with_no_verified_point_has_no_rank_flatness():
+    """A lead whose forecast is NaN everywhere has an empty rank histogram: its flatness is
+    unknown (NaN, "–" in the report), not perfect (δ 0, p 1) beside the worst max/min (∞)."""
+    from verification import ranks as vr
+
+    counts = xr.DataArray([[5, 7, 6], [0, 0, 0]], dims=("lead_time", "rank"))
+    flatness = vr.rank_flatness(counts)
+    ratio = vr.rank_max_min_ratio(counts)
+    assert float(flatness["delta"][0]) >= 0 and float(ratio[0]) == pytest.approx(7 / 5)
+    for value in (flatness["chi_square"], flatness["p_value"], flatness["delta"], ratio):
+        assert np.isnan(float(value[1])), value.name
+    assert np.isinf(float(vr.rank_max_min_ratio(xr.DataArray([4, 0, 2], dims="rank"))))
+
+
+def test_an_empty_rank_histogram_panel_says_why_instead_of_nan():
+    from verification.plots import plot_rank_histograms
+
+    counts = xr.DataArray(
+        [[[5, 7, 6], [0, 0, 0]]],
+        dims=("variable", "lead_time", "rank"),
+        coords={"variable": ["t2m"], "lead_time": pd.to_timedelta([6, 12], unit="h")},
+        name="rank_histogram",
+    )
+    card = xr.Dataset(
+        {"rank_max_min": counts.max("rank") / counts.min("rank").where(counts.max("rank") > 0)}
+    )
+    axes = plot_rank_histograms(counts, card).axes
+    texts = [[t.get_text() for t in ax.texts] for ax in axes]
+    assert texts[0] == ["max/min 1.40"]
+    assert texts[1] == ["n/a: no point verified"]
