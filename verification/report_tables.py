@@ -67,6 +67,10 @@ SKILL = (
 WITH_REFERENCE = Column("points with reference", "n_verified_with_reference", format=count)
 """Beside ``points`` where the reference lacks some of them (:func:`partly_paired`)."""
 
+NO_FORECAST = Column("no forecast", "n_missing_forecast", format=count)
+"""After ``no truth`` where some points have a truth but no member (a lead or run NaN in
+the forecast): without it such a lead read 0 points verified and 0 skipped."""
+
 PARTLY_PAIRED = (
     " The reference lacks some of the points verified (runs or points it does not hold): "
     "reference CRPS, CRPS skill and Δ CRPS compare the two on the points both hold (points "
@@ -131,6 +135,8 @@ def scorecard_tables(card: xr.Dataset) -> dict[str, str]:
         if name.startswith("brier_score_")
     ]
     skill = _present(card, SKILL)
+    if "n_missing_forecast" in card and int(card["n_missing_forecast"].sum()):
+        skill.append(NO_FORECAST)
     if partly_paired(card):
         skill.insert(skill.index(SKILL[-2]) + 1, WITH_REFERENCE)
     tables = {
@@ -145,7 +151,8 @@ NOTES = {
     "variable's units; [low, high]: its bootstrap interval; CRPS skill: 1 − CRPS/reference "
     "CRPS; Δ CRPS: interval of CRPS − reference CRPS (below 0: better than the reference); "
     "RMSE and bias of the ensemble mean; points verified, and skipped for no truth (a valid "
-    "time the analysis lacks, or a masked point).",
+    "time the analysis lacks, or a masked point) or, where shown, no forecast (every member "
+    "NaN).",
     "calibration": "spread/skill: with the finite-ensemble factor sqrt((M+1)/M), 1 is "
     "reliable; rank δ: Candille–Talagrand flatness, about 1 when flat (inflated by spatial "
     "correlation); rank p: flatness p-value (independent ranks assumed); rank max/min: "

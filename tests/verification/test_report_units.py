@@ -67,3 +67,30 @@ def test_an_empty_rank_histogram_panel_says_why_instead_of_nan():
     texts = [[t.get_text() for t in ax.texts] for ax in axes]
     assert texts[0] == ["max/min 1.40"]
     assert texts[1] == ["n/a: no point verified"]
+
+
+def test_the_skill_table_says_where_points_had_no_forecast():
+    """A lead NaN in the forecast read "points 0, no truth 0" in the report, with nothing to
+    say why; the printed table and the scores file count it as ``n_missing_forecast``."""
+    from verification.report_tables import scorecard_tables
+
+    leads = pd.to_timedelta([6, 12], unit="h")
+    coords = {"variable": ["t2m"], "lead_time": leads}
+
+    def field(values):
+        return (("variable", "lead_time"), [values])
+
+    card = xr.Dataset(
+        {
+            "fair_crps": field([1.0, np.nan]),
+            "n_verified": field([100, 0]),
+            "n_missing_truth": field([0, 0]),
+            "n_missing_forecast": field([0, 100]),
+        },
+        coords=coords,
+    )
+    skill = scorecard_tables(card)["skill"]
+    assert "<th title=''>no forecast</th>" in skill
+    assert skill.endswith("<td>–</td><td>0</td><td>0</td><td>100</td></tr></table>")
+    whole = scorecard_tables(card.assign(n_missing_forecast=field([0, 0])))["skill"]
+    assert "no forecast" not in whole
