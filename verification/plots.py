@@ -70,6 +70,14 @@ def _grid(
     return fig, axes
 
 
+def _lead_axis(ax, hours: np.ndarray) -> None:
+    """An x axis of lead times ticked at whole hours (not 7.5 h, or 5.8 h around one lead)."""
+    ax.set_xlabel("lead time (h)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if hours.size == 1:
+        ax.set_xlim(hours[0] - 1, hours[0] + 1)
+
+
 def _legend_above(fig: Figure, ax, columns: int = 4) -> None:
     """One legend for the figure, above the panels (it covers no data)."""
     handles, labels = ax.get_legend_handles_labels()
@@ -93,7 +101,7 @@ def plot_scores_by_lead(scorecard: xr.Dataset) -> Figure:
             if score in card:
                 ax.plot(hours, card[score].values, style, label=score.replace("_", " "))
         ax.set_title(str(name))
-        ax.set_xlabel("lead time (h)")
+        _lead_axis(ax, hours)
         ax.set_ylabel(label_with_units("score", channel_units(name)))
         ax.grid(alpha=0.3)
     _legend_above(fig, axes[0])
@@ -113,16 +121,17 @@ def plot_spread_skill_ratio(scorecard: xr.Dataset) -> Figure:
             hours, card["spread_skill_ratio"].values, label=str(name), **_line_style(index)
         )
         if "spread_skill_ratio_low" in card and len(names) <= MAX_SHADED:
+            x = hours if hours.size > 1 else hours[0] + np.array([-0.2, 0.2])  # one: visible
             ax.fill_between(
-                hours,
-                card["spread_skill_ratio_low"].values,
-                card["spread_skill_ratio_high"].values,
+                x,
+                np.resize(card["spread_skill_ratio_low"].values, x.size),
+                np.resize(card["spread_skill_ratio_high"].values, x.size),
                 color=line.get_color(),
                 alpha=0.15,
                 lw=0,
             )
     ax.axhline(1.0, color="k", lw=1)
-    ax.set_xlabel("lead time (h)")
+    _lead_axis(ax, hours)
     ax.set_ylabel("spread-skill ratio")
     ax.grid(alpha=0.3)
     if not np.isfinite(scorecard["spread_skill_ratio"].values).any():
@@ -354,14 +363,8 @@ def plot_member_maps(maps: xr.Dataset, max_variables: int = 4) -> Figure:
         ]
         for j, (label, field) in enumerate(panels):
             ax = axes[i, j]
-            mesh = ax.pcolormesh(
-                field["longitude"],
-                field["latitude"],
-                field.values,
-                vmin=lo,
-                vmax=hi,
-                shading="auto",
-            )
+            lon, lat = field["longitude"], field["latitude"]
+            mesh = ax.pcolormesh(lon, lat, field.values, vmin=lo, vmax=hi, shading="auto")
             ax.set_title(f"{name}: {label}", fontsize="small")
             ax.set_aspect("auto")
             ax.set_xlabel("longitude (°E)", fontsize="small")

@@ -94,3 +94,36 @@ def test_the_skill_table_says_where_points_had_no_forecast():
     assert skill.endswith("<td>–</td><td>0</td><td>0</td><td>100</td></tr></table>")
     whole = scorecard_tables(card.assign(n_missing_forecast=field([0, 0])))["skill"]
     assert "no forecast" not in whole
+
+
+@pytest.mark.parametrize("hours", [[6], [6, 12, 24]])
+def test_lead_axes_tick_whole_hours_and_one_lead_keeps_its_interval(hours):
+    """The lead axes read 7.5, 12.5 h for leads 6, 12, 24 h, and 5.7 ... 6.3 h around a
+    single lead, whose spread-skill interval (a band of width 0) did not show at all."""
+    from verification.plots import plot_scores_by_lead, plot_spread_skill_ratio
+
+    coords = {"variable": ["t2m"], "lead_time": pd.to_timedelta(hours, unit="h")}
+    ones = np.ones((1, len(hours)))
+    dims = ("variable", "lead_time")
+    card = xr.Dataset(
+        {
+            name: (dims, value * ones)
+            for name, value in [
+                ("fair_crps", 1.0),
+                ("ensemble_mean_rmse", 2.0),
+                ("ensemble_spread", 1.8),
+                ("spread_skill_ratio", 0.9),
+                ("spread_skill_ratio_low", 0.8),
+                ("spread_skill_ratio_high", 1.0),
+            ]
+        },
+        coords=coords,
+    )
+    for fig in (plot_scores_by_lead(card), plot_spread_skill_ratio(card)):
+        ax = fig.axes[0]
+        fig.canvas.draw()
+        low, high = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if low <= t <= high]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    band = plot_spread_skill_ratio(card).axes[0].collections[0].get_paths()[0].vertices
+    assert np.ptp(band[:, 0]) > 0 and np.ptp(band[:, 1]) == pytest.approx(0.2)
