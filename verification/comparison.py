@@ -172,8 +172,8 @@ def against_reference(
         bounds = interval_card(difference, members, config, say=False)  # said for the CRPS
         for side in ("low", "high"):
             out[f"fair_crps_minus_reference_{side}"] = bounds[f"fair_crps_{side}"].assign_attrs(
-                long_name=f"fair CRPS minus the reference's: {side} end of the interval of "
-                f"fair_crps_{side} (same blocks, draws and level)",
+                long_name=f"fair CRPS minus the reference's: {side} end of its block-bootstrap "
+                f"interval (the blocks, draws and level of fair_crps_{side})",
                 units="variable",
             )
     return out

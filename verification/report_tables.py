@@ -98,6 +98,8 @@ def _cell(card: xr.Dataset, column: Column) -> str:
         low, high = float(card[column.low]), float(card[column.high])
         if np.isfinite(low) and np.isfinite(high):  # none for a score that has none
             text += f" <span class='interval'>[{low:.3g}, {high:.3g}]</span>"
+        elif not column.score:  # an interval-only column (Δ CRPS): say so, not a blank cell
+            text = "<span class='interval'>[n/a]</span>"
     return f"<td>{text.strip()}</td>"
 
 

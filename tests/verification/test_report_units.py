@@ -3,6 +3,8 @@ opens them (the groups' attributes, the tables and captions)."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -127,3 +129,34 @@ def test_lead_axes_tick_whole_hours_and_one_lead_keeps_its_interval(hours):
         assert ticks and all(float(t).is_integer() for t in ticks), ticks
     band = plot_spread_skill_ratio(card).axes[0].collections[0].get_paths()[0].vertices
     assert np.ptp(band[:, 0]) > 0 and np.ptp(band[:, 1]) == pytest.approx(0.2)
+
+
+@pytest.fixture(scope="module")
+def with_reference():
+    """A t2m forecast and a wider one as its reference, 8 inits (two days), 2 leads."""
+    config = SyntheticConfig(n_lat=8, n_lon=12, n_times=16)
+    truth = synthetic_dataset(config).load()
+    forecast = oracle_forecast(config, truth, 8, (6, 12), 4, seed=1)
+    reference = oracle_forecast(config, truth, 8, (6, 12), 4, seed=2, spread_factor=2.0)
+    return truth, forecast, reference
+
+
+@pytest.mark.parametrize("n_init", [8, 1])
+def test_the_crps_difference_column_reads_as_what_it_is(with_reference, n_init):
+    """Its tooltip said "low end of the interval of fair_crps_low"; with one day of inits
+    (no interval) its cells were empty, where the printed table says [n/a]."""
+    from verification.report_tables import scorecard_tables
+
+    truth, forecast, reference = with_reference
+    config = VerifyConfig(physics_init_times=0, energy_score=False, progress=False)
+    tree = verify(forecast.isel(init_time=slice(n_init)), truth, config, reference=reference)
+    card = tree["scorecard"].to_dataset()
+    assert "interval of fair_crps" not in card["fair_crps_minus_reference_low"].long_name
+    skill = scorecard_tables(card)["skill"]
+    assert "block-bootstrap interval (the blocks, draws and level of fair_crps_low)" in skill
+    cells = re.findall(r"<td>(.*?)</td>", skill.split("</tr>")[1])
+    difference = cells[4]  # lead, fair CRPS, reference CRPS, skill, Δ CRPS
+    if n_init == 1:
+        assert difference == "<span class='interval'>[n/a]</span>"
+    else:
+        assert re.fullmatch(r"<span class='interval'>\[-?[\d.]+, -?[\d.]+\]</span>", difference)
