@@ -161,6 +161,11 @@ def _rank_histograms(tree: xr.DataTree) -> Captioned:
     )
 
 
+def _counted(n: int, noun: str) -> str:
+    """``1 member``, ``50 members``."""
+    return f"{int(n)} {noun}{'' if int(n) == 1 else 's'}"
+
+
 def _listed(root: xr.Dataset, name: str) -> list[str]:
     """A list attribute, in memory or as a scores file holds it (joined by "; ")."""
     value = root.attrs.get(name)
@@ -189,8 +194,9 @@ def render_report(
         f" ({inits[0]} to {inits[-1]})" if len(inits) > 1 else "".join(f" ({t})" for t in inits)
     )
     summary = (
-        f"<p>{int(root.attrs.get('n_members', 0))} members, {int(root.attrs.get('n_init_times', 0))} "
-        f"init times{html.escape(period)}, leads {', '.join(f'{h:g}' for h in leads)} h, variables "
+        f"<p>{_counted(root.attrs.get('n_members', 0), 'member')}, "
+        f"{_counted(root.attrs.get('n_init_times', 0), 'init time')}{html.escape(period)}, leads "
+        f"{', '.join(f'{h:g}' for h in leads)} h, variables "
         f"{', '.join(map(str, card['variable'].values))}. Scores are cos-latitude-weighted means "
         f"over {html.escape(', '.join(map(str, np.atleast_1d(root.attrs.get('mean_over', [])))))}. "
         f"{len(missing)} valid time(s) missing from the analysis (skipped and counted).</p>"

@@ -160,3 +160,12 @@ def test_the_crps_difference_column_reads_as_what_it_is(with_reference, n_init):
         assert difference == "<span class='interval'>[n/a]</span>"
     else:
         assert re.fullmatch(r"<span class='interval'>\[-?[\d.]+, -?[\d.]+\]</span>", difference)
+
+
+def test_the_summary_counts_one_member_and_one_init_time_in_the_singular(with_reference):
+    from verification.report import render_report
+
+    truth, forecast, _ = with_reference
+    config = VerifyConfig(physics_init_times=0, energy_score=False, progress=False)
+    tree = verify(forecast.isel(init_time=[0], member=[0]), truth, config)
+    assert "<p>1 member, 1 init time (" in render_report(tree)
