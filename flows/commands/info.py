@@ -233,6 +233,11 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.transaction import commits
 
     path = Path(args.store)
+    if not path.exists():  # not "create it with wxens ingest": it may be any of these
+        raise StoreError(
+            f"{path}: no such store, training run, checkpoint or scores file; wxens info "
+            "reads what ingest, forecast, baseline, train and verify wrote"
+        )
     if path.suffix == ".pt" or (path / "last.pt").is_file() or _saved_by_torch(path):
         # what `wxens train --out` wrote, or `wxens calibrate --out` under any name
         print(describe_checkpoint(path))

@@ -278,7 +278,9 @@ def test_a_path_from_the_home_folder_is_expanded(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
     assert main(["info", "--", "~/nowhere.zarr"]) == 2
-    assert f"{tmp_path}/home/nowhere.zarr: no such store" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{tmp_path}/home/nowhere.zarr: no such store, training run, checkpoint" in err
+    assert "wxens ingest" not in err  # a forecast store's path is not made by an ingest
     assert main(["export", "~/nowhere.zarr", "--out=~/plain.zarr"]) == 2
     assert f"{tmp_path}/home/nowhere.zarr" in capsys.readouterr().err
     assert not (tmp_path / "~").exists()
