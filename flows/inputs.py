@@ -239,18 +239,26 @@ def check_outputs_spare_inputs(
     outputs: Mapping[str, str | None], inputs: Mapping[str, str | None]
 ) -> None:
     """Refuse an output file (flag -> path) that is one of the inputs (flag -> path or
-    glob) a command reads: ``wxens verify fc.nc --out fc.nc`` replaced the forecast by its
-    scores."""
+    glob) a command reads, or lies inside one (a store's folder): ``wxens verify fc.nc --out
+    fc.nc`` replaced the forecast by its scores, and ``--out fc.zarr/s.nc`` put them where
+    the store's next replacement deletes them."""
     read: dict[Path, str] = {}
     for flag, given in inputs.items():
         if given:
             matches = glob.glob(str(given)) if glob.has_magic(str(given)) else [str(given)]
             read |= {Path(path).resolve(): flag for path in matches}
     for flag, path in outputs.items():
-        if path and Path(path).resolve() in read:
+        target = Path(path).resolve() if path else None
+        if target in read:
             raise InputError(
-                f"{flag} {path} is what {read[Path(path).resolve()]} reads: writing it would "
-                "replace it; give the output another path"
+                f"{flag} {path} is what {read[target]} reads: writing it would replace it; "
+                "give the output another path"
+            )
+        inside = next((p for p in read if target is not None and p in target.parents), None)
+        if inside is not None:
+            raise InputError(
+                f"{flag} {path} lies inside {inside}, which {read[inside]} reads: it would "
+                "be written among the store's files; give the output a path outside it"
             )
 
 

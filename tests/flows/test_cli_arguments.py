@@ -207,6 +207,11 @@ def test_an_output_naming_an_input_exits_2_and_leaves_the_input(tmp_path, monkey
         err = capsys.readouterr().err
         assert f"{out} {given} is what " in err and "would replace it" in err, err
     assert (tmp_path / "fc_1.nc").read_bytes() == (tmp_path / "ref.nc").read_bytes()
+    # inside a store's folder: written among its files, deleted by its next replacement
+    (tmp_path / "s.zarr").mkdir()
+    assert main([*verify, "--out", "s.zarr/scores.nc"]) == 2
+    assert "--out s.zarr/scores.nc lies inside" in capsys.readouterr().err
+    assert list((tmp_path / "s.zarr").iterdir()) == []
 
 
 @pytest.mark.parametrize(
