@@ -81,8 +81,11 @@ def geostrophic_wind(z: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
     f = f.where(f != 0)
     dz_dphi = z.differentiate(LAT) * per_radian
     if is_global(z[LON]):
-        step = float(np.median(np.diff(np.sort(z[LON].values))))
-        dz_dlambda = (z.roll({LON: -1}) - z.roll({LON: 1})) / (2 * step) * per_radian
+        # the neighbours' longitude difference, wrapped to (-180, 180]: right whether the
+        # longitudes ascend or descend (a sign of the step lost flips v_g), and at the seam
+        lon = z[LON].astype(np.float64)
+        span = (lon.roll({LON: -1}) - lon.roll({LON: 1}) + 180.0) % 360.0 - 180.0
+        dz_dlambda = (z.roll({LON: -1}) - z.roll({LON: 1})) / span.values * per_radian
     else:
         dz_dlambda = z.differentiate(LON) * per_radian
     return -dz_dphi / (f * EARTH_RADIUS), dz_dlambda / (f * EARTH_RADIUS * np.cos(phi))
