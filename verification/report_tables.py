@@ -195,7 +195,7 @@ def _verdict(sel: xr.Dataset) -> tuple[str, str]:
     total = int(computed.sum())
     skipped = f"; n/a for {scores.size - total}" if total < scores.size else ""
     verdict = "pass" if passed == total else "fail"
-    return verdict, f"{verdict.upper()} ({passed}/{total} members{skipped})"
+    return verdict, f"{verdict.upper()} ({passed}/{total} members pass{skipped})"
 
 
 def _physics_rows(physics: xr.Dataset) -> str:
