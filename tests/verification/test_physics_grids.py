@@ -1,13 +1,15 @@
 """Physics checks on grids laid out other ways than wxens writes them: the balance of an
-analytically geostrophic field does not depend on the order of the longitudes."""
+analytically geostrophic field does not depend on the order of the longitudes; a polar
+cap on global longitudes has no zonal spectrum, and says so."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from pipeline.schema import EARTH_RADIUS, OMEGA
-from verification.physics import geostrophic_wind
+from verification.physics import SpectralRatio, geostrophic_wind
 
 
 def balanced_global(lon: np.ndarray) -> xr.Dataset:
@@ -40,3 +42,23 @@ def test_geostrophic_wind_on_descending_global_longitudes():
         band = (np.abs(ds["latitude"]) >= 20) & (np.abs(ds["latitude"]) <= 80)
         np.testing.assert_allclose(ug.where(band), ds["u"].where(band), rtol=0, atol=0.2)
         np.testing.assert_allclose(vg.where(band), ds["v"].where(band), rtol=0, atol=0.2)
+
+
+def test_spectral_ratio_on_a_polar_cap_is_n_a_not_a_failure():
+    # Zonal spectra average |latitude| <= 60; a cap poleward of it gave NaN scores as a
+    # computed result, so every member (the truth itself among them) read as failing.
+    rng = np.random.default_rng(0)
+    inits = pd.date_range("2000-01-01", periods=6, freq="12h")
+    coords = {
+        "init_time": inits,
+        "lead_time": pd.to_timedelta([6, 12], "h"),
+        "latitude": np.arange(62.5, 88, 2.5),
+        "longitude": np.arange(0, 360, 5.0),
+    }
+    shape = tuple(len(v) for v in coords.values())
+    truth = xr.Dataset({"t2m": (tuple(coords), 280 + rng.normal(size=shape))}, coords=coords)
+    truth = truth.assign_coords(valid_time=truth.init_time + truth.lead_time)
+    forecast = xr.concat([truth, truth + 3 * rng.normal(size=shape)], "member")
+    results = SpectralRatio()(forecast.assign_coords(member=[0, 1]), truth)
+    assert results and not any(r.computed for r in results)
+    assert all("60" in r.reason for r in results)

@@ -30,6 +30,10 @@ NOISY = (
     "over these samples can tell a 2x excess or deficit from: too few samples to judge "
     "(more initial times or leads)"
 )
+NO_SPECTRUM = (
+    "no latitude within 60° on a grid of global longitudes: its zonal spectra are averaged "
+    "over |latitude| <= 60° (a polar cap has none)"
+)
 FEW_SAMPLES = (
     "too few valid times with a complete truth: the truth's own sampling noise, which sets "
     "the tolerance, needs two or more at the same hour of day (more initial times or leads)"
@@ -152,6 +156,8 @@ class SpectralRatio:
         truth_power = power_spectrum(truth.stack(stacked).isel({SAMPLE: keep}))
         member_power = power_spectrum(members.stack(stacked).isel({SAMPLE: keep})).mean(SAMPLE)
         truth_power, member_power = dask.compute(truth_power, member_power)
+        if not bool(np.isfinite(truth_power).any()):
+            return NO_SPECTRUM
         dim = wavenumber_dim(truth_power)
         positive = truth_power[dim] > 0
         floor = self.power_floor * float(truth_power.where(positive).sum(dim).mean(SAMPLE))
