@@ -9,7 +9,7 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.schema import EARTH_RADIUS, OMEGA
-from verification.physics import SpectralRatio, geostrophic_wind
+from verification.physics import Geostrophic, SpectralRatio, geostrophic_wind
 
 
 def balanced_global(lon: np.ndarray) -> xr.Dataset:
@@ -62,3 +62,17 @@ def test_spectral_ratio_on_a_polar_cap_is_n_a_not_a_failure():
     results = SpectralRatio()(forecast.assign_coords(member=[0, 1]), truth)
     assert results and not any(r.computed for r in results)
     assert all("60" in r.reason for r in results)
+
+
+def test_a_level_the_members_lack_is_not_said_to_lack_truth():
+    # The forecast holds z at 500 hPa only (NaN at 850); the truth holds both levels. The
+    # 850 hPa part cannot be computed, and the reason must not blame the truth.
+    truth = xr.concat([balanced_global(np.arange(0, 360, 2.5))] * 2, "level")
+    truth = truth.assign_coords(level=[500.0, 850.0])
+    forecast = truth.expand_dims(member=[0, 1]).copy(deep=True)
+    forecast["z"] = forecast["z"].where(forecast["level"] == 500.0)
+    results = {r.part: r for r in Geostrophic()(forecast, truth)}
+    assert results["500 hPa"].computed and bool(results["500 hPa"].passed.all())
+    assert not results["850 hPa"].computed
+    assert results["850 hPa"].reason != "no truth at these valid times"
+    assert "members hold no values" in results["850 hPa"].reason

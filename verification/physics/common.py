@@ -17,6 +17,10 @@ PART = "part"
 """The dim of a score computed per part: level, layer or variable labels (``500 hPa``)."""
 
 NO_TRUTH = "no truth at these valid times"
+NO_MEMBERS = (
+    "the members hold no values where the truth does (a variable or level the forecast "
+    "lacks, NaN in every member)"
+)
 
 
 def over_all_but(da: xr.DataArray, *keep: str) -> tuple[str, ...]:
@@ -85,15 +89,21 @@ class TruthRelativeCheck(ABC):
     def __call__(
         self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset | None = None
     ) -> list[CheckResult]:
+        analysis = truth
         truth = where_members(truth, forecast)
         truth_scores = self.score(truth).compute()
         member_scores = self.score(where_truth(forecast, truth)).compute()
-        results = []
+        results, own_scores = [], None
         for part in truth_scores[PART].values.tolist():
             members = member_scores.sel({PART: part}, drop=True)
             value = float(truth_scores.sel({PART: part}))
             if not np.isfinite(value):
-                results.append(CheckResult.not_computed(self, members, NO_TRUTH, part))
+                # the truth alone, not where the members are: theirs may be what is missing
+                if own_scores is None:
+                    own_scores = self.score(analysis).compute()
+                own = float(own_scores.sel({PART: part}))
+                reason = NO_MEMBERS if np.isfinite(own) else NO_TRUTH
+                results.append(CheckResult.not_computed(self, members, reason, part))
                 continue
             results.append(
                 CheckResult(
