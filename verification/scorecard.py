@@ -18,7 +18,8 @@ NetCDF groups, reopened with ``xr.open_datatree``):
                      error-surrogate replica (only with ``error_surrogate_replicas``; the
                      scorecard holds their median).
 ``/multivariate``    (lead_time) energy score across channels.
-``/spectra``         (variable, lead_time, wavenumber) member and truth power.
+``/spectra``         (variable, lead_time, wavenumber) member and truth power (absent on
+                     a grid of fewer than 8 points in either direction).
 ``/physics``         (check, member) scores and pass/fail, one row per check and part
                      (``geostrophic 500 hPa``); tolerances per row; ``reason``
                      (not_computed) for every check or part that is n/a.
@@ -68,7 +69,7 @@ from verification.compute import compute_results
 from verification.config import EVENT, VARIABLE, VerifyConfig
 from verification.physics_group import physics_group, physics_sample
 from verification.resampling import score_parts
-from verification.spectra import power_spectrum
+from verification.spectra import has_spectrum, power_spectrum
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,8 @@ def verify(
         tree["/multivariate"] = computed["energy_score"].to_dataset()
     if sample:
         subset = {INIT_TIME: sample}
-        tree["/spectra"] = _spectra(f.isel(subset), t.isel(subset))
+        if has_spectrum(f):  # a transect or a point has no spectrum
+            tree["/spectra"] = _spectra(f.isel(subset), t.isel(subset))
         tree["/physics"] = physics_group(aligned, subset, config.checks)
         tree["/maps"] = _maps(f, t, config.map_members)
     root = xr.Dataset(

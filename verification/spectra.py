@@ -18,6 +18,13 @@ ZONAL_WAVENUMBER = "zonal_wavenumber"
 WAVENUMBER = "wavenumber"
 BAND = "band"
 BANDS = ("large", "medium", "small")
+MIN_POINTS = 8
+"""Grid points a spectrum needs in each direction (fewer: a transect, a point)."""
+
+
+def has_spectrum(field: xr.DataArray | xr.Dataset) -> bool:
+    """Whether ``field``'s grid has :data:`MIN_POINTS` latitudes and longitudes or more."""
+    return field.sizes.get(LAT, 0) >= MIN_POINTS and field.sizes.get(LON, 0) >= MIN_POINTS
 
 
 def is_global(longitude: xr.DataArray) -> bool:

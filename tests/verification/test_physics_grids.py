@@ -76,3 +76,25 @@ def test_a_level_the_members_lack_is_not_said_to_lack_truth():
     assert not results["850 hPa"].computed
     assert results["850 hPa"].reason != "no truth at these valid times"
     assert "members hold no values" in results["850 hPa"].reason
+
+
+def test_a_forecast_on_one_longitude_is_verified_with_the_grid_checks_n_a(small_synthetic):
+    # A transect (one longitude) has no zonal derivative and no spectrum: verify crashed
+    # (ValueError in the spectra, IndexError in the geostrophic wind) instead of saying so.
+    from verification_cases import at_leads
+
+    from verification.config import VerifyConfig
+    from verification.scorecard import verify
+
+    _, truth = small_synthetic
+    inits = pd.DatetimeIndex(truth.time.values[:6])
+    members = at_leads(truth, inits, (6, 12)).expand_dims(member=[0, 1])
+    config = VerifyConfig(
+        physics_init_times=4, energy_score=False, progress=False, interval_level=0
+    )
+    tree = verify(members.isel(longitude=[3]), truth, config)
+    physics = tree["physics"].to_dataset()
+    reasons = dict(zip(physics["not_computed"].values, physics["reason"].values, strict=True))
+    assert "longitudes" in reasons["geostrophic"] and "8 x 8" in reasons["spectral_ratio"]
+    assert "spectra" not in tree.children
+    assert bool(physics.sel(check="hypsometric 850-500 hPa")["passed"].all())

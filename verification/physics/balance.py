@@ -113,7 +113,9 @@ class Geostrophic(TruthRelativeCheck):
         "|V − V_g| / mean |V|."
     )
     units: ClassVar[str] = "1"
-    requires: ClassVar[str] = "z, u and v on pressure levels, 3 or more latitudes at 20°–80°"
+    requires: ClassVar[str] = (
+        "z, u and v on pressure levels, 3 or more latitudes at 20°–80° and 3 or more longitudes"
+    )
     min_abs_latitude: float = 20.0
     max_abs_latitude: float = 80.0
     factor: float = 1.5
@@ -129,6 +131,7 @@ class Geostrophic(TruthRelativeCheck):
             has(forecast, ("z", "u", "v"))
             and LEVEL in forecast["z"].dims
             and int(self._band(forecast[LAT]).sum()) >= 3
+            and forecast.sizes.get(LON, 0) >= 3  # a transect has no zonal derivative
         )
 
     def score(self, ds: xr.Dataset) -> xr.DataArray:

@@ -17,7 +17,14 @@ import xarray as xr
 from pipeline.schema import CHANNEL, INIT_TIME, LAT, LEAD_TIME, LON, MEMBER, VALID_TIME, to_channels
 from verification.base import CheckResult, register_check
 from verification.physics.common import NO_TRUTH, where_members
-from verification.spectra import BAND, BANDS, band_mean, power_spectrum, wavenumber_dim
+from verification.spectra import (
+    BAND,
+    BANDS,
+    band_mean,
+    has_spectrum,
+    power_spectrum,
+    wavenumber_dim,
+)
 
 SAMPLE = "sample"
 
@@ -81,7 +88,7 @@ class SpectralRatio:
     power_floor: float = 1e-10
 
     def applies(self, forecast: xr.Dataset) -> bool:
-        return forecast.sizes.get(LAT, 0) >= 8 and forecast.sizes.get(LON, 0) >= 8
+        return has_spectrum(forecast)
 
     def __call__(
         self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset | None = None
