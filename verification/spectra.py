@@ -18,13 +18,10 @@ ZONAL_WAVENUMBER = "zonal_wavenumber"
 WAVENUMBER = "wavenumber"
 BAND = "band"
 BANDS = ("large", "medium", "small")
-MIN_POINTS = 8
-"""Grid points a spectrum needs in each direction (fewer: a transect, a point)."""
-
-
-def has_spectrum(field: xr.DataArray | xr.Dataset) -> bool:
-    """Whether ``field``'s grid has :data:`MIN_POINTS` latitudes and longitudes or more."""
-    return field.sizes.get(LAT, 0) >= MIN_POINTS and field.sizes.get(LON, 0) >= MIN_POINTS
+def has_spectrum(field: xr.DataArray | xr.Dataset, min_points: int = 2) -> bool:
+    """Whether ``field``'s grid has ``min_points`` latitudes and longitudes or more (a
+    transect or a point has no spectrum)."""
+    return field.sizes.get(LAT, 0) >= min_points and field.sizes.get(LON, 0) >= min_points
 
 
 def is_global(longitude: xr.DataArray) -> bool:
@@ -94,7 +91,7 @@ def isotropic_power_spectrum(field: xr.DataArray) -> xr.DataArray:
     kx = np.fft.fftfreq(nx, d=dx)[None, :]
     k = np.hypot(kx, ky)
     step = max(1.0 / (nx * dx), 1.0 / (ny * dy))
-    n_bins = int(min(0.5 / dx, 0.5 / dy) // step)
+    n_bins = max(1, int(min(0.5 / dx, 0.5 / dy) // step))  # a narrow box: its one ring
     ring = np.rint(k / step).astype(int)
     norm = ny * nx * (window**2).sum()
     yy, xx = np.meshgrid(np.linspace(-1, 1, ny), np.linspace(-1, 1, nx), indexing="ij")

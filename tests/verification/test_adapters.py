@@ -291,6 +291,9 @@ def test_a_box_across_greenwich_given_in_0_to_360_verifies_as_one_block():
     xr.testing.assert_identical(aligned.truth, align_with_truth(forecast, west).truth)
     config = VerifyConfig(physics_init_times=2, energy_score=False, progress=False)
     assert "spectra" in verify(forecast, given, config).children
+    # a box two or three points wide has one ring of the spectrum (none crashed: no ring)
+    narrow = verify(forecast.isel(longitude=[0, 1, 2]), given, config)["spectra"]
+    assert narrow.sizes["wavenumber"] == 1
 
 
 @pytest.mark.parametrize("units", ["Pa", None])

@@ -88,7 +88,7 @@ class SpectralRatio:
     power_floor: float = 1e-10
 
     def applies(self, forecast: xr.Dataset) -> bool:
-        return has_spectrum(forecast)
+        return has_spectrum(forecast, min_points=8)
 
     def __call__(
         self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset | None = None
