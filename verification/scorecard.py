@@ -9,7 +9,9 @@ NetCDF groups, reopened with ``xr.open_datatree``):
 
 ``/scorecard``       (variable, lead_time): every registered score, rank-histogram
                      flatness (χ², δ, max/min ratio and its perfect-model noise floor),
-                     Brier scores, points verified and truth missing;
+                     Brier scores, points verified and truth missing; the
+                     coordinate ``variable_units``: each variable's units (of the
+                     scores whose ``units`` attribute reads "variable");
                      ``tree["scorecard"].to_dataset().to_dataframe()`` is the tidy
                      table (one row per variable and lead, one column per score).
 ``/rank_histogram``  (variable, lead_time, rank) counts.
@@ -19,7 +21,7 @@ NetCDF groups, reopened with ``xr.open_datatree``):
                      scorecard holds their median).
 ``/multivariate``    (lead_time) energy score across channels.
 ``/spectra``         (variable, lead_time, wavenumber) member and truth power (absent on
-                     a grid of fewer than 8 points in either direction).
+                     a transect or a point).
 ``/physics``         (check, member) scores and pass/fail, one row per check and part
                      (``geostrophic 500 hPa``); tolerances per row; ``reason``
                      (not_computed) for every check or part that is n/a.
@@ -52,6 +54,7 @@ from pipeline.schema import (
     MEMBER,
     TIME,
     VALID_TIME,
+    split_channel,
     to_channels,
 )
 from verification import events as ve
@@ -180,7 +183,10 @@ def verify(
         card = card.merge(
             against_reference(computed["paired_crps"], per_init, f.sizes[MEMBER], config)
         )
-    card = _variable_first(card)
+    # what units="variable" means, per variable: the truth's units of its variable
+    names = [split_channel(str(c))[0] for c in card[VARIABLE].values]
+    units = [str(aligned.truth[n].attrs.get("units", "")) for n in names]
+    card = _variable_first(card).assign_coords(variable_units=(VARIABLE, units))
     tree = {
         "/scorecard": card,
         "/rank_histogram": _variable_first(computed["rank_histogram"].to_dataset()),

@@ -203,8 +203,13 @@ def test_scorecard_rank_max_min_and_its_perfect_model_floor(case):
     card = tree["scorecard"].to_dataset()
     counts = tree["rank_histogram"].to_dataset()["rank_histogram"]
     xr.testing.assert_allclose(
-        card["rank_max_min"], (counts.max("rank") / counts.min("rank")).astype(float)
+        card["rank_max_min"].drop_vars("variable_units"),
+        (counts.max("rank") / counts.min("rank")).astype(float),
     )
+    # the units of the scores whose units attribute reads "variable", per variable
+    units = card.variable_units.to_series()
+    assert units["t2m"] == truth["t2m"].attrs["units"] == "K"
+    assert card["fair_crps"].attrs["units"] == "variable"
     aligned = align_with_truth(forecast, truth)
     f, t = aligned.forecast["t2m"], aligned.truth["t2m"]
     over = ("init_time", "latitude", "longitude")
