@@ -365,6 +365,29 @@ def test_a_save_past_a_file_size_limit_raises_the_file_systems_error(stores, tmp
     assert load_checkpoint(tmp_path).digest == first.digest
 
 
+def test_ctrl_c_during_a_checkpoint_write_is_the_interrupt(stores, tmp_path, monkeypatch):
+    """Ctrl-C of `train --nproc 2` landed inside a periodic save: torch's zip writer raised
+    'RuntimeError: unexpected pos' over the KeyboardInterrupt, so the run printed a
+    traceback instead of saving on the interrupt and saying so."""
+    import generators.checkpoint
+
+    trainer = Trainer(stores["t2m"], config(), tmp_path)
+    first = trainer.save()
+
+    def interrupted(payload, f):
+        f.write(b"part of a checkpoint")
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:  # what torch's writer raises on its way out
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos")  # noqa: B904
+
+    monkeypatch.setattr(generators.checkpoint.torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.save()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+    assert load_checkpoint(tmp_path).digest == first.digest
+
+
 def test_a_bad_config_is_named_by_its_path_not_only_its_file_name(tmp_path):
     # runs/a/config.yaml and runs/b/config.yaml were both "config.yaml" in the error
     (tmp_path / "b").mkdir()
