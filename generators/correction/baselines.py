@@ -7,8 +7,11 @@
   at the initial time plus the change over the same lead of a training-period
   initialisation at the same time of day (x_m = y(t0) + y(s_m + τ) − y(s_m)).
 
-Both draw their members with replacement, as WeatherBench 2's probabilistic climatology
-(Rasp et al. 2024) does; ``window_days`` keeps the pool within that many days of the year
+Both draw their members without replacement while the pool holds at least as many
+training times as members, and with replacement (warned of) beyond: repeated members
+U-shape the rank histogram of even a calibrated pool and raise its fair CRPS by about a
+K-th of its spread term (a pool of K), which would flatter any model held up beside it.
+``window_days`` keeps the pool within that many days of the year
 of the valid (climatology) or initial (persistence) date, which a multi-year archive needs
 so that March is not forecast from July. Each (initial time, lead) draws from its own stream of
 ``seed``, so a rerun or an append gives the same members.
@@ -121,9 +124,9 @@ class Baseline(ABC):
         return inits[:0]
 
     def picks(self, init: pd.Timestamp, lead: pd.Timedelta) -> pd.DatetimeIndex:
-        """The M training times drawn (with replacement) from :meth:`pool` for (init, lead),
-        from its own stream of the seed; an InputError naming the time and the fix when the
-        pool is empty."""
+        """The M training times drawn from :meth:`pool` for (init, lead), from its own stream
+        of the seed: distinct while the pool holds M or more, else with replacement; an
+        InputError naming the time and the fix when the pool is empty."""
         pool = self.pool(init, lead)
         if pool.empty:
             raise InputError(
@@ -135,7 +138,8 @@ class Baseline(ABC):
                 "window"
             )
         rng = np.random.default_rng(_stream(self.config.seed, init, lead))
-        return pool[rng.integers(len(pool), size=self.config.members)]
+        members = self.config.members
+        return pool[rng.choice(len(pool), size=members, replace=members > len(pool))]
 
     def ensemble(
         self,
@@ -251,7 +255,8 @@ class PersistenceEnsemble(Baseline):
 def baseline_provenance(name: str, config: BaselineConfig) -> ForecastProvenance:
     """The forecast-store provenance of a baseline: its name, a digest of its config, and
     the config itself as the "sampler" (so one store never mixes two baselines)."""
-    spec = json.dumps({"baseline": name, **asdict(config)}, sort_keys=True)
+    # "draw": members were drawn with replacement from every pool before it was recorded
+    spec = json.dumps({"baseline": name, **asdict(config), "draw": "distinct"}, sort_keys=True)
     return ForecastProvenance(
         generator=f"baseline:{name}",
         checkpoint_digest=hashlib.sha256(spec.encode()).hexdigest()[:16],
@@ -259,6 +264,33 @@ def baseline_provenance(name: str, config: BaselineConfig) -> ForecastProvenance
         f"window_days={config.window_days}",
         nfe=0,
         seed=config.seed,
+    )
+
+
+def _warn_small_pools(
+    baseline: Baseline, inits: pd.DatetimeIndex, leads: Sequence[pd.Timedelta]
+) -> None:
+    """Warn once when some (initial time, lead) pool holds fewer training times than the
+    members, which are then drawn with replacement and repeat."""
+    members = baseline.config.members
+    sizes = {(t, lead): len(baseline.pool(t, lead)) for t in inits for lead in leads}
+    (init, lead), smallest = min(sizes.items(), key=lambda item: item[1])
+    if smallest >= members:
+        return
+    log.warning(
+        "%d of %d (initial time, lead) pools hold fewer training times than the %d members "
+        "(the smallest, %s at lead %g h, %d training times), so their members repeat: "
+        "that U-shapes the %s baseline's rank histogram and raises its fair CRPS, which "
+        "flatters a model held up beside it; give --members %d or fewer, or a longer "
+        "--train or wider --window-days",
+        sum(size < members for size in sizes.values()),
+        len(sizes),
+        members,
+        init,
+        lead / pd.Timedelta(hours=1),
+        smallest,
+        baseline.name,
+        smallest,
     )
 
 
@@ -304,6 +336,7 @@ def baseline_to_store(
             config.train_start,
             config.train_end,
         )
+    _warn_small_pools(baseline, inits, leads)
     provenance = baseline_provenance(name, config)
     field_bytes = sum(v.dtype.itemsize * v[{TIME: 0}].size for v in dataset.data_vars.values())
     per_write = max(1, WRITE_BYTES // (field_bytes * config.members * len(leads)))

@@ -260,3 +260,31 @@ def test_a_store_of_monthly_means_is_refused_naming_it_before_anything_is_writte
     assert main(args) == 2
     assert "calendar month apart" in capsys.readouterr().err
     assert not (tmp_path / "b.zarr").exists()
+
+
+def test_members_are_distinct_while_the_pool_holds_enough_of_them(analysis):
+    """With replacement, M members from a pool of K repeat some (8 of 10 here: 98 % of the
+    draws hold a repeat): the rank histogram of even a perfectly calibrated pool is then U-shaped and its fair
+    CRPS too high by about 1/K, so the baseline a model is measured against is handicapped.
+    Drawn without replacement while M <= K, every member is another training time."""
+    config = BaselineConfig("2000-01-01", "2000-01-10", members=8, seed=1)
+    for cls in (ClimatologyEnsemble, PersistenceEnsemble):
+        baseline = cls(analysis.dataset, config)
+        for init in INITS:
+            for lead in LEADS:
+                picks = baseline.picks(init, lead)
+                assert len(baseline.pool(init, lead)) >= 8
+                assert not picks.duplicated().any(), f"{cls.name} {init} {lead}: {picks}"
+
+
+def test_more_members_than_the_pool_holds_is_warned_of_naming_the_fix(analysis, tmp_path, caplog):
+    config = BaselineConfig("2000-01-01", "2000-01-03", members=5)  # 3 days: 3 times an hour
+    with caplog.at_level("WARNING", logger="generators.correction.baselines"):
+        baseline_to_store(
+            "climatology", analysis.path, config, INITS[:2], [6.0], tmp_path / "f.zarr",
+            progress=False,
+        )
+    warned = [r.getMessage() for r in caplog.records if "repeat" in r.getMessage()]
+    assert len(warned) == 1, caplog.text
+    assert "5 members" in warned[0] and "3 training times" in warned[0]
+    assert "--members 3" in warned[0] and "--window-days" in warned[0]
