@@ -254,14 +254,15 @@ class PersistenceEnsemble(Baseline):
 
 def baseline_provenance(name: str, config: BaselineConfig) -> ForecastProvenance:
     """The forecast-store provenance of a baseline: its name, a digest of its config, and
-    the config itself as the "sampler" (so one store never mixes two baselines)."""
+    the config itself as the "sampler" (so one store never mixes two baselines, and a
+    refused append names the setting that differs)."""
     # "draw": members were drawn with replacement from every pool before it was recorded
     spec = json.dumps({"baseline": name, **asdict(config), "draw": "distinct"}, sort_keys=True)
     return ForecastProvenance(
         generator=f"baseline:{name}",
         checkpoint_digest=hashlib.sha256(spec.encode()).hexdigest()[:16],
         sampler=f"{name}:train={config.train_start}/{config.train_end},"
-        f"window_days={config.window_days}",
+        f"window_days={config.window_days},members={config.members}",
         nfe=0,
         seed=config.seed,
     )

@@ -17,7 +17,7 @@ from generators.correction.baselines import (
     PersistenceEnsemble,
     baseline_to_store,
 )
-from pipeline.errors import InputError
+from pipeline.errors import InputError, StoreError
 from pipeline.forecast_store import open_forecast, provenance
 from pipeline.store import ingest, open_store
 from verification.scores import fair_crps
@@ -281,10 +281,25 @@ def test_more_members_than_the_pool_holds_is_warned_of_naming_the_fix(analysis, 
     config = BaselineConfig("2000-01-01", "2000-01-03", members=5)  # 3 days: 3 times an hour
     with caplog.at_level("WARNING", logger="generators.correction.baselines"):
         baseline_to_store(
-            "climatology", analysis.path, config, INITS[:2], [6.0], tmp_path / "f.zarr",
+            "climatology",
+            analysis.path,
+            config,
+            INITS[:2],
+            [6.0],
+            tmp_path / "f.zarr",
             progress=False,
         )
     warned = [r.getMessage() for r in caplog.records if "repeat" in r.getMessage()]
     assert len(warned) == 1, caplog.text
     assert "5 members" in warned[0] and "3 training times" in warned[0]
     assert "--members 3" in warned[0] and "--window-days" in warned[0]
+
+
+def test_extending_a_store_with_another_member_count_names_the_members(analysis, tmp_path):
+    out = tmp_path / "f.zarr"
+    baseline_to_store("climatology", analysis.path, TRAIN, INITS[:1], [6.0], out, progress=False)
+    fewer = BaselineConfig("2000-01-01", "2000-01-10", members=20, seed=1)
+    with pytest.raises(StoreError, match="members=40.* there, .*members=20.* in this forecast"):
+        baseline_to_store(
+            "climatology", analysis.path, fewer, INITS[1:2], [6.0], out, progress=False
+        )
