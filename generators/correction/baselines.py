@@ -282,8 +282,8 @@ def _warn_small_pools(
         "%d of %d (initial time, lead) pools hold fewer training times than the %d members "
         "(the smallest, %s at lead %g h, %d training times), so their members repeat: "
         "that U-shapes the %s baseline's rank histogram and raises its fair CRPS, which "
-        "flatters a model held up beside it; give --members %d or fewer, or a longer "
-        "--train or wider --window-days",
+        "flatters a model held up beside it; draw %d members or fewer (--members), or "
+        "from a longer training period or wider window (--train, --window-days)",
         sum(size < members for size in sizes.values()),
         len(sizes),
         members,
