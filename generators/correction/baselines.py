@@ -123,11 +123,14 @@ class Baseline(ABC):
         """The initial times whose state the baseline needs and the store lacks (none)."""
         return inits[:0]
 
-    def picks(self, init: pd.Timestamp, lead: pd.Timedelta) -> pd.DatetimeIndex:
+    def picks(
+        self, init: pd.Timestamp, lead: pd.Timedelta, pool: pd.DatetimeIndex | None = None
+    ) -> pd.DatetimeIndex:
         """The M training times drawn from :meth:`pool` for (init, lead), from its own stream
         of the seed: distinct while the pool holds M or more, else with replacement; an
-        InputError naming the time and the fix when the pool is empty."""
-        pool = self.pool(init, lead)
+        InputError naming the time and the fix when the pool is empty. ``pool``: that of
+        (init, lead) if already known."""
+        pool = self.pool(init, lead) if pool is None else pool
         if pool.empty:
             raise InputError(
                 f"{self.name}: no training time fits the initial time {init} and lead "
@@ -269,12 +272,11 @@ def baseline_provenance(name: str, config: BaselineConfig) -> ForecastProvenance
 
 
 def _warn_small_pools(
-    baseline: Baseline, inits: pd.DatetimeIndex, leads: Sequence[pd.Timedelta]
+    baseline: Baseline, sizes: Mapping[tuple[pd.Timestamp, pd.Timedelta], int]
 ) -> None:
     """Warn once when some (initial time, lead) pool holds fewer training times than the
     members, which are then drawn with replacement and repeat."""
     members = baseline.config.members
-    sizes = {(t, lead): len(baseline.pool(t, lead)) for t in inits for lead in leads}
     (init, lead), smallest = min(sizes.items(), key=lambda item: item[1])
     if smallest >= members:
         return
@@ -326,7 +328,12 @@ def baseline_to_store(
             f"{name} starts from it: ingest those times first"
         )
     # every draw (and so every pool's check) before anything is written
-    draws = {t: {lead: baseline.picks(t, lead) for lead in leads} for t in inits}
+    draws: dict[pd.Timestamp, dict[pd.Timedelta, pd.DatetimeIndex]] = {t: {} for t in inits}
+    sizes = {}  # of each pool: computed once, not kept (a pool may hold years of times)
+    for t in inits:
+        for lead in leads:
+            pool = baseline.pool(t, lead)
+            draws[t][lead], sizes[t, lead] = baseline.picks(t, lead, pool), len(pool)
     first, last = baseline.train_times[[0, -1]]
     seen = [t for t in inits if any(first <= t + lead <= last for lead in leads)]
     if seen:
@@ -337,7 +344,7 @@ def baseline_to_store(
             config.train_start,
             config.train_end,
         )
-    _warn_small_pools(baseline, inits, leads)
+    _warn_small_pools(baseline, sizes)
     provenance = baseline_provenance(name, config)
     field_bytes = sum(v.dtype.itemsize * v[{TIME: 0}].size for v in dataset.data_vars.values())
     per_write = max(1, WRITE_BYTES // (field_bytes * config.members * len(leads)))
