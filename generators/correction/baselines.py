@@ -101,6 +101,23 @@ class Baseline(ABC):
                 f"{config.train_end} (it covers {times[0]} to {times[-1]}); choose a period "
                 "inside it"
             )
+        end = pd.Timestamp(config.train_end)
+        if len(config.train_end) <= 10:  # a date-only end takes in that whole day
+            end += pd.Timedelta(days=1) - pd.Timedelta(1)
+        # beyond by a step or more: a time the store could hold and does not
+        step = pd.Series(times).diff().min() if len(times) > 1 else pd.Timedelta(1)
+        if pd.Timestamp(config.train_start) <= times[0] - step or end >= times[-1] + step:
+            log.warning(
+                "%s: the training period %s to %s reaches beyond the store (it covers %s to "
+                "%s): members are drawn from %s to %s only",
+                self.name,
+                config.train_start,
+                config.train_end,
+                times[0],
+                times[-1],
+                self.train_times[0],
+                self.train_times[-1],
+            )
 
     @abstractmethod
     def pool(self, init: pd.Timestamp, lead: pd.Timedelta) -> pd.DatetimeIndex:

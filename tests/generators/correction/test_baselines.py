@@ -303,3 +303,18 @@ def test_extending_a_store_with_another_member_count_names_the_members(analysis,
         baseline_to_store(
             "climatology", analysis.path, fewer, INITS[1:2], [6.0], out, progress=False
         )
+
+
+def test_a_training_period_reaching_beyond_the_store_is_warned_of(analysis, caplog):
+    """The store covers 2000-01-01 to 2000-01-18T18: a period from December drew from
+    January only, while the CLI's summary and the provenance said December."""
+    with caplog.at_level("WARNING", logger="generators.correction.baselines"):
+        ClimatologyEnsemble(analysis.dataset, TRAIN)
+        PersistenceEnsemble(analysis.dataset, BaselineConfig("2000-01-01", "2000-01-18"))
+        assert not caplog.records, caplog.text
+        ClimatologyEnsemble(analysis.dataset, BaselineConfig("1999-12-01", "2000-01-10"))
+        PersistenceEnsemble(analysis.dataset, BaselineConfig("2000-01-05", "2000-02-01"))
+    first, second = (r.getMessage() for r in caplog.records)
+    assert "1999-12-01 to 2000-01-10 reaches beyond" in first
+    assert "drawn from 2000-01-01 00:00:00 to 2000-01-10 18:00:00 only" in first
+    assert "drawn from 2000-01-05 00:00:00 to 2000-01-18 18:00:00 only" in second
