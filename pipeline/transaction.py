@@ -28,6 +28,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -384,7 +385,7 @@ def export(path: str | Path, out: str | Path, *, progress: bool = True) -> Path:
             with warnings.catch_warnings():  # zarr-python's, on a v3 extension it writes
                 warnings.filterwarnings("ignore", "Consolidated metadata", UserWarning)
                 write = ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=True, compute=False)
-                with ProgressBar() if progress else nullcontext():
+                with ProgressBar(out=sys.stderr) if progress else nullcontext():
                     write.compute()
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -16,6 +16,7 @@ tasks and keeps to its workers' memory limit, so there everything is computed to
 from __future__ import annotations
 
 import logging
+import sys
 from contextlib import nullcontext
 from typing import Any
 
@@ -34,7 +35,8 @@ available is scored one result at a time."""
 def compute_results(lazy: dict[str, Any], *, forecast_bytes: int, progress: bool) -> dict[str, Any]:
     """``lazy`` (name -> dask-backed result) computed: together (shared input chunks read
     once), or one by one where :data:`LOCAL_MEMORY_SHARE` says so; a progress bar of the
-    local scheduler's work if ``progress``."""
+    local scheduler's work on stderr if ``progress`` (dask's default, stdout, ran it
+    into the scores printed there)."""
     local = distributed_client() is None
     available = psutil.virtual_memory().available
     apart = local and forecast_bytes > LOCAL_MEMORY_SHARE * available
@@ -47,7 +49,7 @@ def compute_results(lazy: dict[str, Any], *, forecast_bytes: int, progress: bool
             100 * LOCAL_MEMORY_SHARE,
             available / 1e9,
         )
-    with ProgressBar(dt=1.0) if progress and local else nullcontext():
+    with ProgressBar(dt=1.0, out=sys.stderr) if progress and local else nullcontext():
         if apart:
             return {name: _computed_alone(value) for name, value in lazy.items()}
         return dask.compute(lazy)[0]
