@@ -4,7 +4,7 @@ Exit codes: 0 success, 2 bad input or store (a :class:`~pipeline.errors.WxensErr
 or a write the machine refuses: a full disk, a read-only file system, a permission;
 printed without a traceback), 130 interrupted, 141 stdout closed early (``| head``: the
 rest of the output is dropped quietly, as a tool stopped by SIGPIPE); anything else is a
-bug.
+bug. Progress bars are drawn only when stderr is a terminal (``--no-progress``: never).
 """
 
 from __future__ import annotations
@@ -80,6 +80,8 @@ def _dispatch(argv: list[str] | None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if getattr(args, "no_progress", True) is False and not terminal(sys.stderr):
+        args.no_progress = True  # a log file or a pipe: each redraw would be a line in it
     once = OneRecordPerWxensError()
     if not args.verbose:
         for name in RUN_LOGGERS:
@@ -167,6 +169,16 @@ class OneRecordPerWxensError(logging.Filter):
 def _names(cls: type) -> set[str]:
     """The names of ``cls`` and of its subclasses, at any depth."""
     return {cls.__name__}.union(*(_names(sub) for sub in cls.__subclasses__()))
+
+
+def terminal(stream: object) -> bool:
+    """Whether ``stream`` is a terminal: progress bars are drawn only there, as for ``wxens
+    run`` and ``wxens demo`` (in a file or a pipe every redraw stays, control characters
+    and all)."""
+    try:
+        return stream.isatty()  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):
+        return False
 
 
 def stdout_closed() -> bool:

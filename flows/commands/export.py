@@ -14,7 +14,11 @@ HELP = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("store", help="a wxens analysis or forecast store")
     parser.add_argument("--out", required=True, help="the plain Zarr store to create")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (there is none when stderr is not a terminal)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

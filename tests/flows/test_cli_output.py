@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dask.array as da
 
+from flows.cli import main
 from pipeline.forecast_store import write_forecast
 from pipeline.transaction import export
 from tests.pipeline.test_forecast_store import PROVENANCE, ensemble
@@ -32,3 +33,17 @@ def test_verify_progress_goes_to_stderr_not_stdout(capsys):
     out, err = capsys.readouterr()
     assert out == ""
     assert "Completed" in err
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path, capsys):
+    """``wxens ingest ... 2> ingest.log`` (or under cron, or ``| tee``) wrote every redraw
+    of tqdm's and dask's bars, carriage returns and block characters, into the log, unless
+    ``--no-progress`` was given; ``wxens run`` and ``wxens demo`` already showed bars only
+    on a terminal. Every command now does (capsys's stderr is not one)."""
+    store = tmp_path / "f.zarr"
+    write_forecast(store, ensemble(["2019-03-22T00"], 1.0), PROVENANCE)
+    capsys.readouterr()
+    assert main(["export", str(store), "--out", str(tmp_path / "plain.zarr")]) == 0
+    out, err = capsys.readouterr()
+    assert "plain Zarr" in out
+    assert "\r" not in err and "Completed" not in err
