@@ -23,6 +23,9 @@ from pipeline.errors import WxensError
 
 RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 """Where Prefect logs the exception that failed a flow or task run."""
+WXENS_LOGGERS = ("flows", "pipeline", "generators", "verification")
+"""The loggers ``-v`` sets to DEBUG; the libraries' stay at INFO (at DEBUG they logged
+dozens of lines a command: codecs registered, keys opened, locks taken)."""
 STDOUT_CLOSED = 141
 """Exit code when the reader of stdout has gone: 128 + SIGPIPE, as a shell reports a tool
 that SIGPIPE stopped."""
@@ -33,7 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="wxens",
         description="Weather ensembles: ingest, train, forecast, verify, orchestrate.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="debug logging of wxens (libraries log at INFO)",
+    )
     parser.add_argument("--version", action="version", version=f"wxens {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
@@ -76,10 +84,9 @@ def _dispatch(argv: list[str] | None) -> int:
     """Parse ``argv``, run its command, and map a :class:`WxensError` or an interrupt to
     its exit code and a line on stderr."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for name in WXENS_LOGGERS if args.verbose else ():
+        logging.getLogger(name).setLevel(logging.DEBUG)  # not numcodecs', zarr's, filelock's
     if getattr(args, "no_progress", True) is False and not terminal(sys.stderr):
         args.no_progress = True  # a log file or a pipe: each redraw would be a line in it
     once = OneRecordPerWxensError()
