@@ -214,7 +214,7 @@ def _remove_unreferenced(path: Path) -> None:
     a commit that did not land; on a full disk they held the space a rerun needs. A failure
     to delete is logged, never raised over the transaction's own error."""
     try:
-        collect_garbage(path)
+        collect_garbage(path, left_by="this failed write")  # not an earlier, killed one
     except Exception as err:  # the write's error is the one to report
         log.warning("%s: could not remove what the failed write left: %s", path, err)
 
@@ -298,14 +298,15 @@ def commits(path: str | Path) -> list[tuple[str, str, datetime]]:
     return [(c.id, c.message, c.written_at) for c in repo.ancestry(branch=BRANCH)]
 
 
-def collect_garbage(path: str | Path) -> int:
+def collect_garbage(path: str | Path, left_by: str = "an interrupted write") -> int:
     """Delete chunk, manifest and snapshot files no commit refers to (left by a killed
-    writer); the number of objects deleted. Call inside the store's lock."""
+    writer, or ``left_by`` as the log line says); the number of objects deleted. Call
+    inside the store's lock."""
     repo = icechunk.Repository.open(_storage(Path(path)))
     summary = repo.garbage_collect(datetime.now(UTC))
     deleted = summary.chunks_deleted + summary.manifests_deleted + summary.snapshots_deleted
     if deleted:
-        log.info("%s: removed %d object(s) left by an interrupted write", path, deleted)
+        log.info("%s: removed %d object(s) left by %s", path, deleted, left_by)
     return deleted
 
 

@@ -4,16 +4,20 @@ wxens's own debug records rather than every library's."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import dask.array as da
+import numpy as np
+import pytest
+import zarr
 
 from flows.cli import main
 from pipeline.forecast_store import write_forecast
-from pipeline.transaction import export
+from pipeline.transaction import export, transaction
 from tests.pipeline.test_forecast_store import PROVENANCE, ensemble
 from verification.compute import compute_results
 
@@ -79,3 +83,19 @@ def test_verbose_shows_wxens_debug_records_not_every_libraries(tmp_path):
     assert "DEBUG pipeline.x: ours" in run.stderr
     debug = [line for line in run.stderr.splitlines() if line.startswith("DEBUG ")]
     assert all(line.split()[1].split(".")[0] in WXENS for line in debug), debug
+
+
+def test_a_refused_write_does_not_report_an_interrupted_one(tmp_path, caplog):
+    """An ingest refused for NaNs logged "nan.zarr: removed 1 object(s) left by an
+    interrupted write" before its error: nothing had been interrupted, the objects were the
+    refused write's own, and the operator went looking for a killed run."""
+    caplog.set_level(logging.INFO, logger="pipeline")
+    path = tmp_path / "s.zarr"
+    with pytest.raises(RuntimeError), transaction(path, "refused") as store:
+        zarr.create_array(store, name="a", shape=(4096,), chunks=(4096,), dtype="f8")[:] = (
+            np.random.default_rng(0).random(4096)
+        )
+        raise RuntimeError("refused")
+    removed = [r.getMessage() for r in caplog.records if "removed" in r.getMessage()]
+    assert removed and all("interrupted" not in m for m in removed), removed
+    assert "this failed write" in removed[0]
