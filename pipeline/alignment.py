@@ -100,19 +100,26 @@ def align_with_truth(
     warned = absent
     if pending_ok and truth.sizes[TIME]:
         warned = absent[absent <= truth[TIME].values.max()]
-    if warned.size and warn_missing:
-        log.warning(
-            "the truth lacks %d of the %d valid times the forecast needs (first %s); those "
-            "are scored as missing",
-            warned.size,
-            needed.size,
-            [str(t) for t in warned[:3]],
-        )
+    if warn_missing:
+        warn_missing_valid_times(warned, needed.size)
     paired = truth.reindex({TIME: needed}).sel({TIME: valid}).drop_vars(TIME)
     paired = paired.assign_coords({VALID_TIME: valid})
     order = [d for d in (INIT_TIME, LEAD_TIME, LEVEL, LAT, LON) if d in paired.dims]
     initial = truth.reindex({TIME: forecast[INIT_TIME].values}).rename({TIME: INIT_TIME})
     return AlignedForecast(forecast, paired.transpose(*order), initial, tuple(absent))
+
+
+def warn_missing_valid_times(absent: pd.DatetimeIndex, needed: int) -> None:
+    """Warn that the truth lacks the valid times ``absent`` of the ``needed`` ones (they
+    are scored as missing); nothing when it lacks none."""
+    if absent.size:
+        log.warning(
+            "the truth lacks %d of the %d valid times the forecast needs (first %s); those "
+            "are scored as missing",
+            absent.size,
+            needed,
+            [str(t) for t in absent[:3]],
+        )
 
 
 def _geopotential_as_truth(forecast: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:

@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.alignment import AlignedForecast, align_with_truth
+from pipeline.alignment import AlignedForecast, align_with_truth, warn_missing_valid_times
 from pipeline.errors import InputError
 from pipeline.schema import (
     CHANNEL,
@@ -102,8 +102,10 @@ def verify(
     at a time when dask's local threads would hold too much of a large forecast.
     """
     config = config or VerifyConfig()
-    aligned = _whole_grid(align_with_truth(forecast, truth))
-    _require_some_truth(aligned, truth)
+    aligned = _whole_grid(align_with_truth(forecast, truth, warn_missing=False))
+    _require_some_truth(aligned, truth)  # first: "scored as missing" is moot without any
+    needed = np.unique(aligned.forecast[VALID_TIME].values).size
+    warn_missing_valid_times(pd.DatetimeIndex(aligned.missing_valid_times), needed)
     # no attributes: the stacked variables' would be the first one's (its name and units)
     f = to_channels(aligned.forecast).rename({CHANNEL: VARIABLE}).drop_attrs(deep=False)
     if f.sizes[MEMBER] == 1:

@@ -648,3 +648,18 @@ def test_a_reference_of_more_init_times_than_verified_warns_of_no_missing_truth(
         card = verify(arrived, truth, settings, reference=forecast)["scorecard"].to_dataset()
     assert not [r.getMessage() for r in caplog.records if r.name == "pipeline.alignment"]
     np.testing.assert_allclose(card.fair_crps_skill_score, 0.0, atol=1e-7)
+
+
+def test_no_overlapping_truth_is_not_also_warned_as_scored_missing(case, caplog):
+    """With no valid time in the truth, ``wxens verify`` warned "the truth lacks 6 of the 6
+    valid times ...; those are scored as missing" and then stopped with the error that it
+    holds none: the warning promised scores that never came. The error alone is said."""
+    _, truth, forecast = case
+    later = truth.assign_coords(time=truth.time + pd.Timedelta(days=365))
+    with pytest.raises(InputError, match="holds none"):
+        verify(forecast, later, VerifyConfig(progress=False))
+    assert "scored as missing" not in caplog.text
+    valid = np.unique(align_with_truth(forecast, truth).forecast.valid_time.values)
+    partial = truth.drop_sel(time=valid[:1])  # the warning stays when some are held
+    verify(forecast, partial, VerifyConfig(progress=False))
+    assert caplog.text.count("scored as missing") == 1
