@@ -17,6 +17,8 @@ import re
 import select
 import sys
 
+from tqdm.contrib.logging import logging_redirect_tqdm
+
 from flows.commands import COMMANDS
 from flows.commands.options import path_arguments
 from pipeline.errors import WxensError
@@ -96,7 +98,8 @@ def _dispatch(argv: list[str] | None) -> int:
                 logging.getLogger(name).addFilter(once)  # first: it reads the exception
             logging.getLogger(name).addFilter(without_wxens_traceback)
     try:
-        return int(args.run(args) or 0)
+        with logging_redirect_tqdm():  # a record clears the bar, takes a line, and it redraws
+            return int(args.run(args) or 0)
     except WxensError as err:
         _say(f"wxens {args.command}: error: {err}")
         return err.exit_code

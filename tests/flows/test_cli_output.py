@@ -9,12 +9,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import dask.array as da
 import numpy as np
 import pytest
 import zarr
 
+from flows import cli
 from flows.cli import main
 from pipeline.forecast_store import write_forecast
 from pipeline.transaction import export, transaction
@@ -99,3 +101,28 @@ def test_a_refused_write_does_not_report_an_interrupted_one(tmp_path, caplog):
     removed = [r.getMessage() for r in caplog.records if "removed" in r.getMessage()]
     assert removed and all("interrupted" not in m for m in removed), removed
     assert "this failed write" in removed[0]
+
+
+def test_a_log_line_during_a_progress_bar_starts_its_own_line(monkeypatch, capsys):
+    """On a terminal, a record logged while a bar was drawn was glued onto the bar:
+    "persistence baseline:   0%|   | 0/3 [00:00<?, ?init/s]INFO pipeline.forecast_store:
+    created forecast store ...". Records now clear the bar, take a line, and it is redrawn
+    below them."""
+    from tqdm import tqdm
+
+    def run(args):
+        with tqdm(total=2, file=sys.stderr, desc="work") as bar:
+            bar.update()
+            logging.getLogger("pipeline.x").warning("between")
+            bar.update()
+
+    command = SimpleNamespace(NAME="fake", HELP="", add_arguments=lambda p: None, run=run)
+    monkeypatch.setattr(cli, "COMMANDS", [command])
+    handler = logging.StreamHandler(sys.stderr)
+    logging.getLogger().addHandler(handler)
+    try:
+        assert main(["fake"]) == 0
+    finally:
+        logging.getLogger().removeHandler(handler)
+    err = capsys.readouterr().err
+    assert "between" in err and "]between" not in err, repr(err)
