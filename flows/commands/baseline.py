@@ -9,7 +9,7 @@ import argparse
 from dataclasses import astuple
 
 from flows.commands.forecast import add_time_arguments, parse_inits, parse_leads
-from flows.commands.options import SEED
+from flows.commands.options import SEED, counted
 
 NAME = "baseline"
 HELP = (
@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     print(
-        f"{args.out}: {args.name} baseline, {len(inits)} initial time(s) x {args.members} "
-        f"members x {len(leads)} leads, drawn from {start} to {end} (seed {args.seed})"
+        f"{args.out}: {args.name} baseline, {len(inits)} initial time(s) x "
+        f"{counted(args.members, 'member')} x {counted(len(leads), 'lead')}, drawn from {start} "
+        f"to {end} (seed {args.seed})"
     )
     return 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from flows.commands.options import SEED, add_batch_members, add_threads, at_least
+from flows.commands.options import SEED, add_batch_members, add_threads, at_least, counted
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -232,8 +232,9 @@ def run(args: argparse.Namespace) -> int:
     p = done.provenance
     held = len(inits) - len(done.init_times)
     print(
-        f"{done.out}: {len(done.init_times)} initial time(s) x {done.members} members x "
-        f"{len(done.leads_hours)} leads ({p.sampler.split(':')[0]}, NFE {p.nfe}, seed {p.seed}"
+        f"{done.out}: {len(done.init_times)} initial time(s) x {counted(done.members, 'member')} "
+        f"x {counted(len(done.leads_hours), 'lead')} ({p.sampler.split(':')[0]}, NFE {p.nfe}, "
+        f"seed {p.seed}"
         + (", calibrated)" if done.calibration else ", uncalibrated)")
         + (f"; {held} already in the store, kept (--recompute draws them again)" if held else "")
     )

@@ -318,3 +318,11 @@ def test_a_training_period_reaching_beyond_the_store_is_warned_of(analysis, capl
     assert "1999-12-01 to 2000-01-10 reaches beyond" in first
     assert "drawn from 2000-01-01 00:00:00 to 2000-01-10 18:00:00 only" in first
     assert "drawn from 2000-01-05 00:00:00 to 2000-01-18 18:00:00 only" in second
+
+
+def test_cli_summary_counts_one_member_and_one_lead_in_the_singular(analysis, tmp_path, capsys):
+    """``wxens baseline`` (and ``wxens forecast``) summed up one lead as "x 1 leads"."""
+    argv = ["baseline", "persistence", "--store", str(analysis.path), "--members", "1"]
+    argv += ["--train", "2000-01-01/2000-01-10", "--init", "2000-01-11T00", "--lead", "6h"]
+    assert main([*argv, "--every", "6h", "--out", str(tmp_path / "p.zarr"), "--no-progress"]) == 0
+    assert "1 initial time(s) x 1 member x 1 lead," in capsys.readouterr().out
