@@ -101,7 +101,7 @@ class ForecastData:
             raise InputError(
                 f"{self.dataset.name}: initial time(s) {[str(t) for t in lacking]} lack the "
                 f"states at {[str(t) for t in absent[:8]]}{more} "
-                f"of their window ({[f'{h:g}' for h in plan.window_hours]} h; the store covers "
+                f"of their window ({window_text(plan.window_hours)}; the store covers "
                 f"{self.dataset.span}, missing times excluded); choose other initial times"
             )
         states = self.dataset.states(found)
@@ -126,8 +126,7 @@ class ForecastData:
             ),
             (
                 holes,
-                "the history of %d initial time(s) has NaN points in a channel trained "
-                "without any",
+                "the history of %d initial time(s) has NaN points in a channel trained without any",
                 "the network reads them as the channel's mean and the members are NaN there",
             ),
         ):
@@ -366,6 +365,15 @@ def to_dataset(
         },
     )
     return from_channels(da)
+
+
+def window_text(hours: Sequence[float]) -> str:
+    """The offsets ``hours`` of a history window in words: its ends and step when evenly
+    spaced and more than a few ("-23 to 0 h, every 1 h"), else each ("-6, 0 h")."""
+    steps = set(np.diff(hours).round(6).tolist())
+    if len(hours) > 4 and len(steps) == 1:
+        return f"{hours[0]:g} to {hours[-1]:g} h, every {steps.pop():g} h"
+    return ", ".join(f"{h:g}" for h in hours) + " h"
 
 
 def _shifted(time: pd.Timestamp, steps: int, step: pd.Timedelta) -> pd.Timestamp:
