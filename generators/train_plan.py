@@ -97,6 +97,14 @@ def resumable(
                 f"{path.parent} holds a run with another {key!r} ({theirs[key]}, this config: "
                 f"{mine[key]}); pass another --out, or --no-resume to start over there"
             )
+    trained = checkpoint.train_config
+    if trained.fine_tune is not None and checkpoint.step > trained.steps < config.steps:
+        raise InputError(  # the fine-tuned weights would go back to the main objective
+            f"{path.parent} was fine-tuned after its {trained.steps} main steps (it is at step "
+            f"{checkpoint.step}): more main steps (steps={config.steps}) cannot follow a "
+            "fine-tune; give more fine_tune.steps to go on, or another --out (or --no-resume) "
+            f"to train {config.steps} main steps from the start"
+        )
     check_grid_and_step(checkpoint, store, RESUME_FIX)  # a conv net loads on any grid or step
     stats = store.statistics  # a channel it lacks is named when the store is read
     if all(_holds(stats, c) for c in checkpoint.channels):

@@ -210,6 +210,17 @@ def test_resume_refuses_a_directory_of_another_run(store, tmp_path):
     train(store, other, tmp_path / "run", resume=False, progress=False)  # --no-resume starts over
 
 
+def test_more_main_steps_cannot_resume_a_fine_tuned_run(store, tmp_path):
+    """A run that finished its fine-tune, resumed with more main steps, went back to the
+    main objective from its fine-tuned weights (steps 3-4 of 4 main, after 2 + 1)."""
+    tune = FineTuneConfig(steps=1, crps_members=2, crps_nfe=1)
+    train(store, tiny_config(2, fine_tune=tune), tmp_path / "run", progress=False)
+    with pytest.raises(InputError, match="fine-tuned after its 2 main steps .* at step 3"):
+        train(store, tiny_config(4, fine_tune=tune), tmp_path / "run", progress=False)
+    more = FineTuneConfig(steps=2, crps_members=2, crps_nfe=1)  # more fine-tune: goes on
+    assert train(store, tiny_config(2, fine_tune=more), tmp_path / "run", progress=False).step == 4
+
+
 @pytest.mark.parametrize("spec", ["n_lat=16,n_lon=16,n_times=960,step=3h", "n_lat=12,n_lon=16"])
 def test_resume_refuses_a_store_of_another_step_or_grid(store, tmp_path, spec):
     """The same config on another store (twice as many 3-hourly times, or another grid)
