@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+import scipy.stats
 import xarray as xr
 
 from pipeline.errors import InputError
@@ -24,18 +25,15 @@ ONE_INIT = (
 )
 
 
-def wasserstein_1(a: np.ndarray, b: np.ndarray, n_quantiles: int = 512) -> float:
-    """Wasserstein-1 distance of two samples, ``∫₀¹ |F_a⁻¹(q) - F_b⁻¹(q)| dq``.
-
-    Evaluated on ``n_quantiles`` mid-point quantiles (exact for equal-size samples of
-    that size; NaNs dropped; NaN if either sample is empty). Same value as
-    ``scipy.stats.wasserstein_distance`` up to the quantile discretisation.
-    """
-    q = (np.arange(n_quantiles) + 0.5) / n_quantiles
+def wasserstein_1(a: np.ndarray, b: np.ndarray) -> float:
+    """Wasserstein-1 distance of two samples, ``∫₀¹ |F_a⁻¹(q) - F_b⁻¹(q)| dq``, exactly
+    (``scipy.stats.wasserstein_distance``, from the sorted samples: 512 quantiles put a
+    member with 1 % of its values far out 7 % above it); NaNs dropped, NaN if either
+    sample is empty."""
     a, b = a[~np.isnan(a)], b[~np.isnan(b)]
     if a.size == 0 or b.size == 0:
         return float("nan")
-    return float(np.abs(np.quantile(a, q) - np.quantile(b, q)).mean())
+    return float(scipy.stats.wasserstein_distance(a, b))
 
 
 @register_check
