@@ -131,7 +131,7 @@ class ResidualDataset(Dataset):
         self._scale = self.std.astype(np.float32)[:, None, None]
         self._states: np.ndarray | xr.DataArray = states
         if states.nbytes <= max_memory_bytes:
-            log.info("%s: reading %.1f MB of states into memory", name, states.nbytes / 2**20)
+            log.info("%s: reading %.1f MiB of states into memory", name, states.nbytes / 2**20)
             self._states = self._normalise(states.values)
         if masked_channels is None:
             masked_channels = self._channels_with_nan(states, dynamic, nan_free)
