@@ -10,6 +10,7 @@ bug. Progress bars are drawn only when stderr is a terminal (``--no-progress``: 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
 import os
@@ -98,7 +99,7 @@ def _dispatch(argv: list[str] | None) -> int:
                 logging.getLogger(name).addFilter(once)  # first: it reads the exception
             logging.getLogger(name).addFilter(without_wxens_traceback)
     try:
-        with logging_redirect_tqdm():  # a record clears the bar, takes a line, and it redraws
+        with _records_between_bars():
             return int(args.run(args) or 0)
     except WxensError as err:
         _say(f"wxens {args.command}: error: {err}")
@@ -179,6 +180,18 @@ class OneRecordPerWxensError(logging.Filter):
 def _names(cls: type) -> set[str]:
     """The names of ``cls`` and of its subclasses, at any depth."""
     return {cls.__name__}.union(*(_names(sub) for sub in cls.__subclasses__()))
+
+
+def _records_between_bars() -> contextlib.AbstractContextManager[object]:
+    """While a command runs, the root logger's console handler writes through tqdm: a record
+    clears a progress bar, takes its own line, and the bar is redrawn below it. Nothing
+    where the root logs to no console (tests, a host application's own handlers): tqdm
+    would add one, and every record would be printed once more, unformatted."""
+    console = any(
+        isinstance(h, logging.StreamHandler) and h.stream in (sys.stdout, sys.stderr)
+        for h in logging.getLogger().handlers
+    )
+    return logging_redirect_tqdm() if console else contextlib.nullcontext()
 
 
 def terminal(stream: object) -> bool:
