@@ -136,20 +136,52 @@ def resolve_correction(
     """The weights to correct with: those given if any is given (the others off), else the
     ones tuned for ``checkpoint`` (:func:`load_tuned`), else none (bias weight 0). With
     ``forecast``, the forecast store to correct, tuned weights are used only for the
-    checkpoint that made it (:func:`check_made_by`)."""
+    checkpoint that made it (:func:`check_made_by`), also after the checkpoint changed
+    (:func:`_tuned_for_maker`)."""
     if bias_weight is not None or spread_weight is not None or rank_weight is not None:
         return CorrectionSpec(bias_weight or 0.0, spread_weight, rank_weight)
+    if checkpoint is not None and forecast is not None:
+        kept = _tuned_for_maker(checkpoint, forecast)
+        if kept is not None:
+            return kept
     tuned = None if checkpoint is None else load_tuned(checkpoint)
     if tuned is not None and forecast is not None:
         check_made_by(checkpoint, forecast)
     return tuned if tuned is not None else CorrectionSpec()
 
 
+def _tuned_for_maker(checkpoint: str | Path, forecast: str | Path) -> CorrectionSpec | None:
+    """The weights beside ``checkpoint`` if they were tuned for the checkpoint that made
+    ``forecast`` although the file has changed since (calibrated or trained again): they
+    still belong to that store's forecasts, which the new checkpoint's tuning cannot
+    correct (it made none of them). None otherwise (:func:`load_tuned` decides)."""
+    path = tuned_path(checkpoint)
+    if not path.is_file():
+        return None
+    spec, digest = _read_tuned(path)
+    if not _stale(checkpoint, digest) or digest != _made_by(forecast):
+        return None
+    log.info(
+        "%s: tuned for the checkpoint %s that made %s (%s has changed since; its new "
+        "forecasts need `wxens tune` again)",
+        path,
+        digest,
+        forecast,
+        checkpoint,
+    )
+    return spec
+
+
+def _made_by(forecast: str | Path) -> str:
+    """The digest of the checkpoint that made the forecast store ``forecast``."""
+    return ForecastProvenance.from_attrs(open_forecast(forecast).attrs).checkpoint_digest
+
+
 def check_made_by(checkpoint: str | Path, forecast: str | Path) -> None:
     """InputError, naming both digests, unless the forecast store ``forecast`` was made by
     the checkpoint file ``checkpoint`` (a training directory: its ``last.pt``): the weights
     tuned for one model say nothing of another's errors."""
-    made_by = ForecastProvenance.from_attrs(open_forecast(forecast).attrs).checkpoint_digest
+    made_by = _made_by(forecast)
     digest = checkpoint_digest(checkpoint)
     if made_by != digest:
         raise InputError(

@@ -18,6 +18,7 @@ from generators.correction.tuned import (
     tuned_path,
 )
 from pipeline.forecast_store import ForecastProvenance, write_forecast
+from pipeline.forecast_store import provenance as provenance_of
 from pipeline.store import ingest
 
 PROVENANCE = ForecastProvenance("flow_matching", "0123456789abcdef", "euler:nfe=2", 2, 0)
@@ -174,3 +175,24 @@ def test_an_already_corrected_store_is_refused_in_a_line(analysis, raw, tmp_path
     err = capsys.readouterr().err
     assert "bc.zarr is already bias-corrected (bias weight 0.2; `wxens info` tells" in err
     assert "Cui et al." not in err
+
+
+def test_the_choice_still_corrects_the_stores_of_the_checkpoint_it_was_tuned_for(
+    analysis, tmp_path, capsys
+):
+    """After `wxens calibrate` a store the checkpoint made before it changed was refused
+    ('tuned for the checkpoint X ... run `wxens tune` again') although the weights were
+    tuned for X, which made it; tuning again would then refuse the store as another
+    checkpoint's: a dead end for the daily correction of the old model's forecasts."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"weights")
+    save_tuned(run, CorrectionSpec(0.2), {})
+    raw = tmp_path / "raw.zarr"
+    provenance = ForecastProvenance("fm", checkpoint_digest(run), "euler", 2, 0)
+    write_forecast(raw, warm_forecast(analysis, 1.0), provenance)
+    (run / "last.pt").write_bytes(b"weights, calibrated since")
+    out = tmp_path / "out.zarr"
+    args = ["bias-correct", str(raw), "--truth", str(analysis.path), "--checkpoint", str(run)]
+    assert main([*args, "--out", str(out)]) == 0, capsys.readouterr().err
+    assert provenance_of(out).bias_correction["weight"] == 0.2
