@@ -141,6 +141,7 @@ def resolve_correction(
     if bias_weight is not None or spread_weight is not None or rank_weight is not None:
         return CorrectionSpec(bias_weight or 0.0, spread_weight, rank_weight)
     if checkpoint is not None and forecast is not None:
+        _made_by(forecast)  # a baseline's store: refused whatever the checkpoint's choice
         kept = _tuned_for_maker(checkpoint, forecast)
         if kept is not None:
             return kept
@@ -173,8 +174,16 @@ def _tuned_for_maker(checkpoint: str | Path, forecast: str | Path) -> Correction
 
 
 def _made_by(forecast: str | Path) -> str:
-    """The digest of the checkpoint that made the forecast store ``forecast``."""
-    return ForecastProvenance.from_attrs(open_forecast(forecast).attrs).checkpoint_digest
+    """The digest of the checkpoint that made the forecast store ``forecast``; InputError
+    for a baseline's store, which no checkpoint made."""
+    maker = ForecastProvenance.from_attrs(open_forecast(forecast).attrs)
+    if maker.generator.startswith("baseline:"):
+        raise InputError(
+            f"{forecast} is a {maker.generator.removeprefix('baseline:')} baseline, made by no "
+            "checkpoint: the weights `wxens tune` chose for a checkpoint are for its own "
+            "forecasts; give the weights (--bias-weight W) to correct the baseline"
+        )
+    return maker.checkpoint_digest
 
 
 def check_made_by(checkpoint: str | Path, forecast: str | Path) -> None:

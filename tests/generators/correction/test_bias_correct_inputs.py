@@ -196,3 +196,25 @@ def test_the_choice_still_corrects_the_stores_of_the_checkpoint_it_was_tuned_for
     args = ["bias-correct", str(raw), "--truth", str(analysis.path), "--checkpoint", str(run)]
     assert main([*args, "--out", str(out)]) == 0, capsys.readouterr().err
     assert provenance_of(out).bias_correction["weight"] == 0.2
+
+
+def test_a_baseline_store_with_a_checkpoint_is_told_to_give_the_weights(
+    analysis, tmp_path, capsys
+):
+    """A persistence store corrected with --checkpoint was said to be 'made by the checkpoint
+    <its config digest>', with the fix 'give --checkpoint the checkpoint that made the
+    forecast': no checkpoint made it."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"a model")
+    save_tuned(run, CorrectionSpec(0.2), {})
+    baseline = tmp_path / "persistence.zarr"
+    provenance = ForecastProvenance("baseline:persistence", "572325ac5a7d44b8", "p", 0, 0)
+    write_forecast(baseline, warm_forecast(analysis, 1.0), provenance)
+    out = tmp_path / "out.zarr"
+    args = ["bias-correct", str(baseline), "--truth", str(analysis.path), "--out", str(out)]
+    assert main([*args, "--checkpoint", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "is a persistence baseline, made by no checkpoint" in err
+    assert "give the weights (--bias-weight W)" in err and "made by the checkpoint" not in err
+    assert not out.exists()
