@@ -346,9 +346,11 @@ def open_forecast(path: str | Path, *, complete_only: bool = True) -> xr.Dataset
     """
     path = Path(path)
     if not is_store(path):
-        raise StoreError(
-            f"no forecast store at {path}; create it with `wxens forecast --out {path}`"
-        )
+        why = f"no forecast store at {path}; create it with `wxens forecast --out {path}`"
+        if path.exists():  # e.g. another producer's GRIB or NetCDF ensemble
+            why = f"{path} is not a wxens forecast store (one `wxens forecast` wrote): "
+            why += "another producer's ensemble file is scored (`wxens verify`), not read as one"
+        raise StoreError(why)
     ds = open_dataset(path)
     if ds.attrs.get("kind") != "forecast" or COMPLETE not in ds.coords:
         raise StoreError(f"{path} is not a wxens forecast store (no 'kind: forecast' attribute)")

@@ -390,3 +390,14 @@ def test_a_store_of_an_older_wxens_with_valid_times_in_days_is_read_and_repaired
     assert "valid_time rewritten in seconds since 1970-01-01" in caplog.text
     stored = open_dataset(path).valid_time
     np.testing.assert_array_equal(stored.values, open_forecast(path).valid_time.values)
+
+
+def test_a_file_that_is_not_a_forecast_store_is_not_offered_to_be_overwritten(tmp_path):
+    """`wxens bias-correct ens.grib` answered 'no forecast store at ens.grib; create it with
+    `wxens forecast --out ens.grib`': an invitation to write over another producer's file."""
+    grib = tmp_path / "ens.grib"
+    grib.write_bytes(b"GRIB")
+    with pytest.raises(StoreError) as err:
+        forecast_store.open_forecast(grib)
+    assert "ens.grib is not a wxens forecast store" in str(err.value)
+    assert "`wxens verify`" in str(err.value) and "--out" not in str(err.value)
