@@ -41,12 +41,20 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from generators.correction.decaying_average import decaying_average, without_verified_past
+from generators.correction.decaying_average import (
+    decaying_average,
+    say_uncorrected,
+)
 from generators.correction.ranks import RANK_STATISTIC, DecayingAverageRanks, rank_statistics
 from generators.correction.spec import BIAS_WEIGHT, SPREAD_WEIGHT, CorrectionSpec, check_weight
 from pipeline.alignment import align_with_truth
 from pipeline.errors import InputError
-from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
+from pipeline.forecast_store import (
+    ForecastProvenance,
+    check_extends,
+    open_forecast,
+    write_forecast,
+)
 from pipeline.schema import (
     INIT_TIME,
     LAT,
@@ -373,27 +381,13 @@ def bias_correct_store(
             f"{provenance.bias_correction.get('weight')}; `wxens info` tells the rest): correct "
             "the generator's own forecast store instead"
         )
-    analysis = open_store(truth).dataset
-    left = without_verified_past(raw[INIT_TIME].values, raw[LEAD_TIME].values, analysis[TIME])
-    if len(left) == raw.sizes[INIT_TIME]:
-        valid = raw[VALID_TIME].values
-        log.warning(
-            "none of the %d initial time(s) of %s has an earlier forecast verified in %s (it "
-            "holds %s to %s; the forecasts are valid %s to %s): all are written as they are, "
-            "to be corrected by a rerun once their predecessors' truths are in %s",
-            len(left),
-            forecast,
-            truth,
-            *_period(analysis[TIME].values),
-            *_period(valid),
-            truth,
-        )
-    result = bias_correct(raw, analysis, DecayingAverageBias.from_spec(spec))
+    correction = DecayingAverageBias.from_spec(spec)
+    made = {**raw.attrs, "wxens_bias_correction": json.dumps(correction.to_attrs(), sort_keys=True)}
+    hours = raw[LEAD_TIME].values / np.timedelta64(1, "h")  # --out refused before the work:
+    check_extends(out, ForecastProvenance.from_attrs(made), raw.sizes[MEMBER], hours)
+    analysis, inits, leads = open_store(truth).dataset, raw[INIT_TIME].values, raw[LEAD_TIME].values
+    say_uncorrected(forecast, truth, inits, leads, raw[VALID_TIME].values, analysis[TIME].values)
+    result = bias_correct(raw, analysis, correction)
     provenance = ForecastProvenance.from_attrs(result.forecast.attrs)
     write_forecast(out, result.forecast, provenance, skip_unchanged=True)
     return result
-
-
-def _period(times: np.ndarray) -> tuple[str, str]:
-    times = pd.DatetimeIndex(np.ravel(times))
-    return f"{times.min():%Y-%m-%dT%H:%M}", f"{times.max():%Y-%m-%dT%H:%M}"

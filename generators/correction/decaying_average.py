@@ -6,12 +6,15 @@ Hou 2012, Weather and Forecasting 27, 396-410)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from pipeline.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 def decaying_average(
@@ -64,3 +67,39 @@ def without_verified_past(
     verified = np.stack([(inits + lead).isin(truth_times) for lead in leads], axis=1)
     seen = decaying_average(np.where(verified, 1.0, np.nan), inits, leads, 1.0)
     return inits[~(seen > 0).any(axis=1)]
+
+
+def say_uncorrected(
+    forecast: object,
+    truth: object,
+    inits: np.ndarray,
+    leads: np.ndarray,
+    valid: np.ndarray,
+    truth_times: np.ndarray,
+) -> None:
+    """Log why a forecast store's correction leaves every initial time as it is: none has
+    an earlier one of its time of day (a store's first forecasts), or none of theirs is
+    verified in the truth store (a warning naming both periods); nothing if some is."""
+    if len(without_verified_past(inits, leads, np.ravel(valid))) == len(inits):
+        log.info(
+            "%s: no initial time has an earlier one of its time of day: written as they are "
+            "(a store's first forecasts; the later ones learn from them)",
+            forecast,
+        )
+    elif len(without_verified_past(inits, leads, truth_times)) == len(inits):
+        log.warning(
+            "none of the %d initial time(s) of %s has an earlier forecast verified in %s (it "
+            "holds %s to %s; the forecasts are valid %s to %s): all are written as they are, "
+            "to be corrected by a rerun once their predecessors' truths are in %s",
+            len(inits),
+            forecast,
+            truth,
+            *_period(truth_times),
+            *_period(valid),
+            truth,
+        )
+
+
+def _period(times: np.ndarray) -> tuple[str, str]:
+    times = pd.DatetimeIndex(np.ravel(times))
+    return f"{times.min():%Y-%m-%dT%H:%M}", f"{times.max():%Y-%m-%dT%H:%M}"

@@ -218,3 +218,41 @@ def test_a_baseline_store_with_a_checkpoint_is_told_to_give_the_weights(
     assert "is a persistence baseline, made by no checkpoint" in err
     assert "give the weights (--bias-weight W)" in err and "made by the checkpoint" not in err
     assert not out.exists()
+
+
+def test_a_corrected_store_of_other_weights_is_refused_before_the_work(
+    analysis, raw, tmp_path, capsys, monkeypatch
+):
+    """A daily run whose weights changed (tuned again) corrected the whole history, then
+    was refused by the corrected store of the old weights: the work, and its warnings,
+    came before the refusal."""
+    out = tmp_path / "bc.zarr"
+    args = ["bias-correct", str(raw), "--truth", str(analysis.path), "--out", str(out)]
+    assert main([*args, "--bias-weight", "0.2"]) == 0
+    capsys.readouterr()
+    import generators.correction.bias as bias
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the correction was computed before the refusal")
+
+    monkeypatch.setattr(bias, "bias_correct", no_work)
+    assert main([*args, "--bias-weight", "0.4"]) == 2
+    assert "holds forecasts of another provenance" in capsys.readouterr().err
+
+
+def test_the_first_forecasts_of_a_store_are_not_blamed_on_the_truth(
+    analysis, tmp_path, capsys, caplog
+):
+    """The first day of a store (no earlier forecast of any time of day) warned 'none ...
+    has an earlier forecast verified in TRUTH ...: to be corrected by a rerun once their
+    predecessors' truths are in TRUTH', which no truth will ever do."""
+    raw = tmp_path / "raw.zarr"
+    first = warm_forecast(analysis, 1.0).isel(init_time=slice(0, 4))  # one day, 4 times of day
+    assert len(set(pd.DatetimeIndex(first.init_time.values).hour)) == 4
+    write_forecast(raw, first, PROVENANCE)
+    args = ["bias-correct", str(raw), "--truth", str(analysis.path), "--bias-weight", "0.2"]
+    caplog.set_level("INFO")
+    assert main([*args, "--out", str(tmp_path / "bc.zarr")]) == 0
+    assert "4 initial time(s), 0 corrected and 4 as they are" in capsys.readouterr().out
+    assert "to be corrected by a rerun" not in caplog.text
+    assert "a store's first forecasts" in caplog.text
