@@ -128,7 +128,7 @@ def describe_checkpoint(path) -> str:
     the model, and the grid, channels, step, periods and statistics it was trained on (what
     a store must match to forecast with it)."""
     from generators.checkpoint import load_checkpoint
-    from generators.correction.tuned import load_tuned, tuned_path
+    from generators.correction.tuned import read_tuned, tuned_path
     from pipeline.timeaxis import describe_step, hours_text
 
     c = load_checkpoint(path)
@@ -162,15 +162,21 @@ def describe_checkpoint(path) -> str:
         f"sampler    {_default_sampler(c)}",
         f"calibration {_calibration(c.calibration or {})}",
     ]
-    tuned = load_tuned(c.path) if tuned_path(c.path).is_file() else None
-    if tuned is not None:
+    if tuned_path(c.path).is_file():
+        tuned, digest = read_tuned(tuned_path(c.path))
         weights = {
             "bias": tuned.bias_weight,
             "spread": tuned.spread_weight,
             "rank": tuned.rank_weight,
         }
         chosen = ", ".join(f"{k} weight {w:g}" for k, w in weights.items() if w)
-        lines.append(f"correction {tuned_path(c.path)}: {chosen or 'none chosen (weight 0)'}")
+        chosen = chosen or "none chosen (weight 0)"
+        if digest != c.digest:  # the weights still correct that checkpoint's stores only
+            chosen += (
+                f", tuned for the checkpoint {digest} (this one trained or calibrated since): "
+                "only that checkpoint's stores use it; run `wxens tune` for this one"
+            )
+        lines.append(f"correction {tuned_path(c.path)}: {chosen}")
     return "\n".join(lines)
 
 

@@ -47,7 +47,7 @@ def tuned_path(checkpoint: str | Path) -> Path:
     shared = file.parent / TUNED_FILE
     own = shared if file.name == "last.pt" else file.parent / f"{file.stem}.{TUNED_FILE}"
     if own != shared and not own.is_file() and shared.is_file():
-        if not _stale(checkpoint, _read_tuned(shared)[1]):
+        if not _stale(checkpoint, read_tuned(shared)[1]):
             return shared
     return own
 
@@ -93,7 +93,7 @@ def load_tuned(checkpoint: str | Path) -> CorrectionSpec | None:
     path = tuned_path(checkpoint)
     if not path.is_file():
         return None
-    spec, digest = _read_tuned(path)
+    spec, digest = read_tuned(path)
     if _stale(checkpoint, digest):
         log.warning(
             "%s was tuned for another checkpoint (digest %s); ignored: run `wxens tune` again",
@@ -104,7 +104,7 @@ def load_tuned(checkpoint: str | Path) -> CorrectionSpec | None:
     return spec
 
 
-def _read_tuned(path: Path) -> tuple[CorrectionSpec, str]:
+def read_tuned(path: Path) -> tuple[CorrectionSpec, str]:
     """The weights in ``path`` and the digest of the checkpoint they were tuned for."""
     try:
         record = json.loads(path.read_text())
@@ -159,7 +159,7 @@ def _tuned_for_maker(checkpoint: str | Path, forecast: str | Path) -> Correction
     path = tuned_path(checkpoint)
     if not path.is_file():
         return None
-    spec, digest = _read_tuned(path)
+    spec, digest = read_tuned(path)
     if not _stale(checkpoint, digest) or digest != _made_by(forecast):
         return None
     log.info(
@@ -232,7 +232,7 @@ def no_correction_reason(
             f"{checkpoint} has no tuned correction ({path}): run {tune} first, or give "
             "--bias-weight W"
         )
-    _, digest = _read_tuned(path)
+    _, digest = read_tuned(path)
     if _stale(checkpoint, digest):
         return (
             f"{path} was tuned for the checkpoint {digest}, which {checkpoint} is no longer "

@@ -350,6 +350,15 @@ def test_info_on_a_training_run_tells_what_it_was_trained_on(tmp_path, capsys):
         "train (start) .. 2000-01-04",
     ):
         assert told in out, (told, out)
+    # a choice tuned before the checkpoint changed: info warned and left the line out
+    from generators.correction.spec import CorrectionSpec
+    from generators.correction.tuned import save_tuned
+
+    save_tuned(run, CorrectionSpec(0.2), {}, digest="0123456789abcdef")
+    assert main(["info", str(run)]) == 0
+    captured = capsys.readouterr()
+    assert "bias weight 0.2, tuned for the checkpoint 0123456789abcdef" in captured.out
+    assert "run `wxens tune` for this one" in captured.out and not captured.err
 
 
 @pytest.mark.parametrize(
