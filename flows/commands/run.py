@@ -225,7 +225,7 @@ def describe(summary: dict[str, object], steps: list[tuple[str, float]] = ()) ->
         f"forecast store   {summary['forecast_store']} ({len(forecast)} initial time(s) complete)",
     ]
     if summary.get("corrected_store"):
-        lines.append(f"bias-corrected   {summary['corrected_store']}")
+        lines.append(f"bias-corrected   {_corrected(summary['corrected_store'])}")
     if summary.get("baseline_store"):
         lines.append(f"baseline         {summary['baseline_store']}")
     if verified:
@@ -239,3 +239,16 @@ def describe(summary: dict[str, object], steps: list[tuple[str, float]] = ()) ->
     if steps:
         lines.append("steps            " + ", ".join(f"{name} {s:.0f} s" for name, s in steps))
     return "\n".join(lines)
+
+
+def _corrected(store: object) -> str:
+    """The corrected store and the weights it records (tuned or given: a run says neither)."""
+    from pipeline.forecast_store import provenance
+
+    b = provenance(str(store)).bias_correction
+    weights = [
+        ("bias", b.get("weight")),
+        ("spread", b.get("spread", {}).get("weight")),
+        ("rank", b.get("ranks", {}).get("weight")),
+    ]
+    return f"{store} (" + ", ".join(f"{k} weight {w:g}" for k, w in weights if w) + ")"

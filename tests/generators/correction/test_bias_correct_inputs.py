@@ -154,7 +154,9 @@ def test_a_choice_made_before_the_checkpoint_changed_is_named_once(
     (run / "last.pt").write_bytes(b"weights, calibrated since")
     raw = tmp_path / "raw.zarr"
     digest = checkpoint_digest(run)
-    write_forecast(raw, warm_forecast(analysis, 1.0), ForecastProvenance("fm", digest, "euler", 2, 0))
+    write_forecast(
+        raw, warm_forecast(analysis, 1.0), ForecastProvenance("fm", digest, "euler", 2, 0)
+    )
     args = ["bias-correct", str(raw), "--truth", str(analysis.path), "--checkpoint", str(run)]
     assert main([*args, "--out", str(tmp_path / "out.zarr")]) == 2
     err = capsys.readouterr().err
@@ -198,9 +200,7 @@ def test_the_choice_still_corrects_the_stores_of_the_checkpoint_it_was_tuned_for
     assert provenance_of(out).bias_correction["weight"] == 0.2
 
 
-def test_a_baseline_store_with_a_checkpoint_is_told_to_give_the_weights(
-    analysis, tmp_path, capsys
-):
+def test_a_baseline_store_with_a_checkpoint_is_told_to_give_the_weights(analysis, tmp_path, capsys):
     """A persistence store corrected with --checkpoint was said to be 'made by the checkpoint
     <its config digest>', with the fix 'give --checkpoint the checkpoint that made the
     forecast': no checkpoint made it."""
@@ -256,3 +256,23 @@ def test_the_first_forecasts_of_a_store_are_not_blamed_on_the_truth(
     assert "4 initial time(s), 0 corrected and 4 as they are" in capsys.readouterr().out
     assert "to be corrected by a rerun" not in caplog.text
     assert "a store's first forecasts" in caplog.text
+
+
+def test_a_runs_summary_names_the_weights_its_corrected_store_records(
+    analysis, raw, tmp_path, capsys
+):
+    """`wxens run --bias-correct` printed only the corrected store's path: whether the tuned
+    weights were applied, and which, was nowhere in its output."""
+    from flows.commands.run import describe
+
+    out = tmp_path / "bc.zarr"
+    args = ["bias-correct", str(raw), "--truth", str(analysis.path), "--out", str(out)]
+    assert (
+        main([*args, "--bias-weight", "0.2", "--spread-weight", "0.7", "--rank-weight", "0.1"]) == 0
+    )
+    summary = {"store": "s", "checkpoint": "k", "forecast_store": str(raw)}
+    summary |= {"forecast_init_times": [], "verified_init_times": [], "corrected_store": str(out)}
+    assert (
+        f"bias-corrected   {out} (bias weight 0.2, spread weight 0.7, rank weight 0.1)"
+        in describe(summary)
+    )
