@@ -7,6 +7,10 @@ from dataclasses import dataclass
 
 from pipeline.errors import InputError
 
+MAX_STEPS = 100_000
+"""The most native steps a history offset or a lead may span (11 years of an hourly store):
+a config asking more is a typo or a hostile file, refused before offsets are built."""
+
 
 @dataclass(frozen=True)
 class SampleSpec:
@@ -37,10 +41,13 @@ class SampleSpec:
     def __post_init__(self) -> None:
         history = self.history
         if isinstance(history, int):
+            _check_span(history, "history")
             history = tuple(range(1 - history, 1))
         history = tuple(int(o) for o in history)
         leads = (self.leads,) if isinstance(self.leads, int) else self.leads
         leads = tuple(sorted({int(lead) for lead in leads}))
+        _check_span(max((-o for o in history), default=0), "history offset")
+        _check_span(max(leads, default=0), "lead")
         if len(history) < 2 or history[-1] != 0 or list(history) != sorted(set(history)):
             raise InputError(
                 f"history offsets {history} must be at least two distinct native steps, "
@@ -50,3 +57,13 @@ class SampleSpec:
             raise InputError(f"leads {leads} must be positive numbers of native steps, e.g. [1]")
         object.__setattr__(self, "history", history)
         object.__setattr__(self, "leads", leads)
+
+
+def _check_span(steps: int, what: str) -> None:
+    """InputError unless ``steps`` is at most :data:`MAX_STEPS`."""
+    if steps > MAX_STEPS:
+        raise InputError(
+            f"a {what} of {steps} native steps is too long: at most {MAX_STEPS} (data.history "
+            "and data.leads count native steps of the store, e.g. history 24 and leads [1, 24] "
+            "on an hourly store)"
+        )

@@ -312,6 +312,16 @@ def test_bad_history_offsets_are_refused(history):
         SampleSpec(history=history)
 
 
+@pytest.mark.parametrize(
+    "kwargs", [{"history": 10**6}, {"history": (-(10**12), 0)}, {"leads": (10**12,)}]
+)
+def test_absurd_history_and_leads_are_refused_before_allocating(kwargs):
+    """A config sent by someone else asking 10^6 states of history is refused at once (not
+    a tuple of 10^6 offsets built first), as is a lead of 10^12 steps."""
+    with pytest.raises(InputError, match="at most 100000"):
+        SampleSpec(**kwargs)
+
+
 def test_init_positions_name_initial_times_without_history():
     ds, stats = analysis()
     data = ResidualDataset(ds, stats, SampleSpec(history=3))
