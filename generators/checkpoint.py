@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -243,7 +244,9 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     if not path.is_file():
         raise StoreError(f"no checkpoint at {path}; train one with `wxens train --out DIR`")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # another pickle protocol: refused just below
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # a torn or foreign file: say which, and how to fix it
         head = b"" if isinstance(err, OSError) else _head(path)
         if head and not head.startswith((b"PK\x03\x04", b"\x80")):  # neither zip nor pickle
@@ -251,6 +254,13 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
                 f"{path} is not a wxens checkpoint: torch.save did not write it (it begins "
                 f"{head!r}); give the last.pt that `wxens train --out DIR` writes, or DIR"
             ) from err
+        if str(err).startswith(_REFUSED):  # never torch's advice to load it unsafely
+            raise StoreError(
+                f"{path} is not a wxens checkpoint: it holds a pickled Python object or call "
+                f"({_refused_part(str(err))}) where a checkpoint holds only tensors and plain "
+                "values; refused unread, as loading it could run code. Use a checkpoint that "
+                "`wxens train --out DIR` wrote (ask its sender for one)"
+            ) from None
         first = str(err).strip().split("\n", 1)[0]  # torch's advice below it is not for us
         raise StoreError(
             f"{path} is not a readable wxens checkpoint ({type(err).__name__}: {first}); restore "
@@ -298,6 +308,17 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         path=path,
         digest=file_digest(path),
     )
+
+
+_REFUSED = "Weights only load failed"
+"""How the message of torch's weights-only unpickler begins when it refuses a pickle."""
+
+
+def _refused_part(message: str) -> str:
+    """What torch's weights-only unpickler refused: the global (class or function) named in
+    its ``message``, else its reason (``Unsupported operand 149``: another pickle)."""
+    found = re.search(r"GLOBAL ([\w.]+)", message) or re.search(r"(Unsupported [^\n.]*)", message)
+    return found.group(1).strip() if found else "not torch.save's"
 
 
 def _head(path: Path) -> bytes:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import stat
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -144,6 +146,38 @@ def test_garbage_and_missing_checkpoints_are_store_errors(tmp_path):
         load_checkpoint(tmp_path / "config.yaml")
     assert "weights_only" not in str(err.value) and "backup" not in str(err.value)
     assert "wxens train --out DIR" in str(err.value)
+
+
+class _Payload:
+    """Pickles to a call of ``os.system``: what a hostile .pt carries."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_unrun_and_said_so(tmp_path):
+    """A .pt someone sent holding a pickled call (not weights) runs nothing, and the
+    message says why it is refused, not torch's advice to load it with weights_only=False
+    (which would run the code) nor a backup to restore."""
+    marker = tmp_path / "ran"
+    torch.save({"format": 1, "x": _Payload(marker)}, tmp_path / "last.pt")
+    with pytest.raises(StoreError, match="could run code") as err:
+        load_checkpoint(tmp_path)
+    assert not marker.exists()
+    message = str(err.value)
+    assert "weights_only" not in message and "backup" not in message and "\n" not in message
+    assert "posix.system" in message or "os.system" in message  # what it would have called
+    # a plain pickle (not torch.save's), in another protocol: refused alike, without warning
+    with open(tmp_path / "raw.pt", "wb") as f:
+        pickle.dump(_Payload(marker), f, protocol=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(StoreError, match="could run code") as err:
+            load_checkpoint(tmp_path / "raw.pt")
+    assert not marker.exists() and "weights_only" not in str(err.value)
 
 
 def test_configs_load_from_yaml_and_toml_with_overrides(tmp_path):
