@@ -23,7 +23,7 @@ import xarray as xr
 import zarr
 from zarr.abc.store import Store
 
-from pipeline.errors import InputError, StoreError
+from pipeline.errors import InputError, StoreError, shell_word
 from pipeline.running_statistics import RunningStatistics
 from pipeline.schema import LAT, LEVEL, LON, TIME
 from pipeline.timeaxis import consecutive_pairs, describe_step, missing_times, native_step
@@ -89,12 +89,12 @@ def open_store(path: str | Path) -> AnalysisStore:
 def _snapshot(path: Path) -> Store | str:
     if not path.exists():
         raise StoreError(
-            f"{path}: no such store; create it with `wxens ingest SOURCE --store {path}`"
+            f"{path}: no such store; create it with `wxens ingest SOURCE --store {shell_word(path)}`"
         )
     if path.is_file():  # a --truth of the analyses' own file, say
         raise StoreError(
             f"{path}: not a Zarr store but a file; if it holds analyses (GRIB, NetCDF), "
-            f"ingest it into a store first: `wxens ingest {path} --store STORE.zarr`"
+            f"ingest it into a store first: `wxens ingest {shell_word(path)} --store STORE.zarr`"
         )
     try:
         return reader(path)
@@ -142,7 +142,7 @@ def check_replaceable(path: Path, overwrite: bool) -> None:
             + (
                 "give another --store (or move it away yourself if it really is to go)"
                 if overwrite
-                else f"copy it into a new store with `wxens ingest {path} --store NEW.zarr`, "
+                else f"copy it into a new store with `wxens ingest {shell_word(path)} --store NEW.zarr`, "
                 "then ingest into NEW.zarr"
             )
         )

@@ -12,12 +12,20 @@ orchestration retries the first kind only.
 from __future__ import annotations
 
 import errno
+import shlex
+from pathlib import Path
 
 
 class WxensError(Exception):
     """Base class of every error wxens raises on purpose."""
 
     exit_code = 2
+
+
+def shell_word(value: str | Path) -> str:
+    """``value`` (a path) as one shell word, for a command a message suggests: a name with
+    a space or ``;``, ``$(...)`` pasted from it stays that name and runs nothing."""
+    return shlex.quote(str(value))
 
 
 class InputError(WxensError, ValueError):

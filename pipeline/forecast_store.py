@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.errors import InputError, StoreError
+from pipeline.errors import InputError, StoreError, shell_word
 from pipeline.forecast_times import SECONDS, repair_valid_time, span
 from pipeline.schema import (
     INIT_TIME,
@@ -346,7 +346,7 @@ def open_forecast(path: str | Path, *, complete_only: bool = True) -> xr.Dataset
     """
     path = Path(path)
     if not is_store(path):
-        why = f"no forecast store at {path}; create it with `wxens forecast --out {path}`"
+        why = f"no forecast store at {path}; make it: `wxens forecast --out {shell_word(path)}`"
         if path.exists():  # e.g. another producer's GRIB or NetCDF ensemble
             why = f"{path} is not a wxens forecast store (one `wxens forecast` wrote): "
             why += "another producer's ensemble file is scored (`wxens verify`), not read as one"

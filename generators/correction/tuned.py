@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from generators.correction.spec import CorrectionSpec
-from pipeline.errors import InputError
+from pipeline.errors import InputError, shell_word
 from pipeline.forecast_store import ForecastProvenance, open_forecast
 from verification.output import atomic_output
 
@@ -226,7 +226,7 @@ def no_correction_reason(
             "the checkpoint that made the forecast) or --bias-weight W"
         )
     path = tuned_path(checkpoint)
-    tune = f"`wxens tune --checkpoint {checkpoint} --store {store or 'STORE'}`"
+    tune = f"`wxens tune --checkpoint {shell_word(checkpoint)} --store {shell_word(store) if store else 'STORE'}`"
     if not path.is_file():
         return (
             f"{checkpoint} has no tuned correction ({path}): run {tune} first, or give "

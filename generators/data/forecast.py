@@ -20,7 +20,7 @@ from generators.data.dataset import ResidualDataset
 from generators.data.fields import GEOMETRY_STATICS, masked_channels_of, valid_names
 from generators.data.normalization import channel_statistics
 from generators.rollout_plan import RolloutPlan, plan_rollout
-from pipeline.errors import InputError
+from pipeline.errors import InputError, shell_word
 from pipeline.schema import (
     CHANNEL,
     GRID_TOLERANCE_DEG,
@@ -312,7 +312,7 @@ def check_statistics(
     raise InputError(
         f"{store.path} is not what checkpoint {checkpoint.path} was trained on: "
         f"{'; '.join(told)}. Other units, or another variable under that name? Check "
-        f"`wxens info {store.path}`, ingest the file again with --overwrite (the times a "
+        f"`wxens info {shell_word(store.path)}`, ingest the file again with --overwrite (the times a "
         "store holds are otherwise kept) declaring its true units (`--units VAR=UNITS`) or "
         f"names (`--rename`), or {fix}"
     )

@@ -121,3 +121,26 @@ def test_opening_a_zarr_source_keeps_the_io_error_as_its_cause(
     with pytest.raises(InputError, match="cannot be opened as a Zarr store") as caught:
         ZarrSource("gs://bucket/era5.zarr").open()
     assert is_transient(caught.value) is retried
+
+
+def test_suggested_commands_quote_the_paths_they_name(tmp_path):
+    """A path with a space or shell metacharacters (a file name someone chose) is quoted in
+    the command a message suggests, so pasting it runs that command and nothing else."""
+    import shlex
+
+    from pipeline.analysis_store import open_store
+    from pipeline.errors import StoreError
+    from pipeline.forecast_store import open_forecast
+
+    odd = tmp_path / "my store;touch x.zarr"
+    with pytest.raises(StoreError) as err:
+        open_store(odd)
+    assert f"`wxens ingest SOURCE --store {shlex.quote(str(odd))}`" in str(err.value)
+    with pytest.raises(StoreError) as err:
+        open_forecast(odd)
+    assert f"`wxens forecast --out {shlex.quote(str(odd))}`" in str(err.value)
+    sent = tmp_path / "t2m $(id).grib"
+    sent.write_bytes(b"GRIB")
+    with pytest.raises(StoreError) as err:
+        open_store(sent)
+    assert f"`wxens ingest {shlex.quote(str(sent))} --store STORE.zarr`" in str(err.value)
