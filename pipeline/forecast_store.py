@@ -353,7 +353,8 @@ def open_forecast(path: str | Path, *, complete_only: bool = True) -> xr.Dataset
         raise StoreError(why)
     ds = open_dataset(path)
     if ds.attrs.get("kind") != "forecast" or COMPLETE not in ds.coords:
-        raise StoreError(f"{path} is not a wxens forecast store (no 'kind: forecast' attribute)")
+        lacks = "'kind: forecast'" if ds.attrs.get("kind") != "forecast" else COMPLETE
+        raise StoreError(f"{path} is not a wxens forecast store (no {lacks} record)")
     complete = ds[COMPLETE].values.astype(bool)
     if complete_only and not complete.all():
         unfinished = [str(t) for t in ds[INIT_TIME].values[~complete]]

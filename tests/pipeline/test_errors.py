@@ -144,3 +144,26 @@ def test_suggested_commands_quote_the_paths_they_name(tmp_path):
     with pytest.raises(StoreError) as err:
         open_store(sent)
     assert f"`wxens ingest {shlex.quote(str(sent))} --store STORE.zarr`" in str(err.value)
+
+
+def test_a_forecast_store_without_its_completion_record_is_named_so(tmp_path):
+    """A Zarr store someone sent with ``kind: forecast`` but no per-init completion record
+    (written by another tool) is not said to lack the attribute it has."""
+    import numpy as np
+    import pandas as pd
+    import xarray as xr
+
+    from pipeline.forecast_store import open_forecast
+
+    dims = ("init_time", "member", "lead_time", "latitude", "longitude")
+    xr.Dataset(
+        {"t2m": (dims, np.zeros((1, 2, 1, 3, 4), "f4"))},
+        coords={
+            "init_time": pd.to_datetime(["2019-03-22"]),
+            "lead_time": pd.to_timedelta([6], "h"),
+        },
+        attrs={"kind": "forecast"},
+    ).to_zarr(tmp_path / "sent.zarr", zarr_format=3, consolidated=False)
+    with pytest.raises(StoreError, match="not a wxens forecast store") as err:
+        open_forecast(tmp_path / "sent.zarr")
+    assert "no 'kind: forecast'" not in str(err.value) and "complete" in str(err.value)
