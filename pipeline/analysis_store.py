@@ -89,7 +89,8 @@ def open_store(path: str | Path) -> AnalysisStore:
 def _snapshot(path: Path) -> Store | str:
     if not path.exists():
         raise StoreError(
-            f"{path}: no such store; create it with `wxens ingest SOURCE --store {shell_word(path)}`"
+            f"{path}: no such store; create it with `wxens ingest SOURCE --store "
+            f"{shell_word(path)}`"
         )
     if path.is_file():  # a --truth of the analyses' own file, say
         raise StoreError(
@@ -142,8 +143,8 @@ def check_replaceable(path: Path, overwrite: bool) -> None:
             + (
                 "give another --store (or move it away yourself if it really is to go)"
                 if overwrite
-                else f"copy it into a new store with `wxens ingest {shell_word(path)} --store NEW.zarr`, "
-                "then ingest into NEW.zarr"
+                else f"copy it into a new store with `wxens ingest {shell_word(path)} --store "
+                "NEW.zarr`, then ingest into NEW.zarr"
             )
         )
     raise InputError(

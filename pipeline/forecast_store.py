@@ -15,8 +15,7 @@ Writing (:func:`write_forecast`), one transaction (:mod:`pipeline.transaction`) 
 
 Provenance (:class:`ForecastProvenance`: generator kind, checkpoint digest, sampler, NFE,
 seed, calibration, bias correction) and the creating software's versions are in the store
-attrs; writing another provenance into a store is a StoreError: it never mixes models.
-"""
+attrs; writing another provenance into a store is a StoreError: it never mixes models."""
 
 from __future__ import annotations
 

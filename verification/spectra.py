@@ -18,6 +18,8 @@ ZONAL_WAVENUMBER = "zonal_wavenumber"
 WAVENUMBER = "wavenumber"
 BAND = "band"
 BANDS = ("large", "medium", "small")
+
+
 def has_spectrum(field: xr.DataArray | xr.Dataset, min_points: int = 2) -> bool:
     """Whether ``field``'s grid has ``min_points`` latitudes and longitudes or more (a
     transect or a point has no spectrum)."""

@@ -226,7 +226,8 @@ def no_correction_reason(
             "the checkpoint that made the forecast) or --bias-weight W"
         )
     path = tuned_path(checkpoint)
-    tune = f"`wxens tune --checkpoint {shell_word(checkpoint)} --store {shell_word(store) if store else 'STORE'}`"
+    store_word = shell_word(store) if store else "STORE"
+    tune = f"`wxens tune --checkpoint {shell_word(checkpoint)} --store {store_word}`"
     if not path.is_file():
         return (
             f"{checkpoint} has no tuned correction ({path}): run {tune} first, or give "

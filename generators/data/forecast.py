@@ -312,8 +312,8 @@ def check_statistics(
     raise InputError(
         f"{store.path} is not what checkpoint {checkpoint.path} was trained on: "
         f"{'; '.join(told)}. Other units, or another variable under that name? Check "
-        f"`wxens info {shell_word(store.path)}`, ingest the file again with --overwrite (the times a "
-        "store holds are otherwise kept) declaring its true units (`--units VAR=UNITS`) or "
+        f"`wxens info {shell_word(store.path)}`, ingest the file again with --overwrite (the "
+        "times a store holds are otherwise kept) declaring its true units (`--units VAR=UNITS`) or "
         f"names (`--rename`), or {fix}"
     )
 

@@ -413,7 +413,8 @@ def test_ctrl_c_during_a_checkpoint_write_is_the_interrupt(stores, tmp_path, mon
         try:
             raise KeyboardInterrupt
         except KeyboardInterrupt:  # what torch's writer raises on its way out
-            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos")  # noqa: B904
+            message = "[enforce fail at inline_container.cc:672] . unexpected pos"
+            raise RuntimeError(message)  # noqa: B904
 
     monkeypatch.setattr(generators.checkpoint.torch, "save", interrupted)
     with pytest.raises(KeyboardInterrupt):

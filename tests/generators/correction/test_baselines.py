@@ -264,8 +264,9 @@ def test_a_store_of_monthly_means_is_refused_naming_it_before_anything_is_writte
 
 def test_members_are_distinct_while_the_pool_holds_enough_of_them(analysis):
     """With replacement, M members from a pool of K repeat some (8 of 10 here: 98 % of the
-    draws hold a repeat): the rank histogram of even a perfectly calibrated pool is then U-shaped and its fair
-    CRPS too high by about 1/K, so the baseline a model is measured against is handicapped.
+    draws hold a repeat): the rank histogram of even a perfectly calibrated pool is then
+    U-shaped and its fair CRPS too high by about 1/K, so the baseline a model is measured
+    against is handicapped.
     Drawn without replacement while M <= K, every member is another training time."""
     config = BaselineConfig("2000-01-01", "2000-01-10", members=8, seed=1)
     for cls in (ClimatologyEnsemble, PersistenceEnsemble):
