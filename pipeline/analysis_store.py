@@ -47,6 +47,11 @@ STATE_ATTR = "wxens_ingest"
 STORE_ID = "id"
 #: Size of one dask task when computing statistics (bounds their memory).
 STATS_CHUNK_BYTES = 32 * 2**20
+#: Lines of a store's ``history`` kept: its creation and the latest ones. Each append adds
+#: two (the input, then the finalisation); kept whole, a store ingested every hour grew its
+#: root attributes, read by every open, by 0.5 kB an append (about 4 MB a year).
+HISTORY_LINES = 64
+_LEFT_OUT = " earlier line(s) left out"
 
 
 @dataclass(frozen=True)
@@ -292,10 +297,10 @@ def finalise(path: Path, running: RunningStatistics | None = None) -> None:
                 missing.size,
                 describe_step(step),
             )
-        history = group.attrs.get("history", "")
-        group.attrs["history"] = (
-            f"{history}\n{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} finalised: {len(times)} times"
-        ).strip()
+        group.attrs["history"] = with_history(
+            group.attrs.get("history", ""),
+            f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} finalised: {len(times)} times",
+        )
         update_state(
             store,
             complete=True,
@@ -304,6 +309,20 @@ def finalise(path: Path, running: RunningStatistics | None = None) -> None:
             missing_times=[str(t) for t in missing],
             statistics=undefined_as_null(stats),
         )
+
+
+def with_history(history: str, line: str) -> str:
+    """``history`` with ``line`` added, bounded to :data:`HISTORY_LINES`: the first line
+    (the creation) stays, then a count of the lines left out, then the latest ones."""
+    lines = [*filter(None, history.splitlines()), line]
+    if len(lines) <= HISTORY_LINES:
+        return "\n".join(lines)
+    first, rest, left_out = lines[0], lines[1:], 0
+    if rest[0].startswith("... ") and rest[0].endswith(_LEFT_OUT):
+        left_out, rest = int(rest[0].split()[1]), rest[1:]
+    keep = max(HISTORY_LINES - 2, 1)
+    left_out += max(len(rest) - keep, 0)
+    return "\n".join([first, f"... {left_out}{_LEFT_OUT}", *rest[-keep:]])
 
 
 def compute_statistics(ds: xr.Dataset, step: pd.Timedelta) -> dict:

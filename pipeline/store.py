@@ -40,6 +40,7 @@ from pipeline.analysis_store import (
     read_state,
     update_state,
     warn_dropped_times,
+    with_history,
 )
 from pipeline.canonical import open_canonical
 from pipeline.errors import InputError, StoreError
@@ -340,9 +341,9 @@ def _append_template(target: xr.Dataset, origin: str, store: Store) -> None:
     grid (50.1 where the store holds the float32 50.09999847) would replace the store's."""
     template = target.drop_vars([n for n, c in target.coords.items() if TIME not in c.dims])
     template.attrs = zarr.open_group(store, mode="r").attrs.asdict()  # kept, not replaced
-    when = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
+    line = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} extended by wxens ingest from {origin}"
     history = template.attrs.get("history", "")  # older stores may lack it
-    template.attrs["history"] = f"{history}\n{when} extended by wxens ingest from {origin}"
+    template.attrs["history"] = with_history(history, line)
     template.to_zarr(store, append_dim=TIME, compute=False, consolidated=False, safe_chunks=False)
 
 

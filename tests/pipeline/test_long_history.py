@@ -1,0 +1,41 @@
+"""A store grown by many small appends (a scheduled ingest): what each append costs must
+not grow with the number of appends before it."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+import pipeline.analysis_store as analysis_store_module
+from pipeline.store import ingest
+from pipeline.transaction import read_attrs
+
+SOURCE = "synthetic:n_lat=4,n_lon=4,n_times=48,step=6h"
+
+
+def append_days(store, days: int) -> None:
+    for day in range(days):
+        start = pd.Timestamp("2000-01-01") + pd.Timedelta(days=day)
+        ingest(SOURCE, store, time=slice(start, start + pd.Timedelta(hours=18)), progress=False)
+
+
+def test_history_is_bounded_over_many_appends(tmp_path, monkeypatch):
+    # each append adds lines (the input it came from, then the finalisation): kept whole, a
+    # store ingested every hour carried megabytes of history in its root attributes, read
+    # by every open; the creation and the latest lines are what is kept
+    monkeypatch.setattr(analysis_store_module, "HISTORY_LINES", 6, raising=False)
+    store = tmp_path / "s.zarr"
+    append_days(store, 6)
+    lines = read_attrs(store)["history"].splitlines()
+    assert len(lines) <= 6
+    assert "created by wxens ingest from synthetic" in lines[0]
+    assert "earlier line(s) left out" in lines[1]
+    assert lines[-1].endswith("finalised: 24 times")
+    assert "extended by wxens ingest from synthetic" in lines[-2]
+    # the count of lines left out adds up across appends, rather than restarting
+    left_out = int(lines[1].split()[1])
+    assert left_out + len(lines) - 1 == 2 + 2 * 5  # created, finalised, then 2 per append
+
+
+def test_history_line_keeps_all_lines_while_few():
+    history = analysis_store_module.with_history("a created\nb finalised", "c extended")
+    assert history == "a created\nb finalised\nc extended"
