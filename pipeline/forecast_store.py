@@ -31,7 +31,7 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.errors import InputError, StoreError, shell_word
-from pipeline.forecast_times import SECONDS, repair_valid_time, span
+from pipeline.forecast_times import INIT_CHUNK, SECONDS, repair_valid_time, span
 from pipeline.schema import (
     INIT_TIME,
     LAT,
@@ -164,9 +164,9 @@ def _encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
     for name, da in ds.data_vars.items():
         chunks = tuple(1 if d in (INIT_TIME, LEAD_TIME) else da.sizes[d] for d in da.dims)
         encoding[name] = {"chunks": chunks}
-    encoding[VALID_TIME] = {"chunks": (1, ds.sizes[LEAD_TIME]), "units": SECONDS}
-    encoding[COMPLETE] = {"chunks": (1,)}
-    encoding[INIT_TIME] = {"chunks": (1,), "units": SECONDS}
+    encoding[VALID_TIME] = {"chunks": (INIT_CHUNK, ds.sizes[LEAD_TIME]), "units": SECONDS}
+    encoding[COMPLETE] = {"chunks": (INIT_CHUNK,)}
+    encoding[INIT_TIME] = {"chunks": (INIT_CHUNK,), "units": SECONDS}
     encoding[LEAD_TIME] = {"units": "seconds"}
     return encoding
 

@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 
 SECONDS = "seconds since 1970-01-01"
 """The units of a forecast store's ``init_time`` and ``valid_time``."""
+INIT_CHUNK = 4096
+"""Initial times per chunk of a forecast store's ``init_time``, ``complete`` and
+``valid_time``: a store written a cycle at a time fills a chunk, rather than gaining three
+objects a cycle that every open reads (as the analysis store's time coordinate)."""
 
 
 def span(times: pd.DatetimeIndex) -> str:

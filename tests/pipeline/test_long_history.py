@@ -3,7 +3,9 @@ not grow with the number of appends before it."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import zarr
 
 import pipeline.analysis_store as analysis_store_module
 from pipeline.store import ingest
@@ -39,3 +41,27 @@ def test_history_is_bounded_over_many_appends(tmp_path, monkeypatch):
 def test_history_line_keeps_all_lines_while_few():
     history = analysis_store_module.with_history("a created\nb finalised", "c extended")
     assert history == "a created\nb finalised\nc extended"
+
+
+def test_forecast_coordinates_do_not_gain_a_chunk_per_cycle(tmp_path):
+    # a store written one cycle at a time (a scheduled forecast) kept init_time, complete
+    # and valid_time in one chunk per initial time: every open read 3 objects per cycle
+    # (0.06 s at 40 cycles, 0.43 s at 280 on an 8x8 grid) and the disk held them all
+    from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
+    from pipeline.transaction import reader
+    from tests.pipeline.test_forecast_store import ensemble
+
+    provenance = ForecastProvenance("flow_matching", "0123456789abcdef", "euler:nfe=10", 10, 0)
+    path = tmp_path / "f.zarr"
+    inits = pd.date_range("2019-03-22", periods=6, freq="6h")
+    for i, t in enumerate(inits):
+        write_forecast(path, ensemble([str(t)], float(i)), provenance)
+    write_forecast(path, ensemble([str(inits[2])], 9.0), provenance)  # a rerun, in place
+    group = zarr.open_group(reader(path), mode="r")
+    for name in ("init_time", "complete", "valid_time"):
+        assert group[name].nchunks_initialized == 1, name
+    ds = open_forecast(path)
+    assert list(ds.init_time.values) == list(inits)
+    assert (ds.valid_time.values == (ds.init_time + ds.lead_time).values).all()
+    first = ds.t2m.isel(member=0, lead_time=0, latitude=1, longitude=1).values
+    np.testing.assert_array_equal(first, [0, 1, 9, 3, 4, 5])
