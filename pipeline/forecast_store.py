@@ -31,6 +31,7 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.errors import InputError, StoreError, shell_word
+from pipeline.forecast_rerun import batches, same_values
 from pipeline.forecast_times import INIT_CHUNK, SECONDS, repair_valid_time, span
 from pipeline.schema import (
     INIT_TIME,
@@ -295,17 +296,15 @@ def write_forecast(
         rerun = times.isin(stored)
         along = ds.drop_vars([v for v in ds.variables if INIT_TIME not in ds[v].dims])
         kept = []
-        for t in times[rerun]:
-            index = int(stored.get_loc(t))
-            one = along.sel({INIT_TIME: [t]})
-            if skip_unchanged and t in done:
-                one = one.load()
-                if _same_values(existing.isel({INIT_TIME: [index]}), one):
-                    kept.append(t)
-                    continue
-            one.to_zarr(
-                store, region={INIT_TIME: slice(index, index + 1)}, mode="r+", consolidated=False
-            )
+        for batch in batches(along, times[rerun], load=skip_unchanged):
+            for t in pd.DatetimeIndex(batch[INIT_TIME].values):
+                index, one = int(stored.get_loc(t)), batch.sel({INIT_TIME: [t]})
+                if skip_unchanged and t in done:
+                    if same_values(existing.isel({INIT_TIME: [index]}), one):
+                        kept.append(t)
+                        continue
+                region = {INIT_TIME: slice(index, index + 1)}
+                one.to_zarr(store, region=region, mode="r+", consolidated=False)
         if (~rerun).any():  # only arrays along init_time: the others stay as they are
             appended = along.isel({INIT_TIME: np.flatnonzero(~rerun)})
             appended.to_zarr(store, append_dim=INIT_TIME, zarr_format=3, consolidated=False)
@@ -313,11 +312,6 @@ def write_forecast(
     written += f"; kept {len(kept)} as they were" * bool(kept)
     log.info("%s (%s): %s", path, span(times), written)  # which cycles: a run's log says so
     return times.drop(kept)
-
-
-def _same_values(stored: xr.Dataset, new: xr.Dataset) -> bool:
-    """Whether the store's variables hold exactly ``new``'s values (NaN where it has NaN)."""
-    return all(np.array_equal(stored[k].values, v.values, equal_nan=True) for k, v in new.items())
 
 
 def _check_writable(path: Path) -> None:

@@ -65,3 +65,36 @@ def test_forecast_coordinates_do_not_gain_a_chunk_per_cycle(tmp_path):
     assert (ds.valid_time.values == (ds.init_time + ds.lead_time).values).all()
     first = ds.t2m.isel(member=0, lead_time=0, latitude=1, longitude=1).values
     np.testing.assert_array_equal(first, [0, 1, 9, 3, 4, 5])
+
+
+def test_rewriting_unchanged_cycles_computes_in_batches_not_per_cycle(tmp_path):
+    # bias-correct reruns write the whole corrected history, skipping the unchanged cycles:
+    # each was loaded alone, one dask compute per cycle, each walking the whole lazy
+    # forecast's graph (a rerun over 300 cycles: 5.5 s of its 7.4 s on an 8x8 grid)
+    from dask.callbacks import Callback
+
+    from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
+    from tests.pipeline.test_forecast_store import ensemble
+
+    provenance = ForecastProvenance("flow_matching", "0123456789abcdef", "euler:nfe=10", 10, 0)
+    path = tmp_path / "f.zarr"
+    inits = [str(t) for t in pd.date_range("2019-03-22", periods=8, freq="6h")]
+    write_forecast(path, ensemble(inits, 1.0), provenance)
+    again = ensemble(inits, 1.0)
+    again["t2m"][2] += 5.0  # one cycle changed
+    lazy = again.chunk({"init_time": 1})
+
+    class Counting(Callback):
+        computes = 0
+
+        def _start(self, dsk):
+            Counting.computes += 1
+
+    with Counting():
+        written = write_forecast(path, lazy, provenance, skip_unchanged=True)
+    assert list(written) == [pd.Timestamp(inits[2])]
+    assert Counting.computes <= 3
+    ds = open_forecast(path)
+    np.testing.assert_array_equal(
+        ds.t2m.isel(member=0, lead_time=0, latitude=1, longitude=1), [1, 1, 6, 1, 1, 1, 1, 1]
+    )
