@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -289,13 +290,14 @@ def _is_interrupted_creation(path: Path) -> bool:
     )
 
 
-def commits(path: str | Path) -> list[tuple[str, str, datetime]]:
-    """The commits of the store at ``path``, newest first: (snapshot id, message, time);
-    none for a plain Zarr store."""
+def commits(path: str | Path, limit: int | None = None) -> list[tuple[str, str, datetime]]:
+    """The commits of the store at ``path``, newest first: (snapshot id, message, time),
+    the newest ``limit`` only if given (each older one is a file read); none for a plain
+    Zarr store."""
     if not is_repository(path):
         return []
-    repo = icechunk.Repository.open(_storage(Path(path)))
-    return [(c.id, c.message, c.written_at) for c in repo.ancestry(branch=BRANCH)]
+    ancestry = icechunk.Repository.open(_storage(Path(path))).ancestry(branch=BRANCH)
+    return [(c.id, c.message, c.written_at) for c in islice(ancestry, limit)]
 
 
 def collect_garbage(path: str | Path, left_by: str = "an interrupted write") -> int:

@@ -14,6 +14,9 @@ HELP = (
     "bias correction that produced it) or a training run's checkpoint (its digest, and the "
     "grid, channels, step, periods and statistics it was trained on)"
 )
+#: Commits counted by ``wxens info``: each older one is a file read (a store ingested every
+#: hour gains three commits an ingest, tens of thousands a year until compacted).
+COUNTED_COMMITS = 1000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -262,10 +265,13 @@ def run(args: argparse.Namespace) -> int:
         print(describe_forecast(args.store))
     else:
         print(describe(open_store(args.store)))
-    history = commits(args.store)
+    history = commits(args.store, limit=COUNTED_COMMITS + 1)  # not every one: a file each
     if history:
         _, message, when = history[0]
-        print(f"committed  {when:%Y-%m-%d %H:%M:%S} UTC, {len(history)} commits; last: {message}")
+        count = f"{len(history)} commits"
+        if len(history) > COUNTED_COMMITS:
+            count = f"over {COUNTED_COMMITS} commits (`wxens compact` forgets the older ones)"
+        print(f"committed  {when:%Y-%m-%d %H:%M:%S} UTC, {count}; last: {message}")
     return 0
 
 
