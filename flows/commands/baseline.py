@@ -9,7 +9,7 @@ import argparse
 from dataclasses import astuple
 
 from flows.commands.forecast import add_time_arguments, parse_inits, parse_leads
-from flows.commands.options import SEED, counted
+from flows.commands.options import SEED, add_no_progress, counted
 
 NAME = "baseline"
 HELP = (
@@ -43,11 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: the whole period)",
     )
     parser.add_argument("--out", required=True, help="forecast store to create or extend")
-    parser.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="no progress bar (there is none when stderr is not a terminal)",
-    )
+    add_no_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import argparse
 
-from flows.commands.options import SEED, add_batch_members, add_threads, at_least, positive_hours
+from flows.commands.options import (
+    SEED,
+    add_batch_members,
+    add_no_progress,
+    add_threads,
+    at_least,
+    positive_hours,
+)
 
 NAME = "calibrate"
 HELP = (
@@ -59,11 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
     add_batch_members(parser)
     add_threads(parser)
-    parser.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="no progress bar (there is none when stderr is not a terminal)",
-    )
+    add_no_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from flows.commands.options import add_no_progress
+
 NAME = "export"
 HELP = (
     "copy a store (its last commit) into a plain Zarr v3 store, for tools that do not read "
@@ -14,11 +16,7 @@ HELP = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("store", help="a wxens analysis or forecast store")
     parser.add_argument("--out", required=True, help="the plain Zarr store to create")
-    parser.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="no progress bar (there is none when stderr is not a terminal)",
-    )
+    add_no_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,7 +7,14 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from flows.commands.options import SEED, add_batch_members, add_threads, at_least, counted
+from flows.commands.options import (
+    SEED,
+    add_batch_members,
+    add_no_progress,
+    add_threads,
+    at_least,
+    counted,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,11 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="draw again the initial times --out already holds (default: skip them)",
     )
     add_threads(parser)
-    parser.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="no progress bar (there is none when stderr is not a terminal)",
-    )
+    add_no_progress(parser)
     parser.add_argument(
         "--dask-scheduler",
         metavar="ADDRESS",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from flows.commands.options import add_no_progress
+
 NAME = "ingest"
 HELP = "ingest GRIB/NetCDF/Zarr files (or 'synthetic') into a canonical analysis store"
 
@@ -53,11 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep one index of a dimension, e.g. number=3 for one member of an ensemble file "
         "(repeatable)",
     )
-    parser.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="no progress bar (there is none when stderr is not a terminal)",
-    )
+    add_no_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:

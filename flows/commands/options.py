@@ -124,6 +124,15 @@ def add_threads(
     parser.add_argument("--threads", type=at_least(1), help=help)
 
 
+def add_no_progress(parser: argparse.ArgumentParser) -> None:
+    """``--no-progress``; without it a bar is drawn only on a terminal (:mod:`flows.cli`)."""
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (there is none when stderr is not a terminal)",
+    )
+
+
 SEED = at_least(0, 2**63 - 1)  # --seed: numpy's seeds are not negative, stores' attrs int64
 
 

@@ -18,7 +18,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from flows.commands.options import add_config_overrides, add_threads, at_least
+from flows.commands.options import add_config_overrides, add_no_progress, add_threads, at_least
 
 DERIVED_CONFIG = "config.yaml"
 NAME = "train"
@@ -38,11 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-resume", action="store_true", help="start over even if DIR/last.pt exists"
     )
     add_threads(parser)
-    parser.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="no progress bar (there is none when stderr is not a terminal)",
-    )
+    add_no_progress(parser)
     parser.add_argument(
         "--nproc",
         type=at_least(1),

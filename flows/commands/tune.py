@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import argparse
 
-from flows.commands.options import SEED, add_threads, at_least, deprecated_alias, positive_hours
+from flows.commands.options import (
+    SEED,
+    add_no_progress,
+    add_threads,
+    at_least,
+    deprecated_alias,
+    positive_hours,
+)
 from generators.correction.spec import CANDIDATES
 
 NAME = "tune"
@@ -68,11 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
     add_threads(parser)
-    parser.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="no progress bar (there is none when stderr is not a terminal)",
-    )
+    add_no_progress(parser)
 
 
 def parse_weights(text: str | None, stage: str) -> tuple[float, ...]:

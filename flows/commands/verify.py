@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from flows.commands.options import SEED, at_least
+from flows.commands.options import SEED, add_no_progress, at_least
 
 NAME = "verify"
 HELP = "score an ensemble forecast against an analysis store: scores (NetCDF) and an HTML report"
@@ -124,11 +124,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="start a dask LocalCluster for the run (default: threads in this process)",
     )
-    parser.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="no progress bar (there is none when stderr is not a terminal)",
-    )
+    add_no_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:
