@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -206,33 +206,36 @@ def check_output_file(path: str | None, flag: str, example: str) -> None:
         raise InputError(
             f"{flag} {path} is a directory; give a file path such as {target / example}"
         )
-    for parent in target.parents:  # the nearest one that exists must be a directory
-        if parent.exists():
-            if not parent.is_dir():
-                raise InputError(
-                    f"{flag} {path}: {parent} is a file, not a directory; give a path in a "
-                    "directory (one that is missing is created)"
-                )
-            if not os.access(parent, os.W_OK):  # found now, not after the forecasts
-                raise InputError(
-                    f"{flag} {path}: {parent} cannot be written (a read-only file system, "
-                    "or no permission); give a path in a directory you can write"
-                )
-            return
+    parent = _nearest_existing(target.parents)  # it must be a directory
+    if parent is None:
+        return
+    if not parent.is_dir():
+        raise InputError(
+            f"{flag} {path}: {parent} is a file, not a directory; give a path in a "
+            "directory (one that is missing is created)"
+        )
+    if not os.access(parent, os.W_OK):  # found now, not after the forecasts
+        raise InputError(
+            f"{flag} {path}: {parent} cannot be written (a read-only file system, "
+            "or no permission); give a path in a directory you can write"
+        )
 
 
 def check_output_dir(path: str, flag: str, holds: str) -> None:
     """Refuse, before any work, a path given for an output directory (a training run's,
     which ``holds`` says what it will hold) that is a file or lies below one."""
     target = Path(path)
-    for at in (target, *target.parents):  # the nearest one that exists must be a directory
-        if at.exists():
-            if not at.is_dir():
-                raise InputError(
-                    f"{flag} {path}: {at} is a file, not a directory; give a directory "
-                    f"(new or not) for {holds}"
-                )
-            return
+    at = _nearest_existing((target, *target.parents))  # it must be a directory
+    if at is not None and not at.is_dir():
+        raise InputError(
+            f"{flag} {path}: {at} is a file, not a directory; give a directory (new or not) "
+            f"for {holds}"
+        )
+
+
+def _nearest_existing(paths: Iterable[Path]) -> Path | None:
+    """The first of ``paths`` (a path and its parents, nearest first) that exists."""
+    return next((p for p in paths if p.exists()), None)
 
 
 def check_outputs_spare_inputs(
