@@ -6,7 +6,8 @@ The CLI prints a :class:`WxensError` without a traceback and exits with its
 :func:`is_transient` tells a failure that trying again may fix (a timeout, a dropped
 connection, an I/O error of a network file system) from one it cannot (a full disk, a
 read-only file system, a bad input), even through the library's own wrapping: the
-orchestration retries the first kind only.
+orchestration retries the first kind only. :func:`shell_word` and :func:`counted` word
+what the messages and summaries name.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ def shell_word(value: str | Path) -> str:
     """``value`` (a path) as one shell word, for a command a message suggests: a name with
     a space or ``;``, ``$(...)`` pasted from it stays that name and runs nothing."""
     return shlex.quote(str(value))
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless one: "1 lead", "4 leads" (summaries said "1 leads",
+    "1 members")."""
+    return f"{int(n)} {noun}{'' if int(n) == 1 else 's'}"
 
 
 class InputError(WxensError, ValueError):

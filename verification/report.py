@@ -20,6 +20,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
+from pipeline.errors import counted
 from pipeline.schema import LEAD_TIME
 from verification.config import VARIABLE
 from verification.output import atomic_output
@@ -161,11 +162,6 @@ def _rank_histograms(tree: xr.DataTree) -> Captioned:
     )
 
 
-def _counted(n: int, noun: str) -> str:
-    """``1 member``, ``50 members``."""
-    return f"{int(n)} {noun}{'' if int(n) == 1 else 's'}"
-
-
 def _listed(root: xr.Dataset, name: str) -> list[str]:
     """A list attribute, in memory or as a scores file holds it (joined by "; ")."""
     value = root.attrs.get(name)
@@ -194,8 +190,8 @@ def render_report(
         f" ({inits[0]} to {inits[-1]})" if len(inits) > 1 else "".join(f" ({t})" for t in inits)
     )
     summary = (
-        f"<p>{_counted(root.attrs.get('n_members', 0), 'member')}, "
-        f"{_counted(root.attrs.get('n_init_times', 0), 'init time')}{html.escape(period)}, leads "
+        f"<p>{counted(root.attrs.get('n_members', 0), 'member')}, "
+        f"{counted(root.attrs.get('n_init_times', 0), 'init time')}{html.escape(period)}, leads "
         f"{', '.join(f'{h:g}' for h in leads)} h, variables "
         f"{', '.join(map(str, card['variable'].values))}. Scores are cos-latitude-weighted means "
         f"over {html.escape(', '.join(map(str, np.atleast_1d(root.attrs.get('mean_over', [])))))}. "

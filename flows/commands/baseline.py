@@ -9,7 +9,7 @@ import argparse
 from dataclasses import astuple
 
 from flows.commands.forecast import add_time_arguments, parse_inits, parse_leads
-from flows.commands.options import SEED, add_no_progress, counted
+from flows.commands.options import SEED, add_no_progress
 
 NAME = "baseline"
 HELP = (
@@ -48,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from generators.correction.baselines import BaselineConfig, baseline_to_store
+    from pipeline.errors import counted
     from pipeline.schema import Period
     from pipeline.store import open_store
     from pipeline.timeaxis import fixed_step

@@ -13,7 +13,6 @@ from flows.commands.options import (
     add_no_progress,
     add_threads,
     at_least,
-    counted,
 )
 
 if TYPE_CHECKING:
@@ -201,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
     from flows.dask import dask_client, worker_path
     from generators.checkpoint import load_checkpoint
     from generators.rollout_shard import forecast_sharded
+    from pipeline.errors import counted
 
     inits = parse_inits(args.init)  # a bad --init is refused before the checkpoint loads
     set_threads(args.threads)

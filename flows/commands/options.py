@@ -165,8 +165,3 @@ def path_arguments(parser: argparse.ArgumentParser) -> None:
     for action in parser._actions:
         if action.dest in PATH_DESTS and action.type is None and action.nargs != 0:
             action.type = a_path
-
-
-def counted(n: int, noun: str) -> str:
-    """``n`` and ``noun``, plural unless one: "1 lead", "4 leads" (a summary said "1 leads")."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
