@@ -326,10 +326,7 @@ def bias_correct(
                 corrected[name], aligned.truth[name], correction.ranks, inits, leads
             )
         corrected[name].attrs = members.attrs
-    corrected.attrs = {
-        **forecast.attrs,
-        "wxens_bias_correction": json.dumps(correction.to_attrs(), sort_keys=True),
-    }
+    corrected.attrs = _with_correction(forecast.attrs, correction)
     return Corrected(
         corrected,
         xr.Dataset(biases),
@@ -382,12 +379,16 @@ def bias_correct_store(
             "the generator's own forecast store instead"
         )
     correction = DecayingAverageBias.from_spec(spec)
-    made = {**raw.attrs, "wxens_bias_correction": json.dumps(correction.to_attrs(), sort_keys=True)}
+    made = ForecastProvenance.from_attrs(_with_correction(raw.attrs, correction))
     hours = raw[LEAD_TIME].values / np.timedelta64(1, "h")  # --out refused before the work:
-    check_extends(out, ForecastProvenance.from_attrs(made), raw.sizes[MEMBER], hours)
+    check_extends(out, made, raw.sizes[MEMBER], hours)
     analysis, inits, leads = open_store(truth).dataset, raw[INIT_TIME].values, raw[LEAD_TIME].values
     say_uncorrected(forecast, truth, inits, leads, raw[VALID_TIME].values, analysis[TIME].values)
     result = bias_correct(raw, analysis, correction)
-    provenance = ForecastProvenance.from_attrs(result.forecast.attrs)
-    write_forecast(out, result.forecast, provenance, skip_unchanged=True)
+    write_forecast(out, result.forecast, made, skip_unchanged=True)
     return result
+
+
+def _with_correction(attrs: dict, correction: DecayingAverageBias) -> dict:
+    """A forecast's ``attrs`` recording ``correction`` (``wxens_bias_correction``)."""
+    return {**attrs, "wxens_bias_correction": json.dumps(correction.to_attrs(), sort_keys=True)}
