@@ -61,6 +61,12 @@ def interval_card(
     return out
 
 
+def by_variable(ds: xr.Dataset) -> xr.DataArray:
+    """The variables of ``ds`` stacked along ``variable`` (a level apiece), without
+    attributes: stacked, they would carry the first variable's name and units."""
+    return to_channels(ds).rename({CHANNEL: VARIABLE}).drop_attrs(deep=False)
+
+
 def reference_channels(
     reference: xr.Dataset, truth: xr.Dataset, f: xr.DataArray, config: VerifyConfig
 ) -> xr.DataArray:
@@ -79,7 +85,7 @@ def reference_channels(
         aligned = align_with_truth(reference, truth_on_forecast_grid(f, truth), warn_missing=False)
     except InputError as err:
         raise InputError(f"the reference ensemble: {err}") from None
-    r = to_channels(aligned.forecast).rename({CHANNEL: VARIABLE}).drop_attrs(deep=False)
+    r = by_variable(aligned.forecast)
     if (r.sizes[LAT], r.sizes[LON]) != (f.sizes[LAT], f.sizes[LON]):
         raise InputError(
             f"the reference ensemble: its grid does not hold the forecast's points (it shares "

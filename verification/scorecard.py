@@ -46,7 +46,6 @@ import xarray as xr
 from pipeline.alignment import AlignedForecast, align_with_truth, warn_missing_valid_times
 from pipeline.errors import InputError
 from pipeline.schema import (
-    CHANNEL,
     HORIZONTAL,
     INIT_TIME,
     LAT,
@@ -55,7 +54,6 @@ from pipeline.schema import (
     TIME,
     VALID_TIME,
     split_channel,
-    to_channels,
 )
 from verification import events as ve
 from verification import ranks as vr
@@ -64,6 +62,7 @@ from verification.aggregation import count_valid
 from verification.base import SCORES
 from verification.comparison import (
     against_reference,
+    by_variable,
     interval_card,
     paired_crps,
     reference_channels,
@@ -106,15 +105,14 @@ def verify(
     _require_some_truth(aligned, truth)  # first: "scored as missing" is moot without any
     needed = np.unique(aligned.forecast[VALID_TIME].values).size
     warn_missing_valid_times(pd.DatetimeIndex(aligned.missing_valid_times), needed)
-    # no attributes: the stacked variables' would be the first one's (its name and units)
-    f = to_channels(aligned.forecast).rename({CHANNEL: VARIABLE}).drop_attrs(deep=False)
+    f = by_variable(aligned.forecast)
     if f.sizes[MEMBER] == 1:
         log.warning(
             "the forecast has one member (a deterministic forecast): its CRPS is its absolute "
             "error, its spread-skill ratio undefined (NaN), and its rank histogram two bins "
             "(the truth below or above the member: a check of bias only)"
         )
-    t = to_channels(aligned.truth).rename({CHANNEL: VARIABLE}).drop_attrs(deep=False)
+    t = by_variable(aligned.truth)
     if f.chunks is not None:
         chunks = score_chunks(f)
         f, t = f.chunk(chunks), t.chunk(chunks)
