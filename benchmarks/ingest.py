@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.analysis_store import compute_statistics, native_step
+from pipeline.analysis_store import statistics_pass
 from pipeline.forecast_store import ForecastProvenance, _encoding, _prepare, write_forecast
 from pipeline.store import COMPRESSOR, chunk_shape, ingest, open_canonical, time_chunk
 from pipeline.transaction import open_dataset
@@ -84,8 +84,7 @@ def time_transactions(workdir: Path, repeats: int, batches: int = 8) -> dict:
         ds, _ = open_canonical(SAMPLE)
         ds = ds.chunk({"time": steps})  # dask chunks on the Zarr chunks, as xarray requires
         ds.to_zarr(path, mode="w-", zarr_format=3, consolidated=False, encoding=encoding)
-        stored = xr.open_zarr(path, consolidated=False)
-        compute_statistics(stored, native_step(pd.DatetimeIndex(stored.time.values)))
+        statistics_pass(str(path)).result()
 
     provenance = ForecastProvenance("benchmark", "0" * 16, "euler:nfe=10", 10, 0)
     lat, lon = canonical.latitude.values, canonical.longitude.values

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -25,8 +24,8 @@ from zarr.abc.store import Store
 
 from pipeline.errors import InputError, StoreError, shell_word
 from pipeline.running_statistics import RunningStatistics
-from pipeline.schema import LAT, LEVEL, LON, TIME
-from pipeline.timeaxis import consecutive_pairs, describe_step, missing_times, native_step
+from pipeline.schema import LEVEL, TIME, VARIABLES
+from pipeline.timeaxis import describe_step, missing_times
 from pipeline.transaction import (
     has_root_group,
     is_empty_repository,
@@ -45,7 +44,7 @@ STATE_ATTR = "wxens_ingest"
 #: The key of the ingest state naming the store (made when it is created): an ingest that
 #: finds another at its path mid-way (replaced by an ``--overwrite``) stops.
 STORE_ID = "id"
-#: Size of one dask task when computing statistics (bounds their memory).
+#: Size of one block read when computing statistics over a whole store (bounds memory).
 STATS_CHUNK_BYTES = 32 * 2**20
 #: Lines of a store's ``history`` kept: its creation and the latest ones. Each append adds
 #: two (the input, then the finalisation); kept whole, a store ingested every hour grew its
@@ -261,7 +260,8 @@ def finalise(path: Path, running: RunningStatistics | None = None) -> None:
     ingest finalised the same times already.
 
     ``running``: the statistics accumulated while every time of the store was written
-    (used when the store still holds those times); else one dask pass over the store.
+    (used when the store still holds those times); else one pass over the store
+    (:func:`statistics_pass`). Their sums are kept in the state, for the next append.
     """
     with transaction(path, "finalise: statistics and missing times") as store:
         group = zarr.open_group(store, mode="r+")
@@ -277,18 +277,9 @@ def finalise(path: Path, running: RunningStatistics | None = None) -> None:
                 unwritten,
             )
             return
-        if running is not None and running.n_times == state["n_times"]:
-            times, step, stats = running.times, running.step, running.result()
-        else:
-            snapshot = reader(path)  # the tip the transaction started from: the lock is held
-            plain = xr.open_zarr(snapshot, consolidated=False, chunks=None)
-            times = pd.DatetimeIndex(plain[TIME].values)
-            step = native_step(times)
-            # tasks of whole store chunks, ~STATS_CHUNK_BYTES each: few enough to keep the
-            # dask overhead low, small enough that the reductions in flight stay in memory
-            steps = times_per_block(plain, snapshot, STATS_CHUNK_BYTES)
-            ds = xr.open_zarr(snapshot, consolidated=False, chunks={TIME: steps})
-            stats = compute_statistics(ds, step)
+        if running is None or running.n_times != state["n_times"]:
+            running = statistics_pass(reader(path))  # the transaction's tip: the lock is held
+        times, step = running.times, running.step
         missing = missing_times(times, step)
         if missing.size:
             log.warning(
@@ -307,7 +298,8 @@ def finalise(path: Path, running: RunningStatistics | None = None) -> None:
             n_times=len(times),
             native_step=str(step),
             missing_times=[str(t) for t in missing],
-            statistics=undefined_as_null(stats),
+            statistics=undefined_as_null(running.result()),
+            running_sums=running.sums(),
         )
 
 
@@ -325,35 +317,15 @@ def with_history(history: str, line: str) -> str:
     return "\n".join([first, f"... {left_out}{_LEFT_OUT}", *rest[-keep:]])
 
 
-def compute_statistics(ds: xr.Dataset, step: pd.Timedelta) -> dict:
-    """mean, std, min, max and the std of the tendency at ``step`` of each variable,
-    over time and the grid (per level for upper-air variables), in one dask pass.
-
-    Sums accumulate in float64 chunk by chunk (no float64 copy of the data); the
-    tendency uses only pairs of times exactly ``step`` apart, so gaps are skipped.
-    """
-    dims = [TIME, LAT, LON]
-    consecutive = consecutive_pairs(pd.DatetimeIndex(ds[TIME].values), step)
-    lazy = {
-        "mean": ds.mean(dims, dtype="float64"),
-        "std": ds.std(dims, dtype="float64"),
-        "min": ds.min(dims),
-        "max": ds.max(dims),
-    }
-    if consecutive.size:  # none in a store of one time: its tendency is undefined (NaN)
-        tendency = ds.diff(TIME).isel({TIME: consecutive})
-        lazy["tendency_std"] = tendency.std(dims, dtype="float64")
-    (values,) = dask.compute(lazy)
-    values.setdefault("tendency_std", xr.full_like(values["mean"], np.nan))
-    out: dict[str, dict] = {}
-    for name in ds.data_vars:
-        entry: dict[str, object] = {
-            k: values[k][name].astype("float64").values.tolist() for k in STATISTICS
-        }
-        if LEVEL in ds[name].dims:
-            entry["level"] = ds[LEVEL].values.tolist()
-        out[str(name)] = entry
-    return out
+def statistics_pass(store: Store | str) -> RunningStatistics:
+    """The statistics of every time of ``store``, read in blocks of whole time chunks of
+    about :data:`STATS_CHUNK_BYTES` (bounding the memory), in time order."""
+    plain = xr.open_zarr(store, consolidated=False, chunks=None)
+    running = RunningStatistics(plain, pd.DatetimeIndex(plain[TIME].values))
+    steps = times_per_block(plain, store, STATS_CHUNK_BYTES)
+    for start in range(0, running.n_times, steps):
+        running.add(plain.isel({TIME: slice(start, start + steps)}).load(), start)
+    return running
 
 
 def undefined_as_null(stats: dict) -> dict:
@@ -385,3 +357,30 @@ def statistics_from_attrs(stats: dict) -> xr.Dataset:
         else:
             data[name] = xr.DataArray(values, dims=("statistic",))
     return xr.Dataset(data).assign_coords(statistic=list(STATISTICS))
+
+
+def warn_implausible(store: AnalysisStore) -> AnalysisStore:
+    """``store``, after a warning for each variable whose values leave its physical bounds
+    (:data:`pipeline.schema.VARIABLES`; t2m of 554 K is a K field labelled degC, 0 K a
+    zeroed region): ingested as given, but a sign of wrong units or a damaged file."""
+    stats = store.statistics
+    for name in stats.data_vars:
+        spec = VARIABLES.get(str(name))
+        if spec is None or (spec.lower_bound is None and spec.upper_bound is None):
+            continue
+        low, high = (float(stats[name].sel(statistic=s).min()) for s in ("min", "max"))
+        below = spec.lower_bound is not None and low < spec.lower_bound
+        above = spec.upper_bound is not None and high > spec.upper_bound
+        if below or above:
+            log.warning(
+                "%s: %s ranges %g..%g %s, beyond its physical bounds %s..%s: are its units "
+                "right (a field in K labelled degC), or is part of the file damaged?",
+                store.path,
+                name,
+                low,
+                high,
+                spec.units,
+                "" if spec.lower_bound is None else f"{spec.lower_bound:g}",
+                "" if spec.upper_bound is None else f"{spec.upper_bound:g}",
+            )
+    return store

@@ -4,12 +4,13 @@ Life of a store: :func:`ingest` creates it from a template of the canonical data
 (metadata and coordinates only), writes the data by region in blocks of whole time
 steps (:mod:`pipeline.ingest_blocks`), records each finished block in the group
 attributes, and finalises: per-variable (per-level) statistics (folded in from the
-blocks as they are read when one run writes the whole store, else one dask pass over
-it), the missing times, ``complete = True``. An
-interrupted ingest leaves a store that reads as incomplete; the same command resumes it
-and writes exactly the bytes an uninterrupted run would. A repeated ingest is a no-op;
-later times append. :func:`open_store` refuses an incomplete store. Reading a store and
-its statistics is :mod:`pipeline.analysis_store`'s part (re-exported here).
+blocks as they are read, onto the sums the store's state keeps, when this run writes
+every time after those; else one pass over the store), the missing times,
+``complete = True``. An interrupted ingest leaves a store that reads as incomplete; the
+same command resumes it and writes exactly the bytes an uninterrupted run would. A
+repeated ingest is a no-op; later times append. :func:`open_store` refuses an incomplete
+store. Reading a store and its statistics is :mod:`pipeline.analysis_store`'s part
+(re-exported here).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from pipeline.analysis_store import (
     read_state,
     update_state,
     warn_dropped_times,
+    warn_implausible,
     with_history,
 )
 from pipeline.canonical import open_canonical
@@ -47,7 +49,7 @@ from pipeline.errors import InputError, StoreError
 from pipeline.grid import describe_grid, same_points
 from pipeline.ingest_blocks import write_blocks
 from pipeline.running_statistics import RunningStatistics
-from pipeline.schema import HORIZONTAL, LAT, LEVEL, LON, SCHEMA_VERSION, TIME, VARIABLES
+from pipeline.schema import HORIZONTAL, LAT, LEVEL, LON, SCHEMA_VERSION, TIME
 from pipeline.sources import Source
 from pipeline.timeaxis import axis_step, describe_step, off_axis, without_late_times
 from pipeline.transaction import collect_garbage, has_root_group, lock_path, locked, transaction
@@ -133,10 +135,10 @@ def _replace(ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progress:
 
 
 def _ingest_into(ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progress: bool) -> None:
-    """Prepare, write, finalise. A store this run creates gets its statistics from the
-    blocks as they are written (no second pass over it) when this run writes every time."""
-    created, old_times, todo, store_id = _prepare(ds, origin, path)
-    running = RunningStatistics(ds, pd.DatetimeIndex(ds[TIME].values)) if created else None
+    """Prepare, write, finalise. The statistics are folded in from the blocks as they are
+    written (no pass over the store) when this run writes every time of a store it creates
+    or every time it appends to a complete store."""
+    created, old_times, todo, store_id, running = _prepare(ds, origin, path)
     if todo:
         try:
             every_block = write_blocks(
@@ -152,27 +154,29 @@ def _ingest_into(ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progr
 
 def _prepare(
     ds: xr.Dataset, origin: str, path: Path
-) -> tuple[bool, int, list[tuple[int, int]], str | None]:
+) -> tuple[bool, int, list[tuple[int, int]], str | None, RunningStatistics | None]:
     """One transaction: create the store or check the input fits it, grow its time axis by
     the new times (their data deferred), and plan the writes.
 
     Returns whether the store was created, its number of times before, the (store
-    index, source position) pairs still to write, and the store's identity (None for a
-    store written before stores had one). Creation and growth commit together
-    with the state, so the store never reads as complete with unwritten times.
+    index, source position) pairs still to write, the store's identity (None for a
+    store written before stores had one), and the statistics to fold the writes into
+    (None where the writes are not all of the store's times after those it has summed).
+    Creation and growth commit together with the state, so the store never reads as
+    complete with unwritten times.
     """
     source_times = pd.DatetimeIndex(ds[TIME].values)
     with transaction(path, f"ingest from {origin}: create or grow the time axis") as store:
         created = not has_root_group(store)
         if created:  # every time is to write, in the source's order
-            store_id = _create(ds, origin, store)
-            return True, 0, list(enumerate(range(source_times.size))), store_id
+            store_id, running = _create(ds, origin, store), RunningStatistics(ds, source_times)
+            return True, 0, list(enumerate(range(source_times.size))), store_id, running
         existing = xr.open_zarr(store, consolidated=False, chunks=None)
         _check_compatible(existing, ds, origin, path)
         if not existing.attrs[STATE_ATTR]["complete"]:
             collect_garbage(path)  # what an interrupted writer left unreferenced
         store_times = pd.DatetimeIndex(existing[TIME].values)
-        old_times = store_times.size
+        old_times, running = store_times.size, None
         new = without_late_times(store_times, source_times[~source_times.isin(store_times)], path)
         if new.size:
             if store_times.size and new.min() <= store_times.max():
@@ -186,6 +190,9 @@ def _prepare(
             _check_time_units(existing, new, path)
             _append_template(ds.sel({TIME: new}), origin, store)
             store_times = store_times.append(new)
+            if existing.attrs[STATE_ATTR]["complete"]:  # then only the new times are written
+                sums = existing.attrs[STATE_ATTR].get("running_sums")
+                running = RunningStatistics.resumed(existing, store_times, sums)
             update_state(store, n_times=store_times.size, complete=False)
         state = zarr.open_group(store, mode="r").attrs[STATE_ATTR]
     written = np.zeros(store_times.size, bool)
@@ -198,7 +205,7 @@ def _prepare(
         log.info("%s: already holds every requested time; nothing to do", path)
     positions = source_times.get_indexer(store_times[todo])
     todo_pairs = list(zip(todo.tolist(), positions.tolist(), strict=True))
-    return created, old_times, todo_pairs, state.get(STORE_ID)
+    return created, old_times, todo_pairs, state.get(STORE_ID), running
 
 
 def _log_kept_and_resumed(
@@ -371,30 +378,3 @@ def _roll_back(path: Path, created: bool, old_times: int, new_times: int) -> Non
         kept = [[i, min(j, old_times)] for i, j in state["written"] if i < old_times]
         complete = bool(state.get("statistics")) and kept == [[0, old_times]]
         update_state(store, n_times=old_times, written=kept, complete=complete)
-
-
-def warn_implausible(store: AnalysisStore) -> AnalysisStore:
-    """``store``, after a warning for each variable whose values leave its physical bounds
-    (:data:`pipeline.schema.VARIABLES`; t2m of 554 K is a K field labelled degC, 0 K a
-    zeroed region): ingested as given, but a sign of wrong units or a damaged file."""
-    stats = store.statistics
-    for name in stats.data_vars:
-        spec = VARIABLES.get(str(name))
-        if spec is None or (spec.lower_bound is None and spec.upper_bound is None):
-            continue
-        low, high = (float(stats[name].sel(statistic=s).min()) for s in ("min", "max"))
-        below = spec.lower_bound is not None and low < spec.lower_bound
-        above = spec.upper_bound is not None and high > spec.upper_bound
-        if below or above:
-            log.warning(
-                "%s: %s ranges %g..%g %s, beyond its physical bounds %s..%s: are its units "
-                "right (a field in K labelled degC), or is part of the file damaged?",
-                store.path,
-                name,
-                low,
-                high,
-                spec.units,
-                "" if spec.lower_bound is None else f"{spec.lower_bound:g}",
-                "" if spec.upper_bound is None else f"{spec.upper_bound:g}",
-            )
-    return store

@@ -45,7 +45,7 @@ INGEST_POINTS = [
     ("chunk write (append)", "pipeline.ingest_blocks:write_region", 1, "append"),
     ("state update", "pipeline.ingest_blocks:update_state", 1, "create"),
     ("statistics in one pass", "pipeline.running_statistics:RunningStatistics.result", 1, "create"),
-    ("statistics pass", "pipeline.analysis_store:compute_statistics", 1, "append"),
+    ("append statistics", "pipeline.running_statistics:RunningStatistics.result", 1, "append"),
     ("final state update", "pipeline.analysis_store:update_state", 1, "append"),
     ("commit", "icechunk:Session.commit", 3, "create"),
 ]

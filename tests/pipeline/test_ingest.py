@@ -17,12 +17,12 @@ import xarray as xr
 import pipeline.ingest_blocks as blocks_module
 import pipeline.store as store_module
 from flows.cli import main
-from pipeline.analysis_store import STATE_ATTR, compute_statistics
+from pipeline.analysis_store import STATE_ATTR, statistics_pass
 from pipeline.errors import InputError, StoreError
 from pipeline.sources.files import ZarrSource
 from pipeline.store import ingest, open_store
 from pipeline.timeaxis import off_axis
-from pipeline.transaction import lock_path
+from pipeline.transaction import lock_path, reader
 
 
 def without_history(content: dict[str, tuple]) -> dict[str, tuple]:
@@ -436,7 +436,7 @@ def test_one_time_store_finalises_then_appends_as_one_ingest(tmp_path, capsys):
     assert store.native_step == pd.Timedelta(0) and store.missing_times == ()
     assert store.statistics.sel(statistic="tendency_std").isnull().to_array().all()
     assert store_module.read_state(one)["statistics"]["t"]["tendency_std"] == [None, None]
-    assert np.isnan(compute_statistics(store.dataset, store.native_step)["t2m"]["tendency_std"])
+    assert np.isnan(statistics_pass(reader(one)).result()["t2m"]["tendency_std"])
     appended = ingest(f"{grid},n_times=8", one, progress=False)
     whole = ingest(f"{grid},n_times=8", tmp_path / "8.zarr", progress=False)
     xr.testing.assert_equal(appended.dataset.load(), whole.dataset.load())

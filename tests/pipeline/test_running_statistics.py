@@ -1,5 +1,5 @@
-"""Statistics accumulated block by block while a store is ingested: equal to the dask pass
-over the finished store and to numpy on the whole array, whatever the block size."""
+"""Statistics accumulated block by block while a store is ingested or appended to: equal to
+numpy on the whole array, whatever the block size, and an append's to one run's."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+import zarr
 
 import pipeline.analysis_store as analysis_store
 import pipeline.ingest_blocks as blocks_module
 import pipeline.store as store_module
-from pipeline.analysis_store import STATE_ATTR, compute_statistics
+from pipeline.analysis_store import STATE_ATTR
 from pipeline.running_statistics import RunningStatistics, ordered_bits
 from pipeline.store import ingest, open_store
+from pipeline.transaction import transaction
 
 TIMES = pd.date_range("2001-01-01", periods=11, freq="6h").delete(4)  # a gap: 10 times
 LEVELS = [500.0, 850.0]
@@ -42,28 +44,48 @@ def field(seed: int, offset: float) -> xr.Dataset:
     )
 
 
+def numpy_statistics(ds: xr.Dataset) -> dict[str, dict[str, np.ndarray]]:
+    """The reference: numpy on the whole float64 array of each variable, per level; the
+    tendency is the float32 difference of times one 6 h step apart (gaps left out)."""
+    times = pd.DatetimeIndex(ds.time.values)
+    pairs = np.flatnonzero(np.diff(times) == pd.Timedelta("6h"))
+    out = {}
+    for name, da in ds.data_vars.items():
+        axes = tuple(i for i, d in enumerate(da.dims) if d != "level")
+        values = da.values
+        wide = values.astype("f8")
+        tendency = (values[1:] - values[:-1])[pairs].astype("f8")
+        out[name] = {
+            "mean": np.nanmean(wide, axis=axes),
+            "std": np.nanstd(wide, axis=axes),
+            "min": np.nanmin(wide, axis=axes),
+            "max": np.nanmax(wide, axis=axes),
+            "tendency_std": np.nanstd(tendency, axis=axes),
+        }
+    return out
+
+
 def ingest_in_blocks(source: Path, path: Path, times_a_block: int, monkeypatch) -> None:
-    """Ingest ``source`` one time a chunk, ``times_a_block`` a block; the dask pass over
-    the store is refused, so the statistics must come from the blocks."""
+    """Ingest ``source`` one time a chunk, ``times_a_block`` a block; the pass over the
+    store is refused, so the statistics must come from the blocks."""
     with monkeypatch.context() as patch:
         patch.setattr(store_module, "MIN_CHUNK_BYTES", 1)
         patch.setattr(blocks_module, "BLOCK_BYTES", times_a_block * 5 * 4 * 4 * 3)
-        patch.setattr(analysis_store, "compute_statistics", pytest.fail)
+        patch.setattr(analysis_store, "statistics_pass", pytest.fail)
         ingest(source, path, allow_nan=True, progress=False)
 
 
-def test_one_pass_statistics_equal_the_store_pass(tmp_path, monkeypatch):
+def test_one_pass_statistics_equal_numpy_on_the_store(tmp_path, monkeypatch):
     source = tmp_path / "in.nc"
     field(0, 280.0).to_netcdf(source)
     ingest_in_blocks(source, tmp_path / "s.zarr", 3, monkeypatch)
     store = open_store(tmp_path / "s.zarr")
     assert store.missing_times == (TIMES[0] + pd.Timedelta("24h"),)
-    again = compute_statistics(store.dataset, store.native_step)
     stats = store.statistics
-    for name, entry in again.items():
-        for statistic in ("mean", "std", "min", "max", "tendency_std"):
+    for name, entry in numpy_statistics(store.dataset.load()).items():
+        for statistic, expected in entry.items():
             np.testing.assert_allclose(
-                stats[name].sel(statistic=statistic).values, entry[statistic], rtol=1e-12
+                stats[name].sel(statistic=statistic).values, expected, rtol=1e-11
             )
 
 
@@ -91,18 +113,7 @@ def test_running_statistics_against_numpy():
     for start, stop in ((0, 4), (4, 5), (5, 10)):
         running.add(ds.isel(time=slice(start, stop)), start)
     got = running.result()
-    pairs = np.flatnonzero(np.diff(TIMES) == pd.Timedelta("6h"))
-    for name, axes in (("t2m", (0, 1, 2)), ("t", (0, 2, 3))):
-        values = ds[name].values
-        wide = values.astype("f8")
-        tendency = (values[1:] - values[:-1])[pairs].astype("f8")
-        want = {
-            "mean": np.nanmean(wide, axis=axes),
-            "std": np.nanstd(wide, axis=axes),
-            "min": np.nanmin(wide, axis=axes),
-            "max": np.nanmax(wide, axis=axes),
-            "tendency_std": np.nanstd(tendency, axis=axes),
-        }
+    for name, want in numpy_statistics(ds).items():
         for statistic, expected in want.items():
             np.testing.assert_allclose(got[name][statistic], expected, rtol=1e-11)
     assert got["t"]["level"] == LEVELS
@@ -159,3 +170,46 @@ def test_ordered_bits_orders_float32_as_integers():
     assert np.array_equal(ordered_bits(bits).view(np.float32), values)
     order = np.argsort(bits, kind="stable")
     assert (np.diff(values[order]) >= 0).all()
+
+
+def test_an_append_folds_in_only_its_times(tmp_path, monkeypatch):
+    """A store grown by two appends (across the gap, and a time with a NaN) has the
+    statistics of the same times ingested at once, bit for bit, with no pass over the
+    store: the sums kept in its state go on (an append cost the whole history before)."""
+    source = tmp_path / "in.nc"
+    field(7, 5.0e4).to_netcdf(source)
+    whole = ingest(source, tmp_path / "whole.zarr", allow_nan=True, progress=False)
+    grown = tmp_path / "grown.zarr"
+    ingest(source, grown, time=slice(None, TIMES[2]), allow_nan=True, progress=False)
+    with monkeypatch.context() as patch:
+        patch.setattr(analysis_store, "statistics_pass", pytest.fail)
+        for last in (TIMES[6], TIMES[-1]):
+            store = ingest(source, grown, time=slice(None, last), allow_nan=True, progress=False)
+    xr.testing.assert_identical(store.statistics, whole.statistics)
+    sums = store_module.read_state(grown)["running_sums"]
+    assert sums == store_module.read_state(tmp_path / "whole.zarr")["running_sums"]
+    assert sums["n_times"] == TIMES.size
+
+
+def test_a_store_without_sums_is_summed_once_then_appends_alone(tmp_path, monkeypatch):
+    """A store finalised by an older wxens (no sums in its state) is read whole once, on
+    its next append; the appends after that fold in their own times only."""
+    source = tmp_path / "in.nc"
+    field(8, 280.0).to_netcdf(source)
+    whole = ingest(source, tmp_path / "whole.zarr", allow_nan=True, progress=False)
+    old = tmp_path / "old.zarr"
+    ingest(source, old, time=slice(None, TIMES[3]), allow_nan=True, progress=False)
+    with transaction(old, "a store as an older wxens left it") as writable:
+        group = zarr.open_group(writable, mode="r+")
+        state = dict(group.attrs[STATE_ATTR])
+        del state["running_sums"]
+        group.attrs[STATE_ATTR] = state
+    passes = []
+    real_pass = analysis_store.statistics_pass
+    monkeypatch.setattr(
+        analysis_store, "statistics_pass", lambda s: passes.append(1) or real_pass(s)
+    )
+    ingest(source, old, time=slice(None, TIMES[6]), allow_nan=True, progress=False)
+    store = ingest(source, old, allow_nan=True, progress=False)
+    assert passes == [1]
+    xr.testing.assert_identical(store.statistics, whole.statistics)
