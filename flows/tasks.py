@@ -13,7 +13,7 @@ import pandas as pd
 
 from flows.dask import dask_client, worker_path
 from flows.runtime import wxens_task
-from generators.correction.baselines import BaselineConfig, baseline_to_store
+from generators.correction.baselines import BaselineConfig, baseline_to_store, without_repeats
 from generators.correction.bias import bias_correct_store
 from generators.correction.tuned import resolve_correction
 from pipeline.schema import Period
@@ -166,8 +166,9 @@ def draw_baseline(name: str, store: str, train: str, forecast: str, out: str, se
     """:func:`generators.correction.baselines.baseline_to_store` (``wxens baseline``) of the baseline
     ``name`` drawn from the ``train`` period (``START/END``) of the analysis store
     ``store``, for the complete initial times, the leads and the member count of the
-    forecast store ``forecast``, into ``out`` (only the initial times ``out`` lacks);
-    returns ``out``."""
+    forecast store ``forecast`` (fewer where the period holds fewer distinct times:
+    :func:`~generators.correction.baselines.without_repeats`), into ``out`` (only the
+    initial times ``out`` lacks); returns ``out``."""
     from pipeline.forecast_store import complete_init_times, open_forecast
     from pipeline.schema import INIT_TIME, LEAD_TIME, MEMBER
 
@@ -175,6 +176,7 @@ def draw_baseline(name: str, store: str, train: str, forecast: str, out: str, se
     period = Period.parse(train, "training period")
     config = BaselineConfig(period.start, period.end, members=ensemble.sizes[MEMBER], seed=seed)
     leads = pd.TimedeltaIndex(ensemble[LEAD_TIME].values) / pd.Timedelta(hours=1)
+    config = without_repeats(name, store, config, list(leads))
     # only the initial times not drawn before (complete_init_times: none if out is absent)
     inits = pd.DatetimeIndex(ensemble[INIT_TIME].values).difference(complete_init_times(out))
     if len(inits):

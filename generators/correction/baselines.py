@@ -27,7 +27,7 @@ import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -312,6 +312,26 @@ def _warn_small_pools(
         baseline.name,
         smallest,
     )
+
+
+def without_repeats(
+    name: str, store: str | Path, config: BaselineConfig, leads_hours: Sequence[float]
+) -> BaselineConfig:
+    """``config`` with no more members than the smallest pool of any time of day of its
+    training period at ``leads_hours`` holds, so none repeats (with no window a pool depends
+    on the time of day and lead only: one count for every initial time, run after run)."""
+    baseline = BASELINES[name](open_store(store).dataset, config)
+    times = baseline.train_times
+    days = times[~pd.Index(times - times.normalize()).duplicated()]  # each time of day
+    smallest = min(len(baseline.pool(t, pd.Timedelta(hours=h))) for t in days for h in leads_hours)
+    if not 0 < smallest < config.members:  # an empty pool is refused when it is drawn
+        return config
+    log.info(
+        "%s: %d members, not %d: the smallest pool of %s to %s holds %d distinct times, "
+        "and repeated members would handicap the baseline",
+        name, smallest, config.members, config.train_start, config.train_end, smallest,
+    )  # fmt: skip
+    return replace(config, members=smallest)
 
 
 def baseline_to_store(

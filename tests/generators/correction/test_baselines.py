@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ from generators.correction.baselines import (
     ClimatologyEnsemble,
     PersistenceEnsemble,
     baseline_to_store,
+    without_repeats,
 )
 from pipeline.errors import InputError, StoreError
 from pipeline.forecast_store import open_forecast, provenance
@@ -276,6 +278,25 @@ def test_members_are_distinct_while_the_pool_holds_enough_of_them(analysis):
                 picks = baseline.picks(init, lead)
                 assert len(baseline.pool(init, lead)) >= 8
                 assert not picks.duplicated().any(), f"{cls.name} {init} {lead}: {picks}"
+
+
+def test_a_baseline_beside_a_model_draws_only_as_many_members_as_its_pools_hold(analysis, caplog):
+    """`wxens run` draws its baseline with the forecast's member count (40 here), fewer
+    where the training period holds fewer distinct times: 10 days of 6-hourly times give
+    climatology 10 per time of day, and persistence 9 (a 24 h tendency must end in the
+    period too). Then no member of any initial time repeats; 5 members are kept."""
+    leads = [6.0, 12.0, 24.0]
+    for name, distinct in (("climatology", 10), ("persistence", 9)):
+        with caplog.at_level("INFO", logger="generators.correction.baselines"):
+            config = without_repeats(name, analysis.path, TRAIN, leads)
+        assert config == replace(TRAIN, members=distinct)
+        assert f"{distinct} members, not 40" in caplog.text
+        baseline = BASELINES[name](analysis.dataset, config)
+        for init in INITS:
+            for lead in LEADS:
+                assert not baseline.picks(init, lead).duplicated().any(), (name, init, lead)
+        few = replace(TRAIN, members=5)
+        assert without_repeats(name, analysis.path, few, leads) == few
 
 
 def test_more_members_than_the_pool_holds_is_warned_of_naming_the_fix(analysis, tmp_path, caplog):
