@@ -19,10 +19,8 @@ attrs; writing another provenance into a store is a StoreError: it never mixes m
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.errors import InputError, StoreError, shell_word
+from pipeline.forecast_provenance import ForecastProvenance
 from pipeline.forecast_rerun import batches, same_values
 from pipeline.forecast_times import INIT_CHUNK, SECONDS, repair_valid_time, span
 from pipeline.schema import (
@@ -60,72 +59,6 @@ log = logging.getLogger(__name__)
 
 COMPLETE = "complete"
 FORECAST_DIMS = (INIT_TIME, MEMBER, LEAD_TIME, LEVEL, LAT, LON)
-
-
-@dataclass(frozen=True)
-class ForecastProvenance:
-    """What produced a forecast store; recorded in its attrs and checked on every write.
-
-    calibration: ``{}`` when members are uncalibrated, else the applied spread factors per
-                 channel and lead with the SSR before/after on the fit period.
-    bias_correction: ``{}`` for the generator's own members, else the correction applied
-                 after it (:mod:`generators.correction.bias`, ``wxens bias-correct``).
-    balanced:    every step's upper air was made hypsometric and geostrophic
-                 (:mod:`generators.balance`, ``wxens forecast --balance``).
-    """
-
-    generator: str
-    checkpoint_digest: str
-    sampler: str
-    nfe: int
-    seed: int
-    calibration: dict[str, Any] = field(default_factory=dict)
-    bias_correction: dict[str, Any] = field(default_factory=dict)
-    balanced: bool = False
-
-    def to_attrs(self) -> dict[str, Any]:
-        attrs = {f"wxens_{k}": v for k, v in asdict(self).items() if k not in _JSON_FIELDS}
-        attrs["wxens_balanced"] = int(self.balanced)  # netCDF attributes hold no booleans
-        for name in _JSON_FIELDS:
-            attrs[f"wxens_{name}"] = json.dumps(getattr(self, name), sort_keys=True)
-        return attrs
-
-    def differences(self, other: ForecastProvenance) -> str:
-        """The fields in which ``other`` differs, each as this value then the other's (of a
-        calibration or correction, the entries that differ)."""
-        parts = []
-        for name, mine in asdict(self).items():
-            theirs = getattr(other, name)
-            if mine == theirs:
-                continue
-            if isinstance(mine, dict) and not (mine and theirs):  # one side has none
-                parts.append(
-                    f"{name} {'there, none' if mine else 'none there, one'} in this forecast"
-                )
-            elif isinstance(mine, dict):
-                keys = sorted(
-                    k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k)
-                )
-                parts.append(f"{name} differs in {', '.join(map(str, keys))}")
-            else:
-                parts.append(f"{name} {mine!r} there, {theirs!r} in this forecast")
-        return "; ".join(parts)
-
-    @classmethod
-    def from_attrs(cls, attrs: dict[str, Any]) -> ForecastProvenance:
-        return cls(
-            generator=attrs["wxens_generator"],
-            checkpoint_digest=attrs["wxens_checkpoint_digest"],
-            sampler=attrs["wxens_sampler"],
-            nfe=int(attrs["wxens_nfe"]),
-            seed=int(attrs["wxens_seed"]),
-            calibration=json.loads(attrs["wxens_calibration"]),
-            bias_correction=json.loads(attrs.get("wxens_bias_correction", "{}")),
-            balanced=bool(attrs.get("wxens_balanced", False)),
-        )
-
-
-_JSON_FIELDS = ("calibration", "bias_correction")
 
 
 def _check_layout(forecast: xr.Dataset) -> None:

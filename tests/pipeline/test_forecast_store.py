@@ -159,6 +159,26 @@ def test_a_store_never_mixes_models_or_layouts(tmp_path):
     assert open_forecast(path).sizes["init_time"] == 1
 
 
+def test_a_refused_correction_names_the_weights_that_differ_with_their_values(tmp_path):
+    """Other correction weights (a retuned checkpoint) are named with both values, a
+    nested stage's by its path; the entries that agree are left out."""
+    path = tmp_path / "f.zarr"
+    chain = {"method": "decaying_average", "weight": 0.2, "spread": {"weight": 0.7}}
+    write_forecast(
+        path, ensemble(["2019-03-22T00"], 1.0), replace(PROVENANCE, bias_correction=chain)
+    )
+    retuned = {**chain, "weight": 0.0, "spread": {"weight": 0.5}}
+    with pytest.raises(StoreError) as err:
+        write_forecast(
+            path, ensemble(["2019-03-23T00"], 1.0), replace(PROVENANCE, bias_correction=retuned)
+        )
+    assert (
+        "bias_correction differs in spread.weight (0.7 there, 0.5 in this forecast), "
+        "weight (0.2 there, 0.0 in this forecast)"
+    ) in str(err.value)
+    assert "method" not in str(err.value)
+
+
 def test_check_extends_refuses_before_drawing_what_the_store_would_not_take(tmp_path):
     path = tmp_path / "f.zarr"
     check_extends(path, PROVENANCE, 3, [1.0, 6.0])  # no store yet: anything goes
