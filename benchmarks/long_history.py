@@ -6,7 +6,9 @@ benchmarks/results/long_history.json.
 At each checkpoint (a number of appends, or cycles): the time of the last append, of
 opening the store, of ``wxens info``; the root attributes' size, the commits, the files on
 disk, and the chunks of the forecast store's ``init_time``. A cost per append that grows
-with the checkpoint is a cost of the whole history paid again by every append.
+with the checkpoint is a cost of the whole history paid again by every append. Then one
+day appended to stores of 2000, 8000 and 20000 hourly times (32 x 32), beside the same
+append to a copy without the running sums (read whole again, as before 2026-12-05).
 
 Run: ``python -m benchmarks.long_history [--quick]`` (about a minute and a half on two
 cores; ``--quick``: few appends, to check the script itself).
@@ -100,17 +102,48 @@ def _forecast(root: Path, checkpoints: list[int]) -> list[dict]:
     return rows
 
 
+def _long_stores(root: Path, sizes: list[int]) -> list[dict]:
+    """One day appended to stores of ``sizes`` hourly times (32 x 32 t2m), and to a copy of
+    each without the running sums in its state, which reads the whole store again as every
+    append did before 2026-12-05; side by side."""
+    import shutil
+
+    import zarr
+
+    from pipeline.analysis_store import STATE_ATTR
+    from pipeline.store import ingest
+    from pipeline.transaction import transaction
+
+    rows, source = [], "synthetic:n_lat=32,n_lon=32,n_times={n},step=1h,start={start}"
+    for size in sizes:
+        path, day = root / f"long{size}.zarr", pd.Timestamp("2000-01-01") + pd.Timedelta(hours=size)
+        ingest(source.format(n=size, start="2000-01-01"), path, variables=["t2m"], progress=False)
+        shutil.copytree(path, unsummed := root / f"unsummed{size}.zarr")
+        with transaction(unsummed, "forget the running sums") as store:
+            group = zarr.open_group(store, mode="r+")
+            group.attrs[STATE_ATTR] = {**group.attrs[STATE_ATTR], "running_sums": None}
+        grown = source.format(n=24, start=f"{day:%Y-%m-%dT%H}")  # the next day alone
+        seconds = {
+            key: _timed(lambda p=p, g=grown: ingest(g, p, variables=["t2m"], progress=False))
+            for key, p in (("append_day_s", path), ("append_day_reading_the_store_s", unsummed))
+        }
+        rows.append({"times": size, **seconds})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few appends (checks the script)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     checkpoints = [2, 4] if args.quick else [10, 40, 120]
+    sizes = [240, 480] if args.quick else [2000, 8000, 20000]
     logging.disable(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         result = {
             "analysis": _analysis(Path(tmp), checkpoints),
             "forecast": _forecast(Path(tmp), checkpoints),
+            "long_store_append": _long_stores(Path(tmp), sizes),
         }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
