@@ -216,13 +216,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def describe(summary: dict[str, object], steps: list[tuple[str, float]] = ()) -> str:
-    """What an ensemble run did, where its outputs are, and how long each step took."""
+    """What an ensemble run did, where its outputs are, and how long each step took: the
+    initial times this run forecast, beside those its forecast store holds (a run on a
+    schedule adds its cycle to all the earlier ones), which are what is verified."""
+    from pipeline.errors import counted
+    from pipeline.forecast_store import complete_init_times
+
     forecast = summary["forecast_init_times"]
     verified = summary["verified_init_times"]
+    held = len(complete_init_times(str(summary["forecast_store"])))
     lines = [
         f"analysis store   {summary['store']}",
         f"checkpoint       {summary['checkpoint']}",
-        f"forecast store   {summary['forecast_store']} ({len(forecast)} initial time(s) complete)",
+        f"forecast store   {summary['forecast_store']} ({counted(len(forecast), 'initial time')} "
+        f"forecast by this run, {held} in the store)",
     ]
     if summary.get("corrected_store"):
         lines.append(f"bias-corrected   {_corrected(summary['corrected_store'])}")
@@ -230,7 +237,8 @@ def describe(summary: dict[str, object], steps: list[tuple[str, float]] = ()) ->
         lines.append(f"baseline         {summary['baseline_store']}")
     if verified:
         lines.append(
-            f"scores           {summary['scores']} ({len(verified)} initial time(s) verified)"
+            f"scores           {summary['scores']} ({counted(len(verified), 'initial time')} "
+            "of the store verified)"
         )
         if summary["report"]:
             lines.append(f"report           {summary['report']}")

@@ -17,7 +17,7 @@ from generators.correction.tuned import (
     save_tuned,
     tuned_path,
 )
-from pipeline.forecast_store import ForecastProvenance, write_forecast
+from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
 from pipeline.forecast_store import provenance as provenance_of
 from pipeline.store import ingest
 
@@ -276,3 +276,17 @@ def test_a_runs_summary_names_the_weights_its_corrected_store_records(
         f"bias-corrected   {out} (bias weight 0.2, spread weight 0.7, rank weight 0.1)"
         in describe(summary)
     )
+
+
+def test_a_runs_summary_tells_its_own_initial_times_from_the_stores(raw):
+    """A scheduled run adds one cycle to a store of many: its summary said "1 initial
+    time(s) complete" beside "16 initial time(s) verified", as if the two counted alike."""
+    from flows.commands.run import describe
+
+    inits = open_forecast(raw).init_time.values
+    summary = {"store": "s", "checkpoint": "k", "forecast_store": str(raw), "report": None}
+    summary |= {"forecast_init_times": [str(inits[-1])], "scores": "scores.nc"}
+    summary |= {"verified_init_times": [str(t) for t in inits]}
+    text = describe(summary)
+    assert f"forecast store   {raw} (1 initial time forecast by this run, 16 in the store)" in text
+    assert "scores           scores.nc (16 initial times of the store verified)" in text
