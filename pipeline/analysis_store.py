@@ -23,10 +23,11 @@ import zarr
 from zarr.abc.store import Store
 
 from pipeline.errors import InputError, StoreError, shell_word
-from pipeline.running_statistics import RunningStatistics
-from pipeline.schema import LEVEL, TIME, VARIABLES
+from pipeline.running_statistics import RunningStatistics, statistics_from_attrs, undefined_as_null
+from pipeline.schema import TIME, VARIABLES
 from pipeline.timeaxis import describe_step, missing_times
 from pipeline.transaction import (
+    commits,
     has_root_group,
     is_empty_repository,
     is_plain_zarr,
@@ -39,11 +40,13 @@ from pipeline.transaction import (
 
 log = logging.getLogger(__name__)
 
-STATISTICS = ("mean", "std", "min", "max", "tendency_std")
 STATE_ATTR = "wxens_ingest"
 #: The key of the ingest state naming the store (made when it is created): an ingest that
 #: finds another at its path mid-way (replaced by an ``--overwrite``) stops.
 STORE_ID = "id"
+#: Commits a reader looks back through for the last complete one (an ingest appending
+#: commits once, then once a block of about 128 MB, :mod:`pipeline.ingest_blocks`).
+LAST_COMPLETE_WITHIN = 1000
 #: Size of one block read when computing statistics over a whole store (bounds memory).
 STATS_CHUNK_BYTES = 32 * 2**20
 #: Lines of a store's ``history`` kept: its creation and the latest ones. Each append adds
@@ -74,12 +77,7 @@ def open_store(path: str | Path) -> AnalysisStore:
     snapshot = _snapshot(path)
     state = _state_in(snapshot, path)  # the state and the data of one commit
     if not state["complete"]:
-        written = sum(j - i for i, j in state["written"])
-        raise StoreError(
-            f"{path}: the store is incomplete ({written} of {state['n_times']} times written: "
-            "an ingest is writing it now or was interrupted); wait for the ingest to finish, "
-            "or if none is running, rerun the same `wxens ingest` to complete it"
-        )
+        snapshot, state = _last_complete(path, state)
     ds = open_snapshot(snapshot)
     return AnalysisStore(
         path=path,
@@ -87,6 +85,33 @@ def open_store(path: str | Path) -> AnalysisStore:
         statistics=statistics_from_attrs(state["statistics"]),
         native_step=pd.Timedelta(state["native_step"]),
         missing_times=tuple(pd.Timestamp(t) for t in state["missing_times"]),
+    )
+
+
+def _last_complete(path: Path, tip: dict) -> tuple[Store | str, dict]:
+    """The last complete commit of a store whose last one is not (an ingest appending to
+    it now, or one interrupted), and its state: a reader goes on with the analyses it had
+    (a scheduled forecast beside an ingest of the next analyses), told so. StoreError if
+    there is none (the store's first ingest has not finished)."""
+    written = sum(j - i for i, j in tip["written"])
+    unfinished = (
+        f"{written} of {tip['n_times']} times written: an ingest is writing it now or was "
+        "interrupted"
+    )
+    for snapshot_id, _, _ in commits(path, limit=LAST_COMPLETE_WITHIN):
+        snapshot = reader(path, snapshot_id)
+        group = zarr.open_group(snapshot, mode="r") if has_root_group(snapshot) else None
+        state = group.attrs.get(STATE_ATTR, {}) if group is not None else {}
+        if state.get("complete"):
+            log.warning(
+                "%s: its last ingest has not finished (%s; if none is running, rerun it); "
+                "reading the store as it was before it, %d times",
+                path, unfinished, state["n_times"],
+            )  # fmt: skip
+            return snapshot, state
+    raise StoreError(
+        f"{path}: the store is incomplete ({unfinished}); wait for the ingest to finish, "
+        "or if none is running, rerun the same `wxens ingest` to complete it"
     )
 
 
@@ -326,37 +351,6 @@ def statistics_pass(store: Store | str) -> RunningStatistics:
     for start in range(0, running.n_times, steps):
         running.add(plain.isel({TIME: slice(start, start + steps)}).load(), start)
     return running
-
-
-def undefined_as_null(stats: dict) -> dict:
-    """``stats`` with every NaN or infinite value as None (JSON null): an undefined
-    statistic (the tendency of a store of one time, a level without values) is not JSON,
-    and a store's attributes must be. :func:`statistics_from_attrs` reads None back as NaN."""
-
-    def clean(value: object) -> object:
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [clean(v) for v in value]
-        if isinstance(value, float) and not math.isfinite(value):
-            return None
-        return value
-
-    return {name: clean(entry) for name, entry in stats.items()}
-
-
-def statistics_from_attrs(stats: dict) -> xr.Dataset:
-    """The statistics of a store's state as a Dataset (a null, undefined, reads as NaN)."""
-    data = {}
-    for name, entry in stats.items():
-        values = np.array([entry[k] for k in STATISTICS], dtype="float64")
-        if "level" in entry:
-            data[name] = xr.DataArray(
-                values, dims=("statistic", LEVEL), coords={LEVEL: entry["level"]}
-            )
-        else:
-            data[name] = xr.DataArray(values, dims=("statistic",))
-    return xr.Dataset(data).assign_coords(statistic=list(STATISTICS))
 
 
 def warn_implausible(store: AnalysisStore) -> AnalysisStore:

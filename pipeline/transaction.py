@@ -119,14 +119,15 @@ def is_store(path: str | Path) -> bool:
     return is_repository(path) or is_plain_zarr(path)
 
 
-def reader(path: str | Path) -> Store | str:
+def reader(path: str | Path, snapshot: str | None = None) -> Store | str:
     """A read-only view of the store at ``path``: the last commit of a transactional store
-    (a snapshot; pickles, so dask workers can read it), or the path of a plain Zarr store.
-    StoreError if neither is there."""
+    (a snapshot; pickles, so dask workers can read it), or the commit ``snapshot`` (an id
+    of :func:`commits`), or the path of a plain Zarr store. StoreError if neither is there."""
     path = Path(path)
     if is_repository(path):
         repo = icechunk.Repository.open(_storage(path))
-        return repo.readonly_session(branch=BRANCH).store
+        at = {"branch": BRANCH} if snapshot is None else {"snapshot_id": snapshot}
+        return repo.readonly_session(**at).store
     if is_plain_zarr(path):
         return str(path)
     raise StoreError(f"{path}: no Zarr store there")

@@ -219,23 +219,35 @@ def test_zarr_sources_from_path_and_fsspec_url(tmp_path):
     assert list(one.dataset.data_vars) == ["t2m"]  # one name, not ['t', '2', 'm']
 
 
-def test_a_store_read_while_an_append_writes_it_does_not_say_interrupted(tmp_path, monkeypatch):
-    # a scheduled forecast opening the store while the hourly ingest appends to it was told
-    # 'an ingest was interrupted; rerun the same wxens ingest': the ingest was running
-    full, store = store_of_the_first_five(tmp_path)
+def test_a_store_read_while_an_append_writes_it_reads_as_it_was_before(
+    tmp_path, monkeypatch, caplog
+):
+    """A scheduled forecast opening the store while the hourly ingest appends to it was
+    refused ('the store is incomplete'), and its run failed: it now reads the last
+    complete commit (the 5 times it had), told that an ingest is writing or was
+    interrupted; the store's first ingest unfinished is still refused."""
+    _, store = store_of_the_first_five(tmp_path)
+    five = open_store(store).statistics
     real_write, seen = store_module.write_blocks, []
 
     def reading_meanwhile(*args, **kwargs):
-        with pytest.raises(StoreError) as err:
-            open_store(store)
-        seen.append(str(err.value))
+        with caplog.at_level("WARNING", logger="pipeline.analysis_store"):
+            seen.append(open_store(store))
         return real_write(*args, **kwargs)
 
     monkeypatch.setattr(store_module, "write_blocks", reading_meanwhile)
     ingest(tmp_path / "all.nc", store, progress=False)
-    assert "incomplete (5 of 8 times written" in seen[0]
-    assert "an ingest is writing it now or was interrupted" in seen[0]
-    assert "if none is running" in seen[0]
+    before, after = seen[0], open_store(store)
+    assert before.dataset.sizes["time"] == 5 and after.dataset.sizes["time"] == 8
+    xr.testing.assert_equal(before.dataset.load(), after.dataset.isel(time=slice(0, 5)).load())
+    xr.testing.assert_identical(before.statistics, five)
+    said = caplog.text
+    assert "its last ingest has not finished (5 of 8 times written: an ingest is writing" in said
+    assert "if none is running, rerun it" in said and "as it was before it, 5 times" in said
+    first = tmp_path / "first.zarr"
+    monkeypatch.setattr(store_module, "write_blocks", lambda *a, **k: open_store(first))
+    with pytest.raises(StoreError, match="the store is incomplete .*if none is running"):
+        ingest(tmp_path / "all.nc", first, progress=False)
 
 
 def test_failed_write_resumes_to_the_same_bytes(tmp_path, monkeypatch, store_content):
