@@ -424,3 +424,42 @@ def test_spectral_sampling_noise_counts_independent_valid_times_only():
         ar1[i] = 0.8 * ar1[i - 1] + white[i]
     expected = ar1.std() * np.sqrt(2.0 * 9 / n)
     assert sampling_noise(ar1, times)[0] == pytest.approx(expected, rel=0.15)
+
+
+def test_hypsometric_steps_over_a_middle_level_the_members_lack(three_levels):
+    # Members with no t at 700 hPa (NaN throughout) against a truth on 850/700/500: the
+    # layer mean of 850-700 was t at 850 alone (a skipna mean), silently. The column must be
+    # judged as the one layer 850-500 hPa, members and truth alike, the layers 700 bounds n/a.
+    forecast, truth = three_levels.forecast, three_levels.truth
+    forecast = forecast.assign(t=forecast["t"].where(forecast["level"] != 700))
+    results = by_label(Hypsometric()(forecast, truth))
+    thick = results["hypsometric 850-500 hPa"]
+    assert thick.computed and thick.verdict == "pass"
+    for layer in ("850-700", "700-500"):
+        assert not results[f"hypsometric {layer} hPa"].computed
+        assert "700 hPa" in results[f"hypsometric {layer} hPa"].reason
+        assert "850-500 hPa" in results[f"hypsometric {layer} hPa"].reason
+
+    def numpy_score(ds):  # R_d T̄ ln(850/500), T̄ the mean of the two levels, cos-lat weights
+        z, t = ds["z"].transpose(..., "level", "latitude", "longitude"), ds["t"]
+        t = t.transpose(*z.dims).values
+        z = z.values
+        i850, i500 = list(ds["level"].values).index(850), list(ds["level"].values).index(500)
+        thickness = z[..., i500, :, :] - z[..., i850, :, :]
+        residual = thickness - 287.05 * 0.5 * (t[..., i850, :, :] + t[..., i500, :, :]) * np.log(
+            850 / 500
+        )
+        w = np.broadcast_to(np.cos(np.deg2rad(ds["latitude"].values))[:, None], residual.shape[-2:])
+        axes = tuple(range(residual.ndim - 2, residual.ndim))
+        lead = residual.ndim - 2
+        w = np.broadcast_to(w, residual.shape)
+        keep = tuple(range(1 if "member" in ds["z"].dims else 0, lead))
+        r2 = (w * residual**2).sum(axes + keep) / w.sum(axes + keep)
+        z2 = (w * thickness**2).sum(axes + keep) / w.sum(axes + keep)
+        return np.sqrt(r2 / z2)
+
+    members = forecast.transpose("member", ...)
+    np.testing.assert_allclose(
+        thick.member_score.transpose("member").values, numpy_score(members), rtol=1e-5
+    )
+    assert thick.truth_score == pytest.approx(float(numpy_score(truth)), rel=1e-5)

@@ -15,7 +15,7 @@ import xarray as xr
 
 from pipeline.schema import EARTH_RADIUS, LAT, LEVEL, LON, OMEGA, R_DRY, VIRTUAL_FACTOR
 from verification.aggregation import mean_over
-from verification.base import register_check
+from verification.base import CheckResult, register_check
 from verification.physics.common import PART, TruthRelativeCheck, has, labelled, over_all_but
 from verification.spectra import is_global
 
@@ -30,6 +30,10 @@ class Hypsometric(TruthRelativeCheck):
     levels' temperatures. Score per layer: RMS residual over RMS thickness. The two-level
     mean is not the true layer mean, so even the analysis leaves a residual, larger for
     thicker layers.
+
+    A level at which the members hold no ``z`` or ``t`` (NaN throughout) is stepped over:
+    the layer between the levels either side of it is judged as one (``850-500 hPa``), the
+    truth on the same thick layer, and each adjacent layer it bounds is n/a, saying so.
     """
 
     name: ClassVar[str] = "hypsometric"
@@ -56,7 +60,8 @@ class Hypsometric(TruthRelativeCheck):
         parts, labels = [], []
         for bottom, top in zip(levels[:-1], levels[1:], strict=True):
             pair = {LEVEL: [bottom, top]}
-            mean_t = temperature.sel(pair).mean(LEVEL)  # the trapezoid in ln p over two levels
+            # the trapezoid in ln p over two levels: both, or NaN (never one level's alone)
+            mean_t = temperature.sel(pair).mean(LEVEL, skipna=False)
             z = ds["z"].sel(pair)
             thickness = z.sel({LEVEL: top}, drop=True) - z.sel({LEVEL: bottom}, drop=True)
             residual = thickness - R_DRY * mean_t * np.log(bottom / top)
@@ -65,6 +70,41 @@ class Hypsometric(TruthRelativeCheck):
             parts.append(np.sqrt(mean_over(residual**2, dims) / mean_over(thickness**2, dims)))
             labels.append(f"{bottom:g}-{top:g} hPa")
         return labelled(parts, labels)
+
+    def __call__(
+        self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset | None = None
+    ) -> list[CheckResult]:
+        names = ["z", "t"] + (["q"] if "q" in forecast else [])
+        held = np.logical_and.reduce(
+            [
+                forecast[n].notnull().any([d for d in forecast[n].dims if d != LEVEL]).values
+                for n in names
+            ]
+        )
+        levels = np.sort(forecast[LEVEL].values.astype(float))[::-1]  # bottom first
+        held = dict(zip(forecast[LEVEL].values.astype(float).tolist(), held.tolist(), strict=True))
+        lacking = [p for p in levels if not held[p]]
+        if not lacking:
+            return super().__call__(forecast, truth, initial)
+        kept = [p for p in levels if held[p]]
+        results = []
+        if len(kept) >= 2:
+            pick = {LEVEL: [p for p in forecast[LEVEL].values if float(p) in kept]}
+            results = super().__call__(forecast.sel(pick), truth.sel(pick), initial)
+        spans = [
+            f"{b:g}-{t:g} hPa"
+            for b, t in zip(kept[:-1], kept[1:], strict=True)
+            if any(t < p < b for p in lacking)
+        ]
+        instead = f"judged across as {', '.join(spans)}" if spans else "no layer spans it"
+        missing = ", ".join(f"{p:g} hPa" for p in lacking)
+        reason = f"the members lack {' or '.join(names)} at {missing} (NaN throughout); {instead}"
+        members = forecast["z"].isel({d: 0 for d in forecast["z"].dims if d != "member"})
+        for bottom, top in zip(levels[:-1], levels[1:], strict=True):
+            if not (held[bottom] and held[top]):
+                part = f"{bottom:g}-{top:g} hPa"
+                results.append(CheckResult.not_computed(self, members, reason, part))
+        return results
 
 
 def geostrophic_wind(z: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
