@@ -52,12 +52,36 @@ def open_grib(path: Path, chunks: Chunking) -> xr.Dataset:
         values = sorted({str(choice.get(key)) for choice in choices})
         if key == "dataType" and values == ["cf", "pf"]:
             return _control_and_perturbed(path, chunks)
+        if "undef" in values and (which := _undecodable(path, key)) is not None:
+            raise InputError(
+                f"{path}: GRIB message {which} cannot be decoded by ecCodes ({key} undef): "
+                "its header or data section is corrupt; download the file again"
+            ) from err
         differ = f"they differ in {key} ({', '.join(values)})" if key else str(err).splitlines()[0]
         split = f"`grib_copy {path.name} 'part_[{key}].grib'`" if key else "`grib_copy`"
         raise InputError(
             f"{path}: holds GRIB messages that cfgrib cannot read as one dataset: {differ}; "
             f"split it into files of one kind each, e.g. with ecCodes {split}"
         ) from err
+
+
+def _undecodable(path: Path, key: str) -> int | None:
+    """The number (from 1) of the first message of ``path`` whose ``key`` ecCodes reads as
+    undef (a message it cannot decode), or None."""
+    import eccodes
+
+    with path.open("rb") as f:
+        number = 0
+        while (handle := eccodes.codes_grib_new_from_file(f)) is not None:
+            number += 1
+            try:
+                if eccodes.codes_get(handle, key, ktype=str) == "undef":
+                    return number
+            except eccodes.KeyValueNotFoundError:
+                return number
+            finally:
+                eccodes.codes_release(handle)
+    return None
 
 
 def _open(path: Path, chunks: Chunking, filter_by_keys: dict[str, str]) -> xr.Dataset:
@@ -158,5 +182,41 @@ def count_grib_messages(path: Path) -> int:
                     f"{path}: GRIB message {count + 1} (at byte {offset}, {length} bytes) is "
                     "truncated or corrupt; download the file again"
                 )
+            if (bad := _sections_mismatch(f, offset, edition, length)) is not None:
+                raise InputError(
+                    f"{path}: GRIB message {count + 1} (at byte {offset}, {length} bytes) is "
+                    f"corrupt: {bad}; download the file again"
+                )
             count, offset = count + 1, offset + length
     return count
+
+
+def _sections_mismatch(f, offset: int, edition: int, length: int) -> str | None:
+    """Why the section lengths of the message at ``offset`` do not add up to its
+    ``length`` (a damaged header or data section that the ``7777`` check misses), or None.
+    Reads the sections' length fields only. GRIB 1 messages of ECMWF's large-message
+    encoding (lengths of 2^23 bytes or more) are not checked."""
+    end = offset + length - 4  # where 7777 starts
+    if edition == 1:
+        if length >= 0x800000:
+            return None
+        f.seek(offset + 8)
+        pds = f.read(8)
+        at, flags = offset + 8 + int.from_bytes(pds[:3], "big"), pds[7]
+        for name, present in (("grid", flags & 0x80), ("bitmap", flags & 0x40), ("data", 1)):
+            if present:
+                f.seek(at)
+                size = int.from_bytes(f.read(3), "big")
+                if size == 0 or at + size > end:
+                    return f"its {name} section ({size} bytes at byte {at}) overruns it"
+                at += size
+        return None if at == end else f"its sections end at byte {at}, its 7777 at {end}"
+    at, number = offset + 16, 0
+    while at < end:
+        f.seek(at)
+        head = f.read(5)
+        size = int.from_bytes(head[:4], "big")
+        if size < 5 or at + size > end or head[4] < 1 or head[4] > 7:
+            return f"its section at byte {at} ({size} bytes, number {head[4]}) is damaged"
+        at, number = at + size, head[4]
+    return None if number == 7 else f"it ends with section {number}, not the data section 7"

@@ -299,6 +299,47 @@ def test_truncated_grib(tmp_path, capsys, uk_sample):
     assert not (tmp_path / "s.zarr").exists()
 
 
+@pytest.mark.parametrize(
+    "damage, said",
+    [
+        # the data section's length field 1000 bytes short: read past it, silently
+        (lambda m: m.__setitem__(slice(92, 95), (3246 - 1000).to_bytes(3, "big")), "sections"),
+        # the data section's packing flags garbled: ecCodes cannot decode the message
+        (lambda m: m.__setitem__(95, 0xF0), "cannot be decoded"),
+    ],
+)
+def test_a_grib_message_with_a_corrupt_data_section_is_refused(
+    tmp_path, capsys, uk_sample, damage, said
+):
+    # Message 101 keeps its length and 7777 (the framing check passes); its data section
+    # (at byte 92 of the 3342-byte GRIB 1 message) is damaged. The store is left as it was.
+    from conftest import read_store_content
+
+    store = tmp_path / "s.zarr"
+    code, _ = run_cli(
+        capsys,
+        "ingest",
+        str(uk_sample),
+        "--store",
+        str(store),
+        "--end",
+        "2019-03-01T05",
+        "--no-progress",
+    )
+    assert code == 0
+    before = read_store_content(store)
+    data = bytearray(uk_sample.read_bytes())
+    message = data[100 * 3360 : 100 * 3360 + 3342]
+    damage(message)
+    data[100 * 3360 : 100 * 3360 + 3342] = message
+    bad = tmp_path / "bad.grib"
+    bad.write_bytes(bytes(data))
+    code, err = run_cli(capsys, "ingest", str(bad), "--store", str(store), "--no-progress")
+    assert code == 2 and "bad.grib: GRIB message 101" in err and said in err, err
+    assert "corrupt" in err and "download the file again" in err
+    assert read_store_content(store) == before
+
+
 def test_non_grib_named_grib(tmp_path, capsys):
     fake = tmp_path / "fake.grib"
     make_netcdf(tmp_path / "x.nc", pd.date_range("2021-01-01", periods=2, freq="h"))
