@@ -45,6 +45,7 @@ from pipeline.analysis_store import (
     with_history,
 )
 from pipeline.canonical import open_canonical
+from pipeline.disk_space import warn_if_short_of_room
 from pipeline.errors import InputError, StoreError
 from pipeline.grid import describe_grid, same_points
 from pipeline.ingest_blocks import write_blocks
@@ -113,9 +114,8 @@ def ingest(
 
 
 def _replace(ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progress: bool) -> None:
-    """Build the store aside, then put it in the place of ``path`` (the caller holds its
-    lock): the old one is renamed away first, so a failure before leaves it in place and a
-    kill in between leaves both on disk."""
+    """Build the store aside, then swap it in for ``path`` (the caller holds its lock): a
+    failure before leaves the old one in place, a kill in between leaves both on disk."""
     aside = path.with_name(path.name + ".ingest-tmp")
     shutil.rmtree(aside, ignore_errors=True)
     try:
@@ -138,6 +138,7 @@ def _ingest_into(ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progr
     """Prepare, write, finalise. The statistics are folded in from the blocks as they are
     written (no pass over the store) when this run writes every time of a store it creates
     or every time it appends to a complete store."""
+    warn_if_short_of_room(ds, path)  # before anything is written, even the template
     created, old_times, todo, store_id, running = _prepare(ds, origin, path)
     if todo:
         try:
@@ -212,8 +213,7 @@ def _log_kept_and_resumed(
     path: Path, kept: int, todo: np.ndarray, old_times: int, source_times: pd.DatetimeIndex
 ) -> None:
     """Say how many of the input's times the store holds written already (a rerun, or
-    inputs that overlap it) and how many an interrupted ingest left to write: times on
-    the axis that no block has written yet are not in the store."""
+    overlapping inputs) and how many an interrupted ingest left unwritten on the axis."""
     if kept:
         log.info(
             "%s: %d of the input's %d time(s) are in the store already: kept as written "
