@@ -98,3 +98,32 @@ def test_a_forecast_on_one_longitude_is_verified_with_the_grid_checks_n_a(small_
     assert "longitudes" in reasons["geostrophic"] and "8 x 8" in reasons["spectral_ratio"]
     assert "spectra" not in tree.children
     assert bool(physics.sel(check="hypsometric 850-500 hPa")["passed"].all())
+
+
+def test_the_truths_own_spectral_score_does_not_split_the_hours_of_day():
+    # Forecasts 6 h apart at one lead: valid times 06, 12, 18, 00, ... The truth's own score
+    # compared its even and odd samples in valid-time order, 06/18 UTC against 12/00 UTC,
+    # and read a diurnal cycle of large-scale power (shared by members and truth, and left
+    # out of the tolerance) as its own inconsistency: above its tolerance.
+    rng = np.random.default_rng(3)
+    inits = pd.date_range("2000-01-01", periods=24, freq="6h")
+    lat, lon = np.linspace(30, 60, 16), np.linspace(-20, 20, 16)
+    valid = inits + pd.Timedelta("6h")
+    wave = np.sin(2 * np.pi * np.arange(16) / 16)[None, :] * np.ones((16, 1))
+    amplitude = np.where(valid.hour.isin([0, 12]), 4.0, 1.0)  # large scales by hour
+    values = amplitude[:, None, None] * wave + 0.3 * rng.normal(size=(24, 16, 16))
+    dims = ("init_time", "lead_time", "latitude", "longitude")
+    coords = {
+        "init_time": inits,
+        "lead_time": pd.to_timedelta([6], "h"),
+        "latitude": lat,
+        "longitude": lon,
+    }
+    truth = xr.Dataset({"t2m": (dims, 280 + values[:, None])}, coords=coords)
+    truth = truth.assign_coords(valid_time=truth.init_time + truth.lead_time)
+    forecast = truth.expand_dims(member=[0, 1])
+    results = {r.part: r for r in SpectralRatio()(forecast, truth) if r.computed}
+    assert "large scales" in results
+    for result in results.values():
+        assert result.truth_score <= 1.0, (result.part, result.truth_score)
+        assert result.verdict == "pass"

@@ -68,8 +68,9 @@ class SpectralRatio:
     on smooth fields, counts as that floor in both spectra.
 
     One result per band: the score of a member is its largest ``|ln ratio| / tolerance``
-    over channels (it passes at ≤ 1); the truth's, the same statistic between its even and
-    odd samples (in valid-time order), on the same scale.
+    over channels (it passes at ≤ 1); the truth's, the same statistic between two halves
+    of its distinct valid times, alternating within each hour of day (:func:`halves`), on
+    the same scale.
     """
 
     name: ClassVar[str] = "spectral_ratio"
@@ -173,10 +174,27 @@ class SpectralRatio:
         per_sample = band_mean(np.log(truth_power + floor).where(positive))  # (sample, band)
         noise = sampling_noise(per_sample.transpose(SAMPLE, BAND).values, valid.values[order])
         noise = xr.DataArray(noise, dims=BAND, coords={BAND: per_sample[BAND].values})
-        even = truth_power.isel({SAMPLE: slice(0, None, 2)}).mean(SAMPLE) + floor
-        odd = truth_power.isel({SAMPLE: slice(1, None, 2)}).mean(SAMPLE) + floor
+        first, second = halves(valid.values[order])
+        even = truth_power.isel({SAMPLE: first}).mean(SAMPLE) + floor
+        odd = truth_power.isel({SAMPLE: second}).mean(SAMPLE) + floor
         own = np.abs(band_mean(np.log(even / odd).where(positive)))
         return member_ratio, noise, own
+
+
+def halves(valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of two halves of samples whose valid times are ``valid`` (sorted): each
+    distinct valid time once (a time several samples share is one field), alternating
+    within each hour of day (one with a single time in neither), so that both halves hold
+    the hours alike. Alternating over all the times put 06 and 18 UTC in one half and 00
+    and 12 UTC in the other (forecasts 6 h apart), and the truth's own score was its
+    diurnal cycle."""
+    times, first = np.unique(valid, return_index=True)
+    hours = pd.DatetimeIndex(times).hour.values
+    rank = np.full(times.size, -1)  # an hour of one time only is in neither half
+    for hour in np.unique(hours):
+        if (n := int((hours == hour).sum())) > 1:
+            rank[hours == hour] = np.arange(n)
+    return first[(rank >= 0) & (rank % 2 == 0)], first[rank % 2 == 1]
 
 
 def sampling_noise(log_power: np.ndarray, valid: np.ndarray) -> np.ndarray:
