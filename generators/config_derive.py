@@ -59,6 +59,14 @@ from generators.config import (
     TrainConfig,
 )
 from generators.config_io import to_mapping
+from generators.config_periods import (  # noqa: F401 (held_out_times: this module's API)
+    HELD_OUT_FRACTION,
+    MAX_HELD_OUT_FRACTION,
+    MIN_HELD_OUT,
+    check_windows,
+    held_out_times,
+    trainable,
+)
 from generators.data import CALENDAR_FEATURES, GEOMETRY_STATICS
 from generators.device import resolve_device
 from generators.models import FlowMatchingConfig
@@ -73,14 +81,6 @@ from pipeline.timeaxis import fixed_step
 from verification.output import atomic_output
 from verification.spectra import is_global
 
-HELD_OUT_FRACTION = 0.1
-"""Share of the store's times (the last ones) held out for validation and calibration."""
-MIN_HELD_OUT = pd.Timedelta(days=4)
-"""The least held-out period: ``wxens tune`` weighs a decaying average of verified errors on
-it, which needs forecasts of days the model has not seen, several of each time of day
-(forecasts of training days show too little of the bias a correction removes)."""
-MAX_HELD_OUT_FRACTION = 0.3
-"""The most of a short store's times :data:`MIN_HELD_OUT` may take."""
 DEFAULT_BUDGET = pd.Timedelta(minutes=30)
 DERIVED_FROM = "derived from "
 """The start of a derived config's first note, before the store's absolute path."""
@@ -180,20 +180,6 @@ def derived_lead_weights(leads: tuple[int, ...]) -> tuple[float, ...] | None:
     return tuple(round((lead / leads[0]) ** -LEAD_WEIGHT_EXPONENT, 3) for lead in leads)
 
 
-def held_out_times(n_times: int, step: pd.Timedelta) -> int:
-    """Times held out of ``n_times`` every ``step``: ``ceil(HELD_OUT_FRACTION * n)``, and at
-    least :data:`MIN_HELD_OUT` of them where that is at most ``MAX_HELD_OUT_FRACTION * n``."""
-    least = min(math.ceil(MIN_HELD_OUT / step), math.floor(MAX_HELD_OUT_FRACTION * n_times))
-    return max(math.ceil(HELD_OUT_FRACTION * n_times), least)
-
-
-def trainable(n_times: int, lead: int, history: int, step: pd.Timedelta) -> bool:
-    """Whether ``n_times`` every ``step`` hold out more than ``lead`` steps and leave the
-    training period ``history + lead`` of them (more times never make it False)."""
-    held = held_out_times(n_times, step)
-    return held > lead and n_times - held >= history + lead
-
-
 def backbone_for(grid: tuple[int, int], train_times: int, channels: int, periodic: bool):
     """Backbone size from the grid (levels) and the data (first width); see module doc."""
     levels = min(5, max(2, 1 + math.floor(math.log2(min(grid) / COARSEST_POINTS))))
@@ -278,6 +264,7 @@ def derive_config(
     n_train = len(times) - n_held
     train = Period(_stamp(times[0]), _stamp(times[n_train - 1]))
     held_out = Period(_stamp(times[n_train]), _stamp(times[-1]))
+    check_windows(store.path, times, step, history, leads, n_train)
     dynamic = [name for name, da in store.dataset.data_vars.items() if TIME in da.dims]
     channels = tuple(str(c) for c in to_channels(store.dataset[dynamic])[CHANNEL].values)
     grid = (store.dataset.sizes[LAT], store.dataset.sizes[LON])

@@ -1,0 +1,76 @@
+"""The training and held-out periods of a derived config
+(:func:`generators.config_derive.derive_config`): how many of a store's last times are held
+out (:func:`held_out_times`), whether a store is long enough (:func:`trainable`) and
+whether the times it misses leave each period a whole window (:func:`check_windows`)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import InputError
+
+HELD_OUT_FRACTION = 0.1
+"""Share of the store's times (the last ones) held out for validation and calibration."""
+MIN_HELD_OUT = pd.Timedelta(days=4)
+"""The least held-out period: ``wxens tune`` weighs a decaying average of verified errors on
+it, which needs forecasts of days the model has not seen, several of each time of day
+(forecasts of training days show too little of the bias a correction removes)."""
+MAX_HELD_OUT_FRACTION = 0.3
+"""The most of a short store's times :data:`MIN_HELD_OUT` may take."""
+
+
+def held_out_times(n_times: int, step: pd.Timedelta) -> int:
+    """Times held out of ``n_times`` every ``step``: ``ceil(HELD_OUT_FRACTION * n)``, and at
+    least :data:`MIN_HELD_OUT` of them where that is at most ``MAX_HELD_OUT_FRACTION * n``."""
+    least = min(math.ceil(MIN_HELD_OUT / step), math.floor(MAX_HELD_OUT_FRACTION * n_times))
+    return max(math.ceil(HELD_OUT_FRACTION * n_times), least)
+
+
+def trainable(n_times: int, lead: int, history: int, step: pd.Timedelta) -> bool:
+    """Whether ``n_times`` every ``step`` hold out more than ``lead`` steps and leave the
+    training period ``history + lead`` of them (more times never make it False)."""
+    held = held_out_times(n_times, step)
+    return held > lead and n_times - held >= history + lead
+
+
+def missing_windows(
+    times: pd.DatetimeIndex, step: pd.Timedelta, history: int, lead: int, part: slice
+) -> pd.DatetimeIndex | None:
+    """None where an initial time of ``times[part]`` has its ``history`` states (which may
+    reach back before the part) and its valid time ``lead`` steps on (inside the part) all
+    in ``times``, as a training or validation item needs; else the times the part's span
+    misses (a store with gaps can hold enough times and no whole window)."""
+    inits = times[part]
+    whole = np.ones(len(inits), dtype=bool)
+    for k in (*range(history), -lead):
+        whole &= times.get_indexer(inits - k * step) >= 0
+    whole &= inits + lead * step <= inits[-1]
+    if whole.any():
+        return None
+    span = pd.date_range(inits[0] - (history - 1) * step, inits[-1], freq=step)
+    return span.difference(times)
+
+
+def check_windows(
+    path: str, times: pd.DatetimeIndex, step: pd.Timedelta, history: int, leads, n_train: int
+) -> None:
+    """Refuse a store whose missing times leave its training period (``times[:n_train]``)
+    or its held-out one (the rest) no item of some lead (native steps): the training
+    would fail on it after the config was printed and written, telling the user to widen
+    a period they never chose."""
+    for name, part in (("training", slice(None, n_train)), ("held-out", slice(n_train, None))):
+        for lead in leads:
+            missing = missing_windows(times, step, history, lead, part)
+            if missing is None:
+                continue
+            shown = ", ".join(t.strftime("%Y-%m-%dT%H:%M") for t in missing[:4])
+            span = f"{times[part][0]:%Y-%m-%dT%H:%M} to {times[part][-1]:%Y-%m-%dT%H:%M}"
+            raise InputError(
+                f"{path} misses {len(missing)} time(s) in or just before its {name} period "
+                f"({span}): {shown}{', ...' if len(missing) > 4 else ''}, so no initial time "
+                f"in it has its {history} history states and its state "
+                f"{(lead * step) / pd.Timedelta(hours=1):g} h later; ingest the missing times, or a store that ends before them"
+            )

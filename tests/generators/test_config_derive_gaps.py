@@ -1,0 +1,46 @@
+"""A config derived from a store that misses times: refused before training, naming the
+missing times, where they leave the training or held-out period no whole window."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from generators.config_derive import StepSeconds, derive_config
+from pipeline.errors import InputError
+from pipeline.store import ingest
+
+SECONDS = StepSeconds(main=0.05, fine_tune=0.2, forward=0.001)
+
+
+def gapped_store(tmp_path, missing):
+    """100 six-hourly t2m fields on an 8 x 8 grid, less the slots ``missing``."""
+    times = pd.date_range("2000-01-01", periods=100, freq="6h")
+    times = times[[i for i in range(100) if i not in set(missing)]]
+    rng = np.random.default_rng(0)
+    values = (283 + rng.normal(0, 1, (len(times), 8, 8)).cumsum(0) * 0.2).astype("float32")
+    coords = {"time": times, "latitude": np.linspace(40, 47, 8), "longitude": np.linspace(0, 7, 8)}
+    source = tmp_path / "gapped.nc"
+    fields = xr.DataArray(values, coords, ("time", "latitude", "longitude"), attrs={"units": "K"})
+    xr.Dataset({"t2m": fields}).to_netcdf(source)
+    return ingest(str(source), tmp_path / "gapped.zarr", progress=False)
+
+
+def test_gaps_that_leave_the_held_out_period_no_window_are_refused(tmp_path):
+    """Every fifth time of the last days missing: 96 times are plenty by count, but no
+    held-out time has 4 history states and the next one; the config was printed and
+    written, then the training failed telling the user to widen a period it chose."""
+    store = gapped_store(tmp_path, missing=[80, 85, 90, 95])
+    with pytest.raises(InputError) as err:
+        derive_config(store, step_seconds=SECONDS)
+    said = str(err.value)
+    assert "misses 4 time(s)" in said and "held-out period" in said, said
+    assert "2000-01-21T00:00, 2000-01-22T06:00" in said and "ingest the missing times" in said
+
+
+def test_a_gap_that_leaves_whole_windows_derives(tmp_path):
+    store = gapped_store(tmp_path, missing=[50, 51, 92])
+    config = derive_config(store, step_seconds=SECONDS).config
+    assert config.data.leads == (1, 3, 4)
