@@ -111,15 +111,18 @@ def _train(args: argparse.Namespace) -> int:
     from generators.config import load_train_config
     from generators.correction.spread import SpreadCalibration
     from generators.distributed import follow_launcher, launch, world_from_env
-    from generators.train import train
+    from generators.train import CHECKPOINT_NAME, train
     from pipeline.errors import InputError
     from pipeline.store import open_store
 
     follow_launcher()  # a process of --nproc dies with the command that started it
     set_threads(args.threads)
+    derived_now = None  # a config.yaml derived by this command, which trained nothing yet
     if args.config is None:
+        fresh = args.no_resume or not (Path(args.out) / DERIVED_CONFIG).exists()
         config = derived_config(args)
         args.config = Path(args.out) / DERIVED_CONFIG  # what every process then loads
+        derived_now = args.config if fresh else None
     elif args.lead or args.budget:
         raise InputError("--lead and --budget size a derived config; with --config, drop them")
     else:
@@ -130,9 +133,14 @@ def _train(args: argparse.Namespace) -> int:
         if args.threads is not None:  # torchrun's own default (1) and its banner saying so
             os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
         return launch(args.nproc, torchrun_command(args))
-    result = train(
-        args.store, config, args.out, resume=not args.no_resume, progress=not args.no_progress
-    )
+    try:
+        result = train(
+            args.store, config, args.out, resume=not args.no_resume, progress=not args.no_progress
+        )
+    except InputError:  # refused before a checkpoint: no config.yaml a rerun takes as its own
+        if derived_now is not None and not (Path(args.out) / CHECKPOINT_NAME).exists():
+            derived_now.unlink(missing_ok=True)
+        raise
     if not world_from_env().is_main:
         return 0
     checkpoint = load_checkpoint(result.checkpoint)

@@ -1,0 +1,39 @@
+"""A derived config whose training is refused before any checkpoint is not left in
+``OUT/config.yaml`` for a rerun to take as derived for it before."""
+
+from __future__ import annotations
+
+from flows.cli import main as wxens
+from pipeline.store import ingest
+
+
+def test_a_training_refused_on_the_store_leaves_no_derived_config(tmp_path, capsys):
+    """``--set data.channels=[t2m,q]`` passed the config's checks and was refused by the
+    training (no channel q); the rerun with ``--lead 12h`` then said its lead was 'not
+    used, this run resumes with the config derived before', for a run that trained
+    nothing, and trained the 1-day config."""
+    store = ingest(
+        "synthetic:n_lat=8,n_lon=8,n_times=60,step=6h",
+        tmp_path / "s.zarr",
+        variables=["t2m"],
+        progress=False,
+    )
+    run = tmp_path / "run"
+    argv = [
+        "train",
+        "--store",
+        str(store.path),
+        "--out",
+        str(run),
+        "--no-progress",
+        "--threads",
+        "1",
+    ]
+    refused = ["--set", "steps=2", "--set", "data.channels=[t2m,q]"]
+    assert wxens([*argv, *refused]) == 2
+    assert "no channel(s) ['q']" in capsys.readouterr().err
+    assert not (run / "config.yaml").exists()
+    assert wxens([*argv, "--lead", "12h", "--set", "steps=2"]) == 0
+    out = capsys.readouterr().out
+    assert "not used" not in out and "leads [1, 2] native steps, up to 12h" in out
+    assert "leads: [1, 2]" in (run / "config.yaml").read_text()
