@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from flows.commands.options import add_threads
-from flows.commands.train import add_derive_arguments, derive_for, set_threads
+from flows.commands.train import add_derive_arguments, derive_for, set_threads, with_overrides
 
 NAME = "config"
 HELP = "print the training config derived from an analysis store, as YAML to edit"
@@ -26,15 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from generators.config import TrainConfig, apply_overrides
-    from generators.config_io import from_mapping, to_mapping
-
     set_threads(args.threads)
-    derived = derive_for(args)
-    if args.overrides:  # checked as wxens train checks them
-        mapping = apply_overrides(to_mapping(derived.config), args.overrides)
-        derived = replace(derived, config=from_mapping(TrainConfig, mapping, where="--set"))
+    derived = with_overrides(derive_for(args), args.overrides)  # as wxens train applies them
     print(derived.to_yaml(), end="")
     return 0

@@ -190,8 +190,8 @@ def derived_config(args: argparse.Namespace):
             print(f"{given}: not used, this run resumes with the config derived before")
         return load_train_config(path, args.overrides)
     processes = max(1, args.nproc or 1)  # the derived batch splits over them
-    derived = derive_for(args, processes)
-    derived.write(path)
+    derived = with_overrides(derive_for(args, processes), args.overrides)
+    derived.write(path)  # the config trained, --set included, beside its checkpoint
     try:
         config = load_train_config(path, args.overrides)
         check_split(args, config)
@@ -218,6 +218,19 @@ def derive_for(args: argparse.Namespace, processes: int = 1):
     return derive_config(
         args.store, lead=args.lead, budget=args.budget, steps=steps, processes=processes
     )
+
+
+def with_overrides(derived, overrides: Sequence[str]):
+    """``derived`` with the ``--set`` overrides applied, checked as a written config's."""
+    from dataclasses import replace
+
+    from generators.config import TrainConfig, apply_overrides
+    from generators.config_io import from_mapping, to_mapping
+
+    if not overrides:
+        return derived
+    mapping = apply_overrides(to_mapping(derived.config), list(overrides))
+    return replace(derived, config=from_mapping(TrainConfig, mapping, where="--set"))
 
 
 def fixed_steps(overrides: Sequence[str]) -> int | None:

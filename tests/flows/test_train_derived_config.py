@@ -1,9 +1,14 @@
-"""A derived config whose training is refused before any checkpoint is not left in
-``OUT/config.yaml`` for a rerun to take as derived for it before."""
+"""``wxens train`` without ``--config``: ``OUT/config.yaml`` is the config the checkpoint
+trained (``--set`` included), and one whose training is refused before any checkpoint is
+not left for a rerun to take as derived for it before."""
 
 from __future__ import annotations
 
+import yaml
+
 from flows.cli import main as wxens
+from generators.checkpoint import load_checkpoint
+from generators.config import load_train_config
 from pipeline.store import ingest
 
 
@@ -37,3 +42,21 @@ def test_a_training_refused_on_the_store_leaves_no_derived_config(tmp_path, caps
     out = capsys.readouterr().out
     assert "not used" not in out and "leads [1, 2] native steps, up to 12h" in out
     assert "leads: [1, 2]" in (run / "config.yaml").read_text()
+
+
+def test_the_derived_config_written_is_the_one_trained(tmp_path, capsys):
+    """``--set optim.lr=0.002`` trained at 0.002 while the config.yaml beside the checkpoint
+    (and the YAML printed) said 0.001, the derived value."""
+    store = ingest(
+        "synthetic:n_lat=8,n_lon=8,n_times=60,step=6h",
+        tmp_path / "s.zarr",
+        variables=["t2m"],
+        progress=False,
+    )
+    run = tmp_path / "run"
+    argv = ["train", "--store", str(store.path), "--out", str(run), "--no-progress"]
+    assert wxens([*argv, "--threads", "1", "--set", "steps=2", "--set", "optim.lr=0.002"]) == 0
+    written = yaml.safe_load((run / "config.yaml").read_text())
+    assert written["optim"]["lr"] == 0.002
+    trained = load_checkpoint(run / "last.pt").train_config
+    assert load_train_config(run / "config.yaml") == trained
