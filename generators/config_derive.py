@@ -42,6 +42,7 @@ longest lead wanted and a time budget:
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -146,14 +147,17 @@ def duration_text(value: pd.Timedelta) -> str:
 
 def parse_duration(text: str | pd.Timedelta, what: str) -> pd.Timedelta:
     """A positive duration from ``30min``, ``24h``, ``5d`` (a Timedelta; no bare number)."""
+    positive = f"{what} must be a positive duration such as 30min, 24h or 5d, got {text!r}"
     try:
         value = to_timedelta(text)
     except ValueError as err:
+        if re.fullmatch(r"\s*(-.*|[+]?[0.]+)\s*", str(text)):  # no unit makes 0 or -2 one
+            raise InputError(positive) from None
         raise InputError(
             f"{what} {text!r} is not a duration such as 30min, 24h or 5d: {err}"
         ) from None
     if value <= pd.Timedelta(0):
-        raise InputError(f"{what} must be a positive duration, got {text!r}")
+        raise InputError(positive)
     return value
 
 

@@ -1,5 +1,6 @@
-"""A config derived from a store that misses times: refused before training, naming the
-missing times, where they leave the training or held-out period no whole window."""
+"""A config derived from odd stores and odd requests: a store that misses times is refused
+before training, naming them, where they leave a period no whole window; a budget of no
+time is told it must be positive."""
 
 from __future__ import annotations
 
@@ -44,3 +45,13 @@ def test_a_gap_that_leaves_whole_windows_derives(tmp_path):
     store = gapped_store(tmp_path, missing=[50, 51, 92])
     config = derive_config(store, step_seconds=SECONDS).config
     assert config.data.leads == (1, 3, 4)
+
+
+@pytest.mark.parametrize("budget", ["0", "-3", "0.0"])
+def test_a_budget_of_no_time_without_a_unit_is_told_it_must_be_positive(budget):
+    """``--budget 0`` was told to write ``0h``, which is then refused as not positive."""
+    from generators.config_derive import parse_duration
+
+    with pytest.raises(InputError, match="must be a positive duration such as 30min") as err:
+        parse_duration(budget, "--budget")
+    assert f"{budget}h" not in str(err.value)
