@@ -333,7 +333,7 @@ def derive_config(
         f"history: the last {history} states; leads {list(leads)} native steps, up to "
         f"{duration_text(lead)}",
         f"train {train}; validation, calibration and tuning on the last "
-        f"{n_held / len(times):.0%} ({_span_text(n_held * step)}): {held_out}",
+        f"{n_held / len(times):.0%} ({_span_text(times[-1] + step - times[n_train])}): {held_out}",
         f"backbone widths {list(backbone.widths)} for the grid and {n_train} training times",
         batch_note,
         sizing,

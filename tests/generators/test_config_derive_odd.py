@@ -55,3 +55,11 @@ def test_a_budget_of_no_time_without_a_unit_is_told_it_must_be_positive(budget):
     with pytest.raises(InputError, match="must be a positive duration such as 30min") as err:
         parse_duration(budget, "--budget")
     assert f"{budget}h" not in str(err.value)
+
+
+def test_the_held_out_span_counts_the_times_it_misses(tmp_path):
+    """16 held-out times around a missing one span 4 days 6 hours; the note said 4d (16
+    steps), the count of times rather than the period's length."""
+    store = gapped_store(tmp_path, missing=[92])
+    notes = derive_config(store, step_seconds=SECONDS).notes
+    assert "on the last 16% (4.25 days): 2000-01-21T18:00 to 2000-01-25T18:00" in notes[2], notes
