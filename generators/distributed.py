@@ -41,7 +41,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from generators.base import Batch
 from generators.device import resolve_device
-from pipeline.errors import InputError
+from pipeline.errors import InputError, WxensError
 
 RANK_STRIDE = 2**24
 """Seed distance between the shards of one step. A torch generator keeps only the low 32
@@ -147,8 +147,36 @@ def process_group(world: World, device: torch.device) -> Iterator[None]:
     dist.init_process_group(backend_for(device), rank=world.rank, world_size=world.size)
     try:
         yield
+    except RuntimeError as err:
+        if not peer_lost(err):
+            raise
+        raise PeerLost(world, err) from None
     finally:
         dist.destroy_process_group()
+
+
+PEER_GONE = ("Connection reset by peer", "Connection closed by peer")
+"""What gloo's ``RuntimeError`` says when another rank's process died mid-collective."""
+
+
+def peer_lost(error: BaseException) -> bool:
+    """Whether ``error`` is a collective's failure because another rank went away."""
+    return isinstance(error, dist.DistNetworkError) or any(m in str(error) for m in PEER_GONE)
+
+
+class PeerLost(WxensError):
+    """Another process of the run died (killed, out of memory) during a collective: one
+    line, where the surviving ranks printed gloo's 37-line traceback (ending "GLHF!")
+    before torchrun stopped them and named the one that died."""
+
+    exit_code = 1
+
+    def __init__(self, world: World, error: BaseException):
+        cause = str(error).split("] ", 1)[-1].split(". ", 1)[0]  # without gloo's source path
+        super().__init__(
+            f"process {world.rank} of {world.size}: another process of the run stopped "
+            f"({cause}); torchrun names it"
+        )
 
 
 def shard_size(batch_size: int, world: World) -> int:
@@ -259,9 +287,9 @@ def follow_launcher(environ: Mapping[str, str] = os.environ) -> None:
 
 def launch(nproc: int, command: Sequence[str]) -> int:
     """Run ``python command...`` in ``nproc`` processes on this machine through torchrun
-    (``torch.distributed.run --standalone``: a free local rendezvous port); returns 0, 1
-    when a process failed (torchrun prints which and why), or 128 + the signal that
-    stopped the launch (Ctrl-C raises KeyboardInterrupt)."""
+    (``torch.distributed.run --standalone``: a free local rendezvous port); returns 0, or
+    128 + the signal that stopped the launch (Ctrl-C raises KeyboardInterrupt); raises
+    :class:`ProcessFailed` when a process failed."""
     if nproc < 1:
         raise InputError(f"--nproc must be at least 1, got {nproc}")
     if "WORLD_SIZE" in os.environ:
@@ -271,8 +299,8 @@ def launch(nproc: int, command: Sequence[str]) -> int:
     os.environ[LAUNCHER_PID] = str(os.getpid())  # the processes inherit it: follow_launcher
     try:
         torchrun(["--standalone", "--nproc_per_node", str(nproc), *command])
-    except ChildFailedError:
-        return 1
+    except ChildFailedError as failed:
+        raise ProcessFailed(failed, nproc) from None
     except SignalException as stop:  # torchrun has stopped the processes: no traceback
         if stop.sigval == signal.SIGINT:
             raise KeyboardInterrupt from None  # Ctrl-C: the CLI says "interrupted", exit 130
@@ -280,3 +308,30 @@ def launch(nproc: int, command: Sequence[str]) -> int:
     finally:  # not for what this process starts later
         del os.environ[LAUNCHER_PID]
     return 0
+
+
+class ProcessFailed(WxensError):
+    """A process of a :func:`launch` failed and torchrun stopped the others (exit 1). Its
+    message names the process and how it ended: torchrun raised this as an exception whose
+    report the launch swallowed, so a rank killed (out of memory, ``kill -9``) ended the
+    run with exit 1 and no word of which or why."""
+
+    exit_code = 1
+
+    def __init__(self, failed: ChildFailedError, nproc: int):
+        failures = failed.failures
+
+        def cause(rank: int) -> tuple[int, int, int]:
+            # the root cause first: killed (not by torchrun's SIGTERM), then an error of its
+            # own (2, a refused input), then exit 1 (a bug, or PeerLost: another one died)
+            code = failures[rank].exitcode
+            order = 3 if code == -signal.SIGTERM else 0 if code < 0 else 2 if code == 1 else 1
+            return order, failures[rank].timestamp, rank
+
+        rank = min(failures, key=cause)
+        code = failures[rank].exitcode
+        how = f"was killed by {failures[rank].signal_name()}" if code < 0 else f"exited {code}"
+        super().__init__(
+            f"process {rank} of {nproc} {how}, and torchrun stopped the others; the last "
+            "checkpoint stays in --out: run the same command again to resume from it"
+        )

@@ -256,3 +256,20 @@ def test_threads_go_to_the_processes_without_torchruns_banner(store, tmp_path, m
     args = ["train", "--store", str(store.path), "--config", str(config_path)]
     assert wxens([*args, "--out", str(tmp_path / "x"), "--nproc", "2", "--threads", "1"]) == 0
     assert seen["threads"] == "1" and "--threads" in seen["command"]
+
+
+def test_a_killed_rank_stops_nproc_training_naming_it_in_one_line(store, tmp_path):
+    """kill -9 of one process of `wxens train --nproc 2`: the launcher exited 1 without a
+    word of which process or why (torchrun's report was swallowed), after rank 0 printed
+    gloo's 37-line traceback ending "GLHF!"."""
+    launch, out = started_nproc_training(store, tmp_path, stderr=subprocess.PIPE, text=True)
+    ranks = sorted(psutil.Process(launch.pid).children(), key=lambda p: p.pid)
+    assert len(ranks) == 2
+    ranks[1].kill()  # this test's own process, by id
+    _, stderr = launch.communicate(timeout=120)
+    assert launch.returncode == 1, stderr[-3000:]
+    assert "wxens train: error: process 1 of 2 was killed by SIGKILL" in stderr, stderr[-3000:]
+    assert "run the same command again to resume" in stderr
+    assert "Traceback" not in stderr and "GLHF" not in stderr, stderr[-3000:]
+    assert load_checkpoint(out).step > 0
+
