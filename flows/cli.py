@@ -87,7 +87,7 @@ def _dispatch(argv: list[str] | None) -> int:
     """Parse ``argv``, run its command, and map a :class:`WxensError` or an interrupt to
     its exit code and a line on stderr."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=log_format())
     for name in WXENS_LOGGERS if args.verbose else ():
         logging.getLogger(name).setLevel(logging.DEBUG)  # not numcodecs', zarr's, filelock's
     if getattr(args, "no_progress", True) is False and not terminal(sys.stderr):
@@ -115,6 +115,14 @@ def _dispatch(argv: list[str] | None) -> int:
     finally:
         for name in RUN_LOGGERS:
             logging.getLogger(name).removeFilter(once)
+
+
+def log_format(environ: dict[str, str] | os._Environ = os.environ) -> str:
+    """The console's log format: in a process of a torchrun launch of several, each line
+    names its rank (``INFO [rank 1] generators.rollout: ...``), where the processes' lines
+    ran together, the same line once per rank with nothing to tell them apart."""
+    rank = environ.get("RANK") if environ.get("WORLD_SIZE", "1") not in ("", "1") else None
+    return f"%(levelname)s {f'[rank {rank}] ' if rank else ''}%(name)s: %(message)s"
 
 
 def _say(line: str) -> None:

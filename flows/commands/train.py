@@ -14,6 +14,7 @@ prints.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -116,6 +117,8 @@ def _train(args: argparse.Namespace) -> int:
     from pipeline.store import open_store
 
     follow_launcher()  # a process of --nproc dies with the command that started it
+    if not world_from_env().is_main and not getattr(args, "verbose", False):
+        quiet_info()  # rank 0 says it: each line came once per process
     set_threads(args.threads)
     derived_now = None  # a config.yaml derived by this command, which trained nothing yet
     if args.config is None:
@@ -160,6 +163,13 @@ def _train(args: argparse.Namespace) -> int:
     if checkpoint.calibration is not None:
         print(SpreadCalibration.from_dict(checkpoint.calibration).report())
     return 0
+
+
+def quiet_info() -> None:
+    """Keep wxens's warnings and errors only: in a training process other than rank 0,
+    whose INFO lines (the states read, "resuming at step") repeat rank 0's."""
+    for name in ("flows", "pipeline", "generators", "verification"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def check_split(args: argparse.Namespace, config) -> None:

@@ -273,3 +273,24 @@ def test_a_killed_rank_stops_nproc_training_naming_it_in_one_line(store, tmp_pat
     assert "Traceback" not in stderr and "GLHF" not in stderr, stderr[-3000:]
     assert load_checkpoint(out).step > 0
 
+
+def test_nproc_training_logs_each_line_once(store, tmp_path):
+    """`wxens train --nproc 2`: every INFO line (the states read, the steps) came once per
+    process, alike, though rank 0 alone is to print."""
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(CONFIG)
+    env = os.environ | {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    command = [sys.executable, "-m", "flows.cli", "train", "--store", str(store.path)]
+    command += ["--config", str(config_path), "--out", str(tmp_path / "o"), "--nproc", "2"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.count("of states into memory") == 1, done.stderr
+
+
+def test_the_log_lines_of_a_torchrun_process_name_its_rank():
+    from flows.cli import log_format
+
+    assert log_format({}) == "%(levelname)s %(name)s: %(message)s"
+    assert log_format({"RANK": "0", "WORLD_SIZE": "1"}) == log_format({})
+    assert "[rank 1] %(name)s" in log_format({"RANK": "1", "WORLD_SIZE": "2"})
