@@ -119,9 +119,17 @@ def _forecast_on_workers(
         store = store.path
     workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
     per_batch = inits_per_batch(n_members, options.get("batch_members", 512))
+    # deal those left to draw, as the ranks do (all dealt again, a rerun after one worker
+    # had failed left the rest to the shards that had not been drawn: one worker alone)
+    inits = pending_init_times(inits, out, options.get("recompute", False))
     shards = [shard_init_times(inits, k, workers, per_batch) for k in range(workers)]
     options = {**options, "progress": False}
-    log.info("forecast: %d initial time(s) over %d dask worker(s)", len(inits), workers)
+    log.info(
+        "forecast: %d initial time(s) over %d dask worker(s) (%s)",
+        len(inits),
+        workers,
+        " + ".join(str(len(shard)) for shard in shards),
+    )
     futures = [
         client.submit(
             forecast_to_store,

@@ -162,3 +162,23 @@ def test_a_world_size_without_a_rank_is_refused_as_training_refuses_it(monkeypat
         launched_by_torchrun()
     monkeypatch.delenv("WORLD_SIZE")
     assert not launched_by_torchrun()
+
+
+def test_a_dask_rerun_deals_the_initial_times_left_to_every_worker(
+    one_process, monkeypatch, caplog
+):
+    """As the ranks' rerun: after a worker had failed, the other having drawn its own, a
+    rerun dealt all four initial times again, and the worker that held its shard already
+    skipped it while the other drew the rest alone."""
+    from distributed import LocalCluster
+
+    root, command = one_process
+    out = root / "workers_rerun.zarr"
+    first = [*command, "--batch-members", "3", "--out", str(out)]  # one initial time a batch
+    assert wxens([*first, "--init", "2000-01-02T06", "2000-01-02T18"]) == 0  # worker 1's
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+        with caplog.at_level("INFO", logger="generators"):
+            assert wxens([*first, "--dask-scheduler", cluster.scheduler_address]) == 0
+    assert "2 initial time(s) over 2 dask worker(s) (1 + 1)" in caplog.text, caplog.text
+    assert_same_store(out, root / "one.zarr")
