@@ -133,6 +133,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.nproc is not None:  # refuse here what every process would refuse
         check_split(args, config)
         open_store(args.store)
+        check_cores(args.nproc, config)
         if args.threads is not None:  # torchrun's own default (1) and its banner saying so
             os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
         return launch(args.nproc, torchrun_command(args))
@@ -170,6 +171,25 @@ def quiet_info() -> None:
     whose INFO lines (the states read, "resuming at step") repeat rank 0's."""
     for name in ("flows", "pipeline", "generators", "verification"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def check_cores(nproc: int, config) -> None:
+    """``--nproc`` on the CPU: refuse more processes than this process's cores (``--nproc 64``
+    on 2 cores started 64 trainers, each with its own model and copy of the states, half
+    a gigabyte each, which then took turns on the 2 cores)."""
+    from generators.device import resolve_device
+    from pipeline.errors import InputError, counted
+
+    if resolve_device(config.device).type != "cpu":
+        return  # each process takes a GPU: a rank without one is refused
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
+    if nproc > cores:
+        raise InputError(
+            f"--nproc {nproc} on the CPU, but this machine gives wxens "
+            f"{counted(cores, 'core')}: more processes than cores only slow each other down "
+            f"(each holds its own model and states); use --nproc {cores} or fewer"
+        )
 
 
 def check_split(args: argparse.Namespace, config) -> None:

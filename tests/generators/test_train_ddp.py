@@ -294,3 +294,17 @@ def test_the_log_lines_of_a_torchrun_process_name_its_rank():
     assert log_format({}) == "%(levelname)s %(name)s: %(message)s"
     assert log_format({"RANK": "0", "WORLD_SIZE": "1"}) == log_format({})
     assert "[rank 1] %(name)s" in log_format({"RANK": "1", "WORLD_SIZE": "2"})
+
+
+def test_nproc_refuses_more_cpu_processes_than_cores(store, tmp_path, capsys, monkeypatch):
+    """`--nproc 64` on a 2-core machine started 64 trainers, half a gigabyte each."""
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(CONFIG)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    args = ["train", "--store", str(store.path), "--config", str(config_path)]
+    assert wxens([*args, "--out", str(tmp_path / "x"), "--nproc", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "--nproc 2 on the CPU, but this machine gives wxens 1 core: more" in err, err
+    assert "use --nproc 1 or fewer" in err
+    assert not (tmp_path / "x" / "last.pt").exists()
