@@ -72,5 +72,6 @@ def check_windows(
                 f"{path} misses {len(missing)} time(s) in or just before its {name} period "
                 f"({span}): {shown}{', ...' if len(missing) > 4 else ''}, so no initial time "
                 f"in it has its {history} history states and its state "
-                f"{(lead * step) / pd.Timedelta(hours=1):g} h later; ingest the missing times, or a store that ends before them"
+                f"{(lead * step) / pd.Timedelta(hours=1):g} h later; ingest the missing "
+                "times, or a store that ends before them"
             )
