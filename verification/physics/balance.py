@@ -75,11 +75,10 @@ class Hypsometric(TruthRelativeCheck):
         self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset | None = None
     ) -> list[CheckResult]:
         names = ["z", "t"] + (["q"] if "q" in forecast else [])
+        # one field of each (the first member, time and lead): a read, not a pass over all
+        first = {d: 0 for d in forecast["z"].dims if d not in (LEVEL, LAT, LON)}
         held = np.logical_and.reduce(
-            [
-                forecast[n].notnull().any([d for d in forecast[n].dims if d != LEVEL]).values
-                for n in names
-            ]
+            [forecast[n].isel(first).notnull().any([LAT, LON]).values for n in names]
         )
         levels = np.sort(forecast[LEVEL].values.astype(float))[::-1]  # bottom first
         held = dict(zip(forecast[LEVEL].values.astype(float).tolist(), held.tolist(), strict=True))
