@@ -309,12 +309,10 @@ def test_truncated_grib(tmp_path, capsys, uk_sample):
     ],
 )
 def test_a_grib_message_with_a_corrupt_data_section_is_refused(
-    tmp_path, capsys, uk_sample, damage, said
+    tmp_path, capsys, uk_sample, store_content, damage, said
 ):
     # Message 101 keeps its length and 7777 (the framing check passes); its data section
     # (at byte 92 of the 3342-byte GRIB 1 message) is damaged. The store is left as it was.
-    from conftest import read_store_content
-
     store = tmp_path / "s.zarr"
     code, _ = run_cli(
         capsys,
@@ -327,7 +325,7 @@ def test_a_grib_message_with_a_corrupt_data_section_is_refused(
         "--no-progress",
     )
     assert code == 0
-    before = read_store_content(store)
+    before = store_content(store)
     data = bytearray(uk_sample.read_bytes())
     message = data[100 * 3360 : 100 * 3360 + 3342]
     damage(message)
@@ -337,7 +335,7 @@ def test_a_grib_message_with_a_corrupt_data_section_is_refused(
     code, err = run_cli(capsys, "ingest", str(bad), "--store", str(store), "--no-progress")
     assert code == 2 and "bad.grib: GRIB message 101" in err and said in err, err
     assert "corrupt" in err and "download the file again" in err
-    assert read_store_content(store) == before
+    assert store_content(store) == before
 
 
 def test_non_grib_named_grib(tmp_path, capsys):
