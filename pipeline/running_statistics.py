@@ -234,9 +234,12 @@ class RunningStatistics:
         """The statistics of ``store`` (its data, in time order) grown to ``times``, from
         the :meth:`sums` of every time it holds; its last time is read for the tendency to
         the next. None when ``sums`` are missing (an older store) or describe other times
-        or variables."""
+        or variables, or when the new times change the native step (00 and 06 UTC, then
+        times 12 h apart): the pairs summed in the tendency are not those of the step."""
         held = store.sizes[TIME]
         if not sums or sums["n_times"] != held or set(sums["variables"]) != set(store.data_vars):
+            return None
+        if held > 1 and native_step(pd.DatetimeIndex(store[TIME].values)) != native_step(times):
             return None
         running = cls(store, times)
         for name, saved in sums["variables"].items():

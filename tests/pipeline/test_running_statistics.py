@@ -213,3 +213,19 @@ def test_a_store_without_sums_is_summed_once_then_appends_alone(tmp_path, monkey
     store = ingest(source, old, allow_nan=True, progress=False)
     assert passes == [1]
     xr.testing.assert_identical(store.statistics, whole.statistics)
+
+
+def test_an_append_that_changes_the_native_step_sums_the_store_again(tmp_path):
+    """Two times 6 h apart, then times 12 h apart: the step becomes 12 h, so the 6 h pair
+    summed before is no tendency pair any more; the statistics equal one ingest's."""
+    times = pd.DatetimeIndex(["2001-01-01T00", "2001-01-01T06"]).append(
+        pd.date_range("2001-01-01T18", periods=TIMES.size - 2, freq="12h")
+    )
+    source = tmp_path / "in.nc"
+    field(9, 280.0).assign_coords(time=times).to_netcdf(source)
+    whole = ingest(source, tmp_path / "whole.zarr", allow_nan=True, progress=False)
+    grown = tmp_path / "grown.zarr"
+    ingest(source, grown, time=slice(None, times[1]), allow_nan=True, progress=False)
+    store = ingest(source, grown, allow_nan=True, progress=False)
+    assert store.native_step == whole.native_step == pd.Timedelta("12h")
+    xr.testing.assert_identical(store.statistics, whole.statistics)
