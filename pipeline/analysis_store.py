@@ -115,6 +115,17 @@ def _last_complete(path: Path, tip: dict) -> tuple[Store | str, dict]:
     )
 
 
+def readers_snapshot(path: str | Path) -> Store | str | None:
+    """The last complete commit of an analysis store whose latest ingest has not finished
+    (what :func:`open_store` reads, with its warning; StoreError if its first ingest has
+    not); None where readers read the last commit (a complete store, any other store)."""
+    try:
+        state = read_state(path)
+    except StoreError:
+        return None
+    return None if state["complete"] else _last_complete(Path(path), state)[0]
+
+
 def _snapshot(path: Path) -> Store | str:
     if not path.exists():
         raise StoreError(

@@ -357,8 +357,10 @@ def _last_since(written: list[datetime], since: datetime) -> datetime:
     return written[-1]
 
 
-def export(path: str | Path, out: str | Path, *, progress: bool = True) -> Path:
-    """Copy the last commit of the store at ``path`` into a plain Zarr v3 store at ``out``
+def export(
+    path: str | Path, out: str | Path, *, progress: bool = True, snapshot: Store | str | None = None
+) -> Path:
+    """Copy the last commit (or ``snapshot``, another) of the store at ``path`` into a plain Zarr v3 store at ``out``
     (for tools that do not read Icechunk, e.g. WeatherBench 2's), chunking and encoding
     kept, a forecast's initial times sorted (as :func:`open_forecast` reads them), with
     consolidated metadata (``xr.open_zarr`` reads it without warning that it is missing; a
@@ -367,7 +369,7 @@ def export(path: str | Path, out: str | Path, *, progress: bool = True) -> Path:
     waits, then finds it there. StoreError, before ``out`` is touched, if ``path`` holds
     no store, one with nothing committed yet, or ``out`` lies inside it."""
     out = Path(out)
-    snapshot = reader(path)
+    snapshot = reader(path) if snapshot is None else snapshot
     if not isinstance(snapshot, str) and not has_root_group(snapshot):
         raise StoreError(
             f"{path}: an empty store (another command is creating it, or its creation was "

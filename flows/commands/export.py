@@ -8,7 +8,7 @@ from flows.commands.options import add_no_progress
 
 NAME = "export"
 HELP = (
-    "copy a store (its last commit) into a plain Zarr v3 store, for tools that do not read "
+    "copy a store (its last complete commit) into a plain Zarr v3 store, for tools that do not read "
     "transactional (Icechunk) stores"
 )
 
@@ -20,8 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipeline.analysis_store import readers_snapshot
     from pipeline.transaction import export
 
-    out = export(args.store, args.out, progress=not args.no_progress)
+    # an analysis store whose append has not finished: what its readers read, not fill values
+    snapshot = readers_snapshot(args.store)
+    out = export(args.store, args.out, progress=not args.no_progress, snapshot=snapshot)
     print(f"{out}: plain Zarr v3 copy of {args.store}")
     return 0

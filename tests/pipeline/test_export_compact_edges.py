@@ -80,3 +80,40 @@ def test_export_into_the_store_itself_is_refused(tmp_path, capsys):
     assert main(["export", str(store), "--out", str(inside), "--no-progress"]) == 2
     assert "inside the store" in capsys.readouterr().err
     assert not inside.exists()
+
+
+def _an_interrupted_append(tmp_path, monkeypatch):
+    """The store of the first 5 of 8 times, to which an append of 3 was killed after it
+    grew the time axis (an ingest writing it now reads the same)."""
+    import pipeline.store as store_module
+    from pipeline.store import ingest
+    from tests.pipeline.test_ingest import store_of_the_first_five
+
+    _, store = store_of_the_first_five(tmp_path)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store_module, "write_blocks", killed)
+        try:
+            ingest(tmp_path / "all.nc", store, progress=False)
+        except KeyboardInterrupt:
+            pass
+    return store
+
+
+def test_export_of_a_store_whose_append_has_not_finished_exports_what_readers_read(
+    tmp_path, monkeypatch, caplog
+):
+    """``wxens export`` copied the unfinished commit: 8 times, 3 of them fill values a
+    plain-Zarr tool takes for analyses, and a state open_store refused. It exports the
+    last complete commit (the 5 times), with the readers' warning."""
+    from pipeline.store import open_store
+
+    store = _an_interrupted_append(tmp_path, monkeypatch)
+    out = tmp_path / "plain.zarr"
+    assert main(["export", str(store), "--out", str(out), "--no-progress"]) == 0
+    assert "its last ingest has not finished" in caplog.text
+    assert xr.open_zarr(out).sizes["time"] == 5
+    xr.testing.assert_identical(open_store(out).statistics, open_store(store).statistics)
