@@ -88,6 +88,19 @@ def open_store(path: str | Path) -> AnalysisStore:
     )
 
 
+def last_complete_commit(path: str | Path) -> tuple[Store | str, dict, datetime] | None:
+    """The newest commit of the store at ``path`` whose ingest state is complete, among its
+    last :data:`LAST_COMPLETE_WITHIN`: its snapshot, state and time; None if there is none
+    (a store whose first ingest has not finished, a plain Zarr store)."""
+    for snapshot_id, _, written_at in commits(path, limit=LAST_COMPLETE_WITHIN):
+        snapshot = reader(path, snapshot_id)
+        group = zarr.open_group(snapshot, mode="r") if has_root_group(snapshot) else None
+        state = group.attrs.get(STATE_ATTR, {}) if group is not None else {}
+        if state.get("complete"):
+            return snapshot, state, written_at
+    return None
+
+
 def _last_complete(path: Path, tip: dict) -> tuple[Store | str, dict]:
     """The last complete commit of a store whose last one is not (an ingest appending to
     it now, or one interrupted), and its state: a reader goes on with the analyses it had
@@ -98,27 +111,23 @@ def _last_complete(path: Path, tip: dict) -> tuple[Store | str, dict]:
         f"{written} of {tip['n_times']} times written: an ingest is writing it now or was "
         "interrupted"
     )
-    for snapshot_id, _, _ in commits(path, limit=LAST_COMPLETE_WITHIN):
-        snapshot = reader(path, snapshot_id)
-        group = zarr.open_group(snapshot, mode="r") if has_root_group(snapshot) else None
-        state = group.attrs.get(STATE_ATTR, {}) if group is not None else {}
-        if state.get("complete"):
-            log.warning(
-                "%s: its last ingest has not finished (%s; if none is running, rerun it); "
-                "reading the store as it was before it, %d times",
-                path, unfinished, state["n_times"],
-            )  # fmt: skip
-            return snapshot, state
-    raise StoreError(
-        f"{path}: the store is incomplete ({unfinished}); wait for the ingest to finish, "
-        "or if none is running, rerun the same `wxens ingest` to complete it"
-    )
+    found = last_complete_commit(path)
+    if found is None:
+        raise StoreError(
+            f"{path}: the store is incomplete ({unfinished}); wait for the ingest to finish, "
+            "or if none is running, rerun the same `wxens ingest` to complete it"
+        )
+    log.warning(
+        "%s: its last ingest has not finished (%s; if none is running, rerun it); reading "
+        "the store as it was before it, %d times",
+        path, unfinished, found[1]["n_times"],
+    )  # fmt: skip
+    return found[0], found[1]
 
 
 def readers_snapshot(path: str | Path) -> Store | str | None:
-    """The last complete commit of an analysis store whose latest ingest has not finished
-    (what :func:`open_store` reads, with its warning; StoreError if its first ingest has
-    not); None where readers read the last commit (a complete store, any other store)."""
+    """What :func:`open_store` reads of a store whose latest ingest has not finished (with
+    its warning); None where readers read the last commit (a complete store, any other)."""
     try:
         state = read_state(path)
     except StoreError:

@@ -360,9 +360,9 @@ def _last_since(written: list[datetime], since: datetime) -> datetime:
 def export(
     path: str | Path, out: str | Path, *, progress: bool = True, snapshot: Store | str | None = None
 ) -> Path:
-    """Copy the last commit (or ``snapshot``, another) of the store at ``path`` into a plain Zarr v3 store at ``out``
-    (for tools that do not read Icechunk, e.g. WeatherBench 2's), chunking and encoding
-    kept, a forecast's initial times sorted (as :func:`open_forecast` reads them), with
+    """Copy the last commit (or ``snapshot``, another) of the store at ``path`` into a plain
+    Zarr v3 store at ``out`` (for tools that do not read Icechunk, e.g. WB2's), chunking and
+    encoding kept, a forecast's initial times sorted (as :func:`open_forecast` reads them), with
     consolidated metadata (``xr.open_zarr`` reads it without warning that it is missing; a
     Zarr v3 extension of zarr-python). Written aside and renamed into place under
     ``out``'s lock, so ``out`` is either absent or complete, and a second export to it

@@ -4,6 +4,10 @@ what no kept commit refers to (the data of the last commit never change)."""
 from __future__ import annotations
 
 import argparse
+import logging
+from datetime import UTC, datetime, timedelta
+
+log = logging.getLogger(__name__)
 
 NAME = "compact"
 HELP = (
@@ -37,10 +41,30 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     if keep.total_seconds() < 0:
         raise InputError(f"--keep {args.keep!r} is negative; give a duration such as 7d")
-    done = compact(args.store, keep)
+    done = compact(args.store, max(keep, _back_to_what_readers_read(args.store)))
     print(
         f"{args.store}: {done.commits_expired} commit(s) older than {args.keep} forgotten, "
         f"{done.commits_left} left; {done.objects_deleted} file(s) "
         f"({done.bytes_deleted / 1e6:.1f} MB) deleted"
     )
     return 0
+
+
+def _back_to_what_readers_read(path: str) -> timedelta:
+    """How far back the commit that readers read lies in an analysis store whose latest
+    ingest has not finished (its last complete one, :func:`pipeline.store.open_store`), and
+    a minute more: compact keeps it, or every reader would be refused until the ingest is
+    rerun. Zero for a complete store or any other."""
+    from pipeline.analysis_store import last_complete_commit, read_state
+    from pipeline.errors import StoreError
+
+    try:
+        if read_state(path)["complete"]:
+            return timedelta(0)
+    except StoreError:  # a forecast store: its last commit is what its readers read
+        return timedelta(0)
+    found = last_complete_commit(path)
+    if found is None:
+        return timedelta(0)
+    log.info("%s: its latest ingest has not finished; keeping the last complete commit", path)
+    return datetime.now(UTC) - found[2] + timedelta(minutes=1)

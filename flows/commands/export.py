@@ -8,8 +8,8 @@ from flows.commands.options import add_no_progress
 
 NAME = "export"
 HELP = (
-    "copy a store (its last complete commit) into a plain Zarr v3 store, for tools that do not read "
-    "transactional (Icechunk) stores"
+    "copy a store (its last complete commit) into a plain Zarr v3 store, for tools that do "
+    "not read transactional (Icechunk) stores"
 )
 
 

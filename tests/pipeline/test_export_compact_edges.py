@@ -117,3 +117,20 @@ def test_export_of_a_store_whose_append_has_not_finished_exports_what_readers_re
     assert "its last ingest has not finished" in caplog.text
     assert xr.open_zarr(out).sizes["time"] == 5
     xr.testing.assert_identical(open_store(out).statistics, open_store(store).statistics)
+
+
+def test_compact_keeps_the_commit_readers_read_while_an_append_is_unfinished(
+    tmp_path, monkeypatch, caplog
+):
+    """``wxens compact --keep 0h`` of a store whose append was killed forgot its last
+    complete commit (once the grace had passed), so every reader was refused until the
+    ingest was rerun. It keeps that commit, and readers still read the 5 times."""
+    import pipeline.transaction as transaction
+    from pipeline.store import open_store
+
+    store = _an_interrupted_append(tmp_path, monkeypatch)
+    monkeypatch.setitem(transaction.compact.__kwdefaults__, "grace", timedelta(0))
+    caplog.set_level("INFO")
+    assert main(["compact", str(store), "--keep", "0h"]) == 0
+    assert "keeping the last complete commit" in caplog.text
+    assert open_store(store).dataset.sizes["time"] == 5
