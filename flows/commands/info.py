@@ -238,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
 
     from pipeline.errors import StoreError
     from pipeline.forecast_store import is_forecast_store
-    from pipeline.store import open_store
+    from pipeline.store import open_store, read_state
     from pipeline.transaction import commits
 
     path = Path(args.store)
@@ -265,6 +265,14 @@ def run(args: argparse.Namespace) -> int:
         print(describe_forecast(args.store))
     else:
         print(describe(open_store(args.store)))
+        tip = read_state(args.store)
+        if not tip["complete"]:  # open_store read the last complete commit: say so on stdout
+            written = sum(j - i for i, j in tip["written"])
+            print(
+                f"unfinished an ingest has written {written} of the {tip['n_times']} times of "
+                "the last commit (writing now, or interrupted: rerun it); above is the store "
+                "as its readers read it, its last complete commit"
+            )
     history = commits(args.store, limit=COUNTED_COMMITS + 1)  # not every one: a file each
     if history:
         _, message, when = history[0]

@@ -134,3 +134,17 @@ def test_compact_keeps_the_commit_readers_read_while_an_append_is_unfinished(
     assert main(["compact", str(store), "--keep", "0h"]) == 0
     assert "keeping the last complete commit" in caplog.text
     assert open_store(store).dataset.sizes["time"] == 5
+
+
+def test_info_of_a_store_whose_append_is_unfinished_says_so_on_its_output(
+    tmp_path, monkeypatch, capsys
+):
+    """``wxens info`` described the last complete commit (5 times) beside a 'committed' line
+    naming the unfinished one, and only the warning on stderr told why."""
+    store = _an_interrupted_append(tmp_path, monkeypatch)
+    capsys.readouterr()
+    assert main(["info", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "(5 times, step 6 h" in out
+    assert "unfinished an ingest has written 5 of the 8 times of the last commit" in out
+    assert "above is the store as its readers read it" in out
