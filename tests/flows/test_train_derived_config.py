@@ -12,28 +12,21 @@ from generators.config import load_train_config
 from pipeline.store import ingest
 
 
+def small_store(tmp_path):
+    """60 six-hourly times of t2m on an 8 x 8 grid: a derived config's smallest case."""
+    spec = "synthetic:n_lat=8,n_lon=8,n_times=60,step=6h"
+    return ingest(spec, tmp_path / "s.zarr", variables=["t2m"], progress=False)
+
+
 def test_a_training_refused_on_the_store_leaves_no_derived_config(tmp_path, capsys):
     """``--set data.channels=[t2m,q]`` passed the config's checks and was refused by the
     training (no channel q); the rerun with ``--lead 12h`` then said its lead was 'not
     used, this run resumes with the config derived before', for a run that trained
     nothing, and trained the 1-day config."""
-    store = ingest(
-        "synthetic:n_lat=8,n_lon=8,n_times=60,step=6h",
-        tmp_path / "s.zarr",
-        variables=["t2m"],
-        progress=False,
-    )
+    store = small_store(tmp_path)
     run = tmp_path / "run"
-    argv = [
-        "train",
-        "--store",
-        str(store.path),
-        "--out",
-        str(run),
-        "--no-progress",
-        "--threads",
-        "1",
-    ]
+    argv = ["train", "--store", str(store.path), "--out", str(run), "--no-progress"]
+    argv += ["--threads", "1"]
     refused = ["--set", "steps=2", "--set", "data.channels=[t2m,q]"]
     assert wxens([*argv, *refused]) == 2
     assert "no channel(s) ['q']" in capsys.readouterr().err
@@ -47,12 +40,7 @@ def test_a_training_refused_on_the_store_leaves_no_derived_config(tmp_path, caps
 def test_the_derived_config_written_is_the_one_trained(tmp_path, capsys):
     """``--set optim.lr=0.002`` trained at 0.002 while the config.yaml beside the checkpoint
     (and the YAML printed) said 0.001, the derived value."""
-    store = ingest(
-        "synthetic:n_lat=8,n_lon=8,n_times=60,step=6h",
-        tmp_path / "s.zarr",
-        variables=["t2m"],
-        progress=False,
-    )
+    store = small_store(tmp_path)
     run = tmp_path / "run"
     argv = ["train", "--store", str(store.path), "--out", str(run), "--no-progress"]
     assert wxens([*argv, "--threads", "1", "--set", "steps=2", "--set", "optim.lr=0.002"]) == 0
