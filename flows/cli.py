@@ -34,8 +34,20 @@ STDOUT_CLOSED = 141
 that SIGPIPE stopped."""
 
 
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that takes a word starting with ``-`` and a digit for a value,
+    not an option: ``--keep -1d``, ``--lead -6h`` reach the command's own check ("is
+    negative") where argparse said "expected one argument" (it knew only ``-1`` and ``-1.5``
+    as negative numbers). No wxens option starts with a digit. Sub-parsers are of this
+    class too."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-\.?\d")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="wxens",
         description="Weather ensembles: ingest, train, forecast, verify, orchestrate.",
     )

@@ -1,0 +1,53 @@
+"""What the CLI says to a careful user: a negative value reaches the command's own check
+rather than argparse's "expected one argument"; a path through a missing folder or a
+dangling link is named for what it is."""
+
+from __future__ import annotations
+
+import pytest
+
+from flows.cli import build_parser, main
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["compact", "s.zarr", "--keep", "-1d"], "--keep '-1d' is negative"),
+        (["forecast", "--store", "s.zarr", "--checkpoint", "k", "--seed", "-1"], "at least 0"),
+        (["calibrate", "--checkpoint", "k", "--store", "s", "--every", "-6h"], "--every"),
+    ],
+    ids=["compact-keep", "forecast-seed", "calibrate-every"],
+)
+def test_a_negative_value_reaches_the_commands_own_check(
+    argv, message, tmp_path, monkeypatch, capsys
+):
+    """`--keep -1d` was taken for an option: "argument --keep: expected one argument"."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit:
+        code = main(argv)
+        raise SystemExit(code)
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert "expected one argument" not in err
+    assert message in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "dest", "value"),
+    [
+        (["train", "--store", "s", "--out", "r", "--lead", "-6h"], "lead", "-6h"),
+        (["train", "--store", "s", "--out", "r", "--budget", "-3"], "budget", "-3"),
+        (["train", "--store", "s", "--out", "r", "--budget", "-.5h"], "budget", "-.5h"),
+    ],
+)
+def test_a_negative_duration_is_parsed_as_the_options_value(argv, dest, value):
+    """The command refuses it then, naming it ("--lead must be a positive duration")."""
+    assert getattr(build_parser().parse_args(argv), dest) == value
+
+
+def test_an_unknown_option_is_still_refused_as_one(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["compact", "s.zarr", "--kep", "1d"])
+    assert exit.value.code == 2
+    assert "unrecognized arguments: --kep" in capsys.readouterr().err
