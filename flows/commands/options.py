@@ -153,7 +153,35 @@ def a_path(text: str) -> str:
     would be the working directory: ``train --out ""`` wrote its run among its files)."""
     if not text.strip():
         raise argparse.ArgumentTypeError("an empty path; give a file or folder path")
-    return os.path.expanduser(text)
+    path = os.path.expanduser(text)
+    missing = missing_before_parent(path)
+    if missing is not None:
+        what = "is not a folder" if os.path.lexists(missing) else "does not exist"
+        raise argparse.ArgumentTypeError(
+            f"{text}: the folder {missing} {what}, so the '..' after it leads nowhere (as for "
+            "ls or cp); give the path without it"
+        )
+    return path
+
+
+def missing_before_parent(path: str) -> str | None:
+    """The part of ``path`` before a ``..`` that is not a folder (``nosuch`` of
+    ``nosuch/../f.zarr``), None if every one is: the system does not resolve such a path,
+    but a writer that makes parent folders made ``nosuch`` and wrote ``f.zarr`` beside it."""
+    parts = path.split(os.sep)
+    last = max((i for i, part in enumerate(parts) if part == os.pardir), default=0)
+    for i in range(1, last + 1):  # each part up to the last '..' must be a folder
+        before = os.sep.join(parts[:i])
+        if before and not os.path.isdir(before):
+            return before
+    return None
+    for i in range(1, parts.index(os.pardir, 1) + 1):
+        before = os.sep.join(parts[:i])
+        if parts[i] == os.pardir and before and not os.path.isdir(before):
+            return before
+        if before and not os.path.isdir(before) and os.pardir in parts[i:]:
+            return before  # the first missing one: nosuch of nosuch/deeper/../..
+    return None
 
 
 a_path.__name__ = "path"

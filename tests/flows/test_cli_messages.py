@@ -51,3 +51,32 @@ def test_an_unknown_option_is_still_refused_as_one(capsys):
         main(["compact", "s.zarr", "--kep", "1d"])
     assert exit.value.code == 2
     assert "unrecognized arguments: --kep" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["export", "s.zarr", "--out", "nosuch/../f.zarr"],
+        ["ingest", "synthetic", "--store", "nosuch/../s.zarr"],
+        ["train", "--store", "s.zarr", "--out", "nosuch/deeper/../../run"],
+    ],
+    ids=["export-out", "ingest-store", "train-out"],
+)
+def test_a_path_through_a_missing_folder_is_refused_creating_nothing(
+    argv, tmp_path, monkeypatch, capsys
+):
+    """`--out nosuch/../f.zarr` made an empty folder `nosuch` and wrote f.zarr beside it;
+    ls, cp and open() do not resolve such a path."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit:
+        main(argv)
+    assert exit.value.code == 2
+    assert "the folder nosuch does not exist" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_path_through_existing_folders_parses(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a").mkdir()
+    args = build_parser().parse_args(["export", "../s.zarr", "--out", "a/../f.zarr"])
+    assert (args.store, args.out) == ("../s.zarr", "a/../f.zarr")
