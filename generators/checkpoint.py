@@ -41,7 +41,7 @@ from generators.correction.tuned import checkpoint_file as resolve_checkpoint_pa
 from generators.data import Normalization, ResidualDataset, SampleSpec
 from generators.models import GENERATORS
 from generators.objective import ResidualGenerator
-from pipeline.errors import InputError, StoreError
+from pipeline.errors import InputError, StoreError, refuse_dangling_link
 from pipeline.schema import GRID_TOLERANCE_DEG
 from pipeline.timeaxis import describe_step
 
@@ -241,6 +241,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     ``last.pt``). StoreError if missing, unreadable, of another format, or if its weights
     do not match the sha256 stored with them."""
     path = resolve_checkpoint_path(path)
+    refuse_dangling_link(path)
     if not path.is_file():
         raise StoreError(f"no checkpoint at {path}; train one with `wxens train --out DIR`")
     try:

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, refuse_dangling_link
 
 
 def from_mapping(cls: type, data: Mapping[str, Any], where: str = "config") -> Any:
@@ -116,6 +116,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
 def read_mapping(path: str | Path) -> dict[str, Any]:
     """The mapping in a YAML (.yaml/.yml) or TOML (.toml) file."""
     path = Path(path)
+    refuse_dangling_link(path, InputError)
     if path.is_dir():
         raise InputError(f"config file {path} is a directory, not a YAML or TOML file")
     if not path.is_file():

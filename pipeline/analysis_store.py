@@ -22,7 +22,7 @@ import xarray as xr
 import zarr
 from zarr.abc.store import Store
 
-from pipeline.errors import InputError, StoreError, shell_word
+from pipeline.errors import InputError, StoreError, refuse_dangling_link, shell_word
 from pipeline.running_statistics import RunningStatistics, statistics_from_attrs, undefined_as_null
 from pipeline.schema import TIME, VARIABLES
 from pipeline.timeaxis import describe_step, missing_times
@@ -136,6 +136,7 @@ def readers_snapshot(path: str | Path) -> Store | str | None:
 
 
 def _snapshot(path: Path) -> Store | str:
+    refuse_dangling_link(path)
     if not path.exists():
         raise StoreError(
             f"{path}: no such store; create it with `wxens ingest SOURCE --store "

@@ -13,6 +13,7 @@ what the messages and summaries name.
 from __future__ import annotations
 
 import errno
+import os
 import shlex
 from pathlib import Path
 
@@ -41,6 +42,19 @@ class InputError(WxensError, ValueError):
 
 class StoreError(WxensError):
     """A Zarr store is missing, incomplete or does not match what was asked."""
+
+
+def refuse_dangling_link(path: str | Path, error: type[WxensError] = StoreError) -> None:
+    """Raise ``error`` if ``path`` is a symbolic link whose target does not exist (a store
+    or checkpoint moved or deleted), naming the target: it was reported as "no such store",
+    of a path ``ls`` lists. Anything else passes, for the caller's own checks."""
+    path = Path(path)
+    if path.is_symlink() and not path.exists():
+        target = os.readlink(path)
+        raise error(
+            f"{path} is a symbolic link to {target}, which does not exist; restore {target}, "
+            f"or point the link at what it should name (ln -sfn TARGET {shell_word(path)})"
+        )
 
 
 TRANSIENT_ERRNOS = frozenset(

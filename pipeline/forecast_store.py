@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.errors import InputError, StoreError, shell_word
+from pipeline.errors import InputError, StoreError, refuse_dangling_link, shell_word
 from pipeline.forecast_provenance import ForecastProvenance
 from pipeline.forecast_rerun import batches, same_values
 from pipeline.forecast_times import INIT_CHUNK, SECONDS, repair_valid_time, span
@@ -271,6 +271,7 @@ def open_forecast(path: str | Path, *, complete_only: bool = True) -> xr.Dataset
     store is missing or holds no complete initial time.
     """
     path = Path(path)
+    refuse_dangling_link(path)
     if not is_store(path):
         why = f"no forecast store at {path}; make it: `wxens forecast --out {shell_word(path)}`"
         if path.exists():  # e.g. another producer's GRIB or NetCDF ensemble

@@ -45,7 +45,7 @@ from dask.diagnostics import ProgressBar
 from filelock import FileLock, Timeout
 from zarr.abc.store import Store
 
-from pipeline.errors import StoreError
+from pipeline.errors import StoreError, refuse_dangling_link
 from pipeline.schema import INIT_TIME
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,7 @@ def reader(path: str | Path, snapshot: str | None = None) -> Store | str:
         return repo.readonly_session(**at).store
     if is_plain_zarr(path):
         return str(path)
+    refuse_dangling_link(path)
     raise StoreError(f"{path}: no Zarr store there")
 
 
@@ -333,6 +334,7 @@ def compact(path: str | Path, keep: timedelta, *, grace: timedelta = GC_GRACE) -
     than ``grace`` stay, and so does every commit that was the last one within ``grace``
     (and its files, however old): a reader may have opened it just before."""
     path = Path(path)
+    refuse_dangling_link(path)
     if not is_repository(path):
         raise StoreError(f"{path}: not a transactional wxens store; nothing to compact")
     now = datetime.now(UTC)

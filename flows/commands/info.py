@@ -236,12 +236,13 @@ def _bias_correction(b: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from pipeline.errors import StoreError
+    from pipeline.errors import StoreError, refuse_dangling_link
     from pipeline.forecast_store import is_forecast_store
     from pipeline.store import open_store, read_state
     from pipeline.transaction import commits
 
     path = Path(args.store)
+    refuse_dangling_link(path)
     if not path.exists():  # not "create it with wxens ingest": it may be any of these
         raise StoreError(
             f"{path}: no such store, training run, checkpoint or scores file; wxens info "

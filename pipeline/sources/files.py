@@ -20,7 +20,7 @@ import xarray as xr
 from xarray.backends import BackendArray
 from xarray.core.indexing import LazilyIndexedArray
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, refuse_dangling_link
 from pipeline.grid import combine_on_one_grid
 from pipeline.normalize import COORD_ALIASES
 from pipeline.redact import redact
@@ -51,6 +51,7 @@ def expand_paths(spec: str, suffixes: tuple[str, ...]) -> list[Path]:
     else:
         paths = [Path(spec)]
     for path in paths:
+        refuse_dangling_link(path, InputError)
         if not path.exists():
             raise InputError(f"{path}: no such file or directory")
         if path.suffix.lower() not in suffixes and not path.is_dir():
