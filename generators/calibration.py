@@ -28,6 +28,7 @@ from generators.rollout import default_sampler, iter_forecast
 from pipeline.errors import InputError
 from pipeline.schema import Period
 from pipeline.store import AnalysisStore, open_store
+from pipeline.timeaxis import time_text
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,8 @@ def calibration_init_times(
             fix = "it ends before it starts: give an end after its start (--start, --end)"
         elif not len(window) and len(times):
             fix = (
-                f"the store holds none of it (its times: {times[0]:%Y-%m-%dT%H:%M} to "
-                f"{times[-1]:%Y-%m-%dT%H:%M}): give the store that covers the period, or a "
+                f"the store holds none of it (its times: {time_text(times[0])} to "
+                f"{time_text(times[-1])}): give the store that covers the period, or a "
                 "period of this store"
             )
         raise InputError(

@@ -78,7 +78,7 @@ from pipeline.schema import CHANNEL, LAT, LON, TIME, Period, to_channels
 from pipeline.solar import SOLAR_FORCINGS
 from pipeline.spec import to_timedelta
 from pipeline.store import AnalysisStore, open_store
-from pipeline.timeaxis import fixed_step
+from pipeline.timeaxis import fixed_step, time_text
 from verification.output import atomic_output
 from verification.spectra import is_global
 
@@ -387,4 +387,4 @@ def _span_text(span: pd.Timedelta) -> str:
 
 def _stamp(t: pd.Timestamp) -> str:
     """``2019-03-28T09:00``: minute precision, so a period bound is one time, not a day."""
-    return pd.Timestamp(t).strftime("%Y-%m-%dT%H:%M")
+    return time_text(t)

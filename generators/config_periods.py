@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import InputError
+from pipeline.timeaxis import time_text, times_text
 
 HELD_OUT_FRACTION = 0.1
 """Share of the store's times (the last ones) held out for validation and calibration."""
@@ -66,8 +67,8 @@ def check_windows(
             missing = missing_windows(times, step, history, lead, part)
             if missing is None:
                 continue
-            shown = ", ".join(t.strftime("%Y-%m-%dT%H:%M") for t in missing[:4])
-            span = f"{times[part][0]:%Y-%m-%dT%H:%M} to {times[part][-1]:%Y-%m-%dT%H:%M}"
+            shown = times_text(missing[:4])
+            span = f"{time_text(times[part][0])} to {time_text(times[part][-1])}"
             raise InputError(
                 f"{path} misses {len(missing)} time(s) in or just before its {name} period "
                 f"({span}): {shown}{', ...' if len(missing) > 4 else ''}, so no initial time "

@@ -15,6 +15,7 @@ import xarray as xr
 import zarr
 
 from pipeline.schema import INIT_TIME, LEAD_TIME, VALID_TIME
+from pipeline.timeaxis import time_text
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,8 @@ objects a cycle that every open reads (as the analysis store's time coordinate).
 def span(times: pd.DatetimeIndex) -> str:
     """``times`` in a few words: the one, or how many from the first to the last."""
     if times.size <= 1:
-        return f"initial time {times[0]}" if times.size else "no initial time"
-    return f"{times.size} initial times {times.min()}..{times.max()}"
+        return f"initial time {time_text(times[0])}" if times.size else "no initial time"
+    return f"{times.size} initial times {time_text(times.min())}..{time_text(times.max())}"
 
 
 def repair_valid_time(path: Path, store: Any, existing: xr.Dataset) -> None:

@@ -19,6 +19,7 @@ from pipeline.analysis_store import AnalysisStore, open_store
 from pipeline.errors import InputError
 from pipeline.forecast_store import complete_init_times
 from pipeline.schema import INIT_TIME, TIME, VALID_TIME
+from pipeline.timeaxis import time_text
 from pipeline.transaction import open_dataset
 
 
@@ -70,8 +71,8 @@ def latest_init_times(
     if on_cycle.empty:
         raise InputError(
             f"{analysis.path} holds no time on the {cycle_hours}-hourly cycle with {history} "
-            f"of history before it and no missing time in it (times {times[0]} to "
-            f"{times[-1]}); ingest more data"
+            f"of history before it and no missing time in it (times {time_text(times[0])} to "
+            f"{time_text(times[-1])}); ingest more data"
         )
     return on_cycle[-latest:]
 

@@ -52,7 +52,13 @@ from pipeline.ingest_blocks import write_blocks
 from pipeline.running_statistics import RunningStatistics
 from pipeline.schema import HORIZONTAL, LAT, LEVEL, LON, SCHEMA_VERSION, TIME
 from pipeline.sources import Source
-from pipeline.timeaxis import axis_step, describe_step, off_axis, without_late_times
+from pipeline.timeaxis import (
+    axis_step,
+    describe_step,
+    off_axis,
+    time_text,
+    without_late_times,
+)
 from pipeline.transaction import collect_garbage, has_root_group, lock_path, locked, transaction
 
 __all__ = ["AnalysisStore", "ingest", "open_canonical", "open_store", "read_state"]
@@ -183,7 +189,8 @@ def _prepare(
             if store_times.size and new.min() <= store_times.max():
                 raise StoreError(
                     f"{path}: the input has {new.size} time(s) inside or before the store's "
-                    f"period ({store_times.min()}..{store_times.max()}), first {new.min()}; a "
+                    f"period ({time_text(store_times.min())}..{time_text(store_times.max())}), "
+                    f"first {time_text(new.min())}; a "
                     "store only grows at its end: ingest into a new --store, or rebuild it "
                     "with --overwrite with inputs of every time it is to hold"
                 )
@@ -317,9 +324,9 @@ def _check_on_axis(
     if off.size:
         step = describe_step(axis_step(store_times, new))
         raise StoreError(
-            f"{path}: the store holds times every {step} up to {store_times[-1]}, but "
+            f"{path}: the store holds times every {step} up to {time_text(store_times[-1])}, but "
             f"{off.size} of the {new.size} new time(s) of {origin} are not a whole number of "
-            f"steps later, first {off[0]}; a store has one time step: ingest into a new "
+            f"steps later, first {time_text(off[0])}; a store has one time step: ingest into a new "
             "--store, or select or resample the input to the store's step"
         )
 
@@ -336,7 +343,7 @@ def _check_time_units(existing: xr.Dataset, new: pd.DatetimeIndex, path: Path) -
     if off.size:
         raise StoreError(
             f"{path}: the store encodes its times as whole {units}, which cannot hold "
-            f"{off.size} of the new time(s), first {off[0]}; rebuild it from all its inputs "
+            f"{off.size} of the new time(s), first {time_text(off[0])}; rebuild it from all its inputs "
             "with --overwrite, or ingest into a new --store"
         )
 

@@ -55,6 +55,7 @@ from pipeline.schema import (
     VALID_TIME,
     split_channel,
 )
+from pipeline.timeaxis import time_text
 from verification import events as ve
 from verification import ranks as vr
 from verification import scores as vs
@@ -272,10 +273,10 @@ def _require_some_truth(aligned: AlignedForecast, truth: xr.Dataset) -> None:
     if len(aligned.missing_valid_times) < valid.size:
         return
     times = pd.DatetimeIndex(truth[TIME].values)
-    held = f"{times.min()} to {times.max()}" if times.size else "no times at all"
+    held = f"{time_text(times.min())} to {time_text(times.max())}" if times.size else "no times"
     raise InputError(
-        f"the truth holds none of the forecast's {valid.size} valid times "
-        f"({valid.min()} to {valid.max()}); it covers {held}. Verify against an analysis "
+        f"the truth holds none of the forecast's {valid.size} valid times ({time_text(valid.min())}"
+        f" to {time_text(valid.max())}); it covers {held}. Verify against an analysis "
         "store that covers the forecast's valid times (ingest the analyses of that period), "
         "or pick initial times whose leads it covers"
     )

@@ -35,7 +35,7 @@ def describe(store) -> str:
 
     from pipeline.analysis_store import STATE_ATTR
     from pipeline.schema import LAT, LEVEL, LON, TIME
-    from pipeline.timeaxis import describe_step
+    from pipeline.timeaxis import describe_step, times_text
 
     ds = store.dataset
     times = ds[TIME].values
@@ -70,7 +70,7 @@ def describe(store) -> str:
                 )
             )
     if store.missing_times:
-        shown = ", ".join(str(t) for t in store.missing_times[:5])
+        shown = times_text(store.missing_times[:5])
         lines.append(f"missing    {shown}{' ...' if len(store.missing_times) > 5 else ''}")
     kept = ds.attrs.get(STATE_ATTR, {}).get("nan_counts", {})
     nan_counts = {k: v for k, v in kept.items() if v}
@@ -91,7 +91,7 @@ def describe_forecast(path: str) -> str:
     from generators.rollout_store import ANALYSIS_ATTR
     from pipeline.forecast_store import ForecastProvenance, complete_init_times, open_forecast
     from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LON, MEMBER
-    from pipeline.timeaxis import hours_text
+    from pipeline.timeaxis import hours_text, time_text, times_text
 
     written = open_forecast(path, complete_only=False)
     inits = pd.DatetimeIndex(written[INIT_TIME].values)
@@ -101,7 +101,7 @@ def describe_forecast(path: str) -> str:
     lines = [
         f"forecast   {path}",
         f"inits      {len(inits) - len(unfinished)} complete of {len(inits)} written: "
-        f"{inits[0]:%Y-%m-%dT%H:%M} .. {inits[-1]:%Y-%m-%dT%H:%M}",
+        f"{time_text(inits[0])} .. {time_text(inits[-1])}",
         f"members    {written.sizes[MEMBER]}   leads {hours_text(hours)} h",
         f"grid       {written.sizes[LAT]} x {written.sizes[LON]}  "
         f"lat {float(written[LAT].min()):g}..{float(written[LAT].max()):g}  "
@@ -118,7 +118,7 @@ def describe_forecast(path: str) -> str:
     if "wxens_software" in written.attrs:  # stores written before it was recorded lack it
         lines.append(f"software   {written.attrs['wxens_software']}")
     if len(unfinished):
-        shown = ", ".join(f"{t:%Y-%m-%dT%H:%M}" for t in unfinished[:5])
+        shown = times_text(unfinished[:5])
         lines.append(
             f"incomplete {shown}{' ...' if len(unfinished) > 5 else ''} (not completely "
             "written; rerun the forecast for them)"

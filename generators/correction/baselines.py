@@ -41,7 +41,7 @@ from pipeline.progress import tqdm
 from pipeline.registry import Registry
 from pipeline.schema import INIT_TIME, LEAD_TIME, MEMBER, TIME
 from pipeline.store import open_store
-from pipeline.timeaxis import fixed_step
+from pipeline.timeaxis import fixed_step, time_text
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,8 @@ class Baseline(ABC):
         if self.train_times.empty:
             raise InputError(
                 f"the store holds no time in the training period {config.train_start} to "
-                f"{config.train_end} (it covers {times[0]} to {times[-1]}); choose a period "
-                "inside it"
+                f"{config.train_end} (it covers {time_text(times[0])} to {time_text(times[-1])}); "
+                "choose a period inside it"
             )
         end = pd.Timestamp(config.train_end)
         if len(config.train_end) <= 10:  # a date-only end takes in that whole day

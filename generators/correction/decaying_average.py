@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import InputError
+from pipeline.timeaxis import time_text
 
 log = logging.getLogger(__name__)
 
@@ -102,4 +103,4 @@ def say_uncorrected(
 
 def _period(times: np.ndarray) -> tuple[str, str]:
     times = pd.DatetimeIndex(np.ravel(times))
-    return f"{times.min():%Y-%m-%dT%H:%M}", f"{times.max():%Y-%m-%dT%H:%M}"
+    return time_text(times.min()), time_text(times.max())

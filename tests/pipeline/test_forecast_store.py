@@ -366,8 +366,8 @@ def test_the_log_of_a_write_names_the_initial_times_it_wrote(tmp_path, caplog):
         write_forecast(path, ensemble(["2019-03-22T00", "2019-03-22T06"], 1.0), PROVENANCE)
         write_forecast(path, ensemble(["2019-03-22T12"], 2.0), PROVENANCE)
     created, appended = [r.getMessage() for r in caplog.records][-2:]
-    assert "2019-03-22 00:00:00..2019-03-22 06:00:00" in created
-    assert "(initial time 2019-03-22 12:00:00): overwrote 0 and appended 1" in appended
+    assert "2019-03-22T00:00..2019-03-22T06:00" in created
+    assert "(initial time 2019-03-22T12:00): overwrote 0 and appended 1" in appended
 
 
 def test_valid_times_of_appended_initial_times_stay_init_plus_lead(tmp_path):

@@ -154,7 +154,7 @@ def test_inputs_off_one_time_axis_are_refused_as_an_append_is(tmp_path, capsys):
     write(tmp_path / "s1.nc", pd.date_range("2021-01-02 01:00", periods=8, freq="h"))
     write(tmp_path / "s6gap.nc", pd.date_range("2021-01-03", periods=2, freq="6h"))
     store = str(tmp_path / "s.zarr")
-    for later, first in (("s6off.nc", "2021-01-02 03:00:00"), ("s1.nc", "2021-01-02 01:00:00")):
+    for later, first in (("s6off.nc", "2021-01-02T03:00"), ("s1.nc", "2021-01-02T01:00")):
         for inputs in ([tmp_path / "s6.nc", tmp_path / later], [tmp_path / "s6*.nc"]):
             if later == "s1.nc" and len(inputs) == 1:
                 inputs = [tmp_path / "s[61].nc"]
@@ -163,7 +163,7 @@ def test_inputs_off_one_time_axis_are_refused_as_an_append_is(tmp_path, capsys):
             assert f"the inputs that start earlier than {tmp_path / later}" in err.replace(
                 "netcdf:", ""
             )
-            assert "give times every 6 h up to 2021-01-02 00:00:00, but" in err
+            assert "give times every 6 h up to 2021-01-02T00:00, but" in err
             assert f"{later} are not a whole number of steps from those, first {first}" in err
             assert "select or resample the inputs to one step" in err
             assert not (tmp_path / "s.zarr").exists()

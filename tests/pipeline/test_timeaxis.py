@@ -137,8 +137,23 @@ def test_inputs_of_one_ingest_on_one_axis_of_calendar_months_and_of_hours():
     )
     off = [*hours[:47], hours[47] - pd.Timedelta("30min")]
     with pytest.raises(
-        InputError, match="up to 2000-01-02 22:00:00, but 1 of the 1 time.*first 2000-01-02 22:30"
+        InputError, match="up to 2000-01-02T22:00, but 1 of the 1 time.*first 2000-01-02T22:30"
     ):
         check_one_axis(
             [(f"h{i}", xr.Dataset(coords={"time": [t]})) for i, t in enumerate(off)], "x"
         )
+
+
+def test_messages_show_times_in_one_form():
+    """Messages mixed 2019-03-01 06:00:00 (str of a Timestamp) with 2019-03-01T06:00 (wxens
+    info, --init); every time is now shown as info shows it, seconds only where there are."""
+    from pipeline.forecast_times import span
+    from pipeline.timeaxis import time_text, times_text
+
+    assert time_text(pd.Timestamp("2019-03-01 06:00")) == "2019-03-01T06:00"
+    assert time_text(np.datetime64("2019-03-01T06:00:30")) == "2019-03-01T06:00:30"
+    assert times_text(pd.DatetimeIndex(["2019-03-01", "2019-03-02 12:00"])) == (
+        "2019-03-01T00:00, 2019-03-02T12:00"
+    )
+    inits = pd.DatetimeIndex(["2019-03-22 00:00", "2019-03-22 06:00"])
+    assert span(inits) == "2 initial times 2019-03-22T00:00..2019-03-22T06:00"
