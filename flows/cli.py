@@ -45,6 +45,18 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self._negative_number_matcher = re.compile(r"^-\.?\d")
 
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        """As argparse's, but an unknown argument is refused by the command's parser, with
+        its usage and name (``wxens info: error: unrecognized arguments: --bogus``), as
+        each of its other errors; argparse left it to the top parser, ``wxens: error``."""
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            subs = [a for a in self._actions if isinstance(a, argparse._SubParsersAction)]
+            command = getattr(parsed, "command", None)
+            parser = subs[0].choices.get(command, self) if subs else self
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(

@@ -50,7 +50,10 @@ def test_an_unknown_option_is_still_refused_as_one(capsys):
     with pytest.raises(SystemExit) as exit:
         main(["compact", "s.zarr", "--kep", "1d"])
     assert exit.value.code == 2
-    assert "unrecognized arguments: --kep" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    # the command's usage and name, as for its other errors (it was the bare "wxens: error")
+    assert err.startswith("usage: wxens compact") and "--keep KEEP" in err
+    assert "wxens compact: error: unrecognized arguments: --kep" in err
 
 
 @pytest.mark.parametrize(
