@@ -117,7 +117,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     cluster = parser.add_mutually_exclusive_group()
     cluster.add_argument(
-        "--dask-scheduler", help="address of a running dask scheduler to compute on"
+        "--dask-scheduler",
+        metavar="ADDRESS",
+        help="address of a running dask scheduler to compute on (tcp://host:8786)",
     )
     cluster.add_argument(
         "--local-cluster",

@@ -83,3 +83,18 @@ def test_a_path_through_existing_folders_parses(tmp_path, monkeypatch):
     (tmp_path / "a").mkdir()
     args = build_parser().parse_args(["export", "../s.zarr", "--out", "a/../f.zarr"])
     assert (args.store, args.out) == ("../s.zarr", "a/../f.zarr")
+
+
+def test_every_dask_scheduler_option_shows_one_metavar():
+    """verify's --help said --dask-scheduler DASK_SCHEDULER, the others ADDRESS."""
+    import argparse
+
+    subs = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    shown = {
+        name: action.metavar
+        for name, parser in subs.choices.items()
+        for action in parser._actions
+        if "--dask-scheduler" in action.option_strings
+    }
+    assert set(shown) >= {"forecast", "verify", "run", "demo"}
+    assert set(shown.values()) == {"ADDRESS"}, shown
