@@ -149,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
     steps, started = [], time.perf_counter()
     with timed(steps, "ingest"):
         ingest([str(Path(args.sample).resolve())], store, allow_nan=args.allow_nan)
+    check_demo_inits(store, inits)  # before the minutes of training, not after them
     with timed(steps, "config"):
         config = derived_config(store, workdir, args.train_end, args.config, args.overrides)
     with timed(steps, "train"):
@@ -290,6 +291,27 @@ def check_demo_arguments(args: argparse.Namespace) -> None:
     workdir = Path(args.workdir)
     if workdir.exists() and not workdir.is_dir():
         raise InputError(f"--workdir {workdir} is a file; give a folder (created if missing)")
+
+
+def check_demo_inits(store: str, inits: Sequence[str]) -> None:
+    """InputError naming the initial times ``store`` holds no state at (a forecast starts
+    from it), which the forecast would otherwise meet only after the training and the tune."""
+    import pandas as pd
+
+    from pipeline.errors import InputError
+    from pipeline.schema import TIME
+    from pipeline.store import open_store
+
+    times = open_store(store).dataset.indexes[TIME]
+    wanted = pd.DatetimeIndex(inits)
+    absent = wanted[~wanted.isin(times)]
+    if len(absent):
+        shown = ", ".join(f"{t:%Y-%m-%dT%H:%M}" for t in absent[:5])
+        raise InputError(
+            f"--init {shown}{' ...' if len(absent) > 5 else ''}: {store} holds no state "
+            f"there to start from (it covers {times[0]:%Y-%m-%dT%H:%M} to "
+            f"{times[-1]:%Y-%m-%dT%H:%M}); choose initial times inside it"
+        )
 
 
 def check_demo_workdir(workdir: Path) -> None:

@@ -122,3 +122,20 @@ def test_bad_demo_arguments_stop_before_the_ingest(argv, message, tmp_path, caps
     assert main(["demo", *workdir, *[a.format(file=tmp_path / "afile") for a in argv]]) == 2
     assert message in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # nothing ingested
+
+
+def test_a_demo_init_the_sample_does_not_hold_stops_before_the_training(
+    prefect_server, dask_scheduler, tmp_path, capsys
+):
+    """An initial time after the sample (April) was refused only by the forecast, after
+    the config, the training and the tune (minutes of CPU); the ingested store says so
+    before any of them."""
+    from flows.cli import main
+
+    workdir = tmp_path / "demo"
+    argv = ["demo", "--workdir", str(workdir), "--init", "2019-04-01T00", "2019-03-22T00"]
+    assert main([*argv, "--dask-scheduler", dask_scheduler]) == 2
+    err = capsys.readouterr().err
+    assert "wxens demo: error: --init 2019-04-01T00:00:" in err, err
+    assert "2019-04-01T00:00" in err and "2019-03-31T23:00" in err and "--init" in err, err
+    assert not (workdir / "config.yaml").exists() and not (workdir / "model").exists()
