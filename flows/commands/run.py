@@ -217,8 +217,9 @@ def run(args: argparse.Namespace) -> int:
 
 def describe(summary: dict[str, object], steps: list[tuple[str, float]] = ()) -> str:
     """What an ensemble run did, where its outputs are, and how long each step took: the
-    initial times this run forecast, beside those its forecast store holds (a run on a
-    schedule adds its cycle to all the earlier ones), which are what is verified."""
+    initial times this run asked for, now complete (drawn by it, or found there by a
+    rerun), beside those its forecast store holds (a run on a schedule adds its cycle to
+    all the earlier ones), which are what is verified."""
     from pipeline.errors import counted
     from pipeline.forecast_store import complete_init_times
 
@@ -228,8 +229,8 @@ def describe(summary: dict[str, object], steps: list[tuple[str, float]] = ()) ->
     lines = [
         f"analysis store   {summary['store']}",
         f"checkpoint       {summary['checkpoint']}",
-        f"forecast store   {summary['forecast_store']} ({counted(len(forecast), 'initial time')} "
-        f"forecast by this run, {held} in the store)",
+        f"forecast store   {summary['forecast_store']} (this run's "
+        f"{counted(len(forecast), 'initial time')} complete, {held} in the store)",
     ]
     if summary.get("corrected_store"):
         lines.append(f"bias-corrected   {_corrected(summary['corrected_store'])}")

@@ -161,7 +161,7 @@ def test_wxens_run_prints_where_the_outputs_are_and_the_steps(chain, monkeypatch
     )
     out = capsys.readouterr().out
     assert code == 0
-    assert f"forecast store   {p['forecast_store']} (4 initial times forecast by this run, " in out
+    assert f"forecast store   {p['forecast_store']} (this run's 4 initial times complete, " in out
     assert f"report           {p['report']}" in out
     steps = out.split("steps", 1)[1]
     assert all(name in steps for name in ("ingest", "train", "forecast", "verify"))

@@ -288,5 +288,5 @@ def test_a_runs_summary_tells_its_own_initial_times_from_the_stores(raw):
     summary |= {"forecast_init_times": [str(inits[-1])], "scores": "scores.nc"}
     summary |= {"verified_init_times": [str(t) for t in inits]}
     text = describe(summary)
-    assert f"forecast store   {raw} (1 initial time forecast by this run, 16 in the store)" in text
+    assert f"forecast store   {raw} (this run's 1 initial time complete, 16 in the store)" in text
     assert "scores           scores.nc (16 initial times of the store verified)" in text
