@@ -66,20 +66,38 @@ class LocalClusterConfig:
         return self.dashboard_address or os.environ.get(DASHBOARD_ENV) or DEFAULT_DASHBOARD
 
 
+_bounded: LocalClusterConfig | None = None
+"""The shape ``--threads`` gave the local clusters of this process (None: the default)."""
+
+
+def bound_local_cluster(threads: int | None) -> None:
+    """Start every later local cluster of this process as one worker of ``threads``
+    threads (``--threads``: :func:`flows.threads.set_threads`); None: the default shape."""
+    global _bounded
+    _bounded = None if threads is None else LocalClusterConfig(1, threads)
+
+
+def local_cluster_config() -> LocalClusterConfig:
+    """The shape of a local cluster started without one given: ``--threads``'s, if given."""
+    return _bounded or LocalClusterConfig()
+
+
 @contextmanager
 def dask_client(
-    scheduler: str | None = None, config: LocalClusterConfig = LocalClusterConfig()
+    scheduler: str | None = None, config: LocalClusterConfig | None = None
 ) -> Iterator[Any]:
     """A ``distributed.Client``, dask's default scheduler inside the block.
 
     scheduler: address of a running scheduler (e.g. ``tcp://10.0.0.5:8786``), or None to
-               start a ``LocalCluster`` shaped by ``config``, closed when the block exits.
+               start a ``LocalCluster`` shaped by ``config`` (None:
+               :func:`local_cluster_config`), closed when the block exits.
 
     Raises :class:`~pipeline.errors.InputError` naming the address when no scheduler
     answers there.
     """
     from distributed import Client, LocalCluster
 
+    config = config or local_cluster_config()
     with ExitStack() as stack:
         if scheduler is None:
             stack.enter_context(_quiet_distributed())

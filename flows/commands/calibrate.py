@@ -84,7 +84,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from flows.commands.forecast import parse_leads
-    from flows.commands.train import set_threads
+    from flows.threads import set_threads
     from generators.calibration import calibrate_checkpoint
     from generators.checkpoint import load_checkpoint
     from generators.config import CalibrationConfig

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 
 from flows.commands.options import add_threads
-from flows.commands.train import add_derive_arguments, derive_for, set_threads, with_overrides
+from flows.commands.train import add_derive_arguments, derive_for, with_overrides
+from flows.threads import set_threads
 
 NAME = "config"
 HELP = "print the training config derived from an analysis store, as YAML to edit"

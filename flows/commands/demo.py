@@ -125,9 +125,9 @@ def run(args: argparse.Namespace) -> int:
 
     from flows.commands.forecast import parse_inits
     from flows.commands.run import describe
-    from flows.commands.train import set_threads
     from flows.pipelines import ensemble_run, ingest, train
     from flows.runtime import subflow_seconds
+    from flows.threads import set_threads
     from pipeline.errors import InputError
 
     for path, what in ((args.sample, "sample"), (args.config, "training config")):

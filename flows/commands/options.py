@@ -117,11 +117,13 @@ def add_batch_members(parser: argparse.ArgumentParser) -> None:
 
 def add_threads(
     parser: argparse.ArgumentParser,
-    help: str = "CPU threads of this process (default: one per core); give runs side by side "
-    "a share each, or they slow each other down many times over",
+    help: str = "at most N CPU threads for each pool the command starts: torch's, Zarr's "
+    "codec pool, dask's local threads, and a local dask cluster of 1 worker x N threads "
+    "(default: one per core each; a local cluster of 2 workers x 1 thread); give runs side "
+    "by side a share each, or they slow each other down many times over",
 ) -> None:
-    """``--threads N`` (N >= 1), which :func:`flows.commands.train.set_threads` applies."""
-    parser.add_argument("--threads", type=at_least(1), help=help)
+    """``--threads N`` (N >= 1), which :func:`flows.threads.set_threads` applies."""
+    parser.add_argument("--threads", type=at_least(1), metavar="N", help=help)
 
 
 def add_no_progress(parser: argparse.ArgumentParser) -> None:

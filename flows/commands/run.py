@@ -177,9 +177,9 @@ def run(args: argparse.Namespace) -> int:
 
     apply_offline_defaults()
 
-    from flows.commands.train import set_threads
     from flows.pipelines import ensemble_run
     from flows.runtime import subflow_seconds
+    from flows.threads import set_threads
 
     set_threads(args.threads)  # the flows' training, forecasts and corrections run here
     state = ensemble_run(

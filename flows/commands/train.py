@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from flows.commands.options import add_config_overrides, add_no_progress, add_threads, at_least
+from flows.threads import set_threads
 
 DERIVED_CONFIG = "config.yaml"
 NAME = "train"
@@ -79,16 +80,6 @@ def add_derive_arguments(parser: argparse.ArgumentParser) -> None:
         help="derived config: training time to size the step count to, e.g. 30min or 2h "
         "(default 30min); the per-step time is measured on the spot",
     )
-
-
-def set_threads(threads: int | None) -> None:
-    """``--threads``: torch's CPU threads for this process (None: leave the default; the
-    parser refuses fewer than 1)."""
-    if threads is None:
-        return
-    import torch
-
-    torch.set_num_threads(threads)
 
 
 def run(args: argparse.Namespace) -> int:

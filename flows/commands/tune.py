@@ -94,7 +94,7 @@ def parse_weights(text: str | None, stage: str) -> tuple[float, ...]:
 
 def run(args: argparse.Namespace) -> int:
     from flows.commands.run import parse_leads
-    from flows.commands.train import set_threads
+    from flows.threads import set_threads
     from generators.tune import tune_correction
     from pipeline.schema import Period
 

@@ -1,0 +1,47 @@
+"""``--threads N`` bounds what the command starts, not only torch: a user sharing a machine
+gives ``--threads 1`` and expects about one core busy."""
+
+from __future__ import annotations
+
+import dask
+import pytest
+import torch
+import zarr
+
+from flows.dask import LocalClusterConfig, dask_client, local_cluster_config
+from flows.threads import set_threads
+
+
+@pytest.fixture
+def restore_threads():
+    """Put back what :func:`set_threads` changes, for the tests after this one."""
+    torch_threads = torch.get_num_threads()
+    zarr_workers = zarr.config.get("threading.max_workers")
+    dask_workers = dask.config.get("num_workers", None)
+    yield
+    set_threads(None)
+    torch.set_num_threads(torch_threads)
+    zarr.config.set({"threading.max_workers": zarr_workers})
+    dask.config.set(num_workers=dask_workers)
+
+
+def test_threads_bound_torch_zarr_and_dask_threads(restore_threads):
+    set_threads(1)
+    assert torch.get_num_threads() == 1
+    assert zarr.config.get("threading.max_workers") == 1
+    assert dask.config.get("num_workers") == 1
+
+
+def test_threads_give_the_local_cluster_one_worker_of_that_many_threads(restore_threads):
+    assert local_cluster_config() == LocalClusterConfig()  # not given: the default, 2 x 1
+    set_threads(3)
+    config = local_cluster_config()
+    assert (config.n_workers, config.threads_per_worker) == (1, 3)
+    set_threads(None)
+    assert local_cluster_config() == LocalClusterConfig()
+
+
+def test_the_cluster_started_by_a_flow_task_has_the_bounded_shape(restore_threads):
+    set_threads(1)
+    with dask_client(None) as client:
+        assert sum(client.nthreads().values()) == 1
