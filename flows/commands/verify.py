@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from flows.commands.options import SEED, add_no_progress, at_least
+from flows.commands.options import SEED, add_no_progress, add_threads, at_least
 
 NAME = "verify"
 HELP = "score an ensemble forecast against an analysis store: scores (NetCDF) and an HTML report"
@@ -126,6 +126,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="start a dask LocalCluster for the run (default: threads in this process)",
     )
+    add_threads(parser)
     add_no_progress(parser)
 
 
@@ -141,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
 
     from flows.commands.run import parse_leads
     from flows.dask import dask_client
+    from flows.threads import set_threads
     from pipeline.schema import split_channel
     from pipeline.store import open_store
     from verification.config import VARIABLE, VerifyConfig
@@ -168,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     use_cluster = args.dask_scheduler or args.local_cluster
+    set_threads(args.threads)
     done = verify_store(
         args.forecast,
         args.truth,

@@ -45,3 +45,23 @@ def test_the_cluster_started_by_a_flow_task_has_the_bounded_shape(restore_thread
     set_threads(1)
     with dask_client(None) as client:
         assert sum(client.nthreads().values()) == 1
+
+
+@pytest.mark.parametrize("cluster", [[], ["--local-cluster"]])
+def test_verify_takes_threads(monkeypatch, monthly_store, restore_threads, cluster):
+    """wxens verify computes with dask's threads, one per core, or with --local-cluster on
+    2 worker processes, and had no --threads to keep it to a share of a shared machine."""
+    import verification.run
+    from flows.cli import main
+
+    seen = []
+
+    def verify_store(*args, scheduler=None, **kwargs):
+        seen.append((dask.config.get("num_workers"), local_cluster_config().n_workers))
+        raise KeyboardInterrupt  # stop before any work
+
+    monkeypatch.setattr(verification.run, "verify_store", verify_store)
+    out = str(monthly_store.path.parent / "scores.nc")
+    main(["verify", "f.zarr", "--truth", str(monthly_store.path), "--out", out, "--threads", "1",
+          *cluster])  # fmt: skip
+    assert seen == [(1, 1)]
