@@ -13,18 +13,21 @@ with ``--dask-scheduler``, which is the user's. Not given: every default is left
 from __future__ import annotations
 
 
-def set_threads(threads: int | None) -> None:
+def set_threads(threads: int | None, torch: bool = True) -> None:
     """Apply ``--threads`` (None: change nothing from the defaults, or undo an earlier
-    call's cluster shape; the parser refuses fewer than 1)."""
+    call's cluster shape; the parser refuses fewer than 1); ``torch`` false: leave torch
+    unloaded (``wxens verify``, which computes without it)."""
     from flows.dask import bound_local_cluster
 
     bound_local_cluster(threads)
     if threads is None:
         return
     import dask
-    import torch
     import zarr
 
-    torch.set_num_threads(threads)
+    if torch:
+        import torch as torch_module
+
+        torch_module.set_num_threads(threads)
     zarr.config.set({"threading.max_workers": threads})
     dask.config.set(num_workers=threads)

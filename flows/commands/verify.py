@@ -170,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     use_cluster = args.dask_scheduler or args.local_cluster
-    set_threads(args.threads)
+    set_threads(args.threads, torch=False)
     done = verify_store(
         args.forecast,
         args.truth,
