@@ -22,7 +22,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, counted
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +102,9 @@ def dask_client(
         if scheduler is None:
             stack.enter_context(_quiet_distributed())
             log.info(
-                "starting a dask LocalCluster: %d workers x %d threads (%s)",
-                config.n_workers,
-                config.threads_per_worker,
+                "starting a dask LocalCluster: %s x %s (%s)",
+                counted(config.n_workers, "worker"),
+                counted(config.threads_per_worker, "thread"),
                 "processes" if config.processes else "threads",
             )
             cluster = stack.enter_context(

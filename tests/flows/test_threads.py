@@ -78,3 +78,13 @@ def test_verify_threads_leave_torch_unloaded(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_the_log_counts_one_worker_and_one_thread_in_the_singular(caplog):
+    """--threads 1 logged 'starting a dask LocalCluster: 1 workers x 1 threads'."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="flows.dask")
+    with dask_client(None, LocalClusterConfig(1, 1, processes=False)):
+        pass
+    assert "starting a dask LocalCluster: 1 worker x 1 thread (threads)" in caplog.text
