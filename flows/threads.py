@@ -6,8 +6,10 @@ what a command writes, decompression of what it reads), dask's local threaded sc
 and the dask ``LocalCluster`` a flow starts for ingestion and verification (one worker
 process of N threads instead of :class:`flows.dask.LocalClusterConfig`'s default; its
 workers run BLAS and OpenMP single-threaded, as dask sets them). Not bounded: Icechunk's
-I/O threads and torch's inter-op pool, which wait rather than compute, and a cluster named
-with ``--dask-scheduler``, which is the user's. Not given: every default is left as is.
+I/O threads and torch's inter-op pool, which wait rather than compute; the temporary
+Prefect server of ``wxens run`` and ``wxens demo`` (a process of its own, busy only while it
+records the flows' states); and a cluster named with ``--dask-scheduler``, which is the
+user's. Not given: every default is left as is.
 """
 
 from __future__ import annotations
