@@ -54,12 +54,15 @@ class LocalClusterConfig:
     a process boundary as on a multi-machine cluster) rather than threads.
     dashboard_address: ``host:port`` of the dashboard; None: ``$WXENS_DASK_DASHBOARD``,
     else :data:`DEFAULT_DASHBOARD` (127.0.0.1 on a free port).
+    codec_threads: Zarr's codec pool in each worker process (None: Zarr's default, one
+    thread per core and 4 more).
     """
 
     n_workers: int = 2
     threads_per_worker: int = 1
     processes: bool = True
     dashboard_address: str | None = None
+    codec_threads: int | None = None
 
     def dashboard(self) -> str:
         """The dashboard address to bind."""
@@ -74,7 +77,7 @@ def bound_local_cluster(threads: int | None) -> None:
     """Start every later local cluster of this process as one worker of ``threads``
     threads (``--threads``: :func:`flows.threads.set_threads`); None: the default shape."""
     global _bounded
-    _bounded = None if threads is None else LocalClusterConfig(1, threads)
+    _bounded = None if threads is None else LocalClusterConfig(1, threads, codec_threads=threads)
 
 
 def local_cluster_config() -> LocalClusterConfig:
@@ -114,6 +117,7 @@ def dask_client(
                     processes=config.processes,
                     dashboard_address=config.dashboard(),
                     silence_logs=logging.WARNING,
+                    **_worker_environment(config),
                 )
             )
             log.info("dask dashboard: %s (set %s to change)", dashboard_url(cluster), DASHBOARD_ENV)
@@ -129,6 +133,14 @@ def dask_client(
                 stray.close()
             raise _no_client(scheduler, err) from err
         yield stack.enter_context(client)
+
+
+def _worker_environment(config: LocalClusterConfig) -> dict[str, Any]:
+    """The worker processes' environment (``LocalCluster``'s ``env``), if ``config`` sets
+    any of it: Zarr reads its ``threading.max_workers`` from ``ZARR_THREADING__MAX_WORKERS``."""
+    if config.codec_threads is None or not config.processes:
+        return {}
+    return {"env": {"ZARR_THREADING__MAX_WORKERS": str(config.codec_threads)}}
 
 
 def _default_client() -> Any:

@@ -88,3 +88,11 @@ def test_the_log_counts_one_worker_and_one_thread_in_the_singular(caplog):
     with dask_client(None, LocalClusterConfig(1, 1, processes=False)):
         pass
     assert "starting a dask LocalCluster: 1 worker x 1 thread (threads)" in caplog.text
+
+
+def test_the_bounded_cluster_workers_keep_zarr_codec_threads_to_n(restore_threads):
+    """Its worker process read and wrote Zarr with a codec pool of one thread per core."""
+    set_threads(1)
+    with dask_client(None) as client:
+        seen = client.run(lambda: __import__("zarr").config.get("threading.max_workers"))
+    assert list(seen.values()) == [1]
