@@ -2,9 +2,8 @@
 recorded in the group attributes, and the statistics a store is finalised with.
 
 A store is complete once :func:`finalise` has written its per-variable (per-level)
-statistics (mean, std, min, max and the std of the tendency at the native step) and its
-missing times into the state; :func:`open_store` refuses a store that is not. Writing a
-store is :mod:`pipeline.store`'s part.
+statistics and missing times into the state; :func:`open_store` reads its last complete
+commit (refusing a store never completed). Writing a store is :mod:`pipeline.store`'s.
 """
 
 from __future__ import annotations

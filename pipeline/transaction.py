@@ -5,12 +5,11 @@ repository's branch, committed atomically when the block ends without error, dis
 otherwise (the chunk files it wrote deleted). A reader (:func:`open_dataset`,
 :func:`read_attrs`) opens the last commit, a read-only snapshot: it never sees a
 half-resized array or a half-written batch, whatever happens to the writer (``kill -9``,
-a full disk). Writers are serialised by a lock file
-beside the store (``.NAME.lock``, :mod:`filelock`): Icechunk's commit on a local file
-system is not a conditional write, so two processes committing at once could otherwise
-both succeed. Chunk data of a killed writer stay unreferenced and invisible; the next
-writer of an interrupted ingest removes them (:func:`collect_garbage`), ``wxens compact``
-those of any store.
+a full disk). Writers are serialised by a lock file beside the store (``.NAME.lock``,
+:mod:`filelock`): Icechunk's commit on a local file system is not a conditional write,
+so two processes committing at once could otherwise both succeed. Chunk data of a killed
+writer stay unreferenced and invisible; the next writer of an interrupted ingest removes
+them (:func:`collect_garbage`), ``wxens compact`` those of any store.
 
 A plain Zarr v3 store (an :func:`export`, or another tool's) is read as it is; wxens
 writes only transactional stores. In a notebook::
@@ -205,17 +204,16 @@ def transaction(path: str | Path, message: str) -> Iterator[Store]:
 
 
 def _has_changes(session: icechunk.Session) -> bool:
-    try:
+    try:  # a session whose state cannot be read may have written: clean up
         return session.has_uncommitted_changes
     except icechunk.IcechunkError:
         return True
 
 
 def _remove_unreferenced(path: Path) -> None:
-    """After a failed transaction, under its lock: delete the chunk files it wrote (a chunk
-    too large to inline is a file as soon as it is written), and a manifest or snapshot of
-    a commit that did not land; on a full disk they held the space a rerun needs. A failure
-    to delete is logged, never raised over the transaction's own error."""
+    """After a failed transaction, under its lock: delete the chunk files, manifest or
+    snapshot it wrote (on a full disk they held the space a rerun needs). A failure to
+    delete is logged, never raised over the transaction's own error."""
     try:
         collect_garbage(path, left_by="this failed write")  # not an earlier, killed one
     except Exception as err:  # the write's error is the one to report
