@@ -253,8 +253,9 @@ def locked(path: str | Path) -> Iterator[None]:
 def held_alone(path: str | Path) -> Iterator[None]:
     """Hold the lock of ``path`` (``.NAME.lock`` beside it, as a store's) for a writer that
     must not wait its turn (a training run into a directory, hours long, or a calibration
-    of its checkpoint): StoreError at once if another process holds it."""
-    lock = _file_lock(path)
+    of its checkpoint): StoreError at once if another process holds it. One refused before
+    ``path`` is made removes the lock file it made (``.r.lock`` was left beside no ``r``)."""
+    lock, created = _file_lock(path), not lock_path(path).exists()
     try:
         lock.acquire(timeout=0)
     except Timeout:
@@ -264,6 +265,10 @@ def held_alone(path: str | Path) -> Iterator[None]:
         ) from None
     try:
         yield
+    except BaseException:  # held still: no other process holds the file removed
+        if created and not Path(path).exists():
+            lock_path(path).unlink(missing_ok=True)
+        raise
     finally:
         lock.release()
 

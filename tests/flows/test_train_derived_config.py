@@ -48,3 +48,15 @@ def test_the_derived_config_written_is_the_one_trained(tmp_path, capsys):
     assert written["optim"]["lr"] == 0.002
     trained = load_checkpoint(run / "last.pt").train_config
     assert load_train_config(run / "config.yaml") == trained
+
+
+def test_a_refused_training_leaves_no_lock_file_beside_its_out(tmp_path, capsys):
+    """A refused ``wxens train --out r`` (a missing --config, a missing store) left an empty
+    ``.r.lock`` beside an ``r`` it never made; one beside a run that exists stays."""
+    missing = ["train", "--store", str(tmp_path / "none.zarr"), "--threads", "1"]
+    assert (
+        wxens([*missing, "--config", str(tmp_path / "no.yaml"), "--out", str(tmp_path / "r")]) == 2
+    )
+    assert wxens([*missing, "--lead", "12h", "--out", str(tmp_path / "r2")]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    capsys.readouterr()
