@@ -22,7 +22,7 @@ from pipeline.forecast_store import is_forecast_store, open_forecast
 from pipeline.schema import INIT_TIME, LEAD_TIME
 from pipeline.sources import resolve_source
 from pipeline.start_dates import open_start_files
-from pipeline.store import open_store
+from pipeline.store import AnalysisStore, open_store
 from pipeline.timeaxis import hours_text
 from verification.config import VerifyConfig
 from verification.output import write_scores
@@ -65,7 +65,7 @@ def open_forecast_any(spec: str | Path) -> xr.Dataset:
 
 def verify_store(
     forecast: str | Path,
-    truth: str | Path,
+    truth: str | Path | AnalysisStore,
     scores: str | Path,
     *,
     config: VerifyConfig | None = None,
@@ -82,7 +82,8 @@ def verify_store(
 
     forecast:   a wxens forecast store or any ensemble a source reads
                 (:func:`open_forecast_any`), in any layout :mod:`pipeline.adapters` knows.
-    truth:      the analysis store (:func:`pipeline.store.open_store`).
+    truth:      the analysis store (:func:`pipeline.store.open_store`), or the one opened
+                already (a caller that read its units: opened twice, it warned twice).
     scores:     the NetCDF file the verification tree is written to, atomically
                 (:func:`verification.output.write_scores`).
     config:     what to compute (default :class:`~verification.config.VerifyConfig`).
@@ -129,7 +130,8 @@ def verify_store(
         ensemble = _select_init_times(ensemble, init_times, forecast)
     if leads_hours is not None:
         ensemble = _select_leads(ensemble, leads_hours, forecast)
-    analysis = open_store(truth).dataset
+    opened = truth if isinstance(truth, AnalysisStore) else open_store(truth)
+    analysis, truth = opened.dataset, opened.path
     with scheduler if scheduler is not None else nullcontext():
         tree = verify(ensemble, analysis, config, reference=other)
         written = write_scores(tree, scores)

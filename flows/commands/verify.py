@@ -155,8 +155,8 @@ def run(args: argparse.Namespace) -> int:
 
         init_times = parse_inits(args.init)  # a bad --init is refused before any store opens
     leads = parse_leads(args.lead)  # so is a bad --lead
-    truth = open_store(args.truth).dataset
-    store_units = {str(n): da.attrs.get("units", "") for n, da in truth.data_vars.items()}
+    truth = open_store(args.truth)  # once: passed on, so its warnings are said once
+    store_units = {str(n): da.attrs.get("units", "") for n, da in truth.dataset.data_vars.items()}
     factors = unit_factors(args.units, store_units) if args.units else {}  # checked first
 
     config = VerifyConfig(
@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.threads, torch=False)
     done = verify_store(
         args.forecast,
-        args.truth,
+        truth,
         args.out,
         config=config,
         reference=args.reference,

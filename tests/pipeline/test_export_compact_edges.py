@@ -63,7 +63,9 @@ def test_compact_spares_the_commit_a_reader_opened_moments_ago(tmp_path):
     write_forecast(path, ensemble(["2019-03-23T00"], 2.0), PROVENANCE)
     done = compact(path, timedelta(0))
     assert done.commits_left == 3  # the reader's, the new last one and the empty first one
-    xr.testing.assert_identical(opened.load(), open_forecast(path).sel(init_time=opened.init_time).load())
+    xr.testing.assert_identical(
+        opened.load(), open_forecast(path).sel(init_time=opened.init_time).load()
+    )
 
     forgotten = compact(path, timedelta(0), grace=timedelta(0))  # later: it goes
     assert forgotten.commits_expired == 1 and forgotten.objects_deleted > 0
@@ -148,3 +150,37 @@ def test_info_of_a_store_whose_append_is_unfinished_says_so_on_its_output(
     assert "(5 times, step 6 h" in out
     assert "unfinished an ingest has written 5 of the 8 times of the last commit" in out
     assert "above is the store as its readers read it" in out
+
+
+def test_verify_against_a_store_whose_append_has_not_finished_warns_once(
+    tmp_path, monkeypatch, caplog
+):
+    """``wxens verify`` opened the analysis store twice (its units, then the scores) and
+    printed "its last ingest has not finished ..." twice for one store."""
+    import numpy as np
+
+    from pipeline.store import open_store
+
+    store = _an_interrupted_append(tmp_path, monkeypatch)
+    truth = open_store(store).dataset.load()
+    caplog.clear()
+    fields = truth["t2m"].isel(time=[0, 1]).values  # lead 6 h of the first two times
+    rng = np.random.default_rng(0)
+    t2m = fields[:, None, None] + rng.normal(0, 1, (2, 3, 1, *fields.shape[1:]))
+    forecast = xr.Dataset(
+        {"t2m": (("init_time", "member", "lead_time", "latitude", "longitude"), t2m)},
+        coords={
+            "init_time": truth.time.values[[0, 1]] - np.timedelta64(6, "h"),
+            "member": np.arange(3),
+            "lead_time": [np.timedelta64(6, "h")],
+            "latitude": truth.latitude.values,
+            "longitude": truth.longitude.values,
+        },
+    )
+    forecast["t2m"].attrs["units"] = truth["t2m"].attrs.get("units", "")
+    write_forecast(tmp_path / "f.zarr", forecast, PROVENANCE)
+    out = tmp_path / "scores.nc"
+    argv = ["verify", str(tmp_path / "f.zarr"), "--truth", str(store), "--out", str(out)]
+    with caplog.at_level("WARNING"):
+        assert main([*argv, "--no-progress", "--no-energy-score"]) == 0
+    assert caplog.text.count("its last ingest has not finished") == 1, caplog.text
