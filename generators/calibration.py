@@ -113,8 +113,8 @@ def warn_if_trained_on(
             "it never trained on",
             seen.sum(),
             len(inits),
-            inits[seen][0],
-            inits[seen][-1],
+            time_text(inits[seen][0]),
+            time_text(inits[seen][-1]),
             train if train.time_slice() else "(every time of the store it trained on)",
             checkpoint.path,
         )

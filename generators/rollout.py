@@ -43,7 +43,7 @@ from generators.rollout_plan import RolloutPlan, check_ensemble_size, plan_rollo
 from generators.samplers import BlockGenerators, Sampler
 from pipeline.errors import InputError
 from pipeline.progress import tqdm
-from pipeline.timeaxis import hours_text
+from pipeline.timeaxis import hours_text, time_text
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +303,7 @@ def _run_plan(
         if not (torch.isfinite(state) | torch.isnan(before)).all():
             raise InputError(
                 f"the rollout diverged (non-finite states) at {time_hours + lead:g} h from "
-                f"{inits[0]} with the sampler {sampler_spec(run.sampler)}: its noise "
+                f"{time_text(inits[0])} with the sampler {sampler_spec(run.sampler)}: its noise "
                 "(noise_scale, sigma_max, noise_inflation) is too large, or the model "
                 "diverges; forecast with the checkpoint's own sampler (no --sampler) or "
                 "less noise, or retrain the model"

@@ -52,6 +52,7 @@ from pipeline.schema import (
     VARIABLES,
     variable_attrs,
 )
+from pipeline.timeaxis import hours_text, times_text
 
 log = logging.getLogger(__name__)
 
@@ -382,9 +383,11 @@ def _finish(ds: xr.Dataset, valid: xr.DataArray | None = None) -> xr.Dataset:
     for dim in (INIT_TIME, LEAD_TIME):
         index = ds.indexes[dim]
         if not index.is_unique:
+            dup = index[index.duplicated()][:3]
+            hours = dim == LEAD_TIME and f"{hours_text(dup / pd.Timedelta(hours=1))} h"
             raise InputError(
-                f"the forecast holds {dim} {[str(v) for v in index[index.duplicated()][:3]]} "
-                f"more than once; keep one of each (forecast.drop_duplicates({dim!r}))"
+                f"the forecast holds {dim} {hours or times_text(dup)} more than once; keep one "
+                f"of each (forecast.drop_duplicates({dim!r}))"
             )
     if (ds[LEAD_TIME] < np.timedelta64(0, "ns")).any():
         raise InputError(

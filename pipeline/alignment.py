@@ -27,6 +27,7 @@ from pipeline.schema import (
     VALID_TIME,
     variable_attrs,
 )
+from pipeline.timeaxis import times_text
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ def warn_missing_valid_times(absent: pd.DatetimeIndex, needed: int) -> None:
             "are scored as missing",
             absent.size,
             needed,
-            [str(t) for t in absent[:3]],
+            times_text(absent[:3]),
         )
 
 
@@ -153,7 +154,7 @@ def _canonical_truth(truth: xr.Dataset) -> xr.Dataset:
     times = truth.indexes[TIME]
     if not times.is_unique:
         raise InputError(
-            f"the truth holds times more than once ({[str(t) for t in times[times.duplicated()][:3]]}"
+            f"the truth holds times more than once ({times_text(times[times.duplicated()][:3])}"
             "); keep one of each (truth.drop_duplicates('time'))"
         )
     return truth

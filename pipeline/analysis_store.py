@@ -24,7 +24,7 @@ from zarr.abc.store import Store
 from pipeline.errors import InputError, StoreError, refuse_dangling_link, shell_word
 from pipeline.running_statistics import RunningStatistics, statistics_from_attrs, undefined_as_null
 from pipeline.schema import TIME, VARIABLES
-from pipeline.timeaxis import describe_step, missing_times
+from pipeline.timeaxis import describe_step, missing_times, time_text
 from pipeline.transaction import (
     commits,
     has_root_group,
@@ -241,8 +241,8 @@ def warn_dropped_times(path: Path, times: pd.DatetimeIndex) -> None:
             path,
             dropped.size,
             held.size,
-            dropped.min(),
-            dropped.max(),
+            time_text(dropped.min()),
+            time_text(dropped.max()),
         )
 
 

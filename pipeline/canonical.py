@@ -20,7 +20,7 @@ from pipeline.normalize import normalize, sorted_along
 from pipeline.redact import redact
 from pipeline.schema import HORIZONTAL, TIME
 from pipeline.sources import Source, resolve_source
-from pipeline.timeaxis import check_one_axis, check_unique_times
+from pipeline.timeaxis import check_one_axis, check_unique_times, times_text
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,6 @@ def _check_every_time(parts: list[tuple[str, xr.Dataset]], origin: str, period: 
             raise InputError(
                 f"{origin}: {name!r} (from {', '.join(label for label, _ in holders)}) lacks "
                 f"{absent.size} of the {every.size} time(s) the inputs give, first "
-                f"{[str(t) for t in absent[:3]]} (given by {giver}); supply those times of "
+                f"{times_text(absent[:3])} (given by {giver}); supply those times of "
                 f"{name!r}, or pass --allow-nan to keep it NaN there"
             )

@@ -43,6 +43,7 @@ from pipeline.schema import (
     VALID_TIME,
 )
 from pipeline.software import software_versions
+from pipeline.timeaxis import times_text
 from pipeline.transaction import (
     check_can_write,
     has_root_group,
@@ -222,7 +223,7 @@ def write_forecast(
             log.info(
                 "%s: initial time(s) %s were written by another run meanwhile; kept as they are",
                 path,
-                [str(t) for t in times[times.isin(done)]],
+                times_text(times[times.isin(done)]),
             )
             ds = ds.isel({INIT_TIME: np.flatnonzero(~times.isin(done))})
             times = pd.DatetimeIndex(ds[INIT_TIME].values)
@@ -284,7 +285,7 @@ def open_forecast(path: str | Path, *, complete_only: bool = True) -> xr.Dataset
         raise StoreError(f"{path} is not a wxens forecast store (no {lacks} record)")
     complete = ds[COMPLETE].values.astype(bool)
     if complete_only and not complete.all():
-        unfinished = [str(t) for t in ds[INIT_TIME].values[~complete]]
+        unfinished = times_text(ds[INIT_TIME].values[~complete])
         log.warning(
             "%s: initial time(s) %s were not completely written and are left out; rerun the "
             "forecast for them",

@@ -27,6 +27,7 @@ from pipeline.errors import InputError, StoreError
 from pipeline.progress import tqdm
 from pipeline.running_statistics import RunningStatistics
 from pipeline.schema import TIME
+from pipeline.timeaxis import times_text
 from pipeline.transaction import reader, transaction
 
 #: Target size of one written block (whole time chunks); bounds ingest memory.
@@ -131,7 +132,7 @@ def _refuse_nans(counts: dict[str, int], allow_nan: bool, origin: str, data: xr.
             times = pd.DatetimeIndex(data[TIME].values[empty])
             raise InputError(
                 f"{origin}: {name!r} is missing (NaN everywhere) at {times.size} time(s), "
-                f"first {[str(t) for t in times[:3]]}: an input, or a file of a glob, lacks "
+                f"first {times_text(times[:3])}: an input, or a file of a glob, lacks "
                 f"it there; supply those times of {name!r}, or pass --allow-nan to keep it "
                 "NaN there"
             )

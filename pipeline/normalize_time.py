@@ -108,11 +108,13 @@ def _refuse_overlapping_starts(ds: xr.Dataset, origin: str, lead: str) -> None:
     times = pd.DatetimeIndex(ds[TIME].values)
     if not times.has_duplicates:
         return
+    from pipeline.timeaxis import time_text, times_text  # it imports this module's users
+
     first = times[times.duplicated()][0]
-    starts = sorted({str(pd.Timestamp(t)) for t in ds[_START].values[times == first]})
+    starts = times_text(sorted(set(ds[_START].values[times == first]))[:3])
     raise InputError(
         f"{origin}: its forecasts of {len(np.unique(ds[_START].values))} initial times overlap "
-        f"({first} is a valid time of the starts {', '.join(starts[:3])}), and an analysis "
+        f"({time_text(first)} is a valid time of the starts {starts}), and an analysis "
         f"holds each time once: ingest one step of every start (--select {lead}=0: the states "
         "the forecasts start from) or score the file as a forecast (wxens verify)"
     )
@@ -219,12 +221,14 @@ def _cells_with_a_message(ds: xr.Dataset, origin: str) -> xr.Dataset:
     """``ds`` at the times that a message holds (:data:`HAS_MESSAGE`), the others logged."""
     present = np.broadcast_to(ds[HAS_MESSAGE].fillna(False).astype(bool).values, ds[TIME].shape)
     if not present.all():
+        from pipeline.timeaxis import times_text  # it imports this module's users
+
         absent = pd.DatetimeIndex(ds[TIME].values[~present])
         log.info(
             "%s: no message holds %d of its (time, step) cells (valid at %s%s); they are no times",
             origin,
             absent.size,
-            ", ".join(str(t) for t in absent[:3]),
+            times_text(absent[:3]),
             ", ..." if absent.size > 3 else "",
         )
     return ds.isel({TIME: present}).drop_vars(HAS_MESSAGE)
@@ -234,9 +238,11 @@ def sort_time(ds: xr.Dataset, origin: str) -> xr.Dataset:
     """``ds`` with ascending times; a time given twice is an :class:`InputError`."""
     times = pd.DatetimeIndex(ds[TIME].values)
     if times.has_duplicates:
+        from pipeline.timeaxis import times_text  # it imports this module's users
+
         dup = times[times.duplicated()].unique()
         raise InputError(
-            f"{origin}: {dup.size} duplicate time(s), first {[str(t) for t in dup[:3]]}; "
+            f"{origin}: {dup.size} duplicate time(s), first {times_text(dup[:3])}; "
             "give each time once (are two input files covering the same period?)"
         )
     if not times.is_monotonic_increasing:

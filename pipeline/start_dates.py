@@ -29,6 +29,7 @@ from pipeline.errors import InputError
 from pipeline.schema import INIT_TIME, LEAD_TIME, MEMBER, MEMBER_ALIASES, VALID_TIME
 from pipeline.sources import resolve_source
 from pipeline.sources.files import FileSource
+from pipeline.timeaxis import time_text
 
 #: strptime directives a start date may use -> the text each matches.
 _DIRECTIVES = {
@@ -128,8 +129,8 @@ def _one_start(ds: xr.Dataset, path: Path, pattern: str) -> xr.Dataset:
     lead = pd.DatetimeIndex(ds[times[0]].values) - init
     if (lead < pd.Timedelta(0)).any():
         raise InputError(
-            f"{path}: valid times from {ds[times[0]].values[0]} are before its start date "
-            f"{init} (read with {pattern!r}); check the pattern"
+            f"{path}: valid times from {time_text(ds[times[0]].values[0])} are before its start "
+            f"date {time_text(init)} (read with {pattern!r}); check the pattern"
         )
     bounds = [ds[c].attrs.get("bounds") for c in ds.coords]  # e.g. time_bnds of means
     ds = ds.drop_vars([c for c in ds.coords if c != times[0] and times[0] in ds[c].dims])

@@ -321,7 +321,7 @@ def check_unique_times(parts: Sequence[tuple[str, xr.Dataset]], origin: str) -> 
         var = repr(name) if level is None else f"{name!r} at level {level:g}"
         raise InputError(
             f"{origin}: {var} has {dup.size} duplicate time(s) across the inputs, first "
-            f"{[str(t) for t in dup[:3]]} (in {holders[0]} and {holders[1]}); give each time "
+            f"{times_text(dup[:3])} (in {holders[0]} and {holders[1]}); give each time "
             "once (do two files overlap?)"
         )
 

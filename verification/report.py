@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 
 from pipeline.errors import counted
 from pipeline.schema import LEAD_TIME
+from pipeline.timeaxis import time_text
 from verification.config import VARIABLE
 from verification.output import atomic_output
 from verification.plots import (
@@ -187,7 +188,9 @@ def render_report(
     leads = card["lead_time"].values / np.timedelta64(1, "h")
     missing, inits = _listed(root, "missing_valid_times"), _listed(root, "init_times")
     period = (
-        f" ({inits[0]} to {inits[-1]})" if len(inits) > 1 else "".join(f" ({t})" for t in inits)
+        f" ({time_text(inits[0])} to {time_text(inits[-1])})"
+        if len(inits) > 1
+        else "".join(f" ({time_text(t)})" for t in inits)
     )
     summary = (
         f"<p>{counted(root.attrs.get('n_members', 0), 'member')}, "

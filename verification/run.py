@@ -23,7 +23,7 @@ from pipeline.schema import INIT_TIME, LEAD_TIME
 from pipeline.sources import resolve_source
 from pipeline.start_dates import open_start_files
 from pipeline.store import AnalysisStore, open_store
-from pipeline.timeaxis import hours_text
+from pipeline.timeaxis import hours_text, time_text, times_text
 from verification.config import VerifyConfig
 from verification.output import write_scores
 from verification.report import write_report
@@ -163,9 +163,9 @@ def _select_init_times(ensemble: xr.Dataset, init_times: Any, forecast: Any) -> 
     lacking = asked.difference(pd.DatetimeIndex(ensemble[INIT_TIME].values))
     if lacking.size:
         raise InputError(
-            f"{forecast} has no initial time(s) {[str(t) for t in lacking[:5]]}; it holds "
-            f"{ensemble.sizes[INIT_TIME]} from {ensemble[INIT_TIME].values.min()} to "
-            f"{ensemble[INIT_TIME].values.max()}"
+            f"{forecast} has no initial time(s) {times_text(lacking[:5])}; it holds "
+            f"{ensemble.sizes[INIT_TIME]} from {time_text(ensemble[INIT_TIME].values.min())} to "
+            f"{time_text(ensemble[INIT_TIME].values.max())}"
         )
     return ensemble.sel({INIT_TIME: asked})
 

@@ -41,7 +41,7 @@ from pipeline.progress import tqdm
 from pipeline.registry import Registry
 from pipeline.schema import INIT_TIME, LEAD_TIME, MEMBER, TIME
 from pipeline.store import open_store
-from pipeline.timeaxis import fixed_step, time_text
+from pipeline.timeaxis import fixed_step, time_text, times_text
 
 log = logging.getLogger(__name__)
 
@@ -113,10 +113,10 @@ class Baseline(ABC):
                 self.name,
                 config.train_start,
                 config.train_end,
-                times[0],
-                times[-1],
-                self.train_times[0],
-                self.train_times[-1],
+                time_text(times[0]),
+                time_text(times[-1]),
+                time_text(self.train_times[0]),
+                time_text(self.train_times[-1]),
             )
 
     @abstractmethod
@@ -150,7 +150,7 @@ class Baseline(ABC):
         pool = self.pool(init, lead) if pool is None else pool
         if pool.empty:
             raise InputError(
-                f"{self.name}: no training time fits the initial time {init} and lead "
+                f"{self.name}: no training time fits the initial time {time_text(init)} and lead "
                 f"{lead / pd.Timedelta(hours=1):g} h "
                 f"(time of day {(init + lead).strftime('%H:%M')}, training "
                 f"{self.config.train_start} to {self.config.train_end}, "
@@ -361,7 +361,7 @@ def baseline_to_store(
     missing = baseline.missing_states(inits)
     if len(missing):
         raise InputError(
-            f"{store} holds no state at the initial time(s) {', '.join(map(str, missing[:5]))}; "
+            f"{store} holds no state at the initial time(s) {times_text(missing[:5])}; "
             f"{name} starts from it: ingest those times first"
         )
     # every draw (and so every pool's check) before anything is written

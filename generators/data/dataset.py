@@ -50,7 +50,7 @@ from pipeline.errors import InputError, StoreError
 from pipeline.schema import CHANNEL, LAT, LON, TIME, Period, to_channels
 from pipeline.solar import SOLAR_FORCINGS, solar_forcing
 from pipeline.store import AnalysisStore
-from pipeline.timeaxis import fixed_step
+from pipeline.timeaxis import fixed_step, times_text
 from pipeline.timeaxis import native_step as infer_native_step
 
 log = logging.getLogger(__name__)
@@ -307,7 +307,7 @@ class ResidualDataset(Dataset):
         ok[ok] = (self.positions(positions[ok], self.spec.history) >= 0).all(axis=1)
         if not ok.all():
             raise InputError(
-                f"{self.name}: initial time(s) {[str(t) for t in wanted[~ok]]} lack the history "
+                f"{self.name}: initial time(s) {times_text(wanted[~ok])} lack the history "
                 f"{self.spec.history} x {self.native_step} in the store (it covers "
                 f"{self.span}, missing times excluded); choose later "
                 "initial times or ingest more data"

@@ -38,7 +38,7 @@ from pipeline.schema import (
 )
 from pipeline.solar import SOLAR_FORCINGS
 from pipeline.store import AnalysisStore, open_store
-from pipeline.timeaxis import calendar_months, describe_step
+from pipeline.timeaxis import calendar_months, describe_step, time_text, times_text
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class ForecastData:
             off = lacking[(lacking - self.times[0]) % step != pd.Timedelta(0)]
             if off.size and calendar_months(step) is None:
                 raise InputError(
-                    f"{self.dataset.name}: initial time(s) {[str(t) for t in off]} are not on "
+                    f"{self.dataset.name}: initial time(s) {times_text(off)} are not on "
                     f"the store's {describe_step(step)} step (its times run "
                     f"{self.dataset.span}); choose initial times on it"
                 )
@@ -99,8 +99,8 @@ class ForecastData:
             absent = wanted[self.dataset.positions_at(wanted, [0.0])[:, 0] < 0]
             more = f" and {len(absent) - 8} more" if len(absent) > 8 else ""
             raise InputError(
-                f"{self.dataset.name}: initial time(s) {[str(t) for t in lacking]} lack the "
-                f"states at {[str(t) for t in absent[:8]]}{more} "
+                f"{self.dataset.name}: initial time(s) {times_text(lacking)} lack the "
+                f"states at {times_text(absent[:8])}{more} "
                 f"of their window ({window_text(plan.window_hours)}; the store covers "
                 f"{self.dataset.span}, missing times excluded); choose other initial times"
             )
@@ -141,12 +141,12 @@ class ForecastData:
                 )
 
     def _by_init(self, inits: pd.DatetimeIndex, flagged: np.ndarray) -> str:
-        """``2000-02-22 18:00 (t2m), ...``: the first 8 initial times of ``flagged`` (B, C)
+        """``2000-02-22T18:00 (t2m), ...``: the first 8 initial times of ``flagged`` (B, C)
         with their channels."""
         rows = np.flatnonzero(flagged.any(axis=1))
         channels = np.array(self.checkpoint.channels)
         shown = ", ".join(
-            f"{inits[b]:%Y-%m-%d %H:%M} ({', '.join(channels[flagged[b]])})" for b in rows[:8]
+            f"{time_text(inits[b])} ({', '.join(channels[flagged[b]])})" for b in rows[:8]
         )
         return shown + (f" and {rows.size - 8} more" if rows.size > 8 else "")
 
@@ -167,7 +167,7 @@ class ForecastData:
         b, c = (int(k[0]) for k in np.nonzero(far))
         channel, norm = self.checkpoint.channels[c], self.checkpoint.normalization
         raise InputError(
-            f"{self.dataset.name}: the initial window of {inits[b]} holds {channel} with mean "
+            f"{self.dataset.name}: the initial window of {time_text(inits[b])} holds {channel} with mean "
             f"{norm.mean[c] + apart[b, c] * norm.std[c]:.4g} {_units(channel)}, "
             f"{abs(apart[b, c]):.3g} training stds from the training mean {norm.mean[c]:.4g} "
             f"({int(far.sum())} window/channel pair(s) so far off): values in other units in "
@@ -202,7 +202,7 @@ class ForecastData:
         found = self.dataset.positions_at(inits, (lead_hours,))[:, 0]
         if (found < 0).any():
             raise InputError(
-                f"no truth at lead {lead_hours:g} h for {[str(t) for t in inits[found < 0]]}"
+                f"no truth at lead {lead_hours:g} h for {times_text(inits[found < 0])}"
             )
         return self.dataset.denormalise(self.dataset.states(found))
 

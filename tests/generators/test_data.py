@@ -326,7 +326,7 @@ def test_init_positions_name_initial_times_without_history():
     ds, stats = analysis()
     data = ResidualDataset(ds, stats, SampleSpec(history=3))
     assert list(data.init_positions([pd.Timestamp("2019-03-01T05")])) == [5]
-    with pytest.raises(InputError, match="2019-03-01 01:00:00"):
+    with pytest.raises(InputError, match="2019-03-01T01:00"):
         data.init_positions([pd.Timestamp("2019-03-01T01")])
 
 

@@ -232,7 +232,7 @@ def test_an_initial_state_without_value_is_warned_of(masked_store, tmp_path, cap
     # members NaN everywhere and said nothing.
     members, warned = forecast_with_a_gap(masked_store[0], tmp_path, caplog, lambda s: False)
     assert np.isnan(members[1]).all() and not np.isnan(members[0]).all()
-    assert any("2000-02-22 18:00" in m and "t2m" in m and "no value" in m for m in warned)
+    assert any("2000-02-22T18:00" in m and "t2m" in m and "no value" in m for m in warned)
 
 
 def test_nan_points_in_a_channel_trained_without_any_are_warned_of(tmp_path, caplog):
@@ -244,6 +244,6 @@ def test_nan_points_in_a_channel_trained_without_any_are_warned_of(tmp_path, cap
     assert np.isnan(members[1]).any() and not np.isnan(members[1]).all()
     assert not np.isnan(members[0]).any()
     assert any(
-        "1 initial time(s)" in m and "2000-02-22 18:00 (t2m)" in m and "trained without any" in m
+        "1 initial time(s)" in m and "2000-02-22T18:00 (t2m)" in m and "trained without any" in m
         for m in warned
     ), warned

@@ -378,7 +378,7 @@ def test_duplicate_times_across_files(tmp_path, capsys):
         "--store",
         str(tmp_path / "s.zarr"),
     )
-    assert code == 2 and "duplicate time" in err and "2021-01-01 02:00:00" in err
+    assert code == 2 and "duplicate time" in err and "2021-01-01T02:00" in err
     assert not (tmp_path / "s.zarr").exists()
 
 

@@ -284,8 +284,7 @@ def test_overlapping_glob_gets_the_precise_duplicate_times_message(tmp_path, cap
     write(tmp_path / "a1.nc", "t2m", field(6), {"units": "K"})
     write(tmp_path / "a2.nc", "t2m", field(6), {"units": "K"}, time=HOURS + pd.Timedelta("4h"))
     precise = (
-        "'t2m' has 2 duplicate time(s) across the inputs, first "
-        "['2021-01-01 04:00:00', '2021-01-01 05:00:00']"
+        "'t2m' has 2 duplicate time(s) across the inputs, first 2021-01-01T04:00, 2021-01-01T05:00"
     )
     code, _, err = cli(capsys, str(tmp_path / "a?.nc"), "--store", str(tmp_path / "s.zarr"))
     # was: the files of '.../a?.nc' do not combine into one dataset (Resulting object does

@@ -157,3 +157,22 @@ def test_messages_show_times_in_one_form():
     )
     inits = pd.DatetimeIndex(["2019-03-22 00:00", "2019-03-22 06:00"])
     assert span(inits) == "2 initial times 2019-03-22T00:00..2019-03-22T06:00"
+
+
+def test_the_remaining_messages_show_times_as_info_does(caplog):
+    """Messages left after the first sweep still printed ``['2000-01-01 00:00:00']``: a
+    forecast lacking an asked initial time, the valid times the truth lacks."""
+    from pipeline.alignment import warn_missing_valid_times
+    from verification.run import _select_init_times
+
+    inits = pd.DatetimeIndex(["2000-01-01 00:00", "2000-01-01 06:00"])
+    ensemble = xr.Dataset(coords={"init_time": inits})
+    with pytest.raises(InputError) as refused:
+        _select_init_times(ensemble, ["2000-01-02T00"], "f.zarr")
+    assert str(refused.value) == (
+        "f.zarr has no initial time(s) 2000-01-02T00:00; it holds 2 from 2000-01-01T00:00 "
+        "to 2000-01-01T06:00"
+    )
+    with caplog.at_level("WARNING", logger="pipeline.alignment"):
+        warn_missing_valid_times(inits, 4)
+    assert "(first 2000-01-01T00:00, 2000-01-01T06:00)" in caplog.text

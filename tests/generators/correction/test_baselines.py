@@ -338,8 +338,8 @@ def test_a_training_period_reaching_beyond_the_store_is_warned_of(analysis, capl
         PersistenceEnsemble(analysis.dataset, BaselineConfig("2000-01-05", "2000-02-01"))
     first, second = (r.getMessage() for r in caplog.records)
     assert "1999-12-01 to 2000-01-10 reaches beyond" in first
-    assert "drawn from 2000-01-01 00:00:00 to 2000-01-10 18:00:00 only" in first
-    assert "drawn from 2000-01-05 00:00:00 to 2000-01-18 18:00:00 only" in second
+    assert "drawn from 2000-01-01T00:00 to 2000-01-10T18:00 only" in first
+    assert "drawn from 2000-01-05T00:00 to 2000-01-18T18:00 only" in second
 
 
 def test_cli_summary_counts_one_member_and_one_lead_in_the_singular(analysis, tmp_path, capsys):
