@@ -41,7 +41,7 @@ from generators.data.forecast import ForecastData
 from generators.device import autocast, available_memory, resolve_device
 from generators.rollout_plan import RolloutPlan, check_ensemble_size, plan_rollout, same_hours
 from generators.samplers import BlockGenerators, Sampler
-from pipeline.errors import InputError
+from pipeline.errors import InputError, counted
 from pipeline.progress import tqdm
 from pipeline.timeaxis import hours_text, time_text
 
@@ -162,9 +162,9 @@ def iter_forecast(
         balance_constraint(checkpoint, dev) if balance else _unchanged,
     )
     log.info(
-        "forecast: %d initial time(s) x %d members, leads %s h, %s (NFE %d), %d network steps per member",
-        len(inits),
-        n_members,
+        "forecast: %s x %s, leads %s h, %s (NFE %d), %d network steps per member",
+        counted(len(inits), "initial time"),
+        counted(n_members, "member"),
         hours_text(leads_hours),
         sampler.name,
         sampler.nfe,
@@ -247,7 +247,8 @@ def check_batch_fits(size: BatchSize, device: torch.device) -> None:
     else:
         fix = "use a device with more memory, or a coarser grid"
     raise InputError(
-        f"a forecast batch of {size.inits} initial time(s) x {size.members} members needs at "
+        f"a forecast batch of {counted(size.inits, 'initial time')} x "
+        f"{counted(size.members, 'member')} needs at "
         f"least {_gib(per_trajectory * size.trajectories)} on {where} but {_gib(free)} is "
         f"available; {fix}"
     )

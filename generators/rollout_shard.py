@@ -29,7 +29,7 @@ from generators.device import resolve_device
 from generators.distributed import backend_for, check_rendezvous, world_from_env
 from generators.rollout import inits_per_batch
 from generators.rollout_store import ForecastRun, forecast_to_store, pending_init_times
-from pipeline.errors import InputError, WxensError
+from pipeline.errors import InputError, WxensError, counted
 from pipeline.store import AnalysisStore
 
 log = logging.getLogger(__name__)
@@ -125,9 +125,9 @@ def _forecast_on_workers(
     shards = [shard_init_times(inits, k, workers, per_batch) for k in range(workers)]
     options = {**options, "progress": False}
     log.info(
-        "forecast: %d initial time(s) over %d dask worker(s) (%s)",
-        len(inits),
-        workers,
+        "forecast: %s over %s (%s)",
+        counted(len(inits), "initial time"),
+        counted(workers, "dask worker"),
         " + ".join(str(len(shard)) for shard in shards),
     )
     futures = [
@@ -182,7 +182,9 @@ def _forecast_on_ranks(
         if not isinstance(shared[0], _RankFailure):
             per_batch = inits_per_batch(n_members, options.get("batch_members", 512))
             shard = shard_init_times(shared[0], rank, world, per_batch)
-            log.info("rank %d of %d: %d initial time(s) on %s", rank, world, len(shard), device)
+            log.info(
+                "rank %d of %d: %s on %s", rank, world, counted(len(shard), "initial time"), device
+            )
             options["progress"] = options.get("progress", True) and rank == 0
             try:
                 run = forecast_to_store(

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     print(
-        f"{args.out}: {args.name} baseline, {len(inits)} initial time(s) x "
+        f"{args.out}: {args.name} baseline, {counted(len(inits), 'initial time')} x "
         f"{counted(args.members, 'member')} x {counted(len(leads), 'lead')}, drawn from {start} "
         f"to {end} (seed {args.seed})"
     )

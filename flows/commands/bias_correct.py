@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from generators.correction.decaying_average import without_verified_past
     from generators.correction.ranks import RANK_STATISTIC
     from generators.correction.tuned import no_correction_reason, resolve_correction
-    from pipeline.errors import InputError
+    from pipeline.errors import InputError, counted
     from pipeline.schema import INIT_TIME, LEAD_TIME, TIME
     from pipeline.store import open_store
 
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     inits, leads = result.bias[INIT_TIME].values, result.bias[LEAD_TIME].values
     left = len(without_verified_past(inits, leads, open_store(args.truth).dataset[TIME]))
     print(
-        f"{args.out}: {len(inits)} initial time(s), {len(inits) - left} corrected and {left} "
+        f"{args.out}: {counted(len(inits), 'initial time')}, {len(inits) - left} corrected and {left} "
         f"as they are (no earlier forecast verified by them), bias weight "
         f"{spec.bias_weight:g}{extra}"
     )

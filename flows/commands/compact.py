@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.errors import InputError
+    from pipeline.errors import InputError, counted
     from pipeline.spec import to_timedelta
     from pipeline.transaction import compact
 
@@ -43,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--keep {args.keep!r} is negative; give a duration such as 7d")
     done = compact(args.store, max(keep, _back_to_what_readers_read(args.store)))
     print(
-        f"{args.store}: {done.commits_expired} commit(s) older than {args.keep} forgotten, "
-        f"{done.commits_left} left; {done.objects_deleted} file(s) "
+        f"{args.store}: {counted(done.commits_expired, 'commit')} older than {args.keep} "
+        f"forgotten, {done.commits_left} left; {counted(done.objects_deleted, 'file')} "
         f"({done.bytes_deleted / 1e6:.1f} MB) deleted"
     )
     return 0

@@ -235,7 +235,8 @@ def run(args: argparse.Namespace) -> int:
     p = done.provenance
     held = len(inits) - len(done.init_times)
     print(
-        f"{done.out}: {len(done.init_times)} initial time(s) x {counted(done.members, 'member')} "
+        f"{done.out}: {counted(len(done.init_times), 'initial time')} x "
+        f"{counted(done.members, 'member')} "
         f"x {counted(len(done.leads_hours), 'lead')} ({p.sampler.split(':')[0]}, NFE {p.nfe}, "
         f"seed {p.seed}"
         + (", calibrated)" if done.calibration else ", uncalibrated)")

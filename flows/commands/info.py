@@ -34,6 +34,7 @@ def describe(store) -> str:
     import numpy as np
 
     from pipeline.analysis_store import STATE_ATTR
+    from pipeline.errors import counted
     from pipeline.schema import LAT, LEVEL, LON, TIME
     from pipeline.timeaxis import describe_step, times_text
 
@@ -42,7 +43,7 @@ def describe(store) -> str:
     lines = [
         f"store      {store.path}",
         f"period     {str(times[0])[:16]} .. {str(times[-1])[:16]}  "
-        f"({len(times)} times, step {describe_step(store.native_step)}, {len(store.missing_times)} missing)",
+        f"({counted(len(times), 'time')}, step {describe_step(store.native_step)}, {len(store.missing_times)} missing)",
         f"grid       {ds.sizes[LAT]} x {ds.sizes[LON]}  "
         f"lat {float(ds[LAT].min()):g}..{float(ds[LAT].max()):g}  "
         f"lon {float(ds[LON].min()):g}..{float(ds[LON].max()):g}",

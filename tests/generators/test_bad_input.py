@@ -116,7 +116,7 @@ def test_a_batch_that_cannot_fit_is_refused_with_its_estimate(trained, capsys, m
     err = refused(
         capsys,
         forecast_argv(trained, "--members", "20000000", "--device", "cpu"),
-        "1 initial time(s) x 20000000 members",
+        "1 initial time x 20000000 members",
         "GiB on cpu (host memory) but 8.0 GiB is available",
         "lower --members to ",
     )
@@ -145,7 +145,7 @@ def test_too_large_a_batch_of_initial_times_asks_for_a_smaller_batch(trained, ca
     monkeypatch.setattr(generators.rollout, "available_memory", lambda device: (0, free))
     argv = forecast_argv(trained, "--device", "cpu", "--batch-members", "8")
     argv[argv.index("2000-01-03")] = "2000-01-03/2000-01-03T18/6h"
-    refused(capsys, argv, "4 initial time(s) x 2 members", "lower --batch-members to 4 or less")
+    refused(capsys, argv, "4 initial times x 2 members", "lower --batch-members to 4 or less")
     assert not (trained[0] / "never.zarr").exists()
 
 

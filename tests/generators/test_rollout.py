@@ -378,7 +378,7 @@ def test_a_forecast_rerun_skips_complete_initial_times(trained, capsys):
     first, made = open_forecast(out).load(), len(commits(out))
     capsys.readouterr()
     assert wxens(command) == 0
-    assert "0 initial time(s)" in capsys.readouterr().out
+    assert "0 initial times" in capsys.readouterr().out
     assert len(commits(out)) == made, "nothing drawn, nothing committed"
     assert wxens([*command, "--recompute"]) == 0
     assert len(commits(out)) == made + 1
@@ -510,7 +510,7 @@ def test_a_rerun_says_the_initial_times_it_kept(trained, capsys):
     assert "already in the store" not in capsys.readouterr().out
     assert wxens(command) == 0
     out = capsys.readouterr().out
-    assert "0 initial time(s) x 2 members" in out and "; 1 already in the store, kept" in out
+    assert "0 initial times x 2 members" in out and "; 1 already in the store, kept" in out
 
 
 def test_non_finite_members_are_refused_naming_the_sampler(trained, capsys):

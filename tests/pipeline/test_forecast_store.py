@@ -247,7 +247,7 @@ def test_compact_forgets_old_commits_and_their_files_and_keeps_the_data(tmp_path
     assert sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) < size
 
     assert main(["compact", str(path), "--keep", "1h"]) == 0
-    assert f"0 commit(s) older than 1h forgotten, {left} left;" in capsys.readouterr().out
+    assert f"0 commits older than 1h forgotten, {left} left;" in capsys.readouterr().out
     assert main(["compact", str(path), "--keep", "soon"]) == 2
     assert "--keep 'soon' is not a duration" in capsys.readouterr().err
     before = len(commits(path))  # a bare number was 7 ns of history: it forgot everything

@@ -481,7 +481,7 @@ def test_one_time_store_finalises_then_appends_as_one_ingest(tmp_path, capsys):
     store = ingest(f"{grid},n_times=1", one, progress=False)
     assert main(["info", str(one)]) == 0
     out = capsys.readouterr().out
-    assert "(1 times, step undefined (one time), 0 missing)" in out
+    assert "(1 time, step undefined (one time), 0 missing)" in out
     t2m = next(line for line in out.splitlines() if line.startswith("t2m "))
     assert t2m.split()[-1] == "undefined" and "nan" not in out  # the tendency's std
     assert store.native_step == pd.Timedelta(0) and store.missing_times == ()

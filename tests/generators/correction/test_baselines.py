@@ -198,7 +198,7 @@ def test_cli_draws_baselines_that_info_and_verify_read(analysis, tmp_path, capsy
     common = ["--store", store, "--train", "2000-01-01/2000-01-10", "--members", "8"]
     common += ["--init", "2000-01-11T00/2000-01-12T18/6h", "--lead", "24h", "--every", "6h"]
     assert main(["baseline", "climatology", *common, "--out", str(clim), "--no-progress"]) == 0
-    assert "8 initial time(s) x 8 members x 4 leads" in capsys.readouterr().out
+    assert "8 initial times x 8 members x 4 leads" in capsys.readouterr().out
     assert main(["baseline", "persistence", *common, "--out", str(pers), "--no-progress"]) == 0
     assert main(["info", str(pers)]) == 0
     assert "baseline:persistence" in capsys.readouterr().out
@@ -347,4 +347,4 @@ def test_cli_summary_counts_one_member_and_one_lead_in_the_singular(analysis, tm
     argv = ["baseline", "persistence", "--store", str(analysis.path), "--members", "1"]
     argv += ["--train", "2000-01-01/2000-01-10", "--init", "2000-01-11T00", "--lead", "6h"]
     assert main([*argv, "--every", "6h", "--out", str(tmp_path / "p.zarr"), "--no-progress"]) == 0
-    assert "1 initial time(s) x 1 member x 1 lead," in capsys.readouterr().out
+    assert "1 initial time x 1 member x 1 lead," in capsys.readouterr().out

@@ -122,13 +122,13 @@ def test_a_truth_of_another_period_is_said_to_correct_nothing(
     ingest(str(tmp_path / "early.nc"), tmp_path / "early.zarr", progress=False)
     args = ["bias-correct", str(raw), "--out", str(tmp_path / "out.zarr"), "--bias-weight", "1"]
     assert main([*args, "--truth", str(tmp_path / "early.zarr")]) == 0
-    assert "16 initial time(s), 0 corrected and 16 as they are" in capsys.readouterr().out
+    assert "16 initial times, 0 corrected and 16 as they are" in capsys.readouterr().out
     assert "none of the 16 initial time(s)" in caplog.text
     assert "2000-01-01T00:00 to 2000-01-01T18:00" in caplog.text  # what the truth holds
     caplog.clear()
     args[3] = str(tmp_path / "out2.zarr")
     assert main([*args, "--truth", str(analysis.path)]) == 0
-    assert "16 initial time(s), 12 corrected and 4 as they are" in capsys.readouterr().out
+    assert "16 initial times, 12 corrected and 4 as they are" in capsys.readouterr().out
     assert "none of the" not in caplog.text
 
 
@@ -253,7 +253,7 @@ def test_the_first_forecasts_of_a_store_are_not_blamed_on_the_truth(
     args = ["bias-correct", str(raw), "--truth", str(analysis.path), "--bias-weight", "0.2"]
     caplog.set_level("INFO")
     assert main([*args, "--out", str(tmp_path / "bc.zarr")]) == 0
-    assert "4 initial time(s), 0 corrected and 4 as they are" in capsys.readouterr().out
+    assert "4 initial times, 0 corrected and 4 as they are" in capsys.readouterr().out
     assert "to be corrected by a rerun" not in caplog.text
     assert "a store's first forecasts" in caplog.text
 
