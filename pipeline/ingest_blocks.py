@@ -27,7 +27,7 @@ from pipeline.errors import InputError, StoreError
 from pipeline.progress import tqdm
 from pipeline.running_statistics import RunningStatistics
 from pipeline.schema import TIME
-from pipeline.timeaxis import times_text
+from pipeline.timeaxis import time_text, times_text
 from pipeline.transaction import reader, transaction
 
 #: Target size of one written block (whole time chunks); bounds ingest memory.
@@ -136,7 +136,7 @@ def _refuse_nans(counts: dict[str, int], allow_nan: bool, origin: str, data: xr.
                 f"it there; supply those times of {name!r}, or pass --allow-nan to keep it "
                 "NaN there"
             )
-    first = str(pd.Timestamp(data[TIME].values[0]))
+    first = time_text(data[TIME].values[0])
     raise InputError(
         f"{origin}: {sum(bad.values())} NaN value(s) in {bad} in the block starting "
         f"{first}; repair the input, or pass --allow-nan to keep them (they are "

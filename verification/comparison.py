@@ -15,7 +15,7 @@ import xarray as xr
 from pipeline.alignment import align_with_truth, truth_on_forecast_grid
 from pipeline.errors import InputError
 from pipeline.schema import CHANNEL, INIT_TIME, LAT, LEAD_TIME, LON, MEMBER, to_channels
-from pipeline.timeaxis import describe_step
+from pipeline.timeaxis import describe_step, time_text
 from verification import scores as vs
 from verification.aggregation import count_valid, mean_over
 from verification.base import SCORES
@@ -232,9 +232,9 @@ def _listed(values: np.ndarray) -> str:
 
 
 def _shown(value: object) -> str:
-    """A coordinate value as a person reads it: ``6 h``, ``2019-03-22 06:00:00``, ``t2m``."""
+    """A coordinate value as a person reads it: ``6 h``, ``2019-03-22T06:00``, ``t2m``."""
     if isinstance(value, np.timedelta64):
         return describe_step(pd.Timedelta(value))
     if isinstance(value, np.datetime64):
-        return str(pd.Timestamp(value))
+        return time_text(value)
     return str(value)

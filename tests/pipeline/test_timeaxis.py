@@ -176,3 +176,17 @@ def test_the_remaining_messages_show_times_as_info_does(caplog):
     with caplog.at_level("WARNING", logger="pipeline.alignment"):
         warn_missing_valid_times(inits, 4)
     assert "(first 2000-01-01T00:00, 2000-01-01T06:00)" in caplog.text
+
+
+def test_a_block_with_scattered_nans_names_its_first_time_as_info_does():
+    """The refusal of scattered NaNs said 'in the block starting 2021-01-01 06:00:00'."""
+    from pipeline.ingest_blocks import _refuse_nans
+
+    t2m = np.ones((2, 2, 2))
+    t2m[1, 0, 0] = np.nan
+    data = xr.Dataset(
+        {"t2m": (("time", "latitude", "longitude"), t2m)},
+        coords={"time": pd.date_range("2021-01-01T06", periods=2, freq="6h")},
+    )
+    with pytest.raises(InputError, match="in the block starting 2021-01-01T06:00; repair"):
+        _refuse_nans({"t2m": 1}, False, "a.nc", data)

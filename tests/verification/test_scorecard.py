@@ -510,7 +510,7 @@ def test_a_reference_without_the_forecasts_init_times_or_grid_is_refused(case):
     _, truth, forecast = case
     forecast = forecast[["t2m"]]
     settings = VerifyConfig(physics_init_times=0, energy_score=False, progress=False)
-    first = str(pd.Timestamp(forecast.init_time.values[0]))
+    first = pd.Timestamp(forecast.init_time.values[0]).strftime("%Y-%m-%dT%H:%M")
     with pytest.raises(InputError, match=f"reference lacks 2 init_time value.*\\({first}, "):
         verify(forecast, truth, settings, reference=forecast.isel(init_time=slice(2, None)))
     with pytest.raises(
