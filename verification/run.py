@@ -19,11 +19,12 @@ import xarray as xr
 from pipeline.adapters import perturbed_members, to_wxens_forecast
 from pipeline.errors import InputError
 from pipeline.forecast_store import is_forecast_store, open_forecast
+from pipeline.forecast_times import span
 from pipeline.schema import INIT_TIME, LEAD_TIME
 from pipeline.sources import resolve_source
 from pipeline.start_dates import open_start_files
 from pipeline.store import AnalysisStore, open_store
-from pipeline.timeaxis import hours_text, time_text, times_text
+from pipeline.timeaxis import hours_text, times_text
 from verification.config import VerifyConfig
 from verification.output import write_scores
 from verification.report import write_report
@@ -164,8 +165,7 @@ def _select_init_times(ensemble: xr.Dataset, init_times: Any, forecast: Any) -> 
     if lacking.size:
         raise InputError(
             f"{forecast} has no initial time(s) {times_text(lacking[:5])}; it holds "
-            f"{ensemble.sizes[INIT_TIME]} from {time_text(ensemble[INIT_TIME].values.min())} to "
-            f"{time_text(ensemble[INIT_TIME].values.max())}"
+            f"{span(pd.DatetimeIndex(ensemble[INIT_TIME].values))}"
         )
     return ensemble.sel({INIT_TIME: asked})
 

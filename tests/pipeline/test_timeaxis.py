@@ -170,9 +170,11 @@ def test_the_remaining_messages_show_times_as_info_does(caplog):
     with pytest.raises(InputError) as refused:
         _select_init_times(ensemble, ["2000-01-02T00"], "f.zarr")
     assert str(refused.value) == (
-        "f.zarr has no initial time(s) 2000-01-02T00:00; it holds 2 from 2000-01-01T00:00 "
-        "to 2000-01-01T06:00"
+        "f.zarr has no initial time(s) 2000-01-02T00:00; it holds 2 initial times "
+        "2000-01-01T00:00..2000-01-01T06:00"
     )
+    with pytest.raises(InputError, match="00:00; it holds initial time 2000-01-01T00:00$"):
+        _select_init_times(ensemble.isel(init_time=[0]), ["2000-01-02T00"], "f.zarr")
     with caplog.at_level("WARNING", logger="pipeline.alignment"):
         warn_missing_valid_times(inits, 4)
     assert "(first 2000-01-01T00:00, 2000-01-01T06:00)" in caplog.text
