@@ -56,11 +56,12 @@ def run(args: argparse.Namespace) -> int:
     start, end = astuple(Period.parse(args.train, "training period"))
     config = BaselineConfig(start, end, args.members, args.seed, args.window_days)
     init_times = parse_inits(args.init)  # refused before the store opens
-    native_hours = fixed_step(open_store(args.store).native_step, args.store).total_seconds() / 3600
+    store = open_store(args.store)  # once: passed on, so its warnings are said once
+    native_hours = fixed_step(store.native_step, args.store).total_seconds() / 3600
     leads = parse_leads(args.lead, args.every, native_hours)
     inits = baseline_to_store(
         args.name,
-        args.store,
+        store,
         config,
         init_times,
         leads,

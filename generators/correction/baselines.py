@@ -40,7 +40,7 @@ from pipeline.forecast_store import FORECAST_DIMS, ForecastProvenance, write_for
 from pipeline.progress import tqdm
 from pipeline.registry import Registry
 from pipeline.schema import INIT_TIME, LEAD_TIME, MEMBER, TIME
-from pipeline.store import open_store
+from pipeline.store import AnalysisStore, open_store
 from pipeline.timeaxis import fixed_step, time_text, times_text
 
 log = logging.getLogger(__name__)
@@ -336,7 +336,7 @@ def without_repeats(
 
 def baseline_to_store(
     name: str,
-    store: str | Path,
+    store: str | Path | AnalysisStore,
     config: BaselineConfig,
     inits: Sequence[pd.Timestamp] | pd.DatetimeIndex,
     leads_hours: Sequence[float],
@@ -345,13 +345,13 @@ def baseline_to_store(
     progress: bool = True,
 ) -> pd.DatetimeIndex:
     """Draw the baseline ``name`` for ``inits`` and ``leads_hours`` from the analysis store
-    ``store`` into the forecast store ``out``, whole initial times at a time (up to
+    ``store`` (or opened) into the forecast store ``out``, whole initial times at a time (up to
     :data:`WRITE_BYTES`; appended, or rewritten in their own region). Every input is
     checked before anything is written; an initial or valid time inside the training
     period is logged as a warning (the baseline has then seen the weather it forecasts).
     Returns the initial times written."""
-    analysis = open_store(store)
-    fixed_step(analysis.native_step, store)  # a lead is a duration, a month is not one
+    analysis = store if isinstance(store, AnalysisStore) else open_store(store)  # opened once
+    fixed_step(analysis.native_step, analysis.path)  # a lead is a duration, not a month
     dataset = analysis.dataset
     baseline = BASELINES[name](dataset, config)
     inits = pd.DatetimeIndex(sorted(set(pd.DatetimeIndex(inits))))
@@ -361,7 +361,7 @@ def baseline_to_store(
     missing = baseline.missing_states(inits)
     if len(missing):
         raise InputError(
-            f"{store} holds no state at the initial time(s) {times_text(missing[:5])}; "
+            f"{analysis.path} holds no state at the initial time(s) {times_text(missing[:5])}; "
             f"{name} starts from it: ingest those times first"
         )
     # every draw (and so every pool's check) before anything is written

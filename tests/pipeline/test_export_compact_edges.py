@@ -184,3 +184,17 @@ def test_verify_against_a_store_whose_append_has_not_finished_warns_once(
     with caplog.at_level("WARNING"):
         assert main([*argv, "--no-progress", "--no-energy-score"]) == 0
     assert caplog.text.count("its last ingest has not finished") == 1, caplog.text
+
+
+def test_baseline_from_a_store_whose_append_has_not_finished_warns_once(
+    tmp_path, monkeypatch, caplog
+):
+    """``wxens baseline`` opened the analysis store twice (its step, then the draw) and
+    printed "its last ingest has not finished ..." twice for one store."""
+    store = _an_interrupted_append(tmp_path, monkeypatch)
+    caplog.clear()
+    argv = ["baseline", "persistence", "--store", str(store), "--train", "2021-01-01/2021-01-02"]
+    argv += ["--init", "2021-01-01T12", "--lead", "6h", "--members", "2", "--no-progress"]
+    with caplog.at_level("WARNING"):
+        assert main([*argv, "--out", str(tmp_path / "b.zarr")]) == 0
+    assert caplog.text.count("its last ingest has not finished") == 1, caplog.text
