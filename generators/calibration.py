@@ -25,7 +25,7 @@ from generators.correction.spread import PooledMoments, SpreadCalibration, fit_s
 from generators.data.forecast import ForecastData
 from generators.device import resolve_device
 from generators.rollout import default_sampler, iter_forecast
-from pipeline.errors import InputError
+from pipeline.errors import InputError, counted
 from pipeline.schema import Period
 from pipeline.store import AnalysisStore, open_store
 from pipeline.timeaxis import time_text
@@ -108,11 +108,11 @@ def warn_if_trained_on(
     if seen.any():
         train = checkpoint.train_config.data.train
         log.warning(
-            "%d of %d initial time(s) (%s to %s) forecast weather of the training period %s of "
+            "%d of %s (%s to %s) forecast weather of the training period %s of "
             "%s: the model has seen it, so its scores there are too good; verify on times "
             "it never trained on",
             seen.sum(),
-            len(inits),
+            counted(len(inits), "initial time"),
             time_text(inits[seen][0]),
             time_text(inits[seen][-1]),
             train if train.time_slice() else "(every time of the store it trained on)",

@@ -20,6 +20,7 @@ from generators.device import resolve_device
 from generators.rollout import default_sampler, iter_forecast
 from generators.rollout_plan import check_ensemble_size, plan_rollout
 from generators.samplers import Sampler
+from pipeline.errors import counted
 from pipeline.forecast_store import (
     ForecastProvenance,
     check_extends,
@@ -54,11 +55,11 @@ def pending_init_times(inits, out: str, recompute: bool) -> pd.DatetimeIndex:
     done = pd.DatetimeIndex([]) if recompute else inits.intersection(complete_init_times(out))
     if done.size:
         log.info(
-            "%s already holds %d of the %d initial time(s) completely; they are skipped "
+            "%s already holds %d of the %s completely; they are skipped "
             "(to draw them again: wxens forecast --recompute, or remove the store)",
             out,
             done.size,
-            inits.size,
+            counted(inits.size, "initial time"),
         )
     return inits.difference(done)
 

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, counted
 from pipeline.forecast_store import FORECAST_DIMS, ForecastProvenance, write_forecast
 from pipeline.progress import tqdm
 from pipeline.registry import Registry
@@ -299,18 +299,18 @@ def _warn_small_pools(
         return
     log.warning(
         "%d of %d (initial time, lead) pools hold fewer training times than the %d members "
-        "(the smallest, %s at lead %g h, %d training times), so their members repeat: "
+        "(the smallest, %s at lead %g h, %s), so their members repeat: "
         "that U-shapes the %s baseline's rank histogram and raises its fair CRPS, which "
-        "flatters a model held up beside it; draw %d members or fewer (--members), or "
+        "flatters a model held up beside it; draw %s or fewer (--members), or "
         "from a longer training period or wider window (--train, --window-days)",
         sum(size < members for size in sizes.values()),
         len(sizes),
         members,
-        init,
+        time_text(init),
         lead / pd.Timedelta(hours=1),
-        smallest,
+        counted(smallest, "training time"),
         baseline.name,
-        smallest,
+        counted(smallest, "member"),
     )
 
 
@@ -375,9 +375,9 @@ def baseline_to_store(
     seen = [t for t in inits if any(first <= t + lead <= last for lead in leads)]
     if seen:
         log.warning(
-            "%d initial time(s) forecast weather of the training period %s to %s: the "
+            "%s forecast weather of the training period %s to %s: the "
             "baseline has seen it, so its scores there are too good",
-            len(seen),
+            counted(len(seen), "initial time"),
             config.train_start,
             config.train_end,
         )

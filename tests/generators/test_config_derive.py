@@ -256,9 +256,7 @@ def test_train_from_a_derived_config_then_forecast(daily_global, tmp_path, capsy
     inside = [*argv[:6], "2000-06-01", *argv[7:]]
     inside[inside.index(str(forecast))] = str(tmp_path / "inside.zarr")
     assert wxens(inside) == 0
-    assert "1 of 1 initial time(s) (2000-06-01T00:00 to 2000-06-01T00:00) forecast " in (
-        caplog.text
-    )
+    assert "1 of 1 initial time (2000-06-01T00:00 to 2000-06-01T00:00) forecast " in (caplog.text)
     # a valid time in the training period counts too
     trained = checkpoint.train_config
     later = replace(trained, data=replace(trained.data, train=Period("2000-06-05", "2000-06-30")))

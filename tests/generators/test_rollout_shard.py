@@ -103,7 +103,7 @@ def test_a_rerun_deals_the_initial_times_left_to_every_rank(one_process):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "rank 0 of 2: 1 initial time" in done.stderr, done.stderr[-3000:]
     assert "rank 1 of 2: 1 initial time" in done.stderr
-    assert "already holds 2 of the 4 initial time(s)" in done.stderr
+    assert "already holds 2 of the 4 initial times" in done.stderr
     assert_same_store(out, root / "one.zarr")
 
 
