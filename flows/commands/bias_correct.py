@@ -71,14 +71,15 @@ def run(args: argparse.Namespace) -> int:
     if not spec.applies:
         reason = no_correction_reason(args.checkpoint, *weights, store=args.truth)
         raise InputError(f"{reason}; nothing written: {args.forecast} is the forecast as it is")
-    result = bias_correct_store(args.forecast, args.truth, args.out, spec)
+    truth = open_store(args.truth)  # once: passed on, so its warnings are said once
+    result = bias_correct_store(args.forecast, truth, args.out, spec)
     extra = "".join(
         f", {what} weight {weight:g}"
         for what, weight in (("spread", spec.spread_weight), ("rank", spec.rank_weight))
         if weight is not None
     )
     inits, leads = result.bias[INIT_TIME].values, result.bias[LEAD_TIME].values
-    left = len(without_verified_past(inits, leads, open_store(args.truth).dataset[TIME]))
+    left = len(without_verified_past(inits, leads, truth.dataset[TIME]))
     print(
         f"{args.out}: {counted(len(inits), 'initial time')}, {len(inits) - left} corrected and {left} "
         f"as they are (no earlier forecast verified by them), bias weight "

@@ -66,7 +66,7 @@ from pipeline.schema import (
     VALID_TIME,
     cos_latitude_weights,
 )
-from pipeline.store import open_store
+from pipeline.store import AnalysisStore, open_store
 from verification.kernels import spread_skill_from_moments
 
 log = logging.getLogger(__name__)
@@ -353,7 +353,7 @@ def check_whole_forecast(forecast: xr.Dataset, on_truth: xr.Dataset) -> None:
 
 
 def bias_correct_store(
-    forecast: str | Path, truth: str | Path, out: str | Path, spec: CorrectionSpec
+    forecast: str | Path, truth: str | Path | AnalysisStore, out: str | Path, spec: CorrectionSpec
 ) -> Corrected:
     """``wxens bias-correct``: the complete initial times of the forecast store ``forecast``
     corrected by the chain of ``spec`` (:meth:`DecayingAverageBias.from_spec`) against the
@@ -382,7 +382,9 @@ def bias_correct_store(
     made = ForecastProvenance.from_attrs(_with_correction(raw.attrs, correction))
     hours = raw[LEAD_TIME].values / np.timedelta64(1, "h")  # --out refused before the work:
     check_extends(out, made, raw.sizes[MEMBER], hours)
-    analysis, inits, leads = open_store(truth).dataset, raw[INIT_TIME].values, raw[LEAD_TIME].values
+    opened = truth if isinstance(truth, AnalysisStore) else open_store(truth)  # opened once
+    analysis, inits, leads = opened.dataset, raw[INIT_TIME].values, raw[LEAD_TIME].values
+    truth = opened.path
     say_uncorrected(forecast, truth, inits, leads, raw[VALID_TIME].values, analysis[TIME].values)
     result = bias_correct(raw, analysis, correction)
     write_forecast(out, result.forecast, made, skip_unchanged=True)

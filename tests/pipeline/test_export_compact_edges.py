@@ -9,6 +9,7 @@ import time
 from datetime import timedelta
 
 import icechunk
+import numpy as np
 import xarray as xr
 
 from flows.cli import main
@@ -197,4 +198,29 @@ def test_baseline_from_a_store_whose_append_has_not_finished_warns_once(
     argv += ["--init", "2021-01-01T12", "--lead", "6h", "--members", "2", "--no-progress"]
     with caplog.at_level("WARNING"):
         assert main([*argv, "--out", str(tmp_path / "b.zarr")]) == 0
+    assert caplog.text.count("its last ingest has not finished") == 1, caplog.text
+
+
+def test_bias_correct_against_a_store_whose_append_has_not_finished_warns_once(
+    tmp_path, monkeypatch, caplog
+):
+    """``wxens bias-correct`` opened --truth twice (the correction, then its summary) and
+    printed "its last ingest has not finished ..." twice for one store."""
+    from pipeline.store import open_store
+
+    store = _an_interrupted_append(tmp_path, monkeypatch)
+    truth = open_store(store).dataset.load()
+    inits = truth.time.values[:4]
+    forecast = xr.Dataset(
+        {"t2m": (("init_time", "member", "lead_time", "latitude", "longitude"),
+                 truth["t2m"].values[1:5, None, None].repeat(2, axis=1) + 1.0)},
+        coords={"init_time": inits, "member": [0, 1], "lead_time": [np.timedelta64(6, "h")],
+                "latitude": truth.latitude.values, "longitude": truth.longitude.values},
+    )  # fmt: skip
+    forecast["t2m"].attrs["units"] = truth["t2m"].attrs.get("units", "")
+    write_forecast(tmp_path / "f.zarr", forecast, PROVENANCE)
+    caplog.clear()
+    argv = ["bias-correct", str(tmp_path / "f.zarr"), "--truth", str(store), "--bias-weight"]
+    with caplog.at_level("WARNING"):
+        assert main([*argv, "0.5", "--out", str(tmp_path / "c.zarr")]) == 0
     assert caplog.text.count("its last ingest has not finished") == 1, caplog.text
