@@ -25,10 +25,9 @@ from generators.correction.spread import PooledMoments, SpreadCalibration, fit_s
 from generators.data.forecast import ForecastData
 from generators.device import resolve_device
 from generators.rollout import default_sampler, iter_forecast
-from pipeline.errors import InputError, counted
+from pipeline.errors import InputError, counted, time_text
 from pipeline.schema import Period
 from pipeline.store import AnalysisStore, open_store
-from pipeline.timeaxis import time_text
 
 log = logging.getLogger(__name__)
 

@@ -73,12 +73,12 @@ from generators.device import resolve_device
 from generators.models import FlowMatchingConfig
 from generators.step_memory import fitted_batch, step_memory, step_room
 from generators.step_timing import StepSeconds, measure_step_seconds
-from pipeline.errors import InputError
+from pipeline.errors import InputError, time_text
 from pipeline.schema import CHANNEL, LAT, LON, TIME, Period, to_channels
 from pipeline.solar import SOLAR_FORCINGS
 from pipeline.spec import to_timedelta
 from pipeline.store import AnalysisStore, open_store
-from pipeline.timeaxis import fixed_step, time_text
+from pipeline.timeaxis import fixed_step
 from verification.output import atomic_output
 from verification.spectra import is_global
 

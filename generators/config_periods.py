@@ -10,8 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import InputError
-from pipeline.timeaxis import time_text, times_text
+from pipeline.errors import InputError, time_text, times_text
 
 HELD_OUT_FRACTION = 0.1
 """Share of the store's times (the last ones) held out for validation and calibration."""

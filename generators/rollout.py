@@ -41,9 +41,9 @@ from generators.data.forecast import ForecastData
 from generators.device import autocast, available_memory, resolve_device
 from generators.rollout_plan import RolloutPlan, check_ensemble_size, plan_rollout, same_hours
 from generators.samplers import BlockGenerators, Sampler
-from pipeline.errors import InputError, counted
+from pipeline.errors import InputError, counted, time_text
 from pipeline.progress import tqdm
-from pipeline.timeaxis import hours_text, time_text
+from pipeline.timeaxis import hours_text
 
 log = logging.getLogger(__name__)
 

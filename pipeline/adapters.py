@@ -15,13 +15,11 @@ layout          members                 lead               init              lev
 ``cf``          ``realization``/``number`` ``forecast_period`` ``forecast_reference_time`` ``pressure_level``
 =============== ======================= ================== ================= ===============
 
-Variable names go through :data:`pipeline.normalize.VARIABLE_ALIASES`
-(``2m_temperature -> t2m``, ``geopotential -> z``), units through
-:data:`pipeline.normalize.UNIT_CONVERSIONS`. A scalar member, step or time coordinate
-(a single-member or single-lead file) becomes a length-1 dim, and so does a scalar pressure
-level (a file of one level) for the upper-air variables. A numeric lead time with CF time
-units (``forecast_period`` in ``hours``, as NetCDF files hold it) becomes a duration. Pure
-xarray, lazy.
+Variable names go through :data:`pipeline.normalize.VARIABLE_ALIASES` (``2m_temperature
+-> t2m``), units through :data:`pipeline.normalize.UNIT_CONVERSIONS`. A scalar member,
+step, time or pressure level (a single-member, -lead or -level file) becomes a length-1
+dim. A numeric lead time with CF time units (``forecast_period`` in ``hours``, as NetCDF
+files hold it) becomes a duration. Pure xarray, lazy.
 """
 
 from __future__ import annotations
@@ -34,7 +32,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, times_text
 from pipeline.normalize import COORD_ALIASES, UNIT_CONVERSIONS, VARIABLE_ALIASES, canonical_units
 from pipeline.normalize_time import HAS_MESSAGE
 from pipeline.registry import Registry
@@ -52,7 +50,7 @@ from pipeline.schema import (
     VARIABLES,
     variable_attrs,
 )
-from pipeline.timeaxis import hours_text, times_text
+from pipeline.timeaxis import hours_text
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.adapters import scaled, to_cf_units, to_wxens_forecast
-from pipeline.errors import InputError
+from pipeline.errors import InputError, times_text
 from pipeline.grid import longitudes_canonical
 from pipeline.normalize import COORD_ALIASES
 from pipeline.schema import (
@@ -27,7 +27,6 @@ from pipeline.schema import (
     VALID_TIME,
     variable_attrs,
 )
-from pipeline.timeaxis import times_text
 
 log = logging.getLogger(__name__)
 

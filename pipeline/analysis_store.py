@@ -21,10 +21,10 @@ import xarray as xr
 import zarr
 from zarr.abc.store import Store
 
-from pipeline.errors import InputError, StoreError, refuse_dangling_link, shell_word
+from pipeline.errors import InputError, StoreError, refuse_dangling_link, shell_word, time_text
 from pipeline.running_statistics import RunningStatistics, statistics_from_attrs, undefined_as_null
 from pipeline.schema import TIME, VARIABLES
-from pipeline.timeaxis import describe_step, missing_times, time_text
+from pipeline.timeaxis import describe_step, missing_times
 from pipeline.transaction import (
     commits,
     has_root_group,

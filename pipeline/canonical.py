@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, times_text
 from pipeline.grid import combine_on_one_grid
 from pipeline.normalize import normalize, sorted_along
 from pipeline.redact import redact
 from pipeline.schema import HORIZONTAL, TIME
 from pipeline.sources import Source, resolve_source
-from pipeline.timeaxis import check_one_axis, check_unique_times, times_text
+from pipeline.timeaxis import check_one_axis, check_unique_times
 
 log = logging.getLogger(__name__)
 

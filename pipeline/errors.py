@@ -15,7 +15,10 @@ from __future__ import annotations
 import errno
 import os
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
+
+import pandas as pd
 
 
 class WxensError(Exception):
@@ -150,3 +153,16 @@ def is_transient(error: BaseException) -> bool:
             None if current.__suppress_context__ else current.__context__
         )
     return False
+
+
+def time_text(time: object) -> str:
+    """A time as every message shows it: ISO 8601 to the minute, ``2019-03-01T06:00``, the
+    form ``wxens info`` prints and ``--init``/``--start`` take (messages mixed it with
+    ``2019-03-01 06:00:00``); with seconds only where the time has them."""
+    t = pd.Timestamp(time)
+    return t.isoformat(timespec="minutes" if t == t.floor("min") else "auto")
+
+
+def times_text(times: Sequence[object]) -> str:
+    """Times as :func:`time_text` shows them, comma-separated."""
+    return ", ".join(time_text(t) for t in times)

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.errors import InputError, StoreError, refuse_dangling_link, shell_word
+from pipeline.errors import InputError, StoreError, refuse_dangling_link, shell_word, times_text
 from pipeline.forecast_provenance import ForecastProvenance
 from pipeline.forecast_rerun import batches, same_values
 from pipeline.forecast_times import INIT_CHUNK, SECONDS, repair_valid_time, span
@@ -43,7 +43,6 @@ from pipeline.schema import (
     VALID_TIME,
 )
 from pipeline.software import software_versions
-from pipeline.timeaxis import times_text
 from pipeline.transaction import (
     check_can_write,
     has_root_group,

@@ -14,8 +14,8 @@ import pandas as pd
 import xarray as xr
 import zarr
 
+from pipeline.errors import time_text
 from pipeline.schema import INIT_TIME, LEAD_TIME, VALID_TIME
-from pipeline.timeaxis import time_text
 
 log = logging.getLogger(__name__)
 

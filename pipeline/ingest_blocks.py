@@ -23,11 +23,10 @@ import zarr
 from zarr.abc.store import Store
 
 from pipeline.analysis_store import STATE_ATTR, STORE_ID, times_per_block, update_state
-from pipeline.errors import InputError, StoreError
+from pipeline.errors import InputError, StoreError, time_text, times_text
 from pipeline.progress import tqdm
 from pipeline.running_statistics import RunningStatistics
 from pipeline.schema import TIME
-from pipeline.timeaxis import time_text, times_text
 from pipeline.transaction import reader, transaction
 
 #: Target size of one written block (whole time chunks); bounds ingest memory.

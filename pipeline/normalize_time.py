@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, time_text, times_text
 from pipeline.schema import TIME, VALID_TIME
 
 log = logging.getLogger(__name__)
@@ -108,8 +108,6 @@ def _refuse_overlapping_starts(ds: xr.Dataset, origin: str, lead: str) -> None:
     times = pd.DatetimeIndex(ds[TIME].values)
     if not times.has_duplicates:
         return
-    from pipeline.timeaxis import time_text, times_text  # it imports this module's users
-
     first = times[times.duplicated()][0]
     starts = times_text(sorted(set(ds[_START].values[times == first]))[:3])
     raise InputError(
@@ -221,8 +219,6 @@ def _cells_with_a_message(ds: xr.Dataset, origin: str) -> xr.Dataset:
     """``ds`` at the times that a message holds (:data:`HAS_MESSAGE`), the others logged."""
     present = np.broadcast_to(ds[HAS_MESSAGE].fillna(False).astype(bool).values, ds[TIME].shape)
     if not present.all():
-        from pipeline.timeaxis import times_text  # it imports this module's users
-
         absent = pd.DatetimeIndex(ds[TIME].values[~present])
         log.info(
             "%s: no message holds %d of its (time, step) cells (valid at %s%s); they are no times",
@@ -238,8 +234,6 @@ def sort_time(ds: xr.Dataset, origin: str) -> xr.Dataset:
     """``ds`` with ascending times; a time given twice is an :class:`InputError`."""
     times = pd.DatetimeIndex(ds[TIME].values)
     if times.has_duplicates:
-        from pipeline.timeaxis import times_text  # it imports this module's users
-
         dup = times[times.duplicated()].unique()
         raise InputError(
             f"{origin}: {dup.size} duplicate time(s), first {times_text(dup[:3])}; "

@@ -16,10 +16,9 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.analysis_store import AnalysisStore, open_store
-from pipeline.errors import InputError
+from pipeline.errors import InputError, time_text
 from pipeline.forecast_store import complete_init_times
 from pipeline.schema import INIT_TIME, TIME, VALID_TIME
-from pipeline.timeaxis import time_text
 from pipeline.transaction import open_dataset
 
 

@@ -25,11 +25,10 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.adapters import VALID_TIME_AS_GIVEN, to_wxens_forecast
-from pipeline.errors import InputError
+from pipeline.errors import InputError, time_text
 from pipeline.schema import INIT_TIME, LEAD_TIME, MEMBER, MEMBER_ALIASES, VALID_TIME
 from pipeline.sources import resolve_source
 from pipeline.sources.files import FileSource
-from pipeline.timeaxis import time_text
 
 #: strptime directives a start date may use -> the text each matches.
 _DIRECTIVES = {

@@ -46,19 +46,13 @@ from pipeline.analysis_store import (
 )
 from pipeline.canonical import open_canonical
 from pipeline.disk_space import warn_if_short_of_room
-from pipeline.errors import InputError, StoreError
+from pipeline.errors import InputError, StoreError, time_text
 from pipeline.grid import describe_grid, same_points
 from pipeline.ingest_blocks import write_blocks
 from pipeline.running_statistics import RunningStatistics
 from pipeline.schema import HORIZONTAL, LAT, LEVEL, LON, SCHEMA_VERSION, TIME
 from pipeline.sources import Source
-from pipeline.timeaxis import (
-    axis_step,
-    describe_step,
-    off_axis,
-    time_text,
-    without_late_times,
-)
+from pipeline.timeaxis import axis_step, describe_step, off_axis, without_late_times
 from pipeline.transaction import collect_garbage, has_root_group, lock_path, locked, transaction
 
 __all__ = ["AnalysisStore", "ingest", "open_canonical", "open_store", "read_state"]
@@ -343,8 +337,8 @@ def _check_time_units(existing: xr.Dataset, new: pd.DatetimeIndex, path: Path) -
     if off.size:
         raise StoreError(
             f"{path}: the store encodes its times as whole {units}, which cannot hold "
-            f"{off.size} of the new time(s), first {time_text(off[0])}; rebuild it from all its inputs "
-            "with --overwrite, or ingest into a new --store"
+            f"{off.size} of the new time(s), first {time_text(off[0])}; rebuild it from all its "
+            "inputs with --overwrite, or ingest into a new --store"
         )
 
 

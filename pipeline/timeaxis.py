@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, time_text, times_text
 from pipeline.normalize import COORD_ALIASES
 from pipeline.schema import LEVEL, TIME
 
@@ -94,19 +94,6 @@ def describe_step(step: pd.Timedelta) -> str:
             count = int(seconds // size)
             return f"{count}{unit}{'s' if unit == ' day' and count > 1 else ''}"
     return f"{seconds:g} s"
-
-
-def time_text(time: object) -> str:
-    """A time as every message shows it: ISO 8601 to the minute, ``2019-03-01T06:00``, the
-    form ``wxens info`` prints and ``--init``/``--start`` take (messages mixed it with
-    ``2019-03-01 06:00:00``); with seconds only where the time has them."""
-    t = pd.Timestamp(time)
-    return t.isoformat(timespec="minutes" if t == t.floor("min") else "auto")
-
-
-def times_text(times: Sequence[object]) -> str:
-    """Times as :func:`time_text` shows them, comma-separated."""
-    return ", ".join(time_text(t) for t in times)
 
 
 def hours_text(hours: Sequence[float]) -> str:
@@ -240,10 +227,10 @@ def check_one_axis(parts: Sequence[tuple[str, xr.Dataset]], origin: str) -> None
         if off.size:
             raise InputError(
                 f"{origin}: the inputs that start earlier than {label} give times every "
-                f"{describe_step(axis_step(axis, new))} up to {time_text(axis[-1])}, but {off.size} of the "
-                f"{times.size} time(s) of {label} are not a whole number of steps from those, "
-                f"first {time_text(off[0])}; a store has one time step: select or resample the inputs to "
-                "one step, or ingest them into separate stores"
+                f"{describe_step(axis_step(axis, new))} up to {time_text(axis[-1])}, but "
+                f"{off.size} of the {times.size} time(s) of {label} are not a whole number of "
+                f"steps from those, first {time_text(off[0])}; a store has one time step: "
+                "select or resample the inputs to one step, or ingest them into separate stores"
             )
         axis, step = axis.union(new), None
 

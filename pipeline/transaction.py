@@ -11,8 +11,8 @@ so two processes committing at once could otherwise both succeed. Chunk data of 
 writer stay unreferenced and invisible; the next writer of an interrupted ingest removes
 them (:func:`collect_garbage`), ``wxens compact`` those of any store.
 
-A plain Zarr v3 store (an :func:`export`, or another tool's) is read as it is; wxens
-writes only transactional stores. In a notebook::
+A plain Zarr v3 store (an export, :mod:`pipeline.store_export`, or another tool's) is read
+as it is; wxens writes only transactional stores. In a notebook::
 
     ds = pipeline.transaction.open_dataset("era5.zarr")   # or wxens.open_store(...)
 
@@ -27,10 +27,8 @@ import logging
 import os
 import re
 import shutil
-import sys
-import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -40,12 +38,10 @@ from typing import Any
 import icechunk
 import xarray as xr
 import zarr
-from dask.diagnostics import ProgressBar
 from filelock import FileLock, Timeout
 from zarr.abc.store import Store
 
 from pipeline.errors import StoreError, refuse_dangling_link
-from pipeline.schema import INIT_TIME
 
 log = logging.getLogger(__name__)
 
@@ -360,46 +356,3 @@ def _last_since(written: list[datetime], since: datetime) -> datetime:
         if at <= since:
             return at
     return written[-1]
-
-
-def export(
-    path: str | Path, out: str | Path, *, progress: bool = True, snapshot: Store | str | None = None
-) -> Path:
-    """Copy the last commit (or ``snapshot``, another) of the store at ``path`` into a plain
-    Zarr v3 store at ``out`` (for tools that do not read Icechunk, e.g. WB2's), chunking and
-    encoding kept, a forecast's initial times sorted (as :func:`open_forecast` reads them), with
-    consolidated metadata (``xr.open_zarr`` reads it without warning that it is missing; a
-    Zarr v3 extension of zarr-python). Written aside and renamed into place under
-    ``out``'s lock, so ``out`` is either absent or complete, and a second export to it
-    waits, then finds it there. StoreError, before ``out`` is touched, if ``path`` holds
-    no store, one with nothing committed yet, or ``out`` lies inside it."""
-    out = Path(out)
-    snapshot = reader(path) if snapshot is None else snapshot
-    if not isinstance(snapshot, str) and not has_root_group(snapshot):
-        raise StoreError(
-            f"{path}: an empty store (another command is creating it, or its creation was "
-            "interrupted before anything was committed); export it once that command ends"
-        )
-    if out.resolve().is_relative_to(Path(path).resolve()):
-        raise StoreError(f"{out} is inside the store {path}; export to a path outside it")
-    with locked(out):
-        if out.exists():
-            raise StoreError(f"{out} exists; export to a new path")
-        ds = open_snapshot(snapshot)
-        if INIT_TIME in ds.indexes and not ds.indexes[INIT_TIME].is_monotonic_increasing:
-            ds = ds.sortby(INIT_TIME)  # a forecast store grows in the order it was written
-        for var in ds.variables.values():
-            var.encoding.pop("preferred_chunks", None)
-        tmp = out.with_name(out.name + ".export-tmp")
-        shutil.rmtree(tmp, ignore_errors=True)  # an interrupted export's (the lock is held)
-        try:
-            with warnings.catch_warnings():  # zarr-python's, on a v3 extension it writes
-                warnings.filterwarnings("ignore", "Consolidated metadata", UserWarning)
-                write = ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=True, compute=False)
-                with ProgressBar(out=sys.stderr) if progress else nullcontext():
-                    write.compute()
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        tmp.rename(out)
-    return out

@@ -13,9 +13,9 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.alignment import align_with_truth, truth_on_forecast_grid
-from pipeline.errors import InputError
+from pipeline.errors import InputError, time_text
 from pipeline.schema import CHANNEL, INIT_TIME, LAT, LEAD_TIME, LON, MEMBER, to_channels
-from pipeline.timeaxis import describe_step, time_text
+from pipeline.timeaxis import describe_step
 from verification import scores as vs
 from verification.aggregation import count_valid, mean_over
 from verification.base import SCORES

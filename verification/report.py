@@ -20,9 +20,8 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from pipeline.errors import counted
+from pipeline.errors import counted, time_text
 from pipeline.schema import LEAD_TIME
-from pipeline.timeaxis import time_text
 from verification.config import VARIABLE
 from verification.output import atomic_output
 from verification.plots import (

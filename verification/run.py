@@ -17,14 +17,14 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.adapters import perturbed_members, to_wxens_forecast
-from pipeline.errors import InputError
+from pipeline.errors import InputError, times_text
 from pipeline.forecast_store import is_forecast_store, open_forecast
 from pipeline.forecast_times import span
 from pipeline.schema import INIT_TIME, LEAD_TIME
 from pipeline.sources import resolve_source
 from pipeline.start_dates import open_start_files
 from pipeline.store import AnalysisStore, open_store
-from pipeline.timeaxis import hours_text, times_text
+from pipeline.timeaxis import hours_text
 from verification.config import VerifyConfig
 from verification.output import write_scores
 from verification.report import write_report

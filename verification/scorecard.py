@@ -44,7 +44,7 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.alignment import AlignedForecast, align_with_truth, warn_missing_valid_times
-from pipeline.errors import InputError
+from pipeline.errors import InputError, time_text
 from pipeline.schema import (
     HORIZONTAL,
     INIT_TIME,
@@ -55,7 +55,6 @@ from pipeline.schema import (
     VALID_TIME,
     split_channel,
 )
-from pipeline.timeaxis import time_text
 from verification import events as ve
 from verification import ranks as vr
 from verification import scores as vs

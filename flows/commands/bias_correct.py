@@ -81,8 +81,8 @@ def run(args: argparse.Namespace) -> int:
     inits, leads = result.bias[INIT_TIME].values, result.bias[LEAD_TIME].values
     left = len(without_verified_past(inits, leads, truth.dataset[TIME]))
     print(
-        f"{args.out}: {counted(len(inits), 'initial time')}, {len(inits) - left} corrected and {left} "
-        f"as they are (no earlier forecast verified by them), bias weight "
+        f"{args.out}: {counted(len(inits), 'initial time')}, {len(inits) - left} corrected and "
+        f"{left} as they are (no earlier forecast verified by them), bias weight "
         f"{spec.bias_weight:g}{extra}"
     )
     hours = result.bias[LEAD_TIME].values / np.timedelta64(1, "h")

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.analysis_store import readers_snapshot
-    from pipeline.transaction import export
+    from pipeline.store_export import export
 
     # an analysis store whose append has not finished: what its readers read, not fill values
     snapshot = readers_snapshot(args.store)

@@ -34,16 +34,17 @@ def describe(store) -> str:
     import numpy as np
 
     from pipeline.analysis_store import STATE_ATTR
-    from pipeline.errors import counted
+    from pipeline.errors import counted, times_text
     from pipeline.schema import LAT, LEVEL, LON, TIME
-    from pipeline.timeaxis import describe_step, times_text
+    from pipeline.timeaxis import describe_step
 
     ds = store.dataset
     times = ds[TIME].values
     lines = [
         f"store      {store.path}",
         f"period     {str(times[0])[:16]} .. {str(times[-1])[:16]}  "
-        f"({counted(len(times), 'time')}, step {describe_step(store.native_step)}, {len(store.missing_times)} missing)",
+        f"({counted(len(times), 'time')}, step {describe_step(store.native_step)}, "
+        f"{len(store.missing_times)} missing)",
         f"grid       {ds.sizes[LAT]} x {ds.sizes[LON]}  "
         f"lat {float(ds[LAT].min()):g}..{float(ds[LAT].max()):g}  "
         f"lon {float(ds[LON].min()):g}..{float(ds[LON].max()):g}",
@@ -90,9 +91,10 @@ def describe_forecast(path: str) -> str:
     import pandas as pd
 
     from generators.rollout_store import ANALYSIS_ATTR
+    from pipeline.errors import time_text, times_text
     from pipeline.forecast_store import ForecastProvenance, complete_init_times, open_forecast
     from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LON, MEMBER
-    from pipeline.timeaxis import hours_text, time_text, times_text
+    from pipeline.timeaxis import hours_text
 
     written = open_forecast(path, complete_only=False)
     inits = pd.DatetimeIndex(written[INIT_TIME].values)

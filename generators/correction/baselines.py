@@ -35,13 +35,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.errors import InputError, counted
+from pipeline.errors import InputError, counted, time_text, times_text
 from pipeline.forecast_store import FORECAST_DIMS, ForecastProvenance, write_forecast
 from pipeline.progress import tqdm
 from pipeline.registry import Registry
 from pipeline.schema import INIT_TIME, LEAD_TIME, MEMBER, TIME
 from pipeline.store import AnalysisStore, open_store
-from pipeline.timeaxis import fixed_step, time_text, times_text
+from pipeline.timeaxis import fixed_step
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import InputError
-from pipeline.timeaxis import time_text
+from pipeline.errors import InputError, time_text
 
 log = logging.getLogger(__name__)
 

@@ -46,11 +46,11 @@ from generators.data.fields import calendar_features, masked_condition, static_f
 from generators.data.normalization import Normalization, channel_statistics, fit_normalization
 from generators.data.spec import SampleSpec
 from pipeline.analysis_store import STATE_ATTR
-from pipeline.errors import InputError, StoreError
+from pipeline.errors import InputError, StoreError, times_text
 from pipeline.schema import CHANNEL, LAT, LON, TIME, Period, to_channels
 from pipeline.solar import SOLAR_FORCINGS, solar_forcing
 from pipeline.store import AnalysisStore
-from pipeline.timeaxis import fixed_step, times_text
+from pipeline.timeaxis import fixed_step
 from pipeline.timeaxis import native_step as infer_native_step
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from generators.data.dataset import ResidualDataset
 from generators.data.fields import GEOMETRY_STATICS, masked_channels_of, valid_names
 from generators.data.normalization import channel_statistics
 from generators.rollout_plan import RolloutPlan, plan_rollout
-from pipeline.errors import InputError, shell_word
+from pipeline.errors import InputError, shell_word, time_text, times_text
 from pipeline.schema import (
     CHANNEL,
     GRID_TOLERANCE_DEG,
@@ -38,7 +38,7 @@ from pipeline.schema import (
 )
 from pipeline.solar import SOLAR_FORCINGS
 from pipeline.store import AnalysisStore, open_store
-from pipeline.timeaxis import calendar_months, describe_step, time_text, times_text
+from pipeline.timeaxis import calendar_months, describe_step
 
 log = logging.getLogger(__name__)
 
@@ -167,8 +167,8 @@ class ForecastData:
         b, c = (int(k[0]) for k in np.nonzero(far))
         channel, norm = self.checkpoint.channels[c], self.checkpoint.normalization
         raise InputError(
-            f"{self.dataset.name}: the initial window of {time_text(inits[b])} holds {channel} with mean "
-            f"{norm.mean[c] + apart[b, c] * norm.std[c]:.4g} {_units(channel)}, "
+            f"{self.dataset.name}: the initial window of {time_text(inits[b])} holds {channel} "
+            f"with mean {norm.mean[c] + apart[b, c] * norm.std[c]:.4g} {_units(channel)}, "
             f"{abs(apart[b, c]):.3g} training stds from the training mean {norm.mean[c]:.4g} "
             f"({int(far.sum())} window/channel pair(s) so far off): values in other units in "
             "that part of the store? Check the files of those times, ingest them again with "

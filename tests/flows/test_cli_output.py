@@ -19,7 +19,8 @@ import zarr
 from flows import cli
 from flows.cli import main
 from pipeline.forecast_store import write_forecast
-from pipeline.transaction import export, transaction
+from pipeline.store_export import export
+from pipeline.transaction import transaction
 from tests.pipeline.test_forecast_store import PROVENANCE, ensemble
 from verification.compute import compute_results
 

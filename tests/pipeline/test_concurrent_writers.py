@@ -216,7 +216,7 @@ def test_two_exports_to_one_path_leave_one_whole_copy(tmp_path):
     ingest(SOURCE, path, progress=False)
     out = tmp_path / "plain.zarr"
     call = f"export({str(path)!r}, {str(out)!r}, progress=False)"
-    script = "from pipeline.transaction import export\n"
+    script = "from pipeline.store_export import export\n"
     codes = finish_any(start_together(tmp_path, [script + call] * 2), tmp_path)
     assert sorted(codes) == [0, 1]
     xr.testing.assert_identical(

@@ -14,7 +14,8 @@ import xarray as xr
 
 from flows.cli import main
 from pipeline.forecast_store import open_forecast, write_forecast
-from pipeline.transaction import compact, export
+from pipeline.store_export import export
+from pipeline.transaction import compact
 from tests.pipeline.test_forecast_store import PROVENANCE, ensemble
 
 

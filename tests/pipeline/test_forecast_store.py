@@ -22,7 +22,8 @@ from pipeline.forecast_store import (
     provenance,
     write_forecast,
 )
-from pipeline.transaction import commits, compact, export, open_dataset, reader
+from pipeline.store_export import export
+from pipeline.transaction import commits, compact, open_dataset, reader
 
 PROVENANCE = ForecastProvenance(
     "flow_matching", "0123456789abcdef", "euler:nfe=10", 10, 0, {"factors": [[1.2]]}

@@ -301,7 +301,7 @@ def test_a_plain_analysis_store_of_an_older_version_is_named_with_its_fix(
     """An analysis store written before stores were transactional (plain Zarr, as an export
     is) is a wxens analysis store that ingest no longer writes: the refusal says so, and how
     to carry it into a store it writes, rather than 'not a wxens analysis store'."""
-    from pipeline.transaction import export
+    from pipeline.store_export import export
 
     made = tmp_path / "made.zarr"
     ingest(SOURCE, made, progress=False)

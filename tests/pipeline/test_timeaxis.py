@@ -147,8 +147,8 @@ def test_inputs_of_one_ingest_on_one_axis_of_calendar_months_and_of_hours():
 def test_messages_show_times_in_one_form():
     """Messages mixed 2019-03-01 06:00:00 (str of a Timestamp) with 2019-03-01T06:00 (wxens
     info, --init); every time is now shown as info shows it, seconds only where there are."""
+    from pipeline.errors import time_text, times_text
     from pipeline.forecast_times import span
-    from pipeline.timeaxis import time_text, times_text
 
     assert time_text(pd.Timestamp("2019-03-01 06:00")) == "2019-03-01T06:00"
     assert time_text(np.datetime64("2019-03-01T06:00:30")) == "2019-03-01T06:00:30"
