@@ -15,7 +15,7 @@ from generators.config import DataConfig, ModelSpec, TrainConfig
 from generators.data.forecast import ForecastData
 from generators.rollout_plan import plan_rollout
 from generators.train import Trainer
-from pipeline.errors import InputError
+from pipeline.errors import InputError, time_text
 from pipeline.store import ingest
 
 SPEC = "synthetic:n_lat=16,n_lon=16,n_times=60,step=6h,seed=1"
@@ -149,7 +149,7 @@ def test_an_initial_window_in_other_units_appended_to_a_long_store_is_refused(
     data.windows(data.times[-6:-5], plan)
     with pytest.raises(InputError, match=r"t2m .*training stds") as err:
         data.windows(data.times[-1:], plan)
-    assert str(data.times[-1]) in str(err.value) and "--overwrite" in str(err.value)
+    assert time_text(data.times[-1]) in str(err.value) and "--overwrite" in str(err.value)
 
 
 def test_resuming_on_a_store_in_other_units_is_refused_before_a_step(tmp_path):
