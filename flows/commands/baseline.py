@@ -9,7 +9,8 @@ import argparse
 from dataclasses import astuple
 
 from flows.commands.forecast import add_time_arguments, parse_inits, parse_leads
-from flows.commands.options import SEED, add_no_progress
+from flows.commands.options import SEED, add_no_progress, add_threads
+from flows.threads import set_threads
 
 NAME = "baseline"
 HELP = (
@@ -44,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", required=True, help="forecast store to create or extend")
     add_no_progress(parser)
+    add_threads(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.store import open_store
     from pipeline.timeaxis import fixed_step
 
+    set_threads(args.threads, torch=False)
     start, end = astuple(Period.parse(args.train, "training period"))
     config = BaselineConfig(start, end, args.members, args.seed, args.window_days)
     init_times = parse_inits(args.init)  # refused before the store opens

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import argparse
 
-from flows.commands.options import deprecated_alias
+from flows.commands.options import add_threads, deprecated_alias
+from flows.threads import set_threads
 
 NAME = "bias-correct"
 HELP = (
@@ -53,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "of day) would have been flat; each member keeps its rank at every point (default: "
         "the --checkpoint's tuned one, else members not remapped)",
     )
+    add_threads(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.schema import INIT_TIME, LEAD_TIME, TIME
     from pipeline.store import open_store
 
+    set_threads(args.threads, torch=False)
     weights = (args.bias_weight, args.spread_weight, args.rank_weight)
     spec = resolve_correction(args.checkpoint, *weights, forecast=args.forecast)
     if not spec.applies:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from flows.commands.options import add_no_progress
+from flows.commands.options import add_no_progress, add_threads
+from flows.threads import set_threads
 
 NAME = "ingest"
 HELP = "ingest GRIB/NetCDF/Zarr files (or 'synthetic') into a canonical analysis store"
@@ -56,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(repeatable)",
     )
     add_no_progress(parser)
+    add_threads(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.sources import Adjustments, adjust_sources
     from pipeline.store import ingest
 
+    set_threads(args.threads, torch=False)
     time = slice(args.start, args.end) if args.start or args.end else None
     adjustments = Adjustments.parse(args.rename, args.units, args.select)
     store = ingest(

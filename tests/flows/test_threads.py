@@ -96,3 +96,32 @@ def test_the_bounded_cluster_workers_keep_zarr_codec_threads_to_n(restore_thread
     with dask_client(None) as client:
         seen = client.run(lambda: __import__("zarr").config.get("threading.max_workers"))
     assert list(seen.values()) == [1]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["ingest", "in.nc", "--store", "s.zarr"],
+        ["baseline", "persistence", "--store", "s.zarr", "--train", "2000-01-01/2000-01-09"]
+        + ["--init", "2000-01-10T00", "--lead", "6h", "--out", "b.zarr"],
+        ["bias-correct", "f.zarr", "--truth", "s.zarr", "--out", "c.zarr", "--bias-weight", "0.2"],
+        ["export", "s.zarr", "--out", "plain.zarr"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_the_commands_that_read_and_write_stores_take_threads_first(
+    argv, monkeypatch, tmp_path, capsys, restore_threads
+):
+    """ingest, baseline, bias-correct and export had no --threads, though they decode and
+    compress on Zarr's codec pool and dask's threads: it is applied before anything else
+    (here before the inputs, which do not exist, are found missing)."""
+    import importlib
+
+    from flows.cli import main
+
+    applied = []
+    command = importlib.import_module(f"flows.commands.{argv[0].replace('-', '_')}")
+    monkeypatch.setattr(command, "set_threads", lambda n, torch=True: applied.append(n))
+    monkeypatch.chdir(tmp_path)
+    assert main([*argv, "--threads", "1"]) == 2
+    assert applied == [1]
