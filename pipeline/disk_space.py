@@ -1,5 +1,6 @@
-"""Room on disk for an ingest, checked before anything is written, so that an ingest of
-hours that will fill its file system says so at its start rather than at its end.
+"""Room on disk for an ingest, checked before its data are written (once it has planned
+which times to write), so that an ingest of hours that will fill its file system says so
+at its start rather than at its end.
 
 The bound is the uncompressed size of what the ingest writes (times x grid x variables x
 the dtype's bytes). Zstandard writes less (0.63 of it on the shipped ERA5 sample), and
@@ -14,12 +15,9 @@ import logging
 import shutil
 from pathlib import Path
 
-import numpy as np
 import xarray as xr
 
 from pipeline.analysis_store import bytes_per_time as variable_bytes_per_time
-from pipeline.schema import TIME
-from pipeline.transaction import is_store, open_dataset
 
 log = logging.getLogger(__name__)
 
@@ -29,22 +27,9 @@ def bytes_per_time(ds: xr.Dataset) -> int:
     return sum(variable_bytes_per_time(da) for da in ds.data_vars.values())
 
 
-def new_times(ds: xr.Dataset, path: Path) -> int:
-    """How many of ``ds``'s times the store at ``path`` lacks (all where there is none, or
-    it cannot be read: the ingest itself then says why)."""
-    if not is_store(path):
-        return ds.sizes[TIME]
-    try:
-        held = open_dataset(path, chunks=None)[TIME].values
-    except Exception:  # noqa: BLE001 - not an analysis store: the ingest itself says why
-        return ds.sizes[TIME]
-    return int((~np.isin(ds[TIME].values, held)).sum())
-
-
-def warn_if_short_of_room(ds: xr.Dataset, path: Path) -> None:
-    """Warn when an ingest of ``ds`` into ``path`` writes, uncompressed, more than the
-    free space of the file system that is to hold ``path``."""
-    times = new_times(ds, path)
+def warn_if_short_of_room(ds: xr.Dataset, times: int, path: Path) -> None:
+    """Warn when an ingest of ``times`` times of ``ds`` into ``path`` writes, uncompressed,
+    more than the free space of the file system that is to hold ``path``."""
     need = times * bytes_per_time(ds)
     where = path.absolute()
     while not where.exists() and where != where.parent:

@@ -138,8 +138,8 @@ def _ingest_into(ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progr
     """Prepare, write, finalise. The statistics are folded in from the blocks as they are
     written (no pass over the store) when this run writes every time of a store it creates
     or every time it appends to a complete store."""
-    warn_if_short_of_room(ds, path)  # before anything is written, even the template
     created, old_times, todo, store_id, running = _prepare(ds, origin, path)
+    warn_if_short_of_room(ds, len(todo), path)  # the times it writes: no second open
     if todo:
         try:
             every_block = write_blocks(

@@ -1,4 +1,4 @@
-"""Room on disk, checked before an ingest writes anything: an ingest whose data,
+"""Room on disk, checked before an ingest writes its data: an ingest whose data,
 uncompressed, exceed the free space is warned of with the sizes and the fix (it may still
 fit compressed, and a full disk stops it cleanly), and goes on."""
 
@@ -53,10 +53,10 @@ def test_the_bound_is_times_grid_variables_dtype(tmp_path, monkeypatch, caplog, 
     assert bytes_per_time(ds) == 33 * 49 * np.dtype(ds["t2m"].dtype).itemsize
     caplog.set_level("WARNING", logger="pipeline.disk_space")
     fake_free(monkeypatch, free)
-    warn_if_short_of_room(ds, tmp_path / "s.zarr")
+    warn_if_short_of_room(ds, ds.sizes["time"], tmp_path / "s.zarr")
     assert "4.59 MiB" in caplog.text
     caplog.clear()
     fake_free(monkeypatch, free + 1)
-    warn_if_short_of_room(ds, tmp_path / "s.zarr")
+    warn_if_short_of_room(ds, ds.sizes["time"], tmp_path / "s.zarr")
     assert not caplog.records
     assert not (tmp_path / "s.zarr").exists()
