@@ -128,9 +128,9 @@ class ShiftedMoments:
         self.count += sums[2][:, used].sum(axis=1).astype(np.int64)
 
     def as_json(self) -> dict:
-        """The shift and sums, JSON (a shift not yet fixed is None); :meth:`from_json`."""
-        shift = None if self.shift is None else _json(self.shift)
-        sums = {"sum": _json(self.sum), "sum_of_squares": _json(self.sum_of_squares)}
+        """The shift and sums as lists (a shift not yet fixed is None); :meth:`from_json`."""
+        shift = None if self.shift is None else self.shift.tolist()
+        sums = {"sum": self.sum.tolist(), "sum_of_squares": self.sum_of_squares.tolist()}
         return {"shift": shift, "count": self.count.tolist(), **sums}
 
     @classmethod
@@ -220,12 +220,12 @@ class RunningStatistics:
             name: {
                 "values": self.values[name].as_json(),
                 "tendency": self.tendency[name].as_json(),
-                "min": _json(self.low[name]),
-                "max": _json(self.high[name]),
+                "min": self.low[name].astype(np.float64).tolist(),
+                "max": self.high[name].astype(np.float64).tolist(),
             }
             for name in self.values
         }
-        return {"n_times": self.added, "variables": variables}
+        return undefined_as_null({"n_times": self.added, "variables": variables})
 
     @classmethod
     def resumed(
@@ -256,7 +256,8 @@ class RunningStatistics:
         return running
 
     def result(self) -> dict:
-        """The statistics in :func:`~pipeline.analysis_store.compute_statistics`'s form."""
+        """Per variable, the :data:`STATISTICS` (lists per level, with ``level``), as a
+        store's state keeps them (:func:`statistics_from_attrs` reads them back)."""
         if self.added != self.n_times:
             raise ValueError(f"{self.added} of {self.n_times} times were added")
         out: dict[str, dict] = {}
@@ -293,13 +294,8 @@ def _as_float(ordered: np.ndarray) -> np.ndarray:
     return ordered_bits(ordered).view(np.float32)
 
 
-def _json(values: np.ndarray) -> list:
-    """float64 values as a JSON list, a NaN or infinity as None (store attributes are JSON);
-    Python's float repr reads back to the same bits."""
-    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, np.float64)]
-
-
 def _array(values: list) -> np.ndarray:
+    """A list :func:`undefined_as_null` wrote back as float64 (None as NaN)."""
     return np.array([np.nan if v is None else v for v in values], np.float64)
 
 
@@ -311,7 +307,8 @@ def _accumulate(start: np.ndarray, terms: np.ndarray) -> np.ndarray:
 def undefined_as_null(stats: dict) -> dict:
     """``stats`` with every NaN or infinite value as None (JSON null): an undefined
     statistic (the tendency of a store of one time, a level without values) is not JSON,
-    and a store's attributes must be. :func:`statistics_from_attrs` reads None back as NaN."""
+    and a store's attributes must be. :func:`statistics_from_attrs` (and :func:`_array`,
+    for the sums) read None back as NaN; Python's float repr reads back to the same bits."""
 
     def clean(value: object) -> object:
         if isinstance(value, dict):
