@@ -8,9 +8,9 @@ blocks as they are read, onto the sums the store's state keeps, when this run wr
 every time after those; else one pass over the store), the missing times,
 ``complete = True``. An interrupted ingest leaves a store that reads as incomplete; the
 same command resumes it and writes exactly the bytes an uninterrupted run would. A
-repeated ingest is a no-op; later times append. :func:`open_store` refuses an incomplete
-store. Reading a store and its statistics is :mod:`pipeline.analysis_store`'s part
-(re-exported here).
+repeated ingest is a no-op; later times append. :func:`open_store` reads a store's last
+complete commit. Reading a store and its statistics is :mod:`pipeline.analysis_store`'s
+part (re-exported here).
 """
 
 from __future__ import annotations

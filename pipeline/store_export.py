@@ -21,9 +21,10 @@ def export(
     path: str | Path, out: str | Path, *, progress: bool = True, snapshot: Store | str | None = None
 ) -> Path:
     """Copy the last commit (or ``snapshot``, another) of the store at ``path`` into a plain
-    Zarr v3 store at ``out``, chunking and encoding kept, a forecast's initial times
-    sorted (as :func:`open_forecast` reads them), with consolidated metadata (``xr.open_zarr`` reads it without warning that it is missing; a
-    Zarr v3 extension of zarr-python). Written aside and renamed into place under
+    Zarr v3 store at ``out``, chunking and encoding kept, a forecast's initial times sorted
+    (as :func:`open_forecast` reads them), with consolidated metadata (``xr.open_zarr``
+    reads it without warning that it is missing; a Zarr v3 extension of zarr-python).
+    Written aside and renamed into place under
     ``out``'s lock, so ``out`` is either absent or complete, and a second export to it
     waits, then finds it there. StoreError, before ``out`` is touched, if ``path`` holds
     no store, one with nothing committed yet, or ``out`` lies inside it."""
