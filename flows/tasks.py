@@ -171,16 +171,18 @@ def draw_baseline(name: str, store: str, train: str, forecast: str, out: str, se
     initial times ``out`` lacks); returns ``out``."""
     from pipeline.forecast_store import complete_init_times, open_forecast
     from pipeline.schema import INIT_TIME, LEAD_TIME, MEMBER
+    from pipeline.store import open_store
 
     ensemble = open_forecast(forecast)
     period = Period.parse(train, "training period")
     config = BaselineConfig(period.start, period.end, members=ensemble.sizes[MEMBER], seed=seed)
-    leads = pd.TimedeltaIndex(ensemble[LEAD_TIME].values) / pd.Timedelta(hours=1)
-    config = without_repeats(name, store, config, list(leads))
+    leads = list(pd.TimedeltaIndex(ensemble[LEAD_TIME].values) / pd.Timedelta(hours=1))
     # only the initial times not drawn before (complete_init_times: none if out is absent)
     inits = pd.DatetimeIndex(ensemble[INIT_TIME].values).difference(complete_init_times(out))
     if len(inits):
-        baseline_to_store(name, store, config, inits, list(leads), out, progress=False)
+        analysis = open_store(store)  # once, for the member count and the draw
+        config = without_repeats(name, analysis, config, leads)
+        baseline_to_store(name, analysis, config, inits, leads, out, progress=False)
     return out
 
 

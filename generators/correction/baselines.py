@@ -315,12 +315,12 @@ def _warn_small_pools(
 
 
 def without_repeats(
-    name: str, store: str | Path, config: BaselineConfig, leads_hours: Sequence[float]
+    name: str, store: AnalysisStore, config: BaselineConfig, leads_hours: Sequence[float]
 ) -> BaselineConfig:
     """``config`` with no more members than the smallest pool of any time of day of its
     training period at ``leads_hours`` holds, so none repeats (with no window a pool depends
     on the time of day and lead only: one count for every initial time, run after run)."""
-    baseline = BASELINES[name](open_store(store).dataset, config)
+    baseline = BASELINES[name](store.dataset, config)
     times = baseline.train_times
     days = times[~pd.Index(times - times.normalize()).duplicated()]  # each time of day
     smallest = min(len(baseline.pool(t, pd.Timedelta(hours=h))) for t in days for h in leads_hours)

@@ -288,7 +288,7 @@ def test_a_baseline_beside_a_model_draws_only_as_many_members_as_its_pools_hold(
     leads = [6.0, 12.0, 24.0]
     for name, distinct in (("climatology", 10), ("persistence", 9)):
         with caplog.at_level("INFO", logger="generators.correction.baselines"):
-            config = without_repeats(name, analysis.path, TRAIN, leads)
+            config = without_repeats(name, analysis, TRAIN, leads)
         assert config == replace(TRAIN, members=distinct)
         assert f"{distinct} members, not 40" in caplog.text
         baseline = BASELINES[name](analysis.dataset, config)
@@ -296,7 +296,7 @@ def test_a_baseline_beside_a_model_draws_only_as_many_members_as_its_pools_hold(
             for lead in LEADS:
                 assert not baseline.picks(init, lead).duplicated().any(), (name, init, lead)
         few = replace(TRAIN, members=5)
-        assert without_repeats(name, analysis.path, few, leads) == few
+        assert without_repeats(name, analysis, few, leads) == few
 
 
 def test_more_members_than_the_pool_holds_is_warned_of_naming_the_fix(analysis, tmp_path, caplog):
