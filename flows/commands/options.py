@@ -177,13 +177,6 @@ def missing_before_parent(path: str) -> str | None:
         if before and not os.path.isdir(before):
             return before
     return None
-    for i in range(1, parts.index(os.pardir, 1) + 1):
-        before = os.sep.join(parts[:i])
-        if parts[i] == os.pardir and before and not os.path.isdir(before):
-            return before
-        if before and not os.path.isdir(before) and os.pardir in parts[i:]:
-            return before  # the first missing one: nosuch of nosuch/deeper/../..
-    return None
 
 
 a_path.__name__ = "path"
