@@ -11,8 +11,8 @@ longest lead wanted and a time budget:
   ``3 * 2**k`` below ``L``, then ``L`` — 1, 3, 6, 12, 24 h on an hourly store up to a day;
   longer output leads are rolled out from them. A training sample's lead is drawn with
   probability proportional to ``L ** -0.75`` (:data:`LEAD_WEIGHT_EXPONENT`).
-- **periods**: the last :data:`HELD_OUT_FRACTION` of the store's times, and at least
-  :data:`MIN_HELD_OUT` of them (up to :data:`MAX_HELD_OUT_FRACTION`), is the held-out
+- **periods** (:mod:`generators.config_periods`): the last ``HELD_OUT_FRACTION`` of the
+  store's times, at least ``MIN_HELD_OUT`` (up to ``MAX_HELD_OUT_FRACTION``), is the held-out
   period: the validation loss, the spread calibration and ``wxens tune``'s choice of the
   correction are made on it; the rest is the training (and fine-tune) period.
 - **backbone**: ``1 + floor(log2(min(H, W) / 8))`` resolution levels (2 to 5), so the
@@ -60,14 +60,7 @@ from generators.config import (
     TrainConfig,
 )
 from generators.config_io import to_mapping
-from generators.config_periods import (  # noqa: F401 (held_out_times: this module's API)
-    HELD_OUT_FRACTION,
-    MAX_HELD_OUT_FRACTION,
-    MIN_HELD_OUT,
-    check_windows,
-    held_out_times,
-    trainable,
-)
+from generators.config_periods import check_windows, held_out_times, trainable
 from generators.data import CALENDAR_FEATURES, GEOMETRY_STATICS
 from generators.device import resolve_device
 from generators.models import FlowMatchingConfig
