@@ -37,6 +37,8 @@ longest lead wanted and a time budget:
   measuring) and ``overhead`` the validation losses and calibration forecasts, counted in
   network evaluations at the measured cost of one (:func:`overhead_seconds`) plus the
   extra time of the first step of each phase (the network's compile on CUDA), measured too.
+  A budget's ``N`` is at most :data:`MAX_PASSES` passes over the training times
+  (``N * batch / training times``); the rest of a larger budget is left unused.
 """
 
 from __future__ import annotations
@@ -91,6 +93,11 @@ two seeds, masked and not) it scored better than equal shares at 19 of 20 (lead,
 MAIN_STEPS_PER_FINE_TUNE_STEP = 5
 """The fine-tune takes one step for this many main steps (the UK config's 1500 and 300)."""
 MIN_STEPS = 20
+MAX_PASSES = 40
+"""The most passes over the training period (main steps x batch / its times) a budget buys,
+as more over-fit a short period: on the UK sample's validation split (345 training times at
+batch 16, ``benchmarks/results/demo_validation_{400,600,1500_seed*}.json``) 400 main steps
+(19 passes) were chosen over 600 (28); 1500 (70) scored worse at 24 h at both seeds."""
 VALIDATIONS = 8
 """Validation losses (and checkpoints) over the main phase."""
 COARSEST_POINTS = 8
@@ -312,7 +319,7 @@ def derive_config(
         seconds = step_seconds or measure_step_seconds(store, config)
         budget -= pd.Timedelta(seconds=time.perf_counter() - started)  # spent measuring
         calibration_inits = math.ceil(possible_inits / every)
-        config, available = _sized(config, budget, seconds, calibration_inits)
+        bought, available = _budget_steps(config, budget, seconds, calibration_inits)
         sizing = (
             f"steps for the {budget.total_seconds():.0f} s of the budget left: "
             f"{seconds.main:.3g} s a main step, {seconds.fine_tune:.3g} s a fine-tune step, "
@@ -320,6 +327,16 @@ def derive_config(
             f"more for the first steps (measured on {resolve_device(device)}), "
             f"{available:.0f} s of steps"
         )
+        most = max(1, MAX_PASSES * n_train // config.batch_size)  # MAX_PASSES passes
+        config = with_steps(config, min(bought, most))
+        if config.steps < bought:
+            unused = (bought - config.steps) * available / bought / budget.total_seconds()
+            sizing += (
+                f"; capped at {config.steps} of the {bought} main steps it buys: "
+                f"{MAX_PASSES} passes over the {n_train} training times at batch "
+                f"{config.batch_size}, as more over-fit them, leaving about {unused:.0%} of "
+                "the budget unused"
+            )
     notes = (
         f"{DERIVED_FROM}{Path(store.path).resolve()}: channel(s) {', '.join(channels)} on a "
         f"{grid[0]} x {grid[1]} {kind} grid, {len(times)} times every {duration_text(step)}",
@@ -334,11 +351,11 @@ def derive_config(
     return DerivedConfig(config, notes)
 
 
-def _sized(
+def _budget_steps(
     config: TrainConfig, budget: pd.Timedelta, seconds: StepSeconds, calibration_inits: int
-) -> tuple[TrainConfig, float]:
-    """``config`` with its steps (and the warm-up, cadences and EMA that follow them) sized
-    to ``budget`` (module doc), and the seconds the steps take."""
+) -> tuple[int, float]:
+    """The main steps ``budget`` buys for ``config`` (module doc; before the
+    :data:`MAX_PASSES` cap) and the seconds they take."""
     overhead = overhead_seconds(config, calibration_inits, seconds.forward)
     available = TRAINING_SHARE * budget.total_seconds() - seconds.first_steps - overhead
     per_main = seconds.main + seconds.fine_tune / MAIN_STEPS_PER_FINE_TUNE_STEP
@@ -353,7 +370,7 @@ def _sized(
             f"({seconds.main:.3g} s + {seconds.fine_tune:.3g} s / "
             f"{MAIN_STEPS_PER_FINE_TUNE_STEP}); give a larger --budget, or train on a GPU"
         )
-    return with_steps(config, steps), available
+    return steps, available
 
 
 def with_steps(config: TrainConfig, steps: int) -> TrainConfig:

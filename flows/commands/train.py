@@ -78,7 +78,8 @@ def add_derive_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--budget",
         help="derived config: training time to size the step count to, e.g. 30min or 2h "
-        "(default 30min); the per-step time is measured on the spot",
+        "(default 30min), at most 40 passes over the training times; the per-step time is "
+        "measured on the spot",
     )
 
 

@@ -20,6 +20,7 @@ from generators.checkpoint import load_checkpoint
 from generators.config import load_train_config
 from generators.config_derive import (
     MAIN_STEPS_PER_FINE_TUNE_STEP,
+    MAX_PASSES,
     TRAINING_SHARE,
     StepSeconds,
     derive_config,
@@ -34,7 +35,9 @@ from pipeline.forecast_store import open_forecast
 from pipeline.schema import Period
 from pipeline.store import ingest
 
-SECONDS = StepSeconds(main=0.05, fine_tune=0.2, forward=0.001)  # for the rules that do not time
+# for the rules that do not time; 1800 steps in 30 min, below the MAX_PASSES cap (5400 on
+# the hourly store's 2160 training times at batch 16)
+SECONDS = StepSeconds(main=0.5, fine_tune=2.0, forward=0.001)
 
 
 def make(tmp_path_factory, name: str, spec: str, variables=("t2m",)):
@@ -165,10 +168,10 @@ def test_the_overhead_counts_validation_and_calibration_evaluations(hourly, forw
     Calibration: 240 held-out hours, 216 with their 24 h truth, every 4 h: 54 initial
     times x 16 members x 5 leads x 2 evaluations."""
     evaluations = 9 * 128 + 3 * 128 * 8 + 54 * 16 * 5 * 2
-    seconds = StepSeconds(main=0.05, fine_tune=0.2, forward=forward)
+    seconds = StepSeconds(main=0.5, fine_tune=2.0, forward=forward)
     config = derive_config(hourly, lead="24h", budget="30min", step_seconds=seconds).config
     assert config.calibration.init_every_hours == 4.0
-    assert config.steps == int((0.9 * 1800 - evaluations * forward) / (0.05 + 0.2 / 5))
+    assert config.steps == int((0.9 * 1800 - evaluations * forward) / (0.5 + 2.0 / 5))
 
 
 def test_the_first_steps_extra_time_comes_off_the_budget(hourly):
@@ -178,6 +181,39 @@ def test_the_first_steps_extra_time_comes_off_the_budget(hourly):
     fewer = derive_config(hourly, budget="30min", step_seconds=compiled).config
     per_step = SECONDS.main + SECONDS.fine_tune / MAIN_STEPS_PER_FINE_TUNE_STEP
     assert plain.steps - fewer.steps == pytest.approx(180.0 / per_step, abs=1)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return make(tmp_path_factory, "tiny", "synthetic:n_lat=4,n_lon=4,n_times=120,step=1h,seed=4")
+
+
+def test_a_large_budget_buys_at_most_max_passes_over_the_training_times(tiny):
+    """``--budget 5h`` on a 4 x 4 grid bought hundreds of thousands of steps, thousands of
+    passes over a short training period, which only over-fit it. The budget's steps are now
+    capped at MAX_PASSES passes (main steps x batch / training times), and the note says
+    what the budget would buy and how much of it is left unused; a smaller budget and a
+    fixed step count are as before."""
+    seconds = StepSeconds(main=0.05, fine_tune=0.1, forward=0.0)  # no overhead: 0.07 s a step
+    derived = derive_config(tiny, budget="5h", step_seconds=seconds)
+    config = derived.config
+    train = config.data.train
+    n_train = int(((times_of(tiny) >= train.start) & (times_of(tiny) <= train.end)).sum())
+    cap = MAX_PASSES * n_train // config.batch_size
+    bought = int(TRAINING_SHARE * 5 * 3600 / 0.07)
+    assert config.steps == cap < bought
+    assert config.fine_tune.steps == cap // MAIN_STEPS_PER_FINE_TUNE_STEP
+    assert config.validate_every == cap // 8
+    note = derived.notes[-1]
+    assert f"capped at {cap} of the {bought} main steps it buys" in note, note
+    assert f"{MAX_PASSES} passes over the {n_train} training times" in note, note
+    assert f"{(bought - cap) * 0.07 / (5 * 3600):.0%} of the budget" in note, note
+
+    small = derive_config(tiny, budget="10s", step_seconds=seconds)
+    assert small.config.steps == int(TRAINING_SHARE * 10 / 0.07) < cap  # the budget's own
+    assert "capped" not in small.to_yaml()
+    fixed = derive_config(tiny, steps=4 * cap).config
+    assert fixed.steps == 4 * cap and fixed.fine_tune.steps == 4 * cap // 5
 
 
 def test_bad_requests_are_refused(hourly, six_hourly):
