@@ -77,15 +77,27 @@ def held_out_period(checkpoint: Checkpoint) -> Period:
     return excluded[0]
 
 
-def trained_on(checkpoint: Checkpoint, times: pd.DatetimeIndex) -> np.ndarray:
-    """(N,) bool: which ``times`` lie in a period ``checkpoint`` trained on (``data.train``
-    or its fine-tune's period) and outside the periods it held out (``data.exclude``)."""
+def trained_periods(checkpoint: Checkpoint) -> list[Period]:
+    """The periods ``checkpoint`` trained on: ``data.train``, then its fine-tune's period if
+    it has one, each open side bounded by the span of times its training read
+    (:attr:`~generators.checkpoint.Checkpoint.trained_span`): an open period is every time
+    of the store as it was at training, not the times appended to it since. A checkpoint
+    written before the span was recorded keeps its open sides (every time of any store)."""
     config = checkpoint.train_config
     periods = [config.data.train]
     if config.fine_tune is not None and config.fine_tune.period is not None:
         periods.append(config.fine_tune.period)
-    inside = np.any([period.contains(times) for period in periods], axis=0)
-    for period in config.data.exclude:
+    span = checkpoint.trained_span
+    if span is None:
+        return periods
+    return [Period(p.start or span.start, p.end or span.end) for p in periods]
+
+
+def trained_on(checkpoint: Checkpoint, times: pd.DatetimeIndex) -> np.ndarray:
+    """(N,) bool: which ``times`` lie in a period ``checkpoint`` trained on
+    (:func:`trained_periods`) and outside the periods it held out (``data.exclude``)."""
+    inside = np.any([period.contains(times) for period in trained_periods(checkpoint)], axis=0)
+    for period in checkpoint.train_config.data.exclude:
         inside &= ~period.contains(times)
     return inside
 
@@ -105,7 +117,7 @@ def warn_if_trained_on(
     for hours in leads_hours:
         seen |= trained_on(checkpoint, inits + pd.Timedelta(hours=hours))
     if seen.any():
-        train = checkpoint.train_config.data.train
+        train = trained_periods(checkpoint)[0]
         log.warning(
             "%d of %s (%s to %s) forecast weather of the training period %s of "
             "%s: the model has seen it, so its scores there are too good; verify on times "

@@ -4,7 +4,8 @@ A checkpoint file (``torch.save`` of plain containers and tensors, read back wit
 ``weights_only=True``) holds the model and EMA weights, the optimiser state and step, the
 training config, the resolved model config (backbone sized to the data), the normalisation
 statistics, the channels, static fields, native step, history and leads it was trained
-on, the grid, and an optional spread calibration. It is written atomically: to a
+on, the grid, the span of times its training read (:attr:`Checkpoint.trained_span`), and
+an optional spread calibration. It is written atomically: to a
 temporary file in the same directory, flushed and fsynced, then ``os.replace``-d over the
 target, so a crash leaves the previous checkpoint intact and never a truncated one; a
 temporary file left by a write that was killed is removed at the next save of the same
@@ -26,6 +27,7 @@ import os
 import re
 import tempfile
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,7 @@ from generators.data import Normalization, ResidualDataset, SampleSpec
 from generators.models import GENERATORS
 from generators.objective import ResidualGenerator
 from pipeline.errors import InputError, StoreError, refuse_dangling_link
-from pipeline.schema import GRID_TOLERANCE_DEG
+from pipeline.schema import GRID_TOLERANCE_DEG, Period
 from pipeline.timeaxis import describe_step
 
 FORMAT_VERSION = 1
@@ -61,7 +63,10 @@ FORECAST_FIX = (
 @dataclass(frozen=True, eq=False)
 class Checkpoint:
     """A loaded (or about to be written) checkpoint. ``digest`` is the sha256 of the file
-    (first 16 hex digits), recorded in every forecast store made with it."""
+    (first 16 hex digits), recorded in every forecast store made with it. ``trained_span``:
+    the first and last time its training samples read (ISO times; None in checkpoints
+    written before it was recorded), which bounds an open training period: the times
+    appended to the store after training are not what it trained on."""
 
     step: int
     kind: str
@@ -77,6 +82,7 @@ class Checkpoint:
     ema_state: dict[str, torch.Tensor]
     optimizer_state: dict[str, Any] | None = None
     calibration: dict[str, Any] | None = None
+    trained_span: Period | None = None
     path: Path | None = None
     digest: str = ""
 
@@ -160,6 +166,7 @@ class Checkpoint:
             "ema_state": self.ema_state,
             "optimizer_state": self.optimizer_state,
             "calibration": self.calibration,
+            "trained_span": None if (span := self.trained_span) is None else [span.start, span.end],
             WEIGHTS_DIGEST: weights_sha256(self.model_state, self.ema_state),
         }
         remove_stale_temporaries(path)
@@ -186,6 +193,18 @@ class Checkpoint:
             Path(tmp).unlink(missing_ok=True)
             raise
         return self.replace(path=path, digest=file_digest(path))
+
+
+def trained_span(datasets: Sequence[ResidualDataset], previous: Checkpoint | None) -> Period:
+    """The span of times a training run trains on (:attr:`Checkpoint.trained_span`): from
+    the oldest history state to the latest target that an item of ``datasets`` (its phases'
+    data) reads, and at least the span of ``previous``, the checkpoint it resumes, which
+    trained on those. A run resumed on the same store keeps its span; one resumed on an
+    open period after times were appended to the store draws from them too: its span grows."""
+    spans = [d.items_span() for d in datasets]
+    if previous is not None and (span := previous.trained_span) is not None:
+        spans.append((pd.Timestamp(span.start), pd.Timestamp(span.end)))
+    return Period(min(s[0] for s in spans).isoformat(), max(s[1] for s in spans).isoformat())
 
 
 def temporary_pattern(path: Path) -> re.Pattern[str]:
@@ -306,6 +325,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         ema_state=payload["ema_state"],
         optimizer_state=payload["optimizer_state"],
         calibration=payload["calibration"],
+        trained_span=Period(*span) if (span := payload.get("trained_span")) else None,
         path=path,
         digest=file_digest(path),
     )

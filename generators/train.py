@@ -32,7 +32,7 @@ import torch
 from generators.augmentation import scale_changes, shift_levels
 from generators.base import Batch, Condition
 from generators.batch_ahead import Draw, ItemsAhead, loader_workers, step_draw
-from generators.checkpoint import Checkpoint
+from generators.checkpoint import Checkpoint, trained_span
 from generators.config import TrainConfig
 from generators.data import ResidualDataset
 from generators.device import autocast
@@ -150,6 +150,7 @@ class Trainer:
             if ft is not None and ft.period is not None
             else self.train_data
         )
+        self.span = trained_span((self.train_data, self.fine_tune_data), previous)
         # the items' draw weights of each phase, computed once (None: equal pairs)
         self.train_weights = lead_draw_weights(self.train_data, d.lead_weights)
         self.fine_tune_weights = lead_draw_weights(self.fine_tune_data, d.lead_weights)
@@ -206,6 +207,7 @@ class Trainer:
             ema_state=self.ema.state_dict(),
             optimizer_state=self.optimizer.state_dict(),
             calibration=calibration,
+            trained_span=self.span,
         )
 
     def save(self, calibration: dict | None = None, *, check: bool = True) -> Checkpoint | None:

@@ -263,6 +263,14 @@ class ResidualDataset(Dataset):
         """The store's first and last times, for messages."""
         return f"{self.times[0]} to {self.times[-1]}"
 
+    def items_span(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """The first and last time the items read: the oldest state of an item's history and
+        the latest valid time of a target (what a model trained on them has seen)."""
+        positions, lead_index = self.pairs[:, 0], self.pairs[:, 1]
+        inits = self.times[positions]
+        valid = inits + np.asarray(self.spec.leads)[lead_index] * self.native_step
+        return inits.min() + self.spec.history[0] * self.native_step, valid.max()
+
     def _valid_pairs(self) -> np.ndarray:
         window = self.period.indexer(self.times)
         positions = np.arange(len(self.times))[window]

@@ -161,7 +161,7 @@ def test_a_checkpoint_on_another_grid_and_step_names_the_grid_first(trained, cap
 def test_a_refused_store_is_not_first_warned_about_the_training_period(trained, capsys, caplog):
     """A forecast from a store of another grid first warned that its initial times fell in
     the training period '... to ...', then refused the store; an open training period is
-    now named as every time of the store it trained on."""
+    now named by the span of times it trained on (every time of the store then)."""
     root = trained[0]
     argv = forecast_argv(trained)
     argv[argv.index("--store") + 1] = str(trained[2].path)
@@ -172,7 +172,7 @@ def test_a_refused_store_is_not_first_warned_about_the_training_period(trained, 
     argv[argv.index("--out") + 1] = str(root / "warned.zarr")
     with caplog.at_level("WARNING"):
         assert wxens(argv) == 0
-    assert "training period (every time of the store it trained on) of" in caplog.text
+    assert "training period 2000-01-01T00:00:00 to 2000-01-06T18:00:00 of" in caplog.text
 
 
 def test_an_unknown_device_in_a_training_config_is_one_line_naming_it(trained, capsys):
