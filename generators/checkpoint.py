@@ -43,7 +43,7 @@ from generators.correction.tuned import checkpoint_file as resolve_checkpoint_pa
 from generators.data import Normalization, ResidualDataset, SampleSpec
 from generators.models import GENERATORS
 from generators.objective import ResidualGenerator
-from pipeline.errors import InputError, StoreError, refuse_dangling_link
+from pipeline.errors import InputError, StoreError, refuse_dangling_link, time_text
 from pipeline.schema import GRID_TOLERANCE_DEG, Period
 from pipeline.timeaxis import describe_step
 
@@ -204,7 +204,7 @@ def trained_span(datasets: Sequence[ResidualDataset], previous: Checkpoint | Non
     spans = [d.items_span() for d in datasets]
     if previous is not None and (span := previous.trained_span) is not None:
         spans.append((pd.Timestamp(span.start), pd.Timestamp(span.end)))
-    return Period(min(s[0] for s in spans).isoformat(), max(s[1] for s in spans).isoformat())
+    return Period(time_text(min(s[0] for s in spans)), time_text(max(s[1] for s in spans)))
 
 
 def temporary_pattern(path: Path) -> re.Pattern[str]:

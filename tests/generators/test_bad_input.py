@@ -172,7 +172,7 @@ def test_a_refused_store_is_not_first_warned_about_the_training_period(trained, 
     argv[argv.index("--out") + 1] = str(root / "warned.zarr")
     with caplog.at_level("WARNING"):
         assert wxens(argv) == 0
-    assert "training period 2000-01-01T00:00:00 to 2000-01-06T18:00:00 of" in caplog.text
+    assert "training period 2000-01-01T00:00 to 2000-01-06T18:00 of" in caplog.text
 
 
 def test_an_unknown_device_in_a_training_config_is_one_line_naming_it(trained, capsys):
