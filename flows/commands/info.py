@@ -165,6 +165,11 @@ def describe_checkpoint(path) -> str:
             for ch, m, sd in zip(c.channels, c.normalization.mean, c.normalization.std, strict=True)
         ),
         f"periods    {'; '.join(periods) or 'the whole store'}",
+        *(
+            [f"trained on {span.start} to {span.end} (its first history state to last target)"]
+            if (span := c.trained_span) is not None
+            else []
+        ),
         f"sampler    {_default_sampler(c)}",
         f"calibration {_calibration(c.calibration or {})}",
     ]

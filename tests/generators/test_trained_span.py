@@ -110,3 +110,15 @@ def test_forecasts_of_times_appended_after_training_on_a_whole_store_are_not_war
     # resumed on the grown store, it trains on the appended times too: its span grows
     assert train(store, tmp_path / "c.yaml", run, "steps=4") == 0
     assert load_checkpoint(run).trained_span == Period(span.start, "2000-01-20T18:00")
+
+
+def test_info_of_a_checkpoint_names_the_span_it_trained_on(tmp_path, capsys):
+    """``wxens info`` printed an open training period, "(start) .. (end)", and nothing of
+    which times that was."""
+    checkpoint = ar1_checkpoint(ar1_truth_store(), leads=(1,))
+    span = Period("2019-03-02T06:00", "2019-03-10T18:00")
+    checkpoint.replace(trained_span=span).save(tmp_path / "last.pt")
+    assert wxens(["info", str(tmp_path / "last.pt")]) == 0
+    out = capsys.readouterr().out
+    assert "periods    train (start) .. (end)\n" in out
+    assert "trained on 2019-03-02T06:00 to 2019-03-10T18:00 (its first history" in out
