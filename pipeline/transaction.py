@@ -250,7 +250,10 @@ def held_alone(path: str | Path) -> Iterator[None]:
     """Hold the lock of ``path`` (``.NAME.lock`` beside it, as a store's) for a writer that
     must not wait its turn (a training run into a directory, hours long, or a calibration
     of its checkpoint): StoreError at once if another process holds it. One refused before
-    ``path`` is made removes the lock file it made (``.r.lock`` was left beside no ``r``)."""
+    ``path`` is made removes the lock file it made (``.r.lock`` was left beside no ``r``).
+    A refused one also removes the folders it made that are still empty: ``path`` and its
+    missing parents (``--out sub/r`` refused left an empty ``sub/r`` or ``sub``)."""
+    made = [p for p in (Path(path).absolute(), *Path(path).absolute().parents) if not p.exists()]
     lock, created = _file_lock(path), not lock_path(path).exists()
     try:
         lock.acquire(timeout=0)
@@ -262,11 +265,25 @@ def held_alone(path: str | Path) -> Iterator[None]:
     try:
         yield
     except BaseException:  # held still: no other process holds the file removed
+        _remove_empty(made[:1])
         if created and not Path(path).exists():
             lock_path(path).unlink(missing_ok=True)
+        _remove_empty(made[1:])
         raise
     finally:
         lock.release()
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove each of ``folders`` (nearest first) that exists and is empty; stop at the
+    first that holds something (a file another step wrote, which is kept)."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            continue
+        except OSError:  # not empty (or not ours to remove): its parents hold it
+            return
 
 
 def _open_or_create(path: Path) -> icechunk.Repository:

@@ -60,3 +60,22 @@ def test_a_refused_training_leaves_no_lock_file_beside_its_out(tmp_path, capsys)
     assert wxens([*missing, "--lead", "12h", "--out", str(tmp_path / "r2")]) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == []
     capsys.readouterr()
+
+
+def test_a_refused_run_into_a_new_folder_leaves_no_folder(tmp_path, capsys):
+    """``--out sub/r`` with ``sub`` missing: a training refused for its store (before ``r``
+    was made) or for its channels (after ``r/config.yaml`` was derived, then removed), and a
+    calibration refused for its store, left an empty ``sub`` (or ``sub/r``) behind."""
+    store = small_store(tmp_path / "in")
+    train = ["train", "--store", str(store.path), "--no-progress", "--threads", "1"]
+    assert wxens([*train, "--set", "steps=2", "--out", str(tmp_path / "in" / "run")]) == 0
+    refused = [
+        ["train", "--store", str(tmp_path / "none.zarr"), "--lead", "12h", "--threads", "1"],
+        [*train, "--set", "steps=2", "--set", "data.channels=[t2m,q]"],
+        ["calibrate", "--checkpoint", str(tmp_path / "in" / "run" / "last.pt")]
+        + ["--store", str(tmp_path / "none.zarr"), "--start", "2000-01-10", "--end", "2000-01-12"],
+    ]
+    for argv, out in zip(refused, ("sub/r", "sub/r", "sub/k/last.pt"), strict=True):
+        assert wxens([*argv, "--out", str(tmp_path / out)]) == 2, argv
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["in"], argv
+    capsys.readouterr()
