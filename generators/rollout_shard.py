@@ -121,7 +121,7 @@ def _forecast_on_workers(
     per_batch = inits_per_batch(n_members, options.get("batch_members", 512))
     # deal those left to draw, as the ranks do (all dealt again, a rerun after one worker
     # had failed left the rest to the shards that had not been drawn: one worker alone)
-    inits = pending_init_times(inits, out, options.get("recompute", False))
+    asked, inits = len(inits), pending_init_times(inits, out, options.get("recompute", False))
     shards = [shard_init_times(inits, k, workers, per_batch) for k in range(workers)]
     options = {**options, "progress": False}
     log.info(
@@ -146,7 +146,11 @@ def _forecast_on_workers(
         if len(shard) or k == 0  # one task even for no initial times: it checks the inputs
     ]
     wait(futures)  # every shard finished or failed before the first error is raised
-    return _merged(client.gather(futures))
+    runs = client.gather(futures)
+    # a task dask reran after its worker died skipped what that worker had written
+    died = sum(run.skipped for run in runs)
+    merged = _merged(runs, skipped=asked - len(inits))
+    return dataclasses.replace(merged, written_before_a_worker_died=died)
 
 
 def _forecast_on_ranks(
@@ -211,7 +215,7 @@ def _forecast_on_ranks(
         message = f"{out}: " + "; ".join(f"rank {f.rank} failed: {f.message}" for f in failed)
         # another rank's bad input is this rank's too (one line, exit 2); a bug keeps its trace
         raise (WxensError if all(f.expected for f in failed) else RuntimeError)(message)
-    return _merged(runs) if rank == 0 else None
+    return _merged(runs, skipped=len(inits) - len(shared[0])) if rank == 0 else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,7 +232,8 @@ class _RankFailure:
         return cls(rank, str(err), isinstance(err, WxensError))
 
 
-def _merged(runs: Sequence[ForecastRun]) -> ForecastRun:
-    """One run holding the initial times of every shard (their provenance is one)."""
+def _merged(runs: Sequence[ForecastRun], skipped: int) -> ForecastRun:
+    """One run holding the initial times of every shard (their provenance is one), and the
+    count ``skipped`` before they were dealt (held completely by the store already)."""
     times = sorted(t for run in runs for t in run.init_times)
-    return dataclasses.replace(runs[0], init_times=tuple(times))
+    return dataclasses.replace(runs[0], init_times=tuple(times), skipped=skipped)

@@ -46,6 +46,11 @@ class ForecastRun:
     members: int
     provenance: ForecastProvenance
     calibration: SpreadCalibration | None
+    #: Initial times asked for that ``out`` held completely when the run began: skipped.
+    skipped: int = 0
+    #: Initial times a dask worker of this run wrote before it died: the task, rerun on
+    #: another worker, found them in the store (kept) and drew only the missing ones.
+    written_before_a_worker_died: int = 0
 
 
 def pending_init_times(inits, out: str, recompute: bool) -> pd.DatetimeIndex:
@@ -106,7 +111,7 @@ def forecast_to_store(
     data = ForecastData.from_store(loaded, store)  # a store it cannot forecast from: refused
     if warn_trained_on:
         warn_if_trained_on(loaded, pd.DatetimeIndex(inits), leads_hours)
-    inits = pending_init_times(inits, out, recompute)
+    asked, inits = len(inits), pending_init_times(inits, out, recompute)
     plan = plan_rollout(leads_hours, loaded.leads_hours, data.history_hours)
     data.windows(inits, plan, warn=False)  # every init has its history: fail before writing
     model = loaded.build_model(device=resolve_device(device))
@@ -160,4 +165,5 @@ def forecast_to_store(
         n_members,
         provenance,
         calibration,
+        skipped=asked - len(inits),
     )

@@ -18,6 +18,8 @@ from flows.commands.options import (
 if TYPE_CHECKING:
     import pandas as pd
 
+    from generators.rollout_store import ForecastRun
+
 NAME = "forecast"
 HELP = "draw ensemble forecasts from a trained checkpoint into a forecast store"
 
@@ -200,7 +202,6 @@ def run(args: argparse.Namespace) -> int:
     from flows.threads import set_threads
     from generators.checkpoint import load_checkpoint
     from generators.rollout_shard import forecast_sharded
-    from pipeline.errors import counted
 
     inits = parse_inits(args.init)  # a bad --init is refused before the checkpoint loads
     set_threads(args.threads)
@@ -232,14 +233,31 @@ def run(args: argparse.Namespace) -> int:
         )
     if done is None:  # a torchrun rank other than 0: rank 0 reports the whole forecast
         return 0
+    print(summary(done, len(inits)))
+    return 0
+
+
+def summary(done: ForecastRun, asked: int) -> str:
+    """The line a forecast ends with: what it drew, with what, and what became of the rest
+    of the ``asked`` initial times: written by a dask worker of this run that then died
+    (kept; the rerun of its task drew only the missing ones), or already in the store
+    (kept; ``--recompute`` draws them again)."""
+    from pipeline.errors import counted
+
     p = done.provenance
-    held = len(inits) - len(done.init_times)
-    print(
+    died = done.written_before_a_worker_died
+    held = asked - len(done.init_times) - died
+    return (
         f"{done.out}: {counted(len(done.init_times), 'initial time')} x "
         f"{counted(done.members, 'member')} "
         f"x {counted(len(done.leads_hours), 'lead')} ({p.sampler.split(':')[0]}, NFE {p.nfe}, "
         f"seed {p.seed}"
         + (", calibrated)" if done.calibration else ", uncalibrated)")
+        + (
+            f"; {died} written by this run before a dask worker died, kept in the store "
+            "(the rerun of its task drew only the missing ones)"
+            if died
+            else ""
+        )
         + (f"; {held} already in the store, kept (--recompute draws them again)" if held else "")
     )
-    return 0

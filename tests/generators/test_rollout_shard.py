@@ -3,6 +3,7 @@ each write a store equal, members and provenance, to the one-process run with th
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -182,3 +183,27 @@ def test_a_dask_rerun_deals_the_initial_times_left_to_every_worker(
             assert wxens([*first, "--dask-scheduler", cluster.scheduler_address]) == 0
     assert "2 initial times over 2 dask workers (1 + 1)" in caplog.text, caplog.text
     assert_same_store(out, root / "one.zarr")
+
+
+def test_the_summary_says_which_initial_times_a_dead_worker_wrote():
+    """A dask worker died after writing 2 of its initial times; dask reran its task on
+    another worker, which found them in the store and drew the other 3. The summary called
+    the 2 "already in the store, kept (--recompute draws them again)", as if an earlier run
+    had written them and they needed drawing again; 1 the store held before stays so."""
+    from flows.commands.forecast import summary
+    from generators.rollout_store import ForecastRun
+    from pipeline.forecast_provenance import ForecastProvenance
+
+    drawn = tuple(pd.date_range("2000-01-02", periods=3, freq="6h"))
+    run = ForecastRun(
+        "f.zarr", drawn, (6.0,), 2, ForecastProvenance("fm", "d", "euler:nfe=2", 2, 0), None
+    )
+    line = summary(dataclasses.replace(run, skipped=1, written_before_a_worker_died=2), 6)
+    assert line.startswith("f.zarr: 3 initial times x 2 members x 1 lead (euler, NFE 2"), line
+    assert line.endswith(
+        "; 2 written by this run before a dask worker died, kept in the store (the rerun of "
+        "its task drew only the missing ones); 1 already in the store, kept (--recompute "
+        "draws them again)"
+    ), line
+    assert "died" not in summary(dataclasses.replace(run, skipped=1), 4)
+    assert summary(run, 3).endswith("seed 0, uncalibrated)")
