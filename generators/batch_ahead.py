@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from generators.data import ResidualDataset
+from generators.device import usable_cores
 from generators.distributed import World, shard_seed
 from generators.train_plan import draw_items
 
@@ -65,7 +66,7 @@ def loader_workers(device: torch.device, world: World) -> int:
     if device.type != "cuda":
         return 0
     local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", world.size))
-    cores = len(os.sched_getaffinity(0)) // max(local_ranks, 1)
+    cores = usable_cores() // max(local_ranks, 1)
     return max(0, min(MAX_WORKERS, cores - 1))
 
 

@@ -1,8 +1,10 @@
 """Where the networks run: the device named in a config or on the command line, and the
-bfloat16 autocast used on CUDA (training and sampling alike)."""
+bfloat16 autocast used on CUDA (training and sampling alike), and the host's cores and
+memory this process may use."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import psutil
@@ -48,6 +50,16 @@ def autocast(device: torch.device, bf16: bool) -> torch.autocast:
     return torch.autocast(
         device_type=device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda"
     )
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on: its affinity mask where the system has one
+    (Linux: the cores a container or ``taskset`` gives it, fewer than the machine's), else
+    the machine's count; at least 1. What ``--nproc`` on the CPU and the loader workers of
+    a GPU run are sized by."""
+    if hasattr(os, "sched_getaffinity"):  # not on macOS or Windows
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 def available_memory(device: torch.device) -> tuple[int, int]:

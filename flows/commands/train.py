@@ -169,13 +169,12 @@ def check_cores(nproc: int, config) -> None:
     """``--nproc`` on the CPU: refuse more processes than this process's cores (``--nproc 64``
     on 2 cores started 64 trainers, each with its own model and copy of the states, half
     a gigabyte each, which then took turns on the 2 cores)."""
-    from generators.device import resolve_device
+    from generators.device import resolve_device, usable_cores
     from pipeline.errors import InputError, counted
 
     if resolve_device(config.device).type != "cpu":
         return  # each process takes a GPU: a rank without one is refused
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cores = cores or 1
+    cores = usable_cores()
     if nproc > cores:
         raise InputError(
             f"--nproc {nproc} on the CPU, but this machine gives wxens "
