@@ -105,23 +105,23 @@ def _last_complete(path: Path, tip: dict) -> tuple[Store | str, dict]:
     it now, or one interrupted), and its state: a reader goes on with the analyses it had
     (a scheduled forecast beside an ingest of the next analyses), told so. StoreError if
     there is none (the store's first ingest has not finished)."""
-    written = sum(j - i for i, j in tip["written"])
-    unfinished = (
-        f"{written} of {tip['n_times']} times written: an ingest is writing it now or was "
-        "interrupted"
-    )
-    found = last_complete_commit(path)
+    found, unfinished = last_complete_commit(path), unfinished_ingest(tip)
     if found is None:
-        raise StoreError(
-            f"{path}: the store is incomplete ({unfinished}); wait for the ingest to finish, "
-            "or if none is running, rerun the same `wxens ingest` to complete it"
-        )
+        raise StoreError(f"{path}: the store is incomplete ({unfinished}); nothing to read yet")
     log.warning(
-        "%s: its last ingest has not finished (%s; if none is running, rerun it); reading "
-        "the store as it was before it, %d times",
-        path, unfinished, found[1]["n_times"],
+        "%s: its last ingest has not finished (%s); reading the store as it was before it, "
+        "%d times", path, unfinished, found[1]["n_times"],
     )  # fmt: skip
     return found[0], found[1]
+
+
+def unfinished_ingest(tip: dict) -> str:
+    """How far a store's unfinished last ingest got (``tip``: its last commit's state), and
+    the fix: the words of the readers' warning and of ``wxens info``."""
+    return (
+        f"{sum(j - i for i, j in tip['written'])} of {tip['n_times']} times written: an "
+        "ingest is writing it now or was interrupted; if none is running, rerun it"
+    )
 
 
 def readers_snapshot(path: str | Path) -> Store | str | None:

@@ -244,6 +244,7 @@ def _bias_correction(b: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from pipeline.analysis_store import unfinished_ingest
     from pipeline.errors import StoreError, refuse_dangling_link
     from pipeline.forecast_store import is_forecast_store
     from pipeline.store import open_store, read_state
@@ -276,11 +277,9 @@ def run(args: argparse.Namespace) -> int:
         print(describe(open_store(args.store)))
         tip = read_state(args.store)
         if not tip["complete"]:  # open_store read the last complete commit: say so on stdout
-            written = sum(j - i for i, j in tip["written"])
             print(
-                f"unfinished an ingest has written {written} of the {tip['n_times']} times of "
-                "the last commit (writing now, or interrupted: rerun it); above is the store "
-                "as its readers read it, its last complete commit"
+                f"unfinished {unfinished_ingest(tip)}; above is the store as its readers read "
+                "it, its last complete commit"
             )
     history = commits(args.store, limit=COUNTED_COMMITS + 1)  # not every one: a file each
     if history:

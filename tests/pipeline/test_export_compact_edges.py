@@ -141,17 +141,24 @@ def test_compact_keeps_the_commit_readers_read_while_an_append_is_unfinished(
 
 
 def test_info_of_a_store_whose_append_is_unfinished_says_so_on_its_output(
-    tmp_path, monkeypatch, capsys
+    tmp_path, monkeypatch, capsys, caplog
 ):
     """``wxens info`` described the last complete commit (5 times) beside a 'committed' line
-    naming the unfinished one, and only the warning on stderr told why."""
+    naming the unfinished one, and only the warning on stderr told why. Its line and the
+    warning said it in two wordings of their own ("an ingest has written 5 of the 8 times
+    of the last commit (writing now, or interrupted: rerun it)"); they say it in one."""
     store = _an_interrupted_append(tmp_path, monkeypatch)
     capsys.readouterr()
-    assert main(["info", str(store)]) == 0
+    with caplog.at_level("WARNING", logger="pipeline.analysis_store"):
+        assert main(["info", str(store)]) == 0
     out = capsys.readouterr().out
     assert "(5 times, step 6 h" in out
-    assert "unfinished an ingest has written 5 of the 8 times of the last commit" in out
-    assert "above is the store as its readers read it" in out
+    said = (
+        "5 of 8 times written: an ingest is writing it now or was interrupted; if none is "
+        "running, rerun it"
+    )
+    assert f"\nunfinished {said}; above is the store as its readers read it, its last " in out
+    assert f"its last ingest has not finished ({said}); reading the store as it" in caplog.text
 
 
 def test_verify_against_a_store_whose_append_has_not_finished_warns_once(
