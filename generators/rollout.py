@@ -41,6 +41,7 @@ from generators.data.forecast import ForecastData
 from generators.device import autocast, available_memory, resolve_device
 from generators.rollout_plan import RolloutPlan, check_ensemble_size, plan_rollout, same_hours
 from generators.samplers import BlockGenerators, Sampler
+from generators.step_memory import forward_bytes
 from pipeline.errors import InputError, counted, time_text
 from pipeline.progress import tqdm
 from pipeline.timeaxis import hours_text
@@ -133,7 +134,9 @@ def iter_forecast(
     plan = plan_rollout(leads_hours, checkpoint.leads_hours, data.history_hours)
     dev = resolve_device(device)
     per_batch = inits_per_batch(n_members, batch_members)
-    check_batch_fits(BatchSize(min(per_batch, len(inits)), n_members, plan, data), dev)
+    network = forward_bytes(checkpoint.kind, checkpoint.model_config, data.dataset.grid_shape)
+    size = BatchSize(min(per_batch, len(inits)), n_members, plan, data, network)
+    check_batch_fits(size, dev)
     model = checkpoint.build_model(device=dev) if model is None else model.to(dev).eval()
     if compile and dev.type == "cuda":
         model.backbone.compile(dynamic=False)  # compiled on the first batch
@@ -196,22 +199,25 @@ def iter_forecast(
 
 @dataclass(frozen=True)
 class BatchSize:
-    """The arrays one batch of a forecast holds: ``inits`` initial times x ``members``
+    """The memory one batch of a forecast holds: ``inits`` initial times x ``members``
     trajectories, each keeping the plan's window of states and its output leads, on the
-    grid and channels (and known fields) of ``data``."""
+    grid and channels (and known fields) of ``data``, and running the network, whose
+    activations take ``network`` bytes a trajectory (:func:`~generators.step_memory.
+    forward_bytes`)."""
 
     inits: int
     members: int
     plan: RolloutPlan
     data: ForecastData
+    network: int
 
     @property
     def trajectories(self) -> int:
         return self.inits * self.members
 
     def bytes_per_trajectory(self) -> tuple[int, int]:
-        """(device, host) bytes of one trajectory, float32; a lower bound, the network's
-        own activations not counted. On the device: the window (twice while a rollout
+        """(device, host) bytes of one trajectory, float32. On the device: the network's
+        activations (``network``, an upper bound), the window (twice while a rollout
         shifts it), the outputs, the model's history and known fields, and four states of the
         sampler's work (noise, velocity, residual, next state). On the host: the outputs
         copied back, denormalised and cast (three copies)."""
@@ -222,12 +228,12 @@ class BatchSize:
         window, outputs = len(self.plan.window_hours), len(self.plan.legs)
         history = len(self.plan.history_index)
         windows = 2 if self.plan.rollout_steps else 1
-        device = state * (windows * window + outputs + history + 4) + known
+        device = state * (windows * window + outputs + history + 4) + known + self.network
         return device, 3 * outputs * state
 
 
 def check_batch_fits(size: BatchSize, device: torch.device) -> None:
-    """Refuse, before anything is drawn, a batch whose arrays (:meth:`BatchSize.
+    """Refuse, before anything is drawn, a batch whose trajectories (:meth:`BatchSize.
     bytes_per_trajectory`) cannot fit in the memory available now (:func:`available_memory`):
     an :class:`InputError` with the estimate and the fix, fewer members or a smaller batch."""
     on_device, on_host = size.bytes_per_trajectory()

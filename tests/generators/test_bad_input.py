@@ -121,7 +121,8 @@ def test_a_batch_that_cannot_fit_is_refused_with_its_estimate(trained, capsys, m
         "lower --members to ",
     )
     fits = int(err.split("lower --members to ")[1].split()[0])
-    assert 1_000_000 < fits < 20_000_000
+    # the arrays alone would leave room for over a million; the network's activations count
+    assert 10_000 < fits < 1_000_000
     assert not (trained[0] / "never.zarr").exists()
 
 
