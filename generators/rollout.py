@@ -124,7 +124,8 @@ def iter_forecast(
 ) -> Iterator[tuple[pd.DatetimeIndex, np.ndarray]]:
     """Yield ``(initial times, members)`` batch by batch; members (B, M, L, C, H, W) float32
     in physical units, L the output leads in the order asked. ``batch_members`` bounds
-    B * M per batch (at least one initial time per batch). ``model`` defaults to the
+    B * M per batch (at least one initial time per batch), fewer where they would not fit
+    in memory (:func:`fitted_inits`). ``model`` defaults to the
     checkpoint's EMA model; any generator with a ``backbone`` may be given. ``bf16`` and
     ``compile`` act on CUDA only (on a CPU both made the small models slower). ``balance``:
     project every step's upper air onto hypsometric and geostrophic balance
@@ -133,10 +134,9 @@ def iter_forecast(
     inits = pd.DatetimeIndex(inits)
     plan = plan_rollout(leads_hours, checkpoint.leads_hours, data.history_hours)
     dev = resolve_device(device)
-    per_batch = inits_per_batch(n_members, batch_members)
+    per_batch = min(inits_per_batch(n_members, batch_members), max(1, len(inits)))
     network = forward_bytes(checkpoint.kind, checkpoint.model_config, data.dataset.grid_shape)
-    size = BatchSize(min(per_batch, len(inits)), n_members, plan, data, network)
-    check_batch_fits(size, dev)
+    per_batch = fitted_inits(BatchSize(per_batch, n_members, plan, data, network), dev)
     model = checkpoint.build_model(device=dev) if model is None else model.to(dev).eval()
     if compile and dev.type == "cuda":
         model.backbone.compile(dynamic=False)  # compiled on the first batch
@@ -232,10 +232,13 @@ class BatchSize:
         return device, 3 * outputs * state
 
 
-def check_batch_fits(size: BatchSize, device: torch.device) -> None:
-    """Refuse, before anything is drawn, a batch whose trajectories (:meth:`BatchSize.
-    bytes_per_trajectory`) cannot fit in the memory available now (:func:`available_memory`):
-    an :class:`InputError` with the estimate and the fix, fewer members or a smaller batch."""
+def fitted_inits(size: BatchSize, device: torch.device) -> int:
+    """The initial times a forecast draws together, before anything is drawn: ``size.inits``
+    when their trajectories (:meth:`BatchSize.bytes_per_trajectory`) fit in the memory
+    available now (:func:`available_memory`), else the most that fit, logged (a spread
+    calibration at the end of training draws 512 trajectories by default). An
+    :class:`InputError` with the estimate and the fix when one initial time's members do
+    not fit: fewer members or more memory."""
     on_device, on_host = size.bytes_per_trajectory()
     free_device, free_host = available_memory(device)
     if device.type == "cuda":
@@ -245,17 +248,25 @@ def check_batch_fits(size: BatchSize, device: torch.device) -> None:
     per_trajectory, free, where = min(limits, key=lambda limit: limit[1] // limit[0])
     fits = free // per_trajectory
     if fits >= size.trajectories:
-        return
+        return size.inits
     if fits >= size.members:
-        fix = f"lower --batch-members to {fits // size.members * size.members} or less"
-    elif fits >= 1:
+        log.info(
+            "forecast: %s x %s need about %s on %s but %s is available: %s at a time",
+            counted(size.inits, "initial time"),
+            counted(size.members, "member"),
+            _gib(per_trajectory * size.trajectories),
+            where,
+            _gib(free),
+            counted(fits // size.members, "initial time"),
+        )
+        return fits // size.members
+    if fits >= 1:
         fix = f"lower --members to {fits} or less, or use a device with more memory"
     else:
         fix = "use a device with more memory, or a coarser grid"
     raise InputError(
-        f"a forecast batch of {counted(size.inits, 'initial time')} x "
-        f"{counted(size.members, 'member')} needs at "
-        f"least {_gib(per_trajectory * size.trajectories)} on {where} but {_gib(free)} is "
+        f"a forecast batch of 1 initial time x {counted(size.members, 'member')} needs "
+        f"about {_gib(per_trajectory * size.members)} on {where} but {_gib(free)} is "
         f"available; {fix}"
     )
 

@@ -111,7 +111,8 @@ def add_batch_members(parser: argparse.ArgumentParser) -> None:
         "--batch-members",
         type=at_least(1),
         default=512,
-        help="initial times x members drawn together on the device (default 512)",
+        help="initial times x members drawn together on the device (default 512; fewer "
+        "initial times where they would not fit in the memory available)",
     )
 
 

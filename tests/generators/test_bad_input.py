@@ -126,7 +126,7 @@ def test_a_batch_that_cannot_fit_is_refused_with_its_estimate(trained, capsys, m
     assert not (trained[0] / "never.zarr").exists()
 
 
-def test_too_large_a_batch_of_initial_times_asks_for_a_smaller_batch(trained, capsys, monkeypatch):
+def test_only_an_initial_time_whose_members_cannot_fit_is_refused(trained, capsys, monkeypatch):
     one = None
 
     def record(batch, device):
@@ -134,19 +134,24 @@ def test_too_large_a_batch_of_initial_times_asks_for_a_smaller_batch(trained, ca
         one = batch.bytes_per_trajectory()
         return real(batch, device)
 
-    real = generators.rollout.check_batch_fits
-    monkeypatch.setattr(generators.rollout, "check_batch_fits", record)
+    real = generators.rollout.fitted_inits
+    monkeypatch.setattr(generators.rollout, "fitted_inits", record)
     argv = forecast_argv(trained, "--device", "cpu")
     argv[argv.index("--out") + 1] = str(trained[0] / "fits.zarr")
     assert wxens(argv) == 0
-    monkeypatch.setattr(generators.rollout, "check_batch_fits", real)
+    monkeypatch.setattr(generators.rollout, "fitted_inits", real)
     per_trajectory = sum(one)
-    # room for 5 trajectories: 4 initial times x 2 members do not fit, 2 x 2 do
-    free = 5 * per_trajectory
-    monkeypatch.setattr(generators.rollout, "available_memory", lambda device: (0, free))
     argv = forecast_argv(trained, "--device", "cpu", "--batch-members", "8")
     argv[argv.index("2000-01-03")] = "2000-01-03/2000-01-03T18/6h"
-    refused(capsys, argv, "4 initial times x 2 members", "lower --batch-members to 4 or less")
+    # room for 3 trajectories: 4 initial times x 2 members are drawn 1 x 2 at a time
+    free = 3 * per_trajectory
+    monkeypatch.setattr(generators.rollout, "available_memory", lambda device: (0, free))
+    argv[argv.index("--out") + 1] = str(trained[0] / "fewer.zarr")
+    assert wxens(argv) == 0
+    # room for 1: not even one initial time's 2 members
+    free = per_trajectory
+    argv[argv.index("--out") + 1] = str(trained[0] / "never.zarr")
+    refused(capsys, argv, "1 initial time x 2 members", "lower --members to 1 or less")
     assert not (trained[0] / "never.zarr").exists()
 
 

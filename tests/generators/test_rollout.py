@@ -10,6 +10,7 @@ would give other moments.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import torch
 import xarray as xr
 from torch import nn
 
+import generators.rollout
 from flows.cli import main as wxens
 from generators import EulerSampler, FlowMatchingConfig
 from generators.base import Condition
@@ -26,9 +28,10 @@ from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.config import DataConfig, ModelSpec, TrainConfig
 from generators.data import ResidualDataset, SampleSpec, recent_variability
 from generators.data.forecast import ForecastData
-from generators.rollout import forecast_members
+from generators.rollout import forecast_members, iter_forecast
 from generators.rollout_plan import Leg, check_ensemble_size, plan_rollout
 from generators.samplers import standard_normal
+from generators.step_memory import forward_bytes
 from pipeline.errors import InputError
 from pipeline.forecast_store import open_forecast
 from pipeline.solar import toa_insolation
@@ -262,6 +265,64 @@ def trained(tmp_path_factory):
         == 0
     )
     return root, store, other
+
+
+def test_initial_times_that_do_not_fit_together_are_drawn_fewer_at_a_time(
+    trained, monkeypatch, caplog
+):
+    # A spread calibration after training draws 32 initial times x 16 members by default: it
+    # was killed for memory once the network's activations were counted.
+    root, store, _ = trained
+    checkpoint = load_checkpoint(root / "run")
+    data = ForecastData.from_store(checkpoint, store)
+    inits = pd.date_range("2000-01-02", periods=4, freq="6h")
+    sizes = []
+    fitted = generators.rollout.fitted_inits
+    monkeypatch.setattr(
+        generators.rollout,
+        "fitted_inits",
+        lambda size, dev: sizes.append(size) or fitted(size, dev),
+    )
+
+    def run(batch_members: int) -> tuple[list[int], np.ndarray]:
+        batches = list(
+            iter_forecast(
+                checkpoint,
+                data,
+                inits,
+                [6.0, 12.0],
+                2,
+                sampler=EulerSampler(nfe=2),
+                device="cpu",
+                batch_members=batch_members,
+                progress=False,
+            )
+        )
+        return [len(b) for b, _ in batches], np.concatenate([m for _, m in batches])
+
+    one_at_a_time = run(2)[1]
+    lengths, members = run(8)
+    assert lengths == [4]
+    np.testing.assert_array_equal(members, one_at_a_time)
+    # each trajectory counts the network's activations beside its arrays
+    network = forward_bytes(checkpoint.kind, checkpoint.model_config, (16, 16))
+    size = sizes[0]
+    arrays = sum(dataclasses.replace(size, network=0).bytes_per_trajectory())
+    assert size.network == network > 0
+    assert sum(size.bytes_per_trajectory()) == arrays + network
+    # room for 5 trajectories: 4 initial times x 2 members are drawn 2 x 2 at a time
+    free = 5 * sum(size.bytes_per_trajectory())
+    monkeypatch.setattr(generators.rollout, "available_memory", lambda device: (0, free))
+    with caplog.at_level(logging.INFO, logger="generators.rollout"):
+        lengths, members = run(8)
+    assert lengths == [2, 2]
+    np.testing.assert_array_equal(members, one_at_a_time)
+    assert "4 initial times x 2 members need about" in caplog.text
+    assert "2 initial times at a time" in caplog.text
+    # room for 1: one initial time's 2 members do not fit
+    free = sum(size.bytes_per_trajectory())
+    with pytest.raises(InputError, match="1 initial time x 2 members .* lower --members to 1"):
+        run(8)
 
 
 @pytest.mark.gpu
