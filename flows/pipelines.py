@@ -345,7 +345,7 @@ def ensemble_run(
     elif corrected_store:
         get_run_logger().warning(
             "%s: %s is delivered uncorrected and %s is not written",
-            no_correction_reason(checkpoint, *weights, store=store),
+            no_correction_reason(checkpoint, *weights, store=store, forecast=forecast_store),
             forecast_store,
             corrected_store,
         )

@@ -72,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
     weights = (args.bias_weight, args.spread_weight, args.rank_weight)
     spec = resolve_correction(args.checkpoint, *weights, forecast=args.forecast)
     if not spec.applies:
-        reason = no_correction_reason(args.checkpoint, *weights, store=args.truth)
+        reason = no_correction_reason(
+            args.checkpoint, *weights, store=args.truth, forecast=args.forecast
+        )
         raise InputError(f"{reason}; nothing written: {args.forecast} is the forecast as it is")
     truth = open_store(args.truth)  # once: passed on, so its warnings are said once
     result = bias_correct_store(args.forecast, truth, args.out, spec)

@@ -207,11 +207,13 @@ def no_correction_reason(
     rank_weight: float | None = None,
     *,
     store: str | Path | None = None,
+    forecast: str | Path | None = None,
 ) -> str:
     """Why :func:`resolve_correction` of the same arguments corrects nothing, naming the
     fix: weights given that are off (a bias weight of 0), no checkpoint, a checkpoint never
     tuned (or tuned before it changed), or one for which `wxens tune` chose none. store:
-    the analysis store to name in the `wxens tune` command it suggests."""
+    the analysis store to name in the `wxens tune` command it suggests; forecast: the
+    store to correct, whose maker's choice holds after the checkpoint changed."""
     given = [w for w in (bias_weight, spread_weight, rank_weight) if w is not None]
     if given:
         return (
@@ -234,6 +236,12 @@ def no_correction_reason(
             "--bias-weight W"
         )
     _, digest = read_tuned(path)
+    if forecast is not None and _stale(checkpoint, digest) and digest == _made_by(forecast):
+        return (
+            f"`wxens tune` chose no correction for the checkpoint {digest} that made "
+            f"{forecast} ({path}): none lowered its cross-validated fair CRPS; give "
+            "--bias-weight W to correct all the same"
+        )
     if _stale(checkpoint, digest):
         return (
             f"{path} was tuned for the checkpoint {digest}, which {checkpoint} is no longer "

@@ -290,3 +290,22 @@ def test_a_runs_summary_tells_its_own_initial_times_from_the_stores(raw):
     text = describe(summary)
     assert f"forecast store   {raw} (this run's 1 initial time complete, 16 in the store)" in text
     assert "scores           scores.nc (16 initial times of the store verified)" in text
+
+
+def test_no_correction_chosen_for_the_maker_is_said_after_a_retrain(
+    analysis, raw, tmp_path, capsys
+):
+    """After a retrain into the same directory, `wxens tune`'s choice of none for the
+    checkpoint that made the store still holds for it, but bias-correct said it "was tuned
+    for the checkpoint ..., which run is no longer: run `wxens tune` again"."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"the model trained again")
+    save_tuned(run, CorrectionSpec(0.0), {}, digest=PROVENANCE.checkpoint_digest)
+    out = tmp_path / "out.zarr"
+    args = ["bias-correct", str(raw), "--truth", str(analysis.path), "--out", str(out)]
+    assert main([*args, "--checkpoint", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "chose no correction" in err and "0123456789abcdef" in err
+    assert "is no longer" not in err
+    assert not out.exists()
