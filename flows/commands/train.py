@@ -139,6 +139,13 @@ def _train(args: argparse.Namespace) -> int:
         raise
     if not world_from_env().is_main:
         return 0
+    if result.train_loss is None and result.step >= config.total_steps:  # resumed, no step
+        print(
+            f"{args.out} had finished (step {result.step} of {config.total_steps}): nothing "
+            "trained; --set steps=N (more main steps, before a fine-tune) or --set "
+            "fine_tune.steps=N trains on, --no-resume starts over (a derived config then "
+            "takes in the store's times as they are now)"
+        )
     checkpoint = load_checkpoint(result.checkpoint)
     if checkpoint.calibration is not None:  # every training save drops it: nothing trained since
         print(

@@ -122,3 +122,24 @@ def test_info_of_a_checkpoint_names_the_span_it_trained_on(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "periods    train (start) .. (end)\n" in out
     assert "trained on 2019-03-02T06:00 to 2019-03-10T18:00 (its first history" in out
+
+
+def test_a_finished_run_resumed_after_appends_says_it_trained_nothing(tmp_path, capsys):
+    """`wxens train` into the --out of a finished run, after the next days were appended,
+    resumed it, trained no step and printed the checkpoint as if trained: nothing said that
+    the appended days were not trained on, nor how to train on them."""
+    store, run = tmp_path / "s.zarr", tmp_path / "run"
+    ingest(SYNTHETIC, store, variables=["t2m"], time=slice(None, TRAINED_TO), progress=False)
+    (tmp_path / "c.yaml").write_text(
+        "model: {kind: flow_matching, backbone: {widths: [8, 16], attention_heads: 0, "
+        "embedding_dim: 16}}\n"
+        "data: {channels: [t2m], history: 2, leads: [1]}\nsteps: 2\nbatch_size: 4\ndevice: cpu\n"
+    )
+    assert train(store, tmp_path / "c.yaml", run) == 0
+    assert "nothing trained" not in capsys.readouterr().out
+    ingest(SYNTHETIC, store, variables=["t2m"], progress=False)
+    assert train(store, tmp_path / "c.yaml", run) == 0
+    out = capsys.readouterr().out
+    assert f"{run} had finished (step 2 of 2): nothing trained" in out
+    assert "--no-resume" in out and "--set steps=N" in out
+    assert load_checkpoint(run).trained_span.end == "2000-01-12T18:00"
