@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 from collections.abc import Sequence
+from itertools import takewhile
 from pathlib import Path
 
 from flows.commands.options import add_config_overrides, add_no_progress, add_threads, at_least
@@ -139,6 +141,9 @@ def _train(args: argparse.Namespace) -> int:
         raise
     if not world_from_env().is_main:
         return 0
+    derived_file = Path(args.config) == Path(args.out) / DERIVED_CONFIG
+    if derived_file and args.overrides and load_train_config(args.config) != config:
+        keep_overrides(args.config, config, args.overrides)  # a resumed derived run's --set
     if result.train_loss is None and result.step >= config.total_steps:  # resumed, no step
         print(
             f"{args.out} had finished (step {result.step} of {config.total_steps}): nothing "
@@ -229,6 +234,22 @@ def derived_config(args: argparse.Namespace):
     print(derived.to_yaml(), end="")
     print(f"# written to {path}")
     return config
+
+
+def keep_overrides(path: Path, config, overrides: Sequence[str]) -> None:
+    """Write ``config``, the resumed derived config with ``overrides`` (``--set``) applied,
+    back to its ``path`` (``OUT/config.yaml``), its notes kept and one more naming them: it
+    holds the config the checkpoint trained, which the next resume reads."""
+    from generators.config_derive import DerivedConfig
+
+    lines = path.read_text().splitlines()
+    notes = tuple(line.removeprefix("# ") for line in takewhile(_note, lines))
+    applied = " ".join(f"--set {shlex.quote(o)}" for o in overrides)
+    DerivedConfig(config, (*notes, f"resumed with {applied}")).write(path)
+
+
+def _note(line: str) -> bool:
+    return line.startswith("# ")
 
 
 def derive_for(args: argparse.Namespace, processes: int = 1):

@@ -143,3 +143,23 @@ def test_a_finished_run_resumed_after_appends_says_it_trained_nothing(tmp_path, 
     assert f"{run} had finished (step 2 of 2): nothing trained" in out
     assert "--no-resume" in out and "--set steps=N" in out
     assert load_checkpoint(run).trained_span.end == "2000-01-12T18:00"
+
+
+def test_a_derived_run_resumed_with_set_keeps_it_in_its_config_yaml(tmp_path, capsys):
+    """config.yaml "holds the --set overrides: it is the config the checkpoint trained", but
+    a resumed run's --set (more fine-tune steps) was not written there: the next resume
+    read the old step count and said "step 4 of 3"."""
+    store, run = tmp_path / "s.zarr", tmp_path / "run"
+    ingest(SYNTHETIC, store, variables=["t2m"], progress=False)
+    args = ["train", "--store", str(store), "--out", str(run), "--no-progress"]
+    fixed = ["--set", "steps=2", "--set", "calibration=null"]
+    assert wxens([*args, *fixed]) == 0
+    assert "resumed with" not in (run / "config.yaml").read_text()  # --set there already
+    steps = load_checkpoint(run).train_config.fine_tune.steps
+    assert wxens([*args, "--set", f"fine_tune.steps={steps + 1}"]) == 0
+    assert load_checkpoint(run).train_config.fine_tune.steps == steps + 1
+    text = (run / "config.yaml").read_text()
+    assert text.startswith("# derived from ") and f"fine_tune.steps={steps + 1}" in text
+    capsys.readouterr()
+    assert wxens(args) == 0
+    assert f"had finished (step {2 + steps + 1} of {2 + steps + 1})" in capsys.readouterr().out
