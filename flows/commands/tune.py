@@ -57,8 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--end",
-        help="last day of the initial times (default: the held-out period's, else the training "
-        "period's)",
+        help="last day of the period (default: the held-out period's, else the training "
+        "period's): its initial times end the longest lead before it, their truth inside it",
     )
     parser.add_argument(
         "--variable", help="the variable whose scores choose (default: the only one)"

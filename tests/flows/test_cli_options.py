@@ -284,3 +284,11 @@ def test_a_path_from_the_home_folder_is_expanded(tmp_path, monkeypatch, capsys):
     assert main(["export", "~/nowhere.zarr", "--out=~/plain.zarr"]) == 2
     assert f"{tmp_path}/home/nowhere.zarr" in capsys.readouterr().err
     assert not (tmp_path / "~").exists()
+
+
+def test_tune_end_help_says_the_initial_times_end_a_lead_before_it():
+    """`wxens tune --end 2019-03-18` tuned on initial times up to 17 March 18 h (their 24 h
+    truth inside the period), but its help called --end "last day of the initial times"."""
+    helps = {a.dest: a.help for a in parser_of("tune")._actions}
+    assert "last day of the initial times" not in helps["end"]
+    assert "longest lead before" in helps["end"] and "truth" in helps["end"]
