@@ -244,7 +244,10 @@ def describe(summary: dict[str, object], steps: list[tuple[str, float]] = ()) ->
         if summary["report"]:
             lines.append(f"report           {summary['report']}")
     else:
-        lines.append("scores           none yet: no forecast has its truth in the store")
+        lines.append(
+            "scores           none yet: no forecast has the truth of its last lead in the store "
+            "(wxens verify scores the leads whose truth has arrived)"
+        )
     if steps:
         lines.append("steps            " + ", ".join(f"{name} {s:.0f} s" for name, s in steps))
     return "\n".join(lines)

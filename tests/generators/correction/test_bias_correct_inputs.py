@@ -309,3 +309,16 @@ def test_no_correction_chosen_for_the_maker_is_said_after_a_retrain(
     assert "chose no correction" in err and "0123456789abcdef" in err
     assert "is no longer" not in err
     assert not out.exists()
+
+
+def test_a_runs_summary_without_scores_says_the_leads_truth_may_have_arrived(raw):
+    """A run whose forecasts had the truth of their first leads in the store (the 1 h truth
+    of a 24 h forecast of this morning) said "no forecast has its truth in the store": it
+    verifies only forecasts whose every lead has arrived."""
+    from flows.commands.run import describe
+
+    summary = {"store": "s", "checkpoint": "k", "forecast_store": str(raw), "report": None}
+    summary |= {"forecast_init_times": [], "verified_init_times": [], "scores": "scores.nc"}
+    text = describe(summary)
+    assert "no forecast has its truth in the store" not in text
+    assert "no forecast has the truth of its last lead in the store" in text
