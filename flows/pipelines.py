@@ -138,10 +138,11 @@ def forecast(
     if len(pending) < len(asked):  # what is there answers this request only if it matches
         check_extends(out, None, members, leads)
         get_run_logger().info(
-            "%s: %d of %d initial time(s) already complete, skipped",
+            "%s: %d of %d initial time(s) already complete, skipped (to draw them again: %s)",
             out,
             len(asked) - len(pending),
             len(asked),
+            tasks.RUN_REDRAW,
         )
     per_task = max(1, batch_members // members if dask_scheduler is None else len(pending))
     for start in range(0, len(pending), per_task):

@@ -18,6 +18,13 @@ from generators.correction.bias import bias_correct_store
 from generators.correction.tuned import resolve_correction
 from pipeline.schema import Period
 
+RUN_REDRAW = (
+    "remove the store, or draw them with wxens forecast --recompute into it, given the "
+    "run's --checkpoint, --members, --lead, --sampler and --seed"
+)
+"""How the user of ``wxens run`` (which has no ``--recompute``) draws again the initial
+times its forecast store already holds: a rerun skips them."""
+
 
 @wxens_task(name="ingest-store", reads=("sources",), not_keyed=("dask_scheduler", "progress"))
 def ingest_store(
@@ -135,6 +142,7 @@ def forecast_init_times(
             compile=compile,
             batch_members=batch_members,
             progress=progress,
+            redraw=RUN_REDRAW,
         )
     return [t.isoformat() for t in done.init_times]
 

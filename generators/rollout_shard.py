@@ -28,8 +28,9 @@ from generators.checkpoint import Checkpoint
 from generators.device import resolve_device
 from generators.distributed import backend_for, check_rendezvous, world_from_env
 from generators.rollout import inits_per_batch
-from generators.rollout_store import ForecastRun, forecast_to_store, pending_init_times
+from generators.rollout_store import FORECAST_REDRAW, ForecastRun, forecast_to_store
 from pipeline.errors import InputError, WxensError, counted
+from pipeline.forecast_store import pending_init_times
 from pipeline.store import AnalysisStore
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,12 @@ def forecast_sharded(
     return forecast_to_store(checkpoint, store, *args, **options)
 
 
+def _pending(inits, out, options: dict[str, Any]) -> pd.DatetimeIndex:
+    """The initial times left to draw with :func:`forecast_to_store`'s ``options``."""
+    redraw = options.get("redraw", FORECAST_REDRAW)
+    return pending_init_times(inits, out, options.get("recompute", False), redraw)
+
+
 def _forecast_on_workers(
     client: Any, checkpoint, store, inits, leads_hours, n_members, out, **options: Any
 ) -> ForecastRun:
@@ -121,7 +128,7 @@ def _forecast_on_workers(
     per_batch = inits_per_batch(n_members, options.get("batch_members", 512))
     # deal those left to draw, as the ranks do (all dealt again, a rerun after one worker
     # had failed left the rest to the shards that had not been drawn: one worker alone)
-    asked, inits = len(inits), pending_init_times(inits, out, options.get("recompute", False))
+    asked, inits = len(inits), _pending(inits, out, options)
     shards = [shard_init_times(inits, k, workers, per_batch) for k in range(workers)]
     options = {**options, "progress": False}
     log.info(
@@ -173,11 +180,7 @@ def _forecast_on_ranks(
         # the initial times left to draw, read once so that every rank deals the same (each
         # rank skipping its own, a rerun after one had failed left it the rest to draw alone)
         try:
-            pending = (
-                pending_init_times(inits, out, options.get("recompute", False))
-                if rank == 0
-                else None
-            )
+            pending = _pending(inits, out, options) if rank == 0 else None
         except Exception as err:
             failure, pending = err, _RankFailure.of(rank, err)
         shared = [pending]

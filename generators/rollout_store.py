@@ -20,11 +20,10 @@ from generators.device import resolve_device
 from generators.rollout import default_sampler, iter_forecast
 from generators.rollout_plan import check_ensemble_size, plan_rollout
 from generators.samplers import Sampler
-from pipeline.errors import counted
 from pipeline.forecast_store import (
     ForecastProvenance,
     check_extends,
-    complete_init_times,
+    pending_init_times,
     write_forecast,
 )
 from pipeline.store import AnalysisStore, open_store
@@ -34,6 +33,10 @@ log = logging.getLogger(__name__)
 ANALYSIS_ATTR = "wxens_analysis_store"
 """The forecast store's attribute naming the analysis store its first forecast was drawn
 from (outside the provenance check: the same analyses may move)."""
+
+FORECAST_REDRAW = "wxens forecast --recompute, or remove the store"
+"""How the user of ``wxens forecast`` draws again the initial times a store holds (what
+:func:`forecast_to_store` says when it skips them, unless its caller says otherwise)."""
 
 
 @dataclass(frozen=True)
@@ -51,22 +54,6 @@ class ForecastRun:
     #: Initial times a dask worker of this run wrote before it died: the task, rerun on
     #: another worker, found them in the store (kept) and drew only the missing ones.
     written_before_a_worker_died: int = 0
-
-
-def pending_init_times(inits, out: str, recompute: bool) -> pd.DatetimeIndex:
-    """``inits`` less those ``out`` already holds completely (none left out to
-    ``recompute``), saying how many it skips."""
-    inits = pd.DatetimeIndex(inits)
-    done = pd.DatetimeIndex([]) if recompute else inits.intersection(complete_init_times(out))
-    if done.size:
-        log.info(
-            "%s already holds %d of the %s completely; they are skipped "
-            "(to draw them again: wxens forecast --recompute, or remove the store)",
-            out,
-            done.size,
-            counted(inits.size, "initial time"),
-        )
-    return inits.difference(done)
 
 
 def forecast_to_store(
@@ -87,6 +74,7 @@ def forecast_to_store(
     recompute: bool = False,
     balance: bool = False,
     warn_trained_on: bool = True,
+    redraw: str = FORECAST_REDRAW,
 ) -> ForecastRun:
     """Forecast ``inits`` with a checkpoint (path or loaded) from the analysis ``store`` and
     write the members into the forecast store ``out``, one batch of initial times at a
@@ -103,6 +91,8 @@ def forecast_to_store(
     ``balance``: make every step's upper air hypsometric and geostrophic
     (:func:`generators.rollout.balance_constraint`). ``warn_trained_on=False``: no warning
     about the training period, for a caller that forecasts it on purpose and says so.
+    ``redraw``: how the user of the command that calls this draws skipped initial times
+    again (:func:`pipeline.forecast_store.pending_init_times`).
     Every input is checked before anything is written.
     """
     check_ensemble_size(n_members, batch_members)
@@ -111,7 +101,7 @@ def forecast_to_store(
     data = ForecastData.from_store(loaded, store)  # a store it cannot forecast from: refused
     if warn_trained_on:
         warn_if_trained_on(loaded, pd.DatetimeIndex(inits), leads_hours)
-    asked, inits = len(inits), pending_init_times(inits, out, recompute)
+    asked, inits = len(inits), pending_init_times(inits, out, recompute, redraw)
     plan = plan_rollout(leads_hours, loaded.leads_hours, data.history_hours)
     data.windows(inits, plan, warn=False)  # every init has its history: fail before writing
     model = loaded.build_model(device=resolve_device(device))

@@ -161,6 +161,7 @@ def tune_correction(
         device=device,
         progress=progress,
         warn_trained_on=not said,
+        redraw="remove the store, then run wxens tune again",
     )
     forecast = one_channel(open_forecast(out), variable).sel({INIT_TIME: inits}).load()
     blocks = [forecast.isel({INIT_TIME: index}) for index in fold_index]

@@ -28,7 +28,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.errors import InputError, StoreError, refuse_dangling_link, shell_word, times_text
+from pipeline.errors import (
+    InputError,
+    StoreError,
+    counted,
+    refuse_dangling_link,
+    shell_word,
+    times_text,
+)
 from pipeline.forecast_provenance import ForecastProvenance
 from pipeline.forecast_rerun import batches, same_values
 from pipeline.forecast_times import INIT_CHUNK, SECONDS, repair_valid_time, span
@@ -311,6 +318,23 @@ def complete_init_times(forecast: str | Path) -> pd.DatetimeIndex:
         )
     done = ds[COMPLETE].values.astype(bool)
     return pd.DatetimeIndex(ds[INIT_TIME].values[done]).sort_values()
+
+
+def pending_init_times(inits, out: str | Path, recompute: bool, redraw: str) -> pd.DatetimeIndex:
+    """``inits`` less those the forecast store ``out`` already holds completely (none left
+    out to ``recompute``), saying how many it skips and, in ``redraw``, how the user of the
+    command that asked draws them again (an option it has, or another command by name)."""
+    inits = pd.DatetimeIndex(inits)
+    done = pd.DatetimeIndex([]) if recompute else inits.intersection(complete_init_times(out))
+    if done.size:
+        log.info(
+            "%s already holds %d of the %s completely; they are skipped (to draw them again: %s)",
+            out,
+            done.size,
+            counted(inits.size, "initial time"),
+            redraw,
+        )
+    return inits.difference(done)
 
 
 def is_forecast_store(path: str | Path) -> bool:

@@ -4,6 +4,7 @@ the old spellings still parse, for one release, saying what replaces them."""
 from __future__ import annotations
 
 import argparse
+import re
 
 import pytest
 
@@ -21,6 +22,21 @@ def option_strings(name: str) -> set[str]:
     return {
         s for a in parser_of(name)._actions if a.help != argparse.SUPPRESS for s in a.option_strings
     }
+
+
+def redraw_options(log_text: str, command: str) -> dict[str, set[str]]:
+    """The options the "to draw them again: ..." hint in ``log_text`` names, by the command
+    each belongs to: the last ``wxens NAME`` the hint names before it, else ``command``."""
+    hint = re.search(r"to draw them again: (.*)\)", log_text)
+    assert hint, f"no hint on how to draw the skipped initial times again in {log_text!r}"
+    named: dict[str, set[str]] = {}
+    owner = command
+    for name, option in re.findall(r"wxens ([a-z-]+)|(--[a-z-]+)", hint.group(1)):
+        owner = name or owner
+        named.setdefault(owner, set()).update([option] if option else [])
+    for owner, options in named.items():
+        assert options <= option_strings(owner), f"wxens {owner} has no {options}: {hint[0]}"
+    return named
 
 
 RUN = ["--store", "s.zarr", "--checkpoint", "k", "--scores", "s.nc"]

@@ -205,3 +205,27 @@ def test_the_ingest_task_reads_its_sources_with_the_adjustments(tmp_path):
     tasks.ingest_store.fn(source, out, *args, adjustments=([], ["slp=hPa"], []))
     stored = open_store(out).dataset["msl"].values
     np.testing.assert_allclose(stored, 100 * values.astype("f8"), rtol=1e-6)
+
+
+def test_the_run_says_how_to_draw_the_initial_times_its_store_holds_again(tmp_path, monkeypatch):
+    """A rerun of ``wxens run`` skips what its store holds, and said nothing of how to draw
+    it again (its task told a run's user "wxens forecast --recompute", an option run has
+    not, with none of the settings that command must repeat to write into the store)."""
+    from pipeline.forecast_store import write_forecast
+    from tests.flows.test_cli_options import redraw_options
+    from tests.pipeline.test_forecast_store import PROVENANCE, ensemble
+
+    out = tmp_path / "forecast.zarr"
+    write_forecast(out, ensemble(INITS[:2], 280.0), PROVENANCE)
+    said = []
+    logger = types.SimpleNamespace(info=lambda text, *args: said.append(text % args))
+    monkeypatch.setattr(pipelines, "get_run_logger", lambda: logger)
+    monkeypatch.setattr(pipelines, "unless_done", lambda task_, done: None)  # nothing to draw
+    done = pipelines.forecast.fn("k.pt", "analysis.zarr", INITS[:2], str(out), [1, 6], members=3)
+    assert done == INITS[:2]
+    (line,) = said
+    assert "2 of 2 initial time(s) already complete, skipped" in line
+    named = redraw_options(line, "run")
+    # another command writes into the run's store only with the run's settings
+    if set(named) - {"run"}:
+        assert {"--checkpoint", "--members", "--lead", "--sampler", "--seed"} <= named["forecast"]

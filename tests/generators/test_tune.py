@@ -251,3 +251,19 @@ def test_weights_are_recorded_for_the_checkpoint_they_were_tuned_on(trained, mon
     tune_correction(run, cycle, members=4, folds=1, sampler="euler:nfe=2", device="cpu")
     assert json.loads(tuned_path(run).read_text())["checkpoint_digest"] == tuned_on
     assert checkpoint_digest(run) != tuned_on and load_tuned(run) is None
+
+
+def test_a_rerun_says_how_tune_draws_its_forecasts_again(trained, caplog):
+    """A rerun skips the tuning forecasts its store holds, and told a tune user to draw
+    them again with "wxens forecast --recompute": tune has no --recompute, and its store
+    is its own (named by the checkpoint and settings), not one to forecast into by hand."""
+    from tests.flows.test_cli_options import redraw_options
+
+    root, run, cycle, _ = trained
+    tune = {"members": 4, "folds": 1, "sampler": "euler:nfe=2", "device": "cpu", "seed": 3}
+    tune_correction(run, cycle, **tune)
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        tune_correction(run, cycle, **tune)
+    assert "they are skipped" in caplog.text
+    assert set(redraw_options(caplog.text, "tune")) <= {"tune"}
