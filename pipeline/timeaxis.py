@@ -329,3 +329,19 @@ def valid_times(ds: xr.Dataset) -> pd.DatetimeIndex | None:
         if name in ds.coords and ds[name].dtype.kind == "M":
             return pd.DatetimeIndex(np.ravel(ds[name].values))
     return None
+
+
+def days_from_date(times: pd.DatetimeIndex, reference: pd.Timestamp) -> np.ndarray:
+    """Calendar days from each of ``times`` to ``reference``'s date (month and day) in the
+    nearest year: 1 March is 0 days from 1 March in a leap year too, 31 December 1 day
+    from 1 January; 29 February is 28 February in a common year (a baseline's window of
+    days of the year, :mod:`generators.correction.baselines`)."""
+    dates = pd.DatetimeIndex(times).normalize()
+    best = np.full(len(dates), np.inf)
+    for shift in (-1, 0, 1):
+        years = dates.year + shift
+        leap = (years % 4 == 0) & ((years % 100 != 0) | (years % 400 == 0))
+        day = np.where((reference.month == 2) & (reference.day == 29) & ~leap, 28, reference.day)
+        there = pd.to_datetime({"year": years, "month": reference.month, "day": day})
+        best = np.minimum(best, np.abs((dates - pd.DatetimeIndex(there)).days))
+    return best

@@ -41,7 +41,7 @@ from pipeline.progress import tqdm
 from pipeline.registry import Registry
 from pipeline.schema import INIT_TIME, LEAD_TIME, MEMBER, TIME
 from pipeline.store import AnalysisStore, open_store
-from pipeline.timeaxis import fixed_step
+from pipeline.timeaxis import days_from_date, fixed_step
 
 log = logging.getLogger(__name__)
 
@@ -193,22 +193,7 @@ class Baseline(ABC):
         """Which ``times`` are within ``window_days`` of ``reference``'s day of the year."""
         if self.config.window_days is None:
             return np.ones(len(times), dtype=bool)
-        return _days_from_date(times, reference) <= self.config.window_days
-
-
-def _days_from_date(times: pd.DatetimeIndex, reference: pd.Timestamp) -> np.ndarray:
-    """Calendar days from each of ``times`` to ``reference``'s date (month and day) in the
-    nearest year: 1 March is 0 days from 1 March in a leap year too, 31 December 1 day
-    from 1 January; 29 February is 28 February in a common year."""
-    dates = pd.DatetimeIndex(times).normalize()
-    best = np.full(len(dates), np.inf)
-    for shift in (-1, 0, 1):
-        years = dates.year + shift
-        leap = (years % 4 == 0) & ((years % 100 != 0) | (years % 400 == 0))
-        day = np.where((reference.month == 2) & (reference.day == 29) & ~leap, 28, reference.day)
-        there = pd.to_datetime({"year": years, "month": reference.month, "day": day})
-        best = np.minimum(best, np.abs((dates - pd.DatetimeIndex(there)).days))
-    return best
+        return days_from_date(times, reference) <= self.config.window_days
 
 
 def _describe_window(window_days: float | None) -> str:
