@@ -44,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: the whole period)",
     )
     parser.add_argument("--out", required=True, help="forecast store to create or extend")
+    parser.add_argument(
+        "--recompute",
+        action="store_true",
+        help="draw again the initial times --out already holds (default: skip them; a store "
+        "of other settings is refused either way)",
+    )
     add_no_progress(parser)
     add_threads(parser)
 
@@ -62,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     store = open_store(args.store)  # once: passed on, so its warnings are said once
     native_hours = fixed_step(store.native_step, args.store).total_seconds() / 3600
     leads = parse_leads(args.lead, args.every, native_hours)
-    inits = baseline_to_store(
+    drawn = baseline_to_store(
         args.name,
         store,
         config,
@@ -70,10 +76,13 @@ def run(args: argparse.Namespace) -> int:
         leads,
         args.out,
         progress=not args.no_progress,
+        recompute=args.recompute,
     )
+    held = len(init_times) - len(drawn)  # held complete by the store: kept
     print(
-        f"{args.out}: {args.name} baseline, {counted(len(inits), 'initial time')} x "
+        f"{args.out}: {args.name} baseline, {counted(len(drawn), 'initial time')} x "
         f"{counted(args.members, 'member')} x {counted(len(leads), 'lead')}, drawn from {start} "
         f"to {end} (seed {args.seed})"
+        + (f"; {held} already in the store, kept (--recompute draws them again)" if held else "")
     )
     return 0

@@ -36,7 +36,13 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.errors import InputError, counted, time_text, times_text
-from pipeline.forecast_store import FORECAST_DIMS, ForecastProvenance, write_forecast
+from pipeline.forecast_store import (
+    FORECAST_DIMS,
+    ForecastProvenance,
+    check_extends,
+    pending_init_times,
+    write_forecast,
+)
 from pipeline.progress import tqdm
 from pipeline.registry import Registry
 from pipeline.schema import INIT_TIME, LEAD_TIME, MEMBER, TIME
@@ -328,10 +334,14 @@ def baseline_to_store(
     out: str | Path,
     *,
     progress: bool = True,
+    recompute: bool = False,
 ) -> pd.DatetimeIndex:
     """Draw the baseline ``name`` for ``inits`` and ``leads_hours`` from the analysis store
     ``store`` (or opened) into the forecast store ``out``, whole initial times at a time (up to
-    :data:`WRITE_BYTES`; appended, or rewritten in their own region). Every input is
+    :data:`WRITE_BYTES`). The initial times ``out`` holds completely are skipped, their members
+    being those a draw repeats, unless ``recompute`` (drawn again in their own region: after
+    the analyses were corrected, say); a store of another baseline, training period, member
+    count, seed, window or leads is refused, not skipped. Every input is
     checked before anything is written; an initial or valid time inside the training
     period is logged as a warning (the baseline has then seen the weather it forecasts).
     Returns the initial times written."""
@@ -343,6 +353,11 @@ def baseline_to_store(
     leads = [pd.Timedelta(hours=h) for h in leads_hours]
     if inits.empty or not leads or min(leads) <= pd.Timedelta(0):
         raise InputError(f"give at least one initial time and positive leads, got {leads_hours}")
+    provenance = baseline_provenance(name, config)
+    check_extends(out, provenance, config.members, leads_hours)  # before any is skipped
+    inits = pending_init_times(inits, out, recompute, "wxens baseline --recompute")
+    if inits.empty:
+        return inits
     missing = baseline.missing_states(inits)
     if len(missing):
         raise InputError(
@@ -367,9 +382,9 @@ def baseline_to_store(
             config.train_end,
         )
     _warn_small_pools(baseline, sizes)
-    provenance = baseline_provenance(name, config)
     field_bytes = sum(v.dtype.itemsize * v[{TIME: 0}].size for v in dataset.data_vars.values())
     per_write = max(1, WRITE_BYTES // (field_bytes * config.members * len(leads)))
+    written = inits[:0]
     with tqdm(total=len(inits), desc=f"{name} baseline", unit="init", disable=not progress) as bar:
         for i in range(0, len(inits), per_write):
             batch = inits[i : i + per_write]
@@ -378,8 +393,7 @@ def baseline_to_store(
             # the store cost far more in dask overhead than the data)
             source = dataset.sel({TIME: reads[0].append(reads[1:]).unique().sort_values()}).load()
             ensembles = [baseline.assemble(t, draws[t], source) for t in batch]
-            write_forecast(
-                out, xr.concat(ensembles, pd.Index(batch, name=INIT_TIME)).compute(), provenance
-            )
+            drawn = xr.concat(ensembles, pd.Index(batch, name=INIT_TIME)).compute()
+            written = written.append(write_forecast(out, drawn, provenance, replace=recompute))
             bar.update(len(batch))
-    return inits
+    return written

@@ -22,6 +22,7 @@ from generators.correction.baselines import (
 from pipeline.errors import InputError, StoreError
 from pipeline.forecast_store import open_forecast, provenance
 from pipeline.store import ingest, open_store
+from pipeline.transaction import commits
 from verification.scores import fair_crps
 
 TRAIN = BaselineConfig("2000-01-01", "2000-01-10", members=40, seed=1)
@@ -348,3 +349,54 @@ def test_cli_summary_counts_one_member_and_one_lead_in_the_singular(analysis, tm
     argv += ["--train", "2000-01-01/2000-01-10", "--init", "2000-01-11T00", "--lead", "6h"]
     assert main([*argv, "--every", "6h", "--out", str(tmp_path / "p.zarr"), "--no-progress"]) == 0
     assert "1 initial time x 1 member x 1 lead," in capsys.readouterr().out
+
+
+def draw_persistence(analysis, out, inits: str, *more: str) -> int:
+    """``wxens baseline persistence`` of 8 members at 6 and 24 h for ``inits`` into ``out``."""
+    argv = ["baseline", "persistence", "--store", str(analysis.path), "--members", "8"]
+    argv += ["--train", "2000-01-01/2000-01-10", "--lead", "6h,24h", "--init", inits]
+    return main([*argv, "--out", str(out), "--no-progress", *more])
+
+
+def test_a_rerun_draws_only_the_initial_times_the_store_lacks(analysis, tmp_path, capsys):
+    """A rerun with the same settings over initial times the store held drew and wrote
+    them all again ("overwrote 4"), identical, the store's history growing by a full
+    rewrite each day; ``wxens forecast`` skips them (``--recompute`` draws them again)."""
+    out, six = tmp_path / "p.zarr", "2000-01-11T00/2000-01-12T06/6h"
+    assert draw_persistence(analysis, out, "2000-01-11T00/2000-01-11T18/6h") == 0
+    held, before = open_forecast(out).load(), len(commits(out))
+    capsys.readouterr()
+    assert draw_persistence(analysis, out, six) == 0
+    said = capsys.readouterr().out
+    assert "2 initial times x 8 members" in said
+    assert "4 already in the store, kept (--recompute draws them again)" in said
+    assert len(commits(out)) == before + 1  # one commit: the two new initial times
+    extended = open_forecast(out).load()
+    assert extended.sizes["init_time"] == 6
+    xr.testing.assert_identical(extended.isel(init_time=slice(0, 4)), held)  # bit for bit
+    # the two new ones are those of a store drawn at once (each its own stream of the seed)
+    assert draw_persistence(analysis, tmp_path / "whole.zarr", six) == 0
+    xr.testing.assert_identical(open_forecast(tmp_path / "whole.zarr").load(), extended)
+
+    capsys.readouterr()
+    assert draw_persistence(analysis, out, six, "--recompute") == 0
+    assert "6 initial times x 8 members" in capsys.readouterr().out
+    assert len(commits(out)) == before + 2
+    xr.testing.assert_identical(open_forecast(out).load(), extended)  # the same draws
+
+
+def test_a_rerun_with_other_settings_is_refused_naming_both(
+    analysis, tmp_path, capsys
+):
+    """Another training period into a store of these initial times: what a rerun would
+    skip as held is another baseline's, so it is refused, naming both settings."""
+    out = tmp_path / "c.zarr"
+    argv = ["baseline", "climatology", "--store", str(analysis.path), "--out", str(out)]
+    argv += ["--lead", "6h", "--init", "2000-01-11T00/2000-01-11T18/6h", "--no-progress"]
+    assert main([*argv, "--train", "2000-01-01/2000-01-10"]) == 0
+    before = len(commits(out))
+    assert main([*argv, "--train", "2000-01-02/2000-01-10"]) == 2
+    err = capsys.readouterr().err
+    assert "train=2000-01-01/2000-01-10" in err and "train=2000-01-02/2000-01-10" in err
+    assert "write to another store, or delete this one first" in err
+    assert len(commits(out)) == before
