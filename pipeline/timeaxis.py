@@ -148,7 +148,7 @@ def without_late_times(times: pd.DatetimeIndex, new: pd.DatetimeIndex, where: ob
             "time it is to hold rebuilds it with them)",
             where,
             late.size,
-            late[0],
+            time_text(late[0]),
         )
     return new.difference(late)
 
