@@ -44,7 +44,7 @@ from generators.correction.spec import CANDIDATES, CorrectionSpec
 from generators.correction.tuned import save_tuned
 from generators.data.forecast import ForecastData
 from generators.rollout_store import forecast_to_store
-from pipeline.errors import InputError
+from pipeline.errors import InputError, time_text
 from pipeline.forecast_store import open_forecast
 from pipeline.schema import INIT_TIME, LEVEL, Period, split_channel
 from pipeline.store import open_store
@@ -148,7 +148,13 @@ def tune_correction(
     key = hashlib.sha256(key.encode()).hexdigest()[:8]
     out = Path(loaded.path).parent / f"tune-{loaded.digest}-{key}.zarr"
     remove_earlier_forecasts(out.parent, loaded.digest)
-    log.info("tuning on %d initial times, %s to %s, into %s", len(inits), inits[0], inits[-1], out)
+    log.info(
+        "tuning on %d initial times, %s to %s, into %s",
+        len(inits),
+        time_text(inits[0]),
+        time_text(inits[-1]),
+        out,
+    )
     forecast_to_store(
         loaded,
         store,

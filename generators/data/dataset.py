@@ -46,7 +46,7 @@ from generators.data.fields import calendar_features, masked_condition, static_f
 from generators.data.normalization import Normalization, channel_statistics, fit_normalization
 from generators.data.spec import SampleSpec
 from pipeline.analysis_store import STATE_ATTR
-from pipeline.errors import InputError, StoreError, times_text
+from pipeline.errors import InputError, StoreError, time_text, times_text
 from pipeline.schema import CHANNEL, LAT, LON, TIME, Period, to_channels
 from pipeline.solar import SOLAR_FORCINGS, solar_forcing
 from pipeline.store import AnalysisStore
@@ -261,7 +261,7 @@ class ResidualDataset(Dataset):
     @property
     def span(self) -> str:
         """The store's first and last times, for messages."""
-        return f"{self.times[0]} to {self.times[-1]}"
+        return f"{time_text(self.times[0])} to {time_text(self.times[-1])}"
 
     def items_span(self) -> tuple[pd.Timestamp, pd.Timestamp]:
         """The first and last time the items read: the oldest state of an item's history and

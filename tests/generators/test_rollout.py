@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -468,7 +469,9 @@ def test_the_forecast_command_explains_bad_requests(trained, capsys):
     assert (
         wxens(base + ["--store", str(store.path), "--init", "2000-01-02T03", "--lead", "6h"]) == 2
     )
-    assert "2000-01-02T03:00 are not on the store's 6 h step" in (capsys.readouterr().err)
+    err = capsys.readouterr().err
+    assert "2000-01-02T03:00 are not on the store's 6 h step" in err
+    assert re.search(r"its times run 2000-01-01T00:00 to \d{4}-\d\d-\d\dT\d\d:\d\d\)", err), err
     assert wxens(base + ["--store", str(store.path), "--init", "2000-01-02", "--lead", "9h"]) == 2
     assert "9 h not whole steps of the store's 6 h" in capsys.readouterr().err
     assert (

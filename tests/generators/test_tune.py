@@ -62,10 +62,16 @@ def train_tiny(store: str, run: Path, periods: str = "") -> Path:
     return run
 
 
-def test_a_bias_by_time_of_day_is_corrected_and_bias_correct_uses_the_choice(trained, capsys):
+def test_a_bias_by_time_of_day_is_corrected_and_bias_correct_uses_the_choice(
+    trained, capsys, caplog
+):
     root, run, cycle, _ = trained
     tune = ["tune", "--checkpoint", str(run), "--store", cycle, *FAST, "--no-progress"]
-    assert wxens([*tune, "--spread-weights", "0.7", "--rank-weights", "0.1"]) == 0
+    with caplog.at_level("INFO", logger="generators.tune"):
+        assert wxens([*tune, "--spread-weights", "0.7", "--rank-weights", "0.1"]) == 0
+    # its initial times as wxens info shows them and --start takes them, not 2019-03-01 06:00:00
+    assert "tuning on 30 initial times, 2019-03-01T06:00 to 2019-03-08T12:00," in caplog.text
+    assert "00:00:00" not in caplog.text
     printed = capsys.readouterr().out
     assert "chosen: bias 0." in printed and f"stored in {tuned_path(run)}" in printed
     spec = load_tuned(run)
