@@ -142,7 +142,7 @@ def _train(args: argparse.Namespace) -> int:
     if not world_from_env().is_main:
         return 0
     derived_file = Path(args.config) == Path(args.out) / DERIVED_CONFIG
-    if derived_file and args.overrides and load_train_config(args.config) != config:
+    if derived_file and args.overrides:
         keep_overrides(args.config, config, args.overrides)  # a resumed derived run's --set
     if result.train_loss is None and result.step >= config.total_steps:  # resumed, no step
         print(
@@ -238,14 +238,55 @@ def derived_config(args: argparse.Namespace):
 
 def keep_overrides(path: Path, config, overrides: Sequence[str]) -> None:
     """Write ``config``, the resumed derived config with ``overrides`` (``--set``) applied,
-    back to its ``path`` (``OUT/config.yaml``), its notes kept and one more naming them: it
-    holds the config the checkpoint trained, which the next resume reads."""
+    back to its ``path`` (``OUT/config.yaml``), its notes kept and one more saying what they
+    changed (:func:`set_note`): it holds the config the checkpoint trained, which the next
+    resume reads. Nothing is written when they change nothing."""
+    from generators.config import load_train_config
     from generators.config_derive import DerivedConfig
 
+    note = set_note(overrides, load_train_config(path), config, "the earlier")
+    if note is None:
+        return
     lines = path.read_text().splitlines()
     notes = tuple(line.removeprefix("# ") for line in takewhile(_note, lines))
-    applied = " ".join(f"--set {shlex.quote(o)}" for o in overrides)
-    DerivedConfig(config, (*notes, f"resumed with {applied}")).write(path)
+    DerivedConfig(config, (*notes, f"resumed with {note}")).write(path)
+
+
+def set_note(overrides: Sequence[str], before, after, replaced: str) -> str | None:
+    """The note of a derived config on the ``--set`` ``overrides`` that made ``after`` of
+    ``before``: each value they changed beside the one it replaces (``replaced``: "the
+    derived", "the earlier"), which the notes above it may still describe (the training
+    period, the steps, the batch), so that no note contradicts the config unremarked; None
+    when they changed nothing."""
+    from generators.config_io import to_mapping
+
+    changes = "; ".join(
+        f"{key} {_value_text(new)} (replaces {replaced} {_value_text(old)})"
+        for key, old, new in _changes(to_mapping(before), to_mapping(after))
+    )
+    if not changes:
+        return None
+    return " ".join(f"--set {shlex.quote(o)}" for o in overrides) + f": {changes}"
+
+
+def _changes(before, after, key: str = ""):
+    """``(key, before, after)`` of each dotted key (``data.train.end``) whose value differs
+    between the mappings ``before`` and ``after``, in their order."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        for name in {**before, **after}:
+            yield from _changes(before.get(name), after.get(name), f"{key}{name}.")
+    elif before != after:
+        yield key.removesuffix("."), before, after
+
+
+def _value_text(value) -> str:
+    """A config value as its YAML reads (``null``, ``[1, 3]``), a string as it is."""
+    import yaml
+
+    if isinstance(value, str):
+        return value
+    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1000)
+    return text.removesuffix("...\n").strip()
 
 
 def _note(line: str) -> bool:
@@ -270,7 +311,8 @@ def derive_for(args: argparse.Namespace, processes: int = 1):
 
 
 def with_overrides(derived, overrides: Sequence[str]):
-    """``derived`` with the ``--set`` overrides applied, checked as a written config's."""
+    """``derived`` with the ``--set`` overrides applied, checked as a written config's, and
+    a note naming the derived values they replace (:func:`set_note`)."""
     from dataclasses import replace
 
     from generators.config import TrainConfig, apply_overrides
@@ -279,7 +321,9 @@ def with_overrides(derived, overrides: Sequence[str]):
     if not overrides:
         return derived
     mapping = apply_overrides(to_mapping(derived.config), list(overrides))
-    return replace(derived, config=from_mapping(TrainConfig, mapping, where="--set"))
+    config = from_mapping(TrainConfig, mapping, where="--set")
+    note = set_note(overrides, derived.config, config, "the derived")
+    return replace(derived, config=config, notes=(*derived.notes, *([note] if note else [])))
 
 
 def fixed_steps(overrides: Sequence[str]) -> int | None:

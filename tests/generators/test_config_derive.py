@@ -363,6 +363,26 @@ def test_config_for_fixed_steps_times_nothing_and_takes_overrides(hourly, capsys
     assert "give one of them" in capsys.readouterr().err
 
 
+def test_the_notes_of_a_derived_config_name_what_set_replaced(hourly, capsys):
+    """``--set data.train.end=...`` wrote that end in the YAML under a note still saying
+    ``# train ... to`` the derived end: the notes now name the value set and the derived
+    one it replaces."""
+    derived = derive_config(hourly.path, steps=40).config.data.train.end
+    argv = ["config", "--store", str(hourly.path), "--set", "steps=40"]
+    assert wxens([*argv, "--set", "data.train.end=2000-02-20T12:00"]) == 0
+    printed = capsys.readouterr().out
+    assert yaml.safe_load(printed)["data"]["train"]["end"] == "2000-02-20T12:00"
+    notes = [line for line in printed.splitlines() if line.startswith("# ")]
+    assert f"to {derived};" in notes[2]  # the derived training period's note, kept
+    assert notes[-1] == (
+        "# --set steps=40 --set data.train.end=2000-02-20T12:00: data.train.end "
+        f"2000-02-20T12:00 (replaces the derived {derived})"
+    )
+    # a --set that changes nothing the derivation chose adds no note
+    assert wxens(argv) == 0
+    assert "replaces" not in capsys.readouterr().out
+
+
 def test_a_budget_without_a_unit_is_refused(hourly):
     """``--budget 3`` read as 3 seconds bought no step after a minute of measuring."""
     with pytest.raises(InputError, match="'3' has no unit; write e.g. 3h, 3d or 3min"):

@@ -159,7 +159,11 @@ def test_a_derived_run_resumed_with_set_keeps_it_in_its_config_yaml(tmp_path, ca
     assert wxens([*args, "--set", f"fine_tune.steps={steps + 1}"]) == 0
     assert load_checkpoint(run).train_config.fine_tune.steps == steps + 1
     text = (run / "config.yaml").read_text()
-    assert text.startswith("# derived from ") and f"fine_tune.steps={steps + 1}" in text
+    assert text.startswith("# derived from ")
+    assert (  # as a fresh run's --set is noted: what it replaced
+        f"# resumed with --set fine_tune.steps={steps + 1}: fine_tune.steps {steps + 1} "
+        f"(replaces the earlier {steps})\n" in text
+    )
     capsys.readouterr()
     assert wxens(args) == 0
     assert f"had finished (step {2 + steps + 1} of {2 + steps + 1})" in capsys.readouterr().out
