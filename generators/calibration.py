@@ -232,8 +232,8 @@ def fit_calibration(
         if len(seen):
             raise InputError(
                 f"{len(seen)} of the {len(inits)} initial times of the calibration period "
-                f"{source_period} ({time_text(seen[0])} to {time_text(seen[-1])}) lie in the training period of "
-                f"{source.path}: its errors there are too small to calibrate on; fit on days "
+                f"{source_period} ({time_text(seen[0])} to {time_text(seen[-1])}) lie in the "
+                f"training period of {source.path}: its errors there are too small to calibrate on; fit on days "
                 "it never trained on, or on cross-validation folds (wxens calibrate --fold)"
             )
         if source_model is None:
