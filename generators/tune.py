@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from generators.calibration import calibration_init_times
+from generators.calibration import calibration_init_times, trained_periods
 from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.correction.decaying_average import without_verified_past
 from generators.correction.select_weights import WeightSelection, select_weights
@@ -232,18 +232,21 @@ def remove_earlier_forecasts(directory: Path, digest: str) -> None:
 
 def default_period(loaded: Checkpoint) -> Period:
     """The checkpoint's held-out period (``data.validation``), else its training period
-    with a warning that a weight chosen there errs towards no correction."""
+    (its open sides bounded by the span of times its training read, where recorded:
+    :func:`generators.calibration.trained_periods`) with a warning that a weight chosen
+    there errs towards no correction."""
     data = loaded.train_config.data
     if data.validation is not None:
         return data.validation
+    train = trained_periods(loaded)[0]
     log.warning(
         "%s holds no held-out period (data.validation): tuning on forecasts of its training "
         "period %s, which show less bias than new days; give --start/--end of days it did not "
         "train on",
         loaded.path,
-        data.train,
+        train,
     )
-    return data.train
+    return train
 
 
 def one_channel(ds: xr.Dataset, channel: str) -> xr.Dataset:

@@ -16,10 +16,12 @@ import pytest
 import xarray as xr
 
 from flows.cli import main as wxens
+from generators.checkpoint import load_checkpoint
 from generators.correction.tuned import checkpoint_digest, load_tuned, tuned_path
-from generators.tune import default_folds, tune_correction
+from generators.tune import default_folds, default_period, tune_correction
 from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, open_forecast
+from pipeline.schema import Period
 from pipeline.store import ingest
 
 TIMES = pd.date_range("2019-03-01", periods=32, freq="6h")
@@ -161,6 +163,29 @@ def test_the_tuning_forecasts_of_an_earlier_checkpoint_are_removed(trained):
     assert not earlier.exists()
     (current,) = run.glob("tune-*.zarr")
     assert current.name.startswith(f"tune-{checkpoint_digest(run)}-")
+
+
+def test_an_open_training_period_is_tuned_on_the_span_its_training_read(trained, caplog):
+    """With no data.train, the warning named the training period "... to ..." and the
+    initial times ran to the store's end, over days appended after training: the recorded
+    span (here its first 6 of the 8 days) bounds it, as it bounds the forecasts' warning."""
+    root, run, cycle, _ = trained
+    span = Period("2019-03-01T00:00", "2019-03-06T18:00")
+    spanned = load_checkpoint(run).replace(trained_span=span).save(root / "spanned" / "last.pt")
+    assert spanned.train_config.data.train == Period()
+    with caplog.at_level("WARNING", logger="generators.tune"):
+        tune_correction(
+            spanned.path, cycle, members=4, folds=1, sampler="euler:nfe=2", device="cpu"
+        )
+    assert "training period 2019-03-01T00:00 to 2019-03-06T18:00, which" in caplog.text
+    record = json.loads(tuned_path(spanned.path).read_text())
+    assert record["first_init_time"] == "2019-03-01 06:00:00"
+    assert record["last_init_time"] == "2019-03-06 12:00:00" and record["init_times"] == 22
+    caplog.clear()
+    older = spanned.replace(trained_span=None)  # written before the span was recorded
+    with caplog.at_level("WARNING", logger="generators.tune"):
+        assert default_period(older) == Period()
+    assert "training period ... to ..., which" in caplog.text
 
 
 def test_a_start_alone_keeps_the_default_period_end(trained):
