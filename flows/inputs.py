@@ -17,7 +17,7 @@ from generators.correction.baselines import BASELINES
 from generators.correction.spec import CorrectionSpec
 from pipeline import schedule
 from pipeline.analysis_store import open_store
-from pipeline.errors import InputError, StoreError
+from pipeline.errors import InputError, StoreError, time_text
 from pipeline.schema import Period
 
 
@@ -307,6 +307,20 @@ def skipped_cycles(
         store, forecast_store, pd.DatetimeIndex(chosen), history=window, cycle_hours=cycle_hours
     )
     return [t.isoformat() for t in times]
+
+
+def skipped_cycles_warning(
+    forecast_store: str, store: str, skipped: list[str], latest: int, cycle_hours: int
+) -> str:
+    """The warning of a run whose ``latest`` cycles leave out ``skipped`` (sorted, from
+    :func:`skipped_cycles`), with the ``wxens run --init`` value that forecasts them."""
+    first, last = time_text(skipped[0]), time_text(skipped[-1])
+    return (
+        f"{forecast_store}: {len(skipped)} cycle(s) after its last forecast, {first} to "
+        f"{last}, have their analyses in {store} but are not among the latest={latest} "
+        f"forecast now; forecast them with init_times (wxens run --init "
+        f"{first}/{last}/{cycle_hours}h) or a larger latest"
+    )
 
 
 def truth_arrived(forecast: str, store: str) -> list[str]:

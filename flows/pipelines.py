@@ -20,6 +20,7 @@ from flows.inputs import (
     check_flow_parameters,
     latest_init_times,
     skipped_cycles,
+    skipped_cycles_warning,
     truth_arrived,
 )
 from flows.runtime import inputs_fingerprint, outputs_current, record_outputs, unless_done
@@ -308,12 +309,8 @@ def ensemble_run(
         [] if init_times else skipped_cycles(store, checkpoint, forecast_store, inits, cycle_hours)
     )
     if skipped:
-        first, last = skipped[0], skipped[-1]
         get_run_logger().warning(
-            f"{forecast_store}: {len(skipped)} cycle(s) after its last forecast, {first} to "
-            f"{last}, have their analyses in {store} but are not among the latest={latest} "
-            f"forecast now; forecast them with init_times (wxens run --init "
-            f"{first}/{last}/{cycle_hours}h) or a larger latest"
+            skipped_cycles_warning(forecast_store, store, skipped, latest, cycle_hours)
         )
     forecast_done = forecast(
         checkpoint,
