@@ -24,7 +24,7 @@ from zarr.abc.store import Store
 from pipeline.errors import InputError, StoreError, refuse_dangling_link, shell_word, time_text
 from pipeline.running_statistics import RunningStatistics, statistics_from_attrs, undefined_as_null
 from pipeline.schema import TIME, VARIABLES
-from pipeline.timeaxis import describe_step, missing_times
+from pipeline.timeaxis import missing_text, missing_times
 from pipeline.transaction import (
     commits,
     has_root_group,
@@ -327,12 +327,7 @@ def finalise(path: Path, running: RunningStatistics | None = None) -> None:
         times, step = running.times, running.step
         missing = missing_times(times, step)
         if missing.size:
-            log.warning(
-                "%s: %d missing time(s) at the native step (%s)",
-                path,
-                missing.size,
-                describe_step(step),
-            )
+            log.warning("%s: %s", path, missing_text(missing, step))
         group.attrs["history"] = with_history(
             group.attrs.get("history", ""),
             f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} finalised: {len(times)} times",

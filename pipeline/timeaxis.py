@@ -134,6 +134,17 @@ def missing_times(times: pd.DatetimeIndex, step: pd.Timedelta | None = None) -> 
     return anchor(axis[~np.isin(axis, ordinals)])
 
 
+def missing_text(missing: pd.DatetimeIndex, step: pd.Timedelta, shown: int = 3) -> str:
+    """``missing`` (:func:`missing_times` of an axis of ``step``) as a store's warning names
+    them: their count and the first ``shown`` of them, so the gap can be found
+    (``2 missing time(s) at the native step (6 h): 2021-01-02T00:00, 2021-01-02T06:00``)."""
+    rest = len(missing) - shown
+    return (
+        f"{len(missing)} missing time(s) at the native step ({describe_step(step)}): "
+        f"{times_text(missing[:shown])}{f', ... ({rest} more)' if rest > 0 else ''}"
+    )
+
+
 def without_late_times(times: pd.DatetimeIndex, new: pd.DatetimeIndex, where: object):
     """``new`` less the missing times of the axis of sorted ``times`` (inside its period, on
     its step), with a warning naming the store ``where``: analyses that arrived after

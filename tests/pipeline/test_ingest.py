@@ -18,7 +18,7 @@ import pipeline.ingest_blocks as blocks_module
 import pipeline.store as store_module
 from flows.cli import main
 from pipeline.analysis_store import STATE_ATTR, statistics_pass
-from pipeline.errors import InputError, StoreError
+from pipeline.errors import InputError, StoreError, times_text
 from pipeline.sources.files import ZarrSource
 from pipeline.store import ingest, open_store
 from pipeline.timeaxis import off_axis
@@ -159,6 +159,23 @@ def test_glob_of_netcdf_files_and_gaps(tmp_path):
     store = ingest(str(tmp_path / "*.nc"), tmp_path / "s.zarr", progress=False)
     assert store.dataset.sizes["time"] == 10
     assert store.missing_times == tuple(times[4:6])
+
+
+def test_the_missing_times_warning_names_the_first_of_them(tmp_path, caplog):
+    """Finalising said "5 missing time(s) at the native step (6 h)" and named none: the
+    user could not find the gap without reading the store's times."""
+    times = pd.date_range("2021-01-01", periods=12, freq="6h")
+    make_netcdf(tmp_path / "a.nc", times[:2], seed=1)
+    make_netcdf(tmp_path / "b.nc", times[7:], seed=2)  # 5 missing times between the files
+    with caplog.at_level("WARNING", logger="pipeline.analysis_store"):
+        store = ingest(str(tmp_path / "*.nc"), tmp_path / "s.zarr", progress=False)
+    gap = times[2:7]
+    assert store.missing_times == tuple(gap)
+    assert (
+        f"5 missing time(s) at the native step (6 h): {times_text(gap[:3])}, ... (2 more)"
+        in caplog.text
+    )
+    assert "2021-01-01T12:00, 2021-01-01T18:00, 2021-01-02T00:00, ..." in caplog.text
 
 
 def test_late_analyses_in_a_gap_do_not_stop_the_later_ones(tmp_path, caplog):
