@@ -4,8 +4,9 @@
    ``.load()`` alone (median of alternating repeats). Target: ratio <= 1.25.
 2. What transactional stores cost: ``wxens ingest`` of the shipped sample against the same
    GRIB decoded and normalised the same way, written with plain ``xarray.Dataset.to_zarr``
-   (same chunks and codecs), plus the same statistics pass; and forecast batches written with ``write_forecast``
-   against plain ``to_zarr`` appends of the same batches. Aim: under 10 % slower.
+   (same chunks and codecs), plus the same statistics pass; and forecast batches written
+   with ``write_forecast`` against plain ``to_zarr`` appends of the same batches. Aim:
+   under 10 % slower.
 3. A generated NetCDF file larger than 4 GB, side by side in one run: (a) the raw read
    of its variable with netCDF4 in blocks of the source's time chunks (the page cache
    state is recorded with ``fincore``: the file was just written, so the reads are warm
@@ -18,7 +19,8 @@
    for each (the fastest run of each), the ratio of times (c)/(b) (aim <= 1.2), and the
    last field of both stores against the file.
 
-    python benchmarks/ingest.py [--netcdf-gb 4.2] [--repeats 5] [--pairs 3] [--out benchmarks/results/ingest.json]
+    python benchmarks/ingest.py [--netcdf-gb 4.2] [--repeats 5] [--pairs 3]
+        [--out benchmarks/results/ingest.json]
 """
 
 from __future__ import annotations
@@ -146,7 +148,8 @@ def time_transactions(workdir: Path, repeats: int, batches: int = 8) -> dict:
         "ingest_overhead_pct": 100 * (medians["ingest_wxens"] / medians["ingest_plain_zarr"] - 1),
         "forecast_overhead_pct": 100
         * (medians["forecast_wxens"] / medians["forecast_plain_zarr"] - 1),
-        "forecast_batches": f"{batches} x (2 initial times x 50 members x 24 leads) on {lat.size}x{lon.size}",
+        "forecast_batches": f"{batches} x (2 initial times x 50 members x 24 leads) "
+        f"on {lat.size}x{lon.size}",
         "target_overhead_pct": 10,
     }
 

@@ -165,8 +165,9 @@ def markdown(p: dict) -> str:
         "# Synthetic upper air: a many-variable model against the oracle ensemble",
         "",
         f"Source `{p['source']}`, model `{p['config']}` (sampler `{p.get('sampler')}`, "
-        f"{trained(p)}; overrides {p['overrides'] or 'none'}), {len(p['test_inits'])} held-out test "
-        f"initial times, {p['members']} members; 4 model steps = an autoregressive rollout. "
+        f"{trained(p)}; overrides {p['overrides'] or 'none'}), {len(p['test_inits'])} held-out "
+        f"test initial times, {p['members']} members; 4 model steps = an autoregressive "
+        "rollout. "
         "Fair CRPS in the store's units (z in m2 s-2), spread-skill ratio in brackets; ratio = "
         "model / oracle CRPS, aim <= 1.05. "
         "`network + balance`: the same network, every step's upper air projected onto "

@@ -1,4 +1,5 @@
-"""Verification benchmarks, side by side in one run; results to benchmarks/results/verification.json.
+"""Verification benchmarks, side by side in one run; results to
+benchmarks/results/verification.json.
 
 1. **Kernels against xskillscore.** A 50-member ensemble of 100 init times on a
    181 x 360 (1°) grid, held in memory and wrapped in the same dask chunks for both:
@@ -124,7 +125,8 @@ def benchmark_kernels(n_init: int, n_member: int, n_lat: int, n_lon: int, lat_ch
         "xskillscore_s": round(theirs_s, 2),
         "speedup": round(theirs_s / ours_s, 1),
         "wxens_computes": "fair_crps + rank_histogram + spread_skill_ratio",
-        "xskillscore_computes": "crps_ensemble (ecdf) + rank_histogram + SSR (xarray: weighted RMSE of the mean, member variance)",
+        "xskillscore_computes": "crps_ensemble (ecdf) + rank_histogram + SSR "
+        "(xarray: weighted RMSE of the mean, member variance)",
         "fair_crps": float(fair),
         "ecdf_crps_wxens": float(ecdf),
         "ecdf_crps_xskillscore": float(xs_crps),

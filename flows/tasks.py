@@ -171,8 +171,8 @@ def bias_correct_forecast(
 
 @wxens_task(name="draw-baseline", reads=("store", "forecast"))
 def draw_baseline(name: str, store: str, train: str, forecast: str, out: str, seed: int = 0) -> str:
-    """:func:`generators.correction.baselines.baseline_to_store` (``wxens baseline``) of the baseline
-    ``name`` drawn from the ``train`` period (``START/END``) of the analysis store
+    """:func:`generators.correction.baselines.baseline_to_store` (``wxens baseline``) of the
+    baseline ``name`` drawn from the ``train`` period (``START/END``) of the analysis store
     ``store``, for the complete initial times, the leads and the member count of the
     forecast store ``forecast`` (fewer where the period holds fewer distinct times:
     :func:`~generators.correction.baselines.without_repeats`), into ``out`` (only the

@@ -233,8 +233,9 @@ def fit_calibration(
             raise InputError(
                 f"{len(seen)} of the {len(inits)} initial times of the calibration period "
                 f"{source_period} ({time_text(seen[0])} to {time_text(seen[-1])}) lie in the "
-                f"training period of {source.path}: its errors there are too small to calibrate on; fit on days "
-                "it never trained on, or on cross-validation folds (wxens calibrate --fold)"
+                f"training period of {source.path}: its errors there are too small to calibrate "
+                "on; fit on days it never trained on, or on cross-validation folds "
+                "(wxens calibrate --fold)"
             )
         if source_model is None:
             source_model = source.build_model(device=resolve_device(device))

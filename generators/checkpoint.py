@@ -288,7 +288,8 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         ) from err  # kept: a transient read error (a network mount) is retried
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
         raise StoreError(
-            f"{path} is not a wxens checkpoint of format {FORMAT_VERSION}; retrain it with this version"
+            f"{path} is not a wxens checkpoint of format {FORMAT_VERSION}; "
+            "retrain it with this version"
         )
     check_weights(path, payload)
     kind = payload["kind"]

@@ -71,7 +71,8 @@ class EDMConfig(ObjectiveConfig):
         super().__post_init__()
         if self.sigma_data <= 0 or self.p_std <= 0:
             raise InputError(
-                f"EDMConfig: sigma_data and p_std must be positive, got {self.sigma_data}, {self.p_std}"
+                f"EDMConfig: sigma_data and p_std must be positive, "
+                f"got {self.sigma_data}, {self.p_std}"
             )
         EDMHeunSampler(
             num_steps=self.sample_steps, sigma_min=self.sigma_min, sigma_max=self.sigma_max

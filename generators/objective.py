@@ -97,7 +97,8 @@ class ObjectiveConfig:
             )
         if self.crps_members < 2:
             raise InputError(
-                f"crps_members must be at least 2 (the fair CRPS needs pairs), got {self.crps_members}"
+                "crps_members must be at least 2 (the fair CRPS needs pairs), "
+                f"got {self.crps_members}"
             )
         if self.crps_nfe < 1:
             raise InputError(f"crps_nfe must be at least 1, got {self.crps_nfe}")
@@ -168,7 +169,8 @@ class ResidualGenerator(nn.Module):
             names = sorted(n for n, c in SAMPLERS.items() if issubclass(c, cls.sampler_family))
             first = dataclasses.fields(SAMPLERS[names[-1]])[0]
             raise InputError(
-                f"{cls.name} cannot sample with the {getattr(sampler, 'name', type(sampler).__name__)!r} "
+                f"{cls.name} cannot sample with the "
+                f"{getattr(sampler, 'name', type(sampler).__name__)!r} "
                 f"sampler; use {' or '.join(names)} (e.g. {names[-1]}:{first.name}={first.default})"
             )
 

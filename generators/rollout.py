@@ -10,8 +10,9 @@ batch pays the compilation). Noise comes from one CPU ``torch.Generator`` per in
 seeded from ``(seed, initial time)`` (:func:`init_seed`, drawn through
 :class:`~generators.samplers.BlockGenerators`): the members of an initial time depend on
 the seed and that time only, not on the batch it shares or the device (up to floating
-point), so forecasts split over processes draw what one process draws. A spread calibration stored in
-the checkpoint is applied to the output leads (never fed back into the trajectory). With
+point), so forecasts split over processes draw what one process draws. A spread
+calibration stored in the checkpoint is applied to the output leads (never fed back into
+the trajectory). With
 ``balance``, every drawn state is made hypsometric and geostrophic
 (:class:`~generators.balance.UpperAirBalance`) before it is output or fed back.
 A masked field (NaN over part of the grid) stays NaN where the initial state is: the network

@@ -244,7 +244,8 @@ class EDMSampler(DiffusionSampler):
             )
         if not 0 < self.sigma_min < self.sigma_max:
             raise InputError(
-                f"{self.name} sampler: need 0 < sigma_min < sigma_max, got {self.sigma_min}, {self.sigma_max}"
+                f"{self.name} sampler: need 0 < sigma_min < sigma_max, "
+                f"got {self.sigma_min}, {self.sigma_max}"
             )
         if not 0 <= self.churn_sigma_min <= self.churn_sigma_max:
             raise InputError(

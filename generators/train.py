@@ -7,8 +7,8 @@ Determinism: step ``k`` draws its batch indices and all of its noise from a
 ``torch.Generator`` seeded with ``(seed, k)`` (and seeds the global generator the same way
 for dropout), so a run stopped after any checkpoint and resumed gives the same weights as
 an uninterrupted one on the same device. Under torchrun each process trains on its shard of
-the batch, seeded with ``(seed, k, rank)`` (:mod:`generators.distributed`). Validation uses a fixed generator and fixed items,
-so its losses are comparable across steps.
+the batch, seeded with ``(seed, k, rank)`` (:mod:`generators.distributed`). Validation uses a
+fixed generator and fixed items, so its losses are comparable across steps.
 
 On CUDA the forward pass runs under bfloat16 autocast (``bf16``); on CPU in float32.
 Progress: a tqdm bar with the running loss and the last validation loss, and one JSON line

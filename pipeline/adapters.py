@@ -12,7 +12,7 @@ layout          members                 lead               init              lev
 ``wxens``       ``member``              ``lead_time``      ``init_time``     ``level``
 ``cfgrib``      ``number``/``realization`` ``step``        ``time``          ``isobaricInhPa``
 ``weatherbench2`` ``realization``/``number`` ``prediction_timedelta`` ``time`` ``level``
-``cf``          ``realization``/``number`` ``forecast_period`` ``forecast_reference_time`` ``pressure_level``
+``cf`` ``realization``/``number`` ``forecast_period`` ``forecast_reference_time`` ``pressure_level``
 =============== ======================= ================== ================= ===============
 
 Variable names go through :data:`pipeline.normalize.VARIABLE_ALIASES` (``2m_temperature
@@ -389,8 +389,8 @@ def _finish(ds: xr.Dataset, valid: xr.DataArray | None = None) -> xr.Dataset:
             )
     if (ds[LEAD_TIME] < np.timedelta64(0, "ns")).any():
         raise InputError(
-            f"the forecast has negative lead times ({pd.Timedelta(ds[LEAD_TIME].values.min())}); a lead is "
-            "the time from the initial time to the valid time"
+            f"the forecast has negative lead times ({pd.Timedelta(ds[LEAD_TIME].values.min())}); "
+            "a lead is the time from the initial time to the valid time"
         )
     order = [d for d in FORECAST_DIMS if d in ds.dims]
     ds = ds.transpose(*order)

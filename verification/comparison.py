@@ -45,7 +45,8 @@ def interval_card(
     )
     what = (
         f"{config.interval_level:.0%} block-bootstrap interval, init times resampled in "
-        f"{config.interval_block} blocks ({blocks.nunique()} of them), {config.interval_draws} draws"
+        f"{config.interval_block} blocks ({blocks.nunique()} of them), "
+        f"{config.interval_draws} draws"
     )
     out = xr.Dataset()
     for name in bounds.data_vars:

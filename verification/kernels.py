@@ -87,7 +87,9 @@ def ensemble_moments(members: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray
 def spread_skill_from_moments(variance: Any, squared_error: Any, members: int) -> Any:
     """Spread-skill ratio of M members from averaged moments, with the finite-ensemble factor.
 
-    .. math:: \\mathrm{SSR} = \\sqrt{\\frac{M+1}{M}\\,\\frac{\\overline{s^2}}{\\overline{(\\bar x - y)^2}}}
+    .. math::
+
+       \\mathrm{SSR} = \\sqrt{\\frac{M+1}{M}\\,\\frac{\\overline{s^2}}{\\overline{(\\bar x - y)^2}}}
 
     ``variance`` the averaged member variance (ddof=1) and ``squared_error`` the averaged
     squared error of the ensemble mean, as :func:`ensemble_moments` gives them point by

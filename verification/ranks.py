@@ -73,8 +73,9 @@ def ranks(
     """Rank of the truth among the members at every point, 0..M; -1 where excluded.
 
     Ties are broken at random from ``seed`` and each point's labels (its coordinate
-    values: the same draw whatever the layout, subset or chunks, in memory and on dask); points with a NaN truth or NaN member
-    are excluded (-1). See :func:`verification.kernels.rank_of_truth`.
+    values: the same draw whatever the layout, subset or chunks, in memory and on dask);
+    points with a NaN truth or NaN member are excluded (-1). See
+    :func:`verification.kernels.rank_of_truth`.
     """
     return ensemble_ufunc(
         kernels.rank_of_truth,

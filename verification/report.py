@@ -44,12 +44,15 @@ h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2e
 h3 { font-size: 1.1em; margin-bottom: .2em; }
 table { border-collapse: collapse; font-size: .85em; margin: .5em 0 1.5em; }
 th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: right; }
-th { background: #f3f3f3; font-weight: 600; } td.text { text-align: left; max-width: 32em; white-space: normal; }
-table.scores td { white-space: nowrap; } th.row { text-align: left; white-space: nowrap; } .interval { color: #666; font-size: .85em; }
+th { background: #f3f3f3; font-weight: 600; }
+td.text { text-align: left; max-width: 32em; white-space: normal; }
+table.scores td { white-space: nowrap; } th.row { text-align: left; white-space: nowrap; }
+.interval { color: #666; font-size: .85em; }
 .pass { color: #176b2c; font-weight: bold; } .fail { color: #b3261e; font-weight: bold; }
 .na { color: #666; font-weight: bold; }
 figure { margin: 1em 0 2em; } figure img { max-width: 100%; border: 1px solid #eee; }
-figcaption { font-size: .9em; color: #444; margin-top: .3em; } .note { color: #555; font-size: .9em; }
+figcaption { font-size: .9em; color: #444; margin-top: .3em; }
+.note { color: #555; font-size: .9em; }
 """
 
 
@@ -173,7 +176,8 @@ def _listed(root: xr.Dataset, name: str) -> list[str]:
 def _figure_html(item: Captioned) -> str:
     return (
         f"<figure><h3>{html.escape(item.title)}</h3>"
-        f"<img alt='{html.escape(item.title)}' src='data:image/png;base64,{figure_png(item.figure)}'>"
+        f"<img alt='{html.escape(item.title)}' "
+        f"src='data:image/png;base64,{figure_png(item.figure)}'>"
         f"<figcaption>{html.escape(item.caption)}</figcaption></figure>"
     )
 
@@ -204,7 +208,8 @@ def render_report(
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1><p class='note'>{html.escape(sources)} — generated {stamp} by wxens</p>"
+        f"<h1>{html.escape(title)}</h1>"
+        f"<p class='note'>{html.escape(sources)} — generated {stamp} by wxens</p>"
         f"<h2>Summary</h2>{summary}<h2>Scorecard</h2>"
         f"{scorecard_section(card)}{multivariate_table(tree)}"
         f"<h3>Physical consistency</h3>{physics_table(tree)}"

@@ -270,7 +270,8 @@ def multivariate_table(tree: xr.DataTree) -> str:
     return (
         "<h3>All variables together</h3><p class='note'>Fair energy score of the vector of "
         "every variable and level, each divided by the truth's standard deviation on the "
-        "physics checks' initial times (unscaled where none are checked; lower is better): a CRPS of all variables at once, which also rewards members whose variables "
+        "physics checks' initial times (unscaled where none are checked; lower is better): "
+        "a CRPS of all variables at once, which also rewards members whose variables "
         "vary together as the truth's do.</p>"
         f"<table><tr><th>lead (h)</th><th>energy score</th></tr>{rows}</table>"
     )

@@ -133,8 +133,8 @@ def score_intervals(
     ``per_init`` holds, along ``dim``, each initial time's grid means ``fair_crps``,
     ``variance`` (member variance, ddof=1) and ``squared_error`` (of the ensemble mean),
     and optionally their ``weight``, as :func:`score_parts` gives them; ``members`` is M.
-    Each resample gives ``mean(fair_crps)`` and ``sqrt((M+1)/M · mean(variance) / mean(squared_error))``.
-    Returns ``fair_crps`` and
+    Each resample gives ``mean(fair_crps)`` and
+    ``sqrt((M+1)/M · mean(variance) / mean(squared_error))``. Returns ``fair_crps`` and
     ``spread_skill_ratio`` with a ``quantile`` dim (the two bounds) in place of ``dim``;
     NaN where fewer than two blocks hold a value (one block resamples to itself every
     time: a zero-width interval that would claim a certainty the sample cannot give).

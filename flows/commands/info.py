@@ -152,8 +152,8 @@ def describe_checkpoint(path) -> str:
     ]
     lines = [
         f"checkpoint {c.path}  digest {c.digest} (what forecast stores made with it record)",
-        f"model      {c.kind}, step {c.step} of {t.steps + fine} ({t.steps} main, {fine} fine-tune), "
-        f"seed {t.seed}",
+        f"model      {c.kind}, step {c.step} of {t.steps + fine} "
+        f"({t.steps} main, {fine} fine-tune), seed {t.seed}",
         f"grid       {len(c.latitude)} x {len(c.longitude)}  "
         f"lat {c.latitude.min():g}..{c.latitude.max():g}  "
         f"lon {c.longitude.min():g}..{c.longitude.max():g}",

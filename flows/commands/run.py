@@ -54,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--init",
         nargs="+",
         metavar="TIME",
-        help="initial times (2019-03-22T00) or ranges START/END/EVERY (2019-03-22T00/2019-03-30T18/6h); "
+        help="initial times (2019-03-22T00) or ranges START/END/EVERY "
+        "(2019-03-22T00/2019-03-30T18/6h); "
         "default: the --latest times of the store on the --cycle",
     )
     when.add_argument(

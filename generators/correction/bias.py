@@ -82,7 +82,8 @@ class DecayingAverageSpread:
     A_t the decaying average (weight w) of :func:`decaying_average` over the verified
     predecessors of the same lead and time of day, x̄ - b - y their ensemble-mean errors
     after the bias correction each had (none for the first ones, whose errors keep the
-    spread of the next few forecasts wide while the bias is being learnt), var_m x (ddof 1) their ensemble variances, g the grid points,
+    spread of the next few forecasts wide while the bias is being learnt), var_m x (ddof 1)
+    their ensemble variances, g the grid points,
     c_g = cos(latitude), M the members; k = 1 with no verified predecessor. One k per
     forecast, lead, variable and level, from the predecessors of its time of day: their
     spread-skill ratio over the domain (with the finite-ensemble factor of Fortin et al.

@@ -15,9 +15,9 @@ kept from the one before:
 Stages 2 and 3 choose only among the weights that lower the mean fair CRPS of the chain
 without them; when none does, that stage is off (weight 0): every stage kept must make the
 forecast better by the score that judges the whole distribution (and a flatter histogram
-bought with a worse CRPS does not shut out a milder weight that improves both). A stage is skipped when
-no candidate weight is given for it, and the spread and rank stages when no bias correction
-wins. Only the candidates a stage needs are scored.
+bought with a worse CRPS does not shut out a milder weight that improves both). A stage is
+skipped when no candidate weight is given for it, and the spread and rank stages when no
+bias correction wins. Only the candidates a stage needs are scored.
 """
 
 from __future__ import annotations

@@ -20,10 +20,11 @@ its validity as a static field (:func:`~generators.data.fields.masked_condition`
 is 0 where it is not valid, and the loss skips those points (``valid``).
 
 ``mean`` and ``std`` are the store statistics (with a given ``normalization``, its own: the
-training store's, whatever store the states are read from); ``tendency_std(l)`` is the standard deviation
-of the ``l``-step tendency over the training period (:func:`generators.data.normalization.fit_normalization`), per channel
-or, under ``tendency_per_grid_point``, per channel and grid point; the store only records it
-per channel at the native step. Channels are those of
+training store's, whatever store the states are read from); ``tendency_std(l)`` is the
+standard deviation of the ``l``-step tendency over the training period
+(:func:`generators.data.normalization.fit_normalization`), per channel or, under
+``tendency_per_grid_point``, per channel and grid point; the store only records it per
+channel at the native step. Channels are those of
 :func:`pipeline.schema.to_channels` (``t2m``, ``z500``, ...). Initial times whose history or
 target falls outside the store or on a missing time are skipped. A store smaller than
 ``max_memory_bytes`` is read into memory once; a larger one is read lazily, one batch of

@@ -198,7 +198,8 @@ def fit_normalization(data: ResidualDataset) -> Normalization:
         if not np.all(np.isfinite(channel_std)) or np.any(channel_std <= 0):
             raise InputError(
                 f"{data.name}: the {lead}-step tendency std over {data.period} is not "
-                f"positive for every channel ({dict(zip(data.channels, channel_std.tolist(), strict=True))}); "
+                f"positive for every channel "
+                f"({dict(zip(data.channels, channel_std.tolist(), strict=True))}); "
                 "a constant channel cannot be modelled — drop it"
             )
         if spec.tendency_per_grid_point:

@@ -21,8 +21,9 @@ class SampleSpec:
              is every state of the last day.
     leads:   lead times of the target. Several leads make a lead-conditioned, direct model.
     variability_scaling: divide each sample's target by ``s``, the recent variability of its
-             own history relative to the training period's (:meth:`generators.data.Normalization.variability_scale`), so
-             that a generator's unit-variance residuals carry a flow-dependent spread.
+             own history relative to the training period's
+             (:meth:`generators.data.Normalization.variability_scale`), so that a generator's
+             unit-variance residuals carry a flow-dependent spread.
     tendency_per_grid_point: normalise residuals by each grid point's own tendency std
              rather than the channel's: a unit-variance residual then fits calm places (sea)
              and lively ones (land) alike, and so does any noise inflation of a sampler.

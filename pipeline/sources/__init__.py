@@ -41,7 +41,8 @@ def resolve_source(spec: str | Source) -> Source:
         if cls.claims(str(spec)):
             return cls.from_spec(str(spec))
     raise InputError(
-        f"no source reads {redact(str(spec))!r}: give a GRIB (.grib/.grb/.grib2), NetCDF (.nc/.nc4), "
+        f"no source reads {redact(str(spec))!r}: give a GRIB (.grib/.grb/.grib2), "
+        "NetCDF (.nc/.nc4), "
         f"Zarr (.zarr, or an fsspec URL such as gs://...zarr) path or glob, or 'synthetic'"
     )
 

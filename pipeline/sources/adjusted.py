@@ -113,8 +113,8 @@ class Adjustments:
 
 class AdjustedSource(Source):
     """A source whose dataset is read with :class:`Adjustments` applied. Built by
-    :func:`pipeline.sources.adjust_sources` (or directly, for one source); not a source kind of its own,
-    so it claims nothing typed on a command line."""
+    :func:`pipeline.sources.adjust_sources` (or directly, for one source); not a source kind
+    of its own, so it claims nothing typed on a command line."""
 
     name = "adjusted"
 

@@ -401,7 +401,8 @@ def test_prefect_logs_a_wxens_error_of_nested_runs_once():
             ),
             record(f"Encountered exception during execution: {error!r}", error),
             record(
-                f"Finished in state Failed('Flow run encountered an exception: InputError: {error}')"
+                "Finished in state Failed('Flow run encountered an exception: "
+                f"InputError: {error}')"
             ),
             record(f"Encountered exception during execution: {error!r}", error),
             record("Finished in state Failed('Flow run encountered an exception: StoreError: x')"),

@@ -126,8 +126,10 @@ def tiny_run(tmp_path: Path, calibration_end: str) -> AnalysisStore:
         progress=False,
     )
     (tmp_path / "c.yaml").write_text(
-        "model: {kind: flow_matching, backbone: {widths: [8, 16], attention_heads: 0, embedding_dim: 16}}\n"
-        "data: {channels: [t2m], history: 2, leads: [1], train: {end: 2000-01-15}}\nsteps: 2\nbatch_size: 4\ndevice: cpu\n"
+        "model: {kind: flow_matching, "
+        "backbone: {widths: [8, 16], attention_heads: 0, embedding_dim: 16}}\n"
+        "data: {channels: [t2m], history: 2, leads: [1], train: {end: 2000-01-15}}\n"
+        "steps: 2\nbatch_size: 4\ndevice: cpu\n"
         f"calibration: {{period: {{start: 2000-01-16, end: {calibration_end}}}, members: 4, "
         "sampler: 'euler:nfe=2'}\n"
     )
@@ -248,7 +250,8 @@ def test_a_calibration_is_stored_applied_and_recorded(tmp_path, capsys):
 
 
 TINY_RECIPE = (
-    "model: {kind: flow_matching, backbone: {widths: [8, 16], attention_heads: 0, embedding_dim: 16}}\n"
+    "model: {kind: flow_matching, "
+    "backbone: {widths: [8, 16], attention_heads: 0, embedding_dim: 16}}\n"
     "data: {channels: [t2m], history: 2, leads: [1], train: {end: 2000-01-15}}\n"
     "steps: 2\nbatch_size: 4\ndevice: cpu\nsampler: 'euler:nfe=2'\n"
 )

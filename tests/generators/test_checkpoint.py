@@ -188,7 +188,8 @@ def test_configs_load_from_yaml_and_toml_with_overrides(tmp_path):
     )
     (tmp_path / "c.toml").write_text(
         '[model]\nkind = "flow_matching"\n[model.backbone]\nwidths = [16, 32]\n'
-        '[data]\nhistory = 24\nleads = [1, 3]\n[data.train]\nstart = "2019-03-01"\nend = "2019-03-17"\n'
+        "[data]\nhistory = 24\nleads = [1, 3]\n"
+        '[data.train]\nstart = "2019-03-01"\nend = "2019-03-17"\n'
         "[fine_tune]\nsteps = 10\n"
     )
     a = load_train_config(tmp_path / "c.yaml", ["optim.lr=1e-4", "data.leads=[1, 6]"])

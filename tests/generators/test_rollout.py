@@ -247,7 +247,8 @@ def trained(tmp_path_factory):
     )
     config = root / "c.yaml"
     config.write_text(
-        "model: {kind: flow_matching, backbone: {widths: [8, 16], attention_heads: 0, embedding_dim: 16}}\n"
+        "model: {kind: flow_matching, "
+        "backbone: {widths: [8, 16], attention_heads: 0, embedding_dim: 16}}\n"
         "data: {channels: [t2m], history: 2, leads: [1]}\nsteps: 2\nbatch_size: 4\ndevice: cpu\n"
     )
     assert (

@@ -1,6 +1,7 @@
 """TOA insolation against limit cases with closed forms: the equator's daily mean at an
 equinox (E0 / pi), the pole's constant sun at a solstice (E0 sin 23.44 deg), polar night,
-the solar noon at Greenwich and 90 E, and the interval mean of the forcing against a direct average."""
+the solar noon at Greenwich and 90 E, and the interval mean of the forcing against a direct
+average."""
 
 from __future__ import annotations
 

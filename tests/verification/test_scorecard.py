@@ -534,8 +534,10 @@ def test_a_regional_forecast_is_compared_with_a_wider_reference_on_its_points(ca
 
 def test_verification_loads_without_torch():
     code = (
-        "import sys, verification.scorecard, verification.report, verification.plots, pipeline.adapters; "
-        "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))[:3]"
+        "import sys, verification.scorecard, verification.report, verification.plots, "
+        "pipeline.adapters; "
+        "assert 'torch' not in sys.modules, "
+        "sorted(m for m in sys.modules if m.startswith('torch'))[:3]"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 

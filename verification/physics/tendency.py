@@ -51,8 +51,9 @@ class TendencyDistribution:
     neighbouring init times, which share their weather, mostly fall in one half), the
     distance the median over the ``cuts`` first of its n/2 cuts (all by default; 1 is the
     first half against the second, a noisier tolerance:
-    ``benchmarks/tendency_tolerance.py`` compares them). Lead 0, leads without truth and a single init time
-    with truth leave nothing to compare: such a case is left out, and a variable with no
+    ``benchmarks/tendency_tolerance.py`` compares them). Lead 0, leads without truth and a
+    single init time with truth leave nothing to compare: such a case is left out, and a
+    variable with no
     case left is "n/a", with the reason.
     """
 

@@ -45,8 +45,9 @@ class SyntheticConfig:
     ``diurnal_amplitude`` (K), ``t2m_mean`` (K at the central latitude) and
     ``temperature_gradient`` (K per degree poleward, shared with the upper air).
 
-    Upper air (:mod:`pipeline.sources.synthetic.upper_air`): ``zonal_wind`` (m s-1 at the bottom level and central latitude; the
-    thermal wind adds to it above), ``n_waves`` planetary waves of geopotential amplitude
+    Upper air (:mod:`pipeline.sources.synthetic.upper_air`): ``zonal_wind`` (m s-1 at the
+    bottom level and central latitude; the thermal wind adds to it above), ``n_waves``
+    planetary waves of geopotential amplitude
     up to ``wave_amplitude`` (m2 s-2), temperature amplitude up to
     ``temperature_wave_amplitude`` (K), moving east at about ``wave_speed`` (m s-1); their
     states follow an Ornstein-Uhlenbeck process of coefficient ``upper_air_phi`` per step and
@@ -89,7 +90,8 @@ class SyntheticConfig:
         for name, (ok, requirement) in _FIELD_RULES.items():
             if not ok(getattr(self, name)):
                 raise InputError(
-                    f"synthetic: {name}={getattr(self, name)!r} is invalid; it must be {requirement}"
+                    f"synthetic: {name}={getattr(self, name)!r} is invalid; "
+                    f"it must be {requirement}"
                 )
         for ok, problem in _CROSS_RULES:
             if not ok(self):
@@ -195,7 +197,8 @@ _CROSS_RULES: tuple[
         lambda c: (
             f"latitudes {c.lat_min}..{c.lat_max} must lie in one hemisphere between "
             f"{_MIN_ABS_LATITUDE:g} and {_MAX_ABS_LATITUDE:g} degrees (geostrophic winds need "
-            f"f = 2 Omega sin(lat) away from 0 and cos(lat) away from 0), e.g. lat_min=30,lat_max=70"
+            "f = 2 Omega sin(lat) away from 0 and cos(lat) away from 0), "
+            "e.g. lat_min=30,lat_max=70"
         ),
     ),
     (

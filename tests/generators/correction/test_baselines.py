@@ -1,4 +1,5 @@
-"""Reference ensembles: climatology and persistence + past tendencies (generators.correction.baselines)."""
+"""Reference ensembles: climatology and persistence + past tendencies
+(generators.correction.baselines)."""
 
 from __future__ import annotations
 
