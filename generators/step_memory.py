@@ -32,6 +32,7 @@ from generators.data import ResidualDataset
 from generators.device import available_memory
 from generators.distributed import World, shard_size
 from generators.models import GENERATORS
+from generators.objective import ObjectiveConfig
 from pipeline.errors import InputError
 
 PARAMETER_COPIES = 5
@@ -117,7 +118,12 @@ def forward_bytes(kind: str, model_config: object, grid: tuple[int, int]) -> int
     :func:`step_memory` counts them, without the margin), since a no-grad forward frees
     each once used. On a 181 x 360 grid of 4 channels (a derived backbone) it counted
     0.37 GiB a sample where a no-grad ``model.sample`` raised the peak resident memory by
-    0.07 GiB a trajectory (from 2 to 6 trajectories, one CPU thread)."""
+    0.07 GiB a trajectory (from 2 to 6 trajectories, one CPU thread). The loss counted is
+    the plain regression (one network evaluation), whatever objective ``model_config``
+    holds: a checkpoint saved after a fair-CRPS fine-tune holds its ``crps_members x
+    crps_nfe`` evaluations with gradients (about 8 times the bytes), never run to sample."""
+    if isinstance(model_config, ObjectiveConfig):
+        model_config = dataclasses.replace(model_config, regression_weight=1.0, crps_weight=0.0)
     return _counted(kind, (("main", model_config),), tuple(grid)).phases[0].per_sample
 
 

@@ -212,3 +212,11 @@ def test_a_forward_s_estimate_bounds_a_measured_no_grad_forward_from_above():
     measured = int(done.stdout.split()[-1])
     assert measured > 2**20  # the measurement saw the activations (several MiB a trajectory)
     assert measured <= counted <= 6 * measured  # 4.8 times when written
+
+
+def test_a_forward_is_counted_alike_whatever_objective_the_checkpoint_was_trained_with():
+    # a checkpoint saved after a fair-CRPS fine-tune holds the tuned objective (4 members x
+    # 2 evaluations with gradients); one no-grad forward is one network evaluation all the same
+    tuned = dataclasses.replace(FLOW, **CONFIG.fine_tune.objective_overrides())
+    plain = forward_bytes("flow_matching", FLOW, (32, 48))
+    assert forward_bytes("flow_matching", tuned, (32, 48)) == plain
