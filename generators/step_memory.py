@@ -116,9 +116,9 @@ def forward_bytes(kind: str, model_config: object, grid: tuple[int, int]) -> int
     ``model_config`` on a (H, W) ``grid``: not measured but bounded from above by the
     activations its training loss saves for the backward pass (float32, counted as
     :func:`step_memory` counts them, without the margin), since a no-grad forward frees
-    each once used. On a 181 x 360 grid of 4 channels (a derived backbone) it counted
-    0.37 GiB a sample where a no-grad ``model.sample`` raised the peak resident memory by
-    0.07 GiB a trajectory (from 2 to 6 trajectories, one CPU thread). The loss counted is
+    each once used. On a 181 x 360 grid of 4 channels (a derived backbone, widths 16 to
+    256) it counts 0.19 GiB a trajectory where a spread calibration's resident memory grew
+    by 0.034 GiB a trajectory (96 at once, two CPU threads): about 6 times. The loss counted is
     the plain regression (one network evaluation), whatever objective ``model_config``
     holds: a checkpoint saved after a fair-CRPS fine-tune holds its ``crps_members x
     crps_nfe`` evaluations with gradients (about 8 times the bytes), never run to sample."""
