@@ -25,7 +25,7 @@ from generators.correction.spread import PooledMoments, SpreadCalibration, fit_s
 from generators.data.forecast import ForecastData
 from generators.device import resolve_device
 from generators.rollout import default_sampler, iter_forecast
-from pipeline.errors import InputError, counted, time_text
+from pipeline.errors import InputError, counted, nested_differences, time_text
 from pipeline.schema import Period
 from pipeline.store import AnalysisStore, open_store
 
@@ -159,24 +159,13 @@ def check_fold(checkpoint: Checkpoint, fold: Checkpoint) -> None:
             f"{len(checkpoint.longitude)}; calibrate with folds of the same recipe"
         )
     theirs, ours = asdict(recipe(fold)), asdict(recipe(checkpoint))
-    differ = sorted(_differences(theirs, ours))
+    differ = sorted(key for key, _, _ in nested_differences(theirs, ours))
     if differ:
         raise InputError(
             f"fold {fold.path} was not trained with the recipe of {checkpoint.path}: they "
             f"differ in {', '.join(differ)} (a fold may differ only in "
             f"{', '.join(FOLD_FREE_FIELDS)}); retrain the fold from the same config"
         )
-
-
-def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
-    out = []
-    for key in sorted(set(a) | set(b)):
-        x, y = a.get(key), b.get(key)
-        if isinstance(x, dict) and isinstance(y, dict):
-            out += _differences(x, y, f"{prefix}{key}.")
-        elif x != y:
-            out.append(f"{prefix}{key}")
-    return out
 
 
 def fit_calibration(

@@ -7,7 +7,8 @@ The CLI prints a :class:`WxensError` without a traceback and exits with its
 connection, an I/O error of a network file system) from one it cannot (a full disk, a
 read-only file system, a bad input), even through the library's own wrapping: the
 orchestration retries the first kind only. :func:`shell_word` and :func:`counted` word
-what the messages and summaries name.
+what the messages and summaries name; :func:`nested_differences` finds what two configs or
+records differ in.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from __future__ import annotations
 import errno
 import os
 import shlex
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -166,3 +168,18 @@ def time_text(time: object) -> str:
 def times_text(times: Sequence[object]) -> str:
     """Times as :func:`time_text` shows them, comma-separated."""
     return ", ".join(time_text(t) for t in times)
+
+
+def nested_differences(
+    a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = ""
+) -> Iterator[tuple[str, Any, Any]]:
+    """``(key, a's value, b's value)`` of each key whose value differs between the nested
+    mappings ``a`` and ``b``, a nested one by its dotted path (``data.train.end``,
+    ``spread.weight``), in the order of their keys (``a``'s first): what a message naming
+    the differences of two configs or records lists."""
+    for key in {**a, **b}:
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, Mapping) and isinstance(y, Mapping):
+            yield from nested_differences(x, y, f"{prefix}{key}.")
+        elif x != y:
+            yield f"{prefix}{key}", x, y

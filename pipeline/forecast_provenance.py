@@ -8,6 +8,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pipeline.errors import nested_differences
+
 
 @dataclass(frozen=True)
 class ForecastProvenance:
@@ -72,17 +74,13 @@ class ForecastProvenance:
 _JSON_FIELDS = ("calibration", "bias_correction")
 
 
-def _differing(mine: dict, theirs: dict, prefix: str = "") -> str:
+def _differing(mine: dict, theirs: dict) -> str:
     """The keys in which two records differ (``spread.weight`` inside a nested record),
     with both values where they are scalars (a correction's weights), the key alone where
     not (a calibration's factors are lists)."""
-    words = []
-    for key in sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k)):
-        a, b = mine.get(key), theirs.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            words.append(_differing(a, b, f"{prefix}{key}."))
-        elif any(isinstance(v, list | dict) for v in (a, b)):
-            words.append(f"{prefix}{key}")
-        else:
-            words.append(f"{prefix}{key} ({a!r} there, {b!r} in this forecast)")
-    return ", ".join(words)
+    return ", ".join(
+        key
+        if any(isinstance(v, list | dict) for v in (a, b))
+        else f"{key} ({a!r} there, {b!r} in this forecast)"
+        for key, a, b in sorted(nested_differences(mine, theirs))
+    )

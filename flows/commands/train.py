@@ -259,24 +259,15 @@ def set_note(overrides: Sequence[str], before, after, replaced: str) -> str | No
     period, the steps, the batch), so that no note contradicts the config unremarked; None
     when they changed nothing."""
     from generators.config_io import to_mapping
+    from pipeline.errors import nested_differences
 
     changes = "; ".join(
         f"{key} {_value_text(new)} (replaces {replaced} {_value_text(old)})"
-        for key, old, new in _changes(to_mapping(before), to_mapping(after))
+        for key, old, new in nested_differences(to_mapping(before), to_mapping(after))
     )
     if not changes:
         return None
     return " ".join(f"--set {shlex.quote(o)}" for o in overrides) + f": {changes}"
-
-
-def _changes(before, after, key: str = ""):
-    """``(key, before, after)`` of each dotted key (``data.train.end``) whose value differs
-    between the mappings ``before`` and ``after``, in their order."""
-    if isinstance(before, dict) and isinstance(after, dict):
-        for name in {**before, **after}:
-            yield from _changes(before.get(name), after.get(name), f"{key}{name}.")
-    elif before != after:
-        yield key.removesuffix("."), before, after
 
 
 def _value_text(value) -> str:
