@@ -233,20 +233,19 @@ def run(args: argparse.Namespace) -> int:
         )
     if done is None:  # a torchrun rank other than 0: rank 0 reports the whole forecast
         return 0
-    print(summary(done, len(inits)))
+    print(summary(done))
     return 0
 
 
-def summary(done: ForecastRun, asked: int) -> str:
+def summary(done: ForecastRun) -> str:
     """The line a forecast ends with: what it drew, with what, and what became of the rest
-    of the ``asked`` initial times: written by a dask worker of this run that then died
+    of the initial times asked for: written by a dask worker of this run that then died
     (kept; the rerun of its task drew only the missing ones), or already in the store
     (kept; ``--recompute`` draws them again)."""
     from pipeline.errors import counted
 
     p = done.provenance
-    died = done.written_before_a_worker_died
-    held = asked - len(done.init_times) - died
+    died, held = done.written_before_a_worker_died, done.skipped
     return (
         f"{done.out}: {counted(len(done.init_times), 'initial time')} x "
         f"{counted(done.members, 'member')} "
