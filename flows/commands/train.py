@@ -247,8 +247,8 @@ def keep_overrides(path: Path, config, overrides: Sequence[str]) -> None:
     note = set_note(overrides, load_train_config(path), config, "the earlier")
     if note is None:
         return
-    lines = path.read_text().splitlines()
-    notes = tuple(line.removeprefix("# ") for line in takewhile(_note, lines))
+    lines = takewhile(lambda line: line.startswith("# "), path.read_text().splitlines())
+    notes = tuple(line.removeprefix("# ") for line in lines)
     DerivedConfig(config, (*notes, f"resumed with {note}")).write(path)
 
 
@@ -278,10 +278,6 @@ def _value_text(value) -> str:
         return value
     text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1000)
     return text.removesuffix("...\n").strip()
-
-
-def _note(line: str) -> bool:
-    return line.startswith("# ")
 
 
 def derive_for(args: argparse.Namespace, processes: int = 1):
