@@ -203,8 +203,8 @@ class BatchSize:
     """The memory one batch of a forecast holds: ``inits`` initial times x ``members``
     trajectories, each keeping the plan's window of states and its output leads, on the
     grid and channels (and known fields) of ``data``, and running the network, whose
-    activations take ``network`` bytes a trajectory (:func:`~generators.step_memory.
-    forward_bytes`)."""
+    no-grad evaluation holds at its peak ``network`` bytes a trajectory (counted with a
+    margin by :func:`~generators.step_memory.forward_bytes`)."""
 
     inits: int
     members: int
@@ -218,7 +218,7 @@ class BatchSize:
 
     def bytes_per_trajectory(self) -> tuple[int, int]:
         """(device, host) bytes of one trajectory, float32. On the device: the network's
-        activations (``network``, an upper bound), the window (twice while a rollout
+        activations (``network``, their counted peak), the window (twice while a rollout
         shifts it), the outputs, the model's history and known fields, and four states of the
         sampler's work (noise, velocity, residual, next state). On the host: the outputs
         copied back, denormalised and cast (three copies)."""

@@ -16,15 +16,21 @@ The count is float32 (an upper bound under bf16 autocast); the activations are t
 :data:`ACTIVATION_MARGIN` times for what it leaves out (the backward pass's gradient
 buffers, kernels' workspaces, the allocator's slack). ``benchmarks/train_memory.py`` sets
 the estimate beside the peak resident memory of real CPU steps.
+
+A forecast's network, run without gradients, holds far less: :func:`forward_bytes` counts
+the peak of the bytes its tensors hold at once, again on the meta device.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import weakref
 from dataclasses import dataclass
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from generators.base import Batch, Condition
 from generators.config import TrainConfig
@@ -32,7 +38,6 @@ from generators.data import ResidualDataset
 from generators.device import available_memory
 from generators.distributed import World, shard_size
 from generators.models import GENERATORS
-from generators.objective import ObjectiveConfig
 from pipeline.errors import InputError
 
 PARAMETER_COPIES = 5
@@ -41,6 +46,12 @@ ACTIVATION_MARGIN = 1.3
 """Factor on the counted activations. Real CPU steps on 1 and 2 degree global grids peaked
 at 1.14 to 1.29 times the count (``benchmarks/train_memory.py``); on the UK sample's small
 grid, whose many small tensors the allocator fragments, at 1.5 to 1.6 (below 2 GiB)."""
+FORWARD_MARGIN = 2.0
+"""Factor on a no-grad forward's counted peak (:func:`forward_bytes`), for what the count
+leaves out: kernels' workspaces (oneDNN's reordered copies, cuDNN's) and the allocator's
+slack. A real ``model.sample`` on the CPU, one thread, grew by 0.78 (64 x 96) to 1.24
+(181 x 360) times the count a trajectory with glibc's mmap threshold fixed (freed blocks
+given back at once), by 0.85 to 1.8 and 1.5 to 1.9 times with its default."""
 MEMORY_SHARE = 0.8
 """Share of the memory available a batch is fitted to (a derived config's, and the one a
 refusal suggests); the rest is for what a step's estimate leaves out: the runtime, the
@@ -111,20 +122,80 @@ def step_memory(config: TrainConfig, model_config: object, grid: tuple[int, int]
     return _counted(config.model.kind, tuple(kinds), tuple(grid))
 
 
+@functools.lru_cache(maxsize=16)
 def forward_bytes(kind: str, model_config: object, grid: tuple[int, int]) -> int:
-    """Bytes per sample of one no-grad forward of the ``kind`` model sized by
-    ``model_config`` on a (H, W) ``grid``: not measured but bounded from above by the
-    activations its training loss saves for the backward pass (float32, counted as
-    :func:`step_memory` counts them, without the margin), since a no-grad forward frees
-    each once used. On a 181 x 360 grid of 4 channels (a derived backbone, widths 16 to
-    256) it counts 0.19 GiB a trajectory where a spread calibration's resident memory grew
-    by 0.034 GiB a trajectory (96 at once, two CPU threads): about 6 times. The loss counted is
-    the plain regression (one network evaluation), whatever objective ``model_config``
-    holds: a checkpoint saved after a fair-CRPS fine-tune holds its ``crps_members x
-    crps_nfe`` evaluations with gradients (about 8 times the bytes), never run to sample."""
-    if isinstance(model_config, ObjectiveConfig):
-        model_config = dataclasses.replace(model_config, regression_weight=1.0, crps_weight=0.0)
-    return _counted(kind, (("main", model_config),), tuple(grid)).phases[0].per_sample
+    """Bytes per sample of one no-grad network evaluation of the ``kind`` model sized by
+    ``model_config`` on a (H, W) ``grid``, as a forecast makes it: the condition encoded,
+    then the network run on a float64 state (as the samplers hold it). Counted on the meta
+    device (:class:`LiveBytes`: the peak of the bytes its tensors hold at once, with float32
+    weights: an upper bound under bf16) at batches 1 and 2, in about a second, and taken
+    :data:`FORWARD_MARGIN` times. A no-grad forward frees
+    each activation once used: on a 181 x 360 grid of 4 channels (a derived backbone, widths
+    16 to 256) it counts 0.034 GiB a trajectory (0.069 with the margin) where a real
+    ``model.sample`` grew by 0.050 to 0.065 GiB (one CPU thread, unsliced), and the
+    activations a training loss saves for the backward pass (:func:`step_memory`) 0.19 GiB.
+    Whatever objective ``model_config`` holds, one evaluation is counted (a fair-CRPS
+    fine-tune draws its members with gradients only when training)."""
+    with torch.device("meta"):
+        model = GENERATORS[kind](model_config)
+    one, two = (_forward_peak(model, grid, batch) for batch in (1, 2))
+    return round(FORWARD_MARGIN * (two - one))
+
+
+class LiveBytes(TorchDispatchMode):
+    """Counts, under it, the bytes the tensors that operators make hold at once: each
+    storage when first made (a view or an in-place result shares its input's, so adds
+    nothing), until the last tensor on it is freed; :attr:`peak` is the most at once.
+    Tensors made before it (the weights, say) are not counted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live: dict[int, list[int]] = {}  # by storage: [bytes, tensors on it]
+        self.now = self.peak = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        given = {t.untyped_storage()._cdata for t in _tensors((args, kwargs))}
+        for t in _tensors(out):
+            storage = t.untyped_storage()
+            key = storage._cdata
+            if key not in self.live:
+                if key in given:  # a view of, or written into, a tensor made before
+                    continue
+                self.live[key] = [storage.nbytes(), 0]
+                self.now += storage.nbytes()
+                self.peak = max(self.peak, self.now)
+            self.live[key][1] += 1
+            weakref.finalize(t, self._freed, key)
+        return out
+
+    def _freed(self, key: int) -> None:
+        entry = self.live[key]
+        entry[1] -= 1
+        if entry[1] == 0:
+            self.now -= entry[0]
+            del self.live[key]
+
+
+def _tensors(tree: object) -> list[torch.Tensor]:
+    return [t for t in tree_flatten(tree)[0] if isinstance(t, torch.Tensor)]
+
+
+def _forward_peak(model: torch.nn.Module, grid: tuple[int, int], batch: int) -> int:
+    """Peak bytes of one no-grad network evaluation of a meta ``model`` on ``batch``
+    samples, its inputs included (:class:`LiveBytes`)."""
+    c = model.backbone.config
+    with torch.no_grad(), torch.device("meta"), LiveBytes() as counter:
+        condition = Condition(
+            history=torch.zeros(batch, c.history, c.channels, *grid),
+            static=torch.zeros(batch, c.static_channels, *grid),
+            calendar=torch.zeros(batch, c.calendar_features),
+            lead=torch.ones(batch),
+        )
+        state = torch.zeros(batch, c.channels, *grid, dtype=torch.float64)
+        noise = torch.full((batch,), 0.5, dtype=torch.float64)
+        model.network_fn(model.backbone.encode(condition))(state, noise)
+    return counter.peak
 
 
 @functools.lru_cache(maxsize=16)
