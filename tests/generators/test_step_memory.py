@@ -218,10 +218,11 @@ def test_a_forward_s_estimate_bounds_a_measured_no_grad_forward_closely_from_abo
     counted = forward_bytes("flow_matching", FlowMatchingConfig(backbone=backbone), (64, 96))
     measured = sample_peak(backbone)  # glibc's default: freed blocks kept for reuse
     assert measured > 2**20  # the measurement saw the activations (several MiB a trajectory)
-    assert measured <= counted  # 6.8 to 14.5 MB measured, 16.2 MB counted when written
+    assert measured <= counted  # 6.8 to 14.5 MB measured, 20.3 MB counted when written
     # with the mmap threshold fixed, each freed block goes back at once: the real peak,
-    # 6.3 MB when written; the activations a training step saves, 36.5 MB, were 5.8 times
-    assert counted <= 3 * sample_peak(backbone, MALLOC_MMAP_THRESHOLD_="131072")
+    # 6.3 MB when written (3.2 times); the activations a training step saves, 36.5 MB,
+    # were 5.8 times
+    assert counted <= 4 * sample_peak(backbone, MALLOC_MMAP_THRESHOLD_="131072")
 
 
 def test_the_live_bytes_of_a_chain_of_convolutions_peak_at_two_and_a_skip_adds_one():
