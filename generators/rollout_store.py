@@ -24,15 +24,12 @@ from pipeline.forecast_store import (
     ForecastProvenance,
     check_extends,
     pending_init_times,
+    source_attrs,
     write_forecast,
 )
 from pipeline.store import AnalysisStore, open_store
 
 log = logging.getLogger(__name__)
-
-ANALYSIS_ATTR = "wxens_analysis_store"
-"""The forecast store's attribute naming the analysis store its first forecast was drawn
-from (outside the provenance check: the same analyses may move)."""
 
 FORECAST_REDRAW = "wxens forecast --recompute, or remove the store"
 """How the user of ``wxens forecast`` draws again the initial times a store holds (what
@@ -146,7 +143,7 @@ def forecast_to_store(
         balance=balance,
     ):
         forecast = to_dataset(data, batch, leads_hours, members)
-        forecast.attrs[ANALYSIS_ATTR] = str(Path(store.path).resolve())
+        forecast.attrs.update(source_attrs(store.path))
         written.extend(write_forecast(out, forecast, provenance, replace=recompute))
     return ForecastRun(
         str(out),

@@ -67,6 +67,25 @@ log = logging.getLogger(__name__)
 COMPLETE = "complete"
 FORECAST_DIMS = (INIT_TIME, MEMBER, LEAD_TIME, LEVEL, LAT, LON)
 
+ANALYSIS_ATTR = "wxens_analysis_store"
+"""The forecast store's attribute naming the analysis store its first forecast was drawn
+from (outside the provenance check: the same analyses may move)."""
+TRAIN_PERIOD_ATTR = "wxens_train_period"
+"""A baseline store's attribute: the training period (``START/END``) its members are drawn
+from (also inside its provenance's sampler, which a store never mixes)."""
+
+
+def source_attrs(
+    analysis: str | Path, train_period: tuple[str, str] | None = None
+) -> dict[str, str]:
+    """The attrs a forecast is written with that say what it was drawn from: the analysis
+    store, resolved (so the record names it whichever directory reads it), and a baseline's
+    training period (start, end)."""
+    attrs = {ANALYSIS_ATTR: str(Path(analysis).resolve())}
+    if train_period is not None:
+        attrs[TRAIN_PERIOD_ATTR] = "/".join(train_period)
+    return attrs
+
 
 def _check_layout(forecast: xr.Dataset) -> None:
     if not forecast.data_vars:

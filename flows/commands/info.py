@@ -90,9 +90,14 @@ def describe_forecast(path: str) -> str:
     import numpy as np
     import pandas as pd
 
-    from generators.rollout_store import ANALYSIS_ATTR
     from pipeline.errors import time_text, times_text
-    from pipeline.forecast_store import ForecastProvenance, complete_init_times, open_forecast
+    from pipeline.forecast_store import (
+        ANALYSIS_ATTR,
+        TRAIN_PERIOD_ATTR,
+        ForecastProvenance,
+        complete_init_times,
+        open_forecast,
+    )
     from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LON, MEMBER
     from pipeline.timeaxis import hours_text
 
@@ -118,6 +123,9 @@ def describe_forecast(path: str) -> str:
     ]
     if ANALYSIS_ATTR in written.attrs:  # stores written before it was recorded lack it
         lines.append(f"analysis   {written.attrs[ANALYSIS_ATTR]} (of the first forecast)")
+    if TRAIN_PERIOD_ATTR in written.attrs:  # a baseline's
+        start, end = written.attrs[TRAIN_PERIOD_ATTR].split("/")
+        lines.append(f"training   {start} to {end} (the period the members are drawn from)")
     if "wxens_software" in written.attrs:  # stores written before it was recorded lack it
         lines.append(f"software   {written.attrs['wxens_software']}")
     if len(unfinished):

@@ -41,6 +41,7 @@ from pipeline.forecast_store import (
     ForecastProvenance,
     check_extends,
     pending_init_times,
+    source_attrs,
     write_forecast,
 )
 from pipeline.progress import tqdm
@@ -341,10 +342,9 @@ def baseline_to_store(
     :data:`WRITE_BYTES`). The initial times ``out`` holds completely are skipped, their members
     being those a draw repeats, unless ``recompute`` (drawn again in their own region: after
     the analyses were corrected, say); a store of another baseline, training period, member
-    count, seed, window or leads is refused, not skipped. Every input is
-    checked before anything is written; an initial or valid time inside the training
-    period is logged as a warning (the baseline has then seen the weather it forecasts).
-    Returns the initial times written."""
+    count, seed, window or leads is refused, not skipped. Every input is checked before any
+    write; an initial or valid time inside the training period is logged as a warning (the
+    baseline has then seen the weather it forecasts). Returns the initial times written."""
     analysis = store if isinstance(store, AnalysisStore) else open_store(store)  # opened once
     fixed_step(analysis.native_step, analysis.path)  # a lead is a duration, not a month
     dataset = analysis.dataset
@@ -394,6 +394,7 @@ def baseline_to_store(
             source = dataset.sel({TIME: reads[0].append(reads[1:]).unique().sort_values()}).load()
             ensembles = [baseline.assemble(t, draws[t], source) for t in batch]
             drawn = xr.concat(ensembles, pd.Index(batch, name=INIT_TIME)).compute()
+            drawn.attrs.update(source_attrs(analysis.path, (config.train_start, config.train_end)))
             written = written.append(write_forecast(out, drawn, provenance, replace=recompute))
             bar.update(len(batch))
     return written

@@ -401,3 +401,20 @@ def test_a_rerun_with_other_settings_is_refused_naming_both(
     assert "train=2000-01-01/2000-01-10" in err and "train=2000-01-02/2000-01-10" in err
     assert "write to another store, or delete this one first" in err
     assert len(commits(out)) == before
+
+
+def test_info_names_the_analysis_store_and_training_period_a_baseline_was_drawn_from(
+    analysis, tmp_path, capsys, monkeypatch
+):
+    """A baseline store recorded neither, so its scores could not be traced to the analyses
+    and period its members came from; the path is recorded resolved, as a forecast's is."""
+    monkeypatch.chdir(analysis.path.parent)  # a relative --store, as a user types it
+    out = tmp_path / "clim.zarr"
+    argv = ["baseline", "climatology", "--store", analysis.path.name, "--members", "4"]
+    argv += ["--train", "2000-01-01/2000-01-10", "--init", "2000-01-11", "--lead", "12h"]
+    assert main([*argv, "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert f"analysis   {analysis.path.resolve()} (of the first forecast)" in shown
+    assert "training   2000-01-01 to 2000-01-10 (the period the members are drawn from)" in shown
