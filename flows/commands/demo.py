@@ -119,7 +119,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from flows.settings import apply_offline_defaults
 
-    apply_offline_defaults()
+    apply_offline_defaults(args.verbose)
 
     import shutil
 

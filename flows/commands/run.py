@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     check_distinct_outputs({**stores, "--baseline-store": args.baseline_store}, "store")
     from flows.settings import apply_offline_defaults
 
-    apply_offline_defaults()
+    apply_offline_defaults(args.verbose)
 
     from flows.pipelines import ensemble_run
     from flows.runtime import subflow_seconds

@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from flows.settings import apply_offline_defaults
 
-    apply_offline_defaults()  # before Prefect loads; quiets a log line per runner poll
+    apply_offline_defaults(args.verbose)  # before Prefect loads; quiets a line per poll
     from flows.deployments import QUIET_RUNS_ENV, load_schedule, serve
     from pipeline.errors import InputError
 
