@@ -4,6 +4,8 @@ spread calibration of a trained checkpoint and store it in the checkpoint."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flows.commands.options import (
     SEED,
@@ -13,6 +15,9 @@ from flows.commands.options import (
     at_least,
     positive_hours,
 )
+
+if TYPE_CHECKING:
+    from generators.config import CalibrationConfig
 
 NAME = "calibrate"
 HELP = (
@@ -121,3 +126,27 @@ def _calibrate(args: argparse.Namespace) -> int:
     print(calibration.report())
     print(f"calibration stored in {args.out or args.checkpoint}")
     return 0
+
+
+def calibrate_command(checkpoint: str | Path, store: str | Path, config: CalibrationConfig) -> str:
+    """The ``wxens calibrate`` command that fits ``config`` (a training config's
+    ``calibration:`` section, whose period it needs) for ``checkpoint`` on ``store``: what
+    ``wxens train`` suggests when the calibration after its training fails."""
+    from pipeline.errors import shell_word
+
+    leads = ",".join(f"{h:g}h" for h in config.leads_hours) if config.leads_hours else None
+    options = {
+        "--checkpoint": checkpoint,
+        "--store": store,
+        "--start": config.period.start if config.period else None,
+        "--end": config.period.end if config.period else None,
+        "--members": config.members,
+        "--every": f"{config.init_every_hours:g}h",
+        "--lead": leads,
+        "--sampler": config.sampler,
+        "--seed": config.seed,
+    }
+    words = [
+        f"{flag} {shell_word(str(value))}" for flag, value in options.items() if value is not None
+    ]
+    return " ".join(["wxens calibrate", *words, *(["--balance"] if config.balance else [])])

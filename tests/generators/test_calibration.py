@@ -5,6 +5,8 @@ half, :mod:`generators.correction.spread`, is tested in tests/generators/correct
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from dataclasses import replace
 from pathlib import Path
 
@@ -134,6 +136,39 @@ def tiny_run(tmp_path: Path, calibration_end: str) -> AnalysisStore:
         "sampler: 'euler:nfe=2'}\n"
     )
     return store
+
+
+def test_a_failed_calibration_after_training_says_what_was_saved_and_how_to_calibrate(
+    tmp_path, capsys
+):
+    """A held-out period past the store's end: ``wxens train`` said only that, not that the
+    training had finished and ``last.pt`` was saved uncalibrated, nor how to calibrate it.
+    Once the store covers the period, the command it gives and a rerun of the training
+    (which trains nothing more) fit the same calibration."""
+    store = tiny_run(tmp_path, "2000-01-25")
+    late = "calibration.period.start=2000-01-22"  # the store ends on 20 January
+    assert train(store, tmp_path / "c.yaml", tmp_path / "run", late) == 2
+    said = capsys.readouterr().err
+    last = tmp_path / "run" / "last.pt"
+    assert f"training finished and was saved: {last} (step 2)" in said
+    assert "is not calibrated" in said
+    assert "the store holds none of it" in said  # the cause, as calibrate says it
+    assert load_checkpoint(last).calibration is None
+    command = re.search(r"`(wxens calibrate [^`]*)`", said).group(1)
+    ingest(  # the cause fixed: the store now covers the period
+        "synthetic:n_lat=16,n_lon=16,n_times=120,step=6h,seed=2",
+        store.path,
+        variables=["t2m"],
+        progress=False,
+    )
+    assert train(store, tmp_path / "c.yaml", tmp_path / "run", late) == 0
+    assert "had finished (step 2 of 2): nothing trained" in capsys.readouterr().out
+    rerun = load_checkpoint(last)
+    assert rerun.step == 2 and rerun.calibration is not None
+    assert wxens([*shlex.split(command)[1:], "--no-progress", "--out", str(tmp_path / "c.pt")]) == 0
+    fitted = load_checkpoint(tmp_path / "c.pt").calibration
+    assert fitted["n_inits"] == rerun.calibration["n_inits"] > 0
+    np.testing.assert_array_equal(fitted["factors"], rerun.calibration["factors"])
 
 
 def test_a_calibration_is_stored_applied_and_recorded(tmp_path, capsys):
