@@ -269,7 +269,8 @@ def write_forecast(
             appended.to_zarr(store, append_dim=INIT_TIME, zarr_format=3, consolidated=False)
     written = f"overwrote {rerun.sum() - len(kept)} and appended {(~rerun).sum()} initial time(s)"
     written += f"; kept {len(kept)} as they were" * bool(kept)
-    log.info("%s (%s): %s", path, span(times), written)  # which cycles: a run's log says so
+    if times.size:  # none: another run wrote them all meanwhile, as logged above
+        log.info("%s (%s): %s", path, span(times), written)  # which cycles: a run's log says so
     return times.drop(kept)
 
 
