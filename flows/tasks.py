@@ -8,6 +8,7 @@ transient I/O, caching, persisted results) come from :func:`flows.runtime.wxens_
 from __future__ import annotations
 
 from contextlib import nullcontext
+from pathlib import Path
 
 import pandas as pd
 
@@ -50,7 +51,7 @@ def ingest_store(
     adjusted = adjust_sources(sources, Adjustments.parse(*adjustments))
     stores.open_canonical(adjusted, variables, Period(start, end).time_slice())
     with dask_client(dask_scheduler):
-        opened = stores.ingest(
+        stores.ingest(
             adjusted,
             store,
             variables=variables,
@@ -59,7 +60,7 @@ def ingest_store(
             allow_nan=allow_nan,
             progress=progress,
         )
-    return str(opened.path)
+    return str(Path(store))  # an unfinished store (another ingest's times) fails its reader
 
 
 @wxens_task(name="train-generator", reads=("store", "config"), not_keyed=("progress",))

@@ -298,11 +298,12 @@ def times_per_block(ds: xr.Dataset, store: Store | str, size: int) -> int:
     return steps * max(1, size // max(per_time * steps, 1))
 
 
-def finalise(path: Path, running: RunningStatistics | None = None) -> None:
+def finalise(path: Path, running: RunningStatistics | None = None) -> bool:
     """Compute statistics and missing times, then mark the store complete: one
     transaction, holding the store's lock while the statistics of its last commit are
     computed, so no other writer changes the data they describe. A no-op when another
-    ingest finalised the same times already.
+    ingest finalised the same times already. Whether the store is complete: not while
+    times of it are unwritten (another ingest writing them, or one interrupted).
 
     ``running``: the statistics accumulated while every time of the store was written
     (used when the store still holds those times); else one pass over the store
@@ -312,7 +313,7 @@ def finalise(path: Path, running: RunningStatistics | None = None) -> None:
         group = zarr.open_group(store, mode="r+")
         state = group.attrs[STATE_ATTR]
         if state["complete"]:
-            return
+            return True
         if state["written"] != [[0, state["n_times"]]]:
             unwritten = state["n_times"] - sum(j - i for i, j in state["written"])
             log.warning(
@@ -321,7 +322,7 @@ def finalise(path: Path, running: RunningStatistics | None = None) -> None:
                 path,
                 unwritten,
             )
-            return
+            return False
         if running is None or running.n_times != state["n_times"]:
             running = statistics_pass(reader(path))  # the transaction's tip: the lock is held
         times, step = running.times, running.step
@@ -341,6 +342,7 @@ def finalise(path: Path, running: RunningStatistics | None = None) -> None:
             statistics=undefined_as_null(running.result()),
             running_sums=running.sums(),
         )
+    return True
 
 
 def with_history(history: str, line: str) -> str:

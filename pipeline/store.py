@@ -87,8 +87,10 @@ def ingest(
     overwrite: bool = False,
     allow_nan: bool = False,
     progress: bool = True,
-) -> AnalysisStore:
-    """Ingest ``sources`` into the analysis store at ``store``; return it opened.
+) -> AnalysisStore | None:
+    """Ingest ``sources`` into the analysis store at ``store``; return it opened, or None
+    when its times are written but others of the store are not yet (another ingest is
+    writing them, or one was interrupted: logged), so it is not finalised.
 
     sources:   paths, globs, URLs, ``"synthetic:..."`` specs or :class:`Source` objects.
     variables: canonical names to keep (default: every known variable).
@@ -109,7 +111,8 @@ def ingest(
             _replace(ds, origin, path, allow_nan, progress)
         return warn_implausible(open_store(path))
     ds, origin = open_canonical(sources, variables, time, allow_nan=allow_nan)
-    _ingest_into(ds, origin, path, allow_nan, progress)
+    if not _ingest_into(ds, origin, path, allow_nan, progress):
+        return None  # not an error of this ingest: the other one finalises the store
     return warn_implausible(open_store(path))
 
 
@@ -134,10 +137,12 @@ def _replace(ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progress:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _ingest_into(ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progress: bool) -> None:
-    """Prepare, write, finalise. The statistics are folded in from the blocks as they are
-    written (no pass over the store) when this run writes every time of a store it creates
-    or every time it appends to a complete store."""
+def _ingest_into(
+    ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progress: bool
+) -> bool:
+    """Prepare, write, finalise; whether the store is complete after. The statistics are
+    folded in from the blocks as they are written (no pass over the store) when this run
+    writes every time of a store it creates or every time it appends to a complete store."""
     created, old_times, todo, store_id, running = _prepare(ds, origin, path)
     warn_if_short_of_room(ds, len(todo), path)  # the times it writes: no second open
     if todo:
@@ -150,7 +155,7 @@ def _ingest_into(ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progr
             _roll_back(path, created, old_times, new_times)
             raise
         running = running if every_block else None
-    finalise(path, running)
+    return finalise(path, running)
 
 
 def _prepare(

@@ -77,5 +77,11 @@ def run(args: argparse.Namespace) -> int:
         allow_nan=args.allow_nan,
         progress=not args.no_progress,
     )
+    if store is None:  # its times are written; the store waits for others (warned)
+        print(
+            f"{args.store}: this ingest's times are written; the store is finalised "
+            "(statistics, missing times) once every time of it is; `wxens info` then"
+        )
+        return 0
     print(describe(store))
     return 0
