@@ -237,7 +237,11 @@ def locked(path: str | Path) -> Iterator[None]:
     try:
         lock.acquire(timeout=LOCK_NOTICE_S)
     except Timeout:
-        log.info("%s: another process is writing this store; waiting for it", path)
+        log.info(  # a dead holder's lock is freed by the system: a long wait is a live one's
+            "%s: another process is writing this store (it holds %s); waiting for it "
+            "(Ctrl-C stops this one; `fuser %s` names the other, if it seems stuck)",
+            path, lock.lock_file, lock.lock_file,
+        )  # fmt: skip
         lock.acquire()
     try:
         yield
