@@ -2,7 +2,8 @@
 
 Exit codes: 0 success, 2 bad input or store (a :class:`~pipeline.errors.WxensError`,
 or a write the machine refuses: a full disk, a read-only file system, a permission;
-printed without a traceback), 130 interrupted, 141 stdout closed early (``| head``: the
+printed without a traceback), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM: stopped as
+on Ctrl-C, :mod:`pipeline.signals`), 141 stdout closed early (``| head``: the
 rest of the output is dropped quietly, as a tool stopped by SIGPIPE); anything else is a
 bug. Progress bars are drawn only when stderr is a terminal (``--no-progress``: never).
 """
@@ -23,6 +24,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from flows.commands import COMMANDS
 from flows.commands.options import path_arguments
 from pipeline.errors import WxensError
+from pipeline.signals import Terminated, sigterm_raises
 
 RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 """Where Prefect logs the exception that failed a flow or task run."""
@@ -123,7 +125,7 @@ def _dispatch(argv: list[str] | None) -> int:
                 logging.getLogger(name).addFilter(once)  # first: it reads the exception
             logging.getLogger(name).addFilter(without_wxens_traceback)
     try:
-        with _records_between_bars():
+        with sigterm_raises(), _records_between_bars():
             return int(args.run(args) or 0)
     except WxensError as err:
         _say(f"wxens {args.command}: error: {err}")
@@ -133,6 +135,9 @@ def _dispatch(argv: list[str] | None) -> int:
             raise
         _say(f"wxens {args.command}: error: {err}; {ENVIRONMENT_FIXES[err.errno]}")
         return WxensError.exit_code
+    except Terminated:
+        _say(f"wxens {args.command}: terminated (SIGTERM)")
+        return Terminated.exit_code
     except KeyboardInterrupt:
         _say(f"wxens {args.command}: interrupted")
         return 130

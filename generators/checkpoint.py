@@ -186,8 +186,8 @@ class Checkpoint:
             cause = err if isinstance(err, OSError) else err.__context__
             if isinstance(cause, OSError) and cause.errno is not None:
                 raise OSError(cause.errno, cause.strerror, str(path)) from cause
-            if isinstance(cause, KeyboardInterrupt):  # Ctrl-C mid-write: the interrupt it is
-                raise KeyboardInterrupt from None
+            if isinstance(cause, KeyboardInterrupt):  # Ctrl-C (or SIGTERM) mid-write
+                raise cause from None
             raise
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -42,6 +42,7 @@ from torch.nn.parallel import DistributedDataParallel
 from generators.base import Batch
 from generators.device import resolve_device
 from pipeline.errors import InputError, WxensError
+from pipeline.signals import Terminated
 
 RANK_STRIDE = 2**24
 """Seed distance between the shards of one step. A torch generator keeps only the low 32
@@ -288,7 +289,8 @@ def follow_launcher(environ: Mapping[str, str] = os.environ) -> None:
 def launch(nproc: int, command: Sequence[str]) -> int:
     """Run ``python command...`` in ``nproc`` processes on this machine through torchrun
     (``torch.distributed.run --standalone``: a free local rendezvous port); returns 0, or
-    128 + the signal that stopped the launch (Ctrl-C raises KeyboardInterrupt); raises
+    128 + the signal that stopped the launch (Ctrl-C raises KeyboardInterrupt, SIGTERM
+    :class:`~pipeline.signals.Terminated`); raises
     :class:`ProcessFailed` when a process failed."""
     if nproc < 1:
         raise InputError(f"--nproc must be at least 1, got {nproc}")
@@ -304,6 +306,8 @@ def launch(nproc: int, command: Sequence[str]) -> int:
     except SignalException as stop:  # torchrun has stopped the processes: no traceback
         if stop.sigval == signal.SIGINT:
             raise KeyboardInterrupt from None  # Ctrl-C: the CLI says "interrupted", exit 130
+        if stop.sigval == signal.SIGTERM:
+            raise Terminated from None  # the CLI says "terminated (SIGTERM)", exit 143
         return 128 + int(stop.sigval)  # as a shell reports a process that signal stopped
     finally:  # not for what this process starts later
         del os.environ[LAUNCHER_PID]

@@ -1,0 +1,62 @@
+"""SIGTERM as a graceful stop: what ``timeout``, SLURM, Kubernetes, systemd and a cancelled
+Prefect run send to end a command. By default it killed the process at once, as ``kill
+-9`` does: no message, and ``wxens train`` lost every step since its last checkpoint,
+where Ctrl-C (SIGINT) checkpoints, keeps whole batches and says "interrupted".
+
+:func:`sigterm_raises` makes SIGTERM raise :class:`Terminated`, a ``KeyboardInterrupt``,
+so every path written for Ctrl-C applies to it too; the CLI says "terminated (SIGTERM)"
+and exits 143 (128 + 15, as a shell reports a process that SIGTERM stopped).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import FrameType
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM in a process that :func:`sigterm_raises` prepared: stop as on Ctrl-C."""
+
+    exit_code = 128 + signal.SIGTERM
+
+
+@dataclass(frozen=True)
+class RaiseOnSigterm:
+    """The SIGTERM handler: raises :class:`Terminated` in the process ``pid`` that
+    installed it. A process forked from that one (a DataLoader worker, a forked pool's
+    child) inherits the handler, and must still die of the signal as before: there it
+    restores the default action and sends SIGTERM to itself again."""
+
+    pid: int
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != self.pid:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise Terminated
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` in this process within the block; the handler
+    before it is restored after. Nothing off the main thread (Python runs signal handlers
+    there only), nor in a process of a launch of several (``WORLD_SIZE`` > 1): torchrun
+    sends SIGTERM to the other ranks when one fails, and a rank must then die at once, as
+    its failure report expects (``-SIGTERM``: a consequence, not the cause), not wait,
+    blocked in a collective, for torchrun's SIGKILL after its grace period."""
+    if threading.current_thread() is not threading.main_thread() or os.environ.get(
+        "WORLD_SIZE", "1"
+    ) not in ("", "1"):
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, RaiseOnSigterm(os.getpid()))
+    try:
+        yield
+    finally:  # None: a handler not set from Python, which it cannot set back
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)

@@ -1,0 +1,102 @@
+"""SIGTERM (what ``timeout``, SLURM, Kubernetes, systemd and a cancelled Prefect run send)
+stops a command as Ctrl-C does: it killed the process at once, exit 143 without a word,
+and ``wxens train`` lost every step since its last checkpoint. Real processes, real
+signals."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from flows.cli import main as wxens
+from generators.checkpoint import load_checkpoint
+from pipeline.signals import sigterm_raises
+from pipeline.store import ingest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def started(argv: list[str], ready) -> subprocess.Popen:
+    """``wxens argv`` in a process of its own, once ``ready()`` (or after 60 s)."""
+    env = os.environ | {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    command = [sys.executable, "-m", "flows.cli", *argv]
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not ready() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return process
+
+
+def terminated(process: subprocess.Popen, command: str) -> None:
+    """SIGTERM ``process`` (alone, as ``timeout`` does); it says so in one line, exit 143."""
+    assert process.poll() is None, process.communicate()[1][-3000:]
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert stderr.splitlines()[-1] == f"wxens {command}: terminated (SIGTERM)"
+
+
+def logged_steps(run: Path) -> list[int]:
+    log = run / "log.jsonl"
+    lines = log.read_text().splitlines() if log.exists() else []
+    return [json.loads(line)["step"] for line in lines if line.endswith("}")]
+
+
+def test_sigterm_mid_training_checkpoints_the_step_reached_and_a_rerun_resumes(tmp_path, caplog):
+    spec = "synthetic:n_lat=8,n_lon=8,n_times=60,step=6h"
+    store = ingest(spec, tmp_path / "s.zarr", variables=["t2m"], progress=False)
+    run = tmp_path / "run"
+    argv = ["train", "--store", str(store.path), "--out", str(run), "--no-progress"]
+    argv += ["--threads", "1", "--set", "checkpoint_every=20"]
+    argv += ["--set", "fine_tune.steps=1"]  # the rerun's one step after its main phase
+    process = started(
+        [*argv, "--set", "steps=100000"], lambda: max(logged_steps(run), default=0) > 20
+    )
+    seen = max(logged_steps(run))
+    terminated(process, "train")
+    reached = load_checkpoint(run / "last.pt").step
+    assert reached >= seen > 20  # past the last periodic checkpoint it had written
+    caplog.set_level(logging.INFO, logger="generators.train")
+    assert wxens([*argv, "--set", f"steps={reached + 1}"]) == 0
+    assert f"at step {reached}" in caplog.text  # "resuming RUN at step N"
+    assert load_checkpoint(run / "last.pt").step == reached + 2
+
+
+def test_sigterm_mid_ingest_leaves_a_store_a_rerun_completes(tmp_path, capsys, store_content):
+    spec = "synthetic:n_lat=32,n_lon=64,n_times=8000,step=6h"
+    store = tmp_path / "s.zarr"
+    argv = ["ingest", spec, "--store", str(store), "--variables", "t2m", "--no-progress"]
+    argv += ["--threads", "1"]
+    process = started(argv, lambda: (store / "refs").exists())
+    time.sleep(1.0)  # into its writes
+    terminated(process, "ingest")
+    assert wxens(argv) == 0
+    ingest(spec, tmp_path / "whole.zarr", variables=["t2m"], progress=False)
+    resumed, whole = store_content(store), store_content(tmp_path / "whole.zarr")
+    for content in resumed, whole:
+        content["/"][0].pop("history")  # when each was created
+    assert resumed == whole
+
+
+def test_a_forked_child_still_dies_of_sigterm():
+    """A process forked inside :func:`sigterm_raises` (a DataLoader worker) inherits the
+    handler; it must die of the signal, not raise in a process that is not the CLI's."""
+    with sigterm_raises():
+        pid = os.fork()
+        if pid == 0:  # the child: wait to be terminated; exit 0 would mean it survived
+            try:
+                time.sleep(30)
+            finally:
+                os._exit(0)
+        time.sleep(0.2)
+        os.kill(pid, signal.SIGTERM)
+        _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
