@@ -290,8 +290,8 @@ def launch(nproc: int, command: Sequence[str]) -> int:
     """Run ``python command...`` in ``nproc`` processes on this machine through torchrun
     (``torch.distributed.run --standalone``: a free local rendezvous port); returns 0, or
     128 + the signal that stopped the launch (Ctrl-C raises KeyboardInterrupt, SIGTERM
-    :class:`~pipeline.signals.Terminated`); raises
-    :class:`ProcessFailed` when a process failed."""
+    :class:`~pipeline.signals.Terminated`); raises :class:`ProcessFailed` when a process
+    failed."""
     if nproc < 1:
         raise InputError(f"--nproc must be at least 1, got {nproc}")
     if "WORLD_SIZE" in os.environ:
