@@ -114,7 +114,7 @@ def test_two_dask_workers_write_the_one_process_store(one_process, monkeypatch, 
     root, command = one_process
     out = root / "workers.zarr"
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout
-    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster:
         address = cluster.scheduler_address
         with caplog.at_level("INFO", logger="generators.rollout_shard"):
             assert wxens([*command, "--out", str(out), "--dask-scheduler", address]) == 0
@@ -178,7 +178,7 @@ def test_a_dask_rerun_deals_the_initial_times_left_to_every_worker(
     first = [*command, "--batch-members", "3", "--out", str(out)]  # one initial time a batch
     assert wxens([*first, "--init", "2000-01-02T06", "2000-01-02T18"]) == 0  # worker 1's
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout
-    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster:
         with caplog.at_level("INFO", logger="generators"):
             assert wxens([*first, "--dask-scheduler", cluster.scheduler_address]) == 0
     assert "2 initial times over 2 dask workers (1 + 1)" in caplog.text, caplog.text
