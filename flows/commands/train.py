@@ -123,6 +123,8 @@ def _train(args: argparse.Namespace) -> int:
     derived_now = None  # a config.yaml derived by this command, which trained nothing yet
     if args.config is None:
         fresh = args.no_resume or not (Path(args.out) / DERIVED_CONFIG).exists()
+        if fresh and args.nproc is not None:  # before the derivation times and writes it
+            check_cores(args.nproc, derived_device(args.overrides))
         config = derived_config(args)
         args.config = Path(args.out) / DERIVED_CONFIG  # what every process then loads
         derived_now = args.config if fresh else None
@@ -133,7 +135,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.nproc is not None:  # refuse here what every process would refuse
         check_split(args, config)
         open_store(args.store)
-        check_cores(args.nproc, config)
+        check_cores(args.nproc, config.device)
         if args.threads is not None:  # torchrun's own default (1) and its banner saying so
             os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
         return launch(args.nproc, torchrun_command(args))
@@ -203,14 +205,14 @@ def quiet_info() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def check_cores(nproc: int, config) -> None:
-    """``--nproc`` on the CPU: refuse more processes than this process's cores (``--nproc 64``
-    on 2 cores started 64 trainers, each with its own model and copy of the states, half
-    a gigabyte each, which then took turns on the 2 cores)."""
+def check_cores(nproc: int, device: str) -> None:
+    """``--nproc`` on the CPU (config ``device``): refuse more processes than this process's
+    cores (``--nproc 64`` on 2 cores started 64 trainers, each with its own model and copy of
+    the states, half a gigabyte each, which then took turns on the 2 cores)."""
     from generators.device import resolve_device, usable_cores
     from pipeline.errors import InputError, counted
 
-    if resolve_device(config.device).type != "cpu":
+    if resolve_device(device).type != "cpu":
         return  # each process takes a GPU: a rank without one is refused
     cores = usable_cores()
     if nproc > cores:
@@ -219,6 +221,15 @@ def check_cores(nproc: int, config) -> None:
             f"{counted(cores, 'core')}: more processes than cores only slow each other down "
             f"(each holds its own model and states); use --nproc {cores} or fewer"
         )
+
+
+def derived_device(overrides: Sequence[str]) -> str:
+    """The device of a config derived with ``overrides`` (``--set device=...``, else the
+    derived ``auto``); a value that is no name is left to the config's own check."""
+    from generators.config import apply_overrides
+
+    device = apply_overrides({}, list(overrides)).get("device", "auto")
+    return device if isinstance(device, str) else "auto"
 
 
 def check_split(args: argparse.Namespace, config) -> None:

@@ -308,3 +308,23 @@ def test_nproc_refuses_more_cpu_processes_than_cores(store, tmp_path, capsys, mo
     assert "--nproc 2 on the CPU, but this machine gives wxens 1 core: more" in err, err
     assert "use --nproc 1 or fewer" in err
     assert not (tmp_path / "x" / "last.pt").exists()
+
+
+@pytest.mark.parametrize("device", [None, "cuda"])
+def test_nproc_refused_on_the_cpu_leaves_no_derived_config(
+    store, tmp_path, capsys, monkeypatch, device
+):
+    """`--nproc 3` on 2 cores (or `--nproc 2 --set device=cuda` without CUDA) derived and
+    timed a config, printed it, then refused and left OUT/config.yaml, which the rerun with
+    a valid --nproc took as its own (a batch and memory share sized for 3 processes)."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "x"
+    args = ["train", "--store", str(store.path), "--out", str(out), "--set", "steps=3"]
+    args += ["--nproc", "2"] + ([] if device is None else ["--set", f"device={device}"])
+    assert wxens(args) == 2
+    captured = capsys.readouterr()
+    assert "--nproc 2" in captured.err or "CUDA is not available" in captured.err
+    assert "batch_size" not in captured.out  # refused before the derivation
+    assert not (out / "config.yaml").exists()
