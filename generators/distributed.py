@@ -24,6 +24,7 @@ the same global ``batch_size``, exactly when the number is unchanged.
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import signal
 import sys
@@ -172,6 +173,12 @@ class PeerLost(WxensError):
 
     exit_code = 1
 
+    @property
+    def silent(self) -> bool:
+        """In a process of ``wxens train --nproc``, whose launcher names the one that died
+        in one line (:class:`ProcessFailed`): nothing to print here."""
+        return LAUNCHER_PID in os.environ
+
     def __init__(self, world: World, error: BaseException):
         cause = str(error).split("] ", 1)[-1].split(". ", 1)[0]  # without gloo's source path
         super().__init__(
@@ -299,6 +306,10 @@ def launch(nproc: int, command: Sequence[str]) -> int:
             "--nproc given inside a torchrun process; run either torchrun or --nproc, not both"
         )
     os.environ[LAUNCHER_PID] = str(os.getpid())  # the processes inherit it: follow_launcher
+    # its records of the SIGTERM it sends and of the exit code it saw: ProcessFailed says it
+    records = logging.getLogger("torch.distributed.elastic.multiprocessing.api")
+    level = records.level
+    records.setLevel(logging.CRITICAL)
     try:
         torchrun(["--standalone", "--nproc_per_node", str(nproc), *command])
     except ChildFailedError as failed:
@@ -311,6 +322,7 @@ def launch(nproc: int, command: Sequence[str]) -> int:
         return 128 + int(stop.sigval)  # as a shell reports a process that signal stopped
     finally:  # not for what this process starts later
         del os.environ[LAUNCHER_PID]
+        records.setLevel(level)
     return 0
 
 

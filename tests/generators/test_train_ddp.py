@@ -271,6 +271,10 @@ def test_a_killed_rank_stops_nproc_training_naming_it_in_one_line(store, tmp_pat
     assert "wxens train: error: process 1 of 2 was killed by SIGKILL" in stderr, stderr[-3000:]
     assert "run the same command again to resume" in stderr
     assert "Traceback" not in stderr and "GLHF" not in stderr, stderr[-3000:]
+    # one line: not rank 0's "another process stopped" nor torchrun's own log records of
+    # the SIGTERM it sent and the exit code it saw, before it
+    assert stderr.count("error:") == 1, stderr[-3000:]
+    assert "closing signal" not in stderr and "exitcode" not in stderr, stderr[-3000:]
     assert load_checkpoint(out).step > 0
 
 
