@@ -125,6 +125,8 @@ def _train(args: argparse.Namespace) -> int:
         fresh = args.no_resume or not (Path(args.out) / DERIVED_CONFIG).exists()
         if fresh and args.nproc is not None:  # before the derivation times and writes it
             check_cores(args.nproc, derived_device(args.overrides))
+        if fresh:
+            check_one_derivation(world_from_env().size, args.store, args.out)
         config = derived_config(args)
         args.config = Path(args.out) / DERIVED_CONFIG  # what every process then loads
         derived_now = args.config if fresh else None
@@ -220,6 +222,20 @@ def check_cores(nproc: int, device: str) -> None:
             f"--nproc {nproc} on the CPU, but this machine gives wxens "
             f"{counted(cores, 'core')}: more processes than cores only slow each other down "
             f"(each holds its own model and states); use --nproc {cores} or fewer"
+        )
+
+
+def check_one_derivation(processes: int, store: str, out: str) -> None:
+    """Refuse to derive a config in each process of a torchrun launch: each timed its own
+    steps (112 in one, 134 in another), all wrote OUT/config.yaml, and the run hung."""
+    from pipeline.errors import InputError
+
+    if processes > 1:
+        raise InputError(
+            f"each of the {processes} processes of torchrun would derive a config of its own "
+            "(each timing its steps, so their step counts differ); derive it once: "
+            f"`wxens config --store {store} > config.yaml`, then --config config.yaml, or "
+            f"run `wxens train --store {store} --out {out} --nproc {processes}`"
         )
 
 

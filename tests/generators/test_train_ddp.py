@@ -332,3 +332,20 @@ def test_nproc_refused_on_the_cpu_leaves_no_derived_config(
     assert "--nproc 2" in captured.err or "CUDA is not available" in captured.err
     assert "batch_size" not in captured.out  # refused before the derivation
     assert not (out / "config.yaml").exists()
+
+
+def test_torchrun_training_without_a_config_is_refused_before_deriving(
+    store, tmp_path, capsys, monkeypatch
+):
+    """`torchrun --nproc_per_node 2 -m flows.cli train --store S --out R --budget 1min`:
+    each process derived and timed a config of its own (112 and 134 steps), both wrote
+    R/config.yaml, and the run hung without a word."""
+    for name, value in {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"}.items():
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "x"
+    args = ["train", "--store", str(store.path), "--out", str(out), "--set", "steps=3"]
+    assert wxens(args) == 2
+    captured = capsys.readouterr()
+    assert "each of the 2 processes of torchrun would derive" in captured.err, captured.err
+    assert "--config" in captured.err and "--nproc 2" in captured.err
+    assert "batch_size" not in captured.out and not (out / "config.yaml").exists()
