@@ -94,13 +94,14 @@ def add_derive_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Train (and calibrate) into ``--out``, which no other run may write meanwhile: two at
     once removed each other's temporary checkpoints and both logged into ``log.jsonl``. A
-    process torchrun started is covered by the lock of the command that started it."""
+    process torchrun started is covered by the lock of the command that started it, and one
+    of ``--nproc`` (``--nproc 1`` too) by the lock its launcher holds."""
     from flows.inputs import check_output_dir
-    from generators.distributed import world_from_env
+    from generators.distributed import LAUNCHER_PID, world_from_env
     from pipeline.transaction import held_alone
 
     check_output_dir(args.out, "--out", "the run (last.pt, log.jsonl)")
-    if world_from_env().size > 1:
+    if world_from_env().size > 1 or LAUNCHER_PID in os.environ:
         return _train(args)
     with held_alone(args.out):
         return _train(args)

@@ -349,3 +349,17 @@ def test_torchrun_training_without_a_config_is_refused_before_deriving(
     assert "each of the 2 processes of torchrun would derive" in captured.err, captured.err
     assert "--config" in captured.err and "--nproc 2" in captured.err
     assert "batch_size" not in captured.out and not (out / "config.yaml").exists()
+
+
+def test_nproc_1_trains_in_the_process_it_starts(store, tmp_path):
+    """`wxens train --nproc 1`: the one process (WORLD_SIZE=1) took OUT's lock, which the
+    launcher held, and was refused: "another process is writing it"."""
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(CONFIG)
+    env = os.environ | {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    command = [sys.executable, "-m", "flows.cli", "train", "--store", str(store.path)]
+    command += ["--config", str(config_path), "--out", str(tmp_path / "o"), "--nproc", "1"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert load_checkpoint(tmp_path / "o").step == 3
