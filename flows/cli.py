@@ -128,7 +128,7 @@ def _dispatch(argv: list[str] | None) -> int:
         with sigterm_raises(), _records_between_bars():
             return int(args.run(args) or 0)
     except WxensError as err:
-        if not getattr(err, "silent", False):  # another process says it
+        if not err.silent:
             _say(f"wxens {args.command}: error: {err}")
         return err.exit_code
     except OSError as err:

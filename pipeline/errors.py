@@ -27,6 +27,8 @@ class WxensError(Exception):
     """Base class of every error wxens raises on purpose."""
 
     exit_code = 2
+    silent = False
+    """Whether the CLI leaves it unsaid: another process of the run says it."""
 
 
 def shell_word(value: str | Path) -> str:
