@@ -23,6 +23,7 @@ from verification.physics import (
     wasserstein_1,
 )
 from verification.physics.spectral import sampling_noise
+from verification.physics.tendency import distances_to_truth
 from verification.spectra import (
     band_power,
     is_global,
@@ -163,6 +164,19 @@ def test_wasserstein_is_the_exact_distance_of_the_sorted_samples():
     exact = np.abs(np.sort(a) - np.sort(b)).mean()
     assert wasserstein_1(a, b) == pytest.approx(exact, rel=1e-12)
     assert np.isnan(wasserstein_1(np.array([np.nan]), b))
+
+
+def test_member_distances_equal_wasserstein_of_each_member():
+    """The truth sorted once and the closed form of equal sizes (float32 members, as a
+    forecast store holds) give each member's :func:`wasserstein_1`; a member with fewer
+    values (NaN where the truth has one) goes through it."""
+    rng = np.random.default_rng(3)
+    truth = rng.normal(size=2000).astype(np.float32)
+    members = rng.normal(0.2, 1.3, size=(5, 2000)).astype(np.float32)
+    members[1, :20] = 60.0  # far out
+    members[3, :7] = np.nan  # fewer values than the truth
+    expected = [wasserstein_1(m, truth) for m in members]
+    np.testing.assert_allclose(distances_to_truth(members, truth), expected, rtol=1e-12)
 
 
 @pytest.fixture(scope="module")

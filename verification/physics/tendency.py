@@ -36,6 +36,25 @@ def wasserstein_1(a: np.ndarray, b: np.ndarray) -> float:
     return float(scipy.stats.wasserstein_distance(a, b))
 
 
+def distances_to_truth(members: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(M,) :func:`wasserstein_1` distances of the members ``members`` (M, N) to ``truth``
+    (N,), the truth sorted once. A member with as many values as the truth (the usual case:
+    members are masked where the truth is missing) takes the closed form of equal sizes,
+    the mean of ``|sorted a - sorted b|`` in float64, equal to scipy's CDF-difference sum
+    to rounding: scipy sorts both samples and their union again for every member, 8 times
+    the time on the UK demo (50 members, 5 leads); any other member goes through
+    :func:`wasserstein_1`."""
+    ordered = np.sort(truth[~np.isnan(truth)]).astype(np.float64)  # as scipy computes
+    distances = np.empty(len(members))
+    for m, member in enumerate(members):
+        values = member[~np.isnan(member)]
+        if values.size == ordered.size and ordered.size:
+            distances[m] = np.abs(np.sort(values) - ordered).mean()
+        else:
+            distances[m] = wasserstein_1(values, ordered)
+    return distances
+
+
 @register_check
 @dataclass(frozen=True)
 class TendencyDistribution:
@@ -106,15 +125,12 @@ class TendencyDistribution:
             else:
                 truth_distances.append(self._halves_distance(truth_change, inits) / scale)
                 member_change = members.sel(case)
+                by_member = member_change.transpose(MEMBER, ...).values
                 member_distances.append(
-                    [
-                        wasserstein_1(
-                            member_change.isel({MEMBER: m}).values.ravel(),
-                            truth_change.values.ravel(),
-                        )
-                        / scale
-                        for m in range(member_change.sizes[MEMBER])
-                    ]
+                    distances_to_truth(
+                        by_member.reshape(len(by_member), -1), truth_change.values.ravel()
+                    )
+                    / scale
                 )
         if not truth_distances:
             reason = "; ".join(dict.fromkeys(skipped)) or NO_TRUTH_HERE
