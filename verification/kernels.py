@@ -271,9 +271,14 @@ def energy_score(members: np.ndarray, truth: np.ndarray, *, fair: bool) -> np.nd
     truth or of a member is NaN. Cost O(M² C / 2) per point: each pair once (i < j, the
     sum over i, j is twice theirs), in M - 1 passes over the members laid out last
     (components first), which runs several times faster than over (..., M, C) when C
-    is small.
+    is small. One component (a single-variable forecast, the UK demo's) is the CRPS of
+    the same form: :func:`crps_ensemble`'s sorted members, O(M log M): 50 members over the
+    demo's 291,000 points in 0.1 to 1 s instead of 3 s.
     """
     x = members.astype(np.float64, copy=False)
+    if x.shape[-1] == 1:
+        crps = crps_ensemble(x[..., 0], truth[..., 0], fair=fair)
+        return np.where(np.isnan(x).any(axis=(-2, -1)), np.nan, crps)
     m = x.shape[-2]
     error_term = np.linalg.norm(x - truth[..., None, :], axis=-1).mean(axis=-1)
     by_component = np.ascontiguousarray(np.moveaxis(x, -1, 0))  # (C, ..., M)

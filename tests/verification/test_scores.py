@@ -14,6 +14,7 @@ from verification_cases import ensemble, iid_ensemble, point
 
 from pipeline.errors import InputError
 from verification import events as ve
+from verification import kernels
 from verification import ranks as vr
 from verification import scores as vs
 from verification.aggregation import count_valid, latitude_weights, mean_over
@@ -221,6 +222,20 @@ def test_energy_score_reduces_to_crps_in_one_dimension_and_brute_force_in_two():
     dist = np.linalg.norm(x[:, None] - x[None], axis=-1).sum()
     expected = np.linalg.norm(x - y, axis=-1).mean() - dist / (2 * 6 * 5)
     assert float(vs.energy_score(f2, t2)) == pytest.approx(expected, abs=1e-12)
+
+
+def test_one_component_energy_score_kernel_equals_the_pair_sum():
+    """One component goes through the sorted members of the CRPS: the same numbers as the
+    pair sum over (i, j) to rounding, on values far from 0 (standardised temperatures), and
+    NaN where a member or the truth is."""
+    rng = np.random.default_rng(17)
+    x = rng.normal(56.0, 0.3, size=(400, 12, 1)) + rng.normal(0.0, 2.0, size=(400, 1, 1))
+    y = rng.normal(56.0, 2.0, size=(400, 1))
+    x[3, 5, 0], y[7, 0] = np.nan, np.nan
+    pairs = np.abs(x[..., :, None, 0] - x[..., None, :, 0]).sum(axis=(-2, -1))
+    for fair, denominator in ((True, 2 * 12 * 11), (False, 2 * 12 * 12)):
+        expected = np.abs(x[..., 0] - y).mean(axis=-1) - pairs / denominator
+        np.testing.assert_allclose(kernels.energy_score(x, y, fair=fair), expected, rtol=1e-12)
 
 
 def test_dask_chunked_input_gives_in_memory_numbers():
