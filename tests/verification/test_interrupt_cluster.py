@@ -1,0 +1,54 @@
+"""Ctrl-C of ``wxens verify --local-cluster`` says "interrupted" in one line: it printed
+some 90 lines of dask noise above it (a "Task exception was never retrieved ... AllExit"
+traceback per abandoned gather, a KeyboardInterrupt traceback from each worker process,
+which the terminal's Ctrl-C reaches too). A real process group, a real SIGINT."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from verification_cases import oracle_forecast
+
+from pipeline.forecast_store import ForecastProvenance, write_forecast
+from pipeline.sources.synthetic import SyntheticConfig, synthetic_dataset
+from pipeline.store import ingest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_ctrl_c_of_a_verify_on_a_local_cluster_says_interrupted_alone(tmp_path):
+    config = SyntheticConfig(n_lat=16, n_lon=24, n_times=208)
+    analysis = tmp_path / "analysis.zarr"
+    ingest(config.to_spec(), analysis, progress=False)
+    forecast = oracle_forecast(config, synthetic_dataset(config).load(), 200, (6, 12), 5)
+    provenance = ForecastProvenance(
+        generator="oracle", checkpoint_digest="none", sampler="exact", nfe=0, seed=0
+    )
+    write_forecast(tmp_path / "forecast.zarr", forecast, provenance)
+    argv = ["verify", str(tmp_path / "forecast.zarr"), "--truth", str(analysis)]
+    argv += ["--out", str(tmp_path / "scores.nc"), "--local-cluster", "--no-progress"]
+    env = os.environ | {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", *argv, "--threads", "1"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a group of its own, as a terminal's foreground job
+    )
+    said = []
+    while not any("dask dashboard" in line for line in said) and process.poll() is None:
+        said.append(process.stderr.readline())
+    time.sleep(2.0)  # into the computation on the workers
+    assert process.poll() is None, "".join(said) + process.communicate()[1]
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the whole group, workers too
+    _, rest = process.communicate(timeout=60)
+    after = rest.splitlines()
+    assert process.returncode == 130, rest[-3000:]
+    assert "Traceback" not in rest, rest[-3000:]
+    assert after[-1] == "wxens verify: interrupted"
+    assert len(after) <= 3, rest[-3000:]  # at most a line or two from dask
