@@ -16,32 +16,34 @@ DEVICES = "auto, cpu, cuda or cuda:N"
 """The device names wxens runs on, for messages."""
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, option: str = "device:") -> torch.device:
     """``auto`` is CUDA when available, else CPU; ``cpu``, ``cuda``, ``cuda:N`` (and
     ``mps`` where PyTorch has it). Anything else, or a CUDA device this machine lacks, is
-    an :class:`InputError` naming the device and the ones to use."""
+    an :class:`InputError` naming the device and the ones to use, as ``option`` (how the
+    user gave it: ``device:`` in a config, ``--device`` on the command line)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    given = f"{option} {name!r}"
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError, ValueError):
-        raise InputError(f"device {name!r} is not a device name; use {DEVICES}") from None
+        raise InputError(f"{given} is not a device name; use {DEVICES}") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise InputError(
-                f"device {name!r} asked for but CUDA is not available; use device: auto or cpu"
+                f"{given} asked for but CUDA is not available; use {option} auto or cpu"
             )
         count = torch.cuda.device_count()
         if device.index is not None and device.index >= count:
             raise InputError(
-                f"device {name!r}: this machine has {count} CUDA device(s), "
+                f"{given}: this machine has {count} CUDA device(s), "
                 f"cuda:0 to cuda:{count - 1}; use one of them, or auto"
             )
     elif device.type == "mps":
         if not torch.backends.mps.is_available():
-            raise InputError(f"device {name!r}: MPS is not available here; use {DEVICES}")
+            raise InputError(f"{given}: MPS is not available here; use {DEVICES}")
     elif device.type != "cpu":
-        raise InputError(f"device {name!r} is not supported by wxens; use {DEVICES}")
+        raise InputError(f"{given} is not supported by wxens; use {DEVICES}")
     return device
 
 

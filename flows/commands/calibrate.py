@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING
 from flows.commands.options import (
     SEED,
     add_batch_members,
+    add_device,
     add_no_progress,
     add_threads,
     at_least,
+    check_device,
     positive_hours,
 )
 
@@ -68,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", help="write the calibrated checkpoint here (default: over --checkpoint)"
     )
-    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+    add_device(parser)
     add_batch_members(parser)
     add_threads(parser)
     add_no_progress(parser)
@@ -81,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from generators.correction.tuned import checkpoint_file
     from pipeline.transaction import held_alone
 
+    check_device(args.device)  # before the checkpoint and the store are read
     with held_alone(checkpoint_file(args.out or args.checkpoint).parent):
         return _calibrate(args)
 

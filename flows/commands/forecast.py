@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING
 from flows.commands.options import (
     SEED,
     add_batch_members,
+    add_device,
     add_no_progress,
     add_threads,
     at_least,
+    check_device,
 )
 
 if TYPE_CHECKING:
@@ -48,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="make every step's upper air hypsometric and geostrophic (z and t on two or more "
         "levels; u and v made geostrophic where present; regular regional grid)",
     )
-    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+    add_device(parser)
     parser.add_argument(
         "--no-compile",
         action="store_true",
@@ -204,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
     from generators.rollout_shard import forecast_sharded
 
     inits = parse_inits(args.init)  # a bad --init is refused before the checkpoint loads
+    check_device(args.device, args.dask_scheduler)  # so is a --device missing here
     set_threads(args.threads)
     if args.dask_scheduler:  # the workers open these themselves, in their own directory
         args.checkpoint, args.store, args.out = map(

@@ -116,6 +116,27 @@ def add_batch_members(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_device(parser: argparse.ArgumentParser) -> None:
+    """``--device``: where the networks run (:func:`check_device` refuses one missing here)."""
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto (CUDA if present), cpu, cuda or cuda:N; one this machine lacks is refused "
+        "before anything is read",
+    )
+
+
+def check_device(device: str, dask_scheduler: str | None = None) -> None:
+    """Refuse a ``--device`` this machine lacks (``cuda`` without CUDA) in the words of the
+    command line, before any store or checkpoint is read: the refusal came from the model's
+    loading, after the reads, and said ``use device: auto or cpu``, a config's spelling.
+    Not with ``dask_scheduler``: the cluster's workers run the networks, on their devices."""
+    if dask_scheduler is None:
+        from generators.device import resolve_device
+
+        resolve_device(device, "--device")
+
+
 def add_threads(
     parser: argparse.ArgumentParser,
     help: str = "at most N CPU threads for each pool the command starts: torch's, Zarr's "

@@ -13,8 +13,10 @@ import sys
 from flows.commands.options import (
     SEED,
     add_config_overrides,
+    add_device,
     add_threads,
     at_least,
+    check_device,
     deprecated_alias,
     positive_hours,
 )
@@ -80,7 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sampler", help="sampler spec, e.g. euler:nfe=10 (default: the checkpoint's)"
     )
     ens.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
-    ens.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+    add_device(ens)
     add_threads(ens)
     out = parser.add_argument_group("outputs")
     out.add_argument("--out", help="forecast store to create or extend (required)")
@@ -174,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
     check_distinct_outputs({"--scores": args.scores, "--report": args.report})
     stores = {"--store": args.store, "--out": args.out, "--bias-correct": args.bias_correct}
     check_distinct_outputs({**stores, "--baseline-store": args.baseline_store}, "store")
+    check_device(args.device, args.dask_scheduler)  # before any flow starts
     from flows.settings import apply_offline_defaults
 
     apply_offline_defaults(args.verbose)

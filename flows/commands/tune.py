@@ -9,9 +9,11 @@ import argparse
 
 from flows.commands.options import (
     SEED,
+    add_device,
     add_no_progress,
     add_threads,
     at_least,
+    check_device,
     deprecated_alias,
     positive_hours,
 )
@@ -73,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         )
     parser.add_argument("--sampler", help="sampler spec (default: the checkpoint's)")
     parser.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+    add_device(parser)
     add_threads(parser)
     add_no_progress(parser)
 
@@ -98,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from generators.tune import tune_correction
     from pipeline.schema import Period
 
+    check_device(args.device)  # before the checkpoint and the store are read
     set_threads(args.threads)
     tuned = tune_correction(
         args.checkpoint,
