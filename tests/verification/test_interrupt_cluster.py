@@ -1,7 +1,8 @@
 """Ctrl-C of ``wxens verify --local-cluster`` says "interrupted" in one line: it printed
 some 90 lines of dask noise above it (a "Task exception was never retrieved ... AllExit"
 traceback per abandoned gather, a KeyboardInterrupt traceback from each worker process,
-which the terminal's Ctrl-C reaches too). A real process group, a real SIGINT."""
+which the terminal's Ctrl-C reaches too); SIGTERM, which takes the same path, the same
+tracebacks from asyncio. A real process group, real signals."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from verification_cases import oracle_forecast
 
 from pipeline.forecast_store import ForecastProvenance, write_forecast
@@ -21,7 +23,15 @@ from pipeline.store import ingest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_ctrl_c_of_a_verify_on_a_local_cluster_says_interrupted_alone(tmp_path):
+@pytest.mark.parametrize(
+    "signum, group, words",
+    [
+        (signal.SIGINT, True, "interrupted"),  # Ctrl-C: the whole group, workers too
+        (signal.SIGTERM, False, "terminated (SIGTERM)"),  # as `timeout` sends it
+    ],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_a_verify_on_a_local_cluster_stopped_says_so_alone(tmp_path, signum, group, words):
     config = SyntheticConfig(n_lat=16, n_lon=24, n_times=208)
     analysis = tmp_path / "analysis.zarr"
     ingest(config.to_spec(), analysis, progress=False)
@@ -45,10 +55,13 @@ def test_ctrl_c_of_a_verify_on_a_local_cluster_says_interrupted_alone(tmp_path):
         said.append(process.stderr.readline())
     time.sleep(2.0)  # into the computation on the workers
     assert process.poll() is None, "".join(said) + process.communicate()[1]
-    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the whole group, workers too
+    if group:
+        os.killpg(process.pid, signum)
+    else:
+        process.send_signal(signum)
     _, rest = process.communicate(timeout=60)
     after = rest.splitlines()
-    assert process.returncode == 130, rest[-3000:]
+    assert process.returncode == 128 + signum, rest[-3000:]
     assert "Traceback" not in rest, rest[-3000:]
-    assert after[-1] == "wxens verify: interrupted"
+    assert after[-1] == f"wxens verify: {words}"
     assert len(after) <= 3, rest[-3000:]  # at most a line or two from dask
