@@ -20,6 +20,7 @@ from flows.commands.options import (
 
 if TYPE_CHECKING:
     from generators.config import CalibrationConfig
+    from generators.train_plan import TrainResult
 
 NAME = "calibrate"
 HELP = (
@@ -153,3 +154,17 @@ def calibrate_command(checkpoint: str | Path, store: str | Path, config: Calibra
         f"{flag} {shell_word(str(value))}" for flag, value in options.items() if value is not None
     ]
     return " ".join(["wxens calibrate", *words, *(["--balance"] if config.balance else [])])
+
+
+def uncalibrated(store: str, calibration: CalibrationConfig, result: TrainResult) -> str:
+    """What ``wxens train`` says when the calibration after its training failed (the error
+    follows): the training itself finished and is saved, the checkpoint is not calibrated,
+    and the ``wxens calibrate`` command (or the rerun, which trains nothing more) that
+    calibrates it once the cause is fixed."""
+    return (
+        f"wxens train: the training finished and was saved: {result.checkpoint} (step "
+        f"{result.step}), but its spread calibration failed (below), so it is not "
+        "calibrated. Once the cause is fixed, calibrate it with "
+        f"`{calibrate_command(result.checkpoint, store, calibration)}`, or rerun this "
+        "wxens train (it trains nothing more, then calibrates)"
+    )

@@ -21,14 +21,9 @@ import sys
 from collections.abc import Sequence
 from itertools import takewhile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from flows.commands.options import add_config_overrides, add_no_progress, add_threads, at_least
 from flows.threads import set_threads
-
-if TYPE_CHECKING:
-    from generators.config import CalibrationConfig
-    from generators.train_plan import TrainResult
 
 DERIVED_CONFIG = "config.yaml"
 NAME = "train"
@@ -174,6 +169,8 @@ def _train(args: argparse.Namespace) -> int:
                 result.checkpoint, args.store, config.calibration, progress=not args.no_progress
             )
         except BaseException:  # refused, out of memory, interrupted: the training is kept
+            from flows.commands.calibrate import uncalibrated
+
             sys.stderr.write(f"{uncalibrated(args.store, config.calibration, result)}\n")
             raise
         checkpoint = load_checkpoint(result.checkpoint)
@@ -183,22 +180,6 @@ def _train(args: argparse.Namespace) -> int:
     if checkpoint.calibration is not None:
         print(SpreadCalibration.from_dict(checkpoint.calibration).report())
     return 0
-
-
-def uncalibrated(store: str, calibration: CalibrationConfig, result: TrainResult) -> str:
-    """What ``wxens train`` says when the calibration after its training failed (the error
-    follows): the training itself finished and is saved, the checkpoint is not calibrated,
-    and the ``wxens calibrate`` command (or the rerun, which trains nothing more) that
-    calibrates it once the cause is fixed."""
-    from flows.commands.calibrate import calibrate_command
-
-    return (
-        f"wxens train: the training finished and was saved: {result.checkpoint} (step "
-        f"{result.step}), but its spread calibration failed (below), so it is not "
-        "calibrated. Once the cause is fixed, calibrate it with "
-        f"`{calibrate_command(result.checkpoint, store, calibration)}`, or rerun this "
-        "wxens train (it trains nothing more, then calibrates)"
-    )
 
 
 def quiet_info() -> None:
