@@ -105,11 +105,11 @@ def test_repeated_ingest_is_a_no_op(uk_store, uk_sample):
     assert before == after, "no commit, no file written"
 
 
-def test_resumed_ingest_counts_only_the_times_written(tmp_path, monkeypatch, caplog):
-    # an ingest interrupted after its first block grew the time axis to every time but
-    # wrote only that block: its rerun must not say every time is in the store already
-    times = pd.date_range("2021-01-01", periods=8, freq="6h")
-    make_netcdf(tmp_path / "all.nc", times)
+def ingest_stopped_after_one_block(tmp_path: Path, monkeypatch) -> tuple[Path, Path]:
+    """An ingest of 8 six-hourly times, two a block, into a new store, stopped after its
+    first block (as a kill would, or another ingest still writing the rest): the time axis
+    grown to every time, two written. Returns the input file and the store."""
+    make_netcdf(tmp_path / "all.nc", pd.date_range("2021-01-01", periods=8, freq="6h"))
     store = tmp_path / "s.zarr"
     monkeypatch.setattr(store_module, "MIN_CHUNK_BYTES", 1)  # one time a chunk
     monkeypatch.setattr(blocks_module, "BLOCK_BYTES", 2 * 3 * 4 * 4)  # two times a block
@@ -125,11 +125,37 @@ def test_resumed_ingest_counts_only_the_times_written(tmp_path, monkeypatch, cap
     with pytest.raises(OSError, match="simulated"):
         ingest(tmp_path / "all.nc", store, progress=False)
     monkeypatch.setattr(blocks_module, "write_region", real)
+    return tmp_path / "all.nc", store
+
+
+def test_resumed_ingest_counts_only_the_times_written(tmp_path, monkeypatch, caplog):
+    # an ingest interrupted after its first block grew the time axis to every time but
+    # wrote only that block: its rerun must not say every time is in the store already
+    source, store = ingest_stopped_after_one_block(tmp_path, monkeypatch)
     with caplog.at_level("INFO", logger="pipeline.store"):
-        ingest(tmp_path / "all.nc", store, progress=False)
+        ingest(source, store, progress=False)
     assert "8 of the input's 8 time(s) are in the store already" not in caplog.text
     assert "2 of the input's 8 time(s) are in the store already: kept as written" in caplog.text
     assert "6 time(s) of the store not yet written (an ingest was interrupted" in caplog.text
+    assert open_store(store).dataset.sizes["time"] == 8
+
+
+def test_an_ingest_done_before_the_other_one_writing_the_store_does_not_fail(
+    tmp_path, monkeypatch, capsys, caplog
+):
+    """`wxens ingest --end` and `wxens ingest --start` of the two halves of one period,
+    into a new store at once: the one that finished first, its times all written, said
+    "error: the store is incomplete ... nothing to read yet" and exited 2 (the other then
+    finalised the store). Here the other ingest is one that wrote the first 2 of 8 times
+    and is taken to be writing the rest."""
+    source, store = ingest_stopped_after_one_block(tmp_path, monkeypatch)
+    capsys.readouterr()
+    assert main(["ingest", str(source), "--store", str(store), "--end", "2021-01-01T18"]) == 0
+    err, out = capsys.readouterr()[::-1]
+    assert "error" not in err and "Traceback" not in err
+    assert "4 time(s) are not written yet (another ingest is writing" in caplog.text
+    assert f"{store}: this ingest's times are written" in out and "wxens info" in out
+    assert main(["ingest", str(source), "--store", str(store)]) == 0  # the rest
     assert open_store(store).dataset.sizes["time"] == 8
 
 
