@@ -278,16 +278,22 @@ def test_a_killed_rank_stops_nproc_training_naming_it_in_one_line(store, tmp_pat
     assert load_checkpoint(out).step > 0
 
 
-def test_nproc_training_logs_each_line_once(store, tmp_path):
-    """`wxens train --nproc 2`: every INFO line (the states read, the steps) came once per
-    process, alike, though rank 0 alone is to print."""
+def train_with_nproc(store, tmp_path: Path, nproc: int) -> subprocess.CompletedProcess:
+    """``wxens train --nproc N`` of :data:`CONFIG` into ``tmp_path/o``, a process of its own
+    (outside any launch: no WORLD_SIZE), one thread each."""
     config_path = tmp_path / "c.yaml"
     config_path.write_text(CONFIG)
     env = os.environ | {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     env.pop("WORLD_SIZE", None)
     command = [sys.executable, "-m", "flows.cli", "train", "--store", str(store.path)]
-    command += ["--config", str(config_path), "--out", str(tmp_path / "o"), "--nproc", "2"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    command += ["--config", str(config_path), "--out", str(tmp_path / "o"), "--nproc", str(nproc)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_nproc_training_logs_each_line_once(store, tmp_path):
+    """`wxens train --nproc 2`: every INFO line (the states read, the steps) came once per
+    process, alike, though rank 0 alone is to print."""
+    done = train_with_nproc(store, tmp_path, 2)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stderr.count("of states into memory") == 1, done.stderr
 
@@ -355,12 +361,6 @@ def test_torchrun_training_without_a_config_is_refused_before_deriving(
 def test_nproc_1_trains_in_the_process_it_starts(store, tmp_path):
     """`wxens train --nproc 1`: the one process (WORLD_SIZE=1) took OUT's lock, which the
     launcher held, and was refused: "another process is writing it"."""
-    config_path = tmp_path / "c.yaml"
-    config_path.write_text(CONFIG)
-    env = os.environ | {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    env.pop("WORLD_SIZE", None)
-    command = [sys.executable, "-m", "flows.cli", "train", "--store", str(store.path)]
-    command += ["--config", str(config_path), "--out", str(tmp_path / "o"), "--nproc", "1"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    done = train_with_nproc(store, tmp_path, 1)
     assert done.returncode == 0, done.stderr[-3000:]
     assert load_checkpoint(tmp_path / "o").step == 3
