@@ -122,6 +122,7 @@ def iter_forecast(
     progress: bool = True,
     model: torch.nn.Module | None = None,
     balance: bool = False,
+    pending: Callable[[pd.DatetimeIndex], pd.DatetimeIndex] | None = None,
 ) -> Iterator[tuple[pd.DatetimeIndex, np.ndarray]]:
     """Yield ``(initial times, members)`` batch by batch; members (B, M, L, C, H, W) float32
     in physical units, L the output leads in the order asked. ``batch_members`` bounds
@@ -130,7 +131,10 @@ def iter_forecast(
     checkpoint's EMA model; any generator with a ``backbone`` may be given. ``bf16`` and
     ``compile`` act on CUDA only (on a CPU both made the small models slower). ``balance``:
     project every step's upper air onto hypsometric and geostrophic balance
-    (:func:`balance_constraint`)."""
+    (:func:`balance_constraint`). ``pending(batch)``: those of a batch's initial times
+    still to draw, asked just before it is drawn (a forecast into a store drops those
+    another run wrote meanwhile); the others keep their members, their noise being
+    their own."""
     check_ensemble_size(n_members, batch_members)
     inits = pd.DatetimeIndex(inits)
     plan = plan_rollout(leads_hours, checkpoint.leads_hours, data.history_hours)
@@ -183,6 +187,12 @@ def iter_forecast(
     with bar:
         for start in range(0, len(inits), per_batch):
             batch = inits[start : start + per_batch]
+            if pending is not None:
+                left = batch[batch.isin(pending(batch))]
+                bar.update((len(batch) - len(left)) * plan.network_steps)
+                batch = left
+                if batch.empty:
+                    continue
             window = data.windows(batch, plan).to(dev).repeat_interleave(n_members, dim=0)
             generator = init_generators(seed, batch)
             outputs = _run_plan(

@@ -236,7 +236,11 @@ class _RankFailure:
 
 
 def _merged(runs: Sequence[ForecastRun], skipped: int) -> ForecastRun:
-    """One run holding the initial times of every shard (their provenance is one), and the
-    count ``skipped`` before they were dealt (held completely by the store already)."""
+    """One run holding the initial times of every shard (their provenance is one), those
+    another run wrote meanwhile into any shard's batches, and the count ``skipped`` before
+    they were dealt (held completely by the store already)."""
     times = sorted(t for run in runs for t in run.init_times)
-    return dataclasses.replace(runs[0], init_times=tuple(times), skipped=skipped)
+    meanwhile = sum(run.written_by_another_run for run in runs)
+    return dataclasses.replace(
+        runs[0], init_times=tuple(times), skipped=skipped, written_by_another_run=meanwhile
+    )

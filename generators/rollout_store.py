@@ -4,6 +4,7 @@ to a forecast store batch by batch with their provenance (:func:`forecast_to_sto
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,10 +24,12 @@ from generators.samplers import Sampler
 from pipeline.forecast_store import (
     ForecastProvenance,
     check_extends,
+    complete_init_times,
     pending_init_times,
     source_attrs,
     write_forecast,
 )
+from pipeline.forecast_times import span
 from pipeline.store import AnalysisStore, open_store
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,9 @@ class ForecastRun:
     calibration: SpreadCalibration | None
     #: Initial times asked for that ``out`` held completely when the run began: skipped.
     skipped: int = 0
+    #: Initial times another run wrote into ``out`` while this one ran: dropped before
+    #: their batch was drawn, or (written in the last moment) drawn and not written.
+    written_by_another_run: int = 0
     #: Initial times a dask worker of this run wrote before it died: the task, rerun on
     #: another worker, found them in the store (kept) and drew only the missing ones.
     written_before_a_worker_died: int = 0
@@ -84,7 +90,8 @@ def forecast_to_store(
     SSR before/after; a warning says when the forecasts fall in the checkpoint's training
     period. ``compile``: ``torch.compile`` the network on CUDA (the first batch
     pays the compilation). ``recompute``: draw again the initial times ``out`` already holds
-    completely; by default they are skipped, and so is one another run writes meanwhile.
+    completely; by default they are skipped, and so is one another run writes meanwhile:
+    the store is read again before each batch is drawn (:func:`unwritten`).
     ``balance``: make every step's upper air hypsometric and geostrophic
     (:func:`generators.rollout.balance_constraint`). ``warn_trained_on=False``: no warning
     about the training period, for a caller that forecasts it on purpose and says so.
@@ -141,6 +148,7 @@ def forecast_to_store(
         progress=progress,
         model=model,
         balance=balance,
+        pending=None if recompute else functools.partial(unwritten, out),
     ):
         forecast = to_dataset(data, batch, leads_hours, members)
         forecast.attrs.update(source_attrs(store.path))
@@ -153,4 +161,16 @@ def forecast_to_store(
         provenance,
         calibration,
         skipped=asked - len(inits),
+        written_by_another_run=len(inits) - len(written),
     )
+
+
+def unwritten(out: str, batch: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """The initial times of ``batch`` the forecast store ``out`` does not hold completely,
+    read just before the batch is drawn: another run into ``out`` (a scheduled ``wxens
+    run`` and a forecast by hand of the same cycle) wrote the others meanwhile, which would
+    be drawn only to be discarded when written (logged)."""
+    meanwhile = batch.intersection(complete_init_times(out))
+    if meanwhile.size:
+        log.info("%s: %s written by another run meanwhile; not drawn again", out, span(meanwhile))
+    return batch.difference(meanwhile)

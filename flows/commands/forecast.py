@@ -61,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--recompute",
         action="store_true",
-        help="draw again the initial times --out already holds (default: skip them)",
+        help="draw again the initial times --out already holds (default: skip them, and "
+        "those another forecast into --out writes while this one runs)",
     )
     add_threads(parser)
     add_no_progress(parser)
@@ -243,12 +244,14 @@ def run(args: argparse.Namespace) -> int:
 def summary(done: ForecastRun) -> str:
     """The line a forecast ends with: what it drew, with what, and what became of the rest
     of the initial times asked for: written by a dask worker of this run that then died
-    (kept; the rerun of its task drew only the missing ones), or already in the store
-    (kept; ``--recompute`` draws them again)."""
+    (kept; the rerun of its task drew only the missing ones), written by another run into
+    the store while this one ran (kept, not drawn again), or already in the store (kept;
+    ``--recompute`` draws them again)."""
     from pipeline.errors import counted
 
     p = done.provenance
     died, held = done.written_before_a_worker_died, done.skipped
+    other = done.written_by_another_run
     return (
         f"{done.out}: {counted(len(done.init_times), 'initial time')} x "
         f"{counted(done.members, 'member')} "
@@ -261,5 +264,6 @@ def summary(done: ForecastRun) -> str:
             if died
             else ""
         )
+        + (f"; {other} written by another run meanwhile, kept" if other else "")
         + (f"; {held} already in the store, kept (--recompute draws them again)" if held else "")
     )
