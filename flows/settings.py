@@ -7,8 +7,14 @@ Prefect's default start-up timeout, and nothing may phone home. Values the user 
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
 import os
+import signal
+import subprocess
+import sys
+from typing import Any
 
 OFFLINE_DEFAULTS = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300",
@@ -20,12 +26,52 @@ def apply_offline_defaults(verbose: bool = False) -> None:
     """Set :data:`OFFLINE_DEFAULTS` in the environment where unset; call before importing
     prefect (its settings are read once, at import). Also keeps the HTTP client's
     one-line-per-request INFO logs (Prefect's API calls) off the console and, unless
-    ``verbose`` (``wxens -v``), the web link of :func:`without_server_guide`."""
+    ``verbose`` (``wxens -v``), the web link of :func:`without_server_guide`; and keeps
+    the temporary server out of the command's process group (:func:`temporary_server_apart`)."""
     for name, value in OFFLINE_DEFAULTS.items():
         os.environ.setdefault(name, value)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     prefect = logging.getLogger("prefect")  # its temporary server logs here, not below
     (prefect.removeFilter if verbose else prefect.addFilter)(without_server_guide)
+    temporary_server_apart()
+
+
+def temporary_server_apart() -> None:
+    """Start Prefect's temporary server (no ``PREFECT_API_URL``) in a process group of its
+    own. In the command's group, a signal to the group (Ctrl-C at a terminal, ``kill --
+    -PGID``) stopped the server with the command, which then reported each run crashed to a
+    server gone: a minute of retries per report, then a wall of connection tracebacks and
+    exit 1, minutes after Ctrl-C. Apart, it records the runs' states and Prefect stops it
+    at exit, as before. On Linux it gets SIGTERM when the command dies without exiting
+    (SIGKILL, SIGHUP), as it did in the group, rather than being left running."""
+    from prefect.settings import get_current_settings
+
+    if get_current_settings().api.url:  # a server of the user's: none is started
+        return
+    from prefect.server.api import server
+
+    server.subprocess = ServerSubprocess()  # type: ignore[assignment]
+
+
+class ServerSubprocess:
+    """The ``subprocess`` module as Prefect's server module sees it (the Popen of its
+    temporary server is the only one there): a process group of its own and, on Linux, the
+    parent's death signalled (``prctl``, resolved here: the child of a process with
+    threads only calls it)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(subprocess, name)
+
+    @staticmethod
+    def Popen(*args: Any, **kwargs: Any) -> subprocess.Popen:
+        if sys.platform == "linux":
+            prctl = ctypes.CDLL(None, use_errno=True).prctl
+            kwargs["preexec_fn"] = functools.partial(prctl, PR_SET_PDEATHSIG, signal.SIGTERM)
+        return subprocess.Popen(*args, process_group=0, **kwargs)
+
+
+PR_SET_PDEATHSIG = 1
+"""Linux ``prctl`` option: the signal a process gets when its parent dies."""
 
 
 def without_server_guide(record: logging.LogRecord) -> bool:

@@ -14,10 +14,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+import yaml
+
 from flows.cli import main as wxens
 from generators.checkpoint import load_checkpoint
+from pipeline.forecast_store import complete_init_times
 from pipeline.signals import sigterm_raises
 from pipeline.store import ingest
+from tests.flows.conftest import SYNTHETIC, TINY_TRAINING, prefect_env, stop_process_group
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,3 +105,56 @@ def test_a_forked_child_still_dies_of_sigterm():
         os.kill(pid, signal.SIGTERM)
         _, status = os.waitpid(pid, 0)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("sig", "line", "code"),
+    [(signal.SIGTERM, "terminated (SIGTERM)", 143), (signal.SIGINT, "interrupted", 130)],
+)
+def test_a_signal_to_the_group_of_wxens_run_stops_it_at_once_and_a_rerun_completes(
+    tmp_path, sig, line, code
+):
+    """SIGTERM or SIGINT to the whole process group of ``wxens run`` mid-forecast (Ctrl-C at
+    a terminal, ``kill -- -PGID``) reached Prefect's temporary server too, which stopped;
+    the command then spent minutes retrying to report its runs crashed to it, and ended in
+    connection tracebacks and exit 1. Now the server outlives the signal: the runs are
+    recorded Crashed, one line and 130 or 143 follow within seconds, a rerun completes."""
+    store, config = tmp_path / "truth.zarr", tmp_path / "tiny.yaml"
+    argv = ["ingest", SYNTHETIC, "--store", str(store), "--variables", "t2m", "--no-progress"]
+    assert wxens(argv) == 0
+    config.write_text(yaml.safe_dump(TINY_TRAINING))
+    model = tmp_path / "model"
+    argv = ["train", "--store", str(store), "--config", str(config), "--out", str(model)]
+    assert wxens([*argv, "--no-progress"]) == 0
+    inits = "2000-01-08T00/2000-01-09T18/6h"  # 8 initial times; 40 Euler steps: seconds
+    argv = [sys.executable, "-m", "flows.cli", "run", "--store", str(store), "--init", inits]
+    argv += ["--checkpoint", str(model / "last.pt"), "--sampler", "euler:nfe=40"]
+    argv += ["--members", "64", "--out", "f.zarr", "--scores", "s.nc", "--threads", "1"]
+    env = prefect_env(tmp_path / "prefect")  # no PREFECT_API_URL: a temporary server
+    env |= {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    log = tmp_path / "run.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            argv, cwd=tmp_path, env=env, stdout=sink, stderr=sink, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + 300
+        while "generators.rollout - forecast:" not in log.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        time.sleep(0.5)  # into its network steps
+        os.killpg(process.pid, sig)
+        process.wait(timeout=60)
+    finally:
+        stop_process_group(process)
+    stderr = log.read_text()
+    assert process.returncode == code, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert f"wxens run: {line}" in stderr.splitlines()[-2:]  # then the server stopped
+    assert "Finished in state Crashed(" in stderr
+    assert len(complete_init_times(tmp_path / "f.zarr")) < 8
+    rerun = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert len(complete_init_times(tmp_path / "f.zarr")) == 8
+    assert (tmp_path / "s.nc").exists()
