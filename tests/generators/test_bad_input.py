@@ -185,7 +185,7 @@ def test_an_unknown_device_in_a_training_config_is_one_line_naming_it(trained, c
     root, store, _, config = trained
     argv = ["train", "--store", str(store.path), "--config", str(config), "--no-progress"]
     err = refused(
-        capsys, argv + ["--out", str(root / "tpu-run"), "--set", "device=tpu"], "device 'tpu'"
+        capsys, argv + ["--out", str(root / "tpu-run"), "--set", "device=tpu"], "device: 'tpu'"
     )
     assert "use auto, cpu, cuda or cuda:N" in err
 
