@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from flows.cli import main as wxens
 from flows.commands.forecast import summary
 from generators.rollout_store import forecast_to_store
 from pipeline.errors import time_text
 from pipeline.forecast_store import open_forecast
-from pipeline.store import ingest
+
+from tiny import two_step_run
 
 INITS = pd.date_range("2000-01-02T00", periods=8, freq="6h")
 OTHERS = INITS[[4, 5, 7]]  # what the other run writes while the first draws INITS[2:4]
@@ -23,23 +23,9 @@ OTHERS = INITS[[4, 5, 7]]  # what the other run writes while the first draws INI
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A checkpoint of two training steps on a synthetic store (as test_rollout_shard's)."""
+    """A checkpoint of two training steps on a synthetic store (:func:`tiny.two_step_run`)."""
     root = tmp_path_factory.mktemp("meanwhile")
-    store = ingest(
-        "synthetic:n_lat=16,n_lon=16,n_times=40,step=6h,seed=2",
-        root / "syn.zarr",
-        variables=["t2m"],
-        progress=False,
-    )
-    config = root / "c.yaml"
-    config.write_text(
-        "model: {kind: flow_matching, backbone: {widths: [8, 16], attention_heads: 0, "
-        "embedding_dim: 16}}\ndata: {channels: [t2m], history: 2, leads: [1]}\nsteps: 2\n"
-        "batch_size: 4\ndevice: cpu\n"
-    )
-    train = ["train", "--store", str(store.path), "--config", str(config)]
-    assert wxens([*train, "--out", str(root / "run"), "--no-progress"]) == 0
-    return root, store
+    return root, two_step_run(root)
 
 
 class AfterBatch(logging.Handler):

@@ -17,7 +17,8 @@ from flows.cli import main as wxens
 from generators.rollout_shard import shard_init_times
 from pipeline.errors import InputError
 from pipeline.forecast_store import open_forecast, provenance
-from pipeline.store import ingest
+
+from tiny import two_step_run
 
 ROOT = Path(__file__).resolve().parents[2]
 INITS = "2000-01-02T00/2000-01-02T18/6h"  # four initial times
@@ -28,20 +29,7 @@ def one_process(tmp_path_factory):
     """A checkpoint of two training steps and its one-process forecast: 4 initial times x
     3 members, 2 initial times per batch (``--batch-members 6``)."""
     root = tmp_path_factory.mktemp("shard")
-    store = ingest(
-        "synthetic:n_lat=16,n_lon=16,n_times=40,step=6h,seed=2",
-        root / "syn.zarr",
-        variables=["t2m"],
-        progress=False,
-    )
-    config = root / "c.yaml"
-    config.write_text(
-        "model: {kind: flow_matching, backbone: {widths: [8, 16], attention_heads: 0, "
-        "embedding_dim: 16}}\ndata: {channels: [t2m], history: 2, leads: [1]}\nsteps: 2\n"
-        "batch_size: 4\ndevice: cpu\n"
-    )
-    train = ["train", "--store", str(store.path), "--config", str(config)]
-    assert wxens([*train, "--out", str(root / "run"), "--no-progress"]) == 0
+    store = two_step_run(root)
     command = [
         "forecast",
         *("--checkpoint", str(root / "run"), "--store", str(store.path), "--members", "3"),

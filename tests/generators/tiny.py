@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
+from flows.cli import main as wxens
 from generators import BackboneConfig, Condition
+from pipeline.store import AnalysisStore, ingest
 
 TINY = BackboneConfig(
     channels=1,
@@ -44,3 +48,24 @@ def random_condition(
             else torch.full((batch,), lead)
         ),
     )
+
+
+def two_step_run(root: Path) -> AnalysisStore:
+    """A synthetic 16 x 16 store of 40 six-hourly t2m states (``root/syn.zarr``) and a
+    checkpoint of two training steps on it (``root/run``), trained through the CLI: the
+    smallest real run a forecast test can draw from. Returns the store."""
+    store = ingest(
+        "synthetic:n_lat=16,n_lon=16,n_times=40,step=6h,seed=2",
+        root / "syn.zarr",
+        variables=["t2m"],
+        progress=False,
+    )
+    config = root / "c.yaml"
+    config.write_text(
+        "model: {kind: flow_matching, backbone: {widths: [8, 16], attention_heads: 0, "
+        "embedding_dim: 16}}\ndata: {channels: [t2m], history: 2, leads: [1]}\nsteps: 2\n"
+        "batch_size: 4\ndevice: cpu\n"
+    )
+    train = ["train", "--store", str(store.path), "--config", str(config)]
+    assert wxens([*train, "--out", str(root / "run"), "--no-progress"]) == 0
+    return store
