@@ -39,6 +39,8 @@ from pipeline.solar import toa_insolation
 from pipeline.store import AnalysisStore, ingest
 from pipeline.transaction import commits
 
+from tiny import two_step_run
+
 RHO = 0.9
 
 
@@ -237,34 +239,12 @@ def test_same_seed_same_members_other_seed_other_members():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("forecast")
-    spec = "synthetic:n_lat=16,n_lon=16,n_times=80,step=6h,seed=2"
-    store = ingest(spec, root / "syn.zarr", variables=["t2m"], progress=False)
+    store = two_step_run(root, n_times=80)
     other = ingest(
         "synthetic:n_lat=12,n_lon=16,n_times=20,step=6h,seed=2",
         root / "other.zarr",
         variables=["t2m"],
         progress=False,
-    )
-    config = root / "c.yaml"
-    config.write_text(
-        "model: {kind: flow_matching, "
-        "backbone: {widths: [8, 16], attention_heads: 0, embedding_dim: 16}}\n"
-        "data: {channels: [t2m], history: 2, leads: [1]}\nsteps: 2\nbatch_size: 4\ndevice: cpu\n"
-    )
-    assert (
-        wxens(
-            [
-                "train",
-                "--store",
-                str(store.path),
-                "--config",
-                str(config),
-                "--out",
-                str(root / "run"),
-                "--no-progress",
-            ]
-        )
-        == 0
     )
     return root, store, other
 

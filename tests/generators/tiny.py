@@ -50,12 +50,12 @@ def random_condition(
     )
 
 
-def two_step_run(root: Path) -> AnalysisStore:
-    """A synthetic 16 x 16 store of 40 six-hourly t2m states (``root/syn.zarr``) and a
+def two_step_run(root: Path, n_times: int = 40) -> AnalysisStore:
+    """A synthetic 16 x 16 store of ``n_times`` six-hourly t2m states (``root/syn.zarr``) and a
     checkpoint of two training steps on it (``root/run``), trained through the CLI: the
     smallest real run a forecast test can draw from. Returns the store."""
     store = ingest(
-        "synthetic:n_lat=16,n_lon=16,n_times=40,step=6h,seed=2",
+        f"synthetic:n_lat=16,n_lon=16,n_times={n_times},step=6h,seed=2",
         root / "syn.zarr",
         variables=["t2m"],
         progress=False,
