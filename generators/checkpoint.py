@@ -43,6 +43,7 @@ from generators.correction.tuned import checkpoint_file as resolve_checkpoint_pa
 from generators.data import Normalization, ResidualDataset, SampleSpec
 from generators.models import GENERATORS
 from generators.objective import ResidualGenerator
+from generators.step_memory import forward_bytes, forward_count
 from pipeline.errors import InputError, StoreError, refuse_dangling_link, time_text
 from pipeline.schema import GRID_TOLERANCE_DEG, Period
 from pipeline.timeaxis import describe_step
@@ -66,7 +67,10 @@ class Checkpoint:
     (first 16 hex digits), recorded in every forecast store made with it. ``trained_span``:
     the first and last time its training samples read (ISO times; None in checkpoints
     written before it was recorded), which bounds an open training period: the times
-    appended to the store after training are not what it trained on."""
+    appended to the store after training are not what it trained on. ``forward_count``:
+    :func:`~generators.step_memory.forward_count` on its grid, recorded when saved (None
+    in checkpoints written before), so that a forecast need not count it again
+    (:meth:`forward_bytes`)."""
 
     step: int
     kind: str
@@ -83,6 +87,7 @@ class Checkpoint:
     optimizer_state: dict[str, Any] | None = None
     calibration: dict[str, Any] | None = None
     trained_span: Period | None = None
+    forward_count: int | None = None
     path: Path | None = None
     digest: str = ""
 
@@ -101,6 +106,16 @@ class Checkpoint:
         model = GENERATORS[self.kind](self.model_config)
         model.load_state_dict(self.ema_state if ema else self.model_state)
         return model.to(device).eval()
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return len(self.latitude), len(self.longitude)
+
+    def forward_bytes(self, grid: tuple[int, int]) -> int:
+        """:func:`~generators.step_memory.forward_bytes` of its network on ``grid``, from the
+        count it records for its own grid, else counted now (about a second)."""
+        counted = self.forward_count if tuple(grid) == self.grid else None
+        return forward_bytes(self.kind, self.model_config, tuple(grid), counted)
 
     def check_matches(self, data: ResidualDataset, fix: str = FORECAST_FIX) -> None:
         """InputError unless ``data`` has this checkpoint's grid, channels, statics and step
@@ -167,6 +182,9 @@ class Checkpoint:
             "optimizer_state": self.optimizer_state,
             "calibration": self.calibration,
             "trained_span": None if (span := self.trained_span) is None else [span.start, span.end],
+            "forward_count": forward_count(self.kind, self.model_config, self.grid)
+            if self.forward_count is None
+            else self.forward_count,
             WEIGHTS_DIGEST: weights_sha256(self.model_state, self.ema_state),
         }
         remove_stale_temporaries(path)
@@ -327,6 +345,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         optimizer_state=payload["optimizer_state"],
         calibration=payload["calibration"],
         trained_span=Period(*span) if (span := payload.get("trained_span")) else None,
+        forward_count=payload.get("forward_count"),  # absent from older checkpoints
         path=path,
         digest=file_digest(path),
     )

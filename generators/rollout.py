@@ -42,7 +42,6 @@ from generators.data.forecast import ForecastData
 from generators.device import autocast, available_memory, resolve_device
 from generators.rollout_plan import RolloutPlan, check_ensemble_size, plan_rollout, same_hours
 from generators.samplers import BlockGenerators, Sampler
-from generators.step_memory import forward_bytes
 from pipeline.errors import InputError, counted, time_text
 from pipeline.progress import tqdm
 from pipeline.timeaxis import hours_text
@@ -140,7 +139,7 @@ def iter_forecast(
     plan = plan_rollout(leads_hours, checkpoint.leads_hours, data.history_hours)
     dev = resolve_device(device)
     per_batch = min(inits_per_batch(n_members, batch_members), max(1, len(inits)))
-    network = forward_bytes(checkpoint.kind, checkpoint.model_config, data.dataset.grid_shape)
+    network = checkpoint.forward_bytes(data.dataset.grid_shape)
     per_batch = fitted_inits(BatchSize(per_batch, n_members, plan, data, network), dev)
     model = checkpoint.build_model(device=dev) if model is None else model.to(dev).eval()
     if compile and dev.type == "cuda":

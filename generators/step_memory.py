@@ -123,16 +123,29 @@ def step_memory(config: TrainConfig, model_config: object, grid: tuple[int, int]
     return _counted(config.model.kind, tuple(kinds), tuple(grid))
 
 
-@functools.lru_cache(maxsize=16)
-def forward_bytes(kind: str, model_config: object, grid: tuple[int, int]) -> int:
+def forward_bytes(
+    kind: str, model_config: object, grid: tuple[int, int], counted: int | None = None
+) -> int:
     """Bytes per sample of one no-grad network evaluation of the ``kind`` model sized by
-    ``model_config`` on a (H, W) ``grid``, as a forecast makes it: the condition encoded,
-    then the network run on a float64 state (as the samplers hold it). Counted on the meta
-    device (:class:`LiveBytes`: the peak of the bytes its tensors hold at once, with float32
-    weights: an upper bound under bf16) at batches 1 and 2, in about a second, and taken
-    :data:`FORWARD_MARGIN` times. A no-grad forward frees each activation once used: on a
-    181 x 360 grid of 4 channels (a derived backbone, widths 16 to 256) it counts 0.034 GiB
-    a trajectory (0.086 with the margin) where a real
+    ``model_config`` on a (H, W) ``grid``: its count (:func:`forward_count`; ``counted``
+    when already known, as a checkpoint records it) taken :data:`FORWARD_MARGIN` times."""
+    if counted is None:
+        counted = forward_count(kind, model_config, grid)
+    return round(FORWARD_MARGIN * counted)
+
+
+@functools.lru_cache(maxsize=16)
+def forward_count(kind: str, model_config: object, grid: tuple[int, int]) -> int:
+    """Counted bytes per sample of one no-grad network evaluation of the ``kind`` model
+    sized by ``model_config`` on a (H, W) ``grid``, as a forecast makes it: the condition
+    encoded, then the network run on a float64 state (as the samplers hold it). Counted on
+    the meta device (:class:`LiveBytes`: the peak of the bytes its tensors hold at once,
+    with float32 weights: an upper bound under bf16) at batches 1 and 2. It takes about a
+    second in a fresh process, nearly all of it the import of ``torch._dynamo`` that the
+    meta kernels' first call makes (0.1 s after it), so a checkpoint records it when saved
+    (:attr:`generators.checkpoint.Checkpoint.forward_count`). A no-grad forward frees each
+    activation once used: on a 181 x 360 grid of 4 channels (a derived backbone, widths 16
+    to 256) it counts 0.034 GiB a trajectory (0.086 with the margin) where a real
     ``model.sample`` grew by 0.050 to 0.065 GiB (one CPU thread, unsliced), and the
     activations a training loss saves for the backward pass (:func:`step_memory`) 0.19 GiB.
     Whatever objective ``model_config`` holds, one evaluation is counted (a fair-CRPS
@@ -140,7 +153,7 @@ def forward_bytes(kind: str, model_config: object, grid: tuple[int, int]) -> int
     with torch.device("meta"):
         model = GENERATORS[kind](model_config)
     one, two = (_forward_peak(model, grid, batch) for batch in (1, 2))
-    return round(FORWARD_MARGIN * (two - one))
+    return two - one
 
 
 class LiveBytes(TorchDispatchMode):
