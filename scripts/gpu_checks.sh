@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The checks that need a CUDA device, in one go, sized for one 600 s device call:
-# 1. the tests marked `gpu`;
+# 1. the tests marked `gpu` (-rP: the figures they print, such as a batch's CUDA memory);
 # 2. the MFU levers on the `large` model (widths doubled: 4x the FLOPs of `medium` for 2x the
 #    memory traffic of its norms) on the European 0.25 deg grid, at 2 initial times x 50 members:
 #    fp32 eager (TF32 convolutions, PyTorch's default: the reference of the speed-ups), bf16 +
@@ -21,8 +21,9 @@ mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu_checks.log"
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$out/gpu_checks.log"
-timeout 100 python3 -m pytest -m gpu -p no:cacheprovider -q tests/generators/test_flow_matching.py \
-  tests/generators/test_train.py tests/generators/test_rollout.py 2>&1 | tee -a "$out/gpu_checks.log"
+timeout 100 python3 -m pytest -m gpu -p no:cacheprovider -q -rP tests/generators/test_flow_matching.py \
+  tests/generators/test_train.py tests/generators/test_rollout.py \
+  tests/generators/test_forward_memory.py 2>&1 | tee -a "$out/gpu_checks.log"
 tests=${PIPESTATUS[0]}
 timeout 330 python3 -m benchmarks.sampling --devices cuda --cases large:europe-0.25deg --inits 2 \
   --members 50 --repeats 2 --profile --out "$out/sampling_cuda_large.json" --cuda-modes fp32-eager \
