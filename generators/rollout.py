@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -121,19 +122,20 @@ def iter_forecast(
     progress: bool = True,
     model: torch.nn.Module | None = None,
     balance: bool = False,
-    pending: Callable[[pd.DatetimeIndex], pd.DatetimeIndex] | None = None,
+    pending: Callable[[pd.DatetimeIndex], pd.DatetimeIndex | None] | None = None,
 ) -> Iterator[tuple[pd.DatetimeIndex, np.ndarray]]:
     """Yield ``(initial times, members)`` batch by batch; members (B, M, L, C, H, W) float32
     in physical units, L the output leads in the order asked. ``batch_members`` bounds
     B * M per batch (at least one initial time per batch), fewer where they would not fit
-    in memory (:func:`fitted_inits`). ``model`` defaults to the
-    checkpoint's EMA model; any generator with a ``backbone`` may be given. ``bf16`` and
-    ``compile`` act on CUDA only (on a CPU both made the small models slower). ``balance``:
+    in memory (:func:`fitted_inits`). ``model`` defaults to the checkpoint's EMA model;
+    any generator with a ``backbone`` may be given. ``bf16`` and ``compile`` act on CUDA
+    only (on a CPU both made the small models slower). ``balance``:
     project every step's upper air onto hypsometric and geostrophic balance
     (:func:`balance_constraint`). ``pending(batch)``: those of a batch's initial times
     still to draw, asked just before it is drawn (a forecast into a store drops those
-    another run wrote meanwhile); the others keep their members, their noise being
-    their own."""
+    another run wrote meanwhile), or None to ask again after the other batches (another run
+    draws it now; None at most once a batch); the others keep their members, their noise
+    being their own."""
     check_ensemble_size(n_members, batch_members)
     inits = pd.DatetimeIndex(inits)
     plan = plan_rollout(leads_hours, checkpoint.leads_hours, data.history_hours)
@@ -183,11 +185,15 @@ def iter_forecast(
         desc="forecast",
         unit="init-step",
     )
+    batches = deque(inits[start : start + per_batch] for start in range(0, len(inits), per_batch))
     with bar:
-        for start in range(0, len(inits), per_batch):
-            batch = inits[start : start + per_batch]
+        while batches:
+            batch = batches.popleft()
             if pending is not None:
-                left = batch[batch.isin(pending(batch))]
+                if (to_draw := pending(batch)) is None:  # another run draws it now: ask later
+                    batches.append(batch)
+                    continue
+                left = batch[batch.isin(to_draw)]
                 bar.update((len(batch) - len(left)) * plan.network_steps)
                 batch = left
                 if batch.empty:

@@ -21,6 +21,7 @@ from generators.device import resolve_device
 from generators.rollout import default_sampler, iter_forecast
 from generators.rollout_plan import check_ensemble_size, plan_rollout
 from generators.samplers import Sampler
+from pipeline.forecast_claims import Claims
 from pipeline.forecast_store import (
     ForecastProvenance,
     check_extends,
@@ -91,7 +92,10 @@ def forecast_to_store(
     period. ``compile``: ``torch.compile`` the network on CUDA (the first batch
     pays the compilation). ``recompute``: draw again the initial times ``out`` already holds
     completely; by default they are skipped, and so is one another run writes meanwhile:
-    the store is read again before each batch is drawn (:func:`unwritten`).
+    the store is read again before each batch is drawn (:func:`unwritten`), and the batch
+    is claimed, so that runs into ``out`` started together draw each batch once
+    (:mod:`pipeline.forecast_claims`). A ``recompute`` run neither claims nor heeds claims:
+    it draws every initial time asked.
     ``balance``: make every step's upper air hypsometric and geostrophic
     (:func:`generators.rollout.balance_constraint`). ``warn_trained_on=False``: no warning
     about the training period, for a caller that forecasts it on purpose and says so.
@@ -133,7 +137,8 @@ def forecast_to_store(
     )
     check_extends(out, provenance, n_members, leads_hours)
     written: list[pd.Timestamp] = []
-    for batch, members in iter_forecast(
+    claims = Claims(str(out))
+    batches = iter_forecast(
         loaded,
         data,
         inits,
@@ -148,11 +153,15 @@ def forecast_to_store(
         progress=progress,
         model=model,
         balance=balance,
-        pending=None if recompute else functools.partial(unwritten, out),
-    ):
-        forecast = to_dataset(data, batch, leads_hours, members)
-        forecast.attrs.update(source_attrs(store.path))
-        written.extend(write_forecast(out, forecast, provenance, replace=recompute))
+        pending=None if recompute else functools.partial(to_draw, claims),
+    )
+    try:
+        for batch, members in batches:
+            forecast = to_dataset(data, batch, leads_hours, members)
+            forecast.attrs.update(source_attrs(store.path))
+            written.extend(write_forecast(out, forecast, provenance, replace=recompute))
+    finally:  # Ctrl-C and SIGTERM included (KeyboardInterrupt): a later run draws them first
+        claims.release()
     return ForecastRun(
         str(out),
         tuple(written),
@@ -163,6 +172,14 @@ def forecast_to_store(
         skipped=asked - len(inits),
         written_by_another_run=len(inits) - len(written),
     )
+
+
+def to_draw(claims: Claims, batch: pd.DatetimeIndex) -> pd.DatetimeIndex | None:
+    """The initial times of ``batch`` this run draws now, claimed for it in the store
+    (:func:`unwritten`, then :meth:`~pipeline.forecast_claims.Claims.take`); None while
+    another run claims them, until the batch is asked again after this run's others."""
+    left = unwritten(claims.out, batch)
+    return left if left.empty or claims.take(left, batch) else None
 
 
 def unwritten(out: str, batch: pd.DatetimeIndex) -> pd.DatetimeIndex:

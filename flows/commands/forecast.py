@@ -62,7 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--recompute",
         action="store_true",
         help="draw again the initial times --out already holds (default: skip them, and "
-        "those another forecast into --out writes while this one runs)",
+        "those another forecast into --out writes while this one runs; forecasts into --out "
+        "started together share the batches, each putting off those another has claimed)",
     )
     add_threads(parser)
     add_no_progress(parser)

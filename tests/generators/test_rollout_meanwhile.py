@@ -1,18 +1,29 @@
 """Two forecasts of overlapping initial times into one store: the later one reads the store
-again before each batch and draws none of the initial times the other wrote meanwhile."""
+again before each batch and draws none of the initial times the other wrote meanwhile; two
+started together share the batches (each claims a batch before drawing it)."""
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
+import os
+import re
+import socket
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import xarray as xr
 
+from flows.cli import main as wxens
 from flows.commands.forecast import summary
 from generators.rollout_store import forecast_to_store
 from pipeline.errors import time_text
+from pipeline.forecast_claims import claims_path
 from pipeline.forecast_store import open_forecast
 
 from tiny import two_step_run
@@ -26,6 +37,14 @@ def trained(tmp_path_factory):
     """A checkpoint of two training steps on a synthetic store (:func:`tiny.two_step_run`)."""
     root = tmp_path_factory.mktemp("meanwhile")
     return root, two_step_run(root)
+
+
+@pytest.fixture(scope="module")
+def alone(trained) -> str:
+    """The forecast of INITS drawn by one run alone (:func:`forecast_in`)."""
+    root, store = trained
+    forecast_in(root, store, INITS, str(root / "alone.zarr"))
+    return str(root / "alone.zarr")
 
 
 class AfterBatch(logging.Handler):
@@ -44,27 +63,19 @@ class AfterBatch(logging.Handler):
             self.then()
 
 
-def test_initial_times_another_run_wrote_meanwhile_are_not_drawn(trained, caplog):
+def forecast_in(root: Path, store, inits: pd.DatetimeIndex, out: str):
+    """Three members of ``inits`` at 12 h from the trained run, two initial times a batch."""
+    options = dict(sampler="euler:nfe=2", seed=7, device="cpu", compile=False)
+    return forecast_to_store(
+        str(root / "run"), store, inits, [12.0], 3, out, batch_members=6, progress=False, **options
+    )
+
+
+def test_initial_times_another_run_wrote_meanwhile_are_not_drawn(trained, alone, caplog):
     """The later of two forecasts into one store read the store once, before its first
     batch, drew every batch, and discarded at the write those the other had written."""
     root, store = trained
-
-    def forecast(inits: pd.DatetimeIndex, out: str):
-        options = dict(sampler="euler:nfe=2", seed=7, device="cpu", compile=False)
-        return forecast_to_store(
-            str(root / "run"),
-            store,
-            inits,
-            [12.0],
-            3,
-            out,
-            batch_members=6,
-            progress=False,
-            **options,
-        )
-
-    reference = str(root / "alone.zarr")
-    forecast(INITS, reference)
+    forecast = functools.partial(forecast_in, root, store)
     out = str(root / "both.zarr")
     other = AfterBatch(INITS[3], lambda: forecast(OTHERS, out))
     logger = logging.getLogger("pipeline.forecast_store")
@@ -86,4 +97,71 @@ def test_initial_times_another_run_wrote_meanwhile_are_not_drawn(trained, caplog
     assert "5 initial times x 3 members" in summary(run)
     assert "; 3 written by another run meanwhile, kept" in summary(run)
     # INITS[6], drawn alone in its batch of two, has the members it has when drawn beside 7
-    xr.testing.assert_identical(open_forecast(out).load(), open_forecast(reference).load())
+    xr.testing.assert_identical(open_forecast(out).load(), open_forecast(alone).load())
+
+
+CYCLE = "2000-01-02T00/2000-01-04T18/6h"  # 12 initial times: 12 batches of 8 members
+
+
+def drawn_batches(log: str) -> int:
+    """The batches a forecast's log says it drew: each one's write logs one line (created,
+    appended, or found written by another run meanwhile and kept as it was)."""
+    return len(re.findall(r"created forecast store|appended \d+ initial|kept as they are", log))
+
+
+def test_two_forecasts_started_together_share_the_batches(trained):
+    """Two `wxens forecast` of one cycle into one store, started together, drew every batch
+    side by side (24 batches for 12: twice the compute), one of the two discarded at the
+    write. Now each initial time is drawn once (but for at most one batch each at the
+    end, the other run's batch in hand), and the store is the one a forecast alone draws."""
+    root, store = trained
+    argv = ["forecast", "--checkpoint", str(root / "run"), "--store", str(store.path)]
+    argv += ["--init", CYCLE, "--members", "8", "--lead", "12h", "--sampler", "euler:nfe=32"]
+    argv += ["--seed", "7", "--batch-members", "8", "--threads", "1", "--no-progress"]
+    command = [sys.executable, "-m", "flows.cli", *argv, "--out"]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    out = str(root / "together.zarr")
+    runs = [
+        subprocess.Popen(
+            [*command, out], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for _ in range(2)
+    ]
+    logs = [run.communicate(timeout=300)[0] for run in runs]  # the log, then the summary
+    assert [run.returncode for run in runs] == [0, 0], logs
+    assert wxens([*argv, "--out", str(root / "alone8.zarr")]) == 0
+    written = [int(re.findall(r"(\d+) initial times? x", log)[-1]) for log in logs]
+    assert sum(written) == 12, logs  # every initial time written exactly once
+    assert sum(map(drawn_batches, logs)) <= 12 + 2, logs
+    assert not claims_path(out).exists()  # each run removed its claims when it ended
+    xr.testing.assert_identical(
+        open_forecast(out).load(), open_forecast(root / "alone8.zarr").load()
+    )
+
+
+@pytest.mark.parametrize("claimer", ["killed", "stuck"])
+def test_a_claim_of_a_killed_or_stuck_run_does_not_stop_a_later_one(
+    trained, alone, caplog, claimer
+):
+    """Claims left by a run killed before it removed them (its process gone) count for
+    nothing: the later run draws every batch in order. A stuck run's (its process alive)
+    put each batch off once; the later run draws them all then, never waiting for it."""
+    root, store = trained
+    pid = os.getpid()
+    if claimer == "killed":
+        ended = subprocess.Popen([sys.executable, "-c", "pass"])
+        ended.wait()
+        pid = ended.pid
+    out = str(root / f"after_{claimer}.zarr")
+    left = {"host": socket.gethostname(), "pid": pid, "init_times": [t.isoformat() for t in INITS]}
+    claims_path(out).write_text(json.dumps({"a-run": left}))  # as the claimer left it
+    caplog.set_level("INFO", logger="pipeline.forecast_claims")
+    run = forecast_in(root, store, INITS, out)
+    assert list(run.init_times) == list(INITS)
+    put_off = "claimed by another run" in caplog.text
+    assert put_off == (claimer == "stuck"), caplog.text
+    if claimer == "killed":  # removed with this run's own
+        assert not claims_path(out).exists()
+    else:  # the stuck run's claim is its own to remove
+        assert list(json.loads(claims_path(out).read_text())) == ["a-run"]
+    xr.testing.assert_identical(open_forecast(out).load(), open_forecast(alone).load())

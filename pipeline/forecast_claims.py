@@ -1,0 +1,129 @@
+"""Claims on a forecast store's initial times, so that two forecasts into one store started
+together (a scheduled ``wxens run`` and a forecast by hand of the same cycle, a retried
+Prefect run beside its stuck predecessor) share its batches instead of drawing each of them
+side by side, one of the two discarded at the write.
+
+Before it draws a batch, a run claims its initial times in a small file beside the store
+(``.NAME.claims``, next to its lock ``.NAME.lock``), under the store's lock
+(:func:`pipeline.transaction.locked`); a batch holding a time another live run has claimed
+is put off until the run's other batches are drawn, and drawn then if it is still not
+written: the claimer may have died, or be stuck, and a run never waits for another. A claim
+of a process that has ended on this host counts for nothing. A run removes its claims when
+it ends, however it ends (:meth:`Claims.release` in a ``finally``: Ctrl-C and SIGTERM raise
+``KeyboardInterrupt``). Claims only decide who draws what first: the members of an initial
+time depend on the seed and the time alone, so the store is the same whichever run draws it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.forecast_times import span
+from pipeline.transaction import lock_path, locked
+
+log = logging.getLogger(__name__)
+
+
+def claims_path(path: str | Path) -> Path:
+    """The claims file of the forecast store at ``path``: ``.NAME.claims`` beside its lock."""
+    return lock_path(path).with_suffix(".claims")
+
+
+def read_claims(path: str | Path) -> dict[str, dict]:
+    """The claims on the store at ``path``: each run's ``{"host", "pid", "init_times"}`` by
+    its id; none if the file is absent or unreadable (a claim only saves work: a run
+    without one draws the time itself)."""
+    file = claims_path(path)
+    try:
+        claims = json.loads(file.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as err:
+        log.warning("%s: unreadable (%s); its claims are ignored", file, err)
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _write_claims(path: str | Path, claims: dict[str, dict]) -> None:
+    """Replace the claims file of ``path`` by ``claims`` at once (a reader never sees half of
+    it), or remove it when none is left."""
+    file = claims_path(path)
+    if not claims:
+        file.unlink(missing_ok=True)
+        return
+    part = file.with_name(f"{file.name}.{os.getpid()}")
+    part.write_text(json.dumps(claims, indent=1))
+    part.replace(file)
+
+
+def is_alive(claim: dict) -> bool:
+    """Whether the run of ``claim`` may still draw: its process exists, or it ran on another
+    host (which this one cannot ask)."""
+    if claim.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(int(claim["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class Claims:
+    """This run's claims on the initial times of the forecast store ``out``."""
+
+    out: str
+    run: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: The batches put off once because another run had claimed them: drawn when asked again.
+    put_off: set[tuple[pd.Timestamp, ...]] = field(default_factory=set, compare=False)
+
+    def take(self, times: pd.DatetimeIndex, batch: pd.DatetimeIndex) -> bool:
+        """Claim ``times`` (those of ``batch`` left to draw) for this run: False, nothing
+        claimed, if another live run has claimed one of them and ``batch`` was not put off
+        before; otherwise True, ``times`` claimed even where another run claimed them (it
+        may be dead or stuck)."""
+        with locked(self.out):
+            claims = {run: c for run, c in read_claims(self.out).items() if is_alive(c)}
+            others = [c for run, c in claims.items() if run != self.run]
+            taken = [c for c in others if times.isin(pd.DatetimeIndex(c["init_times"])).any()]
+            if taken and tuple(batch) not in self.put_off:
+                self.put_off.add(tuple(batch))
+                log.info(
+                    "%s: %s claimed by another run (pid %s on %s); drawing this run's other "
+                    "batches first", self.out, span(times), taken[0]["pid"], taken[0]["host"],
+                )  # fmt: skip
+                return False
+            if taken:
+                log.info(
+                    "%s: %s still claimed by another run and not written; drawing it here "
+                    "too (that run may have died or be stuck)", self.out, span(times),
+                )  # fmt: skip
+            mine = claims.setdefault(
+                self.run, {"host": socket.gethostname(), "pid": os.getpid(), "init_times": []}
+            )
+            mine["init_times"] = sorted({*mine["init_times"], *(t.isoformat() for t in times)})
+            _write_claims(self.out, claims)
+        return True
+
+    def release(self) -> None:
+        """Remove this run's claims (and those of runs that ended without removing theirs).
+        A failure is logged, never raised over the run's own end (a claim left only costs
+        a later run some order)."""
+        if not claims_path(self.out).exists():
+            return
+        try:
+            with locked(self.out):
+                claims = read_claims(self.out).items()
+                _write_claims(self.out, {r: c for r, c in claims if r != self.run and is_alive(c)})
+        except OSError as err:
+            log.warning("%s: could not remove this run's claims: %s", claims_path(self.out), err)
