@@ -23,6 +23,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from flows.commands import COMMANDS
 from flows.commands.options import path_arguments
+from flows.settings import without_server_stop
 from pipeline.errors import WxensError
 from pipeline.signals import Terminated, sigterm_raises
 
@@ -124,6 +125,8 @@ def _dispatch(argv: list[str] | None) -> int:
             if args.command != "serve":  # a server's runs each log their own failure
                 logging.getLogger(name).addFilter(once)  # first: it reads the exception
             logging.getLogger(name).addFilter(without_wxens_traceback)
+    for logger in map(logging.getLogger, RUN_LOGGERS):  # -v keeps, an earlier call's undone
+        (logger.removeFilter if args.verbose else logger.addFilter)(without_interrupt_crash)
     try:
         with sigterm_raises(), _records_between_bars():
             return int(args.run(args) or 0)
@@ -137,14 +140,21 @@ def _dispatch(argv: list[str] | None) -> int:
         _say(f"wxens {args.command}: error: {err}; {ENVIRONMENT_FIXES[err.errno]}")
         return WxensError.exit_code
     except Terminated:
-        _say(f"wxens {args.command}: terminated (SIGTERM)")
-        return Terminated.exit_code
+        return _interrupted(args, "terminated (SIGTERM)", Terminated.exit_code)
     except KeyboardInterrupt:
-        _say(f"wxens {args.command}: interrupted")
-        return 130
+        return _interrupted(args, "interrupted", 130)
     finally:
         for name in RUN_LOGGERS:
             logging.getLogger(name).removeFilter(once)
+
+
+def _interrupted(args: argparse.Namespace, what: str, code: int) -> int:
+    """Say that the command was stopped (``what``), in its last line: unless ``-v``,
+    Prefect's "Stopping temporary server" record at exit, after it, is left out too."""
+    prefect = logging.getLogger("prefect")
+    (prefect.removeFilter if args.verbose else prefect.addFilter)(without_server_stop)
+    _say(f"wxens {args.command}: {what}")
+    return code
 
 
 def log_format(environ: dict[str, str] | os._Environ = os.environ) -> str:
@@ -191,6 +201,18 @@ def without_wxens_traceback(record: logging.LogRecord) -> bool:
     ):
         record.exc_info = record.exc_text = None
     return True
+
+
+INTERRUPT_CRASH = re.compile(r"Execution was aborted by (an interrupt|a termination) signal")
+"""Prefect's message of a run that Ctrl-C or SIGTERM stopped (its state "Crashed")."""
+
+
+def without_interrupt_crash(record: logging.LogRecord) -> bool:
+    """Log filter: drop Prefect's records of a run that an interrupt stopped ("Crash
+    detected! Execution was aborted by an interrupt signal." and "Finished in state
+    Crashed(...)"): the task's, each subflow's and the flow's came as six lines before the
+    CLI's one. The runs are still recorded Crashed, and ``-v`` keeps the records."""
+    return not INTERRUPT_CRASH.search(record.getMessage())
 
 
 class OneRecordPerWxensError(logging.Filter):

@@ -82,3 +82,9 @@ def without_server_guide(record: logging.LogRecord) -> bool:
     if isinstance(record.msg, str) and record.msg.startswith("Starting temporary server"):
         record.msg = record.msg.split("\n", 1)[0]
     return True
+
+
+def without_server_stop(record: logging.LogRecord) -> bool:
+    """Drop Prefect's "Stopping temporary server on ADDRESS" record, logged at exit: the CLI
+    adds this filter after an interrupt, whose one line is then the command's last."""
+    return not (isinstance(record.msg, str) and record.msg.startswith("Stopping temporary"))
