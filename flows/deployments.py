@@ -218,8 +218,26 @@ def require_server() -> str:
 
 def serve(specs: tuple[DeploymentSpec, ...], *, limit: int | None = None) -> None:
     """Register ``specs`` on the configured Prefect server and execute their runs here
-    until interrupted (Ctrl-C / SIGTERM pauses their schedules on the way out)."""
-    from prefect import serve as prefect_serve
+    until interrupted: Ctrl-C or SIGTERM cancels the runs in progress and pauses the
+    schedules, then raises ``KeyboardInterrupt`` or :class:`~pipeline.signals.Terminated`,
+    so that the CLI exits 130 or 143 as every command stopped by a signal does (Prefect's
+    ``serve`` returned, and ``wxens serve`` exited 0 as if it had ended by itself)."""
+    import asyncio
+
+    from prefect.flows import _display_serve_start_message as display_serve_start_message
+    from prefect.runner import Runner
+
+    from pipeline.signals import Terminated
+
+    class SignalledRunner(Runner):
+        """Prefect's runner, which installs its own SIGTERM handler (a graceful stop),
+        noting that the signal came."""
+
+        terminated = False
+
+        def handle_sigterm(self, *args: Any, **kwargs: Any) -> None:
+            self.terminated = True
+            super().handle_sigterm(*args, **kwargs)
 
     api_url = require_server()
     deployments = to_deployments(specs)
@@ -232,7 +250,13 @@ def serve(specs: tuple[DeploymentSpec, ...], *, limit: int | None = None) -> Non
             spec.timezone,
             api_url,
         )
-    prefect_serve(*deployments, limit=limit)
+    runner = SignalledRunner(limit=limit)  # pauses the schedules when it stops
+    for deployment in deployments:
+        runner.add_deployment(deployment)
+    display_serve_start_message(*deployments)  # Prefect's serve prints it (how to trigger)
+    asyncio.run(runner.start())  # Ctrl-C: stops it, then raises KeyboardInterrupt
+    if runner.terminated:
+        raise Terminated
 
 
 def quiet_served_run() -> None:

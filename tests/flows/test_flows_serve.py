@@ -4,6 +4,8 @@ the client, watch it complete; and the schedule file's bad input."""
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -93,6 +95,37 @@ def test_a_served_run_that_bad_input_fails_logs_its_message_without_a_traceback(
     text = log.read_text()
     assert "none-*.grib" in text, text[-3000:]
     assert "Traceback" not in text, text[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("sig", "line", "code"),
+    [(signal.SIGTERM, "terminated (SIGTERM)", 143), (signal.SIGINT, "interrupted", 130)],
+)
+def test_a_signal_stops_serve_pausing_its_schedules_and_it_exits_as_stopped_by_it(
+    spawn, tmp_path, sig, line, code
+):
+    """SIGTERM (systemd, Kubernetes, SLURM) or Ctrl-C (to the group, as a terminal sends it)
+    pauses the served deployment's schedule, as before; then ``wxens serve`` says so in one
+    last line and exits 143 or 130, as every other command stopped by a signal (it exited
+    0, which a supervisor reads as a server that ended by itself)."""
+    from prefect import get_client
+
+    name = f"stopped-{sig.name.lower()}"
+    schedule = write_schedule(tmp_path / "schedule.yaml", name=name)
+    log = tmp_path / "serve.log"
+    serve = spawn(
+        [sys.executable, "-m", "flows.cli", "serve", str(schedule)], cwd=tmp_path, log=log
+    )
+    assert not wait_for_deployment(f"ingest/{name}", serve, log).paused
+    time.sleep(2)  # past the runner's start, into its polling
+    (os.kill if sig == signal.SIGTERM else os.killpg)(serve.pid, sig)
+    serve.wait(timeout=120)
+    text = log.read_text()
+    assert serve.returncode == code, text[-3000:]
+    assert "Traceback" not in text, text[-3000:]
+    assert text.splitlines()[-1] == f"wxens serve: {line}", text[-3000:]
+    with get_client(sync_client=True) as client:
+        assert client.read_deployment_by_name(f"ingest/{name}").paused
 
 
 RUN = {"store": "s.zarr", "checkpoint": "m", "forecast_store": "f.zarr", "scores": "s.nc"}
