@@ -131,12 +131,7 @@ def _forecast_on_workers(
     asked, inits = len(inits), _pending(inits, out, options)
     shards = [shard_init_times(inits, k, workers, per_batch) for k in range(workers)]
     options = {**options, "progress": False}
-    log.info(
-        "forecast: %s over %s (%s)",
-        counted(len(inits), "initial time"),
-        counted(workers, "dask worker"),
-        " + ".join(str(len(shard)) for shard in shards),
-    )
+    _log_dealt(shards, "dask worker")
     futures = [
         client.submit(
             forecast_to_store,
@@ -188,10 +183,10 @@ def _forecast_on_ranks(
         runs: list[ForecastRun | _RankFailure | None] = [shared[0]]
         if not isinstance(shared[0], _RankFailure):
             per_batch = inits_per_batch(n_members, options.get("batch_members", 512))
-            shard = shard_init_times(shared[0], rank, world, per_batch)
-            log.info(
-                "rank %d of %d: %s on %s", rank, world, counted(len(shard), "initial time"), device
-            )
+            shards = [shard_init_times(shared[0], k, world, per_batch) for k in range(world)]
+            shard = shards[rank]
+            if rank == 0:  # the others' INFO lines are off (quiet_other_ranks)
+                _log_dealt(shards, "torchrun rank")
             options["progress"] = options.get("progress", True) and rank == 0
             try:
                 run = forecast_to_store(
@@ -219,6 +214,17 @@ def _forecast_on_ranks(
         # another rank's bad input is this rank's too (one line, exit 2); a bug keeps its trace
         raise (WxensError if all(f.expected for f in failed) else RuntimeError)(message)
     return _merged(runs, skipped=len(inits) - len(shared[0])) if rank == 0 else None
+
+
+def _log_dealt(shards: Sequence[pd.DatetimeIndex], what: str) -> None:
+    """Log how the initial times were dealt: ``forecast: 4 initial times over 2 dask
+    workers (2 + 2)``, ``what`` naming a shard's process."""
+    log.info(
+        "forecast: %s over %s (%s)",
+        counted(sum(map(len, shards)), "initial time"),
+        counted(len(shards), what),
+        " + ".join(str(len(shard)) for shard in shards),
+    )
 
 
 @dataclasses.dataclass(frozen=True)

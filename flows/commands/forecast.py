@@ -15,6 +15,7 @@ from flows.commands.options import (
     add_threads,
     at_least,
     check_device,
+    quiet_other_ranks,
 )
 
 if TYPE_CHECKING:
@@ -209,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
 
     inits = parse_inits(args.init)  # a bad --init is refused before the checkpoint loads
     check_device(args.device, args.dask_scheduler)  # so is a --device missing here
+    quiet_other_ranks(args.verbose)  # under torchrun, rank 0 says it, not every rank
     set_threads(args.threads)
     if args.dask_scheduler:  # the workers open these themselves, in their own directory
         args.checkpoint, args.store, args.out = map(

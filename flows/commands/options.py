@@ -8,6 +8,7 @@ release through :func:`deprecated_alias`: it still works and says what replaces 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from typing import Any
@@ -210,3 +211,18 @@ def path_arguments(parser: argparse.ArgumentParser) -> None:
     for action in parser._actions:
         if action.dest in PATH_DESTS and action.type is None and action.nargs != 0:
             action.type = a_path
+
+
+def quiet_other_ranks(verbose: bool) -> None:
+    """In a process of a launch of several (torchrun, ``wxens train --nproc``) other than
+    rank 0, unless ``verbose`` (``-v``): keep wxens's warnings and errors only. Its INFO
+    lines (the states read, "resuming at step", a forecast's batches and stores) came once
+    per process, repeating rank 0's; a warning may be of its own shard, and its error line
+    is printed by the CLI, not logged."""
+    from flows.cli import WXENS_LOGGERS
+    from generators.distributed import world_from_env
+
+    if verbose or world_from_env().is_main:
+        return
+    for name in WXENS_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

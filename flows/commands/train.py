@@ -14,7 +14,6 @@ prints.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import shlex
 import sys
@@ -22,7 +21,13 @@ from collections.abc import Sequence
 from itertools import takewhile
 from pathlib import Path
 
-from flows.commands.options import add_config_overrides, add_no_progress, add_threads, at_least
+from flows.commands.options import (
+    add_config_overrides,
+    add_no_progress,
+    add_threads,
+    at_least,
+    quiet_other_ranks,
+)
 from flows.threads import set_threads
 
 DERIVED_CONFIG = "config.yaml"
@@ -113,8 +118,7 @@ def _train(args: argparse.Namespace) -> int:
     from pipeline.store import open_store
 
     follow_launcher()  # a process of --nproc dies with the command that started it
-    if not world_from_env().is_main and not getattr(args, "verbose", False):
-        quiet_info()  # rank 0 says it: each line came once per process
+    quiet_other_ranks(getattr(args, "verbose", False))  # rank 0 says it, not every process
     set_threads(args.threads)
     derived_now = None  # a config.yaml derived by this command, which trained nothing yet
     if args.config is None:
@@ -180,13 +184,6 @@ def _train(args: argparse.Namespace) -> int:
     if checkpoint.calibration is not None:
         print(SpreadCalibration.from_dict(checkpoint.calibration).report())
     return 0
-
-
-def quiet_info() -> None:
-    """Keep wxens's warnings and errors only: in a training process other than rank 0,
-    whose INFO lines (the states read, "resuming at step") repeat rank 0's."""
-    for name in ("flows", "pipeline", "generators", "verification"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def check_cores(nproc: int, device: str) -> None:

@@ -71,12 +71,20 @@ def torchrun(arguments: list[str]) -> subprocess.CompletedProcess:
 
 
 def test_two_torchrun_ranks_write_the_one_process_store(one_process):
+    """Rank 0 logs the forecast (how the initial times were dealt, the states read, the
+    batches, the store): each INFO line came once per rank. A rank's warning, of its own
+    shard, stays."""
     root, command = one_process
     out = root / "ranks.zarr"
     done = torchrun([*command, "--out", str(out)])
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("4 initial times") == 1, done.stdout  # rank 0 reports alone
-    assert "rank 1 of 2: 2 initial times" in done.stderr
+    lines = done.stderr.splitlines()
+    dealt = "forecast: 4 initial times over 2 torchrun ranks (2 + 2)"
+    assert f"INFO [rank 0] generators.rollout_shard: {dealt}" in lines, done.stderr
+    assert not [line for line in lines if line.startswith("INFO [rank 1]")], done.stderr
+    assert any(line.startswith("INFO [rank 0] generators.rollout: ") for line in lines)
+    assert any(line.startswith("WARNING [rank 1] ") for line in lines), done.stderr
     assert_same_store(out, root / "one.zarr")
 
 
@@ -90,8 +98,7 @@ def test_a_rerun_deals_the_initial_times_left_to_every_rank(one_process):
     assert wxens([*first, "--init", "2000-01-02T06", "2000-01-02T18"]) == 0  # rank 1's
     done = torchrun(first)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "rank 0 of 2: 1 initial time" in done.stderr, done.stderr[-3000:]
-    assert "rank 1 of 2: 1 initial time" in done.stderr
+    assert "2 initial times over 2 torchrun ranks (1 + 1)" in done.stderr, done.stderr[-3000:]
     assert "already holds 2 of the 4 initial times" in done.stderr
     assert_same_store(out, root / "one.zarr")
 
