@@ -201,6 +201,12 @@ def _forecast_on_ranks(
                 )
             except Exception as err:  # the other ranks learn of it rather than wait for this one
                 failure, run = err, _RankFailure.of(rank, err)
+                log.error(
+                    "rank %d failed: %s; the other ranks finish their own initial times, then "
+                    "every rank fails with this error",
+                    rank,
+                    err,
+                )
             runs = [None] * world
             dist.all_gather_object(runs, run)
     finally:

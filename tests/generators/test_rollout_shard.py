@@ -202,3 +202,35 @@ def test_the_summary_says_which_initial_times_a_dead_worker_wrote():
     ), line
     assert "died" not in summary(dataclasses.replace(run, skipped=1))
     assert summary(run).endswith("seed 0, uncalibrated)")
+
+
+def test_a_failing_rank_says_its_error_before_it_waits_for_the_others(monkeypatch, caplog):
+    """The docs: a rank whose input is refused prints its error at once, then waits for the
+    others to finish their own initial times; not only when they have all finished."""
+    import generators.rollout_shard as shard
+
+    said_before_waiting = []
+
+    class World:  # two ranks, already joined; this is rank 0
+        is_initialized = staticmethod(lambda: True)
+        get_rank = staticmethod(lambda: 0)
+        get_world_size = staticmethod(lambda: 2)
+        broadcast_object_list = staticmethod(lambda objects, src: None)
+
+        @staticmethod
+        def all_gather_object(runs, run):  # where rank 0 waits for rank 1
+            said_before_waiting.append("refused here" in caplog.text)
+            runs[:] = [run, None]
+
+    def refused(*args, **kwargs):
+        raise InputError("refused here")
+
+    monkeypatch.setattr(shard, "dist", World)
+    monkeypatch.setattr(shard, "_pending", lambda inits, out, options: inits)
+    monkeypatch.setattr(shard, "forecast_to_store", refused)
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    inits = pd.date_range("2000-01-02", periods=2, freq="6h")
+    with caplog.at_level("INFO", logger="generators.rollout_shard"):
+        with pytest.raises(InputError, match="refused here"):
+            shard._forecast_on_ranks("k", "s", inits, [6.0], 3, "o", device="cpu")
+    assert said_before_waiting == [True]
