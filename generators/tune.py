@@ -41,7 +41,7 @@ from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.correction.decaying_average import without_verified_past
 from generators.correction.select_weights import WeightSelection, select_weights
 from generators.correction.spec import CANDIDATES, CorrectionSpec
-from generators.correction.tuned import save_tuned
+from generators.correction.tuned import checkpoint_digest, save_tuned
 from generators.data.forecast import ForecastData
 from generators.rollout_store import forecast_to_store
 from pipeline.errors import InputError, time_text
@@ -222,10 +222,19 @@ def check_correctable(
 
 
 def remove_earlier_forecasts(directory: Path, digest: str) -> None:
-    """Delete the tuning forecasts in ``directory`` of checkpoints other than ``digest``
-    (the directory trained or calibrated since): no rerun draws on them again."""
-    for old in sorted(directory.glob("tune-*-*.zarr")):
-        if old.is_dir() and not old.name.startswith(f"tune-{digest}-"):
+    """Delete the tuning forecasts in ``directory`` of checkpoints no longer there (the
+    directory trained or calibrated since): no rerun draws on them again. Those of
+    ``digest`` and of the other checkpoint files beside it (a calibrated copy) are kept."""
+    stale = [
+        old
+        for old in sorted(directory.glob("tune-*-*.zarr"))
+        if old.is_dir() and not old.name.startswith(f"tune-{digest}-")
+    ]
+    if not stale:
+        return
+    present = {checkpoint_digest(f) for f in directory.glob("*.pt") if f.is_file()}
+    for old in stale:
+        if old.name.split("-")[1] not in present:
             shutil.rmtree(old)
             log.info("removed %s: the tuning forecasts of an earlier checkpoint", old)
 

@@ -18,7 +18,12 @@ import xarray as xr
 from flows.cli import main as wxens
 from generators.checkpoint import load_checkpoint
 from generators.correction.tuned import checkpoint_digest, load_tuned, tuned_path
-from generators.tune import default_folds, default_period, tune_correction
+from generators.tune import (
+    default_folds,
+    default_period,
+    remove_earlier_forecasts,
+    tune_correction,
+)
 from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, open_forecast
 from pipeline.schema import Period
@@ -163,6 +168,21 @@ def test_the_tuning_forecasts_of_an_earlier_checkpoint_are_removed(trained):
     assert not earlier.exists()
     (current,) = run.glob("tune-*.zarr")
     assert current.name.startswith(f"tune-{checkpoint_digest(run)}-")
+
+
+def test_the_tuning_forecasts_of_another_checkpoint_beside_it_are_kept(tmp_path):
+    """A model and its calibrated copy in one directory keep a tuned choice each
+    (docs/generate.md), and so their tuning forecasts: tuning one must not delete the
+    other's, which its rerun would draw again from the start."""
+    (tmp_path / "model.pt").write_bytes(b"model")
+    (tmp_path / "calibrated.pt").write_bytes(b"calibrated")
+    model, calibrated = (checkpoint_digest(tmp_path / f) for f in ("model.pt", "calibrated.pt"))
+    kept = tmp_path / f"tune-{calibrated}-01234567.zarr"
+    gone = tmp_path / "tune-0123456789abcdef-01234567.zarr"  # no checkpoint here has it
+    kept.mkdir()
+    gone.mkdir()
+    remove_earlier_forecasts(tmp_path, model)
+    assert kept.exists() and not gone.exists()
 
 
 def test_an_open_training_period_is_tuned_on_the_span_its_training_read(trained, caplog):
