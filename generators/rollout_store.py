@@ -101,15 +101,14 @@ def forecast_to_store(
     about the training period, for a caller that forecasts it on purpose and says so.
     ``redraw``: how the user of the command that calls this draws skipped initial times
     again (:func:`pipeline.forecast_store.pending_init_times`).
-    Every input is checked before anything is written.
+    Every input is checked before anything is written, and before the warning about the
+    training period: a refused forecast logs only its refusal.
     """
     check_ensemble_size(n_members, batch_members)
     loaded = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     store = store if isinstance(store, AnalysisStore) else open_store(store)
     data = ForecastData.from_store(loaded, store)  # a store it cannot forecast from: refused
-    if warn_trained_on:
-        warn_if_trained_on(loaded, pd.DatetimeIndex(inits), leads_hours)
-    asked, inits = len(inits), pending_init_times(inits, out, recompute, redraw)
+    asked, inits = pd.DatetimeIndex(inits), pending_init_times(inits, out, recompute, redraw)
     plan = plan_rollout(leads_hours, loaded.leads_hours, data.history_hours)
     data.windows(inits, plan, warn=False)  # every init has its history: fail before writing
     model = loaded.build_model(device=resolve_device(device))
@@ -136,6 +135,8 @@ def forecast_to_store(
         balanced=balance,
     )
     check_extends(out, provenance, n_members, leads_hours)
+    if warn_trained_on:  # after every refusal: a refused forecast prints only its refusal
+        warn_if_trained_on(loaded, asked, leads_hours)
     written: list[pd.Timestamp] = []
     claims = Claims(str(out))
     batches = iter_forecast(
@@ -169,7 +170,7 @@ def forecast_to_store(
         n_members,
         provenance,
         calibration,
-        skipped=asked - len(inits),
+        skipped=len(asked) - len(inits),
         written_by_another_run=len(inits) - len(written),
     )
 

@@ -214,3 +214,17 @@ def test_a_config_path_that_is_a_directory_is_named_as_one(tmp_path):
         load_train_config(tmp_path, [])
     with pytest.raises(InputError, match="does not exist"):
         load_train_config(tmp_path / "none.yaml", [])
+
+
+def test_an_init_without_history_is_refused_without_the_training_period_warning(
+    trained, capsys, caplog
+):
+    """An initial time whose history window lies before the store's first time was first
+    warned about as weather of the training period, then refused for its history: the
+    refusal is now all a refused forecast prints."""
+    argv = forecast_argv(trained)
+    argv[argv.index("2000-01-03")] = "2000-01-01"
+    with caplog.at_level("WARNING"):
+        refused(capsys, argv, "2000-01-01")
+    assert "training period" not in caplog.text
+    assert not (trained[0] / "never.zarr").exists()
