@@ -230,3 +230,25 @@ def test_every_option_is_documented():
         if option.startswith("--") and not re.search(rf"{re.escape(option)}(?![\w-])", text)
     )
     assert not missing, f"options no page of the docs names: {missing}"
+
+
+OPTIONS_TABLE = re.compile(
+    r"```bash\nwxens ([a-z][a-z-]*)[^`]*```\n\n\| option \| meaning \|\n\| --- \| --- \|\n"
+    r"((?:\|.*\n)+)"
+)
+"""A command's options table: a ``wxens <command>`` example, then its ``| option |`` rows."""
+OPTION = r"--[a-z][a-z-]*"
+
+
+@pytest.mark.parametrize("page", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_options_tables_match_their_commands_help(page):
+    """An options table lists every option its command's --help shows (the table of ``wxens
+    forecast`` lacked ``--recompute`` and ``--no-progress``), and each row's first column
+    only options of that command."""
+    for command, rows in OPTIONS_TABLE.findall(page.read_text(encoding="utf-8")):
+        cells = [row.split(" | ", 1) for row in rows.splitlines()]
+        named = {o for cell in cells for o in re.findall(OPTION, " ".join(cell))}
+        first = {o for cell in cells for o in re.findall(OPTION, cell[0])}
+        options = {o for o in subcommand_options(command) if o.startswith("--")} - {"--help"}
+        assert options <= named, f"wxens {command}'s table lacks {sorted(options - named)}"
+        assert first <= options, f"wxens {command}'s table has no {sorted(first - options)}"
