@@ -187,8 +187,8 @@ def tune_correction(
         "members": members,
         "folds": folds,
         "init_times": len(inits),
-        "first_init_time": str(inits[0]),
-        "last_init_time": str(inits[-1]),
+        "first_init_time": time_text(inits[0]),
+        "last_init_time": time_text(inits[-1]),
         "every_hours": every,
         "scores": selection.table.to_dict(orient="index"),
     }

@@ -39,7 +39,7 @@ def test_demo_runs_the_chain_on_the_sample_and_prints_where_things_are(
     assert config.steps == 2 != DEMO_STEPS  # derived for the steps --set gives
     assert load_tuned(workdir / "model") is not None
     tuned = json.loads(tuned_path(workdir / "model").read_text())
-    assert (tuned["first_init_time"], tuned["init_times"]) == ("2019-03-18 00:00:00", 3)
+    assert (tuned["first_init_time"], tuned["init_times"]) == ("2019-03-18T00:00", 3)
     for name in (*names, "report.html"):
         assert (workdir / name).exists(), name
         assert str(workdir / name).split("/last.pt")[0] in out

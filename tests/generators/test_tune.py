@@ -152,8 +152,8 @@ def test_a_checkpoint_with_a_held_out_period_is_tuned_on_it(trained, caplog):
     with caplog.at_level("WARNING", logger="generators.tune"):
         tune_correction(run, cycle, members=4, folds=1, sampler="euler:nfe=2", device="cpu")
     record = json.loads(tuned_path(run).read_text())
-    assert record["first_init_time"] == "2019-03-05 00:00:00"
-    assert record["last_init_time"] == "2019-03-08 12:00:00" and record["init_times"] == 15
+    assert record["first_init_time"] == "2019-03-05T00:00"
+    assert record["last_init_time"] == "2019-03-08T12:00" and record["init_times"] == 15
     assert "held-out period" not in caplog.text
 
 
@@ -199,8 +199,8 @@ def test_an_open_training_period_is_tuned_on_the_span_its_training_read(trained,
         )
     assert "training period 2019-03-01T00:00 to 2019-03-06T18:00, which" in caplog.text
     record = json.loads(tuned_path(spanned.path).read_text())
-    assert record["first_init_time"] == "2019-03-01 06:00:00"
-    assert record["last_init_time"] == "2019-03-06 12:00:00" and record["init_times"] == 22
+    assert record["first_init_time"] == "2019-03-01T06:00"
+    assert record["last_init_time"] == "2019-03-06T12:00" and record["init_times"] == 22
     caplog.clear()
     older = spanned.replace(trained_span=None)  # written before the span was recorded
     with caplog.at_level("WARNING", logger="generators.tune"):
@@ -221,8 +221,8 @@ def test_a_start_alone_keeps_the_default_period_end(trained):
     tune = ["tune", "--checkpoint", str(run), "--store", cycle, "--start", "2019-03-06"]
     assert wxens([*tune, *FAST, "--folds", "1"]) == 0  # the last --folds counts
     record = json.loads(tuned_path(run).read_text())
-    assert record["first_init_time"] == "2019-03-06 00:00:00"
-    assert record["last_init_time"] == "2019-03-08 06:00:00"
+    assert record["first_init_time"] == "2019-03-06T00:00"
+    assert record["last_init_time"] == "2019-03-08T06:00"
 
 
 def test_an_upper_air_channel_is_tuned_at_its_level(tmp_path):

@@ -322,3 +322,25 @@ def test_a_runs_summary_without_scores_says_the_leads_truth_may_have_arrived(raw
     text = describe(summary)
     assert "no forecast has its truth in the store" not in text
     assert "no forecast has the truth of its last lead in the store" in text
+
+
+def test_a_correction_file_with_the_older_form_of_its_times_still_loads(tmp_path):
+    """``wxens tune`` wrote its period as pandas prints a time (``2000-01-18 00:00:00``)
+    before it wrote ISO (``2000-01-18T00:00``, as every other time): a user's existing
+    file, with the digest of its checkpoint, still gives its weights."""
+    import json
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"weights")
+    older = {
+        "bias_weight": 0.2,
+        "spread_weight": 0.3,
+        "rank_weight": 0.0,
+        "checkpoint_digest": checkpoint_digest(run),
+        "first_init_time": "2000-01-18 00:00:00",
+        "last_init_time": "2000-01-21 18:00:00",
+        "init_times": 16,
+    }
+    (run / "correction.json").write_text(json.dumps(older, indent=1, sort_keys=True))
+    assert load_tuned(run) == CorrectionSpec(0.2, 0.3, 0.0)
