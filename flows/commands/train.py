@@ -276,30 +276,42 @@ def keep_overrides(path: Path, config, overrides: Sequence[str]) -> None:
     from generators.config import load_train_config
     from generators.config_derive import DerivedConfig
 
-    note = set_note(overrides, load_train_config(path), config, "the earlier")
-    if note is None:
+    note = set_note(overrides, load_train_config(path), config, "the earlier", "resumed with ")
+    if not note:
         return
     lines = takewhile(lambda line: line.startswith("# "), path.read_text().splitlines())
     notes = tuple(line.removeprefix("# ") for line in lines)
-    DerivedConfig(config, (*notes, f"resumed with {note}")).write(path)
+    DerivedConfig(config, (*notes, *note)).write(path)
 
 
-def set_note(overrides: Sequence[str], before, after, replaced: str) -> str | None:
-    """The note of a derived config on the ``--set`` ``overrides`` that made ``after`` of
-    ``before``: each value they changed beside the one it replaces (``replaced``: "the
-    derived", "the earlier"), which the notes above it may still describe (the training
-    period, the steps, the batch), so that no note contradicts the config unremarked; None
-    when they changed nothing."""
+NOTE_WIDTH = 98
+"""The most characters of a note line of :func:`set_note`: with its ``# `` a YAML line of
+100 (a --set of a whole section, ``calibration={...}``, made one of hundreds)."""
+
+
+def set_note(
+    overrides: Sequence[str], before, after, replaced: str, said: str = ""
+) -> tuple[str, ...]:
+    """The note lines of a derived config on the ``--set`` ``overrides`` that made ``after``
+    of ``before``, after ``said`` ("resumed with "): the overrides, then one line per value
+    they changed beside the one it replaces (``replaced``: "the derived", "the earlier"),
+    which the notes above it may still describe (the training period, the steps, the batch),
+    so that no note contradicts the config unremarked; each wrapped to :data:`NOTE_WIDTH`,
+    continued indented. Empty when they changed nothing."""
+    import textwrap
+
     from generators.config_io import to_mapping
     from pipeline.errors import nested_differences
 
-    changes = "; ".join(
-        f"{key} {_value_text(new)} (replaces {replaced} {_value_text(old)})"
+    changes = [
+        f"  {key} {_value_text(new)} (replaces {replaced} {_value_text(old)})"
         for key, old, new in nested_differences(to_mapping(before), to_mapping(after))
-    )
+    ]
     if not changes:
-        return None
-    return " ".join(f"--set {shlex.quote(o)}" for o in overrides) + f": {changes}"
+        return ()
+    given = said + " ".join(f"--set {shlex.quote(o)}" for o in overrides) + ":"
+    wrapper = textwrap.TextWrapper(NOTE_WIDTH, subsequent_indent="    ", break_on_hyphens=False)
+    return tuple(wrapped for line in (given, *changes) for wrapped in wrapper.wrap(line))
 
 
 def _value_text(value) -> str:
@@ -342,7 +354,7 @@ def with_overrides(derived, overrides: Sequence[str]):
     mapping = apply_overrides(to_mapping(derived.config), list(overrides))
     config = from_mapping(TrainConfig, mapping, where="--set")
     note = set_note(overrides, derived.config, config, "the derived")
-    return replace(derived, config=config, notes=(*derived.notes, *([note] if note else [])))
+    return replace(derived, config=config, notes=(*derived.notes, *note))
 
 
 def fixed_steps(overrides: Sequence[str]) -> int | None:

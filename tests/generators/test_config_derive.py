@@ -375,13 +375,33 @@ def test_the_notes_of_a_derived_config_name_what_set_replaced(hourly, capsys):
     assert yaml.safe_load(printed)["data"]["train"]["end"] == "2000-02-20T12:00"
     notes = [line for line in printed.splitlines() if line.startswith("# ")]
     assert f"to {derived};" in notes[2]  # the derived training period's note, kept
-    assert notes[-1] == (
-        "# --set steps=40 --set data.train.end=2000-02-20T12:00: data.train.end "
-        f"2000-02-20T12:00 (replaces the derived {derived})"
-    )
+    assert notes[-2:] == [
+        "# --set steps=40 --set data.train.end=2000-02-20T12:00:",
+        f"#   data.train.end 2000-02-20T12:00 (replaces the derived {derived})",
+    ]
     # a --set that changes nothing the derivation chose adds no note
     assert wxens(argv) == 0
     assert "replaces" not in capsys.readouterr().out
+
+
+def test_a_set_of_a_whole_section_gives_note_lines_of_a_readable_width(hourly, capsys):
+    """``--set 'calibration={...}'`` gave one note line of 440 characters (the section as
+    given, then every value it replaced): the note now takes a line per replaced value,
+    each wrapped to 100 characters, and the YAML still loads as set."""
+    section = (
+        "calibration={period: {start: 2000-02-20, end: 2000-02-29T18}, members: 32, "
+        "init_every_hours: 12, seed: 3, leads_hours: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]}"
+    )
+    argv = ["config", "--store", str(hourly.path), "--set", "steps=40", "--set", section]
+    assert wxens(argv) == 0
+    printed = capsys.readouterr().out
+    calibration = yaml.safe_load(printed)["calibration"]
+    assert calibration["members"] == 32 and calibration["leads_hours"] == list(range(1, 12))
+    notes = [line for line in printed.splitlines() if line.startswith("#")]
+    the_set = notes[next(i for i, line in enumerate(notes) if line.startswith("# --set")) :]
+    assert max(len(line) for line in the_set) <= 100, the_set
+    assert "#   calibration.members 32 (replaces the derived 16)" in the_set
+    assert "#   calibration.period.start 2000-02-20 (replaces the derived" in "\n".join(the_set)
 
 
 def test_a_budget_without_a_unit_is_refused(hourly):

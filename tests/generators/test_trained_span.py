@@ -161,8 +161,8 @@ def test_a_derived_run_resumed_with_set_keeps_it_in_its_config_yaml(tmp_path, ca
     text = (run / "config.yaml").read_text()
     assert text.startswith("# derived from ")
     assert (  # as a fresh run's --set is noted: what it replaced
-        f"# resumed with --set fine_tune.steps={steps + 1}: fine_tune.steps {steps + 1} "
-        f"(replaces the earlier {steps})\n" in text
+        f"# resumed with --set fine_tune.steps={steps + 1}:\n"
+        f"#   fine_tune.steps {steps + 1} (replaces the earlier {steps})\n" in text
     )
     capsys.readouterr()
     assert wxens(args) == 0
