@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(command.NAME, help=command.HELP, description=command.HELP)
         command.add_arguments(p)
         path_arguments(p)
-        p.set_defaults(run=command.run)
+        p.set_defaults(run=command.run, kept=getattr(command, "kept", None))
     return parser
 
 
@@ -150,9 +150,16 @@ def _dispatch(argv: list[str] | None) -> int:
 
 def _interrupted(args: argparse.Namespace, what: str, code: int) -> int:
     """Say that the command was stopped (``what``), in its last line: unless ``-v``,
-    Prefect's "Stopping temporary server" record at exit, after it, is left out too."""
+    Prefect's "Stopping temporary server" record at exit, after it, is left out too. Before
+    it, a command with a ``kept(args)`` says what it kept and how to go on (rank 0 alone of
+    a torchrun launch; None: nothing to say here): the writes are whole commits, and the
+    same command resumes, but the user was told neither."""
     prefect = logging.getLogger("prefect")
     (prefect.removeFilter if args.verbose else prefect.addFilter)(without_server_stop)
+    main_rank = os.environ.get("RANK", "0") in ("", "0")
+    said = args.kept(args) if args.kept is not None and main_rank else None
+    if said:
+        logging.getLogger(args.run.__module__).warning("interrupted: %s", said)
     _say(f"wxens {args.command}: {what}")
     return code
 

@@ -2,6 +2,9 @@
 
 Each module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and
 ``run(args) -> int``; heavy imports happen inside ``run`` so ``wxens --help`` is fast.
+A command that writes as it goes also defines ``kept(args) -> str | None``: what an
+interrupted run of it left written and how to go on, read back from disk, which the CLI
+says before its "interrupted" line.
 Add a command by writing its module and listing it here.
 """
 

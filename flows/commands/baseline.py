@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import astuple
 
+from flows.commands import forecast
 from flows.commands.forecast import add_time_arguments, parse_inits, parse_leads
 from flows.commands.options import SEED, add_no_progress, add_threads
 from flows.threads import set_threads
@@ -86,3 +87,9 @@ def run(args: argparse.Namespace) -> int:
         + (f"; {held} already in the store, kept (--recompute draws them again)" if held else "")
     )
     return 0
+
+
+def kept(args: argparse.Namespace) -> str:
+    """What an interrupted baseline kept in ``--out``: as a forecast, its initial times are
+    written batch by batch, and the same command draws only those missing."""
+    return forecast.kept(args)

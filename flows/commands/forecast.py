@@ -270,3 +270,26 @@ def summary(done: ForecastRun) -> str:
         + (f"; {other} written by another run meanwhile, kept" if other else "")
         + (f"; {held} already in the store, kept (--recompute draws them again)" if held else "")
     )
+
+
+def kept(args: argparse.Namespace) -> str:
+    """How many of the initial times asked for the forecast store ``--out`` holds complete
+    after an interrupt, and how to go on: each batch of initial times is committed whole,
+    and the same command draws only those it lacks (with ``--recompute``, every one again).
+    ``wxens baseline`` says the same of its own."""
+    from pipeline.errors import counted
+    from pipeline.forecast_store import complete_init_times, is_forecast_store
+
+    if not is_forecast_store(args.out):
+        return f"nothing written to {args.out}; rerun the same command to draw the forecasts"
+    inits = parse_inits(args.init)
+    done = inits.intersection(complete_init_times(args.out))
+    return (
+        f"{args.out}: {len(done)} of {counted(len(inits), 'initial time')} written, kept "
+        "(each batch is committed whole); "
+        + (
+            "rerun the same command without --recompute to draw only the rest"
+            if args.recompute
+            else "rerun the same command to draw the rest"
+        )
+    )

@@ -85,3 +85,28 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(describe(store))
     return 0
+
+
+def kept(args: argparse.Namespace) -> str:
+    """What an interrupted ingest kept, read from the store, and how to go on: each block
+    of times is committed whole, and the same command writes only those still missing.
+    ``--overwrite`` builds the new store aside and removes it when stopped."""
+    from pipeline.analysis_store import read_state
+    from pipeline.errors import StoreError
+
+    if args.overwrite:
+        return (
+            f"nothing of this ingest kept (--overwrite builds the new store aside, and it was "
+            f"removed; {args.store} is as it was); rerun the same command to start again"
+        )
+    try:
+        state = read_state(args.store)
+    except StoreError:  # none yet, or its creation was interrupted
+        return f"nothing written to {args.store}; rerun the same command to ingest"
+    written = sum(j - i for i, j in state["written"])
+    if state["complete"]:
+        return f"{args.store} is complete: all {written} times written, nothing to resume"
+    return (
+        f"{args.store}: {written} of {state['n_times']} times written, kept (each block is "
+        "committed whole); rerun the same command to write the rest"
+    )
