@@ -168,3 +168,12 @@ def uncalibrated(store: str, calibration: CalibrationConfig, result: TrainResult
         f"`{calibrate_command(result.checkpoint, store, calibration)}`, or rerun this "
         "wxens train (it trains nothing more, then calibrates)"
     )
+
+
+def kept(args: argparse.Namespace) -> str:
+    """What an interrupted calibration kept: nothing. Its fit forecasts are drawn in
+    memory, and the calibration is stored in the checkpoint only once fitted."""
+    return (
+        f"no calibration stored in {args.out or args.checkpoint} (the fit's forecasts are "
+        "drawn in memory, none kept); rerun the same command to fit it"
+    )

@@ -394,3 +394,19 @@ def derived_from(config_yaml: str) -> Path | None:
     if not first.startswith(f"# {DERIVED_FROM}"):
         return None
     return Path(first.removeprefix(f"# {DERIVED_FROM}").split(": channel", 1)[0])
+
+
+def kept(args: argparse.Namespace) -> str | None:
+    """How to go on after an interrupted training: the training checkpoints the step it
+    reached (and says so just before), which the same command resumes from. None in a
+    process of ``--nproc``: its launcher says it, once."""
+    from generators.distributed import LAUNCHER_PID
+    from generators.train import CHECKPOINT_NAME
+
+    if LAUNCHER_PID in os.environ:
+        return None
+    checkpoint = Path(args.out) / CHECKPOINT_NAME
+    if not checkpoint.exists():
+        return f"no checkpoint in {args.out}; rerun the same command to train"
+    again = "the command without --no-resume" if args.no_resume else "the same command"
+    return f"rerun {again} to resume from {checkpoint}"

@@ -135,3 +135,24 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"chosen: {chosen}; stored in {tuned.path}")
     return 0
+
+
+def kept(args: argparse.Namespace) -> str:
+    """What an interrupted tuning kept: its forecasts, drawn into a store beside the
+    checkpoint (``tune-DIGEST-KEY.zarr``, one per store, leads, members, sampler and seed)
+    batch by batch, each batch committed whole; the same command draws only those missing.
+    No weight is stored until every forecast is drawn and scored."""
+    from generators.correction.tuned import checkpoint_digest, checkpoint_file
+    from pipeline.forecast_store import complete_init_times, is_forecast_store
+
+    path = checkpoint_file(args.checkpoint)
+    pattern = f"tune-{checkpoint_digest(path)}-*.zarr" if path.is_file() else None
+    found = sorted(path.parent.glob(pattern)) if pattern else []
+    stores = [store for store in found if is_forecast_store(store)]
+    if not stores:
+        return "no tuning forecast written and no weight stored; rerun the same command to tune"
+    counts = ", ".join(f"{s} ({len(complete_init_times(s))} initial times)" for s in stores)
+    return (
+        f"no weight stored; tuning forecasts kept (each batch committed whole): {counts}; "
+        "rerun the same command to draw only the rest and choose the weights"
+    )

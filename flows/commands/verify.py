@@ -217,3 +217,13 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         print(f"report: {args.report}")
     return 0
+
+
+def kept(args: argparse.Namespace) -> str:
+    """What an interrupted verification kept: nothing of the scoring. The scores and the
+    report are each written whole at the end (an earlier file is left as it was)."""
+    outputs = " and ".join(path for path in (args.out, args.report) if path)
+    return (
+        f"nothing of the scoring kept ({outputs} written only whole, at the end); rerun the "
+        "same command to verify"
+    )
