@@ -157,7 +157,11 @@ def _interrupted(args: argparse.Namespace, what: str, code: int) -> int:
     prefect = logging.getLogger("prefect")
     (prefect.removeFilter if args.verbose else prefect.addFilter)(without_server_stop)
     main_rank = os.environ.get("RANK", "0") in ("", "0")
-    said = args.kept(args) if args.kept is not None and main_rank else None
+    try:
+        said = args.kept(args) if args.kept is not None and main_rank else None
+    except (Exception, KeyboardInterrupt) as err:  # a second Ctrl-C, a store it cannot read
+        said = None  # the command's line still comes, without what it kept
+        logging.getLogger(__name__).debug("what the command kept is unknown: %r", err)
     if said:
         logging.getLogger(args.run.__module__).warning("interrupted: %s", said)
     _say(f"wxens {args.command}: {what}")

@@ -104,3 +104,18 @@ def test_an_interrupted_ingest_says_how_many_times_it_kept(tmp_path):
     assert 100 <= written < state["n_times"] == 6000
     assert wxens([*argv, "--no-progress"]) == 0  # the rerun writes the rest
     assert read_state(store)["complete"]
+
+
+def test_what_was_kept_failing_to_read_leaves_the_interrupted_line_alone(capsys):
+    # kept() reads the store back after the interrupt; a store it cannot read, or a second
+    # Ctrl-C while it reads, must not turn the one line into a traceback
+    from argparse import Namespace
+
+    from flows.cli import _interrupted
+
+    def unreadable(args):
+        raise KeyboardInterrupt
+
+    args = Namespace(command="forecast", verbose=False, kept=unreadable, run=wxens)
+    assert _interrupted(args, "interrupted", 130) == 130
+    assert capsys.readouterr().err.splitlines() == ["wxens forecast: interrupted"]
