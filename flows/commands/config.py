@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from flows.commands.derive import add_derive_arguments, derive_for, with_overrides
 from flows.commands.options import add_threads
-from flows.commands.train import add_derive_arguments, derive_for, with_overrides
 from flows.threads import set_threads
 
 NAME = "config"

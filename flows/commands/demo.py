@@ -195,12 +195,12 @@ def derived_config(
 ) -> str:
     """The training config's path: ``given``, else ``workdir/config.yaml``, derived from the
     store's times up to the end of ``train_end`` with :data:`DEMO_STEPS` steps, or those of
-    a ``--set steps=N`` in ``overrides`` (:func:`flows.commands.train.fixed_steps`) (kept when
+    a ``--set steps=N`` in ``overrides`` (:func:`flows.commands.derive.fixed_steps`) (kept when
     an earlier run wrote it, so a rerun trains nothing; refused if that run had another
     ``--train-end``, whose model, tune and baseline the work directory holds)."""
     import pandas as pd
 
-    from flows.commands.train import fixed_steps
+    from flows.commands.derive import fixed_steps
     from generators.config import load_train_config
     from generators.config_derive import derive_config
     from pipeline.errors import InputError

@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 from collections.abc import Sequence
-from itertools import takewhile
 from pathlib import Path
 
+from flows.commands.derive import (
+    add_derive_arguments,
+    derive_for,
+    keep_overrides,
+    with_overrides,
+)
 from flows.commands.options import (
-    add_config_overrides,
     add_no_progress,
     add_threads,
     at_least,
@@ -68,27 +71,6 @@ def torchrun_command(args: argparse.Namespace) -> list[str]:
         command += ["--threads", str(args.threads)]
     command += ["--no-resume"] * args.no_resume + ["--no-progress"] * args.no_progress
     return command
-
-
-def add_derive_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--lead``, ``--budget`` and ``--set`` of a config derived from the store."""
-    add_config_overrides(
-        parser,
-        "override a config value, e.g. --set optim.lr=1e-4 --set steps=500 (repeatable); a "
-        "derived config's warm-up and cadences follow --set steps, in place of --budget "
-        "(nothing timed)",
-    )
-    parser.add_argument(
-        "--lead",
-        help="derived config: the longest lead to train for, e.g. 24h or 5d (default: the "
-        "history window, a day or three native steps); longer leads are rolled out",
-    )
-    parser.add_argument(
-        "--budget",
-        help="derived config: training time to size the step count to, e.g. 30min or 2h "
-        "(default 30min), at most 40 passes over the training times; the per-step time is "
-        "measured on the spot",
-    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -266,107 +248,6 @@ def derived_config(args: argparse.Namespace):
     print(derived.to_yaml(), end="")
     print(f"# written to {path}")
     return config
-
-
-def keep_overrides(path: Path, config, overrides: Sequence[str]) -> None:
-    """Write ``config``, the resumed derived config with ``overrides`` (``--set``) applied,
-    back to its ``path`` (``OUT/config.yaml``), its notes kept and one more saying what they
-    changed (:func:`set_note`): it holds the config the checkpoint trained, which the next
-    resume reads. Nothing is written when they change nothing."""
-    from generators.config import load_train_config
-    from generators.config_derive import DerivedConfig
-
-    note = set_note(overrides, load_train_config(path), config, "the earlier", "resumed with ")
-    if not note:
-        return
-    lines = takewhile(lambda line: line.startswith("# "), path.read_text().splitlines())
-    notes = tuple(line.removeprefix("# ") for line in lines)
-    DerivedConfig(config, (*notes, *note)).write(path)
-
-
-NOTE_WIDTH = 98
-"""The most characters of a note line of :func:`set_note`: with its ``# `` a YAML line of
-100 (a --set of a whole section, ``calibration={...}``, made one of hundreds)."""
-
-
-def set_note(
-    overrides: Sequence[str], before, after, replaced: str, said: str = ""
-) -> tuple[str, ...]:
-    """The note lines of a derived config on the ``--set`` ``overrides`` that made ``after``
-    of ``before``, after ``said`` ("resumed with "): the overrides, then one line per value
-    they changed beside the one it replaces (``replaced``: "the derived", "the earlier"),
-    which the notes above it may still describe (the training period, the steps, the batch),
-    so that no note contradicts the config unremarked; each wrapped to :data:`NOTE_WIDTH`,
-    continued indented. Empty when they changed nothing."""
-    import textwrap
-
-    from generators.config_io import to_mapping
-    from pipeline.errors import nested_differences
-
-    changes = [
-        f"  {key} {_value_text(new)} (replaces {replaced} {_value_text(old)})"
-        for key, old, new in nested_differences(to_mapping(before), to_mapping(after))
-    ]
-    if not changes:
-        return ()
-    given = said + " ".join(f"--set {shlex.quote(o)}" for o in overrides) + ":"
-    wrapper = textwrap.TextWrapper(NOTE_WIDTH, subsequent_indent="    ", break_on_hyphens=False)
-    return tuple(wrapped for line in (given, *changes) for wrapped in wrapper.wrap(line))
-
-
-def _value_text(value) -> str:
-    """A config value as its YAML reads (``null``, ``[1, 3]``), a string as it is."""
-    import yaml
-
-    if isinstance(value, str):
-        return value
-    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1000)
-    return text.removesuffix("...\n").strip()
-
-
-def derive_for(args: argparse.Namespace, processes: int = 1):
-    """The config derived from ``--store`` for ``--lead`` and ``--budget``, or for the step
-    count of ``--set steps=N`` (nothing timed; not with ``--budget``)."""
-    from generators.config_derive import derive_config
-    from pipeline.errors import InputError
-
-    steps = fixed_steps(args.overrides)
-    if steps is not None and args.budget:
-        raise InputError(
-            f"--set steps={steps} fixes the derived config's step count and --budget "
-            f"{args.budget} sizes it: give one of them"
-        )
-    return derive_config(
-        args.store, lead=args.lead, budget=args.budget, steps=steps, processes=processes
-    )
-
-
-def with_overrides(derived, overrides: Sequence[str]):
-    """``derived`` with the ``--set`` overrides applied, checked as a written config's, and
-    a note naming the derived values they replace (:func:`set_note`)."""
-    from dataclasses import replace
-
-    from generators.config import TrainConfig, apply_overrides
-    from generators.config_io import from_mapping, to_mapping
-
-    if not overrides:
-        return derived
-    mapping = apply_overrides(to_mapping(derived.config), list(overrides))
-    config = from_mapping(TrainConfig, mapping, where="--set")
-    note = set_note(overrides, derived.config, config, "the derived")
-    return replace(derived, config=config, notes=(*derived.notes, *note))
-
-
-def fixed_steps(overrides: Sequence[str]) -> int | None:
-    """The step count ``--set steps=N`` gives (read as the config reads it,
-    :func:`generators.config.apply_overrides`), or None: a derived config takes it as its
-    own (:func:`generators.config_derive.with_steps`), so the warm-up, validation and
-    checkpoint cadences, EMA and fine-tune follow it rather than the budget's step count.
-    A value that is no integer is left to the config's own check."""
-    from generators.config import apply_overrides
-
-    steps = apply_overrides({}, list(overrides)).get("steps")
-    return steps if isinstance(steps, int) and not isinstance(steps, bool) else None
 
 
 def other_store_warning(config_yaml: Path, source: Path | None, store: str) -> str | None:
