@@ -231,12 +231,20 @@ def serve(specs: tuple[DeploymentSpec, ...], *, limit: int | None = None) -> Non
 
     class SignalledRunner(Runner):
         """Prefect's runner, which installs its own SIGTERM handler (a graceful stop),
-        noting that the signal came."""
+        noting that the signal came. Where Prefect's handler calls ``sys.exit(0)``, before
+        the runner has started and during its stop, a SIGTERM raises :class:`Terminated`
+        (exit 143 and its line, not 0) or, a second one, lets the stop finish (cut short,
+        it left the runs in progress recorded Running)."""
 
         terminated = False
 
         def handle_sigterm(self, *args: Any, **kwargs: Any) -> None:
             self.terminated = True
+            if self.stopping:
+                log.info("SIGTERM received again; still stopping (cancelling the runs)")
+                return
+            if not self.started or self._loop is None:
+                raise Terminated
             super().handle_sigterm(*args, **kwargs)
 
     api_url = require_server()

@@ -1,0 +1,46 @@
+"""``wxens serve``'s SIGTERM outside the runner's graceful stop: before the runner has
+started, and a second one while it stops. Prefect's handler calls ``sys.exit(0)`` there, so
+``wxens serve`` exited 0 without its line, and a second SIGTERM cut the stop short, leaving
+the run in progress recorded Running (no server needed: the runner's start is replaced)."""
+
+from __future__ import annotations
+
+import pytest
+
+from flows import deployments
+from pipeline.signals import Terminated
+
+
+@pytest.fixture
+def runner_start(monkeypatch):
+    """Replace the runner's start by ``body(runner)``, the server by nothing."""
+    from prefect.runner import Runner
+
+    monkeypatch.setattr(deployments, "require_server", lambda: "http://127.0.0.1:9/api")
+    monkeypatch.setattr(deployments, "to_deployments", lambda specs: [])
+    monkeypatch.setattr("prefect.flows._display_serve_start_message", lambda *d: None)
+
+    def use(body):
+        async def start(self, *args, **kwargs):
+            body(self)
+
+        monkeypatch.setattr(Runner, "start", start)
+
+    return use
+
+
+def test_sigterm_before_the_runner_has_started_exits_as_terminated(runner_start):
+    runner_start(lambda runner: runner.handle_sigterm())  # not started yet
+    with pytest.raises(Terminated):
+        deployments.serve(())
+
+
+def test_a_second_sigterm_while_stopping_lets_the_stop_finish(runner_start):
+    def stopping(runner):
+        runner.started, runner.stopping = False, True  # the first SIGTERM's astop
+        runner.terminated = True
+        runner.handle_sigterm()  # the second: ignored, the stop goes on
+
+    runner_start(stopping)
+    with pytest.raises(Terminated):  # at the end, as after one SIGTERM
+        deployments.serve(())
