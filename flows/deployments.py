@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,6 +249,28 @@ def serve(specs: tuple[DeploymentSpec, ...], *, limit: int | None = None) -> Non
                 raise Terminated
             super().handle_sigterm(*args, **kwargs)
 
+        interrupted = False
+
+        def handle_sigint(self, *args: Any) -> None:
+            """Ctrl-C: the graceful stop of SIGTERM (Prefect only lets ``KeyboardInterrupt``
+            tear the runner down, which left the runs in progress recorded Running)."""
+            self.interrupted = True
+            if self.stopping:
+                return
+            if not self.started or self._loop is None:
+                raise KeyboardInterrupt
+            self.stopping = True
+            self.execute_in_background(self.astop)
+
+        async def start(self, *args: Any, **kwargs: Any) -> None:
+            main = threading.current_thread() is threading.main_thread()
+            before = signal.signal(signal.SIGINT, self.handle_sigint) if main else None
+            try:
+                await super().start(*args, **kwargs)
+            finally:
+                if before is not None:
+                    signal.signal(signal.SIGINT, before)
+
     api_url = require_server()
     deployments = to_deployments(specs)
     for spec in specs:
@@ -262,9 +286,11 @@ def serve(specs: tuple[DeploymentSpec, ...], *, limit: int | None = None) -> Non
     for deployment in deployments:
         runner.add_deployment(deployment)
     display_serve_start_message(*deployments)  # Prefect's serve prints it (how to trigger)
-    asyncio.run(runner.start())  # Ctrl-C: stops it, then raises KeyboardInterrupt
+    asyncio.run(runner.start())  # returns once a signal has stopped it
     if runner.terminated:
         raise Terminated
+    if runner.interrupted:
+        raise KeyboardInterrupt
 
 
 def quiet_served_run() -> None:

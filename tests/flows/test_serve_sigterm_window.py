@@ -14,6 +14,8 @@ from pipeline.signals import Terminated
 @pytest.fixture
 def runner_start(monkeypatch):
     """Replace the runner's start by ``body(runner)``, the server by nothing."""
+    import asyncio
+
     from prefect.runner import Runner
 
     monkeypatch.setattr(deployments, "require_server", lambda: "http://127.0.0.1:9/api")
@@ -23,6 +25,7 @@ def runner_start(monkeypatch):
     def use(body):
         async def start(self, *args, **kwargs):
             body(self)
+            await asyncio.sleep(0.1)  # what the body scheduled on the loop runs
 
         monkeypatch.setattr(Runner, "start", start)
 
@@ -44,3 +47,26 @@ def test_a_second_sigterm_while_stopping_lets_the_stop_finish(runner_start):
     runner_start(stopping)
     with pytest.raises(Terminated):  # at the end, as after one SIGTERM
         deployments.serve(())
+
+
+def test_ctrl_c_stops_the_runner_as_sigterm_does_cancelling_the_runs(runner_start):
+    """Ctrl-C went through Prefect's ``KeyboardInterrupt`` teardown, which cancels no run:
+    the run in progress stayed Running on the server. Now it is the graceful stop
+    (``astop``: cancel the runs), then ``KeyboardInterrupt`` (exit 130)."""
+    import asyncio
+    import signal
+
+    stopped = []
+
+    async def astop():
+        stopped.append(True)
+
+    def interrupt(runner):
+        runner.started, runner._loop, runner.astop = True, asyncio.get_running_loop(), astop
+        signal.raise_signal(signal.SIGINT)
+
+    runner_start(interrupt)
+    with pytest.raises(KeyboardInterrupt) as raised:
+        deployments.serve(())
+    assert not isinstance(raised.value, Terminated)
+    assert stopped == [True]
