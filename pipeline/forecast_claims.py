@@ -10,8 +10,11 @@ is put off until the run's other batches are drawn, and drawn then if it is stil
 written: the claimer may have died, or be stuck, and a run never waits for another. A claim
 of a process that has ended on this host counts for nothing. A run removes its claims when
 it ends, however it ends (:meth:`Claims.release` in a ``finally``: Ctrl-C and SIGTERM raise
-``KeyboardInterrupt``). Claims only decide who draws what first: the members of an initial
-time depend on the seed and the time alone, so the store is the same whichever run draws it.
+``KeyboardInterrupt``). A run drawn in parts (the forecast flow, a task a batch) claims each
+batch itself and gives its parts its run id: a part takes at once what its run holds, and
+the run removes the claims. Claims only decide who draws what first: the members of an
+initial time depend on the seed and the time alone, so the store is the same whichever run
+draws it.
 """
 
 from __future__ import annotations
@@ -91,9 +94,14 @@ class Claims:
         """Claim ``times`` (those of ``batch`` left to draw) for this run: False, nothing
         claimed, if another live run has claimed one of them and ``batch`` was not put off
         before; otherwise True, ``times`` claimed even where another run claimed them (it
-        may be dead or stuck)."""
+        may be dead or stuck). True at once when this run holds every one of ``times``
+        already: the forecast flow claims a batch, then its task draws it under the same
+        run id, the choice made."""
         with locked(self.out):
             claims = {run: c for run, c in read_claims(self.out).items() if is_alive(c)}
+            held = claims.get(self.run, {}).get("init_times", [])
+            if {t.isoformat() for t in times} <= set(held):
+                return True
             others = [c for run, c in claims.items() if run != self.run]
             taken = [c for c in others if times.isin(pd.DatetimeIndex(c["init_times"])).any()]
             if taken and tuple(batch) not in self.put_off:
