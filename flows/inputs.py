@@ -13,11 +13,13 @@ from typing import Any
 
 import pandas as pd
 
+from flows.runtime import library_logs_to_run
 from generators.correction.baselines import BASELINES
 from generators.correction.spec import CorrectionSpec
 from pipeline import schedule
 from pipeline.analysis_store import open_store
 from pipeline.errors import InputError, StoreError, time_text
+from pipeline.forecast_claims import Claims
 from pipeline.schema import Period
 
 
@@ -321,6 +323,18 @@ def skipped_cycles_warning(
         f"forecast now; forecast them with init_times (wxens run --init "
         f"{first}/{last}/{cycle_hours}h) or a larger latest"
     )
+
+
+def claimed_init_times(claims: Claims, batch: pd.DatetimeIndex) -> list[str] | None:
+    """The initial times of ``batch`` the forecast flow run holding ``claims`` draws now,
+    claimed for it before its task runs (:func:`generators.rollout_store.to_draw`, logged to
+    the run): none if another run wrote them meanwhile; None while another live run claims
+    them, until the batch is asked again after this run's others."""
+    from generators.rollout_store import to_draw  # torch: imported only by a forecast
+
+    with library_logs_to_run():
+        left = to_draw(claims, batch)
+    return None if left is None else [t.isoformat() for t in left]
 
 
 def truth_arrived(forecast: str, store: str) -> list[str]:

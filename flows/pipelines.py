@@ -10,6 +10,8 @@ as strings, times as ISO strings) so the Prefect UI can show and edit them.
 
 from __future__ import annotations
 
+from collections import deque
+
 import pandas as pd
 from prefect import flow, get_run_logger
 
@@ -18,6 +20,7 @@ from flows.deployments import quiet_served_run
 from flows.inputs import (
     analysis_store_complete,
     check_flow_parameters,
+    claimed_init_times,
     latest_init_times,
     skipped_cycles,
     skipped_cycles_warning,
@@ -26,6 +29,7 @@ from flows.inputs import (
 from flows.runtime import inputs_fingerprint, outputs_current, record_outputs, unless_done
 from generators.correction.spec import CorrectionSpec
 from generators.correction.tuned import no_correction_reason, resolve_correction
+from pipeline.forecast_claims import Claims
 from pipeline.forecast_store import check_extends, complete_init_times
 from pipeline.transaction import is_store
 
@@ -123,9 +127,10 @@ def forecast(
     Initial times already complete in ``out`` are skipped; the others are drawn in
     batches of ``batch_members // members`` initial times, each batch one task that
     writes its initial times when drawn — so a run killed half-way and run again
-    draws only what is missing, and writes each (init_time, lead) region once. With a
-    ``dask_scheduler`` they are one task, split over the workers of that dask cluster
-    (``wxens forecast --dask-scheduler``; the same members).
+    draws only what is missing, and writes each (init_time, lead) region once; the run
+    claims a batch before its task (:mod:`pipeline.forecast_claims`), so two runs into
+    ``out`` share the batches. With a ``dask_scheduler`` they are one task, split over
+    the workers of that dask cluster (``wxens forecast --dask-scheduler``; the same members).
     Returns every initial time now complete in ``out`` among those asked.
     """
     check_flow_parameters("forecast", locals())
@@ -146,25 +151,33 @@ def forecast(
             tasks.RUN_REDRAW,
         )
     per_task = max(1, batch_members // members if dask_scheduler is None else len(pending))
-    for start in range(0, len(pending), per_task):
-        batch = [t.isoformat() for t in pending[start : start + per_task]]
-        # pending means not in the store: run, whatever a cache from an older store says
-        unless_done(tasks.forecast_init_times, False)(
-            checkpoint,
-            store,
-            batch,
-            leads,
-            members,
-            out,
-            sampler,
-            seed,
-            calibrate,
-            device=device,
-            progress=progress,
-            batch_members=batch_members,
-            compile=compile,
-            dask_scheduler=dask_scheduler,
-        )
+    batches = deque(pending[start : start + per_task] for start in range(0, len(pending), per_task))
+    claims = Claims(out)  # the flow run's: each task draws under it the batch claimed for it
+    try:
+        while batches:
+            batch = batches.popleft()
+            if (left := claimed_init_times(claims, batch)) is None:  # another run has it
+                batches.append(batch)  # this run's other batches first
+            elif left:  # pending: run, whatever a cache from an older store says
+                unless_done(tasks.forecast_init_times, False)(
+                    checkpoint,
+                    store,
+                    left,
+                    leads,
+                    members,
+                    out,
+                    sampler,
+                    seed,
+                    calibrate,
+                    device=device,
+                    progress=progress,
+                    batch_members=batch_members,
+                    compile=compile,
+                    dask_scheduler=dask_scheduler,
+                    claims_run=claims.run,
+                )
+    finally:  # the claims its tasks kept, removed however the flow run ends
+        claims.release()
     return [t.isoformat() for t in asked.intersection(complete_init_times(out))]
 
 

@@ -96,7 +96,7 @@ def calibrate_generator(
 @wxens_task(
     name="forecast-init-times",
     reads=("checkpoint",),
-    not_keyed=("device", "compile", "progress", "dask_scheduler"),
+    not_keyed=("device", "compile", "progress", "dask_scheduler", "claims_run"),
 )
 def forecast_init_times(
     checkpoint: str,
@@ -113,12 +113,15 @@ def forecast_init_times(
     batch_members: int = 512,
     compile: bool = True,
     dask_scheduler: str | None = None,
+    claims_run: str | None = None,
 ) -> list[str]:
     """Draw ``members`` members at ``leads_hours`` from ``checkpoint`` for ``init_times``
     into the forecast store ``out`` (:func:`generators.rollout_shard.forecast_sharded`, the
     same call as ``wxens forecast``), ``batch_members`` initial times x members at a time,
     the network compiled on CUDA unless ``compile`` is false, split over the workers of
-    the dask cluster at ``dask_scheduler`` when given; returns the initial times written.
+    the dask cluster at ``dask_scheduler`` when given, claimed under the run id
+    ``claims_run`` (the flow's, which claimed them) when given; returns the initial times
+    written.
 
     Every input is checked before anything is written: a missing checkpoint or store, or
     a store on another grid than the checkpoint's, fails with nothing written.
@@ -144,6 +147,7 @@ def forecast_init_times(
             batch_members=batch_members,
             progress=progress,
             redraw=RUN_REDRAW,
+            claims_run=claims_run,
         )
     return [t.isoformat() for t in done.init_times]
 

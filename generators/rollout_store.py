@@ -79,6 +79,7 @@ def forecast_to_store(
     balance: bool = False,
     warn_trained_on: bool = True,
     redraw: str = FORECAST_REDRAW,
+    claims_run: str | None = None,
 ) -> ForecastRun:
     """Forecast ``inits`` with a checkpoint (path or loaded) from the analysis ``store`` and
     write the members into the forecast store ``out``, one batch of initial times at a
@@ -95,7 +96,10 @@ def forecast_to_store(
     the store is read again before each batch is drawn (:func:`unwritten`), and the batch
     is claimed, so that runs into ``out`` started together draw each batch once
     (:mod:`pipeline.forecast_claims`). A ``recompute`` run neither claims nor heeds claims:
-    it draws every initial time asked.
+    it draws every initial time asked. ``claims_run``: the run id to claim under, that of a
+    caller which has claimed the batches itself (the forecast flow, whose tasks draw one
+    batch each) and removes the claims when it ends; by default a new one, removed when
+    this call ends.
     ``balance``: make every step's upper air hypsometric and geostrophic
     (:func:`generators.rollout.balance_constraint`). ``warn_trained_on=False``: no warning
     about the training period, for a caller that forecasts it on purpose and says so.
@@ -138,7 +142,7 @@ def forecast_to_store(
     if warn_trained_on:  # after every refusal: a refused forecast prints only its refusal
         warn_if_trained_on(loaded, asked, leads_hours)
     written: list[pd.Timestamp] = []
-    claims = Claims(str(out))
+    claims = Claims(str(out), run=claims_run) if claims_run else Claims(str(out))
     batches = iter_forecast(
         loaded,
         data,
@@ -162,7 +166,8 @@ def forecast_to_store(
             forecast.attrs.update(source_attrs(store.path))
             written.extend(write_forecast(out, forecast, provenance, replace=recompute))
     finally:  # Ctrl-C and SIGTERM included (KeyboardInterrupt): a later run draws them first
-        claims.release()
+        if claims_run is None:  # a caller's claims are its own to remove, when it ends
+            claims.release()
     return ForecastRun(
         str(out),
         tuple(written),

@@ -26,7 +26,7 @@ from pipeline.errors import time_text
 from pipeline.forecast_claims import claims_path
 from pipeline.forecast_store import open_forecast
 
-from tiny import two_step_run
+from tiny import drawn_batches, two_step_run
 
 INITS = pd.date_range("2000-01-02T00", periods=8, freq="6h")
 OTHERS = INITS[[4, 5, 7]]  # what the other run writes while the first draws INITS[2:4]
@@ -101,12 +101,6 @@ def test_initial_times_another_run_wrote_meanwhile_are_not_drawn(trained, alone,
 
 
 CYCLE = "2000-01-02T00/2000-01-04T18/6h"  # 12 initial times: 12 batches of 8 members
-
-
-def drawn_batches(log: str) -> int:
-    """The batches a forecast's log says it drew: each one's write logs one line (created,
-    appended, or found written by another run meanwhile and kept as it was)."""
-    return len(re.findall(r"created forecast store|appended \d+ initial|kept as they are", log))
 
 
 def test_two_forecasts_started_together_share_the_batches(trained):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -69,3 +70,9 @@ def two_step_run(root: Path, n_times: int = 40) -> AnalysisStore:
     train = ["train", "--store", str(store.path), "--config", str(config)]
     assert wxens([*train, "--out", str(root / "run"), "--no-progress"]) == 0
     return store
+
+
+def drawn_batches(log: str) -> int:
+    """The batches a forecast's log says it drew: each one's write logs one line (created,
+    appended, or found written by another run meanwhile and kept as it was)."""
+    return len(re.findall(r"created forecast store|appended \d+ initial|kept as they are", log))
