@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import xarray as xr
@@ -15,9 +14,7 @@ import xarray as xr
 from flows.cli import main as wxens
 from pipeline.forecast_claims import claims_path
 from pipeline.forecast_store import open_forecast
-
-sys.path.append(str(Path(__file__).parents[1] / "generators"))  # tiny.py, shared
-from tiny import drawn_batches, two_step_run  # noqa: E402
+from tests.generators.tiny import drawn_batches, two_step_run
 
 CYCLE = "2000-01-02T00/2000-01-04T18/6h"  # 12 initial times: 12 batches of 8 members
 OPTIONS = dict(members=8, sampler="euler:nfe=32", seed=7, device="cpu", batch_members=8)
