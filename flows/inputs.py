@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from flows.runtime import library_logs_to_run
+from flows.runtime import inputs_fingerprint, library_logs_to_run
 from generators.correction.baselines import BASELINES
 from generators.correction.spec import CorrectionSpec
 from pipeline import schedule
@@ -340,3 +340,20 @@ def claimed_init_times(claims: Claims, batch: pd.DatetimeIndex) -> list[str] | N
 def truth_arrived(forecast: str, store: str) -> list[str]:
     """:func:`pipeline.schedule.truth_arrived`, as ISO strings."""
     return [t.isoformat() for t in schedule.truth_arrived(forecast, store)]
+
+
+def verify_record(
+    forecast: str,
+    truth: str,
+    scores: str,
+    report: str | None,
+    init_times: list[str] | None,
+    reference: str | None = None,
+    members: str = "all",
+    init_from_filename: str | None = None,
+) -> tuple[list[str | None], str]:
+    """What the ``verify`` flow writes and the fingerprint of what it reads, recorded with
+    them (:func:`flows.runtime.record_outputs`): while both are current, it is skipped."""
+    asked = dict(forecast=forecast, truth=truth, init_times=init_times, reference=reference)
+    asked |= dict(members=members, init_from_filename=init_from_filename)
+    return [scores, report], inputs_fingerprint(asked, reads=("forecast", "truth", "reference"))

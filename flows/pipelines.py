@@ -25,8 +25,9 @@ from flows.inputs import (
     skipped_cycles,
     skipped_cycles_warning,
     truth_arrived,
+    verify_record,
 )
-from flows.runtime import inputs_fingerprint, outputs_current, record_outputs, unless_done
+from flows.runtime import outputs_current, record_outputs, unless_done
 from generators.correction.spec import CorrectionSpec
 from generators.correction.tuned import no_correction_reason, resolve_correction
 from pipeline.forecast_claims import Claims
@@ -241,10 +242,9 @@ def verify(
     wrote them (not replaced since by a run of another forecast).
     """
     check_flow_parameters("verify", locals())
-    asked = dict(forecast=forecast, truth=truth, init_times=init_times, reference=reference)
-    asked |= dict(members=members, init_from_filename=init_from_filename)
-    fingerprint = inputs_fingerprint(asked, reads=("forecast", "truth", "reference"))
-    written = [scores, report]
+    written, fingerprint = verify_record(
+        forecast, truth, scores, report, init_times, reference, members, init_from_filename
+    )
     done = outputs_current(written, fingerprint)
     result = unless_done(tasks.verify_forecast, done)(
         forecast,

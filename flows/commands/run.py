@@ -268,3 +268,38 @@ def _corrected(store: object) -> str:
         ("rank", b.get("ranks", {}).get("weight")),
     ]
     return f"{store} (" + ", ".join(f"{k} weight {w:g}" for k, w in weights if w) + ")"
+
+
+def kept(args: argparse.Namespace) -> str:
+    """What an interrupted run kept, step by step, read back from its stores
+    (:func:`flows.commands.chain.chain_kept`): the same command skips the steps done and
+    resumes the one stopped. Its initial times are those given, or the ``--latest`` of the
+    store on the ``--cycle``, as the run chose them."""
+    from functools import cache
+
+    from flows.commands.chain import chain_kept, forecast_steps, ingest_step, train_step
+    from flows.commands.forecast import parse_inits
+    from flows.inputs import latest_init_times
+
+    @cache
+    def inits() -> list[str]:
+        if args.init:
+            return [t.isoformat() for t in parse_inits(args.init)]
+        return latest_init_times(args.store, args.checkpoint, args.latest, args.cycle)
+
+    steps = [ingest_step(args.store)] if args.sources else []
+    if args.train_config:
+        steps.append(train_step(args.train_config, args.train_overrides, args.checkpoint))
+    weights = (args.bias_weight, args.spread_weight, args.rank_weight)
+    steps += forecast_steps(
+        args.store,
+        args.checkpoint,
+        inits,
+        args.out,
+        corrected=args.bias_correct,
+        weights=weights,
+        baseline_store=args.baseline_store,
+        scores=args.scores,
+        report=args.report,
+    )
+    return chain_kept(steps)

@@ -11,27 +11,39 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
+from flows.cli import build_parser
 from flows.cli import main as wxens
+from flows.commands import run as run_command
 from pipeline.analysis_store import read_state
 from pipeline.errors import StoreError
 from pipeline.forecast_store import complete_init_times, is_forecast_store
-from tests.flows.conftest import SYNTHETIC, TINY_TRAINING
+from tests.flows.conftest import SYNTHETIC, TINY_TRAINING, prefect_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def interrupted(argv: list[str], ready) -> list[str]:
-    """Start ``wxens argv``, send SIGINT (Ctrl-C) once ``ready()``; its lines on stderr
-    after the signal. It must have stopped as interrupted, exit 130, without a traceback."""
-    env = os.environ | {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+def command(argv: list[str], env: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
+    """``wxens argv`` on one thread, without progress bars (``run`` and ``demo`` show none
+    without a terminal), in a process of its own, and its environment: ``env``."""
+    quiet = [] if argv[0] in ("run", "demo") else ["--no-progress"]
+    env = {**env, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     env.pop("WORLD_SIZE", None)
-    command = [sys.executable, "-m", "flows.cli", *argv, "--threads", "1", "--no-progress"]
-    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    return [sys.executable, "-m", "flows.cli", *argv, "--threads", "1", *quiet], env
+
+
+def interrupted(argv: list[str], ready, env=os.environ, cwd=None) -> list[str]:
+    """Start ``wxens argv`` (in ``env``, in ``cwd``), send SIGINT (Ctrl-C) once ``ready()``;
+    its lines on stderr after the signal. It must have stopped as interrupted, exit 130,
+    without a traceback."""
+    args, env = command(argv, env)
+    process = subprocess.Popen(args, env=env, cwd=cwd, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not ready() and time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()[1][-3000:]
@@ -46,12 +58,26 @@ def interrupted(argv: list[str], ready) -> list[str]:
     return lines
 
 
-def test_an_interrupted_forecast_says_how_many_initial_times_it_kept(tmp_path):
+def rerun(argv: list[str], env: Mapping[str, str], cwd: Path) -> str:
+    """Run ``wxens argv`` again, to its end; its stderr."""
+    argv, env = command(argv, env)
+    done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stderr
+
+
+def tiny_model(tmp_path: Path) -> tuple[Path, Path]:
+    """The synthetic analysis store and a model trained on it in seconds."""
     store, model = tmp_path / "truth.zarr", tmp_path / "model"
     assert wxens(["ingest", SYNTHETIC, "--store", str(store), "--no-progress"]) == 0
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY_TRAINING))
     train = ["train", "--store", str(store), "--config", str(tmp_path / "tiny.yaml")]
     assert wxens([*train, "--out", str(model), "--no-progress"]) == 0
+    return store, model
+
+
+def test_an_interrupted_forecast_says_how_many_initial_times_it_kept(tmp_path):
+    store, model = tiny_model(tmp_path)
     out = tmp_path / "f.zarr"
     inits = "2000-01-06T00/2000-01-07T18/6h"  # 8, one a batch: 8 members of 8
     argv = ["forecast", "--checkpoint", str(model / "last.pt"), "--store", str(store)]
@@ -73,6 +99,45 @@ def test_an_interrupted_forecast_says_how_many_initial_times_it_kept(tmp_path):
     assert int(kept.group(1)) == written and 2 <= written < 8
     assert wxens([*argv, "--no-progress"]) == 0  # the rerun draws the rest
     assert list(complete_init_times(out)) == list(pd.date_range(*inits.split("/")[:2], freq="6h"))
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_says_which_steps_it_kept_and_the_rerun_skips_them(
+    tmp_path, monkeypatch
+):
+    """``wxens run`` stopped mid-forecast said only "wxens run: interrupted". Now: the step
+    it stopped in, what that kept (the forecast store read back) and the steps to come; the
+    same command run again draws only the rest and verifies, and then every step is done."""
+    store, model = tiny_model(tmp_path)
+    out, scores = tmp_path / "f.zarr", tmp_path / "s.nc"
+    inits = "2000-01-06T00/2000-01-07T18/6h"  # 8; 256 members: 2 a batch (512 drawn at once)
+    argv = ["run", "--store", str(store), "--checkpoint", str(model / "last.pt")]
+    argv += ["--init", inits, "--members", "256", "--lead", "12h"]
+    argv += ["--sampler", "euler:nfe=100", "--out", str(out), "--scores", str(scores)]
+    env = prefect_env(tmp_path / "prefect")  # no PREFECT_API_URL: a temporary server
+
+    def two_written() -> bool:
+        return is_forecast_store(out) and len(complete_init_times(out)) >= 2
+
+    said = interrupted(argv, two_written, env, cwd=tmp_path)
+    f = re.escape(str(out))
+    kept = re.fullmatch(
+        rf"WARNING flows\.commands\.run: interrupted: stopped in forecast \({f}\): "
+        rf"{f}: (\d+) of 8 initial times written, kept \(each batch is "
+        r"committed whole\); rerun the same command to draw the rest; still to come: "
+        rf"verification \({re.escape(str(scores))}\)",
+        said[-2],
+    )
+    assert kept, said[-3:]
+    written = complete_init_times(out)
+    assert int(kept.group(1)) == len(written) and 2 <= len(written) < 8
+    skipped = f"{out}: {len(written)} of 8 initial time(s) already complete, skipped"
+    assert skipped in rerun(argv, env, tmp_path)  # what was said kept is not drawn again
+    assert list(complete_init_times(out)) == list(pd.date_range(*inits.split("/")[:2], freq="6h"))
+    assert scores.is_file()
+    monkeypatch.chdir(tmp_path)  # where the run recorded which inputs its scores are of
+    done = run_command.kept(build_parser().parse_args(argv))
+    assert done == f"every step done (forecast ({out}), verification ({scores})); nothing to resume"
 
 
 def test_an_interrupted_ingest_says_how_many_times_it_kept(tmp_path):
