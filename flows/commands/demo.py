@@ -182,6 +182,38 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def kept(args: argparse.Namespace) -> str:
+    """What an interrupted demo kept in its work directory, step by step, read back from
+    disk (:func:`flows.commands.chain.chain_kept`): the ingest, the training, the tune, then
+    the forecast, its correction, the baseline and the verification. The same command skips
+    the steps done and resumes the one stopped."""
+    from flows.commands import tune as tune_command
+    from flows.commands.chain import Step, chain_kept, forecast_steps, ingest_step, train_step
+    from flows.commands.forecast import parse_inits
+
+    workdir = Path(args.workdir).resolve()
+    store, checkpoint = str(workdir / "era5-uk.zarr"), str(workdir / "model")
+    config = str(config_path(workdir, args.config))
+    said = argparse.Namespace(checkpoint=checkpoint)
+    steps = [
+        ingest_step(store),
+        train_step(config, args.overrides, checkpoint),
+        Step(f"tune ({checkpoint})", lambda: tuned(checkpoint), lambda: tune_command.kept(said)),
+        *forecast_steps(
+            store,
+            checkpoint,
+            lambda: [t.isoformat() for t in parse_inits(args.init)],
+            str(workdir / "forecast.zarr"),
+            corrected=str(workdir / "corrected.zarr"),
+            weights=(None, None, None),
+            baseline_store=str(workdir / "persistence.zarr"),
+            scores=str(workdir / "scores.nc"),
+            report=str(workdir / "report.html"),
+        ),
+    ]
+    return chain_kept(steps)
+
+
 @contextmanager
 def timed(steps: list[tuple[str, float]], name: str) -> Iterator[None]:
     """Append (``name``, wall seconds of the block) to ``steps``."""
@@ -207,9 +239,9 @@ def derived_config(
     from pipeline.schema import TIME
     from pipeline.store import open_store
 
+    path = config_path(workdir, given)
     if given is not None:
-        return str(Path(given).resolve())
-    path = workdir / "config.yaml"
+        return str(path)
     end = f"{train_end}T23:59"
     if not path.is_file():
         steps = fixed_steps(overrides) or DEMO_STEPS
@@ -227,14 +259,26 @@ def derived_config(
     return str(path)
 
 
+def config_path(workdir: Path, given: str | None) -> Path:
+    """Where the demo's training config is: ``given``, else the one derived into
+    ``workdir``."""
+    return Path(given).resolve() if given is not None else workdir / "config.yaml"
+
+
 def tune(checkpoint: str, store: str) -> None:
     """The correction weights of ``checkpoint`` chosen on its held-out days
     (:func:`generators.tune.tune_correction` with :data:`TUNE`), unless tuned already."""
-    from generators.correction.tuned import load_tuned
     from generators.tune import tune_correction
 
-    if load_tuned(checkpoint) is None:
+    if not tuned(checkpoint):
         tune_correction(checkpoint, store, leads_hours=list(LEADS_HOURS), **TUNE)
+
+
+def tuned(checkpoint: str) -> bool:
+    """Whether ``checkpoint`` has its correction weights: the demo's rerun tunes no more."""
+    from generators.correction.tuned import load_tuned
+
+    return load_tuned(checkpoint) is not None
 
 
 def scores_by_lead(scores: str) -> str:

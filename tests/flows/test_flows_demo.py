@@ -9,6 +9,11 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
+SHORTENED = ["--set", "steps=2", "--set", "fine_tune.steps=1", "--set", "validate_every=1"]
+SHORTENED += ["--set", "data.history=2", "--set", "calibration.members=2"]
+SHORTENED += ["--set", "calibration.init_every_hours=12"]
+"""The demo's training shortened to seconds (its calibration too)."""
+
 
 def test_demo_runs_the_chain_on_the_sample_and_prints_where_things_are(
     prefect_server, dask_scheduler, tmp_path, monkeypatch, capsys
@@ -23,10 +28,8 @@ def test_demo_runs_the_chain_on_the_sample_and_prints_where_things_are(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(demo, "TUNE", {"members": 2, "folds": 1, "every_hours": 24.0})
     code = main(
-        ["demo", "--workdir", "demo", "--members", "4", "--init", "2019-03-22T00"]
-        + ["--set", "steps=2", "--set", "fine_tune.steps=1", "--set", "validate_every=1"]
-        + ["--set", "data.history=2", "--set", "calibration.members=2"]
-        + ["--set", "calibration.init_every_hours=12", "--dask-scheduler", dask_scheduler]
+        ["demo", "--workdir", "demo", "--members", "4", "--init", "2019-03-22T00", *SHORTENED]
+        + ["--dask-scheduler", dask_scheduler]
     )
     out = capsys.readouterr().out
     assert code == 0
