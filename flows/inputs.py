@@ -13,7 +13,6 @@ from typing import Any
 
 import pandas as pd
 
-from flows.runtime import inputs_fingerprint, library_logs_to_run
 from generators.correction.baselines import BASELINES
 from generators.correction.spec import CorrectionSpec
 from pipeline import schedule
@@ -330,6 +329,7 @@ def claimed_init_times(claims: Claims, batch: pd.DatetimeIndex) -> list[str] | N
     claimed for it before its task runs (:func:`generators.rollout_store.to_draw`, logged to
     the run): none if another run wrote them meanwhile; None while another live run claims
     them, until the batch is asked again after this run's others."""
+    from flows.runtime import library_logs_to_run  # Prefect: imported only by a flow
     from generators.rollout_store import to_draw  # torch: imported only by a forecast
 
     with library_logs_to_run():
@@ -354,6 +354,8 @@ def verify_record(
 ) -> tuple[list[str | None], str]:
     """What the ``verify`` flow writes and the fingerprint of what it reads, recorded with
     them (:func:`flows.runtime.record_outputs`): while both are current, it is skipped."""
+    from flows.runtime import inputs_fingerprint  # Prefect: imported only by a flow
+
     asked = dict(forecast=forecast, truth=truth, init_times=init_times, reference=reference)
     asked |= dict(members=members, init_from_filename=init_from_filename)
     return [scores, report], inputs_fingerprint(asked, reads=("forecast", "truth", "reference"))

@@ -126,6 +126,16 @@ def test_stores_and_training_load_without_grib_decoder():
     run_in_fresh_interpreter(code)
 
 
+def test_the_commands_without_a_flow_load_without_prefect():
+    """Importing Prefect configures logging (its handlers and levels): the training and
+    verify commands, which read ``flows.inputs``'s checks, lost every INFO line of theirs
+    (the states read, the dask dashboard) when that module came to import ``flows.runtime``
+    at its top. Only the flows, ``run``, ``demo`` and ``serve`` load it."""
+    code = "import sys\nimport flows.inputs, flows.commands.train, flows.commands.verify\n"
+    code += "assert 'prefect' not in sys.modules, 'prefect was loaded'\n"
+    run_in_fresh_interpreter(code)
+
+
 def run_in_fresh_interpreter(code: str) -> None:
     """Run ``code`` in a new Python process from the repository root; fail with its stderr."""
     result = subprocess.run(
