@@ -139,13 +139,37 @@ def _dispatch(argv: list[str] | None) -> int:
             raise
         _say(f"wxens {args.command}: error: {err}; {ENVIRONMENT_FIXES[err.errno]}")
         return WxensError.exit_code
-    except Terminated:
-        return _interrupted(args, "terminated (SIGTERM)", Terminated.exit_code)
-    except KeyboardInterrupt:
-        return _interrupted(args, "interrupted", 130)
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM (Terminated)
+        return _stopped(args, interrupt)
+    except Exception as err:
+        if (interrupt := interrupt_behind(err)) is None:
+            raise
+        return _stopped(args, interrupt)
     finally:
         for name in RUN_LOGGERS:
             logging.getLogger(name).removeFilter(once)
+
+
+def interrupt_behind(error: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or SIGTERM that ``error`` was raised in handling (along its causes and
+    contexts), or None: a library's clean-up that fails on the way out is the interrupt's
+    consequence, not a failure of its own. Prefect's task engine, interrupted while it
+    created a task run, raised "ValueError: Task run is not set" in handling the
+    KeyboardInterrupt: ``wxens run`` ended in its traceback, exit 1, not in its line."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _stopped(args: argparse.Namespace, interrupt: KeyboardInterrupt) -> int:
+    """:func:`_interrupted` in the words and exit code of ``interrupt``'s signal."""
+    if isinstance(interrupt, Terminated):
+        return _interrupted(args, "terminated (SIGTERM)", Terminated.exit_code)
+    return _interrupted(args, "interrupted", 130)
 
 
 def _interrupted(args: argparse.Namespace, what: str, code: int) -> int:

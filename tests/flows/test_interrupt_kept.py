@@ -228,3 +228,25 @@ def test_what_was_kept_failing_to_read_leaves_the_interrupted_line_alone(capsys)
     args = Namespace(command="forecast", verbose=False, kept=unreadable, run=wxens)
     assert _interrupted(args, "interrupted", 130) == 130
     assert capsys.readouterr().err.splitlines() == ["wxens forecast: interrupted"]
+
+
+def test_an_error_raised_in_handling_an_interrupt_is_taken_for_the_interrupt():
+    # Prefect's task engine, interrupted while it created a task run, raised "ValueError:
+    # Task run is not set" in handling the KeyboardInterrupt; the flow re-raised it wrapped
+    from flows.cli import interrupt_behind
+    from pipeline.signals import Terminated
+
+    for signal_raised in (KeyboardInterrupt, Terminated):
+        try:
+            try:
+                raise signal_raised
+            except KeyboardInterrupt:
+                raise ValueError("Task run is not set")  # noqa: B904 (as Prefect raises it)
+        except ValueError as err:
+            wrapped = RuntimeError("the flow run failed")
+            wrapped.__cause__ = err
+            assert type(interrupt_behind(wrapped)) is signal_raised
+    looped = ValueError("a failure of its own")
+    looped.__context__ = RuntimeError("before it")
+    looped.__context__.__context__ = looped
+    assert interrupt_behind(looped) is None
