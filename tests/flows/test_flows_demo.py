@@ -18,7 +18,7 @@ SHORTENED += ["--set", "calibration.init_every_hours=12"]
 def test_demo_runs_the_chain_on_the_sample_and_prints_where_things_are(
     prefect_server, dask_scheduler, tmp_path, monkeypatch, capsys
 ):
-    from flows.cli import main
+    from flows.cli import build_parser, main
     from flows.commands import demo
     from flows.commands.demo import DEMO_STEPS
     from generators.config import load_train_config
@@ -27,10 +27,9 @@ def test_demo_runs_the_chain_on_the_sample_and_prints_where_things_are(
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(demo, "TUNE", {"members": 2, "folds": 1, "every_hours": 24.0})
-    code = main(
-        ["demo", "--workdir", "demo", "--members", "4", "--init", "2019-03-22T00", *SHORTENED]
-        + ["--dask-scheduler", dask_scheduler]
-    )
+    argv = ["demo", "--workdir", "demo", "--members", "4", "--init", "2019-03-22T00"]
+    argv += [*SHORTENED, "--dask-scheduler", dask_scheduler]
+    code = main(argv)
     out = capsys.readouterr().out
     assert code == 0
     workdir = tmp_path / "demo"
@@ -57,6 +56,19 @@ def test_demo_runs_the_chain_on_the_sample_and_prints_where_things_are(
         assert skill == pytest.approx(1 - crps / reference, abs=rounding + 1e-9)
         rank, floor = float(values[9]), float(values[10].strip("()"))
         assert rank >= 1 and floor >= 1
+    # what an interrupt would be told (`demo.kept`, read from the work directory): every
+    # step done; and, the scores gone as an interrupt in the verification leaves them, the
+    # steps before it done, the verification the one stopped in, nothing of it kept
+    args = build_parser().parse_args(argv)
+    assert demo.kept(args).endswith(f"verification ({workdir}/scores.nc)); nothing to resume")
+    (workdir / "scores.nc").unlink()
+    said = demo.kept(args)
+    assert said.startswith(f"done, skipped by the rerun: ingest ({workdir}/era5-uk.zarr), ")
+    assert said.endswith(
+        f"baseline ({workdir}/persistence.zarr); stopped in verification ({workdir}/scores.nc):"
+        f" nothing of the scoring kept ({workdir}/scores.nc and {workdir}/report.html written"
+        " only whole, at the end); rerun the same command to verify"
+    )
 
 
 def test_demo_on_a_masked_sample_keeps_its_nans_where_the_sample_has_them(

@@ -20,13 +20,11 @@ import yaml
 
 from flows.cli import build_parser
 from flows.cli import main as wxens
-from flows.commands import demo
 from flows.commands import run as run_command
 from pipeline.analysis_store import read_state
 from pipeline.errors import StoreError
 from pipeline.forecast_store import complete_init_times, is_forecast_store
-from tests.flows.conftest import SYNTHETIC, TINY_TRAINING, modification_times, prefect_env
-from tests.flows.test_flows_demo import SHORTENED
+from tests.flows.conftest import SYNTHETIC, TINY_TRAINING, prefect_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -140,48 +138,6 @@ def test_an_interrupted_run_says_which_steps_it_kept_and_the_rerun_skips_them(
     monkeypatch.chdir(tmp_path)  # where the run recorded which inputs its scores are of
     done = run_command.kept(build_parser().parse_args(argv))
     assert done == f"every step done (forecast ({out}), verification ({scores})); nothing to resume"
-
-
-@pytest.mark.slow
-def test_an_interrupted_demo_says_which_steps_it_kept_and_the_rerun_skips_them(
-    tmp_path, monkeypatch
-):
-    """``wxens demo`` stopped in its tune, its forecasts drawn, no weight chosen yet: the
-    steps done, the tune's forecasts read back, the steps to come. The rerun skips what was
-    said done (the ingest and training cached, the tune's forecasts not drawn again), and
-    then every step is done."""
-    workdir, model = tmp_path / "demo", tmp_path / "demo" / "model"
-    argv = ["demo", "--workdir", str(workdir), "--members", "4", "--init", "2019-03-22T00"]
-    argv += SHORTENED
-    env = prefect_env(tmp_path / "prefect")  # no PREFECT_API_URL: a temporary server
-
-    def tuning() -> list[Path]:  # its store, once it holds forecasts
-        return [s for s in model.glob("tune-*.zarr") if len(complete_init_times(s))]
-
-    said = interrupted(argv, tuning, env, cwd=tmp_path)
-    (store,) = tuning()
-    w = re.escape(str(workdir))
-    kept = re.fullmatch(
-        rf"WARNING flows\.commands\.demo: interrupted: done, skipped by the rerun: ingest "
-        rf"\({w}/era5-uk\.zarr\), training \({w}/model\); stopped in tune \({w}/model\): no "
-        r"weight stored; tuning forecasts kept \(each batch committed whole\): "
-        rf"{re.escape(str(store))} \((\d+) initial times\); rerun the same command to draw only "
-        rf"the rest and choose the weights; still to come: forecast \({w}/forecast\.zarr\), "
-        rf"bias correction \({w}/corrected\.zarr\), baseline \({w}/persistence\.zarr\), "
-        rf"verification \({w}/scores\.nc\)",
-        said[-2],
-    )
-    assert kept, said[-3:]
-    assert int(kept.group(1)) == len(complete_init_times(store))
-    drawn = modification_times(store)
-    stderr = rerun(argv, env, tmp_path)
-    for task in ("ingest-store", "train-generator", "calibrate-generator"):
-        assert re.search(rf"'{task}-\w+' - Finished in state Cached", stderr), task
-    assert modification_times(store) == drawn  # the tune's forecasts not drawn again
-    monkeypatch.chdir(tmp_path)  # where the demo recorded which inputs its scores are of
-    done = demo.kept(build_parser().parse_args(argv))
-    assert done.startswith(f"every step done (ingest ({workdir}/era5-uk.zarr), training")
-    assert done.endswith(f"verification ({workdir}/scores.nc)); nothing to resume")
 
 
 def test_an_interrupted_ingest_says_how_many_times_it_kept(tmp_path):
