@@ -10,7 +10,7 @@ as strings, times as ISO strings) so the Prefect UI can show and edit them.
 
 from __future__ import annotations
 
-from collections import deque
+import functools
 
 import pandas as pd
 from prefect import flow, get_run_logger
@@ -30,7 +30,7 @@ from flows.inputs import (
 from flows.runtime import outputs_current, record_outputs, unless_done
 from generators.correction.spec import CorrectionSpec
 from generators.correction.tuned import no_correction_reason, resolve_correction
-from pipeline.forecast_claims import Claims
+from pipeline.forecast_claims import Claims, in_turn
 from pipeline.forecast_store import check_extends, complete_init_times
 from pipeline.transaction import is_store
 
@@ -152,14 +152,10 @@ def forecast(
             tasks.RUN_REDRAW,
         )
     per_task = max(1, batch_members // members if dask_scheduler is None else len(pending))
-    batches = deque(pending[start : start + per_task] for start in range(0, len(pending), per_task))
     claims = Claims(out)  # the flow run's: each task draws under it the batch claimed for it
-    try:
-        while batches:
-            batch = batches.popleft()
-            if (left := claimed_init_times(claims, batch)) is None:  # another run has it
-                batches.append(batch)  # this run's other batches first
-            elif left:  # pending: run, whatever a cache from an older store says
+    try:  # a batch another run has claimed comes after this run's others
+        for _, left in in_turn(pending, per_task, functools.partial(claimed_init_times, claims)):
+            if left:  # pending: run, whatever a cache from an older store says
                 unless_done(tasks.forecast_init_times, False)(
                     checkpoint,
                     store,

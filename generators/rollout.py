@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -44,6 +43,7 @@ from generators.device import autocast, available_memory, resolve_device
 from generators.rollout_plan import RolloutPlan, check_ensemble_size, plan_rollout, same_hours
 from generators.samplers import BlockGenerators, Sampler
 from pipeline.errors import InputError, counted, time_text
+from pipeline.forecast_claims import in_turn
 from pipeline.progress import tqdm
 from pipeline.timeaxis import hours_text
 
@@ -185,19 +185,12 @@ def iter_forecast(
         desc="forecast",
         unit="init-step",
     )
-    batches = deque(inits[start : start + per_batch] for start in range(0, len(inits), per_batch))
     with bar:
-        while batches:
-            batch = batches.popleft()
-            if pending is not None:
-                if (to_draw := pending(batch)) is None:  # another run draws it now: ask later
-                    batches.append(batch)
-                    continue
-                left = batch[batch.isin(to_draw)]
-                bar.update((len(batch) - len(left)) * plan.network_steps)
-                batch = left
-                if batch.empty:
-                    continue
+        for whole, to_draw in in_turn(inits, per_batch, pending or (lambda batch: batch)):
+            batch = whole[whole.isin(to_draw)]
+            bar.update((len(whole) - len(batch)) * plan.network_steps)
+            if batch.empty:
+                continue
             window = data.windows(batch, plan).to(dev).repeat_interleave(n_members, dim=0)
             generator = init_generators(seed, batch)
             outputs = _run_plan(

@@ -24,6 +24,8 @@ import logging
 import os
 import socket
 import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +35,24 @@ from pipeline.forecast_times import span
 from pipeline.transaction import lock_path, locked
 
 log = logging.getLogger(__name__)
+
+
+def in_turn(
+    times: pd.DatetimeIndex,
+    per_batch: int,
+    to_draw: Callable[[pd.DatetimeIndex], pd.DatetimeIndex | None],
+) -> Iterator[tuple[pd.DatetimeIndex, pd.DatetimeIndex]]:
+    """``(batch, its times to draw now)`` for the batches of ``per_batch`` of ``times``, in
+    order, asking ``to_draw(batch)`` just before each (e.g. :meth:`Claims.take` after a read
+    of what the store holds): a batch it answers None for (another run draws it now) is
+    asked again after the others. ``to_draw`` answers None at most once a batch."""
+    queue = deque(times[start : start + per_batch] for start in range(0, len(times), per_batch))
+    while queue:
+        batch = queue.popleft()
+        if (left := to_draw(batch)) is None:
+            queue.append(batch)
+        else:
+            yield batch, left
 
 
 def claims_path(path: str | Path) -> Path:
