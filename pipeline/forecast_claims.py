@@ -8,7 +8,8 @@ Before it draws a batch, a run claims its initial times in a small file beside t
 (:func:`pipeline.transaction.locked`); a batch holding a time another live run has claimed
 is put off until the run's other batches are drawn, and drawn then if it is still not
 written: the claimer may have died, or be stuck, and a run never waits for another. A claim
-of a process that has ended on this host counts for nothing. A run removes its claims when
+of a process that has ended on this host counts for nothing, as does one whose pid a later
+process has taken (each claim records its process's start time). A run removes its claims when
 it ends, however it ends (:meth:`Claims.release` in a ``finally``: Ctrl-C and SIGTERM raise
 ``KeyboardInterrupt``). A run drawn in parts (the forecast flow, a task a batch) claims each
 batch itself and gives its parts its run id: a part takes at once what its run holds, and
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import psutil
 
 from pipeline.forecast_times import span
 from pipeline.transaction import lock_path, locked
@@ -61,9 +63,9 @@ def claims_path(path: str | Path) -> Path:
 
 
 def read_claims(path: str | Path) -> dict[str, dict]:
-    """The claims on the store at ``path``: each run's ``{"host", "pid", "init_times"}`` by
-    its id; none if the file is absent or unreadable (a claim only saves work: a run
-    without one draws the time itself)."""
+    """The claims on the store at ``path``: each run's ``{"host", "pid", "started",
+    "init_times"}`` by its id; none if the file is absent or unreadable (a claim only saves
+    work: a run without one draws the time itself)."""
     file = claims_path(path)
     try:
         claims = json.loads(file.read_text())
@@ -88,17 +90,25 @@ def _write_claims(path: str | Path, claims: dict[str, dict]) -> None:
 
 
 def is_alive(claim: dict) -> bool:
-    """Whether the run of ``claim`` may still draw: its process exists, or it ran on another
-    host (which this one cannot ask)."""
+    """Whether the run of ``claim`` may still draw: its process exists and started when the
+    claim says (a later process given the same pid is not it), or it ran on another host
+    (which this one cannot ask)."""
     if claim.get("host") != socket.gethostname():
         return True
     try:
-        os.kill(int(claim["pid"]), 0)
-    except ProcessLookupError:
+        process = psutil.Process(int(claim["pid"]))
+        started = process.create_time()
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:  # another user's process
+    except psutil.AccessDenied:  # another user's process
         return True
-    return True
+    return "started" not in claim or abs(started - float(claim["started"])) < 1.0
+
+
+def this_process() -> dict:
+    """The claim fields naming this process: host, pid and start time (:func:`is_alive`)."""
+    started = psutil.Process().create_time()
+    return {"host": socket.gethostname(), "pid": os.getpid(), "started": started}
 
 
 @dataclass(frozen=True)
@@ -136,9 +146,7 @@ class Claims:
                     "%s: %s still claimed by another run and not written; drawing it here "
                     "too (that run may have died or be stuck)", self.out, span(times),
                 )  # fmt: skip
-            mine = claims.setdefault(
-                self.run, {"host": socket.gethostname(), "pid": os.getpid(), "init_times": []}
-            )
+            mine = claims.setdefault(self.run, {**this_process(), "init_times": []})
             mine["init_times"] = sorted({*mine["init_times"], *(t.isoformat() for t in times)})
             _write_claims(self.out, claims)
         return True
