@@ -19,6 +19,7 @@ from pipeline import schedule
 from pipeline.analysis_store import open_store
 from pipeline.errors import InputError, StoreError, time_text
 from pipeline.forecast_claims import Claims
+from pipeline.forecast_store import check_extends, complete_init_times
 from pipeline.schema import Period
 
 
@@ -322,6 +323,42 @@ def skipped_cycles_warning(
         f"forecast now; forecast them with init_times (wxens run --init "
         f"{first}/{last}/{cycle_hours}h) or a larger latest"
     )
+
+
+def incomplete_init_times(
+    out: str, asked: pd.DatetimeIndex, members: int, leads_hours: list[float]
+) -> pd.DatetimeIndex:
+    """The initial times of ``asked`` the forecast flow draws: those the forecast store
+    ``out`` does not hold completely. Those it holds are skipped, logged to the run, once
+    what is there is found to answer this request (:func:`check_extends`: its members and
+    leads)."""
+    from prefect import get_run_logger  # Prefect: imported only by a flow
+
+    from flows.tasks import RUN_REDRAW
+
+    pending = asked.difference(complete_init_times(out))
+    if len(pending) < len(asked):
+        check_extends(out, None, members, leads_hours)
+        get_run_logger().info(
+            "%s: %d of %d initial time(s) already complete, skipped (to draw them again: %s)",
+            out,
+            len(asked) - len(pending),
+            len(asked),
+            RUN_REDRAW,
+        )
+    return pending
+
+
+def warn_trained_on(checkpoint: str, asked: pd.DatetimeIndex, leads_hours: list[float]) -> None:
+    """The forecast flow's one warning, logged to its run, when ``asked`` (all its initial
+    times) fall in the training period of ``checkpoint``
+    (:func:`generators.calibration.warn_if_trained_on`, what ``wxens forecast`` says once):
+    its tasks, one per batch, are told not to warn each about its own."""
+    from flows.runtime import library_logs_to_run  # Prefect: imported only by a flow
+    from generators.calibration import warn_if_trained_on  # torch: only by a forecast
+
+    with library_logs_to_run():
+        warn_if_trained_on(checkpoint, asked, leads_hours)
 
 
 def claimed_init_times(claims: Claims, batch: pd.DatetimeIndex) -> list[str] | None:

@@ -21,17 +21,19 @@ from flows.inputs import (
     analysis_store_complete,
     check_flow_parameters,
     claimed_init_times,
+    incomplete_init_times,
     latest_init_times,
     skipped_cycles,
     skipped_cycles_warning,
     truth_arrived,
     verify_record,
+    warn_trained_on,
 )
 from flows.runtime import outputs_current, record_outputs, unless_done
 from generators.correction.spec import CorrectionSpec
 from generators.correction.tuned import no_correction_reason, resolve_correction
 from pipeline.forecast_claims import Claims, in_turn
-from pipeline.forecast_store import check_extends, complete_init_times
+from pipeline.forecast_store import complete_init_times
 from pipeline.transaction import is_store
 
 
@@ -132,6 +134,8 @@ def forecast(
     claims a batch before its task (:mod:`pipeline.forecast_claims`), so two runs into
     ``out`` share the batches. With a ``dask_scheduler`` they are one task, split over
     the workers of that dask cluster (``wxens forecast --dask-scheduler``; the same members).
+    Initial times in the checkpoint's training period are warned about once, after the
+    first task (whose inputs passed its checks: a refused run logs only its refusal).
     Returns every initial time now complete in ``out`` among those asked.
     """
     check_flow_parameters("forecast", locals())
@@ -141,18 +145,10 @@ def forecast(
     check_ensemble_size(members, batch_members)
     asked = pd.DatetimeIndex(pd.to_datetime(init_times)).unique().sort_values()
     leads = list(leads_hours or load_checkpoint(checkpoint).leads_hours)
-    pending = asked.difference(complete_init_times(out))
-    if len(pending) < len(asked):  # what is there answers this request only if it matches
-        check_extends(out, None, members, leads)
-        get_run_logger().info(
-            "%s: %d of %d initial time(s) already complete, skipped (to draw them again: %s)",
-            out,
-            len(asked) - len(pending),
-            len(asked),
-            tasks.RUN_REDRAW,
-        )
+    pending = incomplete_init_times(out, asked, members, leads)
     per_task = max(1, batch_members // members if dask_scheduler is None else len(pending))
     claims = Claims(out)  # the flow run's: each task draws under it the batch claimed for it
+    warned = False  # once, about every initial time, after the inputs passed a task's checks
     try:  # a batch another run has claimed comes after this run's others
         for _, left in in_turn(pending, per_task, functools.partial(claimed_init_times, claims)):
             if left:  # pending: run, whatever a cache from an older store says
@@ -172,9 +168,15 @@ def forecast(
                     compile=compile,
                     dask_scheduler=dask_scheduler,
                     claims_run=claims.run,
+                    warn_trained_on=False,
                 )
+                if not warned:
+                    warn_trained_on(checkpoint, asked, leads)
+                    warned = True
     finally:  # the claims its tasks kept, removed however the flow run ends
         claims.release()
+    if not warned:  # no batch drawn: what the store held was checked
+        warn_trained_on(checkpoint, asked, leads)
     return [t.isoformat() for t in asked.intersection(complete_init_times(out))]
 
 

@@ -114,6 +114,7 @@ def forecast_init_times(
     compile: bool = True,
     dask_scheduler: str | None = None,
     claims_run: str | None = None,
+    warn_trained_on: bool = True,
 ) -> list[str]:
     """Draw ``members`` members at ``leads_hours`` from ``checkpoint`` for ``init_times``
     into the forecast store ``out`` (:func:`generators.rollout_shard.forecast_sharded`, the
@@ -121,7 +122,8 @@ def forecast_init_times(
     the network compiled on CUDA unless ``compile`` is false, split over the workers of
     the dask cluster at ``dask_scheduler`` when given, claimed under the run id
     ``claims_run`` (the flow's, which claimed them) when given; returns the initial times
-    written.
+    written. ``warn_trained_on=False``: no warning about the training period (the flow
+    warns once about all its initial times).
 
     Every input is checked before anything is written: a missing checkpoint or store, or
     a store on another grid than the checkpoint's, fails with nothing written.
@@ -148,6 +150,7 @@ def forecast_init_times(
             progress=progress,
             redraw=RUN_REDRAW,
             claims_run=claims_run,
+            warn_trained_on=warn_trained_on,
         )
     return [t.isoformat() for t in done.init_times]
 
