@@ -125,10 +125,6 @@ def forecast_to_store(
     calibration = None
     if loaded.calibration is not None and calibrate:
         calibration = SpreadCalibration.from_dict(loaded.calibration)
-        log.info("applying the checkpoint's spread calibration, %s", calibration.summary())
-        log.debug("%s", calibration.report())
-    elif loaded.calibration is not None:
-        log.info("the checkpoint holds a spread calibration; it is left unused as asked")
     provenance = ForecastProvenance(
         generator=loaded.kind,
         checkpoint_digest=loaded.digest,
@@ -138,7 +134,12 @@ def forecast_to_store(
         calibration=calibration.to_dict() if calibration else {},
         balanced=balance,
     )
-    check_extends(out, provenance, n_members, leads_hours)
+    check_extends(out, provenance, n_members, leads_hours)  # before the calibration is named
+    if calibration is not None:
+        log.info("applying the checkpoint's spread calibration, %s", calibration.summary())
+        log.debug("%s", calibration.report())
+    elif loaded.calibration is not None:
+        log.info("the checkpoint holds a spread calibration; it is left unused as asked")
     if warn_trained_on:  # after every refusal: a refused forecast prints only its refusal
         warn_if_trained_on(loaded, asked, leads_hours)
     written: list[pd.Timestamp] = []

@@ -1,0 +1,51 @@
+"""A forecast into a store names the spread calibration it applies only once the store it
+extends has accepted it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from generators.checkpoint import load_checkpoint
+from generators.config import parse_sampler, sampler_spec
+from generators.correction.spread import SpreadCalibration
+from generators.rollout_store import forecast_to_store
+from pipeline.errors import StoreError
+from tests.generators.tiny import two_step_run
+
+APPLYING = "applying the checkpoint's spread calibration"
+SAMPLER = "euler:nfe=2"
+INITS = pd.date_range("2000-01-08T00", periods=2, freq="6h")
+
+
+def test_a_refused_extension_does_not_name_the_calibration_as_applied(tmp_path, caplog):
+    """The user was told the calibration was being applied, then that the forecast was
+    refused (another member count than the store's)."""
+    store = two_step_run(tmp_path)
+    loaded = load_checkpoint(tmp_path / "run" / "last.pt")
+    calibration = SpreadCalibration(
+        channels=("t2m",),
+        leads_hours=(6.0,),
+        factors=np.full((1, 1), 1.2),
+        ssr_before=np.full((1, 1), 0.8),
+        ssr_after=np.ones((1, 1)),
+        period="2000-01-08/2000-01-10",
+        members=2,
+        n_inits=4,
+        sampler=sampler_spec(parse_sampler(SAMPLER)),
+    )
+    calibrated = dataclasses.replace(loaded, calibration=calibration.to_dict())
+    out = str(tmp_path / "f.zarr")
+    options = dict(sampler=SAMPLER, device="cpu", compile=False, progress=False)
+    caplog.set_level("INFO", logger="generators.rollout_store")
+
+    forecast_to_store(calibrated, store, INITS[:1], [6.0], 2, out, **options)
+    assert caplog.text.count(APPLYING) == 1
+
+    caplog.clear()
+    with pytest.raises(StoreError, match="holds 2 members, this forecast 3"):
+        forecast_to_store(calibrated, store, INITS[1:], [6.0], 3, out, **options)
+    assert APPLYING not in caplog.text
