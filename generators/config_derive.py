@@ -62,6 +62,7 @@ from generators.config import (
     TrainConfig,
 )
 from generators.config_io import to_mapping
+from generators.config_notes import DERIVED_FROM, note_comments
 from generators.config_periods import check_windows, held_out_times, trainable
 from generators.data import CALENDAR_FEATURES, GEOMETRY_STATICS
 from generators.device import resolve_device
@@ -78,8 +79,6 @@ from verification.output import atomic_output
 from verification.spectra import is_global
 
 DEFAULT_BUDGET = pd.Timedelta(minutes=30)
-DERIVED_FROM = "derived from "
-"""The start of a derived config's first note, before the store's absolute path."""
 TRAINING_SHARE = 0.9
 """Share of the budget given to optimiser steps; the rest is slack for reading the store,
 checkpoints and the progress of a shared machine."""
@@ -114,8 +113,9 @@ class DerivedConfig:
     notes: tuple[str, ...]
 
     def to_yaml(self) -> str:
-        """The config as YAML (loadable by ``wxens train --config``), the notes as comments."""
-        header = "".join(f"# {line}\n" for line in self.notes)
+        """The config as YAML (loadable by ``wxens train --config``), the notes as comments
+        (wrapped, :func:`~generators.config_notes.note_comments`)."""
+        header = note_comments(self.notes)
         return header + yaml.dump(to_mapping(self.config), Dumper=_Dumper, sort_keys=False)
 
     def write(self, path: str | Path) -> Path:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import shlex
 from collections.abc import Sequence
-from itertools import takewhile
 from pathlib import Path
 
 from flows.commands.options import add_config_overrides
@@ -41,18 +40,12 @@ def keep_overrides(path: Path, config, overrides: Sequence[str]) -> None:
     resume reads. Nothing is written when they change nothing."""
     from generators.config import load_train_config
     from generators.config_derive import DerivedConfig
+    from generators.config_notes import read_notes
 
     note = set_note(overrides, load_train_config(path), config, "the earlier", "resumed with ")
     if not note:
         return
-    lines = takewhile(lambda line: line.startswith("# "), path.read_text().splitlines())
-    notes = tuple(line.removeprefix("# ") for line in lines)
-    DerivedConfig(config, (*notes, *note)).write(path)
-
-
-NOTE_WIDTH = 98
-"""The most characters of a note line of :func:`set_note`: with its ``# `` a YAML line of
-100 (a --set of a whole section, ``calibration={...}``, made one of hundreds)."""
+    DerivedConfig(config, (*read_notes(path.read_text()), *note)).write(path)
 
 
 def set_note(
@@ -62,10 +55,8 @@ def set_note(
     of ``before``, after ``said`` ("resumed with "): the overrides, then one line per value
     they changed beside the one it replaces (``replaced``: "the derived", "the earlier"),
     which the notes above it may still describe (the training period, the steps, the batch),
-    so that no note contradicts the config unremarked; each wrapped to :data:`NOTE_WIDTH`,
-    continued indented. Empty when they changed nothing."""
-    import textwrap
-
+    so that no note contradicts the config unremarked (each wrapped when written,
+    :func:`generators.config_notes.wrap_note`). Empty when they changed nothing."""
     from generators.config_io import to_mapping
     from pipeline.errors import nested_differences
 
@@ -76,8 +67,7 @@ def set_note(
     if not changes:
         return ()
     given = said + " ".join(f"--set {shlex.quote(o)}" for o in overrides) + ":"
-    wrapper = textwrap.TextWrapper(NOTE_WIDTH, subsequent_indent="    ", break_on_hyphens=False)
-    return tuple(wrapped for line in (given, *changes) for wrapped in wrapper.wrap(line))
+    return (given, *changes)
 
 
 def _value_text(value) -> str:

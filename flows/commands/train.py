@@ -269,12 +269,12 @@ def other_store_warning(config_yaml: Path, source: Path | None, store: str) -> s
 
 def derived_from(config_yaml: str) -> Path | None:
     """The store a derived config's YAML text was derived from (its first note), or None."""
-    from generators.config_derive import DERIVED_FROM
+    from generators.config_notes import DERIVED_FROM, read_notes
 
-    first = config_yaml.split("\n", 1)[0]
-    if not first.startswith(f"# {DERIVED_FROM}"):
+    first = next(iter(read_notes(config_yaml)), "")  # a long path's note is wrapped
+    if not first.startswith(DERIVED_FROM):
         return None
-    return Path(first.removeprefix(f"# {DERIVED_FROM}").split(": channel", 1)[0])
+    return Path(first.removeprefix(DERIVED_FROM).split(": channel", 1)[0])
 
 
 def kept(args: argparse.Namespace) -> str | None:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from flows.cli import main as wxens
-from flows.commands.train import other_store_warning
+from flows.commands.train import derived_from, other_store_warning
 from generators.calibration import warn_if_trained_on
 from generators.checkpoint import load_checkpoint
 from generators.config import load_train_config
@@ -30,6 +30,7 @@ from generators.config_derive import (
     history_states,
 )
 from generators.config_io import to_mapping
+from generators.config_notes import NOTE_WIDTH, read_notes
 from pipeline.errors import InputError
 from pipeline.forecast_store import open_forecast
 from pipeline.schema import Period
@@ -373,12 +374,12 @@ def test_the_notes_of_a_derived_config_name_what_set_replaced(hourly, capsys):
     assert wxens([*argv, "--set", "data.train.end=2000-02-20T12:00"]) == 0
     printed = capsys.readouterr().out
     assert yaml.safe_load(printed)["data"]["train"]["end"] == "2000-02-20T12:00"
-    notes = [line for line in printed.splitlines() if line.startswith("# ")]
+    notes = read_notes(printed)  # each note whole, however wrapped
     assert f"to {derived};" in notes[2]  # the derived training period's note, kept
-    assert notes[-2:] == [
-        "# --set steps=40 --set data.train.end=2000-02-20T12:00:",
-        f"#   data.train.end 2000-02-20T12:00 (replaces the derived {derived})",
-    ]
+    assert notes[-2:] == (
+        "--set steps=40 --set data.train.end=2000-02-20T12:00:",
+        f"  data.train.end 2000-02-20T12:00 (replaces the derived {derived})",
+    )
     # a --set that changes nothing the derivation chose adds no note
     assert wxens(argv) == 0
     assert "replaces" not in capsys.readouterr().out
@@ -402,6 +403,24 @@ def test_a_set_of_a_whole_section_gives_note_lines_of_a_readable_width(hourly, c
     assert max(len(line) for line in the_set) <= 100, the_set
     assert "#   calibration.members 32 (replaces the derived 16)" in the_set
     assert "#   calibration.period.start 2000-02-20 (replaces the derived" in "\n".join(the_set)
+
+
+def test_the_notes_of_a_store_at_a_long_path_are_wrapped_and_read_back(tmp_path, capsys):
+    """The notes other than --set's (the store it was derived from, the training period,
+    the batch) were printed one line each, of 100 to 300 characters for a store deep in a
+    project tree; wrapped now, the store's path still reads back from its note."""
+    deep = tmp_path / ("forecasting project " * 3).strip() / ("x" * 120) / "analyses"
+    spec = "synthetic:n_lat=8,n_lon=8,n_times=240,step=6h"
+    store = ingest(spec, deep / "t2m_six_hourly_reanalysis.zarr", progress=False)
+    argv = ["config", "--store", str(store.path), "--set", "steps=40", "--set", "optim.lr=1e-3"]
+    assert wxens(argv) == 0
+    printed = capsys.readouterr().out
+    lines = [line for line in printed.splitlines() if line.startswith("#")]
+    assert max(map(len, lines)) <= NOTE_WIDTH + len("# "), lines
+    assert derived_from(printed) == Path(store.path).resolve()
+    derived = derive_config(store.path, steps=40)
+    assert read_notes(printed)[: len(derived.notes)] == derived.notes
+    assert yaml.safe_load(printed)["optim"]["lr"] == 1e-3
 
 
 def test_a_budget_without_a_unit_is_refused(hourly):
