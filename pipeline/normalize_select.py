@@ -32,18 +32,38 @@ def select(ds: xr.Dataset, origin: str, variables: Sequence[str] | None) -> xr.D
                 "them a CF standard_name"
             )
         return ds[keep]
+    unknown = [v for v in variables if v not in VARIABLES]
+    if unknown:
+        raise InputError(_outside_vocabulary(origin, unknown, present))
     missing = [v for v in variables if v not in present]
     if missing:
         raise InputError(
             f"{origin}: variable(s) {missing} not found; it has {present} "
             "(names after mapping to the canonical schema); pick from those with --variables"
         )
-    unknown = [v for v in variables if v not in VARIABLES]
-    if unknown:
-        raise InputError(
-            f"{origin}: variable(s) {unknown} are not in the wxens vocabulary {sorted(VARIABLES)}"
-        )
     return ds[list(variables)]
+
+
+def _outside_vocabulary(origin: str, unknown: list[str], present: list[str]) -> str:
+    """The error for ``--variables`` names outside the vocabulary: a producer's name says
+    which canonical one it is read as, one the file has unmapped needs ``--rename``."""
+    from pipeline.normalize import VARIABLE_ALIASES  # normalize imports this module
+
+    def canonical(name: str) -> str:
+        alias = VARIABLE_ALIASES[name]
+        return " or ".join(alias) if isinstance(alias, tuple) else alias
+
+    said = [f"{v!r} is read as {canonical(v)}" for v in unknown if v in VARIABLE_ALIASES]
+    known = [v for v in present if v in VARIABLES]
+    unmapped = [v for v in present if v not in VARIABLES]
+    text = (
+        f"{origin}: --variables {unknown}: not wxens variable names; --variables takes the "
+        f"canonical names {sorted(VARIABLES)}" + (f" ({'; '.join(said)})" if said else "")
+        + f"; it has {known}"
+    )
+    for name in (v for v in unknown if v in unmapped):
+        text += f"; map the file's {name} onto one with --rename {name}=NAME"
+    return text
 
 
 def squeeze_extra_dims(ds: xr.Dataset, origin: str) -> xr.Dataset:

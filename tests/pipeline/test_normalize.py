@@ -317,3 +317,20 @@ def test_u_at_10_hpa_is_channel_u10hpa_beside_the_10_m_wind():
     assert split_channel("u10hPa") == ("u", 10) and split_channel("u10") == ("u10", None)
     assert channel_name("v", 10) == "v10hPa" and channel_name("z", 10) == "z10"
     xr.testing.assert_allclose(from_channels(to_channels(out)), out)
+
+
+def test_variables_outside_the_vocabulary_are_named_so_with_their_canonical_names():
+    """``--variables air`` (the file's own name, read as t2m) and ``--variables Tair`` (a
+    variable the file has but wxens cannot map) were reported as "not found" or with no fix,
+    though the file holds them; they are told to be file names and what to ask for."""
+    ds = surface("air", {"units": "K"}, 280.0)
+    with pytest.raises(InputError) as err:
+        normalize(ds, "air.2m.nc", variables=["air"])
+    assert "not found" not in str(err.value)
+    assert "air.2m.nc: --variables ['air']" in str(err.value)
+    assert "'air' is read as t or t2m" in str(err.value)
+    assert "it has ['t2m']" in str(err.value)
+    odd = xr.merge([ds, surface("Tair", {"units": "K"}, 281.0)])
+    with pytest.raises(InputError, match=r"--rename Tair=NAME") as err:
+        normalize(odd, "forcing.nc", variables=["Tair"])
+    assert "not found" not in str(err.value)
