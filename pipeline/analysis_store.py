@@ -179,7 +179,10 @@ def check_replaceable(path: Path, overwrite: bool) -> None:
     replaced with ``overwrite`` (not through a symbolic link). Anything else is named in an
     InputError before any input is read or anything is written or deleted.
     """
-    what = "a symbolic link" if overwrite and path.is_symlink() else describe_path(path)
+    if overwrite and path.is_symlink():
+        from pipeline.errors import refuse_replacing_link  # keeps the imports' line short
+        refuse_replacing_link(path, path.exists() and describe_path(path.resolve()) is None)
+    what = describe_path(path)
     if what is None:
         if overwrite:
             check_deletable(path)

@@ -94,8 +94,12 @@ def test_overwrite_refuses_a_symbolic_link(tmp_path):
     ingest(SOURCE, real, progress=False)
     link = tmp_path / "link.zarr"
     link.symlink_to(real)
-    with pytest.raises(InputError, match="symbolic link"):
+    with pytest.raises(InputError, match="symbolic link") as err:
         ingest(SOURCE, link, overwrite=True, progress=False)
+    # It said "is a symbolic link, not a wxens analysis store", though the link led to one,
+    # and named no way to replace that store: it names the target to give instead.
+    assert f"symbolic link to {real}, an analysis store" in str(err.value)
+    assert f"--store {real} --overwrite" in str(err.value)
     assert open_store(real).dataset.sizes["time"] == 3
     left = sorted(p.name for p in tmp_path.iterdir() if p.name != lock_path(real).name)
     assert left == ["link.zarr", "real.zarr"]
