@@ -15,7 +15,7 @@ layout          members                 lead               init              lev
 ``cf`` ``realization``/``number`` ``forecast_period`` ``forecast_reference_time`` ``pressure_level``
 =============== ======================= ================== ================= ===============
 
-Variable names go through :data:`pipeline.normalize.VARIABLE_ALIASES` (``2m_temperature
+Variable names go through :data:`pipeline.variable_aliases.VARIABLE_ALIASES` (``2m_temperature
 -> t2m``), units through :data:`pipeline.normalize.UNIT_CONVERSIONS`. A scalar member,
 step, time or pressure level (a single-member, -lead or -level file) becomes a length-1
 dim. A numeric lead time with CF time units (``forecast_period`` in ``hours``, as NetCDF

@@ -21,7 +21,14 @@ import xarray as xr
 import zarr
 from zarr.abc.store import Store
 
-from pipeline.errors import InputError, StoreError, refuse_dangling_link, shell_word, time_text
+from pipeline.errors import (
+    InputError,
+    StoreError,
+    refuse_dangling_link,
+    refuse_replacing_link,
+    shell_word,
+    time_text,
+)
 from pipeline.running_statistics import RunningStatistics, statistics_from_attrs, undefined_as_null
 from pipeline.schema import TIME, VARIABLES
 from pipeline.timeaxis import missing_text, missing_times
@@ -180,7 +187,6 @@ def check_replaceable(path: Path, overwrite: bool) -> None:
     InputError before any input is read or anything is written or deleted.
     """
     if overwrite and path.is_symlink():
-        from pipeline.errors import refuse_replacing_link  # keeps the imports' line short
         refuse_replacing_link(path, path.exists() and describe_path(path.resolve()) is None)
     what = describe_path(path)
     if what is None:
@@ -241,12 +247,8 @@ def warn_dropped_times(path: Path, times: pd.DatetimeIndex) -> None:
         log.warning(
             "%s: the replacement drops %d of the %d time(s) it held (%s to %s): it is built "
             "from the inputs alone",
-            path,
-            dropped.size,
-            held.size,
-            time_text(dropped.min()),
-            time_text(dropped.max()),
-        )
+            path, dropped.size, held.size, time_text(dropped.min()), time_text(dropped.max()),
+        )  # fmt: skip
 
 
 def describe_path(path: Path) -> str | None:
@@ -389,12 +391,8 @@ def warn_implausible(store: AnalysisStore) -> AnalysisStore:
             log.warning(
                 "%s: %s ranges %g..%g %s, beyond its physical bounds %s..%s: are its units "
                 "right (a field in K labelled degC), or is part of the file damaged?",
-                store.path,
-                name,
-                low,
-                high,
-                spec.units,
+                store.path, name, low, high, spec.units,
                 "" if spec.lower_bound is None else f"{spec.lower_bound:g}",
                 "" if spec.upper_bound is None else f"{spec.upper_bound:g}",
-            )
+            )  # fmt: skip
     return store

@@ -21,61 +21,9 @@ from pipeline.normalize_select import select, squeeze_extra_dims
 from pipeline.normalize_time import sort_time, to_time_axis
 from pipeline.schema import LAT, LEVEL, LON, TIME, VARIABLES, variable_attrs
 from pipeline.standard_names import canonical_from_standard_name, coordinate_renames
+from pipeline.variable_aliases import VARIABLE_ALIASES
 
 log = logging.getLogger(__name__)
-
-#: Producer variable names -> canonical names. A pair is (upper-air name, surface name),
-#: chosen by whether the variable has a pressure-level dimension.
-VARIABLE_ALIASES: dict[str, str | tuple[str, str]] = {
-    # WeatherBench 2 / ARCO ERA5
-    "2m_temperature": "t2m",
-    "2m_dewpoint_temperature": "d2m",
-    "sea_surface_temperature": "sst",
-    "mean_sea_level_pressure": "msl",
-    "surface_pressure": "sp",
-    "10m_u_component_of_wind": "u10",
-    "10m_v_component_of_wind": "v10",
-    "total_precipitation": "tp",
-    "total_column_water_vapour": "tcwv",
-    "geopotential": "z",
-    "geopotential_height": "gh",
-    "temperature": "t",
-    "u_component_of_wind": "u",
-    "v_component_of_wind": "v",
-    "vertical_velocity": "w",
-    "specific_humidity": "q",
-    "relative_humidity": "r",
-    # cfgrib spellings that differ from the canonical ones
-    "2t": "t2m",
-    "10u": "u10",
-    "10v": "v10",
-    "prmsl": "msl",
-    # NCEP reanalysis
-    "air": ("t", "t2m"),
-    "hgt": "gh",
-    "uwnd": ("u", "u10"),
-    "vwnd": ("v", "v10"),
-    "shum": "q",
-    "rhum": "r",
-    "omega": "w",
-    "slp": "msl",
-    "mslp": "msl",
-    "pres": "sp",
-    # CMIP
-    "tas": "t2m",
-    "psl": "msl",
-    "ps": "sp",
-    "uas": "u10",
-    "vas": "v10",
-    "ta": "t",
-    "ua": "u",
-    "va": "v",
-    "zg": "gh",
-    "hus": "q",
-    "hur": "r",
-    "wap": "w",
-    "pr": "tp",
-}
 
 COORD_ALIASES: dict[str, str] = {
     "lat": LAT,

@@ -13,6 +13,7 @@ import xarray as xr
 
 from pipeline.errors import InputError
 from pipeline.schema import LAT, LEVEL, LON, TIME, VARIABLES
+from pipeline.variable_aliases import VARIABLE_ALIASES
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,6 @@ def select(ds: xr.Dataset, origin: str, variables: Sequence[str] | None) -> xr.D
 def _outside_vocabulary(origin: str, unknown: list[str], present: list[str]) -> str:
     """The error for ``--variables`` names outside the vocabulary: a producer's name says
     which canonical one it is read as, one the file has unmapped needs ``--rename``."""
-    from pipeline.normalize import VARIABLE_ALIASES  # normalize imports this module
 
     def canonical(name: str) -> str:
         alias = VARIABLE_ALIASES[name]
