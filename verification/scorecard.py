@@ -44,14 +44,12 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.alignment import AlignedForecast, align_with_truth, warn_missing_valid_times
-from pipeline.errors import InputError, time_text
 from pipeline.schema import (
     HORIZONTAL,
     INIT_TIME,
     LAT,
     LEAD_TIME,
     MEMBER,
-    TIME,
     VALID_TIME,
     split_channel,
 )
@@ -69,6 +67,12 @@ from verification.comparison import (
 )
 from verification.compute import compute_results
 from verification.config import EVENT, VARIABLE, VerifyConfig
+from verification.coverage import (
+    members_without_values,
+    require_some_truth,
+    warn_ensemble_size,
+    warn_incomplete,
+)
 from verification.physics_group import physics_group, physics_sample
 from verification.resampling import score_parts
 from verification.spectra import has_spectrum, power_spectrum
@@ -102,16 +106,11 @@ def verify(
     """
     config = config or VerifyConfig()
     aligned = _whole_grid(align_with_truth(forecast, truth, warn_missing=False))
-    _require_some_truth(aligned, truth)  # first: "scored as missing" is moot without any
+    require_some_truth(aligned, truth)  # first: "scored as missing" is moot without any
     needed = np.unique(aligned.forecast[VALID_TIME].values).size
     warn_missing_valid_times(pd.DatetimeIndex(aligned.missing_valid_times), needed)
     f = by_variable(aligned.forecast)
-    if f.sizes[MEMBER] == 1:
-        log.warning(
-            "the forecast has one member (a deterministic forecast): its CRPS is its absolute "
-            "error, its spread-skill ratio undefined (NaN), and its rank histogram two bins "
-            "(the truth below or above the member: a check of bias only)"
-        )
+    warn_ensemble_size(f.sizes[MEMBER], config)
     t = by_variable(aligned.truth)
     if f.chunks is not None:
         chunks = score_chunks(f)
@@ -157,7 +156,7 @@ def verify(
             r = r.chunk(score_chunks(f))  # as the forecast and truth are
         lazy["paired_crps"] = paired_crps(f, t, r, config)
     computed = compute_results(lazy, forecast_bytes=f.nbytes, progress=config.progress)
-    empty = _members_without_values(f, computed["n_incomplete"])
+    empty = members_without_values(f, computed["n_incomplete"])
     if empty:
         log.warning(
             "member(s) %s hold no value (missing from the file?): verified without them, "
@@ -266,21 +265,6 @@ def _whole_grid(aligned: AlignedForecast) -> AlignedForecast:
     )
 
 
-def _require_some_truth(aligned: AlignedForecast, truth: xr.Dataset) -> None:
-    """InputError when the truth holds none of the forecast's valid times."""
-    valid = pd.DatetimeIndex(np.unique(aligned.forecast[VALID_TIME].values))
-    if len(aligned.missing_valid_times) < valid.size:
-        return
-    times = pd.DatetimeIndex(truth[TIME].values)
-    held = f"{time_text(times.min())} to {time_text(times.max())}" if times.size else "no times"
-    raise InputError(
-        f"the truth holds none of the forecast's {valid.size} valid times ({time_text(valid.min())}"
-        f" to {time_text(valid.max())}); it covers {held}. Verify against an analysis "
-        "store that covers the forecast's valid times (ingest the analyses of that period), "
-        "or pick initial times whose leads it covers"
-    )
-
-
 def _event_thresholds(
     t: xr.DataArray, sample: list[int], quantiles: Iterable[float]
 ) -> xr.DataArray:
@@ -349,32 +333,8 @@ def _scorecard(computed: dict[str, Any], t: xr.DataArray, config: VerifyConfig) 
         long_name="points verified where some members are missing: the rank histogram and "
         "reliability leave them out"
     )
-    _warn_incomplete(card["n_incomplete_ensemble"], computed["n_verified"])
+    warn_incomplete(card["n_incomplete_ensemble"], computed["n_verified"])
     return _variable_first(card)
-
-
-def _members_without_values(f: xr.DataArray, incomplete: xr.DataArray) -> list:
-    """The members of ``f`` that are NaN in every variable, lead and point (looked for, a
-    pass over the forecast, only where some verified point lacks a member): left in, they
-    would make every point incomplete, the rank histogram empty and M in the spread's
-    finite-ensemble factor too large."""
-    if not int(incomplete.sum()):
-        return []
-    held = f.notnull().any([d for d in f.dims if d != MEMBER]).compute()
-    return f[MEMBER].values[~held.values].tolist()
-
-
-def _warn_incomplete(incomplete: xr.DataArray, verified: xr.DataArray) -> None:
-    """A warning when some verified points lack some members (a member missing from a
-    file): the rank histogram and reliability skip them, so they may be empty."""
-    if int(incomplete.sum()):
-        log.warning(
-            "%d of %d verified points lack some members (one missing for some variables or "
-            "times?): CRPS and spread use the members there, the rank histogram and "
-            "reliability leave those points out",
-            int(incomplete.sum()),
-            int(verified.sum()),
-        )
 
 
 def _variable_first(ds: xr.Dataset) -> xr.Dataset:

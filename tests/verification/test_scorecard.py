@@ -636,6 +636,26 @@ def test_a_forecast_of_one_member_is_said_to_be_deterministic(case, caplog):
     )
 
 
+def test_a_forecast_of_two_members_says_why_it_has_no_perfect_model_floor(case, caplog):
+    """With 2 members the rank max/min's perfect-model floor (on by default) left the
+    scorecard and the printed table without a word; docs/verification.md promised a message
+    naming the need of 3 members and the fix. Now a warning says so; asked for none
+    (perfect_model_stand_ins=0), nothing is said."""
+    _, truth, forecast = case
+    pair = forecast[["t2m"]].isel(member=[0, 1])
+    config = VerifyConfig(physics_init_times=0, energy_score=False, progress=False)
+    with caplog.at_level("WARNING"):
+        card = verify(pair, truth, config)["scorecard"].to_dataset()
+    assert "rank_max_min_perfect_model" not in card
+    said = [r.getMessage() for r in caplog.records if "perfect-model" in r.getMessage()]
+    assert len(said) == 1 and "at least 3 members" in said[0]
+    assert "--perfect-model-stand-ins 0" in said[0]
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        verify(pair, truth, dataclasses.replace(config, perfect_model_stand_ins=0))
+    assert not [r for r in caplog.records if "perfect-model" in r.getMessage()]
+
+
 def test_a_reference_of_more_init_times_than_verified_warns_of_no_missing_truth(case, caplog):
     # the operational cycle: the baseline store holds the newest cycles too, whose truth has
     # not arrived; only the forecast's (arrived) initial times are scored, so the truth
