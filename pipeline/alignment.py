@@ -80,7 +80,8 @@ def align_with_truth(
         raise InputError(
             f"no common variable to pair{f' ({missing} missing)' if missing else ''}: the "
             f"forecast has {sorted(map(str, forecast.data_vars))}, the truth "
-            f"{sorted(map(str, truth.data_vars))}"
+            f"{sorted(map(str, truth.data_vars))}; verify variables both hold (--variables), "
+            "or give the analysis store that holds the forecast's (wxens info lists a store's)"
         )
     forecast = forecast[names]
     truth = truth[names].assign({n: to_cf_units(n, truth[n], "truth") for n in names})
@@ -89,7 +90,8 @@ def align_with_truth(
         if levels.size == 0:
             raise InputError(
                 f"the forecast levels {forecast[LEVEL].values.tolist()} and the truth levels "
-                f"{truth[LEVEL].values.tolist()} have none in common"
+                f"{truth[LEVEL].values.tolist()} have none in common; verify a variable on "
+                "levels both hold (--variables), or ingest the truth at the forecast's levels"
             )
         forecast, truth = forecast.sel({LEVEL: levels}), truth.sel({LEVEL: levels})
     truth = _truth_on_forecast_domain(forecast, truth)

@@ -361,3 +361,16 @@ def test_a_forecast_variable_without_units_is_taken_as_the_truths_with_a_warning
     assert "taken to be in K" in caplog.text and "'z'" not in caplog.text
     assert got.t2m.attrs["units"] == "K"  # labelled as it was taken
     xr.testing.assert_equal(got.t2m.drop_vars("valid_time"), bare.t2m.drop_vars("valid_time"))
+
+
+def test_no_common_variable_or_level_says_how_to_verify_anyway():
+    """'no common variable to pair: the forecast has ['t2m'], the truth ['z']' and 'the
+    forecast levels [...] and the truth levels [...] have none in common' named the values
+    but no fix (docs/verification.md gives one: --variables, or the truth's store)."""
+    with pytest.raises(InputError, match="no common variable") as err:
+        align_with_truth(wxens_forecast()[["t2m"]], analysis()[["z"]])
+    assert "--variables" in str(err.value) and "wxens info" in str(err.value)
+    other = wxens_forecast()[["z"]].assign_coords(level=[300.0, 700.0])
+    with pytest.raises(InputError, match="none in common") as err:
+        align_with_truth(other, analysis())
+    assert "--variables" in str(err.value) and "ingest the truth" in str(err.value)
