@@ -15,6 +15,7 @@ interface) or pass :class:`LocalClusterConfig` ``dashboard_address``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -101,6 +102,7 @@ def dask_client(
     answers there.
     """
     from distributed import Client, LocalCluster
+    from distributed.deploy.spec import SpecCluster
 
     config = config or local_cluster_config()
     logging.getLogger("asyncio").addFilter(_not_all_exit)  # for good: once is enough
@@ -113,15 +115,21 @@ def dask_client(
                 counted(config.threads_per_worker, "thread"),
                 "processes" if config.processes else "threads",
             )
-            with _sigint_ignored():  # in the worker processes it spawns
-                cluster = LocalCluster(
-                    n_workers=config.n_workers,
-                    threads_per_worker=config.threads_per_worker,
-                    processes=config.processes,
-                    dashboard_address=config.dashboard(),
-                    silence_logs=logging.WARNING,
-                    **_worker_environment(config),
-                )
+            before = set(SpecCluster._instances)
+            try:
+                with _sigint_ignored():  # in the worker processes it spawns
+                    cluster = LocalCluster(
+                        n_workers=config.n_workers,
+                        threads_per_worker=config.threads_per_worker,
+                        processes=config.processes,
+                        dashboard_address=config.dashboard(),
+                        silence_logs=logging.WARNING,
+                        **_worker_environment(config),
+                    )
+            except KeyboardInterrupt:  # SIGTERM while the workers start (Ctrl-C is ignored)
+                with _logging_off():
+                    _close_half_started(set(SpecCluster._instances) - before)
+                raise
             stack.enter_context(cluster)
             log.info("dask dashboard: %s (set %s to change)", dashboard_url(cluster), DASHBOARD_ENV)
             scheduler = cluster.scheduler_address
@@ -142,6 +150,17 @@ def dask_client(
             with _logging_off():
                 stack.close()
             raise
+
+
+def _close_half_started(clusters: set[Any]) -> None:
+    """Close ``clusters``, which a SIGTERM left half started. Left to ``distributed``'s
+    own clean-up at exit, they closed after the CLI's "terminated" line, logging the
+    scheduler's close and an "Exception ignored in atexit callback" traceback (an
+    ``AssertionError`` of a worker still starting). Tried once: not again at exit."""
+    for cluster in clusters:
+        with contextlib.suppress(Exception):
+            cluster.close(timeout=10)
+        cluster.shutdown_on_close = False
 
 
 def _worker_environment(config: LocalClusterConfig) -> dict[str, Any]:
@@ -197,19 +216,26 @@ def dashboard_url(cluster: Any) -> str:
 @contextmanager
 def _quiet_distributed() -> Iterator[None]:
     """Only warnings from ``distributed`` (its INFO lines on every worker start and stop
-    would bury the flow's own progress), here and in the worker processes it spawns."""
+    would bury the flow's own progress), here and in the worker processes it spawns; for
+    good after an interrupt (a SIGTERM while the workers start: their nannies logged the
+    workers' deaths after the CLI's last line)."""
     logger = logging.getLogger("distributed")
     old_level, old_env = logger.level, os.environ.get(_DISTRIBUTED_LOG_LEVEL)
     logger.setLevel(logging.WARNING)
     os.environ[_DISTRIBUTED_LOG_LEVEL] = "warning"
+    interrupted = False
     try:
         yield
+    except KeyboardInterrupt:  # on the way out: what distributed closes at exit stays quiet
+        interrupted = True
+        raise
     finally:
-        logger.setLevel(old_level)
-        if old_env is None:
-            os.environ.pop(_DISTRIBUTED_LOG_LEVEL, None)
-        else:
-            os.environ[_DISTRIBUTED_LOG_LEVEL] = old_env
+        if not interrupted:
+            logger.setLevel(old_level)
+            if old_env is None:
+                os.environ.pop(_DISTRIBUTED_LOG_LEVEL, None)
+            else:
+                os.environ[_DISTRIBUTED_LOG_LEVEL] = old_env
 
 
 @contextmanager

@@ -24,14 +24,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
-    "signum, group, words",
+    "signum, group, words, after, wait",
     [
-        (signal.SIGINT, True, "interrupted"),  # Ctrl-C: the whole group, workers too
-        (signal.SIGTERM, False, "terminated (SIGTERM)"),  # as `timeout` sends it
+        (signal.SIGINT, True, "interrupted", "dask dashboard", 2.0),  # the whole group
+        (signal.SIGTERM, False, "terminated (SIGTERM)", "dask dashboard", 2.0),  # `timeout`
+        # while the workers start: the half-started cluster closed at exit, after the last
+        # line, with its log and an "Exception ignored in atexit callback" traceback
+        (signal.SIGTERM, False, "terminated (SIGTERM)", "starting a dask LocalCluster", 0.2),
     ],
-    ids=["ctrl-c", "sigterm"],
+    ids=["ctrl-c", "sigterm", "sigterm-while-the-cluster-starts"],
 )
-def test_a_verify_on_a_local_cluster_stopped_says_so_alone(tmp_path, signum, group, words):
+def test_a_verify_on_a_local_cluster_stopped_says_so_alone(
+    tmp_path, signum, group, words, after, wait
+):
     config = SyntheticConfig(n_lat=16, n_lon=24, n_times=208)
     analysis = tmp_path / "analysis.zarr"
     ingest(config.to_spec(), analysis, progress=False)
@@ -51,9 +56,9 @@ def test_a_verify_on_a_local_cluster_stopped_says_so_alone(tmp_path, signum, gro
         start_new_session=True,  # a group of its own, as a terminal's foreground job
     )
     said = []
-    while not any("dask dashboard" in line for line in said) and process.poll() is None:
+    while not any(after in line for line in said) and process.poll() is None:
         said.append(process.stderr.readline())
-    time.sleep(2.0)  # into the computation on the workers
+    time.sleep(wait)  # into the computation on the workers, or into their start
     assert process.poll() is None, "".join(said) + process.communicate()[1]
     if group:
         os.killpg(process.pid, signum)
