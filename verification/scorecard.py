@@ -255,7 +255,9 @@ def _whole_grid(aligned: AlignedForecast) -> AlignedForecast:
     balance checks take it (a Zarr ensemble of another producer may be chunked in space)."""
 
     def whole(ds: xr.Dataset) -> xr.Dataset:
-        return ds.chunk(dict.fromkeys(HORIZONTAL, -1)) if ds.chunks else ds
+        # not ds.chunks: it raises when variables are chunked apart (rechunked here)
+        lazy = any(da.chunks for da in ds.data_vars.values())
+        return ds.chunk(dict.fromkeys(HORIZONTAL, -1)) if lazy else ds
 
     return replace(
         aligned,

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
-from test_operational_ensembles import CONFIG, SETTINGS, fair_crps_of_offsets, write_ens_grib
+from test_operational_ensembles import (
+    CONFIG,
+    SETTINGS,
+    fair_crps_of_offsets,
+    weatherbench2_netcdf,
+    write_ens_grib,
+)
 
 from pipeline.alignment import align_with_truth
 from pipeline.errors import InputError, StoreError
@@ -46,6 +52,21 @@ def test_a_grib_of_several_starts_verifies_against_a_truth_chunked_by_time(field
     }
     card = verify(forecast, analysis, SETTINGS)["scorecard"].to_dataset()
     np.testing.assert_allclose(card["fair_crps"], fair_crps_of_offsets(range(4)), rtol=1e-4)
+
+
+def test_a_zarr_ensemble_whose_variables_are_chunked_apart_verifies(fields, store, tmp_path):
+    """xarray writes each variable of a Zarr in chunks of its own size (a field with a level
+    dim gets smaller ones): verify stopped every such ensemble with a traceback,
+    "inconsistent chunks along dimension init_time", before scoring anything."""
+    ensemble = weatherbench2_netcdf(fields)
+    z = ensemble["2m_temperature"].expand_dims(level=[500.0], axis=3) * 0 + 5e4
+    ensemble = ensemble.assign(geopotential=z.assign_attrs(units="m**2 s**-2"))
+    path = tmp_path / "wb2.zarr"
+    chunks = {"geopotential": {"chunks": (3, 1, 3, 1, 5, 5)}}  # t2m's: the whole array
+    ensemble.to_zarr(path, consolidated=False, encoding=chunks)
+    scores = verify_store(path, store, tmp_path / "scores.nc", config=SETTINGS)
+    crps = scores.tree["scorecard"]["fair_crps"].sel(variable="t2m")
+    np.testing.assert_allclose(crps, fair_crps_of_offsets(range(3)), rtol=1e-4)
 
 
 def test_a_file_of_coordinates_only_is_refused_naming_it(store, tmp_path):
