@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import resource
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
+from numbers import Number
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +86,8 @@ def _refused_by_file_system(tmp: Path) -> int | None:
 
 
 def _encodable(tree: xr.DataTree) -> xr.DataTree:
-    """Attributes NetCDF can store: lists of strings joined, booleans as ints."""
+    """Attributes NetCDF can store (:func:`_attr`), of the root (the forecast's and the
+    reference's provenance), of every group and of every variable."""
 
     def clean(ds: xr.Dataset) -> xr.Dataset:
         ds = ds.copy()
@@ -96,11 +99,36 @@ def _encodable(tree: xr.DataTree) -> xr.DataTree:
 
 
 def _attr(value: Any) -> Any:
-    if isinstance(value, list | tuple):
-        return "; ".join(map(str, value)) if value else ""
+    """``value`` as a NetCDF attribute: a string or number as it is, a boolean as an int, a
+    list of strings or of numbers joined with ``"; "``, a numeric or text array as it is (a
+    boolean one as ints); a dict, another list or array (of mixed types, of lists) as its
+    JSON text, which ``json.loads`` reads back; another value (None, a time) as its text."""
     if isinstance(value, bool | np.bool_):
         return int(value)
-    return value
+    if isinstance(value, str | bytes | Number | np.number):
+        return value
+    if isinstance(value, list | tuple) and (_all(value, str) or _all(value, Number)):
+        return "; ".join(map(str, value))
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biufUS":
+        return value.astype(np.int8) if value.dtype.kind == "b" else value
+    if isinstance(value, dict | list | tuple | np.ndarray):
+        return json.dumps(value, default=_jsonable)
+    return str(_jsonable(value))
+
+
+def _all(items: Sequence[Any], kind: type) -> bool:
+    """Whether every item is a ``kind`` and none a boolean (True is a Number)."""
+    return all(isinstance(i, kind) and not isinstance(i, bool | np.bool_) for i in items)
+
+
+def _jsonable(value: Any) -> Any:
+    """What JSON writes for a value it has no type for: a NumPy value's Python value (an
+    array's list; a time's text), or the value's text (a pandas time, a path)."""
+    if isinstance(value, np.ndarray | np.generic):
+        if value.dtype.kind in "Mm":
+            return np.asarray(value).astype(str).tolist()
+        return value.tolist()
+    return str(value)
 
 
 def unit_factors(

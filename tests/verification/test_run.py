@@ -180,3 +180,29 @@ def test_the_cli_prints_how_many_points_a_partial_reference_was_compared_on(
     assert "with reference" in out and "verified" in out
     assert main([*argv, "--reference", str(forecast), *quiet]) == 0
     assert "with reference" not in capsys.readouterr().out  # every point compared
+
+
+def test_the_cli_writes_the_scores_of_a_forecast_with_a_dict_attribute(stores, tmp_path):
+    """A forecast whose attributes held a dict (an analysis store's ``wxens_ingest`` copied
+    into it) was scored in full, then writing the scores file failed with 'TypeError:
+    illegal data type for attribute': the attribute is written as its JSON text."""
+    import json
+
+    forecast, analysis = stores
+    state = open_store(analysis).dataset.attrs["wxens_ingest"]
+    assert isinstance(state, dict)
+    held = open_forecast(forecast).load()
+    held.attrs["wxens_ingest"] = state
+    held.attrs["wxens_labels"] = ["member", 3, None]  # a list of mixed types
+    copied = tmp_path / "copied.zarr"
+    write_forecast(copied, held, ForecastProvenance.from_attrs(held.attrs))
+    scores = tmp_path / "s.nc"
+    argv = ["verify", str(copied), "--truth", str(analysis), "--reference", str(copied)]
+    quiet = ["--physics-init-times", "0", "--no-energy-score", "--no-progress"]
+    assert main([*argv, "--out", str(scores), *quiet]) == 0
+    written = xr.open_datatree(scores).attrs
+    assert json.loads(written["wxens_ingest"]) == state
+    assert json.loads(written["reference_wxens_ingest"]) == state
+    assert json.loads(written["wxens_labels"]) == ["member", 3, None]
+    assert written["wxens_generator"] == "oracle" and written["n_init_times"] == 6
+    assert not list(tmp_path.glob(".s.nc*"))  # no temporary file left beside it
