@@ -22,6 +22,14 @@ from pipeline.store import open_store
 INITS = ["2019-03-22T00:00:00", "2019-03-22T06:00:00", "2019-03-22T12:00:00"]
 
 
+@pytest.fixture
+def no_training_period_warning(monkeypatch):
+    """The forecast flow's warning about its checkpoint's training period skipped: it reads
+    the checkpoint, which these spies stand in for."""
+    monkeypatch.setattr(pipelines, "warn_trained_on", lambda *args: None)
+
+
+@pytest.mark.usefixtures("no_training_period_warning")
 def test_the_forecast_flow_passes_batch_members_and_compile_to_its_tasks(tmp_path, monkeypatch):
     calls = []
 
@@ -49,6 +57,7 @@ def test_the_forecast_flow_passes_batch_members_and_compile_to_its_tasks(tmp_pat
     assert all(kw["batch_members"] == 4 and kw["compile"] is False for _, kw in calls)
 
 
+@pytest.mark.usefixtures("no_training_period_warning")
 def test_the_forecast_flow_on_a_cluster_is_one_task_split_there(tmp_path, monkeypatch):
     calls = []
 
@@ -207,6 +216,7 @@ def test_the_ingest_task_reads_its_sources_with_the_adjustments(tmp_path):
     np.testing.assert_allclose(stored, 100 * values.astype("f8"), rtol=1e-6)
 
 
+@pytest.mark.usefixtures("no_training_period_warning")
 def test_the_run_says_how_to_draw_the_initial_times_its_store_holds_again(tmp_path, monkeypatch):
     """A rerun of ``wxens run`` skips what its store holds, and said nothing of how to draw
     it again (its task told a run's user "wxens forecast --recompute", an option run has
@@ -219,7 +229,7 @@ def test_the_run_says_how_to_draw_the_initial_times_its_store_holds_again(tmp_pa
     write_forecast(out, ensemble(INITS[:2], 280.0), PROVENANCE)
     said = []
     logger = types.SimpleNamespace(info=lambda text, *args: said.append(text % args))
-    monkeypatch.setattr(pipelines, "get_run_logger", lambda: logger)
+    monkeypatch.setattr("prefect.get_run_logger", lambda: logger)  # flows.inputs logs it
     monkeypatch.setattr(pipelines, "unless_done", lambda task_, done: None)  # nothing to draw
     done = pipelines.forecast.fn("k.pt", "analysis.zarr", INITS[:2], str(out), [1, 6], members=3)
     assert done == INITS[:2]
