@@ -131,7 +131,7 @@ def _forecast_on_workers(
     asked, inits = len(inits), _pending(inits, out, options)
     shards = [shard_init_times(inits, k, workers, per_batch) for k in range(workers)]
     options = {**options, "progress": False}
-    _log_dealt(shards, "dask worker")
+    _log_dealt(shards, "dask worker", per_batch, n_members)
     futures = [
         client.submit(
             forecast_to_store,
@@ -186,7 +186,7 @@ def _forecast_on_ranks(
             shards = [shard_init_times(shared[0], k, world, per_batch) for k in range(world)]
             shard = shards[rank]
             if rank == 0:  # the others' INFO lines are off (quiet_other_ranks)
-                _log_dealt(shards, "torchrun rank")
+                _log_dealt(shards, "torchrun rank", per_batch, n_members)
             options["progress"] = options.get("progress", True) and rank == 0
             try:
                 run = forecast_to_store(
@@ -222,15 +222,43 @@ def _forecast_on_ranks(
     return _merged(runs, skipped=len(inits) - len(shared[0])) if rank == 0 else None
 
 
-def _log_dealt(shards: Sequence[pd.DatetimeIndex], what: str) -> None:
+def _log_dealt(
+    shards: Sequence[pd.DatetimeIndex], what: str, per_batch: int, n_members: int
+) -> None:
     """Log how the initial times were dealt: ``forecast: 4 initial times over 2 dask
-    workers (2 + 2)``, ``what`` naming a shard's process."""
+    workers (2 + 2)``, ``what`` naming a shard's process. Where one draws none, the line
+    says why and the batch members that would deal them wider: "3 + 0" alone read as a
+    fault."""
+    inits = pd.DatetimeIndex(sorted(t for shard in shards for t in shard))
     log.info(
         "forecast: %s over %s (%s)",
-        counted(sum(map(len, shards)), "initial time"),
+        counted(len(inits), "initial time"),
         counted(len(shards), what),
-        " + ".join(str(len(shard)) for shard in shards),
+        _dealt_text(inits, len(shards), per_batch, n_members, what),
     )
+
+
+def _dealt_text(
+    inits: pd.DatetimeIndex, world: int, per_batch: int, n_members: int, what: str
+) -> str:
+    """``2 + 2``; where a shard is empty, why: each batch goes whole to one process, so that
+    the members are those one process draws, and the batch members (initial times x
+    members, ``batch_members``) that would spread them wider, if any would."""
+    sizes = [len(shard_init_times(inits, k, world, per_batch)) for k in range(world)]
+    text = " + ".join(map(str, sizes))
+    batches = -(-len(inits) // per_batch)
+    if not len(inits) or batches >= world:
+        return text
+    text += (
+        f": {batches} batch{'' if batches == 1 else 'es'} of up to "
+        f"{counted(per_batch, 'initial time')} x {counted(n_members, 'member')}, and one "
+        f"{what} draws a batch whole, so that its members are those one process draws"
+    )
+    spread = -(-len(inits) // world)  # initial times a batch that fill the most shards
+    wider = [len(shard_init_times(inits, k, world, spread)) for k in range(world)]
+    if wider.count(0) < sizes.count(0):
+        text += f"; batch members {spread * n_members} deal them {' + '.join(map(str, wider))}"
+    return text
 
 
 @dataclasses.dataclass(frozen=True)

@@ -117,6 +117,31 @@ def test_two_dask_workers_write_the_one_process_store(one_process, monkeypatch, 
     assert_same_store(out, root / "one.zarr")
 
 
+def test_workers_a_batch_leaves_idle_are_explained(one_process, monkeypatch, caplog):
+    """3 initial times on 2 workers logged "(3 + 0)", read as a fault: the three made one
+    batch, and a batch goes whole to one worker (so that the members are those one process
+    draws). The line says so, and which batch members deal them 2 + 1; the store is still
+    the one-process store."""
+    from distributed import LocalCluster
+
+    root, command = one_process
+    out = root / "one_batch.zarr"
+    three = ["--init", "2000-01-02T00/2000-01-02T12/6h", "--batch-members", "9"]
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster:
+        address = cluster.scheduler_address
+        with caplog.at_level("INFO", logger="generators.rollout_shard"):
+            assert wxens([*command, *three, "--out", str(out), "--dask-scheduler", address]) == 0
+    assert (
+        "forecast: 3 initial times over 2 dask workers (3 + 0: 1 batch of up to 3 initial "
+        "times x 3 members, and one dask worker draws a batch whole, so that its members are "
+        "those one process draws; batch members 6 deal them 2 + 1)"
+    ) in caplog.text, caplog.text
+    reference = open_forecast(root / "one.zarr").isel(init_time=slice(3)).load()
+    xr.testing.assert_identical(open_forecast(out).load(), reference)
+    assert provenance(out) == provenance(root / "one.zarr")
+
+
 def test_a_rank_that_fails_fails_the_launch_with_its_error(one_process):
     # rank 0 draws 2000-01-01T00, which has no history in the store; rank 1 has what it needs
     root, command = one_process
