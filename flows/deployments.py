@@ -36,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from generators.correction.tuned import CorrectionNames
 from pipeline.errors import InputError
 from pipeline.redact import redact
 
@@ -49,6 +50,12 @@ QUIET_RUNS_ENV = "WXENS_SERVE_QUIET"
 subprocess, which inherits the environment but not the CLI's log filters."""
 DEFAULT_CRON = "0 */6 * * *"
 """Every 6 hours on the hour (00, 06, 12, 18): the cycle of a global forecast centre."""
+RUN_PARAMETER_NAMES = CorrectionNames(
+    checkpoint="the parameter checkpoint (wxens run --checkpoint K)",
+    bias_weight="the parameter bias_correction: W (wxens run --bias-weight W)",
+)
+"""What ``ensemble_run``'s hints of a correction name: its parameters as a schedule file
+gives them (a served run has no flags), and the flags of ``wxens run``, which runs it too."""
 
 
 @dataclass(frozen=True)

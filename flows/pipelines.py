@@ -16,7 +16,7 @@ import pandas as pd
 from prefect import flow, get_run_logger
 
 from flows import tasks
-from flows.deployments import quiet_served_run
+from flows.deployments import RUN_PARAMETER_NAMES, quiet_served_run
 from flows.inputs import (
     analysis_store_complete,
     check_flow_parameters,
@@ -352,9 +352,12 @@ def ensemble_run(
             spec.rank_weight,
         )
     elif corrected_store:
+        reason = no_correction_reason(
+            checkpoint, *weights, store=store, forecast=forecast_store, names=RUN_PARAMETER_NAMES
+        )
         get_run_logger().warning(
             "%s: %s is delivered uncorrected and %s is not written",
-            no_correction_reason(checkpoint, *weights, store=store, forecast=forecast_store),
+            reason,
             forecast_store,
             corrected_store,
         )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +201,16 @@ def check_made_by(checkpoint: str | Path, forecast: str | Path) -> None:
         )
 
 
+@dataclass(frozen=True)
+class CorrectionNames:
+    """How the user gives a checkpoint and a bias weight W where they run the correction:
+    the command line's flags by default; a flow names its parameters (a served run has no
+    flags: :data:`flows.deployments.RUN_PARAMETER_NAMES`)."""
+
+    checkpoint: str = "--checkpoint K"
+    bias_weight: str = "--bias-weight W"
+
+
 def no_correction_reason(
     checkpoint: str | Path | None,
     bias_weight: float | None = None,
@@ -208,24 +219,26 @@ def no_correction_reason(
     *,
     store: str | Path | None = None,
     forecast: str | Path | None = None,
+    names: CorrectionNames = CorrectionNames(),
 ) -> str:
     """Why :func:`resolve_correction` of the same arguments corrects nothing, naming the
     fix: weights given that are off (a bias weight of 0), no checkpoint, a checkpoint never
     tuned (or tuned before it changed), or one for which `wxens tune` chose none. store:
     the analysis store to name in the `wxens tune` command it suggests; forecast: the
-    store to correct, whose maker's choice holds after the checkpoint changed."""
+    store to correct, whose maker's choice holds after the checkpoint changed; names: how
+    the caller's user gives a checkpoint and a weight (default: the CLI's flags)."""
     given = [w for w in (bias_weight, spread_weight, rank_weight) if w is not None]
     if given:
         return (
             f"the weights given correct nothing (bias weight {bias_weight or 0:g}: a bias "
             "weight of 0 is no correction, the spread and rank stages act on the "
             "bias-corrected forecast, and weights given replace all of the tuned ones): give "
-            "--bias-weight W in (0, 1], or no weight for the tuned ones"
+            f"{names.bias_weight} in (0, 1], or no weight for the tuned ones"
         )
     if checkpoint is None:
         return (
-            "no correction weights: give --checkpoint K (the weights `wxens tune` chose for "
-            "the checkpoint that made the forecast) or --bias-weight W"
+            f"no correction weights: give {names.checkpoint} (the weights `wxens tune` chose "
+            f"for the checkpoint that made the forecast) or {names.bias_weight}"
         )
     path = tuned_path(checkpoint)
     store_word = shell_word(store) if store else "STORE"
@@ -233,21 +246,22 @@ def no_correction_reason(
     if not path.is_file():
         return (
             f"{checkpoint} has no tuned correction ({path}): run {tune} first, or give "
-            "--bias-weight W"
+            f"{names.bias_weight}"
         )
     _, digest = read_tuned(path)
     if forecast is not None and _stale(checkpoint, digest) and digest == _made_by(forecast):
         return (
             f"`wxens tune` chose no correction for the checkpoint {digest} that made "
             f"{forecast} ({path}): none lowered its cross-validated fair CRPS; give "
-            "--bias-weight W to correct all the same"
+            f"{names.bias_weight} to correct all the same"
         )
     if _stale(checkpoint, digest):
         return (
             f"{path} was tuned for the checkpoint {digest}, which {checkpoint} is no longer "
-            f"(trained or calibrated since): run {tune} again, or give --bias-weight W"
+            f"(trained or calibrated since): run {tune} again, or give {names.bias_weight}"
         )
     return (
         f"`wxens tune` chose no correction for {checkpoint} ({tuned_path(checkpoint)}): none "
-        "lowered its cross-validated fair CRPS; give --bias-weight W to correct all the same"
+        f"lowered its cross-validated fair CRPS; give {names.bias_weight} to correct all the "
+        "same"
     )

@@ -4,6 +4,7 @@ outputs, a rerun that skips finished work, and the same numbers on and off a das
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import dask
@@ -194,7 +195,7 @@ def test_wxens_run_with_a_missing_store_exits_2_with_the_fix(tmp_path, monkeypat
 
 
 def test_a_bias_corrected_run_corrects_from_verified_errors_and_verifies_that(
-    chain, tmp_path, file_times, monkeypatch, request
+    chain, tmp_path, file_times, monkeypatch, request, caplog
 ):
     """The chain with a bias correction and spread scaling (weight 1) tuned for its
     checkpoint (no weight given), on two days of initial times (one verified predecessor
@@ -258,7 +259,15 @@ def test_a_bias_corrected_run_corrects_from_verified_errors_and_verifies_that(
     assert ensemble_run(**parameters) == summary
     assert file_times(tmp_path / "corrected.zarr") == before  # skipped: nothing new
     tuned.unlink()  # no tuned choice and no weight given: the raw store is delivered
+    run_log = logging.getLogger("prefect.flow_runs")  # get_run_logger's, which stops there
+    run_log.addHandler(caplog.handler)
+    request.addfinalizer(lambda: run_log.removeHandler(caplog.handler))
     assert ensemble_run(**parameters)["corrected_store"] is None
+    # the hint names what a schedule file sets (it said "--bias-weight W", a flag a served
+    # run has not), and the flag of `wxens run`, which runs the flow too
+    hint = "give the parameter bias_correction: W (wxens run --bias-weight W)"
+    assert f"has no tuned correction ({tuned}): run `wxens tune" in caplog.text, caplog.text
+    assert f"{hint}: {paths['raw.zarr']} is delivered uncorrected" in caplog.text
     scored = xr.open_datatree(paths["bc.nc"]).attrs  # the raw store was verified
     assert json.loads(scored.get("wxens_bias_correction", "{}")) == {}
 

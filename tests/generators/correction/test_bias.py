@@ -187,7 +187,10 @@ def test_cli_writes_a_corrected_store_and_refuses_bad_input(analysis, tmp_path, 
         str(run),
     ]
     assert main(tuned) == 2
-    assert "has no tuned correction" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "has no tuned correction" in err
+    # the command's flag, not the flow's parameter (bias_correction) a served run names
+    assert "first, or give --bias-weight W; nothing written" in err and "parameter" not in err
     save_tuned(run, CorrectionSpec(0.0), {})
     assert main(tuned) == 2
     assert "chose no correction" in capsys.readouterr().err
