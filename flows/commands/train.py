@@ -116,14 +116,15 @@ def _train(args: argparse.Namespace) -> int:
         raise InputError("--lead and --budget size a derived config; with --config, drop them")
     else:
         config = load_train_config(args.config, args.overrides)  # bad configs fail before launch
-    if args.nproc is not None:  # refuse here what every process would refuse
-        check_split(args, config)
-        open_store(args.store)
-        check_cores(args.nproc, config.device)
-        if args.threads is not None:  # torchrun's own default (1) and its banner saying so
-            os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-        return launch(args.nproc, torchrun_command(args))
     try:
+        check_calibration_leads(args.store, "--set" if derived_now else args.config, config)
+        if args.nproc is not None:  # refuse here what every process would refuse
+            check_split(args, config)
+            open_store(args.store)
+            check_cores(args.nproc, config.device)
+            if args.threads is not None:  # torchrun's own default (1) and its banner saying so
+                os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+            return launch(args.nproc, torchrun_command(args))
         result = train(
             args.store, config, args.out, resume=not args.no_resume, progress=not args.no_progress
         )
@@ -207,6 +208,32 @@ def derived_device(overrides: Sequence[str]) -> str:
 
     device = apply_overrides({}, list(overrides)).get("device", "auto")
     return device if isinstance(device, str) else "auto"
+
+
+def check_calibration_leads(store: str, where, config) -> None:
+    """Refuse, before any step, a ``calibration.leads_hours`` the trained model could not
+    forecast (the calibration after training would fail on it)."""
+    import pandas as pd
+
+    from generators.rollout_plan import plan_rollout
+    from pipeline.errors import InputError
+    from pipeline.store import open_store
+
+    if config.calibration is None or not config.calibration.leads_hours:
+        return
+    hours = open_store(store).native_step / pd.Timedelta(hours=1)
+    spec = config.data.sample_spec
+    try:
+        plan_rollout(
+            config.calibration.leads_hours,
+            [lead * hours for lead in spec.leads],
+            [offset * hours for offset in spec.history],
+        )
+    except InputError as error:
+        raise InputError(
+            f"calibration.leads_hours ({where}): {error}; give leads it can reach, or leave "
+            "calibration.leads_hours out (the trained leads)"
+        ) from None
 
 
 def check_split(args: argparse.Namespace, config) -> None:

@@ -583,3 +583,24 @@ def test_a_seed_too_large_for_the_step_generators_is_refused_with_the_config():
         tiny_config(2, seed=20_000_000_000_000)
     tiny_config(2, seed=2**40 - 1)  # the largest accepted, and negative ones as before
     tiny_config(2, seed=-3)
+
+
+def test_calibration_leads_the_model_cannot_reach_are_refused_before_training(
+    store, tmp_path, capsys
+):
+    """A config whose calibration.leads_hours the trained model cannot forecast (7 h from a
+    model of 6 h steps) trained every step and failed only in the calibration after it."""
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "model: {kind: flow_matching, backbone: {widths: [8, 16], attention_heads: 0, "
+        "embedding_dim: 16}}\ndata: {channels: [t2m], history: 2, leads: [1], train: {end: "
+        f"{TRAIN_END}}}}}\nsteps: 2\nbatch_size: 4\ndevice: cpu\ncalibration: {{leads_hours: "
+        "[6, 7], members: 2, period: {start: 2000-04-01, end: 2000-04-10}}\n"
+    )
+    out = tmp_path / "run"
+    args = ["train", "--store", str(store.path), "--config", str(config), "--out", str(out)]
+    assert wxens([*args, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"calibration.leads_hours ({config})" in err and "lead 7 h cannot be reached" in err
+    assert "leave calibration.leads_hours out" in err
+    assert not (out / "last.pt").exists()
