@@ -211,3 +211,39 @@ def test_prefect_s_records_of_an_interrupt_are_left_out(tmp_path):
             (logger.addFilter if had else logger.removeFilter)(without_interrupt_crash)
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
+
+
+@pytest.mark.parametrize("place", ["gc.callbacks.append(callback); gc.collect()", "Dropped()"])
+@pytest.mark.parametrize(("sig", "raised"), [(signal.SIGTERM, "Terminated"), (signal.SIGINT, "")])
+def test_a_signal_that_comes_in_a_gc_callback_still_stops_the_command(place, sig, raised):
+    """A signal handled while Python runs a garbage-collector callback (``distributed``
+    registers one) or a ``__del__`` raised there, where Python prints "Exception ignored in"
+    and drops the exception: ``wxens verify --local-cluster`` stopped by SIGTERM ran to its
+    end, exit 0. It is sent again once out of there, and stops the block as anywhere else."""
+    code = f"""
+import gc, os, signal, time
+from pipeline.signals import sigterm_raises
+sent = []
+def callback(phase=None, info=None):  # the signal arrives, and is handled, in here
+    if phase != "stop" and not sent:
+        sent.append(os.kill(os.getpid(), {int(sig)}))
+        for _ in range(1000):
+            pass
+class Dropped:
+    def __del__(self):
+        callback()
+try:
+    with sigterm_raises():
+        {place}
+        time.sleep(5)
+    print("ran to its end")
+except KeyboardInterrupt as stop:
+    print("stopped by", type(stop).__name__)
+"""
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    env.pop("WORLD_SIZE", None)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == f"stopped by {raised or 'KeyboardInterrupt'}", done.stderr
+    assert "Exception ignored" not in done.stderr
