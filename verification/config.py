@@ -91,12 +91,8 @@ class VerifyConfig:
             )
         if self.physics_init_times < 0:
             raise InputError(f"physics_init_times={self.physics_init_times} must be >= 0")
-        if not 0 <= self.interval_level < 1:
-            raise InputError(
-                f"interval_level={self.interval_level}: give a coverage in (0, 1), or 0 for "
-                "no intervals"
-            )
-        self._check_interval_block()
+        check_interval_level(self.interval_level)
+        check_interval_block(self.interval_block)
         if self.interval_draws < 1:
             raise InputError(f"interval_draws={self.interval_draws} must be >= 1")
         if self.perfect_model_stand_ins < 0:
@@ -110,28 +106,45 @@ class VerifyConfig:
                 "(0 skips the error-surrogate floor of the rank max/min ratio)"
             )
 
-    def _check_interval_block(self) -> None:
-        """An InputError unless ``interval_block`` is a fixed, positive pandas frequency:
-        init times are floored to it, which a calendar one (a week, a month) cannot do and
-        one of no or negative length does to nonsense blocks."""
-        block = self.interval_block
-        try:
-            offset = pd.tseries.frequencies.to_offset(block)
-        except ValueError as error:
-            raise InputError(
-                f"interval_block={block!r} is not a pandas frequency ({error}); "
-                "use e.g. '1D' (init times of one day) or '6h'"
-            ) from None
-        try:
-            length = pd.Timedelta(offset)
-        except ValueError:
-            raise InputError(
-                f"interval_block={block!r} is a calendar frequency, of no fixed length, which "
-                "init times cannot be floored to; give it in days or hours (e.g. '7D' for a "
-                "week)"
-            ) from None
-        if length <= pd.Timedelta(0):
-            raise InputError(
-                f"interval_block={block!r} is not a positive length; give the span of the "
-                "init times resampled together, e.g. '1D' (those of one day) or '6h'"
-            )
+
+def _given(field: str, value: object, option: str | None) -> str:
+    """How the user gave ``value``: as the option ``option`` (``--interval-block 1W``) on
+    the command line, else as the :class:`VerifyConfig` field (``interval_block='1W'``)."""
+    return f"{option} {value}" if option else f"{field}={value!r}"
+
+
+def check_interval_level(level: float, option: str | None = None) -> None:
+    """An InputError unless ``level`` is a coverage in (0, 1) or 0 (no intervals), naming
+    it as ``option`` where given (``--interval-level``), else as the field."""
+    if not 0 <= level < 1:
+        raise InputError(
+            f"{_given('interval_level', level, option)}: give a coverage in (0, 1), or 0 for "
+            "no intervals"
+        )
+
+
+def check_interval_block(block: str, option: str | None = None) -> None:
+    """An InputError unless ``block`` is a fixed, positive pandas frequency: init times are
+    floored to it, which a calendar one (a week, a month) cannot do and one of no or
+    negative length does to nonsense blocks. Named as ``option`` where given
+    (``--interval-block``), else as the field."""
+    given = _given("interval_block", block, option)
+    try:
+        offset = pd.tseries.frequencies.to_offset(block)
+    except ValueError as error:
+        raise InputError(
+            f"{given} is not a pandas frequency ({error}); "
+            "use e.g. '1D' (init times of one day) or '6h'"
+        ) from None
+    try:
+        length = pd.Timedelta(offset)
+    except ValueError:
+        raise InputError(
+            f"{given} is a calendar frequency, of no fixed length, which init times cannot be "
+            "floored to; give it in days or hours (e.g. '7D' for a week)"
+        ) from None
+    if length <= pd.Timedelta(0):
+        raise InputError(
+            f"{given} is not a positive length; give the span of the init times resampled "
+            "together, e.g. '1D' (those of one day) or '6h'"
+        )

@@ -4,6 +4,9 @@ dangling link is named for what it is."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from flows.cli import build_parser, main
@@ -98,3 +101,31 @@ def test_every_dask_scheduler_option_shows_one_metavar():
     }
     assert set(shown) >= {"forecast", "verify", "run", "demo"}
     assert set(shown.values()) == {"ADDRESS"}, shown
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--interval-block", "1W", "--interval-block 1W is a calendar frequency"),
+        ("--interval-block", "daily", "--interval-block daily is not a pandas frequency"),
+        ("--interval-block", "0h", "--interval-block 0h is not a positive length"),
+        ("--interval-level", "1.5", "--interval-level 1.5: give a coverage in (0, 1)"),
+    ],
+)
+def test_verify_names_a_bad_interval_option_as_typed(
+    option, value, message, monthly_store, tmp_path
+):
+    """`wxens verify --interval-block 1W` was refused as `interval_block='1W'`, the
+    library's field, which the user never typed; the refusal names the option."""
+    scores = tmp_path / "scores.nc"
+    argv = ["verify", "f.zarr", "--truth", str(monthly_store.path), "--out", str(scores)]
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", *argv, option, value],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
+    assert "interval_" not in done.stderr
+    assert not scores.exists()
