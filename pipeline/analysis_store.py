@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,10 +21,8 @@ import zarr
 from zarr.abc.store import Store
 
 from pipeline.errors import (
-    InputError,
     StoreError,
     refuse_dangling_link,
-    refuse_replacing_link,
     shell_word,
     time_text,
 )
@@ -35,11 +32,8 @@ from pipeline.timeaxis import missing_text, missing_times
 from pipeline.transaction import (
     commits,
     has_root_group,
-    is_empty_repository,
-    is_plain_zarr,
     is_repository,
     open_snapshot,
-    read_attrs,
     reader,
     transaction,
 )
@@ -179,63 +173,6 @@ def _state_in(snapshot: Store | str, path: Path) -> dict:
     return attrs[STATE_ATTR]
 
 
-def check_replaceable(path: Path, overwrite: bool) -> None:
-    """Refuse a ``store`` path that holds something other than a wxens analysis store.
-
-    An absent path or an empty folder is created; an analysis store is appended to, or
-    replaced with ``overwrite`` (not through a symbolic link). Anything else is named in an
-    InputError before any input is read or anything is written or deleted.
-    """
-    if overwrite and path.is_symlink():
-        refuse_replacing_link(path, path.exists() and describe_path(path.resolve()) is None)
-    what = describe_path(path)
-    if what is None:
-        if overwrite:
-            check_deletable(path)
-        return
-    action = "replace" if overwrite else "ingest into"
-    if what == "a Zarr store" and _is_older_plain_store(path):
-        raise InputError(
-            f"{path} is an analysis store of an older wxens, plain Zarr (stores are "
-            f"transactional now); wxens will not {action} it: "
-            + (
-                "give another --store (or move it away yourself if it really is to go)"
-                if overwrite
-                else f"copy it into a new store with `wxens ingest {shell_word(path)} --store "
-                "NEW.zarr`, then ingest into NEW.zarr"
-            )
-        )
-    raise InputError(
-        f"{path} is {what}, not a wxens analysis store; wxens will not {action} it: "
-        "choose another --store (or move it away yourself if it really is to go)"
-    )
-
-
-def check_deletable(path: Path) -> None:
-    """InputError if ``--overwrite`` could not delete the store at ``path`` (or the
-    ``.replaced-tmp`` an interrupted replacement left beside it): a folder in it without
-    write permission (a store made read-only) would be renamed aside and left there, and
-    the next replacement would fail after building a whole new store."""
-    for top in (path, path.with_name(path.name + ".replaced-tmp")):
-        if not top.is_dir():
-            continue
-        for folder, _, _ in os.walk(top):
-            if not os.access(folder, os.W_OK | os.X_OK):
-                raise InputError(
-                    f"{top} cannot be deleted ({folder} is read-only), so --overwrite "
-                    f"cannot replace {path}; make it writable (chmod -R u+w '{top}') if it "
-                    "really is to go, or choose another --store"
-                )
-
-
-def _is_older_plain_store(path: Path) -> bool:
-    """Whether ``path`` is an analysis store an older wxens wrote as plain Zarr."""
-    try:
-        return is_plain_zarr(path) and STATE_ATTR in read_attrs(path)
-    except Exception:  # unreadable: named as a Zarr store, as before
-        return False
-
-
 def warn_dropped_times(path: Path, times: pd.DatetimeIndex) -> None:
     """Warn when the analysis store at ``path``, about to be replaced by one of ``times``,
     holds times they lack: a replacement is built from its inputs alone."""
@@ -249,30 +186,6 @@ def warn_dropped_times(path: Path, times: pd.DatetimeIndex) -> None:
             "from the inputs alone",
             path, dropped.size, held.size, time_text(dropped.min()), time_text(dropped.max()),
         )  # fmt: skip
-
-
-def describe_path(path: Path) -> str | None:
-    """What is at ``path`` if it is neither absent, an empty folder nor an analysis store."""
-    if not path.exists():
-        return None
-    if not path.is_dir():
-        return "a regular file" if path.is_file() else "not a folder"
-    if is_empty_repository(path):
-        return None  # its creation was interrupted: created again
-    if is_plain_zarr(path) and not is_repository(path):
-        return "a Zarr store"
-    if not is_repository(path):
-        entries = sum(1 for _ in path.iterdir())
-        return f"a folder of {entries} entries that is not a Zarr v3 store" if entries else None
-    try:
-        attrs = read_attrs(path)
-    except Exception as err:
-        return f"an unreadable Zarr store ({type(err).__name__})"
-    if STATE_ATTR in attrs:
-        return None
-    if attrs.get("kind") == "forecast":
-        return "a wxens forecast store"
-    return "a Zarr store"
 
 
 def update_state(store: Store, **changes: object) -> dict:

@@ -35,7 +35,6 @@ from pipeline.analysis_store import (
     STORE_ID,
     AnalysisStore,
     bytes_per_time,
-    check_replaceable,
     finalise,
     open_store,
     read_state,
@@ -52,6 +51,7 @@ from pipeline.ingest_blocks import write_blocks
 from pipeline.running_statistics import RunningStatistics
 from pipeline.schema import HORIZONTAL, LAT, LEVEL, LON, SCHEMA_VERSION, TIME
 from pipeline.sources import Source
+from pipeline.store_target import check_replaceable
 from pipeline.timeaxis import axis_step, describe_step, off_axis, without_late_times
 from pipeline.transaction import collect_garbage, has_root_group, lock_path, locked, transaction
 

@@ -16,15 +16,19 @@ from pipeline.errors import StoreError
 from pipeline.schema import INIT_TIME
 from pipeline.transaction import has_root_group, locked, open_snapshot, reader
 
+EXPORT_ATTR = "wxens_export"
+"""The root attribute marking a copy :func:`export` wrote: ``{"store": the absolute path
+of the store it copies}``, so that an ingest refusing to write it names it as an export."""
+
 
 def export(
     path: str | Path, out: str | Path, *, progress: bool = True, snapshot: Store | str | None = None
 ) -> Path:
     """Copy the last commit (or ``snapshot``, another) of the store at ``path`` into a plain
-    Zarr v3 store at ``out``, chunking and encoding kept, a forecast's initial times sorted
-    (as :func:`open_forecast` reads them), with consolidated metadata (``xr.open_zarr``
-    reads it without warning that it is missing; a Zarr v3 extension of zarr-python).
-    Written aside and renamed into place under
+    Zarr v3 store at ``out`` (marked as a copy of it: :data:`EXPORT_ATTR`), chunking and
+    encoding kept, a forecast's initial times sorted (as :func:`open_forecast` reads them),
+    with consolidated metadata (``xr.open_zarr`` reads it without warning that it is
+    missing; a Zarr v3 extension of zarr-python). Written aside and renamed into place under
     ``out``'s lock, so ``out`` is either absent or complete, and a second export to it
     waits, then finds it there. StoreError, before ``out`` is touched, if ``path`` holds
     no store, one with nothing committed yet, or ``out`` lies inside it."""
@@ -41,6 +45,7 @@ def export(
         if out.exists():
             raise StoreError(f"{out} exists; export to a new path")
         ds = open_snapshot(snapshot)
+        ds.attrs[EXPORT_ATTR] = {"store": str(Path(path).resolve())}
         if INIT_TIME in ds.indexes and not ds.indexes[INIT_TIME].is_monotonic_increasing:
             ds = ds.sortby(INIT_TIME)  # a forecast store grows in the order it was written
         for var in ds.variables.values():

@@ -22,7 +22,7 @@ from pipeline.forecast_store import (
     provenance,
     write_forecast,
 )
-from pipeline.store_export import export
+from pipeline.store_export import EXPORT_ATTR, export
 from pipeline.transaction import commits, compact, open_dataset, reader
 
 PROVENANCE = ForecastProvenance(
@@ -222,7 +222,9 @@ def test_export_gives_a_plain_zarr_copy_any_xarray_reads(tmp_path, capsys):
     with warnings.catch_warnings():  # xarray's defaults, as WeatherBench 2's tools open it:
         warnings.simplefilter("error")  # no warning that consolidated metadata is missing
         plain = xr.open_zarr(out)
-    xr.testing.assert_identical(plain.load(), open_dataset(path).load())
+    copy = plain.load()  # the source's data and attributes, and the mark of a copy of it
+    assert copy.attrs.pop(EXPORT_ATTR) == {"store": str(path.resolve())}
+    xr.testing.assert_identical(copy, open_dataset(path).load())
     assert plain.t2m.encoding["chunks"] == open_dataset(path).t2m.encoding["chunks"]
     assert main(["export", str(path), "--out", str(out)]) == 2  # never over an existing path
     assert "exists; export to a new path" in capsys.readouterr().err

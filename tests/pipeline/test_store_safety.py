@@ -4,6 +4,8 @@ credentials in a source URL never reach a store's attributes, a log or an error.
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -298,6 +300,7 @@ def test_earlier_times_are_refused_with_advice_that_keeps_the_stores_times(tmp_p
     )
 
 
+@pytest.mark.filterwarnings("ignore:Consolidated metadata")  # zarr's, on consolidating
 @pytest.mark.parametrize("overwrite", [False, True])
 def test_a_plain_analysis_store_of_an_older_version_is_named_with_its_fix(
     tmp_path, capsys, overwrite
@@ -305,11 +308,13 @@ def test_a_plain_analysis_store_of_an_older_version_is_named_with_its_fix(
     """An analysis store written before stores were transactional (plain Zarr, as an export
     is) is a wxens analysis store that ingest no longer writes: the refusal says so, and how
     to carry it into a store it writes, rather than 'not a wxens analysis store'."""
-    from pipeline.store_export import export
+    from pipeline.store_export import EXPORT_ATTR, export
 
     made = tmp_path / "made.zarr"
     ingest(SOURCE, made, progress=False)
     plain = export(made, tmp_path / "old.zarr", progress=False)
+    del zarr.open_group(plain, mode="r+", use_consolidated=False).attrs[EXPORT_ATTR]
+    zarr.consolidate_metadata(plain)  # an export without its mark, as an older wxens wrote
     before = listing(plain)
     args = ["ingest", SOURCE, "--store", str(plain), "--no-progress"]
     code = main(args + (["--overwrite"] if overwrite else []))
@@ -320,3 +325,29 @@ def test_a_plain_analysis_store_of_an_older_version_is_named_with_its_fix(
     fix = "give another --store" if overwrite else f"wxens ingest {plain} --store NEW.zarr"
     assert fix in err
     assert listing(plain) == before
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_an_export_is_named_as_one_with_the_store_it_came_from(tmp_path, overwrite):
+    """`wxens ingest ... --store C` on C, a `wxens export` copy, said C was "an analysis
+    store of an older wxens": the user made it last week; it is named as an export, and
+    the fix names the store it was exported from."""
+    from pipeline.store_export import export
+
+    made = ingest(SOURCE, tmp_path / "made.zarr", progress=False).path
+    copy = export(made, tmp_path / "copy.zarr", progress=False)
+    before = listing(copy)
+    argv = ["ingest", SOURCE, "--store", str(copy), "--no-progress"]
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", *argv, *(["--overwrite"] if overwrite else [])],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "older wxens" not in done.stderr
+    assert f"{copy} is a plain-Zarr export (wxens export) of the analysis store {made}" in (
+        done.stderr
+    )
+    fix = "give another --store" if overwrite else f"ingest into {made}"
+    assert fix in done.stderr
+    assert listing(copy) == before
