@@ -19,13 +19,14 @@ message holds (:data:`pipeline.normalize_time.HAS_MESSAGE`): the others are no t
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, time_text
 from pipeline.normalize_time import HAS_MESSAGE, STEP
 from pipeline.schema import CONTROL_MEMBER, TIME, VALID_TIME
 
@@ -59,10 +60,49 @@ def open_grib(path: Path, chunks: Chunking) -> xr.Dataset:
             ) from err
         differ = f"they differ in {key} ({', '.join(values)})" if key else str(err).splitlines()[0]
         split = f"`grib_copy {path.name} 'part_[{key}].grib'`" if key else "`grib_copy`"
+        if key is None and (between := _variables_differ(path, str(err))) is not None:
+            differ, split = between, f"`grib_copy {path.name} 'part_[shortName].grib'`"
         raise InputError(
             f"{path}: holds GRIB messages that cfgrib cannot read as one dataset: {differ}; "
             f"split it into files of one kind each, e.g. with ecCodes {split}"
         ) from err
+
+
+def _variables_differ(path: Path, reason: str) -> str | None:
+    """``messages differ in time: 2019-03-01T00:00 (t2m) and 2019-03-02T00:00 (d2m)``
+    where cfgrib refused to merge variables whose coordinate (or dimension) ``key``
+    differs: its error is only text, quoting its internals (``key present and new value is
+    different: key='time' value=Variable(...)``), so the key is read from it and the values
+    from :func:`cfgrib.open_datasets`, which splits the file where they differ. None where
+    either cannot be had (then cfgrib's reason is kept)."""
+    import cfgrib
+
+    found = re.match(r"key present and new value is different: key='(\w+)'", reason)
+    if found is None:
+        return None
+    key = found.group(1)
+    try:
+        groups = cfgrib.open_datasets(path, backend_kwargs={"indexpath": ""}, cache=False)
+    except Exception:  # a detail of an error message: cfgrib's reason will do
+        return None
+    seen = [
+        f"{_values_text(ds[key])} ({', '.join(map(str, ds.data_vars))})"
+        for ds in groups
+        if key in ds.coords
+    ]
+    return f"messages differ in {key}: {' and '.join(seen)}" if len(seen) > 1 else None
+
+
+def _values_text(da: xr.DataArray) -> str:
+    """The values of a cfgrib coordinate as messages show them: times, steps in hours."""
+    values = np.atleast_1d(da.values)
+    if np.issubdtype(values.dtype, np.datetime64):
+        shown = [time_text(v) for v in values]
+    elif np.issubdtype(values.dtype, np.timedelta64):
+        shown = [f"{v / np.timedelta64(1, 'h'):g} h" for v in values]
+    else:
+        shown = [f"{v:g}" if isinstance(v, float) else str(v) for v in values.tolist()]
+    return ", ".join(shown) if len(shown) <= 4 else f"{shown[0]} to {shown[-1]} ({len(shown)})"
 
 
 def _undecodable(path: Path, key: str) -> int | None:

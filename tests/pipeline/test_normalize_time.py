@@ -6,6 +6,8 @@ GRIB files are written with eccodes from the shipped sample's messages."""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import eccodes
@@ -83,6 +85,34 @@ def test_one_grib_message_per_file(tmp_path, capsys, uk_sample, store_content):
     xr.testing.assert_identical(
         open_store(tmp_path / "g").statistics, open_store(tmp_path / "six").statistics
     )
+
+
+def test_a_grib_of_variables_at_different_times_names_the_times_not_cfgribs_internals(
+    tmp_path, uk_sample
+):
+    """t2m at 1 March 00 UTC and d2m at 2 March 00 UTC in one file: cfgrib refuses to
+    make one dataset of them, and ingest quoted its internals ("key present and new value
+    is different: key='time' value=Variable(dimensions=(), data=np.int64(1551398400))")."""
+    messages = grib_messages(uk_sample, 25)
+    write_grib(tmp_path / "t2m.grib", messages[:1])
+    write_grib(tmp_path / "d2m.grib", messages[24:], paramId=168)  # 2m dewpoint, a day on
+    for message in messages:
+        eccodes.codes_release(message)
+    mixed = tmp_path / "mixed.grib"
+    mixed.write_bytes((tmp_path / "t2m.grib").read_bytes() + (tmp_path / "d2m.grib").read_bytes())
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "ingest", str(mixed), "--store", "s", "--no-progress"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "messages differ in time: 2019-03-01T00:00 (t2m) and 2019-03-02T00:00 (d2m)" in (
+        done.stderr
+    )
+    assert "Variable(" not in done.stderr and "key present" not in done.stderr
+    assert "grib_copy mixed.grib 'part_[shortName].grib'" in done.stderr
+    assert not (tmp_path / "s").exists()
 
 
 def test_one_forecast_message_is_stored_at_its_valid_time(tmp_path, uk_sample):
