@@ -85,9 +85,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_device(ens)
     add_threads(ens)
     out = parser.add_argument_group("outputs")
-    out.add_argument("--out", help="forecast store to create or extend (required)")
+    out.add_argument(
+        "--out",
+        help="forecast store to create or extend (required; the scores go to --scores)",
+    )
     deprecated_alias(out, "--forecast-store", "--out")
-    out.add_argument("--scores", required=True, help="scores file (NetCDF groups) to write")
+    out.add_argument(
+        "--scores",
+        required=True,
+        help="scores file to write (NetCDF groups): what `wxens verify --out` writes",
+    )
     out.add_argument("--report", help="HTML report to write")
     out.add_argument(
         "--bias-correct",

@@ -24,7 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="wxens forecast store, or an ECMWF GRIB / WeatherBench 2 Zarr / NetCDF ensemble",
     )
     parser.add_argument("--truth", required=True, help="analysis store to verify against")
-    parser.add_argument("--out", required=True, help="scores file to write (NetCDF groups)")
+    parser.add_argument(
+        "--out", required=True, help="scores file to write (NetCDF groups; `wxens run --scores`)"
+    )
     parser.add_argument("--report", help="HTML report to write (self-contained)")
     parser.add_argument(
         "--reference",

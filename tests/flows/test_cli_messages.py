@@ -129,3 +129,22 @@ def test_verify_names_a_bad_interval_option_as_typed(
     assert message in done.stderr
     assert "interval_" not in done.stderr
     assert not scores.exists()
+
+
+def test_run_and_verify_help_say_which_out_is_the_scores_file(capsys):
+    """`wxens run` writes its scores to --scores and its forecast store to --out, while
+    `wxens verify --out` is the scores file: each --help said only its own half."""
+    helps = {}
+    for command in ("run", "verify"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        helps[command] = " ".join(capsys.readouterr().out.split())  # unwrapped
+    assert "--scores SCORES scores file to write (NetCDF groups): what `wxens verify --out`" in (
+        helps["run"]
+    )
+    assert "--out OUT forecast store to create or extend (required; the scores go to" in (
+        helps["run"]
+    )
+    assert "--out OUT scores file to write (NetCDF groups; `wxens run --scores`)" in (
+        helps["verify"]
+    )
