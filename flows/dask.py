@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 30
 """How long a client waits for a scheduler before the address is reported unreachable."""
+WORKER_WAIT_S = 60
+"""How long a client of a scheduler without workers waits for one to connect before the
+work is refused (it waited for good, silently, with nothing to compute on)."""
 
 _DISTRIBUTED_LOG_LEVEL = "DASK_LOGGING__DISTRIBUTED"
 
@@ -99,13 +102,14 @@ def dask_client(
                :func:`local_cluster_config`), closed when the block exits.
 
     Raises :class:`~pipeline.errors.InputError` naming the address when no scheduler
-    answers there.
+    answers there, or when no worker connects to it within :data:`WORKER_WAIT_S`.
     """
     from distributed import Client, LocalCluster
     from distributed.deploy.spec import SpecCluster
 
     config = config or local_cluster_config()
     logging.getLogger("asyncio").addFilter(_not_all_exit)  # for good: once is enough
+    scheduler_given = scheduler is not None
     with ExitStack() as stack:
         if scheduler is None:
             stack.enter_context(_quiet_distributed())
@@ -145,11 +149,32 @@ def dask_client(
             raise _no_client(scheduler, err) from err
         stack.enter_context(client)
         try:
+            if scheduler_given:
+                _wait_for_a_worker(client, scheduler)
             yield client
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (pipeline.signals): the CLI says so
             with _logging_off():
                 stack.close()
             raise
+
+
+def _wait_for_a_worker(client: Any, scheduler: str) -> None:
+    """Wait up to :data:`WORKER_WAIT_S` for a worker at ``scheduler``, saying so, when none
+    is connected: the work waited for one for good, silently (a forecast logged its
+    initial times dealt "over 1 dask worker", to none)."""
+    from distributed.client import WorkerStartTimeoutError
+
+    if client.scheduler_info(n_workers=-1)["workers"]:
+        return
+    log.info("waiting for a dask worker at %s (up to %d s)", scheduler, WORKER_WAIT_S)
+    try:
+        client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+    except WorkerStartTimeoutError:
+        raise InputError(
+            f"no dask worker connected to the scheduler at {scheduler!r} in {WORKER_WAIT_S} s; "
+            f"start workers with `dask worker {scheduler}` (they must see the inputs and "
+            "outputs at the same paths), or leave --dask-scheduler out to run on this machine"
+        ) from None
 
 
 def _close_half_started(clusters: set[Any]) -> None:

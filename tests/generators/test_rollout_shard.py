@@ -3,10 +3,14 @@ each write a store equal, members and provenance, to the one-process run with th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -259,3 +263,61 @@ def test_a_failing_rank_says_its_error_before_it_waits_for_the_others(monkeypatc
         with pytest.raises(InputError, match="refused here"):
             shard._forecast_on_ranks("k", "s", inits, [6.0], 3, "o", device="cpu")
     assert said_before_waiting == [True]
+
+
+@contextlib.contextmanager
+def dask_processes(root: Path, *which: str) -> Iterator[str]:
+    """Real ``dask scheduler`` (and ``dask worker``) processes on 127.0.0.1, this checkout
+    on their path, stopped after the block; yields the scheduler's address."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    file = root / f"scheduler-{time.monotonic_ns()}.json"
+    started = []
+    try:
+        for kind in which:
+            command = [sys.executable, "-m", f"distributed.cli.dask_{kind}", "--host", "127.0.0.1"]
+            command += ["--scheduler-file", str(file), "--no-dashboard"]
+            command += ["--port", "0"] if kind == "scheduler" else ["--nthreads", "1"]
+            started.append(subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL))
+            while kind == "scheduler" and not file.exists():
+                assert started[0].poll() is None, "dask scheduler did not start"
+                time.sleep(0.1)
+        yield json.loads(file.read_text())["address"]
+    finally:
+        for process in reversed(started):
+            process.terminate()
+            process.wait(timeout=30)
+
+
+@pytest.mark.timeout(90)  # it waited for good
+def test_a_scheduler_without_workers_is_refused_after_a_bounded_wait(
+    one_process, monkeypatch, caplog, capsys
+):
+    """A scheduler no worker had connected to: the forecast logged its initial times dealt
+    "over 1 dask worker (1)" and waited for good, silently. It says it waits, for a bounded
+    time, then stops with the address and how to start a worker; nothing written."""
+    from flows import dask as flows_dask
+
+    root, command = one_process
+    monkeypatch.setattr(flows_dask, "WORKER_WAIT_S", 2, raising=False)
+    with dask_processes(root, "scheduler") as address:
+        with caplog.at_level("INFO", logger="flows.dask"):
+            started = time.monotonic()
+            out = ["--out", str(root / "none.zarr"), "--dask-scheduler", address]
+            assert wxens([*command, *out]) == 2
+    assert time.monotonic() - started < 30
+    assert f"waiting for a dask worker at {address} (up to 2 s)" in caplog.text
+    err = capsys.readouterr().err
+    assert f"no dask worker connected to the scheduler at '{address}' in 2 s" in err, err
+    assert f"`dask worker {address}`" in err
+    assert not (root / "none.zarr").exists()
+
+
+def test_a_worker_that_connects_while_the_forecast_waits_draws_it(one_process, caplog):
+    root, command = one_process
+    out = root / "late_worker.zarr"
+    with dask_processes(root, "scheduler", "worker") as address:  # the worker starts late
+        with caplog.at_level("INFO"):
+            assert wxens([*command, "--out", str(out), "--dask-scheduler", address]) == 0
+    assert f"waiting for a dask worker at {address}" in caplog.text  # it had not connected
+    assert "4 initial times over 1 dask worker" in caplog.text
+    assert_same_store(out, root / "one.zarr")
