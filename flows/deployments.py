@@ -56,6 +56,11 @@ RUN_PARAMETER_NAMES = CorrectionNames(
 )
 """What ``ensemble_run``'s hints of a correction name: its parameters as a schedule file
 gives them (a served run has no flags), and the flags of ``wxens run``, which runs it too."""
+BIAS_CORRECT_PARAMETER_NAMES = CorrectionNames(
+    checkpoint="the parameter checkpoint", bias_weight="the parameter weight: W"
+)
+"""What the ``bias_correct`` flow's hints of a correction name: its parameters (no command
+runs that flow; ``wxens bias-correct`` is the command's own)."""
 
 
 @dataclass(frozen=True)

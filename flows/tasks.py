@@ -13,10 +13,12 @@ from pathlib import Path
 import pandas as pd
 
 from flows.dask import dask_client, worker_path
+from flows.deployments import BIAS_CORRECT_PARAMETER_NAMES
 from flows.runtime import wxens_task
 from generators.correction.baselines import BaselineConfig, baseline_to_store, without_repeats
 from generators.correction.bias import bias_correct_store
-from generators.correction.tuned import resolve_correction
+from generators.correction.tuned import no_correction_reason, resolve_correction
+from pipeline.errors import InputError
 from pipeline.schema import Period
 
 RUN_REDRAW = (
@@ -171,8 +173,16 @@ def bias_correct_forecast(
     ``weight`` and, unless None, the spread scaling's ``spread_weight`` and the rank
     recalibration's ``rank_weight``; with none of them, the weights ``wxens tune`` stored
     with ``checkpoint`` (:func:`generators.correction.tuned.resolve_correction`); returns
-    ``out``."""
-    spec = resolve_correction(checkpoint, weight, spread_weight, rank_weight, forecast=forecast)
+    ``out``. Without any (no weight, no tuned choice), refused with
+    :func:`~generators.correction.tuned.no_correction_reason` in the flow's parameters: it
+    said "the correction weights are 0 ... (--bias-weight)", a flag the flow has not."""
+    weights = (weight, spread_weight, rank_weight)
+    spec = resolve_correction(checkpoint, *weights, forecast=forecast)
+    if not spec.applies:
+        reason = no_correction_reason(
+            checkpoint, *weights, store=truth, forecast=forecast, names=BIAS_CORRECT_PARAMETER_NAMES
+        )
+        raise InputError(f"{reason}; nothing written: {forecast} is the forecast as it is")
     bias_correct_store(forecast, truth, out, spec)
     return out
 

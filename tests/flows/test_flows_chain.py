@@ -314,6 +314,32 @@ def test_the_bias_correct_flow_remaps_by_its_rank_weight(chain, tmp_path, monkey
     np.testing.assert_allclose(got, expected.forecast.t2m.transpose(*got.dims), atol=1e-5)
 
 
+def test_the_bias_correct_flow_without_weights_of_an_untuned_checkpoint_says_why(
+    chain, tmp_path, monkeypatch
+):
+    """No weight and a checkpoint never tuned: the flow failed in its task with "the
+    correction weights are 0 ... (--bias-weight)", a flag a served run has not. It says
+    why, as ensemble_run does, in the flow's own parameters, and writes nothing."""
+    from flows.pipelines import bias_correct
+    from generators.correction.tuned import tuned_path
+    from pipeline.errors import InputError
+
+    monkeypatch.chdir(chain.workdir)
+    assert not tuned_path(chain.checkpoint).exists()
+    out = tmp_path / "none.zarr"
+    args = (str(chain.forecast), str(chain.store), str(out))
+    with pytest.raises(InputError) as refused:
+        bias_correct(*args, checkpoint=str(chain.checkpoint))
+    message = str(refused.value)
+    assert f"{chain.checkpoint} has no tuned correction" in message, message
+    assert "run `wxens tune --checkpoint" in message
+    assert "give the parameter weight: W;" in message and "--bias-weight" not in message
+    assert f"nothing written: {chain.forecast} is the forecast as it is" in message
+    with pytest.raises(InputError, match="no correction weights: give the parameter checkpoint"):
+        bias_correct(*args)
+    assert not out.exists()
+
+
 def test_a_run_with_a_baseline_draws_it_for_the_same_forecasts_and_verifies_beside_it(
     chain, tmp_path, file_times, monkeypatch
 ):
