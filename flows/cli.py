@@ -23,7 +23,6 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from flows.commands import COMMANDS
 from flows.commands.options import path_arguments
-from flows.settings import without_server_stop
 from pipeline.errors import WxensError
 from pipeline.signals import Terminated, sigterm_raises
 
@@ -173,13 +172,11 @@ def _stopped(args: argparse.Namespace, interrupt: KeyboardInterrupt) -> int:
 
 
 def _interrupted(args: argparse.Namespace, what: str, code: int) -> int:
-    """Say that the command was stopped (``what``), in its last line: unless ``-v``,
-    Prefect's "Stopping temporary server" record at exit, after it, is left out too. Before
-    it, a command with a ``kept(args)`` says what it kept and how to go on (rank 0 alone of
+    """Say that the command was stopped (``what``), in its last line (Prefect's "Stopping
+    temporary server" record at exit is left out: :func:`flows.settings.without_server_stop`).
+    Before it, a command with a ``kept(args)`` says what it kept and how to go on (rank 0 alone of
     a torchrun launch; None: nothing to say here): the writes are whole commits, and the
     same command resumes, but the user was told neither."""
-    prefect = logging.getLogger("prefect")
-    (prefect.removeFilter if args.verbose else prefect.addFilter)(without_server_stop)
     main_rank = os.environ.get("RANK", "0") in ("", "0")
     try:
         said = args.kept(args) if args.kept is not None and main_rank else None

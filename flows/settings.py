@@ -26,13 +26,15 @@ def apply_offline_defaults(verbose: bool = False) -> None:
     """Set :data:`OFFLINE_DEFAULTS` in the environment where unset; call before importing
     prefect (its settings are read once, at import). Also keeps the HTTP client's
     one-line-per-request INFO logs (Prefect's API calls) off the console and, unless
-    ``verbose`` (``wxens -v``), the web link of :func:`without_server_guide`; and keeps
-    the temporary server out of the command's process group (:func:`temporary_server_apart`)."""
+    ``verbose`` (``wxens -v``), the web link of :func:`without_server_guide` and the line
+    of :func:`without_server_stop`; and keeps the temporary server out of the command's
+    process group (:func:`temporary_server_apart`)."""
     for name, value in OFFLINE_DEFAULTS.items():
         os.environ.setdefault(name, value)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     prefect = logging.getLogger("prefect")  # its temporary server logs here, not below
-    (prefect.removeFilter if verbose else prefect.addFilter)(without_server_guide)
+    for only_verbose in (without_server_guide, without_server_stop):
+        (prefect.removeFilter if verbose else prefect.addFilter)(only_verbose)
     temporary_server_apart()
 
 
@@ -85,6 +87,8 @@ def without_server_guide(record: logging.LogRecord) -> bool:
 
 
 def without_server_stop(record: logging.LogRecord) -> bool:
-    """Drop Prefect's "Stopping temporary server on ADDRESS" record, logged at exit: the CLI
-    adds this filter after an interrupt, whose one line is then the command's last."""
+    """Drop Prefect's "Stopping temporary server on ADDRESS" record, logged at exit, after
+    the command's own last line: its error (``wxens run: error: ...``), its "interrupted"
+    line, or its summary, which then was not the last on a terminal. It says nothing the
+    user acts on; the "Starting" line, which explains the wait, stays."""
     return not (isinstance(record.msg, str) and record.msg.startswith("Stopping temporary"))

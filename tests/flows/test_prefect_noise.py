@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,30 +13,39 @@ from tests.flows.conftest import prefect_env
 pytestmark = pytest.mark.slow
 
 GUIDE = "See https://www.prefect.io/docs/"
+STOPPING = "Stopping temporary server on http://127.0.0.1:"
 
 
-def test_the_temporary_server_line_leaves_out_the_web_guide_unless_verbose(tmp_path):
+def failing_run(tmp_path: Path, *options: str) -> subprocess.CompletedProcess:
+    """``python -m flows.cli [OPTIONS] run`` of a store that is not there, with Prefect's
+    temporary server (no ``PREFECT_API_URL``): the run itself fails, exit 2."""
+    argv = [sys.executable, "-m", "flows.cli", *options, "run", "--store", "gone.zarr"]
+    argv += ["--checkpoint", "gone.pt", "--out", "f.zarr", "--scores", "s.nc"]
+    done = subprocess.run(
+        argv,
+        cwd=tmp_path,
+        env=prefect_env(tmp_path / "prefect"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stderr
+    return done
+
+
+def test_the_temporary_server_lines_leave_out_the_guide_and_the_stop_unless_verbose(tmp_path):
     """Every ``wxens run`` without a Prefect server printed a link to Prefect's guide to
     running a dedicated server: nothing a forecaster on an offline machine can open, and
-    docs/flows.md says how. The address line stays (it explains the wait); ``-v`` keeps
-    the link, as it keeps Prefect's tracebacks."""
-    argv = [sys.executable, "-m", "flows.cli", "run", "--store", "gone.zarr"]
-    argv += ["--checkpoint", "gone.pt", "--out", "f.zarr", "--scores", "s.nc"]
-    env = prefect_env(tmp_path / "prefect")  # no PREFECT_API_URL: a temporary server
-
-    def run(*options: str) -> str:
-        done = subprocess.run(
-            argv[:3] + list(options) + argv[3:],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert done.returncode == 2, done.stderr  # the run itself fails: gone.zarr
-        return done.stdout + done.stderr
-
-    quiet = run()
-    assert "Starting temporary server on http://127.0.0.1:" in quiet
-    assert GUIDE not in quiet
-    assert GUIDE in run("-v")
+    docs/flows.md says how. And "INFO prefect: Stopping temporary server on ..." came
+    after the error of a run that failed, so the error was not the last line (after an
+    interrupt the CLI already left it out). The address line stays (it explains the wait);
+    ``-v`` keeps the link and the stop, as it keeps Prefect's tracebacks."""
+    quiet = failing_run(tmp_path)
+    assert "Starting temporary server on http://127.0.0.1:" in quiet.stdout + quiet.stderr
+    assert GUIDE not in quiet.stdout + quiet.stderr
+    assert STOPPING not in quiet.stderr, quiet.stderr
+    last = quiet.stderr.splitlines()[-1]
+    assert last.startswith("wxens run: error: gone.zarr: no such store"), quiet.stderr
+    verbose = failing_run(tmp_path, "-v")
+    assert GUIDE in verbose.stdout + verbose.stderr
+    assert STOPPING in verbose.stderr
