@@ -73,13 +73,17 @@ def rerun(mode: str, raw: Path, truth: Path, out: Path, spec: CorrectionSpec) ->
     return {"seconds": round(seconds, 2), "store_growth_mb": (disk_bytes(out) - before) / 1e6}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--inits", type=int, default=120)
     parser.add_argument("--members", type=int, default=20)
     parser.add_argument("--grid", type=int, default=64, help="points along each side")
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="small sizes (checks the script)")
+    parser.add_argument(
+        "--out", type=Path, help=f"default {RESULTS.name}; a --quick run writes only to --out"
+    )
+    args = parser.parse_args(argv)
+    path = args.out or (None if args.quick else RESULTS)
     if args.quick:
         args.inits, args.members, args.grid = 12, 4, 8
     spec = CorrectionSpec(0.2)
@@ -112,8 +116,9 @@ def main() -> None:
             "rerun": cases,
             "identical": True,
         }
-    if not args.quick:
-        RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
 
 

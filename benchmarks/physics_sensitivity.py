@@ -6,14 +6,15 @@ upper air (``z, t, u, v`` on 500/700/850 hPa, with ``t2m``) and the shipped ERA5
 (``data/era5-t2m-uk-2019-03.grib``). Every registered check runs on each case through the
 library's own calls (:func:`pipeline.alignment.align_with_truth`, the checks of
 :data:`verification.base.CHECKS`); the table gives each check's verdict by part. Writes
-``benchmarks/results/physics_sensitivity.json`` and prints the Markdown table that
+``benchmarks/results/physics_sensitivity.json`` (or ``--out``) and prints the Markdown table that
 ``docs/physics.md`` shows.
 
-    python -m benchmarks.physics_sensitivity
+    python -m benchmarks.physics_sensitivity [--out PATH]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import tempfile
 from collections.abc import Callable
@@ -234,13 +235,17 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"default {RESULTS.name}")
+    args = parser.parse_args(argv)
     results = {}
     with tempfile.TemporaryDirectory() as workdir:
         for case, build in (("synthetic upper air", synthetic_case), ("ERA5 UK t2m", None)):
             forecast, truth, setup = build() if build else sample_case(Path(workdir))
             results[case] = {"setup": setup, "faults": run_checks(forecast, truth, seed=0)}
-    RESULTS.write_text(json.dumps(results, indent=1, default=float) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1, default=float) + "\n")
     print(markdown(results))
 
 

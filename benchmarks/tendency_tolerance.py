@@ -8,9 +8,9 @@ Members are drawn from the synthetic source's exact conditional law of ``t2m``
 time is scaled by a factor (1: the oracle itself). Eight initial times are checked, as
 ``wxens verify`` does by default (``physics_init_times``), evenly spaced over two kinds of
 forecast set: every 6 h for 9 days, and every hour for 2 days. Writes
-``benchmarks/results/tendency_tolerance.json``.
+``benchmarks/results/tendency_tolerance.json`` (or ``--out``).
 
-    python -m benchmarks.tendency_tolerance [--seeds 64]
+    python -m benchmarks.tendency_tolerance [--seeds 64] [--out PATH]
 """
 
 from __future__ import annotations
@@ -75,18 +75,19 @@ def failures(seeds: int, step_h: int, n_init: int, leads_h) -> dict[str, dict[st
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=64)
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=RESULTS / "tendency_tolerance.json")
+    args = parser.parse_args(argv)
     results = {
         "members": args.seeds * MEMBERS,
         "checked_initial_times": CHECKED_INITS,
         "factors": "each member's change since the initial time scaled by it; 1 is the oracle",
         "failed": {name: failures(args.seeds, *setup) for name, setup in SETS.items()},
     }
-    path = RESULTS / "tendency_tolerance.json"
-    path.write_text(json.dumps(results, indent=1) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1) + "\n")
     print(json.dumps(results, indent=1))
 
 
