@@ -179,6 +179,8 @@ def main(argv: list[str] | None = None) -> None:
     grid = tuple(int(n) for n in args.grid.split("x"))
     cuda = torch.cuda.is_available() and args.device != "cpu"
     device = "cuda" if cuda else "cpu"
+    if args.workdir:  # a folder to make, as --out's is
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)
         source = work / "global.nc"

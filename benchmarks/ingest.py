@@ -318,6 +318,8 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "ingest.json")
     args = parser.parse_args()
+    if args.workdir:  # a folder to make, as --out's is
+        args.workdir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(dir=args.workdir, prefix="wxens-bench-"))
     try:
         results = {
