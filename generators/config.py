@@ -18,10 +18,9 @@ A training config file mirrors :class:`TrainConfig`::
 
 Every key is checked (:func:`generators.config_io.from_mapping`): an unknown one, or a
 value of the wrong type, is an :class:`~pipeline.errors.InputError` naming its dotted
-path. ``--set optim.lr=1e-4``
-overrides (:func:`apply_overrides`) are parsed as YAML scalars. The backbone's
-``channels``, ``history``, ``static_channels`` and ``calendar_features`` come from the data
-and may not be set by hand.
+path. ``--set optim.lr=1e-4`` overrides (:func:`generators.config_io.apply_overrides`)
+are parsed as YAML scalars. The backbone's ``channels``, ``history``, ``static_channels``
+and ``calendar_features`` come from the data and may not be set by hand.
 """
 
 from __future__ import annotations
@@ -33,15 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from generators.config_io import from_mapping, read_mapping, to_mapping
+from generators.config_io import apply_overrides, from_mapping, read_mapping, to_mapping
 from generators.data import SampleSpec
 from generators.models import GENERATORS
 from generators.samplers import SAMPLERS, Sampler, sampler_from_config
 from pipeline.errors import InputError
 from pipeline.schema import Period
-from pipeline.spec import format_spec, parse_fields, split_pair, split_scheme
+from pipeline.spec import format_spec, parse_fields, split_scheme
 
 DATA_DERIVED_BACKBONE_FIELDS = ("channels", "history", "static_channels", "calendar_features")
 
@@ -326,44 +323,6 @@ class TrainConfig:
 
 def _field_names(generator: type) -> set[str]:
     return {f.name for f in dataclasses.fields(generator.config_class)}
-
-
-def apply_overrides(
-    data: Mapping[str, Any], overrides: list[str] | tuple[str, ...]
-) -> dict[str, Any]:
-    """``["optim.lr=1e-4", "data.leads=[1, 6]"]`` applied to a nested mapping (copied);
-    values are parsed as YAML, so ``1e-4`` is a number and ``[1, 6]`` a list."""
-    out = _deep_copy(data)
-    for item in overrides:
-        key, text = split_pair(item, what="override", form="key.subkey=value")
-        node = out
-        parts = key.split(".")
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise InputError(f"override {item!r}: {part!r} is a value, not a section")
-            node = child
-        node[parts[-1]] = _yaml_value(item, text)
-    return out
-
-
-def _yaml_value(item: str, text: str) -> Any:
-    """The value of one override, read as a YAML scalar, list or mapping; an
-    :class:`InputError` naming the override, where YAML stopped and the fix otherwise."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or type(err).__name__
-        raise InputError(
-            f"--set {item!r}: the value {text!r} is not valid YAML ({problem}{where}); "
-            "quote text that holds YAML syntax (--set 'key=\"a: b\"') and close every [ or {"
-        ) from err
-
-
-def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
 
 
 def load_train_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:

@@ -4,6 +4,7 @@
 and coercing every value to its field's type: an unknown key, or a value of the wrong type,
 is an :class:`~pipeline.errors.InputError` naming its dotted path (``optim.lr``).
 :func:`to_mapping` is its inverse (plain dicts, lists and scalars, YAML/JSON-safe).
+:func:`apply_overrides` applies ``--set key.sub=value`` overrides, read as YAML, to a mapping.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import yaml
 
 from pipeline.errors import InputError, refuse_dangling_link
+from pipeline.spec import split_pair
 
 
 def from_mapping(cls: type, data: Mapping[str, Any], where: str = "config") -> Any:
@@ -131,3 +133,41 @@ def read_mapping(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputError(f"config file {path} must hold a mapping at top level")
     return data
+
+
+def apply_overrides(
+    data: Mapping[str, Any], overrides: list[str] | tuple[str, ...]
+) -> dict[str, Any]:
+    """``["optim.lr=1e-4", "data.leads=[1, 6]"]`` applied to a nested mapping (copied);
+    values are parsed as YAML, so ``1e-4`` is a number and ``[1, 6]`` a list."""
+    out = _deep_copy(data)
+    for item in overrides:
+        key, text = split_pair(item, what="override", form="key.subkey=value")
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise InputError(f"override {item!r}: {part!r} is a value, not a section")
+            node = child
+        node[parts[-1]] = _yaml_value(item, text)
+    return out
+
+
+def _yaml_value(item: str, text: str) -> Any:
+    """The value of one override, read as a YAML scalar, list or mapping; an
+    :class:`InputError` naming the override, where YAML stopped and the fix otherwise."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or type(err).__name__
+        raise InputError(
+            f"--set {item!r}: the value {text!r} is not valid YAML ({problem}{where}); "
+            "quote text that holds YAML syntax (--set 'key=\"a: b\"') and close every [ or {"
+        ) from err
+
+
+def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}

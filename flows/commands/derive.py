@@ -115,7 +115,7 @@ def with_overrides(derived, overrides: Sequence[str]):
 
 def fixed_steps(overrides: Sequence[str]) -> int | None:
     """The step count ``--set steps=N`` gives (read as the config reads it,
-    :func:`generators.config.apply_overrides`), or None: a derived config takes it as its
+    :func:`generators.config_io.apply_overrides`), or None: a derived config takes it as its
     own (:func:`generators.config_derive.with_steps`), so the warm-up, validation and
     checkpoint cadences, EMA and fine-tune follow it rather than the budget's step count.
     A value that is no integer is left to the config's own check."""

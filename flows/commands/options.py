@@ -100,7 +100,7 @@ def add_config_overrides(
     dest: str = "overrides",
 ) -> None:
     """``--set KEY=VALUE`` (repeatable) into ``dest``: training config overrides, read as
-    :func:`generators.config.apply_overrides` reads them."""
+    :func:`generators.config_io.apply_overrides` reads them."""
     parser.add_argument(
         "--set", dest=dest, action="append", default=[], metavar="KEY=VALUE", help=help
     )
