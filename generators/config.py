@@ -34,6 +34,7 @@ from typing import Any
 
 from generators.config_io import apply_overrides, from_mapping, read_mapping, to_mapping
 from generators.data import SampleSpec
+from generators.device_names import check_device_name
 from generators.models import GENERATORS
 from generators.samplers import SAMPLERS, Sampler, sampler_from_config
 from pipeline.errors import InputError
@@ -308,6 +309,7 @@ class TrainConfig:
         ):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
+        check_device_name(self.device)  # the name only: the machine's device is training's
         if not 0 <= self.ema_decay < 1:
             raise InputError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if abs(self.seed) >= 2**40:  # its step seeds (shard_seed) must fit torch's int64

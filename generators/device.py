@@ -10,10 +10,8 @@ from pathlib import Path
 import psutil
 import torch
 
+from generators.device_names import DEVICES
 from pipeline.errors import InputError
-
-DEVICES = "auto, cpu, cuda or cuda:N"
-"""The device names wxens runs on, for messages."""
 
 
 def resolve_device(name: str, option: str = "device:") -> torch.device:

@@ -365,6 +365,23 @@ def test_config_for_fixed_steps_times_nothing_and_takes_overrides(hourly, capsys
     assert "give one of them" in capsys.readouterr().err
 
 
+def test_a_device_that_is_no_name_is_refused_before_a_config_is_printed(hourly, tmp_path, capsys):
+    """``--set device=tpu`` was taken by ``wxens config``, which printed the whole config
+    (and by ``wxens train``, which printed it too), and only the training refused it; a
+    device this machine lacks (``cuda:1`` on a CPU) is still a config for another one."""
+    argv = ["--store", str(hourly.path), "--set", "steps=40", "--set"]
+    run = tmp_path / "run"
+    train = ["train", *argv, "device=tpu", "--out", str(run), "--no-progress", "--threads", "1"]
+    for refused in (["config", *argv, "device=tpu"], train):
+        assert wxens(refused) == 2
+        printed = capsys.readouterr()
+        assert "device: 'tpu' is not a device name; use auto, cpu, cuda or cuda:N" in printed.err
+        assert printed.out == ""
+    assert not run.exists()
+    assert wxens(["config", *argv, "device=cuda:1"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["device"] == "cuda:1"
+
+
 def test_the_notes_of_a_derived_config_name_what_set_replaced(hourly, capsys):
     """``--set data.train.end=...`` wrote that end in the YAML under a note still saying
     ``# train ... to`` the derived end: the notes now name the value set and the derived
