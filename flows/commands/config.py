@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
-    derived = with_overrides(derive_for(args), args.overrides)  # as wxens train applies them
+    # --set as wxens train applies it
+    derived = with_overrides(derive_for(args), args.overrides, args.store)
     print(derived.to_yaml(), end="")
     return 0

@@ -97,20 +97,64 @@ def derive_for(args: argparse.Namespace, processes: int = 1):
     )
 
 
-def with_overrides(derived, overrides: Sequence[str]):
-    """``derived`` with the ``--set`` overrides applied, checked as a written config's, and
-    a note naming the derived values they replace (:func:`set_note`)."""
+def with_overrides(derived, overrides: Sequence[str], store: str | None = None):
+    """``derived`` (from ``store``) with the ``--set`` overrides applied, checked as a
+    written config's, and a note naming the derived values they replace (:func:`set_note`)."""
     from dataclasses import replace
 
     from generators.config import TrainConfig, apply_overrides
     from generators.config_io import from_mapping, to_mapping
+    from pipeline.errors import InputError
 
     if not overrides:
         return derived
     mapping = apply_overrides(to_mapping(derived.config), list(overrides))
-    config = from_mapping(TrainConfig, mapping, where="--set")
+    try:
+        config = from_mapping(TrainConfig, mapping, where="--set")
+    except InputError as err:
+        other_leads = weights_of_other_leads(derived.config, mapping, store)
+        if other_leads is None:
+            raise
+        raise other_leads from err
     note = set_note(overrides, derived.config, config, "the derived")
     return replace(derived, config=config, notes=(*derived.notes, *note))
+
+
+def weights_of_other_leads(derived, mapping, store: str | None):
+    """The refusal of ``--set data.leads`` that left the ``derived`` config's lead weights
+    for other leads (``mapping``: the config as set), naming the fixes: ``--lead`` where the
+    leads set are those derived up to a lead, or their weights by the derivation's rule;
+    None where the config set is refused for something else."""
+    from generators.config import TrainConfig
+    from generators.config_derive import derived_lead_weights, derived_leads, duration_text
+    from generators.config_io import from_mapping
+    from pipeline.errors import InputError
+    from pipeline.store import open_store
+
+    weights = derived.data.lead_weights
+    data = mapping.get("data")
+    if weights is None or not isinstance(data, dict) or data.get("lead_weights") != list(weights):
+        return None
+    try:  # the config set, were the weights left to fit its leads
+        unweighted = {**mapping, "data": {**data, "lead_weights": None}}
+        leads = from_mapping(TrainConfig, unweighted, where="--set").data.sample_spec.leads
+    except InputError:
+        return None
+    fit = derived_lead_weights(leads)
+    fix = (
+        f"give their weights too: --set 'data.lead_weights={_value_text(list(fit))}' (the "
+        "derivation's rule; or null: every initial time and lead equally likely)"
+        if fit
+        else "give its weight too: --set data.lead_weights=null (as derived for one lead)"
+    )
+    if store is not None and leads == derived_leads(max(leads)):
+        lead = duration_text(max(leads) * open_store(store).native_step)
+        fix = f"derive the config for them: --lead {lead} in place of --set data.leads; or {fix}"
+    return InputError(
+        f"--set data.leads={_value_text(list(leads))} left the derived data.lead_weights "
+        f"{_value_text(list(weights))}, one per derived lead of "
+        f"{_value_text(list(derived.data.sample_spec.leads))}; {fix}"
+    )
 
 
 def fixed_steps(overrides: Sequence[str]) -> int | None:

@@ -264,7 +264,7 @@ def derived_config(args: argparse.Namespace):
             print(f"{given}: not used, this run resumes with the config derived before")
         return load_train_config(path, args.overrides)
     processes = max(1, args.nproc or 1)  # the derived batch splits over them
-    derived = with_overrides(derive_for(args, processes), args.overrides)
+    derived = with_overrides(derive_for(args, processes), args.overrides, args.store)
     derived.write(path)  # the config trained, --set included, beside its checkpoint
     try:
         config = load_train_config(path, args.overrides)

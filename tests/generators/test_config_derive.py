@@ -382,6 +382,29 @@ def test_a_device_that_is_no_name_is_refused_before_a_config_is_printed(hourly, 
     assert yaml.safe_load(capsys.readouterr().out)["device"] == "cuda:1"
 
 
+def test_set_leads_of_a_derived_config_is_told_the_fixes_that_work(hourly, capsys):
+    """``--set data.leads=[1,3]`` was refused for the derived lead weights of five leads,
+    suggesting equal weights, not the derivation's for those leads nor ``--lead 3h``;
+    each fix named now is taken."""
+    argv = ["config", "--store", str(hourly.path), "--set", "steps=40"]
+    fixes = {
+        "[1,3]": ["--lead 3h in place of --set data.leads", "data.lead_weights=[1.0, 0.439]"],
+        "[1,6]": ["give their weights too: --set 'data.lead_weights=[1.0, 0.261]'"],
+        "[3]": ["give its weight too: --set data.lead_weights=null"],
+    }
+    for leads, told in fixes.items():
+        assert wxens([*argv, "--set", f"data.leads={leads}"]) == 2
+        printed = capsys.readouterr()
+        assert printed.out == "" and all(fix in printed.err for fix in told), printed.err
+        assert ("--lead" in printed.err) == (leads == "[1,3]")
+    assert wxens([*argv, "--lead", "3h"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["data"]["leads"] == [1, 3]
+    for leads, weights in (("[1,6]", "[1.0, 0.261]"), ("[3]", "null")):
+        given = ["--set", f"data.leads={leads}", "--set", f"data.lead_weights={weights}"]
+        assert wxens([*argv, *given]) == 0, capsys.readouterr().err
+        assert yaml.safe_load(capsys.readouterr().out)["data"]["leads"] == yaml.safe_load(leads)
+
+
 def test_the_notes_of_a_derived_config_name_what_set_replaced(hourly, capsys):
     """``--set data.train.end=...`` wrote that end in the YAML under a note still saying
     ``# train ... to`` the derived end: the notes now name the value set and the derived
