@@ -226,37 +226,36 @@ def _log_dealt(
     shards: Sequence[pd.DatetimeIndex], what: str, per_batch: int, n_members: int
 ) -> None:
     """Log how the initial times were dealt: ``forecast: 4 initial times over 2 dask
-    workers (2 + 2)``, ``what`` naming a shard's process. Where one draws none, the line
-    says why and the batch members that would deal them wider: "3 + 0" alone read as a
-    fault."""
-    inits = pd.DatetimeIndex(sorted(t for shard in shards for t in shard))
+    workers (2 + 2)``, ``what`` naming a shard's process; where one draws none, why
+    (:func:`_why_idle`): "3 + 0" alone read as a fault."""
+    sizes = [len(shard) for shard in shards]
     log.info(
-        "forecast: %s over %s (%s)",
-        counted(len(inits), "initial time"),
+        "forecast: %s over %s (%s%s)",
+        counted(sum(sizes), "initial time"),
         counted(len(shards), what),
-        _dealt_text(inits, len(shards), per_batch, n_members, what),
+        " + ".join(map(str, sizes)),
+        _why_idle(shards, what, per_batch, n_members),
     )
 
 
-def _dealt_text(
-    inits: pd.DatetimeIndex, world: int, per_batch: int, n_members: int, what: str
+def _why_idle(
+    shards: Sequence[pd.DatetimeIndex], what: str, per_batch: int, n_members: int
 ) -> str:
-    """``2 + 2``; where a shard is empty, why: each batch goes whole to one process, so that
-    the members are those one process draws, and the batch members (initial times x
-    members, ``batch_members``) that would spread them wider, if any would."""
-    sizes = [len(shard_init_times(inits, k, world, per_batch)) for k in range(world)]
-    text = " + ".join(map(str, sizes))
-    batches = -(-len(inits) // per_batch)
+    """Where a shard is empty, why: each batch goes whole to one process, so that the
+    members are those one process draws, and the batch members (initial times x members,
+    ``batch_members``) that would spread them wider, if any would; else nothing."""
+    inits = pd.DatetimeIndex(sorted(t for shard in shards for t in shard))
+    world, batches = len(shards), -(-len(inits) // per_batch)
     if not len(inits) or batches >= world:
-        return text
-    text += (
+        return ""
+    text = (
         f": {batches} batch{'' if batches == 1 else 'es'} of up to "
         f"{counted(per_batch, 'initial time')} x {counted(n_members, 'member')}, and one "
         f"{what} draws a batch whole, so that its members are those one process draws"
     )
     spread = -(-len(inits) // world)  # initial times a batch that fill the most shards
     wider = [len(shard_init_times(inits, k, world, spread)) for k in range(world)]
-    if wider.count(0) < sizes.count(0):
+    if wider.count(0) < sum(not len(shard) for shard in shards):
         text += f"; batch members {spread * n_members} deal them {' + '.join(map(str, wider))}"
     return text
 
