@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import torch
 
-from generators.device_names import DEVICES
+from generators.device_names import DEVICES, check_device_name
 from pipeline.errors import InputError
 
 
@@ -19,13 +19,11 @@ def resolve_device(name: str, option: str = "device:") -> torch.device:
     ``mps`` where PyTorch has it). Anything else, or a CUDA device this machine lacks, is
     an :class:`InputError` naming the device and the ones to use, as ``option`` (how the
     user gave it: ``device:`` in a config, ``--device`` on the command line)."""
+    check_device_name(name, option)  # the name, as a config is checked: then this machine
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     given = f"{option} {name!r}"
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError, ValueError):
-        raise InputError(f"{given} is not a device name; use {DEVICES}") from None
+    device = torch.device(name)
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise InputError(
@@ -37,11 +35,8 @@ def resolve_device(name: str, option: str = "device:") -> torch.device:
                 f"{given}: this machine has {count} CUDA device(s), "
                 f"cuda:0 to cuda:{count - 1}; use one of them, or auto"
             )
-    elif device.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise InputError(f"{given}: MPS is not available here; use {DEVICES}")
-    elif device.type != "cpu":
-        raise InputError(f"{given} is not supported by wxens; use {DEVICES}")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"{given}: MPS is not available here; use {DEVICES}")
     return device
 
 
