@@ -64,17 +64,6 @@ def refuse_dangling_link(path: str | Path, error: type[WxensError] = StoreError)
         )
 
 
-def refuse_replacing_link(path: Path, to_a_store: bool) -> None:
-    """The InputError for ``--overwrite`` of a ``--store`` that is a symbolic link (nothing
-    is replaced through one), naming its target and, when that is a store, how to replace it."""
-    target = path.resolve()
-    replace = f"give the store itself, `--store {shell_word(target)} --overwrite`, or " * to_a_store
-    raise InputError(
-        f"{path} is a symbolic link to {target}{', an analysis store' * to_a_store}; wxens "
-        f"replaces nothing through a link: {replace}choose another --store"
-    )
-
-
 TRANSIENT_ERRNOS = frozenset(
     getattr(errno, name)
     for name in (

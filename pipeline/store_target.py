@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from pipeline.analysis_store import STATE_ATTR
-from pipeline.errors import InputError, refuse_replacing_link, shell_word
+from pipeline.errors import InputError, shell_word
 from pipeline.store_export import EXPORT_ATTR
 from pipeline.transaction import is_empty_repository, is_plain_zarr, is_repository, read_attrs
 
@@ -24,7 +24,7 @@ def check_replaceable(path: Path, overwrite: bool) -> None:
     InputError before any input is read or anything is written or deleted.
     """
     if overwrite and path.is_symlink():
-        refuse_replacing_link(path, path.exists() and describe_path(path.resolve()) is None)
+        _refuse_replacing_link(path, path.exists() and describe_path(path.resolve()) is None)
     what = describe_path(path)
     if what is None:
         if overwrite:
@@ -61,6 +61,17 @@ def check_replaceable(path: Path, overwrite: bool) -> None:
     raise InputError(
         f"{path} is {what}, not a wxens analysis store; wxens will not {action} it: "
         "choose another --store (or move it away yourself if it really is to go)"
+    )
+
+
+def _refuse_replacing_link(path: Path, to_a_store: bool) -> None:
+    """The InputError for ``--overwrite`` of a ``--store`` that is a symbolic link (nothing
+    is replaced through one), naming its target and, when that is a store, how to replace it."""
+    target = path.resolve()
+    replace = f"give the store itself, `--store {shell_word(target)} --overwrite`, or " * to_a_store
+    raise InputError(
+        f"{path} is a symbolic link to {target}{', an analysis store' * to_a_store}; wxens "
+        f"replaces nothing through a link: {replace}choose another --store"
     )
 
 
