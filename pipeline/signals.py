@@ -8,27 +8,29 @@ so every path written for Ctrl-C applies to it too; the CLI says "terminated (SI
 and exits 143 (128 + 15, as a shell reports a process that SIGTERM stopped).
 
 Python runs a signal handler at the next bytecode of the main thread, wherever that is: in
-a ``__del__`` method or a garbage-collector callback (``distributed`` registers one), an
-exception it raises is printed as "Exception ignored in ..." and dropped, and the command
-ran on to its end, exit 0, as if the signal had never come (seen under load:
-``wxens verify --local-cluster`` stopped by SIGTERM). There the handlers of
-:func:`sigterm_raises` (SIGTERM, and Ctrl-C where Python's own handler was set) do not
-raise: they send the signal again a moment later (:data:`REDELIVER_AFTER_S`), once out.
+a ``__del__`` method, a weakref or garbage-collector callback (``distributed`` registers
+one), the ``KeyboardInterrupt`` or :class:`Terminated` it raises is handed to
+:func:`sys.unraisablehook`, printed as "Exception ignored in ..." and dropped, and the
+command ran on to its end, exit 0, as if the signal had never come (seen under load:
+``wxens verify --local-cluster`` stopped by SIGTERM, ``wxens forecast`` by Ctrl-C). Within
+:func:`sigterm_raises` that hook sends the signal again a moment later
+(:data:`REDELIVER_AFTER_S`), to be raised where it counts.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
+import functools
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import FrameType
 
 REDELIVER_AFTER_S = 0.05
-"""How long after a signal that came in a place that drops exceptions it is sent again."""
+"""How long after its interrupt was dropped (module docstring) a signal is sent again."""
 
 
 class Terminated(KeyboardInterrupt):
@@ -51,45 +53,28 @@ class RaiseOnSigterm:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
             return
-        if not redelivered_later(signum, frame):
-            raise Terminated
+        raise Terminated
 
 
-def raise_on_sigint(signum: int, frame: FrameType | None) -> None:
-    """Python's Ctrl-C handler (:func:`signal.default_int_handler`), but sent again later
-    where its ``KeyboardInterrupt`` would be dropped (:func:`redelivered_later`)."""
-    if not redelivered_later(signum, frame):
-        signal.default_int_handler(signum, frame)
-
-
-def redelivered_later(signum: int, frame: FrameType | None) -> bool:
-    """Whether an exception raised at ``frame`` would be dropped (it runs in, or under, a
-    ``__del__`` method or a garbage-collector callback), and ``signum`` is then sent to
-    this process again after :data:`REDELIVER_AFTER_S`, to be raised where it counts."""
-    if not drops_exceptions(frame):
-        return False
+def redeliver_dropped(unraisable: sys.UnraisableHookArgs, before=sys.__unraisablehook__) -> None:
+    """:func:`sys.unraisablehook` for :func:`sigterm_raises`: an interrupt dropped where
+    Python ignores exceptions (module docstring) is signalled again after
+    :data:`REDELIVER_AFTER_S`; anything else goes to the hook ``before``."""
+    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+        before(unraisable)
+        return
+    terminated = isinstance(unraisable.exc_value, Terminated)
+    signum = signal.SIGTERM if terminated else signal.SIGINT
     timer = threading.Timer(REDELIVER_AFTER_S, os.kill, (os.getpid(), signum))
     timer.daemon = True
     timer.start()
-    return True
-
-
-def drops_exceptions(frame: FrameType | None) -> bool:
-    """Whether ``frame`` or a frame that called it is a ``__del__`` method or one of
-    :data:`gc.callbacks`: Python prints an exception raised there and goes on."""
-    callbacks = {getattr(getattr(c, "__func__", c), "__code__", None) for c in gc.callbacks}
-    while frame is not None:
-        if frame.f_code.co_name == "__del__" or frame.f_code in callbacks:
-            return True
-        frame = frame.f_back
-    return False
 
 
 @contextlib.contextmanager
 def sigterm_raises() -> Iterator[None]:
     """SIGTERM raises :class:`Terminated` in this process within the block, and neither it
-    nor Ctrl-C is lost where Python drops exceptions (module docstring); the handlers before
-    are restored after. Nothing off the main thread (Python runs signal handlers
+    nor Ctrl-C is lost where Python drops exceptions (module docstring); the handler and
+    hook before are restored after. Nothing off the main thread (Python runs signal handlers
     there only), nor in a process of a launch of several (``WORLD_SIZE`` > 1): torchrun
     sends SIGTERM to the other ranks when one fails, and a rank must then die at once, as
     its failure report expects (``-SIGTERM``: a consequence, not the cause), not wait,
@@ -100,12 +85,10 @@ def sigterm_raises() -> Iterator[None]:
         yield
         return
     before = signal.signal(signal.SIGTERM, RaiseOnSigterm(os.getpid()))
-    own_sigint = signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    if own_sigint:
-        signal.signal(signal.SIGINT, raise_on_sigint)
+    hook = sys.unraisablehook
+    sys.unraisablehook = functools.partial(redeliver_dropped, before=hook)
     try:
         yield
     finally:  # None: a handler not set from Python, which it cannot set back
         signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
-        if own_sigint:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        sys.unraisablehook = hook

@@ -213,15 +213,20 @@ def test_prefect_s_records_of_an_interrupt_are_left_out(tmp_path):
             logging.getLogger(name).setLevel(level)
 
 
-@pytest.mark.parametrize("place", ["gc.callbacks.append(callback); gc.collect()", "Dropped()"])
+@pytest.mark.parametrize(
+    "place",
+    ["gc.callbacks.append(callback); gc.collect()", "Dropped()", "weakref.ref(Kept(), callback)"],
+    ids=["gc-callback", "del", "weakref-callback"],
+)
 @pytest.mark.parametrize(("sig", "raised"), [(signal.SIGTERM, "Terminated"), (signal.SIGINT, "")])
 def test_a_signal_that_comes_in_a_gc_callback_still_stops_the_command(place, sig, raised):
     """A signal handled while Python runs a garbage-collector callback (``distributed``
-    registers one) or a ``__del__`` raised there, where Python prints "Exception ignored in"
-    and drops the exception: ``wxens verify --local-cluster`` stopped by SIGTERM ran to its
-    end, exit 0. It is sent again once out of there, and stops the block as anywhere else."""
+    registers one), a ``__del__`` or a weakref callback raised there, where Python prints
+    "Exception ignored in" and drops the exception: ``wxens verify --local-cluster`` stopped
+    by SIGTERM ran to its end, exit 0, so did ``wxens forecast`` by Ctrl-C. It is sent again
+    once out of there, and stops the block as anywhere else."""
     code = f"""
-import gc, os, signal, time
+import gc, os, signal, time, weakref
 from pipeline.signals import sigterm_raises
 sent = []
 def callback(phase=None, info=None):  # the signal arrives, and is handled, in here
@@ -232,6 +237,8 @@ def callback(phase=None, info=None):  # the signal arrives, and is handled, in h
 class Dropped:
     def __del__(self):
         callback()
+class Kept:  # no __del__: the callback of a weak reference to it
+    pass
 try:
     with sigterm_raises():
         {place}
