@@ -241,9 +241,9 @@ def dashboard_url(cluster: Any) -> str:
 @contextmanager
 def _quiet_distributed() -> Iterator[None]:
     """Only warnings from ``distributed`` (its INFO lines on every worker start and stop
-    would bury the flow's own progress), here and in the worker processes it spawns; for
-    good after an interrupt (a SIGTERM while the workers start: their nannies logged the
-    workers' deaths after the CLI's last line)."""
+    would bury the flow's own progress), here and in the worker processes it spawns; after
+    an interrupt, only errors, for good (a SIGTERM while the workers start: their nannies
+    logged the workers' deaths, and warned of their exit status, after the CLI's last line)."""
     logger = logging.getLogger("distributed")
     old_level, old_env = logger.level, os.environ.get(_DISTRIBUTED_LOG_LEVEL)
     logger.setLevel(logging.WARNING)
@@ -252,7 +252,8 @@ def _quiet_distributed() -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:  # on the way out: what distributed closes at exit stays quiet
-        interrupted = True
+        interrupted = True  # its warnings too ("exit status was already read" of a nanny)
+        logger.setLevel(logging.ERROR)
         raise
     finally:
         if not interrupted:
