@@ -314,14 +314,27 @@ def run_case(
         case["gpu"] = "not measured: no CUDA device on this machine"
 
 
-def main() -> None:
+def case_name(text: str) -> str:
+    """``text`` if it is MODEL:GRID of known names; argparse's error naming them otherwise."""
+    model, _, grid = text.partition(":")
+    if model not in MODELS or grid not in GRIDS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not MODEL:GRID with MODEL one of {', '.join(MODELS)} and GRID one of "
+            f"{', '.join(GRIDS)}"
+        )
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--cases",
         nargs="+",
+        type=case_name,
         default=["medium:europe-0.25deg", "medium:global-1deg", "uk-small:uk-0.25deg"],
+        help=f"MODEL:GRID, MODEL one of {', '.join(MODELS)}, GRID one of {', '.join(GRIDS)}",
     )
     parser.add_argument("--inits", type=int, default=4, help="initial times per batch on CUDA")
     parser.add_argument("--members", type=int, default=16, help="members per initial time on CUDA")
@@ -348,7 +361,7 @@ def main() -> None:
         help="on CUDA, record each mode's GPU time of one call by kernel kind (torch.profiler)",
     )
     parser.add_argument("--out", default=str(RESULTS / "sampling.json"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.cuda_modes[0] != "fp32-eager":
         parser.error("--cuda-modes must start with fp32-eager (the reference of the speed-ups)")
     devices = [

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from benchmarks import bias_correct_rerun, physics_sensitivity, tendency_tolerance
+from benchmarks import bias_correct_rerun, physics_sensitivity, sampling, tendency_tolerance
 
 
 def test_physics_sensitivity_help_answers_and_names_out(capsys):
@@ -31,3 +31,11 @@ def test_bias_correct_rerun_quick_writes_to_out(tmp_path):
     result = json.loads(out.read_text())
     assert result["identical"] and result["inits_before"] == 12
     assert set(result["rerun"]) == {"changed only", "every time"}
+
+
+def test_sampling_refuses_an_unknown_case_naming_the_known_ones(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        sampling.main(["--devices", "cpu", "--cases", "uk-small:uk"])
+    assert exit_.value.code == 2
+    message = capsys.readouterr().err
+    assert "'uk-small:uk'" in message and "uk-0.25deg" in message and "medium" in message
