@@ -12,8 +12,10 @@ same seed. :func:`forecast_sharded` is what ``wxens forecast`` runs.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
+import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -28,9 +30,11 @@ from generators.checkpoint import Checkpoint
 from generators.device import resolve_device
 from generators.distributed import backend_for, check_rendezvous, world_from_env
 from generators.rollout import inits_per_batch
-from generators.rollout_store import FORECAST_REDRAW, ForecastRun, forecast_to_store
+from generators.rollout_store import FORECAST_REDRAW, ForecastRun, forecast_to_store, to_draw
 from pipeline.errors import InputError, WxensError, counted
+from pipeline.forecast_claims import Claims, in_turn
 from pipeline.forecast_store import pending_init_times
+from pipeline.progress import tqdm
 from pipeline.store import AnalysisStore
 
 log = logging.getLogger(__name__)
@@ -94,8 +98,8 @@ def forecast_sharded(
     **options: Any,
 ) -> ForecastRun | None:
     """:func:`generators.rollout_store.forecast_to_store` split over processes: over the
-    workers of the dask ``client`` (a ``distributed.Client``: one task per worker, each a
-    shard of the initial times) when given; else over the ranks of a ``torchrun`` launch
+    workers of the dask ``client`` (a ``distributed.Client``: one task per batch of
+    initial times, each to a free worker) when given; else over the ranks of a ``torchrun`` launch
     when this process is one (every rank calls this; they meet at the end); else in this
     process. ``options`` are :func:`forecast_to_store`'s.
 
@@ -119,40 +123,113 @@ def _pending(inits, out, options: dict[str, Any]) -> pd.DatetimeIndex:
 def _forecast_on_workers(
     client: Any, checkpoint, store, inits, leads_hours, n_members, out, **options: Any
 ) -> ForecastRun:
-    """One dask task per worker, each forecasting its shard into ``out``."""
+    """One dask task per batch, each forecasting its initial times into ``out``, handed to
+    the workers as they are free (:func:`_dealt_to_free_workers`): workers that connect
+    after the forecast began take batches too, and a slow one holds only its own batch."""
     if isinstance(checkpoint, Checkpoint):
         checkpoint = checkpoint.path  # the workers load it themselves
     if isinstance(store, AnalysisStore):
         store = store.path
-    workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
     per_batch = inits_per_batch(n_members, options.get("batch_members", 512))
-    # deal those left to draw, as the ranks do (all dealt again, a rerun after one worker
-    # had failed left the rest to the shards that had not been drawn: one worker alone)
+    # those left to draw, read once (a rerun after a worker had failed draws the rest)
     asked, inits = len(inits), _pending(inits, out, options)
+    workers = _worker_count(client)
     shards = [shard_init_times(inits, k, workers, per_batch) for k in range(workers)]
-    options = {**options, "progress": False}
-    _log_dealt(shards, "dask worker", per_batch, n_members)
-    futures = [
-        client.submit(
-            forecast_to_store,
-            str(checkpoint),
-            str(store),
-            shard,
-            leads_hours,
-            n_members,
-            out,
-            pure=False,
-            **options,
+    log.info(
+        "forecast: %s in %s of up to %s, each to a dask worker as one is free (%s at the "
+        "start%s)",
+        counted(len(inits), "initial time"),
+        _batches(-(-len(inits) // per_batch)),
+        counted(per_batch, "initial time"),
+        counted(workers, "worker"),
+        _why_idle(shards, "dask worker", per_batch, n_members),
+    )
+    # the run claims each batch as it hands it out (pipeline.forecast_claims), so another
+    # forecast into ``out`` puts it off; its task draws it under this run's claim
+    claims = Claims(str(out), run=options.get("claims_run") or uuid.uuid4().hex)
+    claimed = not options.get("recompute", False)
+    task = functools.partial(
+        client.submit,
+        forecast_to_store,
+        str(checkpoint),
+        str(store),
+        leads_hours=leads_hours,
+        n_members=n_members,
+        out=out,
+        pure=False,
+        **{**options, "progress": False, "claims_run": claims.run if claimed else None},
+    )
+    to_draw_now = functools.partial(to_draw, claims) if claimed else (lambda batch: batch)
+    try:
+        futures, meanwhile = _dealt_to_free_workers(
+            client, task, in_turn(inits, per_batch, to_draw_now), len(inits), options
         )
-        for k, shard in enumerate(shards)
-        if len(shard) or k == 0  # one task even for no initial times: it checks the inputs
-    ]
-    wait(futures)  # every shard finished or failed before the first error is raised
-    runs = client.gather(futures)
+    finally:  # a caller's claims (the forecast flow's) are its own to remove
+        if claimed and not options.get("claims_run"):
+            claims.release()
+    runs = client.gather(futures)  # every batch finished or failed: the first error raised
     # a task dask reran after its worker died skipped what that worker had written
     died = sum(run.skipped for run in runs)
     merged = _merged(runs, skipped=asked - len(inits))
-    return dataclasses.replace(merged, written_before_a_worker_died=died)
+    return dataclasses.replace(
+        merged,
+        written_before_a_worker_died=died,
+        written_by_another_run=merged.written_by_another_run + meanwhile,
+    )
+
+
+def _batches(n: int) -> str:
+    """``n`` batches, in words: "1 batch", "3 batches"."""
+    return f"{n} batch{'' if n == 1 else 'es'}"
+
+
+def _worker_count(client: Any) -> int:
+    """The workers connected to the scheduler of ``client`` now (at least one)."""
+    return max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
+
+
+def _dealt_to_free_workers(
+    client: Any, task: Any, batches: Any, total: int, options: dict[str, Any]
+) -> tuple[list[Any], int]:
+    """Submit ``task(inits)`` for each ``(batch, its times to draw)`` of ``batches`` while
+    fewer tasks run than workers are connected (counted again every second, so a worker
+    that joins takes the next batch): dask's scheduler gives each to a free worker, one
+    batch a worker at a time as before, whatever its threads (a GPU holds one batch).
+    A batch is claimed only when it is handed out, so claims put off what another run
+    draws. Returns the futures, all finished or failed, and the initial times another run
+    wrote meanwhile. With no batch, one task: it checks the inputs."""
+    futures: list[Any] = []
+    running: set[Any] = set()
+    meanwhile = 0
+    bar = tqdm(total=total, disable=not options.get("progress", True), desc="forecast",
+               unit="init")  # fmt: skip
+    with bar:
+        for batch, left in batches:
+            meanwhile += len(batch) - len(left)
+            if left.empty:
+                continue
+            while len(running) >= _worker_count(client):
+                running = _finished(running, bar)
+            futures.append(task(left))
+            running.add(futures[-1])
+        if not futures:
+            futures.append(task(pd.DatetimeIndex([])))
+        wait(futures)
+        bar.update(total - bar.n)
+    return futures, meanwhile
+
+
+def _finished(running: set[Any], bar: Any) -> set[Any]:
+    """Wait up to a second for one of the ``running`` futures to end; those still running,
+    the progress ``bar`` moved on by those ended (their initial times)."""
+    try:
+        done, running = wait(running, timeout=1, return_when="FIRST_COMPLETED")
+    except TimeoutError:
+        return running
+    for future in done:
+        if future.status == "finished":
+            bar.update(len(future.result().init_times) + future.result().skipped)
+    return running
 
 
 def _forecast_on_ranks(
@@ -249,7 +326,7 @@ def _why_idle(
     if not len(inits) or batches >= world:
         return ""
     text = (
-        f": {batches} batch{'' if batches == 1 else 'es'} of up to "
+        f": {_batches(batches)} of up to "
         f"{counted(per_batch, 'initial time')} x {counted(n_members, 'member')}, and one "
         f"{what} draws a batch whole, so that its members are those one process draws"
     )

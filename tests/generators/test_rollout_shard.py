@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,7 +118,47 @@ def test_two_dask_workers_write_the_one_process_store(one_process, monkeypatch, 
         address = cluster.scheduler_address
         with caplog.at_level("INFO", logger="generators.rollout_shard"):
             assert wxens([*command, "--out", str(out), "--dask-scheduler", address]) == 0
-    assert "4 initial times over 2 dask workers" in caplog.text
+    assert (
+        "forecast: 4 initial times in 2 batches of up to 2 initial times, each to a dask worker "
+        "as one is free (2 workers at the start)"
+    ) in caplog.text, caplog.text
+    assert_same_store(out, root / "one.zarr")
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_that_joins_after_the_forecast_began_draws_batches(
+    one_process, monkeypatch, caplog
+):
+    """A cluster of one worker, a second added once the first batch is under way: the
+    work was dealt once, to the workers there at the start, and the second sat idle. Each
+    batch is now a task of its own, handed to a free worker: both draw batches, and the
+    store is the one-process store."""
+    from distributed import Client, LocalCluster, get_task_stream
+
+    root, command = one_process
+    out = root / "joined.zarr"
+    one_a_batch = [*command, "--batch-members", "3"]  # 4 batches of one initial time
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster:
+        scheduler = cluster.scheduler
+
+        def add_a_worker() -> None:
+            while not any(t.state == "processing" for t in list(scheduler.tasks.values())):
+                time.sleep(0.05)
+            cluster.scale(2)
+
+        joining = threading.Thread(target=add_a_worker, daemon=True)
+        with Client(cluster) as client, get_task_stream(client) as stream:
+            joining.start()
+            with caplog.at_level("INFO", logger="generators.rollout_shard"):
+                address = ["--dask-scheduler", cluster.scheduler_address]
+                assert wxens([*one_a_batch, "--out", str(out), *address]) == 0
+            joining.join(timeout=30)
+    tasks = [task for task in stream.data if str(task["key"]).startswith("forecast_to_store")]
+    drawn = [task["worker"] for task in tasks]
+    assert len(drawn) == 4 and len(set(drawn)) == 2, stream.data
+    assert "4 initial times in 4 batches of up to 1 initial time" in caplog.text, caplog.text
+    assert "(1 worker at the start)" in caplog.text
     assert_same_store(out, root / "one.zarr")
 
 
@@ -137,8 +178,9 @@ def test_workers_a_batch_leaves_idle_are_explained(one_process, monkeypatch, cap
         with caplog.at_level("INFO", logger="generators.rollout_shard"):
             assert wxens([*command, *three, "--out", str(out), "--dask-scheduler", address]) == 0
     assert (
-        "forecast: 3 initial times over 2 dask workers (3 + 0: 1 batch of up to 3 initial "
-        "times x 3 members, and one dask worker draws a batch whole, so that its members are "
+        "forecast: 3 initial times in 1 batch of up to 3 initial times, each to a dask worker as "
+        "one is free (2 workers at the start: 1 batch of up to 3 initial times x 3 members, "
+        "and one dask worker draws a batch whole, so that its members are "
         "those one process draws; batch members 6 deal them 2 + 1)"
     ) in caplog.text, caplog.text
     reference = open_forecast(root / "one.zarr").isel(init_time=slice(3)).load()
@@ -205,7 +247,7 @@ def test_a_dask_rerun_deals_the_initial_times_left_to_every_worker(
     with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster:
         with caplog.at_level("INFO", logger="generators"):
             assert wxens([*first, "--dask-scheduler", cluster.scheduler_address]) == 0
-    assert "2 initial times over 2 dask workers (1 + 1)" in caplog.text, caplog.text
+    assert "2 initial times in 2 batches of up to 1 initial time" in caplog.text, caplog.text
     assert_same_store(out, root / "one.zarr")
 
 
@@ -319,5 +361,6 @@ def test_a_worker_that_connects_while_the_forecast_waits_draws_it(one_process, c
         with caplog.at_level("INFO"):
             assert wxens([*command, "--out", str(out), "--dask-scheduler", address]) == 0
     assert f"waiting for a dask worker at {address}" in caplog.text  # it had not connected
-    assert "4 initial times over 1 dask worker" in caplog.text
+    assert "4 initial times in 2 batches" in caplog.text
+    assert "(1 worker at the start)" in caplog.text
     assert_same_store(out, root / "one.zarr")
