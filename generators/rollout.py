@@ -40,6 +40,7 @@ from generators.data import calendar_features
 from generators.data.fields import masked_condition
 from generators.data.forecast import ForecastData
 from generators.device import autocast, available_memory, resolve_device
+from generators.forecast_model import forecast_network, prepared
 from generators.rollout_plan import RolloutPlan, check_ensemble_size, plan_rollout, same_hours
 from generators.samplers import BlockGenerators, Sampler
 from pipeline.errors import InputError, counted, time_text
@@ -127,8 +128,9 @@ def iter_forecast(
     """Yield ``(initial times, members)`` batch by batch; members (B, M, L, C, H, W) float32
     in physical units, L the output leads in the order asked. ``batch_members`` bounds
     B * M per batch (at least one initial time per batch), fewer where they would not fit
-    in memory (:func:`fitted_inits`). ``model`` defaults to the checkpoint's EMA model;
-    any generator with a ``backbone`` may be given. ``bf16`` and ``compile`` act on CUDA
+    in memory (:func:`fitted_inits`). ``model`` defaults to the checkpoint's EMA model, built
+    once in this process (:func:`~generators.forecast_model.forecast_network`); any
+    generator with a ``backbone`` may be given. ``bf16`` and ``compile`` act on CUDA
     only (on a CPU both made the small models slower). ``balance``:
     project every step's upper air onto hypsometric and geostrophic balance
     (:func:`balance_constraint`). ``pending(batch)``: those of a batch's initial times
@@ -143,9 +145,10 @@ def iter_forecast(
     per_batch = min(inits_per_batch(n_members, batch_members), max(1, len(inits)))
     network = checkpoint.forward_bytes(data.dataset.grid_shape)
     per_batch = fitted_inits(BatchSize(per_batch, n_members, plan, data, network), dev)
-    model = checkpoint.build_model(device=dev) if model is None else model.to(dev).eval()
-    if compile and dev.type == "cuda":
-        model.backbone.compile(dynamic=False)  # compiled on the first batch
+    if model is None:  # built and compiled once in this process (a task a batch)
+        model = forecast_network(checkpoint, dev, compile)
+    else:
+        model = prepared(model, dev, compile)
     sampler = sampler or default_sampler(checkpoint, model)
     if hasattr(model, "check_sampler"):  # before the forecast is logged as under way
         model.check_sampler(sampler)

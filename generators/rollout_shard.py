@@ -201,8 +201,8 @@ def _dealt_to_free_workers(
     futures: list[Any] = []
     running: set[Any] = set()
     meanwhile = 0
-    bar = tqdm(total=total, disable=not options.get("progress", True), desc="forecast",
-               unit="init")  # fmt: skip
+    progress = options.get("progress", True)
+    bar = tqdm(total=total, disable=not progress, desc="forecast", unit="init")
     with bar:
         for batch, left in batches:
             meanwhile += len(batch) - len(left)

@@ -18,6 +18,7 @@ from generators.config import parse_sampler, sampler_spec
 from generators.correction.spread import SpreadCalibration
 from generators.data.forecast import ForecastData, to_dataset
 from generators.device import resolve_device
+from generators.forecast_model import forecast_network
 from generators.rollout import default_sampler, iter_forecast
 from generators.rollout_plan import check_ensemble_size, plan_rollout
 from generators.samplers import Sampler
@@ -115,7 +116,7 @@ def forecast_to_store(
     asked, inits = pd.DatetimeIndex(inits), pending_init_times(inits, out, recompute, redraw)
     plan = plan_rollout(leads_hours, loaded.leads_hours, data.history_hours)
     data.windows(inits, plan, warn=False)  # every init has its history: fail before writing
-    model = loaded.build_model(device=resolve_device(device))
+    model = forecast_network(loaded, resolve_device(device), compile)  # iter_forecast's too
     chosen = (
         parse_sampler(sampler)
         if isinstance(sampler, str)
@@ -157,7 +158,6 @@ def forecast_to_store(
         calibration=calibration,
         batch_members=batch_members,
         progress=progress,
-        model=model,
         balance=balance,
         pending=None if recompute else functools.partial(to_draw, claims),
     )
