@@ -7,13 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from verification_cases import oracle_forecast
 
 from flows.cli import main
 from pipeline.errors import InputError, StoreError
 from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
-from pipeline.sources.synthetic import SyntheticConfig, synthetic_dataset
-from pipeline.store import ingest, open_store
+from pipeline.store import open_store
 from verification.config import VerifyConfig
 from verification.run import open_forecast_any, verify_store
 from verification.scorecard import verify
@@ -33,21 +31,6 @@ class Entered:
 
     def __exit__(self, *exc):
         return False
-
-
-@pytest.fixture(scope="module")
-def stores(tmp_path_factory):
-    root = tmp_path_factory.mktemp("run")
-    config = SyntheticConfig(n_lat=8, n_lon=12, n_times=12)
-    analysis = root / "analysis.zarr"
-    ingest(config.to_spec(), analysis, progress=False)
-    forecast = oracle_forecast(config, synthetic_dataset(config).load(), 6, (6, 12), 3, seed=1)
-    provenance = ForecastProvenance(
-        generator="oracle", checkpoint_digest="none", sampler="exact", nfe=0, seed=1
-    )
-    store = root / "forecast.zarr"
-    write_forecast(store, forecast, provenance)
-    return store, analysis
 
 
 def test_verify_store_writes_what_verify_computes_and_the_report(stores, tmp_path):
