@@ -24,6 +24,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from flows.commands import COMMANDS
 from flows.commands.options import path_arguments
 from pipeline.errors import WxensError
+from pipeline.extensions import load_extensions
 from pipeline.signals import Terminated, sigterm_raises
 
 RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
@@ -111,9 +112,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(argv: list[str] | None) -> int:
     """Parse ``argv``, run its command, and map a :class:`WxensError` or an interrupt to
-    its exit code and a line on stderr."""
-    args = build_parser().parse_args(argv)
+    its exit code and a line on stderr. The extensions installed as packages load first
+    (:mod:`pipeline.extensions`: a failed one logs a warning), before the parser."""
     logging.basicConfig(level=logging.INFO, format=log_format())
+    try:
+        load_extensions()
+    except WxensError as err:  # a name an extension registers twice: no command can run
+        _say(f"wxens: error: {err}")
+        return err.exit_code
+    args = build_parser().parse_args(argv)
     for name in WXENS_LOGGERS if args.verbose else ():
         logging.getLogger(name).setLevel(logging.DEBUG)  # not numcodecs', zarr's, filelock's
     if getattr(args, "no_progress", True) is False and not terminal(sys.stderr):

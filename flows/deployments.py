@@ -38,6 +38,7 @@ import yaml
 
 from generators.correction.tuned import CorrectionNames
 from pipeline.errors import InputError
+from pipeline.extensions import load_extensions
 from pipeline.redact import redact
 
 log = logging.getLogger(__name__)
@@ -303,6 +304,15 @@ def serve(specs: tuple[DeploymentSpec, ...], *, limit: int | None = None) -> Non
         raise Terminated
     if runner.interrupted:
         raise KeyboardInterrupt
+
+
+def prepare_flow_process() -> None:
+    """On import of :mod:`flows.pipelines` (each flow run of ``wxens serve`` or of a Prefect
+    worker is a subprocess that imports it; a notebook too): load the extensions installed
+    as packages (:mod:`pipeline.extensions`), so that a failed one is logged before the flow
+    runs, and :func:`quiet_served_run`."""
+    load_extensions()
+    quiet_served_run()
 
 
 def quiet_served_run() -> None:

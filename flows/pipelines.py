@@ -16,7 +16,7 @@ import pandas as pd
 from prefect import flow, get_run_logger
 
 from flows import tasks
-from flows.deployments import RUN_PARAMETER_NAMES, quiet_served_run
+from flows.deployments import RUN_PARAMETER_NAMES, prepare_flow_process
 from flows.inputs import (
     analysis_store_complete,
     check_flow_parameters,
@@ -395,6 +395,6 @@ def ensemble_run(
 # -- what the flows decide from the stores (cheap metadata reads, not tasks) --------------
 
 
-quiet_served_run()  # imported by each served run's subprocess, before its flow runs
+prepare_flow_process()  # imported by each served run's subprocess, before its flow runs
 FLOWS = {f.name: f for f in (ingest, train, forecast, bias_correct, baseline, verify, ensemble_run)}
 """Every wxens flow by its Prefect name: what a schedule file's ``flow:`` may name."""

@@ -2,7 +2,8 @@
 
 Sources, forecast layouts, scores, physics checks, generators, samplers and baselines are
 each one :class:`Registry`; a new kind is added by writing one class (or function) and
-registering it, never by growing an if/elif on strings.
+registering it, never by growing an if/elif on strings. The first look-up of any registry
+loads the extensions installed as packages (:mod:`pipeline.extensions`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 from pipeline.errors import InputError
+from pipeline.extensions import NameTaken, failed_note, load_extensions, registered_by
 
 T = TypeVar("T")
 
@@ -25,38 +27,54 @@ class Registry(Generic[T]):
     def __init__(self, kind: str):
         self.kind = kind
         self._entries: dict[str, T] = {}
+        self._origins: dict[str, str] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
+    def register(self, name: str, *, module: str | None = None) -> Callable[[T], T]:
+        """Decorator: list an entry under ``name``. ``module`` (default: the entry's
+        ``__module__``) names who registered it should the name come again: a
+        :class:`NameTaken` (an InputError) naming both, e.g. an extension's taken name."""
+
         def decorate(entry: T) -> T:
+            origin = registered_by(self.kind, name, module or getattr(entry, "__module__", None))
             if name in self._entries:
-                raise ValueError(f"{self.kind} {name!r} registered twice")
+                raise NameTaken(
+                    f"{self.kind} {name!r} registered twice: by {self._origins[name]} and by "
+                    f"{origin}; rename the extension's (or uninstall one of them)"
+                )
             self._entries[name] = entry
+            self._origins[name] = origin
             return entry
 
         return decorate
 
     def __getitem__(self, name: str) -> T:
         try:
-            return self._entries[name]
+            return self._loaded()[name]
         except KeyError:
             raise InputError(
                 f"unknown {self.kind} {name!r}; known: {', '.join(self.names()) or 'none'}"
+                f"{failed_note()}"
             ) from None
 
+    def _loaded(self) -> dict[str, T]:
+        """The entries, the installed extensions' included (loaded on the first call)."""
+        load_extensions()
+        return self._entries
+
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return name in self._loaded()
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._entries)
+        return iter(self._loaded())
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._loaded())
 
     def values(self) -> tuple[T, ...]:
-        return tuple(self._entries.values())
+        return tuple(self._loaded().values())
 
     def items(self) -> tuple[tuple[str, T], ...]:
-        return tuple(self._entries.items())
+        return tuple(self._loaded().items())
 
     def names(self) -> tuple[str, ...]:
-        return tuple(sorted(self._entries))
+        return tuple(sorted(self._loaded()))

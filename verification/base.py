@@ -61,7 +61,8 @@ def register_score(
     :class:`ScoreSpec`; returns the function unchanged."""
 
     def decorate(function: ScoreFunction) -> ScoreFunction:
-        SCORES.register(name)(ScoreSpec(name, function, long_name, units, best))
+        spec = ScoreSpec(name, function, long_name, units, best)
+        SCORES.register(name, module=function.__module__)(spec)
         return function
 
     return decorate

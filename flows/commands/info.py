@@ -1,7 +1,8 @@
 """``wxens info STORE``: what an analysis store holds, its statistics and its state; or
 what a forecast store holds and what produced it (model, sampler, calibration, bias
 correction); or, for a training run (its directory or checkpoint file), what the checkpoint
-was trained on and the digest the forecast stores made with it record."""
+was trained on and the digest the forecast stores made with it record. Without a store:
+this environment, the versions of wxens and its main packages and the extensions loaded."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ HELP = (
     "describe an analysis store (variables, grid, period, statistics, missing times), a "
     "forecast store (initial times, members, leads, and the model, sampler, calibration and "
     "bias correction that produced it) or a training run's checkpoint (its digest, and the "
-    "grid, channels, step, periods and statistics it was trained on)"
+    "grid, channels, step, periods and statistics it was trained on); without one, the "
+    "versions of wxens and its main packages and the extensions installed"
 )
 #: Commits counted by ``wxens info``: each older one is a file read (a store ingested every
 #: hour gains three commits an ingest, tens of thousands a year until compacted).
@@ -22,11 +24,29 @@ COUNTED_COMMITS = 1000
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "store",
+        nargs="?",
         help=(
             "path of an analysis store, a forecast store, a training run (directory or .pt) "
-            "or a scores file (wxens verify --out)"
+            "or a scores file (wxens verify --out); none: this environment"
         ),
     )
+
+
+def describe_environment() -> str:
+    """The versions of wxens and the packages that shape its values, and each extension
+    installed as a package (:mod:`pipeline.extensions`): its distribution, version and
+    what it registered, or why it failed to import."""
+    from pipeline.extensions import GROUP, load_extensions
+    from pipeline.software import software_versions
+
+    extensions = load_extensions()  # the CLI loaded them: the same ones, not again
+    lines = [f"software   {software_versions()}"]
+    for e in extensions:
+        did = f"failed: {e.error}" if e.error else ", ".join(e.registered) or "registers nothing"
+        lines.append(f"extension  {e.name} = {e.target} ({e.distribution} {e.version}): {did}")
+    if not extensions:
+        lines.append(f"extensions none installed (entry points of the group {GROUP})")
+    return "\n".join(lines)
 
 
 def describe(store) -> str:
@@ -258,6 +278,9 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.store import open_store, read_state
     from pipeline.transaction import commits
 
+    if args.store is None:
+        print(describe_environment())
+        return 0
     path = Path(args.store)
     refuse_dangling_link(path)
     if not path.exists():  # not "create it with wxens ingest": it may be any of these

@@ -1,0 +1,154 @@
+"""Extensions installed as packages (the entry points of ``wxens.extensions``) reach the
+``wxens`` command: a score one registers is in ``wxens verify``'s scores file; one that
+fails to import is a warning naming it, and the command still runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from pipeline.forecast_store import open_forecast
+from pipeline.store import open_store
+
+MAE_MODULE = '''
+import numpy as np
+
+from verification.aggregation import mean_over as weighted_mean
+from verification.base import register_score
+from verification.scores import ensemble_ufunc
+
+
+def _abs_error_of_mean(members, truth):
+    return np.abs(members.mean(axis=-1) - truth)
+
+
+@register_score(
+    "mean_abs_error", long_name="mean absolute error of the ensemble mean", units="variable",
+    best=0.0,
+)
+def mean_abs_error(forecast, truth, *, member_dim="member", mean_over=None):
+    error = ensemble_ufunc(
+        _abs_error_of_mean, forecast, truth, member_dim=member_dim, output_dtypes=[float]
+    )
+    return weighted_mean(error, mean_over).rename("mean_abs_error")
+'''
+
+
+def install(root: Path, distribution: str, entry_point: str, module: str, source: str) -> None:
+    """What ``pip install`` leaves in site-packages: the module ``module`` and a
+    ``dist-info`` declaring the entry point ``entry_point = module`` of wxens.extensions."""
+    (root / f"{module}.py").write_text(textwrap.dedent(source))
+    info = root / f"{distribution}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[wxens.extensions]\n{entry_point} = {module}\n")
+
+
+def wxens(root: Path, *args: str) -> subprocess.CompletedProcess:
+    """``python -m flows.cli ARGS`` with ``root`` on its path, as an installed package."""
+    path = os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])])
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args],
+        env={**os.environ, "PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def verify_args(stores, out: Path) -> list[str]:
+    forecast, analysis = stores
+    return [
+        "verify",
+        str(forecast),
+        "--truth",
+        str(analysis),
+        "--out",
+        str(out),
+        "--physics-init-times",
+        "0",
+        "--no-energy-score",
+        "--interval-level",
+        "0",
+        "--no-progress",
+    ]
+
+
+def test_entry_points_of_a_dist_info_on_the_path_are_found(tmp_path, monkeypatch):
+    from importlib.metadata import entry_points
+
+    install(tmp_path, "wxens-mae", "mae", "wxens_mae", MAE_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (point,) = entry_points(group="wxens.extensions")
+    assert (point.name, point.value, point.dist.name, point.dist.version) == (
+        "mae",
+        "wxens_mae",
+        "wxens-mae",
+        "0.1",
+    )
+
+
+def test_a_score_of_an_installed_extension_is_in_the_scores_file(stores, tmp_path):
+    install(tmp_path, "wxens-mae", "mae", "wxens_mae", MAE_MODULE)
+    done = wxens(tmp_path, *verify_args(stores, tmp_path / "scores.nc"))
+    assert done.returncode == 0, done.stderr
+    card = xr.open_datatree(tmp_path / "scores.nc")["scorecard"].to_dataset()
+    assert "fair_crps" in card  # the built-ins are still there
+
+    forecast = open_forecast(stores[0]).t2m.load()  # (init, member, lead, lat, lon)
+    truth = open_store(stores[1]).dataset.t2m.load()
+    weights = np.cos(np.deg2rad(forecast.latitude.values))[:, None]
+    for lead in forecast.lead_time.values:
+        errors = [
+            np.abs(
+                forecast.sel(init_time=init, lead_time=lead).values.mean(axis=0)
+                - truth.sel(time=init + lead).values
+            )
+            for init in forecast.init_time.values
+        ]
+        expected = np.mean([(e * weights).sum() / (weights.sum() * e.shape[1]) for e in errors])
+        got = float(card.mean_abs_error.sel(variable="t2m", lead_time=lead))
+        assert got == pytest.approx(expected, rel=1e-5)
+
+    info = wxens(tmp_path, "info")
+    assert info.returncode == 0, info.stderr
+    assert (
+        "extension  mae = wxens_mae (wxens-mae 0.1): score mean_abs_error" in info.stdout
+    ), info.stdout
+
+
+def test_a_broken_extension_is_a_warning_naming_it_and_the_command_runs(stores, tmp_path):
+    install(tmp_path, "wxens-broken", "broken", "wxens_broken", "import not_a_module_anywhere\n")
+    done = wxens(tmp_path, *verify_args(stores, tmp_path / "scores.nc"))
+    assert done.returncode == 0, done.stderr
+    assert (
+        "WARNING pipeline.extensions: the extension 'broken' (wxens-broken 0.1, wxens_broken) "
+        "failed to import (ModuleNotFoundError: No module named 'not_a_module_anywhere'); "
+        "the command goes on without it. Fix the extension, or uninstall it "
+        "(pip uninstall wxens-broken)"
+    ) in done.stderr
+    assert "Traceback" not in done.stderr
+    assert (tmp_path / "scores.nc").is_file()
+
+    info = wxens(tmp_path, "info")
+    assert "extension  broken = wxens_broken (wxens-broken 0.1): failed: " in info.stdout
+
+
+def test_a_name_an_extension_takes_from_wxens_is_an_error_naming_both(stores, tmp_path):
+    taken = MAE_MODULE.replace('"mean_abs_error", long_name', '"fair_crps", long_name')
+    install(tmp_path, "wxens-clash", "clash", "wxens_clash", taken)
+    done = wxens(tmp_path, *verify_args(stores, tmp_path / "scores.nc"))
+    assert done.returncode == 2
+    assert (
+        "score 'fair_crps' registered twice: by verification.scores and by the extension "
+        "'clash' (wxens-clash 0.1, wxens_clash); rename the extension's"
+    ) in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "scores.nc").exists()
