@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 
 from pipeline.errors import InputError
 
@@ -74,8 +75,6 @@ def load_extensions() -> tuple[Extension, ...]:
         if _extensions is not None:
             return tuple(_extensions)
         _extensions = []
-        from importlib.metadata import entry_points
-
         for point in sorted(entry_points(group=GROUP), key=lambda p: p.name):
             _load(point)
         return tuple(_extensions)
@@ -129,4 +128,3 @@ def failed_note() -> str:
     if not failed:
         return ""
     return "; failed to import: " + ", ".join(f"{e.label}: {e.error}" for e in failed)
-

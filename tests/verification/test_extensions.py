@@ -45,7 +45,9 @@ def install(root: Path, distribution: str, entry_point: str, module: str, source
     """What ``pip install`` leaves in site-packages: the module ``module`` and a
     ``dist-info`` declaring the entry point ``entry_point = module`` of wxens.extensions."""
     (root / f"{module}.py").write_text(textwrap.dedent(source))
-    info = root / f"{distribution}-0.1.dist-info"
+    # named as pip names it (the name's "-" as "_"): importlib.metadata reads the name up to
+    # the first "-", and "wxens-mae-0.1" would be a second "wxens", dropped as a duplicate
+    info = root / f"{distribution.replace('-', '_')}-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(f"[wxens.extensions]\n{entry_point} = {module}\n")
