@@ -338,7 +338,7 @@ def ensemble_run(
     )
     delivered = forecast_store
     spec = (
-        resolve_correction(checkpoint, *weights, forecast=forecast_store)
+        resolve_correction(checkpoint, *weights, forecast=forecast_store, names=RUN_PARAMETER_NAMES)
         if corrected_store
         else CorrectionSpec()
     )

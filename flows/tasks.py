@@ -177,10 +177,11 @@ def bias_correct_forecast(
     :func:`~generators.correction.tuned.no_correction_reason` in the flow's parameters: it
     said "the correction weights are 0 ... (--bias-weight)", a flag the flow has not."""
     weights = (weight, spread_weight, rank_weight)
-    spec = resolve_correction(checkpoint, *weights, forecast=forecast)
+    names = BIAS_CORRECT_PARAMETER_NAMES
+    spec = resolve_correction(checkpoint, *weights, forecast=forecast, names=names)
     if not spec.applies:
         reason = no_correction_reason(
-            checkpoint, *weights, store=truth, forecast=forecast, names=BIAS_CORRECT_PARAMETER_NAMES
+            checkpoint, *weights, store=truth, forecast=forecast, names=names
         )
         raise InputError(f"{reason}; nothing written: {forecast} is the forecast as it is")
     bias_correct_store(forecast, truth, out, spec)

@@ -87,6 +87,7 @@ def forecast_steps(
     nothing."""
     import pandas as pd
 
+    from flows.deployments import RUN_PARAMETER_NAMES
     from flows.inputs import truth_arrived, verify_record
     from flows.runtime import outputs_current
     from generators.correction.tuned import resolve_correction
@@ -100,8 +101,10 @@ def forecast_steps(
         return lambda: command.kept(argparse.Namespace(out=path, init=inits(), recompute=False))
 
     def corrects() -> bool:  # as the flow decides: the weights given, or those tuned
+        names = RUN_PARAMETER_NAMES
         return (
-            corrected is not None and resolve_correction(checkpoint, *weights, forecast=out).applies
+            corrected is not None
+            and resolve_correction(checkpoint, *weights, forecast=out, names=names).applies
         )
 
     def correction_kept() -> str:

@@ -126,6 +126,16 @@ def _stale(checkpoint: str | Path, digest: str) -> bool:
     return checkpoint_file(checkpoint).is_file() and digest != checkpoint_digest(checkpoint)
 
 
+@dataclass(frozen=True)
+class CorrectionNames:
+    """How the user gives a checkpoint and a bias weight W where they run the correction:
+    the command line's flags by default; a flow names its parameters (a served run has no
+    flags: :data:`flows.deployments.RUN_PARAMETER_NAMES`)."""
+
+    checkpoint: str = "--checkpoint K"
+    bias_weight: str = "--bias-weight W"
+
+
 def resolve_correction(
     checkpoint: str | Path | None,
     bias_weight: float | None = None,
@@ -133,22 +143,24 @@ def resolve_correction(
     rank_weight: float | None = None,
     *,
     forecast: str | Path | None = None,
+    names: CorrectionNames = CorrectionNames(),
 ) -> CorrectionSpec:
     """The weights to correct with: those given if any is given (the others off), else the
     ones tuned for ``checkpoint`` (:func:`load_tuned`), else none (bias weight 0). With
     ``forecast``, the forecast store to correct, tuned weights are used only for the
     checkpoint that made it (:func:`check_made_by`), also after the checkpoint changed
-    (:func:`_tuned_for_maker`)."""
+    (:func:`_tuned_for_maker`); names: how the caller's user gives a checkpoint and a
+    weight, which its refusals name (default: the CLI's flags)."""
     if bias_weight is not None or spread_weight is not None or rank_weight is not None:
         return CorrectionSpec(bias_weight or 0.0, spread_weight, rank_weight)
     if checkpoint is not None and forecast is not None:
-        _made_by(forecast)  # a baseline's store: refused whatever the checkpoint's choice
+        _made_by(forecast, names)  # a baseline's store: refused whatever the checkpoint's choice
         kept = _tuned_for_maker(checkpoint, forecast)
         if kept is not None:
             return kept
     tuned = None if checkpoint is None else load_tuned(checkpoint)
     if tuned is not None and forecast is not None:
-        check_made_by(checkpoint, forecast)
+        check_made_by(checkpoint, forecast, names)
     return tuned if tuned is not None else CorrectionSpec()
 
 
@@ -174,41 +186,33 @@ def _tuned_for_maker(checkpoint: str | Path, forecast: str | Path) -> Correction
     return spec
 
 
-def _made_by(forecast: str | Path) -> str:
+def _made_by(forecast: str | Path, names: CorrectionNames = CorrectionNames()) -> str:
     """The digest of the checkpoint that made the forecast store ``forecast``; InputError
-    for a baseline's store, which no checkpoint made."""
+    for a baseline's store, which no checkpoint made, naming the weights as ``names`` do."""
     maker = ForecastProvenance.from_attrs(open_forecast(forecast).attrs)
     if maker.generator.startswith("baseline:"):
         raise InputError(
             f"{forecast} is a {maker.generator.removeprefix('baseline:')} baseline, made by no "
             "checkpoint: the weights `wxens tune` chose for a checkpoint are for its own "
-            "forecasts; give the weights (--bias-weight W) to correct the baseline"
+            f"forecasts; give the weights ({names.bias_weight}) to correct the baseline"
         )
     return maker.checkpoint_digest
 
 
-def check_made_by(checkpoint: str | Path, forecast: str | Path) -> None:
-    """InputError, naming both digests, unless the forecast store ``forecast`` was made by
-    the checkpoint file ``checkpoint`` (a training directory: its ``last.pt``): the weights
-    tuned for one model say nothing of another's errors."""
-    made_by = _made_by(forecast)
+def check_made_by(
+    checkpoint: str | Path, forecast: str | Path, names: CorrectionNames = CorrectionNames()
+) -> None:
+    """InputError, naming both digests and the fix as ``names`` give it, unless the forecast
+    store ``forecast`` was made by the checkpoint file ``checkpoint`` (a training directory:
+    its ``last.pt``): the weights tuned for one model say nothing of another's errors."""
+    made_by = _made_by(forecast, names)
     digest = checkpoint_digest(checkpoint)
     if made_by != digest:
         raise InputError(
             f"{forecast} was made by the checkpoint {made_by}, not by {checkpoint} ({digest}), "
-            "whose tuned weights were chosen on its own forecasts: give --checkpoint the "
-            "checkpoint that made the forecast, or the weights (--bias-weight W)"
+            "whose tuned weights were chosen on its own forecasts: give the checkpoint that "
+            f"made the forecast as {names.checkpoint}, or the weights ({names.bias_weight})"
         )
-
-
-@dataclass(frozen=True)
-class CorrectionNames:
-    """How the user gives a checkpoint and a bias weight W where they run the correction:
-    the command line's flags by default; a flow names its parameters (a served run has no
-    flags: :data:`flows.deployments.RUN_PARAMETER_NAMES`)."""
-
-    checkpoint: str = "--checkpoint K"
-    bias_weight: str = "--bias-weight W"
 
 
 def no_correction_reason(
@@ -249,7 +253,8 @@ def no_correction_reason(
             f"{names.bias_weight}"
         )
     _, digest = read_tuned(path)
-    if forecast is not None and _stale(checkpoint, digest) and digest == _made_by(forecast):
+    made = forecast is not None and _stale(checkpoint, digest)
+    if made and digest == _made_by(forecast, names):
         return (
             f"`wxens tune` chose no correction for the checkpoint {digest} that made "
             f"{forecast} ({path}): none lowered its cross-validated fair CRPS; give "

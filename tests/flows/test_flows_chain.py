@@ -340,6 +340,35 @@ def test_the_bias_correct_flow_without_weights_of_an_untuned_checkpoint_says_why
     assert not out.exists()
 
 
+def test_the_bias_correct_flow_with_another_checkpoints_tuned_weights_names_its_parameters(
+    chain, tmp_path, monkeypatch
+):
+    """The forecast store of one checkpoint corrected in the flow with another, tuned
+    checkpoint was refused with "give --checkpoint the checkpoint that made the forecast, or
+    the weights (--bias-weight W)": flags that a schedule file's run has not. The refusal
+    names the flow's parameters, and writes nothing."""
+    from flows.pipelines import bias_correct
+    from generators.correction.spec import CorrectionSpec
+    from generators.correction.tuned import checkpoint_digest, save_tuned
+    from pipeline.errors import InputError
+
+    monkeypatch.chdir(chain.workdir)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "last.pt").write_bytes(b"another model's weights")
+    save_tuned(other, CorrectionSpec(0.2), {})
+    out = tmp_path / "corrected.zarr"
+    with pytest.raises(InputError) as refused:
+        bias_correct(str(chain.forecast), str(chain.store), str(out), checkpoint=str(other))
+    message = str(refused.value)
+    made_by = checkpoint_digest(chain.checkpoint)
+    assert f"was made by the checkpoint {made_by}, not by {other}" in message, message
+    fix = "made the forecast as the parameter checkpoint, or the weights (the parameter weight: W)"
+    assert fix in message, message
+    assert "--checkpoint" not in message and "--bias-weight" not in message, message
+    assert not out.exists()
+
+
 def test_a_run_with_a_baseline_draws_it_for_the_same_forecasts_and_verifies_beside_it(
     chain, tmp_path, file_times, monkeypatch
 ):
