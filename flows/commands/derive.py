@@ -120,11 +120,81 @@ def with_overrides(derived, overrides: Sequence[str], store: str | None = None):
     return replace(derived, config=config, notes=(*derived.notes, *note))
 
 
-def weights_of_other_leads(derived, mapping, store: str | None):
+def resumed_config(path: Path, overrides: Sequence[str], store: str | None):
+    """The config an earlier derived run wrote to ``path`` (``OUT/config.yaml``), with the
+    resumed run's ``--set`` ``overrides``. A ``--set data.leads`` of other leads is refused
+    naming the fixes that work: once ``OUT`` holds a checkpoint, which trained the leads of
+    ``path`` and resumes only with them (:func:`other_leads_of_a_run`); before, where they
+    left its lead weights for other leads, as a new derivation's
+    (:func:`weights_of_other_leads`), not with the general lead-weight message."""
+    from generators.config import apply_overrides, load_train_config
+    from generators.config_io import to_mapping
+    from pipeline.errors import InputError
+
+    if not overrides:
+        return load_train_config(path)
+    earlier = load_train_config(path)
+    mapping = apply_overrides(to_mapping(earlier), list(overrides))
+    refused = other_leads_of_a_run(path, earlier, mapping, store)
+    if refused is not None:
+        raise refused
+    try:
+        return load_train_config(path, list(overrides))
+    except InputError as err:
+        other_leads = weights_of_other_leads(earlier, mapping, store, resumed=path)
+        if other_leads is None:
+            raise
+        raise other_leads from err
+
+
+def other_leads_of_a_run(path: Path, earlier, mapping, store: str | None):
+    """The refusal of a ``--set data.leads`` (``mapping``: the config as set) other than the
+    leads of the config ``earlier`` read from ``path``, beside the checkpoint of a run that
+    trained them (a resumed run keeps its data: :func:`generators.train_plan.resumable`),
+    naming the fixes: the run resumed as it is, or these leads trained in another ``--out``
+    or from the start; None where it sets no other leads or no checkpoint is there."""
+    from generators.config_derive import duration_text
+    from generators.config_io import to_mapping
+    from generators.train import CHECKPOINT_NAME
+    from pipeline.errors import InputError
+    from pipeline.store import open_store
+
+    data = mapping.get("data")
+    leads = data.get("leads") if isinstance(data, dict) else None
+    trained = to_mapping(earlier)["data"]["leads"]
+    out = path.parent
+    if leads is None or leads == trained or not (out / CHECKPOINT_NAME).is_file():
+        return None
+    given = f"--set data.leads={_value_text(leads)}"
+    fix = "train these leads from the start, in another --out or with --no-resume"
+    if store is not None and _derived_up_to_a_lead(leads):
+        lead = duration_text(max(leads) * open_store(store).native_step)
+        fix += f": --lead {lead} in place of --set data.leads"
+    return InputError(
+        f"{given}: {out} holds a run that trained the leads {_value_text(trained)} ({path}), "
+        f"and a resumed run keeps the data it trained on: drop {given} to resume it, or {fix}"
+    )
+
+
+def _derived_up_to_a_lead(leads) -> bool:
+    """Whether ``leads`` (a config's value, as set) are those a derivation gives up to their
+    longest (:func:`generators.config_derive.derived_leads`)."""
+    from generators.config_derive import derived_leads
+
+    if not isinstance(leads, list) or not leads:
+        return False
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in leads):
+        return False
+    return tuple(sorted(leads)) == derived_leads(max(leads))
+
+
+def weights_of_other_leads(derived, mapping, store: str | None, resumed: Path | None = None):
     """The refusal of ``--set data.leads`` that left the ``derived`` config's lead weights
     for other leads (``mapping``: the config as set), naming the fixes: ``--lead`` where the
     leads set are those derived up to a lead, or their weights by the derivation's rule;
-    None where the config set is refused for something else."""
+    None where the config set is refused for something else. ``resumed``: the config.yaml
+    of an earlier derived run that ``derived`` was read from, where ``--lead`` is taken only
+    by a derivation that starts over (``--no-resume``)."""
     from generators.config import TrainConfig
     from generators.config_derive import derived_lead_weights, derived_leads, duration_text
     from generators.config_io import from_mapping
@@ -149,10 +219,21 @@ def weights_of_other_leads(derived, mapping, store: str | None):
     )
     if store is not None and leads == derived_leads(max(leads)):
         lead = duration_text(max(leads) * open_store(store).native_step)
-        fix = f"derive the config for them: --lead {lead} in place of --set data.leads; or {fix}"
+        fix = (
+            f"{fix}; or start over, derived for them: --no-resume --lead {lead} in place of "
+            "--set data.leads"
+            if resumed
+            else f"derive the config for them: --lead {lead} in place of --set data.leads; "
+            f"or {fix}"
+        )
+    held = (
+        f"the data.lead_weights {_value_text(list(weights))} of {resumed}, one per lead of its "
+        if resumed
+        else f"the derived data.lead_weights {_value_text(list(weights))}, one per derived "
+        "lead of "
+    )
     return InputError(
-        f"--set data.leads={_value_text(list(leads))} left the derived data.lead_weights "
-        f"{_value_text(list(weights))}, one per derived lead of "
+        f"--set data.leads={_value_text(list(leads))} left {held}"
         f"{_value_text(list(derived.data.sample_spec.leads))}; {fix}"
     )
 

@@ -23,6 +23,7 @@ from flows.commands.derive import (
     add_derive_arguments,
     derive_for,
     keep_overrides,
+    resumed_config,
     with_overrides,
 )
 from flows.commands.options import (
@@ -262,7 +263,7 @@ def derived_config(args: argparse.Namespace):
                 f"--{k} {getattr(args, k)}" for k in ("lead", "budget") if getattr(args, k)
             )
             print(f"{given}: not used, this run resumes with the config derived before")
-        return load_train_config(path, args.overrides)
+        return resumed_config(path, args.overrides, args.store)
     processes = max(1, args.nproc or 1)  # the derived batch splits over them
     derived = with_overrides(derive_for(args, processes), args.overrides, args.store)
     derived.write(path)  # the config trained, --set included, beside its checkpoint

@@ -79,3 +79,34 @@ def test_a_refused_run_into_a_new_folder_leaves_no_folder(tmp_path, capsys):
         assert wxens([*argv, "--out", str(tmp_path / out)]) == 2, argv
         assert sorted(p.name for p in tmp_path.iterdir()) == ["in"], argv
     capsys.readouterr()
+
+
+def test_a_resumed_derived_run_given_other_leads_is_told_the_fixes_that_work(tmp_path, capsys):
+    """The same ``wxens train`` run again with ``--set data.leads=[1,3]`` was told the
+    general "data.lead_weights [...] must hold one positive weight per lead", and with those
+    weights given, that the run "holds a run with another 'data'" (a dump of both): a
+    resumed run keeps the leads it trained, which it now says first, naming ``--lead``.
+    Before the run's first checkpoint, the leads are refused as a new derivation's are."""
+    store = small_store(tmp_path)
+    run = tmp_path / "run"
+    argv = ["train", "--store", str(store.path), "--out", str(run), "--no-progress"]
+    argv += ["--threads", "1", "--set", "steps=2"]
+    assert wxens(argv) == 0
+    trained = yaml.safe_load((run / "config.yaml").read_text())["data"]["leads"]
+    assert trained != [1, 3]
+    capsys.readouterr()
+    weights = ["--set", "data.lead_weights=[1.0, 0.439]"]
+    for given in (["--set", "data.leads=[1,3]"], ["--set", "data.leads=[1,3]", *weights]):
+        assert wxens([*argv, *given]) == 2
+        err = capsys.readouterr().err
+        assert f"holds a run that trained the leads {trained}" in err, err
+        assert "drop --set data.leads=[1, 3] to resume it" in err
+        assert "with --no-resume: --lead 18h in place of --set data.leads" in err
+    assert wxens([*argv, "--no-resume", "--lead", "18h"]) == 0  # the fix named is taken
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["leads"] == [1, 3]
+    (run / "last.pt").unlink()  # as a run stopped before its first checkpoint leaves it
+    capsys.readouterr()
+    assert wxens([*argv, "--set", "data.leads=[1]"]) == 2
+    err = capsys.readouterr().err
+    assert f"left the data.lead_weights [1.0, 0.439] of {run / 'config.yaml'}" in err, err
+    assert "give its weight too: --set data.lead_weights=null" in err
