@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -105,9 +106,11 @@ def _values_text(da: xr.DataArray) -> str:
     return ", ".join(shown) if len(shown) <= 4 else f"{shown[0]} to {shown[-1]} ({len(shown)})"
 
 
-def _undecodable(path: Path, key: str) -> int | None:
-    """The number (from 1) of the first message of ``path`` whose ``key`` ecCodes reads as
-    undef (a message it cannot decode), or None."""
+def _undecodable(path: Path, key: str) -> str | None:
+    """``3 (at byte 6720, 3342 bytes)``: the number (from 1), byte offset and length of the
+    first message of ``path`` whose ``key`` ecCodes reads as undef (a message it cannot
+    decode), the offset and length from the messages' length fields
+    (:func:`grib_messages`: ``dd`` cuts it out with them), or None."""
     import eccodes
 
     with path.open("rb") as f:
@@ -116,12 +119,15 @@ def _undecodable(path: Path, key: str) -> int | None:
             number += 1
             try:
                 if eccodes.codes_get(handle, key, ktype=str) == "undef":
-                    return number
+                    break
             except eccodes.KeyValueNotFoundError:
-                return number
+                break
             finally:
                 eccodes.codes_release(handle)
-    return None
+        else:
+            return None
+    offset, length = next(islice(grib_messages(path), number - 1, None))
+    return f"{number} (at byte {offset}, {length} bytes)"
 
 
 def _open(path: Path, chunks: Chunking, filter_by_keys: dict[str, str]) -> xr.Dataset:
@@ -192,12 +198,19 @@ def _members(ds: xr.Dataset) -> xr.Dataset:
 
 
 def count_grib_messages(path: Path) -> int:
-    """Walk the GRIB messages of ``path`` by their length fields, without decoding.
+    """The number of GRIB messages of ``path``, walked by their length fields without
+    decoding (:func:`grib_messages`)."""
+    return sum(1 for _ in grib_messages(path))
+
+
+def grib_messages(path: Path) -> Iterator[tuple[int, int]]:
+    """The byte offset and length of each GRIB message of ``path``, walked by their length
+    fields, without decoding.
 
     Each message starts with ``GRIB`` and its total length (GRIB 1: 3 bytes at offset 4;
     GRIB 2: 8 bytes at offset 8) and ends with ``7777``; zero padding may follow each
     message (ECMWF pads GRIB 1 messages). Raises :class:`InputError` for a file that is
-    not GRIB or is truncated.
+    not GRIB or is truncated, once the walk reaches the fault.
     """
     size = path.stat().st_size
     count, offset = 0, 0
@@ -227,8 +240,8 @@ def count_grib_messages(path: Path) -> int:
                     f"{path}: GRIB message {count + 1} (at byte {offset}, {length} bytes) is "
                     f"corrupt: {bad}; download the file again"
                 )
+            yield offset, length
             count, offset = count + 1, offset + length
-    return count
 
 
 def _sections_mismatch(f, offset: int, edition: int, length: int) -> str | None:

@@ -3,6 +3,7 @@ resumption after a failed write, and every kind of bad input."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -381,6 +382,12 @@ def test_a_grib_message_with_a_corrupt_data_section_is_refused(
     assert code == 2 and "bad.grib: GRIB message 101" in err and said in err, err
     assert "corrupt" in err and "download the file again" in err
     assert store_content(store) == before
+    # named by its byte offset and length too (it was by its index only where ecCodes
+    # could not decode it): they cut out of the file the message damaged
+    at = re.search(r"GRIB message 101 \(at byte (\d+), (\d+) bytes\)", err)
+    assert at is not None, err
+    offset, length = int(at.group(1)), int(at.group(2))
+    assert bad.read_bytes()[offset : offset + length] == message
 
 
 def test_non_grib_named_grib(tmp_path, capsys):
