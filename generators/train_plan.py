@@ -20,7 +20,7 @@ from generators.config import TrainConfig
 from generators.config_io import to_mapping
 from generators.data import ResidualDataset
 from generators.data.forecast import check_grid_and_step, check_statistics
-from pipeline.errors import InputError
+from pipeline.errors import InputError, nested_differences
 from pipeline.schema import split_channel
 from pipeline.store import AnalysisStore
 
@@ -94,8 +94,9 @@ def resumable(
     for key in ("model", "data", "seed", "batch_size"):
         if mine[key] != theirs[key]:
             raise InputError(
-                f"{path.parent} holds a run with another {key!r} ({theirs[key]}, this config: "
-                f"{mine[key]}); pass another --out, or --no-resume to start over there"
+                f"{path.parent} holds a run with another {key!r} "
+                f"({_differences({key: theirs[key]}, {key: mine[key]})}); a resumed run keeps "
+                "what it trained with: pass another --out, or --no-resume to start over there"
             )
     trained = checkpoint.train_config
     if trained.fine_tune is not None and checkpoint.step > trained.steps < config.steps:
@@ -110,6 +111,14 @@ def resumable(
     if all(_holds(stats, c) for c in checkpoint.channels):
         check_statistics(checkpoint, store, "pass another --out, or --no-resume to start over")
     return checkpoint
+
+
+def _differences(trained: dict, asked: dict) -> str:
+    """Each dotted key whose value differs, as "data.history: 24 there, 12 in this config"."""
+    return "; ".join(
+        f"{key}: {there} there, {here} in this config"
+        for key, there, here in nested_differences(trained, asked)
+    )
 
 
 def _holds(statistics: xr.Dataset, channel: str) -> bool:

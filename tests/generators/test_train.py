@@ -205,8 +205,10 @@ def test_resume_refuses_a_directory_of_another_run(store, tmp_path):
     other = tiny_config(
         2, data=DataConfig(channels=("t2m",), history=3, leads=(1,), train=Period(None, TRAIN_END))
     )
-    with pytest.raises(InputError, match="another 'data'"):
+    with pytest.raises(InputError, match="another 'data'") as refused:
         train(store, other, tmp_path / "run", progress=False)
+    # the key that differs, not a dump of both sections (channels, periods, weights...)
+    assert "(data.history: 2 there, 3 in this config)" in str(refused.value)
     train(store, other, tmp_path / "run", resume=False, progress=False)  # --no-resume starts over
 
 
