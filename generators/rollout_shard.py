@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 from distributed import wait
+from distributed.client import WorkerStartTimeoutError
 
 from generators.checkpoint import Checkpoint
 from generators.device import resolve_device
@@ -45,6 +46,10 @@ TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
 RANK_WAIT = timedelta(days=1)
 """How long the ranks of a forecast wait for each other at its end."""
+
+WORKERS_GONE_S = 60
+"""How long a dask forecast whose workers have all left waits for one to connect before it
+stops (it waited for good, silently, its batches queued on the scheduler)."""
 
 
 def shard_init_times(
@@ -209,27 +214,48 @@ def _dealt_to_free_workers(
             if left.empty:
                 continue
             while len(running) >= _worker_count(client):
-                running = _finished(running, bar)
+                running = _finished(client, running, bar)
             futures.append(task(left))
             running.add(futures[-1])
         if not futures:
             futures.append(task(pd.DatetimeIndex([])))
-        wait(futures)
+        while running := {future for future in futures if not future.done()}:
+            _finished(client, running, bar)
         bar.update(total - bar.n)
     return futures, meanwhile
 
 
-def _finished(running: set[Any], bar: Any) -> set[Any]:
+def _finished(client: Any, running: set[Any], bar: Any) -> set[Any]:
     """Wait up to a second for one of the ``running`` futures to end; those still running,
-    the progress ``bar`` moved on by those ended (their initial times)."""
+    the progress ``bar`` moved on by those ended (their initial times). With no worker
+    left, up to :data:`WORKERS_GONE_S` for one (:func:`_wait_for_a_worker`)."""
     try:
         done, running = wait(running, timeout=1, return_when="FIRST_COMPLETED")
     except TimeoutError:
+        if not client.scheduler_info(n_workers=-1)["workers"]:
+            _wait_for_a_worker(client)
         return running
     for future in done:
         if future.status == "finished":
             bar.update(len(future.result().init_times) + future.result().skipped)
     return running
+
+
+def _wait_for_a_worker(client: Any) -> None:
+    """Wait up to :data:`WORKERS_GONE_S` for a worker to connect to the scheduler of
+    ``client``, whose workers have all left (killed, out of memory, scaled down), saying
+    so; else stop with the scheduler's address and what to do."""
+    address = client.scheduler.address
+    log.warning("every dask worker at %s has left; waiting up to %d s for one to connect",
+                address, WORKERS_GONE_S)  # fmt: skip
+    try:
+        client.wait_for_workers(1, timeout=WORKERS_GONE_S)
+    except WorkerStartTimeoutError:
+        raise InputError(
+            f"every dask worker at {address!r} left and none connected in {WORKERS_GONE_S} s; "
+            "the initial times written are kept: start workers with "
+            f"`dask worker {address}` and rerun the same command to draw the rest"
+        ) from None
 
 
 def _forecast_on_ranks(

@@ -364,3 +364,41 @@ def test_a_worker_that_connects_while_the_forecast_waits_draws_it(one_process, c
     assert "4 initial times in 2 batches" in caplog.text
     assert "(1 worker at the start)" in caplog.text
     assert_same_store(out, root / "one.zarr")
+
+
+@pytest.mark.timeout(120)  # it waited for good
+def test_a_forecast_whose_workers_all_left_stops_naming_the_scheduler(
+    one_process, monkeypatch, capsys
+):
+    """Every worker of the cluster gone mid-run (killed, scaled down): the batches stayed
+    queued on the scheduler and the forecast waited for good, silently. It waits a bounded
+    time for a worker, then stops, exit 2, naming the scheduler and how to go on; what was
+    written is a valid store."""
+    from distributed import LocalCluster
+
+    import generators.rollout_shard as shard
+    from pipeline.forecast_store import complete_init_times
+
+    root, command = one_process
+    out = root / "workers_gone.zarr"
+    monkeypatch.setattr(shard, "WORKERS_GONE_S", 2, raising=False)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster:
+        scheduler = cluster.scheduler
+
+        def remove_the_workers() -> None:
+            while not any(t.state == "processing" for t in list(scheduler.tasks.values())):
+                time.sleep(0.05)
+            cluster.scale(0)
+
+        threading.Thread(target=remove_the_workers, daemon=True).start()
+        address = cluster.scheduler_address
+        one_a_batch = [*command, "--batch-members", "3", "--out", str(out)]
+        assert wxens([*one_a_batch, "--dask-scheduler", address]) == 2
+    err = capsys.readouterr().err
+    assert f"every dask worker at '{address}' left and none connected in 2 s" in err, err
+    assert f"`dask worker {address}` and rerun the same command" in err
+    if out.exists():  # what a worker wrote before it left stays readable
+        inits = pd.date_range("2000-01-02", periods=4, freq="6h")
+        assert set(complete_init_times(out)) <= set(inits)
+
