@@ -215,6 +215,8 @@ def _dealt_to_free_workers(
                 continue
             while len(running) >= _worker_count(client):
                 running = _finished(client, running, bar)
+            if any(future.status == "error" for future in futures):
+                break  # its error is raised: the batches left are not handed out to fail too
             futures.append(task(left))
             running.add(futures[-1])
         if not futures:

@@ -402,3 +402,22 @@ def test_a_forecast_whose_workers_all_left_stops_naming_the_scheduler(
         inits = pd.date_range("2000-01-02", periods=4, freq="6h")
         assert set(complete_init_times(out)) <= set(inits)
 
+
+def test_batches_are_not_handed_out_after_one_failed(one_process, monkeypatch, capsys):
+    """A sampler only the workers parse, refused: every batch was handed out, and failed,
+    after the first had (an analysis store moved away mid-run: every batch left). The
+    batches left are not handed out; the error is said once, exit 2."""
+    from distributed import Client, LocalCluster, get_task_stream
+
+    root, command = one_process
+    out = root / "refused.zarr"
+    one_a_batch = [*command, "--batch-members", "3", "--sampler", "euler:nfe=0"]  # 4 batches
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster:
+        with Client(cluster) as client, get_task_stream(client) as stream:
+            address = ["--dask-scheduler", cluster.scheduler_address]
+            assert wxens([*one_a_batch, "--out", str(out), *address]) == 2
+    tasks = [task for task in stream.data if str(task["key"]).startswith("forecast_to_store")]
+    assert len(tasks) == 1, stream.data
+    err = capsys.readouterr().err
+    assert err.count("euler sampler: nfe must be at least 1, got 0") == 1, err
