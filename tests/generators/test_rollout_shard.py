@@ -19,7 +19,7 @@ import pytest
 import xarray as xr
 
 from flows.cli import main as wxens
-from generators.rollout_shard import shard_init_times
+from generators.rollout_deal import shard_init_times
 from pipeline.errors import InputError
 from pipeline.forecast_store import open_forecast, provenance
 
@@ -116,7 +116,7 @@ def test_two_dask_workers_write_the_one_process_store(one_process, monkeypatch, 
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout
     with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster:
         address = cluster.scheduler_address
-        with caplog.at_level("INFO", logger="generators.rollout_shard"):
+        with caplog.at_level("INFO", logger="generators"):
             assert wxens([*command, "--out", str(out), "--dask-scheduler", address]) == 0
     assert (
         "forecast: 4 initial times in 2 batches of up to 2 initial times, each to a dask worker "
@@ -150,7 +150,7 @@ def test_a_worker_that_joins_after_the_forecast_began_draws_batches(
         joining = threading.Thread(target=add_a_worker, daemon=True)
         with Client(cluster) as client, get_task_stream(client) as stream:
             joining.start()
-            with caplog.at_level("INFO", logger="generators.rollout_shard"):
+            with caplog.at_level("INFO", logger="generators"):
                 address = ["--dask-scheduler", cluster.scheduler_address]
                 assert wxens([*one_a_batch, "--out", str(out), *address]) == 0
             joining.join(timeout=30)
@@ -159,6 +159,37 @@ def test_a_worker_that_joins_after_the_forecast_began_draws_batches(
     assert len(drawn) == 4 and len(set(drawn)) == 2, stream.data
     assert "4 initial times in 4 batches of up to 1 initial time" in caplog.text, caplog.text
     assert "(1 worker at the start)" in caplog.text
+    assert_same_store(out, root / "one.zarr")
+
+
+def test_a_batch_result_is_let_go_as_its_task_ends(one_process, monkeypatch):
+    """The client held every batch's result until the last ended: a worker that died
+    late took the results it held with it, and dask drew them again (each rerun found its
+    batch written and counted it 'written before a dask worker died'). Each result is
+    taken as its task ends: the scheduler holds at most the one just ended."""
+    from distributed import LocalCluster
+
+    root, command = one_process
+    out = root / "let_go.zarr"
+    one_a_batch = [*command, "--batch-members", "3"]  # 4 batches of one initial time
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout
+    held, done = [0], threading.Event()
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster:
+        scheduler = cluster.scheduler
+
+        def count_the_results_held() -> None:
+            while not done.is_set():
+                tasks = list(scheduler.tasks.values())
+                held[0] = max(held[0], sum(t.state == "memory" for t in tasks))
+                time.sleep(0.01)
+
+        counting = threading.Thread(target=count_the_results_held, daemon=True)
+        counting.start()
+        address = ["--dask-scheduler", cluster.scheduler_address]
+        assert wxens([*one_a_batch, "--out", str(out), *address]) == 0
+        done.set()
+        counting.join(timeout=10)
+    assert 1 <= held[0] <= 2, held  # all 4 held until the end before
     assert_same_store(out, root / "one.zarr")
 
 
@@ -175,7 +206,7 @@ def test_workers_a_batch_leaves_idle_are_explained(one_process, monkeypatch, cap
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout
     with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster:
         address = cluster.scheduler_address
-        with caplog.at_level("INFO", logger="generators.rollout_shard"):
+        with caplog.at_level("INFO", logger="generators"):
             assert wxens([*command, *three, "--out", str(out), "--dask-scheduler", address]) == 0
     assert (
         "forecast: 3 initial times in 1 batch of up to 3 initial times, each to a dask worker as "
@@ -297,11 +328,11 @@ def test_a_failing_rank_says_its_error_before_it_waits_for_the_others(monkeypatc
         raise InputError("refused here")
 
     monkeypatch.setattr(shard, "dist", World)
-    monkeypatch.setattr(shard, "_pending", lambda inits, out, options: inits)
+    monkeypatch.setattr(shard, "left_to_draw", lambda inits, out, options: inits)
     monkeypatch.setattr(shard, "forecast_to_store", refused)
     monkeypatch.setenv("LOCAL_RANK", "0")
     inits = pd.date_range("2000-01-02", periods=2, freq="6h")
-    with caplog.at_level("INFO", logger="generators.rollout_shard"):
+    with caplog.at_level("INFO", logger="generators"):
         with pytest.raises(InputError, match="refused here"):
             shard._forecast_on_ranks("k", "s", inits, [6.0], 3, "o", device="cpu")
     assert said_before_waiting == [True]
@@ -376,12 +407,12 @@ def test_a_forecast_whose_workers_all_left_stops_naming_the_scheduler(
     written is a valid store."""
     from distributed import LocalCluster
 
-    import generators.rollout_shard as shard
+    import generators.rollout_dask
     from pipeline.forecast_store import complete_init_times
 
     root, command = one_process
     out = root / "workers_gone.zarr"
-    monkeypatch.setattr(shard, "WORKERS_GONE_S", 2, raising=False)
+    monkeypatch.setattr(generators.rollout_dask, "WORKERS_GONE_S", 2)
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout
     with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster:
         scheduler = cluster.scheduler

@@ -1,0 +1,191 @@
+"""A forecast over the workers of a dask cluster (``wxens forecast --dask-scheduler``): each
+batch of initial times is a dask task of its own, handed out while fewer run than workers
+are connected, so dask gives it to a free worker — a worker that connects after the
+forecast began takes the next batches, and a slow one holds only its own. The run claims
+each batch as it hands it out (:mod:`pipeline.forecast_claims`), so another forecast into
+the store puts it off; each result is taken as its task ends, so a worker that dies later
+costs only the batch it was drawing (dask recomputes a result lost with its worker while
+the client holds it)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+from distributed import Future, wait
+from distributed.client import WorkerStartTimeoutError
+
+from generators.checkpoint import Checkpoint
+from generators.rollout import inits_per_batch
+from generators.rollout_deal import (
+    batches_text,
+    left_to_draw,
+    merged,
+    shard_init_times,
+    why_idle,
+)
+from generators.rollout_store import ForecastRun, forecast_to_store, to_draw
+from pipeline.errors import InputError, counted
+from pipeline.forecast_claims import Claims, in_turn
+from pipeline.progress import tqdm
+from pipeline.store import AnalysisStore
+
+log = logging.getLogger(__name__)
+
+WORKERS_GONE_S = 60
+"""How long a dask forecast whose workers have all left waits for one to connect before it
+stops (it waited for good, silently, its batches queued on the scheduler)."""
+
+
+def forecast_on_workers(
+    client: Any, checkpoint, store, inits, leads_hours, n_members, out, **options: Any
+) -> ForecastRun:
+    """:func:`~generators.rollout_store.forecast_to_store` of ``inits`` into ``out``, one
+    dask task a batch, over the workers of ``client`` (a ``distributed.Client``) as they
+    are free (:func:`_dealt_to_free_workers`)."""
+    if isinstance(checkpoint, Checkpoint):
+        checkpoint = checkpoint.path  # the workers load it themselves
+    if isinstance(store, AnalysisStore):
+        store = store.path
+    per_batch = inits_per_batch(n_members, options.get("batch_members", 512))
+    # those left to draw, read once (a rerun after a worker had failed draws the rest)
+    asked, inits = len(inits), left_to_draw(inits, out, options)
+    workers = _worker_count(client)
+    shards = [shard_init_times(inits, k, workers, per_batch) for k in range(workers)]
+    log.info(
+        "forecast: %s in %s of up to %s, each to a dask worker as one is free (%s at the "
+        "start%s)",
+        counted(len(inits), "initial time"),
+        batches_text(-(-len(inits) // per_batch)),
+        counted(per_batch, "initial time"),
+        counted(workers, "worker"),
+        why_idle(shards, "dask worker", per_batch, n_members),
+    )
+    # its task draws a batch under this run's claim
+    claims = Claims(str(out), run=options.get("claims_run") or uuid.uuid4().hex)
+    claimed = not options.get("recompute", False)
+    task = functools.partial(
+        client.submit,
+        forecast_to_store,
+        str(checkpoint),
+        str(store),
+        leads_hours=leads_hours,
+        n_members=n_members,
+        out=out,
+        pure=False,
+        **{**options, "progress": False, "claims_run": claims.run if claimed else None},
+    )
+    to_draw_now = functools.partial(to_draw, claims) if claimed else (lambda batch: batch)
+    progress = options.get("progress", True)
+    bar = tqdm(total=len(inits), disable=not progress, desc="forecast", unit="init")
+    try:
+        with bar:
+            batches = in_turn(inits, per_batch, to_draw_now)
+            runs, meanwhile = _dealt_to_free_workers(client, task, batches, bar)
+    finally:  # a caller's claims (the forecast flow's) are its own to remove
+        if claimed and not options.get("claims_run"):
+            claims.release()
+    # a task dask reran after its worker died skipped what that worker had written
+    died = sum(run.skipped for run in runs)
+    run = merged(runs, skipped=asked - len(inits))
+    return dataclasses.replace(
+        run,
+        written_before_a_worker_died=died,
+        written_by_another_run=run.written_by_another_run + meanwhile,
+    )
+
+
+def _worker_count(client: Any) -> int:
+    """The workers connected to the scheduler of ``client`` now (at least one)."""
+    return max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
+
+
+def _dealt_to_free_workers(
+    client: Any,
+    task: Any,
+    batches: Iterable[tuple[pd.DatetimeIndex, pd.DatetimeIndex]],
+    bar: Any,
+) -> tuple[list[ForecastRun], int]:
+    """Submit ``task(inits)`` for each ``(batch, its times to draw)`` of ``batches`` while
+    fewer tasks run than workers are connected (counted again every second, so a worker
+    that joins takes the next batch): dask's scheduler gives each to a free worker, one
+    batch a worker at a time, whatever its threads (a GPU holds one batch). A batch is
+    claimed only when it is handed out, so claims put off what another run draws; none is
+    handed out after one has failed. Returns every task's run, taken as it ended, and the
+    initial times another run wrote meanwhile; raises the first task's error once all
+    running have ended. With no batch, one task: it checks the inputs."""
+    ended = _Ended(client, bar)
+    running: set[Future] = set()
+    meanwhile = submitted = 0
+    for batch, left in batches:
+        meanwhile += len(batch) - len(left)
+        if left.empty:
+            continue
+        while len(running) >= _worker_count(client):
+            running = ended.after_a_second(running)
+        if ended.failed is not None:
+            break  # its error is raised: the batches left are not handed out to fail too
+        running.add(task(left))
+        submitted += 1
+    if not submitted:
+        running.add(task(pd.DatetimeIndex([])))
+    while running:
+        running = ended.after_a_second(running)
+    if ended.failed is not None:
+        ended.failed.result()  # raises the task's error, with its traceback
+    bar.update(bar.total - bar.n)
+    return ended.runs, meanwhile
+
+
+@dataclasses.dataclass
+class _Ended:
+    """The tasks of a dask forecast that have ended: their runs, taken (and their futures
+    let go) as each ends, and the first that failed."""
+
+    client: Any
+    bar: Any
+    runs: list[ForecastRun] = dataclasses.field(default_factory=list)
+    failed: Future | None = None
+
+    def after_a_second(self, running: set[Future]) -> set[Future]:
+        """Wait up to a second for one of ``running`` to end; those still running. With no
+        worker left, up to :data:`WORKERS_GONE_S` for one (:func:`_wait_for_a_worker`)."""
+        try:
+            done, running = wait(running, timeout=1, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            if not self.client.scheduler_info(n_workers=-1)["workers"]:
+                _wait_for_a_worker(self.client)
+            return running
+        for future in done:
+            if future.status != "finished":
+                self.failed = self.failed or future
+                continue
+            run = future.result()
+            self.runs.append(run)
+            self.bar.update(len(run.init_times) + run.skipped)
+        return running
+
+
+def _wait_for_a_worker(client: Any) -> None:
+    """Wait up to :data:`WORKERS_GONE_S` for a worker to connect to the scheduler of
+    ``client``, whose workers have all left (killed, out of memory, scaled down), saying
+    so; else stop with the scheduler's address and what to do."""
+    address = client.scheduler.address
+    log.warning(
+        "every dask worker at %s has left; waiting up to %d s for one to connect",
+        address,
+        WORKERS_GONE_S,
+    )
+    try:
+        client.wait_for_workers(1, timeout=WORKERS_GONE_S)
+    except WorkerStartTimeoutError:
+        raise InputError(
+            f"every dask worker at {address!r} left and none connected in {WORKERS_GONE_S} s; "
+            "the initial times written are kept: start workers with "
+            f"`dask worker {address}` and rerun the same command to draw the rest"
+        ) from None
