@@ -86,17 +86,20 @@ def forecast_on_workers(
     try:
         with bar:
             batches = in_turn(inits, per_batch, to_draw_now)
-            runs, meanwhile = _dealt_to_free_workers(client, task, batches, bar)
+            ended = _Ended(client, bar)
+            meanwhile = _dealt_to_free_workers(client, task, batches, ended)
     finally:  # a caller's claims (the forecast flow's) are its own to remove
         if claimed and not options.get("claims_run"):
             claims.release()
-    # a task dask reran after its worker died skipped what that worker had written
-    died = sum(run.skipped for run in runs)
-    run = merged(runs, skipped=asked - len(inits))
+    # a task's batch found written when it began: by the worker that died drawing it, if
+    # one left, else by another run between the batch's hand-out and its task
+    found = sum(run.skipped for run in ended.runs)
+    died = found if ended.lost_a_worker else 0
+    run = merged(ended.runs, skipped=asked - len(inits))
     return dataclasses.replace(
         run,
         written_before_a_worker_died=died,
-        written_by_another_run=run.written_by_another_run + meanwhile,
+        written_by_another_run=run.written_by_another_run + meanwhile + found - died,
     )
 
 
@@ -109,17 +112,16 @@ def _dealt_to_free_workers(
     client: Any,
     task: Any,
     batches: Iterable[tuple[pd.DatetimeIndex, pd.DatetimeIndex]],
-    bar: Any,
-) -> tuple[list[ForecastRun], int]:
+    ended: _Ended,
+) -> int:
     """Submit ``task(inits)`` for each ``(batch, its times to draw)`` of ``batches`` while
     fewer tasks run than workers are connected (counted again every second, so a worker
     that joins takes the next batch): dask's scheduler gives each to a free worker, one
     batch a worker at a time, whatever its threads (a GPU holds one batch). A batch is
     claimed only when it is handed out, so claims put off what another run draws; none is
-    handed out after one has failed. Returns every task's run, taken as it ended, and the
-    initial times another run wrote meanwhile; raises the first task's error once all
-    running have ended. With no batch, one task: it checks the inputs."""
-    ended = _Ended(client, bar)
+    handed out after one has failed. Each task's run is taken into ``ended`` as it ends.
+    Returns the initial times another run wrote meanwhile; raises the first task's error
+    once all running have ended. With no batch, one task: it checks the inputs."""
     running: set[Future] = set()
     meanwhile = submitted = 0
     for batch, left in batches:
@@ -138,19 +140,25 @@ def _dealt_to_free_workers(
         running = ended.after_a_second(running)
     if ended.failed is not None:
         ended.failed.result()  # raises the task's error, with its traceback
-    bar.update(bar.total - bar.n)
-    return ended.runs, meanwhile
+    ended.bar.update(ended.bar.total - ended.bar.n)
+    return meanwhile
 
 
 @dataclasses.dataclass
 class _Ended:
     """The tasks of a dask forecast that have ended: their runs, taken (and their futures
-    let go) as each ends, and the first that failed."""
+    let go) as each ends, and the first that failed; and whether a worker left meanwhile
+    (an address seen is gone: a nanny restarts a worker at another)."""
 
     client: Any
     bar: Any
     runs: list[ForecastRun] = dataclasses.field(default_factory=list)
     failed: Future | None = None
+    lost_a_worker: bool = False
+    workers: set[str] = dataclasses.field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self._seen_workers()  # those at the start
 
     def after_a_second(self, running: set[Future]) -> set[Future]:
         """Wait up to a second for one of ``running`` to end; those still running. With no
@@ -158,9 +166,10 @@ class _Ended:
         try:
             done, running = wait(running, timeout=1, return_when="FIRST_COMPLETED")
         except TimeoutError:
-            if not self.client.scheduler_info(n_workers=-1)["workers"]:
+            if not self._seen_workers():
                 _wait_for_a_worker(self.client)
             return running
+        self._seen_workers()
         for future in done:
             if future.status != "finished":
                 self.failed = self.failed or future
@@ -169,6 +178,14 @@ class _Ended:
             self.runs.append(run)
             self.bar.update(len(run.init_times) + run.skipped)
         return running
+
+
+    def _seen_workers(self) -> set[str]:
+        """The workers connected now, noting whether one seen before has left."""
+        now = set(self.client.scheduler_info(n_workers=-1)["workers"])
+        self.lost_a_worker = self.lost_a_worker or bool(self.workers - now)
+        self.workers |= now
+        return now
 
 
 def _wait_for_a_worker(client: Any) -> None:

@@ -452,3 +452,26 @@ def test_batches_are_not_handed_out_after_one_failed(one_process, monkeypatch, c
     assert len(tasks) == 1, stream.data
     err = capsys.readouterr().err
     assert err.count("euler sampler: nfe must be at least 1, got 0") == 1, err
+
+
+def test_a_worker_that_left_is_told_apart_from_one_that_joined():
+    """A batch a task finds written when it begins was written by the worker that died
+    drawing it only if a worker left: written by another forecast into the store, it was
+    counted 'written before a dask worker died' though none had."""
+    from distributed import Client, LocalCluster
+
+    from generators.rollout_dask import _Ended
+
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
+        with Client(cluster) as client:
+            ended = _Ended(client, bar=None)
+            cluster.scale(2)
+            client.wait_for_workers(2, timeout=30)
+            assert len(ended._seen_workers()) == 2 and not ended.lost_a_worker  # one joined
+            cluster.scale(1)
+            deadline = time.monotonic() + 30
+            while len(client.scheduler_info(n_workers=-1)["workers"]) > 1:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            ended._seen_workers()
+            assert ended.lost_a_worker
