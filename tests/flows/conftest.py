@@ -137,15 +137,18 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
 @pytest.fixture
 def spawn(prefect_server: PrefectServer) -> Iterator[Callable[..., subprocess.Popen]]:
     """Start a command in its own process group with the Prefect server's environment,
-    output to a log file; every group started is stopped after the test."""
+    output to a log file (``env``: more variables, e.g. a PYTHONPATH); every group started
+    is stopped after the test."""
     started: list[subprocess.Popen] = []
 
-    def start(args: list[str], *, cwd: Path, log: Path) -> subprocess.Popen:
+    def start(
+        args: list[str], *, cwd: Path, log: Path, env: dict[str, str] | None = None
+    ) -> subprocess.Popen:
         with log.open("wb") as sink:
             process = subprocess.Popen(
                 args,
                 cwd=cwd,
-                env=prefect_server.env,
+                env={**prefect_server.env, **(env or {})},
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

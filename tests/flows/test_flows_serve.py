@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import xarray as xr
 import yaml
 
 from pipeline.errors import InputError
@@ -261,3 +262,38 @@ def test_serve_without_a_server_says_how_to_start_one(tmp_path, capsys):
         assert main(["serve", str(schedule)]) == 2
     assert "prefect server start" in capsys.readouterr().err
     assert httpx.level == logging.WARNING  # not a line per runner poll of the server
+
+
+def test_a_served_verify_run_computes_the_score_of_an_installed_extension(spawn, tmp_path):
+    """Each served run is a subprocess of `wxens serve` importing flows.pipelines: the
+    extensions on its path load there, and their score is in the scores file it writes."""
+    from prefect.deployments import run_deployment
+
+    from flows.cli import main
+    from tests.verification.test_extensions import MAE_MODULE, install
+
+    site = tmp_path / "site"
+    site.mkdir()
+    install(site, "wxens-mae", "mae", "wxens_mae", MAE_MODULE)
+    truth, forecast = tmp_path / "truth.zarr", tmp_path / "clim.zarr"
+    assert main(["ingest", SYNTHETIC, "--store", str(truth), "--no-progress"]) == 0
+    draw = ["baseline", "climatology", "--store", str(truth), "--train", "2000-01-01/2000-01-02"]
+    draw += ["--init", "2000-01-03T00", "--members", "2", "--lead", "6h", "--out", str(forecast)]
+    assert main([*draw, "--no-progress"]) == 0
+    parameters = {"forecast": str(forecast), "truth": str(truth), "scores": "scores.nc"}
+    schedule = write_schedule(
+        tmp_path / "schedule.yaml", name="mae-verify", flow="verify", parameters=parameters
+    )
+    log = tmp_path / "serve.log"
+    path = os.pathsep.join([str(site), *filter(None, [os.environ.get("PYTHONPATH")])])
+    serve = spawn(
+        [sys.executable, "-m", "flows.cli", "serve", str(schedule)],
+        cwd=tmp_path,
+        log=log,
+        env={"PYTHONPATH": path},
+    )
+    wait_for_deployment("verify/mae-verify", serve, log)
+    flow_run = run_deployment("verify/mae-verify", timeout=RUN_TIMEOUT_S, poll_interval=2)
+    assert flow_run.state.is_completed(), f"{flow_run.state}\n{log.read_text()[-3000:]}"
+    card = xr.open_datatree(tmp_path / "scores.nc")["scorecard"].to_dataset()
+    assert "fair_crps" in card and "mean_abs_error" in card
