@@ -1,6 +1,7 @@
 """Extensions installed as packages (the entry points of ``wxens.extensions``) reach the
-``wxens`` command: a score one registers is in ``wxens verify``'s scores file; one that
-fails to import is a warning naming it, and the command still runs."""
+``wxens`` command: a score one registers is in ``wxens verify``'s scores file, a sampler
+draws ``wxens forecast``'s members, a baseline ``wxens baseline``'s; one that fails to
+import is a warning naming it, and the command still runs."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from pipeline.forecast_store import open_forecast
+from pipeline.forecast_store import open_forecast, provenance
 from pipeline.store import open_store
+from tests.generators.tiny import two_step_run
 
 MAE_MODULE = '''
 import numpy as np
@@ -39,6 +41,25 @@ def mean_abs_error(forecast, truth, *, member_dim="member", mean_over=None):
     )
     return weighted_mean(error, mean_over).rename("mean_abs_error")
 '''
+
+PARTS_MODULE = """
+from dataclasses import dataclass
+from typing import ClassVar
+
+from generators.correction.baselines import BASELINES, ClimatologyEnsemble
+from generators.samplers import SAMPLERS, EulerSampler
+
+
+@SAMPLERS.register("euler_copy")
+@dataclass(frozen=True)
+class EulerCopy(EulerSampler):
+    name: ClassVar[str] = "euler_copy"
+
+
+@BASELINES.register("climatology_copy")
+class ClimatologyCopy(ClimatologyEnsemble):
+    name = "climatology_copy"
+"""
 
 
 def install(root: Path, distribution: str, entry_point: str, module: str, source: str) -> None:
@@ -154,3 +175,34 @@ def test_a_name_an_extension_takes_from_wxens_is_an_error_naming_both(stores, tm
     ) in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "scores.nc").exists()
+
+
+def test_a_sampler_of_an_installed_extension_draws_the_forecast(tmp_path):
+    install(tmp_path, "wxens-parts", "parts", "wxens_parts", PARTS_MODULE)
+    two_step_run(tmp_path)
+    common = ["forecast", "--checkpoint", str(tmp_path / "run"), "--store"]
+    common += [str(tmp_path / "syn.zarr"), "--init", "2000-01-03T00", "--members", "2"]
+    common += ["--lead", "6h", "--no-progress", "--out"]
+    done = wxens(tmp_path, *common, str(tmp_path / "f.zarr"), "--sampler", "euler_copy:nfe=2")
+    assert done.returncode == 0, done.stderr
+    assert provenance(tmp_path / "f.zarr").sampler == "euler_copy:nfe=2,noise_scale=1.0"
+    assert open_forecast(tmp_path / "f.zarr").t2m.notnull().all()
+
+    unknown = wxens(tmp_path, *common, str(tmp_path / "g.zarr"), "--sampler", "eular:nfe=2")
+    assert unknown.returncode == 2
+    assert (
+        "unknown sampler 'eular'; known: edm_euler, edm_heun, euler, euler_copy, heun"
+        in unknown.stderr
+    ), unknown.stderr
+
+
+def test_a_baseline_of_an_installed_extension_is_drawn_by_wxens_baseline(stores, tmp_path):
+    install(tmp_path, "wxens-parts", "parts", "wxens_parts", PARTS_MODULE)
+    out = tmp_path / "b.zarr"
+    argv = ["baseline", "climatology_copy", "--store", str(stores[1]), "--train"]
+    argv += ["2000-01-01/2000-01-02", "--init", "2000-01-03T00", "--members", "2", "--lead"]
+    done = wxens(tmp_path, *argv, "6h", "--no-progress", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "climatology_copy baseline, 1 initial time x 2 members" in done.stdout
+    assert provenance(out).generator == "baseline:climatology_copy"
+    assert open_forecast(out).t2m.notnull().all()
