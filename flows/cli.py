@@ -116,10 +116,15 @@ def _dispatch(argv: list[str] | None) -> int:
     (:mod:`pipeline.extensions`: a failed one logs a warning), before the parser."""
     logging.basicConfig(level=logging.INFO, format=log_format())
     try:
-        load_extensions()
+        with sigterm_raises():  # an extension's import may be slow: stopped in one line too
+            load_extensions()
     except WxensError as err:  # a name an extension registers twice: no command can run
         _say(f"wxens: error: {err}")
         return err.exit_code
+    except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM: nothing ran, nothing kept
+        terminated = isinstance(interrupt, Terminated)
+        _say(f"wxens: {'terminated (SIGTERM)' if terminated else 'interrupted'}")
+        return Terminated.exit_code if terminated else 130
     args = build_parser().parse_args(argv)
     for name in WXENS_LOGGERS if args.verbose else ():
         logging.getLogger(name).setLevel(logging.DEBUG)  # not numcodecs', zarr's, filelock's

@@ -6,6 +6,7 @@ import is a warning naming it, and the command still runs."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -206,3 +207,34 @@ def test_a_baseline_of_an_installed_extension_is_drawn_by_wxens_baseline(stores,
     assert "climatology_copy baseline, 1 initial time x 2 members" in done.stdout
     assert provenance(out).generator == "baseline:climatology_copy"
     assert open_forecast(out).t2m.notnull().all()
+
+
+@pytest.mark.parametrize(
+    ("sig", "line", "code"),
+    [(signal.SIGINT, "interrupted", 130), (signal.SIGTERM, "terminated (SIGTERM)", 143)],
+)
+def test_a_signal_while_an_extension_imports_stops_the_command_in_one_line(
+    tmp_path, sig, line, code
+):
+    """Ctrl-C during a slow extension's import ended in the traceback of the extension's
+    frame (SIGTERM: no line at all), where any other moment of the command says one line
+    and exits 130 or 143."""
+    slow = "import time\nprint('importing', flush=True)\ntime.sleep(60)\n"
+    install(tmp_path, "wxens-slow", "slow", "wxens_slow", slow)
+    path = os.pathsep.join([str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "info"],
+        env={**os.environ, "PYTHONPATH": path},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout.readline() == "importing\n"
+        process.send_signal(sig)
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == code, err
+    assert "Traceback" not in err, err
+    assert err.splitlines()[-1] == f"wxens: {line}", err
