@@ -164,7 +164,7 @@ def _wait_for_a_worker(client: Any, scheduler: str) -> None:
     initial times dealt "over 1 dask worker", to none)."""
     from distributed.client import WorkerStartTimeoutError
 
-    if client.scheduler_info(n_workers=-1)["workers"]:
+    if client.nthreads():  # asked of the scheduler (scheduler_info() is a cache)
         return
     log.info("waiting for a dask worker at %s (up to %d s)", scheduler, WORKER_WAIT_S)
     try:

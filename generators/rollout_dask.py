@@ -103,9 +103,17 @@ def forecast_on_workers(
     )
 
 
+def _workers(client: Any) -> set[str]:
+    """The addresses of the workers connected to the scheduler of ``client`` now, asked of
+    the scheduler (``Client.nthreads``): ``scheduler_info()`` returns the client's cache,
+    which its own refresh every 2 s leaves without workers, so a busy moment read as every
+    worker gone."""
+    return set(client.nthreads())
+
+
 def _worker_count(client: Any) -> int:
     """The workers connected to the scheduler of ``client`` now (at least one)."""
-    return max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
+    return max(1, len(_workers(client)))
 
 
 def _dealt_to_free_workers(
@@ -182,7 +190,7 @@ class _Ended:
 
     def _seen_workers(self) -> set[str]:
         """The workers connected now, noting whether one seen before has left."""
-        now = set(self.client.scheduler_info(n_workers=-1)["workers"])
+        now = _workers(self.client)
         self.lost_a_worker = self.lost_a_worker or bool(self.workers - now)
         self.workers |= now
         return now

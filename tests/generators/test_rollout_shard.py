@@ -475,3 +475,20 @@ def test_a_worker_that_left_is_told_apart_from_one_that_joined():
                 time.sleep(0.1)
             ended._seen_workers()
             assert ended.lost_a_worker
+
+
+def test_the_workers_are_asked_of_the_scheduler_not_of_the_clients_cache():
+    """`Client.scheduler_info()` returns the client's cache, which its own refresh (every
+    2 s) leaves without workers: a dask forecast read that as every worker gone and warned
+    so, its workers busy and present (the qa probe). Here the refresh runs every 5 ms,
+    where one read in about 40 of the cache found no worker."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    from generators.rollout_dask import _workers
+
+    with dask.config.set({"distributed.client.scheduler-info-interval": "5ms"}):
+        with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
+            with Client(cluster) as client:
+                seen = [len(_workers(client)) for _ in range(3000)]
+    assert set(seen) == {1}
