@@ -122,9 +122,9 @@ def _dispatch(argv: list[str] | None) -> int:
         _say(f"wxens: error: {err}")
         return err.exit_code
     except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM: nothing ran, nothing kept
-        terminated = isinstance(interrupt, Terminated)
-        _say(f"wxens: {'terminated (SIGTERM)' if terminated else 'interrupted'}")
-        return Terminated.exit_code if terminated else 130
+        what, code = _stop_words(interrupt)
+        _say(f"wxens: {what}")
+        return code
     args = build_parser().parse_args(argv)
     for name in WXENS_LOGGERS if args.verbose else ():
         logging.getLogger(name).setLevel(logging.DEBUG)  # not numcodecs', zarr's, filelock's
@@ -176,11 +176,16 @@ def interrupt_behind(error: BaseException) -> KeyboardInterrupt | None:
     return None
 
 
+def _stop_words(interrupt: KeyboardInterrupt) -> tuple[str, int]:
+    """What a command stopped by ``interrupt``'s signal says, and its exit code."""
+    if isinstance(interrupt, Terminated):
+        return "terminated (SIGTERM)", Terminated.exit_code
+    return "interrupted", 130
+
+
 def _stopped(args: argparse.Namespace, interrupt: KeyboardInterrupt) -> int:
     """:func:`_interrupted` in the words and exit code of ``interrupt``'s signal."""
-    if isinstance(interrupt, Terminated):
-        return _interrupted(args, "terminated (SIGTERM)", Terminated.exit_code)
-    return _interrupted(args, "interrupted", 130)
+    return _interrupted(args, *_stop_words(interrupt))
 
 
 def _interrupted(args: argparse.Namespace, what: str, code: int) -> int:
