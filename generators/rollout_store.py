@@ -116,7 +116,7 @@ def forecast_to_store(
     asked, inits = pd.DatetimeIndex(inits), pending_init_times(inits, out, recompute, redraw)
     plan = plan_rollout(leads_hours, loaded.leads_hours, data.history_hours)
     data.windows(inits, plan, warn=False)  # every init has its history: fail before writing
-    model = forecast_network(loaded, resolve_device(device), compile)  # iter_forecast's too
+    model = forecast_network(loaded, resolve_device(device), compile)
     chosen = (
         parse_sampler(sampler)
         if isinstance(sampler, str)
@@ -154,10 +154,11 @@ def forecast_to_store(
         sampler=chosen,
         seed=seed,
         device=device,
-        compile=compile,
+        compile=False,  # the model given is compiled already where compile asks it
         calibration=calibration,
         batch_members=batch_members,
         progress=progress,
+        model=model,
         balance=balance,
         pending=None if recompute else functools.partial(to_draw, claims),
     )
