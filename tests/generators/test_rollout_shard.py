@@ -52,6 +52,18 @@ def assert_same_store(path: Path, reference: Path) -> None:
     assert provenance(path) == provenance(reference)
 
 
+def scaled_once_a_task_runs(cluster, workers: int) -> threading.Thread:
+    """A thread (not started) that scales ``cluster`` to ``workers`` once a task of it is
+    being processed: workers joining or leaving a forecast under way."""
+
+    def scale() -> None:
+        while not any(t.state == "processing" for t in list(cluster.scheduler.tasks.values())):
+            time.sleep(0.05)
+        cluster.scale(workers)
+
+    return threading.Thread(target=scale, daemon=True)
+
+
 def test_shards_deal_whole_batches_round_robin():
     inits = pd.date_range("2000-01-01", periods=7, freq="6h")
     shards = [shard_init_times(inits, rank, 2, per_batch=2) for rank in range(2)]
@@ -140,14 +152,7 @@ def test_a_worker_that_joins_after_the_forecast_began_draws_batches(
     one_a_batch = [*command, "--batch-members", "3"]  # 4 batches of one initial time
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout
     with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster:
-        scheduler = cluster.scheduler
-
-        def add_a_worker() -> None:
-            while not any(t.state == "processing" for t in list(scheduler.tasks.values())):
-                time.sleep(0.05)
-            cluster.scale(2)
-
-        joining = threading.Thread(target=add_a_worker, daemon=True)
+        joining = scaled_once_a_task_runs(cluster, 2)
         with Client(cluster) as client, get_task_stream(client) as stream:
             joining.start()
             with caplog.at_level("INFO", logger="generators"):
@@ -415,14 +420,7 @@ def test_a_forecast_whose_workers_all_left_stops_naming_the_scheduler(
     monkeypatch.setattr(generators.rollout_dask, "WORKERS_GONE_S", 2)
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout
     with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster:
-        scheduler = cluster.scheduler
-
-        def remove_the_workers() -> None:
-            while not any(t.state == "processing" for t in list(scheduler.tasks.values())):
-                time.sleep(0.05)
-            cluster.scale(0)
-
-        threading.Thread(target=remove_the_workers, daemon=True).start()
+        scaled_once_a_task_runs(cluster, 0).start()
         address = cluster.scheduler_address
         one_a_batch = [*command, "--batch-members", "3", "--out", str(out)]
         assert wxens([*one_a_batch, "--dask-scheduler", address]) == 2
