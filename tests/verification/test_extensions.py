@@ -75,12 +75,17 @@ def install(root: Path, distribution: str, entry_point: str, module: str, source
     (info / "entry_points.txt").write_text(f"[wxens.extensions]\n{entry_point} = {module}\n")
 
 
+def installed_beside(root: Path) -> dict[str, str]:
+    """This environment with ``root`` first on the path, as an installed package's folder."""
+    path = os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])])
+    return {**os.environ, "PYTHONPATH": path}
+
+
 def wxens(root: Path, *args: str) -> subprocess.CompletedProcess:
     """``python -m flows.cli ARGS`` with ``root`` on its path, as an installed package."""
-    path = os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])])
     return subprocess.run(
         [sys.executable, "-m", "flows.cli", *args],
-        env={**os.environ, "PYTHONPATH": path},
+        env=installed_beside(root),
         capture_output=True,
         text=True,
         timeout=300,
@@ -221,10 +226,9 @@ def test_a_signal_while_an_extension_imports_stops_the_command_in_one_line(
     and exits 130 or 143."""
     slow = "import time\nprint('importing', flush=True)\ntime.sleep(60)\n"
     install(tmp_path, "wxens-slow", "slow", "wxens_slow", slow)
-    path = os.pathsep.join([str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])
     process = subprocess.Popen(
         [sys.executable, "-m", "flows.cli", "info"],
-        env={**os.environ, "PYTHONPATH": path},
+        env=installed_beside(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
