@@ -1,6 +1,7 @@
 """Files written whole or not at all: :func:`atomic_output`, and :func:`write_scores`
-(the verification tree as NetCDF groups); scores shown in other units than the store's
-(:func:`unit_factors`, :func:`card_in_units`), for printing only."""
+(the verification tree as NetCDF groups); the scorecard's units as CF readers take them
+(:func:`cf_units`); scores shown in other units than the store's (:func:`unit_factors`,
+:func:`card_in_units`), for printing only."""
 
 from __future__ import annotations
 
@@ -131,6 +132,37 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+#: The scorecard's coordinate along ``variable``: each variable's units (the truth's).
+VARIABLE_UNITS = "variable_units"
+#: The attribute of a score in the verified variable's units: it names
+#: :data:`VARIABLE_UNITS`, where its unit is read per variable.
+UNITS_PER_VARIABLE = "units_per_variable"
+
+
+def cf_units(card: xr.Dataset) -> xr.Dataset:
+    """The scorecard with a ``units`` attribute CF and xarray readers take for a unit.
+
+    A score in the verified variable's units (the registry's ``units="variable"``, not a
+    unit) names the coordinate :data:`VARIABLE_UNITS` in :data:`UNITS_PER_VARIABLE`, and
+    reads ``units`` only where every variable has the same units (``"K"``: one unit for
+    the whole array); the scorecard's entries without units (rank flatness, Brier scores,
+    counts) are dimensionless, ``"1"``. A score with a real unit keeps it."""
+    units = {str(u) for u in card[VARIABLE_UNITS].values}
+    shared = units.pop() if len(units) == 1 else ""
+    out = card.copy()
+    for name, da in card.data_vars.items():
+        attrs = dict(da.attrs)
+        if attrs.get("units") == "variable":
+            del attrs["units"]
+            attrs[UNITS_PER_VARIABLE] = VARIABLE_UNITS
+            if shared:
+                attrs["units"] = shared
+        elif "units" not in attrs:
+            attrs["units"] = "1"
+        out[name].attrs = attrs
+    return out
+
+
 def unit_factors(
     wanted: Sequence[str], store_units: Mapping[str, str]
 ) -> dict[str, tuple[str, float]]:
@@ -192,8 +224,8 @@ def _difference_scale(source: str, target: str) -> float | None:
 
 def card_in_units(card: xr.Dataset, factors: Mapping[str, tuple[str, float]]) -> xr.Dataset:
     """A copy of the scorecard (dim ``variable``: channels) with every score in the
-    verified variable's units (``units="variable"``) scaled by its variable's factor of
-    :func:`unit_factors`; dimensionless scores unchanged."""
+    verified variable's units (:data:`UNITS_PER_VARIABLE`, :func:`cf_units`) scaled by its
+    variable's factor of :func:`unit_factors`; dimensionless scores unchanged."""
     scale = xr.DataArray(
         [factors.get(split_channel(str(c))[0], ("", 1.0))[1] for c in card[VARIABLE].values],
         dims=VARIABLE,
@@ -201,8 +233,9 @@ def card_in_units(card: xr.Dataset, factors: Mapping[str, tuple[str, float]]) ->
     )
     out = card.copy()
     for name, da in card.data_vars.items():
-        if da.attrs.get("units") == "variable":
-            out[name] = (da * scale).assign_attrs(da.attrs)
+        if UNITS_PER_VARIABLE in da.attrs:  # printed with its unit: the store's no longer
+            kept = {k: v for k, v in da.attrs.items() if k != "units"}
+            out[name] = (da * scale).assign_attrs(kept)
     return out
 
 

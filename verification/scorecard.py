@@ -10,8 +10,9 @@ NetCDF groups, reopened with ``xr.open_datatree``):
 ``/scorecard``       (variable, lead_time): every registered score, rank-histogram
                      flatness (χ², δ, max/min ratio and its perfect-model noise floor),
                      Brier scores, points verified and truth missing; the
-                     coordinate ``variable_units``: each variable's units (of the
-                     scores whose ``units`` attribute reads "variable");
+                     coordinate ``variable_units``: each variable's units, those of
+                     the scores whose ``units_per_variable`` attribute names it
+                     (:func:`verification.output.cf_units`); ``units``: a CF unit;
                      ``tree["scorecard"].to_dataset().to_dataframe()`` is the tidy
                      table (one row per variable and lead, one column per score).
 ``/rank_histogram``  (variable, lead_time, rank) counts.
@@ -73,6 +74,7 @@ from verification.coverage import (
     warn_ensemble_size,
     warn_incomplete,
 )
+from verification.output import VARIABLE_UNITS, cf_units
 from verification.physics_group import physics_group, physics_sample
 from verification.resampling import score_parts
 from verification.spectra import has_spectrum, power_spectrum
@@ -185,7 +187,9 @@ def verify(
     # what units="variable" means, per variable: the truth's units of its variable
     names = [split_channel(str(c))[0] for c in card[VARIABLE].values]
     units = [str(aligned.truth[n].attrs.get("units", "")) for n in names]
-    card = _variable_first(card).assign_coords(variable_units=(VARIABLE, units))
+    about = {"long_name": "units of each variable, and of its scores in units_per_variable"}
+    card = _variable_first(card).assign_coords({VARIABLE_UNITS: (VARIABLE, units, about)})
+    card = cf_units(card)
     tree = {
         "/scorecard": card,
         "/rank_histogram": _variable_first(computed["rank_histogram"].to_dataset()),

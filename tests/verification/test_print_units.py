@@ -113,3 +113,35 @@ def test_unknown_units_and_variables_are_refused(stores, capsys):
         "z": ("m2 s-2", 1.0),
         "msl": ("Pa", 100.0),
     }
+
+
+def unit_read(card: xr.Dataset, name: str, channel: str) -> str | None:
+    """The unit a reader of the file finds for ``name`` at ``channel``: the score's ``units``
+    attribute, or where it names a coordinate of per-variable units, that coordinate's."""
+    per_variable = card[name].attrs.get("units_per_variable")
+    if per_variable is not None:
+        return str(card[per_variable].sel(variable=channel).values)
+    return card[name].attrs.get("units")
+
+
+def test_the_scores_file_gives_every_score_a_real_unit_per_variable(stores):
+    """The scores in the variable's units once read units="variable" in scores.nc, which no
+    CF reader takes for a unit, and ratios, probabilities and counts had none."""
+    assert wxens(verify(stores, "--interval-level", "0.9")) == 0
+    card = xr.open_datatree(stores / "scores.nc")["scorecard"].to_dataset()
+    assert card.variable_units.to_series().to_dict() == {"msl": "Pa", "t2m": "K"}
+    crps = ("fair_crps", "fair_crps_low", "fair_crps_high", "ecdf_crps")
+    in_variable_units = {*crps, "ensemble_mean_rmse", "ensemble_mean_error", "ensemble_spread"}
+    assert in_variable_units <= set(card.data_vars)
+    for name in card.data_vars:
+        if name in in_variable_units:
+            want = {"msl": "Pa", "t2m": "K"}
+        else:  # ratios, skill, Brier scores, rank flatness, counts
+            want = {"msl": "1", "t2m": "1"}
+        got = {c: unit_read(card, name, c) for c in ("msl", "t2m")}
+        assert got == want, name
+        assert card[name].attrs.get("units") in ("1", None), name  # no unit of one variable
+    assert wxens(verify(stores, "--variables", "t2m")) == 0  # one variable: its unit
+    card = xr.open_datatree(stores / "scores.nc")["scorecard"].to_dataset()
+    assert card.fair_crps.attrs["units"] == card.ensemble_spread.attrs["units"] == "K"
+    assert card.spread_skill_ratio.attrs["units"] == "1"

@@ -206,10 +206,12 @@ def test_scorecard_rank_max_min_and_its_perfect_model_floor(case):
         card["rank_max_min"].drop_vars("variable_units"),
         (counts.max("rank") / counts.min("rank")).astype(float),
     )
-    # the units of the scores whose units attribute reads "variable", per variable
+    # the units of the scores in the variable's units, per variable (K beside m2 s-2: no
+    # one unit for the whole array)
     units = card.variable_units.to_series()
-    assert units["t2m"] == truth["t2m"].attrs["units"] == "K"
-    assert card["fair_crps"].attrs["units"] == "variable"
+    assert units["t2m"] == truth["t2m"].attrs["units"] == "K" and units["z500"] == "m2 s-2"
+    assert card["fair_crps"].attrs["units_per_variable"] == "variable_units"
+    assert "units" not in card["fair_crps"].attrs
     aligned = align_with_truth(forecast, truth)
     f, t = aligned.forecast["t2m"], aligned.truth["t2m"]
     over = ("init_time", "latitude", "longitude")
