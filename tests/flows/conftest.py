@@ -179,6 +179,27 @@ TINY_TRAINING = {
     "device": "cpu",
 }
 """A model trained in seconds: the flows are under test here, not its skill."""
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The synthetic analysis store (:data:`SYNTHETIC`, t2m) and the training directory of
+    a model trained on it with :data:`TINY_TRAINING` (``last.pt``), made once by ``wxens
+    ingest`` and ``wxens train``; the tests read them and write elsewhere."""
+    import yaml
+
+    from flows.cli import main as wxens
+
+    workdir = tmp_path_factory.mktemp("tiny-model")
+    store, model, config = workdir / "truth.zarr", workdir / "model", workdir / "tiny.yaml"
+    argv = ["ingest", SYNTHETIC, "--store", str(store), "--variables", "t2m", "--no-progress"]
+    assert wxens(argv) == 0
+    config.write_text(yaml.safe_dump(TINY_TRAINING))
+    argv = ["train", "--store", str(store), "--config", str(config), "--out", str(model)]
+    assert wxens([*argv, "--no-progress"]) == 0
+    return store, model
+
+
 CHAIN_INIT_TIMES = ["2000-01-08T00", "2000-01-08T06", "2000-01-08T12", "2000-01-08T18"]
 CHAIN_MEMBERS = 8
 

@@ -17,14 +17,13 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from flows.cli import main as wxens
 from generators.checkpoint import load_checkpoint
 from pipeline.forecast_store import complete_init_times
 from pipeline.signals import sigterm_raises
 from pipeline.store import ingest
-from tests.flows.conftest import SYNTHETIC, TINY_TRAINING, prefect_env, stop_process_group
+from tests.flows.conftest import prefect_env, stop_process_group
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -118,7 +117,7 @@ def test_a_forked_child_still_dies_of_sigterm():
     ],
 )
 def test_a_signal_to_the_group_of_wxens_run_stops_it_at_once_and_a_rerun_completes(
-    tmp_path, sig, line, code
+    tmp_path, tiny_model, sig, line, code
 ):
     """SIGTERM or SIGINT to the whole process group of ``wxens run`` mid-forecast (Ctrl-C at
     a terminal, ``kill -- -PGID``) reached Prefect's temporary server too, which stopped;
@@ -128,13 +127,7 @@ def test_a_signal_to_the_group_of_wxens_run_stops_it_at_once_and_a_rerun_complet
     Prefect's "Crash detected!" and "Finished in state Crashed" lines of the task, the
     subflow and the flow (six) and its "Stopping temporary server" after the CLI's line
     are left out (``-v`` keeps them: the test below)."""
-    store, config = tmp_path / "truth.zarr", tmp_path / "tiny.yaml"
-    argv = ["ingest", SYNTHETIC, "--store", str(store), "--variables", "t2m", "--no-progress"]
-    assert wxens(argv) == 0
-    config.write_text(yaml.safe_dump(TINY_TRAINING))
-    model = tmp_path / "model"
-    argv = ["train", "--store", str(store), "--config", str(config), "--out", str(model)]
-    assert wxens([*argv, "--no-progress"]) == 0
+    store, model = tiny_model  # one store and model for both signals: read, not written
     inits = "2000-01-08T00/2000-01-09T18/6h"  # 8 initial times; 40 Euler steps: seconds
     argv = [sys.executable, "-m", "flows.cli", "run", "--store", str(store)]
     argv += ["--init", inits, "--checkpoint", str(model / "last.pt")]
