@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from flows.cli import build_parser
 from flows.cli import main as wxens
@@ -24,7 +23,7 @@ from flows.commands import run as run_command
 from pipeline.analysis_store import read_state
 from pipeline.errors import StoreError
 from pipeline.forecast_store import complete_init_times, is_forecast_store
-from tests.flows.conftest import SYNTHETIC, TINY_TRAINING, prefect_env
+from tests.flows.conftest import prefect_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,18 +65,8 @@ def rerun(argv: list[str], env: Mapping[str, str], cwd: Path) -> str:
     return done.stderr
 
 
-def tiny_model(tmp_path: Path) -> tuple[Path, Path]:
-    """The synthetic analysis store and a model trained on it in seconds."""
-    store, model = tmp_path / "truth.zarr", tmp_path / "model"
-    assert wxens(["ingest", SYNTHETIC, "--store", str(store), "--no-progress"]) == 0
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY_TRAINING))
-    train = ["train", "--store", str(store), "--config", str(tmp_path / "tiny.yaml")]
-    assert wxens([*train, "--out", str(model), "--no-progress"]) == 0
-    return store, model
-
-
-def test_an_interrupted_forecast_says_how_many_initial_times_it_kept(tmp_path):
-    store, model = tiny_model(tmp_path)
+def test_an_interrupted_forecast_says_how_many_initial_times_it_kept(tmp_path, tiny_model):
+    store, model = tiny_model
     out = tmp_path / "f.zarr"
     inits = "2000-01-06T00/2000-01-07T18/6h"  # 8, one a batch: 8 members of 8
     argv = ["forecast", "--checkpoint", str(model / "last.pt"), "--store", str(store)]
@@ -103,16 +92,16 @@ def test_an_interrupted_forecast_says_how_many_initial_times_it_kept(tmp_path):
 
 @pytest.mark.slow
 def test_an_interrupted_run_says_which_steps_it_kept_and_the_rerun_skips_them(
-    tmp_path, monkeypatch
+    tmp_path, tiny_model, monkeypatch
 ):
     """``wxens run`` stopped mid-forecast said only "wxens run: interrupted". Now: the step
     it stopped in, what that kept (the forecast store read back) and the steps to come; the
     same command run again draws only the rest and verifies, and then every step is done."""
-    store, model = tiny_model(tmp_path)
+    store, model = tiny_model
     out, scores = tmp_path / "f.zarr", tmp_path / "s.nc"
-    inits = "2000-01-06T00/2000-01-07T18/6h"  # 8; 256 members: 2 a batch (512 drawn at once)
+    inits = "2000-01-06T00/2000-01-07T18/6h"  # 8; 128 members: 4 a batch (512 drawn at once)
     argv = ["run", "--store", str(store), "--checkpoint", str(model / "last.pt")]
-    argv += ["--init", inits, "--members", "256", "--lead", "12h"]
+    argv += ["--init", inits, "--members", "128", "--lead", "12h"]
     argv += ["--sampler", "euler:nfe=100", "--out", str(out), "--scores", str(scores)]
     env = prefect_env(tmp_path / "prefect")  # no PREFECT_API_URL: a temporary server
 
