@@ -38,10 +38,14 @@ def _point_key(truth: xr.DataArray) -> xr.DataArray:
     time, lead, variable, latitude, longitude — not to its place in the array: a
     transpose, a subset, another order of leads or other chunks draw the same."""
     key: xr.DataArray | None = None
+    # the data's chunks: ``truth.chunksizes`` also reads its coordinates', and raises where
+    # they differ (an aligned truth's valid times chunked whole, its data by init time)
+    data_chunks = truth.chunks
+    chunks = dict(zip(truth.dims, data_chunks, strict=True)) if data_chunks is not None else {}
     for dim in sorted(map(str, truth.dims)):
         part: Any = kernels.mix64(_label_keys(truth, dim) ^ _text_key(dim))
-        if truth.chunks is not None:
-            part = dask.array.from_array(part, chunks=(truth.chunksizes[dim],))
+        if chunks:
+            part = dask.array.from_array(part, chunks=(chunks[dim],))
         part = xr.DataArray(part, dims=(dim,))
         key = part if key is None else key ^ part
     assert key is not None, "a point key needs at least one dim"

@@ -197,8 +197,15 @@ def test_tie_breaks_belong_to_the_point_not_to_the_layout():
         "subset": (forecast.isel(lead_time=[3, 1]), truth.isel(lead_time=[3, 1])),
         "reversed": (forecast.isel(latitude=slice(None, None, -1)), truth[:, :, ::-1]),
         "chunked": (forecast.chunk(latitude=2), truth.chunk(latitude=2)),
+        # an aligned truth's valid times, chunked whole, beside data chunked by init time
+        "coordinate chunked apart": (
+            forecast,
+            truth.chunk(init_time=1).assign_coords(
+                valid_time=(truth.init_time + truth.lead_time).chunk()
+            ),
+        ),
     }
     for name, (f, t) in layouts.items():
-        other = vr.ranks(f, t, seed=3).compute()
+        other = vr.ranks(f, t, seed=3).compute().reset_coords(drop=True)
         xr.testing.assert_equal(other.transpose(*ranks.dims), ranks.sel(other.coords), name)
     assert not ranks.equals(vr.ranks(forecast, truth, seed=4))

@@ -262,6 +262,17 @@ def test_chunked_verification_equals_in_memory(case):
     xr.testing.assert_allclose(lazy["scorecard"].to_dataset(), eager, rtol=1e-10)
 
 
+def test_a_forecast_in_memory_verifies_against_a_lazy_truth(case):
+    """A notebook's own ensemble in memory against an analysis store (dask): the rank
+    histogram's point keys read the truth's chunks from its coordinates too, which its
+    valid times (chunked whole) contradicted: a ValueError, 'inconsistent chunks'."""
+    _, truth, forecast = case
+    config = VerifyConfig(physics_init_times=0, progress=False)
+    eager = verify(forecast, truth, config)["scorecard"].to_dataset()
+    mixed = verify(forecast, truth.chunk({"time": 3}), config)["scorecard"].to_dataset()
+    xr.testing.assert_allclose(mixed, eager, rtol=1e-10)
+
+
 def test_a_forecast_large_for_the_memory_is_scored_one_result_at_a_time(case, monkeypatch, caplog):
     """Dask's local threads computing every score together held about the whole of a
     1° forecast in memory (1.96 GB for 12 initial times); one result at a time held 0.74
