@@ -2,8 +2,9 @@
 
 Global grids (longitudes covering 360°) get **zonal** spectra along latitude circles;
 regional grids **isotropic** 2-D spectra. Both are computed chunk by chunk (the whole
-horizontal grid is one chunk in wxens stores) and reduce lazily. A ratio below 1 at high
-wavenumbers means members smoother than the truth (blurring); above 1, noise.
+horizontal grid is one chunk in wxens stores; a field chunked across it is rechunked) and
+reduce lazily. A ratio below 1 at high wavenumbers means members smoother than the truth
+(blurring); above 1, noise.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def zonal_power_spectrum(field: xr.DataArray, *, max_abs_latitude: float = 60.0)
     (WeatherBench 2 ``ZonalEnergySpectrum``). Dims: ``latitude, longitude`` replaced by
     ``zonal_wavenumber`` (0..N/2). Units: those of ``f`` squared times metres.
     """
-    band = field.where(np.abs(field[LAT]) <= max_abs_latitude, drop=True)
+    band = _grid_in_one_chunk(field).where(np.abs(field[LAT]) <= max_abs_latitude, drop=True)
     n = band.sizes[LON]
     circumference = 2 * np.pi * EARTH_RADIUS * np.cos(np.deg2rad(band[LAT]))
 
@@ -112,7 +113,7 @@ def isotropic_power_spectrum(field: xr.DataArray) -> xr.DataArray:
 
     spectrum = xr.apply_ufunc(
         power,
-        field,
+        _grid_in_one_chunk(field),
         input_core_dims=[[LAT, LON]],
         output_core_dims=[[WAVENUMBER]],
         dask="parallelized",
@@ -120,6 +121,12 @@ def isotropic_power_spectrum(field: xr.DataArray) -> xr.DataArray:
         dask_gufunc_kwargs={"output_sizes": {WAVENUMBER: n_bins}},
     )
     return spectrum.assign_coords({WAVENUMBER: np.arange(1, n_bins + 1) * step}).rename("power")
+
+
+def _grid_in_one_chunk(field: xr.DataArray) -> xr.DataArray:
+    """``field`` with its horizontal grid in one dask chunk, as the transforms take it (a
+    field opened with chunks across the grid, say); unchanged in memory."""
+    return field if field.chunks is None else field.chunk({LAT: -1, LON: -1})
 
 
 def power_spectrum(field: xr.DataArray) -> xr.DataArray:

@@ -155,6 +155,24 @@ def test_isotropic_spectrum_peaks_at_the_plane_wave_wavenumber():
     assert list(bands.band.values) == ["large", "medium", "small"]
 
 
+@pytest.mark.parametrize(
+    ("spectrum", "lon"),
+    [(zonal_power_spectrum, np.arange(0, 360, 15.0)), (isotropic_power_spectrum, np.arange(12.0))],
+)
+def test_spectra_of_a_field_chunked_in_its_grid_equal_those_in_memory(spectrum, lon):
+    """A field opened with dask chunks across its grid (xr.open_zarr(..., chunks=...))
+    stopped with dask's 'consists of multiple chunks, but is also a core dimension'; the
+    grid is taken as one chunk, as the members are for the scores."""
+    lat = np.linspace(30.0, 60.0, 8)
+    field = xr.DataArray(
+        np.random.default_rng(1).normal(size=(3, lat.size, lon.size)),
+        dims=("lead_time", "latitude", "longitude"),
+        coords={"latitude": lat, "longitude": lon},
+    )
+    lazy = spectrum(field.chunk(lead_time=1, latitude=3, longitude=5))
+    xr.testing.assert_allclose(lazy.compute(), spectrum(field), rtol=1e-12)
+
+
 def test_wasserstein_is_the_exact_distance_of_the_sorted_samples():
     """Against the closed form for equal sizes, mean |sort(a) - sort(b)|: 512 quantiles put
     a member with 1 % of its values far out (a walkthrough's 360 K cells) 7 % above it."""
