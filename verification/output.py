@@ -140,14 +140,15 @@ UNITS_PER_VARIABLE = "units_per_variable"
 
 
 def cf_units(card: xr.Dataset) -> xr.Dataset:
-    """The scorecard with a ``units`` attribute CF and xarray readers take for a unit.
+    """A group of the verification tree (the scorecard, the maps...) with a ``units``
+    attribute CF and xarray readers take for a unit.
 
-    A score in the verified variable's units (the registry's ``units="variable"``, not a
-    unit) names the coordinate :data:`VARIABLE_UNITS` in :data:`UNITS_PER_VARIABLE`, and
+    A score or field in the verified variable's units (``units="variable"``, the registry's
+    marker, not a unit) names the coordinate :data:`VARIABLE_UNITS` in :data:`UNITS_PER_VARIABLE`, and
     reads ``units`` only where every variable has the same units (``"K"``: one unit for
     the whole array); the scorecard's entries without units (rank flatness, Brier scores,
     counts) are dimensionless, ``"1"``. A score with a real unit keeps it."""
-    units = {str(u) for u in card[VARIABLE_UNITS].values}
+    units = {str(u) for u in card[VARIABLE_UNITS].values} if VARIABLE_UNITS in card else set()
     shared = units.pop() if len(units) == 1 else ""
     out = card.copy()
     for name, da in card.data_vars.items():

@@ -184,31 +184,26 @@ def verify(
         card = card.merge(
             against_reference(computed["paired_crps"], per_init, f.sizes[MEMBER], config)
         )
-    # what units="variable" means, per variable: the truth's units of its variable
-    names = [split_channel(str(c))[0] for c in card[VARIABLE].values]
-    units = [str(aligned.truth[n].attrs.get("units", "")) for n in names]
-    about = {"long_name": "units of each variable, and of its scores in units_per_variable"}
-    card = _variable_first(card).assign_coords({VARIABLE_UNITS: (VARIABLE, units, about)})
-    card = cf_units(card)
     tree = {
-        "/scorecard": card,
+        "/scorecard": _in_truth_units(_variable_first(card), aligned.truth),
         "/rank_histogram": _variable_first(computed["rank_histogram"].to_dataset()),
         "/reliability": _variable_first(computed["reliability"].rename({ve.THRESHOLD: EVENT})),
     }
     if surrogate:
-        tree["/rank_floor"] = _variable_first(
+        tree["/rank_floor"] = cf_units(
             vr.rank_max_min_ratio(computed["error_surrogate_rank_histogram"])
             .rename("rank_max_min_error_surrogate")
             .to_dataset()
+            .pipe(_variable_first)
         )
-    if config.energy_score:
-        tree["/multivariate"] = computed["energy_score"].to_dataset()
+    if config.energy_score:  # of the channels scaled by their std: dimensionless
+        tree["/multivariate"] = cf_units(computed["energy_score"].to_dataset())
     if sample:
         subset = {INIT_TIME: sample}
         if has_spectrum(f):  # a transect or a point has no spectrum
             tree["/spectra"] = _spectra(f.isel(subset), t.isel(subset))
         tree["/physics"] = physics_group(aligned, subset, config.checks)
-        tree["/maps"] = _maps(f, t, config.map_members)
+        tree["/maps"] = _in_truth_units(_maps(f, t, config.map_members), aligned.truth)
     root = xr.Dataset(
         attrs={
             "n_members": f.sizes[MEMBER],
@@ -361,4 +356,15 @@ def _spectra(f: xr.DataArray, t: xr.DataArray) -> xr.Dataset:
 def _maps(f: xr.DataArray, t: xr.DataArray, n_members: int) -> xr.Dataset:
     pick = {INIT_TIME: 0, LEAD_TIME: -1}
     members = f.isel(pick).isel({MEMBER: slice(0, n_members)})
-    return xr.Dataset({"forecast": members, "truth": t.isel(pick)}).compute()
+    fields = {"forecast": members, "truth": t.isel(pick)}
+    return xr.Dataset({k: v.assign_attrs(units="variable") for k, v in fields.items()}).compute()
+
+
+def _in_truth_units(ds: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
+    """``ds`` (dim ``variable``: channels) with the coordinate ``variable_units``: the
+    truth's units of each channel's variable, in which its fields marked ``units="variable"``
+    are (:func:`verification.output.cf_units`, which also marks the others "1")."""
+    names = [split_channel(str(c))[0] for c in ds[VARIABLE].values]
+    units = [str(truth[n].attrs.get("units", "")) for n in names]
+    about = {"long_name": "units of each variable, and of its scores in units_per_variable"}
+    return cf_units(ds.assign_coords({VARIABLE_UNITS: (VARIABLE, units, about)}))

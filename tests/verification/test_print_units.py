@@ -66,7 +66,10 @@ def printed_crps(out: str) -> dict[tuple[str, str], float]:
     return values
 
 
-def verify(root, *extra) -> list[str]:
+def verify(root, *extra, every_group: bool = False) -> list[str]:
+    """``wxens verify`` of the module's stores; without ``every_group``, no physics, maps
+    or energy score (faster)."""
+    quick = [] if every_group else ["--physics-init-times", "0", "--no-energy-score"]
     return [
         "verify",
         str(root / "forecast.zarr"),
@@ -74,9 +77,7 @@ def verify(root, *extra) -> list[str]:
         str(root / "truth.zarr"),
         "--out",
         str(root / "scores.nc"),
-        "--physics-init-times",
-        "0",
-        "--no-energy-score",
+        *quick,
         "--interval-level",
         "0",
         "--no-progress",
@@ -145,3 +146,19 @@ def test_the_scores_file_gives_every_score_a_real_unit_per_variable(stores):
     card = xr.open_datatree(stores / "scores.nc")["scorecard"].to_dataset()
     assert card.fair_crps.attrs["units"] == card.ensemble_spread.attrs["units"] == "K"
     assert card.spread_skill_ratio.attrs["units"] == "1"
+
+
+
+def test_the_maps_and_the_other_groups_carry_real_units_too(stores):
+    """The maps (members and truth in the variables' units) read units as the scorecard
+    does; the energy score (of standardized channels) and the error floor are "1"."""
+    extra = ("--physics-init-times", "1", "--error-surrogate-replicas", "4")
+    assert wxens(verify(stores, *extra, every_group=True)) == 0
+    tree = xr.open_datatree(stores / "scores.nc")
+    maps = tree["maps"].to_dataset()
+    for name in ("forecast", "truth"):
+        assert {c: unit_read(maps, name, c) for c in ("msl", "t2m")} == {"msl": "Pa", "t2m": "K"}
+    for group, name in (("multivariate", "energy_score"), ("rank_floor", None)):
+        ds = tree[group].to_dataset()
+        for da in [ds[name]] if name else ds.data_vars.values():
+            assert da.attrs["units"] == "1", (group, da.name)
