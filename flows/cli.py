@@ -25,7 +25,7 @@ from flows.commands import COMMANDS
 from flows.commands.options import path_arguments
 from pipeline.errors import WxensError
 from pipeline.extensions import load_extensions
-from pipeline.signals import Terminated, sigterm_raises
+from pipeline.signals import sigterm_raises, stop_words
 
 RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 """Where Prefect logs the exception that failed a flow or task run."""
@@ -122,7 +122,7 @@ def _dispatch(argv: list[str] | None) -> int:
         _say(f"wxens: error: {err}")
         return err.exit_code
     except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM: nothing ran, nothing kept
-        what, code = _stop_words(interrupt)
+        what, code = stop_words(interrupt)
         _say(f"wxens: {what}")
         return code
     args = build_parser().parse_args(argv)
@@ -176,16 +176,9 @@ def interrupt_behind(error: BaseException) -> KeyboardInterrupt | None:
     return None
 
 
-def _stop_words(interrupt: KeyboardInterrupt) -> tuple[str, int]:
-    """What a command stopped by ``interrupt``'s signal says, and its exit code."""
-    if isinstance(interrupt, Terminated):
-        return "terminated (SIGTERM)", Terminated.exit_code
-    return "interrupted", 130
-
-
 def _stopped(args: argparse.Namespace, interrupt: KeyboardInterrupt) -> int:
     """:func:`_interrupted` in the words and exit code of ``interrupt``'s signal."""
-    return _interrupted(args, *_stop_words(interrupt))
+    return _interrupted(args, *stop_words(interrupt))
 
 
 def _interrupted(args: argparse.Namespace, what: str, code: int) -> int:

@@ -56,6 +56,13 @@ class RaiseOnSigterm:
         raise Terminated
 
 
+def stop_words(interrupt: KeyboardInterrupt) -> tuple[str, int]:
+    """What a command stopped by ``interrupt``'s signal says, and its exit code."""
+    if isinstance(interrupt, Terminated):
+        return "terminated (SIGTERM)", Terminated.exit_code
+    return "interrupted", 130
+
+
 def redeliver_dropped(unraisable: sys.UnraisableHookArgs, before=sys.__unraisablehook__) -> None:
     """:func:`sys.unraisablehook` for :func:`sigterm_raises`: an interrupt dropped where
     Python ignores exceptions (module docstring) is signalled again after

@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -247,3 +248,30 @@ except KeyboardInterrupt as stop:
     )
     assert done.stdout.strip() == f"stopped by {raised or 'KeyboardInterrupt'}", done.stderr
     assert "Exception ignored" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("sig", "line", "code"),
+    [
+        (signal.SIGTERM, "wxens: terminated (SIGTERM)", 143),
+        (signal.SIGINT, "wxens: interrupted", 130),
+    ],
+)
+def test_a_signal_while_the_console_script_imports_stops_it_in_one_line(sig, line, code):
+    """The ``wxens`` script's first half second is its imports, before the CLI's handlers:
+    Ctrl-C there ended in an import's traceback, SIGTERM killed it silently (-15). The
+    signal is sent once numpy is loaded (its extension mapped), mid-import."""
+    (script,) = entry_points(group="console_scripts", name="wxens")
+    assert script.value == "flows.entry:main"  # the installed `wxens`, as below
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    script = "import sys; from flows.entry import main; sys.exit(main())"
+    argv = [sys.executable, "-c", script, "info", "--help"]
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    maps = Path(f"/proc/{process.pid}/maps")
+    deadline = time.monotonic() + 30
+    while "_multiarray_umath" not in maps.read_text() and time.monotonic() < deadline:
+        assert process.poll() is None, "it ended before numpy was loaded"
+        time.sleep(0.002)
+    process.send_signal(sig)
+    stderr = process.communicate(timeout=60)[1].decode()
+    assert (process.returncode, stderr) == (code, line + "\n")
