@@ -163,7 +163,8 @@ class PhysicsCheck(Protocol):
     ``forecast`` is a canonical forecast Dataset (``member`` plus the truth's dims);
     ``truth`` the aligned truth (no ``member``); ``initial`` the analysis at the init
     times (the truth's dims without ``lead_time``), for checks that need the starting
-    state. ``applies`` says whether the data hold what the check needs (variables,
+    state; in memory or on dask (:class:`verification.physics.common.PhysicsCheckBase`
+    reads them once). ``applies`` says whether the data hold what the check needs (variables,
     levels, grid; ``requires`` says it in words), so that a scorecard runs every check that
     can run and names the others. A check returns one result per part it judges (a level,
     a layer, a variable); a part it cannot compute from these data (truth missing, a single

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from dask.callbacks import Callback
 from verification_cases import at_leads, balanced_members, oracle_forecast
 
 from pipeline.alignment import align_with_truth
@@ -86,6 +87,37 @@ def test_balanced_synthetic_members_pass(upper_air):
         for result in check(upper_air.forecast, upper_air.truth):
             assert result.verdict == "pass", (result.label, result.member_score.values)
             assert result.truth_score <= result.tolerance
+
+
+class Computes(Callback):
+    """Counts the dask computes (graph executions) started while it is active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def _start(self, dsk) -> None:
+        self.count += 1
+
+
+@pytest.mark.parametrize(
+    "check",
+    [Hypsometric(), Geostrophic(), PhysicalBounds(), SpectralRatio(), TendencyDistribution()],
+    ids=lambda check: check.name,
+)
+def test_a_check_on_dask_data_reads_it_once_and_judges_it_as_in_memory(upper_air, check):
+    inputs = (upper_air.forecast, upper_air.truth, upper_air.initial)
+    lazy = [ds.chunk({"init_time": 1}) for ds in inputs]  # as a store opened in a notebook
+    with Computes() as computes:
+        on_dask = check(*lazy)
+    assert computes.count == 1  # not one pass over the store per level, layer or band
+    in_memory = check(*inputs)
+    assert [r.label for r in on_dask] == [r.label for r in in_memory]
+    assert any(r.computed for r in in_memory)
+    for a, b in zip(on_dask, in_memory, strict=True):
+        xr.testing.assert_identical(a.member_score, b.member_score)
+        np.testing.assert_array_equal([a.truth_score, a.tolerance], [b.truth_score, b.tolerance])
+        assert a.reason == b.reason
 
 
 def perturb(ds: xr.Dataset, member: int, name: str, noise: float, seed: int = 0) -> xr.Dataset:

@@ -71,10 +71,13 @@ class Hypsometric(TruthRelativeCheck):
             labels.append(f"{bottom:g}-{top:g} hPa")
         return labelled(parts, labels)
 
-    def __call__(
+    def reads(self, forecast: xr.Dataset) -> list[str]:
+        return ["z", "t"] + (["q"] if "q" in forecast else [])
+
+    def judge(
         self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset | None = None
     ) -> list[CheckResult]:
-        names = ["z", "t"] + (["q"] if "q" in forecast else [])
+        names = self.reads(forecast)
         # one field of each (the first member, time and lead): a read, not a pass over all
         first = {d: 0 for d in forecast["z"].dims if d not in (LEVEL, LAT, LON)}
         held = np.logical_and.reduce(
@@ -84,12 +87,12 @@ class Hypsometric(TruthRelativeCheck):
         held = dict(zip(forecast[LEVEL].values.astype(float).tolist(), held.tolist(), strict=True))
         lacking = [p for p in levels if not held[p]]
         if not lacking:
-            return super().__call__(forecast, truth, initial)
+            return super().judge(forecast, truth, initial)
         kept = [p for p in levels if held[p]]
         results = []
         if len(kept) >= 2:
             pick = {LEVEL: [p for p in forecast[LEVEL].values if float(p) in kept]}
-            results = super().__call__(forecast.sel(pick), truth.sel(pick), initial)
+            results = super().judge(forecast.sel(pick), truth.sel(pick), initial)
         spans = [
             f"{b:g}-{t:g} hPa"
             for b, t in zip(kept[:-1], kept[1:], strict=True)
@@ -172,6 +175,9 @@ class Geostrophic(TruthRelativeCheck):
             and int(self._band(forecast[LAT]).sum()) >= 3
             and forecast.sizes.get(LON, 0) >= 3  # a transect has no zonal derivative
         )
+
+    def reads(self, forecast: xr.Dataset) -> list[str]:
+        return ["z", "u", "v"]
 
     def score(self, ds: xr.Dataset) -> xr.DataArray:
         ug, vg = geostrophic_wind(ds["z"])

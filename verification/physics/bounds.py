@@ -46,6 +46,11 @@ class PhysicalBounds(TruthRelativeCheck):
     def applies(self, forecast: xr.Dataset) -> bool:
         return any(_bounded(str(n)) for n in forecast.data_vars)
 
+    def reads(self, forecast: xr.Dataset) -> list[str]:
+        bounded = [str(n) for n in forecast.data_vars if _bounded(str(n))]
+        winds = [n for pair in WIND_PAIRS if has(forecast, pair) for n in pair]
+        return list(dict.fromkeys(bounded + winds))
+
     def score(self, ds: xr.Dataset) -> xr.DataArray:
         out_of_bounds, labels = [], []
         for name in (str(n) for n in ds.data_vars if _bounded(str(n))):

@@ -16,7 +16,7 @@ import xarray as xr
 
 from pipeline.schema import CHANNEL, INIT_TIME, LAT, LEAD_TIME, LON, MEMBER, VALID_TIME, to_channels
 from verification.base import CheckResult, register_check
-from verification.physics.common import NO_TRUTH, where_members
+from verification.physics.common import NO_TRUTH, PhysicsCheckBase, where_members
 from verification.spectra import (
     BAND,
     BANDS,
@@ -49,7 +49,7 @@ FEW_SAMPLES = (
 
 @register_check
 @dataclass(frozen=True)
-class SpectralRatio:
+class SpectralRatio(PhysicsCheckBase):
     """Member against truth power spectra in three wavenumber bands, per channel.
 
     Per channel (variable and level) and band, from the spectra averaged over the samples
@@ -91,7 +91,7 @@ class SpectralRatio:
     def applies(self, forecast: xr.Dataset) -> bool:
         return has_spectrum(forecast, min_points=8)
 
-    def __call__(
+    def judge(
         self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset | None = None
     ) -> list[CheckResult]:
         members = to_channels(forecast)

@@ -15,7 +15,7 @@ import xarray as xr
 from pipeline.errors import InputError
 from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LON, MEMBER
 from verification.base import CheckResult, register_check
-from verification.physics.common import where_members
+from verification.physics.common import PhysicsCheckBase, where_members
 
 NO_CHANGE = "lead 0 only: nothing has changed since the initial time"
 NO_TRUTH_HERE = "no truth at the initial times or at these valid times"
@@ -57,7 +57,7 @@ def distances_to_truth(members: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 @register_check
 @dataclass(frozen=True)
-class TendencyDistribution:
+class TendencyDistribution(PhysicsCheckBase):
     """Distribution of member changes since the init time against the truth's (W1 distance).
 
     At each lead and level, the change ``x(lead) - x(init)`` of a member (pooled over init
@@ -91,7 +91,7 @@ class TendencyDistribution:
     def applies(self, forecast: xr.Dataset) -> bool:
         return INIT_TIME in forecast.dims and LEAD_TIME in forecast.dims
 
-    def __call__(
+    def judge(
         self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset | None = None
     ) -> list[CheckResult]:
         if initial is None:
