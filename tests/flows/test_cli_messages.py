@@ -148,3 +148,22 @@ def test_run_and_verify_help_say_which_out_is_the_scores_file(capsys):
     assert "--out OUT scores file to write (NetCDF groups; `wxens run --scores`)" in (
         helps["verify"]
     )
+
+
+def test_calibrate_says_how_to_train_a_missing_fold(tiny_model, tmp_path):
+    """The README's calibrate line names folds no earlier command of it trains: the refusal
+    names the missing fold and the `wxens train --set data.exclude` that makes one, rather
+    than only "train one with `wxens train --out DIR`"."""
+    store, model = tiny_model
+    missing = tmp_path / "model_0106"
+    argv = ["calibrate", "--checkpoint", str(model), "--store", str(store)]
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", *argv, "--fold", str(model), "--fold", str(missing)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"--fold {missing}: no checkpoint there" in done.stderr
+    assert "--set 'data.exclude=[{start: START, end: END}]'" in done.stderr
+    assert f"--out {missing}" in done.stderr
