@@ -144,10 +144,10 @@ def cf_units(card: xr.Dataset) -> xr.Dataset:
     attribute CF and xarray readers take for a unit.
 
     A score or field in the verified variable's units (``units="variable"``, the registry's
-    marker, not a unit) names the coordinate :data:`VARIABLE_UNITS` in :data:`UNITS_PER_VARIABLE`, and
-    reads ``units`` only where every variable has the same units (``"K"``: one unit for
-    the whole array); the scorecard's entries without units (rank flatness, Brier scores,
-    counts) are dimensionless, ``"1"``. A score with a real unit keeps it."""
+    marker, not a unit) names the coordinate :data:`VARIABLE_UNITS` in
+    :data:`UNITS_PER_VARIABLE`, and reads ``units`` only where every variable has the same
+    units (``"K"``: one unit for the whole array); the entries without units (rank flatness,
+    Brier scores, counts) are dimensionless, ``"1"``. A score with a real unit keeps it."""
     units = {str(u) for u in card[VARIABLE_UNITS].values} if VARIABLE_UNITS in card else set()
     shared = units.pop() if len(units) == 1 else ""
     out = card.copy()
