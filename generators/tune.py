@@ -19,7 +19,10 @@ Forecasts of a period the model was trained on fit the truth more closely than f
 of new days, so they show less of the error a correction would remove: a weight chosen on
 them errs towards no correction (on the UK sample's validation split, none or 0.05, where
 the held-out days chose 0.4; ``docs/benchmarks.md``). So the held-out period is the
-default, and a checkpoint without one is tuned on its training period with a warning.
+default, and a checkpoint without one is tuned on its training period with a warning, or,
+given its cross-validation folds (``fold_checkpoints``, :mod:`generators.tune_folds`), on
+their forecasts of the periods they held out, one block per fold, each in a tuning store
+beside the fold.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from generators.correction.spec import CANDIDATES, CorrectionSpec
 from generators.correction.tuned import checkpoint_digest, save_tuned
 from generators.data.forecast import ForecastData
 from generators.rollout_store import forecast_to_store
+from generators.tune_folds import TuningSource, fold_sources, refuse_folds_with
 from pipeline.errors import InputError, time_text
 from pipeline.forecast_store import open_forecast
 from pipeline.schema import INIT_TIME, LEVEL, Period, split_channel
@@ -55,12 +59,12 @@ log = logging.getLogger(__name__)
 class Tuned(NamedTuple):
     """:func:`tune_correction`'s result: the chosen weights (bias weight 0: none), the
     selection with its table of scores, the file they were written to and the forecast
-    store they were chosen on."""
+    stores they were chosen on (one per fold checkpoint given, else the checkpoint's)."""
 
     spec: CorrectionSpec
     selection: WeightSelection
     path: Path
-    forecasts: Path
+    forecasts: tuple[Path, ...]
 
 
 MIN_FOLD = pd.Timedelta(days=4)
@@ -88,6 +92,7 @@ def tune_correction(
     seed: int = 0,
     device: str = "auto",
     progress: bool = False,
+    fold_checkpoints: Sequence[str | Path] = (),
 ) -> Tuned:
     """Choose and store the correction weights of ``checkpoint`` (module docstring).
 
@@ -97,7 +102,9 @@ def tune_correction(
     every_hours: hours between initial times (default: the native step, at least 6 h);
     period: the initial times' period (default: the checkpoint's held-out period, else its
     training period; a side left open, e.g. ``Period("2019-03-10", None)``, is the default's);
-    variable: the one whose scores choose (default: the checkpoint's only channel)."""
+    variable: the one whose scores choose (default: the checkpoint's only channel);
+    fold_checkpoints: cross-validation folds of the checkpoint, each forecasting its held-out
+    period as one block (:mod:`generators.tune_folds`), instead of ``folds`` and ``period``."""
     if folds is not None and folds < 1:
         raise InputError(f"--folds must be at least 1, got {folds}")
     candidates = {"bias": bias_weights, "spread": spread_weights, "rank": rank_weights}
@@ -108,6 +115,7 @@ def tune_correction(
                 f"--{stage}-weights: every candidate must be in (0, 1], got {bad}"
                 + (" (the uncorrected forecast is always scored)" if stage == "bias" else "")
             )
+    refuse_folds_with(fold_checkpoints, folds, period)
     loaded = load_checkpoint(checkpoint)
     channels = list(loaded.channels)
     if variable is None:
@@ -120,17 +128,78 @@ def tune_correction(
     elif variable not in channels:
         raise InputError(f"--variable {variable!r}: {checkpoint} forecasts only {channels}")
     leads = list(leads_hours or loaded.leads_hours)
+    step_hours = loaded.native_step / pd.Timedelta(hours=1)
+    every = every_hours or max(step_hours, 6.0)
     # default_period warns when it falls back on the training period: the forecasts need not
-    said = loaded.train_config.data.validation is None and (
-        period is None or period.start is None or period.end is None
+    said = not fold_checkpoints and (
+        loaded.train_config.data.validation is None
+        and (period is None or period.start is None or period.end is None)
     )
+    if fold_checkpoints:
+        sources = fold_sources(loaded, store, fold_checkpoints, leads, every)
+    else:
+        sources = [own_source(loaded, store, period, folds, leads, every)]
+    blocks, stores = [], []
+    for source in sources:
+        out = draw(
+            source,
+            store,
+            leads,
+            members,
+            sampler=sampler,
+            seed=seed,
+            device=device,
+            progress=progress,
+            warn_trained_on=not said,
+        )
+        forecast = one_channel(open_forecast(out), variable).sel({INIT_TIME: source.inits})
+        blocks += [forecast.sel({INIT_TIME: block}).load() for block in source.blocks]
+        stores.append(out)
+    selection = select_weights(
+        blocks,
+        one_channel(open_store(store).dataset, variable),
+        bias_weights,
+        spread_weights,
+        rank_weights,
+        variable=split_channel(variable)[0],
+        seed=seed,
+    )
+    inits = pd.DatetimeIndex(sorted(t for source in sources for t in source.inits))
+    spec = selection.spec or CorrectionSpec()
+    details = {
+        "variable": variable,
+        "leads_hours": leads,
+        "members": members,
+        "folds": len(blocks),
+        "init_times": len(inits),
+        "first_init_time": time_text(inits[0]),
+        "last_init_time": time_text(inits[-1]),
+        "every_hours": every,
+        "scores": selection.table.to_dict(orient="index"),
+    }
+    if fold_checkpoints:
+        details["fold_checkpoints"] = [str(s.checkpoint.path) for s in sources]
+    path = save_tuned(loaded.path, spec, details, digest=loaded.digest)
+    return Tuned(spec, selection, path, tuple(stores))
+
+
+def own_source(
+    loaded: Checkpoint,
+    store: str | Path,
+    period: Period | None,
+    folds: int | None,
+    leads: Sequence[float],
+    every: float,
+) -> TuningSource:
+    """The checkpoint's own initial times of ``period`` (default :func:`default_period`; an
+    open side is the default's), cut into ``folds`` consecutive blocks (default
+    :func:`default_folds`); InputError where a block would hold fewer than 2 or none could
+    correct anything (:func:`check_correctable`)."""
     if period is None:
         period = default_period(loaded)
     elif period.start is None or period.end is None:
         default = default_period(loaded)
         period = Period(period.start or default.start, period.end or default.end)
-    step_hours = loaded.native_step / pd.Timedelta(hours=1)
-    every = every_hours or max(step_hours, 6.0)
     data = ForecastData.from_store(loaded, store)
     inits = calibration_init_times(
         data.times, period.start, period.end, every, max(leads), what="tuning"
@@ -142,9 +211,26 @@ def tune_correction(
             f"{len(inits)} initial time(s) every {every:g} h in {period} for {folds} fold(s): "
             "each fold needs at least 2; give fewer --folds, a smaller --every or a longer period"
         )
-    fold_index = np.array_split(np.arange(len(inits)), folds)
-    check_correctable([inits[i] for i in fold_index], leads, data.times)
-    key = json.dumps([str(Path(store).resolve()), leads, members, sampler, seed])
+    blocks = [inits[i] for i in np.array_split(np.arange(len(inits)), folds)]
+    check_correctable(blocks, leads, data.times)
+    return TuningSource(loaded, inits, blocks)
+
+
+def draw(
+    source: TuningSource,
+    store: str | Path,
+    leads: Sequence[float],
+    members: int,
+    **forecast: object,
+) -> Path:
+    """Forecast ``source``'s initial times into its tuning store beside its checkpoint
+    (``tune-DIGEST-KEY.zarr``, module docstring; those of earlier checkpoints there
+    removed) and return that store's path. ``forecast``: more arguments of
+    :func:`generators.rollout_store.forecast_to_store`, its ``sampler`` and ``seed`` in
+    the key."""
+    loaded, inits = source.checkpoint, source.inits
+    key = [str(Path(store).resolve()), leads, members, forecast["sampler"], forecast["seed"]]
+    key = json.dumps(key + ([list(source.key)] if source.key else []))
     key = hashlib.sha256(key.encode()).hexdigest()[:8]
     out = Path(loaded.path).parent / f"tune-{loaded.digest}-{key}.zarr"
     remove_earlier_forecasts(out.parent, loaded.digest)
@@ -162,38 +248,10 @@ def tune_correction(
         leads,
         members,
         str(out),
-        sampler=sampler,
-        seed=seed,
-        device=device,
-        progress=progress,
-        warn_trained_on=not said,
+        **forecast,
         redraw="remove the store, then run wxens tune again",
     )
-    forecast = one_channel(open_forecast(out), variable).sel({INIT_TIME: inits}).load()
-    blocks = [forecast.isel({INIT_TIME: index}) for index in fold_index]
-    selection = select_weights(
-        blocks,
-        one_channel(open_store(store).dataset, variable),
-        bias_weights,
-        spread_weights,
-        rank_weights,
-        variable=split_channel(variable)[0],
-        seed=seed,
-    )
-    spec = selection.spec or CorrectionSpec()
-    details = {
-        "variable": variable,
-        "leads_hours": leads,
-        "members": members,
-        "folds": folds,
-        "init_times": len(inits),
-        "first_init_time": time_text(inits[0]),
-        "last_init_time": time_text(inits[-1]),
-        "every_hours": every,
-        "scores": selection.table.to_dict(orient="index"),
-    }
-    path = save_tuned(loaded.path, spec, details, digest=loaded.digest)
-    return Tuned(spec, selection, path, out)
+    return out
 
 
 def default_folds(inits: pd.DatetimeIndex) -> int:

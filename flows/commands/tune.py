@@ -1,6 +1,7 @@
-"""``wxens tune --checkpoint K --store S [--lead ...] [--members M] [--folds N]``: choose
-the correction weights of a checkpoint on forecasts of its held-out period (else its
-training period; :mod:`generators.tune`) and store them beside it, where
+"""``wxens tune --checkpoint K --store S [--lead ...] [--members M] [--folds N | --fold F
+...]``: choose the correction weights of a checkpoint on forecasts of its held-out period
+(else its training period), or of its cross-validation folds' held-out periods
+(:mod:`generators.tune`), and store them beside it, where
 ``wxens bias-correct`` and ``wxens run`` find them when no weight is given."""
 
 from __future__ import annotations
@@ -45,6 +46,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=at_least(1),
         help="consecutive blocks of initial times (default: as many as keep 4 days of them in "
         "each, at most 4)",
+    )
+    parser.add_argument(
+        "--fold",
+        action="append",
+        default=[],
+        metavar="CHECKPOINT",
+        help="a cross-validation fold, as for wxens calibrate: the same recipe trained without "
+        "one period (data.exclude), whose forecasts of that period are one block; repeat for "
+        "each fold. For a model trained on all the data (not with --folds, --start, --end)",
     )
     parser.add_argument(
         "--every",
@@ -95,13 +105,19 @@ def parse_weights(text: str | None, stage: str) -> tuple[float, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from flows.commands.calibrate import refuse_missing_fold
     from flows.commands.run import parse_leads
     from flows.threads import set_threads
     from generators.tune import tune_correction
+    from generators.tune_folds import refuse_folds_with
     from pipeline.schema import Period
 
     check_device(args.device)  # before the checkpoint and the store are read
     set_threads(args.threads)
+    period = Period(args.start, args.end) if args.start or args.end else None
+    refuse_folds_with(args.fold, args.folds, period)
+    for fold in args.fold:
+        refuse_missing_fold(fold, args.store)
     tuned = tune_correction(
         args.checkpoint,
         args.store,
@@ -109,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         members=args.members,
         folds=args.folds,
         every_hours=args.every,
-        period=Period(args.start, args.end) if args.start or args.end else None,
+        period=period,
         variable=args.variable,
         bias_weights=parse_weights(args.bias_weights, "bias"),
         spread_weights=parse_weights(args.spread_weights, "spread"),
@@ -118,9 +134,11 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         progress=not args.no_progress,
+        fold_checkpoints=args.fold,
     )
     table = tuned.selection.table
-    print(f"cross-validated scores of the candidates (mean over the leads), {tuned.forecasts}:")
+    forecasts = ", ".join(str(f) for f in tuned.forecasts)
+    print(f"cross-validated scores of the candidates (mean over the leads), {forecasts}:")
     print(table.to_string(float_format=lambda v: f"{v:.4g}"))
     spec = tuned.spec
     if spec.applies:
@@ -139,15 +157,17 @@ def run(args: argparse.Namespace) -> int:
 
 def kept(args: argparse.Namespace) -> str:
     """What an interrupted tuning kept: its forecasts, drawn into a store beside the
-    checkpoint (``tune-DIGEST-KEY.zarr``, one per store, leads, members, sampler and seed)
-    batch by batch, each batch committed whole; the same command draws only those missing.
-    No weight is stored until every forecast is drawn and scored."""
+    checkpoint, or beside each fold (``tune-DIGEST-KEY.zarr``, one per store, leads,
+    members, sampler and seed) batch by batch, each batch committed whole; the same command
+    draws only those missing. No weight is stored until every forecast is drawn and scored."""
     from generators.correction.tuned import checkpoint_digest, checkpoint_file
     from pipeline.forecast_store import complete_init_times, is_forecast_store
 
-    path = checkpoint_file(args.checkpoint)
-    pattern = f"tune-{checkpoint_digest(path)}-*.zarr" if path.is_file() else None
-    found = sorted(path.parent.glob(pattern)) if pattern else []
+    found = []
+    for checkpoint in [args.checkpoint, *args.fold]:  # with folds, the stores are beside them
+        path = checkpoint_file(checkpoint)
+        if path.is_file():
+            found += sorted(path.parent.glob(f"tune-{checkpoint_digest(path)}-*.zarr"))
     stores = [store for store in found if is_forecast_store(store)]
     if not stores:
         return "no tuning forecast written and no weight stored; rerun the same command to tune"

@@ -318,3 +318,77 @@ def test_a_rerun_says_how_tune_draws_its_forecasts_again(trained, caplog):
         tune_correction(run, cycle, **tune)
     assert "they are skipped" in caplog.text
     assert set(redraw_options(caplog.text, "tune")) <= {"tune"}
+
+
+HALVES = (("2019-03-01", "2019-03-04T18"), ("2019-03-05", "2019-03-08T18"))
+
+
+def held_out(start: str, end: str, other: str = "") -> str:
+    """``train_tiny``'s ``periods`` of a cross-validation fold holding out ``start``-``end``
+    (``other``: more data keys, another recipe)."""
+    return f"{other}, exclude: [{{start: {start}, end: {end}}}]"
+
+
+def test_folds_choose_on_their_forecasts_of_the_periods_they_held_out(trained, caplog, capsys):
+    """A checkpoint trained on every day (the README's runs/uk_fm) had no way to tune on its
+    cross-validation folds: tune forecast its training days, with a warning, and its choice
+    erred towards no correction. With --fold each fold forecasts the period it held out, one
+    block each, into a tuning store beside it; the stored choice is scored on those."""
+    from generators.correction.select_weights import select_weights
+    from generators.correction.spec import CANDIDATES, CorrectionSpec
+    from generators.tune import one_channel
+    from pipeline.store import open_store
+
+    root, run, cycle, _ = trained
+    folds = [train_tiny(cycle, root / f"half{i}", held_out(*p)) for i, p in enumerate(HALVES)]
+    own = set(run.glob("tune-*.zarr"))
+    tune = ["tune", "--checkpoint", str(run), "--store", cycle, "--members", "4"]
+    tune += ["--sampler", "euler:nfe=2", "--device", "cpu", "--no-progress"]
+    with caplog.at_level("WARNING"):
+        assert wxens([*tune, "--fold", str(folds[0]), "--fold", str(folds[1])]) == 0
+    assert "held-out period (data.validation)" not in caplog.text  # not its training days
+    assert "the model has seen it" not in caplog.text
+    assert set(run.glob("tune-*.zarr")) == own  # the checkpoint itself forecast nothing
+    blocks = []
+    for fold, (start, end) in zip(folds, HALVES, strict=True):
+        (forecasts,) = fold.glob(f"tune-{checkpoint_digest(fold)}-*.zarr")
+        block = one_channel(open_forecast(forecasts), "t2m").load()
+        inits = pd.DatetimeIndex(block.init_time.values)
+        assert inits[0] >= pd.Timestamp(start) and inits[-1] + pd.Timedelta(hours=6) <= (
+            pd.Timestamp(end)
+        )
+        blocks.append(block)
+    record = json.loads(tuned_path(run).read_text())
+    assert record["fold_checkpoints"] == [str(load_checkpoint(f).path) for f in folds]
+    assert record["folds"] == 2
+    assert record["init_times"] == sum(block.sizes["init_time"] for block in blocks)
+    assert record["first_init_time"] == "2019-03-01T06:00"
+    assert record["last_init_time"] == "2019-03-08T12:00"
+    printed = capsys.readouterr().out
+    assert all(str(next(f.glob("tune-*.zarr"))) in printed for f in folds)
+    truth = one_channel(open_store(cycle).dataset, "t2m")
+    again = select_weights(blocks, truth, *CANDIDATES.values(), variable="t2m")
+    crps = {label: row["mean_fair_crps"] for label, row in record["scores"].items()}
+    assert crps == pytest.approx(again.table.mean_fair_crps.to_dict())
+    assert load_tuned(run) == (again.spec or CorrectionSpec())
+
+
+def test_folds_of_another_recipe_too_short_or_with_folds_or_a_period_are_refused(
+    trained, capsys
+):
+    root, run, cycle, _ = trained
+    tune = ["tune", "--checkpoint", str(run), "--store", cycle, "--members", "4", "--device", "cpu"]
+    other = train_tiny(cycle, root / "other", held_out(*HALVES[1], ", train: {start: 2019-03-02}"))
+    assert wxens([*tune, "--fold", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert f"fold {load_checkpoint(other).path} was not trained with the recipe of" in err
+    assert "differ in data.train" in err
+    short = train_tiny(cycle, root / "short", held_out("2019-03-05", "2019-03-05T18"))
+    assert wxens([*tune, "--fold", str(short)]) == 2
+    err = capsys.readouterr().err
+    assert f"fold {load_checkpoint(short).path}: the 3 initial times of its held-out" in err
+    assert "leave nothing to correct" in err
+    assert not [*other.glob("tune-*.zarr"), *short.glob("tune-*.zarr")]  # nothing forecast
+    for given in (["--folds", "2"], ["--start", "2019-03-05"]):
+        assert wxens([*tune, "--fold", str(short), *given]) == 2
+        assert f"--fold with {given[0]}" in capsys.readouterr().err
