@@ -156,7 +156,7 @@ def check_fold(checkpoint: Checkpoint, fold: Checkpoint) -> None:
             f"fold {fold.path} has channels {list(fold.channels)} on a "
             f"{len(fold.latitude)} x {len(fold.longitude)} grid, {checkpoint.path} "
             f"{list(checkpoint.channels)} on {len(checkpoint.latitude)} x "
-            f"{len(checkpoint.longitude)}; calibrate with folds of the same recipe"
+            f"{len(checkpoint.longitude)}; give folds trained from its config on its store"
         )
     theirs, ours = asdict(recipe(fold)), asdict(recipe(checkpoint))
     differ = sorted(key for key, _, _ in nested_differences(theirs, ours))

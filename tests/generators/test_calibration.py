@@ -22,6 +22,7 @@ from flows.cli import main as wxens
 from generators.calibration import (
     calibrate_checkpoint,
     calibration_init_times,
+    check_fold,
     fit_calibration,
 )
 from generators.checkpoint import load_checkpoint
@@ -378,6 +379,10 @@ def test_training_days_and_folds_of_another_recipe_or_without_a_held_out_period_
     assert train(store, other, root / "other", held_out) == 0
     with pytest.raises(InputError, match="differ in steps"):
         calibrate_checkpoint(target, store, config, folds=[root / "other"], progress=False)
+    model = load_checkpoint(target)  # another grid: the fix named calibrate, also for tune
+    narrower = model.replace(latitude=model.latitude[:-1])
+    with pytest.raises(InputError, match="give folds trained from its config on its store"):
+        check_fold(model, narrower)
     with pytest.raises(InputError, match="held-out period .* or cross-validation folds"):
         calibrate_checkpoint(target, store, config, progress=False)
     trained_days = replace(config, period=Period("2000-01-10", "2000-01-18"))
