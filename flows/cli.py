@@ -27,7 +27,12 @@ from flows.commands import COMMANDS
 from flows.commands.options import path_arguments
 from pipeline.errors import WxensError
 from pipeline.extensions import load_extensions
-from pipeline.signals import sigterm_raises, stop_words
+from pipeline.signals import (
+    one_of_several,
+    sigterm_raises,
+    stop_words,
+    stopped_before_a_command,
+)
 
 RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 """Where Prefect logs the exception that failed a flow or task run."""
@@ -136,9 +141,7 @@ def _dispatch(argv: list[str] | None) -> int:
         _say(f"wxens: error: {err}")
         return err.exit_code
     except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM: nothing ran, nothing kept
-        what, code = stop_words(interrupt)
-        _say(f"wxens: {what}")
-        return code
+        return stopped_before_a_command(interrupt)
     args = build_parser().parse_args(argv)
     for name in WXENS_LOGGERS if args.verbose else ():
         logging.getLogger(name).setLevel(logging.DEBUG)  # not numcodecs', zarr's, filelock's
@@ -217,7 +220,7 @@ def log_format(environ: dict[str, str] | os._Environ = os.environ) -> str:
     """The console's log format: in a process of a torchrun launch of several, each line
     names its rank (``INFO [rank 1] generators.rollout: ...``), where the processes' lines
     ran together, the same line once per rank with nothing to tell them apart."""
-    rank = environ.get("RANK") if environ.get("WORLD_SIZE", "1") not in ("", "1") else None
+    rank = environ.get("RANK") if one_of_several(environ) else None
     return f"%(levelname)s {f'[rank {rank}] ' if rank else ''}%(name)s: %(message)s"
 
 

@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 
-from pipeline.signals import RaiseOnSigterm, stop_words
+from pipeline.signals import RaiseOnSigterm, one_of_several, stopped_before_a_command
 
 
 def main() -> int:
     """Run :func:`flows.cli.main` on ``sys.argv``; its exit code."""
-    if os.environ.get("WORLD_SIZE", "1") in ("", "1"):  # a rank dies of it (pipeline.signals)
+    if not one_of_several():  # a rank dies of it (pipeline.signals)
         signal.signal(signal.SIGTERM, RaiseOnSigterm(os.getpid()))
     try:
         from flows.cli import main as wxens
 
         return wxens()
     except KeyboardInterrupt as interrupt:  # outside a command's own handling of it
-        what, code = stop_words(interrupt)
-        print(f"wxens: {what}", file=sys.stderr)
-        return code
+        return stopped_before_a_command(interrupt)

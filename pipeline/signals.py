@@ -25,7 +25,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import FrameType
 
@@ -63,6 +63,21 @@ def stop_words(interrupt: KeyboardInterrupt) -> tuple[str, int]:
     return "interrupted", 130
 
 
+def stopped_before_a_command(interrupt: KeyboardInterrupt) -> int:
+    """Say on stderr, in one write (the ranks of a launch share it), that ``wxens`` was
+    stopped by ``interrupt`` before a command ran: nothing ran, nothing was kept. Its exit
+    code (:func:`stop_words`)."""
+    what, code = stop_words(interrupt)
+    sys.stderr.write(f"wxens: {what}\n")
+    sys.stderr.flush()
+    return code
+
+
+def one_of_several(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether this process is one of a torchrun launch of several (``WORLD_SIZE`` > 1)."""
+    return environ.get("WORLD_SIZE", "1") not in ("", "1")
+
+
 def redeliver_dropped(unraisable: sys.UnraisableHookArgs, before=sys.__unraisablehook__) -> None:
     """:func:`sys.unraisablehook` for :func:`sigterm_raises`: an interrupt dropped where
     Python ignores exceptions (module docstring) is signalled again after
@@ -86,9 +101,7 @@ def sigterm_raises() -> Iterator[None]:
     sends SIGTERM to the other ranks when one fails, and a rank must then die at once, as
     its failure report expects (``-SIGTERM``: a consequence, not the cause), not wait,
     blocked in a collective, for torchrun's SIGKILL after its grace period."""
-    if threading.current_thread() is not threading.main_thread() or os.environ.get(
-        "WORLD_SIZE", "1"
-    ) not in ("", "1"):
+    if threading.current_thread() is not threading.main_thread() or one_of_several():
         yield
         return
     before = signal.signal(signal.SIGTERM, RaiseOnSigterm(os.getpid()))

@@ -27,6 +27,14 @@ from pipeline.store import ingest
 from tests.flows.conftest import prefect_env, stop_process_group
 
 ROOT = Path(__file__).resolve().parents[2]
+SIGNALS = pytest.mark.parametrize(
+    ("sig", "line", "code"),
+    [
+        (signal.SIGTERM, "terminated (SIGTERM)", 143),
+        (signal.SIGINT, "interrupted", 130),
+    ],
+)
+"""Each signal that stops a command, its words and its exit code."""
 
 
 def started(argv: list[str], ready) -> subprocess.Popen:
@@ -110,13 +118,7 @@ def test_a_forked_child_still_dies_of_sigterm():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("sig", "line", "code"),
-    [
-        (signal.SIGTERM, "terminated (SIGTERM)", 143),
-        (signal.SIGINT, "interrupted", 130),
-    ],
-)
+@SIGNALS
 def test_a_signal_to_the_group_of_wxens_run_stops_it_at_once_and_a_rerun_completes(
     tmp_path, tiny_model, sig, line, code
 ):
@@ -250,19 +252,13 @@ except KeyboardInterrupt as stop:
     assert "Exception ignored" not in done.stderr
 
 
-@pytest.mark.parametrize(
-    ("sig", "line", "code"),
-    [
-        (signal.SIGTERM, "wxens: terminated (SIGTERM)", 143),
-        (signal.SIGINT, "wxens: interrupted", 130),
-    ],
-)
+@SIGNALS
 def test_a_signal_while_the_console_script_imports_stops_it_in_one_line(sig, line, code):
     """The ``wxens`` script's first half second is its imports, before the CLI's handlers:
     Ctrl-C there ended in an import's traceback, SIGTERM killed it silently (-15). The
     signal is sent once numpy is loaded (its extension mapped), mid-import."""
-    (script,) = entry_points(group="console_scripts", name="wxens")
-    assert script.value == "flows.entry:main"  # the installed `wxens`, as below
+    (installed,) = entry_points(group="console_scripts", name="wxens")
+    assert installed.value == "flows.entry:main"  # the installed `wxens`, as below
     env = os.environ | {"PYTHONPATH": str(ROOT)}
     script = "import sys; from flows.entry import main; sys.exit(main())"
     argv = [sys.executable, "-c", script, "info", "--help"]
@@ -274,4 +270,4 @@ def test_a_signal_while_the_console_script_imports_stops_it_in_one_line(sig, lin
         time.sleep(0.002)
     process.send_signal(sig)
     stderr = process.communicate(timeout=60)[1].decode()
-    assert (process.returncode, stderr) == (code, line + "\n")
+    assert (process.returncode, stderr) == (code, f"wxens: {line}\n")
