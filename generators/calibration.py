@@ -22,10 +22,11 @@ from generators.balance import balanced_channels
 from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.config import CalibrationConfig, TrainConfig, parse_sampler, sampler_spec
 from generators.correction.spread import PooledMoments, SpreadCalibration, fit_spread_factors
+from generators.correction.tuned import checkpoint_file
 from generators.data.forecast import ForecastData
 from generators.device import resolve_device
 from generators.rollout import default_sampler, iter_forecast
-from pipeline.errors import InputError, counted, nested_differences, time_text
+from pipeline.errors import InputError, counted, nested_differences, shell_word, time_text
 from pipeline.schema import Period
 from pipeline.store import AnalysisStore, open_store
 
@@ -63,6 +64,24 @@ def calibration_init_times(
             f"{max_lead_hours:g} h truth is in the period; {fix}"
         )
     return pd.date_range(window[0], last, freq=pd.Timedelta(hours=every_hours))
+
+
+def load_fold(path: str | Path, store: AnalysisStore | str | Path) -> Checkpoint:
+    """The cross-validation fold at ``path`` (a checkpoint file or training directory), for
+    ``wxens calibrate --fold`` and ``wxens tune --fold``; InputError naming it and the
+    command that makes one where none is there (the README's calibrate line names folds that
+    no earlier command of it trains, and "train one with `wxens train --out DIR`" did not
+    say what a fold is)."""
+    if not checkpoint_file(path).is_file():
+        where = store.path if isinstance(store, AnalysisStore) else store
+        raise InputError(
+            f"--fold {path}: no checkpoint there. A fold is the checkpoint's config trained "
+            "without the period it holds out: `wxens train --store "
+            f"{shell_word(str(where))} --config CONFIG --set 'data.exclude=[{{start: START, "
+            f"end: END}}]' --out {shell_word(str(path))}`, one per period "
+            "(docs/generate.md, Spread calibration)"
+        )
+    return load_checkpoint(path)
 
 
 def held_out_period(checkpoint: Checkpoint) -> Period:
@@ -311,7 +330,7 @@ def calibrate_checkpoint(
         checkpoint,
         store,
         config,
-        folds=[load_checkpoint(f) for f in folds],
+        folds=[load_fold(f, store) for f in folds],
         device=device,
         progress=progress,
         batch_members=batch_members,

@@ -131,6 +131,7 @@ def tune_correction(
     step_hours = loaded.native_step / pd.Timedelta(hours=1)
     every = every_hours or max(step_hours, 6.0)
     # default_period warns when it falls back on the training period: the forecasts need not
+    # warn again that their initial times lie in it
     said = not fold_checkpoints and (
         loaded.train_config.data.validation is None
         and (period is None or period.start is None or period.end is None)

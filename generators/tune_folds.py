@@ -19,8 +19,13 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from generators.calibration import calibration_init_times, check_fold, held_out_period
-from generators.checkpoint import Checkpoint, load_checkpoint
+from generators.calibration import (
+    calibration_init_times,
+    check_fold,
+    held_out_period,
+    load_fold,
+)
+from generators.checkpoint import Checkpoint
 from generators.correction.decaying_average import without_verified_past
 from generators.data.forecast import ForecastData
 from pipeline.errors import InputError, counted
@@ -69,7 +74,7 @@ def fold_sources(
     sources, seen = [], {}
     leads = pd.to_timedelta(list(leads_hours), unit="h")
     for path in folds:
-        fold = load_checkpoint(path)
+        fold = load_fold(path, store)
         if fold.digest in seen:
             raise InputError(f"--fold {path} is --fold {seen[fold.digest]} again: give each once")
         seen[fold.digest] = path

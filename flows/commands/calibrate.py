@@ -107,8 +107,6 @@ def _calibrate(args: argparse.Namespace) -> int:
             "give either a held-out period (--start, --end) or cross-validation folds "
             "(--fold CHECKPOINT, repeated), not both and not neither"
         )
-    for fold in args.fold or ():
-        refuse_missing_fold(fold, args.store)
     native_hours = load_checkpoint(args.checkpoint).native_step / pd.Timedelta(hours=1)
     leads = tuple(parse_leads(args.lead, None, native_hours)) if args.lead else None
     calibration = calibrate_checkpoint(
@@ -132,23 +130,6 @@ def _calibrate(args: argparse.Namespace) -> int:
     print(calibration.report())
     print(f"calibration stored in {args.out or args.checkpoint}")
     return 0
-
-
-def refuse_missing_fold(fold: str | Path, store: str | Path) -> None:
-    """InputError naming ``fold`` and how a fold is made, when it holds no checkpoint (the
-    README's calibrate line names folds that no earlier command of it trains)."""
-    from generators.correction.tuned import checkpoint_file
-    from pipeline.errors import InputError, shell_word
-
-    if checkpoint_file(fold).is_file():
-        return
-    raise InputError(
-        f"--fold {fold}: no checkpoint there. A fold is the checkpoint's config trained "
-        "without the period it holds out: `wxens train --store "
-        f"{shell_word(str(store))} --config CONFIG --set 'data.exclude=[{{start: START, "
-        f"end: END}}]' --out {shell_word(str(fold))}`, one per period "
-        "(docs/generate.md, Spread calibration)"
-    )
 
 
 def calibrate_command(checkpoint: str | Path, store: str | Path, config: CalibrationConfig) -> str:

@@ -105,19 +105,14 @@ def parse_weights(text: str | None, stage: str) -> tuple[float, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flows.commands.calibrate import refuse_missing_fold
     from flows.commands.run import parse_leads
     from flows.threads import set_threads
     from generators.tune import tune_correction
-    from generators.tune_folds import refuse_folds_with
     from pipeline.schema import Period
 
     check_device(args.device)  # before the checkpoint and the store are read
     set_threads(args.threads)
     period = Period(args.start, args.end) if args.start or args.end else None
-    refuse_folds_with(args.fold, args.folds, period)
-    for fold in args.fold:
-        refuse_missing_fold(fold, args.store)
     tuned = tune_correction(
         args.checkpoint,
         args.store,
