@@ -187,7 +187,6 @@ class _Ended:
             self.bar.update(len(run.init_times) + run.skipped)
         return running
 
-
     def _seen_workers(self) -> set[str]:
         """The workers connected now, noting whether one seen before has left."""
         now = _workers(self.client)
