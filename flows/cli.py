@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import difflib
 import errno
 import gc
 import logging
@@ -48,10 +49,13 @@ class Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` that takes a word starting with ``-`` and a digit for a value,
     not an option: ``--keep -1d``, ``--lead -6h`` reach the command's own check ("is
     negative") where argparse said "expected one argument" (it knew only ``-1`` and ``-1.5``
-    as negative numbers). No wxens option starts with a digit. Sub-parsers are of this
-    class too."""
+    as negative numbers). No wxens option starts with a digit. It takes no abbreviation of
+    an option (``--member 5`` was ``--members 5``, and an option added later could change
+    what an old abbreviation in a script meant): an unknown option is refused naming the
+    option it may stand for (:func:`did_you_mean`). Sub-parsers are of this class too."""
 
     def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
         self._negative_number_matcher = re.compile(r"^-\.?\d")
 
@@ -64,8 +68,47 @@ class Parser(argparse.ArgumentParser):
             subs = [a for a in self._actions if isinstance(a, argparse._SubParsersAction)]
             command = getattr(parsed, "command", None)
             parser = subs[0].choices.get(command, self) if subs else self
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+            hint = did_you_mean(parser, extra)
+            parser.error(f"unrecognized arguments: {' '.join(extra)}{f' ({hint})' * bool(hint)}")
         return parsed
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        self._given = list(sys.argv[1:] if args is None else args)  # for error's hint
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message: str):  # type: ignore[override]
+        """As argparse's, but another error of a command's arguments (a required option
+        missing) also names the unknown options given, and what each may stand for:
+        ``--stor s.zarr`` said only that ``--store`` is required."""
+        given = getattr(self, "_given", [])
+        given = given[: given.index("--")] if "--" in given else given
+        known = self._option_string_actions
+        unknown = [w for w in given if w.startswith("--") and w.split("=", 1)[0] not in known]
+        subs = any(isinstance(a, argparse._SubParsersAction) for a in self._actions)
+        if unknown and not subs and not message.startswith("unrecognized arguments"):
+            hint = did_you_mean(self, unknown)
+            message += f" (unrecognized arguments: {' '.join(unknown)}{f'; {hint}' * bool(hint)})"
+        super().error(message)
+
+
+def did_you_mean(parser: argparse.ArgumentParser, extra: list[str]) -> str:
+    """``did you mean --members?``: for each unknown option of ``extra``, the options of
+    ``parser`` (those its --help shows) it is the start of, else the closest in spelling;
+    "" where none is near."""
+    shown = sorted(
+        s
+        for a in parser._actions
+        if a.help != argparse.SUPPRESS
+        for s in a.option_strings
+        if s.startswith("--")
+    )
+    words = [w.split("=", 1)[0] for w in extra if w.startswith("--")]
+    said = []
+    for word in words:
+        near = [s for s in shown if s.startswith(word)] or difflib.get_close_matches(word, shown, 1)
+        if near:
+            said.append(" or ".join(near) + (f" for {word}" if len(words) > 1 else ""))
+    return f"did you mean {', '.join(said)}?" if said else ""
 
 
 def build_parser() -> argparse.ArgumentParser:

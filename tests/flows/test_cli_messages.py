@@ -4,6 +4,7 @@ dangling link is named for what it is."""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
@@ -57,6 +58,43 @@ def test_an_unknown_option_is_still_refused_as_one(capsys):
     # the command's usage and name, as for its other errors (it was the bare "wxens: error")
     assert err.startswith("usage: wxens compact") and "--keep KEEP" in err
     assert "wxens compact: error: unrecognized arguments: --kep" in err
+
+
+def test_an_abbreviated_option_is_refused_naming_the_whole_one(tmp_path):
+    """`--member 5` was taken for `--members 5`: an option added later could have changed
+    what an abbreviation in someone's script meant."""
+    argv = ["forecast", "--checkpoint", "k", "--store", "s.zarr", "--init", "2019-03-22T00"]
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", *argv, "--lead", "6h", "--out", "f.zarr"]
+        + ["--member", "5"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2, done.stderr
+    assert (
+        "wxens forecast: error: unrecognized arguments: --member 5 (did you mean --members?)"
+        in done.stderr
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def every_command_parser() -> dict[str, argparse.ArgumentParser]:
+    subs = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(subs.choices)
+
+
+@pytest.mark.parametrize("name", sorted(every_command_parser()))
+def test_no_command_takes_an_abbreviation(name, capsys):
+    """Each sub-parser, not only the top one: a long option cut by one letter is refused,
+    naming the option (also where a required option missing is the first error)."""
+    parser = every_command_parser()[name]
+    options = {s for a in parser._actions for s in a.option_strings}
+    option = max((s for s in options if s.startswith("--") and s[:-1] not in options), key=len)
+    with pytest.raises(SystemExit) as exit:
+        build_parser().parse_args([name, option[:-1], "x"])
+    assert exit.value.code == 2
+    assert f"did you mean {option}?" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
