@@ -6,8 +6,10 @@ ratio (:mod:`generators.correction.bias`) and remap them by the decaying-average
 histogram of the verified forecasts (:mod:`generators.correction.ranks`), into a new
 forecast store that records the correction.
 Without weights it uses those ``wxens tune`` chose for the checkpoint ``K`` that made the
-forecast (:mod:`generators.correction.tuned`). Rerun it as new initial times arrive: the
-corrected store takes them in like ``wxens forecast`` does."""
+forecast (:mod:`generators.correction.tuned`); where it chose no correction, the corrected
+store holds the forecast as it is and says so (:mod:`generators.correction.unchanged`).
+Rerun it as new initial times arrive: the corrected store takes them in like ``wxens
+forecast`` does."""
 
 from __future__ import annotations
 
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from generators.correction.bias import bias_correct_store
     from generators.correction.decaying_average import without_verified_past
     from generators.correction.ranks import RANK_STATISTIC
-    from generators.correction.tuned import no_correction_reason, resolve_correction
+    from generators.correction.tuned import chose_none, no_correction_reason, resolve_correction
     from pipeline.errors import InputError, counted
     from pipeline.schema import INIT_TIME, LEAD_TIME, TIME
     from pipeline.store import open_store
@@ -71,6 +73,11 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.threads, torch=False)
     weights = (args.bias_weight, args.spread_weight, args.rank_weight)
     spec = resolve_correction(args.checkpoint, *weights, forecast=args.forecast)
+    chosen = None if spec.applies or any(w is not None for w in weights) else (
+        chose_none(args.checkpoint, args.forecast)
+    )
+    if chosen is not None:
+        return _uncorrected(args, chosen)
     if not spec.applies:
         reason = no_correction_reason(
             args.checkpoint, *weights, store=args.truth, forecast=args.forecast
@@ -108,4 +115,23 @@ def run(args: argparse.Namespace) -> int:
             beyond = table.isel({RANK_STATISTIC: 0}) + table.isel({RANK_STATISTIC: m})
             label = f"share of truths beyond the recent members (reliable: {2 / (m + 1):.3f})"
             print(f"  {name}: " + by_lead(label, beyond))
+    return 0
+
+
+def _uncorrected(args: argparse.Namespace, chosen) -> int:
+    """Where `wxens tune` chose no correction: the forecast as it is into ``--out``, said."""
+    import logging
+
+    from generators.correction.unchanged import write_uncorrected
+    from pipeline.errors import counted
+
+    n = write_uncorrected(args.forecast, args.out, chosen)
+    logging.getLogger(__name__).warning(
+        "`wxens tune` chose no correction for %s (%s: none lowered its cross-validated fair "
+        "CRPS): %s holds the forecast as it is; give --bias-weight W to correct all the same",
+        args.checkpoint,
+        chosen,
+        args.out,
+    )
+    print(f"{args.out}: {counted(n, 'initial time')}, as they are (bias weight 0, tune's choice)")
     return 0

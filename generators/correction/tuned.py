@@ -270,3 +270,14 @@ def no_correction_reason(
         f"lowered its cross-validated fair CRPS; give {names.bias_weight} to correct all the "
         "same"
     )
+
+
+def chose_none(checkpoint: str | Path | None, forecast: str | Path) -> Path | None:
+    """The file of ``checkpoint``'s tuned choice if `wxens tune` chose no correction (every
+    weight 0) for the checkpoint that made the forecast store ``forecast``, also after the
+    checkpoint changed; None otherwise (no checkpoint, never tuned, a choice of weights,
+    or one made for another checkpoint)."""
+    if checkpoint is None or not tuned_path(checkpoint).is_file():
+        return None
+    spec, digest = read_tuned(tuned_path(checkpoint))
+    return None if spec.applies or digest != _made_by(forecast) else tuned_path(checkpoint)

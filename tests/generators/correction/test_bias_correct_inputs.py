@@ -17,6 +17,7 @@ from generators.correction.tuned import (
     save_tuned,
     tuned_path,
 )
+from generators.correction.unchanged import NONE_CHOSEN
 from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
 from pipeline.forecast_store import provenance as provenance_of
 from pipeline.store import ingest
@@ -304,11 +305,37 @@ def test_no_correction_chosen_for_the_maker_is_said_after_a_retrain(
     save_tuned(run, CorrectionSpec(0.0), {}, digest=PROVENANCE.checkpoint_digest)
     out = tmp_path / "out.zarr"
     args = ["bias-correct", str(raw), "--truth", str(analysis.path), "--out", str(out)]
-    assert main([*args, "--checkpoint", str(run)]) == 2
+    assert main([*args, "--checkpoint", str(run)]) == 0
     err = capsys.readouterr().err
-    assert "chose no correction" in err and "0123456789abcdef" in err
-    assert "is no longer" not in err
-    assert not out.exists()
+    assert "is no longer" not in err and "run `wxens tune` again" not in err
+    assert provenance_of(out).bias_correction["method"] == NONE_CHOSEN
+
+
+def test_a_tuned_choice_of_no_correction_writes_the_forecast_as_it_is(
+    analysis, raw, tmp_path, capsys, caplog
+):
+    """The README's chain (tune, bias-correct, verify the corrected store) stopped with exit 2
+    at bias-correct where `wxens tune` chose no correction, and verify found no store."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"the checkpoint the forecast came from")
+    save_tuned(run, CorrectionSpec(0.0), {}, digest=PROVENANCE.checkpoint_digest)
+    out, truth = tmp_path / "out.zarr", str(analysis.path)
+    args = ["bias-correct", str(raw), "--truth", truth, "--out", str(out), "--checkpoint", str(run)]
+    assert main(args) == 0
+    said = capsys.readouterr().out + caplog.text
+    assert "`wxens tune` chose no correction" in said and "give --bias-weight W" in said
+    assert f"{out}: 16 initial times, as they are (bias weight 0, tune's choice)" in said
+    written, forecast = open_forecast(out), open_forecast(raw)
+    assert written.t2m.equals(forecast.t2m)
+    recorded = provenance_of(out).bias_correction
+    assert recorded == {"method": NONE_CHOSEN, "weight": 0.0, "chosen_in": str(tuned_path(run))}
+    assert main(args) == 0  # a rerun, as new initial times arrive
+    scores = tmp_path / "scores.nc"
+    assert main(["verify", str(out), "--truth", truth, "--out", str(scores), "--no-progress"]) == 0
+    assert scores.is_file()
+    # weights given keep their meaning: 0 corrects nothing, refused
+    assert main([*args[:-2], "--bias-weight", "0"]) == 2
 
 
 def test_a_runs_summary_without_scores_says_the_leads_truth_may_have_arrived(raw):
