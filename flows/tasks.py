@@ -17,7 +17,8 @@ from flows.deployments import BIAS_CORRECT_PARAMETER_NAMES
 from flows.runtime import wxens_task
 from generators.correction.baselines import BaselineConfig, baseline_to_store, without_repeats
 from generators.correction.bias import bias_correct_store
-from generators.correction.tuned import no_correction_reason, resolve_correction
+from generators.correction.raw import write_uncorrected
+from generators.correction.tuned import chose_none, no_correction_reason, resolve_correction
 from pipeline.errors import InputError
 from pipeline.schema import Period
 
@@ -173,12 +174,17 @@ def bias_correct_forecast(
     ``weight`` and, unless None, the spread scaling's ``spread_weight`` and the rank
     recalibration's ``rank_weight``; with none of them, the weights ``wxens tune`` stored
     with ``checkpoint`` (:func:`generators.correction.tuned.resolve_correction`); returns
-    ``out``. Without any (no weight, no tuned choice), refused with
+    ``out``. Where tune chose no correction, ``out`` holds the forecast as it is
+    (:func:`generators.correction.raw.write_uncorrected`). Without any (no weight, no tuned
+    choice), refused with
     :func:`~generators.correction.tuned.no_correction_reason` in the flow's parameters: it
     said "the correction weights are 0 ... (--bias-weight)", a flag the flow has not."""
     weights = (weight, spread_weight, rank_weight)
     names = BIAS_CORRECT_PARAMETER_NAMES
     spec = resolve_correction(checkpoint, *weights, forecast=forecast, names=names)
+    if (chosen := chose_none(checkpoint, forecast, *weights)) is not None:
+        write_uncorrected(forecast, out, chosen, names)
+        return out
     if not spec.applies:
         reason = no_correction_reason(
             checkpoint, *weights, store=truth, forecast=forecast, names=names

@@ -7,7 +7,7 @@ histogram of the verified forecasts (:mod:`generators.correction.ranks`), into a
 forecast store that records the correction.
 Without weights it uses those ``wxens tune`` chose for the checkpoint ``K`` that made the
 forecast (:mod:`generators.correction.tuned`); where it chose no correction, the corrected
-store holds the forecast as it is and says so (:mod:`generators.correction.unchanged`).
+store holds the forecast as it is and says so (:mod:`generators.correction.raw`).
 Rerun it as new initial times arrive: the corrected store takes them in like ``wxens
 forecast`` does."""
 
@@ -73,10 +73,7 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.threads, torch=False)
     weights = (args.bias_weight, args.spread_weight, args.rank_weight)
     spec = resolve_correction(args.checkpoint, *weights, forecast=args.forecast)
-    chosen = None if spec.applies or any(w is not None for w in weights) else (
-        chose_none(args.checkpoint, args.forecast)
-    )
-    if chosen is not None:
+    if (chosen := chose_none(args.checkpoint, args.forecast, *weights)) is not None:
         return _uncorrected(args, chosen)
     if not spec.applies:
         reason = no_correction_reason(
@@ -120,18 +117,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _uncorrected(args: argparse.Namespace, chosen) -> int:
     """Where `wxens tune` chose no correction: the forecast as it is into ``--out``, said."""
-    import logging
-
-    from generators.correction.unchanged import write_uncorrected
+    from generators.correction.raw import write_uncorrected
     from pipeline.errors import counted
 
     n = write_uncorrected(args.forecast, args.out, chosen)
-    logging.getLogger(__name__).warning(
-        "`wxens tune` chose no correction for %s (%s: none lowered its cross-validated fair "
-        "CRPS): %s holds the forecast as it is; give --bias-weight W to correct all the same",
-        args.checkpoint,
-        chosen,
-        args.out,
-    )
     print(f"{args.out}: {counted(n, 'initial time')}, as they are (bias weight 0, tune's choice)")
     return 0

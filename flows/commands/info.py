@@ -259,7 +259,9 @@ def _bias_correction(b: dict) -> str:
     """The decaying-average correction recorded in a forecast store, in a line."""
     if not b:
         return "none (the generator's own members)"
-    if b.get("method") == "none chosen by wxens tune":
+    from generators.correction.raw import NONE_CHOSEN
+
+    if b.get("method") == NONE_CHOSEN:
         return f"none: the members as they are, `wxens tune` chose none ({b['chosen_in']})"
     line = f"decaying average, weight {b['weight']:g}, by {b['by']}"
     if "spread" in b:

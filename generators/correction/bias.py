@@ -46,13 +46,13 @@ from generators.correction.decaying_average import (
     say_uncorrected,
 )
 from generators.correction.ranks import RANK_STATISTIC, DecayingAverageRanks, rank_statistics
+from generators.correction.raw import open_raw
 from generators.correction.spec import BIAS_WEIGHT, SPREAD_WEIGHT, CorrectionSpec, check_weight
 from pipeline.alignment import align_with_truth
 from pipeline.errors import InputError
 from pipeline.forecast_store import (
     ForecastProvenance,
     check_extends,
-    open_forecast,
     write_forecast,
 )
 from pipeline.schema import (
@@ -366,19 +366,7 @@ def bias_correct_store(
     learn from it), a raw store that is already corrected, and ``out`` holding another
     model's forecasts or another weight (:func:`pipeline.forecast_store.write_forecast`).
     """
-    if Path(out).resolve() == Path(forecast).resolve():
-        raise InputError(
-            f"--out {out} is the forecast store itself; write the corrected forecast to "
-            "another store (the raw one is what later corrections learn from)"
-        )
-    raw = open_forecast(forecast)
-    provenance = ForecastProvenance.from_attrs(raw.attrs)
-    if provenance.bias_correction:
-        raise InputError(
-            f"{forecast} is already bias-corrected (bias weight "
-            f"{provenance.bias_correction.get('weight')}; `wxens info` tells the rest): correct "
-            "the generator's own forecast store instead"
-        )
+    raw = open_raw(forecast, out)
     correction = DecayingAverageBias.from_spec(spec)
     made = ForecastProvenance.from_attrs(_with_correction(raw.attrs, correction))
     hours = raw[LEAD_TIME].values / np.timedelta64(1, "h")  # --out refused before the work:

@@ -272,12 +272,16 @@ def no_correction_reason(
     )
 
 
-def chose_none(checkpoint: str | Path | None, forecast: str | Path) -> Path | None:
+def chose_none(
+    checkpoint: str | Path | None, forecast: str | Path, *weights: float | None
+) -> Path | None:
     """The file of ``checkpoint``'s tuned choice if `wxens tune` chose no correction (every
     weight 0) for the checkpoint that made the forecast store ``forecast``, also after the
-    checkpoint changed; None otherwise (no checkpoint, never tuned, a choice of weights,
-    or one made for another checkpoint)."""
-    if checkpoint is None or not tuned_path(checkpoint).is_file():
+    checkpoint changed, and none of ``weights`` (those given by hand) is given; None
+    otherwise (weights given, no checkpoint, never tuned, a choice of weights, or one made
+    for another checkpoint)."""
+    given = any(w is not None for w in weights)
+    if given or checkpoint is None or not tuned_path(checkpoint).is_file():
         return None
     spec, digest = read_tuned(tuned_path(checkpoint))
     return None if spec.applies or digest != _made_by(forecast) else tuned_path(checkpoint)

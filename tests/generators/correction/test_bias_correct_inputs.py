@@ -3,12 +3,16 @@ store that does not cover the forecast's grid or period."""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from warm import warm_forecast
 
 from flows.cli import main
 from generators.correction.decaying_average import without_verified_past
+from generators.correction.raw import NONE_CHOSEN
 from generators.correction.spec import CorrectionSpec
 from generators.correction.tuned import (
     checkpoint_digest,
@@ -17,7 +21,6 @@ from generators.correction.tuned import (
     save_tuned,
     tuned_path,
 )
-from generators.correction.unchanged import NONE_CHOSEN
 from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
 from pipeline.forecast_store import provenance as provenance_of
 from pipeline.store import ingest
@@ -311,15 +314,23 @@ def test_no_correction_chosen_for_the_maker_is_said_after_a_retrain(
     assert provenance_of(out).bias_correction["method"] == NONE_CHOSEN
 
 
-def test_a_tuned_choice_of_no_correction_writes_the_forecast_as_it_is(
-    analysis, raw, tmp_path, capsys, caplog
-):
-    """The README's chain (tune, bias-correct, verify the corrected store) stopped with exit 2
-    at bias-correct where `wxens tune` chose no correction, and verify found no store."""
+@pytest.fixture
+def tuned_none(tmp_path) -> Path:
+    """A checkpoint directory for which `wxens tune` chose no correction, for the checkpoint
+    that made ``raw``."""
     run = tmp_path / "run"
     run.mkdir()
     (run / "last.pt").write_bytes(b"the checkpoint the forecast came from")
     save_tuned(run, CorrectionSpec(0.0), {}, digest=PROVENANCE.checkpoint_digest)
+    return run
+
+
+def test_a_tuned_choice_of_no_correction_writes_the_forecast_as_it_is(
+    analysis, raw, tuned_none, tmp_path, capsys, caplog
+):
+    """The README's chain (tune, bias-correct, verify the corrected store) stopped with exit 2
+    at bias-correct where `wxens tune` chose no correction, and verify found no store."""
+    run = tuned_none
     out, truth = tmp_path / "out.zarr", str(analysis.path)
     args = ["bias-correct", str(raw), "--truth", truth, "--out", str(out), "--checkpoint", str(run)]
     assert main(args) == 0
@@ -336,6 +347,25 @@ def test_a_tuned_choice_of_no_correction_writes_the_forecast_as_it_is(
     assert scores.is_file()
     # weights given keep their meaning: 0 corrects nothing, refused
     assert main([*args[:-2], "--bias-weight", "0"]) == 2
+
+
+def test_the_served_bias_correct_task_takes_tunes_choice_of_none_too(
+    analysis, raw, tuned_none, tmp_path, caplog, request
+):
+    """The ``bias_correct`` flow's task (a schedule's chain) raised where `wxens tune` chose
+    no correction, as the command did; it writes the forecast as it is, naming its
+    parameter for correcting all the same."""
+    from flows.tasks import bias_correct_forecast
+
+    said = logging.getLogger("generators.correction.raw")  # Prefect's set-up of the root
+    said.addHandler(caplog.handler)  # logger, on its first import, drops caplog's handler
+    request.addfinalizer(lambda: said.removeHandler(caplog.handler))
+    out = tmp_path / "served.zarr"
+    done = bias_correct_forecast.fn(str(raw), str(analysis.path), str(out), checkpoint=tuned_none)
+    assert done == str(out)
+    assert open_forecast(out).t2m.equals(open_forecast(raw).t2m)
+    assert provenance_of(out).bias_correction["method"] == NONE_CHOSEN
+    assert "give the parameter weight: W to correct all the same" in caplog.text
 
 
 def test_a_runs_summary_without_scores_says_the_leads_truth_may_have_arrived(raw):
