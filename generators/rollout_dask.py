@@ -126,22 +126,28 @@ def _dealt_to_free_workers(
     fewer tasks run than workers are connected (counted again every second, so a worker
     that joins takes the next batch): dask's scheduler gives each to a free worker, one
     batch a worker at a time, whatever its threads (a GPU holds one batch). A batch is
-    claimed only when it is handed out, so claims put off what another run draws; none is
-    handed out after one has failed. Each task's run is taken into ``ended`` as it ends.
+    claimed only when a worker is free to take it, so claims put off what another run
+    draws; none is handed out after one has failed. Each task's run is taken into
+    ``ended`` as it ends.
     Returns the initial times another run wrote meanwhile; raises the first task's error
     once all running have ended. With no batch, one task: it checks the inputs."""
     running: set[Future] = set()
     meanwhile = submitted = 0
-    for batch, left in batches:
-        meanwhile += len(batch) - len(left)
-        if left.empty:
-            continue
+    batches = iter(batches)
+    while True:
+        # a worker free before the next batch is claimed: claimed while one was awaited, a
+        # batch stood claimed undrawn for a whole batch, and another run drew it too
         while len(running) >= _worker_count(client):
             running = ended.after_a_second(running)
         if ended.failed is not None:
             break  # its error is raised: the batches left are not handed out to fail too
-        running.add(task(left))
-        submitted += 1
+        if (nxt := next(batches, None)) is None:
+            break
+        batch, left = nxt
+        meanwhile += len(batch) - len(left)
+        if not left.empty:
+            running.add(task(left))
+            submitted += 1
     if not submitted:
         running.add(task(pd.DatetimeIndex([])))
     while running:

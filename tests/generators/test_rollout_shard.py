@@ -490,3 +490,37 @@ def test_the_workers_are_asked_of_the_scheduler_not_of_the_clients_cache():
             with Client(cluster) as client:
                 seen = [len(_workers(client)) for _ in range(3000)]
     assert set(seen) == {1}
+
+
+def test_a_batch_is_claimed_only_when_a_worker_is_free_to_draw_it(one_process, monkeypatch):
+    """The next batch was claimed as soon as the last was handed out, then waited, claimed
+    and undrawn, for a worker to be free: a second forecast into the store put it off,
+    came back to it after its own batches, found it still claimed and not written, and
+    drew it too. While the one worker draws the first batch, only that batch is claimed."""
+    from distributed import LocalCluster
+
+    from pipeline.forecast_claims import read_claims
+
+    root, command = one_process
+    out = root / "claimed.zarr"
+    one_a_batch = [*command, "--batch-members", "3", "--out", str(out)]  # 4 batches
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout
+    seen: dict[str, object] = {}
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster:
+
+        def claims_while_the_first_batch_is_drawn() -> None:
+            while not (tasks := [t for t in list(cluster.scheduler.tasks.values())
+                                 if t.state == "processing"]):  # fmt: skip
+                time.sleep(0.02)
+            time.sleep(0.3)  # the client has gone on to the next batch by now
+            claims = read_claims(out).values()
+            seen["claimed"] = {t for claim in claims for t in claim["init_times"]}
+            seen["still drawn"] = tasks[0].state == "processing"
+
+        watching = threading.Thread(target=claims_while_the_first_batch_is_drawn, daemon=True)
+        watching.start()
+        assert wxens([*one_a_batch, "--dask-scheduler", cluster.scheduler_address]) == 0
+        watching.join(timeout=30)
+    assert seen["still drawn"], seen  # read while the first batch was drawn
+    assert len(seen["claimed"]) == 1, seen  # 2 before: the next batch waited claimed
+    assert_same_store(out, root / "one.zarr")
