@@ -93,13 +93,16 @@ def forecast_on_workers(
             claims.release()
     # a task's batch found written when it began: by the worker that died drawing it, if
     # one left, else by another run between the batch's hand-out and its task
+    # (retired: dask moved the task it was drawing, which it may have written as it closed)
     found = sum(run.skipped for run in ended.runs)
-    died = found if ended.lost_a_worker else 0
+    died = found if ended.a_worker_died else 0
+    retired = found if ended.a_worker_retired and not died else 0
     run = merged(ended.runs, skipped=asked - len(inits))
     return dataclasses.replace(
         run,
         written_before_a_worker_died=died,
-        written_by_another_run=run.written_by_another_run + meanwhile + found - died,
+        written_before_a_worker_retired=retired,
+        written_by_another_run=run.written_by_another_run + meanwhile + found - died - retired,
     )
 
 
@@ -162,13 +165,15 @@ def _dealt_to_free_workers(
 class _Ended:
     """The tasks of a dask forecast that have ended: their runs, taken (and their futures
     let go) as each ends, and the first that failed; and whether a worker left meanwhile
-    (an address seen is gone: a nanny restarts a worker at another)."""
+    (an address seen is gone: a nanny restarts a worker at another), dead or retired
+    (removed as the scheduler expected: scaled down, ``Client.retire_workers``)."""
 
     client: Any
     bar: Any
     runs: list[ForecastRun] = dataclasses.field(default_factory=list)
     failed: Future | None = None
-    lost_a_worker: bool = False
+    a_worker_died: bool = False
+    a_worker_retired: bool = False
     workers: set[str] = dataclasses.field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -194,11 +199,23 @@ class _Ended:
         return running
 
     def _seen_workers(self) -> set[str]:
-        """The workers connected now, noting whether one seen before has left."""
+        """The workers connected now, noting whether one seen before has left, and how."""
         now = _workers(self.client)
-        self.lost_a_worker = self.lost_a_worker or bool(self.workers - now)
-        self.workers |= now
+        for address in self.workers - now:
+            if _retired(self.client, address):
+                self.a_worker_retired = True
+            else:
+                self.a_worker_died = True
+        self.workers = now  # each one gone is judged once
         return now
+
+
+def _retired(client: Any, address: str) -> bool:
+    """Whether the worker at ``address``, gone, was retired (the scheduler's removal event
+    says it expected it) rather than lost (killed, out of memory, its connection dropped)."""
+    events = client.get_events(address)
+    removed = [e for _, e in events if e.get("action") == "remove-worker"]
+    return bool(removed) and bool(removed[-1].get("expected"))
 
 
 def _wait_for_a_worker(client: Any) -> None:

@@ -59,6 +59,9 @@ class ForecastRun:
     #: Initial times a dask worker of this run wrote before it died: the task, rerun on
     #: another worker, found them in the store (kept) and drew only the missing ones.
     written_before_a_worker_died: int = 0
+    #: Initial times a dask worker of this run wrote before it was retired (scaled down):
+    #: dask moved its task to another worker, which found them in the store (kept).
+    written_before_a_worker_retired: int = 0
 
 
 def forecast_to_store(

@@ -247,14 +247,15 @@ def run(args: argparse.Namespace) -> int:
 def summary(done: ForecastRun) -> str:
     """The line a forecast ends with: what it drew, with what, and what became of the rest
     of the initial times asked for: written by a dask worker of this run that then died
-    (kept; the rerun of its task drew only the missing ones), written by another run into
+    (kept; the rerun of its task drew only the missing ones) or was retired (scaled down:
+    dask moved its task, which found them written), written by another run into
     the store while this one ran (kept, not drawn again), or already in the store (kept;
     ``--recompute`` draws them again)."""
     from pipeline.errors import counted
 
     p = done.provenance
     died, held = done.written_before_a_worker_died, done.skipped
-    other = done.written_by_another_run
+    other, retired = done.written_by_another_run, done.written_before_a_worker_retired
     return (
         f"{done.out}: {counted(len(done.init_times), 'initial time')} x "
         f"{counted(done.members, 'member')} "
@@ -265,6 +266,11 @@ def summary(done: ForecastRun) -> str:
             f"; {died} written by this run before a dask worker died, kept in the store "
             "(the rerun of its task drew only the missing ones)"
             if died
+            else ""
+        )
+        + (
+            f"; {retired} written by this run before a dask worker retired, kept in the store"
+            if retired
             else ""
         )
         + (f"; {other} written by another run meanwhile, kept" if other else "")

@@ -308,6 +308,11 @@ def test_the_summary_says_which_initial_times_a_dead_worker_wrote():
         "draws them again)"
     ), line
     assert "died" not in summary(dataclasses.replace(run, skipped=1))
+    retired = summary(dataclasses.replace(run, written_before_a_worker_retired=2))
+    assert retired.endswith(
+        "; 2 written by this run before a dask worker retired, kept in the store"
+    ), retired
+    assert "died" not in retired
     assert summary(run).endswith("seed 0, uncalibrated)")
 
 
@@ -465,14 +470,35 @@ def test_a_worker_that_left_is_told_apart_from_one_that_joined():
             ended = _Ended(client, bar=None)
             cluster.scale(2)
             client.wait_for_workers(2, timeout=30)
-            assert len(ended._seen_workers()) == 2 and not ended.lost_a_worker  # one joined
-            cluster.scale(1)
+            assert len(ended._seen_workers()) == 2  # one joined
+            assert not ended.a_worker_died and not ended.a_worker_retired
+
+
+def test_a_retired_worker_is_told_apart_from_one_that_died():
+    """A worker scaled down (retired by the scheduler, as an autoscaler does) counted as
+    dead: the initial times its moved task found written were 'written by this run before
+    a dask worker died'. The scheduler's removal event says whether it expected it."""
+    import signal
+
+    from distributed import Client, LocalCluster
+
+    from generators.rollout_dask import _Ended
+
+    with LocalCluster(n_workers=3, threads_per_worker=1, dashboard_address=":0") as cluster:
+        with Client(cluster) as client:
+            client.wait_for_workers(3, timeout=30)
+            ended = _Ended(client, bar=None)
+            retiring, killed, _ = sorted(client.nthreads())
+            client.retire_workers([retiring])
+            ended._seen_workers()
+            assert ended.a_worker_retired and not ended.a_worker_died
+            os.kill(client.run(os.getpid, workers=[killed])[killed], signal.SIGKILL)
             deadline = time.monotonic() + 30
-            while len(client.scheduler_info(n_workers=-1)["workers"]) > 1:
+            while killed in client.nthreads():
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
             ended._seen_workers()
-            assert ended.lost_a_worker
+            assert ended.a_worker_died
 
 
 def test_the_workers_are_asked_of_the_scheduler_not_of_the_clients_cache():
