@@ -79,6 +79,25 @@ def mean_over(
     return da.weighted(weights).mean(dims, skipna=True)
 
 
+def mean_terms(
+    da: xr.DataArray, dims: str | Iterable[Hashable]
+) -> tuple[xr.DataArray, xr.DataArray]:
+    """The two sums whose ratio is :func:`mean_over` ``(da, dims)``: the weighted sum of
+    the valid points and the sum of their weights (0 where none is valid). Sums over
+    blocks of ``dims`` (of initial times) add up to those over all of it, so a mean over
+    data larger than memory is computed block by block (:func:`mean_of` of the totals)."""
+    dims = dims_tuple(dims)
+    check_dims(da, dims, "mean_terms")
+    weights = latitude_weights(da[LAT]) if LAT in dims else xr.ones_like(da[dims[0]])
+    weighted = da.weighted(weights)
+    return weighted.sum(dims, skipna=True), weighted.sum_of_weights(dims).fillna(0.0)
+
+
+def mean_of(total: xr.DataArray, weight: xr.DataArray) -> xr.DataArray:
+    """The mean from :func:`mean_terms`' sums: NaN where no point was valid."""
+    return total / weight.where(weight != 0.0)
+
+
 def count_valid(da: xr.DataArray, dims: str | Iterable[Hashable] | None) -> xr.DataArray:
     """Number of non-NaN points of ``da`` over ``dims`` (what a mean actually averaged)."""
     dims = dims_tuple(dims)

@@ -3,6 +3,8 @@ level, layer and band; partial truth, lead 0 and one initial time give n/a, neve
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -118,6 +120,80 @@ def test_a_check_on_dask_data_reads_it_once_and_judges_it_as_in_memory(upper_air
         xr.testing.assert_identical(a.member_score, b.member_score)
         np.testing.assert_array_equal([a.truth_score, a.tolerance], [b.truth_score, b.tolerance])
         assert a.reason == b.reason
+
+
+def read_bytes(check, inputs, dim) -> tuple[int, int]:
+    """(bytes per index along ``dim``, bytes of the rest) of the variables ``check`` reads."""
+    names = check.reads(inputs[0])
+    per, rest = 0, 0
+    for da in (ds[n] for ds in inputs for n in names if n in ds.data_vars):
+        if dim in da.dims:
+            per += da.nbytes // da.sizes[dim]
+        else:
+            rest += da.nbytes
+    return per, rest
+
+
+@pytest.mark.parametrize(
+    ("check", "extra_reads"),
+    [
+        (Hypsometric(), 1),  # which levels the members hold: one field of each, one read
+        (Geostrophic(), 0),
+        (PhysicalBounds(), 0),
+        (SpectralRatio(), 0),
+        (TendencyDistribution(), 1),  # the truth where some member is, and the initial
+    ],
+    ids=lambda value: getattr(value, "name", str(value)),
+)
+def test_a_check_on_dask_data_larger_than_its_budget_is_judged_in_blocks_as_in_memory(
+    upper_air, check, extra_reads
+):
+    """A forecast store larger than memory was loaded whole; blocks of initial times
+    (members, for the tendencies) whose inputs fit ``block_bytes`` give one pass's
+    results: sums of floats to round-off, the rest exactly."""
+    inputs = (upper_air.forecast, upper_air.truth, upper_air.initial)
+    lazy = [ds.chunk({"init_time": 1}) for ds in inputs]
+    dim = "member" if isinstance(check, TendencyDistribution) else "init_time"
+    per_index, whole = read_bytes(check, inputs, dim)
+    with Computes() as computes:
+        blocked = check(*lazy, block_bytes=whole + per_index)  # one index at a time
+    assert computes.count == upper_air.forecast.sizes[dim] + extra_reads
+    in_memory = check(*inputs)
+    assert [r.label for r in blocked] == [r.label for r in in_memory]
+    assert any(r.computed for r in in_memory)
+    exact = isinstance(check, TendencyDistribution)
+    for a, b in zip(blocked, in_memory, strict=True):
+        if exact:
+            xr.testing.assert_identical(a.member_score, b.member_score)
+        else:
+            xr.testing.assert_allclose(a.member_score, b.member_score, rtol=1e-12, atol=0)
+            xr.testing.assert_identical(a.member_score.isnull(), b.member_score.isnull())
+        np.testing.assert_allclose(
+            [a.truth_score, a.tolerance], [b.truth_score, b.tolerance], rtol=0 if exact else 1e-12
+        )
+        assert a.reason == b.reason
+
+
+@pytest.mark.parametrize("check", [Geostrophic(), SpectralRatio()], ids=lambda c: c.name)
+def test_a_check_on_dask_data_holds_a_block_of_it_in_memory_not_all(check):
+    """Peak memory of a check on a lazily read forecast of 10 MB: with a 1 MB budget a
+    fraction of the forecast, where one pass loads it all (and more)."""
+    config = SyntheticConfig(n_lat=32, n_lon=48, n_times=40)
+    truth = synthetic_dataset(config).load()
+    aligned = align_with_truth(balanced_members(config, truth, 36, LEADS, (11, 12, 13)), truth)
+    lazy = [ds.chunk({"init_time": 1}) for ds in (aligned.forecast, aligned.truth)]
+    size = aligned.forecast.nbytes
+
+    def peak(block_bytes: int) -> int:
+        tracemalloc.start()
+        try:
+            check(*lazy, block_bytes=block_bytes)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    assert peak(2 * size) > size  # one pass: the whole forecast in memory
+    assert peak(2**20) < size / 2
 
 
 def perturb(ds: xr.Dataset, member: int, name: str, noise: float, seed: int = 0) -> xr.Dataset:

@@ -7,14 +7,16 @@ Relations from Holton & Hakim, *An Introduction to Dynamic Meteorology*, 5th ed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
+import dask
 import numpy as np
 import xarray as xr
 
 from pipeline.schema import EARTH_RADIUS, LAT, LEVEL, LON, OMEGA, R_DRY, VIRTUAL_FACTOR
-from verification.aggregation import mean_over
+from verification.aggregation import mean_of, mean_terms
 from verification.base import CheckResult, register_check
 from verification.physics.common import PART, TruthRelativeCheck, has, labelled, over_all_but
 from verification.spectra import is_global
@@ -54,7 +56,7 @@ class Hypsometric(TruthRelativeCheck):
             and forecast.sizes.get(LEVEL, 0) >= 2
         )
 
-    def score(self, ds: xr.Dataset) -> xr.DataArray:
+    def terms(self, ds: xr.Dataset) -> xr.Dataset:
         temperature = ds["t"] * (1 + VIRTUAL_FACTOR * ds["q"]) if "q" in ds else ds["t"]
         levels = sorted((float(p) for p in ds[LEVEL].values), reverse=True)  # bottom first
         parts, labels = [], []
@@ -67,9 +69,16 @@ class Hypsometric(TruthRelativeCheck):
             residual = thickness - R_DRY * mean_t * np.log(bottom / top)
             thickness = thickness.where(residual.notnull())
             dims = over_all_but(residual)
-            parts.append(np.sqrt(mean_over(residual**2, dims) / mean_over(thickness**2, dims)))
+            parts.append(mean_terms(residual**2, dims) + mean_terms(thickness**2, dims))
             labels.append(f"{bottom:g}-{top:g} hPa")
-        return labelled(parts, labels)
+        names = ("residual", "residual_weight", "thickness", "thickness_weight")
+        return xr.Dataset(
+            {name: labelled([p[i] for p in parts], labels) for i, name in enumerate(names)}
+        )
+
+    def from_terms(self, terms: xr.Dataset) -> xr.DataArray:
+        residual = mean_of(terms["residual"], terms["residual_weight"])
+        return np.sqrt(residual / mean_of(terms["thickness"], terms["thickness_weight"]))
 
     def reads(self, forecast: xr.Dataset) -> list[str]:
         return ["z", "t"] + (["q"] if "q" in forecast else [])
@@ -77,22 +86,39 @@ class Hypsometric(TruthRelativeCheck):
     def judge(
         self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset | None = None
     ) -> list[CheckResult]:
+        return self._over_held_levels(
+            forecast, truth, lambda f, t: TruthRelativeCheck.judge(self, f, t, initial)
+        )
+
+    def judge_blocks(
+        self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset | None, length: int
+    ) -> list[CheckResult]:
+        return self._over_held_levels(
+            forecast,
+            truth,
+            lambda f, t: TruthRelativeCheck.judge_blocks(self, f, t, initial, length),
+        )
+
+    def _over_held_levels(
+        self, forecast: xr.Dataset, truth: xr.Dataset, judge: Callable
+    ) -> list[CheckResult]:
+        """``judge(forecast, truth)`` on the levels at which the members hold every
+        variable (all of them, usually), and n/a for each layer a level they lack bounds."""
         names = self.reads(forecast)
         # one field of each (the first member, time and lead): a read, not a pass over all
         first = {d: 0 for d in forecast["z"].dims if d not in (LEVEL, LAT, LON)}
-        held = np.logical_and.reduce(
-            [forecast[n].isel(first).notnull().any([LAT, LON]).values for n in names]
-        )
+        fields = [forecast[n].isel(first).notnull().any([LAT, LON]) for n in names]
+        held = np.logical_and.reduce([f.values for f in dask.compute(*fields)])  # one read
         levels = np.sort(forecast[LEVEL].values.astype(float))[::-1]  # bottom first
         held = dict(zip(forecast[LEVEL].values.astype(float).tolist(), held.tolist(), strict=True))
         lacking = [p for p in levels if not held[p]]
         if not lacking:
-            return super().judge(forecast, truth, initial)
+            return judge(forecast, truth)
         kept = [p for p in levels if held[p]]
         results = []
         if len(kept) >= 2:
             pick = {LEVEL: [p for p in forecast[LEVEL].values if float(p) in kept]}
-            results = super().judge(forecast.sel(pick), truth.sel(pick), initial)
+            results = judge(forecast.sel(pick), truth.sel(pick))
         spans = [
             f"{b:g}-{t:g} hPa"
             for b, t in zip(kept[:-1], kept[1:], strict=True)
@@ -179,12 +205,27 @@ class Geostrophic(TruthRelativeCheck):
     def reads(self, forecast: xr.Dataset) -> list[str]:
         return ["z", "u", "v"]
 
-    def score(self, ds: xr.Dataset) -> xr.DataArray:
+    def terms(self, ds: xr.Dataset) -> xr.Dataset:
         ug, vg = geostrophic_wind(ds["z"])
         band = self._band(ds[LAT])
         ageostrophic = np.hypot(ds["u"] - ug, ds["v"] - vg).where(band)
         speed = np.hypot(ds["u"], ds["v"]).where(ageostrophic.notnull())
         dims = over_all_but(ageostrophic, LEVEL)
-        by_level = mean_over(ageostrophic, dims) / mean_over(speed, dims)
+        (ageostrophic, ageostrophic_weight), (speed, speed_weight) = (
+            mean_terms(ageostrophic, dims),
+            mean_terms(speed, dims),
+        )
+        by_level = xr.Dataset(
+            {
+                "ageostrophic": ageostrophic,
+                "ageostrophic_weight": ageostrophic_weight,
+                "speed": speed,
+                "speed_weight": speed_weight,
+            }
+        )
         labels = [f"{float(p):g} hPa" for p in by_level[LEVEL].values]
         return by_level.rename({LEVEL: PART}).assign_coords({PART: labels})
+
+    def from_terms(self, terms: xr.Dataset) -> xr.DataArray:
+        ageostrophic = mean_of(terms["ageostrophic"], terms["ageostrophic_weight"])
+        return ageostrophic / mean_of(terms["speed"], terms["speed_weight"])

@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 
 from pipeline.schema import VARIABLES
-from verification.aggregation import mean_over
+from verification.aggregation import mean_of, mean_terms
 from verification.base import register_check
 from verification.physics.common import TruthRelativeCheck, has, labelled, over_all_but
 
@@ -51,7 +51,7 @@ class PhysicalBounds(TruthRelativeCheck):
         winds = [n for pair in WIND_PAIRS if has(forecast, pair) for n in pair]
         return list(dict.fromkeys(bounded + winds))
 
-    def score(self, ds: xr.Dataset) -> xr.DataArray:
+    def terms(self, ds: xr.Dataset) -> xr.Dataset:
         out_of_bounds, labels = [], []
         for name in (str(n) for n in ds.data_vars if _bounded(str(n))):
             spec = VARIABLES[name]
@@ -66,5 +66,13 @@ class PhysicalBounds(TruthRelativeCheck):
                 speed = np.hypot(ds[u], ds[v])
                 out_of_bounds.append((speed > VARIABLES[u].upper_bound).where(speed.notnull()))
                 labels.append(f"wind speed {u}/{v}")
-        fractions = [mean_over(bad.astype(float), over_all_but(bad)) for bad in out_of_bounds]
-        return labelled(fractions, labels)
+        sums = [mean_terms(bad.astype(float), over_all_but(bad)) for bad in out_of_bounds]
+        return xr.Dataset(
+            {
+                "out": labelled([out for out, _ in sums], labels),
+                "weight": labelled([weight for _, weight in sums], labels),
+            }
+        )
+
+    def from_terms(self, terms: xr.Dataset) -> xr.DataArray:
+        return mean_of(terms["out"], terms["weight"])

@@ -5,6 +5,7 @@ truth-relative tolerance of a score computed part by part (per level, layer or v
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import ClassVar
 
 import dask
@@ -64,6 +65,42 @@ def samples(ds: xr.Dataset | xr.DataArray) -> int:
     return int(np.prod([ds.sizes.get(d, 1) for d in (INIT_TIME, LEAD_TIME)]))
 
 
+BLOCK_BYTES = 256 * 2**20
+"""The most bytes of input a check loads at once from dask data (the variables it reads of
+``forecast``, ``truth`` and ``initial``, from their dtypes and shapes): larger inputs are
+computed and judged in blocks of initial times (of members for the tendencies), whose
+results combine into those of one pass. Judging takes a few times the block's size more."""
+
+
+def is_dask(ds: xr.Dataset) -> bool:
+    return any(v.chunks is not None for v in ds.data_vars.values())
+
+
+def block_length(inputs: list[xr.Dataset], dim: str, budget: int) -> int | None:
+    """How many indices along ``dim`` a block of ``inputs`` holds within ``budget`` bytes
+    (at least one; the variables without ``dim`` are loaded whole, and count in full); None
+    when all of it fits, or ``dim`` is absent."""
+    size = next((ds.sizes[dim] for ds in inputs if dim in ds.sizes), 0)
+    per_index = fixed = 0
+    for da in (v for ds in inputs for v in ds.data_vars.values()):
+        if dim in da.dims:
+            per_index += da.nbytes // size
+        else:
+            fixed += da.nbytes
+    if size == 0 or fixed + per_index * size <= budget:
+        return None
+    return max(1, (budget - fixed) // max(per_index, 1))
+
+
+def in_blocks(size: int, length: int) -> list[slice]:
+    return [slice(i, min(i + length, size)) for i in range(0, size, length)]
+
+
+def loaded(*inputs: xr.Dataset) -> list[xr.Dataset]:
+    """``inputs`` in memory, in one ``dask.compute`` (and lazily indexed ones loaded)."""
+    return [ds.compute() for ds in dask.compute(*inputs)]  # compute(): lazy, not dask
+
+
 class PhysicsCheckBase(ABC):
     """A check that reads its inputs once: calling it computes the variables it
     :meth:`reads` of ``forecast``, ``truth`` and ``initial`` in one ``dask.compute`` (and
@@ -72,19 +109,30 @@ class PhysicsCheckBase(ABC):
     of its own, the store read and the graph scheduled again each time: seconds to
     minutes a check where memory takes a fraction of a second. Data in memory (as
     :func:`verification.physics_group.physics_group` gives them) pass through unchanged.
+
+    Dask inputs larger than ``block_bytes`` (:data:`BLOCK_BYTES`) are read and judged in
+    blocks along :attr:`block_dim` (:meth:`judge_blocks`): :meth:`summarise` gives what
+    each block adds up to, :meth:`combine` adds the blocks' and :meth:`conclude` judges the
+    total, the results of one pass (to the round-off of the sums).
     """
 
     name: ClassVar[str]
     description: ClassVar[str]
     units: ClassVar[str]
     requires: ClassVar[str]
+    block_dim: ClassVar[str] = INIT_TIME
 
     def reads(self, forecast: xr.Dataset) -> list[str]:
         """The variables of the inputs the check uses (default: every one)."""
         return [str(n) for n in forecast.data_vars]
 
     def __call__(
-        self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset | None = None
+        self,
+        forecast: xr.Dataset,
+        truth: xr.Dataset,
+        initial: xr.Dataset | None = None,
+        *,
+        block_bytes: int = BLOCK_BYTES,
     ) -> list[CheckResult]:
         names = self.reads(forecast)
 
@@ -92,9 +140,12 @@ class PhysicsCheckBase(ABC):
             return ds[[n for n in names if n in ds.data_vars]]
 
         lazy = [used(forecast), used(truth)] + ([] if initial is None else [used(initial)])
-        loaded = [ds.compute() for ds in dask.compute(*lazy)]  # compute(): lazy, not dask
-        forecast, truth = loaded[:2]
-        return self.judge(forecast, truth, loaded[2] if initial is not None else None)
+        if any(is_dask(ds) for ds in lazy):
+            length = block_length(lazy, self.block_dim, block_bytes)
+            if length is not None:
+                return self.judge_blocks(*lazy[:2], (lazy + [None])[2], length)
+        forecast, truth, *rest = loaded(*lazy)
+        return self.judge(forecast, truth, rest[0] if rest else None)
 
     @abstractmethod
     def judge(
@@ -103,12 +154,38 @@ class PhysicsCheckBase(ABC):
         """The check's results (:class:`~verification.base.PhysicsCheck`) on inputs in
         memory."""
 
+    def judge_blocks(
+        self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset | None, length: int
+    ) -> list[CheckResult]:
+        """The results of dask inputs judged ``length`` initial times at a time."""
+        partials = []
+        for block in in_blocks(forecast.sizes[INIT_TIME], length):
+            inputs = (forecast, truth) if initial is None else (forecast, truth, initial)
+            parts = [ds.isel({INIT_TIME: block}) for ds in inputs]
+            f, t, *rest = loaded(*parts)
+            partials.append(self.summarise(f, t, rest[0] if rest else None))
+        return self.conclude(self.combine(partials))
+
+    def summarise(self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset | None):
+        """What a block of initial times in memory adds to the results."""
+        raise NotImplementedError(f"{self.name} is not judged in blocks of initial times")
+
+    def combine(self, partials: list):
+        """The blocks' :meth:`summarise` s as one."""
+        raise NotImplementedError
+
+    def conclude(self, summary) -> list[CheckResult]:
+        """The results from the :meth:`combine` d summary."""
+        raise NotImplementedError
+
 
 class TruthRelativeCheck(PhysicsCheckBase):
     """A check whose score applies to members and truth alike, part by part.
 
-    :meth:`score` gives the score with a ``part`` dim (levels, layers, variables), reduced
-    over everything else but ``member``. Members are scored only where the truth exists
+    :meth:`terms` gives sums with a ``part`` dim (levels, layers, variables), over
+    everything else but ``member``, that add up over blocks of initial times;
+    :meth:`from_terms` the score from them (:meth:`score`: both).
+    Members are scored only where the truth exists
     (:func:`where_truth`), the truth only where some member does (:func:`where_members`).
     Tolerance rule, per part: ``max(factor × truth score, floor)``
     — a member may be at most ``factor`` times as inconsistent as the analysis, and
@@ -120,8 +197,18 @@ class TruthRelativeCheck(PhysicsCheckBase):
     floor: float
 
     @abstractmethod
+    def terms(self, ds: xr.Dataset) -> xr.Dataset:
+        """Sums of ``ds`` by ``part`` over every other dim but ``member`` (of blocks of
+        initial times, they add up to the sums over all), from which :meth:`from_terms`
+        gives the score."""
+
+    @abstractmethod
+    def from_terms(self, terms: xr.Dataset) -> xr.DataArray:
+        """The score by ``part`` from :meth:`terms`."""
+
     def score(self, ds: xr.Dataset) -> xr.DataArray:
         """The score of ``ds`` by ``part``, reduced over every other dim but ``member``."""
+        return self.from_terms(self.terms(ds))
 
     def judge(
         self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset | None = None
@@ -130,6 +217,24 @@ class TruthRelativeCheck(PhysicsCheckBase):
         truth = where_members(truth, forecast)
         truth_scores = self.score(truth).compute()
         member_scores = self.score(where_truth(forecast, truth)).compute()
+        return self._results(truth_scores, member_scores, lambda: self.score(analysis))
+
+    def summarise(
+        self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset | None = None
+    ) -> list[xr.Dataset]:
+        masked = where_members(truth, forecast)
+        return [self.terms(ds) for ds in (masked, where_truth(forecast, masked), truth)]
+
+    def combine(self, partials: list[list[xr.Dataset]]) -> list[xr.Dataset]:
+        return [sum(terms[1:], terms[0]) for terms in zip(*partials, strict=True)]
+
+    def conclude(self, summary: list[xr.Dataset]) -> list[CheckResult]:
+        truth, members, analysis = (self.from_terms(terms) for terms in summary)
+        return self._results(truth, members, lambda: analysis)
+
+    def _results(
+        self, truth_scores: xr.DataArray, member_scores: xr.DataArray, analysis: Callable
+    ) -> list[CheckResult]:
         results, own_scores = [], None
         for part in truth_scores[PART].values.tolist():
             members = member_scores.sel({PART: part}, drop=True)
@@ -137,7 +242,7 @@ class TruthRelativeCheck(PhysicsCheckBase):
             if not np.isfinite(value):
                 # the truth alone, not where the members are: theirs may be what is missing
                 if own_scores is None:
-                    own_scores = self.score(analysis).compute()
+                    own_scores = analysis().compute()
                 own = float(own_scores.sel({PART: part}))
                 reason = NO_MEMBERS if np.isfinite(own) else NO_TRUTH
                 results.append(CheckResult.not_computed(self, members, reason, part))

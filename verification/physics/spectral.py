@@ -94,16 +94,39 @@ class SpectralRatio(PhysicsCheckBase):
     def judge(
         self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset | None = None
     ) -> list[CheckResult]:
+        return self.conclude(self.summarise(forecast, truth, initial))
+
+    def summarise(
+        self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset | None = None
+    ) -> tuple[xr.DataArray, dict[str, Spectra]]:
+        """The member template and, per channel, the :class:`Spectra` of the samples."""
         members = to_channels(forecast)
         observed = to_channels(where_members(truth, forecast))
-        template = members.isel({d: 0 for d in members.dims if d != MEMBER}, drop=True)
-        per_band: dict[str, list[tuple[xr.DataArray, float]]] = {band: [] for band in BANDS}
-        not_computed = []
-        for channel in members[CHANNEL].values.tolist():
-            ratios = self._channel(
+        # a copy, not a view that would keep the block in memory with the summary
+        template = members.isel({d: 0 for d in members.dims if d != MEMBER}, drop=True).copy()
+        return template, {
+            channel: self._spectra(
                 members.sel({CHANNEL: channel}, drop=True),
                 observed.sel({CHANNEL: channel}, drop=True),
             )
+            for channel in members[CHANNEL].values.tolist()
+        }
+
+    def combine(
+        self, partials: list[tuple[xr.DataArray, dict[str, Spectra]]]
+    ) -> tuple[xr.DataArray, dict[str, Spectra]]:
+        template, first = partials[0]
+        return template, {
+            channel: Spectra.joined([spectra[channel] for _, spectra in partials])
+            for channel in first
+        }
+
+    def conclude(self, summary: tuple[xr.DataArray, dict[str, Spectra]]) -> list[CheckResult]:
+        template, spectra = summary
+        per_band: dict[str, list[tuple[xr.DataArray, float]]] = {band: [] for band in BANDS}
+        not_computed = []
+        for channel, of_channel in spectra.items():
+            ratios = self._channel(of_channel)
             if isinstance(ratios, str):
                 not_computed.append(CheckResult.not_computed(self, template, ratios, channel))
                 continue
@@ -140,30 +163,46 @@ class SpectralRatio(PhysicsCheckBase):
             )
         return results + not_computed
 
+    def _spectra(self, members: xr.DataArray, truth: xr.DataArray) -> Spectra:
+        """Of one channel: the spectra of the samples whose truth is complete."""
+        complete = truth.notnull().all([LAT, LON]).compute()
+        stacked = {SAMPLE: [d for d in (INIT_TIME, LEAD_TIME) if d in truth.dims]}
+        flags = complete.stack(stacked).values
+        valid = (
+            truth[VALID_TIME].stack(stacked).values[flags]
+            if VALID_TIME in truth.coords
+            else np.zeros(int(flags.sum()), "datetime64[ns]")
+        )
+        keep = np.flatnonzero(flags)
+        spectra = Spectra(bool(truth.notnull().any()), pd.DatetimeIndex(valid).values)
+        if keep.size == 0:
+            return spectra
+        truth_power = power_spectrum(truth.stack(stacked).isel({SAMPLE: keep}))
+        member_power = power_spectrum(members.stack(stacked).isel({SAMPLE: keep}))
+        truth_power, member_power = dask.compute(truth_power, member_power)
+        return Spectra(
+            spectra.any_truth,
+            spectra.valid,
+            truth_power.drop_vars([SAMPLE, *stacked[SAMPLE]]),
+            member_power.sum(SAMPLE),
+            member_power.count(SAMPLE),
+        )
+
     def _channel(
-        self, members: xr.DataArray, truth: xr.DataArray
+        self, spectra: Spectra
     ) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray] | str:
         """Of one channel: the (member, band) mean log power ratio, the (band,) sampling
         noise of that statistic and the (band,) truth's own statistic between its even and
         odd samples; or why they cannot be computed."""
-        complete = truth.notnull().all([LAT, LON]).compute()
-        if not bool(complete.any()):
-            return MASKED_TRUTH if bool(truth.notnull().any()) else NO_TRUTH
-        stacked = {SAMPLE: [d for d in (INIT_TIME, LEAD_TIME) if d in truth.dims]}
-        flags = complete.stack(stacked).values
-        valid = (
-            pd.DatetimeIndex(truth[VALID_TIME].stack(stacked).values[flags])
-            if VALID_TIME in truth.coords
-            else pd.DatetimeIndex(np.zeros(int(flags.sum()), "datetime64[ns]"))
-        )
-        order = np.argsort(valid.values, kind="stable")
-        unique = np.unique(valid.values)
+        if spectra.truth_power is None:
+            return MASKED_TRUTH if spectra.any_truth else NO_TRUTH
+        valid = spectra.valid
+        order = np.argsort(valid, kind="stable")
+        unique = np.unique(valid)
         if unique.size - np.unique(pd.DatetimeIndex(unique).hour).size < 1:
             return FEW_SAMPLES
-        keep = np.flatnonzero(flags)[order]  # by valid time
-        truth_power = power_spectrum(truth.stack(stacked).isel({SAMPLE: keep}))
-        member_power = power_spectrum(members.stack(stacked).isel({SAMPLE: keep})).mean(SAMPLE)
-        truth_power, member_power = dask.compute(truth_power, member_power)
+        truth_power = spectra.truth_power.isel({SAMPLE: order})  # by valid time
+        member_power = spectra.member_sum / spectra.member_count
         if not bool(np.isfinite(truth_power).any()):
             return NO_SPECTRUM
         dim = wavenumber_dim(truth_power)
@@ -172,13 +211,42 @@ class SpectralRatio(PhysicsCheckBase):
         mean = truth_power.mean(SAMPLE) + floor
         member_ratio = band_mean(np.log((member_power + floor) / mean).where(positive))
         per_sample = band_mean(np.log(truth_power + floor).where(positive))  # (sample, band)
-        noise = sampling_noise(per_sample.transpose(SAMPLE, BAND).values, valid.values[order])
+        noise = sampling_noise(per_sample.transpose(SAMPLE, BAND).values, valid[order])
         noise = xr.DataArray(noise, dims=BAND, coords={BAND: per_sample[BAND].values})
-        first, second = halves(valid.values[order])
+        first, second = halves(valid[order])
         even = truth_power.isel({SAMPLE: first}).mean(SAMPLE) + floor
         odd = truth_power.isel({SAMPLE: second}).mean(SAMPLE) + floor
         own = np.abs(band_mean(np.log(even / odd).where(positive)))
         return member_ratio, noise, own
+
+
+@dataclass(frozen=True)
+class Spectra:
+    """Of one channel, what the spectral check reads of a block of samples: whether the
+    truth holds any value, the valid times of the samples whose truth is complete (in
+    init time, lead order), the truth's spectrum of each of them, the sum over them of each
+    member's spectrum and how many it sums (None without such a sample). The spectra of
+    blocks of initial times, :meth:`joined`, are those of all."""
+
+    any_truth: bool
+    valid: np.ndarray
+    truth_power: xr.DataArray | None = None
+    member_sum: xr.DataArray | None = None
+    member_count: xr.DataArray | None = None
+
+    @staticmethod
+    def joined(blocks: list[Spectra]) -> Spectra:
+        valid = np.concatenate([b.valid for b in blocks])
+        held = [b for b in blocks if b.truth_power is not None]
+        if not held:
+            return Spectra(any(b.any_truth for b in blocks), valid)
+        return Spectra(
+            True,
+            valid,
+            xr.concat([b.truth_power for b in held], dim=SAMPLE),
+            sum(b.member_sum for b in held[1:]) + held[0].member_sum,
+            sum(b.member_count for b in held[1:]) + held[0].member_count,
+        )
 
 
 def halves(valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,7 @@ correctly this way, not only trajectories)."""
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -15,7 +15,7 @@ import xarray as xr
 from pipeline.errors import InputError
 from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LON, MEMBER
 from verification.base import CheckResult, register_check
-from verification.physics.common import PhysicsCheckBase, where_members
+from verification.physics.common import PhysicsCheckBase, in_blocks, loaded, where_members
 
 NO_CHANGE = "lead 0 only: nothing has changed since the initial time"
 NO_TRUTH_HERE = "no truth at the initial times or at these valid times"
@@ -87,6 +87,7 @@ class TendencyDistribution(PhysicsCheckBase):
     factor: float = 2.0
     floor: float = 0.1
     cuts: int | None = None
+    block_dim: ClassVar[str] = MEMBER
 
     def applies(self, forecast: xr.Dataset) -> bool:
         return INIT_TIME in forecast.dims and LEAD_TIME in forecast.dims
@@ -99,7 +100,34 @@ class TendencyDistribution(PhysicsCheckBase):
                 "the tendency check needs the analysis at the init times (initial=...); "
                 "pipeline.alignment.align_with_truth gives it as .initial"
             )
-        truth = where_members(truth, forecast)
+        return self._judged(forecast, where_members(truth, forecast), initial)
+
+    def judge_blocks(
+        self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset | None, length: int
+    ) -> list[CheckResult]:
+        """The results judged ``length`` members at a time (:attr:`block_dim`): a member's
+        distances need all its initial times, and the truth's all of them; the truth and
+        ``initial`` are loaded whole (a member's size each), the truth where some member
+        holds values in one pass over the forecast first. The truth's distances are computed
+        again for each block (the same), the members' once each: the results are one
+        pass's."""
+        if initial is None:
+            return self.judge(forecast, truth, initial)  # refused there
+        truth, initial = loaded(where_members(truth, forecast), initial)
+        blocks = [
+            self._judged(loaded(forecast.isel({MEMBER: block}))[0], truth, initial)
+            for block in in_blocks(forecast.sizes[MEMBER], length)
+        ]
+        return [
+            replace(parts[0], member_score=xr.concat([r.member_score for r in parts], MEMBER))
+            for parts in zip(*blocks, strict=True)
+        ]
+
+    def _judged(
+        self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset
+    ) -> list[CheckResult]:
+        """The results of the members of ``forecast`` against ``truth`` where some member
+        holds values (of all of them, not only these)."""
         return [
             self._variable(str(name), forecast[name], truth[name], initial[name])
             for name in forecast.data_vars
