@@ -9,6 +9,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import resource
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -134,29 +135,61 @@ def _jsonable(value: Any) -> Any:
 
 #: The scorecard's coordinate along ``variable``: each variable's units (the truth's).
 VARIABLE_UNITS = "variable_units"
-#: The attribute of a score in the verified variable's units: it names
-#: :data:`VARIABLE_UNITS`, where its unit is read per variable.
+#: The ``/spectra`` group's coordinate along ``variable``: the units of each variable's power
+#: spectrum (:func:`spectrum_units`).
+POWER_UNITS = "power_units"
+#: The attribute of a score in the verified variable's units (or a spectrum in its power's):
+#: it names :data:`VARIABLE_UNITS` (:data:`POWER_UNITS`), where its unit is read per variable.
 UNITS_PER_VARIABLE = "units_per_variable"
+#: The registry's markers of a field in units of the variable (``units="variable"``) or of
+#: its power spectrum (``"variable power"``), and the coordinate each is read in.
+UNITS_READ_IN = {"variable": VARIABLE_UNITS, "variable power": POWER_UNITS}
+
+_POWER = re.compile(r"([A-Za-z]+)(-?[0-9]+)?")
+
+
+def spectrum_units(units: str, per_metre: bool) -> str | None:
+    """The UDUNITS units of the power spectrum of a field in ``units`` (a product of powers
+    of symbols, as CF writes them): ``units`` squared, times metres where the spectrum is a
+    density per unit wavenumber (``per_metre``: the zonal spectrum of a global grid; the
+    isotropic one of a regional grid is the variance in each ring, :mod:`verification.
+    spectra`). ``"K"`` -> ``"K2 m"``, ``"m2 s-2"`` -> ``"m5 s-4"``, ``"1"`` -> ``"m"``;
+    None where ``units`` is not such a product (``"%"``, ``"kg m**-2"``, empty)."""
+    powers: dict[str, int] = {}
+    for word in units.split():
+        if word == "1":
+            continue
+        if (match := _POWER.fullmatch(word)) is None:
+            return None
+        symbol, exponent = match[1], int(match[2] or 1)
+        powers[symbol] = powers.get(symbol, 0) + 2 * exponent
+    if not units.split():
+        return None
+    if per_metre:
+        powers["m"] = powers.get("m", 0) + 1
+    words = [s if e == 1 else f"{s}{e}" for s, e in powers.items() if e != 0]
+    return " ".join(words) or "1"
 
 
 def cf_units(card: xr.Dataset) -> xr.Dataset:
-    """A group of the verification tree (the scorecard, the maps...) with a ``units``
-    attribute CF and xarray readers take for a unit.
+    """A group of the verification tree (the scorecard, the maps, the spectra...) with a
+    ``units`` attribute CF and xarray readers take for a unit.
 
     A score or field in the verified variable's units (``units="variable"``, the registry's
     marker, not a unit) names the coordinate :data:`VARIABLE_UNITS` in
     :data:`UNITS_PER_VARIABLE`, and reads ``units`` only where every variable has the same
-    units (``"K"``: one unit for the whole array); the entries without units (rank flatness,
-    Brier scores, counts) are dimensionless, ``"1"``. A score with a real unit keeps it."""
-    units = {str(u) for u in card[VARIABLE_UNITS].values} if VARIABLE_UNITS in card else set()
-    shared = units.pop() if len(units) == 1 else ""
+    units (``"K"``: one unit for the whole array); a power spectrum (``"variable power"``)
+    the same with :data:`POWER_UNITS`. The entries without units (rank flatness, Brier
+    scores, counts) are dimensionless, ``"1"``. A score with a real unit keeps it."""
     out = card.copy()
     for name, da in card.data_vars.items():
         attrs = dict(da.attrs)
-        if attrs.get("units") == "variable":
+        coordinate = UNITS_READ_IN.get(attrs.get("units", ""))
+        if coordinate is not None:
             del attrs["units"]
-            attrs[UNITS_PER_VARIABLE] = VARIABLE_UNITS
-            if shared:
+            attrs[UNITS_PER_VARIABLE] = coordinate
+            units = {str(u) for u in card[coordinate].values} if coordinate in card else set()
+            if len(units) == 1 and (shared := units.pop()):
                 attrs["units"] = shared
         elif "units" not in attrs:
             attrs["units"] = "1"

@@ -74,10 +74,10 @@ from verification.coverage import (
     warn_ensemble_size,
     warn_incomplete,
 )
-from verification.output import VARIABLE_UNITS, cf_units
+from verification.output import POWER_UNITS, VARIABLE_UNITS, cf_units, spectrum_units
 from verification.physics_group import physics_group, physics_sample
 from verification.resampling import score_parts
-from verification.spectra import has_spectrum, power_spectrum
+from verification.spectra import ZONAL_WAVENUMBER, has_spectrum, power_spectrum
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,8 @@ def verify(
     if sample:
         subset = {INIT_TIME: sample}
         if has_spectrum(f):  # a transect or a point has no spectrum
-            tree["/spectra"] = _spectra(f.isel(subset), t.isel(subset))
+            spectra = _spectra(f.isel(subset), t.isel(subset))
+            tree["/spectra"] = _in_truth_units(spectra, aligned.truth)
         tree["/physics"] = physics_group(aligned, subset, config.checks)
         tree["/maps"] = _in_truth_units(_maps(f, t, config.map_members), aligned.truth)
     root = xr.Dataset(
@@ -349,8 +350,11 @@ def _spectra(f: xr.DataArray, t: xr.DataArray) -> xr.Dataset:
     f = f.where(t.notnull().any(HORIZONTAL))
     forecast_power = power_spectrum(f).mean([MEMBER, INIT_TIME])
     truth_power = power_spectrum(t).mean(INIT_TIME)
-    ds = xr.Dataset({"forecast_power": forecast_power, "truth_power": truth_power}).compute()
-    return _variable_first(ds.assign(spectral_ratio=ds.forecast_power / ds.truth_power))
+    power = {"forecast_power": forecast_power, "truth_power": truth_power}
+    ds = xr.Dataset({k: v.assign_attrs(units="variable power") for k, v in power.items()})
+    ds = ds.compute()
+    ratio = (ds.forecast_power / ds.truth_power).assign_attrs(units="1")  # not the power's
+    return _variable_first(ds.assign(spectral_ratio=ratio))
 
 
 def _maps(f: xr.DataArray, t: xr.DataArray, n_members: int) -> xr.Dataset:
@@ -363,8 +367,15 @@ def _maps(f: xr.DataArray, t: xr.DataArray, n_members: int) -> xr.Dataset:
 def _in_truth_units(ds: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
     """``ds`` (dim ``variable``: channels) with the coordinate ``variable_units``: the
     truth's units of each channel's variable, in which its fields marked ``units="variable"``
-    are (:func:`verification.output.cf_units`, which also marks the others "1")."""
+    are, and for power spectra (``"variable power"``) ``power_units``, theirs
+    (:func:`verification.output.cf_units`, which also marks the others "1")."""
     names = [split_channel(str(c))[0] for c in ds[VARIABLE].values]
     units = [str(truth[n].attrs.get("units", "")) for n in names]
     about = {"long_name": "units of each variable, and of its scores in units_per_variable"}
-    return cf_units(ds.assign_coords({VARIABLE_UNITS: (VARIABLE, units, about)}))
+    ds = ds.assign_coords({VARIABLE_UNITS: (VARIABLE, units, about)})
+    if any(da.attrs.get("units") == "variable power" for da in ds.data_vars.values()):
+        per_metre = ZONAL_WAVENUMBER in ds.dims  # a density along latitude circles
+        power = [spectrum_units(u, per_metre) or "" for u in units]
+        about = {"long_name": "units of each variable's power spectrum"}
+        ds = ds.assign_coords({POWER_UNITS: (VARIABLE, power, about)})
+    return cf_units(ds)

@@ -11,7 +11,7 @@ from flows.cli import main as wxens
 from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, write_forecast
 from pipeline.store import ingest
-from verification.output import unit_factors
+from verification.output import spectrum_units, unit_factors
 
 NOISE_PA, NOISE_K = 100.0, 1.0
 
@@ -162,3 +162,43 @@ def test_the_maps_and_the_other_groups_carry_real_units_too(stores):
         ds = tree[group].to_dataset()
         for da in [ds[name]] if name else ds.data_vars.values():
             assert da.attrs["units"] == "1", (group, da.name)
+
+
+@pytest.mark.parametrize(
+    ("units", "per_metre", "power"),
+    [
+        ("K", True, "K2 m"),
+        ("Pa", True, "Pa2 m"),
+        ("m2 s-2", True, "m5 s-4"),
+        ("m s-1", True, "m3 s-2"),
+        ("1", True, "m"),
+        ("K", False, "K2"),
+        ("m2 s-2", False, "m4 s-4"),
+        ("kg kg-1", False, "1"),
+        ("%", True, None),
+        ("kg m**-2", True, None),
+        ("", True, None),
+    ],
+)
+def test_a_spectrums_units_are_the_variables_squared_times_metres_on_a_zonal_one(
+    units, per_metre, power
+):
+    assert spectrum_units(units, per_metre) == power
+
+
+def test_the_spectra_in_the_scores_file_have_their_powers_units(stores):
+    """The spectra's power had no units in scores.nc. On this regional grid (an isotropic
+    spectrum: the variance in each wavenumber ring) they are the variable's squared."""
+    assert wxens(verify(stores, "--no-energy-score", every_group=True)) == 0
+    spectra = xr.open_datatree(stores / "scores.nc")["spectra"].to_dataset()
+    assert spectra.power_units.to_series().to_dict() == {"msl": "Pa2", "t2m": "K2"}
+    for name in ("forecast_power", "truth_power"):
+        assert {c: unit_read(spectra, name, c) for c in ("msl", "t2m")} == {
+            "msl": "Pa2",
+            "t2m": "K2",
+        }
+        assert "units" not in spectra[name].attrs  # two units: none for the whole array
+    assert spectra.spectral_ratio.attrs["units"] == "1"
+    assert wxens(verify(stores, "--variables", "t2m", every_group=True)) == 0
+    spectra = xr.open_datatree(stores / "scores.nc")["spectra"].to_dataset()
+    assert spectra.forecast_power.attrs["units"] == "K2"
