@@ -30,6 +30,7 @@ import os
 import signal
 import threading
 import urllib.request
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,12 @@ RUN_PARAMETER_NAMES = CorrectionNames(
 )
 """What ``ensemble_run``'s hints of a correction name: its parameters as a schedule file
 gives them (a served run has no flags), and the flags of ``wxens run``, which runs it too."""
+RUN_NAMES: ContextVar[CorrectionNames] = ContextVar("RUN_NAMES", default=RUN_PARAMETER_NAMES)
+"""What ``ensemble_run`` names in its hints of a correction: :data:`RUN_PARAMETER_NAMES`
+(a served run, a notebook's call), or the flags alone, which ``wxens run`` sets around its
+call (its user read "the parameter bias_correction: W", which it has not). A context
+variable reaches the flow's body, its subflows and tasks (Prefect copies the context into
+its task threads), and no other call in the process."""
 BIAS_CORRECT_PARAMETER_NAMES = CorrectionNames(
     checkpoint="the parameter checkpoint", bias_weight="the parameter weight: W"
 )

@@ -16,7 +16,7 @@ import pandas as pd
 from prefect import flow, get_run_logger
 
 from flows import tasks
-from flows.deployments import RUN_PARAMETER_NAMES, prepare_flow_process
+from flows.deployments import RUN_NAMES, prepare_flow_process
 from flows.inputs import (
     analysis_store_complete,
     check_flow_parameters,
@@ -338,7 +338,7 @@ def ensemble_run(
     )
     delivered = forecast_store
     spec = (
-        resolve_correction(checkpoint, *weights, forecast=forecast_store, names=RUN_PARAMETER_NAMES)
+        resolve_correction(checkpoint, *weights, forecast=forecast_store, names=RUN_NAMES.get())
         if corrected_store
         else CorrectionSpec()
     )
@@ -353,7 +353,7 @@ def ensemble_run(
         )
     elif corrected_store:
         reason = no_correction_reason(
-            checkpoint, *weights, store=store, forecast=forecast_store, names=RUN_PARAMETER_NAMES
+            checkpoint, *weights, store=store, forecast=forecast_store, names=RUN_NAMES.get()
         )
         get_run_logger().warning(
             "%s: %s is delivered uncorrected and %s is not written",

@@ -188,40 +188,46 @@ def run(args: argparse.Namespace) -> int:
 
     apply_offline_defaults(args.verbose)
 
+    from flows.deployments import RUN_NAMES
     from flows.pipelines import ensemble_run
     from flows.runtime import subflow_seconds
     from flows.threads import set_threads
+    from generators.correction.tuned import CorrectionNames
 
     set_threads(args.threads)  # the flows' training, forecasts and corrections run here
-    state = ensemble_run(
-        store=args.store,
-        checkpoint=args.checkpoint,
-        forecast_store=args.out,
-        scores=args.scores,
-        report=args.report,
-        init_times=inits,
-        latest=args.latest,
-        cycle_hours=args.cycle,
-        leads_hours=parse_leads(args.lead),
-        members=args.members,
-        sampler=args.sampler,
-        seed=args.seed,
-        sources=args.sources,
-        variables=args.variables,
-        train_config=args.train_config,
-        train_overrides=args.train_overrides,
-        bias_correction=args.bias_weight,
-        spread_weight=args.spread_weight,
-        rank_weight=args.rank_weight,
-        corrected_store=args.bias_correct,
-        baseline_name=args.baseline,
-        baseline_train=args.baseline_train,
-        baseline_store=args.baseline_store,
-        dask_scheduler=args.dask_scheduler,
-        device=args.device,
-        progress=sys.stderr.isatty(),
-        return_state=True,
-    )
+    flags = RUN_NAMES.set(CorrectionNames())  # its hints name --bias-weight W
+    try:
+        state = ensemble_run(
+            store=args.store,
+            checkpoint=args.checkpoint,
+            forecast_store=args.out,
+            scores=args.scores,
+            report=args.report,
+            init_times=inits,
+            latest=args.latest,
+            cycle_hours=args.cycle,
+            leads_hours=parse_leads(args.lead),
+            members=args.members,
+            sampler=args.sampler,
+            seed=args.seed,
+            sources=args.sources,
+            variables=args.variables,
+            train_config=args.train_config,
+            train_overrides=args.train_overrides,
+            bias_correction=args.bias_weight,
+            spread_weight=args.spread_weight,
+            rank_weight=args.rank_weight,
+            corrected_store=args.bias_correct,
+            baseline_name=args.baseline,
+            baseline_train=args.baseline_train,
+            baseline_store=args.baseline_store,
+            dask_scheduler=args.dask_scheduler,
+            device=args.device,
+            progress=sys.stderr.isatty(),
+            return_state=True,
+        )
+    finally:
+        RUN_NAMES.reset(flags)
     print(describe(state.result(), subflow_seconds(state)))
     return 0
 

@@ -272,6 +272,37 @@ def test_a_bias_corrected_run_corrects_from_verified_errors_and_verifies_that(
     assert json.loads(scored.get("wxens_bias_correction", "{}")) == {}
 
 
+def test_wxens_run_without_a_tuned_correction_names_its_flags(
+    chain, prefect_server, tmp_path
+):
+    """``wxens run --bias-correct`` of an untuned checkpoint told its user to "give the
+    parameter bias_correction: W", a schedule file's word; the command's hint names its
+    flag. The forecast store is a copy of the chain's, holding every initial time: the
+    forecast is skipped and the run goes straight to the correction's hint."""
+    import shutil
+    import subprocess
+    import sys
+
+    from generators.correction.tuned import tuned_path
+
+    assert not tuned_path(chain.checkpoint).exists()  # untuned (another test's is removed)
+    forecast = tmp_path / "forecast.zarr"
+    shutil.copytree(chain.forecast, forecast)
+    p = chain.parameters
+    argv = [sys.executable, "-m", "flows.cli", "run", "--store", p["store"]]
+    argv += ["--checkpoint", p["checkpoint"], "--init", *p["init_times"]]
+    argv += ["--members", str(p["members"]), "--out", str(forecast), "--scores", "s.nc"]
+    argv += ["--bias-correct", "c.zarr", "--dask-scheduler", p["dask_scheduler"]]
+    done = subprocess.run(
+        argv, cwd=tmp_path, env=prefect_server.env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    hint = f"first, or give --bias-weight W: {forecast} is delivered uncorrected"
+    assert hint in done.stderr, done.stderr
+    assert "the parameter" not in done.stderr
+    assert not (tmp_path / "c.zarr").exists() and (tmp_path / "s.nc").is_file()
+
+
 def test_a_bias_correction_without_its_store_is_refused_before_any_work(chain, monkeypatch):
     from flows.pipelines import ensemble_run
     from pipeline.errors import InputError
