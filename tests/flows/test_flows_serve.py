@@ -20,6 +20,9 @@ from pipeline.errors import InputError
 pytestmark = pytest.mark.slow
 
 SYNTHETIC = "synthetic:n_lat=6,n_lon=8,n_times=12,step=6h,seed=4"
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "configs" / "uk_schedule.yaml"
+"""The README's ``wxens serve configs/uk_schedule.yaml``, run from the repository root."""
 REGISTER_TIMEOUT_S = 180
 RUN_TIMEOUT_S = 300
 
@@ -199,6 +202,36 @@ def test_a_schedule_file_value_a_run_would_refuse_is_refused_at_load(
     with pytest.raises(InputError, match="deployment 1") as err:
         load_schedule(schedule)
     assert message in str(err.value)
+
+
+def test_the_shipped_schedule_loads_and_builds_its_deployments():
+    """The README said ``wxens serve schedule.yaml`` and no schedule file shipped: the
+    command could not run as written. The shipped one passes every check serve makes before
+    it registers (flows, crons, parameters) and gives Prefect's deployments of them."""
+    from flows.deployments import load_schedule, to_deployments
+
+    specs = load_schedule(SHIPPED)
+    assert [(s.name, s.flow) for s in specs] == [
+        ("uk-ensemble", "ensemble_run"),
+        ("uk-ingest", "ingest"),
+        ("ens-verify", "verify"),
+    ]
+    assert specs[0].parameters["store"] == "stores/uk.zarr"  # the README's store
+    deployments = to_deployments(specs)
+    assert [d.entrypoint for d in deployments] == [f"flows.pipelines.{s.flow}" for s in specs]
+    assert [d.parameters for d in deployments] == [s.parameters for s in specs]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "wxens serve configs/uk_schedule.yaml" in readme
+
+
+def test_the_docs_show_the_shipped_schedule_as_it_is():
+    """docs/flows.md shows the example schedule file: the one that ships, not a copy that
+    drifts from it."""
+    import re
+
+    page = (ROOT / "docs" / "flows.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", page, re.DOTALL)
+    assert SHIPPED.read_text(encoding="utf-8") in blocks
 
 
 def test_every_flow_check_is_of_a_flow():
