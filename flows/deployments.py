@@ -53,11 +53,11 @@ subprocess, which inherits the environment but not the CLI's log filters."""
 DEFAULT_CRON = "0 */6 * * *"
 """Every 6 hours on the hour (00, 06, 12, 18): the cycle of a global forecast centre."""
 RUN_PARAMETER_NAMES = CorrectionNames(
-    checkpoint="the parameter checkpoint (wxens run --checkpoint K)",
-    bias_weight="the parameter bias_correction: W (wxens run --bias-weight W)",
+    checkpoint="the parameter checkpoint", bias_weight="the parameter bias_correction: W"
 )
-"""What ``ensemble_run``'s hints of a correction name: its parameters as a schedule file
-gives them (a served run has no flags), and the flags of ``wxens run``, which runs it too."""
+"""What ``ensemble_run``'s hints of a correction name where a schedule file or a call in
+Python gives its parameters (a served run has no flags; ``wxens run`` names its own,
+:data:`RUN_NAMES`)."""
 RUN_NAMES: ContextVar[CorrectionNames] = ContextVar("RUN_NAMES", default=RUN_PARAMETER_NAMES)
 """What ``ensemble_run`` names in its hints of a correction: :data:`RUN_PARAMETER_NAMES`
 (a served run, a notebook's call), or the flags alone, which ``wxens run`` sets around its

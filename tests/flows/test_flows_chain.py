@@ -264,8 +264,8 @@ def test_a_bias_corrected_run_corrects_from_verified_errors_and_verifies_that(
     request.addfinalizer(lambda: run_log.removeHandler(caplog.handler))
     assert ensemble_run(**parameters)["corrected_store"] is None
     # the hint names what a schedule file sets (it said "--bias-weight W", a flag a served
-    # run has not), and the flag of `wxens run`, which runs the flow too
-    hint = "give the parameter bias_correction: W (wxens run --bias-weight W)"
+    # run has not); `wxens run` names its flag (the test below)
+    hint = "give the parameter bias_correction: W"
     assert f"has no tuned correction ({tuned}): run `wxens tune" in caplog.text, caplog.text
     assert f"{hint}: {paths['raw.zarr']} is delivered uncorrected" in caplog.text
     scored = xr.open_datatree(paths["bc.nc"]).attrs  # the raw store was verified
