@@ -180,6 +180,39 @@ def test_members_perturbed_refuses_a_file_that_does_not_name_its_control(truth, 
         verify_store(path, store, tmp_path / "s.nc", config=SETTINGS, members="perturbed")
 
 
+def test_members_perturbed_verifies_every_member_of_a_wxens_store(truth, tmp_path):
+    """One verify schedule with ``members: perturbed`` (an ENS file's) refused a wxens
+    store beside it ("does not say which member is the control"): a generator's members
+    are all draws, none a control, so every one is verified."""
+    from pipeline.forecast_store import ForecastProvenance, write_forecast
+
+    store, fields = truth
+    z = members_at_leads(fields, "z", 4, level=500)[:, :, :, None]
+    inits = fields.time.values[0] + pd.to_timedelta(INITS_H, unit="h")
+    dims = ("member", "init_time", "lead_time", "level", "latitude", "longitude")
+    members = xr.Dataset(
+        {"z": (dims, z.astype("float32"), {"units": "m2 s-2"})},
+        coords={
+            "member": np.arange(4),
+            "init_time": inits,
+            "lead_time": pd.to_timedelta(STEPS_H, unit="h"),
+            "level": [500.0],
+            "latitude": fields.latitude.values,
+            "longitude": fields.longitude.values,
+        },
+    ).transpose("init_time", "member", "lead_time", "level", ...)
+    made = ForecastProvenance(
+        generator="noise", checkpoint_digest="none", sampler="exact", nfe=0, seed=0
+    )
+    write_forecast(tmp_path / "f.zarr", members, made)
+    done = verify_store(
+        tmp_path / "f.zarr", store, tmp_path / "s.nc", config=SETTINGS, members="perturbed"
+    )
+    assert done.tree.attrs["n_members"] == 4
+    card = done.tree["scorecard"].to_dataset()
+    np.testing.assert_allclose(card["fair_crps"], fair_crps_of_offsets(range(4)), rtol=1e-4)
+
+
 def test_a_grib_mixing_level_types_names_the_key_not_a_corrupt_download(truth, tmp_path):
     store, fields = truth
     grib = write_ens_grib(tmp_path / "mixed.grib", fields, [0], extra=[("z", "surface", 0)])
