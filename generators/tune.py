@@ -41,7 +41,7 @@ import xarray as xr
 
 from generators.calibration import calibration_init_times, trained_periods
 from generators.checkpoint import Checkpoint, load_checkpoint
-from generators.correction.decaying_average import without_verified_past
+from generators.correction.decaying_average import corrects_any
 from generators.correction.select_weights import WeightSelection, select_weights
 from generators.correction.spec import CANDIDATES, CorrectionSpec
 from generators.correction.tuned import checkpoint_digest, save_tuned
@@ -269,7 +269,7 @@ def check_correctable(
     correct): every candidate would score as the uncorrected forecast, and "no correction
     lowers the fair CRPS" would be said of a choice never made."""
     leads = pd.to_timedelta(list(leads_hours), unit="h")
-    if any(len(without_verified_past(f, leads, truth_times)) < len(f) for f in folds):
+    if any(corrects_any(f, leads, truth_times) for f in folds):
         return
     days = min((f[-1] - f[0]) / pd.Timedelta(days=1) for f in folds)
     raise InputError(

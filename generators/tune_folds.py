@@ -26,7 +26,7 @@ from generators.calibration import (
     load_fold,
 )
 from generators.checkpoint import Checkpoint
-from generators.correction.decaying_average import without_verified_past
+from generators.correction.decaying_average import corrects_any
 from generators.data.forecast import ForecastData
 from pipeline.errors import InputError, counted
 from pipeline.schema import Period
@@ -90,7 +90,7 @@ def fold_sources(
             what=f"held-out ({fold.path})",
         )
         inits = data.usable_inits(inits, leads_hours)
-        if len(without_verified_past(inits, leads, data.times)) == len(inits):
+        if not corrects_any(inits, leads, data.times):
             raise InputError(
                 f"fold {fold.path}: the {counted(len(inits), 'initial time')} of its "
                 f"held-out period {period} leave nothing to correct: no initial time has an "

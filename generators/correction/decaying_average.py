@@ -69,6 +69,14 @@ def without_verified_past(
     return inits[~(seen > 0).any(axis=1)]
 
 
+def corrects_any(
+    inits: Sequence[pd.Timestamp], leads: Sequence[pd.Timedelta], truth_times: Sequence
+) -> bool:
+    """Whether a decaying average corrects any of ``inits``: one has an earlier forecast of
+    its lead and time of day verified by it (:func:`without_verified_past` leaves it out)."""
+    return len(without_verified_past(inits, leads, truth_times)) < len(inits)
+
+
 def say_uncorrected(
     forecast: object,
     truth: object,
@@ -80,7 +88,7 @@ def say_uncorrected(
     """Log why a forecast store's correction leaves every initial time as it is: none has
     an earlier one of its time of day (a store's first forecasts), or none of theirs is
     verified in the truth store (a warning naming both periods); nothing if some is."""
-    if len(without_verified_past(inits, leads, np.ravel(valid))) == len(inits):
+    if not corrects_any(inits, leads, np.ravel(valid)):
         log.info(
             "%s: no initial time has an earlier one of its time of day: written as they are "
             "(a store's first forecasts; the later ones learn from them)",
