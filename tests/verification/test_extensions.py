@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from verification_cases import verify_command
 
 from pipeline.forecast_store import open_forecast, provenance
 from pipeline.store import open_store
@@ -92,24 +93,6 @@ def wxens(root: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def verify_args(stores, out: Path) -> list[str]:
-    forecast, analysis = stores
-    return [
-        "verify",
-        str(forecast),
-        "--truth",
-        str(analysis),
-        "--out",
-        str(out),
-        "--physics-init-times",
-        "0",
-        "--no-energy-score",
-        "--interval-level",
-        "0",
-        "--no-progress",
-    ]
-
-
 def test_entry_points_of_a_dist_info_on_the_path_are_found(tmp_path, monkeypatch):
     from importlib.metadata import entry_points
 
@@ -126,7 +109,7 @@ def test_entry_points_of_a_dist_info_on_the_path_are_found(tmp_path, monkeypatch
 
 def test_a_score_of_an_installed_extension_is_in_the_scores_file(stores, tmp_path):
     install(tmp_path, "wxens-mae", "mae", "wxens_mae", MAE_MODULE)
-    done = wxens(tmp_path, *verify_args(stores, tmp_path / "scores.nc"))
+    done = wxens(tmp_path, *verify_command(*stores, tmp_path / "scores.nc"))
     assert done.returncode == 0, done.stderr
     card = xr.open_datatree(tmp_path / "scores.nc")["scorecard"].to_dataset()
     assert "fair_crps" in card  # the built-ins are still there
@@ -155,7 +138,7 @@ def test_a_score_of_an_installed_extension_is_in_the_scores_file(stores, tmp_pat
 
 def test_a_broken_extension_is_a_warning_naming_it_and_the_command_runs(stores, tmp_path):
     install(tmp_path, "wxens-broken", "broken", "wxens_broken", "import not_a_module_anywhere\n")
-    done = wxens(tmp_path, *verify_args(stores, tmp_path / "scores.nc"))
+    done = wxens(tmp_path, *verify_command(*stores, tmp_path / "scores.nc"))
     assert done.returncode == 0, done.stderr
     assert (
         "WARNING pipeline.extensions: the extension 'broken' (wxens-broken 0.1, wxens_broken) "
@@ -173,7 +156,7 @@ def test_a_broken_extension_is_a_warning_naming_it_and_the_command_runs(stores, 
 def test_a_name_an_extension_takes_from_wxens_is_an_error_naming_both(stores, tmp_path):
     taken = MAE_MODULE.replace('"mean_abs_error", long_name', '"fair_crps", long_name')
     install(tmp_path, "wxens-clash", "clash", "wxens_clash", taken)
-    done = wxens(tmp_path, *verify_args(stores, tmp_path / "scores.nc"))
+    done = wxens(tmp_path, *verify_command(*stores, tmp_path / "scores.nc"))
     assert done.returncode == 2
     assert (
         "score 'fair_crps' registered twice: by verification.scores and by the extension "

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from verification_cases import verify_command
 
 from flows.cli import main as wxens
 from pipeline.errors import InputError
@@ -67,22 +68,9 @@ def printed_crps(out: str) -> dict[tuple[str, str], float]:
 
 
 def verify(root, *extra, every_group: bool = False) -> list[str]:
-    """``wxens verify`` of the module's stores; without ``every_group``, no physics, maps
-    or energy score (faster)."""
-    quick = [] if every_group else ["--physics-init-times", "0", "--no-energy-score"]
-    return [
-        "verify",
-        str(root / "forecast.zarr"),
-        "--truth",
-        str(root / "truth.zarr"),
-        "--out",
-        str(root / "scores.nc"),
-        *quick,
-        "--interval-level",
-        "0",
-        "--no-progress",
-        *extra,
-    ]
+    """``wxens verify`` of the module's stores into ``scores.nc``."""
+    files = (root / "forecast.zarr", root / "truth.zarr", root / "scores.nc")
+    return verify_command(*files, *extra, every_group=every_group)
 
 
 @pytest.mark.parametrize("units", [["msl=hPa"], ["hPa"], ["msl=hPa", "t2m=degC"]])

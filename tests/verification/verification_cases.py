@@ -1,6 +1,7 @@
 """Shared builders for the verification tests: oracle ensembles of the synthetic source,
-small random ensembles. A module of its own, not ``conftest``: a test importing from
-``conftest`` got the first one imported, another directory's when several ran together."""
+small random ensembles, a quick ``wxens verify`` command line. A module of its own, not
+``conftest``: a test importing from ``conftest`` got the first one imported, another
+directory's when several ran together."""
 
 from __future__ import annotations
 
@@ -105,3 +106,12 @@ def iid_ensemble(rng, n_points, n_member, spread=1.0, shift=0.0):
 def point(members, y):
     forecast = xr.DataArray(np.asarray(members, float)[None, :], dims=("x", "member"))
     return forecast, xr.DataArray([float(y)], dims=("x",))
+
+
+def verify_command(forecast, truth, out, *extra: str, every_group: bool = False) -> list[str]:
+    """``wxens verify FORECAST --truth TRUTH --out OUT`` without progress bars or intervals;
+    without ``every_group``, no physics, maps or energy score (faster); ``extra`` last."""
+    quick = [] if every_group else ["--physics-init-times", "0", "--no-energy-score"]
+    fixed = ["--interval-level", "0", "--no-progress"]
+    files = [str(forecast), "--truth", str(truth), "--out", str(out)]
+    return ["verify", *files, *quick, *fixed, *extra]
