@@ -25,6 +25,8 @@ from pipeline.schema import split_channel
 from pipeline.store import AnalysisStore
 
 RESUME_FIX = "Resume it on its own store; for this one pass another --out, or --no-resume"
+RESUMED_KEYS = ("model", "data", "seed", "batch_size")
+"""The config keys a resumed run keeps from its checkpoint (:func:`resumable`)."""
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -91,7 +93,7 @@ def resumable(
         return None
     checkpoint = load_checkpoint(path, map_location=device)
     mine, theirs = to_mapping(config), to_mapping(checkpoint.train_config)
-    for key in ("model", "data", "seed", "batch_size"):
+    for key in RESUMED_KEYS:
         if mine[key] != theirs[key]:
             raise InputError(
                 f"{path.parent} holds a run with another {key!r} "

@@ -139,12 +139,16 @@ def resumed_config(path: Path, overrides: Sequence[str], store: str | None):
     if refused is not None:
         raise refused
     try:
-        return load_train_config(path, list(overrides))
+        config = load_train_config(path, list(overrides))
     except InputError as err:
         other_leads = weights_of_other_leads(earlier, mapping, store, resumed=path)
         if other_leads is None:
             raise
         raise other_leads from err
+    refused = kept_by_a_run(path, earlier, config, overrides)
+    if refused is not None:
+        raise refused
+    return config
 
 
 def other_leads_of_a_run(path: Path, earlier, mapping, store: str | None):
@@ -174,6 +178,53 @@ def other_leads_of_a_run(path: Path, earlier, mapping, store: str | None):
         f"{given}: {out} holds a run that trained the leads {_value_text(trained)} ({path}), "
         f"and a resumed run keeps the data it trained on: drop {given} to resume it, or {fix}"
     )
+
+
+def kept_by_a_run(path: Path, earlier, config, overrides: Sequence[str]):
+    """The refusal of the ``--set`` ``overrides`` that made ``config`` of the config
+    ``earlier`` read from ``path``, beside the checkpoint of a run, where they change what a
+    resumed run keeps (its model, data, seed and batch size:
+    :func:`generators.train_plan.resumable`), naming each key with the ``--set`` that
+    changed it and the fixes: drop those to resume, or train them from the start in another
+    ``--out`` or with ``--no-resume``; None where they change none or no checkpoint is
+    there."""
+    from generators.config_io import to_mapping
+    from generators.train import CHECKPOINT_NAME
+    from generators.train_plan import RESUMED_KEYS
+    from pipeline.errors import InputError, nested_differences
+
+    out = path.parent
+    if not (out / CHECKPOINT_NAME).is_file():
+        return None
+    before, after = to_mapping(earlier), to_mapping(config)
+    changed = [
+        difference
+        for key in RESUMED_KEYS
+        for difference in nested_differences({key: before[key]}, {key: after[key]})
+    ]
+    if not changed:
+        return None
+    given: list[str] = []  # the --set of the keys changed, each once, in the order given
+    keys = []
+    for key, old, new in changed:
+        setting = [o for o in overrides if _sets(o, key)]
+        given += [o for o in setting if o not in given]
+        by = " ".join(f"--set {shlex.quote(o)}" for o in setting)
+        keys.append(f"{key} {_value_text(old)} ({by} gives {_value_text(new)})")
+    drop = " ".join(f"--set {shlex.quote(o)}" for o in given)
+    return InputError(
+        f"{out} holds a run that trained {'; '.join(keys)} ({path}), and a resumed run keeps "
+        f"the {', '.join(RESUMED_KEYS[:-1])} and {RESUMED_KEYS[-1]} it trained with: drop "
+        f"{drop} to resume it, or train with {'it' if len(given) == 1 else 'them'} from the "
+        "start, in another --out or with --no-resume"
+    )
+
+
+def _sets(override: str, key: str) -> bool:
+    """Whether the ``--set`` ``override`` (``data.train={...}``, ``data.train.end=...``) sets
+    the dotted ``key`` of a config, a section above it or a key inside it."""
+    given = override.split("=", 1)[0].strip()
+    return f"{key}.".startswith(f"{given}.") or f"{given}.".startswith(f"{key}.")
 
 
 def _derived_up_to_a_lead(leads) -> bool:

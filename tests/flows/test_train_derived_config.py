@@ -110,3 +110,24 @@ def test_a_resumed_derived_run_given_other_leads_is_told_the_fixes_that_work(tmp
     err = capsys.readouterr().err
     assert f"left the data.lead_weights [1.0, 0.439] of {run / 'config.yaml'}" in err, err
     assert "give its weight too: --set data.lead_weights=null" in err
+
+
+def test_a_resumed_derived_run_given_other_data_is_told_which_set_to_drop(tmp_path, capsys):
+    """The same ``wxens train`` run again with ``--set steps=2 --set data.history=2 --set
+    seed=7`` was told the run "holds a run with another 'data' (data.history: 4 there, 2 in
+    this config)", only the first section, and to pass another --out or --no-resume, not
+    which of its --set to drop to resume: it names each key with the --set that changed it,
+    and the --set to drop (steps stays, more steps resume)."""
+    store = small_store(tmp_path)
+    run = tmp_path / "run"
+    argv = ["train", "--store", str(store.path), "--out", str(run), "--no-progress"]
+    argv += ["--threads", "1", "--set", "steps=2"]
+    assert wxens(argv) == 0
+    capsys.readouterr()
+    assert wxens([*argv, "--set", "data.history=2", "--set", "seed=7"]) == 2
+    err = capsys.readouterr().err
+    assert "trained data.history 4 (--set data.history=2 gives 2); seed 0 (--set seed=7" in err
+    assert "drop --set data.history=2 --set seed=7 to resume it, or train with them" in err
+    assert "from the start, in another --out or with --no-resume" in err
+    assert wxens([*argv, "--set", "fine_tune.steps=2"]) == 0  # the fix named is taken
+    assert load_checkpoint(run / "last.pt").step == 4
