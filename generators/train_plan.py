@@ -27,6 +27,9 @@ from pipeline.store import AnalysisStore
 RESUME_FIX = "Resume it on its own store; for this one pass another --out, or --no-resume"
 RESUMED_KEYS = ("model", "data", "seed", "batch_size")
 """The config keys a resumed run keeps from its checkpoint (:func:`resumable`)."""
+FREE_ON_RESUME = ("data.max_memory_bytes",)
+"""Keys under :data:`RESUMED_KEYS` a resumed run may change: how the store is read, not
+what (read whole or item by item, the same batches train the same weights)."""
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -92,14 +95,18 @@ def resumable(
     if not path.exists():
         return None
     checkpoint = load_checkpoint(path, map_location=device)
-    mine, theirs = to_mapping(config), to_mapping(checkpoint.train_config)
-    for key in RESUMED_KEYS:
-        if mine[key] != theirs[key]:
-            raise InputError(
-                f"{path.parent} holds a run with another {key!r} "
-                f"({_differences({key: theirs[key]}, {key: mine[key]})}); a resumed run keeps "
-                "what it trained with: pass another --out, or --no-resume to start over there"
-            )
+    changed = kept_differences(to_mapping(checkpoint.train_config), to_mapping(config))
+    if changed:
+        key = changed[0][0].split(".")[0]
+        listed = "; ".join(
+            f"{name}: {there} there, {here} in this config"
+            for name, there, here in changed
+            if name.split(".")[0] == key
+        )
+        raise InputError(
+            f"{path.parent} holds a run with another {key!r} ({listed}); a resumed run keeps "
+            "what it trained with: pass another --out, or --no-resume to start over there"
+        )
     trained = checkpoint.train_config
     if trained.fine_tune is not None and checkpoint.step > trained.steps < config.steps:
         raise InputError(  # the fine-tuned weights would go back to the main objective
@@ -115,12 +122,16 @@ def resumable(
     return checkpoint
 
 
-def _differences(trained: dict, asked: dict) -> str:
-    """Each dotted key whose value differs, as "data.history: 24 there, 12 in this config"."""
-    return "; ".join(
-        f"{key}: {there} there, {here} in this config"
-        for key, there, here in nested_differences(trained, asked)
-    )
+def kept_differences(trained: dict, asked: dict) -> list[tuple[str, object, object]]:
+    """``(dotted key, trained value, asked value)`` of each key a resumed run keeps
+    (:data:`RESUMED_KEYS`, less :data:`FREE_ON_RESUME`) whose value differs between the
+    config mappings ``trained`` and ``asked``."""
+    return [
+        difference
+        for key in RESUMED_KEYS
+        for difference in nested_differences({key: trained[key]}, {key: asked[key]})
+        if difference[0] not in FREE_ON_RESUME
+    ]
 
 
 def _holds(statistics: xr.Dataset, channel: str) -> bool:

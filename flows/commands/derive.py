@@ -190,18 +190,13 @@ def kept_by_a_run(path: Path, earlier, config, overrides: Sequence[str]):
     there."""
     from generators.config_io import to_mapping
     from generators.train import CHECKPOINT_NAME
-    from generators.train_plan import RESUMED_KEYS
-    from pipeline.errors import InputError, nested_differences
+    from generators.train_plan import RESUMED_KEYS, kept_differences
+    from pipeline.errors import InputError
 
     out = path.parent
     if not (out / CHECKPOINT_NAME).is_file():
         return None
-    before, after = to_mapping(earlier), to_mapping(config)
-    changed = [
-        difference
-        for key in RESUMED_KEYS
-        for difference in nested_differences({key: before[key]}, {key: after[key]})
-    ]
+    changed = kept_differences(to_mapping(earlier), to_mapping(config))
     if not changed:
         return None
     given: list[str] = []  # the --set of the keys changed, each once, in the order given

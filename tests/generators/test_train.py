@@ -212,6 +212,21 @@ def test_resume_refuses_a_directory_of_another_run(store, tmp_path):
     train(store, other, tmp_path / "run", resume=False, progress=False)  # --no-resume starts over
 
 
+def test_a_run_resumes_with_its_store_read_item_by_item(store, tmp_path):
+    """A run trained with its store read into memory, resumed with ``data.max_memory_bytes``
+    0 (a machine with less memory), was refused as 'a run with another 'data''; how the store
+    is read does not change the batches: it resumes to the weights of an unchanged resume."""
+    for name in ("kept", "item_by_item"):
+        train(store, tiny_config(2), tmp_path / name, progress=False)
+    kept = train(store, tiny_config(4), tmp_path / "kept", progress=False)
+    lazy = tiny_config(4, data=replace(tiny_config(4).data, max_memory_bytes=0))
+    item_by_item = train(store, lazy, tmp_path / "item_by_item", progress=False)
+    a, b = load_checkpoint(kept.checkpoint), load_checkpoint(item_by_item.checkpoint)
+    assert a.step == b.step == 4
+    for key in a.model_state:
+        torch.testing.assert_close(a.model_state[key], b.model_state[key], rtol=0, atol=0)
+
+
 def test_more_main_steps_cannot_resume_a_fine_tuned_run(store, tmp_path):
     """A run that finished its fine-tune, resumed with more main steps, went back to the
     main objective from its fine-tuned weights (steps 3-4 of 4 main, after 2 + 1)."""
