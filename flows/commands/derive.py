@@ -127,23 +127,23 @@ def resumed_config(path: Path, overrides: Sequence[str], store: str | None):
     ``path`` and resumes only with them (:func:`other_leads_of_a_run`); before, where they
     left its lead weights for other leads, as a new derivation's
     (:func:`weights_of_other_leads`), not with the general lead-weight message."""
-    from generators.config import apply_overrides, load_train_config
-    from generators.config_io import to_mapping
+    from generators.config import TrainConfig, apply_overrides, load_train_config
+    from generators.config_io import from_mapping, to_mapping
     from pipeline.errors import InputError
 
-    if not overrides:
-        return load_train_config(path)
     earlier = load_train_config(path)
+    if not overrides:
+        return earlier
     mapping = apply_overrides(to_mapping(earlier), list(overrides))
     refused = other_leads_of_a_run(path, earlier, mapping, store)
     if refused is not None:
         raise refused
-    try:
-        config = load_train_config(path, list(overrides))
+    try:  # the file read once: as load_train_config(path, overrides) builds and says it
+        config = from_mapping(TrainConfig, mapping, where=str(path))
     except InputError as err:
         other_leads = weights_of_other_leads(earlier, mapping, store, resumed=path)
         if other_leads is None:
-            raise
+            raise InputError(f"{err} (as --set {' --set '.join(overrides)} made it)") from None
         raise other_leads from err
     refused = kept_by_a_run(path, earlier, config, overrides)
     if refused is not None:
