@@ -122,7 +122,8 @@ def _train(args: argparse.Namespace) -> int:
         if args.nproc is not None:  # refuse here what every process would refuse
             check_split(args, config)
             open_store(args.store)
-            check_cores(args.nproc, config.device)
+            if derived_now is None:  # a config derived now: its cores checked before that
+                check_cores(args.nproc, config.device)
             if args.threads is not None:  # torchrun's own default (1) and its banner saying so
                 os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
             return launch(args.nproc, torchrun_command(args))
