@@ -32,6 +32,17 @@ FREE_ON_RESUME = ("data.max_memory_bytes",)
 what (read whole or item by item, the same batches train the same weights)."""
 
 
+class KeptByTheRun(InputError):
+    """:func:`resumable`'s refusal of a config that changes what a resumed run keeps, with
+    the ``checkpoint`` refused and its ``trained`` config: what a command needs to name where
+    each value asked came from (:func:`flows.commands.derive.kept_refusal`)."""
+
+    def __init__(self, message: str, checkpoint: Path | None = None, trained=None):
+        super().__init__(message)
+        self.checkpoint = checkpoint
+        self.trained = trained
+
+
 def learning_rate(config: TrainConfig, step: int) -> float:
     """Linear warm-up to ``optim.lr``, cosine decay to ``lr * min_lr_ratio`` at ``steps``;
     in the fine-tune phase the same cosine from ``fine_tune.lr`` over its own steps."""
@@ -88,10 +99,11 @@ def resumable(
     path: Path, config: TrainConfig, store: AnalysisStore, device: torch.device
 ) -> Checkpoint | None:
     """The checkpoint at ``path`` that a run of ``config`` on ``store`` resumes, or None if
-    there is none; InputError if it is of another run (model, data, seed, batch size) or
-    trained on another grid or step. Checked before the store is read, so the run can read
-    it with the checkpoint's normalisation: the store's statistics change as times are
-    appended, and the weights were trained on inputs normalised with the old ones."""
+    there is none; InputError if it is of another run (model, data, seed, batch size:
+    :class:`KeptByTheRun`) or trained on another grid or step. Checked before the store is
+    read, so the run can read it with the checkpoint's normalisation: the store's statistics
+    change as times are appended, and the weights were trained on inputs normalised with
+    the old ones."""
     if not path.exists():
         return None
     checkpoint = load_checkpoint(path, map_location=device)
@@ -103,9 +115,11 @@ def resumable(
             for name, there, here in changed
             if name.split(".")[0] == key
         )
-        raise InputError(
+        raise KeptByTheRun(
             f"{path.parent} holds a run with another {key!r} ({listed}); a resumed run keeps "
-            "what it trained with: pass another --out, or --no-resume to start over there"
+            "what it trained with: pass another --out, or --no-resume to start over there",
+            path,
+            checkpoint.train_config,
         )
     trained = checkpoint.train_config
     if trained.fine_tune is not None and checkpoint.step > trained.steps < config.steps:

@@ -183,36 +183,63 @@ def other_leads_of_a_run(path: Path, earlier, mapping, store: str | None):
 def kept_by_a_run(path: Path, earlier, config, overrides: Sequence[str]):
     """The refusal of the ``--set`` ``overrides`` that made ``config`` of the config
     ``earlier`` read from ``path``, beside the checkpoint of a run, where they change what a
-    resumed run keeps (its model, data, seed and batch size:
-    :func:`generators.train_plan.resumable`), naming each key with the ``--set`` that
-    changed it and the fixes: drop those to resume, or train them from the start in another
-    ``--out`` or with ``--no-resume``; None where they change none or no checkpoint is
+    resumed run keeps (:func:`kept_refusal`); None where they change none or no checkpoint is
     there."""
     from generators.config_io import to_mapping
     from generators.train import CHECKPOINT_NAME
+
+    if not (path.parent / CHECKPOINT_NAME).is_file():
+        return None
+    trained = to_mapping(earlier)
+    return kept_refusal(path, trained, trained, to_mapping(config), overrides, path)
+
+
+def kept_refusal(where: Path, trained: dict, written, asked: dict, overrides, file: Path):
+    """The refusal of a resumed run whose config ``asked`` (the config ``file``, ``written``
+    as read, with the ``--set`` ``overrides``) changes what a resumed run keeps (its model,
+    data, seed and batch size: :func:`generators.train_plan.resumable`) of the config
+    ``trained`` (read from ``where``, in the run's folder), naming each key with where its
+    value came from and the fixes: drop the ``--set`` that set it, or set the trained value
+    in ``file`` (where ``file`` gives another: ``written`` None when it is unread), to
+    resume; or train them from the start in another ``--out`` or with ``--no-resume``.
+    None where it changes none. A key no ``--set`` names that ``file`` gives as trained
+    (one ``--set model.kind`` brings) is put down to the ``--set`` of its section."""
     from generators.train_plan import RESUMED_KEYS, kept_differences
     from pipeline.errors import InputError
 
-    out = path.parent
-    if not (out / CHECKPOINT_NAME).is_file():
-        return None
-    changed = kept_differences(to_mapping(earlier), to_mapping(config))
+    changed = kept_differences(trained, asked)
     if not changed:
         return None
-    given: list[str] = []  # the --set of the keys changed, each once, in the order given
-    keys = []
+    in_file = None if written is None else {k for k, *_ in kept_differences(trained, written)}
+    drop: list[str] = []  # the --set of the keys changed, each once, in the order given
+    put_back, keys, brought = [], [], []
     for key, old, new in changed:
         setting = [o for o in overrides if _sets(o, key)]
-        given += [o for o in setting if o not in given]
-        by = " ".join(f"--set {shlex.quote(o)}" for o in setting)
-        keys.append(f"{key} {_value_text(old)} ({by} gives {_value_text(new)})")
-    drop = " ".join(f"--set {shlex.quote(o)}" for o in given)
+        from_file = not setting if in_file is None else key in in_file
+        if not setting and not from_file:
+            section = key.split(".")[0]
+            setting = [o for o in overrides if _sets(o, section)] or list(overrides)
+        drop += [o for o in setting if o not in drop]
+        by = " ".join(f"--set {shlex.quote(o)}" for o in setting) or str(file)
+        named = f"{key} {_value_text(old)} ({by} gives {_value_text(new)})"
+        (keys if from_file or _names(overrides, key) else brought).append(named)
+        if from_file:
+            put_back.append(f"{key}: {_value_text(old)}")
+    keys = keys or brought  # model.sample_nfe & co. only where model.kind is not named
+    fixes = [f"drop {' '.join(f'--set {shlex.quote(o)}' for o in drop)}"] * bool(drop)
+    fixes += [f"set {', '.join(put_back)} in {file}"] * bool(put_back)
+    many = len(drop) + len(put_back) > 1
     return InputError(
-        f"{out} holds a run that trained {'; '.join(keys)} ({path}), and a resumed run keeps "
-        f"the {', '.join(RESUMED_KEYS[:-1])} and {RESUMED_KEYS[-1]} it trained with: drop "
-        f"{drop} to resume it, or train with {'it' if len(given) == 1 else 'them'} from the "
-        "start, in another --out or with --no-resume"
+        f"{where.parent} holds a run that trained {'; '.join(keys)} ({where}), and a resumed "
+        f"run keeps the {', '.join(RESUMED_KEYS[:-1])} and {RESUMED_KEYS[-1]} it trained "
+        f"with: {' and '.join(fixes)} to resume it, or train with {'them' if many else 'it'} "
+        "from the start, in another --out or with --no-resume"
     )
+
+
+def _names(overrides: Sequence[str], key: str) -> bool:
+    """Whether one of the ``--set`` ``overrides`` sets the dotted ``key`` (:func:`_sets`)."""
+    return any(_sets(o, key) for o in overrides)
 
 
 def _sets(override: str, key: str) -> bool:

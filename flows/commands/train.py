@@ -23,6 +23,7 @@ from flows.commands.derive import (
     add_derive_arguments,
     derive_for,
     keep_overrides,
+    kept_refusal,
     resumed_config,
     with_overrides,
 )
@@ -97,6 +98,7 @@ def _train(args: argparse.Namespace) -> int:
     from generators.correction.spread import SpreadCalibration
     from generators.distributed import follow_launcher, launch, world_from_env
     from generators.train import CHECKPOINT_NAME, train
+    from generators.train_plan import KeptByTheRun
     from pipeline.errors import InputError
     from pipeline.store import open_store
 
@@ -130,6 +132,8 @@ def _train(args: argparse.Namespace) -> int:
         result = train(
             args.store, config, args.out, resume=not args.no_resume, progress=not args.no_progress
         )
+    except KeptByTheRun as refused:  # named with where each value came from, and the fix
+        raise kept_by_the_checkpoint(refused, args, config) from None
     except InputError:  # refused before a checkpoint: no config.yaml a rerun takes as its own
         if derived_now is not None and not (Path(args.out) / CHECKPOINT_NAME).exists():
             derived_now.unlink(missing_ok=True)
@@ -169,6 +173,26 @@ def _train(args: argparse.Namespace) -> int:
     if checkpoint.calibration is not None:
         print(SpreadCalibration.from_dict(checkpoint.calibration).report())
     return 0
+
+
+def kept_by_the_checkpoint(refused, args: argparse.Namespace, config):
+    """The refusal ``refused`` (:class:`generators.train_plan.KeptByTheRun`) of ``config``,
+    which ``--config`` (a derived run's ``OUT/config.yaml`` too) and ``--set`` made, named
+    with where each value that the checkpoint trained otherwise came from, and its fix
+    (:func:`flows.commands.derive.kept_refusal`): it named the values, not which --set to drop
+    or what to put back in the file."""
+    from generators.config import load_train_config
+    from generators.config_io import to_mapping
+    from pipeline.errors import InputError
+
+    try:  # the file alone: which of its values differ from those trained
+        written = to_mapping(load_train_config(args.config))
+    except InputError:  # it needs its --set to load: they are said to give every value set
+        written = None
+    trained, asked = to_mapping(refused.trained), to_mapping(config)
+    path = Path(refused.checkpoint)
+    named = kept_refusal(path, trained, written, asked, args.overrides, Path(args.config))
+    return refused if named is None else named
 
 
 def check_cores(nproc: int, device: str) -> None:

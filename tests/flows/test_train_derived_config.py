@@ -131,3 +131,24 @@ def test_a_resumed_derived_run_given_other_data_is_told_which_set_to_drop(tmp_pa
     assert "from the start, in another --out or with --no-resume" in err
     assert wxens([*argv, "--set", "fine_tune.steps=2"]) == 0  # the fix named is taken
     assert load_checkpoint(run / "last.pt").step == 4
+
+
+def test_a_derived_run_resumed_with_its_config_edited_is_told_what_to_put_back(
+    tmp_path, capsys
+):
+    """``data.history`` edited from 4 to 2 in a derived run's ``config.yaml``, resumed: it
+    was told the run "holds a run with another 'data'", not that the file gives the 2 and
+    that 4 put back there resumes it."""
+    store = small_store(tmp_path)
+    run = tmp_path / "run"
+    argv = ["train", "--store", str(store.path), "--out", str(run), "--no-progress"]
+    assert wxens([*argv, "--threads", "1", "--set", "steps=2"]) == 0
+    path = run / "config.yaml"
+    written = path.read_text()
+    assert "\n  history: 4\n" in written
+    path.write_text(written.replace("\n  history: 4\n", "\n  history: 2\n"))
+    capsys.readouterr()
+    assert wxens([*argv, "--threads", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"trained data.history 4 ({path} gives 2) ({run / 'last.pt'})" in err, err
+    assert f"set data.history: 4 in {path} to resume it, or train with it" in err
