@@ -248,14 +248,10 @@ def no_correction_reason(
     store_word = shell_word(store) if store else "STORE"
     tune = f"`wxens tune --checkpoint {shell_word(checkpoint)} --store {store_word}`"
     if not path.is_file():
-        if not _holds_out_days(checkpoint):  # tune would fit on its training days
-            tune = (
-                f"{tune[:-1]} --fold FOLD ...` (it held out no days: its cross-validation "
-                "folds, docs/generate.md, Spread calibration)"
-            )
-        return (
-            f"{checkpoint} has no tuned correction ({path}): run {tune} first, or give "
-            f"{names.bias_weight}"
+        return (  # a model holding out no days would be tuned on its training days
+            f"{checkpoint} has no tuned correction ({path}): run {tune} first (with --fold "
+            "FOLD ... for a model that held out no days: its cross-validation folds, "
+            f"docs/generate.md), or give {names.bias_weight}"
         )
     _, digest = read_tuned(path)
     made = forecast is not None and _stale(checkpoint, digest)
@@ -275,17 +271,6 @@ def no_correction_reason(
         f"lowered its cross-validated fair CRPS; give {names.bias_weight} to correct all the "
         "same"
     )
-
-
-def _holds_out_days(checkpoint: str | Path) -> bool:
-    """Whether the checkpoint's config holds out a period (``data.validation``) that `wxens
-    tune` can fit on; True where it cannot be read (the hint then stays the plain one)."""
-    from generators.checkpoint import load_checkpoint  # torch: only for this hint
-
-    try:
-        return load_checkpoint(checkpoint).train_config.data.validation is not None
-    except Exception:  # noqa: BLE001 - unreadable: its own error comes where it is loaded
-        return True
 
 
 def chose_none(

@@ -212,24 +212,3 @@ def test_calibrate_says_how_to_train_a_missing_fold(tiny_model, tmp_path):
     assert f"--fold {missing}: no checkpoint there" in done.stderr
     assert "--set 'data.exclude=[{start: START, end: END}]'" in done.stderr
     assert f"--out {missing}" in done.stderr
-
-
-def test_bias_correct_hint_names_the_folds_of_a_model_holding_out_no_days(tiny_model, tmp_path):
-    """The README's model trains on all of 1-21 March; bias-correct without a tuned
-    correction said only 'run `wxens tune --checkpoint runs/uk_fm --store stores/uk.zarr`',
-    which then tunes on the training days (warning that they show less bias). For a model
-    that held out no days the hint names tune's --fold."""
-    store, model = tiny_model
-    raw, out = tmp_path / "raw.zarr", tmp_path / "bc.zarr"
-    forecast = ["forecast", "--checkpoint", str(model), "--store", str(store), "--out", str(raw)]
-    forecast += ["--init", "2000-01-08T00", "--members", "2", "--lead", "6h"]
-    correct = ["bias-correct", str(raw), "--truth", str(store), "--out", str(out)]
-    for argv in (forecast, [*correct, "--checkpoint", str(model)]):
-        done = subprocess.run(
-            [sys.executable, "-m", "flows.cli", *argv], capture_output=True, text=True
-        )
-        assert done.returncode in (0, 2) and raw.exists(), done.stderr
-    assert done.returncode == 2, done.stderr
-    assert f"{model} has no tuned correction" in done.stderr
-    assert f"--store {store} --fold FOLD ...` (it held out no days" in done.stderr
-    assert "Traceback" not in done.stderr and not out.exists()
