@@ -174,6 +174,33 @@ def test_a_check_on_dask_data_larger_than_its_budget_is_judged_in_blocks_as_in_m
         assert a.reason == b.reason
 
 
+def test_the_tendency_check_in_blocks_of_members_computes_the_truths_distances_once(
+    upper_air, monkeypatch
+):
+    """Each block of members computed the truth's half/half distances again (O(init
+    times² × grid) a case, the most of the time when initial times outnumber a block's
+    members): once per case and variable, as in one pass, however many blocks."""
+    calls = []
+    halves_distance = TendencyDistribution._halves_distance
+
+    def counted(self, change, inits):
+        calls.append(change.name)
+        return halves_distance(self, change, inits)
+
+    monkeypatch.setattr(TendencyDistribution, "_halves_distance", counted)
+    check = TendencyDistribution()
+    inputs = (upper_air.forecast, upper_air.truth, upper_air.initial)
+    check(*inputs)
+    one_pass = len(calls)
+    assert one_pass > 0
+    calls.clear()
+    per_index, whole = read_bytes(check, inputs, "member")
+    lazy = [ds.chunk({"init_time": 1}) for ds in inputs]
+    check(*lazy, block_bytes=whole + per_index)  # one member a block
+    assert upper_air.forecast.sizes["member"] > 1
+    assert len(calls) == one_pass
+
+
 @pytest.mark.parametrize("check", [Geostrophic(), SpectralRatio()], ids=lambda c: c.name)
 def test_a_check_on_dask_data_holds_a_block_of_it_in_memory_not_all(check):
     """Peak memory of a check on a lazily read forecast of 10 MB: with a 1 MB budget a

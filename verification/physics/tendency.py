@@ -55,6 +55,26 @@ def distances_to_truth(members: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return distances
 
 
+@dataclass(frozen=True)
+class _Case:
+    """One lead, level... of a variable: the std of the truth's change there, why the case
+    is left out (None when judged) and the truth's half/half distance over the std."""
+
+    selection: dict[str, object]
+    scale: float
+    skipped: str | None
+    distance: float = float("nan")
+
+
+@dataclass(frozen=True)
+class _TruthPart:
+    """A variable's truth changes since the initial time and their cases: the same for
+    every block of members."""
+
+    observed: xr.DataArray
+    cases: list[_Case]
+
+
 @register_check
 @dataclass(frozen=True)
 class TendencyDistribution(PhysicsCheckBase):
@@ -100,7 +120,8 @@ class TendencyDistribution(PhysicsCheckBase):
                 "the tendency check needs the analysis at the init times (initial=...); "
                 "pipeline.alignment.align_with_truth gives it as .initial"
             )
-        return self._judged(forecast, where_members(truth, forecast), initial)
+        truths = self._truths(forecast, where_members(truth, forecast), initial)
+        return self._judged(forecast, initial, truths)
 
     def judge_blocks(
         self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset | None, length: int
@@ -108,14 +129,15 @@ class TendencyDistribution(PhysicsCheckBase):
         """The results judged ``length`` members at a time (:attr:`block_dim`): a member's
         distances need all its initial times, and the truth's all of them; the truth and
         ``initial`` are loaded whole (a member's size each), the truth where some member
-        holds values in one pass over the forecast first. The truth's distances are computed
-        again for each block (the same), the members' once each: the results are one
-        pass's."""
+        holds values in one pass over the forecast first. The truth's part (its changes,
+        scales and half/half distances: O(init times² × grid) a case) is computed once for
+        all blocks, the members' distances once each: the results are one pass's."""
         if initial is None:
             return self.judge(forecast, truth, initial)  # refused there
         truth, initial = loaded(where_members(truth, forecast), initial)
+        truths = self._truths(forecast, truth, initial)
         blocks = [
-            self._judged(loaded(forecast.isel({MEMBER: block}))[0], truth, initial)
+            self._judged(loaded(forecast.isel({MEMBER: block}))[0], initial, truths)
             for block in in_blocks(forecast.sizes[MEMBER], length)
         ]
         return [
@@ -123,47 +145,65 @@ class TendencyDistribution(PhysicsCheckBase):
             for parts in zip(*blocks, strict=True)
         ]
 
-    def _judged(
+    def _truths(
         self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset
+    ) -> dict[str, _TruthPart]:
+        """The truth's part of each variable of ``forecast``, the truth where some member
+        holds values (of all the members, not only a block's)."""
+        return {
+            str(name): self._truth_part(truth[name], initial[name])
+            for name in forecast.data_vars
+        }
+
+    def _judged(
+        self, forecast: xr.Dataset, initial: xr.Dataset, truths: dict[str, _TruthPart]
     ) -> list[CheckResult]:
-        """The results of the members of ``forecast`` against ``truth`` where some member
-        holds values (of all of them, not only these)."""
+        """The results of the members of ``forecast`` against the truth's parts."""
         return [
-            self._variable(str(name), forecast[name], truth[name], initial[name])
+            self._variable(str(name), forecast[name], initial[name], truths[str(name)])
             for name in forecast.data_vars
         ]
 
-    def _variable(
-        self, name: str, forecast: xr.DataArray, truth: xr.DataArray, initial: xr.DataArray
-    ) -> CheckResult:
+    def _truth_part(self, truth: xr.DataArray, initial: xr.DataArray) -> _TruthPart:
+        """The truth's changes since ``initial`` and, per case (lead, level...), their
+        scale and half/half distance over it, or why the case is left out."""
         observed = (truth - initial).compute()
-        members = (forecast - initial).where(observed.notnull()).compute()
-        template = members.isel({d: 0 for d in members.dims if d != MEMBER}, drop=True)
-        member_distances, truth_distances, skipped = [], [], []
+        cases = []
         for case in _cases(observed, keep=(INIT_TIME, LAT, LON)):
             truth_change = observed.sel(case)
             inits = np.flatnonzero(truth_change.notnull().any([LAT, LON]).values)
             scale = float(truth_change.std()) if inits.size else float("nan")
             if inits.size == 0 or not np.isfinite(scale):
-                skipped.append(NO_TRUTH_HERE)
+                cases.append(_Case(case, scale, NO_TRUTH_HERE))
             elif not scale > 0:
-                skipped.append(NO_CHANGE)
+                cases.append(_Case(case, scale, NO_CHANGE))
             elif inits.size < 2:
-                skipped.append(ONE_INIT)
+                cases.append(_Case(case, scale, ONE_INIT))
             else:
-                truth_distances.append(self._halves_distance(truth_change, inits) / scale)
-                member_change = members.sel(case)
-                by_member = member_change.transpose(MEMBER, ...).values
-                member_distances.append(
-                    distances_to_truth(
-                        by_member.reshape(len(by_member), -1), truth_change.values.ravel()
-                    )
-                    / scale
-                )
-        if not truth_distances:
+                distance = self._halves_distance(truth_change, inits) / scale
+                cases.append(_Case(case, scale, None, distance))
+        return _TruthPart(observed, cases)
+
+    def _variable(
+        self, name: str, forecast: xr.DataArray, initial: xr.DataArray, truth: _TruthPart
+    ) -> CheckResult:
+        observed = truth.observed
+        members = (forecast - initial).where(observed.notnull()).compute()
+        template = members.isel({d: 0 for d in members.dims if d != MEMBER}, drop=True)
+        judged = [case for case in truth.cases if case.skipped is None]
+        if not judged:
+            skipped = [case.skipped for case in truth.cases]
             reason = "; ".join(dict.fromkeys(skipped)) or NO_TRUTH_HERE
             return CheckResult.not_computed(self, template, reason, name)
-        truth_score = float(np.max(truth_distances))
+        member_distances = []
+        for case in judged:
+            by_member = members.sel(case.selection).transpose(MEMBER, ...).values
+            truth_change = observed.sel(case.selection).values.ravel()
+            member_distances.append(
+                distances_to_truth(by_member.reshape(len(by_member), -1), truth_change)
+                / case.scale
+            )
+        truth_score = float(np.max([case.distance for case in judged]))
         return CheckResult(
             name=self.name,
             description=self.description,
