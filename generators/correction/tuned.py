@@ -249,9 +249,9 @@ def no_correction_reason(
     tune = f"`wxens tune --checkpoint {shell_word(checkpoint)} --store {store_word}`"
     if not path.is_file():
         return (  # a model holding out no days would be tuned on its training days
-            f"{checkpoint} has no tuned correction ({path}): run {tune} first (with --fold "
-            "FOLD ... for a model that held out no days: its cross-validation folds, "
-            f"docs/generate.md), or give {names.bias_weight}"
+            f"{checkpoint} has no tuned correction ({path}): run {tune} (with --fold FOLD "
+            "... for a model that held out no days: its cross-validation folds, "
+            f"docs/generate.md) first, or give {names.bias_weight}"
         )
     _, digest = read_tuned(path)
     made = forecast is not None and _stale(checkpoint, digest)

@@ -62,7 +62,7 @@ def test_the_reason_for_no_correction_names_what_was_given(tmp_path):
     assert "has no tuned correction" in no_correction_reason(run, store="s.zarr")
     assert "--store s.zarr" in no_correction_reason(run, store="s.zarr")
     # the README's model holds out no days: tune without folds fits on its training days
-    assert "first (with --fold FOLD ... for a model that held out no days" in (
+    assert "(with --fold FOLD ... for a model that held out no days" in (
         no_correction_reason(run, store="s.zarr")
     )
     save_tuned(run, CorrectionSpec(0.0), {})
