@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.adapters import perturbed_members, to_wxens_forecast
+from pipeline.adapters import to_wxens_forecast
 from pipeline.errors import InputError, times_text
 from pipeline.forecast_store import is_forecast_store, open_forecast
 from pipeline.forecast_times import span
+from pipeline.members import perturbed_members
 from pipeline.schema import INIT_TIME, LEAD_TIME
 from pipeline.sources import resolve_source
 from pipeline.start_dates import open_start_files
@@ -100,7 +101,7 @@ def verify_store(
                 It is entered only once every input has opened, so a missing store fails
                 before any cluster starts.
     members:    ``all``, or ``perturbed`` to leave out the forecast's control member
-                (:func:`pipeline.adapters.perturbed_members`).
+                (:func:`pipeline.members.perturbed_members`).
     init_from_filename: ``forecast`` is files, one per start date, without initial
                 times or leads in them: a ``strptime`` pattern that reads each file's
                 start date from its name (:func:`pipeline.start_dates.open_start_files`).

@@ -5,7 +5,7 @@ and the perturbed ones (``pf``, members 1..N) in one file. cfgrib cannot build o
 dataset from two data types, so :func:`open_grib` opens each on its own and stacks them
 on ``number``: the control stays member 0 and the dataset's attribute
 :data:`pipeline.schema.CONTROL_MEMBER` records it, so that it can be dropped later
-(:func:`pipeline.adapters.perturbed_members`). Any other mix cfgrib refuses (surface and
+(:func:`pipeline.members.perturbed_members`). Any other mix cfgrib refuses (surface and
 pressure-level fields in one file, say) is an :class:`~pipeline.errors.InputError` naming
 the key whose values differ and how to split the file.
 

@@ -19,8 +19,8 @@ import pytest
 import xarray as xr
 
 from flows.cli import main
-from pipeline.adapters import perturbed_members
 from pipeline.errors import InputError
+from pipeline.members import perturbed_members
 from pipeline.sources.synthetic import SyntheticConfig, synthetic_dataset
 from pipeline.start_dates import start_date
 from pipeline.store import ingest
