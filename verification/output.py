@@ -155,6 +155,8 @@ def spectrum_units(units: str, per_metre: bool) -> str | None:
     isotropic one of a regional grid is the variance in each ring, :mod:`verification.
     spectra`). ``"K"`` -> ``"K2 m"``, ``"m2 s-2"`` -> ``"m5 s-4"``, ``"1"`` -> ``"m"``;
     None where ``units`` is not such a product (``"%"``, ``"kg m**-2"``, empty)."""
+    if not units.split():
+        return None
     powers: dict[str, int] = {}
     for word in units.split():
         if word == "1":
@@ -163,8 +165,6 @@ def spectrum_units(units: str, per_metre: bool) -> str | None:
             return None
         symbol, exponent = match[1], int(match[2] or 1)
         powers[symbol] = powers.get(symbol, 0) + 2 * exponent
-    if not units.split():
-        return None
     if per_metre:
         powers["m"] = powers.get("m", 0) + 1
     words = [s if e == 1 else f"{s}{e}" for s, e in powers.items() if e != 0]
