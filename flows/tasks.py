@@ -181,10 +181,10 @@ def bias_correct_forecast(
     said "the correction weights are 0 ... (--bias-weight)", a flag the flow has not."""
     weights = (weight, spread_weight, rank_weight)
     names = BIAS_CORRECT_PARAMETER_NAMES
-    spec = resolve_correction(checkpoint, *weights, forecast=forecast, names=names)
     if (chosen := chose_none(checkpoint, forecast, *weights)) is not None:
         write_uncorrected(forecast, out, chosen, names)
         return out
+    spec = resolve_correction(checkpoint, *weights, forecast=forecast, names=names)
     if not spec.applies:
         reason = no_correction_reason(
             checkpoint, *weights, store=truth, forecast=forecast, names=names

@@ -72,9 +72,9 @@ def run(args: argparse.Namespace) -> int:
 
     set_threads(args.threads, torch=False)
     weights = (args.bias_weight, args.spread_weight, args.rank_weight)
-    spec = resolve_correction(args.checkpoint, *weights, forecast=args.forecast)
     if (chosen := chose_none(args.checkpoint, args.forecast, *weights)) is not None:
         return _uncorrected(args, chosen)
+    spec = resolve_correction(args.checkpoint, *weights, forecast=args.forecast)
     if not spec.applies:
         reason = no_correction_reason(
             args.checkpoint, *weights, store=args.truth, forecast=args.forecast
