@@ -159,6 +159,8 @@ def test_the_checks_catch_what_they_should(tmp_path):
     ]
     assert not resolve(page, relative_links(page)[0]).exists()
     assert commands_named(page) == {"frobnicate", "demo"}
+    page.write_text("```bash\nfor d in 1 2; do wxens train\\\n  --out r$d; done\n```\n")
+    assert command_lines(page) == ["wxens train --out r$d"]
 
 
 FENCE = re.compile(r"```[a-z]*\n(.*?)```", re.DOTALL)
@@ -167,12 +169,13 @@ FENCE = re.compile(r"```[a-z]*\n(.*?)```", re.DOTALL)
 def command_lines(page: Path) -> list[str]:
     """Every ``wxens ...`` line of the page's code blocks, continuation lines joined and
     comments dropped; a launcher's ``... -m flows.cli COMMAND ...`` (torchrun) is read as
-    ``wxens COMMAND ...``."""
+    ``wxens COMMAND ...``, a one-line shell loop ``for ...; do wxens ...; done`` as its body."""
     lines = []
     for block in FENCE.findall(page.read_text()):
         joined = re.sub(r"\\\n\s*", " ", block)
         for line in joined.splitlines():
             line = line.split(" #")[0].strip()
+            line = re.sub(r"^for [^;]*; do (.*); done$", r"\1", line)
             if " -m flows.cli " in line:
                 line = "wxens " + line.split(" -m flows.cli ", 1)[1]
             if line.startswith("wxens "):
