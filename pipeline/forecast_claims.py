@@ -15,7 +15,10 @@ it ends, however it ends (:meth:`Claims.release` in a ``finally``: Ctrl-C and SI
 batch itself and gives its parts its run id: a part takes at once what its run holds, and
 the run removes the claims. Claims only decide who draws what first: the members of an
 initial time depend on the seed and the time alone, so the store is the same whichever run
-draws it.
+draws it. No claim is made while the folder the store goes in does not exist (``--out
+new/f.zarr``): it and the lock file would be left behind by a run stopped before it wrote
+(a lock file is never removed, as another process may be waiting on it), so two runs into
+a folder neither has made may both draw their first batch.
 """
 
 from __future__ import annotations
@@ -126,7 +129,12 @@ class Claims:
         before; otherwise True, ``times`` claimed even where another run claimed them (it
         may be dead or stuck). True at once when this run holds every one of ``times``
         already: the forecast flow claims a batch, then its task draws it under the same
-        run id, the choice made."""
+        run id, the choice made. True, nothing claimed, while the folder the store goes in
+        does not exist: claiming would make it, and its lock file, which a run stopped
+        before its first write would leave behind (a lock file is never removed: another
+        process may be waiting on it); the first write makes them."""
+        if not lock_path(self.out).parent.is_dir():
+            return True
         with locked(self.out):
             claims = {run: c for run, c in read_claims(self.out).items() if is_alive(c)}
             held = claims.get(self.run, {}).get("init_times", [])

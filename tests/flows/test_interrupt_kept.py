@@ -37,19 +37,28 @@ def command(argv: list[str], env: Mapping[str, str]) -> tuple[list[str], dict[st
     return [sys.executable, "-m", "flows.cli", *argv, "--threads", "1", *quiet], env
 
 
-def interrupted(argv: list[str], ready, env=os.environ, cwd=None) -> list[str]:
+def interrupted(argv: list[str], ready, env=os.environ, cwd=None, log=None) -> list[str]:
     """Start ``wxens argv`` (in ``env``, in ``cwd``), send SIGINT (Ctrl-C) once ``ready()``;
     its lines on stderr after the signal. It must have stopped as interrupted, exit 130,
-    without a traceback."""
+    without a traceback. ``log``: a file its stderr goes to as it runs (``ready`` may
+    read it)."""
     args, env = command(argv, env)
-    process = subprocess.Popen(args, env=env, cwd=cwd, stderr=subprocess.PIPE, text=True)
+    sink = log.open("w") if log else subprocess.PIPE
+    process = subprocess.Popen(args, env=env, cwd=cwd, stderr=sink, text=True)
+
+    def said() -> str:  # its stderr, once it has ended
+        return log.read_text() if log else process.communicate()[1]
+
     deadline = time.monotonic() + 120
     while not ready() and time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert process.poll() is None, said()[-3000:]
         time.sleep(0.05)
-    assert process.poll() is None, process.communicate()[1][-3000:]
+    assert process.poll() is None, said()[-3000:]
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
+    stderr = process.communicate(timeout=120)[1]
+    if log:
+        sink.close()
+        stderr = log.read_text()
     assert process.returncode == 130, stderr[-3000:]
     assert "Traceback" not in stderr, stderr[-3000:]
     lines = stderr.splitlines()
@@ -88,6 +97,26 @@ def test_an_interrupted_forecast_says_how_many_initial_times_it_kept(tmp_path, t
     assert int(kept.group(1)) == written and 2 <= written < 8
     assert wxens([*argv, "--no-progress"]) == 0  # the rerun draws the rest
     assert list(complete_init_times(out)) == list(pd.date_range(*inits.split("/")[:2], freq="6h"))
+
+
+def test_a_forecast_interrupted_in_its_first_batch_leaves_no_folder_it_made(
+    tmp_path, tiny_model
+):
+    """``--out new/f.zarr``, ``new/`` absent, stopped by Ctrl-C in its first batch: nothing
+    written, but ``new/`` was left behind with the lock and claims files the run's claim on
+    its first batch had made there. A run that made no store leaves nothing it made."""
+    store, model = tiny_model
+    out, log = tmp_path / "new" / "f.zarr", tmp_path / "forecast.log"
+    argv = ["forecast", "--checkpoint", str(model / "last.pt"), "--store", str(store)]
+    argv += ["--init", "2000-01-06T00", "--members", "8", "--lead", "12h"]
+    argv += ["--sampler", "euler:nfe=5000", "--out", str(out)]
+
+    def drawing() -> bool:  # its "forecast: ..." line comes just before the first batch
+        return "forecast: 1 initial time" in log.read_text()
+
+    said = interrupted(argv, drawing, log=log)
+    assert "interrupted: nothing written to" in said[-2], said[-3:]
+    assert sorted(tmp_path.iterdir()) == [log]
 
 
 @pytest.mark.slow
