@@ -9,7 +9,11 @@ Before it draws a batch, a run claims its initial times in a small file beside t
 is put off until the run's other batches are drawn, and drawn then if it is still not
 written: the claimer may have died, or be stuck, and a run never waits for another. A claim
 of a process that has ended on this host counts for nothing, as does one whose pid a later
-process has taken (each claim records its process's start time). A run removes its claims when
+process has taken (each claim records its process's start time). The process of a claim made
+on another host (nodes of a cluster writing a store on a shared file system) cannot be
+asked: each claim records when its run last took a batch, and another host's claim not
+taken again for :data:`OTHER_HOST_CLAIM_S` counts for nothing (its run crashed; a batch
+never takes that long). A run removes its claims when
 it ends, however it ends (:meth:`Claims.release` in a ``finally``: Ctrl-C and SIGTERM raise
 ``KeyboardInterrupt``). A run drawn in parts (the forecast flow, a task a batch) claims each
 batch itself and gives its parts its run id: a part takes at once what its run holds, and
@@ -27,6 +31,7 @@ import json
 import logging
 import os
 import socket
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -40,6 +45,11 @@ from pipeline.forecast_times import span
 from pipeline.transaction import lock_path, locked
 
 log = logging.getLogger(__name__)
+
+OTHER_HOST_CLAIM_S = 24 * 3600.0
+"""Seconds another host's claim counts as alive after its run last took a batch (a run
+takes its claim again with each batch): this host cannot ask whether that run's process is
+still there, and a batch never takes a day."""
 
 
 def in_turn(
@@ -67,8 +77,9 @@ def claims_path(path: str | Path) -> Path:
 
 def read_claims(path: str | Path) -> dict[str, dict]:
     """The claims on the store at ``path``: each run's ``{"host", "pid", "started",
-    "init_times"}`` by its id; none if the file is absent or unreadable (a claim only saves
-    work: a run without one draws the time itself)."""
+    "taken", "init_times"}`` by its id (``taken``: when it last took a batch); none if the
+    file is absent or unreadable (a claim only saves work: a run without one draws the time
+    itself)."""
     file = claims_path(path)
     try:
         claims = json.loads(file.read_text())
@@ -95,9 +106,10 @@ def _write_claims(path: str | Path, claims: dict[str, dict]) -> None:
 def is_alive(claim: dict) -> bool:
     """Whether the run of ``claim`` may still draw: its process exists and started when the
     claim says (a later process given the same pid is not it), or it ran on another host
-    (which this one cannot ask)."""
+    (which this one cannot ask) and took a batch within :data:`OTHER_HOST_CLAIM_S` (a claim
+    without that time, of an older wxens, is as old as its process)."""
     if claim.get("host") != socket.gethostname():
-        return True
+        return age_s(claim) < OTHER_HOST_CLAIM_S
     try:
         process = psutil.Process(int(claim["pid"]))
         started = process.create_time()
@@ -108,10 +120,27 @@ def is_alive(claim: dict) -> bool:
     return "started" not in claim or abs(started - float(claim["started"])) < 1.0
 
 
+def age_s(claim: dict) -> float:
+    """Seconds since the run of ``claim`` last took a batch (since its process started, for
+    a claim without that time; 0 for one without either)."""
+    return time.time() - float(claim.get("taken", claim.get("started", time.time())))
+
+
+def age_text(seconds: float) -> str:
+    """``40 s``, ``12 min``, ``3.5 h``, ``2.0 d``: an age to read in a log line."""
+    if seconds < 120:
+        return f"{max(seconds, 0):.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h" if seconds < 172800 else f"{seconds / 86400:.1f} d"
+
+
 def this_process() -> dict:
-    """The claim fields naming this process: host, pid and start time (:func:`is_alive`)."""
+    """The claim fields naming this process: host, pid and start time (:func:`is_alive`),
+    and the time now (when the claim is taken)."""
     started = psutil.Process().create_time()
-    return {"host": socket.gethostname(), "pid": os.getpid(), "started": started}
+    host, pid = socket.gethostname(), os.getpid()
+    return {"host": host, "pid": pid, "started": started, "taken": time.time()}
 
 
 @dataclass(frozen=True)
@@ -145,8 +174,9 @@ class Claims:
             if taken and tuple(batch) not in self.put_off:
                 self.put_off.add(tuple(batch))
                 log.info(
-                    "%s: %s claimed by another run (pid %s on %s); drawing this run's other "
-                    "batches first", self.out, span(times), taken[0]["pid"], taken[0]["host"],
+                    "%s: %s claimed by another run (pid %s on %s, %s ago); drawing this "
+                    "run's other batches first", self.out, span(times), taken[0]["pid"],
+                    taken[0]["host"], age_text(age_s(taken[0])),
                 )  # fmt: skip
                 return False
             if taken:
@@ -156,6 +186,7 @@ class Claims:
                 )  # fmt: skip
             mine = claims.setdefault(self.run, {**this_process(), "init_times": []})
             mine["init_times"] = sorted({*mine["init_times"], *(t.isoformat() for t in times)})
+            mine["taken"] = time.time()  # alive, for a run on another host (is_alive)
             _write_claims(self.out, claims)
         return True
 

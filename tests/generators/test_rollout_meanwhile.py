@@ -12,6 +12,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -158,4 +159,32 @@ def test_a_claim_of_a_killed_or_stuck_run_does_not_stop_a_later_one(
         assert not claims_path(out).exists()
     else:  # the stuck run's claim is its own to remove
         assert list(json.loads(claims_path(out).read_text())) == ["a-run"]
+    xr.testing.assert_identical(open_forecast(out).load(), open_forecast(alone).load())
+
+
+@pytest.mark.parametrize("hours_ago", [30, 0.25])
+def test_a_claim_of_another_host_counts_until_a_day_after_it_was_taken(
+    trained, alone, caplog, hours_ago
+):
+    """A run on another node of a shared file system crashed and left its claims: every
+    later run here put each batch off ("claimed by another run (pid 4242 on node-b)"), and
+    none removed them, forever: this host cannot ask about that process. A claim records
+    when its run last took a batch; another host's, not taken again for a day, counts for
+    nothing and goes with this run's claims. A younger one is put off as before, its age
+    said."""
+    root, store = trained
+    out = str(root / f"after_node_b_{hours_ago}.zarr")
+    taken = time.time() - hours_ago * 3600
+    left = {"host": "node-b", "pid": 4242, "started": taken - 60, "taken": taken}
+    left["init_times"] = [t.isoformat() for t in INITS]
+    claims_path(out).write_text(json.dumps({"a-run-on-node-b": left}))
+    caplog.set_level("INFO", logger="pipeline.forecast_claims")
+    run = forecast_in(root, store, INITS, out)
+    assert list(run.init_times) == list(INITS)
+    if hours_ago > 24:
+        assert "claimed by another run" not in caplog.text
+        assert not claims_path(out).exists()  # removed with this run's own
+    else:
+        assert "claimed by another run (pid 4242 on node-b, 15 min ago)" in caplog.text
+        assert list(json.loads(claims_path(out).read_text())) == ["a-run-on-node-b"]
     xr.testing.assert_identical(open_forecast(out).load(), open_forecast(alone).load())
