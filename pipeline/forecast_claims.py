@@ -136,11 +136,9 @@ def age_text(seconds: float) -> str:
 
 
 def this_process() -> dict:
-    """The claim fields naming this process: host, pid and start time (:func:`is_alive`),
-    and the time now (when the claim is taken)."""
+    """The claim fields naming this process: host, pid and start time (:func:`is_alive`)."""
     started = psutil.Process().create_time()
-    host, pid = socket.gethostname(), os.getpid()
-    return {"host": host, "pid": pid, "started": started, "taken": time.time()}
+    return {"host": socket.gethostname(), "pid": os.getpid(), "started": started}
 
 
 @dataclass(frozen=True)
