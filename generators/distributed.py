@@ -24,10 +24,12 @@ the same global ``batch_size``, exactly when the number is unchanged.
 from __future__ import annotations
 
 import ctypes
+import json
 import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -293,12 +295,35 @@ def follow_launcher(environ: Mapping[str, str] = os.environ) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def launch(nproc: int, command: Sequence[str]) -> int:
+TORCHRUN_LOGS = "torch.distributed.elastic.multiprocessing"
+ERROR_FILE = "TORCHELASTIC_ERROR_FILE"
+"""Set by torchrun for each process it starts: the file whose JSON ``message`` it reads
+back when the process fails (:class:`torch.distributed.elastic.multiprocessing.errors.
+ProcessFailure`)."""
+
+
+def tell_launcher(error: WxensError, environ: Mapping[str, str] = os.environ) -> None:
+    """In a process of :func:`launch`: hand its refusal ``error`` (exit 2) to the launcher
+    through torchrun's error file, which says it once (:func:`launch`), and leave it unsaid
+    here: each of N processes printed the same refusal, then the launcher said \"run the same
+    command again to resume\". Nothing elsewhere (a torchrun by hand: every process says it).
+    """
+    path = environ.get(ERROR_FILE)
+    if LAUNCHER_PID not in environ or not path or error.exit_code != 2 or error.silent:
+        return
+    with open(path, "w") as file:
+        json.dump({"message": str(error), "timestamp": int(time.time()), "wxens": True}, file)
+    error.silent = True
+
+
+def launch(nproc: int, command: Sequence[str], checkpoint: str | None = None) -> int:
     """Run ``python command...`` in ``nproc`` processes on this machine through torchrun
     (``torch.distributed.run --standalone``: a free local rendezvous port); returns 0, or
     128 + the signal that stopped the launch (Ctrl-C raises KeyboardInterrupt, SIGTERM
-    :class:`~pipeline.signals.Terminated`); raises :class:`ProcessFailed` when a process
-    failed."""
+    :class:`~pipeline.signals.Terminated`); raises the refusal of the process that refused
+    its input first (:func:`tell_launcher`), as an :class:`InputError`, or
+    :class:`ProcessFailed` when a process failed otherwise (``checkpoint``: the file the run
+    resumes from, whose absence it says)."""
     if nproc < 1:
         raise InputError(f"--nproc must be at least 1, got {nproc}")
     if "WORLD_SIZE" in os.environ:
@@ -306,14 +331,22 @@ def launch(nproc: int, command: Sequence[str]) -> int:
             "--nproc given inside a torchrun process; run either torchrun or --nproc, not both"
         )
     os.environ[LAUNCHER_PID] = str(os.getpid())  # the processes inherit it: follow_launcher
-    # its records of the SIGTERM it sends and of the exit code it saw: ProcessFailed says it
-    records = logging.getLogger("torch.distributed.elastic.multiprocessing.api")
-    level = records.level
-    records.setLevel(logging.CRITICAL)
+    # its records of the SIGTERM it sends and of the exit code it saw (ProcessFailed says
+    # it), and of the error file a refusal left (tell_launcher: the launcher says it)
+    records = [
+        logging.getLogger(f"{TORCHRUN_LOGS}.{name}") for name in ("api", "errors.error_handler")
+    ]
+    levels = [logger.level for logger in records]
+    for logger in records:
+        logger.setLevel(logging.CRITICAL)
     try:
         torchrun(["--standalone", "--nproc_per_node", str(nproc), *command])
     except ChildFailedError as failed:
-        raise ProcessFailed(failed, nproc) from None
+        error = ProcessFailed(failed, nproc, checkpoint)
+        data = failed.failures[error.rank].error_file_data
+        if failed.failures[error.rank].exitcode == 2 and data.get("wxens"):
+            raise InputError(data["message"]) from None  # what one process says: once
+        raise error from None
     except SignalException as stop:  # torchrun has stopped the processes: no traceback
         if stop.sigval == signal.SIGINT:
             raise KeyboardInterrupt from None  # Ctrl-C: the CLI says "interrupted", exit 130
@@ -322,7 +355,8 @@ def launch(nproc: int, command: Sequence[str]) -> int:
         return 128 + int(stop.sigval)  # as a shell reports a process that signal stopped
     finally:  # not for what this process starts later
         del os.environ[LAUNCHER_PID]
-        records.setLevel(level)
+        for logger, level in zip(records, levels, strict=True):
+            logger.setLevel(level)
     return 0
 
 
@@ -334,7 +368,7 @@ class ProcessFailed(WxensError):
 
     exit_code = 1
 
-    def __init__(self, failed: ChildFailedError, nproc: int):
+    def __init__(self, failed: ChildFailedError, nproc: int, checkpoint: str | None = None):
         failures = failed.failures
 
         def cause(rank: int) -> tuple[int, int, int]:
@@ -344,10 +378,16 @@ class ProcessFailed(WxensError):
             order = 3 if code == -signal.SIGTERM else 0 if code < 0 else 2 if code == 1 else 1
             return order, failures[rank].timestamp, rank
 
-        rank = min(failures, key=cause)
+        self.rank = rank = min(failures, key=cause)
         code = failures[rank].exitcode
         how = f"was killed by {failures[rank].signal_name()}" if code < 0 else f"exited {code}"
+        if code == 2:  # a refusal (said above): the same command is refused again
+            then = "fix what it refused (above) and run the command again"
+        elif checkpoint is not None and not os.path.exists(checkpoint):
+            then = "no checkpoint was written: run the same command again to train"
+        else:
+            then = "the last checkpoint stays in --out: run the same command again to resume"
+            then += " from it"
         super().__init__(
-            f"process {rank} of {nproc} {how}, and torchrun stopped the others; the last "
-            "checkpoint stays in --out: run the same command again to resume from it"
+            f"process {rank} of {nproc} {how}, and torchrun stopped the others; {then}"
         )

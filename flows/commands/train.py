@@ -81,11 +81,18 @@ def run(args: argparse.Namespace) -> int:
     process torchrun started is covered by the lock of the command that started it, and one
     of ``--nproc`` (``--nproc 1`` too) by the lock its launcher holds."""
     from flows.inputs import check_output_dir
-    from generators.distributed import LAUNCHER_PID, world_from_env
+    from generators.distributed import LAUNCHER_PID, tell_launcher, world_from_env
+    from pipeline.errors import WxensError
     from pipeline.transaction import held_alone
 
     check_output_dir(args.out, "--out", "the run (last.pt, log.jsonl)")
-    if world_from_env().size > 1 or LAUNCHER_PID in os.environ:
+    if LAUNCHER_PID in os.environ:  # a process of --nproc: its launcher says its refusal
+        try:
+            return _train(args)
+        except WxensError as error:
+            tell_launcher(error)
+            raise
+    if world_from_env().size > 1:
         return _train(args)
     with held_alone(args.out):
         return _train(args)
@@ -128,7 +135,8 @@ def _train(args: argparse.Namespace) -> int:
                 check_cores(args.nproc, config.device)
             if args.threads is not None:  # torchrun's own default (1) and its banner saying so
                 os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-            return launch(args.nproc, torchrun_command(args))
+            checkpoint = str(Path(args.out) / CHECKPOINT_NAME)  # none: no resume to advise
+            return launch(args.nproc, torchrun_command(args), checkpoint)
         result = train(
             args.store, config, args.out, resume=not args.no_resume, progress=not args.no_progress
         )

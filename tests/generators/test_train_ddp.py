@@ -17,11 +17,13 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
 
 from flows.cli import main as wxens
 from generators.checkpoint import load_checkpoint
 from generators.config import load_train_config
 from generators.distributed import (
+    ProcessFailed,
     World,
     check_identical,
     check_same_step,
@@ -248,7 +250,7 @@ def test_threads_go_to_the_processes_without_torchruns_banner(store, tmp_path, m
     monkeypatch.delenv("OMP_NUM_THREADS")
     seen = {}
 
-    def launch(nproc, command):
+    def launch(nproc, command, checkpoint=None):
         seen.update(threads=os.environ.get("OMP_NUM_THREADS"), command=command)
         return 0
 
@@ -278,16 +280,20 @@ def test_a_killed_rank_stops_nproc_training_naming_it_in_one_line(store, tmp_pat
     assert load_checkpoint(out).step > 0
 
 
-def train_with_nproc(store, tmp_path: Path, nproc: int) -> subprocess.CompletedProcess:
+def train_with_nproc(
+    store, tmp_path: Path, nproc: int, *more: str
+) -> subprocess.CompletedProcess:
     """``wxens train --nproc N`` of :data:`CONFIG` into ``tmp_path/o``, a process of its own
-    (outside any launch: no WORLD_SIZE), one thread each."""
+    (outside any launch: no WORLD_SIZE), one thread each; ``more``: further arguments."""
     config_path = tmp_path / "c.yaml"
     config_path.write_text(CONFIG)
     env = os.environ | {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     env.pop("WORLD_SIZE", None)
     command = [sys.executable, "-m", "flows.cli", "train", "--store", str(store.path)]
     command += ["--config", str(config_path), "--out", str(tmp_path / "o"), "--nproc", str(nproc)]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [*command, *more], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_nproc_training_logs_each_line_once(store, tmp_path):
@@ -296,6 +302,34 @@ def test_nproc_training_logs_each_line_once(store, tmp_path):
     done = train_with_nproc(store, tmp_path, 2)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stderr.count("of states into memory") == 1, done.stderr
+
+
+def test_a_refusal_in_the_processes_of_nproc_is_said_once_without_resume_advice(
+    store, tmp_path
+):
+    """`wxens train --nproc 2 --set data.channels=[t2m,q]` (refused by the processes, on the
+    store): each process printed the refusal, then the launcher said "process 0 of 2 exited
+    2 ... the last checkpoint stays in --out: run the same command again to resume from it",
+    though nothing was trained and the same command is refused again."""
+    done = train_with_nproc(store, tmp_path, 2, "--set", "data.channels=[t2m,q]")
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert done.stderr.count("has no channel(s) ['q']") == 1, done.stderr
+    assert done.stderr.count("error:") == 1 and "resume" not in done.stderr, done.stderr
+    assert "error.json" not in done.stderr, done.stderr  # torchrun's records of it
+
+
+def test_a_failed_process_advises_a_resume_only_where_a_checkpoint_was_written(tmp_path):
+    """A process of `wxens train --nproc 2` killed before the first checkpoint: the launcher
+    said "the last checkpoint stays in --out: run the same command again to resume from it"
+    of an --out that held none."""
+    checkpoint = tmp_path / "last.pt"
+    killed = ChildFailedError("train", {1: ProcessFailure(1, 1, -signal.SIGKILL, "")})
+    failed = str(ProcessFailed(killed, 2, str(checkpoint)))
+    assert "process 1 of 2 was killed by SIGKILL" in failed
+    assert "no checkpoint was written: run the same command again to train" in failed
+    assert "resume" not in failed
+    checkpoint.touch()
+    assert "run the same command again to resume" in str(ProcessFailed(killed, 2, str(checkpoint)))
 
 
 def test_the_log_lines_of_a_torchrun_process_name_its_rank():
