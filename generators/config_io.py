@@ -5,12 +5,15 @@ and coercing every value to its field's type: an unknown key, or a value of the 
 is an :class:`~pipeline.errors.InputError` naming its dotted path (``optim.lr``).
 :func:`to_mapping` is its inverse (plain dicts, lists and scalars, YAML/JSON-safe).
 :func:`apply_overrides` applies ``--set key.sub=value`` overrides, read as YAML, to a mapping.
+:func:`is_toml` says whether a config file is TOML, :func:`toml_text` writes a value as TOML.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
+import math
 import tomllib
 import types
 import typing
@@ -125,7 +128,7 @@ def read_mapping(path: str | Path) -> dict[str, Any]:
         raise InputError(f"config file {path} does not exist")
     text = path.read_text()
     try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+        data = tomllib.loads(text) if is_toml(path) else yaml.safe_load(text)
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as err:
         raise InputError(
             f"config file {path} is not valid {path.suffix[1:].upper()}: {err}"
@@ -133,6 +136,29 @@ def read_mapping(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputError(f"config file {path} must hold a mapping at top level")
     return data
+
+
+def is_toml(path: str | Path) -> bool:
+    """Whether the config file ``path`` is read as TOML (``.toml``); YAML otherwise."""
+    return Path(path).suffix == ".toml"
+
+
+def toml_text(value: Any) -> str:
+    """A config value (not None: TOML has no null) as TOML writes it: ``"2019-03-15"``,
+    ``[8, 16]``, ``true``, ``{start = "2019-03-01", end = "2019-03-15"}``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # its escapes are TOML's basic string's
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k} = {toml_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_text(v) for v in value) + "]"
+    raise TypeError(f"no TOML for {value!r}")
 
 
 def apply_overrides(

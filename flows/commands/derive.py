@@ -224,10 +224,10 @@ def kept_refusal(where: Path, trained: dict, written, asked: dict, overrides, fi
         named = f"{key} {_value_text(old)} ({by} gives {_value_text(new)})"
         (keys if from_file or _names(overrides, key) else brought).append(named)
         if from_file:
-            put_back.append(f"{key}: {_value_text(old)}")
+            put_back.append((key, old))
     keys = keys or brought  # model.sample_nfe & co. only where model.kind is not named
     fixes = [f"drop {' '.join(f'--set {shlex.quote(o)}' for o in drop)}"] * bool(drop)
-    fixes += [f"set {', '.join(put_back)} in {file}"] * bool(put_back)
+    fixes += [_put_back_fix(put_back, file)] * bool(put_back)
     many = len(drop) + len(put_back) > 1
     return InputError(
         f"{where.parent} holds a run that trained {'; '.join(keys)} ({where}), and a resumed "
@@ -235,6 +235,25 @@ def kept_refusal(where: Path, trained: dict, written, asked: dict, overrides, fi
         f"with: {' and '.join(fixes)} to resume it, or train with {'them' if many else 'it'} "
         "from the start, in another --out or with --no-resume"
     )
+
+
+def _put_back_fix(values: Sequence[tuple[str, object]], file: Path) -> str:
+    """The fix that puts the trained ``values`` (dotted key, value) back in the config
+    ``file``, in its syntax: ``set data.history: 4 in c.yaml``, ``set history = 4 under
+    [data] in c.toml`` (which "data.history: 4" would have made invalid TOML)."""
+    from generators.config_io import is_toml, toml_text
+
+    if not is_toml(file):
+        return f"set {', '.join(f'{k}: {_value_text(v)}' for k, v in values)} in {file}"
+    fixes = []
+    for key, value in values:
+        *tables, name = key.split(".")
+        where = f"under [{'.'.join(tables)}]" if tables else "before its first [table]"
+        if value is None:  # no null in TOML: a key left out is
+            fixes.append(f"leave {name} out {where}")
+        else:
+            fixes.append(f"set {name} = {toml_text(value)} {where}")
+    return f"{', '.join(fixes)} in {file}"
 
 
 def _names(overrides: Sequence[str], key: str) -> bool:
