@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, replace
 
 from generators.config import TrainConfig
+from generators.data.dataset import READ_FOR
 from generators.train import Trainer
 from pipeline.store import AnalysisStore
 
@@ -37,7 +38,11 @@ def measure_step_seconds(store: AnalysisStore, config: TrainConfig) -> StepSecon
     evaluation per sample), and the first steps' excess over those medians. The model and
     its optimiser are thrown away."""
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(store, replace(config, validation_batches=1), tmp, resume=False)
+        reading = READ_FOR.set(", to time the steps")  # the training reads them again after
+        try:
+            trainer = Trainer(store, replace(config, validation_batches=1), tmp, resume=False)
+        finally:
+            READ_FOR.reset(reading)
 
         def seconds(run, arguments) -> tuple[float, float]:
             """The median of the runs after the first, and the first's excess over it."""

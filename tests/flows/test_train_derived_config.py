@@ -4,6 +4,8 @@ not left for a rerun to take as derived for it before."""
 
 from __future__ import annotations
 
+import logging
+
 import yaml
 
 from flows.cli import main as wxens
@@ -152,3 +154,25 @@ def test_a_derived_run_resumed_with_its_config_edited_is_told_what_to_put_back(
     err = capsys.readouterr().err
     assert f"trained data.history 4 ({path} gives 2) ({run / 'last.pt'})" in err, err
     assert f"set data.history: 4 in {path} to resume it, or train with it" in err
+
+
+def test_a_derived_training_says_once_that_it_reads_the_states(tmp_path, caplog, capsys):
+    """A derived run reads the store to time its steps for ``--budget``, then again to
+    train: "(training part): reading 0.0 MiB of states into memory" came twice, alike, as
+    if the store were read over again by mistake. The timing's read says it is the
+    timing's."""
+    store = small_store(tmp_path)
+    logger = logging.getLogger("generators.data.dataset")  # not the root: Prefect drops it
+    logger.addHandler(caplog.handler)
+    caplog.set_level(logging.INFO, logger=logger.name)
+    try:
+        argv = ["train", "--store", str(store.path), "--out", str(tmp_path / "run")]
+        assert wxens([*argv, "--budget", "1min", "--no-progress", "--threads", "1"]) == 0
+    finally:
+        logger.removeHandler(caplog.handler)
+    capsys.readouterr()
+    records = {id(r): r for r in caplog.records}.values()  # the root may pass them on too
+    lines = [r.getMessage() for r in records if "of states into memory" in r.getMessage()]
+    training = [line for line in lines if "(training part)" in line]
+    assert [line.endswith("states into memory") for line in training] == [False, True], lines
+    assert training[0].endswith("states into memory, to time the steps"), lines
