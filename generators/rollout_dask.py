@@ -34,6 +34,7 @@ from pipeline.errors import InputError, counted
 from pipeline.forecast_claims import Claims, in_turn
 from pipeline.progress import tqdm
 from pipeline.store import AnalysisStore
+from pipeline.transaction import commits
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,9 @@ def forecast_on_workers(
     # its task draws a batch under this run's claim
     claims = Claims(str(out), run=options.get("claims_run") or uuid.uuid4().hex)
     claimed = not options.get("recompute", False)
+    # a task rerun under --recompute skips what this run committed since (the run id kept
+    # in each commit), drawing again only those the store held before
+    since = next(iter(commits(out, limit=1)), (None,))[0]
     task = functools.partial(
         client.submit,
         forecast_to_store,
@@ -78,7 +82,7 @@ def forecast_on_workers(
         n_members=n_members,
         out=out,
         pure=False,
-        **{**options, "progress": False, "claims_run": claims.run if claimed else None},
+        **{**options, "progress": False, "claims_run": claims.run, "run_since": since},
     )
     to_draw_now = functools.partial(to_draw, claims) if claimed else (lambda batch: batch)
     progress = options.get("progress", True)

@@ -30,6 +30,7 @@ from pipeline.forecast_store import (
     pending_init_times,
     source_attrs,
     write_forecast,
+    written_by_run,
 )
 from pipeline.forecast_times import span
 from pipeline.store import AnalysisStore, open_store
@@ -84,6 +85,7 @@ def forecast_to_store(
     warn_trained_on: bool = True,
     redraw: str = FORECAST_REDRAW,
     claims_run: str | None = None,
+    run_since: str | None = None,
 ) -> ForecastRun:
     """Forecast ``inits`` with a checkpoint (path or loaded) from the analysis ``store`` and
     write the members into the forecast store ``out``, one batch of initial times at a
@@ -103,7 +105,10 @@ def forecast_to_store(
     it draws every initial time asked. ``claims_run``: the run id to claim under, that of a
     caller which has claimed the batches itself (the forecast flow, whose tasks draw one
     batch each) and removes the claims when it ends; by default a new one, removed when
-    this call ends.
+    this call ends. The run id goes into the metadata of each commit: with ``recompute``,
+    a given ``claims_run`` skips the initial times its run committed after the store's
+    commit ``run_since`` (its last when the run began; None: the run made the store), a
+    dask task rerun after its worker died (:mod:`generators.rollout_dask`).
     ``balance``: make every step's upper air hypsometric and geostrophic
     (:func:`generators.rollout.balance_constraint`). ``warn_trained_on=False``: no warning
     about the training period, for a caller that forecasts it on purpose and says so.
@@ -117,6 +122,8 @@ def forecast_to_store(
     store = store if isinstance(store, AnalysisStore) else open_store(store)
     data = ForecastData.from_store(loaded, store)  # a store it cannot forecast from: refused
     asked, inits = pd.DatetimeIndex(inits), pending_init_times(inits, out, recompute, redraw)
+    if recompute and claims_run:  # drawn already by this run: kept, counted skipped
+        inits = inits.difference(written_by_run(out, claims_run, run_since))
     plan = plan_rollout(leads_hours, loaded.leads_hours, data.history_hours)
     data.windows(inits, plan, warn=False)  # every init has its history: fail before writing
     model = forecast_network(loaded, resolve_device(device), compile)
@@ -169,7 +176,8 @@ def forecast_to_store(
         for batch, members in batches:
             forecast = to_dataset(data, batch, leads_hours, members)
             forecast.attrs.update(source_attrs(store.path))
-            written.extend(write_forecast(out, forecast, provenance, replace=recompute))
+            done = write_forecast(out, forecast, provenance, replace=recompute, run=claims.run)
+            written.extend(done)
     finally:  # Ctrl-C and SIGTERM included (KeyboardInterrupt): a later run draws them first
         if claims_run is None:  # a caller's claims are its own to remove, when it ends
             claims.release()

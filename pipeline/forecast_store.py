@@ -57,6 +57,7 @@ from pipeline.transaction import (
     is_plain_zarr,
     is_repository,
     is_store,
+    metadata_since,
     open_dataset,
     read_attrs,
     transaction,
@@ -70,6 +71,8 @@ FORECAST_DIMS = (INIT_TIME, MEMBER, LEAD_TIME, LEVEL, LAT, LON)
 ANALYSIS_ATTR = "wxens_analysis_store"
 """The forecast store's attribute naming the analysis store its first forecast was drawn
 from (outside the provenance check: the same analyses may move)."""
+RUN_KEY, INIT_TIMES_KEY = "wxens_run", "init_times"
+"""A forecast commit's metadata: the id of the run that wrote it and its initial times."""
 TRAIN_PERIOD_ATTR = "wxens_train_period"
 """A baseline store's attribute: the training period (``START/END``) its members are drawn
 from (also inside its provenance's sampler, which a store never mixes)."""
@@ -211,6 +214,7 @@ def write_forecast(
     *,
     replace: bool = True,
     skip_unchanged: bool = False,
+    run: str | None = None,
 ) -> pd.DatetimeIndex:
     """Write ``forecast`` (dims ``init_time, member, lead_time, [level], latitude,
     longitude``) into the store at ``path`` in one transaction: create it, append new
@@ -220,14 +224,17 @@ def write_forecast(
     ``replace=False`` keeps an initial time the store already holds completely (another
     run wrote it meanwhile) and writes only the others. ``skip_unchanged=True`` leaves an
     initial time the store holds with the same values as it is (no chunk written again, nor
-    kept twice by the store's history). Raises StoreError if the store holds another model,
-    sampler, seed, member count, lead times, levels or grid."""
+    kept twice by the store's history). ``run``: the id of the run writing, kept with the
+    initial times written in the commit's metadata (:func:`written_by_run`). Raises
+    StoreError if the store holds another model, sampler, seed, member count, lead times,
+    levels or grid."""
     path = Path(path)
     _check_layout(forecast)
     ds = _prepare(forecast, provenance)
     _check_writable(path)
     times = pd.DatetimeIndex(ds[INIT_TIME].values)
-    with transaction(path, f"forecast {span(times)}") as store:
+    metadata = {RUN_KEY: run, INIT_TIMES_KEY: [t.isoformat() for t in times]} if run else None
+    with transaction(path, f"forecast {span(times)}", metadata) as store:
         if not has_root_group(store):
             ds.to_zarr(store, mode="w-", zarr_format=3, encoding=_encoding(ds), consolidated=False)
             log.info("created forecast store %s with %s", path, span(times))
@@ -267,6 +274,8 @@ def write_forecast(
         if (~rerun).any():  # only arrays along init_time: the others stay as they are
             appended = along.isel({INIT_TIME: np.flatnonzero(~rerun)})
             appended.to_zarr(store, append_dim=INIT_TIME, zarr_format=3, consolidated=False)
+        if metadata:  # read as the block ends, when the commit is made
+            metadata[INIT_TIMES_KEY] = [t.isoformat() for t in times.drop(kept)]
     written = f"overwrote {rerun.sum() - len(kept)} and appended {(~rerun).sum()} initial time(s)"
     written += f"; kept {len(kept)} as they were" * bool(kept)
     if times.size:  # none: another run wrote them all meanwhile, as logged above
@@ -355,6 +364,19 @@ def pending_init_times(inits, out: str | Path, recompute: bool, redraw: str) -> 
             redraw,
         )
     return inits.difference(done)
+
+
+def written_by_run(out: str | Path, run: str, since: str | None) -> pd.DatetimeIndex:
+    """The initial times the run ``run`` committed to the forecast store ``out`` after its
+    commit ``since`` (the last when the run began; None: the run made the store), read
+    from the commits' metadata (:func:`write_forecast`)."""
+    times = [
+        t
+        for metadata in metadata_since(out, since)
+        if metadata.get(RUN_KEY) == run
+        for t in metadata.get(INIT_TIMES_KEY, [])
+    ]
+    return pd.DatetimeIndex(times).unique().sort_values()
 
 
 def is_forecast_store(path: str | Path) -> bool:

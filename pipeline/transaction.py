@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from itertools import islice
+from itertools import islice, takewhile
 from pathlib import Path
 from typing import Any
 
@@ -166,8 +166,11 @@ def has_root_group(store: Store) -> bool:
 
 
 @contextmanager
-def transaction(path: str | Path, message: str) -> Iterator[Store]:
-    """Hold the store's lock, yield a writable Zarr store at the branch tip, commit on success.
+def transaction(
+    path: str | Path, message: str, metadata: dict[str, Any] | None = None
+) -> Iterator[Store]:
+    """Hold the store's lock, yield a writable Zarr store at the branch tip, commit on success
+    (with ``metadata``, JSON values, read back by :func:`metadata_since`).
 
     The repository is created if ``path`` is absent or an empty folder (a repository whose
     creation was interrupted is created again). Nothing is committed when the block
@@ -186,7 +189,7 @@ def transaction(path: str | Path, message: str) -> Iterator[Store]:
         try:
             yield session.store
             if session.has_uncommitted_changes:
-                session.commit(message)
+                session.commit(message, metadata=metadata)
         except icechunk.IcechunkError as err:  # a commit that failed part way included
             _remove_unreferenced(path)
             os_error = as_os_error(err, path)
@@ -320,6 +323,16 @@ def commits(path: str | Path, limit: int | None = None) -> list[tuple[str, str, 
         return []
     ancestry = icechunk.Repository.open(_storage(Path(path))).ancestry(branch=BRANCH)
     return [(c.id, c.message, c.written_at) for c in islice(ancestry, limit)]
+
+
+def metadata_since(path: str | Path, snapshot: str | None) -> list[dict[str, Any]]:
+    """The metadata of the commits of the store at ``path`` made after the commit
+    ``snapshot`` (an id of :func:`commits`; None: every commit), newest first; none for a
+    store that is not there."""
+    if not is_repository(path):
+        return []
+    ancestry = icechunk.Repository.open(_storage(Path(path))).ancestry(branch=BRANCH)
+    return [dict(c.metadata) for c in takewhile(lambda c: c.id != snapshot, ancestry)]
 
 
 def collect_garbage(path: str | Path, left_by: str = "an interrupted write") -> int:

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -287,6 +288,50 @@ def test_a_dask_rerun_deals_the_initial_times_left_to_every_worker(
     assert_same_store(out, root / "one.zarr")
 
 
+def killed_after_its_first_commit() -> None:
+    """Run on a dask worker (``Client.run``): the worker kills itself (SIGKILL) as soon as
+    its first forecast commit is made, before its task ends; the nanny starts a fresh one."""
+    import generators.rollout_store
+
+    write = generators.rollout_store.write_forecast
+
+    def written_then_killed(*args, **kwargs):
+        write(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    generators.rollout_store.write_forecast = written_then_killed
+
+
+@pytest.mark.timeout(180)
+def test_a_task_rerun_under_recompute_keeps_what_its_dead_worker_wrote(
+    one_process, monkeypatch, capsys
+):
+    """--recompute over a store holding 1 of 4 initial times, one initial time a batch;
+    the worker dies right after committing its first batch and dask reruns that task. The
+    rerun drew the dead worker's initial time again (the same members, committed twice);
+    it now keeps it, counted in the summary, and still draws the one held before the run."""
+    from distributed import Client, LocalCluster
+
+    from pipeline.transaction import commits
+
+    root, command = one_process
+    out = root / "recompute_died.zarr"
+    one_a_batch = [*command, "--batch-members", "3", "--out", str(out)]
+    assert wxens([*one_a_batch, "--init", "2000-01-02T12"]) == 0  # held before the run
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster:
+        with Client(cluster) as client:
+            client.run(killed_after_its_first_commit)
+            address = ["--dask-scheduler", cluster.scheduler_address]
+            assert wxens([*one_a_batch, "--recompute", *address]) == 0
+    messages = [message for _, message, _ in commits(out)]
+    inits = pd.date_range("2000-01-02", periods=4, freq="6h")
+    drawn = {t: messages.count(f"forecast initial time {t:%Y-%m-%dT%H:%M}") for t in inits}
+    assert list(drawn.values()) == [1, 1, 2, 1], messages  # 12 UTC: before and by this run
+    assert "1 written by this run before a dask worker died" in capsys.readouterr().out
+    assert_same_store(out, root / "one.zarr")
+
+
 def test_the_summary_says_which_initial_times_a_dead_worker_wrote():
     """A dask worker died after writing 2 of its initial times; dask reran its task on
     another worker, which found them in the store and drew the other 3. The summary called
@@ -478,7 +523,6 @@ def test_a_retired_worker_is_told_apart_from_one_that_died():
     """A worker scaled down (retired by the scheduler, as an autoscaler does) counted as
     dead: the initial times its moved task found written were 'written by this run before
     a dask worker died'. The scheduler's removal event says whether it expected it."""
-    import signal
 
     from distributed import Client, LocalCluster
 
