@@ -192,8 +192,22 @@ def _check_parameters(where: str, spec: DeploymentSpec) -> None:
         ) from err
     try:
         check_flow_parameters(spec.flow, spec.parameters)
+        _check_sources(spec.parameters.get("sources") or [])
     except InputError as err:
         raise InputError(f"{where}: {err}") from None
+
+
+def _check_sources(sources: list[str]) -> None:
+    """Refuse a source no kind reads (a feed's ``incoming/*``, without the files'
+    extension): it failed every run as it fired. Only the text is checked: a feed's glob
+    matches no file until its first file arrives."""
+    from pipeline.sources import source_kind
+
+    for source in sources:
+        try:
+            source_kind(source)
+        except InputError as err:
+            raise InputError(f"sources: {err}") from None
 
 
 def to_deployments(specs: tuple[DeploymentSpec, ...]) -> list[Any]:

@@ -30,6 +30,7 @@ __all__ = [
     "ZarrSource",
     "adjust_sources",
     "resolve_source",
+    "source_kind",
 ]
 
 
@@ -37,9 +38,15 @@ def resolve_source(spec: str | Source) -> Source:
     """A :class:`Source` for ``spec``; the first registered kind that claims it wins."""
     if isinstance(spec, Source):
         return spec
+    return source_kind(str(spec)).from_spec(str(spec))
+
+
+def source_kind(spec: str) -> type[Source]:
+    """The first registered kind that claims ``spec``, by its text alone (nothing opened,
+    no glob expanded): an :class:`InputError` listing what is read where none does."""
     for cls in SOURCES.values():
-        if cls.claims(str(spec)):
-            return cls.from_spec(str(spec))
+        if cls.claims(spec):
+            return cls
     raise InputError(
         f"no source reads {redact(str(spec))!r}: give a GRIB (.grib/.grb/.grib2), "
         "NetCDF (.nc/.nc4), "

@@ -274,6 +274,15 @@ def test_every_flow_check_is_of_a_flow():
             {"parameters": {"sources": ["https://h/x.zarr?token=t0k"], "store": "x"}},
             "holds a secret (https://h/x.zarr?token=***)",
         ),
+        # a feed's glob without the files' extension failed every run as it fired
+        (
+            {"parameters": {"sources": ["incoming/*"], "store": "x"}},
+            "sources: no source reads 'incoming/*'",
+        ),
+        (
+            {"flow": "ensemble_run", "parameters": {**RUN, "sources": ["in/*", "a.grib"]}},
+            "sources: no source reads 'in/*'",
+        ),
     ],
 )
 def test_schedule_file_errors_name_the_entry_and_the_fix(tmp_path, overrides, message):
