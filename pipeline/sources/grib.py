@@ -229,8 +229,15 @@ def grib_messages(path: Path) -> Iterator[tuple[int, int]]:
                 )
             edition = head[7]
             length = int.from_bytes(head[4:7] if edition == 1 else head[8:16], "big")
+            if offset + length > size:
+                raise InputError(
+                    f"{path}: GRIB message {count + 1} (at byte {offset}, {length} bytes) is "
+                    f"truncated: the file ends at byte {size}, {offset + length - size} bytes "
+                    "before it does; a file still being written (a feed's copy) reads so: "
+                    "wait for it to be whole, else download the file again"
+                )
             f.seek(offset + length - 4)
-            if offset + length > size or f.read(4) != b"7777":
+            if f.read(4) != b"7777":
                 raise InputError(
                     f"{path}: GRIB message {count + 1} (at byte {offset}, {length} bytes) is "
                     "truncated or corrupt; download the file again"

@@ -343,6 +343,10 @@ def test_truncated_grib(tmp_path, capsys, uk_sample):
     code, err = run_cli(capsys, "ingest", str(bad), "--store", str(tmp_path / "s.zarr"))
     assert code == 2 and "cut.grib: GRIB message 6" in err and "truncated" in err
     assert not (tmp_path / "s.zarr").exists()
+    # a feed's file still being copied reads so: told to download it again, a forecaster
+    # would fetch (or delete) a file about to be whole; the message says where it ends
+    assert f"the file ends at byte {3360 * 5 + 1000}, 2342 bytes before" in err, err
+    assert "still being written" in err, err
 
 
 @pytest.mark.parametrize(
