@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from verification_cases import verify_command
 
 from pipeline.forecast_store import open_forecast, provenance
 from pipeline.store import open_store
 from tests.generators.tiny import two_step_run
+from tests.verification.verification_cases import verify_command
 
 MAE_MODULE = '''
 import numpy as np
