@@ -1,5 +1,6 @@
 """The time axes of a forecast store: how a batch's initial times are named in its commit
-message and log (:func:`span`), and its ``valid_time`` in whole seconds, as every store
+message and log (:func:`span`), the cadence they were drawn at and the cycles missing
+between them (:func:`init_cadence`), and its ``valid_time`` in whole seconds, as every store
 since this module writes it (:func:`repair_valid_time`, for a store an older wxens made).
 """
 
@@ -16,6 +17,14 @@ import zarr
 
 from pipeline.errors import time_text
 from pipeline.schema import INIT_TIME, LEAD_TIME, VALID_TIME
+from pipeline.timeaxis import (
+    calendar_months,
+    describe_step,
+    missing_names,
+    missing_times,
+    native_step,
+    off_axis,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +41,40 @@ def span(times: pd.DatetimeIndex) -> str:
     if times.size <= 1:
         return f"initial time {time_text(times[0])}" if times.size else "no initial time"
     return f"{times.size} initial times {time_text(times.min())}..{time_text(times.max())}"
+
+
+def init_cadence(times: pd.DatetimeIndex) -> pd.Timedelta | None:
+    """The cadence of a forecast store's sorted initial ``times`` (a store records none: a
+    run's cycle or ``--init`` range is not kept): their most common step
+    (:func:`pipeline.timeaxis.native_step`), when it is clearly the one they were drawn at:
+    every time a whole number of steps from the first, and no more steps missing between the
+    first and the last (:func:`pipeline.timeaxis.missing_times`) than times held. None for
+    one time, or times picked by hand (a case study's days), whose gaps are no missed cycles.
+    """
+    times = pd.DatetimeIndex(times)
+    step = native_step(times)
+    if step <= pd.Timedelta(0) or off_axis(times[:1], times[1:]).size:
+        return None
+    return step if missing_times(times, step).size <= times.size else None
+
+
+def cadence_text(inits: pd.DatetimeIndex) -> tuple[str, list[str]]:
+    """What ``wxens info`` says of a forecast store's sorted initial times beyond their span:
+    their cadence and how many are missing at it (:func:`init_cadence`; nothing of one time,
+    "no one cadence" of times picked by hand), and a line naming the missing ones with the
+    ``--init`` range that draws them (the others in it, held, are skipped)."""
+    step = init_cadence(inits)
+    if step is None:
+        return ("" if len(inits) < 2 else " (no one cadence)"), []
+    missing = missing_times(inits, step)
+    said = f" (every {describe_step(step)}, {len(missing)} missing)"
+    if not len(missing):
+        return said, []
+    line = f"missing    {missing_names(missing)}"
+    if calendar_months(step) is None:  # a range's EVERY is a fixed step
+        first, last = time_text(missing[0]), time_text(missing[-1])
+        line += f"; to draw them: --init {first}/{last}/{step / pd.Timedelta(hours=1):g}h"
+    return said, [line]
 
 
 def repair_valid_time(path: Path, store: Any, existing: xr.Dataset) -> None:

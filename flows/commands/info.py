@@ -54,9 +54,9 @@ def describe(store) -> str:
     import numpy as np
 
     from pipeline.analysis_store import STATE_ATTR
-    from pipeline.errors import counted, times_text
+    from pipeline.errors import counted
     from pipeline.schema import LAT, LEVEL, LON, TIME
-    from pipeline.timeaxis import describe_step
+    from pipeline.timeaxis import describe_step, missing_names
 
     ds = store.dataset
     times = ds[TIME].values
@@ -92,8 +92,7 @@ def describe(store) -> str:
                 )
             )
     if store.missing_times:
-        shown = times_text(store.missing_times[:5])
-        lines.append(f"missing    {shown}{' ...' if len(store.missing_times) > 5 else ''}")
+        lines.append(f"missing    {missing_names(store.missing_times)}")
     kept = ds.attrs.get(STATE_ATTR, {}).get("nan_counts", {})
     nan_counts = {k: v for k, v in kept.items() if v}
     if nan_counts:  # a masked field (land-only, say), kept by --allow-nan
@@ -118,6 +117,7 @@ def describe_forecast(path: str) -> str:
         complete_init_times,
         open_forecast,
     )
+    from pipeline.forecast_times import cadence_text
     from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LON, MEMBER
     from pipeline.timeaxis import hours_text
 
@@ -126,14 +126,16 @@ def describe_forecast(path: str) -> str:
     unfinished = inits.difference(complete_init_times(path))
     hours = written[LEAD_TIME].values / np.timedelta64(1, "h")
     p = ForecastProvenance.from_attrs(written.attrs)
+    cadence, missing = cadence_text(inits)
     lines = [
         f"forecast   {path}",
         f"inits      {len(inits) - len(unfinished)} complete of {len(inits)} written: "
-        f"{time_text(inits[0])} .. {time_text(inits[-1])}",
+        f"{time_text(inits[0])} .. {time_text(inits[-1])}{cadence}",
         f"members    {written.sizes[MEMBER]}   leads {hours_text(hours)} h",
         f"grid       {written.sizes[LAT]} x {written.sizes[LON]}  "
         f"lat {float(written[LAT].min()):g}..{float(written[LAT].max()):g}  "
         f"lon {float(written[LON].min()):g}..{float(written[LON].max()):g}",
+        *missing,
         "variables  "
         + ", ".join(f"{n} ({v.attrs.get('units', '?')})" for n, v in written.data_vars.items()),
         f"generator  {p.generator}, checkpoint {p.checkpoint_digest}, sampler {p.sampler} "

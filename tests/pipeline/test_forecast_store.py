@@ -294,6 +294,58 @@ def test_info_shows_the_leads_of_a_long_forecast_as_a_range(tmp_path, capsys):
     assert hours_text([1, 2, 3, 6]) == "1, 2, 3, 6"
 
 
+def test_info_names_the_cycles_missing_between_the_first_and_last_forecast(tmp_path):
+    """A store served from a daily feed lacked the cycles 05T00-12 (a run drew only the
+    latest) and ``wxens info`` said ``33 complete of 33 written: FIRST .. LAST``, as if
+    whole; it says the cadence, how many cycles are missing, which, and how to draw them."""
+    import subprocess
+    import sys
+
+    from flows.commands.forecast import parse_inits
+
+    cycles = pd.date_range("2019-03-01", "2019-03-09T18", freq="6h")
+    gap = pd.date_range("2019-03-05T00", "2019-03-05T12", freq="6h")
+    path = tmp_path / "f.zarr"
+    write_forecast(path, ensemble(list(cycles.difference(gap)), 1.0), PROVENANCE)
+    out = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "info", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert (
+        "33 complete of 33 written: 2019-03-01T00:00 .. 2019-03-09T18:00 (every 6 h, "
+        "3 missing)" in out
+    )
+    line = next(x for x in out.splitlines() if x.startswith("missing "))
+    assert line.startswith("missing    2019-03-05T00:00, 2019-03-05T06:00, 2019-03-05T12:00;")
+    assert parse_inits([line.split("--init ")[1]]).equals(gap)  # the hint draws those
+
+
+def test_info_counts_many_missing_cycles_and_says_nothing_missing_of_hand_picked_days(
+    tmp_path, capsys
+):
+    """Many missing cycles are counted with the first and the last; initial times picked
+    by hand (a case study's days) have no one cadence, so no gap of theirs is "missing"."""
+    cycles = pd.date_range("2019-03-01", "2019-03-09T18", freq="6h")
+    regular, picked = tmp_path / "regular.zarr", tmp_path / "picked.zarr"
+    write_forecast(regular, ensemble(list(cycles.delete(range(8, 20))), 1.0), PROVENANCE)
+    days = ["2019-03-01T00", "2019-03-03T00", "2019-03-04T12", "2019-03-10T00"]
+    write_forecast(picked, ensemble(days, 1.0), PROVENANCE)
+    capsys.readouterr()
+    assert main(["info", str(regular)]) == 0
+    out = capsys.readouterr().out
+    assert "(every 6 h, 12 missing)" in out
+    assert (
+        "missing    2019-03-03T00:00, 2019-03-03T06:00, 2019-03-03T12:00 ... "
+        "2019-03-05T18:00 (12 in all)" in out
+    )
+    assert main(["info", str(picked)]) == 0
+    out = capsys.readouterr().out
+    assert "2019-03-10T00:00 (no one cadence)" in out
+    assert not [line for line in out.splitlines() if line.startswith("missing")]
+
+
 def test_compact_help_says_what_stays(capsys):
     """'0h keeps the last commit only' left two (Icechunk keeps the repository's empty
     first commit), and a compact right after a failed write deleted nothing (files younger
