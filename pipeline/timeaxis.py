@@ -134,15 +134,12 @@ def missing_times(times: pd.DatetimeIndex, step: pd.Timedelta | None = None) -> 
     return anchor(axis[~np.isin(axis, ordinals)])
 
 
-def missing_text(missing: pd.DatetimeIndex, step: pd.Timedelta, shown: int = 3) -> str:
+def missing_text(missing: pd.DatetimeIndex, step: pd.Timedelta) -> str:
     """``missing`` (:func:`missing_times` of an axis of ``step``) as a store's warning names
-    them: their count and the first ``shown`` of them, so the gap can be found
+    them: their count and :func:`missing_names`, so the gap can be found
     (``2 missing time(s) at the native step (6 h): 2021-01-02T00:00, 2021-01-02T06:00``)."""
-    rest = len(missing) - shown
-    return (
-        f"{len(missing)} missing time(s) at the native step ({describe_step(step)}): "
-        f"{times_text(missing[:shown])}{f', ... ({rest} more)' if rest > 0 else ''}"
-    )
+    said = f"{len(missing)} missing time(s) at the native step ({describe_step(step)})"
+    return f"{said}: {missing_names(missing)}"
 
 
 def missing_names(missing: pd.DatetimeIndex, shown: int = 5) -> str:

@@ -193,16 +193,17 @@ def test_the_missing_times_warning_names_the_first_of_them(tmp_path, caplog):
     user could not find the gap without reading the store's times."""
     times = pd.date_range("2021-01-01", periods=12, freq="6h")
     make_netcdf(tmp_path / "a.nc", times[:2], seed=1)
-    make_netcdf(tmp_path / "b.nc", times[7:], seed=2)  # 5 missing times between the files
+    make_netcdf(tmp_path / "b.nc", times[9:], seed=2)  # 7 missing times between the files
     with caplog.at_level("WARNING", logger="pipeline.analysis_store"):
         store = ingest(str(tmp_path / "*.nc"), tmp_path / "s.zarr", progress=False)
-    gap = times[2:7]
+    gap = times[2:9]
     assert store.missing_times == tuple(gap)
     assert (
-        f"5 missing time(s) at the native step (6 h): {times_text(gap[:3])}, ... (2 more)"
-        in caplog.text
+        f"7 missing time(s) at the native step (6 h): {times_text(gap[:3])} ... "
+        f"{times_text(gap[-1:])} (7 in all)" in caplog.text
     )
-    assert "2021-01-01T12:00, 2021-01-01T18:00, 2021-01-02T00:00, ..." in caplog.text
+    named = "2021-01-01T12:00, 2021-01-01T18:00, 2021-01-02T00:00 ... 2021-01-03T00:00"
+    assert named in caplog.text
 
 
 def test_late_analyses_in_a_gap_do_not_stop_the_later_ones(tmp_path, caplog):
