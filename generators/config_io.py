@@ -145,7 +145,8 @@ def is_toml(path: str | Path) -> bool:
 
 def toml_text(value: Any) -> str:
     """A config value (not None: TOML has no null) as TOML writes it: ``"2019-03-15"``,
-    ``[8, 16]``, ``true``, ``{start = "2019-03-01", end = "2019-03-15"}``."""
+    ``[8, 16]``, ``true``, ``{start = "2019-03-01", end = "2019-03-15"}`` (a table's keys of
+    value None left out, as they read None)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and not math.isfinite(value):
@@ -155,7 +156,8 @@ def toml_text(value: Any) -> str:
     if isinstance(value, str):
         return json.dumps(value)  # its escapes are TOML's basic string's
     if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k} = {toml_text(v)}" for k, v in value.items()) + "}"
+        kept = ((k, v) for k, v in value.items() if v is not None)
+        return "{" + ", ".join(f"{k} = {toml_text(v)}" for k, v in kept) + "}"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(toml_text(v) for v in value) + "]"
     raise TypeError(f"no TOML for {value!r}")
