@@ -44,7 +44,6 @@ longest lead wanted and a time budget:
 from __future__ import annotations
 
 import math
-import re
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -66,13 +65,13 @@ from generators.config_notes import DERIVED_FROM, note_comments
 from generators.config_periods import check_windows, held_out_times, trainable
 from generators.data import CALENDAR_FEATURES, GEOMETRY_STATICS
 from generators.device import resolve_device
+from generators.durations import duration_text, parse_duration
 from generators.models import FlowMatchingConfig
 from generators.step_memory import fitted_batch, step_memory, step_room
 from generators.step_timing import StepSeconds, measure_step_seconds
 from pipeline.errors import InputError, time_text
 from pipeline.schema import CHANNEL, LAT, LON, TIME, Period, to_channels
 from pipeline.solar import SOLAR_FORCINGS
-from pipeline.spec import to_timedelta
 from pipeline.store import AnalysisStore, open_store
 from pipeline.timeaxis import fixed_step
 from verification.output import atomic_output
@@ -135,30 +134,6 @@ def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
 
 
 _Dumper.add_representer(list, _represent_list)
-
-
-def duration_text(value: pd.Timedelta) -> str:
-    """``1h``, ``6h``, ``3d``, ``30min``: the largest whole unit."""
-    for unit, size in (("d", pd.Timedelta(days=1)), ("h", pd.Timedelta(hours=1))):
-        if value % size == pd.Timedelta(0):
-            return f"{value // size}{unit}"
-    return f"{value / pd.Timedelta(minutes=1):g}min"
-
-
-def parse_duration(text: str | pd.Timedelta, what: str) -> pd.Timedelta:
-    """A positive duration from ``30min``, ``24h``, ``5d`` (a Timedelta; no bare number)."""
-    positive = f"{what} must be a positive duration such as 30min, 24h or 5d, got {text!r}"
-    try:
-        value = to_timedelta(text)
-    except ValueError as err:
-        if re.fullmatch(r"\s*(-.*|[+]?[0.]+)\s*", str(text)):  # no unit makes 0 or -2 one
-            raise InputError(positive) from None
-        raise InputError(
-            f"{what} {text!r} is not a duration such as 30min, 24h or 5d: {err}"
-        ) from None
-    if value <= pd.Timedelta(0):
-        raise InputError(positive)
-    return value
 
 
 def history_states(step: pd.Timedelta) -> int:
