@@ -294,13 +294,14 @@ def derive_config(
         seconds = step_seconds or measure_step_seconds(store, config)
         budget -= pd.Timedelta(seconds=time.perf_counter() - started)  # spent measuring
         calibration_inits = math.ceil(possible_inits / every)
-        bought, available = _budget_steps(config, budget, seconds, calibration_inits)
+        bought, available, overhead = _budget_steps(config, budget, seconds, calibration_inits)
         sizing = (
             f"steps for the {budget.total_seconds():.0f} s of the budget left: "
             f"{seconds.main:.3g} s a main step, {seconds.fine_tune:.3g} s a fine-tune step, "
             f"{seconds.forward:.3g} s a forward pass of a sample, {seconds.first_steps:.3g} s "
-            f"more for the first steps (measured on {resolve_device(device)}), "
-            f"{available:.0f} s of steps"
+            f"more for the first steps (measured on {resolve_device(device)}); "
+            f"{available:.0f} s of steps, once a tenth of slack and {overhead:.3g} s of "
+            "validation and calibration forecasts are set aside"
         )
         most = max(1, MAX_PASSES * n_train // config.batch_size)  # MAX_PASSES passes
         config = with_steps(config, min(bought, most))
@@ -328,9 +329,10 @@ def derive_config(
 
 def _budget_steps(
     config: TrainConfig, budget: pd.Timedelta, seconds: StepSeconds, calibration_inits: int
-) -> tuple[int, float]:
+) -> tuple[int, float, float]:
     """The main steps ``budget`` buys for ``config`` (module doc; before the
-    :data:`MAX_PASSES` cap) and the seconds they take."""
+    :data:`MAX_PASSES` cap), the seconds they take and those of the validation and
+    calibration forecasts."""
     overhead = overhead_seconds(config, calibration_inits, seconds.forward)
     available = TRAINING_SHARE * budget.total_seconds() - seconds.first_steps - overhead
     per_main = seconds.main + seconds.fine_tune / MAIN_STEPS_PER_FINE_TUNE_STEP
@@ -345,7 +347,7 @@ def _budget_steps(
             f"({seconds.main:.3g} s + {seconds.fine_tune:.3g} s / "
             f"{MAIN_STEPS_PER_FINE_TUNE_STEP}); give a larger --budget, or train on a GPU"
         )
-    return steps, available
+    return steps, available, overhead
 
 
 def with_steps(config: TrainConfig, steps: int) -> TrainConfig:

@@ -175,6 +175,20 @@ def test_the_overhead_counts_validation_and_calibration_evaluations(hourly, forw
     assert config.steps == int((0.9 * 1800 - evaluations * forward) / (0.5 + 2.0 / 5))
 
 
+def test_the_budget_note_adds_up(hourly):
+    """On a 13-channel 6-hourly store the note said 'steps for the 166 s of the budget left:
+    ..., 0.679 s more for the first steps ..., 71 s of steps', leaving 78 s (the validation
+    and calibration forecasts) unsaid. It now names them, and the parts add up."""
+    seconds = StepSeconds(main=0.5, fine_tune=2.0, forward=0.05, first_steps=3.0)
+    note = derive_config(hourly, lead="24h", budget="30min", step_seconds=seconds).notes[-1]
+    left = re.search(r"for the (\d+) s of the budget left", note)
+    steps = re.search(r"(\d+) s of steps", note)
+    overhead = re.search(r"a tenth of slack and ([\d.]+) s of validation and calibration", note)
+    assert left and steps and overhead, note
+    parts = TRAINING_SHARE * int(left.group(1)) - 3.0 - float(overhead.group(1))
+    assert int(steps.group(1)) == pytest.approx(parts, abs=1)
+
+
 def test_the_first_steps_extra_time_comes_off_the_budget(hourly):
     """A compile (on CUDA) makes each phase's first step slower; measured, it is spent once."""
     plain = derive_config(hourly, budget="30min", step_seconds=SECONDS).config
