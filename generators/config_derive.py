@@ -50,6 +50,7 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from numpy import ptp
 
 from generators.backbone import BackboneConfig
 from generators.config import (
@@ -286,7 +287,9 @@ def derive_config(
     reserved = 2 * states if states <= config.data.max_memory_bytes else 0
     room = step_room(resolve_device(device), processes, reserved)
     config, batch_note = fitted_batch(config, memory, room, processes)
-    kind = "global" if periodic else "regional"
+    lats = store.dataset[LAT].values  # wrapped longitudes alone make no global grid
+    band = f"latitude-band grid ({min(lats):g} to {max(lats):g}°, longitudes wrapped)"
+    kind = "regional grid" if not periodic else "global grid" if ptp(lats) > 170 else band
     if steps is not None:
         config, sizing = with_steps(config, steps), f"steps: {steps} main steps, fixed"
     else:
@@ -315,7 +318,7 @@ def derive_config(
             )
     notes = (
         f"{DERIVED_FROM}{Path(store.path).resolve()}: channel(s) {', '.join(channels)} on a "
-        f"{grid[0]} x {grid[1]} {kind} grid, {len(times)} times every {duration_text(step)}",
+        f"{grid[0]} x {grid[1]} {kind}, {len(times)} times every {duration_text(step)}",
         f"history: the last {history} states; leads {list(leads)} native steps, up to "
         f"{duration_text(lead)}",
         f"train {train}; validation, calibration and tuning on the last "
