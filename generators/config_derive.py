@@ -50,7 +50,6 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from numpy import ptp
 
 from generators.backbone import BackboneConfig
 from generators.config import (
@@ -287,9 +286,10 @@ def derive_config(
     reserved = 2 * states if states <= config.data.max_memory_bytes else 0
     room = step_room(resolve_device(device), processes, reserved)
     config, batch_note = fitted_batch(config, memory, room, processes)
-    lats = store.dataset[LAT].values  # wrapped longitudes alone make no global grid
-    band = f"latitude-band grid ({min(lats):g} to {max(lats):g}°, longitudes wrapped)"
-    kind = "regional grid" if not periodic else "global grid" if ptp(lats) > 170 else band
+    south, north = store.dataset[LAT].min().item(), store.dataset[LAT].max().item()
+    band = f"latitude-band grid ({south:g} to {north:g}°, longitudes wrapped)"
+    # wrapped longitudes alone make no global grid
+    kind = "regional grid" if not periodic else "global grid" if north - south > 170 else band
     if steps is not None:
         config, sizing = with_steps(config, steps), f"steps: {steps} main steps, fixed"
     else:

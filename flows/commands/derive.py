@@ -157,8 +157,8 @@ def other_leads_of_a_run(path: Path, earlier, mapping, store: str | None):
     trained them (a resumed run keeps its data: :func:`generators.train_plan.resumable`),
     naming the fixes: the run resumed as it is, or these leads trained in another ``--out``
     or from the start; None where it sets no other leads or no checkpoint is there."""
-    from generators.config_derive import duration_text
     from generators.config_io import to_mapping
+    from generators.durations import duration_text
     from generators.train import CHECKPOINT_NAME
     from pipeline.errors import InputError
     from pipeline.store import open_store
@@ -288,8 +288,9 @@ def weights_of_other_leads(derived, mapping, store: str | None, resumed: Path | 
     of an earlier derived run that ``derived`` was read from, where ``--lead`` is taken only
     by a derivation that starts over (``--no-resume``)."""
     from generators.config import TrainConfig
-    from generators.config_derive import derived_lead_weights, derived_leads, duration_text
+    from generators.config_derive import derived_lead_weights, derived_leads
     from generators.config_io import from_mapping
+    from generators.durations import duration_text
     from pipeline.errors import InputError
     from pipeline.store import open_store
 

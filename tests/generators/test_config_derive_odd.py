@@ -50,7 +50,7 @@ def test_a_gap_that_leaves_whole_windows_derives(tmp_path):
 @pytest.mark.parametrize("budget", ["0", "-3", "0.0"])
 def test_a_budget_of_no_time_without_a_unit_is_told_it_must_be_positive(budget):
     """``--budget 0`` was told to write ``0h``, which is then refused as not positive."""
-    from generators.config_derive import parse_duration
+    from generators.durations import parse_duration
 
     with pytest.raises(InputError, match="must be a positive duration such as 30min") as err:
         parse_duration(budget, "--budget")
