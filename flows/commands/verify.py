@@ -14,6 +14,8 @@ import argparse
 from flows.commands.options import SEED, add_no_progress, add_threads, at_least
 
 NAME = "verify"
+#: More printed rows (a channel and lead apiece) than this end with how to print a few.
+LONG_TABLE = 60
 HELP = "score an ensemble forecast against an analysis store: scores (NetCDF) and an HTML report"
 
 
@@ -145,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     from flows.commands.run import parse_leads
     from flows.dask import dask_client
     from flows.threads import set_threads
-    from pipeline.schema import split_channel
+    from pipeline.schema import LEAD_TIME, split_channel
     from pipeline.store import open_store
     from verification.config import (
         VARIABLE,
@@ -224,9 +226,30 @@ def run(args: argparse.Namespace) -> int:
             print(f"{variable}: scores printed in {unit} (x {factor:g} of the stored values)")
     units = store_units | {name: unit for name, (unit, _) in factors.items()}
     print(printable_card(card_in_units(card, factors), columns, units))
+    rows = card.sizes[VARIABLE] * card.sizes[LEAD_TIME]
+    if rows > LONG_TABLE:  # 13 channels x 40 leads printed 520 rows, with no word of --lead
+        channels = card.sizes[VARIABLE]
+        print(
+            f"{rows} rows ({channels} channel{'s' * (channels > 1)} x "
+            f"{card.sizes[LEAD_TIME]} leads), every one kept in {args.out}; for a short table "
+            f"verify a few leads, e.g. --lead {few_leads(card[LEAD_TIME].values)}, or a few "
+            "--variables"
+        )
     if args.report:
         print(f"report: {args.report}")
     return 0
+
+
+def few_leads(leads) -> str:
+    """A --lead value of three of the held ``leads`` (timedelta64) for a short table: 24h,
+    72h and 240h where all are held, else the first, middle and last."""
+    import numpy as np
+
+    hours = [float(lead / np.timedelta64(1, "h")) for lead in leads]
+    chosen = [24.0, 72.0, 240.0]
+    if not set(chosen) <= set(hours):
+        chosen = list(dict.fromkeys((hours[0], hours[len(hours) // 2], hours[-1])))
+    return ",".join(f"{h:g}h" for h in chosen)
 
 
 def kept(args: argparse.Namespace) -> str:

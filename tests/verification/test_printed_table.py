@@ -1,0 +1,76 @@
+"""``wxens verify``'s printed table as a researcher reads it: a long one says how to print
+a few leads, and intervals from too few blocks of days say they are no uncertainty."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from verification_cases import at_leads, verify_command
+
+from flows.commands.verify import few_leads
+from pipeline.forecast_store import ForecastProvenance, write_forecast
+from pipeline.schema import INIT_TIME
+from pipeline.store import ingest
+
+LEADS_H = tuple(range(1, 65))  # 64 leads of one variable: 64 rows
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    """Hourly t2m truth (3 x 4) and members = truth + noise at 4 init times over 2 days
+    (00 and 12 UTC), leads 1..64 h."""
+    root = tmp_path_factory.mktemp("table")
+    rng = np.random.default_rng(0)
+    times = pd.date_range("2020-01-01", periods=24 * 5, freq="1h")
+    dims = ("time", "latitude", "longitude")
+    truth = xr.Dataset(
+        {"t2m": (dims, 280 + rng.standard_normal((times.size, 3, 4)), {"units": "K"})},
+        coords={"time": times, "latitude": [50.0, 51.0, 52.0], "longitude": np.arange(4.0)},
+    ).astype("float32")
+    truth.to_netcdf(root / "truth.nc")
+    ingest(root / "truth.nc", root / "truth.zarr", progress=False)
+    inits = pd.DatetimeIndex(["2020-01-01T00", "2020-01-01T12", "2020-01-02T00", "2020-01-02T12"])
+    at = at_leads(truth, inits, LEADS_H).expand_dims(member=5)
+    members = (at + rng.standard_normal(at.t2m.shape)).transpose(
+        INIT_TIME, "member", "lead_time", ...
+    )
+    provenance = ForecastProvenance(
+        generator="noise", checkpoint_digest="none", sampler="exact", nfe=0, seed=0
+    )
+    write_forecast(root / "forecast.zarr", members.astype("float32"), provenance)
+    return root
+
+
+def wxens_verify(root, *extra: str) -> str:
+    """Stdout of a real ``python -m flows.cli verify`` of the module's stores."""
+    files = (root / "forecast.zarr", root / "truth.zarr", root / "scores.nc")
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", *verify_command(*files, *extra)],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"PYTHONWARNINGS": "ignore"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_long_table_ends_saying_its_rows_and_how_to_print_a_few_leads(stores):
+    lines = wxens_verify(stores).splitlines()
+    assert "64 rows" in lines[-1], lines[-3:]
+    assert "--lead 1h,33h,64h" in lines[-1]  # leads it holds: first, middle, last
+    assert str(stores / "scores.nc") in lines[-1]  # where every row is kept
+
+    short = wxens_verify(stores, "--lead", "24h,48h")
+    assert "rows" not in short.splitlines()[-1]  # two rows: nothing to shorten
+
+
+def test_the_leads_suggested_are_24_72_and_240_h_where_held():
+    leads = pd.to_timedelta(range(6, 241, 6), unit="h").values
+    assert few_leads(leads) == "24h,72h,240h"
