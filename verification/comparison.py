@@ -20,7 +20,7 @@ from verification import scores as vs
 from verification.aggregation import count_valid, mean_over
 from verification.base import SCORES
 from verification.config import VARIABLE, VerifyConfig
-from verification.resampling import score_intervals, verified_share
+from verification.resampling import MIN_READABLE_BLOCKS, score_intervals, verified_share
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ def interval_card(
         f"{config.interval_block} blocks ({blocks.nunique()} of them), "
         f"{config.interval_draws} draws"
     )
+    caution = few_blocks_caution(blocks.nunique(), config.interval_block)
     out = xr.Dataset()
     for name in bounds.data_vars:
         for i, side in enumerate(("low", "high")):
@@ -57,9 +58,22 @@ def interval_card(
                 .assign_attrs(
                     long_name=f"{SCORES[name].long_name}: {side} end of the {what}",
                     units=SCORES[name].units,
+                    **({"caution": caution} if caution else {}),
                 )
             )
     return out
+
+
+def few_blocks_caution(n_blocks: int, block: str) -> str | None:
+    """What to say of intervals from ``n_blocks`` blocks when they are too few to read as
+    uncertainty (2 to :data:`MIN_READABLE_BLOCKS` - 1; one gives none); None otherwise."""
+    if not 2 <= n_blocks < MIN_READABLE_BLOCKS:
+        return None
+    return (
+        f"intervals from {n_blocks} blocks of {describe_step(pd.Timedelta(block))}: too few to "
+        f"read as uncertainty ({MIN_READABLE_BLOCKS} or more, as a rule of thumb; verify the "
+        "initial times of more blocks)"
+    )
 
 
 def by_variable(ds: xr.Dataset) -> xr.DataArray:

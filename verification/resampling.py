@@ -23,6 +23,11 @@ from verification import scores as vs
 from verification.aggregation import mean_over as mean_over_dims
 
 DRAW = "draw"
+#: Fewer blocks than this give an interval not to read as uncertainty (a rule of thumb, not a
+#: cited bound): B blocks give at most C(2B-1, B) distinct resamples (3 for 2 blocks, 126 for
+#: 5), so the percentiles are those of a handful of values (from 2 blocks, the two blocks'
+#: own means), and the bootstrap variance of a mean is (B-1)/B of the sample's, too narrow.
+MIN_READABLE_BLOCKS = 10
 
 
 def block_bootstrap_means(

@@ -226,6 +226,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{variable}: scores printed in {unit} (x {factor:g} of the stored values)")
     units = store_units | {name: unit for name, (unit, _) in factors.items()}
     print(printable_card(card_in_units(card, factors), columns, units))
+    cautions = [card[c].attrs["caution"] for c in columns if "caution" in card[c].attrs]
+    if cautions:  # 2 blocks printed [0.1972, 0.1976], as if the CRPS were known that well
+        print(cautions[0])
     rows = card.sizes[VARIABLE] * card.sizes[LEAD_TIME]
     if rows > LONG_TABLE:  # 13 channels x 40 leads printed 520 rows, with no word of --lead
         channels = card.sizes[VARIABLE]

@@ -11,12 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from verification_cases import at_leads, verify_command
+from verification_cases import at_leads, ensemble, verify_command
 
 from flows.commands.verify import few_leads
 from pipeline.forecast_store import ForecastProvenance, write_forecast
 from pipeline.schema import INIT_TIME
 from pipeline.store import ingest
+from verification.comparison import interval_card
+from verification.config import VerifyConfig
+from verification.resampling import score_parts
 
 LEADS_H = tuple(range(1, 65))  # 64 leads of one variable: 64 rows
 
@@ -74,3 +77,26 @@ def test_a_long_table_ends_saying_its_rows_and_how_to_print_a_few_leads(stores):
 def test_the_leads_suggested_are_24_72_and_240_h_where_held():
     leads = pd.to_timedelta(range(6, 241, 6), unit="h").values
     assert few_leads(leads) == "24h,72h,240h"
+
+
+def test_intervals_from_two_days_say_they_are_too_few_beside_the_table_and_in_the_file(
+    stores,
+):
+    out = wxens_verify(stores, "--lead", "24h,48h", "--interval-level", "0.9")
+    caution = "intervals from 2 blocks of 1 day: too few to read as uncertainty"
+    assert out.count(caution) == 1, out
+    with xr.open_datatree(stores / "scores.nc") as tree:
+        card = tree["scorecard"].to_dataset()
+        for name in ("fair_crps_low", "fair_crps_high", "spread_skill_ratio_low"):
+            assert caution in card[name].attrs["caution"], name
+        assert np.isfinite(card["fair_crps_low"]).all()  # still computed as before
+
+
+def test_intervals_from_ten_days_or_more_carry_no_caution():
+    config = VerifyConfig(interval_level=0.9)
+    forecast, truth = ensemble(np.random.default_rng(1), n_init=20)  # 12-hourly: 10 days
+    parts = score_parts(forecast, truth, mean_over=("latitude", "longitude"))
+    card = interval_card(parts.rename(init_time=INIT_TIME), forecast.sizes["member"], config)
+    assert "caution" not in card["fair_crps_low"].attrs
+    few = interval_card(parts.isel(init_time=slice(0, 8)), forecast.sizes["member"], config)
+    assert "4 blocks" in few["fair_crps_low"].attrs["caution"]
