@@ -287,12 +287,8 @@ def fit_calibration(
         balance=config.balance,
         seed=config.seed,
     )
-    log.info(
-        "spread calibration on %s: factors %s by lead %s h",
-        period,
-        np.round(factors, 3).tolist(),
-        [f"{h:g}" for h in leads],
-    )
+    log.info("spread calibration %s", calibration.summary())
+    log.debug("%s", calibration.report())
     if n_inits < FEW_INITS:
         log.warning(
             "the spread calibration was fitted on %d initial time(s) (%s): its factors are "

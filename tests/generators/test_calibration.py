@@ -436,3 +436,13 @@ def test_the_fit_seed_is_recorded_for_a_rerun(capsys):
     assert _calibration(recorded).endswith(", fit seed 7")  # what wxens info shows
     old = {k: v for k, v in recorded.items() if k != "seed"}  # written before it was recorded
     assert SpreadCalibration.from_dict(old).to_dict() == old  # its stores still extend
+
+def test_training_logs_the_range_of_the_calibration_factors(tmp_path, caplog):
+    """`wxens train` logged the factors as a nested list by lead (4 x 13 numbers for 13
+    channels) without channel names; it gives their range, as the forecast does."""
+    store = tiny_run(tmp_path, "2000-01-19")
+    caplog.set_level("INFO", logger="generators.calibration")
+    assert train(store, tmp_path / "c.yaml", tmp_path / "run") == 0
+    assert "spread calibration fitted on 2000-01-16 to 2000-01-19 at 6 h, factors " in caplog.text
+    assert "(-v logs them all)" in caplog.text and "[[" not in caplog.text
+
