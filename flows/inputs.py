@@ -349,16 +349,16 @@ def incomplete_init_times(
     return pending
 
 
-def warn_trained_on(checkpoint: str, asked: pd.DatetimeIndex, leads_hours: list[float]) -> None:
+def warn_trained_on(checkpoint: str, asked: pd.DatetimeIndex, leads: list[float], calibrate=True):
     """The forecast flow's one warning, logged to its run, when ``asked`` (all its initial
-    times) fall in the training period of ``checkpoint``
-    (:func:`generators.calibration.warn_if_trained_on`, what ``wxens forecast`` says once):
-    its tasks, one per batch, are told not to warn each about its own."""
+    times) fall in the training period of ``checkpoint`` or, ``calibrate``d, its spread
+    calibration's (:func:`generators.calibration.warn_if_trained_on`, what ``wxens forecast``
+    says once): its tasks, one per batch, are told not to warn each about its own."""
     from flows.runtime import library_logs_to_run  # Prefect: imported only by a flow
     from generators.calibration import warn_if_trained_on  # torch: only by a forecast
 
     with library_logs_to_run():
-        warn_if_trained_on(checkpoint, asked, leads_hours)
+        warn_if_trained_on(checkpoint, asked, leads, calibrated=calibrate)
 
 
 def claimed_init_times(claims: Claims, batch: pd.DatetimeIndex) -> list[str] | None:

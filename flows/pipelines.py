@@ -171,12 +171,12 @@ def forecast(
                     warn_trained_on=False,
                 )
                 if not warned:
-                    warn_trained_on(checkpoint, asked, leads)
+                    warn_trained_on(checkpoint, asked, leads, calibrate)
                     warned = True
     finally:  # the claims its tasks kept, removed however the flow run ends
         claims.release()
     if not warned:  # no batch drawn: what the store held was checked
-        warn_trained_on(checkpoint, asked, leads)
+        warn_trained_on(checkpoint, asked, leads, calibrate)
     return [t.isoformat() for t in asked.intersection(complete_init_times(out))]
 
 

@@ -121,14 +121,33 @@ def trained_on(checkpoint: Checkpoint, times: pd.DatetimeIndex) -> np.ndarray:
     return inside
 
 
+def calibrated_period(checkpoint: Checkpoint) -> Period | None:
+    """The held-out period ``checkpoint``'s spread calibration was fitted on, as it records
+    it (``START to END``); None without a calibration, or for one fitted on
+    cross-validation folds (their held-out days are the model's training days)."""
+    start, sep, end = str((checkpoint.calibration or {}).get("period", "")).partition(" to ")
+    sides = [None if side == "..." else side for side in (start, end)]
+    try:
+        for side in sides:
+            if side is not None:
+                pd.Timestamp(side)
+    except ValueError:  # the folds' "the held-out periods of ..."
+        return None
+    return Period(*sides) if sep else None
+
+
 def warn_if_trained_on(
     checkpoint: Checkpoint | str | Path,
     inits: pd.DatetimeIndex,
     leads_hours: Sequence[float],
+    *,
+    calibrated: bool = True,
 ) -> pd.DatetimeIndex:
     """Log a warning when forecasts of ``checkpoint`` at ``inits`` start from, or are
     valid in, a period it trained on (:func:`trained_on`), as the baselines do: its scores
-    there are too good. Returns those initial times."""
+    there are too good. Returns those initial times. With ``calibrated`` (its spread
+    calibration applied), another when they are valid in the period the calibration was
+    fitted on (:func:`calibrated_period`): their spread-skill is in-sample there."""
     if not isinstance(checkpoint, Checkpoint):
         checkpoint = load_checkpoint(checkpoint)
     inits = pd.DatetimeIndex(inits)
@@ -148,7 +167,34 @@ def warn_if_trained_on(
             train if train.time_slice() else "(every time of the store it trained on)",
             checkpoint.path,
         )
+    if calibrated:
+        warn_if_calibrated_on(checkpoint, inits, leads_hours)
     return inits[seen]
+
+
+def warn_if_calibrated_on(
+    checkpoint: Checkpoint, inits: pd.DatetimeIndex, leads_hours: Sequence[float]
+) -> None:
+    """The warning of :func:`warn_if_trained_on` about forecasts valid in the period of
+    ``checkpoint``'s spread calibration (a derived config fits it on its validation days,
+    where a researcher then verified, in-sample, a spread-skill ratio of about 1)."""
+    period = calibrated_period(checkpoint)
+    if period is None or not leads_hours:
+        return
+    seen = np.any([period.contains(inits + pd.Timedelta(hours=h)) for h in leads_hours], axis=0)
+    if seen.any():
+        log.warning(
+            "%d of %s (%s to %s) forecast weather of the period %s that the spread "
+            "calibration of %s was fitted on: its spread is fitted to their errors there, so "
+            "their scores (the spread-skill ratio above all) are in-sample; verify on other "
+            "days, or forecast them uncalibrated (--no-calibration)",
+            seen.sum(),
+            counted(len(inits), "initial time"),
+            time_text(inits[seen][0]),
+            time_text(inits[seen][-1]),
+            period,
+            checkpoint.path,
+        )
 
 
 # Training-config fields in which a fold may differ from the model it calibrates: which

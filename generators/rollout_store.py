@@ -152,7 +152,7 @@ def forecast_to_store(
     elif loaded.calibration is not None:
         log.info("the checkpoint holds a spread calibration; it is left unused as asked")
     if warn_trained_on:  # after every refusal: a refused forecast prints only its refusal
-        warn_if_trained_on(loaded, asked, leads_hours)
+        warn_if_trained_on(loaded, asked, leads_hours, calibrated=calibration is not None)
     written: list[pd.Timestamp] = []
     claims = Claims(str(out), run=claims_run) if claims_run else Claims(str(out))
     batches = iter_forecast(

@@ -21,6 +21,7 @@ from test_rollout import RHO, ar1_checkpoint, stub_for
 from flows.cli import main as wxens
 from generators.calibration import (
     calibrate_checkpoint,
+    calibrated_period,
     calibration_init_times,
     check_fold,
     fit_calibration,
@@ -333,6 +334,8 @@ def test_folds_calibrate_a_model_on_the_periods_they_held_out(cross_validated, c
     )
     assert load_checkpoint(root / "all").calibration is None  # --out leaves it as it was
     stored = SpreadCalibration.from_dict(load_checkpoint(root / "calibrated.pt").calibration)
+    # the folds' days are the model's training days, warned about as such: not twice
+    assert calibrated_period(load_checkpoint(root / "calibrated.pt")) is None
 
     # independently: each fold forecasts its own held-out period, the SSR is of the pool
     members, truths = [], []
@@ -437,6 +440,8 @@ def test_the_fit_seed_is_recorded_for_a_rerun(capsys):
     old = {k: v for k, v in recorded.items() if k != "seed"}  # written before it was recorded
     assert SpreadCalibration.from_dict(old).to_dict() == old  # its stores still extend
 
+
+
 def test_training_logs_the_range_of_the_calibration_factors(tmp_path, caplog):
     """`wxens train` logged the factors as a nested list by lead (4 x 13 numbers for 13
     channels) without channel names; it gives their range, as the forecast does."""
@@ -446,3 +451,25 @@ def test_training_logs_the_range_of_the_calibration_factors(tmp_path, caplog):
     assert "spread calibration fitted on 2000-01-16 to 2000-01-19 at 6 h, factors " in caplog.text
     assert "(-v logs them all)" in caplog.text and "[[" not in caplog.text
 
+
+def test_forecasts_of_the_calibration_period_are_said_to_be_in_sample(tmp_path, caplog):
+    """A derived config fits the spread calibration on its held-out days, where a researcher
+    then forecast and verified: the spread-skill ratio was the fit's own, and nothing said
+    so (only the training period was warned about)."""
+    store = tiny_run(tmp_path, "2000-01-19")
+    assert train(store, tmp_path / "c.yaml", tmp_path / "run") == 0
+    forecast = ["forecast", "--checkpoint", str(tmp_path / "run"), "--store", str(store.path)]
+    forecast += ["--members", "2", "--lead", "6h", "--no-progress"]
+    in_sample = "forecast weather of the period 2000-01-16 to 2000-01-19 that the spread"
+    inits = "2000-01-19T12/2000-01-19T18/6h"  # the second is valid on the 20th, after it
+    caplog.set_level("WARNING", logger="generators.calibration")
+    assert wxens([*forecast, "--init", inits, "--out", str(tmp_path / "a.zarr")]) == 0
+    said = caplog.text
+    assert f"1 of 2 initial times (2000-01-19T12:00 to 2000-01-19T12:00) {in_sample}" in said
+    assert "verify on other days" in said and "forecast weather of the training" not in said
+    caplog.clear()  # uncalibrated, or valid after it: out of sample
+    uncalibrated = [*forecast, "--init", inits, "--no-calibration"]
+    assert wxens([*uncalibrated, "--out", str(tmp_path / "b.zarr")]) == 0
+    after = [*forecast, "--init", "2000-01-19T18", "--out", str(tmp_path / "c.zarr")]
+    assert wxens(after) == 0
+    assert in_sample not in caplog.text
