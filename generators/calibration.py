@@ -157,13 +157,9 @@ def warn_if_trained_on(
     if seen.any():
         train = trained_periods(checkpoint)[0]
         log.warning(
-            "%d of %s (%s to %s) forecast weather of the training period %s of "
-            "%s: the model has seen it, so its scores there are too good; verify on times "
-            "it never trained on",
-            seen.sum(),
-            counted(len(inits), "initial time"),
-            time_text(inits[seen][0]),
-            time_text(inits[seen][-1]),
+            "%s forecast weather of the training period %s of %s: the model has seen it, so "
+            "its scores there are too good; verify on times it never trained on",
+            _which_of(inits, seen),
             train if train.time_slice() else "(every time of the store it trained on)",
             checkpoint.path,
         )
@@ -184,17 +180,20 @@ def warn_if_calibrated_on(
     seen = np.any([period.contains(inits + pd.Timedelta(hours=h)) for h in leads_hours], axis=0)
     if seen.any():
         log.warning(
-            "%d of %s (%s to %s) forecast weather of the period %s that the spread "
-            "calibration of %s was fitted on: its spread is fitted to their errors there, so "
-            "their scores (the spread-skill ratio above all) are in-sample; verify on other "
-            "days, or forecast them uncalibrated (--no-calibration)",
-            seen.sum(),
-            counted(len(inits), "initial time"),
-            time_text(inits[seen][0]),
-            time_text(inits[seen][-1]),
+            "%s forecast weather of the period %s that the spread calibration of %s was "
+            "fitted on: its spread is fitted to their errors there, so their scores (the "
+            "spread-skill ratio above all) are in-sample; verify on other days, or forecast "
+            "them uncalibrated (--no-calibration)",
+            _which_of(inits, seen),
             period,
             checkpoint.path,
         )
+
+
+def _which_of(inits: pd.DatetimeIndex, seen: np.ndarray) -> str:
+    """``3 of 10 initial times (FIRST to LAST)``: those of ``inits`` where ``seen``."""
+    first, last = time_text(inits[seen][0]), time_text(inits[seen][-1])
+    return f"{seen.sum()} of {counted(len(inits), 'initial time')} ({first} to {last})"
 
 
 # Training-config fields in which a fold may differ from the model it calibrates: which
