@@ -125,15 +125,7 @@ def calibrated_period(checkpoint: Checkpoint) -> Period | None:
     """The held-out period ``checkpoint``'s spread calibration was fitted on, as it records
     it (``START to END``); None without a calibration, or for one fitted on
     cross-validation folds (their held-out days are the model's training days)."""
-    start, sep, end = str((checkpoint.calibration or {}).get("period", "")).partition(" to ")
-    sides = [None if side == "..." else side for side in (start, end)]
-    try:
-        for side in sides:
-            if side is not None:
-                pd.Timestamp(side)
-    except ValueError:  # the folds' "the held-out periods of ..."
-        return None
-    return Period(*sides) if sep else None
+    return Period.from_str(str((checkpoint.calibration or {}).get("period", "")))
 
 
 def warn_if_trained_on(

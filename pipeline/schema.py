@@ -236,3 +236,17 @@ class Period:
 
     def __str__(self) -> str:
         return f"{self.start or '...'} to {self.end or '...'}"
+
+    @classmethod
+    def from_str(cls, text: str) -> Period | None:
+        """The period ``str(period)`` wrote (``START to END``, ``...`` an open side), as a
+        record keeps it; None for other text (``the held-out periods of 4 folds ...``)."""
+        start, sep, end = text.partition(" to ")
+        sides = [None if side == "..." else side for side in (start, end)]
+        try:
+            for side in sides:
+                if side is not None:
+                    pd.Timestamp(side)
+        except ValueError:
+            return None
+        return cls(*sides) if sep else None
