@@ -319,20 +319,22 @@ def commits(path: str | Path, limit: int | None = None) -> list[tuple[str, str, 
     """The commits of the store at ``path``, newest first: (snapshot id, message, time),
     the newest ``limit`` only if given (each older one is a file read); none for a plain
     Zarr store."""
-    if not is_repository(path):
-        return []
-    ancestry = icechunk.Repository.open(_storage(Path(path))).ancestry(branch=BRANCH)
-    return [(c.id, c.message, c.written_at) for c in islice(ancestry, limit)]
+    return [(c.id, c.message, c.written_at) for c in islice(_ancestry(path), limit)]
 
 
 def metadata_since(path: str | Path, snapshot: str | None) -> list[dict[str, Any]]:
     """The metadata of the commits of the store at ``path`` made after the commit
     ``snapshot`` (an id of :func:`commits`; None: every commit), newest first; none for a
     store that is not there."""
+    return [dict(c.metadata) for c in takewhile(lambda c: c.id != snapshot, _ancestry(path))]
+
+
+def _ancestry(path: str | Path) -> Iterator[Any]:
+    """The commits of the store at ``path``, newest first, read as iterated (Icechunk's
+    snapshot infos); none for a store that is no repository."""
     if not is_repository(path):
-        return []
-    ancestry = icechunk.Repository.open(_storage(Path(path))).ancestry(branch=BRANCH)
-    return [dict(c.metadata) for c in takewhile(lambda c: c.id != snapshot, ancestry)]
+        return iter(())
+    return icechunk.Repository.open(_storage(Path(path))).ancestry(branch=BRANCH)
 
 
 def collect_garbage(path: str | Path, left_by: str = "an interrupted write") -> int:
