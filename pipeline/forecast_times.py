@@ -43,19 +43,20 @@ def span(times: pd.DatetimeIndex) -> str:
     return f"{times.size} initial times {time_text(times.min())}..{time_text(times.max())}"
 
 
-def init_cadence(times: pd.DatetimeIndex) -> pd.Timedelta | None:
+def init_cadence(times: pd.DatetimeIndex) -> tuple[pd.Timedelta, pd.DatetimeIndex] | None:
     """The cadence of a forecast store's sorted initial ``times`` (a store records none: a
-    run's cycle or ``--init`` range is not kept): their most common step
+    run's cycle or ``--init`` range is not kept) and the times missing at it between the
+    first and the last (:func:`pipeline.timeaxis.missing_times`): their most common step
     (:func:`pipeline.timeaxis.native_step`), when it is clearly the one they were drawn at:
-    every time a whole number of steps from the first, and no more steps missing between the
-    first and the last (:func:`pipeline.timeaxis.missing_times`) than times held. None for
-    one time, or times picked by hand (a case study's days), whose gaps are no missed cycles.
-    """
+    every time a whole number of steps from the first, and no more missing than held. None
+    for one time, or times picked by hand (a case study's days), whose gaps are no missed
+    cycles."""
     times = pd.DatetimeIndex(times)
     step = native_step(times)
     if step <= pd.Timedelta(0) or off_axis(times[:1], times[1:]).size:
         return None
-    return step if missing_times(times, step).size <= times.size else None
+    missing = missing_times(times, step)
+    return (step, missing) if missing.size <= times.size else None
 
 
 def cadence_text(inits: pd.DatetimeIndex) -> tuple[str, list[str]]:
@@ -63,10 +64,10 @@ def cadence_text(inits: pd.DatetimeIndex) -> tuple[str, list[str]]:
     their cadence and how many are missing at it (:func:`init_cadence`; nothing of one time,
     "no one cadence" of times picked by hand), and a line naming the missing ones with the
     ``--init`` range that draws them (the others in it, held, are skipped)."""
-    step = init_cadence(inits)
-    if step is None:
+    cadence = init_cadence(inits)
+    if cadence is None:
         return ("" if len(inits) < 2 else " (no one cadence)"), []
-    missing = missing_times(inits, step)
+    step, missing = cadence
     said = f" (every {describe_step(step)}, {len(missing)} missing)"
     if not len(missing):
         return said, []
