@@ -349,7 +349,9 @@ def incomplete_init_times(
     return pending
 
 
-def warn_trained_on(checkpoint: str, asked: pd.DatetimeIndex, leads: list[float], calibrate=True):
+def warn_trained_on(
+    checkpoint: str, asked: pd.DatetimeIndex, leads: list[float], calibrate: bool = True
+) -> None:
     """The forecast flow's one warning, logged to its run, when ``asked`` (all its initial
     times) fall in the training period of ``checkpoint`` or, ``calibrate``d, its spread
     calibration's (:func:`generators.calibration.warn_if_trained_on`, what ``wxens forecast``

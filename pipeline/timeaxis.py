@@ -145,7 +145,8 @@ def missing_text(missing: pd.DatetimeIndex, step: pd.Timedelta) -> str:
 def missing_names(missing: pd.DatetimeIndex, shown: int = 5) -> str:
     """The missing times of a store (an analysis store's, a forecast store's initial times)
     as ``wxens info`` names them: up to ``shown`` by name, more by their first three, their
-    last and their count (``2019-03-05T00:00, ... 2019-03-09T18:00 (12 in all)``)."""
+    last and their count (``2019-03-05T00:00, 2019-03-05T06:00, 2019-03-05T12:00 ...
+    2019-03-09T18:00 (12 in all)``)."""
     if len(missing) <= shown:
         return times_text(missing)
     return f"{times_text(missing[:3])} ... {time_text(missing[-1])} ({len(missing)} in all)"
