@@ -175,10 +175,20 @@ def partly_paired(card: xr.Dataset) -> bool:
     return bool((card["n_verified_with_reference"] < card["n_verified"]).any())
 
 
+def interval_caution(card: xr.Dataset) -> str:
+    """The ``caution`` the scores put on their intervals (too few blocks to read them as
+    uncertainty: :func:`verification.comparison.few_blocks_caution`), "" where none."""
+    ends = [c.low for c in (*SKILL, *CALIBRATION) if c.low in card]
+    return next((str(card[n].attrs["caution"]) for n in ends if "caution" in card[n].attrs), "")
+
+
 def scorecard_section(card: xr.Dataset) -> str:
-    """Each scorecard table under its heading and a note on how to read it (HTML)."""
+    """Each scorecard table under its heading and a note on how to read it (HTML); above
+    the first, once, the intervals' caution where they carry one."""
     notes = NOTES | ({"skill": NOTES["skill"] + PARTLY_PAIRED} if partly_paired(card) else {})
-    return "".join(
+    caution = interval_caution(card)
+    said = f"<p class='note'>[low, high]: {html.escape(caution)}.</p>" if caution else ""
+    return said + "".join(
         f"<h3>{name.capitalize()}</h3><p class='note'>{html.escape(notes[name])}</p>{table}"
         for name, table in scorecard_tables(card).items()
     )

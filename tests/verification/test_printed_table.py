@@ -1,5 +1,6 @@
 """``wxens verify``'s printed table as a researcher reads it: a long one says how to print
-a few leads, and intervals from too few blocks of days say they are no uncertainty."""
+a few leads, and intervals from too few blocks of days say they are no uncertainty (in the
+report too, and per lead where a lead verified fewer blocks than the whole)."""
 
 from __future__ import annotations
 
@@ -39,19 +40,40 @@ def stores(tmp_path_factory):
     truth.to_netcdf(root / "truth.nc")
     ingest(root / "truth.nc", root / "truth.zarr", progress=False)
     inits = pd.DatetimeIndex(["2020-01-01T00", "2020-01-01T12", "2020-01-02T00", "2020-01-02T12"])
-    at = at_leads(truth, inits, LEADS_H).expand_dims(member=5)
+    noise_forecast(truth, inits, LEADS_H, root / "forecast.zarr", rng)
+    return root
+
+
+def noise_forecast(truth: xr.Dataset, inits, leads_h, store, rng) -> None:
+    """A forecast store of 5 members = ``truth`` at init + lead + N(0, 1) noise."""
+    at = at_leads(truth, inits, leads_h).expand_dims(member=5)
     members = (at + rng.standard_normal(at.t2m.shape)).transpose(
         INIT_TIME, "member", "lead_time", ...
     )
     provenance = ForecastProvenance(
         generator="noise", checkpoint_digest="none", sampler="exact", nfe=0, seed=0
     )
-    write_forecast(root / "forecast.zarr", members.astype("float32"), provenance)
+    write_forecast(store, members.astype("float32"), provenance)
+
+
+@pytest.fixture(scope="module")
+def six_hourly(stores):
+    """11 init times 6 h apart (2020-01-01T00 to 01-03T12), leads 12 and 48 h, verified
+    against the module's truth cut at 2020-01-04T06: lead 12 h verifies all 11, lead 48 h
+    the first 6 (the rest fall past the truth's end); the root of ``forecast.zarr`` and
+    ``truth.zarr`` as :func:`wxens_verify` reads them."""
+    root = stores / "six_hourly"
+    root.mkdir()
+    truth = xr.open_dataset(stores / "truth.nc").load()
+    inits = pd.date_range("2020-01-01", periods=11, freq="6h")
+    noise_forecast(truth, inits, (12, 48), root / "forecast.zarr", np.random.default_rng(1))
+    truth.sel(time=slice(None, "2020-01-04T06")).to_netcdf(root / "truth.nc")
+    ingest(root / "truth.nc", root / "truth.zarr", progress=False)
     return root
 
 
 def wxens_verify(root, *extra: str) -> str:
-    """Stdout of a real ``python -m flows.cli verify`` of the module's stores."""
+    """Stdout of a real ``python -m flows.cli verify`` of the stores under ``root``."""
     files = (root / "forecast.zarr", root / "truth.zarr", root / "scores.nc")
     done = subprocess.run(
         [sys.executable, "-m", "flows.cli", *verify_command(*files, *extra)],
@@ -100,3 +122,27 @@ def test_intervals_from_ten_days_or_more_carry_no_caution():
     assert "caution" not in card["fair_crps_low"].attrs
     few = interval_card(parts.isel(init_time=slice(0, 8)), forecast.sizes["member"], config)
     assert "4 blocks" in few["fair_crps_low"].attrs["caution"]
+
+
+def test_the_report_says_the_caution_beside_the_intervals_once(stores, six_hourly):
+    """2 days printed [0.1972, 0.1976] in the report's skill table, without a word."""
+    report = stores / "report.html"
+    wxens_verify(stores, "--lead", "24h,48h", "--interval-level", "0.9", "--report", str(report))
+    text = report.read_text(encoding="utf-8")
+    assert text.count("intervals from 2 blocks of 1 day: too few to read as uncertainty") == 1
+    assert text.index("too few to read") < text.index("<table")  # above the skill table
+
+    enough = six_hourly / "report.html"
+    wxens_verify(
+        six_hourly,
+        "--lead",
+        "12h",
+        "--interval-block",
+        "6h",
+        "--interval-level",
+        "0.9",
+        "--report",
+        str(enough),
+    )
+    assert "too few to read" not in enough.read_text(encoding="utf-8")  # 11 blocks
+
