@@ -20,7 +20,12 @@ from verification import scores as vs
 from verification.aggregation import count_valid, mean_over
 from verification.base import SCORES
 from verification.config import VARIABLE, VerifyConfig
-from verification.resampling import MIN_READABLE_BLOCKS, score_intervals, verified_share
+from verification.resampling import (
+    MIN_READABLE_BLOCKS,
+    blocks_with_values,
+    score_intervals,
+    verified_share,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +53,8 @@ def interval_card(
         f"{config.interval_block} blocks ({blocks.nunique()} of them), "
         f"{config.interval_draws} draws"
     )
-    caution = few_blocks_caution(blocks.nunique(), config.interval_block)
+    held = blocks_with_values(per_init["fair_crps"], blocks, dim=INIT_TIME)  # as the bounds'
+    caution = few_blocks_caution(blocks.nunique(), config.interval_block, held)
     out = xr.Dataset()
     for name in bounds.data_vars:
         for i, side in enumerate(("low", "high")):
@@ -64,16 +70,32 @@ def interval_card(
     return out
 
 
-def few_blocks_caution(n_blocks: int, block: str) -> str | None:
+def few_blocks_caution(n_blocks: int, block: str, held: xr.DataArray | None = None) -> str | None:
     """What to say of intervals from ``n_blocks`` blocks when they are too few to read as
-    uncertainty (2 to :data:`MIN_READABLE_BLOCKS` - 1; one gives none); None otherwise."""
-    if not 2 <= n_blocks < MIN_READABLE_BLOCKS:
-        return None
-    return (
-        f"intervals from {n_blocks} blocks of {describe_step(pd.Timedelta(block))}: too few to "
-        f"read as uncertainty ({MIN_READABLE_BLOCKS} or more, as a rule of thumb; verify the "
-        "initial times of more blocks)"
+    uncertainty (2 to :data:`MIN_READABLE_BLOCKS` - 1; one gives none); None otherwise.
+    ``held``: the blocks each lead's intervals rest on (by lead and, say, variable:
+    :func:`verification.resampling.blocks_with_values`), fewer than ``n_blocks`` where a lead
+    lacks truth for some initial times (valid times past the truth's end): the leads with
+    too few of them are named, those with fewer than 2 (no interval) not."""
+    step = describe_step(pd.Timedelta(block))
+    rule = (
+        f"too few to read as uncertainty ({MIN_READABLE_BLOCKS} or more, as a rule of thumb; "
+        "verify the initial times of more blocks)"
     )
+    few = xr.DataArray([], dims=LEAD_TIME)
+    if held is not None and LEAD_TIME in held.dims:  # the fewest of each lead's variables
+        fewest = held.min([d for d in held.dims if d != LEAD_TIME])
+        few = fewest.where((fewest >= 2) & (fewest < min(n_blocks, MIN_READABLE_BLOCKS)), drop=True)
+    overall = 2 <= n_blocks < MIN_READABLE_BLOCKS
+    if not few.size:
+        return f"intervals from {n_blocks} blocks of {step}: {rule}" if overall else None
+    counts = sorted({int(n) for n in few.values})
+    some = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
+    hours = few[LEAD_TIME].values / np.timedelta64(1, "h")  # as the table's "lead (h)"
+    leads = f"lead{'s' * (len(few) > 1)} {_listed(np.array([f'{h:g} h' for h in hours]))}"
+    if overall:
+        return f"intervals from {n_blocks} blocks of {step} (at {leads}: from {some}): {rule}"
+    return f"intervals at {leads} from {some} blocks of {step}: {rule}"
 
 
 def by_variable(ds: xr.Dataset) -> xr.DataArray:

@@ -146,3 +146,14 @@ def test_the_report_says_the_caution_beside_the_intervals_once(stores, six_hourl
     )
     assert "too few to read" not in enough.read_text(encoding="utf-8")  # 11 blocks
 
+
+def test_the_caution_names_a_lead_whose_intervals_rest_on_fewer_blocks(six_hourly):
+    """11 blocks of 6 h in all, but lead 48 h verified in 6 (its later valid times past the
+    truth's end): its interval was printed without a caution."""
+    out = wxens_verify(six_hourly, "--interval-block", "6h", "--interval-level", "0.9")
+    caution = "intervals at lead 48 h from 6 blocks of 6 h: too few to read as uncertainty"
+    assert out.count(caution) == 1, out
+    with xr.open_datatree(six_hourly / "scores.nc") as tree:
+        card = tree["scorecard"].to_dataset()
+        assert caution in card["spread_skill_ratio_high"].attrs["caution"]
+        assert np.isfinite(card["fair_crps_low"]).all()  # both leads: an interval as before
