@@ -52,7 +52,8 @@ def ingest_store(
 
     # bad input: fail now
     adjusted = adjust_sources(sources, Adjustments.parse(*adjustments))
-    stores.open_canonical(adjusted, variables, Period(start, end).time_slice())
+    with nullcontext() if overwrite else stores.holding(store):  # as ingest opens them
+        stores.open_canonical(adjusted, variables, Period(start, end).time_slice())
     with dask_client(dask_scheduler):
         stores.ingest(
             adjusted,

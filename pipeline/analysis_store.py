@@ -188,6 +188,24 @@ def warn_dropped_times(path: Path, times: pd.DatetimeIndex) -> None:
         )  # fmt: skip
 
 
+def written_times(path: Path) -> pd.DatetimeIndex:
+    """The times the analysis store at ``path`` holds written (its last commit): none where
+    there is no such store yet (the ingest that finds one checks it)."""
+    if not is_repository(path):
+        return pd.DatetimeIndex([])
+    snapshot = reader(path)
+    if not has_root_group(snapshot):
+        return pd.DatetimeIndex([])
+    state = zarr.open_group(snapshot, mode="r").attrs.get(STATE_ATTR)
+    if state is None:
+        return pd.DatetimeIndex([])
+    times = pd.DatetimeIndex(open_snapshot(snapshot, chunks=None)[TIME].values)
+    written = np.zeros(times.size, bool)
+    for i, j in state["written"]:
+        written[i:j] = True
+    return times[written]
+
+
 def update_state(store: Store, **changes: object) -> dict:
     """Change entries of the ingest state in a transaction's ``store``; the new state."""
     group = zarr.open_group(store, mode="r+")

@@ -14,13 +14,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from pipeline.duplicate_times import check_unique_times
 from pipeline.errors import InputError, times_text
 from pipeline.grid import combine_on_one_grid
 from pipeline.normalize import normalize, sorted_along
 from pipeline.redact import redact
 from pipeline.schema import HORIZONTAL, TIME
 from pipeline.sources import Source, resolve_source
-from pipeline.timeaxis import check_one_axis, check_unique_times
+from pipeline.timeaxis import check_one_axis
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +62,11 @@ def open_canonical(
 
 def _combine(parts: list[tuple[str, xr.Dataset]], origin: str) -> xr.Dataset:
     """Inputs (label, dataset) that differ in time or variables, as one dataset sorted by
-    time: refused when they give a variable one time twice, leave one time axis or lie on
-    two grids; on the first one's points otherwise, so that the outer join fills with NaN
-    only what an input lacks (another level or time), never a grid point."""
-    check_unique_times(parts, origin)
+    time: refused when they give a variable one time twice (but one the store holds,
+    :mod:`pipeline.duplicate_times`), leave one time axis or lie on two grids; on the first
+    one's points otherwise, so that the outer join fills with NaN only what an input lacks
+    (another level or time), never a grid point."""
+    parts = check_unique_times(parts, origin)  # less later copies of times the store holds
     check_one_axis(parts, origin)
     combined = combine_on_one_grid(parts, HORIZONTAL, origin)
     log.debug("combined %d inputs, %d times", len(parts), combined.sizes[TIME])

@@ -15,6 +15,7 @@ part (re-exported here).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import uuid
@@ -42,9 +43,11 @@ from pipeline.analysis_store import (
     warn_dropped_times,
     warn_implausible,
     with_history,
+    written_times,
 )
 from pipeline.canonical import open_canonical
 from pipeline.disk_space import warn_if_short_of_room
+from pipeline.duplicate_times import store_holds
 from pipeline.errors import InputError, StoreError, time_text
 from pipeline.grid import describe_grid, same_points
 from pipeline.ingest_blocks import write_blocks
@@ -110,10 +113,17 @@ def ingest(
             ds, origin = open_canonical(sources, variables, time, allow_nan=allow_nan)
             _replace(ds, origin, path, allow_nan, progress)
         return warn_implausible(open_store(path))
-    ds, origin = open_canonical(sources, variables, time, allow_nan=allow_nan)
+    with holding(path):  # times it holds may come twice: no copy of them is written
+        ds, origin = open_canonical(sources, variables, time, allow_nan=allow_nan)
     if not _ingest_into(ds, origin, path, allow_nan, progress):
         return None  # not an error of this ingest: the other one finalises the store
     return warn_implausible(open_store(path))
+
+
+def holding(path: str | Path) -> contextlib.AbstractContextManager[None]:
+    """Where the sources of an ingest into ``path`` (not ``--overwrite``) are opened: inputs
+    that give twice times the store holds written are accepted, the later copies dropped."""
+    return store_holds(written_times(Path(path)))
 
 
 def _replace(ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progress: bool) -> None:

@@ -25,8 +25,7 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.errors import InputError, time_text, times_text
-from pipeline.normalize import COORD_ALIASES
-from pipeline.schema import LEVEL, TIME
+from pipeline.schema import TIME
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +216,7 @@ def axis_step(times: pd.DatetimeIndex, later: pd.DatetimeIndex) -> pd.Timedelta:
 def check_one_axis(parts: Sequence[tuple[str, xr.Dataset]], origin: str) -> None:
     """Refuse inputs of one ingest that leave one time axis, as appends would be refused.
 
-    ``parts`` are ``(label, dataset)`` pairs (valid times as in :func:`check_unique_times`).
+    ``parts`` are ``(label, dataset)`` pairs (valid times as in :func:`valid_times`).
     Taken in the order of their first times, the times each input adds must be on the axis
     of the inputs before it: later ones as :func:`off_axis` takes an append, earlier ones
     where that axis misses a time. So one ingest of several inputs takes what ingests of them
@@ -300,44 +299,6 @@ def _month_anchor(times: pd.DatetimeIndex) -> Callable[[np.ndarray], pd.Datetime
             _month_start(months) + (_month_start(np.asarray(months) + 1) - _month_start(months)) / 2
         )
     return None
-
-
-def check_unique_times(parts: Sequence[tuple[str, xr.Dataset]], origin: str) -> None:
-    """Refuse inputs that give one variable the same valid time twice.
-
-    ``parts`` are ``(label, dataset)`` pairs, the files of a glob or the sources of one
-    ingest, in their producers' names or canonical ones (valid times from ``valid_time``,
-    else ``time``; a dataset with neither is skipped). The :class:`InputError` names the
-    variable, the number of such times, the first three and two inputs that hold the first.
-    """
-    by_var: dict[tuple[str, object], list[tuple[str, pd.DatetimeIndex]]] = {}
-    for label, part in parts:
-        times = valid_times(part)
-        if times is not None:
-            for name in part.data_vars:
-                for level in _levels(part[name]):
-                    by_var.setdefault((str(name), level), []).append((label, times.unique()))
-    for (name, level), labelled in by_var.items():
-        joined = labelled[0][1].append([times for _, times in labelled[1:]])
-        if not joined.has_duplicates:
-            continue
-        dup = joined[joined.duplicated()].unique()
-        holders = [label for label, times in labelled if dup[0] in times]
-        var = repr(name) if level is None else f"{name!r} at level {level:g}"
-        raise InputError(
-            f"{origin}: {var} has {dup.size} duplicate time(s) across the inputs, first "
-            f"{times_text(dup[:3])} (in {holders[0]} and {holders[1]}); give each time "
-            "once (do two files overlap?)"
-        )
-
-
-def _levels(da: xr.DataArray) -> tuple[float | None, ...]:
-    """The pressure levels ``da`` holds, by any name ingest reads as a level (a dim, or a
-    scalar coordinate: one file per level); ``(None,)`` for a field without one."""
-    for name in (*da.dims, *da.coords):
-        if COORD_ALIASES.get(str(name), str(name)) == LEVEL and name in da.coords:
-            return tuple(float(v) for v in np.atleast_1d(da[name].values))
-    return (None,)
 
 
 def valid_times(ds: xr.Dataset) -> pd.DatetimeIndex | None:

@@ -20,6 +20,7 @@ import xarray as xr
 from xarray.backends import BackendArray
 from xarray.core.indexing import LazilyIndexedArray
 
+from pipeline.duplicate_times import check_unique_times
 from pipeline.errors import InputError, refuse_dangling_link
 from pipeline.grid import combine_on_one_grid
 from pipeline.normalize import COORD_ALIASES
@@ -28,7 +29,7 @@ from pipeline.schema import HORIZONTAL, MEMBER_ALIASES
 from pipeline.sources.base import SOURCES, Source
 from pipeline.sources.grib import count_grib_messages, open_grib
 from pipeline.standard_names import coordinate_renames
-from pipeline.timeaxis import check_one_axis, check_unique_times
+from pipeline.timeaxis import check_one_axis
 from pipeline.transaction import is_repository, open_dataset
 
 #: The time-like dims producers use, along which a decoded file is split into dask chunks.
@@ -155,8 +156,8 @@ class FileSource(Source):
         if forecasts:
             parts = _forecast_dims(parts)
         labelled = list(zip(map(str, self.paths), parts, strict=True))
-        if not forecasts:
-            check_unique_times(labelled, self.description)
+        if not forecasts:  # a time the target store holds may come twice: kept once
+            labelled = check_unique_times(labelled, self.description)
             check_one_axis(labelled, self.description)
         return combine_on_one_grid(labelled, _horizontal_dims(parts), self.description)
 

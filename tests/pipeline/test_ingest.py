@@ -439,6 +439,67 @@ def test_duplicate_times_across_files(tmp_path, capsys):
     assert not (tmp_path / "s.zarr").exists()
 
 
+def test_a_day_sent_again_under_another_name_is_kept_as_the_store_holds_it(
+    tmp_path, capsys, caplog
+):
+    """A feed's folder (`incoming/*.nc`) with a day sent again under another name: its
+    times are the store's already, so no copy of them is written and which one is no
+    question. It refused every run ("duplicate time"); the new day is now appended once."""
+    times = pd.date_range("2021-01-01", periods=6, freq="6h")
+    incoming, store = tmp_path / "incoming", tmp_path / "s.zarr"
+    incoming.mkdir()
+    make_netcdf(incoming / "day1.nc", times[:3])
+    assert run_cli(capsys, "ingest", str(incoming / "*.nc"), "--store", str(store))[0] == 0
+    before = open_store(store).dataset["t2m"].values
+    resent = make_netcdf(incoming / "day1_v2.nc", times[:3], seed=5)  # other values, unused
+    new = make_netcdf(incoming / "day2.nc", times[3:], seed=1)
+    with caplog.at_level("INFO"):
+        code, err = run_cli(capsys, "ingest", str(incoming / "*.nc"), "--store", str(store))
+    assert code == 0, err
+    held = "2 inputs hold 3 time(s) the store has already"
+    assert f"{held} ({incoming / 'day1.nc'}, {incoming / 'day1_v2.nc'})" in caplog.text
+    ds = open_store(store).dataset
+    assert list(ds["time"].values) == list(times.values)
+    np.testing.assert_array_equal(ds["t2m"].values[:3], before)
+    assert not np.allclose(ds["t2m"].values[:3], resent["tas"].values + 273.15)
+    np.testing.assert_allclose(ds["t2m"].values[3:], new["tas"].values + 273.15, rtol=1e-6)
+    # the files named one by one: the same; a time of them the store lacks is still refused
+    later = make_netcdf(tmp_path / "day3.nc", pd.date_range(times[-1], periods=4, freq="6h")[1:])
+    args = [str(incoming / "day2.nc"), str(incoming / "day1_v2.nc"), str(tmp_path / "day3.nc")]
+    assert run_cli(capsys, "ingest", *args, "--store", str(store))[0] == 0
+    assert open_store(store).dataset.sizes["time"] == 9
+    np.testing.assert_array_equal(open_store(store).dataset["t2m"].values[:3], before)
+    shutil.copy(tmp_path / "day3.nc", tmp_path / "day3_v2.nc")
+    (tmp_path / "day3.nc").unlink()
+    fourth = pd.date_range(later["time"].values[-1], periods=3, freq="6h")[1:]
+    make_netcdf(tmp_path / "day4.nc", fourth)  # new times, given twice: which copy?
+    shutil.copy(tmp_path / "day4.nc", tmp_path / "day4_v2.nc")
+    code, err = run_cli(capsys, "ingest", str(tmp_path / "day*.nc"), "--store", str(store))
+    assert code == 2 and "'tas' has 2 duplicate time(s) across the inputs" in err, err
+    assert open_store(store).dataset.sizes["time"] == 9  # nothing written of it
+
+
+def test_a_grib_day_sent_again_under_another_name_appends_the_new_day(
+    tmp_path, capsys, uk_sample
+):
+    """The same through cfgrib: the shipped sample's first day, then that day again under
+    another name beside its second day (hourly messages of 3360 bytes)."""
+    day = 24 * 3360
+    incoming, store = tmp_path / "incoming", tmp_path / "s.zarr"
+    incoming.mkdir()
+    sample = uk_sample.read_bytes()
+    (incoming / "2019-03-01.grib").write_bytes(sample[:day])
+    assert run_cli(capsys, "ingest", str(incoming / "*.grib"), "--store", str(store))[0] == 0
+    before = open_store(store).dataset["t2m"].values
+    (incoming / "2019-03-01_v2.grib").write_bytes(sample[:day])
+    (incoming / "2019-03-02.grib").write_bytes(sample[day : 2 * day])
+    code, err = run_cli(capsys, "ingest", str(incoming / "*.grib"), "--store", str(store))
+    assert code == 0, err  # was: "'t2m' has 24 duplicate time(s) across the inputs"
+    ds = open_store(store).dataset
+    assert ds.sizes["time"] == 48 and not ds.indexes["time"].has_duplicates
+    np.testing.assert_array_equal(ds["t2m"].values[:24], before)
+
+
 def test_a_block_of_one_dask_chunk_is_loaded_without_a_copy():
     """dask's own compute copies a lone chunk; the ingest block takes it as its task
     returned it (a decoder's read, here a fixed array), and assembles a variable of
