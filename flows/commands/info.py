@@ -91,6 +91,14 @@ def describe(store) -> str:
                     for v in row.values
                 )
             )
+    if "tendency_std" in store.statistics.statistic.values:  # per which step: it did not say
+        per = (
+            f"the std of the change over one step of the store "
+            f"({describe_step(store.native_step)}), in the variable's units"
+            if store.native_step > np.timedelta64(0)
+            else "undefined until the store holds two times one step apart"
+        )
+        lines.append(f"{'':<10} tendency_std: {per}")
     if store.missing_times:
         lines.append(f"missing    {missing_names(store.missing_times)}")
     kept = ds.attrs.get(STATE_ATTR, {}).get("nan_counts", {})

@@ -700,3 +700,11 @@ def test_a_stores_variables_read_in_one_order_whatever_the_hash_seed(tmp_path):
         orders.add(done.stdout.strip())
     assert len(orders) == 1
     assert orders.pop() == str(sorted(open_store(path).dataset.data_vars))
+
+
+def test_info_says_per_which_step_the_tendency_std_is(tmp_path, capsys):
+    """The tendency_std column was printed without its step: per 6 h? per hour?"""
+    ingest("synthetic:n_lat=6,n_lon=8,n_times=8", tmp_path / "s.zarr", progress=False)
+    assert main(["info", str(tmp_path / "s.zarr")]) == 0
+    out = capsys.readouterr().out
+    assert "tendency_std: the std of the change over one step of the store (6 h)" in out
