@@ -83,6 +83,10 @@ class CheckResult:
     reason:       why the check could not be computed for this part (no truth at these
                   valid times, a single sample, ...); ``""`` when it was. A result with a
                   reason is "n/a", never a failure.
+    worst:        (member,) where a member's score is the largest over several channels
+                  (or leads and levels), the one that gave it (``u500``, ``t500 at 24 h``);
+                  None where the score is not such a largest
+                  (:func:`verification.physics.common.largest`).
     """
 
     name: str
@@ -94,6 +98,7 @@ class CheckResult:
     tolerance_rule: str
     part: str = ""
     reason: str = ""
+    worst: xr.DataArray | None = None
 
     @property
     def label(self) -> str:

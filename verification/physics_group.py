@@ -69,6 +69,8 @@ def physics_group(
         {
             "member_score": xr.concat([r.member_score for r in results], **drop),
             "passed": xr.concat([r.passed for r in results], **drop),
+            # which channel (lead) gave each member's score, where it is a largest of several
+            "worst": xr.concat([_worst(r) for r in results], **drop),
             "truth_score": ("check", [r.truth_score for r in results]),
             "tolerance": ("check", [r.tolerance for r in results]),
             "tolerance_rule": ("check", [r.tolerance_rule for r in results]),
@@ -82,3 +84,11 @@ def physics_group(
         },
     )
     return rows.merge(out)
+
+
+def _worst(result: CheckResult) -> xr.DataArray:
+    """(member,) :attr:`CheckResult.worst`, ``""`` where the score is no largest of
+    several (a level's, a layer's)."""
+    if result.worst is not None:
+        return result.worst.astype(str)
+    return result.member_score.copy(data=np.full(result.member_score.shape, "")).astype(str)

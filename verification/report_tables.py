@@ -194,7 +194,7 @@ def scorecard_section(card: xr.Dataset) -> str:
     )
 
 
-def _verdict(sel: xr.Dataset) -> tuple[str, str]:
+def check_verdict(sel: xr.Dataset) -> tuple[str, str]:
     """The css class and text of one check's verdict: pass, fail, or n/a where no member
     score (or the truth's) could be computed."""
     scores = sel["member_score"].values.astype(float)
@@ -215,7 +215,7 @@ def _physics_rows(physics: xr.Dataset) -> str:
         family = str(sel["family"].values) if "family" in sel.coords else str(name)
         meaning = "" if family == previous else str(sel["description"].values)
         previous = family
-        verdict, text = _verdict(sel)
+        verdict, text = check_verdict(sel)
         finite = sel["member_score"].values[np.isfinite(sel["member_score"].values)]
         median = float(np.median(finite)) if finite.size else float("nan")
         rows.append(

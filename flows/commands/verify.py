@@ -238,6 +238,11 @@ def run(args: argparse.Namespace) -> int:
             f"verify a few leads, e.g. --lead {few_leads(card[LEAD_TIME].values)}, or a few "
             "--variables"
         )
+    if "physics" in done.tree.children:  # which part failed, on which channel
+        from verification.physics_summary import physics_lines
+
+        for line in physics_lines(done.tree["physics"].to_dataset()):
+            print(line)
     if args.report:
         print(f"report: {args.report}")
     return 0

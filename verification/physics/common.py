@@ -262,6 +262,19 @@ class TruthRelativeCheck(PhysicsCheckBase):
         return results
 
 
+def largest(scores: list[xr.DataArray], labels: list[str]) -> tuple[xr.DataArray, xr.DataArray]:
+    """The largest of ``scores`` (each by member; NaN where any is NaN) and, by member, the
+    label of the one that gave it (``""`` where every one is NaN): which channel, lead or
+    level a failing score came from."""
+    stacked = xr.concat(scores, dim="_of", coords="minimal", compat="override")
+    values = stacked.values.reshape(len(scores), -1)
+    finite = np.isfinite(values)
+    which = np.argmax(np.where(finite, values, -np.inf), axis=0)
+    names = np.where(finite.any(axis=0), np.asarray(labels, dtype=object)[which], "")
+    worst = stacked.isel(_of=0, drop=True).copy(data=names.reshape(stacked.shape[1:]))
+    return stacked.max("_of", skipna=False), worst.astype(str)
+
+
 def labelled(parts: list[xr.DataArray], labels: list[str]) -> xr.DataArray:
     """Scores of several parts as one array with a ``part`` dim of ``labels``."""
     return xr.concat(parts, dim=PART, coords="minimal", compat="override").assign_coords(

@@ -16,7 +16,7 @@ import xarray as xr
 
 from pipeline.schema import CHANNEL, INIT_TIME, LAT, LEAD_TIME, LON, MEMBER, VALID_TIME, to_channels
 from verification.base import CheckResult, register_check
-from verification.physics.common import NO_TRUTH, PhysicsCheckBase, where_members
+from verification.physics.common import NO_TRUTH, PhysicsCheckBase, largest, where_members
 from verification.spectra import (
     BAND,
     BANDS,
@@ -123,7 +123,7 @@ class SpectralRatio(PhysicsCheckBase):
 
     def conclude(self, summary: tuple[xr.DataArray, dict[str, Spectra]]) -> list[CheckResult]:
         template, spectra = summary
-        per_band: dict[str, list[tuple[xr.DataArray, float]]] = {band: [] for band in BANDS}
+        per_band: dict[str, list[tuple[str, xr.DataArray, float]]] = {b: [] for b in BANDS}
         not_computed = []
         for channel, of_channel in spectra.items():
             ratios = self._channel(of_channel)
@@ -138,20 +138,22 @@ class SpectralRatio(PhysicsCheckBase):
                     not_computed.append(CheckResult.not_computed(self, template, NOISY, part))
                     continue
                 scaled = np.abs(member_ratio.sel({BAND: band}, drop=True)) / tolerance
-                per_band[band].append((scaled, float(own.sel({BAND: band})) / tolerance))
+                own_score = float(own.sel({BAND: band})) / tolerance
+                per_band[band].append((channel, scaled, own_score))
         results = []
         for band in BANDS:
             part = f"{band} scales"
             if not per_band[band]:
                 continue  # every channel's n/a says why
-            scores = xr.concat([s for s, _ in per_band[band]], dim=CHANNEL)
+            channels, scaled_scores, _ = zip(*per_band[band], strict=True)
+            score, worst = largest(list(scaled_scores), list(channels))
             results.append(
                 CheckResult(
                     name=self.name,
                     description=self.description,
                     units=self.units,
-                    member_score=scores.max(CHANNEL, skipna=False),
-                    truth_score=max(t for _, t in per_band[band]),
+                    member_score=score,
+                    truth_score=max(t for _, _, t in per_band[band]),
                     tolerance=1.0,
                     tolerance_rule=(
                         f"per channel max({self.factor:g} × the sampling noise of the truth's "
@@ -159,6 +161,7 @@ class SpectralRatio(PhysicsCheckBase):
                         "in units of it"
                     ),
                     part=part,
+                    worst=worst,
                 )
             )
         return results + not_computed

@@ -9,13 +9,20 @@ from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
+import pandas as pd
 import scipy.stats
 import xarray as xr
 
 from pipeline.errors import InputError
-from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LON, MEMBER
+from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LEVEL, LON, MEMBER, channel_name
 from verification.base import CheckResult, register_check
-from verification.physics.common import PhysicsCheckBase, in_blocks, loaded, where_members
+from verification.physics.common import (
+    PhysicsCheckBase,
+    in_blocks,
+    largest,
+    loaded,
+    where_members,
+)
 
 NO_CHANGE = "lead 0 only: nothing has changed since the initial time"
 NO_TRUTH_HERE = "no truth at the initial times or at these valid times"
@@ -140,10 +147,7 @@ class TendencyDistribution(PhysicsCheckBase):
             self._judged(loaded(forecast.isel({MEMBER: block}))[0], initial, truths)
             for block in in_blocks(forecast.sizes[MEMBER], length)
         ]
-        return [
-            replace(parts[0], member_score=xr.concat([r.member_score for r in parts], MEMBER))
-            for parts in zip(*blocks, strict=True)
-        ]
+        return [_joined(parts) for parts in zip(*blocks, strict=True)]
 
     def _truths(
         self, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset
@@ -204,11 +208,15 @@ class TendencyDistribution(PhysicsCheckBase):
                 / case.scale
             )
         truth_score = float(np.max([case.distance for case in judged]))
+        score, worst = largest(
+            [template.copy(data=d) for d in member_distances],
+            [_case_label(name, case.selection) for case in judged],
+        )
         return CheckResult(
             name=self.name,
             description=self.description,
             units=self.units,
-            member_score=template.copy(data=np.max(member_distances, axis=0)),
+            member_score=score,
             truth_score=truth_score,
             tolerance=max(self.factor * truth_score, self.floor),
             tolerance_rule=(
@@ -216,6 +224,7 @@ class TendencyDistribution(PhysicsCheckBase):
                 f"{'all' if self.cuts is None else self.cuts} cut(s)), {self.floor:g})"
             ),
             part=name,
+            worst=worst,
         )
 
     def _halves_distance(self, change: xr.DataArray, inits: np.ndarray) -> float:
@@ -238,3 +247,20 @@ def _cases(da: xr.DataArray, keep: tuple[str, ...]) -> list[dict[str, object]]:
         dict(zip(other, values, strict=True))
         for values in itertools.product(*(da[d].values for d in other))
     ]
+
+
+def _joined(parts: tuple[CheckResult, ...]) -> CheckResult:
+    """One variable's results of blocks of members as one."""
+    worst = None if parts[0].worst is None else xr.concat([r.worst for r in parts], MEMBER)
+    member_score = xr.concat([r.member_score for r in parts], MEMBER)
+    return replace(parts[0], member_score=member_score, worst=worst)
+
+
+def _case_label(name: str, selection: dict[str, object]) -> str:
+    """``t500 at 24 h``: the channel and lead of a case of variable ``name``."""
+    level = selection.get(LEVEL)
+    text = channel_name(name, None if level is None else float(level))
+    lead = selection.get(LEAD_TIME)
+    if lead is not None:
+        text += f" at {pd.Timedelta(lead) / pd.Timedelta(hours=1):g} h"
+    return text

@@ -1,0 +1,69 @@
+"""``wxens verify --physics`` prints which part failed, on which channel: a spectral row
+scored by its largest channel did not say which channel it was."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+from verification_cases import balanced_members, verify_command
+
+from pipeline.forecast_store import ForecastProvenance, write_forecast
+from pipeline.sources.synthetic import SyntheticConfig, synthetic_dataset
+from pipeline.store import ingest
+
+
+@pytest.fixture(scope="module")
+def upper_air_stores(tmp_path_factory):
+    """An upper-air analysis store (synthetic, 16 x 24) and balanced members of other
+    seeds (8 init times, leads 6 and 12 h): ``(root, analysis, members)``."""
+    root = tmp_path_factory.mktemp("physics_printed")
+    config = SyntheticConfig(n_lat=16, n_lon=24, n_times=24)
+    ingest(config.to_spec(), root / "analysis.zarr", progress=False)
+    members = balanced_members(config, synthetic_dataset(config).load(), 8, (6, 12), (11, 12, 13))
+    return root, root / "analysis.zarr", members
+
+
+def noisy_u500(members: xr.Dataset) -> xr.Dataset:
+    """``members`` with white noise (3 m/s) on u at 500 hPa only."""
+    out = members.copy(deep=True)
+    u500 = out["u"].sel(level=500)
+    noise = np.random.default_rng(0).normal(0.0, 3.0, u500.shape).astype(u500.dtype)
+    out["u"].loc[{"level": 500}] = u500 + noise
+    return out
+
+
+def verified(root, analysis, members, name, *, balanced, extra=()):
+    store = root / f"{name}.zarr"
+    provenance = ForecastProvenance(
+        generator="oracle", checkpoint_digest="none", sampler="exact", nfe=0, seed=1,
+        balanced=balanced,
+    )  # fmt: skip
+    write_forecast(store, members, provenance)
+    scores = root / f"{name}.nc"
+    command = verify_command(store, analysis, scores, "--physics-init-times", "8", *extra)
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", *command], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout, scores
+
+
+def test_a_failing_spectral_row_names_its_worst_channel(upper_air_stores):
+    root, analysis, members = upper_air_stores
+    report = root / "report.html"
+    out, scores = verified(
+        root, analysis, noisy_u500(members), "noisy", balanced=False,
+        extra=("--report", str(report)),
+    )  # fmt: skip
+    line = next(x for x in out.splitlines() if x.startswith("physics spectral_ratio small"))
+    assert "FAIL" in line and line.endswith("worst channel u500"), out
+    physics = xr.open_dataset(scores, group="physics").load()
+    row = physics.sel(check="spectral_ratio small scales")
+    assert set(row["worst"].values.tolist()) == {"u500"}
+    assert set(physics.sel(check="geostrophic 500 hPa")["worst"].values.tolist()) == {""}
+    assert report.stat().st_size > 0  # the report still reads the group
+
