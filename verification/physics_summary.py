@@ -1,6 +1,7 @@
 """The ``/physics`` group of a verification as a few printed lines (``wxens verify``): how
-many checked parts pass, and each failing one with its worst channel (the channel, or
-channel and lead, that gave the largest member's score)."""
+many checked parts pass, each failing one with its worst channel (the channel, or channel
+and lead, that gave the largest member's score), and, where a balance check fails on
+members drawn without ``--balance``, that ``wxens forecast --balance`` exists."""
 
 from __future__ import annotations
 
@@ -8,6 +9,13 @@ import numpy as np
 import xarray as xr
 
 from verification.report_tables import check_verdict
+
+#: The checks ``wxens forecast --balance`` makes every step pass (generators.balance).
+BALANCE_CHECKS = ("hypsometric", "geostrophic")
+NOT_BALANCED = (
+    "physics: the members were drawn without --balance; `wxens forecast --balance` "
+    "projects each step onto hypsometric and geostrophic balance (docs/generate.md)"
+)
 
 
 def worst_channel(row: xr.Dataset) -> str:
@@ -21,8 +29,10 @@ def worst_channel(row: xr.Dataset) -> str:
     return str(row["worst"].values[int(np.argmax(scores))])
 
 
-def physics_lines(physics: xr.Dataset) -> list[str]:
-    """The lines to print of ``physics`` (a verification's ``/physics`` group)."""
+def physics_lines(physics: xr.Dataset, *, balanced: bool | None) -> list[str]:
+    """The lines to print of ``physics`` (a verification's ``/physics`` group);
+    ``balanced``: whether the members were drawn with ``--balance`` (None: not known, not a
+    wxens forecast store)."""
     if "check" not in physics.dims:
         return []
     failed = []
@@ -37,4 +47,6 @@ def physics_lines(physics: xr.Dataset) -> list[str]:
     lines = [
         f"physics: {total - len(failed)} of {total} checked parts pass in every member"
     ] + [line for _, line in failed]
+    if balanced is False and any(family in BALANCE_CHECKS for family, _ in failed):
+        lines.append(NOT_BALANCED)
     return lines

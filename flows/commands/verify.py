@@ -238,10 +238,13 @@ def run(args: argparse.Namespace) -> int:
             f"verify a few leads, e.g. --lead {few_leads(card[LEAD_TIME].values)}, or a few "
             "--variables"
         )
-    if "physics" in done.tree.children:  # which part failed, on which channel
+    if "physics" in done.tree.children:  # which part failed, on which channel, and the fix
+        from pipeline.forecast_store import is_forecast_store, provenance
         from verification.physics_summary import physics_lines
 
-        for line in physics_lines(done.tree["physics"].to_dataset()):
+        drawn = args.forecast if is_forecast_store(args.forecast) else None
+        balanced = None if drawn is None else provenance(drawn).balanced
+        for line in physics_lines(done.tree["physics"].to_dataset(), balanced=balanced):
             print(line)
     if args.report:
         print(f"report: {args.report}")

@@ -1,5 +1,6 @@
-"""``wxens verify --physics`` prints which part failed, on which channel: a spectral row
-scored by its largest channel did not say which channel it was."""
+"""``wxens verify --physics`` prints which part failed, on which channel, and the fix: a
+spectral row scored by its largest channel did not say which channel it was, and a
+failing balance check did not say that the members were drawn without ``--balance``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from verification_cases import balanced_members, verify_command
 from pipeline.forecast_store import ForecastProvenance, write_forecast
 from pipeline.sources.synthetic import SyntheticConfig, synthetic_dataset
 from pipeline.store import ingest
+from verification.physics_summary import NOT_BALANCED
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +69,16 @@ def test_a_failing_spectral_row_names_its_worst_channel(upper_air_stores):
     assert set(physics.sel(check="geostrophic 500 hPa")["worst"].values.tolist()) == {""}
     assert report.stat().st_size > 0  # the report still reads the group
 
+
+def test_a_failing_balance_check_says_the_members_were_drawn_without_balance(
+    upper_air_stores,
+):
+    root, analysis, members = upper_air_stores
+    out, _ = verified(root, analysis, noisy_u500(members), "unbalanced", balanced=False)
+    assert "physics geostrophic 500 hPa: FAIL" in out
+    assert out.count(NOT_BALANCED) == 1, out
+    out, _ = verified(root, analysis, noisy_u500(members), "balanced", balanced=True)
+    assert "physics geostrophic 500 hPa: FAIL" in out and NOT_BALANCED not in out, out
+    out, _ = verified(root, analysis, members, "passing", balanced=False)
+    assert "physics: " in out and "geostrophic" not in out and "hypsometric" not in out, out
+    assert NOT_BALANCED not in out, out
