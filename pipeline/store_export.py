@@ -4,15 +4,13 @@ read Icechunk: WeatherBench 2's, or any ``xr.open_zarr`` without the icechunk pa
 from __future__ import annotations
 
 import shutil
-import sys
 import warnings
-from contextlib import nullcontext
 from pathlib import Path
 
-from dask.diagnostics import ProgressBar
 from zarr.abc.store import Store
 
 from pipeline.errors import StoreError
+from pipeline.progress import dask_bar
 from pipeline.schema import INIT_TIME
 from pipeline.transaction import has_root_group, locked, open_snapshot, reader
 
@@ -56,7 +54,7 @@ def export(
             with warnings.catch_warnings():  # zarr-python's, on a v3 extension it writes
                 warnings.filterwarnings("ignore", "Consolidated metadata", UserWarning)
                 write = ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=True, compute=False)
-                with ProgressBar(out=sys.stderr) if progress else nullcontext():
+                with dask_bar(progress, desc=f"export {out.name}"):
                     write.compute()
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

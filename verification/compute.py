@@ -16,14 +16,13 @@ tasks and keeps to its workers' memory limit, so there everything is computed to
 from __future__ import annotations
 
 import logging
-import sys
-from contextlib import nullcontext
 from typing import Any
 
 import dask
 import psutil
 import xarray as xr
-from dask.diagnostics import ProgressBar
+
+from pipeline.progress import dask_bar, tqdm
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +33,10 @@ available is scored one result at a time."""
 
 def compute_results(lazy: dict[str, Any], *, forecast_bytes: int, progress: bool) -> dict[str, Any]:
     """``lazy`` (name -> dask-backed result) computed: together (shared input chunks read
-    once), or one by one where :data:`LOCAL_MEMORY_SHARE` says so; a progress bar of the
-    local scheduler's work on stderr if ``progress`` (dask's default, stdout, ran it
-    into the scores printed there)."""
+    once), or one by one where :data:`LOCAL_MEMORY_SHARE` says so; if ``progress``, a bar
+    on stderr of the local scheduler's tasks, with their ETA (:func:`pipeline.progress.
+    dask_bar`; dask's ``ProgressBar`` showed the time elapsed only), and one by one a bar
+    of the results done of all, under that of the one being computed."""
     local = distributed_client() is None
     available = psutil.virtual_memory().available
     apart = local and forecast_bytes > LOCAL_MEMORY_SHARE * available
@@ -49,21 +49,29 @@ def compute_results(lazy: dict[str, Any], *, forecast_bytes: int, progress: bool
             100 * LOCAL_MEMORY_SHARE,
             available / 1e9,
         )
-    with ProgressBar(dt=1.0, out=sys.stderr) if progress and local else nullcontext():
-        if apart:
-            return {name: _computed_alone(value) for name, value in lazy.items()}
+        parts = sum(len(v.data_vars) if isinstance(v, xr.Dataset) else 1 for v in lazy.values())
+        with tqdm(total=parts, desc="scores", unit="result", disable=not progress) as bar:
+            return {name: _computed_alone(value, bar) for name, value in lazy.items()}
+    with dask_bar(progress and local, desc="scores", dt=1.0):
         return dask.compute(lazy)[0]
 
 
-def _computed_alone(value: Any) -> Any:
+def _computed_alone(value: Any, bar: Any) -> Any:
     """One result computed by itself; a Dataset's variables each by itself (those of one
-    Dataset read the same forecast, as the results do)."""
+    Dataset read the same forecast, as the results do); each compute a step of ``bar``
+    (its tasks a bar of their own, under it, while it runs)."""
+
+    def computed(one: Any) -> Any:
+        with dask_bar(not bar.disable, desc="  tasks", dt=1.0, leave=False):
+            result = dask.compute(one)[0]
+        bar.update()
+        return result
+
     if isinstance(value, xr.Dataset):
         return xr.Dataset(
-            {name: dask.compute(da)[0] for name, da in value.data_vars.items()},
-            attrs=value.attrs,
+            {name: computed(da) for name, da in value.data_vars.items()}, attrs=value.attrs
         )
-    return dask.compute(value)[0]
+    return computed(value)
 
 
 def distributed_client() -> Any:

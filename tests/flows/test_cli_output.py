@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ from pipeline.forecast_store import write_forecast
 from pipeline.store_export import export
 from pipeline.transaction import transaction
 from tests.pipeline.test_forecast_store import PROVENANCE, ensemble
+from verification import compute
 from verification.compute import compute_results
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +40,7 @@ def test_export_progress_goes_to_stderr_not_stdout(tmp_path, capsys):
     export(store, tmp_path / "plain.zarr", progress=True)
     out, err = capsys.readouterr()
     assert out == ""
-    assert "Completed" in err
+    assert re.search(r"export plain.zarr: 100%.*\| (\d+)/\1 \[\d\d:\d\d<\d\d:\d\d", err)  # ETA
 
 
 def test_verify_progress_goes_to_stderr_not_stdout(capsys):
@@ -47,7 +49,18 @@ def test_verify_progress_goes_to_stderr_not_stdout(capsys):
     assert compute_results(lazy, forecast_bytes=80, progress=True)["x"] == 10
     out, err = capsys.readouterr()
     assert out == ""
-    assert "Completed" in err
+    assert re.search(r"scores: 100%.*\| (\d+)/\1 \[\d\d:\d\d<\d\d:\d\d", err)  # ETA
+
+
+def test_verify_one_result_at_a_time_counts_the_results_done_of_all(monkeypatch, capsys):
+    """Scored one result at a time (a forecast too large for the memory), dask's bar
+    started over at 0 % for each result, with no sign of how many remained."""
+    monkeypatch.setattr(compute, "LOCAL_MEMORY_SHARE", 0.0)
+    lazy = {"x": da.ones(10, chunks=5).sum(), "y": da.ones(4, chunks=2).sum()}
+    assert compute_results(lazy, forecast_bytes=80, progress=True) == {"x": 10, "y": 4}
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert re.search(r"scores: 100%.*\| 2/2 \[\d\d:\d\d<\d\d:\d\d, .*result", err)
 
 
 def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path, capsys):
