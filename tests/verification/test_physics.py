@@ -3,6 +3,8 @@ level, layer and band; partial truth, lead 0 and one initial time give n/a, neve
 
 from __future__ import annotations
 
+import re
+import sys
 import tracemalloc
 
 import numpy as np
@@ -172,6 +174,26 @@ def test_a_check_on_dask_data_larger_than_its_budget_is_judged_in_blocks_as_in_m
             [a.truth_score, a.tolerance], [b.truth_score, b.tolerance], rtol=0 if exact else 1e-12
         )
         assert a.reason == b.reason
+
+
+@pytest.mark.parametrize("check", [Geostrophic(), TendencyDistribution()], ids=lambda c: c.name)
+def test_a_check_in_blocks_on_a_terminal_counts_the_blocks_done_of_all(
+    upper_air, check, monkeypatch, capsys
+):
+    """A check of a large lazy forecast read it block after block for minutes with no sign
+    of how many blocks remained: on a terminal, a bar of the blocks done of all, with its
+    ETA (none in a log file: capsys's stderr, until it says it is a terminal)."""
+    inputs = (upper_air.forecast, upper_air.truth, upper_air.initial)
+    dim = "member" if isinstance(check, TendencyDistribution) else "init_time"
+    per_index, whole = read_bytes(check, inputs, dim)
+    lazy = [ds.chunk({"init_time": 1}) for ds in inputs]
+    check(*lazy, block_bytes=whole + per_index)
+    assert "blocks" not in capsys.readouterr().err
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    check(*lazy, block_bytes=whole + per_index)  # one index a block
+    n = upper_air.forecast.sizes[dim]
+    err = capsys.readouterr().err
+    assert re.search(rf"{check.name} blocks: 100%.*\| {n}/{n} \[\d\d:\d\d<\d\d:\d\d", err)
 
 
 def test_the_tendency_check_in_blocks_of_members_computes_the_truths_distances_once(

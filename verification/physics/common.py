@@ -12,6 +12,7 @@ import dask
 import numpy as np
 import xarray as xr
 
+from pipeline.progress import tqdm
 from pipeline.schema import INIT_TIME, LEAD_TIME, MEMBER
 from verification.base import CheckResult
 
@@ -96,6 +97,13 @@ def in_blocks(size: int, length: int) -> list[slice]:
     return [slice(i, min(i + length, size)) for i in range(0, size, length)]
 
 
+def blocks_bar(name: str, size: int, length: int) -> tqdm:
+    """:func:`in_blocks`, counted by a bar of the blocks done of all, with its ETA (a block
+    of a large lazy forecast is read in minutes), on a terminal or in a notebook (tqdm's
+    ``disable=None``; not in a log file)."""
+    return tqdm(in_blocks(size, length), desc=f"{name} blocks", unit="block", disable=None)
+
+
 def loaded(*inputs: xr.Dataset) -> list[xr.Dataset]:
     """``inputs`` in memory, in one ``dask.compute`` (and lazily indexed ones loaded)."""
     return [ds.compute() for ds in dask.compute(*inputs)]  # compute(): lazy, not dask
@@ -159,7 +167,7 @@ class PhysicsCheckBase(ABC):
     ) -> list[CheckResult]:
         """The results of dask inputs judged ``length`` initial times at a time."""
         partials = []
-        for block in in_blocks(forecast.sizes[INIT_TIME], length):
+        for block in blocks_bar(self.name, forecast.sizes[INIT_TIME], length):
             inputs = (forecast, truth) if initial is None else (forecast, truth, initial)
             parts = [ds.isel({INIT_TIME: block}) for ds in inputs]
             f, t, *rest = loaded(*parts)

@@ -18,7 +18,7 @@ from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LEVEL, LON, MEMBER, chann
 from verification.base import CheckResult, register_check
 from verification.physics.common import (
     PhysicsCheckBase,
-    in_blocks,
+    blocks_bar,
     largest,
     loaded,
     where_members,
@@ -145,7 +145,7 @@ class TendencyDistribution(PhysicsCheckBase):
         truths = self._truths(forecast, truth, initial)
         blocks = [
             self._judged(loaded(forecast.isel({MEMBER: block}))[0], initial, truths)
-            for block in in_blocks(forecast.sizes[MEMBER], length)
+            for block in blocks_bar(self.name, forecast.sizes[MEMBER], length)
         ]
         return [_joined(parts) for parts in zip(*blocks, strict=True)]
 
