@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pty
+import struct
+import subprocess
+import sys
+import termios
 from collections.abc import Callable
 from pathlib import Path
 
@@ -82,3 +89,32 @@ def monthly_store(tmp_path: Path):
         coords={"time": times, "latitude": np.arange(50.0, 54), "longitude": np.arange(4.0)},
     ).to_netcdf(tmp_path / "monthly.nc")
     return ingest(str(tmp_path / "monthly.nc"), tmp_path / "m.zarr", progress=False)
+
+
+def on_a_terminal(argv: list[str]) -> tuple[int, str, str]:
+    """``python -m flows.cli *argv`` with its stderr a terminal (a pseudo-terminal: wxens
+    draws bars only on one): its return code, stdout and what the terminal showed."""
+    leader, follower = pty.openpty()
+    # 40 rows of 120 columns (a new pseudo-terminal has 0: a bar would be cut to nothing)
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", *argv],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        env=env,
+        text=True,
+    ) as run:
+        os.close(follower)
+        shown = bytearray()
+        while True:  # read as it runs: a full terminal buffer would block the command
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the command closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+        out = run.stdout.read()
+    os.close(leader)
+    return run.wait(), out, shown.decode(errors="replace")

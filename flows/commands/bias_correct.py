@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from flows.commands.options import add_threads, deprecated_alias
+from flows.commands.options import add_no_progress, add_threads, deprecated_alias
 from flows.threads import set_threads
 
 NAME = "bias-correct"
@@ -57,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the --checkpoint's tuned one, else members not remapped)",
     )
     add_threads(parser)
+    add_no_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
         )
         raise InputError(f"{reason}; nothing written: {args.forecast} is the forecast as it is")
     truth = open_store(args.truth)  # once: passed on, so its warnings are said once
-    result = bias_correct_store(args.forecast, truth, args.out, spec)
+    result = bias_correct_store(
+        args.forecast, truth, args.out, spec, progress=not args.no_progress
+    )
     extra = "".join(
         f", {what} weight {weight:g}"
         for what, weight in (("spread", spec.spread_weight), ("rank", spec.rank_weight))

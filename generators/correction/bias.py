@@ -55,6 +55,7 @@ from pipeline.forecast_store import (
     check_extends,
     write_forecast,
 )
+from pipeline.progress import dask_bar
 from pipeline.schema import (
     INIT_TIME,
     LAT,
@@ -354,7 +355,12 @@ def check_whole_forecast(forecast: xr.Dataset, on_truth: xr.Dataset) -> None:
 
 
 def bias_correct_store(
-    forecast: str | Path, truth: str | Path | AnalysisStore, out: str | Path, spec: CorrectionSpec
+    forecast: str | Path,
+    truth: str | Path | AnalysisStore,
+    out: str | Path,
+    spec: CorrectionSpec,
+    *,
+    progress: bool = False,
 ) -> Corrected:
     """``wxens bias-correct``: the complete initial times of the forecast store ``forecast``
     corrected by the chain of ``spec`` (:meth:`DecayingAverageBias.from_spec`) against the
@@ -365,6 +371,8 @@ def bias_correct_store(
     Refused, with nothing written: ``out`` naming the raw store itself (later corrections
     learn from it), a raw store that is already corrected, and ``out`` holding another
     model's forecasts or another weight (:func:`pipeline.forecast_store.write_forecast`).
+    ``progress``: a bar on stderr of each pass over the members (their moments per
+    variable, the writing), its tasks done of all with an ETA.
     """
     raw = open_raw(forecast, out)
     correction = DecayingAverageBias.from_spec(spec)
@@ -375,8 +383,9 @@ def bias_correct_store(
     analysis, inits, leads = opened.dataset, raw[INIT_TIME].values, raw[LEAD_TIME].values
     truth = opened.path
     say_uncorrected(forecast, truth, inits, leads, raw[VALID_TIME].values, analysis[TIME].values)
-    result = bias_correct(raw, analysis, correction)
-    write_forecast(out, result.forecast, made, skip_unchanged=True)
+    with dask_bar(progress, desc="bias-correct", leave=False):
+        result = bias_correct(raw, analysis, correction)
+        write_forecast(out, result.forecast, made, skip_unchanged=True)
     return result
 
 

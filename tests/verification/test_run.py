@@ -3,15 +3,7 @@ verify`` and the verify flow share."""
 
 from __future__ import annotations
 
-import fcntl
-import os
-import pty
 import re
-import struct
-import subprocess
-import sys
-import termios
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,11 +14,11 @@ from flows.cli import main
 from pipeline.errors import InputError, StoreError
 from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
 from pipeline.store import open_store
+from tests.conftest import on_a_terminal
 from verification.config import VerifyConfig
 from verification.run import open_forecast_any, verify_store
 from verification.scorecard import verify
 
-ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = VerifyConfig(physics_init_times=0, energy_score=False, progress=False)
 
 
@@ -200,35 +192,6 @@ def test_the_cli_writes_the_scores_of_a_forecast_with_a_dict_attribute(stores, t
     assert json.loads(written["wxens_labels"]) == ["member", 3, None]
     assert written["wxens_generator"] == "oracle" and written["n_init_times"] == 6
     assert not list(tmp_path.glob(".s.nc*"))  # no temporary file left beside it
-
-
-def on_a_terminal(argv: list[str]) -> tuple[int, str, str]:
-    """``python -m flows.cli *argv`` with its stderr a terminal (a pseudo-terminal: wxens
-    draws bars only on one): its return code, stdout and what the terminal showed."""
-    leader, follower = pty.openpty()
-    # 40 rows of 120 columns (a new pseudo-terminal has 0: a bar would be cut to nothing)
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", *argv],
-        stdout=subprocess.PIPE,
-        stderr=follower,
-        env=env,
-        text=True,
-    ) as run:
-        os.close(follower)
-        shown = bytearray()
-        while True:  # read as it runs: a full terminal buffer would block the command
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the command closed the terminal
-                break
-            if not chunk:
-                break
-            shown += chunk
-        out = run.stdout.read()
-    os.close(leader)
-    return run.wait(), out, shown.decode(errors="replace")
 
 
 def test_verify_on_a_terminal_shows_a_bar_with_its_eta_not_elapsed_time_only(stores, tmp_path):

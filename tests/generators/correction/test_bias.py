@@ -5,6 +5,7 @@ end."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -24,6 +25,7 @@ from generators.correction.spec import CorrectionSpec
 from generators.correction.tuned import checkpoint_digest, save_tuned
 from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
+from tests.conftest import on_a_terminal
 
 INITS = pd.date_range("2019-03-22", periods=14, freq="6h")  # 3.5 days, 4 times of day
 LEADS = pd.to_timedelta([1, 24, 36], unit="h")
@@ -321,3 +323,20 @@ def test_a_rerun_rewrites_only_the_initial_times_whose_correction_changed(
     assert "overwrote 2 and appended 4 initial time(s); kept 10 as they were" in caplog.text
     bias_correct_store(raw, truth, fresh, spec)
     xr.testing.assert_identical(open_forecast(out).load(), open_forecast(fresh).load())
+
+
+def test_bias_correct_on_a_terminal_shows_a_bar_of_its_passes_with_an_eta(analysis, tmp_path):
+    """``wxens bias-correct`` of a large store read the members for minutes with nothing
+    on the terminal, and had no --no-progress: each pass over them (the moments, the write)
+    is a bar of its tasks done of all, with an ETA, on stderr; none with --no-progress."""
+    raw = tmp_path / "raw.zarr"
+    provenance = ForecastProvenance("flow_matching", "0123456789abcdef", "euler:nfe=2", 2, 0)
+    write_forecast(raw, warm_forecast(analysis, 1.5), provenance)
+    argv = ["bias-correct", str(raw), "--truth", str(analysis.path), "--bias-weight", "0.2"]
+    code, out, shown = on_a_terminal([*argv, "--out", str(tmp_path / "bc.zarr")])
+    assert code == 0, shown
+    assert re.search(r"bias-correct: +\d+%.*\| \d+/(\d+) \[\d\d:\d\d<(\?|\d\d:\d\d), ", shown)
+    assert "task/s" not in out
+    code, _, shown = on_a_terminal([*argv, "--out", str(tmp_path / "quiet.zarr"), "--no-progress"])
+    assert code == 0, shown
+    assert "bias-correct:" not in shown
