@@ -54,13 +54,21 @@ def verified(root, analysis, members, name, *, balanced, extra=()):
     return done.stdout, scores
 
 
-def test_a_failing_spectral_row_names_its_worst_channel(upper_air_stores):
+@pytest.fixture(scope="module")
+def noisy_unbalanced(upper_air_stores):
+    """The printed lines, scores file and report of ``verify`` of noisy members drawn
+    without ``--balance`` (one verify serves both tests)."""
     root, analysis, members = upper_air_stores
     report = root / "report.html"
     out, scores = verified(
         root, analysis, noisy_u500(members), "noisy", balanced=False,
         extra=("--report", str(report)),
     )  # fmt: skip
+    return out, scores, report
+
+
+def test_a_failing_spectral_row_names_its_worst_channel(noisy_unbalanced):
+    out, scores, report = noisy_unbalanced
     line = next(x for x in out.splitlines() if x.startswith("physics spectral_ratio small"))
     assert "FAIL" in line and line.endswith("worst channel u500"), out
     physics = xr.open_dataset(scores, group="physics").load()
@@ -71,10 +79,10 @@ def test_a_failing_spectral_row_names_its_worst_channel(upper_air_stores):
 
 
 def test_a_failing_balance_check_says_the_members_were_drawn_without_balance(
-    upper_air_stores,
+    upper_air_stores, noisy_unbalanced
 ):
     root, analysis, members = upper_air_stores
-    out, _ = verified(root, analysis, noisy_u500(members), "unbalanced", balanced=False)
+    out = noisy_unbalanced[0]
     assert "physics geostrophic 500 hPa: FAIL" in out
     assert out.count(NOT_BALANCED) == 1, out
     out, _ = verified(root, analysis, noisy_u500(members), "balanced", balanced=True)
