@@ -5,7 +5,6 @@ members drawn without ``--balance``, that ``wxens forecast --balance`` exists.""
 
 from __future__ import annotations
 
-import numpy as np
 import xarray as xr
 
 from verification.report_tables import check_verdict
@@ -16,17 +15,6 @@ NOT_BALANCED = (
     "physics: the members were drawn without --balance; `wxens forecast --balance` "
     "projects each step onto hypsometric and geostrophic balance (docs/generate.md)"
 )
-
-
-def worst_channel(row: xr.Dataset) -> str:
-    """The channel that gave the largest score of the failing members of one ``check`` row
-    (``""`` where its score is no largest over channels, or a file written before it was
-    kept)."""
-    if "worst" not in row:
-        return ""
-    scores = np.where(row["passed"].values, -np.inf, row["member_score"].values.astype(float))
-    scores = np.where(np.isfinite(scores), scores, -np.inf)
-    return str(row["worst"].values[int(np.argmax(scores))])
 
 
 def physics_lines(physics: xr.Dataset, *, balanced: bool | None) -> list[str]:
@@ -40,9 +28,7 @@ def physics_lines(physics: xr.Dataset, *, balanced: bool | None) -> list[str]:
         row = physics.sel(check=label)
         verdict, text = check_verdict(row)
         if verdict == "fail":
-            worst = worst_channel(row)
-            said = f", worst channel {worst}" if worst else ""
-            failed.append((str(row["family"].values), f"physics {label}: {text}{said}"))
+            failed.append((str(row["family"].values), f"physics {label}: {text}"))
     total = physics.sizes["check"]
     lines = [
         f"physics: {total - len(failed)} of {total} checked parts pass in every member"

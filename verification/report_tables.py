@@ -195,8 +195,9 @@ def scorecard_section(card: xr.Dataset) -> str:
 
 
 def check_verdict(sel: xr.Dataset) -> tuple[str, str]:
-    """The css class and text of one check's verdict: pass, fail, or n/a where no member
-    score (or the truth's) could be computed."""
+    """The css class and text of one check's verdict: pass, fail (naming the worst channel,
+    :func:`worst_channel`, where its score is a largest over channels), or n/a where no
+    member score (or the truth's) could be computed."""
     scores = sel["member_score"].values.astype(float)
     computed = np.isfinite(scores)
     if not computed.any() or not np.isfinite(float(sel["truth_score"])):
@@ -205,7 +206,20 @@ def check_verdict(sel: xr.Dataset) -> tuple[str, str]:
     total = int(computed.sum())
     skipped = f"; n/a for {scores.size - total}" if total < scores.size else ""
     verdict = "pass" if passed == total else "fail"
-    return verdict, f"{verdict.upper()} ({passed}/{total} members pass{skipped})"
+    worst = worst_channel(sel) if verdict == "fail" else ""
+    said = f", worst channel {worst}" if worst else ""
+    return verdict, f"{verdict.upper()} ({passed}/{total} members pass{skipped}){said}"
+
+
+def worst_channel(row: xr.Dataset) -> str:
+    """The channel that gave the largest score of the failing members of one ``check`` row
+    (``""`` where its score is no largest over channels, or a file written before it was
+    kept)."""
+    if "worst" not in row:
+        return ""
+    scores = np.where(row["passed"].values, -np.inf, row["member_score"].values.astype(float))
+    scores = np.where(np.isfinite(scores), scores, -np.inf)
+    return str(row["worst"].values[int(np.argmax(scores))])
 
 
 def _physics_rows(physics: xr.Dataset) -> str:
