@@ -99,7 +99,11 @@ def _write_claims(path: str | Path, claims: dict[str, dict]) -> None:
         file.unlink(missing_ok=True)
         return
     part = file.with_name(f"{file.name}.{os.getpid()}")
-    part.write_text(json.dumps(claims, indent=1))
+    try:
+        part.write_text(json.dumps(claims, indent=1))
+    except OSError as err:  # a full disk: a write error names no file; leave no part behind
+        part.unlink(missing_ok=True)
+        raise OSError(err.errno, err.strerror, str(part)) from err
     part.replace(file)
 
 

@@ -42,6 +42,7 @@ from filelock import FileLock, Timeout
 from zarr.abc.store import Store
 
 from pipeline.errors import StoreError, refuse_dangling_link
+from pipeline.store_undo import missing_folders, remove_empty, undo_creation
 
 log = logging.getLogger(__name__)
 
@@ -183,22 +184,28 @@ def transaction(
             f"{path} is a plain Zarr store (an export, or written by another tool or an older "
             "wxens); wxens writes only transactional stores: write to a new store"
         )
+    made, lock = missing_folders(lock_path(path).parent), lock_path(path)
     with locked(path):
-        repo = _open_or_create(path)
-        session = repo.writable_session(BRANCH)
+        creates = _creates(path)  # what a failure removes (pipeline.store_undo)
+        was_empty = creates and path.is_dir() and not any(path.iterdir())
         try:
-            yield session.store
-            if session.has_uncommitted_changes:
-                session.commit(message, metadata=metadata)
-        except icechunk.IcechunkError as err:  # a commit that failed part way included
-            _remove_unreferenced(path)
-            os_error = as_os_error(err, path)
-            if os_error is None:
+            repo = _open_or_create(path)
+            session = repo.writable_session(BRANCH)
+            try:
+                yield session.store
+                if session.has_uncommitted_changes:
+                    session.commit(message, metadata=metadata)
+            except BaseException as err:  # an error before any write costs no clean-up
+                failed = isinstance(err, icechunk.IcechunkError)  # a commit part way too
+                if not creates and (failed or _has_changes(session)):
+                    _remove_unreferenced(path)
                 raise
-            raise os_error from err
-        except BaseException:
-            if _has_changes(session):  # an error before any write costs no clean-up
-                _remove_unreferenced(path)
+        except BaseException as err:
+            if creates:  # the first write: its half-made store, and the folders it made
+                undo_creation(path, was_empty, lock, made)
+            os_error = as_os_error(err, path) if isinstance(err, icechunk.IcechunkError) else None
+            if os_error is not None:  # a full disk: one line with the fix (the CLI)
+                raise os_error from err
             raise
 
 
@@ -272,25 +279,25 @@ def held_alone(path: str | Path) -> Iterator[None]:
     try:
         yield
     except BaseException:  # held still: no other process holds the file removed
-        _remove_empty(made[:1])
+        remove_empty(made[:1])
         if created and not Path(path).exists():
             lock_path(path).unlink(missing_ok=True)
-        _remove_empty(made[1:])
+        remove_empty(made[1:])
         raise
     finally:
         lock.release()
 
 
-def _remove_empty(folders: list[Path]) -> None:
-    """Remove each of ``folders`` (nearest first) that exists and is empty; stop at the
-    first that holds something (a file another step wrote, which is kept)."""
-    for folder in folders:
-        try:
-            folder.rmdir()
-        except FileNotFoundError:
-            continue
-        except OSError:  # not empty (or not ours to remove): its parents hold it
-            return
+def _creates(path: Path) -> bool:
+    """Whether a transaction of ``path`` creates its repository: it is absent, an empty
+    folder or a creation interrupted; StoreError for a folder holding anything else."""
+    if not path.exists():
+        return True
+    if icechunk.Repository.exists(_storage(path)):
+        return False
+    if any(path.iterdir()) and not _is_interrupted_creation(path):
+        raise StoreError(f"{path} exists and is not a Zarr store wxens writes; choose another path")
+    return True
 
 
 def _open_or_create(path: Path) -> icechunk.Repository:
@@ -298,10 +305,6 @@ def _open_or_create(path: Path) -> icechunk.Repository:
     if icechunk.Repository.exists(storage):
         return icechunk.Repository.open(storage)
     if path.exists() and any(path.iterdir()):
-        if not _is_interrupted_creation(path):
-            raise StoreError(
-                f"{path} exists and is not a Zarr store wxens writes; choose another path"
-            )
         log.warning("%s: its creation was interrupted; creating it again", path)
         shutil.rmtree(path)
     return icechunk.Repository.create(storage)
