@@ -217,6 +217,8 @@ def test_ingest_crash(
         assert code == 0 and "4 times" in said, said
         if read_state(path)["complete"]:
             assert comparable(store_content(path)) == comparable(before)
+    elif point == "creation" and action == "enospc":  # a failed first write removes its store
+        assert code == 2 and "no such store" in said and not path.exists(), said
     else:
         assert code == 2 and ("incomplete" in said or "empty store" in said), said
 
@@ -246,7 +248,9 @@ def test_forecast_crash(
     crash("write_both_batches", target, call, action, path, monkeypatch)
 
     code, said = info(path, capsys)
-    if call == 1:  # the first batch never committed
+    if call == 1 and action == "enospc":  # a failed first write removes the store it made
+        assert code == 2 and "no such store" in said and not path.exists(), said
+    elif call == 1:  # the first batch never committed (killed: its empty store is left)
         assert code == 2 and "empty store" in said, said
     else:  # batch A, whole, as its commit left it
         assert code == 0 and "2 complete of 2 written" in said, said
