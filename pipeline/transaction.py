@@ -42,7 +42,7 @@ from filelock import FileLock, Timeout
 from zarr.abc.store import Store
 
 from pipeline.errors import StoreError, refuse_dangling_link
-from pipeline.store_undo import missing_folders, remove_empty, undo_creation
+from pipeline.store_undo import remove_empty, undo_creation
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,6 @@ def transaction(
             f"{path} is a plain Zarr store (an export, or written by another tool or an older "
             "wxens); wxens writes only transactional stores: write to a new store"
         )
-    made, lock = missing_folders(lock_path(path).parent), lock_path(path)
     with locked(path):
         creates = _creates(path)  # what a failure removes (pipeline.store_undo)
         was_empty = creates and path.is_dir() and not any(path.iterdir())
@@ -201,8 +200,8 @@ def transaction(
                     _remove_unreferenced(path)
                 raise
         except BaseException as err:
-            if creates:  # the first write: its half-made store, and the folders it made
-                undo_creation(path, was_empty, lock, made)
+            if creates:  # the first write: its half-made store
+                undo_creation(path, was_empty)
             os_error = as_os_error(err, path) if isinstance(err, icechunk.IcechunkError) else None
             if os_error is not None:  # a full disk: one line with the fix (the CLI)
                 raise os_error from err
