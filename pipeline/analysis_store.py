@@ -135,8 +135,44 @@ def readers_snapshot(path: str | Path) -> Store | str | None:
     return None if state["complete"] else _last_complete(Path(path), state)[0]
 
 
+def aside_path(path: Path) -> Path:
+    """Where ``--overwrite`` builds the store that replaces the one at ``path``."""
+    return path.with_name(path.name + ".ingest-tmp")
+
+
+def replaced_path(path: Path) -> Path:
+    """Where the store ``--overwrite`` replaced at ``path`` is put until it is deleted."""
+    return path.with_name(path.name + ".replaced-tmp")
+
+
+def stranded_replacement(path: Path) -> Path | None:
+    """The complete store an ``--overwrite`` built beside ``path`` and was killed before
+    swapping in (nothing at ``path``, :mod:`pipeline.store_swap`); None if there is none."""
+    aside = aside_path(path)
+    if path.exists() or path.is_symlink() or not is_repository(aside):
+        return None
+    try:
+        return aside if read_state(aside)["complete"] else None
+    except (StoreError, KeyError):
+        return None
+
+
+def refuse_stranded_replacement(path: Path) -> None:
+    """StoreError naming the store an interrupted ``--overwrite`` left beside ``path`` (and
+    nothing at ``path``), with the fix: not "no such store", which would start another."""
+    aside = stranded_replacement(path)
+    if aside is not None:
+        raise StoreError(
+            f"{path}: no store there, but {aside} beside it holds the complete store that an "
+            "interrupted `wxens ingest --overwrite` built to replace it; any `wxens ingest` "
+            f"into {shell_word(path)} swaps it in (or, with no ingest running, "
+            f"`mv {shell_word(aside)} {shell_word(path)}`)"
+        )
+
+
 def _snapshot(path: Path) -> Store | str:
     refuse_dangling_link(path)
+    refuse_stranded_replacement(path)
     if not path.exists():
         raise StoreError(
             f"{path}: no such store; create it with `wxens ingest SOURCE --store "

@@ -35,6 +35,7 @@ from pipeline.analysis_store import (
     STATE_ATTR,
     STORE_ID,
     AnalysisStore,
+    aside_path,
     bytes_per_time,
     finalise,
     open_store,
@@ -54,6 +55,7 @@ from pipeline.ingest_blocks import write_blocks
 from pipeline.running_statistics import RunningStatistics
 from pipeline.schema import HORIZONTAL, LAT, LEVEL, LON, SCHEMA_VERSION, TIME
 from pipeline.sources import Source
+from pipeline.store_swap import finish_interrupted_swap, swap_in
 from pipeline.store_target import check_replaceable
 from pipeline.timeaxis import axis_step, describe_step, off_axis, without_late_times
 from pipeline.transaction import collect_garbage, has_root_group, lock_path, locked, transaction
@@ -106,6 +108,7 @@ def ingest(
     allow_nan: accept NaNs (always counted and reported).
     """
     path = Path(store)
+    finish_interrupted_swap(path)  # a kill between an --overwrite's two renames
     check_replaceable(path, overwrite)  # before anything is written, even a lock file
     if overwrite:  # a second writer waits for the whole replacement, never sees it halfway
         with locked(path):
@@ -128,8 +131,8 @@ def holding(path: str | Path) -> contextlib.AbstractContextManager[None]:
 
 def _replace(ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progress: bool) -> None:
     """Build the store aside, then swap it in for ``path`` (the caller holds its lock): a
-    failure before leaves the old one in place, a kill in between leaves both on disk."""
-    aside = path.with_name(path.name + ".ingest-tmp")
+    failure before leaves the old one in place; a reader finds the old or the new one."""
+    aside = aside_path(path)
     shutil.rmtree(aside, ignore_errors=True)
     try:
         _ingest_into(ds, origin, aside, allow_nan, progress)
@@ -139,12 +142,7 @@ def _replace(ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progress:
     finally:
         lock_path(aside).unlink(missing_ok=True)
     warn_dropped_times(path, pd.DatetimeIndex(ds[TIME].values))
-    old = path.with_name(path.name + ".replaced-tmp")
-    shutil.rmtree(old, ignore_errors=True)
-    if path.exists():
-        path.rename(old)
-    aside.rename(path)
-    shutil.rmtree(old, ignore_errors=True)
+    swap_in(aside, path)  # one atomic exchange where the system can
 
 
 def _ingest_into(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pipeline.analysis_store import STATE_ATTR
+from pipeline.analysis_store import STATE_ATTR, replaced_path
 from pipeline.errors import InputError, shell_word
 from pipeline.store_export import EXPORT_ATTR
 from pipeline.transaction import is_empty_repository, is_plain_zarr, is_repository, read_attrs
@@ -80,7 +80,7 @@ def check_deletable(path: Path) -> None:
     ``.replaced-tmp`` an interrupted replacement left beside it): a folder in it without
     write permission (a store made read-only) would be renamed aside and left there, and
     the next replacement would fail after building a whole new store."""
-    for top in (path, path.with_name(path.name + ".replaced-tmp")):
+    for top in (path, replaced_path(path)):
         if not top.is_dir():
             continue
         for folder, _, _ in os.walk(top):

@@ -286,7 +286,7 @@ def _bias_correction(b: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from pipeline.analysis_store import unfinished_ingest
+    from pipeline.analysis_store import refuse_stranded_replacement, unfinished_ingest
     from pipeline.errors import StoreError, refuse_dangling_link
     from pipeline.forecast_store import is_forecast_store
     from pipeline.store import open_store, read_state
@@ -297,6 +297,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     path = Path(args.store)
     refuse_dangling_link(path)
+    refuse_stranded_replacement(path)  # an --overwrite killed mid-swap
     if not path.exists():  # not "create it with wxens ingest": it may be any of these
         raise StoreError(
             f"{path}: no such store, training run, checkpoint or scores file; wxens info "
