@@ -1,0 +1,154 @@
+"""``wxens compare``: the scores files of several experiments, each written by a real
+``wxens verify`` against one truth, side by side; the printed values are each file's own,
+the best is marked on the right column, and what cannot be compared is refused."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from verification_cases import verify_command
+
+from pipeline.errors import InputError
+from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
+from verification.compare import compare_scorecards, default_names
+from verification.output import VARIABLE_UNITS
+
+BLOCKS = {
+    "fair CRPS": "fair_crps",
+    "spread/skill": "spread_skill_ratio",
+    "ensemble-mean RMSE": "ensemble_mean_rmse",
+}
+
+
+def wxens(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", *argv], capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def scored(stores, tmp_path_factory):
+    """Scores files of the oracle forecast (``oracle.nc``), of its members shrunk halfway
+    to their mean and 1 K warmer (``shrunk.nc``: under-dispersive and biased) and of the
+    oracle at its first 3 initial times only (``first3.nc``), each by ``wxens verify``
+    against the same analysis."""
+    forecast, analysis = stores
+    root = tmp_path_factory.mktemp("compare")
+    members = open_forecast(forecast)[["t2m"]].load()
+    mean = members.mean("member")
+    provenance = ForecastProvenance(
+        generator="shrunk", checkpoint_digest="none", sampler="exact", nfe=0, seed=1
+    )
+    shrunk = (mean + 1.0 + 0.5 * (members - mean)).transpose(*members.t2m.dims)
+    write_forecast(root / "shrunk.zarr", shrunk, provenance)
+    first3 = [str(t) for t in members.init_time.values[:3]]
+    runs = {
+        "oracle": (forecast, ()),
+        "shrunk": (root / "shrunk.zarr", ()),
+        "first3": (forecast, ("--init", *first3)),
+    }
+    for name, (store, extra) in runs.items():
+        done = wxens(*verify_command(store, analysis, root / f"{name}.nc", *extra))
+        assert done.returncode == 0, done.stderr
+    return root
+
+
+def printed_blocks(stdout: str) -> dict[str, list[list[str]]]:
+    """Each block's header -> its rows (the cells: variable, lead, one per experiment, unit)."""
+    blocks = {}
+    for block in stdout.strip().split("\n\n"):
+        header, *lines = block.splitlines()
+        rows = lines[1:]  # after the column names; the legend has none
+        blocks[header] = [re.findall(r"\S+(?: \(\S+\))?", row) for row in rows]
+    return blocks
+
+
+def test_printed_values_are_each_files_scores_with_the_best_marked(scored, tmp_path):
+    files = [scored / "shrunk.nc", scored / "oracle.nc"]
+    csv = tmp_path / "table.csv"
+    done = wxens("compare", *map(str, files), "--name", "dm", "--name", "fm", "--out", str(csv))
+    assert done.returncode == 0, done.stderr
+    cards = [xr.open_datatree(f)["scorecard"].to_dataset() for f in files]  # independent read
+    blocks = printed_blocks(done.stdout.split("table:")[0])
+    for header, score in BLOCKS.items():
+        values = np.stack([card[score].sel(variable="t2m").values for card in cards])  # (2, lead)
+        best = np.abs(values - 1).argmin(0) if score == "spread_skill_ratio" else values.argmin(0)
+        rows = blocks[header]
+        assert [r[1] for r in rows] == ["6", "12"]
+        for k, row in enumerate(rows):
+            shown = [cell.rstrip("*") for cell in row[2:4]]
+            assert shown == [f"{v:.4g}" for v in values[:, k]], (header, row)
+            assert [cell.endswith("*") for cell in row[2:4]] == [i == best[k] for i in (0, 1)]
+    floors = [f"{float(c.rank_max_min[0, 0]):.4g} ({float(c.rank_max_min_perfect_model[0, 0]):.4g})"
+              for c in cards]
+    assert blocks["rank max/min (perfect-model floor)"][0][2:4] == floors
+    # the oracle, second, is best on every score: the marks are in its column, not the first
+    for header in BLOCKS:
+        assert [row[3].endswith("*") and not row[2].endswith("*") for row in blocks[header]] == [
+            True,
+            True,
+        ]
+    table = pd.read_csv(csv)
+    crps = table[table.score == "fair_crps"]
+    assert crps.dm.tolist() == cards[0].fair_crps.sel(variable="t2m").values.tolist()
+    assert crps.fm.tolist() == cards[1].fair_crps.sel(variable="t2m").values.tolist()
+
+
+def test_files_of_other_initial_times_are_compared_only_when_allowed(scored):
+    files = [str(scored / "oracle.nc"), str(scored / "first3.nc")]
+    refused = wxens("compare", *files)
+    assert refused.returncode == 2
+    assert "Traceback" not in refused.stderr
+    assert "verified different initial times" in refused.stderr
+    assert "oracle (" in refused.stderr and "6 initial times" in refused.stderr
+    assert "first3 (" in refused.stderr and "3 initial times" in refused.stderr
+    assert "--allow-different-inits" in refused.stderr
+    allowed = wxens("compare", *files, "--allow-different-inits")
+    assert allowed.returncode == 0, allowed.stderr
+    said = [line for line in allowed.stdout.splitlines() if "initial times" in line]
+    assert len(said) == 2 and "first3" in said[1]
+    assert "fair CRPS" in allowed.stdout
+
+
+def test_a_file_that_is_not_a_scores_file_is_named(scored, stores, tmp_path):
+    plain = tmp_path / "plain.nc"
+    xr.Dataset({"a": ("x", [1.0])}).to_netcdf(plain)
+    text = tmp_path / "notes.txt"
+    text.write_text("not a scores file\n")
+    forecast, _ = stores
+    for other in (plain, text, forecast):
+        done = wxens("compare", str(scored / "oracle.nc"), str(other))
+        assert done.returncode == 2, done.stdout
+        assert "Traceback" not in done.stderr
+        assert f"{other} is " in done.stderr and "not a wxens scores file" in done.stderr
+
+
+def test_other_units_no_common_lead_and_an_unheld_lead_are_refused(scored):
+    tree = xr.open_datatree(scored / "oracle.nc")
+    other = tree.copy(deep=True)
+    other["scorecard"] = other["scorecard"].to_dataset().assign_coords(
+        {VARIABLE_UNITS: ("variable", ["degC"])}
+    )
+    with pytest.raises(InputError, match="t2m was verified in K .* degC .* same --truth"):
+        compare_scorecards([tree, other], ["a", "b"])
+    later = tree.copy(deep=True)
+    later["scorecard"] = later["scorecard"].to_dataset().assign_coords(
+        lead_time=tree["scorecard"].lead_time.values + np.timedelta64(48, "h")
+    )
+    with pytest.raises(InputError, match=r"no lead in common \(a: 6h, 12h; b: 54h, 60h\)"):
+        compare_scorecards([tree, later], ["a", "b"])
+    with pytest.raises(InputError, match="--lead 24h .* choose from 6h, 12h"):
+        compare_scorecards([tree, tree], ["a", "b"], leads_hours=[24])
+    table = compare_scorecards([tree, tree], ["a", "b"], leads_hours=[12])
+    assert dict(table.sizes) == {"experiment": 2, "variable": 1, "lead_time": 1}
+
+
+def test_default_names_are_the_stems_told_apart_by_their_folders():
+    assert default_names(["runs/fm.nc", "dm.nc"]) == ["fm", "dm"]
+    assert default_names(["fm/scores.nc", "dm/scores.nc"]) == ["fm/scores", "dm/scores"]

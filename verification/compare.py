@@ -1,0 +1,319 @@
+"""Several experiments' scores side by side (``wxens compare``), as WeatherBench 2's
+scorecards: the scorecards of scores files that ``wxens verify`` wrote against one truth,
+joined on an ``experiment`` dim (:func:`compare_scorecards`), printed as one block per
+score with a column per experiment and the best marked (:func:`comparison_table`), or as
+a tidy table for a CSV file (:func:`comparison_frame`).
+
+Files are compared only where that is fair: the same units per variable (the same truth),
+a variable and a lead in common, and the same initial times (a CRPS over other days is
+not comparable; ``allow_different_inits`` compares anyway and says which differ).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from pipeline.errors import InputError
+from pipeline.schema import LEAD_TIME
+from verification.config import VARIABLE
+from verification.output import VARIABLE_UNITS
+
+EXPERIMENT = "experiment"
+#: Scores compared (card name: printed header, how the best is chosen: "min" the lowest,
+#: "one" the nearest 1, None unmarked). ``rank_max_min`` is printed with its floor.
+COMPARED = {
+    "fair_crps": ("fair CRPS", "min"),
+    "spread_skill_ratio": ("spread/skill", "one"),
+    "rank_max_min": ("rank max/min (perfect-model floor)", None),
+    "ensemble_mean_rmse": ("ensemble-mean RMSE", "min"),
+}
+FLOOR = "rank_max_min_perfect_model"
+COUNT = "n_verified"
+MARK = "*"
+VERIFY_HINT = "give the --out file of `wxens verify`"
+
+
+@dataclass(frozen=True)
+class Scores:
+    """One experiment: its name, where it came from, its scorecard and initial times
+    (None where the file does not record them)."""
+
+    name: str
+    source: str
+    card: xr.Dataset
+    init_times: tuple[str, ...] | None
+
+
+def read_scores(source: str | os.PathLike | xr.DataTree, name: str) -> Scores:
+    """The scorecard of a scores file (a path, or a tree from :func:`verification.verify`);
+    an :class:`InputError` naming a file that is not a wxens scores file."""
+    label = "a scores tree" if isinstance(source, xr.DataTree) else str(source)
+    if isinstance(source, xr.DataTree):
+        tree = source
+    else:
+        if Path(source).is_dir():
+            raise InputError(f"{source} is a folder, not a wxens scores file; {VERIFY_HINT}")
+        if not Path(source).is_file():
+            raise InputError(f"scores file {source} does not exist; {VERIFY_HINT}")
+        try:
+            tree = xr.open_datatree(source)
+        except (OSError, ValueError):
+            raise InputError(
+                f"{source} is not a wxens scores file (not NetCDF); {VERIFY_HINT}"
+            ) from None
+    if "scorecard" not in tree.children or "fair_crps" not in tree["scorecard"].data_vars:
+        raise InputError(
+            f"{label} is not a wxens scores file (no /scorecard group with fair_crps); "
+            f"{VERIFY_HINT}"
+        )
+    card = tree["scorecard"].to_dataset().load()
+    inits = tree.attrs.get("init_times")
+    if isinstance(inits, str):
+        inits = [t for t in inits.split("; ") if t]
+    times = None if inits is None else tuple(str(pd.Timestamp(t)) for t in np.atleast_1d(inits))
+    return Scores(name, label, card, times)
+
+
+def default_names(paths: Sequence[str | os.PathLike]) -> list[str]:
+    """The files' stems (``scores_fm`` of ``runs/scores_fm.nc``); where two share a stem,
+    as many of the last folders as tell them apart (``fm/scores``, ``dm/scores``)."""
+    parts = [Path(p).with_suffix("").parts for p in paths]
+    for depth in range(1, max(len(p) for p in parts) + 1):
+        names = ["/".join(p[-depth:]) for p in parts]
+        if len(set(names)) == len(names):
+            return names
+    return ["/".join(p) for p in parts]
+
+
+def compare_scorecards(
+    sources: Sequence[str | os.PathLike | xr.DataTree],
+    names: Sequence[str] | None = None,
+    *,
+    leads_hours: Sequence[float] | None = None,
+    allow_different_inits: bool = False,
+) -> xr.Dataset:
+    """The scorecards of ``sources`` (scores files, or trees) side by side.
+
+    Returns a Dataset with dims ``(experiment, variable, lead_time)`` holding
+    :data:`COMPARED`'s scores, the perfect-model floor and ``n_verified`` where the files
+    hold them (NaN where one file lacks a score), the coordinate ``variable_units``
+    (variable), on the variables and leads every file holds (``leads_hours``: only these).
+    Its attrs: ``left_out`` and ``different_inits``, lines to show the reader.
+
+    Raises :class:`InputError` for a file that is not a wxens scores file, names that are
+    not one per file or repeat, a variable in other units in two files, no variable or lead
+    in common, a lead of ``leads_hours`` not in common, and files of other initial times
+    (unless ``allow_different_inits``).
+    """
+    if not sources:
+        raise InputError("give at least one scores file to compare")
+    if names is None:
+        paths = [s if not isinstance(s, xr.DataTree) else f"tree{i}" for i, s in enumerate(sources)]
+        names = default_names(paths)
+    if len(names) != len(sources):
+        raise InputError(
+            f"{len(names)} names for {len(sources)} scores files; give one --name per file, "
+            "in the files' order, or none (the file names)"
+        )
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if list(names).count(n) > 1})
+        raise InputError(f"experiment name {', '.join(twice)} given twice; give each its own")
+    experiments = [read_scores(s, str(n)) for s, n in zip(sources, names, strict=True)]
+    _check_units(experiments)
+    left_out = []
+    variables = _common(experiments, VARIABLE, "variable", left_out)
+    leads = _common(experiments, LEAD_TIME, "lead", left_out)
+    if leads_hours is not None:
+        leads = _chosen_leads(leads, leads_hours)
+    different = _different_inits(experiments)
+    if different and not allow_different_inits:
+        lines = "\n".join(f"  {line}" for line in different)
+        raise InputError(
+            "the scores files verified different initial times, and a CRPS over other days "
+            f"is not comparable:\n{lines}\nverify each forecast with the same --init times, "
+            "or pass --allow-different-inits to compare anyway"
+        )
+    wanted = [*COMPARED, FLOOR, COUNT]
+    cards = [
+        e.card[[n for n in wanted if n in e.card]].sel({VARIABLE: variables, LEAD_TIME: leads})
+        for e in experiments
+    ]
+    names_index = pd.Index(np.array([e.name for e in experiments]), name=EXPERIMENT)
+    table = xr.concat(cards, dim=names_index)
+    table = table.assign_coords(
+        source=(EXPERIMENT, [e.source for e in experiments]),
+        **{VARIABLE_UNITS: (VARIABLE, [_units(experiments[0].card, v) for v in variables])},
+    )
+    return table.assign_attrs(left_out=left_out, different_inits=different)
+
+
+def _units(card: xr.Dataset, variable: str) -> str:
+    if VARIABLE_UNITS not in card.coords:
+        return ""
+    return str(card[VARIABLE_UNITS].sel({VARIABLE: variable}).item())
+
+
+def _check_units(experiments: list[Scores]) -> None:
+    """Refuse a variable held in other units by two files: they verified other truths."""
+    seen: dict[str, tuple[str, str]] = {}
+    for e in experiments:
+        for variable in map(str, e.card[VARIABLE].values):
+            unit = _units(e.card, variable)
+            first = seen.setdefault(variable, (unit, e.source))
+            if first[0] != unit:
+                raise InputError(
+                    f"{variable} was verified in {first[0] or 'no unit'} in {first[1]} and in "
+                    f"{unit or 'no unit'} in {e.source}: they verified other truths; verify "
+                    "each forecast against the same --truth store"
+                )
+
+
+def _common(experiments: list[Scores], dim: str, what: str, left_out: list[str]) -> list:
+    """The values of ``dim`` every card holds, in the first card's order; the others are
+    said in ``left_out``; none in common is an :class:`InputError`."""
+    held = [list(e.card[dim].values) for e in experiments]
+    common = [v for v in held[0] if all(v in h for h in held[1:])]
+    if not common:
+        each = "; ".join(
+            f"{e.name}: {', '.join(map(_text, h))}" for e, h in zip(experiments, held, strict=True)
+        )
+        option = "--lead" if what == "lead" else "--variables"
+        raise InputError(
+            f"the scores files have no {what} in common ({each}); verify each forecast with "
+            f"the same {option}"
+        )
+    for e, h in zip(experiments, held, strict=True):
+        extra = [v for v in h if v not in common]
+        if extra:
+            left_out.append(
+                f"{e.name}: {what}s {', '.join(map(_text, extra))} left out (not in every file)"
+            )
+    return common
+
+
+def _text(value) -> str:
+    """A variable's name, or a lead in hours (``24h``)."""
+    if isinstance(value, np.timedelta64):
+        return f"{value / np.timedelta64(1, 'h'):g}h"
+    return str(value)
+
+
+def _chosen_leads(common: list, hours: Sequence[float]) -> list:
+    held = {float(v / np.timedelta64(1, "h")): v for v in common}
+    missing = [h for h in hours if float(h) not in held]
+    if missing:
+        raise InputError(
+            f"--lead {', '.join(f'{h:g}h' for h in missing)} is not a lead every scores file "
+            f"holds; choose from {', '.join(map(_text, common))}"
+        )
+    return [held[float(h)] for h in dict.fromkeys(hours)]
+
+
+def _different_inits(experiments: list[Scores]) -> list[str]:
+    """One line per file where the files' initial times differ, else []."""
+    sets = [e.init_times for e in experiments]
+    if all(s is not None for s in sets) and len({frozenset(s) for s in sets}) == 1:
+        return []
+    first = experiments[0]
+    lines = []
+    for e in experiments:
+        if e.init_times is None:
+            lines.append(f"{e.name} ({e.source}): initial times not recorded")
+            continue
+        times = sorted(e.init_times)
+        span = f"{times[0]} to {times[-1]}" if times else "none"
+        line = f"{e.name} ({e.source}): {len(times)} initial times, {span}"
+        if e is not first and first.init_times is not None:
+            others = set(first.init_times)
+            line += (
+                f"; {len(set(times) - others)} not in {first.name}, "
+                f"{len(others - set(times))} of {first.name}'s missing"
+            )
+        lines.append(line)
+    return lines
+
+
+def best(values: xr.DataArray, rule: str | None) -> xr.DataArray:
+    """Where along ``experiment`` each row's best value is (bool; ties all marked): the
+    lowest (``min``), the nearest 1 (``one``); nothing marked where ``rule`` is None."""
+    if rule is None:
+        return xr.zeros_like(values, dtype=bool)
+    distance = abs(values - 1) if rule == "one" else values
+    return (distance == distance.min(EXPERIMENT, skipna=True)) & values.notnull()
+
+
+def comparison_frame(table: xr.Dataset) -> pd.DataFrame:
+    """A row per score, variable and lead, a column per experiment (the rank max/min with
+    its floor as a row of its own, ``rank_max_min_perfect_model``), and ``best``: the
+    experiments marked best, joined by ``;``. For a CSV file: full precision."""
+    rows = []
+    shown = [n for n in (*COMPARED, FLOOR, COUNT) if n in table]
+    for score in shown:
+        rule = COMPARED.get(score, (None, None))[1]
+        marks = best(table[score], rule)
+        for variable in table[VARIABLE].values:
+            for lead in table[LEAD_TIME].values:
+                at = {VARIABLE: variable, LEAD_TIME: lead}
+                row = {"score": score, "variable": str(variable), "lead_hours": _hours(lead)}
+                row["unit"] = _unit(table, score, variable)
+                values = table[score].sel(at).values.tolist()
+                row |= dict(zip(map(str, table[EXPERIMENT].values), values, strict=True))
+                chosen = table[EXPERIMENT].values[marks.sel(at).values]
+                row["best"] = ";".join(map(str, chosen))
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _hours(lead: np.timedelta64) -> float:
+    return float(lead / np.timedelta64(1, "h"))
+
+
+def _unit(table: xr.Dataset, score: str, variable) -> str:
+    """The variable's units for a score in them (CRPS, RMSE), "1" for a ratio, "" a count."""
+    if score in ("fair_crps", "ensemble_mean_rmse"):
+        return str(table[VARIABLE_UNITS].sel({VARIABLE: variable}).item())
+    return "" if score == COUNT else "1"
+
+
+def comparison_table(table: xr.Dataset) -> str:
+    """The text to print: a block per score (its header and unit), a row per variable and
+    lead (hours), a column per experiment, four significant digits, the best marked
+    ``*`` (the lowest CRPS and RMSE, the spread/skill nearest 1); the rank max/min as
+    ``value (floor)``. Points verified are shown only where the experiments differ."""
+    blocks = []
+    for score, (header, rule) in COMPARED.items():
+        if score not in table:
+            continue
+        marks = best(table[score], rule)
+        rows = []
+        for variable in table[VARIABLE].values:
+            for lead in table[LEAD_TIME].values:
+                at = {VARIABLE: variable, LEAD_TIME: lead}
+                row = {"variable": str(variable), "lead (h)": f"{_hours(lead):g}"}
+                for name in table[EXPERIMENT].values:
+                    one = {**at, EXPERIMENT: name}
+                    text = _shown(float(table[score].sel(one)))
+                    if score == "rank_max_min" and FLOOR in table:
+                        text += f" ({_shown(float(table[FLOOR].sel(one)))})"
+                    row[str(name)] = text + (MARK if bool(marks.sel(one)) else "")
+                row["unit"] = _unit(table, score, variable)
+                rows.append(row)
+        blocks.append(f"{header}\n{pd.DataFrame(rows).to_string(index=False)}")
+    if COUNT in table and bool((table[COUNT] != table[COUNT].isel({EXPERIMENT: 0})).any()):
+        counts = table[COUNT].to_dataframe()[COUNT].unstack(EXPERIMENT)
+        counts.index = [f"{v} {_hours(lead):g}h" for v, lead in counts.index]
+        blocks.append(f"points verified (they differ)\n{counts.to_string()}")
+    legend = f"{MARK} best: lowest fair CRPS and RMSE, spread/skill nearest 1"
+    return "\n\n".join([*blocks, legend])
+
+
+def _shown(value: float) -> str:
+    return "n/a" if np.isnan(value) else f"{value:.4g}"
+
