@@ -67,9 +67,9 @@ class ModelSpec:
             theirs = sorted(k for k in data if k not in own and k in _field_names(other_class))
             if other != kind and theirs:
                 raise InputError(
-                    f"{where}: {theirs} are keys of {other}, not {kind} (model.kind): a "
-                    f"config switched to {kind} by --set keeps them; write it out (wxens "
-                    f"config ... > c.yaml), edit the model section and train with --config"
+                    f"{where}: {theirs} are keys of {other}, not {kind} (model.kind): "
+                    f"drop them (their --set, or their lines in the config file), or set "
+                    f"model.kind back to {other}"
                 )
         return cls(kind, from_mapping(generator.config_class, data, where))
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import shlex
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 
 from flows.commands.options import add_config_overrides
@@ -60,14 +61,29 @@ def set_note(
     from generators.config_io import to_mapping
     from pipeline.errors import nested_differences
 
-    changes = [
-        f"  {key} {_value_text(new)} (replaces {replaced} {_value_text(old)})"
-        for key, old, new in nested_differences(to_mapping(before), to_mapping(after))
+    was, now = to_mapping(before), to_mapping(after)
+    changes = [  # a key of one objective only (--set model.kind) is in one of them
+        f"  {key} {_value_text(new)} (a key {replaced} config lacks)"
+        if not _holds(was, key)
+        else f"  {key} left out (replaces {replaced} {_value_text(old)})"
+        if not _holds(now, key)
+        else f"  {key} {_value_text(new)} (replaces {replaced} {_value_text(old)})"
+        for key, old, new in nested_differences(was, now)
     ]
     if not changes:
         return ()
     given = said + " ".join(f"--set {shlex.quote(o)}" for o in overrides) + ":"
     return (given, *changes)
+
+
+def _holds(mapping: dict, key: str) -> bool:
+    """Whether the nested ``mapping`` has the dotted ``key``."""
+    *sections, name = key.split(".")
+    for section in sections:
+        mapping = mapping.get(section)
+        if not isinstance(mapping, dict):
+            return False
+    return name in mapping
 
 
 def _value_text(value) -> str:
@@ -109,6 +125,7 @@ def with_overrides(derived, overrides: Sequence[str], store: str | None = None):
     if not overrides:
         return derived
     mapping = apply_overrides(to_mapping(derived.config), list(overrides))
+    _drop_keys_of_the_derived_kind(mapping, derived.config.model, overrides)
     try:
         config = from_mapping(TrainConfig, mapping, where="--set")
     except InputError as err:
@@ -118,6 +135,24 @@ def with_overrides(derived, overrides: Sequence[str], store: str | None = None):
         raise other_leads from err
     note = set_note(overrides, derived.config, config, "the derived")
     return replace(derived, config=config, notes=(*derived.notes, *note))
+
+
+def _drop_keys_of_the_derived_kind(mapping: dict, model, overrides: Sequence[str]) -> None:
+    """A ``--set model.kind=edm`` on a derived config (``mapping``, as set) switches its
+    objective: the keys only the derived ``model``'s kind has (flow matching's
+    ``sample_nfe``), which the derivation put there and no ``--set`` names, are dropped, so
+    the new kind takes its own defaults (they were refused, naming keys the user never
+    wrote). Those a ``--set`` names are kept, for the config's check to refuse."""
+    from generators.models import GENERATORS
+
+    section = mapping.get("model")
+    kind = section.get("kind") if isinstance(section, dict) else None
+    if kind == model.kind or kind not in GENERATORS:
+        return
+    new = {f.name for f in fields(GENERATORS[kind].config_class)}
+    for key in [k for k in section if k != "kind" and k not in new]:
+        if key in {f.name for f in fields(model.config)} and not _names(overrides, f"model.{key}"):
+            del section[key]
 
 
 def resumed_config(path: Path, overrides: Sequence[str], store: str | None):

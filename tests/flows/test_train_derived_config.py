@@ -5,6 +5,8 @@ not left for a rerun to take as derived for it before."""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import yaml
 
@@ -176,3 +178,29 @@ def test_a_derived_training_says_once_that_it_reads_the_states(tmp_path, caplog,
     training = [line for line in lines if "(training part)" in line]
     assert [line.endswith("states into memory") for line in training] == [False, True], lines
     assert training[0].endswith("states into memory, to time the steps"), lines
+
+
+def test_a_derived_config_switched_to_edm_by_set_trains_edm(tmp_path):
+    """``wxens train --set model.kind=edm`` without ``--config`` (the README's "EDM
+    generator") was refused, after timing the derived model, for the derived flow matching's
+    ``sample_nfe``, a key the user never wrote; ``wxens config`` the same, its message
+    saying to write the config out with ``wxens config``. A ``sample_nfe`` the user sets
+    beside it is still refused."""
+    store = small_store(tmp_path)
+    cli = [sys.executable, "-m", "flows.cli"]
+    edm = ["--store", str(store.path), "--set", "steps=2", "--set", "model.kind=edm"]
+    printed = subprocess.run([*cli, "config", *edm], capture_output=True, text=True)
+    assert printed.returncode == 0, printed.stderr
+    model = yaml.safe_load(printed.stdout)["model"]
+    assert model["kind"] == "edm" and model["sample_steps"] == 20
+    assert "sample_nfe" not in model
+    assert "model.sample_nfe left out (replaces the derived 10)" in printed.stdout
+    run = tmp_path / "run"
+    train = [*cli, "train", *edm, "--out", str(run), "--threads", "1", "--no-progress"]
+    trained = subprocess.run(train, capture_output=True, text=True)
+    assert trained.returncode == 0, trained.stderr
+    assert load_checkpoint(run / "last.pt").train_config.model.kind == "edm"
+    named = [*cli, "config", *edm, "--set", "model.sample_nfe=4"]
+    refused = subprocess.run(named, capture_output=True, text=True)
+    assert refused.returncode == 2
+    assert "['sample_nfe'] are keys of flow_matching, not edm" in refused.stderr
