@@ -4,9 +4,11 @@ joined on an ``experiment`` dim (:func:`compare_scorecards`), printed as one blo
 score with a column per experiment and the best marked (:func:`comparison_table`), or as
 a tidy table for a CSV file (:func:`comparison_frame`).
 
-Files are compared only where that is fair: the same units per variable (the same truth),
-a variable and a lead in common, and the same initial times (a CRPS over other days is
-not comparable; ``allow_different_inits`` compares anyway and says which differ).
+Files are compared only where that is fair: the same truth store (the root attribute
+``truth_store_id``; ``allow_different_truths`` compares anyway, files written before it was
+recorded are said to be unchecked), the same units per variable, a variable and a lead in
+common, and the same initial times (a CRPS over other days is not comparable;
+``allow_different_inits`` compares anyway and says which differ).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import xarray as xr
 from pipeline.errors import InputError
 from pipeline.schema import LEAD_TIME
 from verification.config import VARIABLE
-from verification.output import VARIABLE_UNITS
+from verification.output import TRUTH_PATH, TRUTH_STORE_ID, TRUTH_TIMES, VARIABLE_UNITS
 
 EXPERIMENT = "experiment"
 #: Scores compared (card name: printed header, how the best is chosen: "min" the lowest,
@@ -42,13 +44,15 @@ VERIFY_HINT = "give the --out file of `wxens verify`"
 
 @dataclass(frozen=True)
 class Scores:
-    """One experiment: its name, where it came from, its scorecard and initial times
-    (None where the file does not record them)."""
+    """One experiment: its name, where it came from, its scorecard, initial times and the
+    root attributes naming its truth (:data:`~verification.output.TRUTH_PATH`...: None or
+    empty where the file does not record them)."""
 
     name: str
     source: str
     card: xr.Dataset
     init_times: tuple[str, ...] | None
+    truth: dict[str, str] | None = None
 
 
 def read_scores(source: str | os.PathLike | xr.DataTree, name: str) -> Scores:
@@ -78,7 +82,9 @@ def read_scores(source: str | os.PathLike | xr.DataTree, name: str) -> Scores:
     if isinstance(inits, str):
         inits = [t for t in inits.split("; ") if t]
     times = None if inits is None else tuple(str(pd.Timestamp(t)) for t in np.atleast_1d(inits))
-    return Scores(name, label, card, times)
+    named = (TRUTH_PATH, TRUTH_STORE_ID, TRUTH_TIMES)
+    truth = {k: str(tree.attrs[k]) for k in named if k in tree.attrs}
+    return Scores(name, label, card, times, truth)
 
 
 def default_names(paths: Sequence[str | os.PathLike]) -> list[str]:
@@ -98,6 +104,7 @@ def compare_scorecards(
     *,
     leads_hours: Sequence[float] | None = None,
     allow_different_inits: bool = False,
+    allow_different_truths: bool = False,
 ) -> xr.Dataset:
     """The scorecards of ``sources`` (scores files, or trees) side by side.
 
@@ -105,12 +112,14 @@ def compare_scorecards(
     :data:`COMPARED`'s scores, the perfect-model floor and ``n_verified`` where the files
     hold them (NaN where one file lacks a score), the coordinate ``variable_units``
     (variable), on the variables and leads every file holds (``leads_hours``: only these).
-    Its attrs: ``left_out`` and ``different_inits``, lines to show the reader.
+    Its attrs: ``left_out``, ``different_inits``, ``different_truths`` and
+    ``truth_unrecorded`` (files written before the truth was recorded), lines to show.
 
     Raises :class:`InputError` for a file that is not a wxens scores file, names that are
     not one per file or repeat, a variable in other units in two files, no variable or lead
-    in common, a lead of ``leads_hours`` not in common, and files of other initial times
-    (unless ``allow_different_inits``).
+    in common, a lead of ``leads_hours`` not in common, files of other initial times
+    (unless ``allow_different_inits``) and files verified against other truth stores
+    (unless ``allow_different_truths``).
     """
     if not sources:
         raise InputError("give at least one scores file to compare")
@@ -126,6 +135,20 @@ def compare_scorecards(
         twice = sorted({n for n in names if list(names).count(n) > 1})
         raise InputError(f"experiment name {', '.join(twice)} given twice; give each its own")
     experiments = [read_scores(s, str(n)) for s, n in zip(sources, names, strict=True)]
+    different_truths = _different_truths(experiments)
+    if different_truths and not allow_different_truths:
+        lines = "\n".join(f"  {line}" for line in different_truths)
+        raise InputError(
+            "the scores files were verified against different truth stores, and scores "
+            f"against other truths are not comparable:\n{lines}\nverify each forecast with "
+            "the same --truth, or pass --allow-different-truths to compare anyway"
+        )
+    unrecorded = [
+        f"{e.name} ({e.source}): its truth is not recorded (written before wxens verify "
+        "recorded it): not checked to be the others'; verify it again to check"
+        for e in experiments
+        if not e.truth
+    ]
     _check_units(experiments)
     left_out = []
     variables = _common(experiments, VARIABLE, "variable", left_out)
@@ -151,7 +174,12 @@ def compare_scorecards(
         source=(EXPERIMENT, [e.source for e in experiments]),
         **{VARIABLE_UNITS: (VARIABLE, [_units(experiments[0].card, v) for v in variables])},
     )
-    return table.assign_attrs(left_out=left_out, different_inits=different)
+    return table.assign_attrs(
+        left_out=left_out,
+        different_inits=different,
+        different_truths=different_truths,
+        truth_unrecorded=unrecorded if len(experiments) > 1 else [],
+    )
 
 
 def _units(card: xr.Dataset, variable: str) -> str:
@@ -214,6 +242,24 @@ def _chosen_leads(common: list, hours: Sequence[float]) -> list:
             f"holds; choose from {', '.join(map(_text, common))}"
         )
     return [held[float(h)] for h in dict.fromkeys(hours)]
+
+
+def _different_truths(experiments: list[Scores]) -> list[str]:
+    """One line per file (its truth's path, store id and times) where the files that record
+    their truth store's id record more than one, else []."""
+    ids = {e.truth[TRUTH_STORE_ID] for e in experiments if e.truth and TRUTH_STORE_ID in e.truth}
+    if len(ids) <= 1:
+        return []
+    lines = []
+    for e in experiments:
+        if not e.truth:
+            lines.append(f"{e.name} ({e.source}): truth not recorded")
+            continue
+        said = [e.truth.get(TRUTH_PATH, "?"), f"store id {e.truth.get(TRUTH_STORE_ID, '?')}"]
+        if TRUTH_TIMES in e.truth:
+            said.append(e.truth[TRUTH_TIMES])
+        lines.append(f"{e.name} ({e.source}): truth {', '.join(said)}")
+    return lines
 
 
 def _different_inits(experiments: list[Scores]) -> list[str]:

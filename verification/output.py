@@ -133,6 +133,15 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+#: Root attributes of a scores file naming its inputs (:func:`verification.run.verify_store`):
+#: the forecast's path, the truth's path (both as given), the truth store's identity (its
+#: ingest state's id: another store, or one re-ingested with ``--overwrite``, has another)
+#: and the times it held. ``wxens compare`` refuses files of other truth store ids.
+FORECAST_PATH = "forecast_path"
+TRUTH_PATH = "truth_path"
+TRUTH_STORE_ID = "truth_store_id"
+TRUTH_TIMES = "truth_times"
+
 #: The scorecard's coordinate along ``variable``: each variable's units (the truth's).
 VARIABLE_UNITS = "variable_units"
 #: The ``/spectra`` group's coordinate along ``variable``: the units of each variable's power

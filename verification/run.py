@@ -17,17 +17,24 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.adapters import to_wxens_forecast
+from pipeline.analysis_store import STATE_ATTR, STORE_ID
 from pipeline.errors import InputError, times_text
 from pipeline.forecast_store import is_forecast_store, open_forecast
 from pipeline.forecast_times import span
 from pipeline.members import perturbed_members
-from pipeline.schema import INIT_TIME, LEAD_TIME
+from pipeline.schema import INIT_TIME, LEAD_TIME, TIME
 from pipeline.sources import resolve_source
 from pipeline.start_dates import open_start_files
 from pipeline.store import AnalysisStore, open_store
 from pipeline.timeaxis import hours_text
 from verification.config import VerifyConfig
-from verification.output import write_scores
+from verification.output import (
+    FORECAST_PATH,
+    TRUTH_PATH,
+    TRUTH_STORE_ID,
+    TRUTH_TIMES,
+    write_scores,
+)
 from verification.report import write_report
 from verification.scorecard import verify
 
@@ -136,6 +143,7 @@ def verify_store(
     analysis, truth = opened.dataset, opened.path
     with scheduler if scheduler is not None else nullcontext():
         tree = verify(ensemble, analysis, config, reference=other)
+        tree.attrs = {**tree.attrs, **inputs_attrs(forecast, opened)}
         written = write_scores(tree, scores)
     if report is not None:
         against = "" if reference is None else f", reference {reference}"
@@ -143,6 +151,20 @@ def verify_store(
             tree, report, sources=f"forecast {forecast} against analysis {truth}{against}"
         )
     return Verified(tree, written, None if report is None else Path(report))
+
+
+def inputs_attrs(forecast: str | Path, truth: AnalysisStore) -> dict[str, str]:
+    """The root attributes naming what a scores file verified (:data:`verification.output.
+    TRUTH_PATH`...): the forecast's and the truth's paths as given, the truth store's id
+    (left out for a store that records none) and the times it held (first to last)."""
+    attrs = {FORECAST_PATH: str(forecast), TRUTH_PATH: str(truth.path)}
+    store_id = truth.dataset.attrs.get(STATE_ATTR, {}).get(STORE_ID)
+    if store_id:
+        attrs[TRUTH_STORE_ID] = str(store_id)
+    times = pd.DatetimeIndex(truth.dataset.indexes[TIME])
+    if times.size:
+        attrs[TRUTH_TIMES] = f"{times.size} times {times.min()} to {times.max()}"
+    return attrs
 
 
 def _in_wxens_layout(ensemble: xr.Dataset, named: object) -> xr.Dataset:

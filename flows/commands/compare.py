@@ -1,4 +1,5 @@
-"""``wxens compare scores_a.nc scores_b.nc ... [--name A ...] [--lead 6h,24h] [--out t.csv]``.
+"""``wxens compare scores_a.nc scores_b.nc ... [--name A ...] [--lead 6h,24h] [--out t.csv]``
+(``--allow-different-inits``, ``--allow-different-truths``).
 
 Prints the scorecards of several ``wxens verify`` scores files side by side (one block per
 score, a column per experiment, the best marked), as :mod:`verification.compare` joins
@@ -36,6 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="compare files that verified different initial times (their CRPS is over other "
         "days: not comparable; each file's times are said)",
     )
+    parser.add_argument(
+        "--allow-different-truths",
+        action="store_true",
+        help="compare files verified against different truth stores (another region or "
+        "analysis, a store re-ingested with --overwrite; each file's truth is said)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,8 +59,16 @@ def run(args: argparse.Namespace) -> int:
     from verification.output import atomic_output
 
     table = compare_scorecards(
-        args.scores, args.name, leads_hours=leads, allow_different_inits=args.allow_different_inits
+        args.scores,
+        args.name,
+        leads_hours=leads,
+        allow_different_inits=args.allow_different_inits,
+        allow_different_truths=args.allow_different_truths,
     )
+    for line in table.attrs["different_truths"]:
+        print(f"different truths (--allow-different-truths): {line}")
+    for line in table.attrs["truth_unrecorded"]:
+        print(line)
     for line in table.attrs["different_inits"]:
         print(f"different initial times (--allow-different-inits): {line}")
     for line in table.attrs["left_out"]:

@@ -361,8 +361,21 @@ def describe_scores(path) -> str | None:
                 f"{who:<10} {a[f'{key}_generator']}, checkpoint "
                 f"{a.get(f'{key}_checkpoint_digest', '?')}, sampler {a.get(f'{key}_sampler', '?')}"
             )
+    lines += _verified_inputs(a)
     lines.append("groups     " + ", ".join(groups))
     return "\n".join(lines)
+
+
+def _verified_inputs(a: dict) -> list[str]:
+    """The lines of a scores file's forecast and truth (its root attributes ``a``)."""
+    from verification.output import FORECAST_PATH, TRUTH_PATH, TRUTH_STORE_ID, TRUTH_TIMES
+
+    lines = [f"forecast   {a[FORECAST_PATH]}"] if FORECAST_PATH in a else []
+    if TRUTH_PATH not in a:
+        return [*lines, "truth      not recorded (the file was written before wxens recorded it)"]
+    said = [f"store id {a[TRUTH_STORE_ID]}"] if TRUTH_STORE_ID in a else []
+    said += [str(a[TRUTH_TIMES])] if TRUTH_TIMES in a else []
+    return [*lines, f"truth      {a[TRUTH_PATH]}" + (f" ({', '.join(said)})" if said else "")]
 
 
 def _saved_by_torch(path) -> bool:

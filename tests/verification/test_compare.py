@@ -14,6 +14,7 @@ import pytest
 import xarray as xr
 from verification_cases import verify_command
 
+from pipeline.analysis_store import STORE_ID, read_state
 from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
 from verification.compare import compare_scorecards, default_names
@@ -152,3 +153,66 @@ def test_other_units_no_common_lead_and_an_unheld_lead_are_refused(scored):
 def test_default_names_are_the_stems_told_apart_by_their_folders():
     assert default_names(["runs/fm.nc", "dm.nc"]) == ["fm", "dm"]
     assert default_names(["fm/scores.nc", "dm/scores.nc"]) == ["fm/scores", "dm/scores"]
+
+
+@pytest.fixture(scope="module")
+def other_truth(scored, stores):
+    """``other.nc``: the oracle forecast verified by ``wxens verify`` against another
+    analysis store (``other.zarr``: the same grid and units, another synthetic seed), made
+    by ``wxens ingest``."""
+    forecast, _ = stores
+    store = scored / "other.zarr"
+    made = wxens(
+        "ingest", "synthetic:n_lat=8,n_lon=12,n_times=12,seed=5", "--store", str(store),
+        "--no-progress",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    done = wxens(*verify_command(forecast, store, scored / "other.nc"))
+    assert done.returncode == 0, done.stderr
+    return scored / "other.nc"
+
+
+def test_files_verified_against_other_truth_stores_are_refused_naming_both(
+    scored, stores, other_truth
+):
+    """The units matched, so two truths were compared without a word: now refused."""
+    _, analysis = stores
+    files = [str(scored / "oracle.nc"), str(other_truth)]
+    refused = wxens("compare", *files)
+    assert refused.returncode == 2, refused.stdout
+    assert "Traceback" not in refused.stderr
+    assert "different truth stores" in refused.stderr
+    assert f"truth {analysis}, store id " in refused.stderr
+    assert f"truth {scored / 'other.zarr'}, store id " in refused.stderr
+    assert "the same --truth" in refused.stderr and "--allow-different-truths" in refused.stderr
+    allowed = wxens("compare", *files, "--allow-different-truths")
+    assert allowed.returncode == 0, allowed.stderr
+    said = [line for line in allowed.stdout.splitlines() if line.startswith("different truths")]
+    assert len(said) == 2 and "other.zarr" in said[1]
+    assert "fair CRPS" in allowed.stdout
+
+
+def test_files_of_one_truth_compare_and_info_shows_what_was_verified(scored, stores):
+    forecast, analysis = stores
+    done = wxens("compare", str(scored / "oracle.nc"), str(scored / "shrunk.nc"))
+    assert done.returncode == 0, done.stderr
+    assert "truth" not in done.stdout and "fair CRPS" in done.stdout
+    store_id = read_state(analysis)[STORE_ID]
+    info = wxens("info", str(scored / "oracle.nc"))
+    assert info.returncode == 0, info.stderr
+    assert f"forecast   {forecast}\n" in info.stdout
+    assert f"truth      {analysis} (store id {store_id}, 12 times " in info.stdout
+
+
+def test_a_file_written_before_the_truth_was_recorded_compares_with_a_line(scored, tmp_path):
+    tree = xr.open_datatree(scored / "oracle.nc").load()
+    tree.attrs = {k: v for k, v in tree.attrs.items() if not k.startswith(("truth", "forecast"))}
+    old = tmp_path / "old.nc"
+    tree.to_netcdf(old)
+    done = wxens("compare", str(old), str(scored / "shrunk.nc"))
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if "truth is not recorded" in line]
+    assert lines == [lines[0]] and lines[0].startswith(f"old ({old}): its truth is not recorded")
+    assert "fair CRPS" in done.stdout
+    info = wxens("info", str(old))
+    assert "truth      not recorded" in info.stdout
