@@ -4,6 +4,7 @@ short end-to-end train from a derived config that loads and forecasts."""
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -477,7 +478,11 @@ def test_the_notes_of_a_store_at_a_long_path_are_wrapped_and_read_back(tmp_path,
     assert max(map(len, lines)) <= NOTE_WIDTH + len("# "), lines
     assert derived_from(printed) == Path(store.path).resolve()
     derived = derive_config(store.path, steps=40)
-    assert read_notes(printed)[: len(derived.notes)] == derived.notes
+    # the host's free memory, in the batch's note, may move between the two derivations
+    free = functools.partial(re.sub, r"of the [\d.]+ GiB available", "of the GiB available")
+    assert list(map(free, read_notes(printed)[: len(derived.notes)])) == list(
+        map(free, derived.notes)
+    )
     assert yaml.safe_load(printed)["optim"]["lr"] == 1e-3
 
 
