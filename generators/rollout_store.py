@@ -19,6 +19,7 @@ from generators.correction.spread import SpreadCalibration
 from generators.data.forecast import ForecastData, to_dataset
 from generators.device import resolve_device
 from generators.forecast_model import forecast_network
+from generators.models import GENERATORS
 from generators.rollout import default_sampler, iter_forecast
 from generators.rollout_plan import check_ensemble_size, plan_rollout
 from generators.samplers import Sampler
@@ -119,6 +120,11 @@ def forecast_to_store(
     """
     check_ensemble_size(n_members, batch_members)
     loaded = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    given = parse_sampler(sampler) if isinstance(sampler, str) else sampler
+    calibration = None
+    if loaded.calibration is not None and calibrate:
+        calibration = SpreadCalibration.from_dict(loaded.calibration)
+    check_fitted_for(loaded, calibration, given, balance)  # before the store and network load
     store = store if isinstance(store, AnalysisStore) else open_store(store)
     data = ForecastData.from_store(loaded, store)  # a store it cannot forecast from: refused
     asked, inits = pd.DatetimeIndex(inits), pending_init_times(inits, out, recompute, redraw)
@@ -127,15 +133,8 @@ def forecast_to_store(
     plan = plan_rollout(leads_hours, loaded.leads_hours, data.history_hours)
     data.windows(inits, plan, warn=False)  # every init has its history: fail before writing
     model = forecast_network(loaded, resolve_device(device), compile)
-    chosen = (
-        parse_sampler(sampler)
-        if isinstance(sampler, str)
-        else sampler or default_sampler(loaded, model)
-    )
+    chosen = given or default_sampler(loaded, model)
     type(model).check_sampler(chosen)  # before the calibration is named as applied
-    calibration = None
-    if loaded.calibration is not None and calibrate:
-        calibration = SpreadCalibration.from_dict(loaded.calibration)
     provenance = ForecastProvenance(
         generator=loaded.kind,
         checkpoint_digest=loaded.digest,
@@ -191,6 +190,24 @@ def forecast_to_store(
         skipped=len(asked) - len(inits),
         written_by_another_run=len(inits) - len(written),
     )
+
+
+def check_fitted_for(
+    checkpoint: Checkpoint,
+    calibration: SpreadCalibration | None,
+    sampler: Sampler | None,
+    balance: bool,
+) -> None:
+    """Refuse a ``sampler`` given (None: the checkpoint's own) of another family than the
+    model's, or one or a ``balance`` the ``calibration`` applied was not fitted for: from
+    the checkpoint alone, before the store is read and the network built (seconds), and
+    before the calibration is logged as applied."""
+    if sampler is not None:
+        GENERATORS[checkpoint.kind].check_sampler(sampler)
+    if calibration is not None:
+        if sampler is not None and calibration.sampler is not None:
+            calibration.check_sampler(sampler_spec(sampler))
+        calibration.check_balance(balance)
 
 
 def to_draw(claims: Claims, batch: pd.DatetimeIndex) -> pd.DatetimeIndex | None:

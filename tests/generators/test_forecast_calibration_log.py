@@ -4,6 +4,8 @@ extends has accepted it."""
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -21,11 +23,10 @@ SAMPLER = "euler:nfe=2"
 INITS = pd.date_range("2000-01-08T00", periods=2, freq="6h")
 
 
-def test_a_refused_extension_does_not_name_the_calibration_as_applied(tmp_path, caplog):
-    """The user was told the calibration was being applied, then that the forecast was
-    refused (another member count than the store's)."""
-    store = two_step_run(tmp_path)
-    loaded = load_checkpoint(tmp_path / "run" / "last.pt")
+def calibrated_checkpoint(root):
+    """The checkpoint of :func:`two_step_run` in ``root`` with a spread calibration fitted
+    (so it says) on forecasts of :data:`SAMPLER`."""
+    loaded = load_checkpoint(root / "run" / "last.pt")
     calibration = SpreadCalibration(
         channels=("t2m",),
         leads_hours=(6.0,),
@@ -37,7 +38,35 @@ def test_a_refused_extension_does_not_name_the_calibration_as_applied(tmp_path, 
         n_inits=4,
         sampler=sampler_spec(parse_sampler(SAMPLER)),
     )
-    calibrated = dataclasses.replace(loaded, calibration=calibration.to_dict())
+    return dataclasses.replace(loaded, calibration=calibration.to_dict())
+
+
+def test_a_sampler_the_calibration_refuses_is_refused_before_it_is_named_applied(tmp_path):
+    """``wxens forecast --sampler`` with another sampler than the calibration's logged
+    "applying the checkpoint's spread calibration ..." (and the training-period warning),
+    then refused the sampler, after reading the store and building the network."""
+    store = two_step_run(tmp_path)
+    calibrated_checkpoint(tmp_path).save(tmp_path / "calibrated.pt")
+    argv = ["forecast", "--checkpoint", str(tmp_path / "calibrated.pt"), "--store"]
+    argv += [str(store.path), "--init", "2000-01-08T00", "--members", "2", "--lead", "6h"]
+    argv += ["--out", str(tmp_path / "f.zarr"), "--device", "cpu", "--no-progress"]
+    said = subprocess.run(
+        [sys.executable, "-m", "flows.cli", *argv, "--sampler", "euler:nfe=3"],
+        capture_output=True,
+        text=True,
+    )
+    assert said.returncode == 2
+    assert "calibration was fitted on forecasts of euler:nfe=2" in said.stderr
+    assert APPLYING not in said.stderr
+    assert "WARNING" not in said.stderr and "reading" not in said.stderr  # nor the store read
+    assert not (tmp_path / "f.zarr").exists()
+
+
+def test_a_refused_extension_does_not_name_the_calibration_as_applied(tmp_path, caplog):
+    """The user was told the calibration was being applied, then that the forecast was
+    refused (another member count than the store's)."""
+    store = two_step_run(tmp_path)
+    calibrated = calibrated_checkpoint(tmp_path)
     out = str(tmp_path / "f.zarr")
     options = dict(sampler=SAMPLER, device="cpu", compile=False, progress=False)
     caplog.set_level("INFO", logger="generators.rollout_store")
