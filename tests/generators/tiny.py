@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -51,10 +52,11 @@ def random_condition(
     )
 
 
-def two_step_run(root: Path, n_times: int = 40) -> AnalysisStore:
+def two_step_run(root: Path, n_times: int = 40, sets: Sequence[str] = ()) -> AnalysisStore:
     """A synthetic 16 x 16 store of ``n_times`` six-hourly t2m states (``root/syn.zarr``) and a
     checkpoint of two training steps on it (``root/run``), trained through the CLI: the
-    smallest real run a forecast test can draw from. Returns the store."""
+    smallest real run a forecast test can draw from; ``sets``: ``--set`` overrides of its
+    config (``fine_tune={steps: 1, crps_members: 2}``). Returns the store."""
     store = ingest(
         f"synthetic:n_lat=16,n_lon=16,n_times={n_times},step=6h,seed=2",
         root / "syn.zarr",
@@ -68,6 +70,7 @@ def two_step_run(root: Path, n_times: int = 40) -> AnalysisStore:
         "batch_size: 4\ndevice: cpu\n"
     )
     train = ["train", "--store", str(store.path), "--config", str(config)]
+    train += [a for override in sets for a in ("--set", override)]
     assert wxens([*train, "--out", str(root / "run"), "--no-progress"]) == 0
     return store
 

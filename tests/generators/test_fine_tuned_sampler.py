@@ -1,0 +1,75 @@
+"""A checkpoint fine-tuned (fair CRPS) through a short sampler, sampled with a longer one,
+says so before the forecast or calibration: a researcher reached for the standard many-step
+sampler (``--sampler edm_heun``, NFE 39, instead of the 2-step ``edm_euler`` it was
+fine-tuned for), scored worse than persistence, and nothing said the fine-tune was why."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.generators.tiny import two_step_run
+
+FINE_TUNE = "fine_tune={steps: 1, crps_members: 2, crps_nfe: 2}"
+WARNING = "the checkpoint was fine-tuned for euler:nfe=2,noise_scale=1.0 (NFE 2)"
+
+
+@pytest.fixture(scope="module")
+def fine_tuned(tmp_path_factory):
+    """The tiny run of :func:`two_step_run` trained to 7 January then fine-tuned one step
+    through a 2-step Euler sampler (``root/run``), and the store."""
+    root = tmp_path_factory.mktemp("fine-tuned")
+    store = two_step_run(root, sets=[FINE_TUNE, "data.train={end: 2000-01-07}"])
+    return root, store
+
+
+def wxens(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", *argv], capture_output=True, text=True
+    )
+
+
+def forecast(root, store, out: str, *sampler: str) -> str:
+    """``wxens forecast`` of one initial time with the run in ``root``; its stderr."""
+    said = wxens(
+        "forecast", "--checkpoint", str(root / "run"), "--store", str(store.path),
+        "--init", "2000-01-08T00", "--members", "2", "--lead", "6h", "--device", "cpu",
+        "--out", str(root / out), "--no-progress", *sampler,
+    )  # fmt: skip
+    assert said.returncode == 0, said.stderr
+    return said.stderr
+
+
+def test_a_longer_sampler_than_the_fine_tunes_is_warned_about_once(fine_tuned):
+    root, store = fine_tuned
+    said = forecast(root, store, "long.zarr", "--sampler", "heun:nfe=8")
+    assert said.count(WARNING) == 1
+    assert "members drawn with heun:nfe=8,noise_scale=1.0 (NFE 8)" in said
+    assert "drop --sampler to use its own" in said
+    assert said.index(WARNING) < said.index("INFO generators.rollout: forecast:")
+
+
+def test_the_fine_tunes_own_sampler_is_not_warned_about(fine_tuned):
+    root, store = fine_tuned
+    assert "fine-tuned for" not in forecast(root, store, "own.zarr")
+    spread = ("--sampler", "euler:nfe=2,noise_scale=1.2")  # the same steps, more spread
+    assert "fine-tuned for" not in forecast(root, store, "spread.zarr", *spread)
+
+
+def test_a_checkpoint_without_a_fine_tune_is_not_warned_about(tmp_path):
+    store = two_step_run(tmp_path)
+    assert "fine-tuned for" not in forecast(tmp_path, store, "f.zarr", "--sampler", "heun:nfe=8")
+
+
+def test_a_calibration_with_a_longer_sampler_is_warned_about(fine_tuned):
+    root, store = fine_tuned
+    said = wxens(
+        "calibrate", "--checkpoint", str(root / "run"), "--store", str(store.path),
+        "--start", "2000-01-08", "--end", "2000-01-09", "--members", "2", "--device", "cpu",
+        "--sampler", "euler:nfe=6", "--out", str(root / "calibrated.pt"), "--no-progress",
+    )  # fmt: skip
+    assert said.returncode == 0, said.stderr
+    assert said.stderr.count(WARNING) == 1
+    assert "members drawn with euler:nfe=6,noise_scale=1.0 (NFE 6)" in said.stderr
