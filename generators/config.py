@@ -207,8 +207,10 @@ class FineTuneConfig:
 
     @property
     def objective_text(self) -> str:
-        """The fine-tune's loss in words (its values are not the main phase's loss)."""
-        crps = f"fair CRPS of {self.crps_members} members"
+        """The fine-tune's loss in words (its values are not the main phase's loss), with its
+        units: the targets are normalised (each lead's change over its std in the
+        checkpoint's statistics, :mod:`generators.data.dataset`), so the CRPS is not in K."""
+        crps = f"fair CRPS of {self.crps_members} members of the normalised fields, not in K"
         if self.regression_weight == 0 and self.crps_weight == 1:
             return crps
         return f"{self.crps_weight:g} x {crps} + {self.regression_weight:g} x regression"

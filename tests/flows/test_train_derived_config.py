@@ -5,6 +5,7 @@ not left for a rerun to take as derived for it before."""
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 import sys
 
@@ -204,3 +205,21 @@ def test_a_derived_config_switched_to_edm_by_set_trains_edm(tmp_path):
     refused = subprocess.run(named, capture_output=True, text=True)
     assert refused.returncode == 2
     assert "['sample_nfe'] are keys of flow_matching, not edm" in refused.stderr
+
+
+def test_the_fine_tunes_loss_is_said_to_be_of_the_normalised_fields(tmp_path):
+    """``wxens train`` ended with "last training loss 0.3189 (the fine-tune's objective,
+    fair CRPS of 4 members: ...)", which read as kelvin: the CRPS is of the normalised
+    fields (each lead's change over its std in the training statistics)."""
+    store = small_store(tmp_path)
+    argv = ["train", "--store", str(store.path), "--out", str(tmp_path / "run")]
+    argv += ["--set", "steps=2", "--set", "fine_tune.steps=1", "--threads", "1", "--no-progress"]
+    said = subprocess.run(
+        [sys.executable, "-m", "flows.cli", *argv], capture_output=True, text=True
+    )
+    assert said.returncode == 0, said.stderr
+    assert re.search(
+        r"last training loss \d+\.\d{4} \(the fine-tune's objective, fair CRPS of 4 members of "
+        r"the normalised fields, not in K: ",
+        said.stdout,
+    )

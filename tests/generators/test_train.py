@@ -534,7 +534,8 @@ def test_the_fine_tune_validation_loss_is_labelled_as_its_own_objective(store, t
     )
     assert lines[-1] == (
         f"validation loss {result.validation_loss:.4f} (the fine-tune's objective, fair CRPS "
-        "of 2 members: not comparable with the main phase's)"
+        "of 2 members of the normalised fields, not in K: not comparable with the main "
+        "phase's)"
     )
     assert plain.report(tiny_config(3))[-1].endswith("(the flow_matching loss)")
 
