@@ -135,7 +135,6 @@ def forecast_to_store(
     data.windows(inits, plan, warn=False)  # every init has its history: fail before writing
     model = forecast_network(loaded, resolve_device(device), compile)
     chosen = given or default_sampler(loaded, model)
-    type(model).check_sampler(chosen)  # before the calibration is named as applied
     provenance = ForecastProvenance(
         generator=loaded.kind,
         checkpoint_digest=loaded.digest,
