@@ -87,6 +87,17 @@ def read_scores(source: str | os.PathLike | xr.DataTree, name: str) -> Scores:
     return Scores(name, label, card, times, truth)
 
 
+def _refuse_unless(allowed: bool, lines: list[str], differ: str, fix: str) -> None:
+    """InputError where the files differ (``lines``, one a file) in what ``differ`` says,
+    unless ``allowed``; ``fix``: how to verify them alike, or the flag that allows it."""
+    if lines and not allowed:
+        listed = "\n".join(f"  {line}" for line in lines)
+        raise InputError(
+            f"the scores files {differ} not comparable:\n{listed}\nverify each forecast with "
+            f"{fix} to compare anyway"
+        )
+
+
 def default_names(paths: Sequence[str | os.PathLike]) -> list[str]:
     """The files' stems (``scores_fm`` of ``runs/scores_fm.nc``); where two share a stem,
     as many of the last folders as tell them apart (``fm/scores``, ``dm/scores``)."""
@@ -136,13 +147,12 @@ def compare_scorecards(
         raise InputError(f"experiment name {', '.join(twice)} given twice; give each its own")
     experiments = [read_scores(s, str(n)) for s, n in zip(sources, names, strict=True)]
     different_truths = _different_truths(experiments)
-    if different_truths and not allow_different_truths:
-        lines = "\n".join(f"  {line}" for line in different_truths)
-        raise InputError(
-            "the scores files were verified against different truth stores, and scores "
-            f"against other truths are not comparable:\n{lines}\nverify each forecast with "
-            "the same --truth, or pass --allow-different-truths to compare anyway"
-        )
+    _refuse_unless(
+        allow_different_truths,
+        different_truths,
+        "were verified against different truth stores, and scores against other truths are",
+        "the same --truth, or pass --allow-different-truths",
+    )
     unrecorded = [
         f"{e.name} ({e.source}): its truth is not recorded (written before wxens verify "
         "recorded it): not checked to be the others'; verify it again to check"
@@ -156,13 +166,12 @@ def compare_scorecards(
     if leads_hours is not None:
         leads = _chosen_leads(leads, leads_hours)
     different = _different_inits(experiments)
-    if different and not allow_different_inits:
-        lines = "\n".join(f"  {line}" for line in different)
-        raise InputError(
-            "the scores files verified different initial times, and a CRPS over other days "
-            f"is not comparable:\n{lines}\nverify each forecast with the same --init times, "
-            "or pass --allow-different-inits to compare anyway"
-        )
+    _refuse_unless(
+        allow_different_inits,
+        different,
+        "verified different initial times, and a CRPS over other days is",
+        "the same --init times, or pass --allow-different-inits",
+    )
     wanted = [*COMPARED, FLOOR, COUNT]
     cards = [
         e.card[[n for n in wanted if n in e.card]].sel({VARIABLE: variables, LEAD_TIME: leads})
