@@ -33,10 +33,11 @@ longest lead wanted and a time budget:
   budget. The main phase takes ``N`` steps and a fair-CRPS fine-tune ``N / 5``, with
   ``N (t_main + t_fine / 5) = TRAINING_SHARE * budget - overhead``, where ``t_main`` and
   ``t_fine`` are per-step times measured on the spot (:func:`measure_step_seconds`: a few
-  steps of the derived model on this store and device; the budget is what is left after
-  measuring) and ``overhead`` the validation losses and calibration forecasts, counted in
-  network evaluations at the measured cost of one (:func:`overhead_seconds`) plus the
-  extra time of the first step of each phase (the network's compile on CUDA), measured too.
+  steps of the derived model as ``trained`` makes it, the ``--set`` overrides applied, on
+  this store and device; the budget is what is left after measuring) and ``overhead`` the
+  validation losses and calibration forecasts, counted in network evaluations at the
+  measured cost of one (:func:`overhead_seconds`) plus the extra time of the first step of
+  each phase (the network's compile on CUDA), measured too.
   A budget's ``N`` is at most :data:`MAX_PASSES` passes over the training times
   (``N * batch / training times``); the rest of a larger budget is left unused.
 """
@@ -45,6 +46,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -177,10 +179,12 @@ def overhead_seconds(config: TrainConfig, calibration_inits: int, forward_second
     again per step in the fine-tune, one at the end of each phase) and of the calibration
     forecasts, at ``forward_seconds`` per network evaluation of a sample. A main-phase
     loss evaluates the network once a sample, the fine-tune's fair CRPS ``crps_members x
-    crps_nfe`` times, a forecast ``nfe`` times per lead."""
+    crps_nfe`` times, a forecast as many times per lead as its sampler (the fine-tune's, or
+    the model's default) evaluates it."""
     items = config.validation_batches * config.batch_size
     evaluations = (VALIDATIONS + 1) * items
-    nfe = config.model.config.sample_nfe
+    model = config.model.config  # flow matching's Euler steps, or EDM's Heun steps
+    nfe = model.sample_nfe if hasattr(model, "sample_nfe") else 2 * model.sample_steps - 1
     if config.fine_tune is not None:
         ft = config.fine_tune
         validations = math.ceil(VALIDATIONS / MAIN_STEPS_PER_FINE_TUNE_STEP) + 1
@@ -202,6 +206,7 @@ def derive_config(
     end: str | pd.Timestamp | None = None,
     steps: int | None = None,
     processes: int = 1,
+    trained: Callable[[TrainConfig], TrainConfig] | None = None,
 ) -> DerivedConfig:
     """The training config of ``store`` (its times up to ``end``, default all) for
     forecasts up to ``lead`` (default: the history window) trained within ``budget``
@@ -209,7 +214,9 @@ def derive_config(
     nothing is timed and ``budget`` must be None), its batch split over ``processes``
     (``--nproc``); rules in the module doc.
     ``step_seconds``: the per-step times; None measures them
-    (:func:`measure_step_seconds`), and the time spent measuring comes off the budget."""
+    (:func:`measure_step_seconds`), and the time spent measuring comes off the budget.
+    ``trained``: what the training makes of the derived config (``--set``, e.g.
+    ``model.kind=edm``); its steps and forecasts are the ones timed."""
     store = store if isinstance(store, AnalysisStore) else open_store(store)
     if steps is not None and budget is not None:
         raise InputError(f"give a step count ({steps}) or a --budget ({budget}), not both")
@@ -294,15 +301,17 @@ def derive_config(
         config, sizing = with_steps(config, steps), f"steps: {steps} main steps, fixed"
     else:
         started = time.perf_counter()
-        seconds = step_seconds or measure_step_seconds(store, config)
+        timed = trained(config) if trained is not None else config  # what will train
+        seconds = step_seconds or measure_step_seconds(store, timed)
         budget -= pd.Timedelta(seconds=time.perf_counter() - started)  # spent measuring
         calibration_inits = math.ceil(possible_inits / every)
-        bought, available, overhead = _budget_steps(config, budget, seconds, calibration_inits)
+        bought, available, overhead = _budget_steps(timed, budget, seconds, calibration_inits)
         sizing = (
             f"steps for the {budget.total_seconds():.0f} s of the budget left: "
             f"{seconds.main:.3g} s a main step, {seconds.fine_tune:.3g} s a fine-tune step, "
             f"{seconds.forward:.3g} s a forward pass of a sample, {seconds.first_steps:.3g} s "
-            f"more for the first steps (measured on {resolve_device(device)}); "
+            f"more for the first steps (of the {timed.model.kind} model, measured on "
+            f"{resolve_device(device)}); "
             f"{available:.0f} s of steps, once a tenth of slack and {overhead:.3g} s of "
             "validation and calibration forecasts are set aside"
         )

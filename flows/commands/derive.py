@@ -98,8 +98,10 @@ def _value_text(value) -> str:
 
 def derive_for(args: argparse.Namespace, processes: int = 1):
     """The config derived from ``--store`` for ``--lead`` and ``--budget``, or for the step
-    count of ``--set steps=N`` (nothing timed; not with ``--budget``)."""
-    from generators.config_derive import derive_config
+    count of ``--set steps=N`` (nothing timed; not with ``--budget``). The budget's steps
+    are timed on the config with the ``--set`` overrides (:func:`with_overrides`): the
+    model and objective trained, ``--set model.kind=edm`` included."""
+    from generators.config_derive import DerivedConfig, derive_config
     from pipeline.errors import InputError
 
     steps = fixed_steps(args.overrides)
@@ -108,8 +110,17 @@ def derive_for(args: argparse.Namespace, processes: int = 1):
             f"--set steps={steps} fixes the derived config's step count and --budget "
             f"{args.budget} sizes it: give one of them"
         )
+
+    def trained(config):  # the --set applied before the budget's steps are timed
+        return with_overrides(DerivedConfig(config, ()), args.overrides, args.store).config
+
     return derive_config(
-        args.store, lead=args.lead, budget=args.budget, steps=steps, processes=processes
+        args.store,
+        lead=args.lead,
+        budget=args.budget,
+        steps=steps,
+        processes=processes,
+        trained=trained,
     )
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import functools
 import re
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -570,3 +572,21 @@ def test_a_store_of_monthly_means_is_refused_for_training_naming_it(
     assert "m.zarr: its times are 1 calendar month apart" in err and "daily" in err
     with pytest.raises(InputError, match="1 calendar month apart"):  # a written config
         ResidualDataset.from_store(open_store(store.path), SampleSpec(history=(-1, 0), leads=(1,)))
+
+
+def test_the_budget_times_the_model_the_set_makes(tiny):
+    """``wxens config --budget 3min --set model.kind=edm`` timed the flow-matching model the
+    derivation makes, then applied the ``--set``: its note named no model, and a ``--set``
+    that changes a step's cost went untimed (``fine_tune=null`` still counted a fine-tune
+    step in each main step's share). The ``--set`` now applies before the timing."""
+    argv = ["config", "--store", str(tiny.path), "--budget", "3min", "--threads", "1"]
+    argv += ["--set", "model.kind=edm", "--set", "fine_tune=null"]
+    run = subprocess.run(
+        [sys.executable, "-m", "flows.cli", *argv], capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    note = next(n for n in read_notes(run.stdout) if n.startswith("steps for the"))
+    assert "of the edm model, measured on cpu" in note, note
+    assert " 0 s a fine-tune step" in note, note  # none is trained
+    config = yaml.safe_load(run.stdout)
+    assert config["model"]["kind"] == "edm" and config["fine_tune"] is None
