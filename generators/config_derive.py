@@ -183,8 +183,7 @@ def overhead_seconds(config: TrainConfig, calibration_inits: int, forward_second
     the model's default) evaluates it."""
     items = config.validation_batches * config.batch_size
     evaluations = (VALIDATIONS + 1) * items
-    model = config.model.config  # flow matching's Euler steps, or EDM's Heun steps
-    nfe = model.sample_nfe if hasattr(model, "sample_nfe") else 2 * model.sample_steps - 1
+    nfe = config.model.config.sample_nfe  # its default sampler's
     if config.fine_tune is not None:
         ft = config.fine_tune
         validations = math.ceil(VALIDATIONS / MAIN_STEPS_PER_FINE_TUNE_STEP) + 1

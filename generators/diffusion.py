@@ -67,6 +67,12 @@ class EDMConfig(ObjectiveConfig):
     sigma_max: float = 80.0
     sample_steps: int = 20
 
+    @property
+    def sample_nfe(self) -> int:
+        """Network evaluations of a sample by :meth:`EDM.default_sampler` (Heun's
+        ``sample_steps``: two each but the last), as flow matching's ``sample_nfe``."""
+        return 2 * self.sample_steps - 1
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.sigma_data <= 0 or self.p_std <= 0:
