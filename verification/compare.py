@@ -29,11 +29,12 @@ from verification.output import TRUTH_PATH, TRUTH_STORE_ID, TRUTH_TIMES, VARIABL
 
 EXPERIMENT = "experiment"
 #: Scores compared (card name: printed header, how the best is chosen: "min" the lowest,
-#: "one" the nearest 1, None unmarked). ``rank_max_min`` is printed with its floor.
+#: "one" the nearest 1: a flat rank histogram, None unmarked). ``rank_max_min`` is printed
+#: with its floor.
 COMPARED = {
     "fair_crps": ("fair CRPS", "min"),
     "spread_skill_ratio": ("spread/skill", "one"),
-    "rank_max_min": ("rank max/min (perfect-model floor)", None),
+    "rank_max_min": ("rank max/min (perfect-model floor)", "one"),
     "ensemble_mean_rmse": ("ensemble-mean RMSE", "min"),
 }
 FLOOR = "rank_max_min_perfect_model"
@@ -340,8 +341,8 @@ def _unit(table: xr.Dataset, score: str, variable) -> str:
 def comparison_table(table: xr.Dataset) -> str:
     """The text to print: a block per score (its header and unit), a row per variable and
     lead (hours), a column per experiment, four significant digits, the best marked
-    ``*`` (the lowest CRPS and RMSE, the spread/skill nearest 1); the rank max/min as
-    ``value (floor)``. Points verified are shown only where the experiments differ."""
+    ``*`` (the lowest CRPS and RMSE, the spread/skill and rank max/min nearest 1); the rank
+    max/min as ``value (floor)``. Points verified are shown only where the experiments differ."""
     blocks = []
     for score, (header, rule) in COMPARED.items():
         if score not in table:
@@ -365,7 +366,10 @@ def comparison_table(table: xr.Dataset) -> str:
         counts = table[COUNT].to_dataframe()[COUNT].unstack(EXPERIMENT)
         counts.index = [f"{v} {_hours(lead):g}h" for v, lead in counts.index]
         blocks.append(f"points verified (they differ)\n{counts.to_string()}")
-    legend = f"{MARK} best: lowest fair CRPS and RMSE, spread/skill nearest 1"
+    legend = (
+        f"{MARK} best: lowest fair CRPS and RMSE, spread/skill and rank max/min nearest 1 "
+        "(a flat histogram; the floor in brackets is what a perfect model shows)"
+    )
     return "\n\n".join([*blocks, legend])
 
 

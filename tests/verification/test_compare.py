@@ -66,7 +66,7 @@ def printed_blocks(stdout: str) -> dict[str, list[list[str]]]:
     for block in stdout.strip().split("\n\n"):
         header, *lines = block.splitlines()
         rows = lines[1:]  # after the column names; the legend has none
-        blocks[header] = [re.findall(r"\S+(?: \(\S+\))?", row) for row in rows]
+        blocks[header] = [re.findall(r"\S+(?: \(\S+\)\*?)?", row) for row in rows]
     return blocks
 
 
@@ -88,7 +88,8 @@ def test_printed_values_are_each_files_scores_with_the_best_marked(scored, tmp_p
             assert [cell.endswith("*") for cell in row[2:4]] == [i == best[k] for i in (0, 1)]
     floors = [f"{float(c.rank_max_min[0, 0]):.4g} ({float(c.rank_max_min_perfect_model[0, 0]):.4g})"
               for c in cards]
-    assert blocks["rank max/min (perfect-model floor)"][0][2:4] == floors
+    ranks = blocks["rank max/min (perfect-model floor)"][0][2:4]
+    assert [cell.rstrip("*") for cell in ranks] == floors
     # the oracle, second, is best on every score: the marks are in its column, not the first
     for header in BLOCKS:
         assert [row[3].endswith("*") and not row[2].endswith("*") for row in blocks[header]] == [
@@ -99,6 +100,25 @@ def test_printed_values_are_each_files_scores_with_the_best_marked(scored, tmp_p
     crps = table[table.score == "fair_crps"]
     assert crps.dm.tolist() == cards[0].fair_crps.sel(variable="t2m").values.tolist()
     assert crps.fm.tolist() == cards[1].fair_crps.sel(variable="t2m").values.tolist()
+
+
+def test_the_rank_max_min_nearest_1_is_marked_with_its_floor_kept(scored):
+    """The rank max/min block marked nothing: the flattest histogram (nearest 1) now is."""
+    files = [scored / "shrunk.nc", scored / "oracle.nc"]
+    done = wxens("compare", *map(str, files))
+    assert done.returncode == 0, done.stderr
+    cards = [xr.open_datatree(f)["scorecard"].to_dataset() for f in files]
+    ratios = np.stack([c.rank_max_min.sel(variable="t2m").values for c in cards])  # (2, lead)
+    floors = np.stack([c.rank_max_min_perfect_model.sel(variable="t2m").values for c in cards])
+    best = np.abs(ratios - 1).argmin(0)
+    assert (best == 1).all()  # arranged: the flatter histogram (the oracle's) is not first
+    rows = printed_blocks(done.stdout)["rank max/min (perfect-model floor)"]
+    for k, row in enumerate(rows):
+        assert [cell.rstrip("*") for cell in row[2:4]] == [
+            f"{ratios[i, k]:.4g} ({floors[i, k]:.4g})" for i in (0, 1)
+        ]
+        assert [cell.endswith("*") for cell in row[2:4]] == [False, True], row
+    assert "rank max/min nearest 1" in done.stdout.strip().splitlines()[-1]
 
 
 def test_files_of_other_initial_times_are_compared_only_when_allowed(scored):
