@@ -3,7 +3,7 @@
 
 Prints the scorecards of several ``wxens verify`` scores files side by side (one block per
 score, a column per experiment, the best marked), as :mod:`verification.compare` joins
-them; ``--out`` writes the table as CSV.
+them and :mod:`verification.compare_table` shows them; ``--out`` writes the table as CSV.
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     )
     leads = parse_leads(args.lead)
 
-    from verification.compare import compare_scorecards, comparison_frame, comparison_table
+    from verification.compare import compare_scorecards
+    from verification.compare_table import comparison_frame, comparison_table
     from verification.output import atomic_output
 
     table = compare_scorecards(

@@ -1,0 +1,96 @@
+"""How ``wxens compare`` shows the joined scorecards of :mod:`verification.compare`: one
+block per score with a column per experiment and the best marked (:func:`comparison_table`),
+or a tidy table for a CSV file (:func:`comparison_frame`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from pipeline.schema import LEAD_TIME
+from verification.compare import COMPARED, COUNT, EXPERIMENT, FLOOR, MARK
+from verification.config import VARIABLE
+from verification.output import VARIABLE_UNITS
+
+
+def best(values: xr.DataArray, rule: str | None) -> xr.DataArray:
+    """Where along ``experiment`` each row's best value is (bool; ties all marked): the
+    lowest (``min``), the nearest 1 (``one``); nothing marked where ``rule`` is None."""
+    if rule is None:
+        return xr.zeros_like(values, dtype=bool)
+    distance = abs(values - 1) if rule == "one" else values
+    return (distance == distance.min(EXPERIMENT, skipna=True)) & values.notnull()
+
+
+def comparison_frame(table: xr.Dataset) -> pd.DataFrame:
+    """A row per score, variable and lead, a column per experiment (the rank max/min with
+    its floor as a row of its own, ``rank_max_min_perfect_model``), and ``best``: the
+    experiments marked best, joined by ``;``. For a CSV file: full precision."""
+    rows = []
+    shown = [n for n in (*COMPARED, FLOOR, COUNT) if n in table]
+    for score in shown:
+        rule = COMPARED.get(score, (None, None))[1]
+        marks = best(table[score], rule)
+        for variable in table[VARIABLE].values:
+            for lead in table[LEAD_TIME].values:
+                at = {VARIABLE: variable, LEAD_TIME: lead}
+                row = {"score": score, "variable": str(variable), "lead_hours": _hours(lead)}
+                row["unit"] = _unit(table, score, variable)
+                values = table[score].sel(at).values.tolist()
+                row |= dict(zip(map(str, table[EXPERIMENT].values), values, strict=True))
+                chosen = table[EXPERIMENT].values[marks.sel(at).values]
+                row["best"] = ";".join(map(str, chosen))
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _hours(lead: np.timedelta64) -> float:
+    return float(lead / np.timedelta64(1, "h"))
+
+
+def _unit(table: xr.Dataset, score: str, variable) -> str:
+    """The variable's units for a score in them (CRPS, RMSE), "1" for a ratio, "" a count."""
+    if score in ("fair_crps", "ensemble_mean_rmse"):
+        return str(table[VARIABLE_UNITS].sel({VARIABLE: variable}).item())
+    return "" if score == COUNT else "1"
+
+
+def comparison_table(table: xr.Dataset) -> str:
+    """The text to print: a block per score (its header and unit), a row per variable and
+    lead (hours), a column per experiment, four significant digits, the best marked
+    ``*`` (the lowest CRPS and RMSE, the spread/skill and rank max/min nearest 1); the rank
+    max/min as ``value (floor)``. Points verified are shown only where the experiments differ."""
+    blocks = []
+    for score, (header, rule) in COMPARED.items():
+        if score not in table:
+            continue
+        marks = best(table[score], rule)
+        rows = []
+        for variable in table[VARIABLE].values:
+            for lead in table[LEAD_TIME].values:
+                at = {VARIABLE: variable, LEAD_TIME: lead}
+                row = {"variable": str(variable), "lead (h)": f"{_hours(lead):g}"}
+                for name in table[EXPERIMENT].values:
+                    one = {**at, EXPERIMENT: name}
+                    text = _shown(float(table[score].sel(one)))
+                    if score == "rank_max_min" and FLOOR in table:
+                        text += f" ({_shown(float(table[FLOOR].sel(one)))})"
+                    row[str(name)] = text + (MARK if bool(marks.sel(one)) else "")
+                row["unit"] = _unit(table, score, variable)
+                rows.append(row)
+        blocks.append(f"{header}\n{pd.DataFrame(rows).to_string(index=False)}")
+    if COUNT in table and bool((table[COUNT] != table[COUNT].isel({EXPERIMENT: 0})).any()):
+        counts = table[COUNT].to_dataframe()[COUNT].unstack(EXPERIMENT)
+        counts.index = [f"{v} {_hours(lead):g}h" for v, lead in counts.index]
+        blocks.append(f"points verified (they differ)\n{counts.to_string()}")
+    legend = (
+        f"{MARK} best: lowest fair CRPS and RMSE, spread/skill and rank max/min nearest 1 "
+        "(a flat histogram; the floor in brackets is what a perfect model shows)"
+    )
+    return "\n\n".join([*blocks, legend])
+
+
+def _shown(value: float) -> str:
+    return "n/a" if np.isnan(value) else f"{value:.4g}"
+
