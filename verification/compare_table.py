@@ -8,10 +8,25 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.schema import LEAD_TIME
+from pipeline.schema import LEAD_TIME, split_channel
 from verification.compare import COMPARED, COUNT, EXPERIMENT, FLOOR, MARK
 from verification.config import VARIABLE
-from verification.output import VARIABLE_UNITS
+from verification.output import VARIABLE_UNITS, card_in_units, unit_factors
+
+
+def table_in_units(table: xr.Dataset, wanted) -> tuple[xr.Dataset, dict[str, tuple[str, float]]]:
+    """``table`` (of :func:`~verification.compare.compare_scorecards`) with its CRPS and RMSE
+    in the units of ``--units`` items (``msl=hPa``, ``hPa``) as ``wxens verify`` converts
+    them (:func:`~verification.output.unit_factors`: a difference's scale, no offset) and
+    :data:`VARIABLE_UNITS` following, and the factors; ratios unchanged. A unit that does not
+    convert is an InputError."""
+    channels = [str(c) for c in table[VARIABLE].values]
+    variables = [split_channel(c)[0] for c in channels]
+    held = dict(zip(variables, map(str, table[VARIABLE_UNITS].values), strict=True))
+    factors = unit_factors(wanted, held)
+    units = [factors.get(v, (held[v], 1.0))[0] for v in variables]
+    converted = card_in_units(table, factors)
+    return converted.assign_coords({VARIABLE_UNITS: (VARIABLE, units)}), factors
 
 
 def best(values: xr.DataArray, rule: str | None) -> xr.DataArray:

@@ -1,5 +1,5 @@
 """``wxens compare scores_a.nc scores_b.nc ... [--name A ...] [--lead 6h,24h] [--out t.csv]``
-(``--allow-different-inits``, ``--allow-different-truths``).
+(``--units z=hPa``, ``--allow-different-inits``, ``--allow-different-truths``).
 
 Prints the scorecards of several ``wxens verify`` scores files side by side (one block per
 score, a column per experiment, the best marked), as :mod:`verification.compare` joins
@@ -32,6 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", help="CSV file to write the table to (full precision)")
     parser.add_argument(
+        "--units",
+        action="append",
+        default=[],
+        metavar="[VARIABLE=]UNIT",
+        help="show the CRPS and RMSE of VARIABLE (or of every variable that converts to UNIT) "
+        "in UNIT, as `wxens verify --units`, e.g. --units msl=hPa (repeatable; also in --out)",
+    )
+    parser.add_argument(
         "--allow-different-inits",
         action="store_true",
         help="compare files that verified different initial times (their CRPS is over other "
@@ -56,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     leads = parse_leads(args.lead)
 
     from verification.compare import compare_scorecards
-    from verification.compare_table import comparison_frame, comparison_table
+    from verification.compare_table import comparison_frame, comparison_table, table_in_units
     from verification.output import atomic_output
 
     table = compare_scorecards(
@@ -74,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"different initial times (--allow-different-inits): {line}")
     for line in table.attrs["left_out"]:
         print(line)
+    if args.units:
+        table, factors = table_in_units(table, args.units)
+        for variable, (unit, factor) in factors.items():
+            print(f"{variable}: scores printed in {unit} (x {factor:g} of the stored values)")
     print(comparison_table(table))
     if args.out:
         with atomic_output(args.out) as tmp:

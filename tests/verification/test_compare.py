@@ -18,6 +18,7 @@ from pipeline.analysis_store import STORE_ID, read_state
 from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
 from verification.compare import compare_scorecards, default_names
+from verification.compare_table import comparison_frame, table_in_units
 from verification.output import VARIABLE_UNITS
 
 BLOCKS = {
@@ -119,6 +120,44 @@ def test_the_rank_max_min_nearest_1_is_marked_with_its_floor_kept(scored):
         ]
         assert [cell.endswith("*") for cell in row[2:4]] == [False, True], row
     assert "rank max/min nearest 1" in done.stdout.strip().splitlines()[-1]
+
+
+def test_units_convert_crps_and_rmse_as_verify_does(scored, tmp_path):
+    """Scores printed only in the store's units; --units converts CRPS and RMSE as verify's
+    (a difference: K to degC keeps the value, no 273.15 offset), the ratios unchanged."""
+    files = [scored / "shrunk.nc", scored / "oracle.nc"]
+    csv = tmp_path / "t.csv"
+    done = wxens("compare", *map(str, files), "--units", "t2m=degC", "--out", str(csv))
+    assert done.returncode == 0, done.stderr
+    said, table_text = done.stdout.split("table:")[0].split("\n", 1)
+    assert said == "t2m: scores printed in degC (x 1 of the stored values)"
+    cards = [xr.open_datatree(f)["scorecard"].to_dataset() for f in files]
+    blocks = printed_blocks(table_text)
+    for header, score in BLOCKS.items():
+        for k, row in enumerate(blocks[header]):
+            stored = [f"{float(c[score].sel(variable='t2m')[k]):.4g}" for c in cards]
+            assert [cell.rstrip("*") for cell in row[2:4]] == stored, (header, row)
+            assert row[-1] == ("1" if score == "spread_skill_ratio" else "degC")
+    table = pd.read_csv(csv)
+    assert set(table[table.score == "fair_crps"].unit) == {"degC"}
+    refused = wxens("compare", *map(str, files), "--units", "hPa")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "--units 'hPa': no variable of the truth" in refused.stderr
+    assert "known conversions" in refused.stderr
+    # a scale that is not 1: the same file's t2m relabelled Pa, shown in hPa
+    tree = xr.open_datatree(scored / "oracle.nc")
+    tree["scorecard"] = tree["scorecard"].to_dataset().assign_coords(
+        {VARIABLE_UNITS: ("variable", ["Pa"])}
+    )
+    shown, factors = table_in_units(compare_scorecards([tree, tree], ["a", "b"]), ["hPa"])
+    assert factors == {"t2m": ("hPa", 0.01)}
+    rows = comparison_frame(shown).set_index(["score", "lead_hours"])
+    card = tree["scorecard"].to_dataset()
+    for score in ("fair_crps", "ensemble_mean_rmse", "spread_skill_ratio"):
+        scale = 1.0 if score == "spread_skill_ratio" else 0.01
+        expected = card[score].sel(variable="t2m").values * scale
+        np.testing.assert_allclose(rows.loc[score, "a"].values, expected, rtol=1e-12)
+        assert set(rows.loc[score, "unit"]) == {"1" if scale == 1.0 else "hPa"}
 
 
 def test_files_of_other_initial_times_are_compared_only_when_allowed(scored):
