@@ -71,12 +71,23 @@ def printed_blocks(stdout: str) -> dict[str, list[list[str]]]:
     return blocks
 
 
+
+def tree_of(path) -> xr.DataTree:
+    """The scores file at ``path`` in memory, the file closed: netCDF4 handles left open
+    across the module's reads of the same files crashed the process (a segfault in HDF5)."""
+    with xr.open_datatree(path) as tree:
+        return tree.load()
+
+
+def scorecard_of(path) -> xr.Dataset:
+    return tree_of(path)["scorecard"].to_dataset()
+
 def test_printed_values_are_each_files_scores_with_the_best_marked(scored, tmp_path):
     files = [scored / "shrunk.nc", scored / "oracle.nc"]
     csv = tmp_path / "table.csv"
     done = wxens("compare", *map(str, files), "--name", "dm", "--name", "fm", "--out", str(csv))
     assert done.returncode == 0, done.stderr
-    cards = [xr.open_datatree(f)["scorecard"].to_dataset() for f in files]  # independent read
+    cards = [scorecard_of(f) for f in files]  # an independent read
     blocks = printed_blocks(done.stdout.split("table:")[0])
     for header, score in BLOCKS.items():
         values = np.stack([card[score].sel(variable="t2m").values for card in cards])  # (2, lead)
@@ -108,7 +119,7 @@ def test_the_rank_max_min_nearest_1_is_marked_with_its_floor_kept(scored):
     files = [scored / "shrunk.nc", scored / "oracle.nc"]
     done = wxens("compare", *map(str, files))
     assert done.returncode == 0, done.stderr
-    cards = [xr.open_datatree(f)["scorecard"].to_dataset() for f in files]
+    cards = [scorecard_of(f) for f in files]
     ratios = np.stack([c.rank_max_min.sel(variable="t2m").values for c in cards])  # (2, lead)
     floors = np.stack([c.rank_max_min_perfect_model.sel(variable="t2m").values for c in cards])
     best = np.abs(ratios - 1).argmin(0)
@@ -131,7 +142,7 @@ def test_units_convert_crps_and_rmse_as_verify_does(scored, tmp_path):
     assert done.returncode == 0, done.stderr
     said, table_text = done.stdout.split("table:")[0].split("\n", 1)
     assert said == "t2m: scores printed in degC (x 1 of the stored values)"
-    cards = [xr.open_datatree(f)["scorecard"].to_dataset() for f in files]
+    cards = [scorecard_of(f) for f in files]
     blocks = printed_blocks(table_text)
     for header, score in BLOCKS.items():
         for k, row in enumerate(blocks[header]):
@@ -145,7 +156,7 @@ def test_units_convert_crps_and_rmse_as_verify_does(scored, tmp_path):
     assert "--units 'hPa': no variable of the truth" in refused.stderr
     assert "known conversions" in refused.stderr
     # a scale that is not 1: the same file's t2m relabelled Pa, shown in hPa
-    tree = xr.open_datatree(scored / "oracle.nc")
+    tree = tree_of(scored / "oracle.nc")
     tree["scorecard"] = tree["scorecard"].to_dataset().assign_coords(
         {VARIABLE_UNITS: ("variable", ["Pa"])}
     )
@@ -190,7 +201,7 @@ def test_a_file_that_is_not_a_scores_file_is_named(scored, stores, tmp_path):
 
 
 def test_other_units_no_common_lead_and_an_unheld_lead_are_refused(scored):
-    tree = xr.open_datatree(scored / "oracle.nc")
+    tree = tree_of(scored / "oracle.nc")
     other = tree.copy(deep=True)
     other["scorecard"] = other["scorecard"].to_dataset().assign_coords(
         {VARIABLE_UNITS: ("variable", ["degC"])}
@@ -264,7 +275,7 @@ def test_files_of_one_truth_compare_and_info_shows_what_was_verified(scored, sto
 
 
 def test_a_file_written_before_the_truth_was_recorded_compares_with_a_line(scored, tmp_path):
-    tree = xr.open_datatree(scored / "oracle.nc").load()
+    tree = tree_of(scored / "oracle.nc")
     tree.attrs = {k: v for k, v in tree.attrs.items() if not k.startswith(("truth", "forecast"))}
     old = tmp_path / "old.nc"
     tree.to_netcdf(old)
