@@ -124,9 +124,15 @@ def trained_on(checkpoint: Checkpoint, times: pd.DatetimeIndex) -> np.ndarray:
 
 def calibrated_period(checkpoint: Checkpoint) -> Period | None:
     """The held-out period ``checkpoint``'s spread calibration was fitted on, as it records
-    it (``START to END``); None without a calibration, or for one fitted on
-    cross-validation folds (their held-out days are the model's training days)."""
-    return Period.from_str(str((checkpoint.calibration or {}).get("period", "")))
+    it (its ``fit_period``; text, ``START to END``, in one written before that was
+    recorded); None without a calibration, or for one fitted on cross-validation folds
+    (their held-out days are the model's training days)."""
+    if not checkpoint.calibration:
+        return None
+    calibration = SpreadCalibration.from_dict(checkpoint.calibration)
+    if calibration.fold_periods:
+        return None
+    return calibration.fit_period or Period.from_str(calibration.period)
 
 
 def warn_if_trained_on(
@@ -326,6 +332,8 @@ def fit_calibration(
         shared=tuple(checkpoint.channels[i] for i in shared),
         balance=config.balance,
         seed=config.seed,
+        fit_period=None if folds else config.period,
+        fold_periods=tuple(p for _, _, p in sources) if folds else (),
     )
     log.info("spread calibration %s", calibration.summary())
     log.debug("%s", calibration.report())

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import InputError
-from pipeline.schema import cos_latitude_weights
+from pipeline.schema import Period, cos_latitude_weights
 from pipeline.timeaxis import hours_text
 from verification.kernels import ensemble_moments, spread_skill_from_moments
 
@@ -141,7 +141,11 @@ class SpreadCalibration:
     ``shared``: the channels fitted with one factor (:func:`fit_spread_factors`);
     ``balance``: whether the fit forecasts' upper air was balanced at every step (which
     changes their spread, so the factors hold for such forecasts only); ``seed``: the fit
-    forecasts' seed (None in calibrations written before it was recorded)."""
+    forecasts' seed (None in calibrations written before it was recorded). ``period`` is
+    the fit period as text, for display; ``fit_period`` the one held-out period of the fit
+    (``period_start``, ``period_end`` in the dict, as the config gives them, null an open
+    side) and ``fold_periods`` those of cross-validation folds (``fold_periods``): both
+    empty in calibrations written before they were recorded, whose period is text only."""
 
     channels: tuple[str, ...]
     leads_hours: tuple[float, ...]
@@ -155,6 +159,8 @@ class SpreadCalibration:
     shared: tuple[str, ...] = ()
     balance: bool = False
     seed: int | None = None
+    fit_period: Period | None = None
+    fold_periods: tuple[Period, ...] = ()
 
     def lead_index(self, lead_hours: float) -> int | None:
         for i, lead in enumerate(self.leads_hours):
@@ -216,7 +222,16 @@ class SpreadCalibration:
             "sampler": self.sampler,
             "shared": list(self.shared),
             "balance": self.balance,
-        } | ({} if self.seed is None else {"seed": self.seed})
+        } | ({} if self.seed is None else {"seed": self.seed}) | self._periods_dict()
+
+    def _periods_dict(self) -> dict[str, Any]:
+        """The fit's periods as fields (none in a calibration that recorded text only)."""
+        fit = self.fit_period
+        return ({} if fit is None else {"period_start": fit.start, "period_end": fit.end}) | (
+            {"fold_periods": [[p.start, p.end] for p in self.fold_periods]}
+            if self.fold_periods
+            else {}
+        )
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SpreadCalibration:
@@ -233,6 +248,12 @@ class SpreadCalibration:
             shared=tuple(d.get("shared", ())),
             balance=bool(d.get("balance", False)),
             seed=None if d.get("seed") is None else int(d["seed"]),
+            fit_period=(
+                Period(d.get("period_start"), d.get("period_end"))
+                if {"period_start", "period_end"} & d.keys()
+                else None
+            ),
+            fold_periods=tuple(Period(*p) for p in d.get("fold_periods", ())),
         )
 
     def check_sampler(self, sampler: str) -> None:

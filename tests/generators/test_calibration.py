@@ -334,8 +334,13 @@ def test_folds_calibrate_a_model_on_the_periods_they_held_out(cross_validated, c
     )
     assert load_checkpoint(root / "all").calibration is None  # --out leaves it as it was
     stored = SpreadCalibration.from_dict(load_checkpoint(root / "calibrated.pt").calibration)
-    # the folds' days are the model's training days, warned about as such: not twice
-    assert calibrated_period(load_checkpoint(root / "calibrated.pt")) is None
+    # the folds' days are the model's training days, warned about as such: not twice,
+    # whatever the text says (the folds are fields)
+    assert stored.fold_periods == tuple(Period(*p) for p in FOLDS)
+    fitted = load_checkpoint(root / "calibrated.pt")
+    assert calibrated_period(fitted) is None
+    text = fitted.calibration | {"period": "2000-01-04 to ..."}
+    assert calibrated_period(fitted.replace(calibration=text)) is None
 
     # independently: each fold forecasts its own held-out period, the SSR is of the pool
     members, truths = [], []
@@ -473,3 +478,36 @@ def test_forecasts_of_the_calibration_period_are_said_to_be_in_sample(tmp_path, 
     after = [*forecast, "--init", "2000-01-19T18", "--out", str(tmp_path / "c.zarr")]
     assert wxens(after) == 0
     assert in_sample not in caplog.text
+
+
+def test_the_calibration_period_is_recorded_as_times_and_old_text_still_warns(tmp_path, caplog):
+    """The fit period was recorded only as the text Period.__str__ writes, parsed back to
+    warn about in-sample forecasts: other text (a new format, a relabelled period) silenced
+    the warning. Its bounds are fields now (an end at 06 h kept to the hour); a calibration
+    written before them, text only, still warns by its text."""
+    store = tiny_run(tmp_path, "2000-01-19T06")
+    assert train(store, tmp_path / "c.yaml", tmp_path / "run") == 0
+    checkpoint = load_checkpoint(tmp_path / "run")
+    recorded = checkpoint.calibration
+    assert (recorded["period_start"], recorded["period_end"]) == ("2000-01-16", "2000-01-19T06")
+    assert recorded["period"] == "2000-01-16 to 2000-01-19T06"  # for display
+    assert SpreadCalibration.from_dict(recorded).to_dict() == recorded
+    relabelled = recorded | {"period": "the validation days"}
+    old = {k: v for k, v in recorded.items() if k not in ("period_start", "period_end")}
+    assert SpreadCalibration.from_dict(old).to_dict() == old  # its stores still extend
+    forecast = ["forecast", "--store", str(store.path), "--members", "2", "--lead", "6h"]
+    forecast += ["--init", "2000-01-19T00/2000-01-19T06/6h", "--no-progress"]  # 06 h, 12 h
+    caplog.set_level("WARNING", logger="generators.calibration")
+    for name, calibration in [("relabelled", relabelled), ("old", old)]:
+        checkpoint.replace(calibration=calibration).save(tmp_path / f"{name}.pt")
+        assert calibrated_period(load_checkpoint(tmp_path / f"{name}.pt")) == Period(
+            "2000-01-16", "2000-01-19T06"
+        )
+        caplog.clear()
+        args = ["--checkpoint", str(tmp_path / f"{name}.pt"), "--out", str(tmp_path / name)]
+        assert wxens([*forecast, *args]) == 0
+        assert (
+            "1 of 2 initial times (2000-01-19T00:00 to 2000-01-19T00:00) forecast weather of "
+            "the period 2000-01-16 to 2000-01-19T06 that the spread calibration of "
+            f"{tmp_path / name}.pt was fitted on"
+        ) in caplog.text
