@@ -46,7 +46,17 @@ def calibration_init_times(
     """Initial times of a period, every ``every_hours`` from the first time in it, whose
     truth at ``max_lead_hours`` still lies in the period (no truth from after it is used).
     InputError naming ``what`` the period is for, and the store's times (``times``) where
-    it holds none of the period."""
+    it holds none of the period, or a bound that is not a time of the store's (naive UTC)."""
+    for bound in (b for b in (period_start, period_end) if b is not None):
+        try:
+            time = pd.Timestamp(bound)
+        except ValueError:
+            time = pd.NaT
+        if pd.isna(time) or time.tz is not None:  # pandas' TypeError, ValueError
+            raise InputError(
+                f"the {what} period bound {bound!r} is not a time of the store: give a UTC "
+                "date or time without an offset, e.g. 2019-03-21 or 2019-03-21T18"
+            )
     window = times[times.slice_indexer(period_start, period_end)]
     last = window[-1] - pd.Timedelta(hours=max_lead_hours) if len(window) else None
     if last is None or last < window[0]:

@@ -409,6 +409,12 @@ def test_the_calibrate_command_wants_a_period_or_folds_and_training_wants_a_peri
     assert wxens(args) == 2
     assert wxens(args + ["--start", "2000-01-16", "--fold", str(root / "fold0")]) == 2
     assert "not both and not neither" in capsys.readouterr().err
+    # a bound pandas cannot slice the store's times by ended in its TypeError, ValueError
+    for end in ("2000-13-01", "2000-01-19T06:00Z"):
+        assert wxens([*args, "--start", "2000-01-16", "--end", end]) == 2
+        assert f"the calibration period bound '{end}' is not a time of the store" in (
+            capsys.readouterr().err
+        )
     (root / "no-period.yaml").write_text(TINY_RECIPE + "calibration: {members: 4}\n")
     with pytest.raises(InputError, match="calibration.period is required"):
         load_train_config(root / "no-period.yaml")
