@@ -39,7 +39,8 @@ longest lead wanted and a time budget:
   measured cost of one (:func:`overhead_seconds`) plus the extra time of the first step of
   each phase (the network's compile on CUDA), measured too.
   A budget's ``N`` is at most :data:`MAX_PASSES` passes over the training times
-  (``N * batch / training times``); the rest of a larger budget is left unused.
+  (``N * batch / training times``, at the batch that trains: a ``--set batch_size``'s);
+  the rest of a larger budget is left unused.
 """
 
 from __future__ import annotations
@@ -314,14 +315,15 @@ def derive_config(
             f"{available:.0f} s of steps, once a tenth of slack and {overhead:.3g} s of "
             "validation and calibration forecasts are set aside"
         )
-        most = max(1, MAX_PASSES * n_train // config.batch_size)  # MAX_PASSES passes
+        # MAX_PASSES passes at the batch that trains (a --set batch_size's, as timed)
+        most = max(1, MAX_PASSES * n_train // timed.batch_size)
         config = with_steps(config, min(bought, most))
         if config.steps < bought:
             unused = (bought - config.steps) * available / bought / budget.total_seconds()
             sizing += (
                 f"; capped at {config.steps} of the {bought} main steps it buys: "
                 f"{MAX_PASSES} passes over the {n_train} training times at batch "
-                f"{config.batch_size}, as more over-fit them, leaving about {unused:.0%} of "
+                f"{timed.batch_size}, as more over-fit them, leaving about {unused:.0%} of "
                 "the budget unused"
             )
     notes = (

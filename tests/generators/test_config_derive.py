@@ -590,3 +590,26 @@ def test_the_budget_times_the_model_the_set_makes(tiny):
     assert " 0 s a fine-tune step" in note, note  # none is trained
     config = yaml.safe_load(run.stdout)
     assert config["model"]["kind"] == "edm" and config["fine_tune"] is None
+
+
+def test_the_pass_cap_counts_the_batch_the_set_gives(tiny):
+    """``wxens config --budget 3min --set batch_size=4`` timed steps of batch 4 but capped
+    them at 40 passes of the derived batch 16 (210 steps on 84 training times: 10 passes at
+    batch 4), and its note said "at batch 16". The cap and its note now follow the batch
+    that trains."""
+    argv = ["config", "--store", str(tiny.path), "--budget", "10min", "--threads", "1"]
+    run = subprocess.run(
+        [sys.executable, "-m", "flows.cli", *argv, "--set", "batch_size=4"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    config = yaml.safe_load(run.stdout)
+    train = config["data"]["train"]
+    times = times_of(tiny)
+    n_train = int(((times >= train["start"]) & (times <= train["end"])).sum())
+    assert config["batch_size"] == 4
+    assert config["steps"] == MAX_PASSES * n_train // 4
+    note = next(n for n in read_notes(run.stdout) if n.startswith("steps for the"))
+    assert f"{MAX_PASSES} passes over the {n_train} training times at batch 4," in note, note
