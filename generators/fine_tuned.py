@@ -48,3 +48,16 @@ def warn_if_not_fine_tuned_for(checkpoint: Checkpoint, model: object, given: Sam
         pair[1],
         given.nfe,
     )
+
+
+def warn_if_checkpoint_not_fine_tuned_for(checkpoint: Checkpoint, given: Sampler) -> None:
+    """:func:`warn_if_not_fine_tuned_for` from ``checkpoint`` alone, its network built
+    without weights (on the meta device: no memory, no time), for a process that draws no
+    member itself: the client of a dask forecast, whose workers warn in their own logs."""
+    import torch
+
+    from generators.models import GENERATORS
+
+    with torch.device("meta"):
+        model = GENERATORS[checkpoint.kind](checkpoint.model_config)
+    warn_if_not_fine_tuned_for(checkpoint, model, given)

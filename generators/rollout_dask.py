@@ -20,7 +20,10 @@ import pandas as pd
 from distributed import Future, wait
 from distributed.client import WorkerStartTimeoutError
 
-from generators.checkpoint import Checkpoint
+from generators.checkpoint import Checkpoint, load_checkpoint
+from generators.config import parse_sampler
+from generators.fine_tuned import warn_if_checkpoint_not_fine_tuned_for
+from generators.models import GENERATORS
 from generators.rollout import inits_per_batch
 from generators.rollout_deal import (
     batches_text,
@@ -49,6 +52,7 @@ def forecast_on_workers(
     """:func:`~generators.rollout_store.forecast_to_store` of ``inits`` into ``out``, one
     dask task a batch, over the workers of ``client`` (a ``distributed.Client``) as they
     are free (:func:`_dealt_to_free_workers`)."""
+    _warn_if_not_fine_tuned(checkpoint, options.get("sampler"))
     if isinstance(checkpoint, Checkpoint):
         checkpoint = checkpoint.path  # the workers load it themselves
     if isinstance(store, AnalysisStore):
@@ -108,6 +112,23 @@ def forecast_on_workers(
         written_before_a_worker_retired=retired,
         written_by_another_run=run.written_by_another_run + meanwhile + found - died - retired,
     )
+
+
+def _warn_if_not_fine_tuned(checkpoint, sampler) -> None:
+    """The warning of a ``sampler`` (``--sampler``) longer than the one ``checkpoint`` was
+    fine-tuned for, said here, before the tasks are submitted: the workers say it in their
+    own logs, which the user's terminal does not show. Once a process: a client that draws
+    a batch too does not say it again. Not for a sampler the workers refuse (bad or of
+    another family than the model's): their refusal is what is said."""
+    if sampler is None:
+        return
+    loaded = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    try:
+        given = parse_sampler(sampler) if isinstance(sampler, str) else sampler
+        GENERATORS[loaded.kind].check_sampler(given)
+    except InputError:
+        return
+    warn_if_checkpoint_not_fine_tuned_for(loaded, given)
 
 
 def _workers(client: Any) -> set[str]:

@@ -5,8 +5,10 @@ fine-tuned for), scored worse than persistence, and nothing said the fine-tune w
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -73,3 +75,39 @@ def test_a_calibration_with_a_longer_sampler_is_warned_about(fine_tuned):
     assert said.returncode == 0, said.stderr
     assert said.stderr.count(WARNING) == 1
     assert "members drawn with euler:nfe=6,noise_scale=1.0 (NFE 6)" in said.stderr
+
+
+@pytest.mark.parametrize("processes", [True, False], ids=["worker-processes", "in-client"])
+def test_a_dask_forecast_warns_on_the_client_once(fine_tuned, processes, monkeypatch, caplog):
+    """Under ``--dask-scheduler`` the warning was logged on the workers only (each
+    ``forecast_to_store`` warns): the user's terminal, the client's, never showed it. The
+    client now says it, before the tasks are submitted, and once: workers in the client's
+    own process (``processes=False``) do not say it again."""
+    from distributed import LocalCluster
+
+    from flows.cli import main
+    from generators import fine_tuned as warned
+
+    root, store = fine_tuned
+    monkeypatch.setattr(warned, "_said", set())  # each pair is said once a process
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))  # for workers
+    logger = logging.getLogger("generators")  # Prefect's logging setup drops root handlers
+    logger.addHandler(caplog.handler)
+    argv = [
+        "forecast", "--checkpoint", str(root / "run"), "--store", str(store.path),
+        "--init", "2000-01-08T00", "--members", "2", "--lead", "6h", "--device", "cpu",
+        "--out", str(root / f"dask-{processes}.zarr"), "--no-progress",
+        "--sampler", "heun:nfe=8",
+    ]  # fmt: skip
+    try:
+        with LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=processes, dashboard_address=":0"
+        ) as cluster, caplog.at_level("INFO", logger="generators"):
+            assert main([*argv, "--dask-scheduler", cluster.scheduler_address]) == 0
+    finally:
+        logger.removeHandler(caplog.handler)
+    # each record once, where the handler is on the root logger too
+    said = [r.getMessage() for r in dict.fromkeys(caplog.records)]
+    warned = [i for i, message in enumerate(said) if WARNING in message]
+    assert len(warned) == 1, said
+    assert warned[0] < next(i for i, m in enumerate(said) if m.startswith("forecast: 1 ")), said
