@@ -9,6 +9,7 @@ import logging
 
 from generators.checkpoint import Checkpoint
 from generators.config import sampler_spec
+from generators.models import GENERATORS
 from generators.samplers import Sampler
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,6 @@ def warn_if_checkpoint_not_fine_tuned_for(checkpoint: Checkpoint, given: Sampler
     without weights (on the meta device: no memory, no time), for a process that draws no
     member itself: the client of a dask forecast, whose workers warn in their own logs."""
     import torch
-
-    from generators.models import GENERATORS
 
     with torch.device("meta"):
         model = GENERATORS[checkpoint.kind](checkpoint.model_config)
