@@ -11,7 +11,7 @@ import xarray as xr
 from pipeline.schema import LEAD_TIME, split_channel
 from verification.compare import COMPARED, COUNT, EXPERIMENT, FLOOR, MARK
 from verification.config import VARIABLE
-from verification.output import VARIABLE_UNITS, card_in_units, unit_factors
+from verification.output import VARIABLE_UNITS, card_in_units, score_text, unit_factors
 
 
 def table_in_units(table: xr.Dataset, wanted) -> tuple[xr.Dataset, dict[str, tuple[str, float]]]:
@@ -88,9 +88,9 @@ def comparison_table(table: xr.Dataset) -> str:
                 row = {"variable": str(variable), "lead (h)": f"{_hours(lead):g}"}
                 for name in table[EXPERIMENT].values:
                     one = {**at, EXPERIMENT: name}
-                    text = _shown(float(table[score].sel(one)))
+                    text = score_text(float(table[score].sel(one)))
                     if score == "rank_max_min" and FLOOR in table:
-                        text += f" ({_shown(float(table[FLOOR].sel(one)))})"
+                        text += f" ({score_text(float(table[FLOOR].sel(one)))})"
                     row[str(name)] = text + (MARK if bool(marks.sel(one)) else "")
                 row["unit"] = _unit(table, score, variable)
                 rows.append(row)
@@ -104,8 +104,4 @@ def comparison_table(table: xr.Dataset) -> str:
         "(a flat histogram; the floor in brackets is what a perfect model shows)"
     )
     return "\n\n".join([*blocks, legend])
-
-
-def _shown(value: float) -> str:
-    return "n/a" if np.isnan(value) else f"{value:.4g}"
 

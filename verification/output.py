@@ -312,11 +312,12 @@ def printable_card(card: xr.Dataset, columns: Sequence[str], units: Mapping[str,
             one = card.sel({VARIABLE: channel, LEAD_TIME: lead})
             row = {"variable": str(channel), "lead (h)": f"{lead / np.timedelta64(1, 'h'):g}"}
             for base in bases:
-                shown = _count if base.startswith("n_") else _shown  # n_verified, ...
+                shown = _count if base.startswith("n_") else score_text  # n_verified, ...
                 text = shown(float(one[base])) if base in columns else ""
                 if f"{base}_low" in columns and f"{base}_high" in columns:
                     low, high = float(one[f"{base}_low"]), float(one[f"{base}_high"])
-                    interval = f"[{_shown(low)}, {_shown(high)}]" if np.isfinite(low) else "[n/a]"
+                    ends = f"[{score_text(low)}, {score_text(high)}]"
+                    interval = ends if np.isfinite(low) else "[n/a]"
                     text = f"{text} {interval}".strip()
                 row[PRINTED_HEADERS.get(base, base)] = text
             row["unit"] = units.get(split_channel(str(channel))[0], "")
@@ -324,7 +325,7 @@ def printable_card(card: xr.Dataset, columns: Sequence[str], units: Mapping[str,
     return pd.DataFrame(rows).to_string(index=False)
 
 
-def _shown(value: float) -> str:
+def score_text(value: float) -> str:
     """Four significant digits, ``n/a`` for a score that could not be computed (NaN), ``inf``
     for an infinite one (a rank max/min over an empty bin: the worst flatness)."""
     return "n/a" if np.isnan(value) else f"{value:.4g}"
