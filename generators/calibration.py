@@ -21,6 +21,7 @@ import torch
 from generators.balance import balanced_channels
 from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.config import CalibrationConfig, TrainConfig, parse_sampler, sampler_spec
+from generators.config_periods import bound_time
 from generators.correction.spread import PooledMoments, SpreadCalibration, fit_spread_factors
 from generators.correction.tuned import checkpoint_file
 from generators.data.forecast import ForecastData
@@ -48,15 +49,7 @@ def calibration_init_times(
     InputError naming ``what`` the period is for, and the store's times (``times``) where
     it holds none of the period, or a bound that is not a time of the store's (naive UTC)."""
     for bound in (b for b in (period_start, period_end) if b is not None):
-        try:
-            time = pd.Timestamp(bound)
-        except ValueError:
-            time = pd.NaT
-        if pd.isna(time) or time.tz is not None:  # pandas' TypeError, ValueError
-            raise InputError(
-                f"the {what} period bound {bound!r} is not a time of the store: give a UTC "
-                "date or time without an offset, e.g. 2019-03-21 or 2019-03-21T18"
-            )
+        bound_time(bound, f"the {what} period bound")
     window = times[times.slice_indexer(period_start, period_end)]
     last = window[-1] - pd.Timedelta(hours=max_lead_hours) if len(window) else None
     if last is None or last < window[0]:

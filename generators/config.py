@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from generators.config_io import apply_overrides, from_mapping, read_mapping, to_mapping
+from generators.config_periods import check_periods
 from generators.data import SampleSpec
 from generators.device_names import check_device_name
 from generators.models import GENERATORS
@@ -338,12 +339,18 @@ def load_train_config(path: str | Path, overrides: list[str] | tuple[str, ...] =
             f"{path}: no 'model' section; give at least `model: {{kind: flow_matching}}`"
         )
     try:
-        return from_mapping(TrainConfig, data, where=str(path))
+        return _checked(from_mapping(TrainConfig, data, where=str(path)), path)
     except InputError as err:
         if overrides and "model" in raw:  # the file's own error first, else the overrides'
-            from_mapping(TrainConfig, raw, where=str(path))
+            _checked(from_mapping(TrainConfig, raw, where=str(path)), path)
             raise InputError(f"{err} (as --set {' --set '.join(overrides)} made it)") from None
         raise
+
+
+def _checked(config: TrainConfig, path: str | Path) -> TrainConfig:
+    """``config``, read from ``path``, once each of its periods is a period of times."""
+    check_periods(config, str(path))
+    return config
 
 
 def parse_sampler(spec: str) -> Sampler:

@@ -118,6 +118,22 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     raise TypeError(f"{where}: unsupported config type {tp!r}")
 
 
+class _Loader(yaml.SafeLoader):
+    """``yaml.safe_load``'s loader, but a date YAML cannot build (``2019-13-01``) is kept as
+    its text, for the config's own checks to name with its key (YAML's ValueError, "month
+    must be in 1..12", named neither and ended in a traceback)."""
+
+
+def _timestamp(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+
+
 def read_mapping(path: str | Path) -> dict[str, Any]:
     """The mapping in a YAML (.yaml/.yml) or TOML (.toml) file."""
     path = Path(path)
@@ -128,7 +144,7 @@ def read_mapping(path: str | Path) -> dict[str, Any]:
         raise InputError(f"config file {path} does not exist")
     text = path.read_text()
     try:
-        data = tomllib.loads(text) if is_toml(path) else yaml.safe_load(text)
+        data = tomllib.loads(text) if is_toml(path) else yaml.load(text, Loader=_Loader)
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as err:
         raise InputError(
             f"config file {path} is not valid {path.suffix[1:].upper()}: {err}"
@@ -186,7 +202,7 @@ def _yaml_value(item: str, text: str) -> Any:
     """The value of one override, read as a YAML scalar, list or mapping; an
     :class:`InputError` naming the override, where YAML stopped and the fix otherwise."""
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at column {mark.column + 1}" if mark is not None else ""

@@ -1,16 +1,22 @@
 """The training and held-out periods of a derived config
 (:func:`generators.config_derive.derive_config`): how many of a store's last times are held
 out (:func:`held_out_times`), whether a store is long enough (:func:`trainable`) and
-whether the times it misses leave each period a whole window (:func:`check_windows`)."""
+whether the times it misses leave each period a whole window (:func:`check_windows`); and
+the check of every period of a config when it is read (:func:`check_periods`, its bounds
+by :func:`bound_time`, as ``wxens calibrate`` checks its own)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from pipeline.errors import InputError, time_text, times_text
+from pipeline.schema import Period
 
 HELD_OUT_FRACTION = 0.1
 """Share of the store's times (the last ones) held out for validation and calibration."""
@@ -75,3 +81,52 @@ def check_windows(
                 f"{(lead * step) / pd.Timedelta(hours=1):g} h later; ingest the missing "
                 "times, or a store that ends before them"
             )
+
+
+def bound_time(bound: str, what: str) -> pd.Timestamp:
+    """The time a period bound names (naive UTC, as the stores' times); an InputError naming
+    ``what`` it is (``the calibration period bound``), the bound and the form to give where
+    it is no time (``nonsense``, ``2019-13-01``: pandas' traceback once the store is sliced
+    by it) or has an offset (pandas' "Both dates must have the same UTC offset")."""
+    try:
+        time = pd.Timestamp(bound)
+    except ValueError:
+        time = pd.NaT
+    if pd.isna(time) or time.tz is not None:  # pandas' TypeError, ValueError
+        raise InputError(
+            f"{what} {bound!r} is not a time of the store: give a UTC date or time without "
+            "an offset, e.g. 2019-03-01 or 2019-03-01T00:00"
+        )
+    return time
+
+
+def check_periods(config: Any, where: str) -> None:
+    """Refuse a period of ``config`` (a config dataclass read from the file ``where``: its
+    ``data.train``, ``data.validation``, ``data.exclude[i]``, ``fine_tune.period``,
+    ``calibration.period``) with a bound that is no time, or that ends before it starts,
+    naming the file, the key and the value: read, such a config trained until its data
+    were sliced by the period (or, for the calibration's, until training was done)."""
+    for key, period in _periods(config, ""):
+        times = {}
+        for side in ("start", "end"):
+            bound = getattr(period, side)
+            if bound is not None:
+                times[side] = bound_time(bound, f"{where}: {key}.{side}")
+        if len(times) == 2 and not period.contains(pd.DatetimeIndex([times["start"]]))[0]:
+            raise InputError(
+                f"{where}: {key} ends before it starts ({period}): give an end after its "
+                "start (a date as an end keeps its whole day: {start: 2019-03-01, end: "
+                "2019-03-01} is one day)"
+            )
+
+
+def _periods(value: Any, key: str) -> Iterator[tuple[str, Period]]:
+    """The periods in a config dataclass or tuple ``value``, with their key paths."""
+    if isinstance(value, Period):
+        yield key, value
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            yield from _periods(getattr(value, f.name), f"{key}.{f.name}".lstrip("."))
+    elif isinstance(value, tuple | list):
+        for i, item in enumerate(value):
+            yield from _periods(item, f"{key}[{i}]")

@@ -175,6 +175,7 @@ def resumed_config(path: Path, overrides: Sequence[str], store: str | None):
     (:func:`weights_of_other_leads`), not with the general lead-weight message."""
     from generators.config import TrainConfig, apply_overrides, load_train_config
     from generators.config_io import from_mapping, to_mapping
+    from generators.config_periods import check_periods
     from pipeline.errors import InputError
 
     earlier = load_train_config(path)
@@ -186,6 +187,7 @@ def resumed_config(path: Path, overrides: Sequence[str], store: str | None):
         raise refused
     try:  # the file read once: as load_train_config(path, overrides) builds and says it
         config = from_mapping(TrainConfig, mapping, where=str(path))
+        check_periods(config, str(path))
     except InputError as err:
         other_leads = weights_of_other_leads(earlier, mapping, store, resumed=path)
         if other_leads is None:

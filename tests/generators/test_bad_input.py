@@ -190,6 +190,31 @@ def test_an_unknown_device_in_a_training_config_is_one_line_naming_it(trained, c
     assert "use auto, cpu, cuda or cuda:N" in err
 
 
+@pytest.mark.parametrize(
+    ("period", "named"),
+    [
+        ("data: {train: {end: nonsense}}", "data.train.end 'nonsense' is not a time"),
+        ("data: {validation: {start: 2000-01-05, end: 2019-13-01}}", "data.validation.end"),
+        ("data: {exclude: [{start: '2000-01-02T06:00+01:00'}]}", "data.exclude[0].start"),
+        ("data: {train: {start: 2000-01-04, end: 2000-01-03}}", "data.train ends before it"),
+        ("fine_tune: {period: {start: 2000-01-05T12, end: 2000-01-05T06}}", "fine_tune.period"),
+        ("calibration: {period: {start: 2000-01-05, end: 2000-01-0x}}", "calibration.period.end"),
+    ],
+)
+def test_a_bad_period_in_a_training_config_is_refused_when_read(trained, capsys, period, named):
+    """``data: {train: {end: nonsense}}``, or a validation end 2019-13-01, trained until the
+    store was sliced by it and ended in pandas' (or YAML's) traceback; a bad calibration
+    period ended the calibration after the whole training. Each is refused as the config is
+    read, naming the file, the key and the fix."""
+    root, store, _, _ = trained
+    config = root / "period.yaml"
+    config.write_text(f"{CONFIG.split('data:')[0]}steps: 2\ndevice: cpu\n{period}\n")
+    argv = ["train", "--store", str(store.path), "--config", str(config), "--no-progress"]
+    err = refused(capsys, argv + ["--out", str(root / "never")], f"{config}: {named}")
+    assert "2019-03-01T00:00" in err or "give an end after its start" in err
+    assert not (root / "never").exists()
+
+
 def test_a_bad_key_from_set_is_named_as_the_override_not_the_file(tmp_path, capsys):
     """A misspelt --set key read as an error of the config file, which holds no such key;
     the file's own errors are still named as its own."""
