@@ -26,7 +26,10 @@ from generators.correction.spread import PooledMoments, SpreadCalibration, fit_s
 from generators.correction.tuned import checkpoint_file
 from generators.data.forecast import ForecastData
 from generators.device import resolve_device
-from generators.fine_tuned import warn_if_not_fine_tuned_for
+from generators.fine_tuned import (
+    warn_if_config_not_fine_tuned_for,
+    warn_if_not_fine_tuned_for,
+)
 from generators.rollout import default_sampler, iter_forecast
 from pipeline.errors import InputError, counted, nested_differences, shell_word, time_text
 from pipeline.schema import Period
@@ -301,6 +304,8 @@ def fit_calibration(
         )
         if config.sampler:
             warn_if_not_fine_tuned_for(source, source_model, sampler)
+        else:
+            warn_if_config_not_fine_tuned_for(source, source_model, sampler)
         batches = iter_forecast(
             source,
             data,

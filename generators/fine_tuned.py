@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 from generators.checkpoint import Checkpoint
-from generators.config import sampler_spec
+from generators.config import parse_sampler, sampler_spec
 from generators.models import GENERATORS
 from generators.samplers import Sampler
 
@@ -30,8 +30,11 @@ def fine_tuned_sampler(checkpoint: Checkpoint, model: object) -> Sampler | None:
     return model.crps_sampler  # the checkpoint's model config holds the fine-tune's crps_nfe
 
 
-def warn_if_not_fine_tuned_for(checkpoint: Checkpoint, model: object, given: Sampler) -> None:
-    """Warn, once a process for each pair, when the sampler ``given`` (by ``--sampler``)
+def warn_if_not_fine_tuned_for(
+    checkpoint: Checkpoint, model: object, given: Sampler, *, by_config: bool = False
+) -> None:
+    """Warn, once a process for each pair, when the sampler ``given`` (by ``--sampler``, or
+    ``by_config``: the checkpoint's config's own ``sampler:``, no ``--sampler`` given)
     evaluates the network more often than the one the checkpoint was fine-tuned for."""
     tuned = fine_tuned_sampler(checkpoint, model)
     if tuned is None or given.nfe <= tuned.nfe:
@@ -42,13 +45,27 @@ def warn_if_not_fine_tuned_for(checkpoint: Checkpoint, model: object, given: Sam
     _said.add(pair)
     log.warning(
         "the checkpoint was fine-tuned for %s (NFE %d); members drawn with %s (NFE %d) are "
-        "not what it was trained to give and may score worse, not better; drop --sampler to "
-        "use its own",
+        "not what it was trained to give and may score worse, not better; %s",
         pair[0],
         tuned.nfe,
         pair[1],
         given.nfe,
+        f"its config's sampler: chose them; give --sampler {pair[0]} to use the fine-tune's"
+        if by_config
+        else "drop --sampler to use its own",
     )
+
+
+def warn_if_config_not_fine_tuned_for(
+    checkpoint: Checkpoint, model: object, chosen: Sampler
+) -> None:
+    """:func:`warn_if_not_fine_tuned_for` of the sampler ``chosen`` with no ``--sampler``
+    (:func:`generators.rollout.default_sampler`) where it is the checkpoint's config's own
+    ``sampler:``, which the default prefers to the fine-tune's: a config edited by hand (or
+    derived, then edited) to a longer one drew its members unwarned."""
+    own = checkpoint.train_config.sampler
+    if own is not None and sampler_spec(parse_sampler(own)) == sampler_spec(chosen):
+        warn_if_not_fine_tuned_for(checkpoint, model, chosen, by_config=True)
 
 
 def warn_if_checkpoint_not_fine_tuned_for(checkpoint: Checkpoint, given: Sampler) -> None:

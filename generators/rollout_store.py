@@ -18,7 +18,10 @@ from generators.config import parse_sampler, sampler_spec
 from generators.correction.spread import SpreadCalibration
 from generators.data.forecast import ForecastData, to_dataset
 from generators.device import resolve_device
-from generators.fine_tuned import warn_if_not_fine_tuned_for
+from generators.fine_tuned import (
+    warn_if_config_not_fine_tuned_for,
+    warn_if_not_fine_tuned_for,
+)
 from generators.forecast_model import forecast_network
 from generators.models import GENERATORS
 from generators.rollout import default_sampler, iter_forecast
@@ -152,6 +155,8 @@ def forecast_to_store(
         log.info("the checkpoint holds a spread calibration; it is left unused as asked")
     if given is not None:  # after every refusal, before the forecast begins
         warn_if_not_fine_tuned_for(loaded, model, given)
+    else:
+        warn_if_config_not_fine_tuned_for(loaded, model, chosen)
     if warn_trained_on:  # after every refusal: a refused forecast prints only its refusal
         warn_if_trained_on(loaded, asked, leads_hours, calibrated=calibration is not None)
     written: list[pd.Timestamp] = []

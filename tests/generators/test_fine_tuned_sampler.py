@@ -60,6 +60,18 @@ def test_the_fine_tunes_own_sampler_is_not_warned_about(fine_tuned):
     assert "fine-tuned for" not in forecast(root, store, "spread.zarr", *spread)
 
 
+def test_a_configs_own_longer_sampler_is_warned_about(tmp_path):
+    """A config whose own ``sampler:`` (edited by hand) is longer than its fine-tune's: the
+    forecast with no --sampler draws with it (it is preferred to the fine-tune's) and was
+    not warned about; it is now, naming the --sampler that gives the fine-tune's."""
+    own = "sampler=heun:nfe=8"
+    store = two_step_run(tmp_path, sets=[FINE_TUNE, "data.train={end: 2000-01-07}", own])
+    said = forecast(tmp_path, store, "own.zarr")
+    assert said.count(WARNING) == 1
+    assert "members drawn with heun:nfe=8,noise_scale=1.0 (NFE 8)" in said
+    assert "its config's sampler: chose them; give --sampler euler:nfe=2" in said
+
+
 def test_a_checkpoint_without_a_fine_tune_is_not_warned_about(tmp_path):
     store = two_step_run(tmp_path)
     assert "fine-tuned for" not in forecast(tmp_path, store, "f.zarr", "--sampler", "heun:nfe=8")
