@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.duplicate_times import check_unique_times
+from pipeline.duplicate_times import check_unique_times, dropped_apart, note_dropped
 from pipeline.errors import InputError, times_text
 from pipeline.grid import combine_on_one_grid
 from pipeline.normalize import normalize, sorted_along
 from pipeline.redact import redact
 from pipeline.schema import HORIZONTAL, TIME
-from pipeline.sources import Source, resolve_source
+from pipeline.sources import AdjustedSource, Source, resolve_source
 from pipeline.timeaxis import check_one_axis
 
 log = logging.getLogger(__name__)
@@ -46,9 +46,7 @@ def open_canonical(
     resolved = [resolve_source(s if isinstance(s, Source) else str(s)) for s in sources]
     if not resolved:
         raise InputError("no source given: name at least one file, glob, URL or 'synthetic'")
-    parts = [
-        (src.description, normalize(src.open(), src.description, variables)) for src in resolved
-    ]
+    parts = [(src.description, _normalized(src, variables)) for src in resolved]
     origin = redact(", ".join(src.description for src in resolved))
     ds = parts[0][1] if len(parts) == 1 else _combine(parts, origin)
     if not allow_nan:
@@ -58,6 +56,19 @@ def open_canonical(
         if ds.sizes[TIME] == 0:
             raise InputError(f"{origin}: no time in {time.start}..{time.stop}; check --start/--end")
     return ds, origin
+
+
+def _normalized(src: Source, variables: Sequence[str] | None) -> xr.Dataset:
+    """``src`` opened and normalised; so too the later copies of times the store holds that
+    it dropped among its files (a glob), for :mod:`pipeline.resent` to compare with the
+    store's values as ingest would have written them."""
+    with dropped_apart() as copies:  # in the producer's names, before any adjustment
+        ds = normalize(src.open(), src.description, variables)
+    for label, copy in copies:
+        if isinstance(src, AdjustedSource):
+            copy = src.adjustments.apply(copy, src.source.description)[0]
+        note_dropped(label, normalize(copy, label, variables))
+    return ds
 
 
 def _combine(parts: list[tuple[str, xr.Dataset]], origin: str) -> xr.Dataset:

@@ -6,7 +6,8 @@ A feed that sends a day again under another name (``2019-03-22.grib`` and
 a question only for times the store lacks; the times it holds are kept as written there
 (:func:`pipeline.store.ingest` writes no input's copy of them), so their later copies are
 dropped and said once in the log. :func:`store_holds` tells the checks, around the opening
-of an ingest's sources, which times that store holds.
+of an ingest's sources, which times that store holds, and gathers the copies dropped, for
+:mod:`pipeline.resent` to compare with the store's values.
 """
 
 from __future__ import annotations
@@ -28,17 +29,42 @@ from pipeline.timeaxis import valid_times
 log = logging.getLogger(__name__)
 
 _HELD: ContextVar[pd.DatetimeIndex | None] = ContextVar("store_holds", default=None)
+#: The copies dropped so far, (input, dataset of its dropped times), while they are gathered.
+_DROPPED: ContextVar[list[tuple[str, xr.Dataset]] | None] = ContextVar("dropped", default=None)
 
 
 @contextmanager
-def store_holds(times: pd.DatetimeIndex) -> Iterator[None]:
+def store_holds(times: pd.DatetimeIndex) -> Iterator[list[tuple[str, xr.Dataset]]]:
     """Within it, :func:`check_unique_times` accepts inputs that give twice times among
-    ``times`` (those the store being ingested into holds written)."""
-    token = _HELD.set(pd.DatetimeIndex(times))
+    ``times`` (those the store being ingested into holds written); it yields the list of
+    the later copies dropped, ``(input, dataset of those times)``, filled as they are."""
+    copies: list[tuple[str, xr.Dataset]] = []
+    token, dropped = _HELD.set(pd.DatetimeIndex(times)), _DROPPED.set(copies)
     try:
-        yield
+        yield copies
     finally:
+        _DROPPED.reset(dropped)
         _HELD.reset(token)
+
+
+@contextmanager
+def dropped_apart() -> Iterator[list[tuple[str, xr.Dataset]]]:
+    """Within it, the copies dropped go to the list it yields, not :func:`store_holds`'s:
+    those of one source's files, in its producer's names, to normalise before
+    :func:`note_dropped` passes them on."""
+    copies: list[tuple[str, xr.Dataset]] = []
+    token = _DROPPED.set(copies)
+    try:
+        yield copies
+    finally:
+        _DROPPED.reset(token)
+
+
+def note_dropped(label: str, copy: xr.Dataset) -> None:
+    """Add a dropped copy to those gathered (none gathered outside :func:`store_holds`)."""
+    dropped = _DROPPED.get()
+    if dropped is not None:
+        dropped.append((label, copy))
 
 
 def check_unique_times(
@@ -121,6 +147,8 @@ def _without_later_copies(
             )
         drop = before == len(keys)
         dropped = dropped.union(times[drop])
+        if drop.any():
+            note_dropped(label, part.isel({part[name].dims[0]: drop}))
         if drop.all():
             continue  # every time of it given before and held: nothing of it left
         kept.append((label, part.isel({part[name].dims[0]: ~drop}) if drop.any() else part))

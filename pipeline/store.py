@@ -52,6 +52,7 @@ from pipeline.duplicate_times import store_holds
 from pipeline.errors import InputError, StoreError, time_text
 from pipeline.grid import describe_grid, same_points
 from pipeline.ingest_blocks import write_blocks
+from pipeline.resent import warn_resent_differences
 from pipeline.running_statistics import RunningStatistics
 from pipeline.schema import HORIZONTAL, LAT, LEVEL, LON, SCHEMA_VERSION, TIME
 from pipeline.sources import Source
@@ -116,16 +117,20 @@ def ingest(
             ds, origin = open_canonical(sources, variables, time, allow_nan=allow_nan)
             _replace(ds, origin, path, allow_nan, progress)
         return warn_implausible(open_store(path))
-    with holding(path):  # times it holds may come twice: no copy of them is written
+    with holding(path) as resent:  # times it holds may come twice: no copy is written
         ds, origin = open_canonical(sources, variables, time, allow_nan=allow_nan)
+    warn_resent_differences(path, resent, time)  # a copy with other values: said once
     if not _ingest_into(ds, origin, path, allow_nan, progress):
         return None  # not an error of this ingest: the other one finalises the store
     return warn_implausible(open_store(path))
 
 
-def holding(path: str | Path) -> contextlib.AbstractContextManager[None]:
+def holding(
+    path: str | Path,
+) -> contextlib.AbstractContextManager[list[tuple[str, xr.Dataset]]]:
     """Where the sources of an ingest into ``path`` (not ``--overwrite``) are opened: inputs
-    that give twice times the store holds written are accepted, the later copies dropped."""
+    that give twice times the store holds written are accepted, the later copies dropped
+    (yielded as they are, canonical: ``(input, dataset of those times)``)."""
     return store_holds(written_times(Path(path)))
 
 

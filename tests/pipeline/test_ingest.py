@@ -479,6 +479,71 @@ def test_a_day_sent_again_under_another_name_is_kept_as_the_store_holds_it(
     assert open_store(store).dataset.sizes["time"] == 9  # nothing written of it
 
 
+def resent_day(tmp_path: Path, capsys) -> tuple[Path, Path, pd.DatetimeIndex, xr.Dataset]:
+    """``incoming/day1.nc`` (3 six-hourly times, degC) ingested into ``s.zarr``; returns
+    the folder, the store, the 6 times of two days and day1's dataset, to resend."""
+    times = pd.date_range("2021-01-01", periods=6, freq="6h")
+    incoming, store = tmp_path / "incoming", tmp_path / "s.zarr"
+    incoming.mkdir()
+    day1 = make_netcdf(incoming / "day1.nc", times[:3])
+    assert run_cli(capsys, "ingest", str(incoming / "*.nc"), "--store", str(store))[0] == 0
+    return incoming, store, times, day1
+
+
+def test_a_day_resent_with_a_corrected_value_warns_and_the_store_keeps_its_own(
+    tmp_path, capsys, caplog
+):
+    """A centre's corrected re-send of a day the store holds was dropped as silently as an
+    identical one: the forecaster never learnt the store disagrees with the newest file.
+    It is still not written, but a warning names the file, variable, time, difference."""
+    incoming, store, times, day1 = resent_day(tmp_path, capsys)
+    before = open_store(store).dataset["t2m"].values
+    corrected = day1.copy(deep=True)
+    corrected["tas"].values[1, 2, 3] += 1.5
+    corrected.to_netcdf(incoming / "day1_v2.nc")
+    make_netcdf(incoming / "day2.nc", times[3:], seed=1)
+    with caplog.at_level("INFO"):
+        code, err = run_cli(capsys, "ingest", str(incoming / "*.nc"), "--store", str(store))
+    assert code == 0, err
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    resent = [m for m in warned if "differ from the store" in m]
+    assert len(resent) == 1, warned  # once, though the flow opens the inputs twice
+    assert f"1 resent input(s) ({incoming / 'day1_v2.nc'})" in resent[0]
+    assert f"at 1 time(s) it holds ({times_text(times[1:2])})" in resent[0]
+    assert "t2m by up to 1.5 K" in resent[0] and "wxens ingest --overwrite" in resent[0]
+    assert "2 inputs hold 3 time(s) the store has already" in caplog.text
+    ds = open_store(store).dataset
+    assert ds["t2m"].values[:3].tobytes() == before.tobytes()
+    # named one by one (combined as canonical datasets): the same warning
+    caplog.clear()
+    later = make_netcdf(tmp_path / "day3.nc", pd.date_range(times[-1], periods=2, freq="6h")[1:])
+    with caplog.at_level("WARNING", logger="pipeline.resent"):
+        named = [incoming / "day1.nc", incoming / "day1_v2.nc", tmp_path / "day3.nc"]
+        ingest(named, store, progress=False)
+    assert f"(netcdf:{incoming / 'day1_v2.nc'}) differ from the store at 1 time" in caplog.text
+    assert open_store(store).dataset["t2m"].values[:3].tobytes() == before.tobytes()
+    assert open_store(store).dataset.sizes["time"] == 6 + later.sizes["time"]
+
+
+def test_a_day_resent_identical_in_content_does_not_warn(tmp_path, capsys, caplog):
+    """A copy equal to the store's values once normalised as ingest writes them (here in
+    kelvin, not the first file's degC, its latitudes descending) keeps the one log line."""
+    incoming, store, times, day1 = resent_day(tmp_path, capsys)
+    before = open_store(store).dataset["t2m"].values
+    shutil.copy(incoming / "day1.nc", incoming / "day1_copy.nc")
+    kelvin = (day1 + 273.15).isel(lat=slice(None, None, -1))
+    kelvin["tas"].attrs["units"] = "K"
+    kelvin.to_netcdf(incoming / "day1_v2.nc")
+    make_netcdf(incoming / "day2.nc", times[3:], seed=1)
+    with caplog.at_level("INFO"):
+        code, err = run_cli(capsys, "ingest", str(incoming / "*.nc"), "--store", str(store))
+    assert code == 0, err
+    assert "3 inputs hold 3 time(s) the store has already" in caplog.text
+    assert "differ from the store" not in caplog.text
+    ds = open_store(store).dataset
+    assert ds.sizes["time"] == 6 and ds["t2m"].values[:3].tobytes() == before.tobytes()
+
+
 def test_a_grib_day_sent_again_under_another_name_appends_the_new_day(
     tmp_path, capsys, uk_sample
 ):
