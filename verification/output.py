@@ -134,10 +134,12 @@ def _jsonable(value: Any) -> Any:
 
 
 #: Root attributes of a scores file naming its inputs (:func:`verification.run.verify_store`):
-#: the forecast's path, the truth's path (both as given), the truth store's identity (its
-#: ingest state's id: another store, or one re-ingested with ``--overwrite``, has another)
-#: and the times it held. ``wxens compare`` refuses files of other truth store ids.
+#: the forecast's path, the reference's (only where one was given), the truth's path (all as
+#: given), the truth store's identity (its ingest state's id: another store, or one
+#: re-ingested with ``--overwrite``, has another) and the times it held. ``wxens compare``
+#: refuses files of other truth store ids.
 FORECAST_PATH = "forecast_path"
+REFERENCE_PATH = "reference_path"
 TRUTH_PATH = "truth_path"
 TRUTH_STORE_ID = "truth_store_id"
 TRUTH_TIMES = "truth_times"

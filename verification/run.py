@@ -30,6 +30,7 @@ from pipeline.timeaxis import hours_text
 from verification.config import VerifyConfig
 from verification.output import (
     FORECAST_PATH,
+    REFERENCE_PATH,
     TRUTH_PATH,
     TRUTH_STORE_ID,
     TRUTH_TIMES,
@@ -143,7 +144,7 @@ def verify_store(
     analysis, truth = opened.dataset, opened.path
     with scheduler if scheduler is not None else nullcontext():
         tree = verify(ensemble, analysis, config, reference=other)
-        tree.attrs = {**tree.attrs, **inputs_attrs(forecast, opened)}
+        tree.attrs = {**tree.attrs, **inputs_attrs(forecast, opened, reference)}
         written = write_scores(tree, scores)
     if report is not None:
         against = "" if reference is None else f", reference {reference}"
@@ -153,11 +154,16 @@ def verify_store(
     return Verified(tree, written, None if report is None else Path(report))
 
 
-def inputs_attrs(forecast: str | Path, truth: AnalysisStore) -> dict[str, str]:
+def inputs_attrs(
+    forecast: str | Path, truth: AnalysisStore, reference: str | Path | None = None
+) -> dict[str, str]:
     """The root attributes naming what a scores file verified (:data:`verification.output.
-    TRUTH_PATH`...): the forecast's and the truth's paths as given, the truth store's id
-    (left out for a store that records none) and the times it held (first to last)."""
+    TRUTH_PATH`...): the forecast's, the reference's (left out where there is none) and the
+    truth's paths as given, the truth store's id (left out for a store that records none)
+    and the times it held (first to last)."""
     attrs = {FORECAST_PATH: str(forecast), TRUTH_PATH: str(truth.path)}
+    if reference is not None:
+        attrs[REFERENCE_PATH] = str(reference)
     store_id = truth.dataset.attrs.get(STATE_ATTR, {}).get(STORE_ID)
     if store_id:
         attrs[TRUTH_STORE_ID] = str(store_id)

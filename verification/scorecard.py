@@ -31,8 +31,8 @@ NetCDF groups, reopened with ``xr.open_datatree``):
 
 The root's attrs say what was verified: ``n_members``, ``n_init_times`` and ``init_times``,
 ``missing_valid_times`` (lists, joined by "; " in the file), the config;
-:func:`verification.run.verify_store` adds the forecast's and the truth's paths and the
-truth store's id (:data:`verification.output.TRUTH_STORE_ID`).
+:func:`verification.run.verify_store` adds the forecast's, the reference's (where given)
+and the truth's paths and the truth store's id (:data:`verification.output.TRUTH_STORE_ID`).
 """
 
 from __future__ import annotations

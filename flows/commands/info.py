@@ -367,15 +367,17 @@ def describe_scores(path) -> str | None:
 
 
 def _verified_inputs(a: dict) -> list[str]:
-    """The lines of a scores file's forecast and truth (its root attributes ``a``)."""
-    from verification.output import FORECAST_PATH, TRUTH_PATH, TRUTH_STORE_ID, TRUTH_TIMES
+    """The lines of a scores file's forecast, reference (where it had one) and truth (its root
+    attributes ``a``)."""
+    from verification import output as o
 
-    lines = [f"forecast   {a[FORECAST_PATH]}"] if FORECAST_PATH in a else []
-    if TRUTH_PATH not in a:
+    named = (("forecast", o.FORECAST_PATH), ("reference", o.REFERENCE_PATH))
+    lines = [f"{who:<10} {a[key]}" for who, key in named if key in a]
+    if o.TRUTH_PATH not in a:
         return [*lines, "truth      not recorded (the file was written before wxens recorded it)"]
-    said = [f"store id {a[TRUTH_STORE_ID]}"] if TRUTH_STORE_ID in a else []
-    said += [str(a[TRUTH_TIMES])] if TRUTH_TIMES in a else []
-    return [*lines, f"truth      {a[TRUTH_PATH]}" + (f" ({', '.join(said)})" if said else "")]
+    said = [f"store id {a[o.TRUTH_STORE_ID]}"] if o.TRUTH_STORE_ID in a else []
+    said += [str(a[o.TRUTH_TIMES])] if o.TRUTH_TIMES in a else []
+    return [*lines, f"truth      {a[o.TRUTH_PATH]}" + (f" ({', '.join(said)})" if said else "")]
 
 
 def _saved_by_torch(path) -> bool:

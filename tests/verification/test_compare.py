@@ -37,9 +37,9 @@ def wxens(*argv: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def scored(stores, tmp_path_factory):
     """Scores files of the oracle forecast (``oracle.nc``), of its members shrunk halfway
-    to their mean and 1 K warmer (``shrunk.nc``: under-dispersive and biased) and of the
-    oracle at its first 3 initial times only (``first3.nc``), each by ``wxens verify``
-    against the same analysis."""
+    to their mean and 1 K warmer (``shrunk.nc``: under-dispersive and biased; with the
+    oracle as its ``--reference``) and of the oracle at its first 3 initial times only
+    (``first3.nc``), each by ``wxens verify`` against the same analysis."""
     forecast, analysis = stores
     root = tmp_path_factory.mktemp("compare")
     members = open_forecast(forecast)[["t2m"]].load()
@@ -52,7 +52,7 @@ def scored(stores, tmp_path_factory):
     first3 = [str(t) for t in members.init_time.values[:3]]
     runs = {
         "oracle": (forecast, ()),
-        "shrunk": (root / "shrunk.zarr", ()),
+        "shrunk": (root / "shrunk.zarr", ("--reference", str(forecast))),
         "first3": (forecast, ("--init", *first3)),
     }
     for name, (store, extra) in runs.items():
@@ -272,6 +272,24 @@ def test_files_of_one_truth_compare_and_info_shows_what_was_verified(scored, sto
     assert info.returncode == 0, info.stderr
     assert f"forecast   {forecast}\n" in info.stdout
     assert f"truth      {analysis} (store id {store_id}, 12 times " in info.stdout
+    assert "reference  " not in info.stdout  # verified without one: none recorded
+    assert "reference_path" not in tree_of(scored / "oracle.nc").attrs
+
+
+def test_the_reference_a_file_was_compared_with_is_recorded_and_shown(scored, stores):
+    """A scores file of ``wxens verify --reference`` held the reference's CRPS and skill
+    but not which reference: its path is recorded beside the forecast's and shown."""
+    forecast, _ = stores
+    shrunk = scored / "shrunk.nc"
+    attrs = tree_of(shrunk).attrs
+    assert attrs["reference_path"] == str(forecast)
+    assert attrs["forecast_path"] == str(scored / "shrunk.zarr")
+    info = wxens("info", str(shrunk))
+    assert info.returncode == 0, info.stderr
+    assert f"forecast   {scored / 'shrunk.zarr'}\nreference  {forecast}\ntruth " in info.stdout
+    done = wxens("compare", str(scored / "oracle.nc"), str(shrunk))
+    assert done.returncode == 0, done.stderr
+    assert "reference" not in done.stdout and "fair CRPS" in done.stdout
 
 
 def test_a_file_written_before_the_truth_was_recorded_compares_with_a_line(scored, tmp_path):
