@@ -199,17 +199,21 @@ def _units(card: xr.Dataset, variable: str) -> str:
 
 
 def _check_units(experiments: list[Scores]) -> None:
-    """Refuse a variable held in other units by two files: they verified other truths."""
+    """Refuse a variable held in other units by two files (each named, with its units): a
+    file keeps the units of the analysis store it was verified against, so neither
+    ``--units`` (of verify or of compare, applied after this) makes them comparable."""
     seen: dict[str, tuple[str, str]] = {}
     for e in experiments:
         for variable in map(str, e.card[VARIABLE].values):
             unit = _units(e.card, variable)
-            first = seen.setdefault(variable, (unit, e.source))
+            first = seen.setdefault(variable, (unit, f"{e.name} ({e.source})"))
             if first[0] != unit:
                 raise InputError(
-                    f"{variable} was verified in {first[0] or 'no unit'} in {first[1]} and in "
-                    f"{unit or 'no unit'} in {e.source}: they verified other truths; verify "
-                    "each forecast against the same --truth store"
+                    f"{variable} is in {first[0] or 'no unit'} in {first[1]} but in "
+                    f"{unit or 'no unit'} in {e.name} ({e.source}): their scores are not "
+                    "comparable. A scores file keeps the units of the analysis store it was "
+                    "verified against, whatever --units printed; run `wxens verify` of each "
+                    "forecast against the same analysis store, then compare the new files"
                 )
 
 

@@ -200,14 +200,23 @@ def test_a_file_that_is_not_a_scores_file_is_named(scored, stores, tmp_path):
         assert f"{other} is " in done.stderr and "not a wxens scores file" in done.stderr
 
 
-def test_other_units_no_common_lead_and_an_unheld_lead_are_refused(scored):
+def test_other_units_no_common_lead_and_an_unheld_lead_are_refused(scored, tmp_path):
     tree = tree_of(scored / "oracle.nc")
     other = tree.copy(deep=True)
     other["scorecard"] = other["scorecard"].to_dataset().assign_coords(
         {VARIABLE_UNITS: ("variable", ["degC"])}
     )
-    with pytest.raises(InputError, match="t2m was verified in K .* degC .* same --truth"):
+    with pytest.raises(InputError, match="t2m is in K in a .* but in degC in b "):
         compare_scorecards([tree, other], ["a", "b"])
+    # said of the files, without the truth compare's user never gave, and how to fix it
+    celsius = tmp_path / "celsius.nc"
+    other.to_netcdf(celsius)
+    refused = wxens("compare", str(scored / "oracle.nc"), str(celsius))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    said = f"t2m is in K in oracle ({scored / 'oracle.nc'}) but in degC in celsius ({celsius})"
+    assert said in refused.stderr
+    assert "run `wxens verify` of each forecast against the same analysis store" in refused.stderr
+    assert "truth" not in refused.stderr
     later = tree.copy(deep=True)
     later["scorecard"] = later["scorecard"].to_dataset().assign_coords(
         lead_time=tree["scorecard"].lead_time.values + np.timedelta64(48, "h")
