@@ -50,9 +50,10 @@ def ingest_store(
     from pipeline import store as stores
     from pipeline.sources import Adjustments, adjust_sources
 
-    # bad input: fail now
-    adjusted = adjust_sources(sources, Adjustments.parse(*adjustments))
-    with nullcontext() if overwrite else stores.holding(store):  # as ingest opens them
+    wanted = Adjustments.parse(*adjustments)
+    # bad input: fail now; where the store's times may come twice, as ingest opens them
+    with nullcontext() if overwrite else stores.holding(store):
+        adjusted = adjust_sources(sources, wanted)  # opens them: an AdjustedSource keeps it
         stores.open_canonical(adjusted, variables, Period(start, end).time_slice())
     with dask_client(dask_scheduler):
         stores.ingest(

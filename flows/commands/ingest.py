@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from contextlib import nullcontext
 
 from flows.commands.options import add_no_progress, add_threads
 from flows.threads import set_threads
@@ -63,13 +64,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from flows.commands.info import describe
     from pipeline.sources import Adjustments, adjust_sources
-    from pipeline.store import ingest
+    from pipeline.store import holding, ingest
 
     set_threads(args.threads, torch=False)
     time = slice(args.start, args.end) if args.start or args.end else None
     adjustments = Adjustments.parse(args.rename, args.units, args.select)
+    with nullcontext() if args.overwrite else holding(args.store):  # as ingest opens them
+        sources = adjust_sources(args.sources, adjustments)  # opened once: a resent day too
     store = ingest(
-        adjust_sources(args.sources, adjustments),
+        sources,
         args.store,
         variables=args.variables,
         time=time,

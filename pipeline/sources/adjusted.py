@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from pipeline.duplicate_times import dropped_apart, note_dropped
 from pipeline.errors import InputError
 from pipeline.normalize import COORD_ALIASES, SOURCE_NAME
 from pipeline.schema import LEVEL
@@ -120,7 +121,11 @@ class AdjustedSource(Source):
 
     def __init__(self, source: Source, adjustments: Adjustments) -> None:
         self.source, self.adjustments = source, adjustments
-        self._opened: tuple[xr.Dataset, set[tuple[str, str]]] | None = None
+        #: The adjusted dataset, the pairs used, and the later copies of times the store
+        #: holds that the source dropped among its files (in its producer's names).
+        self._opened: (
+            tuple[xr.Dataset, set[tuple[str, str]], list[tuple[str, xr.Dataset]]] | None
+        ) = None
 
     @classmethod
     def claims(cls, spec: str) -> bool:
@@ -135,16 +140,23 @@ class AdjustedSource(Source):
         return f"{self.source.description} [{self.adjustments.describe()}]"
 
     def open(self) -> xr.Dataset:
-        """The source's dataset adjusted (opened once, then reused)."""
-        return self._open()[0]
+        """The source's dataset adjusted (opened once, then reused); each call passes on
+        the copies its files' opening dropped (:func:`pipeline.duplicate_times.note_dropped`)
+        as a fresh open would, so a reused open is still compared with the store."""
+        ds, _, dropped = self._open()
+        for label, copy in dropped:
+            note_dropped(label, copy)
+        return ds
 
     def used(self) -> set[tuple[str, str]]:
         """The ``(option, key)`` pairs that named something in this source."""
         return self._open()[1]
 
-    def _open(self) -> tuple[xr.Dataset, set[tuple[str, str]]]:
+    def _open(self) -> tuple[xr.Dataset, set[tuple[str, str]], list[tuple[str, xr.Dataset]]]:
         if self._opened is None:
-            self._opened = self.adjustments.apply(self.source.open(), self.source.description)
+            with dropped_apart() as dropped:  # kept for every open, not only this one
+                ds = self.source.open()
+            self._opened = (*self.adjustments.apply(ds, self.source.description), dropped)
         return self._opened
 
 

@@ -18,6 +18,7 @@ import xarray as xr
 from flows import pipelines, tasks
 from pipeline.errors import InputError
 from pipeline.store import open_store
+from tests.pipeline.test_ingest import resent_copies, resent_day
 
 INITS = ["2019-03-22T00:00:00", "2019-03-22T06:00:00", "2019-03-22T12:00:00"]
 
@@ -214,6 +215,25 @@ def test_the_ingest_task_reads_its_sources_with_the_adjustments(tmp_path):
     tasks.ingest_store.fn(source, out, *args, adjustments=([], ["slp=hPa"], []))
     stored = open_store(out).dataset["msl"].values
     np.testing.assert_allclose(stored, 100 * values.astype("f8"), rtol=1e-6)
+
+
+def test_the_ingest_task_with_adjustments_accepts_and_compares_a_resent_day(
+    tmp_path, capsys, caplog
+):
+    """The task checked its adjustments by opening the sources before the store's times
+    were known: a day resent under another name failed ("'tas' has 3 duplicate time(s)
+    across the inputs"). Now accepted, and the corrected copy warned about once."""
+    incoming, store, times, day1 = resent_day(tmp_path, capsys)
+    before = open_store(store).dataset["t2m"].values
+    resent_copies(incoming, times, day1)
+    args = (None, None, None, False, False, None, False)
+    with caplog.at_level("WARNING", logger="pipeline.resent"):
+        tasks.ingest_store.fn([str(incoming / "*.nc")], str(store), *args, ([], ["tas=degC"], []))
+    assert caplog.text.count("differ from the store") == 1, caplog.text
+    assert f"1 resent input(s) ({incoming / 'day1_v2.nc'}) differ" in caplog.text
+    ds = open_store(store).dataset
+    assert list(ds["time"].values) == list(times.values)
+    assert ds["t2m"].values[:3].tobytes() == before.tobytes()
 
 
 @pytest.mark.usefixtures("no_training_period_warning")

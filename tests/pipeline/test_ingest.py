@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -20,8 +22,9 @@ import pipeline.store as store_module
 from flows.cli import main
 from pipeline.analysis_store import STATE_ATTR, statistics_pass
 from pipeline.errors import InputError, StoreError, times_text
+from pipeline.sources import AdjustedSource, Adjustments, resolve_source
 from pipeline.sources.files import ZarrSource
-from pipeline.store import ingest, open_store
+from pipeline.store import holding, ingest, open_canonical, open_store
 from pipeline.timeaxis import off_axis
 from pipeline.transaction import lock_path, reader
 
@@ -540,6 +543,66 @@ def test_a_day_resent_identical_in_content_does_not_warn(tmp_path, capsys, caplo
     assert code == 0, err
     assert "3 inputs hold 3 time(s) the store has already" in caplog.text
     assert "differ from the store" not in caplog.text
+    ds = open_store(store).dataset
+    assert ds.sizes["time"] == 6 and ds["t2m"].values[:3].tobytes() == before.tobytes()
+
+
+def resent_copies(incoming: Path, times: pd.DatetimeIndex, day1: xr.Dataset) -> None:
+    """Beside ``resent_day``'s ``day1.nc``: an identical copy of it, a copy with one value
+    1.5 degrees higher (``day1_v2.nc``) and the next day, new to the store."""
+    shutil.copy(incoming / "day1.nc", incoming / "day1_copy.nc")
+    corrected = day1.copy(deep=True)
+    corrected["tas"].values[1, 2, 3] += 1.5
+    corrected.to_netcdf(incoming / "day1_v2.nc")
+    make_netcdf(incoming / "day2.nc", times[3:], seed=1)
+
+
+def test_a_resent_day_is_accepted_and_compared_when_ingest_adjusts_its_inputs(
+    tmp_path, capsys
+):
+    """With --units (or --rename, --select) the same resent day failed every run ("'tas'
+    has 3 duplicate time(s) across the inputs"): the check of the adjustments opened the
+    glob before the store's times were known. Opened once, where they are, its dropped
+    copies are compared as without adjustments: the corrected one warns once."""
+    incoming, store, times, day1 = resent_day(tmp_path, capsys)
+    before = open_store(store).dataset["t2m"].values
+    resent_copies(incoming, times, day1)
+    argv = ["ingest", str(incoming / "*.nc"), "--store", str(store), "--units", "tas=degC"]
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", *argv, "--no-progress"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "3 inputs hold 3 time(s) the store has already" in done.stderr
+    assert done.stderr.count("differ from the store") == 1, done.stderr
+    assert f"1 resent input(s) ({incoming / 'day1_v2.nc'}) differ" in done.stderr
+    ds = open_store(store).dataset
+    assert list(ds["time"].values) == list(times.values)
+    assert ds["t2m"].values[:3].tobytes() == before.tobytes()
+    # --overwrite builds the store from the inputs alone: two copies of a time, refused
+    code, err = run_cli(capsys, *argv, "--overwrite")
+    assert code == 2 and "'tas' has 3 duplicate time(s) across the inputs" in err, err
+    assert open_store(store).dataset["t2m"].values[:3].tobytes() == before.tobytes()
+
+
+def test_one_adjusted_source_opened_twice_still_compares_its_resent_copies(
+    tmp_path, capsys, caplog
+):
+    """An AdjustedSource keeps its first open; the copies of held times dropped there were
+    gathered by that open only, so an ingest reusing it (as the CLI and the flow's task do,
+    after checking the adjustments) dropped a corrected re-send without a word."""
+    incoming, store, times, day1 = resent_day(tmp_path, capsys)
+    before = open_store(store).dataset["t2m"].values
+    resent_copies(incoming, times, day1)
+    glob = resolve_source(str(incoming / "*.nc"))
+    adjusted = AdjustedSource(glob, Adjustments(units={"tas": "degC"}))
+    with holding(store):
+        open_canonical([adjusted])
+    with caplog.at_level("WARNING", logger="pipeline.resent"):
+        ingest([adjusted], store, progress=False)
+    assert caplog.text.count("differ from the store") == 1, caplog.text
+    assert f"1 resent input(s) ({incoming / 'day1_v2.nc'}) differ" in caplog.text
     ds = open_store(store).dataset
     assert ds.sizes["time"] == 6 and ds["t2m"].values[:3].tobytes() == before.tobytes()
 
