@@ -59,20 +59,24 @@ class Scores:
 def read_scores(source: str | os.PathLike | xr.DataTree, name: str) -> Scores:
     """The scorecard of a scores file (a path, or a tree from :func:`verification.verify`);
     an :class:`InputError` naming a file that is not a wxens scores file."""
-    label = "a scores tree" if isinstance(source, xr.DataTree) else str(source)
     if isinstance(source, xr.DataTree):
-        tree = source
-    else:
-        if Path(source).is_dir():
-            raise InputError(f"{source} is a folder, not a wxens scores file; {VERIFY_HINT}")
-        if not Path(source).is_file():
-            raise InputError(f"scores file {source} does not exist; {VERIFY_HINT}")
-        try:
-            tree = xr.open_datatree(source)
-        except (OSError, ValueError):
-            raise InputError(
-                f"{source} is not a wxens scores file (not NetCDF); {VERIFY_HINT}"
-            ) from None
+        return _scores_of(source, name, "a scores tree")
+    if Path(source).is_dir():
+        raise InputError(f"{source} is a folder, not a wxens scores file; {VERIFY_HINT}")
+    if not Path(source).is_file():
+        raise InputError(f"scores file {source} does not exist; {VERIFY_HINT}")
+    try:
+        tree = xr.open_datatree(source)
+    except (OSError, ValueError):
+        raise InputError(
+            f"{source} is not a wxens scores file (not NetCDF); {VERIFY_HINT}"
+        ) from None
+    with tree:  # closed once read: a handle left open per file, read again, crashed HDF5
+        return _scores_of(tree, name, str(source))
+
+
+def _scores_of(tree: xr.DataTree, name: str, label: str) -> Scores:
+    """The :class:`Scores` of an opened scores ``tree`` (its scorecard loaded)."""
     if "scorecard" not in tree.children or "fair_crps" not in tree["scorecard"].data_vars:
         raise InputError(
             f"{label} is not a wxens scores file (no /scorecard group with fair_crps); "

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -74,9 +75,12 @@ def printed_blocks(stdout: str) -> dict[str, list[list[str]]]:
 
 def tree_of(path) -> xr.DataTree:
     """The scores file at ``path`` in memory, the file closed: netCDF4 handles left open
-    across the module's reads of the same files crashed the process (a segfault in HDF5)."""
+    across the module's reads of the same files crashed the process (a segfault in HDF5).
+    Each node's dataset is loaded: ``DataTree.load()`` (xarray 2026.9) leaves the variable
+    ``/rank_histogram/rank_histogram`` lazy, and writing the tree reopened the file,
+    after which the next NetCDF write failed ("NetCDF: HDF error") or segfaulted."""
     with xr.open_datatree(path) as tree:
-        return tree.load()
+        return tree.map_over_datasets(lambda ds: ds.load())
 
 
 def scorecard_of(path) -> xr.Dataset:
@@ -227,6 +231,16 @@ def test_other_units_no_common_lead_and_an_unheld_lead_are_refused(scored, tmp_p
         compare_scorecards([tree, tree], ["a", "b"], leads_hours=[24])
     table = compare_scorecards([tree, tree], ["a", "b"], leads_hours=[12])
     assert dict(table.sizes) == {"experiment": 2, "variable": 1, "lead_time": 1}
+
+
+def test_compared_files_are_closed_once_read(scored):
+    """compare_scorecards read each file and left it open (a netCDF4 handle a file, for as
+    long as the process ran: a notebook comparing many runs held them all)."""
+    files = [scored / "oracle.nc", scored / "shrunk.nc"]
+    compare_scorecards(files, ["a", "b"])
+    fds = Path("/proc/self/fd")
+    held = {str(p.readlink()) for p in fds.iterdir() if p.exists()}
+    assert not held & {str(f) for f in files}
 
 
 def test_default_names_are_the_stems_told_apart_by_their_folders():
