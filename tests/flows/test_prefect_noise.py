@@ -16,19 +16,27 @@ GUIDE = "See https://www.prefect.io/docs/"
 STOPPING = "Stopping temporary server on http://127.0.0.1:"
 
 
-def failing_run(tmp_path: Path, *options: str) -> subprocess.CompletedProcess:
-    """``python -m flows.cli [OPTIONS] run`` of a store that is not there, with Prefect's
-    temporary server (no ``PREFECT_API_URL``): the run itself fails, exit 2."""
+def failing_run(workdir: Path, *options: str) -> subprocess.Popen:
+    """``python -m flows.cli [OPTIONS] run`` of a store that is not there, started in
+    ``workdir`` (made here) with Prefect's temporary server (no ``PREFECT_API_URL``, a
+    Prefect home of its own there): the run itself fails; :func:`ended` waits for it."""
     argv = [sys.executable, "-m", "flows.cli", *options, "run", "--store", "gone.zarr"]
     argv += ["--checkpoint", "gone.pt", "--out", "f.zarr", "--scores", "s.nc"]
-    done = subprocess.run(
+    workdir.mkdir()
+    return subprocess.Popen(
         argv,
-        cwd=tmp_path,
-        env=prefect_env(tmp_path / "prefect"),
-        capture_output=True,
+        cwd=workdir,
+        env=prefect_env(workdir / "prefect"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
     )
+
+
+def ended(run: subprocess.Popen) -> subprocess.CompletedProcess:
+    """The run of :func:`failing_run`, to its end: exit 2."""
+    stdout, stderr = run.communicate(timeout=300)
+    done = subprocess.CompletedProcess(run.args, run.returncode, stdout, stderr)
     assert done.returncode == 2, done.stderr
     return done
 
@@ -40,12 +48,17 @@ def test_the_temporary_server_lines_leave_out_the_guide_and_the_stop_unless_verb
     after the error of a run that failed, so the error was not the last line (after an
     interrupt the CLI already left it out). The address line stays (it explains the wait);
     ``-v`` keeps the link and the stop, as it keeps Prefect's tracebacks."""
-    quiet = failing_run(tmp_path)
+    # the two runs side by side: each spends its time starting Python and a server
+    runs = failing_run(tmp_path / "quiet"), failing_run(tmp_path / "verbose", "-v")
+    try:
+        quiet, verbose = (ended(run) for run in runs)
+    finally:
+        for run in runs:
+            run.kill()  # one still running if the other failed; else a no-op
     assert "Starting temporary server on http://127.0.0.1:" in quiet.stdout + quiet.stderr
     assert GUIDE not in quiet.stdout + quiet.stderr
     assert STOPPING not in quiet.stderr, quiet.stderr
     last = quiet.stderr.splitlines()[-1]
     assert last.startswith("wxens run: error: gone.zarr: no such store"), quiet.stderr
-    verbose = failing_run(tmp_path, "-v")
     assert GUIDE in verbose.stdout + verbose.stderr
     assert STOPPING in verbose.stderr
