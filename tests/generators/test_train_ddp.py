@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -83,17 +84,31 @@ def assert_same_weights(state: dict, module: torch.nn.Module) -> None:
         torch.testing.assert_close(value, expected[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
-def test_two_processes_train_like_one_on_the_global_batch_and_resume_in_one(store, tmp_path):
-    config_path = tmp_path / "c.yaml"
+@pytest.fixture(scope="module")
+def nproc_run(store, tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path, Path]:
+    """One `wxens train --nproc 2` of :data:`CONFIG`, shared by the tests that only read
+    what it printed and wrote (a launch is two torch processes started: tens of seconds on
+    2 cores): its finished process, its OUT and its config's path."""
+    root = tmp_path_factory.mktemp("nproc")
+    config_path = root / "c.yaml"
     config_path.write_text(CONFIG)
-    out = tmp_path / "ddp"
+    out = root / "ddp"
     env = os.environ | {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     env.pop("WORLD_SIZE", None)
     command = [sys.executable, "-m", "flows.cli", "train", "--store", str(store.path)]
     command += ["--config", str(config_path), "--out", str(out), "--nproc", "2", "--no-progress"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    return done, out, config_path
+
+
+def test_two_processes_train_like_one_on_the_global_batch_and_resume_in_one(
+    store, nproc_run, tmp_path
+):
+    done, trained, config_path = nproc_run
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("checkpoint ") == 1  # rank 0 alone prints
+    out = tmp_path / "ddp"  # a copy: the resume below writes into it
+    shutil.copytree(trained, out)
     log_lines = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log_lines] == [1, 2, 3]  # rank 0 alone logs
     assert all(r["validation_loss"] is None for r in log_lines)  # no validation period
@@ -296,10 +311,10 @@ def train_with_nproc(
     )
 
 
-def test_nproc_training_logs_each_line_once(store, tmp_path):
+def test_nproc_training_logs_each_line_once(nproc_run):
     """`wxens train --nproc 2`: every INFO line (the states read, the steps) came once per
     process, alike, though rank 0 alone is to print."""
-    done = train_with_nproc(store, tmp_path, 2)
+    done = nproc_run[0]
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stderr.count("of states into memory") == 1, done.stderr
 
