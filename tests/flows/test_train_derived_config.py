@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import logging
 import re
-import subprocess
-import sys
 
 import yaml
 
@@ -181,45 +179,39 @@ def test_a_derived_training_says_once_that_it_reads_the_states(tmp_path, caplog,
     assert training[0].endswith("states into memory, to time the steps"), lines
 
 
-def test_a_derived_config_switched_to_edm_by_set_trains_edm(tmp_path):
+def test_a_derived_config_switched_to_edm_by_set_trains_edm(tmp_path, capsys):
     """``wxens train --set model.kind=edm`` without ``--config`` (the README's "EDM
     generator") was refused, after timing the derived model, for the derived flow matching's
     ``sample_nfe``, a key the user never wrote; ``wxens config`` the same, its message
     saying to write the config out with ``wxens config``. A ``sample_nfe`` the user sets
     beside it is still refused."""
     store = small_store(tmp_path)
-    cli = [sys.executable, "-m", "flows.cli"]
     edm = ["--store", str(store.path), "--set", "steps=2", "--set", "model.kind=edm"]
-    printed = subprocess.run([*cli, "config", *edm], capture_output=True, text=True)
-    assert printed.returncode == 0, printed.stderr
-    model = yaml.safe_load(printed.stdout)["model"]
+    assert wxens(["config", *edm]) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    model = yaml.safe_load(printed)["model"]
     assert model["kind"] == "edm" and model["sample_steps"] == 20
     assert "sample_nfe" not in model
-    assert "model.sample_nfe left out (replaces the derived 10)" in printed.stdout
+    assert "model.sample_nfe left out (replaces the derived 10)" in printed
     run = tmp_path / "run"
-    train = [*cli, "train", *edm, "--out", str(run), "--threads", "1", "--no-progress"]
-    trained = subprocess.run(train, capture_output=True, text=True)
-    assert trained.returncode == 0, trained.stderr
+    train = ["train", *edm, "--out", str(run), "--threads", "1", "--no-progress"]
+    assert wxens(train) == 0, capsys.readouterr().err
     assert load_checkpoint(run / "last.pt").train_config.model.kind == "edm"
-    named = [*cli, "config", *edm, "--set", "model.sample_nfe=4"]
-    refused = subprocess.run(named, capture_output=True, text=True)
-    assert refused.returncode == 2
-    assert "['sample_nfe'] are keys of flow_matching, not edm" in refused.stderr
+    capsys.readouterr()
+    assert wxens(["config", *edm, "--set", "model.sample_nfe=4"]) == 2
+    assert "['sample_nfe'] are keys of flow_matching, not edm" in capsys.readouterr().err
 
 
-def test_the_fine_tunes_loss_is_said_to_be_of_the_normalised_fields(tmp_path):
+def test_the_fine_tunes_loss_is_said_to_be_of_the_normalised_fields(tmp_path, capsys):
     """``wxens train`` ended with "last training loss 0.3189 (the fine-tune's objective,
     fair CRPS of 4 members: ...)", which read as kelvin: the CRPS is of the normalised
     fields (each lead's change over its std in the training statistics)."""
     store = small_store(tmp_path)
     argv = ["train", "--store", str(store.path), "--out", str(tmp_path / "run")]
     argv += ["--set", "steps=2", "--set", "fine_tune.steps=1", "--threads", "1", "--no-progress"]
-    said = subprocess.run(
-        [sys.executable, "-m", "flows.cli", *argv], capture_output=True, text=True
-    )
-    assert said.returncode == 0, said.stderr
+    assert wxens(argv) == 0, capsys.readouterr().err
     assert re.search(
         r"last training loss \d+\.\d{4} \(the fine-tune's objective, fair CRPS of 4 members of "
         r"the normalised fields, not in K: ",
-        said.stdout,
+        capsys.readouterr().out,
     )

@@ -4,16 +4,13 @@ report too, and per lead where a lead verified fewer blocks than the whole)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 from verification_cases import at_leads, ensemble, verify_command
 
+from flows.cli import main as wxens
 from flows.commands.verify import few_leads
 from pipeline.forecast_store import ForecastProvenance, write_forecast
 from pipeline.schema import INIT_TIME
@@ -72,27 +69,22 @@ def six_hourly(stores):
     return root
 
 
-def wxens_verify(root, *extra: str) -> str:
-    """Stdout of a real ``python -m flows.cli verify`` of the stores under ``root``."""
+def wxens_verify(capsys, root, *extra: str) -> str:
+    """Stdout of a real ``wxens verify`` (in this process: the table is under test, not the
+    process) of the stores under ``root``."""
     files = (root / "forecast.zarr", root / "truth.zarr", root / "scores.nc")
-    done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", *verify_command(*files, *extra)],
-        capture_output=True,
-        text=True,
-        env=os.environ | {"PYTHONWARNINGS": "ignore"},
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    capsys.readouterr()
+    assert wxens(verify_command(*files, *extra)) == 0, capsys.readouterr().err
+    return capsys.readouterr().out
 
 
-def test_a_long_table_ends_saying_its_rows_and_how_to_print_a_few_leads(stores):
-    lines = wxens_verify(stores).splitlines()
+def test_a_long_table_ends_saying_its_rows_and_how_to_print_a_few_leads(stores, capsys):
+    lines = wxens_verify(capsys, stores).splitlines()
     assert "64 rows" in lines[-1], lines[-3:]
     assert "--lead 1h,33h,64h" in lines[-1]  # leads it holds: first, middle, last
     assert str(stores / "scores.nc") in lines[-1]  # where every row is kept
 
-    short = wxens_verify(stores, "--lead", "24h,48h")
+    short = wxens_verify(capsys, stores, "--lead", "24h,48h")
     assert "rows" not in short.splitlines()[-1]  # two rows: nothing to shorten
 
 
@@ -102,9 +94,9 @@ def test_the_leads_suggested_are_24_72_and_240_h_where_held():
 
 
 def test_intervals_from_two_days_say_they_are_too_few_beside_the_table_and_in_the_file(
-    stores,
+    stores, capsys
 ):
-    out = wxens_verify(stores, "--lead", "24h,48h", "--interval-level", "0.9")
+    out = wxens_verify(capsys, stores, "--lead", "24h,48h", "--interval-level", "0.9")
     caution = "intervals from 2 blocks of 1 day: too few to read as uncertainty"
     assert out.count(caution) == 1, out
     with xr.open_datatree(stores / "scores.nc") as tree:
@@ -124,16 +116,18 @@ def test_intervals_from_ten_days_or_more_carry_no_caution():
     assert "4 blocks" in few["fair_crps_low"].attrs["caution"]
 
 
-def test_the_report_says_the_caution_beside_the_intervals_once(stores, six_hourly):
+def test_the_report_says_the_caution_beside_the_intervals_once(stores, six_hourly, capsys):
     """2 days printed [0.1972, 0.1976] in the report's skill table, without a word."""
     report = stores / "report.html"
-    wxens_verify(stores, "--lead", "24h,48h", "--interval-level", "0.9", "--report", str(report))
+    intervals = ("--lead", "24h,48h", "--interval-level", "0.9")
+    wxens_verify(capsys, stores, *intervals, "--report", str(report))
     text = report.read_text(encoding="utf-8")
     assert text.count("intervals from 2 blocks of 1 day: too few to read as uncertainty") == 1
     assert text.index("too few to read") < text.index("<table")  # above the skill table
 
     enough = six_hourly / "report.html"
     wxens_verify(
+        capsys,
         six_hourly,
         "--lead",
         "12h",
@@ -147,10 +141,10 @@ def test_the_report_says_the_caution_beside_the_intervals_once(stores, six_hourl
     assert "too few to read" not in enough.read_text(encoding="utf-8")  # 11 blocks
 
 
-def test_the_caution_names_a_lead_whose_intervals_rest_on_fewer_blocks(six_hourly):
+def test_the_caution_names_a_lead_whose_intervals_rest_on_fewer_blocks(six_hourly, capsys):
     """11 blocks of 6 h in all, but lead 48 h verified in 6 (its later valid times past the
     truth's end): its interval was printed without a caution."""
-    out = wxens_verify(six_hourly, "--interval-block", "6h", "--interval-level", "0.9")
+    out = wxens_verify(capsys, six_hourly, "--interval-block", "6h", "--interval-level", "0.9")
     caution = "intervals at lead 48 h from 6 blocks of 6 h: too few to read as uncertainty"
     assert out.count(caution) == 1, out
     with xr.open_datatree(six_hourly / "scores.nc") as tree:
