@@ -4,14 +4,15 @@ failing balance check did not say that the members were drawn without ``--balanc
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import contextlib
+import io
 
 import numpy as np
 import pytest
 import xarray as xr
 from verification_cases import balanced_members, verify_command
 
+from flows.cli import main as wxens
 from pipeline.forecast_store import ForecastProvenance, write_forecast
 from pipeline.sources.synthetic import SyntheticConfig, synthetic_dataset
 from pipeline.store import ingest
@@ -47,11 +48,10 @@ def verified(root, analysis, members, name, *, balanced, extra=()):
     write_forecast(store, members, provenance)
     scores = root / f"{name}.nc"
     command = verify_command(store, analysis, scores, "--physics-init-times", "8", *extra)
-    done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", *command], capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout, scores
+    printed = io.StringIO()  # in this process (a module fixture has no capsys)
+    with contextlib.redirect_stdout(printed):
+        assert wxens(command) == 0
+    return printed.getvalue(), scores
 
 
 @pytest.fixture(scope="module")
