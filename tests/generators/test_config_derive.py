@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import functools
 import re
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -574,42 +572,35 @@ def test_a_store_of_monthly_means_is_refused_for_training_naming_it(
         ResidualDataset.from_store(open_store(store.path), SampleSpec(history=(-1, 0), leads=(1,)))
 
 
-def test_the_budget_times_the_model_the_set_makes(tiny):
+def test_the_budget_times_the_model_the_set_makes(tiny, capsys):
     """``wxens config --budget 3min --set model.kind=edm`` timed the flow-matching model the
     derivation makes, then applied the ``--set``: its note named no model, and a ``--set``
     that changes a step's cost went untimed (``fine_tune=null`` still counted a fine-tune
     step in each main step's share). The ``--set`` now applies before the timing."""
     argv = ["config", "--store", str(tiny.path), "--budget", "3min", "--threads", "1"]
     argv += ["--set", "model.kind=edm", "--set", "fine_tune=null"]
-    run = subprocess.run(
-        [sys.executable, "-m", "flows.cli", *argv], capture_output=True, text=True, check=False
-    )
-    assert run.returncode == 0, run.stderr
-    note = next(n for n in read_notes(run.stdout) if n.startswith("steps for the"))
+    assert wxens(argv) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    note = next(n for n in read_notes(printed) if n.startswith("steps for the"))
     assert "of the edm model, measured on cpu" in note, note
     assert " 0 s a fine-tune step" in note, note  # none is trained
-    config = yaml.safe_load(run.stdout)
+    config = yaml.safe_load(printed)
     assert config["model"]["kind"] == "edm" and config["fine_tune"] is None
 
 
-def test_the_pass_cap_counts_the_batch_the_set_gives(tiny):
+def test_the_pass_cap_counts_the_batch_the_set_gives(tiny, capsys):
     """``wxens config --budget 3min --set batch_size=4`` timed steps of batch 4 but capped
     them at 40 passes of the derived batch 16 (210 steps on 84 training times: 10 passes at
     batch 4), and its note said "at batch 16". The cap and its note now follow the batch
     that trains."""
     argv = ["config", "--store", str(tiny.path), "--budget", "10min", "--threads", "1"]
-    run = subprocess.run(
-        [sys.executable, "-m", "flows.cli", *argv, "--set", "batch_size=4"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr
-    config = yaml.safe_load(run.stdout)
+    assert wxens([*argv, "--set", "batch_size=4"]) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    config = yaml.safe_load(printed)
     train = config["data"]["train"]
     times = times_of(tiny)
     n_train = int(((times >= train["start"]) & (times <= train["end"])).sum())
     assert config["batch_size"] == 4
     assert config["steps"] == MAX_PASSES * n_train // 4
-    note = next(n for n in read_notes(run.stdout) if n.startswith("steps for the"))
+    note = next(n for n in read_notes(printed) if n.startswith("steps for the"))
     assert f"{MAX_PASSES} passes over the {n_train} training times at batch 4," in note, note
