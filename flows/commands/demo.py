@@ -290,7 +290,8 @@ def scores_by_lead(scores: str) -> str:
 
     from pipeline.schema import VARIABLES, split_channel
 
-    card = xr.open_datatree(scores)["scorecard"].to_dataset()
+    with xr.open_datatree(scores) as tree:  # read, then the file closed
+        card = tree["scorecard"].to_dataset().load()
     header = f"{'variable':<10} {'lead':>5}   {'fair CRPS':>11} {'persistence':>11}"
     lines = ["", f"{header} {'skill':>7} {'spread/skill':>12} {'rank max/min (floor)':>20}"]
     columns = (
