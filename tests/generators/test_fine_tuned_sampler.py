@@ -33,15 +33,45 @@ def wxens(*argv: str) -> subprocess.CompletedProcess:
     )
 
 
-def forecast(root, store, out: str, *sampler: str) -> str:
-    """``wxens forecast`` of one initial time with the run in ``root``; its stderr."""
-    said = wxens(
+def forecast_argv(root, store, out: str, *sampler: str) -> list[str]:
+    """``wxens forecast`` of one initial time with the run in ``root``."""
+    return [
         "forecast", "--checkpoint", str(root / "run"), "--store", str(store.path),
         "--init", "2000-01-08T00", "--members", "2", "--lead", "6h", "--device", "cpu",
         "--out", str(root / out), "--no-progress", *sampler,
-    )  # fmt: skip
+    ]  # fmt: skip
+
+
+def forecast(root, store, out: str, *sampler: str) -> str:
+    """``wxens forecast`` of one initial time with the run in ``root``; its stderr."""
+    said = wxens(*forecast_argv(root, store, out, *sampler))
     assert said.returncode == 0, said.stderr
     return said.stderr
+
+
+@pytest.fixture
+def logged(monkeypatch, caplog):
+    """``wxens ARGV`` in this process (no interpreter to start: the tests that assert on
+    the log as printed, in order, run a subprocess): the messages ``generators`` logged,
+    each once. The once-a-process memory of the pairs warned about is emptied first, so a
+    warning said by an earlier test in this process is said again."""
+    from flows.cli import main
+    from generators import fine_tuned as warned
+
+    def run(argv: list[str]) -> list[str]:
+        monkeypatch.setattr(warned, "_said", set())  # each pair is said once a process
+        logger = logging.getLogger("generators")  # Prefect's logging setup drops root handlers
+        logger.addHandler(caplog.handler)
+        caplog.clear()
+        try:
+            with caplog.at_level("INFO", logger="generators"):
+                assert main(argv) == 0
+        finally:
+            logger.removeHandler(caplog.handler)
+        # each record once, where the handler is on the root logger too
+        return [r.getMessage() for r in dict.fromkeys(caplog.records)]
+
+    return run
 
 
 def test_a_longer_sampler_than_the_fine_tunes_is_warned_about_once(fine_tuned):
@@ -53,11 +83,14 @@ def test_a_longer_sampler_than_the_fine_tunes_is_warned_about_once(fine_tuned):
     assert said.index(WARNING) < said.index("INFO generators.rollout: forecast:")
 
 
-def test_the_fine_tunes_own_sampler_is_not_warned_about(fine_tuned):
+def test_the_fine_tunes_own_sampler_is_not_warned_about(fine_tuned, logged):
     root, store = fine_tuned
-    assert "fine-tuned for" not in forecast(root, store, "own.zarr")
+    said = logged(forecast_argv(root, store, "own.zarr"))
+    assert any(m.startswith("forecast: 1 ") for m in said), said  # the log was read
+    assert not [m for m in said if "fine-tuned for" in m], said
     spread = ("--sampler", "euler:nfe=2,noise_scale=1.2")  # the same steps, more spread
-    assert "fine-tuned for" not in forecast(root, store, "spread.zarr", *spread)
+    said = logged(forecast_argv(root, store, "spread.zarr", *spread))
+    assert not [m for m in said if "fine-tuned for" in m], said
 
 
 def test_a_configs_own_longer_sampler_is_warned_about(tmp_path):
@@ -72,54 +105,40 @@ def test_a_configs_own_longer_sampler_is_warned_about(tmp_path):
     assert "its config's sampler: chose them; give --sampler euler:nfe=2" in said
 
 
-def test_a_checkpoint_without_a_fine_tune_is_not_warned_about(tmp_path):
+def test_a_checkpoint_without_a_fine_tune_is_not_warned_about(tmp_path, logged):
     store = two_step_run(tmp_path)
-    assert "fine-tuned for" not in forecast(tmp_path, store, "f.zarr", "--sampler", "heun:nfe=8")
+    said = logged(forecast_argv(tmp_path, store, "f.zarr", "--sampler", "heun:nfe=8"))
+    assert any(m.startswith("forecast: 1 ") for m in said), said  # the log was read
+    assert not [m for m in said if "fine-tuned for" in m], said
 
 
-def test_a_calibration_with_a_longer_sampler_is_warned_about(fine_tuned):
+def test_a_calibration_with_a_longer_sampler_is_warned_about(fine_tuned, logged):
     root, store = fine_tuned
-    said = wxens(
+    said = logged([
         "calibrate", "--checkpoint", str(root / "run"), "--store", str(store.path),
         "--start", "2000-01-08", "--end", "2000-01-09", "--members", "2", "--device", "cpu",
         "--sampler", "euler:nfe=6", "--out", str(root / "calibrated.pt"), "--no-progress",
-    )  # fmt: skip
-    assert said.returncode == 0, said.stderr
-    assert said.stderr.count(WARNING) == 1
-    assert "members drawn with euler:nfe=6,noise_scale=1.0 (NFE 6)" in said.stderr
+    ])  # fmt: skip
+    warned = [m for m in said if WARNING in m]
+    assert len(warned) == 1, said
+    assert "members drawn with euler:nfe=6,noise_scale=1.0 (NFE 6)" in warned[0]
 
 
 @pytest.mark.parametrize("processes", [True, False], ids=["worker-processes", "in-client"])
-def test_a_dask_forecast_warns_on_the_client_once(fine_tuned, processes, monkeypatch, caplog):
+def test_a_dask_forecast_warns_on_the_client_once(fine_tuned, processes, monkeypatch, logged):
     """Under ``--dask-scheduler`` the warning was logged on the workers only (each
     ``forecast_to_store`` warns): the user's terminal, the client's, never showed it. The
     client now says it, before the tasks are submitted, and once: workers in the client's
     own process (``processes=False``) do not say it again."""
     from distributed import LocalCluster
 
-    from flows.cli import main
-    from generators import fine_tuned as warned
-
     root, store = fine_tuned
-    monkeypatch.setattr(warned, "_said", set())  # each pair is said once a process
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))  # for workers
-    logger = logging.getLogger("generators")  # Prefect's logging setup drops root handlers
-    logger.addHandler(caplog.handler)
-    argv = [
-        "forecast", "--checkpoint", str(root / "run"), "--store", str(store.path),
-        "--init", "2000-01-08T00", "--members", "2", "--lead", "6h", "--device", "cpu",
-        "--out", str(root / f"dask-{processes}.zarr"), "--no-progress",
-        "--sampler", "heun:nfe=8",
-    ]  # fmt: skip
-    try:
-        with LocalCluster(
-            n_workers=1, threads_per_worker=1, processes=processes, dashboard_address=":0"
-        ) as cluster, caplog.at_level("INFO", logger="generators"):
-            assert main([*argv, "--dask-scheduler", cluster.scheduler_address]) == 0
-    finally:
-        logger.removeHandler(caplog.handler)
-    # each record once, where the handler is on the root logger too
-    said = [r.getMessage() for r in dict.fromkeys(caplog.records)]
+    argv = forecast_argv(root, store, f"dask-{processes}.zarr", "--sampler", "heun:nfe=8")
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=processes, dashboard_address=":0"
+    ) as cluster:
+        said = logged([*argv, "--dask-scheduler", cluster.scheduler_address])
     warned = [i for i, message in enumerate(said) if WARNING in message]
     assert len(warned) == 1, said
     assert warned[0] < next(i for i, m in enumerate(said) if m.startswith("forecast: 1 ")), said
