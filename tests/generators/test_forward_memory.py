@@ -41,11 +41,13 @@ def counted(kind: str, model_config: object, grid: tuple[int, int]) -> int:
 READ = """
 import sys
 from generators.checkpoint import load_checkpoint
-checkpoint = load_checkpoint(sys.argv[1])
-print(checkpoint.forward_bytes(checkpoint.grid), "torch._dynamo" in sys.modules)
+for path in sys.argv[1:]:
+    checkpoint = load_checkpoint(path)
+    print(checkpoint.forward_bytes(checkpoint.grid), "torch._dynamo" in sys.modules)
 """
-"""A fresh process's forecast count from a checkpoint, and whether it ran the meta count
-(whose first kernel imports ``torch._dynamo``)."""
+"""A fresh process's forecast count from each checkpoint in turn, and whether it had run
+the meta count by then (whose first kernel imports ``torch._dynamo``): one process for
+them all, as a count run for one would show on its own line and every line after."""
 
 
 def test_a_checkpoint_records_the_forward_count_a_forecast_reads_without_counting(tmp_path):
@@ -71,14 +73,17 @@ def test_a_checkpoint_records_the_forward_count_a_forecast_reads_without_countin
         reloaded.forward_bytes((32, 48))
     )
     # a fresh process reads the count: no meta kernel runs, torch._dynamo is not imported
-    for path, model_config, grid in [
-        (tmp_path / "run", trained.model_config, (16, 16)),
-        (saved.path, other, (32, 48)),
-    ]:
-        done = subprocess.run(
-            [sys.executable, "-c", READ, str(path)], capture_output=True, text=True, check=True
-        )
-        assert done.stdout.split() == [str(counted("flow_matching", model_config, grid)), "False"]
+    read = [(tmp_path / "run", trained.model_config, (16, 16)), (saved.path, other, (32, 48))]
+    done = subprocess.run(
+        [sys.executable, "-c", READ, *(str(path) for path, _, _ in read)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = done.stdout.splitlines()
+    assert len(lines) == len(read), done.stdout
+    for line, (_, model_config, grid) in zip(lines, read, strict=True):
+        assert line.split() == [str(counted("flow_matching", model_config, grid)), "False"]
 
 
 def test_the_cuda_check_s_counts_grow_with_the_grid():
