@@ -46,6 +46,20 @@ def one_process(tmp_path_factory):
     return root, command
 
 
+@pytest.fixture(scope="module")
+def two_workers() -> Iterator[str]:
+    """The address of a 2-worker, 1-thread-each ``LocalCluster`` (processes, this checkout
+    on their path) shared by the tests that only draw on it, none scaling it, stopping a
+    worker or timing its tasks: one start, and one import of the library a worker, instead
+    of one a test."""
+    from distributed import LocalCluster
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout
+        with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster:
+            yield cluster.scheduler_address
+
+
 def assert_same_store(path: Path, reference: Path) -> None:
     sharded = open_forecast(path).load()
     assert sharded.sizes["init_time"] == 4
@@ -121,16 +135,11 @@ def test_a_rerun_deals_the_initial_times_left_to_every_rank(one_process):
     assert_same_store(out, root / "one.zarr")
 
 
-def test_two_dask_workers_write_the_one_process_store(one_process, monkeypatch, caplog):
-    from distributed import LocalCluster
-
+def test_two_dask_workers_write_the_one_process_store(one_process, two_workers, caplog):
     root, command = one_process
     out = root / "workers.zarr"
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout
-    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster:
-        address = cluster.scheduler_address
-        with caplog.at_level("INFO", logger="generators"):
-            assert wxens([*command, "--out", str(out), "--dask-scheduler", address]) == 0
+    with caplog.at_level("INFO", logger="generators"):
+        assert wxens([*command, "--out", str(out), "--dask-scheduler", two_workers]) == 0
     assert (
         "forecast: 4 initial times in 2 batches of up to 2 initial times, each to a dask worker "
         "as one is free (2 workers at the start)"
@@ -199,21 +208,17 @@ def test_a_batch_result_is_let_go_as_its_task_ends(one_process, monkeypatch):
     assert_same_store(out, root / "one.zarr")
 
 
-def test_workers_a_batch_leaves_idle_are_explained(one_process, monkeypatch, caplog):
+def test_workers_a_batch_leaves_idle_are_explained(one_process, two_workers, caplog):
     """3 initial times on 2 workers logged "(3 + 0)", read as a fault: the three made one
     batch, and a batch goes whole to one worker (so that the members are those one process
     draws). The line says so, and which batch members deal them 2 + 1; the store is still
     the one-process store."""
-    from distributed import LocalCluster
-
     root, command = one_process
     out = root / "one_batch.zarr"
     three = ["--init", "2000-01-02T00/2000-01-02T12/6h", "--batch-members", "9"]
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout
-    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster:
-        address = cluster.scheduler_address
-        with caplog.at_level("INFO", logger="generators"):
-            assert wxens([*command, *three, "--out", str(out), "--dask-scheduler", address]) == 0
+    address = two_workers
+    with caplog.at_level("INFO", logger="generators"):
+        assert wxens([*command, *three, "--out", str(out), "--dask-scheduler", address]) == 0
     assert (
         "forecast: 3 initial times in 1 batch of up to 3 initial times, each to a dask worker as "
         "one is free (2 workers at the start: 1 batch of up to 3 initial times x 3 members, "
@@ -269,21 +274,17 @@ def test_a_world_size_without_a_rank_is_refused_as_training_refuses_it(monkeypat
 
 
 def test_a_dask_rerun_deals_the_initial_times_left_to_every_worker(
-    one_process, monkeypatch, caplog
+    one_process, two_workers, caplog
 ):
     """As the ranks' rerun: after a worker had failed, the other having drawn its own, a
     rerun dealt all four initial times again, and the worker that held its shard already
     skipped it while the other drew the rest alone."""
-    from distributed import LocalCluster
-
     root, command = one_process
     out = root / "workers_rerun.zarr"
     first = [*command, "--batch-members", "3", "--out", str(out)]  # one initial time a batch
     assert wxens([*first, "--init", "2000-01-02T06", "2000-01-02T18"]) == 0  # worker 1's
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout
-    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster:
-        with caplog.at_level("INFO", logger="generators"):
-            assert wxens([*first, "--dask-scheduler", cluster.scheduler_address]) == 0
+    with caplog.at_level("INFO", logger="generators"):
+        assert wxens([*first, "--dask-scheduler", two_workers]) == 0
     assert "2 initial times in 2 batches of up to 1 initial time" in caplog.text, caplog.text
     assert_same_store(out, root / "one.zarr")
 
