@@ -23,6 +23,23 @@ from pipeline.store import ingest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(scope="module")
+def long_run(tmp_path_factory) -> tuple[Path, Path]:
+    """``(forecast, analysis)``: an oracle t2m forecast (200 init times, leads 6 and 12 h,
+    5 members) and its synthetic analysis (16 x 24), long enough to verify for the signal to
+    land mid-computation; made once, only read (a stopped verify writes nothing)."""
+    root = tmp_path_factory.mktemp("long-run")
+    config = SyntheticConfig(n_lat=16, n_lon=24, n_times=208)
+    analysis = root / "analysis.zarr"
+    ingest(config.to_spec(), analysis, progress=False)
+    forecast = oracle_forecast(config, synthetic_dataset(config).load(), 200, (6, 12), 5)
+    provenance = ForecastProvenance(
+        generator="oracle", checkpoint_digest="none", sampler="exact", nfe=0, seed=0
+    )
+    write_forecast(root / "forecast.zarr", forecast, provenance)
+    return root / "forecast.zarr", analysis
+
+
 @pytest.mark.parametrize(
     "signum, group, words, after, wait",
     [
@@ -35,17 +52,10 @@ ROOT = Path(__file__).resolve().parents[2]
     ids=["ctrl-c", "sigterm", "sigterm-while-the-cluster-starts"],
 )
 def test_a_verify_on_a_local_cluster_stopped_says_so_alone(
-    tmp_path, signum, group, words, after, wait
+    long_run, tmp_path, signum, group, words, after, wait
 ):
-    config = SyntheticConfig(n_lat=16, n_lon=24, n_times=208)
-    analysis = tmp_path / "analysis.zarr"
-    ingest(config.to_spec(), analysis, progress=False)
-    forecast = oracle_forecast(config, synthetic_dataset(config).load(), 200, (6, 12), 5)
-    provenance = ForecastProvenance(
-        generator="oracle", checkpoint_digest="none", sampler="exact", nfe=0, seed=0
-    )
-    write_forecast(tmp_path / "forecast.zarr", forecast, provenance)
-    argv = ["verify", str(tmp_path / "forecast.zarr"), "--truth", str(analysis)]
+    forecast_store, analysis = long_run
+    argv = ["verify", str(forecast_store), "--truth", str(analysis)]
     argv += ["--out", str(tmp_path / "scores.nc"), "--local-cluster", "--no-progress"]
     env = os.environ | {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(
