@@ -52,7 +52,7 @@ def wait_for_deployment(name: str, serve: subprocess.Popen, log: Path):
                 pass
             if serve.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"`wxens serve` did not register {name}:\n{log.read_text()[-3000:]}")
-            time.sleep(1)
+            time.sleep(0.25)
 
 
 def test_serve_registers_a_cron_deployment_that_runs_when_triggered(spawn, tmp_path):
@@ -69,7 +69,7 @@ def test_serve_registers_a_cron_deployment_that_runs_when_triggered(spawn, tmp_p
     assert [s.schedule.cron for s in deployment.schedules] == ["0 */6 * * *"]
     assert deployment.schedules[0].schedule.timezone == "UTC"
 
-    flow_run = run_deployment("ingest/tiny-ingest", timeout=RUN_TIMEOUT_S, poll_interval=2)
+    flow_run = run_deployment("ingest/tiny-ingest", timeout=RUN_TIMEOUT_S, poll_interval=0.5)
     assert flow_run.state.is_completed(), f"{flow_run.state}\n{log.read_text()[-3000:]}"
     store = open_store(tmp_path / "tiny.zarr")  # relative to where `wxens serve` runs
     assert store.dataset.sizes["time"] == 12
@@ -93,7 +93,7 @@ def test_a_served_run_that_bad_input_fails_logs_its_message_without_a_traceback(
         [sys.executable, "-m", "flows.cli", "serve", str(schedule)], cwd=tmp_path, log=log
     )
     wait_for_deployment("ingest/missing-ingest", serve, log)
-    flow_run = run_deployment("ingest/missing-ingest", timeout=RUN_TIMEOUT_S, poll_interval=2)
+    flow_run = run_deployment("ingest/missing-ingest", timeout=RUN_TIMEOUT_S, poll_interval=0.5)
     assert flow_run.state.is_failed(), f"{flow_run.state}\n{log.read_text()[-3000:]}"
     time.sleep(2)  # the runner relays the subprocess's output
     text = log.read_text()
@@ -338,7 +338,7 @@ def test_a_served_verify_run_computes_the_score_of_an_installed_extension(spawn,
         env={"PYTHONPATH": path},
     )
     wait_for_deployment("verify/mae-verify", serve, log)
-    flow_run = run_deployment("verify/mae-verify", timeout=RUN_TIMEOUT_S, poll_interval=2)
+    flow_run = run_deployment("verify/mae-verify", timeout=RUN_TIMEOUT_S, poll_interval=0.5)
     assert flow_run.state.is_completed(), f"{flow_run.state}\n{log.read_text()[-3000:]}"
     card = xr.open_datatree(tmp_path / "scores.nc")["scorecard"].to_dataset()
     assert "fair_crps" in card and "mean_abs_error" in card
