@@ -52,7 +52,7 @@ def ingest_store(
 
     wanted = Adjustments.parse(*adjustments)
     # bad input: fail now; where the store's times may come twice, as ingest opens them
-    with nullcontext() if overwrite else stores.holding(store):
+    with stores.holding(store, overwrite):
         adjusted = adjust_sources(sources, wanted)  # opens them: an AdjustedSource keeps it
         stores.open_canonical(adjusted, variables, Period(start, end).time_slice())
     with dask_client(dask_scheduler):

@@ -125,13 +125,11 @@ def ingest(
     return warn_implausible(open_store(path))
 
 
-def holding(
-    path: str | Path,
-) -> contextlib.AbstractContextManager[list[tuple[str, xr.Dataset]]]:
-    """Where the sources of an ingest into ``path`` (not ``--overwrite``) are opened: inputs
-    that give twice times the store holds written are accepted, the later copies dropped
-    (yielded as they are, canonical: ``(input, dataset of those times)``)."""
-    return store_holds(written_times(Path(path)))
+def holding(path: str | Path, overwrite: bool = False) -> contextlib.AbstractContextManager:
+    """Where the sources of an ingest into ``path`` are opened: inputs that give twice times
+    the store holds written are accepted, the later copies dropped (yielded as they are,
+    canonical: ``(input, dataset of those times)``); nothing for ``overwrite``."""
+    return contextlib.nullcontext([]) if overwrite else store_holds(written_times(Path(path)))
 
 
 def _replace(ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progress: bool) -> None:

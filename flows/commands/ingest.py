@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from contextlib import nullcontext
 
 from flows.commands.options import add_no_progress, add_threads
 from flows.threads import set_threads
@@ -69,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.threads, torch=False)
     time = slice(args.start, args.end) if args.start or args.end else None
     adjustments = Adjustments.parse(args.rename, args.units, args.select)
-    with nullcontext() if args.overwrite else holding(args.store):  # as ingest opens them
+    with holding(args.store, args.overwrite):  # as ingest opens them
         sources = adjust_sources(args.sources, adjustments)  # opened once: a resent day too
     store = ingest(
         sources,
