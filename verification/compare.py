@@ -28,14 +28,25 @@ from verification.config import VARIABLE
 from verification.output import TRUTH_PATH, TRUTH_STORE_ID, TRUTH_TIMES, VARIABLE_UNITS
 
 EXPERIMENT = "experiment"
-#: Scores compared (card name: printed header, how the best is chosen: "min" the lowest,
-#: "one" the nearest 1: a flat rank histogram, None unmarked). ``rank_max_min`` is printed
-#: with its floor.
+
+
+def lowest_is_best(values: xr.DataArray) -> xr.DataArray:
+    """How far a score is from the best (an error: the value itself, lowest best)."""
+    return values
+
+
+def nearest_one_is_best(values: xr.DataArray) -> xr.DataArray:
+    """How far a ratio is from the best, 1 (calibrated spread, a flat rank histogram)."""
+    return abs(values - 1)
+
+
+#: Scores compared (card name: printed header, how far a value is from the best; the best
+#: marked is the nearest). ``rank_max_min`` is printed with its floor.
 COMPARED = {
-    "fair_crps": ("fair CRPS", "min"),
-    "spread_skill_ratio": ("spread/skill", "one"),
-    "rank_max_min": ("rank max/min (perfect-model floor)", "one"),
-    "ensemble_mean_rmse": ("ensemble-mean RMSE", "min"),
+    "fair_crps": ("fair CRPS", lowest_is_best),
+    "spread_skill_ratio": ("spread/skill", nearest_one_is_best),
+    "rank_max_min": ("rank max/min (perfect-model floor)", nearest_one_is_best),
+    "ensemble_mean_rmse": ("ensemble-mean RMSE", lowest_is_best),
 }
 FLOOR = "rank_max_min_perfect_model"
 COUNT = "n_verified"

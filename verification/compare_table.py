@@ -4,6 +4,8 @@ or a tidy table for a CSV file (:func:`comparison_frame`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -29,12 +31,13 @@ def table_in_units(table: xr.Dataset, wanted) -> tuple[xr.Dataset, dict[str, tup
     return converted.assign_coords({VARIABLE_UNITS: (VARIABLE, units)}), factors
 
 
-def best(values: xr.DataArray, rule: str | None) -> xr.DataArray:
+def best(values: xr.DataArray, from_best: Callable | None) -> xr.DataArray:
     """Where along ``experiment`` each row's best value is (bool; ties all marked): the
-    lowest (``min``), the nearest 1 (``one``); nothing marked where ``rule`` is None."""
-    if rule is None:
+    nearest by ``from_best`` (a distance of :data:`~verification.compare.COMPARED`);
+    nothing marked where it is None (the floor, the points verified)."""
+    if from_best is None:
         return xr.zeros_like(values, dtype=bool)
-    distance = abs(values - 1) if rule == "one" else values
+    distance = from_best(values)
     return (distance == distance.min(EXPERIMENT, skipna=True)) & values.notnull()
 
 
@@ -45,8 +48,8 @@ def comparison_frame(table: xr.Dataset) -> pd.DataFrame:
     rows = []
     shown = [n for n in (*COMPARED, FLOOR, COUNT) if n in table]
     for score in shown:
-        rule = COMPARED.get(score, (None, None))[1]
-        marks = best(table[score], rule)
+        from_best = COMPARED.get(score, (None, None))[1]
+        marks = best(table[score], from_best)
         for variable in table[VARIABLE].values:
             for lead in table[LEAD_TIME].values:
                 at = {VARIABLE: variable, LEAD_TIME: lead}
@@ -77,10 +80,10 @@ def comparison_table(table: xr.Dataset) -> str:
     ``*`` (the lowest CRPS and RMSE, the spread/skill and rank max/min nearest 1); the rank
     max/min as ``value (floor)``. Points verified are shown only where the experiments differ."""
     blocks = []
-    for score, (header, rule) in COMPARED.items():
+    for score, (header, from_best) in COMPARED.items():
         if score not in table:
             continue
-        marks = best(table[score], rule)
+        marks = best(table[score], from_best)
         rows = []
         for variable in table[VARIABLE].values:
             for lead in table[LEAD_TIME].values:
