@@ -37,10 +37,11 @@ from generators.config_periods import check_periods
 from generators.data import SampleSpec
 from generators.device_names import check_device_name
 from generators.models import GENERATORS
-from generators.samplers import SAMPLERS, Sampler, sampler_from_config
+from generators.sampler_spec import read_sampler_spec
+from generators.samplers import Sampler, sampler_from_config
 from pipeline.errors import InputError
 from pipeline.schema import Period
-from pipeline.spec import format_spec, parse_fields, split_scheme
+from pipeline.spec import format_spec
 
 DATA_DERIVED_BACKBONE_FIELDS = ("channels", "history", "static_channels", "calendar_features")
 
@@ -357,8 +358,7 @@ def parse_sampler(spec: str) -> Sampler:
     """A sampler from ``"name"`` or ``"name:key=value,key=value"``, e.g. ``"euler:nfe=10"``,
     ``"edm_heun:num_steps=20,churn=2.5,noise_inflation=1.05"``; values are coerced to the
     sampler's field types (:mod:`pipeline.spec`)."""
-    name, body = split_scheme(spec)
-    params = parse_fields(SAMPLERS[name], body, what=f"sampler {spec!r}")
+    name, params = read_sampler_spec(spec)  # the text, read as the CLI's parser reads it
     return sampler_from_config(name, **params)
 
 

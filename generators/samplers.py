@@ -16,7 +16,8 @@ input to the model dtype. This follows NVlabs/edm ``generate.py``.
   first-order variant :class:`EDMEulerSampler`.
 
 Samplers register by name in :data:`SAMPLERS` (``"euler"``, ``"heun"``, ``"edm_heun"``,
-``"edm_euler"``).
+``"edm_euler"``), where :mod:`generators.sampler_spec` declares each with its parameters,
+read without torch; the classes here are their implementations.
 Nothing here disables autograd: a short sampler can be differentiated through (the
 fair-CRPS fine-tune does so); wrap calls in ``torch.no_grad()`` for inference.
 """
@@ -33,16 +34,14 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from generators.sampler_spec import SAMPLERS, EDMParameters, FlowParameters
 from pipeline.errors import InputError
-from pipeline.registry import Registry
 
 NetworkFn = Callable[[Tensor, Tensor], Tensor]
 """``fn(x (N, ...) float64, s (N,) float64) -> (N, ...)``: a velocity or a denoiser."""
 
 Callback = Callable[[int, Tensor], None]
 """``callback(step, x)`` after each solver step, e.g. to keep a trajectory."""
-
-SAMPLERS: Registry[type[Sampler]] = Registry("sampler")
 
 
 class BlockGenerators:
@@ -166,28 +165,24 @@ def _full(x: Tensor, value: float) -> Tensor:
     return torch.full((x.shape[0],), value, dtype=torch.float64, device=x.device)
 
 
-@SAMPLERS.register("euler")
+@SAMPLERS.implement("euler")
 @dataclass(frozen=True)
-class EulerSampler(FlowSampler):
+class EulerSampler(FlowParameters, FlowSampler):
     """``nfe`` Euler steps of size 1/nfe. ArchesWeatherGen: 25 steps, noise_scale 1.05."""
 
     name: ClassVar[str] = "euler"
-    nfe: int = 10
-    noise_scale: float = 1.0
 
     def heun_steps(self) -> tuple[bool, ...]:
         return (False,) * self.nfe
 
 
-@SAMPLERS.register("heun")
+@SAMPLERS.implement("heun")
 @dataclass(frozen=True)
-class HeunSampler(FlowSampler):
+class HeunSampler(FlowParameters, FlowSampler):
     """Heun steps using exactly ``nfe`` evaluations: ceil(nfe/2) steps, 2 evaluations
     each; for an odd ``nfe`` the last step is a plain Euler step."""
 
     name: ClassVar[str] = "heun"
-    nfe: int = 10
-    noise_scale: float = 1.0
 
     def heun_steps(self) -> tuple[bool, ...]:
         n = self.nfe
@@ -211,7 +206,7 @@ def karras_sigmas(num_steps: int, sigma_min: float, sigma_max: float, rho: float
 
 
 @dataclass(frozen=True)
-class EDMSampler(DiffusionSampler):
+class EDMSampler(EDMParameters, DiffusionSampler):
     """Karras et al. 2022 Algorithm 2 (NVlabs/edm ``edm_sampler``), first or second order.
 
     num_steps noise levels on the rho schedule (:func:`karras_sigmas`), then 0, starting
@@ -227,15 +222,6 @@ class EDMSampler(DiffusionSampler):
     """
 
     second_order: ClassVar[bool]
-    num_steps: int = 20
-    sigma_min: float = 0.02
-    sigma_max: float = 80.0
-    rho: float = 7.0
-    churn: float = 2.5
-    churn_sigma_min: float = 0.75
-    churn_sigma_max: float = 80.0
-    noise_inflation: float = 1.0
-    noise_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.num_steps < 1:
@@ -299,7 +285,7 @@ class EDMSampler(DiffusionSampler):
         return x
 
 
-@SAMPLERS.register("edm_heun")
+@SAMPLERS.implement("edm_heun")
 @dataclass(frozen=True)
 class EDMHeunSampler(EDMSampler):
     """Stochastic Heun with churn (the paper's sampler): NFE = 2 num_steps - 1.
@@ -313,7 +299,7 @@ class EDMHeunSampler(EDMSampler):
     second_order: ClassVar[bool] = True
 
 
-@SAMPLERS.register("edm_euler")
+@SAMPLERS.implement("edm_euler")
 @dataclass(frozen=True)
 class EDMEulerSampler(EDMSampler):
     """Stochastic Euler with churn: NFE = num_steps. Each deterministic step is

@@ -47,6 +47,24 @@ class Registry(Generic[T]):
 
         return decorate
 
+    def implement(self, name: str) -> Callable[[T], T]:
+        """Decorator: put a class in the place of the entry ``name``, a class it subclasses
+        (a declaration: a sampler's parameters, read where torch is not imported; the
+        implementation, the class that samples). An undeclared name, or a class that is not
+        a subclass of its declaration, is a TypeError (a bug of the implementing module)."""
+
+        def decorate(entry: T) -> T:
+            declared = self._entries.get(name)
+            if not (isinstance(declared, type) and issubclass(entry, declared)):
+                raise TypeError(
+                    f"{entry!r} implements the {self.kind} {name!r}, declared as {declared!r}: "
+                    "declare the name first and subclass its declaration"
+                )
+            self._entries[name] = entry
+            return entry
+
+        return decorate
+
     def __getitem__(self, name: str) -> T:
         try:
             return self._loaded()[name]

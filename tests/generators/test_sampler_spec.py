@@ -4,12 +4,20 @@ for provenance keeps its form."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from generators.config import TrainConfig, apply_overrides, parse_sampler, sampler_spec
 from generators.config_io import from_mapping
+from generators.sampler_spec import EDMParameters, FlowParameters
 from generators.samplers import EDMHeunSampler, EulerSampler, HeunSampler
 from pipeline.errors import InputError
+from pipeline.registry import Registry
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_values_take_the_field_types():
@@ -113,3 +121,36 @@ def test_switching_the_model_kind_names_the_other_kinds_keys():
     data = {"model": {"kind": "edm", "sample_nfe": 10}}
     with pytest.raises(InputError, match=r"\['sample_nfe'\] .* flow_matching, not edm.*drop them"):
         from_mapping(TrainConfig, data, where="cfg")
+
+
+def test_the_declared_samplers_are_implemented_by_subclasses_of_their_parameters():
+    # The names and keys are declared once, torch-free, for the CLI's parser; the torch
+    # classes take their place: every name implemented, with the declared fields.
+    code = """
+import sys, dataclasses
+from generators.sampler_spec import SAMPLERS
+declared = dict(SAMPLERS.items())
+assert "torch" not in sys.modules, "torch was loaded"
+from generators.samplers import Sampler
+for name, cls in SAMPLERS.items():
+    assert issubclass(cls, Sampler) and issubclass(cls, declared[name]), (name, cls)
+    fields = [(f.name, f.type, f.default) for f in dataclasses.fields(cls)]
+    assert fields == [(f.name, f.type, f.default) for f in dataclasses.fields(declared[name])]
+print(",".join(sorted(declared)))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "edm_euler,edm_heun,euler,heun"
+
+
+def test_only_a_subclass_of_a_declared_entry_implements_it():
+    registry: Registry[type] = Registry("thing")
+    registry.register("flow")(FlowParameters)
+    with pytest.raises(TypeError, match="implements the thing 'flow', declared as .*Flow"):
+        registry.implement("flow")(EDMParameters)
+    with pytest.raises(TypeError, match="implements the thing 'edm', declared as None"):
+        registry.implement("edm")(EDMParameters)
+    assert registry.implement("flow")(EulerSampler) is EulerSampler
+    assert registry["flow"] is EulerSampler
