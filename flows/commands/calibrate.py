@@ -16,6 +16,7 @@ from flows.commands.options import (
     at_least,
     check_device,
     positive_hours,
+    sampler_spec,
 )
 
 if TYPE_CHECKING:
@@ -60,7 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "6h,12h (default: the trained leads; a forecast's other leads take factors "
         "interpolated in lead)",
     )
-    parser.add_argument("--sampler", help="sampler spec (default: the checkpoint's)")
+    parser.add_argument(
+        "--sampler", type=sampler_spec, help="sampler spec (default: the checkpoint's)"
+    )
     parser.add_argument("--seed", type=SEED, default=1, help="random seed of the fit (1)")
     parser.add_argument(
         "--balance",

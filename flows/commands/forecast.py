@@ -16,6 +16,7 @@ from flows.commands.options import (
     at_least,
     check_device,
     quiet_other_ranks,
+    sampler_spec,
 )
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_time_arguments(parser)
     parser.add_argument(
         "--sampler",
+        type=sampler_spec,
         help="sampler spec, e.g. euler:nfe=10, heun:nfe=20, edm_heun:num_steps=20,churn=2.5 "
         "(default: the checkpoint's)",
     )

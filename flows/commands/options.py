@@ -158,6 +158,20 @@ def add_no_progress(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def sampler_spec(text: str) -> str:
+    """An argparse ``type``: a sampler spec (``euler:nfe=10``) as typed, once its name,
+    keys and their types read (:func:`generators.sampler_spec.read_sampler_spec`, without
+    torch): ``--sampler eulr`` is refused by the parser, at once, naming the samplers."""
+    from generators.sampler_spec import read_sampler_spec  # pandas: only with a --sampler
+    from pipeline.errors import InputError
+
+    try:
+        read_sampler_spec(text)
+    except InputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 SEED = at_least(0, 2**63 - 1)  # --seed: numpy's seeds are not negative, stores' attrs int64
 
 

@@ -19,6 +19,7 @@ from flows.commands.options import (
     check_device,
     deprecated_alias,
     positive_hours,
+    sampler_spec,
 )
 
 NAME = "run"
@@ -79,7 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     deprecated_alias(ens, "--leads", "--lead")
     ens.add_argument(
-        "--sampler", help="sampler spec, e.g. euler:nfe=10 (default: the checkpoint's)"
+        "--sampler",
+        type=sampler_spec,
+        help="sampler spec, e.g. euler:nfe=10 (default: the checkpoint's)",
     )
     ens.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     add_device(ens)

@@ -17,6 +17,7 @@ from flows.commands.options import (
     check_device,
     deprecated_alias,
     positive_hours,
+    sampler_spec,
 )
 from generators.correction.spec import CANDIDATES
 
@@ -83,7 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             + ",".join(f"{w:g}" for w in CANDIDATES[stage])
             + ")",
         )
-    parser.add_argument("--sampler", help="sampler spec (default: the checkpoint's)")
+    parser.add_argument(
+        "--sampler", type=sampler_spec, help="sampler spec (default: the checkpoint's)"
+    )
     parser.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     add_device(parser)
     add_threads(parser)

@@ -98,8 +98,15 @@ def test_a_yaml_error_in_set_is_one_line_naming_it(trained, capsys, value, named
         ("euler[nfe=2]", "unknown sampler 'euler[nfe=2]'; known: "),
     ],
 )
-def test_a_bad_sampler_is_one_line_naming_it(trained, capsys, spec, named):
-    refused(capsys, forecast_argv(trained, "--sampler", spec), named)
+def test_a_bad_sampler_is_refused_by_the_parser_naming_it(trained, capsys, spec, named):
+    # as a bad option value is, after the usage: it was refused once the checkpoint loaded
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
+        wxens(forecast_argv(trained, "--sampler", spec))
+    assert stopped.value.code == 2
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    assert said.startswith("wxens forecast: error: argument --sampler: "), said
+    assert named in said and "(a spec such as " in said
     assert not (trained[0] / "never.zarr").exists()
 
 
