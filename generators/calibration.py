@@ -26,11 +26,9 @@ from generators.correction.spread import PooledMoments, SpreadCalibration, fit_s
 from generators.correction.tuned import checkpoint_file
 from generators.data.forecast import ForecastData
 from generators.device import resolve_device
-from generators.fine_tuned import (
-    warn_if_config_not_fine_tuned_for,
-    warn_if_not_fine_tuned_for,
-)
-from generators.rollout import default_sampler, iter_forecast
+from generators.fine_tuned import warn_if_not_fine_tuned_for
+from generators.rollout import iter_forecast
+from generators.sampler_choice import choose_sampler
 from pipeline.errors import InputError, counted, nested_differences, shell_word, time_text
 from pipeline.schema import Period
 from pipeline.store import AnalysisStore, open_store
@@ -297,22 +295,16 @@ def fit_calibration(
             )
         if source_model is None:
             source_model = source.build_model(device=resolve_device(device))
-        sampler = (
-            parse_sampler(config.sampler)
-            if config.sampler
-            else default_sampler(checkpoint, source_model)
-        )
-        if config.sampler:
-            warn_if_not_fine_tuned_for(source, source_model, sampler)
-        else:
-            warn_if_config_not_fine_tuned_for(source, source_model, sampler)
+        given = parse_sampler(config.sampler) if config.sampler else None
+        chosen = choose_sampler(checkpoint, source_model, given)
+        warn_if_not_fine_tuned_for(source, source_model, chosen)
         batches = iter_forecast(
             source,
             data,
             inits,
             leads,
             config.members,
-            sampler=sampler,
+            sampler=chosen.sampler,
             seed=config.seed,
             device=device,
             calibration=None,
@@ -336,7 +328,7 @@ def fit_calibration(
         period=period,
         members=config.members,
         n_inits=n_inits,
-        sampler=sampler_spec(sampler),
+        sampler=sampler_spec(chosen.sampler),
         shared=tuple(checkpoint.channels[i] for i in shared),
         balance=config.balance,
         seed=config.seed,

@@ -270,7 +270,7 @@ class TrainConfig:
     sampler:         the forecasts' default sampler spec (:func:`parse_sampler`), e.g.
                      ``euler:nfe=2,noise_scale=1.3``; None: the
                      fine-tune's short sampler, else the model's default
-                     (:func:`generators.rollout.default_sampler`).
+                     (:func:`generators.sampler_choice.default_sampler`).
     """
 
     model: ModelSpec

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import logging
 
+import torch
+
 from generators.checkpoint import Checkpoint
-from generators.config import parse_sampler, sampler_spec
+from generators.config import sampler_spec
 from generators.models import GENERATORS
+from generators.sampler_choice import SamplerChoice, SamplerSource, choose_sampler
 from generators.samplers import Sampler
 
 log = logging.getLogger(__name__)
@@ -31,12 +34,17 @@ def fine_tuned_sampler(checkpoint: Checkpoint, model: object) -> Sampler | None:
 
 
 def warn_if_not_fine_tuned_for(
-    checkpoint: Checkpoint, model: object, given: Sampler, *, by_config: bool = False
+    checkpoint: Checkpoint, model: object, chosen: SamplerChoice
 ) -> None:
-    """Warn, once a process for each pair, when the sampler ``given`` (by ``--sampler``, or
-    ``by_config``: the checkpoint's config's own ``sampler:``, no ``--sampler`` given)
-    evaluates the network more often than the one the checkpoint was fine-tuned for."""
-    tuned = fine_tuned_sampler(checkpoint, model)
+    """Warn, once a process for each pair, when the sampler ``chosen`` by ``--sampler`` (or
+    the caller: :attr:`SamplerSource.GIVEN`) or by the checkpoint's config's own
+    ``sampler:``, which the default prefers to the fine-tune's (a config edited by hand to
+    a longer one), evaluates the network more often than the one the checkpoint was
+    fine-tuned for. Not for the sampler of its spread calibration: the factors hold for it
+    only, and its fit was warned about."""
+    if chosen.source not in (SamplerSource.GIVEN, SamplerSource.CONFIG):
+        return
+    tuned, given = fine_tuned_sampler(checkpoint, model), chosen.sampler
     if tuned is None or given.nfe <= tuned.nfe:
         return
     pair = (sampler_spec(tuned), sampler_spec(given))
@@ -51,29 +59,16 @@ def warn_if_not_fine_tuned_for(
         pair[1],
         given.nfe,
         f"its config's sampler: chose them; give --sampler {pair[0]} to use the fine-tune's"
-        if by_config
+        if chosen.source is SamplerSource.CONFIG
         else "drop --sampler to use its own",
     )
 
 
-def warn_if_config_not_fine_tuned_for(
-    checkpoint: Checkpoint, model: object, chosen: Sampler
-) -> None:
-    """:func:`warn_if_not_fine_tuned_for` of the sampler ``chosen`` with no ``--sampler``
-    (:func:`generators.rollout.default_sampler`) where it is the checkpoint's config's own
-    ``sampler:``, which the default prefers to the fine-tune's: a config edited by hand (or
-    derived, then edited) to a longer one drew its members unwarned."""
-    own = checkpoint.train_config.sampler
-    if own is not None and sampler_spec(parse_sampler(own)) == sampler_spec(chosen):
-        warn_if_not_fine_tuned_for(checkpoint, model, chosen, by_config=True)
-
-
-def warn_if_checkpoint_not_fine_tuned_for(checkpoint: Checkpoint, given: Sampler) -> None:
-    """:func:`warn_if_not_fine_tuned_for` from ``checkpoint`` alone, its network built
-    without weights (on the meta device: no memory, no time), for a process that draws no
-    member itself: the client of a dask forecast, whose workers warn in their own logs."""
-    import torch
-
+def warn_if_checkpoint_not_fine_tuned_for(checkpoint: Checkpoint, given: Sampler | None) -> None:
+    """:func:`warn_if_not_fine_tuned_for` of the sampler ``given`` (None: the checkpoint's
+    default, :func:`~generators.sampler_choice.choose_sampler`) from ``checkpoint`` alone,
+    its network built without weights (on the meta device: no memory, no time), for a
+    process that draws no member itself: the client of a dask forecast."""
     with torch.device("meta"):
         model = GENERATORS[checkpoint.kind](checkpoint.model_config)
-    warn_if_not_fine_tuned_for(checkpoint, model, given)
+    warn_if_not_fine_tuned_for(checkpoint, model, choose_sampler(checkpoint, model, given))

@@ -34,7 +34,7 @@ import torch
 from generators.balance import UpperAirBalance
 from generators.base import Condition
 from generators.checkpoint import Checkpoint
-from generators.config import parse_sampler, sampler_spec
+from generators.config import sampler_spec
 from generators.correction.spread import SpreadCalibration
 from generators.data import calendar_features
 from generators.data.fields import masked_condition
@@ -42,6 +42,7 @@ from generators.data.forecast import ForecastData
 from generators.device import autocast, available_memory, resolve_device
 from generators.forecast_model import forecast_network, prepared
 from generators.rollout_plan import RolloutPlan, check_ensemble_size, plan_rollout, same_hours
+from generators.sampler_choice import default_sampler
 from generators.samplers import BlockGenerators, Sampler
 from pipeline.errors import InputError, counted, time_text
 from pipeline.forecast_claims import in_turn
@@ -49,21 +50,6 @@ from pipeline.progress import tqdm
 from pipeline.timeaxis import hours_text
 
 log = logging.getLogger(__name__)
-
-
-def default_sampler(checkpoint: Checkpoint, model: object) -> Sampler:
-    """The sampler a checkpoint forecasts with by default: the one its spread calibration
-    was fitted with (the factors hold for it only); else its config's ``sampler`` when set;
-    else the short sampler of its fair-CRPS fine-tune if it had one (those are the steps it
-    was trained through); else the model's default."""
-    if (checkpoint.calibration or {}).get("sampler"):
-        return parse_sampler(checkpoint.calibration["sampler"])
-    if checkpoint.train_config.sampler is not None:
-        return parse_sampler(checkpoint.train_config.sampler)
-    fine_tune = checkpoint.train_config.fine_tune
-    if fine_tune is not None and fine_tune.crps_weight > 0:
-        return model.crps_sampler
-    return model.default_sampler()
 
 
 def inits_per_batch(n_members: int, batch_members: int) -> int:

@@ -86,7 +86,11 @@ def forecast_on_workers(
         n_members=n_members,
         out=out,
         pure=False,
-        **{**options, "progress": False, "claims_run": claims.run, "run_since": since},
+        **{
+            **options,
+            **{"progress": False, "warn_sampler": False},  # the client said it
+            **{"claims_run": claims.run, "run_since": since},
+        },
     )
     to_draw_now = functools.partial(to_draw, claims) if claimed else (lambda batch: batch)
     progress = options.get("progress", True)
@@ -115,17 +119,17 @@ def forecast_on_workers(
 
 
 def _warn_if_not_fine_tuned(checkpoint, sampler) -> None:
-    """The warning of a ``sampler`` (``--sampler``) longer than the one ``checkpoint`` was
-    fine-tuned for, said here, before the tasks are submitted: the workers say it in their
-    own logs, which the user's terminal does not show. Once a process: a client that draws
-    a batch too does not say it again. Not for a sampler the workers refuse (bad or of
-    another family than the model's): their refusal is what is said."""
-    if sampler is None:
-        return
+    """The warning of a ``sampler`` (``--sampler``; None: the checkpoint's default, its
+    config's own ``sampler:`` where set) longer than the one ``checkpoint`` was fine-tuned
+    for, said here, before the tasks are submitted: in the workers it would be said in
+    their own logs, which the user's terminal does not show, so their tasks do not say it
+    (``warn_sampler=False``). Not for a sampler the workers refuse (bad or of another
+    family than the model's): their refusal is what is said."""
     loaded = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     try:
         given = parse_sampler(sampler) if isinstance(sampler, str) else sampler
-        GENERATORS[loaded.kind].check_sampler(given)
+        if given is not None:
+            GENERATORS[loaded.kind].check_sampler(given)
     except InputError:
         return
     warn_if_checkpoint_not_fine_tuned_for(loaded, given)

@@ -18,14 +18,12 @@ from generators.config import parse_sampler, sampler_spec
 from generators.correction.spread import SpreadCalibration
 from generators.data.forecast import ForecastData, to_dataset
 from generators.device import resolve_device
-from generators.fine_tuned import (
-    warn_if_config_not_fine_tuned_for,
-    warn_if_not_fine_tuned_for,
-)
+from generators.fine_tuned import warn_if_not_fine_tuned_for
 from generators.forecast_model import forecast_network
 from generators.models import GENERATORS
-from generators.rollout import default_sampler, iter_forecast
+from generators.rollout import iter_forecast
 from generators.rollout_plan import check_ensemble_size, plan_rollout
+from generators.sampler_choice import choose_sampler
 from generators.samplers import Sampler
 from pipeline.forecast_claims import Claims
 from pipeline.forecast_store import (
@@ -88,6 +86,7 @@ def forecast_to_store(
     recompute: bool = False,
     balance: bool = False,
     warn_trained_on: bool = True,
+    warn_sampler: bool = True,
     redraw: str = FORECAST_REDRAW,
     claims_run: str | None = None,
     run_since: str | None = None,
@@ -117,6 +116,9 @@ def forecast_to_store(
     ``balance``: make every step's upper air hypsometric and geostrophic
     (:func:`generators.rollout.balance_constraint`). ``warn_trained_on=False``: no warning
     about the training period, for a caller that forecasts it on purpose and says so.
+    ``warn_sampler=False``: none about a sampler longer than the fine-tune's
+    (:func:`~generators.fine_tuned.warn_if_not_fine_tuned_for`), for a caller that said it
+    (the client of a dask forecast, whose workers' logs the user does not see).
     ``redraw``: how the user of the command that calls this draws skipped initial times
     again (:func:`pipeline.forecast_store.pending_init_times`).
     Every input is checked before anything is written, and before the warning about the
@@ -137,12 +139,12 @@ def forecast_to_store(
     plan = plan_rollout(leads_hours, loaded.leads_hours, data.history_hours)
     data.windows(inits, plan, warn=False)  # every init has its history: fail before writing
     model = forecast_network(loaded, resolve_device(device), compile)
-    chosen = given or default_sampler(loaded, model)
+    chosen = choose_sampler(loaded, model, given)
     provenance = ForecastProvenance(
         generator=loaded.kind,
         checkpoint_digest=loaded.digest,
-        sampler=sampler_spec(chosen),
-        nfe=chosen.nfe,
+        sampler=sampler_spec(chosen.sampler),
+        nfe=chosen.sampler.nfe,
         seed=seed,
         calibration=calibration.to_dict() if calibration else {},
         balanced=balance,
@@ -153,10 +155,8 @@ def forecast_to_store(
         log.debug("%s", calibration.report())
     elif loaded.calibration is not None:
         log.info("the checkpoint holds a spread calibration; it is left unused as asked")
-    if given is not None:  # after every refusal, before the forecast begins
-        warn_if_not_fine_tuned_for(loaded, model, given)
-    else:
-        warn_if_config_not_fine_tuned_for(loaded, model, chosen)
+    if warn_sampler:  # after every refusal, before the forecast begins
+        warn_if_not_fine_tuned_for(loaded, model, chosen)
     if warn_trained_on:  # after every refusal: a refused forecast prints only its refusal
         warn_if_trained_on(loaded, asked, leads_hours, calibrated=calibration is not None)
     written: list[pd.Timestamp] = []
@@ -167,7 +167,7 @@ def forecast_to_store(
         inits,
         leads_hours,
         n_members,
-        sampler=chosen,
+        sampler=chosen.sampler,
         seed=seed,
         device=device,
         compile=False,  # the model given is compiled already where compile asks it

@@ -235,13 +235,14 @@ def _default_sampler(checkpoint) -> str:
 
     from generators.base import GENERATORS
     from generators.config import sampler_spec
-    from generators.rollout import default_sampler
+    from generators.sampler_choice import SamplerSource, choose_sampler
 
     with torch.device("meta"):  # the sampler needs the config only, not the weights
         model = GENERATORS[checkpoint.kind](checkpoint.model_config)
-    sampler = default_sampler(checkpoint, model)
+    chosen = choose_sampler(checkpoint, model)
+    sampler = chosen.sampler
     line = f"{sampler_spec(sampler)} (NFE {sampler.nfe}), the forecasts' default"
-    if (checkpoint.calibration or {}).get("sampler"):
+    if chosen.source is SamplerSource.CALIBRATION:
         line += "; the calibration's: another needs --no-calibration or wxens calibrate --sampler"
     return line
 

@@ -15,6 +15,7 @@ import pytest
 from tests.generators.tiny import two_step_run
 
 FINE_TUNE = "fine_tune={steps: 1, crps_members: 2, crps_nfe: 2}"
+ROOT = Path(__file__).resolve().parents[2]
 WARNING = "the checkpoint was fine-tuned for euler:nfe=2,noise_scale=1.0 (NFE 2)"
 
 
@@ -24,6 +25,16 @@ def fine_tuned(tmp_path_factory):
     through a 2-step Euler sampler (``root/run``), and the store."""
     root = tmp_path_factory.mktemp("fine-tuned")
     store = two_step_run(root, sets=[FINE_TUNE, "data.train={end: 2000-01-07}"])
+    return root, store
+
+
+@pytest.fixture(scope="module")
+def configs_longer(tmp_path_factory):
+    """The run of :func:`fine_tuned` whose config's own ``sampler:`` (edited by hand) is
+    longer than its fine-tune's, and the store."""
+    root = tmp_path_factory.mktemp("configs-longer")
+    own = "sampler=heun:nfe=8"
+    store = two_step_run(root, sets=[FINE_TUNE, "data.train={end: 2000-01-07}", own])
     return root, store
 
 
@@ -93,13 +104,12 @@ def test_the_fine_tunes_own_sampler_is_not_warned_about(fine_tuned, logged):
     assert not [m for m in said if "fine-tuned for" in m], said
 
 
-def test_a_configs_own_longer_sampler_is_warned_about(tmp_path, logged):
+def test_a_configs_own_longer_sampler_is_warned_about(configs_longer, logged):
     """A config whose own ``sampler:`` (edited by hand) is longer than its fine-tune's: the
     forecast with no --sampler draws with it (it is preferred to the fine-tune's) and was
     not warned about; it is now, naming the --sampler that gives the fine-tune's."""
-    own = "sampler=heun:nfe=8"
-    store = two_step_run(tmp_path, sets=[FINE_TUNE, "data.train={end: 2000-01-07}", own])
-    said = logged(forecast_argv(tmp_path, store, "own.zarr"))
+    root, store = configs_longer
+    said = logged(forecast_argv(root, store, "own.zarr"))
     warned = [m for m in said if WARNING in m]
     assert len(warned) == 1, said
     assert "members drawn with heun:nfe=8,noise_scale=1.0 (NFE 8)" in warned[0]
@@ -134,7 +144,7 @@ def test_a_dask_forecast_warns_on_the_client_once(fine_tuned, processes, monkeyp
     from distributed import LocalCluster
 
     root, store = fine_tuned
-    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))  # for workers
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # for workers
     argv = forecast_argv(root, store, f"dask-{processes}.zarr", "--sampler", "heun:nfe=8")
     with LocalCluster(
         n_workers=1, threads_per_worker=1, processes=processes, dashboard_address=":0"
@@ -143,3 +153,53 @@ def test_a_dask_forecast_warns_on_the_client_once(fine_tuned, processes, monkeyp
     warned = [i for i, message in enumerate(said) if WARNING in message]
     assert len(warned) == 1, said
     assert warned[0] < next(i for i, m in enumerate(said) if m.startswith("forecast: 1 ")), said
+
+
+class _Heard(logging.Handler):
+    """What the ``generators`` loggers of a dask worker's process say, kept there."""
+
+    messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def listen() -> None:
+    """In a dask worker: keep what its ``generators`` loggers say, INFO up (:func:`heard`)."""
+    logger = logging.getLogger("generators")
+    logger.setLevel("INFO")
+    logger.addHandler(_Heard())
+
+
+def heard() -> list[str]:
+    """In a dask worker: what its ``generators`` loggers said since :func:`listen`."""
+    return _Heard.messages
+
+
+@pytest.mark.parametrize("chosen_by", ["--sampler", "config"])
+def test_a_dask_forecast_warns_on_the_client_not_on_its_workers(
+    chosen_by, fine_tuned, configs_longer, monkeypatch, logged
+):
+    """The longer sampler a config's own ``sampler:`` chose was warned about on the dask
+    workers only, in their logs, which the user's terminal (the client's) does not show.
+    The client says it, as it says that of ``--sampler``, before the tasks are submitted;
+    the workers, whose process is another, say neither again."""
+    from distributed import Client, LocalCluster
+
+    root, store = fine_tuned if chosen_by == "--sampler" else configs_longer
+    sampler = ("--sampler", "heun:nfe=8") if chosen_by == "--sampler" else ()
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # for workers
+    argv = forecast_argv(root, store, f"workers-{chosen_by}.zarr", *sampler)
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster,
+        Client(cluster) as client,
+    ):
+        client.run(listen)
+        said = logged([*argv, "--dask-scheduler", cluster.scheduler_address])
+        (on_worker,) = client.run(heard).values()
+    warned = [i for i, message in enumerate(said) if WARNING in message]
+    assert len(warned) == 1, said
+    assert "members drawn with heun:nfe=8,noise_scale=1.0 (NFE 8)" in said[warned[0]]
+    assert warned[0] < next(i for i, m in enumerate(said) if m.startswith("forecast: 1 ")), said
+    assert any(m.startswith("forecast: 1 ") for m in on_worker), on_worker  # it was heard
+    assert not [m for m in on_worker if "fine-tuned for" in m], on_worker

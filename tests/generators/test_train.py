@@ -18,7 +18,8 @@ from generators.checkpoint import load_checkpoint
 from generators.config import DataConfig, FineTuneConfig, ModelSpec, OptimConfig, TrainConfig
 from generators.data import ResidualDataset
 from generators.data.forecast import ForecastData
-from generators.rollout import default_sampler, forecast_members
+from generators.rollout import forecast_members
+from generators.sampler_choice import SamplerChoice, SamplerSource, choose_sampler, default_sampler
 from generators.train import Trainer, scale_changes, shift_levels, to_batch, train
 from generators.train_plan import draw_items, lead_draw_weights
 from pipeline.errors import InputError
@@ -447,11 +448,15 @@ def test_the_configs_sampler_is_the_forecasts_default(store, tmp_path):
         store, tiny_config(2, sampler="euler:nfe=3,noise_scale=1.3"), tmp_path / "a", progress=False
     )
     checkpoint = load_checkpoint(chosen.checkpoint)
-    assert default_sampler(checkpoint, checkpoint.build_model()) == EulerSampler(
-        nfe=3, noise_scale=1.3
+    assert choose_sampler(checkpoint, checkpoint.build_model()) == SamplerChoice(
+        EulerSampler(nfe=3, noise_scale=1.3), SamplerSource.CONFIG
     )
     plain = load_checkpoint(train(store, tiny_config(2), tmp_path / "b", progress=False).checkpoint)
-    assert default_sampler(plain, plain.build_model()) == EulerSampler(nfe=4)  # sample_nfe
+    assert choose_sampler(plain, plain.build_model()) == SamplerChoice(
+        EulerSampler(nfe=4), SamplerSource.MODEL  # sample_nfe
+    )
+    given = EulerSampler(nfe=2)
+    assert choose_sampler(plain, plain.build_model(), given).source is SamplerSource.GIVEN
     with pytest.raises(InputError, match="nfe must be at least 1"):
         tiny_config(2, sampler="euler:nfe=0")
     with pytest.raises(InputError, match="flow_matching cannot sample with the 'edm_heun'"):
