@@ -48,11 +48,13 @@ def ingest_store(
     units, select items, :meth:`pipeline.sources.Adjustments.parse`); returns the store
     path."""
     from pipeline import store as stores
+    from pipeline.duplicate_times import store_holds
     from pipeline.sources import Adjustments, adjust_sources
 
     wanted = Adjustments.parse(*adjustments)
     # bad input: fail now; where the store's times may come twice, as ingest opens them
-    with stores.holding(store, overwrite):
+    held = stores.held_times(store, overwrite)  # read once: ingest is given them
+    with store_holds(held):
         adjusted = adjust_sources(sources, wanted)  # opens them: an AdjustedSource keeps it
         stores.open_canonical(adjusted, variables, Period(start, end).time_slice())
     with dask_client(dask_scheduler):
@@ -64,6 +66,7 @@ def ingest_store(
             overwrite=overwrite,
             allow_nan=allow_nan,
             progress=progress,
+            held=held,
         )
     return str(Path(store))  # an unfinished store (another ingest's times) fails its reader
 

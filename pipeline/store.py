@@ -15,7 +15,6 @@ part (re-exported here).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import shutil
 import uuid
@@ -61,7 +60,7 @@ from pipeline.store_target import check_replaceable
 from pipeline.timeaxis import axis_step, describe_step, off_axis, without_late_times
 from pipeline.transaction import collect_garbage, has_root_group, lock_path, locked, transaction
 
-__all__ = ["AnalysisStore", "ingest", "open_canonical", "open_store", "read_state"]
+__all__ = ["AnalysisStore", "held_times", "ingest", "open_canonical", "open_store", "read_state"]
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +92,7 @@ def ingest(
     overwrite: bool = False,
     allow_nan: bool = False,
     progress: bool = True,
+    held: pd.DatetimeIndex | None = None,
 ) -> AnalysisStore | None:
     """Ingest ``sources`` into the analysis store at ``store``; return it opened, or None
     when its times are written but others of the store are not yet (another ingest is
@@ -107,6 +107,9 @@ def ingest(
                folder, a forecast or foreign Zarr store) is an InputError, and nothing is
                deleted.
     allow_nan: accept NaNs (always counted and reported).
+    held:      the store's :func:`held_times`, where the caller read them to open these
+               sources first (adjusted ones: an :class:`AdjustedSource` keeps its open);
+               None: read here. Read once: each read opens the store.
     """
     path = Path(store)
     finish_interrupted_swap(path)  # a kill between an --overwrite's two renames
@@ -117,7 +120,8 @@ def ingest(
             ds, origin = open_canonical(sources, variables, time, allow_nan=allow_nan)
             _replace(ds, origin, path, allow_nan, progress)
         return warn_implausible(open_store(path))
-    with holding(path) as resent:  # times it holds may come twice: no copy is written
+    held = held_times(path) if held is None else held
+    with store_holds(held) as resent:  # times it holds may come twice: no copy is written
         ds, origin = open_canonical(sources, variables, time, allow_nan=allow_nan)
     warn_resent_differences(path, resent, time)  # a copy with other values: said once
     if not _ingest_into(ds, origin, path, allow_nan, progress):
@@ -125,11 +129,15 @@ def ingest(
     return warn_implausible(open_store(path))
 
 
-def holding(path: str | Path, overwrite: bool = False) -> contextlib.AbstractContextManager:
-    """Where the sources of an ingest into ``path`` are opened: inputs that give twice times
-    the store holds written are accepted, the later copies dropped (yielded as they are,
-    canonical: ``(input, dataset of those times)``); nothing for ``overwrite``."""
-    return contextlib.nullcontext([]) if overwrite else store_holds(written_times(Path(path)))
+def held_times(path: str | Path, overwrite: bool = False) -> pd.DatetimeIndex:
+    """The times the inputs of an ingest into ``path`` may give twice, for
+    :func:`~pipeline.duplicate_times.store_holds` around their opening: those the store
+    holds written (a stranded ``--overwrite`` swapped in first, as :func:`ingest` does);
+    none for ``overwrite``, which builds the store from its inputs alone."""
+    if overwrite:
+        return pd.DatetimeIndex([])
+    finish_interrupted_swap(Path(path))
+    return written_times(Path(path))
 
 
 def _replace(ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progress: bool) -> None:

@@ -9,6 +9,7 @@ import struct
 import subprocess
 import sys
 import termios
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -70,6 +71,34 @@ def read_store_content(path: Path) -> dict[str, tuple]:
 def store_content() -> Callable[[Path], dict[str, tuple]]:
     """:func:`read_store_content`, for the tests."""
     return read_store_content
+
+
+@pytest.fixture
+def openings(monkeypatch) -> Counter:
+    """The store's openings by ``xr.open_zarr`` and by ``zarr.open_group`` (those xarray
+    makes inside its own not counted again), counted as they go through to the real ones."""
+    import xarray as xr
+    import zarr
+
+    counts: Counter = Counter()
+    inside = []
+    real_xarray, real_zarr = xr.open_zarr, zarr.open_group
+
+    def open_zarr(*args, **kwargs):
+        counts["xarray"] += 1
+        inside.append(True)
+        try:
+            return real_xarray(*args, **kwargs)
+        finally:
+            inside.pop()
+
+    def open_group(*args, **kwargs):
+        counts["zarr"] += 0 if inside else 1
+        return real_zarr(*args, **kwargs)
+
+    monkeypatch.setattr(xr, "open_zarr", open_zarr)
+    monkeypatch.setattr(zarr, "open_group", open_group)
+    return counts
 
 
 @pytest.fixture()

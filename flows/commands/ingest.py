@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from contextlib import nullcontext
 
 from flows.commands.options import add_no_progress, add_threads
 from flows.threads import set_threads
@@ -62,13 +63,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from flows.commands.info import describe
+    from pipeline.duplicate_times import store_holds
     from pipeline.sources import Adjustments, adjust_sources
-    from pipeline.store import holding, ingest
+    from pipeline.store import held_times, ingest
 
     set_threads(args.threads, torch=False)
     time = slice(args.start, args.end) if args.start or args.end else None
     adjustments = Adjustments.parse(args.rename, args.units, args.select)
-    with holding(args.store, args.overwrite):  # as ingest opens them
+    # adjustments open the sources (none else): told the store's times as ingest does, read
+    # once (ingest is given them)
+    held = held_times(args.store, args.overwrite) if adjustments else None
+    with nullcontext() if held is None else store_holds(held):
         sources = adjust_sources(args.sources, adjustments)  # opened once: a resent day too
     store = ingest(
         sources,
@@ -78,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         allow_nan=args.allow_nan,
         progress=not args.no_progress,
+        held=held,
     )
     if store is None:  # its times are written; the store waits for others (warned)
         print(

@@ -19,6 +19,7 @@ from flows import pipelines, tasks
 from pipeline.errors import InputError
 from pipeline.store import open_store
 from tests.pipeline.test_ingest import resent_copies, resent_day
+from tests.pipeline.test_ingest_reads import APPEND_OPENINGS
 
 INITS = ["2019-03-22T00:00:00", "2019-03-22T06:00:00", "2019-03-22T12:00:00"]
 
@@ -234,6 +235,21 @@ def test_the_ingest_task_with_adjustments_accepts_and_compares_a_resent_day(
     ds = open_store(store).dataset
     assert list(ds["time"].values) == list(times.values)
     assert ds["t2m"].values[:3].tobytes() == before.tobytes()
+
+
+@pytest.mark.parametrize("units", [[], ["tas=degC"]], ids=["plain", "units"])
+def test_the_ingest_task_reads_the_stores_held_times_once(
+    tmp_path, capsys, caplog, openings, units
+):
+    """The task read the held times to check its sources, and ingest read them again."""
+    incoming, store, times, day1 = resent_day(tmp_path, capsys)
+    resent_copies(incoming, times, day1)
+    openings.clear()
+    args = (None, None, None, False, False, None, False)
+    with caplog.at_level("WARNING", logger="pipeline.resent"):
+        tasks.ingest_store.fn([str(incoming / "*.nc")], str(store), *args, ([], units, []))
+    assert caplog.text.count("differ from the store") == 1, caplog.text
+    assert dict(openings) == APPEND_OPENINGS
 
 
 @pytest.mark.usefixtures("no_training_period_warning")

@@ -21,10 +21,11 @@ import pipeline.ingest_blocks as blocks_module
 import pipeline.store as store_module
 from flows.cli import main
 from pipeline.analysis_store import STATE_ATTR, statistics_pass
+from pipeline.duplicate_times import store_holds
 from pipeline.errors import InputError, StoreError, times_text
 from pipeline.sources import AdjustedSource, Adjustments, resolve_source
 from pipeline.sources.files import ZarrSource
-from pipeline.store import holding, ingest, open_canonical, open_store
+from pipeline.store import held_times, ingest, open_canonical, open_store
 from pipeline.timeaxis import off_axis
 from pipeline.transaction import lock_path, reader
 
@@ -597,7 +598,7 @@ def test_one_adjusted_source_opened_twice_still_compares_its_resent_copies(
     resent_copies(incoming, times, day1)
     glob = resolve_source(str(incoming / "*.nc"))
     adjusted = AdjustedSource(glob, Adjustments(units={"tas": "degC"}))
-    with holding(store):
+    with store_holds(held_times(store)):
         open_canonical([adjusted])
     with caplog.at_level("WARNING", logger="pipeline.resent"):
         ingest([adjusted], store, progress=False)
