@@ -16,6 +16,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -82,8 +83,9 @@ def check_unique_times(
     """
     held = _HELD.get()
     held = pd.DatetimeIndex([]) if held is None else held
+    inputs = [_input(label, part) for label, part in parts]  # valid times read once
     twice_held = False
-    for (name, level), labelled in _times_by_variable(parts).items():
+    for (name, level), labelled in _times_by_variable(inputs).items():
         joined = labelled[0][1].append([times for _, times in labelled[1:]])
         if not joined.has_duplicates:
             continue
@@ -98,41 +100,48 @@ def check_unique_times(
                 f"{times_text(dup[:3])} (in {holders[0]} and {holders[1]}); give each time "
                 "once (do two files overlap?)"
             )
-    return _without_later_copies(list(parts), origin) if twice_held else list(parts)
+    return _without_later_copies(inputs, origin) if twice_held else list(parts)
+
+
+class _Input(NamedTuple):
+    """A part of :func:`check_unique_times` with its valid times (None: it has none) and
+    its variables and levels (none without valid times), each read once for all passes."""
+
+    label: str
+    part: xr.Dataset
+    times: pd.DatetimeIndex | None
+    keys: list[tuple[str, float | None]]
+
+
+def _input(label: str, part: xr.Dataset) -> _Input:
+    times = valid_times(part)
+    if times is None:
+        return _Input(label, part, None, [])
+    keys = [(str(name), level) for name in part.data_vars for level in _levels(part[name])]
+    return _Input(label, part, times, keys)
 
 
 def _times_by_variable(
-    parts: Sequence[tuple[str, xr.Dataset]],
+    inputs: Sequence[_Input],
 ) -> dict[tuple[str, float | None], list[tuple[str, pd.DatetimeIndex]]]:
     by_var: dict[tuple[str, float | None], list[tuple[str, pd.DatetimeIndex]]] = {}
-    for label, part in parts:
-        for key in _keys(part):
-            by_var.setdefault(key, []).append((label, valid_times(part).unique()))
+    for label, _, times, keys in inputs:
+        for key in keys:  # none without valid times
+            by_var.setdefault(key, []).append((label, times.unique()))
     return by_var
 
 
-def _keys(part: xr.Dataset) -> list[tuple[str, float | None]]:
-    """Each variable and level of ``part``; none for a part without valid times."""
-    if valid_times(part) is None:
-        return []
-    return [(str(name), level) for name in part.data_vars for level in _levels(part[name])]
-
-
-def _without_later_copies(
-    parts: list[tuple[str, xr.Dataset]], origin: str
-) -> list[tuple[str, xr.Dataset]]:
-    """``parts`` with each time (all of them held by the store) given by an earlier part
-    for every variable and level of a later one left out of the later one. Refused where a
-    later part gives such a time beside a variable or level the earlier ones lack there,
-    or holds it among the steps of a forecast: no copy of it can be left out alone."""
+def _without_later_copies(inputs: list[_Input], origin: str) -> list[tuple[str, xr.Dataset]]:
+    """The inputs' parts with each time (all of them held by the store) given by an earlier
+    part for every variable and level of a later one left out of the later one. Refused
+    where a later part gives such a time beside a variable or level the earlier ones lack
+    there, or holds it among the steps of a forecast: no copy of it can be left out alone."""
     seen: dict[tuple[str, float | None], pd.DatetimeIndex] = {}
     dropped, kept = pd.DatetimeIndex([]), []
-    for label, part in parts:
-        keys = _keys(part)
+    for label, part, times, keys in inputs:
         if not keys:
             kept.append((label, part))
             continue
-        times = valid_times(part)
         before = np.zeros(times.size, int)
         for key in keys:
             before += times.isin(seen.get(key, pd.DatetimeIndex([])))
@@ -152,11 +161,7 @@ def _without_later_copies(
         if drop.all():
             continue  # every time of it given before and held: nothing of it left
         kept.append((label, part.isel({part[name].dims[0]: ~drop}) if drop.any() else part))
-    holders = [
-        label
-        for label, part in parts
-        if _keys(part) and valid_times(part).isin(dropped).any()
-    ]
+    holders = [label for label, _, times, keys in inputs if keys and times.isin(dropped).any()]
     log.info(
         "%s: %d inputs hold %d time(s) the store has already (%s): kept as written there",
         origin,

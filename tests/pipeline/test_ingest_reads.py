@@ -1,10 +1,16 @@
 """How often an ingest reads the store it appends to: the times the store holds written
-are read once, whatever the adjustments."""
+are read once, whatever the adjustments, and each input's valid times once per check."""
 
 from __future__ import annotations
 
-import pytest
+from collections import Counter
 
+import pandas as pd
+import pytest
+import xarray as xr
+
+import pipeline.duplicate_times as duplicate_times
+from pipeline.duplicate_times import check_unique_times, store_holds
 from tests.pipeline.test_ingest import resent_copies, resent_day, run_cli
 
 #: The openings of the store in an ingest appending a day beside a resent one: xarray's
@@ -29,3 +35,28 @@ def test_an_appending_ingest_reads_the_stores_held_times_once(
     assert code == 0, err
     assert caplog.text.count("differ from the store") == 1, caplog.text
     assert dict(openings) == APPEND_OPENINGS
+
+
+def test_each_inputs_valid_times_are_read_once_in_a_check(monkeypatch):
+    """``check_unique_times`` read each part's valid times for every variable and level,
+    again to leave out the later copies, and again to name the inputs that held them."""
+    calls = Counter()
+    real = duplicate_times.valid_times
+
+    def valid_times(ds):
+        calls["valid_times"] += 1
+        return real(ds)
+
+    monkeypatch.setattr(duplicate_times, "valid_times", valid_times)
+    times = pd.date_range("2021-01-01", periods=4, freq="6h")
+
+    def part(at: pd.DatetimeIndex) -> xr.Dataset:
+        fields = {name: (("time",), [0.0] * at.size) for name in ("t2m", "msl")}
+        return xr.Dataset(fields, coords={"time": at})
+
+    parts = [("a", part(times[:2])), ("a_v2", part(times[:2])), ("b", part(times[2:]))]
+    with store_holds(times[:2]) as dropped:
+        kept = check_unique_times(parts, "incoming/*.nc")
+    assert [label for label, _ in kept] == ["a", "b"]
+    assert [label for label, _ in dropped] == ["a_v2"]
+    assert calls["valid_times"] == len(parts)
