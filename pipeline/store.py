@@ -107,9 +107,8 @@ def ingest(
                folder, a forecast or foreign Zarr store) is an InputError, and nothing is
                deleted.
     allow_nan: accept NaNs (always counted and reported).
-    held:      the store's :func:`held_times`, where the caller read them to open these
-               sources first (adjusted ones: an :class:`AdjustedSource` keeps its open);
-               None: read here. Read once: each read opens the store.
+    held:      the store's :func:`held_times`, read by a caller that opened the sources
+               first (an :class:`AdjustedSource` keeps its open); None: read here, once.
     """
     path = Path(store)
     finish_interrupted_swap(path)  # a kill between an --overwrite's two renames
@@ -130,10 +129,9 @@ def ingest(
 
 
 def held_times(path: str | Path, overwrite: bool = False) -> pd.DatetimeIndex:
-    """The times the inputs of an ingest into ``path`` may give twice, for
-    :func:`~pipeline.duplicate_times.store_holds` around their opening: those the store
-    holds written (a stranded ``--overwrite`` swapped in first, as :func:`ingest` does);
-    none for ``overwrite``, which builds the store from its inputs alone."""
+    """The times the inputs of an ingest into ``path`` may give twice (``store_holds`` around
+    their opening): those the store holds written, a stranded ``--overwrite`` swapped in
+    first as :func:`ingest` does; none for ``overwrite``, built from its inputs alone."""
     if overwrite:
         return pd.DatetimeIndex([])
     finish_interrupted_swap(Path(path))
@@ -243,18 +241,14 @@ def _log_kept_and_resumed(
         log.info(
             "%s: %d of the input's %d time(s) are in the store already: kept as written "
             "there (not compared with the input; --overwrite rebuilds from the inputs)",
-            path,
-            kept,
-            source_times.size,
-        )
+            path, kept, source_times.size,
+        )  # fmt: skip
     resumed = int((todo < old_times).sum())
     if resumed:
         log.info(  # two ingests at once write the same values: either one finishes it
             "%s: writing %d time(s) of the store not yet written (an ingest was interrupted "
-            "there, or another one is writing them now)",
-            path,
-            resumed,
-        )
+            "there, or another one is writing them now)", path, resumed,
+        )  # fmt: skip
 
 
 def _create(ds: xr.Dataset, origin: str, store: Store) -> str:
