@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.generators.tiny import two_step_run
+from tests.generators.worker_logs import heard, listen
 
 FINE_TUNE = "fine_tune={steps: 1, crps_members: 2, crps_nfe: 2}"
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,27 +154,6 @@ def test_a_dask_forecast_warns_on_the_client_once(fine_tuned, processes, monkeyp
     warned = [i for i, message in enumerate(said) if WARNING in message]
     assert len(warned) == 1, said
     assert warned[0] < next(i for i, m in enumerate(said) if m.startswith("forecast: 1 ")), said
-
-
-class _Heard(logging.Handler):
-    """What the ``generators`` loggers of a dask worker's process say, kept there."""
-
-    messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
-def listen() -> None:
-    """In a dask worker: keep what its ``generators`` loggers say, INFO up (:func:`heard`)."""
-    logger = logging.getLogger("generators")
-    logger.setLevel("INFO")
-    logger.addHandler(_Heard())
-
-
-def heard() -> list[str]:
-    """In a dask worker: what its ``generators`` loggers said since :func:`listen`."""
-    return _Heard.messages
 
 
 @pytest.mark.parametrize("chosen_by", ["--sampler", "config"])
