@@ -13,13 +13,14 @@ import dataclasses
 import functools
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pandas as pd
 from distributed import Future, wait
 from distributed.client import WorkerStartTimeoutError
 
+from generators.calibration import warn_if_trained_on
 from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.config import parse_sampler
 from generators.fine_tuned import warn_if_checkpoint_not_fine_tuned_for
@@ -51,8 +52,12 @@ def forecast_on_workers(
 ) -> ForecastRun:
     """:func:`~generators.rollout_store.forecast_to_store` of ``inits`` into ``out``, one
     dask task a batch, over the workers of ``client`` (a ``distributed.Client``) as they
-    are free (:func:`_dealt_to_free_workers`)."""
-    _warn_if_not_fine_tuned(checkpoint, options.get("sampler"))
+    are free (:func:`_dealt_to_free_workers`). The warnings a forecast gives are said here,
+    by the client, once (the tasks are told ``warned``): in the workers they were said in
+    their own logs, which the user's terminal does not show, once a batch."""
+    loaded = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    _warn_if_not_fine_tuned(loaded, options.get("sampler"))
+    trained_on = functools.partial(_warn_if_trained_on, loaded, inits, leads_hours, options)
     if isinstance(checkpoint, Checkpoint):
         checkpoint = checkpoint.path  # the workers load it themselves
     if isinstance(store, AnalysisStore):
@@ -88,7 +93,7 @@ def forecast_on_workers(
         pure=False,
         **{
             **options,
-            **{"progress": False, "warn_sampler": False},  # the client said it
+            **{"progress": False, "warned": True},  # the client says the warnings
             **{"claims_run": claims.run, "run_since": since},
         },
     )
@@ -98,7 +103,7 @@ def forecast_on_workers(
     try:
         with bar:
             batches = in_turn(inits, per_batch, to_draw_now)
-            ended = _Ended(client, bar)
+            ended = _Ended(client, bar, first_ended=trained_on)
             meanwhile = _dealt_to_free_workers(client, task, batches, ended)
     finally:  # a caller's claims (the forecast flow's) are its own to remove
         if claimed and not options.get("claims_run"):
@@ -118,21 +123,32 @@ def forecast_on_workers(
     )
 
 
-def _warn_if_not_fine_tuned(checkpoint, sampler) -> None:
+def _warn_if_not_fine_tuned(checkpoint: Checkpoint, sampler) -> None:
     """The warning of a ``sampler`` (``--sampler``; None: the checkpoint's default, its
     config's own ``sampler:`` where set) longer than the one ``checkpoint`` was fine-tuned
     for, said here, before the tasks are submitted: in the workers it would be said in
     their own logs, which the user's terminal does not show, so their tasks do not say it
-    (``warn_sampler=False``). Not for a sampler the workers refuse (bad or of another
-    family than the model's): their refusal is what is said."""
-    loaded = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    (``warned``). Not for a sampler the workers refuse (bad or of another family than the
+    model's): their refusal is what is said."""
     try:
         given = parse_sampler(sampler) if isinstance(sampler, str) else sampler
         if given is not None:
-            GENERATORS[loaded.kind].check_sampler(given)
+            GENERATORS[checkpoint.kind].check_sampler(given)
     except InputError:
         return
-    warn_if_checkpoint_not_fine_tuned_for(loaded, given)
+    warn_if_checkpoint_not_fine_tuned_for(checkpoint, given)
+
+
+def _warn_if_trained_on(checkpoint: Checkpoint, inits, leads_hours, options: dict) -> None:
+    """The warnings of forecasts of ``inits`` (every one asked, as one process says them)
+    from or valid in the period ``checkpoint`` trained on, or its spread calibration (where
+    applied) was fitted on (:func:`~generators.calibration.warn_if_trained_on`); said once
+    the first task has ended well, its inputs having passed a worker's checks, so that a
+    refused forecast says only its refusal, as in one process. None where the caller said
+    ``warn_trained_on=False`` (the forecast flow, which says it itself)."""
+    if options.get("warn_trained_on", True):
+        calibrated = checkpoint.calibration is not None and options.get("calibrate", True)
+        warn_if_trained_on(checkpoint, pd.DatetimeIndex(inits), leads_hours, calibrated=calibrated)
 
 
 def _workers(client: Any) -> set[str]:
@@ -195,10 +211,12 @@ class _Ended:
     """The tasks of a dask forecast that have ended: their runs, taken (and their futures
     let go) as each ends, and the first that failed; and whether a worker left meanwhile
     (an address seen is gone: a nanny restarts a worker at another), dead or retired
-    (removed as the scheduler expected: scaled down, ``Client.retire_workers``)."""
+    (removed as the scheduler expected: scaled down, ``Client.retire_workers``).
+    ``first_ended`` is called when the first task ends well, none having failed."""
 
     client: Any
     bar: Any
+    first_ended: Callable[[], None]
     runs: list[ForecastRun] = dataclasses.field(default_factory=list)
     failed: Future | None = None
     a_worker_died: bool = False
@@ -223,6 +241,8 @@ class _Ended:
                 self.failed = self.failed or future
                 continue
             run = future.result()
+            if not self.runs and self.failed is None:
+                self.first_ended()
             self.runs.append(run)
             self.bar.update(len(run.init_times) + run.skipped)
         return running

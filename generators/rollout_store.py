@@ -86,7 +86,7 @@ def forecast_to_store(
     recompute: bool = False,
     balance: bool = False,
     warn_trained_on: bool = True,
-    warn_sampler: bool = True,
+    warned: bool = False,
     redraw: str = FORECAST_REDRAW,
     claims_run: str | None = None,
     run_since: str | None = None,
@@ -116,9 +116,10 @@ def forecast_to_store(
     ``balance``: make every step's upper air hypsometric and geostrophic
     (:func:`generators.rollout.balance_constraint`). ``warn_trained_on=False``: no warning
     about the training period, for a caller that forecasts it on purpose and says so.
-    ``warn_sampler=False``: none about a sampler longer than the fine-tune's
-    (:func:`~generators.fine_tuned.warn_if_not_fine_tuned_for`), for a caller that said it
-    (the client of a dask forecast, whose workers' logs the user does not see).
+    ``warned``: the caller said this forecast's warnings, about a sampler longer than the
+    fine-tune's (:func:`~generators.fine_tuned.warn_if_not_fine_tuned_for`) and about the
+    training period, so they are not said here (the client of a dask forecast, whose
+    workers' logs the user does not see, and which would say them once a batch).
     ``redraw``: how the user of the command that calls this draws skipped initial times
     again (:func:`pipeline.forecast_store.pending_init_times`).
     Every input is checked before anything is written, and before the warning about the
@@ -155,9 +156,9 @@ def forecast_to_store(
         log.debug("%s", calibration.report())
     elif loaded.calibration is not None:
         log.info("the checkpoint holds a spread calibration; it is left unused as asked")
-    if warn_sampler:  # after every refusal, before the forecast begins
+    if not warned:  # after every refusal, before the forecast begins
         warn_if_not_fine_tuned_for(loaded, model, chosen)
-    if warn_trained_on:  # after every refusal: a refused forecast prints only its refusal
+    if warn_trained_on and not warned:  # after every refusal: a refused one says only that
         warn_if_trained_on(loaded, asked, leads_hours, calibrated=calibration is not None)
     written: list[pd.Timestamp] = []
     claims = Claims(str(out), run=claims_run) if claims_run else Claims(str(out))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -18,11 +19,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import xarray as xr
+from distributed import Client
 
 from flows.cli import main as wxens
 from generators.rollout_deal import shard_init_times
+from generators.rollout_shard import forecast_sharded
 from pipeline.errors import InputError
 from pipeline.forecast_store import open_forecast, provenance
+from tests.generators.worker_logs import heard, listen
 
 from tiny import two_step_run
 
@@ -228,6 +232,57 @@ def test_workers_a_batch_leaves_idle_are_explained(one_process, two_workers, cap
     reference = open_forecast(root / "one.zarr").isel(init_time=slice(3)).load()
     xr.testing.assert_identical(open_forecast(out).load(), reference)
     assert provenance(out) == provenance(root / "one.zarr")
+
+
+def said_and_heard(address: str, caplog, draw) -> tuple[list[str], list[str]]:
+    """What the ``generators`` loggers said in this process (the client's) and in the workers
+    of the cluster at ``address`` while ``draw(client)`` ran."""
+    logger = logging.getLogger("generators")  # Prefect's logging setup drops root handlers
+    logger.addHandler(caplog.handler)
+    try:
+        with Client(address) as client, caplog.at_level("INFO", logger="generators"):
+            client.run(listen)
+            draw(client)
+            on_workers = [m for said in client.run(heard).values() for m in said]
+    finally:
+        logger.removeHandler(caplog.handler)
+    return [r.getMessage() for r in dict.fromkeys(caplog.records)], on_workers
+
+
+def test_a_dask_forecast_warns_of_the_training_period_on_the_client_once(
+    one_process, two_workers, caplog
+):
+    """Initial times in the training period over dask were warned about by each worker's
+    task, of its own batch, in the workers' logs, which the user's terminal (the client's)
+    does not show. The client says it once, of every initial time asked; the workers, whose
+    other lines are heard, do not."""
+    root, command = one_process
+    argv = [*command, "--out", str(root / "warned.zarr"), "--dask-scheduler", two_workers]
+    said, on_workers = said_and_heard(two_workers, caplog, lambda _: wxens(argv))
+    warned = [m for m in said if "of the training period" in m]
+    assert len(warned) == 1, said
+    assert warned[0].startswith("4 of 4 initial times (2000-01-02T00:00 to 2000-01-02T18:00)")
+    assert any(m.startswith("forecast: 2 initial times") for m in on_workers), on_workers
+    assert not [m for m in on_workers if "training period" in m], on_workers
+
+
+def test_a_dask_forecast_told_not_to_warn_of_the_training_period_does_not(
+    one_process, two_workers, caplog
+):
+    """``warn_trained_on=False`` (the forecast flow, which says it once itself): neither the
+    client nor its workers say it, so the flow's run does not say it twice."""
+    root, _ = one_process
+    args = (root / "run", root / "syn.zarr", pd.date_range("2000-01-02", periods=4, freq="6h"))
+    options = dict(sampler="euler:nfe=2", device="cpu", batch_members=6, progress=False)
+
+    def draw(client) -> None:
+        out = str(root / "told.zarr")
+        forecast_sharded(*args, [12.0], 3, out, client=client, warn_trained_on=False, **options)
+
+    said, on_workers = said_and_heard(two_workers, caplog, draw)
+    assert any(m.startswith("forecast: 4 initial times in 2 batches") for m in said), said
+    assert any(m.startswith("forecast: 2 initial times") for m in on_workers), on_workers
+    assert not [m for m in said + on_workers if "training period" in m], (said, on_workers)
 
 
 def test_a_rank_that_fails_fails_the_launch_with_its_error(one_process):
@@ -513,7 +568,7 @@ def test_a_worker_that_left_is_told_apart_from_one_that_joined():
 
     with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
         with Client(cluster) as client:
-            ended = _Ended(client, bar=None)
+            ended = _Ended(client, bar=None, first_ended=lambda: None)
             cluster.scale(2)
             client.wait_for_workers(2, timeout=30)
             assert len(ended._seen_workers()) == 2  # one joined
@@ -532,7 +587,7 @@ def test_a_retired_worker_is_told_apart_from_one_that_died():
     with LocalCluster(n_workers=3, threads_per_worker=1, dashboard_address=":0") as cluster:
         with Client(cluster) as client:
             client.wait_for_workers(3, timeout=30)
-            ended = _Ended(client, bar=None)
+            ended = _Ended(client, bar=None, first_ended=lambda: None)
             retiring, killed, _ = sorted(client.nthreads())
             client.retire_workers([retiring])
             ended._seen_workers()
