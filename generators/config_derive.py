@@ -48,7 +48,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -72,6 +72,7 @@ from generators.durations import duration_text, parse_duration
 from generators.models import FlowMatchingConfig
 from generators.step_memory import fitted_batch, step_memory, step_room
 from generators.step_timing import StepSeconds, measure_step_seconds
+from generators.train_data import TrainingData, read_training_data
 from pipeline.errors import InputError, time_text
 from pipeline.schema import CHANNEL, LAT, LON, TIME, Period, to_channels
 from pipeline.solar import SOLAR_FORCINGS
@@ -109,10 +110,15 @@ MAX_CALIBRATION_INITS = 64
 
 @dataclass(frozen=True)
 class DerivedConfig:
-    """A derived :class:`TrainConfig` and one line per choice saying what it rests on."""
+    """A derived :class:`TrainConfig` and one line per choice saying what it rests on;
+    the ``store`` it was derived from, as opened, and the datasets its step timing ``read``
+    from it (None where nothing was timed), which the training takes rather than open and
+    read the store again (None where the config was not derived now)."""
 
     config: TrainConfig
     notes: tuple[str, ...]
+    store: AnalysisStore | None = field(default=None, compare=False, repr=False)
+    read: TrainingData | None = field(default=None, compare=False, repr=False)
 
     def to_yaml(self) -> str:
         """The config as YAML (loadable by ``wxens train --config``), the notes as comments
@@ -297,12 +303,15 @@ def derive_config(
     band = f"latitude-band grid ({south:g} to {north:g}°, longitudes wrapped)"
     # wrapped longitudes alone make no global grid
     kind = "regional grid" if not periodic else "global grid" if north - south > 170 else band
+    read = None
     if steps is not None:
         config, sizing = with_steps(config, steps), f"steps: {steps} main steps, fixed"
     else:
         started = time.perf_counter()
         timed = trained(config) if trained is not None else config  # what will train
-        seconds = step_seconds or measure_step_seconds(store, timed)
+        if step_seconds is None:  # the training takes the datasets read to time its steps
+            read = read_training_data(store, timed)
+        seconds = step_seconds or measure_step_seconds(store, timed, read)
         budget -= pd.Timedelta(seconds=time.perf_counter() - started)  # spent measuring
         calibration_inits = math.ceil(possible_inits / every)
         bought, available, overhead = _budget_steps(timed, budget, seconds, calibration_inits)
@@ -337,7 +346,7 @@ def derive_config(
         batch_note,
         sizing,
     )
-    return DerivedConfig(config, notes)
+    return DerivedConfig(config, notes, store, read)
 
 
 def _budget_steps(

@@ -10,8 +10,8 @@ import time
 from dataclasses import dataclass, replace
 
 from generators.config import TrainConfig
-from generators.data.dataset import READ_FOR
 from generators.train import Trainer
+from generators.train_data import TrainingData
 from pipeline.store import AnalysisStore
 
 MEASURED_TIMES = 3
@@ -31,18 +31,18 @@ class StepSeconds:
     first_steps: float = 0.0
 
 
-def measure_step_seconds(store: AnalysisStore, config: TrainConfig) -> StepSeconds:
-    """:class:`StepSeconds` of ``config`` on ``store`` and its device: each the median of
+def measure_step_seconds(
+    store: AnalysisStore, config: TrainConfig, data: TrainingData | None = None
+) -> StepSeconds:
+    """:class:`StepSeconds` of ``config`` on ``store`` and its device, on the datasets
+    ``data`` (read from ``store`` for ``config``; None reads them): each the median of
     :data:`MEASURED_TIMES` timings after a first run (steps of the main phase and of the
     fine-tune; validation losses of one batch of the main objective, one network
     evaluation per sample), and the first steps' excess over those medians. The model and
     its optimiser are thrown away."""
     with tempfile.TemporaryDirectory() as tmp:
-        reading = READ_FOR.set(", to time the steps")  # the training reads them again after
-        try:
-            trainer = Trainer(store, replace(config, validation_batches=1), tmp, resume=False)
-        finally:
-            READ_FOR.reset(reading)
+        timed = replace(config, validation_batches=1)
+        trainer = Trainer(store, timed, tmp, resume=False, data=data)
 
         def seconds(run, arguments) -> tuple[float, float]:
             """The median of the runs after the first, and the first's excess over it."""

@@ -34,7 +34,6 @@ from generators.base import Batch, Condition
 from generators.batch_ahead import Draw, ItemsAhead, loader_workers, step_draw
 from generators.checkpoint import Checkpoint, trained_span
 from generators.config import TrainConfig
-from generators.data import ResidualDataset
 from generators.device import autocast
 from generators.distributed import (
     SINGLE_PROCESS,
@@ -53,6 +52,7 @@ from generators.ema import EMA
 from generators.models import GENERATORS
 from generators.objective import ResidualGenerator
 from generators.step_memory import check_training_fits
+from generators.train_data import TrainingData, read_training_data
 from generators.train_plan import (
     RESUME_FIX,
     TrainResult,
@@ -88,7 +88,8 @@ def to_batch(items: Mapping[str, torch.Tensor], device: torch.device | str = "cp
 
 
 class Trainer:
-    """One training run of ``config`` on ``store`` writing to ``out_dir`` (see module doc)."""
+    """One training run of ``config`` on ``store`` writing to ``out_dir`` (see module doc);
+    ``data`` as :func:`train`'s."""
 
     def __init__(
         self,
@@ -98,6 +99,7 @@ class Trainer:
         *,
         resume: bool = True,
         world: World = SINGLE_PROCESS,
+        data: TrainingData | None = None,
     ):
         self.store = store if isinstance(store, AnalysisStore) else open_store(store)
         self.config = config
@@ -106,50 +108,13 @@ class Trainer:
         self.shard_size = shard_size(config.batch_size, world)
         self.device = rank_device(config.device, world)
         d = config.data
-        spec = d.sample_spec
         path = self.out_dir / CHECKPOINT_NAME
         previous = resumable(path, config, self.store, self.device) if resume else None
-        self.train_data = ResidualDataset.from_store(
-            self.store,
-            spec,
-            period=d.train,
-            name=f"{self.store.path} (training part)",
-            exclude=d.exclude,
-            channels=d.channels,
-            max_memory_bytes=d.max_memory_bytes,
-            normalization=None if previous is None else previous.normalization,
-        )
-        norm = self.train_data.normalization
-        self.validation_data = (
-            ResidualDataset.from_store(
-                self.store,
-                spec,
-                period=d.validation,
-                name=f"{self.store.path} (validation part)",
-                channels=d.channels,
-                normalization=norm,
-                max_memory_bytes=d.max_memory_bytes,
-                masked_channels=self.train_data.masked_channels,
-            )
-            if d.validation is not None
-            else None
-        )
-        ft = config.fine_tune
-        self.fine_tune_data = (
-            ResidualDataset.from_store(
-                self.store,
-                spec,
-                period=ft.period,
-                name=f"{self.store.path} (fine-tune part)",
-                exclude=d.exclude,
-                channels=d.channels,
-                normalization=norm,
-                max_memory_bytes=d.max_memory_bytes,
-                masked_channels=self.train_data.masked_channels,
-            )
-            if ft is not None and ft.period is not None
-            else self.train_data
-        )
+        if data is None or previous is not None or not data.serves(self.store, config):
+            norm = None if previous is None else previous.normalization
+            data = read_training_data(self.store, config, norm)
+        self.train_data, self.validation_data = data.train, data.validation
+        self.fine_tune_data = data.fine_tune
         self.span = trained_span((self.train_data, self.fine_tune_data), previous)
         # the items' draw weights of each phase, computed once (None: equal pairs)
         self.train_weights = lead_draw_weights(self.train_data, d.lead_weights)
@@ -387,6 +352,7 @@ def train(
     resume: bool = True,
     progress: bool = True,
     world: World | None = None,
+    data: TrainingData | None = None,
 ) -> TrainResult:
     """Train ``config`` on ``store`` (an AnalysisStore or its path) into ``out_dir``
     (``last.pt``, ``log.jsonl``), resuming from ``out_dir/last.pt`` when it exists.
@@ -394,7 +360,10 @@ def train(
     Training only trains: the spread calibration of ``config.calibration`` is fitted
     afterwards by the caller (:func:`generators.calibration.calibrate_checkpoint`, as
     ``wxens train`` and the train flow do). Under torchrun (``world`` from its environment
-    by default) this process joins the run's process group and trains its shard."""
+    by default) this process joins the run's process group and trains its shard. ``data``:
+    the datasets read from ``store`` before (a derived run's step timing), taken where they
+    are those ``config`` reads (:meth:`~generators.train_data.TrainingData.serves`)."""
     world = world_from_env() if world is None else world
     with process_group(world, rank_device(config.device, world)):
-        return Trainer(store, config, out_dir, resume=resume, world=world).run(progress=progress)
+        trainer = Trainer(store, config, out_dir, resume=resume, world=world, data=data)
+        return trainer.run(progress=progress)

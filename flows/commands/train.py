@@ -113,13 +113,14 @@ def _train(args: argparse.Namespace) -> int:
     quiet_other_ranks(getattr(args, "verbose", False))  # rank 0 says it, not every process
     set_threads(args.threads)
     derived_now = None  # a config.yaml derived by this command, which trained nothing yet
+    store, read = args.store, None  # a derived config's store as opened, its timing's datasets
     if args.config is None:
         fresh = args.no_resume or not (Path(args.out) / DERIVED_CONFIG).exists()
         if fresh and args.nproc is not None:  # before the derivation times and writes it
             check_cores(args.nproc, derived_device(args.overrides))
         if fresh:
             check_one_derivation(world_from_env().size, args.store, args.out)
-        config = derived_config(args)
+        config, store, read = derived_config(args)
         args.config = Path(args.out) / DERIVED_CONFIG  # what every process then loads
         derived_now = args.config if fresh else None
     elif args.lead or args.budget:
@@ -127,7 +128,7 @@ def _train(args: argparse.Namespace) -> int:
     else:
         config = load_train_config(args.config, args.overrides)  # bad configs fail before launch
     try:
-        check_calibration_leads(args.store, "--set" if derived_now else args.config, config)
+        check_calibration_leads(store, "--set" if derived_now else args.config, config)
         if args.nproc is not None:  # refuse here what every process would refuse
             check_split(args, config)
             open_store(args.store)
@@ -138,8 +139,9 @@ def _train(args: argparse.Namespace) -> int:
             checkpoint = str(Path(args.out) / CHECKPOINT_NAME)  # none: no resume to advise
             return launch(args.nproc, torchrun_command(args), checkpoint)
         result = train(
-            args.store, config, args.out, resume=not args.no_resume, progress=not args.no_progress
-        )
+            store, config, args.out, resume=not args.no_resume, progress=not args.no_progress,
+            data=read,
+        )  # fmt: skip
     except KeptByTheRun as refused:  # named with where each value came from, and the fix
         raise kept_by_the_checkpoint(refused, args, config) from None
     except InputError:  # refused before a checkpoint: no config.yaml a rerun takes as its own
@@ -244,18 +246,20 @@ def derived_device(overrides: Sequence[str]) -> str:
     return device if isinstance(device, str) else "auto"
 
 
-def check_calibration_leads(store: str, where, config) -> None:
+def check_calibration_leads(store, where, config) -> None:
     """Refuse, before any step, a ``calibration.leads_hours`` the trained model could not
-    forecast (the calibration after training would fail on it)."""
+    forecast (the calibration after training would fail on it); ``store``: its path or the
+    store opened."""
     import pandas as pd
 
     from generators.rollout_plan import plan_rollout
     from pipeline.errors import InputError
-    from pipeline.store import open_store
+    from pipeline.store import AnalysisStore, open_store
 
     if config.calibration is None or not config.calibration.leads_hours:
         return
-    hours = open_store(store).native_step / pd.Timedelta(hours=1)
+    store = store if isinstance(store, AnalysisStore) else open_store(store)
+    hours = store.native_step / pd.Timedelta(hours=1)
     spec = config.data.sample_spec
     try:
         plan_rollout(
@@ -281,7 +285,10 @@ def check_split(args: argparse.Namespace, config) -> None:
 
 def derived_config(args: argparse.Namespace):
     """The config derived from ``--store`` (printed, written to ``OUT/config.yaml``), or the
-    one an earlier derived run wrote there when resuming; ``--set`` applies to either."""
+    one an earlier derived run wrote there when resuming; ``--set`` applies to either. With
+    the store as the derivation opened it and the datasets its step timing read (for the
+    training to take: each a full read of a store that fits in memory), else ``--store``
+    and None."""
     from generators.config import load_train_config
     from pipeline.errors import InputError
 
@@ -296,7 +303,7 @@ def derived_config(args: argparse.Namespace):
                 f"--{k} {getattr(args, k)}" for k in ("lead", "budget") if getattr(args, k)
             )
             print(f"{given}: not used, this run resumes with the config derived before")
-        return resumed_config(path, args.overrides, args.store)
+        return resumed_config(path, args.overrides, args.store), args.store, None
     processes = max(1, args.nproc or 1)  # the derived batch splits over them
     derived = with_overrides(derive_for(args, processes), args.overrides, args.store)
     derived.write(path)  # the config trained, --set included, beside its checkpoint
@@ -308,7 +315,7 @@ def derived_config(args: argparse.Namespace):
         raise
     print(derived.to_yaml(), end="")
     print(f"# written to {path}")
-    return config
+    return config, derived.store, derived.read
 
 
 def other_store_warning(config_yaml: Path, source: Path | None, store: str) -> str | None:

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -56,9 +55,6 @@ from pipeline.timeaxis import fixed_step
 from pipeline.timeaxis import native_step as infer_native_step
 
 log = logging.getLogger(__name__)
-READ_FOR: ContextVar[str] = ContextVar("READ_FOR", default="")
-"""What the states read into memory are for, beside the training (``", to time the steps"``):
-said in the line that reads them, which the training then logs again."""
 
 
 class ResidualDataset(Dataset):
@@ -137,7 +133,7 @@ class ResidualDataset(Dataset):
         self._states: np.ndarray | xr.DataArray = states
         if states.nbytes <= max_memory_bytes:
             size = states.nbytes / 2**20
-            log.info("%s: reading %.1f MiB of states into memory%s", name, size, READ_FOR.get())
+            log.info("%s: reading %.1f MiB of states into memory", name, size)
             self._states = self._normalise(states.values)
         if masked_channels is None:
             masked_channels = self._channels_with_nan(states, dynamic, nan_free)
