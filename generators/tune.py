@@ -39,7 +39,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from generators.calibration import calibration_init_times, trained_periods
+from generators.calibration import (
+    calibration_init_times,
+    trained_periods,
+    warn_if_trained_on,
+)
 from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.correction.decaying_average import corrects_any
 from generators.correction.select_weights import WeightSelection, select_weights
@@ -230,6 +234,10 @@ def draw(
     :func:`generators.rollout_store.forecast_to_store`, its ``sampler`` and ``seed`` in
     the key."""
     loaded, inits = source.checkpoint, source.inits
+    # the held-out period tuned on is the spread calibration's too, by design: warn of the
+    # training period only, not of in-sample spread-skill as a verified forecast would
+    if forecast.pop("warn_trained_on", True):
+        warn_if_trained_on(loaded, inits, leads, calibrated=False)
     key = [str(Path(store).resolve()), leads, members, forecast["sampler"], forecast["seed"]]
     key = json.dumps(key + ([list(source.key)] if source.key else []))
     key = hashlib.sha256(key.encode()).hexdigest()[:8]
@@ -250,6 +258,7 @@ def draw(
         members,
         str(out),
         **forecast,
+        warn_trained_on=False,
         redraw="remove the store, then run wxens tune again",
     )
     return out

@@ -8,6 +8,7 @@ with the stored choice."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -392,3 +393,32 @@ def test_folds_of_another_recipe_too_short_or_with_folds_or_a_period_are_refused
     for given in (["--folds", "2"], ["--start", "2019-03-05"]):
         assert wxens([*tune, "--fold", str(short), *given]) == 2
         assert f"--fold with {given[0]}" in capsys.readouterr().err
+
+
+def test_tuning_on_the_calibration_period_does_not_warn_that_it_is_in_sample(trained, caplog):
+    """A derived config fits its spread calibration and is tuned on one held-out period, by
+    design; wxens tune warned that the forecasts' scores there were in-sample and to 'verify
+    on other days, or forecast them uncalibrated (--no-calibration)', a flag tune has not."""
+    root, _, cycle, _ = trained
+    periods = (
+        ", train: {start: 2019-03-01, end: 2019-03-04T18}, "
+        "validation: {start: 2019-03-05, end: 2019-03-08T18}"
+    )
+    run = train_tiny(cycle, root / "calibrated", periods)
+    fit = ["calibrate", "--checkpoint", str(run), "--store", cycle, "--members", "4"]
+    fit += ["--sampler", "euler:nfe=2"]
+    assert wxens([*fit, "--start", "2019-03-05", "--end", "2019-03-08T18", "--no-progress"]) == 0
+    assert load_checkpoint(run).calibration is not None
+    logger = logging.getLogger("generators.calibration")
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level("WARNING", logger="generators.calibration"):
+            tune_correction(run, cycle, members=4, folds=1, sampler="euler:nfe=2", device="cpu")
+            assert tuned_path(run).is_file()
+            assert "spread calibration" not in caplog.text, caplog.text
+            earlier = Period("2019-03-04", "2019-03-08T18")  # its training days still warn
+            tune_correction(run, cycle, members=4, folds=1, period=earlier, sampler="euler:nfe=2")
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert "forecast weather of the training period" in caplog.text, caplog.text
+    assert "spread calibration" not in caplog.text, caplog.text
