@@ -385,6 +385,7 @@ def ensemble_run(
         "forecast_store": forecast_store,
         "forecast_init_times": forecast_done,
         "corrected_store": corrected_store if spec.applies else None,
+        "uncorrected_store": None if spec.applies else corrected_store,
         "baseline_store": baseline_store if baseline_name is not None else None,
         "verified_init_times": arrived,
         "scores": scores if arrived else None,

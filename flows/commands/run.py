@@ -254,6 +254,11 @@ def describe(summary: dict[str, object], steps: list[tuple[str, float]] = ()) ->
     ]
     if summary.get("corrected_store"):
         lines.append(f"bias-corrected   {_corrected(summary['corrected_store'])}")
+    elif summary.get("uncorrected_store"):
+        lines.append(
+            f"bias-corrected   {summary['uncorrected_store']} not written (no correction: the "
+            "warning above says why); the forecast store was verified as it is"
+        )
     if summary.get("baseline_store"):
         lines.append(f"baseline         {summary['baseline_store']}")
     if verified:

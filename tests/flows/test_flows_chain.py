@@ -301,6 +301,10 @@ def test_wxens_run_without_a_tuned_correction_names_its_flags(
     assert hint in done.stderr, done.stderr
     assert "the parameter" not in done.stderr
     assert not (tmp_path / "c.zarr").exists() and (tmp_path / "s.nc").is_file()
+    # the summary named the forecast, the scores and the report, and of c.zarr nothing
+    assert "bias-corrected   c.zarr not written (no correction: the warning above" in (
+        done.stdout
+    ), done.stdout
 
 
 def test_a_bias_correction_without_its_store_is_refused_before_any_work(chain, monkeypatch):
