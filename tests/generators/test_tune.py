@@ -31,6 +31,11 @@ from pipeline.schema import Period
 from pipeline.store import ingest
 
 TIMES = pd.date_range("2019-03-01", periods=32, freq="6h")
+HELD_OUT = (
+    ", train: {start: 2019-03-01, end: 2019-03-04T18}, "
+    "validation: {start: 2019-03-05, end: 2019-03-08T18}"
+)
+"""``data`` keys of a model trained on the first 4 of the store's 8 days, the last 4 held out."""
 FAST = ["--members", "8", "--folds", "2", "--sampler", "euler:nfe=2", "--device", "cpu"]
 
 
@@ -145,11 +150,7 @@ def test_a_checkpoint_with_a_held_out_period_is_tuned_on_it(trained, caplog):
     """Default period: ``data.validation``, here the last 4 of the 8 days; initial times
     every 6 h whose 6 h truth is held out too (5 March 00 UTC to 8 March 12 UTC)."""
     root, _, cycle, _ = trained
-    periods = (
-        ", train: {start: 2019-03-01, end: 2019-03-04T18}, "
-        "validation: {start: 2019-03-05, end: 2019-03-08T18}"
-    )
-    run = train_tiny(cycle, root / "held", periods)
+    run = train_tiny(cycle, root / "held", HELD_OUT)
     with caplog.at_level("WARNING", logger="generators.tune"):
         tune_correction(run, cycle, members=4, folds=1, sampler="euler:nfe=2", device="cpu")
     record = json.loads(tuned_path(run).read_text())
@@ -400,11 +401,7 @@ def test_tuning_on_the_calibration_period_does_not_warn_that_it_is_in_sample(tra
     design; wxens tune warned that the forecasts' scores there were in-sample and to 'verify
     on other days, or forecast them uncalibrated (--no-calibration)', a flag tune has not."""
     root, _, cycle, _ = trained
-    periods = (
-        ", train: {start: 2019-03-01, end: 2019-03-04T18}, "
-        "validation: {start: 2019-03-05, end: 2019-03-08T18}"
-    )
-    run = train_tiny(cycle, root / "calibrated", periods)
+    run = train_tiny(cycle, root / "calibrated", HELD_OUT)
     fit = ["calibrate", "--checkpoint", str(run), "--store", cycle, "--members", "4"]
     fit += ["--sampler", "euler:nfe=2"]
     assert wxens([*fit, "--start", "2019-03-05", "--end", "2019-03-08T18", "--no-progress"]) == 0
