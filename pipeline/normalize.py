@@ -114,12 +114,47 @@ def _rename(ds: xr.Dataset, origin: str) -> xr.Dataset:
     """Coordinates and variables to canonical names: a variable by its own name when that
     is canonical or a known alias, else by its CF ``standard_name``. Each renamed variable
     remembers its name in the file (:data:`SOURCE_NAME`) for later messages."""
+    ds = _canonical_coordinates(ds)
+    names = _variable_names(ds, origin)
+    for target in set(names.values()):
+        sources = [name for name, t in names.items() if t == target]
+        if len(sources) > 1:
+            raise InputError(
+                f"{origin}: variables {sources} would all be {target!r}; say which one is "
+                f"with --rename {sources[0]}={target} (a name outside the vocabulary is left out)"
+            )
+    ds = ds.assign(
+        {
+            name: ds[name].assign_attrs({SOURCE_NAME: ds[name].attrs.get(SOURCE_NAME, name)})
+            for name, target in names.items()
+            if target != name
+        }
+    )
+    return ds.rename({name: target for name, target in names.items() if target != name})
+
+
+def canonical_names(ds: xr.Dataset, origin: str) -> dict[str, str]:
+    """Each variable of a producer's ``ds`` -> the canonical name :func:`normalize` reads it
+    as (two may share one, which normalize refuses); those it would leave out are absent.
+    For naming a variable by its canonical name before it is read (``--units t2m=degC``)."""
+    return _variable_names(_canonical_coordinates(ds), origin)
+
+
+def _canonical_coordinates(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with canonical coordinate names (each remembering its own) and a scalar
+    pressure level as a level dimension (:func:`_one_level`)."""
     coords = {k: v for k, v in COORD_ALIASES.items() if k in ds.variables and v not in ds.variables}
     coords.update(coordinate_renames(ds.rename(coords)))
     ds = ds.rename(coords)
     for old, new in coords.items():
         ds[new].attrs = {**ds[new].attrs, SOURCE_NAME: old}
-    ds = _one_level(ds)
+    return _one_level(ds)
+
+
+def _variable_names(ds: xr.Dataset, origin: str) -> dict[str, str]:
+    """Each variable of ``ds`` (canonical coordinates) -> its canonical name: by its own name
+    when canonical or a known alias, else by its CF ``standard_name`` unless another
+    variable has that name already (logged)."""
     by_name: dict[str, str] = {}
     by_standard: dict[str, str] = {}
     for name, da in ds.data_vars.items():
@@ -136,22 +171,7 @@ def _rename(ds: xr.Dataset, origin: str) -> xr.Dataset:
                 "%s: %r is %r by its standard_name, but another variable is", origin, name, target
             )
             del by_standard[name]
-    names = {**by_name, **by_standard}
-    for target in set(names.values()):
-        sources = [name for name, t in names.items() if t == target]
-        if len(sources) > 1:
-            raise InputError(
-                f"{origin}: variables {sources} would all be {target!r}; say which one is "
-                f"with --rename {sources[0]}={target} (a name outside the vocabulary is left out)"
-            )
-    ds = ds.assign(
-        {
-            name: ds[name].assign_attrs({SOURCE_NAME: ds[name].attrs.get(SOURCE_NAME, name)})
-            for name, target in names.items()
-            if target != name
-        }
-    )
-    return ds.rename({name: target for name, target in names.items() if target != name})
+    return {**by_name, **by_standard}
 
 
 def _geopotential_height(name: str, da: xr.DataArray) -> str:

@@ -46,8 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="VAR=UNITS",
-        help="the units of a variable whose file lacks (or misstates) them, e.g. slp=hPa "
-        "(repeatable)",
+        help="the units of a variable whose file lacks (or misstates) them, e.g. slp=hPa; VAR "
+        "by its name in the file, its --rename target or its canonical name (repeatable)",
     )
     parser.add_argument(
         "--select",

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import xarray as xr
+
 from pipeline.errors import InputError
 from pipeline.redact import redact
 from pipeline.sources.adjusted import AdjustedSource, Adjustments
@@ -73,14 +75,30 @@ def adjust_sources(
             continue
         first = adjusted[0].source
         ds = first.open()
-        kind, has = {
-            "select": ("dimension", ds.dims),
-            "units": ("variable", ds.data_vars),
-            "rename": ("variable", ds.variables),
-        }[what]
         where = "it has no" if len(adjusted) == 1 else "none of the inputs has a"
+        if what == "units":
+            raise InputError(
+                f"{first.description}: --units {key}=...: "
+                + _units_refusal(adjustments, ds, first.description, key, where)
+            )
+        kind, has = ("dimension", ds.dims) if what == "select" else ("variable", ds.variables)
         raise InputError(
             f"{first.description}: --{what} {key}=...: {where} {kind} {key!r} (its "
             f"{kind}s are {sorted(map(str, has))}); check the spelling"
         )
     return adjusted
+
+
+def _units_refusal(
+    adjustments: Adjustments, ds: xr.Dataset, origin: str, key: str, where: str
+) -> str:
+    """Why ``--units key`` names no variable of ``ds`` (the first source), and the names
+    that ``--units`` takes there."""
+    several = adjustments.units_names(ds, origin, key)
+    if len(several) > 1:
+        return f"{key!r} is the canonical name of {several}: name one of them"
+    return (
+        f"{where} variable {key!r} (--units takes {adjustments.units_names(ds, origin)}: "
+        "a variable's name in the file, its --rename target, or the canonical name that "
+        "one variable is read as); check the spelling"
+    )

@@ -23,7 +23,7 @@ import xarray as xr
 
 from pipeline.duplicate_times import dropped_apart, note_dropped
 from pipeline.errors import InputError
-from pipeline.normalize import COORD_ALIASES, SOURCE_NAME
+from pipeline.normalize import COORD_ALIASES, SOURCE_NAME, canonical_names
 from pipeline.schema import LEVEL
 from pipeline.sources.base import Source
 from pipeline.sources.files import LEAD_NAMES
@@ -39,7 +39,8 @@ class Adjustments:
     select: dimension -> the label of the one index to keep (``{"number": 3}``); a dimension
             without coordinate values takes a position.
     units:  variable -> its units, set (or replaced) before conversion (``{"slp": "hPa"}``);
-            the variable by its name in the file or by its ``rename`` target.
+            the variable by its name in the file, its ``rename`` target, or the canonical
+            name that one variable is read as (``t2m`` for ``2m_temperature``).
     rename: name in the file -> new name (``{"Tair": "t2m"}``), variables or coordinates.
     """
 
@@ -77,20 +78,6 @@ class Adjustments:
             if dim in ds.dims or dim in ds.coords:
                 ds = _select_one(ds, dim, value, origin)
                 used.add(("select", dim))
-        old_name = {new: old for old, new in self.rename.items()}
-        for name, units in self.units.items():
-            target = name if name in ds.data_vars else old_name.get(name)
-            if target in ds.data_vars:
-                if ds[target].attrs.get("units", units) != units:
-                    log.info(
-                        "%s: %s in %s, not %r as its file says",
-                        origin,
-                        target,
-                        units,
-                        ds[target].attrs["units"],
-                    )
-                ds = ds.assign({target: ds[target].assign_attrs(units=units)})
-                used.add(("units", name))
         renames = {old: new for old, new in self.rename.items() if old in ds.variables}
         for old, new in renames.items():
             if new in ds.variables and new not in renames:
@@ -98,11 +85,45 @@ class Adjustments:
                     f"{origin}: --rename {old}={new}: it already has a variable {new!r}; "
                     f"rename that one too (--rename {new}=OTHER) or choose another name"
                 )
+            used.add(("rename", old))
+        for name, units in self.units.items():
+            named = self.units_names(ds, origin, name)
+            if len(named) != 1:
+                continue
+            target = named[0]
+            if ds[target].attrs.get("units", units) != units:
+                log.info(
+                    "%s: %s%s in %s, not %r as its file says",
+                    origin,
+                    target,
+                    "" if name == target else f" (--units {name})",
+                    units,
+                    ds[target].attrs["units"],
+                )
+            ds = ds.assign({target: ds[target].assign_attrs(units=units)})
+            used.add(("units", name))
+        for old in renames:
             if old in ds.data_vars:
                 source = ds[old].attrs.get(SOURCE_NAME, old)
                 ds = ds.assign({old: ds[old].assign_attrs({SOURCE_NAME: source})})
-            used.add(("rename", old))
         return ds.rename(renames), used
+
+    def units_names(self, ds: xr.Dataset, origin: str, name: str | None = None) -> list[str]:
+        """The variables of ``ds`` (selected, not yet renamed) that ``--units name`` names: the
+        one of that name, else the one that ``--rename`` names so, else those read as that
+        canonical name (:func:`pipeline.normalize.canonical_names`), which may be several.
+        Without ``name``, every name that names exactly one, for a refusal to list."""
+        old_name = {new: old for old, new in self.rename.items() if old in ds.data_vars}
+        if name in ds.data_vars or name in old_name:
+            return [old_name.get(name, name)]
+        renamed = ds.rename({old: new for old, new in self.rename.items() if old in ds.variables})
+        by_canonical: dict[str, list[str]] = {}
+        for read, canonical in canonical_names(renamed, origin).items():
+            by_canonical.setdefault(canonical, []).append(old_name.get(read, read))
+        if name is not None:
+            return by_canonical.get(name, [])
+        one = {canonical for canonical, names in by_canonical.items() if len(names) == 1}
+        return sorted({*map(str, ds.data_vars), *old_name, *one})
 
     def named(self) -> list[tuple[str, str]]:
         """Every ``(option, key)`` pair, in the order they are applied."""

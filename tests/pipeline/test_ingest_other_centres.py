@@ -4,6 +4,7 @@ overlapping globs and NetCDF chunking. Each file is built here with xarray or ec
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import xarray as xr
 from flows.cli import main
 from pipeline.errors import InputError
 from pipeline.schema import channels
-from pipeline.sources import Adjustments, adjust_sources, files, resolve_source
+from pipeline.sources import Adjustments, adjust_sources, adjusted, files, resolve_source
 from pipeline.store import ingest, open_store
 from pipeline.timeaxis import MEAN_MONTH
 
@@ -145,13 +146,43 @@ def test_rename_and_units_together_by_either_name(tmp_path, capsys):
     ].replace("\n", " ")
 
 
+def test_units_by_the_canonical_name_of_one_variable(tmp_path, capsys, caplog):
+    """``--units t2m=degC`` on a file whose ``2m_temperature`` is read as ``t2m`` was refused
+    with "no variable 't2m'": the canonical name, as ``wxens info`` shows it, names the one
+    variable read as it (the log line names that variable)."""
+    celsius = field(6, mean=10.0)
+    write(tmp_path / "wb.nc", "2m_temperature", celsius, {"units": "K"})
+    caplog.set_level(logging.INFO, logger=adjusted.__name__)
+    logging.getLogger(adjusted.__name__).addHandler(caplog.handler)
+    try:
+        code, _, err = cli(
+            capsys, str(tmp_path / "wb.nc"), "--units", "t2m=degC", "--store", str(tmp_path / "s")
+        )
+    finally:
+        logging.getLogger(adjusted.__name__).removeHandler(caplog.handler)
+    assert code == 0, err
+    np.testing.assert_allclose(stored(tmp_path / "s", "t2m"), celsius + 273.15, rtol=1e-6)
+    assert "2m_temperature (--units t2m) in degC, not 'K'" in caplog.text, caplog.text
+
+
+def test_units_by_a_canonical_name_several_variables_share_is_refused(tmp_path):
+    """Two variables read as t2m: ``--units t2m`` names neither, and the refusal says so."""
+    ds = xr.Dataset(
+        {name: (("time", "lat", "lon"), field(6)[:, :, :], {}) for name in ("2t", "tas")},
+        coords={"time": HOURS, "lat": LAT, "lon": LON},
+    )
+    ds.to_netcdf(tmp_path / "two.nc")
+    with pytest.raises(InputError, match=r"'t2m' is the canonical name of \['2t', 'tas'\]"):
+        adjust_sources([tmp_path / "two.nc"], Adjustments(units={"t2m": "K"}))
+
+
 def test_misspelt_or_malformed_adjustments_are_refused(tmp_path, capsys):
     write(tmp_path / "slp.nc", "slp", field(6, mean=1013.0), {})
     cases = {
         (
             "--units",
             "sl=hPa",
-        ): "--units sl=...: it has no variable 'sl' (its variables are ['slp'])",
+        ): "--units sl=...: it has no variable 'sl' (--units takes ['msl', 'slp']:",
         ("--rename", "slp"): "--rename: 'slp' is not OLD=NEW",
         ("--select", "number=1"): "--select number=...: it has no dimension 'number'",
     }
