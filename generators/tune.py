@@ -126,7 +126,7 @@ def tune_correction(
         if len(channels) != 1:
             raise InputError(
                 f"{checkpoint} forecasts {channels}: name the variable whose scores choose the "
-                "weights with --variable"
+                f"weights with --variable, e.g. --variable {channels[0]}"
             )
         variable = channels[0]
     elif variable not in channels:

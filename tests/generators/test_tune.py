@@ -229,7 +229,8 @@ def test_a_start_alone_keeps_the_default_period_end(trained):
 
 def test_an_upper_air_channel_is_tuned_at_its_level(tmp_path):
     """``--variable z500`` names a channel: tuning scores ``z`` at 500 hPa (it ended in a
-    KeyError on ``'z500'`` after all the tuning forecasts)."""
+    KeyError on ``'z500'`` after all the tuning forecasts); without it, the refusal names
+    the flag with an example to copy."""
     store = tmp_path / "s.zarr"
     ingest("synthetic:n_lat=8,n_lon=8,n_times=32,step=6h,start=2019-03-01", store, progress=False)
     config = tmp_path / "run.yaml"
@@ -241,6 +242,9 @@ def test_an_upper_air_channel_is_tuned_at_its_level(tmp_path):
     run = tmp_path / "run"
     train = ["train", "--store", str(store), "--config", str(config), "--out", str(run)]
     assert wxens([*train, "--no-progress"]) == 0
+    # without --variable, the refusal gives a flag to copy (it listed the channels only)
+    with pytest.raises(InputError, match=r"with --variable, e\.g\. --variable t2m"):
+        tune_correction(run, store, members=8, folds=2, device="cpu", progress=False)
     tuned = tune_correction(
         run,
         store,
