@@ -315,18 +315,18 @@ def derive_config(
         budget -= pd.Timedelta(seconds=time.perf_counter() - started)  # spent measuring
         calibration_inits = math.ceil(possible_inits / every)
         bought, available, overhead = _budget_steps(timed, budget, seconds, calibration_inits)
-        sizing = (
-            f"steps for the {budget.total_seconds():.0f} s of the budget left: "
-            f"{seconds.main:.3g} s a main step, {seconds.fine_tune:.3g} s a fine-tune step, "
-            f"{seconds.forward:.3g} s a forward pass of a sample, {seconds.first_steps:.3g} s "
-            f"more for the first steps (of the {timed.model.kind} model, measured on "
-            f"{resolve_device(device)}); "
-            f"{available:.0f} s of steps, once a tenth of slack and {overhead:.3g} s of "
-            "validation and calibration forecasts are set aside"
-        )
         # MAX_PASSES passes at the batch that trains (a --set batch_size's, as timed)
         most = max(1, MAX_PASSES * n_train // timed.batch_size)
         config = with_steps(config, min(bought, most))
+        sizing = (
+            f"steps: {config.steps} main steps for the {budget.total_seconds():.0f} s of the "
+            f"budget left: {seconds.main:.3g} s a main step, {seconds.fine_tune:.3g} s a "
+            f"fine-tune step, {seconds.forward:.3g} s a forward pass of a sample, "
+            f"{seconds.first_steps:.3g} s more for the first steps (of the {timed.model.kind} "
+            f"model, measured on {resolve_device(device)}); "
+            f"{available:.0f} s of steps, once a tenth of slack and {overhead:.3g} s of "
+            "validation and calibration forecasts are set aside"
+        )
         if config.steps < bought:
             unused = (bought - config.steps) * available / bought / budget.total_seconds()
             sizing += (

@@ -194,6 +194,16 @@ def test_the_budget_note_adds_up(hourly):
     assert int(steps.group(1)) == pytest.approx(parts, abs=1)
 
 
+def test_the_budget_note_gives_the_steps_it_chose(hourly, tiny):
+    """``wxens config --budget 90s`` noted '# steps for the 86 s ...' with times only: the
+    number of steps was in the YAML's ``steps:`` alone. The note now begins with it, capped
+    or not."""
+    for store, budget in ((hourly, "30min"), (tiny, "5h")):
+        derived = derive_config(store, budget=budget, step_seconds=SECONDS)
+        note = next(n for n in derived.notes if "of the budget left" in n)
+        assert note.startswith(f"steps: {derived.config.steps} main steps for the "), note
+
+
 def test_the_first_steps_extra_time_comes_off_the_budget(hourly):
     """A compile (on CUDA) makes each phase's first step slower; measured, it is spent once."""
     plain = derive_config(hourly, budget="30min", step_seconds=SECONDS).config
@@ -581,7 +591,7 @@ def test_the_budget_times_the_model_the_set_makes(tiny, capsys):
     argv += ["--set", "model.kind=edm", "--set", "fine_tune=null"]
     assert wxens(argv) == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
-    note = next(n for n in read_notes(printed) if n.startswith("steps for the"))
+    note = next(n for n in read_notes(printed) if "of the budget left" in n)
     assert "of the edm model, measured on cpu" in note, note
     assert " 0 s a fine-tune step" in note, note  # none is trained
     config = yaml.safe_load(printed)
@@ -602,5 +612,5 @@ def test_the_pass_cap_counts_the_batch_the_set_gives(tiny, capsys):
     n_train = int(((times >= train["start"]) & (times <= train["end"])).sum())
     assert config["batch_size"] == 4
     assert config["steps"] == MAX_PASSES * n_train // 4
-    note = next(n for n in read_notes(printed) if n.startswith("steps for the"))
+    note = next(n for n in read_notes(printed) if "of the budget left" in n)
     assert f"{MAX_PASSES} passes over the {n_train} training times at batch 4," in note, note
