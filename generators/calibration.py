@@ -317,7 +317,8 @@ def fit_calibration(
             for i, lead in enumerate(leads):
                 moments[i].add(members[:, :, i], data.truth(batch, lead))
         n_inits += len(inits)
-    shared = balanced_channels(checkpoint.channels)  # one factor keeps them balanced
+    # one factor, balanced fit or not, keeps the members' z-t and wind relations as drawn
+    shared = balanced_channels(checkpoint.channels)
     factors, before, after = fit_spread_factors(moments, shared)
     calibration = SpreadCalibration(
         channels=checkpoint.channels,

@@ -301,8 +301,8 @@ class SpreadCalibration:
         lines = [
             f"Spread calibration fitted on {self.period} ({self.n_inits} initial times, "
             f"{self.members} members, {self.sampler or 'sampler not recorded'})"
-            + (f"; one factor for the balanced {', '.join(self.shared)}" if self.shared else "")
             + ("; upper air balanced at every step" if self.balance else ""),
+            *([self._shared_note()] if self.shared else []),
             "",
             "| lead (h) | channel | factor k | SSR before | SSR after |",
             "| --- | --- | --- | --- | --- |",
@@ -314,3 +314,13 @@ class SpreadCalibration:
                     f"{self.ssr_before[i, c]:.3f} | {self.ssr_after[i, c]:.3f} |"
                 )
         return "\n".join(lines)
+
+    def _shared_note(self) -> str:
+        """Why the channels in ``shared`` take one factor, for every fit (balanced or not):
+        the relations between them are linear, so one factor keeps the members' as drawn."""
+        return (
+            f"One factor per lead for {', '.join(self.shared)} (the channels wxens forecast "
+            "--balance ties), with or without --balance: scaled alike, the members keep the "
+            "hypsometric and geostrophic relations they were drawn with, which a factor each "
+            "would break."
+        )

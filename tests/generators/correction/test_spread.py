@@ -170,3 +170,21 @@ def test_leads_between_fitted_ones_take_factors_linear_in_lead():
     np.testing.assert_allclose(calibration.factors_for(9.0), [0.875, 0.75])
     np.testing.assert_array_equal(calibration.factors_for(3.0), [1.0, 0.5])
     np.testing.assert_array_equal(calibration.factors_for(18.0), [0.5, 1.5])
+
+
+def test_the_report_says_why_upper_air_shares_one_factor_without_balance_too():
+    """A model calibrated without ``--balance`` showed one factor for all its upper air under
+    the header "one factor for the balanced ...", which read as if it were a balanced fit's
+    doing. Every fit ties them, to keep the relations the members were drawn with: the
+    report says so."""
+    shared = ("z500", "z850", "t500", "t850")
+    calibration = SpreadCalibration(
+        ("t2m", *shared), (6.0,), *[np.ones((1, 5))] * 3, "p", 4, 4, shared=shared
+    )
+    lines = calibration.report().splitlines()
+    assert "balanced" not in lines[0]
+    assert lines[1] == (
+        "One factor per lead for z500, z850, t500, t850 (the channels wxens forecast --balance "
+        "ties), with or without --balance: scaled alike, the members keep the hypsometric and "
+        "geostrophic relations they were drawn with, which a factor each would break."
+    )
