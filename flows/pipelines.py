@@ -393,9 +393,6 @@ def ensemble_run(
     }
 
 
-# -- what the flows decide from the stores (cheap metadata reads, not tasks) --------------
-
-
 prepare_flow_process()  # imported by each served run's subprocess, before its flow runs
 FLOWS = {f.name: f for f in (ingest, train, forecast, bias_correct, baseline, verify, ensemble_run)}
 """Every wxens flow by its Prefect name: what a schedule file's ``flow:`` may name."""
