@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
+import signal
 import struct
 import subprocess
 import sys
@@ -25,6 +26,12 @@ def pytest_configure(config: pytest.Config) -> None:
     # The tests use tiny tensors: a second intra-op thread only spins, and on a busy
     # 2-core CI machine it made the generator tests 6x slower (282 s against 42 s).
     torch.set_num_threads(1)
+    # A test run started in the background of a script (``pytest ... &``) has SIGINT ignored,
+    # as a shell starts such a job, and each command a test starts inherits that and keeps
+    # it ignored, as Python does: a test's Ctrl-C (SIGINT) to ``wxens`` was lost and the
+    # command ran to its end, exit 0. The tests stand for a terminal, where it is not.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -117,6 +117,17 @@ def test_a_forked_child_still_dies_of_sigterm():
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
 
 
+def test_a_command_the_tests_start_takes_sigint_as_one_started_at_a_terminal():
+    """The tests that send SIGINT stand for Ctrl-C at a terminal. A test run started in the
+    background of a script (``pytest ... &``, as runs side by side are) has SIGINT ignored,
+    as a shell starts such a job; each command it started inherited that, and kept it
+    ignored, as Python does: the signal was lost, ``wxens run`` went on to exit 0, and the
+    tests below failed. ``tests/conftest.py`` sets SIGINT back for the session."""
+    said = "import signal; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"
+    started = subprocess.run([sys.executable, "-c", said], capture_output=True, text=True)
+    assert started.stdout.strip() == "True", started.stdout + started.stderr
+
+
 @pytest.mark.slow
 @SIGNALS
 def test_a_signal_to_the_group_of_wxens_run_stops_it_at_once_and_a_rerun_completes(
