@@ -40,7 +40,8 @@ def read_training_data(
 ) -> TrainingData:
     """The datasets ``config`` trains and validates on, read from ``store``; normalised with
     ``normalization`` (a resumed checkpoint's), else with the one fitted on the training
-    period."""
+    period. The validation and fine-tune parts index the training part's states in memory:
+    one copy of the store, not one a part."""
     d, spec, period = config.data, config.data.sample_spec, _period(config)
     train = ResidualDataset.from_store(
         store,
@@ -64,6 +65,7 @@ def read_training_data(
             normalization=train.normalization,
             max_memory_bytes=d.max_memory_bytes,
             masked_channels=train.masked_channels,
+            states_of=train,
         )
 
     validation = part(d.validation, "validation") if d.validation is not None else None

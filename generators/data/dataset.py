@@ -74,7 +74,9 @@ class ResidualDataset(Dataset):
     those given their validity as a static field; None: the channels holding a NaN in the
     dataset (one pass over a store read lazily, leaving out the ``nan_free`` variables'
     channels: :meth:`from_store` names those its ingest counted no NaN in); give the
-    training set's to the others.
+    training set's to the others. ``states_of``: a dataset of the same store whose states
+    in memory this one indexes where it normalises them alike (one copy for all the parts
+    of a training, not one each).
     """
 
     def __init__(
@@ -94,6 +96,7 @@ class ResidualDataset(Dataset):
         masked_channels: Sequence[str] | None = None,
         nan_free: Sequence[str] = (),
         name: str = "<dataset>",
+        states_of: ResidualDataset | None = None,
     ) -> None:
         self.spec, self.period, self.name = spec, period, name
         self.exclude = tuple(exclude)
@@ -131,7 +134,9 @@ class ResidualDataset(Dataset):
         self._shift = self.mean.astype(np.float32)[:, None, None]
         self._scale = self.std.astype(np.float32)[:, None, None]
         self._states: np.ndarray | xr.DataArray = states
-        if states.nbytes <= max_memory_bytes:
+        if states_of is not None and states_of.in_memory and self._normalised_as(states_of):
+            self._states = states_of._states  # read once: the parts index their own times
+        elif states.nbytes <= max_memory_bytes:
             size = states.nbytes / 2**20
             log.info("%s: reading %.1f MiB of states into memory", name, size)
             self._states = self._normalise(states.values)
@@ -213,6 +218,11 @@ class ResidualDataset(Dataset):
         if masked:
             log.info("%s: masked channel(s) %s: the loss skips their NaN points", self.name, masked)
         return masked
+
+    def _normalised_as(self, other: ResidualDataset) -> bool:
+        """Whether ``other`` holds this dataset's states normalised as this one would."""
+        same = np.array_equal((self.mean, self.std), (other.mean, other.std))
+        return same and self.channels == other.channels and self.times.equals(other.times)
 
     @property
     def in_memory(self) -> bool:

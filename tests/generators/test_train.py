@@ -21,6 +21,7 @@ from generators.data.forecast import ForecastData
 from generators.rollout import forecast_members
 from generators.sampler_choice import SamplerChoice, SamplerSource, choose_sampler, default_sampler
 from generators.train import Trainer, scale_changes, shift_levels, to_batch, train
+from generators.train_data import read_training_data
 from generators.train_plan import draw_items, lead_draw_weights
 from pipeline.errors import InputError
 from pipeline.schema import Period
@@ -475,18 +476,37 @@ def test_without_a_bar_each_logged_step_is_a_log_line(store, tmp_path, caplog):
     assert not any(r.getMessage().startswith("step ") for r in caplog.records)
 
 
-def test_each_dataset_s_read_of_the_states_names_its_part(store, tmp_path, caplog):
-    """Training logged "<store>: reading ... MB of states into memory" once per dataset,
-    the same line twice (a walkthrough of ``wxens config`` read it as a bug); each names
-    its part of the period."""
-    caplog.set_level(logging.INFO, logger="generators.data.dataset")
-    config = tiny_config(2)
-    config = replace(config, data=replace(config.data, validation=Period("2000-04-01", None)))
-    train(store, config, tmp_path / "run", progress=False)
-    reads = [r.getMessage() for r in caplog.records if "states into memory" in r.getMessage()]
-    assert len(reads) == len(set(reads)) == 2
-    assert any("(training part)" in r for r in reads)
-    assert any("(validation part)" in r for r in reads)
+def test_the_parts_of_a_training_share_one_read_of_the_states(store, caplog):
+    """The training, validation and fine-tune datasets each read the whole store into
+    memory, normalised alike ("(training part): reading ... MiB", then the same for the
+    validation part): twice the memory a training needs. They index one read of it, said
+    once, and give the items each gave alone."""
+    logger = logging.getLogger("generators.data.dataset")
+    logger.addHandler(caplog.handler)
+    caplog.set_level(logging.INFO, logger=logger.name)
+    config = tiny_config(2, fine_tune=FineTuneConfig(steps=1, period=Period("2000-02-01", None)))
+    data = replace(config.data, validation=Period("2000-04-01", None))
+    try:
+        read = read_training_data(store, replace(config, data=data))
+    finally:
+        logger.removeHandler(caplog.handler)
+    records = {id(r): r for r in caplog.records}.values()  # the root may pass them on too
+    reads = [r.getMessage() for r in records if "states into memory" in r.getMessage()]
+    said = "(training part): reading 0.5 MiB of states into memory"
+    assert [line.endswith(said) for line in reads] == [True], reads
+    assert np.shares_memory(read.train._states, read.validation._states)
+    assert np.shares_memory(read.train._states, read.fine_tune._states)
+    alone = ResidualDataset.from_store(
+        store,
+        data.sample_spec,
+        period=data.validation,
+        channels=data.channels,
+        normalization=read.train.normalization,
+        masked_channels=(),
+    )
+    items = np.arange(0, len(alone), 7)
+    for key, value in alone[items].items():
+        assert torch.equal(read.validation[items][key], value), key
 
 
 @pytest.mark.gpu
