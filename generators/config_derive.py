@@ -25,8 +25,8 @@ longest lead wanted and a time budget:
   the held-out period (up to :data:`MAX_CALIBRATION_INITS` initial times).
 - **batch**: :data:`BATCH_SIZE`, or the largest power of two below it whose training step
   fits in :data:`generators.step_memory.MEMORY_SHARE` of the memory available (the host's,
-  less the states to be read into it, a copy for training and one for validation, or the
-  CUDA device's), as :mod:`generators.step_memory` estimates it; the fair-CRPS fine-tune,
+  less the states to be read into it, one copy that all the parts of the training index, or
+  the CUDA device's), as :mod:`generators.step_memory` estimates it; the fair-CRPS fine-tune,
   whose members all keep their gradients, sets it on large grids.
 - **times**: the store's, or those up to ``end`` (days kept for testing stay unseen).
 - **steps**: a fixed ``N`` if given (reproducible, nothing timed), else sized to the
@@ -294,9 +294,9 @@ def derive_config(
         calendar_features=len(CALENDAR_FEATURES),
     )
     memory = step_memory(config, replace(config.model.config, backbone=sized), grid)
-    # the training and validation datasets each read all the store's states into memory
+    # the training, validation and fine-tune parts index one copy of the store's states
     states = store.dataset.sizes[TIME] * len(channels) * grid[0] * grid[1] * 4
-    reserved = 2 * states if states <= config.data.max_memory_bytes else 0
+    reserved = states if states <= config.data.max_memory_bytes else 0
     room = step_room(resolve_device(device), processes, reserved)
     config, batch_note = fitted_batch(config, memory, room, processes)
     south, north = store.dataset[LAT].min().item(), store.dataset[LAT].max().item()
