@@ -337,7 +337,9 @@ class ResidualDataset(Dataset):
     # -- reading ---------------------------------------------------------------------------
 
     def _normalise(self, values: np.ndarray) -> np.ndarray:
-        return ((values - self._shift) / self._scale).astype(np.float32)
+        normalised = values - self._shift  # divided in place: one array beside the states
+        normalised /= self._scale
+        return normalised.astype(np.float32, copy=False)
 
     def states(self, positions: np.ndarray) -> np.ndarray:
         """Normalised states at store positions: (*positions.shape, C, H, W)."""

@@ -5,6 +5,8 @@ References are computed another way: by timestamp with xarray ``.sel`` on the ra
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -370,3 +372,23 @@ def test_fitting_the_normalisation_reads_no_history_without_variability_scaling(
     assert read == []
     ResidualDataset(ds, stats, SampleSpec(history=6, leads=(1, 3), variability_scaling=True))
     assert read, "with variability scaling the histories are read"
+
+
+def test_states_read_into_memory_are_normalised_without_two_more_copies_of_them():
+    """Reading the states into memory held them three times at its peak: the array read,
+    the difference from the mean and its quotient by the std beside it (then a float32
+    copy of that); the quotient is now taken in place. Same values (the float32 ones a
+    reference computes), peak 2.66 x the states here against 3.00 before (tracemalloc
+    counts numpy's allocations)."""
+    ds, stats = analysis(n_times=2000, h=32, w=32)
+    spec = SampleSpec(history=(-2, 0), leads=(1, 3))
+    tracemalloc.start()
+    try:
+        dataset = ResidualDataset(ds, stats, spec)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2.8 * dataset._states.nbytes
+    time = ds.time.values[100]
+    expected = normalised(ds, stats, "t2m", pd.Timestamp(time)).astype(np.float32)
+    np.testing.assert_allclose(dataset._states[100, 0], expected, rtol=1e-5, atol=1e-5)
