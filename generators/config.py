@@ -252,6 +252,11 @@ class CalibrationConfig:
     def __post_init__(self) -> None:
         if self.seed < 0:  # numpy's SeedSequence would refuse it after the training
             raise InputError(f"calibration.seed must be at least 0, got {self.seed}")
+        if self.period is not None and not isinstance(self.period, Period):
+            raise InputError(
+                f"calibration.period {self.period!r} is not a pipeline.schema.Period: give "
+                f"Period('2019-03-18', '2019-03-21') (or None for cross-validation folds)"
+            )
 
 
 @dataclass(frozen=True)

@@ -427,6 +427,13 @@ def test_a_negative_calibration_seed_is_refused_with_the_config():
         CalibrationConfig(seed=-1)
 
 
+def test_a_calibration_period_that_is_no_period_is_refused_naming_the_fix():
+    """A notebook's period={"start": ..., "end": ...} was taken, then ended the fit in
+    "'dict' object has no attribute 'start'" after the checkpoint was loaded."""
+    with pytest.raises(InputError, match=r"calibration\.period .*'start'.*Period\('2019"):
+        CalibrationConfig(period={"start": "2019-03-18", "end": "2019-03-21"})
+
+
 def test_the_fit_seed_is_recorded_for_a_rerun(capsys):
     from flows.commands.info import _calibration
 

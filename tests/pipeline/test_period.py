@@ -1,7 +1,12 @@
 """A period written as text (``str(period)``, as a spread calibration records it) reads back."""
 
+import datetime
+
+import numpy as np
+import pandas as pd
 import pytest
 
+from pipeline.errors import InputError
 from pipeline.schema import Period
 
 
@@ -18,3 +23,24 @@ def test_a_period_written_as_text_reads_back_as_itself(period):
 )
 def test_other_text_reads_as_no_period(text):
     assert Period.from_str(text) is None
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        pd.Timestamp("2019-03-18T06"),
+        np.datetime64("2019-03-18T06:00"),
+        datetime.datetime(2019, 3, 18, 6),
+    ],
+)
+def test_a_period_of_times_is_the_period_of_their_text(start):
+    # a notebook's Period(pd.Timestamp(...), ...) was kept as given: the calibration then
+    # pickled the Timestamp into the checkpoint, which load_checkpoint refuses to read
+    period = Period(start, pd.Timestamp("2019-03-21"))
+    assert period == Period("2019-03-18T06:00", "2019-03-21T00:00")
+    assert all(type(side) is str for side in (period.start, period.end))
+
+
+def test_a_period_of_something_else_is_refused_naming_it():
+    with pytest.raises(InputError, match=r"period start 20190318 .*'2019-03-18'"):
+        Period(20190318, "2019-03-21")
