@@ -25,7 +25,7 @@ from pipeline.errors import InputError
 from pipeline.schema import HORIZONTAL, INIT_TIME, MEMBER
 from verification import kernels
 from verification.aggregation import check_dims, count_values
-from verification.scores import Dims, ensemble_ufunc
+from verification.scores import Dims, check_arrays, ensemble_ufunc
 
 RANK = "rank"
 
@@ -81,6 +81,7 @@ def ranks(
     points with a NaN truth or NaN member are excluded (-1). See
     :func:`verification.kernels.rank_of_truth`.
     """
+    check_arrays(forecast, truth)  # before the point keys of the truth
     return ensemble_ufunc(
         kernels.rank_of_truth,
         forecast,

@@ -36,6 +36,19 @@ from verification.base import register_score
 Dims = str | Iterable[Hashable] | None
 
 
+def check_arrays(forecast: Any, truth: Any) -> None:
+    """Refuse Datasets, naming the variable to pick: a score is of one variable's
+    DataArray, and xarray's own error on a Dataset (from ``.rename``) does not say so."""
+    for name, value in (("forecast", forecast), ("truth", truth)):
+        if isinstance(value, xr.Dataset):
+            first = next(iter(value.data_vars), "t2m")
+            raise InputError(
+                f"the {name} is a Dataset ({', '.join(map(str, value.data_vars))}): a score "
+                f"takes one variable's DataArray, e.g. {name}.{first}; "
+                f"verification.scorecard.verify scores every variable"
+            )
+
+
 def ensemble_ufunc(
     kernel: Callable[..., Any],
     forecast: xr.DataArray,
@@ -51,6 +64,7 @@ def ensemble_ufunc(
     ``core_dims`` are extra dims moved last on both inputs after the member dim (the
     components of a multivariate score). Inputs must have identical coordinates.
     """
+    check_arrays(forecast, truth)
     if member_dim not in forecast.dims:
         raise InputError(
             f"the forecast has no member dim {member_dim!r} (its dims are "

@@ -147,6 +147,15 @@ def test_mean_over_unknown_dim_is_a_clear_error():
         vs.fair_crps(truth, truth)
 
 
+@pytest.mark.parametrize("score", [vs.fair_crps, vs.spread_skill_ratio, vr.rank_histogram])
+def test_datasets_given_for_variables_are_refused_naming_the_variable_to_pick(score):
+    """fair_crps(pair.forecast, pair.truth), the aligned Datasets, ended in xarray's "the
+    first argument to .rename must be a dictionary"."""
+    forecast, truth = ensemble(np.random.default_rng(6))
+    with pytest.raises(InputError, match=r"forecast is a Dataset \(t2m\).*forecast\.t2m"):
+        score(forecast.to_dataset(name="t2m"), truth.to_dataset(name="t2m"))
+
+
 def test_a_latitude_without_values_is_not_weighted_by_its_positions():
     """cos(0°), cos(1°), ... of the row numbers was taken as the area weight."""
     rng = np.random.default_rng(6)
