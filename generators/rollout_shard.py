@@ -129,6 +129,8 @@ def _forecast_on_ranks(
             if rank == 0:  # the others' INFO lines are off (quiet_other_ranks)
                 _log_dealt(shards, "torchrun rank", per_batch, n_members)
             options["progress"] = options.get("progress", True) and rank == 0
+            # rank 0 warns of every initial time asked; the others keep errors only
+            options["warn_of"] = inits if rank == 0 else None
             try:
                 run = forecast_to_store(
                     checkpoint,

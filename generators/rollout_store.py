@@ -90,6 +90,7 @@ def forecast_to_store(
     redraw: str = FORECAST_REDRAW,
     claims_run: str | None = None,
     run_since: str | None = None,
+    warn_of: Sequence[pd.Timestamp] | None = None,
 ) -> ForecastRun:
     """Forecast ``inits`` with a checkpoint (path or loaded) from the analysis ``store`` and
     write the members into the forecast store ``out``, one batch of initial times at a
@@ -120,6 +121,8 @@ def forecast_to_store(
     fine-tune's (:func:`~generators.fine_tuned.warn_if_not_fine_tuned_for`) and about the
     training period, so they are not said here (the client of a dask forecast, whose
     workers' logs the user does not see, and which would say them once a batch).
+    ``warn_of``: the initial times the warning about the training period names (None:
+    ``inits``): rank 0 of a torchrun launch names every rank's, as one process does.
     ``redraw``: how the user of the command that calls this draws skipped initial times
     again (:func:`pipeline.forecast_store.pending_init_times`).
     Every input is checked before anything is written, and before the warning about the
@@ -159,7 +162,8 @@ def forecast_to_store(
     if not warned:  # after every refusal, before the forecast begins
         warn_if_not_fine_tuned_for(loaded, model, chosen)
     if warn_trained_on and not warned:  # after every refusal: a refused one says only that
-        warn_if_trained_on(loaded, asked, leads_hours, calibrated=calibration is not None)
+        named = asked if warn_of is None else pd.DatetimeIndex(warn_of)
+        warn_if_trained_on(loaded, named, leads_hours, calibrated=calibration is not None)
     written: list[pd.Timestamp] = []
     claims = Claims(str(out), run=claims_run) if claims_run else Claims(str(out))
     batches = iter_forecast(

@@ -229,14 +229,18 @@ def path_arguments(parser: argparse.ArgumentParser) -> None:
 
 def quiet_other_ranks(verbose: bool) -> None:
     """In a process of a launch of several (torchrun, ``wxens train --nproc``) other than
-    rank 0, unless ``verbose`` (``-v``): keep wxens's warnings and errors only. Its INFO
-    lines (the states read, "resuming at step", a forecast's batches and stores) came once
-    per process, repeating rank 0's; a warning may be of its own shard, and its error line
-    is printed by the CLI, not logged."""
+    rank 0, unless ``verbose`` (``-v``): keep wxens's errors only, and its warnings about
+    the initial times of its own shard (:data:`~generators.data.forecast.OWN_SHARD_LOGGER`).
+    Its INFO lines (the states read, "resuming at step", a forecast's batches and stores)
+    and its warnings (the training period's, a store's or a checkpoint's) came once per
+    process, repeating rank 0's, which says them of every rank's initial times; its error
+    line is printed by the CLI, not logged."""
     from flows.cli import WXENS_LOGGERS
+    from generators.data.forecast import OWN_SHARD_LOGGER
     from generators.distributed import world_from_env
 
     if verbose or world_from_env().is_main:
         return
     for name in WXENS_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger(OWN_SHARD_LOGGER).setLevel(logging.WARNING)

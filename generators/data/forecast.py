@@ -41,6 +41,10 @@ from pipeline.store import AnalysisStore, open_store
 from pipeline.timeaxis import calendar_months, describe_step
 
 log = logging.getLogger(__name__)
+OWN_SHARD_LOGGER = f"{__name__}.shard"
+"""The logger of warnings about some initial times, which a torchrun rank other than 0 says
+of its own shard while it keeps the errors of its others (quiet_other_ranks)."""
+shard_log = logging.getLogger(OWN_SHARD_LOGGER)
 
 
 class ForecastData:
@@ -131,7 +135,7 @@ class ForecastData:
             ),
         ):
             if flagged.any():
-                log.warning(
+                shard_log.warning(
                     "%s: " + what + ": %s; %s: ingest those times again from files that hold "
                     "values, or choose other initial times",
                     self.dataset.name,

@@ -21,7 +21,10 @@ import pytest
 import xarray as xr
 from distributed import Client
 
+from flows.cli import WXENS_LOGGERS
 from flows.cli import main as wxens
+from flows.commands.options import quiet_other_ranks
+from generators.data.forecast import OWN_SHARD_LOGGER
 from generators.rollout_deal import shard_init_times
 from generators.rollout_shard import forecast_sharded
 from pipeline.errors import InputError
@@ -108,8 +111,9 @@ def torchrun(arguments: list[str]) -> subprocess.CompletedProcess:
 
 def test_two_torchrun_ranks_write_the_one_process_store(one_process):
     """Rank 0 logs the forecast (how the initial times were dealt, the states read, the
-    batches, the store): each INFO line came once per rank. A rank's warning, of its own
-    shard, stays."""
+    batches, the store): each INFO line came once per rank. The warning about the training
+    period came once per rank too, each of its own shard: rank 0 says it once, of every
+    initial time, as one process does."""
     root, command = one_process
     out = root / "ranks.zarr"
     done = torchrun([*command, "--out", str(out)])
@@ -120,8 +124,34 @@ def test_two_torchrun_ranks_write_the_one_process_store(one_process):
     assert f"INFO [rank 0] generators.rollout_shard: {dealt}" in lines, done.stderr
     assert not [line for line in lines if line.startswith("INFO [rank 1]")], done.stderr
     assert any(line.startswith("INFO [rank 0] generators.rollout: ") for line in lines)
-    assert any(line.startswith("WARNING [rank 1] ") for line in lines), done.stderr
+    assert not [line for line in lines if line.startswith("WARNING [rank 1]")], done.stderr
+    trained_on = "WARNING [rank 0] generators.calibration: 4 of 4 initial times"
+    assert sum(line.startswith(trained_on) for line in lines) == 1, done.stderr
     assert_same_store(out, root / "one.zarr")
+
+
+def test_a_rank_other_than_0_keeps_its_errors_and_its_own_shards_warnings(
+    monkeypatch, caplog
+):
+    """A rank's warnings repeated rank 0's (the training period's, a checkpoint's): it now
+    says its errors, and its warnings about initial times of its own shard, only."""
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    names = [*WXENS_LOGGERS, OWN_SHARD_LOGGER]
+    levels = {name: logging.getLogger(name).level for name in names}
+    generators = logging.getLogger("generators")  # Prefect's setup drops root handlers
+    generators.addHandler(caplog.handler)
+    try:
+        quiet_other_ranks(verbose=False)
+        logging.getLogger("generators.calibration").warning("training period")
+        logging.getLogger(OWN_SHARD_LOGGER).warning("NaN in this shard")
+        logging.getLogger("generators.rollout_shard").error("rank 1 failed")
+    finally:
+        generators.removeHandler(caplog.handler)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+    said = [r.getMessage() for r in dict.fromkeys(caplog.records)]  # once, where root has it too
+    assert said == ["NaN in this shard", "rank 1 failed"]
 
 
 def test_a_rerun_deals_the_initial_times_left_to_every_rank(one_process):
