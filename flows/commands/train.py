@@ -107,7 +107,7 @@ def _train(args: argparse.Namespace) -> int:
     from generators.train import CHECKPOINT_NAME, train
     from generators.train_plan import KeptByTheRun
     from pipeline.errors import InputError
-    from pipeline.store import open_store
+    from pipeline.store import AnalysisStore, open_store
 
     follow_launcher()  # a process of --nproc dies with the command that started it
     quiet_other_ranks(getattr(args, "verbose", False))  # rank 0 says it, not every process
@@ -128,10 +128,11 @@ def _train(args: argparse.Namespace) -> int:
     else:
         config = load_train_config(args.config, args.overrides)  # bad configs fail before launch
     try:
+        if args.nproc is not None and not isinstance(store, AnalysisStore):
+            store = open_store(store)  # a missing store refused here, not in every process
         check_calibration_leads(store, "--set" if derived_now else args.config, config)
         if args.nproc is not None:  # refuse here what every process would refuse
             check_split(args, config)
-            open_store(args.store)
             if derived_now is None:  # a config derived now: its cores checked before that
                 check_cores(args.nproc, config.device)
             if args.threads is not None:  # torchrun's own default (1) and its banner saying so

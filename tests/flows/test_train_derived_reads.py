@@ -42,3 +42,15 @@ each."""
     assert "checkpoint" in capsys.readouterr().out
     assert openings == {"xarray": 2, "zarr": 4}, openings  # the training's, the calibration's
     assert state_reads["t2m"] == 2, state_reads  # the timing's, kept; the calibration's
+
+
+def test_nproc_opens_its_store_once_before_the_launch(tmp_path, openings, capsys):
+    """`train --nproc`: the launching process opened the store to derive the config, then
+    again to refuse a missing store before torchrun; the derivation's opening does both."""
+    spec = "synthetic:n_lat=8,n_lon=8,n_times=60,step=6h"
+    store = ingest(spec, tmp_path / "s.zarr", variables=["t2m"], progress=False)
+    openings.clear()
+    argv = ["train", "--store", str(store.path), "--out", str(tmp_path / "run"), "--nproc", "1"]
+    assert wxens([*argv, "--budget", "1min", "--no-progress", "--threads", "1"]) == 0
+    assert "checkpoint" in capsys.readouterr().out
+    assert openings == {"xarray": 1, "zarr": 2}, openings  # the derivation's
