@@ -20,7 +20,11 @@ from pipeline.grid import longitudes_canonical
 from pipeline.normalize_select import select, squeeze_extra_dims
 from pipeline.normalize_time import sort_time, to_time_axis
 from pipeline.schema import LAT, LEVEL, LON, TIME, VARIABLES, variable_attrs
-from pipeline.standard_names import canonical_from_standard_name, coordinate_renames
+from pipeline.standard_names import (
+    canonical_from_long_name,
+    canonical_from_standard_name,
+    coordinate_renames,
+)
 from pipeline.variable_aliases import VARIABLE_ALIASES
 
 log = logging.getLogger(__name__)
@@ -153,25 +157,30 @@ def _canonical_coordinates(ds: xr.Dataset) -> xr.Dataset:
 
 def _variable_names(ds: xr.Dataset, origin: str) -> dict[str, str]:
     """Each variable of ``ds`` (canonical coordinates) -> its canonical name: by its own name
-    when canonical or a known alias, else by its CF ``standard_name`` unless another
-    variable has that name already (logged)."""
-    by_name: dict[str, str] = {}
-    by_standard: dict[str, str] = {}
+    when canonical or a known alias, else by its CF ``standard_name``, else by its
+    ``long_name``; one of the latter two unless a variable before it has that name already
+    (logged)."""
+    by: dict[str, dict[str, str]] = {"name": {}, "standard_name": {}, "long_name": {}}
     for name, da in ds.data_vars.items():
         alias = VARIABLE_ALIASES.get(str(name), str(name) if name in VARIABLES else None)
         if isinstance(alias, tuple):
             alias = alias[0] if LEVEL in da.dims else alias[1]
         if alias is not None:
-            by_name[str(name)] = _geopotential_height(alias, da)
+            by["name"][str(name)] = _geopotential_height(alias, da)
         elif (standard := canonical_from_standard_name(da, str(name), origin)) is not None:
-            by_standard[str(name)] = _geopotential_height(standard, da)
-    for name, target in list(by_standard.items()):
-        if target in by_name.values():
-            log.info(
-                "%s: %r is %r by its standard_name, but another variable is", origin, name, target
-            )
-            del by_standard[name]
-    return {**by_name, **by_standard}
+            by["standard_name"][str(name)] = _geopotential_height(standard, da)
+        elif (long := canonical_from_long_name(da, str(name), origin)) is not None:
+            by["long_name"][str(name)] = _geopotential_height(long, da)
+    names: dict[str, str] = {}  # two of one kind to one name: refused by _rename
+    for said, found in by.items():
+        taken = set(names.values())
+        for name, target in found.items():
+            if target in taken:
+                said_so = "%s: %r is %r by its %s, but another variable is"
+                log.info(said_so, origin, name, target, said)
+            else:
+                names[name] = target
+    return names
 
 
 def _geopotential_height(name: str, da: xr.DataArray) -> str:

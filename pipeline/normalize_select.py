@@ -30,7 +30,7 @@ def select(ds: xr.Dataset, origin: str, variables: Sequence[str] | None) -> xr.D
             raise InputError(
                 f"{origin}: none of its variables {present} is one wxens knows "
                 f"({sorted(VARIABLES)}); map yours onto those with --rename OLD=NEW, or give "
-                "them a CF standard_name"
+                "them a CF standard_name (or ECMWF long_name)"
             )
         return ds[keep]
     unknown = [v for v in variables if v not in VARIABLES]

@@ -8,6 +8,11 @@ variable's vertical coordinate: ``air_temperature`` on pressure levels is ``t``,
 height of 2 m above the ground (a ``height`` coordinate, CF's way of saying so) it is
 ``t2m``, and anywhere else it is none of them. Statistics other than a mean or an
 instantaneous value (a daily maximum, ``cell_methods: "time: maximum"``) are never mapped.
+
+A variable with neither a known name nor a standard name (ERA5 renamed ``VAR_2T``, cfgrib's
+``standard_name: unknown``) may still say what it is in its ``long_name``, ECMWF's parameter
+name: ``2 metre temperature``, ``Geopotential``. Those are unambiguous where the variable's
+vertical coordinate agrees (``Temperature`` on pressure levels is ``t``, without them none).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from pipeline.schema import LAT, LEVEL, LON
+from pipeline.schema import LAT, LEVEL, LON, VARIABLES
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,15 @@ STANDARD_NAMES: dict[str, StandardName] = {
     "atmosphere_mass_content_of_water_vapor": StandardName(anywhere="tcwv"),
 }
 
+#: Long names (ECMWF's parameter names, as ERA5 and cfgrib give them; lower case) of the
+#: canonical variables: those of :data:`~pipeline.schema.VARIABLES`, and ECMWF's own where
+#: they differ. An upper-air variable's is read on pressure levels only, a surface one's
+#: off them.
+LONG_NAMES: dict[str, str] = {
+    **{variable.long_name.lower(): name for name, variable in VARIABLES.items()},
+    "total column vertically-integrated water vapour": "tcwv",
+}
+
 #: Standard names of dimension coordinates -> canonical dimension names.
 COORDINATE_STANDARD_NAMES = {"latitude": LAT, "longitude": LON, "air_pressure": LEVEL}
 
@@ -71,9 +85,7 @@ def canonical_from_standard_name(da: xr.DataArray, name: str, origin: str) -> st
     entry = STANDARD_NAMES.get(str(standard)) if standard else None
     if entry is None:
         return None
-    methods = str(da.attrs.get("cell_methods", ""))
-    if any(word in methods for word in _EXTREMES):
-        log.info("%s: %s (%s, %r) is no canonical field", origin, name, standard, methods)
+    if _extreme(da, name, standard, origin):
         return None
     if LEVEL in da.dims:
         if entry.on_levels is None:
@@ -99,6 +111,27 @@ def canonical_from_standard_name(da: xr.DataArray, name: str, origin: str) -> st
         name,
     )
     return None
+
+
+def canonical_from_long_name(da: xr.DataArray, name: str, origin: str) -> str | None:
+    """The canonical name of variable ``name`` (``da``, from ``origin``) from its
+    ``long_name`` (:data:`LONG_NAMES`, case and spacing aside) where its pressure levels, or
+    their absence, agree with that variable's; None otherwise."""
+    long_name = " ".join(str(da.attrs.get("long_name", "")).lower().split())
+    canonical = LONG_NAMES.get(long_name)
+    if canonical is None or _extreme(da, name, long_name, origin):
+        return None
+    return canonical if VARIABLES[canonical].upper_air == (LEVEL in da.dims) else None
+
+
+def _extreme(da: xr.DataArray, name: str, said: str, origin: str) -> bool:
+    """Whether ``da`` is a statistic other than a mean or an instantaneous value (its
+    ``cell_methods`` a maximum or minimum), which no canonical variable is (logged)."""
+    methods = str(da.attrs.get("cell_methods", ""))
+    if any(word in methods for word in _EXTREMES):
+        log.info("%s: %s (%s, %r) is no canonical field", origin, name, said, methods)
+        return True
+    return False
 
 
 def height_above_ground(da: xr.DataArray) -> float | None:

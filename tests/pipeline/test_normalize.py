@@ -204,6 +204,32 @@ def test_a_known_name_wins_over_a_standard_name_and_two_standard_names_clash():
         normalize(clash, "clash.nc")
 
 
+def test_a_long_name_alone_names_a_canonical_variable():
+    """ERA5's and GRIB's long names (cfgrib's ``standard_name: unknown`` beside them): a
+    variable known only by its long name was refused without ``--rename``."""
+    t2m = surface(
+        "VAR_2T", {"long_name": "2 metre temperature", "standard_name": "unknown", "units": "K"}
+    )
+    assert list(normalize(t2m, "era5.nc").data_vars) == ["t2m"]
+    upper = surface("T_pl", {"long_name": "Temperature", "units": "K"}).expand_dims(level=[500])
+    upper["G"] = upper["T_pl"].assign_attrs(long_name="Geopotential", units="m2 s-2")
+    out = normalize(upper.assign_coords(level=("level", [500], {"units": "hPa"})), "pl.nc")
+    assert sorted(out.data_vars) == ["t", "z"]
+    flat = surface("tas_1", {"long_name": "Temperature", "units": "K"})  # no level: which?
+    with pytest.raises(InputError, match="none of its variables"):
+        normalize(flat, "flat.nc")
+
+
+def test_a_name_or_standard_name_wins_over_a_long_name_and_two_long_names_clash():
+    long = {"long_name": "2 metre temperature", "units": "K"}
+    both = xr.merge([surface("t2m", {"units": "K"}, 280.0), surface("x", long, 290.0)])
+    out = normalize(both, "both.nc")
+    assert list(out.data_vars) == ["t2m"] and float(out["t2m"].max()) == 280.0
+    clash = xr.merge([surface("A", long), surface("B", long)])
+    with pytest.raises(InputError, match=r"\['A', 'B'\] would all be 't2m'.*--rename A=t2m"):
+        normalize(clash, "clash.nc")
+
+
 def test_a_standard_name_at_another_height_is_not_mapped():
     screen = surface("T15", {"standard_name": "air_temperature", "units": "K"}, height=1.5)
     with pytest.raises(InputError, match="none of its variables"):
