@@ -130,9 +130,7 @@ def test_two_torchrun_ranks_write_the_one_process_store(one_process):
     assert_same_store(out, root / "one.zarr")
 
 
-def test_a_rank_other_than_0_keeps_its_errors_and_its_own_shards_warnings(
-    monkeypatch, caplog
-):
+def test_a_rank_other_than_0_keeps_its_errors_and_its_own_shards_warnings(monkeypatch, caplog):
     """A rank's warnings repeated rank 0's (the training period's, a checkpoint's): it now
     says its errors, and its warnings about initial times of its own shard, only."""
     monkeypatch.setenv("RANK", "1")
