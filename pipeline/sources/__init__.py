@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import xarray as xr
-
 from pipeline.errors import InputError
 from pipeline.redact import redact
 from pipeline.sources.adjusted import AdjustedSource, Adjustments
@@ -74,13 +72,13 @@ def adjust_sources(
         if (what, key) in used:
             continue
         first = adjusted[0].source
-        ds = first.open()
         where = "it has no" if len(adjusted) == 1 else "none of the inputs has a"
         if what == "units":
             raise InputError(
                 f"{first.description}: --units {key}=...: "
-                + _units_refusal(adjustments, ds, first.description, key, where)
+                + _units_refusal(adjustments, resolved, key, where)
             )
+        ds = first.open()
         kind, has = ("dimension", ds.dims) if what == "select" else ("variable", ds.variables)
         raise InputError(
             f"{first.description}: --{what} {key}=...: {where} {kind} {key!r} (its "
@@ -90,15 +88,31 @@ def adjust_sources(
 
 
 def _units_refusal(
-    adjustments: Adjustments, ds: xr.Dataset, origin: str, key: str, where: str
+    adjustments: Adjustments, sources: Sequence[Source], key: str, where: str
 ) -> str:
-    """Why ``--units key`` names no variable of ``ds`` (the first source), and the names
-    that ``--units`` takes there."""
-    several = adjustments.units_names(ds, origin, key)
-    if len(several) > 1:
-        return f"{key!r} is the canonical name of {several}: name one of them"
-    return (
-        f"{where} variable {key!r} (--units takes {adjustments.units_names(ds, origin)}: "
-        "a variable's name in the file, its --rename target, or the canonical name that "
-        "one variable is read as); check the spelling"
+    """Why ``--units key`` names no variable of any of ``sources``, and the names that
+    ``--units`` takes in each (sources that take the same names, as the files of one glob
+    do, named once, their first and a count of the others)."""
+    opened = [(source.description, source.open()) for source in sources]
+    for origin, ds in opened:
+        several = adjustments.units_names(ds, origin, key)
+        if len(several) > 1:
+            inside = f" in {origin}" if len(opened) > 1 else ""
+            return f"{key!r} is the canonical name of {several}{inside}: name one of them"
+    takes: dict[tuple[str, ...], list[str]] = {}
+    for origin, ds in opened:
+        takes.setdefault(tuple(adjustments.units_names(ds, origin)), []).append(origin)
+    listed = ", ".join(
+        f"{list(names)}" + (f" in {_first_and_more(origins)}" if len(opened) > 1 else "")
+        for names, origins in takes.items()
     )
+    return (
+        f"{where} variable {key!r} (--units takes {listed}: a variable's name in the file, "
+        "its --rename target, or the canonical name that one variable is read as); check "
+        "the spelling"
+    )
+
+
+def _first_and_more(origins: Sequence[str]) -> str:
+    """``a.nc``, or ``a.nc and 2 more alike``."""
+    return origins[0] + (f" and {len(origins) - 1} more alike" if len(origins) > 1 else "")

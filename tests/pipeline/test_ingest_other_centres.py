@@ -200,8 +200,12 @@ def test_an_adjustment_may_name_what_only_one_source_holds(tmp_path):
     )
     store = ingest(sources, tmp_path / "s.zarr", progress=False)
     assert set(store.dataset.data_vars) == {"msl", "t2m"}
-    with pytest.raises(InputError, match="none of the inputs has a variable 'ps'"):
+    with pytest.raises(InputError, match="none of the inputs has a variable 'ps'") as refused:
         adjust_sources([tmp_path / "slp.nc", tmp_path / "t.nc"], Adjustments(units={"ps": "Pa"}))
+    # the names each input holds: the first's alone were listed, t.nc's t2m left out
+    slp, t = (f"netcdf:{tmp_path / name}" for name in ("slp.nc", "t.nc"))
+    takes = f"--units takes ['msl', 'slp'] in {slp}, ['t2m'] in {t}:"
+    assert takes in str(refused.value), refused.value
 
 
 def test_select_one_member_of_a_netcdf_ensemble(tmp_path, capsys):
