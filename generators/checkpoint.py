@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from generators.checkpoint_values import REFUSED, check_loadable, refused_part
 from generators.config import TrainConfig
 from generators.config_io import from_mapping, to_mapping
 from generators.correction.tuned import checkpoint_digest as file_digest
@@ -187,6 +188,7 @@ class Checkpoint:
             else self.forward_count,
             WEIGHTS_DIGEST: weights_sha256(self.model_state, self.ema_state),
         }
+        check_loadable(payload, path)  # what load_checkpoint would refuse: not written
         remove_stale_temporaries(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
@@ -292,10 +294,10 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
                 f"{path} is not a wxens checkpoint: torch.save did not write it (it begins "
                 f"{head!r}); give the last.pt that `wxens train --out DIR` writes, or DIR"
             ) from err
-        if str(err).startswith(_REFUSED):  # never torch's advice to load it unsafely
+        if str(err).startswith(REFUSED):  # never torch's advice to load it unsafely
             raise StoreError(
                 f"{path} is not a wxens checkpoint: it holds a pickled Python object or call "
-                f"({_refused_part(str(err))}) where a checkpoint holds only tensors and plain "
+                f"({refused_part(str(err))}) where a checkpoint holds only tensors and plain "
                 "values; refused unread, as loading it could run code. Use a checkpoint that "
                 "`wxens train --out DIR` wrote (ask its sender for one)"
             ) from None
@@ -349,17 +351,6 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         path=path,
         digest=file_digest(path),
     )
-
-
-_REFUSED = "Weights only load failed"
-"""How the message of torch's weights-only unpickler begins when it refuses a pickle."""
-
-
-def _refused_part(message: str) -> str:
-    """What torch's weights-only unpickler refused: the global (class or function) named in
-    its ``message``, else its reason (``Unsupported operand 149``: another pickle)."""
-    found = re.search(r"GLOBAL ([\w.]+)", message) or re.search(r"(Unsupported [^\n.]*)", message)
-    return found.group(1).strip() if found else "not torch.save's"
 
 
 def _head(path: Path) -> bytes:

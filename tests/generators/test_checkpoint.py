@@ -431,3 +431,25 @@ def test_a_bad_config_is_named_by_its_path_not_only_its_file_name(tmp_path):
     path.write_text("model: {kind: flow_matching, bogus: 1}\n")
     with pytest.raises(InputError, match=f"in {re.escape(str(path))}.model; known keys"):
         load_train_config(path)
+
+
+@pytest.mark.parametrize(
+    ("calibration", "where", "what"),
+    [
+        ({"factors": [[np.float64(1.5)]]}, r"calibration\.factors\[0\]\[0\]", "numpy.float64"),
+        ({"fitted": pd.Timestamp("2019-03-18")}, r"calibration\.fitted", "Timestamp"),
+    ],
+)
+def test_a_value_the_loader_would_refuse_is_not_written(stores, tmp_path, calibration, where, what):
+    """A value built in Python that load_checkpoint's weights-only reader refuses (a numpy
+    scalar, a Timestamp) was written: calibration, which rewrites the checkpoint in place,
+    left the trained model unloadable. It is refused before the file is touched, naming
+    where it is and what it is."""
+    trainer = Trainer(stores["t2m"], config(), tmp_path)
+    first = trainer.save()
+    before = (tmp_path / "last.pt").read_bytes()
+    with pytest.raises(InputError, match=f"(?s){where}.*{what}.*not written"):
+        trainer.save(calibration=calibration)
+    assert (tmp_path / "last.pt").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+    assert load_checkpoint(tmp_path).digest == first.digest
