@@ -11,8 +11,10 @@ every scheduled run.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipeline.analysis_store import AnalysisStore, open_store
@@ -20,6 +22,8 @@ from pipeline.errors import InputError, time_text
 from pipeline.forecast_store import complete_init_times
 from pipeline.schema import INIT_TIME, TIME, VALID_TIME
 from pipeline.transaction import open_dataset
+
+log = logging.getLogger(__name__)
 
 
 def available_times(analysis: AnalysisStore) -> pd.DatetimeIndex:
@@ -65,8 +69,7 @@ def latest_init_times(
         )
     on_cycle = times[(times >= times[0] + history) & cycle]
     # a time with a missing time inside its window cannot start a forecast
-    gaps = pd.DatetimeIndex(analysis.missing_times)
-    on_cycle = on_cycle[[not ((gaps >= t - history) & (gaps <= t)).any() for t in on_cycle]]
+    on_cycle = on_cycle[~window_gapped(analysis, on_cycle, history)]
     if on_cycle.empty:
         raise InputError(
             f"{analysis.path} holds no time on the {cycle_hours}-hourly cycle with {history} "
@@ -74,6 +77,38 @@ def latest_init_times(
             f"{time_text(times[-1])}); ingest more data"
         )
     return on_cycle[-latest:]
+
+
+def window_gapped(
+    analysis: AnalysisStore, times: pd.DatetimeIndex, history: pd.Timedelta
+) -> np.ndarray:
+    """Which of ``times`` have a missing time of ``analysis`` within ``history`` before
+    them, themselves included: their conditioning window lacks a state."""
+    gaps = pd.DatetimeIndex(analysis.missing_times)
+    return np.array([((gaps >= t - history) & (gaps <= t)).any() for t in times], bool)
+
+
+def warn_gapped_cycles(
+    analysis: AnalysisStore, after: pd.Timestamp, history: pd.Timedelta, cycle_hours: int
+) -> None:
+    """Warn of the cycles of the store's time axis after ``after`` (and ``history`` after
+    its first time) whose window holds a missing analysis: no run of the latest cycles
+    forecasts them, and a store only grows at its end, so they were left out unsaid."""
+    axis = pd.DatetimeIndex(analysis.dataset[TIME].values)
+    cycle = (axis.minute == 0) & (axis.second == 0) & ((axis.hour % cycle_hours) == 0)
+    axis = axis[cycle & (axis > after) & (axis >= axis[0] + history)]
+    gapped = axis[window_gapped(analysis, axis, history)]
+    if gapped.empty:
+        return
+    gaps = pd.DatetimeIndex(analysis.missing_times)
+    first_gap = gaps[gaps >= gapped[0] - history].min()
+    log.warning(
+        "%s: %d cycle(s) from %s to %s are not forecast: their %g h conditioning window "
+        "holds a missing analysis (first %s); the store only grows at its end, so no run "
+        "of the latest cycles forecasts them (wxens info names its missing times)",
+        analysis.path, gapped.size, time_text(gapped[0]), time_text(gapped[-1]),
+        history / pd.Timedelta(hours=1), time_text(first_gap),
+    )  # fmt: skip
 
 
 def skipped_cycles(
@@ -88,13 +123,20 @@ def skipped_cycles(
     with their whole window) after the last complete initial time of the forecast store
     ``forecast`` and before the first of ``chosen``: cycles a run of the ``latest`` few
     leaves out for good, once analyses of more than one cycle arrived between two runs
-    (late data, a stopped server). Empty when ``forecast`` holds no complete time yet."""
+    (late data, a stopped server). Empty when ``forecast`` holds no complete time yet.
+
+    The cycles after its last complete initial time (with none, after the first of
+    ``chosen``) that no run of the latest ones can forecast, a missing analysis in their
+    window, are warned of (:func:`warn_gapped_cycles`): once, by the run that passes them."""
     done = complete_init_times(forecast)
     chosen = pd.DatetimeIndex(chosen)
-    if done.empty or chosen.empty:
-        return chosen[:0]
+    if chosen.empty:
+        return chosen
     if not isinstance(analysis, AnalysisStore):
         analysis = open_store(analysis)
+    warn_gapped_cycles(analysis, done.max() if done.size else chosen.min(), history, cycle_hours)
+    if done.empty:
+        return chosen[:0]
     every = latest_init_times(
         analysis, history=history, latest=analysis.dataset.sizes[TIME], cycle_hours=cycle_hours
     )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -157,3 +158,41 @@ def test_cycles_between_the_last_forecast_and_the_latest_are_reported_skipped(tm
     assert skipped_cycles(
         store, tmp_path / "none.zarr", latest, history=pd.Timedelta(0), cycle_hours=6
     ).empty
+
+
+def test_cycles_whose_window_lacks_an_analysis_are_named_once(tmp_path, caplog):
+    """A served run silently forecast 2021-06-16T21 and 18T21 after a day of analyses
+    (17 June) went missing: the cycles between, which no default run can ever forecast,
+    were left out without a word. They are named with why, by the run that passes them."""
+    logger = logging.getLogger("pipeline.schedule")
+    logger.addHandler(caplog.handler)
+    caplog.set_level(logging.WARNING, logger="pipeline.schedule")
+    day = pd.date_range("2019-03-02T00", "2019-03-02T21", freq="3h")
+    store = analysis(pd.date_range("2019-03-01T00", "2019-03-03T21", freq="3h"), missing=day)
+    window = {"history": pd.Timedelta(hours=6), "cycle_hours": 6}
+    try:
+        chosen = latest_init_times(store, latest=4, **window)
+        assert chosen.equals(hours("2019-03-01", 18, 54, 60, 66))  # 01T18, then 03T06 ..
+        assert skipped_cycles(store, tmp_path / "none.zarr", chosen, **window).empty
+        # caplog's handler may sit on the root logger too: a record can come twice
+        (warning,) = {r.getMessage() for r in caplog.records}
+        assert warning == (
+            "analysis.zarr: 5 cycle(s) from 2019-03-02T00:00 to 2019-03-03T00:00 are not "
+            "forecast: their 6 h conditioning window holds a missing analysis (first "
+            "2019-03-02T00:00); the store only grows at its end, so no run of the latest "
+            "cycles forecasts them (wxens info names its missing times)"
+        )
+        # a run of the latest cycle after forecasts up to 01T18 names them too, beside the
+        # cycles it could forecast; one after forecasts past them says nothing of them
+        caplog.clear()
+        before, after = tmp_path / "before.zarr", tmp_path / "after.zarr"
+        write_forecast(before, forecast(chosen[:1], (6,)), PROVENANCE)
+        write_forecast(after, forecast(chosen, (6,)), PROVENANCE)
+        latest = latest_init_times(store, latest=1, **window)
+        assert skipped_cycles(store, before, latest, **window).equals(hours("2019-03-03", 6, 12))
+        assert {r.getMessage() for r in caplog.records} == {warning}
+        caplog.clear()
+        assert skipped_cycles(store, after, latest, **window).empty
+        assert caplog.records == []
+    finally:
+        logger.removeHandler(caplog.handler)
