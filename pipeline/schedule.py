@@ -94,13 +94,13 @@ def warn_gapped_cycles(
     """Warn of the cycles of the store's time axis after ``after`` (and ``history`` after
     its first time) whose window holds a missing analysis: no run of the latest cycles
     forecasts them, and a store only grows at its end, so they were left out unsaid."""
-    axis = pd.DatetimeIndex(analysis.dataset[TIME].values)
+    gaps = pd.DatetimeIndex(analysis.missing_times)  # a store's axis may leave them out
+    axis = pd.DatetimeIndex(analysis.dataset[TIME].values).union(gaps)
     cycle = (axis.minute == 0) & (axis.second == 0) & ((axis.hour % cycle_hours) == 0)
     axis = axis[cycle & (axis > after) & (axis >= axis[0] + history)]
     gapped = axis[window_gapped(analysis, axis, history)]
     if gapped.empty:
         return
-    gaps = pd.DatetimeIndex(analysis.missing_times)
     first_gap = gaps[gaps >= gapped[0] - history].min()
     log.warning(
         "%s: %d cycle(s) from %s to %s are not forecast: their %g h conditioning window "

@@ -182,6 +182,13 @@ def test_cycles_whose_window_lacks_an_analysis_are_named_once(tmp_path, caplog):
             "2019-03-02T00:00); the store only grows at its end, so no run of the latest "
             "cycles forecasts them (wxens info names its missing times)"
         )
+        # the same from a store whose time axis leaves its missing times out (appended
+        # past them): the missing cycles themselves are named too
+        caplog.clear()
+        times = pd.date_range("2019-03-01T00", "2019-03-03T21", freq="3h")
+        jumped = analysis(times.difference(day), missing=day)
+        assert skipped_cycles(jumped, tmp_path / "none.zarr", chosen, **window).empty
+        assert {r.getMessage() for r in caplog.records} == {warning}
         # a run of the latest cycle after forecasts up to 01T18 names them too, beside the
         # cycles it could forecast; one after forecasts past them says nothing of them
         caplog.clear()
