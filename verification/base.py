@@ -12,6 +12,7 @@ an unknown name fails loudly with the list of known ones.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
@@ -19,6 +20,7 @@ from typing import ClassVar, Protocol
 import numpy as np
 import xarray as xr
 
+from pipeline.errors import InputError
 from pipeline.registry import Registry
 from pipeline.schema import MEMBER
 
@@ -61,11 +63,30 @@ def register_score(
     :class:`ScoreSpec`; returns the function unchanged."""
 
     def decorate(function: ScoreFunction) -> ScoreFunction:
+        _check_signature(name, function)
         spec = ScoreSpec(name, function, long_name, units, best)
         SCORES.register(name, module=function.__module__)(spec)
         return function
 
     return decorate
+
+
+def _check_signature(name: str, function: ScoreFunction) -> None:
+    """Refuse, when it is registered, a score function that ``verify`` could not call: a
+    wrong signature (an extension's, most likely) would otherwise be a TypeError traceback
+    in the middle of ``wxens verify``, naming neither the score nor what a score takes."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # a builtin without a signature: let it be tried
+        return
+    try:
+        signature.bind(None, None, member_dim=MEMBER, mean_over=None)
+    except TypeError:
+        where = f"{function.__module__}.{getattr(function, '__qualname__', function)}"
+        raise InputError(
+            f"score {name!r} ({where}) takes {signature}; a score takes (forecast, truth, *, "
+            "member_dim, mean_over): give the function those parameters"
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -153,6 +153,23 @@ def test_a_broken_extension_is_a_warning_naming_it_and_the_command_runs(stores, 
     assert "extension  broken = wxens_broken (wxens-broken 0.1): failed: " in info.stdout
 
 
+def test_a_score_of_the_wrong_signature_is_a_warning_naming_it_and_the_fix(stores, tmp_path):
+    """A score function without ``mean_over`` was registered, then crashed ``wxens verify``
+    in a TypeError traceback naming neither the extension nor what a score takes."""
+    wrong = MAE_MODULE.replace('member_dim="member", mean_over=None', 'member_dim="member"')
+    install(tmp_path, "wxens-sig", "sig", "wxens_sig", wrong)
+    done = wxens(tmp_path, *verify_command(*stores, tmp_path / "scores.nc"))
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert (
+        "the extension 'sig' (wxens-sig 0.1, wxens_sig) failed to import (InputError: score "
+        "'mean_abs_error' (wxens_sig.mean_abs_error) takes (forecast, truth, *, "
+        "member_dim='member'); a score takes (forecast, truth, *, member_dim, mean_over)"
+    ) in done.stderr, done.stderr
+    card = xr.open_datatree(tmp_path / "scores.nc")["scorecard"].to_dataset()
+    assert "fair_crps" in card and "mean_abs_error" not in card
+
+
 def test_a_name_an_extension_takes_from_wxens_is_an_error_naming_both(stores, tmp_path):
     taken = MAE_MODULE.replace('"mean_abs_error", long_name', '"fair_crps", long_name')
     install(tmp_path, "wxens-clash", "clash", "wxens_clash", taken)
