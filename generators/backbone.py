@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from generators.base import Condition
+from pipeline.config_fields import settle_fields
 from pipeline.errors import InputError
 
 
@@ -75,7 +76,7 @@ class BackboneConfig:
     periodic_longitude: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        settle_fields(self)
         positive = {
             "channels": self.channels,
             "history": self.history,

@@ -39,6 +39,7 @@ from generators.device_names import check_device_name
 from generators.models import GENERATORS
 from generators.sampler_spec import read_sampler_spec
 from generators.samplers import Sampler, sampler_from_config
+from pipeline.config_fields import settle_fields
 from pipeline.errors import InputError
 from pipeline.schema import Period
 from pipeline.spec import format_spec
@@ -74,6 +75,18 @@ class ModelSpec:
                     f"model.kind back to {other}"
                 )
         return cls(kind, from_mapping(generator.config_class, data, where))
+
+    def __post_init__(self) -> None:
+        settle_fields(self)
+        config_class = GENERATORS[self.kind].config_class
+        if isinstance(self.config, Mapping):  # a notebook's {"backbone": {...}}, as a file's
+            object.__setattr__(self, "config", from_mapping(config_class, self.config, "model"))
+        elif not isinstance(self.config, config_class):
+            raise InputError(
+                f"ModelSpec({self.kind!r}, {self.config!r}): a {type(self.config).__name__} is "
+                f"not the config of {self.kind}; give a {config_class.__name__}, or the kind "
+                "whose config it is"
+            )
 
     def to_mapping(self) -> dict[str, Any]:
         """The user-facing mapping: the data-derived backbone fields are left out."""
@@ -132,6 +145,7 @@ class DataConfig:
     max_memory_bytes: int = 2**31
 
     def __post_init__(self) -> None:
+        settle_fields(self)
         self.sample_spec  # noqa: B018  (validates history and leads now, not at training)
         if self.amplitude_augmentation < 1:
             raise InputError(
@@ -182,6 +196,7 @@ class OptimConfig:
     grad_clip: float = 1.0
 
     def __post_init__(self) -> None:
+        settle_fields(self)
         if self.lr <= 0 or self.warmup_steps < 0 or not 0 <= self.min_lr_ratio <= 1:
             raise InputError(
                 f"optim: need lr > 0, warmup_steps >= 0 and 0 <= min_lr_ratio <= 1; got lr="
@@ -206,6 +221,9 @@ class FineTuneConfig:
     crps_members: int = 4
     crps_nfe: int = 2
     period: Period | None = None
+
+    def __post_init__(self) -> None:
+        settle_fields(self)
 
     @property
     def objective_text(self) -> str:
@@ -250,13 +268,9 @@ class CalibrationConfig:
     balance: bool = False
 
     def __post_init__(self) -> None:
+        settle_fields(self)
         if self.seed < 0:  # numpy's SeedSequence would refuse it after the training
             raise InputError(f"calibration.seed must be at least 0, got {self.seed}")
-        if self.period is not None and not isinstance(self.period, Period):
-            raise InputError(
-                f"calibration.period {self.period!r} is not a pipeline.schema.Period: give "
-                f"Period('2019-03-18', '2019-03-21') (or None for cross-validation folds)"
-            )
 
 
 @dataclass(frozen=True)
@@ -296,6 +310,7 @@ class TrainConfig:
     sampler: str | None = None
 
     def __post_init__(self) -> None:
+        settle_fields(self)
         if self.calibration is not None and self.calibration.period is None:
             raise InputError(
                 "calibration.period is required in a training config: the calibration runs "

@@ -1,9 +1,10 @@
 """Frozen dataclasses from and to plain mappings, and mappings from YAML or TOML files.
 
-:func:`from_mapping` builds a (nested) frozen dataclass from a mapping, checking every key
-and coercing every value to its field's type: an unknown key, or a value of the wrong type,
-is an :class:`~pipeline.errors.InputError` naming its dotted path (``optim.lr``).
-:func:`to_mapping` is its inverse (plain dicts, lists and scalars, YAML/JSON-safe).
+:func:`from_mapping` (:mod:`pipeline.config_fields`, re-exported) builds a (nested) frozen
+dataclass from a mapping, checking every key and coercing every value to its field's type:
+an unknown key, or a value of the wrong type, is an :class:`~pipeline.errors.InputError`
+naming its dotted path (``optim.lr``). :func:`to_mapping` is its inverse (plain dicts,
+lists and scalars, YAML/JSON-safe).
 :func:`apply_overrides` applies ``--set key.sub=value`` overrides, read as YAML, to a mapping.
 :func:`is_toml` says whether a config file is TOML, :func:`toml_text` writes a value as TOML.
 """
@@ -11,42 +12,27 @@ is an :class:`~pipeline.errors.InputError` naming its dotted path (``optim.lr``)
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 import math
 import tomllib
-import types
-import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from pipeline.config_fields import from_mapping
 from pipeline.errors import InputError, refuse_dangling_link
 from pipeline.spec import split_pair
 
-
-def from_mapping(cls: type, data: Mapping[str, Any], where: str = "config") -> Any:
-    """Build the frozen dataclass ``cls`` from a nested mapping, checking keys and types.
-
-    A dataclass with a ``from_mapping`` classmethod (e.g. :class:`ModelSpec`) builds itself.
-    """
-    if not isinstance(data, Mapping):
-        raise InputError(f"{where} must be a mapping of keys to values, got {data!r}")
-    custom = cls.__dict__.get("from_mapping")
-    if custom is not None:
-        return cls.from_mapping(data, where)
-    names = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise InputError(f"unknown key(s) {unknown} in {where}; known keys: {sorted(names)}")
-    hints = typing.get_type_hints(cls)
-    kwargs = {name: _coerce(hints[name], value, f"{where}.{name}") for name, value in data.items()}
-    try:
-        return cls(**kwargs)
-    except TypeError as err:
-        raise InputError(f"{where}: {err}") from None
+__all__ = [
+    "apply_overrides",
+    "from_mapping",
+    "is_toml",
+    "read_mapping",
+    "to_mapping",
+    "toml_text",
+]
 
 
 def to_mapping(obj: Any) -> Any:
@@ -60,62 +46,6 @@ def to_mapping(obj: Any) -> Any:
     if isinstance(obj, Mapping):
         return {k: to_mapping(v) for k, v in obj.items()}
     return obj
-
-
-def _coerce(tp: Any, value: Any, where: str) -> Any:
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if tp is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        problems = []
-        for option in (a for a in args if a is not type(None)):
-            try:
-                return _coerce(option, value, where)
-            except InputError as err:
-                problems.append(str(err))
-        raise InputError("; or ".join(problems))
-    if dataclasses.is_dataclass(tp):
-        return value if isinstance(value, tp) else from_mapping(tp, value, where)
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise InputError(f"{where} must be a list, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-        if len(args) != len(value):
-            raise InputError(f"{where} must have {len(args)} entries, got {value!r}")
-        return tuple(
-            _coerce(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True))
-        )
-    if origin is dict or tp is dict:
-        if not isinstance(value, Mapping):
-            raise InputError(f"{where} must be a mapping, got {value!r}")
-        return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise InputError(f"{where} must be true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InputError(f"{where} must be an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InputError(f"{where} must be a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if isinstance(value, dt.date):  # YAML reads 2019-03-01 as a date
-            return value.isoformat()
-        if not isinstance(value, str):
-            raise InputError(f"{where} must be a string, got {value!r}")
-        return value
-    raise TypeError(f"{where}: unsupported config type {tp!r}")
 
 
 class _Loader(yaml.SafeLoader):

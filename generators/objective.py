@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from generators.backbone import BackboneConfig, UNet, repeat_encoded
 from generators.base import Batch, Condition
 from generators.samplers import SAMPLERS, NetworkFn, Sampler
+from pipeline.config_fields import settle_fields
 from pipeline.errors import InputError
 
 Encoded = tuple[Tensor, Tensor]
@@ -86,6 +87,7 @@ class ObjectiveConfig:
     crps_nfe: int = 2
 
     def __post_init__(self) -> None:
+        settle_fields(self)
         if (
             self.regression_weight < 0
             or self.crps_weight < 0

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from pipeline.config_fields import settle_fields
 from pipeline.errors import InputError
 from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LON, MEMBER
 from verification import physics as _physics_checks  # noqa: F401  (registers the checks)
@@ -75,7 +76,8 @@ class VerifyConfig:
     def __post_init__(self) -> None:
         for name in ("scores", "mean_over", "checks", "event_quantiles"):
             value = getattr(self, name)  # "init_time" is one name, not its letters
-            object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
+            object.__setattr__(self, name, (value,) if isinstance(value, str) else value)
+        settle_fields(self)
         for name in self.scores:
             SCORES[name]  # an unknown name is an InputError listing the known ones
         for name in self.checks:

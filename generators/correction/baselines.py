@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from pipeline.config_fields import settle_fields
 from pipeline.errors import InputError, counted, time_text, times_text
 from pipeline.forecast_store import (
     FORECAST_DIMS,
@@ -73,6 +74,7 @@ class BaselineConfig:
     window_days: float | None = None
 
     def __post_init__(self) -> None:
+        settle_fields(self)
         if self.members < 1:
             raise InputError(f"members must be at least 1, got {self.members}")
         if self.window_days is not None and self.window_days < 0:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline.config_fields import settle_fields
 from pipeline.errors import InputError
 
 BIAS_WEIGHT = "bias-correction"
@@ -63,6 +64,7 @@ class CorrectionSpec:
     rank_weight: float | None = None
 
     def __post_init__(self) -> None:
+        settle_fields(self)
         check_weight(self.bias_weight, BIAS_WEIGHT, off=True)
         for name, stage in (("spread_weight", SPREAD_WEIGHT), ("rank_weight", RANK_WEIGHT)):
             weight = getattr(self, name)

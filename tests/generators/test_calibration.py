@@ -427,11 +427,14 @@ def test_a_negative_calibration_seed_is_refused_with_the_config():
         CalibrationConfig(seed=-1)
 
 
-def test_a_calibration_period_that_is_no_period_is_refused_naming_the_fix():
+def test_a_calibration_period_that_is_no_period_is_read_as_one_or_refused_naming_the_fix():
     """A notebook's period={"start": ..., "end": ...} was taken, then ended the fit in
-    "'dict' object has no attribute 'start'" after the checkpoint was loaded."""
-    with pytest.raises(InputError, match=r"calibration\.period .*'start'.*Period\('2019"):
-        CalibrationConfig(period={"start": "2019-03-18", "end": "2019-03-21"})
+    "'dict' object has no attribute 'start'" after the checkpoint was loaded: it is the
+    Period it spells, as in a config file; a time alone is no period, refused at once."""
+    period = {"start": "2019-03-18", "end": "2019-03-21"}
+    assert CalibrationConfig(period=period).period == Period("2019-03-18", "2019-03-21")
+    with pytest.raises(InputError, match=r"CalibrationConfig\.period .*give .*Period"):
+        CalibrationConfig(period=pd.Timestamp("2019-03-18"))
 
 
 def test_the_fit_seed_is_recorded_for_a_rerun(capsys):
