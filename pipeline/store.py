@@ -51,13 +51,14 @@ from pipeline.duplicate_times import store_holds
 from pipeline.errors import InputError, StoreError, time_text
 from pipeline.grid import describe_grid, same_points
 from pipeline.ingest_blocks import write_blocks
+from pipeline.ingest_report import log_kept_and_resumed, refuse_only_late, warn_partly_late
 from pipeline.resent import warn_resent_differences
 from pipeline.running_statistics import RunningStatistics
 from pipeline.schema import HORIZONTAL, LAT, LEVEL, LON, SCHEMA_VERSION, TIME
 from pipeline.sources import Source
 from pipeline.store_swap import finish_interrupted_swap, swap_in
 from pipeline.store_target import check_replaceable
-from pipeline.timeaxis import axis_step, describe_step, off_axis, without_late_times
+from pipeline.timeaxis import axis_step, describe_step, late_times, off_axis
 from pipeline.transaction import collect_garbage, has_root_group, lock_path, locked, transaction
 
 __all__ = ["AnalysisStore", "held_times", "ingest", "open_canonical", "open_store", "read_state"]
@@ -160,7 +161,7 @@ def _ingest_into(
     """Prepare, write, finalise; whether the store is complete after. The statistics are
     folded in from the blocks as they are written (no pass over the store) when this run
     writes every time of a store it creates or every time it appends to a complete store."""
-    created, old_times, todo, store_id, running = _prepare(ds, origin, path)
+    created, old_times, todo, store_id, running, late = _prepare(ds, origin, path)
     warn_if_short_of_room(ds, len(todo), path)  # the times it writes: no second open
     if todo:
         try:
@@ -172,35 +173,42 @@ def _ingest_into(
             _roll_back(path, created, old_times, new_times)
             raise
         running = running if every_block else None
+    if late.size:  # after the writes: the count of those written is then true
+        warn_partly_late(path, late, pd.DatetimeIndex(ds[TIME].values), len(todo))
     return finalise(path, running)
 
 
 def _prepare(
     ds: xr.Dataset, origin: str, path: Path
-) -> tuple[bool, int, list[tuple[int, int]], str | None, RunningStatistics | None]:
+) -> tuple[
+    bool, int, list[tuple[int, int]], str | None, RunningStatistics | None, pd.DatetimeIndex
+]:
     """One transaction: create the store or check the input fits it, grow its time axis by
     the new times (their data deferred), and plan the writes.
 
     Returns whether the store was created, its number of times before, the (store
     index, source position) pairs still to write, the store's identity (None for a
     store written before stores had one), and the statistics to fold the writes into
-    (None where the writes are not all of the store's times after those it has summed).
-    Creation and growth commit together with the state, so the store never reads as
-    complete with unwritten times.
+    (None where the writes are not all of the store's times after those it has summed),
+    and the input's late times (in a gap of the store: they stay missing). An input with
+    late times and nothing to write is a StoreError. Creation and growth commit together
+    with the state, so the store never reads as complete with unwritten times.
     """
     source_times = pd.DatetimeIndex(ds[TIME].values)
     with transaction(path, f"ingest from {origin}: create or grow the time axis") as store:
         created = not has_root_group(store)
         if created:  # every time is to write, in the source's order
             store_id, running = _create(ds, origin, store), RunningStatistics(ds, source_times)
-            return True, 0, list(enumerate(range(source_times.size))), store_id, running
+            todo = list(enumerate(range(source_times.size)))
+            return True, 0, todo, store_id, running, source_times[:0]
         existing = xr.open_zarr(store, consolidated=False, chunks=None)
         _check_compatible(existing, ds, origin, path)
         if not existing.attrs[STATE_ATTR]["complete"]:
             collect_garbage(path)  # what an interrupted writer left unreferenced
         store_times = pd.DatetimeIndex(existing[TIME].values)
         old_times, running = store_times.size, None
-        new = without_late_times(store_times, source_times[~source_times.isin(store_times)], path)
+        late = late_times(store_times, source_times[~source_times.isin(store_times)])
+        new = source_times[~source_times.isin(store_times)].difference(late)
         if new.size:
             if store_times.size and new.min() <= store_times.max():
                 raise StoreError(
@@ -224,31 +232,14 @@ def _prepare(
         written[i:j] = True
     requested = store_times.isin(source_times)
     todo = np.flatnonzero(requested & ~written)
-    _log_kept_and_resumed(path, int((requested & written).sum()), todo, old_times, source_times)
+    if late.size and todo.size == 0:
+        refuse_only_late(path, late, source_times, store_times[-1])
+    log_kept_and_resumed(path, int((requested & written).sum()), todo, old_times, source_times)
     if todo.size == 0 and state["complete"]:
         log.info("%s: already holds every requested time; nothing to do", path)
     positions = source_times.get_indexer(store_times[todo])
     todo_pairs = list(zip(todo.tolist(), positions.tolist(), strict=True))
-    return created, old_times, todo_pairs, state.get(STORE_ID), running
-
-
-def _log_kept_and_resumed(
-    path: Path, kept: int, todo: np.ndarray, old_times: int, source_times: pd.DatetimeIndex
-) -> None:
-    """Say how many of the input's times the store holds written already (a rerun, or
-    overlapping inputs) and how many an interrupted ingest left unwritten on the axis."""
-    if kept:
-        log.info(
-            "%s: %d of the input's %d time(s) are in the store already: kept as written "
-            "there (not compared with the input; --overwrite rebuilds from the inputs)",
-            path, kept, source_times.size,
-        )  # fmt: skip
-    resumed = int((todo < old_times).sum())
-    if resumed:
-        log.info(  # two ingests at once write the same values: either one finishes it
-            "%s: writing %d time(s) of the store not yet written (an ingest was interrupted "
-            "there, or another one is writing them now)", path, resumed,
-        )  # fmt: skip
+    return created, old_times, todo_pairs, state.get(STORE_ID), running, late
 
 
 def _create(ds: xr.Dataset, origin: str, store: Store) -> str:

@@ -17,7 +17,6 @@ clock); :func:`calendar_months` recognises it, :func:`describe_step` prints it.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -26,8 +25,6 @@ import xarray as xr
 
 from pipeline.errors import InputError, time_text, times_text
 from pipeline.schema import TIME
-
-log = logging.getLogger(__name__)
 
 MEAN_MONTH = pd.Timedelta(seconds=365.2425 * 86400 / 12)
 """One calendar month as a fixed step: the mean Gregorian month, 2,629,746 s exactly."""
@@ -151,23 +148,14 @@ def missing_names(missing: pd.DatetimeIndex, shown: int = 5) -> str:
     return f"{times_text(missing[:3])} ... {time_text(missing[-1])} ({len(missing)} in all)"
 
 
-def without_late_times(times: pd.DatetimeIndex, new: pd.DatetimeIndex, where: object):
-    """``new`` less the missing times of the axis of sorted ``times`` (inside its period, on
-    its step), with a warning naming the store ``where``: analyses that arrived after
-    later ones, which a store, only growing at its end, cannot take in. Refusing them
-    refused the later times with them, so one late file stopped every later ingest."""
+def late_times(times: pd.DatetimeIndex, new: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """The times of ``new`` among the missing times of the axis of sorted ``times`` (inside
+    its period, on its step): analyses that arrived after later ones, which a store, only
+    growing at its end, cannot take in (:mod:`pipeline.ingest_report` says what became of
+    them). Refusing the input for them refused its later times too, so one late file
+    stopped every later ingest."""
     new = pd.DatetimeIndex(new)
-    late = new[new.isin(missing_times(pd.DatetimeIndex(times)))]
-    if late.size:
-        log.warning(
-            "%s: %d time(s) of the input fall in a gap of the store, first %s; a store only "
-            "grows at its end, so they stay missing times (--overwrite with inputs of every "
-            "time it is to hold rebuilds it with them)",
-            where,
-            late.size,
-            time_text(late[0]),
-        )
-    return new.difference(late)
+    return new[new.isin(missing_times(pd.DatetimeIndex(times)))]
 
 
 def consecutive_pairs(times: pd.DatetimeIndex, step: pd.Timedelta) -> np.ndarray:

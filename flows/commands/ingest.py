@@ -85,9 +85,9 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         held=held,
     )
-    if store is None:  # its times are written; the store waits for others (warned)
+    if store is None:  # its writes are done (any late times warned); the store waits for others
         print(
-            f"{args.store}: this ingest's times are written; the store is finalised "
+            f"{args.store}: this ingest's writes are done; the store is finalised "
             "(statistics, missing times) once every time of it is; `wxens info` then"
         )
         return 0

@@ -137,7 +137,7 @@ def test_resumed_ingest_counts_only_the_times_written(tmp_path, monkeypatch, cap
     # an ingest interrupted after its first block grew the time axis to every time but
     # wrote only that block: its rerun must not say every time is in the store already
     source, store = ingest_stopped_after_one_block(tmp_path, monkeypatch)
-    with caplog.at_level("INFO", logger="pipeline.store"):
+    with caplog.at_level("INFO", logger="pipeline.ingest_report"):
         ingest(source, store, progress=False)
     assert "8 of the input's 8 time(s) are in the store already" not in caplog.text
     assert "2 of the input's 8 time(s) are in the store already: kept as written" in caplog.text
@@ -159,7 +159,7 @@ def test_an_ingest_done_before_the_other_one_writing_the_store_does_not_fail(
     err, out = capsys.readouterr()[::-1]
     assert "error" not in err and "Traceback" not in err
     assert "4 time(s) are not written yet (another ingest is writing" in caplog.text
-    assert f"{store}: this ingest's times are written" in out and "wxens info" in out
+    assert f"{store}: this ingest's writes are done" in out and "wxens info" in out
     assert main(["ingest", str(source), "--store", str(store)]) == 0  # the rest
     assert open_store(store).dataset.sizes["time"] == 8
 
@@ -167,7 +167,7 @@ def test_an_ingest_done_before_the_other_one_writing_the_store_does_not_fail(
 def test_later_times_append_and_statistics_follow(tmp_path, caplog):
     full, store = store_of_the_first_five(tmp_path)
     assert open_store(store).dataset.sizes["time"] == 5
-    with caplog.at_level("INFO", logger="pipeline.store"):
+    with caplog.at_level("INFO", logger="pipeline.ingest_report"):
         appended = ingest(tmp_path / "all.nc", store, progress=False)
     # the overlap is said to be kept as stored (revised values in it went unmentioned)
     assert "5 of the input's 8 time(s) are in the store already: kept as written" in caplog.text
@@ -220,10 +220,10 @@ def test_late_analyses_in_a_gap_do_not_stop_the_later_ones(tmp_path, caplog):
     store = tmp_path / "s.zarr"
     ingest(tmp_path / "first.nc", store, progress=False)
     assert open_store(store).missing_times == tuple(times[4:6])
-    with caplog.at_level("WARNING", logger="pipeline.timeaxis"):
+    with caplog.at_level("WARNING", logger="pipeline.ingest_report"):
         grown = ingest(tmp_path / "all.nc", store, progress=False)
     # the late time as wxens info shows it, not as a Timestamp prints (2021-01-02 00:00:00)
-    assert "fall in a gap of the store, first 2021-01-02T00:00;" in caplog.text
+    assert "stay missing, in a gap of the store, first 2021-01-02T00:00;" in caplog.text
     assert "00:00:00" not in caplog.text
     assert grown.dataset.sizes["time"] == 10 and grown.missing_times == tuple(times[4:6])
     np.testing.assert_allclose(

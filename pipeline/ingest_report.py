@@ -1,0 +1,77 @@
+"""What an ingest says of its input's times besides writing them: those the store holds
+written already (a rerun, overlapping inputs), those an interrupted ingest left unwritten
+on the axis, and the late ones that stay missing.
+
+A late time falls in a gap of the store (:func:`pipeline.timeaxis.late_times`): another
+ingest appended later times first (two ingests of consecutive days started together), or
+the analysis came after later ones. A store only grows at its end, so it stays missing. An
+ingest that writes nothing because its times are all late (or late and held) is refused:
+it said its times were written and exited 0, its rerun said the store held every requested
+time, and the period stayed missing unnoticed.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import StoreError, time_text
+
+log = logging.getLogger(__name__)
+
+#: What to do about late times, which an ingest into the same store can never add.
+LATE_REMEDY = (
+    "a store only grows at its end, so they stay missing: rebuild it with --overwrite from "
+    "inputs of every time it is to hold, or ingest this input into a new --store"
+)
+
+
+def refuse_only_late(
+    path: Path, late: pd.DatetimeIndex, source_times: pd.DatetimeIndex, last: pd.Timestamp
+) -> None:
+    """StoreError for an ingest into ``path`` that writes none of ``source_times``: the
+    ``late`` ones fall in a gap of a store that holds times up to ``last``, the others it
+    holds already. Names the first late time and the remedy."""
+    held = source_times.size - late.size
+    kept = f"; {held} are in the store already" if held else ""
+    raise StoreError(
+        f"{path}: none of the input's {source_times.size} time(s) was written{kept}; "
+        f"{late.size} fall in a gap of the store, first {time_text(late[0])} (it holds times "
+        f"up to {time_text(last)}: another ingest appended later times first); {LATE_REMEDY}"
+    )
+
+
+def warn_partly_late(
+    path: Path, late: pd.DatetimeIndex, source_times: pd.DatetimeIndex, written: int
+) -> None:
+    """Warn, once ``written`` of ``source_times`` are written into ``path``, how many of
+    them it holds already and that the ``late`` ones stay missing, naming the first."""
+    held = source_times.size - late.size - written
+    log.warning(
+        "%s: %d of the input's %d time(s) written%s; %d stay missing, in a gap of the store, "
+        "first %s; %s",
+        path, written, source_times.size, f" ({held} were in the store already)" if held else "",
+        late.size, time_text(late[0]), LATE_REMEDY,
+    )  # fmt: skip
+
+
+def log_kept_and_resumed(
+    path: Path, kept: int, todo: np.ndarray, old_times: int, source_times: pd.DatetimeIndex
+) -> None:
+    """Say how many of the input's times the store holds written already (a rerun, or
+    overlapping inputs) and how many an interrupted ingest left unwritten on the axis."""
+    if kept:
+        log.info(
+            "%s: %d of the input's %d time(s) are in the store already: kept as written "
+            "there (not compared with the input; --overwrite rebuilds from the inputs)",
+            path, kept, source_times.size,
+        )  # fmt: skip
+    resumed = int((todo < old_times).sum())
+    if resumed:
+        log.info(  # two ingests at once write the same values: either one finishes it
+            "%s: writing %d time(s) of the store not yet written (an ingest was interrupted "
+            "there, or another one is writing them now)", path, resumed,
+        )  # fmt: skip

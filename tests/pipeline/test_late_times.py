@@ -1,0 +1,87 @@
+"""Analyses that arrive after later ones (in a gap of the store, which only grows at its
+end): what an ingest of them writes and says.
+
+Two ingests of consecutive days started together, the later day's growing the store first,
+left the earlier day missing for good; its ingest warned, then said its times were written
+and exited 0, and a rerun said the store held every requested time."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from flows.cli import main
+from pipeline.errors import StoreError
+from pipeline.store import ingest, open_store
+
+TIMES = pd.date_range("2021-06-01", periods=12, freq="6h")
+
+
+def netcdf(path: Path, times: pd.DatetimeIndex) -> Path:
+    """A small file of 2 m temperature at ``times`` (values from their position)."""
+    data = 280.0 + 0.1 * np.arange(len(times) * 6, dtype="float64").reshape(len(times), 2, 3)
+    xr.Dataset(
+        {"tas": (("time", "lat", "lon"), data, {"units": "K"})},
+        coords={"time": times, "lat": [50.0, 51.0], "lon": [0.0, 1.0, 2.0]},
+    ).to_netcdf(path)
+    return path
+
+
+def store_with_a_gap(tmp_path: Path) -> Path:
+    """``s.zarr`` of TIMES[:4] and TIMES[8:]: the next day grew it before the day between
+    (TIMES[4:8]) came."""
+    store = tmp_path / "s.zarr"
+    ingest(netcdf(tmp_path / "first.nc", TIMES[:4]), store, progress=False)
+    ingest(netcdf(tmp_path / "third.nc", TIMES[8:]), store, progress=False)
+    return store
+
+
+def test_an_ingest_of_only_late_times_is_refused_naming_the_first_and_the_remedy(tmp_path):
+    store = store_with_a_gap(tmp_path)
+    late = netcdf(tmp_path / "second.nc", TIMES[4:8])
+    for _ in range(2):  # the rerun too: it said the store held every requested time
+        with pytest.raises(StoreError) as refused:
+            ingest(late, store, progress=False)
+        said = str(refused.value)
+        assert "none of the input's 4 time(s) was written" in said
+        assert "first 2021-06-02T00:00" in said and "up to 2021-06-03T18:00" in said
+        assert "--overwrite" in said and "new --store" in said
+        assert open_store(store).missing_times == tuple(TIMES[4:8])
+
+
+def test_the_cli_ends_with_the_refusal_and_exit_code_2(tmp_path, capsys):
+    store = store_with_a_gap(tmp_path)
+    late = netcdf(tmp_path / "second.nc", TIMES[4:8])
+    capsys.readouterr()
+    assert main(["ingest", str(late), "--store", str(store), "--no-progress"]) == 2
+    out, err = capsys.readouterr()
+    assert "is finalised" not in out + err and "nothing to do" not in out + err
+    assert "none of the input's 4 time(s) was written" in err.strip().splitlines()[-1]
+
+
+def test_late_times_held_beside_kept_ones_are_refused_too(tmp_path):
+    # a rerun of the two first days: the first is in the store, the second is late
+    store = store_with_a_gap(tmp_path)
+    with pytest.raises(StoreError, match=r"4 are in the store already; 4 fall in a gap"):
+        ingest(netcdf(tmp_path / "two.nc", TIMES[:8]), store, progress=False)
+
+
+def test_an_ingest_of_some_late_times_says_how_many_it_wrote_and_lost(tmp_path, caplog):
+    store = tmp_path / "s.zarr"
+    ingest(netcdf(tmp_path / "first.nc", TIMES[[0, 1, 2, 3, 6, 7]]), store, progress=False)
+    logger = logging.getLogger("pipeline.ingest_report")
+    logger.addHandler(caplog.handler)
+    try:
+        ingest(netcdf(tmp_path / "all.nc", TIMES), store, progress=False)
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert (
+        "4 of the input's 12 time(s) written (6 were in the store already); 2 stay missing"
+        in caplog.text
+    )
+    assert open_store(store).missing_times == tuple(TIMES[4:6])
