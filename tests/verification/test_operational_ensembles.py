@@ -176,8 +176,9 @@ def test_members_perturbed_refuses_a_file_that_does_not_name_its_control(truth, 
     ensemble.expand_dims(time=fields.time.values[:1]).assign_coords(
         prediction_timedelta=("valid", pd.to_timedelta(STEPS_H, unit="h"))
     ).swap_dims(valid="prediction_timedelta").drop_vars("valid").to_zarr(path, consolidated=False)
-    with pytest.raises(InputError, match="does not say which member is the control"):
+    with pytest.raises(InputError, match="does not say which member is the control") as refused:
         verify_store(path, store, tmp_path / "s.nc", config=SETTINGS, members="perturbed")
+    assert str(refused.value).endswith("verify all its members: --members all")  # not unsaid
 
 
 def test_members_perturbed_verifies_every_member_of_a_wxens_store(truth, tmp_path):
