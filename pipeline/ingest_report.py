@@ -40,7 +40,7 @@ def refuse_only_late(
     raise StoreError(
         f"{path}: none of the input's {source_times.size} time(s) was written{kept}; "
         f"{late.size} fall in a gap of the store, first {time_text(late[0])} (it holds times "
-        f"up to {time_text(last)}: another ingest appended later times first); {LATE_REMEDY}"
+        f"up to {time_text(last)}: later times were ingested first); {LATE_REMEDY}"
     )
 
 
