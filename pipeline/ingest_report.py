@@ -5,9 +5,11 @@ on the axis, and the late ones that stay missing.
 A late time falls in a gap of the store (:func:`pipeline.timeaxis.late_times`): another
 ingest appended later times first (two ingests of consecutive days started together), or
 the analysis came after later ones. A store only grows at its end, so it stays missing. An
-ingest that writes nothing because its times are all late (or late and held) is refused:
-it said its times were written and exited 0, its rerun said the store held every requested
-time, and the period stayed missing unnoticed.
+ingest whose times are all late is refused: it said its times were written and exited 0,
+its rerun said the store held every requested time, and the period stayed missing
+unnoticed. One that holds or writes others warns of its late ones after its writes: a
+served ingest of a glob reads again the files the store holds, and one late file among
+them would fail every run that finds no new file.
 """
 
 from __future__ import annotations
@@ -29,18 +31,13 @@ LATE_REMEDY = (
 )
 
 
-def refuse_only_late(
-    path: Path, late: pd.DatetimeIndex, source_times: pd.DatetimeIndex, last: pd.Timestamp
-) -> None:
-    """StoreError for an ingest into ``path`` that writes none of ``source_times``: the
-    ``late`` ones fall in a gap of a store that holds times up to ``last``, the others it
-    holds already. Names the first late time and the remedy."""
-    held = source_times.size - late.size
-    kept = f"; {held} are in the store already" if held else ""
+def refuse_only_late(path: Path, late: pd.DatetimeIndex, last: pd.Timestamp) -> None:
+    """StoreError for an ingest into ``path`` whose times are all ``late``: in a gap of a
+    store that holds times up to ``last``. Names the first late time and the remedy."""
     raise StoreError(
-        f"{path}: none of the input's {source_times.size} time(s) was written{kept}; "
-        f"{late.size} fall in a gap of the store, first {time_text(late[0])} (it holds times "
-        f"up to {time_text(last)}: later times were ingested first); {LATE_REMEDY}"
+        f"{path}: none of the input's {late.size} time(s) was written: they fall in a gap of "
+        f"the store, first {time_text(late[0])} (it holds times up to {time_text(last)}: "
+        f"later times were ingested first); {LATE_REMEDY}"
     )
 
 

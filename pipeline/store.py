@@ -190,8 +190,8 @@ def _prepare(
     index, source position) pairs still to write, the store's identity (None for a
     store written before stores had one), and the statistics to fold the writes into
     (None where the writes are not all of the store's times after those it has summed),
-    and the input's late times (in a gap of the store: they stay missing). An input with
-    late times and nothing to write is a StoreError. Creation and growth commit together
+    and the input's late times (in a gap of the store: they stay missing). An input of
+    late times only is a StoreError. Creation and growth commit together
     with the state, so the store never reads as complete with unwritten times.
     """
     source_times = pd.DatetimeIndex(ds[TIME].values)
@@ -232,10 +232,10 @@ def _prepare(
         written[i:j] = True
     requested = store_times.isin(source_times)
     todo = np.flatnonzero(requested & ~written)
-    if late.size and todo.size == 0:
-        refuse_only_late(path, late, source_times, store_times[-1])
+    if late.size == source_times.size:  # none it holds or writes: the ingest did nothing
+        refuse_only_late(path, late, store_times[-1])
     log_kept_and_resumed(path, int((requested & written).sum()), todo, old_times, source_times)
-    if todo.size == 0 and state["complete"]:
+    if todo.size == 0 and state["complete"] and not late.size:  # late ones are warned of
         log.info("%s: already holds every requested time; nothing to do", path)
     positions = source_times.get_indexer(store_times[todo])
     todo_pairs = list(zip(todo.tolist(), positions.tolist(), strict=True))
