@@ -180,9 +180,6 @@ def _dispatch(argv: list[str] | None) -> int:
     try:
         with sigterm_raises():  # an extension's import may be slow: stopped in one line too
             load_extensions()
-    except WxensError as err:  # a name an extension registers twice: no command can run
-        _say(f"wxens: error: {err}")
-        return err.exit_code
     except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM: nothing ran, nothing kept
         return stopped_before_a_command(interrupt)
     args = build_parser().parse_args(argv)

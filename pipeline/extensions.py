@@ -18,9 +18,10 @@ distribution, the error and the fix, and the others still load. A warning, not a
 it is third-party code the command may not need (``wxens info``, ``wxens compact``), and
 an error would make every command unusable until it is fixed or uninstalled; a command
 that names one of its parts fails on that name, with the failed extensions in the
-message (:func:`failed_note`). A name that an extension registers twice (one of wxens'
-own, or another extension's) is an :class:`~pipeline.errors.InputError` naming both
-(:func:`registered_by`).
+message (:func:`failed_note`). A name registered twice, an extension's taken by wxens or
+by an extension loaded before it, is by the same rule a warning naming both: the first
+owner's (wxens' own, whenever it registers) is kept, and every command still runs
+(:func:`name_taken`).
 """
 
 from __future__ import annotations
@@ -30,16 +31,10 @@ import threading
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 
-from pipeline.errors import InputError
-
 GROUP = "wxens.extensions"
 """The entry-point group of wxens extensions."""
 
 log = logging.getLogger(__name__)
-
-
-class NameTaken(InputError):
-    """A name registered twice in one registry (by an extension, most likely)."""
 
 
 @dataclass
@@ -69,7 +64,7 @@ _loading: Extension | None = None
 def load_extensions() -> tuple[Extension, ...]:
     """Import every entry point of :data:`GROUP`, once per process (a later call, or one
     made while an extension imports, returns what is loaded so far). A failed import is a
-    warning; a :class:`NameTaken` (a name registered twice) is raised."""
+    warning."""
     global _extensions
     with _LOCK:
         if _extensions is not None:
@@ -95,8 +90,6 @@ def _load(point) -> None:
     _loading = extension
     try:
         point.load()
-    except NameTaken:
-        raise  # a name registered twice: the user must rename one of them
     except Exception as err:
         extension.error = f"{type(err).__name__}: {err}"
         uninstall = f"pip uninstall {extension.distribution}"
@@ -111,15 +104,43 @@ def _load(point) -> None:
         _loading = None
 
 
-def registered_by(kind: str, name: str, module: str | None) -> str:
-    """Who registers ``name`` in the registry of ``kind`` from ``module``, in words for a
-    message: the extension being imported, if ``module`` is of its package (noted as
-    registered by it; wxens' own modules it imports register as themselves), or ``module``."""
+@dataclass(frozen=True)
+class Owner:
+    """Who registered a name: in words, and the extension when one did (None: wxens)."""
+
+    label: str
+    extension: Extension | None = None
+
+
+def registered_by(kind: str, name: str, module: str | None) -> Owner:
+    """Who registers ``name`` in the registry of ``kind`` from ``module``: the extension being
+    imported, if ``module`` is of its package (noted as registered by it; wxens' own modules
+    it imports register as themselves), or ``module``."""
     package = (module or "").partition(".")[0]
     if _loading is not None and package == _loading.target.partition(".")[0]:
         _loading.registered.append(f"{kind} {name}")
-        return _loading.label
-    return module or "(unknown module)"
+        return Owner(_loading.label, _loading)
+    return Owner(module or "(unknown module)")
+
+
+def name_taken(kind: str, name: str, kept: Owner, dropped: Owner) -> None:
+    """Warn that ``dropped`` (an extension) registered ``name``, taken by ``kept``, and note
+    it on the extension (``wxens info``): a warning, as for an extension that fails to
+    import, so that every command, ``info`` first, still runs and names the culprit."""
+    assert dropped.extension is not None
+    said = f"{kind} {name}"
+    done = dropped.extension.registered
+    done[done.index(said)] = f"{said} (not used: taken by {kept.label})"
+    log.warning(
+        "%s %r is registered by %s and by %s; the command goes on with %s's. Rename the "
+        "extension's, or uninstall it (pip uninstall %s)",
+        kind,
+        name,
+        kept.label,
+        dropped.label,
+        kept.label,
+        dropped.extension.distribution,
+    )
 
 
 def failed_note() -> str:

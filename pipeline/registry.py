@@ -12,7 +12,13 @@ from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 from pipeline.errors import InputError
-from pipeline.extensions import NameTaken, failed_note, load_extensions, registered_by
+from pipeline.extensions import (
+    Owner,
+    failed_note,
+    load_extensions,
+    name_taken,
+    registered_by,
+)
 
 T = TypeVar("T")
 
@@ -27,25 +33,39 @@ class Registry(Generic[T]):
     def __init__(self, kind: str):
         self.kind = kind
         self._entries: dict[str, T] = {}
-        self._origins: dict[str, str] = {}
+        self._owners: dict[str, Owner] = {}
 
     def register(self, name: str, *, module: str | None = None) -> Callable[[T], T]:
         """Decorator: list an entry under ``name``. ``module`` (default: the entry's
-        ``__module__``) names who registered it should the name come again: a
-        :class:`NameTaken` (an InputError) naming both, e.g. an extension's taken name."""
+        ``__module__``) names who registered it should the name come again: an extension's
+        name taken by wxens or by an extension loaded before it is a warning naming both
+        (:func:`~pipeline.extensions.name_taken`), and wxens' (or the first) entry is kept,
+        whichever registered first; a name wxens registers twice is a TypeError (its bug)."""
 
         def decorate(entry: T) -> T:
-            origin = registered_by(self.kind, name, module or getattr(entry, "__module__", None))
-            if name in self._entries:
-                raise NameTaken(
-                    f"{self.kind} {name!r} registered twice: by {self._origins[name]} and by "
-                    f"{origin}; rename the extension's (or uninstall one of them)"
+            owner = registered_by(self.kind, name, module or getattr(entry, "__module__", None))
+            held = self._owners.get(name)
+            if held is not None and owner.extension is not None:
+                name_taken(self.kind, name, kept=held, dropped=owner)
+                return entry
+            if held is not None and held.extension is None:
+                raise TypeError(
+                    f"{self.kind} {name!r} registered twice: by {held.label} and by "
+                    f"{owner.label}; give one of them another name"
                 )
+            if held is not None:  # wxens' own, after an extension's: the built-in wins
+                name_taken(self.kind, name, kept=owner, dropped=held)
             self._entries[name] = entry
-            self._origins[name] = origin
+            self._owners[name] = owner
             return entry
 
         return decorate
+
+    def extension_of(self, name: str) -> str | None:
+        """The extension that registered ``name``, in words; None for wxens' own."""
+        self._loaded()
+        owner = self._owners[name]
+        return owner.label if owner.extension is not None else None
 
     def implement(self, name: str) -> Callable[[T], T]:
         """Decorator: put a class in the place of the entry ``name``, a class it subclasses

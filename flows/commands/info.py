@@ -36,6 +36,14 @@ def describe_environment() -> str:
     """The versions of wxens and the packages that shape its values, and each extension
     installed as a package (:mod:`pipeline.extensions`): its distribution, version and
     what it registered, or why it failed to import."""
+    # wxens' own parts registered (the torch-free ones), so that an extension's name they
+    # take is a warning naming both here too, and its line below says it is not used
+    import generators.correction.baselines  # noqa: F401
+    import generators.sampler_spec  # noqa: F401
+    import pipeline.adapters  # noqa: F401
+    import pipeline.sources  # noqa: F401
+    import verification.physics  # noqa: F401
+    import verification.scores  # noqa: F401
     from pipeline.extensions import GROUP, load_extensions
     from pipeline.software import software_versions
 
