@@ -14,8 +14,9 @@ common, and the same initial times (a CRPS over other days is not comparable;
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,13 @@ import xarray as xr
 from pipeline.errors import InputError
 from pipeline.schema import LEAD_TIME
 from verification.config import VARIABLE
-from verification.output import TRUTH_PATH, TRUTH_STORE_ID, TRUTH_TIMES, VARIABLE_UNITS
+from verification.output import (
+    TRUTH_PATH,
+    TRUTH_STORE_ID,
+    TRUTH_TIMES,
+    VARIABLE_UNITS,
+    added_scores,
+)
 
 EXPERIMENT = "experiment"
 
@@ -48,6 +55,24 @@ COMPARED = {
     "rank_max_min": ("rank max/min (perfect-model floor)", nearest_one_is_best),
     "ensemble_mean_rmse": ("ensemble-mean RMSE", lowest_is_best),
 }
+
+
+def distance_from(best: float, values: xr.DataArray) -> xr.DataArray:
+    """How far a score is from ``best``, its value for a perfect forecast."""
+    return abs(values - best)
+
+
+def compared(card: xr.Dataset) -> dict[str, tuple[str, Callable | None]]:
+    """:data:`COMPARED`, then the scores extensions added to ``card``
+    (:func:`~verification.output.added_scores`): headed by their names, the best the
+    nearest to their ``best`` attribute (none marked where it is NaN, as a spread's)."""
+    added = {}
+    for name in added_scores(card):
+        best = float(card[name].attrs.get("best", np.nan))
+        added[name] = (name, None if np.isnan(best) else partial(distance_from, best))
+    return COMPARED | added
+
+
 FLOOR = "rank_max_min_perfect_model"
 COUNT = "n_verified"
 MARK = "*"
@@ -136,11 +161,12 @@ def compare_scorecards(
     """The scorecards of ``sources`` (scores files, or trees) side by side.
 
     Returns a Dataset with dims ``(experiment, variable, lead_time)`` holding
-    :data:`COMPARED`'s scores, the perfect-model floor and ``n_verified`` where the files
-    hold them (NaN where one file lacks a score), the coordinate ``variable_units``
-    (variable), on the variables and leads every file holds (``leads_hours``: only these).
-    Its attrs: ``left_out``, ``different_inits``, ``different_truths`` and
-    ``truth_unrecorded`` (files written before the truth was recorded), lines to show.
+    :func:`compared`'s scores (an extension's too), the perfect-model floor and
+    ``n_verified`` where the files hold them (NaN where one file lacks a score), the
+    coordinate ``variable_units`` (variable), on the variables and leads every file holds
+    (``leads_hours``: only these). Its attrs: ``left_out``, ``different_inits``,
+    ``different_truths`` and ``truth_unrecorded`` (files written before the truth was
+    recorded), lines to show.
 
     Raises :class:`InputError` for a file that is not a wxens scores file, names that are
     not one per file or repeat, a variable in other units in two files, no variable or lead
@@ -188,7 +214,7 @@ def compare_scorecards(
         "verified different initial times, and a CRPS over other days is",
         "the same --init times, or pass --allow-different-inits",
     )
-    wanted = [*COMPARED, FLOOR, COUNT]
+    wanted = [*dict.fromkeys(n for e in experiments for n in compared(e.card)), FLOOR, COUNT]
     cards = [
         e.card[[n for n in wanted if n in e.card]].sel({VARIABLE: variables, LEAD_TIME: leads})
         for e in experiments

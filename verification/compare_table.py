@@ -11,9 +11,16 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.schema import LEAD_TIME, split_channel
-from verification.compare import COMPARED, COUNT, EXPERIMENT, FLOOR, MARK
+from verification.compare import COUNT, EXPERIMENT, FLOOR, MARK, compared
 from verification.config import VARIABLE
-from verification.output import VARIABLE_UNITS, card_in_units, score_text, unit_factors
+from verification.output import (
+    UNITS_PER_VARIABLE,
+    VARIABLE_UNITS,
+    added_scores,
+    card_in_units,
+    score_text,
+    unit_factors,
+)
 
 
 def table_in_units(table: xr.Dataset, wanted) -> tuple[xr.Dataset, dict[str, tuple[str, float]]]:
@@ -33,7 +40,7 @@ def table_in_units(table: xr.Dataset, wanted) -> tuple[xr.Dataset, dict[str, tup
 
 def best(values: xr.DataArray, from_best: Callable | None) -> xr.DataArray:
     """Where along ``experiment`` each row's best value is (bool; ties all marked): the
-    nearest by ``from_best`` (a distance of :data:`~verification.compare.COMPARED`);
+    nearest by ``from_best`` (a distance of :func:`~verification.compare.compared`);
     nothing marked where it is None (the floor, the points verified)."""
     if from_best is None:
         return xr.zeros_like(values, dtype=bool)
@@ -46,9 +53,10 @@ def comparison_frame(table: xr.Dataset) -> pd.DataFrame:
     its floor as a row of its own, ``rank_max_min_perfect_model``), and ``best``: the
     experiments marked best, joined by ``;``. For a CSV file: full precision."""
     rows = []
-    shown = [n for n in (*COMPARED, FLOOR, COUNT) if n in table]
+    scores = compared(table)
+    shown = [n for n in (*scores, FLOOR, COUNT) if n in table]
     for score in shown:
-        from_best = COMPARED.get(score, (None, None))[1]
+        from_best = scores.get(score, (None, None))[1]
         marks = best(table[score], from_best)
         for variable in table[VARIABLE].values:
             for lead in table[LEAD_TIME].values:
@@ -68,19 +76,21 @@ def _hours(lead: np.timedelta64) -> float:
 
 
 def _unit(table: xr.Dataset, score: str, variable) -> str:
-    """The variable's units for a score in them (CRPS, RMSE), "1" for a ratio, "" a count."""
-    if score in ("fair_crps", "ensemble_mean_rmse"):
+    """The variable's units for a score in them (CRPS, RMSE, an extension's so marked), ""
+    for a count, else the score's own ("1" for a ratio)."""
+    if score in ("fair_crps", "ensemble_mean_rmse") or UNITS_PER_VARIABLE in table[score].attrs:
         return str(table[VARIABLE_UNITS].sel({VARIABLE: variable}).item())
-    return "" if score == COUNT else "1"
+    return "" if score == COUNT else str(table[score].attrs.get("units", "1"))
 
 
 def comparison_table(table: xr.Dataset) -> str:
     """The text to print: a block per score (its header and unit), a row per variable and
     lead (hours), a column per experiment, four significant digits, the best marked
     ``*`` (the lowest CRPS and RMSE, the spread/skill and rank max/min nearest 1); the rank
-    max/min as ``value (floor)``. Points verified are shown only where the experiments differ."""
+    max/min as ``value (floor)``; an extension's scores after them, the nearest their best
+    marked. Points verified are shown only where the experiments differ."""
     blocks = []
-    for score, (header, from_best) in COMPARED.items():
+    for score, (header, from_best) in compared(table).items():
         if score not in table:
             continue
         marks = best(table[score], from_best)
@@ -105,6 +115,6 @@ def comparison_table(table: xr.Dataset) -> str:
     legend = (
         f"{MARK} best: lowest fair CRPS and RMSE, spread/skill and rank max/min nearest 1 "
         "(a flat histogram; the floor in brackets is what a perfect model shows)"
-    )
+    ) + ("; an extension's score: nearest its best" if added_scores(table) else "")
     return "\n\n".join([*blocks, legend])
 

@@ -284,6 +284,18 @@ def card_in_units(card: xr.Dataset, factors: Mapping[str, tuple[str, float]]) ->
     return out
 
 
+#: The attribute of a scorecard entry that an extension registered: the extension, in words.
+REGISTERED_BY = "registered_by"
+
+
+def added_scores(card: xr.Dataset) -> list[str]:
+    """The scores of ``card`` that extensions registered (:data:`REGISTERED_BY`), in its
+    order: shown after the built-ins by the printed table, the report and ``wxens compare``,
+    which lay out the built-ins themselves; read from the file, so that ``compare`` shows
+    them where the extension is not installed."""
+    return [str(n) for n, da in card.data_vars.items() if REGISTERED_BY in da.attrs]
+
+
 #: Short headers of the printed scorecard (:func:`printable_card`); the file keeps the names.
 PRINTED_HEADERS = {
     "fair_crps": "fair CRPS",

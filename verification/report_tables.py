@@ -18,6 +18,7 @@ import xarray as xr
 
 from pipeline.schema import LEAD_TIME
 from verification.config import VARIABLE
+from verification.output import added_scores
 from verification.plots import channel_units, label_with_units
 
 
@@ -129,8 +130,8 @@ def score_table(card: xr.Dataset, columns: list[Column]) -> str:
 
 
 def scorecard_tables(card: xr.Dataset) -> dict[str, str]:
-    """The scorecard's tables in HTML: ``skill``, ``calibration`` and, when the card has
-    Brier scores, ``events``."""
+    """The scorecard's tables in HTML: ``skill`` (the extensions' scores last, by name, their
+    long names as tooltips), ``calibration`` and, when the card has Brier scores, ``events``."""
     brier = [
         Column(name.replace("brier_score_", "Brier > "), name)
         for name in map(str, card.data_vars)
@@ -141,6 +142,7 @@ def scorecard_tables(card: xr.Dataset) -> dict[str, str]:
         skill.append(NO_FORECAST)
     if partly_paired(card):
         skill.insert(skill.index(SKILL[-2]) + 1, WITH_REFERENCE)
+    skill += [Column(name, name) for name in added_scores(card)]  # an extension's, last
     tables = {
         "skill": score_table(card, skill),
         "calibration": score_table(card, _present(card, CALIBRATION)),

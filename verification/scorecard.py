@@ -76,7 +76,13 @@ from verification.coverage import (
     warn_ensemble_size,
     warn_incomplete,
 )
-from verification.output import POWER_UNITS, VARIABLE_UNITS, cf_units, spectrum_units
+from verification.output import (
+    POWER_UNITS,
+    REGISTERED_BY,
+    VARIABLE_UNITS,
+    cf_units,
+    spectrum_units,
+)
 from verification.physics_group import physics_group, physics_sample
 from verification.resampling import score_parts
 from verification.spectra import ZONAL_WAVENUMBER, has_spectrum, power_spectrum
@@ -306,6 +312,8 @@ def _scorecard(computed: dict[str, Any], t: xr.DataArray, config: VerifyConfig) 
         card[name] = computed[name].assign_attrs(
             long_name=spec.long_name, units=spec.units, best=spec.best
         )
+        if (extension := SCORES.extension_of(name)) is not None:
+            card[name].attrs[REGISTERED_BY] = extension
     flatness = vr.rank_flatness(computed["rank_histogram"])
     card["rank_chi_square"] = flatness["chi_square"].assign_attrs(long_name="rank histogram χ²")
     card["rank_p_value"] = flatness["p_value"].assign_attrs(

@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         check_interval_block,
         check_interval_level,
     )
-    from verification.output import card_in_units, printable_card, unit_factors
+    from verification.output import added_scores, card_in_units, printable_card, unit_factors
     from verification.run import verify_store
 
     init_times = None
@@ -219,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
     paired = card.get("n_verified_with_reference")
     if paired is not None and bool((paired < card["n_verified"]).any()):
         printed = (*dict.fromkeys((*printed, "n_verified")), "n_verified_with_reference")
-    columns = [name for name in printed if name in card]
+    columns = [name for name in (*printed, *added_scores(card)) if name in card]
     shown = {split_channel(str(c))[0] for c in card[VARIABLE].values}
     for variable, (unit, factor) in factors.items():
         if variable in shown:
