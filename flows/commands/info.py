@@ -32,31 +32,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def describe_environment() -> str:
-    """The versions of wxens and the packages that shape its values, and each extension
-    installed as a package (:mod:`pipeline.extensions`): its distribution, version and
-    what it registered, or why it failed to import."""
-    # wxens' own parts registered (the torch-free ones), so that an extension's name they
-    # take is a warning naming both here too, and its line below says it is not used
-    import generators.correction.baselines  # noqa: F401
-    import generators.sampler_spec  # noqa: F401
-    import pipeline.adapters  # noqa: F401
-    import pipeline.sources  # noqa: F401
-    import verification.physics  # noqa: F401
-    import verification.scores  # noqa: F401
-    from pipeline.extensions import GROUP, load_extensions
-    from pipeline.software import software_versions
-
-    extensions = load_extensions()  # the CLI loaded them: the same ones, not again
-    lines = [f"software   {software_versions()}"]
-    for e in extensions:
-        did = f"failed: {e.error}" if e.error else ", ".join(e.registered) or "registers nothing"
-        lines.append(f"extension  {e.name} = {e.target} ({e.distribution} {e.version}): {did}")
-    if not extensions:
-        lines.append(f"extensions none installed (entry points of the group {GROUP})")
-    return "\n".join(lines)
-
-
 def describe(store) -> str:
     """A few lines a person can read: grid, period, variables with their statistics."""
     import numpy as np
@@ -302,6 +277,8 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.transaction import commits
 
     if args.store is None:
+        from flows.commands.environment import describe_environment
+
         print(describe_environment())
         return 0
     path = Path(args.store)

@@ -119,14 +119,10 @@ class Baseline(ABC):
             log.warning(
                 "%s: the training period %s to %s reaches beyond the store (it covers %s to "
                 "%s): members are drawn from %s to %s only",
-                self.name,
-                config.train_start,
-                config.train_end,
-                time_text(times[0]),
-                time_text(times[-1]),
-                time_text(self.train_times[0]),
+                self.name, config.train_start, config.train_end, time_text(times[0]),
+                time_text(times[-1]), time_text(self.train_times[0]),
                 time_text(self.train_times[-1]),
-            )
+            )  # fmt: skip
 
     @abstractmethod
     def pool(self, init: pd.Timestamp, lead: pd.Timedelta) -> pd.DatetimeIndex:
