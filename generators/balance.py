@@ -38,9 +38,8 @@ import numpy as np
 import torch
 
 from pipeline.errors import InputError
+from pipeline.grid import balance_grid_problem
 from pipeline.schema import EARTH_RADIUS, OMEGA, R_DRY, split_channel
-
-_MIN_ABS_LATITUDE = 10.0
 
 
 def derivative(field: torch.Tensor, spacing: float, dim: int) -> torch.Tensor:
@@ -109,10 +108,11 @@ class UpperAirBalance:
                     f"balance needs a regular ascending {name} axis of 5 or more points; got "
                     f"{axis.size} points, steps {np.unique(np.round(steps, 6))[:4].tolist()}"
                 )
-        if not (np.abs(latitude) >= _MIN_ABS_LATITUDE).all() or latitude[0] * latitude[-1] < 0:
+        problem = balance_grid_problem(latitude)
+        if problem is not None:
             raise InputError(
-                f"geostrophic winds need latitudes in one hemisphere beyond "
-                f"{_MIN_ABS_LATITUDE:g} degrees; the grid spans {latitude[0]:g}..{latitude[-1]:g}"
+                f"{problem} (f = 2 Omega sin(lat) vanishes at the equator): forecast this grid "
+                f"without --balance, or train on a store of one hemisphere's latitudes"
             )
         phi = torch.from_numpy(np.deg2rad(latitude))[:, None]
         f = 2 * OMEGA * torch.sin(phi)

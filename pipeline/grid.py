@@ -142,3 +142,22 @@ def combine_on_one_grid(
             f"{origin}: the inputs do not combine into one dataset ({err}); give inputs on "
             "one grid that differ only in time, level or variables"
         ) from err
+
+
+#: |latitude| below which ``f = 2Ω sin φ`` is too small to derive geostrophic winds from
+#: (``generators.balance``): ``1/f`` grows without bound towards the equator.
+BALANCE_MIN_ABS_LATITUDE = 10.0
+
+
+def balance_grid_problem(latitude: Sequence[float] | np.ndarray) -> str | None:
+    """Why ``wxens forecast --balance`` cannot make winds geostrophic on these latitudes, or
+    None where it can: they must lie in one hemisphere, all beyond 10° (a global grid, whose
+    equator has f = 0, cannot). Shared by the balance operator, which refuses such a grid,
+    and by ``wxens verify``, which suggests ``--balance`` only where it would work."""
+    lat = np.asarray(latitude, dtype=np.float64)
+    if (np.abs(lat) >= BALANCE_MIN_ABS_LATITUDE).all() and lat.min() * lat.max() > 0:
+        return None
+    return (
+        f"geostrophic winds need latitudes in one hemisphere beyond "
+        f"{BALANCE_MIN_ABS_LATITUDE:g} degrees; the grid spans {lat.min():g}..{lat.max():g}"
+    )

@@ -17,10 +17,13 @@ NOT_BALANCED = (
 )
 
 
-def physics_lines(physics: xr.Dataset, *, balanced: bool | None) -> list[str]:
+def physics_lines(
+    physics: xr.Dataset, *, balanced: bool | None, balanceable: bool = True
+) -> list[str]:
     """The lines to print of ``physics`` (a verification's ``/physics`` group);
     ``balanced``: whether the members were drawn with ``--balance`` (None: not known, not a
-    wxens forecast store)."""
+    wxens forecast store); ``balanceable``: whether ``--balance`` takes the members' grid
+    (not a global one: :func:`pipeline.grid.balance_grid_problem`), else not suggested."""
     if "check" not in physics.dims:
         return []
     failed = []
@@ -30,9 +33,9 @@ def physics_lines(physics: xr.Dataset, *, balanced: bool | None) -> list[str]:
         if verdict == "fail":
             failed.append((str(row["family"].values), f"physics {label}: {text}"))
     total = physics.sizes["check"]
-    lines = [
-        f"physics: {total - len(failed)} of {total} checked parts pass in every member"
-    ] + [line for _, line in failed]
-    if balanced is False and any(family in BALANCE_CHECKS for family, _ in failed):
+    lines = [f"physics: {total - len(failed)} of {total} checked parts pass in every member"] + [
+        line for _, line in failed
+    ]
+    if balanced is False and balanceable and any(family in BALANCE_CHECKS for family, _ in failed):
         lines.append(NOT_BALANCED)
     return lines

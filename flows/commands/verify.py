@@ -239,12 +239,19 @@ def run(args: argparse.Namespace) -> int:
             "--variables"
         )
     if "physics" in done.tree.children:  # which part failed, on which channel, and the fix
-        from pipeline.forecast_store import is_forecast_store, provenance
+        from pipeline.forecast_store import is_forecast_store, open_forecast, provenance
+        from pipeline.grid import balance_grid_problem
+        from pipeline.schema import LAT
         from verification.physics_summary import physics_lines
 
         drawn = args.forecast if is_forecast_store(args.forecast) else None
         balanced = None if drawn is None else provenance(drawn).balanced
-        for line in physics_lines(done.tree["physics"].to_dataset(), balanced=balanced):
+        balanceable = (
+            drawn is None
+            or balance_grid_problem(open_forecast(drawn, complete_only=False)[LAT].values) is None
+        )  # a global grid: --balance refuses it, so it is no fix to suggest
+        physics = done.tree["physics"].to_dataset()
+        for line in physics_lines(physics, balanced=balanced, balanceable=balanceable):
             print(line)
     if args.report:
         print(f"report: {args.report}")

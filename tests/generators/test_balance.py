@@ -114,6 +114,9 @@ def test_bad_channels_and_grids_are_refused(truth):
         UpperAirBalance(CHANNELS, np.ones(13), np.r_[lat[:-1], lat[-1] + 5], lon)
     with pytest.raises(InputError, match="hemisphere"):
         UpperAirBalance(CHANNELS, np.ones(13), np.linspace(-20, 20, 9), lon)
+    # a global grid with both poles (WeatherBench 2's): the refusal says the fix
+    with pytest.raises(InputError, match=r"-90\.\.90 .*without --balance"):
+        UpperAirBalance(CHANNELS, np.ones(13), np.linspace(-90, 90, 37), np.arange(0, 360, 5.0))
 
 
 def test_balanced_channels_are_those_the_operator_ties():
