@@ -125,10 +125,11 @@ def combine_on_one_grid(
     pinned to the behaviour wxens is tested with: conflicting values refused
     (``compat="no_conflicts"``; the new default keeps the first silently), coordinates
     that differ between inputs (a one-message GRIB file's scalar ``valid_time``) combined
-    (``coords="different"``). An :class:`InputError` where they do not combine."""
+    (``coords="different"``). Inputs whose times interleave are split into runs first
+    (:func:`runs_apart`). An :class:`InputError` where they do not combine."""
     try:
         return xr.combine_by_coords(
-            onto_one_grid(parts, dims, origin),
+            runs_apart(onto_one_grid(parts, dims, origin)),
             compat="no_conflicts",
             coords="different",
             data_vars="all",
@@ -161,3 +162,33 @@ def balance_grid_problem(latitude: Sequence[float] | np.ndarray) -> str | None:
         f"geostrophic winds need latitudes in one hemisphere beyond "
         f"{BALANCE_MIN_ABS_LATITUDE:g} degrees; the grid spans {lat.min():g}..{lat.max():g}"
     )
+
+
+def runs_apart(datasets: Sequence[xr.Dataset]) -> list[xr.Dataset]:
+    """``datasets``, each split along its time dims (those of datetime values) where
+    another gives times between two of its own, into runs no other's time falls within.
+
+    ``combine_by_coords`` puts blocks in the order of their first times and refuses a
+    result whose times are not monotonic, so inputs whose times interleave without
+    overlapping (a store with a gap and the file of its gap, two files of alternate days)
+    did not combine. Runs are lazy slices; a dataset no other's time falls within is kept
+    whole."""
+    out = list(datasets)
+    for dim in {str(d) for ds in out for d in ds.dims if ds[d].dtype.kind == "M"}:
+        holders = [ds for ds in out if dim in ds.dims]
+        if len(holders) < 2:
+            continue
+        every = pd.Index(np.unique(np.concatenate([ds[dim].values for ds in holders])))
+        out = [run for ds in out for run in _runs(ds, dim, every)]
+    return out
+
+
+def _runs(ds: xr.Dataset, dim: str, every: pd.Index) -> list[xr.Dataset]:
+    """``ds`` cut along ``dim`` where its next time is not the next of ``every``."""
+    if dim not in ds.dims:
+        return [ds]
+    at = every.get_indexer(ds[dim].values)
+    cuts = [0, *(np.flatnonzero(np.diff(at) != 1) + 1).tolist(), at.size]
+    if len(cuts) == 2:
+        return [ds]
+    return [ds.isel({dim: slice(a, b)}) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]

@@ -23,8 +23,10 @@ TIMES = pd.date_range("2021-06-01", periods=12, freq="6h")
 
 
 def netcdf(path: Path, times: pd.DatetimeIndex) -> Path:
-    """A small file of 2 m temperature at ``times`` (values from their position)."""
-    data = 280.0 + 0.1 * np.arange(len(times) * 6, dtype="float64").reshape(len(times), 2, 3)
+    """A small file of 2 m temperature at ``times`` (values from the times: the same
+    time has the same values in every file)."""
+    hours = ((times - TIMES[0]) / pd.Timedelta("1h")).to_numpy()
+    data = 280.0 + 0.1 * hours[:, None, None] + 0.01 * np.arange(6.0).reshape(1, 2, 3)
     xr.Dataset(
         {"tas": (("time", "lat", "lon"), data, {"units": "K"})},
         coords={"time": times, "lat": [50.0, 51.0], "lon": [0.0, 1.0, 2.0]},
@@ -99,3 +101,34 @@ def test_an_ingest_of_some_late_times_says_how_many_it_wrote_and_lost(tmp_path, 
         in caplog.text
     )
     assert open_store(store).missing_times == tuple(TIMES[4:6])
+
+
+def test_the_store_and_the_file_of_its_gap_make_a_store_as_one_in_order(tmp_path):
+    """The cheap recovery: the store itself an input beside the late file. Its times ran
+    across the late ones, so combining the two failed ("no monotonic global indexes")."""
+    store = store_with_a_gap(tmp_path)
+    late = netcdf(tmp_path / "second.nc", TIMES[4:8])
+    fixed = ingest([store, late], tmp_path / "fixed.zarr", progress=False)
+    whole = ingest(netcdf(tmp_path / "all.nc", TIMES), tmp_path / "whole.zarr", progress=False)
+    assert fixed.missing_times == () and list(fixed.dataset.time.values) == list(TIMES)
+    xr.testing.assert_identical(fixed.dataset.t2m.load(), whole.dataset.t2m.load())
+    xr.testing.assert_identical(fixed.statistics, whole.statistics)
+    assert fixed.native_step == whole.native_step
+
+
+def test_two_files_of_alternate_days_combine_sorted_by_time(tmp_path):
+    """The files of a glob, combined by the file source, not by the ingest."""
+    days = [TIMES[4 * d : 4 * d + 4] for d in range(3)]
+    netcdf(tmp_path / "a.nc", days[0].append(days[2]))
+    netcdf(tmp_path / "b.nc", days[1])
+    got = ingest(str(tmp_path / "*.nc"), tmp_path / "s.zarr", progress=False)
+    assert got.missing_times == () and list(got.dataset.time.values) == list(TIMES)
+
+
+def test_the_store_rebuilt_in_place_from_itself_and_the_late_file(tmp_path, capsys):
+    store = store_with_a_gap(tmp_path)
+    late = netcdf(tmp_path / "second.nc", TIMES[4:8])
+    argv = ["ingest", str(store), str(late), "--store", str(store), "--overwrite"]
+    assert main([*argv, "--no-progress"]) == 0, capsys.readouterr().err
+    rebuilt = open_store(store)
+    assert rebuilt.missing_times == () and list(rebuilt.dataset.time.values) == list(TIMES)
