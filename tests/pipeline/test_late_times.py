@@ -8,6 +8,9 @@ and exited 0, and a rerun said the store held every requested time."""
 from __future__ import annotations
 
 import logging
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -132,3 +135,30 @@ def test_the_store_rebuilt_in_place_from_itself_and_the_late_file(tmp_path, caps
     assert main([*argv, "--no-progress"]) == 0, capsys.readouterr().err
     rebuilt = open_store(store)
     assert rebuilt.missing_times == () and list(rebuilt.dataset.time.values) == list(TIMES)
+
+
+def test_a_rebuild_in_place_killed_midway_leaves_the_old_store(tmp_path):
+    """The store is read while its replacement is built aside; a kill before the swap
+    (here SIGKILL right after the first chunk written) leaves it as it was, and the rerun
+    of the same command rebuilds it."""
+    store = store_with_a_gap(tmp_path)
+    late = netcdf(tmp_path / "second.nc", TIMES[4:8])
+    script = (
+        "import os, signal\n"
+        "import pipeline.ingest_blocks as blocks\n"
+        "real = blocks.write_region\n"
+        "def killed(*args, **kwargs):\n"
+        "    real(*args, **kwargs)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "blocks.write_region = killed\n"
+        "from pipeline.store import ingest\n"
+        f"ingest([{str(store)!r}, {str(late)!r}], {str(store)!r}, overwrite=True, progress=False)"
+    )
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
+    old = open_store(store)
+    assert old.missing_times == tuple(TIMES[4:8]) and old.dataset.sizes["time"] == 8
+    assert (tmp_path / "s.zarr.ingest-tmp").exists()  # the half-built one, beside it
+    rebuilt = ingest([store, late], store, overwrite=True, progress=False)
+    assert rebuilt.missing_times == () and list(rebuilt.dataset.time.values) == list(TIMES)
+    assert sorted(p.name for p in tmp_path.glob("s.zarr*")) == ["s.zarr"]
