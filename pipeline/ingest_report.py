@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 
 #: What to do about late times, which an ingest into the same store can never add.
 LATE_REMEDY = (
-    "a store only grows at its end, so they stay missing: rebuild it with --overwrite from "
-    "inputs of every time it is to hold, or ingest this input into a new --store"
+    "a store only grows at its end, so they stay missing: rebuild it from itself and this "
+    "input, wxens ingest STORE INPUT --store STORE --overwrite, or ingest this input into a "
+    "new --store"
 )
 
 
