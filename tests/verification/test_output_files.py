@@ -46,3 +46,48 @@ def test_scores_past_a_file_size_limit_are_an_os_error_naming_the_file(tmp_path)
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
     assert err.value.errno == errno.EFBIG and str(path) in str(err.value)
     assert list(tmp_path.iterdir()) == []
+
+
+KILLED_WRITE = """
+import os, sys
+from verification.output import atomic_output
+with atomic_output(sys.argv[1]) as tmp:
+    tmp.write_text("half")
+    os._exit(9)  # kill -9 mid-write: no finally, no cleanup
+"""
+
+
+def test_a_write_killed_mid_way_leaves_no_temporary_after_the_next_write(tmp_path):
+    """A `wxens verify --out s.nc` killed while writing left its hidden temporary
+    (``.s.nc.XXXXXXXX.nc``, a whole scores file's worth) for good: every killed run leaked
+    one more. The next write of the same file removes it once it is an hour old (a younger
+    one may be a live writer's); another file's is kept."""
+    import os
+    import subprocess
+    import sys
+
+    path, other = tmp_path / "scores.nc", tmp_path / "other.nc"
+    for target in (path, path, other):
+        done = subprocess.run([sys.executable, "-c", KILLED_WRITE, str(target)], check=False)
+        assert done.returncode == 9
+    left = list(tmp_path.glob(".*.nc.*.nc"))
+    assert len(left) == 3
+    for stale in left:
+        os.utime(stale, (0, 0))  # unwritten since 1970: long dead
+    with atomic_output(path) as tmp:
+        tmp.write_text("whole")
+    assert path.read_text() == "whole"
+    assert sorted(p.name for p in tmp_path.iterdir() if "scores" in p.name) == ["scores.nc"]
+    assert len(list(tmp_path.glob(".other.nc.*.nc"))) == 1
+
+
+def test_a_live_writers_temporary_is_kept(tmp_path):
+    """Two writers of one file at once (two `wxens tune` of one checkpoint) each keep their
+    temporary until they rename it: the cleanup removes only those of dead writers."""
+    path = tmp_path / "k.correction.json"
+    with atomic_output(path) as first:
+        first.write_text("first")
+        with atomic_output(path) as second:
+            second.write_text("second")
+        assert first.read_text() == "first"
+    assert path.read_text() == "first"
