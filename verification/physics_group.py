@@ -5,6 +5,7 @@ them (:func:`physics_group`)."""
 from __future__ import annotations
 
 import logging
+import reprlib
 
 import dask
 import numpy as np
@@ -12,8 +13,9 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.alignment import AlignedForecast
+from pipeline.errors import InputError
 from pipeline.schema import INIT_TIME, LEAD_TIME, VALID_TIME
-from verification.base import CHECKS, CheckResult
+from verification.base import CHECKS, CheckResult, PhysicsCheck
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ def physics_group(
             reasons[name] = f"needs {check.requires}"
             continue
         log.info("physics check %s", name)
-        for result in check(forecast, truth, initial):
+        for result in _run(name, check, forecast, truth, initial):
             if result.computed:
                 results.append(result)
             else:
@@ -84,6 +86,35 @@ def physics_group(
         },
     )
     return rows.merge(out)
+
+
+def _run(
+    name: str, check: PhysicsCheck, forecast: xr.Dataset, truth: xr.Dataset, initial: xr.Dataset
+) -> list[CheckResult]:
+    """The results of the check ``name``. An extension's check that raises, or returns
+    other than a list of :class:`CheckResult`, is an :class:`InputError` naming the check
+    and its extension (else a traceback named neither); wxens' own are called as they are,
+    a failure of theirs being a bug of wxens, with its traceback."""
+    extension = CHECKS.extension_of(name)
+    if extension is None:
+        return check(forecast, truth, initial)
+    where = f"physics check {name!r} of {extension}"
+    try:
+        results = check(forecast, truth, initial)
+    except Exception as error:
+        raise InputError(
+            f"{where} failed ({type(error).__name__}: {error}); fix the check, or uninstall "
+            "its extension"
+        ) from error
+    if isinstance(results, list) and all(isinstance(r, CheckResult) for r in results):
+        return results
+    kind = type(results).__name__
+    if isinstance(results, list):
+        kind += " of " + ", ".join(sorted({type(r).__name__ for r in results} - {"CheckResult"}))
+    raise InputError(
+        f"{where} returned {reprlib.repr(results)} (a {kind}); a check returns a list of "
+        "CheckResult (verification.base), one per part it judges"
+    )
 
 
 def _worst(result: CheckResult) -> xr.DataArray:
