@@ -43,15 +43,24 @@ def resolve_source(spec: str | Source) -> Source:
 
 def source_kind(spec: str) -> type[Source]:
     """The first registered kind that claims ``spec``, by its text alone (nothing opened,
-    no glob expanded): an :class:`InputError` listing what is read where none does."""
+    no glob expanded): an :class:`InputError` listing what each kind reads (an installed
+    extension's too, after the built-ins) where none does."""
     for cls in SOURCES.values():
         if cls.claims(spec):
             return cls
+    kinds = [_reads(name, cls) for name, cls in SOURCES.items()]
     raise InputError(
-        f"no source reads {redact(str(spec))!r}: give a GRIB (.grib/.grb/.grib2), "
-        "NetCDF (.nc/.nc4), "
-        f"Zarr (.zarr, or an fsspec URL such as gs://...zarr) path or glob, or 'synthetic'"
+        f"no source reads {redact(str(spec))!r}: give {', '.join(kinds[:-1])}, or {kinds[-1]}"
     )
+
+
+def _reads(name: str, cls: type[Source]) -> str:
+    """What the kind ``name`` reads, in words: its :attr:`Source.reads`, else (an
+    extension's kind that does not say) its name and its docstring's first line."""
+    if cls.reads:
+        return cls.reads
+    doc = (cls.__doc__ or "").strip().splitlines()
+    return f"a {name} input" + (f" ({doc[0].rstrip('.')})" if doc else "")
 
 
 def adjust_sources(

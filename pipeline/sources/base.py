@@ -25,6 +25,10 @@ class Source(ABC):
     """One input: files of one format, a store, or the synthetic model."""
 
     name: ClassVar[str]
+    #: What this kind reads, in words ("a NetCDF (.nc/.nc4) path or glob"): listed, in
+    #: registration order, where no kind reads an input. Empty: the name and the first
+    #: line of the class's docstring are listed instead.
+    reads: ClassVar[str] = ""
 
     @classmethod
     @abstractmethod

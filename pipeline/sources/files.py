@@ -198,6 +198,7 @@ class GribSource(FileSource):
     beside the input; an ensemble's control and perturbed members are read as one)."""
 
     name = "grib"
+    reads = "a GRIB (.grib/.grb/.grib2) path or glob"
     suffixes = (".grib", ".grb", ".grib1", ".grib2", ".grb2")
 
     def check(self, path: Path) -> None:
@@ -287,6 +288,7 @@ class NetcdfSource(FileSource):
     decoder's own reason."""
 
     name = "netcdf"
+    reads = "a NetCDF (.nc/.nc4) path or glob"
     suffixes = (".nc", ".nc4", ".netcdf", ".cdf")
 
     def check(self, path: Path) -> None:
@@ -356,6 +358,7 @@ class ZarrSource(Source):
     ``token="anon"`` pass through ``storage_options``."""
 
     name = "zarr"
+    reads = "a Zarr path (.zarr) or fsspec URL (gs://...zarr)"
 
     def __init__(self, spec: str, storage_options: dict | None = None) -> None:
         self.spec = spec

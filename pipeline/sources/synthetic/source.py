@@ -80,6 +80,7 @@ class SyntheticSource(Source):
     """The ``synthetic`` / ``synthetic:key=value,...`` source (see :class:`SyntheticConfig`)."""
 
     name: ClassVar[str] = SCHEME
+    reads: ClassVar[str] = f"'{SCHEME}' (or '{SCHEME}:key=value,...')"
 
     def __init__(self, config: SyntheticConfig | None = None) -> None:
         self.config = config if config is not None else SyntheticConfig()
