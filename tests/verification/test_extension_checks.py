@@ -4,6 +4,7 @@ extension (a bare ``TypeError: 'float' object is not iterable`` named neither)."
 
 from __future__ import annotations
 
+import pytest
 import xarray as xr
 
 from tests.verification.test_extensions import install, wxens
@@ -39,31 +40,25 @@ def verify_with_check(stores, tmp_path, body: str):
     return wxens(tmp_path, *verify_command(*stores, out, "--physics-init-times", "1"))
 
 
-def test_a_check_returning_a_float_is_an_error_naming_it_and_its_extension(stores, tmp_path):
-    done = verify_with_check(stores, tmp_path, "1.5")
+RETURNS = "; a check returns a list of CheckResult"
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ("1.5", "returned 1.5 (a float)" + RETURNS),
+        ("[1.5]", "returned [1.5] (a list of float)" + RETURNS),
+        ("forecast.t2m.sel(level=500)", "failed (KeyError: \"'level' is not a valid dimension"),
+    ],
+    ids=["float", "list of float", "raises"],
+)
+def test_a_bad_check_is_an_error_naming_it_its_extension_and_what_it_did(
+    stores, tmp_path, body, said
+):
+    done = verify_with_check(stores, tmp_path, body)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr, done.stderr
-    assert (
-        f"physics check 'mean_offset' of {EXTENSION} returned 1.5 (a float); a check returns "
-        "a list of CheckResult"
-    ) in done.stderr, done.stderr
-
-
-def test_a_check_returning_a_list_of_other_things_is_an_error_too(stores, tmp_path):
-    done = verify_with_check(stores, tmp_path, "[1.5]")
-    assert done.returncode == 2, done.stderr
-    assert (
-        f"physics check 'mean_offset' of {EXTENSION} returned [1.5] (a list of float); "
-        "a check returns a list of CheckResult"
-    ) in done.stderr, done.stderr
-
-
-def test_a_check_that_raises_is_an_error_naming_it_its_extension_and_the_cause(stores, tmp_path):
-    done = verify_with_check(stores, tmp_path, "forecast.t2m.sel(level=500)")
-    assert done.returncode == 2, done.stderr
-    assert "Traceback" not in done.stderr, done.stderr
-    assert f"physics check 'mean_offset' of {EXTENSION} failed (" in done.stderr, done.stderr
-    assert "level" in done.stderr.splitlines()[-1], done.stderr
+    assert f"physics check 'mean_offset' of {EXTENSION} {said}" in done.stderr, done.stderr
 
 
 def test_a_check_returning_a_list_of_results_is_in_the_physics_group(stores, tmp_path):
