@@ -44,7 +44,7 @@ each."""
     assert state_reads["t2m"] == 2, state_reads  # the timing's, kept; the calibration's
 
 
-def test_nproc_opens_its_store_once_before_the_launch(tmp_path, openings, capsys):
+def test_nproc_opens_its_store_once_before_the_launch(tmp_path, openings, capfd):
     """`train --nproc`: the launching process opened the store to derive the config, then
     again to refuse a missing store before torchrun; the derivation's opening does both."""
     spec = "synthetic:n_lat=8,n_lon=8,n_times=60,step=6h"
@@ -52,5 +52,5 @@ def test_nproc_opens_its_store_once_before_the_launch(tmp_path, openings, capsys
     openings.clear()
     argv = ["train", "--store", str(store.path), "--out", str(tmp_path / "run"), "--nproc", "1"]
     assert wxens([*argv, "--budget", "1min", "--no-progress", "--threads", "1"]) == 0
-    assert "checkpoint" in capsys.readouterr().out
+    assert "checkpoint" in capfd.readouterr().out
     assert openings == {"xarray": 1, "zarr": 2}, openings  # the derivation's
