@@ -51,6 +51,6 @@ def test_nproc_opens_its_store_once_before_the_launch(tmp_path, openings, capfd)
     store = ingest(spec, tmp_path / "s.zarr", variables=["t2m"], progress=False)
     openings.clear()
     argv = ["train", "--store", str(store.path), "--out", str(tmp_path / "run"), "--nproc", "1"]
-    assert wxens([*argv, "--budget", "1min", "--no-progress", "--threads", "1"]) == 0
+    assert wxens([*argv, "--set", "steps=2", "--no-progress", "--threads", "1"]) == 0
     assert "checkpoint" in capfd.readouterr().out
     assert openings == {"xarray": 1, "zarr": 2}, openings  # the derivation's
