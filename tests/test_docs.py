@@ -249,6 +249,40 @@ def test_named_modules_and_functions_exist(page):
     assert not missing, f"{page.relative_to(ROOT)} names what does not import: {missing}"
 
 
+CONFIG_FIELD = re.compile(r"`([A-Z]\w*(?:Config|Spec))\.([a-z_]\w*)`")
+"""A code span naming a config class's field, such as ``VerifyConfig.interval_draws``."""
+LIBRARY = ("pipeline", "generators", "verification", "flows")
+
+
+def library_classes() -> dict[str, set[str]]:
+    """Each class the library defines, by name, with the names its body assigns or
+    annotates (a dataclass's fields, its methods)."""
+    import ast
+
+    classes: dict[str, set[str]] = {}
+    for path in (p for package in LIBRARY for p in (ROOT / package).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                names = classes.setdefault(node.name, set())
+                for item in node.body:
+                    if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+                        names.add(item.target.id)
+                    elif isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+                        names.add(item.name)
+    return classes
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_named_config_fields_exist(page):
+    """Every ``XConfig.field`` or ``XSpec.field`` a page names is a field of a library class
+    of that name (verification.md named ``VerificationConfig.interval_draws``, a class that
+    does not exist: the field is ``VerifyConfig``'s)."""
+    classes = library_classes()
+    named = set(CONFIG_FIELD.findall(page.read_text(encoding="utf-8")))
+    missing = sorted(f"{c}.{f}" for c, f in named if f not in classes.get(c, set()))
+    assert not missing, f"{page.relative_to(ROOT)} names config fields that do not exist: {missing}"
+
+
 def test_every_option_is_documented():
     """Every option a ``--help`` shows is named in the README or a docs page, so a user who
     reads the docs rather than the help finds it (an option added to the CLI but not to
