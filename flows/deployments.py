@@ -37,6 +37,7 @@ from typing import Any
 
 import yaml
 
+from flows.settings import offline_temporary_server
 from generators.correction.tuned import CorrectionNames
 from pipeline.errors import InputError
 from pipeline.extensions import load_extensions
@@ -331,9 +332,11 @@ def prepare_flow_process() -> None:
     """On import of :mod:`flows.pipelines` (each flow run of ``wxens serve`` or of a Prefect
     worker is a subprocess that imports it; a notebook too): load the extensions installed
     as packages (:mod:`pipeline.extensions`), so that a failed one is logged before the flow
-    runs, and :func:`quiet_served_run`."""
+    runs, :func:`quiet_served_run`, and :func:`flows.settings.offline_temporary_server` for a
+    script or notebook that calls the flows without a server (as ``wxens run`` does)."""
     load_extensions()
     quiet_served_run()
+    offline_temporary_server()
 
 
 def quiet_served_run() -> None:

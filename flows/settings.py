@@ -28,13 +28,25 @@ def apply_offline_defaults(verbose: bool = False) -> None:
     one-line-per-request INFO logs (Prefect's API calls) off the console and, unless
     ``verbose`` (``wxens -v``), the web link of :func:`without_server_guide` and the line
     of :func:`without_server_stop`; and keeps the temporary server out of the command's
-    process group (:func:`temporary_server_apart`)."""
-    for name, value in OFFLINE_DEFAULTS.items():
-        os.environ.setdefault(name, value)
+    process group (:func:`offline_temporary_server`)."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
     prefect = logging.getLogger("prefect")  # its temporary server logs here, not below
     for only_verbose in (without_server_guide, without_server_stop):
         (prefect.removeFilter if verbose else prefect.addFilter)(only_verbose)
+    offline_temporary_server()
+
+
+def offline_temporary_server() -> None:
+    """Set :data:`OFFLINE_DEFAULTS` in the environment where unset (the temporary server,
+    a subprocess, reads them when it starts; the start-up timeout only where Prefect is not
+    imported yet) and keep that server out of this process group
+    (:func:`temporary_server_apart`). The CLI calls it, and so does the import of
+    :mod:`flows.pipelines`: a script calling the flows as functions got a server in its own
+    group, which Ctrl-C stopped with it (minutes of retries to report the run, connection
+    tracebacks, exit 1, the run left Running), and that logged an ERROR of telemetry it
+    failed to send on every offline run."""
+    for name, value in OFFLINE_DEFAULTS.items():
+        os.environ.setdefault(name, value)
     temporary_server_apart()
 
 

@@ -282,3 +282,51 @@ def test_a_signal_while_the_console_script_imports_stops_it_in_one_line(sig, lin
     process.send_signal(sig)
     stderr = process.communicate(timeout=60)[1].decode()
     assert (process.returncode, stderr) == (code, f"wxens: {line}\n")
+
+
+PYTHON_CALL = """
+import sys
+from flows.pipelines import forecast
+
+store, model = sys.argv[1:]
+inits = [f"2000-01-0{day}T{hour:02d}" for day in (8, 9) for hour in (0, 6, 12, 18)]
+forecast(model, store, inits, "f.zarr", members=64, sampler="euler:nfe=40", device="cpu")
+"""
+"""A script that calls a flow as a Python function (no ``wxens`` command): 8 initial
+times of 64 members and 40 Euler steps, seconds of work on the tiny model."""
+
+
+@pytest.mark.slow
+def test_ctrl_c_to_a_python_script_calling_a_flow_leaves_its_temporary_server_up(
+    tmp_path, tiny_model
+):
+    """A script that imports :mod:`flows.pipelines` and calls a flow (docs/flows.md: "each
+    flow's Python signature ... is the reference list") gets Prefect's temporary server as
+    ``wxens run`` does. It started in the script's process group, so Ctrl-C at a terminal
+    stopped it with the script, which then retried for minutes (202 s measured) to report
+    its run to the server gone, ended in connection tracebacks, exit 1, and left the run
+    recorded Running. Importing the flows now starts that server in a group of its own:
+    the script stops on its KeyboardInterrupt and the run is recorded Crashed."""
+    store, model = tiny_model
+    env = prefect_env(tmp_path / "prefect")  # no PREFECT_API_URL: a temporary server
+    env |= {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    argv = [sys.executable, "-c", PYTHON_CALL, str(store), str(model / "last.pt")]
+    log = tmp_path / "script.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            argv, cwd=tmp_path, env=env, stdout=sink, stderr=sink, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + 300
+        while "generators.rollout - forecast:" not in log.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the group
+        process.wait(timeout=60)  # it retried for minutes to reach the server it had lost
+    finally:
+        stop_process_group(process)
+    output = log.read_text()
+    assert process.returncode in (1, -signal.SIGINT), output[-3000:]
+    assert "KeyboardInterrupt" in output, output[-3000:]
+    assert "Connection refused" not in output, output[-3000:]
+    assert run_states(tmp_path / "prefect") == {"CRASHED"}
