@@ -149,22 +149,7 @@ def test_a_signal_to_the_group_of_wxens_run_stops_it_at_once_and_a_rerun_complet
     argv += ["--scores", "s.nc", "--threads", "1"]
     env = prefect_env(tmp_path / "prefect")  # no PREFECT_API_URL: a temporary server
     env |= {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    log = tmp_path / "run.log"
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            argv, cwd=tmp_path, env=env, stdout=sink, stderr=sink, start_new_session=True
-        )
-    try:
-        deadline = time.monotonic() + 300
-        while "generators.rollout - forecast:" not in log.read_text():
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        time.sleep(0.5)  # into its network steps
-        os.killpg(process.pid, sig)
-        process.wait(timeout=60)
-    finally:
-        stop_process_group(process)
-    stderr = log.read_text()
+    process, stderr = signalled_mid_forecast(argv, env, tmp_path, sig)
     assert process.returncode == code, stderr[-3000:]
     assert "Traceback" not in stderr, stderr[-3000:]
     prefect_lines = ["Crash detected!", "Finished in state Crashed(", "Stopping temporary"]
@@ -176,6 +161,30 @@ def test_a_signal_to_the_group_of_wxens_run_stops_it_at_once_and_a_rerun_complet
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert len(complete_init_times(tmp_path / "f.zarr")) == 8
     assert (tmp_path / "s.nc").exists()
+
+
+def signalled_mid_forecast(
+    argv: list[str], env: dict[str, str], cwd: Path, sig: int
+) -> tuple[subprocess.Popen, str]:
+    """``argv`` started in a session of its own, ``sig`` sent to its whole group (as Ctrl-C
+    at a terminal or ``kill -- -PGID``) half a second into its forecast's network steps;
+    the process once it ended (within 60 s, else the wait fails) and its output."""
+    log = cwd / "run.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=sink, stderr=sink, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + 300
+        while "generators.rollout - forecast:" not in log.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        time.sleep(0.5)  # into its network steps
+        os.killpg(process.pid, sig)
+        process.wait(timeout=60)
+    finally:
+        stop_process_group(process)
+    return process, log.read_text()
 
 
 def run_states(home: Path) -> set[str]:
@@ -311,21 +320,7 @@ def test_ctrl_c_to_a_python_script_calling_a_flow_leaves_its_temporary_server_up
     env = prefect_env(tmp_path / "prefect")  # no PREFECT_API_URL: a temporary server
     env |= {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     argv = [sys.executable, "-c", PYTHON_CALL, str(store), str(model / "last.pt")]
-    log = tmp_path / "script.log"
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            argv, cwd=tmp_path, env=env, stdout=sink, stderr=sink, start_new_session=True
-        )
-    try:
-        deadline = time.monotonic() + 300
-        while "generators.rollout - forecast:" not in log.read_text():
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the group
-        process.wait(timeout=60)  # it retried for minutes to reach the server it had lost
-    finally:
-        stop_process_group(process)
-    output = log.read_text()
+    process, output = signalled_mid_forecast(argv, env, tmp_path, signal.SIGINT)
     assert process.returncode in (1, -signal.SIGINT), output[-3000:]
     assert "KeyboardInterrupt" in output, output[-3000:]
     assert "Connection refused" not in output, output[-3000:]
