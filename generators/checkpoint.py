@@ -20,11 +20,9 @@ fields or native step with an :class:`~pipeline.errors.InputError` naming both s
 from __future__ import annotations
 
 import dataclasses
-import glob
 import hashlib
 import logging
 import os
-import re
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -47,6 +45,7 @@ from generators.objective import ResidualGenerator
 from generators.step_memory import forward_bytes, forward_count
 from pipeline.errors import InputError, StoreError, refuse_dangling_link, time_text
 from pipeline.schema import GRID_TOLERANCE_DEG, Period
+from pipeline.temporaries import remove_left
 from pipeline.timeaxis import describe_step
 
 FORMAT_VERSION = 1
@@ -227,20 +226,11 @@ def trained_span(datasets: Sequence[ResidualDataset], previous: Checkpoint | Non
     return Period(time_text(min(s[0] for s in spans)), time_text(max(s[1] for s in spans)))
 
 
-def temporary_pattern(path: Path) -> re.Pattern[str]:
-    """Names of the temporary files :meth:`Checkpoint.save` writes for ``path``:
-    ``.NAME.XXXXXXXX.tmp`` (``tempfile.mkstemp``'s 8 random characters)."""
-    return re.compile(rf"\.{re.escape(path.name)}\.[A-Za-z0-9_]{{8}}\.tmp")
-
-
 def remove_stale_temporaries(path: Path) -> None:
-    """Remove the temporary files a killed save of ``path`` left beside it (only names of
-    exactly that pattern: other files and other checkpoints' temporaries are kept)."""
-    pattern = temporary_pattern(path)
-    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        if pattern.fullmatch(stale.name) and stale.is_file():
-            log.info("removing %s, left by an interrupted checkpoint write", stale)
-            stale.unlink(missing_ok=True)
+    """Remove the temporary files (``.NAME.XXXXXXXX.tmp``) a killed save of ``path`` left
+    beside it: a save holds the run directory's lock, so none is a live writer's."""
+    for stale in remove_left(path, ".tmp"):
+        log.info("removing %s, left by an interrupted checkpoint write", stale)
 
 
 def weights_sha256(*states: dict[str, torch.Tensor]) -> str:

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import glob
 import json
 import os
 import re
 import resource
 import tempfile
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from numbers import Number
 from pathlib import Path
@@ -26,6 +24,7 @@ import xarray as xr
 from pipeline.errors import InputError
 from pipeline.normalize import UNIT_CONVERSIONS, canonical_units
 from pipeline.schema import LEAD_TIME, split_channel
+from pipeline.temporaries import remove_left
 from verification.config import VARIABLE
 
 #: How long a temporary of :func:`atomic_output` goes unwritten before it is taken as a
@@ -41,14 +40,14 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     previous file or the complete new one, never half-written; an OSError that names no
     file (a write's, on a full disk) is raised naming ``path``. A write killed before its
     rename (``kill -9``) leaves its temporary: the next write of ``path`` removes it
-    (:func:`_remove_dead_temporaries`).
+    once untouched for :data:`DEAD_TEMPORARY_S` (:func:`pipeline.temporaries.remove_left`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
     try:
-        _remove_dead_temporaries(path, keep=Path(tmp))
+        remove_left(path, path.suffix, idle_s=DEAD_TEMPORARY_S, keep=Path(tmp))
         yield Path(tmp)
         umask = os.umask(0)
         os.umask(umask)
@@ -61,21 +60,6 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         raise OSError(err.errno, err.strerror, str(path)) from err
     finally:
         Path(tmp).unlink(missing_ok=True)
-
-
-def _remove_dead_temporaries(path: Path, keep: Path) -> None:
-    """Remove the temporaries of ``path`` (``.NAME.XXXXXXXX.SUFFIX``, mkstemp's names) left
-    untouched for :data:`DEAD_TEMPORARY_S`: a write killed before its rename left them, and
-    nothing else would ever remove them. A younger one may be a live writer's (two `wxens
-    tune` of one checkpoint), and another file's temporaries are not this write's to remove.
-    (No lock tells a dead writer's apart: netCDF's HDF5 ``flock``s the file it writes.)"""
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}{re.escape(path.suffix)}")
-    for stale in path.parent.glob(f".{glob.escape(path.name)}.*"):
-        if stale == keep or not pattern.fullmatch(stale.name):
-            continue
-        with contextlib.suppress(OSError):
-            if time.time() - stale.stat().st_mtime > DEAD_TEMPORARY_S:
-                stale.unlink()
 
 
 #: How close to a file-size limit, or to no free space, a failed NetCDF write is taken as
