@@ -43,7 +43,6 @@ def interval_card(
         per_init,
         members,
         blocks,
-        dim=INIT_TIME,
         level=config.interval_level,
         draws=config.interval_draws,
         seed=config.seed,

@@ -19,6 +19,7 @@ import numpy as np
 import xarray as xr
 
 from pipeline.errors import InputError
+from pipeline.schema import INIT_TIME
 from verification import scores as vs
 from verification.aggregation import mean_over as mean_over_dims
 
@@ -34,7 +35,7 @@ def block_bootstrap_means(
     per_init: xr.Dataset,
     blocks: Sequence[Hashable] | np.ndarray,
     *,
-    dim: str = "init",
+    dim: str = INIT_TIME,
     draws: int = 2000,
     seed: int = 0,
     weights: xr.DataArray | None = None,
@@ -127,7 +128,7 @@ def score_intervals(
     members: int,
     blocks: Sequence[Hashable] | np.ndarray,
     *,
-    dim: str = "init",
+    dim: str = INIT_TIME,
     level: float = 0.9,
     draws: int = 2000,
     seed: int = 0,

@@ -9,12 +9,13 @@ import pytest
 import xarray as xr
 
 from pipeline.errors import InputError
+from pipeline.schema import INIT_TIME
 from verification import scores as vs
 from verification.resampling import block_bootstrap_means, score_intervals, score_parts
 
 
 def per_init(values: np.ndarray) -> xr.Dataset:
-    return xr.Dataset({"score": ("init", values)})
+    return xr.Dataset({"score": (INIT_TIME, values)})
 
 
 def test_single_element_blocks_give_the_bootstrap_variance_of_the_mean():
@@ -66,10 +67,10 @@ def test_day_blocks_cover_the_true_mean_under_day_to_day_dependence():
 def test_several_variables_share_each_resample_and_dask_gives_the_same_draws():
     rng = np.random.default_rng(4)
     x = rng.normal(size=(30, 3))
-    ds = xr.Dataset({"a": (("init", "lead"), x), "b": (("init", "lead"), 2 * x)})
+    ds = xr.Dataset({"a": ((INIT_TIME, "lead"), x), "b": ((INIT_TIME, "lead"), 2 * x)})
     days = np.repeat(np.arange(10), 3)
     eager = block_bootstrap_means(ds, days, draws=200, seed=5)
-    lazy = block_bootstrap_means(ds.chunk({"init": 7}), days, draws=200, seed=5)
+    lazy = block_bootstrap_means(ds.chunk({INIT_TIME: 7}), days, draws=200, seed=5)
     assert lazy["a"].chunks is not None
     xr.testing.assert_allclose(lazy.compute(), eager)
     xr.testing.assert_allclose(eager["b"], 2 * eager["a"])  # same resample for both
@@ -88,7 +89,7 @@ def test_missing_elements_are_skipped():
 @pytest.mark.parametrize(
     ("blocks", "kwargs", "message"),
     [
-        (np.arange(5), {}, "5 block labels for 6 elements of 'init'"),
+        (np.arange(5), {}, "5 block labels for 6 elements of 'init_time'"),
         (np.arange(6), {"dim": "time"}, "dim 'time' is not in the data"),
         (np.arange(6), {"draws": 0}, "draws=0"),
     ],
@@ -101,13 +102,13 @@ def test_bad_arguments_are_named(blocks, kwargs, message):
 def test_two_identical_blocks_close_the_intervals_on_the_scores_of_the_whole_sample():
     # Every resample is the whole sample twice: both bounds equal the scores computed directly.
     rng = np.random.default_rng(6)
-    dims = ("init", "member", "latitude", "longitude")
+    dims = (INIT_TIME, "member", "latitude", "longitude")
     latitude = np.linspace(50, 60, 4)
     f = xr.DataArray(rng.normal(size=(9, 7, 4, 5)), dims=dims, coords={"latitude": latitude})
     y = xr.DataArray(rng.normal(size=(9, 4, 5)), dims=dims[:1] + dims[2:], coords=f.latitude.coords)
-    everything = ("init", "latitude", "longitude")
+    everything = (INIT_TIME, "latitude", "longitude")
     per_init = score_parts(f, y, mean_over=("latitude", "longitude"))
-    twice = xr.concat([per_init, per_init], "init")
+    twice = xr.concat([per_init, per_init], INIT_TIME)
     got = score_intervals(twice, 7, ["one day"] * 9 + ["another"] * 9, draws=20)
     np.testing.assert_allclose(got["fair_crps"], float(vs.fair_crps(f, y, mean_over=everything)))
     np.testing.assert_allclose(
@@ -126,20 +127,20 @@ def test_an_interval_from_fewer_than_two_blocks_is_undefined_not_zero_wide():
     rng = np.random.default_rng(3)
     parts = xr.Dataset(
         {
-            name: (("init", "lead"), rng.uniform(0.5, 1.5, size=(6, 2)))
+            name: ((INIT_TIME, "lead"), rng.uniform(0.5, 1.5, size=(6, 2)))
             for name in ("fair_crps", "variance", "squared_error")
         }
     )
-    parts = parts.where((parts.lead == 0) | (parts.init < 3))  # lead 1: the first day only
+    parts = parts.where((parts.lead == 0) | (parts[INIT_TIME] < 3))  # lead 1: the first day only
     days = ["d1"] * 3 + ["d2"] * 3
     bounds = score_intervals(parts, 5, days, draws=200)
     for name in ("fair_crps", "spread_skill_ratio"):
         assert np.isfinite(bounds[name].isel(lead=0)).all()
         assert bounds[name].isel(lead=0).diff("quantile").item() > 0
         assert np.isnan(bounds[name].isel(lead=1)).all()
-    one_day = score_intervals(parts.isel(init=slice(3)), 5, days[:3], draws=200)
+    one_day = score_intervals(parts.isel({INIT_TIME: slice(3)}), 5, days[:3], draws=200)
     assert np.isnan(one_day.fair_crps).all()
-    lazy = score_intervals(parts.chunk({"init": 2}), 5, days, draws=200)
+    lazy = score_intervals(parts.chunk({INIT_TIME: 2}), 5, days, draws=200)
     xr.testing.assert_allclose(lazy.compute(), bounds)
 
 
