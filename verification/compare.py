@@ -14,7 +14,7 @@ common, and the same initial times (a CRPS over other days is not comparable;
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -76,7 +76,14 @@ def compared(card: xr.Dataset) -> dict[str, tuple[str, Callable | None]]:
 FLOOR = "rank_max_min_perfect_model"
 COUNT = "n_verified"
 MARK = "*"
+#: The suffixes of a score's block-bootstrap interval in a scorecard (``fair_crps_low``...).
+ENDS = ("_low", "_high")
 VERIFY_HINT = "give the --out file of `wxens verify`"
+
+
+def with_intervals(scores: Iterable[str]) -> list[str]:
+    """The names of ``scores``, each followed by its interval's ends (:data:`ENDS`)."""
+    return [f"{name}{end}" for name in scores for end in ("", *ENDS)]
 
 
 @dataclass(frozen=True)
@@ -161,7 +168,8 @@ def compare_scorecards(
     """The scorecards of ``sources`` (scores files, or trees) side by side.
 
     Returns a Dataset with dims ``(experiment, variable, lead_time)`` holding
-    :func:`compared`'s scores (an extension's too), the perfect-model floor and
+    :func:`compared`'s scores (an extension's too) with the intervals the files hold
+    (``fair_crps_low``, ``fair_crps_high``...), the perfect-model floor and
     ``n_verified`` where the files hold them (NaN where one file lacks a score), the
     coordinate ``variable_units`` (variable), on the variables and leads every file holds
     (``leads_hours``: only these). Its attrs: ``left_out``, ``different_inits``,
@@ -214,7 +222,8 @@ def compare_scorecards(
         "verified different initial times, and a CRPS over other days is",
         "the same --init times, or pass --allow-different-inits",
     )
-    wanted = [*dict.fromkeys(n for e in experiments for n in compared(e.card)), FLOOR, COUNT]
+    scores = dict.fromkeys(n for e in experiments for n in compared(e.card))
+    wanted = [*with_intervals(scores), FLOOR, COUNT]
     cards = [
         e.card[[n for n in wanted if n in e.card]].sel({VARIABLE: variables, LEAD_TIME: leads})
         for e in experiments

@@ -11,13 +11,22 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.schema import LEAD_TIME, split_channel
-from verification.compare import COUNT, EXPERIMENT, FLOOR, MARK, compared
+from verification.compare import (
+    COUNT,
+    ENDS,
+    EXPERIMENT,
+    FLOOR,
+    MARK,
+    compared,
+    with_intervals,
+)
 from verification.config import VARIABLE
 from verification.output import (
     UNITS_PER_VARIABLE,
     VARIABLE_UNITS,
     added_scores,
     card_in_units,
+    interval_text,
     score_text,
     unit_factors,
 )
@@ -49,12 +58,13 @@ def best(values: xr.DataArray, from_best: Callable | None) -> xr.DataArray:
 
 
 def comparison_frame(table: xr.Dataset) -> pd.DataFrame:
-    """A row per score, variable and lead, a column per experiment (the rank max/min with
-    its floor as a row of its own, ``rank_max_min_perfect_model``), and ``best``: the
-    experiments marked best, joined by ``;``. For a CSV file: full precision."""
+    """A row per score, variable and lead, a column per experiment (the ends of a score's
+    interval, ``fair_crps_low``..., and the rank max/min's floor,
+    ``rank_max_min_perfect_model``, as rows of their own), and ``best``: the experiments
+    marked best, joined by ``;``. For a CSV file: full precision."""
     rows = []
     scores = compared(table)
-    shown = [n for n in (*scores, FLOOR, COUNT) if n in table]
+    shown = [n for n in (*with_intervals(scores), FLOOR, COUNT) if n in table]
     for score in shown:
         from_best = scores.get(score, (None, None))[1]
         marks = best(table[score], from_best)
@@ -85,7 +95,8 @@ def _unit(table: xr.Dataset, score: str, variable) -> str:
 
 def comparison_table(table: xr.Dataset) -> str:
     """The text to print: a block per score (its header and unit), a row per variable and
-    lead (hours), a column per experiment, four significant digits, the best marked
+    lead (hours), a column per experiment, four significant digits, a score's interval where
+    the files hold it as ``wxens verify`` prints it (``value [low, high]``), the best marked
     ``*`` (the lowest CRPS and RMSE, the spread/skill and rank max/min nearest 1); the rank
     max/min as ``value (floor)``; an extension's scores after them, the nearest their best
     marked. Points verified are shown only where the experiments differ."""
@@ -102,6 +113,9 @@ def comparison_table(table: xr.Dataset) -> str:
                 for name in table[EXPERIMENT].values:
                     one = {**at, EXPERIMENT: name}
                     text = score_text(float(table[score].sel(one)))
+                    if all(f"{score}{end}" in table for end in ENDS):
+                        ends = (table[f"{score}{end}"].sel(one) for end in ENDS)
+                        text += f" {interval_text(*ends)}"
                     if score == "rank_max_min" and FLOOR in table:
                         text += f" ({score_text(float(table[FLOOR].sel(one)))})"
                     row[str(name)] = text + (MARK if bool(marks.sel(one)) else "")
@@ -117,4 +131,3 @@ def comparison_table(table: xr.Dataset) -> str:
         "(a flat histogram; the floor in brackets is what a perfect model shows)"
     ) + ("; an extension's score: nearest its best" if added_scores(table) else "")
     return "\n\n".join([*blocks, legend])
-

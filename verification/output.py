@@ -337,14 +337,19 @@ def printable_card(card: xr.Dataset, columns: Sequence[str], units: Mapping[str,
                 shown = _count if base.startswith("n_") else score_text  # n_verified, ...
                 text = shown(float(one[base])) if base in columns else ""
                 if f"{base}_low" in columns and f"{base}_high" in columns:
-                    low, high = float(one[f"{base}_low"]), float(one[f"{base}_high"])
-                    ends = f"[{score_text(low)}, {score_text(high)}]"
-                    interval = ends if np.isfinite(low) else "[n/a]"
+                    interval = interval_text(one[f"{base}_low"], one[f"{base}_high"])
                     text = f"{text} {interval}".strip()
                 row[PRINTED_HEADERS.get(base, base)] = text
             row["unit"] = units.get(split_channel(str(channel))[0], "")
             rows.append(row)
     return pd.DataFrame(rows).to_string(index=False)
+
+
+def interval_text(low, high) -> str:
+    """An interval as printed beside its score: ``[low, high]`` in :func:`score_text`'s
+    digits, ``[n/a]`` where it could not be computed (too few blocks: NaN)."""
+    low, high = float(low), float(high)
+    return f"[{score_text(low)}, {score_text(high)}]" if np.isfinite(low) else "[n/a]"
 
 
 def score_text(value: float) -> str:
