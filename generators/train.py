@@ -297,8 +297,10 @@ class Trainer:
                         self.main_validation = self.last_validation
                     elif config.fine_tune is not None and self.step == config.steps + 1:
                         self.last_validation = None  # the main phase's: another objective
-                    if self.step % config.checkpoint_every == 0 or done:
-                        self.save()
+                    due = self.step % config.checkpoint_every == 0 or done
+                    if due and self.save() is not None:  # rank 0's save: said once
+                        path = self.out_dir / CHECKPOINT_NAME
+                        log.info("checkpoint of step %d written to %s", self.step, path)
                     if self.step % min(config.validate_every, 50) == 0 or done or main_done:
                         mean_loss = sum(window) / len(window)
                         window.clear()

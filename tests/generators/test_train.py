@@ -647,3 +647,17 @@ def test_calibration_leads_the_model_cannot_reach_are_refused_before_training(
     assert f"calibration.leads_hours ({config})" in err and "lead 7 h cannot be reached" in err
     assert "leave calibration.leads_hours out" in err
     assert not (out / "last.pt").exists()
+
+
+def test_each_checkpoint_written_is_a_log_line_naming_its_step_and_path(store, tmp_path, caplog):
+    logger = logging.getLogger("generators.train")
+    logger.addHandler(caplog.handler)
+    caplog.set_level(logging.INFO, logger=logger.name)
+    try:
+        train(store, tiny_config(5, checkpoint_every=2, validate_every=10), tmp_path / "o")
+    finally:
+        logger.removeHandler(caplog.handler)
+    path = tmp_path / "o" / "last.pt"
+    records = {id(r): r for r in caplog.records}.values()  # the root may pass them on too
+    said = [r.getMessage() for r in records if "checkpoint" in r.getMessage()]
+    assert said == [f"checkpoint of step {k} written to {path}" for k in (2, 4, 5)]

@@ -313,10 +313,11 @@ def train_with_nproc(
 
 def test_nproc_training_logs_each_line_once(nproc_run):
     """`wxens train --nproc 2`: every INFO line (the states read, the steps) came once per
-    process, alike, though rank 0 alone is to print."""
+    process, alike, though rank 0 alone is to print; the checkpoint written is said once."""
     done = nproc_run[0]
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stderr.count("of states into memory") == 1, done.stderr
+    assert done.stderr.count("checkpoint of step 3 written to") == 1, done.stderr
 
 
 def test_a_refusal_in_the_processes_of_nproc_is_said_once_without_resume_advice(
