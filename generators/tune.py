@@ -31,7 +31,7 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -77,6 +77,25 @@ from its own verified past only, by lead and time of day, so a fold of about a d
 its forecasts as they are (no earlier one of their time of day) and a few days correct
 only their last ones."""
 MAX_DEFAULT_FOLDS = 4
+#: The options of ``wxens tune`` that give :func:`tune_correction`'s keyword arguments: its
+#: messages name them so where the command passes these (``options=OPTIONS``).
+OPTIONS = {
+    "folds": "--folds",
+    "every_hours": "--every",
+    "period": "--start, --end",
+    "variable": "--variable",
+    **{f"{stage}_weights": f"--{stage}-weights" for stage in CANDIDATES},
+}
+
+
+def given(keyword: str, options: Mapping[str, str] | None, value: object = None) -> str:
+    """How the caller names the argument ``keyword`` (given ``value``, where not None): as the
+    option of ``options`` (``--folds 2``), else as the keyword argument (``folds=2``)."""
+    if options:
+        if isinstance(value, tuple | list):  # as typed: a comma list
+            value = ",".join(f"{v:g}" for v in value)
+        return options[keyword] if value is None else f"{options[keyword]} {value}"
+    return f"{keyword}=" if value is None else f"{keyword}={value!r}"
 
 
 def tune_correction(
@@ -97,6 +116,7 @@ def tune_correction(
     device: str = "auto",
     progress: bool = False,
     fold_checkpoints: Sequence[str | Path] = (),
+    options: Mapping[str, str] | None = None,
 ) -> Tuned:
     """Choose and store the correction weights of ``checkpoint`` (module docstring).
 
@@ -108,15 +128,18 @@ def tune_correction(
     training period; a side left open, e.g. ``Period("2019-03-10", None)``, is the default's);
     variable: the one whose scores choose (default: the checkpoint's only channel);
     fold_checkpoints: cross-validation folds of the checkpoint, each forecasting its held-out
-    period as one block (:mod:`generators.tune_folds`), instead of ``folds`` and ``period``."""
+    period as one block (:mod:`generators.tune_folds`), instead of ``folds`` and ``period``;
+    options: how a command names these arguments in its messages (:data:`OPTIONS`, for
+    ``wxens tune``), else they are named as the keyword arguments."""
     if folds is not None and folds < 1:
-        raise InputError(f"--folds must be at least 1, got {folds}")
+        raise InputError(f"{given('folds', options, folds)}: give at least 1")
     candidates = {"bias": bias_weights, "spread": spread_weights, "rank": rank_weights}
     for stage, weights in candidates.items():
         bad = [w for w in weights if not 0 < w <= 1]
         if bad:
             raise InputError(
-                f"--{stage}-weights: every candidate must be in (0, 1], got {bad}"
+                f"{given(f'{stage}_weights', options, weights)}: every candidate must be in "
+                f"(0, 1], got {bad}"
                 + (" (the uncorrected forecast is always scored)" if stage == "bias" else "")
             )
     refuse_folds_with(fold_checkpoints, folds, period)
@@ -126,11 +149,14 @@ def tune_correction(
         if len(channels) != 1:
             raise InputError(
                 f"{checkpoint} forecasts {channels}: name the variable whose scores choose the "
-                f"weights with --variable, e.g. --variable {channels[0]}"
+                f"weights with {given('variable', options)}, e.g. "
+                f"{given('variable', options, channels[0])}"
             )
         variable = channels[0]
     elif variable not in channels:
-        raise InputError(f"--variable {variable!r}: {checkpoint} forecasts only {channels}")
+        raise InputError(
+            f"{given('variable', options, variable)}: {checkpoint} forecasts only {channels}"
+        )
     leads = list(leads_hours or loaded.leads_hours)
     step_hours = loaded.native_step / pd.Timedelta(hours=1)
     every = every_hours or max(step_hours, 6.0)
@@ -143,7 +169,7 @@ def tune_correction(
     if fold_checkpoints:
         sources = fold_sources(loaded, store, fold_checkpoints, leads, every)
     else:
-        sources = [own_source(loaded, store, period, folds, leads, every)]
+        sources = [own_source(loaded, store, period, folds, leads, every, options)]
     blocks, stores = [], []
     for source in sources:
         out = draw(
@@ -195,15 +221,16 @@ def own_source(
     folds: int | None,
     leads: Sequence[float],
     every: float,
+    options: Mapping[str, str] | None = None,
 ) -> TuningSource:
     """The checkpoint's own initial times of ``period`` (default :func:`default_period`; an
     open side is the default's), cut into ``folds`` consecutive blocks (default
     :func:`default_folds`); InputError where a block would hold fewer than 2 or none could
-    correct anything (:func:`check_correctable`)."""
+    correct anything (:func:`check_correctable`); ``options`` as :func:`tune_correction`'s."""
     if period is None:
-        period = default_period(loaded)
+        period = default_period(loaded, options)
     elif period.start is None or period.end is None:
-        default = default_period(loaded)
+        default = default_period(loaded, options)
         period = Period(period.start or default.start, period.end or default.end)
     data = ForecastData.from_store(loaded, store)
     inits = calibration_init_times(
@@ -214,10 +241,11 @@ def own_source(
     if len(inits) < 2 * folds:
         raise InputError(
             f"{len(inits)} initial time(s) every {every:g} h in {period} for {folds} fold(s): "
-            "each fold needs at least 2; give fewer --folds, a smaller --every or a longer period"
+            f"each fold needs at least 2; give fewer {given('folds', options)}, a smaller "
+            f"{given('every_hours', options)} or a longer period"
         )
     blocks = [inits[i] for i in np.array_split(np.arange(len(inits)), folds)]
-    check_correctable(blocks, leads, data.times)
+    check_correctable(blocks, leads, data.times, options)
     return TuningSource(loaded, inits, blocks)
 
 
@@ -271,7 +299,10 @@ def default_folds(inits: pd.DatetimeIndex) -> int:
 
 
 def check_correctable(
-    folds: Sequence[pd.DatetimeIndex], leads_hours: Sequence[float], truth_times: pd.DatetimeIndex
+    folds: Sequence[pd.DatetimeIndex],
+    leads_hours: Sequence[float],
+    truth_times: pd.DatetimeIndex,
+    options: Mapping[str, str] | None = None,
 ) -> None:
     """InputError, before any forecast, when no initial time of any fold has an earlier one
     of the fold verified at its leads and time of day (fold by fold, as the candidates
@@ -285,7 +316,8 @@ def check_correctable(
         f"the {len(folds)} fold(s) of {days:.2g} days of initial times leave nothing to "
         "correct: no initial time has an earlier forecast of its lead and time of day in its "
         "fold verified by it, so every candidate would score as no correction; give fewer "
-        "--folds (1 for a few days of initial times) or a longer period (--start, --end)"
+        f"{given('folds', options)} (1 for a few days of initial times) or a longer period "
+        f"({given('period', options)})"
     )
 
 
@@ -307,21 +339,21 @@ def remove_earlier_forecasts(directory: Path, digest: str) -> None:
             log.info("removed %s: the tuning forecasts of an earlier checkpoint", old)
 
 
-def default_period(loaded: Checkpoint) -> Period:
+def default_period(loaded: Checkpoint, options: Mapping[str, str] | None = None) -> Period:
     """The checkpoint's held-out period (``data.validation``), else its training period
     (its open sides bounded by the span of times its training read, where recorded:
     :func:`generators.calibration.trained_periods`) with a warning that a weight chosen
-    there errs towards no correction."""
+    there errs towards no correction (``options``: as :func:`tune_correction`'s)."""
     data = loaded.train_config.data
     if data.validation is not None:
         return data.validation
     train = trained_periods(loaded)[0]
     log.warning(
         "%s holds no held-out period (data.validation): tuning on forecasts of its training "
-        "period %s, which show less bias than new days; give --start/--end of days it did not "
-        "train on",
+        "period %s, which show less bias than new days; give %s of days it did not train on",
         loaded.path,
         train,
+        given("period", options),
     )
     return train
 

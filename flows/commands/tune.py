@@ -110,7 +110,7 @@ def parse_weights(text: str | None, stage: str) -> tuple[float, ...]:
 def run(args: argparse.Namespace) -> int:
     from flows.commands.run import parse_leads
     from flows.threads import set_threads
-    from generators.tune import tune_correction
+    from generators.tune import OPTIONS, tune_correction
     from pipeline.schema import Period
 
     check_device(args.device)  # before the checkpoint and the store are read
@@ -133,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.no_progress,
         fold_checkpoints=args.fold,
+        options=OPTIONS,
     )
     table = tuned.selection.table
     forecasts = ", ".join(str(f) for f in tuned.forecasts)

@@ -125,7 +125,7 @@ def test_errors_that_flip_from_day_to_day_are_left_uncorrected(trained, caplog):
 
 def test_too_few_initial_times_for_the_folds_are_refused(trained):
     _, run, cycle, _ = trained
-    with pytest.raises(InputError, match="30 initial time.*for 16 fold.*give fewer --folds"):
+    with pytest.raises(InputError, match="30 initial time.*for 16 fold.*give fewer folds"):
         tune_correction(run, cycle, folds=16, device="cpu")
 
 
@@ -141,7 +141,7 @@ def test_folds_that_can_correct_nothing_are_refused_before_any_forecast(trained)
     scored as no correction, and tune said no correction lowered the fair CRPS."""
     _, run, cycle, _ = trained
     before = set(run.glob("tune-*.zarr"))
-    with pytest.raises(InputError, match="the 8 fold.* leave nothing to correct.*fewer --folds"):
+    with pytest.raises(InputError, match="the 8 fold.* leave nothing to correct.*fewer folds"):
         tune_correction(run, cycle, folds=8, members=4, sampler="euler:nfe=2", device="cpu")
     assert set(run.glob("tune-*.zarr")) == before  # nothing forecast
 
@@ -242,8 +242,8 @@ def test_an_upper_air_channel_is_tuned_at_its_level(tmp_path):
     run = tmp_path / "run"
     train = ["train", "--store", str(store), "--config", str(config), "--out", str(run)]
     assert wxens([*train, "--no-progress"]) == 0
-    # without --variable, the refusal gives a flag to copy (it listed the channels only)
-    with pytest.raises(InputError, match=r"with --variable, e\.g\. --variable t2m"):
+    # without variable=, the refusal gives an argument to copy (it listed the channels only)
+    with pytest.raises(InputError, match=r"with variable=, e\.g\. variable='t2m'"):
         tune_correction(run, store, members=8, folds=2, device="cpu", progress=False)
     tuned = tune_correction(
         run,
@@ -279,12 +279,35 @@ def test_a_period_the_store_does_not_hold_is_named_with_the_stores_times():
 @pytest.mark.parametrize(
     ("stage", "weights"), [("bias", (0.0, 0.5)), ("spread", (0.3, 1.5)), ("rank", (-0.1,))]
 )
-def test_candidate_weights_out_of_range_are_refused_before_any_forecast(tmp_path, stage, weights):
+def test_candidate_weights_out_of_range_are_refused_before_any_forecast(
+    tmp_path, stage, weights, capsys
+):
     """--bias-weights 0,0.5 failed after the tuning forecasts with 'the spread and rank
     weights act on the bias-corrected forecast: give a bias weight ... (--bias-weight)',
-    a flag the command does not have; --rank-weights 2 named --rank-weight."""
-    with pytest.raises(InputError, match=rf"^--{stage}-weights: every candidate must be in"):
-        tune_correction(tmp_path / "no-run", tmp_path / "no-store", **{f"{stage}_weights": weights})
+    a flag the command does not have; --rank-weights 2 named --rank-weight. The Python API
+    names its keyword argument, the command its option."""
+    keyword = f"{stage}_weights"
+    with pytest.raises(InputError, match=rf"^{keyword}=\(.*\): every candidate must be in"):
+        tune_correction(tmp_path / "no-run", tmp_path / "no-store", **{keyword: weights})
+    given = ",".join(f"{w:g}" for w in weights)
+    tune = ["tune", "--checkpoint", str(tmp_path / "no-run"), "--store", str(tmp_path)]
+    assert wxens([*tune, f"--{stage}-weights", given]) == 2
+    assert f"--{stage}-weights {given}: every candidate must be in" in capsys.readouterr().err
+
+
+def test_the_python_api_names_its_keyword_arguments_the_command_its_options(trained, capsys):
+    _, run, cycle, _ = trained
+    with pytest.raises(InputError, match=r"^folds=0: give at least 1$"):
+        tune_correction(run, cycle, folds=0)
+    with pytest.raises(InputError, match=r"give fewer folds=, a smaller every_hours= or a longer "):
+        tune_correction(run, cycle, folds=16, device="cpu")
+    with pytest.raises(InputError, match=r"variable='q': .* forecasts only \['t2m'\]"):
+        tune_correction(run, cycle, variable="q", device="cpu")
+    tune = ["tune", "--checkpoint", str(run), "--store", cycle, "--device", "cpu"]
+    assert wxens([*tune, "--folds", "16"]) == 2
+    assert "give fewer --folds, a smaller --every or a longer period" in capsys.readouterr().err
+    assert wxens([*tune, "--variable", "q"]) == 2
+    assert "--variable q: " in capsys.readouterr().err
 
 
 def test_weights_are_recorded_for_the_checkpoint_they_were_tuned_on(trained, monkeypatch):
