@@ -14,7 +14,10 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
+
+from pipeline.errors import InputError
 
 OFFLINE_DEFAULTS = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300",
@@ -47,7 +50,29 @@ def offline_temporary_server() -> None:
     failed to send on every offline run."""
     for name, value in OFFLINE_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    check_server_database()
     temporary_server_apart()
+
+
+def check_server_database() -> None:
+    """InputError, before any work, where Prefect would start its temporary server (no
+    ``PREFECT_API_URL``) on a SQLite database in a folder that cannot be written: by
+    default ``~/.prefect``, read-only for a service account or a shared home. That server
+    never started: up to 300 s of waiting, then thousands of lines of SQLite tracebacks."""
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings()
+    url = settings.server.database.connection_url.get_secret_value()
+    if settings.api.url or not url.startswith("sqlite") or ":memory:" in url:
+        return
+    database = Path(url.split(":///", 1)[1])
+    at = next(p for p in (database, *database.parents) if p.exists())
+    if not os.access(at, os.W_OK) or (at == database and not os.access(at.parent, os.W_OK)):
+        raise InputError(
+            f"Prefect's temporary server keeps its database at {database}, and {at} cannot "
+            "be written (a read-only home, or no permission): set PREFECT_HOME to a folder "
+            "you can write (PREFECT_HOME=$TMPDIR/prefect), or PREFECT_API_URL to a server"
+        )
 
 
 def temporary_server_apart() -> None:

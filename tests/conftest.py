@@ -154,3 +154,48 @@ def on_a_terminal(argv: list[str]) -> tuple[int, str, str]:
         out = run.stdout.read()
     os.close(leader)
     return run.wait(), out, shown.decode(errors="replace")
+
+
+#: Linux capabilities that let root write what is not its own: chown, dac_override,
+#: dac_read_search, fowner, fsetid (``man 7 capabilities``).
+_WRITE_ANYWAY_CAPS = (0, 1, 2, 3, 4)
+_PR_CAPBSET_DROP = 24
+
+
+def _drop_write_anyway_caps() -> None:
+    """In a child, before exec: root, after exec, keeps none of :data:`_WRITE_ANYWAY_CAPS`."""
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    for cap in _WRITE_ANYWAY_CAPS:
+        if prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+
+@pytest.fixture
+def read_only() -> Callable[[Path], dict]:
+    """A function that makes a folder (with all below it) what a user finds where an
+    administrator shared a store or a run: not theirs to write. It returns the keywords of
+    a ``subprocess.run`` that runs a command as that user. As root, which ignores file
+    modes, the folder is handed to uid 65534 and the command runs without the capabilities
+    that would let root write it anyway (its interpreter under /root stays reachable, as it
+    would not be for uid 65534); otherwise the write bits are cleared. Undone at teardown,
+    so that pytest can remove the folder."""
+    done: list[tuple[Path, int, int, int]] = []
+
+    def make(folder: Path) -> dict:
+        for at in [folder, *folder.rglob("*")]:
+            stat = at.lstat()
+            done.append((at, stat.st_uid, stat.st_gid, stat.st_mode))
+            if os.geteuid() == 0:
+                os.chown(at, 65534, 65534, follow_symlinks=False)
+            if not at.is_symlink():
+                at.chmod(stat.st_mode & ~0o222)
+        return {"preexec_fn": _drop_write_anyway_caps} if os.geteuid() == 0 else {}
+
+    yield make
+    for at, uid, gid, mode in reversed(done):
+        if os.geteuid() == 0:
+            os.chown(at, uid, gid, follow_symlinks=False)
+        if not at.is_symlink():
+            at.chmod(mode)
