@@ -14,7 +14,7 @@ them (:func:`collect_garbage`), ``wxens compact`` those of any store.
 A plain Zarr v3 store (an export, :mod:`pipeline.store_export`, or another tool's) is read
 as it is; wxens writes only transactional stores. In a notebook::
 
-    ds = pipeline.transaction.open_dataset("era5.zarr")   # or wxens.open_store(...)
+    ds = pipeline.transaction.open_dataset("era5.zarr")   # or pipeline.store.open_store(...)
 
 References: Icechunk, "transactions and version control for Zarr"
 (https://icechunk.io/en/latest/version-control/); anemoi-datasets' finalise step.
