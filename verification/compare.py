@@ -173,8 +173,8 @@ def compare_scorecards(
     ``n_verified`` where the files hold them (NaN where one file lacks a score), the
     coordinate ``variable_units`` (variable), on the variables and leads every file holds
     (``leads_hours``: only these). Its attrs: ``left_out``, ``different_inits``,
-    ``different_truths`` and ``truth_unrecorded`` (files written before the truth was
-    recorded), lines to show.
+    ``different_truths`` and ``truth_unrecorded`` (files written before the truth, or
+    the units, were recorded: their units are not checked), lines to show.
 
     Raises :class:`InputError` for a file that is not a wxens scores file, names that are
     not one per file or repeat, a variable in other units in two files, no variable or lead
@@ -206,8 +206,11 @@ def compare_scorecards(
     unrecorded = [
         f"{e.name} ({e.source}): its truth is not recorded (written before wxens verify "
         "recorded it): not checked to be the others'; verify it again to check"
+        if _records_units(e.card)
+        else f"{e.name} ({e.source}): its truth and units are not recorded (written by an "
+        "older wxens): not checked to be the others'; verify it again to check"
         for e in experiments
-        if not e.truth
+        if not e.truth or not _records_units(e.card)
     ]
     _check_units(experiments)
     left_out = []
@@ -228,11 +231,13 @@ def compare_scorecards(
         e.card[[n for n in wanted if n in e.card]].sel({VARIABLE: variables, LEAD_TIME: leads})
         for e in experiments
     ]
+    recorded = [e.card for e in experiments if _records_units(e.card)]
+    units_card = recorded[0] if recorded else experiments[0].card
     names_index = pd.Index(np.array([e.name for e in experiments]), name=EXPERIMENT)
     table = xr.concat(cards, dim=names_index)
     table = table.assign_coords(
         source=(EXPERIMENT, [e.source for e in experiments]),
-        **{VARIABLE_UNITS: (VARIABLE, [_units(experiments[0].card, v) for v in variables])},
+        **{VARIABLE_UNITS: (VARIABLE, [_units(units_card, v) for v in variables])},
     )
     return table.assign_attrs(
         left_out=left_out,
@@ -242,8 +247,14 @@ def compare_scorecards(
     )
 
 
+def _records_units(card: xr.Dataset) -> bool:
+    """Whether a scorecard names its variables' units (an older wxens's does not: its
+    units are unknown, not none)."""
+    return VARIABLE_UNITS in card.coords
+
+
 def _units(card: xr.Dataset, variable: str) -> str:
-    if VARIABLE_UNITS not in card.coords:
+    if not _records_units(card):
         return ""
     return str(card[VARIABLE_UNITS].sel({VARIABLE: variable}).item())
 
@@ -253,7 +264,7 @@ def _check_units(experiments: list[Scores]) -> None:
     file keeps the units of the analysis store it was verified against, so neither
     ``--units`` (of verify or of compare, applied after this) makes them comparable."""
     seen: dict[str, tuple[str, str]] = {}
-    for e in experiments:
+    for e in filter(lambda e: _records_units(e.card), experiments):  # others: a line
         for variable in map(str, e.card[VARIABLE].values):
             unit = _units(e.card, variable)
             first = seen.setdefault(variable, (unit, f"{e.name} ({e.source})"))

@@ -327,3 +327,25 @@ def test_a_file_written_before_the_truth_was_recorded_compares_with_a_line(score
     assert "fair CRPS" in done.stdout
     info = wxens("info", str(old))
     assert "truth      not recorded" in info.stdout
+
+
+def test_a_file_written_before_units_were_recorded_compares_in_the_others_units(
+    scored, tmp_path
+):
+    """A scores file of an older wxens records neither its truth nor its variables' units
+    (no ``variable_units``, each score's units the marker ``variable``): compare refused it
+    beside a new file as 't2m is in no unit', and its fix (verify against the same store)
+    was what the user had done. Its units are unknown, not none: compared, with a line."""
+    tree = tree_of(scored / "oracle.nc")
+    tree.attrs = {k: v for k, v in tree.attrs.items() if not k.startswith(("truth", "forecast"))}
+    card = tree["scorecard"].to_dataset().drop_vars(VARIABLE_UNITS)
+    tree["scorecard"] = card.assign({n: card[n].assign_attrs(units="variable") for n in card})
+    old = tmp_path / "old.nc"
+    tree.to_netcdf(old)
+    table = compare_scorecards([tree, tree_of(scored / "shrunk.nc")], ["old", "new"])
+    assert table[VARIABLE_UNITS].values.tolist() == ["K"]
+    done = wxens("compare", str(old), str(scored / "shrunk.nc"))
+    assert done.returncode == 0, done.stderr
+    said = f"old ({old}): its truth and units are not recorded (written by an older wxens)"
+    assert said in done.stdout
+    assert "fair CRPS" in done.stdout and " K" in done.stdout
