@@ -43,10 +43,17 @@ from generators.data import Normalization, ResidualDataset, SampleSpec
 from generators.models import GENERATORS
 from generators.objective import ResidualGenerator
 from generators.step_memory import forward_bytes, forward_count
-from pipeline.errors import InputError, StoreError, refuse_dangling_link, time_text
+from pipeline.errors import (
+    InputError,
+    StoreError,
+    refuse_dangling_link,
+    shell_word,
+    time_text,
+)
 from pipeline.schema import GRID_TOLERANCE_DEG, Period
 from pipeline.temporaries import remove_left
 from pipeline.timeaxis import describe_step
+from pipeline.writable import check_can_write
 
 FORMAT_VERSION = 1
 WEIGHTS_DIGEST = "weights_sha256"
@@ -362,4 +369,24 @@ def _describe(x: Any, statics: bool) -> str:
     return (
         f"a {len(x.latitude)} x {len(x.longitude)} grid {_extent(x)}, channels "
         f"{list(x.channels)}{static}, native step {describe_step(x.native_step)}"
+    )
+
+
+def check_run_writable(
+    checkpoint: str | Path, command: str, *, lock: bool = False, more: str = ""
+) -> None:
+    """InputError naming the folder of ``checkpoint`` (file or training directory) where
+    ``wxens command`` writes (tuning forecasts and weights, a calibrated checkpoint) if this
+    user may not write it (a run an administrator shared read-only), and the fix: copy the
+    run and ``command`` the copy, ``more`` (another way), or train your own. Called as the
+    checkpoint loads: they read the store and drew forecasts before Permission denied.
+    ``lock``: the command also takes the folder's lock beside it (a calibration's)."""
+    path = Path(checkpoint)
+    folder = path if path.is_dir() else path.parent
+    copy = f"cp -r {shell_word(folder)} DIR"
+    check_can_write(
+        folder,
+        f"wxens {command} writes in it: copy the run somewhere you can write ({copy}) and "
+        f"{command} the copy{more}, or train your own",
+        lock=lock,
     )

@@ -153,7 +153,8 @@ def forecast_to_store(
         calibration=calibration.to_dict() if calibration else {},
         balanced=balance,
     )
-    check_extends(out, provenance, n_members, leads_hours)  # before the calibration is named
+    # before the calibration is named; nothing to draw needs no lock (a read-only store)
+    check_extends(out, provenance, n_members, leads_hours, writing=not inits.empty)
     if calibration is not None:
         log.info("applying the checkpoint's spread calibration, %s", calibration.summary())
         log.debug("%s", calibration.report())

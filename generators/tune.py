@@ -44,7 +44,7 @@ from generators.calibration import (
     trained_periods,
     warn_if_trained_on,
 )
-from generators.checkpoint import Checkpoint, load_checkpoint
+from generators.checkpoint import Checkpoint, check_run_writable, load_checkpoint
 from generators.correction.decaying_average import corrects_any
 from generators.correction.select_weights import WeightSelection, select_weights
 from generators.correction.spec import CANDIDATES, CorrectionSpec
@@ -144,6 +144,8 @@ def tune_correction(
             )
     refuse_folds_with(fold_checkpoints, folds, period)
     loaded = load_checkpoint(checkpoint)
+    for run in (loaded.path, *fold_checkpoints):  # its forecasts and choice go beside them
+        check_run_writable(run, "tune")
     channels = list(loaded.channels)
     if variable is None:
         if len(channels) != 1:

@@ -51,7 +51,6 @@ from pipeline.schema import (
 )
 from pipeline.software import software_versions
 from pipeline.transaction import (
-    check_can_write,
     has_root_group,
     is_empty_repository,
     is_plain_zarr,
@@ -62,6 +61,7 @@ from pipeline.transaction import (
     read_attrs,
     transaction,
 )
+from pipeline.writable import check_can_write
 
 log = logging.getLogger(__name__)
 
@@ -175,14 +175,18 @@ def check_extends(
     provenance: ForecastProvenance | None,
     members: int,
     leads_hours: Sequence[float],
+    *,
+    writing: bool = True,
 ) -> None:
     """StoreError unless a forecast of ``members`` members at ``leads_hours`` with
     ``provenance`` (None: not checked) may go into the forecast store at ``path`` (absent or
     empty: it may). Checked before anything is drawn, so that a request the store's initial
     times already answer with other members or leads is not skipped silently as done, nor
-    refused only by :func:`write_forecast` after the drawing."""
+    refused only by :func:`write_forecast` after the drawing. Not ``writing`` (the store
+    holds every initial time asked): a store this user may not write passes."""
     path = Path(path)
-    _check_writable(path)  # a plain store (an older wxens's) is refused before the drawing
+    if writing:  # a plain store (an older wxens's) is refused before the drawing
+        _check_writable(path)
     if not is_store(path) or is_empty_repository(path) or not is_forecast_store(path):
         return  # nothing to extend; a store of another kind is refused where it is written
     existing = open_dataset(path, chunks=None)

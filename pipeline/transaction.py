@@ -22,7 +22,6 @@ References: Icechunk, "transactions and version control for Zarr"
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import re
@@ -64,19 +63,6 @@ def lock_path(path: str | Path) -> Path:
     working directory, has no name of its own)."""
     path = Path(path).resolve()
     return path.with_name(f".{path.name}.lock")
-
-
-def check_can_write(path: str | Path) -> None:
-    """PermissionError naming the folder or lock file that keeps a writer from the store at
-    ``path`` (its lock beside it, the store's folders), found before the work whose result
-    it would write (a forecast's first batch, drawn then lost). An absent store passes if
-    the nearest existing folder above it is writable."""
-    path, lock = Path(path), lock_path(path)
-    near = lock if lock.exists() else next(p for p in lock.parents if p.exists())
-    folders = [p for p in (path, *path.iterdir()) if p.is_dir()] if path.is_dir() else []
-    for at in (near, *folders):
-        if not os.access(at, os.W_OK | (0 if at.is_file() else os.X_OK)):
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(at))
 
 
 def _file_lock(path: str | Path) -> FileLock:

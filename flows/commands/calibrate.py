@@ -84,10 +84,13 @@ def run(args: argparse.Namespace) -> int:
     """Calibrate under the lock of the directory written to, a training run's: a
     calibration finished while ``wxens train`` went on there wrote its older weights over
     the run's newer checkpoint."""
+    from generators.checkpoint import check_run_writable
     from generators.correction.tuned import checkpoint_file
     from pipeline.transaction import held_alone
 
     check_device(args.device)  # before the checkpoint and the store are read
+    more = " (or give --out FILE in a folder you can write)" * (args.out is None)
+    check_run_writable(checkpoint_file(args.out or args.checkpoint), NAME, lock=True, more=more)
     with held_alone(checkpoint_file(args.out or args.checkpoint).parent):
         return _calibrate(args)
 

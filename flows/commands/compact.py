@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.errors import InputError, counted
     from pipeline.spec import to_timedelta
     from pipeline.transaction import compact
+    from pipeline.writable import check_can_write
 
     try:
         keep = to_timedelta(args.keep).to_pytimedelta()
@@ -41,6 +42,11 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     if keep.total_seconds() < 0:
         raise InputError(f"--keep {args.keep!r} is negative; give a duration such as 7d")
+    check_can_write(  # its lock and the folders it deletes in: refused before any is read
+        args.store,
+        "compacting deletes in it and takes its lock beside it: only who may write it (its "
+        "owner) can compact it; ask them, or leave it as it is (compacting only frees disk)",
+    )
     done = compact(args.store, max(keep, _back_to_what_readers_read(args.store)))
     print(
         f"{args.store}: {counted(done.commits_expired, 'commit')} older than {args.keep} "

@@ -5,9 +5,12 @@ is refused at once, naming the path and the fix."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from flows.cli import main as wxens
 
 
 def test_run_with_a_home_it_cannot_write_names_prefect_home_before_any_work(
@@ -36,3 +39,75 @@ def test_run_with_a_home_it_cannot_write_names_prefect_home_before_any_work(
     last = done.stderr.strip().splitlines()[-1]
     assert str(home / ".prefect") in last and "PREFECT_HOME" in last, last
     assert "Traceback" not in done.stderr
+
+
+def shared(tiny_model, tmp_path: Path, read_only) -> tuple[Path, Path, Path, dict]:
+    """The tiny store, its model and a forecast store of it (2000-01-08T00) copied into
+    ``RO``, then made read-only: (store, run, forecast store, keywords to run as the user)."""
+    store, model = tiny_model
+    ro = tmp_path / "RO"
+    shutil.copytree(store, ro / "s.zarr")
+    shutil.copytree(model, ro / "run")
+    assert wxens([*FORECAST, "--checkpoint", str(ro / "run"), "--store", str(ro / "s.zarr"),
+                  "--out", str(ro / "fc.zarr"), "--init", "2000-01-08T00"]) == 0  # fmt: skip
+    return ro / "s.zarr", ro / "run", ro / "fc.zarr", read_only(ro)
+
+
+FORECAST = ["forecast", "--members", "2", "--lead", "6h", "--no-progress"]
+
+
+def as_user(argv: list[str], cwd: Path, keywords: dict) -> subprocess.CompletedProcess:
+    cwd.mkdir(mode=0o777)
+    cwd.chmod(0o777)  # uid 65534's working directory
+    cwd.parent.chmod(0o755)
+    run = [sys.executable, "-m", "flows.cli", *argv]
+    return subprocess.run(run, cwd=cwd, capture_output=True, text=True, timeout=300, **keywords)
+
+
+def test_tune_and_calibrate_of_a_read_only_run_are_refused_before_the_store_is_read(
+    tiny_model, tmp_path: Path, read_only
+) -> None:
+    """Tuning writes its forecasts and its choice beside the checkpoint (and each fold),
+    calibrating rewrites it: they read the store (tune drew forecasts) before Permission
+    denied named a lock file. Refused as the checkpoint is loaded, naming the folder and
+    the fix."""
+    store, run, _, keywords = shared(tiny_model, tmp_path, read_only)
+    mine = tmp_path / "mine"
+    shutil.copytree(run, mine)
+    for at in [mine, *mine.rglob("*")]:  # the user's own: uid 65534 writes it as root's
+        at.chmod(0o777)
+    for i, (argv, folder) in enumerate([
+        (["tune", "--checkpoint", str(run)], run),
+        (["tune", "--checkpoint", str(mine), "--fold", str(run)], run),
+        (["calibrate", "--checkpoint", str(run), "--start", "2000-01-08"], run),
+    ]):  # fmt: skip
+        done = as_user([*argv, "--store", str(store)], tmp_path / f"w{i}", keywords)
+        assert done.returncode == 2, done.stderr[-2000:]
+        last = done.stderr.strip().splitlines()[-1]
+        assert str(folder) in last and "copy the run" in last, last
+        assert "reading" not in done.stderr and "Errno" not in last, done.stderr
+    assert "--out" in last
+
+
+def test_a_forecast_a_read_only_store_holds_already_writes_nothing_and_succeeds(
+    tiny_model, tmp_path: Path, read_only
+) -> None:
+    """Every initial time asked held already: nothing to write, no lock needed, exit 0;
+    one more still needs the store's lock, refused before any is drawn."""
+    store, run, out, keywords = shared(tiny_model, tmp_path, read_only)
+    argv = [*FORECAST, "--checkpoint", str(run), "--store", str(store), "--out", str(out)]
+    done = as_user([*argv, "--init", "2000-01-08T00"], tmp_path / "w0", keywords)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "1 already in the store" in done.stdout
+    done = as_user([*argv, "--init", "2000-01-08T00", "2000-01-08T06"], tmp_path / "w1", keywords)
+    assert done.returncode == 2 and "Permission denied" in done.stderr, done.stderr[-2000:]
+
+
+def test_compact_of_a_read_only_store_is_refused_naming_it_and_the_fix(
+    tiny_model, tmp_path: Path, read_only
+) -> None:
+    store, _, _, keywords = shared(tiny_model, tmp_path, read_only)
+    done = as_user(["compact", str(store)], tmp_path / "w", keywords)
+    assert done.returncode == 2, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert f"{store}: permission denied" in last and "owner" in last, last
