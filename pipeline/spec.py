@@ -94,12 +94,14 @@ def parse_fields(cls: type, body: str, *, what: str) -> dict[str, Any]:
     return values
 
 
-def format_spec(obj: Any) -> str:
+def format_spec(obj: Any, *, changed_only: bool = False) -> str:
     """Every field of the dataclass instance ``obj`` as ``key=value,...`` (the inverse of
-    :func:`parse_fields`)."""
-    return ",".join(
-        f"{f.name}={format_value(getattr(obj, f.name))}" for f in dataclasses.fields(obj) if f.init
-    )
+    :func:`parse_fields`); with ``changed_only``, those that differ from their defaults,
+    which parse back to the same ``obj`` and fit a message's label."""
+    fields = [f for f in dataclasses.fields(obj) if f.init]
+    if changed_only:
+        fields = [f for f in fields if getattr(obj, f.name) != f.default]
+    return ",".join(f"{f.name}={format_value(getattr(obj, f.name))}" for f in fields)
 
 
 def format_value(value: Any) -> str:

@@ -316,7 +316,19 @@ def test_open_returns_canonical_lazy_float32_dataset_with_cf_metadata():
         pd.date_range("2000-01-01", periods=5, freq="6h")
     )
     assert SyntheticConfig.from_spec(ds.attrs["synthetic_spec"]) == config
-    assert SyntheticSource(config).description == config.to_spec()
+    assert SyntheticConfig.from_spec(SyntheticSource(config).description) == config
+
+
+def test_a_refusal_labelled_by_a_synthetic_source_leads_with_what_is_wrong(tmp_path):
+    """The source labels the refusals of its data (--start/--end, --select, --variables):
+    by the keys the user gave, not by a ~600-character listing of every field first."""
+    pytest.importorskip("pipeline.sources.files")  # ingest imports every built-in source
+    from pipeline.store import ingest
+
+    with pytest.raises(InputError) as err:
+        ingest("synthetic:n_times=2", tmp_path / "a.zarr", time=slice("1990-01-01", "1990-01-02"))
+    assert str(err.value).startswith("synthetic:n_times=2: no time in 1990-01-01..1990-01-02")
+    assert SyntheticSource(SyntheticConfig()).description == "synthetic"
 
 
 def test_resolve_source_finds_the_synthetic_source():

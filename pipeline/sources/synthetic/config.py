@@ -105,9 +105,11 @@ class SyntheticConfig:
             raise InputError(f"{spec!r} is not a synthetic spec; write 'synthetic:key=value,...'")
         return cls(**parse_fields(cls, body, what=f"synthetic spec {spec!r}"))
 
-    def to_spec(self) -> str:
-        """The full spec string; ``from_spec(to_spec())`` gives back an equal config."""
-        return f"{SCHEME}:{format_spec(self)}"
+    def to_spec(self, *, changed_only: bool = False) -> str:
+        """The full spec string; ``from_spec(to_spec())`` gives back an equal config. With
+        ``changed_only``, the keys that differ from the defaults (``synthetic`` for none)."""
+        body = format_spec(self, changed_only=changed_only)
+        return f"{SCHEME}:{body}" if body else SCHEME
 
     @property
     def latitude(self) -> np.ndarray:

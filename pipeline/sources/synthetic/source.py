@@ -98,4 +98,5 @@ class SyntheticSource(Source):
 
     @property
     def description(self) -> str:
-        return self.config.to_spec()
+        """The keys given (not every field): it labels refusals, which lead with it."""
+        return self.config.to_spec(changed_only=True)
