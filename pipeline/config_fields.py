@@ -14,7 +14,6 @@ and arrays, which a file never gives, are taken as the Python values they hold.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import types
 import typing
 from collections.abc import Mapping
@@ -22,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import InputError
+from pipeline.errors import TIME_TYPES, InputError, time_text
 from pipeline.spec import field_types
 
 
@@ -120,8 +119,8 @@ def coerce_value(tp: Any, value: Any, where: str) -> Any:
             raise InputError(f"{where} must be a number, got {value!r}")
         return float(value)
     if tp is str:
-        if isinstance(value, dt.date):  # YAML reads 2019-03-01 as a date
-            return value.isoformat()
+        if isinstance(value, TIME_TYPES):  # YAML reads 2019-03-01 as a date
+            return time_text(value)  # as a Period keeps it
         if not isinstance(value, str):
             raise InputError(f"{where} must be a string, got {value!r}")
         return value

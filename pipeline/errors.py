@@ -13,6 +13,7 @@ records differ in.
 
 from __future__ import annotations
 
+import datetime
 import errno
 import os
 import shlex
@@ -20,6 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 
@@ -159,10 +161,18 @@ def is_transient(error: BaseException) -> bool:
     return False
 
 
+#: What :func:`time_text` takes as a time (``datetime`` and ``pd.Timestamp`` are dates).
+TIME_TYPES = (datetime.date, np.datetime64)
+
+
 def time_text(time: object) -> str:
-    """A time as every message shows it: ISO 8601 to the minute, ``2019-03-01T06:00``, the
-    form ``wxens info`` prints and ``--init``/``--start`` take (messages mixed it with
-    ``2019-03-01 06:00:00``); with seconds only where the time has them."""
+    """A time as every message and config shows it: ISO 8601 to the minute,
+    ``2019-03-01T06:00``, the form ``wxens info`` prints and ``--init``/``--start`` take
+    (messages mixed it with ``2019-03-01 06:00:00``); with seconds only where the time has
+    them. A date (YAML's reading of ``2019-03-01``) stays a day, ``2019-03-01``, which a
+    :class:`~pipeline.schema.Period` reads as the whole day, as it was written."""
+    if isinstance(time, datetime.date) and not isinstance(time, datetime.datetime):
+        return time.isoformat()
     t = pd.Timestamp(time)
     return t.isoformat(timespec="minutes" if t == t.floor("min") else "auto")
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.errors import InputError, time_text
+from pipeline.errors import TIME_TYPES, InputError, time_text
 
 SCHEMA_VERSION = "1"
 
@@ -212,13 +211,13 @@ class Period:
     end: str | None = None
 
     def __post_init__(self) -> None:
-        # a time (pd.Timestamp, datetime, np.datetime64) is kept as its text: a checkpoint
+        # a time (pd.Timestamp, datetime, date, np.datetime64) is kept as its text: a checkpoint
         # records its periods, and one holding a Timestamp would be refused when loaded
         for side in ("start", "end"):
             value = getattr(self, side)
             if value is None or isinstance(value, str):
                 continue
-            if not isinstance(value, (pd.Timestamp, datetime, np.datetime64)):
+            if not isinstance(value, TIME_TYPES):
                 raise InputError(
                     f"period {side} {value!r} ({type(value).__name__}) is not a time: give "
                     f"its text, e.g. Period('2019-03-18', '2019-03-21'), or a pd.Timestamp"

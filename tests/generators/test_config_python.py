@@ -107,6 +107,6 @@ def test_torch_free_configs_take_numpy_scalars_and_arrays():
     assert CorrectionSpec(bias_weight=np.float32(0.5)).bias_weight == 0.5
     start = pd.Timestamp("2019-03-01")
     baseline = BaselineConfig(start, "2019-03-10", members=np.int64(5))
-    assert baseline == BaselineConfig("2019-03-01T00:00:00", "2019-03-10", members=5)
+    assert baseline == BaselineConfig("2019-03-01T00:00", "2019-03-10", members=5)  # as Period
     data = DataConfig(exclude=[{"start": "2019-03-05", "end": "2019-03-06"}], history=[-1, 0])
     assert data.exclude == (Period("2019-03-05", "2019-03-06"),) and data.history == (-1, 0)

@@ -1,11 +1,13 @@
 """A period written as text (``str(period)``, as a spread calibration records it) reads back."""
 
 import datetime
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.config_fields import settle_fields
 from pipeline.errors import InputError
 from pipeline.schema import Period
 
@@ -44,3 +46,29 @@ def test_a_period_of_times_is_the_period_of_their_text(start):
 def test_a_period_of_something_else_is_refused_naming_it():
     with pytest.raises(InputError, match=r"period start 20190318 .*'2019-03-18'"):
         Period(20190318, "2019-03-21")
+
+
+@dataclass(frozen=True)
+class _Texts:
+    """A config with a text field, settled as every config is (YAML reads a date as one)."""
+
+    when: str = ""
+
+    def __post_init__(self) -> None:
+        settle_fields(self)
+
+
+@pytest.mark.parametrize(
+    ("time", "text"),
+    [
+        (pd.Timestamp("2019-03-18T06"), "2019-03-18T06:00"),
+        (np.datetime64("2019-03-18T06:00"), "2019-03-18T06:00"),
+        (datetime.datetime(2019, 3, 18, 6), "2019-03-18T06:00"),
+        (datetime.datetime(2019, 3, 18, 6, 0, 30), "2019-03-18T06:00:30"),
+        (datetime.date(2019, 3, 18), "2019-03-18"),  # the whole day, as Period reads it
+    ],
+)
+def test_a_time_is_the_same_text_in_a_period_and_in_a_config_field(time, text):
+    # a config field wrote a datetime as 2019-03-18T06:00:00 and refused a numpy time; a
+    # Period refused a date, the value YAML gives for 2019-03-18
+    assert Period(time).start == _Texts(time).when == text
