@@ -10,7 +10,7 @@ gives the formula).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -29,11 +29,15 @@ from generators.device import resolve_device
 from generators.fine_tuned import warn_if_not_fine_tuned_for
 from generators.rollout import iter_forecast
 from generators.sampler_choice import choose_sampler
-from pipeline.errors import InputError, counted, nested_differences, shell_word, time_text
+from pipeline.errors import InputError, counted, given, nested_differences, shell_word, time_text
 from pipeline.schema import Period
 from pipeline.store import AnalysisStore, open_store
 
 log = logging.getLogger(__name__)
+
+#: How ``wxens calibrate`` names the period of :func:`calibration_init_times`: its flags, to
+#: a Python caller too (its refusals name ``calibration.period, --start/--end`` alike).
+CALIBRATE_OPTIONS = {"period": "--start, --end"}
 
 
 def calibration_init_times(
@@ -44,11 +48,13 @@ def calibration_init_times(
     max_lead_hours: float,
     *,
     what: str = "calibration",
+    options: Mapping[str, str] | None = None,
 ) -> pd.DatetimeIndex:
     """Initial times of a period, every ``every_hours`` from the first time in it, whose
     truth at ``max_lead_hours`` still lies in the period (no truth from after it is used).
     InputError naming ``what`` the period is for, and the store's times (``times``) where
-    it holds none of the period, or a bound that is not a time of the store's (naive UTC)."""
+    it holds none of the period, or a bound that is not a time of the store's (naive UTC);
+    ``options`` names the period as the caller gave it (:func:`pipeline.errors.given`)."""
     for bound in (b for b in (period_start, period_end) if b is not None):
         bound_time(bound, f"the {what} period bound")
     window = times[times.slice_indexer(period_start, period_end)]
@@ -57,7 +63,8 @@ def calibration_init_times(
         fix = "give a longer period"
         start, end = (pd.Timestamp(t) if t else None for t in (period_start, period_end))
         if start is not None and end is not None and end < start:
-            fix = "it ends before it starts: give an end after its start (--start, --end)"
+            fix = "it ends before it starts: give an end after its start"
+            fix += f" ({given('period', options)})"
         elif not len(window) and len(times):
             fix = (
                 f"the store holds none of it (its times: {time_text(times[0])} to "
@@ -282,6 +289,7 @@ def fit_calibration(
             source_period.end,
             config.init_every_hours,
             max(leads),
+            options=CALIBRATE_OPTIONS,
         )
         inits = data.usable_inits(inits, leads)
         seen = inits[trained_on(source, inits)]

@@ -52,7 +52,7 @@ from generators.correction.tuned import checkpoint_digest, save_tuned
 from generators.data.forecast import ForecastData
 from generators.rollout_store import forecast_to_store
 from generators.tune_folds import TuningSource, fold_sources, refuse_folds_with
-from pipeline.errors import InputError, time_text
+from pipeline.errors import InputError, given, time_text
 from pipeline.forecast_store import open_forecast
 from pipeline.schema import INIT_TIME, LEVEL, Period, split_channel
 from pipeline.store import open_store
@@ -83,19 +83,10 @@ OPTIONS = {
     "folds": "--folds",
     "every_hours": "--every",
     "period": "--start, --end",
+    "fold_checkpoints": "--fold",
     "variable": "--variable",
     **{f"{stage}_weights": f"--{stage}-weights" for stage in CANDIDATES},
 }
-
-
-def given(keyword: str, options: Mapping[str, str] | None, value: object = None) -> str:
-    """How the caller names the argument ``keyword`` (given ``value``, where not None): as the
-    option of ``options`` (``--folds 2``), else as the keyword argument (``folds=2``)."""
-    if options:
-        if isinstance(value, tuple | list):  # as typed: a comma list
-            value = ",".join(f"{v:g}" for v in value)
-        return options[keyword] if value is None else f"{options[keyword]} {value}"
-    return f"{keyword}=" if value is None else f"{keyword}={value!r}"
 
 
 def tune_correction(
@@ -142,7 +133,7 @@ def tune_correction(
                 f"(0, 1], got {bad}"
                 + (" (the uncorrected forecast is always scored)" if stage == "bias" else "")
             )
-    refuse_folds_with(fold_checkpoints, folds, period)
+    refuse_folds_with(fold_checkpoints, folds, period, options)
     loaded = load_checkpoint(checkpoint)
     for run in (loaded.path, *fold_checkpoints):  # its forecasts and choice go beside them
         check_run_writable(run, "tune")
@@ -169,7 +160,7 @@ def tune_correction(
         and (period is None or period.start is None or period.end is None)
     )
     if fold_checkpoints:
-        sources = fold_sources(loaded, store, fold_checkpoints, leads, every)
+        sources = fold_sources(loaded, store, fold_checkpoints, leads, every, options)
     else:
         sources = [own_source(loaded, store, period, folds, leads, every, options)]
     blocks, stores = [], []
@@ -236,7 +227,7 @@ def own_source(
         period = Period(period.start or default.start, period.end or default.end)
     data = ForecastData.from_store(loaded, store)
     inits = calibration_init_times(
-        data.times, period.start, period.end, every, max(leads), what="tuning"
+        data.times, period.start, period.end, every, max(leads), what="tuning", options=options
     )
     inits = data.usable_inits(inits, leads)
     folds = default_folds(inits) if folds is None else folds

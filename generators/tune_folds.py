@@ -12,7 +12,7 @@ correct the tuned checkpoint's forecasts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
@@ -28,7 +28,7 @@ from generators.calibration import (
 from generators.checkpoint import Checkpoint
 from generators.correction.decaying_average import corrects_any
 from generators.data.forecast import ForecastData
-from pipeline.errors import InputError, counted
+from pipeline.errors import InputError, counted, given
 from pipeline.schema import Period
 
 
@@ -44,16 +44,20 @@ class TuningSource(NamedTuple):
 
 
 def refuse_folds_with(
-    folds: Sequence[str | Path], n_folds: int | None, period: Period | None
+    folds: Sequence[str | Path],
+    n_folds: int | None,
+    period: Period | None,
+    options: Mapping[str, str] | None = None,
 ) -> None:
     """InputError when fold checkpoints come with a number of blocks or a period: the folds'
-    held-out periods are the blocks and their initial times."""
+    held-out periods are the blocks and their initial times (``options``: how the caller
+    names them, as :func:`generators.tune.tune_correction`'s)."""
     if folds and (n_folds is not None or period is not None):
-        given = "--folds" if n_folds is not None else "--start/--end"
+        fold, folds_, period_ = (given(k, options) for k in ("fold_checkpoints", "folds", "period"))
         raise InputError(
-            f"--fold with {given}: each fold's held-out period is one cross-validation block, "
-            "and its initial times those of the block; give --folds and --start/--end only "
-            "without --fold"
+            f"{fold} with {folds_ if n_folds is not None else period_}: each fold's held-out "
+            "period is one cross-validation block, and its initial times those of the block; "
+            f"give {folds_} and {period_} only without {fold}"
         )
 
 
@@ -63,6 +67,7 @@ def fold_sources(
     folds: Sequence[str | Path],
     leads_hours: Sequence[float],
     every_hours: float,
+    options: Mapping[str, str] | None = None,
 ) -> list[TuningSource]:
     """One source per fold checkpoint at ``folds``: its held-out period's initial times
     every ``every_hours`` whose truth at the longest lead is held out too, drawn as
@@ -70,13 +75,16 @@ def fold_sources(
     another recipe, without exactly one held-out period, given twice, or whose initial times
     leave nothing to correct (none has an earlier one of its lead and time of day verified
     by it, as :func:`generators.tune.check_correctable`): it would score as no correction
-    whatever the weight."""
+    whatever the weight. ``options``: as :func:`generators.tune.tune_correction`'s."""
     sources, seen = [], {}
     leads = pd.to_timedelta(list(leads_hours), unit="h")
     for path in folds:
         fold = load_fold(path, store)
         if fold.digest in seen:
-            raise InputError(f"--fold {path} is --fold {seen[fold.digest]} again: give each once")
+            again = given("fold_checkpoints", options, str(seen[fold.digest]))
+            raise InputError(
+                f"{given('fold_checkpoints', options, str(path))} is {again} again: give each once"
+            )
         seen[fold.digest] = path
         check_fold(checkpoint, fold)
         period = held_out_period(fold)
@@ -88,6 +96,7 @@ def fold_sources(
             every_hours,
             max(leads_hours),
             what=f"held-out ({fold.path})",
+            options=options,
         )
         inits = data.usable_inits(inits, leads_hours)
         if not corrects_any(inits, leads, data.times):

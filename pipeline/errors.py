@@ -161,6 +161,16 @@ def is_transient(error: BaseException) -> bool:
     return False
 
 
+def given(keyword: str, options: Mapping[str, str] | None, value: object = None) -> str:
+    """How the caller names the argument ``keyword`` (given ``value``, where not None): as the
+    option of ``options`` (``--folds 2``), else as the keyword argument (``folds=2``)."""
+    if options:
+        if isinstance(value, tuple | list):  # as typed: a comma list
+            value = ",".join(f"{v:g}" for v in value)
+        return options[keyword] if value is None else f"{options[keyword]} {value}"
+    return f"{keyword}=" if value is None else f"{keyword}={value!r}"
+
+
 #: What :func:`time_text` takes as a time (``datetime`` and ``pd.Timestamp`` are dates).
 TIME_TYPES = (datetime.date, np.datetime64)
 
