@@ -4,9 +4,10 @@ the best is marked on the right column, and what cannot be compared is refused."
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 import xarray as xr
 from verification_cases import verify_command
 
+from flows.cli import main
 from pipeline.analysis_store import STORE_ID, read_state
 from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
@@ -30,9 +32,12 @@ BLOCKS = {
 
 
 def wxens(*argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "flows.cli", *argv], capture_output=True, text=True, timeout=300
-    )
+    """``wxens ARGV`` in this process (a subprocess each spent seconds importing), its
+    printed output and its logging (the CLI's handlers write to ``sys.stderr`` as found)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="module")
