@@ -12,9 +12,9 @@ of a process that has ended on this host counts for nothing, as does one whose p
 process has taken (each claim records its process's start time). The process of a claim made
 on another host (nodes of a cluster writing a store on a shared file system) cannot be
 asked: each claim records when its run last took a batch, and another host's claim not
-taken again for :data:`OTHER_HOST_CLAIM_S` counts for nothing (its run crashed; a batch
-never takes that long). A run removes its claims when
-it ends, however it ends (:meth:`Claims.release` in a ``finally``: Ctrl-C and SIGTERM raise
+taken again for :data:`~pipeline.claims.OTHER_HOST_CLAIM_S` counts for nothing (its run
+crashed; a batch never takes that long). A run removes its claims when it ends, however it
+ends (:meth:`Claims.release` in a ``finally``: Ctrl-C and SIGTERM raise
 ``KeyboardInterrupt``). A run drawn in parts (the forecast flow, a task a batch) claims each
 batch itself and gives its parts its run id: a part takes at once what its run holds, and
 the run removes the claims. Claims only decide who draws what first: the members of an
@@ -27,10 +27,7 @@ a folder neither has made may both draw their first batch.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import socket
 import time
 import uuid
 from collections import deque
@@ -39,17 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import psutil
 
+from pipeline.claims import age_s, age_text, is_alive, read_json, this_process, write_json
 from pipeline.forecast_times import span
 from pipeline.transaction import lock_path, locked
 
 log = logging.getLogger(__name__)
-
-OTHER_HOST_CLAIM_S = 24 * 3600.0
-"""Seconds another host's claim counts as alive after its run last took a batch (a run
-takes its claim again with each batch): this host cannot ask whether that run's process is
-still there, and a batch never takes a day."""
 
 
 def in_turn(
@@ -80,15 +72,7 @@ def read_claims(path: str | Path) -> dict[str, dict]:
     "taken", "init_times"}`` by its id (``taken``: when it last took a batch); none if the
     file is absent or unreadable (a claim only saves work: a run without one draws the time
     itself)."""
-    file = claims_path(path)
-    try:
-        claims = json.loads(file.read_text())
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as err:
-        log.warning("%s: unreadable (%s); its claims are ignored", file, err)
-        return {}
-    return claims if isinstance(claims, dict) else {}
+    return read_json(claims_path(path))
 
 
 def _write_claims(path: str | Path, claims: dict[str, dict]) -> None:
@@ -98,51 +82,7 @@ def _write_claims(path: str | Path, claims: dict[str, dict]) -> None:
     if not claims:
         file.unlink(missing_ok=True)
         return
-    part = file.with_name(f"{file.name}.{os.getpid()}")
-    try:
-        part.write_text(json.dumps(claims, indent=1))
-    except OSError as err:  # a full disk: a write error names no file; leave no part behind
-        part.unlink(missing_ok=True)
-        raise OSError(err.errno, err.strerror, str(part)) from err
-    part.replace(file)
-
-
-def is_alive(claim: dict) -> bool:
-    """Whether the run of ``claim`` may still draw: its process exists and started when the
-    claim says (a later process given the same pid is not it), or it ran on another host
-    (which this one cannot ask) and took a batch within :data:`OTHER_HOST_CLAIM_S` (a claim
-    without that time, of an older wxens, is as old as its process)."""
-    if claim.get("host") != socket.gethostname():
-        return age_s(claim) < OTHER_HOST_CLAIM_S
-    try:
-        process = psutil.Process(int(claim["pid"]))
-        started = process.create_time()
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.AccessDenied:  # another user's process
-        return True
-    return "started" not in claim or abs(started - float(claim["started"])) < 1.0
-
-
-def age_s(claim: dict) -> float:
-    """Seconds since the run of ``claim`` last took a batch (since its process started, for
-    a claim without that time; 0 for one without either)."""
-    return time.time() - float(claim.get("taken", claim.get("started", time.time())))
-
-
-def age_text(seconds: float) -> str:
-    """``40 s``, ``12 min``, ``3.5 h``, ``2.0 d``: an age to read in a log line."""
-    if seconds < 120:
-        return f"{max(seconds, 0):.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h" if seconds < 172800 else f"{seconds / 86400:.1f} d"
-
-
-def this_process() -> dict:
-    """The claim fields naming this process: host, pid and start time (:func:`is_alive`)."""
-    started = psutil.Process().create_time()
-    return {"host": socket.gethostname(), "pid": os.getpid(), "started": started}
+    write_json(file, claims)
 
 
 @dataclass(frozen=True)
