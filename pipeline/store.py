@@ -26,7 +26,6 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 import zarr
-from xarray.coding.times import encode_cf_datetime
 from zarr.abc.store import Store
 from zarr.codecs import ZstdCodec
 
@@ -58,7 +57,7 @@ from pipeline.schema import HORIZONTAL, LAT, LEVEL, LON, SCHEMA_VERSION, TIME
 from pipeline.sources import Source
 from pipeline.store_swap import finish_interrupted_swap, swap_in
 from pipeline.store_target import check_replaceable
-from pipeline.timeaxis import axis_step, describe_step, late_times, off_axis
+from pipeline.timeaxis import axis_step, check_time_units, describe_step, late_times, off_axis
 from pipeline.transaction import collect_garbage, has_root_group, lock_path, locked, transaction
 
 __all__ = ["AnalysisStore", "held_times", "ingest", "open_canonical", "open_store", "read_state"]
@@ -219,7 +218,7 @@ def _prepare(
                     "with --overwrite with inputs of every time it is to hold"
                 )
             _check_on_axis(store_times, new, origin, path)
-            _check_time_units(existing, new, path)
+            check_time_units(existing, new, path)
             _append_template(ds.sel({TIME: new}), origin, store)
             store_times = store_times.append(new)
             if existing.attrs[STATE_ATTR]["complete"]:  # then only the new times are written
@@ -331,23 +330,6 @@ def _check_on_axis(
             f"{off.size} of the {new.size} new time(s) of {origin} are not a whole number of "
             f"steps later, first {time_text(off[0])}; a store has one time step: ingest into a new "
             "--store, or select or resample the input to the store's step"
-        )
-
-
-def _check_time_units(existing: xr.Dataset, new: pd.DatetimeIndex, path: Path) -> None:
-    """Refuse new times that a store's whole time units cannot hold (a store made before
-    :data:`TIME_ENCODING`: one time at midnight was encoded in days)."""
-    encoding = existing[TIME].encoding
-    units, calendar = encoding["units"], encoding.get("calendar")
-    if np.dtype(encoding.get("dtype", "float64")).kind not in "iu":
-        return  # a fractional unit holds any time
-    count, _, _ = encode_cf_datetime(new.values, units, calendar, dtype=np.dtype("float64"))
-    off = new[count != np.round(count)]
-    if off.size:
-        raise StoreError(
-            f"{path}: the store encodes its times as whole {units}, which cannot hold "
-            f"{off.size} of the new time(s), first {time_text(off[0])}; rebuild it from all its "
-            "inputs with --overwrite, or ingest into a new --store"
         )
 
 

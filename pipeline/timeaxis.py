@@ -18,12 +18,14 @@ clock); :func:`calendar_months` recognises it, :func:`describe_step` prints it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
+from xarray.coding.times import encode_cf_datetime
 
-from pipeline.errors import InputError, time_text, times_text
+from pipeline.errors import InputError, StoreError, time_text, times_text
 from pipeline.schema import TIME
 
 MEAN_MONTH = pd.Timedelta(seconds=365.2425 * 86400 / 12)
@@ -312,3 +314,21 @@ def days_from_date(times: pd.DatetimeIndex, reference: pd.Timestamp) -> np.ndarr
         there = pd.to_datetime({"year": years, "month": reference.month, "day": day})
         best = np.minimum(best, np.abs((dates - pd.DatetimeIndex(there)).days))
     return best
+
+
+def check_time_units(existing: xr.Dataset, new: pd.DatetimeIndex, path: str | Path) -> None:
+    """Refuse new times that the whole time units of the store at ``path`` (``existing``)
+    cannot hold (a store made before :data:`pipeline.store.TIME_ENCODING`: one time at
+    midnight was encoded in days)."""
+    encoding = existing[TIME].encoding
+    units, calendar = encoding["units"], encoding.get("calendar")
+    if np.dtype(encoding.get("dtype", "float64")).kind not in "iu":
+        return  # a fractional unit holds any time
+    count, _, _ = encode_cf_datetime(new.values, units, calendar, dtype=np.dtype("float64"))
+    off = new[count != np.round(count)]
+    if off.size:
+        raise StoreError(
+            f"{path}: the store encodes its times as whole {units}, which cannot hold "
+            f"{off.size} of the new time(s), first {time_text(off[0])}; rebuild it from all its "
+            "inputs with --overwrite, or ingest into a new --store"
+        )
