@@ -51,6 +51,7 @@ from pipeline.errors import InputError, StoreError, time_text
 from pipeline.grid import describe_grid, same_points
 from pipeline.ingest_blocks import write_blocks
 from pipeline.ingest_report import log_kept_and_resumed, refuse_only_late, warn_partly_late
+from pipeline.ingest_turns import Turn, announced
 from pipeline.resent import warn_resent_differences
 from pipeline.running_statistics import RunningStatistics
 from pipeline.schema import HORIZONTAL, LAT, LEVEL, LON, SCHEMA_VERSION, TIME
@@ -123,8 +124,9 @@ def ingest(
     with store_holds(held) as resent:  # times it holds may come twice: no copy is written
         ds, origin = open_canonical(sources, variables, time, allow_nan=allow_nan)
     warn_resent_differences(path, resent, time)  # a copy with other values: said once
-    if not _ingest_into(ds, origin, path, allow_nan, progress):
-        return None  # not an error of this ingest: the other one finalises the store
+    with announced(path, pd.DatetimeIndex(ds[TIME].values).difference(held)) as turn:
+        if not _ingest_into(ds, origin, path, allow_nan, progress, turn):
+            return None  # not an error of this ingest: the other one finalises the store
     return warn_implausible(open_store(path))
 
 
@@ -144,7 +146,7 @@ def _replace(ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progress:
     aside = aside_path(path)
     shutil.rmtree(aside, ignore_errors=True)
     try:
-        _ingest_into(ds, origin, aside, allow_nan, progress)
+        _ingest_into(ds, origin, aside, allow_nan, progress, Turn(aside, pd.DatetimeIndex([])))
     except BaseException:
         shutil.rmtree(aside, ignore_errors=True)
         raise
@@ -155,12 +157,16 @@ def _replace(ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progress:
 
 
 def _ingest_into(
-    ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progress: bool
+    ds: xr.Dataset, origin: str, path: Path, allow_nan: bool, progress: bool, turn: Turn
 ) -> bool:
-    """Prepare, write, finalise; whether the store is complete after. The statistics are
-    folded in from the blocks as they are written (no pass over the store) when this run
-    writes every time of a store it creates or every time it appends to a complete store."""
-    created, old_times, todo, store_id, running, late = _prepare(ds, origin, path)
+    """Prepare (after the earlier ingests ``turn`` waits for), write, finalise; whether the
+    store is complete after. The statistics are folded in from the blocks as they are
+    written (no pass over the store) when this run writes every time of a store it creates
+    or every time it appends to a complete store."""
+    while (prepared := _prepare(ds, origin, path, turn)) is None:
+        turn.wait()  # the lock released: an earlier period's ingest appends first
+    turn.done()  # its times are on the axis: a later ingest need not wait for it
+    created, old_times, todo, store_id, running, late = prepared
     warn_if_short_of_room(ds, len(todo), path)  # the times it writes: no second open
     if todo:
         try:
@@ -178,12 +184,13 @@ def _ingest_into(
 
 
 def _prepare(
-    ds: xr.Dataset, origin: str, path: Path
+    ds: xr.Dataset, origin: str, path: Path, turn: Turn
 ) -> tuple[
     bool, int, list[tuple[int, int]], str | None, RunningStatistics | None, pd.DatetimeIndex
-]:
+] | None:
     """One transaction: create the store or check the input fits it, grow its time axis by
-    the new times (their data deferred), and plan the writes.
+    the new times (their data deferred), and plan the writes; None, nothing written, where
+    another ingest is to append earlier times first (:meth:`Turn.ahead`).
 
     Returns whether the store was created, its number of times before, the (store
     index, source position) pairs still to write, the store's identity (None for a
@@ -196,11 +203,13 @@ def _prepare(
     source_times = pd.DatetimeIndex(ds[TIME].values)
     with transaction(path, f"ingest from {origin}: create or grow the time axis") as store:
         created = not has_root_group(store)
+        existing = None if created else xr.open_zarr(store, consolidated=False, chunks=None)
+        if turn.ahead(pd.DatetimeIndex([] if created else existing[TIME].values)):
+            return None
         if created:  # every time is to write, in the source's order
             store_id, running = _create(ds, origin, store), RunningStatistics(ds, source_times)
             todo = list(enumerate(range(source_times.size)))
             return True, 0, todo, store_id, running, source_times[:0]
-        existing = xr.open_zarr(store, consolidated=False, chunks=None)
         _check_compatible(existing, ds, origin, path)
         if not existing.attrs[STATE_ATTR]["complete"]:
             collect_garbage(path)  # what an interrupted writer left unreferenced
