@@ -32,6 +32,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from generators.backbone import BackboneConfig
 from generators.base import Batch, Condition
 from generators.config import TrainConfig
 from generators.data import ResidualDataset
@@ -200,12 +201,7 @@ def _forward_peak(model: torch.nn.Module, grid: tuple[int, int], batch: int) -> 
     samples, its inputs included (:class:`LiveBytes`)."""
     c = model.backbone.config
     with torch.no_grad(), torch.device("meta"), LiveBytes() as counter:
-        condition = Condition(
-            history=torch.zeros(batch, c.history, c.channels, *grid),
-            static=torch.zeros(batch, c.static_channels, *grid),
-            calendar=torch.zeros(batch, c.calendar_features),
-            lead=torch.ones(batch),
-        )
+        condition = meta_condition(c, batch, grid)
         state = torch.zeros(batch, c.channels, *grid, dtype=torch.float64)
         noise = torch.full((batch,), 0.5, dtype=torch.float64)
         model.network_fn(model.backbone.encode(condition))(state, noise)
@@ -216,6 +212,7 @@ def _forward_peak(model: torch.nn.Module, grid: tuple[int, int], batch: int) -> 
 def _counted(kind: str, kinds: tuple, grid: tuple[int, int]) -> StepMemory:
     with torch.device("meta"):
         model = GENERATORS[kind](kinds[0][1])
+    check_network(kind, model, grid)
     parameters = PARAMETER_COPIES * sum(p.numel() * p.element_size() for p in model.parameters())
     phases = []
     for name, objective in kinds:
@@ -231,12 +228,7 @@ def _saved_bytes(model: torch.nn.Module, grid: tuple[int, int], batch: int) -> i
     c = model.backbone.config
     h, w = grid
     with torch.device("meta"):
-        condition = Condition(
-            history=torch.zeros(batch, c.history, c.channels, h, w),
-            static=torch.zeros(batch, c.static_channels, h, w),
-            calendar=torch.zeros(batch, c.calendar_features),
-            lead=torch.ones(batch),
-        )
+        condition = meta_condition(c, batch, grid)
         inputs = Batch(condition, target=torch.zeros(batch, c.channels, h, w))
     saved: dict[int, torch.Tensor] = {}  # by id of the base tensor, which it keeps alive
 
@@ -251,6 +243,46 @@ def _saved_bytes(model: torch.nn.Module, grid: tuple[int, int], batch: int) -> i
     return sum(
         t.numel() * t.element_size() for t in tensors if not isinstance(t, torch.nn.Parameter)
     )
+
+
+def meta_condition(c: BackboneConfig, batch: int, grid: tuple[int, int]) -> Condition:
+    """A condition of ``batch`` samples on a (H, W) ``grid`` for a backbone sized by ``c``,
+    of zeros on the meta device (shapes only)."""
+    with torch.device("meta"):
+        return Condition(
+            history=torch.zeros(batch, c.history, c.channels, *grid),
+            static=torch.zeros(batch, c.static_channels, *grid),
+            calendar=torch.zeros(batch, c.calendar_features),
+            lead=torch.ones(batch),
+        )
+
+
+def check_network(kind: str, model: torch.nn.Module, grid: tuple[int, int]) -> None:
+    """Refuse, before any step, the ``kind`` model whose network fails on one meta sample,
+    or returns a field of another shape than the state it is given. An extension's network
+    (a backbone of its own) would fail deep in torch, or, returning fewer channels, be
+    broadcast in the loss and train silently; the refusal names the extension."""
+    c = model.backbone.config
+    who = GENERATORS.extension_of(kind) or "wxens"
+    where = (
+        f"on a state of {c.channels} channel(s) on the {grid[0]} x {grid[1]} grid (on the meta "
+        "device, where wxens sizes a training step before taking one): fix its network, or "
+        "choose another model.kind"
+    )
+    with torch.no_grad(), torch.device("meta"):
+        state = torch.zeros(1, c.channels, *grid)
+        try:
+            encoded = model.backbone.encode(meta_condition(c, 1, grid))
+            out = model.network_fn(encoded)(state, torch.full((1,), 0.5))
+        except Exception as err:  # third-party code: whatever it raises
+            raise InputError(
+                f"the generator {kind!r} of {who} failed ({type(err).__name__}: {err}) {where}"
+            ) from err
+    if out.shape != state.shape:
+        raise InputError(
+            f"the generator {kind!r} of {who} returned a field of shape {tuple(out.shape)} "
+            f"for one of {tuple(state.shape)} {where}"
+        )
 
 
 def step_room(device: torch.device, processes: int = 1, reserved: int = 0) -> tuple[int, str]:
