@@ -13,6 +13,7 @@ from typing import Generic, TypeVar
 
 from pipeline.errors import InputError
 from pipeline.extensions import (
+    Extension,
     Owner,
     failed_note,
     load_extensions,
@@ -63,9 +64,14 @@ class Registry(Generic[T]):
 
     def extension_of(self, name: str) -> str | None:
         """The extension that registered ``name``, in words; None for wxens' own."""
+        extension = self.extension(name)
+        return None if extension is None else extension.label
+
+    def extension(self, name: str) -> Extension | None:
+        """The extension that registered ``name`` (its distribution and version, which a
+        checkpoint records); None for wxens' own."""
         self._loaded()
-        owner = self._owners[name]
-        return owner.label if owner.extension is not None else None
+        return self._owners[name].extension
 
     def implement(self, name: str) -> Callable[[T], T]:
         """Decorator: put a class in the place of the entry ``name``, a class it subclasses

@@ -1,11 +1,14 @@
 """A generator of an extension installed as a package (``model.kind`` of the config): a
 network of its that fails, or returns another shape than its input, is refused naming the
-extension before training."""
+extension before training; its checkpoint, read where the extension is not installed, is
+refused naming the extension's distribution and the fix."""
 
 from __future__ import annotations
 
 import pytest
 
+from generators.checkpoint import load_checkpoint
+from pipeline.errors import StoreError
 from pipeline.store import ingest
 from tests.verification.test_extensions import install, wxens
 
@@ -75,3 +78,15 @@ def test_a_network_of_an_extension_that_fails_is_refused_naming_it(tmp_path, sto
     }[bug]
     assert expected in done.stderr, done.stderr
 
+
+def test_a_checkpoint_of_an_extension_not_installed_names_it_and_the_fix(tmp_path, store):
+    """It said the checkpoint came from another version of wxens (one with other config
+    keys), to load with that version or retrain."""
+    done = train(tmp_path, store)
+    assert done.returncode == 0, done.stderr
+    with pytest.raises(StoreError) as refused:
+        load_checkpoint(tmp_path / "run" / "last.pt")  # here, the extension is not installed
+    message = str(refused.value)
+    assert f"the generator 'conv_flow' of {LABEL}" in message, message
+    assert "pip install wxens-convflow==0.1" in message, message
+    assert "another version of wxens" not in message, message
