@@ -12,9 +12,9 @@ one pass, about 4x less CPU than the float64 numpy passes it replaced (0.024 s a
 
 from __future__ import annotations
 
+import functools
 import math
 
-import numba
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -30,7 +30,6 @@ _REASSOCIATE = {"reassoc", "contract", "nsz", "arcp"}
 _INT32_MAX, _INT32_MIN = np.iinfo(np.int32).max, np.iinfo(np.int32).min
 
 
-@numba.njit(nogil=True, cache=True, fastmath=_REASSOCIATE)
 def block_sums(
     block: np.ndarray,
     previous: np.ndarray,
@@ -50,8 +49,23 @@ def block_sums(
     or the float32 difference to the time before (zero where not ``pair``); and
     ``low, high`` (R, T) int32, the extremes in :func:`ordered_bits` form (they vectorise
     as integers). Each (time, row) is summed alone, so sums do not depend on how the times
-    came in blocks.
+    came in blocks. Compiled by numba on the first call (:func:`_compiled`).
     """
+    return _compiled()(block, previous, pair, shift, tendency_shift)
+
+
+@functools.cache
+def _compiled():
+    """:func:`_block_sums` compiled (numba, its machine code cached on disk). Imported
+    here, on the first call: ``import numba`` took ~0.3 s of every ``wxens`` command's
+    start, most of which (info, forecast, verify) compute no statistics."""
+    import numba
+
+    return numba.njit(nogil=True, cache=True, fastmath=_REASSOCIATE)(_block_sums)
+
+
+def _block_sums(block, previous, pair, shift, tendency_shift):
+    """The loop of :func:`block_sums`, in the subset of Python numba compiles."""
     times, rows, m = block.shape
     bits = block.view(np.int32)
     values = np.zeros((3, rows, times))
