@@ -57,6 +57,26 @@ class ForecastProvenance:
                 parts.append(f"{name} {mine!r} there, {theirs!r} in this forecast")
         return "; ".join(parts)
 
+    def refusal(self, new: ForecastProvenance) -> str:
+        """Why a store of this provenance takes no forecast of ``new``'s, and the fix. A
+        baseline drawn by an older wxens, whose sampler text recorded no member count
+        (``members=``), never equals this wxens's drawing of it: that is said, not that the
+        user asked for another baseline."""
+        differences = self.differences(new)
+        name = self.generator.removeprefix("baseline:")
+        if new.generator == self.generator != name and "members=" not in self.sampler:
+            return (
+                f"holds a {name} baseline drawn by an older wxens, whose provenance this "
+                f"wxens's never matches, even of the same settings ({differences}): write the "
+                "new forecasts to another store, or draw the baseline whole again with this "
+                "wxens (into another store, or after deleting this one)"
+            )
+        return (
+            f"holds forecasts of another provenance: {differences}. One store holds "
+            "forecasts of one model, sampler, seed, calibration and correction: write to "
+            "another store, or delete this one first"
+        )
+
     @classmethod
     def from_attrs(cls, attrs: dict[str, Any]) -> ForecastProvenance:
         return cls(

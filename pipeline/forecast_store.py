@@ -149,11 +149,7 @@ def _check_compatible(path: Path, existing: xr.Dataset, new: xr.Dataset) -> None
 def _check_provenance(path: Path, existing: xr.Dataset, new: ForecastProvenance) -> None:
     old = ForecastProvenance.from_attrs(existing.attrs)
     if old != new:
-        raise StoreError(
-            f"{path} holds forecasts of another provenance: {old.differences(new)}. "
-            "One store holds forecasts of one model, sampler, seed, calibration and "
-            "correction: write to another store, or delete this one first"
-        )
+        raise StoreError(f"{path} {old.refusal(new)}")
 
 
 def _check_coordinate(path: Path, existing: xr.Dataset, dim: str, now: np.ndarray | None) -> None:

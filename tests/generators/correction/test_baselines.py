@@ -21,7 +21,7 @@ from generators.correction.baselines import (
     without_repeats,
 )
 from pipeline.errors import InputError, StoreError
-from pipeline.forecast_store import open_forecast, provenance
+from pipeline.forecast_store import open_forecast, provenance, write_forecast
 from pipeline.store import ingest, open_store
 from pipeline.transaction import commits
 from verification.scores import fair_crps
@@ -418,3 +418,23 @@ def test_info_names_the_analysis_store_and_training_period_a_baseline_was_drawn_
     shown = capsys.readouterr().out
     assert f"analysis   {analysis.path.resolve()} (of the first forecast)" in shown
     assert "training   2000-01-01 to 2000-01-10 (the period the members are drawn from)" in shown
+
+
+def test_a_store_of_an_older_wxens_is_refused_as_such_not_as_another_baseline(analysis, tmp_path):
+    """A baseline drawn before its sampler recorded the member count (``members=``) differs
+    from this wxens's in that text alone: the refusal says the store is an older wxens's and
+    the fix, not that the user asked for another baseline."""
+    drawn = tmp_path / "drawn.zarr"
+    baseline_to_store("climatology", analysis.path, TRAIN, INITS[:1], [6.0], drawn, progress=False)
+    made = provenance(drawn)
+    older = replace(made, sampler=made.sampler.split(",members=")[0])  # as it was recorded
+    out = tmp_path / "older.zarr"
+    write_forecast(out, open_forecast(drawn).load(), older)
+    with pytest.raises(StoreError) as refused:
+        baseline_to_store(
+            "climatology", analysis.path, TRAIN, INITS[1:2], [6.0], out, progress=False
+        )
+    said = str(refused.value)
+    assert f"{out} holds a climatology baseline drawn by an older wxens" in said
+    assert "'climatology:train=2000-01-01/2000-01-10,window_days=None' there" in said
+    assert "write the new forecasts to another store, or draw the baseline whole again" in said
