@@ -35,9 +35,9 @@ from pipeline.store import AnalysisStore, open_store
 
 log = logging.getLogger(__name__)
 
-#: How ``wxens calibrate`` names the period of :func:`calibration_init_times`: its flags, to
-#: a Python caller too (its refusals name ``calibration.period, --start/--end`` alike).
-CALIBRATE_OPTIONS = {"period": "--start, --end"}
+#: How ``wxens calibrate`` names the period of :func:`calibration_init_times` (its flags, to
+#: a Python caller too, as its other refusals do) and the folds (where it passes options=).
+CALIBRATE_OPTIONS = {"period": "--start, --end", "folds": "--fold"}
 
 
 def calibration_init_times(
@@ -78,17 +78,23 @@ def calibration_init_times(
     return pd.date_range(window[0], last, freq=pd.Timedelta(hours=every_hours))
 
 
-def load_fold(path: str | Path, store: AnalysisStore | str | Path) -> Checkpoint:
+def load_fold(
+    path: str | Path,
+    store: AnalysisStore | str | Path,
+    keyword: str = "folds",
+    options: Mapping[str, str] | None = None,
+) -> Checkpoint:
     """The cross-validation fold at ``path`` (a checkpoint file or training directory), for
     ``wxens calibrate --fold`` and ``wxens tune --fold``; InputError naming it and the
     command that makes one where none is there (the README's calibrate line names folds that
     no earlier command of it trains, and "train one with `wxens train --out DIR`" did not
-    say what a fold is)."""
+    say what a fold is). Named as the caller gave it: the argument ``keyword`` or its
+    option in ``options`` (:data:`CALIBRATE_OPTIONS`, :func:`given`)."""
     if not checkpoint_file(path).is_file():
         where = store.path if isinstance(store, AnalysisStore) else store
         raise InputError(
-            f"--fold {path}: no checkpoint there. A fold is the checkpoint's config trained "
-            "without the period it holds out: `wxens train --store "
+            f"{given(keyword, options, str(path))}: no checkpoint there. A fold is the "
+            "checkpoint's config trained without the period it holds out: `wxens train --store "
             f"{shell_word(str(where))} --config CONFIG --set 'data.exclude=[{{start: START, "
             f"end: END}}]' --out {shell_word(str(path))}`, one per period "
             "(docs/generate.md, Spread calibration)"
@@ -372,18 +378,19 @@ def calibrate_checkpoint(
     device: str = "auto",
     progress: bool = True,
     batch_members: int = 512,
+    options: Mapping[str, str] | None = None,
 ) -> SpreadCalibration:
     """Fit a calibration for the checkpoint at ``path`` (on ``config.period``, or on the
     held-out periods of the fold checkpoints at ``folds``) and write the checkpoint with it
     to ``out``, by default over ``path`` (atomically; the digest changes, so forecasts
-    record which calibration they used)."""
+    record which calibration they used). ``options``: as :func:`load_fold`'s."""
     store = store if isinstance(store, AnalysisStore) else open_store(store)
     checkpoint = load_checkpoint(path)
     calibration = fit_calibration(
         checkpoint,
         store,
         config,
-        folds=[load_fold(f, store) for f in folds],
+        folds=[load_fold(f, store, "folds", options) for f in folds],
         device=device,
         progress=progress,
         batch_members=batch_members,

@@ -79,7 +79,7 @@ def fold_sources(
     sources, seen = [], {}
     leads = pd.to_timedelta(list(leads_hours), unit="h")
     for path in folds:
-        fold = load_fold(path, store)
+        fold = load_fold(path, store, "fold_checkpoints", options)
         if fold.digest in seen:
             again = given("fold_checkpoints", options, str(seen[fold.digest]))
             raise InputError(

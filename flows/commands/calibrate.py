@@ -100,7 +100,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     from flows.commands.forecast import parse_leads
     from flows.threads import set_threads
-    from generators.calibration import calibrate_checkpoint
+    from generators.calibration import CALIBRATE_OPTIONS, calibrate_checkpoint
     from generators.checkpoint import load_checkpoint
     from generators.config import CalibrationConfig
     from pipeline.errors import InputError
@@ -132,6 +132,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.no_progress,
         batch_members=args.batch_members,
+        options=CALIBRATE_OPTIONS,
     )
     print(calibration.report())
     print(f"calibration stored in {args.out or args.checkpoint}")

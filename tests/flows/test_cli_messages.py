@@ -11,6 +11,10 @@ import sys
 import pytest
 
 from flows.cli import build_parser, main
+from generators.calibration import calibrate_checkpoint
+from generators.config import CalibrationConfig
+from generators.tune import tune_correction
+from pipeline.errors import InputError
 
 
 @pytest.mark.parametrize(
@@ -212,3 +216,18 @@ def test_calibrate_says_how_to_train_a_missing_fold(tiny_model, tmp_path):
     assert f"--fold {missing}: no checkpoint there" in done.stderr
     assert "--set 'data.exclude=[{start: START, end: END}]'" in done.stderr
     assert f"--out {missing}" in done.stderr
+
+
+@pytest.mark.parametrize("caller", ["calibrate_checkpoint", "tune_correction"])
+def test_a_missing_fold_is_named_as_a_python_caller_gave_it(tiny_model, tmp_path, caller):
+    """The refusal of a missing fold named ``--fold`` to a Python caller, who gave none."""
+    store, model = tiny_model
+    missing = tmp_path / "model_0106"
+    with pytest.raises(InputError) as refused:
+        if caller == "calibrate_checkpoint":
+            calibrate_checkpoint(model, store, CalibrationConfig(), folds=[missing])
+        else:
+            tune_correction(model, store, fold_checkpoints=[missing])
+    keyword = "folds" if caller == "calibrate_checkpoint" else "fold_checkpoints"
+    assert str(refused.value).startswith(f"{keyword}={str(missing)!r}: no checkpoint there")
+    assert "--fold" not in str(refused.value)
