@@ -5,12 +5,13 @@ the scorecard's dims.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from pipeline.config_fields import settle_fields
-from pipeline.errors import InputError
+from pipeline.errors import InputError, given
 from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LON, MEMBER
 from verification import physics as _physics_checks  # noqa: F401  (registers the checks)
 from verification import scores as _scores  # noqa: F401  (registers the scores)
@@ -109,44 +110,43 @@ class VerifyConfig:
             )
 
 
-def _given(field: str, value: object, option: str | None) -> str:
-    """How the user gave ``value``: as the option ``option`` (``--interval-block 1W``) on
-    the command line, else as the :class:`VerifyConfig` field (``interval_block='1W'``)."""
-    return f"{option} {value}" if option else f"{field}={value!r}"
+#: The options of ``wxens verify`` that give the interval fields of :class:`VerifyConfig`:
+#: the checks name them so where the command passes these (``options=OPTIONS``).
+OPTIONS = {"interval_level": "--interval-level", "interval_block": "--interval-block"}
 
 
-def check_interval_level(level: float, option: str | None = None) -> None:
+def check_interval_level(level: float, options: Mapping[str, str] | None = None) -> None:
     """An InputError unless ``level`` is a coverage in (0, 1) or 0 (no intervals), naming
-    it as ``option`` where given (``--interval-level``), else as the field."""
+    it by its option in ``options`` where given (``--interval-level``), else as the field."""
     if not 0 <= level < 1:
         raise InputError(
-            f"{_given('interval_level', level, option)}: give a coverage in (0, 1), or 0 for "
+            f"{given('interval_level', options, level)}: give a coverage in (0, 1), or 0 for "
             "no intervals"
         )
 
 
-def check_interval_block(block: str, option: str | None = None) -> None:
+def check_interval_block(block: str, options: Mapping[str, str] | None = None) -> None:
     """An InputError unless ``block`` is a fixed, positive pandas frequency: init times are
     floored to it, which a calendar one (a week, a month) cannot do and one of no or
-    negative length does to nonsense blocks. Named as ``option`` where given
+    negative length does to nonsense blocks. Named by its option in ``options`` where given
     (``--interval-block``), else as the field."""
-    given = _given("interval_block", block, option)
+    said = given("interval_block", options, block)
     try:
         offset = pd.tseries.frequencies.to_offset(block)
     except ValueError as error:
         raise InputError(
-            f"{given} is not a pandas frequency ({error}); "
+            f"{said} is not a pandas frequency ({error}); "
             "use e.g. '1D' (init times of one day) or '6h'"
         ) from None
     try:
         length = pd.Timedelta(offset)
     except ValueError:
         raise InputError(
-            f"{given} is a calendar frequency, of no fixed length, which init times cannot be "
+            f"{said} is a calendar frequency, of no fixed length, which init times cannot be "
             "floored to; give it in days or hours (e.g. '7D' for a week)"
         ) from None
     if length <= pd.Timedelta(0):
         raise InputError(
-            f"{given} is not a positive length; give the span of the init times resampled "
+            f"{said} is not a positive length; give the span of the init times resampled "
             "together, e.g. '1D' (those of one day) or '6h'"
         )

@@ -150,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.schema import LEAD_TIME, split_channel
     from pipeline.store import open_store
     from verification.config import (
+        OPTIONS,
         VARIABLE,
         VerifyConfig,
         check_interval_block,
@@ -165,8 +166,8 @@ def run(args: argparse.Namespace) -> int:
         init_times = parse_inits(args.init)  # a bad --init is refused before any store opens
     leads = parse_leads(args.lead)  # so is a bad --lead
     # named as typed (--interval-block 1W), not as VerifyConfig's fields, and before reads
-    check_interval_level(args.interval_level, "--interval-level")
-    check_interval_block(args.interval_block, "--interval-block")
+    check_interval_level(args.interval_level, OPTIONS)
+    check_interval_block(args.interval_block, OPTIONS)
     truth = open_store(args.truth)  # once: passed on, so its warnings are said once
     store_units = {str(n): da.attrs.get("units", "") for n, da in truth.dataset.data_vars.items()}
     factors = unit_factors(args.units, store_units) if args.units else {}  # checked first
