@@ -34,6 +34,7 @@ from pipeline.signals import (
     stop_words,
     stopped_before_a_command,
 )
+from pipeline.software import wxens_version
 
 RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 """Where Prefect logs the exception that failed a flow or task run."""
@@ -122,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="debug logging of wxens (libraries log at INFO)",
     )
-    parser.add_argument("--version", action="version", version=f"wxens {package_version()}")
+    parser.add_argument("--version", action="version", version=f"wxens {wxens_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         p = sub.add_parser(command.NAME, help=command.HELP, description=command.HELP)
@@ -130,16 +131,6 @@ def build_parser() -> argparse.ArgumentParser:
         path_arguments(p)
         p.set_defaults(run=command.run, kept=getattr(command, "kept", None))
     return parser
-
-
-def package_version() -> str:
-    """The installed wxens distribution's version ("unknown" when run from a bare checkout)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("wxens")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -164,15 +164,15 @@ def test_run_and_demo_take_threads_as_forecast_does(monkeypatch, tmp_path, comma
 
 
 def test_version_prints_the_package_version_and_exits_0(capsys):
-    """``wxens --version`` said "the following arguments are required: COMMAND" (exit 2)."""
-    from importlib.metadata import version
-
+    """``wxens --version`` said "the following arguments are required: COMMAND" (exit 2).
+    It says the revision too, on one line (tests/pipeline/test_software.py)."""
     from flows.cli import main
+    from pipeline.software import wxens_version
 
     with pytest.raises(SystemExit) as exit:
         main(["--version"])
     assert exit.value.code == 0
-    assert capsys.readouterr().out.strip() == f"wxens {version('wxens')}"
+    assert capsys.readouterr().out == f"wxens {wxens_version()}\n"
 
 
 def test_every_help_says_what_its_option_does():
