@@ -35,25 +35,22 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from generators.base import Condition
-from pipeline.config_fields import settle_fields
+from generators.base import BACKBONES, BaseBackboneConfig, Condition
 from pipeline.errors import InputError
 
 
 @dataclass(frozen=True)
-class BackboneConfig:
-    """Size and inputs of the U-Net.
+class BackboneConfig(BaseBackboneConfig):
+    """Size of the U-Net (backbone ``unet``), beyond the inputs every backbone has
+    (:class:`~generators.base.BaseBackboneConfig`).
 
-    channels:          C, state channels (= output channels), e.g. 1 for ``t2m``.
-    history:           K, number of past states in the condition (at least 1).
-    static_channels:   S, static fields (sin/cos latitude and longitude, orography, ...).
-    calendar_features: F, calendar features (e.g. sin/cos of hour and day of year).
     widths:            channels at each resolution level; the grid halves between levels.
     blocks_per_level:  residual blocks per level in the encoder and in the decoder.
     embedding_dim:     width of the noise/lead/calendar embedding.
@@ -63,10 +60,6 @@ class BackboneConfig:
     periodic_longitude: wrap the longitude when padding (global grids).
     """
 
-    channels: int = 1
-    history: int = 2
-    static_channels: int = 4
-    calendar_features: int = 4
     widths: tuple[int, ...] = (32, 64, 128)
     blocks_per_level: int = 1
     embedding_dim: int = 128
@@ -76,10 +69,8 @@ class BackboneConfig:
     periodic_longitude: bool = False
 
     def __post_init__(self) -> None:
-        settle_fields(self)
+        super().__post_init__()
         positive = {
-            "channels": self.channels,
-            "history": self.history,
             "blocks_per_level": self.blocks_per_level,
             "embedding_dim": self.embedding_dim,
             "norm_groups": self.norm_groups,
@@ -87,13 +78,10 @@ class BackboneConfig:
         for name, value in positive.items():
             if value < 1:
                 raise InputError(f"BackboneConfig.{name} must be at least 1, got {value}")
-        for name, value in {
-            "static_channels": self.static_channels,
-            "calendar_features": self.calendar_features,
-            "attention_heads": self.attention_heads,
-        }.items():
-            if value < 0:
-                raise InputError(f"BackboneConfig.{name} must be >= 0, got {value}")
+        if self.attention_heads < 0:
+            raise InputError(
+                f"BackboneConfig.attention_heads must be >= 0, got {self.attention_heads}"
+            )
         if not self.widths:
             raise InputError(
                 "BackboneConfig.widths is empty: give one width per level, e.g. [32, 64, 128]"
@@ -190,6 +178,7 @@ class SelfAttention(nn.Module):
         return x + self.out(a.transpose(-1, -2).reshape(n, c, h, w))
 
 
+@BACKBONES.register("unet")
 class UNet(nn.Module):
     """Conditional U-Net: ``forward(x, noise_label, cond_map, cond_embedding) -> (N, C, H, W)``.
 
@@ -198,7 +187,10 @@ class UNet(nn.Module):
     both in one call. Encoder levels ``widths[i]`` with ``blocks_per_level`` residual
     blocks each and a stride-2 convolution between levels; a middle of two blocks around
     self-attention; a mirrored decoder with skip connections and nearest upsampling.
+    The default :class:`~generators.base.Backbone`.
     """
+
+    config_class: ClassVar[type] = BackboneConfig
 
     def __init__(self, config: BackboneConfig):
         super().__init__()
@@ -350,9 +342,9 @@ class UNet(nn.Module):
         return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
 
 
-def repeat_encoded(encoded: tuple[Tensor, Tensor], n_members: int) -> tuple[Tensor, Tensor]:
+def repeat_encoded(encoded: tuple[Tensor, ...], n_members: int) -> tuple[Tensor, ...]:
     """(B, ...) encoded condition -> (B*M, ...), members of one sample adjacent."""
-    return tuple(t.repeat_interleave(n_members, dim=0) for t in encoded)  # type: ignore[return-value]
+    return tuple(t.repeat_interleave(n_members, dim=0) for t in encoded)
 
 
 def parameter_count(module: nn.Module) -> int:

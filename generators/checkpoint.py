@@ -34,11 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from generators.checkpoint_extension import (
-    GENERATOR_EXTENSION,
-    check_generator_known,
-    extension_record,
-)
+from generators.checkpoint_extension import check_parts_known, extension_records
 from generators.checkpoint_values import REFUSED, check_loadable, refused_part
 from generators.config import TrainConfig
 from generators.config_io import from_mapping, to_mapping
@@ -198,7 +194,7 @@ class Checkpoint:
             if self.forward_count is None
             else self.forward_count,
             WEIGHTS_DIGEST: weights_sha256(self.model_state, self.ema_state),
-            GENERATOR_EXTENSION: extension_record(self.kind),
+            **extension_records(self.kind, self.model_config),
         }
         check_loadable(payload, path)  # what load_checkpoint would refuse: not written
         remove_stale_temporaries(path)
@@ -315,7 +311,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
             "retrain it with this version"
         )
     check_weights(path, payload)
-    check_generator_known(payload, path)
+    check_parts_known(payload, path)
     kind = payload["kind"]
     try:
         model_config = from_mapping(

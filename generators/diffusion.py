@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from generators.backbone import BackboneConfig
-from generators.base import GENERATORS
+from generators.base import GENERATORS, BaseBackboneConfig
 from generators.objective import Encoded, ObjectiveConfig, ResidualGenerator
 from generators.samplers import (
     DiffusionSampler,
@@ -59,7 +59,7 @@ class EDMConfig(ObjectiveConfig):
     sample_steps:          Heun steps of :meth:`EDM.default_sampler` (NFE = 2 steps - 1).
     """
 
-    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    backbone: BaseBackboneConfig = field(default_factory=BackboneConfig)
     sigma_data: float = 1.0
     p_mean: float = -1.2
     p_std: float = 1.2

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from generators.backbone import BackboneConfig
-from generators.base import GENERATORS
+from generators.base import GENERATORS, BaseBackboneConfig
 from generators.objective import Encoded, ObjectiveConfig, ResidualGenerator
 from generators.samplers import EulerSampler, FlowSampler, NetworkFn, standard_normal
 
@@ -29,7 +29,7 @@ class FlowMatchingConfig(ObjectiveConfig):
     sample_nfe: Euler evaluations of :meth:`FlowMatching.default_sampler`.
     """
 
-    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    backbone: BaseBackboneConfig = field(default_factory=BackboneConfig)
     sample_nfe: int = 20
 
     def __post_init__(self) -> None:

@@ -27,14 +27,14 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from generators.backbone import BackboneConfig, UNet, repeat_encoded
-from generators.base import Batch, Condition
+from generators.backbone import repeat_encoded
+from generators.base import BACKBONES, BaseBackboneConfig, Batch, Condition, backbone_kind
 from generators.samplers import SAMPLERS, NetworkFn, Sampler
 from pipeline.config_fields import settle_fields
 from pipeline.errors import InputError
 
-Encoded = tuple[Tensor, Tensor]
-"""The backbone's encoded condition (cond_map, cond_embedding), see :meth:`UNet.encode`."""
+Encoded = tuple[Tensor, ...]
+"""The backbone's encoded condition, batch first (:class:`~generators.base.Backbone`)."""
 
 CPU_EVALUATION_BYTES = 16 * 2**20
 """On a CPU, :meth:`ResidualGenerator.sample` runs the network on at most this many bytes
@@ -107,7 +107,9 @@ class ObjectiveConfig:
 
 
 class ResidualGenerator(nn.Module):
-    """Base of the generators: a :class:`UNet` backbone, a regression loss, samplers.
+    """Base of the generators: a backbone (:class:`~generators.base.Backbone`, the one
+    its config's ``kind`` names in :data:`~generators.base.BACKBONES`), a regression loss,
+    samplers.
 
     Subclasses give :meth:`network_fn` (the function a sampler drives),
     :meth:`regression_error`, the sampler family they accept and :attr:`crps_sampler`.
@@ -118,10 +120,10 @@ class ResidualGenerator(nn.Module):
     name: ClassVar[str]
     sampler_family: ClassVar[type[Sampler]]
 
-    def __init__(self, config: ObjectiveConfig, backbone: BackboneConfig):
+    def __init__(self, config: ObjectiveConfig, backbone: BaseBackboneConfig):
         super().__init__()
         self.config = config
-        self.backbone = UNet(backbone)
+        self.backbone = BACKBONES[backbone_kind(backbone)](backbone)
 
     @property
     @abstractmethod

@@ -32,8 +32,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from generators.backbone import BackboneConfig
-from generators.base import Batch, Condition
+from generators.base import BaseBackboneConfig, Batch, Condition
 from generators.config import TrainConfig
 from generators.data import ResidualDataset
 from generators.device import available_memory
@@ -245,7 +244,7 @@ def _saved_bytes(model: torch.nn.Module, grid: tuple[int, int], batch: int) -> i
     )
 
 
-def meta_condition(c: BackboneConfig, batch: int, grid: tuple[int, int]) -> Condition:
+def meta_condition(c: BaseBackboneConfig, batch: int, grid: tuple[int, int]) -> Condition:
     """A condition of ``batch`` samples on a (H, W) ``grid`` for a backbone sized by ``c``,
     of zeros on the meta device (shapes only)."""
     with torch.device("meta"):

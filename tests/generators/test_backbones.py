@@ -1,0 +1,131 @@
+"""A backbone is a registered part (``model.backbone.kind``): one registered here trains,
+saves, reloads and forecasts like the U-Net; a checkpoint without the key (written before
+it existed) reads as the U-Net; one whose backbone's extension is missing is refused
+naming that extension."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import pytest
+import torch
+from torch import nn
+
+from flows.cli import main as cli
+from generators.backbone import BackboneConfig
+from generators.base import BACKBONES, BaseBackboneConfig
+from generators.checkpoint import load_checkpoint
+from pipeline.errors import InputError, StoreError
+from pipeline.forecast_store import open_forecast
+from pipeline.store import ingest
+from tests.generators.tiny import two_step_run
+from tests.verification.test_extensions import install, wxens
+
+
+@dataclass(frozen=True)
+class ConvStackConfig(BaseBackboneConfig):
+    width: int = 8
+
+
+@BACKBONES.register("conv_stack")
+class ConvStack(nn.Module):
+    """Three 3x3 convolutions over the state, the history and the static fields."""
+
+    config_class: ClassVar[type] = ConvStackConfig
+
+    def __init__(self, config: ConvStackConfig):
+        super().__init__()
+        self.config = config
+        c, w = config, config.width
+        inputs = c.channels * (2 + c.history) + c.static_channels  # + the noise label
+        self.net = nn.Sequential(
+            nn.Conv2d(inputs, w, 3, padding=1), nn.SiLU(), nn.Conv2d(w, w, 3, padding=1),
+            nn.SiLU(), nn.Conv2d(w, c.channels, 3, padding=1),
+        )  # fmt: skip
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.net[0].weight.dtype
+
+    def encode(self, condition):
+        n, k, c, h, w = condition.history.shape
+        return (torch.cat([condition.history.reshape(n, k * c, h, w), condition.static], 1),)
+
+    def forward(self, x, noise_label, cond_map):
+        noise = noise_label.reshape(-1, 1, 1, 1).expand_as(x)
+        return self.net(torch.cat([x, noise, cond_map], 1).to(self.dtype))
+
+
+def test_a_registered_backbone_trains_reloads_and_forecasts(tmp_path):
+    """The U-Net was built whatever the config said: a network of one's own meant
+    replacing the built U-Net in a subclass of the generator."""
+    store = two_step_run(tmp_path, sets=["model.backbone={kind: conv_stack, width: 4}"])
+    checkpoint = load_checkpoint(tmp_path / "run")
+    assert checkpoint.model_config.backbone == ConvStackConfig(
+        channels=1, history=2, static_channels=4, calendar_features=4, width=4
+    )
+    model = checkpoint.build_model()
+    assert isinstance(model.backbone, ConvStack)
+    assert all(name.startswith("backbone.net.") for name in checkpoint.ema_state)
+    argv = ["forecast", "--checkpoint", str(tmp_path / "run"), "--store", str(store.path)]
+    argv += ["--init", "2000-01-03T00", "--members", "2", "--lead", "6h", "--no-progress"]
+    assert cli([*argv, "--out", str(tmp_path / "f.zarr")]) == 0
+    assert open_forecast(tmp_path / "f.zarr").t2m.notnull().all()
+
+
+def test_a_checkpoint_written_before_backbone_kinds_reads_as_the_unet(tmp_path):
+    two_step_run(tmp_path)
+    path = tmp_path / "run" / "last.pt"
+    payload = torch.load(path, weights_only=True)
+    assert payload["model_config"]["backbone"].pop("kind") == "unet"
+    torch.save(payload, path)  # as written before the key existed
+    model_config = load_checkpoint(path).model_config
+    assert type(model_config.backbone) is BackboneConfig
+    assert model_config.backbone.widths == (8, 16)
+
+
+def test_an_unknown_backbone_kind_is_refused_naming_the_known_ones():
+    with pytest.raises(InputError, match=r"unknown backbone 'unet2'; known: conv_stack, unet"):
+        BaseBackboneConfig.from_mapping({"kind": "unet2"}, "model.backbone")
+
+
+EXTENSION = """
+from dataclasses import dataclass
+from generators.backbone import BackboneConfig, UNet
+from generators.base import BACKBONES
+
+
+@dataclass(frozen=True)
+class WideConfig(BackboneConfig):
+    pass
+
+
+@BACKBONES.register("wide_unet")
+class WideUNet(UNet):
+    config_class = WideConfig
+"""
+
+
+def test_a_checkpoint_of_a_missing_extensions_backbone_names_it(tmp_path):
+    """The record of the generator's extension did not cover its backbone: the refusal was
+    "written by another version of wxens (one with other config keys)"."""
+    install(tmp_path, "wxens-wide", "wide", "wxens_wide", EXTENSION)
+    spec = "synthetic:n_lat=16,n_lon=16,n_times=40,step=6h,seed=2"
+    store = ingest(spec, tmp_path / "syn.zarr", variables=["z"], progress=False)
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "model: {backbone: {kind: wide_unet, widths: [8, 16], attention_heads: 0, "
+        "embedding_dim: 16}}\ndata: {history: 2, leads: [1]}\nsteps: 2\nbatch_size: 4\n"
+        "device: cpu\ncalibration: null\n"
+    )
+    args = ["train", "--store", str(store.path), "--config", str(config), "--no-progress"]
+    done = wxens(tmp_path, *args, "--out", str(tmp_path / "run"))
+    assert done.returncode == 0, done.stderr
+    with pytest.raises(StoreError) as refused:
+        load_checkpoint(tmp_path / "run" / "last.pt")  # here, the extension is not installed
+    message = str(refused.value)
+    label = "the extension 'wide' (wxens-wide 0.1, wxens_wide)"
+    assert f"the backbone 'wide_unet' of {label}" in message, message
+    assert "pip install wxens-wide==0.1" in message, message
+    assert "another version of wxens" not in message, message
