@@ -19,8 +19,9 @@ from generators.checkpoint import load_checkpoint
 from pipeline.errors import InputError, StoreError
 from pipeline.forecast_store import open_forecast
 from pipeline.store import ingest
+from tests.generators.test_extension_generator import train_small
 from tests.generators.tiny import two_step_run
-from tests.verification.test_extensions import install, wxens
+from tests.verification.test_extensions import install
 
 
 @dataclass(frozen=True)
@@ -113,14 +114,7 @@ def test_a_checkpoint_of_a_missing_extensions_backbone_names_it(tmp_path):
     install(tmp_path, "wxens-wide", "wide", "wxens_wide", EXTENSION)
     spec = "synthetic:n_lat=16,n_lon=16,n_times=40,step=6h,seed=2"
     store = ingest(spec, tmp_path / "syn.zarr", variables=["z"], progress=False)
-    config = tmp_path / "c.yaml"
-    config.write_text(
-        "model: {backbone: {kind: wide_unet, widths: [8, 16], attention_heads: 0, "
-        "embedding_dim: 16}}\ndata: {history: 2, leads: [1]}\nsteps: 2\nbatch_size: 4\n"
-        "device: cpu\ncalibration: null\n"
-    )
-    args = ["train", "--store", str(store.path), "--config", str(config), "--no-progress"]
-    done = wxens(tmp_path, *args, "--out", str(tmp_path / "run"))
+    done = train_small(tmp_path, store, "backbone: {kind: wide_unet, ")
     assert done.returncode == 0, done.stderr
     with pytest.raises(StoreError) as refused:
         load_checkpoint(tmp_path / "run" / "last.pt")  # here, the extension is not installed

@@ -53,10 +53,16 @@ def store(tmp_path_factory):
 def train(root, store, bug: str = "pass"):
     """``wxens train`` of two steps of ``conv_flow``, the extension installed in ``root``."""
     install(root, "wxens-convflow", "convflow", "wxens_convflow", CONV_FLOW.format(bug=bug))
+    return train_small(root, store, "kind: conv_flow, backbone: {")
+
+
+def train_small(root, store, model: str):
+    """``wxens train`` of two steps of a small U-Net, ``model`` opening the model's
+    mapping up to its backbone's keys (``kind: conv_flow, backbone: {``)."""
     config = root / "c.yaml"
     config.write_text(
-        "model: {kind: conv_flow, backbone: {widths: [8, 16], attention_heads: 0, "
-        "embedding_dim: 16}}\ndata: {history: 2, leads: [1]}\nsteps: 2\nbatch_size: 4\n"
+        f"model: {{{model}widths: [8, 16], attention_heads: 0, embedding_dim: 16}}}}\n"
+        "data: {history: 2, leads: [1]}\nsteps: 2\nbatch_size: 4\n"
         "device: cpu\ncalibration: null\n"
     )
     args = ["train", "--store", str(store.path), "--config", str(config), "--no-progress"]
