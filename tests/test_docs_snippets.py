@@ -89,4 +89,6 @@ def test_the_pages_have_python_examples():
 @pytest.mark.parametrize("name, code", BLOCKS, ids=[name for name, _ in BLOCKS])
 def test_python_example_runs(name, code, workdir, monkeypatch):
     monkeypatch.chdir(workdir)
-    exec(compile(code, name, "exec"), {"__name__": "__docs__"})  # noqa: S102
+    # dont_inherit: a notebook's block has not this module's `from __future__ import annotations`
+    # (under which a block's dataclass looked its string annotations up in no module)
+    exec(compile(code, name, "exec", dont_inherit=True), {"__name__": "__docs__"})  # noqa: S102
