@@ -32,7 +32,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from generators.base import BaseBackboneConfig, Batch, Condition
+from generators.base import BACKBONES, BaseBackboneConfig, Batch, Condition, backbone_kind
 from generators.config import TrainConfig
 from generators.data import ResidualDataset
 from generators.device import available_memory
@@ -259,14 +259,19 @@ def meta_condition(c: BaseBackboneConfig, batch: int, grid: tuple[int, int]) -> 
 def check_network(kind: str, model: torch.nn.Module, grid: tuple[int, int]) -> None:
     """Refuse, before any step, the ``kind`` model whose network fails on one meta sample,
     or returns a field of another shape than the state it is given. An extension's network
-    (a backbone of its own) would fail deep in torch, or, returning fewer channels, be
-    broadcast in the loss and train silently; the refusal names the extension."""
+    (a generator's or a backbone's of its own) would fail deep in torch, or, returning fewer
+    channels, be broadcast in the loss and train silently; the refusal names the generator,
+    the backbone and the extension of each."""
     c = model.backbone.config
-    who = GENERATORS.extension_of(kind) or "wxens"
+    backbone = backbone_kind(c)
+    who = (
+        f"the generator {kind!r} of {GENERATORS.extension_of(kind) or 'wxens'}, backbone "
+        f"{backbone!r} of {BACKBONES.extension_of(backbone) or 'wxens'},"
+    )
     where = (
         f"on a state of {c.channels} channel(s) on the {grid[0]} x {grid[1]} grid (on the meta "
         "device, where wxens sizes a training step before taking one): fix its network, or "
-        "choose another model.kind"
+        "choose another model.kind or model.backbone.kind"
     )
     with torch.no_grad(), torch.device("meta"):
         state = torch.zeros(1, c.channels, *grid)
@@ -275,11 +280,11 @@ def check_network(kind: str, model: torch.nn.Module, grid: tuple[int, int]) -> N
             out = model.network_fn(encoded)(state, torch.full((1,), 0.5))
         except Exception as err:  # third-party code: whatever it raises
             raise InputError(
-                f"the generator {kind!r} of {who} failed ({type(err).__name__}: {err}) {where}"
+                f"{who} failed ({type(err).__name__}: {err}) {where}"
             ) from err
     if out.shape != state.shape:
         raise InputError(
-            f"the generator {kind!r} of {who} returned a field of shape {tuple(out.shape)} "
+            f"{who} returned a field of shape {tuple(out.shape)} "
             f"for one of {tuple(state.shape)} {where}"
         )
 

@@ -16,6 +16,8 @@ from flows.cli import main as cli
 from generators.backbone import BackboneConfig
 from generators.base import BACKBONES, BaseBackboneConfig
 from generators.checkpoint import load_checkpoint
+from generators.flow_matching import FlowMatching, FlowMatchingConfig
+from generators.step_memory import check_network
 from pipeline.errors import InputError, StoreError
 from pipeline.forecast_store import open_forecast
 from pipeline.store import ingest
@@ -27,6 +29,7 @@ from tests.verification.test_extensions import install
 @dataclass(frozen=True)
 class ConvStackConfig(BaseBackboneConfig):
     width: int = 8
+    crop: bool = False  # a bug: the field returned loses its last longitude
 
 
 @BACKBONES.register("conv_stack")
@@ -55,7 +58,8 @@ class ConvStack(nn.Module):
 
     def forward(self, x, noise_label, cond_map):
         noise = noise_label.reshape(-1, 1, 1, 1).expand_as(x)
-        return self.net(torch.cat([x, noise, cond_map], 1).to(self.dtype))
+        out = self.net(torch.cat([x, noise, cond_map], 1).to(self.dtype))
+        return out[..., :-1] if self.config.crop else out
 
 
 def test_a_registered_backbone_trains_reloads_and_forecasts(tmp_path):
@@ -73,6 +77,18 @@ def test_a_registered_backbone_trains_reloads_and_forecasts(tmp_path):
     argv += ["--init", "2000-01-03T00", "--members", "2", "--lead", "6h", "--no-progress"]
     assert cli([*argv, "--out", str(tmp_path / "f.zarr")]) == 0
     assert open_forecast(tmp_path / "f.zarr").t2m.notnull().all()
+
+
+def test_a_backbone_returning_another_shape_is_refused_naming_it():
+    """The check before training named the generator and its extension alone: a backbone's
+    bug was said to be the generator's, "of wxens"."""
+    model = FlowMatching(FlowMatchingConfig(backbone=ConvStackConfig(width=4, crop=True)))
+    with pytest.raises(InputError) as refused:
+        check_network("flow_matching", model, (8, 8))
+    said = str(refused.value)
+    assert "the generator 'flow_matching' of wxens, backbone 'conv_stack' of wxens," in said
+    assert "returned a field of shape (1, 1, 8, 7) for one of (1, 1, 8, 8)" in said, said
+    assert "model.backbone.kind" in said, said
 
 
 def test_a_checkpoint_written_before_backbone_kinds_reads_as_the_unet(tmp_path):
