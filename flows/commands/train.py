@@ -37,7 +37,10 @@ from flows.threads import set_threads
 
 DERIVED_CONFIG = "config.yaml"
 NAME = "train"
-HELP = "train a flow-matching or EDM generator on an analysis store (resumes from DIR/last.pt)"
+HELP = (
+    "train the configured generator (built-in or an extension's) on an analysis store "
+    "(resumes from DIR/last.pt)"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

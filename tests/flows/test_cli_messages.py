@@ -231,3 +231,13 @@ def test_a_missing_fold_is_named_as_a_python_caller_gave_it(tiny_model, tmp_path
     keyword = "folds" if caller == "calibrate_checkpoint" else "fold_checkpoints"
     assert str(refused.value).startswith(f"{keyword}={str(missing)!r}: no checkpoint there")
     assert "--fold" not in str(refused.value)
+
+
+def test_train_help_says_it_trains_the_configured_generator(capsys):
+    """It said "a flow-matching or EDM generator", as if an extension's could not train."""
+    for argv in (["--help"], ["train", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        said = " ".join(capsys.readouterr().out.split())  # unwrapped
+        assert "flow-matching or EDM" not in said, said
+        assert "the configured generator (built-in or an extension's)" in said, said
