@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from generators.checkpoint_extension import check_parts_known, extension_records
+from generators.checkpoint_extension import extension_records, recorded_extensions
 from generators.checkpoint_values import REFUSED, check_loadable, refused_part
 from generators.config import TrainConfig
 from generators.config_io import from_mapping, to_mapping
@@ -98,6 +98,7 @@ class Checkpoint:
     forward_count: int | None = None
     path: Path | None = None
     digest: str = ""
+    extensions: dict[str, Any] = dataclasses.field(default_factory=dict)  # of its parts
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -311,7 +312,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
             "retrain it with this version"
         )
     check_weights(path, payload)
-    check_parts_known(payload, path)
+    extensions = recorded_extensions(payload, path)  # refused where a part is unknown
     kind = payload["kind"]
     try:
         model_config = from_mapping(
@@ -350,6 +351,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         forward_count=payload.get("forward_count"),  # absent from older checkpoints
         path=path,
         digest=file_digest(path),
+        extensions=extensions,
     )
 
 

@@ -31,10 +31,45 @@ from checkpoints written before backbones were registered, all of the U-Net)."""
 def extension_records(kind: str, model_config: Any) -> dict[str, dict[str, str] | None]:
     """The checkpoint's entries recording the extensions of the generator ``kind`` and of
     the backbone of ``model_config``."""
+    return _records(kind, backbone_kind(model_config.backbone))
+
+
+def recorded_extensions(payload: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """The entries of the checkpoint ``path``'s ``payload`` recording the extensions of its
+    generator and backbone; where one is absent (written before it was recorded), the
+    extension registering the part here. Refused where this environment lacks a part
+    (:func:`check_parts_known`)."""
+    check_parts_known(payload, path)
+    here = _records(payload["kind"], _backbone(payload))
+    return {entry: payload.get(entry, record) for entry, record in here.items()}
+
+
+def parts_text(kind: str, backbone: str, records: Mapping[str, Any]) -> str:
+    """``conv_flow (extension 'convflow', wxens-convflow 0.1), backbone unet``: the generator
+    ``kind`` and the ``backbone`` of a checkpoint, each with the extension its ``records``
+    (:func:`recorded_extensions`) name, which a user must install to use it."""
+
+    def part(name: str, record: Mapping[str, str] | None) -> str:
+        if record is None:  # wxens' own
+            return name
+        r = record
+        return f"{name} (extension {r['entry_point']!r}, {r['distribution']} {r['version']})"
+
+    generator = part(kind, records.get(GENERATOR_EXTENSION))
+    return f"{generator}, backbone {part(backbone, records.get(BACKBONE_EXTENSION))}"
+
+
+def _records(kind: str, backbone: str) -> dict[str, dict[str, str] | None]:
     return {
         GENERATOR_EXTENSION: _record(GENERATORS, kind),
-        BACKBONE_EXTENSION: _record(BACKBONES, backbone_kind(model_config.backbone)),
+        BACKBONE_EXTENSION: _record(BACKBONES, backbone),
     }
+
+
+def _backbone(payload: Mapping[str, Any]) -> str:
+    """The backbone of a checkpoint's ``payload`` (absent: written before backbones were
+    registered, all of the U-Net)."""
+    return payload["model_config"].get("backbone", {}).get("kind", DEFAULT_BACKBONE)
 
 
 def _record(registry: Registry, name: str) -> dict[str, str] | None:
@@ -54,10 +89,9 @@ def _record(registry: Registry, name: str) -> dict[str, str] | None:
 def check_parts_known(payload: Mapping[str, Any], path: Path) -> None:
     """Refuse the checkpoint ``path`` whose generator or backbone this environment does not
     have, naming the extension it records and how to install it."""
-    backbone = payload["model_config"].get("backbone", {}).get("kind", DEFAULT_BACKBONE)
     parts = (
         (GENERATORS, payload["kind"], GENERATOR_EXTENSION),
-        (BACKBONES, backbone, BACKBONE_EXTENSION),
+        (BACKBONES, _backbone(payload), BACKBONE_EXTENSION),
     )
     for registry, name, entry in parts:
         if name not in registry:

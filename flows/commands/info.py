@@ -154,7 +154,9 @@ def describe_checkpoint(path) -> str:
     """A few lines a person can read about a checkpoint: the digest forecast stores record,
     the model, and the grid, channels, step, periods and statistics it was trained on (what
     a store must match to forecast with it)."""
+    from generators.base import backbone_kind
     from generators.checkpoint import load_checkpoint
+    from generators.checkpoint_extension import parts_text
     from generators.correction.tuned import read_tuned, tuned_path
     from pipeline.timeaxis import describe_step, hours_text
 
@@ -173,7 +175,8 @@ def describe_checkpoint(path) -> str:
     ]
     lines = [
         f"checkpoint {c.path}  digest {c.digest} (what forecast stores made with it record)",
-        f"model      {c.kind}, step {c.step} of {t.steps + fine} "
+        f"model      {parts_text(c.kind, backbone_kind(c.model_config.backbone), c.extensions)}"
+        f", step {c.step} of {t.steps + fine} "
         f"({t.steps} main, {fine} fine-tune), seed {t.seed}",
         f"grid       {len(c.latitude)} x {len(c.longitude)}  "
         f"lat {c.latitude.min():g}..{c.latitude.max():g}  "

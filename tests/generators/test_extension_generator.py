@@ -85,14 +85,31 @@ def test_a_network_of_an_extension_that_fails_is_refused_naming_it(tmp_path, sto
     assert expected in done.stderr, done.stderr
 
 
-def test_a_checkpoint_of_an_extension_not_installed_names_it_and_the_fix(tmp_path, store):
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, store):
+    """The folder of a two-step run of ``conv_flow`` (``root/run``), the extension installed
+    in it."""
+    root = tmp_path_factory.mktemp("conv_flow_run")
+    done = train(root, store)
+    assert done.returncode == 0, done.stderr
+    return root
+
+
+def test_a_checkpoint_of_an_extension_not_installed_names_it_and_the_fix(trained):
     """It said the checkpoint came from another version of wxens (one with other config
     keys), to load with that version or retrain."""
-    done = train(tmp_path, store)
-    assert done.returncode == 0, done.stderr
     with pytest.raises(StoreError) as refused:
-        load_checkpoint(tmp_path / "run" / "last.pt")  # here, the extension is not installed
+        load_checkpoint(trained / "run" / "last.pt")  # here, the extension is not installed
     message = str(refused.value)
     assert f"the generator 'conv_flow' of {LABEL}" in message, message
     assert "pip install wxens-convflow==0.1" in message, message
     assert "another version of wxens" not in message, message
+
+
+def test_info_of_a_run_names_the_extension_of_its_generator(trained):
+    """`wxens info RUN` said `model conv_flow`: which extension (and version) to install
+    to use the run was not said."""
+    done = wxens(trained, "info", str(trained / "run"))
+    assert done.returncode == 0, done.stderr
+    expected = "model      conv_flow (extension 'convflow', wxens-convflow 0.1), backbone unet,"
+    assert expected in done.stdout, done.stdout
