@@ -19,7 +19,7 @@ longest lead wanted and a time budget:
   coarsest level keeps about 8 points along the shorter side; first width 16, 32 or 64 as
   the training period holds fewer than 2 000, fewer than 20 000 or more times, and at
   least twice the channels (to a power of two); widths double per level; a wrapped
-  longitude on a global grid.
+  longitude on a global grid; a ``--set model.backbone.kind`` backbone keeps its own defaults.
 - **objective**: flow matching with the insolation as input (``data.solar_forcing``), a
   fair-CRPS fine-tune whose short sampler the forecasts use, and a spread calibration on
   the held-out period (up to :data:`MAX_CALIBRATION_INITS` initial times).
@@ -254,8 +254,8 @@ def derive_config(
         )
     n_held = held_out_times(len(times), step)
     n_train = len(times) - n_held
-    train = Period(_stamp(times[0]), _stamp(times[n_train - 1]))
-    held_out = Period(_stamp(times[n_train]), _stamp(times[-1]))
+    train = Period(time_text(times[0]), time_text(times[n_train - 1]))  # to the minute
+    held_out = Period(time_text(times[n_train]), time_text(times[-1]))
     check_windows(store.path, times, step, history, leads, n_train)
     dynamic = [name for name, da in store.dataset.data_vars.items() if TIME in da.dims]
     channels = tuple(str(c) for c in to_channels(store.dataset[dynamic])[CHANNEL].values)
@@ -286,14 +286,16 @@ def derive_config(
         device=device,
     )
     statics = len(GEOMETRY_STATICS) + len(store.dataset.data_vars) - len(dynamic)
+    chosen = trained(config) if trained is not None else config  # its model and backbone
+    chosen_backbone = chosen.model.config.backbone.to_mapping()["kind"]
     sized = replace(
-        backbone,
+        chosen.model.config.backbone,
         channels=len(channels),
         history=history,
         static_channels=statics + len(SOLAR_FORCINGS),
         calendar_features=len(CALENDAR_FEATURES),
     )
-    memory = step_memory(config, replace(config.model.config, backbone=sized), grid)
+    memory = step_memory(chosen, replace(chosen.model.config, backbone=sized), grid)
     # the training, validation and fine-tune parts index one copy of the store's states
     states = store.dataset.sizes[TIME] * len(channels) * grid[0] * grid[1] * 4
     reserved = states if states <= config.data.max_memory_bytes else 0
@@ -323,7 +325,7 @@ def derive_config(
             f"budget left: {seconds.main:.3g} s a main step, {seconds.fine_tune:.3g} s a "
             f"fine-tune step, {seconds.forward:.3g} s a forward pass of a sample, "
             f"{seconds.first_steps:.3g} s more for the first steps (of the {timed.model.kind} "
-            f"model, measured on {resolve_device(device)}); "
+            f"model, backbone {chosen_backbone}, measured on {resolve_device(device)}); "
             f"{available:.0f} s of steps, once a tenth of slack and {overhead:.3g} s of "
             "validation and calibration forecasts are set aside"
         )
@@ -342,7 +344,10 @@ def derive_config(
         f"{duration_text(lead)}",
         f"train {train}; validation, calibration and tuning on the last "
         f"{n_held / len(times):.0%} ({_span_text(times[-1] + step - times[n_train])}): {held_out}",
-        f"backbone widths {list(backbone.widths)} for the grid and {n_train} training times",
+        f"backbone widths {list(backbone.widths)} for the grid and {n_train} training times"
+        if type(chosen.model.config.backbone) is type(backbone)
+        else f"backbone {chosen_backbone} (--set): its own defaults, not sized to the grid (a "
+        "derived config sizes the U-Net alone)",
         batch_note,
         sizing,
     )
@@ -392,8 +397,3 @@ def _span_text(span: pd.Timedelta) -> str:
     (``9.67 days``, not ``232h``)."""
     days = span / pd.Timedelta(days=1)
     return duration_text(span) if days < 2 or days.is_integer() else f"{days:.2f} days"
-
-
-def _stamp(t: pd.Timestamp) -> str:
-    """``2019-03-28T09:00``: minute precision, so a period bound is one time, not a day."""
-    return time_text(t)

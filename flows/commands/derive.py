@@ -149,20 +149,29 @@ def with_overrides(derived, overrides: Sequence[str], store: str | None = None):
 
 
 def _drop_keys_of_the_derived_kind(mapping: dict, model, overrides: Sequence[str]) -> None:
-    """A ``--set model.kind=edm`` on a derived config (``mapping``, as set) switches its
-    objective: the keys only the derived ``model``'s kind has (flow matching's
-    ``sample_nfe``), which the derivation put there and no ``--set`` names, are dropped, so
-    the new kind takes its own defaults (they were refused, naming keys the user never
+    """A ``--set model.kind=edm`` or ``model.backbone.kind=K`` on a derived config (``mapping``,
+    as set) switches its objective or backbone: the keys only the derived one has (flow
+    matching's ``sample_nfe``, the U-Net's ``widths``), which no ``--set`` names, are dropped,
+    so the new kind takes its own defaults (they were refused, naming keys the user never
     wrote). Those a ``--set`` names are kept, for the config's check to refuse."""
+    from generators.base import BACKBONES
     from generators.models import GENERATORS
 
-    section = mapping.get("model")
-    kind = section.get("kind") if isinstance(section, dict) else None
-    if kind == model.kind or kind not in GENERATORS:
+    if not isinstance(section := mapping.get("model"), dict):
         return
-    new = {f.name for f in fields(GENERATORS[kind].config_class)}
+    _drop_keys(section, GENERATORS, model.config, overrides, "model")
+    if isinstance(backbone := section.get("backbone"), dict):
+        _drop_keys(backbone, BACKBONES, model.config.backbone, overrides, "model.backbone")
+
+
+def _drop_keys(section: dict, registry, derived, overrides: Sequence[str], where: str) -> None:
+    """Drop the ``derived`` keys that the kind ``section`` names in ``registry`` lacks."""
+    kind = section.get("kind")
+    if kind not in registry or registry[kind].config_class is type(derived):
+        return
+    new = {f.name for f in fields(registry[kind].config_class)}
     for key in [k for k in section if k != "kind" and k not in new]:
-        if key in {f.name for f in fields(model.config)} and not _names(overrides, f"model.{key}"):
+        if key in {f.name for f in fields(derived)} and not _names(overrides, f"{where}.{key}"):
             del section[key]
 
 

@@ -10,6 +10,7 @@ from typing import ClassVar
 
 import pytest
 import torch
+import yaml
 from torch import nn
 
 from flows.cli import main as cli
@@ -105,6 +106,36 @@ def test_a_checkpoint_written_before_backbone_kinds_reads_as_the_unet(tmp_path):
 def test_an_unknown_backbone_kind_is_refused_naming_the_known_ones():
     with pytest.raises(InputError, match=r"unknown backbone 'unet2'; known: conv_stack, unet"):
         BaseBackboneConfig.from_mapping({"kind": "unet2"}, "model.backbone")
+
+
+@pytest.fixture
+def derived(tmp_path):
+    """``wxens config --store S --set steps=20 --set ...`` of a tiny store (nothing timed)."""
+    spec = "synthetic:n_lat=16,n_lon=16,n_times=40,step=6h,seed=2"
+    store = ingest(spec, tmp_path / "syn.zarr", variables=["t2m"], progress=False)
+    return lambda *sets: cli(
+        ["config", "--store", str(store.path), "--set", "steps=20"]
+        + [a for s in sets for a in ("--set", s)]
+    )
+
+
+def test_a_derived_config_takes_the_backbone_kind_set_with_its_defaults(derived, capsys):
+    """The derived U-Net's sizing keys (widths, ...) were refused as unknown to the other
+    backbone's config: the whole mapping had to be replaced."""
+    assert derived("model.backbone.kind=conv_stack", "model.backbone.width=4") == 0
+    printed = capsys.readouterr().out
+    config = yaml.safe_load(printed)
+    assert config["model"]["backbone"] == {"kind": "conv_stack", "width": 4, "crop": False}
+    said = " ".join(line.lstrip("# ") for line in printed.splitlines() if line.startswith("#"))
+    assert "backbone conv_stack (--set): its own defaults, not sized to the grid" in said, said
+
+
+def test_a_derived_configs_step_is_sized_on_the_backbone_set(derived, capsys):
+    """The batch was fitted to the memory of a step of the derived U-Net whatever backbone
+    was set: this one's network, which returns another shape, passed unseen."""
+    assert derived("model.backbone.kind=conv_stack", "model.backbone.crop=true") == 2
+    said = capsys.readouterr().err
+    assert "backbone 'conv_stack' of wxens, returned a field of shape (1, 1, 16, 15)" in said
 
 
 EXTENSION = """

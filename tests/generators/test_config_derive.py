@@ -592,7 +592,7 @@ def test_the_budget_times_the_model_the_set_makes(tiny, capsys):
     assert wxens(argv) == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
     note = next(n for n in read_notes(printed) if "of the budget left" in n)
-    assert "of the edm model, measured on cpu" in note, note
+    assert "of the edm model, backbone unet, measured on cpu" in note, note
     assert " 0 s a fine-tune step" in note, note  # none is trained
     config = yaml.safe_load(printed)
     assert config["model"]["kind"] == "edm" and config["fine_tune"] is None
