@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -132,6 +133,32 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
             yield PrefectServer(api_url, home, prefect_env(home, api_url), process, log)
     finally:
         stop_process_group(process)
+
+
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Prefect SQLite database migrated once per session (``prefect server database
+    upgrade``, in a Prefect home of its own): a copy spares each temporary server the
+    migration of a fresh one, the most of its start (:func:`temporary_server_env`)."""
+    home = tmp_path_factory.mktemp("prefect-migrated")
+    argv = [sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"]
+    done = subprocess.run(argv, env=prefect_env(home), capture_output=True, text=True)
+    assert done.returncode == 0, f"{' '.join(argv)} failed in {home}:\n{done.stderr[-3000:]}"
+    return home / "prefect.db"
+
+
+@pytest.fixture
+def temporary_server_env(migrated_database: Path) -> Callable[[Path], dict[str, str]]:
+    """The environment of a command that starts Prefect's temporary server (no
+    ``PREFECT_API_URL``) with its home in ``home``, made here holding a copy of
+    :func:`migrated_database` (``prefect.db``, where that server keeps its runs)."""
+
+    def env(home: Path) -> dict[str, str]:
+        home.mkdir(parents=True)
+        shutil.copyfile(migrated_database, home / "prefect.db")
+        return prefect_env(home)
+
+    return env
 
 
 @pytest.fixture

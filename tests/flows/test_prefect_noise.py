@@ -8,25 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.flows.conftest import prefect_env
-
 pytestmark = pytest.mark.slow
 
 GUIDE = "See https://www.prefect.io/docs/"
 STOPPING = "Stopping temporary server on http://127.0.0.1:"
 
 
-def failing_run(workdir: Path, *options: str) -> subprocess.Popen:
+def failing_run(workdir: Path, env: dict[str, str], *options: str) -> subprocess.Popen:
     """``python -m flows.cli [OPTIONS] run`` of a store that is not there, started in
-    ``workdir`` (made here) with Prefect's temporary server (no ``PREFECT_API_URL``, a
-    Prefect home of its own there): the run itself fails; :func:`ended` waits for it."""
+    ``workdir`` in ``env``: that of Prefect's temporary server (no ``PREFECT_API_URL``, a
+    Prefect home of its own in ``workdir``): the run itself fails; :func:`ended` waits."""
     argv = [sys.executable, "-m", "flows.cli", *options, "run", "--store", "gone.zarr"]
     argv += ["--checkpoint", "gone.pt", "--out", "f.zarr", "--scores", "s.nc"]
-    workdir.mkdir()
     return subprocess.Popen(
         argv,
         cwd=workdir,
-        env=prefect_env(workdir / "prefect"),
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -41,7 +38,9 @@ def ended(run: subprocess.Popen) -> subprocess.CompletedProcess:
     return done
 
 
-def test_the_temporary_server_lines_leave_out_the_guide_and_the_stop_unless_verbose(tmp_path):
+def test_the_temporary_server_lines_leave_out_the_guide_and_the_stop_unless_verbose(
+    tmp_path, temporary_server_env
+):
     """Every ``wxens run`` without a Prefect server printed a link to Prefect's guide to
     running a dedicated server: nothing a forecaster on an offline machine can open, and
     docs/flows.md says how. And "INFO prefect: Stopping temporary server on ..." came
@@ -49,7 +48,10 @@ def test_the_temporary_server_lines_leave_out_the_guide_and_the_stop_unless_verb
     interrupt the CLI already left it out). The address line stays (it explains the wait);
     ``-v`` keeps the link and the stop, as it keeps Prefect's tracebacks."""
     # the two runs side by side: each spends its time starting Python and a server
-    runs = failing_run(tmp_path / "quiet"), failing_run(tmp_path / "verbose", "-v")
+    runs = tuple(
+        failing_run(tmp_path / name, temporary_server_env(tmp_path / name / "prefect"), *options)
+        for name, options in (("quiet", ()), ("verbose", ("-v",)))
+    )
     try:
         quiet, verbose = (ended(run) for run in runs)
     finally:
