@@ -23,7 +23,6 @@ from flows.commands import run as run_command
 from pipeline.analysis_store import read_state
 from pipeline.errors import StoreError
 from pipeline.forecast_store import complete_init_times, is_forecast_store
-from tests.flows.conftest import prefect_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -121,7 +120,7 @@ def test_a_forecast_interrupted_in_its_first_batch_leaves_no_folder_it_made(
 
 @pytest.mark.slow
 def test_an_interrupted_run_says_which_steps_it_kept_and_the_rerun_skips_them(
-    tmp_path, tiny_model, monkeypatch
+    tmp_path, tiny_model, monkeypatch, prefect_server, temporary_server_env
 ):
     """``wxens run`` stopped mid-forecast said only "wxens run: interrupted". Now: the step
     it stopped in, what that kept (the forecast store read back) and the steps to come; the
@@ -134,7 +133,7 @@ def test_an_interrupted_run_says_which_steps_it_kept_and_the_rerun_skips_them(
     # 20 Euler steps: seconds a batch, time enough for the Ctrl-C sent once the first is
     # written to land in the second; more only lengthened the run and its rerun
     argv += ["--sampler", "euler:nfe=20", "--out", str(out), "--scores", str(scores)]
-    env = prefect_env(tmp_path / "prefect")  # no PREFECT_API_URL: a temporary server
+    env = temporary_server_env(tmp_path / "prefect")  # no PREFECT_API_URL: a temporary one
 
     def two_written() -> bool:
         return is_forecast_store(out) and len(complete_init_times(out)) >= 2
@@ -152,7 +151,8 @@ def test_an_interrupted_run_says_which_steps_it_kept_and_the_rerun_skips_them(
     written = complete_init_times(out)
     assert int(kept.group(1)) == len(written) and 2 <= len(written) < 8
     skipped = f"{out}: {len(written)} of 8 initial time(s) already complete, skipped"
-    assert skipped in rerun(argv, env, tmp_path)  # what was said kept is not drawn again
+    # not about the temporary server: rerun with the session's
+    assert skipped in rerun(argv, prefect_server.env, tmp_path)  # what was kept, not drawn
     assert list(complete_init_times(out)) == list(pd.date_range(*inits.split("/")[:2], freq="6h"))
     assert scores.is_file()
     monkeypatch.chdir(tmp_path)  # where the run recorded which inputs its scores are of

@@ -24,17 +24,12 @@ from generators.checkpoint import load_checkpoint
 from pipeline.forecast_store import complete_init_times
 from pipeline.signals import sigterm_raises
 from pipeline.store import ingest
-from tests.flows.conftest import prefect_env, stop_process_group
+from tests.flows.conftest import stop_process_group
 
 ROOT = Path(__file__).resolve().parents[2]
-SIGNALS = pytest.mark.parametrize(
-    ("sig", "line", "code"),
-    [
-        (signal.SIGTERM, "terminated (SIGTERM)", 143),
-        (signal.SIGINT, "interrupted", 130),
-    ],
-)
+STOPS = [(signal.SIGTERM, "terminated (SIGTERM)", 143), (signal.SIGINT, "interrupted", 130)]
 """Each signal that stops a command, its words and its exit code."""
+SIGNALS = pytest.mark.parametrize(("sig", "line", "code"), STOPS)
 
 
 def started(argv: list[str], ready) -> subprocess.Popen:
@@ -129,9 +124,8 @@ def test_a_command_the_tests_start_takes_sigint_as_one_started_at_a_terminal():
 
 
 @pytest.mark.slow
-@SIGNALS
 def test_a_signal_to_the_group_of_wxens_run_stops_it_at_once_and_a_rerun_completes(
-    tmp_path, tiny_model, sig, line, code
+    tmp_path, tiny_model, prefect_server, temporary_server_env
 ):
     """SIGTERM or SIGINT to the whole process group of ``wxens run`` mid-forecast (Ctrl-C at
     a terminal, ``kill -- -PGID``) reached Prefect's temporary server too, which stopped;
@@ -140,23 +134,31 @@ def test_a_signal_to_the_group_of_wxens_run_stops_it_at_once_and_a_rerun_complet
     recorded Crashed, one line and 130 or 143 follow within seconds, a rerun completes.
     Prefect's "Crash detected!" and "Finished in state Crashed" lines of the task, the
     subflow and the flow (six) and its "Stopping temporary server" after the CLI's line
-    are left out (``-v`` keeps them: the test below)."""
-    store, model = tiny_model  # one store and model for both signals: read, not written
+    are left out (``-v`` keeps them: the test below).
+
+    SIGTERM, then SIGINT to the run started again (it resumes the forecast: still
+    mid-forecast when signalled), each with a temporary server of its own; one rerun then
+    completes what both left (SIGTERM stops as SIGINT does: :class:`Terminated` is a
+    KeyboardInterrupt). The rerun is not about the temporary server: the session's."""
+    store, model = tiny_model  # read, not written
     inits = "2000-01-08T00/2000-01-09T18/6h"  # 8 initial times; 40 Euler steps: seconds
     argv = [sys.executable, "-m", "flows.cli", "run", "--store", str(store)]
     argv += ["--init", inits, "--checkpoint", str(model / "last.pt")]
     argv += ["--sampler", "euler:nfe=40", "--members", "64", "--out", "f.zarr"]
     argv += ["--scores", "s.nc", "--threads", "1"]
-    env = prefect_env(tmp_path / "prefect")  # no PREFECT_API_URL: a temporary server
-    env |= {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    process, stderr = signalled_mid_forecast(argv, env, tmp_path, sig)
-    assert process.returncode == code, stderr[-3000:]
-    assert "Traceback" not in stderr, stderr[-3000:]
-    prefect_lines = ["Crash detected!", "Finished in state Crashed(", "Stopping temporary"]
-    assert stderr.splitlines()[-1] == f"wxens run: {line}", stderr[-3000:]
-    assert not any(text in stderr for text in prefect_lines), stderr[-3000:]
-    assert run_states(tmp_path / "prefect") == {"CRASHED"}  # recorded, though not printed
-    assert len(complete_init_times(tmp_path / "f.zarr")) < 8
+    ours = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    for sig, line, code in STOPS:
+        home = tmp_path / f"prefect-{sig.name}"  # no PREFECT_API_URL: a temporary server
+        env = temporary_server_env(home) | ours
+        process, stderr = signalled_mid_forecast(argv, env, tmp_path, sig)
+        assert process.returncode == code, stderr[-3000:]
+        assert "Traceback" not in stderr, stderr[-3000:]
+        prefect_lines = ["Crash detected!", "Finished in state Crashed(", "Stopping temporary"]
+        assert stderr.splitlines()[-1] == f"wxens run: {line}", stderr[-3000:]
+        assert not any(text in stderr for text in prefect_lines), stderr[-3000:]
+        assert run_states(home) == {"CRASHED"}  # recorded, though not printed
+        assert len(complete_init_times(tmp_path / "f.zarr")) < 8
+    env = prefect_server.env | ours
     rerun = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert len(complete_init_times(tmp_path / "f.zarr")) == 8
@@ -307,7 +309,7 @@ times of 64 members and 40 Euler steps, seconds of work on the tiny model."""
 
 @pytest.mark.slow
 def test_ctrl_c_to_a_python_script_calling_a_flow_leaves_its_temporary_server_up(
-    tmp_path, tiny_model
+    tmp_path, tiny_model, temporary_server_env
 ):
     """A script that imports :mod:`flows.pipelines` and calls a flow (docs/flows.md: "each
     flow's Python signature ... is the reference list") gets Prefect's temporary server as
@@ -317,7 +319,7 @@ def test_ctrl_c_to_a_python_script_calling_a_flow_leaves_its_temporary_server_up
     recorded Running. Importing the flows now starts that server in a group of its own:
     the script stops on its KeyboardInterrupt and the run is recorded Crashed."""
     store, model = tiny_model
-    env = prefect_env(tmp_path / "prefect")  # no PREFECT_API_URL: a temporary server
+    env = temporary_server_env(tmp_path / "prefect")  # no PREFECT_API_URL: a temporary one
     env |= {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     argv = [sys.executable, "-c", PYTHON_CALL, str(store), str(model / "last.pt")]
     process, output = signalled_mid_forecast(argv, env, tmp_path, signal.SIGINT)
