@@ -342,7 +342,7 @@ def test_info_on_a_training_run_tells_what_it_was_trained_on(tmp_path, capsys):
     mean = float(store.statistics["t2m"].sel(statistic="mean"))
     for told in (
         f"digest {digest}",
-        "flow_matching, step 2 of 2",
+        "flow_matching, backbone unet, step 2 of 2",
         "grid       8 x 12",
         "step       6 h, history 2 states",
         "leads 6 h",
