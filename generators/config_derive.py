@@ -55,6 +55,7 @@ import pandas as pd
 import yaml
 
 from generators.backbone import BackboneConfig
+from generators.base import backbone_kind
 from generators.config import (
     CalibrationConfig,
     DataConfig,
@@ -286,15 +287,13 @@ def derive_config(
         device=device,
     )
     statics = len(GEOMETRY_STATICS) + len(store.dataset.data_vars) - len(dynamic)
-    chosen = trained(config) if trained is not None else config  # its model and backbone
-    chosen_backbone = chosen.model.config.backbone.to_mapping()["kind"]
-    sized = replace(
-        chosen.model.config.backbone,
-        channels=len(channels),
-        history=history,
-        static_channels=statics + len(SOLAR_FORCINGS),
-        calendar_features=len(CALENDAR_FEATURES),
-    )
+    as_trained = trained or (lambda derived: derived)  # what the training makes of a config
+    chosen = as_trained(config)
+    chosen_backbone = backbone_kind(chosen.model.config.backbone)
+    sized = replace(  # the chosen model's backbone, fed the data's inputs
+        chosen.model.config.backbone, channels=len(channels), history=history,
+        static_channels=statics + len(SOLAR_FORCINGS), calendar_features=len(CALENDAR_FEATURES),
+    )  # fmt: skip
     memory = step_memory(chosen, replace(chosen.model.config, backbone=sized), grid)
     # the training, validation and fine-tune parts index one copy of the store's states
     states = store.dataset.sizes[TIME] * len(channels) * grid[0] * grid[1] * 4
@@ -310,7 +309,7 @@ def derive_config(
         config, sizing = with_steps(config, steps), f"steps: {steps} main steps, fixed"
     else:
         started = time.perf_counter()
-        timed = trained(config) if trained is not None else config  # what will train
+        timed = as_trained(config)  # what will train, at the batch fitted above
         if step_seconds is None:  # the training takes the datasets read to time its steps
             read = read_training_data(store, timed)
         seconds = step_seconds or measure_step_seconds(store, timed, read)
