@@ -15,7 +15,12 @@ from __future__ import annotations
 
 import argparse
 
-from flows.commands.options import add_no_progress, add_threads, deprecated_alias
+from flows.commands.options import (
+    add_no_progress,
+    add_threads,
+    check_out_writable,
+    deprecated_alias,
+)
 from flows.threads import set_threads
 
 NAME = "bias-correct"
@@ -71,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.schema import INIT_TIME, LEAD_TIME, TIME
     from pipeline.store import open_store
 
+    writes = "wxens bias-correct writes it, and its lock beside it"
+    check_out_writable(args.out, "--out", writes)  # before the forecast and truth are read
     set_threads(args.threads, torch=False)
     weights = (args.bias_weight, args.spread_weight, args.rank_weight)
     if (chosen := chose_none(args.checkpoint, args.forecast, *weights)) is not None:

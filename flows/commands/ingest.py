@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from contextlib import nullcontext
 
-from flows.commands.options import add_no_progress, add_threads
+from flows.commands.options import add_no_progress, add_threads, check_out_writable
 from flows.threads import set_threads
 
 NAME = "ingest"
@@ -67,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.sources import Adjustments, adjust_sources
     from pipeline.store import held_times, ingest
 
+    writes = "wxens ingest writes it, and its lock and claim files beside it"
+    check_out_writable(args.store, "--store", writes)  # before any source is opened
     set_threads(args.threads, torch=False)
     time = slice(args.start, args.end) if args.start or args.end else None
     adjustments = Adjustments.parse(args.rename, args.units, args.select)

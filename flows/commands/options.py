@@ -138,6 +138,17 @@ def check_device(device: str, dask_scheduler: str | None = None) -> None:
         resolve_device(device, "--device")
 
 
+def check_out_writable(path: str, flag: str, writes: str) -> None:
+    """Refuse, before any input is read, a store given by ``flag`` that this user may not
+    write (in a folder an administrator shared read-only), naming ``path`` and the fix:
+    another ``flag``. ``writes``: what the command writes there and beside it. The refusal
+    came after the inputs were read (a run's after Prefect started and its ingest), as
+    [Errno 13] on a lock or claim file and the CLI's line for any permission error."""
+    from pipeline.writable import check_can_write
+
+    check_can_write(path, f"{writes}: give another {flag} in a folder you can write")
+
+
 def add_threads(
     parser: argparse.ArgumentParser,
     help: str = "at most N CPU threads for each pool the command starts: torch's, Zarr's "

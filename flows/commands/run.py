@@ -17,6 +17,7 @@ from flows.commands.options import (
     add_threads,
     at_least,
     check_device,
+    check_out_writable,
     deprecated_alias,
     positive_hours,
     sampler_spec,
@@ -187,6 +188,9 @@ def run(args: argparse.Namespace) -> int:
     stores = {"--store": args.store, "--out": args.out, "--bias-correct": args.bias_correct}
     check_distinct_outputs({**stores, "--baseline-store": args.baseline_store}, "store")
     check_device(args.device, args.dask_scheduler)  # before any flow starts
+    if args.sources:
+        check_out_writable(args.store, "--store", "wxens run --source ingests into it")
+    check_out_writable(args.out, "--out", "wxens run forecasts into it")
     from flows.settings import apply_offline_defaults
 
     apply_offline_defaults(args.verbose)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from flows.cli import main as wxens
+from tests.flows.conftest import SYNTHETIC
 
 
 def test_run_with_a_home_it_cannot_write_names_prefect_home_before_any_work(
@@ -111,3 +112,51 @@ def test_compact_of_a_read_only_store_is_refused_naming_it_and_the_fix(
     assert done.returncode == 2, done.stderr[-2000:]
     last = done.stderr.strip().splitlines()[-1]
     assert f"{store}: permission denied" in last and "owner" in last, last
+
+
+def listing(folder: Path) -> list[tuple[str, int]]:
+    """Every path below ``folder`` with its size: what a refusal must leave as it was."""
+    return sorted((str(p), p.lstat().st_size) for p in folder.rglob("*"))
+
+
+def refused(argv: list[str], cwd: Path, keywords: dict, path: Path, flag: str) -> str:
+    """The last line of ``wxens argv`` run as the user: refused (2), naming ``path`` and
+    the fix, another ``flag``, in words rather than an errno; nothing written below."""
+    before = listing(path.parent)
+    done = as_user(argv, cwd, keywords)
+    assert done.returncode == 2, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert f"{path}: permission denied" in last and f"another {flag}" in last, last
+    assert "Errno" not in done.stderr and listing(path.parent) == before, done.stderr[-2000:]
+    return done.stderr
+
+
+def test_ingest_and_bias_correct_into_a_read_only_place_are_refused_before_reading(
+    tiny_model, tmp_path: Path, read_only
+) -> None:
+    """They read every input, then failed on the store's claim or lock file with
+    [Errno 13] and the CLI's generic line. Refused first, naming the store and the fix."""
+    store, _, forecast, keywords = shared(tiny_model, tmp_path, read_only)
+    argv = ["ingest", SYNTHETIC, "--store", str(store.parent / "new.zarr"), "--no-progress"]
+    refused(argv, tmp_path / "w0", keywords, store.parent / "new.zarr", "--store")
+    out = store.parent / "corrected.zarr"
+    argv = ["bias-correct", str(forecast), "--truth", str(store), "--out", str(out)]
+    stderr = refused([*argv, "--bias-weight", "0.5"], tmp_path / "w1", keywords, out, "--out")
+    assert "INFO" not in stderr  # nothing read: no forecast store opened, none created
+
+
+def test_a_run_into_a_read_only_store_is_refused_before_prefect_starts(
+    tiny_model, tmp_path: Path, read_only
+) -> None:
+    """``wxens run`` started Prefect, then ingested (or even ingested all, then failed on
+    the forecast store) before [Errno 13] under pages of flow logs. Its stores to write,
+    the analysis store with --source and --out, are refused before any flow starts."""
+    store, run, forecast, keywords = shared(tiny_model, tmp_path, read_only)
+    argv = ["run", "--checkpoint", str(run), "--init", "2000-01-08T06", "--members", "2"]
+    argv += ["--scores", str(tmp_path / "s.nc")]
+    new, mine = store.parent / "new.zarr", tmp_path / "mine.zarr"
+    into = [*argv, "--source", SYNTHETIC, "--store", str(new), "--out", str(mine)]
+    assert "Flow run" not in refused(into, tmp_path / "w0", keywords, new, "--store")
+    into = [*argv, "--source", SYNTHETIC, "--store", str(mine), "--out", str(forecast)]
+    assert "Flow run" not in refused(into, tmp_path / "w1", keywords, forecast, "--out")
+    assert not mine.exists()  # not ingested first
