@@ -215,8 +215,9 @@ def _prepare(
             collect_garbage(path)  # what an interrupted writer left unreferenced
         store_times = pd.DatetimeIndex(existing[TIME].values)
         old_times, running = store_times.size, None
-        late = late_times(store_times, source_times[~source_times.isin(store_times)])
-        new = source_times[~source_times.isin(store_times)].difference(late)
+        unseen = source_times[~source_times.isin(store_times)]
+        late = late_times(store_times, unseen)
+        new = unseen.difference(late)
         if new.size:
             if store_times.size and new.min() <= store_times.max():
                 raise StoreError(
