@@ -226,16 +226,18 @@ def warn_dropped_times(path: Path, times: pd.DatetimeIndex) -> None:
 
 def written_times(path: Path) -> pd.DatetimeIndex:
     """The times the analysis store at ``path`` holds written (its last commit): none where
-    there is no such store yet (the ingest that finds one checks it)."""
+    there is no such store yet (the ingest that finds one checks it). One opening reads the
+    times and the ingest state (in its attrs): each ingest reads them."""
     if not is_repository(path):
         return pd.DatetimeIndex([])
-    snapshot = reader(path)
-    if not has_root_group(snapshot):
+    try:
+        ds = open_snapshot(reader(path), chunks=None)
+    except FileNotFoundError:  # nothing committed yet (zarr's GroupNotFoundError)
         return pd.DatetimeIndex([])
-    state = zarr.open_group(snapshot, mode="r").attrs.get(STATE_ATTR)
+    state = ds.attrs.get(STATE_ATTR)
     if state is None:
         return pd.DatetimeIndex([])
-    times = pd.DatetimeIndex(open_snapshot(snapshot, chunks=None)[TIME].values)
+    times = pd.DatetimeIndex(ds[TIME].values)
     written = np.zeros(times.size, bool)
     for i, j in state["written"]:
         written[i:j] = True

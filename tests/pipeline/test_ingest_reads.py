@@ -11,12 +11,13 @@ import xarray as xr
 
 import pipeline.duplicate_times as duplicate_times
 from pipeline.duplicate_times import check_unique_times, store_holds
+from pipeline.store import held_times
 from tests.pipeline.test_ingest import resent_copies, resent_day, run_cli
 
 #: The openings of the store in an ingest appending a day beside a resent one: xarray's
 #: for the held times, the write's transaction, the comparison of the resent copies and
 #: the result; zarr's (a group opened alone) for the checks, the state and the writes.
-APPEND_OPENINGS = {"xarray": 4, "zarr": 17}
+APPEND_OPENINGS = {"xarray": 4, "zarr": 15}
 
 
 @pytest.mark.parametrize("adjust", [[], ["--units", "tas=degC"]], ids=["plain", "units"])
@@ -35,6 +36,16 @@ def test_an_appending_ingest_reads_the_stores_held_times_once(
     assert code == 0, err
     assert caplog.text.count("differ from the store") == 1, caplog.text
     assert dict(openings) == APPEND_OPENINGS
+
+
+def test_the_held_times_open_the_store_once(tmp_path, capsys, openings):
+    """The held times opened the store's last commit three times: zarr's to see a root
+    group, again for the ingest state, then xarray's for the times; one opening reads both."""
+    _, store, times, _ = resent_day(tmp_path, capsys)
+    openings.clear()
+    held = held_times(store)
+    assert (openings["xarray"], openings["zarr"]) == (1, 0)
+    assert list(held) == list(times[:3])
 
 
 def test_each_inputs_valid_times_are_read_once_in_a_check(monkeypatch):
