@@ -240,17 +240,17 @@ def run(args: argparse.Namespace) -> int:
             "--variables"
         )
     if "physics" in done.tree.children:  # which part failed, on which channel, and the fix
-        from pipeline.forecast_store import is_forecast_store, open_forecast, provenance
+        from pipeline.forecast_store import ForecastProvenance, is_forecast_store, open_forecast
         from pipeline.grid import balance_grid_problem
         from pipeline.schema import LAT
         from verification.physics_summary import physics_lines
 
-        drawn = args.forecast if is_forecast_store(args.forecast) else None
-        balanced = None if drawn is None else provenance(drawn).balanced
-        balanceable = (
-            drawn is None
-            or balance_grid_problem(open_forecast(drawn, complete_only=False)[LAT].values) is None
-        )  # a global grid: --balance refuses it, so it is no fix to suggest
+        drawn = None  # one opening gives the provenance and the grid
+        if is_forecast_store(args.forecast):
+            drawn = open_forecast(args.forecast, complete_only=False)
+        balanced = None if drawn is None else ForecastProvenance.from_attrs(drawn.attrs).balanced
+        balanceable = drawn is None or balance_grid_problem(drawn[LAT].values) is None
+        # a global grid: --balance refuses it, so it is no fix to suggest
         physics = done.tree["physics"].to_dataset()
         for line in physics_lines(physics, balanced=balanced, balanceable=balanceable):
             print(line)

@@ -8,6 +8,8 @@ import pytest
 import xarray as xr
 from verification_cases import verify_command
 
+import pipeline.forecast_store as forecast_store
+import verification.run
 from flows.cli import main as wxens
 from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, write_forecast
@@ -150,6 +152,23 @@ def test_the_maps_and_the_other_groups_carry_real_units_too(stores):
         ds = tree[group].to_dataset()
         for da in [ds[name]] if name else ds.data_vars.values():
             assert da.attrs["units"] == "1", (group, da.name)
+
+
+def test_the_physics_lines_open_the_forecast_store_once(stores, capsys, monkeypatch):
+    """After scoring (one opening), the physics lines opened the forecast store for its
+    provenance and again for its latitudes (is a --balance fix possible): one gives both."""
+    opened = []
+    real = forecast_store.open_forecast
+
+    def open_forecast(path, **kwargs):
+        opened.append(path)
+        return real(path, **kwargs)
+
+    for module in (forecast_store, verification.run):  # the physics lines', the scoring's
+        monkeypatch.setattr(module, "open_forecast", open_forecast)
+    assert wxens(verify(stores, "--physics-init-times", "1")) == 0
+    assert "physics: " in capsys.readouterr().out
+    assert [str(p) for p in opened] == [str(stores / "forecast.zarr")] * 2
 
 
 @pytest.mark.parametrize(
