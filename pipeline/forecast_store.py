@@ -36,6 +36,12 @@ from pipeline.errors import (
     shell_word,
     times_text,
 )
+from pipeline.forecast_checks import (
+    check_compatible,
+    check_coordinate,
+    check_provenance,
+    check_writable,
+)
 from pipeline.forecast_provenance import ForecastProvenance
 from pipeline.forecast_rerun import batches, same_values
 from pipeline.forecast_times import INIT_CHUNK, SECONDS, repair_valid_time, span
@@ -53,15 +59,12 @@ from pipeline.software import software_versions
 from pipeline.transaction import (
     has_root_group,
     is_empty_repository,
-    is_plain_zarr,
-    is_repository,
     is_store,
     metadata_since,
     open_dataset,
     read_attrs,
     transaction,
 )
-from pipeline.writable import check_can_write
 
 log = logging.getLogger(__name__)
 
@@ -134,38 +137,6 @@ def _encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
     return encoding
 
 
-def _check_compatible(path: Path, existing: xr.Dataset, new: xr.Dataset) -> None:
-    _check_provenance(path, existing, ForecastProvenance.from_attrs(new.attrs))
-    if set(existing.data_vars) != set(new.data_vars):
-        raise StoreError(
-            f"{path} holds variables {sorted(existing.data_vars)}, this forecast "
-            f"{sorted(new.data_vars)}; write to another store"
-        )
-    for dim in (MEMBER, LEAD_TIME, LEVEL, LAT, LON):
-        if dim in existing.coords or dim in new.coords:
-            _check_coordinate(path, existing, dim, new[dim].values if dim in new.coords else None)
-
-
-def _check_provenance(path: Path, existing: xr.Dataset, new: ForecastProvenance) -> None:
-    old = ForecastProvenance.from_attrs(existing.attrs)
-    if old != new:
-        raise StoreError(f"{path} {old.refusal(new)}")
-
-
-def _check_coordinate(path: Path, existing: xr.Dataset, dim: str, now: np.ndarray | None) -> None:
-    old = existing[dim].values if dim in existing.coords else None
-    if old is None or now is None or old.shape != now.shape or not np.array_equal(old, now):
-        if dim == MEMBER and old is not None and now is not None:
-            raise StoreError(
-                f"{path} holds {old.size} members, this forecast {now.size}; write it to "
-                f"another store, or give --members {old.size}"
-            )
-        raise StoreError(
-            f"{path} has {dim} = {_short(old)}, this forecast {_short(now)}; forecasts with "
-            f"other {dim} values go to another store"
-        )
-
-
 def check_extends(
     path: str | Path,
     provenance: ForecastProvenance | None,
@@ -182,29 +153,15 @@ def check_extends(
     holds every initial time asked): a store this user may not write passes."""
     path = Path(path)
     if writing:  # a plain store (an older wxens's) is refused before the drawing
-        _check_writable(path)
+        check_writable(path)
     if not is_store(path) or is_empty_repository(path) or not is_forecast_store(path):
         return  # nothing to extend; a store of another kind is refused where it is written
     existing = open_dataset(path, chunks=None)
     if provenance is not None:
-        _check_provenance(path, existing, provenance)
-    _check_coordinate(path, existing, MEMBER, np.arange(members))
+        check_provenance(path, existing, provenance)
+    check_coordinate(path, existing, MEMBER, np.arange(members))
     leads = pd.to_timedelta(list(leads_hours), unit="h").values
-    _check_coordinate(path, existing, LEAD_TIME, leads)
-
-
-def _short(values: np.ndarray | None) -> str:
-    """Up to six values, else the first and last; lead times in hours."""
-    if values is None:
-        return "none"
-    values = np.asarray(values)
-    unit = ""
-    if values.dtype.kind == "m":
-        values, unit = values / np.timedelta64(1, "h"), " h"
-    text = [f"{v:g}" if isinstance(v, float) else str(v) for v in values.tolist()]
-    if values.size <= 6:
-        return f"[{', '.join(text)}]{unit}"
-    return f"[{text[0]} ... {text[-1]}]{unit} ({values.size} values)"
+    check_coordinate(path, existing, LEAD_TIME, leads)
 
 
 def write_forecast(
@@ -231,7 +188,7 @@ def write_forecast(
     path = Path(path)
     _check_layout(forecast)
     ds = _prepare(forecast, provenance)
-    _check_writable(path)
+    check_writable(path)
     times = pd.DatetimeIndex(ds[INIT_TIME].values)
     metadata = {RUN_KEY: run, INIT_TIMES_KEY: [t.isoformat() for t in times]} if run else None
     with transaction(path, f"forecast {span(times)}", metadata) as store:
@@ -247,7 +204,7 @@ def write_forecast(
                 f"{path} is a Zarr store but not a wxens forecast store; wxens will not write "
                 "forecasts into it: choose another store"
             )
-        _check_compatible(path, existing, ds)
+        check_compatible(path, existing, ds)
         repair_valid_time(path, store, existing)
         stored = pd.DatetimeIndex(existing[INIT_TIME].values)
         done = stored[existing[COMPLETE].values.astype(bool)]
@@ -281,22 +238,6 @@ def write_forecast(
     if times.size:  # none: another run wrote them all meanwhile, as logged above
         log.info("%s (%s): %s", path, span(times), written)  # which cycles: a run's log says so
     return times.drop(kept)
-
-
-def _check_writable(path: Path) -> None:
-    """StoreError if ``path`` is a regular file or a plain Zarr store (its kind is read in
-    the write's transaction, under its lock: read here, a store being created looked
-    foreign), PermissionError if it cannot be written; from the files alone (fast)."""
-    check_can_write(path)
-    if path.exists() and not path.is_dir():
-        raise StoreError(
-            f"{path} is a regular file, not a forecast store; choose another store path"
-        )
-    if is_plain_zarr(path) and not is_repository(path):
-        raise StoreError(
-            f"{path} is a plain Zarr store (an export, or written by another tool or an older "
-            "wxens); forecasts are written only to transactional stores: choose another store path"
-        )
 
 
 def open_forecast(path: str | Path, *, complete_only: bool = True) -> xr.Dataset:
