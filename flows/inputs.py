@@ -354,10 +354,10 @@ def warn_trained_on(
 ) -> None:
     """The forecast flow's one warning, logged to its run, when ``asked`` (all its initial
     times) fall in the training period of ``checkpoint`` or, ``calibrate``d, its spread
-    calibration's (:func:`generators.calibration.warn_if_trained_on`, what ``wxens forecast``
+    calibration's (:func:`generators.in_sample.warn_if_trained_on`, what ``wxens forecast``
     says once): its tasks, one per batch, are told not to warn each about its own."""
     from flows.runtime import library_logs_to_run  # Prefect: imported only by a flow
-    from generators.calibration import warn_if_trained_on  # torch: only by a forecast
+    from generators.in_sample import warn_if_trained_on  # torch: only by a forecast
 
     with library_logs_to_run():
         warn_if_trained_on(checkpoint, asked, leads, calibrated=calibrate)

@@ -20,10 +20,10 @@ import pandas as pd
 from distributed import Future, wait
 from distributed.client import WorkerStartTimeoutError
 
-from generators.calibration import warn_if_trained_on
 from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.config import parse_sampler
 from generators.fine_tuned import warn_if_checkpoint_not_fine_tuned_for
+from generators.in_sample import warn_if_trained_on
 from generators.models import GENERATORS
 from generators.rollout import inits_per_batch
 from generators.rollout_deal import (
@@ -142,7 +142,7 @@ def _warn_if_not_fine_tuned(checkpoint: Checkpoint, sampler) -> None:
 def _warn_if_trained_on(checkpoint: Checkpoint, inits, leads_hours, options: dict) -> None:
     """The warnings of forecasts of ``inits`` (every one asked, as one process says them)
     from or valid in the period ``checkpoint`` trained on, or its spread calibration (where
-    applied) was fitted on (:func:`~generators.calibration.warn_if_trained_on`); said once
+    applied) was fitted on (:func:`~generators.in_sample.warn_if_trained_on`); said once
     the first task has ended well, its inputs having passed a worker's checks, so that a
     refused forecast says only its refusal, as in one process. None where the caller said
     ``warn_trained_on=False`` (the forecast flow, which says it itself)."""

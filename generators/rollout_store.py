@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from generators.calibration import warn_if_trained_on
 from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.config import parse_sampler, sampler_spec
 from generators.correction.spread import SpreadCalibration
@@ -20,6 +19,7 @@ from generators.data.forecast import ForecastData, to_dataset
 from generators.device import resolve_device
 from generators.fine_tuned import warn_if_not_fine_tuned_for
 from generators.forecast_model import forecast_network
+from generators.in_sample import warn_if_trained_on
 from generators.models import GENERATORS
 from generators.rollout import iter_forecast
 from generators.rollout_plan import check_ensemble_size, plan_rollout

@@ -39,17 +39,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from generators.calibration import (
-    calibration_init_times,
-    trained_periods,
-    warn_if_trained_on,
-)
+from generators.calibration import calibration_init_times
 from generators.checkpoint import Checkpoint, check_run_writable, load_checkpoint
 from generators.correction.decaying_average import corrects_any
 from generators.correction.select_weights import WeightSelection, select_weights
 from generators.correction.spec import CANDIDATES, CorrectionSpec
 from generators.correction.tuned import checkpoint_digest, save_tuned
 from generators.data.forecast import ForecastData
+from generators.in_sample import trained_periods, warn_if_trained_on
 from generators.rollout_store import forecast_to_store
 from generators.tune_folds import TuningSource, fold_sources, refuse_folds_with
 from pipeline.errors import InputError, given, time_text
@@ -335,7 +332,7 @@ def remove_earlier_forecasts(directory: Path, digest: str) -> None:
 def default_period(loaded: Checkpoint, options: Mapping[str, str] | None = None) -> Period:
     """The checkpoint's held-out period (``data.validation``), else its training period
     (its open sides bounded by the span of times its training read, where recorded:
-    :func:`generators.calibration.trained_periods`) with a warning that a weight chosen
+    :func:`generators.in_sample.trained_periods`) with a warning that a weight chosen
     there errs towards no correction (``options``: as :func:`tune_correction`'s)."""
     data = loaded.train_config.data
     if data.validation is not None:

@@ -21,7 +21,6 @@ from test_rollout import RHO, ar1_checkpoint, stub_for
 from flows.cli import main as wxens
 from generators.calibration import (
     calibrate_checkpoint,
-    calibrated_period,
     calibration_init_times,
     check_fold,
     fit_calibration,
@@ -30,6 +29,7 @@ from generators.checkpoint import load_checkpoint
 from generators.config import CalibrationConfig, load_train_config, parse_sampler
 from generators.correction.spread import SpreadCalibration, spread_skill_ratio
 from generators.data.forecast import ForecastData
+from generators.in_sample import calibrated_period
 from generators.rollout import forecast_members
 from pipeline.errors import InputError
 from pipeline.forecast_store import open_forecast

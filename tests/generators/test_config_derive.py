@@ -16,7 +16,6 @@ import yaml
 
 from flows.cli import main as wxens
 from flows.commands.train import derived_from, other_store_warning
-from generators.calibration import warn_if_trained_on
 from generators.checkpoint import load_checkpoint
 from generators.config import load_train_config
 from generators.config_derive import (
@@ -32,6 +31,7 @@ from generators.config_derive import (
 )
 from generators.config_io import to_mapping
 from generators.config_notes import NOTE_WIDTH, read_notes
+from generators.in_sample import warn_if_trained_on
 from pipeline.errors import InputError
 from pipeline.forecast_store import open_forecast
 from pipeline.schema import Period

@@ -16,8 +16,8 @@ from test_calibration import ar1_truth_store
 from test_rollout import ar1_checkpoint
 
 from flows.cli import main as wxens
-from generators.calibration import trained_on
 from generators.checkpoint import Checkpoint, load_checkpoint
+from generators.in_sample import trained_on
 from pipeline.errors import time_text
 from pipeline.schema import Period
 from pipeline.store import ingest
