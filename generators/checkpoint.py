@@ -9,9 +9,9 @@ an optional spread calibration. It is written atomically: to a
 temporary file in the same directory, flushed and fsynced, then ``os.replace``-d over the
 target, so a crash leaves the previous checkpoint intact and never a truncated one; a
 temporary file left by a write that was killed is removed at the next save of the same
-checkpoint. The sha256 of the weights (:func:`weights_sha256`) is stored in the file and
-checked at load, so a flipped bit in the weights is a :class:`~pipeline.errors.StoreError`
-naming the file instead of a silently different forecast.
+checkpoint. The sha256 of the weights is stored in the file and checked at load
+(:mod:`generators.checkpoint_read`), so a flipped bit in the weights is a
+:class:`~pipeline.errors.StoreError` naming the file instead of a silently different forecast.
 
 :meth:`Checkpoint.check_matches` refuses a store of another grid, other channels, static
 fields or native step with an :class:`~pipeline.errors.InputError` naming both sides.
@@ -20,11 +20,9 @@ fields or native step with an :class:`~pipeline.errors.InputError` naming both s
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import os
 import tempfile
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +33,8 @@ import pandas as pd
 import torch
 
 from generators.checkpoint_extension import extension_records, recorded_extensions
-from generators.checkpoint_values import REFUSED, check_loadable, refused_part
+from generators.checkpoint_read import FORMAT_VERSION, WEIGHTS_DIGEST, read_payload, weights_sha256
+from generators.checkpoint_values import check_loadable
 from generators.config import TrainConfig
 from generators.config_io import from_mapping, to_mapping
 from generators.correction.tuned import checkpoint_digest as file_digest
@@ -56,8 +55,6 @@ from pipeline.temporaries import remove_left
 from pipeline.timeaxis import describe_step
 from pipeline.writable import check_can_write
 
-FORMAT_VERSION = 1
-WEIGHTS_DIGEST = "weights_sha256"
 """The payload key of the weights' sha256 (absent from checkpoints written before it)."""
 
 log = logging.getLogger(__name__)
@@ -243,38 +240,6 @@ def remove_stale_temporaries(path: Path) -> None:
         log.info("removing %s, left by an interrupted checkpoint write", stale)
 
 
-def weights_sha256(*states: dict[str, torch.Tensor]) -> str:
-    """sha256 of the weights: for every tensor of each state dict in order, its name,
-    dtype, shape and raw bytes (device-independent: read on the CPU)."""
-    h = hashlib.sha256()
-    for state in states:
-        for name in sorted(state):
-            tensor = state[name].detach().cpu().contiguous()
-            h.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-            h.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def check_weights(path: Path, payload: dict[str, Any]) -> None:
-    """StoreError if the weights of ``payload`` do not match the sha256 stored with them;
-    a warning if the checkpoint predates the digest."""
-    stored = payload.get(WEIGHTS_DIGEST)
-    if stored is None:
-        log.warning(
-            "%s holds no sha256 of its weights (written by an older wxens), so its integrity "
-            "cannot be checked; save it again (e.g. `wxens calibrate`) or retrain to add one",
-            path,
-        )
-        return
-    actual = weights_sha256(payload["model_state"], payload["ema_state"])
-    if actual != stored:
-        raise StoreError(
-            f"{path}: the weights do not match the sha256 stored with them (the file is "
-            f"corrupt: stored {stored[:16]}..., read {actual[:16]}...); restore it from a "
-            "backup or retrain it"
-        )
-
-
 def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Read a checkpoint written by :meth:`Checkpoint.save` (or a training directory's
     ``last.pt``). StoreError if missing, unreadable, of another format, or if its weights
@@ -283,35 +248,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     refuse_dangling_link(path)
     if not path.is_file():
         raise StoreError(f"no checkpoint at {path}; train one with `wxens train --out DIR`")
-    try:
-        with warnings.catch_warnings():  # another pickle protocol: refused just below
-            warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # a torn or foreign file: say which, and how to fix it
-        head = b"" if isinstance(err, OSError) else _head(path)
-        if head and not head.startswith((b"PK\x03\x04", b"\x80")):  # neither zip nor pickle
-            raise StoreError(
-                f"{path} is not a wxens checkpoint: torch.save did not write it (it begins "
-                f"{head!r}); give the last.pt that `wxens train --out DIR` writes, or DIR"
-            ) from err
-        if str(err).startswith(REFUSED):  # never torch's advice to load it unsafely
-            raise StoreError(
-                f"{path} is not a wxens checkpoint: it holds a pickled Python object or call "
-                f"({refused_part(str(err))}) where a checkpoint holds only tensors and plain "
-                "values; refused unread, as loading it could run code. Use a checkpoint that "
-                "`wxens train --out DIR` wrote (ask its sender for one)"
-            ) from None
-        first = str(err).strip().split("\n", 1)[0]  # torch's advice below it is not for us
-        raise StoreError(
-            f"{path} is not a readable wxens checkpoint ({type(err).__name__}: {first}); restore "
-            "it from a backup (or copy it again), or train it again (`wxens train --no-resume`)"
-        ) from err  # kept: a transient read error (a network mount) is retried
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
-        raise StoreError(
-            f"{path} is not a wxens checkpoint of format {FORMAT_VERSION}; "
-            "retrain it with this version"
-        )
-    check_weights(path, payload)
+    payload = read_payload(path, map_location)
     extensions = recorded_extensions(payload, path)  # refused where a part is unknown
     kind = payload["kind"]
     try:
@@ -353,12 +290,6 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         digest=file_digest(path),
         extensions=extensions,
     )
-
-
-def _head(path: Path) -> bytes:
-    """The first bytes of a file, to tell a torn checkpoint from another file."""
-    with open(path, "rb") as f:
-        return f.read(8)
 
 
 def _extent(x: Any) -> str:
