@@ -135,7 +135,7 @@ class BaseBackboneConfig:
         """The config of the backbone ``data["kind"]`` (absent: :data:`DEFAULT_BACKBONE`)."""
         data = dict(data)
         kind = data.pop("kind", DEFAULT_BACKBONE)
-        return from_mapping(BACKBONES[kind].config_class, data, where)
+        return from_mapping(BACKBONES.named(kind, f"{where}.kind").config_class, data, where)
 
     def to_mapping(self) -> dict[str, Any]:
         """Its fields and its backbone's ``kind``, which :meth:`from_mapping` reads."""

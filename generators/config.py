@@ -58,7 +58,7 @@ class ModelSpec:
     def from_mapping(cls, data: Mapping[str, Any], where: str = "model") -> ModelSpec:
         data = dict(data)
         kind = data.pop("kind", "flow_matching")
-        generator = GENERATORS[kind]
+        generator = GENERATORS.named(kind, f"{where}.kind")
         derived = [k for k in DATA_DERIVED_BACKBONE_FIELDS if k in data.get("backbone", {})]
         if derived:
             raise InputError(

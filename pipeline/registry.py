@@ -100,6 +100,14 @@ class Registry(Generic[T]):
                 f"{failed_note()}"
             ) from None
 
+    def named(self, name: str, where: str) -> T:
+        """``self[name]`` for the name a config gives at ``where`` (``cfg.yaml.model.kind``):
+        an unknown one is refused naming that key and file, as the config's other refusals."""
+        try:
+            return self[name]
+        except InputError as err:
+            raise InputError(f"{where}: {err}") from None
+
     def _loaded(self) -> dict[str, T]:
         """The entries, the installed extensions' included (loaded on the first call)."""
         load_extensions()

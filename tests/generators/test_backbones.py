@@ -18,6 +18,7 @@ from flows.cli import main as cli
 from generators.backbone import BackboneConfig
 from generators.base import BACKBONES, BaseBackboneConfig
 from generators.checkpoint import load_checkpoint
+from generators.config import load_train_config
 from generators.flow_matching import FlowMatching, FlowMatchingConfig
 from generators.step_memory import check_network
 from pipeline.errors import InputError, StoreError
@@ -174,3 +175,19 @@ def test_a_checkpoint_of_a_missing_extensions_backbone_names_it(tmp_path):
     assert f"the backbone 'wide_unet' of {label}" in message, message
     assert "pip install wxens-wide==0.1" in message, message
     assert "another version of wxens" not in message, message
+
+
+@pytest.mark.parametrize(
+    ("model", "key", "said"),
+    [
+        ("{kind: flow_matchin}", "model.kind", "unknown generator 'flow_matchin'"),
+        ("{backbone: {kind: unet2}}", "model.backbone.kind", "unknown backbone 'unet2'"),
+    ],
+)
+def test_a_mistyped_kind_in_a_config_file_names_the_file_and_key(tmp_path, model, key, said):
+    """The known names were listed, but neither the file nor the key that gave the name."""
+    path = tmp_path / "cfg.yaml"
+    path.write_text(f"model: {model}\n")
+    with pytest.raises(InputError) as refused:
+        load_train_config(path)
+    assert f"{path}.{key}: {said}; known: " in str(refused.value), refused.value
