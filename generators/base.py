@@ -92,7 +92,10 @@ class Generator(Protocol):
         ...
 
 
-GENERATORS: Registry[type] = Registry("generator")
+GENERATORS: Registry[type] = Registry(
+    "generator",
+    built_in={"flow_matching": "generators.flow_matching", "edm": "generators.diffusion"},
+)
 """Generator classes by name (``"flow_matching"``, ``"edm"``); each has a ``config_class``.
 
 The built-in ones register when :mod:`generators.models` is imported."""
@@ -170,7 +173,7 @@ class Backbone(Protocol):
     def __call__(self, x: Tensor, noise_label: Tensor, *encoded: Tensor) -> Tensor: ...
 
 
-BACKBONES: Registry[type] = Registry("backbone")
+BACKBONES: Registry[type] = Registry("backbone", built_in={"unet": "generators.backbone"})
 """Backbone classes by name (:class:`Backbone`), chosen by ``model.backbone.kind``. The
 U-Net registers as ``"unet"`` when :mod:`generators.backbone` is imported (by every
 generator)."""

@@ -8,7 +8,7 @@ loads the extensions installed as packages (:mod:`pipeline.extensions`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Generic, TypeVar
 
 from pipeline.errors import InputError
@@ -29,10 +29,17 @@ class Registry(Generic[T]):
 
     Iteration and :meth:`values` follow registration order (a source registered first
     is asked first whether it reads an input); :meth:`names` is sorted, for messages.
+
+    ``built_in``: wxens' own names and the modules that register them, where those modules
+    may load after the extensions (the generators', with torch): an extension's entry of
+    such a name is a warning naming both as it registers, as one registered after the
+    built-in's is, so every command warns of it, ``wxens info`` included, and lists it as
+    not used, not only the commands that load the built-in.
     """
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, built_in: Mapping[str, str] | None = None):
         self.kind = kind
+        self.built_in = dict(built_in or {})
         self._entries: dict[str, T] = {}
         self._owners: dict[str, Owner] = {}
 
@@ -46,6 +53,9 @@ class Registry(Generic[T]):
         def decorate(entry: T) -> T:
             owner = registered_by(self.kind, name, module or getattr(entry, "__module__", None))
             held = self._owners.get(name)
+            if held is None and owner.extension is not None and name in self.built_in:
+                name_taken(self.kind, name, kept=Owner(self.built_in[name]), dropped=owner)
+                return entry
             if held is not None and owner.extension is not None:
                 name_taken(self.kind, name, kept=held, dropped=owner)
                 return entry

@@ -85,3 +85,48 @@ def test_a_score_registered_before_the_built_in_gives_way_to_it(stores, tmp_path
     crps = card.fair_crps.values
     assert np.isfinite(crps).all() and (crps != 123.0).all()
     assert card.fair_crps.attrs["long_name"] == "fair CRPS"
+
+
+# imports generators.base only: its names are registered before the built-ins' modules load
+UNET_EDM_MODULE = """
+from generators.base import BACKBONES, GENERATORS
+
+
+@BACKBONES.register("unet")
+class Mine:
+    config_class = object
+
+
+@GENERATORS.register("edm")
+class MyEDM:
+    config_class = object
+"""
+
+
+def test_a_generator_or_backbone_named_as_a_built_in_is_warned_where_none_loads(tmp_path):
+    """Registered before the built-ins' (torch) modules loaded, an extension's ``unet`` and
+    ``edm`` passed ``wxens info`` silently, credited to it; the clash was warned only by a
+    command that imported the generators, and after it had begun."""
+    install(tmp_path, "wxens-clash", "clash", "wxens_clash", UNET_EDM_MODULE)
+    info = wxens(tmp_path, "info")
+    assert info.returncode == 0, info.stderr
+    for part, module in (("backbone 'unet'", "backbone"), ("generator 'edm'", "diffusion")):
+        assert (
+            f"WARNING pipeline.extensions: {part} is registered by generators.{module} and by "
+            "the extension 'clash' (wxens-clash 0.1, wxens_clash); the command goes on with "
+            f"generators.{module}'s."
+        ) in info.stderr, info.stderr
+    assert (
+        "clash = wxens_clash (wxens-clash 0.1): backbone unet (not used: taken by "
+        "generators.backbone), generator edm (not used: taken by generators.diffusion)"
+    ) in info.stdout, info.stdout
+
+
+def test_the_built_in_generators_and_backbones_are_declared_where_they_register():
+    from generators.base import BACKBONES
+    from generators.models import GENERATORS
+
+    for registry in (GENERATORS, BACKBONES):
+        assert registry.built_in  # the names an extension may not take, torch unloaded
+        for name, module in registry.built_in.items():
+            assert registry[name].__module__ == module, (name, module)
