@@ -66,6 +66,12 @@ from generators.config import (
 )
 from generators.config_io import to_mapping
 from generators.config_notes import DERIVED_FROM, note_comments
+from generators.config_overhead import (
+    MAIN_STEPS_PER_FINE_TUNE_STEP,
+    VALIDATIONS,
+    overhead_seconds,
+    without_fine_tune,
+)
 from generators.config_periods import check_windows, held_out_times, trainable
 from generators.data import CALENDAR_FEATURES, GEOMETRY_STATICS
 from generators.device import resolve_device
@@ -93,16 +99,12 @@ change is local and fast and needs many updates to learn, a long lead's few inde
 samples are over-fitted sooner. On the UK sample's validation split (``docs/benchmarks.md``,
 two seeds, masked and not) it scored better than equal shares at 19 of 20 (lead, run) pairs
 (masked 12 h at one seed 0.4 % worse) and better than 0.5 at 18 of 20."""
-MAIN_STEPS_PER_FINE_TUNE_STEP = 5
-"""The fine-tune takes one step for this many main steps (the UK config's 1500 and 300)."""
 MIN_STEPS = 20
 MAX_PASSES = 40
 """The most passes over the training period (main steps x batch / its times) a budget buys,
 as more over-fit a short period: on the UK sample's validation split (345 training times at
 batch 16, ``benchmarks/results/demo_validation_{400,600,1500_seed*}.json``) 400 main steps
 (19 passes) were chosen over 600 (28); 1500 (70) scored worse at 24 h at both seeds."""
-VALIDATIONS = 8
-"""Validation losses (and checkpoints) over the main phase."""
 COARSEST_POINTS = 8
 BATCH_SIZE = 16
 CALIBRATION_MEMBERS = 16
@@ -180,27 +182,6 @@ def backbone_for(grid: tuple[int, int], train_times: int, channels: int, periodi
         attention_heads=0,
         periodic_longitude=periodic,
     )
-
-
-def overhead_seconds(config: TrainConfig, calibration_inits: int, forward_seconds: float) -> float:
-    """Seconds of the validation losses (:data:`VALIDATIONS` over the main phase, as many
-    again per step in the fine-tune, one at the end of each phase) and of the calibration
-    forecasts, at ``forward_seconds`` per network evaluation of a sample. A main-phase
-    loss evaluates the network once a sample, the fine-tune's fair CRPS ``crps_members x
-    crps_nfe`` times, a forecast as many times per lead as its sampler (the fine-tune's, or
-    the model's default) evaluates it."""
-    items = config.validation_batches * config.batch_size
-    evaluations = (VALIDATIONS + 1) * items
-    nfe = config.model.config.sample_nfe  # its default sampler's
-    if config.fine_tune is not None:
-        ft = config.fine_tune
-        validations = math.ceil(VALIDATIONS / MAIN_STEPS_PER_FINE_TUNE_STEP) + 1
-        evaluations += validations * items * ft.crps_members * ft.crps_nfe
-        nfe = ft.crps_nfe
-    if config.calibration is not None:
-        leads = len(config.data.sample_spec.leads)
-        evaluations += calibration_inits * config.calibration.members * leads * nfe
-    return evaluations * forward_seconds
 
 
 def derive_config(
@@ -289,6 +270,8 @@ def derive_config(
     statics = len(GEOMETRY_STATICS) + len(store.dataset.data_vars) - len(dynamic)
     as_trained = trained or (lambda derived: derived)  # what the training makes of a config
     chosen = as_trained(config)
+    config, untuned = without_fine_tune(config, chosen)  # no loss mix to fine-tune
+    chosen = as_trained(config) if untuned else chosen
     chosen_backbone = backbone_kind(chosen.model.config.backbone)
     sized = replace(  # the chosen model's backbone, fed the data's inputs
         chosen.model.config.backbone, channels=len(channels), history=history,
@@ -348,6 +331,7 @@ def derive_config(
         else f"backbone {chosen_backbone} (--set): its own defaults, not sized to the grid (a "
         "derived config sizes the U-Net alone)",
         batch_note,
+        *untuned,
         sizing,
     )
     return DerivedConfig(config, notes, store, read)
@@ -387,7 +371,9 @@ def with_steps(config: TrainConfig, steps: int) -> TrainConfig:
         ema_decay=0.999 if steps >= 5_000 else 0.995,
         validate_every=cadence,
         checkpoint_every=cadence,
-        fine_tune=replace(config.fine_tune, steps=max(1, steps // MAIN_STEPS_PER_FINE_TUNE_STEP)),
+        fine_tune=None
+        if config.fine_tune is None
+        else replace(config.fine_tune, steps=max(1, steps // MAIN_STEPS_PER_FINE_TUNE_STEP)),
     )
 
 

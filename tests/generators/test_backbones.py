@@ -15,10 +15,12 @@ import yaml
 from torch import nn
 
 from flows.cli import main as cli
+from flows.commands.derive import with_overrides
 from generators.backbone import BackboneConfig
 from generators.base import BACKBONES, BaseBackboneConfig
 from generators.checkpoint import load_checkpoint
 from generators.config import load_train_config
+from generators.config_derive import DerivedConfig, StepSeconds, derive_config
 from generators.flow_matching import FlowMatching, FlowMatchingConfig
 from generators.step_memory import check_network
 from pipeline.errors import InputError, StoreError
@@ -141,6 +143,20 @@ def test_a_derived_configs_step_is_sized_on_the_backbone_set(derived, capsys):
     assert derived("model.backbone.kind=conv_stack", "model.backbone.crop=true") == 2
     said = capsys.readouterr().err
     assert "backbone 'conv_stack' of wxens, returned a field of shape (1, 1, 16, 15)" in said
+
+
+def test_a_budget_is_sized_for_the_backbone_set(tmp_path):
+    """With a --budget, the steps are timed and sized for a backbone without widths."""
+    spec = "synthetic:n_lat=16,n_lon=16,n_times=40,step=6h,seed=2"
+    store = ingest(spec, tmp_path / "syn.zarr", variables=["t2m"], progress=False)
+    sets = ["model.backbone.kind=conv_stack"]
+    seconds = StepSeconds(main=0.5, fine_tune=2.0, forward=0.001)
+
+    def trained(config):  # as the command applies its --set before timing
+        return with_overrides(DerivedConfig(config, ()), sets).config
+
+    made = derive_config(store, budget="30min", step_seconds=seconds, trained=trained)
+    assert made.config.steps >= 20 and "backbone conv_stack" in made.notes[-1], made.notes
 
 
 EXTENSION = """
