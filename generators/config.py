@@ -369,9 +369,21 @@ def load_train_config(path: str | Path, overrides: list[str] | tuple[str, ...] =
 
 
 def _checked(config: TrainConfig, path: str | Path) -> TrainConfig:
-    """``config``, read from ``path``, once each of its periods is a period of times."""
+    """``config``, read from ``path``, once its periods are periods of times and a fine-tune
+    finds its loss mix in the generator's config (else a TypeError after the main phase)."""
     check_periods(config, str(path))
+    missing = missing_loss_mix(config.model.kind) if config.fine_tune else []
+    if missing:
+        raise InputError(
+            f"{path}: fine_tune: the {config.model.kind} generator's config has no loss mix "
+            f"({', '.join(missing)}) for a fair-CRPS fine-tune; give `fine_tune: null`"
+        )
     return config
+
+
+def missing_loss_mix(kind: str) -> list[str]:
+    """The loss-mix keys a fine-tune sets that the generator ``kind``'s config lacks."""
+    return sorted(set(FineTuneConfig().objective_overrides()) - _field_names(GENERATORS[kind]))
 
 
 def parse_sampler(spec: str) -> Sampler:

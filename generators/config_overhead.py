@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from generators.config import FineTuneConfig, TrainConfig
+from generators.config import TrainConfig, missing_loss_mix
 from generators.models import GENERATORS
 from pipeline.errors import InputError
 
@@ -62,8 +62,7 @@ def without_fine_tune(derived: TrainConfig, chosen: TrainConfig) -> tuple[TrainC
     """``derived`` without its fair-CRPS fine-tune, and a note saying why, where the
     generator trained (``chosen``: as ``--set`` made it) has a config without the loss-mix
     keys the fine-tune sets; else ``derived`` as it is and no note."""
-    own = {f.name for f in dataclasses.fields(GENERATORS[chosen.model.kind].config_class)}
-    missing = sorted(set(FineTuneConfig().objective_overrides()) - own)
+    missing = missing_loss_mix(chosen.model.kind)
     if chosen.fine_tune is None or not missing:
         return derived, ()
     note = (

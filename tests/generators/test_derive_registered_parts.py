@@ -13,10 +13,12 @@ import pytest
 from flows.commands.derive import with_overrides
 from generators.backbone import BackboneConfig
 from generators.base import GENERATORS, BaseBackboneConfig
+from generators.config import load_train_config
 from generators.config_derive import DerivedConfig, StepSeconds, derive_config, overhead_seconds
 from generators.flow_matching import FlowMatching
 from generators.objective import ObjectiveConfig, masked_mean
 from generators.samplers import EulerSampler
+from pipeline.errors import InputError
 from pipeline.store import ingest
 
 SECONDS = StepSeconds(main=0.5, fine_tune=2.0, forward=0.001)
@@ -100,3 +102,20 @@ def test_a_generator_without_a_loss_mix_is_derived_without_the_fine_tune(store):
     said = " ".join(made.notes)
     assert "fine-tune: left out: the plain_flow generator's config has no " in said, said
     assert "crps_members" in said, said
+
+
+@pytest.mark.parametrize(
+    "section, sets", [("fine_tune: {steps: 2}\n", []), ("", ["fine_tune.steps=2"])]
+)
+def test_a_fine_tune_of_a_generator_without_a_loss_mix_is_refused_as_the_config_is_read(
+    tmp_path, section, sets
+):
+    """It trained the main phase, then the fine-tune's loss mix ended in a TypeError."""
+    path = tmp_path / "plain.yaml"
+    path.write_text(f"model: {{kind: plain_flow}}\n{section}")
+    with pytest.raises(InputError) as refused:
+        load_train_config(path, sets)
+    said = str(refused.value)
+    assert said.startswith(f"{path}: ") and "plain_flow" in said, said
+    assert "crps_members, crps_nfe" in said and "fine_tune: null" in said, said
+    assert load_train_config(path, [*sets, "fine_tune=null"]).fine_tune is None
