@@ -8,6 +8,7 @@ one Prefect starts a temporary local API for the duration of the command.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from flows.commands.options import (
@@ -190,6 +191,12 @@ def run(args: argparse.Namespace) -> int:
     check_device(args.device, args.dask_scheduler)  # before any flow starts
     if args.sources:
         check_out_writable(args.store, "--store", "wxens run --source ingests into it")
+    # the new stores a run certainly writes: tuned weights may correct nothing (no store),
+    # and a run whose inputs are unchanged leaves a store there is as it is
+    if args.bias_weight and not os.path.exists(args.bias_correct):
+        check_out_writable(args.bias_correct, "--bias-correct", "wxens run corrects into it")
+    if args.baseline and not os.path.exists(args.baseline_store):
+        check_out_writable(args.baseline_store, "--baseline-store", "wxens run draws into it")
     check_out_writable(args.out, "--out", "wxens run forecasts into it")
     from flows.settings import apply_offline_defaults
 

@@ -31,6 +31,7 @@ from flows.commands.options import (
     add_no_progress,
     add_threads,
     at_least,
+    check_out_writable,
     quiet_other_ranks,
 )
 from flows.threads import set_threads
@@ -89,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.transaction import held_alone
 
     check_output_dir(args.out, "--out", "the run (last.pt, log.jsonl)")
+    check_out_writable(args.out, "--out", "wxens train writes its run (last.pt, log.jsonl)")
     if LAUNCHER_PID in os.environ:  # a process of --nproc: its launcher says its refusal
         try:
             return _train(args)

@@ -10,8 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 from flows.cli import main as wxens
-from tests.flows.conftest import SYNTHETIC
+from tests.flows.conftest import SYNTHETIC, TINY_TRAINING
 
 
 def test_run_with_a_home_it_cannot_write_names_prefect_home_before_any_work(
@@ -94,14 +96,15 @@ def test_a_forecast_a_read_only_store_holds_already_writes_nothing_and_succeeds(
     tiny_model, tmp_path: Path, read_only
 ) -> None:
     """Every initial time asked held already: nothing to write, no lock needed, exit 0;
-    one more still needs the store's lock, refused before any is drawn."""
+    one more still needs the store's lock: refused before the checkpoint loads, naming the
+    store and the fix (it was a bare "Permission denied" once the network was built)."""
     store, run, out, keywords = shared(tiny_model, tmp_path, read_only)
     argv = [*FORECAST, "--checkpoint", str(run), "--store", str(store), "--out", str(out)]
     done = as_user([*argv, "--init", "2000-01-08T00"], tmp_path / "w0", keywords)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "1 already in the store" in done.stdout
-    done = as_user([*argv, "--init", "2000-01-08T00", "2000-01-08T06"], tmp_path / "w1", keywords)
-    assert done.returncode == 2 and "Permission denied" in done.stderr, done.stderr[-2000:]
+    argv += ["--init", "2000-01-08T00", "2000-01-08T06"]
+    assert "already holds" not in refused(argv, tmp_path / "w1", keywords, out, "--out")
 
 
 def test_compact_of_a_read_only_store_is_refused_naming_it_and_the_fix(
@@ -160,3 +163,29 @@ def test_a_run_into_a_read_only_store_is_refused_before_prefect_starts(
     into = [*argv, "--source", SYNTHETIC, "--store", str(mine), "--out", str(forecast)]
     assert "Flow run" not in refused(into, tmp_path / "w1", keywords, forecast, "--out")
     assert not mine.exists()  # not ingested first
+    into = [*argv, "--store", str(store), "--out", str(mine), "--bias-correct"]
+    new = store.parent / "corrected.zarr"
+    refused(
+        [*into, str(new), "--bias-weight", "0.5"], tmp_path / "w2", keywords, new, "--bias-correct"
+    )
+    into = [*argv, "--store", str(store), "--out", str(mine), "--baseline", "persistence"]
+    into += ["--baseline-train", "2000-01-01/2000-01-07", "--baseline-store", str(new)]
+    refused(into, tmp_path / "w3", keywords, new, "--baseline-store")
+    # tuned to no correction, a run writes no corrected store: the --out it writes is refused
+    into = [*argv, "--store", str(store), "--out", str(forecast), "--bias-correct", str(new)]
+    refused(into, tmp_path / "w4", keywords, forecast, "--out")
+
+
+def test_a_train_into_a_read_only_place_is_refused_before_the_store_is_read(
+    tiny_model, tmp_path: Path, read_only
+) -> None:
+    """A new run beside a read-only one, or training on into the read-only run, failed on
+    the lock file beside it: [Errno 13] and the CLI's generic line, which said neither the
+    run nor --out. Refused first, naming the run and the fix."""
+    store, run, _, keywords = shared(tiny_model, tmp_path, read_only)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY_TRAINING))
+    argv = ["train", "--store", str(store), "--config", str(config), "--no-progress"]
+    for i, out in enumerate([run.parent / "new", run]):
+        said = refused([*argv, "--out", str(out)], tmp_path / f"w{i}", keywords, out, "--out")
+        assert "INFO" not in said, said
