@@ -35,7 +35,7 @@ what (read whole or item by item, the same batches train the same weights)."""
 class KeptByTheRun(InputError):
     """:func:`resumable`'s refusal of a config that changes what a resumed run keeps, with
     the ``checkpoint`` refused and its ``trained`` config: what a command needs to name where
-    each value asked came from (:func:`flows.commands.derive.kept_refusal`)."""
+    each value asked came from (:func:`flows.commands.kept.kept_refusal`)."""
 
     def __init__(self, message: str, checkpoint: Path | None = None, trained=None):
         super().__init__(message)

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 
+from flows.commands.kept import kept_by_a_run, names, value_text
+from flows.commands.kept import kept_refusal as kept_refusal  # for flows.commands.train
 from flows.commands.options import add_config_overrides
 
 
@@ -63,11 +65,11 @@ def set_note(
 
     was, now = to_mapping(before), to_mapping(after)
     changes = [  # a key of one objective only (--set model.kind) is in one of them
-        f"  {key} {_value_text(new)} (a key {replaced} config lacks)"
+        f"  {key} {value_text(new)} (a key {replaced} config lacks)"
         if not _holds(was, key)
-        else f"  {key} left out (replaces {replaced} {_value_text(old)})"
+        else f"  {key} left out (replaces {replaced} {value_text(old)})"
         if not _holds(now, key)
-        else f"  {key} {_value_text(new)} (replaces {replaced} {_value_text(old)})"
+        else f"  {key} {value_text(new)} (replaces {replaced} {value_text(old)})"
         for key, old, new in nested_differences(was, now)
     ]
     if not changes:
@@ -84,16 +86,6 @@ def _holds(mapping: dict, key: str) -> bool:
         if not isinstance(mapping, dict):
             return False
     return name in mapping
-
-
-def _value_text(value) -> str:
-    """A config value as its YAML reads (``null``, ``[1, 3]``), a string as it is."""
-    import yaml
-
-    if isinstance(value, str):
-        return value
-    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1000)
-    return text.removesuffix("...\n").strip()
 
 
 def derive_for(args: argparse.Namespace, processes: int = 1):
@@ -171,7 +163,7 @@ def _drop_keys(section: dict, registry, derived, overrides: Sequence[str], where
         return
     new = {f.name for f in fields(registry[kind].config_class)}
     for key in [k for k in section if k != "kind" and k not in new]:
-        if key in {f.name for f in fields(derived)} and not _names(overrides, f"{where}.{key}"):
+        if key in {f.name for f in fields(derived)} and not names(overrides, f"{where}.{key}"):
             del section[key]
 
 
@@ -226,103 +218,15 @@ def other_leads_of_a_run(path: Path, earlier, mapping, store: str | None):
     out = path.parent
     if leads is None or leads == trained or not (out / CHECKPOINT_NAME).is_file():
         return None
-    given = f"--set data.leads={_value_text(leads)}"
+    given = f"--set data.leads={value_text(leads)}"
     fix = "train these leads from the start, in another --out or with --no-resume"
     if store is not None and _derived_up_to_a_lead(leads):
         lead = duration_text(max(leads) * open_store(store).native_step)
         fix += f": --lead {lead} in place of --set data.leads"
     return InputError(
-        f"{given}: {out} holds a run that trained the leads {_value_text(trained)} ({path}), "
+        f"{given}: {out} holds a run that trained the leads {value_text(trained)} ({path}), "
         f"and a resumed run keeps the data it trained on: drop {given} to resume it, or {fix}"
     )
-
-
-def kept_by_a_run(path: Path, earlier, config, overrides: Sequence[str]):
-    """The refusal of the ``--set`` ``overrides`` that made ``config`` of the config
-    ``earlier`` read from ``path``, beside the checkpoint of a run, where they change what a
-    resumed run keeps (:func:`kept_refusal`); None where they change none or no checkpoint is
-    there."""
-    from generators.config_io import to_mapping
-    from generators.train import CHECKPOINT_NAME
-
-    if not (path.parent / CHECKPOINT_NAME).is_file():
-        return None
-    trained = to_mapping(earlier)
-    return kept_refusal(path, trained, trained, to_mapping(config), overrides, path)
-
-
-def kept_refusal(where: Path, trained: dict, written, asked: dict, overrides, file: Path):
-    """The refusal of a resumed run whose config ``asked`` (the config ``file``, ``written``
-    as read, with the ``--set`` ``overrides``) changes what a resumed run keeps (its model,
-    data, seed and batch size: :func:`generators.train_plan.resumable`) of the config
-    ``trained`` (read from ``where``, in the run's folder), naming each key with where its
-    value came from and the fixes: drop the ``--set`` that set it, or set the trained value
-    in ``file`` (where ``file`` gives another: ``written`` None when it is unread), to
-    resume; or train them from the start in another ``--out`` or with ``--no-resume``.
-    None where it changes none. A key no ``--set`` names that ``file`` gives as trained
-    (one ``--set model.kind`` brings) is put down to the ``--set`` of its section."""
-    from generators.train_plan import RESUMED_KEYS, kept_differences
-    from pipeline.errors import InputError
-
-    changed = kept_differences(trained, asked)
-    if not changed:
-        return None
-    in_file = None if written is None else {k for k, *_ in kept_differences(trained, written)}
-    drop: list[str] = []  # the --set of the keys changed, each once, in the order given
-    put_back, keys, brought = [], [], []
-    for key, old, new in changed:
-        setting = [o for o in overrides if _sets(o, key)]
-        from_file = not setting if in_file is None else key in in_file
-        if not setting and not from_file:
-            section = key.split(".")[0]
-            setting = [o for o in overrides if _sets(o, section)] or list(overrides)
-        drop += [o for o in setting if o not in drop]
-        by = " ".join(f"--set {shlex.quote(o)}" for o in setting) or str(file)
-        named = f"{key} {_value_text(old)} ({by} gives {_value_text(new)})"
-        (keys if from_file or _names(overrides, key) else brought).append(named)
-        if from_file:
-            put_back.append((key, old))
-    keys = keys or brought  # model.sample_nfe & co. only where model.kind is not named
-    fixes = [f"drop {' '.join(f'--set {shlex.quote(o)}' for o in drop)}"] * bool(drop)
-    fixes += [_put_back_fix(put_back, file)] * bool(put_back)
-    many = len(drop) + len(put_back) > 1
-    return InputError(
-        f"{where.parent} holds a run that trained {'; '.join(keys)} ({where}), and a resumed "
-        f"run keeps the {', '.join(RESUMED_KEYS[:-1])} and {RESUMED_KEYS[-1]} it trained "
-        f"with: {' and '.join(fixes)} to resume it, or train with {'them' if many else 'it'} "
-        "from the start, in another --out or with --no-resume"
-    )
-
-
-def _put_back_fix(values: Sequence[tuple[str, object]], file: Path) -> str:
-    """The fix that puts the trained ``values`` (dotted key, value) back in the config
-    ``file``, in its syntax: ``set data.history: 4 in c.yaml``, ``set history = 4 under
-    [data] in c.toml`` (which "data.history: 4" would have made invalid TOML)."""
-    from generators.config_io import is_toml, toml_text
-
-    if not is_toml(file):
-        return f"set {', '.join(f'{k}: {_value_text(v)}' for k, v in values)} in {file}"
-    fixes = []
-    for key, value in values:
-        *tables, name = key.split(".")
-        where = f"under [{'.'.join(tables)}]" if tables else "before its first [table]"
-        if value is None:  # no null in TOML: a key left out is
-            fixes.append(f"leave {name} out {where}")
-        else:
-            fixes.append(f"set {name} = {toml_text(value)} {where}")
-    return f"{', '.join(fixes)} in {file}"
-
-
-def _names(overrides: Sequence[str], key: str) -> bool:
-    """Whether one of the ``--set`` ``overrides`` sets the dotted ``key`` (:func:`_sets`)."""
-    return any(_sets(o, key) for o in overrides)
-
-
-def _sets(override: str, key: str) -> bool:
-    """Whether the ``--set`` ``override`` (``data.train={...}``, ``data.train.end=...``) sets
-    the dotted ``key`` of a config, a section above it or a key inside it."""
-    given = override.split("=", 1)[0].strip()
-    return f"{key}.".startswith(f"{given}.") or f"{given}.".startswith(f"{key}.")
 
 
 def _derived_up_to_a_lead(leads) -> bool:
@@ -362,7 +266,7 @@ def weights_of_other_leads(derived, mapping, store: str | None, resumed: Path | 
         return None
     fit = derived_lead_weights(leads)
     fix = (
-        f"give their weights too: --set 'data.lead_weights={_value_text(list(fit))}' (the "
+        f"give their weights too: --set 'data.lead_weights={value_text(list(fit))}' (the "
         "derivation's rule; or null: every initial time and lead equally likely)"
         if fit
         else "give its weight too: --set data.lead_weights=null (as derived for one lead)"
@@ -373,18 +277,16 @@ def weights_of_other_leads(derived, mapping, store: str | None, resumed: Path | 
             f"{fix}; or start over, derived for them: --no-resume --lead {lead} in place of "
             "--set data.leads"
             if resumed
-            else f"derive the config for them: --lead {lead} in place of --set data.leads; "
-            f"or {fix}"
+            else f"derive the config for them: --lead {lead} in place of --set data.leads; or {fix}"
         )
     held = (
-        f"the data.lead_weights {_value_text(list(weights))} of {resumed}, one per lead of its "
+        f"the data.lead_weights {value_text(list(weights))} of {resumed}, one per lead of its "
         if resumed
-        else f"the derived data.lead_weights {_value_text(list(weights))}, one per derived "
-        "lead of "
+        else f"the derived data.lead_weights {value_text(list(weights))}, one per derived lead of "
     )
     return InputError(
-        f"--set data.leads={_value_text(list(leads))} left {held}"
-        f"{_value_text(list(derived.data.sample_spec.leads))}; {fix}"
+        f"--set data.leads={value_text(list(leads))} left {held}"
+        f"{value_text(list(derived.data.sample_spec.leads))}; {fix}"
     )
 
 
