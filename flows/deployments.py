@@ -160,7 +160,7 @@ def _check_parameters(where: str, spec: DeploymentSpec) -> None:
 
     from prefect.exceptions import ParameterTypeError
 
-    from flows.inputs import check_flow_parameters
+    from flows.parameter_checks import check_flow_parameters
     from flows.pipelines import FLOWS
 
     flow = FLOWS[spec.flow]

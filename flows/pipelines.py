@@ -19,7 +19,6 @@ from flows import tasks
 from flows.deployments import RUN_NAMES, prepare_flow_process
 from flows.inputs import (
     analysis_store_complete,
-    check_flow_parameters,
     claimed_init_times,
     incomplete_init_times,
     latest_init_times,
@@ -29,6 +28,7 @@ from flows.inputs import (
     verify_record,
     warn_trained_on,
 )
+from flows.parameter_checks import check_flow_parameters
 from flows.runtime import outputs_current, record_outputs, unless_done
 from generators.correction.spec import CorrectionSpec
 from generators.correction.tuned import no_correction_reason, resolve_correction

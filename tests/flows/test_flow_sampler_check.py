@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from flows.inputs import check_flow_parameters
+from flows.parameter_checks import check_flow_parameters
 from pipeline.errors import InputError
 
 

@@ -238,7 +238,7 @@ def test_the_docs_show_the_shipped_schedule_as_it_is(tmp_path):
 
 
 def test_every_flow_check_is_of_a_flow():
-    from flows.inputs import FLOW_CHECKS
+    from flows.parameter_checks import FLOW_CHECKS
     from flows.pipelines import FLOWS
 
     assert set(FLOW_CHECKS) <= set(FLOWS)
