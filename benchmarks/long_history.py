@@ -72,7 +72,8 @@ def _analysis(root: Path, checkpoints: list[int]) -> list[dict]:
 
 
 def _forecast(root: Path, checkpoints: list[int]) -> list[dict]:
-    from generators.correction.baselines import BaselineConfig, baseline_to_store
+    from generators.correction.baseline_store import baseline_to_store
+    from generators.correction.baselines import BaselineConfig
     from pipeline.forecast_store import open_forecast
     from pipeline.store import ingest
     from pipeline.transaction import reader

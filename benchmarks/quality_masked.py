@@ -30,7 +30,8 @@ from benchmarks.quality_tables import lead_table, scorecard, write_results
 from flows.commands.demo import FIRST_DAY
 from flows.commands.forecast import parse_inits
 from generators.checkpoint import load_checkpoint
-from generators.correction.baselines import BaselineConfig, baseline_to_store
+from generators.correction.baseline_store import baseline_to_store
+from generators.correction.baselines import BaselineConfig
 from pipeline.schema import LAT, LON, TIME, Period
 from pipeline.store import ingest, open_store
 from verification.config import VerifyConfig

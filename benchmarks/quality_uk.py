@@ -6,7 +6,7 @@ Every figure comes from the library's own calls, as a user would chain them:
 :func:`generators.correction.bias.bias_correct_store` with a
 :class:`~generators.correction.spec.CorrectionSpec` (one corrected store per chain) ->
 :func:`verification.run.verify_store` against the analysis store, with a baseline store
-(:func:`generators.correction.baselines.baseline_to_store`) as the reference; the tables are
+(:func:`generators.correction.baseline_store.baseline_to_store`) as the reference; the tables are
 read off the scorecards. Writes ``benchmarks/results/NAME.json`` and ``NAME.md``. Forecast
 stores in the work directory are reused when they hold every test initial time.
 
@@ -25,7 +25,8 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.quality_tables import lead_table, run_key, scorecard, write_results
-from generators.correction.baselines import BaselineConfig, baseline_to_store
+from generators.correction.baseline_store import baseline_to_store
+from generators.correction.baselines import BaselineConfig
 from generators.correction.bias import bias_correct_store
 from generators.correction.spec import CorrectionSpec
 from generators.rollout_store import forecast_to_store

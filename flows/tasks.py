@@ -15,7 +15,8 @@ import pandas as pd
 from flows.dask import dask_client, worker_path
 from flows.deployments import BIAS_CORRECT_PARAMETER_NAMES
 from flows.runtime import wxens_task
-from generators.correction.baselines import BaselineConfig, baseline_to_store, without_repeats
+from generators.correction.baseline_store import baseline_to_store, without_repeats
+from generators.correction.baselines import BaselineConfig
 from generators.correction.bias import bias_correct_store
 from generators.correction.raw import write_uncorrected
 from generators.correction.tuned import chose_none, no_correction_reason, resolve_correction
@@ -201,11 +202,11 @@ def bias_correct_forecast(
 
 @wxens_task(name="draw-baseline", reads=("store", "forecast"))
 def draw_baseline(name: str, store: str, train: str, forecast: str, out: str, seed: int = 0) -> str:
-    """:func:`generators.correction.baselines.baseline_to_store` (``wxens baseline``) of the
+    """:func:`generators.correction.baseline_store.baseline_to_store` (``wxens baseline``) of the
     baseline ``name`` drawn from the ``train`` period (``START/END``) of the analysis store
     ``store``, for the complete initial times, the leads and the member count of the
     forecast store ``forecast`` (fewer where the period holds fewer distinct times:
-    :func:`~generators.correction.baselines.without_repeats`), into ``out`` (only the
+    :func:`~generators.correction.baseline_store.without_repeats`), into ``out`` (only the
     initial times ``out`` lacks); returns ``out``."""
     from pipeline.forecast_store import complete_init_times, open_forecast
     from pipeline.schema import INIT_TIME, LEAD_TIME, MEMBER

@@ -217,7 +217,7 @@ def test_every_documented_command_line_parses(line, capsys):
 
 DOTTED = re.compile(r"`((?:pipeline|generators|verification|flows)(?:\.[A-Za-z_]\w*)+)`")
 """A code span naming a module or an object of the library, such as
-``generators.correction.baselines.baseline_to_store``."""
+``generators.correction.baseline_store.baseline_to_store``."""
 
 
 def resolves(dotted: str) -> bool:

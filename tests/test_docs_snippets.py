@@ -52,7 +52,8 @@ def ncep_like(path: Path, name: str, attrs: dict, base: float) -> None:
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory, uk_sample) -> Path:
     """A directory holding what the documented commands make, as the examples name it."""
-    from generators.correction.baselines import BaselineConfig, baseline_to_store
+    from generators.correction.baseline_store import baseline_to_store
+    from generators.correction.baselines import BaselineConfig
     from pipeline.store import ingest
     from verification import verify_store
     from verification.config import VerifyConfig

@@ -56,7 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from generators.correction.baselines import BaselineConfig, baseline_to_store
+    from generators.correction.baseline_store import baseline_to_store
+    from generators.correction.baselines import BaselineConfig
     from pipeline.errors import counted
     from pipeline.schema import Period
     from pipeline.store import open_store

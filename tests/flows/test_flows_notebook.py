@@ -16,7 +16,8 @@ def test_dashboard_notebook_executes_without_error(chain, monkeypatch, tmp_path)
     import nbformat
     from nbclient import NotebookClient
 
-    from generators.correction.baselines import BaselineConfig, baseline_to_store
+    from generators.correction.baseline_store import baseline_to_store
+    from generators.correction.baselines import BaselineConfig
     from pipeline.forecast_store import open_forecast
 
     forecast = open_forecast(chain.forecast)

@@ -81,7 +81,8 @@ def test_a_verify_rerun_rewrites_scores_that_another_forecast_replaced(
     import xarray as xr
 
     from flows.pipelines import verify
-    from generators.correction.baselines import BaselineConfig, baseline_to_store
+    from generators.correction.baseline_store import baseline_to_store
+    from generators.correction.baselines import BaselineConfig
     from pipeline.store import ingest
 
     monkeypatch.chdir(tmp_path)

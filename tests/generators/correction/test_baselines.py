@@ -12,13 +12,12 @@ import pytest
 import xarray as xr
 
 from flows.cli import main
+from generators.correction.baseline_store import baseline_to_store, without_repeats
 from generators.correction.baselines import (
     BASELINES,
     BaselineConfig,
     ClimatologyEnsemble,
     PersistenceEnsemble,
-    baseline_to_store,
-    without_repeats,
 )
 from pipeline.errors import InputError, StoreError
 from pipeline.forecast_store import open_forecast, provenance, write_forecast
@@ -289,7 +288,7 @@ def test_a_baseline_beside_a_model_draws_only_as_many_members_as_its_pools_hold(
     period too). Then no member of any initial time repeats; 5 members are kept."""
     leads = [6.0, 12.0, 24.0]
     for name, distinct in (("climatology", 10), ("persistence", 9)):
-        with caplog.at_level("INFO", logger="generators.correction.baselines"):
+        with caplog.at_level("INFO", logger="generators.correction.baseline_store"):
             config = without_repeats(name, analysis, TRAIN, leads)
         assert config == replace(TRAIN, members=distinct)
         assert f"{distinct} members, not 40" in caplog.text
@@ -303,7 +302,7 @@ def test_a_baseline_beside_a_model_draws_only_as_many_members_as_its_pools_hold(
 
 def test_more_members_than_the_pool_holds_is_warned_of_naming_the_fix(analysis, tmp_path, caplog):
     config = BaselineConfig("2000-01-01", "2000-01-03", members=5)  # 3 days: 3 times an hour
-    with caplog.at_level("WARNING", logger="generators.correction.baselines"):
+    with caplog.at_level("WARNING", logger="generators.correction.baseline_store"):
         baseline_to_store(
             "climatology",
             analysis.path,
