@@ -11,7 +11,6 @@ from dataclasses import fields
 from pathlib import Path
 
 from flows.commands.kept import kept_by_a_run, names, value_text
-from flows.commands.kept import kept_refusal as kept_refusal  # for flows.commands.train
 from flows.commands.options import add_config_overrides
 
 

@@ -23,10 +23,10 @@ from flows.commands.derive import (
     add_derive_arguments,
     derive_for,
     keep_overrides,
-    kept_refusal,
     resumed_config,
     with_overrides,
 )
+from flows.commands.kept import kept_refusal
 from flows.commands.options import (
     add_no_progress,
     add_threads,
@@ -195,7 +195,7 @@ def kept_by_the_checkpoint(refused, args: argparse.Namespace, config):
     """The refusal ``refused`` (:class:`generators.train_plan.KeptByTheRun`) of ``config``,
     which ``--config`` (a derived run's ``OUT/config.yaml`` too) and ``--set`` made, named
     with where each value that the checkpoint trained otherwise came from, and its fix
-    (:func:`flows.commands.derive.kept_refusal`): it named the values, not which --set to drop
+    (:func:`flows.commands.kept.kept_refusal`): it named the values, not which --set to drop
     or what to put back in the file."""
     from generators.config import load_train_config
     from generators.config_io import to_mapping
