@@ -483,7 +483,7 @@ def test_forecasts_of_the_calibration_period_are_said_to_be_in_sample(tmp_path, 
     forecast += ["--members", "2", "--lead", "6h", "--no-progress"]
     in_sample = "forecast weather of the period 2000-01-16 to 2000-01-19 that the spread"
     inits = "2000-01-19T12/2000-01-19T18/6h"  # the second is valid on the 20th, after it
-    caplog.set_level("WARNING", logger="generators.calibration")
+    caplog.set_level("WARNING", logger="generators.in_sample")
     assert wxens([*forecast, "--init", inits, "--out", str(tmp_path / "a.zarr")]) == 0
     said = caplog.text
     assert f"1 of 2 initial times (2000-01-19T12:00 to 2000-01-19T12:00) {in_sample}" in said
@@ -513,7 +513,7 @@ def test_the_calibration_period_is_recorded_as_times_and_old_text_still_warns(tm
     assert SpreadCalibration.from_dict(old).to_dict() == old  # its stores still extend
     forecast = ["forecast", "--store", str(store.path), "--members", "2", "--lead", "6h"]
     forecast += ["--init", "2000-01-19T00/2000-01-19T06/6h", "--no-progress"]  # 06 h, 12 h
-    caplog.set_level("WARNING", logger="generators.calibration")
+    caplog.set_level("WARNING", logger="generators.in_sample")
     for name, calibration in [("relabelled", relabelled), ("old", old)]:
         checkpoint.replace(calibration=calibration).save(tmp_path / f"{name}.pt")
         assert calibrated_period(load_checkpoint(tmp_path / f"{name}.pt")) == Period(

@@ -125,7 +125,7 @@ def test_two_torchrun_ranks_write_the_one_process_store(one_process):
     assert not [line for line in lines if line.startswith("INFO [rank 1]")], done.stderr
     assert any(line.startswith("INFO [rank 0] generators.rollout: ") for line in lines)
     assert not [line for line in lines if line.startswith("WARNING [rank 1]")], done.stderr
-    trained_on = "WARNING [rank 0] generators.calibration: 4 of 4 initial times"
+    trained_on = "WARNING [rank 0] generators.in_sample: 4 of 4 initial times"
     assert sum(line.startswith(trained_on) for line in lines) == 1, done.stderr
     assert_same_store(out, root / "one.zarr")
 
@@ -141,7 +141,7 @@ def test_a_rank_other_than_0_keeps_its_errors_and_its_own_shards_warnings(monkey
     generators.addHandler(caplog.handler)
     try:
         quiet_other_ranks(verbose=False)
-        logging.getLogger("generators.calibration").warning("training period")
+        logging.getLogger("generators.in_sample").warning("training period")
         logging.getLogger(OWN_SHARD_LOGGER).warning("NaN in this shard")
         logging.getLogger("generators.rollout_shard").error("rank 1 failed")
     finally:

@@ -99,7 +99,7 @@ def test_forecasts_of_times_appended_after_training_on_a_whole_store_are_not_war
 
     ingest(SYNTHETIC, store, variables=["t2m"], progress=False)  # the next days appended
     caplog.clear()
-    with caplog.at_level("WARNING", logger="generators.calibration"):
+    with caplog.at_level("WARNING", logger="generators.in_sample"):
         assert forecast(run, store, "2000-01-16", tmp_path / "new.zarr") == 0
         assert "training period" not in caplog.text
         assert forecast(run, store, "2000-01-08", tmp_path / "seen.zarr") == 0

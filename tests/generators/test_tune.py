@@ -433,10 +433,10 @@ def test_tuning_on_the_calibration_period_does_not_warn_that_it_is_in_sample(tra
     fit += ["--sampler", "euler:nfe=2"]
     assert wxens([*fit, "--start", "2019-03-05", "--end", "2019-03-08T18", "--no-progress"]) == 0
     assert load_checkpoint(run).calibration is not None
-    logger = logging.getLogger("generators.calibration")
+    logger = logging.getLogger("generators.in_sample")
     logger.addHandler(caplog.handler)
     try:
-        with caplog.at_level("WARNING", logger="generators.calibration"):
+        with caplog.at_level("WARNING", logger="generators.in_sample"):
             tune_correction(run, cycle, members=4, folds=1, sampler="euler:nfe=2", device="cpu")
             assert tuned_path(run).is_file()
             assert "spread calibration" not in caplog.text, caplog.text
