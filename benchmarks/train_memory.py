@@ -42,7 +42,8 @@ def run_case(grid: tuple[int, int], channels: int, history: int, phase: str, bat
     import torch
 
     from generators.base import Batch, Condition
-    from generators.config import DataConfig, FineTuneConfig, ModelSpec, TrainConfig
+    from generators.config import FineTuneConfig, ModelSpec, TrainConfig
+    from generators.config_data import DataConfig
     from generators.config_derive import backbone_for
     from generators.data import CALENDAR_FEATURES
     from generators.ema import EMA

@@ -58,12 +58,12 @@ from generators.backbone import BackboneConfig
 from generators.base import backbone_kind
 from generators.config import (
     CalibrationConfig,
-    DataConfig,
     FineTuneConfig,
     ModelSpec,
     OptimConfig,
     TrainConfig,
 )
+from generators.config_data import DataConfig
 from generators.config_io import to_mapping
 from generators.config_notes import DERIVED_FROM, note_comments
 from generators.config_overhead import (

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from generators.config import DataConfig, TrainConfig
+from generators.config import TrainConfig
+from generators.config_data import DataConfig
 from generators.data import Normalization, ResidualDataset
 from pipeline.schema import Period
 from pipeline.store import AnalysisStore

@@ -16,7 +16,6 @@ import torch
 from generators import BackboneConfig, EDMConfig
 from generators.checkpoint import load_checkpoint
 from generators.config import (
-    DataConfig,
     ModelSpec,
     TrainConfig,
     from_mapping,
@@ -25,6 +24,7 @@ from generators.config import (
     sampler_spec,
     to_mapping,
 )
+from generators.config_data import DataConfig
 from generators.data.forecast import ForecastData
 from generators.rollout_plan import plan_rollout
 from generators.train import Trainer, to_batch

@@ -13,7 +13,8 @@ import pytest
 
 from generators.backbone import BackboneConfig
 from generators.checkpoint import load_checkpoint
-from generators.config import DataConfig, ModelSpec, OptimConfig, TrainConfig
+from generators.config import ModelSpec, OptimConfig, TrainConfig
+from generators.config_data import DataConfig
 from generators.correction.baselines import BaselineConfig
 from generators.correction.spec import CorrectionSpec
 from generators.flow_matching import FlowMatchingConfig

@@ -11,7 +11,8 @@ import xarray as xr
 
 from generators import BackboneConfig, EDMConfig
 from generators.checkpoint import load_checkpoint
-from generators.config import DataConfig, ModelSpec, TrainConfig
+from generators.config import ModelSpec, TrainConfig
+from generators.config_data import DataConfig
 from generators.data.forecast import ForecastData
 from generators.rollout_plan import plan_rollout
 from generators.train import Trainer

@@ -15,7 +15,8 @@ import xarray as xr
 from generators import BackboneConfig, EulerSampler, FlowMatchingConfig
 from generators.base import Batch
 from generators.checkpoint import load_checkpoint
-from generators.config import DataConfig, ModelSpec, OptimConfig, TrainConfig
+from generators.config import ModelSpec, OptimConfig, TrainConfig
+from generators.config_data import DataConfig
 from generators.data import ResidualDataset
 from generators.data.forecast import ForecastData
 from generators.diffusion import EDM, EDMConfig

@@ -26,7 +26,8 @@ from flows.cli import main as wxens
 from generators import EulerSampler, FlowMatchingConfig
 from generators.base import Condition
 from generators.checkpoint import Checkpoint, load_checkpoint
-from generators.config import DataConfig, ModelSpec, TrainConfig
+from generators.config import ModelSpec, TrainConfig
+from generators.config_data import DataConfig
 from generators.data import ResidualDataset, SampleSpec, recent_variability
 from generators.data.forecast import ForecastData
 from generators.rollout import forecast_members, iter_forecast

@@ -18,7 +18,8 @@ import generators.config_derive
 import generators.step_memory
 from flows.cli import main as wxens
 from generators.backbone import BackboneConfig
-from generators.config import DataConfig, FineTuneConfig, ModelSpec, TrainConfig
+from generators.config import FineTuneConfig, ModelSpec, TrainConfig
+from generators.config_data import DataConfig
 from generators.config_derive import derive_config
 from generators.models import GENERATORS, FlowMatchingConfig
 from generators.step_memory import LiveBytes, _saved_bytes, forward_bytes, step_memory

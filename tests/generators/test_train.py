@@ -15,7 +15,8 @@ import xarray as xr
 from flows.cli import main as wxens
 from generators import BackboneConfig, EulerSampler, FlowMatchingConfig
 from generators.checkpoint import load_checkpoint
-from generators.config import DataConfig, FineTuneConfig, ModelSpec, OptimConfig, TrainConfig
+from generators.config import FineTuneConfig, ModelSpec, OptimConfig, TrainConfig
+from generators.config_data import DataConfig
 from generators.data import ResidualDataset
 from generators.data.forecast import ForecastData
 from generators.rollout import forecast_members
