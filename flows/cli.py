@@ -38,6 +38,11 @@ from pipeline.software import wxens_version
 
 RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 """Where Prefect logs the exception that failed a flow or task run."""
+RUN_TRACEBACKS_ENV = "WXENS_RUN_TRACEBACKS"
+"""Set to 1 to keep Prefect's tracebacks of a flow run failed by a wxens error (a bad
+input, a missing store); ``wxens -v`` sets it while its command runs, so that the flow
+runs of ``wxens -v serve`` (each a subprocess, which inherits the environment but not the
+CLI's log filters) keep them too."""
 WXENS_LOGGERS = ("flows", "pipeline", "generators", "verification")
 """The loggers ``-v`` sets to DEBUG; the libraries' stay at INFO (at DEBUG they logged
 dozens of lines a command: codecs registered, keys opened, locks taken)."""
@@ -179,13 +184,14 @@ def _dispatch(argv: list[str] | None) -> int:
     if getattr(args, "no_progress", True) is False and not terminal(sys.stderr):
         args.no_progress = True  # a log file or a pipe: each redraw would be a line in it
     once = OneRecordPerWxensError()
-    if not args.verbose:
-        for name in RUN_LOGGERS:
-            if args.command != "serve":  # a server's runs each log their own failure
-                logging.getLogger(name).addFilter(once)  # first: it reads the exception
-            logging.getLogger(name).addFilter(without_wxens_traceback)
-    for logger in map(logging.getLogger, RUN_LOGGERS):  # -v keeps, an earlier call's undone
-        (logger.removeFilter if args.verbose else logger.addFilter)(without_interrupt_crash)
+    for logger in map(logging.getLogger, RUN_LOGGERS):
+        if not args.verbose and args.command != "serve":  # a server's runs each log theirs
+            logger.filters.insert(0, once)  # first: it reads the exception
+        for quiet in (without_wxens_traceback, without_interrupt_crash):  # -v keeps; undone
+            (logger.removeFilter if args.verbose else logger.addFilter)(quiet)
+    tracebacks = os.environ.get(RUN_TRACEBACKS_ENV)
+    if args.verbose:  # the import of flows.pipelines, and served runs, keep them too
+        os.environ[RUN_TRACEBACKS_ENV] = "1"
     try:
         with sigterm_raises(), _records_between_bars():
             return int(args.run(args) or 0)
@@ -207,6 +213,10 @@ def _dispatch(argv: list[str] | None) -> int:
     finally:
         for name in RUN_LOGGERS:
             logging.getLogger(name).removeFilter(once)
+        if tracebacks is None:
+            os.environ.pop(RUN_TRACEBACKS_ENV, None)
+        else:
+            os.environ[RUN_TRACEBACKS_ENV] = tracebacks
 
 
 def interrupt_behind(error: BaseException) -> KeyboardInterrupt | None:

@@ -48,9 +48,6 @@ log = logging.getLogger(__name__)
 
 BANNED_NAME = frozenset("/%&><")
 """Characters Prefect refuses in a deployment name (when registering, with a traceback)."""
-QUIET_RUNS_ENV = "WXENS_SERVE_QUIET"
-"""Set (to 1) by ``wxens serve`` without ``-v``: each flow run executes in a spawned
-subprocess, which inherits the environment but not the CLI's log filters."""
 DEFAULT_CRON = "0 */6 * * *"
 """Every 6 hours on the hour (00, 06, 12, 18): the cycle of a global forecast centre."""
 RUN_PARAMETER_NAMES = CorrectionNames(
@@ -332,21 +329,23 @@ def prepare_flow_process() -> None:
     """On import of :mod:`flows.pipelines` (each flow run of ``wxens serve`` or of a Prefect
     worker is a subprocess that imports it; a notebook too): load the extensions installed
     as packages (:mod:`pipeline.extensions`), so that a failed one is logged before the flow
-    runs, :func:`quiet_served_run`, and :func:`flows.settings.offline_temporary_server` for a
+    runs, :func:`quiet_flow_runs`, and :func:`flows.settings.offline_temporary_server` for a
     script or notebook that calls the flows without a server (as ``wxens run`` does)."""
     load_extensions()
-    quiet_served_run()
+    quiet_flow_runs()
     offline_temporary_server()
 
 
-def quiet_served_run() -> None:
-    """In the subprocess of a flow run that ``wxens serve`` (without ``-v``) started: drop
-    the traceback from Prefect's records of a :class:`~pipeline.errors.WxensError`, as the
-    CLI does in its own process, so that a run failed by bad input logs its message, not
-    three Prefect tracebacks around it. Elsewhere (a notebook, ``wxens run``) nothing."""
-    if os.environ.get(QUIET_RUNS_ENV) != "1":
+def quiet_flow_runs() -> None:
+    """Drop the traceback from Prefect's records of a :class:`~pipeline.errors.WxensError`,
+    as the CLI does in its own process, in a script or notebook that calls the flows and in
+    the subprocess of each flow run of ``wxens serve``: a run failed by bad input logs its
+    message, not pages of Prefect's traceback before the caller gets the error. Nothing
+    where :data:`flows.cli.RUN_TRACEBACKS_ENV` is 1 (``wxens -v``)."""
+    from flows.cli import RUN_LOGGERS, RUN_TRACEBACKS_ENV, without_wxens_traceback
+
+    if os.environ.get(RUN_TRACEBACKS_ENV) == "1":
         return
-    from flows.cli import RUN_LOGGERS, without_wxens_traceback
 
     for name in RUN_LOGGERS:
         logger = logging.getLogger(name)

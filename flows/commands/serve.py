@@ -8,7 +8,6 @@ the schedule file format is described in :mod:`flows.deployments`.
 from __future__ import annotations
 
 import argparse
-import os
 
 from flows.commands.options import at_least
 
@@ -31,13 +30,11 @@ def run(args: argparse.Namespace) -> int:
     from flows.settings import apply_offline_defaults
 
     apply_offline_defaults(args.verbose)  # before Prefect loads; quiets a line per poll
-    from flows.deployments import QUIET_RUNS_ENV, load_schedule, serve
+    from flows.deployments import load_schedule, serve
     from pipeline.errors import InputError
 
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit {args.limit}: give at least 1 (or leave it out)")
     specs = load_schedule(args.schedule)
-    if not args.verbose:  # the runs' subprocesses inherit it: their errors without traceback
-        os.environ[QUIET_RUNS_ENV] = "1"
     serve(specs, limit=args.limit)
     return 0
