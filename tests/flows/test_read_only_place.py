@@ -14,6 +14,7 @@ import yaml
 
 from flows.cli import main as wxens
 from tests.flows.conftest import SYNTHETIC, TINY_TRAINING
+from tests.one_process import wxens_commands
 
 
 def test_run_with_a_home_it_cannot_write_names_prefect_home_before_any_work(
@@ -59,12 +60,11 @@ def shared(tiny_model, tmp_path: Path, read_only) -> tuple[Path, Path, Path, dic
 FORECAST = ["forecast", "--members", "2", "--lead", "6h", "--no-progress"]
 
 
-def as_user(argv: list[str], cwd: Path, keywords: dict) -> subprocess.CompletedProcess:
-    cwd.mkdir(mode=0o777)
-    cwd.chmod(0o777)  # uid 65534's working directory
-    cwd.parent.chmod(0o755)
-    run = [sys.executable, "-m", "flows.cli", *argv]
-    return subprocess.run(run, cwd=cwd, capture_output=True, text=True, timeout=300, **keywords)
+def as_user(commands: list[list[str]], tmp_path: Path, keywords: dict) -> list:
+    """Each ``wxens argv`` of ``commands`` run as the user in one process (a process each
+    spent seconds importing to be refused in one), the ``i``-th in ``tmp_path / "wi"``."""
+    folders = [(argv, tmp_path / f"w{i}") for i, argv in enumerate(commands)]
+    return wxens_commands(folders, **keywords)
 
 
 def test_tune_and_calibrate_of_a_read_only_run_are_refused_before_the_store_is_read(
@@ -79,15 +79,15 @@ def test_tune_and_calibrate_of_a_read_only_run_are_refused_before_the_store_is_r
     shutil.copytree(run, mine)
     for at in [mine, *mine.rglob("*")]:  # the user's own: uid 65534 writes it as root's
         at.chmod(0o777)
-    for i, (argv, folder) in enumerate([
-        (["tune", "--checkpoint", str(run)], run),
-        (["tune", "--checkpoint", str(mine), "--fold", str(run)], run),
-        (["calibrate", "--checkpoint", str(run), "--start", "2000-01-08"], run),
-    ]):  # fmt: skip
-        done = as_user([*argv, "--store", str(store)], tmp_path / f"w{i}", keywords)
+    commands = [
+        ["tune", "--checkpoint", str(run)],
+        ["tune", "--checkpoint", str(mine), "--fold", str(run)],
+        ["calibrate", "--checkpoint", str(run), "--start", "2000-01-08"],
+    ]
+    for done in as_user([[*argv, "--store", str(store)] for argv in commands], tmp_path, keywords):
         assert done.returncode == 2, done.stderr[-2000:]
         last = done.stderr.strip().splitlines()[-1]
-        assert str(folder) in last and "copy the run" in last, last
+        assert str(run) in last and "copy the run" in last, last
         assert "reading" not in done.stderr and "Errno" not in last, done.stderr
     assert "--out" in last
 
@@ -100,18 +100,22 @@ def test_a_forecast_a_read_only_store_holds_already_writes_nothing_and_succeeds(
     store and the fix (it was a bare "Permission denied" once the network was built)."""
     store, run, out, keywords = shared(tiny_model, tmp_path, read_only)
     argv = [*FORECAST, "--checkpoint", str(run), "--store", str(store), "--out", str(out)]
-    done = as_user([*argv, "--init", "2000-01-08T00"], tmp_path / "w0", keywords)
+    before = listing(out.parent)
+    done, more = as_user(
+        [[*argv, "--init", "2000-01-08T00"], [*argv, "--init", "2000-01-08T00", "2000-01-08T06"]],
+        tmp_path,
+        keywords,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "1 already in the store" in done.stdout
-    argv += ["--init", "2000-01-08T00", "2000-01-08T06"]
-    assert "already holds" not in refused(argv, tmp_path / "w1", keywords, out, "--out")
+    assert "already holds" not in was_refused(more, out, "--out", before)
 
 
 def test_compact_of_a_read_only_store_is_refused_naming_it_and_the_fix(
     tiny_model, tmp_path: Path, read_only
 ) -> None:
     store, _, _, keywords = shared(tiny_model, tmp_path, read_only)
-    done = as_user(["compact", str(store)], tmp_path / "w", keywords)
+    (done,) = as_user([["compact", str(store)]], tmp_path, keywords)
     assert done.returncode == 2, done.stderr[-2000:]
     last = done.stderr.strip().splitlines()[-1]
     assert f"{store}: permission denied" in last and "owner" in last, last
@@ -122,11 +126,22 @@ def listing(folder: Path) -> list[tuple[str, int]]:
     return sorted((str(p), p.lstat().st_size) for p in folder.rglob("*"))
 
 
-def refused(argv: list[str], cwd: Path, keywords: dict, path: Path, flag: str) -> str:
-    """The last line of ``wxens argv`` run as the user: refused (2), naming ``path`` and
-    the fix, another ``flag``, in words rather than an errno; nothing written below."""
-    before = listing(path.parent)
-    done = as_user(argv, cwd, keywords)
+def refused(commands: list[tuple[list[str], Path, str]], tmp_path: Path, keywords) -> list[str]:
+    """Each ``(argv, path, flag)``: ``wxens argv`` run as the user (all in one process,
+    :func:`as_user`) is :func:`was_refused`, naming ``path`` and another ``flag``; their
+    stderr."""
+    before = [listing(path.parent) for _, path, _ in commands]
+    done = as_user([argv for argv, _, _ in commands], tmp_path, keywords)
+    return [
+        was_refused(one, path, flag, listed)
+        for one, (_, path, flag), listed in zip(done, commands, before, strict=True)
+    ]
+
+
+def was_refused(done: subprocess.CompletedProcess, path: Path, flag: str, before: list) -> str:
+    """``done`` was refused (2), its last line naming ``path`` and the fix, another ``flag``,
+    in words rather than an errno; nothing written below ``path.parent`` (listed ``before``
+    it ran): its stderr."""
     assert done.returncode == 2, done.stderr[-2000:]
     last = done.stderr.strip().splitlines()[-1]
     assert f"{path}: permission denied" in last and f"another {flag}" in last, last
@@ -140,11 +155,11 @@ def test_ingest_and_bias_correct_into_a_read_only_place_are_refused_before_readi
     """They read every input, then failed on the store's claim or lock file with
     [Errno 13] and the CLI's generic line. Refused first, naming the store and the fix."""
     store, _, forecast, keywords = shared(tiny_model, tmp_path, read_only)
-    argv = ["ingest", SYNTHETIC, "--store", str(store.parent / "new.zarr"), "--no-progress"]
-    refused(argv, tmp_path / "w0", keywords, store.parent / "new.zarr", "--store")
-    out = store.parent / "corrected.zarr"
-    argv = ["bias-correct", str(forecast), "--truth", str(store), "--out", str(out)]
-    stderr = refused([*argv, "--bias-weight", "0.5"], tmp_path / "w1", keywords, out, "--out")
+    new, out = store.parent / "new.zarr", store.parent / "corrected.zarr"
+    ingest = ["ingest", SYNTHETIC, "--store", str(new), "--no-progress"]
+    correct = ["bias-correct", str(forecast), "--truth", str(store), "--out", str(out)]
+    correct += ["--bias-weight", "0.5"]
+    _, stderr = refused([(ingest, new, "--store"), (correct, out, "--out")], tmp_path, keywords)
     assert "INFO" not in stderr  # nothing read: no forecast store opened, none created
 
 
@@ -158,22 +173,28 @@ def test_a_run_into_a_read_only_store_is_refused_before_prefect_starts(
     argv = ["run", "--checkpoint", str(run), "--init", "2000-01-08T06", "--members", "2"]
     argv += ["--scores", str(tmp_path / "s.nc")]
     new, mine = store.parent / "new.zarr", tmp_path / "mine.zarr"
-    into = [*argv, "--source", SYNTHETIC, "--store", str(new), "--out", str(mine)]
-    assert "Flow run" not in refused(into, tmp_path / "w0", keywords, new, "--store")
-    into = [*argv, "--source", SYNTHETIC, "--store", str(mine), "--out", str(forecast)]
-    assert "Flow run" not in refused(into, tmp_path / "w1", keywords, forecast, "--out")
+    corrected = store.parent / "corrected.zarr"
+    baseline = ["--baseline", "persistence", "--baseline-train", "2000-01-01/2000-01-07"]
+    saids = refused(
+        [
+            ([*argv, "--source", SYNTHETIC, "--store", str(new), "--out", str(mine)], new,
+             "--store"),
+            ([*argv, "--source", SYNTHETIC, "--store", str(mine), "--out", str(forecast)],
+             forecast, "--out"),
+            ([*argv, "--store", str(store), "--out", str(mine), "--bias-correct", str(corrected),
+              "--bias-weight", "0.5"], corrected, "--bias-correct"),
+            ([*argv, "--store", str(store), "--out", str(mine), *baseline, "--baseline-store",
+              str(corrected)], corrected, "--baseline-store"),
+            # tuned to no correction, a run writes no corrected store: the --out it writes is
+            # refused
+            ([*argv, "--store", str(store), "--out", str(forecast), "--bias-correct",
+              str(corrected)], forecast, "--out"),
+        ],
+        tmp_path,
+        keywords,
+    )  # fmt: skip
+    assert "Flow run" not in saids[0] and "Flow run" not in saids[1]
     assert not mine.exists()  # not ingested first
-    into = [*argv, "--store", str(store), "--out", str(mine), "--bias-correct"]
-    new = store.parent / "corrected.zarr"
-    refused(
-        [*into, str(new), "--bias-weight", "0.5"], tmp_path / "w2", keywords, new, "--bias-correct"
-    )
-    into = [*argv, "--store", str(store), "--out", str(mine), "--baseline", "persistence"]
-    into += ["--baseline-train", "2000-01-01/2000-01-07", "--baseline-store", str(new)]
-    refused(into, tmp_path / "w3", keywords, new, "--baseline-store")
-    # tuned to no correction, a run writes no corrected store: the --out it writes is refused
-    into = [*argv, "--store", str(store), "--out", str(forecast), "--bias-correct", str(new)]
-    refused(into, tmp_path / "w4", keywords, forecast, "--out")
 
 
 def test_a_train_into_a_read_only_place_is_refused_before_the_store_is_read(
@@ -186,6 +207,7 @@ def test_a_train_into_a_read_only_place_is_refused_before_the_store_is_read(
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY_TRAINING))
     argv = ["train", "--store", str(store), "--config", str(config), "--no-progress"]
-    for i, out in enumerate([run.parent / "new", run]):
-        said = refused([*argv, "--out", str(out)], tmp_path / f"w{i}", keywords, out, "--out")
+    outs = [run.parent / "new", run]
+    for said in refused([([*argv, "--out", str(out)], out, "--out") for out in outs], tmp_path,
+                        keywords):  # fmt: skip
         assert "INFO" not in said, said
