@@ -5,8 +5,6 @@ dangling link is named for what it is."""
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 
 import pytest
 
@@ -15,6 +13,14 @@ from generators.calibration import calibrate_checkpoint
 from generators.config import CalibrationConfig
 from generators.tune import tune_correction
 from pipeline.errors import InputError
+
+
+def wxens(argv: list[str], capsys) -> tuple[int, str]:
+    """``wxens argv`` in this process (a process of its own spent seconds importing to be
+    refused): its exit code, returned or raised (argparse's), and what it wrote on stderr."""
+    with pytest.raises(SystemExit) as exit:
+        raise SystemExit(main(argv))
+    return exit.value.code, capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -31,11 +37,8 @@ def test_a_negative_value_reaches_the_commands_own_check(
 ):
     """`--keep -1d` was taken for an option: "argument --keep: expected one argument"."""
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as exit:
-        code = main(argv)
-        raise SystemExit(code)
-    assert exit.value.code == 2
-    err = capsys.readouterr().err
+    code, err = wxens(argv, capsys)
+    assert code == 2
     assert "expected one argument" not in err
     assert message in err
     assert list(tmp_path.iterdir()) == []
@@ -64,22 +67,15 @@ def test_an_unknown_option_is_still_refused_as_one(capsys):
     assert "wxens compact: error: unrecognized arguments: --kep" in err
 
 
-def test_an_abbreviated_option_is_refused_naming_the_whole_one(tmp_path):
+def test_an_abbreviated_option_is_refused_naming_the_whole_one(tmp_path, monkeypatch, capsys):
     """`--member 5` was taken for `--members 5`: an option added later could have changed
     what an abbreviation in someone's script meant."""
     argv = ["forecast", "--checkpoint", "k", "--store", "s.zarr", "--init", "2019-03-22T00"]
-    done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", *argv, "--lead", "6h", "--out", "f.zarr"]
-        + ["--member", "5"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 2, done.stderr
-    assert (
-        "wxens forecast: error: unrecognized arguments: --member 5 (did you mean --members?)"
-        in done.stderr
-    )
+    monkeypatch.chdir(tmp_path)
+    code, err = wxens([*argv, "--lead", "6h", "--out", "f.zarr", "--member", "5"], capsys)
+    assert code == 2, err
+    said = "wxens forecast: error: unrecognized arguments: --member 5 (did you mean --members?)"
+    assert said in err, err
     assert list(tmp_path.iterdir()) == []
 
 
@@ -162,21 +158,17 @@ def test_every_dask_scheduler_option_shows_one_metavar():
     ],
 )
 def test_verify_names_a_bad_interval_option_as_typed(
-    option, value, message, monthly_store, tmp_path
+    option, value, message, monthly_store, tmp_path, monkeypatch, capsys, caplog
 ):
     """`wxens verify --interval-block 1W` was refused as `interval_block='1W'`, the
     library's field, which the user never typed; the refusal names the option."""
     scores = tmp_path / "scores.nc"
     argv = ["verify", "f.zarr", "--truth", str(monthly_store.path), "--out", str(scores)]
-    done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", *argv, option, value],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 2, done.stderr
-    assert message in done.stderr
-    assert "interval_" not in done.stderr
+    monkeypatch.chdir(tmp_path)
+    code, err = wxens([*argv, option, value], capsys)
+    assert code == 2, err
+    assert message in err
+    assert "interval_" not in err and "interval_" not in caplog.text
     assert not scores.exists()
 
 
@@ -199,23 +191,19 @@ def test_run_and_verify_help_say_which_out_is_the_scores_file(capsys):
     )
 
 
-def test_calibrate_says_how_to_train_a_missing_fold(tiny_model, tmp_path):
+def test_calibrate_says_how_to_train_a_missing_fold(tiny_model, tmp_path, monkeypatch, capsys):
     """The README's calibrate line names folds no earlier command of it trains: the refusal
     names the missing fold and the `wxens train --set data.exclude` that makes one, rather
     than only "train one with `wxens train --out DIR`"."""
     store, model = tiny_model
     missing = tmp_path / "model_0106"
     argv = ["calibrate", "--checkpoint", str(model), "--store", str(store)]
-    done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", *argv, "--fold", str(model), "--fold", str(missing)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 2, done.stderr
-    assert f"--fold {missing}: no checkpoint there" in done.stderr
-    assert "--set 'data.exclude=[{start: START, end: END}]'" in done.stderr
-    assert f"--out {missing}" in done.stderr
+    monkeypatch.chdir(tmp_path)
+    code, err = wxens([*argv, "--fold", str(model), "--fold", str(missing)], capsys)
+    assert code == 2, err
+    assert f"--fold {missing}: no checkpoint there" in err
+    assert "--set 'data.exclude=[{start: START, end: END}]'" in err
+    assert f"--out {missing}" in err
 
 
 @pytest.mark.parametrize("caller", ["calibrate_checkpoint", "tune_correction"])
