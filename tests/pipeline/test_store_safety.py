@@ -4,8 +4,6 @@ credentials in a source URL never reach a store's attributes, a log or an error.
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -328,7 +326,7 @@ def test_a_plain_analysis_store_of_an_older_version_is_named_with_its_fix(
 
 
 @pytest.mark.parametrize("overwrite", [False, True])
-def test_an_export_is_named_as_one_with_the_store_it_came_from(tmp_path, overwrite):
+def test_an_export_is_named_as_one_with_the_store_it_came_from(tmp_path, overwrite, capsys, caplog):
     """`wxens ingest ... --store C` on C, a `wxens export` copy, said C was "an analysis
     store of an older wxens": the user made it last week; it is named as an export, and
     the fix names the store it was exported from."""
@@ -338,16 +336,11 @@ def test_an_export_is_named_as_one_with_the_store_it_came_from(tmp_path, overwri
     copy = export(made, tmp_path / "copy.zarr", progress=False)
     before = listing(copy)
     argv = ["ingest", SOURCE, "--store", str(copy), "--no-progress"]
-    done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", *argv, *(["--overwrite"] if overwrite else [])],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "older wxens" not in done.stderr
-    assert f"{copy} is a plain-Zarr export (wxens export) of the analysis store {made}" in (
-        done.stderr
-    )
+    code = main(argv + (["--overwrite"] if overwrite else []))
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err + caplog.text
+    assert "older wxens" not in err + caplog.text
+    assert f"{copy} is a plain-Zarr export (wxens export) of the analysis store {made}" in err
     fix = "give another --store" if overwrite else f"ingest into {made}"
-    assert fix in done.stderr
+    assert fix in err
     assert listing(copy) == before
