@@ -42,11 +42,12 @@ def warn_if_short_of_room(ds: xr.Dataset, times: int, path: Path) -> None:
             "(then it stops at its last committed block, and the same command resumes it "
             "once there is room); free some space, give a --store on a larger disk, or "
             "ingest a shorter period per run (--start/--end: a store grows at its end)",
-            path, _size(need), times, _size(bytes_per_time(ds)), where, _size(free),
+            path, size_text(need), times, size_text(bytes_per_time(ds)), where, size_text(free),
         )  # fmt: skip
 
 
-def _size(n: int) -> str:
+def size_text(n: int) -> str:
+    """``n`` bytes as a person reads them: ``812 bytes``, ``3.1 GiB``."""
     for unit in ("bytes", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.3g} {unit}" if unit != "bytes" else f"{n} bytes"
