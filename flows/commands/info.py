@@ -30,12 +30,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "or a scores file (wxens verify --out); none: this environment"
         ),
     )
+    parser.add_argument(
+        "--weighted",
+        action="store_true",
+        help="weigh an analysis store's mean and std by area (cos latitude) even where it is "
+        "too large to read quickly (such a store's stored per-point ones are shown otherwise)",
+    )
 
 
-def describe(store) -> str:
-    """A few lines a person can read: grid, period, variables with their statistics."""
+def describe(store, weigh: bool | None = None) -> str:
+    """A few lines a person can read: grid, period, variables with their statistics (the
+    mean and std weighted by area as ``weigh`` says: :func:`.area_statistics.shown_statistics`)."""
     import numpy as np
 
+    from flows.commands.area_statistics import shown_statistics
     from pipeline.analysis_store import STATE_ATTR
     from pipeline.errors import counted
     from pipeline.schema import LAT, LEVEL, LON, TIME
@@ -54,12 +62,12 @@ def describe(store) -> str:
     ]
     if LEVEL in ds.dims:
         lines.append(f"levels     {[int(v) for v in ds[LEVEL].values]} hPa")
-    lines.append(
-        f"{'variable':<10} {'units':<8} "
-        + " ".join(f"{s:>12}" for s in store.statistics.statistic.values)
-    )
-    for name in store.statistics.data_vars:
-        stats = store.statistics[name]
+    statistics, what = shown_statistics(store, weigh)
+    lines.append(what)
+    names = statistics.statistic.values
+    lines.append(f"{'variable':<10} {'units':<8} " + " ".join(f"{s:>12}" for s in names))
+    for name in statistics.data_vars:
+        stats = statistics[name]
         units = ds[name].attrs.get("units", "")
         rows = (
             [(name, stats)]
@@ -309,7 +317,7 @@ def run(args: argparse.Namespace) -> int:
     if is_forecast_store(args.store):
         print(describe_forecast(args.store))
     else:
-        print(describe(open_store(args.store)))
+        print(describe(open_store(args.store), args.weighted or None))
         tip = read_state(args.store)
         if not tip["complete"]:  # open_store read the last complete commit: say so on stdout
             print(

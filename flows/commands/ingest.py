@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
             "(statistics, missing times) once every time of it is; `wxens info` then"
         )
         return 0
-    print(describe(store))
+    print(describe(store, weigh=False))  # not all it wrote read back: `wxens info` weighs
     return 0
 
 
