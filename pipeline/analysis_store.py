@@ -61,7 +61,9 @@ class AnalysisStore:
     """An opened, complete analysis store.
 
     ``dataset`` is lazy (dask), dims ``time, [level], latitude, longitude``;
-    ``statistics`` holds the same variable names with dims ``(statistic[, level])``.
+    ``statistics`` holds the same variable names with dims ``(statistic[, level])``: over
+    time and every grid point, unweighted (the training normalises with them), not area
+    means (``wxens info`` weighs its mean and std by cos latitude).
     """
 
     path: Path
