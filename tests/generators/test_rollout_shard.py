@@ -29,6 +29,7 @@ from generators.rollout_deal import shard_init_times
 from generators.rollout_shard import forecast_sharded
 from pipeline.errors import InputError
 from pipeline.forecast_store import open_forecast, provenance
+from tests.flows.conftest import QUIET_CLUSTER
 from tests.generators.worker_logs import heard, listen
 
 from tiny import two_step_run
@@ -59,9 +60,10 @@ def two_workers() -> Iterator[str]:
     on their path) shared by the tests that only draw on it, none scaling it, stopping a
     worker or timing its tasks: one start, and one import of the library a worker, instead
     of one a test."""
+    import dask
     from distributed import LocalCluster
 
-    with pytest.MonkeyPatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch, dask.config.set(QUIET_CLUSTER):
         patch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout
         with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster:
             yield cluster.scheduler_address
