@@ -225,13 +225,14 @@ def test_the_tendency_check_in_blocks_of_members_computes_the_truths_distances_o
 
 @pytest.mark.parametrize("check", [Geostrophic(), SpectralRatio()], ids=lambda c: c.name)
 def test_a_check_on_dask_data_holds_a_block_of_it_in_memory_not_all(check):
-    """Peak memory of a check on a lazily read forecast of 32 MB: with a 2 MB budget a
+    """Peak memory of a check on a lazily read forecast of 25 MB: with a 2 MB budget a
     fraction of the forecast, where one pass loads it all (and more). Its time goes with
-    the blocks (one an initial time, each judged in xarray's overhead): 18 initial times of
-    a 64 x 96 grid hold the fraction near a third (36 of a 32 x 48 one: 21 s, not 13)."""
+    the blocks (one an initial time, each judged in xarray's overhead under tracemalloc);
+    a block and its intermediates peak near 5 initial times' worth, so 14 initial times of
+    a 64 x 96 grid hold the fraction near 0.4 (18: a third, 5 s more; 10: 0.5, too close)."""
     config = SyntheticConfig(n_lat=64, n_lon=96, n_times=40)
     truth = synthetic_dataset(config).load()
-    aligned = align_with_truth(balanced_members(config, truth, 18, LEADS, (11, 12, 13)), truth)
+    aligned = align_with_truth(balanced_members(config, truth, 14, LEADS, (11, 12, 13)), truth)
     lazy = [ds.chunk({"init_time": 1}) for ds in (aligned.forecast, aligned.truth)]
     size = aligned.forecast.nbytes
 
