@@ -37,6 +37,11 @@ HELD_OUT = (
 )
 """``data`` keys of a model trained on the first 4 of the store's 8 days, the last 4 held out."""
 FAST = ["--members", "8", "--folds", "2", "--sampler", "euler:nfe=2", "--device", "cpu"]
+ONE_EACH = {"bias_weights": (0.4,), "spread_weights": (0.7,), "rank_weights": (0.1,)}
+"""One candidate weight per stage, for tests whose claim is not which weight is chosen: each
+candidate is scored on every fold, most of a tune's work on these tiny stores."""
+ONE_EACH_OPTIONS = ["--bias-weights", "0.4", "--spread-weights", "0.7", "--rank-weights", "0.1"]
+ONE_FOLD = {"members": 4, "folds": 1, "sampler": "euler:nfe=2", "device": "cpu", **ONE_EACH}
 
 
 def store_with(offset: np.ndarray, path) -> str:
@@ -152,7 +157,7 @@ def test_a_checkpoint_with_a_held_out_period_is_tuned_on_it(trained, caplog):
     root, _, cycle, _ = trained
     run = train_tiny(cycle, root / "held", HELD_OUT)
     with caplog.at_level("WARNING", logger="generators.tune"):
-        tune_correction(run, cycle, members=4, folds=1, sampler="euler:nfe=2", device="cpu")
+        tune_correction(run, cycle, **ONE_FOLD)
     record = json.loads(tuned_path(run).read_text())
     assert record["first_init_time"] == "2019-03-05T00:00"
     assert record["last_init_time"] == "2019-03-08T12:00" and record["init_times"] == 15
@@ -166,7 +171,7 @@ def test_the_tuning_forecasts_of_an_earlier_checkpoint_are_removed(trained):
     run = train_tiny(cycle, root / "again")
     earlier = run / "tune-0123456789abcdef-01234567.zarr"
     earlier.mkdir()
-    tune_correction(run, cycle, members=4, folds=1, sampler="euler:nfe=2", device="cpu")
+    tune_correction(run, cycle, **ONE_FOLD)
     assert not earlier.exists()
     (current,) = run.glob("tune-*.zarr")
     assert current.name.startswith(f"tune-{checkpoint_digest(run)}-")
@@ -196,9 +201,7 @@ def test_an_open_training_period_is_tuned_on_the_span_its_training_read(trained,
     spanned = load_checkpoint(run).replace(trained_span=span).save(root / "spanned" / "last.pt")
     assert spanned.train_config.data.train == Period()
     with caplog.at_level("WARNING", logger="generators.tune"):
-        tune_correction(
-            spanned.path, cycle, members=4, folds=1, sampler="euler:nfe=2", device="cpu"
-        )
+        tune_correction(spanned.path, cycle, **ONE_FOLD)
     assert "training period 2019-03-01T00:00 to 2019-03-06T18:00, which" in caplog.text
     record = json.loads(tuned_path(spanned.path).read_text())
     assert record["first_init_time"] == "2019-03-01T06:00"
@@ -221,7 +224,7 @@ def test_a_start_alone_keeps_the_default_period_end(trained):
     )
     run = train_tiny(cycle, root / "held_start", periods)
     tune = ["tune", "--checkpoint", str(run), "--store", cycle, "--start", "2019-03-06"]
-    assert wxens([*tune, *FAST, "--folds", "1"]) == 0  # the last --folds counts
+    assert wxens([*tune, *FAST, "--folds", "1", *ONE_EACH_OPTIONS]) == 0  # the last --folds counts
     record = json.loads(tuned_path(run).read_text())
     assert record["first_init_time"] == "2019-03-06T00:00"
     assert record["last_init_time"] == "2019-03-08T06:00"
@@ -254,6 +257,7 @@ def test_an_upper_air_channel_is_tuned_at_its_level(tmp_path):
         device="cpu",
         progress=False,
         variable="z500",
+        **ONE_EACH,
     )
     record = json.loads(tuned_path(run).read_text())
     assert record["variable"] == "z500" and len(tuned.selection.table) > 1
@@ -328,7 +332,7 @@ def test_weights_are_recorded_for_the_checkpoint_they_were_tuned_on(trained, mon
         return choose(*args, **kwargs)
 
     monkeypatch.setattr(tune_module, "select_weights", replaced_meanwhile)
-    tune_correction(run, cycle, members=4, folds=1, sampler="euler:nfe=2", device="cpu")
+    tune_correction(run, cycle, **ONE_FOLD)
     assert json.loads(tuned_path(run).read_text())["checkpoint_digest"] == tuned_on
     assert checkpoint_digest(run) != tuned_on and load_tuned(run) is None
 
@@ -340,11 +344,10 @@ def test_a_rerun_says_how_tune_draws_its_forecasts_again(trained, caplog):
     from tests.flows.test_cli_options import redraw_options
 
     root, run, cycle, _ = trained
-    tune = {"members": 4, "folds": 1, "sampler": "euler:nfe=2", "device": "cpu", "seed": 3}
-    tune_correction(run, cycle, **tune)
+    tune_correction(run, cycle, **ONE_FOLD, seed=3)
     caplog.clear()
     with caplog.at_level("INFO"):
-        tune_correction(run, cycle, **tune)
+        tune_correction(run, cycle, **ONE_FOLD, seed=3)
     assert "they are skipped" in caplog.text
     assert set(redraw_options(caplog.text, "tune")) <= {"tune"}
 
@@ -364,7 +367,7 @@ def test_folds_choose_on_their_forecasts_of_the_periods_they_held_out(trained, c
     erred towards no correction. With --fold each fold forecasts the period it held out, one
     block each, into a tuning store beside it; the stored choice is scored on those."""
     from generators.correction.select_weights import select_weights
-    from generators.correction.spec import CANDIDATES, CorrectionSpec
+    from generators.correction.spec import CorrectionSpec
     from generators.tune import one_channel
     from pipeline.store import open_store
 
@@ -372,7 +375,7 @@ def test_folds_choose_on_their_forecasts_of_the_periods_they_held_out(trained, c
     folds = [train_tiny(cycle, root / f"half{i}", held_out(*p)) for i, p in enumerate(HALVES)]
     own = set(run.glob("tune-*.zarr"))
     tune = ["tune", "--checkpoint", str(run), "--store", cycle, "--members", "4"]
-    tune += ["--sampler", "euler:nfe=2", "--device", "cpu", "--no-progress"]
+    tune += ["--sampler", "euler:nfe=2", "--device", "cpu", "--no-progress", *ONE_EACH_OPTIONS]
     with caplog.at_level("WARNING"):
         assert wxens([*tune, "--fold", str(folds[0]), "--fold", str(folds[1])]) == 0
     assert "held-out period (data.validation)" not in caplog.text  # not its training days
@@ -396,7 +399,7 @@ def test_folds_choose_on_their_forecasts_of_the_periods_they_held_out(trained, c
     printed = capsys.readouterr().out
     assert all(str(next(f.glob("tune-*.zarr"))) in printed for f in folds)
     truth = one_channel(open_store(cycle).dataset, "t2m")
-    again = select_weights(blocks, truth, *CANDIDATES.values(), variable="t2m")
+    again = select_weights(blocks, truth, *ONE_EACH.values(), variable="t2m")
     crps = {label: row["mean_fair_crps"] for label, row in record["scores"].items()}
     assert crps == pytest.approx(again.table.mean_fair_crps.to_dict())
     assert load_tuned(run) == (again.spec or CorrectionSpec())
@@ -437,11 +440,11 @@ def test_tuning_on_the_calibration_period_does_not_warn_that_it_is_in_sample(tra
     logger.addHandler(caplog.handler)
     try:
         with caplog.at_level("WARNING", logger="generators.in_sample"):
-            tune_correction(run, cycle, members=4, folds=1, sampler="euler:nfe=2", device="cpu")
+            tune_correction(run, cycle, **ONE_FOLD)
             assert tuned_path(run).is_file()
             assert "spread calibration" not in caplog.text, caplog.text
             earlier = Period("2019-03-04", "2019-03-08T18")  # its training days still warn
-            tune_correction(run, cycle, members=4, folds=1, period=earlier, sampler="euler:nfe=2")
+            tune_correction(run, cycle, **ONE_FOLD, period=earlier)
     finally:
         logger.removeHandler(caplog.handler)
     assert "forecast weather of the training period" in caplog.text, caplog.text
