@@ -19,7 +19,11 @@ OVERRIDES = (
     "steps=3", "fine_tune.steps=2", "validate_every=3", "checkpoint_every=3", "model.sample_nfe=2",
     "data.train.end=2000-01-20", "data.validation.start=2000-01-21",
     "data.validation.end=2000-01-24",
+    "model.backbone.widths=[8,16]", "model.backbone.embedding_dim=16", "batch_size=4",
 )  # fmt: skip
+"""A few steps of the smallest network and batch: the study's plumbing, not its skill, is
+under test, and the network's convolutions were most of its training, calibration and
+forecasts."""
 
 
 def test_the_study_scores_every_channel_and_the_balance_of_model_and_oracle(tmp_path):
