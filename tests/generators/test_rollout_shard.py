@@ -16,10 +16,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import dask
 import pandas as pd
 import pytest
 import xarray as xr
-from distributed import Client
+from distributed import Client, LocalCluster
 
 from flows.cli import WXENS_LOGGERS
 from flows.cli import main as wxens
@@ -54,19 +55,26 @@ def one_process(tmp_path_factory):
     return root, command
 
 
-@pytest.fixture(scope="module")
-def two_workers() -> Iterator[str]:
-    """The address of a 2-worker, 1-thread-each ``LocalCluster`` (processes, this checkout
-    on their path) shared by the tests that only draw on it, none scaling it, stopping a
-    worker or timing its tasks: one start, and one import of the library a worker, instead
-    of one a test."""
-    import dask
-    from distributed import LocalCluster
-
+@contextlib.contextmanager
+def cluster_of(workers: int) -> Iterator[LocalCluster]:
+    """A ``LocalCluster`` of ``workers`` worker processes of 1 thread, this checkout on their
+    path, with :data:`QUIET_CLUSTER`'s settings (profiler off, slower tick and monitors: no
+    test reads what those serve) to cut the CPU it spends besides the forecast."""
     with pytest.MonkeyPatch.context() as patch, dask.config.set(QUIET_CLUSTER):
         patch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout
-        with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster:
-            yield cluster.scheduler_address
+        with LocalCluster(
+            n_workers=workers, threads_per_worker=1, dashboard_address=":0"
+        ) as cluster:
+            yield cluster
+
+
+@pytest.fixture(scope="module")
+def two_workers() -> Iterator[str]:
+    """The address of a 2-worker :func:`cluster_of` shared by the tests that only draw on
+    it, none scaling it, stopping a worker or timing its tasks: one start, and one import
+    of the library a worker, instead of one a test."""
+    with cluster_of(2) as cluster:
+        yield cluster.scheduler_address
 
 
 def assert_same_store(path: Path, reference: Path) -> None:
@@ -182,20 +190,17 @@ def test_two_dask_workers_write_the_one_process_store(one_process, two_workers, 
 
 
 @pytest.mark.timeout(120)
-def test_a_worker_that_joins_after_the_forecast_began_draws_batches(
-    one_process, monkeypatch, caplog
-):
+def test_a_worker_that_joins_after_the_forecast_began_draws_batches(one_process, caplog):
     """A cluster of one worker, a second added once the first batch is under way: the
     work was dealt once, to the workers there at the start, and the second sat idle. Each
     batch is now a task of its own, handed to a free worker: both draw batches, and the
     store is the one-process store."""
-    from distributed import Client, LocalCluster, get_task_stream
+    from distributed import get_task_stream
 
     root, command = one_process
     out = root / "joined.zarr"
     one_a_batch = [*command, "--batch-members", "3"]  # 4 batches of one initial time
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout
-    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster:
+    with cluster_of(1) as cluster:
         joining = scaled_once_a_task_runs(cluster, 2)
         with Client(cluster) as client, get_task_stream(client) as stream:
             joining.start()
@@ -211,19 +216,16 @@ def test_a_worker_that_joins_after_the_forecast_began_draws_batches(
     assert_same_store(out, root / "one.zarr")
 
 
-def test_a_batch_result_is_let_go_as_its_task_ends(one_process, monkeypatch):
+def test_a_batch_result_is_let_go_as_its_task_ends(one_process):
     """The client held every batch's result until the last ended: a worker that died
     late took the results it held with it, and dask drew them again (each rerun found its
     batch written and counted it 'written before a dask worker died'). Each result is
     taken as its task ends: the scheduler holds at most the one just ended."""
-    from distributed import LocalCluster
-
     root, command = one_process
     out = root / "let_go.zarr"
     one_a_batch = [*command, "--batch-members", "3"]  # 4 batches of one initial time
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout
     held, done = [0], threading.Event()
-    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster:
+    with cluster_of(1) as cluster:
         scheduler = cluster.scheduler
 
         def count_the_results_held() -> None:
@@ -389,23 +391,18 @@ def killed_after_its_first_commit() -> None:
 
 
 @pytest.mark.timeout(180)
-def test_a_task_rerun_under_recompute_keeps_what_its_dead_worker_wrote(
-    one_process, monkeypatch, capsys
-):
+def test_a_task_rerun_under_recompute_keeps_what_its_dead_worker_wrote(one_process, capsys):
     """--recompute over a store holding 1 of 4 initial times, one initial time a batch;
     the worker dies right after committing its first batch and dask reruns that task. The
     rerun drew the dead worker's initial time again (the same members, committed twice);
     it now keeps it, counted in the summary, and still draws the one held before the run."""
-    from distributed import Client, LocalCluster
-
     from pipeline.transaction import commits
 
     root, command = one_process
     out = root / "recompute_died.zarr"
     one_a_batch = [*command, "--batch-members", "3", "--out", str(out)]
     assert wxens([*one_a_batch, "--init", "2000-01-02T12"]) == 0  # held before the run
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout
-    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster:
+    with cluster_of(1) as cluster:
         with Client(cluster) as client:
             client.run(killed_after_its_first_commit)
             address = ["--dask-scheduler", cluster.scheduler_address]
@@ -546,7 +543,6 @@ def test_a_forecast_whose_workers_all_left_stops_naming_the_scheduler(
     queued on the scheduler and the forecast waited for good, silently. It waits a bounded
     time for a worker, then stops, exit 2, naming the scheduler and how to go on; what was
     written is a valid store."""
-    from distributed import LocalCluster
 
     import generators.rollout_dask
     from pipeline.forecast_store import complete_init_times
@@ -554,8 +550,7 @@ def test_a_forecast_whose_workers_all_left_stops_naming_the_scheduler(
     root, command = one_process
     out = root / "workers_gone.zarr"
     monkeypatch.setattr(generators.rollout_dask, "WORKERS_GONE_S", 2)
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout
-    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster:
+    with cluster_of(1) as cluster:
         scaled_once_a_task_runs(cluster, 0).start()
         address = cluster.scheduler_address
         one_a_batch = [*command, "--batch-members", "3", "--out", str(out)]
@@ -568,17 +563,16 @@ def test_a_forecast_whose_workers_all_left_stops_naming_the_scheduler(
         assert set(complete_init_times(out)) <= set(inits)
 
 
-def test_batches_are_not_handed_out_after_one_failed(one_process, monkeypatch, capsys):
+def test_batches_are_not_handed_out_after_one_failed(one_process, capsys):
     """A sampler only the workers parse, refused: every batch was handed out, and failed,
     after the first had (an analysis store moved away mid-run: every batch left). The
     batches left are not handed out; the error is said once, exit 2."""
-    from distributed import Client, LocalCluster, get_task_stream
+    from distributed import get_task_stream
 
     root, command = one_process
     out = root / "refused.zarr"
     one_a_batch = [*command, "--batch-members", "3", "--sampler", "euler:nfe=0"]  # 4 batches
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout
-    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster:
+    with cluster_of(1) as cluster:
         with Client(cluster) as client, get_task_stream(client) as stream:
             address = ["--dask-scheduler", cluster.scheduler_address]
             assert wxens([*one_a_batch, "--out", str(out), *address]) == 2
@@ -592,7 +586,6 @@ def test_a_worker_that_left_is_told_apart_from_one_that_joined():
     """A batch a task finds written when it begins was written by the worker that died
     drawing it only if a worker left: written by another forecast into the store, it was
     counted 'written before a dask worker died' though none had."""
-    from distributed import Client, LocalCluster
 
     from generators.rollout_dask import _Ended
 
@@ -610,11 +603,9 @@ def test_a_retired_worker_is_told_apart_from_one_that_died():
     dead: the initial times its moved task found written were 'written by this run before
     a dask worker died'. The scheduler's removal event says whether it expected it."""
 
-    from distributed import Client, LocalCluster
-
     from generators.rollout_dask import _Ended
 
-    with LocalCluster(n_workers=3, threads_per_worker=1, dashboard_address=":0") as cluster:
+    with cluster_of(3) as cluster:
         with Client(cluster) as client:
             client.wait_for_workers(3, timeout=30)
             ended = _Ended(client, bar=None, first_ended=lambda: None)
@@ -637,7 +628,6 @@ def test_the_workers_are_asked_of_the_scheduler_not_of_the_clients_cache():
     so, its workers busy and present (the qa probe). Here the refresh runs every 5 ms,
     where one read in about 40 of the cache found no worker."""
     import dask
-    from distributed import Client, LocalCluster
 
     from generators.rollout_dask import _workers
 
@@ -648,21 +638,18 @@ def test_the_workers_are_asked_of_the_scheduler_not_of_the_clients_cache():
     assert set(seen) == {1}
 
 
-def test_a_batch_is_claimed_only_when_a_worker_is_free_to_draw_it(one_process, monkeypatch):
+def test_a_batch_is_claimed_only_when_a_worker_is_free_to_draw_it(one_process):
     """The next batch was claimed as soon as the last was handed out, then waited, claimed
     and undrawn, for a worker to be free: a second forecast into the store put it off,
     came back to it after its own batches, found it still claimed and not written, and
     drew it too. While the one worker draws the first batch, only that batch is claimed."""
-    from distributed import LocalCluster
-
     from pipeline.forecast_claims import read_claims
 
     root, command = one_process
     out = root / "claimed.zarr"
     one_a_batch = [*command, "--batch-members", "3", "--out", str(out)]  # 4 batches
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout
     seen: dict[str, object] = {}
-    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster:
+    with cluster_of(1) as cluster:
 
         def claims_while_the_first_batch_is_drawn() -> None:
             while not (tasks := [t for t in list(cluster.scheduler.tasks.values())
