@@ -34,6 +34,37 @@ def pytest_configure(config: pytest.Config) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+ONE_PROCESS_FILES = dict.fromkeys(
+    [
+        "tests/flows/test_flows_chain.py",
+        "tests/flows/test_flows_faults.py",
+        "tests/flows/test_flows_notebook.py",
+        "tests/flows/test_flows_browser.py",
+        "tests/flows/test_flows_demo.py",
+    ],
+    "flows sharing the chain and the dask cluster",
+)
+"""Test files run in one test process, in turn (``--dist=loadfile`` gives each file to a
+process of its own): the first four read the session's whole ``chain`` run and the demo's
+tests draw on its ``dask_scheduler`` cluster, each a session fixture that was built, and
+kept up, in both test processes where these files went to both."""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist=loadfile``, but :data:`ONE_PROCESS_FILES` one unit of work."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FilesTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = super()._split_scope(nodeid)
+            return ONE_PROCESS_FILES.get(path, path)
+
+    return FilesTogether(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     import torch
 
