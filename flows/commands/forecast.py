@@ -210,12 +210,16 @@ def run(args: argparse.Namespace) -> int:
     from flows.threads import set_threads
     from generators.checkpoint import load_checkpoint
     from generators.rollout_shard import forecast_sharded
+    from pipeline.errors import InputError
     from pipeline.forecast_store import complete_init_times
 
     inits = parse_inits(args.init)  # a bad --init is refused before the checkpoint loads
     check_device(args.device, args.dask_scheduler)  # so is a --device missing here
-    if args.recompute or not inits.difference(complete_init_times(args.out)).empty:
-        check_out_writable(args.out, "--out", "wxens forecast draws into it")  # else reads
+    try:
+        check_out_writable(args.out, "--out", "wxens forecast draws into it")
+    except InputError:  # a store holding every asked time is only read: opened only here
+        if args.recompute or not inits.difference(complete_init_times(args.out)).empty:
+            raise
     quiet_other_ranks(args.verbose)  # under torchrun, rank 0 says it, not every rank
     set_threads(args.threads)
     if args.dask_scheduler:  # the workers open these themselves, in their own directory
