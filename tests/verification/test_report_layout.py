@@ -4,6 +4,7 @@ clipped or covered; in headless Chromium at 1,280 px nothing is cut off."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
@@ -19,6 +20,7 @@ import xarray as xr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import QuadMesh
 from matplotlib.transforms import Bbox
+from PIL import Image
 from verification_cases import balanced_members, oracle_forecast
 
 from pipeline.sources.synthetic import SyntheticConfig, synthetic_dataset
@@ -28,8 +30,9 @@ from verification.plots import (
     PAGE_WIDTH_INCHES,
     plot_member_maps,
     plot_rank_histograms,
+    plot_scores_by_lead,
 )
-from verification.report import report_figures, write_report
+from verification.report import figure_png, report_figures, write_report
 from verification.report_tables import physics_table, scorecard_tables
 from verification.scorecard import verify
 
@@ -189,6 +192,24 @@ def test_every_axis_is_labelled_and_nothing_is_clipped_or_covered(figures):
         for legend in legends:
             box = legend.get_window_extent(renderer)
             assert not any(overlap(box, ax.bbox) for ax in axes), f"{title}: legend on data"
+
+
+def test_a_legend_wider_than_its_figure_is_kept_whole_in_the_report_image():
+    """One variable verified beside a reference: the legend above its single 3.2 in panel
+    (four entries in a row) is wider than the figure, which constrained layout cannot
+    widen, so a plain ``savefig`` cut it off at both sides. The report's image holds it."""
+    scores = ("fair_crps", "reference_fair_crps", "ensemble_mean_rmse", "ensemble_spread")
+    card = xr.Dataset(
+        {name: (("variable", "lead_time"), [[1.0, 2.0]]) for name in scores},
+        coords={"variable": ["t2m"], "lead_time": pd.to_timedelta([6, 12], unit="h")},
+    )
+    fig = plot_scores_by_lead(card)
+    image = Image.open(io.BytesIO(base64.b64decode(figure_png(fig, dpi=90))))
+    fig.set_dpi(90)  # text extents at the image's resolution (they do not scale exactly)
+    (legend,) = fig.legends
+    box = legend.get_window_extent(FigureCanvasAgg(fig).get_renderer())
+    assert box.width > fig.get_figwidth() * 90  # the case: wider than the figure
+    assert box.width <= image.width and box.height <= image.height, (box, image.size)
 
 
 @pytest.mark.slow
