@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 
-from flows.commands.kept import kept_by_a_run, names, value_text
+from flows.commands.kept import kept_by_a_run, names, sets, value_text
 from flows.commands.options import add_config_overrides
 
 
@@ -103,7 +103,9 @@ def derive_for(args: argparse.Namespace, processes: int = 1):
         )
 
     def trained(config):  # the --set applied before the budget's steps are timed
-        return with_overrides(DerivedConfig(config, ()), args.overrides, args.store).config
+        made = with_overrides(DerivedConfig(config, ()), args.overrides, args.store).config
+        refuse_an_asked_fine_tune(made, args.overrides)
+        return made
 
     return derive_config(
         args.store,
@@ -112,6 +114,29 @@ def derive_for(args: argparse.Namespace, processes: int = 1):
         steps=steps,
         processes=processes,
         trained=trained,
+    )
+
+
+def refuse_an_asked_fine_tune(config, overrides: Sequence[str]) -> None:
+    """Refuse the fair-CRPS fine-tune of ``config`` (the derived one as ``--set`` made it)
+    that a ``--set fine_tune...`` in ``overrides`` asked for, where its generator's config
+    has no loss mix for it to set: a derivation leaves out (with a note) only the fine-tune
+    it gave itself (:func:`generators.config_overhead.without_fine_tune`), not one asked for."""
+    from generators.config import missing_loss_mix
+    from generators.models import GENERATORS
+    from pipeline.errors import InputError
+
+    asked = [o for o in overrides if sets(o, "fine_tune")]
+    kind = config.model.kind
+    missing = missing_loss_mix(kind) if config.fine_tune is not None and asked else []
+    if not missing:
+        return
+    given = " ".join(f"--set {shlex.quote(o)}" for o in asked)
+    mixed = ", ".join(k for k in GENERATORS if not missing_loss_mix(k))
+    raise InputError(
+        f"{given}: asks for a fair-CRPS fine-tune, and the {kind} generator's config has no "
+        f"loss mix ({', '.join(missing)}) for one to set; drop {given} (the {kind} generator "
+        f"trains without a fine-tune), or --set model.kind=KIND of a generator with one ({mixed})"
     )
 
 

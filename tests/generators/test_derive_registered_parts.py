@@ -5,11 +5,13 @@ what cannot be is left out with a note."""
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import pytest
 
+from flows.cli import main
 from flows.commands.derive import with_overrides
 from generators.backbone import BackboneConfig
 from generators.base import GENERATORS, BaseBackboneConfig
@@ -119,3 +121,40 @@ def test_a_fine_tune_of_a_generator_without_a_loss_mix_is_refused_as_the_config_
     assert said.startswith(f"{path}: ") and "plain_flow" in said, said
     assert "crps_members, crps_nfe" in said and "fine_tune: null" in said, said
     assert load_train_config(path, [*sets, "fine_tune=null"]).fine_tune is None
+
+
+def wxens(argv: list[str], capsys) -> tuple[int, str, str]:
+    """``wxens argv`` in this process (where the generators above are registered): its exit
+    code, stdout and stderr."""
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("command", ["config", "train"])
+@pytest.mark.parametrize("asked", ["fine_tune.steps=10", "fine_tune={steps: 10}"])
+def test_a_fine_tune_asked_by_set_of_a_generator_without_a_loss_mix_is_refused(
+    store, tmp_path, capsys, command, asked
+):
+    """The fine-tune the user asked for by --set was dropped with a note (config) or refused
+    as a value that is no section, naming neither the generator nor the fix (train)."""
+    argv = [command, "--store", str(store.path), "--set", "model.kind=plain_flow"]
+    argv += ["--set", "steps=40", "--set", asked]
+    argv += ["--out", str(tmp_path / "run")] if command == "train" else []
+    code, out, err = wxens(argv, capsys)
+    assert code == 2 and not out, (code, out)
+    assert f"drop --set {shlex.quote(asked)} " in err and "plain_flow generator" in err, err
+    assert "crps_members, crps_nfe" in err and "model.kind" in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_derived_fine_tune_of_a_generator_without_a_loss_mix_is_left_out_with_a_note(
+    store, capsys
+):
+    """The fine-tune no --set asked for: the derivation's default, left out as before."""
+    argv = ["config", "--store", str(store.path), "--set", "model.kind=plain_flow"]
+    argv += ["--set", "steps=40"]
+    code, out, err = wxens(argv, capsys)
+    assert code == 0, err
+    assert "fine-tune: left out: the plain_flow generator's config has no" in out, out
+    assert "\nfine_tune: null\n" in out, out
