@@ -18,6 +18,7 @@ import xarray as xr
 
 from pipeline.analysis_store import AnalysisStore
 from pipeline.disk_space import size_text
+from pipeline.progress import dask_bar
 from pipeline.schema import LAT, LON, TIME
 from verification.aggregation import latitude_weights
 
@@ -30,12 +31,14 @@ WEIGHED_BYTES = 256 * 2**20
 WEIGHED = {"area_mean": "mean", "area_std": "std"}
 
 
-def shown_statistics(store: AnalysisStore, weigh: bool | None = None) -> tuple[xr.Dataset, str]:
+def shown_statistics(
+    store: AnalysisStore, weigh: bool | None = None, progress: bool = False
+) -> tuple[xr.Dataset, str]:
     """The statistics info prints of ``store`` (dims ``statistic[, level]``, as
     ``store.statistics``) and the lines saying what they are: the mean and std weighted by
     area where ``weigh`` (``--weighted``), or where it is None and the store's data is at
     most :data:`WEIGHED_BYTES`; else the stored ones alone (``wxens ingest``'s summary, which
-    would read back all it wrote)."""
+    would read back all it wrote). ``progress``: a bar of the weighing's tasks on stderr."""
     stored = store.statistics
     data = store.dataset[list(stored.data_vars)]
     size = sum(v.nbytes for v in data.data_vars.values())
@@ -51,7 +54,7 @@ def shown_statistics(store: AnalysisStore, weigh: bool | None = None) -> tuple[x
             f"normalisation;\n           {how} weighs the mean and std by area (cos latitude)"
         )
     shown = xr.concat(
-        [area_statistics(data), stored.drop_sel(statistic=list(WEIGHED.values()))],
+        [area_statistics(data, progress), stored.drop_sel(statistic=list(WEIGHED.values()))],
         dim="statistic",
     )
     return shown, (
@@ -60,11 +63,14 @@ def shown_statistics(store: AnalysisStore, weigh: bool | None = None) -> tuple[x
     )
 
 
-def area_statistics(data: xr.Dataset) -> xr.Dataset:
+def area_statistics(data: xr.Dataset, progress: bool = False) -> xr.Dataset:
     """The mean and std of each variable of ``data`` over time and the grid (per level),
     each point weighted by the area of its cell (cos latitude), NaNs skipped; dims
     ``statistic[, level]``, the statistics named as in :data:`WEIGHED`. Both in one dask
-    compute, so each chunk is read once."""
+    compute, so each chunk is read once; where ``progress``, with a bar of its tasks on
+    stderr (:func:`pipeline.progress.dask_bar`; a store past :data:`WEIGHED_BYTES` takes
+    seconds a GiB), cleared once done so that it leaves the table alone."""
     weighted = data.weighted(latitude_weights(data[LAT]))
-    mean, std = dask.compute(weighted.mean((TIME, LAT, LON)), weighted.std((TIME, LAT, LON)))
+    with dask_bar(progress, desc="area statistics", leave=False):
+        mean, std = dask.compute(weighted.mean((TIME, LAT, LON)), weighted.std((TIME, LAT, LON)))
     return xr.concat([mean, std], dim="statistic").assign_coords(statistic=list(WEIGHED))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from flows.commands.options import add_no_progress
+
 NAME = "info"
 HELP = (
     "describe an analysis store (variables, grid, period, statistics, missing times), a "
@@ -36,11 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="weigh an analysis store's mean and std by area (cos latitude) even where it is "
         "too large to read quickly (such a store's stored per-point ones are shown otherwise)",
     )
+    add_no_progress(parser)
 
 
-def describe(store, weigh: bool | None = None) -> str:
+def describe(store, weigh: bool | None = None, progress: bool = False) -> str:
     """A few lines a person can read: grid, period, variables with their statistics (the
-    mean and std weighted by area as ``weigh`` says: :func:`.area_statistics.shown_statistics`)."""
+    mean and std weighted by area as ``weigh`` says: :func:`.area_statistics.shown_statistics`,
+    with a bar on stderr of the weighing where ``progress``)."""
     import numpy as np
 
     from flows.commands.area_statistics import shown_statistics
@@ -62,7 +66,7 @@ def describe(store, weigh: bool | None = None) -> str:
     ]
     if LEVEL in ds.dims:
         lines.append(f"levels     {[int(v) for v in ds[LEVEL].values]} hPa")
-    statistics, what = shown_statistics(store, weigh)
+    statistics, what = shown_statistics(store, weigh, progress)
     lines.append(what)
     names = statistics.statistic.values
     lines.append(f"{'variable':<10} {'units':<8} " + " ".join(f"{s:>12}" for s in names))
@@ -317,7 +321,8 @@ def run(args: argparse.Namespace) -> int:
     if is_forecast_store(args.store):
         print(describe_forecast(args.store))
     else:
-        print(describe(open_store(args.store), args.weighted or None))
+        shown = describe(open_store(args.store), args.weighted or None, not args.no_progress)
+        print(shown)
         tip = read_state(args.store)
         if not tip["complete"]:  # open_store read the last complete commit: say so on stdout
             print(

@@ -14,6 +14,7 @@ import flows.commands.area_statistics as area_module
 from flows.cli import main
 from pipeline.analysis_store import open_store
 from pipeline.store import ingest
+from tests.conftest import on_a_terminal
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +87,27 @@ def test_ingest_summary_prints_the_stored_figures_labelled(poleward, tmp_path, c
         row(out, "t2m"), open_store(out_store).statistics["t2m"].values, rtol=1e-3
     )
     assert "per point (unweighted)" in out and f"`wxens info {out_store}` weighs" in out
+
+
+def test_the_weighing_draws_a_bar_of_its_tasks_when_asked_with_the_same_figures(
+    poleward, capsys
+):
+    """``wxens info --weighted`` read a large store in one silent dask compute, while every
+    other long compute of the CLI draws a bar (:func:`pipeline.progress.dask_bar`)."""
+    data = open_store(poleward).dataset[["t2m"]]
+    quiet = area_module.area_statistics(data)
+    assert "area statistics" not in capsys.readouterr().err
+    shown = area_module.area_statistics(data, progress=True)
+    err = capsys.readouterr().err
+    assert "area statistics" in err and "task" in err, err
+    xr.testing.assert_identical(shown, quiet)
+
+
+def test_info_draws_the_weighings_bar_on_a_terminal_only(poleward, capsys):
+    """As the other commands' bars: on a terminal, unless --no-progress; never in a pipe."""
+    code, out, shown = on_a_terminal(["info", "--weighted", str(poleward)])
+    assert code == 0 and "area_mean" in out and "area statistics" in shown, shown
+    code, out, shown = on_a_terminal(["info", "--weighted", "--no-progress", str(poleward)])
+    assert code == 0 and "area_mean" in out and "area statistics" not in shown, shown
+    assert main(["info", "--weighted", str(poleward)]) == 0
+    assert "area statistics" not in capsys.readouterr().err
