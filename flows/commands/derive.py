@@ -218,6 +218,7 @@ def resumed_config(path: Path, overrides: Sequence[str], store: str | None):
         if other_leads is None:
             raise InputError(f"{err} (as --set {' --set '.join(overrides)} made it)") from None
         raise other_leads from err
+    refuse_an_asked_fine_tune(config, overrides)
     refused = kept_by_a_run(path, earlier, config, overrides)
     if refused is not None:
         raise refused

@@ -12,7 +12,7 @@ from typing import ClassVar
 import pytest
 
 from flows.cli import main
-from flows.commands.derive import with_overrides
+from flows.commands.derive import resumed_config, with_overrides
 from generators.backbone import BackboneConfig
 from generators.base import GENERATORS, BaseBackboneConfig
 from generators.config import load_train_config
@@ -158,3 +158,17 @@ def test_the_derived_fine_tune_of_a_generator_without_a_loss_mix_is_left_out_wit
     assert code == 0, err
     assert "fine-tune: left out: the plain_flow generator's config has no" in out, out
     assert "\nfine_tune: null\n" in out, out
+
+
+def test_a_fine_tune_asked_by_set_of_a_resumed_run_without_a_loss_mix_is_refused(
+    store, tmp_path, capsys
+):
+    """A resumed derived run (``OUT/config.yaml`` of the generator, its fine-tune left out)
+    given the fine-tune by ``--set`` as a mapping: it trained the main phase, then ended in
+    a TypeError building the fine-tune's objective."""
+    argv = ["config", "--store", str(store.path), "--set", "model.kind=plain_flow"]
+    code, out, _ = wxens([*argv, "--set", "steps=40"], capsys)
+    assert code == 0
+    (tmp_path / "config.yaml").write_text(out)
+    with pytest.raises(InputError, match=r"drop --set 'fine_tune=\{steps: 10\}' \(the plain_flow"):
+        resumed_config(tmp_path / "config.yaml", ["fine_tune={steps: 10}"], str(store.path))
