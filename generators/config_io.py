@@ -119,8 +119,17 @@ def apply_overrides(
         key, text = split_pair(item, what="override", form="key.subkey=value")
         node = out
         parts = key.split(".")
-        for part in parts[:-1]:
+        for depth, part in enumerate(parts[:-1]):
             child = node.setdefault(part, {})
+            if child is None:  # a section left out (``fine_tune: null``): given whole
+                whole = text
+                for inner in reversed(parts[depth + 1 :]):
+                    whole = f"{{{inner}: {whole}}}"
+                raise InputError(
+                    f"override {item!r}: {'.'.join(parts[: depth + 1])!r} is null (left out), "
+                    f"so it has no keys to set one of; give it whole: "
+                    f"--set '{'.'.join(parts[: depth + 1])}={whole}' (its other keys default)"
+                )
             if not isinstance(child, dict):
                 raise InputError(f"override {item!r}: {part!r} is a value, not a section")
             node = child
