@@ -4,10 +4,14 @@ half, :mod:`generators.correction.spread`, is tested in tests/generators/correct
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging.handlers
 import re
 import shlex
-from dataclasses import replace
+import shutil
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -173,20 +177,57 @@ def test_a_failed_calibration_after_training_says_what_was_saved_and_how_to_cali
     np.testing.assert_array_equal(fitted["factors"], rerun.calibration["factors"])
 
 
-def test_a_calibration_is_stored_applied_and_recorded(tmp_path, capsys):
-    store = tiny_run(tmp_path, "2000-01-19")
-    assert train(store, tmp_path / "c.yaml", tmp_path / "run") == 0
-    assert "Spread calibration fitted on 2000-01-16 to 2000-01-19" in capsys.readouterr().out
-    checkpoint = load_checkpoint(tmp_path / "run")
+@dataclass(frozen=True)
+class Trained:
+    """A ``tiny_run`` store and config calibrated to 19 January, the model ``wxens train``
+    trained and calibrated from them in ``run``, and what that training printed and logged."""
+
+    store: AnalysisStore
+    config: Path
+    run: Path
+    printed: str
+    logged: str
+
+
+@pytest.fixture(scope="module")
+def trained_to_19th(tmp_path_factory) -> Trained:
+    """One training of the tiny run, shared by the tests that each trained the same one
+    (a test that writes beside the checkpoint copies ``run`` first)."""
+    root = tmp_path_factory.mktemp("calibrated")
+    store = tiny_run(root, "2000-01-19")
+    records = logging.handlers.BufferingHandler(capacity=10_000)
+    logger = logging.getLogger("generators.calibration")
+    level = logger.level
+    logger.setLevel("INFO")
+    logger.addHandler(records)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()) as printed:
+            assert train(store, root / "c.yaml", root / "run") == 0
+    finally:
+        logger.removeHandler(records)
+        logger.setLevel(level)
+    logged = "\n".join(record.getMessage() for record in records.buffer)
+    return Trained(store, root / "c.yaml", root / "run", printed.getvalue(), logged)
+
+
+def copied_run(trained: Trained, tmp_path: Path) -> Path:
+    """A copy of the shared trained run in ``tmp_path``, for a test that writes beside it."""
+    return Path(shutil.copytree(trained.run, tmp_path / "run"))
+
+
+def test_a_calibration_is_stored_applied_and_recorded(trained_to_19th, tmp_path, capsys):
+    store, run = trained_to_19th.store, copied_run(trained_to_19th, tmp_path)
+    assert "Spread calibration fitted on 2000-01-16 to 2000-01-19" in trained_to_19th.printed
+    checkpoint = load_checkpoint(run)
     stored = SpreadCalibration.from_dict(checkpoint.calibration)
     # a rerun of the finished training keeps the checkpoint (and what was tuned for it)
-    assert train(store, tmp_path / "c.yaml", tmp_path / "run") == 0
+    assert train(store, trained_to_19th.config, run) == 0
     assert "keeps its spread calibration" in capsys.readouterr().out
-    assert load_checkpoint(tmp_path / "run").digest == checkpoint.digest
+    assert load_checkpoint(run).digest == checkpoint.digest
     assert stored.leads_hours == (6.0,) and stored.n_inits == 15  # 16th 00 h to 19th 12 h
     assert stored.sampler == "euler:nfe=2,noise_scale=1.0"  # the fit's, not the model's default
     capsys.readouterr()
-    assert wxens(["info", str(tmp_path / "run")]) == 0  # which sampler the factors hold for
+    assert wxens(["info", str(run)]) == 0  # which sampler the factors hold for
     described = capsys.readouterr().out
     assert "sampler    euler:nfe=2,noise_scale=1.0 (NFE 2), the forecasts' default; the " in (
         described
@@ -197,7 +238,7 @@ def test_a_calibration_is_stored_applied_and_recorded(tmp_path, capsys):
     common = [
         "forecast",
         "--checkpoint",
-        str(tmp_path / "run"),
+        str(run),
         "--store",
         str(store.path),
         "--init",
@@ -251,7 +292,7 @@ def test_a_calibration_is_stored_applied_and_recorded(tmp_path, capsys):
     )
     # ... unless `wxens calibrate --lead 12h` fits every native step up to it
     capsys.readouterr()
-    every_step = ["calibrate", "--checkpoint", str(tmp_path / "run"), "--store", str(store.path)]
+    every_step = ["calibrate", "--checkpoint", str(run), "--store", str(store.path)]
     every_step += [
         "--start",
         "2000-01-16",
@@ -268,18 +309,18 @@ def test_a_calibration_is_stored_applied_and_recorded(tmp_path, capsys):
 
     before = checkpoint.digest
     calibrate_checkpoint(
-        tmp_path / "run",
+        run,
         store,
         CalibrationConfig(
             period=Period("2000-01-16", "2000-01-18"), members=4, sampler="euler:nfe=2"
         ),
         progress=False,
     )
-    assert load_checkpoint(tmp_path / "run").digest != before
+    assert load_checkpoint(run).digest != before
     # wxens calibrate --balance draws its fit forecasts balanced: t2m alone has no upper
     # air to balance, which is refused before anything is written
     capsys.readouterr()
-    refit = ["calibrate", "--checkpoint", str(tmp_path / "run"), "--store", str(store.path)]
+    refit = ["calibrate", "--checkpoint", str(run), "--store", str(store.path)]
     refit += ["--start", "2000-01-16", "--end", "2000-01-18", "--members", "4", "--balance"]
     assert wxens([*refit, "--out", str(tmp_path / "balanced.pt"), "--no-progress"]) == 2
     assert "balance needs z and t on at least two common levels" in capsys.readouterr().err
@@ -463,23 +504,22 @@ def test_the_fit_seed_is_recorded_for_a_rerun(capsys):
 
 
 
-def test_training_logs_the_range_of_the_calibration_factors(tmp_path, caplog):
+def test_training_logs_the_range_of_the_calibration_factors(trained_to_19th):
     """`wxens train` logged the factors as a nested list by lead (4 x 13 numbers for 13
     channels) without channel names; it gives their range, as the forecast does."""
-    store = tiny_run(tmp_path, "2000-01-19")
-    caplog.set_level("INFO", logger="generators.calibration")
-    assert train(store, tmp_path / "c.yaml", tmp_path / "run") == 0
-    assert "spread calibration fitted on 2000-01-16 to 2000-01-19 at 6 h, factors " in caplog.text
-    assert "(-v logs them all)" in caplog.text and "[[" not in caplog.text
+    logged = trained_to_19th.logged
+    assert "spread calibration fitted on 2000-01-16 to 2000-01-19 at 6 h, factors " in logged
+    assert "(-v logs them all)" in logged and "[[" not in logged
 
 
-def test_forecasts_of_the_calibration_period_are_said_to_be_in_sample(tmp_path, caplog):
+def test_forecasts_of_the_calibration_period_are_said_to_be_in_sample(
+    trained_to_19th, tmp_path, caplog
+):
     """A derived config fits the spread calibration on its held-out days, where a researcher
     then forecast and verified: the spread-skill ratio was the fit's own, and nothing said
     so (only the training period was warned about)."""
-    store = tiny_run(tmp_path, "2000-01-19")
-    assert train(store, tmp_path / "c.yaml", tmp_path / "run") == 0
-    forecast = ["forecast", "--checkpoint", str(tmp_path / "run"), "--store", str(store.path)]
+    store, run = trained_to_19th.store, copied_run(trained_to_19th, tmp_path)
+    forecast = ["forecast", "--checkpoint", str(run), "--store", str(store.path)]
     forecast += ["--members", "2", "--lead", "6h", "--no-progress"]
     in_sample = "forecast weather of the period 2000-01-16 to 2000-01-19 that the spread"
     inits = "2000-01-19T12/2000-01-19T18/6h"  # the second is valid on the 20th, after it
