@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import errno
 import importlib
+import multiprocessing
 import os
 import signal
-import subprocess
-import sys
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -115,17 +115,44 @@ def small_blocks(setattr=setattr) -> None:
     setattr(blocks_module, "BLOCK_BYTES", 2 * 5 * 4 * 4)  # two times a block
 
 
+# what this module imports, for the fork server to import once: not this module itself,
+# which Python 3.11's server cannot find (it does not take in the tests' sys.path)
+CHILD_IMPORTS = ("flows.cli", "pipeline.forecast_store", "pipeline.store", "pytest")
+
+
 def killed(write: str, target: str, call: int, path: Path) -> None:
-    """Run ``write(path)`` of this module in a child process killed at the write point."""
-    script = (
-        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-        "import test_crash_matrix as t\n"
-        f"t.small_blocks(); t.fail_at({target!r}, {call}, 'kill'); t.{write}({str(path)!r})"
-    )
-    child = subprocess.run(
-        [sys.executable, "-c", script], cwd=path.parent, capture_output=True, text=True, timeout=300
-    )
-    assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
+    """Run ``write(path)`` of this module in a child process killed at the write point. The
+    child is forked from a server that imported what this module imports once, before any
+    write was made (a new interpreter a child spent 1.5 s of CPU importing it anew)."""
+    server = multiprocessing.get_context("forkserver")
+    server.set_forkserver_preload(list(CHILD_IMPORTS))
+    receive, send = server.Pipe(duplex=False)
+    child = server.Process(target=write_until_killed, args=(write, target, call, path, send))
+    child.start()
+    send.close()
+    child.join(timeout=300)
+    if child.exitcode is None:
+        child.kill()
+        child.join()
+        pytest.fail(f"the {write} child, to be killed at {target}, still ran after 300 s")
+    try:
+        said = receive.recv()  # nothing: the pipe closed as the child died
+    except EOFError:
+        said = ""
+    assert child.exitcode == -signal.SIGKILL, f"exit code {child.exitcode}: {said[-3000:]}"
+
+
+def write_until_killed(write: str, target: str, call: int, path: Path, said) -> None:
+    """In the child process: ``write(path)`` with ``target``'s ``call``-th call killing it;
+    a traceback that ended it otherwise is sent back on the pipe end ``said``."""
+    os.chdir(path.parent)
+    try:
+        small_blocks()
+        fail_at(target, call, "kill")
+        globals()[write](path)
+    except BaseException:
+        said.send(traceback.format_exc())
+        raise
 
 
 def crash(write: str, target: str, call: int, action: str, path: Path, monkeypatch) -> None:
