@@ -23,8 +23,11 @@ winds that depend on the difference scheme (members balanced under this one were
 ageostrophic by another's far more than the analysis). Filtering the change, not the
 state, leaves what the state already holds undamped however long the rollout.
 
-Needs z and t (and u, v for the winds) on the same two or more levels, on a regular
-regional latitude/longitude grid in one hemisphere away from the equator. Reference:
+Needs z and t on the same two or more levels on a regular latitude/longitude grid. The
+winds (u and v on those levels) are made geostrophic only on latitudes of one hemisphere
+away from the equator (:func:`pipeline.grid.balance_grid_problem`); on another grid (a
+global one: f = 0 on the equator) they are kept as drawn, which is logged once. Where the
+longitudes close the circle, the filter and the differences wrap across the dateline. Reference:
 Holton & Hakim, *An Introduction to Dynamic Meteorology* (5th ed.), 1.6.2 and 3.2;
 Fornberg (1988), Math. Comp. 51, for the difference weights; Shapiro (1970), Rev.
 Geophys. 8, 359-387, for the filter.
@@ -32,6 +35,7 @@ Geophys. 8, 359-387, for the filter.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -40,15 +44,24 @@ import torch
 from pipeline.errors import InputError
 from pipeline.grid import balance_grid_problem
 from pipeline.schema import EARTH_RADIUS, OMEGA, R_DRY, split_channel
+from verification.spectra import is_global
+
+log = logging.getLogger(__name__)
 
 
-def derivative(field: torch.Tensor, spacing: float, dim: int) -> torch.Tensor:
+def derivative(
+    field: torch.Tensor, spacing: float, dim: int, periodic: bool = False
+) -> torch.Tensor:
     """d field / d x along ``dim`` on a uniform grid of ``spacing``: fourth-order centred
-    (8 (f[i+1] - f[i-1]) - (f[i+2] - f[i-2])) / 12 h inside, second-order centred next to
-    the edges and second-order one-sided at them (``n >= 5`` points)."""
+    (8 (f[i+1] - f[i-1]) - (f[i+2] - f[i-2])) / 12 h inside (everywhere where ``periodic``,
+    the axis closing on itself), second-order centred next to the edges and second-order
+    one-sided at them (``n >= 5`` points)."""
     f = field.movedim(dim, -1)
     if f.shape[-1] < 5:
         raise InputError(f"a balanced derivative needs at least 5 grid points, got {f.shape[-1]}")
+    if periodic:
+        ahead = [torch.roll(f, -k, -1) - torch.roll(f, k, -1) for k in (1, 2)]
+        return ((8 * ahead[0] - ahead[1]) / (12 * spacing)).movedim(-1, dim)
     out = torch.empty_like(f)
     out[..., 2:-2] = (8 * (f[..., 3:-1] - f[..., 1:-3]) - (f[..., 4:] - f[..., :-4])) / 12
     out[..., 1] = (f[..., 2] - f[..., 0]) / 2
@@ -58,22 +71,29 @@ def derivative(field: torch.Tensor, spacing: float, dim: int) -> torch.Tensor:
     return (out / spacing).movedim(-1, dim)
 
 
-def second_difference(field: torch.Tensor, dim: int) -> torch.Tensor:
-    """``f[i+1] - 2 f[i] + f[i-1]`` along ``dim``, zero at its two edge points."""
+def second_difference(field: torch.Tensor, dim: int, periodic: bool = False) -> torch.Tensor:
+    """``f[i+1] - 2 f[i] + f[i-1]`` along ``dim``: zero at its two edge points, or, where
+    ``periodic``, taken across them (the last point's neighbour is the first)."""
+    if periodic:
+        return torch.roll(field, -1, dim) - 2 * field + torch.roll(field, 1, dim)
     f = field.movedim(dim, -1)
     out = torch.zeros_like(f)
     out[..., 1:-1] = f[..., 2:] - 2 * f[..., 1:-1] + f[..., :-2]
     return out.movedim(-1, dim)
 
 
-def shapiro_filter(field: torch.Tensor) -> torch.Tensor:
+def shapiro_filter(field: torch.Tensor, periodic_longitude: bool = False) -> torch.Tensor:
     """Second-order Shapiro filter over the last two dims (latitude, longitude): per
     direction ``f - d4 f / 16``, ``d4`` the second difference twice. Response to a wave of
     wavenumber k away from the edges ``1 - sin(k h / 2)**4`` per direction: a wave of two
     grid lengths removed, four kept at 0.75, eight at 0.979. Near the edges the second
-    difference is taken as zero at the edge points."""
-    for dim in (-2, -1):
-        field = field - second_difference(second_difference(field, dim), dim) / 16
+    difference is taken as zero at the edge points; with ``periodic_longitude`` (longitudes
+    closing the circle) it is taken across the dateline instead, where the field goes on,
+    so that the response holds at every longitude and the field stays continuous there."""
+    for dim, periodic in ((-2, False), (-1, periodic_longitude)):
+        field = (
+            field - second_difference(second_difference(field, dim, periodic), dim, periodic) / 16
+        )
     return field
 
 
@@ -81,7 +101,9 @@ class UpperAirBalance:
     """The operator of the module docstring for states (..., C, H, W) of ``channels``.
 
     ``error_scale``: (C,) the channels' typical one-step errors in physical units (the
-    projection's weights); ``latitude``, ``longitude``: the grid in degrees, uniform.
+    projection's weights); ``latitude``, ``longitude``: the grid in degrees, uniform. On a
+    grid where f vanishes (:func:`pipeline.grid.balance_grid_problem`) the winds are kept
+    as drawn (``wind_index`` all None), which is logged once, here.
     """
 
     def __init__(
@@ -94,7 +116,7 @@ class UpperAirBalance:
         named, levels = _balanced_levels(channels)
         self.z_index = [named["z", p] for p in levels]
         self.t_index = [named["t", p] for p in levels]
-        self.wind_index = _wind_pairs(named, levels)
+        self.wind_index = _tied_winds(named, levels, latitude)
         self.projection = torch.from_numpy(
             _hypsometric_projection(levels, np.asarray(error_scale)[self.z_index + self.t_index])
         ).float()
@@ -108,24 +130,30 @@ class UpperAirBalance:
                     f"balance needs a regular ascending {name} axis of 5 or more points; got "
                     f"{axis.size} points, steps {np.unique(np.round(steps, 6))[:4].tolist()}"
                 )
-        problem = balance_grid_problem(latitude)
-        if problem is not None:
-            raise InputError(
-                f"{problem} (f = 2 Omega sin(lat) vanishes at the equator): forecast this grid "
-                f"without --balance, or train on a store of one hemisphere's latitudes"
-            )
-        phi = torch.from_numpy(np.deg2rad(latitude))[:, None]
-        f = 2 * OMEGA * torch.sin(phi)
+        self.periodic = is_global(longitude)
         self.dphi = float(np.deg2rad(latitude[1] - latitude[0]))
         self.dlambda = float(np.deg2rad(longitude[1] - longitude[0]))
-        self.u_factor = (-1.0 / (f * EARTH_RADIUS)).float()
-        self.v_factor = (1.0 / (f * EARTH_RADIUS * torch.cos(phi))).float()
+        self.factors: list[torch.Tensor] = []  # of u and v, where the winds are balanced
+        problem = balance_grid_problem(latitude)
+        if problem is not None:
+            log.warning(
+                "balance: %s (f = 2 Omega sin(lat) vanishes at the equator), so u and v are "
+                "kept as the network drew them; z and t are made hypsometric",
+                problem,
+            )
+            return
+        phi = torch.from_numpy(np.deg2rad(latitude))[:, None]
+        f = 2 * OMEGA * torch.sin(phi)
+        self.factors = [
+            (-1.0 / (f * EARTH_RADIUS)).float(),
+            (1.0 / (f * EARTH_RADIUS * torch.cos(phi))).float(),
+        ]
 
     def to(self, device: torch.device | str) -> UpperAirBalance:
         """This operator with its tensors on ``device`` (once, not at every call: a copy
         from the host at every rollout step would also wait for the device)."""
         self.projection = self.projection.to(device)
-        self.u_factor, self.v_factor = self.u_factor.to(device), self.v_factor.to(device)
+        self.factors = [factor.to(device) for factor in self.factors]
         return self
 
     def __call__(self, states: torch.Tensor, before: torch.Tensor | None = None) -> torch.Tensor:
@@ -138,16 +166,16 @@ class UpperAirBalance:
         x = states[..., columns, :, :]
         if before is not None:
             start = before[..., columns, :, :]
-            x = start + shapiro_filter(x - start)
+            x = start + shapiro_filter(x - start, self.periodic)
         projection = self.projection.to(states.device, states.dtype)
         out[..., columns, :, :] = torch.einsum("ij,...jhw->...ihw", projection, x)
-        u_factor, v_factor = (f.to(states.device) for f in (self.u_factor, self.v_factor))
         for z, wind in zip(self.z_index, self.wind_index, strict=True):
             if wind is None:
                 continue
+            u_factor, v_factor = (factor.to(states.device) for factor in self.factors)
             phi_ = out[..., z, :, :]
             out[..., wind[0], :, :] = u_factor * derivative(phi_, self.dphi, -2)
-            out[..., wind[1], :, :] = v_factor * derivative(phi_, self.dlambda, -1)
+            out[..., wind[1], :, :] = v_factor * derivative(phi_, self.dlambda, -1, self.periodic)
         return out
 
 
@@ -168,26 +196,35 @@ def _balanced_levels(channels: Sequence[str]) -> tuple[dict[tuple[str, int], int
     return named, levels
 
 
-def balanced_channels(channels: Sequence[str]) -> tuple[int, ...]:
-    """Indexes of the channels :class:`UpperAirBalance` ties together (z and t on their
-    common levels, u and v where both are on one of them); none when there is no such
-    system. The relations are linear and homogeneous, so members that satisfy them still
-    do after their deviations from a balanced mean are scaled by one common factor."""
+def balanced_channels(
+    channels: Sequence[str], latitude: Sequence[float] | np.ndarray
+) -> tuple[int, ...]:
+    """Indexes of the channels :class:`UpperAirBalance` ties together on a grid of
+    ``latitude`` (z and t on their common levels, u and v where both are on one of them and
+    the grid allows geostrophic winds); none when there is no such system. The relations
+    are linear and homogeneous, so members that satisfy them still do after their
+    deviations from a balanced mean are scaled by one common factor."""
     try:
         named, levels = _balanced_levels(channels)
     except InputError:
         return ()
     tied = [named[v, p] for p in levels for v in ("z", "t")]
-    tied += [i for pair in _wind_pairs(named, levels) if pair is not None for i in pair]
+    tied += [i for pair in _tied_winds(named, levels, latitude) if pair is not None for i in pair]
     return tuple(sorted(tied))
 
 
-def _wind_pairs(
-    named: dict[tuple[str, int], int], levels: Sequence[int]
+def _tied_winds(
+    named: dict[tuple[str, int], int],
+    levels: Sequence[int],
+    latitude: Sequence[float] | np.ndarray,
 ) -> list[tuple[int, int] | None]:
-    """Per level, the indexes of its u and v channels, or None where either is missing."""
+    """Per level, the indexes of its u and v channels, or None where either is missing or
+    where f vanishes on the grid of ``latitude`` (none then made geostrophic)."""
+    geostrophic = balance_grid_problem(latitude) is None
     return [
-        (named["u", p], named["v", p]) if ("u", p) in named and ("v", p) in named else None
+        (named["u", p], named["v", p])
+        if geostrophic and ("u", p) in named and ("v", p) in named
+        else None
         for p in levels
     ]
 

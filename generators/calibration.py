@@ -235,7 +235,7 @@ def fit_calibration(
                 moments[i].add(members[:, :, i], data.truth(batch, lead))
         n_inits += len(inits)
     # one factor, balanced fit or not, keeps the members' z-t and wind relations as drawn
-    shared = balanced_channels(checkpoint.channels)
+    shared = balanced_channels(checkpoint.channels, checkpoint.latitude)
     factors, before, after = fit_spread_factors(moments, shared)
     calibration = SpreadCalibration(
         channels=checkpoint.channels,

@@ -107,22 +107,20 @@ def test_the_derivative_is_fourth_order_inside():
 
 
 def test_bad_channels_and_grids_are_refused(truth):
+    """(A grid across the equator is not: its winds are kept, tests/generators/
+    test_balance_global.py.)"""
     lat, lon = truth.latitude.values, truth.longitude.values
     with pytest.raises(InputError, match="z and t on at least two"):
         UpperAirBalance(["t2m", "z500", "z850", "t500"], np.ones(4), lat, lon)
     with pytest.raises(InputError, match="regular"):
         UpperAirBalance(CHANNELS, np.ones(13), np.r_[lat[:-1], lat[-1] + 5], lon)
-    with pytest.raises(InputError, match="hemisphere"):
-        UpperAirBalance(CHANNELS, np.ones(13), np.linspace(-20, 20, 9), lon)
-    # a global grid with both poles (WeatherBench 2's): the refusal says the fix
-    with pytest.raises(InputError, match=r"-90\.\.90 .*without --balance"):
-        UpperAirBalance(CHANNELS, np.ones(13), np.linspace(-90, 90, 37), np.arange(0, 360, 5.0))
 
 
-def test_balanced_channels_are_those_the_operator_ties():
-    assert balanced_channels(CHANNELS) == tuple(range(1, 13))
-    assert balanced_channels(["t2m", "z500", "z850", "t500", "t850", "u500"]) == (1, 2, 3, 4)
-    assert balanced_channels(["t2m", "z500", "t500", "u500", "v500"]) == ()  # one level
+def test_balanced_channels_are_those_the_operator_ties(truth):
+    lat = truth.latitude.values
+    assert balanced_channels(CHANNELS, lat) == tuple(range(1, 13))
+    assert balanced_channels(["t2m", "z500", "z850", "t500", "t850", "u500"], lat) == (1, 2, 3, 4)
+    assert balanced_channels(["t2m", "z500", "t500", "u500", "v500"], lat) == ()  # one level
 
 
 def test_one_calibration_factor_keeps_members_balanced(truth):
@@ -137,7 +135,8 @@ def test_one_calibration_factor_keeps_members_balanced(truth):
     balance = operator(truth)
     members = balance(noisy).double().numpy()[None]  # one initial time, 4 members
     observed = stack(truth).double().numpy()[:1]
-    for shared, stays_balanced in ((balanced_channels(CHANNELS), True), ((), False)):
+    tied = balanced_channels(CHANNELS, truth.latitude.values)
+    for shared, stays_balanced in ((tied, True), ((), False)):
         moments = PooledMoments.of(members, observed, truth.latitude.values)
         factors, _, _ = fit_spread_factors([moments], shared)
         assert (np.unique(factors[0, 1:]).size == 1) is stays_balanced

@@ -1,0 +1,144 @@
+"""``--balance`` on a global grid (WeatherBench 2's, both poles): the winds cannot be made
+geostrophic there (f = 2 Omega sin(lat) is 0 on the equator), but z and t can still be made
+hypsometric column by column. The whole grid was refused, so a global user got no balance;
+now z and t are balanced, the winds kept as drawn (said once), the step's change filtered
+across the dateline where the longitudes wrap, and the channels the spread calibration ties
+are those the operator ties."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from flows.cli import main as wxens
+from generators.balance import UpperAirBalance, balanced_channels, shapiro_filter
+from pipeline.errors import InputError
+from pipeline.forecast_store import ForecastProvenance, open_forecast
+from tests.global_upper_air import global_upper_air
+
+LEVELS = (300, 500, 850)
+CHANNELS = ["t2m"] + [f"{v}{p}" for v in "ztuv" for p in LEVELS]
+LAT, LON = np.arange(-90.0, 90.1, 5.0), np.arange(0.0, 360.0, 5.0)  # global, 5 degrees
+Z = [CHANNELS.index(f"z{p}") for p in LEVELS]
+T = [CHANNELS.index(f"t{p}") for p in LEVELS]
+WINDS = [CHANNELS.index(f"{v}{p}") for v in "uv" for p in LEVELS]
+
+
+def hypsometric_residual(z: np.ndarray, t: np.ndarray, levels) -> np.ndarray:
+    """Per layer of adjacent ``levels`` (hPa, any order), ``Phi_up - Phi_low - R_d T_mean
+    ln(p_low / p_up)`` (m2 s-2): z and t (..., level, lat, lon) in the order of ``levels``."""
+    order = np.argsort(levels)[::-1]  # bottom (highest pressure) first
+    p = np.asarray(levels, np.float64)[order]
+    z, t = z[..., order, :, :], t[..., order, :, :]
+    thickness = 287.05 * 0.5 * (t[..., :-1, :, :] + t[..., 1:, :, :])
+    thickness = thickness * np.log(p[:-1] / p[1:])[:, None, None]
+    return z[..., 1:, :, :] - z[..., :-1, :, :] - thickness
+
+
+def unbalanced_states(seed: int) -> torch.Tensor:
+    """(2, C, H, W) float64 states on the global grid: plausible means plus smooth
+    independent noise per channel (tens of m2 s-2 off hypsometric balance and more)."""
+    rng = np.random.default_rng(seed)
+    noise = ndimage.gaussian_filter(rng.normal(0, 1, (2, 13, LAT.size, LON.size)), (0, 0, 2, 2))
+    noise /= noise.std()
+    mean = np.array([285.0] + [9.81 * h for h in (9100, 5600, 1450)] + [230, 255, 280] + [0] * 6)
+    scale = np.array([2.0] + [300.0] * 3 + [2.0] * 3 + [8.0] * 6)
+    return torch.from_numpy(mean[:, None, None] + scale[:, None, None] * noise)
+
+
+@pytest.fixture
+def notes(caplog):
+    """The messages the balance logs, each once (a CLI's logging setup drops the root's
+    handlers, so the handler is on the module's logger; the root may pass them on too)."""
+    logger = logging.getLogger("generators.balance")
+    logger.addHandler(caplog.handler)
+    caplog.set_level(logging.INFO, logger=logger.name)
+    yield lambda: [r.getMessage() for r in dict.fromkeys(caplog.records)]
+    logger.removeHandler(caplog.handler)
+
+
+def test_on_a_global_grid_z_and_t_come_out_hypsometric_and_the_winds_as_drawn(notes):
+    before, states = unbalanced_states(0), unbalanced_states(1)
+    balance = UpperAirBalance(CHANNELS, np.ones(13), LAT, LON)
+    said = notes()
+    assert len(said) == 1 and "equator" in said[0] and "u and v" in said[0], said
+    residual = hypsometric_residual(states[:, Z].numpy(), states[:, T].numpy(), LEVELS)
+    assert np.abs(residual).max() > 100.0
+    for out in (balance(states), balance(states, before)):
+        residual = hypsometric_residual(out[:, Z].numpy(), out[:, T].numpy(), LEVELS)
+        assert np.abs(residual).max() < 0.1  # the projection's float32 round-off
+        assert torch.equal(out[:, WINDS], states[:, WINDS])
+        assert torch.equal(out[:, 0], states[:, 0])
+    assert len(notes()) == 1  # said once, when the operator is made
+
+
+def test_the_filter_wraps_across_the_dateline_where_the_longitudes_wrap():
+    """A wave of 8 grid lengths plus one of 2, periodic in longitude: filtered with the
+    longitudes wrapped, the first is kept at its response and the second removed at every
+    column, the dateline's too (at the edges, taken as zero, both were left in part)."""
+    x = np.arange(LON.size)
+    smooth = np.cos(2 * np.pi * x / 8 + 0.3)
+    field = torch.from_numpy(np.broadcast_to(smooth + 0.5 * np.cos(np.pi * x), (9, x.size)).copy())
+    kept = 1 - np.sin(np.pi / 8) ** 4
+    wrapped = shapiro_filter(field[None], periodic_longitude=True)[0].numpy()
+    np.testing.assert_allclose(wrapped, kept * np.broadcast_to(smooth, (9, x.size)), atol=1e-12)
+    jump = np.abs(wrapped[:, 0] - wrapped[:, -1]).max()
+    assert jump <= np.abs(np.diff(wrapped, axis=1)).max() + 1e-12  # continuous at the dateline
+    edges = shapiro_filter(field[None])[0].numpy()
+    assert np.abs(edges[:, [0, -1]] - kept * smooth[[0, -1]]).max() > 0.1  # not wrapped
+    # the operator wraps the step's change on a grid whose longitudes close the circle
+    change = torch.zeros(1, 13, LAT.size, LON.size, dtype=torch.float64)
+    change[:, Z + T] = torch.from_numpy(smooth + 0.5 * np.cos(np.pi * x))
+    balance = UpperAirBalance(CHANNELS, np.ones(13), LAT, LON)
+    smoothed = torch.zeros_like(change)
+    smoothed[:, Z + T] = torch.from_numpy(kept * smooth)
+    torch.testing.assert_close(
+        balance(change, torch.zeros_like(change))[:, Z + T], balance(smoothed)[:, Z + T]
+    )
+
+
+def test_the_tied_channels_leave_out_the_winds_on_a_global_grid():
+    assert balanced_channels(CHANNELS, LAT) == tuple(Z + T)
+    assert balanced_channels(CHANNELS, np.linspace(30, 70, 9)) == tuple(range(1, 13))
+
+
+def test_what_cannot_be_balanced_is_still_refused_on_a_global_grid():
+    with pytest.raises(InputError, match="z and t on at least two"):
+        UpperAirBalance(["t2m", "z500", "t500", "u500", "v500"], np.ones(5), LAT, LON)
+    with pytest.raises(InputError, match="regular"):
+        UpperAirBalance(CHANNELS, np.ones(13), LAT, np.r_[LON[:-1], 358.0])
+
+
+def test_the_forecast_command_balances_a_global_checkpoint(tmp_path, notes):
+    """A tiny model trained on a global store: ``wxens forecast --balance`` succeeds (it
+    refused the grid), its members' z and t are hypsometric, its winds those the network
+    drew without ``--balance`` (same seed, one step), and the store records the balance."""
+    global_upper_air(tmp_path, n_times=24)
+    channels = [f"{v}{p}" for v in "ztuv" for p in (500, 700, 850)]
+    (tmp_path / "c.yaml").write_text(
+        "model: {kind: flow_matching, "
+        "backbone: {widths: [8, 16], attention_heads: 0, embedding_dim: 16}}\n"
+        f"data: {{channels: [{', '.join(channels)}], history: 2, leads: [1]}}\n"
+        "steps: 1\nbatch_size: 2\ndevice: cpu\n"
+    )
+    store = str(tmp_path / "global.zarr")
+    train = ["train", "--store", store, "--config", str(tmp_path / "c.yaml")]
+    assert wxens([*train, "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    forecast = ["forecast", "--checkpoint", str(tmp_path / "run"), "--store", store]
+    forecast += ["--init", "2020-01-03T00", "--lead", "6h", "--members", "2", "--no-progress"]
+    assert wxens([*forecast, "--out", str(tmp_path / "b.zarr"), "--balance"]) == 0
+    assert sum("equator" in said for said in notes()) == 1
+    assert wxens([*forecast, "--out", str(tmp_path / "p.zarr")]) == 0
+    balanced, plain = (open_forecast(tmp_path / f"{n}.zarr").load() for n in "bp")
+    assert ForecastProvenance.from_attrs(balanced.attrs).balanced
+    for name in ("u", "v"):
+        np.testing.assert_array_equal(balanced[name].values, plain[name].values)
+    levels = balanced.level.values.tolist()
+    for members, largest in ((balanced, 1.0), (plain, None)):
+        z, t = (members[n].transpose(..., "level", "latitude", "longitude").values for n in "zt")
+        residual = np.abs(hypsometric_residual(z, t, levels)).max()
+        assert residual < largest if largest else residual > 100.0, residual
