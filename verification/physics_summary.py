@@ -1,29 +1,47 @@
 """The ``/physics`` group of a verification as a few printed lines (``wxens verify``): how
 many checked parts pass, each failing one with its worst channel (the channel, or channel
-and lead, that gave the largest member's score), and, where a balance check fails on
-members drawn without ``--balance``, that ``wxens forecast --balance`` exists."""
+and lead, that gave the largest member's score), and, where a check that ``wxens forecast
+--balance`` would fix fails on members drawn without it, that it exists."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import xarray as xr
 
+from pipeline.grid import balance_grid_problem
 from verification.report_tables import check_verdict
 
 #: The checks ``wxens forecast --balance`` makes every step pass (generators.balance).
 BALANCE_CHECKS = ("hypsometric", "geostrophic")
-NOT_BALANCED = (
-    "physics: the members were drawn without --balance; `wxens forecast --balance` "
-    "projects each step onto hypsometric and geostrophic balance (docs/generate.md)"
-)
+
+
+def balance_fixes(latitude: Sequence[float] | np.ndarray) -> tuple[str, ...]:
+    """The checks ``--balance`` makes pass on a grid of ``latitude``: both, or the
+    hypsometric alone where f vanishes (a global grid: its winds are kept as drawn)."""
+    return BALANCE_CHECKS if balance_grid_problem(latitude) is None else BALANCE_CHECKS[:1]
+
+
+def not_balanced(fixes: Sequence[str]) -> str:
+    """The line that says ``--balance`` exists and what it fixes (``fixes``)."""
+    kept = "" if "geostrophic" in fixes else " (its winds are kept: f = 0 on the equator)"
+    return (
+        "physics: the members were drawn without --balance; `wxens forecast --balance` "
+        f"projects each step onto {' and '.join(fixes)} balance{kept} (docs/generate.md)"
+    )
+
+
+NOT_BALANCED = not_balanced(BALANCE_CHECKS)
 
 
 def physics_lines(
-    physics: xr.Dataset, *, balanced: bool | None, balanceable: bool = True
+    physics: xr.Dataset, *, balanced: bool | None, fixes: Sequence[str] = BALANCE_CHECKS
 ) -> list[str]:
     """The lines to print of ``physics`` (a verification's ``/physics`` group);
     ``balanced``: whether the members were drawn with ``--balance`` (None: not known, not a
-    wxens forecast store); ``balanceable``: whether ``--balance`` takes the members' grid
-    (not a global one: :func:`pipeline.grid.balance_grid_problem`), else not suggested."""
+    wxens forecast store); ``fixes``: the checks ``--balance`` makes pass on the members'
+    grid (:func:`balance_fixes`), suggested only where one of those fails."""
     if "check" not in physics.dims:
         return []
     failed = []
@@ -36,6 +54,6 @@ def physics_lines(
     lines = [f"physics: {total - len(failed)} of {total} checked parts pass in every member"] + [
         line for _, line in failed
     ]
-    if balanced is False and balanceable and any(family in BALANCE_CHECKS for family, _ in failed):
-        lines.append(NOT_BALANCED)
+    if balanced is False and any(family in fixes for family, _ in failed):
+        lines.append(not_balanced(fixes))
     return lines

@@ -241,18 +241,17 @@ def run(args: argparse.Namespace) -> int:
         )
     if "physics" in done.tree.children:  # which part failed, on which channel, and the fix
         from pipeline.forecast_store import ForecastProvenance, is_forecast_store, open_forecast
-        from pipeline.grid import balance_grid_problem
         from pipeline.schema import LAT
-        from verification.physics_summary import physics_lines
+        from verification.physics_summary import BALANCE_CHECKS, balance_fixes, physics_lines
 
         drawn = None  # one opening gives the provenance and the grid
         if is_forecast_store(args.forecast):
             drawn = open_forecast(args.forecast, complete_only=False)
         balanced = None if drawn is None else ForecastProvenance.from_attrs(drawn.attrs).balanced
-        balanceable = drawn is None or balance_grid_problem(drawn[LAT].values) is None
-        # a global grid: --balance refuses it, so it is no fix to suggest
+        # a global grid: --balance keeps its winds, so it is no fix for geostrophy to suggest
+        fixes = BALANCE_CHECKS if drawn is None else balance_fixes(drawn[LAT].values)
         physics = done.tree["physics"].to_dataset()
-        for line in physics_lines(physics, balanced=balanced, balanceable=balanceable):
+        for line in physics_lines(physics, balanced=balanced, fixes=fixes):
             print(line)
     if args.report:
         print(f"report: {args.report}")

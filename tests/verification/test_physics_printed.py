@@ -17,7 +17,7 @@ from pipeline.forecast_store import ForecastProvenance, write_forecast
 from pipeline.sources.synthetic import SyntheticConfig, synthetic_dataset
 from pipeline.store import ingest
 from tests.global_upper_air import global_upper_air
-from verification.physics_summary import NOT_BALANCED
+from verification.physics_summary import NOT_BALANCED, not_balanced
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +31,12 @@ def upper_air_stores(tmp_path_factory):
     return root, root / "analysis.zarr", members
 
 
-def noisy_u500(members: xr.Dataset) -> xr.Dataset:
-    """``members`` with white noise (3 m/s) on u at 500 hPa only."""
+def noisy_500(members: xr.Dataset, variable: str = "u", sd: float = 3.0) -> xr.Dataset:
+    """``members`` with white noise of ``sd`` (3 m/s) on ``variable`` (u) at 500 hPa only."""
     out = members.copy(deep=True)
-    u500 = out["u"].sel(level=500)
-    noise = np.random.default_rng(0).normal(0.0, 3.0, u500.shape).astype(u500.dtype)
-    out["u"].loc[{"level": 500}] = u500 + noise
+    field = out[variable].sel(level=500)
+    noise = np.random.default_rng(0).normal(0.0, sd, field.shape).astype(field.dtype)
+    out[variable].loc[{"level": 500}] = field + noise
     return out
 
 
@@ -62,7 +62,7 @@ def noisy_unbalanced(upper_air_stores):
     root, analysis, members = upper_air_stores
     report = root / "report.html"
     out, scores = verified(
-        root, analysis, noisy_u500(members), "noisy", balanced=False,
+        root, analysis, noisy_500(members), "noisy", balanced=False,
         extra=("--report", str(report)),
     )  # fmt: skip
     return out, scores, report
@@ -86,7 +86,7 @@ def test_a_failing_balance_check_says_the_members_were_drawn_without_balance(
     out = noisy_unbalanced[0]
     assert "physics geostrophic 500 hPa: FAIL" in out
     assert out.count(NOT_BALANCED) == 1, out
-    out, _ = verified(root, analysis, noisy_u500(members), "balanced", balanced=True)
+    out, _ = verified(root, analysis, noisy_500(members), "balanced", balanced=True)
     assert "physics geostrophic 500 hPa: FAIL" in out and NOT_BALANCED not in out, out
     out, _ = verified(root, analysis, members, "passing", balanced=False)
     assert "physics: " in out and "geostrophic" not in out and "hypsometric" not in out, out
@@ -96,9 +96,10 @@ def test_a_failing_balance_check_says_the_members_were_drawn_without_balance(
 # members equal to the truth but for u500: z, t and v have no spread and no error, and their
 # spread-skill ratio is 0 / 0 (NaN, as it should be; numpy warns in dask's tasks)
 @pytest.mark.filterwarnings("ignore:invalid value encountered in divide:RuntimeWarning")
-def test_a_global_grid_is_not_sent_to_balance_that_refuses_it(tmp_path):
-    """``--balance`` refuses a grid that crosses the equator (f = 0 there): the hint that it
-    projects onto geostrophic balance misled on a global grid, where it cannot."""
+def test_a_global_grid_is_sent_to_balance_for_its_hypsometric_part_alone(tmp_path):
+    """On a grid that crosses the equator (f = 0 there) ``--balance`` makes z and t
+    hypsometric but keeps the winds: it is suggested for a failing hypsometric check, saying
+    so, and not for a failing geostrophic one, which it would not fix."""
     from pipeline.store import open_store
 
     global_upper_air(tmp_path)
@@ -107,7 +108,13 @@ def test_a_global_grid_is_not_sent_to_balance_that_refuses_it(tmp_path):
     members = xr.concat(
         [at_leads(truth, inits, (6, 12)) for _ in range(3)], dim="member"
     ).transpose("init_time", "member", ...)
-    out, _ = verified(tmp_path, tmp_path / "global.zarr", noisy_u500(members), "g", balanced=False)
+    out, _ = verified(tmp_path, tmp_path / "global.zarr", noisy_500(members), "g", balanced=False)
     assert "physics geostrophic 500 hPa: FAIL" in out, out
     assert NOT_BALANCED not in out, out
     assert "--balance" not in out, out
+    noisy_z = noisy_500(members, "z", 3000.0)
+    out, _ = verified(tmp_path, tmp_path / "global.zarr", noisy_z, "gz", balanced=False)
+    hypsometric = [line for line in out.splitlines() if line.startswith("physics hypsometric")]
+    assert hypsometric and all(": FAIL" in line for line in hypsometric), out
+    assert not_balanced(("hypsometric",)) in out, out
+    assert "onto hypsometric balance (" in out and "its winds are kept" in out, out
