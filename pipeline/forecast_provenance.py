@@ -19,8 +19,10 @@ class ForecastProvenance:
                  channel and lead with the SSR before/after on the fit period.
     bias_correction: ``{}`` for the generator's own members, else the correction applied
                  after it (:mod:`generators.correction.bias`, ``wxens bias-correct``).
-    balanced:    every step's upper air was made hypsometric and geostrophic
-                 (:mod:`generators.balance`, ``wxens forecast --balance``).
+    balanced:    every step's upper air was made hypsometric, and its winds geostrophic
+                 where the grid allows (:mod:`generators.balance`, ``wxens forecast
+                 --balance``); not on a grid across the equator, as the store's latitudes
+                 tell (:func:`pipeline.grid.balance_grid_problem`), so not recorded apart.
     """
 
     generator: str

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import InputError
-from pipeline.schema import Period, cos_latitude_weights
+from pipeline.schema import Period, cos_latitude_weights, split_channel
 from pipeline.timeaxis import hours_text
 from verification.kernels import ensemble_moments, spread_skill_from_moments
 
@@ -317,10 +317,12 @@ class SpreadCalibration:
 
     def _shared_note(self) -> str:
         """Why the channels in ``shared`` take one factor, for every fit (balanced or not):
-        the relations between them are linear, so one factor keeps the members' as drawn."""
+        the relations between them are linear, so one factor keeps the members' as drawn.
+        Geostrophic only where u and v are among them (not on a global grid, f = 0 there)."""
+        winds = any(split_channel(name)[0] in ("u", "v") for name in self.shared)
+        relations = "hypsometric and geostrophic" if winds else "hypsometric"
         return (
             f"One factor per lead for {', '.join(self.shared)} (the channels wxens forecast "
-            "--balance ties), with or without --balance: scaled alike, the members keep the "
-            "hypsometric and geostrophic relations they were drawn with, which a factor each "
-            "would break."
+            f"--balance ties), with or without --balance: scaled alike, the members keep the "
+            f"{relations} relations they were drawn with, which a factor each would break."
         )

@@ -185,6 +185,11 @@ def test_the_report_says_why_upper_air_shares_one_factor_without_balance_too():
     assert "balanced" not in lines[0]
     assert lines[1] == (
         "One factor per lead for z500, z850, t500, t850 (the channels wxens forecast --balance "
-        "ties), with or without --balance: scaled alike, the members keep the hypsometric and "
-        "geostrophic relations they were drawn with, which a factor each would break."
-    )
+        "ties), with or without --balance: scaled alike, the members keep the hypsometric "
+        "relations they were drawn with, which a factor each would break."
+    )  # and the geostrophic where the winds are tied too (not on a global grid)
+    winds = SpreadCalibration(
+        ("t2m", *shared, "u500", "v500"), (6.0,), *[np.ones((1, 7))] * 3, "p", 4, 4,
+        shared=(*shared, "u500", "v500"),
+    )  # fmt: skip
+    assert "keep the hypsometric and geostrophic relations" in winds.report().splitlines()[1]
