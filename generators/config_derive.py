@@ -295,9 +295,14 @@ def derive_config(
         timed = as_trained(config)  # what will train, at the batch fitted above
         if step_seconds is None:  # the training takes the datasets read to time its steps
             read = read_training_data(store, timed)
-        seconds = step_seconds or measure_step_seconds(store, timed, read)
-        budget -= pd.Timedelta(seconds=time.perf_counter() - started)  # spent measuring
         calibration_inits = math.ceil(possible_inits / every)
+
+        def afford(partial: StepSeconds) -> None:  # refuses before the fine-tune is timed
+            left = budget - pd.Timedelta(seconds=time.perf_counter() - started)
+            _budget_steps(timed, left, partial, calibration_inits)
+
+        seconds = step_seconds or measure_step_seconds(store, timed, read, afford)
+        budget -= pd.Timedelta(seconds=time.perf_counter() - started)  # spent measuring
         bought, available, overhead = _budget_steps(timed, budget, seconds, calibration_inits)
         # MAX_PASSES passes at the batch that trains (a --set batch_size's, as timed)
         most = max(1, MAX_PASSES * n_train // timed.batch_size)
@@ -348,6 +353,7 @@ def _budget_steps(
     per_main = seconds.main + seconds.fine_tune / MAIN_STEPS_PER_FINE_TUNE_STEP
     steps = max(0, int(available / per_main))
     if steps < MIN_STEPS:
+        untimed = ", fine-tune not timed" if config.fine_tune and not seconds.fine_tune else ""
         raise InputError(
             f"the {budget.total_seconds():.0f} s of the --budget left after measuring buy "
             f"{steps} training steps (fewer than {MIN_STEPS}): {available:.0f} s for the "
@@ -355,7 +361,8 @@ def _budget_steps(
             f"steps and {overhead:.3g} s of validation and calibration forecasts are set "
             f"aside, at {per_main:.3g} s a main step with its share of the fine-tune "
             f"({seconds.main:.3g} s + {seconds.fine_tune:.3g} s / "
-            f"{MAIN_STEPS_PER_FINE_TUNE_STEP}); give a larger --budget, or train on a GPU"
+            f"{MAIN_STEPS_PER_FINE_TUNE_STEP}{untimed}); give a larger --budget, or train on "
+            "a GPU"
         )
     return steps, available, overhead
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from generators.config import TrainConfig
@@ -32,14 +33,18 @@ class StepSeconds:
 
 
 def measure_step_seconds(
-    store: AnalysisStore, config: TrainConfig, data: TrainingData | None = None
+    store: AnalysisStore,
+    config: TrainConfig,
+    data: TrainingData | None = None,
+    afford: Callable[[StepSeconds], None] | None = None,
 ) -> StepSeconds:
     """:class:`StepSeconds` of ``config`` on ``store`` and its device, on the datasets
     ``data`` (read from ``store`` for ``config``; None reads them): each the median of
     :data:`MEASURED_TIMES` timings after a first run (steps of the main phase and of the
     fine-tune; validation losses of one batch of the main objective, one network
     evaluation per sample), and the first steps' excess over those medians. The model and
-    its optimiser are thrown away."""
+    its optimiser are thrown away. ``afford`` sees the times without the fine-tune's (0)
+    before the fine-tune, the slowest, is timed, to refuse a budget they already spend."""
     with tempfile.TemporaryDirectory() as tmp:
         timed = replace(config, validation_batches=1)
         trainer = Trainer(store, timed, tmp, resume=False, data=data)
@@ -57,6 +62,8 @@ def measure_step_seconds(
         runs = range(MEASURED_TIMES + 1)
         main, first = seconds(trainer.train_step, [(k,) for k in runs])
         forward = seconds(trainer.validation_loss, [() for _ in runs])[0] / config.batch_size
+        if afford is not None and config.fine_tune is not None:
+            afford(StepSeconds(main, 0.0, forward, first))
         fine, first_fine = (
             seconds(trainer.train_step, [(config.steps + k,) for k in runs])
             if config.fine_tune is not None

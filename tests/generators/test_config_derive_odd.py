@@ -1,6 +1,7 @@
 """A config derived from odd stores and odd requests: a store that misses times is refused
 before training, naming them, where they leave a period no whole window; a budget of no
-time is told it must be positive."""
+time is told it must be positive; a budget the main steps already spend is refused before
+the fine-tune is timed."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 import xarray as xr
 
 from generators.config_derive import StepSeconds, derive_config
+from generators.train import Trainer
 from pipeline.errors import InputError
 from pipeline.store import ingest
 
@@ -63,3 +65,27 @@ def test_the_held_out_span_counts_the_times_it_misses(tmp_path):
     store = gapped_store(tmp_path, missing=[92])
     notes = derive_config(store, step_seconds=SECONDS).notes
     assert "on the last 16% (4.25 days): 2000-01-21T18:00 to 2000-01-25T18:00" in notes[2], notes
+
+
+def test_a_budget_the_main_steps_spend_is_refused_before_the_fine_tune_is_timed(
+    tmp_path, monkeypatch
+):
+    """`wxens config --budget 3min` on a 64 x 32 global WeatherBench 2 store timed four
+    fine-tune steps of 37.5 s each after the main steps and forecasts had already spent
+    the budget, then refused: three minutes to learn that 3 minutes buy nothing. A budget
+    that the main steps and the forecasts exceed is now refused before the fine-tune."""
+    store = ingest("synthetic:n_lat=8,n_lon=8,n_times=120,step=6h", tmp_path / "s.zarr",
+                   variables=["t2m"], progress=False)
+    steps: list[int] = []
+    real_step = Trainer.train_step
+
+    def counted(self, step):
+        steps.append(step)
+        return real_step(self, step)
+
+    monkeypatch.setattr(Trainer, "train_step", counted)
+    with pytest.raises(InputError) as refused:
+        derive_config(store, budget="1s")
+    said = str(refused.value)
+    assert "fine-tune not timed" in said and "give a larger --budget" in said, said
+    assert steps == [0, 1, 2, 3], steps  # the main phase's timed steps, no fine-tune step
