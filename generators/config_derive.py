@@ -298,12 +298,15 @@ def derive_config(
         calibration_inits = math.ceil(possible_inits / every)
 
         def afford(partial: StepSeconds) -> None:  # refuses before the fine-tune is timed
-            left = budget - pd.Timedelta(seconds=time.perf_counter() - started)
-            _budget_steps(timed, left, partial, calibration_inits)
+            spent = time.perf_counter() - started
+            _budget_steps(timed, budget, spent, partial, calibration_inits)
 
         seconds = step_seconds or measure_step_seconds(store, timed, read, afford)
-        budget -= pd.Timedelta(seconds=time.perf_counter() - started)  # spent measuring
-        bought, available, overhead = _budget_steps(timed, budget, seconds, calibration_inits)
+        spent = time.perf_counter() - started
+        bought, available, overhead = _budget_steps(
+            timed, budget, spent, seconds, calibration_inits
+        )
+        budget -= pd.Timedelta(seconds=spent)  # what is left after measuring
         # MAX_PASSES passes at the batch that trains (a --set batch_size's, as timed)
         most = max(1, MAX_PASSES * n_train // timed.batch_size)
         config = with_steps(config, min(bought, most))
@@ -343,26 +346,31 @@ def derive_config(
 
 
 def _budget_steps(
-    config: TrainConfig, budget: pd.Timedelta, seconds: StepSeconds, calibration_inits: int
+    config: TrainConfig, budget: pd.Timedelta, spent: float, seconds: StepSeconds, inits: int
 ) -> tuple[int, float, float]:
-    """The main steps ``budget`` buys for ``config`` (module doc; before the
-    :data:`MAX_PASSES` cap), the seconds they take and those of the validation and
-    calibration forecasts."""
-    overhead = overhead_seconds(config, calibration_inits, seconds.forward)
-    available = TRAINING_SHARE * budget.total_seconds() - seconds.first_steps - overhead
+    """The main steps ``budget`` buys for ``config`` once ``spent`` seconds of it went on
+    measuring (module doc; before the :data:`MAX_PASSES` cap), the seconds they take and
+    those of the validation and ``inits`` calibration forecasts. Fewer than :data:`MIN_STEPS`: an
+    InputError naming the smallest budget that buys them (at least that, where the
+    fine-tune is not timed yet)."""
+    overhead = overhead_seconds(config, inits, seconds.forward)
+    fixed = seconds.first_steps + overhead
+    available = TRAINING_SHARE * (budget.total_seconds() - spent) - fixed
     per_main = seconds.main + seconds.fine_tune / MAIN_STEPS_PER_FINE_TUNE_STEP
     steps = max(0, int(available / per_main))
     if steps < MIN_STEPS:
-        untimed = ", fine-tune not timed" if config.fine_tune and not seconds.fine_tune else ""
+        untimed = config.fine_tune is not None and not seconds.fine_tune
+        needed = spent + (MIN_STEPS * per_main + fixed) / TRAINING_SHARE
+        least = duration_text(pd.Timedelta(minutes=math.ceil(needed / 60)))
         raise InputError(
-            f"the {budget.total_seconds():.0f} s of the --budget left after measuring buy "
-            f"{steps} training steps (fewer than {MIN_STEPS}): {available:.0f} s for the "
-            f"steps, once a tenth of slack, {seconds.first_steps:.3g} s more for the first "
-            f"steps and {overhead:.3g} s of validation and calibration forecasts are set "
-            f"aside, at {per_main:.3g} s a main step with its share of the fine-tune "
+            f"a --budget of {budget.total_seconds():.0f} s buys {steps} training steps, fewer "
+            f"than {MIN_STEPS}: measuring took {spent:.0f} s, the validation and calibration "
+            f"forecasts take {overhead:.3g} s, the first steps {seconds.first_steps:.3g} s "
+            f"more, and steps {per_main:.3g} s a main step with its share of the fine-tune "
             f"({seconds.main:.3g} s + {seconds.fine_tune:.3g} s / "
-            f"{MAIN_STEPS_PER_FINE_TUNE_STEP}{untimed}); give a larger --budget, or train on "
-            "a GPU"
+            f"{MAIN_STEPS_PER_FINE_TUNE_STEP}{', not timed yet' if untimed else ''}), with a "
+            f"tenth of slack: give a --budget of {'at least ' * untimed}{least}, or --set "
+            "steps=N (no budget), or train on a GPU"
         )
     return steps, available, overhead
 

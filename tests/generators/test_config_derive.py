@@ -5,6 +5,7 @@ short end-to-end train from a derived config that loads and forecasts."""
 from __future__ import annotations
 
 import functools
+import math
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +22,7 @@ from generators.config import load_train_config
 from generators.config_derive import (
     MAIN_STEPS_PER_FINE_TUNE_STEP,
     MAX_PASSES,
+    MIN_STEPS,
     TRAINING_SHARE,
     StepSeconds,
     derive_config,
@@ -31,6 +33,7 @@ from generators.config_derive import (
 )
 from generators.config_io import to_mapping
 from generators.config_notes import NOTE_WIDTH, read_notes
+from generators.durations import duration_text
 from generators.in_sample import warn_if_trained_on
 from pipeline.errors import InputError
 from pipeline.forecast_store import open_forecast
@@ -261,19 +264,26 @@ def test_a_refused_budget_adds_up(hourly):
     """The refusal said 'the 51 s of the --budget left after measuring buy 12 training steps
     at 0.171 s a step': 2 s of the 51, because a main step's share of the fine-tune and the
     validation and calibration forecasts were not in it. It now names what the steps cost
-    with the fine-tune and what was set aside, which add up to what the budget allows."""
+    with the fine-tune and what was set aside, which add up to what the budget allows, and
+    the smallest budget that buys MIN_STEPS (it said "give a larger --budget", or printed a
+    negative number of seconds left for the steps)."""
     seconds = StepSeconds(main=0.2, fine_tune=3.0, forward=0.001, first_steps=5.0)
     with pytest.raises(InputError) as refused:
         derive_config(hourly, lead="24h", budget="30s", step_seconds=seconds)
     message = str(refused.value)
     per_step = 0.2 + 3.0 / MAIN_STEPS_PER_FINE_TUNE_STEP
     assert f"{per_step:.3g} s a main step with its share of the fine-tune" in message
-    overhead = re.search(r"([\d.]+) s of validation and calibration forecasts", message)
-    steps = re.search(r"buy (\d+) training steps", message)
-    assert overhead and steps, message
-    left = TRAINING_SHARE * 30 - 5.0 - float(overhead.group(1))
-    assert int(steps.group(1)) == int(left / per_step)
-    assert f"{left:.0f} s for the steps" in message
+    overhead = re.search(r"calibration forecasts take ([\d.]+) s", message)
+    steps = re.search(r"buys (\d+) training steps", message)
+    spent = re.search(r"measuring took (\d+) s", message)
+    assert overhead and steps and spent, message
+    fixed = 5.0 + float(overhead.group(1))
+    left = TRAINING_SHARE * (30 - float(spent.group(1))) - fixed
+    assert int(steps.group(1)) == max(0, int(left / per_step))
+    needed = float(spent.group(1)) + (MIN_STEPS * per_step + fixed) / TRAINING_SHARE
+    least = duration_text(pd.Timedelta(minutes=math.ceil(needed / 60)))
+    assert f"give a --budget of {least}, or --set steps=N" in message, message
+    assert not re.search(r"-\d", message), message
 
 
 def test_yaml_round_trip(daily_global, tmp_path):

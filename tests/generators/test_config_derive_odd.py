@@ -87,5 +87,5 @@ def test_a_budget_the_main_steps_spend_is_refused_before_the_fine_tune_is_timed(
     with pytest.raises(InputError) as refused:
         derive_config(store, budget="1s")
     said = str(refused.value)
-    assert "fine-tune not timed" in said and "give a larger --budget" in said, said
+    assert "not timed yet" in said and "give a --budget of at least " in said, said
     assert steps == [0, 1, 2, 3], steps  # the main phase's timed steps, no fine-tune step
