@@ -7,15 +7,38 @@ new/f.zarr``) left a half-made store, which a rerun had to recognise. It is remo
 under the store's lock; a store that was there before is never touched. The lock file and
 the folder made for it stay: another process may be waiting on that lock file, and one
 that took it after it was removed would write beside a process holding a new one.
+
+Zarr writes an array's chunks concurrently on its event loop (``asyncio.gather``): the
+first chunk write that fails reaches the writer while the others go on, and a store removed
+then was made again by them (its folder and chunk files back after the undo, seen under
+load). :func:`settle_writes` waits for them first.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 from pathlib import Path
 
+from zarr.core.sync import sync
+
 log = logging.getLogger(__name__)
+
+#: Seconds :func:`settle_writes` waits at most for zarr's writes still running.
+SETTLE_S = 60.0
+
+
+def settle_writes(timeout: float = SETTLE_S) -> None:
+    """Wait until the tasks still running on zarr's event loop end (the other chunk writes of
+    a write one of which failed), at most ``timeout`` seconds; their errors are theirs."""
+
+    async def others_ended() -> None:
+        running = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        if running:
+            await asyncio.wait(running, timeout=timeout)
+
+    sync(others_ended())
 
 
 def undo_creation(store: Path, was_empty: bool) -> None:

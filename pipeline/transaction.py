@@ -41,7 +41,7 @@ from filelock import FileLock, Timeout
 from zarr.abc.store import Store
 
 from pipeline.errors import StoreError, refuse_dangling_link
-from pipeline.store_undo import remove_empty, undo_creation
+from pipeline.store_undo import remove_empty, settle_writes, undo_creation
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +181,7 @@ def transaction(
                 if session.has_uncommitted_changes:
                     session.commit(message, metadata=metadata)
             except BaseException as err:  # an error before any write costs no clean-up
+                settle_writes()  # the failed write's other chunk writes: not after the undo
                 failed = isinstance(err, icechunk.IcechunkError)  # a commit part way too
                 if not creates and (failed or _has_changes(session)):
                     _remove_unreferenced(path)
