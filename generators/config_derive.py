@@ -72,7 +72,13 @@ from generators.config_overhead import (
     overhead_seconds,
     without_fine_tune,
 )
-from generators.config_periods import check_windows, held_out_times, trainable
+from generators.config_periods import (
+    check_trainable,
+    check_windows,
+    held_out_times,
+    left_out_note,
+    times_up_to,
+)
 from generators.data import CALENDAR_FEATURES, GEOMETRY_STATICS
 from generators.device import resolve_device
 from generators.durations import duration_text, parse_duration
@@ -195,6 +201,7 @@ def derive_config(
     steps: int | None = None,
     processes: int = 1,
     trained: Callable[[TrainConfig], TrainConfig] | None = None,
+    end_option: str = "--end",
 ) -> DerivedConfig:
     """The training config of ``store`` (its times up to ``end``, default all) for
     forecasts up to ``lead`` (default: the history window) trained within ``budget``
@@ -204,7 +211,8 @@ def derive_config(
     ``step_seconds``: the per-step times; None measures them
     (:func:`measure_step_seconds`), and the time spent measuring comes off the budget.
     ``trained``: what the training makes of the derived config (``--set``, e.g.
-    ``model.kind=edm``); its steps and forecasts are the ones timed."""
+    ``model.kind=edm``); its steps and forecasts are the ones timed. ``end_option``: the
+    option that gave ``end``, which its refusals name (:func:`times_up_to`)."""
     store = store if isinstance(store, AnalysisStore) else open_store(store)
     if steps is not None and budget is not None:
         raise InputError(f"give a step count ({steps}) or a --budget ({budget}), not both")
@@ -222,18 +230,9 @@ def derive_config(
             f"{duration_text(step)} of {store.path}; give a multiple of it"
         )
     leads = derived_leads(lead // step)
-    times = pd.DatetimeIndex(store.dataset[TIME].values)
-    times = times[times <= pd.Timestamp(end)] if end is not None else times
-    if not trainable(len(times), leads[-1], history, step):
-        need = next(n for n in range(len(times), 10**9) if trainable(n, leads[-1], history, step))
-        fit = [k for k in range(1, leads[-1]) if trainable(len(times), k, history, step)]
-        raise InputError(
-            f"{store.path} holds {len(times)} times every {duration_text(step)}; a derived "
-            f"config for a {duration_text(lead)} lead needs {need} (a held-out period longer "
-            f"than the lead, a training period of the lead plus {history} history states): "
-            f"ingest at least {need} times"
-            + (f" or give a --lead of at most {duration_text(fit[-1] * step)}" if fit else "")
-        )
+    every_time = pd.DatetimeIndex(store.dataset[TIME].values)
+    times = times_up_to(store.path, every_time, end, end_option)
+    check_trainable(store.path, every_time, times, step, leads[-1], history, end_option)
     n_held = held_out_times(len(times), step)
     n_train = len(times) - n_held
     train = Period(time_text(times[0]), time_text(times[n_train - 1]))  # to the minute
@@ -339,6 +338,7 @@ def derive_config(
         else f"backbone {chosen_backbone} (--set): its own defaults, not sized to the grid (a "
         "derived config sizes the U-Net alone)",
         batch_note,
+        *left_out_note(every_time, times, end, end_option),
         *untuned,
         sizing,
     )

@@ -1,7 +1,8 @@
 """The training and held-out periods of a derived config
 (:func:`generators.config_derive.derive_config`): how many of a store's last times are held
-out (:func:`held_out_times`), whether a store is long enough (:func:`trainable`) and
-whether the times it misses leave each period a whole window (:func:`check_windows`); and
+out (:func:`held_out_times`) of those up to an end (:func:`times_up_to`), whether they are
+enough (:func:`trainable`, :func:`check_trainable`) and whether the times the store misses
+leave each period a whole window (:func:`check_windows`); and
 the check of every period of a config when it is read (:func:`check_periods`, its bounds
 by :func:`bound_time`, as ``wxens calibrate`` checks its own)."""
 
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from generators.durations import duration_text
 from pipeline.errors import InputError, time_text, times_text
 from pipeline.schema import Period
 
@@ -40,6 +42,68 @@ def trainable(n_times: int, lead: int, history: int, step: pd.Timedelta) -> bool
     training period ``history + lead`` of them (more times never make it False)."""
     held = held_out_times(n_times, step)
     return held > lead and n_times - held >= history + lead
+
+
+def times_up_to(
+    path: str, times: pd.DatetimeIndex, end: str | pd.Timestamp | None, option: str
+) -> pd.DatetimeIndex:
+    """The ``times`` of the store at ``path`` up to ``end`` (all where None), given as
+    ``option`` (``--end``): a date keeps its whole day, as a period's end does. Refused,
+    naming ``option``, where ``end`` is no time (:func:`bound_time`) or precedes them all."""
+    if end is None:
+        return times
+    text = Period(None, end).end  # a pd.Timestamp as its text
+    bound_time(text, option)
+    kept = times[Period(None, text).contains(times)]
+    if not len(kept):
+        raise InputError(
+            f"{option} {text} is before the first time of {path} ({time_text(times[0])}): "
+            f"give a later {option} (the times up to it are trained on, the rest left out)"
+        )
+    return kept
+
+
+def left_out_note(
+    times: pd.DatetimeIndex, kept: pd.DatetimeIndex, end: str | pd.Timestamp | None, option: str
+) -> tuple[str, ...]:
+    """The note of a derived config on the store's ``times`` after those ``kept`` up to
+    ``end`` (given as ``option``), which no part of it sees; none where it keeps them all."""
+    if len(kept) == len(times):
+        return ()
+    return (
+        f"{len(times) - len(kept)} times after {time_text(kept[-1])} left out ({option} "
+        f"{Period(None, end).end}): neither trained, calibrated nor tuned on; forecast them "
+        "to verify",
+    )
+
+
+def check_trainable(
+    path: str, times: pd.DatetimeIndex, kept: pd.DatetimeIndex, step: pd.Timedelta,
+    lead: int, history: int, option: str,
+) -> None:  # fmt: skip
+    """Refuse the store's ``times`` every ``step`` up to ``option`` (those ``kept``) too few
+    to hold out more than ``lead`` steps and train on ``history + lead`` (:func:`trainable`),
+    naming the fewest that do: the ``option`` that keeps them, else the times to ingest; and
+    the longest lead they do hold, if any."""
+    if trainable(len(kept), lead, history, step):
+        return
+    need = next(n for n in range(len(kept), 10**9) if trainable(n, lead, history, step))
+    fit = [k for k in range(1, lead) if trainable(len(kept), k, history, step)]
+    held = f"{path} holds {len(times)} times every {duration_text(step)}"
+    if len(kept) < len(times):
+        held = f"{option} keeps {len(kept)} of the {len(times)} times every {duration_text(step)}"
+        held += f" of {path}"
+    fix = (
+        f"give an {option} of {time_text(times[need - 1])} or later"
+        if need <= len(times)
+        else f"ingest at least {need} times"
+    )
+    raise InputError(
+        f"{held}; a derived config for a {duration_text(lead * step)} lead needs {need} (a "
+        f"held-out period longer than the lead, a training period of the lead plus {history} "
+        f"history states): {fix}"
+        + (f" or give a --lead of at most {duration_text(fit[-1] * step)}" if fit else "")
+    )
 
 
 def missing_windows(

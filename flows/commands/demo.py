@@ -235,6 +235,7 @@ def derived_config(
     from flows.commands.derive import fixed_steps
     from generators.config import load_train_config
     from generators.config_derive import derive_config
+    from generators.config_periods import times_up_to
     from pipeline.errors import InputError
     from pipeline.schema import TIME
     from pipeline.store import open_store
@@ -242,14 +243,16 @@ def derived_config(
     path = config_path(workdir, given)
     if given is not None:
         return str(path)
-    end = f"{train_end}T23:59"
     if not path.is_file():
         steps = fixed_steps(overrides) or DEMO_STEPS
-        derive_config(store, lead=DEMO_LEAD, end=end, steps=steps).write(path)
+        derived = derive_config(
+            store, lead=DEMO_LEAD, end=train_end, steps=steps, end_option="--train-end"
+        )
+        derived.write(path)
         return str(path)
     # a derived config's held-out days end at the store's last time up to `end`
-    times = open_store(store).dataset.indexes[TIME]
-    last = times[times <= pd.Timestamp(end)].max()
+    opened = open_store(store)
+    last = times_up_to(opened.path, opened.dataset.indexes[TIME], train_end, "--train-end")[-1]
     kept = pd.Timestamp(load_train_config(path).data.validation.end)
     if kept != last:
         raise InputError(
@@ -323,16 +326,10 @@ def scores_by_lead(scores: str) -> str:
 def check_demo_arguments(args: argparse.Namespace) -> None:
     """InputError for a ``--train-end`` or ``--workdir`` the demo would otherwise meet only
     after its ingest (or its training); the parser refuses ``--members`` below 2."""
-    import pandas as pd
-
+    from generators.config_periods import bound_time
     from pipeline.errors import InputError
 
-    try:
-        pd.Timestamp(args.train_end)
-    except ValueError:
-        raise InputError(
-            f"--train-end {args.train_end!r} is not a day such as {TRAIN_END}"
-        ) from None
+    bound_time(args.train_end, "--train-end")  # parsed as wxens config/train parse --end
     workdir = Path(args.workdir)
     if workdir.exists() and not workdir.is_dir():
         raise InputError(f"--workdir {workdir} is a file; give a folder (created if missing)")

@@ -127,7 +127,7 @@ def test_a_bad_demo_init_stops_before_the_ingest(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--train-end", "notaday"], "--train-end 'notaday' is not a day such as"),
+        (["--train-end", "notaday"], "--train-end 'notaday' is not a time of the store"),
         (["--workdir", "{file}"], "is a file; give a folder"),
     ],
 )
