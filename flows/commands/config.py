@@ -1,5 +1,6 @@
-"""``wxens config --store S [--lead 24h] [--budget 30min] [--set KEY=VALUE]``: print the
-training config derived from a store (:func:`generators.config_derive.derive_config`) as
+"""``wxens config --store S [--lead 24h] [--budget 30min] [--end DATE] [--set KEY=VALUE]``:
+print the training config derived from a store (:func:`generators.config_derive.derive_config`;
+its times up to ``--end``, the later ones left out to verify on) as
 YAML to edit and pass to ``wxens train --config``; ``--set steps=N`` derives it for N
 steps without timing any (``--budget`` times steps of the derived model, which on a large
 grid takes minutes and the training's memory)."""

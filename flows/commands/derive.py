@@ -1,6 +1,6 @@
 """The config ``wxens train`` and ``wxens config`` derive from a store on the command line:
-``--lead``, ``--budget`` and ``--set`` (:func:`generators.config_derive.derive_config`), and the
-notes a derived config carries on what ``--set`` replaced, when derived or resumed."""
+``--lead``, ``--budget``, ``--end`` and ``--set`` (:func:`generators.config_derive.derive_config`),
+and the notes a derived config carries on what ``--set`` replaced, when derived or resumed."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from flows.commands.options import add_config_overrides
 
 
 def add_derive_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--lead``, ``--budget`` and ``--set`` of a config derived from the store."""
+    """``--lead``, ``--budget``, ``--end`` and ``--set`` of a config derived from the store."""
     add_config_overrides(
         parser,
         "override a config value, e.g. --set optim.lr=1e-4 --set steps=500 (repeatable); a "
@@ -32,6 +32,13 @@ def add_derive_arguments(parser: argparse.ArgumentParser) -> None:
         help="derived config: training time to size the step count to, e.g. 30min or 2h "
         "(default 30min), at most 40 passes over the training times; the per-step time is "
         "measured on the spot",
+    )
+    parser.add_argument(
+        "--end",
+        metavar="DATE",
+        help="derived config: derive from the store's times up to DATE (a day: all of it; or "
+        "a time, e.g. 2019-12-31T18:00); later times are neither trained, calibrated nor "
+        "tuned on: forecast them to verify",
     )
 
 
@@ -88,10 +95,11 @@ def _holds(mapping: dict, key: str) -> bool:
 
 
 def derive_for(args: argparse.Namespace, processes: int = 1):
-    """The config derived from ``--store`` for ``--lead`` and ``--budget``, or for the step
-    count of ``--set steps=N`` (nothing timed; not with ``--budget``). The budget's steps
-    are timed on the config with the ``--set`` overrides (:func:`with_overrides`): the
-    model and objective trained, ``--set model.kind=edm`` included."""
+    """The config derived from ``--store`` (its times up to ``--end``) for ``--lead`` and
+    ``--budget``, or for the step count of ``--set steps=N`` (nothing timed; not with
+    ``--budget``). The budget's steps are timed on the config with the ``--set`` overrides
+    (:func:`with_overrides`): the model and objective trained, ``--set model.kind=edm``
+    included."""
     from generators.config_derive import DerivedConfig, derive_config
     from pipeline.errors import InputError
 
@@ -114,6 +122,7 @@ def derive_for(args: argparse.Namespace, processes: int = 1):
         steps=steps,
         processes=processes,
         trained=trained,
+        end=args.end,
     )
 
 
@@ -223,6 +232,36 @@ def resumed_config(path: Path, overrides: Sequence[str], store: str | None):
     if refused is not None:
         raise refused
     return config
+
+
+def refuse_another_end(path: Path, config, store: str, end: str | None) -> None:
+    """Refuse ``--end`` ``end`` on a run resumed with the config an earlier derivation wrote
+    to ``path`` (``config``, as read), whose periods end elsewhere than at the store's last
+    time up to ``end``, where a derivation for ``end`` ends them: the run trained, or is to
+    train, on other days than ``end`` leaves out. The same ``end`` (or none) resumes."""
+    import pandas as pd
+
+    from generators.config_periods import times_up_to
+    from pipeline.errors import InputError, time_text
+    from pipeline.schema import TIME
+    from pipeline.store import open_store
+
+    if end is None:
+        return
+    opened = open_store(store)
+    last = times_up_to(opened.path, opened.dataset.indexes[TIME], end, "--end")[-1]
+    calibration = config.calibration.period if config.calibration is not None else None
+    periods = (config.data.train, config.data.validation, calibration)
+    ends = [pd.Timestamp(p.end) for p in periods if p is not None and p.end is not None]
+    if ends and max(ends) == last:
+        return
+    kept = f"those up to {time_text(max(ends))}" if ends else "periods with no end"
+    again = f"give --end {time_text(max(ends))} (or drop --end)" if ends else "drop --end"
+    raise InputError(
+        f"--end {end} keeps the times up to {time_text(last)} of {store}, and {path} was "
+        f"derived from {kept}, which this run trains on: {again} to resume it, or derive for "
+        f"--end {end} from the start, in another --out or with --no-resume"
+    )
 
 
 def other_leads_of_a_run(path: Path, earlier, mapping, store: str | None):

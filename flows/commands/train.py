@@ -1,8 +1,8 @@
 """``wxens train --store S [--config C.yaml] --out DIR``: train a generator on an analysis store.
 
-Without ``--config`` the config is derived from the store for ``--lead`` and ``--budget``
-(:func:`generators.config_derive.derive_config`), printed and written to ``DIR/config.yaml``;
-a resumed run reuses that file.
+Without ``--config`` the config is derived from the store for ``--lead`` and ``--budget``,
+from its times up to ``--end`` (:func:`generators.config_derive.derive_config`), printed and
+written to ``DIR/config.yaml``; a resumed run reuses that file (refusing another ``--end``).
 
 ``--nproc N`` trains data-parallel in N processes on this machine (one GPU each on CUDA):
 it starts ``torchrun --standalone --nproc_per_node N -m flows.cli train ...`` with the other
@@ -23,6 +23,7 @@ from flows.commands.derive import (
     add_derive_arguments,
     derive_for,
     keep_overrides,
+    refuse_another_end,
     resumed_config,
     with_overrides,
 )
@@ -49,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         help="training config (YAML or TOML), see configs/; default: one derived from the "
-        "store for --lead and --budget, written to DIR/config.yaml",
+        "store for --lead, --budget and --end, written to DIR/config.yaml",
     )
     add_derive_arguments(parser)
     parser.add_argument("--out", required=True, help="output directory: last.pt, log.jsonl")
@@ -130,6 +131,12 @@ def _train(args: argparse.Namespace) -> int:
         derived_now = args.config if fresh else None
     elif args.lead or args.budget:
         raise InputError("--lead and --budget size a derived config; with --config, drop them")
+    elif args.end:
+        raise InputError(
+            f"--end {args.end} derives a config's periods, and --config {args.config} has its "
+            "own: drop --end, or end its data.train, data.validation and calibration.period "
+            "by then (or drop --config, to derive one)"
+        )
     else:
         config = load_train_config(args.config, args.overrides)  # bad configs fail before launch
     try:
@@ -309,7 +316,9 @@ def derived_config(args: argparse.Namespace):
                 f"--{k} {getattr(args, k)}" for k in ("lead", "budget") if getattr(args, k)
             )
             print(f"{given}: not used, this run resumes with the config derived before")
-        return resumed_config(path, args.overrides, args.store), args.store, None
+        resumed = resumed_config(path, args.overrides, args.store)
+        refuse_another_end(path, resumed, args.store, args.end)
+        return resumed, args.store, None
     processes = max(1, args.nproc or 1)  # the derived batch splits over them
     derived = with_overrides(derive_for(args, processes), args.overrides, args.store)
     derived.write(path)  # the config trained, --set included, beside its checkpoint
