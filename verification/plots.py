@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 import xarray as xr
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
@@ -52,10 +53,8 @@ def _figure(columns: int, rows: int, width: float, height: float, extra: float =
     (plus ``extra`` inches of width for colour bars), never wider than
     :data:`PAGE_WIDTH_INCHES`, laid out by matplotlib's constrained layout (labels, titles
     and legends outside the axes are never clipped or overlapped)."""
-    return Figure(
-        figsize=(min(width * columns + extra, PAGE_WIDTH_INCHES), height * rows + 0.5),
-        layout="constrained",
-    )
+    size = (min(width * columns + extra, PAGE_WIDTH_INCHES), height * rows + 0.5)
+    return Figure(figsize=size, layout="constrained")
 
 
 def _grid(
@@ -79,9 +78,15 @@ def _lead_axis(ax, hours: np.ndarray) -> None:
 
 
 def _legend_above(fig: Figure, ax, columns: int = 4) -> None:
-    """One legend for the figure, above the panels (it covers no data)."""
+    """One legend for the figure, above the panels (it covers no data), in the most columns
+    up to ``columns`` that fit the figure's width (a wider row widened the image)."""
     handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside upper center", ncol=columns, fontsize="small")
+    renderer = FigureCanvasAgg(fig).get_renderer()  # text extents, nothing drawn
+    for ncol in range(min(columns, len(labels)), 0, -1):
+        shown = fig.legend(handles, labels, loc="outside upper center", ncol=ncol, fontsize="small")
+        if ncol == 1 or shown.get_window_extent(renderer).width <= fig.bbox.width:
+            return
+        shown.remove()
 
 
 def plot_scores_by_lead(scorecard: xr.Dataset) -> Figure:
@@ -173,8 +178,7 @@ def plot_rank_histograms(counts: xr.DataArray, scorecard: xr.Dataset | None = No
     chart per (variable, lead), each variable's leads in rows of up to six, with the
     ``scorecard`` each giving its max/min bin ratio and that ratio's perfect-model floor
     (``rank_max_min``, ``rank_max_min_perfect_model``). Beyond :data:`MAX_RANK_PANELS`
-    charts, :func:`plot_rank_images` instead.
-    """
+    charts, :func:`plot_rank_images` instead."""
     variables, leads = counts[VARIABLE].values, counts[LEAD_TIME].values
     if len(variables) * len(leads) > MAX_RANK_PANELS:
         return plot_rank_images(counts)

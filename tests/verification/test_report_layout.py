@@ -19,6 +19,7 @@ import pytest
 import xarray as xr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import QuadMesh
+from matplotlib.figure import Figure
 from matplotlib.image import imread
 from matplotlib.transforms import Bbox
 from verification_cases import balanced_members, oracle_forecast
@@ -194,22 +195,44 @@ def test_every_axis_is_labelled_and_nothing_is_clipped_or_covered(figures):
             assert not any(overlap(box, ax.bbox) for ax in axes), f"{title}: legend on data"
 
 
-def test_a_legend_wider_than_its_figure_is_kept_whole_in_the_report_image():
-    """One variable verified beside a reference: the legend above its single 3.2 in panel
-    (four entries in a row) is wider than the figure, which constrained layout cannot
-    widen, so a plain ``savefig`` cut it off at both sides. The report's image holds it."""
+def lines_scorecard(variables=("t2m",)) -> xr.Dataset:
+    """``variables`` verified beside a reference: four score lines, a 3.2 in panel each."""
     scores = ("fair_crps", "reference_fair_crps", "ensemble_mean_rmse", "ensemble_spread")
-    card = xr.Dataset(
-        {name: (("variable", "lead_time"), [[1.0, 2.0]]) for name in scores},
-        coords={"variable": ["t2m"], "lead_time": pd.to_timedelta([6, 12], unit="h")},
+    return xr.Dataset(
+        {name: (("variable", "lead_time"), [[1.0, 2.0]] * len(variables)) for name in scores},
+        coords={"variable": list(variables), "lead_time": pd.to_timedelta([6, 12], unit="h")},
     )
-    fig = plot_scores_by_lead(card)
-    height, width, _ = imread(io.BytesIO(base64.b64decode(figure_png(fig, dpi=90)))).shape
-    fig.set_dpi(90)  # text extents at the image's resolution (they do not scale exactly)
+
+
+def legend_box(fig, dpi: float = 90) -> Bbox:
+    """The figure's one legend's extent at ``dpi`` (text extents do not scale exactly)."""
+    fig.set_dpi(dpi)
     (legend,) = fig.legends
-    box = legend.get_window_extent(FigureCanvasAgg(fig).get_renderer())
+    return legend.get_window_extent(FigureCanvasAgg(fig).get_renderer())
+
+
+def test_a_legend_wider_than_its_figure_is_kept_whole_in_the_report_image():
+    """A legend above the panels wider than its figure, which constrained layout cannot
+    widen: a plain ``savefig`` cut it off at both sides. The report's image holds it."""
+    fig = Figure(figsize=(3.2, 2.8), layout="constrained")
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], label="a label far longer than the 3.2 inches of its figure is wide")
+    fig.legend(loc="outside upper center", fontsize="small")
+    height, width, _ = imread(io.BytesIO(base64.b64decode(figure_png(fig, dpi=90)))).shape
+    box = legend_box(fig)
     assert box.width > fig.get_figwidth() * 90  # the case: wider than the figure
     assert box.width <= width and box.height <= height, (box, width, height)
+
+
+def test_a_one_variable_scores_legend_takes_the_columns_its_figure_holds():
+    """Its four entries in one row were 510 px wide over a 288 px panel: the image was
+    widened to hold them, the panel left small in a wide white margin."""
+    fig = plot_scores_by_lead(lines_scorecard())
+    box = legend_box(fig)
+    assert box.width <= fig.get_figwidth() * 90, box
+    assert len(fig.legends[0].get_texts()) == 4  # every entry kept
+    wide = plot_scores_by_lead(lines_scorecard(("t2m", "msl", "z500")))
+    assert legend_box(wide).height < box.height  # a wider figure: fewer rows
 
 
 @pytest.mark.slow
