@@ -169,13 +169,13 @@ class UpperAirBalance:
             x = start + shapiro_filter(x - start, self.periodic)
         projection = self.projection.to(states.device, states.dtype)
         out[..., columns, :, :] = torch.einsum("ij,...jhw->...ihw", projection, x)
+        factors = [factor.to(states.device) for factor in self.factors]  # none: winds kept
         for z, wind in zip(self.z_index, self.wind_index, strict=True):
             if wind is None:
                 continue
-            u_factor, v_factor = (factor.to(states.device) for factor in self.factors)
             phi_ = out[..., z, :, :]
-            out[..., wind[0], :, :] = u_factor * derivative(phi_, self.dphi, -2)
-            out[..., wind[1], :, :] = v_factor * derivative(phi_, self.dlambda, -1, self.periodic)
+            out[..., wind[0], :, :] = factors[0] * derivative(phi_, self.dphi, -2)
+            out[..., wind[1], :, :] = factors[1] * derivative(phi_, self.dlambda, -1, self.periodic)
         return out
 
 
