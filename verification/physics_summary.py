@@ -32,9 +32,6 @@ def not_balanced(fixes: Sequence[str]) -> str:
     )
 
 
-NOT_BALANCED = not_balanced(BALANCE_CHECKS)
-
-
 def physics_lines(
     physics: xr.Dataset, *, balanced: bool | None, fixes: Sequence[str] = BALANCE_CHECKS
 ) -> list[str]:
