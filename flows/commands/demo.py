@@ -232,13 +232,10 @@ def derived_config(
     ``--train-end``, whose model, tune and baseline the work directory holds)."""
     import pandas as pd
 
-    from flows.commands.derive import fixed_steps
+    from flows.commands.derive import fixed_steps, last_time_up_to
     from generators.config import load_train_config
     from generators.config_derive import derive_config
-    from generators.config_periods import times_up_to
     from pipeline.errors import InputError
-    from pipeline.schema import TIME
-    from pipeline.store import open_store
 
     path = config_path(workdir, given)
     if given is not None:
@@ -251,8 +248,7 @@ def derived_config(
         derived.write(path)
         return str(path)
     # a derived config's held-out days end at the store's last time up to `end`
-    opened = open_store(store)
-    last = times_up_to(opened.path, opened.dataset.indexes[TIME], train_end, "--train-end")[-1]
+    last = last_time_up_to(store, train_end, "--train-end")
     kept = pd.Timestamp(load_train_config(path).data.validation.end)
     if kept != last:
         raise InputError(

@@ -241,15 +241,11 @@ def refuse_another_end(path: Path, config, store: str, end: str | None) -> None:
     train, on other days than ``end`` leaves out. The same ``end`` (or none) resumes."""
     import pandas as pd
 
-    from generators.config_periods import times_up_to
     from pipeline.errors import InputError, time_text
-    from pipeline.schema import TIME
-    from pipeline.store import open_store
 
     if end is None:
         return
-    opened = open_store(store)
-    last = times_up_to(opened.path, opened.dataset.indexes[TIME], end, "--end")[-1]
+    last = last_time_up_to(store, end, "--end")
     calibration = config.calibration.period if config.calibration is not None else None
     periods = (config.data.train, config.data.validation, calibration)
     ends = [pd.Timestamp(p.end) for p in periods if p is not None and p.end is not None]
@@ -262,6 +258,17 @@ def refuse_another_end(path: Path, config, store: str, end: str | None) -> None:
         f"derived from {kept}, which this run trains on: {again} to resume it, or derive for "
         f"--end {end} from the start, in another --out or with --no-resume"
     )
+
+
+def last_time_up_to(store: str, end: str, option: str):
+    """The last time of ``store`` up to ``end`` (given as ``option``), where a config derived
+    for ``end`` ends its held-out days (:func:`generators.config_periods.times_up_to`)."""
+    from generators.config_periods import times_up_to
+    from pipeline.schema import TIME
+    from pipeline.store import open_store
+
+    opened = open_store(store)
+    return times_up_to(opened.path, opened.dataset.indexes[TIME], end, option)[-1]
 
 
 def other_leads_of_a_run(path: Path, earlier, mapping, store: str | None):
