@@ -52,12 +52,12 @@ def times_up_to(
     naming ``option``, where ``end`` is no time (:func:`bound_time`) or precedes them all."""
     if end is None:
         return times
-    text = Period(None, end).end  # a pd.Timestamp as its text
-    bound_time(text, option)
-    kept = times[Period(None, text).contains(times)]
+    up_to = Period(None, end)  # a pd.Timestamp kept as its text
+    bound_time(up_to.end, option)
+    kept = times[up_to.contains(times)]
     if not len(kept):
         raise InputError(
-            f"{option} {text} is before the first time of {path} ({time_text(times[0])}): "
+            f"{option} {up_to.end} is before the first time of {path} ({time_text(times[0])}): "
             f"give a later {option} (the times up to it are trained on, the rest left out)"
         )
     return kept
