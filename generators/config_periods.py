@@ -93,8 +93,9 @@ def check_trainable(
     if len(kept) < len(times):
         held = f"{option} keeps {len(kept)} of the {len(times)} times every {duration_text(step)}"
         held += f" of {path}"
+    article = "an" if option.lstrip("-")[0] in "aeiou" else "a"  # an --end, a --train-end
     fix = (
-        f"give an {option} of {time_text(times[need - 1])} or later"
+        f"give {article} {option} of {time_text(times[need - 1])} or later"
         if need <= len(times)
         else f"ingest at least {need} times"
     )

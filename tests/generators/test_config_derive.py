@@ -260,6 +260,16 @@ def test_bad_requests_are_refused(hourly, six_hourly):
         derive_config(six_hourly, lead="soon", step_seconds=SECONDS)
 
 
+@pytest.mark.parametrize(
+    ("option", "fix"), [("--end", "give an --end"), ("--train-end", "give a --train-end")]
+)
+def test_a_too_early_end_is_named_with_its_own_option(hourly, option, fix):
+    """The demo's --train-end and config's --end share the refusal: each names its own
+    option, with its article ("give an --train-end" read wrong)."""
+    with pytest.raises(InputError, match=f"{fix} of 2000-01-0"):
+        derive_config(hourly, end=times_of(hourly)[30], end_option=option, steps=2)
+
+
 def test_a_refused_budget_adds_up(hourly):
     """The refusal said 'the 51 s of the --budget left after measuring buy 12 training steps
     at 0.171 s a step': 2 s of the 51, because a main step's share of the fine-tune and the
