@@ -479,7 +479,7 @@ def test_a_calibration_period_that_is_no_period_is_read_as_one_or_refused_naming
 
 
 def test_the_fit_seed_is_recorded_for_a_rerun(capsys):
-    from flows.commands.info import _calibration
+    from flows.commands.info_provenance import calibration_text
 
     """The factors depend on the fit's seed (wxens calibrate --seed), which neither the
     checkpoint nor a forecast store's calibration recorded: a rerun could not match them."""
@@ -498,7 +498,7 @@ def test_the_fit_seed_is_recorded_for_a_rerun(capsys):
     recorded = calibration.to_dict()
     assert recorded["seed"] == 7
     assert SpreadCalibration.from_dict(recorded).to_dict() == recorded
-    assert _calibration(recorded).endswith(", fit seed 7")  # what wxens info shows
+    assert calibration_text(recorded).endswith(", fit seed 7")  # what wxens info shows
     old = {k: v for k, v in recorded.items() if k != "seed"}  # written before it was recorded
     assert SpreadCalibration.from_dict(old).to_dict() == old  # its stores still extend
 
