@@ -36,8 +36,10 @@ longest lead wanted and a time budget:
   steps of the derived model as ``trained`` makes it, the ``--set`` overrides applied, on
   this store and device; the budget is what is left after measuring) and ``overhead`` the
   validation losses and calibration forecasts, counted in network evaluations at the
-  measured cost of one (:func:`overhead_seconds`) plus the extra time of the first step of
-  each phase (the network's compile on CUDA), measured too.
+  measured cost of one (:func:`generators.config_overhead.overhead_seconds`) plus the extra
+  time of the first step of each phase (the network's compile on CUDA), measured too; a
+  calibration whose forecasts leave fewer than ``MIN_STEPS`` steps is shrunk to leave them
+  (:mod:`generators.config_budget`).
   A budget's ``N`` is at most :data:`MAX_PASSES` passes over the training times
   (``N * batch / training times``, at the batch that trains: a ``--set batch_size``'s);
   the rest of a larger budget is left unused.
@@ -63,13 +65,13 @@ from generators.config import (
     OptimConfig,
     TrainConfig,
 )
+from generators.config_budget import budget_steps
 from generators.config_data import DataConfig
 from generators.config_io import to_mapping
 from generators.config_notes import DERIVED_FROM, note_comments
 from generators.config_overhead import (
     MAIN_STEPS_PER_FINE_TUNE_STEP,
     VALIDATIONS,
-    overhead_seconds,
     without_fine_tune,
 )
 from generators.config_periods import (
@@ -95,9 +97,6 @@ from verification.output import atomic_output
 from verification.spectra import is_global
 
 DEFAULT_BUDGET = pd.Timedelta(minutes=30)
-TRAINING_SHARE = 0.9
-"""Share of the budget given to optimiser steps; the rest is slack for reading the store,
-checkpoints and the progress of a shared machine."""
 LEAD_WEIGHT_EXPONENT = 0.75
 """Training samples are drawn at lead L with probability proportional to ``L ** -0.75``
 (``data.lead_weights``; 51 % at 1 h and 5 % at 24 h for 1, 3, 6, 12, 24 h): a short lead's
@@ -105,7 +104,6 @@ change is local and fast and needs many updates to learn, a long lead's few inde
 samples are over-fitted sooner. On the UK sample's validation split (``docs/benchmarks.md``,
 two seeds, masked and not) it scored better than equal shares at 19 of 20 (lead, run) pairs
 (masked 12 h at one seed 0.4 % worse) and better than 0.5 at 18 of 20."""
-MIN_STEPS = 20
 MAX_PASSES = 40
 """The most passes over the training period (main steps x batch / its times) a budget buys,
 as more over-fit a short period: on the UK sample's validation split (345 training times at
@@ -286,7 +284,7 @@ def derive_config(
     band = f"latitude-band grid ({south:g} to {north:g}°, longitudes wrapped)"
     # wrapped longitudes alone make no global grid
     kind = "regional grid" if not periodic else "global grid" if north - south > 170 else band
-    read = None
+    read, shrunk = None, ()
     if steps is not None:
         config, sizing = with_steps(config, steps), f"steps: {steps} main steps, fixed"
     else:
@@ -294,17 +292,16 @@ def derive_config(
         timed = as_trained(config)  # what will train, at the batch fitted above
         if step_seconds is None:  # the training takes the datasets read to time its steps
             read = read_training_data(store, timed)
-        calibration_inits = math.ceil(possible_inits / every)
 
         def afford(partial: StepSeconds) -> None:  # refuses before the fine-tune is timed
             spent = time.perf_counter() - started
-            _budget_steps(timed, budget, spent, partial, calibration_inits)
+            budget_steps(config, as_trained, budget, spent, partial, possible_inits, step)
 
         seconds = step_seconds or measure_step_seconds(store, timed, read, afford)
         spent = time.perf_counter() - started
-        bought, available, overhead = _budget_steps(
-            timed, budget, spent, seconds, calibration_inits
-        )
+        budgeted = budget_steps(config, as_trained, budget, spent, seconds, possible_inits, step)
+        config, bought, shrunk = budgeted.config, budgeted.steps, budgeted.notes
+        available, overhead = budgeted.available, budgeted.overhead
         budget -= pd.Timedelta(seconds=spent)  # what is left after measuring
         # MAX_PASSES passes at the batch that trains (a --set batch_size's, as timed)
         most = max(1, MAX_PASSES * n_train // timed.batch_size)
@@ -340,39 +337,10 @@ def derive_config(
         batch_note,
         *left_out_note(every_time, times, end, end_option),
         *untuned,
+        *shrunk,
         sizing,
     )
     return DerivedConfig(config, notes, store, read)
-
-
-def _budget_steps(
-    config: TrainConfig, budget: pd.Timedelta, spent: float, seconds: StepSeconds, inits: int
-) -> tuple[int, float, float]:
-    """The main steps ``budget`` buys for ``config`` once ``spent`` seconds of it went on
-    measuring (module doc; before the :data:`MAX_PASSES` cap), the seconds they take and
-    those of the validation and ``inits`` calibration forecasts. Fewer than :data:`MIN_STEPS`: an
-    InputError naming the smallest budget that buys them (at least that, where the
-    fine-tune is not timed yet)."""
-    overhead = overhead_seconds(config, inits, seconds.forward)
-    fixed = seconds.first_steps + overhead
-    available = TRAINING_SHARE * (budget.total_seconds() - spent) - fixed
-    per_main = seconds.main + seconds.fine_tune / MAIN_STEPS_PER_FINE_TUNE_STEP
-    steps = max(0, int(available / per_main))
-    if steps < MIN_STEPS:
-        untimed = config.fine_tune is not None and not seconds.fine_tune
-        needed = spent + (MIN_STEPS * per_main + fixed) / TRAINING_SHARE
-        least = duration_text(pd.Timedelta(minutes=math.ceil(needed / 60)))
-        raise InputError(
-            f"a --budget of {budget.total_seconds():.0f} s buys {steps} training steps, fewer "
-            f"than {MIN_STEPS}: measuring took {spent:.0f} s, the validation and calibration "
-            f"forecasts take {overhead:.3g} s, the first steps {seconds.first_steps:.3g} s "
-            f"more, and steps {per_main:.3g} s a main step with its share of the fine-tune "
-            f"({seconds.main:.3g} s + {seconds.fine_tune:.3g} s / "
-            f"{MAIN_STEPS_PER_FINE_TUNE_STEP}{', not timed yet' if untimed else ''}), with a "
-            f"tenth of slack: give a --budget of {'at least ' * untimed}{least}, or --set "
-            "steps=N (no budget), or train on a GPU"
-        )
-    return steps, available, overhead
 
 
 def with_steps(config: TrainConfig, steps: int) -> TrainConfig:

@@ -33,11 +33,18 @@ def overhead_seconds(config: TrainConfig, calibration_inits: int, forward_second
         ft = config.fine_tune
         validations = math.ceil(VALIDATIONS / MAIN_STEPS_PER_FINE_TUNE_STEP) + 1
         evaluations += validations * items * ft.crps_members * ft.crps_nfe
+    seconds = evaluations * forward_seconds
     if config.calibration is not None:
-        leads = len(config.data.sample_spec.leads)
-        nfe = _forecast_nfe(config)
-        evaluations += calibration_inits * config.calibration.members * leads * nfe
-    return evaluations * forward_seconds
+        members = calibration_inits * config.calibration.members
+        seconds += members * forecast_seconds(config, forward_seconds)
+    return seconds
+
+
+def forecast_seconds(config: TrainConfig, forward_seconds: float) -> float:
+    """Seconds of one calibration member's forecast of one initial time, every lead: as
+    many network evaluations per lead as its sampler takes (:func:`_forecast_nfe`); what
+    a calibration's initial times x members each cost a budget."""
+    return len(config.data.sample_spec.leads) * _forecast_nfe(config) * forward_seconds
 
 
 def _forecast_nfe(config: TrainConfig) -> int:

@@ -16,7 +16,8 @@ from flows.commands.derive import resumed_config, with_overrides
 from generators.backbone import BackboneConfig
 from generators.base import GENERATORS, BaseBackboneConfig
 from generators.config import load_train_config
-from generators.config_derive import DerivedConfig, StepSeconds, derive_config, overhead_seconds
+from generators.config_derive import DerivedConfig, StepSeconds, derive_config
+from generators.config_overhead import overhead_seconds
 from generators.flow_matching import FlowMatching
 from generators.objective import ObjectiveConfig, masked_mean
 from generators.samplers import EulerSampler
