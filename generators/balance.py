@@ -27,7 +27,8 @@ Needs z and t on the same two or more levels on a regular latitude/longitude gri
 winds (u and v on those levels) are made geostrophic only on latitudes of one hemisphere
 away from the equator (:func:`pipeline.grid.balance_grid_problem`); on another grid (a
 global one: f = 0 on the equator) they are kept as drawn, which is logged once. Where the
-longitudes close the circle, the filter and the differences wrap across the dateline. Reference:
+longitudes close the circle, the filter and the differences wrap across the dateline, and the
+filter goes on across a pole the grid holds or ends half a step from. Reference:
 Holton & Hakim, *An Introduction to Dynamic Meteorology* (5th ed.), 1.6.2 and 3.2;
 Fornberg (1988), Math. Comp. 51, for the difference weights; Shapiro (1970), Rev.
 Geophys. 8, 359-387, for the filter.
@@ -82,19 +83,56 @@ def second_difference(field: torch.Tensor, dim: int, periodic: bool = False) -> 
     return out.movedim(-1, dim)
 
 
-def shapiro_filter(field: torch.Tensor, periodic_longitude: bool = False) -> torch.Tensor:
+def shapiro_filter(
+    field: torch.Tensor, periodic_longitude: bool = False, poles: Poles = (None, None)
+) -> torch.Tensor:
     """Second-order Shapiro filter over the last two dims (latitude, longitude): per
     direction ``f - d4 f / 16``, ``d4`` the second difference twice. Response to a wave of
     wavenumber k away from the edges ``1 - sin(k h / 2)**4`` per direction: a wave of two
     grid lengths removed, four kept at 0.75, eight at 0.979. Near the edges the second
     difference is taken as zero at the edge points; with ``periodic_longitude`` (longitudes
-    closing the circle) it is taken across the dateline instead, where the field goes on,
-    so that the response holds at every longitude and the field stays continuous there."""
-    for dim, periodic in ((-2, False), (-1, periodic_longitude)):
-        field = (
-            field - second_difference(second_difference(field, dim, periodic), dim, periodic) / 16
-        )
-    return field
+    closing the circle) it is taken across the dateline instead, and with ``poles``
+    (:func:`across_poles`) across a pole, where the field goes on along the meridian half a
+    circle round, so that the response holds there too and the field stays continuous."""
+    field = field - _across_poles(_across_poles(field, poles), poles) / 16
+    twice = second_difference(
+        second_difference(field, -1, periodic_longitude), -1, periodic_longitude
+    )
+    return field - twice / 16
+
+
+Poles = tuple[int | None, int | None]
+"""Per latitude edge (south, north), the row whose values, half a circle round in
+longitude, lie one step beyond that edge across the pole (:func:`across_poles`); None
+where the edge is no pole's neighbour."""
+
+
+def across_poles(latitude: np.ndarray, longitude: np.ndarray) -> Poles:
+    """:data:`Poles` of a regular ascending grid: on one whose longitudes close the circle
+    in an even number of columns, an edge row on a pole has row 1 (or -2) beyond it, an
+    edge row half a step from it the edge row itself; elsewhere None (an edge)."""
+    if not is_global(longitude) or longitude.size % 2:
+        return None, None
+    step = latitude[1] - latitude[0]
+    beyond = {0.0: 1, 0.5: 0}  # the edge's distance to its pole, in steps
+
+    def row(distance: float) -> int | None:
+        return next((r for d, r in beyond.items() if abs(distance / step - d) < 1e-6), None)
+
+    return row(latitude[0] + 90.0), row(90.0 - latitude[-1])
+
+
+def _across_poles(field: torch.Tensor, poles: Poles) -> torch.Tensor:
+    """:func:`second_difference` along latitude (dim -2) whose edge rows next to a pole
+    (``poles``) take the row beyond it from across the pole: their ``beyond`` row's values
+    half a circle round in longitude."""
+    out = second_difference(field, -2)
+    half = field.shape[-1] // 2
+    for edge, inner, beyond in ((0, 1, poles[0]), (-1, -2, poles[1])):
+        if beyond is not None:
+            across = torch.roll(field[..., beyond if edge == 0 else -1 - beyond, :], half, -1)
+            out[..., edge, :] = across - 2 * field[..., edge, :] + field[..., inner, :]
+    return out
 
 
 class UpperAirBalance:
@@ -131,6 +169,7 @@ class UpperAirBalance:
                     f"{axis.size} points, steps {np.unique(np.round(steps, 6))[:4].tolist()}"
                 )
         self.periodic = is_global(longitude)
+        self.poles = across_poles(latitude, longitude)
         self.dphi = float(np.deg2rad(latitude[1] - latitude[0]))
         self.dlambda = float(np.deg2rad(longitude[1] - longitude[0]))
         self.factors: list[torch.Tensor] = []  # of u and v, where the winds are balanced
@@ -166,7 +205,7 @@ class UpperAirBalance:
         x = states[..., columns, :, :]
         if before is not None:
             start = before[..., columns, :, :]
-            x = start + shapiro_filter(x - start, self.periodic)
+            x = start + shapiro_filter(x - start, self.periodic, self.poles)
         projection = self.projection.to(states.device, states.dtype)
         out[..., columns, :, :] = torch.einsum("ij,...jhw->...ihw", projection, x)
         factors = [factor.to(states.device) for factor in self.factors]  # none: winds kept

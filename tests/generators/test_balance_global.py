@@ -15,7 +15,13 @@ import torch
 from scipy import ndimage
 
 from flows.cli import main as wxens
-from generators.balance import UpperAirBalance, balanced_channels, derivative, shapiro_filter
+from generators.balance import (
+    UpperAirBalance,
+    across_poles,
+    balanced_channels,
+    derivative,
+    shapiro_filter,
+)
 from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, open_forecast
 from tests.global_upper_air import global_upper_air
@@ -96,9 +102,39 @@ def test_the_filter_wraps_across_the_dateline_where_the_longitudes_wrap():
     balance = UpperAirBalance(CHANNELS, np.ones(13), LAT, LON)
     smoothed = torch.zeros_like(change)
     smoothed[:, Z + T] = torch.from_numpy(kept * smooth)
+    inside = slice(2, -2)  # the rows by the poles go on across them (the field does not)
     torch.testing.assert_close(
-        balance(change, torch.zeros_like(change))[:, Z + T], balance(smoothed)[:, Z + T]
+        balance(change, torch.zeros_like(change))[:, Z + T, inside],
+        balance(smoothed)[:, Z + T, inside],
     )
+
+
+@pytest.mark.parametrize("lat", [LAT, np.arange(-87.5, 90.0, 5.0)], ids=["poles", "half-step"])
+def test_the_filter_goes_on_across_a_pole(lat):
+    """cos(8 lat) + cos(7 lat) cos(lon) goes on across a pole along its meridian half a
+    circle round (for cos(m lat) cos(k lon), m + k even): filtered, each wave keeps its
+    response per direction at every row, those by the poles too, which, taken as edges,
+    kept part of the grid-scale change."""
+    phi, lam = np.meshgrid(np.deg2rad(lat), np.deg2rad(LON), indexing="ij")
+    waves = np.cos(8 * phi), np.cos(7 * phi) * np.cos(lam)
+    field = torch.from_numpy(waves[0] + waves[1])[None]
+    h = np.deg2rad(5.0)
+    response = 1 - np.sin(np.array([8, 7, 1]) * h / 2) ** 4
+    kept = response[0] * waves[0] + response[1] * response[2] * waves[1]
+    poles = across_poles(lat, LON)
+    assert poles == ((1, 1) if lat[0] == -90 else (0, 0))
+    across = shapiro_filter(field, True, poles)[0].numpy()
+    np.testing.assert_allclose(across, kept, atol=1e-12)
+    edges = shapiro_filter(field, True)[0].numpy()
+    assert np.abs(edges - kept)[[0, 1, -2, -1]].max() > 1e-3
+    assert UpperAirBalance(CHANNELS, np.ones(13), lat, LON).poles == poles  # what it filters by
+
+
+def test_only_the_rows_by_a_pole_of_a_grid_all_round_go_on_across_it():
+    assert across_poles(np.arange(-80.0, 80.1, 5.0), LON) == (None, None)  # a band
+    assert across_poles(LAT, np.arange(0.0, 355.1, 5.0)[:-1]) == (None, None)  # odd columns
+    assert across_poles(np.arange(-90.0, 60.1, 5.0), LON) == (1, None)
+    assert across_poles(LAT, np.arange(0.0, 180.1, 5.0)) == (None, None)  # not all round
 
 
 def test_the_longitude_derivative_wraps_where_the_longitudes_close_the_circle():
