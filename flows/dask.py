@@ -130,9 +130,10 @@ def dask_client(
                         silence_logs=logging.WARNING,
                         **_worker_environment(config),
                     )
-            except KeyboardInterrupt:  # SIGTERM while the workers start (Ctrl-C is ignored)
-                with _logging_off():
-                    _close_half_started(set(SpecCluster._instances) - before)
+            except BaseException as err:  # SIGTERM while the workers start (Ctrl-C is ignored)
+                if _stopped(err):
+                    with _logging_off():
+                        _close_half_started(set(SpecCluster._instances) - before)
                 raise
             stack.enter_context(cluster)
             log.info("dask dashboard: %s (set %s to change)", dashboard_url(cluster), DASHBOARD_ENV)
@@ -152,9 +153,10 @@ def dask_client(
             if scheduler_given:
                 _wait_for_a_worker(client, scheduler)
             yield client
-        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (pipeline.signals): the CLI says so
-            with _logging_off():
-                stack.close()
+        except BaseException as err:  # Ctrl-C, or SIGTERM: the CLI or Prefect says so
+            if _stopped(err):
+                with _logging_off():
+                    stack.close()
             raise
 
 
@@ -251,9 +253,10 @@ def _quiet_distributed() -> Iterator[None]:
     interrupted = False
     try:
         yield
-    except KeyboardInterrupt:  # on the way out: what distributed closes at exit stays quiet
-        interrupted = True  # its warnings too ("exit status was already read" of a nanny)
-        logger.setLevel(logging.ERROR)
+    except BaseException as err:  # on the way out: what distributed closes at exit stays
+        interrupted = _stopped(err)  # quiet, its warnings too ("exit status was already read")
+        if interrupted:
+            logger.setLevel(logging.ERROR)
         raise
     finally:
         if not interrupted:
@@ -262,6 +265,14 @@ def _quiet_distributed() -> Iterator[None]:
                 os.environ.pop(_DISTRIBUTED_LOG_LEVEL, None)
             else:
                 os.environ[_DISTRIBUTED_LOG_LEVEL] = old_env
+
+
+def _stopped(err: BaseException) -> bool:
+    """Whether ``err`` stops the process rather than failing its work: Ctrl-C or SIGTERM as
+    the CLI raises them (``KeyboardInterrupt``), or SIGTERM as Prefect's engine raises it in
+    a flow run that ``wxens serve`` stops (its ``TerminationSignal``, no ``Exception``: the
+    half-started cluster it left was closed at exit, logging its close in the served log)."""
+    return not isinstance(err, (Exception, GeneratorExit))
 
 
 @contextmanager
