@@ -132,6 +132,7 @@ def load_schedule(path: str | Path) -> tuple[DeploymentSpec, ...]:
             ) from err
         _check_cron_fields(where, spec.cron)
         _check_parameters(where, spec)
+        _warn_uncorrected(where, spec)
         specs.append(spec)
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
@@ -193,6 +194,31 @@ def _check_parameters(where: str, spec: DeploymentSpec) -> None:
         _check_sources(spec.parameters.get("sources") or [])
     except InputError as err:
         raise InputError(f"{where}: {err}") from None
+
+
+def _warn_uncorrected(where: str, spec: DeploymentSpec) -> None:
+    """Warn, as the file loads, of an ensemble run whose ``corrected_store`` no run will
+    write while its checkpoint stays as it is: no weight given, and the checkpoint (there
+    already, not trained by the run) never tuned. Each run delivers the raw forecast and
+    says so in its own log, hours later; `wxens tune` meanwhile makes the next run correct."""
+    from generators.correction.tuned import no_correction_reason, resolve_correction
+
+    p = spec.parameters
+    weights = [p.get(k) for k in ("bias_correction", "spread_weight", "rank_weight")]
+    checkpoint = p.get("checkpoint")
+    if spec.flow != "ensemble_run" or not p.get("corrected_store") or p.get("train_config"):
+        return
+    if any(w is not None for w in weights) or not Path(checkpoint).exists():
+        return
+    if resolve_correction(checkpoint, names=RUN_PARAMETER_NAMES).applies:
+        return
+    log.warning(
+        "%s: %s; until then each run delivers %s uncorrected and does not write %s",
+        where,
+        no_correction_reason(checkpoint, store=p.get("store"), names=RUN_PARAMETER_NAMES),
+        p["forecast_store"],
+        p["corrected_store"],
+    )
 
 
 def _check_sources(sources: list[str]) -> None:

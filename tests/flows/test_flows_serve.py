@@ -76,9 +76,7 @@ def test_serve_registers_a_cron_deployment_that_runs_when_triggered(spawn, tmp_p
     assert (tmp_path / ".wxens" / "prefect-results").is_dir()  # results persisted there
 
 
-def test_a_served_run_that_bad_input_fails_logs_its_message_without_a_traceback(
-    spawn, tmp_path
-):
+def test_a_served_run_that_bad_input_fails_logs_its_message_without_a_traceback(spawn, tmp_path):
     """Each served run executes in a spawned subprocess: the CLI's log filter must reach it,
     or a missing source logs three Prefect tracebacks around the one line that matters."""
     from prefect.deployments import run_deployment
@@ -202,6 +200,39 @@ def test_a_schedule_file_value_a_run_would_refuse_is_refused_at_load(
     with pytest.raises(InputError, match="deployment 1") as err:
         load_schedule(schedule)
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("given", "warned"),
+    [({}, True), ({"bias_correction": 0.3}, False), ({"train_config": "c.yaml"}, False)],
+    ids=["untuned", "weight-given", "trained-by-the-run"],
+)
+def test_a_corrected_store_no_run_will_write_is_warned_of_as_the_file_loads(
+    tmp_path, caplog, given, warned
+):
+    """An ensemble run's corrected_store with its checkpoint never tuned and no weight: each
+    run delivered the raw forecast and warned in its own log, hours after `wxens serve`
+    started; serve now says so once as it loads the file, naming `wxens tune`."""
+    from flows.deployments import load_schedule
+
+    (tmp_path / "m").mkdir()  # a training run's directory, never tuned
+    parameters = {**RUN, "corrected_store": "bc.zarr", **given}
+    parameters["checkpoint"] = str(tmp_path / "m")
+    schedule = write_schedule(
+        tmp_path / "schedule.yaml", flow="ensemble_run", parameters=parameters
+    )
+    logger = logging.getLogger("flows.deployments")
+    logger.addHandler(caplog.handler)
+    try:
+        load_schedule(schedule)
+    finally:
+        logger.removeHandler(caplog.handler)
+    said = [r.getMessage() for r in caplog.records if r.name == logger.name]
+    assert bool(said) is warned, said
+    if warned:
+        assert "deployment 1" in said[0] and "has no tuned correction" in said[0], said
+        assert "wxens tune" in said[0] and "f.zarr uncorrected" in said[0], said
+        assert "bc.zarr" in said[0], said
 
 
 def test_the_shipped_schedule_loads_and_builds_its_deployments():
