@@ -159,6 +159,25 @@ def skipped_cycles_warning(
     )
 
 
+def warn_skipped_cycles(
+    store: str,
+    checkpoint: str,
+    forecast_store: str,
+    chosen: list[str],
+    latest: int,
+    cycle_hours: int,
+) -> None:
+    """Warn in the flow run's log of the cycles a run of the ``latest`` cycles ``chosen``
+    leaves out for good (:func:`skipped_cycles`, :func:`skipped_cycles_warning`)."""
+    from prefect import get_run_logger  # Prefect: imported only by a flow
+
+    skipped = skipped_cycles(store, checkpoint, forecast_store, chosen, cycle_hours)
+    if skipped:
+        get_run_logger().warning(
+            skipped_cycles_warning(forecast_store, store, skipped, latest, cycle_hours)
+        )
+
+
 def incomplete_init_times(
     out: str, asked: pd.DatetimeIndex, members: int, leads_hours: list[float]
 ) -> pd.DatetimeIndex:

@@ -22,10 +22,9 @@ from flows.inputs import (
     claimed_init_times,
     incomplete_init_times,
     latest_init_times,
-    skipped_cycles,
-    skipped_cycles_warning,
     truth_arrived,
     verify_record,
+    warn_skipped_cycles,
     warn_trained_on,
 )
 from flows.parameter_checks import check_flow_parameters
@@ -316,13 +315,8 @@ def ensemble_run(
     if train_config:
         checkpoint = train(store, train_config, checkpoint, train_overrides, progress=progress)
     inits = init_times or latest_init_times(store, checkpoint, latest, cycle_hours)
-    skipped = (
-        [] if init_times else skipped_cycles(store, checkpoint, forecast_store, inits, cycle_hours)
-    )
-    if skipped:
-        get_run_logger().warning(
-            skipped_cycles_warning(forecast_store, store, skipped, latest, cycle_hours)
-        )
+    if not init_times:  # the cycles this run leaves out for good: warned of once
+        warn_skipped_cycles(store, checkpoint, forecast_store, inits, latest, cycle_hours)
     forecast_done = forecast(
         checkpoint,
         store,
