@@ -15,7 +15,8 @@ Writing (:func:`write_forecast`), one transaction (:mod:`pipeline.transaction`) 
 
 Provenance (:class:`ForecastProvenance`: generator kind, checkpoint digest, sampler, NFE,
 seed, calibration, bias correction) and the creating software's versions are in the store
-attrs; writing another provenance into a store is a StoreError: it never mixes models."""
+attrs; writing another provenance into a store is a StoreError: it never mixes models. The
+cycle recorded there (:func:`pipeline.forecast_times.record_cycle`) is kept by every write."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ from pipeline.forecast_checks import (
 )
 from pipeline.forecast_provenance import ForecastProvenance
 from pipeline.forecast_rerun import batches, same_values
-from pipeline.forecast_times import INIT_CHUNK, SECONDS, repair_valid_time, span
+from pipeline.forecast_times import INIT_CHUNK, SECONDS, finest_cycle, repair_valid_time, span
 from pipeline.schema import (
     INIT_TIME,
     LAT,
@@ -205,6 +206,7 @@ def write_forecast(
                 "forecasts into it: choose another store"
             )
         check_compatible(path, existing, ds)
+        ds.attrs.update(finest_cycle(existing.attrs, ds.attrs))  # an append replaces attrs
         repair_valid_time(path, store, existing)
         stored = pd.DatetimeIndex(existing[INIT_TIME].values)
         done = stored[existing[COMPLETE].values.astype(bool)]
