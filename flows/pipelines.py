@@ -33,6 +33,7 @@ from generators.correction.spec import CorrectionSpec
 from generators.correction.tuned import no_correction_reason, resolve_correction
 from pipeline.forecast_claims import Claims, in_turn
 from pipeline.forecast_store import complete_init_times
+from pipeline.forecast_times import record_cycle
 from pipeline.transaction import is_store
 
 
@@ -288,23 +289,23 @@ def ensemble_run(
     device: str = "auto",
     progress: bool = False,
 ) -> dict[str, object]:
-    """The whole chain, each step a subflow: ingest ``sources`` (their ``variables``,
-    default all) into ``store`` (if given); train ``train_config`` (with
-    ``train_overrides``, ``key=value``) into the directory ``checkpoint`` (if given);
-    forecast ``init_times`` — by default the ``latest`` initial times of the store on the
-    ``cycle_hours`` cycle — into ``forecast_store`` (split over the workers of the dask
-    cluster at ``dask_scheduler`` when one is named); with a ``corrected_store``, correct the
-    whole forecast store by its verified errors into it (``wxens bias-correct``; the raw
+    """The whole chain, each step a subflow: ingest ``sources`` (their ``variables``, default
+    all) into ``store`` (if given); train ``train_config`` (with ``train_overrides``,
+    ``key=value``) into the directory ``checkpoint`` (if given); forecast ``init_times`` —
+    by default the ``latest`` initial times of the store on the ``cycle_hours`` cycle, which
+    the store then records — into ``forecast_store`` (split over the workers of the dask
+    cluster at ``dask_scheduler`` when one is named); with a ``corrected_store``, correct
+    the whole forecast store by its verified errors into it (``wxens bias-correct``; the raw
     store stays what the correction learns from) with the weights ``wxens tune`` stored with
     the checkpoint, or those given: the ``bias_correction`` weight, with a ``spread_weight``
     its spread scaled too and with a ``rank_weight`` its members remapped by the recent rank
     histograms (none given and none tuned, or tuned to 0: the raw forecast is delivered and
     ``corrected_store`` is not written); with a ``baseline_name`` (``climatology``,
     ``persistence``), draw that reference ensemble from the ``baseline_train`` period
-    (``START/END``) for the same initial times and leads into ``baseline_store``
-    (``wxens baseline``); then verify every initial time of the forecast (the corrected
-    one, if any) whose truth has arrived in ``store`` (``scores``, ``report``), beside the
-    baseline if there is one.
+    (``START/END``) for the same initial times and leads into ``baseline_store`` (``wxens
+    baseline``); then verify every initial time of the forecast (the corrected one, if any)
+    whose truth has arrived in ``store`` (``scores``, ``report``), beside the baseline if
+    there is one.
 
     Returns what it did: the initial times forecast and verified and the output paths.
     """
@@ -330,6 +331,8 @@ def ensemble_run(
         progress=progress,
         dask_scheduler=dask_scheduler,
     )
+    if not init_times:  # the cycle chosen on, so `wxens info` names the cycles left out
+        record_cycle(forecast_store, pd.Timedelta(hours=cycle_hours))
     delivered = forecast_store
     spec = (
         resolve_correction(checkpoint, *weights, forecast=forecast_store, names=RUN_NAMES.get())

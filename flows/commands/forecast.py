@@ -141,6 +141,15 @@ def parse_inits(values: list[str]) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(sorted(set(times)))
 
 
+def init_cycle(values: list[str]) -> pd.Timedelta | None:
+    """The cycle ``--init`` ``values`` (checked by :func:`parse_inits`) draw on, which the
+    forecast store records: the finest EVERY of their ranges when every value is one; None
+    with a single time among them (picked by hand: no cycle)."""
+    if not all("/" in value for value in values):
+        return None
+    return min(_positive_step(value.split("/")[2]) for value in values)
+
+
 def _timestamp(text: str) -> pd.Timestamp:
     """``pd.Timestamp`` of ``text`` in UTC without a zone, as stores hold times (``Z`` or
     ``+01:00`` converted); ValueError for an empty or NaT one as for garbage."""
@@ -212,14 +221,17 @@ def run(args: argparse.Namespace) -> int:
     from generators.rollout_shard import forecast_sharded
     from pipeline.errors import InputError
     from pipeline.forecast_store import complete_init_times
+    from pipeline.forecast_times import record_cycle
 
     inits = parse_inits(args.init)  # a bad --init is refused before the checkpoint loads
     check_device(args.device, args.dask_scheduler)  # so is a --device missing here
+    cycle = init_cycle(args.init)
     try:
         check_out_writable(args.out, "--out", "wxens forecast draws into it")
     except InputError:  # a store holding every asked time is only read: opened only here
         if args.recompute or not inits.difference(complete_init_times(args.out)).empty:
             raise
+        cycle = None  # nor is the cycle recorded there
     quiet_other_ranks(args.verbose)  # under torchrun, rank 0 says it, not every rank
     set_threads(args.threads)
     if args.dask_scheduler:  # the workers open these themselves, in their own directory
@@ -250,6 +262,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if done is None:  # a torchrun rank other than 0: rank 0 reports the whole forecast
         return 0
+    if cycle is not None:  # so `wxens info` names the cycles of the range not drawn
+        record_cycle(args.out, cycle)
     print(summary(done))
     return 0
 

@@ -113,7 +113,8 @@ def describe(store, weigh: bool | None = None, progress: bool = False) -> str:
 
 def describe_forecast(path: str) -> str:
     """A few lines a person can read about a forecast store: initial times (and any not
-    completely written), members, leads, grid, variables, and its provenance."""
+    completely written, and those missing at the cycle it records or else at the cadence
+    read off them), members, leads, grid, variables, and its provenance."""
     import numpy as np
     import pandas as pd
 
@@ -125,7 +126,7 @@ def describe_forecast(path: str) -> str:
         complete_init_times,
         open_forecast,
     )
-    from pipeline.forecast_times import cadence_text
+    from pipeline.forecast_times import cadence_text, recorded_cycle
     from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LON, MEMBER
     from pipeline.timeaxis import hours_text
 
@@ -134,7 +135,7 @@ def describe_forecast(path: str) -> str:
     unfinished = inits.difference(complete_init_times(path))
     hours = written[LEAD_TIME].values / np.timedelta64(1, "h")
     p = ForecastProvenance.from_attrs(written.attrs)
-    cadence, missing = cadence_text(inits)
+    cadence, missing = cadence_text(inits, recorded_cycle(written.attrs))
     lines = [
         f"forecast   {path}",
         f"inits      {len(inits) - len(unfinished)} complete of {len(inits)} written: "
