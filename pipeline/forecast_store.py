@@ -206,7 +206,9 @@ def write_forecast(
                 "forecasts into it: choose another store"
             )
         check_compatible(path, existing, ds)
-        ds.attrs.update(finest_cycle(existing.attrs, ds.attrs))  # an append replaces attrs
+        # an append replaces attrs: the first forecast's analysis store and the finest cycle stay
+        first = {k: existing.attrs[k] for k in (ANALYSIS_ATTR,) if k in existing.attrs}
+        ds.attrs.update({**first, **finest_cycle(existing.attrs, ds.attrs)})
         repair_valid_time(path, store, existing)
         stored = pd.DatetimeIndex(existing[INIT_TIME].values)
         done = stored[existing[COMPLETE].values.astype(bool)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipeline.forecast_store import open_forecast, write_forecast
+from pipeline.forecast_store import ANALYSIS_ATTR, open_forecast, source_attrs, write_forecast
 from pipeline.forecast_times import CYCLE_ATTR, cadence_text, record_cycle
 from pipeline.transaction import commits, read_attrs
 from tests.pipeline.test_forecast_store import PROVENANCE, ensemble
@@ -36,3 +36,13 @@ def test_the_finest_cycle_is_kept_and_a_later_forecast_keeps_it(tmp_path):
         "--init 2019-03-02T00:00/2019-03-02T12:00/6h"
     ]
     assert cadence_text(inits) == (" (every 1 day, 0 missing)", [])  # without the record
+
+
+def test_the_analysis_store_recorded_is_the_first_forecast_s(tmp_path):
+    """``wxens info`` names the analysis store "of the first forecast" (ANALYSIS_ATTR); an
+    append replaced every attribute with the later forecast's, naming its store instead."""
+    path = tmp_path / "f.zarr"
+    first, later = ensemble(["2019-03-01T18"], 1.0), ensemble(["2019-03-02T18"], 1.0)
+    write_forecast(path, first.assign_attrs(source_attrs(tmp_path / "a.zarr")), PROVENANCE)
+    write_forecast(path, later.assign_attrs(source_attrs(tmp_path / "b.zarr")), PROVENANCE)
+    assert read_attrs(path)[ANALYSIS_ATTR] == str(tmp_path / "a.zarr")
