@@ -25,7 +25,7 @@ from generators.config_overhead import (
     overhead_seconds,
 )
 from generators.durations import duration_text
-from generators.step_timing import StepSeconds
+from generators.step_timing import MEASURED_TIMES, StepSeconds
 from pipeline.errors import InputError
 
 MIN_STEPS = 20
@@ -80,7 +80,7 @@ def budget_steps(
     :data:`MIN_STEPS` steps, it is shrunk (:func:`shrunk_calibration`; a calibration
     ``--set`` by hand is kept as given). Fewer than :data:`MIN_STEPS` even then: an
     InputError naming the smallest budget that buys them (at least that, where the
-    fine-tune is not timed yet)."""
+    fine-tune is not timed yet: estimated as ``crps_members x crps_nfe`` main steps)."""
     full = config.calibration
     every = round(pd.Timedelta(hours=full.init_every_hours) / step)
     inits = math.ceil(possible_inits / every)
@@ -155,10 +155,16 @@ def _checked(
     if bought.steps >= MIN_STEPS:
         return bought
     timed = bought.timed
-    per_main = seconds.main + seconds.fine_tune / MAIN_STEPS_PER_FINE_TUNE_STEP
-    fixed = seconds.first_steps + bought.overhead
     untimed = timed.fine_tune is not None and not seconds.fine_tune
-    needed = spent + (MIN_STEPS * per_main + fixed) / TRAINING_SHARE
+    # not timed yet: a fine-tune step as its members x sampler steps of main ones, and the
+    # timing of it still to come, so that the budget named is not refused once it is timed
+    fine, to_time = seconds.fine_tune, 0.0
+    if untimed:
+        fine = seconds.main * timed.fine_tune.crps_members * timed.fine_tune.crps_nfe
+        to_time = (MEASURED_TIMES + 1) * fine
+    per_main = seconds.main + fine / MAIN_STEPS_PER_FINE_TUNE_STEP
+    fixed = seconds.first_steps + bought.overhead
+    needed = spent + to_time + (MIN_STEPS * per_main + fixed) / TRAINING_SHARE
     least = duration_text(pd.Timedelta(minutes=math.ceil(needed / 60)))
     calibration, shrunk = timed.calibration, " (shrunk)" * bool(bought.notes)
     of = f" of {inits} initial times x {calibration.members} members{shrunk}" if calibration else ""
@@ -167,8 +173,8 @@ def _checked(
         f"fewer than {MIN_STEPS}: measuring took {spent:.0f} s, the validation and calibration"
         f" forecasts{of} take {bought.overhead:.3g} s, the first steps "
         f"{seconds.first_steps:.3g} s more, and steps {per_main:.3g} s a main step with its "
-        f"share of the fine-tune ({seconds.main:.3g} s + {seconds.fine_tune:.3g} s / "
-        f"{MAIN_STEPS_PER_FINE_TUNE_STEP}{', not timed yet' if untimed else ''}), with a "
+        f"share of the fine-tune ({seconds.main:.3g} s + {fine:.3g} s / "
+        f"{MAIN_STEPS_PER_FINE_TUNE_STEP}{', not timed yet: estimated' * untimed}), with a "
         f"tenth of slack: give a --budget of {'at least ' * untimed}{least}, or --set "
         "steps=N (no budget), or train on a GPU"
     )

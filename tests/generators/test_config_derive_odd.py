@@ -5,12 +5,16 @@ the fine-tune is timed."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 
+from generators.config_budget import budget_steps
 from generators.config_derive import StepSeconds, derive_config
+from generators.step_timing import MEASURED_TIMES
 from generators.train import Trainer
 from pipeline.errors import InputError
 from pipeline.store import ingest
@@ -89,3 +93,26 @@ def test_a_budget_the_main_steps_spend_is_refused_before_the_fine_tune_is_timed(
     said = str(refused.value)
     assert "not timed yet" in said and "give a --budget of at least " in said, said
     assert steps == [0, 1, 2, 3], steps  # the main phase's timed steps, no fine-tune step
+
+
+def test_the_budget_named_before_the_fine_tune_is_timed_covers_an_estimate_of_it(tmp_path):
+    """On a 90 x 180 daily masked global store, `--budget 6min` was refused before the
+    fine-tune was timed with "give a --budget of at least 8min"; 8min then timed the
+    fine-tune (25 s a step, ten main steps) and was refused with "12min". The early
+    refusal now estimates a fine-tune step as ``crps_members x crps_nfe`` main steps, and
+    its timing, so it names no less than the refusal of those times would."""
+    store = gapped_store(tmp_path, missing=[])
+    config = derive_config(store, step_seconds=SECONDS).config
+    main = 2.0
+    fine = main * config.fine_tune.crps_members * config.fine_tune.crps_nfe
+    measuring = (MEASURED_TIMES + 1) * fine
+    one_day, budget = pd.Timedelta("6h"), pd.Timedelta("1s")
+
+    def named(seconds, spent):
+        with pytest.raises(InputError) as refused:
+            budget_steps(config, lambda c: c, budget, spent, seconds, 40, one_day)
+        return re.search(r"give a --budget of (at least )?(\d+)min", str(refused.value))
+
+    early = named(StepSeconds(main, 0.0, 0.0), 0.0)
+    timed = named(StepSeconds(main, fine, 0.0), measuring)
+    assert early.group(1) and int(early.group(2)) >= int(timed.group(2)), (early, timed)
