@@ -25,7 +25,7 @@ from generators.config_overhead import (
     overhead_seconds,
 )
 from generators.durations import duration_text
-from generators.step_timing import MEASURED_TIMES, StepSeconds
+from generators.step_timing import StepSeconds, timing_runs
 from pipeline.errors import InputError
 
 MIN_STEPS = 20
@@ -161,7 +161,7 @@ def _checked(
     fine, to_time = seconds.fine_tune, 0.0
     if untimed:
         fine = seconds.main * timed.fine_tune.crps_members * timed.fine_tune.crps_nfe
-        to_time = (MEASURED_TIMES + 1) * fine
+        to_time = timing_runs(fine) * fine
     per_main = seconds.main + fine / MAIN_STEPS_PER_FINE_TUNE_STEP
     fixed = seconds.first_steps + bought.overhead
     needed = spent + to_time + (MIN_STEPS * per_main + fixed) / TRAINING_SHARE

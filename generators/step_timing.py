@@ -4,6 +4,7 @@ budget's step count by."""
 
 from __future__ import annotations
 
+import math
 import statistics
 import tempfile
 import time
@@ -16,7 +17,19 @@ from generators.train_data import TrainingData
 from pipeline.store import AnalysisStore
 
 MEASURED_TIMES = 3
-"""Timings of each kind (after one untimed run); the median is used."""
+"""Timings of each kind (after one untimed run), at most; the median is used."""
+TIMING_SECONDS = 10.0
+"""A kind's timings stop once they add up to this many seconds, after one at least: a
+step of tens of seconds (a fine-tune step of a global grid on a CPU, 25-37 s a step) is
+timed once, not three times, its run-to-run spread small beside it and beside the tenth
+of the budget kept as slack; three such timings made `wxens config` a 3-minute wait."""
+
+
+def timing_runs(seconds_each: float) -> int:
+    """Runs of a step of ``seconds_each`` that :func:`measure_step_seconds` makes, its first,
+    untimed, one included (:data:`MEASURED_TIMES`, :data:`TIMING_SECONDS`)."""
+    timed = math.ceil(TIMING_SECONDS / seconds_each) if seconds_each > 0 else MEASURED_TIMES
+    return 1 + min(MEASURED_TIMES, max(1, timed))
 
 
 @dataclass(frozen=True)
@@ -40,32 +53,35 @@ def measure_step_seconds(
 ) -> StepSeconds:
     """:class:`StepSeconds` of ``config`` on ``store`` and its device, on the datasets
     ``data`` (read from ``store`` for ``config``; None reads them): each the median of
-    :data:`MEASURED_TIMES` timings after a first run (steps of the main phase and of the
-    fine-tune; validation losses of one batch of the main objective, one network
-    evaluation per sample), and the first steps' excess over those medians. The model and
-    its optimiser are thrown away. ``afford`` sees the times without the fine-tune's (0)
-    before the fine-tune, the slowest, is timed, to refuse a budget they already spend."""
+    :data:`MEASURED_TIMES` timings (fewer of a slow step: :data:`TIMING_SECONDS`) after a
+    first run (steps of the main phase and of the fine-tune; validation losses of one batch
+    of the main objective, one network evaluation per sample), and the first steps' excess
+    over those medians. The model and its optimiser are thrown away. ``afford`` sees the
+    times without the fine-tune's (0) before the fine-tune, the slowest, is timed, to
+    refuse a budget they already spend."""
     with tempfile.TemporaryDirectory() as tmp:
         timed = replace(config, validation_batches=1)
         trainer = Trainer(store, timed, tmp, resume=False, data=data)
 
-        def seconds(run, arguments) -> tuple[float, float]:
-            """The median of the runs after the first, and the first's excess over it."""
-            times = []
-            for args in arguments:
+        def seconds(run, argument: Callable[[int], tuple]) -> tuple[float, float]:
+            """The median of the runs after the first (:data:`MEASURED_TIMES` of them, fewer
+            once they take :data:`TIMING_SECONDS`), and the first's excess over it."""
+            times: list[float] = []
+            while len(times) < 1 + MEASURED_TIMES and (
+                len(times) < 2 or sum(times[1:]) < TIMING_SECONDS
+            ):
                 start = time.perf_counter()
-                run(*args)
+                run(*argument(len(times)))
                 times.append(time.perf_counter() - start)
             median = statistics.median(times[1:])
             return median, max(0.0, times[0] - median)
 
-        runs = range(MEASURED_TIMES + 1)
-        main, first = seconds(trainer.train_step, [(k,) for k in runs])
-        forward = seconds(trainer.validation_loss, [() for _ in runs])[0] / config.batch_size
+        main, first = seconds(trainer.train_step, lambda k: (k,))
+        forward = seconds(trainer.validation_loss, lambda k: ())[0] / config.batch_size
         if afford is not None and config.fine_tune is not None:
             afford(StepSeconds(main, 0.0, forward, first))
         fine, first_fine = (
-            seconds(trainer.train_step, [(config.steps + k,) for k in runs])
+            seconds(trainer.train_step, lambda k: (config.steps + k,))
             if config.fine_tune is not None
             else (0.0, 0.0)
         )

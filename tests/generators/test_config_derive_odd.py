@@ -14,7 +14,7 @@ import xarray as xr
 
 from generators.config_budget import budget_steps
 from generators.config_derive import StepSeconds, derive_config
-from generators.step_timing import MEASURED_TIMES
+from generators.step_timing import timing_runs
 from generators.train import Trainer
 from pipeline.errors import InputError
 from pipeline.store import ingest
@@ -78,8 +78,12 @@ def test_a_budget_the_main_steps_spend_is_refused_before_the_fine_tune_is_timed(
     fine-tune steps of 37.5 s each after the main steps and forecasts had already spent
     the budget, then refused: three minutes to learn that 3 minutes buy nothing. A budget
     that the main steps and the forecasts exceed is now refused before the fine-tune."""
-    store = ingest("synthetic:n_lat=8,n_lon=8,n_times=120,step=6h", tmp_path / "s.zarr",
-                   variables=["t2m"], progress=False)
+    store = ingest(
+        "synthetic:n_lat=8,n_lon=8,n_times=120,step=6h",
+        tmp_path / "s.zarr",
+        variables=["t2m"],
+        progress=False,
+    )
     steps: list[int] = []
     real_step = Trainer.train_step
 
@@ -105,7 +109,7 @@ def test_the_budget_named_before_the_fine_tune_is_timed_covers_an_estimate_of_it
     config = derive_config(store, step_seconds=SECONDS).config
     main = 2.0
     fine = main * config.fine_tune.crps_members * config.fine_tune.crps_nfe
-    measuring = (MEASURED_TIMES + 1) * fine
+    measuring = timing_runs(fine) * fine
     one_day, budget = pd.Timedelta("6h"), pd.Timedelta("1s")
 
     def named(seconds, spent):
@@ -116,3 +120,27 @@ def test_the_budget_named_before_the_fine_tune_is_timed_covers_an_estimate_of_it
     early = named(StepSeconds(main, 0.0, 0.0), 0.0)
     timed = named(StepSeconds(main, fine, 0.0), measuring)
     assert early.group(1) and int(early.group(2)) >= int(timed.group(2)), (early, timed)
+
+
+def test_a_slow_step_is_timed_once_after_its_first_run(tmp_path, monkeypatch):
+    """`wxens config` on a 90 x 180 daily global store spent 204 s, most of it timing four
+    fine-tune steps of about 37 s; a kind's timings now stop once they add up to
+    TIMING_SECONDS, after one at least (here none: every step is slow)."""
+    import generators.step_timing as step_timing
+
+    assert timing_runs(37.0) == 2 and timing_runs(4.0) == 4 and timing_runs(0.01) == 4
+    store = ingest("synthetic:n_lat=8,n_lon=8,n_times=120,step=6h", tmp_path / "s.zarr",
+                   variables=["t2m"], progress=False)  # fmt: skip
+    config = derive_config(store, step_seconds=SECONDS).config
+    steps: list[int] = []
+    real_step = Trainer.train_step
+
+    def counted(self, step):
+        steps.append(step)
+        return real_step(self, step)
+
+    monkeypatch.setattr(Trainer, "train_step", counted)
+    monkeypatch.setattr(step_timing, "TIMING_SECONDS", 0.0)
+    seconds = step_timing.measure_step_seconds(store, config)
+    assert steps == [0, 1, config.steps, config.steps + 1], steps  # a first and a timed run
+    assert seconds.main > 0 and seconds.fine_tune > 0
