@@ -295,6 +295,18 @@ class Trainer:
                         self.last_validation = self.validation_loss()
                     if main_done:
                         self.main_validation = self.last_validation
+                        bar.set_description("fine-tune")
+                        if main:  # minutes may pass before the fine-tune's first line
+                            ft = config.fine_tune
+                            log.info(
+                                "main phase done at step %d (validation %s); fine-tune: %d "
+                                "steps of the fair CRPS, %d members x %d sampler steps a sample",
+                                self.step,
+                                _fmt(self.last_validation),
+                                ft.steps,
+                                ft.crps_members,
+                                ft.crps_nfe,
+                            )
                     elif config.fine_tune is not None and self.step == config.steps + 1:
                         self.last_validation = None  # the main phase's: another objective
                     due = self.step % config.checkpoint_every == 0 or done

@@ -277,9 +277,22 @@ def test_a_resumed_run_keeps_the_statistics_it_trained_with(store, tmp_path):
     np.testing.assert_array_equal(resumed.train_data.std, first.normalization.std)
 
 
-def test_fine_tune_phase_switches_to_the_fair_crps_and_its_sampler(store, tmp_path):
+def test_fine_tune_phase_switches_to_the_fair_crps_and_its_sampler(store, tmp_path, caplog):
     config = tiny_config(3, fine_tune=FineTuneConfig(steps=2, crps_members=2, crps_nfe=2))
-    train(store, config, tmp_path / "ft", progress=False)
+    logger = logging.getLogger("generators.train")
+    logger.addHandler(caplog.handler)
+    caplog.set_level(logging.INFO, logger=logger.name)
+    try:
+        train(store, config, tmp_path / "ft", progress=False)
+    finally:
+        logger.removeHandler(caplog.handler)
+    records = dict.fromkeys(caplog.records)  # the root's handler may pass them on too
+    said = [r.getMessage() for r in records if "main phase done" in r.getMessage()]
+    # said once as the slower phase starts (a walk waited minutes with no line)
+    assert len(said) == 1 and said[0].startswith("main phase done at step 3 (validation "), said
+    assert said[0].endswith(
+        "fine-tune: 2 steps of the fair CRPS, 2 members x 2 sampler steps a sample"
+    )
     log = [json.loads(line) for line in (tmp_path / "ft" / "log.jsonl").read_text().splitlines()]
     assert log[-1]["phase"] == "fine_tune" and log[-1]["step"] == 5
     checkpoint = load_checkpoint(tmp_path / "ft")
@@ -455,7 +468,8 @@ def test_the_configs_sampler_is_the_forecasts_default(store, tmp_path):
     )
     plain = load_checkpoint(train(store, tiny_config(2), tmp_path / "b", progress=False).checkpoint)
     assert choose_sampler(plain, plain.build_model()) == SamplerChoice(
-        EulerSampler(nfe=4), SamplerSource.MODEL  # sample_nfe
+        EulerSampler(nfe=4),
+        SamplerSource.MODEL,  # sample_nfe
     )
     given = EulerSampler(nfe=2)
     assert choose_sampler(plain, plain.build_model(), given).source is SamplerSource.GIVEN
@@ -566,9 +580,7 @@ def test_the_fine_tune_validation_loss_is_labelled_as_its_own_objective(store, t
     assert plain.report(tiny_config(3))[-1].endswith("(the flow_matching loss)")
 
 
-def test_a_second_train_into_a_directory_being_trained_is_refused_at_once(
-    store, tmp_path, capsys
-):
+def test_a_second_train_into_a_directory_being_trained_is_refused_at_once(store, tmp_path, capsys):
     """Two `wxens train --out DIR` at once: each save removed the other's temporary
     checkpoint (one died with a FileNotFoundError traceback) and both appended to
     log.jsonl (steps 3 and 6 twice). The second is refused, naming the directory."""
