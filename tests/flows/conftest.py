@@ -106,6 +106,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
     """A real ``prefect server start`` on 127.0.0.1, the pytest process pointed at it."""
     from prefect.settings import (
         PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
         PREFECT_HOME,
         PREFECT_RESULTS_LOCAL_STORAGE_PATH,
         PREFECT_SERVER_ANALYTICS_ENABLED,
@@ -140,6 +141,8 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
                 PREFECT_HOME: str(home),
                 PREFECT_RESULTS_LOCAL_STORAGE_PATH: str(home / "storage"),
                 PREFECT_SERVER_ANALYTICS_ENABLED: False,
+                # no heartbeat thread: each flow's end joined it, asleep in a 1 s step
+                PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
             }
         ):
             yield PrefectServer(api_url, home, prefect_env(home, api_url), process, log)
