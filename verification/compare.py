@@ -47,12 +47,32 @@ def nearest_one_is_best(values: xr.DataArray) -> xr.DataArray:
     return abs(values - 1)
 
 
+def flattest_of_as_many_members(values: xr.DataArray) -> xr.DataArray:
+    """How far a rank max/min is from 1, a flat histogram; NaN (none marked) where the
+    experiments verified different numbers of members (:func:`different_members`): a
+    histogram of fewer bins reads flatter by sampling alone, so the fewest members would
+    win (a deterministic forecast's two bins beside an ensemble's)."""
+    distance = nearest_one_is_best(values)
+    return distance.where(False) if different_members(values) else distance
+
+
+def different_members(table: xr.Dataset | xr.DataArray) -> dict[str, int]:
+    """Each experiment's number of members (the coordinate :data:`MEMBERS`) where the
+    experiments verified more than one number, else {}; a file not recording it (an
+    older wxens's) is left out, unchecked."""
+    if MEMBERS not in table.coords:
+        return {}
+    pairs = zip(table[EXPERIMENT].values, table[MEMBERS].values, strict=True)
+    counts = {str(name): int(n) for name, n in pairs if np.isfinite(n)}
+    return counts if len(set(counts.values())) > 1 else {}
+
+
 #: Scores compared (card name: printed header, how far a value is from the best; the best
 #: marked is the nearest). ``rank_max_min`` is printed with its floor.
 COMPARED = {
     "fair_crps": ("fair CRPS", lowest_is_best),
     "spread_skill_ratio": ("spread/skill", nearest_one_is_best),
-    "rank_max_min": ("rank max/min (perfect-model floor)", nearest_one_is_best),
+    "rank_max_min": ("rank max/min (perfect-model floor)", flattest_of_as_many_members),
     "ensemble_mean_rmse": ("ensemble-mean RMSE", lowest_is_best),
 }
 
@@ -75,6 +95,8 @@ def compared(card: xr.Dataset) -> dict[str, tuple[str, Callable | None]]:
 
 FLOOR = "rank_max_min_perfect_model"
 COUNT = "n_verified"
+#: The coordinate along ``experiment`` of each file's number of members (its root attribute).
+MEMBERS = "n_members"
 MARK = "*"
 #: The suffixes of a score's block-bootstrap interval in a scorecard (``fair_crps_low``...).
 ENDS = ("_low", "_high")
@@ -89,14 +111,15 @@ def with_intervals(scores: Iterable[str]) -> list[str]:
 @dataclass(frozen=True)
 class Scores:
     """One experiment: its name, where it came from, its scorecard, initial times and the
-    root attributes naming its truth (:data:`~verification.output.TRUTH_PATH`...: None or
-    empty where the file does not record them)."""
+    root attributes naming its truth (:data:`~verification.output.TRUTH_PATH`...) and its
+    number of members (None or empty where the file does not record them)."""
 
     name: str
     source: str
     card: xr.Dataset
     init_times: tuple[str, ...] | None
     truth: dict[str, str] | None = None
+    members: int | None = None
 
 
 def read_scores(source: str | os.PathLike | xr.DataTree, name: str) -> Scores:
@@ -132,7 +155,8 @@ def _scores_of(tree: xr.DataTree, name: str, label: str) -> Scores:
     times = None if inits is None else tuple(str(pd.Timestamp(t)) for t in np.atleast_1d(inits))
     named = (TRUTH_PATH, TRUTH_STORE_ID, TRUTH_TIMES)
     truth = {k: str(tree.attrs[k]) for k in named if k in tree.attrs}
-    return Scores(name, label, card, times, truth)
+    members = tree.attrs.get(MEMBERS)
+    return Scores(name, label, card, times, truth, None if members is None else int(members))
 
 
 def _refuse_unless(allowed: bool, lines: list[str], differ: str, fix: str) -> None:
@@ -171,7 +195,8 @@ def compare_scorecards(
     :func:`compared`'s scores (an extension's too) with the intervals the files hold
     (``fair_crps_low``, ``fair_crps_high``...), the perfect-model floor and
     ``n_verified`` where the files hold them (NaN where one file lacks a score), the
-    coordinate ``variable_units`` (variable), on the variables and leads every file holds
+    coordinates ``variable_units`` (variable) and ``n_members`` (experiment; NaN where a
+    file does not record it), on the variables and leads every file holds
     (``leads_hours``: only these). Its attrs: ``left_out``, ``different_inits``,
     ``different_truths`` and ``truth_unrecorded`` (files written before the truth, or
     the units, were recorded: their units are not checked), lines to show.
@@ -235,8 +260,10 @@ def compare_scorecards(
     units_card = recorded[0] if recorded else experiments[0].card
     names_index = pd.Index(np.array([e.name for e in experiments]), name=EXPERIMENT)
     table = xr.concat(cards, dim=names_index)
+    members = [np.nan if e.members is None else e.members for e in experiments]
     table = table.assign_coords(
         source=(EXPERIMENT, [e.source for e in experiments]),
+        **{MEMBERS: (EXPERIMENT, members)},
         **{VARIABLE_UNITS: (VARIABLE, [_units(units_card, v) for v in variables])},
     )
     return table.assign_attrs(

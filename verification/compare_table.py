@@ -18,6 +18,7 @@ from verification.compare import (
     FLOOR,
     MARK,
     compared,
+    different_members,
     with_intervals,
 )
 from verification.config import VARIABLE
@@ -98,8 +99,9 @@ def comparison_table(table: xr.Dataset) -> str:
     lead (hours), a column per experiment, four significant digits, a score's interval where
     the files hold it as ``wxens verify`` prints it (``value [low, high]``), the best marked
     ``*`` (the lowest CRPS and RMSE, the spread/skill and rank max/min nearest 1); the rank
-    max/min as ``value (floor)``; an extension's scores after them, the nearest their best
-    marked. Points verified are shown only where the experiments differ."""
+    max/min as ``value (floor)``, none marked where the experiments verified different
+    numbers of members (the legend says so); an extension's scores after them, the nearest
+    their best marked. Points verified are shown only where the experiments differ."""
     blocks = []
     for score, (header, from_best) in compared(table).items():
         if score not in table:
@@ -130,4 +132,11 @@ def comparison_table(table: xr.Dataset) -> str:
         f"{MARK} best: lowest fair CRPS and RMSE, spread/skill and rank max/min nearest 1 "
         "(a flat histogram; the floor in brackets is what a perfect model shows)"
     ) + ("; an extension's score: nearest its best" if added_scores(table) else "")
+    members = different_members(table)
+    if members:
+        counts = ", ".join(f"{name} {n}" for name, n in members.items())
+        legend += (
+            f"\nrank max/min: none marked, the files verified different numbers of members "
+            f"({counts}); a histogram of fewer bins reads flatter by chance alone"
+        )
     return "\n\n".join([*blocks, legend])

@@ -354,3 +354,27 @@ def test_a_file_written_before_units_were_recorded_compares_in_the_others_units(
     said = f"old ({old}): its truth and units are not recorded (written by an older wxens)"
     assert said in done.stdout
     assert "fair CRPS" in done.stdout and " K" in done.stdout
+
+
+def test_rank_max_min_of_other_member_counts_marks_no_best(scored, stores, tmp_path):
+    """A rank histogram of fewer bins reads flatter by sampling alone (a deterministic
+    forecast's two bins were marked the flattest beside an ensemble's): where the files
+    verified other numbers of members, no rank max/min is marked best, and a line says why."""
+    forecast, analysis = stores
+    one = open_forecast(forecast)[["t2m"]].isel(member=[0]).load()
+    provenance = ForecastProvenance(
+        generator="one", checkpoint_digest="none", sampler="exact", nfe=0, seed=1
+    )
+    write_forecast(tmp_path / "one.zarr", one, provenance)
+    done = wxens(*verify_command(tmp_path / "one.zarr", analysis, tmp_path / "one.nc"))
+    assert done.returncode == 0, done.stderr
+    csv = tmp_path / "table.csv"
+    files = [scored / "oracle.nc", tmp_path / "one.nc"]
+    done = wxens("compare", *map(str, files), "--out", str(csv))
+    assert done.returncode == 0, done.stderr
+    rows = printed_blocks(done.stdout.split("table:")[0])["rank max/min (perfect-model floor)"]
+    assert rows and not any(cell.endswith("*") for row in rows for cell in row[2:4]), rows
+    assert "oracle 3, one 1" in done.stdout
+    table = pd.read_csv(csv, keep_default_na=False)
+    assert (table[table.score == "rank_max_min"].best == "").all()
+    assert (table[table.score == "fair_crps"].best != "").all()  # the others still marked
