@@ -244,6 +244,15 @@ def write_forecast(
     return times.drop(kept)
 
 
+#: How another producer's ensemble (ECMWF, WeatherBench 2, CF) is read, for the error of
+#: :func:`open_forecast`, which reads only what ``wxens forecast`` wrote.
+ANOTHER_PRODUCERS = (
+    "another producer's ensemble (ECMWF GRIB, WeatherBench 2 Zarr, CF NetCDF) is scored as it "
+    "is by `wxens verify`; in Python, open it with xarray and put it in the wxens layout with "
+    "pipeline.adapters.to_wxens_forecast"
+)
+
+
 def open_forecast(path: str | Path, *, complete_only: bool = True) -> xr.Dataset:
     """The forecast store at ``path`` (its last commit), lazily, sorted by ``init_time``.
 
@@ -255,14 +264,17 @@ def open_forecast(path: str | Path, *, complete_only: bool = True) -> xr.Dataset
     refuse_dangling_link(path)
     if not is_store(path):
         why = f"no forecast store at {path}; make it: `wxens forecast --out {shell_word(path)}`"
-        if path.exists():  # e.g. another producer's GRIB or NetCDF ensemble
-            why = f"{path} is not a wxens forecast store (one `wxens forecast` wrote): "
-            why += "another producer's ensemble file is scored (`wxens verify`), not read as one"
+        if path.exists():  # e.g. another producer's GRIB, NetCDF or Zarr ensemble
+            why = f"{path} is not a wxens forecast store (one `wxens forecast` wrote); "
+            why += ANOTHER_PRODUCERS
         raise StoreError(why)
     ds = open_dataset(path)
     if ds.attrs.get("kind") != "forecast" or COMPLETE not in ds.coords:
-        lacks = "'kind: forecast'" if ds.attrs.get("kind") != "forecast" else COMPLETE
-        raise StoreError(f"{path} is not a wxens forecast store (no {lacks} record)")
+        why = f"{path} is not a wxens forecast store (no {COMPLETE} record)"
+        if ds.attrs.get("kind") != "forecast":
+            why = f"{path} is not a wxens forecast store (no 'kind: forecast' record); "
+            why += ANOTHER_PRODUCERS
+        raise StoreError(why)
     complete = ds[COMPLETE].values.astype(bool)
     if complete_only and not complete.all():
         unfinished = times_text(ds[INIT_TIME].values[~complete])

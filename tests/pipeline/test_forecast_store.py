@@ -476,3 +476,19 @@ def test_a_file_that_is_not_a_forecast_store_is_not_offered_to_be_overwritten(tm
         forecast_store.open_forecast(grib)
     assert "ens.grib is not a wxens forecast store" in str(err.value)
     assert "`wxens verify`" in str(err.value) and "--out" not in str(err.value)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_another_producers_zarr_ensemble_names_how_to_read_it(tmp_path, zarr_format):
+    """A WeatherBench 2 ensemble Zarr given to the README's `open_forecast` said only 'is not
+    a wxens forecast store (no 'kind: forecast' record)': it now names what reads it."""
+    wb2 = xr.Dataset(
+        {"2m_temperature": (("time", "sample", "prediction_timedelta"), np.zeros((2, 3, 1)))},
+        coords={"time": pd.date_range("2020-01-01", periods=2, freq="12h")},
+    )
+    wb2.to_zarr(tmp_path / "wb2.zarr", zarr_format=zarr_format, consolidated=False)
+    with pytest.raises(StoreError) as err:
+        forecast_store.open_forecast(tmp_path / "wb2.zarr")
+    said = str(err.value)
+    assert "wb2.zarr is not a wxens forecast store" in said
+    assert "`wxens verify`" in said and "pipeline.adapters.to_wxens_forecast" in said
