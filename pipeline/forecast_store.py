@@ -80,17 +80,22 @@ RUN_KEY, INIT_TIMES_KEY = "wxens_run", "init_times"
 TRAIN_PERIOD_ATTR = "wxens_train_period"
 """A baseline store's attribute: the training period (``START/END``) its members are drawn
 from (also inside its provenance's sampler, which a store never mixes)."""
+WINDOW_ATTR = "wxens_window"
+"""A baseline store's attribute: its window of days of the year, in words, and whether it was
+the default (the number alone is inside the sampler; the latest draw's words are kept)."""
 
 
 def source_attrs(
-    analysis: str | Path, train_period: tuple[str, str] | None = None
+    analysis: str | Path, train_period: tuple[str, str] | None = None, window: str | None = None
 ) -> dict[str, str]:
     """The attrs a forecast is written with that say what it was drawn from: the analysis
     store, resolved (so the record names it whichever directory reads it), and a baseline's
-    training period (start, end)."""
+    training period (start, end) and window (in words)."""
     attrs = {ANALYSIS_ATTR: str(Path(analysis).resolve())}
     if train_period is not None:
         attrs[TRAIN_PERIOD_ATTR] = "/".join(train_period)
+    if window is not None:
+        attrs[WINDOW_ATTR] = window
     return attrs
 
 

@@ -6,6 +6,7 @@ store's training period into a forecast store, to verify beside a model's
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import astuple
 
 from flows.commands import forecast
@@ -39,10 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     parser.add_argument(
         "--window-days",
-        type=float,
-        help="draw only from training times within this many days of the year of the valid "
-        "(climatology) or initial (persistence) date; set it on a multi-year archive "
-        "(default: the whole period)",
+        type=window_days,
+        metavar="N|inf",
+        help="draw only from training times within N days of the year of the valid "
+        "(climatology) or initial (persistence) date; inf: the whole period (default: 15 on a "
+        "training period of a year or more, so March is not forecast from July; else inf)",
     )
     parser.add_argument("--out", required=True, help="forecast store to create or extend")
     parser.add_argument(
@@ -53,6 +55,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_no_progress(parser)
     add_threads(parser)
+
+
+def window_days(text: str) -> float:
+    """An argparse ``type``: ``--window-days`` as a number of days >= 0 or ``inf``, refused
+    by the parser otherwise, naming the value and what to give."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value >= 0:  # NaN too
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a number of days >= 0, or inf for the whole period"
+        )
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{args.out}: {args.name} baseline, {counted(len(drawn), 'initial time')} x "
         f"{counted(args.members, 'member')} x {counted(len(leads), 'lead')}, drawn from {start} "
-        f"to {end} (seed {args.seed})"
+        f"to {end}, {config.describe_window()} (seed {args.seed})"
         + (f"; {held} already in the store, kept (--recompute draws them again)" if held else "")
     )
     return 0

@@ -122,6 +122,7 @@ def describe_forecast(path: str) -> str:
     from pipeline.forecast_store import (
         ANALYSIS_ATTR,
         TRAIN_PERIOD_ATTR,
+        WINDOW_ATTR,
         ForecastProvenance,
         complete_init_times,
         open_forecast,
@@ -157,6 +158,8 @@ def describe_forecast(path: str) -> str:
     if TRAIN_PERIOD_ATTR in written.attrs:  # a baseline's
         start, end = written.attrs[TRAIN_PERIOD_ATTR].split("/")
         lines.append(f"training   {start} to {end} (the period the members are drawn from)")
+    if WINDOW_ATTR in written.attrs:  # a baseline's, drawn since it was recorded
+        lines.append(f"window     {written.attrs[WINDOW_ATTR]}")
     if "wxens_software" in written.attrs:  # stores written before it was recorded lack it
         lines.append(f"software   {written.attrs['wxens_software']}")
     if len(unfinished):

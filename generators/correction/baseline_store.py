@@ -41,12 +41,14 @@ def baseline_provenance(name: str, config: BaselineConfig) -> ForecastProvenance
     the config itself as the "sampler" (so one store never mixes two baselines, and a
     refused append names the setting that differs)."""
     # "draw": members were drawn with replacement from every pool before it was recorded
-    spec = json.dumps({"baseline": name, **asdict(config), "draw": "distinct"}, sort_keys=True)
+    # the window in force: a default one differs from the whole period an older wxens drew
+    settings = {**asdict(config), "window_days": config.window}
+    spec = json.dumps({"baseline": name, **settings, "draw": "distinct"}, sort_keys=True)
     return ForecastProvenance(
         generator=f"baseline:{name}",
         checkpoint_digest=hashlib.sha256(spec.encode()).hexdigest()[:16],
         sampler=f"{name}:train={config.train_start}/{config.train_end},"
-        f"window_days={config.window_days},members={config.members}",
+        f"window_days={config.window},members={config.members}",
         nfe=0,
         seed=config.seed,
     )
@@ -83,7 +85,9 @@ def without_repeats(
 ) -> BaselineConfig:
     """``config`` with no more members than the smallest pool of any time of day of its
     training period at ``leads_hours`` holds, so none repeats (with no window a pool depends
-    on the time of day and lead only: one count for every initial time, run after run)."""
+    on the time of day and lead only: one count for every initial time, run after run; with
+    a window, the pools around the period's first day stand for the others, which hold
+    about as many: the same days of the year, give or take part of one year's)."""
     baseline = BASELINES[name](store.dataset, config)
     times = baseline.train_times
     days = times[~pd.Index(times - times.normalize()).duplicated()]  # each time of day
@@ -154,6 +158,10 @@ def baseline_to_store(
             config.train_end,
         )
     _warn_small_pools(baseline, sizes)
+    log.info(
+        "%s: members drawn from %s to %s, %s",
+        name, config.train_start, config.train_end, config.describe_window(),
+    )  # fmt: skip
     field_bytes = sum(v.dtype.itemsize * v[{TIME: 0}].size for v in dataset.data_vars.values())
     per_write = max(1, WRITE_BYTES // (field_bytes * config.members * len(leads)))
     written = inits[:0]
@@ -166,7 +174,8 @@ def baseline_to_store(
             source = dataset.sel({TIME: reads[0].append(reads[1:]).unique().sort_values()}).load()
             ensembles = [baseline.assemble(t, draws[t], source) for t in batch]
             drawn = xr.concat(ensembles, pd.Index(batch, name=INIT_TIME)).compute()
-            drawn.attrs.update(source_attrs(analysis.path, (config.train_start, config.train_end)))
+            period = (config.train_start, config.train_end)
+            drawn.attrs.update(source_attrs(analysis.path, period, config.describe_window()))
             written = written.append(write_forecast(out, drawn, provenance, replace=recompute))
             bar.update(len(batch))
     return written

@@ -11,10 +11,11 @@ Both draw their members without replacement while the pool holds at least as man
 training times as members, and with replacement (warned of) beyond: repeated members
 U-shape the rank histogram of even a calibrated pool and raise its fair CRPS by about a
 K-th of its spread term (a pool of K), which would flatter any model held up beside it.
-``window_days`` keeps the pool within that many days of the year
-of the valid (climatology) or initial (persistence) date, which a multi-year archive needs
-so that March is not forecast from July. Each (initial time, lead) draws from its own stream of
-``seed``, so a rerun or an append gives the same members.
+The window (:attr:`BaselineConfig.window`) keeps the pool within that many days of the year
+of the valid (climatology) or initial (persistence) date, so that March is not forecast from
+July: :data:`WINDOW_DAYS` by default on a training period of a year or more, the whole period
+on a shorter one. Each (initial time, lead) draws from its own stream of ``seed``, so a rerun
+or an append gives the same members.
 
 :func:`generators.correction.baseline_store.baseline_to_store` writes them into a forecast
 store like a generator's, so ``wxens verify`` scores them the same way and a model's scorecard
@@ -24,6 +25,7 @@ can be read beside them.
 from __future__ import annotations
 
 import logging
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -44,6 +46,18 @@ from pipeline.timeaxis import days_from_date
 
 log = logging.getLogger(__name__)
 
+WINDOW_DAYS = 15.0
+"""The window, in days of the year either side, of a training period of a year or more when
+none is given. A 31-day window holds the change of the seasonal mean across it small against
+the day-to-day variability (centre to edge, at most 2π x 15 / 365 ≈ a quarter of the annual
+amplitude, near the equinoxes, and far less on average) while holding about 31 x years
+candidates per time of day, enough for 50 distinct members from two years on. A choice, not a
+measured optimum."""
+
+A_YEAR = pd.Timedelta(days=365)
+"""A training period at least this long (its last day counted whole) gets :data:`WINDOW_DAYS`
+by default: a shorter one cannot hold a season the window would leave out."""
+
 BASELINES: Registry[type[Baseline]] = Registry("baseline")
 """Reference ensembles by name (``"climatology"``, ``"persistence"``)."""
 
@@ -53,7 +67,8 @@ class BaselineConfig:
     """train_start, train_end: the period (inclusive) the members are drawn from.
     members: ensemble size. seed: the base of every (initial time, lead) stream.
     window_days: keep only training times within this many days of the year of the
-    reference date (None: the whole period)."""
+    reference date; ``math.inf``: the whole period; None: :attr:`window` follows the
+    period (:data:`WINDOW_DAYS` on a year or more, else the whole period)."""
 
     train_start: str
     train_end: str
@@ -65,8 +80,11 @@ class BaselineConfig:
         settle_fields(self)
         if self.members < 1:
             raise InputError(f"members must be at least 1, got {self.members}")
-        if self.window_days is not None and self.window_days < 0:
-            raise InputError(f"window_days must be >= 0, got {self.window_days}")
+        if self.window_days is not None and not self.window_days >= 0:  # NaN too
+            raise InputError(
+                f"window_days must be a number of days >= 0, or inf for the whole period; "
+                f"got {self.window_days}"
+            )
         for value in (self.train_start, self.train_end):
             try:
                 pd.Timestamp(value)
@@ -79,6 +97,33 @@ class BaselineConfig:
                 f"the training period starts ({self.train_start}) after it ends "
                 f"({self.train_end}); give START/END in order"
             )
+
+    @property
+    def last(self) -> pd.Timestamp:
+        """The period's last instant: a date-only end (2019-03-21) takes in that whole day."""
+        end = pd.Timestamp(self.train_end)
+        return end + pd.Timedelta(days=1) - pd.Timedelta(1) if len(self.train_end) <= 10 else end
+
+    @property
+    def window_by_default(self) -> bool:
+        """Whether :data:`WINDOW_DAYS` applies: no window given, and a year or more."""
+        span = self.last + pd.Timedelta(1) - pd.Timestamp(self.train_start)
+        return self.window_days is None and span >= A_YEAR
+
+    @property
+    def window(self) -> float | None:
+        """The window in force, in days of the year either side (None: the whole period)."""
+        if self.window_by_default:
+            return WINDOW_DAYS
+        return None if self.window_days in (None, math.inf) else self.window_days
+
+    def describe_window(self) -> str:
+        """The window in force, in words, saying whether it was the default."""
+        if self.window is None:
+            given = " (--window-days inf)" if self.window_days == math.inf else ""
+            return f"the whole period{given}"
+        default = " (the default for a training period of a year or more)"
+        return f"{self.window:g} days of the year" + (default if self.window_by_default else "")
 
 
 class Baseline(ABC):
@@ -98,9 +143,7 @@ class Baseline(ABC):
                 f"{config.train_end} (it covers {time_text(times[0])} to {time_text(times[-1])}); "
                 "choose a period inside it"
             )
-        end = pd.Timestamp(config.train_end)
-        if len(config.train_end) <= 10:  # a date-only end takes in that whole day
-            end += pd.Timedelta(days=1) - pd.Timedelta(1)
+        end = config.last
         # beyond by a step or more: a time the store could hold and does not
         step = pd.Series(times).diff().min() if len(times) > 1 else pd.Timedelta(1)
         if pd.Timestamp(config.train_start) <= times[0] - step or end >= times[-1] + step:
@@ -147,8 +190,7 @@ class Baseline(ABC):
                 f"{lead / pd.Timedelta(hours=1):g} h "
                 f"(time of day {(init + lead).strftime('%H:%M')}, training "
                 f"{self.config.train_start} to {self.config.train_end}, "
-                f"{_describe_window(self.config.window_days)}); widen the training period or the "
-                "window"
+                f"{self.config.describe_window()}); widen the training period or the window"
             )
         rng = np.random.default_rng(_stream(self.config.seed, init, lead))
         members = self.config.members
@@ -183,14 +225,11 @@ class Baseline(ABC):
         return ensemble.transpose(*(d for d in FORECAST_DIMS if d in ensemble.dims))
 
     def within_window(self, times: pd.DatetimeIndex, reference: pd.Timestamp) -> np.ndarray:
-        """Which ``times`` are within ``window_days`` of ``reference``'s day of the year."""
-        if self.config.window_days is None:
+        """Which ``times`` are within the config's window of ``reference``'s day of the
+        year."""
+        if self.config.window is None:
             return np.ones(len(times), dtype=bool)
-        return days_from_date(times, reference) <= self.config.window_days
-
-
-def _describe_window(window_days: float | None) -> str:
-    return "no window" if window_days is None else f"window {window_days:g} days"
+        return days_from_date(times, reference) <= self.config.window
 
 
 def _stream(seed: int, init: pd.Timestamp, lead: pd.Timedelta) -> np.random.SeedSequence:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 from dataclasses import replace
 
@@ -122,7 +123,8 @@ def test_window_keeps_the_pool_near_the_day_of_the_year(tmp_path):
     assert in_window.all(), pool
     assert set(pool.year) == {2000, 2001}  # across the new year, in both years
     assert 40 <= len(pool) <= 42  # 20-21 days a year (late Dec .. Jan 15), two years
-    whole = ClimatologyEnsemble(years.dataset, BaselineConfig("2000-01-01", "2001-12-31"))
+    everything = BaselineConfig("2000-01-01", "2001-12-31", window_days=math.inf)
+    whole = ClimatologyEnsemble(years.dataset, everything)
     assert len(whole.pool(valid - pd.Timedelta("1D"), pd.Timedelta("1D"))) == 366 + 365
 
 
@@ -181,7 +183,8 @@ def test_bad_input_is_refused_before_anything_is_written(analysis, tmp_path):
         assert not out.exists()
 
     refused("no time in the training period", config=BaselineConfig("1999-01-01", "1999-02-01"))
-    refused("no training time fits .* and lead 3 h .*time of day 03:00, .*no window", leads=(3.0,))
+    no_fit = "no training time fits .* and lead 3 h .*time of day 03:00, .*the whole period"
+    refused(no_fit, leads=(3.0,))
     refused("persistence starts from it", "persistence", inits=[pd.Timestamp("2000-03-01")])
     refused("unknown baseline 'analogues'", "analogues")
     with pytest.raises(InputError, match="starts .* after it ends"):
