@@ -117,7 +117,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flows.settings import apply_offline_defaults
+    from flows.settings import ad_hoc_heartbeats_off, apply_offline_defaults
 
     apply_offline_defaults(args.verbose)
 
@@ -147,32 +147,33 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)  # the training, tune and forecasts run in this process
     store, checkpoint = str(workdir / "era5-uk.zarr"), str(workdir / "model")
     steps, started = [], time.perf_counter()
-    with timed(steps, "ingest"):
-        ingest([str(Path(args.sample).resolve())], store, allow_nan=args.allow_nan)
-    check_demo_inits(store, inits)  # before the minutes of training, not after them
-    with timed(steps, "config"):
-        config = derived_config(store, workdir, args.train_end, args.config, args.overrides)
-    with timed(steps, "train"):
-        train(store, config, checkpoint, args.overrides)
-    with timed(steps, "tune"):
-        tune(checkpoint, store)
-    state = ensemble_run(
-        store=store,
-        checkpoint=checkpoint,
-        forecast_store=str(workdir / "forecast.zarr"),
-        scores=str(workdir / "scores.nc"),
-        report=str(workdir / "report.html"),
-        init_times=inits,
-        leads_hours=list(LEADS_HOURS),
-        members=args.members,
-        corrected_store=str(workdir / "corrected.zarr"),
-        baseline_name="persistence",
-        baseline_train=f"{FIRST_DAY}/{args.train_end}",
-        baseline_store=str(workdir / "persistence.zarr"),
-        dask_scheduler=args.dask_scheduler,
-        progress=sys.stderr.isatty(),
-        return_state=True,
-    )
+    with ad_hoc_heartbeats_off():  # a second a flow, on the temporary server
+        with timed(steps, "ingest"):
+            ingest([str(Path(args.sample).resolve())], store, allow_nan=args.allow_nan)
+        check_demo_inits(store, inits)  # before the minutes of training, not after them
+        with timed(steps, "config"):
+            config = derived_config(store, workdir, args.train_end, args.config, args.overrides)
+        with timed(steps, "train"):
+            train(store, config, checkpoint, args.overrides)
+        with timed(steps, "tune"):
+            tune(checkpoint, store)
+        state = ensemble_run(
+            store=store,
+            checkpoint=checkpoint,
+            forecast_store=str(workdir / "forecast.zarr"),
+            scores=str(workdir / "scores.nc"),
+            report=str(workdir / "report.html"),
+            init_times=inits,
+            leads_hours=list(LEADS_HOURS),
+            members=args.members,
+            corrected_store=str(workdir / "corrected.zarr"),
+            baseline_name="persistence",
+            baseline_train=f"{FIRST_DAY}/{args.train_end}",
+            baseline_store=str(workdir / "persistence.zarr"),
+            dask_scheduler=args.dask_scheduler,
+            progress=sys.stderr.isatty(),
+            return_state=True,
+        )
     summary = state.result()
     print(f"\nwxens demo finished in {time.perf_counter() - started:.0f} s")
     print(describe(summary, [*steps, *subflow_seconds(state)]))

@@ -198,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
     if args.baseline and not os.path.exists(args.baseline_store):
         check_out_writable(args.baseline_store, "--baseline-store", "wxens run draws into it")
     check_out_writable(args.out, "--out", "wxens run forecasts into it")
-    from flows.settings import apply_offline_defaults
+    from flows.settings import ad_hoc_heartbeats_off, apply_offline_defaults
 
     apply_offline_defaults(args.verbose)
 
@@ -211,35 +211,36 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)  # the flows' training, forecasts and corrections run here
     flags = RUN_NAMES.set(CorrectionNames())  # its hints name --bias-weight W
     try:
-        state = ensemble_run(
-            store=args.store,
-            checkpoint=args.checkpoint,
-            forecast_store=args.out,
-            scores=args.scores,
-            report=args.report,
-            init_times=inits,
-            latest=args.latest,
-            cycle_hours=args.cycle,
-            leads_hours=parse_leads(args.lead),
-            members=args.members,
-            sampler=args.sampler,
-            seed=args.seed,
-            sources=args.sources,
-            variables=args.variables,
-            train_config=args.train_config,
-            train_overrides=args.train_overrides,
-            bias_correction=args.bias_weight,
-            spread_weight=args.spread_weight,
-            rank_weight=args.rank_weight,
-            corrected_store=args.bias_correct,
-            baseline_name=args.baseline,
-            baseline_train=args.baseline_train,
-            baseline_store=args.baseline_store,
-            dask_scheduler=args.dask_scheduler,
-            device=args.device,
-            progress=sys.stderr.isatty(),
-            return_state=True,
-        )
+        with ad_hoc_heartbeats_off():
+            state = ensemble_run(
+                store=args.store,
+                checkpoint=args.checkpoint,
+                forecast_store=args.out,
+                scores=args.scores,
+                report=args.report,
+                init_times=inits,
+                latest=args.latest,
+                cycle_hours=args.cycle,
+                leads_hours=parse_leads(args.lead),
+                members=args.members,
+                sampler=args.sampler,
+                seed=args.seed,
+                sources=args.sources,
+                variables=args.variables,
+                train_config=args.train_config,
+                train_overrides=args.train_overrides,
+                bias_correction=args.bias_weight,
+                spread_weight=args.spread_weight,
+                rank_weight=args.rank_weight,
+                corrected_store=args.bias_correct,
+                baseline_name=args.baseline,
+                baseline_train=args.baseline_train,
+                baseline_store=args.baseline_store,
+                dask_scheduler=args.dask_scheduler,
+                device=args.device,
+                progress=sys.stderr.isatty(),
+                return_state=True,
+            )
     finally:
         RUN_NAMES.reset(flags)
     print(describe(state.result(), subflow_seconds(state)))
