@@ -299,6 +299,16 @@ def _convert_units(da: xr.DataArray, origin: str) -> xr.DataArray:
     elif (units, target) in UNIT_CONVERSIONS:
         scale, offset = UNIT_CONVERSIONS[(units, target)]
         out = da * scale + offset
+        how = " ".join([f"x {scale:g}"] * (scale != 1.0) + [f"+ {offset:g}"] * (offset != 0.0))
+        log.info(  # info, forecasts and scores then speak of `target`, not the file's units
+            "%s: %s in %r, stored in %s (%s): wxens reads, forecasts and scores it in %s",
+            origin,
+            called,
+            str(raw),
+            target,
+            how,
+            target,
+        )
     else:
         raise InputError(
             f"{origin}: variable {called} has units {raw!r}, which wxens cannot convert to "

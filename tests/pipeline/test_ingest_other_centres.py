@@ -15,6 +15,7 @@ import pytest
 import xarray as xr
 
 from flows.cli import main
+from pipeline import normalize
 from pipeline.errors import InputError
 from pipeline.schema import channels
 from pipeline.sources import Adjustments, adjust_sources, adjusted, files, resolve_source
@@ -289,6 +290,21 @@ def test_select_one_member_of_a_grib_ensemble(tmp_path, uk_sample):
 
 
 # what the user is told
+
+
+def test_a_conversion_of_units_is_said(tmp_path, capsys, caplog):
+    """A file in degC was stored in K without a word: info, the forecasts and the scores
+    then spoke of K to a user who had given degC. The ingest names the conversion."""
+    write(tmp_path / "c.nc", "t2m", field(6, mean=10.0), {"units": "degC"})
+    logger = logging.getLogger(normalize.__name__)
+    caplog.set_level(logging.INFO, logger=normalize.__name__)
+    logger.addHandler(caplog.handler)
+    try:
+        code, _, err = cli(capsys, str(tmp_path / "c.nc"), "--store", str(tmp_path / "s.zarr"))
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert code == 0, err
+    assert "'t2m' in 'degC', stored in K (+ 273.15)" in caplog.text, caplog.text
 
 
 def test_kept_nan_count_is_printed(tmp_path, capsys):
