@@ -71,7 +71,7 @@ def describe(store, weigh: bool | None = None, progress: bool = False) -> str:
     ]
     if LEVEL in ds.dims:
         lines.append(f"levels     {[int(v) for v in ds[LEVEL].values]} hPa")
-    statistics, what = shown_statistics(store, weigh, progress)
+    statistics, what, nan_points = shown_statistics(store, weigh, progress)
     lines.append(what)
     names = statistics.statistic.values
     lines.append(f"{'variable':<10} {'units':<8} " + " ".join(f"{s:>12}" for s in names))
@@ -108,7 +108,24 @@ def describe(store, weigh: bool | None = None, progress: bool = False) -> str:
         lines.append(
             f"{'NaN':<10} {sum(nan_counts.values())} value(s) kept (--allow-nan): {counts}"
         )
+        if nan_points is not None:  # the data was read: where the NaNs are
+            lines += [
+                f"{'':<10} "
+                + _nan_points(name, *nan_points[name].values.tolist(), ds[name][0].size)
+                for name in sorted(nan_counts)
+            ]
     return "\n".join(lines)
+
+
+def _nan_points(name: str, always: int, ever: int, size: int) -> str:
+    """Where ``name``'s NaNs lie among its ``size`` points, from the counts of points NaN
+    at every time and at some time: a fixed mask (land, say) is otherwise a bare count."""
+    if always == ever:
+        return (
+            f"{name} NaN at the same {always} of {size} points ({100 * always / size:.3g} %) "
+            "at every time (a mask, such as land)"
+        )
+    return f"{name} NaN at {ever} of {size} points at some time, {always} at every time"
 
 
 def describe_forecast(path: str) -> str:

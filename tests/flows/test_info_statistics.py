@@ -95,9 +95,9 @@ def test_the_weighing_draws_a_bar_of_its_tasks_when_asked_with_the_same_figures(
     """``wxens info --weighted`` read a large store in one silent dask compute, while every
     other long compute of the CLI draws a bar (:func:`pipeline.progress.dask_bar`)."""
     data = open_store(poleward).dataset[["t2m"]]
-    quiet = area_module.area_statistics(data)
+    quiet, _ = area_module.area_statistics(data)
     assert "area statistics" not in capsys.readouterr().err
-    shown = area_module.area_statistics(data, progress=True)
+    shown, _ = area_module.area_statistics(data, progress=True)
     err = capsys.readouterr().err
     assert "area statistics" in err and "task" in err, err
     xr.testing.assert_identical(shown, quiet)
