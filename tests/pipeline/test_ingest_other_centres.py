@@ -320,29 +320,27 @@ def test_kept_nan_count_is_printed(tmp_path, capsys):
     assert "2 value(s) kept (--allow-nan): t2m 2" in capsys.readouterr().out  # was: not said
 
 
+def info_of_nan_field(tmp_path: Path, capsys, name: str, data: np.ndarray) -> str:
+    """What ``wxens info`` prints of a store ingested with ``--allow-nan`` from ``data``."""
+    write(tmp_path / f"{name}.nc", "t2m", data, {"units": "K"})
+    store = str(tmp_path / f"{name}.zarr")
+    code, _, err = cli(capsys, str(tmp_path / f"{name}.nc"), "--allow-nan", "--store", store)
+    assert code == 0, err
+    assert main(["info", store]) == 0
+    return capsys.readouterr().out
+
+
 def test_info_tells_a_fixed_mask_from_scattered_nans(tmp_path, capsys):
     """A land mask (NaN at the same points at every time) read as a bare count of NaN
     values; info, which reads a small store to weigh its statistics, names the mask."""
     masked = field(6)
     masked[:, 0, :2] = np.nan  # 2 of the 12 points, at all 6 times
-    write(tmp_path / "mask.nc", "t2m", masked, {"units": "K"})
-    code, _, err = cli(
-        capsys, str(tmp_path / "mask.nc"), "--allow-nan", "--store", str(tmp_path / "m.zarr")
-    )
-    assert code == 0, err
-    assert main(["info", str(tmp_path / "m.zarr")]) == 0
-    out = capsys.readouterr().out
+    out = info_of_nan_field(tmp_path, capsys, "mask", masked)
     assert "t2m NaN at the same 2 of 12 points (16.7 %) at every time (a mask" in out, out
     scattered = field(6)
     scattered[:, 0, 0] = np.nan
     scattered[2, 1, 1] = np.nan
-    write(tmp_path / "some.nc", "t2m", scattered, {"units": "K"})
-    code, _, err = cli(
-        capsys, str(tmp_path / "some.nc"), "--allow-nan", "--store", str(tmp_path / "s.zarr")
-    )
-    assert code == 0, err
-    assert main(["info", str(tmp_path / "s.zarr")]) == 0
-    out = capsys.readouterr().out
+    out = info_of_nan_field(tmp_path, capsys, "some", scattered)
     assert "t2m NaN at 2 of 12 points at some time, 1 at every time" in out, out
 
 
