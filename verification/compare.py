@@ -25,6 +25,14 @@ import xarray as xr
 
 from pipeline.errors import InputError
 from pipeline.schema import LEAD_TIME
+from verification.compare_checks import (
+    check_units,
+    different_inits,
+    different_truths,
+    records_units,
+    refuse_unless,
+    units_of,
+)
 from verification.config import VARIABLE
 from verification.output import (
     TRUTH_PATH,
@@ -159,17 +167,6 @@ def _scores_of(tree: xr.DataTree, name: str, label: str) -> Scores:
     return Scores(name, label, card, times, truth, None if members is None else int(members))
 
 
-def _refuse_unless(allowed: bool, lines: list[str], differ: str, fix: str) -> None:
-    """InputError where the files differ (``lines``, one a file) in what ``differ`` says,
-    unless ``allowed``; ``fix``: how to verify them alike, or the flag that allows it."""
-    if lines and not allowed:
-        listed = "\n".join(f"  {line}" for line in lines)
-        raise InputError(
-            f"the scores files {differ} not comparable:\n{listed}\nverify each forecast with "
-            f"{fix} to compare anyway"
-        )
-
-
 def default_names(paths: Sequence[str | os.PathLike]) -> list[str]:
     """The files' stems (``scores_fm`` of ``runs/scores_fm.nc``); where two share a stem,
     as many of the last folders as tell them apart (``fm/scores``, ``dm/scores``)."""
@@ -221,30 +218,30 @@ def compare_scorecards(
         twice = sorted({n for n in names if list(names).count(n) > 1})
         raise InputError(f"experiment name {', '.join(twice)} given twice; give each its own")
     experiments = [read_scores(s, str(n)) for s, n in zip(sources, names, strict=True)]
-    different_truths = _different_truths(experiments)
-    _refuse_unless(
+    truths_differ = different_truths(experiments)
+    refuse_unless(
         allow_different_truths,
-        different_truths,
+        truths_differ,
         "were verified against different truth stores, and scores against other truths are",
         "the same --truth, or pass --allow-different-truths",
     )
     unrecorded = [
         f"{e.name} ({e.source}): its truth is not recorded (written before wxens verify "
         "recorded it): not checked to be the others'; verify it again to check"
-        if _records_units(e.card)
+        if records_units(e.card)
         else f"{e.name} ({e.source}): its truth and units are not recorded (written by an "
         "older wxens): not checked to be the others'; verify it again to check"
         for e in experiments
-        if not e.truth or not _records_units(e.card)
+        if not e.truth or not records_units(e.card)
     ]
-    _check_units(experiments)
+    check_units(experiments)
     left_out = []
     variables = _common(experiments, VARIABLE, "variable", left_out)
     leads = _common(experiments, LEAD_TIME, "lead", left_out)
     if leads_hours is not None:
         leads = _chosen_leads(leads, leads_hours)
-    different = _different_inits(experiments)
-    _refuse_unless(
+    different = different_inits(experiments)
+    refuse_unless(
         allow_different_inits,
         different,
         "verified different initial times, and a CRPS over other days is",
@@ -256,7 +253,7 @@ def compare_scorecards(
         e.card[[n for n in wanted if n in e.card]].sel({VARIABLE: variables, LEAD_TIME: leads})
         for e in experiments
     ]
-    recorded = [e.card for e in experiments if _records_units(e.card)]
+    recorded = [e.card for e in experiments if records_units(e.card)]
     units_card = recorded[0] if recorded else experiments[0].card
     names_index = pd.Index(np.array([e.name for e in experiments]), name=EXPERIMENT)
     table = xr.concat(cards, dim=names_index)
@@ -264,45 +261,14 @@ def compare_scorecards(
     table = table.assign_coords(
         source=(EXPERIMENT, [e.source for e in experiments]),
         **{MEMBERS: (EXPERIMENT, members)},
-        **{VARIABLE_UNITS: (VARIABLE, [_units(units_card, v) for v in variables])},
+        **{VARIABLE_UNITS: (VARIABLE, [units_of(units_card, v) for v in variables])},
     )
     return table.assign_attrs(
         left_out=left_out,
         different_inits=different,
-        different_truths=different_truths,
+        different_truths=truths_differ,
         truth_unrecorded=unrecorded if len(experiments) > 1 else [],
     )
-
-
-def _records_units(card: xr.Dataset) -> bool:
-    """Whether a scorecard names its variables' units (an older wxens's does not: its
-    units are unknown, not none)."""
-    return VARIABLE_UNITS in card.coords
-
-
-def _units(card: xr.Dataset, variable: str) -> str:
-    if not _records_units(card):
-        return ""
-    return str(card[VARIABLE_UNITS].sel({VARIABLE: variable}).item())
-
-
-def _check_units(experiments: list[Scores]) -> None:
-    """Refuse a variable held in other units by two files (each named, with its units): a
-    file keeps the units of the analysis store it was verified against, so neither
-    ``--units`` (of verify or of compare, applied after this) makes them comparable."""
-    seen: dict[str, tuple[str, str]] = {}
-    for e in filter(lambda e: _records_units(e.card), experiments):  # others: a line
-        for variable in map(str, e.card[VARIABLE].values):
-            unit = _units(e.card, variable)
-            first = seen.setdefault(variable, (unit, f"{e.name} ({e.source})"))
-            if first[0] != unit:
-                raise InputError(
-                    f"{variable} is in {first[0] or 'no unit'} in {first[1]} but in "
-                    f"{unit or 'no unit'} in {e.name} ({e.source}): their scores are not "
-                    "comparable. A scores file keeps the units of the analysis store it was "
-                    "verified against, whatever --units printed; run `wxens verify` of each "
-                    "forecast against the same analysis store, then compare the new files"
-                )
 
 
 def _common(experiments: list[Scores], dim: str, what: str, left_out: list[str]) -> list:
@@ -344,45 +310,3 @@ def _chosen_leads(common: list, hours: Sequence[float]) -> list:
             f"holds; choose from {', '.join(map(_text, common))}"
         )
     return [held[float(h)] for h in dict.fromkeys(hours)]
-
-
-def _different_truths(experiments: list[Scores]) -> list[str]:
-    """One line per file (its truth's path, store id and times) where the files that record
-    their truth store's id record more than one, else []."""
-    ids = {e.truth[TRUTH_STORE_ID] for e in experiments if e.truth and TRUTH_STORE_ID in e.truth}
-    if len(ids) <= 1:
-        return []
-    lines = []
-    for e in experiments:
-        if not e.truth:
-            lines.append(f"{e.name} ({e.source}): truth not recorded")
-            continue
-        said = [e.truth.get(TRUTH_PATH, "?"), f"store id {e.truth.get(TRUTH_STORE_ID, '?')}"]
-        if TRUTH_TIMES in e.truth:
-            said.append(e.truth[TRUTH_TIMES])
-        lines.append(f"{e.name} ({e.source}): truth {', '.join(said)}")
-    return lines
-
-
-def _different_inits(experiments: list[Scores]) -> list[str]:
-    """One line per file where the files' initial times differ, else []."""
-    sets = [e.init_times for e in experiments]
-    if all(s is not None for s in sets) and len({frozenset(s) for s in sets}) == 1:
-        return []
-    first = experiments[0]
-    lines = []
-    for e in experiments:
-        if e.init_times is None:
-            lines.append(f"{e.name} ({e.source}): initial times not recorded")
-            continue
-        times = sorted(e.init_times)
-        span = f"{times[0]} to {times[-1]}" if times else "none"
-        line = f"{e.name} ({e.source}): {len(times)} initial times, {span}"
-        if e is not first and first.init_times is not None:
-            others = set(first.init_times)
-            line += (
-                f"; {len(set(times) - others)} not in {first.name}, "
-                f"{len(others - set(times))} of {first.name}'s missing"
-            )
-        lines.append(line)
-    return lines
