@@ -7,8 +7,9 @@ score with a column per experiment and the best marked, or as a tidy table for a
 Files are compared only where that is fair: the same truth store (the root attribute
 ``truth_store_id``; ``allow_different_truths`` compares anyway, files written before it was
 recorded are said to be unchecked), the same units per variable, a variable and a lead in
-common, and the same initial times (a CRPS over other days is not comparable;
-``allow_different_inits`` compares anyway and says which differ).
+common, the same initial times (a CRPS over other days is not comparable;
+``allow_different_inits`` compares anyway and says which differ) and the same points
+verified (``allow_different_points``).
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ import xarray as xr
 from pipeline.errors import InputError
 from pipeline.schema import LEAD_TIME
 from verification.compare_checks import (
+    COUNT,
     check_units,
     different_inits,
+    different_points,
     different_truths,
     records_units,
     refuse_unless,
@@ -51,36 +54,32 @@ def lowest_is_best(values: xr.DataArray) -> xr.DataArray:
 
 
 def nearest_one_is_best(values: xr.DataArray) -> xr.DataArray:
-    """How far a ratio is from the best, 1 (calibrated spread, a flat rank histogram)."""
+    """How far a ratio is from the best, 1 (a calibrated spread)."""
     return abs(values - 1)
 
 
-def flattest_of_as_many_members(values: xr.DataArray) -> xr.DataArray:
-    """How far a rank max/min is from 1, a flat histogram; NaN (none marked) where the
-    experiments verified different numbers of members (:func:`different_members`): a
-    histogram of fewer bins reads flatter by sampling alone, so the fewest members would
-    win (a deterministic forecast's two bins beside an ensemble's)."""
-    distance = nearest_one_is_best(values)
-    return distance.where(False) if different_members(values) else distance
+def nearest_its_floor(floor: xr.DataArray, values: xr.DataArray) -> xr.DataArray:
+    """How far each file's rank max/min is from its own perfect-model ``floor``:
+    ``|ratio / floor - 1|``; NaN (none marked) in a row where a file has a ratio but no
+    finite floor (fewer than 3 members, ``--perfect-model-stand-ins 0``).
 
-
-def different_members(table: xr.Dataset | xr.DataArray) -> dict[str, int]:
-    """Each experiment's number of members (the coordinate :data:`MEMBERS`) where the
-    experiments verified more than one number, else {}; a file not recording it (an
-    older wxens's) is left out, unchecked."""
-    if MEMBERS not in table.coords:
-        return {}
-    pairs = zip(table[EXPERIMENT].values, table[MEMBERS].values, strict=True)
-    counts = {str(name): int(n) for name, n in pairs if np.isfinite(n)}
-    return counts if len(set(counts.values())) > 1 else {}
+    Not from 1: a reliable ensemble's ratio grows with its bins and the dependence of its
+    points, so the fewest members read flattest by chance alone. The floor is the median
+    ratio of a perfectly reliable ensemble of the file's own members, points and
+    dependence, so a reliable file lands on either side of it, and the pass rule is a
+    multiple of it (within 1.1 x): the ratio over it is comparable across member counts
+    where the difference is not (a floor of 5 is noisier than one of 1.5)."""
+    distance = abs(values / floor - 1)
+    return distance.where(~(values.notnull() & ~np.isfinite(floor)).any(EXPERIMENT))
 
 
 #: Scores compared (card name: printed header, how far a value is from the best; the best
-#: marked is the nearest). ``rank_max_min`` is printed with its floor.
+#: marked is the nearest). ``rank_max_min`` is printed with its floor and read against it
+#: (:func:`compared` binds the table's floor to :func:`nearest_its_floor`).
 COMPARED = {
     "fair_crps": ("fair CRPS", lowest_is_best),
     "spread_skill_ratio": ("spread/skill", nearest_one_is_best),
-    "rank_max_min": ("rank max/min (perfect-model floor)", flattest_of_as_many_members),
+    "rank_max_min": ("rank max/min (perfect-model floor)", None),
     "ensemble_mean_rmse": ("ensemble-mean RMSE", lowest_is_best),
 }
 
@@ -91,10 +90,14 @@ def distance_from(best: float, values: xr.DataArray) -> xr.DataArray:
 
 
 def compared(card: xr.Dataset) -> dict[str, tuple[str, Callable | None]]:
-    """:data:`COMPARED`, then the scores extensions added to ``card``
-    (:func:`~verification.output.added_scores`): headed by their names, the best the
-    nearest to their ``best`` attribute (none marked where it is NaN, as a spread's)."""
-    added = {}
+    """:data:`COMPARED`, its rank max/min read against ``card``'s floor
+    (:func:`nearest_its_floor`; none marked without one), then the scores extensions added
+    to ``card`` (:func:`~verification.output.added_scores`): headed by their names, the
+    best the nearest to their ``best`` attribute (none marked where it is NaN, as a
+    spread's)."""
+    header = COMPARED["rank_max_min"][0]
+    floored = partial(nearest_its_floor, card[FLOOR]) if FLOOR in card else None
+    added = {"rank_max_min": (header, floored)}
     for name in added_scores(card):
         best = float(card[name].attrs.get("best", np.nan))
         added[name] = (name, None if np.isnan(best) else partial(distance_from, best))
@@ -102,7 +105,6 @@ def compared(card: xr.Dataset) -> dict[str, tuple[str, Callable | None]]:
 
 
 FLOOR = "rank_max_min_perfect_model"
-COUNT = "n_verified"
 #: The coordinate along ``experiment`` of each file's number of members (its root attribute).
 MEMBERS = "n_members"
 MARK = "*"
@@ -185,6 +187,7 @@ def compare_scorecards(
     leads_hours: Sequence[float] | None = None,
     allow_different_inits: bool = False,
     allow_different_truths: bool = False,
+    allow_different_points: bool = False,
 ) -> xr.Dataset:
     """The scorecards of ``sources`` (scores files, or trees) side by side.
 
@@ -195,14 +198,16 @@ def compare_scorecards(
     coordinates ``variable_units`` (variable) and ``n_members`` (experiment; NaN where a
     file does not record it), on the variables and leads every file holds
     (``leads_hours``: only these). Its attrs: ``left_out``, ``different_inits``,
-    ``different_truths`` and ``truth_unrecorded`` (files written before the truth, or
-    the units, were recorded: their units are not checked), lines to show.
+    ``different_truths``, ``different_points`` and ``truth_unrecorded`` (files written
+    before the truth, or the units, were recorded: their units are not checked), lines to
+    show.
 
     Raises :class:`InputError` for a file that is not a wxens scores file, names that are
     not one per file or repeat, a variable in other units in two files, no variable or lead
     in common, a lead of ``leads_hours`` not in common, files of other initial times
-    (unless ``allow_different_inits``) and files verified against other truth stores
-    (unless ``allow_different_truths``).
+    (unless ``allow_different_inits``), files verified against other truth stores
+    (unless ``allow_different_truths``) and files that verified other numbers of points
+    on the variables and leads compared (unless ``allow_different_points``).
     """
     if not sources:
         raise InputError("give at least one scores file to compare")
@@ -253,6 +258,13 @@ def compare_scorecards(
         e.card[[n for n in wanted if n in e.card]].sel({VARIABLE: variables, LEAD_TIME: leads})
         for e in experiments
     ]
+    points_differ = different_points(experiments, {VARIABLE: variables, LEAD_TIME: leads})
+    refuse_unless(
+        allow_different_points,
+        points_differ,
+        "verified different points, and scores over other weather are",
+        "the same region and grid, or pass --allow-different-points",
+    )
     recorded = [e.card for e in experiments if records_units(e.card)]
     units_card = recorded[0] if recorded else experiments[0].card
     names_index = pd.Index(np.array([e.name for e in experiments]), name=EXPERIMENT)
@@ -267,6 +279,7 @@ def compare_scorecards(
         left_out=left_out,
         different_inits=different,
         different_truths=truths_differ,
+        different_points=points_differ,
         truth_unrecorded=unrecorded if len(experiments) > 1 else [],
     )
 

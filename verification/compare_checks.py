@@ -1,16 +1,22 @@
 """The checks that make ``wxens compare``'s files comparable (:mod:`verification.compare`):
-the same units per variable, truth store and initial times; each names the files that
-differ and the fix, or the flag that compares them anyway."""
+the same units per variable, truth store, initial times and points verified; each names the
+files that differ and the fix, or the flag that compares them anyway."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 import xarray as xr
 
 from pipeline.errors import InputError
 from verification.config import VARIABLE
 from verification.output import TRUTH_PATH, TRUTH_STORE_ID, TRUTH_TIMES, VARIABLE_UNITS
+
+#: The scorecard's points verified, per variable and lead.
+COUNT = "n_verified"
+#: The counts of a scorecard that together are every point of every field scored.
+FIELD_COUNTS = (COUNT, "n_missing_truth", "n_missing_forecast")
 
 if TYPE_CHECKING:
     from verification.compare import Scores
@@ -97,4 +103,26 @@ def different_inits(experiments: list[Scores]) -> list[str]:
                 f"{len(others - set(times))} of {first.name}'s missing"
             )
         lines.append(line)
+    return lines
+
+
+def different_points(experiments: list[Scores], at: dict[str, list]) -> list[str]:
+    """One line per file (its points per field: verified, or skipped for a missing truth or
+    forecast, over its initial times; fewest to most over its variables and leads) where
+    the files, on the variables and leads they share (``at``: each dim's values), scored
+    fields of other sizes (a global domain and a region, another grid), else []. Per field,
+    not in all, so that files of other initial times (``--allow-different-inits``) compare;
+    a file not counting them (an older wxens's) is left out, unchecked."""
+    sizes = [
+        (e, (sum(e.card[n].sel(at) for n in FIELD_COUNTS) / len(e.init_times)).values)
+        for e in experiments
+        if e.init_times and all(n in e.card for n in FIELD_COUNTS)
+    ]
+    if all(np.array_equal(sizes[0][1], n, equal_nan=True) for _, n in sizes[1:]):
+        return []
+    lines = []
+    for e, n in sizes:
+        low, high = float(np.nanmin(n)), float(np.nanmax(n))
+        span = f"{low:,.0f}" if low == high else f"{low:,.0f} to {high:,.0f}"
+        lines.append(f"{e.name} ({e.source}): {span} points per field")
     return lines

@@ -18,7 +18,6 @@ from verification.compare import (
     FLOOR,
     MARK,
     compared,
-    different_members,
     with_intervals,
 )
 from verification.config import VARIABLE
@@ -99,8 +98,8 @@ def comparison_table(table: xr.Dataset) -> str:
     lead (hours), a column per experiment, four significant digits, a score's interval where
     the files hold it as ``wxens verify`` prints it (``value [low, high]``), the best marked
     ``*`` (the lowest CRPS and RMSE, the spread/skill and rank max/min nearest 1); the rank
-    max/min as ``value (floor)``, none marked where the experiments verified different
-    numbers of members (the legend says so); an extension's scores after them, the nearest
+    max/min as ``value (floor)``, the nearest its floor marked, none where a file has
+    no floor (the legend names it); an extension's scores after them, the nearest
     their best marked. Points verified are shown only where the experiments differ."""
     blocks = []
     for score, (header, from_best) in compared(table).items():
@@ -129,14 +128,24 @@ def comparison_table(table: xr.Dataset) -> str:
         counts.index = [f"{v} {_hours(lead):g}h" for v, lead in counts.index]
         blocks.append(f"points verified (they differ)\n{counts.to_string()}")
     legend = (
-        f"{MARK} best: lowest fair CRPS and RMSE, spread/skill and rank max/min nearest 1 "
-        "(a flat histogram; the floor in brackets is what a perfect model shows)"
+        f"{MARK} best: lowest fair CRPS and RMSE, spread/skill nearest 1, rank max/min nearest "
+        "its floor (in brackets: what a perfect model of as many members shows on as many "
+        "points; the ratio over it nearest 1)"
     ) + ("; an extension's score: nearest its best" if added_scores(table) else "")
-    members = different_members(table)
-    if members:
-        counts = ", ".join(f"{name} {n}" for name, n in members.items())
+    unfloored = without_floor(table)
+    if unfloored:
         legend += (
-            f"\nrank max/min: none marked, the files verified different numbers of members "
-            f"({counts}); a histogram of fewer bins reads flatter by chance alone"
+            f"\nrank max/min: none marked where a file has no floor ({', '.join(unfloored)}: "
+            "fewer than 3 members, or verified with --perfect-model-stand-ins 0)"
         )
     return "\n\n".join([*blocks, legend])
+
+
+def without_floor(table: xr.Dataset) -> list[str]:
+    """The experiments with a rank max/min but no finite floor somewhere: none is marked in
+    those rows (:func:`~verification.compare.nearest_its_floor`)."""
+    if "rank_max_min" not in table:
+        return []
+    floor = table[FLOOR] if FLOOR in table else xr.full_like(table["rank_max_min"], np.nan)
+    lacking = (table["rank_max_min"].notnull() & ~np.isfinite(floor)).any([VARIABLE, LEAD_TIME])
+    return [str(name) for name in table[EXPERIMENT].values[lacking.values]]

@@ -1,5 +1,6 @@
 """``wxens compare scores_a.nc scores_b.nc ... [--name A ...] [--lead 6h,24h] [--out t.csv]``
-(``--units z=hPa``, ``--allow-different-inits``, ``--allow-different-truths``).
+(``--units z=hPa``, ``--allow-different-inits``, ``--allow-different-truths``,
+``--allow-different-points``).
 
 Prints the scorecards of several ``wxens verify`` scores files side by side (one block per
 score, a column per experiment, the best marked), as :mod:`verification.compare` joins
@@ -51,6 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="compare files verified against different truth stores (another region or "
         "analysis, a store re-ingested with --overwrite; each file's truth is said)",
     )
+    parser.add_argument(
+        "--allow-different-points",
+        action="store_true",
+        help="compare files that verified different numbers of points (a global domain "
+        "and a region, points masked: scores over other weather; each file's count is said)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         leads_hours=leads,
         allow_different_inits=args.allow_different_inits,
         allow_different_truths=args.allow_different_truths,
+        allow_different_points=args.allow_different_points,
     )
     for line in table.attrs["different_truths"]:
         print(f"different truths (--allow-different-truths): {line}")
@@ -80,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     for line in table.attrs["different_inits"]:
         print(f"different initial times (--allow-different-inits): {line}")
+    for line in table.attrs["different_points"]:
+        print(f"different points (--allow-different-points): {line}")
     for line in table.attrs["left_out"]:
         print(line)
     if args.units:

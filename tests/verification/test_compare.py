@@ -123,23 +123,23 @@ def test_printed_values_are_each_files_scores_with_the_best_marked(scored, tmp_p
     assert crps.fm.tolist() == cards[1].fair_crps.sel(variable="t2m").values.tolist()
 
 
-def test_the_rank_max_min_nearest_1_is_marked_with_its_floor_kept(scored):
-    """The rank max/min block marked nothing: the flattest histogram (nearest 1) now is."""
+def test_the_rank_max_min_nearest_its_floor_is_marked_with_its_floor_kept(scored):
+    """The rank max/min block marked nothing: the nearest its floor (over it, 1) now is."""
     files = [scored / "shrunk.nc", scored / "oracle.nc"]
     done = wxens("compare", *map(str, files))
     assert done.returncode == 0, done.stderr
     cards = [scorecard_of(f) for f in files]
     ratios = np.stack([c.rank_max_min.sel(variable="t2m").values for c in cards])  # (2, lead)
     floors = np.stack([c.rank_max_min_perfect_model.sel(variable="t2m").values for c in cards])
-    best = np.abs(ratios - 1).argmin(0)
-    assert (best == 1).all()  # arranged: the flatter histogram (the oracle's) is not first
+    best = np.abs(ratios / floors - 1).argmin(0)
+    assert (best == 1).all()  # arranged: the reliable histogram (the oracle's) is not first
     rows = printed_blocks(done.stdout)["rank max/min (perfect-model floor)"]
     for k, row in enumerate(rows):
         assert [cell.rstrip("*") for cell in row[2:4]] == [
             f"{ratios[i, k]:.4g} ({floors[i, k]:.4g})" for i in (0, 1)
         ]
         assert [cell.endswith("*") for cell in row[2:4]] == [False, True], row
-    assert "rank max/min nearest 1" in done.stdout.strip().splitlines()[-1]
+    assert "rank max/min nearest its floor" in done.stdout.strip().splitlines()[-1]
 
 
 def test_units_convert_crps_and_rmse_as_verify_does(scored, tmp_path):
@@ -356,10 +356,10 @@ def test_a_file_written_before_units_were_recorded_compares_in_the_others_units(
     assert "fair CRPS" in done.stdout and " K" in done.stdout
 
 
-def test_rank_max_min_of_other_member_counts_marks_no_best(scored, stores, tmp_path):
+def test_rank_max_min_beside_a_file_without_floor_marks_no_best(scored, stores, tmp_path):
     """A rank histogram of fewer bins reads flatter by sampling alone (a deterministic
-    forecast's two bins were marked the flattest beside an ensemble's): where the files
-    verified other numbers of members, no rank max/min is marked best, and a line says why."""
+    forecast's two bins were marked the flattest beside an ensemble's): where a file has no
+    floor to read its ratio against, no rank max/min is marked best, and a line says why."""
     forecast, analysis = stores
     one = open_forecast(forecast)[["t2m"]].isel(member=[0]).load()
     provenance = ForecastProvenance(
@@ -374,7 +374,7 @@ def test_rank_max_min_of_other_member_counts_marks_no_best(scored, stores, tmp_p
     assert done.returncode == 0, done.stderr
     rows = printed_blocks(done.stdout.split("table:")[0])["rank max/min (perfect-model floor)"]
     assert rows and not any(cell.endswith("*") for row in rows for cell in row[2:4]), rows
-    assert "oracle 3, one 1" in done.stdout
+    assert "none marked where a file has no floor (one:" in done.stdout
     table = pd.read_csv(csv, keep_default_na=False)
     assert (table[table.score == "rank_max_min"].best == "").all()
     assert (table[table.score == "fair_crps"].best != "").all()  # the others still marked
