@@ -55,8 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-different-points",
         action="store_true",
-        help="compare files that verified different numbers of points (a global domain "
-        "and a region, points masked: scores over other weather; each file's count is said)",
+        help="compare files that scored fields of other sizes (a global domain and a region, "
+        "another grid: scores over other weather; each file's points per field are said)",
     )
 
 
