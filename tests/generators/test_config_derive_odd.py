@@ -35,6 +35,22 @@ def gapped_store(tmp_path, missing):
     return ingest(str(source), tmp_path / "gapped.zarr", progress=False)
 
 
+def store_and_counted_steps(tmp_path, monkeypatch) -> tuple:
+    """A small six-hourly t2m store, and the list of the steps ``Trainer.train_step`` is
+    called with from now on (the real step, each call noted)."""
+    store = ingest("synthetic:n_lat=8,n_lon=8,n_times=120,step=6h", tmp_path / "s.zarr",
+                   variables=["t2m"], progress=False)  # fmt: skip
+    steps: list[int] = []
+    real_step = Trainer.train_step
+
+    def counted(self, step):
+        steps.append(step)
+        return real_step(self, step)
+
+    monkeypatch.setattr(Trainer, "train_step", counted)
+    return store, steps
+
+
 def test_gaps_that_leave_the_held_out_period_no_window_are_refused(tmp_path):
     """Every fifth time of the last days missing: 96 times are plenty by count, but no
     held-out time has 4 history states and the next one; the config was printed and
@@ -78,20 +94,7 @@ def test_a_budget_the_main_steps_spend_is_refused_before_the_fine_tune_is_timed(
     fine-tune steps of 37.5 s each after the main steps and forecasts had already spent
     the budget, then refused: three minutes to learn that 3 minutes buy nothing. A budget
     that the main steps and the forecasts exceed is now refused before the fine-tune."""
-    store = ingest(
-        "synthetic:n_lat=8,n_lon=8,n_times=120,step=6h",
-        tmp_path / "s.zarr",
-        variables=["t2m"],
-        progress=False,
-    )
-    steps: list[int] = []
-    real_step = Trainer.train_step
-
-    def counted(self, step):
-        steps.append(step)
-        return real_step(self, step)
-
-    monkeypatch.setattr(Trainer, "train_step", counted)
+    store, steps = store_and_counted_steps(tmp_path, monkeypatch)
     with pytest.raises(InputError) as refused:
         derive_config(store, budget="1s")
     said = str(refused.value)
@@ -129,17 +132,8 @@ def test_a_slow_step_is_timed_once_after_its_first_run(tmp_path, monkeypatch):
     import generators.step_timing as step_timing
 
     assert timing_runs(37.0) == 2 and timing_runs(4.0) == 4 and timing_runs(0.01) == 4
-    store = ingest("synthetic:n_lat=8,n_lon=8,n_times=120,step=6h", tmp_path / "s.zarr",
-                   variables=["t2m"], progress=False)  # fmt: skip
+    store, steps = store_and_counted_steps(tmp_path, monkeypatch)
     config = derive_config(store, step_seconds=SECONDS).config
-    steps: list[int] = []
-    real_step = Trainer.train_step
-
-    def counted(self, step):
-        steps.append(step)
-        return real_step(self, step)
-
-    monkeypatch.setattr(Trainer, "train_step", counted)
     monkeypatch.setattr(step_timing, "TIMING_SECONDS", 0.0)
     seconds = step_timing.measure_step_seconds(store, config)
     assert steps == [0, 1, config.steps, config.steps + 1], steps  # a first and a timed run
