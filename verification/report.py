@@ -23,12 +23,12 @@ from matplotlib.figure import Figure
 from pipeline.errors import counted, time_text
 from pipeline.schema import LEAD_TIME
 from verification.config import VARIABLE
+from verification.map_plots import plot_member_maps
 from verification.output import atomic_output
 from verification.plots import (
     MAX_RANK_PANELS,
     MAX_SHADED,
     MAX_VARIABLES,
-    plot_member_maps,
     plot_physics,
     plot_rank_histograms,
     plot_reliability,

@@ -26,10 +26,10 @@ from verification_cases import balanced_members, oracle_forecast
 
 from pipeline.sources.synthetic import SyntheticConfig, synthetic_dataset
 from verification.config import VerifyConfig
+from verification.map_plots import plot_member_maps
 from verification.plots import (
     MAX_RANK_PANELS,
     PAGE_WIDTH_INCHES,
-    plot_member_maps,
     plot_rank_histograms,
     plot_scores_by_lead,
 )
