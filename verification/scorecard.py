@@ -22,7 +22,8 @@ NetCDF groups, reopened with ``xr.open_datatree``):
                      scorecard holds their median).
 ``/multivariate``    (lead_time) energy score across channels.
 ``/spectra``         (variable, lead_time, wavenumber) member and truth power (absent on
-                     a transect or a point).
+                     a transect or a point; NaN for a masked variable, ``no_spectrum``
+                     says why).
 ``/physics``         (check, member) scores and pass/fail, one row per check and part
                      (``geostrophic 500 hPa``); tolerances per row; ``reason``
                      (not_computed) for every check or part that is n/a.
@@ -85,7 +86,13 @@ from verification.output import (
 )
 from verification.physics_group import physics_group, physics_sample
 from verification.resampling import score_parts
-from verification.spectra import ZONAL_WAVENUMBER, has_spectrum, power_spectrum
+from verification.spectra import (
+    ZONAL_WAVENUMBER,
+    complete_fields,
+    has_spectrum,
+    power_spectrum,
+    with_reasons,
+)
 
 log = logging.getLogger(__name__)
 
@@ -356,13 +363,14 @@ def _variable_first(ds: xr.Dataset) -> xr.Dataset:
 def _spectra(f: xr.DataArray, t: xr.DataArray) -> xr.Dataset:
     """Power spectra of members (averaged over members and init times) and of the truth,
     both over the forecasts that have their truth (an average over the forecast's own
-    initial times compared other samples where the truth ends before the last leads)."""
-    f = f.where(t.notnull().any(HORIZONTAL))
+    initial times compared other samples where the truth ends before the last leads), and
+    only where the truth is complete: a masked channel's are NaN, ``no_spectrum`` says why."""
+    f, t, masked = complete_fields(f, t)
     forecast_power = power_spectrum(f).mean([MEMBER, INIT_TIME])
     truth_power = power_spectrum(t).mean(INIT_TIME)
     power = {"forecast_power": forecast_power, "truth_power": truth_power}
     ds = xr.Dataset({k: v.assign_attrs(units="variable power") for k, v in power.items()})
-    ds = ds.compute()
+    ds = with_reasons(ds.assign(masked=masked).compute())
     ratio = (ds.forecast_power / ds.truth_power).assign_attrs(units="1")  # not the power's
     return _variable_first(ds.assign(spectral_ratio=ratio))
 

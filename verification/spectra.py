@@ -12,19 +12,52 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from pipeline.schema import EARTH_RADIUS, LAT, LON
+from pipeline.schema import EARTH_RADIUS, INIT_TIME, LAT, LEAD_TIME, LON, MEMBER
 from verification.aggregation import latitude_weights
 
 ZONAL_WAVENUMBER = "zonal_wavenumber"
 WAVENUMBER = "wavenumber"
 BAND = "band"
 BANDS = ("large", "medium", "small")
+MASKED_TRUTH = (
+    "the truth (or every member) has missing points inside the grid at every valid time "
+    "(a masked field, such as land-only data): spectra need complete fields"
+)
+SPECTRUM_REASON = "no_spectrum"
+"""The spectra group's coordinate along ``variable``: why a variable's power is NaN
+(:data:`MASKED_TRUTH`), "" where it has a spectrum."""
 
 
 def has_spectrum(field: xr.DataArray | xr.Dataset, min_points: int = 2) -> bool:
     """Whether ``field``'s grid has ``min_points`` latitudes and longitudes or more (a
     transect or a point has no spectrum)."""
     return field.sizes.get(LAT, 0) >= min_points and field.sizes.get(LON, 0) >= min_points
+
+
+def complete_fields(
+    forecast: xr.DataArray, truth: xr.DataArray
+) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray]:
+    """``forecast`` (with ``member``) and ``truth`` only at the samples (initial time, lead
+    and channel) whose truth is complete on the grid where some member holds a value, the
+    samples the spectral check reads; and, per channel, whether it is masked: its truth
+    holds values but no such sample (lazy where the fields are). A NaN point left every
+    latitude circle through it out of a zonal spectrum (of the truth, not of members that
+    fill land): such spectra contradicted the check's n/a (:data:`MASKED_TRUTH`)."""
+    observed = truth.where(forecast.notnull().any(MEMBER))
+    complete = observed.notnull().all([LAT, LON])
+    samples = [d for d in (INIT_TIME, LEAD_TIME) if d in truth.dims]
+    masked = truth.notnull().any([*samples, LAT, LON]) & ~complete.any(samples)
+    return forecast.where(complete), truth.where(complete), masked
+
+
+def with_reasons(spectra: xr.Dataset) -> xr.Dataset:
+    """Computed ``spectra`` with ``masked`` (of :func:`complete_fields`) turned into the
+    coordinate :data:`SPECTRUM_REASON`, which the report's figure and a reader of the file
+    read."""
+    masked = spectra["masked"]
+    why = {"long_name": "why the variable has no spectrum (empty where it has one)"}
+    reason = (masked.dims, np.where(masked.values, MASKED_TRUTH, ""), why)
+    return spectra.drop_vars("masked").assign_coords({SPECTRUM_REASON: reason})
 
 
 def is_global(longitude: xr.DataArray) -> bool:

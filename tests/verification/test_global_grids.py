@@ -14,6 +14,7 @@ from pipeline.schema import EARTH_RADIUS, OMEGA
 from verification.config import VerifyConfig
 from verification.physics import Geostrophic
 from verification.scorecard import verify
+from verification.spectra import MASKED_TRUTH
 
 
 def global_levels(step: float = 5.0, n_times: int = 2) -> xr.Dataset:
@@ -94,3 +95,50 @@ def test_points_a_forecast_lacks_are_not_counted_as_missing_truth():
     assert card.n_missing_truth.values.tolist() == [0, 0]
     assert card.n_missing_forecast.values.tolist() == [10, 0]
     assert card.n_verified.values.tolist() == [4 * 19 * 36 - 10, 4 * 19 * 36]
+
+
+def sea_and_land(step: float = 10.0, n_times: int = 12) -> xr.Dataset:
+    """A complete t2m and an SST-like sst, NaN over a land band in the tropics (the
+    latitude circles poleward of it all sea), on a global grid."""
+    lat = np.arange(-85.0, 90.0, step)
+    lon = np.arange(0.0, 360.0, step)
+    phi, lam = np.deg2rad(lat)[:, None, None], np.deg2rad(lon)[None, None, :]
+    noise = np.random.default_rng(0).normal(0, 0.5, (lat.size, n_times, lon.size))
+    field = (280 + 20 * np.cos(phi) + 3 * np.cos(3 * lam) + noise).transpose(1, 0, 2)
+    land = ((lam > 1.0) & (lam < 2.2) & (np.abs(phi) < 0.5)).transpose(1, 0, 2)
+    dims = ("time", "latitude", "longitude")
+    coords = {
+        "time": pd.date_range("2020-01-01", periods=n_times, freq="6h"),
+        "latitude": lat,
+        "longitude": lon,
+    }
+    return xr.Dataset(
+        {"t2m": (dims, field), "sst": (dims, np.where(land, np.nan, field))}, coords=coords
+    )
+
+
+def test_a_masked_field_has_no_spectrum_and_says_why_beside_a_complete_one():
+    """The spectra of a field with NaN points: every latitude circle through land left out
+    of the truth's zonal spectrum, the members' (a generator fills land) kept whole, drawn
+    as a ratio of 1e4 while the physics check said n/a. Now NaN, with the check's reason."""
+    truth = sea_and_land()
+    truth = truth.assign({k: v.assign_attrs(units="K") for k, v in truth.data_vars.items()})
+    rng = np.random.default_rng(1)
+    base = at_leads(truth, truth.time.values[:4], (6, 12))
+    members = [base + rng.normal(0, 0.5, base.t2m.shape) for _ in range(3)]
+    forecast = xr.concat(members, dim="member").transpose("init_time", "member", ...)
+    forecast["sst"] = forecast.sst.fillna(290.0).assign_attrs(units="K")
+    config = VerifyConfig(physics_init_times=4, energy_score=False, progress=False)
+    tree = verify(forecast, truth, config)
+    spectra = tree["spectra"].to_dataset()
+    sst = spectra.sel(variable="sst")
+    for name in ("forecast_power", "truth_power", "spectral_ratio"):
+        assert sst[name].isnull().all(), name
+    assert str(sst["no_spectrum"].values) == MASKED_TRUTH
+    reasons = tree["physics"].to_dataset()["reason"].to_series()
+    assert reasons["spectral_ratio sst"] == MASKED_TRUTH  # the table's n/a, the same words
+    alone = verify(forecast[["t2m"]], truth[["t2m"]], config)["spectra"].to_dataset()
+    t2m = spectra.sel(variable="t2m")
+    for name in ("forecast_power", "truth_power", "spectral_ratio"):
+        np.testing.assert_array_equal(t2m[name].values, alone[name].sel(variable="t2m").values)
+    assert str(t2m["no_spectrum"].values) == ""

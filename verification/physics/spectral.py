@@ -20,6 +20,7 @@ from verification.physics.common import NO_TRUTH, PhysicsCheckBase, largest, whe
 from verification.spectra import (
     BAND,
     BANDS,
+    MASKED_TRUTH,
     band_mean,
     has_spectrum,
     power_spectrum,
@@ -28,10 +29,6 @@ from verification.spectra import (
 
 SAMPLE = "sample"
 
-MASKED_TRUTH = (
-    "the truth (or every member) has missing points inside the grid at every valid time "
-    "(a masked field, such as land-only data): spectra need complete fields"
-)
 NOISY = (
     "the truth's own power at these scales varies from sample to sample more than a mean "
     "over these samples can tell a 2x excess or deficit from: too few samples to judge "
