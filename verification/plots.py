@@ -10,6 +10,7 @@ with units where the variable has them; legends sit outside the panels.
 from __future__ import annotations
 
 import math
+import textwrap
 
 import numpy as np
 import xarray as xr
@@ -20,6 +21,7 @@ from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullF
 
 from pipeline.schema import LEAD_TIME, VARIABLES, split_channel
 from verification.config import VARIABLE
+from verification.spectra import SPECTRUM_REASON
 
 MAX_COLUMNS = 4
 MAX_VARIABLES = 8
@@ -278,7 +280,8 @@ def plot_reliability(table: xr.Dataset) -> Figure:
 
 
 def plot_spectra(spectra: xr.Dataset) -> Figure:
-    """Member and truth power spectra at the longest lead (top) and their ratio (bottom)."""
+    """Member and truth power spectra at the longest lead (top) and their ratio (bottom); a
+    variable without a spectrum (a masked field) has its panels say why."""
     last = spectra.isel({LEAD_TIME: -1})
     variables = last[VARIABLE].values[:MAX_VARIABLES]
     k_dim = next(d for d in last["truth_power"].dims if d != VARIABLE)
@@ -306,9 +309,11 @@ def plot_spectra(spectra: xr.Dataset) -> Figure:
         top.set_ylabel(label_with_units("power", squared))
         bottom.semilogx(k[positive], sel["spectral_ratio"].values[positive], "r-")
         bottom.axhline(1.0, color="k", lw=1)
-        if not np.isfinite(sel["spectral_ratio"].values).any():
-            for ax in (top, bottom):
-                _not_available(ax, "NaN in the fields (masked)")
+        reason = str(sel[SPECTRUM_REASON].values) if SPECTRUM_REASON in sel.coords else ""
+        if reason or not np.isfinite(sel["spectral_ratio"].values).any():
+            why = f"no spectrum: {reason}" if reason else "NaN in the fields (masked)"
+            _not_available(top, textwrap.fill(why, 30))  # the panel's width
+            _not_available(bottom, "no ratio")
         bottom.set_xlabel(k_label)
         bottom.set_ylabel("members / truth")
     for index in range(len(variables), rows * cols):

@@ -7,12 +7,14 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pytest
 import xarray as xr
 from verification_cases import at_leads
 
 from pipeline.schema import EARTH_RADIUS, OMEGA
 from verification.config import VerifyConfig
 from verification.physics import Geostrophic
+from verification.report import report_figures
 from verification.scorecard import verify
 from verification.spectra import MASKED_TRUTH
 
@@ -117,10 +119,9 @@ def sea_and_land(step: float = 10.0, n_times: int = 12) -> xr.Dataset:
     )
 
 
-def test_a_masked_field_has_no_spectrum_and_says_why_beside_a_complete_one():
-    """The spectra of a field with NaN points: every latitude circle through land left out
-    of the truth's zonal spectrum, the members' (a generator fills land) kept whole, drawn
-    as a ratio of 1e4 while the physics check said n/a. Now NaN, with the check's reason."""
+@pytest.fixture(scope="module")
+def sea_and_land_verified() -> tuple[xr.Dataset, xr.Dataset, VerifyConfig, xr.DataTree]:
+    """The forecast (members fill the land), truth, config and tree of :func:`sea_and_land`."""
     truth = sea_and_land()
     truth = truth.assign({k: v.assign_attrs(units="K") for k, v in truth.data_vars.items()})
     rng = np.random.default_rng(1)
@@ -129,7 +130,16 @@ def test_a_masked_field_has_no_spectrum_and_says_why_beside_a_complete_one():
     forecast = xr.concat(members, dim="member").transpose("init_time", "member", ...)
     forecast["sst"] = forecast.sst.fillna(290.0).assign_attrs(units="K")
     config = VerifyConfig(physics_init_times=4, energy_score=False, progress=False)
-    tree = verify(forecast, truth, config)
+    return forecast, truth, config, verify(forecast, truth, config)
+
+
+def test_a_masked_field_has_no_spectrum_and_says_why_beside_a_complete_one(
+    sea_and_land_verified,
+):
+    """The spectra of a field with NaN points: every latitude circle through land left out
+    of the truth's zonal spectrum, the members' (a generator fills land) kept whole, drawn
+    as a ratio of 1e4 while the physics check said n/a. Now NaN, with the check's reason."""
+    forecast, truth, config, tree = sea_and_land_verified
     spectra = tree["spectra"].to_dataset()
     sst = spectra.sel(variable="sst")
     for name in ("forecast_power", "truth_power", "spectral_ratio"):
@@ -142,3 +152,18 @@ def test_a_masked_field_has_no_spectrum_and_says_why_beside_a_complete_one():
     for name in ("forecast_power", "truth_power", "spectral_ratio"):
         np.testing.assert_array_equal(t2m[name].values, alone[name].sel(variable="t2m").values)
     assert str(t2m["no_spectrum"].values) == ""
+
+
+def test_the_report_draws_the_complete_spectrum_and_says_why_the_masked_has_none(
+    sea_and_land_verified,
+):
+    """The report's spectrum figure: t2m's curves; sst's panels empty, saying it has no
+    spectrum and why (they drew its NaN-dropped spectra, a ratio of 1e4)."""
+    tree = sea_and_land_verified[-1]
+    (shown,) = [f for f in report_figures(tree) if f.title == "Power spectra"]
+    t2m_top, sst_top = (ax for ax in shown.figure.axes if ax.get_title() in ("t2m", "sst"))
+    assert t2m_top.get_title() == "t2m" and sst_top.get_title() == "sst"
+    assert len(t2m_top.lines) == 2 and not t2m_top.texts
+    notes = [" ".join(t.get_text().split()) for t in sst_top.texts]
+    assert notes == ["n/a: no spectrum: " + MASKED_TRUTH]
+    assert not [ln for ln in sst_top.lines if np.isfinite(ln.get_ydata()).any()]
