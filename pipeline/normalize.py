@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
@@ -256,8 +257,8 @@ def _normalize_horizontal(ds: xr.Dataset, origin: str) -> xr.Dataset:
             lon[0],
         )
         ds, lon = ds.isel({LON: slice(0, -1)}), lon[:-1]
-    ds = ds.assign_coords({LON: longitudes_canonical(lon)})
-    ds = ds.assign_coords({LAT: ds[LAT].values.astype("float64")})
+    written = {LON: lon, LAT: ds[LAT].values.astype("float64")}
+    ds = ds.assign_coords({LON: longitudes_canonical(lon), LAT: written[LAT]})
     for dim in (LAT, LON):
         index = pd.Index(ds[dim].values)
         if index.has_duplicates:
@@ -267,6 +268,10 @@ def _normalize_horizontal(ds: xr.Dataset, origin: str) -> xr.Dataset:
                 "360); the grid must be regular: select one of each"
             )
     ds = sorted_along(sorted_along(ds, LAT), LON)
+    words = {LON: "longitudes", LAT: "latitudes"}
+    moved = [_reordered(words[d], written[d], ds[d].values) for d in (LON, LAT)]
+    if said := "; ".join(m for m in moved if m):  # info: the file's indices are not the store's
+        log.info("%s: grid reordered to wxens's: %s", origin, said)
     ds[LAT].attrs = {"units": "degrees_north", "long_name": "latitude", "standard_name": "latitude"}
     ds[LON].attrs = {
         "units": "degrees_east",
@@ -274,6 +279,19 @@ def _normalize_horizontal(ds: xr.Dataset, origin: str) -> xr.Dataset:
         "standard_name": "longitude",
     }
     return ds
+
+
+def _reordered(name: str, written: np.ndarray, stored: np.ndarray) -> str:
+    """In words, how ``name`` coordinates as ``written`` in a file became those ``stored``
+    (ascending, global longitudes in [0, 360)): "" where they are the same."""
+    span = f"{name} {written[0]:g}..{written[-1]:g}"
+    if not np.array_equal(np.sort(written), stored):  # moved by a turn
+        return f"{span} shifted to {stored[0]:g}..{stored[-1]:g}"
+    if np.array_equal(written, stored):
+        return ""
+    if np.array_equal(written[::-1], stored):
+        return f"{span} reversed to ascending"
+    return f"{span} sorted ascending"
 
 
 def _convertible(target: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import numpy as np
@@ -360,3 +361,37 @@ def test_variables_outside_the_vocabulary_are_named_so_with_their_canonical_name
     with pytest.raises(InputError, match=r"--rename Tair=NAME") as err:
         normalize(odd, "forcing.nc", variables=["Tair"])
     assert "not found" not in str(err.value)
+
+
+def grid_records(caplog, ds: xr.Dataset, origin: str) -> list[str]:
+    """The INFO lines of ``pipeline.normalize`` while ``ds`` is normalised."""
+    logger = logging.getLogger("pipeline.normalize")
+    logger.addHandler(caplog.handler)
+    caplog.set_level(logging.INFO, logger=logger.name)
+    caplog.clear()
+    try:
+        normalize(ds, origin)
+    finally:
+        logger.removeHandler(caplog.handler)
+    records = dict.fromkeys(caplog.records)  # the root's handler may pass them on too
+    return [r.getMessage() for r in records if r.levelno == logging.INFO]
+
+
+def test_a_reordered_grid_is_said_once_per_file_naming_what_moved(caplog):
+    """Longitudes -179..179 became 1..359 and latitudes 89..-89 ascending without a word
+    (a user comparing with the file found the values at other indices)."""
+    lat, lon = np.arange(89.0, -90.0, -2.0), np.arange(-179.0, 180.0, 2.0)
+    ds = xr.Dataset(
+        {"t2m": (("time", "lat", "lon"), field((3, lat.size, lon.size)), {"units": "K"})},
+        coords={"time": TIMES, "lat": lat, "lon": lon},
+    )
+    said = grid_records(caplog, ds, "era.nc")
+    assert said == [
+        "era.nc: grid reordered to wxens's: longitudes -179..179 shifted to 1..359; "
+        "latitudes 89..-89 reversed to ascending"
+    ]
+    box = ds.isel(lon=slice(0, 10)).sortby("lat")  # -179..-161, in [-180, 180): stays
+    assert grid_records(caplog, box, "box.nc") == []
+    assert grid_records(caplog, box.isel(lon=slice(None, None, -1)), "west.nc") == [
+        "west.nc: grid reordered to wxens's: longitudes -161..-179 reversed to ascending"
+    ]
