@@ -1,7 +1,7 @@
 """Files written whole or not at all: :func:`atomic_output`, and :func:`write_scores`
 (the verification tree as NetCDF groups); the scorecard's units as CF readers take them
 (:func:`cf_units`); scores shown in other units than the store's (:func:`unit_factors`,
-:func:`card_in_units`), for printing only."""
+:func:`card_in_units`, :func:`conversion`), for printing and the report only."""
 
 from __future__ import annotations
 
@@ -265,13 +265,22 @@ def unit_factors(
 
 def _difference_scale(source: str, target: str) -> float | None:
     """The factor taking a difference in ``source`` units to ``target`` units, or None."""
-    source = canonical_units(source)
+    converts = conversion(source, target)
+    return None if converts is None else converts[0]
+
+
+def conversion(source: str, target: str) -> tuple[float, float] | None:
+    """``(scale, offset)`` taking a value in ``source`` units to ``target`` units (``value *
+    scale + offset``; K to degC: ``(1, -273.15)``), from :data:`pipeline.normalize.
+    UNIT_CONVERSIONS` or its inverse, or None where it holds neither."""
+    source, target = canonical_units(source), canonical_units(target)
     if source == target:
-        return 1.0
+        return 1.0, 0.0
     if (source, target) in UNIT_CONVERSIONS:
-        return UNIT_CONVERSIONS[source, target][0]
+        return UNIT_CONVERSIONS[source, target]
     if (target, source) in UNIT_CONVERSIONS:
-        return 1.0 / UNIT_CONVERSIONS[target, source][0]
+        scale, offset = UNIT_CONVERSIONS[target, source]
+        return 1.0 / scale, -offset / scale
     return None
 
 
