@@ -37,6 +37,7 @@ from verification.plots import (
     plot_spread_skill_ratio,
 )
 from verification.report_tables import multivariate_table, physics_table, scorecard_section
+from verification.report_units import Units, relabel, tree_in_units
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -72,8 +73,17 @@ class Captioned:
     figure: Figure
 
 
-def report_figures(tree: xr.DataTree) -> list[Captioned]:
-    """The figures of the report, in order, for the groups the tree holds."""
+def report_figures(tree: xr.DataTree, units: Units | None = None) -> list[Captioned]:
+    """The figures of the report, in order, for the groups the tree holds; where ``units``
+    (:func:`verification.output.unit_factors`) names some, in those units and labelled so
+    (:mod:`verification.report_units`)."""
+    figures = _figures(tree_in_units(tree, units or {}))
+    for item in figures:
+        relabel(item.figure, units or {})
+    return figures
+
+
+def _figures(tree: xr.DataTree) -> list[Captioned]:
     figures = [
         Captioned(
             "Scores by lead time",
@@ -183,11 +193,17 @@ def _figure_html(item: Captioned) -> str:
 
 
 def render_report(
-    tree: xr.DataTree, *, title: str = "Ensemble verification", sources: str = ""
+    tree: xr.DataTree,
+    *,
+    title: str = "Ensemble verification",
+    sources: str = "",
+    units: Units | None = None,
 ) -> str:
-    """The report as one HTML string."""
+    """The report as one HTML string; its scorecard and figures in ``units`` where given
+    (``{variable: (unit, factor)}`` of :func:`verification.output.unit_factors`: ``wxens
+    verify --units``), else in the store's units, as the scores file always is."""
     root = tree.to_dataset()
-    card = tree["scorecard"].to_dataset()
+    card = tree_in_units(tree, units or {})["scorecard"].to_dataset()
     leads = card["lead_time"].values / np.timedelta64(1, "h")
     missing, inits = _listed(root, "missing_valid_times"), _listed(root, "init_times")
     period = (
@@ -203,7 +219,7 @@ def render_report(
         f"over {html.escape(', '.join(map(str, np.atleast_1d(root.attrs.get('mean_over', [])))))}. "
         f"{len(missing)} valid time(s) missing from the analysis (skipped and counted).</p>"
     )
-    body = "\n".join(_figure_html(item) for item in report_figures(tree))
+    body = "\n".join(_figure_html(item) for item in report_figures(tree, units))
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
@@ -211,17 +227,23 @@ def render_report(
         f"<h1>{html.escape(title)}</h1>"
         f"<p class='note'>{html.escape(sources)} — generated {stamp} by wxens</p>"
         f"<h2>Summary</h2>{summary}<h2>Scorecard</h2>"
-        f"{scorecard_section(card)}{multivariate_table(tree)}"
+        f"{scorecard_section(card, units)}{multivariate_table(tree)}"
         f"<h3>Physical consistency</h3>{physics_table(tree)}"
         f"<h2>Figures</h2>{body}</body></html>"
     )
 
 
 def write_report(
-    tree: xr.DataTree, path: str | Path, *, title: str = "Ensemble verification", sources: str = ""
+    tree: xr.DataTree,
+    path: str | Path,
+    *,
+    title: str = "Ensemble verification",
+    sources: str = "",
+    units: Units | None = None,
 ) -> Path:
-    """Write :func:`render_report` to ``path`` atomically; returns the path."""
-    text = render_report(tree, title=title, sources=sources)
+    """Write :func:`render_report` to ``path`` atomically (in ``units`` where given); returns
+    the path."""
+    text = render_report(tree, title=title, sources=sources, units=units)
     with atomic_output(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from pipeline.schema import LEAD_TIME
+from pipeline.schema import LEAD_TIME, split_channel
 from verification.config import VARIABLE
 from verification.output import added_scores
 from verification.plots import channel_units, label_with_units
+from verification.report_units import Units
 
 
 def number(value: float) -> str:
@@ -108,9 +109,10 @@ def _present(card: xr.Dataset, columns: tuple[Column, ...]) -> list[Column]:
     return [c for c in columns if c.score in card or (not c.score and c.low in card)]
 
 
-def score_table(card: xr.Dataset, columns: list[Column]) -> str:
+def score_table(card: xr.Dataset, columns: list[Column], units: Units | None = None) -> str:
     """One scorecard table: a row per variable and lead, the ``columns`` the card holds;
-    headings carry the score's long name as a tooltip, the variable its units."""
+    headings carry the score's long name as a tooltip, the variable its units (the store's,
+    or those ``units`` gives it: ``{variable: (unit, factor)}``, the card converted)."""
     heads = "".join(
         f"<th title='{html.escape(str(card[c.score or c.low].attrs.get('long_name', '')))}'>"
         f"{html.escape(c.heading)}</th>"
@@ -119,7 +121,7 @@ def score_table(card: xr.Dataset, columns: list[Column]) -> str:
     rows = []
     hours = card[LEAD_TIME].values / np.timedelta64(1, "h")
     for name in card[VARIABLE].values:
-        label = html.escape(label_with_units(str(name), channel_units(str(name))))
+        label = html.escape(label_with_units(str(name), _unit(str(name), units)))
         for index, lead in enumerate(hours):
             at = card.sel({VARIABLE: name}).isel({LEAD_TIME: index})
             first = f"<th class='row' rowspan='{len(hours)}'>{label}</th>" if index == 0 else ""
@@ -129,9 +131,16 @@ def score_table(card: xr.Dataset, columns: list[Column]) -> str:
     return f"<table class='scores'>{head}{''.join(rows)}</table>"
 
 
-def scorecard_tables(card: xr.Dataset) -> dict[str, str]:
+def _unit(channel: str, units: Units | None) -> str:
+    """The unit a channel's scores are shown in: that of ``units``, else the store's."""
+    shown = units.get(split_channel(channel)[0]) if units else None
+    return channel_units(channel) if shown is None else shown[0]
+
+
+def scorecard_tables(card: xr.Dataset, units: Units | None = None) -> dict[str, str]:
     """The scorecard's tables in HTML: ``skill`` (the extensions' scores last, by name, their
-    long names as tooltips), ``calibration`` and, when the card has Brier scores, ``events``."""
+    long names as tooltips), ``calibration`` and, when the card has Brier scores, ``events``;
+    the variables' units those of ``units`` (:func:`score_table`) where given."""
     brier = [
         Column(name.replace("brier_score_", "Brier > "), name)
         for name in map(str, card.data_vars)
@@ -144,10 +153,10 @@ def scorecard_tables(card: xr.Dataset) -> dict[str, str]:
         skill.insert(skill.index(SKILL[-2]) + 1, WITH_REFERENCE)
     skill += [Column(name, name) for name in added_scores(card)]  # an extension's, last
     tables = {
-        "skill": score_table(card, skill),
-        "calibration": score_table(card, _present(card, CALIBRATION)),
+        "skill": score_table(card, skill, units),
+        "calibration": score_table(card, _present(card, CALIBRATION), units),
     }
-    return tables | ({"events": score_table(card, brier)} if brier else {})
+    return tables | ({"events": score_table(card, brier, units)} if brier else {})
 
 
 NOTES = {
@@ -184,15 +193,16 @@ def interval_caution(card: xr.Dataset) -> str:
     return next((str(card[n].attrs["caution"]) for n in ends if "caution" in card[n].attrs), "")
 
 
-def scorecard_section(card: xr.Dataset) -> str:
+def scorecard_section(card: xr.Dataset, units: Units | None = None) -> str:
     """Each scorecard table under its heading and a note on how to read it (HTML); above
-    the first, once, the intervals' caution where they carry one."""
+    the first, once, the intervals' caution where they carry one. ``units``: those the
+    (converted) card is in, for the labels (:func:`score_table`)."""
     notes = NOTES | ({"skill": NOTES["skill"] + PARTLY_PAIRED} if partly_paired(card) else {})
     caution = interval_caution(card)
     said = f"<p class='note'>[low, high]: {html.escape(caution)}.</p>" if caution else ""
     return said + "".join(
         f"<h3>{name.capitalize()}</h3><p class='note'>{html.escape(notes[name])}</p>{table}"
-        for name, table in scorecard_tables(card).items()
+        for name, table in scorecard_tables(card, units).items()
     )
 
 

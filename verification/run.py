@@ -37,6 +37,7 @@ from verification.output import (
     write_scores,
 )
 from verification.report import write_report
+from verification.report_units import Units
 from verification.scorecard import verify
 
 #: What ``members`` of :func:`verify_store` may be: every member, or all but the control.
@@ -87,6 +88,7 @@ def verify_store(
     scheduler: AbstractContextManager[Any] | None = None,
     members: str = "all",
     init_from_filename: str | None = None,
+    units: Units | None = None,
 ) -> Verified:
     """Score the forecast at ``forecast`` against the analysis store ``truth`` into ``scores``.
 
@@ -113,6 +115,8 @@ def verify_store(
     init_from_filename: ``forecast`` is files, one per start date, without initial
                 times or leads in them: a ``strptime`` pattern that reads each file's
                 start date from its name (:func:`pipeline.start_dates.open_start_files`).
+    units:      ``{variable: (unit, factor)}`` (:func:`verification.output.unit_factors`)
+                the report shows its scores and fields in; the scores keep the store's.
 
     Returns the tree and the paths written.
     """
@@ -149,7 +153,10 @@ def verify_store(
     if report is not None:
         against = "" if reference is None else f", reference {reference}"
         report = write_report(
-            tree, report, sources=f"forecast {forecast} against analysis {truth}{against}"
+            tree,
+            report,
+            sources=f"forecast {forecast} against analysis {truth}{against}",
+            units=units,
         )
     return Verified(tree, written, None if report is None else Path(report))
 

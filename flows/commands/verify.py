@@ -115,9 +115,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="[VARIABLE=]UNIT",
-        help="print the scores of VARIABLE (or of every variable that converts to UNIT) in "
-        "UNIT, e.g. --units msl=hPa or --units hPa (repeatable); the scores file keeps the "
-        "store's units",
+        help="print and report the scores and fields of VARIABLE (or of every variable that "
+        "converts to UNIT) in UNIT, e.g. --units msl=hPa or --units hPa (repeatable); the "
+        "scores file keeps the store's units",
     )
     cluster = parser.add_mutually_exclusive_group()
     cluster.add_argument(
@@ -197,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
         members=args.members,
         init_from_filename=args.init_from_filename,
         scheduler=dask_client(args.dask_scheduler) if use_cluster else None,
+        units=factors,
     )
     print(f"scores: {args.out}")
     card = done.tree["scorecard"].to_dataset()
