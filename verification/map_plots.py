@@ -9,7 +9,12 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from verification.config import VARIABLE
-from verification.plots import PAGE_WIDTH_INCHES, _figure, channel_units, label_with_units
+from verification.plots import (
+    PAGE_WIDTH_INCHES,
+    channel_units,
+    label_with_units,
+    panel_figure,
+)
 
 MAP_PERCENTILES = (0.5, 99.5)
 """The member maps' colour range: these percentiles of the truth and the members pooled;
@@ -37,7 +42,7 @@ def plot_member_maps(maps: xr.Dataset, max_variables: int = 4) -> Figure:
     variables = maps[VARIABLE].values[:max_variables]
     n_members = maps.sizes["member"]
     width = min(2.8, (PAGE_WIDTH_INCHES - 1.2) / (n_members + 1))
-    fig = _figure(n_members + 1, len(variables), width, 2.4, extra=1.2)
+    fig = panel_figure(n_members + 1, len(variables), width, 2.4, extra=1.2)
     axes = fig.subplots(len(variables), n_members + 1, squeeze=False, sharex=True, sharey=True)
     for i, name in enumerate(variables):
         truth = maps["truth"].sel({VARIABLE: name})

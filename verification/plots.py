@@ -50,7 +50,9 @@ def label_with_units(label: str, units: str) -> str:
     return f"{label} ({units})" if units else label
 
 
-def _figure(columns: int, rows: int, width: float, height: float, extra: float = 0.0) -> Figure:
+def panel_figure(
+    columns: int, rows: int, width: float, height: float, extra: float = 0.0
+) -> Figure:
     """A figure of ``columns`` x ``rows`` panels of about ``width`` x ``height`` inches
     (plus ``extra`` inches of width for colour bars), never wider than
     :data:`PAGE_WIDTH_INCHES`, laid out by matplotlib's constrained layout (labels, titles
@@ -64,7 +66,7 @@ def _grid(
 ) -> tuple[Figure, np.ndarray]:
     cols = max(1, min(n, columns))
     rows = math.ceil(n / cols)
-    fig = _figure(cols, rows, width, height)
+    fig = panel_figure(cols, rows, width, height)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False).ravel())
     for ax in axes[n:]:
         ax.set_visible(False)
@@ -186,7 +188,7 @@ def plot_rank_histograms(counts: xr.DataArray, scorecard: xr.Dataset | None = No
         return plot_rank_images(counts)
     columns = min(len(leads), 6)
     rows_per_variable = math.ceil(len(leads) / columns)
-    fig = _figure(columns, rows_per_variable * len(variables), 2.15, 2.0)
+    fig = panel_figure(columns, rows_per_variable * len(variables), 2.15, 2.0)
     axes = fig.subplots(rows_per_variable * len(variables), columns, squeeze=False)
     ranks = counts["rank"].values
     for i, name in enumerate(variables):
@@ -288,7 +290,7 @@ def plot_spectra(spectra: xr.Dataset) -> Figure:
     k_label = k_dim.replace("_", " ") + (" (cycles/km)" if k_dim == "wavenumber" else "")
     cols = min(len(variables), MAX_COLUMNS)
     rows = math.ceil(len(variables) / cols)
-    fig = _figure(cols, 2 * rows, 3.2, 2.6)
+    fig = panel_figure(cols, 2 * rows, 3.2, 2.6)
     axes = fig.subplots(2 * rows, cols, squeeze=False)
     k = last[k_dim].values
     positive = k > 0
