@@ -71,7 +71,7 @@ class VerifyConfig:
     interval_block: str = "1D"
     interval_draws: int = 1000
     perfect_model_stand_ins: int = 5
-    error_surrogate_replicas: int = 0
+    error_surrogate_replicas: int = 20
     progress: bool = field(default=True, compare=False)
 
     def __post_init__(self) -> None:

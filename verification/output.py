@@ -26,6 +26,7 @@ from pipeline.normalize import UNIT_CONVERSIONS, canonical_units
 from pipeline.schema import LEAD_TIME, split_channel
 from pipeline.temporaries import remove_left
 from verification.config import VARIABLE
+from verification.ranks import PASS_FACTOR, PASSES, pass_text
 
 #: How long a temporary of :func:`atomic_output` goes unwritten before it is taken as a
 #: killed write's (a live write touches it as it goes; an hour is far beyond any pause).
@@ -320,6 +321,7 @@ PRINTED_HEADERS = {
     "rank_max_min": "rank max/min",
     "rank_max_min_perfect_model": "perfect-model max/min",
     "rank_max_min_error_surrogate": "error floor max/min",
+    PASSES: f"passes (<= {PASS_FACTOR:g} x error floor)",
     "reference_fair_crps": "reference CRPS",
     "fair_crps_skill_score": "skill",
     "fair_crps_minus_reference": "CRPS - reference",
@@ -344,6 +346,7 @@ def printable_card(card: xr.Dataset, columns: Sequence[str], units: Mapping[str,
             row = {"variable": str(channel), "lead (h)": f"{lead / np.timedelta64(1, 'h'):g}"}
             for base in bases:
                 shown = _count if base.startswith("n_") else score_text  # n_verified, ...
+                shown = pass_text if base == PASSES else shown
                 text = shown(float(one[base])) if base in columns else ""
                 if f"{base}_low" in columns and f"{base}_high" in columns:
                     interval = interval_text(one[f"{base}_low"], one[f"{base}_high"])

@@ -243,3 +243,30 @@ def error_surrogate_rank_histogram(
     return histogram.assign_coords({RANK: np.arange(members + 1)}).rename(
         "error_surrogate_rank_histogram"
     )
+
+
+ERROR_FLOOR = "rank_max_min_error_surrogate"
+"""The scorecard's error-correlation floor of ``rank_max_min``: the median over replicas
+of :func:`error_surrogate_rank_histogram`'s ratios."""
+PASS_FACTOR = 1.1
+"""The project's pass rule: ``rank_max_min`` at most this multiple of :data:`ERROR_FLOOR`."""
+PASSES = "rank_max_min_passes"
+
+
+def with_rank_pass(card: xr.Dataset) -> xr.Dataset:
+    """``card`` with :data:`PASSES`: 1 where ``rank_max_min`` is at most :data:`PASS_FACTOR`
+    x its error-correlation floor, 0 where above, NaN where either is NaN (nothing
+    verified); ``card`` as it is without that floor (``error_surrogate_replicas=0``).
+    Read against this floor, not the perfect-model one, which misses errors coherent over
+    the domain (:func:`error_surrogate_rank_histogram`): a reliable ensemble fails that."""
+    if ERROR_FLOOR not in card or "rank_max_min" not in card:
+        return card
+    ratio, floor = card["rank_max_min"], card[ERROR_FLOOR]
+    passes = (ratio <= PASS_FACTOR * floor).astype(float).where(ratio.notnull() & floor.notnull())
+    about = f"rank_max_min at most {PASS_FACTOR:g} x {ERROR_FLOOR}"
+    return card.assign({PASSES: passes.assign_attrs(long_name=about, units="1")})
+
+
+def pass_text(value: float) -> str:
+    """A :data:`PASSES` value in words: ``yes``, ``no``, or ``n/a`` (NaN: nothing verified)."""
+    return "n/a" if np.isnan(value) else ("yes" if value else "no")

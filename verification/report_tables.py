@@ -20,6 +20,7 @@ from pipeline.schema import LEAD_TIME, split_channel
 from verification.config import VARIABLE
 from verification.output import added_scores
 from verification.plots import channel_units, label_with_units
+from verification.ranks import PASS_FACTOR, PASSES, pass_text, with_rank_pass
 from verification.report_units import Units
 
 
@@ -90,6 +91,7 @@ CALIBRATION = (
     Column("rank max/min", "rank_max_min"),
     Column("rank max/min floor", "rank_max_min_perfect_model"),
     Column("floor (error correlation)", "rank_max_min_error_surrogate"),
+    Column("rank max/min passes", PASSES, format=pass_text),
 )
 """How reliable: the calibration table."""
 
@@ -146,6 +148,7 @@ def scorecard_tables(card: xr.Dataset, units: Units | None = None) -> dict[str, 
         for name in map(str, card.data_vars)
         if name.startswith("brier_score_")
     ]
+    card = with_rank_pass(card)  # the pass mark where the card has the error floor
     skill = _present(card, SKILL)
     if "n_missing_forecast" in card and int(card["n_missing_forecast"].sum()):
         skill.append(NO_FORECAST)
@@ -170,9 +173,11 @@ NOTES = {
     "reliable; rank δ: Candille–Talagrand flatness, about 1 when flat (inflated by spatial "
     "correlation); rank p: flatness p-value (independent ranks assumed); rank max/min: "
     "largest over smallest bin of the rank histogram, 1 when flat (∞: a rank the truth never "
-    "took), beside its floor, what a "
-    "perfectly reliable ensemble of this size shows on this sample (members standing in for "
-    "the truth).",
+    "took), beside its floors, what a perfectly reliable ensemble of this size shows on this "
+    "sample: members standing in for the truth, and (error correlation) fields correlated in "
+    f"space as the ensemble-mean errors are; it passes at most {PASS_FACTOR:g} × the latter (the "
+    "median "
+    "over its replicas).",
     "events": "Brier score of the event value > qNN, the truth's NN% quantile (lower is "
     "better; 0 is perfect).",
 }

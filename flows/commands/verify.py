@@ -104,11 +104,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--error-surrogate-replicas",
         type=at_least(0),
-        default=0,
+        default=20,
         metavar="N",
         help="replicas of a reliable ensemble whose fields correlate in space as the "
         "ensemble-mean errors do, for the rank max/min floor where errors are coherent over "
-        "the domain (rank_max_min_error_surrogate; e.g. 20); 0 skips it (default)",
+        "the domain (rank_max_min_error_surrogate); rank max/min passes at most 1.1 x it; "
+        "0 skips it (default 20)",
     )
     parser.add_argument(
         "--units",
@@ -157,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
         check_interval_level,
     )
     from verification.output import added_scores, card_in_units, printable_card, unit_factors
+    from verification.ranks import PASSES, with_rank_pass
     from verification.run import verify_store
 
     init_times = None
@@ -200,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
         units=factors,
     )
     print(f"scores: {args.out}")
-    card = done.tree["scorecard"].to_dataset()
+    card = with_rank_pass(done.tree["scorecard"].to_dataset())
     printed = (
         *(
             f"{score}{end}"
@@ -210,6 +212,7 @@ def run(args: argparse.Namespace) -> int:
         "rank_max_min",
         "rank_max_min_perfect_model",
         "rank_max_min_error_surrogate",
+        PASSES,
         "reference_fair_crps",
         "fair_crps_skill_score",
         "fair_crps_minus_reference_low",

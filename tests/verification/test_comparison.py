@@ -67,10 +67,10 @@ def test_the_paired_interval_resamples_the_forecast_with_its_reference():
     assert float(got.fair_crps_skill_score) == 0.0
 
 
-def test_the_error_surrogate_floor_is_there_only_when_asked(small_synthetic, tmp_path):
+def test_the_error_surrogate_floor_is_there_unless_skipped(small_synthetic, tmp_path):
     config, truth = small_synthetic
     forecast = oracle_forecast(config, truth, 6, (6,), 5)
-    alone = verify(forecast, truth, VerifyConfig(**QUIET))
+    alone = verify(forecast, truth, VerifyConfig(error_surrogate_replicas=0, **QUIET))
     assert "rank_max_min_error_surrogate" not in alone["scorecard"]
     assert "rank_floor" not in alone.children
     tree = verify(forecast, truth, VerifyConfig(error_surrogate_replicas=4, **QUIET))

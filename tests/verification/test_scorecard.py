@@ -221,15 +221,13 @@ def test_scorecard_rank_max_min_and_its_perfect_model_floor(case):
     )
     off = dataclasses.replace(config, perfect_model_stand_ins=0)
     assert "rank_max_min_perfect_model" not in verify(forecast, truth, off)["scorecard"]
-    assert "rank_max_min_error_surrogate" not in card  # opt-in
-    on = dataclasses.replace(config, error_surrogate_replicas=3)
-    surrogate = verify(forecast, truth, on)["scorecard"].to_dataset()[
-        "rank_max_min_error_surrogate"
-    ]
-    direct = vr.error_surrogate_rank_histogram(f.mean("member") - t, f.sizes["member"], replicas=3)
+    surrogate = card["rank_max_min_error_surrogate"]  # on by default: 20 replicas
+    direct = vr.error_surrogate_rank_histogram(f.mean("member") - t, f.sizes["member"], replicas=20)
     assert surrogate.sel(variable="t2m").values == pytest.approx(
         vr.rank_max_min_ratio(direct).median("replica").values
     )
+    skipped = dataclasses.replace(config, error_surrogate_replicas=0)
+    assert "rank_max_min_error_surrogate" not in verify(forecast, truth, skipped)["scorecard"]
 
 
 @pytest.mark.parametrize(
