@@ -56,14 +56,15 @@ class VerifyConfig:
                       ``rank_max_min_error_surrogate``, the floor of the rank max/min
                       ratio where errors are coherent over the domain, which the pass
                       rule reads it against (``rank_max_min`` at most 1.1 x it:
-                      :func:`verification.ranks.with_rank_pass`); 0 skips it. Default 20,
-                      a fixed count: it costs replicas · N² · M · points for N init times
-                      (the error fields held in memory), measured by
+                      :func:`verification.ranks.with_rank_pass`); 0 skips it. None (the
+                      default): 20 where they cost at most
+                      :data:`verification.ranks.DEFAULT_ERROR_WORK` multiply-adds, else
+                      skipped, saying so (:func:`verification.ranks.error_floor_replicas`).
+                      They cost replicas · N² · M · points for N init times, measured by
                       ``benchmarks/verify_error_floor.py`` on 2 shared cores at +7.2 s CPU
                       (5.5 -> 12.7 s) on a 40 x 60 grid of 16 inits, 50 members, 5 leads
                       and +4.4 s (12.0 -> 16.4 s) on a 1° global one of 10 inits, 20
-                      members, 2 leads: seconds, not worth a grid-scaled default; it grows
-                      as N², so long hindcasts may want fewer.
+                      members, 2 leads; as N², a season of global fields would take hours.
     """
 
     scores: tuple[str, ...] = ()
@@ -78,7 +79,7 @@ class VerifyConfig:
     interval_block: str = "1D"
     interval_draws: int = 1000
     perfect_model_stand_ins: int = 5
-    error_surrogate_replicas: int = 20
+    error_surrogate_replicas: int | None = None
     progress: bool = field(default=True, compare=False)
 
     def __post_init__(self) -> None:
@@ -110,7 +111,7 @@ class VerifyConfig:
                 f"perfect_model_stand_ins={self.perfect_model_stand_ins} must be >= 0 "
                 "(0 skips the perfect-model floor of the rank max/min ratio)"
             )
-        if self.error_surrogate_replicas < 0:
+        if self.error_surrogate_replicas is not None and self.error_surrogate_replicas < 0:
             raise InputError(
                 f"error_surrogate_replicas={self.error_surrogate_replicas} must be >= 0 "
                 "(0 skips the error-surrogate floor of the rank max/min ratio)"

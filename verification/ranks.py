@@ -13,6 +13,8 @@ in :mod:`verification.scores`.
 from __future__ import annotations
 
 import hashlib
+import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +28,8 @@ from pipeline.schema import HORIZONTAL, INIT_TIME, MEMBER
 from verification import kernels
 from verification.aggregation import check_dims, count_values
 from verification.scores import Dims, check_arrays, ensemble_ufunc
+
+log = logging.getLogger(__name__)
 
 RANK = "rank"
 
@@ -270,3 +274,41 @@ def with_rank_pass(card: xr.Dataset) -> xr.Dataset:
 def pass_text(value: float) -> str:
     """A :data:`PASSES` value in words: ``yes``, ``no``, or ``n/a`` (NaN: nothing verified)."""
     return "n/a" if np.isnan(value) else ("yes" if value else "no")
+
+
+DEFAULT_ERROR_REPLICAS = 20
+"""Replicas of the error floor (:func:`error_surrogate_rank_histogram`) by default, where
+they cost at most :data:`DEFAULT_ERROR_WORK`."""
+DEFAULT_ERROR_WORK = 3e10
+"""The most multiply-adds (``replicas · N² · (M + 1) · points``, over every lead and variable)
+the error floor takes unasked: about half a minute of CPU at the 0.7-1.2e9 a second measured
+(``benchmarks/results/verify_error_floor.json``: +7.2 s on a 40 x 60 grid of 16 inits, 50
+members, 5 leads). It grows as the square of the init times N: a season of 1° global fields
+would take hours, so above it the default skips the floor and says what it would cost."""
+
+
+def error_floor_replicas(
+    asked: int | None, forecast: xr.DataArray, grid: Sequence[str], mean_over: Sequence[str]
+) -> int:
+    """The replicas of the error floor to draw for ``forecast`` (dims init_time, member,
+    ``grid``...): ``asked`` where given (0 skips it); by default :data:`DEFAULT_ERROR_REPLICAS`
+    where they cost at most :data:`DEFAULT_ERROR_WORK`, else 0, logged with the cost and the
+    way to ask for it; 0 where the scores are not averaged over init times on a grid."""
+    if INIT_TIME not in mean_over or not grid:
+        return 0
+    if asked is not None:
+        return asked
+    sizes = dict(forecast.sizes)
+    samples, members = sizes.pop(INIT_TIME), sizes.pop(MEMBER)
+    work = DEFAULT_ERROR_REPLICAS * samples**2 * (members + 1) * math.prod(sizes.values())
+    if work <= DEFAULT_ERROR_WORK:
+        return DEFAULT_ERROR_REPLICAS
+    log.warning(
+        "the rank max/min's error floor is skipped: %d replicas would take about %.2g "
+        "multiply-adds (%d init times, squared, x %d members x %d values each), some %.0f "
+        "min of CPU; ask for it with --error-surrogate-replicas N (error_surrogate_replicas=N), "
+        "or verify fewer init times",
+        DEFAULT_ERROR_REPLICAS, work, samples, members + 1, math.prod(sizes.values()),
+        work / 1e9 / 60,
+    )  # fmt: skip
+    return 0

@@ -144,7 +144,7 @@ def verify(
         lazy["perfect_model_rank_histogram"] = vr.perfect_model_rank_histogram(
             f, t, over=config.mean_over, stand_ins=config.perfect_model_stand_ins, seed=config.seed
         )
-    surrogate = config.error_surrogate_replicas and INIT_TIME in config.mean_over and grid
+    surrogate = vr.error_floor_replicas(config.error_surrogate_replicas, f, grid, config.mean_over)
     if surrogate:
         lazy["error_fields"] = f.mean(MEMBER) - t
     lazy["brier_score"] = ve.brier_score(f, t, thresholds, mean_over=config.mean_over)
@@ -187,7 +187,7 @@ def verify(
             computed.pop("error_fields"),
             f.sizes[MEMBER],
             field_dims=grid,
-            replicas=config.error_surrogate_replicas,
+            replicas=surrogate,
             seed=config.seed,
         )
 

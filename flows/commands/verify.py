@@ -104,12 +104,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--error-surrogate-replicas",
         type=at_least(0),
-        default=20,
+        default=None,
         metavar="N",
         help="replicas of a reliable ensemble whose fields correlate in space as the "
         "ensemble-mean errors do, for the rank max/min floor where errors are coherent over "
         "the domain (rank_max_min_error_surrogate); rank max/min passes at most 1.1 x it; "
-        "0 skips it (default 20)",
+        "0 skips it (default 20 where they cost under about half a minute of CPU, else "
+        "skipped, saying so: they grow as the square of the init times)",
     )
     parser.add_argument(
         "--units",
