@@ -114,7 +114,9 @@ def rank_histogram(
     """
     m = forecast.sizes[member_dim]
     r = ranks(forecast, truth, member_dim=member_dim, seed=seed)
-    return count_values(r, m + 1, RANK, np.arange(m + 1), over).rename("rank_histogram")
+    counts = count_values(r, m + 1, RANK, np.arange(m + 1), over).rename("rank_histogram")
+    counts.attrs = {"long_name": "rank histogram counts", "units": "1"}  # not the truth's
+    return counts
 
 
 def rank_flatness(counts: xr.DataArray, *, rank_dim: str = RANK) -> xr.Dataset:

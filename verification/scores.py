@@ -31,7 +31,7 @@ from pipeline.errors import InputError
 from pipeline.schema import CHANNEL, MEMBER
 from verification import kernels
 from verification.aggregation import mean_over as _mean_over
-from verification.base import register_score
+from verification.base import SCORES, register_score
 
 Dims = str | Iterable[Hashable] | None
 
@@ -106,6 +106,18 @@ def ensemble_ufunc(
         ) from err
 
 
+def labelled(score: xr.DataArray, name: str, truth: xr.DataArray) -> xr.DataArray:
+    """``score`` named ``name`` with the registered score's ``long_name`` and units (the
+    truth's where the score is in the variable's units, ``"1"`` where dimensionless), in
+    place of the truth's attrs that xarray carries through ``apply_ufunc`` and means: a
+    spread-skill ratio plotted in a notebook would read "2 metre temperature [K]"."""
+    spec = SCORES[name]
+    units = truth.attrs.get("units") if spec.units == "variable" else spec.units
+    result = score.rename(name).copy(deep=False)
+    result.attrs = {"long_name": spec.long_name} | ({"units": units} if units else {})
+    return result
+
+
 @register_score("fair_crps", long_name="fair CRPS", units="variable", best=0.0)
 def fair_crps(
     forecast: xr.DataArray,
@@ -123,7 +135,7 @@ def fair_crps(
     in O(M log M), see :func:`verification.kernels.crps_ensemble`. Units of the variable.
     """
     pointwise = fair_crps_by_point(forecast, truth, member_dim=member_dim)
-    return _mean_over(pointwise, mean_over, weights=weights).rename("fair_crps")
+    return labelled(_mean_over(pointwise, mean_over, weights=weights), "fair_crps", truth)
 
 
 def fair_crps_by_point(
@@ -166,7 +178,7 @@ def ecdf_crps(
         output_dtypes=[float],
         fair=False,
     )
-    return _mean_over(pointwise, mean_over, weights=weights).rename("ecdf_crps")
+    return labelled(_mean_over(pointwise, mean_over, weights=weights), "ecdf_crps", truth)
 
 
 def _moments(
@@ -194,9 +206,8 @@ def ensemble_mean_rmse(
 ) -> xr.DataArray:
     """``sqrt(mean_over((x̄ - y)²))``: the skill in the spread-skill ratio."""
     squared_error, _ = _moments(forecast, truth, member_dim)
-    return np.sqrt(_mean_over(squared_error, mean_over, weights=weights)).rename(
-        "ensemble_mean_rmse"
-    )
+    rmse = np.sqrt(_mean_over(squared_error, mean_over, weights=weights))
+    return labelled(rmse, "ensemble_mean_rmse", truth)
 
 
 @register_score(
@@ -218,7 +229,7 @@ def ensemble_mean_error(
     error = ensemble_ufunc(
         kernels.ensemble_mean_error, forecast, truth, member_dim=member_dim, output_dtypes=[float]
     )
-    return _mean_over(error, mean_over, weights=weights).rename("ensemble_mean_error")
+    return labelled(_mean_over(error, mean_over, weights=weights), "ensemble_mean_error", truth)
 
 
 @register_score("ensemble_spread", long_name="ensemble spread", units="variable", best=float("nan"))
@@ -236,7 +247,8 @@ def ensemble_spread(
     variance, not the standard deviation, is averaged (Fortin et al. 2014).
     """
     _, variance = _moments(forecast, truth, member_dim)
-    return np.sqrt(_mean_over(variance, mean_over, weights=weights)).rename("ensemble_spread")
+    spread = np.sqrt(_mean_over(variance, mean_over, weights=weights))
+    return labelled(spread, "ensemble_spread", truth)
 
 
 @register_score("spread_skill_ratio", long_name="spread-skill ratio", units="1", best=1.0)
@@ -258,11 +270,12 @@ def spread_skill_ratio(
     (its ratio of a perfect 5-member ensemble is about 0.91).
     """
     squared_error, variance = _moments(forecast, truth, member_dim)
-    return spread_skill_from_moments(
+    ratio = spread_skill_from_moments(
         _mean_over(variance, mean_over, weights=weights),
         _mean_over(squared_error, mean_over, weights=weights),
         forecast.sizes[member_dim],
-    ).rename("spread_skill_ratio")
+    )
+    return labelled(ratio, "spread_skill_ratio", truth)
 
 
 def spread_skill_from_moments(variance: Any, squared_error: Any, members: int) -> Any:
