@@ -111,7 +111,8 @@ def test_the_cli_verifies_only_the_leads_given(stores, tmp_path, capsys):
     xr.testing.assert_allclose(card, direct["scorecard"].to_dataset())
     scores.unlink()
     assert main([*args, *quiet, "--lead", "6h,9h"]) == 2
-    assert "has no lead(s) 9 h; it holds 6, 12 h: give --lead from those" in capsys.readouterr().err
+    refused = "has no lead(s) 9 h; it holds 6, 12 h: give leads from those (--lead"
+    assert refused in capsys.readouterr().err
     assert main([*args, *quiet, "--lead", "soon"]) == 2
     assert "--lead 'soon': give durations" in capsys.readouterr().err
     assert not scores.exists()
@@ -205,3 +206,11 @@ def test_verify_on_a_terminal_shows_a_bar_with_its_eta_not_elapsed_time_only(sto
     assert "Completed" not in shown
     assert re.search(r"scores: 100%.*\| (\d+)/\1 \[\d\d:\d\d<\d\d:\d\d, [\d.]+ ?task/s\]", shown)
     assert "fair" in out.lower() and "task/s" not in out and "\r" not in out
+
+
+def test_a_lead_the_forecast_lacks_is_refused_naming_the_python_argument(stores, tmp_path):
+    """verify_store told a Python caller, who gave leads_hours=, to give --lead."""
+    forecast, analysis = stores
+    with pytest.raises(InputError, match=r"has no lead\(s\) 9 h; .*leads_hours=") as err:
+        verify_store(forecast, analysis, tmp_path / "s.nc", config=SETTINGS, leads_hours=[9])
+    assert "--lead" in str(err.value)  # the CLI's spelling still named, for wxens verify
