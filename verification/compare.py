@@ -44,6 +44,7 @@ from verification.output import (
     VARIABLE_UNITS,
     added_scores,
 )
+from verification.ranks import ERROR_FLOOR
 
 EXPERIMENT = "experiment"
 
@@ -59,16 +60,17 @@ def nearest_one_is_best(values: xr.DataArray) -> xr.DataArray:
 
 
 def nearest_its_floor(floor: xr.DataArray, values: xr.DataArray) -> xr.DataArray:
-    """How far each file's rank max/min is from its own perfect-model ``floor``:
+    """How far each file's rank max/min is from its own ``floor`` (:func:`floor_of`):
     ``|ratio / floor - 1|``; NaN (none marked) in a row where a file has a ratio but no
-    finite floor (fewer than 3 members, ``--perfect-model-stand-ins 0``).
+    finite floor (of the perfect-model one: fewer than 3 members, ``--perfect-model-stand-ins
+    0``).
 
     Not from 1: a reliable ensemble's ratio grows with its bins and the dependence of its
     points, so the fewest members read flattest by chance alone. The floor is the median
-    ratio of a perfectly reliable ensemble of the file's own members, points and
-    dependence, so a reliable file lands on either side of it, and the pass rule is a
-    multiple of it (within 1.1 x): the ratio over it is comparable across member counts
-    where the difference is not (a floor of 5 is noisier than one of 1.5)."""
+    ratio of a reliable ensemble of the file's own members, points and dependence, so a
+    reliable file lands on either side of it, and the pass rule is a multiple of it (within
+    1.1 x): the ratio over it is comparable across member counts where the difference is not
+    (a floor of 5 is noisier than one of 1.5)."""
     distance = abs(values / floor - 1)
     return distance.where(~(values.notnull() & ~np.isfinite(floor)).any(EXPERIMENT))
 
@@ -79,7 +81,7 @@ def nearest_its_floor(floor: xr.DataArray, values: xr.DataArray) -> xr.DataArray
 COMPARED = {
     "fair_crps": ("fair CRPS", lowest_is_best),
     "spread_skill_ratio": ("spread/skill", nearest_one_is_best),
-    "rank_max_min": ("rank max/min (perfect-model floor)", None),
+    "rank_max_min": ("rank max/min (floor)", None),
     "ensemble_mean_rmse": ("ensemble-mean RMSE", lowest_is_best),
 }
 
@@ -95,8 +97,9 @@ def compared(card: xr.Dataset) -> dict[str, tuple[str, Callable | None]]:
     to ``card`` (:func:`~verification.output.added_scores`): headed by their names, the
     best the nearest to their ``best`` attribute (none marked where it is NaN, as a
     spread's)."""
-    header = COMPARED["rank_max_min"][0]
-    floored = partial(nearest_its_floor, card[FLOOR]) if FLOOR in card else None
+    floor = floor_of(card)
+    header = f"rank max/min ({FLOORS[floor]} floor)"
+    floored = partial(nearest_its_floor, card[floor]) if floor in card else None
     added = {"rank_max_min": (header, floored)}
     for name in added_scores(card):
         best = float(card[name].attrs.get("best", np.nan))
@@ -105,6 +108,19 @@ def compared(card: xr.Dataset) -> dict[str, tuple[str, Callable | None]]:
 
 
 FLOOR = "rank_max_min_perfect_model"
+#: The floors a rank max/min is read against, as headers and legends name them.
+FLOORS = {ERROR_FLOOR: "error", FLOOR: "perfect-model"}
+
+
+def floor_of(table: xr.Dataset) -> str:
+    """The floor ``table``'s rank max/min is read against: the error-correlation one where
+    it is there (in every file compared: :func:`compare_scorecards` keeps it only then), as
+    the project's pass rule reads it (:func:`verification.ranks.with_rank_pass`), else the
+    perfect-model one (files verified with ``--error-surrogate-replicas 0``, or before it
+    was computed by default)."""
+    return ERROR_FLOOR if ERROR_FLOOR in table else FLOOR
+
+
 #: The coordinate along ``experiment`` of each file's number of members (its root attribute).
 MEMBERS = "n_members"
 MARK = "*"
@@ -193,10 +209,11 @@ def compare_scorecards(
 
     Returns a Dataset with dims ``(experiment, variable, lead_time)`` holding
     :func:`compared`'s scores (an extension's too) with the intervals the files hold
-    (``fair_crps_low``, ``fair_crps_high``...), the perfect-model floor and
-    ``n_verified`` where the files hold them (NaN where one file lacks a score), the
-    coordinates ``variable_units`` (variable) and ``n_members`` (experiment; NaN where a
-    file does not record it), on the variables and leads every file holds
+    (``fair_crps_low``, ``fair_crps_high``...), the floors (the error-correlation one only
+    where every file holds it: :func:`floor_of`) and ``n_verified`` where the files hold
+    them (NaN where one file lacks a score), the coordinates ``variable_units`` (variable)
+    and ``n_members`` (experiment; NaN where a file does not record it), on the variables
+    and leads every file holds
     (``leads_hours``: only these). Its attrs: ``left_out``, ``different_inits``,
     ``different_truths``, ``different_points`` and ``truth_unrecorded`` (files written
     before the truth, or the units, were recorded: their units are not checked), lines to
@@ -253,7 +270,8 @@ def compare_scorecards(
         "the same --init times, or pass --allow-different-inits",
     )
     scores = dict.fromkeys(n for e in experiments for n in compared(e.card))
-    wanted = [*with_intervals(scores), FLOOR, COUNT]
+    error_floor = [ERROR_FLOOR] if all(ERROR_FLOOR in e.card for e in experiments) else []
+    wanted = [*with_intervals(scores), *error_floor, FLOOR, COUNT]
     cards = [
         e.card[[n for n in wanted if n in e.card]].sel({VARIABLE: variables, LEAD_TIME: leads})
         for e in experiments

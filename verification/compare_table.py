@@ -16,8 +16,10 @@ from verification.compare import (
     ENDS,
     EXPERIMENT,
     FLOOR,
+    FLOORS,
     MARK,
     compared,
+    floor_of,
     with_intervals,
 )
 from verification.config import VARIABLE
@@ -30,6 +32,18 @@ from verification.output import (
     score_text,
     unit_factors,
 )
+from verification.ranks import ERROR_FLOOR
+
+#: What a floor in brackets is, and why a file has none, in the legend (:data:`FLOORS`).
+FLOOR_MEANINGS = {
+    ERROR_FLOOR: "what a reliable ensemble of as many members shows on as many points where its "
+    "fields correlate as the errors do, the pass rule's floor",
+    FLOOR: "what a perfect model of as many members shows on as many points",
+}
+NO_FLOOR = {
+    ERROR_FLOOR: "fewer than 2 initial times",
+    FLOOR: "fewer than 3 members, or verified with --perfect-model-stand-ins 0",
+}
 
 
 def table_in_units(table: xr.Dataset, wanted) -> tuple[xr.Dataset, dict[str, tuple[str, float]]]:
@@ -59,12 +73,13 @@ def best(values: xr.DataArray, from_best: Callable | None) -> xr.DataArray:
 
 def comparison_frame(table: xr.Dataset) -> pd.DataFrame:
     """A row per score, variable and lead, a column per experiment (the ends of a score's
-    interval, ``fair_crps_low``..., and the rank max/min's floor,
-    ``rank_max_min_perfect_model``, as rows of their own), and ``best``: the experiments
+    interval, ``fair_crps_low``..., and the rank max/min's floors,
+    ``rank_max_min_error_surrogate`` and ``rank_max_min_perfect_model``, as rows of their own),
+    and ``best``: the experiments
     marked best, joined by ``;``. For a CSV file: full precision."""
     rows = []
     scores = compared(table)
-    shown = [n for n in (*with_intervals(scores), FLOOR, COUNT) if n in table]
+    shown = [n for n in (*with_intervals(scores), *FLOORS, COUNT) if n in table]
     for score in shown:
         from_best = scores.get(score, (None, None))[1]
         marks = best(table[score], from_best)
@@ -101,7 +116,7 @@ def comparison_table(table: xr.Dataset) -> str:
     max/min as ``value (floor)``, the nearest its floor marked, none where a file has
     no floor (the legend names it); an extension's scores after them, the nearest
     their best marked. Points verified are shown only where the experiments differ."""
-    blocks = []
+    blocks, floor = [], floor_of(table)
     for score, (header, from_best) in compared(table).items():
         if score not in table:
             continue
@@ -117,8 +132,8 @@ def comparison_table(table: xr.Dataset) -> str:
                     if all(f"{score}{end}" in table for end in ENDS):
                         ends = (table[f"{score}{end}"].sel(one) for end in ENDS)
                         text += f" {interval_text(*ends)}"
-                    if score == "rank_max_min" and FLOOR in table:
-                        text += f" ({score_text(float(table[FLOOR].sel(one)))})"
+                    if score == "rank_max_min" and floor in table:
+                        text += f" ({score_text(float(table[floor].sel(one)))})"
                     row[str(name)] = text + (MARK if bool(marks.sel(one)) else "")
                 row["unit"] = _unit(table, score, variable)
                 rows.append(row)
@@ -129,14 +144,13 @@ def comparison_table(table: xr.Dataset) -> str:
         blocks.append(f"points verified (they differ)\n{counts.to_string()}")
     legend = (
         f"{MARK} best: lowest fair CRPS and RMSE, spread/skill nearest 1, rank max/min nearest "
-        "its floor (in brackets: what a perfect model of as many members shows on as many "
-        "points; the ratio over it nearest 1)"
+        f"its floor (in brackets: {FLOOR_MEANINGS[floor]}; the ratio over it nearest 1)"
     ) + ("; an extension's score: nearest its best" if added_scores(table) else "")
     unfloored = without_floor(table)
     if unfloored:
         legend += (
             f"\nrank max/min: none marked where a file has no floor ({', '.join(unfloored)}: "
-            "fewer than 3 members, or verified with --perfect-model-stand-ins 0)"
+            f"{NO_FLOOR[floor]})"
         )
     return "\n\n".join([*blocks, legend])
 
@@ -146,6 +160,7 @@ def without_floor(table: xr.Dataset) -> list[str]:
     those rows (:func:`~verification.compare.nearest_its_floor`)."""
     if "rank_max_min" not in table:
         return []
-    floor = table[FLOOR] if FLOOR in table else xr.full_like(table["rank_max_min"], np.nan)
+    name = floor_of(table)
+    floor = table[name] if name in table else xr.full_like(table["rank_max_min"], np.nan)
     lacking = (table["rank_max_min"].notnull() & ~np.isfinite(floor)).any([VARIABLE, LEAD_TIME])
     return [str(name) for name in table[EXPERIMENT].values[lacking.values]]

@@ -77,7 +77,6 @@ def printed_blocks(stdout: str) -> dict[str, list[list[str]]]:
     return blocks
 
 
-
 def tree_of(path) -> xr.DataTree:
     """The scores file at ``path`` in memory, the file closed: netCDF4 handles left open
     across the module's reads of the same files crashed the process (a segfault in HDF5).
@@ -90,6 +89,7 @@ def tree_of(path) -> xr.DataTree:
 
 def scorecard_of(path) -> xr.Dataset:
     return tree_of(path)["scorecard"].to_dataset()
+
 
 def test_printed_values_are_each_files_scores_with_the_best_marked(scored, tmp_path):
     files = [scored / "shrunk.nc", scored / "oracle.nc"]
@@ -107,9 +107,11 @@ def test_printed_values_are_each_files_scores_with_the_best_marked(scored, tmp_p
             shown = [cell.rstrip("*") for cell in row[2:4]]
             assert shown == [f"{v:.4g}" for v in values[:, k]], (header, row)
             assert [cell.endswith("*") for cell in row[2:4]] == [i == best[k] for i in (0, 1)]
-    floors = [f"{float(c.rank_max_min[0, 0]):.4g} ({float(c.rank_max_min_perfect_model[0, 0]):.4g})"
-              for c in cards]
-    ranks = blocks["rank max/min (perfect-model floor)"][0][2:4]
+    floors = [
+        f"{float(c.rank_max_min[0, 0]):.4g} ({float(c.rank_max_min_error_surrogate[0, 0]):.4g})"
+        for c in cards
+    ]  # the error floor: both files hold it
+    ranks = blocks["rank max/min (error floor)"][0][2:4]
     assert [cell.rstrip("*") for cell in ranks] == floors
     # the oracle, second, is best on every score: the marks are in its column, not the first
     for header in BLOCKS:
@@ -130,10 +132,10 @@ def test_the_rank_max_min_nearest_its_floor_is_marked_with_its_floor_kept(scored
     assert done.returncode == 0, done.stderr
     cards = [scorecard_of(f) for f in files]
     ratios = np.stack([c.rank_max_min.sel(variable="t2m").values for c in cards])  # (2, lead)
-    floors = np.stack([c.rank_max_min_perfect_model.sel(variable="t2m").values for c in cards])
+    floors = np.stack([c.rank_max_min_error_surrogate.sel(variable="t2m").values for c in cards])
     best = np.abs(ratios / floors - 1).argmin(0)
     assert (best == 1).all()  # arranged: the reliable histogram (the oracle's) is not first
-    rows = printed_blocks(done.stdout)["rank max/min (perfect-model floor)"]
+    rows = printed_blocks(done.stdout)["rank max/min (error floor)"]
     for k, row in enumerate(rows):
         assert [cell.rstrip("*") for cell in row[2:4]] == [
             f"{ratios[i, k]:.4g} ({floors[i, k]:.4g})" for i in (0, 1)
@@ -166,8 +168,8 @@ def test_units_convert_crps_and_rmse_as_verify_does(scored, tmp_path):
     assert "known conversions" in refused.stderr
     # a scale that is not 1: the same file's t2m relabelled Pa, shown in hPa
     tree = tree_of(scored / "oracle.nc")
-    tree["scorecard"] = tree["scorecard"].to_dataset().assign_coords(
-        {VARIABLE_UNITS: ("variable", ["Pa"])}
+    tree["scorecard"] = (
+        tree["scorecard"].to_dataset().assign_coords({VARIABLE_UNITS: ("variable", ["Pa"])})
     )
     shown, factors = table_in_units(compare_scorecards([tree, tree], ["a", "b"]), ["hPa"])
     assert factors == {"t2m": ("hPa", 0.01)}
@@ -212,8 +214,8 @@ def test_a_file_that_is_not_a_scores_file_is_named(scored, stores, tmp_path):
 def test_other_units_no_common_lead_and_an_unheld_lead_are_refused(scored, tmp_path):
     tree = tree_of(scored / "oracle.nc")
     other = tree.copy(deep=True)
-    other["scorecard"] = other["scorecard"].to_dataset().assign_coords(
-        {VARIABLE_UNITS: ("variable", ["degC"])}
+    other["scorecard"] = (
+        other["scorecard"].to_dataset().assign_coords({VARIABLE_UNITS: ("variable", ["degC"])})
     )
     with pytest.raises(InputError, match="t2m is in K in a .* but in degC in b "):
         compare_scorecards([tree, other], ["a", "b"])
@@ -227,8 +229,10 @@ def test_other_units_no_common_lead_and_an_unheld_lead_are_refused(scored, tmp_p
     assert "run `wxens verify` of each forecast against the same analysis store" in refused.stderr
     assert "truth" not in refused.stderr
     later = tree.copy(deep=True)
-    later["scorecard"] = later["scorecard"].to_dataset().assign_coords(
-        lead_time=tree["scorecard"].lead_time.values + np.timedelta64(48, "h")
+    later["scorecard"] = (
+        later["scorecard"]
+        .to_dataset()
+        .assign_coords(lead_time=tree["scorecard"].lead_time.values + np.timedelta64(48, "h"))
     )
     with pytest.raises(InputError, match=r"no lead in common \(a: 6h, 12h; b: 54h, 60h\)"):
         compare_scorecards([tree, later], ["a", "b"])
@@ -334,9 +338,7 @@ def test_a_file_written_before_the_truth_was_recorded_compares_with_a_line(score
     assert "truth      not recorded" in info.stdout
 
 
-def test_a_file_written_before_units_were_recorded_compares_in_the_others_units(
-    scored, tmp_path
-):
+def test_a_file_written_before_units_were_recorded_compares_in_the_others_units(scored, tmp_path):
     """A scores file of an older wxens records neither its truth nor its variables' units
     (no ``variable_units``, each score's units the marker ``variable``): compare refused it
     beside a new file as 't2m is in no unit', and its fix (verify against the same store)
@@ -366,7 +368,10 @@ def test_rank_max_min_beside_a_file_without_floor_marks_no_best(scored, stores, 
         generator="one", checkpoint_digest="none", sampler="exact", nfe=0, seed=1
     )
     write_forecast(tmp_path / "one.zarr", one, provenance)
-    done = wxens(*verify_command(tmp_path / "one.zarr", analysis, tmp_path / "one.nc"))
+    # without its error floor: the files are read against the perfect-model one, which a
+    # single member has none of
+    skip = ["--error-surrogate-replicas", "0"]
+    done = wxens(*verify_command(tmp_path / "one.zarr", analysis, tmp_path / "one.nc"), *skip)
     assert done.returncode == 0, done.stderr
     csv = tmp_path / "table.csv"
     files = [scored / "oracle.nc", tmp_path / "one.nc"]

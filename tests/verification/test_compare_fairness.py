@@ -1,5 +1,5 @@
 """``wxens compare`` marks a best only where the files are comparable: the rank max/min of
-ensembles of other sizes read against each file's own perfect-model floor, and files
+ensembles of other sizes read against each file's own (error) floor, and files
 verified on other points refused unless ``--allow-different-points``."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pipeline.forecast_store import ForecastProvenance, open_forecast, write_for
 from pipeline.sources.synthetic import SyntheticConfig, synthetic_dataset
 from verification.compare import compare_scorecards
 
-RANK_BLOCK = "rank max/min (perfect-model floor)"
+RANK_BLOCK = "rank max/min (error floor)"
 PROVENANCE = ForecastProvenance(
     generator="test", checkpoint_digest="none", sampler="exact", nfe=0, seed=1
 )
@@ -60,7 +60,7 @@ def test_rank_max_min_of_other_sizes_marks_the_nearest_its_own_floor(sized, tmp_
     assert done.returncode == 0, done.stderr
     cards = [scorecard_of(sized[n]).sel(variable="t2m") for n in names]
     ratios = np.stack([c.rank_max_min.values for c in cards])  # (file, lead)
-    floors = np.stack([c.rank_max_min_perfect_model.values for c in cards])
+    floors = np.stack([c.rank_max_min_error_surrogate.values for c in cards])
     nearest = np.abs(ratios / floors - 1).argmin(0)
     assert (ratios[2] > 2 * floors[2]).all()  # arranged: the narrow ensemble is far off
     rows = printed_blocks(done.stdout.split("table:")[0])[RANK_BLOCK]
