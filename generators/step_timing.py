@@ -64,15 +64,16 @@ def measure_step_seconds(
         trainer = Trainer(store, timed, tmp, resume=False, data=data)
 
         def seconds(run, argument: Callable[[int], tuple]) -> tuple[float, float]:
-            """The median of the runs after the first (:data:`MEASURED_TIMES` of them, fewer
-            once they take :data:`TIMING_SECONDS`), and the first's excess over it."""
-            times: list[float] = []
-            while len(times) < 1 + MEASURED_TIMES and (
-                len(times) < 2 or sum(times[1:]) < TIMING_SECONDS
-            ):
+            """The median of the runs after the first (as many as :func:`timing_runs` gives
+            a step of the first timed one's length), and the first's excess over it."""
+
+            def timed(k: int) -> float:
                 start = time.perf_counter()
-                run(*argument(len(times)))
-                times.append(time.perf_counter() - start)
+                run(*argument(k))
+                return time.perf_counter() - start
+
+            times = [timed(0), timed(1)]
+            times += [timed(k) for k in range(2, timing_runs(times[1]))]
             median = statistics.median(times[1:])
             return median, max(0.0, times[0] - median)
 
