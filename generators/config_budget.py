@@ -89,7 +89,7 @@ def budget_steps(
     # kept: enough steps, a calibration --set by hand, or forecasts that cost nothing
     if bought.steps >= MIN_STEPS or timed.calibration != full or not seconds.forward:
         return _checked(bought, budget, spent, seconds, inits)
-    per_main = seconds.main + seconds.fine_tune / MAIN_STEPS_PER_FINE_TUNE_STEP
+    per_main = _per_main_step(seconds.main, seconds.fine_tune)
     room = bought.available + bought.overhead - overhead_seconds(timed, 0, seconds.forward)
     forecasts = (room - MIN_STEPS * per_main) / forecast_seconds(timed, seconds.forward)
     spacing, members = shrunk_calibration(possible_inits, every, full.members, forecasts)
@@ -142,9 +142,15 @@ def _bought(
     overhead = overhead_seconds(timed, inits, seconds.forward)
     available = TRAINING_SHARE * (budget.total_seconds() - spent)
     available -= seconds.first_steps + overhead
-    per_main = seconds.main + seconds.fine_tune / MAIN_STEPS_PER_FINE_TUNE_STEP
+    per_main = _per_main_step(seconds.main, seconds.fine_tune)
     steps = max(0, int(available / per_main))
     return BoughtSteps(config, timed, steps, available, overhead, notes)
+
+
+def _per_main_step(main: float, fine_tune: float) -> float:
+    """Seconds of a main step with its share of the fine-tune (one fine-tune step for
+    :data:`MAIN_STEPS_PER_FINE_TUNE_STEP` main ones): what a budget buys steps at."""
+    return main + fine_tune / MAIN_STEPS_PER_FINE_TUNE_STEP
 
 
 def _checked(
@@ -162,7 +168,7 @@ def _checked(
     if untimed:
         fine = seconds.main * timed.fine_tune.crps_members * timed.fine_tune.crps_nfe
         to_time = timing_runs(fine) * fine
-    per_main = seconds.main + fine / MAIN_STEPS_PER_FINE_TUNE_STEP
+    per_main = _per_main_step(seconds.main, fine)
     fixed = seconds.first_steps + bought.overhead
     needed = spent + to_time + (MIN_STEPS * per_main + fixed) / TRAINING_SHARE
     least = duration_text(pd.Timedelta(minutes=math.ceil(needed / 60)))
