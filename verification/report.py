@@ -77,9 +77,13 @@ def report_figures(tree: xr.DataTree, units: Units | None = None) -> list[Captio
     """The figures of the report, in order, for the groups the tree holds; where ``units``
     (:func:`verification.output.unit_factors`) names some, in those units and labelled so
     (:mod:`verification.report_units`)."""
-    figures = _figures(tree_in_units(tree, units or {}))
+    return _labelled(_figures(tree_in_units(tree, units or {})), units or {})
+
+
+def _labelled(figures: list[Captioned], units: Units) -> list[Captioned]:
+    """``figures`` drawn of a tree in ``units``, their axes naming those units."""
     for item in figures:
-        relabel(item.figure, units or {})
+        relabel(item.figure, units)
     return figures
 
 
@@ -203,7 +207,8 @@ def render_report(
     (``{variable: (unit, factor)}`` of :func:`verification.output.unit_factors`: ``wxens
     verify --units``), else in the store's units, as the scores file always is."""
     root = tree.to_dataset()
-    card = tree_in_units(tree, units or {})["scorecard"].to_dataset()
+    shown = tree_in_units(tree, units or {})  # once, for the tables and the figures
+    card = shown["scorecard"].to_dataset()
     leads = card["lead_time"].values / np.timedelta64(1, "h")
     missing, inits = _listed(root, "missing_valid_times"), _listed(root, "init_times")
     period = (
@@ -219,7 +224,7 @@ def render_report(
         f"over {html.escape(', '.join(map(str, np.atleast_1d(root.attrs.get('mean_over', [])))))}. "
         f"{len(missing)} valid time(s) missing from the analysis (skipped and counted).</p>"
     )
-    body = "\n".join(_figure_html(item) for item in report_figures(tree, units))
+    body = "\n".join(_figure_html(item) for item in _labelled(_figures(shown), units or {}))
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"

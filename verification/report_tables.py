@@ -176,8 +176,7 @@ NOTES = {
     "took), beside its floors, what a perfectly reliable ensemble of this size shows on this "
     "sample: members standing in for the truth, and (error correlation) fields correlated in "
     f"space as the ensemble-mean errors are; it passes at most {PASS_FACTOR:g} × the latter (the "
-    "median "
-    "over its replicas).",
+    "median over its replicas).",
     "events": "Brier score of the event value > qNN, the truth's NN% quantile (lower is "
     "better; 0 is perfect).",
 }
