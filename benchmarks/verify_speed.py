@@ -73,7 +73,7 @@ def wxens_scores(forecast: xr.DataArray, truth: xr.DataArray):
 
     return dask.compute(
         vs.fair_crps(forecast, truth, mean_over=DIMS),
-        vr.rank_histogram(forecast, truth, over=DIMS, seed=0),
+        vr.rank_histogram(forecast, truth, mean_over=DIMS, seed=0),
         vs.spread_skill_ratio(forecast, truth, mean_over=DIMS),
     )
 

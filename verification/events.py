@@ -70,7 +70,7 @@ def reliability(
     thresholds: float | Sequence[float] | xr.DataArray,
     *,
     member_dim: str = MEMBER,
-    over: Dims = None,
+    mean_over: Dims = None,
 ) -> xr.Dataset:
     """Reliability-diagram table of the events ``value > threshold``, binned at p = k/M.
 
@@ -90,11 +90,12 @@ def reliability(
         output_dtypes=[np.int16, np.int8],
     )
     probabilities = np.arange(m + 1) / m
-    count = count_values(exceed, m + 1, PROBABILITY, probabilities, over)
+    count = count_values(exceed, m + 1, PROBABILITY, probabilities, mean_over)
     one_hot_events = (
         exceed == xr.DataArray(np.arange(m + 1, dtype=np.int16), dims=(PROBABILITY,))
     ) & (event == 1)
-    event_count = one_hot_events.sum(dims_tuple(over)).assign_coords({PROBABILITY: probabilities})
+    event_count = one_hot_events.sum(dims_tuple(mean_over))
+    event_count = event_count.assign_coords({PROBABILITY: probabilities})
     return xr.Dataset(
         {
             "count": count,

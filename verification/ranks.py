@@ -102,10 +102,11 @@ def rank_histogram(
     truth: xr.DataArray,
     *,
     member_dim: str = MEMBER,
-    over: Dims = None,
+    mean_over: Dims = None,
     seed: int = 0,
 ) -> xr.DataArray:
-    """Counts of the truth's rank 0..M (dim ``rank``), summed over the ``over`` dims.
+    """Counts of the truth's rank 0..M (dim ``rank``), summed over the ``mean_over`` dims
+    (the dims the scores average over: the keyword every score takes).
 
     Rank 0: the truth is below every member; M: above every member. A flat histogram,
     each count ``N/(M+1)``, is necessary for reliability (Hamill 2001); U-shaped means
@@ -114,7 +115,7 @@ def rank_histogram(
     """
     m = forecast.sizes[member_dim]
     r = ranks(forecast, truth, member_dim=member_dim, seed=seed)
-    counts = count_values(r, m + 1, RANK, np.arange(m + 1), over).rename("rank_histogram")
+    counts = count_values(r, m + 1, RANK, np.arange(m + 1), mean_over).rename("rank_histogram")
     counts.attrs = {"long_name": "rank histogram counts", "units": "1"}  # not the truth's
     return counts
 
@@ -158,14 +159,14 @@ def perfect_model_rank_histogram(
     truth: xr.DataArray,
     *,
     member_dim: str = MEMBER,
-    over: Dims = None,
+    mean_over: Dims = None,
     stand_ins: int = 5,
     seed: int = 0,
 ) -> xr.DataArray:
     """Rank histograms of member ``k`` standing in for the truth among the other members.
 
     For ``k < stand_ins``: the rank of member ``k`` among the remaining M - 1 members
-    (M bins, dim ``rank``), counted over ``over`` where ``truth`` is valid, with
+    (M bins, dim ``rank``), counted over ``mean_over`` where ``truth`` is valid, with
     tie-breaking seed ``seed + k``; stacked along dim ``stand_in``. A member is by
     construction drawn from the ensemble's own law, so these are the histograms of a
     perfectly reliable ensemble with the forecast's own spatial and temporal dependence
@@ -193,7 +194,7 @@ def perfect_model_rank_histogram(
             k=k,
             seed=seed + k,
         )
-        histograms.append(count_values(r, m, RANK, np.arange(m), over))
+        histograms.append(count_values(r, m, RANK, np.arange(m), mean_over))
     return xr.concat(histograms, dim="stand_in").rename("perfect_model_rank_histogram")
 
 

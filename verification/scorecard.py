@@ -139,16 +139,20 @@ def verify(
     lazy: dict[str, Any] = {}
     for name in config.scores or tuple(SCORES):
         lazy[name] = SCORES[name].function(f, t, mean_over=config.mean_over)
-    lazy["rank_histogram"] = vr.rank_histogram(f, t, over=config.mean_over, seed=config.seed)
+    lazy["rank_histogram"] = vr.rank_histogram(f, t, mean_over=config.mean_over, seed=config.seed)
     if config.perfect_model_stand_ins and f.sizes[MEMBER] >= 3:
         lazy["perfect_model_rank_histogram"] = vr.perfect_model_rank_histogram(
-            f, t, over=config.mean_over, stand_ins=config.perfect_model_stand_ins, seed=config.seed
+            f,
+            t,
+            mean_over=config.mean_over,
+            stand_ins=config.perfect_model_stand_ins,
+            seed=config.seed,
         )
     surrogate = vr.error_floor_replicas(config.error_surrogate_replicas, f, grid, config.mean_over)
     if surrogate:
         lazy["error_fields"] = f.mean(MEMBER) - t
     lazy["brier_score"] = ve.brier_score(f, t, thresholds, mean_over=config.mean_over)
-    lazy["reliability"] = ve.reliability(f, t, thresholds, over=config.mean_over)
+    lazy["reliability"] = ve.reliability(f, t, thresholds, mean_over=config.mean_over)
     some = f.notnull().any(MEMBER)  # where the scores of the members have a value
     lazy["n_verified"] = count_valid(t.where(some), config.mean_over)
     lazy["n_truth"] = count_valid(t, config.mean_over)

@@ -80,7 +80,7 @@ def fold_scores(
     aligned = align_with_truth(xr.concat(corrected, INIT_TIME), truth, variables=[variable])
     forecast, observed = aligned.forecast[variable], aligned.truth[variable]
     over = [d for d in observed.dims if d != LEAD_TIME]
-    counts = rank_histogram(forecast, observed, member_dim=MEMBER, over=over, seed=seed)
+    counts = rank_histogram(forecast, observed, member_dim=MEMBER, mean_over=over, seed=seed)
     return xr.Dataset(
         {
             "fair_crps": fair_crps(forecast, observed, mean_over=over),

@@ -29,7 +29,7 @@ def test_brier_score_matches_xskillscore_and_murphy_decomposition():
             fair.sel(threshold=tau).values, xs_fair.transpose(*truth.dims).values, atol=ATOL
         )
     dims = list(truth.dims)
-    table = ve.reliability(forecast, truth, thresholds, over=dims)
+    table = ve.reliability(forecast, truth, thresholds, mean_over=dims)
     assert int(table["count"].sum("forecast_probability")[0]) == truth.size
     murphy = ve.murphy_decomposition(table)
     np.testing.assert_allclose(murphy["brier_score"].values, ours.mean(dims).values, atol=1e-12)
@@ -54,9 +54,11 @@ def test_reliability_of_exchangeable_ensemble_is_bayes_frequency():
     mu = xr.DataArray(rng.normal(tau, 1.0, size=n), dims=("x",))
     truth = xr.DataArray(mu + rng.normal(size=n), dims=("x",))
     forecast = mu + xr.DataArray(rng.normal(size=(n, m)), dims=("x", "member"))
-    table = ve.reliability(forecast, truth, [tau], over="x").isel(threshold=0)
+    table = ve.reliability(forecast, truth, [tau], mean_over="x").isel(threshold=0)
     np.testing.assert_allclose(
         table["observed_frequency"], (np.arange(m + 1) + 1) / (m + 2), atol=0.01
     )
-    narrow = ve.reliability(mu + 0.2 * (forecast - mu), truth, [tau], over="x").isel(threshold=0)
+    narrow = ve.reliability(mu + 0.2 * (forecast - mu), truth, [tau], mean_over="x").isel(
+        threshold=0
+    )
     assert float(narrow["observed_frequency"][0]) > 0.1  # over-confident: events at p = 0

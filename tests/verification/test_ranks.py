@@ -18,7 +18,7 @@ from verification import ranks as vr
 def test_rank_histogram_matches_xskillscore_without_ties():
     rng = np.random.default_rng(9)
     forecast, truth = ensemble(rng, n_member=6)
-    ours = vr.rank_histogram(forecast, truth, over=("init_time", "longitude"))
+    ours = vr.rank_histogram(forecast, truth, mean_over=("init_time", "longitude"))
     theirs = xs.rank_histogram(truth, forecast, dim=["init_time", "longitude"])
     assert list(ours["rank"].values) == list(range(7))
     np.testing.assert_array_equal(ours.transpose("latitude", "rank").values, theirs.values)
@@ -27,16 +27,16 @@ def test_rank_histogram_matches_xskillscore_without_ties():
 def test_rank_ties_are_broken_uniformly_and_reproducibly():
     members = xr.DataArray(np.zeros((30_000, 4)), dims=("x", "member"))
     truth = xr.DataArray(np.zeros(30_000), dims=("x",))
-    counts = vr.rank_histogram(members, truth, over="x", seed=11)
+    counts = vr.rank_histogram(members, truth, mean_over="x", seed=11)
     assert counts.sum() == 30_000
     assert float(vr.rank_flatness(counts)["p_value"]) > 1e-3
-    xr.testing.assert_equal(counts, vr.rank_histogram(members, truth, over="x", seed=11))
-    assert not counts.equals(vr.rank_histogram(members, truth, over="x", seed=12))
+    xr.testing.assert_equal(counts, vr.rank_histogram(members, truth, mean_over="x", seed=11))
+    assert not counts.equals(vr.rank_histogram(members, truth, mean_over="x", seed=12))
 
 
 def test_rank_histogram_excludes_nan_points():
     forecast, truth = point([1.0, np.nan, 3.0], 2.0)
-    assert int(vr.rank_histogram(forecast, truth, over="x").sum()) == 0
+    assert int(vr.rank_histogram(forecast, truth, mean_over="x").sum()) == 0
     forecast, truth = point([1.0, 4.0, 3.0], np.nan)
     assert int(vr.ranks(forecast, truth)[0]) == -1
 
@@ -44,19 +44,19 @@ def test_rank_histogram_excludes_nan_points():
 def test_flatness_reliable_flat_under_dispersive_u_shaped():
     rng = np.random.default_rng(10)
     forecast, truth = iid_ensemble(rng, 20_000, 9)
-    flat = vr.rank_flatness(vr.rank_histogram(forecast, truth, over="x"))
+    flat = vr.rank_flatness(vr.rank_histogram(forecast, truth, mean_over="x"))
     assert float(flat["p_value"]) > 0.001
     assert float(flat["delta"]) < 3.0
     narrow, truth = iid_ensemble(rng, 20_000, 9, spread=0.1)
-    counts = vr.rank_histogram(narrow, truth, over="x")
+    counts = vr.rank_histogram(narrow, truth, mean_over="x")
     u = vr.rank_flatness(counts)
     assert float(u["p_value"]) < 1e-6
     assert counts[0] > 5 * counts[4] and counts[-1] > 5 * counts[4]  # U shape
     wide, truth = iid_ensemble(rng, 20_000, 9, spread=10.0)
-    dome = vr.rank_histogram(wide, truth, over="x")
+    dome = vr.rank_histogram(wide, truth, mean_over="x")
     assert dome[4] > 5 * dome[0]
     shifted, truth = iid_ensemble(rng, 20_000, 9, shift=2.0)
-    slope = vr.rank_histogram(shifted, truth, over="x")
+    slope = vr.rank_histogram(shifted, truth, mean_over="x")
     assert slope[0] > slope[4] > slope[-1]
 
 
@@ -71,7 +71,7 @@ def test_perfect_model_rank_histogram_ranks_each_stand_in_among_the_others():
     forecast, truth = ensemble(rng, n_member=6)
     truth = truth.where(rng.random(truth.shape) > 0.2)  # NaN truths are left out
     over = ("init_time", "longitude")
-    counts = vr.perfect_model_rank_histogram(forecast, truth, over=over, stand_ins=3)
+    counts = vr.perfect_model_rank_histogram(forecast, truth, mean_over=over, stand_ins=3)
     assert counts.sizes == {"stand_in": 3, "latitude": 5, "rank": 6}
     members = forecast.transpose("init_time", "latitude", "longitude", "member").values
     valid = truth.transpose("init_time", "latitude", "longitude").notnull().values
@@ -81,7 +81,7 @@ def test_perfect_model_rank_histogram_ranks_each_stand_in_among_the_others():
             expected = np.bincount(below[:, j][valid[:, j]], minlength=6)
             np.testing.assert_array_equal(counts.isel(stand_in=k, latitude=j).values, expected)
     # all members equal: every stand-in ties with the 5 others and takes ranks 0..5 uniformly
-    tied = vr.perfect_model_rank_histogram(xr.zeros_like(forecast), truth, over=over)
+    tied = vr.perfect_model_rank_histogram(xr.zeros_like(forecast), truth, mean_over=over)
     assert (tied.sum("rank") == valid.sum(axis=(0, 2))).all()
     assert float(vr.rank_flatness(tied.sum(("stand_in", "latitude")))["p_value"]) > 1e-3
     with pytest.raises(InputError, match="at least 3 members"):
@@ -101,8 +101,8 @@ def test_perfect_model_floor_tracks_the_max_min_ratio_of_a_reliable_ensemble():
     def ratios(values, spread=1.0):
         truth = xr.DataArray(values[..., 0], dims=("init", "x"))
         forecast = xr.DataArray(spread * values[..., 1:], dims=("init", "x", "member"))
-        real = vr.rank_max_min_ratio(vr.rank_histogram(forecast, truth, over=("init", "x")))
-        perfect = vr.perfect_model_rank_histogram(forecast, truth, over=("init", "x"))
+        real = vr.rank_max_min_ratio(vr.rank_histogram(forecast, truth, mean_over=("init", "x")))
+        perfect = vr.perfect_model_rank_histogram(forecast, truth, mean_over=("init", "x"))
         return float(real), float(vr.rank_max_min_ratio(perfect).median("stand_in"))
 
     real, floor = ratios(draws(2000, 50, 0.0, 10))
@@ -156,9 +156,9 @@ def test_error_surrogate_floor_sees_domain_wide_errors_that_the_member_floor_mis
     forecast = xr.DataArray(
         np.sqrt(10) * rng.normal(size=(n_init, n_x, m)), dims=("init", "x", "member")
     )
-    real = float(vr.rank_max_min_ratio(vr.rank_histogram(forecast, truth, over=("init", "x"))))
+    real = float(vr.rank_max_min_ratio(vr.rank_histogram(forecast, truth, mean_over=("init", "x"))))
     perfect = vr.rank_max_min_ratio(
-        vr.perfect_model_rank_histogram(forecast, truth, over=("init", "x"))
+        vr.perfect_model_rank_histogram(forecast, truth, mean_over=("init", "x"))
     )
     error = forecast.mean("member") - truth
     surrogate = vr.error_surrogate_rank_histogram(

@@ -53,6 +53,6 @@ def test_a_score_of_a_truth_without_units_has_none():
 @pytest.mark.parametrize("chunked", [False, True])
 def test_rank_histogram_counts_are_dimensionless(chunked):
     forecast, truth = _pair(chunked)
-    counts = rank_histogram(forecast, truth, over=("init_time", "latitude", "longitude"))
+    counts = rank_histogram(forecast, truth, mean_over=("init_time", "latitude", "longitude"))
     assert counts.attrs == {"long_name": "rank histogram counts", "units": "1"}
     assert int(counts.sum()) == 24

@@ -53,7 +53,7 @@ def test_oracle_ensemble_is_calibrated_and_a_narrow_one_is_not(long_synthetic, f
     )
     f, t = aligned.forecast["t2m"], aligned.truth["t2m"]
     ssr = float(vs.spread_skill_ratio(f, t, mean_over=ALL))
-    counts = vr.rank_histogram(independent_points(f), independent_points(t), over=ALL)
+    counts = vr.rank_histogram(independent_points(f), independent_points(t), mean_over=ALL)
     flatness = vr.rank_flatness(counts)
     if factor == 1.0:
         assert ssr == pytest.approx(1.0, abs=0.05)
@@ -215,7 +215,7 @@ def test_scorecard_rank_max_min_and_its_perfect_model_floor(case):
     aligned = align_with_truth(forecast, truth)
     f, t = aligned.forecast["t2m"], aligned.truth["t2m"]
     over = ("init_time", "latitude", "longitude")
-    direct = vr.rank_max_min_ratio(vr.perfect_model_rank_histogram(f, t, over=over))
+    direct = vr.rank_max_min_ratio(vr.perfect_model_rank_histogram(f, t, mean_over=over))
     assert card["rank_max_min_perfect_model"].sel(variable="t2m").values == pytest.approx(
         direct.median("stand_in").values
     )

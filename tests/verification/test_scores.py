@@ -268,11 +268,15 @@ def test_dask_chunked_input_gives_in_memory_numbers():
         xr.testing.assert_allclose(
             lazy.compute(), score(forecast, truth, mean_over=agg), rtol=1e-12
         )
-    lazy = vr.rank_histogram(chunked_f, chunked_t, over=agg, seed=3)
+    lazy = vr.rank_histogram(chunked_f, chunked_t, mean_over=agg, seed=3)
     assert lazy.chunks is not None
-    xr.testing.assert_equal(lazy.compute(), vr.rank_histogram(forecast, truth, over=agg, seed=3))
-    lazy = ve.reliability(chunked_f, chunked_t, [0.0, 0.5], over=agg)
-    xr.testing.assert_equal(lazy.compute(), ve.reliability(forecast, truth, [0.0, 0.5], over=agg))
+    xr.testing.assert_equal(
+        lazy.compute(), vr.rank_histogram(forecast, truth, mean_over=agg, seed=3)
+    )
+    lazy = ve.reliability(chunked_f, chunked_t, [0.0, 0.5], mean_over=agg)
+    xr.testing.assert_equal(
+        lazy.compute(), ve.reliability(forecast, truth, [0.0, 0.5], mean_over=agg)
+    )
     lazy = ve.brier_score(chunked_f, chunked_t, [0.0], fair=True, mean_over=agg)
     xr.testing.assert_allclose(
         lazy.compute(), ve.brier_score(forecast, truth, [0.0], fair=True, mean_over=agg)
