@@ -18,10 +18,11 @@ from pipeline.schema import MEMBER
 from verification import kernels
 from verification.aggregation import count_values, dims_tuple
 from verification.aggregation import mean_over as _mean_over
-from verification.scores import Dims, ensemble_ufunc
+from verification.scores import Dims, ensemble_ufunc, titled
 
 THRESHOLD = "threshold"
 PROBABILITY = "forecast_probability"
+BRIER = "Brier score"
 
 
 def _threshold_array(thresholds: float | Sequence[float] | xr.DataArray) -> xr.DataArray:
@@ -61,7 +62,7 @@ def brier_score(
         output_dtypes=[float],
         fair=fair,
     )
-    return _mean_over(pointwise, mean_over, weights=weights).rename("brier_score")
+    return titled(_mean_over(pointwise, mean_over, weights=weights), "brier_score", BRIER, "1")
 
 
 def reliability(
@@ -96,11 +97,16 @@ def reliability(
     ) & (event == 1)
     event_count = one_hot_events.sum(dims_tuple(mean_over))
     event_count = event_count.assign_coords({PROBABILITY: probabilities})
+    frequency = event_count / count.where(count > 0)
     return xr.Dataset(
         {
-            "count": count,
-            "event_count": event_count,
-            "observed_frequency": event_count / count.where(count > 0),
+            "count": titled(count, "count", "forecasts issued with this probability", "1"),
+            "event_count": titled(
+                event_count, "event_count", "forecasts of this probability that saw the event", "1"
+            ),
+            "observed_frequency": titled(
+                frequency, "observed_frequency", "observed frequency of the event", "1"
+            ),
         }
     )
 
@@ -119,6 +125,10 @@ def murphy_decomposition(table: xr.Dataset) -> xr.Dataset:
     rel = (n_k * (p_k - o_k) ** 2).sum(PROBABILITY) / n
     res = (n_k * (o_k - base_rate) ** 2).sum(PROBABILITY) / n
     unc = base_rate * (1 - base_rate)
-    return xr.Dataset(
-        {"reliability": rel, "resolution": res, "uncertainty": unc, "brier_score": rel - res + unc}
-    )
+    terms = {
+        "reliability": (rel, "reliability term of the Brier score"),
+        "resolution": (res, "resolution term of the Brier score"),
+        "uncertainty": (unc, "uncertainty term of the Brier score"),
+        "brier_score": (rel - res + unc, BRIER),
+    }
+    return xr.Dataset({k: titled(v, k, about, "1") for k, (v, about) in terms.items()})

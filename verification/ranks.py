@@ -27,7 +27,7 @@ from pipeline.errors import InputError
 from pipeline.schema import HORIZONTAL, INIT_TIME, MEMBER
 from verification import kernels
 from verification.aggregation import check_dims, count_values
-from verification.scores import Dims, check_arrays, ensemble_ufunc
+from verification.scores import Dims, check_arrays, ensemble_ufunc, titled
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def ranks(
     :func:`verification.kernels.rank_of_truth`.
     """
     check_arrays(forecast, truth)  # before the point keys of the truth
-    return ensemble_ufunc(
+    rank = ensemble_ufunc(
         kernels.rank_of_truth,
         forecast,
         truth,
@@ -94,7 +94,8 @@ def ranks(
         member_dim=member_dim,
         output_dtypes=[np.int16],
         seed=seed,
-    ).rename("rank")
+    )
+    return titled(rank, "rank", "rank of the truth among the members", "1")
 
 
 def rank_histogram(
@@ -115,9 +116,8 @@ def rank_histogram(
     """
     m = forecast.sizes[member_dim]
     r = ranks(forecast, truth, member_dim=member_dim, seed=seed)
-    counts = count_values(r, m + 1, RANK, np.arange(m + 1), mean_over).rename("rank_histogram")
-    counts.attrs = {"long_name": "rank histogram counts", "units": "1"}  # not the truth's
-    return counts
+    counts = count_values(r, m + 1, RANK, np.arange(m + 1), mean_over)
+    return titled(counts, "rank_histogram", "rank histogram counts", "1")
 
 
 def rank_flatness(counts: xr.DataArray, *, rank_dim: str = RANK) -> xr.Dataset:
@@ -136,9 +136,13 @@ def rank_flatness(counts: xr.DataArray, *, rank_dim: str = RANK) -> xr.Dataset:
     # an empty histogram (a lead with no verified point) has no flatness, not a perfect one
     chi_square = ((counts - expected) ** 2 / expected).sum(rank_dim).where(n > 0)
     p_value = xr.apply_ufunc(scipy.stats.chi2.sf, chi_square, kwargs={"df": m}, dask="parallelized")
-    return xr.Dataset(
-        {"chi_square": chi_square, "p_value": p_value, "delta": chi_square / m, "n": n}
-    )
+    statistics = {
+        "chi_square": (chi_square, "rank histogram χ²"),
+        "p_value": (p_value, "rank histogram flatness p-value (independent ranks assumed)"),
+        "delta": (chi_square / m, "Candille-Talagrand δ"),
+        "n": (n, "ranks counted"),
+    }
+    return xr.Dataset({k: titled(v, k, about, "1") for k, (v, about) in statistics.items()})
 
 
 def rank_max_min_ratio(counts: xr.DataArray, *, rank_dim: str = RANK) -> xr.DataArray:
@@ -151,7 +155,8 @@ def rank_max_min_ratio(counts: xr.DataArray, *, rank_dim: str = RANK) -> xr.Data
     """
     largest, smallest = counts.max(rank_dim), counts.min(rank_dim)
     ratio = largest.astype(float) / smallest.where(smallest > 0)
-    return ratio.fillna(np.inf).where(largest > 0).rename("rank_max_min")
+    ratio = ratio.fillna(np.inf).where(largest > 0)
+    return titled(ratio, "rank_max_min", "rank histogram max/min bin ratio", "1")
 
 
 def perfect_model_rank_histogram(
@@ -195,7 +200,9 @@ def perfect_model_rank_histogram(
             seed=seed + k,
         )
         histograms.append(count_values(r, m, RANK, np.arange(m), mean_over))
-    return xr.concat(histograms, dim="stand_in").rename("perfect_model_rank_histogram")
+    stacked = xr.concat(histograms, dim="stand_in")
+    about = "rank histogram counts of members standing in for the truth"
+    return titled(stacked, "perfect_model_rank_histogram", about, "1")
 
 
 def error_surrogate_rank_histogram(
@@ -247,9 +254,9 @@ def error_surrogate_rank_histogram(
     histogram = xr.apply_ufunc(
         counts, error, input_core_dims=[core], output_core_dims=[["replica", RANK]]
     )
-    return histogram.assign_coords({RANK: np.arange(members + 1)}).rename(
-        "error_surrogate_rank_histogram"
-    )
+    histogram = histogram.assign_coords({RANK: np.arange(members + 1)})
+    about = "rank histogram counts of a reliable ensemble with the errors' correlation"
+    return titled(histogram, "error_surrogate_rank_histogram", about, "1")
 
 
 ERROR_FLOOR = "rank_max_min_error_surrogate"

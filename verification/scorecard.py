@@ -326,14 +326,10 @@ def _scorecard(computed: dict[str, Any], t: xr.DataArray, config: VerifyConfig) 
         if (extension := SCORES.extension_of(name)) is not None:
             card[name].attrs[REGISTERED_BY] = extension
     flatness = vr.rank_flatness(computed["rank_histogram"])
-    card["rank_chi_square"] = flatness["chi_square"].assign_attrs(long_name="rank histogram χ²")
-    card["rank_p_value"] = flatness["p_value"].assign_attrs(
-        long_name="rank histogram flatness p-value (independent ranks assumed)"
-    )
-    card["rank_delta"] = flatness["delta"].assign_attrs(long_name="Candille-Talagrand δ", best=1.0)
-    card["rank_max_min"] = vr.rank_max_min_ratio(computed["rank_histogram"]).assign_attrs(
-        long_name="rank histogram max/min bin ratio", best=1.0
-    )
+    card["rank_chi_square"] = flatness["chi_square"]
+    card["rank_p_value"] = flatness["p_value"]
+    card["rank_delta"] = flatness["delta"].assign_attrs(best=1.0)
+    card["rank_max_min"] = vr.rank_max_min_ratio(computed["rank_histogram"]).assign_attrs(best=1.0)
     for name, (histograms, dim, long_name) in RANK_FLOORS.items():
         if histograms in computed:
             floor = vr.rank_max_min_ratio(computed[histograms]).median(dim)

@@ -106,16 +106,22 @@ def ensemble_ufunc(
         ) from err
 
 
-def labelled(score: xr.DataArray, name: str, truth: xr.DataArray) -> xr.DataArray:
-    """``score`` named ``name`` with the registered score's ``long_name`` and units (the
-    truth's where the score is in the variable's units, ``"1"`` where dimensionless), in
-    place of the truth's attrs that xarray carries through ``apply_ufunc`` and means: a
+def titled(score: xr.DataArray, name: str, long_name: str, units: str | None) -> xr.DataArray:
+    """``score`` named ``name`` with only ``long_name`` and ``units`` (none where None) for
+    attrs, in place of the truth's that xarray carries through ``apply_ufunc`` and means: a
     spread-skill ratio plotted in a notebook would read "2 metre temperature [K]"."""
+    result = score.rename(name).copy(deep=False)
+    result.attrs = {"long_name": long_name} | ({"units": units} if units else {})
+    return result
+
+
+def labelled(score: xr.DataArray, name: str, truth: xr.DataArray) -> xr.DataArray:
+    """``score`` :func:`titled` as the registered score ``name``: its ``long_name`` and
+    units (the truth's where the score is in the variable's units, ``"1"`` where
+    dimensionless)."""
     spec = SCORES[name]
     units = truth.attrs.get("units") if spec.units == "variable" else spec.units
-    result = score.rename(name).copy(deep=False)
-    result.attrs = {"long_name": spec.long_name} | ({"units": units} if units else {})
-    return result
+    return titled(score, name, spec.long_name, units)
 
 
 @register_score("fair_crps", long_name="fair CRPS", units="variable", best=0.0)
@@ -144,7 +150,7 @@ def fair_crps_by_point(
     """:func:`fair_crps` at every point, before any mean (NaN where the truth or every
     member is). On dask, calls on the same inputs are one computation (one task name), so
     scores that mask or average it differently share it."""
-    return ensemble_ufunc(
+    pointwise = ensemble_ufunc(
         kernels.crps_ensemble,
         forecast,
         truth,
@@ -152,6 +158,7 @@ def fair_crps_by_point(
         output_dtypes=[float],
         fair=True,
     )
+    return labelled(pointwise, "fair_crps", truth)
 
 
 @register_score(
@@ -314,4 +321,5 @@ def energy_score(
         output_dtypes=[float],
         fair=fair,
     )
-    return _mean_over(pointwise, mean_over, weights=weights).rename("energy_score")
+    score = _mean_over(pointwise, mean_over, weights=weights)
+    return titled(score, "energy_score", "energy score", truth.attrs.get("units"))

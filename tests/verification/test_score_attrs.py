@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from verification import scores
+from verification import events, ranks, scores
 from verification.ranks import rank_histogram
 
 T2M = {"units": "K", "long_name": "2 metre temperature"}
@@ -56,3 +56,53 @@ def test_rank_histogram_counts_are_dimensionless(chunked):
     counts = rank_histogram(forecast, truth, mean_over=("init_time", "latitude", "longitude"))
     assert counts.attrs == {"long_name": "rank histogram counts", "units": "1"}
     assert int(counts.sum()) == 24
+
+
+def _channels(chunked: bool) -> tuple[xr.DataArray, xr.DataArray]:
+    """The pair with a ``channel`` dim of two components, as energy_score takes."""
+    forecast, truth = _pair(chunked)
+    return (
+        xr.concat([forecast, forecast + 1], "channel").assign_attrs(T2M),
+        xr.concat([truth, truth - 1], "channel").assign_attrs(T2M),
+    )
+
+
+def _every_other_score(chunked: bool) -> dict[str, xr.DataArray | xr.Dataset]:
+    """Each public score function outside the registry, on the pair, by its name."""
+    forecast, truth = _pair(chunked)
+    over = ("init_time", "latitude")
+    table = events.reliability(forecast, truth, 280.0, mean_over=over)
+    counts = rank_histogram(forecast, truth, mean_over=over)
+    error = forecast.mean("member") - truth
+    return {
+        "energy_score": scores.energy_score(*_channels(chunked), mean_over=over),
+        "fair_crps_by_point": scores.fair_crps_by_point(forecast, truth),
+        "brier_score": events.brier_score(forecast, truth, 280.0, mean_over=over),
+        "reliability": table,
+        "murphy_decomposition": events.murphy_decomposition(table),
+        "ranks": ranks.ranks(forecast, truth),
+        "perfect_model_rank_histogram": ranks.perfect_model_rank_histogram(
+            forecast, truth, mean_over=over
+        ),
+        "error_surrogate_rank_histogram": ranks.error_surrogate_rank_histogram(
+            error, 5, replicas=1
+        ),
+        "rank_flatness": ranks.rank_flatness(counts),
+        "rank_max_min_ratio": ranks.rank_max_min_ratio(counts),
+    }
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_every_other_score_is_labelled_as_itself_not_as_the_truth(chunked):
+    """energy_score, the Brier score, the reliability table and the rank statistics came
+    back as "2 metre temperature [K]" (the truth's attrs) or as rank counts."""
+    for function, result in _every_other_score(chunked).items():
+        arrays = result.data_vars.values() if isinstance(result, xr.Dataset) else [result]
+        for array in arrays:
+            said = f"{function}: {array.name} has {array.attrs}"
+            wrong = (None, T2M["long_name"], "rank histogram counts")
+            assert array.attrs.get("long_name") not in wrong, said
+            assert array.attrs.get("units") == ("K" if function in UNITS_K else "1"), said
+
+
+UNITS_K = {"energy_score", "fair_crps_by_point"}
