@@ -24,7 +24,10 @@ from pipeline.errors import InputError, nested_differences
 from pipeline.schema import split_channel
 from pipeline.store import AnalysisStore
 
-RESUME_FIX = "Resume it on its own store; for this one pass another --out, or --no-resume"
+RESUME_FIX = (
+    "Resume it on its own store; for this one pass another out_dir= (--out), or "
+    "resume=False (--no-resume)"
+)
 RESUMED_KEYS = ("model", "data", "seed", "batch_size")
 """The config keys a resumed run keeps from its checkpoint (:func:`resumable`)."""
 FREE_ON_RESUME = ("data.max_memory_bytes",)
@@ -117,7 +120,8 @@ def resumable(
         )
         raise KeptByTheRun(
             f"{path.parent} holds a run with another {key!r} ({listed}); a resumed run keeps "
-            "what it trained with: pass another --out, or --no-resume to start over there",
+            "what it trained with: pass another out_dir= (--out), or resume=False (--no-resume) "
+            "to start over there",
             path,
             checkpoint.train_config,
         )
@@ -126,13 +130,18 @@ def resumable(
         raise InputError(  # the fine-tuned weights would go back to the main objective
             f"{path.parent} was fine-tuned after its {trained.steps} main steps (it is at step "
             f"{checkpoint.step}): more main steps (steps={config.steps}) cannot follow a "
-            "fine-tune; give more fine_tune.steps to go on, or another --out (or --no-resume) "
+            "fine-tune; give more fine_tune.steps to go on, or another out_dir= (--out) or "
+            "resume=False (--no-resume) "
             f"to train {config.steps} main steps from the start"
         )
     check_grid_and_step(checkpoint, store, RESUME_FIX)  # a conv net loads on any grid or step
     stats = store.statistics  # a channel it lacks is named when the store is read
     if all(_holds(stats, c) for c in checkpoint.channels):
-        check_statistics(checkpoint, store, "pass another --out, or --no-resume to start over")
+        check_statistics(
+            checkpoint,
+            store,
+            "pass another out_dir= (--out), or resume=False (--no-resume) to start over",
+        )
     return checkpoint
 
 

@@ -54,7 +54,9 @@ def open_canonical(
     if time is not None:
         ds = ds.sel({TIME: time})
         if ds.sizes[TIME] == 0:
-            raise InputError(f"{origin}: no time in {time.start}..{time.stop}; check --start/--end")
+            raise InputError(
+                f"{origin}: no time in {time.start}..{time.stop}; check time= (--start/--end)"
+            )
     return ds, origin
 
 

@@ -47,7 +47,7 @@ def check_coordinate(path: Path, existing: xr.Dataset, dim: str, now: np.ndarray
         if dim == MEMBER and old is not None and now is not None:
             raise StoreError(
                 f"{path} holds {old.size} members, this forecast {now.size}; write it to "
-                f"another store, or give --members {old.size}"
+                f"another store, or give n_members={old.size} (--members {old.size})"
             )
         raise StoreError(
             f"{path} has {dim} = {_short(old)}, this forecast {_short(now)}; forecasts with "

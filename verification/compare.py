@@ -233,8 +233,8 @@ def compare_scorecards(
         names = default_names(paths)
     if len(names) != len(sources):
         raise InputError(
-            f"{len(names)} names for {len(sources)} scores files; give one --name per file, "
-            "in the files' order, or none (the file names)"
+            f"{len(names)} names for {len(sources)} scores files; give one name per file "
+            "in names= (--name), in the files' order, or none (the file names)"
         )
     if len(set(names)) != len(names):
         twice = sorted({n for n in names if list(names).count(n) > 1})
@@ -245,7 +245,8 @@ def compare_scorecards(
         allow_different_truths,
         truths_differ,
         "were verified against different truth stores, and scores against other truths are",
-        "the same --truth, or pass --allow-different-truths",
+        "the same truth store (--truth), or pass allow_different_truths=True "
+        "(--allow-different-truths)",
     )
     unrecorded = [
         f"{e.name} ({e.source}): its truth is not recorded (written before wxens verify "
@@ -267,7 +268,8 @@ def compare_scorecards(
         allow_different_inits,
         different,
         "verified different initial times, and a CRPS over other days is",
-        "the same --init times, or pass --allow-different-inits",
+        "the same initial times (--init), or pass allow_different_inits=True "
+        "(--allow-different-inits)",
     )
     scores = dict.fromkeys(n for e in experiments for n in compared(e.card))
     error_floor = [ERROR_FLOOR] if all(ERROR_FLOOR in e.card for e in experiments) else []
@@ -281,7 +283,7 @@ def compare_scorecards(
         allow_different_points,
         points_differ,
         "verified different points, and scores over other weather are",
-        "the same region and grid, or pass --allow-different-points",
+        "the same region and grid, or pass allow_different_points=True (--allow-different-points)",
     )
     recorded = [e.card for e in experiments if records_units(e.card)]
     units_card = recorded[0] if recorded else experiments[0].card
@@ -311,7 +313,7 @@ def _common(experiments: list[Scores], dim: str, what: str, left_out: list[str])
         each = "; ".join(
             f"{e.name}: {', '.join(map(_text, h))}" for e, h in zip(experiments, held, strict=True)
         )
-        option = "--lead" if what == "lead" else "--variables"
+        option = "leads_hours= (--lead)" if what == "lead" else "variables= (--variables)"
         raise InputError(
             f"the scores files have no {what} in common ({each}); verify each forecast with "
             f"the same {option}"
@@ -337,7 +339,8 @@ def _chosen_leads(common: list, hours: Sequence[float]) -> list:
     missing = [h for h in hours if float(h) not in held]
     if missing:
         raise InputError(
-            f"--lead {', '.join(f'{h:g}h' for h in missing)} is not a lead every scores file "
+            f"leads_hours= (--lead) {', '.join(f'{h:g}h' for h in missing)} is not a lead every "
+            "scores file "
             f"holds; choose from {', '.join(map(_text, common))}"
         )
     return [held[float(h)] for h in dict.fromkeys(hours)]

@@ -248,7 +248,9 @@ def test_resume_refuses_a_store_of_another_step_or_grid(store, tmp_path, spec):
     convolutional network loads on any grid and step. It is refused naming both."""
     train(store, tiny_config(2), tmp_path / "run", progress=False)
     other = ingest(f"synthetic:{spec},seed=5", tmp_path / "other.zarr", progress=False)
-    with pytest.raises(InputError, match="native step 6 h; .*other.zarr has .*pass another --out"):
+    with pytest.raises(
+        InputError, match=r"native step 6 h; .*other.zarr has .*pass another out_dir= \(--out\)"
+    ):
         train(other, tiny_config(4), tmp_path / "run", progress=False)
     train(other, tiny_config(2), tmp_path / "run", resume=False, progress=False)
 

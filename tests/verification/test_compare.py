@@ -236,7 +236,7 @@ def test_other_units_no_common_lead_and_an_unheld_lead_are_refused(scored, tmp_p
     )
     with pytest.raises(InputError, match=r"no lead in common \(a: 6h, 12h; b: 54h, 60h\)"):
         compare_scorecards([tree, later], ["a", "b"])
-    with pytest.raises(InputError, match="--lead 24h .* choose from 6h, 12h"):
+    with pytest.raises(InputError, match=r"\(--lead\) 24h .* choose from 6h, 12h"):
         compare_scorecards([tree, tree], ["a", "b"], leads_hours=[24])
     table = compare_scorecards([tree, tree], ["a", "b"], leads_hours=[12])
     assert dict(table.sizes) == {"experiment": 2, "variable": 1, "lead_time": 1}
@@ -286,7 +286,10 @@ def test_files_verified_against_other_truth_stores_are_refused_naming_both(
     assert "different truth stores" in refused.stderr
     assert f"truth {analysis}, store id " in refused.stderr
     assert f"truth {scored / 'other.zarr'}, store id " in refused.stderr
-    assert "the same --truth" in refused.stderr and "--allow-different-truths" in refused.stderr
+    assert (
+        "the same truth store (--truth)" in refused.stderr
+        and "--allow-different-truths" in refused.stderr
+    )
     allowed = wxens("compare", *files, "--allow-different-truths")
     assert allowed.returncode == 0, allowed.stderr
     said = [line for line in allowed.stdout.splitlines() if line.startswith("different truths")]
@@ -383,3 +386,13 @@ def test_rank_max_min_beside_a_file_without_floor_marks_no_best(scored, stores, 
     table = pd.read_csv(csv, keep_default_na=False)
     assert (table[table.score == "rank_max_min"].best == "").all()
     assert (table[table.score == "fair_crps"].best != "").all()  # the others still marked
+
+
+def test_a_python_caller_is_told_the_keyword_before_the_cli_flag(scored):
+    """compare_scorecards told a Python caller to give one --name per file and to pass
+    --allow-different-truths, flags of a command it never ran."""
+    tree = tree_of(scored / "oracle.nc")
+    with pytest.raises(InputError, match=r"one name per file in names= \(--name\)"):
+        compare_scorecards([tree, tree], ["a"])
+    with pytest.raises(InputError, match=r"leads_hours= \(--lead\) 999h is not a lead"):
+        compare_scorecards([tree, tree], ["a", "b"], leads_hours=[999])
