@@ -74,6 +74,11 @@ def _leads_and_times(parameters: Mapping[str, Any]) -> None:
     leads = parameters.get("leads_hours") or ()
     if any(hours <= 0 for hours in leads):
         raise InputError(f"leads_hours must all be positive, got {list(leads)}")
+    cycle = parameters.get("init_cycle_hours")
+    if cycle is not None and (
+        isinstance(cycle, bool) or not isinstance(cycle, int | float) or cycle <= 0
+    ):
+        raise InputError(f"init_cycle_hours must be a positive number of hours, got {cycle!r}")
     for time in parameters.get("init_times") or ():
         try:
             pd.Timestamp(time)

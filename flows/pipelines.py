@@ -270,6 +270,7 @@ def ensemble_run(
     init_times: list[str] | None = None,
     latest: int = 1,
     cycle_hours: int = 6,
+    init_cycle_hours: float | None = None,
     leads_hours: list[float] | None = None,
     members: int = 50,
     sampler: str | None = None,
@@ -293,7 +294,8 @@ def ensemble_run(
     all) into ``store`` (if given); train ``train_config`` (with ``train_overrides``,
     ``key=value``) into the directory ``checkpoint`` (if given); forecast ``init_times`` —
     by default the ``latest`` initial times of the store on the ``cycle_hours`` cycle, which
-    the store then records — into ``forecast_store`` (split over the workers of the dask
+    the store then records, as it does ``init_cycle_hours``, the cycle ``init_times`` are
+    drawn on where they are a range's — into ``forecast_store`` (split over the workers of the dask
     cluster at ``dask_scheduler`` when one is named); with a ``corrected_store``, correct
     the whole forecast store by its verified errors into it (``wxens bias-correct``; the raw
     store stays what the correction learns from) with the weights ``wxens tune`` stored with
@@ -331,8 +333,9 @@ def ensemble_run(
         progress=progress,
         dask_scheduler=dask_scheduler,
     )
-    if not init_times:  # the cycle chosen on, so `wxens info` names the cycles left out
-        record_cycle(forecast_store, pd.Timedelta(hours=cycle_hours))
+    cycle = init_cycle_hours if init_times else cycle_hours
+    if cycle is not None:  # the cycle drawn on, so `wxens info` names the cycles left out
+        record_cycle(forecast_store, pd.Timedelta(hours=cycle))
     delivered = forecast_store
     spec = (
         resolve_correction(checkpoint, *weights, forecast=forecast_store, names=RUN_NAMES.get())

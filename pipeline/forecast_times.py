@@ -38,8 +38,9 @@ INIT_CHUNK = 4096
 objects a cycle that every open reads (as the analysis store's time coordinate)."""
 CYCLE_ATTR = "wxens_init_cycle_hours"
 """A forecast store's attribute: the cycle its initial times are drawn on, in hours, where a
-run knew it (a scheduled run's ``cycle_hours``, a ``wxens forecast --init`` range's step);
-absent where none did (single or hand-picked initial times). The finest is kept."""
+run knew it (a scheduled run's ``cycle_hours``, a ``wxens forecast``/``run`` ``--init``
+range's step); absent where none did (single or hand-picked initial times). The finest is
+kept."""
 
 
 def span(times: pd.DatetimeIndex) -> str:

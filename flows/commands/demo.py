@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
 
     import shutil
 
-    from flows.commands.forecast import parse_inits
+    from flows.commands.forecast import init_parameters
     from flows.commands.run import describe
     from flows.pipelines import ensemble_run, ingest, train
     from flows.runtime import subflow_seconds
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
                 f"(pip install -e .) or give --{what.split()[-1]} PATH"
             )
     # bad arguments stop here, not after the ingest and the training
-    inits = [t.isoformat() for t in parse_inits(args.init)]
+    inits = init_parameters(args.init)
     check_demo_arguments(args)
     workdir = Path(args.workdir).resolve()
     if args.fresh and workdir.exists():
@@ -150,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
     with ad_hoc_heartbeats_off():  # a second a flow, on the temporary server
         with timed(steps, "ingest"):
             ingest([str(Path(args.sample).resolve())], store, allow_nan=args.allow_nan)
-        check_demo_inits(store, inits)  # before the minutes of training, not after them
+        # before the minutes of training, not after them
+        check_demo_inits(store, inits["init_times"])
         with timed(steps, "config"):
             config = derived_config(store, workdir, args.train_end, args.config, args.overrides)
         with timed(steps, "train"):
@@ -163,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
             forecast_store=str(workdir / "forecast.zarr"),
             scores=str(workdir / "scores.nc"),
             report=str(workdir / "report.html"),
-            init_times=inits,
+            **inits,
             leads_hours=list(LEADS_HOURS),
             members=args.members,
             corrected_store=str(workdir / "corrected.zarr"),

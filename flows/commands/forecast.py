@@ -150,6 +150,20 @@ def init_cycle(values: list[str]) -> pd.Timedelta | None:
     return min(_positive_step(value.split("/")[2]) for value in values)
 
 
+def init_parameters(values: list[str]) -> dict[str, object]:
+    """The initial times of ``--init`` ``values`` as :func:`flows.pipelines.ensemble_run`
+    takes them: ``init_times`` (ISO) and ``init_cycle_hours``, the cycle the store records
+    (:func:`init_cycle`; None for times picked by hand), so ``wxens run`` and ``demo``
+    record a range's step as ``wxens forecast`` does."""
+    import pandas as pd
+
+    cycle = init_cycle(values)
+    return {
+        "init_times": [t.isoformat() for t in parse_inits(values)],
+        "init_cycle_hours": None if cycle is None else cycle / pd.Timedelta(hours=1),
+    }
+
+
 def _timestamp(text: str) -> pd.Timestamp:
     """``pd.Timestamp`` of ``text`` in UTC without a zone, as stores hold times (``Z`` or
     ``+01:00`` converted); ValueError for an empty or NaT one as for garbage."""

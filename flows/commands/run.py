@@ -179,10 +179,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--baseline needs --baseline-train START/END and --baseline-store STORE")
     if args.baseline is None and (args.baseline_train or args.baseline_store):
         raise InputError("--baseline-train and --baseline-store go with --baseline NAME")
-    from flows.commands.forecast import parse_inits
+    from flows.commands.forecast import init_parameters
     from flows.inputs import check_distinct_outputs, check_output_file
 
-    inits = [t.isoformat() for t in parse_inits(args.init)] if args.init else None
+    inits = init_parameters(args.init) if args.init else {}
     check_output_file(args.scores, "--scores", "scores.nc")
     check_output_file(args.report, "--report", "report.html")
     check_distinct_outputs({"--scores": args.scores, "--report": args.report})
@@ -218,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
                 forecast_store=args.out,
                 scores=args.scores,
                 report=args.report,
-                init_times=inits,
+                **inits,
                 latest=args.latest,
                 cycle_hours=args.cycle,
                 leads_hours=parse_leads(args.lead),

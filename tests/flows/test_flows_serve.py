@@ -142,6 +142,11 @@ RUN = {"store": "s.zarr", "checkpoint": "m", "forecast_store": "f.zarr", "scores
         ("ensemble_run", {"init_times": ["2019-13-01T00"]}, "'2019-13-01T00' is not a time"),
         (
             "ensemble_run",
+            {"init_cycle_hours": 0},
+            "init_cycle_hours must be a positive number of hours, got 0",
+        ),
+        (
+            "ensemble_run",
             {"baseline_name": "persistance", "baseline_train": "2019-03-01/2019-03-21"},
             "persistance",
         ),
