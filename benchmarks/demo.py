@@ -35,6 +35,7 @@ import xarray as xr
 
 from flows.commands.demo import FIRST_DAY, LEADS_HOURS
 from verification.config import VerifyConfig
+from verification.ranks import PASS_FACTOR, PASSES, with_rank_pass
 from verification.run import verify_store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +45,6 @@ SPLITS = {
 }
 """Each split's last training day and initial times."""
 SURROGATE_REPLICAS = 20
-RANK_FLOOR_FACTOR = 1.1
 SSR_RANGE = (0.9, 1.1)
 SCORED = (
     "fair_crps",
@@ -103,7 +103,8 @@ def delivered_store(workdir: Path) -> str:
 
 def floor_scores(workdir: Path) -> xr.Dataset:
     """The delivered forecast's scorecard with the error-correlation floor of its ranks
-    (the scorecard's median over replicas, ``rank_max_min_error_surrogate``)."""
+    (the scorecard's median over replicas, ``rank_max_min_error_surrogate``) and the pass
+    rule's mark (:func:`verification.ranks.with_rank_pass`, as ``wxens verify`` reads it)."""
     config = VerifyConfig(error_surrogate_replicas=SURROGATE_REPLICAS, progress=False)
     scored = verify_store(
         delivered_store(workdir),
@@ -112,7 +113,7 @@ def floor_scores(workdir: Path) -> xr.Dataset:
         config=config,
         reference=workdir / "persistence.zarr",
     )
-    card = scored.tree["scorecard"].to_dataset().squeeze()
+    card = with_rank_pass(scored.tree["scorecard"].to_dataset().squeeze())
     return card.assign(rank_floor_median=card["rank_max_min_error_surrogate"])
 
 
@@ -136,7 +137,7 @@ def main() -> None:
         better = min(row["reference_fair_crps"], row["climatology_fair_crps"])
         row["beats_better_baseline"] = row["fair_crps"] < better
         row["ssr_in_range"] = SSR_RANGE[0] <= row["spread_skill_ratio"] <= SSR_RANGE[1]
-        row["rank_passes"] = row["rank_max_min"] <= RANK_FLOOR_FACTOR * row["rank_floor_median"]
+        row["rank_passes"] = bool(card[PASSES].values[k] == 1)
         rows.append(row)
     steps = next((ln for ln in stdout.splitlines() if ln.startswith("steps ")), "").split(None, 1)
     payload = {
@@ -180,7 +181,7 @@ def write(payload: dict, name: str) -> None:
             f"| {r['lead_hours']:g} h | {r['fair_crps']:.3f} | {r['reference_fair_crps']:.3f} | "
             f"{r['climatology_fair_crps']:.3f} | {tick[r['beats_better_baseline']]} | "
             f"{r['spread_skill_ratio']:.2f} | {tick[r['ssr_in_range']]} | "
-            f"{r['rank_max_min']:.2f} | {RANK_FLOOR_FACTOR * r['rank_floor_median']:.2f} | "
+            f"{r['rank_max_min']:.2f} | {PASS_FACTOR * r['rank_floor_median']:.2f} | "
             f"{tick[r['rank_passes']]} |"
         )
     (results / f"{name}.md").write_text("\n".join(lines) + "\n")

@@ -49,7 +49,7 @@ def test_demo_runs_the_chain_on_the_sample_and_prints_where_things_are(
     assert f"open the report: file://{workdir / 'report.html'}" in out
     rows = {line.split(" h ")[0]: line for line in out.splitlines() if line.startswith("t2m ")}
     for lead in (1, 3, 6, 12, 24):  # the scorecard table, one row per lead
-        # CRPS, persistence's, skill, SSR, rank max/min (its perfect-model floor)
+        # CRPS, persistence's, skill, SSR, rank max/min (the floor verify reads it against)
         values = rows[f"t2m        {lead:>3}"].split()
         crps, reference, skill = float(values[3]), float(values[5]), float(values[7])
         # printed to 3 decimals (CRPS) and 2 (skill): their rounding bounds the difference
