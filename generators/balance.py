@@ -26,7 +26,8 @@ state, leaves what the state already holds undamped however long the rollout.
 Needs z and t on the same two or more levels on a regular latitude/longitude grid. The
 winds (u and v on those levels) are made geostrophic only on latitudes of one hemisphere
 away from the equator (:func:`pipeline.grid.balance_grid_problem`); on another grid (a
-global one: f = 0 on the equator) they are kept as drawn, which is logged once. Where the
+global one: f = 0 on the equator) they are kept as drawn, which is logged once (once a
+block of :func:`grid_note_once`, where a command makes one operator a fold). Where the
 longitudes close the circle, the filter and the differences wrap across the dateline, and the
 filter goes on across a pole the grid holds or ends half a step from. Reference:
 Holton & Hakim, *An Introduction to Dynamic Meteorology* (5th ed.), 1.6.2 and 3.2;
@@ -37,7 +38,9 @@ Geophys. 8, 359-387, for the filter.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 import torch
@@ -48,6 +51,19 @@ from pipeline.schema import EARTH_RADIUS, OMEGA, R_DRY, split_channel
 from verification.spectra import is_global
 
 log = logging.getLogger(__name__)
+_SAID: ContextVar[set[str] | None] = ContextVar("balance_grid_notes", default=None)
+
+
+@contextmanager
+def grid_note_once() -> Iterator[None]:
+    """Within the block, each grid's note of winds kept as drawn (:class:`UpperAirBalance`)
+    is said by the first operator made for it only: ``wxens calibrate --balance`` makes one
+    operator per cross-validation fold, all on one grid, and said the same line a fold."""
+    token = _SAID.set(set())
+    try:
+        yield
+    finally:
+        _SAID.reset(token)
 
 
 def derivative(
@@ -175,11 +191,7 @@ class UpperAirBalance:
         self.factors: list[torch.Tensor] = []  # of u and v, where the winds are balanced
         problem = balance_grid_problem(latitude)
         if problem is not None:
-            log.warning(
-                "balance: %s (f = 2 Omega sin(lat) vanishes at the equator), so u and v are "
-                "kept as the network drew them; z and t are made hypsometric",
-                problem,
-            )
+            _say_winds_kept(problem)
             return
         phi = torch.from_numpy(np.deg2rad(latitude))[:, None]
         f = 2 * OMEGA * torch.sin(phi)
@@ -216,6 +228,21 @@ class UpperAirBalance:
             out[..., wind[0], :, :] = factors[0] * derivative(phi_, self.dphi, -2)
             out[..., wind[1], :, :] = factors[1] * derivative(phi_, self.dlambda, -1, self.periodic)
         return out
+
+
+def _say_winds_kept(problem: str) -> None:
+    """Log that the grid's ``problem`` keeps the winds as drawn, unless said already in this
+    :func:`grid_note_once` block."""
+    said = _SAID.get()
+    if said is not None:
+        if problem in said:
+            return
+        said.add(problem)
+    log.warning(
+        "balance: %s (f = 2 Omega sin(lat) vanishes at the equator), so u and v are "
+        "kept as the network drew them; z and t are made hypsometric",
+        problem,
+    )
 
 
 def _balanced_levels(channels: Sequence[str]) -> tuple[dict[tuple[str, int], int], list[int]]:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from generators.balance import balanced_channels
+from generators.balance import balanced_channels, grid_note_once
 from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.config import CalibrationConfig, TrainConfig, parse_sampler, sampler_spec
 from generators.config_periods import bound_time
@@ -151,6 +151,7 @@ def check_fold(checkpoint: Checkpoint, fold: Checkpoint) -> None:
         )
 
 
+@grid_note_once()  # an operator per fold, all on one grid: its note said once
 def fit_calibration(
     checkpoint: Checkpoint,
     store: AnalysisStore | str | Path,

@@ -190,3 +190,31 @@ def test_the_forecast_command_balances_a_global_checkpoint(tmp_path, notes):
         z, t = (members[n].transpose(..., "level", "latitude", "longitude").values for n in "zt")
         residual = np.abs(hypsometric_residual(z, t, levels)).max()
         assert residual < largest if largest else residual > 100.0, residual
+
+
+def test_calibrate_balance_on_folds_says_the_global_grid_note_once(tmp_path, notes):
+    """``wxens calibrate --balance`` with two cross-validation folds made an operator per
+    fold, each saying the grid's note: the same line once per fold, not once a command."""
+    global_upper_air(tmp_path, n_times=40)
+    channels = [f"{v}{p}" for v in "ztuv" for p in (500, 700, 850)]
+    (tmp_path / "c.yaml").write_text(
+        "model: {kind: flow_matching, "
+        "backbone: {widths: [8, 16], attention_heads: 0, embedding_dim: 16}}\n"
+        f"data: {{channels: [{', '.join(channels)}], history: 2, leads: [1], "
+        "train: {end: 2020-01-08}}\nsteps: 1\nbatch_size: 2\ndevice: cpu\n"
+        "sampler: 'euler:nfe=1'\n"
+    )
+    store = str(tmp_path / "global.zarr")
+    train = ["train", "--store", store, "--config", str(tmp_path / "c.yaml"), "--no-progress"]
+    assert wxens([*train, "--out", str(tmp_path / "all")]) == 0
+    folds = []
+    for i, (start, end) in enumerate((("2020-01-02", "2020-01-03"), ("2020-01-05", "2020-01-06"))):
+        held_out = f"data.exclude=[{{start: {start}, end: {end}}}]"
+        assert wxens([*train, "--out", str(tmp_path / f"f{i}"), "--set", held_out]) == 0
+        folds += ["--fold", str(tmp_path / f"f{i}")]
+    calibrate = ["calibrate", "--checkpoint", str(tmp_path / "all"), "--store", store]
+    calibrate += ["--members", "2", "--out", str(tmp_path / "c.pt"), "--no-progress"]
+    before = len(notes())
+    assert wxens([*calibrate, *folds, "--balance"]) == 0
+    said = [line for line in notes()[before:] if "equator" in line]
+    assert len(said) == 1, said
