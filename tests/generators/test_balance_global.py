@@ -161,19 +161,26 @@ def test_what_cannot_be_balanced_is_still_refused_on_a_global_grid():
         UpperAirBalance(CHANNELS, np.ones(13), LAT, np.r_[LON[:-1], 358.0])
 
 
+def global_recipe(root, n_times: int, data: str = "", more: str = "") -> str:
+    """The global store of ``n_times`` (:func:`global_upper_air`) and ``root/c.yaml``, a
+    one-step tiny model of its upper air (``data``: more of its data section, ``more``: more
+    lines); returns the store's path."""
+    global_upper_air(root, n_times=n_times)
+    channels = [f"{v}{p}" for v in "ztuv" for p in (500, 700, 850)]
+    (root / "c.yaml").write_text(
+        "model: {kind: flow_matching, "
+        "backbone: {widths: [8, 16], attention_heads: 0, embedding_dim: 16}}\n"
+        f"data: {{channels: [{', '.join(channels)}], history: 2, leads: [1]{data}}}\n"
+        f"steps: 1\nbatch_size: 2\ndevice: cpu\n{more}"
+    )
+    return str(root / "global.zarr")
+
+
 def test_the_forecast_command_balances_a_global_checkpoint(tmp_path, notes):
     """A tiny model trained on a global store: ``wxens forecast --balance`` succeeds (it
     refused the grid), its members' z and t are hypsometric, its winds those the network
     drew without ``--balance`` (same seed, one step), and the store records the balance."""
-    global_upper_air(tmp_path, n_times=24)
-    channels = [f"{v}{p}" for v in "ztuv" for p in (500, 700, 850)]
-    (tmp_path / "c.yaml").write_text(
-        "model: {kind: flow_matching, "
-        "backbone: {widths: [8, 16], attention_heads: 0, embedding_dim: 16}}\n"
-        f"data: {{channels: [{', '.join(channels)}], history: 2, leads: [1]}}\n"
-        "steps: 1\nbatch_size: 2\ndevice: cpu\n"
-    )
-    store = str(tmp_path / "global.zarr")
+    store = global_recipe(tmp_path, 24)
     train = ["train", "--store", store, "--config", str(tmp_path / "c.yaml")]
     assert wxens([*train, "--out", str(tmp_path / "run"), "--no-progress"]) == 0
     forecast = ["forecast", "--checkpoint", str(tmp_path / "run"), "--store", store]
@@ -195,16 +202,7 @@ def test_the_forecast_command_balances_a_global_checkpoint(tmp_path, notes):
 def test_calibrate_balance_on_folds_says_the_global_grid_note_once(tmp_path, notes):
     """``wxens calibrate --balance`` with two cross-validation folds made an operator per
     fold, each saying the grid's note: the same line once per fold, not once a command."""
-    global_upper_air(tmp_path, n_times=40)
-    channels = [f"{v}{p}" for v in "ztuv" for p in (500, 700, 850)]
-    (tmp_path / "c.yaml").write_text(
-        "model: {kind: flow_matching, "
-        "backbone: {widths: [8, 16], attention_heads: 0, embedding_dim: 16}}\n"
-        f"data: {{channels: [{', '.join(channels)}], history: 2, leads: [1], "
-        "train: {end: 2020-01-08}}\nsteps: 1\nbatch_size: 2\ndevice: cpu\n"
-        "sampler: 'euler:nfe=1'\n"
-    )
-    store = str(tmp_path / "global.zarr")
+    store = global_recipe(tmp_path, 40, ", train: {end: 2020-01-08}", "sampler: 'euler:nfe=1'\n")
     train = ["train", "--store", store, "--config", str(tmp_path / "c.yaml"), "--no-progress"]
     assert wxens([*train, "--out", str(tmp_path / "all")]) == 0
     folds = []
