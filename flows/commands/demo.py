@@ -318,9 +318,10 @@ def scores_by_lead(scores: str) -> str:
         hours = row["lead_time"].values / np.timedelta64(1, "h")
         values = zip(*(row.get(c, nan.sel(variable=variable)).values for c in columns), strict=True)
         for lead, (crps, reference, skill, ssr, ratio, low, ok) in zip(hours, values, strict=True):
+            low = f"({low:.2f})".replace("nan", "n/a")  # n/a: too few initial times for it
             lines.append(
                 f"{variable:<10} {lead:>3g} h   {crps:7.3f} {units:<3} {reference:7.3f} {units:<3}"
-                f" {skill:+7.2f} {ssr:12.2f} {ratio:{len(rank) - 7}.2f} ({low:4.2f})"
+                f" {skill:+7.2f} {ssr:12.2f} {ratio:{len(rank) - 7}.2f} {low:>6}"
                 + f" {pass_text(ok):>6}"
                 * passes
             )
