@@ -263,15 +263,36 @@ def describe_scores(path) -> str | None:
         f"scores     {path} (wxens verify; read it with xarray.open_datatree)",
         f"ensemble   {a.get('n_members', '?')} members, {a.get('n_init_times', '?')} initial times",
     ]
-    for who, key in (("generator", "wxens"), ("reference", "reference_wxens")):
+    for who, key, label in (
+        ("generator", "wxens", ""),
+        ("reference", "reference_wxens", "reference "),
+    ):
         if f"{key}_generator" in a:
             lines.append(
                 f"{who:<10} {a[f'{key}_generator']}, checkpoint "
                 f"{a.get(f'{key}_checkpoint_digest', '?')}, sampler {a.get(f'{key}_sampler', '?')}"
             )
+            lines += _made_after(a, key, label)
     lines += _verified_inputs(a)
     lines.append("groups     " + ", ".join(groups))
     return "\n".join(lines)
+
+
+def _made_after(a: dict, key: str, label: str) -> list[str]:
+    """The spread calibration and bias correction of the forecast (or reference) that a scores
+    file's root attributes ``a`` record under ``key``, a line each as a forecast store's
+    `wxens info` shows them: else a calibrated forecast and the same checkpoint's uncalibrated
+    one (``--no-calibration``), or a raw and a corrected store, read alike."""
+    import json
+
+    lines = []
+    if f"{key}_calibration" in a:
+        text = calibration_text(json.loads(a[f"{key}_calibration"]))
+        lines.append(f"{label}calibration {text}")
+    if f"{key}_bias_correction" in a:
+        text = bias_correction_text(json.loads(a[f"{key}_bias_correction"]))
+        lines.append(f"{(label + 'bias'):<10} {text}")
+    return lines
 
 
 def _verified_inputs(a: dict) -> list[str]:
