@@ -99,13 +99,17 @@ def budget_steps(
     if shrunk_timed.calibration != shrunk:  # a --set of a full value: init_every_hours=4
         return _checked(bought, budget, spent, seconds, inits)
     shrunk_inits = math.ceil(possible_inits / spacing)
+    back = [  # the --set of what it shrank only: one of a kept value would change nothing
+        f"--set calibration.{k}={getattr(full, k):g}"
+        for k in ("members", "init_every_hours")
+        if getattr(shrunk, k) != getattr(full, k)
+    ]
     note = (
         f"calibration: shrunk from {inits} initial times (every {full.init_every_hours:g} h) "
         f"x {full.members} members to {shrunk_inits} (every {hours:g} h) x {members}: with "
         f"the full one's {bought.overhead:.3g} s of validation and calibration forecasts, the "
         f"--budget bought {bought.steps} training steps, fewer than {MIN_STEPS}; with a "
-        f"larger --budget, --set calibration.members={full.members} --set "
-        f"calibration.init_every_hours={full.init_every_hours:g} sizes it back"
+        f"larger --budget, {' '.join(back)} sizes it back"
     )
     config = replace(config, calibration=shrunk)
     bought = _bought(config, shrunk_timed, budget, spent, seconds, shrunk_inits, (note,))
