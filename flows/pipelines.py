@@ -295,8 +295,8 @@ def ensemble_run(
     ``key=value``) into the directory ``checkpoint`` (if given); forecast ``init_times`` —
     by default the ``latest`` initial times of the store on the ``cycle_hours`` cycle, which
     the store then records, as it does ``init_cycle_hours``, the cycle ``init_times`` are
-    drawn on where they are a range's — into ``forecast_store`` (split over the workers of the dask
-    cluster at ``dask_scheduler`` when one is named); with a ``corrected_store``, correct
+    drawn on where they are a range's — into ``forecast_store`` (split over the workers of
+    the dask cluster at ``dask_scheduler`` when one is named); with a ``corrected_store``, correct
     the whole forecast store by its verified errors into it (``wxens bias-correct``; the raw
     store stays what the correction learns from) with the weights ``wxens tune`` stored with
     the checkpoint, or those given: the ``bias_correction`` weight, with a ``spread_weight``
