@@ -34,6 +34,10 @@ from verification.output import (
 )
 from verification.ranks import ERROR_FLOOR
 
+#: The mark of a best within the noise (:func:`within_noise`), where :data:`MARK` would
+#: claim a difference the files' intervals do not show.
+NOISE_MARK = "~"
+
 #: What a floor in brackets is, and why a file has none, in the legend (:data:`FLOORS`).
 FLOOR_MEANINGS = {
     ERROR_FLOOR: "what a reliable ensemble of as many members shows on as many points where its "
@@ -71,18 +75,46 @@ def best(values: xr.DataArray, from_best: Callable | None) -> xr.DataArray:
     return (distance == distance.min(EXPERIMENT, skipna=True)) & values.notnull()
 
 
+def within_noise(table: xr.Dataset, score: str, from_best: Callable | None) -> xr.DataArray:
+    """Where a best of :func:`best` is within the noise (bool): its block-bootstrap interval
+    reaches as far from the best as another experiment's comes near it, so the files cannot
+    tell them apart (a CRPS of .159 [.14, .18] beside .169 [.15, .19]). Unpaired intervals:
+    conservative, as the experiments' errors on the same days are correlated. False (the
+    point estimate decides, as before) where the files hold no interval of ``score``, or one
+    is n/a in the row (too few blocks).
+
+    An interval's distances from the best are its ends' for a score lowest best, and, for
+    one nearest a value (a ratio nearest 1), 0 near where it holds that value: its ends'
+    distances ``a`` and ``b`` then add up to its width ``w``, and the nearest is
+    ``(a + b - w) / 2`` in both cases (every distance with intervals changes as the score
+    does, :func:`~verification.compare.distance_from`)."""
+    marks = best(table[score], from_best)
+    names = [f"{score}{end}" for end in ENDS]
+    if from_best is None or not all(name in table for name in names):
+        return xr.zeros_like(marks)
+    low, high = (table[name] for name in names)
+    ends = from_best(low), from_best(high)
+    near, far = (ends[0] + ends[1] - (high - low)) / 2, np.maximum(*ends)
+    judged = (low.notnull() & high.notnull() | table[score].isnull()).all(EXPERIMENT)
+    others = table[EXPERIMENT].values
+    rivals = [near.where(near[EXPERIMENT] != e).min(EXPERIMENT) for e in others]
+    rivals = xr.concat(rivals, EXPERIMENT).assign_coords({EXPERIMENT: others})
+    return marks & judged & (far >= rivals)
+
+
 def comparison_frame(table: xr.Dataset) -> pd.DataFrame:
     """A row per score, variable and lead, a column per experiment (the ends of a score's
     interval, ``fair_crps_low``..., and the rank max/min's floors,
     ``rank_max_min_error_surrogate`` and ``rank_max_min_perfect_model``, as rows of their own),
-    and ``best``: the experiments
-    marked best, joined by ``;``. For a CSV file: full precision."""
+    ``best``: the experiments marked best, joined by ``;``, and ``within_noise``: those of
+    them within the noise (:func:`within_noise`). For a CSV file: full precision."""
     rows = []
     scores = compared(table)
     shown = [n for n in (*with_intervals(scores), *FLOORS, COUNT) if n in table]
     for score in shown:
         from_best = scores.get(score, (None, None))[1]
         marks = best(table[score], from_best)
+        noise = within_noise(table, score, from_best)
         for variable in table[VARIABLE].values:
             for lead in table[LEAD_TIME].values:
                 at = {VARIABLE: variable, LEAD_TIME: lead}
@@ -90,8 +122,9 @@ def comparison_frame(table: xr.Dataset) -> pd.DataFrame:
                 row["unit"] = _unit(table, score, variable)
                 values = table[score].sel(at).values.tolist()
                 row |= dict(zip(map(str, table[EXPERIMENT].values), values, strict=True))
-                chosen = table[EXPERIMENT].values[marks.sel(at).values]
-                row["best"] = ";".join(map(str, chosen))
+                for column, marked in (("best", marks), ("within_noise", noise)):
+                    chosen = table[EXPERIMENT].values[marked.sel(at).values]
+                    row[column] = ";".join(map(str, chosen))
                 rows.append(row)
     return pd.DataFrame(rows)
 
@@ -112,7 +145,8 @@ def comparison_table(table: xr.Dataset) -> str:
     """The text to print: a block per score (its header and unit), a row per variable and
     lead (hours), a column per experiment, four significant digits, a score's interval where
     the files hold it as ``wxens verify`` prints it (``value [low, high]``), the best marked
-    ``*`` (the lowest CRPS and RMSE, the spread/skill and rank max/min nearest 1); the rank
+    ``*`` (the lowest CRPS and RMSE, the spread/skill and rank max/min nearest 1), or
+    :data:`NOISE_MARK` where its interval overlaps another's (:func:`within_noise`); the rank
     max/min as ``value (floor)``, the nearest its floor marked, none where a file has
     no floor (the legend names it); an extension's scores after them, the nearest
     their best marked. Points verified are shown only where the experiments differ."""
@@ -121,6 +155,7 @@ def comparison_table(table: xr.Dataset) -> str:
         if score not in table:
             continue
         marks = best(table[score], from_best)
+        noise = within_noise(table, score, from_best)
         rows = []
         for variable in table[VARIABLE].values:
             for lead in table[LEAD_TIME].values:
@@ -134,7 +169,8 @@ def comparison_table(table: xr.Dataset) -> str:
                         text += f" {interval_text(*ends)}"
                     if score == "rank_max_min" and floor in table:
                         text += f" ({score_text(float(table[floor].sel(one)))})"
-                    row[str(name)] = text + (MARK if bool(marks.sel(one)) else "")
+                    mark = NOISE_MARK if bool(noise.sel(one)) else MARK
+                    row[str(name)] = text + (mark if bool(marks.sel(one)) else "")
                 row["unit"] = _unit(table, score, variable)
                 rows.append(row)
         blocks.append(f"{header}\n{pd.DataFrame(rows).to_string(index=False)}")
@@ -146,6 +182,7 @@ def comparison_table(table: xr.Dataset) -> str:
         f"{MARK} best: lowest fair CRPS and RMSE, spread/skill nearest 1, rank max/min nearest "
         f"its floor (in brackets: {FLOOR_MEANINGS[floor]}; the ratio over it nearest 1)"
     ) + ("; an extension's score: nearest its best" if added_scores(table) else "")
+    legend += "\n" + noise_legend(table)
     unfloored = without_floor(table)
     if unfloored:
         legend += (
@@ -153,6 +190,23 @@ def comparison_table(table: xr.Dataset) -> str:
             f"{NO_FLOOR[floor]})"
         )
     return "\n\n".join([*blocks, legend])
+
+
+def noise_legend(table: xr.Dataset) -> str:
+    """The legend's line on :data:`NOISE_MARK`: which scores' best is judged against the
+    noise (those whose intervals the files hold), and that the others' is not."""
+    judged = [h for n, (h, _) in compared(table).items() if f"{n}{ENDS[0]}" in table]
+    if not judged:
+        return (
+            f"no intervals in the files: {MARK} is the best point estimate, however near the "
+            "others (verify with --interval-level 0.9 to judge the noise)"
+        )
+    return (
+        f"{NOISE_MARK} best, but within the noise ({', '.join(judged)}): its interval "
+        "overlaps another's, read as distance from the best (unpaired intervals: "
+        f"conservative); {MARK} there only where none does, or an interval is n/a; the "
+        f"other scores hold no interval: {MARK} is the best point estimate"
+    )
 
 
 def without_floor(table: xr.Dataset) -> list[str]:

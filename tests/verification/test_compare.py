@@ -141,7 +141,7 @@ def test_the_rank_max_min_nearest_its_floor_is_marked_with_its_floor_kept(scored
             f"{ratios[i, k]:.4g} ({floors[i, k]:.4g})" for i in (0, 1)
         ]
         assert [cell.endswith("*") for cell in row[2:4]] == [False, True], row
-    assert "rank max/min nearest its floor" in done.stdout.strip().splitlines()[-1]
+    assert "rank max/min nearest its floor" in done.stdout.strip().split("\n\n")[-1]
 
 
 def test_units_convert_crps_and_rmse_as_verify_does(scored, tmp_path):
