@@ -22,7 +22,12 @@ from generators.balance import balanced_channels, grid_note_once
 from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.config import CalibrationConfig, TrainConfig, parse_sampler, sampler_spec
 from generators.config_periods import bound_time
-from generators.correction.spread import PooledMoments, SpreadCalibration, fit_spread_factors
+from generators.correction.spread import (
+    PooledMoments,
+    SpreadCalibration,
+    far_factors,
+    fit_spread_factors,
+)
 from generators.correction.tuned import checkpoint_file
 from generators.data.forecast import ForecastData
 from generators.device import resolve_device
@@ -256,6 +261,9 @@ def fit_calibration(
     )
     log.info("spread calibration %s", calibration.summary())
     log.debug("%s", calibration.report())
+    far = far_factors(calibration.leads_hours, factors, checkpoint.channels)
+    if far:
+        log.warning("%s (%s)", far, checkpoint.path)
     if n_inits < FEW_INITS:
         log.warning(
             "the spread calibration was fitted on %d initial time(s) (%s): its factors are "

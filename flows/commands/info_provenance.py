@@ -96,6 +96,8 @@ def calibration_text(c: dict) -> str:
 
     import numpy as np
 
+    from generators.correction.spread import far_factors
+
     if not c:
         return "none (members as drawn)"
     if not {"channels", "leads_hours", "factors", "period"} <= c.keys():
@@ -106,7 +108,11 @@ def calibration_text(c: dict) -> str:
         for h, row in zip(c["leads_hours"], factors, strict=True)
     )
     seed = f", fit seed {c['seed']}" if "seed" in c else ""
-    return f"spread factors ({'/'.join(c['channels'])}) fitted on {c['period']}: {by_lead}{seed}"
+    far = far_factors(c["leads_hours"], factors, c["channels"])
+    return (
+        f"spread factors ({'/'.join(c['channels'])}) fitted on {c['period']}: {by_lead}{seed}"
+        + (f"\n  {far}" if far else "")
+    )
 
 
 def bias_correction_text(b: dict) -> str:

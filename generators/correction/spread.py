@@ -101,6 +101,33 @@ def scale_spread(members: np.ndarray, factors: np.ndarray) -> np.ndarray:
     return mean + factors[..., None, None] * (members - mean)
 
 
+#: Factors outside this range are said (:func:`far_factors`): a factor of 3 takes members
+#: whose spread is a third of their error and multiplies their variance by 9, so what the
+#: calibrated members show is mostly the sampler's noise scaled up, not the model's
+#: uncertainty (a 27-step model fitted 4.7-6.0); a third shrinks a spread three times too
+#: large, as much a sign of an untrained model or a wrong sampler.
+NEAR_ONE = (1 / 3, 3.0)
+
+
+def far_factors(leads_hours: Sequence[float], factors: np.ndarray, channels: Sequence[str]) -> str:
+    """A warning naming the lead, channel and factor of each of ``factors`` (leads x
+    channels) outside :data:`NEAR_ONE`, and the fix; "" where every one is inside."""
+    far = [
+        f"{lead:g} h {channel} {k:.2g}"
+        for lead, row in zip(leads_hours, np.asarray(factors), strict=True)
+        for channel, k in zip(channels, row, strict=True)
+        if not NEAR_ONE[0] <= k <= NEAR_ONE[1]
+    ]
+    if not far:
+        return ""
+    return (
+        f"spread factors far from 1 ({', '.join(far)}; outside {NEAR_ONE[0]:.2g} to "
+        f"{NEAR_ONE[1]:g}): the members' spread is not the model's, and the calibration "
+        "scales their noise; train longer (more steps, a larger --budget) or check the "
+        "sampler (its NFE, `wxens info` of the checkpoint), then calibrate again"
+    )
+
+
 def fit_spread_factors(
     moments_by_lead: Sequence[PooledMoments], shared: Sequence[int] = ()
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
