@@ -86,13 +86,18 @@ def ar1_truth_store(n_times: int = 120) -> AnalysisStore:
     return AnalysisStore(Path("ar1-truth.zarr"), ds, stats, pd.Timedelta(hours=6), ())
 
 
-def test_fitting_on_a_period_finds_the_under_dispersion_of_a_generator():
-    store = ar1_truth_store()
+def ar1_trained_to_4th(store: AnalysisStore):
+    """The AR(1) stub's checkpoint at leads 1 and 2, as if trained on the first four days."""
     checkpoint = ar1_checkpoint(store, leads=(1, 2))
-    trained = checkpoint.train_config  # as if trained on the first four days only
-    checkpoint = checkpoint.replace(
+    trained = checkpoint.train_config
+    return checkpoint.replace(
         train_config=replace(trained, data=replace(trained.data, train=Period(end="2019-03-04")))
     )
+
+
+def test_fitting_on_a_period_finds_the_under_dispersion_of_a_generator():
+    store = ar1_truth_store()
+    checkpoint = ar1_trained_to_4th(store)
     config = CalibrationConfig(
         period=Period("2019-03-05", "2019-03-29"),
         members=16,

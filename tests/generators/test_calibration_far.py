@@ -5,11 +5,10 @@ members barely differ and the calibration inflates their noise."""
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 
 import numpy as np
-from test_calibration import ar1_truth_store
-from test_rollout import ar1_checkpoint, stub_for
+from test_calibration import ar1_trained_to_4th, ar1_truth_store
+from test_rollout import stub_for
 
 from flows.commands.info_provenance import calibration_text
 from generators.calibration import fit_calibration
@@ -32,11 +31,7 @@ def test_factors_outside_a_third_to_three_are_named_by_lead_and_channel_with_the
 def test_a_fit_of_members_that_barely_differ_warns_once_and_info_says_so(caplog):
     """The AR(1) stub drawing a fifth of the true noise: a factor of about 5 per lead."""
     store = ar1_truth_store()
-    checkpoint = ar1_checkpoint(store, leads=(1, 2))
-    trained = checkpoint.train_config  # as if trained on the first four days only
-    checkpoint = checkpoint.replace(
-        train_config=replace(trained, data=replace(trained.data, train=Period(end="2019-03-04")))
-    )
+    checkpoint = ar1_trained_to_4th(store)
     config = CalibrationConfig(
         period=Period("2019-03-05", "2019-03-29"), members=8, sampler="euler:nfe=1"
     )
