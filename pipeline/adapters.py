@@ -238,8 +238,8 @@ def detect_layout(ds: xr.Dataset) -> type[ForecastLayout]:
         f"(time, step, number), WeatherBench 2 (time, prediction_timedelta, realization) or "
         f"CF (forecast_reference_time, forecast_period, realization), GraphCast (batch, "
         f"time as lead, datetime); files of one forecast "
-        f"each, holding only valid times, take their start dates from their names (wxens "
-        f"verify --init-from-filename PATTERN)"
+        f"each, holding only valid times, take their start dates from their names "
+        f"(init_from_filename= (--init-from-filename PATTERN))"
     )
 
 

@@ -80,8 +80,9 @@ def align_with_truth(
         raise InputError(
             f"no common variable to pair{f' ({missing} missing)' if missing else ''}: the "
             f"forecast has {sorted(map(str, forecast.data_vars))}, the truth "
-            f"{sorted(map(str, truth.data_vars))}; verify variables both hold (--variables), "
-            "or give the analysis store that holds the forecast's (wxens info lists a store's)"
+            f"{sorted(map(str, truth.data_vars))}; verify variables both hold "
+            "(variables= (--variables)), or give the analysis store that holds the forecast's "
+            "(wxens info lists a store's)"
         )
     forecast = forecast[names]
     truth = truth[names].assign({n: to_cf_units(n, truth[n], "truth") for n in names})
@@ -91,7 +92,8 @@ def align_with_truth(
             raise InputError(
                 f"the forecast levels {forecast[LEVEL].values.tolist()} and the truth levels "
                 f"{truth[LEVEL].values.tolist()} have none in common; verify a variable on "
-                "levels both hold (--variables), or ingest the truth at the forecast's levels"
+                "levels both hold (variables= (--variables)), or ingest the truth at the "
+                "forecast's levels"
             )
         forecast, truth = forecast.sel({LEVEL: levels}), truth.sel({LEVEL: levels})
     truth = _truth_on_forecast_domain(forecast, truth)

@@ -104,5 +104,5 @@ def _check_every_time(parts: list[tuple[str, xr.Dataset]], origin: str, period: 
                 f"{origin}: {name!r} (from {', '.join(label for label, _ in holders)}) lacks "
                 f"{absent.size} of the {every.size} time(s) the inputs give, first "
                 f"{times_text(absent[:3])} (given by {giver}); supply those times of "
-                f"{name!r}, or pass --allow-nan to keep it NaN there"
+                f"{name!r}, or pass allow_nan=True (--allow-nan) to keep it NaN there"
             )

@@ -40,8 +40,8 @@ def warn_if_short_of_room(ds: xr.Dataset, times: int, path: Path) -> None:
             "%s: this ingest writes up to %s (%d times of %s, uncompressed; compressed often "
             "about 0.6 of it), and the file system of %s has %s free: it may fill the disk "
             "(then it stops at its last committed block, and the same command resumes it "
-            "once there is room); free some space, give a --store on a larger disk, or "
-            "ingest a shorter period per run (--start/--end: a store grows at its end)",
+            "once there is room); free some space, give a store= (--store) on a larger disk, or "
+            "ingest a shorter period per run (time= (--start/--end): a store grows at its end)",
             path, size_text(need), times, size_text(bytes_per_time(ds)), where, size_text(free),
         )  # fmt: skip
 

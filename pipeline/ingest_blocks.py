@@ -91,9 +91,9 @@ def write_blocks(
                 state = zarr.open_group(store, mode="r").attrs[STATE_ATTR]
                 if state.get(STORE_ID) != store_id:
                     raise StoreError(
-                        f"{path} was replaced by another ingest (--overwrite) before this one "
-                        f"wrote its times {i0}..{i1}; nothing more was written: rerun this "
-                        "ingest to add its times to the new store"
+                        f"{path} was replaced by another ingest (overwrite=True (--overwrite)) "
+                        f"before this one wrote its times {i0}..{i1}; nothing more was written: "
+                        "rerun this ingest to add its times to the new store"
                     )
                 done = _covers(state["written"], i0, i1 + 1)
                 if not done:
@@ -132,14 +132,14 @@ def _refuse_nans(counts: dict[str, int], allow_nan: bool, origin: str, data: xr.
             raise InputError(
                 f"{origin}: {name!r} is missing (NaN everywhere) at {times.size} time(s), "
                 f"first {times_text(times[:3])}: an input, or a file of a glob, lacks "
-                f"it there; supply those times of {name!r}, or pass --allow-nan to keep it "
-                "NaN there"
+                f"it there; supply those times of {name!r}, or pass allow_nan=True "
+                "(--allow-nan) to keep it NaN there"
             )
     first = time_text(data[TIME].values[0])
     raise InputError(
         f"{origin}: {sum(bad.values())} NaN value(s) in {bad} in the block starting "
-        f"{first}; repair the input, or pass --allow-nan to keep them (they are "
-        "counted in the store's attributes)"
+        f"{first}; repair the input, or pass allow_nan=True (--allow-nan) to keep "
+        "them (they are counted in the store's attributes)"
     )
 
 

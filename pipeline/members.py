@@ -37,5 +37,5 @@ def perturbed_members(ds: xr.Dataset, origin: object) -> xr.Dataset:
     raise InputError(
         f"{origin}: does not say which member is the control forecast (only a GRIB file "
         "of control (dataType cf) and perturbed (pf) messages does); verify all its members: "
-        "--members all"
+        "members='all' (--members all)"
     )

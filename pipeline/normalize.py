@@ -126,7 +126,8 @@ def _rename(ds: xr.Dataset, origin: str) -> xr.Dataset:
         if len(sources) > 1:
             raise InputError(
                 f"{origin}: variables {sources} would all be {target!r}; say which one is "
-                f"with --rename {sources[0]}={target} (a name outside the vocabulary is left out)"
+                f"with rename= (--rename {sources[0]}={target}) (a name outside the vocabulary "
+                "is left out)"
             )
     ds = ds.assign(
         {
@@ -226,7 +227,7 @@ def _normalize_levels(ds: xr.Dataset, origin: str) -> xr.Dataset:
         raise InputError(
             f"{origin}: its vertical coordinate {name!r} ({described}) is not pressure; "
             "wxens keeps pressure levels (in hPa): interpolate the file to pressure levels "
-            f"first, or keep one level as a surface field with --select {name}=VALUE"
+            f"first, or keep one level as a surface field with select= (--select {name}=VALUE)"
         )
     in_pa = canonical_units(level.attrs.get("units", "")) == "Pa" or float(level.max()) > 1100
     values = level.values / 100.0 if in_pa else level.values
@@ -309,7 +310,7 @@ def _convert_units(da: xr.DataArray, origin: str) -> xr.DataArray:
     if raw is None:
         raise InputError(
             f"{origin}: variable {called} has no 'units' attribute; declare them with "
-            f"--units {source}=UNITS ({_convertible(target)})"
+            f"units= (--units {source}=UNITS) ({_convertible(target)})"
         )
     units = canonical_units(str(raw))
     if units == target:
@@ -331,7 +332,7 @@ def _convert_units(da: xr.DataArray, origin: str) -> xr.DataArray:
         raise InputError(
             f"{origin}: variable {called} has units {raw!r}, which wxens cannot convert to "
             f"{target!r}; convert it to {target} first, or declare its true units with "
-            f"--units {source}=UNITS"
+            f"units= (--units {source}=UNITS)"
         )
     out = out.astype("float32")
     out.attrs = {**variable_attrs(name), "source_units": str(raw)}

@@ -29,8 +29,8 @@ def select(ds: xr.Dataset, origin: str, variables: Sequence[str] | None) -> xr.D
         if not keep:
             raise InputError(
                 f"{origin}: none of its variables {present} is one wxens knows "
-                f"({sorted(VARIABLES)}); map yours onto those with --rename OLD=NEW, or give "
-                "them a CF standard_name (or ECMWF long_name)"
+                f"({sorted(VARIABLES)}); map yours onto those with rename= (--rename OLD=NEW), "
+                "or give them a CF standard_name (or ECMWF long_name)"
             )
         return ds[keep]
     unknown = [v for v in variables if v not in VARIABLES]
@@ -40,7 +40,8 @@ def select(ds: xr.Dataset, origin: str, variables: Sequence[str] | None) -> xr.D
     if missing:
         raise InputError(
             f"{origin}: variable(s) {missing} not found; it has {present} "
-            "(names after mapping to the canonical schema); pick from those with --variables"
+            "(names after mapping to the canonical schema); pick from those with "
+            "variables= (--variables)"
         )
     return ds[list(variables)]
 
@@ -57,12 +58,12 @@ def _outside_vocabulary(origin: str, unknown: list[str], present: list[str]) -> 
     known = [v for v in present if v in VARIABLES]
     unmapped = [v for v in present if v not in VARIABLES]
     text = (
-        f"{origin}: --variables {unknown}: not wxens variable names; --variables takes the "
+        f"{origin}: variables= (--variables) {unknown}: not wxens variable names; it takes the "
         f"canonical names {sorted(VARIABLES)}" + (f" ({'; '.join(said)})" if said else "")
         + f"; it has {known}"
     )
     for name in (v for v in unknown if v in unmapped):
-        text += f"; map the file's {name} onto one with --rename {name}=NAME"
+        text += f"; map the file's {name} onto one with rename= (--rename {name}=NAME)"
     return text
 
 
@@ -75,7 +76,8 @@ def squeeze_extra_dims(ds: xr.Dataset, origin: str) -> xr.Dataset:
             raise InputError(
                 f"{origin}: unexpected dimension {dim!r} of size {ds.sizes[dim]}; an analysis "
                 f"has dims time, [level], latitude, longitude — keep one index of it with "
-                f"--select {dim}=VALUE (one ensemble member, say) or score it as a forecast instead"
+                f"select= (--select {dim}=VALUE) (one ensemble member, say) or score it as a "
+                "forecast instead"
             )
         ds = ds.isel({dim: 0}, drop=True)
     for dim in (LAT, LON):

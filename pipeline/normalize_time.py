@@ -113,8 +113,8 @@ def _refuse_overlapping_starts(ds: xr.Dataset, origin: str, lead: str) -> None:
     raise InputError(
         f"{origin}: its forecasts of {len(np.unique(ds[_START].values))} initial times overlap "
         f"({time_text(first)} is a valid time of the starts {starts}), and an analysis "
-        f"holds each time once: ingest one step of every start (--select {lead}=0: the states "
-        "the forecasts start from) or score the file as a forecast (wxens verify)"
+        f"holds each time once: ingest one step of every start (select= (--select {lead}=0): "
+        "the states the forecasts start from) or score the file as a forecast (wxens verify)"
     )
 
 

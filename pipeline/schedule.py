@@ -65,7 +65,7 @@ def latest_init_times(
         raise InputError(
             f"{analysis.path}: none of its times falls on the {cycle_hours}-hourly cycle (on "
             f"the hour, at hours divisible by {cycle_hours} UTC; its times are at "
-            f"{times[-1]:%H:%M}, ...): give the initial times (--init, or init_times)"
+            f"{times[-1]:%H:%M}, ...): give the initial times, init_times= (--init)"
         )
     on_cycle = times[(times >= times[0] + history) & cycle]
     # a time with a missing time inside its window cannot start a forecast

@@ -102,7 +102,8 @@ def canonical_from_standard_name(da: xr.DataArray, name: str, origin: str) -> st
     where = f"at {height:g} m" if height is not None else "without a pressure level or height"
     options = [n for n in (entry.on_levels, *(c for _, c in entry.at_height)) if n]
     log.warning(
-        "%s: %s, standard_name %s %s, is none of %s; if it is one, say which with --rename %s=NAME",
+        "%s: %s, standard_name %s %s, is none of %s; if it is one, say which with "
+        "rename= (--rename %s=NAME)",
         origin,
         name,
         standard,

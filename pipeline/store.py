@@ -224,8 +224,9 @@ def _prepare(
                     f"{path}: the input has {new.size} time(s) inside or before the store's "
                     f"period ({time_text(store_times.min())}..{time_text(store_times.max())}), "
                     f"first {time_text(new.min())}; a "
-                    "store only grows at its end: ingest into a new --store, or rebuild it "
-                    "with --overwrite with inputs of every time it is to hold"
+                    "store only grows at its end: ingest into a new store= (--store), or "
+                    "rebuild it with overwrite=True (--overwrite) with inputs of every time it is "
+                    "to hold"
                 )
             _check_on_axis(store_times, new, origin, path)
             check_time_units(existing, new, path)
@@ -323,7 +324,8 @@ def _check_compatible(existing: xr.Dataset, ds: xr.Dataset, origin: str, path: P
     if not same:
         raise StoreError(
             f"{path}: the store holds {describe(existing)}, but {origin} gives {describe(ds)}; "
-            "ingest into a new --store, or pass --overwrite to replace this one"
+            "ingest into a new store= (--store), or pass overwrite=True (--overwrite) to replace "
+            "this one"
         )
 
 
@@ -339,7 +341,7 @@ def _check_on_axis(
             f"{path}: the store holds times every {step} up to {time_text(store_times[-1])}, but "
             f"{off.size} of the {new.size} new time(s) of {origin} are not a whole number of "
             f"steps later, first {time_text(off[0])}; a store has one time step: ingest into a new "
-            "--store, or select or resample the input to the store's step"
+            "store= (--store), or select or resample the input to the store's step"
         )
 
 

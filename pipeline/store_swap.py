@@ -90,8 +90,8 @@ def finish_interrupted_swap(path: Path) -> None:
         if aside is None:
             return
         log.warning(
-            "%s: an --overwrite was interrupted before its new store (%s, complete) was "
-            "swapped in; swapping it in now, as that ingest would have",
+            "%s: an overwrite=True (--overwrite) was interrupted before its new store (%s, "
+            "complete) was swapped in; swapping it in now, as that ingest would have",
             path,
             aside,
         )

@@ -60,7 +60,7 @@ def check_replaceable(path: Path, overwrite: bool) -> None:
         )
     raise InputError(
         f"{path} is {what}, not a wxens analysis store; wxens will not {action} it: "
-        "choose another --store (or move it away yourself if it really is to go)"
+        "choose another store= (--store) (or move it away yourself if it really is to go)"
     )
 
 
@@ -71,7 +71,7 @@ def _refuse_replacing_link(path: Path, to_a_store: bool) -> None:
     replace = f"give the store itself, `--store {shell_word(target)} --overwrite`, or " * to_a_store
     raise InputError(
         f"{path} is a symbolic link to {target}{', an analysis store' * to_a_store}; wxens "
-        f"replaces nothing through a link: {replace}choose another --store"
+        f"replaces nothing through a link: {replace}choose another store= (--store)"
     )
 
 
@@ -86,9 +86,10 @@ def check_deletable(path: Path) -> None:
         for folder, _, _ in os.walk(top):
             if not os.access(folder, os.W_OK | os.X_OK):
                 raise InputError(
-                    f"{top} cannot be deleted ({folder} is read-only), so --overwrite "
-                    f"cannot replace {path}; make it writable (chmod -R u+w '{top}') if it "
-                    "really is to go, or choose another --store"
+                    f"{top} cannot be deleted ({folder} is read-only), so overwrite=True "
+                    f"(--overwrite) cannot replace {path}; make it writable "
+                    f"(chmod -R u+w '{top}') if it really is to go, or choose another "
+                    "store= (--store)"
                 )
 
 

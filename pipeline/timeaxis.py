@@ -330,5 +330,5 @@ def check_time_units(existing: xr.Dataset, new: pd.DatetimeIndex, path: str | Pa
         raise StoreError(
             f"{path}: the store encodes its times as whole {units}, which cannot hold "
             f"{off.size} of the new time(s), first {time_text(off[0])}; rebuild it from all its "
-            "inputs with --overwrite, or ingest into a new --store"
+            "inputs with overwrite=True (--overwrite), or ingest into a new store= (--store)"
         )

@@ -84,13 +84,13 @@ def adjust_sources(
         where = "it has no" if len(adjusted) == 1 else "none of the inputs has a"
         if what == "units":
             raise InputError(
-                f"{first.description}: --units {key}=...: "
+                f"{first.description}: units= (--units {key}=...): "
                 + _units_refusal(adjustments, resolved, key, where)
             )
         ds = first.open()
         kind, has = ("dimension", ds.dims) if what == "select" else ("variable", ds.variables)
         raise InputError(
-            f"{first.description}: --{what} {key}=...: {where} {kind} {key!r} (its "
+            f"{first.description}: {what}= (--{what} {key}=...): {where} {kind} {key!r} (its "
             f"{kind}s are {sorted(map(str, has))}); check the spelling"
         )
     return adjusted

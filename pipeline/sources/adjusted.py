@@ -82,8 +82,8 @@ class Adjustments:
         for old, new in renames.items():
             if new in ds.variables and new not in renames:
                 raise InputError(
-                    f"{origin}: --rename {old}={new}: it already has a variable {new!r}; "
-                    f"rename that one too (--rename {new}=OTHER) or choose another name"
+                    f"{origin}: rename= (--rename {old}={new}): it already has a variable {new!r}; "
+                    f"rename that one too (rename= (--rename {new}=OTHER)) or choose another name"
                 )
             used.add(("rename", old))
         for name, units in self.units.items():
@@ -200,14 +200,17 @@ def _select_one(ds: xr.Dataset, dim: str, value: object, origin: str) -> xr.Data
         position = _label(xr.DataArray(np.arange(ds.sizes[dim])), value, dim, origin)
         if not 0 <= position < ds.sizes[dim]:
             raise InputError(
-                f"{origin}: --select {dim}={value}: {dim} has positions 0..{ds.sizes[dim] - 1}"
+                f"{origin}: select= (--select {dim}={value}): {dim} has positions "
+                f"0..{ds.sizes[dim] - 1}"
             )
         return ds.isel({dim: position})
     labels = pd.Index(np.atleast_1d(ds[dim].values))
     label = _label(ds[dim], value, dim, origin)
     if label not in labels:
         shown = ", ".join(str(v) for v in labels[:10]) + (" ..." if len(labels) > 10 else "")
-        raise InputError(f"{origin}: --select {dim}={value}: no such {dim}; it has {shown}")
+        raise InputError(
+            f"{origin}: select= (--select {dim}={value}): no such {dim}; it has {shown}"
+        )
     selected = ds.sel({dim: label}) if dim in ds.dims else ds
     if COORD_ALIASES.get(dim, dim) == LEVEL:  # kept as the field's one level: z500, not z
         return selected
@@ -233,6 +236,6 @@ def _label(coord: xr.DataArray, value: object, dim: str, origin: str) -> object:
             return pd.Timedelta(value)
     except (TypeError, ValueError) as err:
         raise InputError(
-            f"{origin}: --select {dim}={value}: {dim} holds {coord.dtype} values ({err})"
+            f"{origin}: select= (--select {dim}={value}): {dim} holds {coord.dtype} values ({err})"
         ) from err
     return value

@@ -753,7 +753,7 @@ def test_times_off_the_store_step_are_refused_and_a_gap_is_not(tmp_path, capsys,
     before = store_content(path)
     code, err = run_cli(capsys, "ingest", str(tmp_path / "3h.nc"), "--store", str(path))
     assert code == 2 and f"{path}: the store holds times every 6 h up to" in err
-    assert "first 2010-01-13T03:00" in err and "new --store, or select or resample" in err
+    assert "first 2010-01-13T03:00" in err and "new store= (--store), or select or resample" in err
     assert store_content(path) == before
     assert ingest(tmp_path / "gap.nc", path, progress=False).missing_times[0].day == 6
 

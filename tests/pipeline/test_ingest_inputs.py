@@ -207,7 +207,7 @@ def test_a_variable_the_inputs_lack_at_some_times_is_named(tmp_path, capsys):
     assert code == 2 and "NaN value" not in err, err
     assert f"'msl' (from netcdf:{tmp_path / 'm1_gap.nc'}) lacks 1 of the 4 time(s)" in err
     assert f"first 2021-01-01T12:00 (given by netcdf:{tmp_path / 'a1.nc'})" in err
-    assert "supply those times of 'msl', or pass --allow-nan to keep it NaN there" in err
+    assert "of 'msl', or pass allow_nan=True (--allow-nan) to keep it NaN there" in err
     assert not store.exists()
     code, err = cli(capsys, *inputs, "--store", str(store), "--allow-nan")
     assert code == 0, err
@@ -236,7 +236,7 @@ def test_a_variable_one_file_of_a_glob_lacks_is_named(tmp_path, capsys):
     assert not [w for w in caught if "combine_kwarg" in str(w.message)]  # xarray's defaults
     assert code == 2 and "NaN value" not in err, err
     assert "'msl' is missing (NaN everywhere) at 4 time(s), first 2021-01-02T00:00, " in err
-    assert "supply those times of 'msl', or pass --allow-nan to keep it NaN there" in err
+    assert "of 'msl', or pass allow_nan=True (--allow-nan) to keep it NaN there" in err
     assert not store.exists()
 
 

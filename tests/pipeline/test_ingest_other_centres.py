@@ -93,7 +93,7 @@ def test_standard_name_without_a_height_is_left_to_the_user(tmp_path, capsys, ca
     assert code == 2 and "['Tair']" in err and "--rename OLD=NEW" in err
     assert (
         "f.nc: Tair, standard_name air_temperature without a pressure level or height, is none "
-        "of ['t', 't2m']; if it is one, say which with --rename Tair=NAME" in caplog.text
+        "of ['t', 't2m']; if it is one, say which with rename= (--rename Tair=NAME)" in caplog.text
     )
     code, _, err = cli(
         capsys, str(tmp_path / "f.nc"), "--rename", "Tair=t2m", "--store", str(tmp_path / "s.zarr")
@@ -183,9 +183,9 @@ def test_misspelt_or_malformed_adjustments_are_refused(tmp_path, capsys):
         (
             "--units",
             "sl=hPa",
-        ): "--units sl=...: it has no variable 'sl' (--units takes ['msl', 'slp']:",
+        ): "units= (--units sl=...): it has no variable 'sl' (--units takes ['msl', 'slp']:",
         ("--rename", "slp"): "--rename: 'slp' is not OLD=NEW",
-        ("--select", "number=1"): "--select number=...: it has no dimension 'number'",
+        ("--select", "number=1"): "select= (--select number=...): it has no dimension 'number'",
     }
     for args, message in cases.items():
         code, _, err = cli(capsys, str(tmp_path / "slp.nc"), *args, "--store", str(tmp_path / "s"))

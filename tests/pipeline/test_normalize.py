@@ -354,7 +354,7 @@ def test_variables_outside_the_vocabulary_are_named_so_with_their_canonical_name
     with pytest.raises(InputError) as err:
         normalize(ds, "air.2m.nc", variables=["air"])
     assert "not found" not in str(err.value)
-    assert "air.2m.nc: --variables ['air']" in str(err.value)
+    assert "air.2m.nc: variables= (--variables) ['air']" in str(err.value)
     assert "'air' is read as t or t2m" in str(err.value)
     assert "it has ['t2m']" in str(err.value)
     odd = xr.merge([ds, surface("Tair", {"units": "K"}, 281.0)])

@@ -290,7 +290,7 @@ def test_earlier_times_are_refused_with_advice_that_keeps_the_stores_times(tmp_p
     ingest(late, path, progress=False)
     with pytest.raises(StoreError) as err:
         ingest(early, path, progress=False)
-    assert "--overwrite with inputs of every time it is to hold" in str(err.value)
+    assert "overwrite=True (--overwrite) with inputs of every time it is to hold" in str(err.value)
     with caplog.at_level(logging.WARNING):
         ingest(early, path, overwrite=True, progress=False)
     assert "drops 3 of the 4 time(s) it held (2000-01-02T06:00 to 2000-01-02T18:00)" in (

@@ -178,7 +178,8 @@ def test_members_perturbed_refuses_a_file_that_does_not_name_its_control(truth, 
     ).swap_dims(valid="prediction_timedelta").drop_vars("valid").to_zarr(path, consolidated=False)
     with pytest.raises(InputError, match="does not say which member is the control") as refused:
         verify_store(path, store, tmp_path / "s.nc", config=SETTINGS, members="perturbed")
-    assert str(refused.value).endswith("verify all its members: --members all")  # not unsaid
+    said = "verify all its members: members='all' (--members all)"
+    assert str(refused.value).endswith(said)  # not unsaid
 
 
 def test_members_perturbed_verifies_every_member_of_a_wxens_store(truth, tmp_path):
