@@ -59,8 +59,8 @@ def check_units(experiments: list[Scores]) -> None:
                     f"{variable} is in {first[0] or 'no unit'} in {first[1]} but in "
                     f"{unit or 'no unit'} in {e.name} ({e.source}): their scores are not "
                     "comparable. A scores file keeps the units of the analysis store it was "
-                    "verified against, whatever --units printed; run `wxens verify` of each "
-                    "forecast against the same analysis store, then compare the new files"
+                    "verified against, whatever units= (--units) printed; run `wxens verify` of "
+                    "each forecast against the same analysis store, then compare the new files"
                 )
 
 

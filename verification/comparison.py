@@ -229,7 +229,7 @@ def _say_if_one_block(blocks: pd.DatetimeIndex, block: str) -> None:
         log.warning(
             "the %d initial times fall in one %s block, which every resample repeats: the "
             "intervals need two blocks or more and are n/a; verify initial times of several "
-            "blocks, or give a shorter block (wxens verify --interval-block)",
+            "blocks, or give a shorter block, interval_block= (--interval-block)",
             blocks.size,
             block,
         )

@@ -50,8 +50,8 @@ def warn_ensemble_size(members: int, config: VerifyConfig) -> None:
         log.warning(
             "a perfect-model rank histogram needs at least 3 members (the forecast has %d): "
             "rank_max_min_perfect_model, the rank max/min ratio's noise floor, is left out; "
-            "verify more members, or give --perfect-model-stand-ins 0 "
-            "(perfect_model_stand_ins=0) to skip it",
+            "verify more members, or give perfect_model_stand_ins=0 "
+            "(--perfect-model-stand-ins 0) to skip it",
             members,
         )
 

@@ -239,14 +239,14 @@ def unit_factors(
                 variable = name.strip()
             if variable not in store_units:
                 raise InputError(
-                    f"--units {item!r}: the truth holds no variable {variable!r}; it holds "
-                    f"{sorted(store_units)}"
+                    f"units= (--units {item!r}): the truth holds no variable {variable!r}; it "
+                    f"holds {sorted(store_units)}"
                 )
             factor = _difference_scale(store_units[variable], unit)
             if factor is None:
                 raise InputError(
-                    f"--units {item!r}: {variable} is in {store_units[variable]!r}, which does "
-                    f"not convert to {unit!r}; known conversions: {', '.join(known)}"
+                    f"units= (--units {item!r}): {variable} is in {store_units[variable]!r}, "
+                    f"which does not convert to {unit!r}; known conversions: {', '.join(known)}"
                 )
             factors[variable] = (unit, factor)
             continue
@@ -257,8 +257,8 @@ def unit_factors(
         }
         if not matched:
             raise InputError(
-                f"--units {item!r}: no variable of the truth ({dict(store_units)}) converts to "
-                f"{unit!r}; known conversions: {', '.join(known)}"
+                f"units= (--units {item!r}): no variable of the truth ({dict(store_units)}) "
+                f"converts to {unit!r}; known conversions: {', '.join(known)}"
             )
         factors.update(matched)
     return factors

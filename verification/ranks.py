@@ -316,7 +316,7 @@ def error_floor_replicas(
     log.warning(
         "the rank max/min's error floor is skipped: %d replicas would take about %.2g "
         "multiply-adds (%d init times, squared, x %d members x %d values each), some %.0f "
-        "min of CPU; ask for it with --error-surrogate-replicas N (error_surrogate_replicas=N), "
+        "min of CPU; ask for it with error_surrogate_replicas=N (--error-surrogate-replicas N), "
         "or verify fewer init times",
         DEFAULT_ERROR_REPLICAS, work, samples, members + 1, math.prod(sizes.values()),
         work / 1e9 / 60,

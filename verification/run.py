@@ -216,6 +216,6 @@ def _select_leads(ensemble: xr.Dataset, leads_hours: Sequence[float], forecast: 
         hour = pd.Timedelta(hours=1)
         raise InputError(
             f"{forecast} has no lead(s) {hours_text(lacking / hour)} h; it holds "
-            f"{hours_text(held / hour)} h: give leads from those (--lead, or leads_hours=)"
+            f"{hours_text(held / hour)} h: give leads from those, leads_hours= (--lead)"
         )
     return ensemble.sel({LEAD_TIME: asked})

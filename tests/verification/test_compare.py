@@ -164,7 +164,7 @@ def test_units_convert_crps_and_rmse_as_verify_does(scored, tmp_path):
     assert set(table[table.score == "fair_crps"].unit) == {"degC"}
     refused = wxens("compare", *map(str, files), "--units", "hPa")
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
-    assert "--units 'hPa': no variable of the truth" in refused.stderr
+    assert "units= (--units 'hPa'): no variable of the truth" in refused.stderr
     assert "known conversions" in refused.stderr
     # a scale that is not 1: the same file's t2m relabelled Pa, shown in hPa
     tree = tree_of(scored / "oracle.nc")
