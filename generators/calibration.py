@@ -189,8 +189,8 @@ def fit_calibration(
         )
     elif config.period is None:
         raise InputError(
-            "a spread calibration needs a held-out period (calibration.period, --start/--end) "
-            "or cross-validation folds (--fold)"
+            "a spread calibration needs a held-out period, calibration.period (--start/--end), "
+            "or cross-validation folds, folds= (--fold)"
         )
     else:
         sources, period = [(checkpoint, model, config.period)], str(config.period)

@@ -110,7 +110,7 @@ def rank_device(name: str, world: World) -> torch.device:
     if world.local_rank >= count:
         raise InputError(
             f"local rank {world.local_rank} has no GPU: this machine has {count}; "
-            f"start at most {count} processes per node (torchrun --nproc_per_node)"
+            f"start at most {count} processes per node (`torchrun --nproc_per_node N`)"
         )
     return torch.device("cuda", world.local_rank)
 
@@ -251,7 +251,8 @@ def check_same_step(step: int, world: World, out_dir: object) -> None:
     if len(set(steps)) > 1:
         raise InputError(
             f"the {world.size} processes found {out_dir} at different steps {steps}; put "
-            "--out on a file system every machine shares, or pass --no-resume"
+            "out_dir= (--out) on a file system every machine shares, or pass resume=False "
+            "(--no-resume)"
         )
 
 

@@ -107,7 +107,7 @@ def warn_if_calibrated_on(
             "%s forecast weather of the period %s that the spread calibration of %s was "
             "fitted on: its spread is fitted to their errors there, so their scores (the "
             "spread-skill ratio above all) are in-sample; verify on other days, or forecast "
-            "them uncalibrated (--no-calibration)",
+            "them uncalibrated, calibrate=False (--no-calibration)",
             _which_of(inits, seen),
             period,
             checkpoint.path,

@@ -321,7 +321,7 @@ def _run_plan(
                 f"the rollout diverged (non-finite states) at {time_hours + lead:g} h from "
                 f"{time_text(inits[0])} with the sampler {sampler_spec(run.sampler)}: its noise "
                 "(noise_scale, sigma_max, noise_inflation) is too large, or the model "
-                "diverges; forecast with the checkpoint's own sampler (no --sampler) or "
+                "diverges; forecast with the checkpoint's own sampler (no sampler= (--sampler)) or "
                 "less noise, or retrain the model"
             )
         tick()

@@ -63,7 +63,7 @@ def rank_device(device: str, local_rank: int) -> torch.device:
     if local_rank >= count:
         raise InputError(
             f"rank {local_rank} on this machine has no CUDA device of its own ({count} here); "
-            f"start at most {count} processes per machine (torchrun --nproc_per_node {count})"
+            f"start at most {count} processes per machine (`torchrun --nproc_per_node {count}`)"
         )
     return torch.device("cuda", local_rank)
 

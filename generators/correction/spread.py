@@ -297,9 +297,9 @@ class SpreadCalibration:
             raise InputError(
                 f"the checkpoint's spread calibration was fitted on forecasts of {self.sampler}; "
                 f"its factors do not hold for {sampler}, whose spread differs. Forecast with "
-                f"--sampler {self.sampler!r} (the default of a calibrated checkpoint), leave "
-                "the calibration out (--no-calibration), or refit it for this sampler "
-                "(wxens calibrate --sampler)"
+                f"sampler={self.sampler!r} (--sampler), the default of a calibrated checkpoint, "
+                "leave the calibration out, calibrate=False (--no-calibration), or refit it "
+                "for this sampler (`wxens calibrate --sampler`)"
             )
 
     def check_balance(self, balance: bool) -> None:
@@ -311,8 +311,8 @@ class SpreadCalibration:
             raise InputError(
                 f"the checkpoint's spread calibration was fitted on forecasts {fitted} balanced "
                 f"upper air; its factors do not hold for forecasts {asked} it, whose spread "
-                f"differs. Forecast {fitted} --balance, leave the calibration out "
-                f"(--no-calibration), or refit it ({refit})"
+                f"differs. Forecast {fitted} balance=True (--balance), leave the calibration "
+                f"out, calibrate=False (--no-calibration), or refit it ({refit})"
             )
 
     def summary(self) -> str:

@@ -437,7 +437,7 @@ def test_training_days_and_folds_of_another_recipe_or_without_a_held_out_period_
     narrower = model.replace(latitude=model.latitude[:-1])
     with pytest.raises(InputError, match="give folds trained from its config on its store"):
         check_fold(model, narrower)
-    with pytest.raises(InputError, match="held-out period .* or cross-validation folds"):
+    with pytest.raises(InputError, match="held-out period, .* or cross-validation folds, folds="):
         calibrate_checkpoint(target, store, config, progress=False)
     trained_days = replace(config, period=Period("2000-01-10", "2000-01-18"))
     # the trained initial times as wxens info shows them, not 2000-01-10 06:00:00

@@ -147,7 +147,8 @@ def test_the_balance_check_refuses_the_other_kind_of_forecast():
     balanced.check_balance(True)
     with pytest.raises(
         InputError,
-        match=r"with balanced upper air.*Forecast with --balance.*refit it \(wxens calibrate\)",
+        match=r"with balanced upper air.*Forecast with balance=True \(--balance\).*refit it "
+        r"\(wxens calibrate\)",
     ):
         balanced.check_balance(False)
     assert SpreadCalibration.from_dict(plain.to_dict()).balance is False
