@@ -83,7 +83,7 @@ class Adjustments:
             if new in ds.variables and new not in renames:
                 raise InputError(
                     f"{origin}: rename= (--rename {old}={new}): it already has a variable {new!r}; "
-                    f"rename that one too (rename= (--rename {new}=OTHER)) or choose another name"
+                    f"rename that one too ({new}=OTHER) or choose another name"
                 )
             used.add(("rename", old))
         for name, units in self.units.items():
