@@ -1,36 +1,86 @@
-"""Plain Zarr v3 copies of transactional stores (``wxens export``), for tools that do not
-read Icechunk: WeatherBench 2's, or any ``xr.open_zarr`` without the icechunk package."""
+"""Copies of transactional stores (``wxens export``) for tools that do not read Icechunk:
+plain Zarr v3 (WeatherBench 2's tools, any ``xr.open_zarr`` without the icechunk package)
+or CF NetCDF-4 (a forecaster's own tools: :mod:`pipeline.cf_export`), one registered
+:class:`Writer` per format, chosen by the output's suffix."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import xarray as xr
+from dask.delayed import Delayed
 from zarr.abc.store import Store
 
+from pipeline.cf_export import write_netcdf
 from pipeline.errors import StoreError
 from pipeline.progress import dask_bar
+from pipeline.registry import Registry
 from pipeline.schema import INIT_TIME
 from pipeline.transaction import has_root_group, locked, open_snapshot, reader
 
 EXPORT_ATTR = "wxens_export"
 """The root attribute marking a copy :func:`export` wrote: ``{"store": the absolute path
-of the store it copies}``, so that an ingest refusing to write it names it as an export."""
+of the store it copies}`` (JSON text in a NetCDF file), so that an ingest refusing to write
+it names it as an export, and ``--overwrite`` replaces only an earlier export."""
+
+
+@dataclass(frozen=True)
+class Writer:
+    """One export format: what it is called in messages, the suffixes of the outputs it
+    writes, the xarray engine that reads them back, and ``write(dataset, path)``, the
+    delayed (dask) write of a store's dataset to ``path``."""
+
+    description: str
+    suffixes: tuple[str, ...]
+    engine: str
+    write: Callable[[xr.Dataset, Path], Delayed]
+
+
+def _write_zarr(ds: xr.Dataset, path: Path) -> Delayed:
+    """The store's chunking and encoding kept, with consolidated metadata (``xr.open_zarr``
+    reads it without warning that it is missing; a Zarr v3 extension of zarr-python)."""
+    for var in ds.variables.values():
+        var.encoding.pop("preferred_chunks", None)
+    with warnings.catch_warnings():  # zarr-python's, on a v3 extension it writes
+        warnings.filterwarnings("ignore", "Consolidated metadata", UserWarning)
+        return ds.to_zarr(path, mode="w-", zarr_format=3, consolidated=True, compute=False)
+
+
+FORMATS: Registry[Writer] = Registry("export format")
+"""Every export format by name; an output of none's suffix is written as ``zarr``."""
+FORMATS.register("zarr")(Writer("plain Zarr v3 copy", (".zarr",), "zarr", _write_zarr))
+FORMATS.register("netcdf")(Writer("CF NetCDF-4 copy", (".nc", ".nc4"), "netcdf4", write_netcdf))
+
+
+def writer_for(out: str | Path) -> Writer:
+    """The format of an export to ``out``: the one whose suffix it has, else Zarr."""
+    suffix = Path(out).suffix.lower()
+    return next((w for w in FORMATS.values() if suffix in w.suffixes), FORMATS["zarr"])
 
 
 def export(
-    path: str | Path, out: str | Path, *, progress: bool = True, snapshot: Store | str | None = None
+    path: str | Path,
+    out: str | Path,
+    *,
+    progress: bool = True,
+    snapshot: Store | str | None = None,
+    overwrite: bool = False,
 ) -> Path:
-    """Copy the last commit (or ``snapshot``, another) of the store at ``path`` into a plain
-    Zarr v3 store at ``out`` (marked as a copy of it: :data:`EXPORT_ATTR`), chunking and
-    encoding kept, a forecast's initial times sorted (as :func:`open_forecast` reads them),
-    with consolidated metadata (``xr.open_zarr`` reads it without warning that it is
-    missing; a Zarr v3 extension of zarr-python). Written aside and renamed into place under
-    ``out``'s lock, so ``out`` is either absent or complete, and a second export to it
-    waits, then finds it there. StoreError, before ``out`` is touched, if ``path`` holds
-    no store, one with nothing committed yet, or ``out`` lies inside it."""
+    """Copy the last commit (or ``snapshot``, another) of the store at ``path`` to ``out``
+    in the format of its suffix (:func:`writer_for`; marked as a copy: :data:`EXPORT_ATTR`),
+    streamed through dask, a forecast's initial times sorted (as :func:`open_forecast`
+    reads them). Written aside and renamed into place under ``out``'s lock, so ``out`` is
+    either absent or complete, and a second export to it waits, then finds it there.
+    StoreError, before ``out`` is touched, if ``path`` holds no store, one with nothing
+    committed yet, ``out`` lies inside it, or ``out`` exists (unless ``overwrite`` and it
+    is an earlier export: then it is replaced)."""
     out = Path(out)
+    writer = writer_for(out)
     snapshot = reader(path) if snapshot is None else snapshot
     if not isinstance(snapshot, str) and not has_root_group(snapshot):
         raise StoreError(
@@ -40,24 +90,44 @@ def export(
     if out.resolve().is_relative_to(Path(path).resolve()):
         raise StoreError(f"{out} is inside the store {path}; export to a path outside it")
     with locked(out):
-        if out.exists():
-            raise StoreError(f"{out} exists; export to a new path")
+        if out.exists() and not overwrite:
+            raise StoreError(f"{out} exists; export to a new path, or replace it (--overwrite)")
+        if out.exists() and not _an_export(out, writer):
+            raise StoreError(
+                f"{out} exists and is not a wxens export ({writer.description}); --overwrite "
+                "replaces only an earlier export: export to a new path"
+            )
         ds = open_snapshot(snapshot)
         ds.attrs[EXPORT_ATTR] = {"store": str(Path(path).resolve())}
         if INIT_TIME in ds.indexes and not ds.indexes[INIT_TIME].is_monotonic_increasing:
             ds = ds.sortby(INIT_TIME)  # a forecast store grows in the order it was written
-        for var in ds.variables.values():
-            var.encoding.pop("preferred_chunks", None)
         tmp = out.with_name(out.name + ".export-tmp")
-        shutil.rmtree(tmp, ignore_errors=True)  # an interrupted export's (the lock is held)
+        _remove(tmp)  # an interrupted export's (the lock is held)
         try:
-            with warnings.catch_warnings():  # zarr-python's, on a v3 extension it writes
-                warnings.filterwarnings("ignore", "Consolidated metadata", UserWarning)
-                write = ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=True, compute=False)
-                with dask_bar(progress, desc=f"export {out.name}"):
-                    write.compute()
+            write = writer.write(ds, tmp)
+            with dask_bar(progress, desc=f"export {out.name}"):
+                write.compute()
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            _remove(tmp)
             raise
-        tmp.rename(out)
+        if out.is_dir():  # an earlier export, replaced (a file is, by the rename itself)
+            shutil.rmtree(out)
+        os.replace(tmp, out)
     return out
+
+
+def _an_export(path: Path, writer: Writer) -> bool:
+    """Whether ``path`` is a copy :func:`export` wrote in ``writer``'s format."""
+    try:
+        with xr.open_dataset(path, engine=writer.engine) as ds:
+            return EXPORT_ATTR in ds.attrs
+    except (OSError, ValueError):  # not a dataset this format's engine reads
+        return False
+
+
+def _remove(path: Path) -> None:
+    """Delete ``path``, a folder (a Zarr store) or a file, if it is there."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

@@ -15,6 +15,7 @@ from pipeline.errors import InputError, StoreError
 from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
 from pipeline.store import open_store
 from tests.conftest import on_a_terminal
+from tests.verification.verification_cases import verify_command
 from verification.config import VerifyConfig
 from verification.run import open_forecast_any, verify_store
 from verification.scorecard import verify
@@ -116,6 +117,21 @@ def test_the_cli_verifies_only_the_leads_given(stores, tmp_path, capsys):
     assert main([*args, *quiet, "--lead", "soon"]) == 2
     assert "--lead 'soon': give durations" in capsys.readouterr().err
     assert not scores.exists()
+
+
+def test_a_cf_netcdf_export_verifies_as_the_forecast_store_does(stores, tmp_path):
+    """A forecaster exports a forecast store to NetCDF (``wxens export --out F.nc``) and
+    verifies the file: its scorecard is the store's, to the last digit."""
+    forecast, analysis = stores
+    exported = tmp_path / "forecast.nc"
+    assert main(["export", str(forecast), "--out", str(exported), "--no-progress"]) == 0
+    cards = {}
+    for name, source in (("store", forecast), ("nc", exported)):
+        scores = tmp_path / f"{name}_scores.nc"
+        assert main(verify_command(source, analysis, scores)) == 0
+        cards[name] = xr.open_datatree(scores)["scorecard"].to_dataset().load()
+    assert {"fair_crps", "spread_skill_ratio"} <= set(cards["nc"].data_vars)
+    xr.testing.assert_equal(cards["nc"], cards["store"])
 
 
 def test_open_forecast_any_reads_a_forecast_store_and_other_layouts(stores, tmp_path):

@@ -1,0 +1,89 @@
+"""CF NetCDF-4 copies of stores (``wxens export STORE --out F.nc``), for a forecaster's own
+tools (Panoply, ncview, cdo, a GIS, netCDF4 scripts): they read NetCDF with CF's names for
+what each coordinate is, not Zarr v3."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from dask.delayed import Delayed
+
+from pipeline.schema import INIT_TIME, LEAD_TIME, LEVEL, MEMBER, VALID_TIME, VARIABLES
+
+CONVENTIONS = "CF-1.8"
+#: CF time units of every time coordinate: whole hours stay integers in the file.
+TIME_UNITS = "hours since 1970-01-01 00:00:00"
+DURATION_UNITS = "hours"
+#: zlib level of the data variables: 4 compresses nearly as much as 9, much faster.
+COMPLEVEL = 4
+#: What a CF tool reads each wxens coordinate as (a store's own attributes win).
+COORDINATE_ATTRS: dict[str, dict[str, str]] = {
+    INIT_TIME: {"standard_name": "forecast_reference_time", "long_name": "initial time"},
+    LEAD_TIME: {"standard_name": "forecast_period", "long_name": "lead time"},
+    VALID_TIME: {"standard_name": "time", "long_name": "valid time"},
+    MEMBER: {"standard_name": "realization", "long_name": "ensemble member"},
+    LEVEL: {"standard_name": "air_pressure", "units": "hPa", "positive": "down"},
+}
+
+
+def write_netcdf(ds: xr.Dataset, path: Path) -> Delayed:
+    """The delayed write of the store dataset ``ds`` (dask-backed) to a NetCDF-4 file at
+    ``path`` in CF (:func:`cf_dataset`): the file's header is written now, its data chunk by
+    chunk as the result is computed, never the whole store in memory."""
+    return cf_dataset(ds).to_netcdf(path, engine="netcdf4", format="NETCDF4", compute=False)
+
+
+def cf_dataset(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` as CF tools read it: time coordinates in :data:`TIME_UNITS`, leads as durations
+    in hours, :data:`COORDINATE_ATTRS`, units and long names of known variables where the
+    store has none, ``Conventions``, attributes NetCDF cannot hold (dicts, lists, booleans)
+    as JSON text, and each data variable zlib-compressed in the store's chunks (one initial
+    time of a forecast, all its members, per chunk). The coordinates are loaded (small):
+    xarray encodes lazy times only in a dtype given up front, and whole hours are integers."""
+    ds = ds.assign_coords({name: coord.compute() for name, coord in ds.coords.items()})
+    for name, var in ds.variables.items():
+        known = VARIABLES.get(str(name)) if name in ds.data_vars else None
+        vocabulary = {"units": known.units, "long_name": known.long_name} if known else {}
+        defaults = {**COORDINATE_ATTRS.get(str(name), {}), **vocabulary}
+        var.attrs = {k: _netcdf_attr(v) for k, v in {**defaults, **var.attrs}.items()}
+        var.encoding = _encoding(var, data=name in ds.data_vars)
+    ds.attrs = {k: _netcdf_attr(v) for k, v in ds.attrs.items()}
+    ds.attrs.setdefault("Conventions", CONVENTIONS)
+    return ds
+
+
+def _encoding(var: xr.Variable, *, data: bool) -> dict[str, Any]:
+    """The NetCDF encoding of ``var`` in place of its Zarr one (codecs NetCDF lacks)."""
+    out: dict[str, Any] = {}
+    if var.dtype.kind == "M":
+        calendar = var.encoding.get("calendar", "standard")
+        out = {"units": TIME_UNITS, "calendar": calendar, "dtype": _hours_dtype(var)}
+    elif var.dtype.kind == "m":
+        out = {"units": DURATION_UNITS, "dtype": _hours_dtype(var)}
+    if not data:
+        return out | {"_FillValue": None}  # CF: a coordinate has no missing values
+    out |= {"zlib": True, "complevel": COMPLEVEL, "shuffle": True}
+    if var.chunks is not None:
+        out["chunksizes"] = tuple(sizes[0] for sizes in var.chunks)
+    if "_FillValue" in var.encoding:
+        out["_FillValue"] = var.encoding["_FillValue"]
+    return out
+
+
+def _hours_dtype(var: xr.Variable) -> str:
+    """The dtype of the loaded times or durations ``var`` in hours: integers where each is a
+    whole hour, else floating point (a 90-minute lead is 1.5 h, not rounded)."""
+    since = var.values - np.datetime64(0, "s") if var.dtype.kind == "M" else var.values
+    return "int64" if (since % np.timedelta64(1, "h") == np.timedelta64(0)).all() else "float64"
+
+
+def _netcdf_attr(value: Any) -> Any:
+    """``value`` as a NetCDF attribute: text, a number or an array stay; a dict, list,
+    boolean or None (which NetCDF cannot hold) become JSON text."""
+    if value is None or isinstance(value, dict | list | tuple | bool):
+        return json.dumps(value)
+    return value

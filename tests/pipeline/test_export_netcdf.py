@@ -1,0 +1,129 @@
+"""``wxens export STORE --out F.nc``: a CF NetCDF-4 copy that a forecaster's own tools read
+(Panoply, ncview, cdo, netCDF4 scripts), where ``export`` wrote only plain Zarr v3."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import netCDF4
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from flows.cli import main
+from pipeline.forecast_store import write_forecast
+from pipeline.sources.synthetic import SyntheticConfig
+from pipeline.store import ingest
+from pipeline.store_export import EXPORT_ATTR, export
+from pipeline.transaction import open_dataset
+from tests.pipeline.test_forecast_store import PROVENANCE, ensemble
+
+QUIET = ["--no-progress"]
+
+
+def _attrs_kept(store: xr.Dataset, back: xr.Dataset) -> None:
+    """Every attribute of the store, of the dataset and of each variable, is in ``back``:
+    as it was, or as JSON text where NetCDF cannot hold it (a dict)."""
+    for name, var in [(None, store), *store.variables.items()]:
+        got = back.attrs if name is None else back[name].attrs
+        for key, value in var.attrs.items():
+            assert (json.loads(got[key]) if isinstance(value, dict) else got[key]) == value
+
+
+def test_a_forecast_exports_to_cf_netcdf_that_xarray_and_netcdf4_read_back(tmp_path, capsys):
+    path = tmp_path / "f.zarr"
+    write_forecast(path, ensemble(["2019-03-23T00"], 2.0), PROVENANCE)
+    write_forecast(path, ensemble(["2019-03-22T00", "2019-03-22T12"], 1.0), PROVENANCE)
+    out = tmp_path / "f.nc"
+    assert main(["export", str(path), "--out", str(out), *QUIET]) == 0
+    assert f"{out}: CF NetCDF-4 copy of {path}" in capsys.readouterr().out
+
+    store = open_dataset(path).sortby("init_time").load()
+    with xr.open_dataset(out) as back:  # plain xarray: no engine, no decode options
+        xr.testing.assert_equal(back.load(), store)
+        _attrs_kept(store, back)
+        assert json.loads(back.attrs[EXPORT_ATTR]) == {"store": str(path.resolve())}
+    with netCDF4.Dataset(out) as nc:  # what a CF tool reads
+        assert nc.Conventions.startswith("CF-1.") and nc.wxens_generator == "flow_matching"
+        assert nc["init_time"].units.startswith("hours since 1970-01-01")
+        assert nc["init_time"].standard_name == "forecast_reference_time"
+        lead = nc["lead_time"]
+        assert (lead.units, lead.standard_name, lead[:].tolist()) == (
+            "hours",
+            "forecast_period",
+            [1, 6],
+        )
+        assert nc["valid_time"].dimensions == ("init_time", "lead_time")
+        assert nc["valid_time"].standard_name == "time" and "valid_time" in nc["t2m"].coordinates
+        assert nc["member"].standard_name == "realization" and nc.dimensions["member"].size == 3
+        assert (nc["t2m"].units, nc["t2m"].long_name) == ("K", "2 metre temperature")
+        assert nc["z"].filters()["zlib"] and nc["z"].chunking() == [1, 3, 1, 2, 4, 5]
+        assert nc["t2m"][:].shape == (3, 3, 2, 4, 5)
+
+
+def test_an_analysis_store_exports_to_cf_netcdf_with_its_provenance(tmp_path):
+    path = tmp_path / "a.zarr"
+    ingest(SyntheticConfig(n_lat=8, n_lon=12, n_times=12).to_spec(), path, progress=False)
+    out = export(path, tmp_path / "a.nc", progress=False)
+    store = open_dataset(path).load()
+    with xr.open_dataset(out) as back:
+        xr.testing.assert_equal(back.load(), store)
+        _attrs_kept(store, back)
+        assert back.time.encoding["units"].startswith("hours since")
+    with netCDF4.Dataset(out) as nc:
+        assert nc.Conventions.startswith("CF-1.") and "wxens ingest" in nc.history
+        assert nc["time"][:].dtype.kind == "i"  # whole hours
+        assert all(nc[name].filters()["zlib"] for name in store.data_vars)
+
+
+def test_the_write_streams_through_dask_with_a_progress_bar(tmp_path, capsys):
+    """Each chunk of the store is a task of its own: the bar counts at least as many tasks
+    as the store has chunks (12: 2 variables x 3 initial times x 2 leads)."""
+    path = tmp_path / "f.zarr"
+    inits = ["2019-03-22T00", "2019-03-22T12", "2019-03-23"]
+    write_forecast(path, ensemble(inits, 1.0), PROVENANCE)
+    capsys.readouterr()
+    export(path, tmp_path / "f.nc", progress=True)
+    out, err = capsys.readouterr()
+    done = re.search(r"export f.nc: 100%.*\| (\d+)/\1 \[", err)
+    assert out == "" and done and int(done[1]) >= 12, err
+
+
+def test_a_failed_write_leaves_no_file_and_an_existing_one_is_replaced_only_if_asked(
+    tmp_path, capsys
+):
+    path = tmp_path / "f.zarr"
+    rng = np.random.default_rng(0)  # noise: chunks too large for icechunk to inline
+    fields = ensemble(["2019-03-22T00"], 1.0).interp(
+        latitude=np.linspace(50, 58, 40), longitude=np.linspace(-10, 2, 50)
+    )
+    write_forecast(path, fields + rng.normal(size=fields.t2m.shape[-2:]), PROVENANCE)
+    out = tmp_path / "f.nc"
+    assert main(["export", str(path), "--out", str(out), *QUIET]) == 0
+    assert main(["export", str(path), "--out", str(out), *QUIET]) == 2
+    assert "exists; export to a new path, or replace it (--overwrite)" in capsys.readouterr().err
+    assert main(["export", str(path), "--out", str(out), "--overwrite", *QUIET]) == 0
+
+    notes = tmp_path / "notes.nc"  # a forecaster's own file of that name
+    notes.write_text("mine")
+    assert main(["export", str(path), "--out", str(notes), "--overwrite", *QUIET]) == 2
+    assert "is not a wxens export" in capsys.readouterr().err and notes.read_text() == "mine"
+
+    for chunk in (path / "chunks").iterdir():  # the store's data lost mid-export
+        chunk.unlink()
+    out.unlink()
+    with pytest.raises(Exception):  # noqa: B017,PT011 (icechunk's own error, whichever)
+        export(path, out, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("f.nc")) == []
+
+
+def test_times_not_on_the_hour_are_kept(tmp_path):
+    """Minutes CF hours cannot hold as integers are written in a finer unit, not rounded."""
+    path = tmp_path / "f.zarr"
+    write_forecast(path, ensemble(["2019-03-22T00:30"], 1.0, leads=(1.5, 6)), PROVENANCE)
+    out = export(path, tmp_path / "f.nc", progress=False)
+    with xr.open_dataset(out) as back:
+        assert back.init_time.values[0] == pd.Timestamp("2019-03-22T00:30").to_datetime64()
+        assert back.lead_time.values[0] == np.timedelta64(90, "m")
