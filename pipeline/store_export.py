@@ -91,11 +91,13 @@ def export(
         raise StoreError(f"{out} is inside the store {path}; export to a path outside it")
     with locked(out):
         if out.exists() and not overwrite:
-            raise StoreError(f"{out} exists; export to a new path, or replace it (--overwrite)")
+            raise StoreError(
+                f"{out} exists; export to a new path, or replace it: overwrite=True (--overwrite)"
+            )
         if out.exists() and not _an_export(out, writer):
             raise StoreError(
-                f"{out} exists and is not a wxens export ({writer.description}); --overwrite "
-                "replaces only an earlier export: export to a new path"
+                f"{out} exists and is not a wxens export ({writer.description}); "
+                "overwrite=True (--overwrite) replaces only an earlier export: export to a new path"
             )
         ds = open_snapshot(snapshot)
         ds.attrs[EXPORT_ATTR] = {"store": str(Path(path).resolve())}

@@ -103,7 +103,8 @@ def test_a_failed_write_leaves_no_file_and_an_existing_one_is_replaced_only_if_a
     out = tmp_path / "f.nc"
     assert main(["export", str(path), "--out", str(out), *QUIET]) == 0
     assert main(["export", str(path), "--out", str(out), *QUIET]) == 2
-    assert "exists; export to a new path, or replace it (--overwrite)" in capsys.readouterr().err
+    refusal = "exists; export to a new path, or replace it: overwrite=True (--overwrite)"
+    assert refusal in capsys.readouterr().err
     assert main(["export", str(path), "--out", str(out), "--overwrite", *QUIET]) == 0
 
     notes = tmp_path / "notes.nc"  # a forecaster's own file of that name
