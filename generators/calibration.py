@@ -114,8 +114,8 @@ def held_out_period(checkpoint: Checkpoint) -> Period:
     if len(excluded) != 1:
         raise InputError(
             f"{checkpoint.path}: a cross-validation fold must hold exactly one period out of "
-            f"training (data.exclude), not {len(excluded)}; train it with "
-            "--set 'data.exclude=[{start: ..., end: ...}]'"
+            f"training, not {len(excluded)}; train it with one in data.exclude= "
+            "(--set 'data.exclude=[{start: ..., end: ...}]')"
         )
     return excluded[0]
 
@@ -189,7 +189,7 @@ def fit_calibration(
         )
     elif config.period is None:
         raise InputError(
-            "a spread calibration needs a held-out period, calibration.period (--start/--end), "
+            "a spread calibration needs a held-out period, calibration.period= (--start/--end), "
             "or cross-validation folds, folds= (--fold)"
         )
     else:
@@ -214,7 +214,7 @@ def fit_calibration(
                 f"{source_period} ({time_text(seen[0])} to {time_text(seen[-1])}) lie in the "
                 f"training period of {source.path}: its errors there are too small to calibrate "
                 "on; fit on days it never trained on, or on cross-validation folds "
-                "(wxens calibrate --fold)"
+                "(`wxens calibrate --fold FOLD`)"
             )
         if source_model is None:
             source_model = source.build_model(device=resolve_device(device))
@@ -268,7 +268,7 @@ def fit_calibration(
         log.warning(
             "the spread calibration was fitted on %d initial time(s) (%s): its factors are "
             "one sample's weather, not the model's spread; hold out more days, or calibrate "
-            "on cross-validation folds (wxens calibrate --fold)",
+            "on cross-validation folds (`wxens calibrate --fold FOLD`)",
             n_inits,
             period,
         )

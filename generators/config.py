@@ -69,9 +69,9 @@ class ModelSpec:
             theirs = sorted(k for k in data if k not in own and k in _field_names(other_class))
             if other != kind and theirs:
                 raise InputError(
-                    f"{where}: {theirs} are keys of {other}, not {kind} (model.kind): "
-                    f"drop them (their --set, or their lines in the config file), or set "
-                    f"model.kind back to {other}"
+                    f"{where}: {theirs} are keys of {other}, not {kind} (model.kind): drop "
+                    f"them from overrides= (--set) or the config file, or set model.kind "
+                    f"back to {other}"
                 )
         return cls(kind, from_mapping(generator.config_class, data, where))
 
@@ -277,7 +277,8 @@ def load_train_config(path: str | Path, overrides: list[str] | tuple[str, ...] =
     except InputError as err:
         if overrides and "model" in raw:  # the file's own error first, else the overrides'
             _checked(from_mapping(TrainConfig, raw, where=str(path)), path)
-            raise InputError(f"{err} (as --set {' --set '.join(overrides)} made it)") from None
+            made = ", ".join(overrides)
+            raise InputError(f"{err}, as overrides= (--set) {made} made it") from None
         raise
 
 

@@ -179,12 +179,12 @@ def _checked(
     calibration, shrunk = timed.calibration, " (shrunk)" * bool(bought.notes)
     of = f" of {inits} initial times x {calibration.members} members{shrunk}" if calibration else ""
     raise InputError(
-        f"a --budget of {budget.total_seconds():.0f} s buys {bought.steps} training steps, "
-        f"fewer than {MIN_STEPS}: measuring took {spent:.0f} s, the validation and calibration"
-        f" forecasts{of} take {bought.overhead:.3g} s, the first steps "
+        f"a budget= (--budget) of {budget.total_seconds():.0f} s buys {bought.steps} training "
+        f"steps, fewer than {MIN_STEPS}: measuring took {spent:.0f} s, the validation and "
+        f"calibration forecasts{of} take {bought.overhead:.3g} s, the first steps "
         f"{seconds.first_steps:.3g} s more, and steps {per_main:.3g} s a main step with its "
         f"share of the fine-tune ({seconds.main:.3g} s + {fine:.3g} s / "
         f"{MAIN_STEPS_PER_FINE_TUNE_STEP}{', not timed yet: estimated' * untimed}), with a "
-        f"tenth of slack: give a --budget of {'at least ' * untimed}{least}, or --set "
-        "steps=N (no budget), or train on a GPU"
+        f"tenth of slack: give a budget of {'at least ' * untimed}{least}, or steps=N "
+        "(--set steps=N) and no budget, or train on a GPU"
     )

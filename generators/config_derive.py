@@ -213,18 +213,18 @@ def derive_config(
     option that gave ``end``, which its refusals name (:func:`times_up_to`)."""
     store = store if isinstance(store, AnalysisStore) else open_store(store)
     if steps is not None and budget is not None:
-        raise InputError(f"give a step count ({steps}) or a --budget ({budget}), not both")
+        raise InputError(f"give steps={steps} or budget={budget!r}, not both")
     if steps is not None and steps < 1:
         raise InputError(f"the step count must be at least 1, got {steps}")
-    budget = parse_duration(budget if budget is not None else DEFAULT_BUDGET, "--budget")
+    budget = parse_duration(budget if budget is not None else DEFAULT_BUDGET, "budget= (--budget)")
     step = fixed_step(store.native_step, store.path)
     if step <= pd.Timedelta(0):
         raise InputError(f"{store.path} holds a single time; a model needs a series to learn from")
     history = history_states(step)
-    lead = parse_duration(lead, "--lead") if lead is not None else history * step
+    lead = parse_duration(lead, "lead= (--lead)") if lead is not None else history * step
     if lead % step != pd.Timedelta(0):
         raise InputError(
-            f"--lead {duration_text(lead)} is not a multiple of the native step "
+            f"the lead {duration_text(lead)}, lead= (--lead), is not a multiple of the native step "
             f"{duration_text(step)} of {store.path}; give a multiple of it"
         )
     leads = derived_leads(lead // step)

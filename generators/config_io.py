@@ -127,8 +127,8 @@ def apply_overrides(
                     whole = f"{{{inner}: {whole}}}"
                 raise InputError(
                     f"override {item!r}: {'.'.join(parts[: depth + 1])!r} is null (left out), "
-                    f"so it has no keys to set one of; give it whole: "
-                    f"--set '{'.'.join(parts[: depth + 1])}={whole}' (its other keys default)"
+                    f"so it has no keys to set one of; give it whole (its other keys default): "
+                    f"'{'.'.join(parts[: depth + 1])}={whole}' in overrides= (--set)"
                 )
             if not isinstance(child, dict):
                 raise InputError(f"override {item!r}: {part!r} is a value, not a section")
@@ -147,8 +147,8 @@ def _yaml_value(item: str, text: str) -> Any:
         where = f" at column {mark.column + 1}" if mark is not None else ""
         problem = getattr(err, "problem", None) or type(err).__name__
         raise InputError(
-            f"--set {item!r}: the value {text!r} is not valid YAML ({problem}{where}); "
-            "quote text that holds YAML syntax (--set 'key=\"a: b\"') and close every [ or {"
+            f"override {item!r}: the value {text!r} is not valid YAML ({problem}{where}); "
+            "quote text that holds YAML syntax ('key=\"a: b\"') and close every [ or {"
         ) from err
 
 

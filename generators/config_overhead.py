@@ -59,8 +59,9 @@ def _forecast_nfe(config: TrainConfig) -> int:
     if sampler is None:
         raise InputError(
             f"the calibration forecasts of the {config.model.kind} generator cannot be timed "
-            "for the --budget: it has no default_sampler() to forecast with; give "
-            "--set calibration.sampler=SPEC, or --set calibration=null"
+            "for the budget= (--budget): it has no default_sampler() to forecast with; give "
+            "calibration.sampler= (--set calibration.sampler=SPEC), or calibration=null "
+            "(--set calibration=null)"
         )
     return sampler().nfe
 

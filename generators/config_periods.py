@@ -103,7 +103,7 @@ def check_trainable(
         f"{held}; a derived config for a {duration_text(lead * step)} lead needs {need} (a "
         f"held-out period longer than the lead, a training period of the lead plus {history} "
         f"history states): {fix}"
-        + (f" or give a --lead of at most {duration_text(fit[-1] * step)}" if fit else "")
+        + (f" or give a lead= (--lead) of at most {duration_text(fit[-1] * step)}" if fit else "")
     )
 
 

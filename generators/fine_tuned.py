@@ -58,9 +58,10 @@ def warn_if_not_fine_tuned_for(
         tuned.nfe,
         pair[1],
         given.nfe,
-        f"its config's sampler: chose them; give --sampler {pair[0]} to use the fine-tune's"
+        f"its config's sampler: chose them; give sampler= (--sampler {pair[0]}) to use the "
+        "fine-tune's"
         if chosen.source is SamplerSource.CONFIG
-        else "drop --sampler to use its own",
+        else "drop sampler= (--sampler) to use its own",
     )
 
 

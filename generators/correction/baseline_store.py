@@ -67,8 +67,9 @@ def _warn_small_pools(
         "%d of %d (initial time, lead) pools hold fewer training times than the %d members "
         "(the smallest, %s at lead %g h, %s), so their members repeat: "
         "that U-shapes the %s baseline's rank histogram and raises its fair CRPS, which "
-        "flatters a model held up beside it; draw %s or fewer (--members), or "
-        "from a longer training period or wider window (--train, --window-days)",
+        "flatters a model held up beside it; draw %s or fewer, members= (--members), or from "
+        "a longer training period, train_start=/train_end= (--train), or a wider window, "
+        "window_days= (--window-days)",
         sum(size < members for size in sizes.values()),
         len(sizes),
         members,

@@ -160,8 +160,9 @@ class DecayingAverageBias:
         nothing (bias weight 0)."""
         if not spec.applies:
             raise InputError(
-                "the correction weights are 0 (no correction): give a bias weight in (0, 1] "
-                "(--bias-weight), or the checkpoint whose tuned weights to use (`wxens tune`)"
+                "the correction weights are 0 (no correction): give a bias weight in (0, 1], "
+                "bias_weight= (--bias-weight), or the checkpoint whose tuned weights to use "
+                "(`wxens tune`)"
             )
         return cls.with_weights(spec.bias_weight, spec.spread_weight, spec.rank_weight)
 

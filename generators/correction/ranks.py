@@ -77,7 +77,7 @@ def rank_statistics(members: np.ndarray, truth: np.ndarray, latitude: np.ndarray
     if m < 2:
         raise InputError(
             f"a rank-histogram recalibration needs at least 2 members, got {m}; leave "
-            "--rank-weight out for this forecast"
+            "rank_weight= (--rank-weight) out for this forecast"
         )
     rank = (members < truth[..., None, :, :]).sum(axis=-3)
     known = np.isfinite(truth)

@@ -37,8 +37,8 @@ def open_raw(forecast: str | Path, out: str | Path) -> xr.Dataset:
     from the raw store) or ``forecast`` is already corrected."""
     if Path(out).resolve() == Path(forecast).resolve():
         raise InputError(
-            f"--out {out} is the forecast store itself; write the corrected forecast to "
-            "another store (the raw one is what later corrections learn from)"
+            f"out={str(out)!r} (--out) is the forecast store itself; write the corrected "
+            "forecast to another store (the raw one is what later corrections learn from)"
         )
     raw = open_forecast(forecast)
     provenance = ForecastProvenance.from_attrs(raw.attrs)

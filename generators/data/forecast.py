@@ -176,8 +176,8 @@ class ForecastData:
             f"{abs(apart[b, c]):.3g} training stds from the training mean {norm.mean[c]:.4g} "
             f"({int(far.sum())} window/channel pair(s) so far off): values in other units in "
             "that part of the store? Check the files of those times, ingest them again with "
-            "--overwrite declaring their true units (`--units VAR=UNITS`), or choose other "
-            "initial times"
+            "overwrite=True (--overwrite), declaring their true units, units= (--units "
+            "VAR=UNITS), or choose other initial times"
         )
 
     def usable_inits(
@@ -316,9 +316,9 @@ def check_statistics(
     raise InputError(
         f"{store.path} is not what checkpoint {checkpoint.path} was trained on: "
         f"{'; '.join(told)}. Other units, or another variable under that name? Check "
-        f"`wxens info {shell_word(store.path)}`, ingest the file again with --overwrite (the "
-        "times a store holds are otherwise kept) declaring its true units (`--units VAR=UNITS`) or "
-        f"names (`--rename`), or {fix}"
+        f"`wxens info {shell_word(store.path)}`, ingest the file again with overwrite=True "
+        "(--overwrite), as the times a store holds are otherwise kept, declaring its true "
+        f"units, units= (--units VAR=UNITS), or names, rename= (--rename OLD=NEW); or {fix}"
     )
 
 

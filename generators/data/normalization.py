@@ -149,15 +149,17 @@ def channel_statistics(
     empty = [ch for ch, s in zip(channels, std, strict=True) if not np.isfinite(s)]
     if empty:
         raise StoreError(
-            f"channel(s) {empty} have no value in the store (every point NaN, kept by "
-            "--allow-nan): ingest them from files that hold values, or train without them "
-            "(--variables naming the others at ingest, or --set 'data.channels=[...]')"
+            f"channel(s) {empty} have no value in the store: every point is NaN, kept by "
+            "allow_nan=True (--allow-nan); ingest them from files that hold values, or train "
+            "without them: variables= (--variables) naming the others at ingest, or "
+            "data.channels= (--set 'data.channels=[...]')"
         )
     bad = [ch for ch, s in zip(channels, std, strict=True) if s < 0 or (not constant_ok and s == 0)]
     if bad:
         raise StoreError(
             f"channel(s) {bad} are constant in the store (std 0): a generator cannot learn "
-            "their change; leave them out (--variables at ingest, or data.channels)"
+            "their change; leave them out: variables= (--variables) at ingest, or "
+            "data.channels= (--set 'data.channels=[...]')"
         )
     return np.asarray(out["mean"]), std
 

@@ -231,7 +231,8 @@ def test_a_bad_key_from_set_is_named_as_the_override_not_the_file(tmp_path, caps
     good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
     good.write_text("model: {kind: flow_matching}\nsteps: 10\n")
     bad.write_text("model: {kind: flow_matching}\nstepz: 10\n")
-    with pytest.raises(InputError, match=r"'chanels'.*\(as --set data.chanels=\[t2m\] made it\)"):
+    made = r"'chanels'.*, as overrides= \(--set\) data.chanels=\[t2m\] made it"
+    with pytest.raises(InputError, match=made):
         load_train_config(good, ["data.chanels=[t2m]"])
     with pytest.raises(InputError, match=r"'stepz'.*in \S*/bad.yaml; known keys: \[[^]]*\]$"):
         load_train_config(bad, ["data.chanels=[t2m]"])

@@ -97,7 +97,7 @@ def test_below_the_floor_the_budget_is_refused_naming_the_floor_s_budget(hourly)
     assert f"take {overhead:.3g} s" in message, message
     needed = (MIN_STEPS * PER_STEP + overhead) / TRAINING_SHARE
     least = duration_text(pd.Timedelta(minutes=math.ceil(needed / 60)))
-    assert least == "1min" and f"give a --budget of {least}, or" in message, message
+    assert least == "1min" and f"give a budget of {least}, or" in message, message
     steps = re.search(r"buys (\d+) training steps", message)
     assert steps and int(steps.group(1)) == max(0, int((45 - overhead) / PER_STEP)), message
 

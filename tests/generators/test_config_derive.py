@@ -249,13 +249,14 @@ def test_a_large_budget_buys_at_most_max_passes_over_the_training_times(tiny):
 
 
 def test_bad_requests_are_refused(hourly, six_hourly):
-    with pytest.raises(InputError, match="--budget"):
+    with pytest.raises(InputError, match=r"budget= \(--budget\)"):
         derive_config(hourly, budget="10s", step_seconds=StepSeconds(1.0, 5.0, 0.01))
     with pytest.raises(InputError, match="not a multiple of the native step 6h"):
         derive_config(six_hourly, lead="9h", step_seconds=SECONDS)
-    with pytest.raises(InputError, match="ingest at least 201 times or give a --lead of at most"):
+    too_long = r"ingest at least 201 times or give a lead= \(--lead\) of at most"
+    with pytest.raises(InputError, match=too_long):
         derive_config(six_hourly, lead="5d", step_seconds=SECONDS)
-    with pytest.raises(InputError, match="--lead 'soon'"):
+    with pytest.raises(InputError, match=r"lead= \(--lead\) 'soon'"):
         derive_config(six_hourly, lead="soon", step_seconds=SECONDS)
 
 
@@ -292,7 +293,7 @@ def test_a_refused_budget_adds_up(hourly):
     assert int(steps.group(1)) == max(0, int(left / per_step))
     needed = float(spent.group(1)) + (MIN_STEPS * per_step + fixed) / TRAINING_SHARE
     least = duration_text(pd.Timedelta(minutes=math.ceil(needed / 60)))
-    assert f"give a --budget of {least}, or --set steps=N" in message, message
+    assert f"give a budget of {least}, or steps=N (--set steps=N)" in message, message
     assert not re.search(r"-\d", message), message
 
 
@@ -549,7 +550,7 @@ def test_fixed_steps_on_the_times_up_to_an_end(hourly, monkeypatch):
 @pytest.mark.parametrize(
     ("n_times", "lead", "fix"),
     [
-        (16, "1d", "ingest at least 17 times or give a --lead of at most 18h"),
+        (16, "1d", "ingest at least 17 times or give a lead= (--lead) of at most 18h"),
         (6, "6h", "ingest at least 7 times"),
     ],
 )

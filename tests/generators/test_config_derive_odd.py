@@ -98,7 +98,7 @@ def test_a_budget_the_main_steps_spend_is_refused_before_the_fine_tune_is_timed(
     with pytest.raises(InputError) as refused:
         derive_config(store, budget="1s")
     said = str(refused.value)
-    assert "not timed yet" in said and "give a --budget of at least " in said, said
+    assert "not timed yet" in said and "give a budget of at least " in said, said
     assert steps == [0, 1, 2, 3], steps  # the main phase's timed steps, no fine-tune step
 
 
@@ -118,7 +118,7 @@ def test_the_budget_named_before_the_fine_tune_is_timed_covers_an_estimate_of_it
     def named(seconds, spent):
         with pytest.raises(InputError) as refused:
             budget_steps(config, lambda c: c, budget, spent, seconds, 40, one_day)
-        return re.search(r"give a --budget of (at least )?(\d+)min", str(refused.value))
+        return re.search(r"give a budget of (at least )?(\d+)min", str(refused.value))
 
     early = named(StepSeconds(main, 0.0, 0.0), 0.0)
     timed = named(StepSeconds(main, fine, 0.0), measuring)

@@ -91,7 +91,7 @@ def test_a_longer_sampler_than_the_fine_tunes_is_warned_about_once(fine_tuned):
     said = forecast(root, store, "long.zarr", "--sampler", "heun:nfe=8")
     assert said.count(WARNING) == 1
     assert "members drawn with heun:nfe=8,noise_scale=1.0 (NFE 8)" in said
-    assert "drop --sampler to use its own" in said
+    assert "drop sampler= (--sampler) to use its own" in said
     assert said.index(WARNING) < said.index("INFO generators.rollout: forecast:")
 
 
@@ -114,7 +114,7 @@ def test_a_configs_own_longer_sampler_is_warned_about(configs_longer, logged):
     warned = [m for m in said if WARNING in m]
     assert len(warned) == 1, said
     assert "members drawn with heun:nfe=8,noise_scale=1.0 (NFE 8)" in warned[0]
-    assert "its config's sampler: chose them; give --sampler euler:nfe=2" in warned[0]
+    assert "its config's sampler: chose them; give sampler= (--sampler euler:nfe=2," in warned[0]
 
 
 def test_a_checkpoint_without_a_fine_tune_is_not_warned_about(tmp_path, logged):

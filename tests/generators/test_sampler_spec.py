@@ -78,9 +78,10 @@ def test_a_key_of_a_section_left_out_names_the_whole_section_to_give():
     """``fine_tune: null`` (a derived config's, left out) and ``--set fine_tune.steps=10``:
     "'fine_tune' is a value, not a section" named no fix."""
     data = {"fine_tune": None, "model": {"backbone": None}}
-    with pytest.raises(InputError, match=r"--set 'fine_tune=\{steps: 10\}' \(its other keys"):
+    whole = r"\(its other keys default\): 'fine_tune=\{steps: 10\}' in overrides= \(--set\)"
+    with pytest.raises(InputError, match=whole):
         apply_overrides(data, ["fine_tune.steps=10"])
-    with pytest.raises(InputError, match=r"--set 'model.backbone=\{a: \{b: 1\}\}'"):
+    with pytest.raises(InputError, match=r"'model.backbone=\{a: \{b: 1\}\}' in overrides="):
         apply_overrides(data, ["model.backbone.a.b=1"])
     with pytest.raises(InputError, match=r"'lr' is a value, not a section"):
         apply_overrides({"optim": {"lr": 1.0}}, ["optim.lr.x=1"])

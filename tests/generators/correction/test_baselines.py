@@ -318,7 +318,8 @@ def test_more_members_than_the_pool_holds_is_warned_of_naming_the_fix(analysis, 
     warned = [r.getMessage() for r in caplog.records if "repeat" in r.getMessage()]
     assert len(warned) == 1, caplog.text
     assert "5 members" in warned[0] and "3 training times" in warned[0]
-    assert "draw 3 members or fewer (--members)" in warned[0] and "--window-days" in warned[0]
+    assert "draw 3 members or fewer, members= (--members)" in warned[0]
+    assert "window_days= (--window-days)" in warned[0]
 
 
 def test_extending_a_store_with_another_member_count_names_the_members(analysis, tmp_path):
