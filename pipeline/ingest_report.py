@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 #: What to do about late times, which an ingest into the same store can never add.
 LATE_REMEDY = (
     "a store only grows at its end, so they stay missing: rebuild it from itself and this "
-    "input, wxens ingest STORE INPUT --store STORE --overwrite, or ingest this input into a "
-    "new --store"
+    "input, `wxens ingest STORE INPUT --store STORE --overwrite`, or ingest this input into a "
+    "new store= (--store)"
 )
 
 

@@ -126,7 +126,7 @@ MEMBERS = "n_members"
 MARK = "*"
 #: The suffixes of a score's block-bootstrap interval in a scorecard (``fair_crps_low``...).
 ENDS = ("_low", "_high")
-VERIFY_HINT = "give the --out file of `wxens verify`"
+VERIFY_HINT = "give the file verify_store wrote, scores= (--out of `wxens verify`)"
 
 
 def with_intervals(scores: Iterable[str]) -> list[str]:

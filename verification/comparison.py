@@ -137,7 +137,7 @@ def reference_channels(
                 f"({_listed(lacking)}); both hold {_listed(both) if both.size else 'none'}. "
                 "Draw it for the same initial times, leads and variables (wxens baseline), "
                 "or, for one you cannot draw again, verify the forecast on what the "
-                f"reference holds ({_SELECT[dim]})"
+                f"reference holds: {_SELECT[dim]}"
             )
     r = r.sel({INIT_TIME: f[INIT_TIME], LEAD_TIME: f[LEAD_TIME], VARIABLE: f[VARIABLE]})
     return r.drop_vars([c for c in r.coords if c not in r.dims]).assign_coords(
@@ -255,10 +255,10 @@ def _warn_unpaired(paired: xr.Dataset) -> None:
 
 #: How to verify a forecast on the initial times, leads or variables its reference holds.
 _SELECT = {
-    INIT_TIME: "wxens verify --init, verify_store(init_times=...)",
+    INIT_TIME: "verify_store's init_times= (--init of `wxens verify`)",
     LEAD_TIME: "in Python: verify(forecast.sel(lead_time=[...]), ...); wxens verify has no "
     "lead selection",
-    VARIABLE: "wxens verify --variables, verify_store(variables=...)",
+    VARIABLE: "verify_store's variables= (--variables of `wxens verify`)",
 }
 
 

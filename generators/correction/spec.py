@@ -24,13 +24,13 @@ SPREAD_WEIGHT = "spread"
 RANK_WEIGHT = "rank-recalibration"
 
 _HINTS = {
-    BIAS_WEIGHT: "--bias-weight: w = 1 keeps only "
+    BIAS_WEIGHT: "bias_weight= (--bias-weight): w = 1 keeps only "
     "the newest verified error, a smaller w averages about the last 1/w forecasts of each "
     "lead and time of day",
-    SPREAD_WEIGHT: "--spread-weight: w = 1 keeps only the newest verified forecast, a smaller w "
-    "averages about the last 1/w of each lead and time of day",
-    RANK_WEIGHT: "--rank-weight: w = 1 keeps only the newest verified forecast, a smaller w "
-    "averages about the last 1/w of each lead, every time of day",
+    SPREAD_WEIGHT: "spread_weight= (--spread-weight): w = 1 keeps only the newest verified "
+    "forecast, a smaller w averages about the last 1/w of each lead and time of day",
+    RANK_WEIGHT: "rank_weight= (--rank-weight): w = 1 keeps only the newest verified "
+    "forecast, a smaller w averages about the last 1/w of each lead, every time of day",
 }
 
 
@@ -74,8 +74,8 @@ class CorrectionSpec:
                     object.__setattr__(self, name, None)
         if not self.applies and (self.spread_weight or self.rank_weight):
             raise InputError(
-                "the spread and rank weights act on the bias-corrected forecast: give a "
-                "bias weight in (0, 1] with them (--bias-weight), or leave them out"
+                "the spread and rank weights act on the bias-corrected forecast: give a bias "
+                "weight in (0, 1] with them, bias_weight= (--bias-weight), or leave them out"
             )
 
     @property

@@ -116,8 +116,8 @@ def _units_refusal(
         for names, origins in takes.items()
     )
     return (
-        f"{where} variable {key!r} (--units takes {listed}: a variable's name in the file, "
-        "its --rename target, or the canonical name that one variable is read as); check "
+        f"{where} variable {key!r} (units= takes {listed}: a variable's name in the file, "
+        "its rename= target, or the canonical name that one variable is read as); check "
         "the spelling"
     )
 

@@ -183,7 +183,7 @@ def test_misspelt_or_malformed_adjustments_are_refused(tmp_path, capsys):
         (
             "--units",
             "sl=hPa",
-        ): "units= (--units sl=...): it has no variable 'sl' (--units takes ['msl', 'slp']:",
+        ): "units= (--units sl=...): it has no variable 'sl' (units= takes ['msl', 'slp']:",
         ("--rename", "slp"): "--rename: 'slp' is not OLD=NEW",
         ("--select", "number=1"): "select= (--select number=...): it has no dimension 'number'",
     }
@@ -205,7 +205,7 @@ def test_an_adjustment_may_name_what_only_one_source_holds(tmp_path):
         adjust_sources([tmp_path / "slp.nc", tmp_path / "t.nc"], Adjustments(units={"ps": "Pa"}))
     # the names each input holds: the first's alone were listed, t.nc's t2m left out
     slp, t = (f"netcdf:{tmp_path / name}" for name in ("slp.nc", "t.nc"))
-    takes = f"--units takes ['msl', 'slp'] in {slp}, ['t2m'] in {t}:"
+    takes = f"units= takes ['msl', 'slp'] in {slp}, ['t2m'] in {t}:"
     assert takes in str(refused.value), refused.value
 
 

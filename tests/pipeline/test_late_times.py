@@ -56,7 +56,7 @@ def test_an_ingest_of_only_late_times_is_refused_naming_the_first_and_the_remedy
         assert "none of the input's 4 time(s) was written" in said
         assert "first 2021-06-02T00:00" in said and "up to 2021-06-03T18:00" in said
         assert "wxens ingest STORE INPUT --store STORE --overwrite" in said  # tested below
-        assert "new --store" in said
+        assert "new store= (--store)" in said
         assert open_store(store).missing_times == tuple(TIMES[4:8])
 
 

@@ -235,7 +235,7 @@ def test_truth_missing_at_some_valid_times_is_warned_of_once_with_a_reference(
 def test_a_reference_lacking_leads_or_variables_names_the_fix_for_those(small_synthetic):
     """Three runs of other leads and variables: a reference without one of the forecast's
     leads or variables was refused with the fix for missing initial times ("verify the
-    forecast on what the reference holds (wxens verify --init ...)"), which cannot select
+    forecast on what the reference holds (init_times= (--init ...))"), which cannot select
     a lead or a variable. Each missing kind names its own way out, and what both hold."""
     from pipeline.errors import InputError
 

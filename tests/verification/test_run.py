@@ -112,7 +112,7 @@ def test_the_cli_verifies_only_the_leads_given(stores, tmp_path, capsys):
     xr.testing.assert_allclose(card, direct["scorecard"].to_dataset())
     scores.unlink()
     assert main([*args, *quiet, "--lead", "6h,9h"]) == 2
-    refused = "has no lead(s) 9 h; it holds 6, 12 h: give leads from those (--lead"
+    refused = "has no lead(s) 9 h; it holds 6, 12 h: give leads from those, leads_hours= (--lead)"
     assert refused in capsys.readouterr().err
     assert main([*args, *quiet, "--lead", "soon"]) == 2
     assert "--lead 'soon': give durations" in capsys.readouterr().err
@@ -157,7 +157,7 @@ def test_the_cli_compares_with_a_reference_of_fewer_runs_on_the_ones_it_holds(
     argv = ["verify", str(forecast), "--truth", str(analysis), "--reference", str(reference)]
     quiet = ["--physics-init-times", "0", "--no-energy-score", "--no-progress"]
     assert main([*argv, "--out", str(tmp_path / "a.nc"), *quiet]) == 2
-    assert "wxens verify --init" in capsys.readouterr().err
+    assert "init_times= (--init of `wxens verify`)" in capsys.readouterr().err
     times = [str(pd.Timestamp(t)) for t in held.init_time.values[::2]]
     assert main([*argv, "--out", str(tmp_path / "b.nc"), "--init", *times, *quiet]) == 0
     card = xr.open_datatree(tmp_path / "b.nc")["scorecard"].to_dataset()
