@@ -48,20 +48,19 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.alignment import AlignedForecast, align_with_truth, warn_missing_valid_times
-from pipeline.schema import (
-    HORIZONTAL,
-    INIT_TIME,
-    LAT,
-    LEAD_TIME,
-    MEMBER,
-    VALID_TIME,
-    split_channel,
-)
+from pipeline.schema import HORIZONTAL, INIT_TIME, LAT, LEAD_TIME, MEMBER, VALID_TIME
 from verification import events as ve
 from verification import ranks as vr
 from verification import scores as vs
 from verification.aggregation import count_valid
 from verification.base import SCORES
+from verification.card_groups import (
+    in_truth_units,
+    maps_group,
+    scorecard_group,
+    spectra_group,
+    variable_first,
+)
 from verification.comparison import (
     against_reference,
     by_variable,
@@ -71,28 +70,11 @@ from verification.comparison import (
 )
 from verification.compute import compute_results
 from verification.config import EVENT, VARIABLE, VerifyConfig
-from verification.coverage import (
-    members_without_values,
-    require_some_truth,
-    warn_ensemble_size,
-    warn_incomplete,
-)
-from verification.output import (
-    POWER_UNITS,
-    REGISTERED_BY,
-    VARIABLE_UNITS,
-    cf_units,
-    spectrum_units,
-)
+from verification.coverage import members_without_values, require_some_truth, warn_ensemble_size
+from verification.output import cf_units
 from verification.physics_group import physics_group, physics_sample
 from verification.resampling import score_parts
-from verification.spectra import (
-    ZONAL_WAVENUMBER,
-    complete_fields,
-    has_spectrum,
-    power_spectrum,
-    with_reasons,
-)
+from verification.spectra import has_spectrum
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +177,7 @@ def verify(
             seed=config.seed,
         )
 
-    card = _scorecard(computed, t, config)
+    card = scorecard_group(computed, t, config)
     if intervals:
         card = card.merge(interval_card(computed["per_init"], f.sizes[MEMBER], config))
     if reference is not None:
@@ -204,26 +186,26 @@ def verify(
             against_reference(computed["paired_crps"], per_init, f.sizes[MEMBER], config)
         )
     tree = {
-        "/scorecard": _in_truth_units(_variable_first(card), aligned.truth),
-        "/rank_histogram": _variable_first(computed["rank_histogram"].to_dataset()),
-        "/reliability": _variable_first(computed["reliability"].rename({ve.THRESHOLD: EVENT})),
+        "/scorecard": in_truth_units(variable_first(card), aligned.truth),
+        "/rank_histogram": variable_first(computed["rank_histogram"].to_dataset()),
+        "/reliability": variable_first(computed["reliability"].rename({ve.THRESHOLD: EVENT})),
     }
     if surrogate:
         tree["/rank_floor"] = cf_units(
             vr.rank_max_min_ratio(computed["error_surrogate_rank_histogram"])
             .rename("rank_max_min_error_surrogate")
             .to_dataset()
-            .pipe(_variable_first)
+            .pipe(variable_first)
         )
     if config.energy_score:  # of the channels scaled by their std: dimensionless
         tree["/multivariate"] = cf_units(computed["energy_score"].to_dataset())
     if sample:
         subset = {INIT_TIME: sample}
         if has_spectrum(f):  # a transect or a point has no spectrum
-            spectra = _spectra(f.isel(subset), t.isel(subset))
-            tree["/spectra"] = _in_truth_units(spectra, aligned.truth)
+            spectra = spectra_group(f.isel(subset), t.isel(subset))
+            tree["/spectra"] = in_truth_units(spectra, aligned.truth)
         tree["/physics"] = physics_group(aligned, subset, config.checks)
-        tree["/maps"] = _in_truth_units(_maps(f, t, config.map_members), aligned.truth)
+        tree["/maps"] = in_truth_units(maps_group(f, t, config.map_members), aligned.truth)
     root = xr.Dataset(
         attrs={
             "n_members": f.sizes[MEMBER],
@@ -296,104 +278,3 @@ def _event_thresholds(
     )
     values = values.compute().rename({"quantile": ve.THRESHOLD})
     return values.assign_coords({ve.THRESHOLD: [f"q{round(100 * q):02d}" for q in quantiles]})
-
-
-RANK_FLOORS = {  # card entry: (the histograms it reads, the dim of their draws, long_name)
-    "rank_max_min_perfect_model": (
-        "perfect_model_rank_histogram",
-        "stand_in",
-        "rank max/min ratio of a perfectly reliable ensemble of this size, sample and "
-        "dependence (median over members standing in for the truth): the noise floor of "
-        "rank_max_min",
-    ),
-    "rank_max_min_error_surrogate": (
-        "error_surrogate_rank_histogram",
-        "replica",
-        "rank max/min ratio of a reliable ensemble of this size and sample whose fields "
-        "correlate in space as the ensemble-mean errors do (median over replicas): the floor "
-        "of rank_max_min where errors are coherent over the domain",
-    ),
-}
-
-
-def _scorecard(computed: dict[str, Any], t: xr.DataArray, config: VerifyConfig) -> xr.Dataset:
-    card = xr.Dataset()
-    for name in config.scores or tuple(SCORES):
-        spec = SCORES[name]
-        card[name] = computed[name].assign_attrs(
-            long_name=spec.long_name, units=spec.units, best=spec.best
-        )
-        if (extension := SCORES.extension_of(name)) is not None:
-            card[name].attrs[REGISTERED_BY] = extension
-    flatness = vr.rank_flatness(computed["rank_histogram"])
-    card["rank_chi_square"] = flatness["chi_square"]
-    card["rank_p_value"] = flatness["p_value"]
-    card["rank_delta"] = flatness["delta"].assign_attrs(best=1.0)
-    card["rank_max_min"] = vr.rank_max_min_ratio(computed["rank_histogram"]).assign_attrs(best=1.0)
-    for name, (histograms, dim, long_name) in RANK_FLOORS.items():
-        if histograms in computed:
-            floor = vr.rank_max_min_ratio(computed[histograms]).median(dim)
-            card[name] = floor.assign_attrs(long_name=long_name, best=1.0)
-    brier = computed["brier_score"]
-    for event in brier[ve.THRESHOLD].values:
-        card[f"brier_score_{event}"] = brier.sel({ve.THRESHOLD: event}, drop=True).assign_attrs(
-            long_name=f"Brier score of value > the truth's {event} quantile", best=0.0
-        )
-    total = np.prod([t.sizes[d] for d in config.mean_over])
-    card["n_verified"] = computed["n_verified"].assign_attrs(long_name="points verified")
-    card["n_missing_truth"] = (total - computed["n_truth"]).assign_attrs(
-        long_name="points skipped: no truth (a valid time the analysis lacks, or a masked "
-        "point, NaN)"
-    )
-    card["n_missing_forecast"] = (computed["n_truth"] - computed["n_verified"]).assign_attrs(
-        long_name="points skipped: a truth but no member (the forecast is NaN there)"
-    )
-    card["n_incomplete_ensemble"] = computed["n_incomplete"].assign_attrs(
-        long_name="points verified where some members are missing: the rank histogram and "
-        "reliability leave them out"
-    )
-    warn_incomplete(card["n_incomplete_ensemble"], computed["n_verified"])
-    return _variable_first(card)
-
-
-def _variable_first(ds: xr.Dataset) -> xr.Dataset:
-    return ds.transpose(*[d for d in (VARIABLE, LEAD_TIME) if d in ds.dims], ...)
-
-
-def _spectra(f: xr.DataArray, t: xr.DataArray) -> xr.Dataset:
-    """Power spectra of members (averaged over members and init times) and of the truth,
-    both over the forecasts that have their truth (an average over the forecast's own
-    initial times compared other samples where the truth ends before the last leads), and
-    only where the truth is complete: a masked channel's are NaN, ``no_spectrum`` says why."""
-    f, t, masked = complete_fields(f, t)
-    forecast_power = power_spectrum(f).mean([MEMBER, INIT_TIME])
-    truth_power = power_spectrum(t).mean(INIT_TIME)
-    power = {"forecast_power": forecast_power, "truth_power": truth_power}
-    ds = xr.Dataset({k: v.assign_attrs(units="variable power") for k, v in power.items()})
-    ds = with_reasons(ds.assign(masked=masked).compute())
-    ratio = (ds.forecast_power / ds.truth_power).assign_attrs(units="1")  # not the power's
-    return _variable_first(ds.assign(spectral_ratio=ratio))
-
-
-def _maps(f: xr.DataArray, t: xr.DataArray, n_members: int) -> xr.Dataset:
-    pick = {INIT_TIME: 0, LEAD_TIME: -1}
-    members = f.isel(pick).isel({MEMBER: slice(0, n_members)})
-    fields = {"forecast": members, "truth": t.isel(pick)}
-    return xr.Dataset({k: v.assign_attrs(units="variable") for k, v in fields.items()}).compute()
-
-
-def _in_truth_units(ds: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
-    """``ds`` (dim ``variable``: channels) with the coordinate ``variable_units``: the
-    truth's units of each channel's variable, in which its fields marked ``units="variable"``
-    are, and for power spectra (``"variable power"``) ``power_units``, theirs
-    (:func:`verification.output.cf_units`, which also marks the others "1")."""
-    names = [split_channel(str(c))[0] for c in ds[VARIABLE].values]
-    units = [str(truth[n].attrs.get("units", "")) for n in names]
-    about = {"long_name": "units of each variable, and of its scores in units_per_variable"}
-    ds = ds.assign_coords({VARIABLE_UNITS: (VARIABLE, units, about)})
-    if any(da.attrs.get("units") == "variable power" for da in ds.data_vars.values()):
-        per_metre = ZONAL_WAVENUMBER in ds.dims  # a density along latitude circles
-        power = [spectrum_units(u, per_metre) or "" for u in units]
-        about = {"long_name": "units of each variable's power spectrum"}
-        ds = ds.assign_coords({POWER_UNITS: (VARIABLE, power, about)})
-    return cf_units(ds)
