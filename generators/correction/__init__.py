@@ -3,7 +3,7 @@
 - :mod:`.decaying_average`: the causal decaying average of verified forecasts that every
   stage below learns from;
 - :mod:`.bias`: decaying-average bias correction and spread scaling of a forecast store
-  (``wxens bias-correct``);
+  (``wxens bias-correct``), the scaling's factor in :mod:`.spread_scaling`;
 - :mod:`.ranks`: rank-histogram recalibration, applied after both;
 - :mod:`.spread`: fixed spread factors per lead and channel (a checkpoint's spread
   calibration), their fit and their application;

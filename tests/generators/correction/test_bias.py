@@ -15,13 +15,9 @@ import xarray as xr
 from warm import warm_forecast
 
 from flows.cli import main
-from generators.correction.bias import (
-    DecayingAverageBias,
-    DecayingAverageSpread,
-    bias_correct,
-    bias_correct_store,
-)
+from generators.correction.bias import DecayingAverageBias, bias_correct, bias_correct_store
 from generators.correction.spec import CorrectionSpec
+from generators.correction.spread_scaling import DecayingAverageSpread
 from generators.correction.tuned import checkpoint_digest, save_tuned
 from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
