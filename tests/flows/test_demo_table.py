@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from flows.commands.demo import scores_by_lead
+from flows.commands.demo_table import scores_by_lead
 from verification.ranks import PASS_FACTOR
 
 LEADS = np.array([6, 24], dtype="timedelta64[h]").astype("timedelta64[ns]")
