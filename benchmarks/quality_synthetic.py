@@ -1,4 +1,4 @@
-"""Synthetic study: flow matching against the oracle ensemble of the synthetic source (its
+"""Synthetic study: a generator against the oracle ensemble of the synthetic source (its
 exact conditional law) at 1 and 4 model steps, and a 10-day autoregressive rollout.
 
 Every figure comes from the library's own calls (:mod:`benchmarks.synthetic_study`): the
@@ -10,6 +10,14 @@ resumed when interrupted). Writes
 ``benchmarks/results/NAME.json`` and ``NAME.md``.
 
     python -m benchmarks.quality_synthetic --workdir /tmp/quality --sampler heun:nfe=20
+
+The config is flow matching's; EDM is the same config with its model section given whole
+(its ``sample_nfe`` is flow matching's key), in a work directory of its own:
+
+    python -m benchmarks.quality_synthetic --workdir /tmp/quality_edm \
+        --name quality_synthetic_edm --sampler edm_euler:num_steps=10 \
+        --set 'model={kind: edm, backbone: {widths: [32, 64], attention_heads: 0,
+        embedding_dim: 64}, sample_steps: 10}'
 
 Run with ``OMP_NUM_THREADS=1 nice`` on a shared CPU.
 """
@@ -85,6 +93,7 @@ def main() -> None:
         "config": CONFIG,
         "overrides": args.set,
         "checkpoint": study.checkpoint,
+        "generator": provenance(rollout).generator,
         "checkpoint_digest": provenance(rollout).checkpoint_digest,
         "train_steps": study.train_steps,
         "test_inits": [str(t) for t in TEST],
@@ -103,12 +112,14 @@ def main() -> None:
 
 def markdown(p: dict) -> str:
     o = p["oracle"]
+    overrides = "".join(f" `--set {item}`" for item in p["overrides"])
     lines = [
-        "# Synthetic source: flow matching against the oracle ensemble",
+        f"# Synthetic source: {p['generator'].replace('_', ' ')} against the oracle ensemble",
         "",
-        f"Source `{p['source']}` (t2m, 6-hourly), model `{p['config']}`, {len(p['test_inits'])} "
-        f"test initial times 1-19 February 2001 (held out), {p['members']} members; 4 model "
-        "steps = an autoregressive rollout. Fair CRPS in K; rank max/min over "
+        f"Source `{p['source']}` (t2m, 6-hourly), model `{p['config']}`{overrides}, "
+        f"{len(p['test_inits'])} test initial times 1-19 February 2001 (held out), "
+        f"{p['members']} members; 4 model steps = an autoregressive rollout. Fair CRPS in K; "
+        "rank max/min over "
         f"{p['members'] + 1} bins (oracle's own for scale); `verify_store` scorecards.",
         "",
         "| sampler (NFE) | model steps | oracle CRPS | model CRPS | ratio | model SSR | "
