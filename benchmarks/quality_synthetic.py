@@ -39,6 +39,7 @@ CONFIG = "configs/synthetic_flow_matching.yaml"
 TEST = pd.date_range("2001-02-01", "2001-02-19", freq="18h")  # held out of training
 LEADS = (6.0, 24.0)  # 1 and 4 model steps
 ROLLOUT_INITS, ROLLOUT_DAYS, ROLLOUT_SEED = 6, 10, 1
+NAMES = {"flow_matching": "flow matching", "edm": "EDM"}  # the generators' names in titles
 log = logging.getLogger("quality_synthetic")
 
 
@@ -114,7 +115,8 @@ def markdown(p: dict) -> str:
     o = p["oracle"]
     overrides = "".join(f" `--set {item}`" for item in p["overrides"])
     lines = [
-        f"# Synthetic source: {p['generator'].replace('_', ' ')} against the oracle ensemble",
+        f"# Synthetic source: {NAMES.get(p['generator'], p['generator'])} against the oracle "
+        "ensemble",
         "",
         f"Source `{p['source']}` (t2m, 6-hourly), model `{p['config']}`{overrides}, "
         f"{len(p['test_inits'])} test initial times 1-19 February 2001 (held out), "
