@@ -80,7 +80,6 @@ def export(
     committed yet, ``out`` lies inside it, or ``out`` exists (unless ``overwrite`` and it
     is an earlier export: then it is replaced)."""
     out = Path(out)
-    writer = writer_for(out)
     snapshot = reader(path) if snapshot is None else snapshot
     if not isinstance(snapshot, str) and not has_root_group(snapshot):
         raise StoreError(
@@ -89,40 +88,56 @@ def export(
         )
     if out.resolve().is_relative_to(Path(path).resolve()):
         raise StoreError(f"{out} is inside the store {path}; export to a path outside it")
+    ds = open_snapshot(snapshot)
+    if INIT_TIME in ds.indexes and not ds.indexes[INIT_TIME].is_monotonic_increasing:
+        ds = ds.sortby(INIT_TIME)  # a forecast store grows in the order it was written
+    ds.attrs[EXPORT_ATTR] = {"store": str(Path(path).resolve())}
+    return write_aside(
+        ds, out, mark=EXPORT_ATTR, verb="export", progress=progress, overwrite=overwrite
+    )
+
+
+def write_aside(
+    ds: xr.Dataset, out: Path, *, mark: str, verb: str, progress: bool, overwrite: bool
+) -> Path:
+    """Write ``ds`` (lazy; its root attribute ``mark`` set) to ``out`` in the format of its
+    suffix (:func:`writer_for`), streamed through dask under a progress bar (``progress``):
+    written aside and renamed into place under ``out``'s lock, so ``out`` is either absent
+    or complete, and a second write of it waits, then finds it there. StoreError if ``out``
+    exists, unless ``overwrite`` and it holds ``mark`` (an earlier output of the same
+    command, ``verb`` in messages: "export"): then it is replaced; anything else there is
+    refused, never deleted."""
+    writer = writer_for(out)
     with locked(out):
         if out.exists() and not overwrite:
             raise StoreError(
-                f"{out} exists; export to a new path, or replace it: overwrite=True (--overwrite)"
+                f"{out} exists; {verb} to a new path, or replace it: overwrite=True (--overwrite)"
             )
-        if out.exists() and not _an_export(out, writer):
+        if out.exists() and not _written_by(out, writer, mark):
             raise StoreError(
-                f"{out} exists and is not a wxens export ({writer.description}); "
-                "overwrite=True (--overwrite) replaces only an earlier export: export to a new path"
+                f"{out} exists and is not a wxens {verb} output ({writer.description}); "
+                f"overwrite=True (--overwrite) replaces only an earlier one: {verb} to a new path"
             )
-        ds = open_snapshot(snapshot)
-        ds.attrs[EXPORT_ATTR] = {"store": str(Path(path).resolve())}
-        if INIT_TIME in ds.indexes and not ds.indexes[INIT_TIME].is_monotonic_increasing:
-            ds = ds.sortby(INIT_TIME)  # a forecast store grows in the order it was written
-        tmp = out.with_name(out.name + ".export-tmp")
-        _remove(tmp)  # an interrupted export's (the lock is held)
+        tmp = out.with_name(out.name + f".{verb}-tmp")
+        _remove(tmp)  # an interrupted write's (the lock is held)
         try:
             write = writer.write(ds, tmp)
-            with dask_bar(progress, desc=f"export {out.name}"):
+            with dask_bar(progress, desc=f"{verb} {out.name}"):
                 write.compute()
         except BaseException:
             _remove(tmp)
             raise
-        if out.is_dir():  # an earlier export, replaced (a file is, by the rename itself)
+        if out.is_dir():  # an earlier output, replaced (a file is, by the rename itself)
             shutil.rmtree(out)
         os.replace(tmp, out)
     return out
 
 
-def _an_export(path: Path, writer: Writer) -> bool:
-    """Whether ``path`` is a copy :func:`export` wrote in ``writer``'s format."""
+def _written_by(path: Path, writer: Writer, mark: str) -> bool:
+    """Whether ``path`` is a dataset in ``writer``'s format whose root attributes hold ``mark``."""
     try:
         with xr.open_dataset(path, engine=writer.engine) as ds:
-            return EXPORT_ATTR in ds.attrs
+            return mark in ds.attrs
     except (OSError, ValueError):  # not a dataset this format's engine reads
         return False
 

@@ -218,11 +218,12 @@ def cf_units(card: xr.Dataset) -> xr.Dataset:
 
 
 def unit_factors(
-    wanted: Sequence[str], store_units: Mapping[str, str]
+    wanted: Sequence[str], store_units: Mapping[str, str], holder: str = "the truth"
 ) -> dict[str, tuple[str, float]]:
     """``{variable: (unit, factor)}`` from ``--units`` items ``UNIT`` (every variable
     whose units convert to it) or ``VARIABLE=UNIT`` (``msl=hPa``; a channel such as
-    ``z500`` names its variable). ``store_units``: each variable's units in the store.
+    ``z500`` names its variable). ``store_units``: each variable's units in the store,
+    ``holder`` (named in messages: "the truth", "the forecast").
 
     The factor converts a difference (a CRPS, an RMSE, a spread): the scale of
     :data:`pipeline.normalize.UNIT_CONVERSIONS` (or its inverse) without the offset, so K
@@ -239,7 +240,7 @@ def unit_factors(
                 variable = name.strip()
             if variable not in store_units:
                 raise InputError(
-                    f"units= (--units {item!r}): the truth holds no variable {variable!r}; it "
+                    f"units= (--units {item!r}): {holder} holds no variable {variable!r}; it "
                     f"holds {sorted(store_units)}"
                 )
             factor = _difference_scale(store_units[variable], unit)
@@ -257,7 +258,7 @@ def unit_factors(
         }
         if not matched:
             raise InputError(
-                f"units= (--units {item!r}): no variable of the truth ({dict(store_units)}) "
+                f"units= (--units {item!r}): no variable of {holder} ({dict(store_units)}) "
                 f"converts to {unit!r}; known conversions: {', '.join(known)}"
             )
         factors.update(matched)
