@@ -1,0 +1,87 @@
+"""``wxens products FORECAST --out P.zarr|P.nc [--mean] [--spread] [--quantiles 10,50,90]
+[--probability 't2m<0degC' ...] [--units t2m=degC]``: the ensemble's products for a
+forecaster (mean, spread, member quantiles, event probabilities), computed lazily by
+:func:`verification.product_output.write_products` and written to Zarr or CF NetCDF-4."""
+
+from __future__ import annotations
+
+import argparse
+
+from flows.commands.options import add_no_progress, add_threads
+
+NAME = "products"
+HELP = (
+    "the ensemble's products for a forecaster: mean, spread, member percentiles and event "
+    "probabilities (t2m<0degC), to a Zarr store or a CF NetCDF-4 file"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "forecast",
+        metavar="FORECAST",
+        help="wxens forecast store, or an ECMWF GRIB / WeatherBench 2 Zarr / NetCDF ensemble",
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="products to write: a Zarr store, or CF NetCDF-4 if it ends .nc",
+    )
+    parser.add_argument("--mean", action="store_true", help="the ensemble mean, NAME_mean")
+    parser.add_argument(
+        "--spread",
+        action="store_true",
+        help="the ensemble spread, NAME_spread: the members' standard deviation (ddof=1)",
+    )
+    parser.add_argument(
+        "--quantiles",
+        metavar="PERCENTS",
+        help="member percentiles, NAME_quantiles with a quantile dim (0.1 for 10), e.g. "
+        "10,50,90; numpy's linear interpolation between sorted members",
+    )
+    parser.add_argument(
+        "--probability",
+        action="append",
+        default=[],
+        metavar="EVENT",
+        help="probability of an event, the share of members strictly beyond a threshold with "
+        "its units: 't2m<0degC' (frost), 'u10>15m s-1' (repeatable)",
+    )
+    parser.add_argument(
+        "--units",
+        action="append",
+        default=[],
+        metavar="[VARIABLE=]UNIT",
+        help="write VARIABLE's products (or those of every variable converting to UNIT) in "
+        "UNIT, e.g. --units t2m=degC (repeatable)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace earlier products at --out (anything else there is refused, never deleted)",
+    )
+    add_no_progress(parser)
+    add_threads(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from flows.threads import set_threads
+    from verification.product_output import parse_event, parse_percents, write_products
+    from verification.products import PRODUCTS
+
+    events = [parse_event(text) for text in args.probability]  # refused before any read
+    products = [PRODUCTS[name]() for name in ("mean", "spread") if getattr(args, name)]
+    if args.quantiles:
+        products.append(PRODUCTS["quantiles"](parse_percents(args.quantiles)))
+    set_threads(args.threads, torch=False)
+    out, written = write_products(
+        args.forecast,
+        args.out,
+        products,
+        events,
+        units=args.units,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    print(f"{out}: ensemble products of {args.forecast}: {', '.join(written)}")
+    return 0

@@ -1,0 +1,90 @@
+"""``wxens products FORECAST --out P.zarr|P.nc``: the products of a forecast store written
+to Zarr and to CF NetCDF, read back equal to numpy's on the members; bad input refused."""
+
+from __future__ import annotations
+
+import netCDF4
+import numpy as np
+import pytest
+import xarray as xr
+
+from flows.cli import main
+from pipeline.forecast_store import ForecastProvenance, write_forecast
+from tests.verification.test_products import MEMBERS, ensemble, members_last
+from verification.product_output import PRODUCTS_ATTR
+
+QUIET = ["--no-progress"]
+ASKED = ["--mean", "--spread", "--quantiles", "10,50,90", "--probability", "t2m<0degC"]
+
+
+@pytest.fixture(scope="module")
+def forecast(tmp_path_factory) -> tuple[str, xr.Dataset]:
+    """A wxens forecast store of :func:`ensemble` (float32, as stores hold) and its data."""
+    ds = ensemble("float32")
+    path = tmp_path_factory.mktemp("products") / "f.zarr"
+    write_forecast(path, ds, ForecastProvenance("oracle", "none", "exact", 0, 1))
+    return str(path), ds
+
+
+@pytest.mark.parametrize("suffix", [".zarr", ".nc"])
+def test_products_round_trip_to_zarr_and_cf_netcdf(forecast, tmp_path, suffix, capsys):
+    store, ds = forecast
+    out = tmp_path / f"p{suffix}"
+    assert main(["products", store, "--out", str(out), *ASKED, *QUIET]) == 0
+    printed = capsys.readouterr().out
+    assert f"{out}: ensemble products of {store}: t2m_mean, t2m_spread, t2m_quantiles" in printed
+    x = members_last(ds["t2m"]).astype(np.float64)
+    with xr.open_dataset(out, engine="zarr" if suffix == ".zarr" else None) as back:
+        np.testing.assert_allclose(back["t2m_mean"], x.mean(-1), rtol=1e-6)
+        np.testing.assert_allclose(back["t2m_spread"], x.std(-1, ddof=1), rtol=1e-5)
+        np.testing.assert_allclose(
+            back["t2m_quantiles"],
+            np.moveaxis(np.quantile(x, [0.1, 0.5, 0.9], -1), 0, -1),
+            rtol=1e-6,
+        )
+        frost = back["t2m_below_273.15"]
+        np.testing.assert_array_equal(frost, ((x < 273.15).sum(-1) / MEMBERS).astype("f4"))
+        assert frost.attrs["long_name"] == "probability of t2m < 273.15 K"
+        assert frost.attrs["units"] == "1" and "member" not in back.dims
+        xr.testing.assert_equal(
+            back["valid_time"].reset_coords(drop=True), ds["valid_time"].reset_coords(drop=True)
+        )
+        assert PRODUCTS_ATTR in back.attrs
+    if suffix == ".nc":
+        with netCDF4.Dataset(out) as nc:
+            assert nc.Conventions.startswith("CF-1.")
+            assert nc["init_time"].standard_name == "forecast_reference_time"
+            assert "valid_time" in nc["t2m_mean"].coordinates
+
+
+def test_existing_out_is_refused_and_overwrite_replaces_only_products(forecast, tmp_path, capsys):
+    store, _ = forecast
+    out = tmp_path / "p.zarr"
+    assert main(["products", store, "--out", str(out), "--mean", *QUIET]) == 0
+    assert main(["products", store, "--out", str(out), "--spread", *QUIET]) == 2
+    assert "exists; products to a new path" in capsys.readouterr().err
+    args = ["--spread", "--overwrite", *QUIET]
+    assert main(["products", store, "--out", str(out), *args]) == 0
+    with xr.open_zarr(out) as back:
+        assert list(back.data_vars) == ["t2m_spread"]
+    assert main(["products", store, "--out", store, *args]) == 2  # the forecast itself
+    assert "is not a wxens products output" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--probability", "t2m=0"], "e.g. 't2m<0degC'"),
+        (["--probability", "t2m<0"], "give the threshold's units, e.g. 't2m<0K'"),
+        (["--probability", "msl<990hPa"], "no variable (or channel) 'msl'; it holds ['t2m']"),
+        (["--units", "msl=hPa", "--mean"], "the forecast holds no variable 'msl'"),
+        (["--quantiles", "10;90"], "percents in [0, 100] separated by commas, e.g. 10,50,90"),
+        (["--quantiles", "150"], "percents in [0, 100]"),
+        ([], "ask for at least one product"),
+    ],
+)
+def test_bad_inputs_are_refused_naming_the_fix(forecast, tmp_path, capsys, args, words):
+    out = tmp_path / "p.zarr"
+    assert main(["products", forecast[0], "--out", str(out), *args, *QUIET]) == 2
+    assert words in capsys.readouterr().err
+    assert not out.exists()

@@ -1,0 +1,167 @@
+"""``wxens products``' library part: the events it is asked for (``t2m<0degC``) parsed and
+put in the forecast's units, the forecast read in the units asked for (``--units
+t2m=degC``), and the products dataset written to Zarr or CF NetCDF, lazily.
+
+Units go through the tables ingest and verify use (:func:`verification.output.unit_factors`
+for ``--units``, :func:`verification.output.conversion` for a threshold's), never a parser
+of their own; the output is written by :func:`pipeline.store_export.write_aside`, as
+``wxens export`` writes (aside, then renamed; an existing output refused).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import xarray as xr
+
+from pipeline.adapters import scaled, to_wxens_forecast
+from pipeline.errors import InputError
+from pipeline.normalize import UNIT_CONVERSIONS, canonical_units
+from pipeline.store_export import write_aside
+from verification.output import conversion, unit_factors
+from verification.products import Probability, Product, field
+from verification.run import open_forecast_any
+
+#: Root attribute of a products output: ``{"forecast": the absolute path it was made from}``;
+#: ``--overwrite`` replaces only a path holding it.
+PRODUCTS_ATTR = "wxens_products"
+_EVENT = re.compile(
+    r"^\s*(?P<variable>[A-Za-z_]\w*)\s*(?P<sign>[<>])\s*"
+    r"(?P<value>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(?P<unit>.*?)\s*$"
+)
+EVENT_EXAMPLE = "'t2m<0degC' (frost), 'u10>15m s-1' or 'z500<5500m2 s-2'"
+#: Units that mean "a number": a threshold of such a variable needs none.
+DIMENSIONLESS = ("", "1")
+
+
+@dataclass(frozen=True)
+class Event:
+    """``variable`` (or channel) strictly below or above ``value`` in ``unit`` (``""``:
+    none given), as typed (``t2m<0degC``)."""
+
+    variable: str
+    below: bool
+    value: float
+    unit: str
+    text: str
+
+    def probability(self, ensemble: xr.Dataset) -> Probability:
+        """The :class:`~verification.products.Probability` of this event in ``ensemble``,
+        its threshold converted to the variable's units; InputError naming the variable
+        and the fix where the units are missing or do not convert."""
+        try:
+            da = field(ensemble, self.variable)
+        except InputError as err:
+            raise InputError(f"events= (--probability {self.text!r}): {err}") from None
+        units = canonical_units(str(da.attrs.get("units", "")))
+        if not self.unit and units not in DIMENSIONLESS:
+            raise InputError(
+                f"events= (--probability {self.text!r}): {self.variable} is in {units!r}; "
+                f"give the threshold's units, e.g. '{self.variable}{'<' if self.below else '>'}"
+                f"{self.value:g}{units}'"
+            )
+        converts = conversion(self.unit or units, units)
+        if converts is None:
+            known = ", ".join(sorted({f"{a}<->{b}" for a, b in UNIT_CONVERSIONS}))
+            raise InputError(
+                f"events= (--probability {self.text!r}): {self.variable} is in {units!r}, which "
+                f"{self.unit!r} does not convert to; known conversions: {known}"
+            )
+        scale, offset = converts
+        return Probability(self.variable, self.value * scale + offset, self.below)
+
+
+def parse_event(text: str) -> Event:
+    """``"t2m<0degC"`` -> ``Event("t2m", below=True, value=0.0, unit="degC")``: a variable
+    or channel, ``<`` or ``>`` (strict), a number and its units (any spelling
+    :func:`pipeline.normalize.canonical_units` knows); InputError with an example else."""
+    match = _EVENT.match(text)
+    if match is None:
+        raise InputError(
+            f"events= (--probability {text!r}): not VARIABLE<VALUE[UNITS] or "
+            f"VARIABLE>VALUE[UNITS]; e.g. {EVENT_EXAMPLE}"
+        )
+    unit = canonical_units(match["unit"]) if match["unit"] else ""
+    return Event(match["variable"], match["sign"] == "<", float(match["value"]), unit, text)
+
+
+def parse_percents(text: str) -> tuple[float, ...]:
+    """``"10,50,90"`` -> the quantiles ``(0.1, 0.5, 0.9)``; InputError with an example where
+    ``text`` is not percents in [0, 100] separated by commas."""
+    try:
+        percents = [float(p) for p in text.split(",")]
+    except ValueError:
+        percents = [-1.0]
+    if not all(0 <= p <= 100 for p in percents):
+        raise InputError(
+            f"quantiles= (--quantiles {text!r}): give percents in [0, 100] separated by "
+            "commas, e.g. 10,50,90"
+        )
+    return tuple(p / 100 for p in percents)
+
+
+def in_units(ensemble: xr.Dataset, wanted: Sequence[str]) -> xr.Dataset:
+    """``ensemble`` with each variable ``--units`` names (``t2m=degC``, or a unit every
+    variable converting to it takes) converted in full (K to degC subtracts 273.15) and
+    relabelled; InputError from :func:`verification.output.unit_factors` for an unknown
+    variable or a conversion the tables lack."""
+    store_units = {str(n): str(da.attrs.get("units", "")) for n, da in ensemble.data_vars.items()}
+    converted = {}
+    for name, (unit, _) in unit_factors(wanted, store_units, "the forecast").items():
+        scale, offset = conversion(store_units[name], unit) or (1.0, 0.0)
+        da = ensemble[name]
+        converted[name] = scaled(da, scale, offset).assign_attrs({**da.attrs, "units": unit})
+    return ensemble.assign(converted)
+
+
+def products_dataset(
+    ensemble: xr.Dataset,
+    products: Sequence[Product],
+    events: Sequence[Event] = (),
+    origin: object = "",
+) -> xr.Dataset:
+    """The fields of ``products`` and of the probability of each of ``events`` from the
+    wxens-layout ``ensemble``, lazily where it is dask-backed; attributes: :data:`PRODUCTS_ATTR`
+    naming ``origin``. InputError where nothing is asked for."""
+    chosen = [*products, *(event.probability(ensemble) for event in events)]
+    if not chosen:
+        raise InputError(
+            "products= (--mean, --spread, --quantiles, --probability): ask for at least one "
+            "product, e.g. --mean --probability 't2m<0degC'"
+        )
+    fields: dict[str, xr.DataArray] = {}
+    for product in chosen:
+        fields.update(product.fields(ensemble))
+    return xr.Dataset(fields, attrs={PRODUCTS_ATTR: {"forecast": str(origin)}})
+
+
+def write_products(
+    forecast: str | Path,
+    out: str | Path,
+    products: Sequence[Product],
+    events: Sequence[Event] = (),
+    *,
+    units: Sequence[str] = (),
+    overwrite: bool = False,
+    progress: bool = True,
+) -> tuple[Path, list[str]]:
+    """Read the ensemble at ``forecast`` (a wxens forecast store, or any layout ``wxens
+    verify`` reads), compute ``products`` and the probabilities of ``events`` in ``units``
+    (``--units`` items) and write them to ``out`` (Zarr, or CF NetCDF-4 for ``.nc``),
+    streamed through dask; StoreError where ``out`` exists, unless ``overwrite`` and it is
+    an earlier products output. Returns ``out`` and the names of the fields written."""
+    out = Path(out)
+    try:
+        ensemble = to_wxens_forecast(open_forecast_any(forecast))
+    except InputError as err:
+        raise InputError(f"{forecast}: {err}") from None
+    ensemble = in_units(ensemble, units) if units else ensemble
+    origin = Path(forecast).resolve() if Path(forecast).exists() else forecast
+    ds = products_dataset(ensemble, products, events, origin)
+    write_aside(
+        ds, out, mark=PRODUCTS_ATTR, verb="products", progress=progress, overwrite=overwrite
+    )
+    return out, [str(name) for name in ds.data_vars]
