@@ -1,0 +1,54 @@
+"""What a deployment of any wxens flow relies on, wherever the flow's code lives: the
+entrypoint it is served under imports the flow with the start-up a flow process needs, and
+the ``flows.pipelines.<flow>`` entrypoint a deployment registered earlier stores (on a
+user's Prefect server) still names that flow."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from prefect.flows import load_flow_from_entrypoint
+
+from flows.cli import RUN_TRACEBACKS_ENV
+from flows.deployments import DeploymentSpec, to_deployments
+from flows.pipelines import FLOWS
+from flows.settings import OFFLINE_DEFAULTS
+
+STARTED = """
+import logging, os, sys
+module = sys.argv[1]
+__import__(module)
+from flows.cli import RUN_LOGGERS, without_wxens_traceback
+from flows.settings import OFFLINE_DEFAULTS
+unset = [name for name in OFFLINE_DEFAULTS if name not in os.environ]
+loud = [n for n in RUN_LOGGERS if without_wxens_traceback not in logging.getLogger(n).filters]
+assert not unset and not loud, f"import of {module}: unset {unset}, tracebacks kept on {loud}"
+"""
+"""Run in a fresh process: importing the module ``argv[1]`` ran ``prepare_flow_process``."""
+
+
+def test_every_flow_loads_from_the_entrypoint_earlier_deployments_store():
+    """A deployment on a running server keeps the entrypoint it was registered with: the
+    ``flows.pipelines`` path of each flow must still load that flow."""
+    for name, flow in FLOWS.items():
+        loaded = load_flow_from_entrypoint(f"flows.pipelines.{name}")
+        assert loaded.name == name and loaded.fn is flow.fn, name
+
+
+def test_the_module_each_deployment_imports_prepares_the_flow_process():
+    """Each served run is a subprocess importing its deployment's entrypoint: whichever
+    module that names, its import loads the extensions, quiets Prefect's tracebacks of a
+    wxens error and sets the offline defaults, as importing ``flows.pipelines`` does."""
+    specs = tuple(DeploymentSpec(name=f"d-{name}", flow=name) for name in FLOWS)
+    deployments = to_deployments(specs)
+    entrypoints = {s.flow: d.entrypoint for s, d in zip(specs, deployments, strict=True)}
+    for name, entrypoint in entrypoints.items():
+        assert load_flow_from_entrypoint(entrypoint).name == name, entrypoint
+    env = {k: v for k, v in os.environ.items() if k not in {*OFFLINE_DEFAULTS, RUN_TRACEBACKS_ENV}}
+    for module in sorted({e.rpartition(".")[0] for e in entrypoints.values()}):
+        done = subprocess.run(
+            [sys.executable, "-c", STARTED, module], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
