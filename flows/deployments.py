@@ -236,7 +236,8 @@ def _check_sources(sources: list[str]) -> None:
 
 def to_deployments(specs: tuple[DeploymentSpec, ...]) -> list[Any]:
     """Prefect ``RunnerDeployment`` objects for ``specs``: cron-scheduled, importing the
-    flow by module path (``flows.pipelines.<flow>``) so a run works from any directory."""
+    flow by module path (``flows.steps.<flow>``, ``flows.pipelines.ensemble_run``) so a run
+    works from any directory."""
     from prefect.schedules import Cron
     from prefect.types.entrypoint import EntrypointType
 
@@ -352,11 +353,12 @@ def serve(specs: tuple[DeploymentSpec, ...], *, limit: int | None = None) -> Non
 
 
 def prepare_flow_process() -> None:
-    """On import of :mod:`flows.pipelines` (each flow run of ``wxens serve`` or of a Prefect
-    worker is a subprocess that imports it; a notebook too): load the extensions installed
-    as packages (:mod:`pipeline.extensions`), so that a failed one is logged before the flow
-    runs, :func:`quiet_flow_runs`, and :func:`flows.settings.offline_temporary_server` for a
-    script or notebook that calls the flows without a server (as ``wxens run`` does)."""
+    """On import of :mod:`flows.steps`, and so of :mod:`flows.pipelines` (each flow run of
+    ``wxens serve`` or of a Prefect worker is a subprocess that imports its flow's module; a
+    notebook too): load the extensions installed as packages (:mod:`pipeline.extensions`),
+    so that a failed one is logged before the flow runs, :func:`quiet_flow_runs`, and
+    :func:`flows.settings.offline_temporary_server` for a script or notebook that calls the
+    flows without a server (as ``wxens run`` does)."""
     load_extensions()
     quiet_flow_runs()
     offline_temporary_server()

@@ -1,5 +1,5 @@
-"""What the flows of :mod:`flows.pipelines` decide from their inputs before any work: the
-checks that refuse an output path early (a flow's parameters as a whole:
+"""What the flows (:mod:`flows.steps`, :mod:`flows.pipelines`) decide from their inputs before
+any work: the checks that refuse an output path early (a flow's parameters as a whole:
 :mod:`flows.parameter_checks`), whether a step's output is already there, and which initial
 times a scheduled run forecasts and verifies (:mod:`pipeline.schedule` on paths, as ISO
 strings a Prefect parameter can hold)."""

@@ -46,10 +46,11 @@ def offline_temporary_server() -> None:
     a subprocess, reads them when it starts; the start-up timeout only where Prefect is not
     imported yet) and keep that server out of this process group
     (:func:`temporary_server_apart`). The CLI calls it, and so does the import of
-    :mod:`flows.pipelines`: a script calling the flows as functions got a server in its own
-    group, which Ctrl-C stopped with it (minutes of retries to report the run, connection
-    tracebacks, exit 1, the run left Running), and that logged an ERROR of telemetry it
-    failed to send on every offline run."""
+    :mod:`flows.steps` (and of :mod:`flows.pipelines`, which imports it): a script calling
+    the flows as functions got a server in its own group, which Ctrl-C stopped with it
+    (minutes of retries to report the run, connection tracebacks, exit 1, the run left
+    Running), and that logged an ERROR of telemetry it failed to send on every offline
+    run."""
     for name, value in OFFLINE_DEFAULTS.items():
         os.environ.setdefault(name, value)
     check_server_database()

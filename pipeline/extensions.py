@@ -8,10 +8,11 @@ An installed distribution declares, in its ``pyproject.toml``::
 and :func:`load_extensions` imports ``wxens_mae.scores`` (or loads the object an entry
 point names, ``module:object``), whose import registers its parts in the registries
 (``register_score``, ``SAMPLERS.register``...). They load once per process: early in the
-``wxens`` command (before its parser), when :mod:`flows.pipelines` is imported (each flow
-run of ``wxens serve`` is a subprocess importing it), and on the first look-up of any
-:class:`~pipeline.registry.Registry` (a notebook, a dask worker), so that a score an
-extension adds is computed by ``wxens verify`` and by ``verify()`` in a notebook alike.
+``wxens`` command (before its parser), when :mod:`flows.steps` is imported (so is it by
+:mod:`flows.pipelines`; each flow run of ``wxens serve`` is a subprocess importing its
+flow's module), and on the first look-up of any :class:`~pipeline.registry.Registry` (a
+notebook, a dask worker), so that a score an extension adds is computed by ``wxens verify``
+and by ``verify()`` in a notebook alike.
 
 An extension that fails to import is logged as a warning, naming the entry point, its
 distribution, the error and the fix, and the others still load. A warning, not an error:

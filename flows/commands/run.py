@@ -1,8 +1,9 @@
 """``wxens run``: the whole chain — ingest, train, forecast, verify — once, without a server.
 
-Each step is a Prefect flow (:mod:`flows.pipelines`), so a rerun skips what is done and
-the runs appear in the Prefect UI when ``PREFECT_API_URL`` points at a server; without
-one Prefect starts a temporary local API for the duration of the command.
+Each step is a Prefect flow (:mod:`flows.steps`, chained by :mod:`flows.pipelines`), so a
+rerun skips what is done and the runs appear in the Prefect UI when ``PREFECT_API_URL``
+points at a server; without one Prefect starts a temporary local API for the duration of
+the command.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from flows import pipelines, tasks
+from flows import pipelines, steps, tasks
 from pipeline.errors import InputError
 from pipeline.store import open_store
 from tests.pipeline.test_ingest import resent_copies, resent_day
@@ -28,7 +28,7 @@ INITS = ["2019-03-22T00:00:00", "2019-03-22T06:00:00", "2019-03-22T12:00:00"]
 def no_training_period_warning(monkeypatch):
     """The forecast flow's warning about its checkpoint's training period skipped: it reads
     the checkpoint, which these spies stand in for."""
-    monkeypatch.setattr(pipelines, "warn_trained_on", lambda *args: None)
+    monkeypatch.setattr(steps, "warn_trained_on", lambda *args: None)
 
 
 @pytest.mark.usefixtures("no_training_period_warning")
@@ -44,8 +44,8 @@ def test_the_forecast_flow_passes_batch_members_and_compile_to_its_tasks(tmp_pat
 
         return run
 
-    monkeypatch.setattr(pipelines, "unless_done", spy_unless_done)
-    pipelines.forecast.fn(
+    monkeypatch.setattr(steps, "unless_done", spy_unless_done)
+    steps.forecast.fn(
         checkpoint="k.pt",
         store="analysis.zarr",
         init_times=INITS,
@@ -66,8 +66,8 @@ def test_the_forecast_flow_on_a_cluster_is_one_task_split_there(tmp_path, monkey
     def spy_unless_done(task_, done):
         return lambda *args, **kwargs: calls.append((args, kwargs)) or list(args[2])
 
-    monkeypatch.setattr(pipelines, "unless_done", spy_unless_done)
-    pipelines.forecast.fn(
+    monkeypatch.setattr(steps, "unless_done", spy_unless_done)
+    steps.forecast.fn(
         checkpoint="k.pt",
         store="analysis.zarr",
         init_times=INITS,
@@ -147,16 +147,16 @@ def test_the_train_flow_calibrates_after_training_when_the_config_asks(tmp_path,
 
         return run
 
-    monkeypatch.setattr(pipelines, "unless_done", spy_unless_done)
+    monkeypatch.setattr(steps, "unless_done", spy_unless_done)
     plain, calibrated = tmp_path / "plain.yaml", tmp_path / "calibrated.yaml"
     plain.write_text(CONFIG)
     calibrated.write_text(CONFIG + CALIBRATION)
 
-    pipelines.train.fn("analysis.zarr", str(plain), str(tmp_path / "run"))
+    steps.train.fn("analysis.zarr", str(plain), str(tmp_path / "run"))
     assert [task_ for task_, _ in calls] == [tasks.train_generator]
 
     calls.clear()
-    checkpoint = pipelines.train.fn("analysis.zarr", str(calibrated), str(tmp_path / "run"))
+    checkpoint = steps.train.fn("analysis.zarr", str(calibrated), str(tmp_path / "run"))
     assert [task_ for task_, _ in calls] == [tasks.train_generator, tasks.calibrate_generator]
     assert calls[1][1][:3] == (checkpoint, "analysis.zarr", str(calibrated))
 
@@ -186,8 +186,8 @@ def test_the_verify_flow_passes_the_member_choice_and_start_dates_to_its_task(mo
         assert task_ is tasks.verify_forecast
         return lambda *args, **kwargs: calls.append(kwargs) or args[3]
 
-    monkeypatch.setattr(pipelines, "unless_done", spy_unless_done)
-    pipelines.verify.fn(
+    monkeypatch.setattr(steps, "unless_done", spy_unless_done)
+    steps.verify.fn(
         forecast="fc_*.nc",
         truth="analysis.zarr",
         scores="scores.nc",
@@ -266,8 +266,8 @@ def test_the_run_says_how_to_draw_the_initial_times_its_store_holds_again(tmp_pa
     said = []
     logger = types.SimpleNamespace(info=lambda text, *args: said.append(text % args))
     monkeypatch.setattr("prefect.get_run_logger", lambda: logger)  # flows.inputs logs it
-    monkeypatch.setattr(pipelines, "unless_done", lambda task_, done: None)  # nothing to draw
-    done = pipelines.forecast.fn("k.pt", "analysis.zarr", INITS[:2], str(out), [1, 6], members=3)
+    monkeypatch.setattr(steps, "unless_done", lambda task_, done: None)  # nothing to draw
+    done = steps.forecast.fn("k.pt", "analysis.zarr", INITS[:2], str(out), [1, 6], members=3)
     assert done == INITS[:2]
     (line,) = said
     assert "2 of 2 initial time(s) already complete, skipped" in line

@@ -346,7 +346,7 @@ def test_serve_without_a_server_says_how_to_start_one(tmp_path, capsys):
 
 
 def test_a_served_verify_run_computes_the_score_of_an_installed_extension(spawn, tmp_path):
-    """Each served run is a subprocess of `wxens serve` importing flows.pipelines: the
+    """Each served run is a subprocess of `wxens serve` importing flows.steps: the
     extensions on its path load there, and their score is in the scores file it writes."""
     from prefect.deployments import run_deployment
 
