@@ -12,7 +12,16 @@ import numpy as np
 import xarray as xr
 from dask.delayed import Delayed
 
-from pipeline.schema import INIT_TIME, LEAD_TIME, LEVEL, MEMBER, VALID_TIME, VARIABLES
+from pipeline.schema import (
+    INIT_TIME,
+    LAT,
+    LEAD_TIME,
+    LEVEL,
+    LON,
+    MEMBER,
+    VALID_TIME,
+    VARIABLES,
+)
 
 CONVENTIONS = "CF-1.8"
 #: CF time units of every time coordinate: whole hours stay integers in the file.
@@ -27,6 +36,9 @@ COORDINATE_ATTRS: dict[str, dict[str, str]] = {
     VALID_TIME: {"standard_name": "time", "long_name": "valid time"},
     MEMBER: {"standard_name": "realization", "long_name": "ensemble member"},
     LEVEL: {"standard_name": "air_pressure", "units": "hPa", "positive": "down"},
+    # a forecast store's grid has no attributes: without these units CF tools cannot map it
+    LAT: {"standard_name": "latitude", "long_name": "latitude", "units": "degrees_north"},
+    LON: {"standard_name": "longitude", "long_name": "longitude", "units": "degrees_east"},
 }
 
 

@@ -128,3 +128,14 @@ def test_times_not_on_the_hour_are_kept(tmp_path):
     with xr.open_dataset(out) as back:
         assert back.init_time.values[0] == pd.Timestamp("2019-03-22T00:30").to_datetime64()
         assert back.lead_time.values[0] == np.timedelta64(90, "m")
+
+
+def test_a_forecast_s_latitude_and_longitude_say_what_they_are_to_cf_tools(tmp_path):
+    """A forecast store's grid coordinates carry no attributes; without CF's units
+    (degrees_north, degrees_east) Panoply, cdo and a GIS cannot place the fields on a map."""
+    path = tmp_path / "f.zarr"
+    write_forecast(path, ensemble(["2019-03-22T00"], 1.0), PROVENANCE)
+    assert not open_dataset(path).latitude.attrs  # as the store holds them
+    with netCDF4.Dataset(export(path, tmp_path / "f.nc", progress=False)) as nc:
+        for name, units in (("latitude", "degrees_north"), ("longitude", "degrees_east")):
+            assert (nc[name].standard_name, nc[name].units) == (name, units)
