@@ -31,6 +31,8 @@ from pipeline.schema import LEVEL, MEMBER, split_channel
 QUANTILE = "quantile"
 #: numpy's default (``method="linear"``, Hyndman & Fan 1996 type 7); see member_quantiles.
 QUANTILE_METHOD = "linear"
+#: The ``quantile`` coordinate's CF attributes: a fraction (0.1 for the 10th percentile).
+QUANTILE_ATTRS = {"long_name": "quantile of the ensemble members", "units": "1"}
 
 
 def over_members(
@@ -142,7 +144,7 @@ def member_quantiles(
         raise InputError(f"q= (--quantiles) {q.tolist()}: give quantiles in [0, 1], e.g. 0.1,0.5")
     out = over_members(_quantiles, forecast, member_dim=member_dim, new_dim=(QUANTILE, len(q)), q=q)
     return _labelled(
-        out.assign_coords({QUANTILE: q}),
+        out.assign_coords({QUANTILE: (QUANTILE, q, QUANTILE_ATTRS)}),
         forecast,
         f"quantiles of the ensemble members of {forecast.name} (linear interpolation)",
         forecast.attrs.get("units"),

@@ -86,6 +86,8 @@ def test_mean_spread_and_quantiles_equal_numpys():
         q.values, np.moveaxis(np.quantile(x, [0.1, 0.5, 0.9], axis=-1), 0, -1), rtol=1e-14
     )
     np.testing.assert_array_equal(q.sel(quantile=0.5).values, np.median(x, -1))  # M odd
+    # what a CF tool shows on the axis: a fraction, not a bare number of no known kind
+    assert q["quantile"].attrs == {"long_name": "quantile of the ensemble members", "units": "1"}
 
 
 def test_a_masked_point_stays_nan_in_every_product_and_only_there():
