@@ -191,6 +191,7 @@ def describe_forecast(path: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from flows.commands.info_outputs import describe_output
     from pipeline.analysis_store import refuse_stranded_replacement, unfinished_ingest
     from pipeline.errors import StoreError, refuse_dangling_link
     from pipeline.forecast_store import is_forecast_store
@@ -223,6 +224,10 @@ def run(args: argparse.Namespace) -> int:
     scores = describe_scores(path)
     if scores is not None:
         print(scores)
+        return 0
+    output = describe_output(path)  # an export or products: no store, no commits
+    if output is not None:
+        print(output)
         return 0
     if is_forecast_store(args.store):
         print(describe_forecast(args.store))

@@ -3,6 +3,9 @@ to Zarr and to CF NetCDF, read back equal to numpy's on the members; bad input r
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import netCDF4
 import numpy as np
 import pytest
@@ -88,3 +91,27 @@ def test_bad_inputs_are_refused_naming_the_fix(forecast, tmp_path, capsys, args,
     assert main(["products", forecast[0], "--out", str(out), *args, *QUIET]) == 2
     assert words in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("suffix", [".zarr", ".nc"])
+def test_info_says_what_a_products_output_or_an_export_holds(forecast, tmp_path, suffix, capsys):
+    """``wxens info`` told a forecaster to ingest a products .nc as analyses, and called a
+    products Zarr "not a wxens analysis store": it names what made it and the fields."""
+    store, _ = forecast
+    products, copy = tmp_path / f"p{suffix}", tmp_path / f"copy{suffix}"
+    args = ["--quantiles", "10,90", "--probability", "t2m<0degC", *QUIET]
+    assert main(["products", store, "--out", str(products), *args]) == 0
+    assert main(["export", store, "--out", str(copy), *QUIET]) == 0
+    capsys.readouterr()
+    assert main(["info", str(products)]) == 0
+    shown = capsys.readouterr().out
+    assert f"{products}: wxens products of {Path(store).resolve()}" in shown
+    assert re.search(
+        r"t2m_quantiles +\(init_time, lead_time, latitude, longitude, quantile\) K", shown
+    )
+    assert "t2m_below_273.15  (init_time, lead_time, latitude, longitude) 1  probability" in shown
+    assert "init_time 2" in shown and "quantile 2" in shown and "ingest" not in shown
+    assert main(["info", str(copy)]) == 0
+    shown = capsys.readouterr().out
+    assert f"{copy}: wxens export of {Path(store).resolve()}" in shown
+    assert f"`wxens info {store}`" in shown and "member 7" in shown

@@ -1,0 +1,60 @@
+"""The lines ``wxens info`` writes of a ``wxens export`` copy or a ``wxens products`` output
+(plain Zarr or CF NetCDF-4): what made it from which store, its dims and its fields with
+their units, so a forecaster handed the file knows what it is (not "ingest it first").
+Heavy imports are made inside the functions, so ``wxens --help`` stays fast."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+#: The first bytes of a NetCDF-4 (HDF5) file.
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def describe_output(path: Path) -> str | None:
+    """What the export or products output at ``path`` holds; None where ``path`` is neither
+    (a transactional store, a GRIB file, a scores file: told apart elsewhere)."""
+    import xarray as xr
+
+    from pipeline.store_export import EXPORT_ATTR
+    from verification.product_output import PRODUCTS_ATTR
+
+    engine = _engine(path)
+    if engine is None:
+        return None
+    try:
+        ds = xr.open_dataset(path, engine=engine, decode_timedelta=True)
+    except Exception:  # not a dataset at its root: taken for none of these
+        return None
+    with ds:
+        marks = ((EXPORT_ATTR, "export"), (PRODUCTS_ATTR, "products"))
+        found = next(((m, v) for m, v in marks if m in ds.attrs), None)
+        if found is None:
+            return None
+        mark, verb = found
+        record = ds.attrs[mark]
+        record = json.loads(record) if isinstance(record, str) else record
+        origin = record.get("store") or record.get("forecast")
+        lines = [f"{path}: wxens {verb} of {origin}"]
+        lines.append("dims       " + ", ".join(f"{d} {n}" for d, n in ds.sizes.items()))
+        width = max(map(len, map(str, ds.data_vars)))
+        for name, da in ds.data_vars.items():
+            dims = f"({', '.join(map(str, da.dims))})"
+            units = da.attrs.get("units", "(no units)")
+            lines.append(f"{name:<{width}}  {dims} {units}  {da.attrs.get('long_name', '')}")
+    if verb == "export":
+        lines.append(f"the store's own record: `wxens info {origin}`")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _engine(path: Path) -> str | None:
+    """The xarray engine of ``path``: netcdf4 for a NetCDF-4 file, zarr for a plain Zarr
+    store (its root ``zarr.json``, which a transactional store lacks); None otherwise."""
+    if path.is_dir():
+        return "zarr" if (path / "zarr.json").is_file() else None
+    try:
+        with open(path, "rb") as f:
+            return "netcdf4" if f.read(len(HDF5_MAGIC)) == HDF5_MAGIC else None
+    except OSError:
+        return None
