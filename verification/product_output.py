@@ -130,7 +130,7 @@ def products_dataset(
     if not chosen:
         raise InputError(
             "products= (--mean, --spread, --quantiles, --probability): ask for at least one "
-            "product, e.g. --mean --probability 't2m<0degC'"
+            "product, e.g. `wxens products FORECAST --out P.nc --mean --probability 't2m<0degC'`"
         )
     fields: dict[str, xr.DataArray] = {}
     for product in chosen:
