@@ -167,14 +167,22 @@ def exceedance_probability(
 
     ``threshold`` is in the forecast's units. Shapes: ``(..., member, ...) -> (...)``,
     values in {0, 1/M, ..., 1}; NaN where any member is NaN (a masked field). Units ``"1"``;
-    ``long_name`` names the event, ``"probability of t2m < 273.15 K"``.
+    ``long_name`` names the event, ``"probability of t2m < 273.15 K"``; the threshold is
+    kept exactly in ``threshold`` (``threshold_units``: the forecast's units) and the
+    comparison in ``relative_to_threshold`` (``less_than``, ``greater_than``: IMPROVER's
+    words), for a tool to read back rather than parse from the name or long_name.
     """
     p = over_members(
         _fraction_beyond, forecast, member_dim=member_dim, threshold=threshold, below=below
     )
     units = forecast.attrs.get("units", "")
     event = f"{forecast.name} {'<' if below else '>'} {threshold:g} {units}".rstrip()
-    return _labelled(p, forecast, f"probability of {event}", "1")
+    out = _labelled(p, forecast, f"probability of {event}", "1")
+    out.attrs["threshold"] = float(threshold)
+    if units:
+        out.attrs["threshold_units"] = units
+    out.attrs["relative_to_threshold"] = "less_than" if below else "greater_than"
+    return out
 
 
 def _fraction_beyond(members: np.ndarray, threshold: float, below: bool) -> np.ndarray:
@@ -231,18 +239,27 @@ class Quantiles(Product):
 @dataclass(frozen=True)
 class Probability(Product):
     """The probability of ``variable`` beyond ``threshold`` (its units), strictly above or
-    ``below``: ``NAME_below_VALUE`` / ``NAME_above_VALUE``. ``variable`` is a variable of
-    the ensemble or a channel of one on levels (``z500``)."""
+    ``below``: ``NAME_below_VALUE`` / ``NAME_above_VALUE``, VALUE a CF name's letters and
+    digits (:func:`threshold_text`: ``t2m_below_273p15``, ``t2m_below_m1``). ``variable``
+    is a variable of the ensemble or a channel of one on levels (``z500``)."""
 
     variable: str
     threshold: float
     below: bool = False
 
     def fields(self, ensemble: xr.Dataset) -> dict[str, xr.DataArray]:
-        name = f"{self.variable}_{'below' if self.below else 'above'}_{self.threshold:g}"
+        relation = "below" if self.below else "above"
+        name = f"{self.variable}_{relation}_{threshold_text(self.threshold)}"
         return {
             name: exceedance_probability(field(ensemble, self.variable), self.threshold, self.below)
         }
+
+
+def threshold_text(threshold: float) -> str:
+    """``threshold`` (``:g``, 6 significant digits) as a part of a CF name, which holds only
+    letters, digits and underscores (CF 2.3; cdo and NCO expressions break on ``.`` and
+    ``-``): ``273.15 -> "273p15"``, ``-1 -> "m1"``, ``1e-05 -> "1em05"``."""
+    return f"{threshold:g}".replace(".", "p").replace("-", "m").replace("+", "")
 
 
 def field(ensemble: xr.Dataset, variable: str) -> xr.DataArray:

@@ -45,10 +45,11 @@ def test_products_round_trip_to_zarr_and_cf_netcdf(forecast, tmp_path, suffix, c
             np.moveaxis(np.quantile(x, [0.1, 0.5, 0.9], -1), 0, -1),
             rtol=1e-6,
         )
-        frost = back["t2m_below_273.15"]
+        frost = back["t2m_below_273p15"]
         np.testing.assert_array_equal(frost, ((x < 273.15).sum(-1) / MEMBERS).astype("f4"))
         assert frost.attrs["long_name"] == "probability of t2m < 273.15 K"
         assert frost.attrs["units"] == "1" and "member" not in back.dims
+        assert (frost.attrs["threshold"], frost.attrs["threshold_units"]) == (273.15, "K")
         xr.testing.assert_equal(
             back["valid_time"].reset_coords(drop=True), ds["valid_time"].reset_coords(drop=True)
         )
@@ -109,7 +110,7 @@ def test_info_says_what_a_products_output_or_an_export_holds(forecast, tmp_path,
     assert re.search(
         r"t2m_quantiles +\(init_time, lead_time, latitude, longitude, quantile\) K", shown
     )
-    assert "t2m_below_273.15  (init_time, lead_time, latitude, longitude) 1  probability" in shown
+    assert "t2m_below_273p15  (init_time, lead_time, latitude, longitude) 1  probability" in shown
     assert "init_time 2" in shown and "quantile 2" in shown and "ingest" not in shown
     assert main(["info", str(copy)]) == 0
     shown = capsys.readouterr().out

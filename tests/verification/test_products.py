@@ -4,6 +4,8 @@ spread numpy's; a masked point stays NaN; dask-chunked input gives the eager ans
 
 from __future__ import annotations
 
+import re
+
 import dask.array
 import numpy as np
 import pandas as pd
@@ -109,7 +111,7 @@ def test_chunked_input_is_lazy_and_equals_eager_in_the_stores_float32():
     events = [parse_event("t2m<0degC")]
     got = products_dataset(lazy, products, events)
     assert all(isinstance(da.data, dask.array.Array) for da in got.data_vars.values())
-    assert set(got) == {"t2m_mean", "t2m_spread", "t2m_quantiles", "t2m_below_273.15"}
+    assert set(got) == {"t2m_mean", "t2m_spread", "t2m_quantiles", "t2m_below_273p15"}
     assert all(da.dtype == np.float32 for da in got.data_vars.values())
     xr.testing.assert_identical(got.compute(), products_dataset(eager, products, events))
 
@@ -120,9 +122,30 @@ def test_units_convert_values_in_full_and_thresholds_into_them():
     assert in_c["t2m"].attrs["units"] == "degC"
     mean = products_dataset(in_c, [PRODUCTS["mean"]()])["t2m_mean"]
     np.testing.assert_allclose(mean.values, members_last(ds["t2m"]).mean(-1) - 273.15)
-    frost_k = products_dataset(ds, [], [parse_event("t2m<0degC")])["t2m_below_273.15"]
+    frost_k = products_dataset(ds, [], [parse_event("t2m<0degC")])["t2m_below_273p15"]
     frost_c = products_dataset(in_c, [], [parse_event("t2m < 273.15 K")])["t2m_below_0"]
     np.testing.assert_array_equal(frost_k.values, frost_c.values)
+
+
+def test_probability_names_are_cf_names_and_keep_the_threshold_exactly():
+    """``t2m_below_273.15`` and ``t2m_below_-1`` broke cdo and NCO expressions on ``.`` and
+    ``-``: CF 2.3 names use letters, digits and underscores. The name spells the threshold
+    (``p`` for the point, ``m`` for minus); its attributes hold it exactly, with its units."""
+    ds = ensemble()
+    in_c = in_units(ds, ["t2m=degC"])
+    kelvin = products_dataset(ds, [], [parse_event("t2m<0degC")])
+    celsius = products_dataset(in_c, [], [parse_event("t2m<-1.5degC"), parse_event("t2m>2degC")])
+    assert list(kelvin) == ["t2m_below_273p15"]
+    assert list(celsius) == ["t2m_below_m1p5", "t2m_above_2"]
+    for name, threshold, units, relation in [
+        ("t2m_below_273p15", 273.15, "K", "less_than"),
+        ("t2m_below_m1p5", -1.5, "degC", "less_than"),
+        ("t2m_above_2", 2.0, "degC", "greater_than"),
+    ]:
+        attrs = {**kelvin, **celsius}[name].attrs
+        assert re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name)
+        assert attrs["threshold"] == threshold and attrs["threshold_units"] == units
+        assert attrs["relative_to_threshold"] == relation
 
 
 @pytest.mark.parametrize(
