@@ -27,6 +27,8 @@ CONVENTIONS = "CF-1.8"
 #: CF time units of every time coordinate: whole hours stay integers in the file.
 TIME_UNITS = "hours since 1970-01-01 00:00:00"
 DURATION_UNITS = "hours"
+#: The calendar of a file whose store names none: numpy's datetime64 (as xarray writes it).
+DEFAULT_CALENDAR = "proleptic_gregorian"
 #: zlib level of the data variables: 4 compresses nearly as much as 9, much faster.
 COMPLEVEL = 4
 #: What a CF tool reads each wxens coordinate as (a store's own attributes win).
@@ -57,22 +59,32 @@ def cf_dataset(ds: xr.Dataset) -> xr.Dataset:
     time of a forecast, all its members, per chunk). The coordinates are loaded (small):
     xarray encodes lazy times only in a dtype given up front, and whole hours are integers."""
     ds = ds.assign_coords({name: coord.compute() for name, coord in ds.coords.items()})
+    calendar = _calendar(ds)
     for name, var in ds.variables.items():
         known = VARIABLES.get(str(name)) if name in ds.data_vars else None
         vocabulary = {"units": known.units, "long_name": known.long_name} if known else {}
         defaults = {**COORDINATE_ATTRS.get(str(name), {}), **vocabulary}
         var.attrs = {k: _netcdf_attr(v) for k, v in {**defaults, **var.attrs}.items()}
-        var.encoding = _encoding(var, data=name in ds.data_vars)
+        var.encoding = _encoding(var, calendar, data=name in ds.data_vars)
     ds.attrs = {k: _netcdf_attr(v) for k, v in ds.attrs.items()}
     ds.attrs.setdefault("Conventions", CONVENTIONS)
     return ds
 
 
-def _encoding(var: xr.Variable, *, data: bool) -> dict[str, Any]:
-    """The NetCDF encoding of ``var`` in place of its Zarr one (codecs NetCDF lacks)."""
+def _calendar(ds: xr.Dataset) -> str:
+    """The one calendar of every time in ``ds``: the store's (the first time variable's that
+    was read with one), else numpy's, proleptic Gregorian, as xarray writes datetime64. A
+    time computed from the store's (a products file's ``valid_time``) has lost it, and one
+    file whose times say two calendars makes a CF tool doubt they can be compared."""
+    found = (v.encoding.get("calendar") for v in ds.variables.values() if v.dtype.kind == "M")
+    return next((c for c in found if c), DEFAULT_CALENDAR)
+
+
+def _encoding(var: xr.Variable, calendar: str, *, data: bool) -> dict[str, Any]:
+    """The NetCDF encoding of ``var`` in place of its Zarr one (codecs NetCDF lacks), a time
+    in ``calendar``."""
     out: dict[str, Any] = {}
     if var.dtype.kind == "M":
-        calendar = var.encoding.get("calendar", "standard")
         out = {"units": TIME_UNITS, "calendar": calendar, "dtype": _hours_dtype(var)}
     elif var.dtype.kind == "m":
         out = {"units": DURATION_UNITS, "dtype": _hours_dtype(var)}

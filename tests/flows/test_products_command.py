@@ -13,6 +13,7 @@ import xarray as xr
 
 from flows.cli import main
 from pipeline.forecast_store import ForecastProvenance, write_forecast
+from pipeline.transaction import open_dataset
 from tests.verification.test_products import MEMBERS, ensemble, members_last
 from verification.product_output import PRODUCTS_ATTR
 
@@ -59,6 +60,9 @@ def test_products_round_trip_to_zarr_and_cf_netcdf(forecast, tmp_path, suffix, c
             assert nc.Conventions.startswith("CF-1.")
             assert nc["init_time"].standard_name == "forecast_reference_time"
             assert "valid_time" in nc["t2m_mean"].coordinates
+            # one calendar for the file's times, the store's (valid_time said "standard")
+            calendar = open_dataset(store)["init_time"].encoding["calendar"]
+            assert {nc[t].calendar for t in ("init_time", "valid_time")} == {calendar}
 
 
 def test_existing_out_is_refused_and_overwrite_replaces_only_products(forecast, tmp_path, capsys):
