@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 from dask.delayed import Delayed
 
+from pipeline.forecast_store import COMPLETE
 from pipeline.schema import (
     INIT_TIME,
     LAT,
@@ -31,8 +32,11 @@ DURATION_UNITS = "hours"
 DEFAULT_CALENDAR = "proleptic_gregorian"
 #: zlib level of the data variables: 4 compresses nearly as much as 9, much faster.
 COMPLEVEL = 4
-#: What a CF tool reads each wxens coordinate as (a store's own attributes win).
-COORDINATE_ATTRS: dict[str, dict[str, str]] = {
+#: What a CF tool reads each wxens coordinate as (a store's own attributes win). xarray adds
+#: its own ``dtype`` attribute on writing ``complete`` (``bool``) and ``lead_time``
+#: (``timedelta64[us]``); it stays, as without it xarray reads them back as int8 and plain
+#: integers, and a CF tool ignores an attribute it does not know.
+COORDINATE_ATTRS: dict[str, dict[str, Any]] = {
     INIT_TIME: {"standard_name": "forecast_reference_time", "long_name": "initial time"},
     LEAD_TIME: {"standard_name": "forecast_period", "long_name": "lead time"},
     VALID_TIME: {"standard_name": "time", "long_name": "valid time"},
@@ -41,6 +45,12 @@ COORDINATE_ATTRS: dict[str, dict[str, str]] = {
     # a forecast store's grid has no attributes: without these units CF tools cannot map it
     LAT: {"standard_name": "latitude", "long_name": "latitude", "units": "degrees_north"},
     LON: {"standard_name": "longitude", "long_name": "longitude", "units": "degrees_east"},
+    # a forecast store's flag, a bool xarray writes as int8: CF flags (3.5) name its values
+    COMPLETE: {
+        "long_name": "every member and lead of the initial time written",
+        "flag_values": np.array([0, 1], dtype=np.int8),
+        "flag_meanings": "incomplete complete",
+    },
 }
 
 

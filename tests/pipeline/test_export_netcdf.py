@@ -63,6 +63,23 @@ def test_a_forecast_exports_to_cf_netcdf_that_xarray_and_netcdf4_read_back(tmp_p
         assert nc["t2m"][:].shape == (3, 3, 2, 4, 5)
 
 
+def test_the_complete_flag_says_what_it_means_to_cf_tools_and_reads_back_as_bool(tmp_path):
+    """``complete`` was int8 with only xarray's ``dtype: bool``: a CF tool showed bare 0/1.
+    CF 3.5 flags name each value; xarray's ``dtype`` attributes stay, as without them it
+    reads ``complete`` back as int8 and ``lead_time`` as plain integers."""
+    path = tmp_path / "f.zarr"
+    write_forecast(path, ensemble(["2019-03-22T00"], 1.0), PROVENANCE)
+    out = export(path, tmp_path / "f.nc", progress=False)
+    with netCDF4.Dataset(out) as nc:
+        flag = nc["complete"]
+        assert flag.dtype == np.int8 and flag.long_name
+        assert flag.flag_values.dtype == np.int8 and flag.flag_values.tolist() == [0, 1]
+        assert flag.flag_meanings == "incomplete complete"
+    with xr.open_dataset(out) as back:
+        assert back["complete"].dtype == bool and back["complete"].values.all()
+        assert back["lead_time"].dtype.kind == "m"
+
+
 def test_an_analysis_store_exports_to_cf_netcdf_with_its_provenance(tmp_path):
     path = tmp_path / "a.zarr"
     ingest(SyntheticConfig(n_lat=8, n_lon=12, n_times=12).to_spec(), path, progress=False)
