@@ -115,8 +115,9 @@ def write_aside(
             )
         if out.exists() and not _written_by(out, writer, mark):
             raise StoreError(
-                f"{out} exists and is not a wxens {verb} output ({writer.description}); "
-                f"overwrite=True (--overwrite) replaces only an earlier one: {verb} to a new path"
+                f"{out} exists and is not an earlier wxens {verb} output (one that xarray's "
+                f"{writer.engine!r} engine opens, with the root attribute {mark!r}); "
+                f"overwrite=True (--overwrite) replaces only such an output: {verb} to a new path"
             )
         tmp = out.with_name(out.name + f".{verb}-tmp")
         _remove(tmp)  # an interrupted write's (the lock is held)

@@ -76,7 +76,15 @@ def test_existing_out_is_refused_and_overwrite_replaces_only_products(forecast, 
     with xr.open_zarr(out) as back:
         assert list(back.data_vars) == ["t2m_spread"]
     assert main(["products", store, "--out", store, *args]) == 2  # the forecast itself
-    assert "is not a wxens products output" in capsys.readouterr().err
+    refusal = capsys.readouterr().err
+    # the parenthesis describes the output it would replace, not the forecast store refused
+    # (it said "(plain Zarr v3 copy)", as if of the store)
+    assert (
+        f"{store} exists and is not an earlier wxens products output (one that xarray's "
+        "'zarr' engine opens, with the root attribute 'wxens_products'); "
+        "overwrite=True (--overwrite) replaces only such an output" in refusal
+    )
+    assert "copy" not in refusal
 
 
 @pytest.mark.parametrize(

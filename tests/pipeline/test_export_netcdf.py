@@ -127,7 +127,9 @@ def test_a_failed_write_leaves_no_file_and_an_existing_one_is_replaced_only_if_a
     notes = tmp_path / "notes.nc"  # a forecaster's own file of that name
     notes.write_text("mine")
     assert main(["export", str(path), "--out", str(notes), "--overwrite", *QUIET]) == 2
-    assert "is not a wxens export" in capsys.readouterr().err and notes.read_text() == "mine"
+    refusal = capsys.readouterr().err
+    assert "is not an earlier wxens export output (one that xarray's 'netcdf4' engine" in refusal
+    assert notes.read_text() == "mine"
 
     for chunk in (path / "chunks").iterdir():  # the store's data lost mid-export
         chunk.unlink()
