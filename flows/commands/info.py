@@ -225,12 +225,13 @@ def run(args: argparse.Namespace) -> int:
     if scores is not None:
         print(scores)
         return 0
-    output = describe_output(path)  # an export or products: no store, no commits
-    if output is not None:
+    forecast = is_forecast_store(args.store)  # a plain copy of one too: its inits said
+    output = describe_output(path, fields=not forecast)  # an export or products
+    if output is not None and not forecast:
         print(output)
         return 0
-    if is_forecast_store(args.store):
-        print(describe_forecast(args.store))
+    if forecast:
+        print("\n".join(filter(None, [output, describe_forecast(args.store)])))
     else:
         shown = describe(open_store(args.store), args.weighted or None, not args.no_progress)
         print(shown)

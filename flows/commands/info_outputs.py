@@ -12,9 +12,11 @@ from pathlib import Path
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
-def describe_output(path: Path) -> str | None:
+def describe_output(path: Path, *, fields: bool = True) -> str | None:
     """What the export or products output at ``path`` holds; None where ``path`` is neither
-    (a transactional store, a GRIB file, a scores file: told apart elsewhere)."""
+    (a transactional store, a GRIB file, a scores file: told apart elsewhere). Without
+    ``fields``, only what made it and from which store: the lines a plain copy of a forecast
+    store adds to that store's own description (its initial times, complete or not)."""
     import xarray as xr
 
     from pipeline.store_export import EXPORT_ATTR
@@ -37,15 +39,22 @@ def describe_output(path: Path) -> str | None:
         record = json.loads(record) if isinstance(record, str) else record
         origin = record.get("store") or record.get("forecast")
         lines = [f"{path}: wxens {verb} of {origin}"]
-        lines.append("dims       " + ", ".join(f"{d} {n}" for d, n in ds.sizes.items()))
-        width = max(map(len, map(str, ds.data_vars)))
-        for name, da in ds.data_vars.items():
-            dims = f"({', '.join(map(str, da.dims))})"
-            units = da.attrs.get("units", "(no units)")
-            lines.append(f"{name:<{width}}  {dims} {units}  {da.attrs.get('long_name', '')}")
+        if fields:
+            lines += _fields(ds)
     if verb == "export":
         lines.append(f"the store's own record: `wxens info {origin}`")
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _fields(ds) -> list[str]:
+    """A line of ``ds``'s dims, then one per field: its dims, units and long name."""
+    lines = ["dims       " + ", ".join(f"{d} {n}" for d, n in ds.sizes.items())]
+    width = max(map(len, map(str, ds.data_vars)))
+    for name, da in ds.data_vars.items():
+        dims = f"({', '.join(map(str, da.dims))})"
+        units = da.attrs.get("units", "(no units)")
+        lines.append(f"{name:<{width}}  {dims} {units}  {da.attrs.get('long_name', '')}")
+    return lines
 
 
 def _engine(path: Path) -> str | None:
