@@ -125,17 +125,46 @@ def products_dataset(
 ) -> xr.Dataset:
     """The fields of ``products`` and of the probability of each of ``events`` from the
     wxens-layout ``ensemble``, lazily where it is dask-backed; attributes: :data:`PRODUCTS_ATTR`
-    naming ``origin``. InputError where nothing is asked for."""
-    chosen = [*products, *(event.probability(ensemble) for event in events)]
+    naming ``origin``. InputError where nothing is asked for, or where two products would
+    write one field (:func:`_one_name_each`)."""
+    chosen = [
+        *((repr(product), product) for product in products),
+        *((f"--probability {e.text!r}", e.probability(ensemble)) for e in events),
+    ]
     if not chosen:
         raise InputError(
             "products= (--mean, --spread, --quantiles, --probability): ask for at least one "
             "product, e.g. `wxens products FORECAST --out P.nc --mean --probability 't2m<0degC'`"
         )
     fields: dict[str, xr.DataArray] = {}
-    for product in chosen:
-        fields.update(product.fields(ensemble))
+    asked: dict[str, tuple[str, Product]] = {}
+    for said, product in chosen:
+        for name, da in product.fields(ensemble).items():
+            if name in asked:
+                raise _one_name_each(name, asked[name], (said, product))
+            asked[name] = (said, product)
+            fields[name] = da
     return xr.Dataset(fields, attrs={PRODUCTS_ATTR: {"forecast": str(origin)}})
+
+
+def _one_name_each(
+    name: str, first: tuple[str, Product], second: tuple[str, Product]
+) -> InputError:
+    """The refusal of two products of one field ``name``, each ``(as asked, product)``: the
+    second replaced the first in the output, unsaid. A probability's name spells its
+    threshold to 6 significant digits (:func:`~verification.products.threshold_text`), so
+    ``t2m<273.150001K`` and ``t2m<273.15K`` share one. The same event asked twice
+    (``t2m<0degC``, ``t2m<273.15K``) is refused too, not collapsed: a request naming an
+    event twice was likely meant otherwise, and one rule keeps a field per event asked."""
+    why = (
+        "the same event asked twice"
+        if first[1] == second[1]
+        else "thresholds equal to 6 significant digits, the digits the name spells"
+    )
+    return InputError(
+        f"events= ({first[0]} and {second[0]}): {why}, both named {name!r}; ask one of "
+        "them, or thresholds further apart"
+    )
 
 
 def write_products(

@@ -169,3 +169,22 @@ def test_bad_quantiles_and_no_product_are_refused():
         member_quantiles(ensemble()["t2m"], [10, 50])
     with pytest.raises(InputError, match="ask for at least one product"):
         products_dataset(ensemble(), [])
+
+
+@pytest.mark.parametrize(
+    ("specs", "words"),
+    [
+        (["t2m<273.150001K", "t2m<273.15K"], "equal to 6 significant digits"),
+        (["t2m<0degC", "t2m<273.15K"], "the same event asked twice"),
+    ],
+)
+def test_events_of_one_name_are_refused_naming_both(specs, words):
+    """``t2m<273.150001K`` and ``t2m<273.15K`` are both ``t2m_below_273p15``: the second
+    replaced the first in the output, unsaid. Refused, the same event asked twice too (a
+    name per event: a request that asks one twice was likely meant otherwise)."""
+    with pytest.raises(InputError) as err:
+        products_dataset(ensemble(), [], [parse_event(spec) for spec in specs])
+    said = str(err.value)
+    assert words in said and "t2m_below_273p15" in said
+    assert all(f"--probability {spec!r}" in said for spec in specs)
+    assert "ask one of them" in said
