@@ -22,6 +22,7 @@ from distributed.client import WorkerStartTimeoutError
 
 from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.config import parse_sampler
+from generators.correction.spread import SpreadCalibration
 from generators.fine_tuned import warn_if_checkpoint_not_fine_tuned_for
 from generators.in_sample import warn_if_trained_on
 from generators.models import GENERATORS
@@ -33,7 +34,7 @@ from generators.rollout_deal import (
     shard_init_times,
     why_idle,
 )
-from generators.rollout_store import ForecastRun, forecast_to_store, to_draw
+from generators.rollout_store import ForecastRun, forecast_to_store, to_draw, warn_if_far
 from pipeline.errors import InputError, counted
 from pipeline.forecast_claims import Claims, in_turn
 from pipeline.progress import tqdm
@@ -68,8 +69,7 @@ def forecast_on_workers(
     workers = _worker_count(client)
     shards = [shard_init_times(inits, k, workers, per_batch) for k in range(workers)]
     log.info(
-        "forecast: %s in %s of up to %s, each to a dask worker as one is free (%s at the "
-        "start%s)",
+        "forecast: %s in %s of up to %s, each to a dask worker as one is free (%s at the start%s)",
         counted(len(inits), "initial time"),
         batches_text(-(-len(inits) // per_batch)),
         counted(per_batch, "initial time"),
@@ -144,10 +144,13 @@ def _warn_if_trained_on(checkpoint: Checkpoint, inits, leads_hours, options: dic
     from or valid in the period ``checkpoint`` trained on, or its spread calibration (where
     applied) was fitted on (:func:`~generators.in_sample.warn_if_trained_on`); said once
     the first task has ended well, its inputs having passed a worker's checks, so that a
-    refused forecast says only its refusal, as in one process. None where the caller said
-    ``warn_trained_on=False`` (the forecast flow, which says it itself)."""
+    refused forecast says only its refusal, as in one process; none where the caller said
+    ``warn_trained_on=False`` (the forecast flow, which says it itself). Then too, where
+    the calibration is applied, the warning of its factors far from 1 (:func:`warn_if_far`)."""
+    calibrated = checkpoint.calibration is not None and options.get("calibrate", True)
+    if calibrated:
+        warn_if_far(checkpoint, SpreadCalibration.from_dict(checkpoint.calibration))
     if options.get("warn_trained_on", True):
-        calibrated = checkpoint.calibration is not None and options.get("calibrate", True)
         warn_if_trained_on(checkpoint, pd.DatetimeIndex(inits), leads_hours, calibrated=calibrated)
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.config import parse_sampler, sampler_spec
-from generators.correction.spread import SpreadCalibration
+from generators.correction.spread import SpreadCalibration, far_factors
 from generators.data.forecast import ForecastData, to_dataset
 from generators.device import resolve_device
 from generators.fine_tuned import warn_if_not_fine_tuned_for
@@ -118,9 +118,10 @@ def forecast_to_store(
     (:func:`generators.rollout.balance_constraint`). ``warn_trained_on=False``: no warning
     about the training period, for a caller that forecasts it on purpose and says so.
     ``warned``: the caller said this forecast's warnings, about a sampler longer than the
-    fine-tune's (:func:`~generators.fine_tuned.warn_if_not_fine_tuned_for`) and about the
-    training period, so they are not said here (the client of a dask forecast, whose
-    workers' logs the user does not see, and which would say them once a batch).
+    fine-tune's (:func:`~generators.fine_tuned.warn_if_not_fine_tuned_for`), a spread
+    calibration far from 1 (:func:`warn_if_far`) and the training period, so they are not
+    said here (the client of a dask forecast, whose workers' logs the user does not see,
+    and which would say them once a batch).
     ``warn_of``: the initial times the warning about the training period names (None:
     ``inits``): rank 0 of a torchrun launch names every rank's, as one process does.
     ``redraw``: how the user of the command that calls this draws skipped initial times
@@ -162,6 +163,7 @@ def forecast_to_store(
         log.info("the checkpoint holds a spread calibration; it is left unused as asked")
     if not warned:  # after every refusal, before the forecast begins
         warn_if_not_fine_tuned_for(loaded, model, chosen)
+        warn_if_far(loaded, calibration)
     if warn_trained_on and not warned:  # after every refusal: a refused one says only that
         named = asked if warn_of is None else pd.DatetimeIndex(warn_of)
         warn_if_trained_on(loaded, named, leads_hours, calibrated=calibration is not None)
@@ -221,6 +223,23 @@ def check_fitted_for(
         if sampler is not None and calibration.sampler is not None:
             calibration.check_sampler(sampler_spec(sampler))
         calibration.check_balance(balance)
+
+
+def warn_if_far(checkpoint: Checkpoint, calibration: SpreadCalibration | None) -> None:
+    """Warn where the spread ``calibration`` applied (None: none) has factors far from 1
+    (:func:`~generators.correction.spread.far_factors`): its fit warned, and `wxens info`
+    shows it, but an operator who saw neither shipped members whose noise it inflates."""
+    far = (
+        ""
+        if calibration is None
+        else far_factors(calibration.leads_hours, calibration.factors, calibration.channels)
+    )
+    if far:
+        log.warning(
+            "%s: %s; or forecast without it, calibrate=False (--no-calibration)",
+            checkpoint.path,
+            far,
+        )
 
 
 def to_draw(claims: Claims, batch: pd.DatetimeIndex) -> pd.DatetimeIndex | None:
