@@ -163,6 +163,7 @@ def forecast(
                     dask_scheduler=dask_scheduler,
                     claims_run=claims.run,
                     warn_trained_on=False,
+                    warned=warned,  # the checkpoint's warnings: the first batch's task said them
                 )
                 if not warned:
                     warn_trained_on(checkpoint, asked, leads, calibrate)

@@ -124,6 +124,7 @@ def forecast_init_times(
     dask_scheduler: str | None = None,
     claims_run: str | None = None,
     warn_trained_on: bool = True,
+    warned: bool = False,
 ) -> list[str]:
     """Draw ``members`` members at ``leads_hours`` from ``checkpoint`` for ``init_times``
     into the forecast store ``out`` (:func:`generators.rollout_shard.forecast_sharded`, the
@@ -132,7 +133,9 @@ def forecast_init_times(
     the dask cluster at ``dask_scheduler`` when given, claimed under the run id
     ``claims_run`` (the flow's, which claimed them) when given; returns the initial times
     written. ``warn_trained_on=False``: no warning about the training period (the flow
-    warns once about all its initial times).
+    warns once about all its initial times); ``warned``: none about the checkpoint either
+    (a sampler it was not fine-tuned for, a far spread calibration), said by an earlier
+    batch's task.
 
     Every input is checked before anything is written: a missing checkpoint or store, or
     a store on another grid than the checkpoint's, fails with nothing written.
@@ -160,6 +163,7 @@ def forecast_init_times(
             redraw=RUN_REDRAW,
             claims_run=claims_run,
             warn_trained_on=warn_trained_on,
+            warned=warned,
         )
     return [t.isoformat() for t in done.init_times]
 
