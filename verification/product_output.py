@@ -156,15 +156,14 @@ def _one_name_each(
     ``t2m<273.150001K`` and ``t2m<273.15K`` share one. The same event asked twice
     (``t2m<0degC``, ``t2m<273.15K``) is refused too, not collapsed: a request naming an
     event twice was likely meant otherwise, and one rule keeps a field per event asked."""
+    same = first[1] == second[1]
     why = (
         "the same event asked twice"
-        if first[1] == second[1]
-        else "thresholds equal to 6 significant digits, the digits the name spells"
+        if same
+        else ("thresholds equal to 6 significant digits, the digits the name spells")
     )
-    return InputError(
-        f"events= ({first[0]} and {second[0]}): {why}, both named {name!r}; ask one of "
-        "them, or thresholds further apart"
-    )
+    fix = "ask it once" if same else "ask one of them, or thresholds further apart"
+    return InputError(f"events= ({first[0]} and {second[0]}): {why}, both named {name!r}; {fix}")
 
 
 def write_products(
