@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import xarray as xr
 
@@ -22,7 +23,7 @@ from pipeline.errors import InputError
 from pipeline.normalize import UNIT_CONVERSIONS, canonical_units
 from pipeline.store_export import write_aside
 from verification.output import conversion, unit_factors
-from verification.products import Probability, Product, field
+from verification.products import PRODUCTS, Probability, Product, field
 from verification.run import open_forecast_any
 
 #: Root attribute of a products output: ``{"forecast": the absolute path it was made from}``;
@@ -35,6 +36,10 @@ _EVENT = re.compile(
 EVENT_EXAMPLE = "'t2m<0degC' (frost), 'u10>15m s-1' or 'z500<5500m2 s-2'"
 #: Units that mean "a number": a threshold of such a variable needs none.
 DIMENSIONLESS = ("", "1")
+NOTHING_ASKED = (
+    "products= (--mean, --spread, --quantiles, --probability): ask for at least one "
+    "product, e.g. `wxens products FORECAST --out P.nc --mean --probability 't2m<0degC'`"
+)
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,54 @@ def parse_percents(text: str) -> tuple[float, ...]:
     return tuple(p / 100 for p in percents)
 
 
+@dataclass(frozen=True)
+class ProductRequest:
+    """The products asked for, as ``wxens products``' flags give them (``--mean``,
+    ``--spread``, ``--quantiles 10,50,90``, ``--probability t2m<0degC``, ``--units
+    t2m=degC``) and a schedule's ``products:`` mapping names them: one form for the command,
+    ``wxens run`` and the flows, parsed by :meth:`parsed` alone."""
+
+    mean: bool = False
+    spread: bool = False
+    quantiles: str | None = None
+    probability: tuple[str, ...] = ()
+    units: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, given: dict[str, Any], where: str = "products") -> ProductRequest:
+        """The request of a mapping of those names (a flow parameter, JSON); InputError
+        naming ``where`` and the keys allowed for another key, or a list given as one text."""
+        known = [f.name for f in fields(cls)]
+        if not isinstance(given, dict) or set(given) - set(known):
+            raise InputError(
+                f"{where}: {given!r}: give a mapping of {', '.join(known)}, e.g. "
+                "{mean: true, quantiles: '10,50,90', probability: ['t2m<0degC']}"
+            )
+        for name in ("probability", "units"):
+            if isinstance(given.get(name), str):
+                raise InputError(f"{where}: {name}: give a list, e.g. [{given[name]!r}]")
+        quantiles = given.get("quantiles")
+        return cls(
+            mean=bool(given.get("mean")),
+            spread=bool(given.get("spread")),
+            quantiles=None if quantiles is None else str(quantiles),
+            probability=tuple(given.get("probability") or ()),
+            units=tuple(given.get("units") or ()),
+        )
+
+    def parsed(self) -> tuple[list[Product], list[Event]]:
+        """The products and events asked for, by :func:`parse_event` and
+        :func:`parse_percents`; InputError for a bad spec or where nothing is asked for
+        (before any read)."""
+        events = [parse_event(text) for text in self.probability]
+        products = [PRODUCTS[name]() for name in ("mean", "spread") if getattr(self, name)]
+        if self.quantiles:
+            products.append(PRODUCTS["quantiles"](parse_percents(self.quantiles)))
+        if not products and not events:
+            raise InputError(NOTHING_ASKED)
+        return products, events
+
+
 def in_units(ensemble: xr.Dataset, wanted: Sequence[str]) -> xr.Dataset:
     """``ensemble`` with each variable ``--units`` names (``t2m=degC``, or a unit every
     variable converting to it takes) converted in full (K to degC subtracts 273.15) and
@@ -132,10 +185,7 @@ def products_dataset(
         *((f"--probability {e.text!r}", e.probability(ensemble)) for e in events),
     ]
     if not chosen:
-        raise InputError(
-            "products= (--mean, --spread, --quantiles, --probability): ask for at least one "
-            "product, e.g. `wxens products FORECAST --out P.nc --mean --probability 't2m<0degC'`"
-        )
+        raise InputError(NOTHING_ASKED)
     fields: dict[str, xr.DataArray] = {}
     asked: dict[str, tuple[str, Product]] = {}
     for said, product in chosen:

@@ -27,6 +27,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="products to write: a Zarr store, or CF NetCDF-4 if it ends .nc",
     )
+    add_product_options(parser)
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace earlier products at --out (anything else there is refused, never deleted)",
+    )
+    add_no_progress(parser)
+    add_threads(parser)
+
+
+def add_product_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """The flags that choose the products (``wxens products``, ``wxens run``): what
+    :func:`request` reads."""
     parser.add_argument("--mean", action="store_true", help="the ensemble mean, NAME_mean")
     parser.add_argument(
         "--spread",
@@ -55,24 +68,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write VARIABLE's products (or those of every variable converting to UNIT) in "
         "UNIT, e.g. --units t2m=degC (repeatable)",
     )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace earlier products at --out (anything else there is refused, never deleted)",
+
+
+def request(args: argparse.Namespace) -> dict[str, object]:
+    """The products the flags of :func:`add_product_options` ask for, as the mapping a flow
+    takes (:class:`verification.product_output.ProductRequest`'s fields)."""
+    return dict(
+        mean=args.mean,
+        spread=args.spread,
+        quantiles=args.quantiles,
+        probability=list(args.probability),
+        units=list(args.units),
     )
-    add_no_progress(parser)
-    add_threads(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from flows.threads import set_threads
-    from verification.product_output import parse_event, parse_percents, write_products
-    from verification.products import PRODUCTS
+    from verification.product_output import ProductRequest, write_products
 
-    events = [parse_event(text) for text in args.probability]  # refused before any read
-    products = [PRODUCTS[name]() for name in ("mean", "spread") if getattr(args, name)]
-    if args.quantiles:
-        products.append(PRODUCTS["quantiles"](parse_percents(args.quantiles)))
+    asked = ProductRequest.of(request(args))
+    products, events = asked.parsed()  # refused before any read
     set_threads(args.threads, torch=False)
     out, written = write_products(
         args.forecast,
