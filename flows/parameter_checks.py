@@ -16,6 +16,7 @@ from generators.correction.baselines import BASELINES
 from generators.correction.spec import CorrectionSpec
 from pipeline.errors import InputError
 from pipeline.schema import Period
+from verification.product_output import ProductRequest
 
 
 def check_baseline(name: str | None, train: str | None, out: str | None) -> None:
@@ -51,7 +52,8 @@ def check_flow_parameters(flow: str, parameters: Mapping[str, Any]) -> None:
     """Refuse, before any run, the values that ``flow`` (a name of
     :data:`flows.pipelines.FLOWS`) would refuse only once running (:data:`FLOW_CHECKS`):
     counts below 1, leads not positive, times that are not times, correction weights, a
-    baseline without its period or store, an output file that could not be written.
+    baseline without its period or store, an output file that could not be written, a
+    product spec ``wxens products`` would refuse.
     ``wxens serve`` checks a schedule file's parameters with it when it loads the file,
     not when a run fires; the flows check the same at their start."""
     for check in FLOW_CHECKS.get(flow, ()):
@@ -164,6 +166,29 @@ def _outputs(p: Mapping[str, Any]) -> None:
     check_outputs_spare_inputs(outputs, {name: p.get(name) for name in reads})
 
 
+def _products(p: Mapping[str, Any]) -> None:
+    ProductRequest.of(p.get("products"), "products").parsed()
+    check_outputs_spare_inputs({"out": p.get("out")}, {"forecast": p.get("forecast")})
+
+
+def _run_products(p: Mapping[str, Any]) -> None:
+    """Products asked for with their output, parsed as ``wxens products`` parses its flags:
+    a bad event (``t2m<0 degrees``) refused when a schedule file loads, not as a run fires."""
+    asked, out = p.get("products"), p.get("products_out")
+    if (asked is None) != (out is None):
+        raise InputError(
+            "products and products_out go together: the products asked for (e.g. {mean: "
+            "true, probability: ['t2m<0degC']}) and the file or store to write them to"
+        )
+    if asked is None:
+        return
+    ProductRequest.of(asked, "products").parsed()
+    outputs = {"products_out": out, "scores": p.get("scores"), "report": p.get("report")}
+    check_distinct_outputs(outputs)
+    reads = ("store", "forecast_store", "corrected_store", "baseline_store")
+    check_outputs_spare_inputs({"products_out": out}, {name: p.get(name) for name in reads})
+
+
 _SEED = _counts("seed", least=0)
 """numpy seeds only with whole numbers >= 0 (a negative one failed the run as it fired)."""
 
@@ -172,6 +197,7 @@ FLOW_CHECKS: dict[str, tuple[Callable[[Mapping[str, Any]], None], ...]] = {
     "bias_correct": (_correction, _stores("forecast", "truth", "out")),
     "baseline": (_baseline, _SEED, _stores("store", "forecast", "out")),
     "verify": (_member_choice, _outputs),
+    "products": (_products,),
     "ensemble_run": (
         _counts("members", "latest", "cycle_hours"),
         _SEED,
@@ -181,6 +207,7 @@ FLOW_CHECKS: dict[str, tuple[Callable[[Mapping[str, Any]], None], ...]] = {
         _run_baseline,
         _run_stores,
         _outputs,
+        _run_products,
     ),
 }
 """The checks of :func:`check_flow_parameters`, by flow name."""

@@ -1,5 +1,5 @@
 """The parent flow ``ensemble_run``, which chains the step flows of :mod:`flows.steps`
-(ingest, train, forecast, bias_correct, baseline, verify) as subflows, and :data:`FLOWS`,
+(ingest, train, forecast, bias_correct, baseline, verify, products) as subflows, and :data:`FLOWS`,
 every wxens flow by name.
 
 The step flows are imported here, so ``flows.pipelines.<flow>`` still names each one: the
@@ -11,13 +11,24 @@ there.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 from prefect import flow, get_run_logger
 
+from flows import steps
 from flows.deployments import RUN_NAMES
 from flows.inputs import latest_init_times, truth_arrived, warn_skipped_cycles
 from flows.parameter_checks import check_flow_parameters
-from flows.steps import baseline, bias_correct, forecast, ingest, train, verify
+from flows.steps import (
+    baseline,
+    bias_correct,
+    forecast,
+    ingest,
+    products,
+    train,
+    verify,
+)
 from generators.correction.spec import CorrectionSpec
 from generators.correction.tuned import no_correction_reason, resolve_correction
 from pipeline.forecast_times import record_cycle
@@ -49,6 +60,8 @@ def ensemble_run(
     baseline_name: str | None = None,
     baseline_train: str | None = None,
     baseline_store: str | None = None,
+    products: dict[str, Any] | None = None,
+    products_out: str | None = None,
     dask_scheduler: str | None = None,
     device: str = "auto",
     progress: bool = False,
@@ -70,7 +83,9 @@ def ensemble_run(
     (``START/END``) for the same initial times and leads into ``baseline_store`` (``wxens
     baseline``); then verify every initial time of the forecast (the corrected one, if any)
     whose truth has arrived in ``store`` (``scores``, ``report``), beside the baseline if
-    there is one.
+    there is one; with ``products`` (``wxens products``' flags as a mapping: ``mean``,
+    ``spread``, ``quantiles``, ``probability``, ``units``), write the products of the
+    delivered store to ``products_out``, replacing the last run's (the ``products`` flow).
 
     Returns what it did: the initial times forecast and verified and the output paths.
     """
@@ -126,6 +141,8 @@ def ensemble_run(
         )
     if baseline_name is not None:
         baseline(baseline_name, store, baseline_train, delivered, baseline_store, seed)
+    if products is not None:  # with products_out: checked above
+        steps.products(delivered, products_out, products)  # the parameter hides the flow
     arrived = truth_arrived(delivered, store)
     if arrived:
         verify(
@@ -153,8 +170,21 @@ def ensemble_run(
         "verified_init_times": arrived,
         "scores": scores if arrived else None,
         "report": report if arrived else None,
+        "products": products_out if products is not None else None,
     }
 
 
-FLOWS = {f.name: f for f in (ingest, train, forecast, bias_correct, baseline, verify, ensemble_run)}
+FLOWS = {
+    f.name: f
+    for f in (
+        ingest,
+        train,
+        forecast,
+        bias_correct,
+        baseline,
+        verify,
+        products,
+        ensemble_run,
+    )
+}
 """Every wxens flow by its Prefect name: what a schedule file's ``flow:`` may name."""

@@ -1,5 +1,5 @@
 """The step flows of wxens: ``ingest``, ``train``, ``forecast``, ``bias_correct``,
-``baseline`` and ``verify``; :mod:`flows.pipelines` chains them in ``ensemble_run``.
+``baseline``, ``verify`` and ``products``; :mod:`flows.pipelines` chains them in ``ensemble_run``.
 
 Flows hold the orchestration (which init times, which step is already done, which
 cluster); each step is one task of :mod:`flows.tasks`. Run them as plain functions (an
@@ -11,6 +11,8 @@ as strings, times as ISO strings) so the Prefect UI can show and edit them.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from prefect import flow
@@ -253,6 +255,19 @@ def verify(
     )
     record_outputs(written, fingerprint)
     return result
+
+
+@flow(name="products")
+def products(forecast: str, out: str, products: dict[str, Any]) -> str:
+    """The ensemble's products ``products`` asks for (``wxens products``' flags as a
+    mapping: ``mean``, ``spread``, ``quantiles`` ``"10,50,90"``, ``probability``
+    ``["t2m<0degC"]``, ``units`` ``["t2m=degC"]``) of the forecast store ``forecast``,
+    written to ``out`` (Zarr, or CF NetCDF-4 for ``.nc``) in place of an earlier products
+    output there, as ``--overwrite``. Skipped when the forecast and the products asked are
+    unchanged and ``out`` exists. Returns ``out``."""
+    check_flow_parameters("products", locals())
+    done = Path(out).exists()
+    return unless_done(tasks.write_forecast_products, done)(forecast, out, products)
 
 
 # each served run imports its flow's module: this one, or flows.pipelines, which imports it

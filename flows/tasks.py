@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -22,6 +23,7 @@ from generators.correction.raw import write_uncorrected
 from generators.correction.tuned import chose_none, no_correction_reason, resolve_correction
 from pipeline.errors import InputError
 from pipeline.schema import Period
+from verification.product_output import ProductRequest, write_products
 
 RUN_REDRAW = (
     "remove the store, or draw them with wxens forecast --recompute into it, given the "
@@ -268,3 +270,18 @@ def verify_forecast(
         scheduler=dask_client(dask_scheduler),
     )
     return scores
+
+
+@wxens_task(name="write-forecast-products", reads=("forecast",))
+def write_forecast_products(forecast: str, out: str, asked: dict[str, Any]) -> str:
+    """:func:`verification.product_output.write_products` (``wxens products --overwrite``) of
+    the forecast store ``forecast``: the products of ``asked``
+    (:class:`~verification.product_output.ProductRequest`'s fields) to ``out`` (Zarr, or
+    CF NetCDF-4 for ``.nc``), replacing an earlier products output there (each cycle's run
+    rewrites it; anything else there is refused). Returns ``out``."""
+    request = ProductRequest.of(asked)
+    products, events = request.parsed()
+    write_products(
+        forecast, out, products, events, units=request.units, overwrite=True, progress=False
+    )
+    return out

@@ -24,6 +24,7 @@ from flows.commands.options import (
     positive_hours,
     sampler_spec,
 )
+from flows.commands.products import add_product_options, request
 
 NAME = "run"
 HELP = "run ingest -> train -> forecast -> verify for given init times (no server needed)"
@@ -140,6 +141,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --baseline: the period it draws from, e.g. 2019-03-01/2019-03-21",
     )
     out.add_argument("--baseline-store", help="with --baseline: the store to write it to")
+    made = parser.add_argument_group(
+        "products", "with --products-out: the delivered forecast's products (wxens products)"
+    )
+    made.add_argument(
+        "--products-out",
+        metavar="P.nc|P.zarr",
+        help="write the products chosen below of the delivered store (the corrected one, if "
+        "any) here, replacing the last run's: a Zarr store, or CF NetCDF-4 if it ends .nc",
+    )
+    add_product_options(made)
     parser.add_argument(
         "--dask-scheduler",
         metavar="ADDRESS",
@@ -180,6 +191,12 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--baseline needs --baseline-train START/END and --baseline-store STORE")
     if args.baseline is None and (args.baseline_train or args.baseline_store):
         raise InputError("--baseline-train and --baseline-store go with --baseline NAME")
+    asked = request(args)
+    if args.products_out is None and any(asked.values()):
+        raise InputError(
+            "--mean, --spread, --quantiles, --probability and --units choose the products "
+            "written to --products-out P.nc: give it too"
+        )
     from flows.commands.forecast import init_parameters
     from flows.inputs import check_distinct_outputs, check_output_file
 
@@ -237,6 +254,8 @@ def run(args: argparse.Namespace) -> int:
                 baseline_name=args.baseline,
                 baseline_train=args.baseline_train,
                 baseline_store=args.baseline_store,
+                products=asked if args.products_out else None,
+                products_out=args.products_out,
                 dask_scheduler=args.dask_scheduler,
                 device=args.device,
                 progress=sys.stderr.isatty(),
@@ -274,6 +293,8 @@ def describe(summary: dict[str, object], steps: list[tuple[str, float]] = ()) ->
         )
     if summary.get("baseline_store"):
         lines.append(f"baseline         {summary['baseline_store']}")
+    if summary.get("products"):
+        lines.append(f"products         {summary['products']}")
     if verified:
         lines.append(
             f"scores           {summary['scores']} ({counted(len(verified), 'initial time')} "

@@ -182,6 +182,23 @@ RUN = {"store": "s.zarr", "checkpoint": "m", "forecast_store": "f.zarr", "scores
             "members='bogus': expected one of all, perturbed",
         ),
         ("ensemble_run", {"sampler": "heun:nfe=x"}, "nfe='x' is not an integer"),
+        (  # a bad event refused as the file loads, not by each cycle's products step
+            "ensemble_run",
+            {"products": {"probability": ["t2m<freezing"]}, "products_out": "p.nc"},
+            "--probability 't2m<freezing'): not VARIABLE<VALUE[UNITS]",
+        ),
+        ("ensemble_run", {"products": {"mean": True}}, "products and products_out go together"),
+        (
+            "ensemble_run",
+            {"products": {"mean": True, "quantiles": "10,150"}, "products_out": "p.nc"},
+            "give percents in [0, 100]",
+        ),
+        ("ensemble_run", {"products": {"mean": True}, "products_out": "s.nc"}, "both name s.nc"),
+        (
+            "products",
+            {"forecast": "f.zarr", "out": "p.nc", "products": {"median": True}},
+            "give a mapping of mean, spread, quantiles, probability, units",
+        ),
         (
             "verify",
             {"forecast": "f.nc", "truth": "s.zarr", "scores": "f.nc"},

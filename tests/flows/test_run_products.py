@@ -1,0 +1,39 @@
+"""``ensemble_run``'s products step: each cycle's run writes ``wxens products`` of the store
+it delivers, the same fields as the library call the command makes."""
+
+from __future__ import annotations
+
+import pytest
+import xarray as xr
+
+pytestmark = pytest.mark.slow
+
+ASKED = {"mean": True, "quantiles": "10,50,90", "probability": ["t2m<0degC"]}
+
+
+def test_a_run_writes_the_products_of_its_delivered_store(
+    chain, tmp_path, file_times, monkeypatch
+):
+    """The run's products equal :func:`write_products` of its forecast store; a rerun over
+    the same forecast leaves them as they are, and a second run with other products replaces
+    them (an earlier products output, as ``--overwrite``)."""
+    from flows.pipelines import ensemble_run
+    from verification.product_output import ProductRequest, write_products
+
+    out = tmp_path / "products.nc"
+    parameters = {**chain.parameters, "products": ASKED, "products_out": str(out)}
+    monkeypatch.chdir(chain.workdir)
+    summary = ensemble_run(**parameters)
+    assert summary["products"] == str(out)
+    products, events = ProductRequest.of(ASKED).parsed()
+    expected, _ = write_products(chain.forecast, tmp_path / "lib.nc", products, events)
+    with xr.open_dataset(out) as got, xr.open_dataset(expected) as want:
+        assert "t2m_mean" in got and set(got.data_vars) == set(want.data_vars)
+        xr.testing.assert_allclose(got.load(), want.load())
+
+    before = file_times(out)
+    assert ensemble_run(**parameters) == summary
+    assert file_times(out) == before  # skipped: the forecast is unchanged
+    ensemble_run(**{**parameters, "products": {"spread": True}})
+    with xr.open_dataset(out) as got:
+        assert list(got.data_vars) == ["t2m_spread"]
