@@ -16,7 +16,6 @@ from generators.correction.baselines import BASELINES
 from generators.correction.spec import CorrectionSpec
 from pipeline.errors import InputError
 from pipeline.schema import Period
-from verification.product_output import ProductRequest
 
 
 def check_baseline(name: str | None, train: str | None, out: str | None) -> None:
@@ -167,6 +166,8 @@ def _outputs(p: Mapping[str, Any]) -> None:
 
 
 def _products(p: Mapping[str, Any]) -> None:
+    from verification.product_output import ProductRequest
+
     ProductRequest.of(p.get("products"), "products").parsed()
     check_outputs_spare_inputs({"out": p.get("out")}, {"forecast": p.get("forecast")})
 
@@ -182,6 +183,8 @@ def _run_products(p: Mapping[str, Any]) -> None:
         )
     if asked is None:
         return
+    from verification.product_output import ProductRequest  # verification.run: not at import
+
     ProductRequest.of(asked, "products").parsed()
     outputs = {"products_out": out, "scores": p.get("scores"), "report": p.get("report")}
     check_distinct_outputs(outputs)

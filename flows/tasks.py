@@ -23,7 +23,6 @@ from generators.correction.raw import write_uncorrected
 from generators.correction.tuned import chose_none, no_correction_reason, resolve_correction
 from pipeline.errors import InputError
 from pipeline.schema import Period
-from verification.product_output import ProductRequest, write_products
 
 RUN_REDRAW = (
     "remove the store, or draw them with wxens forecast --recompute into it, given the "
@@ -279,6 +278,8 @@ def write_forecast_products(forecast: str, out: str, asked: dict[str, Any]) -> s
     (:class:`~verification.product_output.ProductRequest`'s fields) to ``out`` (Zarr, or
     CF NetCDF-4 for ``.nc``), replacing an earlier products output there (each cycle's run
     rewrites it; anything else there is refused). Returns ``out``."""
+    from verification.product_output import ProductRequest, write_products
+
     request = ProductRequest.of(asked)
     products, events = request.parsed()
     write_products(

@@ -136,6 +136,17 @@ def test_the_commands_without_a_flow_load_without_prefect():
     run_in_fresh_interpreter(code)
 
 
+def test_the_flows_load_without_the_report():
+    """Every served run and `wxens run` imports the flows: they loaded the report's
+    matplotlib and verification.run (0.3 s more a process) once the products task and its
+    parameter check imported ``verification.product_output`` at their tops; the tasks
+    import such parts as they run."""
+    code = "import sys\nimport flows.pipelines, flows.steps, flows.tasks\n"
+    code += "assert 'matplotlib' not in sys.modules, 'matplotlib was loaded'\n"
+    code += "assert 'verification.run' not in sys.modules, 'verification.run was loaded'\n"
+    run_in_fresh_interpreter(code)
+
+
 def run_in_fresh_interpreter(code: str) -> None:
     """Run ``code`` in a new Python process from the repository root; fail with its stderr."""
     result = subprocess.run(
