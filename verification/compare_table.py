@@ -75,20 +75,21 @@ def best(values: xr.DataArray, from_best: Callable | None) -> xr.DataArray:
     return (distance == distance.min(EXPERIMENT, skipna=True)) & values.notnull()
 
 
-def within_noise(table: xr.Dataset, score: str, from_best: Callable | None) -> xr.DataArray:
-    """Where a best of :func:`best` is within the noise (bool): its block-bootstrap interval
-    reaches as far from the best as another experiment's comes near it, so the files cannot
-    tell them apart (a CRPS of .159 [.14, .18] beside .169 [.15, .19]). Unpaired intervals:
-    conservative, as the experiments' errors on the same days are correlated. False (the
-    point estimate decides, as before) where the files hold no interval of ``score``, or one
-    is n/a in the row (too few blocks).
+def within_noise(
+    table: xr.Dataset, score: str, from_best: Callable | None, marks: xr.DataArray
+) -> xr.DataArray:
+    """Where a best of ``marks`` (:func:`best` of ``score``) is within the noise (bool): its
+    block-bootstrap interval reaches as far from the best as another experiment's comes near
+    it, so the files cannot tell them apart (a CRPS of .159 [.14, .18] beside .169
+    [.15, .19]). Unpaired intervals: conservative, as the experiments' errors on the same
+    days are correlated. False (the point estimate decides, as before) where the files hold
+    no interval of ``score``, or one is n/a in the row (too few blocks).
 
     An interval's distances from the best are its ends' for a score lowest best, and, for
     one nearest a value (a ratio nearest 1), 0 near where it holds that value: its ends'
     distances ``a`` and ``b`` then add up to its width ``w``, and the nearest is
     ``(a + b - w) / 2`` in both cases (every distance with intervals changes as the score
     does, :func:`~verification.compare.distance_from`)."""
-    marks = best(table[score], from_best)
     names = [f"{score}{end}" for end in ENDS]
     if from_best is None or not all(name in table for name in names):
         return xr.zeros_like(marks)
@@ -114,7 +115,7 @@ def comparison_frame(table: xr.Dataset) -> pd.DataFrame:
     for score in shown:
         from_best = scores.get(score, (None, None))[1]
         marks = best(table[score], from_best)
-        noise = within_noise(table, score, from_best)
+        noise = within_noise(table, score, from_best, marks)
         for variable in table[VARIABLE].values:
             for lead in table[LEAD_TIME].values:
                 at = {VARIABLE: variable, LEAD_TIME: lead}
@@ -155,7 +156,7 @@ def comparison_table(table: xr.Dataset) -> str:
         if score not in table:
             continue
         marks = best(table[score], from_best)
-        noise = within_noise(table, score, from_best)
+        noise = within_noise(table, score, from_best, marks)
         rows = []
         for variable in table[VARIABLE].values:
             for lead in table[LEAD_TIME].values:
