@@ -194,7 +194,7 @@ def plot_plume(
     axes[-1].xaxis.set_major_locator(locator)
     axes[-1].xaxis.set_major_formatter(ConciseDateFormatter(locator))
     axes[-1].set_xlabel("valid time (UTC)")
-    fig.suptitle(_title(series))
+    fig.suptitle(plume_title(series))
     return fig
 
 
@@ -222,7 +222,7 @@ def _draw(ax, x: np.ndarray, members: np.ndarray, q: list[float], observed) -> N
         )
 
 
-def _title(series: xr.Dataset) -> str:
+def plume_title(series: xr.Dataset) -> str:
     """``plume at 51.50°N, 0.00°E (nearest 51.50°N, 0.12°W), init 2019-03-05 00:00 UTC``."""
     point = _degrees(float(series[LAT]), float(series[LON]))
     asked = series.attrs.get("place")

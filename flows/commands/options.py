@@ -160,6 +160,16 @@ def add_threads(
     parser.add_argument("--threads", type=at_least(1), metavar="N", help=help)
 
 
+def add_forecast(parser: argparse.ArgumentParser) -> None:
+    """The positional FORECAST of a command that reads any ensemble ``wxens verify`` reads
+    (:func:`verification.run.open_forecast_any`)."""
+    parser.add_argument(
+        "forecast",
+        metavar="FORECAST",
+        help="wxens forecast store, or an ECMWF GRIB / WeatherBench 2 Zarr / NetCDF ensemble",
+    )
+
+
 def add_no_progress(parser: argparse.ArgumentParser) -> None:
     """``--no-progress``; without it a bar is drawn only on a terminal (:mod:`flows.cli`)."""
     parser.add_argument(

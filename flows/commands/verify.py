@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from flows.commands.options import SEED, add_no_progress, add_threads, at_least
+from flows.commands.options import SEED, add_forecast, add_no_progress, add_threads, at_least
 
 NAME = "verify"
 #: More printed rows (a channel and lead apiece) than this end with how to print a few.
@@ -20,11 +20,7 @@ HELP = "score an ensemble forecast against an analysis store: scores (NetCDF) an
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "forecast",
-        metavar="FORECAST",
-        help="wxens forecast store, or an ECMWF GRIB / WeatherBench 2 Zarr / NetCDF ensemble",
-    )
+    add_forecast(parser)
     parser.add_argument("--truth", required=True, help="analysis store to verify against")
     parser.add_argument(
         "--out", required=True, help="scores file to write (NetCDF groups; `wxens run --scores`)"
