@@ -5,6 +5,8 @@ and the truth is drawn only at the valid times it holds."""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -104,3 +106,19 @@ def test_truth_is_drawn_only_at_the_valid_times_it_holds():
     # one of the two valid times; 9 March is none
     np.testing.assert_array_equal(markers.get_xdata(), series["valid_time"].values[1:])
     np.testing.assert_allclose(markers.get_ydata(), [278.15])  # 5 degC in the series' K
+
+
+def test_a_variable_the_truth_lacks_is_drawn_without_markers_and_said(caplog):
+    series = point_series(ensemble(), 51.0, 1.0)
+    truth = xr.Dataset(
+        {"msl": (("time", "latitude", "longitude"), np.ones((1, 1, 1)), {"units": "Pa"})},
+        coords={"time": series["valid_time"].values[:1], "latitude": [51.0], "longitude": [1]},
+    )
+    logger = logging.getLogger("verification.plume")
+    logger.addHandler(caplog.handler)
+    try:
+        ax = plot_plume(series, truth=truth).axes[0]
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert not [line for line in ax.lines if line.get_gid() == "truth"]
+    assert "the truth holds no t2m" in caplog.text
