@@ -23,8 +23,10 @@ from pipeline.schema import (
     VALID_TIME,
     VARIABLES,
 )
+from pipeline.standard_names import cf_names
 
-CONVENTIONS = "CF-1.8"
+#: CF 1.9: the first to allow the int64 that whole hours and levels are written in (2.2).
+CONVENTIONS = "CF-1.9"
 #: CF time units of every time coordinate: whole hours stay integers in the file.
 TIME_UNITS = "hours since 1970-01-01 00:00:00"
 DURATION_UNITS = "hours"
@@ -40,7 +42,7 @@ COORDINATE_ATTRS: dict[str, dict[str, Any]] = {
     INIT_TIME: {"standard_name": "forecast_reference_time", "long_name": "initial time"},
     LEAD_TIME: {"standard_name": "forecast_period", "long_name": "lead time"},
     VALID_TIME: {"standard_name": "time", "long_name": "valid time"},
-    MEMBER: {"standard_name": "realization", "long_name": "ensemble member"},
+    MEMBER: {"standard_name": "realization", "long_name": "ensemble member", "units": "1"},
     LEVEL: {"standard_name": "air_pressure", "units": "hPa", "positive": "down"},
     # a forecast store's grid has no attributes: without these units CF tools cannot map it
     LAT: {"standard_name": "latitude", "long_name": "latitude", "units": "degrees_north"},
@@ -63,12 +65,15 @@ def write_netcdf(ds: xr.Dataset, path: Path) -> Delayed:
 
 def cf_dataset(ds: xr.Dataset) -> xr.Dataset:
     """``ds`` as CF tools read it: time coordinates in :data:`TIME_UNITS`, leads as durations
-    in hours, :data:`COORDINATE_ATTRS`, units and long names of known variables where the
-    store has none, ``Conventions``, attributes NetCDF cannot hold (dicts, lists, booleans)
-    as JSON text, and each data variable zlib-compressed in the store's chunks (one initial
-    time of a forecast, all its members, per chunk). The coordinates are loaded (small):
-    xarray encodes lazy times only in a dtype given up front, and whole hours are integers."""
+    in hours, :data:`COORDINATE_ATTRS`, units, long names and standard names of known
+    variables where the store has none (and a 2 m or 10 m one's scalar height coordinate:
+    :func:`~pipeline.standard_names.cf_names`), ``Conventions``, attributes NetCDF cannot
+    hold (dicts, lists, booleans) as JSON text, and each data variable zlib-compressed in
+    the store's chunks (one initial time of a forecast, all its members, per chunk). The
+    coordinates are loaded (small): xarray encodes lazy times only in a dtype given up
+    front, and whole hours are integers."""
     ds = ds.assign_coords({name: coord.compute() for name, coord in ds.coords.items()})
+    ds = ds.assign({name: cf_names(da, str(name)) for name, da in ds.data_vars.items()})
     calendar = _calendar(ds)
     for name, var in ds.variables.items():
         known = VARIABLES.get(str(name)) if name in ds.data_vars else None
@@ -103,8 +108,9 @@ def _encoding(var: xr.Variable, calendar: str, *, data: bool) -> dict[str, Any]:
     out |= {"zlib": True, "complevel": COMPLEVEL, "shuffle": True}
     if var.chunks is not None:
         out["chunksizes"] = tuple(sizes[0] for sizes in var.chunks)
-    if "_FillValue" in var.encoding:
-        out["_FillValue"] = var.encoding["_FillValue"]
+    for kept in ("_FillValue", "coordinates"):
+        if kept in var.encoding:
+            out[kept] = var.encoding[kept]
     return out
 
 

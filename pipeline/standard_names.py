@@ -38,7 +38,8 @@ class StandardName:
     anywhere: str | None = None
 
 
-#: CF standard names (from the CF standard name table) of the canonical variables.
+#: CF standard names (from the CF standard name table) of the canonical variables; the first
+#: naming a canonical variable is the one an export writes (:func:`cf_names`).
 STANDARD_NAMES: dict[str, StandardName] = {
     "air_temperature": StandardName(on_levels="t", at_height=((2.0, "t2m"),)),
     "dew_point_temperature": StandardName(at_height=((2.0, "d2m"),)),
@@ -53,8 +54,8 @@ STANDARD_NAMES: dict[str, StandardName] = {
     "air_pressure_at_mean_sea_level": StandardName(anywhere="msl"),
     "air_pressure_at_sea_level": StandardName(anywhere="msl"),  # the table's older alias
     "surface_air_pressure": StandardName(anywhere="sp"),
-    "precipitation_amount": StandardName(anywhere="tp"),
-    "lwe_thickness_of_precipitation_amount": StandardName(anywhere="tp"),
+    "lwe_thickness_of_precipitation_amount": StandardName(anywhere="tp"),  # m, as tp is
+    "precipitation_amount": StandardName(anywhere="tp"),  # kg m-2
     "atmosphere_mass_content_of_water_vapor": StandardName(anywhere="tcwv"),
 }
 
@@ -73,6 +74,14 @@ COORDINATE_STANDARD_NAMES = {"latitude": LAT, "longitude": LON, "air_pressure": 
 #: Names of a scalar coordinate giving the height above the ground: CF's ``height``, and
 #: cfgrib's ``heightAboveGround``.
 HEIGHT_COORDINATES = ("height", "heightAboveGround")
+#: CF attributes of a scalar height coordinate (CF 4.3, 5.7): what says "at 2 m".
+HEIGHT_ATTRS = {
+    "standard_name": "height",
+    "long_name": "height above the ground",
+    "units": "m",
+    "positive": "up",
+    "axis": "Z",
+}
 _METRES = ("m", "metre", "metres", "meter", "meters", "")
 _EXTREMES = ("maximum", "minimum")
 
@@ -159,3 +168,51 @@ def coordinate_renames(ds: xr.Dataset) -> dict[str, str]:
         if target is not None and target != name and target not in ds.variables:
             renames[str(name)] = target
     return renames
+
+
+def _by_canonical() -> tuple[dict[str, str], dict[str, float]]:
+    """:data:`STANDARD_NAMES` inverted: canonical name -> its (first) standard name, and
+    near-surface canonical name -> its height in metres."""
+    standard: dict[str, str] = {}
+    heights: dict[str, float] = {}
+    for name, entry in STANDARD_NAMES.items():
+        for metres, canonical in entry.at_height:
+            heights[canonical] = metres
+        for canonical in (entry.on_levels, entry.anywhere, *(c for _, c in entry.at_height)):
+            if canonical:
+                standard.setdefault(canonical, name)
+    return standard, heights
+
+
+#: Canonical variable -> its CF standard name, and near-surface one -> its height (m).
+CANONICAL_STANDARD_NAMES, CANONICAL_HEIGHTS = _by_canonical()
+
+
+def height_coordinate(metres: float) -> str:
+    """The name of the scalar height coordinate at ``metres``: ``height`` at 2 m, as CF's
+    examples and Iris name the screen level, ``height_10m`` elsewhere; one name per height,
+    so two heights in one file do not clash and each file names a height alike."""
+    return "height" if metres == 2.0 else f"height_{metres:g}m"
+
+
+def cf_names(da: xr.DataArray, canonical: str) -> xr.DataArray:
+    """``da``, the canonical variable (or a statistic of it) ``canonical``, with its CF
+    ``standard_name`` (where ``da`` has none) and, near the surface, its scalar height
+    coordinate (:data:`HEIGHT_ATTRS`), which a CF tool reads as "at 2 m" and
+    :func:`height_above_ground` reads back. Its coordinates are named in its encoding (its
+    ``coordinates`` attribute, CF 5; the store's where it has one): without, in a file of
+    t2m and u10, xarray would list both heights on each variable (and on z)."""
+    out = da.copy(deep=False)
+    listed = da.encoding.get("coordinates") or " ".join(
+        sorted(str(name) for name in da.coords if name not in da.dims)
+    )
+    standard = CANONICAL_STANDARD_NAMES.get(canonical)
+    metres = CANONICAL_HEIGHTS.get(canonical)
+    if standard is not None:
+        out.attrs = {"standard_name": standard, **da.attrs}
+    if metres is not None and height_above_ground(da) is None:
+        name = height_coordinate(metres)
+        out = out.assign_coords({name: xr.Variable((), metres, HEIGHT_ATTRS)})
+        listed = f"{listed} {name}".strip()
+    out.encoding = {**da.encoding, "coordinates": listed}
+    return out
