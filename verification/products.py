@@ -27,6 +27,7 @@ import xarray as xr
 from pipeline.errors import InputError
 from pipeline.registry import Registry
 from pipeline.schema import LEVEL, MEMBER, split_channel
+from pipeline.standard_names import cf_names
 
 QUANTILE = "quantile"
 #: numpy's default (``method="linear"``, Hyndman & Fan 1996 type 7); see member_quantiles.
@@ -79,10 +80,12 @@ def _labelled(
     result: xr.DataArray, forecast: xr.DataArray, long_name: str, units: str | None, **attrs: str
 ) -> xr.DataArray:
     """``result`` with only CF attributes: ``long_name``, ``units`` (none where None) and
-    ``attrs`` (cell_methods), not the forecast's that apply_ufunc carries along."""
+    ``attrs`` (cell_methods), not the forecast's that apply_ufunc carries along; and the
+    forecast variable's standard name and height (:func:`~pipeline.standard_names.cf_names`:
+    a mean of t2m is still air temperature at 2 m)."""
     out = result.rename(forecast.name).copy(deep=False)
     out.attrs = {"long_name": long_name, **({"units": units} if units else {}), **attrs}
-    return out
+    return cf_names(out, _channel(str(forecast.name))[0])
 
 
 def ensemble_mean(forecast: xr.DataArray, *, member_dim: str = MEMBER) -> xr.DataArray:
@@ -158,7 +161,12 @@ def _quantiles(members: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 def exceedance_probability(
-    forecast: xr.DataArray, threshold: float, below: bool = False, *, member_dim: str = MEMBER
+    forecast: xr.DataArray,
+    threshold: float,
+    below: bool = False,
+    *,
+    member_dim: str = MEMBER,
+    coordinate: str = "threshold",
 ) -> xr.DataArray:
     """Probability of the event ``x > threshold`` (``x < threshold`` where ``below``),
     strict, as the fraction of members beyond it: ``p = #{i : x_i > τ} / M``, the
@@ -170,7 +178,10 @@ def exceedance_probability(
     ``long_name`` names the event, ``"probability of t2m < 273.15 K"``; the threshold is
     kept exactly in ``threshold`` (``threshold_units``: the forecast's units) and the
     comparison in ``relative_to_threshold`` (``less_than``, ``greater_than``: IMPROVER's
-    words), for a tool to read back rather than parse from the name or long_name.
+    words), for a tool to read back rather than parse from the name or long_name. CF has
+    no standard name for a probability; as its ``X_below_threshold`` names (and IMPROVER)
+    do, the threshold is also the scalar coordinate ``coordinate`` of the variable's
+    standard name and units, its ``spp__relative_to_threshold`` the comparison.
     """
     p = over_members(
         _fraction_beyond, forecast, member_dim=member_dim, threshold=threshold, below=below
@@ -178,10 +189,20 @@ def exceedance_probability(
     units = forecast.attrs.get("units", "")
     event = f"{forecast.name} {'<' if below else '>'} {threshold:g} {units}".rstrip()
     out = _labelled(p, forecast, f"probability of {event}", "1")
+    standard = out.attrs.pop("standard_name", None)
+    relation = "less_than" if below else "greater_than"
     out.attrs["threshold"] = float(threshold)
     if units:
         out.attrs["threshold_units"] = units
-    out.attrs["relative_to_threshold"] = "less_than" if below else "greater_than"
+    out.attrs["relative_to_threshold"] = relation
+    said = {"standard_name": standard, "units": units or None}
+    cf = {
+        "long_name": f"threshold of {forecast.name}",
+        **{key: value for key, value in said.items() if value},
+        "spp__relative_to_threshold": relation,
+    }
+    out = out.assign_coords({coordinate: xr.Variable((), float(threshold), cf)})
+    out.encoding["coordinates"] = f"{out.encoding['coordinates']} {coordinate}".strip()
     return out
 
 
@@ -250,8 +271,11 @@ class Probability(Product):
     def fields(self, ensemble: xr.Dataset) -> dict[str, xr.DataArray]:
         relation = "below" if self.below else "above"
         name = f"{self.variable}_{relation}_{threshold_text(self.threshold)}"
+        da = field(ensemble, self.variable)
         return {
-            name: exceedance_probability(field(ensemble, self.variable), self.threshold, self.below)
+            name: exceedance_probability(
+                da, self.threshold, self.below, coordinate=f"{name}_threshold"
+            )
         }
 
 

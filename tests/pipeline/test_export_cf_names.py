@@ -16,6 +16,7 @@ from pipeline.store import ingest
 from pipeline.store_export import export
 from pipeline.transaction import open_dataset
 from tests.pipeline.test_forecast_store import PROVENANCE, ensemble
+from tests.verification.test_products_cf import cf_errors
 
 
 def _forecast_with_winds(path):
@@ -59,3 +60,10 @@ def test_an_export_ingests_back_to_the_same_store_by_name_or_by_standard_name(tm
         back.load().rename(t2m="tas").to_netcdf(tmp_path / "tas.nc")
     assert main(["ingest", str(tmp_path / "tas.nc"), "--store", str(tmp_path / "tas.zarr")]) == 0
     np.testing.assert_allclose(open_dataset(tmp_path / "tas.zarr").t2m, original.t2m)
+
+
+def test_the_cf_checker_finds_no_error_in_an_export(tmp_path):
+    """The IOOS compliance checker, offline: no high-priority failure (the int64 times of
+    a CF-1.8 file and the member's missing units ``1`` were two)."""
+    _forecast_with_winds(tmp_path / "f.zarr")
+    assert cf_errors(export(tmp_path / "f.zarr", tmp_path / "f.nc", progress=False)) == []

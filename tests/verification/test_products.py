@@ -70,7 +70,7 @@ def test_probability_is_the_member_fraction_exactly_and_labelled():
         assert p.attrs["units"] == "1"
     assert p.attrs["long_name"] == "probability of t2m > 273.15 K"
     assert 0 < float(p.mean()) < 1  # both outcomes occur: the comparison is not trivial
-    xr.testing.assert_equal(p["valid_time"], t2m["valid_time"])
+    xr.testing.assert_equal(p["valid_time"].variable, t2m["valid_time"].variable)
 
 
 def test_mean_spread_and_quantiles_equal_numpys():

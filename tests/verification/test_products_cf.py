@@ -1,0 +1,78 @@
+"""What each product is, in CF's words: mean, spread and quantiles of t2m are still air
+temperature at 2 m (its ``standard_name`` and ``height``, with ``cell_methods`` for the
+statistic); a probability, which has no CF standard name, names its threshold with a
+scalar coordinate of the variable's standard name and units (as CF's ``X_below_threshold``
+names and IMPROVER do). The IOOS compliance checker finds no error in the written file."""
+
+from __future__ import annotations
+
+import json
+
+import netCDF4
+import pytest
+from compliance_checker import runner
+
+from tests.verification.test_products import ensemble
+from verification.product_output import parse_event, products_dataset, write_products
+from verification.products import PRODUCTS
+
+
+def _with_wind(ds):
+    return ds.assign(u10=(ds.t2m * 0 + 3.0).assign_attrs(units="m s-1"))
+
+
+def _products(ds):
+    asked = [PRODUCTS["mean"](), PRODUCTS["spread"](), PRODUCTS["quantiles"]((0.1, 0.9))]
+    events = [parse_event("t2m<0degC"), parse_event("t2m>2degC")]
+    return products_dataset(_with_wind(ds), asked, events)
+
+
+def test_statistics_keep_the_standard_name_and_height_with_cell_methods():
+    out = _products(ensemble())
+    for name, method in (("t2m_mean", "mean"), ("t2m_spread", "standard_deviation")):
+        assert out[name].attrs["standard_name"] == "air_temperature"
+        assert out[name].attrs["cell_methods"] == f"realization: {method}"
+    assert out["t2m_quantiles"].attrs["standard_name"] == "air_temperature"
+    assert out["u10_mean"].attrs["standard_name"] == "eastward_wind"
+    assert float(out["t2m_mean"].height) == 2.0 and float(out["u10_mean"].height_10m) == 10.0
+    assert "height_10m" not in out["t2m_mean"].encoding["coordinates"].split()
+
+
+def test_a_probability_names_its_threshold_as_a_coordinate_of_the_variable():
+    out = _products(ensemble())
+    below, above = out["t2m_below_273p15"], out["t2m_above_275p15"]
+    assert "standard_name" not in below.attrs and below.attrs["units"] == "1"
+    assert below.attrs["threshold"] == 273.15 and below.attrs["relative_to_threshold"]
+    for da, value, relation in ((below, 273.15, "less_than"), (above, 275.15, "greater_than")):
+        threshold = da.coords[f"{da.name}_threshold"]
+        assert float(threshold) == pytest.approx(value)
+        assert threshold.attrs["standard_name"] == "air_temperature"
+        assert threshold.attrs["units"] == "K"
+        assert threshold.attrs["spp__relative_to_threshold"] == relation
+        assert f"{da.name}_threshold" in da.encoding["coordinates"].split()
+
+
+def test_the_cf_checker_finds_no_error_in_a_products_file(tmp_path):
+    """The IOOS compliance checker (offline: its packaged standard name table) at the
+    file's own CF version: no high-priority failure (CF's musts)."""
+    forecast = tmp_path / "f.zarr"
+    _with_wind(ensemble()).to_zarr(forecast)
+    asked = [PRODUCTS["mean"](), PRODUCTS["spread"](), PRODUCTS["quantiles"]((0.1, 0.9))]
+    out, _ = write_products(
+        forecast, tmp_path / "p.nc", asked, [parse_event("t2m<0degC")], progress=False
+    )
+    assert cf_errors(out) == []
+
+
+def cf_errors(path) -> list[str]:
+    """The compliance checker's high-priority messages on ``path`` at the CF version its
+    ``Conventions`` names."""
+    with netCDF4.Dataset(path) as nc:
+        checker = "cf:" + nc.Conventions.removeprefix("CF-")
+    runner.CheckSuite.load_all_available_checkers()
+    report = path.with_suffix(".json")
+    runner.ComplianceChecker.run_checker(
+        str(path), [checker], 0, "strict", output_filename=str(report), output_format="json"
+    )
+    results = json.loads(report.read_text())[checker]["high_priorities"]
+    return [msg for check in results for msg in check["msgs"]]
