@@ -280,9 +280,5 @@ def write_forecast_products(forecast: str, out: str, asked: dict[str, Any]) -> s
     rewrites it; anything else there is refused). Returns ``out``."""
     from verification.product_output import ProductRequest, write_products
 
-    request = ProductRequest.of(asked)
-    products, events = request.parsed()
-    write_products(
-        forecast, out, products, events, units=request.units, overwrite=True, progress=False
-    )
+    write_products(forecast, out, ProductRequest.of(asked), overwrite=True, progress=False)
     return out

@@ -24,7 +24,7 @@ from pipeline.normalize import UNIT_CONVERSIONS, canonical_units
 from pipeline.store_export import write_aside
 from verification.output import conversion, unit_factors
 from verification.products import PRODUCTS, Probability, Product, field
-from verification.run import open_forecast_any
+from verification.run import open_forecast_any, select_init_times
 
 #: Root attribute of a products output: ``{"forecast": the absolute path it was made from}``;
 #: ``--overwrite`` replaces only a path holding it.
@@ -219,24 +219,30 @@ def _one_name_each(
 def write_products(
     forecast: str | Path,
     out: str | Path,
-    products: Sequence[Product],
-    events: Sequence[Event] = (),
+    request: ProductRequest,
     *,
-    units: Sequence[str] = (),
+    init_times: Sequence[Any] | None = None,
     overwrite: bool = False,
     progress: bool = True,
 ) -> tuple[Path, list[str]]:
     """Read the ensemble at ``forecast`` (a wxens forecast store, or any layout ``wxens
-    verify`` reads), compute ``products`` and the probabilities of ``events`` in ``units``
-    (``--units`` items) and write them to ``out`` (Zarr, or CF NetCDF-4 for ``.nc``),
-    streamed through dask; StoreError where ``out`` exists, unless ``overwrite`` and it is
-    an earlier products output. Returns ``out`` and the names of the fields written."""
+    verify`` reads) at ``init_times`` (None: all), compute the products and probabilities
+    ``request`` asks for in its units and write them to ``out`` (Zarr, or CF NetCDF-4 for
+    ``.nc``), streamed through dask; what ``wxens products`` and a scheduled run's products
+    step write (its cycles', not the whole store's, which grows with each cycle it keeps).
+    InputError for a bad request before any read, and for an initial time the forecast
+    lacks (:func:`verification.run.select_init_times`); StoreError where ``out`` exists,
+    unless ``overwrite`` and it is an earlier products output. Returns ``out`` and the
+    names of the fields written."""
+    products, events = request.parsed()
     out = Path(out)
     try:
         ensemble = to_wxens_forecast(open_forecast_any(forecast))
     except InputError as err:
         raise InputError(f"{forecast}: {err}") from None
-    ensemble = in_units(ensemble, units) if units else ensemble
+    if init_times is not None:
+        ensemble = select_init_times(ensemble, init_times, forecast)
+    ensemble = in_units(ensemble, request.units) if request.units else ensemble
     origin = Path(forecast).resolve() if Path(forecast).exists() else forecast
     ds = products_dataset(ensemble, products, events, origin)
     write_aside(

@@ -141,7 +141,7 @@ def verify_store(
             )
         ensemble = ensemble[list(variables)]
     if init_times is not None:
-        ensemble = _select_init_times(ensemble, init_times, forecast)
+        ensemble = select_init_times(ensemble, init_times, forecast)
     if leads_hours is not None:
         ensemble = _select_leads(ensemble, leads_hours, forecast)
     opened = truth if isinstance(truth, AnalysisStore) else open_store(truth)
@@ -190,18 +190,22 @@ def _in_wxens_layout(ensemble: xr.Dataset, named: object) -> xr.Dataset:
         raise InputError(f"{named}: {err}") from None
 
 
-def _select_init_times(ensemble: xr.Dataset, init_times: Any, forecast: Any) -> xr.Dataset:
-    """``ensemble`` at ``init_times`` (one time or several); InputError naming those the
-    forecast ``forecast`` lacks."""
+def select_init_times(ensemble: xr.Dataset, init_times: Any, forecast: Any) -> xr.Dataset:
+    """``ensemble`` at ``init_times`` (one time or several): what ``wxens verify --init`` and
+    ``wxens products --init`` read. InputError naming those the forecast ``forecast`` lacks
+    and the initial times it holds, or where none is given."""
     try:
         asked = pd.DatetimeIndex(np.atleast_1d(pd.to_datetime(init_times)))
     except (TypeError, ValueError) as err:
-        raise InputError(f"init_times {init_times!r} are not times ({err})") from None
-    lacking = asked.difference(pd.DatetimeIndex(ensemble[INIT_TIME].values))
+        raise InputError(f"init_times= (--init) {init_times!r} are not times ({err})") from None
+    held = pd.DatetimeIndex(ensemble[INIT_TIME].values)
+    if not asked.size:
+        raise InputError(f"init_times= (--init) is empty; {forecast} holds {span(held)}")
+    lacking = asked.difference(held)
     if lacking.size:
         raise InputError(
             f"{forecast} has no initial time(s) {times_text(lacking[:5])}; it holds "
-            f"{span(pd.DatetimeIndex(ensemble[INIT_TIME].values))}"
+            f"{span(held)}: give initial times from those, init_times= (--init)"
         )
     return ensemble.sel({INIT_TIME: asked})
 

@@ -27,6 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="products to write: a Zarr store, or CF NetCDF-4 if it ends .nc",
     )
+    parser.add_argument(
+        "--init",
+        nargs="+",
+        metavar="TIME",
+        help="the products of only these initial times of FORECAST: times (2019-03-24T00) "
+        "or START/END/EVERY ranges, as wxens verify --init takes them (default: all)",
+    )
     add_product_options(parser)
     parser.add_argument(
         "--overwrite",
@@ -83,18 +90,19 @@ def request(args: argparse.Namespace) -> dict[str, object]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from flows.commands.forecast import parse_inits
     from flows.threads import set_threads
     from verification.product_output import ProductRequest, write_products
 
     asked = ProductRequest.of(request(args))
-    products, events = asked.parsed()  # refused before any read
+    asked.parsed()  # a bad request, or --init, refused before any read
+    inits = None if args.init is None else [t.isoformat() for t in parse_inits(args.init)]
     set_threads(args.threads, torch=False)
     out, written = write_products(
         args.forecast,
         args.out,
-        products,
-        events,
-        units=args.units,
+        asked,
+        init_times=inits,
         overwrite=args.overwrite,
         progress=not args.no_progress,
     )

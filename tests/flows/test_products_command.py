@@ -130,3 +130,32 @@ def test_info_says_what_a_products_output_or_an_export_holds(forecast, tmp_path,
     assert f"`wxens info {store}`" in shown
     # a plain Zarr copy of a forecast store is described as one (its inits, complete or not)
     assert re.search(r"members +7" if suffix == ".zarr" else r"member 7", shown)
+
+
+def test_init_writes_the_products_of_those_initial_times_only(forecast, tmp_path, capsys):
+    """``--init`` (a time or START/END/EVERY, as ``wxens verify --init``) selects initial
+    times, so a scheduled run writes its own cycle's products, not the whole store's; one
+    the forecast lacks is refused naming the store's first and last, and a bad ``--init``
+    before the forecast is opened."""
+    store, ds = forecast
+    out = tmp_path / "p.zarr"
+    argv = ["products", store, "--out", str(out), "--mean", *QUIET]
+    assert main([*argv, "--init", "2019-03-05T00"]) == 0
+    with xr.open_zarr(out) as back:
+        np.testing.assert_array_equal(back["init_time"], ds["init_time"][1:])
+        expected = members_last(ds["t2m"].isel(init_time=[1])).astype(np.float64).mean(-1)
+        np.testing.assert_allclose(back["t2m_mean"], expected, rtol=1e-6)
+    lacking = tmp_path / "lacking.zarr"
+    argv = ["products", store, "--out", str(lacking), "--mean", *QUIET]
+    assert main([*argv, "--init", "2019-03-04T00/2019-03-06T00/24h"]) == 2
+    refusal = capsys.readouterr().err
+    assert (
+        f"{store} has no initial time(s) 2019-03-06T00:00; it holds 2 initial times "
+        "2019-03-04T00:00..2019-03-05T00:00: give initial times from those, "
+        "init_times= (--init)" in refusal
+    )
+    assert not lacking.exists()
+    absent = str(tmp_path / "absent.zarr")
+    assert main(["products", absent, "--out", str(lacking), "--mean", "--init", "2019-03-32"]) == 2
+    refusal = capsys.readouterr().err
+    assert "--init '2019-03-32' is neither a time" in refusal and "absent" not in refusal

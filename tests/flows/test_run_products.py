@@ -25,8 +25,7 @@ def test_a_run_writes_the_products_of_its_delivered_store(
     monkeypatch.chdir(chain.workdir)
     summary = ensemble_run(**parameters)
     assert summary["products"] == str(out)
-    products, events = ProductRequest.of(ASKED).parsed()
-    expected, _ = write_products(chain.forecast, tmp_path / "lib.nc", products, events)
+    expected, _ = write_products(chain.forecast, tmp_path / "lib.nc", ProductRequest.of(ASKED))
     with xr.open_dataset(out) as got, xr.open_dataset(expected) as want:
         assert "t2m_mean" in got and set(got.data_vars) == set(want.data_vars)
         xr.testing.assert_allclose(got.load(), want.load())

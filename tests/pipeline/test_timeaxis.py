@@ -163,18 +163,18 @@ def test_the_remaining_messages_show_times_as_info_does(caplog):
     """Messages left after the first sweep still printed ``['2000-01-01 00:00:00']``: a
     forecast lacking an asked initial time, the valid times the truth lacks."""
     from pipeline.alignment import warn_missing_valid_times
-    from verification.run import _select_init_times
+    from verification.run import select_init_times
 
     inits = pd.DatetimeIndex(["2000-01-01 00:00", "2000-01-01 06:00"])
     ensemble = xr.Dataset(coords={"init_time": inits})
     with pytest.raises(InputError) as refused:
-        _select_init_times(ensemble, ["2000-01-02T00"], "f.zarr")
+        select_init_times(ensemble, ["2000-01-02T00"], "f.zarr")
     assert str(refused.value) == (
         "f.zarr has no initial time(s) 2000-01-02T00:00; it holds 2 initial times "
-        "2000-01-01T00:00..2000-01-01T06:00"
+        "2000-01-01T00:00..2000-01-01T06:00: give initial times from those, init_times= (--init)"
     )
-    with pytest.raises(InputError, match="00:00; it holds initial time 2000-01-01T00:00$"):
-        _select_init_times(ensemble.isel(init_time=[0]), ["2000-01-02T00"], "f.zarr")
+    with pytest.raises(InputError, match="00:00; it holds initial time 2000-01-01T00:00: give"):
+        select_init_times(ensemble.isel(init_time=[0]), ["2000-01-02T00"], "f.zarr")
     with caplog.at_level("WARNING", logger="pipeline.alignment"):
         warn_missing_valid_times(inits, 4)
     assert "(first 2000-01-01T00:00, 2000-01-01T06:00)" in caplog.text
