@@ -85,7 +85,8 @@ def ensemble_run(
     whose truth has arrived in ``store`` (``scores``, ``report``), beside the baseline if
     there is one; with ``products`` (``wxens products``' flags as a mapping: ``mean``,
     ``spread``, ``quantiles``, ``probability``, ``units``), write the products of the
-    delivered store to ``products_out``, replacing the last run's (the ``products`` flow).
+    initial times this run forecast (the delivered store's, which keeps earlier cycles) to
+    ``products_out``, replacing the last run's (the ``products`` flow).
 
     Returns what it did: the initial times forecast and verified and the output paths.
     """
@@ -141,8 +142,9 @@ def ensemble_run(
         )
     if baseline_name is not None:
         baseline(baseline_name, store, baseline_train, delivered, baseline_store, seed)
-    if products is not None:  # with products_out: checked above
-        steps.products(delivered, products_out, products)  # the parameter hides the flow
+    if products is not None:  # with products_out: checked above; the parameter hides the flow
+        # this run's cycles only: the store's every one grew the file and the cost each cycle
+        steps.products(delivered, products_out, products, forecast_done)
     arrived = truth_arrived(delivered, store)
     if arrived:
         verify(

@@ -258,16 +258,20 @@ def verify(
 
 
 @flow(name="products")
-def products(forecast: str, out: str, products: dict[str, Any]) -> str:
+def products(
+    forecast: str, out: str, products: dict[str, Any], init_times: list[str] | None = None
+) -> str:
     """The ensemble's products ``products`` asks for (``wxens products``' flags as a
     mapping: ``mean``, ``spread``, ``quantiles`` ``"10,50,90"``, ``probability``
-    ``["t2m<0degC"]``, ``units`` ``["t2m=degC"]``) of the forecast store ``forecast``,
-    written to ``out`` (Zarr, or CF NetCDF-4 for ``.nc``) in place of an earlier products
-    output there, as ``--overwrite``. Skipped when the forecast and the products asked are
-    unchanged and ``out`` exists. Returns ``out``."""
+    ``["t2m<0degC"]``, ``units`` ``["t2m=degC"]``) of the forecast store ``forecast`` at
+    ``init_times`` (ISO times, as ``--init``; None: every one it holds), written to ``out``
+    (Zarr, or CF NetCDF-4 for ``.nc``) in place of an earlier products output there, as
+    ``--overwrite``: ``ensemble_run`` gives the initial times its run forecast, so the
+    products are that cycle's. Skipped when the forecast, the products and the initial
+    times asked are unchanged and ``out`` exists. Returns ``out``."""
     check_flow_parameters("products", locals())
     done = Path(out).exists()
-    return unless_done(tasks.write_forecast_products, done)(forecast, out, products)
+    return unless_done(tasks.write_forecast_products, done)(forecast, out, products, init_times)
 
 
 # each served run imports its flow's module: this one, or flows.pipelines, which imports it

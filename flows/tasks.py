@@ -272,13 +272,18 @@ def verify_forecast(
 
 
 @wxens_task(name="write-forecast-products", reads=("forecast",))
-def write_forecast_products(forecast: str, out: str, asked: dict[str, Any]) -> str:
+def write_forecast_products(
+    forecast: str, out: str, asked: dict[str, Any], init_times: list[str] | None = None
+) -> str:
     """:func:`verification.product_output.write_products` (``wxens products --overwrite``) of
-    the forecast store ``forecast``: the products of ``asked``
+    the forecast store ``forecast`` at ``init_times`` (None: all): the products of ``asked``
     (:class:`~verification.product_output.ProductRequest`'s fields) to ``out`` (Zarr, or
     CF NetCDF-4 for ``.nc``), replacing an earlier products output there (each cycle's run
-    rewrites it; anything else there is refused). Returns ``out``."""
+    rewrites it with its own initial times'; anything else there is refused). Keyed on
+    ``init_times`` too: the next cycle's run writes again, a rerun of one is skipped.
+    Returns ``out``."""
     from verification.product_output import ProductRequest, write_products
 
-    write_products(forecast, out, ProductRequest.of(asked), overwrite=True, progress=False)
+    request = ProductRequest.of(asked)
+    write_products(forecast, out, request, init_times=init_times, overwrite=True, progress=False)
     return out

@@ -199,6 +199,11 @@ RUN = {"store": "s.zarr", "checkpoint": "m", "forecast_store": "f.zarr", "scores
             {"forecast": "f.zarr", "out": "p.nc", "products": {"median": True}},
             "give a mapping of mean, spread, quantiles, probability, units",
         ),
+        (  # its initial times, as ensemble_run gives them, checked as forecast's
+            "products",
+            {"forecast": "f.zarr", "out": "p.nc", "products": {"mean": True}, "init_times": ["x"]},
+            "init_times: 'x' is not a time such as 2019-03-22T00",
+        ),
         (
             "verify",
             {"forecast": "f.nc", "truth": "s.zarr", "scores": "f.nc"},

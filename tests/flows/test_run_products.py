@@ -3,8 +3,12 @@ it delivers, the same fields as the library call the command makes."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import xarray as xr
+
+from pipeline.forecast_store import open_forecast
+from tests.flows.conftest import CHAIN_INIT_TIMES, in_directory
 
 pytestmark = pytest.mark.slow
 
@@ -36,3 +40,34 @@ def test_a_run_writes_the_products_of_its_delivered_store(
     ensemble_run(**{**parameters, "products": {"spread": True}})
     with xr.open_dataset(out) as got:
         assert list(got.data_vars) == ["t2m_spread"]
+
+
+def test_each_cycles_run_writes_the_products_of_its_own_initial_times(chain, tmp_path, file_times):
+    """Products of the whole store grew with every cycle it kept (120 after a month of
+    6-hourly runs), each run recomputing them all: a run writes those of the initial times it
+    forecast. The next cycle's run is not skipped over the same products asked; a rerun of
+    it is."""
+    from flows.pipelines import ensemble_run
+
+    out = tmp_path / "products.nc"
+    parameters = {
+        **chain.parameters,
+        "forecast_store": str(tmp_path / "forecast.zarr"),
+        "scores": str(tmp_path / "scores.nc"),
+        "report": None,
+        "products": {"mean": True},
+        "products_out": str(out),
+    }
+    first, second = CHAIN_INIT_TIMES[:2]
+    with in_directory(chain.workdir):
+        ensemble_run(**{**parameters, "init_times": [first]})
+        with xr.open_dataset(out) as got:
+            assert got["init_time"].values.tolist() == [pd.Timestamp(first).value]
+        ensemble_run(**{**parameters, "init_times": [second]})
+        with open_forecast(parameters["forecast_store"]) as store:
+            assert store.sizes["init_time"] == 2  # the store keeps the first cycle's
+        with xr.open_dataset(out) as got:
+            assert got["init_time"].values.tolist() == [pd.Timestamp(second).value]
+        before = file_times(out)
+        ensemble_run(**{**parameters, "init_times": [second]})
+        assert file_times(out) == before  # the same cycle's rerun: skipped
