@@ -147,8 +147,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     made.add_argument(
         "--products-out",
         metavar="P.nc|P.zarr",
-        help="write the products chosen below of the delivered store (the corrected one, if "
-        "any) here, replacing the last run's: a Zarr store, or CF NetCDF-4 if it ends .nc",
+        help="write the products chosen below of the initial times this run forecast, read "
+        "from the delivered store (the corrected one, if any), here, replacing the last "
+        "run's: a Zarr store, or CF NetCDF-4 if it ends .nc",
     )
     add_product_options(made)
     parser.add_argument(
