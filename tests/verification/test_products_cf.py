@@ -14,7 +14,12 @@ import pytest
 from compliance_checker import runner
 
 from tests.verification.test_products import ensemble
-from verification.product_output import parse_event, products_dataset, write_products
+from verification.product_output import (
+    ProductRequest,
+    parse_event,
+    products_dataset,
+    write_products,
+)
 from verification.products import PRODUCTS
 
 
@@ -58,10 +63,8 @@ def test_the_cf_checker_finds_no_error_in_a_products_file(tmp_path):
     file's own CF version: no high-priority failure (CF's musts)."""
     forecast = tmp_path / "f.zarr"
     _with_wind(ensemble()).to_zarr(forecast, consolidated=False)
-    asked = [PRODUCTS["mean"](), PRODUCTS["spread"](), PRODUCTS["quantiles"]((0.1, 0.9))]
-    out, _ = write_products(
-        forecast, tmp_path / "p.nc", asked, [parse_event("t2m<0degC")], progress=False
-    )
+    asked = ProductRequest(mean=True, spread=True, quantiles="10,90", probability=("t2m<0degC",))
+    out, _ = write_products(forecast, tmp_path / "p.nc", asked, progress=False)
     assert cf_errors(out) == []
 
 
