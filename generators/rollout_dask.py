@@ -35,6 +35,7 @@ from generators.rollout_deal import (
     why_idle,
 )
 from generators.rollout_store import ForecastRun, forecast_to_store, to_draw, warn_if_far
+from generators.shared_paths import check_workers_see
 from pipeline.errors import InputError, counted
 from pipeline.forecast_claims import Claims, in_turn
 from pipeline.progress import tqdm
@@ -55,7 +56,9 @@ def forecast_on_workers(
     dask task a batch, over the workers of ``client`` (a ``distributed.Client``) as they
     are free (:func:`_dealt_to_free_workers`). The warnings a forecast gives are said here,
     by the client, once (the tasks are told ``warned``): in the workers they were said in
-    their own logs, which the user's terminal does not show, once a batch."""
+    their own logs, which the user's terminal does not show, once a batch. A cluster
+    whose workers see other files at the paths is refused first (:mod:`~generators.
+    shared_paths`)."""
     loaded = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     _warn_if_not_fine_tuned(loaded, options.get("sampler"))
     trained_on = functools.partial(_warn_if_trained_on, loaded, inits, leads_hours, options)
@@ -63,6 +66,7 @@ def forecast_on_workers(
         checkpoint = checkpoint.path  # the workers load it themselves
     if isinstance(store, AnalysisStore):
         store = store.path
+    check_workers_see(client, checkpoint, store, out)  # before anything is read or drawn
     per_batch = inits_per_batch(n_members, options.get("batch_members", 512))
     # those left to draw, read once (a rerun after a worker had failed draws the rest)
     asked, inits = len(inits), left_to_draw(inits, out, options)

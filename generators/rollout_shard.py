@@ -32,6 +32,7 @@ from generators.rollout import inits_per_batch
 from generators.rollout_dask import forecast_on_workers
 from generators.rollout_deal import left_to_draw, merged, shard_init_times, why_idle
 from generators.rollout_store import ForecastRun, forecast_to_store
+from generators.shared_paths import check_ranks_see
 from pipeline.errors import InputError, WxensError, counted
 from pipeline.store import AnalysisStore
 
@@ -99,7 +100,9 @@ def forecast_sharded(
 def _forecast_on_ranks(
     checkpoint, store, inits, leads_hours, n_members, out, **options: Any
 ) -> ForecastRun | None:
-    """This rank's shard into ``out`` on its own device; the ranks gather their runs."""
+    """This rank's shard into ``out`` on its own device; the ranks gather their runs. Ranks
+    that see other files than rank 0's at the paths are refused first
+    (:func:`~generators.shared_paths.check_ranks_see`)."""
     local_rank = int(os.environ["LOCAL_RANK"])
     device = rank_device(options.pop("device", "auto"), local_rank)
     joined = not dist.is_initialized()
@@ -111,6 +114,7 @@ def _forecast_on_ranks(
         # (torchrun stops every rank when one dies)
         dist.init_process_group(backend_for(device), timeout=RANK_WAIT)
     try:
+        check_ranks_see(checkpoint, store, out)
         rank, world = dist.get_rank(), dist.get_world_size()
         failure = None
         # the initial times left to draw, read once so that every rank deals the same (each

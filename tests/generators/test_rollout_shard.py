@@ -466,6 +466,8 @@ def test_a_failing_rank_says_its_error_before_it_waits_for_the_others(monkeypatc
         raise InputError("refused here")
 
     monkeypatch.setattr(shard, "dist", World)
+    # paths "k", "s", "o" name no files: the check of them is test_shared_paths.py's
+    monkeypatch.setattr(shard, "check_ranks_see", lambda checkpoint, store, out: None)
     monkeypatch.setattr(shard, "left_to_draw", lambda inits, out, options: inits)
     monkeypatch.setattr(shard, "forecast_to_store", refused)
     monkeypatch.setenv("LOCAL_RANK", "0")

@@ -1,0 +1,136 @@
+"""Whether every process of a split forecast sees this machine's files at the same paths.
+
+The workers of a dask cluster (``wxens forecast --dask-scheduler``) and the ranks of a
+``torchrun`` launch open the checkpoint and the analysis store, and write the forecast
+store, at the paths this process (the client, rank 0) was given. Where a worker lacked
+the shared mount, it failed late, deep in a task, on a missing store; or, where the same
+path existed on its own disk, it wrote its members there: the forecast ended well, its
+summary named the initial times written, and the store this machine reads held none.
+
+So, before any member is drawn, this process writes a marker holding a random token in
+the output store (in the nearest folder above it that exists, before the store does),
+each worker or rank reads it back at the same path and checks that it sees the
+checkpoint and the analysis store, in one round trip; the marker is then removed. URLs
+(``s3://...``) are not checked: an object store is the same from everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import secrets
+import socket
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch.distributed as dist
+
+from pipeline.errors import InputError
+
+MARKER_PREFIX = ".wxens-shared-path-"
+"""How a marker's file name begins; its token ends it, so that runs side by side each
+read their own."""
+
+SHARED_FIX = (
+    "the processes must see the inputs and outputs at the same paths: mount one shared "
+    "file system at the same path on every machine, or give URL stores (s3://...)"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Marker:
+    """A marker file this process wrote, and the token it holds."""
+
+    path: str
+    token: str
+
+
+def inputs_of(checkpoint: Any, store: Any) -> dict[str, str]:
+    """The paths every process opens, by what the messages call them: the checkpoint's
+    (a loaded :class:`~generators.checkpoint.Checkpoint`'s file) and the analysis
+    store's (an ``AnalysisStore``'s)."""
+    return {
+        "checkpoint= (--checkpoint)": str(getattr(checkpoint, "path", None) or checkpoint),
+        "store= (--store)": str(getattr(store, "path", None) or store),
+    }
+
+
+@contextlib.contextmanager
+def marker_for(out: str) -> Iterator[Marker | None]:
+    """A marker written in the store ``out`` (in the nearest existing folder above it,
+    before it exists) for the block, then removed; None for a URL ``out``."""
+    if "://" in str(out):
+        yield None
+        return
+    path = Path(os.path.abspath(out))
+    folder = next(p for p in (path, *path.parents) if p.is_dir())
+    token = secrets.token_hex(16)
+    marker = folder / f"{MARKER_PREFIX}{token}"
+    marker.write_text(token)
+    try:
+        yield Marker(str(marker), token)
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+def what_is_amiss(marker: Marker | None, inputs: Mapping[str, str]) -> list[str]:
+    """What this process (a worker, a rank) sees other than the process that wrote
+    ``marker`` did: each of ``inputs`` (:func:`inputs_of`) absent, and the marker absent
+    or holding another token. Empty where it sees the same files."""
+    amiss = [
+        f"{what} {path} does not exist"
+        for what, path in inputs.items()
+        if "://" not in path and not os.path.exists(path)
+    ]
+    if marker is None:
+        return amiss
+    try:
+        held = Path(marker.path).read_text()
+    except OSError as err:
+        return [*amiss, f"out= (--out): the marker {marker.path} is not there ({err.strerror})"]
+    if held != marker.token:
+        amiss.append(f"out= (--out): the marker {marker.path} holds {held!r}, not the token")
+    return amiss
+
+
+def check_workers_see(client: Any, checkpoint: Any, store: Any, out: str) -> None:
+    """Refuse a dask forecast whose workers (every one connected to ``client``'s
+    scheduler) do not see the checkpoint, the analysis store and the output store
+    ``out`` at this process's paths: an InputError naming each such worker's address."""
+    inputs = inputs_of(checkpoint, store)
+    with marker_for(out) as marker:
+        seen = client.run(what_is_amiss, marker, inputs)
+    refused = {address: amiss for address, amiss in seen.items() if amiss}
+    if refused:
+        raise InputError(
+            "; ".join(
+                f"dask worker {a} does not see this machine's files: {', '.join(amiss)}"
+                for a, amiss in refused.items()
+            )
+            + f"; {SHARED_FIX}, or leave dask_scheduler= "
+            "(--dask-scheduler) out to run on this machine"
+        )
+
+
+def check_ranks_see(checkpoint: Any, store: Any, out: str) -> None:
+    """Refuse a forecast whose torchrun ranks (this process one of them, its process group
+    joined) do not all see rank 0's checkpoint, analysis store and output store ``out``
+    at the same paths: on every rank, an InputError naming each such rank and its host."""
+    rank, world = dist.get_rank(), dist.get_world_size()
+    inputs = inputs_of(checkpoint, store)
+    with marker_for(out) if rank == 0 else contextlib.nullcontext() as marker:
+        shared = [marker]
+        dist.broadcast_object_list(shared, src=0)
+        seen: list[Any] = [None] * world
+        dist.all_gather_object(seen, (socket.gethostname(), what_is_amiss(shared[0], inputs)))
+    refused = [(r, host, amiss) for r, (host, amiss) in enumerate(seen) if amiss]
+    if refused:
+        raise InputError(
+            "; ".join(
+                f"rank {r} on {host} does not see rank 0's files: {', '.join(amiss)}"
+                for r, host, amiss in refused
+            )
+            + f"; {SHARED_FIX}, or run every rank on one machine"
+        )
