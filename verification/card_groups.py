@@ -131,3 +131,21 @@ def in_truth_units(ds: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
         about = {"long_name": "units of each variable's power spectrum"}
         ds = ds.assign_coords({POWER_UNITS: (VARIABLE, power, about)})
     return cf_units(ds)
+
+
+#: The ``/per_init`` group's attributes: the settings its CRPS's intervals were drawn with,
+#: which ``wxens compare`` draws the paired interval of two files' difference with.
+INTERVAL_SETTINGS = ("interval_level", "interval_block", "interval_draws", "seed")
+
+
+def per_init_group(per_init: xr.Dataset, config: VerifyConfig) -> xr.Dataset:
+    """The ``/per_init`` group: each initial time's grid-mean ``fair_crps`` and its
+    ``weight`` (the share of the grid verified) as the scorecard's intervals resampled them
+    (:func:`verification.resampling.score_parts`), by variable, lead and init time, with
+    the interval settings (:data:`INTERVAL_SETTINGS`) as attributes: what ``wxens compare``
+    needs to pair two files' CRPS day by day (a few KB), not the spread's parts."""
+    parts = per_init[["fair_crps", "weight"]]
+    parts["fair_crps"].attrs = {"long_name": "grid-mean fair CRPS", "units": "variable"}
+    parts["weight"].attrs = {"long_name": "share of the grid (cos-latitude) verified"}
+    settings = {name: getattr(config, name) for name in INTERVAL_SETTINGS}
+    return variable_first(parts).transpose(..., INIT_TIME).assign_attrs(settings)

@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 def interval_card(
     per_init: xr.Dataset, members: int, config: VerifyConfig, *, say: bool = True
 ) -> xr.Dataset:
-    """``fair_crps_low/high`` and ``spread_skill_ratio_low/high``: the block-bootstrap
-    interval of each over the init times (:func:`verification.resampling.score_intervals`);
+    """``fair_crps_low/high`` and ``spread_skill_ratio_low/high`` (where ``per_init`` holds
+    the spread's parts): the block-bootstrap interval of each over the init times
+    (:func:`verification.resampling.score_intervals`);
     ``say``: log why they are n/a on one block (once a verification, not per interval)."""
     blocks = pd.DatetimeIndex(per_init[INIT_TIME].values).floor(config.interval_block)
     if say:

@@ -141,28 +141,28 @@ def score_intervals(
     and optionally their ``weight``, as :func:`score_parts` gives them; ``members`` is M.
     Each resample gives ``mean(fair_crps)`` and
     ``sqrt((M+1)/M · mean(variance) / mean(squared_error))``. Returns ``fair_crps`` and
-    ``spread_skill_ratio`` with a ``quantile`` dim (the two bounds) in place of ``dim``;
+    ``spread_skill_ratio`` (only where ``per_init`` holds ``variance``: a CRPS alone, as
+    ``wxens compare`` pairs two files' by their difference, has none) with a ``quantile``
+    dim (the two bounds) in place of ``dim``;
     NaN where fewer than two blocks hold a value (one block resamples to itself every
     time: a zero-width interval that would claim a certainty the sample cannot give).
     """
     if not 0 < level < 1:
         raise InputError(f"score_intervals: level={level}; give a coverage between 0 and 1")
+    spread = "variance" in per_init
     means = block_bootstrap_means(
-        per_init[["fair_crps", "variance", "squared_error"]],
+        per_init[["fair_crps", *(["variance", "squared_error"] if spread else [])]],
         blocks,
         dim=dim,
         draws=draws,
         seed=seed,
         weights=per_init.get("weight"),
     )
-    scores = xr.Dataset(
-        {
-            "fair_crps": means["fair_crps"],
-            "spread_skill_ratio": vs.spread_skill_from_moments(
-                means["variance"], means["squared_error"], members
-            ),
-        }
-    )
+    scores = xr.Dataset({"fair_crps": means["fair_crps"]})
+    if spread:
+        scores["spread_skill_ratio"] = vs.spread_skill_from_moments(
+            means["variance"], means["squared_error"], members
+        )
     with warnings.catch_warnings():  # a score undefined in every draw (one member: the
         # spread; a lead without truth) has an undefined interval, NaN as intended
         warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)

@@ -17,6 +17,9 @@ NetCDF groups, reopened with ``xr.open_datatree``):
                      table (one row per variable and lead, one column per score).
 ``/rank_histogram``  (variable, lead_time, rank) counts.
 ``/reliability``     (variable, lead_time, event, forecast_probability) tables.
+``/per_init``        (variable, lead_time, init_time) each initial time's grid-mean fair
+                     CRPS and ``weight`` (share of the grid verified), with the interval
+                     settings as attrs (only with intervals): what ``wxens compare`` pairs.
 ``/rank_floor``      (variable, lead_time, replica) the rank max/min ratio of every
                      error-surrogate replica (only with ``error_surrogate_replicas``; the
                      scorecard holds their median).
@@ -57,6 +60,7 @@ from verification.base import SCORES
 from verification.card_groups import (
     in_truth_units,
     maps_group,
+    per_init_group,
     scorecard_group,
     spectra_group,
     variable_first,
@@ -190,6 +194,9 @@ def verify(
         "/rank_histogram": variable_first(computed["rank_histogram"].to_dataset()),
         "/reliability": variable_first(computed["reliability"].rename({ve.THRESHOLD: EVENT})),
     }
+    if intervals:  # what wxens compare pairs two files' CRPS with
+        parts = per_init_group(computed["per_init"], config)
+        tree["/per_init"] = in_truth_units(parts, aligned.truth)
     if surrogate:
         tree["/rank_floor"] = cf_units(
             vr.rank_max_min_ratio(computed["error_surrogate_rank_histogram"])
