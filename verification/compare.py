@@ -36,6 +36,7 @@ from verification.compare_checks import (
     refuse_unless,
     units_of,
 )
+from verification.compare_paired import EXPERIMENT, paired_intervals
 from verification.config import VARIABLE
 from verification.output import (
     TRUTH_PATH,
@@ -45,8 +46,6 @@ from verification.output import (
     added_scores,
 )
 from verification.ranks import ERROR_FLOOR
-
-EXPERIMENT = "experiment"
 
 
 def lowest_is_best(values: xr.DataArray) -> xr.DataArray:
@@ -136,9 +135,10 @@ def with_intervals(scores: Iterable[str]) -> list[str]:
 
 @dataclass(frozen=True)
 class Scores:
-    """One experiment: its name, where it came from, its scorecard, initial times and the
-    root attributes naming its truth (:data:`~verification.output.TRUTH_PATH`...) and its
-    number of members (None or empty where the file does not record them)."""
+    """One experiment: its name, where it came from, its scorecard, initial times, the
+    root attributes naming its truth (:data:`~verification.output.TRUTH_PATH`...), its
+    number of members and its per-init CRPS (``/per_init``, which pairs it with another's:
+    :mod:`verification.compare_paired`); None or empty where the file does not hold them."""
 
     name: str
     source: str
@@ -146,6 +146,7 @@ class Scores:
     init_times: tuple[str, ...] | None
     truth: dict[str, str] | None = None
     members: int | None = None
+    per_init: xr.Dataset | None = None
 
 
 def read_scores(source: str | os.PathLike | xr.DataTree, name: str) -> Scores:
@@ -181,8 +182,9 @@ def _scores_of(tree: xr.DataTree, name: str, label: str) -> Scores:
     times = None if inits is None else tuple(str(pd.Timestamp(t)) for t in np.atleast_1d(inits))
     named = (TRUTH_PATH, TRUTH_STORE_ID, TRUTH_TIMES)
     truth = {k: str(tree.attrs[k]) for k in named if k in tree.attrs}
-    members = tree.attrs.get(MEMBERS)
-    return Scores(name, label, card, times, truth, None if members is None else int(members))
+    members = None if (n := tree.attrs.get(MEMBERS)) is None else int(n)
+    per_init = tree["per_init"].to_dataset().load() if "per_init" in tree.children else None
+    return Scores(name, label, card, times, truth, members, per_init)
 
 
 def default_names(paths: Sequence[str | os.PathLike]) -> list[str]:
@@ -209,8 +211,11 @@ def compare_scorecards(
 
     Returns a Dataset with dims ``(experiment, variable, lead_time)`` holding
     :func:`compared`'s scores (an extension's too) with the intervals the files hold
-    (``fair_crps_low``, ``fair_crps_high``...), the floors (the error-correlation one only
-    where every file holds it: :func:`floor_of`) and ``n_verified`` where the files hold
+    (``fair_crps_low``, ``fair_crps_high``...), ``fair_crps_paired_low/high`` (dim
+    ``rival`` too) where two files pair their CRPS by initial time
+    (:func:`~verification.compare_paired.paired_intervals`), the floors (the
+    error-correlation one only where every file holds it: :func:`floor_of`) and
+    ``n_verified`` where the files hold
     them (NaN where one file lacks a score), the coordinates ``variable_units`` (variable)
     and ``n_members`` (experiment; NaN where a file does not record it), on the variables
     and leads every file holds
@@ -295,6 +300,7 @@ def compare_scorecards(
         **{MEMBERS: (EXPERIMENT, members)},
         **{VARIABLE_UNITS: (VARIABLE, [units_of(units_card, v) for v in variables])},
     )
+    table = table.merge(paired_intervals(experiments, {VARIABLE: variables, LEAD_TIME: leads}))
     return table.assign_attrs(
         left_out=left_out,
         different_inits=different,

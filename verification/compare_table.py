@@ -22,6 +22,7 @@ from verification.compare import (
     floor_of,
     with_intervals,
 )
+from verification.compare_paired import PAIRED, RIVAL
 from verification.config import VARIABLE
 from verification.output import (
     UNITS_PER_VARIABLE,
@@ -100,7 +101,35 @@ def within_noise(
     others = table[EXPERIMENT].values
     rivals = [near.where(near[EXPERIMENT] != e).min(EXPERIMENT) for e in others]
     rivals = xr.concat(rivals, EXPERIMENT).assign_coords({EXPERIMENT: others})
-    return marks & judged & (far >= rivals)
+    unpaired = marks & judged & (far >= rivals)
+    if score != "fair_crps" or f"{PAIRED}_high" not in table:
+        return unpaired
+    reaches = (table[f"{PAIRED}_high"] >= 0).any(RIVAL)  # best - rival may be 0 or more
+    return marks & xr.where(judged_paired(table), reaches, unpaired)
+
+
+def judged_paired(table: xr.Dataset) -> xr.DataArray:
+    """Where an experiment's fair CRPS is judged against the noise by the paired rule
+    (:func:`~verification.compare_paired.paired_intervals`; bool): its interval of the
+    difference from every rival with a value is there (the files pair: ``/per_init`` in
+    both, the same initial times; and enough blocks). Elsewhere :func:`within_noise` reads
+    the unpaired intervals, as for a file an older wxens wrote."""
+    if f"{PAIRED}_high" not in table:
+        return xr.zeros_like(table["fair_crps"], dtype=bool)
+    high = table[f"{PAIRED}_high"]
+    other = high[EXPERIMENT] != high[RIVAL]
+    rivals = table["fair_crps"].notnull().rename({EXPERIMENT: RIVAL}) & other
+    return (high.notnull() | ~rivals).all(RIVAL) & (high.notnull() & rivals).any(RIVAL)
+
+
+def noise_rule(table: xr.Dataset, score: str, marks: xr.DataArray, at: dict) -> str:
+    """The rule :func:`within_noise` judged the row ``at``'s marked best with: ``paired``,
+    ``unpaired`` (intervals side by side), or "" (no interval: the point estimate)."""
+    if f"{score}{ENDS[0]}" not in table:
+        return ""
+    paired = judged_paired(table) if score == "fair_crps" else xr.zeros_like(marks)
+    rules = np.where(paired.sel(at).values, "paired", "unpaired")[marks.sel(at).values]
+    return ";".join(dict.fromkeys(map(str, rules)))
 
 
 def comparison_frame(table: xr.Dataset) -> pd.DataFrame:
@@ -126,6 +155,7 @@ def comparison_frame(table: xr.Dataset) -> pd.DataFrame:
                 for column, marked in (("best", marks), ("within_noise", noise)):
                     chosen = table[EXPERIMENT].values[marked.sel(at).values]
                     row[column] = ";".join(map(str, chosen))
+                row["noise_rule"] = noise_rule(table, score, marks, at)
                 rows.append(row)
     return pd.DataFrame(rows)
 
@@ -207,6 +237,28 @@ def noise_legend(table: xr.Dataset) -> str:
         "overlaps another's, read as distance from the best (unpaired intervals: "
         f"conservative); {MARK} there only where none does, or an interval is n/a; the "
         f"other scores hold no interval: {MARK} is the best point estimate"
+    ) + paired_legend(table)
+
+
+def paired_legend(table: xr.Dataset) -> str:
+    """The legend's line on the fair CRPS's marks the paired rule judged
+    (:func:`judged_paired`), naming the rows the unpaired one judged; "" where none."""
+    marks = best(table["fair_crps"], compared(table)["fair_crps"][1])
+    paired = judged_paired(table)
+    if not bool((marks & paired).any()):
+        return ""
+    unpaired = (marks & ~paired).any(EXPERIMENT).to_dataframe(name="u").query("u").index
+    rows = ", ".join(f"{v} {_hours(lead):g}h" for v, lead in unpaired)
+    where = (
+        f"except at {rows}: unpaired there, a file without /per_init (an older wxens's) or "
+        "of other initial times"
+        if rows
+        else "at every row"
+    )
+    return (
+        f"\nfair CRPS judged paired ({where}): {NOISE_MARK} where the interval of the best's "
+        "CRPS minus a rival's, paired by initial time (the files' blocks, draws and seed), "
+        "reaches 0; the two share the weather, so it is sharper than their intervals apart"
     )
 
 
