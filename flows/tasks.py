@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from flows.dask import dask_client, worker_path
+from flows.cluster import dask_client, worker_path
 from flows.deployments import BIAS_CORRECT_PARAMETER_NAMES
 from flows.runtime import wxens_task
 from generators.correction.baseline_store import baseline_to_store, without_repeats

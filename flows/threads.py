@@ -4,7 +4,7 @@ Given, it bounds at N threads each: torch's intra-op threads (its OpenMP/MKL poo
 training, forecasts, calibration and tuning), Zarr's codec thread pool (compression of
 what a command writes, decompression of what it reads), dask's local threaded scheduler
 and the dask ``LocalCluster`` a flow starts for ingestion and verification (one worker
-process of N threads instead of :class:`flows.dask.LocalClusterConfig`'s default; its
+process of N threads instead of :class:`flows.cluster.LocalClusterConfig`'s default; its
 workers run BLAS and OpenMP single-threaded, as dask sets them). Not bounded: Icechunk's
 I/O threads and torch's inter-op pool, which wait rather than compute; the temporary
 Prefect server of ``wxens run`` and ``wxens demo`` (a process of its own, busy only while it
@@ -19,7 +19,7 @@ def set_threads(threads: int | None, torch: bool = True) -> None:
     """Apply ``--threads`` (None: change nothing from the defaults, or undo an earlier
     call's cluster shape; the parser refuses fewer than 1); ``torch`` false: leave torch
     unloaded (``wxens verify``, which computes without it)."""
-    from flows.dask import bound_local_cluster
+    from flows.cluster import bound_local_cluster
 
     bound_local_cluster(threads)
     if threads is None:

@@ -229,7 +229,7 @@ def parse_leads(lead: str, every: str | None, native_hours: float) -> list[float
 def run(args: argparse.Namespace) -> int:
     from contextlib import nullcontext
 
-    from flows.dask import dask_client, worker_path
+    from flows.cluster import dask_client, worker_path
     from flows.threads import set_threads
     from generators.checkpoint import load_checkpoint
     from generators.rollout_shard import forecast_sharded

@@ -142,8 +142,8 @@ def run(args: argparse.Namespace) -> int:
     inputs = {"FORECAST": args.forecast, "--truth": args.truth, "--reference": args.reference}
     check_outputs_spare_inputs(outputs, inputs)
 
+    from flows.cluster import dask_client
     from flows.commands.run import parse_leads
-    from flows.dask import dask_client
     from flows.threads import set_threads
     from pipeline.schema import LEAD_TIME, split_channel
     from pipeline.store import open_store

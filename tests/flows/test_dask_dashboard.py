@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 import psutil
 import pytest
 
-from flows.dask import DASHBOARD_ENV, LocalClusterConfig, dask_client
+from flows.cluster import DASHBOARD_ENV, LocalClusterConfig, dask_client
 
 THREADS = LocalClusterConfig(n_workers=1, processes=False)
 
@@ -24,7 +24,7 @@ def listening_hosts(port: int) -> set[str]:
 
 def test_dashboard_binds_loopback_and_the_log_says_where(caplog, monkeypatch):
     monkeypatch.delenv(DASHBOARD_ENV, raising=False)
-    caplog.set_level(logging.INFO, logger="flows.dask")
+    caplog.set_level(logging.INFO, logger="flows.cluster")
     with dask_client(None, THREADS) as client:
         port = urlparse(client.dashboard_link).port
         assert listening_hosts(port) == {"127.0.0.1"}
@@ -33,7 +33,7 @@ def test_dashboard_binds_loopback_and_the_log_says_where(caplog, monkeypatch):
 
 def test_dashboard_address_from_the_environment(caplog, monkeypatch):
     monkeypatch.setenv(DASHBOARD_ENV, "0.0.0.0:0")
-    caplog.set_level(logging.INFO, logger="flows.dask")
+    caplog.set_level(logging.INFO, logger="flows.cluster")
     with dask_client(None, THREADS) as client:
         port = urlparse(client.dashboard_link).port
         assert listening_hosts(port) == {"0.0.0.0"}
@@ -73,7 +73,7 @@ def test_a_scheduler_address_without_a_scheduler_is_an_input_error_and_leaves_da
     import dask
     import dask.array as da
 
-    from flows import dask as flows_dask
+    from flows import cluster as flows_dask
     from pipeline.errors import InputError
 
     monkeypatch.setattr(flows_dask, "CONNECT_TIMEOUT_S", 1)

@@ -13,7 +13,7 @@ import signal
 import pytest
 from prefect.exceptions import TerminationSignal
 
-from flows.dask import LocalClusterConfig, dask_client
+from flows.cluster import LocalClusterConfig, dask_client
 
 
 @pytest.fixture

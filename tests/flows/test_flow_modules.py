@@ -5,9 +5,11 @@ user's Prefect server) still names that flow."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from prefect.flows import load_flow_from_entrypoint
 
@@ -52,3 +54,30 @@ def test_the_module_each_deployment_imports_prepares_the_flow_process():
             [sys.executable, "-c", STARTED, module], env=env, capture_output=True, text=True
         )
         assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_every_flow_loads_from_the_file_path_entrypoint_of_prefect_deploy():
+    """``prefect deploy`` stores ``flows/pipelines.py:<flow>`` and a worker loads it as a
+    script, with ``flows/`` first on ``sys.path``: a module there named as an installed
+    package (``flows/dask.py``) was imported in its place, and every run crashed before its
+    flow began ("No module named 'dask.array'; 'dask' is not a package")."""
+    script = (
+        "import sys\nfrom prefect.flows import load_flow_from_entrypoint\n"
+        "for name in sys.argv[1:]:\n"
+        "    assert load_flow_from_entrypoint(f'flows/pipelines.py:{name}').name == name\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", script, *FLOWS], cwd=root, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_no_flows_module_is_named_as_an_installed_top_level_module():
+    """The same, for a module added later: none in ``flows/`` may share its name with one
+    Python would otherwise import (a worker puts ``flows/`` before site-packages)."""
+    root = Path(__file__).resolve().parents[2]
+    names = {p.stem for p in (root / "flows").iterdir() if p.suffix == ".py" or p.is_dir()}
+    names -= {"__init__", "__pycache__"}
+    clashes = sorted(n for n in names if n.isidentifier() and importlib.util.find_spec(n))
+    assert not clashes, f"flows/ modules shadow installed ones: {clashes}"

@@ -8,7 +8,7 @@ import pytest
 import torch
 import zarr
 
-from flows.dask import LocalClusterConfig, dask_client, local_cluster_config
+from flows.cluster import LocalClusterConfig, dask_client, local_cluster_config
 from flows.threads import set_threads
 
 
@@ -84,7 +84,7 @@ def test_the_log_counts_one_worker_and_one_thread_in_the_singular(caplog):
     """--threads 1 logged 'starting a dask LocalCluster: 1 workers x 1 threads'."""
     import logging
 
-    caplog.set_level(logging.INFO, logger="flows.dask")
+    caplog.set_level(logging.INFO, logger="flows.cluster")
     with dask_client(None, LocalClusterConfig(1, 1, processes=False)):
         pass
     assert "starting a dask LocalCluster: 1 worker x 1 thread (threads)" in caplog.text

@@ -508,12 +508,12 @@ def test_a_scheduler_without_workers_is_refused_after_a_bounded_wait(
     """A scheduler no worker had connected to: the forecast logged its initial times dealt
     "over 1 dask worker (1)" and waited for good, silently. It says it waits, for a bounded
     time, then stops with the address and how to start a worker; nothing written."""
-    from flows import dask as flows_dask
+    from flows import cluster as flows_dask
 
     root, command = one_process
     monkeypatch.setattr(flows_dask, "WORKER_WAIT_S", 2, raising=False)
     with dask_processes(root, "scheduler") as address:
-        with caplog.at_level("INFO", logger="flows.dask"):
+        with caplog.at_level("INFO", logger="flows.cluster"):
             started = time.monotonic()
             out = ["--out", str(root / "none.zarr"), "--dask-scheduler", address]
             assert wxens([*command, *out]) == 2

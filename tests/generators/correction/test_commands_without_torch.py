@@ -49,7 +49,7 @@ def test_the_bias_correct_baseline_and_verify_commands_run_without_torch(analysi
     run_fresh(
         f"""
         import sys
-        import flows.commands.verify, flows.dask
+        import flows.commands.verify, flows.cluster
         from flows.cli import main
         assert main({correct!r}) == 0
         assert main({baseline!r}) == 0
