@@ -67,7 +67,8 @@ def cf_dataset(ds: xr.Dataset) -> xr.Dataset:
     """``ds`` as CF tools read it: time coordinates in :data:`TIME_UNITS`, leads as durations
     in hours, :data:`COORDINATE_ATTRS`, units, long names and standard names of known
     variables where the store has none (and a 2 m or 10 m one's scalar height coordinate:
-    :func:`~pipeline.standard_names.cf_names`), ``Conventions``, attributes NetCDF cannot
+    :func:`~pipeline.standard_names.cf_names`), ``Conventions`` (this file's: the
+    CF-1.8 an analysis store says forbids the int64 times written here), attributes NetCDF cannot
     hold (dicts, lists, booleans) as JSON text, and each data variable zlib-compressed in
     the store's chunks (one initial time of a forecast, all its members, per chunk). The
     coordinates are loaded (small): xarray encodes lazy times only in a dtype given up
@@ -82,7 +83,7 @@ def cf_dataset(ds: xr.Dataset) -> xr.Dataset:
         var.attrs = {k: _netcdf_attr(v) for k, v in {**defaults, **var.attrs}.items()}
         var.encoding = _encoding(var, calendar, data=name in ds.data_vars)
     ds.attrs = {k: _netcdf_attr(v) for k, v in ds.attrs.items()}
-    ds.attrs.setdefault("Conventions", CONVENTIONS)
+    ds.attrs["Conventions"] = CONVENTIONS  # what this file follows (a store may say CF-1.8)
     return ds
 
 

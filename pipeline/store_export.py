@@ -18,6 +18,7 @@ from zarr.abc.store import Store
 
 from pipeline.cf_export import write_netcdf
 from pipeline.errors import StoreError
+from pipeline.file_attrs import contents, titled
 from pipeline.progress import dask_bar
 from pipeline.registry import Registry
 from pipeline.schema import INIT_TIME
@@ -78,7 +79,8 @@ def export(
     either absent or complete, and a second export to it waits, then finds it there.
     StoreError, before ``out`` is touched, if ``path`` holds no store, one with nothing
     committed yet, ``out`` lies inside it, or ``out`` exists (unless ``overwrite`` and it
-    is an earlier export: then it is replaced)."""
+    is an earlier export: then it is replaced). Its ``title`` (unless the store has one) and
+    ``history`` (the store's, this command appended): :mod:`pipeline.file_attrs`."""
     out = Path(out)
     snapshot = reader(path) if snapshot is None else snapshot
     if not isinstance(snapshot, str) and not has_root_group(snapshot):
@@ -92,6 +94,8 @@ def export(
     if INIT_TIME in ds.indexes and not ds.indexes[INIT_TIME].is_monotonic_increasing:
         ds = ds.sortby(INIT_TIME)  # a forecast store grows in the order it was written
     ds.attrs[EXPORT_ATTR] = {"store": str(Path(path).resolve())}
+    what = "forecast" if INIT_TIME in ds.dims else "analysis"
+    ds = titled(ds, contents(what, ds), ["wxens", "export", str(path), "--out", str(out)])
     return write_aside(
         ds, out, mark=EXPORT_ATTR, verb="export", progress=progress, overwrite=overwrite
     )

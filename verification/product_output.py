@@ -20,6 +20,7 @@ import xarray as xr
 
 from pipeline.adapters import scaled, to_wxens_forecast
 from pipeline.errors import InputError
+from pipeline.file_attrs import contents, titled
 from pipeline.normalize import UNIT_CONVERSIONS, canonical_units
 from pipeline.store_export import write_aside
 from verification.output import conversion, unit_factors
@@ -155,6 +156,15 @@ class ProductRequest:
             raise InputError(NOTHING_ASKED)
         return products, events
 
+    def flags(self) -> list[str]:
+        """The ``wxens products`` flags asking for this request, as its history records it:
+        ``["--mean", "--quantiles", "10,90", "--probability", "t2m<0degC"]``."""
+        words = [f"--{name}" for name in ("mean", "spread") if getattr(self, name)]
+        words += ["--quantiles", self.quantiles] if self.quantiles else []
+        for name in ("probability", "units"):
+            words += [word for value in getattr(self, name) for word in (f"--{name}", value)]
+        return words
+
 
 def in_units(ensemble: xr.Dataset, wanted: Sequence[str]) -> xr.Dataset:
     """``ensemble`` with each variable ``--units`` names (``t2m=degC``, or a unit every
@@ -243,8 +253,14 @@ def write_products(
     if init_times is not None:
         ensemble = select_init_times(ensemble, init_times, forecast)
     ensemble = in_units(ensemble, request.units) if request.units else ensemble
+    inits = [] if init_times is None else ["--init", *map(str, init_times)]
     origin = Path(forecast).resolve() if Path(forecast).exists() else forecast
-    ds = products_dataset(ensemble, products, events, origin)
+    ds = titled(
+        products_dataset(ensemble, products, events, origin),
+        contents("ensemble products", ensemble),
+        ["wxens", "products", str(forecast), "--out", str(out), *request.flags(), *inits],
+        history=str(ensemble.attrs.get("history", "")),
+    )
     write_aside(
         ds, out, mark=PRODUCTS_ATTR, verb="products", progress=progress, overwrite=overwrite
     )

@@ -67,3 +67,32 @@ def test_the_cf_checker_finds_no_error_in_an_export(tmp_path):
     a CF-1.8 file and the member's missing units ``1`` were two)."""
     _forecast_with_winds(tmp_path / "f.zarr")
     assert cf_errors(export(tmp_path / "f.zarr", tmp_path / "f.nc", progress=False)) == []
+
+
+def test_an_export_says_what_it_holds_and_how_it_was_made(tmp_path):
+    """CF 2.6.2's ``title`` and ``history``: a forecast's variables and initial times, and
+    the export command appended to the store's own history (ingest's lines) where it has
+    one; no medium-priority message of the checker about either."""
+    _forecast_with_winds(tmp_path / "f.zarr")
+    out = export(tmp_path / "f.zarr", tmp_path / "f.nc", progress=False)
+    with netCDF4.Dataset(out) as nc:
+        assert nc.title == (
+            "wxens forecast of t2m, u10, z, initialised 2019-03-22 00 UTC to 2019-03-22 00 UTC"
+        )
+        assert nc.history.endswith(f"Z wxens export {tmp_path / 'f.zarr'} --out {out}")
+    assert not [m for m in cf_errors(out, "medium") if "title" in m or "history" in m]
+
+    store = tmp_path / "a.zarr"
+    ingest(SyntheticConfig(n_lat=8, n_lon=12, n_times=4).to_spec(), store, progress=False)
+    out = export(store, tmp_path / "a.nc", progress=False)
+    with netCDF4.Dataset(out) as nc:
+        lines = nc.history.splitlines()
+        assert [line.split(" ", 1)[1] for line in lines] == [
+            *(line.split(" ", 1)[1] for line in open_dataset(store).attrs["history"].splitlines()),
+            f"wxens export {store} --out {out}",
+        ]
+        span = "2000-01-01 00 UTC to 2000-01-01 18 UTC"
+        assert nc.title == f"wxens analysis of t, t2m, u, v, z, {span}"
+        assert nc.source == "synthetic:n_lat=8,n_lon=12,n_times=4"
+    assert cf_errors(out) == []  # the store's CF-1.8 said no int64 time: the file is CF-1.9
+    assert not [m for m in cf_errors(out, "medium") if "title" in m or "history" in m]

@@ -66,11 +66,16 @@ def test_the_cf_checker_finds_no_error_in_a_products_file(tmp_path):
     asked = ProductRequest(mean=True, spread=True, quantiles="10,90", probability=("t2m<0degC",))
     out, _ = write_products(forecast, tmp_path / "p.nc", asked, progress=False)
     assert cf_errors(out) == []
+    assert not [m for m in cf_errors(out, "medium") if "title" in m or "history" in m]
+    with netCDF4.Dataset(out) as nc:
+        assert nc.title.startswith("wxens ensemble products of t2m, u10, initialised 2019-03-04")
+        command = f"wxens products {forecast} --out {out} --mean --spread --quantiles 10,90"
+        assert nc.history.endswith(f"{command} --probability 't2m<0degC'")
 
 
-def cf_errors(path) -> list[str]:
-    """The compliance checker's high-priority messages on ``path`` at the CF version its
-    ``Conventions`` names."""
+def cf_errors(path, priority: str = "high") -> list[str]:
+    """The compliance checker's messages of ``priority`` (``high``: CF's musts; ``medium``:
+    its shoulds) on ``path`` at the CF version its ``Conventions`` names."""
     with netCDF4.Dataset(path) as nc:
         checker = "cf:" + nc.Conventions.removeprefix("CF-")
     with warnings.catch_warnings():  # its deprecated IOOS SOS checker says so as it loads
@@ -80,5 +85,5 @@ def cf_errors(path) -> list[str]:
     runner.ComplianceChecker.run_checker(
         str(path), [checker], 0, "strict", output_filename=str(report), output_format="json"
     )
-    results = json.loads(report.read_text())[checker]["high_priorities"]
+    results = json.loads(report.read_text())[checker][f"{priority}_priorities"]
     return [msg for check in results for msg in check["msgs"]]
