@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from pipeline.cf_export import COORDINATE_ATTRS
 from pipeline.errors import InputError
 from pipeline.registry import Registry
 from pipeline.schema import LEVEL, MEMBER, split_channel
@@ -92,7 +93,8 @@ def ensemble_mean(forecast: xr.DataArray, *, member_dim: str = MEMBER) -> xr.Dat
     """Ensemble mean ``x̄ = Σ_i x_i / M`` over the M members, in float64.
 
     Shapes: ``(..., member, ...) -> (...)``; NaN where any member is NaN. Units: the
-    forecast's. CF ``cell_methods: realization: mean`` (CF conventions 1.8, section 7.3).
+    forecast's. CF ``cell_methods: realization: mean``: a standard name names the axis (CF
+    7.3.4), the member dim being reduced away (the IOOS checker wants a coordinate of it).
     """
     mean = over_members(np.mean, forecast, member_dim=member_dim, axis=-1, dtype=np.float64)
     return _labelled(
@@ -271,7 +273,7 @@ class Probability(Product):
     def fields(self, ensemble: xr.Dataset) -> dict[str, xr.DataArray]:
         relation = "below" if self.below else "above"
         name = f"{self.variable}_{relation}_{threshold_text(self.threshold)}"
-        da = field(ensemble, self.variable)
+        da = field(ensemble, self.variable, level_coordinate=True)
         return {
             name: exceedance_probability(
                 da, self.threshold, self.below, coordinate=f"{name}_threshold"
@@ -286,21 +288,33 @@ def threshold_text(threshold: float) -> str:
     return f"{threshold:g}".replace(".", "p").replace("-", "m").replace("+", "")
 
 
-def field(ensemble: xr.Dataset, variable: str) -> xr.DataArray:
+def field(ensemble: xr.Dataset, variable: str, *, level_coordinate: bool = False) -> xr.DataArray:
     """The variable ``variable`` of ``ensemble``, or its channel (``z500``: z at 500 hPa,
-    named ``z500``); InputError naming the variables the ensemble holds."""
+    named ``z500``); InputError naming the variables the ensemble holds. A channel's level
+    is dropped, or with ``level_coordinate`` kept as the scalar coordinate
+    :func:`level_name` names, CF's air pressure (what says "at 500 hPa" in a file)."""
     from_channel = _channel(variable)
     if variable not in ensemble.data_vars and from_channel[0] in ensemble.data_vars:
         name, level = from_channel
         da = ensemble[name]
         if level is not None and LEVEL in da.dims and level in da[LEVEL].values:
-            return da.sel(level=level, drop=True).rename(variable)
+            da = da.sel(level=level, drop=True).rename(variable)
+            if level_coordinate:
+                attrs = {**COORDINATE_ATTRS[LEVEL], **ensemble[LEVEL].attrs}
+                da = da.assign_coords({level_name(level): xr.Variable((), level, attrs)})
+            return da
     if variable in ensemble.data_vars:
         return ensemble[variable]
     raise InputError(
         f"the forecast holds no variable (or channel) {variable!r}; it holds "
         f"{sorted(map(str, ensemble.data_vars))} (a channel: variable and level, e.g. z500)"
     )
+
+
+def level_name(level: int) -> str:
+    """The name of the scalar coordinate of a channel's pressure level, ``level_500hPa``:
+    not ``level``, the dim of the variable's own products (``z_mean``) in the same file."""
+    return f"{LEVEL}_{level}hPa"
 
 
 def _channel(name: str) -> tuple[str, int | None]:

@@ -73,6 +73,26 @@ def test_the_cf_checker_finds_no_error_in_a_products_file(tmp_path):
         assert nc.history.endswith(f"{command} --probability 't2m<0degC'")
 
 
+def test_a_probability_of_a_channel_says_its_pressure_level(tmp_path):
+    """``z500<...`` is z at 500 hPa: the product keeps the level as a scalar coordinate of
+    CF's air pressure (named by its value, as the mean of z on its level dim may share the
+    file), so a tool reads z at 500 hPa, not z at no level."""
+    fields = ensemble()
+    z = (fields.t2m.expand_dims(level=[500, 850], axis=3) * 200).assign_attrs(units="m2 s-2")
+    forecast = tmp_path / "f.zarr"
+    fields.assign(z=z).to_zarr(forecast, consolidated=False)
+    asked = ProductRequest(mean=True, probability=("z500<54600m2 s-2",))
+    out, names = write_products(forecast, tmp_path / "p.nc", asked, progress=False)
+    assert "z500_below_54600" in names
+    with netCDF4.Dataset(out) as nc:
+        level = nc["level_500hPa"]
+        assert "level_500hPa" in nc["z500_below_54600"].coordinates.split()
+        assert "level_500hPa" not in nc["z_mean"].coordinates.split()
+        assert level.dimensions == () and float(level[...]) == 500.0
+        assert (level.standard_name, level.units, level.positive) == ("air_pressure", "hPa", "down")
+    assert cf_errors(out) == []
+
+
 def cf_errors(path, priority: str = "high") -> list[str]:
     """The compliance checker's messages of ``priority`` (``high``: CF's musts; ``medium``:
     its shoulds) on ``path`` at the CF version its ``Conventions`` names."""
