@@ -60,7 +60,8 @@ def inputs_of(checkpoint: Any, store: Any) -> dict[str, str]:
 @contextlib.contextmanager
 def marker_for(out: str) -> Iterator[Marker | None]:
     """A marker written in the store ``out`` (in the nearest existing folder above it,
-    before it exists) for the block, then removed; None for a URL ``out``."""
+    before it exists) for the block, then removed; None for a URL ``out``. InputError
+    naming the marker where it cannot be written (a read-only folder)."""
     if "://" in str(out):
         yield None
         return
@@ -68,7 +69,14 @@ def marker_for(out: str) -> Iterator[Marker | None]:
     folder = next(p for p in (path, *path.parents) if p.is_dir())
     token = secrets.token_hex(16)
     marker = folder / f"{MARKER_PREFIX}{token}"
-    marker.write_text(token)
+    try:
+        marker.write_text(token)
+    except OSError as err:
+        raise InputError(
+            f"out= (--out): cannot write the marker {marker} ({err.strerror}) that the "
+            "other processes read back; give an out= (--out) in a folder this user can "
+            "write, on a file system every process sees at the same path"
+        ) from None
     try:
         yield Marker(str(marker), token)
     finally:
@@ -117,12 +125,21 @@ def check_workers_see(client: Any, checkpoint: Any, store: Any, out: str) -> Non
 def check_ranks_see(checkpoint: Any, store: Any, out: str) -> None:
     """Refuse a forecast whose torchrun ranks (this process one of them, its process group
     joined) do not all see rank 0's checkpoint, analysis store and output store ``out``
-    at the same paths: on every rank, an InputError naming each such rank and its host."""
+    at the same paths: on every rank, an InputError naming each such rank and its host.
+    Where rank 0 cannot write the marker, every rank raises its InputError at once (the
+    others waited at the broadcast until the group's timeout)."""
     rank, world = dist.get_rank(), dist.get_world_size()
     inputs = inputs_of(checkpoint, store)
-    with marker_for(out) if rank == 0 else contextlib.nullcontext() as marker:
-        shared = [marker]
+    with contextlib.ExitStack() as stack:
+        shared: list[Any] = [None, None]  # rank 0's marker, or why it has none
+        if rank == 0:
+            try:
+                shared[0] = stack.enter_context(marker_for(out))
+            except InputError as err:
+                shared[1] = str(err)
         dist.broadcast_object_list(shared, src=0)
+        if shared[1] is not None:
+            raise InputError(shared[1])
         seen: list[Any] = [None] * world
         dist.all_gather_object(seen, (socket.gethostname(), what_is_amiss(shared[0], inputs)))
     refused = [(r, host, amiss) for r, (host, amiss) in enumerate(seen) if amiss]

@@ -88,6 +88,30 @@ def test_a_torchrun_rank_that_sees_other_files_at_the_paths_is_refused(places):
     assert not [n for n in os.listdir(root / "rank-0") if n.startswith(MARKER_PREFIX)]
 
 
+def test_a_marker_rank_0_cannot_write_refuses_every_rank_at_once(places):
+    """Rank 0 raised where it could not write the marker (a folder no one may write in),
+    and the other ranks waited at the broadcast until the group's timeout. Now every rank
+    raises the same InputError naming the folder and the fix. The tests run as root, whom a
+    chmod does not stop: the marker goes in ``/sys``, which the kernel lets no one add a
+    file to."""
+    root, store = places
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    done = subprocess.run(
+        [*launch, "--nproc_per_node", "2", str(ROOT / "tests/generators/rank_marker.py")]
+        + [str(root / "run"), str(store), "/sys/wxens-out.zarr"],
+        env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    said = sorted(line for line in done.stdout.splitlines() if line.startswith("rank "))
+    refusal = "InputError: out= (--out): cannot write the marker /sys/" + MARKER_PREFIX
+    assert [line.split(": ", 1)[0] for line in said] == ["rank 0", "rank 1"], done.stderr[-3000:]
+    assert all(line.split(": ", 1)[1].startswith(refusal) for line in said), said
+    assert said[0].split(": ", 1)[1] == said[1].split(": ", 1)[1]  # the same message
+    assert "Permission denied" in said[0] and "in a folder this user can write" in said[0]
+
+
 def test_urls_are_not_checked_an_object_store_is_the_same_from_everywhere(tmp_path):
     with marker_for("s3://bucket/out.zarr") as marker:
         assert marker is None
