@@ -7,17 +7,21 @@ strings a Prefect parameter can hold)."""
 from __future__ import annotations
 
 import glob
+import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import xarray as xr
 
 from pipeline import schedule
 from pipeline.analysis_store import open_store
 from pipeline.errors import InputError, StoreError, time_text
 from pipeline.forecast_claims import Claims
 from pipeline.forecast_store import check_extends, complete_init_times
+from pipeline.store_export import writer_for
 
 
 def analysis_store_complete(path: str) -> bool:
@@ -227,6 +231,29 @@ def claimed_init_times(claims: Claims, batch: pd.DatetimeIndex) -> list[str] | N
     with library_logs_to_run():
         left = to_draw(claims, batch)
     return None if left is None else [t.isoformat() for t in left]
+
+
+def products_current(
+    forecast: str, out: str, products: Mapping[str, Any], init_times: list[str] | None
+) -> bool:
+    """Whether ``out`` holds the products flow's products ``products`` of ``forecast`` at
+    ``init_times``, as its root attribute records them
+    (:func:`verification.product_output.products_record`). Existing is not enough: another
+    run (other initial times) or a hand-run ``wxens products --overwrite`` (other products)
+    may have replaced the file since, and a cached rerun would then leave it as its own."""
+    from verification.product_output import (  # the report's imports: only a products run
+        PRODUCTS_ATTR,
+        ProductRequest,
+        products_record,
+    )
+
+    want = products_record(forecast, ProductRequest.of(dict(products)), init_times)
+    try:
+        with xr.open_dataset(out, engine=writer_for(out).engine) as ds:
+            held = ds.attrs.get(PRODUCTS_ATTR)
+    except (OSError, ValueError):  # absent, or not a dataset: written again (or refused)
+        return False
+    return (json.loads(held) if isinstance(held, str) else held) == want
 
 
 def truth_arrived(forecast: str, store: str) -> list[str]:

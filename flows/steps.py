@@ -11,7 +11,6 @@ as strings, times as ISO strings) so the Prefect UI can show and edit them.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -23,6 +22,7 @@ from flows.inputs import (
     analysis_store_complete,
     claimed_init_times,
     incomplete_init_times,
+    products_current,
     verify_record,
     warn_trained_on,
 )
@@ -268,9 +268,10 @@ def products(
     (Zarr, or CF NetCDF-4 for ``.nc``) in place of an earlier products output there, as
     ``--overwrite``: ``ensemble_run`` gives the initial times its run forecast, so the
     products are that cycle's. Skipped when the forecast, the products and the initial
-    times asked are unchanged and ``out`` exists. Returns ``out``."""
+    times asked are unchanged and ``out`` still holds those products of them (not replaced
+    since by another run or a ``wxens products --overwrite``). Returns ``out``."""
     check_flow_parameters("products", locals())
-    done = Path(out).exists()
+    done = products_current(forecast, out, products, init_times)
     return unless_done(tasks.write_forecast_products, done)(forecast, out, products, init_times)
 
 

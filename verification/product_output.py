@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import xarray as xr
 
 from pipeline.adapters import scaled, to_wxens_forecast
@@ -27,8 +28,8 @@ from verification.output import conversion, unit_factors
 from verification.products import PRODUCTS, Probability, Product, field
 from verification.run import open_forecast_any, select_init_times
 
-#: Root attribute of a products output: ``{"forecast": the absolute path it was made from}``;
-#: ``--overwrite`` replaces only a path holding it.
+#: Root attribute of a products output: :func:`products_record` (``{"forecast": the absolute
+#: path it was made from, ...}``); ``--overwrite`` replaces only a path holding it.
 PRODUCTS_ATTR = "wxens_products"
 _EVENT = re.compile(
     r"^\s*(?P<variable>[A-Za-z_]\w*)\s*(?P<sign>[<>])\s*"
@@ -226,6 +227,21 @@ def _one_name_each(
     return InputError(f"events= ({first[0]} and {second[0]}): {why}, both named {name!r}; {fix}")
 
 
+def products_record(
+    forecast: str | Path, request: ProductRequest, init_times: Sequence[Any] | None
+) -> dict[str, Any]:
+    """What :func:`write_products` records in :data:`PRODUCTS_ATTR`: the forecast (its
+    absolute path, where it is one), the request and the initial times asked (sorted ISO
+    texts; None: all), as JSON values; a scheduled rerun compares it with its own to see
+    whether another run or a hand-run ``wxens products --overwrite`` replaced the file."""
+    origin = Path(forecast).resolve() if Path(forecast).exists() else forecast
+    times = (
+        None if init_times is None else sorted({pd.Timestamp(t).isoformat() for t in init_times})
+    )
+    asked = {name: list(v) if isinstance(v, tuple) else v for name, v in asdict(request).items()}
+    return {"forecast": str(origin), "request": asked, "init_times": times}
+
+
 def write_products(
     forecast: str | Path,
     out: str | Path,
@@ -254,13 +270,14 @@ def write_products(
         ensemble = select_init_times(ensemble, init_times, forecast)
     ensemble = in_units(ensemble, request.units) if request.units else ensemble
     inits = [] if init_times is None else ["--init", *map(str, init_times)]
-    origin = Path(forecast).resolve() if Path(forecast).exists() else forecast
+    record = products_record(forecast, request, init_times)
     ds = titled(
-        products_dataset(ensemble, products, events, origin),
+        products_dataset(ensemble, products, events, record["forecast"]),
         contents("ensemble products", ensemble),
         ["wxens", "products", str(forecast), "--out", str(out), *request.flags(), *inits],
         history=str(ensemble.attrs.get("history", "")),
     )
+    ds.attrs[PRODUCTS_ATTR] = record
     write_aside(
         ds, out, mark=PRODUCTS_ATTR, verb="products", progress=progress, overwrite=overwrite
     )

@@ -71,3 +71,37 @@ def test_each_cycles_run_writes_the_products_of_its_own_initial_times(chain, tmp
         before = file_times(out)
         ensemble_run(**{**parameters, "init_times": [second]})
         assert file_times(out) == before  # the same cycle's rerun: skipped
+
+
+def test_a_rerun_rewrites_products_another_run_replaced(chain, tmp_path, file_times):
+    """A rerun was skipped wherever ``out`` existed and its own cache matched, so products
+    another run (other initial times) or a hand-run ``wxens products --overwrite`` (other
+    products) had written since were left as if they were the rerun's. The file records
+    what made it; a rerun writes again where that is not what it asks, and only there."""
+    from flows.steps import products
+    from verification.product_output import ProductRequest, write_products
+
+    out = tmp_path / "products.nc"
+    first, second = CHAIN_INIT_TIMES[:2]
+    run = (str(chain.forecast), str(out), {"mean": True}, [first])
+
+    def held() -> tuple[list[int], list[str]]:
+        with xr.open_dataset(out) as got:
+            return got["init_time"].values.tolist(), sorted(map(str, got.data_vars))
+
+    with in_directory(chain.workdir):
+        products(*run)
+        own = held()
+        assert own[0] == [pd.Timestamp(first).value]
+        before = file_times(out)
+        products(*run)
+        assert file_times(out) == before  # its own products: skipped
+        products(str(chain.forecast), str(out), {"mean": True}, [second])  # another run's
+        assert held()[0] == [pd.Timestamp(second).value]
+        products(*run)
+        assert held() == own
+        spread = ProductRequest(spread=True)
+        write_products(chain.forecast, out, spread, init_times=[first], overwrite=True)
+        assert held()[1] == ["t2m_spread"]
+        products(*run)
+        assert held() == own
