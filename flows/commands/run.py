@@ -272,9 +272,12 @@ def describe(summary: dict[str, object], steps: list[tuple[str, float]] = ()) ->
     """What an ensemble run did, where its outputs are, and how long each step took: the
     initial times this run asked for, now complete (drawn by it, or found there by a
     rerun), beside those its forecast store holds (a run on a schedule adds its cycle to
-    all the earlier ones), which are what is verified."""
+    all the earlier ones), which are what is verified; the products are of this run's."""
+    import pandas as pd
+
     from pipeline.errors import counted
     from pipeline.forecast_store import complete_init_times
+    from pipeline.forecast_times import span
 
     forecast = summary["forecast_init_times"]
     verified = summary["verified_init_times"]
@@ -295,7 +298,8 @@ def describe(summary: dict[str, object], steps: list[tuple[str, float]] = ()) ->
     if summary.get("baseline_store"):
         lines.append(f"baseline         {summary['baseline_store']}")
     if summary.get("products"):
-        lines.append(f"products         {summary['products']}")
+        inits = pd.DatetimeIndex(pd.to_datetime(forecast))  # what the products step was given
+        lines.append(f"products         {summary['products']} (this run's {span(inits)})")
     if verified:
         lines.append(
             f"scores           {summary['scores']} ({counted(len(verified), 'initial time')} "

@@ -105,3 +105,15 @@ def test_a_rerun_rewrites_products_another_run_replaced(chain, tmp_path, file_ti
         assert held()[1] == ["t2m_spread"]
         products(*run)
         assert held() == own
+
+
+def test_the_run_summary_says_which_initial_times_the_products_hold(chain):
+    """``wxens run`` printed the products' path alone: each cycle's run rewrites the file
+    with its own initial times, which the summary now names."""
+    from flows.commands.run import describe
+
+    text = describe({**chain.summary, "products": "products.nc"})
+    held = "4 initial times 2000-01-08T00:00..2000-01-08T18:00"
+    assert f"products         products.nc (this run's {held})" in text
+    one = {**chain.summary, "products": "p.nc", "forecast_init_times": CHAIN_INIT_TIMES[:1]}
+    assert "products         p.nc (this run's initial time 2000-01-08T00:00)" in describe(one)
