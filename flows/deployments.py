@@ -84,60 +84,78 @@ class DeploymentSpec:
 def load_schedule(path: str | Path) -> tuple[DeploymentSpec, ...]:
     """The deployments of a schedule file, each checked: known flow, valid cron, valid
     parameters for that flow. Raises InputError naming the file and the entry."""
+    path = Path(path)
+    entries = schedule_entries(path, read_yaml(path))
+    specs = tuple(check_entry(f"{path}: deployment {i + 1}", e) for i, e in enumerate(entries))
+    check_names_differ(path, [spec.name for spec in specs])
+    return specs
+
+
+def read_yaml(path: Path) -> Any:
+    """``path``'s YAML, safely loaded (as ``prefect deploy`` loads a prefect.yaml)."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise InputError(f"cannot read {path}: {err}") from err
+    except yaml.YAMLError as err:
+        raise InputError(f"{path} is not valid YAML: {err}") from err
+
+
+def schedule_entries(path: Path, document: Any) -> list[Any]:
+    """The entries of a schedule file's ``deployments:`` list, unchecked."""
+    entries = document.get("deployments") if isinstance(document, dict) else None
+    if not entries or not isinstance(entries, list):
+        raise InputError(f"{path}: expected a top-level 'deployments:' list of deployments")
+    return entries
+
+
+def check_names_differ(path: Path, names: list[str]) -> None:
+    """InputError where two deployments of ``path`` share a name."""
+    if len(set(names)) != len(names):
+        raise InputError(f"{path}: deployment names repeat: {names}")
+
+
+def check_entry(where: str, entry: Any) -> DeploymentSpec:
+    """The deployment of a schedule file's entry, after every check ``wxens serve`` makes
+    as it loads the file (keys, name, flow, cron, parameters); InputError naming ``where``
+    (the file and the entry) otherwise. Registers and starts nothing."""
     from prefect.client.schemas.schedules import CronSchedule
     from pydantic import ValidationError
 
     from flows.pipelines import FLOWS
 
-    path = Path(path)
-    try:
-        document = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise InputError(f"cannot read the schedule file {path}: {err}") from err
-    except yaml.YAMLError as err:
-        raise InputError(f"{path} is not valid YAML: {err}") from err
-    entries = document.get("deployments") if isinstance(document, dict) else None
-    if not entries or not isinstance(entries, list):
-        raise InputError(f"{path}: expected a top-level 'deployments:' list of deployments")
-    specs = []
     known = {f.name for f in DeploymentSpec.__dataclass_fields__.values()}
-    for i, entry in enumerate(entries):
-        where = f"{path}: deployment {i + 1}"
-        if not isinstance(entry, dict):
-            raise InputError(f"{where}: expected a mapping with name, flow, cron, parameters")
-        if unknown := sorted(set(entry) - known):
-            raise InputError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(known)}")
-        try:
-            spec = DeploymentSpec(**entry)
-        except TypeError as err:
-            raise InputError(f"{where}: {err}") from err
-        if not isinstance(spec.name, str) or not spec.name or set(spec.name) & BANNED_NAME:
-            raise InputError(
-                f"{where}: name {spec.name!r}: give a non-empty name without any of "
-                f"{''.join(sorted(BANNED_NAME))}, e.g. uk-ensemble"
-            )
-        if not isinstance(spec.parameters, dict):
-            raise InputError(
-                f"{where}: parameters must be a mapping of the flow's parameters, e.g. "
-                f"{{store: stores/uk.zarr}}; got {spec.parameters!r}"
-            )
-        if spec.flow not in FLOWS:
-            raise InputError(f"{where}: unknown flow {spec.flow!r}; choose from {sorted(FLOWS)}")
-        try:
-            CronSchedule(cron=spec.cron, timezone=spec.timezone)
-        except ValidationError as err:
-            raise InputError(
-                f"{where}: cron {spec.cron!r} in timezone {spec.timezone!r} is not valid "
-                f"(e.g. '0 */6 * * *' in 'UTC'): {err.errors()[0]['msg']}"
-            ) from err
-        _check_cron_fields(where, spec.cron)
-        _check_parameters(where, spec)
-        _warn_uncorrected(where, spec)
-        specs.append(spec)
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        raise InputError(f"{path}: deployment names repeat: {names}")
-    return tuple(specs)
+    if not isinstance(entry, dict):
+        raise InputError(f"{where}: expected a mapping with name, flow, cron, parameters")
+    if unknown := sorted(set(entry) - known):
+        raise InputError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(known)}")
+    try:
+        spec = DeploymentSpec(**entry)
+    except TypeError as err:
+        raise InputError(f"{where}: {err}") from err
+    if not isinstance(spec.name, str) or not spec.name or set(spec.name) & BANNED_NAME:
+        raise InputError(
+            f"{where}: name {spec.name!r}: give a non-empty name without any of "
+            f"{''.join(sorted(BANNED_NAME))}, e.g. uk-ensemble"
+        )
+    if not isinstance(spec.parameters, dict):
+        raise InputError(
+            f"{where}: parameters must be a mapping of the flow's parameters, e.g. "
+            f"{{store: stores/uk.zarr}}; got {spec.parameters!r}"
+        )
+    if spec.flow not in FLOWS:
+        raise InputError(f"{where}: unknown flow {spec.flow!r}; choose from {sorted(FLOWS)}")
+    try:
+        CronSchedule(cron=spec.cron, timezone=spec.timezone)
+    except ValidationError as err:
+        raise InputError(
+            f"{where}: cron {spec.cron!r} in timezone {spec.timezone!r} is not valid "
+            f"(e.g. '0 */6 * * *' in 'UTC'): {err.errors()[0]['msg']}"
+        ) from err
+    _check_cron_fields(where, spec.cron)
+    _check_parameters(where, spec)
+    _warn_uncorrected(where, spec)
+    return spec
 
 
 def _check_cron_fields(where: str, cron: str) -> None:
