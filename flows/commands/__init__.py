@@ -12,6 +12,7 @@ from flows.commands import (
     baseline,
     bias_correct,
     calibrate,
+    check,
     compact,
     compare,
     config,
@@ -46,6 +47,7 @@ COMMANDS = (
     export,
     compact,
     run,
+    check,
     serve,
     demo,
 )

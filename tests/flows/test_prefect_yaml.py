@@ -1,40 +1,170 @@
 """configs/prefect.yaml, the example for ``prefect deploy`` and a worker's process pool:
 valid to Prefect's own model of the file, each entrypoint a wxens flow, and the deployment
-the one of configs/uk_schedule.yaml, whose load-time checks it passes."""
+the one of configs/uk_schedule.yaml, whose load-time checks it passes; ``wxens check``
+runs those checks on a prefect.yaml or a schedule file before anything is deployed."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
-from prefect.cli.deploy._models import PrefectYamlModel
-from prefect.flows import load_flow_from_entrypoint
 
+from flows.cli import main
 from flows.deployments import load_schedule
-from flows.pipelines import FLOWS
+from flows.prefect_yaml import prefect_yaml_deployments
+from pipeline.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "configs" / "prefect.yaml"
+SCHEDULE = ROOT / "configs" / "uk_schedule.yaml"
+OK_LINE = "uk-ensemble: ensemble_run, cron 0 */6 * * * UTC, ok"
 
 
-def test_the_shipped_prefect_yaml_deploys_the_schedule_file_checked(tmp_path, monkeypatch):
+@pytest.fixture(autouse=True)
+def _at_the_root(monkeypatch):
     monkeypatch.chdir(ROOT)  # entrypoints and parameter paths are relative to the root
-    document = yaml.safe_load((ROOT / "configs" / "prefect.yaml").read_text(encoding="utf-8"))
-    model = PrefectYamlModel.model_validate(document)
-    entries = []
-    for deployment in model.deployments:
-        flow = load_flow_from_entrypoint(deployment.entrypoint)
-        assert flow.name in FLOWS, deployment.entrypoint
-        (schedule,) = deployment.schedules
-        assert deployment.work_pool.name == "wxens"
-        entries.append(
-            {
-                "name": deployment.name,
-                "flow": flow.name,
-                "cron": schedule.cron,
-                "timezone": schedule.timezone,
-                "parameters": deployment.parameters,
-            }
-        )
+
+
+def shipped_with(tmp_path: Path, **changes) -> Path:
+    """A copy of the shipped prefect.yaml with its deployment's keys changed (``parameters``
+    merged into its own)."""
+    document = yaml.safe_load(SHIPPED.read_text(encoding="utf-8"))
+    (deployment,) = document["deployments"]
+    deployment["parameters"].update(changes.pop("parameters", {}))
+    deployment.update(changes)
+    path = tmp_path / "prefect.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_the_shipped_prefect_yaml_deploys_the_schedule_file_checked(tmp_path):
+    (deployment,) = prefect_yaml_deployments(SHIPPED)
+    assert deployment.name == "uk-ensemble" and not deployment.skipped
     as_schedule = tmp_path / "schedule.yaml"
-    as_schedule.write_text(yaml.safe_dump({"deployments": entries}), encoding="utf-8")
-    assert load_schedule(as_schedule) == load_schedule(ROOT / "configs" / "uk_schedule.yaml")
+    as_schedule.write_text(yaml.safe_dump({"deployments": list(deployment.entries)}))
+    assert load_schedule(as_schedule) == load_schedule(SCHEDULE)
+
+
+@pytest.mark.parametrize("path", [SHIPPED, SCHEDULE], ids=["prefect.yaml", "schedule"])
+def test_check_passes_the_shipped_files(path, capsys):
+    assert main(["check", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines() == [OK_LINE]
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"members": 0}, "members must be a whole number of at least 1, got 0"),
+        ({"member": 50}, "flow 'ensemble_run' has no parameter(s) ['member']"),
+        ({"baseline_name": "persistance"}, "persistance"),
+        ({"products": {"probability": ["t2m<<0"]}, "products_out": "p.nc"}, "t2m<<0"),
+    ],
+    ids=["members-0", "typo", "baseline", "products"],
+)
+def test_check_refuses_a_prefect_yaml_value_a_run_would_refuse(
+    tmp_path, capsys, parameters, message
+):
+    path = shipped_with(tmp_path, parameters=parameters)
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: deployment 'uk-ensemble'" in err and message in err, err
+
+
+def test_check_refuses_a_schedule_file_value_a_run_would_refuse(tmp_path, capsys):
+    document = yaml.safe_load(SCHEDULE.read_text(encoding="utf-8"))
+    document["deployments"][0]["parameters"]["members"] = 0
+    path = tmp_path / "schedule.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: deployment 1" in err and "got 0" in err, err
+
+
+def test_check_names_each_bad_deployment(tmp_path, capsys):
+    """Every deployment is checked, not only up to the first error."""
+    document = yaml.safe_load(SHIPPED.read_text(encoding="utf-8"))
+    first = document["deployments"][0]
+    second = {**first, "name": "uk-second", "parameters": {**first["parameters"], "seed": -1}}
+    first["parameters"]["members"] = 0
+    document["deployments"].append(second)
+    path = tmp_path / "prefect.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "deployment 'uk-ensemble'" in err and "deployment 'uk-second'" in err, err
+
+
+def test_check_skips_a_flow_not_of_wxens_and_says_so(tmp_path, capsys):
+    script = tmp_path / "other.py"
+    script.write_text("from prefect import flow\n\n@flow\ndef forecast(n: int = 1):\n    pass\n")
+    document = yaml.safe_load(SHIPPED.read_text(encoding="utf-8"))
+    document["deployments"].append(
+        {"name": "theirs", "entrypoint": f"{script}:forecast", "parameters": {"n": 2}}
+    )
+    path = tmp_path / "prefect.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    assert main(["check", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == OK_LINE
+    assert out[1].startswith("theirs: skipped") and "not a wxens flow" in out[1], out
+
+
+@pytest.mark.parametrize(
+    "entrypoint", ["flows/pipelines.py:no_such_flow", "flows/nowhere.py:ensemble_run"]
+)
+def test_check_refuses_a_broken_entrypoint(tmp_path, capsys, entrypoint):
+    path = shipped_with(tmp_path, entrypoint=entrypoint)
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"deployment 'uk-ensemble': entrypoint {entrypoint!r}" in err, err
+
+
+def test_a_prefect_yaml_is_read_as_prefect_deploy_reads_it(tmp_path, monkeypatch):
+    """Anchors of ``definitions:`` and ``{{ $VAR }}`` of the environment resolve as
+    ``prefect deploy`` resolves them."""
+    monkeypatch.setenv("WXENS_MEMBERS_DIR", "forecasts")
+    text = SHIPPED.read_text(encoding="utf-8").replace(
+        "forecasts/uk.zarr", "'{{ $WXENS_MEMBERS_DIR }}/uk.zarr'"
+    )
+    text = text.replace("work_pool: {name: wxens}", "work_pool: *pool")
+    path = tmp_path / "prefect.yaml"
+    path.write_text("definitions:\n  pool: &pool {name: wxens}\n" + text, encoding="utf-8")
+    (deployment,) = prefect_yaml_deployments(path)
+    (shipped,) = prefect_yaml_deployments(SHIPPED)
+    assert deployment.entries == shipped.entries
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("forecasts/uk.zarr", "'{{ prefect.variables.out }}'", "{{ prefect.variables.out }}"),
+        ("forecasts/uk.zarr", "'{{ $WXENS_UNSET_VARIABLE }}'", "WXENS_UNSET_VARIABLE"),
+        ("members: 50", "members: !env MEMBERS", "!env"),
+    ],
+    ids=["variable", "unset-environment", "tag"],
+)
+def test_a_value_wxens_check_cannot_know_is_refused_naming_it(tmp_path, old, new, message):
+    path = tmp_path / "prefect.yaml"
+    path.write_text(SHIPPED.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+    with pytest.raises(InputError, match=str(path)) as err:
+        for deployment in prefect_yaml_deployments(path):
+            deployment.check()
+    assert message in str(err.value)
+
+
+def test_each_schedule_is_checked_with_its_own_parameters(tmp_path, capsys):
+    """A schedule's parameters override the deployment's for its runs, as Prefect runs them."""
+    schedules = [
+        {"cron": "0 0 * * *", "timezone": "Europe/London"},
+        {"interval": 3600, "parameters": {"members": 10}},
+    ]
+    path = shipped_with(tmp_path, schedules=schedules)
+    (deployment,) = prefect_yaml_deployments(path)
+    assert [e["parameters"]["members"] for e in deployment.entries] == [50, 10]
+    assert main(["check", str(path)]) == 0
+    said = "uk-ensemble: ensemble_run, cron 0 0 * * * Europe/London; interval 1:00:00, ok"
+    assert capsys.readouterr().out.splitlines() == [said]
+    schedules[1]["parameters"]["members"] = 0
+    assert main(["check", str(shipped_with(tmp_path, schedules=schedules))]) == 2
+    assert "got 0" in capsys.readouterr().err
