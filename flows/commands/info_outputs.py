@@ -1,11 +1,13 @@
 """The lines ``wxens info`` writes of a ``wxens export`` copy or a ``wxens products`` output
-(plain Zarr or CF NetCDF-4): what made it from which store, its dims and its fields with
+(plain Zarr or CF NetCDF-4): what made it from which store (for products, what was asked:
+the flags, initial times, title and last history line), its dims and its fields with
 their units, so a forecaster handed the file knows what it is (not "ingest it first").
 Heavy imports are made inside the functions, so ``wxens --help`` stays fast."""
 
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 #: The first bytes of a NetCDF-4 (HDF5) file.
@@ -39,11 +41,42 @@ def describe_output(path: Path, *, fields: bool = True) -> str | None:
         record = json.loads(record) if isinstance(record, str) else record
         origin = record.get("store") or record.get("forecast")
         lines = [f"{path}: wxens {verb} of {origin}"]
+        if verb == "products":
+            lines += _asked(record, ds.attrs)
         if fields:
             lines += _fields(ds)
     if verb == "export":
         lines.append(f"the store's own record: `wxens info {origin}`")
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _asked(record: dict, attrs: dict) -> list[str]:
+    """The lines of what a products output was asked for, as far as its ``record``
+    (:func:`verification.product_output.products_record`) and CF ``attrs`` say it: its
+    title, the request as the ``wxens products`` flags that remake it, the initial times
+    asked and the history's last line. An older wxens recorded only the forecast, and a
+    newer one may record a request this one cannot read (shown as recorded)."""
+    import pandas as pd
+
+    from pipeline.errors import InputError
+    from pipeline.forecast_times import span
+    from verification.product_output import ProductRequest
+
+    lines = [f"title      {attrs['title']}"] if "title" in attrs else []
+    if "request" in record:
+        try:
+            asked = shlex.join(ProductRequest.of(record["request"]).flags())
+        except InputError:
+            asked = f"{record['request']!r} (as recorded)"
+        lines.append(f"asked      {asked}")
+    if "init_times" in record:
+        times = record["init_times"]
+        said = (
+            "all the forecast's initial times" if times is None else span(pd.DatetimeIndex(times))
+        )
+        lines.append(f"inits      {said}")
+    history = str(attrs.get("history", "")).strip().splitlines()
+    return lines + ([f"made       {history[-1]}"] if history else [])
 
 
 def _fields(ds) -> list[str]:

@@ -3,7 +3,9 @@ to Zarr and to CF NetCDF, read back equal to numpy's on the members; bad input r
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 from pathlib import Path
 
 import netCDF4
@@ -130,6 +132,59 @@ def test_info_says_what_a_products_output_or_an_export_holds(forecast, tmp_path,
     assert f"`wxens info {store}`" in shown
     # a plain Zarr copy of a forecast store is described as one (its inits, complete or not)
     assert re.search(r"members +7" if suffix == ".zarr" else r"member 7", shown)
+
+
+@pytest.mark.parametrize("suffix", [".zarr", ".nc"])
+def test_info_says_the_request_the_initial_times_and_the_history(
+    forecast, tmp_path, suffix, capsys
+):
+    """``wxens info`` named a products file's forecast and fields, not what was asked of it:
+    it shows the request as the flags that remake it, the initial times asked as a span
+    (all where none were asked), the CF title and the history's last line."""
+    store, _ = forecast
+    some, every = tmp_path / f"some{suffix}", tmp_path / f"every{suffix}"
+    args = ["--quantiles", "10,90", "--probability", "t2m<0degC", *QUIET]
+    assert main(["products", store, "--out", str(some), *args, "--init", "2019-03-05T00"]) == 0
+    assert main(["products", store, "--out", str(every), "--mean", *QUIET]) == 0
+    capsys.readouterr()
+    assert main(["info", str(some)]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert "asked      --quantiles 10,90 --probability 't2m<0degC'" in shown
+    assert "inits      initial time 2019-03-05T00:00" in shown
+    assert "title      wxens ensemble products of t2m, initialised 2019-03-05 00 UTC" in "\n".join(
+        shown
+    )
+    made = next(line for line in shown if line.startswith("made       "))
+    assert made.endswith(f"wxens products {store} --out {some} {shlex.join(args[:-1])} "
+                         "--init 2019-03-05T00:00:00")  # fmt: skip
+    assert main(["info", str(every)]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert "asked      --mean" in shown
+    assert "inits      all the forecast's initial times" in shown
+
+
+def test_info_describes_a_products_file_an_older_wxens_wrote(forecast, tmp_path, capsys):
+    """A products file recording only its forecast (no request, times, title or history),
+    or a request this wxens does not read, is still described, its record as it is."""
+    store, _ = forecast
+    out = tmp_path / "old.nc"
+    assert main(["products", store, "--out", str(out), "--mean", *QUIET]) == 0
+    with netCDF4.Dataset(out, "a") as nc:
+        nc.setncattr(PRODUCTS_ATTR, json.dumps({"forecast": store}))
+        nc.delncattr("title")
+        nc.delncattr("history")
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[0] == f"{out}: wxens products of {store}"
+    assert not [line for line in shown if line.split(" ")[0] in ("asked", "inits", "made")]
+    assert "t2m_mean" in "\n".join(shown)
+    newer = {"forecast": store, "request": {"mean": True, "members": 3}, "init_times": None}
+    with netCDF4.Dataset(out, "a") as nc:
+        nc.setncattr(PRODUCTS_ATTR, json.dumps(newer))
+    assert main(["info", str(out)]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert "asked      {'mean': True, 'members': 3} (as recorded)" in shown
 
 
 def test_init_writes_the_products_of_those_initial_times_only(forecast, tmp_path, capsys):
