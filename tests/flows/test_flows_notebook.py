@@ -45,8 +45,9 @@ def test_dashboard_notebook_executes_without_error(chain, monkeypatch, tmp_path)
     streams = "".join(out.get("text", "") for out in outputs if out.output_type == "stream")
     assert "Warning" not in streams, streams
     figures = [out for out in outputs if "image/png" in out.get("data", {})]
-    assert len(figures) >= 7  # scores, SSR, ranks, reliability, spectra, maps, physics
+    assert len(figures) >= 8  # plume, scores, SSR, ranks, reliability, spectra, maps, physics
     tables = "".join(out.get("data", {}).get("text/html", "") for out in outputs)
+    assert "t2m_mean" in tables and "t2m_below_273p15" in tables  # the products' dataset
     assert "fair CRPS" in tables and "spread/skill" in tables
     assert "CRPS skill" in tables and "reference CRPS" in tables
     assert "<th>truth score</th><th>tolerance</th>" in tables  # physics: a row per check

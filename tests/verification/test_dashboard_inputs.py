@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from verification_cases import oracle_forecast
 
@@ -32,6 +33,15 @@ def test_the_dashboard_verifies_a_netcdf_ensemble(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run_notebook_cells(shell)
     assert shell.user_ns["tree"].attrs["n_members"] == 4
+    # the products of the latest initial time, as numpy computes them from its members
+    ns = shell.user_ns
+    members = ns["forecast"]["t2m"].isel(init_time=-1).transpose("member", ...).values
+    products = ns["products"].isel(init_time=0)
+    np.testing.assert_allclose(products["t2m_mean"], members.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(products["t2m_below_273p15"], (members < 273.15).mean(0))
+    # the plume has a line per member and the truth's dots
+    lines = [line.get_gid() for line in ns["plume"].axes[0].get_lines()]
+    assert lines.count("member") == 4 and "truth" in lines
 
 
 def run_notebook_cells(shell) -> None:
