@@ -30,12 +30,14 @@ def titled(ds: xr.Dataset, title: str, command: Sequence[str], history: str = ""
 
 def contents(what: str, ds: xr.Dataset) -> str:
     """``"wxens forecast of t2m, z, initialised 2019-03-20 18 UTC to 2019-03-22 00 UTC"``:
-    ``what``, the variables of ``ds`` and the span of its initial times (else its times)."""
+    ``what``, the variables of ``ds`` and the span of its initial times (else its times),
+    one time said once."""
     text = f"wxens {what} of {', '.join(map(str, ds.data_vars))}"
     for name, said in ((INIT_TIME, "initialised "), (TIME, "")):
         if name in ds.coords and ds[name].size:
             times = pd.DatetimeIndex(ds[name].values.ravel())
-            return f"{text}, {said}{_hour(times.min())} to {_hour(times.max())}"
+            first, last = _hour(times.min()), _hour(times.max())
+            return f"{text}, {said}{first}" + (f" to {last}" if last != first else "")
     return text
 
 
