@@ -96,6 +96,16 @@ def canonical_units(units: str) -> str:
     return UNIT_ALIASES.get(text, text)
 
 
+def difference_units(units: str) -> str:
+    """The units of a difference of values in ``units`` (a spread): an offset unit's
+    absolute one of the same size (degC: K), since a tool converting degC to K adds 273.15
+    to whatever it labels; any other unit as given."""
+    for (source, target), (scale, offset) in UNIT_CONVERSIONS.items():
+        if source == canonical_units(units) and offset and scale == 1.0:
+            return target
+    return units
+
+
 def normalize(ds: xr.Dataset, origin: str, variables: Sequence[str] | None = None) -> xr.Dataset:
     """The canonical form of ``ds`` (from ``origin``, named in errors), lazily.
 

@@ -26,6 +26,7 @@ import xarray as xr
 
 from pipeline.cf_export import COORDINATE_ATTRS
 from pipeline.errors import InputError
+from pipeline.normalize import difference_units
 from pipeline.registry import Registry
 from pipeline.schema import LEVEL, MEMBER, split_channel
 from pipeline.standard_names import cf_names
@@ -112,14 +113,14 @@ def ensemble_spread(forecast: xr.DataArray, *, member_dim: str = MEMBER) -> xr.D
     spread-skill ratio uses it (Fortin et al. 2014); NaN for one member.
 
     Shapes: ``(..., member, ...) -> (...)``; NaN where any member is NaN. Units: the
-    forecast's (a difference: K, never degC's offset).
+    forecast's, as a difference (:func:`pipeline.normalize.difference_units`: K for degC).
     """
     std = over_members(_sample_std, forecast, member_dim=member_dim)
     return _labelled(
         std,
         forecast,
         f"ensemble standard deviation (ddof=1) of {forecast.name}",
-        forecast.attrs.get("units"),
+        difference_units(units) if (units := forecast.attrs.get("units")) else None,
         cell_methods="realization: standard_deviation",
     )
 

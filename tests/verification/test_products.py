@@ -127,6 +127,15 @@ def test_units_convert_values_in_full_and_thresholds_into_them():
     np.testing.assert_array_equal(frost_k.values, frost_c.values)
 
 
+def test_a_spread_in_degc_is_labelled_k_as_a_difference():
+    """A spread of degC members is a temperature difference: labelled ``degC``, a tool that
+    converts the file to K (cf-units, Panoply, a GIS) added 273.15 to it. Same size: K."""
+    spread = products_dataset(in_units(ensemble(), ["t2m=degC"]), [PRODUCTS["spread"]()])
+    assert spread["t2m_spread"].attrs["units"] == "K"
+    kelvin = products_dataset(ensemble(), [PRODUCTS["spread"]()])["t2m_spread"]
+    np.testing.assert_allclose(spread["t2m_spread"].values, kelvin.values, rtol=1e-9)
+
+
 def test_probability_names_are_cf_names_and_keep_the_threshold_exactly():
     """``t2m_below_273.15`` and ``t2m_below_-1`` broke cdo and NCO expressions on ``.`` and
     ``-``: CF 2.3 names use letters, digits and underscores. The name spells the threshold
