@@ -167,7 +167,8 @@ def plot_plume(
 ) -> Figure:
     """The plume of ``series`` (:func:`point_series`), one panel per variable against valid
     time: each member a thin grey line, the band between the lowest and highest of
-    ``quantiles`` shaded, each quantile between them a line (the median), and ``truth`` (an
+    ``quantiles`` shaded, each quantile between them a line (the median) marked at the leads
+    forecast (the lines between join them, they hold no forecast), and ``truth`` (an
     analysis, :func:`truth_series`) as black markers at the valid times it holds. The title
     names the grid point, the place asked for and the initial time; the y axes their units.
     InputError for a quantile outside [0, 1] or more than :data:`MAX_VARIABLES` panels."""
@@ -209,7 +210,9 @@ def _draw(ax, x: np.ndarray, members: np.ndarray, q: list[float], observed) -> N
         ax.fill_between(x, values[0], values[-1], alpha=0.3, color="C0", gid="band", label=band)
     for k in [0] if len(q) == 1 else range(1, len(q) - 1):
         label = "median" if q[k] == 0.5 else f"P{100 * q[k]:g}"
-        ax.plot(x, values[k], color="C0", linewidth=2.0, gid=f"quantile {q[k]:g}", label=label)
+        ax.plot(  # its markers: the leads forecast, which the lines between do not hold
+            x, values[k], "o-", color="C0", lw=2.0, ms=4, gid=f"quantile {q[k]:g}", label=label
+        )
     if observed is not None and observed.size:
         ax.plot(
             observed[VALID_TIME].values,
