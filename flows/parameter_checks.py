@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from flows.inputs import check_distinct_outputs, check_output_file, check_outputs_spare_inputs
+from flows.products_files import check_products_out
 from generators.correction.baselines import BASELINES
 from generators.correction.spec import CorrectionSpec
 from pipeline.errors import InputError
@@ -169,7 +170,8 @@ def _products(p: Mapping[str, Any]) -> None:
     from verification.product_output import ProductRequest
 
     ProductRequest.of(p.get("products"), "products").parsed()
-    check_outputs_spare_inputs({"out": p.get("out")}, {"forecast": p.get("forecast")})
+    out = check_products_out(p.get("out"), "out")  # a template: a file per initial time
+    check_outputs_spare_inputs(out, {"forecast": p.get("forecast")})
 
 
 def _run_products(p: Mapping[str, Any]) -> None:
@@ -186,10 +188,10 @@ def _run_products(p: Mapping[str, Any]) -> None:
     from verification.product_output import ProductRequest  # verification.run: not at import
 
     ProductRequest.of(asked, "products").parsed()
-    outputs = {"products_out": out, "scores": p.get("scores"), "report": p.get("report")}
-    check_distinct_outputs(outputs)
+    files = check_products_out(out, "products_out")  # a template: a file per initial time
+    check_distinct_outputs({**files, "scores": p.get("scores"), "report": p.get("report")})
     reads = ("store", "forecast_store", "corrected_store", "baseline_store")
-    check_outputs_spare_inputs({"products_out": out}, {name: p.get(name) for name in reads})
+    check_outputs_spare_inputs(files, {name: p.get(name) for name in reads})
 
 
 _SEED = _counts("seed", least=0)

@@ -194,6 +194,31 @@ RUN = {"store": "s.zarr", "checkpoint": "m", "forecast_store": "f.zarr", "scores
             "give percents in [0, 100]",
         ),
         ("ensemble_run", {"products": {"mean": True}, "products_out": "s.nc"}, "both name s.nc"),
+        (  # a file per initial time: a template's fields checked as the file loads
+            "ensemble_run",
+            {"products": {"mean": True}, "products_out": "p/uk_{cycle}.nc"},
+            "products_out 'p/uk_{cycle}.nc': unknown field {cycle}; give {init:FORMAT}",
+        ),
+        (
+            "ensemble_run",
+            {"products": {"mean": True}, "products_out": "uk_{init:%Y%m%d %H:%M}.nc"},
+            "{init:%Y%m%d %H:%M} is not a file-name format",
+        ),
+        (
+            "ensemble_run",
+            {"products": {"mean": True}, "products_out": "uk_{init:%Y%m%d}.nc"},
+            "gives 2000-01-01T00:00 and 2000-01-01T01:00 one file, uk_20000101.nc",
+        ),
+        (
+            "ensemble_run",
+            {"products": {"mean": True}, "products_out": "f.zarr/p_{init:%Y%m%dT%H}.nc"},
+            "p_20000101T00.nc lies inside",
+        ),
+        (
+            "products",
+            {"forecast": "f.zarr", "out": "p_{init!r}.nc", "products": {"mean": True}},
+            "out 'p_{init!r}.nc': {init!r} is not a file-name format",
+        ),
         (
             "products",
             {"forecast": "f.zarr", "out": "p.nc", "products": {"median": True}},
