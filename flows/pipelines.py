@@ -86,7 +86,8 @@ def ensemble_run(
     there is one; with ``products`` (``wxens products``' flags as a mapping: ``mean``,
     ``spread``, ``quantiles``, ``probability``, ``units``), write the products of the
     initial times this run forecast (the delivered store's, which keeps earlier cycles) to
-    ``products_out``, replacing the last run's (the ``products`` flow).
+    ``products_out``, replacing the last run's, or with a field ``{init:FORMAT}``
+    (``p/uk_{init:%Y%m%dT%H}.nc``) to a file per initial time (the ``products`` flow).
 
     Returns what it did: the initial times forecast and verified and the output paths.
     """

@@ -27,6 +27,7 @@ from flows.inputs import (
     warn_trained_on,
 )
 from flows.parameter_checks import check_flow_parameters
+from flows.products_files import products_files
 from flows.runtime import outputs_current, record_outputs, unless_done
 from pipeline.forecast_claims import Claims, in_turn
 from pipeline.forecast_store import complete_init_times
@@ -267,12 +268,16 @@ def products(
     ``init_times`` (ISO times, as ``--init``; None: every one it holds), written to ``out``
     (Zarr, or CF NetCDF-4 for ``.nc``) in place of an earlier products output there, as
     ``--overwrite``: ``ensemble_run`` gives the initial times its run forecast, so the
-    products are that cycle's. Skipped when the forecast, the products and the initial
-    times asked are unchanged and ``out`` still holds those products of them (not replaced
+    products are that cycle's. With a field ``{init:FORMAT}`` (``p/uk_{init:%Y%m%dT%H}.nc``),
+    ``out`` names a file per initial time, each holding its own, which later cycles keep
+    (:mod:`flows.products_files`). Each file is skipped when the forecast, the products and
+    its initial times are unchanged and it still holds those products of them (not replaced
     since by another run or a ``wxens products --overwrite``). Returns ``out``."""
     check_flow_parameters("products", locals())
-    done = products_current(forecast, out, products, init_times)
-    return unless_done(tasks.write_forecast_products, done)(forecast, out, products, init_times)
+    for path, inits in products_files(out, init_times, forecast).items():
+        done = products_current(forecast, path, products, inits)
+        unless_done(tasks.write_forecast_products, done)(forecast, path, products, inits)
+    return out
 
 
 # each served run imports its flow's module: this one, or flows.pipelines, which imports it

@@ -117,3 +117,48 @@ def test_the_run_summary_says_which_initial_times_the_products_hold(chain):
     assert f"products         products.nc (this run's {held})" in text
     one = {**chain.summary, "products": "p.nc", "forecast_init_times": CHAIN_INIT_TIMES[:1]}
     assert "products         p.nc (this run's initial time 2000-01-08T00:00)" in describe(one)
+
+
+def test_a_products_template_keeps_each_cycles_products_in_a_file_of_its_own(
+    chain, tmp_path, file_times
+):
+    """Each run replaced the last run's file, where a forecast office archives every cycle's
+    and a downstream system picks up the newest by name: ``{init:FORMAT}`` in
+    ``products_out`` gives each initial time its own file, which a rerun leaves as it is."""
+    from flows.pipelines import ensemble_run
+
+    parameters = {
+        **chain.parameters,
+        "forecast_store": str(tmp_path / "forecast.zarr"),
+        "scores": str(tmp_path / "scores.nc"),
+        "report": None,
+        "products": {"mean": True},
+        "products_out": str(tmp_path / "products" / "uk_{init:%Y%m%dT%H}.nc"),
+    }
+    first, second = CHAIN_INIT_TIMES[:2]
+    files = {first: tmp_path / "products/uk_20000108T00.nc"}
+    files[second] = tmp_path / "products/uk_20000108T06.nc"
+    with in_directory(chain.workdir):
+        ensemble_run(**{**parameters, "init_times": [first]})
+        ensemble_run(**{**parameters, "init_times": [second]})
+        assert sorted((tmp_path / "products").glob("*.nc")) == sorted(files.values())
+        for init, path in files.items():
+            with xr.open_dataset(path) as got:
+                assert got["init_time"].values.tolist() == [pd.Timestamp(init).value]
+        before = file_times(*files.values())
+        ensemble_run(**{**parameters, "init_times": [second]})
+        assert file_times(*files.values()) == before  # its file skipped, the other kept
+
+
+def test_the_run_summary_names_the_files_a_products_template_gave(chain):
+    """With a template the summary's products path was the template itself: it names the
+    files this run's initial times gave."""
+    from flows.commands.run import describe
+
+    text = describe({**chain.summary, "products": "p/uk_{init:%Y%m%dT%H}.nc"})
+    files = "4 files p/uk_20000108T00.nc .. p/uk_20000108T18.nc"
+    assert f"products         {files} (this run's 4 initial times" in text
+    one = {**chain.summary, "products": "uk_{init:%Y%m%d%H}.nc"}
+    one["forecast_init_times"] = CHAIN_INIT_TIMES[:1]
+    single = "products         uk_2000010800.nc (this run's initial time 2000-01-08T00:00)"
+    assert single in describe(one)
