@@ -149,7 +149,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="P.nc|P.zarr",
         help="write the products chosen below of the initial times this run forecast, read "
         "from the delivered store (the corrected one, if any), here, replacing the last "
-        "run's: a Zarr store, or CF NetCDF-4 if it ends .nc",
+        "run's: a Zarr store, or CF NetCDF-4 if it ends .nc; with a field {init:FORMAT} of "
+        "strftime codes, a file per initial time that later runs keep, e.g. "
+        "products/uk_{init:%%Y%%m%%dT%%H}.nc",
     )
     add_product_options(made)
     parser.add_argument(
@@ -200,7 +202,9 @@ def run(args: argparse.Namespace) -> int:
         )
     from flows.commands.forecast import init_parameters
     from flows.inputs import check_distinct_outputs, check_output_file
+    from flows.products_files import check_products_out
 
+    check_products_out(args.products_out, "--products-out")  # before the flows' start
     inits = init_parameters(args.init) if args.init else {}
     check_output_file(args.scores, "--scores", "scores.nc")
     check_output_file(args.report, "--report", "report.html")
@@ -275,17 +279,19 @@ def describe(summary: dict[str, object], steps: list[tuple[str, float]] = ()) ->
     all the earlier ones), which are what is verified; the products are of this run's."""
     import pandas as pd
 
+    from flows.products_files import products_files
     from pipeline.errors import counted
     from pipeline.forecast_store import complete_init_times
     from pipeline.forecast_times import span
 
     forecast = summary["forecast_init_times"]
     verified = summary["verified_init_times"]
-    held = len(complete_init_times(str(summary["forecast_store"])))
+    store = str(summary["forecast_store"])
+    held = len(complete_init_times(store))
     lines = [
         f"analysis store   {summary['store']}",
         f"checkpoint       {summary['checkpoint']}",
-        f"forecast store   {summary['forecast_store']} (this run's "
+        f"forecast store   {store} (this run's "
         f"{counted(len(forecast), 'initial time')} complete, {held} in the store)",
     ]
     if summary.get("corrected_store"):
@@ -299,7 +305,11 @@ def describe(summary: dict[str, object], steps: list[tuple[str, float]] = ()) ->
         lines.append(f"baseline         {summary['baseline_store']}")
     if summary.get("products"):
         inits = pd.DatetimeIndex(pd.to_datetime(forecast))  # what the products step was given
-        lines.append(f"products         {summary['products']} (this run's {span(inits)})")
+        # with a template, the files this run's initial times gave
+        files = list(products_files(str(summary["products"]), forecast, store))
+        many = f"{counted(len(files), 'file')} {files[0]} .. {files[-1]}"
+        where = files[0] if len(files) == 1 else many
+        lines.append(f"products         {where} (this run's {span(inits)})")
     if verified:
         lines.append(
             f"scores           {summary['scores']} ({counted(len(verified), 'initial time')} "

@@ -189,6 +189,7 @@ def test_wxens_run_with_a_missing_store_exits_2_with_the_fix(tmp_path, monkeypat
         (["--baseline", "persistence"], "--baseline needs --baseline-train START/END"),
         (["--baseline-store", "b.zarr"], "go with --baseline NAME"),
         (["--probability", "t2m<0degC"], "to --products-out P.nc: give it too"),
+        (["--mean", "--products-out", "p_{cycle}.nc"], "--products-out 'p_{cycle}.nc': unknown"),
     ):
         base = ["run", "--store", "nowhere.zarr", "--checkpoint", "nowhere.pt"]
         assert main([*base, "--out", "f.zarr", "--scores", "s.nc", *flags]) == 2
