@@ -140,3 +140,21 @@ def test_a_difference_that_is_noise_stays_within_the_noise_by_the_paired_rule():
         assert low < 0 <= high
         at = {"lead_time": table.lead_time[lead], "experiment": best, "rival": rival}
         assert float(table.fair_crps_paired_high.sel(at).item()) == pytest.approx(high)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_the_paired_interval_is_verify_references_of_the_same_forecasts(shared, tmp_path):
+    """``wxens verify A --reference B`` and ``wxens compare A B`` draw the interval of A's
+    fair CRPS minus B's from the same per-init parts, blocks, draws and seed: the same
+    numbers, so a researcher reading both sees one judgement."""
+    truth, a, b = forecasts(shared)
+    against_b = verify(a, truth, CONFIG, reference=b)["scorecard"].to_dataset()
+    paths = [
+        write_scores(verify(f, truth, CONFIG), tmp_path / f"{n}.nc")
+        for f, n in ((a, "a"), (b, "b"))
+    ]
+    table = compare_scorecards(paths, ["a", "b"])
+    for side in ("low", "high"):
+        paired = table[f"fair_crps_paired_{side}"].sel(experiment="a", rival="b")
+        reference = against_b[f"fair_crps_minus_reference_{side}"]
+        np.testing.assert_allclose(paired.values, reference.values, rtol=1e-9)
