@@ -36,7 +36,7 @@ from verification.compare_checks import (
     refuse_unless,
     units_of,
 )
-from verification.compare_paired import EXPERIMENT, paired_intervals
+from verification.compare_paired import EXPERIMENT, paired_intervals, unpaired_lines
 from verification.config import VARIABLE
 from verification.output import (
     TRUTH_PATH,
@@ -220,9 +220,9 @@ def compare_scorecards(
     and ``n_members`` (experiment; NaN where a file does not record it), on the variables
     and leads every file holds
     (``leads_hours``: only these). Its attrs: ``left_out``, ``different_inits``,
-    ``different_truths``, ``different_points`` and ``truth_unrecorded`` (files written
-    before the truth, or the units, were recorded: their units are not checked), lines to
-    show.
+    ``different_truths``, ``different_points``, ``truth_unrecorded`` (files written
+    before the truth, or the units, were recorded: their units are not checked) and
+    ``unpaired`` (files whose fair CRPS did not pair, and why), lines to show.
 
     Raises :class:`InputError` for a file that is not a wxens scores file, names that are
     not one per file or repeat, a variable in other units in two files, no variable or lead
@@ -300,8 +300,10 @@ def compare_scorecards(
         **{MEMBERS: (EXPERIMENT, members)},
         **{VARIABLE_UNITS: (VARIABLE, [units_of(units_card, v) for v in variables])},
     )
-    table = table.merge(paired_intervals(experiments, {VARIABLE: variables, LEAD_TIME: leads}))
+    at = {VARIABLE: variables, LEAD_TIME: leads}
+    table = table.merge(paired_intervals(experiments, at))
     return table.assign_attrs(
+        unpaired=unpaired_lines(experiments, at),
         left_out=left_out,
         different_inits=different,
         different_truths=truths_differ,

@@ -64,18 +64,44 @@ def paired_intervals(experiments: list[Scores], at: dict[str, list]) -> xr.Datas
 
 
 def pairable(e: Scores, r: Scores, at: dict[str, list]) -> bool:
-    """Whether the CRPS of ``e`` and ``r`` pair by initial time on ``at``: both files hold
-    ``/per_init`` (an older wxens wrote none), of the same initial times, drawn with the
-    same interval settings, and verify the same share of the grid at each (the same
-    points; else their means are over other weather)."""
-    if e.per_init is None or r.per_init is None:
-        return False
+    """Whether the CRPS of ``e`` and ``r`` pair by initial time on ``at``
+    (:func:`why_unpaired` finds no reason they do not)."""
+    return why_unpaired(e, r, at) is None
+
+
+def why_unpaired(e: Scores, r: Scores, at: dict[str, list]) -> str | None:
+    """Why the CRPS of ``e`` and ``r`` do not pair by initial time on ``at``, None where
+    they do: both files must hold ``/per_init`` (an older wxens wrote none), of the same
+    initial times, drawn with the same interval settings, and verify the same share of the
+    grid at each (the same points; else their means are over other weather)."""
+    lacking = [s.name for s in (e, r) if s.per_init is None]
+    if lacking:
+        return f"no /per_init in {' and '.join(lacking)}"
     if set(e.per_init[INIT_TIME].values) != set(r.per_init[INIT_TIME].values):
-        return False
-    if any(e.per_init.attrs.get(n) != r.per_init.attrs.get(n) for n in INTERVAL_SETTINGS):
-        return False
+        return "other initial times"
+    settings = [n for n in INTERVAL_SETTINGS if e.per_init.attrs.get(n) != r.per_init.attrs.get(n)]
+    if settings:
+        return f"other interval settings ({', '.join(settings)})"
     a, b = (s.per_init.sel(at).sel({INIT_TIME: e.per_init[INIT_TIME]}) for s in (e, r))
-    return bool(np.allclose(a["weight"], b["weight"], equal_nan=True))
+    same = np.allclose(a["weight"], b["weight"], equal_nan=True)
+    return None if same else "other points verified"
+
+
+def unpaired_lines(experiments: list[Scores], at: dict[str, list]) -> list[str]:
+    """What the legend says of the files whose fair CRPS did not pair, and the fix: a line
+    per file without ``/per_init``, one per other pair that did not pair."""
+    lines = [
+        f"{e.name} ({e.source}): no /per_init (written by an older wxens, or with "
+        "--interval-level 0): verify it again to pair it"
+        for e in experiments
+        if e.per_init is None and len(experiments) > 1
+    ]
+    held = [e for e in experiments if e.per_init is not None]
+    for i, e in enumerate(held):
+        for r in held[i + 1 :]:
+            if (why := why_unpaired(e, r, at)) is not None:
+                lines.append(f"{e.name} and {r.name}: {why}")
+    return lines
 
 
 def _difference(e: Scores, r: Scores, at: dict[str, list]) -> dict[str, xr.DataArray]:

@@ -224,20 +224,32 @@ def comparison_table(table: xr.Dataset) -> str:
 
 
 def noise_legend(table: xr.Dataset) -> str:
-    """The legend's line on :data:`NOISE_MARK`: which scores' best is judged against the
-    noise (those whose intervals the files hold), and that the others' is not."""
+    """The legend's lines on :data:`NOISE_MARK`: which scores' best is judged against the
+    noise by the unpaired intervals (those the files hold, less a fair CRPS judged paired at
+    every row), that the others' is not, the paired rule (:func:`paired_legend`) and why
+    files did not pair (the table's ``unpaired`` attr)."""
     judged = [h for n, (h, _) in compared(table).items() if f"{n}{ENDS[0]}" in table]
     if not judged:
         return (
             f"no intervals in the files: {MARK} is the best point estimate, however near the "
             "others (verify with --interval-level 0.9 to judge the noise)"
         )
-    return (
-        f"{NOISE_MARK} best, but within the noise ({', '.join(judged)}): its interval "
-        "overlaps another's, read as distance from the best (unpaired intervals: "
-        f"conservative); {MARK} there only where none does, or an interval is n/a; the "
-        f"other scores hold no interval: {MARK} is the best point estimate"
-    ) + paired_legend(table)
+    marks = best(table["fair_crps"], compared(table)["fair_crps"][1])
+    paired = paired_legend(table)
+    if paired and not bool((marks & ~judged_paired(table)).any()):  # every CRPS mark paired
+        judged.remove(compared(table)["fair_crps"][0])
+    lines = [
+        f"{NOISE_MARK} best, but within the noise ({', '.join(judged)}): its interval overlaps "
+        f"another's, read as distance from the best (unpaired intervals: conservative); {MARK} "
+        "there only where none does, or an interval is n/a; a score with no "
+        f"interval: {MARK} is the best point estimate"
+        if judged
+        else f"the scores other than fair CRPS hold no interval: {MARK} is the best point estimate"
+    ]
+    lines += [paired] if paired else []
+    if table.attrs.get("unpaired"):
+        lines.append(f"fair CRPS not paired: {'; '.join(table.attrs['unpaired'])}")
+    return "\n".join(lines)
 
 
 def paired_legend(table: xr.Dataset) -> str:
@@ -250,15 +262,16 @@ def paired_legend(table: xr.Dataset) -> str:
     unpaired = (marks & ~paired).any(EXPERIMENT).to_dataframe(name="u").query("u").index
     rows = ", ".join(f"{v} {_hours(lead):g}h" for v, lead in unpaired)
     where = (
-        f"except at {rows}: unpaired there, a file without /per_init (an older wxens's) or "
-        "of other initial times"
+        f"except at {rows}: unpaired there (a rival did not pair, or too few blocks)"
         if rows
         else "at every row"
     )
     return (
-        f"\nfair CRPS judged paired ({where}): {NOISE_MARK} where the interval of the best's "
-        "CRPS minus a rival's, paired by initial time (the files' blocks, draws and seed), "
-        "reaches 0; the two share the weather, so it is sharper than their intervals apart"
+        f"fair CRPS judged paired ({where}): {NOISE_MARK} where the interval of the best's "
+        "CRPS minus some rival's, paired by initial time (the files' blocks, draws and seed), "
+        f"reaches 0; {MARK} where it is below 0 against every rival, even where the intervals "
+        "shown (each file's alone) overlap: the two share the weather, so the paired one is "
+        "sharper; for any two: wxens verify A --reference B"
     )
 
 

@@ -158,3 +158,19 @@ def test_the_paired_interval_is_verify_references_of_the_same_forecasts(shared, 
         paired = table[f"fair_crps_paired_{side}"].sel(experiment="a", rival="b")
         reference = against_b[f"fair_crps_minus_reference_{side}"]
         np.testing.assert_allclose(paired.values, reference.values, rtol=1e-9)
+
+
+def test_the_legend_says_which_rule_judged_the_crps_and_why_a_file_did_not_pair():
+    """A researcher reads the legend to learn what ``~`` and ``*`` meant for each score: a
+    CRPS judged paired must not be listed under the unpaired rule, and where a file could
+    not pair (no ``/per_init``: an older wxens) the legend names it and the fix."""
+    a, b = scores(shared=True)
+    legend = comparison_table(compare_scorecards([a, b], ["a", "b"])).split("\n\n")[-1]
+    unpaired_line, paired_line = legend.splitlines()[1:3]
+    assert "fair CRPS" not in unpaired_line and "spread/skill" in unpaired_line
+    assert "wxens verify A --reference B" in paired_line
+    old = compare_scorecards([without_per_init(a), b], ["a", "b"])
+    old_legend = comparison_table(old).split("\n\n")[-1]
+    assert "fair CRPS" in old_legend.splitlines()[1]
+    assert "fair CRPS not paired: a (" in old_legend
+    assert "no /per_init" in old_legend and "verify it again" in old_legend
