@@ -26,6 +26,7 @@ import xarray as xr
 
 from pipeline.errors import InputError
 from pipeline.schema import LEAD_TIME
+from verification.compare_blocks import BLOCKS, few_blocks_line, interval_blocks
 from verification.compare_checks import (
     COUNT,
     check_units,
@@ -214,7 +215,8 @@ def compare_scorecards(
     (``fair_crps_low``, ``fair_crps_high``...), ``fair_crps_paired_low/high`` (dim
     ``rival`` too) where two files pair their CRPS by initial time
     (:func:`~verification.compare_paired.paired_intervals`), the floors (the
-    error-correlation one only where every file holds it: :func:`floor_of`) and
+    error-correlation one only where every file holds it: :func:`floor_of`), ``blocks``
+    (those the intervals rest on: :func:`~verification.compare_blocks.interval_blocks`) and
     ``n_verified`` where the files hold
     them (NaN where one file lacks a score), the coordinates ``variable_units`` (variable)
     and ``n_members`` (experiment; NaN where a file does not record it), on the variables
@@ -222,7 +224,9 @@ def compare_scorecards(
     (``leads_hours``: only these). Its attrs: ``left_out``, ``different_inits``,
     ``different_truths``, ``different_points``, ``truth_unrecorded`` (files written
     before the truth, or the units, were recorded: their units are not checked) and
-    ``unpaired`` (files whose fair CRPS did not pair, and why), lines to show.
+    ``unpaired`` (files whose fair CRPS did not pair, and why), lines to show, and
+    ``few_blocks``, the line naming files whose intervals rest on too few blocks ("" where
+    none: :func:`~verification.compare_blocks.few_blocks_line`).
 
     Raises :class:`InputError` for a file that is not a wxens scores file, names that are
     not one per file or repeat, a variable in other units in two files, no variable or lead
@@ -302,8 +306,10 @@ def compare_scorecards(
     )
     at = {VARIABLE: variables, LEAD_TIME: leads}
     table = table.merge(paired_intervals(experiments, at))
+    table[BLOCKS] = interval_blocks(experiments, at)
     return table.assign_attrs(
         unpaired=unpaired_lines(experiments, at),
+        few_blocks=few_blocks_line(experiments, table[BLOCKS]),
         left_out=left_out,
         different_inits=different,
         different_truths=truths_differ,

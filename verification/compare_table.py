@@ -22,6 +22,7 @@ from verification.compare import (
     floor_of,
     with_intervals,
 )
+from verification.compare_blocks import BLOCKS, row_blocks
 from verification.compare_paired import PAIRED, RIVAL
 from verification.config import VARIABLE
 from verification.output import (
@@ -137,7 +138,10 @@ def comparison_frame(table: xr.Dataset) -> pd.DataFrame:
     interval, ``fair_crps_low``..., and the rank max/min's floors,
     ``rank_max_min_error_surrogate`` and ``rank_max_min_perfect_model``, as rows of their own),
     ``best``: the experiments marked best, joined by ``;``, and ``within_noise``: those of
-    them within the noise (:func:`within_noise`). For a CSV file: full precision."""
+    them within the noise (:func:`within_noise`), ``noise_rule``, ``blocks``: the fewest
+    blocks the row's intervals rest on (:func:`~verification.compare_blocks.row_blocks`;
+    under 10, not to be read as uncertainty), and :func:`paired_columns`. For a CSV file:
+    full precision."""
     rows = []
     scores = compared(table)
     shown = [n for n in (*with_intervals(scores), *FLOORS, COUNT) if n in table]
@@ -156,8 +160,32 @@ def comparison_frame(table: xr.Dataset) -> pd.DataFrame:
                     chosen = table[EXPERIMENT].values[marked.sel(at).values]
                     row[column] = ";".join(map(str, chosen))
                 row["noise_rule"] = noise_rule(table, score, marks, at)
+                row[BLOCKS] = row_blocks(table, score, at)
+                row |= paired_columns(table, score, marks, at)
                 rows.append(row)
     return pd.DataFrame(rows)
+
+
+def paired_columns(table: xr.Dataset, score: str, marks: xr.DataArray, at: dict) -> dict:
+    """``paired_rival``, ``fair_crps_paired_low`` and ``_high`` of a fair CRPS row judged
+    paired (:func:`judged_paired`) with one best: the interval of its CRPS minus the rival's
+    whose interval reaches highest, the nearest the paired rule reads (``~`` exactly where
+    its high end reaches 0); "" and NaN elsewhere. Columns on the row the mark is on, not a
+    row per pair: a pair's difference is no one experiment's, and a researcher reads the
+    mark and its evidence in one row (every pair: ``compare_scorecards``'s table)."""
+    columns = {"paired_rival": "", f"{PAIRED}_low": np.nan, f"{PAIRED}_high": np.nan}
+    chosen = table[EXPERIMENT].values[marks.sel(at).values]
+    if score != "fair_crps" or len(chosen) != 1:
+        return columns
+    if not bool(judged_paired(table).sel(at | {EXPERIMENT: chosen[0]})):
+        return columns
+    high = table[f"{PAIRED}_high"].sel(at | {EXPERIMENT: chosen[0]})
+    nearest = high[RIVAL].values[np.argmax(high.fillna(-np.inf).values)]
+    pair = {EXPERIMENT: chosen[0], RIVAL: nearest}
+    columns["paired_rival"] = str(pair[RIVAL])
+    for end in ("_low", "_high"):
+        columns[f"{PAIRED}{end}"] = float(table[f"{PAIRED}{end}"].sel(at | pair))
+    return columns
 
 
 def _hours(lead: np.timedelta64) -> float:
@@ -214,6 +242,7 @@ def comparison_table(table: xr.Dataset) -> str:
         f"its floor (in brackets: {FLOOR_MEANINGS[floor]}; the ratio over it nearest 1)"
     ) + ("; an extension's score: nearest its best" if added_scores(table) else "")
     legend += "\n" + noise_legend(table)
+    legend += f"\n{table.attrs['few_blocks']}" if table.attrs.get("few_blocks") else ""
     unfloored = without_floor(table)
     if unfloored:
         legend += (
