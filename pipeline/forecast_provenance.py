@@ -41,6 +41,28 @@ class ForecastProvenance:
             attrs[f"wxens_{name}"] = json.dumps(getattr(self, name), sort_keys=True)
         return attrs
 
+    def production(self, wxens: str = "wxens") -> str:
+        """CF's ``source`` of a file of these forecasts (2.6.2: the method of production of
+        the original data), from this record alone: ``"wxens 0.1.0 flow_matching generator,
+        checkpoint sha256 0123..., sampler euler:nfe=10 (NFE 10), seed 0, spread-calibrated,
+        not bias-corrected"`` (a baseline: its name and config digest). ``wxens``:
+        the wxens that drew them, as the store records it (none: just "wxens")."""
+        name = self.generator.removeprefix("baseline:")
+        made = (
+            f"{name} baseline, config sha256 {self.checkpoint_digest}"
+            if name != self.generator
+            else f"{name} generator, checkpoint sha256 {self.checkpoint_digest}"
+        )
+        parts = [
+            f"{wxens} {made}",
+            f"sampler {self.sampler} (NFE {self.nfe})",
+            f"seed {self.seed}",
+            "spread-calibrated" if self.calibration else "uncalibrated",
+            "bias-corrected" if self.bias_correction else "not bias-corrected",
+            *(["balanced (hypsometric, geostrophic)"] if self.balanced else []),
+        ]
+        return ", ".join(parts)
+
     def differences(self, other: ForecastProvenance) -> str:
         """The fields in which ``other`` differs, each as this value then the other's (of a
         calibration or correction, the entries that differ: :func:`_differing`)."""

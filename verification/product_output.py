@@ -263,7 +263,8 @@ def write_products(
     products, events = request.parsed()
     out = Path(out)
     try:
-        ensemble = to_wxens_forecast(open_forecast_any(forecast))
+        opened = open_forecast_any(forecast)  # its attrs: the store's record, for source
+        ensemble = to_wxens_forecast(opened)
     except InputError as err:
         raise InputError(f"{forecast}: {err}") from None
     if init_times is not None:
@@ -276,6 +277,7 @@ def write_products(
         contents("ensemble products", ensemble),
         ["wxens", "products", str(forecast), "--out", str(out), *request.flags(), *inits],
         history=str(ensemble.attrs.get("history", "")),
+        made_by=opened.attrs,
     )
     ds.attrs[PRODUCTS_ATTR] = record
     write_aside(

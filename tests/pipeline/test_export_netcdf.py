@@ -54,6 +54,11 @@ def test_a_forecast_exports_to_cf_netcdf_that_xarray_and_netcdf4_read_back(tmp_p
         assert json.loads(back.attrs[EXPORT_ATTR]) == {"store": str(path.resolve())}
     with netCDF4.Dataset(out) as nc:  # what a CF tool reads
         assert nc.Conventions.startswith("CF-1.") and nc.wxens_generator == "flow_matching"
+        version = store.attrs["wxens_software"].split(", ")[0]  # the store's, not this one's
+        assert nc.source == (
+            f"{version} flow_matching generator, checkpoint sha256 0123456789abcdef, sampler "
+            "euler:nfe=10 (NFE 10), seed 0, spread-calibrated, not bias-corrected"
+        )
         assert nc["init_time"].units.startswith("hours since 1970-01-01")
         assert nc["init_time"].standard_name == "forecast_reference_time"
         lead = nc["lead_time"]
@@ -98,6 +103,7 @@ def test_an_analysis_store_exports_to_cf_netcdf_with_its_provenance(tmp_path):
         assert back.time.encoding["units"].startswith("hours since")
     with netCDF4.Dataset(out) as nc:
         assert nc.Conventions.startswith("CF-1.") and "wxens ingest" in nc.history
+        assert nc.source == store.attrs["source"]  # the analysis's own: not a generator's
         assert nc["time"][:].dtype.kind == "i"  # whole hours
         assert all(nc[name].filters()["zlib"] for name in store.data_vars)
 

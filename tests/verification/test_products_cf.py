@@ -13,6 +13,9 @@ import netCDF4
 import pytest
 from compliance_checker import runner
 
+from pipeline.forecast_store import write_forecast
+from tests.pipeline.test_forecast_store import PROVENANCE
+from tests.pipeline.test_forecast_store import ensemble as store_ensemble
 from tests.verification.test_products import ensemble
 from verification.product_output import (
     ProductRequest,
@@ -107,3 +110,25 @@ def cf_errors(path, priority: str = "high") -> list[str]:
     )
     results = json.loads(report.read_text())[checker][f"{priority}_priorities"]
     return [msg for check in results for msg in check["msgs"]]
+
+
+def test_a_forecast_store_s_products_say_the_method_that_produced_them(tmp_path):
+    """CF's ``source`` (2.6.2, the method of production of the original data): the
+    generator, checkpoint, sampler, seed and calibration the forecast store records, and the
+    wxens that drew it; a Zarr that records no generator gets none (nothing invented)."""
+    forecast = tmp_path / "f.zarr"
+    write_forecast(forecast, store_ensemble(["2019-03-22T00"], 1.0), PROVENANCE)
+    asked = ProductRequest(mean=True, probability=("t2m<0degC",))
+    out, _ = write_products(forecast, tmp_path / "p.nc", asked, progress=False)
+    assert cf_errors(out) == []
+    assert not [m for m in cf_errors(out, "medium") if "source" in m]
+    with netCDF4.Dataset(out) as nc:
+        assert nc.source.startswith("wxens ") and nc.source.endswith(
+            " flow_matching generator, checkpoint sha256 0123456789abcdef, sampler "
+            "euler:nfe=10 (NFE 10), seed 0, spread-calibrated, not bias-corrected"
+        )
+    plain = tmp_path / "plain.zarr"
+    ensemble().to_zarr(plain, consolidated=False)
+    out, _ = write_products(plain, tmp_path / "q.nc", asked, progress=False)
+    with netCDF4.Dataset(out) as nc:
+        assert "source" not in nc.ncattrs()
