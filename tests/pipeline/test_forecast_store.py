@@ -224,6 +224,8 @@ def test_export_gives_a_plain_zarr_copy_any_xarray_reads(tmp_path, capsys):
         plain = xr.open_zarr(out)
     copy = plain.load()  # the source's data and attributes, and the mark of a copy of it
     assert copy.attrs.pop(EXPORT_ATTR) == {"store": str(path.resolve())}
+    added = [copy.attrs.pop(name) for name in ("title", "history", "source")]  # CF's 2.6.2
+    assert "wxens export" in added[1] and "flow_matching generator" in added[2]
     xr.testing.assert_identical(copy, open_dataset(path).load())
     assert plain.t2m.encoding["chunks"] == open_dataset(path).t2m.encoding["chunks"]
     assert main(["export", str(path), "--out", str(out)]) == 2  # never over an existing path
