@@ -33,7 +33,14 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.errors import InputError, times_text
-from pipeline.normalize import COORD_ALIASES, UNIT_CONVERSIONS, VARIABLE_ALIASES, canonical_units
+from pipeline.grid import longitudes_canonical
+from pipeline.normalize import (
+    COORD_ALIASES,
+    UNIT_CONVERSIONS,
+    VARIABLE_ALIASES,
+    canonical_units,
+    sorted_along,
+)
 from pipeline.normalize_time import HAS_MESSAGE
 from pipeline.registry import Registry
 from pipeline.schema import (
@@ -372,8 +379,19 @@ def _finish(ds: xr.Dataset, valid: xr.DataArray | None = None) -> xr.Dataset:
             "a lead is the time from the initial time to the valid time"
         )
     order = [d for d in FORECAST_DIMS if d in ds.dims]
-    ds = ds.transpose(*order)
+    ds = _on_canonical_grid(ds.transpose(*order))
     if valid is None:
         return ds.assign_coords({VALID_TIME: ds[INIT_TIME] + ds[LEAD_TIME]})
     valid = valid.transpose(INIT_TIME, LEAD_TIME)
     return ds.assign_coords({VALID_TIME: ((INIT_TIME, LEAD_TIME), valid.values, valid.attrs)})
+
+
+def _on_canonical_grid(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` on the grid as ingest stores the truth's (ascending latitudes, longitudes by
+    :func:`pipeline.grid.longitudes_canonical`, sorted), not a GRIB's north-to-south rows
+    or a WB2 box in 0..10, 350..355: products and plumes kept the file's order."""
+    if not {LAT, LON} <= set(ds.indexes):
+        return ds
+    lon = ds[LON]
+    ds = ds.assign_coords({LON: (LON, longitudes_canonical(lon.values), lon.attrs)})
+    return sorted_along(sorted_along(ds, LAT), LON)

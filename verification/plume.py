@@ -73,19 +73,26 @@ def point_series(
     init: object = None,
     variables: Sequence[str] | None = None,
     units: Sequence[str] = (),
+    init_from_filename: str | None = None,
 ) -> xr.Dataset:
     """The members of ``forecast`` at the grid point nearest ``(latitude, longitude)``
     (:func:`nearest_point`) for one initial time ``init`` (default the latest), loaded: each
     of ``variables`` (default every variable, a variable on levels as its channels, ``z500``)
-    with dims ``member`` and ``valid_time`` (init + lead; ``lead_time`` beside it), in
+    with dims ``member`` and ``valid_time`` (init + lead; a calendar month's, each file's
+    own; ``lead_time`` beside it), in
     ``units`` (``--units`` items, ``t2m=degC``, as ``wxens products`` converts). Scalar
     coordinates: the grid point's ``latitude``, ``longitude`` and the ``init_time``;
     attribute ``place``: the place asked for.
 
     ``forecast``: a path any of ``wxens verify`` reads (:func:`verification.run.
-    open_forecast_any`), or a dataset in a layout :mod:`pipeline.adapters` knows."""
+    open_forecast_any`; files of one start date each with ``init_from_filename``, as
+    ``--init-from-filename``), or a dataset in a layout :mod:`pipeline.adapters` knows."""
     named = "the forecast" if isinstance(forecast, xr.Dataset) else forecast
-    opened = forecast if isinstance(forecast, xr.Dataset) else open_forecast_any(forecast)
+    opened = (
+        forecast
+        if isinstance(forecast, xr.Dataset)
+        else open_forecast_any(forecast, init_from_filename)
+    )
     try:
         ensemble = to_wxens_forecast(opened)
     except InputError as err:
@@ -95,8 +102,8 @@ def point_series(
     at = in_units(at, units) if units else at
     names = list(variables) if variables else _channels(at)
     series = xr.Dataset({name: field(at, name) for name in names}).load()
-    valid = series[INIT_TIME].values + series[LEAD_TIME].values
-    series = series.assign_coords({VALID_TIME: (LEAD_TIME, valid)})
+    # the mapping's valid_time: init + lead, or, for calendar-month starts, each file's own
+    series = series.assign_coords({VALID_TIME: at[VALID_TIME].reset_coords(drop=True)})
     series = series.swap_dims({LEAD_TIME: VALID_TIME})
     return series.assign_attrs(place=[float(latitude), float(longitude)])
 

@@ -248,11 +248,13 @@ def write_products(
     request: ProductRequest,
     *,
     init_times: Sequence[Any] | None = None,
+    init_from_filename: str | None = None,
     overwrite: bool = False,
     progress: bool = True,
 ) -> tuple[Path, list[str]]:
     """Read the ensemble at ``forecast`` (a wxens forecast store, or any layout ``wxens
-    verify`` reads) at ``init_times`` (None: all), compute the products and probabilities
+    verify`` reads; files of one start date each with ``init_from_filename``, as it reads
+    them) at ``init_times`` (None: all), compute the products and probabilities
     ``request`` asks for in its units and write them to ``out`` (Zarr, or CF NetCDF-4 for
     ``.nc``), streamed through dask; what ``wxens products`` and a scheduled run's products
     step write (its cycles', not the whole store's, which grows with each cycle it keeps).
@@ -263,7 +265,7 @@ def write_products(
     products, events = request.parsed()
     out = Path(out)
     try:
-        opened = open_forecast_any(forecast)  # its attrs: the store's record, for source
+        opened = open_forecast_any(forecast, init_from_filename)  # its attrs: for source
         ensemble = to_wxens_forecast(opened)
     except InputError as err:
         raise InputError(f"{forecast}: {err}") from None
@@ -271,6 +273,7 @@ def write_products(
         ensemble = select_init_times(ensemble, init_times, forecast)
     ensemble = in_units(ensemble, request.units) if request.units else ensemble
     inits = [] if init_times is None else ["--init", *map(str, init_times)]
+    inits += ["--init-from-filename", init_from_filename] if init_from_filename else []
     record = products_record(forecast, request, init_times)
     ds = titled(
         products_dataset(ensemble, products, events, record["forecast"]),

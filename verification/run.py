@@ -54,8 +54,12 @@ class Verified:
     report: Path | None
 
 
-def open_forecast_any(spec: str | Path) -> xr.Dataset:
+def open_forecast_any(spec: str | Path, init_from_filename: str | None = None) -> xr.Dataset:
     """The forecast at ``spec``, lazily.
+
+    With ``init_from_filename`` (a ``strptime`` pattern, ``--init-from-filename``),
+    ``spec`` is files, one per start date, without initial times or leads in them: each
+    file's start date is read from its name (:func:`pipeline.start_dates.open_start_files`).
 
     A wxens forecast store (a Zarr store whose ``kind`` is ``forecast``) opens through
     :func:`pipeline.forecast_store.open_forecast`, which leaves out half-written initial
@@ -65,6 +69,8 @@ def open_forecast_any(spec: str | Path) -> xr.Dataset:
     :func:`pipeline.adapters.to_wxens_forecast` reads its layout.
     """
     text = str(spec)
+    if init_from_filename:
+        return open_start_files(text, init_from_filename)
     path = Path(text)
     if is_forecast_store(path):
         return open_forecast(path)
@@ -120,10 +126,7 @@ def verify_store(
 
     Returns the tree and the paths written.
     """
-    if init_from_filename:
-        ensemble = open_start_files(str(forecast), init_from_filename)
-    else:
-        ensemble = open_forecast_any(forecast)
+    ensemble = open_forecast_any(forecast, init_from_filename)
     if members not in MEMBER_CHOICES:
         raise InputError(f"members={members!r}: expected one of {', '.join(MEMBER_CHOICES)}")
     if members == "perturbed":

@@ -170,6 +170,18 @@ def add_forecast(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_init_from_filename(parser: argparse.ArgumentParser) -> None:
+    """``--init-from-filename PATTERN`` of a command that reads FORECAST as ``wxens verify``
+    reads it (:func:`verification.run.open_forecast_any`'s ``init_from_filename``)."""
+    parser.add_argument(
+        "--init-from-filename",
+        metavar="PATTERN",
+        help="FORECAST is files (a glob), one per start date, without initial times or "
+        "leads in them: read each start date from the file name with this strptime pattern "
+        "(e.g. '%%Y%%m%%d' for hindcast_19931101.nc); their valid times give the leads",
+    )
+
+
 def add_no_progress(parser: argparse.ArgumentParser) -> None:
     """``--no-progress``; without it a bar is drawn only on a terminal (:mod:`flows.cli`)."""
     parser.add_argument(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from flows.commands.options import add_forecast
+from flows.commands.options import add_forecast, add_init_from_filename
 
 NAME = "plume"
 HELP = (
@@ -40,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", required=True, help="the figure: a PNG (or .pdf, .svg)")
     parser.add_argument("--init", help="the initial time to draw (default the latest)")
+    add_init_from_filename(parser)
     parser.add_argument("--truth", help="analysis store whose values are drawn as markers")
     parser.add_argument(
         "--variable",
@@ -77,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         init=args.init,
         variables=args.variable,
         units=args.units,
+        init_from_filename=args.init_from_filename,
     )
     truth = open_store(args.truth).dataset if args.truth else None
     fig = plot_plume(series, truth, quantiles)

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import argparse
 
-from flows.commands.options import add_no_progress, add_threads
+from flows.commands.options import (
+    add_forecast,
+    add_init_from_filename,
+    add_no_progress,
+    add_threads,
+)
 
 NAME = "products"
 HELP = (
@@ -17,11 +22,7 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "forecast",
-        metavar="FORECAST",
-        help="wxens forecast store, or an ECMWF GRIB / WeatherBench 2 Zarr / NetCDF ensemble",
-    )
+    add_forecast(parser)
     parser.add_argument(
         "--out",
         required=True,
@@ -34,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the products of only these initial times of FORECAST: times (2019-03-24T00) "
         "or START/END/EVERY ranges, as wxens verify --init takes them (default: all)",
     )
+    add_init_from_filename(parser)
     add_product_options(parser)
     parser.add_argument(
         "--overwrite",
@@ -103,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         args.out,
         asked,
         init_times=inits,
+        init_from_filename=args.init_from_filename,
         overwrite=args.overwrite,
         progress=not args.no_progress,
     )

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 import argparse
 
-from flows.commands.options import SEED, add_forecast, add_no_progress, add_threads, at_least
+from flows.commands.options import (
+    SEED,
+    add_forecast,
+    add_init_from_filename,
+    add_no_progress,
+    add_threads,
+    at_least,
+)
 
 NAME = "verify"
 #: More printed rows (a channel and lead apiece) than this end with how to print a few.
@@ -53,13 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="members to verify: all (default; an ECMWF GRIB's control is member 0) or "
         "perturbed (leaves out the control forecast)",
     )
-    parser.add_argument(
-        "--init-from-filename",
-        metavar="PATTERN",
-        help="FORECAST is files (a glob), one per start date, without initial times or "
-        "leads in them: read each start date from the file name with this strptime pattern "
-        "(e.g. '%%Y%%m%%d' for hindcast_19931101.nc); their valid times give the leads",
-    )
+    add_init_from_filename(parser)
     parser.add_argument(
         "--seed",
         type=SEED,

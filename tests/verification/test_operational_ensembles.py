@@ -186,9 +186,20 @@ def test_members_perturbed_verifies_every_member_of_a_wxens_store(truth, tmp_pat
     """One verify schedule with ``members: perturbed`` (an ENS file's) refused a wxens
     store beside it ("does not say which member is the control"): a generator's members
     are all draws, none a control, so every one is verified."""
+    store, fields = truth
+    wxens_store(fields, tmp_path / "f.zarr")
+    done = verify_store(
+        tmp_path / "f.zarr", store, tmp_path / "s.nc", config=SETTINGS, members="perturbed"
+    )
+    assert done.tree.attrs["n_members"] == 4
+    card = done.tree["scorecard"].to_dataset()
+    np.testing.assert_allclose(card["fair_crps"], fair_crps_of_offsets(range(4)), rtol=1e-4)
+
+
+def wxens_store(fields, path):
+    """A wxens forecast store of ``z`` at 500 hPa: 4 members, the truth + OFFSET * k."""
     from pipeline.forecast_store import ForecastProvenance, write_forecast
 
-    store, fields = truth
     z = members_at_leads(fields, "z", 4, level=500)[:, :, :, None]
     inits = fields.time.values[0] + pd.to_timedelta(INITS_H, unit="h")
     dims = ("member", "init_time", "lead_time", "level", "latitude", "longitude")
@@ -206,13 +217,8 @@ def test_members_perturbed_verifies_every_member_of_a_wxens_store(truth, tmp_pat
     made = ForecastProvenance(
         generator="noise", checkpoint_digest="none", sampler="exact", nfe=0, seed=0
     )
-    write_forecast(tmp_path / "f.zarr", members, made)
-    done = verify_store(
-        tmp_path / "f.zarr", store, tmp_path / "s.nc", config=SETTINGS, members="perturbed"
-    )
-    assert done.tree.attrs["n_members"] == 4
-    card = done.tree["scorecard"].to_dataset()
-    np.testing.assert_allclose(card["fair_crps"], fair_crps_of_offsets(range(4)), rtol=1e-4)
+    write_forecast(path, members, made)
+    return path
 
 
 def test_a_grib_mixing_level_types_names_the_key_not_a_corrupt_download(truth, tmp_path):
