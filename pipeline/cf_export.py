@@ -5,6 +5,7 @@ what each coordinate is, not Zarr v3."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,13 @@ DURATION_UNITS = "hours"
 DEFAULT_CALENDAR = "proleptic_gregorian"
 #: zlib level of the data variables: 4 compresses nearly as much as 9, much faster.
 COMPLEVEL = 4
+#: HDF5's chunk cache of each variable written, in bytes: none. Each dask chunk is written
+#: whole as one NetCDF chunk (``chunksizes``), so a cache would only hold written chunks until
+#: the file closes; netCDF-C's default (64 MiB a variable) held a products file's every small
+#: chunk, so its memory grew with the store (docs/benchmarks.md).
+WRITE_CHUNK_CACHE = 0
+#: Held while the library-wide default chunk cache is :data:`WRITE_CHUNK_CACHE`.
+_CACHE_DEFAULT = threading.Lock()
 #: What a CF tool reads each wxens coordinate as (a store's own attributes win). xarray adds
 #: its own ``dtype`` attribute on writing ``complete`` (``bool``) and ``lead_time``
 #: (``timedelta64[us]``); it stays, as without it xarray reads them back as int8 and plain
@@ -59,8 +67,21 @@ COORDINATE_ATTRS: dict[str, dict[str, Any]] = {
 def write_netcdf(ds: xr.Dataset, path: Path) -> Delayed:
     """The delayed write of the store dataset ``ds`` (dask-backed) to a NetCDF-4 file at
     ``path`` in CF (:func:`cf_dataset`): the file's header is written now, its data chunk by
-    chunk as the result is computed, never the whole store in memory."""
-    return cf_dataset(ds).to_netcdf(path, engine="netcdf4", format="NETCDF4", compute=False)
+    chunk as the result is computed, straight to the file (:data:`WRITE_CHUNK_CACHE`), never
+    the whole store in memory. netCDF-C gives a variable the library's default cache
+    when it creates it (xarray passes netCDF4 no ``chunk_cache``), so the default
+    is :data:`WRITE_CHUNK_CACHE` while the file's variables are created, then restored: a
+    file another thread opens meanwhile reads more slowly, never wrongly."""
+    import netCDF4  # here, as xarray does: 11 MB of memory a Zarr output need not pay
+
+    cf = cf_dataset(ds)
+    with _CACHE_DEFAULT:
+        default = netCDF4.get_chunk_cache()
+        netCDF4.set_chunk_cache(WRITE_CHUNK_CACHE, *default[1:])
+        try:
+            return cf.to_netcdf(path, engine="netcdf4", format="NETCDF4", compute=False)
+        finally:
+            netCDF4.set_chunk_cache(*default)
 
 
 def cf_dataset(ds: xr.Dataset) -> xr.Dataset:
