@@ -140,10 +140,9 @@ def _trained_kind(config: str | None, overrides: Any) -> object:
 
 
 def _member_choice(p: Mapping[str, Any]) -> None:
-    from verification.run import MEMBER_CHOICES
+    from pipeline.members import check_members
 
-    if p.get("members", "all") not in MEMBER_CHOICES:
-        raise InputError(f"members={p['members']!r}: expected one of {', '.join(MEMBER_CHOICES)}")
+    check_members(p.get("members", "all"))
 
 
 def _baseline(p: Mapping[str, Any]) -> None:

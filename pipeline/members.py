@@ -1,6 +1,7 @@
-"""Which members of an ensemble to verify: an operational ensemble's perturbed members
-without its control forecast (``wxens verify --members perturbed``), in the wxens layout
-(:func:`pipeline.adapters.to_wxens_forecast`)."""
+"""Which members of an ensemble to verify, or to make products and plumes of: every one, or
+an operational ensemble's perturbed members without its control forecast (``--members
+perturbed`` of ``wxens verify``, ``wxens products`` and ``wxens plume``), in the wxens
+layout (:func:`pipeline.adapters.to_wxens_forecast`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,33 @@ from pipeline.schema import CONTROL_MEMBER, MEMBER
 
 log = logging.getLogger(__name__)
 
+#: What ``members=`` (``--members``) may be: every member, or all but the control.
+MEMBER_CHOICES = ("all", "perturbed")
+
+
+def chosen_members(ds: xr.Dataset, members: str, origin: object) -> xr.Dataset:
+    """``ds`` (as opened) of the members ``members`` names: ``all`` is ``ds`` itself,
+    ``perturbed`` is :func:`perturbed_members`; one meaning for every command taking
+    ``--members``. InputError naming the choices for anything else (:func:`check_members`)."""
+    check_members(members)
+    return perturbed_members(ds, origin) if members == "perturbed" else ds
+
+
+def check_members(members: object) -> None:
+    """InputError naming the choices where ``members`` is not one of :data:`MEMBER_CHOICES`:
+    a schedule's ``members:`` refused before its run starts, not when it reads."""
+    if members not in MEMBER_CHOICES:
+        raise InputError(f"members={members!r}: expected one of {', '.join(MEMBER_CHOICES)}")
+
+
+def in_wxens_layout(ds: xr.Dataset, origin: object) -> xr.Dataset:
+    """``ds`` in the wxens layout; the mapping's InputError names ``origin``, which the
+    mapping does not know."""
+    try:
+        return to_wxens_forecast(ds)
+    except InputError as err:
+        raise InputError(f"{origin}: {err}") from None
+
 
 def perturbed_members(ds: xr.Dataset, origin: object) -> xr.Dataset:
     """``ds`` (any layout, as opened) in the wxens layout without its control member.
@@ -26,7 +54,7 @@ def perturbed_members(ds: xr.Dataset, origin: object) -> xr.Dataset:
     something to guess.
     """
     control = ds.attrs.get(CONTROL_MEMBER)
-    forecast = to_wxens_forecast(ds)
+    forecast = in_wxens_layout(ds, origin)
     if control is not None:
         return forecast.drop_sel({MEMBER: [control]})
     if ds.data_vars and all(da.attrs.get("GRIB_dataType") == "pf" for da in ds.data_vars.values()):

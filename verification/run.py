@@ -16,12 +16,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.adapters import to_wxens_forecast
 from pipeline.analysis_store import STATE_ATTR, STORE_ID
 from pipeline.errors import InputError, times_text
 from pipeline.forecast_store import is_forecast_store, open_forecast
 from pipeline.forecast_times import span
-from pipeline.members import perturbed_members
+from pipeline.members import chosen_members, in_wxens_layout
 from pipeline.schema import INIT_TIME, LEAD_TIME, TIME
 from pipeline.sources import resolve_source
 from pipeline.start_dates import open_start_files
@@ -39,9 +38,6 @@ from verification.output import (
 from verification.report import write_report
 from verification.report_units import Units
 from verification.scorecard import verify
-
-#: What ``members`` of :func:`verify_store` may be: every member, or all but the control.
-MEMBER_CHOICES = ("all", "perturbed")
 
 
 @dataclass(frozen=True)
@@ -117,7 +113,7 @@ def verify_store(
                 It is entered only once every input has opened, so a missing store fails
                 before any cluster starts.
     members:    ``all``, or ``perturbed`` to leave out the forecast's control member
-                (:func:`pipeline.members.perturbed_members`).
+                (:func:`pipeline.members.chosen_members`).
     init_from_filename: ``forecast`` is files, one per start date, without initial
                 times or leads in them: a ``strptime`` pattern that reads each file's
                 start date from its name (:func:`pipeline.start_dates.open_start_files`).
@@ -126,11 +122,7 @@ def verify_store(
 
     Returns the tree and the paths written.
     """
-    ensemble = open_forecast_any(forecast, init_from_filename)
-    if members not in MEMBER_CHOICES:
-        raise InputError(f"members={members!r}: expected one of {', '.join(MEMBER_CHOICES)}")
-    if members == "perturbed":
-        ensemble = perturbed_members(ensemble, forecast)
+    ensemble = chosen_members(open_forecast_any(forecast, init_from_filename), members, forecast)
     ensemble = _in_wxens_layout(ensemble, forecast)
     other = None
     if reference is not None:
@@ -187,10 +179,7 @@ def _in_wxens_layout(ensemble: xr.Dataset, named: object) -> xr.Dataset:
     """``ensemble`` in the wxens layout; an InputError of the mapping names the file
     (``named``), which the mapping does not know: with a ``--reference`` either could be
     the one at fault. The attributes (a wxens store's provenance) are kept."""
-    try:
-        return to_wxens_forecast(ensemble).assign_attrs(ensemble.attrs)
-    except InputError as err:
-        raise InputError(f"{named}: {err}") from None
+    return in_wxens_layout(ensemble, named).assign_attrs(ensemble.attrs)
 
 
 def select_init_times(ensemble: xr.Dataset, init_times: Any, forecast: Any) -> xr.Dataset:
