@@ -19,9 +19,9 @@ import xarray as xr
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
-from pipeline.adapters import to_wxens_forecast
 from pipeline.errors import InputError
 from pipeline.forecast_times import span
+from pipeline.members import chosen_members, in_wxens_layout
 from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LEVEL, LON, MEMBER, TIME, VALID_TIME
 from verification.output import conversion
 from verification.plots import MAX_VARIABLES, channel_units, label_with_units, panel_figure
@@ -74,6 +74,7 @@ def point_series(
     variables: Sequence[str] | None = None,
     units: Sequence[str] = (),
     init_from_filename: str | None = None,
+    members: str = "all",
 ) -> xr.Dataset:
     """The members of ``forecast`` at the grid point nearest ``(latitude, longitude)``
     (:func:`nearest_point`) for one initial time ``init`` (default the latest), loaded: each
@@ -86,17 +87,16 @@ def point_series(
 
     ``forecast``: a path any of ``wxens verify`` reads (:func:`verification.run.
     open_forecast_any`; files of one start date each with ``init_from_filename``, as
-    ``--init-from-filename``), or a dataset in a layout :mod:`pipeline.adapters` knows."""
+    ``--init-from-filename``), or a dataset in a layout :mod:`pipeline.adapters` knows.
+    ``members``: ``all``, or ``perturbed`` to leave out an ENS file's control forecast
+    (:func:`pipeline.members.chosen_members`, as ``wxens verify --members``)."""
     named = "the forecast" if isinstance(forecast, xr.Dataset) else forecast
     opened = (
         forecast
         if isinstance(forecast, xr.Dataset)
         else open_forecast_any(forecast, init_from_filename)
     )
-    try:
-        ensemble = to_wxens_forecast(opened)
-    except InputError as err:
-        raise InputError(f"{named}: {err}") from None
+    ensemble = in_wxens_layout(chosen_members(opened, members, named), named)
     i, j = nearest_point(ensemble[LAT].values, ensemble[LON].values, latitude, longitude, named)
     at = ensemble.isel({LAT: i, LON: j}).sel({INIT_TIME: _init_time(ensemble, init, named)})
     at = in_units(at, units) if units else at

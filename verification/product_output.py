@@ -19,9 +19,10 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
-from pipeline.adapters import scaled, to_wxens_forecast
+from pipeline.adapters import scaled
 from pipeline.errors import InputError
 from pipeline.file_attrs import contents, titled
+from pipeline.members import chosen_members, in_wxens_layout
 from pipeline.normalize import UNIT_CONVERSIONS, canonical_units
 from pipeline.store_export import write_aside
 from verification.output import conversion, unit_factors
@@ -228,18 +229,22 @@ def _one_name_each(
 
 
 def products_record(
-    forecast: str | Path, request: ProductRequest, init_times: Sequence[Any] | None
+    forecast: str | Path,
+    request: ProductRequest,
+    init_times: Sequence[Any] | None,
+    members: str = "all",
 ) -> dict[str, Any]:
     """What :func:`write_products` records in :data:`PRODUCTS_ATTR`: the forecast (its
-    absolute path, where it is one), the request and the initial times asked (sorted ISO
-    texts; None: all), as JSON values; a scheduled rerun compares it with its own to see
-    whether another run or a hand-run ``wxens products --overwrite`` replaced the file."""
+    absolute path, where it is one), the request, the initial times asked (sorted ISO
+    texts; None: all) and the members (``all`` or ``perturbed``), as JSON values; a
+    scheduled rerun compares it with its own to see whether another run or a hand-run
+    ``wxens products --overwrite`` replaced the file."""
     origin = Path(forecast).resolve() if Path(forecast).exists() else forecast
     times = (
         None if init_times is None else sorted({pd.Timestamp(t).isoformat() for t in init_times})
     )
     asked = {name: list(v) if isinstance(v, tuple) else v for name, v in asdict(request).items()}
-    return {"forecast": str(origin), "request": asked, "init_times": times}
+    return {"forecast": str(origin), "request": asked, "init_times": times, "members": members}
 
 
 def write_products(
@@ -249,15 +254,18 @@ def write_products(
     *,
     init_times: Sequence[Any] | None = None,
     init_from_filename: str | None = None,
+    members: str = "all",
     overwrite: bool = False,
     progress: bool = True,
 ) -> tuple[Path, list[str]]:
     """Read the ensemble at ``forecast`` (a wxens forecast store, or any layout ``wxens
     verify`` reads; files of one start date each with ``init_from_filename``, as it reads
-    them) at ``init_times`` (None: all), compute the products and probabilities
-    ``request`` asks for in its units and write them to ``out`` (Zarr, or CF NetCDF-4 for
-    ``.nc``), streamed through dask; what ``wxens products`` and a scheduled run's products
-    step write (its cycles', not the whole store's, which grows with each cycle it keeps).
+    them) at ``init_times`` (None: all) and of its ``members`` (``all``, or ``perturbed`` to
+    leave out an ENS file's control: :func:`pipeline.members.chosen_members`), compute the
+    products and probabilities ``request`` asks for in its units and write them to ``out``
+    (Zarr, or CF NetCDF-4 for ``.nc``), streamed through dask; what ``wxens products`` and a
+    scheduled run's products step write (its cycles', not the whole store's, which grows
+    with each cycle it keeps).
     InputError for a bad request before any read, and for an initial time the forecast
     lacks (:func:`verification.run.select_init_times`); StoreError where ``out`` exists,
     unless ``overwrite`` and it is an earlier products output. Returns ``out`` and the
@@ -266,15 +274,16 @@ def write_products(
     out = Path(out)
     try:
         opened = open_forecast_any(forecast, init_from_filename)  # its attrs: for source
-        ensemble = to_wxens_forecast(opened)
     except InputError as err:
         raise InputError(f"{forecast}: {err}") from None
+    ensemble = in_wxens_layout(chosen_members(opened, members, forecast), forecast)
     if init_times is not None:
         ensemble = select_init_times(ensemble, init_times, forecast)
     ensemble = in_units(ensemble, request.units) if request.units else ensemble
     inits = [] if init_times is None else ["--init", *map(str, init_times)]
     inits += ["--init-from-filename", init_from_filename] if init_from_filename else []
-    record = products_record(forecast, request, init_times)
+    inits += ["--members", members] if members != "all" else []
+    record = products_record(forecast, request, init_times, members)
     ds = titled(
         products_dataset(ensemble, products, events, record["forecast"]),
         contents("ensemble products", ensemble),

@@ -182,6 +182,19 @@ def add_init_from_filename(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_members(parser: argparse.ArgumentParser) -> None:
+    """``--members all|perturbed`` of a command that reads FORECAST as ``wxens verify``
+    reads it: :func:`pipeline.members.chosen_members`' ``members`` (its ``MEMBER_CHOICES``;
+    not imported, to keep the CLI's parser free of xarray)."""
+    parser.add_argument(
+        "--members",
+        choices=("all", "perturbed"),
+        default="all",
+        help="members of FORECAST to use: all (default; an ECMWF GRIB's control is member 0) "
+        "or perturbed (leaves out the control forecast)",
+    )
+
+
 def add_no_progress(parser: argparse.ArgumentParser) -> None:
     """``--no-progress``; without it a bar is drawn only on a terminal (:mod:`flows.cli`)."""
     parser.add_argument(

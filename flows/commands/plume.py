@@ -1,6 +1,7 @@
 """``wxens plume FORECAST --at LAT,LON --out P.png [--init T] [--truth STORE] [--variable
-t2m] [--units t2m=degC]``: a forecaster's plume (EPSgram-style) at a place, every member at
-the nearest grid point against valid time, percentiles shaded, the truth over it; drawn by
+t2m] [--units t2m=degC] [--members perturbed]``: a forecaster's plume (EPSgram-style) at a
+place, every member (or an ENS file's perturbed ones) at the nearest grid point against
+valid time, percentiles shaded, the truth over it; drawn by
 :func:`verification.plume.plot_plume`."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from flows.commands.options import add_forecast, add_init_from_filename
+from flows.commands.options import add_forecast, add_init_from_filename, add_members
 
 NAME = "plume"
 HELP = (
@@ -41,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="the figure: a PNG (or .pdf, .svg)")
     parser.add_argument("--init", help="the initial time to draw (default the latest)")
     add_init_from_filename(parser)
+    add_members(parser)
     parser.add_argument("--truth", help="analysis store whose values are drawn as markers")
     parser.add_argument(
         "--variable",
@@ -79,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         variables=args.variable,
         units=args.units,
         init_from_filename=args.init_from_filename,
+        members=args.members,
     )
     truth = open_store(args.truth).dataset if args.truth else None
     fig = plot_plume(series, truth, quantiles)

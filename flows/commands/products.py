@@ -1,6 +1,7 @@
 """``wxens products FORECAST --out P.zarr|P.nc [--mean] [--spread] [--quantiles 10,50,90]
-[--probability 't2m<0degC' ...] [--units t2m=degC]``: the ensemble's products for a
-forecaster (mean, spread, member quantiles, event probabilities), computed lazily by
+[--probability 't2m<0degC' ...] [--units t2m=degC] [--members perturbed]``: the ensemble's
+products for a forecaster (mean, spread, member quantiles, event probabilities; of an ENS
+file's perturbed members alone with ``--members perturbed``), computed lazily by
 :func:`verification.product_output.write_products` and written to Zarr or CF NetCDF-4."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 from flows.commands.options import (
     add_forecast,
     add_init_from_filename,
+    add_members,
     add_no_progress,
     add_threads,
 )
@@ -36,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "or START/END/EVERY ranges, as wxens verify --init takes them (default: all)",
     )
     add_init_from_filename(parser)
+    add_members(parser)
     add_product_options(parser)
     parser.add_argument(
         "--overwrite",
@@ -106,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         asked,
         init_times=inits,
         init_from_filename=args.init_from_filename,
+        members=args.members,
         overwrite=args.overwrite,
         progress=not args.no_progress,
     )

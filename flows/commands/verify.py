@@ -15,6 +15,7 @@ from flows.commands.options import (
     SEED,
     add_forecast,
     add_init_from_filename,
+    add_members,
     add_no_progress,
     add_threads,
     at_least,
@@ -53,13 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="verify only these leads of the forecast: a comma list, e.g. 24h or 6h,24h "
         "(default: all)",
     )
-    parser.add_argument(
-        "--members",
-        choices=("all", "perturbed"),
-        default="all",
-        help="members to verify: all (default; an ECMWF GRIB's control is member 0) or "
-        "perturbed (leaves out the control forecast)",
-    )
+    add_members(parser)
     add_init_from_filename(parser)
     parser.add_argument(
         "--seed",

@@ -7,6 +7,8 @@ the canonical grid (ascending latitudes, a regional box in -180..180) whatever t
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -25,9 +27,11 @@ from test_operational_ensembles import (
 )
 
 from flows.cli import main
+from pipeline.errors import InputError
 from pipeline.forecast_store import open_forecast
 from pipeline.sources.synthetic import synthetic_dataset
 from verification.plume import point_series
+from verification.product_output import PRODUCTS_ATTR
 
 PLACE = (44.0, -6.0)  # nearest grid point 45N, 5W (355E in a 0..360 file)
 RAW_DIMS = ("m", "init", "lead", "latitude", "longitude")
@@ -215,3 +219,53 @@ def test_a_plume_of_calendar_month_starts_is_at_each_files_own_valid_times(tmp_p
     held = xr.open_dataset(tmp_path / "hindcast_199511.nc")
     np.testing.assert_array_equal(series["valid_time"], held["time"])
     np.testing.assert_allclose(series["t2m"].isel(member=0), held["t2m"][0, :, 0, 0])
+
+
+def test_members_perturbed_products_and_plume_leave_out_an_ens_files_control(
+    fields, tmp_path, capsys
+):
+    """``--members perturbed``, as ``wxens verify`` takes it: an ENS file's products and
+    plume are those of its perturbed members 1..N alone, the control (number 0) not mixed
+    into their percentiles; the products file records it."""
+    forecast, _, variable, members = ens_grib(fields, tmp_path)
+    perturbed = members.sel(m=slice(1, None))
+    assert perturbed.sizes["m"] == members.sizes["m"] - 1 == 3
+    out = tmp_path / "P.nc"
+    asked = ["--mean", "--quantiles", "10,50,90", "--members", "perturbed", "--no-progress"]
+    assert main(["products", forecast, "--out", str(out), *asked]) == 0, capsys.readouterr().err
+    products = xr.open_dataset(out)
+    ilat = nearest(perturbed.latitude, products.latitude)
+    ilon = nearest(perturbed.longitude, products.longitude, turn=True)
+    on_grid = perturbed.values[..., ilat, :][..., ilon]
+    order = ("init_time", "lead_time", "latitude", "longitude")
+    mean = products["z_mean"].sel(level=500).transpose(*order).values
+    np.testing.assert_allclose(mean, on_grid.mean(axis=0), rtol=1e-6)
+    quantiles = products["z_quantiles"].sel(level=500).transpose("quantile", *order).values
+    np.testing.assert_allclose(quantiles, np.quantile(on_grid, QUANTILES, axis=0), rtol=1e-6)
+    assert json.loads(products.attrs[PRODUCTS_ATTR])["members"] == "perturbed"
+    assert "--members perturbed" in products.attrs["history"].splitlines()[-1]
+
+    png = tmp_path / "P.png"
+    at = f"{PLACE[0]},{PLACE[1]}"
+    code = main(["plume", forecast, "--at", at, "--out", str(png), "--members", "perturbed"])
+    assert code == 0, capsys.readouterr().err
+    series = point_series(forecast, *PLACE, members="perturbed")
+    i = nearest(perturbed.latitude, [PLACE[0]])[0]
+    j = nearest(perturbed.longitude, [PLACE[1]], turn=True)[0]
+    latest = perturbed.isel(init=-1, latitude=i, longitude=j).values
+    np.testing.assert_allclose(series[variable].transpose("member", ...).values, latest)
+
+
+def test_members_perturbed_products_refuse_a_file_that_does_not_name_its_control(
+    fields, tmp_path, capsys
+):
+    """A CDS NetCDF's numbers do not say which is the control: refused, naming the file and
+    the fix, not guessed; and every member of it, as before, by default."""
+    forecast, _, _, _ = cds(fields, tmp_path)
+    argv = ["products", forecast, "--out", str(tmp_path / "P.nc"), "--mean", "--no-progress"]
+    assert main([*argv, "--members", "perturbed"]) == 2
+    said = capsys.readouterr().err
+    assert f"{forecast}: does not say which member is the control" in said
+    assert "(--members all)" in said and not (tmp_path / "P.nc").exists()
+    with pytest.raises(InputError, match="members='control': expected one of all, perturbed"):
+        point_series(forecast, *PLACE, members="control")
