@@ -308,3 +308,15 @@ def test_tune_end_help_says_the_initial_times_end_a_lead_before_it():
     helps = {a.dest: a.help for a in parser_of("tune")._actions}
     assert "last day of the initial times" not in helps["end"]
     assert "longest lead before" in helps["end"] and "truth" in helps["end"]
+
+
+def test_members_choices_are_the_librarys():
+    """``--members`` lists its choices itself (the parser loads no xarray): they must be
+    :data:`pipeline.members.MEMBER_CHOICES`, or a choice the library takes is refused."""
+    from flows.commands.options import add_members
+    from pipeline.members import MEMBER_CHOICES
+
+    parser = argparse.ArgumentParser()
+    add_members(parser)
+    (action,) = [a for a in parser._actions if a.dest == "members"]
+    assert tuple(action.choices) == MEMBER_CHOICES
