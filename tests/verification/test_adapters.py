@@ -352,7 +352,7 @@ def test_a_forecast_variable_without_units_is_taken_as_the_truths_with_a_warning
     forecast = wxens_forecast()
     bare = forecast.assign(t2m=forecast.t2m - 273.15)
     bare["t2m"].attrs = {}
-    with caplog.at_level("WARNING", logger="pipeline.adapters"):
+    with caplog.at_level("WARNING", logger="pipeline.wxens_layout"):
         to_wxens_forecast(forecast)
         assert "units" not in caplog.text  # those with units: no word
         got = to_wxens_forecast(bare)
