@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from flows import deployments
+from flows import serving
 from pipeline.signals import Terminated
 
 
@@ -18,8 +18,8 @@ def runner_start(monkeypatch):
 
     from prefect.runner import Runner
 
-    monkeypatch.setattr(deployments, "require_server", lambda: "http://127.0.0.1:9/api")
-    monkeypatch.setattr(deployments, "to_deployments", lambda specs: [])
+    monkeypatch.setattr(serving, "require_server", lambda: "http://127.0.0.1:9/api")
+    monkeypatch.setattr(serving, "to_deployments", lambda specs: [])
     monkeypatch.setattr("prefect.flows._display_serve_start_message", lambda *d: None)
 
     def use(body):
@@ -35,7 +35,7 @@ def runner_start(monkeypatch):
 def test_sigterm_before_the_runner_has_started_exits_as_terminated(runner_start):
     runner_start(lambda runner: runner.handle_sigterm())  # not started yet
     with pytest.raises(Terminated):
-        deployments.serve(())
+        serving.serve(())
 
 
 def test_a_second_sigterm_while_stopping_lets_the_stop_finish(runner_start):
@@ -46,7 +46,7 @@ def test_a_second_sigterm_while_stopping_lets_the_stop_finish(runner_start):
 
     runner_start(stopping)
     with pytest.raises(Terminated):  # at the end, as after one SIGTERM
-        deployments.serve(())
+        serving.serve(())
 
 
 def test_ctrl_c_stops_the_runner_as_sigterm_does_cancelling_the_runs(runner_start):
@@ -67,6 +67,6 @@ def test_ctrl_c_stops_the_runner_as_sigterm_does_cancelling_the_runs(runner_star
 
     runner_start(interrupt)
     with pytest.raises(KeyboardInterrupt) as raised:
-        deployments.serve(())
+        serving.serve(())
     assert not isinstance(raised.value, Terminated)
     assert stopped == [True]
