@@ -81,7 +81,8 @@ class ForecastLayout(ABC):
     @classmethod
     def to_wxens(cls, ds: xr.Dataset) -> xr.Dataset:
         """``ds`` in the wxens layout: renamed dims and variables, CF units, valid_time
-        (the initial time plus the lead, unless marked :data:`VALID_TIME_AS_GIVEN`)."""
+        (the initial time plus the lead, unless marked :data:`VALID_TIME_AS_GIVEN`), and its
+        own attributes (its history, a wxens store's provenance) kept."""
         given = ds.coords.get(VALID_TIME)
         if given is not None and not given.attrs.get(VALID_TIME_AS_GIVEN):
             given = None
@@ -96,7 +97,8 @@ class ForecastLayout(ABC):
             if dim not in ds.dims:
                 ds = ds.expand_dims(dim) if dim in ds.coords else ds.expand_dims({dim: [0]})
         ds = xr.Dataset(
-            {_canonical_name(n, da): to_cf_units(n, da) for n, da in ds.data_vars.items()}
+            {_canonical_name(n, da): to_cf_units(n, da) for n, da in ds.data_vars.items()},
+            attrs=ds.attrs,
         )
         return _finish(ds, given)
 
@@ -243,7 +245,9 @@ def detect_layout(ds: xr.Dataset) -> type[ForecastLayout]:
 
 
 def to_wxens_forecast(ds: xr.Dataset, layout: str | None = None) -> xr.Dataset:
-    """``ds`` (any registered layout, detected unless named) in the wxens forecast layout."""
+    """``ds`` (any registered layout, detected unless named) in the wxens forecast layout,
+    its attributes kept: a products file continues its ``history`` and names its ``source``
+    from them, verify records a wxens store's provenance."""
     if not ds.data_vars:
         raise InputError(
             f"the forecast holds no data variables, only coordinates "

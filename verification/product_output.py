@@ -273,7 +273,7 @@ def write_products(
     products, events = request.parsed()
     out = Path(out)
     try:
-        opened = open_forecast_any(forecast, init_from_filename)  # its attrs: for source
+        opened = open_forecast_any(forecast, init_from_filename)
     except InputError as err:
         raise InputError(f"{forecast}: {err}") from None
     ensemble = in_wxens_layout(chosen_members(opened, members, forecast), forecast)
@@ -289,7 +289,7 @@ def write_products(
         contents("ensemble products", ensemble),
         ["wxens", "products", str(forecast), "--out", str(out), *request.flags(), *inits],
         history=str(ensemble.attrs.get("history", "")),
-        made_by=opened.attrs,
+        made_by=ensemble.attrs,
     )
     ds.attrs[PRODUCTS_ATTR] = record
     write_aside(

@@ -123,10 +123,10 @@ def verify_store(
     Returns the tree and the paths written.
     """
     ensemble = chosen_members(open_forecast_any(forecast, init_from_filename), members, forecast)
-    ensemble = _in_wxens_layout(ensemble, forecast)
+    ensemble = in_wxens_layout(ensemble, forecast)
     other = None
     if reference is not None:
-        other = _in_wxens_layout(open_forecast_any(reference), f"the reference {reference}")
+        other = in_wxens_layout(open_forecast_any(reference), f"the reference {reference}")
     if variables:
         missing = [v for v in variables if v not in ensemble.data_vars]
         if missing:
@@ -173,13 +173,6 @@ def inputs_attrs(
     if times.size:
         attrs[TRUTH_TIMES] = f"{times.size} times {times.min()} to {times.max()}"
     return attrs
-
-
-def _in_wxens_layout(ensemble: xr.Dataset, named: object) -> xr.Dataset:
-    """``ensemble`` in the wxens layout; an InputError of the mapping names the file
-    (``named``), which the mapping does not know: with a ``--reference`` either could be
-    the one at fault. The attributes (a wxens store's provenance) are kept."""
-    return in_wxens_layout(ensemble, named).assign_attrs(ensemble.attrs)
 
 
 def select_init_times(ensemble: xr.Dataset, init_times: Any, forecast: Any) -> xr.Dataset:

@@ -110,6 +110,15 @@ def test_producer_layouts_map_onto_wxens(convert, name):
     assert_same_forecast(to_wxens_forecast(theirs), expected)
 
 
+@pytest.mark.parametrize("convert", [lambda ds: ds, as_cfgrib, as_weatherbench2, as_graphcast])
+def test_the_global_attributes_of_every_layout_are_kept(convert):
+    """A file's own attributes (its history, a wxens store's provenance) were dropped by the
+    mapping: products could not continue the file's history, verify re-read them."""
+    said = {"history": "made by a model", "institution": "ECMWF"}
+    got = to_wxens_forecast(convert(wxens_forecast()).assign_attrs(said))
+    assert got.attrs == said
+
+
 def test_a_graphcast_forecast_whose_leads_do_not_match_its_valid_times_is_refused():
     theirs = as_graphcast(wxens_forecast())
     drift = xr.DataArray(pd.to_timedelta([0, 1, 2], unit="h"), dims="time")

@@ -132,3 +132,17 @@ def test_a_forecast_store_s_products_say_the_method_that_produced_them(tmp_path)
     out, _ = write_products(plain, tmp_path / "q.nc", asked, progress=False)
     with netCDF4.Dataset(out) as nc:
         assert "source" not in nc.ncattrs()
+
+
+def test_a_products_file_s_history_continues_the_forecast_file_s(tmp_path):
+    """The forecast's attributes were dropped as it was mapped to the wxens layout, so a
+    products file's history began with its own command, the producer's lines (cfgrib's
+    conversion, a model's run) lost; CF's history lists every step that made the file."""
+    made = "2019-03-04T06:00:00Z GRIB to CDM+CF via cfgrib-0.9.14 (ecmwf/cfgrib)"
+    forecast = tmp_path / "f.nc"
+    ensemble().assign_attrs(history=made).to_netcdf(forecast)
+    out, _ = write_products(forecast, tmp_path / "p.nc", ProductRequest(mean=True), progress=False)
+    with netCDF4.Dataset(out) as nc:
+        lines = nc.history.splitlines()
+    assert lines[0] == made and len(lines) == 2, lines
+    assert lines[1].endswith(f"wxens products {forecast} --out {out} --mean"), lines
