@@ -37,9 +37,10 @@ def interval_blocks(experiments: list[Scores], at: dict[str, list]) -> xr.DataAr
             continue
         crps = e.per_init["fair_crps"].sel(at)
         blocks = pd.DatetimeIndex(crps[INIT_TIME].values).floor(e.per_init.attrs["interval_block"])
-        counts.append(blocks_with_values(crps, blocks, dim=INIT_TIME).astype(float))
+        held = blocks_with_values(crps, blocks, dim=INIT_TIME).astype(float)
+        counts.append(held.reset_coords(drop=True))  # an older file's count has no coords
     names = pd.Index([e.name for e in experiments], name=EXPERIMENT)
-    counts = xr.concat(counts, names).transpose(EXPERIMENT, *at).reset_coords(drop=True)
+    counts = xr.concat(counts, names).transpose(EXPERIMENT, *at)
     return counts.rename(BLOCKS)
 
 

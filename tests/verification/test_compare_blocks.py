@@ -80,3 +80,12 @@ def test_the_csv_holds_the_paired_interval_of_the_best_against_its_nearest_rival
     old = comparison_frame(compare_scorecards([without_per_init(walk(10)[0]), walk(10)[1]]))
     assert old.fair_crps_paired_high.isna().all()  # judged unpaired: no paired interval
     assert isinstance(old, pd.DataFrame)
+
+
+def test_three_files_one_older_count_the_blocks_of_those_that_record_them():
+    """An older file among three (not only beside one other) compares: its count is NaN,
+    the others' their blocks (it raised on the older count's missing coordinates)."""
+    a, b = walk(10)
+    table = compare_scorecards([a, b, without_per_init(a)], ["a", "b", "c"])
+    assert table.blocks.sel(experiment="c").isnull().all()
+    assert (table.blocks.sel(experiment=["a", "b"]) == 10).all()
