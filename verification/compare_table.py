@@ -80,12 +80,15 @@ def best(values: xr.DataArray, from_best: Callable | None) -> xr.DataArray:
 def within_noise(
     table: xr.Dataset, score: str, from_best: Callable | None, marks: xr.DataArray
 ) -> xr.DataArray:
-    """Where a best of ``marks`` (:func:`best` of ``score``) is within the noise (bool): its
-    block-bootstrap interval reaches as far from the best as another experiment's comes near
-    it, so the files cannot tell them apart (a CRPS of .159 [.14, .18] beside .169
-    [.15, .19]). Unpaired intervals: conservative, as the experiments' errors on the same
-    days are correlated. False (the point estimate decides, as before) where the files hold
-    no interval of ``score``, or one is n/a in the row (too few blocks).
+    """Where a best of ``marks`` (:func:`best` of ``score``) is within the noise (bool),
+    judged rival by rival (:func:`rival_rules`): against a rival whose fair CRPS pairs with
+    the best's, where the paired interval of (best - rival) reaches 0; against any other,
+    where the best's block-bootstrap interval reaches as far from the best as the rival's
+    comes near it, so the files cannot tell them apart (a CRPS of .159 [.14, .18] beside
+    .169 [.15, .19]). Unpaired intervals: conservative, as the experiments' errors on the
+    same days are correlated. One rival within the noise makes the best ``~``. False (the
+    point estimate decides) where the files hold no interval of ``score``; against the
+    unpaired rivals also where one is n/a in the row (too few blocks).
 
     An interval's distances from the best are its ends' for a score lowest best, and, for
     one nearest a value (a ratio nearest 1), 0 near where it holds that value: its ends'
@@ -99,38 +102,37 @@ def within_noise(
     ends = from_best(low), from_best(high)
     near, far = (ends[0] + ends[1] - (high - low)) / 2, np.maximum(*ends)
     judged = (low.notnull() & high.notnull() | table[score].isnull()).all(EXPERIMENT)
-    others = table[EXPERIMENT].values
-    rivals = [near.where(near[EXPERIMENT] != e).min(EXPERIMENT) for e in others]
-    rivals = xr.concat(rivals, EXPERIMENT).assign_coords({EXPERIMENT: others})
-    unpaired = marks & judged & (far >= rivals)
+    paired, unpaired = rival_rules(table, score)
+    noise = (unpaired & judged & (far >= near.rename({EXPERIMENT: RIVAL}))).any(RIVAL)
+    if bool(paired.any()):
+        noise = noise | (paired & (table[f"{PAIRED}_high"] >= 0)).any(RIVAL)  # may be >= 0
+    return marks & noise
+
+
+def rival_rules(table: xr.Dataset, score: str) -> tuple[xr.DataArray, xr.DataArray]:
+    """Which rule judges each experiment's ``score`` against each rival with a value
+    (bools over ``experiment`` and ``rival``, by row): paired, where the interval of their
+    fair CRPS difference is there (:func:`~verification.compare_paired.paired_intervals`:
+    ``/per_init`` in both files, the same initial times, enough blocks), and unpaired
+    elsewhere (a file an older wxens wrote; every score but the fair CRPS)."""
+    rivals = table[score].notnull().rename({EXPERIMENT: RIVAL})
+    rivals = rivals & (table[EXPERIMENT] != rivals[RIVAL])
     if score != "fair_crps" or f"{PAIRED}_high" not in table:
-        return unpaired
-    reaches = (table[f"{PAIRED}_high"] >= 0).any(RIVAL)  # best - rival may be 0 or more
-    return marks & xr.where(judged_paired(table), reaches, unpaired)
-
-
-def judged_paired(table: xr.Dataset) -> xr.DataArray:
-    """Where an experiment's fair CRPS is judged against the noise by the paired rule
-    (:func:`~verification.compare_paired.paired_intervals`; bool): its interval of the
-    difference from every rival with a value is there (the files pair: ``/per_init`` in
-    both, the same initial times; and enough blocks). Elsewhere :func:`within_noise` reads
-    the unpaired intervals, as for a file an older wxens wrote."""
-    if f"{PAIRED}_high" not in table:
-        return xr.zeros_like(table["fair_crps"], dtype=bool)
-    high = table[f"{PAIRED}_high"]
-    other = high[EXPERIMENT] != high[RIVAL]
-    rivals = table["fair_crps"].notnull().rename({EXPERIMENT: RIVAL}) & other
-    return (high.notnull() | ~rivals).all(RIVAL) & (high.notnull() & rivals).any(RIVAL)
+        return xr.zeros_like(rivals), rivals
+    paired = rivals & table[f"{PAIRED}_high"].notnull()
+    return paired, rivals & ~paired
 
 
 def noise_rule(table: xr.Dataset, score: str, marks: xr.DataArray, at: dict) -> str:
-    """The rule :func:`within_noise` judged the row ``at``'s marked best with: ``paired``,
-    ``unpaired`` (intervals side by side), or "" (no interval: the point estimate)."""
+    """The rule :func:`within_noise` judged the row ``at``'s marked best with: ``paired``
+    or ``unpaired`` against every rival (:func:`rival_rules`), ``mixed`` (some of each: the
+    legend names which), or "" (no interval: the point estimate). One word, not a rule per
+    rival, so that a CSV filters on it; ties: the bests' words joined by ``;``."""
     if f"{score}{ENDS[0]}" not in table:
         return ""
-    paired = judged_paired(table) if score == "fair_crps" else xr.zeros_like(marks)
-    rules = np.where(paired.sel(at).values, "paired", "unpaired")[marks.sel(at).values]
-    return ";".join(dict.fromkeys(map(str, rules)))
+    paired, unpaired = (r.sel(at).any(RIVAL).values for r in rival_rules(table, score))
+    words = np.where(paired & unpaired, "mixed", np.where(paired, "paired", "unpaired"))
+    return ";".join(dict.fromkeys(map(str, words[marks.sel(at).values])))
 
 
 def comparison_frame(table: xr.Dataset) -> pd.DataFrame:
@@ -167,19 +169,21 @@ def comparison_frame(table: xr.Dataset) -> pd.DataFrame:
 
 
 def paired_columns(table: xr.Dataset, score: str, marks: xr.DataArray, at: dict) -> dict:
-    """``paired_rival``, ``fair_crps_paired_low`` and ``_high`` of a fair CRPS row judged
-    paired (:func:`judged_paired`) with one best: the interval of its CRPS minus the rival's
-    whose interval reaches highest, the nearest the paired rule reads (``~`` exactly where
-    its high end reaches 0); "" and NaN elsewhere. Columns on the row the mark is on, not a
+    """``paired_rival``, ``fair_crps_paired_low`` and ``_high`` of a fair CRPS row with
+    one best judged paired against some rival (:func:`rival_rules`): the interval of its CRPS
+    minus the paired rival's whose interval reaches highest, the nearest the paired rule
+    reads (``~`` where its high end reaches 0, or, where the rule is ``mixed``, an unpaired
+    rival's interval overlaps); "" and NaN elsewhere. Columns on the row the mark is on, not a
     row per pair: a pair's difference is no one experiment's, and a researcher reads the
     mark and its evidence in one row (every pair: ``compare_scorecards``'s table)."""
     columns = {"paired_rival": "", f"{PAIRED}_low": np.nan, f"{PAIRED}_high": np.nan}
     chosen = table[EXPERIMENT].values[marks.sel(at).values]
     if score != "fair_crps" or len(chosen) != 1:
         return columns
-    if not bool(judged_paired(table).sel(at | {EXPERIMENT: chosen[0]})):
+    paired = rival_rules(table, score)[0].sel(at | {EXPERIMENT: chosen[0]})
+    if not bool(paired.any()):
         return columns
-    high = table[f"{PAIRED}_high"].sel(at | {EXPERIMENT: chosen[0]})
+    high = table[f"{PAIRED}_high"].sel(at | {EXPERIMENT: chosen[0]}).where(paired)
     nearest = high[RIVAL].values[np.argmax(high.fillna(-np.inf).values)]
     pair = {EXPERIMENT: chosen[0], RIVAL: nearest}
     columns["paired_rival"] = str(pair[RIVAL])
@@ -265,7 +269,8 @@ def noise_legend(table: xr.Dataset) -> str:
         )
     marks = best(table["fair_crps"], compared(table)["fair_crps"][1])
     paired = paired_legend(table)
-    if paired and not bool((marks & ~judged_paired(table)).any()):  # every CRPS mark paired
+    unpaired = rival_rules(table, "fair_crps")[1].any(RIVAL)
+    if paired and not bool((marks & unpaired).any()):  # every CRPS mark judged paired
         judged.remove(compared(table)["fair_crps"][0])
     lines = [
         f"{NOISE_MARK} best, but within the noise ({', '.join(judged)}): its interval overlaps "
@@ -283,25 +288,39 @@ def noise_legend(table: xr.Dataset) -> str:
 
 def paired_legend(table: xr.Dataset) -> str:
     """The legend's line on the fair CRPS's marks the paired rule judged
-    (:func:`judged_paired`), naming the rows the unpaired one judged; "" where none."""
+    (:func:`rival_rules`): at every row against every rival, or, rival by rival, against
+    which rivals each best was judged paired and against which unpaired; "" where none."""
     marks = best(table["fair_crps"], compared(table)["fair_crps"][1])
-    paired = judged_paired(table)
-    if not bool((marks & paired).any()):
+    rules = rival_rules(table, "fair_crps")
+    if not bool((marks & rules[0].any(RIVAL)).any()):
         return ""
-    unpaired = (marks & ~paired).any(EXPERIMENT).to_dataframe(name="u").query("u").index
-    rows = ", ".join(f"{v} {_hours(lead):g}h" for v, lead in unpaired)
-    where = (
-        f"except at {rows}: unpaired there (a rival did not pair, or too few blocks)"
-        if rows
-        else "at every row"
-    )
+    where = "at every row"
+    if bool((marks & rules[1].any(RIVAL)).any()):
+        where = "rival by rival: " + "; ".join(
+            _judged_against(rules, marks.sel({EXPERIMENT: name}), name)
+            for name in table[EXPERIMENT].values
+            if bool(marks.sel({EXPERIMENT: name}).any())
+        )
     return (
         f"fair CRPS judged paired ({where}): {NOISE_MARK} where the interval of the best's "
-        "CRPS minus some rival's, paired by initial time (the files' blocks, draws and seed), "
-        f"reaches 0; {MARK} where it is below 0 against every rival, even where the intervals "
-        "shown (each file's alone) overlap: the two share the weather, so the paired one is "
-        "sharper; for any two: wxens verify A --reference B"
+        "CRPS minus a paired rival's, paired by initial time (the files' blocks, draws and "
+        f"seed), reaches 0; {MARK} where it is below 0 against every paired rival, even "
+        "where the intervals shown (each file's alone) overlap: the two share the weather, "
+        "so the paired one is sharper (an unpaired rival: its file did not pair, or too few "
+        "blocks; the intervals shown judge); for any two: wxens verify A --reference B"
     )
+
+
+def _judged_against(rules: tuple, marked: xr.DataArray, name) -> str:
+    """``a paired against b, unpaired against c``: the rivals the best ``name`` was judged
+    against by each rule (:func:`rival_rules`) at the rows ``marked`` (a rival may be in
+    both, where too few blocks left its pair unpaired at some)."""
+    parts = []
+    for word, rule in zip(("paired", "unpaired"), rules, strict=True):
+        against = (rule.sel({EXPERIMENT: name}) & marked).any([VARIABLE, LEAD_TIME])
+        rivals = against[RIVAL].values[against.values]
+        parts += [f"{word} against {', '.join(map(str, rivals))}"] if rivals.size else []
+    return f"{name} {', '.join(parts)}"
 
 
 def without_floor(table: xr.Dataset) -> list[str]:
