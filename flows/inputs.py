@@ -234,10 +234,14 @@ def claimed_init_times(claims: Claims, batch: pd.DatetimeIndex) -> list[str] | N
 
 
 def products_current(
-    forecast: str, out: str, products: Mapping[str, Any], init_times: list[str] | None
+    forecast: str,
+    out: str,
+    products: Mapping[str, Any],
+    init_times: list[str] | None,
+    members: str = "all",
 ) -> bool:
     """Whether ``out`` holds the products flow's products ``products`` of ``forecast`` at
-    ``init_times``, as its root attribute records them
+    ``init_times`` and of its ``members``, as its root attribute records them
     (:func:`verification.product_output.products_record`). Existing is not enough: another
     run (other initial times) or a hand-run ``wxens products --overwrite`` (other products)
     may have replaced the file since, and a cached rerun would then leave it as its own."""
@@ -247,7 +251,7 @@ def products_current(
         products_record,
     )
 
-    want = products_record(forecast, ProductRequest.of(dict(products)), init_times)
+    want = products_record(forecast, ProductRequest.of(dict(products)), init_times, members)
     try:
         with xr.open_dataset(out, engine=writer_for(out).engine) as ds:
             held = ds.attrs.get(PRODUCTS_ATTR)

@@ -201,7 +201,7 @@ FLOW_CHECKS: dict[str, tuple[Callable[[Mapping[str, Any]], None], ...]] = {
     "bias_correct": (_correction, _stores("forecast", "truth", "out")),
     "baseline": (_baseline, _SEED, _stores("store", "forecast", "out")),
     "verify": (_member_choice, _outputs),
-    "products": (_products, _leads_and_times),
+    "products": (_member_choice, _products, _leads_and_times),
     "ensemble_run": (
         _counts("members", "latest", "cycle_hours"),
         _SEED,

@@ -273,10 +273,15 @@ def verify_forecast(
 
 @wxens_task(name="write-forecast-products", reads=("forecast",))
 def write_forecast_products(
-    forecast: str, out: str, asked: dict[str, Any], init_times: list[str] | None = None
+    forecast: str,
+    out: str,
+    asked: dict[str, Any],
+    init_times: list[str] | None = None,
+    members: str = "all",
 ) -> str:
     """:func:`verification.product_output.write_products` (``wxens products --overwrite``) of
-    the forecast store ``forecast`` at ``init_times`` (None: all): the products of ``asked``
+    the forecast ``forecast`` at ``init_times`` (None: all) and of its ``members`` (``all``,
+    or ``perturbed``: an ENS file's without its control): the products of ``asked``
     (:class:`~verification.product_output.ProductRequest`'s fields) to ``out`` (Zarr, or
     CF NetCDF-4 for ``.nc``), replacing an earlier products output there (each cycle's run
     rewrites it with its own initial times'; anything else there is refused). Keyed on
@@ -285,5 +290,13 @@ def write_forecast_products(
     from verification.product_output import ProductRequest, write_products
 
     request = ProductRequest.of(asked)
-    write_products(forecast, out, request, init_times=init_times, overwrite=True, progress=False)
+    write_products(
+        forecast,
+        out,
+        request,
+        init_times=init_times,
+        members=members,
+        overwrite=True,
+        progress=False,
+    )
     return out

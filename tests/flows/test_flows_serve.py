@@ -224,6 +224,11 @@ RUN = {"store": "s.zarr", "checkpoint": "m", "forecast_store": "f.zarr", "scores
             {"forecast": "f.zarr", "out": "p.nc", "products": {"median": True}},
             "give a mapping of mean, spread, quantiles, probability, units",
         ),
+        (  # an ENS file's perturbed members, as verify's: a bad choice refused as it loads
+            "products",
+            {"forecast": "f.grib", "out": "p.nc", "products": {"mean": True}, "members": "pf"},
+            "members='pf': expected one of all, perturbed",
+        ),
         (  # its initial times, as ensemble_run gives them, checked as forecast's
             "products",
             {"forecast": "f.zarr", "out": "p.nc", "products": {"mean": True}, "init_times": ["x"]},

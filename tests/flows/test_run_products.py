@@ -3,12 +3,19 @@ it delivers, the same fields as the library call the command makes."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import xarray as xr
+import yaml
 
 from pipeline.forecast_store import open_forecast
+from pipeline.sources.synthetic import synthetic_dataset
 from tests.flows.conftest import CHAIN_INIT_TIMES, in_directory
+from tests.verification.test_operational_ensembles import CONFIG, OFFSET, write_ens_grib
+from verification.product_output import PRODUCTS_ATTR
 
 pytestmark = pytest.mark.slow
 
@@ -162,3 +169,34 @@ def test_the_run_summary_names_the_files_a_products_template_gave(chain):
     one["forecast_init_times"] = CHAIN_INIT_TIMES[:1]
     single = "products         uk_2000010800.nc (this run's initial time 2000-01-08T00:00)"
     assert single in describe(one)
+
+
+def test_a_schedules_products_of_an_ens_file_leave_out_its_control(
+    prefect_server, tmp_path, file_times
+):
+    """``wxens products --members perturbed`` left an ENS file's control (number 0) out; a
+    schedule's products deployment could not: ``members: perturbed`` loads, and its run's
+    products are those of members 1..N. Member k is the truth plus ``OFFSET * k``, so their
+    mean is ``OFFSET / 2`` above the mean of all of 0..N. Asking all members again is another
+    request, not the file's own: written again, not skipped."""
+    from flows.deployments import load_schedule
+    from flows.steps import products
+
+    grib = write_ens_grib(tmp_path / "ens.grib", synthetic_dataset(CONFIG).load(), range(4))
+    asked = {"forecast": str(grib), "products": {"mean": True}, "members": "perturbed"}
+    run = {"name": "ens-products", "flow": "products", "cron": "0 */6 * * *"}
+    schedule = tmp_path / "schedule.yaml"
+    run["parameters"] = {**asked, "out": str(tmp_path / "perturbed.nc")}
+    schedule.write_text(yaml.safe_dump({"deployments": [run]}))
+    [spec] = load_schedule(schedule)
+    perturbed = products(**spec.parameters)
+    every = products(**{**spec.parameters, "out": str(tmp_path / "all.nc"), "members": "all"})
+    with xr.open_dataset(perturbed) as got, xr.open_dataset(every) as whole:
+        assert json.loads(got.attrs[PRODUCTS_ATTR])["members"] == "perturbed"
+        xr.testing.assert_allclose(got["z_mean"], whole["z_mean"] + OFFSET / 2, atol=1e-2)
+    before = file_times(Path(perturbed))
+    products(**spec.parameters)
+    assert file_times(Path(perturbed)) == before  # its own products of those members: skipped
+    products(**{**spec.parameters, "members": "all"})
+    with xr.open_dataset(perturbed) as got, xr.open_dataset(every) as whole:
+        xr.testing.assert_allclose(got["z_mean"], whole["z_mean"])
