@@ -233,18 +233,34 @@ def products_record(
     request: ProductRequest,
     init_times: Sequence[Any] | None,
     members: str = "all",
+    init_from_filename: str | None = None,
 ) -> dict[str, Any]:
     """What :func:`write_products` records in :data:`PRODUCTS_ATTR`: the forecast (its
     absolute path, where it is one), the request, the initial times asked (sorted ISO
-    texts; None: all) and the members (``all`` or ``perturbed``), as JSON values; a
-    scheduled rerun compares it with its own to see whether another run or a hand-run
-    ``wxens products --overwrite`` replaced the file."""
+    texts; None: all), the members (``all`` or ``perturbed``) and the file-name format of
+    one file per start date (None: none), as JSON values; a scheduled rerun compares it
+    with its own to see whether another run or a hand-run ``wxens products --overwrite``
+    replaced the file, and ``wxens info`` shows it as the flags that remake the file."""
     origin = Path(forecast).resolve() if Path(forecast).exists() else forecast
     times = (
         None if init_times is None else sorted({pd.Timestamp(t).isoformat() for t in init_times})
     )
     asked = {name: list(v) if isinstance(v, tuple) else v for name, v in asdict(request).items()}
-    return {"forecast": str(origin), "request": asked, "init_times": times, "members": members}
+    return {
+        "forecast": str(origin),
+        "request": asked,
+        "init_times": times,
+        "members": members,
+        "init_from_filename": init_from_filename,
+    }
+
+
+def reading_flags(init_from_filename: str | None, members: str | None) -> list[str]:
+    """The ``wxens products`` flags of how the forecast was read, beyond the request: one
+    file per start date, its date from ``init_from_filename``, and ``members`` other than
+    all; the history's command and ``wxens info``'s ``asked`` line alike."""
+    flags = ["--init-from-filename", init_from_filename] if init_from_filename else []
+    return flags + (["--members", members] if members not in (None, "all") else [])
 
 
 def write_products(
@@ -281,9 +297,8 @@ def write_products(
         ensemble = select_init_times(ensemble, init_times, forecast)
     ensemble = in_units(ensemble, request.units) if request.units else ensemble
     inits = [] if init_times is None else ["--init", *map(str, init_times)]
-    inits += ["--init-from-filename", init_from_filename] if init_from_filename else []
-    inits += ["--members", members] if members != "all" else []
-    record = products_record(forecast, request, init_times, members)
+    inits += reading_flags(init_from_filename, members)
+    record = products_record(forecast, request, init_times, members, init_from_filename)
     ds = titled(
         products_dataset(ensemble, products, events, record["forecast"]),
         contents("ensemble products", ensemble),

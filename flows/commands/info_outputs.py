@@ -53,19 +53,22 @@ def describe_output(path: Path, *, fields: bool = True) -> str | None:
 def _asked(record: dict, attrs: dict) -> list[str]:
     """The lines of what a products output was asked for, as far as its ``record``
     (:func:`verification.product_output.products_record`) and CF ``attrs`` say it: its
-    title, the request as the ``wxens products`` flags that remake it, the initial times
+    title, the request as the ``wxens products`` flags that remake it (with how the forecast
+    was read: ``--init-from-filename``, ``--members``, where recorded), the initial times
     asked and the history's last line. An older wxens recorded only the forecast, and a
     newer one may record a request this one cannot read (shown as recorded)."""
     import pandas as pd
 
     from pipeline.errors import InputError
     from pipeline.forecast_times import span
-    from verification.product_output import ProductRequest
+    from verification.product_output import ProductRequest, reading_flags
 
     lines = [f"title      {attrs['title']}"] if "title" in attrs else []
     if "request" in record:
         try:
-            asked = shlex.join(ProductRequest.of(record["request"]).flags())
+            flags = ProductRequest.of(record["request"]).flags()
+            read = reading_flags(record.get("init_from_filename"), record.get("members"))
+            asked = shlex.join([*flags, *read])
         except InputError:
             asked = f"{record['request']!r} (as recorded)"
         lines.append(f"asked      {asked}")

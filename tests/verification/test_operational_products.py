@@ -269,3 +269,24 @@ def test_members_perturbed_products_refuse_a_file_that_does_not_name_its_control
     assert "(--members all)" in said and not (tmp_path / "P.nc").exists()
     with pytest.raises(InputError, match="members='control': expected one of all, perturbed"):
         point_series(forecast, *PLACE, members="control")
+
+
+@pytest.mark.parametrize(
+    ("build", "given"),
+    [(ens_grib, ["--members", "perturbed"]), (files_of_one_start, [])],
+    ids=["members", "init-from-filename"],
+)
+def test_info_asked_line_has_the_members_and_the_file_names_start_dates(
+    fields, tmp_path, capsys, build, given
+):
+    """``wxens info P.nc`` showed the request's flags without ``--members perturbed`` (only
+    in the history line): a forecaster read products of every member. Its ``asked`` line
+    now remakes the file: the members and how the start dates were read, where asked."""
+    forecast, flags, _, _ = build(fields, tmp_path)
+    out = tmp_path / "P.nc"
+    argv = ["products", forecast, "--out", str(out), "--mean", *flags, *given, "--no-progress"]
+    assert main(argv) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert f"asked      --mean {' '.join([*flags, *given])}" in shown
