@@ -322,7 +322,8 @@ def test_the_docs_show_the_shipped_schedule_as_it_is(tmp_path):
     feed = next(b for b in blocks if b.startswith("  - name: uk-ingest"))
     both = tmp_path / "with_a_feed.yaml"
     both.write_text(SHIPPED.read_text(encoding="utf-8") + feed, encoding="utf-8")
-    assert [s.name for s in load_schedule(both)] == ["uk-ensemble", "uk-ingest", "ens-verify"]
+    names = ["uk-ensemble", "uk-ingest", "ens-verify", "ens-products"]
+    assert [s.name for s in load_schedule(both)] == names
 
 
 def test_every_flow_check_is_of_a_flow():
