@@ -20,11 +20,14 @@ MEMBER_CHOICES = ("all", "perturbed")
 
 
 def chosen_members(ds: xr.Dataset, members: str, origin: object) -> xr.Dataset:
-    """``ds`` (as opened) of the members ``members`` names: ``all`` is ``ds`` itself,
-    ``perturbed`` is :func:`perturbed_members`; one meaning for every command taking
-    ``--members``. InputError naming the choices for anything else (:func:`check_members`)."""
+    """``ds`` (as opened, any layout) in the wxens layout, of the members ``members`` names:
+    ``all`` is every one (:func:`in_wxens_layout`), ``perturbed`` is :func:`perturbed_members`;
+    one meaning for every command taking ``--members``. InputError naming the choices for
+    anything else (:func:`check_members`)."""
     check_members(members)
-    return perturbed_members(ds, origin) if members == "perturbed" else ds
+    if members == "perturbed":
+        return perturbed_members(ds, origin)
+    return in_wxens_layout(ds, origin)
 
 
 def check_members(members: object) -> None:

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 
 from pipeline.errors import InputError
 from pipeline.forecast_times import span
-from pipeline.members import chosen_members, in_wxens_layout
+from pipeline.members import chosen_members
 from pipeline.schema import INIT_TIME, LAT, LEAD_TIME, LEVEL, LON, MEMBER, TIME, VALID_TIME
 from verification.output import conversion
 from verification.plots import MAX_VARIABLES, channel_units, label_with_units, panel_figure
@@ -96,7 +96,7 @@ def point_series(
         if isinstance(forecast, xr.Dataset)
         else open_forecast_any(forecast, init_from_filename)
     )
-    ensemble = in_wxens_layout(chosen_members(opened, members, named), named)
+    ensemble = chosen_members(opened, members, named)
     i, j = nearest_point(ensemble[LAT].values, ensemble[LON].values, latitude, longitude, named)
     at = ensemble.isel({LAT: i, LON: j}).sel({INIT_TIME: _init_time(ensemble, init, named)})
     at = in_units(at, units) if units else at

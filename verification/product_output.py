@@ -22,7 +22,7 @@ import xarray as xr
 from pipeline.adapters import scaled
 from pipeline.errors import InputError
 from pipeline.file_attrs import contents, titled
-from pipeline.members import chosen_members, in_wxens_layout
+from pipeline.members import chosen_members
 from pipeline.normalize import UNIT_CONVERSIONS, canonical_units
 from pipeline.store_export import write_aside
 from verification.output import conversion, unit_factors
@@ -292,7 +292,7 @@ def write_products(
         opened = open_forecast_any(forecast, init_from_filename)
     except InputError as err:
         raise InputError(f"{forecast}: {err}") from None
-    ensemble = in_wxens_layout(chosen_members(opened, members, forecast), forecast)
+    ensemble = chosen_members(opened, members, forecast)
     if init_times is not None:
         ensemble = select_init_times(ensemble, init_times, forecast)
     ensemble = in_units(ensemble, request.units) if request.units else ensemble

@@ -123,7 +123,6 @@ def verify_store(
     Returns the tree and the paths written.
     """
     ensemble = chosen_members(open_forecast_any(forecast, init_from_filename), members, forecast)
-    ensemble = in_wxens_layout(ensemble, forecast)
     other = None
     if reference is not None:
         other = in_wxens_layout(open_forecast_any(reference), f"the reference {reference}")
