@@ -20,25 +20,23 @@ from pipeline.schema import INIT_TIME, TIME
 
 
 def titled(
-    ds: xr.Dataset,
-    title: str,
-    command: Sequence[str],
-    history: str = "",
-    made_by: Mapping[str, Any] | None = None,
+    ds: xr.Dataset, title: str, command: Sequence[str], made_from: Mapping[str, Any] | None = None
 ) -> xr.Dataset:
     """``ds`` (attributes copied) with ``title`` unless it has its own, ``source`` unless it
-    has its own where ``made_by`` (the forecast store's attrs; else ``ds``'s) records a
-    generator (:func:`forecast_source`), and ``command`` (a wxens command line's words,
-    quoted as a shell needs) appended to ``history`` (else its own), timestamped in UTC and
-    bounded as a store's (:func:`with_history`)."""
+    has its own where ``made_from`` (the attributes of what ``ds`` was made from, a forecast
+    store's; None: ``ds``'s own) records a generator (:func:`forecast_source`), and
+    ``command`` (a wxens command line's words, quoted as a shell needs) appended to
+    ``made_from``'s ``history``, timestamped in UTC and bounded as a store's
+    (:func:`with_history`)."""
+    made_from = ds.attrs if made_from is None else made_from
     out = ds.copy(deep=False)
     out.attrs = dict(ds.attrs)
     out.attrs.setdefault("title", title)
-    source = forecast_source(ds.attrs if made_by is None else made_by)
+    source = forecast_source(made_from)
     if source:
         out.attrs.setdefault("source", source)
     line = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} {shlex.join(command)}"
-    out.attrs["history"] = with_history(history or str(ds.attrs.get("history", "")), line)
+    out.attrs["history"] = with_history(str(made_from.get("history", "")), line)
     return out
 
 

@@ -303,8 +303,7 @@ def write_products(
         products_dataset(ensemble, products, events, record["forecast"]),
         contents("ensemble products", ensemble),
         ["wxens", "products", str(forecast), "--out", str(out), *request.flags(), *inits],
-        history=str(ensemble.attrs.get("history", "")),
-        made_by=ensemble.attrs,
+        ensemble.attrs,
     )
     ds.attrs[PRODUCTS_ATTR] = record
     write_aside(
