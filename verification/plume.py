@@ -169,14 +169,15 @@ def truth_series(truth: xr.Dataset, series: xr.Dataset) -> xr.Dataset:
 
 def plot_plume(
     series: xr.Dataset,
-    truth: xr.Dataset | None = None,
+    observed: xr.Dataset | None = None,
     quantiles: Sequence[float] = (0.1, 0.5, 0.9),
 ) -> Figure:
     """The plume of ``series`` (:func:`point_series`), one panel per variable against valid
     time: each member a thin grey line, the band between the lowest and highest of
     ``quantiles`` shaded, each quantile between them a line (the median) marked at the leads
-    forecast (the lines between join them, they hold no forecast), and ``truth`` (an
-    analysis, :func:`truth_series`) as black markers at the valid times it holds. The title
+    forecast (the lines between join them, they hold no forecast), and ``observed`` (the
+    analysis at the point, :func:`truth_series`: read once by the caller, who also counts
+    it) as black markers at the valid times it holds. The title
     names the grid point, the place asked for and the initial time; the y axes their units.
     InputError for a quantile outside [0, 1] or more than :data:`MAX_VARIABLES` panels."""
     q = sorted(float(x) for x in quantiles)
@@ -188,7 +189,7 @@ def plot_plume(
             f"variables={names} (--variable): {len(names)} panels; a plume draws at most "
             f"{MAX_VARIABLES}: choose some, e.g. variables=['t2m'] (--variable t2m)"
         )
-    observed = truth_series(truth, series) if truth is not None else xr.Dataset()
+    observed = xr.Dataset() if observed is None else observed
     fig = panel_figure(1, len(names), PANEL_WIDTH_INCHES, PANEL_HEIGHT_INCHES)
     axes = fig.subplots(len(names), 1, squeeze=False, sharex=True)[:, 0]
     x = series[VALID_TIME].values

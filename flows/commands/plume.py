@@ -83,13 +83,13 @@ def run(args: argparse.Namespace) -> int:
         init_from_filename=args.init_from_filename,
         members=args.members,
     )
-    truth = open_store(args.truth).dataset if args.truth else None
+    truth = truth_series(open_store(args.truth).dataset, series) if args.truth else None
     fig = plot_plume(series, truth, quantiles)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=100)
     said = f"{args.out}: {args.forecast}'s {plume_title(series)}"
     if truth is not None:
-        arrived = truth_series(truth, series).sizes.get("valid_time", 0)
+        arrived = truth.sizes.get("valid_time", 0)
         said += f"; truth at {arrived} of {series.sizes['valid_time']} valid times"
     print(said)
     return 0

@@ -14,7 +14,7 @@ import xarray as xr
 
 from pipeline.errors import InputError
 from tests.verification.test_products import MEMBERS, ensemble
-from verification.plume import nearest_point, plot_plume, point_series
+from verification.plume import nearest_point, plot_plume, point_series, truth_series
 
 GLOBAL_0_360 = np.arange(0.0, 360.0, 2.5)
 GLOBAL_180 = np.arange(-180.0, 180.0, 2.5)
@@ -101,7 +101,7 @@ def test_truth_is_drawn_only_at_the_valid_times_it_holds():
         {"t2m": (("time", "latitude", "longitude"), np.full((2, 3, 4), 5.0), {"units": "degC"})},
         coords={"time": held, "latitude": [50.0, 51.0, 52.0], "longitude": [358, 359, 0, 1]},
     )
-    ax = plot_plume(series, truth=truth).axes[0]
+    ax = plot_plume(series, truth_series(truth, series)).axes[0]
     markers = artist(ax, "truth")
     # one of the two valid times; 9 March is none
     np.testing.assert_array_equal(markers.get_xdata(), series["valid_time"].values[1:])
@@ -117,7 +117,7 @@ def test_a_variable_the_truth_lacks_is_drawn_without_markers_and_said(caplog):
     logger = logging.getLogger("verification.plume")
     logger.addHandler(caplog.handler)
     try:
-        ax = plot_plume(series, truth=truth).axes[0]
+        ax = plot_plume(series, truth_series(truth, series)).axes[0]
     finally:
         logger.removeHandler(caplog.handler)
     assert not [line for line in ax.lines if line.get_gid() == "truth"]
