@@ -47,11 +47,10 @@ from pipeline.forecast_provenance import ForecastProvenance
 from pipeline.forecast_rerun import batches, same_values
 from pipeline.forecast_times import INIT_CHUNK, SECONDS, finest_cycle, repair_valid_time, span
 from pipeline.schema import (
+    FORECAST_DIMS,
     INIT_TIME,
-    LAT,
     LEAD_TIME,
     LEVEL,
-    LON,
     MEMBER,
     SCHEMA_VERSION,
     VALID_TIME,
@@ -70,7 +69,6 @@ from pipeline.transaction import (
 log = logging.getLogger(__name__)
 
 COMPLETE = "complete"
-FORECAST_DIMS = (INIT_TIME, MEMBER, LEAD_TIME, LEVEL, LAT, LON)
 
 ANALYSIS_ATTR = "wxens_analysis_store"
 """The forecast store's attribute naming the analysis store its first forecast was drawn

@@ -28,6 +28,9 @@ MEMBER = "member"
 LEAD_TIME = "lead_time"
 VALID_TIME = "valid_time"
 CHANNEL = "channel"
+#: The dims of a forecast variable in the wxens layout, in order (``level`` only where it has
+#: levels): what every layout is mapped to and a forecast store holds.
+FORECAST_DIMS = (INIT_TIME, MEMBER, LEAD_TIME, LEVEL, LAT, LON)
 #: Other names of the member dim in producers' files (the first found is read as the
 #: members): ECMWF's ``number``, CF's ``realization``, GenCast's ``sample`` in WeatherBench 2.
 MEMBER_ALIASES = ("number", "realization", "ensemble_member", "sample", "ensemble")

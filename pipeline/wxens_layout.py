@@ -20,6 +20,7 @@ from pipeline.normalize import (
     sorted_along,
 )
 from pipeline.schema import (
+    FORECAST_DIMS,
     INIT_TIME,
     LAT,
     LEAD_TIME,
@@ -34,7 +35,6 @@ from pipeline.timeaxis import hours_text
 
 log = logging.getLogger(__name__)
 
-FORECAST_DIMS = (INIT_TIME, MEMBER, LEAD_TIME, LEVEL, LAT, LON)
 #: A variable without units is taken as given: a degC file scored 272 K of CRPS, unwarned.
 _NO_UNITS = "%s variable %r has no 'units' attribute: taken to be in %s; if not, set its units"
 
