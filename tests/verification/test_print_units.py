@@ -240,10 +240,16 @@ def images(report: str) -> dict[str, str]:
     return dict(re.findall(r"<img alt='([^']+)' src='data:image/png;base64,([^']+)'", report))
 
 
-def test_the_report_follows_the_units_asked(stores):
+@pytest.fixture(scope="module")
+def report_without_units(stores) -> str:
+    """:func:`report_of` the stores with no ``--units`` (two tests compare with it)."""
+    return report_of(stores)
+
+
+def test_the_report_follows_the_units_asked(stores, report_without_units):
     """--units t2m=degC printed the scorecard in degC while the report stayed in K: its
     table and figures now show the units asked, the scores file keeps the store's."""
-    kept = report_of(stores)
+    kept = report_without_units
     shown = report_of(stores, "t2m=degC", "msl=hPa")
     before, after = skill_crps(kept), skill_crps(shown)
     for lead in ("1", "2"):
@@ -257,10 +263,12 @@ def test_the_report_follows_the_units_asked(stores):
         assert old[title] != new[title], title
 
 
-def test_the_report_is_unchanged_where_the_units_asked_are_the_stores(stores):
+def test_the_report_is_unchanged_where_the_units_asked_are_the_stores(
+    stores, report_without_units
+):
     """Byte for byte, figures included: --units naming the store's own units converts
     nothing, as no --units (whose report is the one written before the report had units)."""
-    assert report_of(stores, "t2m=K", "msl=Pa") == report_of(stores)
+    assert report_of(stores, "t2m=K", "msl=Pa") == report_without_units
 
 
 def panels(figure) -> dict[str, object]:
