@@ -15,11 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
-from flows.cli import build_parser
 from flows.cli import main as wxens
-from flows.commands import run as run_command
 from pipeline.analysis_store import read_state
 from pipeline.errors import StoreError
 from pipeline.forecast_store import complete_init_times, is_forecast_store
@@ -63,14 +60,6 @@ def interrupted(argv: list[str], ready, env=os.environ, cwd=None, log=None) -> l
     lines = stderr.splitlines()
     assert lines[-1] == f"wxens {argv[0]}: interrupted"  # still the last line, as it was
     return lines
-
-
-def rerun(argv: list[str], env: Mapping[str, str], cwd: Path) -> str:
-    """Run ``wxens argv`` again, to its end; its stderr."""
-    argv, env = command(argv, env)
-    done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stderr
 
 
 def test_an_interrupted_forecast_says_how_many_initial_times_it_kept(tmp_path, tiny_model):
@@ -118,46 +107,8 @@ def test_a_forecast_interrupted_in_its_first_batch_leaves_no_folder_it_made(
     assert sorted(tmp_path.iterdir()) == [log]
 
 
-@pytest.mark.slow
-def test_an_interrupted_run_says_which_steps_it_kept_and_the_rerun_skips_them(
-    tmp_path, tiny_model, monkeypatch, prefect_server, temporary_server_env
-):
-    """``wxens run`` stopped mid-forecast said only "wxens run: interrupted". Now: the step
-    it stopped in, what that kept (the forecast store read back) and the steps to come; the
-    same command run again draws only the rest and verifies, and then every step is done."""
-    store, model = tiny_model
-    out, scores = tmp_path / "f.zarr", tmp_path / "s.nc"
-    inits = "2000-01-06T00/2000-01-07T18/6h"  # 8; 128 members: 4 a batch (512 drawn at once)
-    argv = ["run", "--store", str(store), "--checkpoint", str(model / "last.pt")]
-    argv += ["--init", inits, "--members", "128", "--lead", "12h"]
-    # 20 Euler steps: seconds a batch, time enough for the Ctrl-C sent once the first is
-    # written to land in the second; more only lengthened the run and its rerun
-    argv += ["--sampler", "euler:nfe=20", "--out", str(out), "--scores", str(scores)]
-    env = temporary_server_env(tmp_path / "prefect")  # no PREFECT_API_URL: a temporary one
-
-    def two_written() -> bool:
-        return is_forecast_store(out) and len(complete_init_times(out)) >= 2
-
-    said = interrupted(argv, two_written, env, cwd=tmp_path)
-    f = re.escape(str(out))
-    kept = re.fullmatch(
-        rf"WARNING flows\.commands\.run: interrupted: stopped in forecast \({f}\): "
-        rf"{f}: (\d+) of 8 initial times written, kept \(each batch is "
-        r"committed whole\); rerun the same command to draw the rest; still to come: "
-        rf"verification \({re.escape(str(scores))}\)",
-        said[-2],
-    )
-    assert kept, said[-3:]
-    written = complete_init_times(out)
-    assert int(kept.group(1)) == len(written) and 2 <= len(written) < 8
-    skipped = f"{out}: {len(written)} of 8 initial time(s) already complete, skipped"
-    # not about the temporary server: rerun with the session's
-    assert skipped in rerun(argv, prefect_server.env, tmp_path)  # what was kept, not drawn
-    assert list(complete_init_times(out)) == list(pd.date_range(*inits.split("/")[:2], freq="6h"))
-    assert scores.is_file()
-    monkeypatch.chdir(tmp_path)  # where the run recorded which inputs its scores are of
-    done = run_command.kept(build_parser().parse_args(argv))
-    assert done == f"every step done (forecast ({out}), verification ({scores})); nothing to resume"
+# ``wxens run`` says which steps it kept, and its rerun skips them: checked on the run that
+# tests/flows/test_sigterm.py signals mid-forecast (one run of it checks both)
 
 
 def test_an_interrupted_ingest_says_how_many_times_it_kept(tmp_path):

@@ -9,6 +9,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -17,11 +18,14 @@ import time
 from importlib.metadata import entry_points
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from flows.cli import build_parser
 from flows.cli import main as wxens
+from flows.commands import run as run_command
 from generators.checkpoint import load_checkpoint
-from pipeline.forecast_store import complete_init_times
+from pipeline.forecast_store import complete_init_times, is_forecast_store
 from pipeline.signals import sigterm_raises
 from pipeline.store import ingest
 from tests.flows.conftest import stop_process_group
@@ -125,7 +129,7 @@ def test_a_command_the_tests_start_takes_sigint_as_one_started_at_a_terminal():
 
 @pytest.mark.slow
 def test_a_signal_to_the_group_of_wxens_run_stops_it_at_once_and_a_rerun_completes(
-    tmp_path, tiny_model, prefect_server, temporary_server_env
+    tmp_path, tiny_model, monkeypatch, prefect_server, temporary_server_env
 ):
     """SIGTERM or SIGINT to the whole process group of ``wxens run`` mid-forecast (Ctrl-C at
     a terminal, ``kill -- -PGID``) reached Prefect's temporary server too, which stopped;
@@ -136,41 +140,73 @@ def test_a_signal_to_the_group_of_wxens_run_stops_it_at_once_and_a_rerun_complet
     subflow and the flow (six) and its "Stopping temporary server" after the CLI's line
     are left out (``-v`` keeps them: the test below).
 
-    SIGTERM, then SIGINT to the run started again (it resumes the forecast: still
-    mid-forecast when signalled), each with a temporary server of its own; one rerun then
-    completes what both left (SIGTERM stops as SIGINT does: :class:`Terminated` is a
-    KeyboardInterrupt). The rerun is not about the temporary server: the session's."""
+    SIGTERM as its first batch starts, then SIGINT to the run started again (it resumes the
+    forecast) once one more batch is written, landing in the next: each with a temporary
+    server of its own; one rerun then completes what both left (SIGTERM stops as SIGINT
+    does: :class:`Terminated` is a KeyboardInterrupt). The interrupted run once said only
+    "wxens run: interrupted"; before that line it now says the step it stopped in, what that
+    kept (the forecast store read back) and the steps to come; the rerun draws only the rest
+    and verifies, and then every step is done. The rerun is not about the temporary server:
+    the session's."""
     store, model = tiny_model  # read, not written
-    inits = "2000-01-08T00/2000-01-09T18/6h"  # 8 initial times; 40 Euler steps: seconds
-    argv = [sys.executable, "-m", "flows.cli", "run", "--store", str(store)]
-    argv += ["--init", inits, "--checkpoint", str(model / "last.pt")]
-    argv += ["--sampler", "euler:nfe=40", "--members", "64", "--out", "f.zarr"]
-    argv += ["--scores", "s.nc", "--threads", "1"]
-    ours = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    out, scores = tmp_path / "f.zarr", tmp_path / "s.nc"
+    # 12 initial times, 128 members: 4 a batch (512 drawn at once), 3 batches; 20 Euler
+    # steps: seconds a batch, time enough for each signal to land mid-forecast
+    inits = "2000-01-07T00/2000-01-09T18/6h"
+    ours = ["run", "--store", str(store), "--init", inits, "--checkpoint", str(model / "last.pt")]
+    ours += ["--sampler", "euler:nfe=20", "--members", "128", "--lead", "12h"]
+    ours += ["--out", str(out), "--scores", str(scores), "--threads", "1"]
+    argv = [sys.executable, "-m", "flows.cli", *ours]
+    env = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    written = 0
     for sig, line, code in STOPS:
         home = tmp_path / f"prefect-{sig.name}"  # no PREFECT_API_URL: a temporary server
-        env = temporary_server_env(home) | ours
-        process, stderr = signalled_mid_forecast(argv, env, tmp_path, sig)
+        before = written
+
+        def ready(said: str, sig=sig, before=before) -> bool:
+            if sig == signal.SIGTERM:  # as its first batch starts
+                return in_forecast(said)
+            return is_forecast_store(out) and len(complete_init_times(out)) > before
+
+        process, stderr = signalled_mid_forecast(
+            argv, temporary_server_env(home) | env, tmp_path, sig, ready
+        )
         assert process.returncode == code, stderr[-3000:]
         assert "Traceback" not in stderr, stderr[-3000:]
         prefect_lines = ["Crash detected!", "Finished in state Crashed(", "Stopping temporary"]
         assert stderr.splitlines()[-1] == f"wxens run: {line}", stderr[-3000:]
         assert not any(text in stderr for text in prefect_lines), stderr[-3000:]
         assert run_states(home) == {"CRASHED"}  # recorded, though not printed
-        assert len(complete_init_times(tmp_path / "f.zarr")) < 8
-    env = prefect_server.env | ours
-    rerun = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True)
+        written = len(complete_init_times(out)) if is_forecast_store(out) else 0
+        assert written < 12
+    f, s = re.escape(str(out)), re.escape(str(scores))
+    kept = re.fullmatch(  # the line before the last, of the run stopped in its 2nd batch or 3rd
+        rf"WARNING flows\.commands\.run: interrupted: stopped in forecast \({f}\): "
+        rf"{f}: (\d+) of 12 initial times written, kept \(each batch is committed whole\); "
+        rf"rerun the same command to draw the rest; still to come: verification \({s}\)",
+        stderr.splitlines()[-2],
+    )
+    assert kept, stderr[-3000:]
+    assert int(kept.group(1)) == written and 0 <= before < written < 12
+    rerun = subprocess.run(
+        argv, cwd=tmp_path, env=prefect_server.env | env, capture_output=True, text=True
+    )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert len(complete_init_times(tmp_path / "f.zarr")) == 8
-    assert (tmp_path / "s.nc").exists()
+    skipped = f"{out}: {written} of 12 initial time(s) already complete, skipped"
+    assert skipped in rerun.stderr, rerun.stderr[-3000:]  # what was kept, not drawn
+    assert list(complete_init_times(out)) == list(pd.date_range(*inits.split("/")[:2], freq="6h"))
+    assert scores.is_file()
+    monkeypatch.chdir(tmp_path)  # where the run recorded which inputs its scores are of
+    done = run_command.kept(build_parser().parse_args(ours))
+    assert done == f"every step done (forecast ({out}), verification ({scores})); nothing to resume"
 
 
 def signalled_mid_forecast(
-    argv: list[str], env: dict[str, str], cwd: Path, sig: int
+    argv: list[str], env: dict[str, str], cwd: Path, sig: int, ready
 ) -> tuple[subprocess.Popen, str]:
     """``argv`` started in a session of its own, ``sig`` sent to its whole group (as Ctrl-C
-    at a terminal or ``kill -- -PGID``) half a second into its forecast's network steps;
-    the process once it ended (within 60 s, else the wait fails) and its output."""
+    at a terminal or ``kill -- -PGID``) once ``ready(output so far)``, mid-forecast; the
+    process once it ended (within 60 s, else the wait fails) and its output."""
     log = cwd / "run.log"
     with log.open("w") as sink:
         process = subprocess.Popen(
@@ -178,15 +214,20 @@ def signalled_mid_forecast(
         )
     try:
         deadline = time.monotonic() + 300
-        while "generators.rollout - forecast:" not in log.read_text():
+        while not ready(log.read_text()):
             assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        time.sleep(0.5)  # into its network steps
+            time.sleep(0.05)
         os.killpg(process.pid, sig)
         process.wait(timeout=60)
     finally:
         stop_process_group(process)
     return process, log.read_text()
+
+
+def in_forecast(said: str) -> bool:
+    """Whether the output ``said`` so far has the "forecast: ..." line logged as the
+    forecast's first batch starts."""
+    return "generators.rollout - forecast:" in said
 
 
 def run_states(home: Path) -> set[str]:
@@ -322,7 +363,7 @@ def test_ctrl_c_to_a_python_script_calling_a_flow_leaves_its_temporary_server_up
     env = temporary_server_env(tmp_path / "prefect")  # no PREFECT_API_URL: a temporary one
     env |= {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     argv = [sys.executable, "-c", PYTHON_CALL, str(store), str(model / "last.pt")]
-    process, output = signalled_mid_forecast(argv, env, tmp_path, signal.SIGINT)
+    process, output = signalled_mid_forecast(argv, env, tmp_path, signal.SIGINT, in_forecast)
     assert process.returncode in (1, -signal.SIGINT), output[-3000:]
     assert "KeyboardInterrupt" in output, output[-3000:]
     assert "Connection refused" not in output, output[-3000:]
