@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ import xarray as xr
 import yaml
 
 from pipeline.errors import InputError
+from tests.flows.conftest import stop_process_group
 
 pytestmark = pytest.mark.slow
 
@@ -39,15 +42,21 @@ def write_schedule(path: Path, **overrides: object) -> Path:
     return path
 
 
-def wait_for_deployment(name: str, serve: subprocess.Popen, log: Path):
+def wait_for_deployment(name: str, serve: subprocess.Popen, log: Path, *, polled=False):
+    """The deployment ``name`` once ``serve`` has registered it; with ``polled``, once its
+    runner has also polled the server for its runs (the server marks it ready): the runner
+    has started, its signal handlers in place."""
     from prefect import get_client
+    from prefect.client.schemas.objects import DeploymentStatus
     from prefect.exceptions import ObjectNotFound
 
     deadline = time.monotonic() + REGISTER_TIMEOUT_S
     with get_client(sync_client=True) as client:
         while True:
             try:
-                return client.read_deployment_by_name(name)
+                deployment = client.read_deployment_by_name(name)
+                if not polled or deployment.status == DeploymentStatus.READY:
+                    return deployment
             except ObjectNotFound:
                 pass
             if serve.poll() is not None or time.monotonic() > deadline:
@@ -55,46 +64,126 @@ def wait_for_deployment(name: str, serve: subprocess.Popen, log: Path):
             time.sleep(0.25)
 
 
-def test_serve_registers_a_cron_deployment_that_runs_when_triggered(spawn, tmp_path):
+def wait_for_flow_run(flow_run_id, log: Path):
+    """The flow run ``flow_run_id`` once it has ended (its state final)."""
+    from prefect import get_client
+
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    with get_client(sync_client=True) as client:
+        while True:
+            flow_run = client.read_flow_run(flow_run_id)
+            if flow_run.state is not None and flow_run.state.is_final():
+                return flow_run
+            if time.monotonic() > deadline:
+                pytest.fail(f"{flow_run.state} after {RUN_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+
+
+@dataclass(frozen=True)
+class Served:
+    """One ``wxens serve`` of several deployments, each triggered once through the client."""
+
+    workdir: Path
+    process: subprocess.Popen
+    log: Path
+    deployments: dict[str, object]
+    flow_run_ids: dict[str, object]
+
+    def finished(self, name: str):
+        """The triggered run of the deployment ``name`` once it has ended."""
+        return wait_for_flow_run(self.flow_run_ids[name], self.log)
+
+
+SERVED = {
+    "ingest/tiny-ingest": {},
+    "ingest/missing-ingest": {
+        "parameters": {"sources": ["incoming/none-*.grib"], "store": "missing.zarr"}
+    },
+    "verify/mae-verify": {
+        "flow": "verify",
+        "parameters": {"forecast": "clim.zarr", "truth": "truth.zarr", "scores": "scores.nc"},
+    },
+}
+"""The deployments of the shared ``wxens serve`` (:func:`served`): its working directory
+holds ``truth.zarr`` and ``clim.zarr``, which the verify reads."""
+
+
+@pytest.fixture(scope="module")
+def served(prefect_server, tmp_path_factory) -> Iterator[Served]:
+    """A ``wxens serve`` of :data:`SERVED`, started in a directory of its own with an
+    extension (the ``mae`` score of ``tests/verification/test_extensions.py``) installed on
+    its path, and a run of each deployment triggered at once through the client
+    (``run_deployment``, not waiting): the runs go on together while the tests wait for
+    theirs. One process and one wait for registration serve the tests that each read the
+    run of one deployment; the process is stopped after the module."""
     from prefect.deployments import run_deployment
 
+    from flows.cli import main
+    from tests.verification.test_extensions import MAE_MODULE, install
+
+    workdir = tmp_path_factory.mktemp("served")
+    site = workdir / "site"
+    site.mkdir()
+    install(site, "wxens-mae", "mae", "wxens_mae", MAE_MODULE)
+    truth, forecast = workdir / "truth.zarr", workdir / "clim.zarr"
+    assert main(["ingest", SYNTHETIC, "--store", str(truth), "--no-progress"]) == 0
+    draw = ["baseline", "climatology", "--store", str(truth), "--train", "2000-01-01/2000-01-02"]
+    draw += ["--init", "2000-01-03T00", "--members", "2", "--lead", "6h", "--out", str(forecast)]
+    assert main([*draw, "--no-progress"]) == 0
+    entries = []
+    for name, overrides in SERVED.items():
+        entry = {"name": name.partition("/")[2], "flow": "ingest", "cron": "0 */6 * * *"}
+        entry["parameters"] = {"sources": [SYNTHETIC], "store": "tiny.zarr", "variables": ["t2m"]}
+        entries.append({**entry, **overrides})
+    schedule = workdir / "schedule.yaml"
+    schedule.write_text(yaml.safe_dump({"deployments": entries}))
+    log = workdir / "serve.log"
+    path = os.pathsep.join([str(site), *filter(None, [os.environ.get("PYTHONPATH")])])
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flows.cli", "serve", str(schedule)],
+            cwd=workdir,
+            env={**prefect_server.env, "PYTHONPATH": path},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        deployments = {name: wait_for_deployment(name, process, log) for name in SERVED}
+        runs = {name: run_deployment(name, timeout=0).id for name in SERVED}
+        yield Served(workdir, process, log, deployments, runs)
+    finally:
+        stop_process_group(process)
+
+
+def test_serve_registers_a_cron_deployment_that_runs_when_triggered(served):
     from pipeline.store import open_store
 
-    schedule = write_schedule(tmp_path / "schedule.yaml")
-    log = tmp_path / "serve.log"
-    serve = spawn(
-        [sys.executable, "-m", "flows.cli", "serve", str(schedule)], cwd=tmp_path, log=log
-    )
-    deployment = wait_for_deployment("ingest/tiny-ingest", serve, log)
+    deployment = served.deployments["ingest/tiny-ingest"]
     assert [s.schedule.cron for s in deployment.schedules] == ["0 */6 * * *"]
     assert deployment.schedules[0].schedule.timezone == "UTC"
 
-    flow_run = run_deployment("ingest/tiny-ingest", timeout=RUN_TIMEOUT_S, poll_interval=0.5)
-    assert flow_run.state.is_completed(), f"{flow_run.state}\n{log.read_text()[-3000:]}"
-    store = open_store(tmp_path / "tiny.zarr")  # relative to where `wxens serve` runs
+    flow_run = served.finished("ingest/tiny-ingest")
+    assert flow_run.state.is_completed(), f"{flow_run.state}\n{served.log.read_text()[-3000:]}"
+    store = open_store(served.workdir / "tiny.zarr")  # relative to where `wxens serve` runs
     assert store.dataset.sizes["time"] == 12
-    assert (tmp_path / ".wxens" / "prefect-results").is_dir()  # results persisted there
+    results = served.workdir / ".wxens" / "prefect-results"  # results persisted there
+    assert any("tiny.zarr" in r.read_text() for r in results.iterdir()), sorted(results.iterdir())
 
 
-def test_a_served_run_that_bad_input_fails_logs_its_message_without_a_traceback(spawn, tmp_path):
+def test_a_served_run_that_bad_input_fails_logs_its_message_without_a_traceback(served):
     """Each served run executes in a spawned subprocess: the CLI's log filter must reach it,
-    or a missing source logs three Prefect tracebacks around the one line that matters."""
-    from prefect.deployments import run_deployment
-
-    schedule = write_schedule(
-        tmp_path / "schedule.yaml",
-        name="missing-ingest",
-        parameters={"sources": ["incoming/none-*.grib"], "store": "tiny.zarr"},
-    )
-    log = tmp_path / "serve.log"
-    serve = spawn(
-        [sys.executable, "-m", "flows.cli", "serve", str(schedule)], cwd=tmp_path, log=log
-    )
-    wait_for_deployment("ingest/missing-ingest", serve, log)
-    flow_run = run_deployment("ingest/missing-ingest", timeout=RUN_TIMEOUT_S, poll_interval=0.5)
-    assert flow_run.state.is_failed(), f"{flow_run.state}\n{log.read_text()[-3000:]}"
-    time.sleep(2)  # the runner relays the subprocess's output
-    text = log.read_text()
+    or a missing source logs three Prefect tracebacks around the one line that matters. The
+    log is read once the run's own line "Finished in state Failed" is there (its exception
+    logged before it)."""
+    flow_run = served.finished("ingest/missing-ingest")
+    assert flow_run.state.is_failed(), f"{flow_run.state}\n{served.log.read_text()[-3000:]}"
+    finished = f"Flow run '{flow_run.name}' - Finished in state Failed"
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while finished not in (text := served.log.read_text()):
+        assert time.monotonic() < deadline, text[-3000:]  # the runner relays its output
+        time.sleep(0.25)
     assert "none-*.grib" in text, text[-3000:]
     assert "Traceback" not in text, text[-3000:]
 
@@ -106,10 +195,11 @@ def test_a_served_run_that_bad_input_fails_logs_its_message_without_a_traceback(
 def test_a_signal_stops_serve_pausing_its_schedules_and_it_exits_as_stopped_by_it(
     spawn, tmp_path, sig, line, code
 ):
-    """SIGTERM (systemd, Kubernetes, SLURM) or Ctrl-C (to the group, as a terminal sends it)
-    pauses the served deployment's schedule, as before; then ``wxens serve`` says so in one
-    last line and exits 143 or 130, as every other command stopped by a signal (it exited
-    0, which a supervisor reads as a server that ended by itself)."""
+    """SIGTERM (systemd, Kubernetes, SLURM) or Ctrl-C (to the group, as a terminal sends it),
+    sent once the runner has polled for runs, pauses the served deployment's schedule, as
+    before; then ``wxens serve`` says so in one last line and exits 143 or 130, as every
+    other command stopped by a signal (it exited 0, which a supervisor reads as a server
+    that ended by itself)."""
     from prefect import get_client
 
     name = f"stopped-{sig.name.lower()}"
@@ -118,8 +208,7 @@ def test_a_signal_stops_serve_pausing_its_schedules_and_it_exits_as_stopped_by_i
     serve = spawn(
         [sys.executable, "-m", "flows.cli", "serve", str(schedule)], cwd=tmp_path, log=log
     )
-    assert not wait_for_deployment(f"ingest/{name}", serve, log).paused
-    time.sleep(2)  # past the runner's start, into its polling
+    assert not wait_for_deployment(f"ingest/{name}", serve, log, polled=True).paused
     (os.kill if sig == signal.SIGTERM else os.killpg)(serve.pid, sig)
     serve.wait(timeout=120)
     text = log.read_text()
@@ -398,36 +487,10 @@ def test_serve_without_a_server_says_how_to_start_one(tmp_path, capsys):
     assert httpx.level == logging.WARNING  # not a line per runner poll of the server
 
 
-def test_a_served_verify_run_computes_the_score_of_an_installed_extension(spawn, tmp_path):
+def test_a_served_verify_run_computes_the_score_of_an_installed_extension(served):
     """Each served run is a subprocess of `wxens serve` importing flows.steps: the
     extensions on its path load there, and their score is in the scores file it writes."""
-    from prefect.deployments import run_deployment
-
-    from flows.cli import main
-    from tests.verification.test_extensions import MAE_MODULE, install
-
-    site = tmp_path / "site"
-    site.mkdir()
-    install(site, "wxens-mae", "mae", "wxens_mae", MAE_MODULE)
-    truth, forecast = tmp_path / "truth.zarr", tmp_path / "clim.zarr"
-    assert main(["ingest", SYNTHETIC, "--store", str(truth), "--no-progress"]) == 0
-    draw = ["baseline", "climatology", "--store", str(truth), "--train", "2000-01-01/2000-01-02"]
-    draw += ["--init", "2000-01-03T00", "--members", "2", "--lead", "6h", "--out", str(forecast)]
-    assert main([*draw, "--no-progress"]) == 0
-    parameters = {"forecast": str(forecast), "truth": str(truth), "scores": "scores.nc"}
-    schedule = write_schedule(
-        tmp_path / "schedule.yaml", name="mae-verify", flow="verify", parameters=parameters
-    )
-    log = tmp_path / "serve.log"
-    path = os.pathsep.join([str(site), *filter(None, [os.environ.get("PYTHONPATH")])])
-    serve = spawn(
-        [sys.executable, "-m", "flows.cli", "serve", str(schedule)],
-        cwd=tmp_path,
-        log=log,
-        env={"PYTHONPATH": path},
-    )
-    wait_for_deployment("verify/mae-verify", serve, log)
-    flow_run = run_deployment("verify/mae-verify", timeout=RUN_TIMEOUT_S, poll_interval=0.5)
-    assert flow_run.state.is_completed(), f"{flow_run.state}\n{log.read_text()[-3000:]}"
-    card = xr.open_datatree(tmp_path / "scores.nc")["scorecard"].to_dataset()
+    flow_run = served.finished("verify/mae-verify")
+    assert flow_run.state.is_completed(), f"{flow_run.state}\n{served.log.read_text()[-3000:]}"
+    card = xr.open_datatree(served.workdir / "scores.nc")["scorecard"].to_dataset()
     assert "fair_crps" in card and "mean_abs_error" in card
