@@ -72,11 +72,12 @@ def test_results_are_json_and_a_pickle_is_never_loaded(
 
 @pytest.mark.slow
 def test_a_verify_rerun_rewrites_scores_that_another_forecast_replaced(
-    prefect_server, tmp_path, monkeypatch
+    prefect_server, dask_scheduler, tmp_path, monkeypatch
 ):
     """Forecast A verified into s.nc, then forecast B into the same s.nc, then A again:
     the third run skipped as done (its inputs unchanged, s.nc there) and left B's scores
-    under A's name."""
+    under A's name. Verified on the session's cluster (a new ``LocalCluster`` for each run
+    is not what this is about)."""
     import pandas as pd
     import xarray as xr
 
@@ -97,12 +98,13 @@ def test_a_verify_rerun_rewrites_scores_that_another_forecast_replaced(
         with xr.open_datatree("s.nc") as tree:
             return float(tree["scorecard"].to_dataset().fair_crps.sum())
 
-    verify("persistence.zarr", "truth.zarr", "s.nc")
+    on = {"dask_scheduler": dask_scheduler}
+    verify("persistence.zarr", "truth.zarr", "s.nc", **on)
     persistence = crps()
-    verify("climatology.zarr", "truth.zarr", "s.nc")
+    verify("climatology.zarr", "truth.zarr", "s.nc", **on)
     assert crps() != persistence
-    verify("persistence.zarr", "truth.zarr", "s.nc")
+    verify("persistence.zarr", "truth.zarr", "s.nc", **on)
     assert crps() == pytest.approx(persistence, rel=1e-12)  # rewritten: dask's sum order
     mtime = Path("s.nc").stat().st_mtime_ns
-    verify("persistence.zarr", "truth.zarr", "s.nc")  # unchanged: still skipped
+    verify("persistence.zarr", "truth.zarr", "s.nc", **on)  # unchanged: still skipped
     assert Path("s.nc").stat().st_mtime_ns == mtime
