@@ -40,12 +40,13 @@ ONE_PROCESS_FILES = dict.fromkeys(
         "tests/flows/test_flows_faults.py",
         "tests/flows/test_flows_notebook.py",
         "tests/flows/test_flows_browser.py",
+        "tests/flows/test_run_products.py",
         "tests/flows/test_flows_demo.py",
     ],
     "flows sharing the chain and the dask cluster",
 )
 """Test files run in one test process, in turn (``--dist=loadfile`` gives each file to a
-process of its own): the first four read the session's whole ``chain`` run and the demo's
+process of its own): the first five read the session's whole ``chain`` run and the demo's
 tests draw on its ``dask_scheduler`` cluster, each a session fixture that was built, and
 kept up, in both test processes where these files went to both."""
 
