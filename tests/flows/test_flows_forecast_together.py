@@ -1,14 +1,19 @@
-"""Two Prefect ``forecast`` flow runs of one cycle into one store, started together (a
-scheduled ``wxens run`` beside a retried one): they share the batches as two ``wxens
-forecast`` do, though each of a flow's batches is a task of its own."""
+"""Two forecasts of one cycle into one store, started together, share the batches: two
+``wxens forecast`` (each claims a batch before drawing it), and two Prefect ``forecast``
+flow runs (a scheduled ``wxens run`` beside a retried one), though each of a flow's
+batches is a task of its own. Both write the store one forecast alone draws."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
+import pytest
 import xarray as xr
 
 from flows.cli import main as wxens
@@ -27,22 +32,67 @@ FLOW_RUN = (
 """A forecast flow run in a process of its own: checkpoint, store, initial times, out."""
 
 
-def test_two_forecast_flow_runs_started_together_share_the_batches(tmp_path, spawn):
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, list[str]]:
+    """A checkpoint of two training steps on a synthetic store (:func:`two_step_run`) and
+    the ``wxens forecast`` arguments of :data:`CYCLE` from it, less ``--out``."""
+    root = tmp_path_factory.mktemp("together")
+    store = two_step_run(root)
+    argv = ["forecast", "--checkpoint", str(root / "run"), "--store", str(store.path)]
+    argv += ["--init", CYCLE, "--members", "8", "--lead", "12h", "--sampler", "euler:nfe=32"]
+    argv += ["--seed", "7", "--batch-members", "8", "--threads", "1", "--no-progress"]
+    return root, argv
+
+
+@pytest.fixture(scope="module")
+def alone(trained) -> xr.Dataset:
+    """The forecast of :data:`CYCLE` drawn by one ``wxens forecast`` alone, loaded: what the
+    store of two drawn together is to equal (a cycle drawn alone once, not once a test)."""
+    root, argv = trained
+    assert wxens([*argv, "--out", str(root / "alone.zarr")]) == 0
+    return open_forecast(root / "alone.zarr").load()
+
+
+def test_two_forecasts_started_together_share_the_batches(trained, alone):
+    """Two `wxens forecast` of one cycle into one store, started together, drew every batch
+    side by side (24 batches for 12: twice the compute), one of the two discarded at the
+    write. Now each initial time is drawn once (but for at most one batch each at the
+    end, the other run's batch in hand), and the store is the one a forecast alone draws."""
+    root, argv = trained
+    command = [sys.executable, "-m", "flows.cli", *argv, "--out"]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    out = str(root / "cli_together.zarr")
+    runs = [
+        subprocess.Popen(
+            [*command, out], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for _ in range(2)
+    ]
+    logs = [run.communicate(timeout=300)[0] for run in runs]  # the log, then the summary
+    assert [run.returncode for run in runs] == [0, 0], logs
+    written = [int(re.findall(r"(\d+) initial times? x", log)[-1]) for log in logs]
+    assert sum(written) == 12, logs  # every initial time written exactly once
+    assert sum(map(drawn_batches, logs)) <= 12 + 2, logs
+    assert not claims_path(out).exists()  # each run removed its claims when it ended
+    xr.testing.assert_identical(open_forecast(out).load(), alone)
+
+
+def test_two_forecast_flow_runs_started_together_share_the_batches(trained, alone, spawn):
     """Each task of a flow claimed its one batch under a fresh run id and, put off, drew it
     at once all the same: two flow runs drew nearly every batch twice. Now the flow run
     claims each batch before its task and puts off those the other run holds; every
     initial time is written once and drawn about once, and the store is the one a
     forecast alone draws."""
-    store = two_step_run(tmp_path)
-    out, alone = tmp_path / "together.zarr", tmp_path / "alone.zarr"
+    root, argv = trained
+    out = root / "flows_together.zarr"
     start, end, _ = CYCLE.split("/")
     inits = pd.date_range(start, end, freq="6h")
-    args = [str(tmp_path / "run"), str(store.path), ",".join(t.isoformat() for t in inits)]
-    logs = [tmp_path / f"flow{k}.log" for k in range(2)]
+    store = argv[argv.index("--store") + 1]
+    args = [str(root / "run"), store, ",".join(t.isoformat() for t in inits)]
+    logs = [root / f"flow{k}.log" for k in range(2)]
     began = time.monotonic()
     runs = [
-        spawn([sys.executable, "-c", FLOW_RUN, *args, str(out)], cwd=tmp_path, log=log)
-        for log in logs
+        spawn([sys.executable, "-c", FLOW_RUN, *args, str(out)], cwd=root, log=log) for log in logs
     ]
     codes = [run.wait(timeout=500) for run in runs]
     wall = time.monotonic() - began
@@ -54,10 +104,6 @@ def test_two_forecast_flow_runs_started_together_share_the_batches(tmp_path, spa
     assert writes == len(inits), texts  # every initial time written once, by one of them
     assert drawn <= len(inits) + 3, texts  # not twice: a batch or so at the end at most
     assert not claims_path(out).exists()  # each flow run removed its claims when it ended
-    argv = ["forecast", "--checkpoint", args[0], "--store", args[1], "--init", CYCLE]
-    argv += ["--members", "8", "--lead", "12h", "--sampler", "euler:nfe=32", "--seed", "7"]
-    argv += ["--batch-members", "8", "--threads", "1", "--no-progress", "--out", str(alone)]
-    assert wxens(argv) == 0
-    drawn_alone = open_forecast(alone).load()
+    drawn_alone = alone.copy()
     del drawn_alone.attrs[CYCLE_ATTR]  # a --init range records its cycle; the flow's list none
     xr.testing.assert_identical(open_forecast(out).load(), drawn_alone)

@@ -1,6 +1,8 @@
 """Two forecasts of overlapping initial times into one store: the later one reads the store
-again before each batch and draws none of the initial times the other wrote meanwhile; two
-started together share the batches (each claims a batch before drawing it)."""
+again before each batch and draws none of the initial times the other wrote meanwhile; the
+claims a run leaves behind hold a later run up only while they may still be drawn. (Two
+started together share the batches: tests/flows/test_flows_forecast_together.py, beside
+the flow runs that do the same.)"""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ import functools
 import json
 import logging
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -20,14 +21,13 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from flows.cli import main as wxens
 from flows.commands.forecast import summary
 from generators.rollout_store import forecast_to_store
 from pipeline.errors import time_text
 from pipeline.forecast_claims import claims_path
 from pipeline.forecast_store import open_forecast
 
-from tiny import drawn_batches, two_step_run
+from tiny import two_step_run
 
 INITS = pd.date_range("2000-01-02T00", periods=8, freq="6h")
 OTHERS = INITS[[4, 5, 7]]  # what the other run writes while the first draws INITS[2:4]
@@ -99,39 +99,6 @@ def test_initial_times_another_run_wrote_meanwhile_are_not_drawn(trained, alone,
     assert "; 3 written by another run meanwhile, kept" in summary(run)
     # INITS[6], drawn alone in its batch of two, has the members it has when drawn beside 7
     xr.testing.assert_identical(open_forecast(out).load(), open_forecast(alone).load())
-
-
-CYCLE = "2000-01-02T00/2000-01-04T18/6h"  # 12 initial times: 12 batches of 8 members
-
-
-def test_two_forecasts_started_together_share_the_batches(trained):
-    """Two `wxens forecast` of one cycle into one store, started together, drew every batch
-    side by side (24 batches for 12: twice the compute), one of the two discarded at the
-    write. Now each initial time is drawn once (but for at most one batch each at the
-    end, the other run's batch in hand), and the store is the one a forecast alone draws."""
-    root, store = trained
-    argv = ["forecast", "--checkpoint", str(root / "run"), "--store", str(store.path)]
-    argv += ["--init", CYCLE, "--members", "8", "--lead", "12h", "--sampler", "euler:nfe=32"]
-    argv += ["--seed", "7", "--batch-members", "8", "--threads", "1", "--no-progress"]
-    command = [sys.executable, "-m", "flows.cli", *argv, "--out"]
-    env = os.environ | {"OMP_NUM_THREADS": "1"}
-    out = str(root / "together.zarr")
-    runs = [
-        subprocess.Popen(
-            [*command, out], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        for _ in range(2)
-    ]
-    logs = [run.communicate(timeout=300)[0] for run in runs]  # the log, then the summary
-    assert [run.returncode for run in runs] == [0, 0], logs
-    assert wxens([*argv, "--out", str(root / "alone8.zarr")]) == 0
-    written = [int(re.findall(r"(\d+) initial times? x", log)[-1]) for log in logs]
-    assert sum(written) == 12, logs  # every initial time written exactly once
-    assert sum(map(drawn_batches, logs)) <= 12 + 2, logs
-    assert not claims_path(out).exists()  # each run removed its claims when it ended
-    xr.testing.assert_identical(
-        open_forecast(out).load(), open_forecast(root / "alone8.zarr").load()
-    )
 
 
 @pytest.mark.parametrize("claimer", ["killed", "stuck"])
