@@ -77,6 +77,27 @@ def two_workers() -> Iterator[str]:
         yield cluster.scheduler_address
 
 
+@pytest.fixture(scope="module")
+def shared_one_worker() -> Iterator[LocalCluster]:
+    """A 1-worker :func:`cluster_of` kept for the module (see :func:`one_worker`)."""
+    with cluster_of(1) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def one_worker(shared_one_worker) -> LocalCluster:
+    """A 1-worker :func:`cluster_of` shared by the tests that watch its scheduler but
+    neither scale it nor stop its worker: one start, and one import of the library in its
+    worker, instead of one a test. Handed over once it holds no task of an earlier test
+    and its one worker, so that what a test sees of the scheduler is its own forecast's."""
+    scheduler = shared_one_worker.scheduler
+    deadline = time.monotonic() + 60
+    while scheduler.tasks or len(scheduler.workers) != 1:
+        assert time.monotonic() < deadline, (dict(scheduler.tasks), scheduler.workers)
+        time.sleep(0.05)
+    return shared_one_worker
+
+
 def assert_same_store(path: Path, reference: Path) -> None:
     sharded = open_forecast(path).load()
     assert sharded.sizes["init_time"] == 4
@@ -216,7 +237,7 @@ def test_a_worker_that_joins_after_the_forecast_began_draws_batches(one_process,
     assert_same_store(out, root / "one.zarr")
 
 
-def test_a_batch_result_is_let_go_as_its_task_ends(one_process):
+def test_a_batch_result_is_let_go_as_its_task_ends(one_process, one_worker):
     """The client held every batch's result until the last ended: a worker that died
     late took the results it held with it, and dask drew them again (each rerun found its
     batch written and counted it 'written before a dask worker died'). Each result is
@@ -225,21 +246,20 @@ def test_a_batch_result_is_let_go_as_its_task_ends(one_process):
     out = root / "let_go.zarr"
     one_a_batch = [*command, "--batch-members", "3"]  # 4 batches of one initial time
     held, done = [0], threading.Event()
-    with cluster_of(1) as cluster:
-        scheduler = cluster.scheduler
+    scheduler = one_worker.scheduler
 
-        def count_the_results_held() -> None:
-            while not done.is_set():
-                tasks = list(scheduler.tasks.values())
-                held[0] = max(held[0], sum(t.state == "memory" for t in tasks))
-                time.sleep(0.01)
+    def count_the_results_held() -> None:
+        while not done.is_set():
+            tasks = list(scheduler.tasks.values())
+            held[0] = max(held[0], sum(t.state == "memory" for t in tasks))
+            time.sleep(0.01)
 
-        counting = threading.Thread(target=count_the_results_held, daemon=True)
-        counting.start()
-        address = ["--dask-scheduler", cluster.scheduler_address]
-        assert wxens([*one_a_batch, "--out", str(out), *address]) == 0
-        done.set()
-        counting.join(timeout=10)
+    counting = threading.Thread(target=count_the_results_held, daemon=True)
+    counting.start()
+    address = ["--dask-scheduler", one_worker.scheduler_address]
+    assert wxens([*one_a_batch, "--out", str(out), *address]) == 0
+    done.set()
+    counting.join(timeout=10)
     assert 1 <= held[0] <= 2, held  # all 4 held until the end before
     assert_same_store(out, root / "one.zarr")
 
@@ -565,7 +585,7 @@ def test_a_forecast_whose_workers_all_left_stops_naming_the_scheduler(
         assert set(complete_init_times(out)) <= set(inits)
 
 
-def test_batches_are_not_handed_out_after_one_failed(one_process, capsys):
+def test_batches_are_not_handed_out_after_one_failed(one_process, one_worker, capsys):
     """A sampler only the workers parse, refused: every batch was handed out, and failed,
     after the first had (an analysis store moved away mid-run: every batch left). The
     batches left are not handed out; the error is said once, exit 2."""
@@ -574,10 +594,9 @@ def test_batches_are_not_handed_out_after_one_failed(one_process, capsys):
     root, command = one_process
     out = root / "refused.zarr"
     one_a_batch = [*command, "--batch-members", "3", "--sampler", "euler:nfe=0"]  # 4 batches
-    with cluster_of(1) as cluster:
-        with Client(cluster) as client, get_task_stream(client) as stream:
-            address = ["--dask-scheduler", cluster.scheduler_address]
-            assert wxens([*one_a_batch, "--out", str(out), *address]) == 2
+    with Client(one_worker) as client, get_task_stream(client) as stream:
+        address = ["--dask-scheduler", one_worker.scheduler_address]
+        assert wxens([*one_a_batch, "--out", str(out), *address]) == 2
     tasks = [task for task in stream.data if str(task["key"]).startswith("forecast_to_store")]
     assert len(tasks) == 1, stream.data
     err = capsys.readouterr().err
