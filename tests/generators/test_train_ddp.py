@@ -16,7 +16,6 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
 
@@ -26,14 +25,13 @@ from generators.config import load_train_config
 from generators.distributed import (
     ProcessFailed,
     World,
-    check_identical,
-    check_same_step,
     shard_seed,
     world_from_env,
 )
 from generators.train import Trainer, learning_rate, train
 from pipeline.errors import InputError
 from pipeline.store import ingest
+from tests.generators.ranks_disagree import disagreeing_rank
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = """\
@@ -161,27 +159,10 @@ def test_the_world_comes_from_torchruns_environment():
     assert len({s % 2**32 for s in seeds}) == 5
 
 
-def disagreeing_rank(rank: int, rendezvous: str, out: str) -> None:
-    """One of two gloo ranks whose step and weights differ; writes the errors it gets."""
-    dist.init_process_group("gloo", init_method=rendezvous, rank=rank, world_size=2)
-    world = World(rank, 2, rank)
-    errors = []
-    try:
-        check_same_step(3 * rank, world, "runs/x")
-    except InputError as err:
-        errors.append(str(err))
-    check_same_step(5, world, "runs/x")  # the same step: no error
-    model = torch.nn.Linear(2, 1)
-    torch.nn.init.constant_(model.weight, 1.0 + rank)
-    try:
-        check_identical([model], world)
-    except RuntimeError as err:
-        errors.append(str(err))
-    dist.destroy_process_group()
-    Path(out, f"rank{rank}.json").write_text(json.dumps(errors))
-
-
 def test_ranks_that_disagree_on_step_or_weights_stop(tmp_path):
+    """Two gloo ranks at different steps, then with different weights: each rank gets the
+    error naming the steps, then the one saying the weights differ (the ranks run
+    :mod:`tests.generators.ranks_disagree`, light to import, not this module)."""
     rendezvous = f"file://{tmp_path / 'rendezvous'}"
     mp.spawn(disagreeing_rank, args=(rendezvous, str(tmp_path)), nprocs=2)
     for rank in (0, 1):
