@@ -104,6 +104,8 @@ def stop_process_group(process: subprocess.Popen, timeout: float = 30.0) -> None
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
     """A real ``prefect server start`` on 127.0.0.1, the pytest process pointed at it."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
     from prefect.settings import (
         PREFECT_API_URL,
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
@@ -146,6 +148,11 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
             }
         ):
             yield PrefectServer(api_url, home, prefect_env(home, api_url), process, log)
+            # The logs and events still queued, sent while the server is up: after it
+            # stopped, their sends retried at exit for 75-85 s ("Error logging to API")
+            # in each test process. Prefect's own test harness drains them so.
+            APILogWorker.drain_all(timeout=30)
+            EventsWorker.drain_all(timeout=30)
     finally:
         stop_process_group(process)
 
