@@ -26,6 +26,8 @@ from pathlib import Path
 import pytest
 
 SERVER_START_TIMEOUT_S = 180.0
+"""A cold ``prefect server start`` migrates its sqlite database: ~15 s on 2 busy cores (the
+tests' servers start from a migrated copy, :func:`migrated_database`)."""
 QUIET_CLUSTER = {
     "distributed.worker.profile.enabled": False,
     "distributed.admin.tick.interval": "500ms",
@@ -38,7 +40,6 @@ every 10 ms, event-loop tick every 20 ms and memory monitor every 100 ms, in eac
 about 1 s with these: the flows' cluster, made on first use, idled for the rest of the
 session on each test process. The tests read none of what those serve (the dashboard's
 profiles, blocked-loop warnings, memory limits)."""
-"""A cold ``prefect server start`` migrates its sqlite database: ~15 s on 2 busy cores."""
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,11 @@ def stop_process_group(process: subprocess.Popen, timeout: float = 30.0) -> None
 
 
 @pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    """A real ``prefect server start`` on 127.0.0.1, the pytest process pointed at it."""
+def prefect_server(
+    tmp_path_factory: pytest.TempPathFactory, migrated_database: Path
+) -> Iterator[PrefectServer]:
+    """A real ``prefect server start`` on 127.0.0.1, the pytest process pointed at it, its
+    database a copy of :func:`migrated_database`."""
     from prefect.events.worker import EventsWorker
     from prefect.logging.handlers import APILogWorker
     from prefect.settings import (
@@ -116,6 +120,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
     )
 
     home = tmp_path_factory.mktemp("prefect-home")
+    shutil.copyfile(migrated_database, home / "prefect.db")
     port = _free_loopback_port()
     api_url = f"http://127.0.0.1:{port}/api"
     log = home / "server.log"
@@ -159,13 +164,25 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
 
 @pytest.fixture(scope="session")
 def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Prefect SQLite database migrated once per session (``prefect server database
-    upgrade``, in a Prefect home of its own): a copy spares each temporary server the
-    migration of a fresh one, the most of its start (:func:`temporary_server_env`)."""
-    home = tmp_path_factory.mktemp("prefect-migrated")
-    argv = [sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"]
-    done = subprocess.run(argv, env=prefect_env(home), capture_output=True, text=True)
-    assert done.returncode == 0, f"{' '.join(argv)} failed in {home}:\n{done.stderr[-3000:]}"
+    """A Prefect SQLite database migrated once per test run (``prefect server database
+    upgrade``, in a Prefect home of its own), read-only: a copy spares each server the
+    migration of a fresh database, the most of its start (:func:`temporary_server_env`,
+    :func:`prefect_server`). The test processes of one run share it, the first to ask
+    migrating it under a lock (each migrated its own: 10-20 s of CPU on 2 busy cores)."""
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # the folder of this run's test processes
+        shared = shared.parent
+    home = shared / "prefect-migrated"
+    with FileLock(shared / "prefect-migrated.lock"):
+        if not (home / "migrated").exists():
+            shutil.rmtree(home, ignore_errors=True)  # a process stopped mid-way
+            home.mkdir()
+            argv = [sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"]
+            done = subprocess.run(argv, env=prefect_env(home), capture_output=True, text=True)
+            assert done.returncode == 0, f"{' '.join(argv)} failed:\n{done.stderr[-3000:]}"
+            (home / "migrated").touch()
     return home / "prefect.db"
 
 
