@@ -11,10 +11,18 @@ import pytest
 import xarray as xr
 import yaml
 
+from pipeline.errors import InputError
 from pipeline.forecast_store import open_forecast
 from pipeline.sources.synthetic import synthetic_dataset
 from tests.flows.conftest import CHAIN_INIT_TIMES, in_directory
-from tests.verification.test_operational_ensembles import CONFIG, OFFSET, write_ens_grib
+from tests.verification.test_operational_ensembles import (
+    CONFIG,
+    INITS_H,
+    OFFSET,
+    STEPS_H,
+    start_file,
+    write_ens_grib,
+)
 from verification.product_output import PRODUCTS_ATTR
 
 pytestmark = pytest.mark.slow
@@ -200,3 +208,66 @@ def test_a_schedules_products_of_an_ens_file_leave_out_its_control(
     products(**{**spec.parameters, "members": "all"})
     with xr.open_dataset(perturbed) as got, xr.open_dataset(every) as whole:
         xr.testing.assert_allclose(got["z_mean"], whole["z_mean"])
+
+
+def test_a_schedules_products_of_files_of_one_forecast_each_read_their_names(
+    prefect_server, tmp_path, file_times, capsys
+):
+    """``wxens products --init-from-filename`` read a folder of files of one forecast each,
+    their start dates in their names; a schedule's products deployment could not. Its
+    ``init_from_filename`` loads, and its run writes each start's file (``out`` a template)
+    as the command writes that start; a rerun is skipped, another pattern is another
+    request (written again), and a pattern without a date is refused as the file loads,
+    naming the deployment and the parameter."""
+    from flows.cli import main
+    from flows.deployments import load_schedule
+    from flows.steps import products
+
+    fields, starts = synthetic_dataset(CONFIG).load(), []
+    for hours in INITS_H:
+        starts.append(pd.Timestamp(fields.time.values[0]) + pd.Timedelta(hours=hours))
+        path = tmp_path / f"fc_{starts[-1]:%Y%m%d%H}_t2m.nc"
+        start_file(fields, "t2m", starts[-1], len(STEPS_H), "6h", 3).to_netcdf(path)
+    glob, pattern = str(tmp_path / "fc_*.nc"), "fc_%Y%m%d%H"
+    parameters = {"forecast": glob, "out": str(tmp_path / "p_{init:%Y%m%d%H}.nc")}
+    parameters |= {"products": {"mean": True, "quantiles": "10,50,90"}}
+    parameters |= {"init_from_filename": pattern}
+    run = {"name": "hindcast-products", "flow": "products", "cron": "0 9 * * *"}
+    schedule = tmp_path / "schedule.yaml"
+    schedule.write_text(yaml.safe_dump({"deployments": [{**run, "parameters": parameters}]}))
+    [spec] = load_schedule(schedule)
+    products(**spec.parameters)
+
+    lib = tmp_path / "lib.nc"
+    argv = ["products", glob, "--out", str(lib), "--mean", "--quantiles", "10,50,90"]
+    argv += ["--init-from-filename", pattern, "--no-progress"]
+    assert main(argv) == 0, capsys.readouterr().err
+    files = [tmp_path / f"p_{start:%Y%m%d%H}.nc" for start in starts]
+    assert sorted(tmp_path.glob("p_*.nc")) == sorted(files)
+    with xr.open_dataset(lib) as want:
+        for start, path in zip(starts, files, strict=True):
+            with xr.open_dataset(path) as got:
+                assert set(got.data_vars) == set(want.data_vars) == {"t2m_mean", "t2m_quantiles"}
+                xr.testing.assert_allclose(got.load(), want.sel(init_time=[start]).load())
+                assert json.loads(got.attrs[PRODUCTS_ATTR])["init_from_filename"] == pattern
+    before = file_times(*files)
+    products(**spec.parameters)
+    assert file_times(*files) == before  # the same files, products and pattern: skipped
+    other = "fc_%Y%m%d%H_t2m"  # the same start dates, but another request: written again
+    products(**{**spec.parameters, "init_from_filename": other})
+    after = file_times(*files)
+    assert all(after[path] != before[path] for path in files), (before, after)
+    for path in files:
+        with xr.open_dataset(path) as got:
+            assert json.loads(got.attrs[PRODUCTS_ATTR])["init_from_filename"] == other
+
+    verify = {"forecast": glob, "truth": "truth.zarr", "scores": str(tmp_path / "s.nc")}
+    for deployment in ({**run, "parameters": parameters}, {**run, "flow": "verify"}):
+        deployment["parameters"] = {**deployment.get("parameters", verify)}
+        deployment["parameters"]["init_from_filename"] = "fc_"  # no date in it
+        schedule.write_text(yaml.safe_dump({"deployments": [deployment]}))
+        with pytest.raises(InputError) as err:
+            load_schedule(schedule)
+        said = str(err.value)
+        assert f"{schedule}: deployment 1" in said and "init_from_filename='fc_'" in said, said
+        assert "(--init-from-filename)" in said and "holds no date directive" in said, said
