@@ -44,17 +44,26 @@ _DIRECTIVES = {
 }
 
 
-def start_date(path: str | Path, pattern: str) -> pd.Timestamp:
-    """The start date in the name of the file ``path``: the first text that ``pattern`` (a
-    ``strptime`` format, e.g. ``%Y%m%d`` or ``start_%Y-%m``) matches, anywhere in it."""
+def check_start_pattern(pattern: str) -> list[str]:
+    """Refuse a start-date pattern (``init_from_filename``, ``--init-from-filename``) that
+    holds no date directive or one a file name's date cannot be read with: what
+    :func:`start_date` reads each file with, and ``wxens serve`` checks as a schedule file
+    loads. Returns the pattern split at its directives (the odd items)."""
     parts = re.split(r"(%.)", pattern)
     unknown = [p for p in parts[1::2] if p[1] not in _DIRECTIVES]
     if unknown or len(parts) < 3:
         raise InputError(
-            f"start-date pattern {pattern!r}: "
+            f"init_from_filename={pattern!r} (--init-from-filename): "
             + (f"cannot use {unknown}" if unknown else "holds no date directive")
             + f"; use {', '.join('%' + d for d in _DIRECTIVES if d != '%')}, e.g. '%Y%m%d'"
         )
+    return parts
+
+
+def start_date(path: str | Path, pattern: str) -> pd.Timestamp:
+    """The start date in the name of the file ``path``: the first text that ``pattern`` (a
+    ``strptime`` format, e.g. ``%Y%m%d`` or ``start_%Y-%m``) matches, anywhere in it."""
+    parts = check_start_pattern(pattern)
     regex = "".join(
         re.escape(p) if i % 2 == 0 else f"({_DIRECTIVES[p[1]]})" for i, p in enumerate(parts)
     )
