@@ -239,9 +239,11 @@ def products_current(
     products: Mapping[str, Any],
     init_times: list[str] | None,
     members: str = "all",
+    init_from_filename: str | None = None,
 ) -> bool:
     """Whether ``out`` holds the products flow's products ``products`` of ``forecast`` at
-    ``init_times`` and of its ``members``, as its root attribute records them
+    ``init_times`` and of its ``members``, read with ``init_from_filename`` (another
+    pattern is another request), as its root attribute records them
     (:func:`verification.product_output.products_record`). Existing is not enough: another
     run (other initial times) or a hand-run ``wxens products --overwrite`` (other products)
     may have replaced the file since, and a cached rerun would then leave it as its own."""
@@ -251,7 +253,8 @@ def products_current(
         products_record,
     )
 
-    want = products_record(forecast, ProductRequest.of(dict(products)), init_times, members)
+    request = ProductRequest.of(dict(products))
+    want = products_record(forecast, request, init_times, members, init_from_filename)
     try:
         with xr.open_dataset(out, engine=writer_for(out).engine) as ds:
             held = ds.attrs.get(PRODUCTS_ATTR)

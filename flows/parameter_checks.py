@@ -53,7 +53,7 @@ def check_flow_parameters(flow: str, parameters: Mapping[str, Any]) -> None:
     :data:`flows.pipelines.FLOWS`) would refuse only once running (:data:`FLOW_CHECKS`):
     counts below 1, leads not positive, times that are not times, correction weights, a
     baseline without its period or store, an output file that could not be written, a
-    product spec ``wxens products`` would refuse.
+    product spec ``wxens products`` would refuse, a start-date pattern without a date.
     ``wxens serve`` checks a schedule file's parameters with it when it loads the file,
     not when a run fires; the flows check the same at their start."""
     for check in FLOW_CHECKS.get(flow, ()):
@@ -145,6 +145,15 @@ def _member_choice(p: Mapping[str, Any]) -> None:
     check_members(p.get("members", "all"))
 
 
+def _start_pattern(p: Mapping[str, Any]) -> None:
+    """A forecast of files, one per start date read from each name: a pattern ``wxens
+    verify --init-from-filename`` would refuse as it read the first file, refused first."""
+    from pipeline.start_dates import check_start_pattern
+
+    if p.get("init_from_filename") is not None:
+        check_start_pattern(p["init_from_filename"])
+
+
 def _baseline(p: Mapping[str, Any]) -> None:
     check_baseline(p.get("name"), p.get("train"), p.get("out"))
 
@@ -200,8 +209,8 @@ FLOW_CHECKS: dict[str, tuple[Callable[[Mapping[str, Any]], None], ...]] = {
     "forecast": (_counts("members", "batch_members"), _SEED, _leads_and_times, _sampler),
     "bias_correct": (_correction, _stores("forecast", "truth", "out")),
     "baseline": (_baseline, _SEED, _stores("store", "forecast", "out")),
-    "verify": (_member_choice, _outputs),
-    "products": (_member_choice, _products, _leads_and_times),
+    "verify": (_member_choice, _start_pattern, _outputs),
+    "products": (_member_choice, _start_pattern, _products, _leads_and_times),
     "ensemble_run": (
         _counts("members", "latest", "cycle_hours"),
         _SEED,

@@ -44,18 +44,19 @@ def check_products_out(out: str | None, flag: str) -> dict[str, str | None]:
 
 
 def products_files(
-    out: str, init_times: list[str] | None, forecast: str
+    out: str, init_times: list[str] | None, forecast: str, init_from_filename: str | None = None
 ) -> dict[str, list[str] | None]:
     """Each file ``out`` names, with the initial times it holds: ``out`` itself with
     ``init_times`` (None: every one) when it has no field; one file per initial time of
-    ``init_times`` (None: those the forecast ``forecast`` holds) for a template."""
+    ``init_times`` (None: those the forecast ``forecast`` holds, files of one forecast each
+    read with ``init_from_filename``) for a template."""
     if not _fields(out, "out"):
         return {out: init_times}
     if init_times is None:
         from pipeline.adapters import to_wxens_forecast
         from verification.run import open_forecast_any  # the report's imports: when asked
 
-        with open_forecast_any(forecast) as ds:
+        with open_forecast_any(forecast, init_from_filename) as ds:
             held = to_wxens_forecast(ds)["init_time"].values
         init_times = [pd.Timestamp(t).isoformat() for t in held]
     files: dict[str, list[str] | None] = {}

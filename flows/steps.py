@@ -265,6 +265,7 @@ def products(
     products: dict[str, Any],
     init_times: list[str] | None = None,
     members: str = "all",
+    init_from_filename: str | None = None,
 ) -> str:
     """The ensemble's products ``products`` asks for (``wxens products``' flags as a
     mapping: ``mean``, ``spread``, ``quantiles`` ``"10,50,90"``, ``probability``
@@ -274,16 +275,18 @@ def products(
     ``--overwrite``: ``ensemble_run`` gives the initial times its run forecast, so the
     products are that cycle's. With a field ``{init:FORMAT}`` (``p/uk_{init:%Y%m%dT%H}.nc``),
     ``out`` names a file per initial time, each holding its own, which later cycles keep
-    (:mod:`flows.products_files`). ``members`` as ``wxens products --members`` takes it:
-    ``perturbed`` leaves an ENS file's control out. Each file is skipped when the forecast,
-    the products, its initial times and members are unchanged and it still holds those
-    products of them (not replaced since by another run or a ``wxens products
-    --overwrite``). Returns ``out``."""
+    (:mod:`flows.products_files`). ``members`` and ``init_from_filename`` as ``wxens
+    products`` takes them: ``perturbed`` leaves an ENS file's control out; a ``strptime``
+    pattern reads ``forecast`` as files (a glob) of one forecast each, its start date from
+    each file's name. Each file is skipped when the forecast, the products, its initial
+    times, members and pattern are unchanged and it still holds those products of them (not
+    replaced since by another run or a ``wxens products --overwrite``). Returns ``out``."""
     check_flow_parameters("products", locals())
-    for path, inits in products_files(out, init_times, forecast).items():
-        done = products_current(forecast, path, products, inits, members)
+    read = dict(members=members, init_from_filename=init_from_filename)
+    for path, inits in products_files(out, init_times, forecast, init_from_filename).items():
+        done = products_current(forecast, path, products, inits, **read)
         write = unless_done(tasks.write_forecast_products, done)
-        write(forecast, path, products, inits, members=members)
+        write(forecast, path, products, inits, **read)
     return out
 
 

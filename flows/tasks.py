@@ -278,10 +278,12 @@ def write_forecast_products(
     asked: dict[str, Any],
     init_times: list[str] | None = None,
     members: str = "all",
+    init_from_filename: str | None = None,
 ) -> str:
     """:func:`verification.product_output.write_products` (``wxens products --overwrite``) of
     the forecast ``forecast`` at ``init_times`` (None: all) and of its ``members`` (``all``,
-    or ``perturbed``: an ENS file's without its control): the products of ``asked``
+    or ``perturbed``: an ENS file's without its control), files of one forecast each with
+    ``init_from_filename`` (their start dates from their names): the products of ``asked``
     (:class:`~verification.product_output.ProductRequest`'s fields) to ``out`` (Zarr, or
     CF NetCDF-4 for ``.nc``), replacing an earlier products output there (each cycle's run
     rewrites it with its own initial times'; anything else there is refused). Keyed on
@@ -295,6 +297,7 @@ def write_forecast_products(
         out,
         request,
         init_times=init_times,
+        init_from_filename=init_from_filename,
         members=members,
         overwrite=True,
         progress=False,
