@@ -9,7 +9,8 @@ only ``prefect deploy`` can fill (a server's ``prefect.variables``, ``prefect.bl
 build step's output) is refused, naming it: wxens cannot check a value it cannot see.
 Each deployment whose entrypoint is a flow of :data:`flows.pipelines.FLOWS` maps onto the
 entries of a schedule file (:mod:`flows.deployments`), one per schedule, with that
-schedule's parameters over the deployment's; others are skipped.
+schedule's parameters over the deployment's; others are skipped. Its relative paths are
+checked where the deployment's pull steps leave each run (:mod:`flows.pull_steps`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from flows.deployments import (
     read_yaml,
     schedule_entries,
 )
+from flows.pull_steps import RunDirectory, reading_paths_in, run_directory
 from pipeline.errors import InputError
 
 CHECKED_KEYS = ("name", "entrypoint", "schedule", "schedules", "parameters")
@@ -163,14 +165,28 @@ def check_file(path: Path) -> tuple[list[str], list[str]]:
         for where, config in deployment_configs(path, document):
             try:
                 deployment = map_deployment(where, config)
-                specs = deployment.check()
+                run_in = RunDirectory(Path.cwd().resolve())
+                if not deployment.skipped:  # nothing of another's flow is checked
+                    run_in = run_directory(where, config, document)
             except InputError as err:
                 errors.append(str(err))
+                continue
+            if run_in.unknown:  # said once, whether the checks pass or not
+                lines.append(f"{deployment.name}: relative paths not checked: {run_in.unknown}")
+            moved = run_in.path not in (None, Path.cwd().resolve())
+            try:
+                with reading_paths_in(run_in):
+                    specs = deployment.check()
+            except InputError as err:
+                read_in = f" (relative paths read in {run_in.path}, after its pull steps)"
+                errors.append(f"{err}{read_in * moved}")
                 continue
             names += {spec.name for spec in specs}
             said = f"{deployment.flow}, {'; '.join(deployment.schedules)}, ok"
             if deployment.skipped:
                 said = f"skipped, {deployment.skipped}"
+            elif moved:
+                said += f", relative paths read in {run_in.path}"
             lines.append(f"{deployment.name}: {said}")
     else:
         for i, entry in enumerate(schedule_entries(path, document)):

@@ -3,7 +3,8 @@ a schedule file or on a prefect.yaml's wxens deployments (:mod:`flows.prefect_ya
 ``prefect deploy``: a bad parameter is refused now, not when a worker starts the run.
 
 Registers and starts nothing; needs no server. Run it from the directory deployed from:
-entrypoints and the parameters' relative paths are read from there.
+entrypoints and the parameters' relative paths are read from there, or, for a prefect.yaml,
+from the directory its pull steps move each run to (:mod:`flows.pull_steps`).
 """
 
 from __future__ import annotations

@@ -168,3 +168,77 @@ def test_each_schedule_is_checked_with_its_own_parameters(tmp_path, capsys):
     schedules[1]["parameters"]["members"] = 0
     assert main(["check", str(shipped_with(tmp_path, schedules=schedules))]) == 2
     assert "got 0" in capsys.readouterr().err
+
+
+ENTRYPOINT = f"{ROOT / 'flows' / 'pipelines.py'}:ensemble_run"
+WORKDIR_STEP = "prefect.deployments.steps.set_working_directory"
+
+
+def deployed_from(tmp_path: Path, monkeypatch) -> Path:
+    """A directory to deploy from in which ``forecasts`` is a file: the shipped outputs
+    (forecasts/uk-scores.nc, ...) could not be written from it."""
+    here = tmp_path / "deployed"
+    here.mkdir()
+    (here / "forecasts").write_text("not a folder", encoding="utf-8")
+    monkeypatch.chdir(here)
+    return here
+
+
+def test_check_reads_relative_paths_in_the_pull_steps_working_directory(
+    tmp_path, monkeypatch, capsys
+):
+    """A worker runs the pull steps before each run: set_working_directory moves the run,
+    and its parameters' relative paths with it. A deployment's own ``pull`` replaces the
+    file's; a relative directory is read from the worker's ``working_dir``."""
+    deployed_from(tmp_path, monkeypatch)
+    (tmp_path / "srv" / "forecasts").mkdir(parents=True)  # the outputs can be written there
+    old = tmp_path / "old"
+    (old / "forecasts" / "uk-scores.nc").mkdir(parents=True)  # a folder where scores go
+    gone = tmp_path / "gone"
+    document = yaml.safe_load(SHIPPED.read_text(encoding="utf-8"))
+    (first,) = document["deployments"]
+    first["entrypoint"] = ENTRYPOINT
+    first["work_pool"]["job_variables"] = {"working_dir": str(tmp_path)}
+    document["pull"] = [{WORKDIR_STEP: {"directory": "srv"}}]
+    for name, directory in (("uk-old", old), ("uk-gone", gone)):
+        own = [{WORKDIR_STEP: {"directory": str(directory)}}]
+        document["deployments"].append({**first, "name": name, "pull": own})
+    path = tmp_path / "prefect.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    assert main(["check", str(path)]) == 2
+    captured = capsys.readouterr()
+    srv = (tmp_path / "srv").resolve()
+    assert captured.out.splitlines() == [f"{OK_LINE}, relative paths read in {srv}"]
+    old_error, gone_error = captured.err.strip().splitlines()[-2:]
+    assert "deployment 'uk-old'" in old_error and "uk-scores.nc is a directory" in old_error
+    assert str(old.resolve()) in old_error, old_error
+    assert "deployment 'uk-gone'" in gone_error and str(gone) in gone_error, gone_error
+
+
+@pytest.mark.parametrize(
+    ("step", "said"),
+    [
+        (
+            {"prefect.deployments.steps.git_clone": {"repository": "https://x.org/w.git"}},
+            "git_clone",
+        ),
+        ({WORKDIR_STEP: {"directory": "wxens"}}, "set_working_directory"),
+    ],
+    ids=["git_clone", "relative-directory"],
+)
+def test_check_says_once_where_the_pull_steps_hide_the_paths(
+    tmp_path, monkeypatch, capsys, step, said
+):
+    """After a step wxens cannot run offline (a clone, a download), or a relative directory
+    of a worker's working directory the file does not give, the paths a run reads cannot be
+    known here: it says so once, naming the step, and skips only the checks of the files
+    there; every other check still runs."""
+    deployed_from(tmp_path, monkeypatch)  # the outputs could not be written from here
+    assert main(["check", str(shipped_with(tmp_path, entrypoint=ENTRYPOINT, pull=[step]))]) == 0
+    note, ok = capsys.readouterr().out.splitlines()
+    assert note.startswith("uk-ensemble: ") and said in note and ok == OK_LINE, note
+    bad = shipped_with(tmp_path, entrypoint=ENTRYPOINT, pull=[step], parameters={"members": 0})
+    assert main(["check", str(bad)]) == 2
+    captured = capsys.readouterr()
+    assert "deployment 'uk-ensemble'" in captured.err and "got 0" in captured.err
+    assert captured.out.splitlines() == [note]
