@@ -35,7 +35,12 @@ from generators.rollout_deal import (
     why_idle,
 )
 from generators.rollout_store import ForecastRun, forecast_to_store, to_draw, warn_if_far
-from generators.shared_paths import check_workers_see
+from generators.shared_paths import (
+    Seen,
+    check_same_checkpoint,
+    check_this_worker,
+    workers_checked,
+)
 from pipeline.errors import InputError, counted
 from pipeline.forecast_claims import Claims, in_turn
 from pipeline.progress import tqdm
@@ -58,7 +63,8 @@ def forecast_on_workers(
     by the client, once (the tasks are told ``warned``): in the workers they were said in
     their own logs, which the user's terminal does not show, once a batch. A cluster
     whose workers see other files at the paths is refused first (:mod:`~generators.
-    shared_paths`)."""
+    shared_paths`), and so is a worker that connects later or loads another checkpoint
+    file, by the batch task given to it (:func:`forecast_to_store_on_worker`)."""
     loaded = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     _warn_if_not_fine_tuned(loaded, options.get("sampler"))
     trained_on = functools.partial(_warn_if_trained_on, loaded, inits, leads_hours, options)
@@ -66,52 +72,55 @@ def forecast_on_workers(
         checkpoint = checkpoint.path  # the workers load it themselves
     if isinstance(store, AnalysisStore):
         store = store.path
-    check_workers_see(client, checkpoint, store, out)  # before anything is read or drawn
-    per_batch = inits_per_batch(n_members, options.get("batch_members", 512))
-    # those left to draw, read once (a rerun after a worker had failed draws the rest)
-    asked, inits = len(inits), left_to_draw(inits, out, options)
-    workers = _worker_count(client)
-    shards = [shard_init_times(inits, k, workers, per_batch) for k in range(workers)]
-    log.info(
-        "forecast: %s in %s of up to %s, each to a dask worker as one is free (%s at the start%s)",
-        counted(len(inits), "initial time"),
-        batches_text(-(-len(inits) // per_batch)),
-        counted(per_batch, "initial time"),
-        counted(workers, "worker"),
-        why_idle(shards, "dask worker", per_batch, n_members),
-    )
-    # its task draws a batch under this run's claim
-    claims = Claims(str(out), run=options.get("claims_run") or uuid.uuid4().hex)
-    claimed = not options.get("recompute", False)
-    # a task rerun under --recompute skips what this run committed since (the run id kept
-    # in each commit), drawing again only those the store held before
-    since = next(iter(commits(out, limit=1)), (None,))[0]
-    task = functools.partial(
-        client.submit,
-        forecast_to_store,
-        str(checkpoint),
-        str(store),
-        leads_hours=leads_hours,
-        n_members=n_members,
-        out=out,
-        pure=False,
-        **{
-            **options,
-            **{"progress": False, "warned": True},  # the client says the warnings
-            **{"claims_run": claims.run, "run_since": since},
-        },
-    )
-    to_draw_now = functools.partial(to_draw, claims) if claimed else (lambda batch: batch)
-    progress = options.get("progress", True)
-    bar = tqdm(total=len(inits), disable=not progress, desc="forecast", unit="init")
-    try:
-        with bar:
-            batches = in_turn(inits, per_batch, to_draw_now)
-            ended = _Ended(client, bar, first_ended=trained_on)
-            meanwhile = _dealt_to_free_workers(client, task, batches, ended)
-    finally:  # a caller's claims (the forecast flow's) are its own to remove
-        if claimed and not options.get("claims_run"):
-            claims.release()
+    # before anything is read or drawn; the marker is kept for the workers that join later
+    with workers_checked(client, checkpoint, store, out, loaded.digest) as seen:
+        per_batch = inits_per_batch(n_members, options.get("batch_members", 512))
+        # those left to draw, read once (a rerun after a worker had failed draws the rest)
+        asked, inits = len(inits), left_to_draw(inits, out, options)
+        workers = _worker_count(client)
+        shards = [shard_init_times(inits, k, workers, per_batch) for k in range(workers)]
+        log.info(
+            "forecast: %s in %s of up to %s, each to a dask worker as one is free "
+            "(%s at the start%s)",
+            counted(len(inits), "initial time"),
+            batches_text(-(-len(inits) // per_batch)),
+            counted(per_batch, "initial time"),
+            counted(workers, "worker"),
+            why_idle(shards, "dask worker", per_batch, n_members),
+        )
+        # its task draws a batch under this run's claim
+        claims = Claims(str(out), run=options.get("claims_run") or uuid.uuid4().hex)
+        claimed = not options.get("recompute", False)
+        # a task rerun under --recompute skips what this run committed since (the run id kept
+        # in each commit), drawing again only those the store held before
+        since = next(iter(commits(out, limit=1)), (None,))[0]
+        task = functools.partial(
+            client.submit,
+            forecast_to_store_on_worker,
+            seen,
+            str(checkpoint),
+            str(store),
+            leads_hours=leads_hours,
+            n_members=n_members,
+            out=out,
+            pure=False,
+            **{
+                **options,
+                **{"progress": False, "warned": True},  # the client says the warnings
+                **{"claims_run": claims.run, "run_since": since},
+            },
+        )
+        to_draw_now = functools.partial(to_draw, claims) if claimed else (lambda batch: batch)
+        progress = options.get("progress", True)
+        bar = tqdm(total=len(inits), disable=not progress, desc="forecast", unit="init")
+        try:
+            with bar:
+                batches = in_turn(inits, per_batch, to_draw_now)
+                ended = _Ended(client, bar, first_ended=trained_on)
+                meanwhile = _dealt_to_free_workers(client, task, batches, ended)
+        finally:  # a caller's claims (the forecast flow's) are its own to remove
+            if claimed and not options.get("claims_run"):
+                claims.release()
     # a task's batch found written when it began: by the worker that died drawing it, if
     # one left, else by another run between the batch's hand-out and its task
     # (retired: dask moved the task it was drawing, which it may have written as it closed)
@@ -125,6 +134,20 @@ def forecast_on_workers(
         written_before_a_worker_retired=retired,
         written_by_another_run=run.written_by_another_run + meanwhile + found - died - retired,
     )
+
+
+def forecast_to_store_on_worker(seen: Seen, checkpoint: str, *args, **options) -> ForecastRun:
+    """:func:`~generators.rollout_store.forecast_to_store` of one batch, a dask task: first
+    refused where its worker does not see the client's files (``seen``), once a worker
+    process (:func:`~generators.shared_paths.check_this_worker`: a worker that connected
+    after the up-front check is checked here), or loads a checkpoint other than the
+    client's at the path (:func:`~generators.shared_paths.check_same_checkpoint`, each
+    batch: the digest is computed as the checkpoint loads), before it reads or writes
+    anything of the store. Its tasks' keys begin ``forecast_to_store``, as before."""
+    check_this_worker(seen)
+    loaded = load_checkpoint(checkpoint)
+    check_same_checkpoint(seen, loaded.digest)
+    return forecast_to_store(loaded, *args, **options)
 
 
 def _warn_if_not_fine_tuned(checkpoint: Checkpoint, sampler) -> None:

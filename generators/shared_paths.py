@@ -7,11 +7,20 @@ the shared mount, it failed late, deep in a task, on a missing store; or, where 
 path existed on its own disk, it wrote its members there: the forecast ended well, its
 summary named the initial times written, and the store this machine reads held none.
 
-So, before any member is drawn, this process writes a marker holding a random token in
-the output store (in the nearest folder above it that exists, before the store does),
-each worker or rank reads it back at the same path and checks that it sees the
-checkpoint and the analysis store, in one round trip; the marker is then removed. URLs
-(``s3://...``) are not checked: an object store is the same from everywhere.
+So, before any member is drawn, this process writes a marker holding a random token
+beside the output store (in the nearest existing folder above it), each worker or rank
+reads it back at the same path and checks that it sees the checkpoint and the analysis
+store, in one round trip. URLs (``s3://...``) are not checked: an object store is the same
+from everywhere.
+
+A dask worker that connects after that check (a cluster scaled up mid-forecast) was never
+checked, and one whose checkpoint at the path was another file drew members from another
+model. So the marker is kept until the dask forecast ends, and each batch task checks its
+worker before it draws: once a worker process for each forecast (cached by what it was
+told, the marker's token in it), that it reads the token and sees the inputs; and each
+batch, that the checkpoint it loads has the sha256 of the client's (:class:`Seen`,
+:func:`check_this_worker`, :func:`check_same_checkpoint`). A refused task raises the same
+refusal, naming the worker, before the worker reads or writes anything of the store.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import torch.distributed as dist
+from distributed import get_worker
 
 from pipeline.errors import InputError
 
@@ -39,6 +49,10 @@ SHARED_FIX = (
 )
 
 
+CHECKPOINT = "checkpoint= (--checkpoint)"
+"""What the messages call the checkpoint."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Marker:
     """A marker file this process wrote, and the token it holds."""
@@ -47,26 +61,44 @@ class Marker:
     token: str
 
 
+@dataclasses.dataclass(frozen=True)
+class Seen:
+    """What the client of a dask forecast sees, which each batch task checks its worker sees
+    too: the marker (None for a URL store), the inputs' paths (:func:`inputs_of`) and the
+    sha256 (first 16 hex digits) of the checkpoint the client loaded ("": not checked)."""
+
+    marker: Marker | None
+    inputs: tuple[tuple[str, str], ...]
+    digest: str
+
+
+_SEEN_HERE: set[Seen] = set()
+"""The forecasts whose files this process (a dask worker) was found to see as the client
+does: each is checked once a process."""
+
+
 def inputs_of(checkpoint: Any, store: Any) -> dict[str, str]:
     """The paths every process opens, by what the messages call them: the checkpoint's
     (a loaded :class:`~generators.checkpoint.Checkpoint`'s file) and the analysis
     store's (an ``AnalysisStore``'s)."""
     return {
-        "checkpoint= (--checkpoint)": str(getattr(checkpoint, "path", None) or checkpoint),
+        CHECKPOINT: str(getattr(checkpoint, "path", None) or checkpoint),
         "store= (--store)": str(getattr(store, "path", None) or store),
     }
 
 
 @contextlib.contextmanager
 def marker_for(out: str) -> Iterator[Marker | None]:
-    """A marker written in the store ``out`` (in the nearest existing folder above it,
-    before it exists) for the block, then removed; None for a URL ``out``. InputError
-    naming the marker where it cannot be written (a read-only folder)."""
+    """A marker written beside the store ``out`` (in the nearest existing folder above it,
+    where its lock goes: not in the store, which a stray file there turns into a folder
+    a transaction refuses to create a store in) for the block, then removed (a process
+    killed with SIGKILL leaves it); None for a URL ``out``. InputError naming the marker
+    where it cannot be written (a read-only folder)."""
     if "://" in str(out):
         yield None
         return
     path = Path(os.path.abspath(out))
-    folder = next(p for p in (path, *path.parents) if p.is_dir())
+    folder = next(p for p in path.parents if p.is_dir())
     token = secrets.token_hex(16)
     marker = folder / f"{MARKER_PREFIX}{token}"
     try:
@@ -103,13 +135,43 @@ def what_is_amiss(marker: Marker | None, inputs: Mapping[str, str]) -> list[str]
     return amiss
 
 
-def check_workers_see(client: Any, checkpoint: Any, store: Any, out: str) -> None:
+@contextlib.contextmanager
+def workers_checked(
+    client: Any, checkpoint: Any, store: Any, out: str, digest: str
+) -> Iterator[Seen]:
     """Refuse a dask forecast whose workers (every one connected to ``client``'s
-    scheduler) do not see the checkpoint, the analysis store and the output store
-    ``out`` at this process's paths: an InputError naming each such worker's address."""
+    scheduler) do not see the checkpoint, the analysis store and the output store ``out``
+    at this process's paths: an InputError naming each such worker's address. Then, for
+    the block (the forecast), the marker is kept, and what each batch task checks its
+    worker sees is yielded (``digest``: of the checkpoint this process loaded), for the
+    workers that connect later and the checkpoint file each loads."""
     inputs = inputs_of(checkpoint, store)
     with marker_for(out) as marker:
-        seen = client.run(what_is_amiss, marker, inputs)
+        _refuse(client.run(what_is_amiss, marker, inputs))
+        yield Seen(marker, tuple(inputs.items()), digest)
+
+
+def check_this_worker(seen: Seen) -> None:
+    """In a dask worker's batch task: the refusal of :func:`workers_checked` where this
+    worker does not see the marker of ``seen`` (its token) or its inputs; checked once a
+    worker process for each forecast."""
+    if seen not in _SEEN_HERE:
+        _refuse({get_worker().address: what_is_amiss(seen.marker, dict(seen.inputs))})
+        _SEEN_HERE.add(seen)
+
+
+def check_same_checkpoint(seen: Seen, digest: str) -> None:
+    """In a dask worker's batch task: refuse a checkpoint loaded whose sha256 ``digest`` is
+    not that of the client's (``seen``): another file at the same path, another model."""
+    if seen.digest and digest != seen.digest:
+        path = dict(seen.inputs)[CHECKPOINT]
+        amiss = f"{CHECKPOINT} {path} is another file (sha256 {digest}, not {seen.digest})"
+        _refuse({get_worker().address: [amiss]})
+
+
+def _refuse(seen: Mapping[str, list[str]]) -> None:
+    """An InputError naming each dask worker of ``seen`` (address: what it sees amiss) that
+    sees something amiss, and the fix; none where every one sees the same files."""
     refused = {address: amiss for address, amiss in seen.items() if amiss}
     if refused:
         raise InputError(
