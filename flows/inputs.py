@@ -282,6 +282,8 @@ def verify_record(
     them (:func:`flows.runtime.record_outputs`): while both are current, it is skipped."""
     from flows.runtime import inputs_fingerprint  # Prefect: imported only by a flow
 
-    asked = dict(forecast=forecast, truth=truth, init_times=init_times, reference=reference)
+    # the times as times: a range (--init A/B/STEP) and a list spelled otherwise are alike
+    times = None if init_times is None else [pd.Timestamp(t).isoformat() for t in init_times]
+    asked = dict(forecast=forecast, truth=truth, init_times=times, reference=reference)
     asked |= dict(members=members, init_from_filename=init_from_filename)
     return [scores, report], inputs_fingerprint(asked, reads=("forecast", "truth", "reference"))
