@@ -39,9 +39,7 @@ def left_to_draw(inits, out, options: dict[str, Any]) -> pd.DatetimeIndex:
     return pending_init_times(inits, out, options.get("recompute", False), redraw)
 
 
-def why_idle(
-    shards: Sequence[pd.DatetimeIndex], what: str, per_batch: int, n_members: int
-) -> str:
+def why_idle(shards: Sequence[pd.DatetimeIndex], what: str, per_batch: int, n_members: int) -> str:
     """Where a shard is empty, why: each batch goes whole to one process, so that the
     members are those one process draws, and the batch members (initial times x members,
     ``batch_members``) that would spread them wider, if any would; else nothing."""
@@ -64,7 +62,6 @@ def why_idle(
 def batches_text(n: int) -> str:
     """``n`` batches, in words: "1 batch", "3 batches"."""
     return f"{n} batch{'' if n == 1 else 'es'}"
-
 
 
 def merged(runs: Sequence[ForecastRun], skipped: int) -> ForecastRun:

@@ -279,9 +279,7 @@ def check_network(kind: str, model: torch.nn.Module, grid: tuple[int, int]) -> N
             encoded = model.backbone.encode(meta_condition(c, 1, grid))
             out = model.network_fn(encoded)(state, torch.full((1,), 0.5))
         except Exception as err:  # third-party code: whatever it raises
-            raise InputError(
-                f"{who} failed ({type(err).__name__}: {err}) {where}"
-            ) from err
+            raise InputError(f"{who} failed ({type(err).__name__}: {err}) {where}") from err
     if out.shape != state.shape:
         raise InputError(
             f"{who} returned a field of shape {tuple(out.shape)} "

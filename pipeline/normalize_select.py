@@ -59,7 +59,8 @@ def _outside_vocabulary(origin: str, unknown: list[str], present: list[str]) -> 
     unmapped = [v for v in present if v not in VARIABLES]
     text = (
         f"{origin}: variables= (--variables) {unknown}: not wxens variable names; it takes the "
-        f"canonical names {sorted(VARIABLES)}" + (f" ({'; '.join(said)})" if said else "")
+        f"canonical names {sorted(VARIABLES)}"
+        + (f" ({'; '.join(said)})" if said else "")
         + f"; it has {known}"
     )
     for name in (v for v in unknown if v in unmapped):

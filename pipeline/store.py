@@ -185,9 +185,10 @@ def _ingest_into(
 
 def _prepare(
     ds: xr.Dataset, origin: str, path: Path, turn: Turn
-) -> tuple[
-    bool, int, list[tuple[int, int]], str | None, RunningStatistics | None, pd.DatetimeIndex
-] | None:
+) -> (
+    tuple[bool, int, list[tuple[int, int]], str | None, RunningStatistics | None, pd.DatetimeIndex]
+    | None
+):
     """One transaction: create the store or check the input fits it, grow its time axis by
     the new times (their data deferred), and plan the writes; None, nothing written, where
     another ingest is to append earlier times first (:meth:`Turn.ahead`).

@@ -89,9 +89,7 @@ def run(args: argparse.Namespace) -> int:
         )
         raise InputError(f"{reason}; nothing written: {args.forecast} is the forecast as it is")
     truth = open_store(args.truth)  # once: passed on, so its warnings are said once
-    result = bias_correct_store(
-        args.forecast, truth, args.out, spec, progress=not args.no_progress
-    )
+    result = bias_correct_store(args.forecast, truth, args.out, spec, progress=not args.no_progress)
     extra = "".join(
         f", {what} weight {weight:g}"
         for what, weight in (("spread", spec.spread_weight), ("rank", spec.rank_weight))

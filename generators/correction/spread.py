@@ -236,20 +236,24 @@ class SpreadCalibration:
         return scale_spread(members, self.factors_for(lead_hours).astype(members.dtype))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "method": "spread factor on deviations from the ensemble mean, k = 1 / SSR",
-            "channels": list(self.channels),
-            "leads_hours": list(self.leads_hours),
-            "factors": self.factors.tolist(),
-            "ssr_before": self.ssr_before.tolist(),
-            "ssr_after": self.ssr_after.tolist(),
-            "period": self.period,
-            "members": self.members,
-            "n_inits": self.n_inits,
-            "sampler": self.sampler,
-            "shared": list(self.shared),
-            "balance": self.balance,
-        } | ({} if self.seed is None else {"seed": self.seed}) | self._periods_dict()
+        return (
+            {
+                "method": "spread factor on deviations from the ensemble mean, k = 1 / SSR",
+                "channels": list(self.channels),
+                "leads_hours": list(self.leads_hours),
+                "factors": self.factors.tolist(),
+                "ssr_before": self.ssr_before.tolist(),
+                "ssr_after": self.ssr_after.tolist(),
+                "period": self.period,
+                "members": self.members,
+                "n_inits": self.n_inits,
+                "sampler": self.sampler,
+                "shared": list(self.shared),
+                "balance": self.balance,
+            }
+            | ({} if self.seed is None else {"seed": self.seed})
+            | self._periods_dict()
+        )
 
     def _periods_dict(self) -> dict[str, Any]:
         """The fit's periods as fields (none in a calibration that recorded text only)."""

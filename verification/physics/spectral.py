@@ -188,9 +188,7 @@ class SpectralRatio(PhysicsCheckBase):
             member_power.count(SAMPLE),
         )
 
-    def _channel(
-        self, spectra: Spectra
-    ) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray] | str:
+    def _channel(self, spectra: Spectra) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray] | str:
         """Of one channel: the (member, band) mean log power ratio, the (band,) sampling
         noise of that statistic and the (band,) truth's own statistic between its even and
         odd samples; or why they cannot be computed."""

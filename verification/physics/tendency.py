@@ -156,8 +156,7 @@ class TendencyDistribution(PhysicsCheckBase):
         """The truth's part of each variable of ``forecast``, the truth where some member
         holds values (of all the members, not only a block's)."""
         return {
-            str(name): self._truth_part(truth[name], initial[name])
-            for name in forecast.data_vars
+            str(name): self._truth_part(truth[name], initial[name]) for name in forecast.data_vars
         }
 
     def _judged(
@@ -205,8 +204,7 @@ class TendencyDistribution(PhysicsCheckBase):
             by_member = members.sel(case.selection).transpose(MEMBER, ...).values
             truth_change = observed.sel(case.selection).values.ravel()
             member_distances.append(
-                distances_to_truth(by_member.reshape(len(by_member), -1), truth_change)
-                / case.scale
+                distances_to_truth(by_member.reshape(len(by_member), -1), truth_change) / case.scale
             )
         truth_score = float(np.max([case.distance for case in judged]))
         score, worst = largest(
