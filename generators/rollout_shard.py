@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 
-from generators.checkpoint import Checkpoint
+from generators.checkpoint import Checkpoint, load_checkpoint
 from generators.device import resolve_device
 from generators.distributed import backend_for, check_rendezvous, world_from_env
 from generators.rollout import inits_per_batch
@@ -101,8 +101,11 @@ def _forecast_on_ranks(
     checkpoint, store, inits, leads_hours, n_members, out, **options: Any
 ) -> ForecastRun | None:
     """This rank's shard into ``out`` on its own device; the ranks gather their runs. Ranks
-    that see other files than rank 0's at the paths are refused first
+    that see other files than rank 0's at the paths, or load another checkpoint file than
+    rank 0's (its sha256), are refused first
     (:func:`~generators.shared_paths.check_ranks_see`)."""
+    # each rank loads it (as the CLI does, before the group: a rank that cannot, fails)
+    loaded = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     local_rank = int(os.environ["LOCAL_RANK"])
     device = rank_device(options.pop("device", "auto"), local_rank)
     joined = not dist.is_initialized()
@@ -114,7 +117,7 @@ def _forecast_on_ranks(
         # (torchrun stops every rank when one dies)
         dist.init_process_group(backend_for(device), timeout=RANK_WAIT)
     try:
-        check_ranks_see(checkpoint, store, out)
+        check_ranks_see(checkpoint, store, out, loaded.digest)
         rank, world = dist.get_rank(), dist.get_world_size()
         failure = None
         # the initial times left to draw, read once so that every rank deals the same (each
@@ -137,7 +140,7 @@ def _forecast_on_ranks(
             options["warn_of"] = inits if rank == 0 else None
             try:
                 run = forecast_to_store(
-                    checkpoint,
+                    loaded,
                     store,
                     shard,
                     leads_hours,

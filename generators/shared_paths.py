@@ -11,7 +11,10 @@ So, before any member is drawn, this process writes a marker holding a random to
 beside the output store (in the nearest existing folder above it), each worker or rank
 reads it back at the same path and checks that it sees the checkpoint and the analysis
 store, in one round trip. URLs (``s3://...``) are not checked: an object store is the same
-from everywhere.
+from everywhere. A ``torchrun`` rank whose checkpoint at the path was another file drew
+members from another model: each rank also sends, in that round trip, the sha256 of the
+checkpoint it loaded, and a rank whose differs from rank 0's is refused, on every rank
+(:func:`check_ranks_see`).
 
 A dask worker that connects after that check (a cluster scaled up mid-forecast) was never
 checked, and one whose checkpoint at the path was another file drew members from another
@@ -19,8 +22,10 @@ model. So the marker is kept until the dask forecast ends, and each batch task c
 worker before it draws: once a worker process for each forecast (cached by what it was
 told, the marker's token in it), that it reads the token and sees the inputs; and each
 batch, that the checkpoint it loads has the sha256 of the client's (:class:`Seen`,
-:func:`check_this_worker`, :func:`check_same_checkpoint`). A refused task raises the same
-refusal, naming the worker, before the worker reads or writes anything of the store.
+:func:`check_this_worker`, :func:`check_same_checkpoint`; the refusal of another
+checkpoint file, a rank's as a worker's, is :func:`another_checkpoint`'s). A refused task
+raises the same refusal, naming the worker, before the worker reads or writes anything of
+the store.
 """
 
 from __future__ import annotations
@@ -163,10 +168,17 @@ def check_this_worker(seen: Seen) -> None:
 def check_same_checkpoint(seen: Seen, digest: str) -> None:
     """In a dask worker's batch task: refuse a checkpoint loaded whose sha256 ``digest`` is
     not that of the client's (``seen``): another file at the same path, another model."""
-    if seen.digest and digest != seen.digest:
-        path = dict(seen.inputs)[CHECKPOINT]
-        amiss = f"{CHECKPOINT} {path} is another file (sha256 {digest}, not {seen.digest})"
+    if amiss := another_checkpoint(dict(seen.inputs)[CHECKPOINT], digest, seen.digest):
         _refuse({get_worker().address: [amiss]})
+
+
+def another_checkpoint(path: str, digest: str, expected: str) -> str:
+    """Why a process that loaded the checkpoint at ``path`` with the sha256 ``digest`` is
+    refused where the client or rank 0 loaded one of ``expected``: another file at the same
+    path, another model. Empty where they match, or where either was not checked ("")."""
+    if not (digest and expected) or digest == expected:
+        return ""
+    return f"{CHECKPOINT} {path} is another file (sha256 {digest}, not {expected})"
 
 
 def _refuse(seen: Mapping[str, list[str]]) -> None:
@@ -184,12 +196,14 @@ def _refuse(seen: Mapping[str, list[str]]) -> None:
         )
 
 
-def check_ranks_see(checkpoint: Any, store: Any, out: str) -> None:
+def check_ranks_see(checkpoint: Any, store: Any, out: str, digest: str) -> None:
     """Refuse a forecast whose torchrun ranks (this process one of them, its process group
     joined) do not all see rank 0's checkpoint, analysis store and output store ``out``
-    at the same paths: on every rank, an InputError naming each such rank and its host.
-    Where rank 0 cannot write the marker, every rank raises its InputError at once (the
-    others waited at the broadcast until the group's timeout)."""
+    at the same paths, or whose checkpoint, loaded with the sha256 ``digest`` ("": this
+    rank could not load it, which its own error says), is another file than rank 0's: on
+    every rank, an InputError naming each such rank and its host (and the digests). Where
+    rank 0 cannot write the marker, every rank raises its InputError at once (the others
+    waited at the broadcast until the group's timeout)."""
     rank, world = dist.get_rank(), dist.get_world_size()
     inputs = inputs_of(checkpoint, store)
     with contextlib.ExitStack() as stack:
@@ -203,8 +217,13 @@ def check_ranks_see(checkpoint: Any, store: Any, out: str) -> None:
         if shared[1] is not None:
             raise InputError(shared[1])
         seen: list[Any] = [None] * world
-        dist.all_gather_object(seen, (socket.gethostname(), what_is_amiss(shared[0], inputs)))
-    refused = [(r, host, amiss) for r, (host, amiss) in enumerate(seen) if amiss]
+        here = (socket.gethostname(), what_is_amiss(shared[0], inputs), digest)
+        dist.all_gather_object(seen, here)
+    refused = []
+    for r, (host, amiss, theirs) in enumerate(seen):  # each rank's digest, against rank 0's
+        other = another_checkpoint(inputs[CHECKPOINT], theirs, seen[0][2])
+        if amiss or other:
+            refused.append((r, host, [*amiss, other] if other else amiss))
     if refused:
         raise InputError(
             "; ".join(

@@ -12,7 +12,7 @@ from generators.shared_paths import check_ranks_see
 if __name__ == "__main__":
     dist.init_process_group("gloo", timeout=timedelta(seconds=20))
     try:
-        check_ranks_see(*sys.argv[1:4])
+        check_ranks_see(*sys.argv[1:4], "")  # no digest: the marker is refused before
         said = "no error"
     except Exception as err:
         said = f"{type(err).__name__}: {err}"

@@ -464,7 +464,9 @@ def test_the_summary_says_which_initial_times_a_dead_worker_wrote():
     assert summary(run).endswith("seed 0, uncalibrated)")
 
 
-def test_a_failing_rank_says_its_error_before_it_waits_for_the_others(monkeypatch, caplog):
+def test_a_failing_rank_says_its_error_before_it_waits_for_the_others(
+    one_process, monkeypatch, caplog
+):
     """The docs: a rank whose input is refused prints its error at once, then waits for the
     others to finish their own initial times; not only when they have all finished."""
     import generators.rollout_shard as shard
@@ -486,15 +488,16 @@ def test_a_failing_rank_says_its_error_before_it_waits_for_the_others(monkeypatc
         raise InputError("refused here")
 
     monkeypatch.setattr(shard, "dist", World)
-    # paths "k", "s", "o" name no files: the check of them is test_shared_paths.py's
-    monkeypatch.setattr(shard, "check_ranks_see", lambda checkpoint, store, out: None)
+    # each rank loads the checkpoint; paths "s", "o" name no files: the check of them (and
+    # of the checkpoint's sha256) is test_shared_paths.py's and test_train_ddp.py's
+    monkeypatch.setattr(shard, "check_ranks_see", lambda checkpoint, store, out, digest: None)
     monkeypatch.setattr(shard, "left_to_draw", lambda inits, out, options: inits)
     monkeypatch.setattr(shard, "forecast_to_store", refused)
     monkeypatch.setenv("LOCAL_RANK", "0")
-    inits = pd.date_range("2000-01-02", periods=2, freq="6h")
+    inits, run = pd.date_range("2000-01-02", periods=2, freq="6h"), one_process[0] / "run"
     with caplog.at_level("INFO", logger="generators"):
         with pytest.raises(InputError, match="refused here"):
-            shard._forecast_on_ranks("k", "s", inits, [6.0], 3, "o", device="cpu")
+            shard._forecast_on_ranks(run, "s", inits, [6.0], 3, "o", device="cpu")
     assert said_before_waiting == [True]
 
 
