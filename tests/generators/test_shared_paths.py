@@ -192,10 +192,15 @@ def test_a_dask_worker_that_joins_after_the_check_is_refused(
 
 
 def test_a_torchrun_rank_that_sees_other_files_at_the_paths_is_refused(places):
-    """Rank 1 wrote its initial times into its own folder, and the launch ended well (each
-    rank loads the checkpoint: one it lacks was refused, if not why)."""
+    """Rank 1 wrote its initial times into its own folder, and the launch ended well; and
+    drew them from another model where its checkpoint at the path was another file. Each
+    rank loads the checkpoint at ``here/run`` (one it lacks was refused, if not why):
+    rank 0 a copy of the run, rank 1 the run with its step changed (another sha256)."""
     root, store = places
-    command = [*forecast(root, store, run="run"), "--init", "2000-01-02T00", "2000-01-02T12"]
+    shutil.copytree(root / "run", root / "rank-0" / "run")
+    ours = load_checkpoint(root / "run").digest
+    theirs = load_checkpoint(root / "run").replace(step=3).save(root / "rank-1/run/last.pt").digest
+    command = [*forecast(root, store), "--init", "2000-01-02T00", "2000-01-02T12"]
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     done = subprocess.run(
         [*launch, "--nproc_per_node", "2", str(ROOT / "tests/generators/rank_cwd.py")]
@@ -209,8 +214,12 @@ def test_a_torchrun_rank_that_sees_other_files_at_the_paths_is_refused(places):
     host = os.uname().nodename
     refused = f"rank 1 on {host} does not see rank 0's files: out= (--out): the marker"
     assert f"{refused} {root}/here/{MARKER_PREFIX}" in done.stderr, done.stderr[-3000:]
+    assert theirs != ours
+    another = f"checkpoint= (--checkpoint) {root}/here/run/last.pt is another file"
+    assert f"{another} (sha256 {theirs}, not {ours})" in done.stderr, done.stderr[-3000:]
     assert "or run every rank on one machine" in done.stderr, done.stderr[-3000:]
-    assert os.listdir(root / "rank-1") == []
+    assert "rank 0 on" not in done.stderr
+    assert os.listdir(root / "rank-1") == ["run"]  # nothing drawn into its own folder
     assert not [n for n in os.listdir(root / "rank-0") if n.startswith(MARKER_PREFIX)]
 
 

@@ -28,10 +28,11 @@ from generators.distributed import (
     shard_seed,
     world_from_env,
 )
+from generators.shared_paths import MARKER_PREFIX
 from generators.train import Trainer, learning_rate, train
 from pipeline.errors import InputError
 from pipeline.store import ingest
-from tests.generators.ranks_disagree import disagreeing_rank
+from tests.generators.ranks_disagree import DIGESTS, disagreeing_rank
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = """\
@@ -162,13 +163,26 @@ def test_the_world_comes_from_torchruns_environment():
 def test_ranks_that_disagree_on_step_or_weights_stop(tmp_path):
     """Two gloo ranks at different steps, then with different weights: each rank gets the
     error naming the steps, then the one saying the weights differ (the ranks run
-    :mod:`tests.generators.ranks_disagree`, light to import, not this module)."""
+    :mod:`tests.generators.ranks_disagree`, light to import, not this module). Then, as the
+    ranks of a split forecast, rank 1 with another checkpoint file at the path (its sha256):
+    it drew members from another model; now each rank gets the error naming rank 1, the
+    path and both digests."""
     rendezvous = f"file://{tmp_path / 'rendezvous'}"
     mp.spawn(disagreeing_rank, args=(rendezvous, str(tmp_path)), nprocs=2)
+    ours, theirs = DIGESTS
+    another = (
+        f"rank 1 on {os.uname().nodename} does not see rank 0's files: checkpoint= "
+        f"(--checkpoint) {tmp_path} is another file (sha256 {theirs}, not {ours}); "
+    )
     for rank in (0, 1):
-        step_error, weights_error = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        errors = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        step_error, weights_error, checkpoint_error = errors
         assert "found runs/x at different steps [0, 3]" in step_error
         assert "the weights differ between the 2 ranks" in weights_error
+        assert checkpoint_error.startswith(another), checkpoint_error
+        assert "rank 0 on" not in checkpoint_error  # rank 0's own is the one compared to
+        assert "or run every rank on one machine" in checkpoint_error
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(MARKER_PREFIX)]
 
 
 def test_a_rank_without_torchruns_meeting_point_is_refused(store, tmp_path, monkeypatch):
