@@ -113,7 +113,7 @@ def far_factors(leads_hours: Sequence[float], factors: np.ndarray, channels: Seq
     """A warning naming the lead, channel and factor of each of ``factors`` (leads x
     channels) outside :data:`NEAR_ONE`, and the fix; "" where every one is inside."""
     far = [
-        f"{lead:g} h {channel} {k:.2g}"
+        f"{lead:g} h {channel} {k:.3g}"
         for lead, row in zip(leads_hours, np.asarray(factors), strict=True)
         for channel, k in zip(channels, row, strict=True)
         if not NEAR_ONE[0] <= k <= NEAR_ONE[1]
@@ -121,7 +121,7 @@ def far_factors(leads_hours: Sequence[float], factors: np.ndarray, channels: Seq
     if not far:
         return ""
     return (
-        f"spread factors far from 1 ({', '.join(far)}; outside {NEAR_ONE[0]:.2g} to "
+        f"spread factors far from 1 ({', '.join(far)}; outside 1/3 to "
         f"{NEAR_ONE[1]:g}): the members' spread is not the model's, and the calibration "
         "scales their noise; train longer (more steps, a larger --budget) or check the "
         "sampler (its NFE, `wxens info` of the checkpoint), then calibrate again"

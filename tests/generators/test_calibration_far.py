@@ -51,3 +51,11 @@ def test_a_fit_of_members_that_barely_differ_warns_once_and_info_says_so(caplog)
     assert "train longer" in shown
     near = calibration.to_dict() | {"factors": (calibration.factors / 4).tolist()}
     assert "train longer" not in calibration_text(near)
+
+
+def test_a_factor_just_below_a_third_is_not_shown_as_the_bound_it_is_outside():
+    """A synthetic store's deterministic upper air fitted 0.332: the warning said "z500 0.33;
+    outside 0.33 to 3", a factor that read as equal to the bound it was said to be outside."""
+    said = far_factors((6.0,), np.array([[0.332, 1.0]]), CHANNELS)
+    assert "6 h t2m 0.332" in said and "outside 1/3 to 3" in said
+    assert far_factors((6.0,), np.array([[0.334, 3.0]]), CHANNELS) == ""
