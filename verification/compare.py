@@ -241,9 +241,11 @@ def compare_scorecards(
         paths = [s if not isinstance(s, xr.DataTree) else f"tree{i}" for i, s in enumerate(sources)]
         names = default_names(paths)
     if len(names) != len(sources):
+        listed = any("," in str(n) for n in names)  # --name a,b: one name, not a list
         raise InputError(
             f"{len(names)} names for {len(sources)} scores files; give one name per file "
             "in names= (--name), in the files' order, or none (the file names)"
+            + ("; a comma list is one name: the flag is repeated, once per file" if listed else "")
         )
     if len(set(names)) != len(names):
         twice = sorted({n for n in names if list(names).count(n) > 1})

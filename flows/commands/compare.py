@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--name",
         action="append",
         metavar="NAME",
-        help="name of each experiment, once per file in their order (default: the file names)",
+        help="name of each experiment, repeated once per file in their order: --name FM "
+        "--name DM (default: the file names)",
     )
     parser.add_argument(
         "--lead", help="compare only these leads: a comma list, e.g. 6h,24h (default: all)"

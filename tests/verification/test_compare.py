@@ -396,3 +396,14 @@ def test_a_python_caller_is_told_the_keyword_before_the_cli_flag(scored):
         compare_scorecards([tree, tree], ["a"])
     with pytest.raises(InputError, match=r"leads_hours= \(--lead\) 999h is not a lead"):
         compare_scorecards([tree, tree], ["a", "b"], leads_hours=[999])
+
+
+def test_names_given_as_a_comma_list_are_told_to_repeat_the_flag(scored):
+    """`--name bc,raw` (as --lead takes a comma list) was refused as "1 names for 2 scores
+    files" without saying that --name is repeated, once per file."""
+    done = wxens("compare", str(scored / "oracle.nc"), str(scored / "shrunk.nc"), "--name", "a,b")
+    assert done.returncode == 2
+    assert "1 names for 2 scores files" in done.stderr
+    assert "a comma list is one name: the flag is repeated, once per file" in done.stderr
+    done = wxens("compare", str(scored / "oracle.nc"), str(scored / "shrunk.nc"), "--name", "a")
+    assert done.returncode == 2 and "comma list" not in done.stderr
