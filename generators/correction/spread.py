@@ -121,7 +121,7 @@ def far_factors(leads_hours: Sequence[float], factors: np.ndarray, channels: Seq
     if not far:
         return ""
     return (
-        f"spread factors far from 1 ({', '.join(far)}; outside 1/3 to "
+        f"spread factors far from 1 ({', '.join(far)}; outside 1/{1 / NEAR_ONE[0]:g} to "
         f"{NEAR_ONE[1]:g}): the members' spread is not the model's, and the calibration "
         "scales their noise; train longer (more steps, a larger --budget) or check the "
         "sampler (its NFE, `wxens info` of the checkpoint), then calibrate again"
