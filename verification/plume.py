@@ -78,7 +78,8 @@ def point_series(
 ) -> xr.Dataset:
     """The members of ``forecast`` at the grid point nearest ``(latitude, longitude)``
     (:func:`nearest_point`) for one initial time ``init`` (default the latest), loaded: each
-    of ``variables`` (default every variable, a variable on levels as its channels, ``z500``)
+    of ``variables`` (default every variable, a variable on levels as its channels, ``z500``;
+    the first :data:`MAX_VARIABLES` of them, the rest named in a warning)
     with dims ``member`` and ``valid_time`` (init + lead; a calendar month's, each file's
     own; ``lead_time`` beside it), in
     ``units`` (``--units`` items, ``t2m=degC``, as ``wxens products`` converts). Scalar
@@ -100,7 +101,7 @@ def point_series(
     i, j = nearest_point(ensemble[LAT].values, ensemble[LON].values, latitude, longitude, named)
     at = ensemble.isel({LAT: i, LON: j}).sel({INIT_TIME: _init_time(ensemble, init, named)})
     at = in_units(at, units) if units else at
-    names = list(variables) if variables else _channels(at)
+    names = list(variables) if variables else _default_channels(at, named)
     series = xr.Dataset({name: field(at, name) for name in names}).load()
     # the mapping's valid_time: init + lead, or, for calendar-month starts, each file's own
     series = series.assign_coords({VALID_TIME: at[VALID_TIME].reset_coords(drop=True)})
@@ -134,6 +135,27 @@ def _channels(ensemble: xr.Dataset) -> list[str]:
         levels = da[LEVEL].values if LEVEL in da.dims else [None]
         names += [str(name) if level is None else f"{name}{int(level)}" for level in levels]
     return names
+
+
+def _default_channels(at: xr.Dataset, named: object) -> list[str]:
+    """The channels a plume draws where none were asked for: every one of ``at``
+    (:func:`_channels`), or the first :data:`MAX_VARIABLES` (the most panels a plume draws;
+    a store of many levels asked for a plume refused it before), the rest named in a
+    warning with the flag that chooses."""
+    names = _channels(at)
+    if len(names) > MAX_VARIABLES:
+        LOGGER.warning(
+            "%s: %d channels, a plume draws at most %d: drawn %s, left out %s; choose some, "
+            "e.g. variables=['%s'] (--variable %s)",
+            named,
+            len(names),
+            MAX_VARIABLES,
+            ", ".join(names[:MAX_VARIABLES]),
+            ", ".join(names[MAX_VARIABLES:]),
+            names[-1],
+            names[-1],
+        )
+    return names[:MAX_VARIABLES]
 
 
 def truth_series(truth: xr.Dataset, series: xr.Dataset) -> xr.Dataset:

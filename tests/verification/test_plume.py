@@ -122,3 +122,27 @@ def test_a_variable_the_truth_lacks_is_drawn_without_markers_and_said(caplog):
         logger.removeHandler(caplog.handler)
     assert not [line for line in ax.lines if line.get_gid() == "truth"]
     assert "the truth holds no t2m" in caplog.text
+
+
+def test_a_forecast_of_more_channels_than_panels_draws_the_first_and_names_the_rest(caplog):
+    """A store of nine channels (t2m and z on eight levels) asked for a plume without
+    --variable was refused (at most 8 panels): a new user's first plume failed. The first 8
+    are drawn, the one left out named with the flag; asked for by name, 9 are refused."""
+    ds = ensemble()
+    levels = [1000, 925, 850, 700, 500, 300, 250, 200]
+    z = ds.t2m.expand_dims(level=levels, axis=2).transpose(..., "latitude", "longitude")
+    ds = ds.assign(z=z.assign_attrs(units="m2 s-2")).assign_coords(level=levels)
+    logger = logging.getLogger("verification.plume")
+    logger.addHandler(caplog.handler)
+    try:
+        series = point_series(ds, 51.0, 1.0)
+    finally:
+        logger.removeHandler(caplog.handler)
+    expected = ["t2m", *(f"z{level}" for level in levels[:-1])]
+    assert list(series.data_vars) == expected
+    assert "9 channels" in caplog.text and "left out z200" in caplog.text
+    assert "(--variable z200)" in caplog.text
+    assert len(plot_plume(series).axes) == 8
+    every = point_series(ds, 51.0, 1.0, variables=[*expected, "z200"])
+    with pytest.raises(InputError, match="9 panels; a plume draws at most 8"):
+        plot_plume(every)
