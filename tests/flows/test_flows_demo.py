@@ -16,24 +16,48 @@ SHORTENED += ["--set", "calibration.init_every_hours=12", "--set", "batch_size=2
 its one fine-tune step (a CRPS of members drawn through the sampler) 5 s alone."""
 
 
-def test_demo_runs_the_chain_on_the_sample_and_prints_where_things_are(
-    prefect_server, dask_scheduler, tmp_path, monkeypatch, capsys
+def test_demo_on_a_masked_sample_runs_the_chain_and_prints_where_things_are(
+    prefect_server, dask_scheduler, uk_sample, tmp_path, monkeypatch, capsys
 ):
+    """The shipped sample made land-only (NaN west of 3 W): refused without --allow-nan,
+    with nothing written; with it the whole chain runs (derived config, tune, correction,
+    scorecard), every member NaN exactly where the field is. One demo run for both (each
+    was 22 s of the suite): nothing of the chain's checks below needs the sea."""
+    import numpy as np
+
     from flows.cli import build_parser, main
     from flows.commands import demo
     from flows.commands.demo import DEMO_STEPS
     from generators.config import load_train_config
     from generators.correction.tuned import load_tuned, tuned_path
+    from pipeline.forecast_store import open_forecast
     from pipeline.schema import Period
+    from pipeline.store import ingest
 
+    full = ingest(uk_sample, tmp_path / "uk.zarr", progress=False).dataset.load()
+    sample = tmp_path / "land.nc"
+    masked = full.copy()
+    masked.attrs = {}
+    masked["t2m"] = full.t2m.where(full.longitude >= -3.0).transpose(*full.t2m.dims)
+    masked["t2m"].attrs = full.t2m.attrs
+    masked.to_netcdf(sample)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(demo, "TUNE", {"members": 2, "folds": 1, "every_hours": 24.0})
-    argv = ["demo", "--workdir", "demo", "--members", "4", "--init", "2019-03-22T00"]
-    argv += [*SHORTENED, "--dask-scheduler", dask_scheduler]
+    argv = ["demo", "--workdir", "demo", "--sample", str(sample), "--members", "4"]
+    argv += ["--init", "2019-03-22T00", *SHORTENED, "--dask-scheduler", dask_scheduler]
+    workdir = tmp_path / "demo"
+
+    assert main(argv) == 2
+    assert "--allow-nan" in capsys.readouterr().err
+    assert not (workdir / "era5-uk.zarr").exists()
+    argv.append("--allow-nan")
     code = main(argv)
     out = capsys.readouterr().out
     assert code == 0
-    workdir = tmp_path / "demo"
+    members = open_forecast(workdir / "forecast.zarr").t2m
+    sea = np.isnan(masked.t2m.isel(time=0).values)
+    assert sea.any() and not sea.all()
+    np.testing.assert_array_equal(np.isnan(members.values), np.broadcast_to(sea, members.shape))
     names = ("era5-uk.zarr", "model/last.pt", "forecast.zarr", "persistence.zarr", "scores.nc")
     config = load_train_config(workdir / "config.yaml")  # derived from the store to 21 March
     assert config.data.history == 24 and config.data.leads == (1, 3, 6, 12, 24)
@@ -71,42 +95,6 @@ def test_demo_runs_the_chain_on_the_sample_and_prints_where_things_are(
         f" nothing of the scoring kept ({workdir}/scores.nc and {workdir}/report.html written"
         " only whole, at the end); rerun the same command to verify"
     )
-
-
-def test_demo_on_a_masked_sample_keeps_its_nans_where_the_sample_has_them(
-    prefect_server, dask_scheduler, uk_sample, tmp_path, monkeypatch, capsys
-):
-    """A land-only field (NaN west of 3 W): refused without --allow-nan, with nothing
-    written; with it the chain runs and every member is NaN exactly where the field is."""
-    import numpy as np
-
-    from flows.cli import main
-    from flows.commands import demo
-    from pipeline.forecast_store import open_forecast
-    from pipeline.store import ingest
-
-    full = ingest(uk_sample, tmp_path / "uk.zarr", progress=False).dataset.load()
-    sample = tmp_path / "land.nc"
-    masked = full.copy()
-    masked.attrs = {}
-    masked["t2m"] = full.t2m.where(full.longitude >= -3.0).transpose(*full.t2m.dims)
-    masked["t2m"].attrs = full.t2m.attrs
-    masked.to_netcdf(sample)
-    monkeypatch.setattr(demo, "TUNE", {"members": 2, "folds": 1, "every_hours": 24.0})
-    args = ["demo", "--workdir", str(tmp_path / "demo"), "--sample", str(sample)]
-    args += ["--members", "3", "--init", "2019-03-22T00", "--dask-scheduler", dask_scheduler]
-    args += ["--set", "steps=2", "--set", "fine_tune.steps=1", "--set", "data.history=2"]
-    args += ["--set", "calibration.members=2", "--set", "calibration.init_every_hours=12"]
-    args += ["--set", "batch_size=2"]  # the fine-tune step in a second, not 5 s
-
-    assert main(args) == 2
-    assert "--allow-nan" in capsys.readouterr().err
-    assert not (tmp_path / "demo" / "era5-uk.zarr").exists()
-    assert main([*args, "--allow-nan"]) == 0
-    members = open_forecast(tmp_path / "demo" / "forecast.zarr").t2m
-    sea = np.isnan(masked.t2m.isel(time=0).values)
-    assert sea.any() and not sea.all()
-    np.testing.assert_array_equal(np.isnan(members.values), np.broadcast_to(sea, members.shape))
 
 
 def test_demo_without_its_sample_says_what_to_do(tmp_path, capsys):
