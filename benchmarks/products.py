@@ -21,8 +21,13 @@ All of it is CPU work (dask's local threads, numpy, NetCDF's zlib): the script r
 unchanged on a CUDA machine, which does not change it. Each case also records the memory of
 its process before the work (the imports), so the work's own share can be read off.
 
-Run: ``python -m benchmarks.products [--quick]`` (``--quick``: a small grid, to check the
-script itself, written beside the result as ``products_cpu-quick.json``).
+With ``--init-times-scaling 2,16,64`` the products and export cases (not numpy's nor the
+plume's) are run again on stores of each of those numbers of initial times, the same grid,
+into ``init_times_scaling`` of the JSON: how their peak grows with the store's length.
+
+Run: ``python -m benchmarks.products [--quick] [--init-times-scaling 2,16,64]``
+(``--quick``: a small grid, to check the script itself, written beside the result as
+``products_cpu-quick.json``).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ FROST = 273.15
 """``t2m<0degC`` in the store's kelvin."""
 PLACE = (51.5, -0.12)
 CASES = ("products_zarr", "products_netcdf", "numpy_in_memory", "export_netcdf", "plume")
+SCALING_CASES = ("products_zarr", "products_netcdf", "export_netcdf")
 
 
 def _bytes(path: Path) -> int:
@@ -123,11 +129,52 @@ def _difference(numbers: dict, root: Path) -> float:
     return worst
 
 
+def _in_fresh_process(case: str, forecast: Path, root: Path) -> dict:
+    """:func:`run_case` of ``case`` in a process of its own, so its peak is the case's."""
+    command = [sys.executable, "-m", "benchmarks.products", "--case", case]
+    done = subprocess.run(
+        [*command, str(forecast), str(root)], stdout=subprocess.PIPE, text=True, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _scaling(sizes: list[int], grid: tuple[int, int], root: Path) -> list[dict]:
+    """:data:`SCALING_CASES` on a store of each of ``sizes`` initial times (each deleted once
+    measured), a fresh process each: one result per size and case, its ``init_times`` set."""
+    from benchmarks.verify_speed import write_stores
+
+    results = []
+    for n_init in sizes:
+        where = root / f"scaling-{n_init}"
+        where.mkdir()
+        forecast, _ = write_stores(where, n_init, 50, 8, *grid)
+        for case in SCALING_CASES:
+            result = {"init_times": n_init, **_in_fresh_process(case, forecast, where)}
+            print(json.dumps(result), flush=True)
+            results.append(result)
+        shutil.rmtree(where, ignore_errors=True)
+    return results
+
+
+def _sizes(text: str) -> list[int]:
+    """``"2,16,64"`` -> ``[2, 16, 64]``, for ``--init-times-scaling``."""
+    sizes = [int(size) for size in text.split(",")]
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give initial times >= 1, e.g. 2,16,64")
+    return sizes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (checks the script)")
     parser.add_argument("--case", nargs=3, metavar=("CASE", "FORECAST", "ROOT"))
     parser.add_argument("--init-times", type=int, default=8, help="initial times in the store")
+    parser.add_argument(
+        "--init-times-scaling",
+        type=_sizes,
+        metavar="N,N,...",
+        help="also run the products and export cases on stores of these initial times",
+    )
     args = parser.parse_args()
     if args.case:  # one case, in the process the main run started
         case, forecast, root = args.case
@@ -148,16 +195,14 @@ def main() -> None:
             results["forecast_uncompressed_bytes"] // n_init
         )
         for case in CASES:
-            command = [sys.executable, "-m", "benchmarks.products", "--case", case]
-            done = subprocess.run(
-                [*command, str(forecast), str(root)], stdout=subprocess.PIPE, text=True, check=True
-            )
-            result = json.loads(done.stdout.strip().splitlines()[-1])
+            result = _in_fresh_process(case, forecast, root)
             result["peak_over_store"] = round(
                 result["peak_rss_bytes"] / results["forecast_uncompressed_bytes"], 2
             )
             print(json.dumps(result), flush=True)
             results["cases"].append(result)
+        if args.init_times_scaling:
+            results["init_times_scaling"] = _scaling(args.init_times_scaling, grid, root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     by = {c["case"]: c for c in results["cases"]}
