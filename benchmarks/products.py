@@ -23,9 +23,13 @@ its process before the work (the imports), so the work's own share can be read o
 
 With ``--init-times-scaling 2,16,64`` the products and export cases (not numpy's nor the
 plume's) are run again on stores of each of those numbers of initial times, the same grid,
-into ``init_times_scaling`` of the JSON: how their peak grows with the store's length.
+into ``init_times_scaling`` of the JSON: how their peak grows with the store's length;
+``--mmap-threshold 1048576`` runs each of them also with glibc's ``MALLOC_MMAP_THRESHOLD_``
+fixed at 1 MiB, side by side (glibc raises its threshold to the size of a freed chunk, up to
+32 MiB, and keeps later chunks of that size in its heap, fragmented, after they are freed).
 
-Run: ``python -m benchmarks.products [--quick] [--init-times-scaling 2,16,64]``
+Run: ``python -m benchmarks.products [--quick] [--init-times-scaling 2,16,64
+[--mmap-threshold 1048576]]``
 (``--quick``: a small grid, to check the script itself, written beside the result as
 ``products_cpu-quick.json``).
 """
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -129,18 +134,28 @@ def _difference(numbers: dict, root: Path) -> float:
     return worst
 
 
-def _in_fresh_process(case: str, forecast: Path, root: Path) -> dict:
-    """:func:`run_case` of ``case`` in a process of its own, so its peak is the case's."""
+def _in_fresh_process(case: str, forecast: Path, root: Path, env: dict | None = None) -> dict:
+    """:func:`run_case` of ``case`` in a process of its own, so its peak is the case's;
+    ``env``: variables added to its environment."""
     command = [sys.executable, "-m", "benchmarks.products", "--case", case]
     done = subprocess.run(
-        [*command, str(forecast), str(root)], stdout=subprocess.PIPE, text=True, check=True
+        [*command, str(forecast), str(root)],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+        env={**os.environ, **(env or {})},
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _scaling(sizes: list[int], grid: tuple[int, int], root: Path) -> list[dict]:
+def _scaling(
+    sizes: list[int], grid: tuple[int, int], root: Path, thresholds: list[int | None]
+) -> list[dict]:
     """:data:`SCALING_CASES` on a store of each of ``sizes`` initial times (each deleted once
-    measured), a fresh process each: one result per size and case, its ``init_times`` set."""
+    measured), a fresh process each, under glibc's default allocator (threshold None) and
+    with ``MALLOC_MMAP_THRESHOLD_`` fixed at each other of ``thresholds`` (bytes), side by
+    side: one result per size, case and threshold, ``init_times`` and
+    ``malloc_mmap_threshold`` set."""
     from benchmarks.verify_speed import write_stores
 
     results = []
@@ -149,9 +164,14 @@ def _scaling(sizes: list[int], grid: tuple[int, int], root: Path) -> list[dict]:
         where.mkdir()
         forecast, _ = write_stores(where, n_init, 50, 8, *grid)
         for case in SCALING_CASES:
-            result = {"init_times": n_init, **_in_fresh_process(case, forecast, where)}
-            print(json.dumps(result), flush=True)
-            results.append(result)
+            for threshold in thresholds:
+                env = {} if threshold is None else {"MALLOC_MMAP_THRESHOLD_": str(threshold)}
+                outputs = where / f"{case}-{threshold or 'default'}"  # each writes anew
+                outputs.mkdir()
+                result = {"init_times": n_init, "malloc_mmap_threshold": threshold}
+                result |= _in_fresh_process(case, forecast, outputs, env)
+                print(json.dumps(result), flush=True)
+                results.append(result)
         shutil.rmtree(where, ignore_errors=True)
     return results
 
@@ -174,6 +194,13 @@ def main() -> None:
         type=_sizes,
         metavar="N,N,...",
         help="also run the products and export cases on stores of these initial times",
+    )
+    parser.add_argument(
+        "--mmap-threshold",
+        type=int,
+        metavar="BYTES",
+        help="with --init-times-scaling: each case also with glibc's MALLOC_MMAP_THRESHOLD_ "
+        "fixed at BYTES (e.g. 1048576), beside the default",
     )
     args = parser.parse_args()
     if args.case:  # one case, in the process the main run started
@@ -202,7 +229,10 @@ def main() -> None:
             print(json.dumps(result), flush=True)
             results["cases"].append(result)
         if args.init_times_scaling:
-            results["init_times_scaling"] = _scaling(args.init_times_scaling, grid, root)
+            thresholds = [None] + ([args.mmap_threshold] if args.mmap_threshold else [])
+            results["init_times_scaling"] = _scaling(
+                args.init_times_scaling, grid, root, thresholds
+            )
     finally:
         shutil.rmtree(root, ignore_errors=True)
     by = {c["case"]: c for c in results["cases"]}
