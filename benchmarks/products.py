@@ -58,6 +58,7 @@ FROST = 273.15
 PLACE = (51.5, -0.12)
 CASES = ("products_zarr", "products_netcdf", "numpy_in_memory", "export_netcdf", "plume")
 SCALING_CASES = ("products_zarr", "products_netcdf", "export_netcdf")
+MMAP_THRESHOLD = "MALLOC_MMAP_THRESHOLD_"
 
 
 def _bytes(path: Path) -> int:
@@ -136,14 +137,14 @@ def _difference(numbers: dict, root: Path) -> float:
 
 def _in_fresh_process(case: str, forecast: Path, root: Path, env: dict | None = None) -> dict:
     """:func:`run_case` of ``case`` in a process of its own, so its peak is the case's;
-    ``env``: variables added to its environment."""
+    ``env``: its whole environment (None: this process's)."""
     command = [sys.executable, "-m", "benchmarks.products", "--case", case]
     done = subprocess.run(
         [*command, str(forecast), str(root)],
         stdout=subprocess.PIPE,
         text=True,
         check=True,
-        env={**os.environ, **(env or {})},
+        env=env,
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -165,7 +166,9 @@ def _scaling(
         forecast, _ = write_stores(where, n_init, 50, 8, *grid)
         for case in SCALING_CASES:
             for threshold in thresholds:
-                env = {} if threshold is None else {"MALLOC_MMAP_THRESHOLD_": str(threshold)}
+                # the default rows too without a threshold this process was started with
+                env = {k: v for k, v in os.environ.items() if k != MMAP_THRESHOLD}
+                env |= {} if threshold is None else {MMAP_THRESHOLD: str(threshold)}
                 outputs = where / f"{case}-{threshold or 'default'}"  # each writes anew
                 outputs.mkdir()
                 result = {"init_times": n_init, "malloc_mmap_threshold": threshold}
@@ -203,6 +206,8 @@ def main() -> None:
         "fixed at BYTES (e.g. 1048576), beside the default",
     )
     args = parser.parse_args()
+    if args.mmap_threshold and not args.init_times_scaling:
+        parser.error("--mmap-threshold applies to --init-times-scaling's cases: give both")
     if args.case:  # one case, in the process the main run started
         case, forecast, root = args.case
         print(json.dumps(run_case(case, Path(forecast), Path(root))))
