@@ -10,10 +10,11 @@ the directory are deleted). Those initial times are cut into ``folds`` consecuti
 nothing could be corrected are refused); within each block every candidate chain corrects
 the forecasts from the block's own verified past only (causal, as in operation: the first
 forecasts of each block go uncorrected), and the blocks are scored together
-(:func:`generators.correction.select_weights.select_weights`). A stage keeps a weight only
-if it lowers the cross-validated fair CRPS; the others are 0. The choice is written beside
-the checkpoint (:mod:`generators.correction.tuned`), where ``wxens bias-correct`` and
-``wxens run`` find it.
+(:func:`generators.correction.select_weights.select_weights`: on every channel of the
+model, by their mean fair CRPS relative to the uncorrected forecast's, or on ``variable``
+alone). A stage keeps a weight only if it lowers the cross-validated fair CRPS; the others
+are 0. The choice is written beside the checkpoint (:mod:`generators.correction.tuned`),
+where ``wxens bias-correct`` and ``wxens run`` find it.
 
 Forecasts of a period the model was trained on fit the truth more closely than forecasts
 of new days, so they show less of the error a correction would remove: a weight chosen on
@@ -37,12 +38,11 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from generators.calibration import calibration_init_times
 from generators.checkpoint import Checkpoint, check_run_writable, load_checkpoint
 from generators.correction.decaying_average import corrects_any
-from generators.correction.select_weights import WeightSelection, select_weights
+from generators.correction.select_weights import WeightSelection, one_channel, select_weights
 from generators.correction.spec import CANDIDATES, CorrectionSpec
 from generators.correction.tuned import checkpoint_digest, save_tuned
 from generators.data.forecast import ForecastData
@@ -51,7 +51,7 @@ from generators.rollout_store import forecast_to_store
 from generators.tune_folds import TuningSource, fold_sources, refuse_folds_with
 from pipeline.errors import InputError, given, time_text
 from pipeline.forecast_store import open_forecast
-from pipeline.schema import INIT_TIME, LEVEL, Period, split_channel
+from pipeline.schema import INIT_TIME, Period, split_channel
 from pipeline.store import open_store
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,9 @@ def tune_correction(
     every_hours: hours between initial times (default: the native step, at least 6 h);
     period: the initial times' period (default: the checkpoint's held-out period, else its
     training period; a side left open, e.g. ``Period("2019-03-10", None)``, is the default's);
-    variable: the one whose scores choose (default: the checkpoint's only channel);
+    variable: the channel whose scores choose (default: all the checkpoint's channels, on
+    the mean over them of each one's fair CRPS relative to the uncorrected forecast's,
+    :func:`~generators.correction.select_weights.select_weights`);
     fold_checkpoints: cross-validation folds of the checkpoint, each forecasting its held-out
     period as one block (:mod:`generators.tune_folds`), instead of ``folds`` and ``period``;
     options: how a command names these arguments in its messages (:data:`OPTIONS`, for
@@ -135,15 +137,9 @@ def tune_correction(
     for run in (loaded.path, *fold_checkpoints):  # its forecasts and choice go beside them
         check_run_writable(run, "tune")
     channels = list(loaded.channels)
-    if variable is None:
-        if len(channels) != 1:
-            raise InputError(
-                f"{checkpoint} forecasts {channels}: name the variable whose scores choose the "
-                f"weights with {given('variable', options)}, e.g. "
-                f"{given('variable', options, channels[0])}"
-            )
+    if variable is None and len(channels) == 1:
         variable = channels[0]
-    elif variable not in channels:
+    elif variable is not None and variable not in channels:
         raise InputError(
             f"{given('variable', options, variable)}: {checkpoint} forecasts only {channels}"
         )
@@ -173,22 +169,26 @@ def tune_correction(
             progress=progress,
             warn_trained_on=not said,
         )
-        forecast = one_channel(open_forecast(out), variable).sel({INIT_TIME: source.inits})
+        forecast = open_forecast(out)
+        forecast = forecast[list(dict.fromkeys(split_channel(c)[0] for c in channels))]
+        forecast = one_channel(forecast, variable) if variable else forecast
+        forecast = forecast.sel({INIT_TIME: source.inits})
         blocks += [forecast.sel({INIT_TIME: block}).load() for block in source.blocks]
         stores.append(out)
+    truth = open_store(store).dataset
     selection = select_weights(
         blocks,
-        one_channel(open_store(store).dataset, variable),
+        one_channel(truth, variable) if variable else truth,
         bias_weights,
         spread_weights,
         rank_weights,
-        variable=split_channel(variable)[0],
+        variable=split_channel(variable)[0] if variable else None,
         seed=seed,
     )
     inits = pd.DatetimeIndex(sorted(t for source in sources for t in source.inits))
     spec = selection.spec or CorrectionSpec()
     details = {
-        "variable": variable,
+        "variable": variable or channels,  # every channel, on their mean relative scores
         "leads_hours": leads,
         "members": members,
         "folds": len(blocks),
@@ -346,11 +346,3 @@ def default_period(loaded: Checkpoint, options: Mapping[str, str] | None = None)
         given("period", options),
     )
     return train
-
-
-def one_channel(ds: xr.Dataset, channel: str) -> xr.Dataset:
-    """The variable of ``channel`` alone, at its level for an upper-air one (``"z500"``: ``z``
-    at 500 hPa, the level dimension dropped)."""
-    name, level = split_channel(channel)
-    selected = ds[[name]]
-    return selected if level is None else selected.sel({LEVEL: level}, drop=True)

@@ -74,7 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "period's): its initial times end the longest lead before it, their truth inside it",
     )
     parser.add_argument(
-        "--variable", help="the variable whose scores choose (default: the only one)"
+        "--variable",
+        help="the one channel whose scores choose, e.g. t2m or z500 (default: every channel, "
+        "on the mean over them of each one's fair CRPS / the uncorrected forecast's)",
     )
     for stage in CANDIDATES:
         parser.add_argument(
@@ -110,6 +112,7 @@ def parse_weights(text: str | None, stage: str) -> tuple[float, ...]:
 def run(args: argparse.Namespace) -> int:
     from flows.commands.run import parse_leads
     from flows.threads import set_threads
+    from generators.correction.select_weights import RELATIVE
     from generators.tune import OPTIONS, tune_correction
     from pipeline.schema import Period
 
@@ -138,7 +141,17 @@ def run(args: argparse.Namespace) -> int:
     table = tuned.selection.table
     forecasts = ", ".join(str(f) for f in tuned.forecasts)
     print(f"cross-validated scores of the candidates (mean over the leads), {forecasts}:")
-    print(table.to_string(float_format=lambda v: f"{v:.4g}"))
+    number = {"float_format": lambda v: f"{v:.4g}", "line_width": 100}
+    per_channel = [c for c in table if c.startswith("relative_fair_crps[")]
+    print(table.drop(columns=per_channel).to_string(**number))
+    if RELATIVE in table:  # scored on every channel: each one's ratio, channels as columns
+        print(
+            f"{RELATIVE}: the mean over the channels of each one's fair CRPS / the uncorrected "
+            "forecast's, below by channel (relative_fair_crps[CHANNEL] in the stored scores); "
+            "the other two are means over the channels"
+        )
+        by_channel = table[per_channel].rename(columns=lambda c: c[len("relative_fair_crps[") : -1])
+        print(by_channel.to_string(**number))
     spec = tuned.spec
     if spec.applies:
         chosen = (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -230,10 +231,11 @@ def test_a_start_alone_keeps_the_default_period_end(trained):
     assert record["last_init_time"] == "2019-03-08T06:00"
 
 
-def test_an_upper_air_channel_is_tuned_at_its_level(tmp_path):
+def test_an_upper_air_channel_is_tuned_at_its_level(tmp_path, capsys):
     """``--variable z500`` names a channel: tuning scores ``z`` at 500 hPa (it ended in a
-    KeyError on ``'z500'`` after all the tuning forecasts); without it, the refusal names
-    the flag with an example to copy."""
+    KeyError on ``'z500'`` after all the tuning forecasts); without it, every channel is
+    scored (it was refused: a new user of a model of several channels met that first), on
+    the mean over the channels of each one's fair CRPS relative to the uncorrected one's."""
     store = tmp_path / "s.zarr"
     ingest("synthetic:n_lat=8,n_lon=8,n_times=32,step=6h,start=2019-03-01", store, progress=False)
     config = tmp_path / "run.yaml"
@@ -245,9 +247,19 @@ def test_an_upper_air_channel_is_tuned_at_its_level(tmp_path):
     run = tmp_path / "run"
     train = ["train", "--store", str(store), "--config", str(config), "--out", str(run)]
     assert wxens([*train, "--no-progress"]) == 0
-    # without variable=, the refusal gives an argument to copy (it listed the channels only)
-    with pytest.raises(InputError, match=r"with variable=, e\.g\. variable='t2m'"):
-        tune_correction(run, store, members=8, folds=2, device="cpu", progress=False)
+    tune = ["tune", "--checkpoint", str(run), "--store", str(store), *FAST, *ONE_EACH_OPTIONS]
+    assert wxens([*tune, "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    record = json.loads(tuned_path(run).read_text())
+    assert record["variable"] == ["t2m", "z500", "z850"]
+    scores = pd.DataFrame.from_dict(record["scores"], orient="index")
+    ratios = scores[[f"relative_fair_crps[{c}]" for c in record["variable"]]]
+    assert scores.mean_relative_fair_crps.to_numpy() == pytest.approx(ratios.mean(axis=1))
+    assert scores.loc["0", "mean_relative_fair_crps"] == 1.0 and len(scores) > 1
+    best = scores[scores.stage == "bias"].mean_relative_fair_crps.idxmin()
+    assert record["bias_weight"] == (0.0 if best == "0" else float(best))
+    assert "mean_relative_fair_crps: the mean over the channels" in out, out
+    assert re.search(r"^ +t2m +z500 +z850\ncandidate *\n0 +1 +1 +1$", out, re.M), out
     tuned = tune_correction(
         run,
         store,
