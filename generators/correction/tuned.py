@@ -23,8 +23,7 @@ from typing import Any
 
 from generators.correction.spec import CorrectionSpec
 from pipeline.errors import InputError, shell_word
-from pipeline.forecast_store import ForecastProvenance, is_forecast_store, open_forecast
-from pipeline.schema import channels
+from pipeline.forecast_store import ForecastProvenance, open_forecast
 from verification.output import atomic_output
 
 TUNED_FILE = "correction.json"
@@ -216,20 +215,11 @@ def check_made_by(
         )
 
 
-def _tune_command(
-    checkpoint: str | Path, store: str | Path | None, forecast: str | Path | None
-) -> str:
-    """The `wxens tune` command for ``checkpoint``, quoted: with ``--variable CHANNEL`` where
-    the forecast store it made holds several channels, as tune refuses them without it."""
+def _tune_command(checkpoint: str | Path, store: str | Path | None) -> str:
+    """The `wxens tune` command for ``checkpoint``, quoted (a model of several channels is
+    tuned on all of them: no ``--variable`` needed)."""
     store_word = shell_word(store) if store else "STORE"
-    command = f"`wxens tune --checkpoint {shell_word(checkpoint)} --store {store_word}`"
-    if forecast is None or not is_forecast_store(forecast):
-        return command
-    names = sorted(channels(open_forecast(forecast)))
-    if len(names) < 2:
-        return command
-    listed = f"{', '.join(names[:-1])} or {names[-1]}"
-    return f"{command[:-1]} --variable CHANNEL` (CHANNEL: {listed}, whose scores choose)"
+    return f"`wxens tune --checkpoint {shell_word(checkpoint)} --store {store_word}`"
 
 
 def no_correction_reason(
@@ -262,7 +252,7 @@ def no_correction_reason(
             f"for the checkpoint that made the forecast) or {names.bias_weight}"
         )
     path = tuned_path(checkpoint)
-    tune = _tune_command(checkpoint, store, forecast)
+    tune = _tune_command(checkpoint, store)
     if not path.is_file():
         return (  # a model holding out no days would be tuned on its training days
             f"{checkpoint} has no tuned correction ({path}): run {tune} (with --fold FOLD "

@@ -407,12 +407,13 @@ def test_a_correction_file_with_the_older_form_of_its_times_still_loads(tmp_path
     assert load_tuned(run) == CorrectionSpec(0.2, 0.3, 0.0)
 
 
-def test_the_suggested_tune_command_names_a_variable_for_a_forecast_of_several(
+def test_the_suggested_tune_command_runs_as_given_for_a_forecast_of_several(
     analysis, tmp_path, capsys
 ):
     """A derived config trains every channel of the store, and the command suggested for a
     checkpoint never tuned was refused as given: 'runs/g6 forecasts ['t500', ...]: name the
-    variable whose scores choose the weights with --variable'."""
+    variable whose scores choose the weights with --variable'. It then named --variable
+    CHANNEL; now `wxens tune` chooses on every channel, and the command needs none."""
     forecast = warm_forecast(analysis, 1.0)
     forecast["sp"] = forecast.t2m * 0.0 + 1.0e5
     several = tmp_path / "several.zarr"
@@ -423,7 +424,7 @@ def test_the_suggested_tune_command_names_a_variable_for_a_forecast_of_several(
     args = ["bias-correct", str(several), "--truth", str(analysis.path), "--checkpoint", str(run)]
     assert main([*args, "--out", str(tmp_path / "out.zarr")]) == 2
     err = capsys.readouterr().err
-    assert f"--store {analysis.path} --variable CHANNEL`" in err, err
-    assert "CHANNEL: sp or t2m" in err, err
+    assert f"`wxens tune --checkpoint {run} --store {analysis.path}`" in err, err
+    assert "--variable" not in err, err
     one = no_correction_reason(run, store="s.zarr", forecast=tmp_path / "none.zarr")
     assert "--store s.zarr`" in one and "--variable" not in one
