@@ -45,6 +45,7 @@ from pipeline.analysis_store import (
     written_times,
 )
 from pipeline.canonical import open_canonical
+from pipeline.chunking import MAX_CHUNK_BYTES, capped_chunks
 from pipeline.disk_space import warn_if_short_of_room
 from pipeline.duplicate_times import store_holds
 from pipeline.errors import InputError, StoreError, time_text
@@ -54,7 +55,7 @@ from pipeline.ingest_report import log_kept_and_resumed, refuse_only_late, warn_
 from pipeline.ingest_turns import Turn, announced
 from pipeline.resent import warn_resent_differences
 from pipeline.running_statistics import RunningStatistics
-from pipeline.schema import HORIZONTAL, LAT, LEVEL, LON, SCHEMA_VERSION, TIME
+from pipeline.schema import HORIZONTAL, LEVEL, SCHEMA_VERSION, TIME
 from pipeline.sources import Source
 from pipeline.store_swap import finish_interrupted_swap, swap_in
 from pipeline.store_target import check_replaceable
@@ -65,11 +66,10 @@ __all__ = ["AnalysisStore", "held_times", "ingest", "open_canonical", "open_stor
 
 log = logging.getLogger(__name__)
 
-#: Chunks hold the whole grid and all levels of one time step, split along level when
-#: larger than MAX_CHUNK_BYTES; time steps smaller than MIN_CHUNK_BYTES (a regional
-#: surface field) are grouped until a chunk reaches it, since thousands of tiny chunks
-#: cost more in per-object overhead than their data.
-MAX_CHUNK_BYTES = 64 * 2**20
+#: Chunks hold the whole grid and all levels of one time step, split along level (then the
+#: grid) when larger than MAX_CHUNK_BYTES (:func:`pipeline.chunking.capped_chunks`); time
+#: steps smaller than MIN_CHUNK_BYTES (a regional surface field) are grouped until a chunk
+#: reaches it, since thousands of tiny chunks cost more in per-object overhead than their data.
 MIN_CHUNK_BYTES = 2**20
 #: The chunks' compressor: Zstandard level 1 compresses the shipped ERA5 sample to 0.63 of
 #: its size (0.60 at Zarr's default level 3) about three times faster; it bounds ingest.
@@ -297,13 +297,9 @@ def time_chunk(ds: xr.Dataset) -> int:
 
 
 def chunk_shape(da: xr.DataArray, steps: int) -> tuple[int, ...]:
-    """``steps`` time steps, all levels and the whole grid; split along level if too large."""
-    shape = dict(da.sizes)
-    shape[TIME] = steps
-    if LEVEL in shape:
-        per_level = steps * da.sizes[LAT] * da.sizes[LON] * da.dtype.itemsize
-        shape[LEVEL] = max(1, min(da.sizes[LEVEL], MAX_CHUNK_BYTES // per_level))
-    return tuple(shape[d] for d in da.dims)
+    """``steps`` time steps, all levels and the whole grid; split along level (as many levels
+    as fit), then the grid, if too large (:func:`pipeline.chunking.capped_chunks`)."""
+    return capped_chunks(da, {TIME: steps})
 
 
 def _check_compatible(existing: xr.Dataset, ds: xr.Dataset, origin: str, path: Path) -> None:
