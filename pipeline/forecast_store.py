@@ -2,7 +2,9 @@
 
 Layout: dims ``init_time, member, lead_time, [level], latitude, longitude``; coordinate
 ``valid_time(init_time, lead_time)``; float32 CF variables; one chunk holds all members of
-one (init_time, lead_time) so verification reads a whole ensemble at once.
+one (init_time, lead_time) so verification reads a whole ensemble at once; above
+:data:`~pipeline.chunking.MAX_CHUNK_BYTES` one level of it, then even blocks of the grid
+(:func:`_encoding`), all members still together. An existing store keeps its own chunks.
 
 Writing (:func:`write_forecast`), one transaction (:mod:`pipeline.transaction`) a batch:
 
@@ -29,6 +31,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from pipeline.chunking import capped_chunks
 from pipeline.errors import (
     InputError,
     StoreError,
@@ -73,6 +76,10 @@ COMPLETE = "complete"
 ANALYSIS_ATTR = "wxens_analysis_store"
 """The forecast store's attribute naming the analysis store its first forecast was drawn
 from (outside the provenance check: the same analyses may move)."""
+#: Every write: a lazy forecast (another store's, in its chunks) is rechunked to the store's
+#: chunks, which an existing store keeps (those it was created with, before the chunk cap of
+#: :func:`_encoding` or after), rather than refused as writing parts of one chunk at once.
+WRITE_OPTIONS = {"consolidated": False, "align_chunks": True}
 RUN_KEY, INIT_TIMES_KEY = "wxens_run", "init_times"
 """A forecast commit's metadata: the id of the run that wrote it and its initial times."""
 TRAIN_PERIOD_ATTR = "wxens_train_period"
@@ -129,11 +136,13 @@ def _prepare(forecast: xr.Dataset, provenance: ForecastProvenance) -> xr.Dataset
 
 
 def _encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
-    """One chunk per (init_time, lead_time) holding every member, level and grid point."""
+    """One chunk per (init_time, lead_time) holding every member, level and grid point, or,
+    above :data:`~pipeline.chunking.MAX_CHUNK_BYTES`, one level of it, then even blocks of
+    latitude (then longitude): every member of a chunk's points always together."""
     encoding: dict[str, dict[str, Any]] = {}
+    one = {INIT_TIME: 1, LEAD_TIME: 1}
     for name, da in ds.data_vars.items():
-        chunks = tuple(1 if d in (INIT_TIME, LEAD_TIME) else da.sizes[d] for d in da.dims)
-        encoding[name] = {"chunks": chunks}
+        encoding[name] = {"chunks": capped_chunks(da, one, one_level=True)}
     encoding[VALID_TIME] = {"chunks": (INIT_CHUNK, ds.sizes[LEAD_TIME]), "units": SECONDS}
     encoding[COMPLETE] = {"chunks": (INIT_CHUNK,)}
     encoding[INIT_TIME] = {"chunks": (INIT_CHUNK,), "units": SECONDS}
@@ -197,7 +206,8 @@ def write_forecast(
     metadata = {RUN_KEY: run, INIT_TIMES_KEY: [t.isoformat() for t in times]} if run else None
     with transaction(path, f"forecast {span(times)}", metadata) as store:
         if not has_root_group(store):
-            ds.to_zarr(store, mode="w-", zarr_format=3, encoding=_encoding(ds), consolidated=False)
+            encoding = _encoding(ds)
+            ds.to_zarr(store, mode="w-", encoding=encoding, **WRITE_OPTIONS, zarr_format=3)
             log.info("created forecast store %s with %s", path, span(times))
             return times
         existing = xr.open_zarr(
@@ -234,10 +244,10 @@ def write_forecast(
                         kept.append(t)
                         continue
                 region = {INIT_TIME: slice(index, index + 1)}
-                one.to_zarr(store, region=region, mode="r+", consolidated=False)
+                one.to_zarr(store, region=region, mode="r+", **WRITE_OPTIONS)
         if (~rerun).any():  # only arrays along init_time: the others stay as they are
             appended = along.isel({INIT_TIME: np.flatnonzero(~rerun)})
-            appended.to_zarr(store, append_dim=INIT_TIME, zarr_format=3, consolidated=False)
+            appended.to_zarr(store, append_dim=INIT_TIME, zarr_format=3, **WRITE_OPTIONS)
         if metadata:  # read as the block ends, when the commit is made
             metadata[INIT_TIMES_KEY] = [t.isoformat() for t in times.drop(kept)]
     written = f"overwrote {rerun.sum() - len(kept)} and appended {(~rerun).sum()} initial time(s)"
