@@ -66,9 +66,13 @@ def test_a_forecast_of_an_init_range_records_its_step(tiny_model, tmp_path, caps
     assert "(every 6 h, recorded; 0 missing)" in info(out, capsys)
 
 
-def test_a_run_of_an_init_range_records_its_step(prefect_server, tiny_model, tmp_path, capsys):
+def test_a_run_of_an_init_range_records_its_step(
+    prefect_server, tiny_model, tmp_path, capsys, monkeypatch
+):
     """``wxens run --init A/B/6h`` records 6 h as ``wxens forecast`` does (the flow got the
-    range's times alone and recorded none), so info reads the store's cycle as recorded."""
+    range's times alone and recorded none), so info reads the store's cycle as recorded; the
+    same command again verifies nothing anew (the record is made before verify reads)."""
+    monkeypatch.chdir(tmp_path)  # Prefect's results land there, not in the repository
     store, model = tiny_model
     out = tmp_path / "f.zarr"
     argv = ["run", "--checkpoint", str(model), "--store", str(store), "--out", str(out)]
@@ -76,3 +80,6 @@ def test_a_run_of_an_init_range_records_its_step(prefect_server, tiny_model, tmp
     assert main([*argv, "--init", "2000-01-09T00/2000-01-09T12/6h"]) == 0
     assert read_attrs(out)[CYCLE_ATTR] == 6
     assert "(every 6 h, recorded; 0 missing)" in info(out, capsys)
+    scored = (tmp_path / "s.nc").stat().st_mtime_ns
+    assert main([*argv, "--init", "2000-01-09T00/2000-01-09T12/6h"]) == 0
+    assert (tmp_path / "s.nc").stat().st_mtime_ns == scored
