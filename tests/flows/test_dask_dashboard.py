@@ -9,6 +9,7 @@ import psutil
 import pytest
 
 from flows.cluster import DASHBOARD_ENV, LocalClusterConfig, dask_client
+from pipeline.errors import is_transient
 
 THREADS = LocalClusterConfig(n_workers=1, processes=False)
 
@@ -77,8 +78,12 @@ def test_a_scheduler_address_without_a_scheduler_is_an_input_error_and_leaves_da
     from pipeline.errors import InputError
 
     monkeypatch.setattr(flows_dask, "CONNECT_TIMEOUT_S", 1)
-    with pytest.raises(InputError, match=message):
+    with pytest.raises(InputError, match=message) as raised:
         with dask_client(address):
             pass
     assert dask.config.get("scheduler", None) is None
     assert int(da.ones(3).sum().compute()) == 3
+    # the client waited CONNECT_TIMEOUT_S (30 s) already: the task's retries on transient
+    # I/O tried 3 times more, `wxens run --dask-scheduler` of a stopped scheduler erred
+    # after about 3 minutes instead of 30 s
+    assert not is_transient(raised.value)
