@@ -114,11 +114,9 @@ def map_deployment(where: str, config: dict[str, Any]) -> PrefectDeployment:
     try:
         flow = load_flow_from_entrypoint(deployment.entrypoint or "", use_placeholder_flow=False)
     except Exception as err:  # noqa: BLE001  (the entrypoint runs the file's own code)
-        raise InputError(
-            f"{where}: entrypoint {deployment.entrypoint!r} does not load a flow ({err}); "
-            "give PATH.py:FLOW from the directory deployed from, e.g. "
-            "flows/pipelines.py:ensemble_run"
-        ) from None
+        entrypoint = deployment.entrypoint or ""
+        said = f"{where}: entrypoint {entrypoint!r} does not load a flow ({err}); "
+        raise InputError(said + _loading_entrypoint(entrypoint)) from None
     ours = FLOWS.get(flow.name)
     if ours is None or _source(ours.fn) != _source(flow.fn):
         why = f"flow {flow.name!r} of {deployment.entrypoint} is not a wxens flow"
@@ -135,6 +133,25 @@ def map_deployment(where: str, config: dict[str, Any]) -> PrefectDeployment:
         entries.append(entry)
         said.append(_schedule_words(schedule, entry))
     return PrefectDeployment(where, str(deployment.name), flow.name, tuple(said), tuple(entries))
+
+
+def _loading_entrypoint(entrypoint: str) -> str:
+    """What to give instead of ``entrypoint``: a wxens file named relative to a directory
+    deployed from that is not wxens's (a data directory) is named where wxens is."""
+    from flows.pipelines import FLOWS
+
+    file, _, name = entrypoint.rpartition(":")
+    root = _source(FLOWS["ensemble_run"].fn)[0].parents[1]  # .../flows/pipelines.py
+    if file and not Path(file).is_absolute() and not Path(file).exists():
+        if (root / file).is_file():
+            return (
+                f"{file} is read from the directory deployed from ({Path.cwd()}): deploy "
+                f"from {root}, or give {root / file}:{name}"
+            )
+    return (
+        "give PATH.py:FLOW from the directory deployed from, e.g. "
+        "flows/pipelines.py:ensemble_run"
+    )
 
 
 def _source(fn: Any) -> tuple[Path, str]:

@@ -120,6 +120,21 @@ def test_check_refuses_a_broken_entrypoint(tmp_path, capsys, entrypoint):
     assert f"deployment 'uk-ensemble': entrypoint {entrypoint!r}" in err, err
 
 
+def test_check_from_another_directory_names_the_entrypoint_that_loads(
+    tmp_path, capsys, monkeypatch
+):
+    """Deployed from a data directory, not the checkout, flows/pipelines.py is not there:
+    the error named the same relative entrypoint as its example; it names the one that
+    loads (an absolute one, which prefect deploy and a worker load as they are)."""
+    path = shipped_with(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "entrypoint 'flows/pipelines.py:ensemble_run' does not load a flow" in err, err
+    assert f"give {ENTRYPOINT}" in err, err
+    assert main(["check", str(shipped_with(tmp_path, entrypoint=ENTRYPOINT))]) == 0
+
+
 def test_a_prefect_yaml_is_read_as_prefect_deploy_reads_it(tmp_path, monkeypatch):
     """Anchors of ``definitions:`` and ``{{ $VAR }}`` of the environment resolve as
     ``prefect deploy`` resolves them."""
