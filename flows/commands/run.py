@@ -311,9 +311,18 @@ def describe(summary: dict[str, object], steps: list[tuple[str, float]] = ()) ->
         where = files[0] if len(files) == 1 else many
         lines.append(f"products         {where} (this run's {span(inits)})")
     if verified:
+        waiting = held - len(verified)  # complete, their truth not all in the analysis store
+        later = ""
+        if waiting:
+            one = waiting == 1
+            later = (
+                f"; {waiting} {'awaits' if one else 'await'} the truth of "
+                f"{'its' if one else 'their'} last lead: a later run verifies "
+                f"{'it' if one else 'them'}"
+            )
         lines.append(
             f"scores           {summary['scores']} ({counted(len(verified), 'initial time')} "
-            "of the store verified)"
+            f"of the store verified{later})"
         )
         if summary["report"]:
             lines.append(f"report           {summary['report']}")

@@ -134,6 +134,24 @@ def test_the_run_summary_says_which_initial_times_the_products_hold(chain):
     assert "products         p.nc (this run's initial time 2000-01-08T00:00)" in describe(one)
 
 
+def test_the_run_summary_says_how_many_forecasts_await_their_truth(chain):
+    """Of the store's initial times, those without the truth of their last lead are not
+    verified: the summary said "1 initial time of the store verified" of 3, not why the
+    others were not, nor that a later run verifies them."""
+    from flows.commands.run import describe
+
+    verified = chain.summary["verified_init_times"]
+    assert len(verified) == 4  # every one the store holds: nothing awaits
+    assert "await" not in describe(chain.summary)
+    text = describe({**chain.summary, "verified_init_times": verified[:1]})
+    assert (
+        "(1 initial time of the store verified; 3 await the truth of their last lead: a later "
+        "run verifies them)"
+    ) in text, text
+    text = describe({**chain.summary, "verified_init_times": verified[:3]})
+    assert "verified; 1 awaits the truth of its last lead: a later run verifies it)" in text
+
+
 def test_a_products_template_keeps_each_cycles_products_in_a_file_of_its_own(
     chain, tmp_path, file_times
 ):
