@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import threading
+import urllib.parse
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
@@ -60,7 +61,14 @@ def require_server() -> str:
         with urllib.request.urlopen(f"{api_url.rstrip('/')}/health", timeout=10):
             pass
     except OSError as err:
-        raise InputError(f"the Prefect server at {api_url} does not answer ({err}); {how}") from err
+        # the one configured: pointing wxens at the default address found no server either
+        address = urllib.parse.urlsplit(api_url)
+        port = f" --port {address.port}" if address.port else ""
+        raise InputError(
+            f"the Prefect server at {api_url} does not answer ({err}); start it with "
+            f"`prefect server start{port}` on {address.hostname} (in another terminal), or "
+            "point wxens at one that runs with `prefect config set PREFECT_API_URL=URL`"
+        ) from err
     return api_url
 
 

@@ -487,6 +487,25 @@ def test_serve_without_a_server_says_how_to_start_one(tmp_path, capsys):
     assert httpx.level == logging.WARNING  # not a line per runner poll of the server
 
 
+def test_serve_with_its_server_stopped_says_how_to_start_that_one(tmp_path, capsys):
+    """PREFECT_API_URL set to a server on another port than Prefect's default, stopped:
+    the error told its user to set PREFECT_API_URL to http://127.0.0.1:4200/api, where no
+    server was either; it says how to start the one configured."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.cli import main
+    from tests.flows.conftest import _free_loopback_port
+
+    port = _free_loopback_port()  # nothing listens there
+    url = f"http://127.0.0.1:{port}/api"
+    with temporary_settings(updates={PREFECT_API_URL: url}):
+        assert main(["serve", str(write_schedule(tmp_path / "schedule.yaml"))]) == 2
+    err = capsys.readouterr().err
+    assert f"the Prefect server at {url} does not answer" in err, err
+    assert f"`prefect server start --port {port}`" in err, err
+    assert "4200" not in err, err
+
+
 def test_a_served_verify_run_computes_the_score_of_an_installed_extension(served):
     """Each served run is a subprocess of `wxens serve` importing flows.steps: the
     extensions on its path load there, and their score is in the scores file it writes."""
