@@ -146,10 +146,11 @@ def _finish(ds: xr.Dataset, valid: xr.DataArray | None = None) -> xr.Dataset:
                 f"the forecast holds {dim} {hours or times_text(dup)} more than once; keep one "
                 f"of each (forecast.drop_duplicates({dim!r}))"
             )
-    if (ds[LEAD_TIME] < np.timedelta64(0, "ns")).any():
+    negative = ds.indexes[LEAD_TIME][ds.indexes[LEAD_TIME] < pd.Timedelta(0)].sort_values()
+    if negative.size:
         raise InputError(
-            f"the forecast has negative lead times ({pd.Timedelta(ds[LEAD_TIME].values.min())}); "
-            "a lead is the time from the initial time to the valid time"
+            f"the forecast has negative lead times ({hours_text(negative / pd.Timedelta(hours=1))}"
+            " h); a lead is the time from the initial time to the valid time"
         )
     order = [d for d in FORECAST_DIMS if d in ds.dims]
     ds = _on_canonical_grid(ds.transpose(*order))

@@ -284,6 +284,9 @@ def test_repeated_initial_times_or_leads_and_negative_leads_are_refused():
     backwards = forecast.assign_coords(lead_time=-forecast.lead_time)
     with pytest.raises(InputError, match="negative lead times"):
         align_with_truth(backwards, analysis())
+    # named in hours as every other lead is (it read "-1 days +12:00:00" for -12 h)
+    with pytest.raises(InputError, match=r"negative lead times \(-12, -6 h\)"):
+        align_with_truth(backwards, analysis())
 
 
 def test_a_box_across_greenwich_given_in_0_to_360_verifies_as_one_block():
