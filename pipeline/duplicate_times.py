@@ -29,6 +29,11 @@ from pipeline.timeaxis import valid_times
 
 log = logging.getLogger(__name__)
 
+
+class DuplicateTimesError(InputError):
+    """Inputs that give one variable's time twice: its own class, so that a reader of
+    forecasts (:func:`verification.run.open_forecast_any`) can say what else they may be."""
+
 _HELD: ContextVar[pd.DatetimeIndex | None] = ContextVar("store_holds", default=None)
 #: The copies dropped so far, (input, dataset of its dropped times), while they are gathered.
 _DROPPED: ContextVar[list[tuple[str, xr.Dataset]] | None] = ContextVar("dropped", default=None)
@@ -95,7 +100,7 @@ def check_unique_times(
         if dup.size:
             holders = [label for label, times in labelled if dup[0] in times]
             var = repr(name) if level is None else f"{name!r} at level {level:g}"
-            raise InputError(
+            raise DuplicateTimesError(
                 f"{origin}: {var} has {dup.size} duplicate time(s) across the inputs, first "
                 f"{times_text(dup[:3])} (in {holders[0]} and {holders[1]}); give each time "
                 "once (do two files overlap?)"

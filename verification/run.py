@@ -17,6 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.analysis_store import STATE_ATTR, STORE_ID
+from pipeline.duplicate_times import DuplicateTimesError
 from pipeline.errors import InputError, times_text
 from pipeline.forecast_store import is_forecast_store, open_forecast
 from pipeline.forecast_times import span
@@ -73,7 +74,14 @@ def open_forecast_any(spec: str | Path, init_from_filename: str | None = None) -
     local = "://" not in text and not any(c in text for c in "*?[")
     if local and path.suffix == ".zarr" and not path.exists():
         return open_forecast(path)  # a StoreError naming the store and how to make one
-    return resolve_source(text).open()
+    try:
+        return resolve_source(text).open()
+    except DuplicateTimesError as err:  # files without leads: of starts that overlap?
+        raise DuplicateTimesError(
+            f"{err}; or, if they are forecasts of one start date each, holding only valid "
+            "times, read the start dates from their names "
+            "(init_from_filename= (--init-from-filename PATTERN))"
+        ) from None
 
 
 def verify_store(

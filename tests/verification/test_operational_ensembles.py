@@ -387,6 +387,20 @@ def test_files_one_per_start_date_take_it_from_their_names(truth, tmp_path, caps
     np.testing.assert_allclose(card["fair_crps"], fair_crps_of_offsets(range(3)), rtol=1e-5)
 
 
+def test_overlapping_files_of_one_start_each_without_the_flag_name_it(truth, tmp_path, capsys):
+    """Starts 6 h apart with leads to 12 h share valid times: without the flag, the glob was
+    refused as duplicate times ("do two files overlap?"), naming no way to read them."""
+    store, fields = truth
+    for hours in INITS_H:
+        start = fields.time.values[0] + pd.Timedelta(hours=hours)
+        name = f"fc_{pd.Timestamp(start):%Y%m%d%H}_t2m.nc"
+        start_file(fields, "t2m", start, len(STEPS_H), "6h", 3).to_netcdf(tmp_path / name)
+    code = main(["verify", str(tmp_path / "fc_*.nc"), "--truth", str(store), "--out", "s.nc"])
+    err = capsys.readouterr().err
+    assert code == 2 and "duplicate time(s) across the inputs" in err, err
+    assert "(init_from_filename= (--init-from-filename PATTERN))" in err, err
+
+
 def test_seasonal_hindcast_of_calendar_months_pairs_each_month_with_its_own_truth(tmp_path):
     """Monthly means from 1 November of three years, the last across a leap February, so
     its leads (0, 30, 61, 92, 121 days) differ from the others' (.., 120 days)."""
