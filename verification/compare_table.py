@@ -67,14 +67,23 @@ def table_in_units(table: xr.Dataset, wanted) -> tuple[xr.Dataset, dict[str, tup
     return converted.assign_coords({VARIABLE_UNITS: (VARIABLE, units)}), factors
 
 
+#: Distances from the best within this share of the row's largest value are a tie: the
+#: same forecast verified twice (another ``--lead``, other chunks) differs in the last bits
+#: of its float sums, and one file was starred alone.
+TIE_RTOL = 1e-9
+
+
 def best(values: xr.DataArray, from_best: Callable | None) -> xr.DataArray:
-    """Where along ``experiment`` each row's best value is (bool; ties all marked): the
-    nearest by ``from_best`` (a distance of :func:`~verification.compare.compared`);
-    nothing marked where it is None (the floor, the points verified)."""
+    """Where along ``experiment`` each row's best value is (bool; ties, to
+    :data:`TIE_RTOL`, all marked): the nearest by ``from_best`` (a distance of
+    :func:`~verification.compare.compared`); nothing marked where it is None (the floor,
+    the points verified)."""
     if from_best is None:
         return xr.zeros_like(values, dtype=bool)
     distance = from_best(values)
-    return (distance == distance.min(EXPERIMENT, skipna=True)) & values.notnull()
+    finite = abs(values).where(np.isfinite(values))  # an inf rank ratio: no inf slack
+    slack = (TIE_RTOL * finite.max(EXPERIMENT, skipna=True)).fillna(0.0)
+    return (distance <= distance.min(EXPERIMENT, skipna=True) + slack) & values.notnull()
 
 
 def within_noise(

@@ -388,6 +388,25 @@ def test_rank_max_min_beside_a_file_without_floor_marks_no_best(scored, stores, 
     assert (table[table.score == "fair_crps"].best != "").all()  # the others still marked
 
 
+def test_the_same_scores_to_their_last_bits_are_a_tie_both_marked(scored, tmp_path):
+    """The same forecast verified twice (another --lead or --variables: other float sums)
+    differs in the last bits of its scores; one file was starred the best, alone."""
+    tree = tree_of(scored / "oracle.nc")
+    card = tree["scorecard"].to_dataset()
+    bits = {n: card[n] * (1 + 4e-16) for n in ("fair_crps", "ensemble_mean_rmse")}
+    tree["scorecard"] = xr.DataTree(card.assign(bits))
+    tree.to_netcdf(tmp_path / "again.nc")
+    csv = tmp_path / "table.csv"
+    files = [str(scored / "oracle.nc"), str(tmp_path / "again.nc")]
+    done = wxens("compare", *files, "--out", str(csv))
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(csv, keep_default_na=False)
+    for score in ("fair_crps", "ensemble_mean_rmse"):
+        rows = table[table.score == score]
+        assert (rows.oracle != rows.again).all()  # not equal: the last bits differ
+        assert (rows.best == "oracle;again").all(), rows
+
+
 def test_a_python_caller_is_told_the_keyword_before_the_cli_flag(scored):
     """compare_scorecards told a Python caller to give one --name per file and to pass
     --allow-different-truths, flags of a command it never ran."""
