@@ -186,6 +186,10 @@ def test_bad_input_is_refused_before_anything_is_written(analysis, tmp_path):
     no_fit = "no training time fits .* and lead 3 h .*time of day 03:00, .*the whole period"
     refused(no_fit, leads=(3.0,))
     refused("persistence starts from it", "persistence", inits=[pd.Timestamp("2000-03-01")])
+    off_step = [pd.Timestamp("2000-01-11T03")]  # a 6-hourly store: no state, no time of day
+    for name in ("climatology", "persistence"):  # not "ingest" nor "widen the training period"
+        off = r"2000-01-11T03:00 are not on the store's 6 h step .*\(--init\)"
+        refused(off, name, inits=off_step)
     refused("unknown baseline 'analogues'", "analogues")
     with pytest.raises(InputError, match="starts .* after it ends"):
         BaselineConfig("2000-02-01", "2000-01-01")
