@@ -38,6 +38,7 @@ from generators.sampler_choice import choose_sampler
 from pipeline.errors import InputError, given, nested_differences, shell_word, time_text
 from pipeline.schema import Period
 from pipeline.store import AnalysisStore, open_store
+from pipeline.timeaxis import calendar_months
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,34 @@ def calibration_init_times(
             f"{max_lead_hours:g} h truth is in the period; {fix}"
         )
     return pd.date_range(window[0], last, freq=pd.Timedelta(hours=every_hours))
+
+
+def fitted_period(period: Period, times: pd.DatetimeIndex, step: pd.Timedelta) -> Period:
+    """``period`` as a fit on a store of ``times`` (native ``step``) used it, to be recorded:
+    a side left open, or given past the store's times (it holds a time one step before the
+    store's first or after its last), is bounded at that first or last time. Recorded as
+    given, an end of 20 April on a store ending on the 10th had forecasts valid on the 11th
+    to 20th, ingested since, warned as in-sample. A given side so bounded is warned of."""
+    months = calendar_months(step)
+    step = pd.DateOffset(months=months) if months else step
+    start, end = period.start, period.end
+    first, last = time_text(times[0]), time_text(times[-1])
+    if Period(start, None).contains(pd.DatetimeIndex([times[0] - step]))[0]:
+        if start is not None:
+            log.warning(PAST_STORE, "from", first, "first", "start", start, "start", "before")
+        start = first
+    if Period(None, end).contains(pd.DatetimeIndex([times[-1] + step]))[0]:
+        if end is not None:
+            log.warning(PAST_STORE, "to", last, "last", "end", end, "end", "past")
+        end = last
+    return Period(start, end)
+
+
+PAST_STORE = (
+    "the spread calibration is fitted %s %s, the store's %s time, and records that: "
+    "calibration.period.%s=%s (--%s) reaches %s it"
+)
+"""The warning of :func:`fitted_period` about a given side bounded at the store's times."""
 
 
 def load_fold(
@@ -194,6 +223,7 @@ def fit_calibration(
         )
     else:
         sources, period = [(checkpoint, model, config.period)], str(config.period)
+    fit_period = None
     moments = [PooledMoments(checkpoint.latitude) for _ in leads]  # pooled batch by batch
     n_inits = 0
     for source, source_model, source_period in sources:
@@ -206,6 +236,9 @@ def fit_calibration(
             max(leads),
             options=CALIBRATE_OPTIONS,
         )
+        if not folds:  # the period as it was fitted, recorded for in-sample warnings
+            fit_period = fitted_period(source_period, data.times, source.native_step)
+            period = str(fit_period)
         inits = data.usable_inits(inits, leads)
         seen = inits[trained_on(source, inits)]
         if len(seen):
@@ -256,7 +289,7 @@ def fit_calibration(
         shared=tuple(checkpoint.channels[i] for i in shared),
         balance=config.balance,
         seed=config.seed,
-        fit_period=None if folds else config.period,
+        fit_period=fit_period,
         fold_periods=tuple(p for _, _, p in sources) if folds else (),
     )
     log.info("spread calibration %s", calibration.summary())

@@ -123,6 +123,41 @@ def test_fitting_on_a_period_finds_the_under_dispersion_of_a_generator():
     np.testing.assert_allclose(batched.factors, calibration.factors, rtol=1e-12)
 
 
+def test_a_period_past_the_store_is_recorded_as_fitted_and_said(caplog):
+    """``wxens calibrate --end`` after the store's last time fitted without a word and
+    recorded the end as given: once later days were ingested, forecasts valid in them were
+    warned as in-sample. The period recorded is the store's part of it, and a warning says
+    which side was bounded; a start before the store's first time likewise."""
+    store = ar1_truth_store(60)  # 2019-03-01 to 2019-03-15T18
+    checkpoint = ar1_trained_to_4th(store)
+    config = CalibrationConfig(
+        period=Period("2019-03-10", "2019-03-25"), members=2, sampler="euler:nfe=1"
+    )
+    caplog.set_level("WARNING", logger="generators.calibration")
+    model = stub_for(checkpoint, scale=0.5)
+    fitted = fit_calibration(checkpoint, store, config, model=model, progress=False)
+    assert fitted.fit_period == Period("2019-03-10", "2019-03-15T18:00")
+    assert fitted.period == "2019-03-10 to 2019-03-15T18:00"
+    assert (
+        "fitted to 2019-03-15T18:00, the store's last time, and records that: "
+        "calibration.period.end=2019-03-25 (--end) reaches past it"
+    ) in caplog.text
+    caplog.clear()
+    trained = checkpoint.train_config  # trained on the last days: fit on the first ones
+    later = checkpoint.replace(
+        train_config=replace(trained, data=replace(trained.data, train=Period("2019-03-12")))
+    )
+    config = replace(config, period=Period("2019-02-20", "2019-03-05"))
+    fitted = fit_calibration(later, store, config, model=model, progress=False)
+    assert fitted.fit_period == Period("2019-03-01T00:00", "2019-03-05")
+    assert "fitted from 2019-03-01T00:00, the store's first time" in caplog.text
+    assert "calibration.period.start=2019-02-20 (--start) reaches before it" in caplog.text
+    caplog.clear()  # inside the store, as given: an end date still covers its day
+    config = replace(config, period=Period("2019-03-06", "2019-03-09"))
+    fitted = fit_calibration(later, store, config, model=model, progress=False)
+    assert fitted.fit_period == Period("2019-03-06", "2019-03-09") and not caplog.text
+
+
 def train(store: AnalysisStore, config: Path, out: Path, *overrides: str) -> int:
     """``wxens train`` of ``config`` into ``out``, with ``--set`` overrides."""
     args = ["train", "--store", str(store.path), "--config", str(config), "--out", str(out)]
