@@ -102,17 +102,29 @@ class ForecastData:
             )
             absent = wanted[self.dataset.positions_at(wanted, [0.0])[:, 0] < 0]
             more = f" and {len(absent) - 8} more" if len(absent) > 8 else ""
+            early = (absent < self.times[0]).any()
+            earliest = self._earliest(plan.window_hours) if early else ""
             raise InputError(
                 f"{self.dataset.name}: initial time(s) {times_text(lacking)} lack the "
                 f"states at {times_text(absent[:8])}{more} "
                 f"of their window ({window_text(plan.window_hours)}; the store covers "
-                f"{self.dataset.span}, missing times excluded); choose other initial times"
+                f"{self.dataset.span}, missing times excluded); {earliest}choose other "
+                "initial times"
             )
         states = self.dataset.states(found)
         self._check_windows(inits, states)
         if warn:
             self._warn_missing_values(inits, states)
         return torch.from_numpy(states)
+
+    def _earliest(self, window_hours: Sequence[float]) -> str:
+        """``the earliest initial time with its whole window is ...; ``: of the store's
+        times, the first whose window it holds (for initial times before it)."""
+        whole = (self.dataset.positions_at(self.times, window_hours) >= 0).all(axis=1)
+        if not whole.any():
+            return "no time of the store has its whole window; "
+        first = time_text(self.times[whole.argmax()])
+        return f"the earliest initial time with its whole window is {first}; "
 
     def _warn_missing_values(self, inits: pd.DatetimeIndex, states: np.ndarray) -> None:
         """Warn of initial states that hold no value of a channel (a time the analysis

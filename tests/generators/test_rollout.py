@@ -536,13 +536,16 @@ def test_an_empty_ensemble_or_batch_is_refused_naming_both(members, batch_member
 
 def test_an_initial_time_without_its_history_is_told_which_states_are_absent(trained, capsys):
     """The store's first time lacks only the state 6 h before it (history 2): the error
-    names that time, not the whole window as if every state of it were missing."""
+    names that time, not the whole window as if every state of it were missing, and the
+    earliest initial time with its whole window."""
     root, store, _ = trained
     command = ["forecast", "--checkpoint", str(root / "run"), "--store", str(store.path)]
     command += ["--init", "2000-01-01T00", "--lead", "6h", "--out", str(root / "absent.zarr")]
     assert wxens([*command, "--members", "2", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "2000-01-01T00:00 lack the states at 1999-12-31T18:00 of" in err, err
+    # and which initial time is the first that works, not only which do not
+    assert "the earliest initial time with its whole window is 2000-01-01T06:00;" in err, err
 
 
 def test_a_rerun_says_the_initial_times_it_kept(trained, capsys):
