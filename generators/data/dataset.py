@@ -116,7 +116,12 @@ class ResidualDataset(StoreTimes, Dataset):
         self.channels = tuple(channels) if channels is not None else available
         absent = [c for c in self.channels if c not in available]
         if absent:
-            raise InputError(f"{name} has no channel(s) {absent}; it holds {list(available)}")
+            held = ",".join(available)
+            raise InputError(
+                f"{name} has no channel(s) {absent}; it holds {list(available)}: give a store "
+                "holding them, or train on channels it holds, data.channels= (--set "
+                f"data.channels=[{held}])"
+            )
         states = states.sel({CHANNEL: list(self.channels)})
         self.latitude = np.asarray(dataset[LAT].values)
         self.longitude = np.asarray(dataset[LON].values)

@@ -296,7 +296,8 @@ def test_normalisation_round_trips_through_a_dict():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"spec": SampleSpec(), "channels": ["q700"]}, "no channel"),
+        # the fix named: a training config's channels, with those the store holds to copy
+        ({"spec": SampleSpec(), "channels": ["q700"]}, r"no channel.*data\.channels= \(--set "),
         ({"spec": SampleSpec(history=60)}, "no initial time"),
         ({"spec": SampleSpec(), "period": Period("2020-01-01", None)}, "holds no time"),
     ],
