@@ -108,7 +108,7 @@ def fitted_period(period: Period, times: pd.DatetimeIndex, step: pd.Timedelta) -
 
 PAST_STORE = (
     "the spread calibration is fitted %s %s, the store's %s time, and records that: "
-    "calibration.period.%s=%s (--%s) reaches %s it"
+    "calibration.period.%s=%s (wxens calibrate --%s) reaches %s it"
 )
 """The warning of :func:`fitted_period` about a given side bounded at the store's times."""
 

@@ -140,7 +140,7 @@ def test_a_period_past_the_store_is_recorded_as_fitted_and_said(caplog):
     assert fitted.period == "2019-03-10 to 2019-03-15T18:00"
     assert (
         "fitted to 2019-03-15T18:00, the store's last time, and records that: "
-        "calibration.period.end=2019-03-25 (--end) reaches past it"
+        "calibration.period.end=2019-03-25 (wxens calibrate --end) reaches past it"
     ) in caplog.text
     caplog.clear()
     trained = checkpoint.train_config  # trained on the last days: fit on the first ones
@@ -151,7 +151,8 @@ def test_a_period_past_the_store_is_recorded_as_fitted_and_said(caplog):
     fitted = fit_calibration(later, store, config, model=model, progress=False)
     assert fitted.fit_period == Period("2019-03-01T00:00", "2019-03-05")
     assert "fitted from 2019-03-01T00:00, the store's first time" in caplog.text
-    assert "calibration.period.start=2019-02-20 (--start) reaches before it" in caplog.text
+    before = "calibration.period.start=2019-02-20 (wxens calibrate --start) reaches before it"
+    assert before in caplog.text
     caplog.clear()  # inside the store, as given: an end date still covers its day
     config = replace(config, period=Period("2019-03-06", "2019-03-09"))
     fitted = fit_calibration(later, store, config, model=model, progress=False)
