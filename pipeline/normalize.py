@@ -18,7 +18,7 @@ import xarray as xr
 
 from pipeline.errors import InputError
 from pipeline.grid import longitudes_canonical
-from pipeline.normalize_select import select, squeeze_extra_dims
+from pipeline.normalize_select import not_pressure_message, select, squeeze_extra_dims
 from pipeline.normalize_time import sort_time, to_time_axis
 from pipeline.schema import LAT, LEVEL, LON, TIME, VARIABLES, variable_attrs
 from pipeline.standard_names import (
@@ -233,12 +233,7 @@ def _normalize_levels(ds: xr.Dataset, origin: str) -> xr.Dataset:
     level = ds[LEVEL]
     name = level.attrs.get(SOURCE_NAME, LEVEL)
     if said := _not_pressure(level):
-        described = ", ".join(f"{key} {value!r}" for key, value in said.items())
-        raise InputError(
-            f"{origin}: its vertical coordinate {name!r} ({described}) is not pressure; "
-            "wxens keeps pressure levels (in hPa): interpolate the file to pressure levels "
-            f"first, or keep one level as a surface field with select= (--select {name}=VALUE)"
-        )
+        raise InputError(not_pressure_message(origin, name, said))
     in_pa = canonical_units(level.attrs.get("units", "")) == "Pa" or float(level.max()) > 1100
     values = level.values / 100.0 if in_pa else level.values
     ds = sorted_along(ds.assign_coords({LEVEL: values.astype("float64")}), LEVEL)

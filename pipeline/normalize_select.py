@@ -73,6 +73,9 @@ def squeeze_extra_dims(ds: xr.Dataset, origin: str) -> xr.Dataset:
     dropped; a larger one, or no latitude or longitude, an :class:`InputError`."""
     extra = [d for d in ds.dims if d not in (TIME, LEVEL, LAT, LON)]
     for dim in extra:
+        if ds.sizes[dim] != 1 and dim in ds.coords and _vertical(ds[dim]):
+            said = {k: ds[dim].attrs[k] for k in ("standard_name", "units") if ds[dim].attrs.get(k)}
+            raise InputError(not_pressure_message(origin, str(dim), said))
         if ds.sizes[dim] != 1:
             raise InputError(
                 f"{origin}: unexpected dimension {dim!r} of size {ds.sizes[dim]}; an analysis "
@@ -85,3 +88,31 @@ def squeeze_extra_dims(ds: xr.Dataset, origin: str) -> xr.Dataset:
         if dim not in ds.dims:
             raise InputError(f"{origin}: no {dim!r} dimension; dims are {dict(ds.sizes)}")
     return ds
+
+
+#: Standard names of vertical coordinates other than pressure (CF's, and cfgrib's for
+#: ``hybrid``, ``heightAboveGround``, ``depthBelowLandLayer``), besides ``*_coordinate``.
+_VERTICAL_STANDARD_NAMES = ("height", "altitude", "depth", "model_level_number")
+
+
+def _vertical(coord: xr.DataArray) -> bool:
+    """Whether ``coord`` says it is a vertical coordinate (CF's ``axis: Z`` or ``positive``,
+    or a vertical standard name), as cfgrib's model levels (``hybrid``) do."""
+    standard = str(coord.attrs.get("standard_name", ""))
+    return (
+        coord.attrs.get("axis") == "Z"
+        or coord.attrs.get("positive") in ("up", "down")
+        or standard in _VERTICAL_STANDARD_NAMES
+        or standard.endswith("_coordinate")
+    )
+
+
+def not_pressure_message(origin: str, name: str, said: dict) -> str:
+    """The refusal of a vertical coordinate ``name`` that is not pressure, quoting what its
+    attributes ``said`` (standard name, units) and the two ways on."""
+    described = ", ".join(f"{key} {value!r}" for key, value in said.items())
+    return (
+        f"{origin}: its vertical coordinate {name!r} ({described}) is not pressure; "
+        "wxens keeps pressure levels (in hPa): interpolate the file to pressure levels "
+        f"first, or keep one level as a surface field with select= (--select {name}=VALUE)"
+    )

@@ -283,8 +283,25 @@ def upper(name: str, attrs: dict, level: tuple) -> xr.Dataset:
             "'level' (standard_name 'height', units 'm')",
         ),
         (("plev", [1, 2], {"units": "sigma"}), "'plev' (units 'sigma')"),
+        (  # cfgrib's model levels: was "unexpected dimension ... one ensemble member, say"
+            (
+                "hybrid",
+                [135, 136, 137],
+                {
+                    "standard_name": "atmosphere_hybrid_sigma_pressure_coordinate",
+                    "units": "1",
+                    "positive": "down",
+                },
+            ),
+            "'hybrid' (standard_name 'atmosphere_hybrid_sigma_pressure_coordinate', units '1')",
+        ),
+        (
+            ("heightAboveGround", [2, 10], {"standard_name": "height", "units": "m"}),
+            "'heightAboveGround' (standard_name 'height', units 'm')",
+        ),
+        (("z_index", [1, 2], {"axis": "Z"}), "'z_index' ()"),
     ],
-    ids=["hybrid", "height", "sigma"],
+    ids=["hybrid", "height", "sigma", "cfgrib-hybrid", "cfgrib-height", "axis-z"],
 )
 def test_a_vertical_coordinate_that_is_not_pressure_is_refused(level, said):
     dim = level[0]
