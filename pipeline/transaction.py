@@ -341,13 +341,14 @@ def collect_garbage(path: str | Path, left_by: str = "an interrupted write") -> 
 @dataclass(frozen=True)
 class Compaction:
     """What :func:`compact` did: commits taken out of the history and those left in it
-    (as :func:`commits` lists them), and the objects (chunks, manifests, snapshots) and
-    bytes deleted from disk."""
+    (as :func:`commits` lists them), the objects (chunks, manifests, snapshots) and bytes
+    deleted from disk, and the commits older than ``keep`` that the grace spared."""
 
     commits_expired: int
     commits_left: int
     objects_deleted: int
     bytes_deleted: int
+    commits_spared: int = 0
 
 
 def compact(path: str | Path, keep: timedelta, *, grace: timedelta = GC_GRACE) -> Compaction:
@@ -370,7 +371,8 @@ def compact(path: str | Path, keep: timedelta, *, grace: timedelta = GC_GRACE) -
         left = sum(1 for _ in repo.ancestry(branch=BRANCH))
         summary = repo.garbage_collect(now - grace)
     deleted = summary.chunks_deleted + summary.manifests_deleted + summary.snapshots_deleted
-    return Compaction(before - left, left, deleted, summary.bytes_deleted)
+    older = sum(1 for at in written[1:-1] if at < now - keep)  # never the last, nor the first
+    return Compaction(before - left, left, deleted, summary.bytes_deleted, older - before + left)
 
 
 def _last_since(written: list[datetime], since: datetime) -> datetime:

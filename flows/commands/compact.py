@@ -52,6 +52,13 @@ def run(args: argparse.Namespace) -> int:
         f"{args.store}: {counted(done.commits_expired, 'commit')} older than {args.keep} "
         f"forgotten, {done.commits_left} left; {counted(done.objects_deleted, 'file')} "
         f"({done.bytes_deleted / 1e6:.1f} MB) deleted"
+        + (
+            f"; {counted(done.commits_spared, 'commit')} older than {args.keep} kept: the "
+            "store's last commit within the last 10 minutes (a reader may be using it): "
+            "compact again later to forget them"
+            if done.commits_spared
+            else ""
+        )
     )
     return 0
 

@@ -65,14 +65,32 @@ def test_compact_spares_the_commit_a_reader_opened_moments_ago(tmp_path):
     write_forecast(path, ensemble(["2019-03-23T00"], 2.0), PROVENANCE)
     done = compact(path, timedelta(0))
     assert done.commits_left == 3  # the reader's, the new last one and the empty first one
+    assert done.commits_spared == 1  # the reader's: older than --keep 0h, kept for the grace
     xr.testing.assert_identical(
         opened.load(), open_forecast(path).sel(init_time=opened.init_time).load()
     )
 
     forgotten = compact(path, timedelta(0), grace=timedelta(0))  # later: it goes
     assert forgotten.commits_expired == 1 and forgotten.objects_deleted > 0
+    assert forgotten.commits_spared == 0
     assert open_forecast(path).sizes["init_time"] == 2
     assert export(path, tmp_path / "plain.zarr", progress=False).is_dir()
+
+
+def test_compact_says_why_it_kept_commits_older_than_keep(tmp_path, capsys):
+    """``wxens compact STORE --keep 0h`` just after an ingest printed "0 commits older than
+    0h forgotten, 3 left" and no reason: the ten-minute grace for readers is said only in
+    ``--help``. The line now counts the commits it spared and says to compact again later."""
+    path = tmp_path / "f.zarr"
+    write_forecast(path, ensemble(["2019-03-22T00"], 1.0), PROVENANCE)
+    write_forecast(path, ensemble(["2019-03-23T00"], 2.0), PROVENANCE)
+    assert main(["compact", str(path), "--keep", "0h"]) == 0
+    out = capsys.readouterr().out
+    assert "0 commits older than 0h forgotten, 3 left" in out, out
+    assert "; 1 commit older than 0h kept: the store's last commit within the last 10 " in out
+    assert "compact again later" in out
+    assert main(["compact", str(path), "--keep", "7d"]) == 0
+    assert "older than 7d kept" not in capsys.readouterr().out  # none older: none spared
 
 
 def test_export_into_the_store_itself_is_refused(tmp_path, capsys):
