@@ -43,6 +43,7 @@ def open_canonical(
         sources = [sources]
     if isinstance(variables, str):  # one name, not its letters
         variables = [variables]
+    time = checked_period(time)
     resolved = [resolve_source(s if isinstance(s, Source) else str(s)) for s in sources]
     if not resolved:
         raise InputError("no source given: name at least one file, glob, URL or 'synthetic'")
@@ -52,12 +53,36 @@ def open_canonical(
     if not allow_nan:
         _check_every_time(parts, origin, time or slice(None))
     if time is not None:
+        held = pd.DatetimeIndex(ds[TIME].values)
         ds = ds.sel({TIME: time})
         if ds.sizes[TIME] == 0:
+            within = f"{time.start or ''}..{time.stop or ''}"
+            holds = f"{times_text(held[:1])}..{times_text(held[-1:])}" if held.size else "none"
             raise InputError(
-                f"{origin}: no time in {time.start}..{time.stop}; check time= (--start/--end)"
+                f"{origin}: no time in {within}; it holds {holds}; check time= (--start/--end)"
             )
     return ds, origin
+
+
+def checked_period(time: slice | None) -> slice | None:
+    """``time`` with its ends checked, naming a value that is not a time: pandas' TypeError
+    from ``sel`` was a traceback (``--start banana``), and so was a time with a zone
+    (``2019-03-01T00Z``), which is read in UTC, as wxens's times are. A start after the end
+    is left to select no time, said with the inputs' period (``--end 2019-03-05`` is that
+    whole day, so a start at its noon is not after it)."""
+    if time is None:
+        return None
+    ends = []
+    for value, flag in ((time.start, "--start"), (time.stop, "--end")):
+        try:
+            stamp = None if value is None else pd.Timestamp(value)
+        except (TypeError, ValueError):
+            raise InputError(
+                f"time= ({flag} {value}): {value!r} is not a time such as 2019-03-01T00"
+            ) from None
+        zoned = stamp is not None and stamp.tzinfo is not None
+        ends.append(stamp.tz_convert("UTC").tz_localize(None) if zoned else value)
+    return slice(*ends)
 
 
 def _normalized(src: Source, variables: Sequence[str] | None) -> xr.Dataset:

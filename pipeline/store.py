@@ -44,7 +44,7 @@ from pipeline.analysis_store import (
     with_history,
     written_times,
 )
-from pipeline.canonical import open_canonical
+from pipeline.canonical import checked_period, open_canonical
 from pipeline.chunking import MAX_CHUNK_BYTES, capped_chunks
 from pipeline.disk_space import warn_if_short_of_room
 from pipeline.duplicate_times import store_holds
@@ -111,7 +111,7 @@ def ingest(
     held:      the store's :func:`held_times`, read by a caller that opened the sources
                first (an :class:`AdjustedSource` keeps its open); None: read here, once.
     """
-    path = Path(store)
+    path, time = Path(store), checked_period(time)  # a zoned end read in UTC, as resent's
     finish_interrupted_swap(path)  # a kill between an --overwrite's two renames
     check_replaceable(path, overwrite)  # before anything is written, even a lock file
     if overwrite:  # a second writer waits for the whole replacement, never sees it halfway

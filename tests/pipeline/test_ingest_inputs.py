@@ -336,3 +336,20 @@ def test_combining_keeps_xarray_s_tested_behaviour_without_its_future_warning():
         assert np.isnan(both.msl.isel(time=1)).all() and (both.msl.isel(time=0) == 1e5).all()
         with pytest.raises(ValueError):
             combine([one("2021-01-01", 1.0), one("2021-01-01", 3.0)])
+
+
+def test_start_and_end_that_are_no_times_or_carry_a_zone_are_read_or_named(tmp_path, capsys):
+    """``--start banana`` ended in pandas' TypeError traceback (exit 1), and so did a time
+    with a zone (``2021-01-01T06Z``); a period the file lacks said ``2021-02-01..None``."""
+    write(tmp_path / "a.nc", SIX_HOURLY)
+    store = str(tmp_path / "s.zarr")
+    for flag in ("--start", "--end"):
+        code, err = cli(capsys, str(tmp_path / "a.nc"), "--store", store, flag, "banana")
+        assert code == 2 and f"time= ({flag} banana): 'banana' is not a time" in err, err
+    assert not (tmp_path / "s.zarr").exists()
+    code, err = cli(capsys, str(tmp_path / "a.nc"), "--store", store, "--start", "2021-02-01")
+    assert code == 2, err
+    assert "no time in 2021-02-01..; it holds 2021-01-01T00:00..2021-01-01T18:00" in err, err
+    args = ["--start", "2021-01-01T07+01:00", "--end", "2021-01-01T12Z"]  # 06 and 12 UTC
+    assert cli(capsys, str(tmp_path / "a.nc"), "--store", store, *args)[0] == 0
+    assert list(open_store(store).dataset["time"].values) == list(SIX_HOURLY[1:3].values)
