@@ -61,7 +61,7 @@ def _outside_vocabulary(origin: str, unknown: list[str], present: list[str]) -> 
         f"{origin}: variables= (--variables) {unknown}: not wxens variable names; it takes the "
         f"canonical names {sorted(VARIABLES)}"
         + (f" ({'; '.join(said)})" if said else "")
-        + f"; it has {known}"
+        + (f"; it has {known}" if known else f"; it has none of them (its own: {unmapped})")
     )
     for name in (v for v in unknown if v in unmapped):
         text += f"; map the file's {name} onto one with rename= (--rename {name}=NAME)"

@@ -378,6 +378,11 @@ def test_variables_outside_the_vocabulary_are_named_so_with_their_canonical_name
     with pytest.raises(InputError, match=r"--rename Tair=NAME") as err:
         normalize(odd, "forcing.nc", variables=["Tair"])
     assert "not found" not in str(err.value)
+    forcing = surface("Tair", {"units": "K"}, 281.0)  # of no known variable: it said "it has []"
+    with pytest.raises(InputError, match=r"--rename Tair=NAME") as err:
+        normalize(forcing, "forcing.nc", variables=["Tair"])
+    assert "it has []" not in str(err.value)
+    assert "it has none of them (its own: ['Tair'])" in str(err.value)
 
 
 def grid_records(caplog, ds: xr.Dataset, origin: str) -> list[str]:
