@@ -207,7 +207,11 @@ def _state_in(snapshot: Store | str, path: Path) -> dict:
     except Exception as err:
         raise StoreError(f"{path}: not a Zarr store ({type(err).__name__}: {err})") from err
     if STATE_ATTR not in attrs:
-        raise StoreError(f"{path}: a Zarr store, but not a wxens analysis store")
+        raise StoreError(
+            f"{path}: a Zarr store, but not a wxens analysis store; if it holds analyses "
+            f"(WeatherBench 2's, say), ingest it into one first: "
+            f"`wxens ingest {shell_word(path)} --store STORE.zarr`"
+        )
     return attrs[STATE_ATTR]
 
 

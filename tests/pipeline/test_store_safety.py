@@ -67,6 +67,16 @@ def forecast_store(path):
     return path
 
 
+def test_a_foreign_zarr_store_read_as_analyses_says_to_ingest_it(tmp_path, capsys):
+    """``wxens info wb2.zarr`` (or ``--truth`` of it) said only "a Zarr store, but not a
+    wxens analysis store", without the way on that a GRIB or NetCDF file is given."""
+    path = foreign_zarr(tmp_path / "wb2.zarr")
+    with pytest.raises(StoreError, match=r"wb2\.zarr: a Zarr store, but not a wxens analysis"):
+        open_store(path)
+    assert main(["info", str(path)]) == 2
+    assert f"`wxens ingest {path} --store STORE.zarr`" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("make", "what"),
     [
