@@ -28,7 +28,10 @@ def describe_output(path: Path, *, fields: bool = True) -> str | None:
     if engine is None:
         return None
     try:
-        ds = xr.open_dataset(path, engine=engine, decode_timedelta=True)
+        # consolidated=False: another tool's Zarr v3 store has no consolidated metadata, and
+        # xarray's RuntimeWarning of it led `wxens info` of such a store (WeatherBench 2's)
+        kwargs = {"consolidated": False} if engine == "zarr" else {}
+        ds = xr.open_dataset(path, engine=engine, decode_timedelta=True, **kwargs)
     except Exception:  # not a dataset at its root: taken for none of these
         return None
     with ds:

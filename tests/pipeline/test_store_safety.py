@@ -4,6 +4,7 @@ credentials in a source URL never reach a store's attributes, a log or an error.
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -74,7 +75,12 @@ def test_a_foreign_zarr_store_read_as_analyses_says_to_ingest_it(tmp_path, capsy
     with pytest.raises(StoreError, match=r"wb2\.zarr: a Zarr store, but not a wxens analysis"):
         open_store(path)
     assert main(["info", str(path)]) == 2
-    assert f"`wxens ingest {path} --store STORE.zarr`" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"`wxens ingest {path} --store STORE.zarr`" in err
+    with warnings.catch_warnings(record=True) as caught:  # and no xarray warning before it
+        warnings.simplefilter("always")
+        assert main(["info", str(path)]) == 2
+    assert not [w for w in caught if "consolidated" in str(w.message)], caught
 
 
 @pytest.mark.parametrize(
