@@ -2,6 +2,7 @@
 waits at most 20 s, runs :func:`generators.shared_paths.check_ranks_see` and prints what
 it raised (``rank R: TYPE: MESSAGE``), so a rank left waiting on rank 0 says so too."""
 
+import os
 import sys
 from datetime import timedelta
 
@@ -16,4 +17,6 @@ if __name__ == "__main__":
         said = "no error"
     except Exception as err:
         said = f"{type(err).__name__}: {err}"
-    print(f"rank {dist.get_rank()}: {said}", flush=True)
+    # one write of the whole line: print writes the text and its newline apart when stdout is
+    # unbuffered, and the two ranks' lines ran together on the shared pipe ("...pathrank 1:")
+    os.write(sys.stdout.fileno(), f"rank {dist.get_rank()}: {said}\n".encode())
