@@ -94,6 +94,23 @@ def describe_step(step: pd.Timedelta) -> str:
     return f"{seconds:g} s"
 
 
+def refuse_off_step(
+    where: object, inits: pd.DatetimeIndex, times: pd.DatetimeIndex, step: pd.Timedelta
+) -> None:
+    """An :class:`InputError` naming ``where`` and the initial times of ``inits`` off the
+    fixed ``step`` of the store's ``times`` (03:00 on a 6-hourly store): no state is held at
+    them, and no store time can be ingested there; the forecast and the baselines say so
+    alike."""
+    off = inits[(inits - times[0]) % step != pd.Timedelta(0)]
+    if off.size:
+        more = f" and {off.size - 5} more" if off.size > 5 else ""
+        raise InputError(
+            f"{where}: initial time(s) {times_text(off[:5])}{more} are not on the store's "
+            f"{describe_step(step)} step (its times run {time_text(times[0])} to "
+            f"{time_text(times[-1])}); choose initial times on it, inits= (--init)"
+        )
+
+
 def hours_text(hours: Sequence[float]) -> str:
     """Lead hours as a person reads them: a few listed (``1, 3, 6, 12, 24``), a run of four
     or more evenly spaced as ``6 to 240 every 6`` (a 10-day forecast every hour listed

@@ -28,7 +28,7 @@ from pipeline.forecast_store import (
 from pipeline.progress import tqdm
 from pipeline.schema import INIT_TIME, TIME
 from pipeline.store import AnalysisStore, open_store
-from pipeline.timeaxis import describe_step, fixed_step
+from pipeline.timeaxis import fixed_step, refuse_off_step
 
 log = logging.getLogger(__name__)
 
@@ -52,20 +52,6 @@ def baseline_provenance(name: str, config: BaselineConfig) -> ForecastProvenance
         nfe=0,
         seed=config.seed,
     )
-
-
-def _refuse_off_step(analysis: AnalysisStore, inits: pd.DatetimeIndex) -> None:
-    """InputError naming the initial times off the store's step (03:00 on a 6-hourly store),
-    whose state no store time holds and whose time of day no training time has: named as
-    such, not as a state to ingest or a training period to widen."""
-    step, times = analysis.native_step, pd.DatetimeIndex(analysis.dataset[TIME].values)
-    off = inits[(inits - times[0]) % step != pd.Timedelta(0)]
-    if off.size:
-        raise InputError(
-            f"{analysis.path}: initial time(s) {times_text(off[:5])} are not on the store's "
-            f"{describe_step(step)} step (its times run {time_text(times[0])} to "
-            f"{time_text(times[-1])}); choose initial times on it, inits= (--init)"
-        )
 
 
 def _warn_small_pools(
@@ -137,14 +123,14 @@ def baseline_to_store(
     write; an initial or valid time inside the training period is logged as a warning (the
     baseline has then seen the weather it forecasts). Returns the initial times written."""
     analysis = store if isinstance(store, AnalysisStore) else open_store(store)  # opened once
-    fixed_step(analysis.native_step, analysis.path)  # a lead is a duration, not a month
+    step = fixed_step(analysis.native_step, analysis.path)  # a lead is a duration, not a month
     dataset = analysis.dataset
     baseline = BASELINES[name](dataset, config)
     inits = pd.DatetimeIndex(sorted(set(pd.DatetimeIndex(inits))))
     leads = [pd.Timedelta(hours=h) for h in leads_hours]
     if inits.empty or not leads or min(leads) <= pd.Timedelta(0):
         raise InputError(f"give at least one initial time and positive leads, got {leads_hours}")
-    _refuse_off_step(analysis, inits)
+    refuse_off_step(analysis.path, inits, pd.DatetimeIndex(dataset[TIME].values), step)
     provenance = baseline_provenance(name, config)
     check_extends(out, provenance, config.members, leads_hours)  # before any is skipped
     inits = pending_init_times(inits, out, recompute, "wxens baseline --recompute")

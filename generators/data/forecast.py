@@ -38,7 +38,7 @@ from pipeline.schema import (
 )
 from pipeline.solar import SOLAR_FORCINGS
 from pipeline.store import AnalysisStore, open_store
-from pipeline.timeaxis import calendar_months, describe_step
+from pipeline.timeaxis import calendar_months, refuse_off_step
 
 log = logging.getLogger(__name__)
 OWN_SHARD_LOGGER = f"{__name__}.shard"
@@ -89,13 +89,7 @@ class ForecastData:
         missing = (found < 0).any(axis=1)
         if missing.any():
             step, lacking = self.checkpoint.native_step, inits[missing]
-            off = lacking[(lacking - self.times[0]) % step != pd.Timedelta(0)]
-            if off.size and calendar_months(step) is None:
-                raise InputError(
-                    f"{self.dataset.name}: initial time(s) {times_text(off)} are not on "
-                    f"the store's {describe_step(step)} step (its times run "
-                    f"{self.dataset.span}); choose initial times on it"
-                )
+            refuse_off_step(self.dataset.name, lacking, self.times, step)
             offsets = [round(h * pd.Timedelta(hours=1) / step) for h in plan.window_hours]
             wanted = pd.DatetimeIndex(
                 sorted({_shifted(t, k, step) for t in lacking for k in offsets})
