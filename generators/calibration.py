@@ -38,7 +38,6 @@ from generators.sampler_choice import choose_sampler
 from pipeline.errors import InputError, given, nested_differences, shell_word, time_text
 from pipeline.schema import Period
 from pipeline.store import AnalysisStore, open_store
-from pipeline.timeaxis import calendar_months
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +90,6 @@ def fitted_period(period: Period, times: pd.DatetimeIndex, step: pd.Timedelta) -
     store's first or after its last), is bounded at that first or last time. Recorded as
     given, an end of 20 April on a store ending on the 10th had forecasts valid on the 11th
     to 20th, ingested since, warned as in-sample. A given side so bounded is warned of."""
-    months = calendar_months(step)
-    step = pd.DateOffset(months=months) if months else step
     start, end = period.start, period.end
     first, last = time_text(times[0]), time_text(times[-1])
     if Period(start, None).contains(pd.DatetimeIndex([times[0] - step]))[0]:
