@@ -94,9 +94,12 @@ class FilesRead(CachePolicy):
     """Cache key part: the on-disk state (:func:`files_state`) of the task's input paths.
 
     parameters: names of the task arguments that are paths (or lists of paths) it reads.
+    derived: ``(name, path_of)`` pairs: the task also reads ``path_of(argument)`` (the
+    weights `wxens tune` stored beside a checkpoint) where the argument ``name`` is given.
     """
 
     parameters: tuple[str, ...] = ()
+    derived: tuple[tuple[str, Callable[[Any], Path]], ...] = ()
 
     def compute_key(
         self,
@@ -112,6 +115,10 @@ class FilesRead(CachePolicy):
             for path in paths:
                 state = "none" if path is None else files_state(path)
                 digest.update(f"{name}={path}:{state}\n".encode())
+        for name, path_of in self.derived:
+            value = inputs.get(name)
+            state = "none" if value is None else files_state(path_of(value))
+            digest.update(f"{name}->{state}\n".encode())
         return digest.hexdigest()
 
 
@@ -176,7 +183,11 @@ class PlainJsonResults(CachePolicy):
 
 
 def wxens_task(
-    *, name: str, reads: tuple[str, ...], not_keyed: tuple[str, ...] = ()
+    *,
+    name: str,
+    reads: tuple[str, ...],
+    not_keyed: tuple[str, ...] = (),
+    derived: tuple[tuple[str, Callable[[Any], Path]], ...] = (),
 ) -> Callable[[F], F]:
     """The decorator of every wxens task: retried on transient I/O errors, cached on its
     inputs, code and the state of the files named by ``reads``, result persisted as JSON
@@ -184,7 +195,8 @@ def wxens_task(
     library's log records during the call go to the Prefect UI.
 
     not_keyed: arguments left out of the cache key (e.g. the dask scheduler address,
-    which changes from run to run without changing the result).
+    which changes from run to run without changing the result); derived: files read
+    beside an argument's path, keyed as :class:`FilesRead`'s.
     """
     inputs = INPUTS
     for argument in not_keyed:
@@ -199,7 +211,7 @@ def wxens_task(
         return task(
             name=name,
             cache_policy=PlainJsonResults(
-                policy=inputs + TASK_SOURCE + FilesRead(parameters=reads)
+                policy=inputs + TASK_SOURCE + FilesRead(parameters=reads, derived=derived)
             ),
             retries=IO_RETRIES,
             retry_delay_seconds=IO_RETRY_DELAYS_S,

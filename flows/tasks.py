@@ -20,7 +20,12 @@ from generators.correction.baseline_store import baseline_to_store, without_repe
 from generators.correction.baselines import BaselineConfig
 from generators.correction.bias import bias_correct_store
 from generators.correction.raw import write_uncorrected
-from generators.correction.tuned import chose_none, no_correction_reason, resolve_correction
+from generators.correction.tuned import (
+    chose_none,
+    no_correction_reason,
+    resolve_correction,
+    tuned_path,
+)
 from pipeline.errors import InputError
 from pipeline.schema import Period
 
@@ -169,7 +174,12 @@ def forecast_init_times(
     return [t.isoformat() for t in done.init_times]
 
 
-@wxens_task(name="bias-correct-forecast", reads=("forecast", "truth"))
+# the tuned weights are keyed too: a `wxens tune` again corrects unchanged forecasts anew
+@wxens_task(
+    name="bias-correct-forecast",
+    reads=("forecast", "truth"),
+    derived=(("checkpoint", tuned_path),),
+)
 def bias_correct_forecast(
     forecast: str,
     truth: str,
@@ -184,7 +194,8 @@ def bias_correct_forecast(
     :class:`~generators.correction.spec.CorrectionSpec` of the decaying-average weight
     ``weight`` and, unless None, the spread scaling's ``spread_weight`` and the rank
     recalibration's ``rank_weight``; with none of them, the weights ``wxens tune`` stored
-    with ``checkpoint`` (:func:`generators.correction.tuned.resolve_correction`); returns
+    with ``checkpoint``, one set or each variable's
+    (:func:`generators.correction.tuned.resolve_correction`); returns
     ``out``. Where tune chose no correction, ``out`` holds the forecast as it is
     (:func:`generators.correction.raw.write_uncorrected`). Without any (no weight, no tuned
     choice), refused with

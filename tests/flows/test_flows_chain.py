@@ -461,3 +461,26 @@ def test_a_baseline_without_its_period_or_store_is_refused_before_any_work(chain
     with pytest.raises(InputError, match="go with baseline_name"):
         ensemble_run(**chain.parameters, baseline_store="b.zarr")
     assert not (chain.workdir / "b.zarr").exists()
+
+
+def test_the_bias_correct_flow_corrects_anew_after_a_tune_again(chain, tmp_path, monkeypatch):
+    """The flow's task was cached on its parameters and the stores it reads, not on the
+    weights `wxens tune` stored beside its checkpoint: after a tune again, a run with the
+    same parameters was skipped and reported the store of the old weights as done. It now
+    does the work again, which refuses the store of other weights, naming the change."""
+    from flows.pipelines import bias_correct
+    from generators.correction.spec import CorrectionSpec
+    from generators.correction.tuned import save_tuned
+    from pipeline.errors import StoreError
+    from pipeline.forecast_store import provenance
+
+    monkeypatch.chdir(chain.workdir)
+    out = str(tmp_path / "tuned.zarr")
+    args = (str(chain.forecast), str(chain.store), out)
+    save_tuned(chain.checkpoint, CorrectionSpec(0.5), {})
+    assert bias_correct(*args, checkpoint=str(chain.checkpoint)) == out
+    assert bias_correct(*args, checkpoint=str(chain.checkpoint)) == out  # unchanged: cached
+    assert provenance(out).bias_correction["weight"] == 0.5
+    save_tuned(chain.checkpoint, CorrectionSpec(0.2), {})
+    with pytest.raises(StoreError, match=r"weight \(0\.5 there, 0\.2 in this forecast\)"):
+        bias_correct(*args, checkpoint=str(chain.checkpoint))
