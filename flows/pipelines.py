@@ -122,14 +122,9 @@ def ensemble_run(
         if corrected_store
         else CorrectionSpec()
     )
-    if spec.applies:
+    if spec.applies:  # the weights as given: the step resolves the checkpoint's alike
         delivered = bias_correct(
-            forecast_store,
-            store,
-            corrected_store,
-            spec.bias_weight,
-            spec.spread_weight,
-            spec.rank_weight,
+            forecast_store, store, corrected_store, *weights, checkpoint=checkpoint
         )
     elif corrected_store:
         reason = no_correction_reason(

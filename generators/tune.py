@@ -10,11 +10,11 @@ the directory are deleted). Those initial times are cut into ``folds`` consecuti
 nothing could be corrected are refused); within each block every candidate chain corrects
 the forecasts from the block's own verified past only (causal, as in operation: the first
 forecasts of each block go uncorrected), and the blocks are scored together
-(:func:`generators.correction.select_weights.select_weights`: on every channel of the
-model, by their mean fair CRPS relative to the uncorrected forecast's, or on ``variable``
-alone). A stage keeps a weight only if it lowers the cross-validated fair CRPS; the others
-are 0. The choice is written beside the checkpoint (:mod:`generators.correction.tuned`),
-where ``wxens bias-correct`` and ``wxens run`` find it.
+(:func:`generators.correction.select_weights.select_weights`: each variable of the model
+its own weights, chosen on its scores pooled over its levels, or one set chosen on the
+channel ``variable`` alone). A stage keeps a weight only if it lowers the cross-validated
+fair CRPS; the others are 0. The choice is written beside the checkpoint
+(:mod:`generators.correction.tuned`), where ``wxens bias-correct`` and ``wxens run`` find it.
 
 Forecasts of a period the model was trained on fit the truth more closely than forecasts
 of new days, so they show less of the error a correction would remove: a weight chosen on
@@ -114,8 +114,8 @@ def tune_correction(
     every_hours: hours between initial times (default: the native step, at least 6 h);
     period: the initial times' period (default: the checkpoint's held-out period, else its
     training period; a side left open, e.g. ``Period("2019-03-10", None)``, is the default's);
-    variable: the channel whose scores choose (default: all the checkpoint's channels, on
-    the mean over them of each one's fair CRPS relative to the uncorrected forecast's,
+    variable: the channel whose scores choose one set of weights for all (default: each
+    variable of the checkpoint its own,
     :func:`~generators.correction.select_weights.select_weights`);
     fold_checkpoints: cross-validation folds of the checkpoint, each forecasting its held-out
     period as one block (:mod:`generators.tune_folds`), instead of ``folds`` and ``period``;
@@ -188,7 +188,7 @@ def tune_correction(
     inits = pd.DatetimeIndex(sorted(t for source in sources for t in source.inits))
     spec = selection.spec or CorrectionSpec()
     details = {
-        "variable": variable or channels,  # every channel, on their mean relative scores
+        "variable": variable or channels,  # all: each variable's weights its own
         "leads_hours": leads,
         "members": members,
         "folds": len(blocks),
@@ -196,12 +196,20 @@ def tune_correction(
         "first_init_time": time_text(inits[0]),
         "last_init_time": time_text(inits[-1]),
         "every_hours": every,
-        "scores": selection.table.to_dict(orient="index"),
+        "scores": scores_record(selection.table),
     }
     if fold_checkpoints:
         details["fold_checkpoints"] = [str(s.checkpoint.path) for s in sources]
     path = save_tuned(loaded.path, spec, details, digest=loaded.digest)
     return Tuned(spec, selection, path, tuple(stores))
+
+
+def scores_record(table: pd.DataFrame) -> dict:
+    """The scores of the candidates as the tuned file holds them: by candidate, and by
+    variable first where each variable chose its own weights."""
+    if table.index.nlevels == 1:
+        return table.to_dict(orient="index")
+    return {name: table.loc[name].to_dict(orient="index") for name in table.index.unique(0)}
 
 
 def own_source(

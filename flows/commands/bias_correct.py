@@ -90,17 +90,11 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{reason}; nothing written: {args.forecast} is the forecast as it is")
     truth = open_store(args.truth)  # once: passed on, so its warnings are said once
     result = bias_correct_store(args.forecast, truth, args.out, spec, progress=not args.no_progress)
-    extra = "".join(
-        f", {what} weight {weight:g}"
-        for what, weight in (("spread", spec.spread_weight), ("rank", spec.rank_weight))
-        if weight is not None
-    )
     inits, leads = result.bias[INIT_TIME].values, result.bias[LEAD_TIME].values
     left = len(without_verified_past(inits, leads, truth.dataset[TIME]))
     print(
         f"{args.out}: {counted(len(inits), 'initial time')}, {len(inits) - left} corrected and "
-        f"{left} as they are (no earlier forecast verified by them), bias weight "
-        f"{spec.bias_weight:g}{extra}"
+        f"{left} as they are (no earlier forecast verified by them), {spec.describe()}"
     )
     hours = result.bias[LEAD_TIME].values / np.timedelta64(1, "h")
 

@@ -56,13 +56,7 @@ def describe_checkpoint(path) -> str:
     ]
     if tuned_path(c.path).is_file():
         tuned, digest = read_tuned(tuned_path(c.path))
-        weights = {
-            "bias": tuned.bias_weight,
-            "spread": tuned.spread_weight,
-            "rank": tuned.rank_weight,
-        }
-        chosen = ", ".join(f"{k} weight {w:g}" for k, w in weights.items() if w)
-        chosen = chosen or "none chosen (weight 0)"
+        chosen = tuned.describe() if tuned.applies else "none chosen (weight 0)"
         if digest != c.digest:  # the weights still correct that checkpoint's stores only
             chosen += (
                 f", tuned for the checkpoint {digest} (this one trained or calibrated since): "
@@ -121,6 +115,12 @@ def bias_correction_text(b: dict) -> str:
         return "none (the generator's own members)"
     from generators.correction.raw import NONE_CHOSEN
 
+    if "by_variable" in b:  # each variable its own chain, as `wxens tune` chose them
+        return "by variable: " + "; ".join(
+            f"{name} {bias_correction_text(one)}" for name, one in b["by_variable"].items()
+        )
+    if b.get("method") == NONE_CHOSEN and "chosen_in" not in b:  # one variable's of several
+        return "none (the members as they are)"
     if b.get("method") == NONE_CHOSEN:
         return f"none: the members as they are, `wxens tune` chose none ({b['chosen_in']})"
     line = f"decaying average, weight {b['weight']:g}, by {b['by']}"

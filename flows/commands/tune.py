@@ -112,7 +112,7 @@ def parse_weights(text: str | None, stage: str) -> tuple[float, ...]:
 def run(args: argparse.Namespace) -> int:
     from flows.commands.run import parse_leads
     from flows.threads import set_threads
-    from generators.correction.select_weights import RELATIVE
+    from generators.correction.spec import CorrectionByVariable
     from generators.tune import OPTIONS, tune_correction
     from pipeline.schema import Period
 
@@ -138,26 +138,15 @@ def run(args: argparse.Namespace) -> int:
         fold_checkpoints=args.fold,
         options=OPTIONS,
     )
-    table = tuned.selection.table
     forecasts = ", ".join(str(f) for f in tuned.forecasts)
     print(f"cross-validated scores of the candidates (mean over the leads), {forecasts}:")
     number = {"float_format": lambda v: f"{v:.4g}", "line_width": 100}
-    per_channel = [c for c in table if c.startswith("relative_fair_crps[")]
-    print(table.drop(columns=per_channel).to_string(**number))
-    if RELATIVE in table:  # scored on every channel: each one's ratio, channels as columns
-        print(
-            f"{RELATIVE}: the mean over the channels of each one's fair CRPS / the uncorrected "
-            "forecast's, below by channel (relative_fair_crps[CHANNEL] in the stored scores); "
-            "the other two are means over the channels"
-        )
-        by_channel = table[per_channel].rename(columns=lambda c: c[len("relative_fair_crps[") : -1])
-        print(by_channel.to_string(**number))
+    print(tuned.selection.table.to_string(**number))
     spec = tuned.spec
     if spec.applies:
-        chosen = (
-            f"bias {spec.bias_weight:g}, spread {spec.spread_weight or 0:g}, "
-            f"rank {spec.rank_weight or 0:g}"
-        )
+        chosen = spec.describe()
+        if isinstance(spec, CorrectionByVariable) and not all(s.applies for _, s in spec.specs):
+            chosen += " (none: no bias correction lowered its cross-validated fair CRPS)"
     else:
         chosen = (
             "none (weight 0: no bias correction lowers the cross-validated fair CRPS; the "

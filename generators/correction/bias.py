@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -46,8 +46,8 @@ from generators.correction.decaying_average import (
     say_uncorrected,
 )
 from generators.correction.ranks import RANK_STATISTIC, DecayingAverageRanks, rank_statistics
-from generators.correction.raw import open_raw
-from generators.correction.spec import BIAS_WEIGHT, CorrectionSpec, check_weight
+from generators.correction.raw import NONE_CHOSEN, open_raw
+from generators.correction.spec import BIAS_WEIGHT, Correction, CorrectionSpec, check_weight
 from generators.correction.spread_scaling import DecayingAverageSpread
 from pipeline.alignment import align_with_truth
 from pipeline.errors import InputError
@@ -70,6 +70,11 @@ from pipeline.schema import (
 from pipeline.store import AnalysisStore, open_store
 
 log = logging.getLogger(__name__)
+
+NO_CORRECTION = (
+    "the correction weights are 0 (no correction): give a bias weight in (0, 1], "
+    "bias_weight= (--bias-weight), or the checkpoint whose tuned weights to use (`wxens tune`)"
+)
 
 
 @dataclass(frozen=True)
@@ -103,11 +108,7 @@ class DecayingAverageBias:
         recalibration where it gives their weights. InputError for a spec that corrects
         nothing (bias weight 0)."""
         if not spec.applies:
-            raise InputError(
-                "the correction weights are 0 (no correction): give a bias weight in (0, 1], "
-                "bias_weight= (--bias-weight), or the checkpoint whose tuned weights to use "
-                "(`wxens tune`)"
-            )
+            raise InputError(NO_CORRECTION)
         return cls.with_weights(spec.bias_weight, spec.spread_weight, spec.rank_weight)
 
     def to_attrs(self) -> dict[str, object]:
@@ -189,6 +190,26 @@ class Corrected(NamedTuple):
     rank_table: xr.Dataset | None = None
 
 
+Chains = DecayingAverageBias | Mapping[str, DecayingAverageBias | None]
+"""The correction of a forecast: one chain for every variable, or each variable's own
+(None: that variable left as the generator made it)."""
+
+
+def chains_of(spec: Correction, variables: Sequence[str]) -> Chains:
+    """The chain of ``spec`` (:meth:`DecayingAverageBias.from_spec`), or for weights by
+    variable each of ``variables``' chain, None where its bias weight is 0; InputError
+    where none corrects anything, or ``spec`` lacks one of ``variables``."""
+    if not spec.applies:
+        raise InputError(NO_CORRECTION)
+    if isinstance(spec, CorrectionSpec):
+        return DecayingAverageBias.from_spec(spec)
+    specs = {name: spec.of(name) for name in variables}
+    return {
+        name: DecayingAverageBias.from_spec(one) if one.applies else None
+        for name, one in specs.items()
+    }
+
+
 def recalibrate_ranks(
     members: xr.DataArray,
     truth: xr.DataArray,
@@ -227,11 +248,12 @@ def recalibrate_ranks(
 
 
 def bias_correct(
-    forecast: xr.Dataset, truth: xr.Dataset, correction: DecayingAverageBias
+    forecast: xr.Dataset, truth: xr.Dataset, correction: Chains
 ) -> Corrected:
     """The wxens forecast (dims ``init_time, member, lead_time, [level], latitude,
     longitude``) with every variable's members corrected to x̄ - b + k (x - x̄) by
-    ``correction`` (k = 1 without a spread scaling), the errors taken against the
+    ``correction`` (k = 1 without a spread scaling; by variable: each by its own chain, a
+    variable of none left as it is, and absent from the biases), the errors taken against the
     analysis ``truth`` at each valid time, on the analysis grid (coordinates in its
     convention). Lazy in the members; the ensemble means, variances and errors
     (init_time x lead_time x grid per variable) are computed in memory. The corrected
@@ -244,17 +266,20 @@ def bias_correct(
     leads = pd.TimedeltaIndex(corrected[LEAD_TIME].values)
     latitude = corrected[LAT].values
     for name, members in aligned.forecast.data_vars.items():
+        chain = correction[name] if isinstance(correction, Mapping) else correction
+        if chain is None:
+            continue
         mean = members.mean(MEMBER)
         errors = (mean - aligned.truth[name]).transpose(INIT_TIME, LEAD_TIME, ..., LAT, LON)
         moments = {"error": errors}
-        if correction.spread is not None:
+        if chain.spread is not None:
             moments["variance"] = members.var(MEMBER, ddof=1).transpose(*errors.dims)
         with warnings.catch_warnings():  # a masked field's points without members: NaN
             warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
             moments = xr.Dataset(moments).compute()  # one pass over the members for both
         errors = moments["error"]
         variances = moments["variance"].values if "variance" in moments else None
-        bias, factor = correction.adjustments(
+        bias, factor = chain.adjustments(
             errors.values, variances, inits, leads, latitude, members.sizes[MEMBER]
         )
         biases[name] = xr.DataArray(
@@ -268,9 +293,9 @@ def bias_correct(
             deviations = (factors[name] - 1) * (members - mean)  # as in correct()
             corrected[name] = (members - biases[name] + deviations).astype(members.dtype)
         corrected[name] = corrected[name].transpose(*members.dims)
-        if correction.ranks is not None:
+        if chain.ranks is not None:
             corrected[name], tables[name] = recalibrate_ranks(
-                corrected[name], aligned.truth[name], correction.ranks, inits, leads
+                corrected[name], aligned.truth[name], chain.ranks, inits, leads
             )
         corrected[name].attrs = members.attrs
     corrected.attrs = _with_correction(forecast.attrs, correction)
@@ -303,12 +328,12 @@ def bias_correct_store(
     forecast: str | Path,
     truth: str | Path | AnalysisStore,
     out: str | Path,
-    spec: CorrectionSpec,
+    spec: Correction,
     *,
     progress: bool = False,
 ) -> Corrected:
     """``wxens bias-correct``: the complete initial times of the forecast store ``forecast``
-    corrected by the chain of ``spec`` (:meth:`DecayingAverageBias.from_spec`) against the
+    corrected by the chain of ``spec`` (:func:`chains_of`: by variable, each its own) against the
     analysis store ``truth`` into the forecast store ``out`` (created, or the initial times
     whose correction changed overwritten, new ones appended), its provenance the raw's plus the
     correction. Returns :func:`bias_correct`'s result.
@@ -320,7 +345,7 @@ def bias_correct_store(
     variable, the writing), its tasks done of all with an ETA.
     """
     raw = open_raw(forecast, out)
-    correction = DecayingAverageBias.from_spec(spec)
+    correction = chains_of(spec, [str(name) for name in raw.data_vars])
     made = ForecastProvenance.from_attrs(_with_correction(raw.attrs, correction))
     hours = raw[LEAD_TIME].values / np.timedelta64(1, "h")  # --out refused before the work:
     check_extends(out, made, raw.sizes[MEMBER], hours)
@@ -334,6 +359,13 @@ def bias_correct_store(
     return result
 
 
-def _with_correction(attrs: dict, correction: DecayingAverageBias) -> dict:
-    """A forecast's ``attrs`` recording ``correction`` (``wxens_bias_correction``)."""
-    return {**attrs, "wxens_bias_correction": json.dumps(correction.to_attrs(), sort_keys=True)}
+def _with_correction(attrs: dict, correction: Chains) -> dict:
+    """A forecast's ``attrs`` recording ``correction`` (``wxens_bias_correction``; by
+    variable, ``by_variable`` of each one's, :data:`NONE_CHOSEN` where left as it is)."""
+    if isinstance(correction, DecayingAverageBias):
+        record = correction.to_attrs()
+    else:
+        none = {"method": NONE_CHOSEN, "weight": 0.0}
+        by = {name: none if c is None else c.to_attrs() for name, c in correction.items()}
+        record = {"by_variable": by}
+    return {**attrs, "wxens_bias_correction": json.dumps(record, sort_keys=True)}

@@ -44,11 +44,16 @@ def open_raw(forecast: str | Path, out: str | Path) -> xr.Dataset:
     provenance = ForecastProvenance.from_attrs(raw.attrs)
     if provenance.bias_correction:
         raise InputError(
-            f"{forecast} is already bias-corrected (bias weight "
-            f"{provenance.bias_correction.get('weight')}; `wxens info` tells the rest): correct "
-            "the generator's own forecast store instead"
+            f"{forecast} is already bias-corrected ({_weight_of(provenance.bias_correction)}"
+            "`wxens info` tells the rest): correct the generator's own forecast store instead"
         )
     return raw
+
+
+def _weight_of(record: dict) -> str:
+    """``bias weight W; `` of a correction's record, or ``by variable; `` of one whose
+    variables each have their own (``by_variable``)."""
+    return "by variable; " if "by_variable" in record else f"bias weight {record.get('weight')}; "
 
 
 def write_uncorrected(

@@ -91,6 +91,62 @@ class CorrectionSpec:
             parts.pop()
         return ":".join("" if p is None else f"{p:g}" for p in parts)
 
+    def describe(self) -> str:
+        """The weights in words: ``bias weight W, spread weight S, rank weight R``, the
+        stages off left out."""
+        return f"bias weight {self.bias_weight:g}" + "".join(
+            f", {what} weight {weight:g}"
+            for what, weight in (("spread", self.spread_weight), ("rank", self.rank_weight))
+            if weight is not None
+        )
+
+
+@dataclass(frozen=True)
+class CorrectionByVariable:
+    """The weights of each variable's correction chain, ``(variable, spec)`` pairs (a spec
+    whose bias weight is 0 leaves that variable as the generator made it): ``wxens tune``
+    of a model of several variables chooses them variable by variable, each on its own
+    cross-validated scores pooled over its levels, since one set of weights serves every
+    variable only as well as their mean (:mod:`generators.correction.select_weights`)."""
+
+    specs: tuple[tuple[str, CorrectionSpec], ...]
+
+    def __post_init__(self) -> None:
+        names = [name for name, _ in self.specs]
+        if not names or len(set(names)) != len(names):
+            raise InputError(f"give each variable's correction weights once, got {names}")
+
+    @property
+    def applies(self) -> bool:
+        """Whether the chain changes a forecast at all (a bias weight above 0 somewhere)."""
+        return any(spec.applies for _, spec in self.specs)
+
+    def label(self) -> str:
+        """``VARIABLE LABEL`` of each variable (:meth:`CorrectionSpec.label`), comma-separated."""
+        return ", ".join(f"{name} {spec.label()}" for name, spec in self.specs)
+
+    def describe(self) -> str:
+        """Each variable's weights in words (:meth:`CorrectionSpec.describe`; ``none`` where
+        its bias weight is 0)."""
+        return "weights by variable: " + "; ".join(
+            f"{name} {spec.describe() if spec.applies else 'none'}" for name, spec in self.specs
+        )
+
+    def of(self, variable: str) -> CorrectionSpec:
+        """The weights of ``variable``'s chain; InputError for a variable not given."""
+        specs = dict(self.specs)
+        if variable not in specs:
+            raise InputError(
+                f"the correction weights name the variables {list(specs)}, not {variable!r}: "
+                "correct the forecast of the model they were tuned for, or tune again "
+                "(`wxens tune`)"
+            )
+        return specs[variable]
+
+
+Correction = CorrectionSpec | CorrectionByVariable
+"""Weights of the correction chain: one set for every variable, or a set per variable."""
+
 
 CANDIDATES = {
     "bias": (0.05, 0.1, 0.2, 0.4),

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from generators.correction.spec import CorrectionSpec
+from generators.correction.spec import Correction, CorrectionByVariable, CorrectionSpec
 from pipeline.errors import InputError, shell_word
 from pipeline.forecast_store import ForecastProvenance, open_forecast
 from verification.output import atomic_output
@@ -63,31 +63,40 @@ def checkpoint_digest(checkpoint: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
+def _weights(spec: CorrectionSpec) -> dict[str, float]:
+    """The three weights of ``spec`` as the file holds them (0 for a stage off)."""
+    return {
+        "bias_weight": spec.bias_weight,
+        "spread_weight": spec.spread_weight or 0.0,
+        "rank_weight": spec.rank_weight or 0.0,
+    }
+
+
 def save_tuned(
     checkpoint: str | Path,
-    spec: CorrectionSpec,
+    spec: Correction,
     details: dict[str, Any],
     *,
     digest: str | None = None,
 ) -> Path:
-    """Write ``spec`` (weight 0 for each stage off) and ``details`` (how it was chosen) beside
-    ``checkpoint``, with the digest of the checkpoint they were chosen for: ``digest``, read
-    when the tuning forecasts were drawn (the file may have been replaced since, by a
-    calibration), else the file's now; returns the file."""
+    """Write ``spec`` (weight 0 for each stage off; by variable, ``by_variable`` holds each
+    one's) and ``details`` (how it was chosen) beside ``checkpoint``, with the digest of the
+    checkpoint they were chosen for: ``digest``, read when the tuning forecasts were drawn
+    (the file may have been replaced since, by a calibration), else the file's now; returns
+    the file."""
     path = tuned_path(checkpoint)
-    record = {
-        "bias_weight": spec.bias_weight,
-        "spread_weight": spec.spread_weight or 0.0,
-        "rank_weight": spec.rank_weight or 0.0,
-        "checkpoint_digest": digest or checkpoint_digest(checkpoint),
-        **details,
-    }
+    weights = (
+        _weights(spec)
+        if isinstance(spec, CorrectionSpec)
+        else {"by_variable": {name: _weights(one) for name, one in spec.specs}}
+    )
+    record = {**weights, "checkpoint_digest": digest or checkpoint_digest(checkpoint), **details}
     with atomic_output(path) as temporary:  # a name of its own: two tunes never share one
         temporary.write_text(json.dumps(record, indent=1, sort_keys=True, default=str) + "\n")
     return path
 
 
-def load_tuned(checkpoint: str | Path) -> CorrectionSpec | None:
+def load_tuned(checkpoint: str | Path) -> Correction | None:
     """The weights tuned for ``checkpoint``, or None when it has none (never tuned, or tuned
     for another checkpoint file since replaced, which is logged). InputError for a file that
     is not one :func:`save_tuned` wrote."""
@@ -105,17 +114,26 @@ def load_tuned(checkpoint: str | Path) -> CorrectionSpec | None:
     return spec
 
 
-def read_tuned(path: Path) -> tuple[CorrectionSpec, str]:
+def read_tuned(path: Path) -> tuple[Correction, str]:
     """The weights in ``path`` and the digest of the checkpoint they were tuned for."""
+
+    def spec_of(weights: dict) -> CorrectionSpec:
+        return CorrectionSpec(
+            float(weights["bias_weight"]),
+            float(weights["spread_weight"]),
+            float(weights["rank_weight"]),
+        )
+
     try:
         record = json.loads(path.read_text())
-        spec = CorrectionSpec(
-            float(record["bias_weight"]),
-            float(record["spread_weight"]),
-            float(record["rank_weight"]),
+        by = record.get("by_variable")
+        spec = (
+            spec_of(record)
+            if by is None
+            else CorrectionByVariable(tuple((name, spec_of(w)) for name, w in by.items()))
         )
         return spec, record["checkpoint_digest"]
-    except (ValueError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise InputError(
             f"{path} is not a tuned correction ({err}); delete it and run `wxens tune` again"
         ) from None
@@ -144,7 +162,7 @@ def resolve_correction(
     *,
     forecast: str | Path | None = None,
     names: CorrectionNames = CorrectionNames(),
-) -> CorrectionSpec:
+) -> Correction:
     """The weights to correct with: those given if any is given (the others off), else the
     ones tuned for ``checkpoint`` (:func:`load_tuned`), else none (bias weight 0). With
     ``forecast``, the forecast store to correct, tuned weights are used only for the
@@ -164,7 +182,7 @@ def resolve_correction(
     return tuned if tuned is not None else CorrectionSpec()
 
 
-def _tuned_for_maker(checkpoint: str | Path, forecast: str | Path) -> CorrectionSpec | None:
+def _tuned_for_maker(checkpoint: str | Path, forecast: str | Path) -> Correction | None:
     """The weights beside ``checkpoint`` if they were tuned for the checkpoint that made
     ``forecast`` although the file has changed since (calibrated or trained again): they
     still belong to that store's forecasts, which the new checkpoint's tuning cannot

@@ -92,7 +92,7 @@ def test_a_bias_by_time_of_day_is_corrected_and_bias_correct_uses_the_choice(
     assert "tuning on 30 initial times, 2019-03-01T06:00 to 2019-03-08T12:00," in caplog.text
     assert "00:00:00" not in caplog.text
     printed = capsys.readouterr().out
-    assert "chosen: bias 0." in printed and f"stored in {tuned_path(run)}" in printed
+    assert "chosen: bias weight 0." in printed and f"stored in {tuned_path(run)}" in printed
     spec = load_tuned(run)
     assert spec is not None and spec.bias_weight > 0
     record = json.loads(tuned_path(run).read_text())
@@ -233,9 +233,8 @@ def test_a_start_alone_keeps_the_default_period_end(trained):
 
 def test_an_upper_air_channel_is_tuned_at_its_level(tmp_path, capsys):
     """``--variable z500`` names a channel: tuning scores ``z`` at 500 hPa (it ended in a
-    KeyError on ``'z500'`` after all the tuning forecasts); without it, every channel is
-    scored (it was refused: a new user of a model of several channels met that first), on
-    the mean over the channels of each one's fair CRPS relative to the uncorrected one's."""
+    KeyError on ``'z500'`` after all the tuning forecasts); without it, each variable chooses
+    its own weights (t2m, and z on its two levels together), stored by variable."""
     store = tmp_path / "s.zarr"
     ingest("synthetic:n_lat=8,n_lon=8,n_times=32,step=6h,start=2019-03-01", store, progress=False)
     config = tmp_path / "run.yaml"
@@ -251,15 +250,18 @@ def test_an_upper_air_channel_is_tuned_at_its_level(tmp_path, capsys):
     assert wxens([*tune, "--no-progress"]) == 0
     out = capsys.readouterr().out
     record = json.loads(tuned_path(run).read_text())
-    assert record["variable"] == ["t2m", "z500", "z850"]
-    scores = pd.DataFrame.from_dict(record["scores"], orient="index")
-    ratios = scores[[f"relative_fair_crps[{c}]" for c in record["variable"]]]
-    assert scores.mean_relative_fair_crps.to_numpy() == pytest.approx(ratios.mean(axis=1))
-    assert scores.loc["0", "mean_relative_fair_crps"] == 1.0 and len(scores) > 1
-    best = scores[scores.stage == "bias"].mean_relative_fair_crps.idxmin()
-    assert record["bias_weight"] == (0.0 if best == "0" else float(best))
-    assert "mean_relative_fair_crps: the mean over the channels" in out, out
-    assert re.search(r"^ +t2m +z500 +z850\ncandidate *\n0 +1 +1 +1$", out, re.M), out
+    assert record["variable"] == ["t2m", "z500", "z850"] and "bias_weight" not in record
+    assert list(record["by_variable"]) == list(record["scores"]) == ["t2m", "z"]
+    for name, weights in record["by_variable"].items():
+        scores = pd.DataFrame.from_dict(record["scores"][name], orient="index")
+        best = scores[scores.stage == "bias"].mean_fair_crps.idxmin()
+        assert weights["bias_weight"] == (0.0 if best == "0" else float(best))
+    spec = load_tuned(run)
+    assert [v for v, _ in spec.specs] == ["t2m", "z"]
+    assert f"chosen: {spec.describe()}" in out and "chosen: weights by variable: t2m " in out
+    assert re.search(r"^variable candidate *\nt2m +0 +bias ", out, re.M), out
+    assert spec.applies and wxens(["info", str(run)]) == 0  # it failed on weights by variable
+    assert f"correction {tuned_path(run)}: {spec.describe()}\n" in capsys.readouterr().out
     tuned = tune_correction(
         run,
         store,

@@ -3,24 +3,29 @@ store that does not cover the forecast's grid or period."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import xarray as xr
 from warm import warm_forecast
 
 from flows.cli import main
+from generators.correction.bias import DecayingAverageBias, bias_correct, chains_of
 from generators.correction.decaying_average import without_verified_past
 from generators.correction.raw import NONE_CHOSEN
-from generators.correction.spec import CorrectionSpec
+from generators.correction.spec import CorrectionByVariable, CorrectionSpec
 from generators.correction.tuned import (
     checkpoint_digest,
     load_tuned,
     no_correction_reason,
+    read_tuned,
     save_tuned,
     tuned_path,
 )
+from pipeline.errors import InputError
 from pipeline.forecast_store import ForecastProvenance, open_forecast, write_forecast
 from pipeline.forecast_store import provenance as provenance_of
 from pipeline.store import ingest
@@ -428,3 +433,68 @@ def test_the_suggested_tune_command_runs_as_given_for_a_forecast_of_several(
     assert "--variable" not in err, err
     one = no_correction_reason(run, store="s.zarr", forecast=tmp_path / "none.zarr")
     assert "--store s.zarr`" in one and "--variable" not in one
+
+
+@pytest.fixture()
+def two_variables(tmp_path):
+    """An analysis store of t2m and z at two levels."""
+    spec = "synthetic:n_lat=4,n_lon=5,n_times=40,step=6h,seed=3"
+    return ingest(spec, tmp_path / "two.zarr", variables=["t2m", "z"], progress=False)
+
+
+def test_weights_by_variable_correct_each_variable_by_its_own(two_variables):
+    """Each variable is corrected as its own chain corrects it alone; one of weight 0 keeps
+    the generator's members bit for bit, and the store records each variable's."""
+    forecast = warm_forecast(two_variables, 2.0, variables=("t2m", "z"))
+    truth = two_variables.dataset
+    spec = CorrectionByVariable((("t2m", CorrectionSpec(0.5, 0.3)), ("z", CorrectionSpec())))
+    result = bias_correct(forecast, truth, chains_of(spec, ["t2m", "z"]))
+    alone = bias_correct(forecast[["t2m"]], truth, DecayingAverageBias.with_weights(0.5, 0.3))
+    xr.testing.assert_identical(result.forecast.t2m, alone.forecast.t2m)
+    assert result.forecast.z.drop_vars("valid_time").equals(forecast.z)
+    assert list(result.bias) == ["t2m"]
+    record = json.loads(result.forecast.attrs["wxens_bias_correction"])["by_variable"]
+    assert record["t2m"] == DecayingAverageBias.with_weights(0.5, 0.3).to_attrs()
+    assert record["z"] == {"method": NONE_CHOSEN, "weight": 0.0}
+    with pytest.raises(InputError, match="name the variables \\['t2m', 'z'\\], not 'q'"):
+        chains_of(spec, ["t2m", "q"])
+    with pytest.raises(InputError, match="the correction weights are 0"):
+        chains_of(CorrectionByVariable((("t2m", CorrectionSpec()),)), ["t2m"])
+
+
+def test_tuned_weights_by_variable_are_kept_and_applied_by_the_command(
+    two_variables, tmp_path, capsys
+):
+    """`wxens tune` of a model of several variables stores each one's weights; bias-correct,
+    the summary of a run and `wxens info` apply and name them; a rerun with other weights
+    is refused as another correction."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"the checkpoint the forecast came from")
+    spec = CorrectionByVariable((("t2m", CorrectionSpec(0.5, None, 0.2)), ("z", CorrectionSpec())))
+    save_tuned(run, spec, {}, digest=PROVENANCE.checkpoint_digest)
+    assert read_tuned(tuned_path(run)) == (spec, PROVENANCE.checkpoint_digest)
+    raw, out = tmp_path / "raw.zarr", tmp_path / "out.zarr"
+    write_forecast(raw, warm_forecast(two_variables, 2.0, variables=("t2m", "z")), PROVENANCE)
+    args = ["bias-correct", str(raw), "--truth", str(two_variables.path), "--out", str(out)]
+    assert main([*args, "--checkpoint", str(run)]) == 0
+    said = capsys.readouterr().out
+    assert "weights by variable: t2m bias weight 0.5, rank weight 0.2; z none" in said, said
+    assert "t2m: mean |bias| removed" in said and "z: mean" not in said
+    assert open_forecast(out).z.equals(open_forecast(raw).z)
+    assert not open_forecast(out).t2m.equals(open_forecast(raw).t2m)
+    from flows.commands.run import describe
+
+    summary = {"store": "s", "checkpoint": "k", "forecast_store": str(raw)}
+    summary |= {"forecast_init_times": [], "verified_init_times": [], "corrected_store": str(out)}
+    expected = f"({'by variable: t2m bias weight 0.5, rank weight 0.2; z none'})"
+    assert f"bias-corrected   {out} {expected}" in describe(summary)
+    assert main(["info", str(out)]) == 0
+    info = capsys.readouterr().out
+    assert "by variable: t2m decaying average, weight 0.5" in info
+    assert "z none (the members as they are)" in info
+    assert main([*args, "--bias-weight", "0.5"]) == 2  # one set for all: another correction
+    assert "by_variable" in capsys.readouterr().err
+    tuned_path(run).write_text('{"by_variable": [1], "checkpoint_digest": "x"}')
+    assert main([*args, "--checkpoint", str(run)]) == 2
+    assert f"{tuned_path(run)} is not a tuned correction" in capsys.readouterr().err

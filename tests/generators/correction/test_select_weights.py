@@ -13,18 +13,16 @@ import xarray as xr
 
 from generators.correction.select_weights import (
     NONE,
-    RELATIVE,
     choose_weights,
     fold_scores,
     select_weights,
 )
-from generators.correction.spec import CorrectionSpec
+from generators.correction.spec import CorrectionByVariable, CorrectionSpec
 from pipeline.errors import InputError
 
 LEADS = pd.to_timedelta([6, 24], unit="h")
 FOLD_DAYS = (("2000-01-01", "2000-01-04T18"), ("2000-01-06", "2000-01-09T18"))
 LEVELS = [500, 850]
-CHANNELS = ["t2m", "z500", "z850"]
 
 
 def truth() -> xr.Dataset:
@@ -120,10 +118,10 @@ def with_z(ds: xr.Dataset, dims: tuple[str, ...], z: np.ndarray) -> xr.Dataset:
     )
 
 
-def several(scale_t2m: float = 1.0) -> tuple[list[xr.Dataset], xr.Dataset]:
-    """Folds and truth of t2m (biased by 2, under-dispersed), z500 (a milder bias) and z850
-    (reliable) in units far apart (z about 1e4 times t2m), t2m's forecast and truth times
-    ``scale_t2m`` (a change of its units)."""
+def several(scale_t2m: float = 1.0, z_bias: float = 0.5) -> tuple[list[xr.Dataset], xr.Dataset]:
+    """Folds and truth of t2m (biased by 2, under-dispersed) and z at two levels, z500
+    biased by ``z_bias`` of its spread, z850 reliable, in units far apart (z about 1e4 times
+    t2m), t2m's forecast and truth times ``scale_t2m`` (a change of its units)."""
     sky = truth()
     times = sky.sizes["time"]
     rng = np.random.default_rng(7)
@@ -134,10 +132,61 @@ def several(scale_t2m: float = 1.0) -> tuple[list[xr.Dataset], xr.Dataset]:
         one = fold(*days, offset=2.0, scale=0.5, seed=i)
         shape = (*one.t2m.shape[:3], 2, 6, 8)
         members = rng.standard_normal(shape) * 1e4
-        members[:, :, :, 0] += 0.5e4  # z500 biased by half its spread
+        members[:, :, :, 0] += z_bias * 1e4
         folds.append(with_z(one, ("init_time", "member", "lead_time"), members))
     sky["t2m"] = sky.t2m * scale_t2m
     return [f.assign(t2m=f.t2m * scale_t2m) for f in folds], sky
+
+
+WEIGHTS = ([0.2, 0.5], [1.0], [0.5])
+
+
+def test_each_variable_of_a_forecast_of_several_chooses_its_own_weights():
+    """Without variable=, each variable's weights are those it chooses alone, on its own
+    scores pooled over its levels (one set was chosen for all, on the mean of the channels'
+    relative scores): the biased t2m is corrected, the reliable z is left as it is."""
+    folds, sky = several(z_bias=0.0)
+    chosen = select_weights(folds, sky, *WEIGHTS)
+    alone = {v: select_weights(folds, sky, *WEIGHTS, variable=v) for v in ("t2m", "z")}
+    assert isinstance(chosen.spec, CorrectionByVariable)
+    assert [v for v, _ in chosen.spec.specs] == ["t2m", "z"]
+    assert chosen.spec.of("t2m") == alone["t2m"].spec and chosen.spec.of("t2m").applies
+    assert alone["z"].spec is None and not chosen.spec.of("z").applies
+    assert chosen.spec.applies and chosen.spec.label() == f"t2m {alone['t2m'].spec.label()}, z 0"
+    for v in ("t2m", "z"):
+        pd.testing.assert_frame_equal(chosen.table.loc[v], alone[v].table)
+        scored = chosen.by_lead.sel(variable=v).dropna("candidate", how="all")
+        xr.testing.assert_allclose(scored.drop_vars("variable"), alone[v].by_lead)
+    assert chosen.table.index.names == ["variable", "candidate"]
+
+
+def test_a_variable_pooled_over_its_levels_is_scored_as_its_channels_together():
+    """z's scores are :func:`fold_scores` of z at both levels at once, checked against the
+    fair CRPS of each level taken apart by hand (equal counts: the mean of the two)."""
+    folds, sky = several()
+    table = select_weights(folds, sky, *WEIGHTS).table.loc["z"]
+    for label, row in table.iterrows():
+        by_level = [
+            fold_scores(
+                [f[["z"]].sel(level=level, drop=True) for f in folds],
+                sky[["z"]].sel(level=level, drop=True),
+                spec_of(label),
+                "z",
+            ).fair_crps.values.mean()
+            for level in LEVELS
+        ]
+        assert row["mean_fair_crps"] == pytest.approx(np.mean(by_level), rel=1e-9)
+
+
+def test_a_change_of_one_variables_units_changes_neither_the_choice_nor_the_others_scores():
+    """t2m's forecast and truth times 100 (K to cK): its fair CRPS is 100 times larger, its
+    choice and z's scores the same."""
+    plain = select_weights(*several(), *WEIGHTS)
+    scaled = select_weights(*several(scale_t2m=100.0), *WEIGHTS)
+    crps = plain.table.loc["t2m", "mean_fair_crps"]
+    assert scaled.table.loc["t2m", "mean_fair_crps"].to_numpy() == pytest.approx(100 * crps)
+    assert scaled.spec == plain.spec
+    pd.testing.assert_frame_equal(scaled.table.loc["z"], plain.table.loc["z"])
 
 
 def spec_of(label: str) -> CorrectionSpec | None:
@@ -147,87 +196,16 @@ def spec_of(label: str) -> CorrectionSpec | None:
     return CorrectionSpec(*(float(part) if part else None for part in label.split(":")))
 
 
-def test_a_forecast_of_several_channels_is_chosen_on_all_of_them():
-    """Without variable=, the choice is made on every channel (it was refused), on the mean
-    over the channels of each one's fair CRPS relative to the uncorrected forecast's."""
-    folds, sky = several()
-    chosen = select_weights(folds, sky, [0.2, 0.5], [1.0], [0.5])
-    table = chosen.table
-    assert chosen.spec is not None and chosen.spec.bias_weight in (0.2, 0.5)
-    ratios = [f"relative_fair_crps[{c}]" for c in CHANNELS]
-    assert list(table.columns) == [
-        "stage",
-        RELATIVE,
-        "mean_abs_log_ssr",
-        "mean_rank_max_min",
-        *ratios,
-    ]
-    assert table.loc[NONE, [RELATIVE, *ratios]].tolist() == [1.0] * 4  # its own reference
-    bias = table[table.stage == "bias"]  # the bias stage: least mean relative CRPS
-    assert bias[RELATIVE].idxmin() == CorrectionSpec(chosen.spec.bias_weight).label()
-    row = table.loc[chosen.spec.label()]
-    assert row[RELATIVE] < 1 and row["relative_fair_crps[t2m]"] < 0.9
-    assert row["relative_fair_crps[z850]"] > 1  # the reliable channel only gains noise
-    assert chosen.by_lead.fair_crps.sizes == {"candidate": len(table), "channel": 3, "lead_time": 2}
-    assert chosen.by_lead.channel.values.tolist() == CHANNELS
-
-
-def test_the_combined_scores_are_the_channel_means_of_the_relative_scores():
-    """Checked against :func:`fold_scores` of each channel taken apart by hand."""
-    folds, sky = several()
-    table = select_weights(folds, sky, [0.5], [1.0], [0.5]).table
-    assert len(table) > 2  # the later stages were scored too
-    apart = {
-        "t2m": ([f[["t2m"]] for f in folds], sky[["t2m"]], "t2m"),
-        **{
-            f"z{level}": (
-                [f[["z"]].sel(level=level, drop=True) for f in folds],
-                sky[["z"]].sel(level=level, drop=True),
-                "z",
-            )
-            for level in LEVELS
-        },
-    }
-    reference = {c: fold_scores(fs, t, None, name) for c, (fs, t, name) in apart.items()}
-    for label, row in table.iterrows():
-        by_channel = {
-            c: fold_scores(fs, t, spec_of(label), name) for c, (fs, t, name) in apart.items()
-        }
-        ratio = {
-            c: float(by_channel[c].fair_crps.values.mean())
-            / float(reference[c].fair_crps.values.mean())
-            for c in CHANNELS
-        }
-        ssr = [np.abs(np.log(by_channel[c].spread_skill_ratio.values)).mean() for c in CHANNELS]
-        ranks = [by_channel[c].rank_max_min.values.mean() for c in CHANNELS]
-        assert row[RELATIVE] == pytest.approx(np.mean(list(ratio.values())), rel=1e-9)
-        assert row["mean_abs_log_ssr"] == pytest.approx(np.mean(ssr), rel=1e-9)
-        assert row["mean_rank_max_min"] == pytest.approx(np.mean(ranks), rel=1e-9)
-        for c in CHANNELS:
-            assert row[f"relative_fair_crps[{c}]"] == pytest.approx(ratio[c], rel=1e-9)
-
-
-def test_a_change_of_one_channels_units_changes_neither_the_choice_nor_the_scores():
-    """t2m's forecast and truth times 100 (K to cK): its fair CRPS is 100 times larger, its
-    skill ratio, so the combined scores and the choice, the same."""
-    weights = ([0.2, 0.5], [1.0], [0.5])
-    plain = select_weights(*several(), *weights)
-    scaled = select_weights(*several(scale_t2m=100.0), *weights)
-    crps = plain.by_lead.fair_crps.sel(channel="t2m")
-    assert scaled.by_lead.fair_crps.sel(channel="t2m").values == pytest.approx(100 * crps.values)
-    assert scaled.spec == plain.spec
-    assert list(scaled.table.index) == list(plain.table.index)
-    assert (scaled.table.stage == plain.table.stage).all()
-    numbers = plain.table.select_dtypes("number")
-    assert scaled.table[numbers.columns].to_numpy() == pytest.approx(numbers.to_numpy(), rel=1e-9)
-
-
 def test_a_variable_named_is_chosen_on_alone_as_a_forecast_of_it_alone():
     folds, sky = several()
-    weights = ([0.2, 0.5], [1.0], [0.5])
-    named = select_weights(folds, sky, *weights, variable="t2m")
-    alone = select_weights([f[["t2m"]] for f in folds], sky[["t2m"]], *weights)
+    named = select_weights(folds, sky, *WEIGHTS, variable="t2m")
+    alone = select_weights([f[["t2m"]] for f in folds], sky[["t2m"]], *WEIGHTS)
     assert named.spec == alone.spec
     pd.testing.assert_frame_equal(named.table, alone.table)
     xr.testing.assert_identical(named.by_lead, alone.by_lead)
-    assert "mean_fair_crps" in named.table and RELATIVE not in named.table
+
+
+def test_a_truth_without_one_of_the_variables_is_refused_naming_it():
+    folds, sky = several()
+    with pytest.raises(InputError, match=r"the truth lacks \['z'\] of the forecasts' variables"):
+        select_weights(folds, sky[["t2m"]], *WEIGHTS)
