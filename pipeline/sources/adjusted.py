@@ -24,10 +24,11 @@ import xarray as xr
 from pipeline.duplicate_times import dropped_apart, note_dropped
 from pipeline.errors import InputError
 from pipeline.normalize import COORD_ALIASES, SOURCE_NAME, canonical_names
-from pipeline.schema import LEVEL
+from pipeline.schema import HORIZONTAL, LEVEL, TIME, VARIABLES
 from pipeline.sources.base import Source
 from pipeline.sources.files import LEAD_NAMES
 from pipeline.spec import split_pair
+from pipeline.variable_aliases import VARIABLE_ALIASES
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,8 @@ class Adjustments:
                 used.add(("select", dim))
         renames = {old: new for old, new in self.rename.items() if old in ds.variables}
         for old, new in renames.items():
+            if old in ds.data_vars:
+                _check_rename_target(old, new, origin)
             if new in ds.variables and new not in renames:
                 raise InputError(
                     f"{origin}: rename= (--rename {old}={new}): it already has a variable {new!r}; "
@@ -179,6 +182,23 @@ class AdjustedSource(Source):
                 ds = self.source.open()
             self._opened = (*self.adjustments.apply(ds, self.source.description), dropped)
         return self._opened
+
+
+def _check_rename_target(old: str, new: str, origin: str) -> None:
+    """Refuse ``--rename old=new`` of a data variable where ``new`` is neither a canonical
+    name nor a producer's name of one (nor a coordinate's, for a latitude stored as a data
+    variable): a store holds canonical names only, and the variable's standard_name or
+    long_name, still read after the rename, stored it under another name in silence."""
+    coordinates = {*COORD_ALIASES, *COORD_ALIASES.values(), TIME, LEVEL, *HORIZONTAL}
+    if new in VARIABLES or new in VARIABLE_ALIASES or new in coordinates:
+        return
+    surface = ", ".join(name for name, v in VARIABLES.items() if not v.upper_air)
+    upper_air = ", ".join(name for name, v in VARIABLES.items() if v.upper_air)
+    raise InputError(
+        f"{origin}: rename= (--rename {old}={new}): {new!r} is no canonical name, and a store "
+        f"holds those only; read {old!r} as one of them: surface {surface}; on pressure "
+        f"levels {upper_air} (or as a producer's name of one, such as 2m_temperature)"
+    )
 
 
 def _pairs(items: Iterable[str], what: str, form: str) -> dict[str, str]:

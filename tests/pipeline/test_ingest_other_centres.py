@@ -193,6 +193,42 @@ def test_misspelt_or_malformed_adjustments_are_refused(tmp_path, capsys):
     assert not (tmp_path / "s").exists()
 
 
+def test_a_rename_to_a_name_outside_the_vocabulary_is_refused(tmp_path, capsys):
+    """``--rename geopotential=zz`` on a file whose ``geopotential`` has long_name
+    "Geopotential" stored it as ``z`` and said nothing: the long name mapped it past the
+    rename. A store holds canonical names only, so the rename is refused, naming it, why and
+    the names it may take; a rename of what the file lacks is refused naming its variables."""
+    data = field(6, 2, mean=5.5e4)
+    attrs = {"long_name": "Geopotential", "units": "m2 s-2"}
+    write(tmp_path / "g.nc", "geopotential", data, attrs, extra_dims=("level",), level=[500, 850])
+    store = str(tmp_path / "s.zarr")
+    code, _, err = cli(
+        capsys, str(tmp_path / "g.nc"), "--rename", "geopotential=zz", "--store", store
+    )
+    assert code == 2, err
+    assert "rename= (--rename geopotential=zz): 'zz' is no canonical name" in err, err
+    assert "surface t2m, d2m, sst, msl, sp, u10, v10, tp, tcwv;" in err, err
+    assert "on pressure levels z, gh, t, u, v, w, q, r" in err, err
+    assert not Path(store).exists()
+    code, _, err = cli(capsys, str(tmp_path / "g.nc"), "--rename", "geo=z", "--store", store)
+    assert code == 2, err
+    assert "rename= (--rename geo=...): it has no variable 'geo'" in err, err
+    assert "['geopotential', 'lat', 'level', 'lon', 'time']" in err, err
+    assert not Path(store).exists()
+    for target in ("z", "geopotential"):  # a canonical name or a producer's: read as z
+        code, _, err = cli(
+            capsys,
+            str(tmp_path / "g.nc"),
+            "--rename",
+            f"geopotential={target}",
+            "--store",
+            store,
+            "--overwrite",
+        )
+        assert code == 0, err
+        assert channels(open_store(store).dataset) == ["z500", "z850"]
+
+
 def test_an_adjustment_may_name_what_only_one_source_holds(tmp_path):
     write(tmp_path / "slp.nc", "slp", field(6, mean=1013.0), {})
     write(tmp_path / "t.nc", "t2m", field(6), {"units": "K"})
