@@ -39,11 +39,23 @@ def open_canonical(
     ``time``) that others give, which the combination leaves NaN there, naming it, the
     times and the sources; :func:`pipeline.store.ingest` passes its own ``allow_nan``.
     """
+    return open_checked(sources, variables, checked_period(time), allow_nan=allow_nan)
+
+
+def open_checked(
+    sources: str | Path | Source | Sequence[str | Path | Source],
+    variables: Sequence[str] | None,
+    time: slice | None,
+    *,
+    allow_nan: bool,
+) -> tuple[xr.Dataset, str]:
+    """:func:`open_canonical` of a ``time`` that :func:`checked_period` returned, for a
+    caller that checked it before anything else (:func:`pipeline.store.ingest`, before it
+    touches the store): checked once, not again here."""
     if isinstance(sources, str | Path | Source):
         sources = [sources]
     if isinstance(variables, str):  # one name, not its letters
         variables = [variables]
-    time = checked_period(time)
     resolved = [resolve_source(s if isinstance(s, Source) else str(s)) for s in sources]
     if not resolved:
         raise InputError("no source given: name at least one file, glob, URL or 'synthetic'")

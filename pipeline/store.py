@@ -44,7 +44,7 @@ from pipeline.analysis_store import (
     with_history,
     written_times,
 )
-from pipeline.canonical import checked_period, open_canonical
+from pipeline.canonical import checked_period, open_canonical, open_checked
 from pipeline.chunking import MAX_CHUNK_BYTES, capped_chunks
 from pipeline.disk_space import warn_if_short_of_room
 from pipeline.duplicate_times import store_holds
@@ -111,18 +111,19 @@ def ingest(
     held:      the store's :func:`held_times`, read by a caller that opened the sources
                first (an :class:`AdjustedSource` keeps its open); None: read here, once.
     """
-    path, time = Path(store), checked_period(time)  # a zoned end read in UTC, as resent's
+    # checked once, here, before the store is touched; a zoned end read in UTC, as resent's
+    path, time = Path(store), checked_period(time)
     finish_interrupted_swap(path)  # a kill between an --overwrite's two renames
     check_replaceable(path, overwrite)  # before anything is written, even a lock file
     if overwrite:  # a second writer waits for the whole replacement, never sees it halfway
         with locked(path):
             check_replaceable(path, overwrite)  # again: another process may have been first
-            ds, origin = open_canonical(sources, variables, time, allow_nan=allow_nan)
+            ds, origin = open_checked(sources, variables, time, allow_nan=allow_nan)
             _replace(ds, origin, path, allow_nan, progress)
         return warn_implausible(open_store(path))
     held = held_times(path) if held is None else held
     with store_holds(held) as resent:  # times it holds may come twice: no copy is written
-        ds, origin = open_canonical(sources, variables, time, allow_nan=allow_nan)
+        ds, origin = open_checked(sources, variables, time, allow_nan=allow_nan)
     warn_resent_differences(path, resent, time)  # a copy with other values: said once
     with announced(path, pd.DatetimeIndex(ds[TIME].values).difference(held)) as turn:
         if not _ingest_into(ds, origin, path, allow_nan, progress, turn):

@@ -12,6 +12,9 @@ import pytest
 import xarray as xr
 
 from flows.cli import main
+from pipeline import canonical
+from pipeline import store as stores
+from pipeline.canonical import checked_period
 from pipeline.errors import InputError
 from pipeline.grid import combine_on_one_grid
 from pipeline.store import ingest, open_store
@@ -353,3 +356,30 @@ def test_start_and_end_that_are_no_times_or_carry_a_zone_are_read_or_named(tmp_p
     args = ["--start", "2021-01-01T07+01:00", "--end", "2021-01-01T12Z"]  # 06 and 12 UTC
     assert cli(capsys, str(tmp_path / "a.nc"), "--store", store, *args)[0] == 0
     assert list(open_store(store).dataset["time"].values) == list(SIX_HOURLY[1:3].values)
+
+
+def test_the_period_is_checked_once_per_ingest(tmp_path, monkeypatch):
+    """``checked_period`` ran twice per ingest: ingest checked ``time`` (before anything is
+    written, and for the resent-copy warning), then open_canonical checked it again. The
+    real check is counted, not replaced; an append and an --overwrite each check it once."""
+    calls = []
+
+    def counted(time):
+        calls.append(time)
+        return checked_period(time)
+
+    for module in (stores, canonical):  # ingest's name for it, and open_canonical's
+        monkeypatch.setattr(module, "checked_period", counted)
+    write(tmp_path / "a.nc", SIX_HOURLY)
+    period = slice("2021-01-01T07+01:00", "2021-01-01T12Z")  # 06 and 12 UTC
+    for overwrite in (False, True):
+        calls.clear()
+        store = ingest(
+            tmp_path / "a.nc", tmp_path / "s.zarr", time=period, overwrite=overwrite, progress=False
+        )
+        assert calls == [period], calls
+        assert list(store.dataset["time"].values) == list(SIX_HOURLY[1:3].values)
+    calls.clear()
+    with pytest.raises(InputError, match=r"time= \(--start banana\): 'banana' is not a time"):
+        ingest(tmp_path / "a.nc", tmp_path / "s.zarr", time=slice("banana", None))
+    assert calls == [slice("banana", None)], calls
