@@ -2,7 +2,8 @@
 
 A reader copies a ```python block into a notebook in a directory holding what the pages'
 commands make (``stores/uk.zarr`` from the shipped sample, ``forecasts/uk_fm.zarr``,
-``scores.nc``) and the files an example names (``slp.2019.nc``, ``air.2m.2019.nc``). Here
+``scores.nc``; ``stores/synth.zarr`` and ``forecasts/synth.zarr``, the synthetic upper air)
+and the files an example names (``slp.2019.nc``, ``air.2m.2019.nc``). Here
 the forecast store is a small persistence baseline (no model to train), which is a forecast
 store like any other. Each block runs on its own, in a fresh namespace: one that uses a
 name it does not define fails.
@@ -77,6 +78,17 @@ def workdir(tmp_path_factory, uk_sample) -> Path:
         work / "stores" / "uk.zarr",
         work / "scores.nc",
         config=VerifyConfig(progress=False, physics_init_times=0),
+    )
+    synth = "synthetic:n_lat=16,n_lon=24,n_times=40,levels=500/700/850"  # upper air
+    ingest(synth, work / "stores" / "synth.zarr", progress=False)
+    baseline_to_store(
+        "persistence",
+        work / "stores" / "synth.zarr",
+        BaselineConfig("2000-01-01", "2000-01-07", members=4),
+        pd.date_range("2000-01-08T00", "2000-01-09T00", freq="12h"),
+        [6, 12],
+        work / "forecasts" / "synth.zarr",
+        progress=False,
     )
     ncep_like(work / "slp.2019.nc", "slp", {"long_name": "Sea Level Pressure"}, 1013.0)
     ncep_like(work / "air.2m.2019.nc", "air", {"units": "degK"}, 280.0)
