@@ -36,7 +36,10 @@ from pipeline.timeaxis import hours_text
 log = logging.getLogger(__name__)
 
 #: A variable without units is taken as given: a degC file scored 272 K of CRPS, unwarned.
-_NO_UNITS = "%s variable %r has no 'units' attribute: taken to be in %s; if not, set its units"
+_NO_UNITS = (
+    "%s variable %r has no 'units' attribute: taken to be in %s; if not, set its 'units' "
+    "attribute where it is stored (verify's units= (--units) only converts the scores shown)"
+)
 
 
 def _canonical_name(name: object, da: xr.DataArray) -> str:

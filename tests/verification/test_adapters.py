@@ -371,6 +371,9 @@ def test_a_forecast_variable_without_units_is_taken_as_the_truths_with_a_warning
         to_wxens_forecast(got)  # verify_store maps it, then the alignment again: said once
     assert caplog.text.count("forecast variable 't2m' has no 'units' attribute: taken to be") == 1
     assert "taken to be in K" in caplog.text and "'z'" not in caplog.text
+    # "if not, set its units" read as verify's --units, which only converts the scores shown
+    assert "set its 'units' attribute where it is stored" in caplog.text
+    assert "verify's units= (--units) only converts the scores shown" in caplog.text
     assert got.t2m.attrs["units"] == "K"  # labelled as it was taken
     xr.testing.assert_equal(got.t2m.drop_vars("valid_time"), bare.t2m.drop_vars("valid_time"))
 
