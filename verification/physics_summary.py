@@ -23,9 +23,13 @@ def balance_fixes(latitude: Sequence[float] | np.ndarray) -> tuple[str, ...]:
     return BALANCE_CHECKS if balance_grid_problem(latitude) is None else BALANCE_CHECKS[:1]
 
 
-def not_balanced(fixes: Sequence[str]) -> str:
-    """The line that says ``--balance`` exists and what it fixes (``fixes``)."""
-    kept = "" if "geostrophic" in fixes else " (its winds are kept: f = 0 on the equator)"
+def not_balanced(fixes: Sequence[str], latitude: Sequence[float] | np.ndarray | None = None) -> str:
+    """The line that says ``--balance`` exists and what it fixes (``fixes``); where it keeps
+    the winds, why, from the grid's ``latitude`` (one that reaches within 10° of the
+    equator without crossing it has no f = 0 to blame)."""
+    problem = None if latitude is None else balance_grid_problem(latitude)
+    why = problem or "f = 0 on the equator"
+    kept = "" if "geostrophic" in fixes else f" (its winds are kept: {why})"
     return (
         "physics: the members were drawn without --balance; `wxens forecast --balance` "
         f"projects each step onto {' and '.join(fixes)} balance{kept} (docs/generate.md)"
@@ -33,12 +37,17 @@ def not_balanced(fixes: Sequence[str]) -> str:
 
 
 def physics_lines(
-    physics: xr.Dataset, *, balanced: bool | None, fixes: Sequence[str] = BALANCE_CHECKS
+    physics: xr.Dataset,
+    *,
+    balanced: bool | None,
+    fixes: Sequence[str] = BALANCE_CHECKS,
+    latitude: Sequence[float] | np.ndarray | None = None,
 ) -> list[str]:
     """The lines to print of ``physics`` (a verification's ``/physics`` group);
     ``balanced``: whether the members were drawn with ``--balance`` (None: not known, not a
     wxens forecast store); ``fixes``: the checks ``--balance`` makes pass on the members'
-    grid (:func:`balance_fixes`), suggested only where one of those fails."""
+    grid (:func:`balance_fixes`), suggested only where one of those fails; ``latitude``:
+    the grid's, to say why the winds are kept where they are."""
     if "check" not in physics.dims:
         return []
     failed = []
@@ -52,5 +61,5 @@ def physics_lines(
         line for _, line in failed
     ]
     if balanced is False and any(family in fixes for family, _ in failed):
-        lines.append(not_balanced(fixes))
+        lines.append(not_balanced(fixes, latitude))
     return lines

@@ -248,7 +248,8 @@ def run(args: argparse.Namespace) -> int:
         # a global grid: --balance keeps its winds, so it is no fix for geostrophy to suggest
         fixes = BALANCE_CHECKS if drawn is None else balance_fixes(drawn[LAT].values)
         physics = done.tree["physics"].to_dataset()
-        for line in physics_lines(physics, balanced=balanced, fixes=fixes):
+        latitude = None if drawn is None else drawn[LAT].values
+        for line in physics_lines(physics, balanced=balanced, fixes=fixes, latitude=latitude):
             print(line)
     if args.report:
         print(f"report: {args.report}")

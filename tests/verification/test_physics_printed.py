@@ -17,7 +17,7 @@ from pipeline.forecast_store import ForecastProvenance, write_forecast
 from pipeline.sources.synthetic import SyntheticConfig, synthetic_dataset
 from pipeline.store import ingest
 from tests.global_upper_air import global_upper_air
-from verification.physics_summary import BALANCE_CHECKS, not_balanced
+from verification.physics_summary import BALANCE_CHECKS, balance_fixes, not_balanced
 
 NOT_BALANCED = not_balanced(BALANCE_CHECKS)  # the line on a grid where both balances hold
 
@@ -118,5 +118,17 @@ def test_a_global_grid_is_sent_to_balance_for_its_hypsometric_part_alone(tmp_pat
     out, _ = verified(tmp_path, tmp_path / "global.zarr", noisy_z, "gz", balanced=False)
     hypsometric = [line for line in out.splitlines() if line.startswith("physics hypsometric")]
     assert hypsometric and all(": FAIL" in line for line in hypsometric), out
-    assert not_balanced(("hypsometric",)) in out, out
+    global_lat = np.arange(-90.0, 90.1, 10.0)  # global_upper_air's
+    assert not_balanced(("hypsometric",), global_lat) in out, out
     assert "onto hypsometric balance (" in out and "its winds are kept" in out, out
+
+
+def test_a_grid_near_but_not_across_the_equator_says_why_its_winds_are_kept():
+    """5-35° N holds no equator (f > 0 throughout), yet --balance keeps its winds (beyond
+    10° only): the line said "f = 0 on the equator", a reason this grid does not have."""
+    latitude = np.arange(5.0, 35.1, 2.5)
+    line = not_balanced(balance_fixes(latitude), latitude)
+    assert "onto hypsometric balance (its winds are kept:" in line, line
+    assert "f = 0 on the equator" not in line, line
+    assert "beyond 10 degrees; the grid spans 5..35" in line, line
+    assert "its winds are kept" not in not_balanced(balance_fixes(latitude + 10), latitude + 10)
