@@ -136,8 +136,7 @@ def _rename(ds: xr.Dataset, origin: str) -> xr.Dataset:
         if len(sources) > 1:
             raise InputError(
                 f"{origin}: variables {sources} would all be {target!r}; say which one is "
-                f"with rename= (--rename {sources[0]}={target}) (a name outside the vocabulary "
-                "is left out)"
+                f"with rename= (--rename {sources[0]}={target}): the others are then left out"
             )
     ds = ds.assign(
         {

@@ -203,6 +203,8 @@ def test_a_known_name_wins_over_a_standard_name_and_two_standard_names_clash():
     )
     with pytest.raises(InputError, match=r"\['Ta', 'Tb'\] would all be 't2m'.*--rename Ta=t2m"):
         normalize(clash, "clash.nc")
+    # as it says (it said a name outside the vocabulary is left out: such a rename is refused)
+    assert list(normalize(clash.rename(Ta="t2m"), "clash.nc").data_vars) == ["t2m"]
 
 
 def test_a_long_name_alone_names_a_canonical_variable():
