@@ -81,14 +81,47 @@ class DeploymentSpec:
     description: str = ""
 
 
+ANALYSIS_STORES = {
+    "ensemble_run": "store",
+    "train": "store",
+    "forecast": "store",
+    "baseline": "store",
+    "bias_correct": "truth",
+    "verify": "truth",
+}
+"""The parameter naming the analysis store each flow reads (``ingest`` makes its own)."""
+
+
 def load_schedule(path: str | Path) -> tuple[DeploymentSpec, ...]:
     """The deployments of a schedule file, each checked: known flow, valid cron, valid
-    parameters for that flow. Raises InputError naming the file and the entry."""
+    parameters for that flow. Raises InputError naming the file and the entry; warns of a
+    deployment whose analysis store is not there yet (:func:`absent_store`)."""
     path = Path(path)
     entries = schedule_entries(path, read_yaml(path))
     specs = tuple(check_entry(f"{path}: deployment {i + 1}", e) for i, e in enumerate(entries))
     check_names_differ(path, [spec.name for spec in specs])
+    for i, spec in enumerate(specs):
+        if said := absent_store(spec):
+            log.warning("%s: deployment %d: %s", path, i + 1, said)
     return specs
+
+
+def absent_store(spec: DeploymentSpec, relative: bool = True) -> str | None:
+    """What to say of a deployment whose analysis store (:data:`ANALYSIS_STORES`) is not
+    there: its runs fail until it is. Not refused, since a feed's ingest may make it before
+    the first run. None where it is there, where the run ingests it first (an ensemble run
+    with ``sources``), for a URL store (not looked for: no credentials are read here) and,
+    unless ``relative``, for a relative path (its run's directory is not known here)."""
+    name = ANALYSIS_STORES.get(spec.flow, "")
+    path = spec.parameters.get(name)
+    if not isinstance(path, str) or "://" in path or spec.parameters.get("sources"):
+        return None
+    if Path(path).exists() or not (relative or Path(path).is_absolute()):
+        return None
+    return (
+        f"{name} {path} does not exist yet: each run fails until it does (a feed may make it "
+        f"before the first run); make it with `wxens ingest SOURCES --store {path}`"
+    )
 
 
 def read_yaml(path: Path) -> Any:

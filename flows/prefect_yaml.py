@@ -23,6 +23,7 @@ from typing import Any
 
 from flows.deployments import (
     DeploymentSpec,
+    absent_store,
     check_entry,
     check_names_differ,
     read_yaml,
@@ -194,6 +195,7 @@ def check_file(path: Path) -> tuple[list[str], list[str]]:
             try:
                 with reading_paths_in(run_in):
                     specs = deployment.check()
+                    absent = [absent_store(s, relative=run_in.path is not None) for s in specs]
             except InputError as err:
                 read_in = f" (relative paths read in {run_in.path}, after its pull steps)"
                 errors.append(f"{err}{read_in * moved}")
@@ -205,6 +207,7 @@ def check_file(path: Path) -> tuple[list[str], list[str]]:
             elif moved:
                 said += f", relative paths read in {run_in.path}"
             lines.append(f"{deployment.name}: {said}")
+            lines += [f"{deployment.name}: warning: {a}" for a in dict.fromkeys(absent) if a]
     else:
         for i, entry in enumerate(schedule_entries(path, document)):
             try:
@@ -214,6 +217,8 @@ def check_file(path: Path) -> tuple[list[str], list[str]]:
                 continue
             names.append(spec.name)
             lines.append(f"{spec.name}: {spec.flow}, cron {spec.cron} {spec.timezone}, ok")
+            if note := absent_store(spec):
+                lines.append(f"{spec.name}: warning: {note}")
     try:
         check_names_differ(path, names)
     except InputError as err:

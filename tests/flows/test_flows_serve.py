@@ -362,7 +362,8 @@ def test_a_corrected_store_no_run_will_write_is_warned_of_as_the_file_loads(
     from flows.deployments import load_schedule
 
     (tmp_path / "m").mkdir()  # a training run's directory, never tuned
-    parameters = {**RUN, "corrected_store": "bc.zarr", **given}
+    (tmp_path / "s.zarr").mkdir()  # the analysis store is there (else that is warned of)
+    parameters = {**RUN, "corrected_store": "bc.zarr", **given, "store": str(tmp_path / "s.zarr")}
     parameters["checkpoint"] = str(tmp_path / "m")
     schedule = write_schedule(
         tmp_path / "schedule.yaml", flow="ensemble_run", parameters=parameters
@@ -379,6 +380,39 @@ def test_a_corrected_store_no_run_will_write_is_warned_of_as_the_file_loads(
         assert "deployment 1" in said[0] and "has no tuned correction" in said[0], said
         assert "wxens tune" in said[0] and "f.zarr uncorrected" in said[0], said
         assert "bc.zarr" in said[0], said
+
+
+def test_a_store_not_there_yet_is_warned_of_as_the_file_loads(tmp_path, monkeypatch):
+    """`wxens serve` took a schedule whose analysis store was not there and each run failed
+    as it fired. A feed may make it before the first run: not refused, but said once as
+    the file loads, naming the path and how a store is made; not where the run ingests it
+    first (sources) nor once it is there."""
+    from flows.deployments import load_schedule
+
+    monkeypatch.chdir(tmp_path)  # the parameters' relative paths are read here
+    (tmp_path / "there.zarr").mkdir()
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # this logger's records alone, each once
+    logger = logging.getLogger("flows.deployments")
+    logger.addHandler(handler)
+    said = []
+    try:
+        for given in ({}, {"sources": [SYNTHETIC]}, {"store": "there.zarr"}):
+            schedule = write_schedule(
+                tmp_path / "schedule.yaml", flow="ensemble_run", parameters={**RUN, **given}
+            )
+            records.clear()
+            load_schedule(schedule)
+            said.append([r.getMessage() for r in records if r.levelno == logging.WARNING])
+    finally:
+        logger.removeHandler(handler)
+    make = "make it with `wxens ingest SOURCES --store s.zarr`"
+    assert said[0] == [
+        f"{schedule}: deployment 1: store s.zarr does not exist yet: each run fails until it "
+        f"does (a feed may make it before the first run); {make}"
+    ]
+    assert said[1:] == [[], []]
 
 
 def test_the_shipped_schedule_loads_and_builds_its_deployments():

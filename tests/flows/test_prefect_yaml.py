@@ -21,6 +21,22 @@ SCHEDULE = ROOT / "configs" / "uk_schedule.yaml"
 OK_LINE = "uk-ensemble: ensemble_run, cron 0 */6 * * * UTC, ok"
 
 
+def absent_warning(path: str = "stores/uk.zarr") -> str:
+    """The line ``wxens check`` adds after the shipped deployment's where its analysis
+    store ``path`` is not there."""
+    return (
+        f"uk-ensemble: warning: store {path} does not exist yet: each run fails until it "
+        "does (a feed may make it before the first run); make it with `wxens ingest SOURCES "
+        f"--store {path}`"
+    )
+
+
+def at_the_root() -> list[str]:
+    """What check warns of the shipped store at the root: there only in a checkout that
+    followed the README (stores/ is not tracked)."""
+    return [] if (ROOT / "stores" / "uk.zarr").exists() else [absent_warning()]
+
+
 @pytest.fixture(autouse=True)
 def _at_the_root(monkeypatch):
     monkeypatch.chdir(ROOT)  # entrypoints and parameter paths are relative to the root
@@ -48,6 +64,23 @@ def test_the_shipped_prefect_yaml_deploys_the_schedule_file_checked(tmp_path):
 
 @pytest.mark.parametrize("path", [SHIPPED, SCHEDULE], ids=["prefect.yaml", "schedule"])
 def test_check_passes_the_shipped_files(path, capsys):
+    assert main(["check", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines() == [OK_LINE, *at_the_root()]
+
+
+@pytest.mark.parametrize("kind", ["prefect.yaml", "schedule"])
+def test_check_warns_of_an_analysis_store_not_there_yet(tmp_path, monkeypatch, capsys, kind):
+    """A deployment whose store was not there passed check in silence, and each run failed
+    as it fired. A feed may make the store before the first run, so it is not refused: the
+    check's report says so, naming the path and how a store is made, until it is there."""
+    path = shipped_with(tmp_path, entrypoint=ENTRYPOINT)
+    if kind == "schedule":
+        path = tmp_path / "schedule.yaml"
+        path.write_text(SCHEDULE.read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines() == [OK_LINE, absent_warning()]
+    (tmp_path / "stores" / "uk.zarr").mkdir(parents=True)
     assert main(["check", str(path)]) == 0
     assert capsys.readouterr().out.splitlines() == [OK_LINE]
 
@@ -106,8 +139,8 @@ def test_check_skips_a_flow_not_of_wxens_and_says_so(tmp_path, capsys):
     path.write_text(yaml.safe_dump(document), encoding="utf-8")
     assert main(["check", str(path)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == OK_LINE
-    assert out[1].startswith("theirs: skipped") and "not a wxens flow" in out[1], out
+    assert out[:-1] == [OK_LINE, *at_the_root()], out  # nothing read of theirs, no warning
+    assert out[-1].startswith("theirs: skipped") and "not a wxens flow" in out[-1], out
 
 
 @pytest.mark.parametrize(
@@ -179,7 +212,7 @@ def test_each_schedule_is_checked_with_its_own_parameters(tmp_path, capsys):
     assert [e["parameters"]["members"] for e in deployment.entries] == [50, 10]
     assert main(["check", str(path)]) == 0
     said = "uk-ensemble: ensemble_run, cron 0 0 * * * Europe/London; interval 1:00:00, ok"
-    assert capsys.readouterr().out.splitlines() == [said]
+    assert capsys.readouterr().out.splitlines() == [said, *at_the_root()]
     schedules[1]["parameters"]["members"] = 0
     assert main(["check", str(shipped_with(tmp_path, schedules=schedules))]) == 2
     assert "got 0" in capsys.readouterr().err
@@ -223,7 +256,9 @@ def test_check_reads_relative_paths_in_the_pull_steps_working_directory(
     assert main(["check", str(path)]) == 2
     captured = capsys.readouterr()
     srv = (tmp_path / "srv").resolve()
-    assert captured.out.splitlines() == [f"{OK_LINE}, relative paths read in {srv}"]
+    # the store is read in srv too, where there is none
+    said = [f"{OK_LINE}, relative paths read in {srv}", absent_warning()]
+    assert captured.out.splitlines() == said
     old_error, gone_error = captured.err.strip().splitlines()[-2:]
     assert "deployment 'uk-old'" in old_error and "uk-scores.nc is a directory" in old_error
     assert str(old.resolve()) in old_error, old_error
