@@ -41,6 +41,7 @@ from filelock import FileLock, Timeout
 from zarr.abc.store import Store
 
 from pipeline.errors import StoreError, refuse_dangling_link
+from pipeline.grace import GC_GRACE
 from pipeline.store_undo import remove_empty, settle_writes, undo_creation
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,6 @@ log = logging.getLogger(__name__)
 BRANCH = "main"
 #: Seconds a writer waits silently for another writer's lock before saying so.
 LOCK_NOTICE_S = 2.0
-#: How young an unreferenced object :func:`compact` keeps (a reader may still use it).
-GC_GRACE = timedelta(minutes=10)
 
 # wxens serialises commits itself (the lock file), which is what Icechunk's warning about
 # concurrent commits on a local file system asks for; keep its log to errors.

@@ -17,19 +17,23 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from pipeline.grace import GC_GRACE, grace_text
+
+    grace = grace_text(GC_GRACE)
     parser.add_argument("store", help="a wxens analysis or forecast store")
     parser.add_argument(
         "--keep",
         default="7d",
         help="how much history to keep, e.g. 7d or 12h (default 7d; 0h keeps the last commit "
-        "only, beside the repository's empty first one); files younger than 10 minutes stay, "
-        "and so do the commits that were the last one within those 10 minutes (a reader may "
+        f"only, beside the repository's empty first one); files younger than {grace} stay, "
+        f"and so do the commits that were the last one within those {grace} (a reader may "
         "be using them): compact again later to delete those",
     )
 
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.errors import InputError, counted
+    from pipeline.grace import GC_GRACE, grace_text
     from pipeline.spec import to_timedelta
     from pipeline.transaction import compact
     from pipeline.writable import check_can_write
@@ -47,15 +51,16 @@ def run(args: argparse.Namespace) -> int:
         "compacting deletes in it and takes its lock beside it: only who may write it (its "
         "owner) can compact it; ask them, or leave it as it is (compacting only frees disk)",
     )
-    done = compact(args.store, max(keep, _back_to_what_readers_read(args.store)))
+    keep_back = max(keep, _back_to_what_readers_read(args.store))
+    done = compact(args.store, keep_back, grace=GC_GRACE)  # the grace its line says
     print(
         f"{args.store}: {counted(done.commits_expired, 'commit')} older than {args.keep} "
         f"forgotten, {done.commits_left} left; {counted(done.objects_deleted, 'file')} "
         f"({done.bytes_deleted / 1e6:.1f} MB) deleted"
         + (
             f"; {counted(done.commits_spared, 'commit')} older than {args.keep} kept: the "
-            "store's last commit within the last 10 minutes (a reader may be using it): "
-            "compact again later to forget them"
+            f"store's last commit within the last {grace_text(GC_GRACE)} (a reader may be "
+            "using it): compact again later to forget them"
             if done.commits_spared
             else ""
         )

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import icechunk
 import numpy as np
+import pytest
 import xarray as xr
 
 from flows.cli import main
@@ -91,6 +92,26 @@ def test_compact_says_why_it_kept_commits_older_than_keep(tmp_path, capsys):
     assert "compact again later" in out
     assert main(["compact", str(path), "--keep", "7d"]) == 0
     assert "older than 7d kept" not in capsys.readouterr().out  # none older: none spared
+
+
+def test_compact_says_the_grace_it_keeps(tmp_path, capsys, monkeypatch):
+    """The help and the line said "10 minutes" as written, not the grace compact keeps
+    (:data:`pipeline.grace.GC_GRACE`): another grace is said, and kept, as it is."""
+    monkeypatch.setattr("pipeline.grace.GC_GRACE", timedelta(seconds=90))
+    with pytest.raises(SystemExit):
+        main(["compact", "--help"])
+    said = " ".join(capsys.readouterr().out.split())
+    assert "files younger than 90 seconds stay" in said and "within those 90 seconds" in said
+    assert "10 minutes" not in said
+    path = tmp_path / "f.zarr"
+    write_forecast(path, ensemble(["2019-03-22T00"], 1.0), PROVENANCE)
+    write_forecast(path, ensemble(["2019-03-23T00"], 2.0), PROVENANCE)
+    assert main(["compact", str(path), "--keep", "0h"]) == 0
+    out = capsys.readouterr().out
+    assert "kept: the store's last commit within the last 90 seconds (a reader" in out, out
+    monkeypatch.setattr("pipeline.grace.GC_GRACE", timedelta(0))  # the grace it says, kept
+    assert main(["compact", str(path), "--keep", "0h"]) == 0
+    assert "1 commit older than 0h forgotten, 2 left" in capsys.readouterr().out
 
 
 def test_export_into_the_store_itself_is_refused(tmp_path, capsys):
