@@ -241,10 +241,10 @@ def fit_calibration(
         if len(seen):
             raise InputError(
                 f"{len(seen)} of the {len(inits)} initial times of the calibration period "
-                f"{source_period} ({time_text(seen[0])} to {time_text(seen[-1])}) lie in the "
-                f"training period of {source.path}: its errors there are too small to calibrate "
-                "on; fit on days it never trained on, or on cross-validation folds "
-                "(`wxens calibrate --fold FOLD`)"
+                f"{fit_period or source_period} ({time_text(seen[0])} to "  # what is fitted
+                f"{time_text(seen[-1])}) lie in the training period of {source.path}: its "
+                "errors there are too small to calibrate on; fit on days it never trained on, "
+                "or on cross-validation folds (`wxens calibrate --fold FOLD`)"
             )
         if source_model is None:
             source_model = source.build_model(device=resolve_device(device))

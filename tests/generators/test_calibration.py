@@ -159,6 +159,23 @@ def test_a_period_past_the_store_is_recorded_as_fitted_and_said(caplog):
     assert fitted.fit_period == Period("2019-03-06", "2019-03-09") and not caplog.text
 
 
+def test_a_period_past_the_store_over_training_days_is_refused_naming_what_was_fitted():
+    """A calibration period reaching before the store and into the training days was
+    refused naming the period as given (2019-02-20 to 2019-03-05), days the store does
+    not hold and the fit would not use: it names the store's part, the period fitted."""
+    store = ar1_truth_store(60)  # 2019-03-01 to 2019-03-15T18
+    checkpoint = ar1_trained_to_4th(store)
+    config = CalibrationConfig(
+        period=Period("2019-02-20", "2019-03-05"), members=2, sampler="euler:nfe=1"
+    )
+    model = stub_for(checkpoint, scale=0.5)
+    with pytest.raises(InputError, match="lie in the training period") as err:
+        fit_calibration(checkpoint, store, config, model=model, progress=False)
+    said = str(err.value)
+    assert "the calibration period 2019-03-01T00:00 to 2019-03-05 (" in said, said
+    assert "2019-02-20" not in said, said
+
+
 def train(store: AnalysisStore, config: Path, out: Path, *overrides: str) -> int:
     """``wxens train`` of ``config`` into ``out``, with ``--set`` overrides."""
     args = ["train", "--store", str(store.path), "--config", str(config), "--out", str(out)]
