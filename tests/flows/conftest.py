@@ -42,6 +42,35 @@ session on each test process. The tests read none of what those serve (the dashb
 profiles, blocked-loop warnings, memory limits)."""
 
 
+REPOSITORY = Path(__file__).resolve().parents[2]
+RESULT_FOLDERS = ("prefect-results", "outputs")
+"""What a flow run leaves under ``.wxens`` in its working directory (:mod:`flows.runtime`)."""
+
+
+def _results_in(root: Path) -> set[str]:
+    """The folders of :data:`RESULT_FOLDERS` under ``root/.wxens`` and their entries."""
+    found = set()
+    for name in RESULT_FOLDERS:
+        folder = root / ".wxens" / name
+        if folder.is_dir():
+            found |= {name, *(f"{name}/{entry}" for entry in os.listdir(folder))}
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _no_results_in_the_repository() -> Iterator[None]:
+    """Fail a test whose flow ran in the repository's working directory: its Prefect
+    results (``.wxens``, gitignored) piled up there unseen, and a later run of the same
+    inputs there could read them. Under xdist a test beside it may be the one that wrote."""
+    before = _results_in(REPOSITORY)
+    yield
+    left = sorted(_results_in(REPOSITORY) - before)
+    assert not left, (
+        f"a flow left {left} under {REPOSITORY / '.wxens'}: run it in a directory of its "
+        "own (monkeypatch.chdir(tmp_path))"
+    )
+
+
 @dataclass(frozen=True)
 class PrefectServer:
     """A running ``prefect server start`` and the environment its clients need."""

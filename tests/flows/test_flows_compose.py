@@ -179,7 +179,10 @@ def test_the_calibrate_task_fits_the_configs_calibration(tmp_path, monkeypatch):
     assert calibration.members == 4 and str(calibration.period.start) == "2019-03-11"
 
 
-def test_the_verify_flow_passes_the_member_choice_and_start_dates_to_its_task(monkeypatch):
+def test_the_verify_flow_passes_the_member_choice_and_start_dates_to_its_task(
+    monkeypatch, tmp_path
+):
+    monkeypatch.chdir(tmp_path)  # its record of the outputs (.wxens) lands here, not in the repo
     calls = []
 
     def spy_unless_done(task_, done):

@@ -131,12 +131,14 @@ def test_bad_demo_arguments_stop_before_the_ingest(argv, message, tmp_path, caps
 
 
 def test_a_demo_init_the_sample_does_not_hold_stops_before_the_training(
-    prefect_server, dask_scheduler, tmp_path, capsys
+    prefect_server, dask_scheduler, tmp_path, capsys, monkeypatch
 ):
     """An initial time after the sample (April) was refused only by the forecast, after
     the config, the training and the tune (minutes of CPU); the ingested store says so
     before any of them."""
     from flows.cli import main
+
+    monkeypatch.chdir(tmp_path)  # Prefect's results (.wxens) land here, not in the repository
 
     workdir = tmp_path / "demo"
     argv = ["demo", "--workdir", str(workdir), "--init", "2019-04-01T00", "2019-03-22T00"]

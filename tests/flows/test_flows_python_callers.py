@@ -51,11 +51,13 @@ def without_traceback(records: list[logging.LogRecord], error: str) -> None:
 
 
 def test_a_flow_called_on_a_missing_store_raises_its_store_error_without_a_traceback(
-    prefect_server, tiny_model, tmp_path, script_process, caplog
+    prefect_server, tiny_model, tmp_path, script_process, caplog, monkeypatch
 ):
     """The failure is a task's (the forecast's read of the store): its record and the
     flow's come without traceback, and the caller gets the StoreError itself."""
     from flows.pipelines import forecast
+
+    monkeypatch.chdir(tmp_path)  # Prefect's results (.wxens) land here, not in the repository
 
     _, model = tiny_model
     with run_records(caplog), pytest.raises(StoreError, match="gone.zarr: no such store"):
@@ -64,9 +66,11 @@ def test_a_flow_called_on_a_missing_store_raises_its_store_error_without_a_trace
 
 
 def test_a_flow_called_with_an_unknown_variable_raises_its_input_error_without_a_traceback(
-    prefect_server, tmp_path, script_process, caplog
+    prefect_server, tmp_path, script_process, caplog, monkeypatch
 ):
     from flows.pipelines import ingest
+
+    monkeypatch.chdir(tmp_path)  # Prefect's results (.wxens) land here, not in the repository
 
     source = "synthetic:n_lat=4,n_lon=6,n_times=4,step=6h,seed=1"
     with run_records(caplog), pytest.raises(InputError, match="nope") as raised:

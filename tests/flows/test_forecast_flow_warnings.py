@@ -12,10 +12,12 @@ from tests.generators.tiny import two_step_run
 
 
 @pytest.mark.usefixtures("prefect_server")
-def test_a_far_calibration_is_warned_once_a_flow_run_of_many_batches(tmp_path, caplog):
+def test_a_far_calibration_is_warned_once_a_flow_run_of_many_batches(tmp_path, caplog, monkeypatch):
     """A forecast flow of two batches (one initial time each) warned of spread factors far
     from 1 in each batch's task: the run's log said the same line twice."""
     from flows.steps import forecast
+
+    monkeypatch.chdir(tmp_path)  # Prefect's results (.wxens) land here, not in the repository
 
     store = two_step_run(tmp_path)
     calibrated_checkpoint(tmp_path, factor=5.0).save(tmp_path / "far.pt")

@@ -198,7 +198,7 @@ def test_the_run_summary_names_the_files_a_products_template_gave(chain):
 
 
 def test_a_schedules_products_of_an_ens_file_leave_out_its_control(
-    prefect_server, tmp_path, file_times
+    prefect_server, tmp_path, file_times, monkeypatch
 ):
     """``wxens products --members perturbed`` left an ENS file's control (number 0) out; a
     schedule's products deployment could not: ``members: perturbed`` loads, and its run's
@@ -208,6 +208,7 @@ def test_a_schedules_products_of_an_ens_file_leave_out_its_control(
     from flows.deployments import load_schedule
     from flows.steps import products
 
+    monkeypatch.chdir(tmp_path)  # Prefect's results (.wxens) land here, not in the repository
     grib = write_ens_grib(tmp_path / "ens.grib", synthetic_dataset(CONFIG).load(), range(4))
     asked = {"forecast": str(grib), "products": {"mean": True}, "members": "perturbed"}
     run = {"name": "ens-products", "flow": "products", "cron": "0 */6 * * *"}
@@ -229,7 +230,7 @@ def test_a_schedules_products_of_an_ens_file_leave_out_its_control(
 
 
 def test_a_schedules_products_of_files_of_one_forecast_each_read_their_names(
-    prefect_server, tmp_path, file_times, capsys
+    prefect_server, tmp_path, file_times, capsys, monkeypatch
 ):
     """``wxens products --init-from-filename`` read a folder of files of one forecast each,
     their start dates in their names; a schedule's products deployment could not. Its
@@ -241,6 +242,7 @@ def test_a_schedules_products_of_files_of_one_forecast_each_read_their_names(
     from flows.deployments import load_schedule
     from flows.steps import products
 
+    monkeypatch.chdir(tmp_path)  # Prefect's results (.wxens) land here, not in the repository
     fields, starts = synthetic_dataset(CONFIG).load(), []
     for hours in INITS_H:
         starts.append(pd.Timestamp(fields.time.values[0]) + pd.Timedelta(hours=hours))
