@@ -165,7 +165,7 @@ def ddp_throughput(work: Path, store: str, nproc: int, batch_size: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--grid", default="181x360", help="LATxLON points (default 181x360)")
     parser.add_argument("--members", type=int, default=50)
     parser.add_argument("--days", type=int, default=10)

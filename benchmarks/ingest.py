@@ -306,7 +306,7 @@ def time_big_netcdf(workdir: Path, gigabytes: float, pairs: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--netcdf-gb", type=float, default=4.2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-netcdf", action="store_true")

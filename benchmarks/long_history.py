@@ -133,7 +133,7 @@ def _long_stores(root: Path, sizes: list[int]) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="few appends (checks the script)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()

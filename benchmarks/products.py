@@ -188,7 +188,7 @@ def _sizes(text: str) -> list[int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (checks the script)")
     parser.add_argument("--case", nargs=3, metavar=("CASE", "FORECAST", "ROOT"))
     parser.add_argument("--init-times", type=int, default=8, help="initial times in the store")

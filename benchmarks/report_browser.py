@@ -145,7 +145,7 @@ def all_loaded(result: dict) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("report", type=Path, help="the HTML report to open")
     parser.add_argument("--screenshot", type=Path, default=RESULTS / "report_browser.png")
     parser.add_argument("--json", type=Path, default=RESULTS / "report_browser.json")

@@ -76,7 +76,7 @@ def failures(seeds: int, step_h: int, n_init: int, leads_h) -> dict[str, dict[st
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=64)
     parser.add_argument("--out", type=Path, default=RESULTS / "tendency_tolerance.json")
     args = parser.parse_args(argv)

@@ -106,7 +106,7 @@ def run_case(grid: tuple[int, int], channels: int, history: int, phase: str, bat
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (checks the script)")
     parser.add_argument("--case", help="one case as JSON (internal: run in a fresh process)")
     args = parser.parse_args()

@@ -65,7 +65,7 @@ def time_steps(trainer: Trainer, steps: int, warm_up: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--grid", default="181x360", help="LATxLON points (default 181x360)")
     parser.add_argument("--train-years", type=float, default=10.0)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 64])

@@ -108,7 +108,7 @@ def benchmark_grid(shape: tuple[int, int, int, int, int]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (checks the script)")
     args = parser.parse_args()
     results = {"machine": machine(), "quick": args.quick, "command": "wxens verify (defaults)"}

@@ -71,7 +71,7 @@ def run_case(forecast: str, truth: str, n_init: int, mode: str, checks: str) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (checks the script)")
     parser.add_argument("--case", nargs=5, metavar=("FORECAST", "TRUTH", "N", "MODE", "CHECKS"))
     args = parser.parse_args()

@@ -283,7 +283,7 @@ def benchmark_out_of_core(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (checks the script)")
     parser.add_argument("--skip", choices=["kernels", "out_of_core"], help="leave one part out")
     args = parser.parse_args()
