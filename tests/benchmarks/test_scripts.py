@@ -1,8 +1,10 @@
 """Every benchmark script imports against today's library and answers ``--help`` with a
-whole first sentence. Benchmarks are not run in CI: this is what catches a library rename."""
+whole first sentence, and docs/benchmarks.md names only scripts and results that exist,
+and every script. Benchmarks are not run in CI: this is what catches a library rename."""
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import re
 import sys
@@ -13,6 +15,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py"))
 COMMANDS = [s for s in SCRIPTS if "def main(" in (ROOT / "benchmarks" / f"{s}.py").read_text()]
+RESULTS = sorted(p.name for p in (ROOT / "benchmarks" / "results").iterdir())
+DOC = (ROOT / "docs" / "benchmarks.md").read_text()
 
 
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]*")
@@ -45,3 +49,37 @@ def test_every_command_answers_help_with_a_whole_sentence(name, monkeypatch, cap
     description = out.split("\n\n")[1]  # the paragraph after the usage lines
     assert not description.startswith(("options:", "positional")), f"{name}: no description"
     assert description.rstrip().endswith("."), f"{name}'s description is cut: {description!r}"
+
+
+def test_the_docs_name_every_command():
+    missing = [n for n in COMMANDS if f"benchmarks.{n}" not in DOC and f"{n}.py" not in DOC]
+    assert not missing, f"docs/benchmarks.md says nothing of {missing}"
+
+
+def test_the_docs_name_only_scripts_that_exist():
+    named = set(re.findall(r"benchmarks[./](\w+)(?:\.py)?\b", DOC)) - {"results"}
+    assert named and named <= set(SCRIPTS), sorted(named - set(SCRIPTS))
+
+
+def test_the_docs_name_only_results_that_exist():
+    named = set(re.findall(r"results/([\w\-.]+\.(?:md|json|png))\)", DOC))
+    named |= {n for n in re.findall(r"`([\w\-*]+\.(?:md|json|png))`", DOC) if "NAME" not in n}
+    assert len(named) > 20
+    missing = sorted(n for n in named if not fnmatch.filter(RESULTS, n))
+    assert not missing, f"docs/benchmarks.md names results not in benchmarks/results: {missing}"
+
+
+def test_the_rerun_lines_give_only_their_scripts_flags(monkeypatch, capsys):
+    """Each bullet of the Rerunning section that names scripts gives only flags one of them
+    takes (a ``wxens ...`` span's flags are the command's, checked by tests/test_docs.py)."""
+    section = DOC.split("## Rerunning", 1)[1]
+    checked = 0
+    for bullet in re.split(r"\n\s*- ", section):
+        names = set(re.findall(r"benchmarks[./](\w+)", bullet)) - {"results"}
+        if not names:
+            continue
+        flags = set(FLAG.findall(re.sub(r"`wxens [^`]*`", "", bullet)))
+        known = set().union(*(FLAG.findall(help_text(n, monkeypatch, capsys)) for n in names))
+        assert flags <= known, f"{sorted(names)}: no such flag {sorted(flags - known)}"
+        checked += len(flags)
+    assert checked > 20
