@@ -7,17 +7,21 @@ first forecasts of each fold go uncorrected), then scored on all folds together,
 lead, with :mod:`verification.scores`. The weights are chosen stage by stage, each stage
 kept from the one before:
 
-1. the bias weight (or none) of least mean fair CRPS over the leads;
+1. the bias weight of least mean fair CRPS over the leads;
 2. with it, the spread weight of least mean ``|log SSR|`` over the leads (the spread
    scaling's aim is a spread-skill ratio of 1);
 3. with both, the rank weight of least mean rank-histogram max/min ratio.
 
-Stages 2 and 3 choose only among the weights that lower the mean fair CRPS of the chain
-without them; when none does, that stage is off (weight 0): every stage kept must make the
-forecast better by the score that judges the whole distribution (and a flatter histogram
-bought with a worse CRPS does not shut out a milder weight that improves both). A stage is
-skipped when no candidate weight is given for it, and the spread and rank stages when no
-bias correction wins. Only the candidates a stage needs are scored.
+Each stage chooses only among the weights that lower the mean fair CRPS of the chain
+without them (the uncorrected forecast's for the bias), of all the folds together and of
+every fold alone; when none does, that stage is off (weight 0): every stage kept must make
+the forecast better by the score that judges the whole distribution, and not by the luck of
+one block of days (a flatter histogram bought with a worse CRPS does not shut out a milder
+weight that improves both). On a synthetic model of 9 channels tuned on 3 folds, t and v
+took a bias weight of 0.1 on pooled gains of 0.5 and 0.9 %, made in one fold (t: -4.3, +2.6
+and +0.0 %), and it raised their fair CRPS by 2 to 3 % on 18 later days; the rule of
+every fold rejects both. A stage is skipped when no candidate weight is given for it, and the spread
+and rank stages when no bias correction wins. Only the candidates a stage needs are scored.
 
 A forecast of several variables has its weights chosen variable by variable (unless one is
 named), each by the rule above on its own scores pooled over its levels, and each variable
@@ -50,9 +54,11 @@ NONE = "0"
 """The label of the uncorrected forecasts in :attr:`WeightSelection.table`."""
 
 
-Scores = Mapping[str, float]
+Scores = Mapping[str, object]
 """A candidate's ``mean_fair_crps``, ``mean_abs_log_ssr`` and ``mean_rank_max_min`` over the
-leads."""
+leads, and :data:`FOLDS`, each fold's mean fair CRPS (left out: one fold)."""
+FOLDS = "fold_fair_crps"
+"""The key of a candidate's mean fair CRPS over the leads of each fold alone."""
 
 
 class WeightSelection(NamedTuple):
@@ -80,7 +86,8 @@ def fold_scores(
 ) -> xr.Dataset:
     """Fair CRPS, spread-skill ratio and rank max/min ratio by lead of ``variable`` in the
     fold forecasts, each corrected by ``spec`` (None: as they are) against the analysis
-    ``truth``, pooled over every fold's initial times and grid (and levels)."""
+    ``truth``, pooled over every fold's initial times and grid (and levels); and each fold's
+    fair CRPS alone (:data:`FOLDS`, dims ``fold, lead_time``)."""
     corrected = [
         fold[[variable]]
         if spec is None
@@ -91,8 +98,11 @@ def fold_scores(
     forecast, observed = aligned.forecast[variable], aligned.truth[variable]
     over = [d for d in observed.dims if d != LEAD_TIME]
     counts = rank_histogram(forecast, observed, member_dim=MEMBER, mean_over=over, seed=seed)
+    in_folds = [{INIT_TIME: fold[INIT_TIME].values} for fold in folds]
+    by_fold = [fair_crps(forecast.sel(f), observed.sel(f), mean_over=over) for f in in_folds]
     return xr.Dataset(
         {
+            FOLDS: xr.concat(by_fold, pd.Index(range(1, len(folds) + 1), name="fold")),
             "fair_crps": fair_crps(forecast, observed, mean_over=over),
             "spread_skill_ratio": spread_skill_ratio(forecast, observed, mean_over=over),
             "rank_max_min": rank_max_min_ratio(counts),
@@ -108,8 +118,11 @@ def choose_weights(
 ) -> WeightSelection:
     """The stage-by-stage rule of the module docstring over the candidate weights, each
     candidate scored once by ``score`` (None: no correction), which may return None for a
-    candidate it cannot score (left out; a stage left with no candidate is skipped)."""
+    candidate it cannot score (left out; a stage left with no candidate is skipped). The
+    table's ``folds_lowered``: in how many folds a candidate lowers the fair CRPS of the
+    chain without its stage."""
     rows: dict[str, dict[str, object]] = {}
+    in_folds: dict[str, tuple[float, ...]] = {}
 
     def label_of(spec: CorrectionSpec | None) -> str:
         return NONE if spec is None else spec.label()
@@ -124,27 +137,31 @@ def choose_weights(
                 scores = score(spec)
                 if scores is None:
                     continue
+                scores = dict(scores)
+                in_folds[label] = tuple(scores.pop(FOLDS, (scores["mean_fair_crps"],)))
                 rows[label] = {"stage": stage, **scores}
             labels[label] = spec
         return labels
 
-    labels = scored("bias", [None, *(CorrectionSpec(w) for w in bias_weights)])
-    if not labels:
-        raise InputError("no candidate could be scored, not even the uncorrected forecasts")
-    spec = labels[min(labels, key=lambda label: rows[label]["mean_fair_crps"])]
+    if not scored("bias", [None]):
+        raise InputError("the uncorrected forecasts could not be scored")
 
     def least_lowering(
-        stage: str, specs: Sequence[CorrectionSpec], key: str, before: CorrectionSpec
-    ) -> CorrectionSpec:
+        stage: str, specs: Sequence[CorrectionSpec], key: str, before: CorrectionSpec | None
+    ) -> CorrectionSpec | None:
         """The spec of least ``key`` among those of ``specs`` whose mean fair CRPS is below
-        that of ``before``, or ``before`` when none is."""
-        limit = rows[label_of(before)]["mean_fair_crps"]
-        lowering = {
-            label: candidate
-            for label, candidate in scored(stage, specs).items()
-            if rows[label]["mean_fair_crps"] < limit
-        }
+        that of ``before``, of all folds and of each, or ``before`` when none is."""
+        limit = label_of(before)
+        lowering = {}
+        for label, candidate in scored(stage, specs).items():
+            lower = [a < b for a, b in zip(in_folds[label], in_folds[limit], strict=True)]
+            rows[label]["folds_lowered"] = f"{sum(lower)}/{len(lower)}"
+            if rows[label]["mean_fair_crps"] < rows[limit]["mean_fair_crps"] and all(lower):
+                lowering[label] = candidate
         return lowering[min(lowering, key=lambda label: rows[label][key])] if lowering else before
+
+    bias = [CorrectionSpec(w) for w in bias_weights]
+    spec = least_lowering("bias", bias, "mean_fair_crps", None)
 
     if spec is not None and spread_weights:
         spreads = [replace(spec, spread_weight=w) for w in spread_weights]
@@ -196,6 +213,7 @@ def select_weights(
             "mean_fair_crps": float(scores.fair_crps.mean()),
             "mean_abs_log_ssr": float(np.abs(np.log(scores.spread_skill_ratio)).mean()),
             "mean_rank_max_min": float(scores.rank_max_min.mean()),
+            FOLDS: tuple(float(v) for v in scores[FOLDS].mean(LEAD_TIME).values),
         }
 
     chosen = choose_weights(score, bias_weights, spread_weights, rank_weights)
