@@ -145,6 +145,7 @@ def choose_weights(
 
     if not scored("bias", [None]):
         raise InputError("the uncorrected forecasts could not be scored")
+    rows[NONE]["folds_lowered"] = "-"  # the reference of the bias stage
 
     def least_lowering(
         stage: str, specs: Sequence[CorrectionSpec], key: str, before: CorrectionSpec | None
