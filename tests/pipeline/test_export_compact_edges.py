@@ -78,13 +78,18 @@ def test_compact_spares_the_commit_a_reader_opened_moments_ago(tmp_path):
     assert export(path, tmp_path / "plain.zarr", progress=False).is_dir()
 
 
+def two_commits(path):
+    """A forecast store of two initial times written in two commits (and its creation's)."""
+    write_forecast(path, ensemble(["2019-03-22T00"], 1.0), PROVENANCE)
+    write_forecast(path, ensemble(["2019-03-23T00"], 2.0), PROVENANCE)
+    return path
+
+
 def test_compact_says_why_it_kept_commits_older_than_keep(tmp_path, capsys):
     """``wxens compact STORE --keep 0h`` just after an ingest printed "0 commits older than
     0h forgotten, 3 left" and no reason: the ten-minute grace for readers is said only in
     ``--help``. The line now counts the commits it spared and says to compact again later."""
-    path = tmp_path / "f.zarr"
-    write_forecast(path, ensemble(["2019-03-22T00"], 1.0), PROVENANCE)
-    write_forecast(path, ensemble(["2019-03-23T00"], 2.0), PROVENANCE)
+    path = two_commits(tmp_path / "f.zarr")
     assert main(["compact", str(path), "--keep", "0h"]) == 0
     out = capsys.readouterr().out
     assert "0 commits older than 0h forgotten, 3 left" in out, out
@@ -103,9 +108,7 @@ def test_compact_says_the_grace_it_keeps(tmp_path, capsys, monkeypatch):
     said = " ".join(capsys.readouterr().out.split())
     assert "files younger than 90 seconds stay" in said and "within those 90 seconds" in said
     assert "10 minutes" not in said
-    path = tmp_path / "f.zarr"
-    write_forecast(path, ensemble(["2019-03-22T00"], 1.0), PROVENANCE)
-    write_forecast(path, ensemble(["2019-03-23T00"], 2.0), PROVENANCE)
+    path = two_commits(tmp_path / "f.zarr")
     assert main(["compact", str(path), "--keep", "0h"]) == 0
     out = capsys.readouterr().out
     assert "kept: the store's last commit within the last 90 seconds (a reader" in out, out
