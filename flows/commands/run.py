@@ -338,23 +338,10 @@ def describe(summary: dict[str, object], steps: list[tuple[str, float]] = ()) ->
 
 def _corrected(store: object) -> str:
     """The corrected store and the weights it records (tuned or given: a run says neither)."""
+    from generators.correction.raw import weights_text
     from pipeline.forecast_store import provenance
 
-    return f"{store} ({_weights(provenance(str(store)).bias_correction)})"
-
-
-def _weights(b: dict) -> str:
-    """The weights a correction's record holds, in words (by variable: each one's)."""
-    if "by_variable" in b:
-        return "by variable: " + "; ".join(
-            f"{name} {_weights(one) or 'none'}" for name, one in b["by_variable"].items()
-        )
-    weights = [
-        ("bias", b.get("weight")),
-        ("spread", b.get("spread", {}).get("weight")),
-        ("rank", b.get("ranks", {}).get("weight")),
-    ]
-    return ", ".join(f"{k} weight {w:g}" for k, w in weights if w)
+    return f"{store} ({weights_text(provenance(str(store)).bias_correction)})"
 
 
 def kept(args: argparse.Namespace) -> str:

@@ -44,16 +44,26 @@ def open_raw(forecast: str | Path, out: str | Path) -> xr.Dataset:
     provenance = ForecastProvenance.from_attrs(raw.attrs)
     if provenance.bias_correction:
         raise InputError(
-            f"{forecast} is already bias-corrected ({_weight_of(provenance.bias_correction)}"
+            f"{forecast} is already bias-corrected ({weights_text(provenance.bias_correction)}; "
             "`wxens info` tells the rest): correct the generator's own forecast store instead"
         )
     return raw
 
 
-def _weight_of(record: dict) -> str:
-    """``bias weight W; `` of a correction's record, or ``by variable; `` of one whose
-    variables each have their own (``by_variable``)."""
-    return "by variable; " if "by_variable" in record else f"bias weight {record.get('weight')}; "
+def weights_text(record: dict) -> str:
+    """The weights a forecast store's correction record (``wxens_bias_correction``) holds, in
+    words: ``bias weight W, spread weight S, rank weight R`` (``none`` for weight 0), or,
+    where each variable has its own (``by_variable``), ``by variable: NAME ...; ...``."""
+    if "by_variable" in record:
+        return "by variable: " + "; ".join(
+            f"{name} {weights_text(one)}" for name, one in record["by_variable"].items()
+        )
+    weights = [
+        ("bias", record.get("weight")),
+        ("spread", record.get("spread", {}).get("weight")),
+        ("rank", record.get("ranks", {}).get("weight")),
+    ]
+    return ", ".join(f"{k} weight {w:g}" for k, w in weights if w) or "none"
 
 
 def write_uncorrected(
