@@ -84,8 +84,8 @@ def relative_changes(raw: Path, corrected: Path, draws: int, seed: int) -> pd.Da
     rng = np.random.default_rng(seed)
 
     def change(inits: np.ndarray) -> xr.DataArray:
-        ratio = mean_over_leads(weighted, weight, inits)
-        return ratio / mean_over_leads(raw_weighted, weight, inits) - 1
+        score = mean_over_leads(weighted, weight, inits)
+        return score / mean_over_leads(raw_weighted, weight, inits) - 1
 
     def with_mean(changes: xr.DataArray) -> np.ndarray:
         return np.append(changes.values, changes.values.mean())
